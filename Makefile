@@ -1,0 +1,40 @@
+# Thin wrapper over CMake. `make run` and `make test` are the two documented entry points.
+BUILD      ?= build
+TEST_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+
+.PHONY: all build run test deps test-deps bench fuzz format clean
+
+all: build
+
+build:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_TESTS=OFF >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+deps:
+	bash scripts/install-deps.sh
+
+test-deps:
+	bash scripts/install-deps.sh --test
+
+run: deps build
+	bash scripts/run.sh
+
+test: test-deps
+	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=ON -DBP_TESTS=ON >/dev/null
+	cmake --build $(TEST_BUILD) -j $(JOBS)
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+bench: deps build
+	bash bench/run.sh
+
+fuzz: test-deps
+	CC=clang cmake -S . -B build-fuzz -DBP_FUZZ=ON -DBP_TESTS=OFF >/dev/null
+	cmake --build build-fuzz -j $(JOBS)
+	./build-fuzz/fuzz/fuzz_rpc_block -max_total_time=60 fuzz/corpus/rpc_block
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(TEST_BUILD) build-fuzz

@@ -1,0 +1,51 @@
+/* blockpipe error convention: every fallible function returns int, 0 on success or a
+ * negative BP_E* code, and fills a caller-owned bp_error with a message that names what
+ * was wrong (the block, the field, the key, the value). */
+#ifndef BLOCKPIPE_ERROR_H
+#define BLOCKPIPE_ERROR_H
+
+#include <stddef.h>
+
+#define BP_ERRORS(X)                                                                       \
+    X(BP_OK, 0, "ok")                                                                      \
+    X(BP_ENOMEM, -1, "out of memory")                                                      \
+    X(BP_EINVAL, -2, "invalid argument or configuration")                                  \
+    X(BP_EPARSE, -3, "malformed answer")                                                   \
+    X(BP_ERPC, -4, "JSON-RPC error")                                                       \
+    X(BP_EHTTP, -5, "HTTP error")                                                          \
+    X(BP_ETRANSPORT, -6, "transport error")                                                \
+    X(BP_ETIMEOUT, -7, "timed out")                                                        \
+    X(BP_ENOTFOUND, -8, "not found")                                                       \
+    X(BP_EUNSUPPORTED, -9, "method not supported by the node")                             \
+    X(BP_EIO, -10, "I/O error")                                                            \
+    X(BP_EDB, -11, "database error")                                                       \
+    X(BP_EREORG, -12, "reorg deeper than the reorg window")                                \
+    X(BP_ESTOPPED, -13, "stopped")                                                         \
+    X(BP_ETOOBIG, -14, "answer larger than the cap")                                       \
+    X(BP_ERATELIMIT, -15, "rate limited")
+
+enum bp_error_code {
+#define BP_X_ENUM(name, value, text) name = value,
+    BP_ERRORS(BP_X_ENUM)
+#undef BP_X_ENUM
+};
+
+#define BP_ERROR_MSG_MAX 512
+
+typedef struct bp_error {
+    int code;
+    char msg[BP_ERROR_MSG_MAX];
+} bp_error;
+
+/* Sets err (if not NULL) and returns code, so callers can `return bp_error_set(...)`. */
+int bp_error_set(bp_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Prepends context ("block 12: ") to an existing message; returns err->code. */
+int bp_error_prefix(bp_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bp_error_clear(bp_error *err);
+const char *bp_strerror(int code);
+
+/* True for errors worth retrying (transport, timeout, HTTP 5xx/429, malformed answer). */
+int bp_error_is_transient(int code);
+
+#endif

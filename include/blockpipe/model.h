@@ -1,0 +1,154 @@
+/* model.h - the EVM data model blockpipe moves: blocks, transactions (receipt fields
+ * merged in), logs and withdrawals, decoded from JSON-RPC answers.
+ *
+ * Ownership: a bp_block owns everything reachable from it. All strings and arrays live in
+ * the block's arena and are freed by bp_block_free(); never free a field on its own.
+ *
+ * Text fields are NUL-terminated, lower-case, 0x-prefixed hex exactly as the node sent
+ * them (lower-cased). A field the node did not send (or sent as null) is NULL.
+ * Quantities that may exceed 2^64 are bp_u256; optional ones carry a `set` flag.
+ * Threading: a block is built by one fetch worker, then handed over whole; after that it is
+ * read-only and may be read from any thread. */
+#ifndef BLOCKPIPE_MODEL_H
+#define BLOCKPIPE_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Unsigned 256-bit integer, four 64-bit limbs, w[0] least significant. */
+typedef struct bp_u256 {
+    uint64_t w[4];
+} bp_u256;
+
+/* An optional 256-bit quantity (null / absent when !set). */
+typedef struct bp_qty {
+    bp_u256 v;
+    bool set;
+} bp_qty;
+
+/* An optional 64-bit quantity (null / absent when !set). */
+typedef struct bp_opt_u64 {
+    uint64_t v;
+    bool set;
+} bp_opt_u64;
+
+/* Hash strings: "0x" + 64 hex digits + NUL. */
+#define BP_HASH_STRLEN 67
+
+typedef struct bp_log {
+    uint64_t log_index;         /* block-wide logIndex */
+    uint64_t transaction_index; /* index of the tx in the block */
+    const char *transaction_hash;
+    const char *address;
+    const char *data;       /* "0x" for empty */
+    const char *topics[4];  /* topics[0..topic_count-1]; rest NULL */
+    uint8_t topic_count;
+    bool removed;
+} bp_log;
+
+typedef struct bp_withdrawal {
+    uint64_t index;
+    uint64_t validator_index;
+    const char *address;
+    uint64_t amount; /* Gwei */
+} bp_withdrawal;
+
+typedef struct bp_tx {
+    const char *hash;
+    const char *block_hash;
+    uint64_t block_number;
+    uint64_t block_timestamp; /* copied from the block */
+    uint64_t transaction_index;
+    const char *from_address;
+    const char *to_address; /* NULL for a contract creation */
+    uint64_t nonce;
+    uint64_t gas;
+    bp_qty value;
+    bp_qty gas_price;
+    bp_qty max_fee_per_gas;
+    bp_qty max_priority_fee_per_gas;
+    bp_qty max_fee_per_blob_gas;
+    bp_opt_u64 transaction_type; /* unset if the node sent no "type" */
+    bp_opt_u64 chain_id;
+    const char *input; /* "0x" for empty */
+    const char *v, *r, *s, *y_parity;
+    /* Compact JSON text of the list fields, NULL when absent. */
+    const char *access_list_json;
+    const char *blob_versioned_hashes_json;
+    const char *authorization_list_json;
+    /* For a type this decoder does not know (> 4): the whole tx object as compact JSON, so
+     * nothing the node said is lost. NULL for known types. */
+    const char *raw_json;
+
+    /* Receipt fields; meaningful only when has_receipt. */
+    bool has_receipt;
+    uint64_t receipt_cumulative_gas_used;
+    uint64_t receipt_gas_used;
+    const char *receipt_contract_address; /* NULL unless a creation */
+    const char *receipt_root;             /* pre-Byzantium state root, else NULL */
+    bp_opt_u64 receipt_status;            /* unset pre-Byzantium */
+    bp_qty receipt_effective_gas_price;
+    bp_opt_u64 receipt_blob_gas_used;
+    bp_qty receipt_blob_gas_price;
+    const char *receipt_logs_bloom;
+
+    /* This tx's logs are block->logs[log_offset .. log_offset + log_count). */
+    size_t log_offset;
+    size_t log_count;
+} bp_tx;
+
+typedef struct bp_arena bp_arena;
+
+typedef struct bp_block {
+    uint64_t number;
+    const char *hash;
+    const char *parent_hash;
+    const char *nonce; /* 8-byte hex, kept as text */
+    const char *sha3_uncles;
+    const char *logs_bloom;
+    const char *transactions_root;
+    const char *state_root;
+    const char *receipts_root;
+    const char *miner;
+    const char *mix_hash;
+    bp_qty difficulty;
+    bp_qty total_difficulty;
+    bp_opt_u64 size;
+    const char *extra_data;
+    uint64_t gas_limit;
+    uint64_t gas_used;
+    uint64_t timestamp;
+    bp_qty base_fee_per_gas;
+    const char *withdrawals_root;
+    bp_opt_u64 blob_gas_used;
+    bp_opt_u64 excess_blob_gas;
+    const char *parent_beacon_block_root;
+    const char *requests_hash;
+    size_t uncle_count;
+
+    /* Number of transactions in the block; equals tx_count when the txs were fetched. */
+    size_t transaction_count;
+    bp_tx *txs;
+    size_t tx_count;
+
+    bool has_receipts; /* receipts fetched and merged into txs, logs filled */
+    bp_log *logs;
+    size_t log_count;
+
+    bool has_withdrawals; /* the node sent a "withdrawals" field (may be empty) */
+    bp_withdrawal *withdrawals;
+    size_t withdrawal_count;
+
+    bp_arena *arena; /* owns every string and array above */
+} bp_block;
+
+/* Allocates an empty block with its own arena. Returns NULL when out of memory. */
+bp_block *bp_block_new(void);
+/* Frees the block and everything it owns. NULL is fine. */
+void bp_block_free(bp_block *b);
+/* A header-only copy (number, hash, parent_hash, timestamp) for REVERT events and the
+ * canonical chain. Returns NULL when out of memory. */
+bp_block *bp_block_header_copy(const bp_block *b);
+
+#endif

@@ -1,0 +1,45 @@
+/* decode.h - JSON-RPC answers (yajl trees) -> bp_block / bp_tx / bp_log.
+ *
+ * Unknown keys are ignored (old Parity answers carry many). A malformed value (bad hex,
+ * a missing required field, a wrong JSON type) is BP_EPARSE with a message naming the block,
+ * the tx or log index and the field, e.g.
+ *   "block 483920: transaction 2: field 'gasPrice': not a hex quantity: \"0xZZ\"".
+ * Never a crash, never a silently wrong row. */
+#ifndef BP_CHAIN_DECODE_H
+#define BP_CHAIN_DECODE_H
+
+#include <yajl/yajl_tree.h>
+
+#include "blockpipe/error.h"
+#include "blockpipe/model.h"
+
+/* Decode the `result` of eth_getBlockByNumber / eth_getBlockByHash into b (from
+ * bp_block_new()). full_txs: the request asked for full transaction objects (true) or only
+ * hashes (false); with hashes only, tx_count stays 0, transaction_count is set and
+ * txs[i].hash is still filled (receipt fallback needs the hashes). A JSON null result is
+ * BP_ENOTFOUND. */
+int bp_decode_block(yajl_val result, bool full_txs, bp_block *b, bp_error *err);
+
+/* Merge receipts into b: `result` is the array answered by eth_getBlockReceipts (one
+ * receipt per tx, in tx order). Fills the receipt_* fields of b->txs, b->logs, and sets
+ * b->has_receipts. The receipts' blockHash must equal b->hash (else BP_EPARSE naming both
+ * hashes: the node answered for another fork) and their count must equal the tx count. */
+int bp_decode_block_receipts(yajl_val result, bp_block *b, bp_error *err);
+
+/* Same from individual eth_getTransactionReceipt results: receipts[i] belongs to b->txs[i]. */
+int bp_decode_receipt_list(yajl_val const *receipts, size_t n, bp_block *b, bp_error *err);
+
+/* Parse a whole HTTP body holding a JSON-RPC response (single object or batch array).
+ * On success *root is the tree (caller frees with yajl_tree_free) and results[i] /
+ * errors[i] point into it, ordered by the numeric request id 0..n-1 (answers may arrive
+ * in any order; a missing id is matched by position). errors[i] is the "error" object or
+ * NULL. A body that is not JSON, not the expected shape, or lacks an answer is BP_EPARSE. */
+int bp_decode_rpc_response(const char *body, size_t len, size_t n, yajl_val *root,
+                           yajl_val *results, yajl_val *errors, bp_error *err);
+
+/* Turn a JSON-RPC "error" object into a code + message: -32601 / "method not found" ->
+ * BP_EUNSUPPORTED; -32005, 429-like "rate limit"/"too many requests" -> BP_ERATELIMIT;
+ * anything else BP_ERPC. The message includes the node's code and message. */
+int bp_decode_rpc_error(yajl_val error, const char *method, bp_error *err);
+
+#endif

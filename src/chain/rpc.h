@@ -1,0 +1,58 @@
+/* rpc.h - JSON-RPC over HTTP with libcurl.
+ *
+ * One bp_rpc per thread (it wraps one CURL easy handle, reused for keep-alive); not
+ * thread-safe. Requests may be single or batch bodies; the body cap bounds memory. */
+#ifndef BP_CHAIN_RPC_H
+#define BP_CHAIN_RPC_H
+
+#include <stdint.h>
+#include <yajl/yajl_tree.h>
+
+#include "blockpipe/error.h"
+#include "util/buf.h"
+
+typedef struct bp_rpc_config {
+    const char *url;
+    long connect_timeout_ms;   /* default 5000 */
+    long timeout_ms;           /* whole request; default 30000 */
+    size_t max_response_bytes; /* default 256 MiB */
+} bp_rpc_config;
+
+typedef struct bp_rpc bp_rpc;
+
+/* Call once from main before any thread starts (curl_global_init). */
+int bp_rpc_global_init(bp_error *err);
+void bp_rpc_global_cleanup(void);
+
+int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err);
+void bp_rpc_free(bp_rpc *rpc);
+const char *bp_rpc_url(const bp_rpc *rpc);
+
+/* POST body; on HTTP 200 the answer is in resp (reset first). Errors: BP_ETRANSPORT
+ * (connect/reset), BP_ETIMEOUT, BP_EHTTP (non-2xx; 429 -> BP_ERATELIMIT), BP_ETOOBIG. The
+ * message names the URL and what happened (status code, curl error). *retry_after_s is set
+ * from a Retry-After header when there is one (else 0); it may be NULL. */
+int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *retry_after_s,
+                bp_error *err);
+
+/* One call: builds {"jsonrpc":"2.0","id":0,"method":method,"params":params_json}, posts it
+ * and decodes the envelope. On success *root owns the tree (yajl_tree_free) and *result
+ * points into it (it may be a JSON null). A JSON-RPC error object is returned as
+ * bp_decode_rpc_error() maps it. */
+int bp_rpc_call(bp_rpc *rpc, const char *method, const char *params_json, yajl_val *root,
+                yajl_val *result, bp_error *err);
+
+int bp_rpc_chain_id(bp_rpc *rpc, uint64_t *out, bp_error *err);
+int bp_rpc_block_number(bp_rpc *rpc, uint64_t *out, bp_error *err);
+
+/* Header of a block ("latest" when number is UINT64_MAX) with eth_getBlockByNumber(n,false):
+ * number, hash and parentHash. BP_ENOTFOUND when the node has no such block. */
+typedef struct bp_header {
+    uint64_t number;
+    uint64_t timestamp;
+    char hash[67];
+    char parent_hash[67];
+} bp_header;
+int bp_rpc_header(bp_rpc *rpc, uint64_t number, bp_header *out, bp_error *err);
+
+#endif

@@ -1,0 +1,58 @@
+/* config.h - the options of `run` and `backfill`, from flags, environment, a YAML/JSON
+ * config file and defaults, in that order of strength (see docs/CLI.md).
+ * A bad value is refused naming the key, the value and what is expected, e.g.
+ *   "--workers: '0' is not valid: expected an integer from 1 to 1024". */
+#ifndef BP_CLI_CONFIG_H
+#define BP_CLI_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blockpipe/error.h"
+
+#define BP_MAX_OUTPUTS 16
+#define BP_MAX_RPCS 16
+
+enum bp_command { BP_CMD_RUN = 1, BP_CMD_BACKFILL = 2 };
+
+typedef struct bp_rpc_endpoint {
+    char *url;
+    int max_workers; /* 0 = no per-endpoint cap */
+    int priority;
+} bp_rpc_endpoint;
+
+typedef struct bp_config {
+    enum bp_command command;
+    bp_rpc_endpoint rpcs[BP_MAX_RPCS];
+    int rpc_count;
+    char *chain; /* NULL: derived from eth_chainId */
+    char *outputs[BP_MAX_OUTPUTS];
+    int output_count; /* defaults to one: sqlite:blockpipe.db */
+    bool start_latest;  /* --start-block latest (default for run) */
+    bool start_set;     /* --start-block N given */
+    uint64_t start_block;
+    bool from_set, to_set;
+    uint64_t from_block, to_block; /* backfill */
+    uint64_t confirmations;
+    uint64_t reorg_window;
+    int workers;
+    int batch_size;
+    double poll_interval;  /* seconds */
+    double stats_interval; /* seconds */
+    unsigned fetch;        /* enum bp_fetch_what */
+    int max_retries;
+    int log_level;  /* enum bp_log_level */
+    bool log_json;
+    char *config_file;
+    bool help;      /* --help was given: print usage, exit 0 */
+} bp_config;
+
+/* Fills cfg from argv (argv[0] is the command name: "run" or "backfill"), the process
+ * environment and the config file named by --config / BLOCKPIPE_CONFIG. Returns 0 or
+ * BP_EINVAL with the message in err. cfg must be released with bp_config_release. */
+int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err);
+void bp_config_release(bp_config *cfg);
+/* Usage text of a command (for --help). */
+const char *bp_config_usage(enum bp_command cmd);
+
+#endif

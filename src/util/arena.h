@@ -1,0 +1,23 @@
+/* arena.h - bump allocator owned by one bp_block. Chunks grow geometrically; everything is
+ * freed at once by bp_arena_free. Not thread-safe (one block is built by one thread). */
+#ifndef BP_UTIL_ARENA_H
+#define BP_UTIL_ARENA_H
+
+#include <stddef.h>
+
+typedef struct bp_arena bp_arena;
+
+bp_arena *bp_arena_new(size_t first_chunk);
+void bp_arena_free(bp_arena *a);
+/* 16-byte aligned, uninitialised; NULL when out of memory. */
+void *bp_arena_alloc(bp_arena *a, size_t n);
+/* Zeroed array of n elements of size sz; NULL on overflow or out of memory. */
+void *bp_arena_calloc(bp_arena *a, size_t n, size_t sz);
+/* Copies s[0..len) and adds a NUL. */
+char *bp_arena_strndup(bp_arena *a, const char *s, size_t len);
+/* Same, lower-casing ASCII letters on the way (hashes/addresses at the text boundary). */
+char *bp_arena_strndup_lower(bp_arena *a, const char *s, size_t len);
+/* Total bytes handed out (for memory accounting). */
+size_t bp_arena_used(const bp_arena *a);
+
+#endif
