@@ -41,6 +41,7 @@ typedef struct bp_config {
     double stats_interval; /* seconds */
     unsigned fetch;        /* enum bp_fetch_what */
     int max_retries;
+    double rpc_timeout; /* seconds */
     int log_level;  /* enum bp_log_level */
     bool log_json;
     char *config_file;
