@@ -1,0 +1,138 @@
+/* arena.c - bump allocator behind bp_block: geometric chunks, freed all at once. */
+#include "util/arena.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BP_ARENA_ALIGN 16
+#define BP_ARENA_MIN_CHUNK 1024
+
+typedef struct bp_chunk {
+    struct bp_chunk *prev;
+    size_t size; /* usable bytes after the header */
+    size_t used;
+    _Alignas(BP_ARENA_ALIGN) unsigned char mem[];
+} bp_chunk;
+
+struct bp_arena {
+    bp_chunk *head;
+    size_t next_size;
+    size_t used;
+};
+
+static size_t align_up(size_t n)
+{
+    return (n + (BP_ARENA_ALIGN - 1)) & ~(size_t)(BP_ARENA_ALIGN - 1);
+}
+
+static bp_chunk *chunk_new(size_t size)
+{
+    if (size > SIZE_MAX - sizeof(bp_chunk))
+        return NULL;
+    bp_chunk *c = malloc(sizeof(bp_chunk) + size);
+    if (!c)
+        return NULL;
+    c->prev = NULL;
+    c->size = size;
+    c->used = 0;
+    return c;
+}
+
+bp_arena *bp_arena_new(size_t first_chunk)
+{
+    bp_arena *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->next_size = first_chunk < BP_ARENA_MIN_CHUNK ? BP_ARENA_MIN_CHUNK : align_up(first_chunk);
+    return a;
+}
+
+void bp_arena_free(bp_arena *a)
+{
+    if (!a)
+        return;
+    bp_chunk *c = a->head;
+    while (c) {
+        bp_chunk *prev = c->prev;
+        free(c);
+        c = prev;
+    }
+    free(a);
+}
+
+/* Adds a chunk big enough for n; doubling keeps the number of mallocs logarithmic. */
+static int arena_grow(bp_arena *a, size_t n)
+{
+    size_t size = a->next_size;
+    while (size < n) {
+        if (size > SIZE_MAX / 2)
+            return -1;
+        size *= 2;
+    }
+    bp_chunk *c = chunk_new(size);
+    if (!c)
+        return -1;
+    c->prev = a->head;
+    a->head = c;
+    if (a->next_size <= SIZE_MAX / 2)
+        a->next_size *= 2;
+    return 0;
+}
+
+void *bp_arena_alloc(bp_arena *a, size_t n)
+{
+    if (!a || n > SIZE_MAX - BP_ARENA_ALIGN)
+        return NULL;
+    size_t need = align_up(n ? n : 1);
+    bp_chunk *c = a->head;
+    if (!c || c->size - c->used < need) {
+        if (arena_grow(a, need) != 0)
+            return NULL;
+        c = a->head;
+    }
+    void *p = c->mem + c->used;
+    c->used += need;
+    a->used += need;
+    return p;
+}
+
+void *bp_arena_calloc(bp_arena *a, size_t n, size_t sz)
+{
+    if (sz && n > SIZE_MAX / sz)
+        return NULL;
+    void *p = bp_arena_alloc(a, n * sz);
+    if (p)
+        memset(p, 0, n * sz);
+    return p;
+}
+
+char *bp_arena_strndup(bp_arena *a, const char *s, size_t len)
+{
+    if (len == SIZE_MAX)
+        return NULL;
+    char *p = bp_arena_alloc(a, len + 1);
+    if (!p)
+        return NULL;
+    if (len)
+        memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+char *bp_arena_strndup_lower(bp_arena *a, const char *s, size_t len)
+{
+    char *p = bp_arena_strndup(a, s, len);
+    if (!p)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] >= 'A' && p[i] <= 'Z')
+            p[i] = (char)(p[i] - 'A' + 'a');
+    }
+    return p;
+}
+
+size_t bp_arena_used(const bp_arena *a)
+{
+    return a ? a->used : 0;
+}
