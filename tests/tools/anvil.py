@@ -489,6 +489,24 @@ class Workload:
             raise RuntimeError(f"anvil left txs in its pool after evm_mine: {st}")
 
 
+def wait_until(pred, timeout: float, what: str, interval: float = 0.1):
+    """Polls pred() until it returns a truthy value (returned) or raises TimeoutError that
+    says what was awaited. Exceptions from pred count as 'not yet' and are reported."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - reported on timeout
+            last_exc = e
+        if time.monotonic() >= deadline:
+            extra = f" (last error: {last_exc!r})" if last_exc else ""
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{extra}")
+        time.sleep(interval)
+
+
 if __name__ == "__main__":
     # Smoke test: python3 tests/tools/anvil.py
     with Anvil() as node:
@@ -499,3 +517,4 @@ if __name__ == "__main__":
         head = node.block_number()
         txs = sum(len(node.block(n)["transactions"]) for n in range(head + 1))
         print(f"anvil {node.url}: head={head} txs={txs} sent={wl.sent}")
+
