@@ -1,7 +1,161 @@
-/* main.c - placeholder while the CLI is written (replaced in the same session). */
+/* main.c - the blockpipe command: argument dispatch, signals, outputs, pipeline. */
+#include <signal.h>
 #include <stdio.h>
-int main(void)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blockpipe/sink.h"
+#include "chain/rpc.h"
+#include "cli/config.h"
+#include "core/pipeline.h"
+#include "util/log.h"
+
+static volatile sig_atomic_t g_stop;
+
+static void on_signal(int sig)
 {
-    puts("blockpipe " BP_VERSION);
+    (void)sig;
+    if (g_stop) {
+        /* A second Ctrl-C means "now": outputs are transactional, nothing committed is lost. */
+        static const char msg[] = "\nsecond signal: exiting at once\n";
+        ssize_t ignored = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+        (void)ignored;
+        _exit(130);
+    }
+    g_stop = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "blockpipe %s - EVM blockchain data, in order and reorg-safe, into SQLite and "
+            "files\n\n"
+            "usage:\n"
+            "  blockpipe run --rpc URL [options]               follow the chain head\n"
+            "  blockpipe backfill --rpc URL --from A --to B     index a range of blocks\n"
+            "  blockpipe <command> --help                       options of a command\n"
+            "  blockpipe --version\n\n"
+            "outputs (--output, repeatable):\n",
+            BP_VERSION);
+    for (const bp_sink_ops *const *b = bp_sink_backends(); *b; b++)
+        fprintf(f, "  %-9s %s\n", (*b)->scheme, (*b)->description);
+    fprintf(f, "\nexample:\n  blockpipe run --rpc http://127.0.0.1:8545 --output "
+               "sqlite:blockpipe.db\n");
+}
+
+static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
+{
+    for (int i = 0; i < cfg->output_count; i++) {
+        int rc = bp_sink_open_url(cfg->outputs[i], &sinks[i], err);
+        if (rc != 0)
+            return rc;
+        bp_info("output %d: %s", i + 1, cfg->outputs[i]);
+    }
     return 0;
+}
+
+static void map_config(const bp_config *c, bp_sink **sinks, bp_pipeline_config *pc)
+{
+    memset(pc, 0, sizeof(*pc));
+    pc->rpc_url = c->rpcs[0].url;
+    pc->chain = c->chain;
+    pc->sinks = sinks;
+    pc->sink_count = (size_t)c->output_count;
+    pc->backfill = c->command == BP_CMD_BACKFILL;
+    pc->from = c->from_block;
+    pc->to = c->to_block;
+    pc->start_set = c->start_set && !c->start_latest;
+    pc->start_block = c->start_block;
+    pc->confirmations = c->confirmations;
+    pc->reorg_window = c->reorg_window;
+    pc->workers = c->workers;
+    pc->batch_size = c->batch_size;
+    pc->max_retries = c->max_retries;
+    pc->poll_interval = c->poll_interval;
+    pc->stats_interval = c->stats_interval;
+    pc->rpc_timeout = c->rpc_timeout;
+    pc->fetch = c->fetch;
+}
+
+static int run_command(enum bp_command cmd, int argc, char **argv)
+{
+    bp_config cfg;
+    bp_error err = {0};
+    bp_sink *sinks[BP_MAX_OUTPUTS] = {0};
+    int status = 1;
+    if (bp_config_load(&cfg, cmd, argc, argv, &err) != 0) {
+        fprintf(stderr, "blockpipe: %s\n", err.msg);
+        bp_config_release(&cfg);
+        return 2;
+    }
+    if (cfg.help) {
+        fputs(bp_config_usage(cmd), stdout);
+        status = 0;
+        goto out;
+    }
+    bp_log_set_level((enum bp_log_level)cfg.log_level);
+    bp_log_set_json(cfg.log_json);
+    if (cfg.rpc_count > 1)
+        bp_warn("%d RPC endpoints given; this version uses the first (%s)", cfg.rpc_count,
+                cfg.rpcs[0].url);
+    if (bp_rpc_global_init(&err) != 0)
+        goto fail;
+    int rc = open_outputs(&cfg, sinks, &err);
+    if (rc != 0) {
+        status = rc == BP_EINVAL ? 2 : 1;
+        goto fail;
+    }
+    install_signals();
+    bp_pipeline_config pc;
+    map_config(&cfg, sinks, &pc);
+    if (bp_pipeline_run(&pc, &g_stop, &err) != 0)
+        goto fail;
+    status = 0;
+    if (g_stop)
+        bp_info("stopped by signal; everything complete was committed");
+    goto out;
+fail:
+    bp_err("%s", err.msg);
+out:
+    for (int i = 0; i < BP_MAX_OUTPUTS; i++)
+        bp_sink_close(sinks[i]);
+    bp_rpc_global_cleanup();
+    bp_config_release(&cfg);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("blockpipe %s\n", BP_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "run") == 0)
+        return run_command(BP_CMD_RUN, argc - 1, argv + 1);
+    if (strcmp(cmd, "backfill") == 0)
+        return run_command(BP_CMD_BACKFILL, argc - 1, argv + 1);
+    fprintf(stderr, "blockpipe: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
 }

@@ -50,8 +50,8 @@ void bp_error_clear(bp_error *err)
 const char *bp_strerror(int code)
 {
     switch (code) {
-#define BP_X_CASE(name, value, text)                                                       \
-    case name:                                                                             \
+#define BP_X_CASE(name, value, text)                                                               \
+    case name:                                                                                     \
         return text;
         BP_ERRORS(BP_X_CASE)
 #undef BP_X_CASE

@@ -45,7 +45,7 @@ static void json_escape(FILE *f, const char *s)
     }
 }
 
-void bp_log(enum bp_log_level level, const char *fmt, ...)
+void bp_logf(enum bp_log_level level, const char *fmt, ...)
 {
     if (level < g_level)
         return;

@@ -8,11 +8,11 @@ void bp_log_set_level(enum bp_log_level level);
 void bp_log_set_json(int json);
 /* Parses "debug|info|warn|error"; returns -1 if unknown. */
 int bp_log_level_parse(const char *s);
-void bp_log(enum bp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void bp_logf(enum bp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define bp_debug(...) bp_log(BP_LOG_DEBUG, __VA_ARGS__)
-#define bp_info(...) bp_log(BP_LOG_INFO, __VA_ARGS__)
-#define bp_warn(...) bp_log(BP_LOG_WARN, __VA_ARGS__)
-#define bp_err(...) bp_log(BP_LOG_ERROR, __VA_ARGS__)
+#define bp_debug(...) bp_logf(BP_LOG_DEBUG, __VA_ARGS__)
+#define bp_info(...) bp_logf(BP_LOG_INFO, __VA_ARGS__)
+#define bp_warn(...) bp_logf(BP_LOG_WARN, __VA_ARGS__)
+#define bp_err(...) bp_logf(BP_LOG_ERROR, __VA_ARGS__)
 
 #endif

@@ -1,0 +1,107 @@
+/* outputs.c - per-output filtering and checkpoints over one ordered event stream. */
+#include "core/outputs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *chain, bp_error *err)
+{
+    memset(o, 0, sizeof(*o));
+    o->sinks = sinks;
+    o->count = count;
+    o->chain = chain;
+    o->cps = calloc(count ? count : 1, sizeof(*o->cps));
+    if (!o->cps)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        int rc = sinks[i]->ops->checkpoint(sinks[i], chain, &o->cps[i], err);
+        if (rc != 0)
+            return bp_error_prefix(err, "output '%s': reading checkpoint: ", sinks[i]->url);
+    }
+    return 0;
+}
+
+void bp_outputs_release(bp_outputs *o)
+{
+    free(o->cps);
+    free(o->scratch);
+    memset(o, 0, sizeof(*o));
+}
+
+void bp_outputs_lowest(const bp_outputs *o, bp_checkpoint *out, size_t *lowest_index,
+                       bool *any_unset)
+{
+    memset(out, 0, sizeof(*out));
+    *lowest_index = 0;
+    *any_unset = false;
+    for (size_t i = 0; i < o->count; i++) {
+        if (!o->cps[i].set) {
+            *any_unset = true;
+            continue;
+        }
+        if (!out->set || o->cps[i].number < out->number) {
+            *out = o->cps[i];
+            *lowest_index = i;
+        }
+    }
+}
+
+/* Keeps the events output i has not seen yet; advances cp as it goes. */
+static size_t filter_events(bp_checkpoint *cp, const bp_batch *batch, bp_event *out)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < batch->count; k++) {
+        const bp_event *ev = &batch->events[k];
+        const bp_block *b = ev->block;
+        bool has = cp->set && b->number <= cp->number;
+        if (ev->kind == BP_EVENT_APPLY && !has) {
+            cp->set = true;
+            cp->number = b->number;
+            snprintf(cp->hash, sizeof(cp->hash), "%s", b->hash);
+            out[n++] = *ev;
+        } else if (ev->kind == BP_EVENT_REVERT && has) {
+            cp->number = b->number - 1;
+            snprintf(cp->hash, sizeof(cp->hash), "%s", b->parent_hash ? b->parent_hash : "");
+            cp->set = b->number > 0;
+            out[n++] = *ev;
+        }
+    }
+    return n;
+}
+
+int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
+{
+    if (batch->count > o->scratch_cap) {
+        bp_event *p = realloc(o->scratch, batch->count * sizeof(*p));
+        if (!p)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        o->scratch = p;
+        o->scratch_cap = batch->count;
+    }
+    for (size_t i = 0; i < o->count; i++) {
+        bp_checkpoint cp = o->cps[i];
+        size_t n = filter_events(&cp, batch, o->scratch);
+        if (n == 0)
+            continue;
+        bp_batch mine = *batch;
+        mine.events = o->scratch;
+        mine.count = n;
+        mine.checkpoint = cp;
+        int rc = o->sinks[i]->ops->write(o->sinks[i], &mine, err);
+        if (rc != 0)
+            return bp_error_prefix(err, "output '%s': ", o->sinks[i]->url);
+        o->cps[i] = cp;
+    }
+    return 0;
+}
+
+int bp_outputs_flush(bp_outputs *o, bp_error *err)
+{
+    for (size_t i = 0; i < o->count; i++) {
+        bp_sink *s = o->sinks[i];
+        if (s->ops->flush && s->ops->flush(s, err) != 0)
+            return bp_error_prefix(err, "output '%s': flush: ", s->url);
+    }
+    return 0;
+}

@@ -1,0 +1,42 @@
+/* pipeline.h - one chain's pipeline: head tracker, fetch workers, reorder buffer, canonical
+ * chain with reorg handling, batched ordered delivery to the outputs.
+ *
+ * Threads: the caller's thread is the coordinator (it alone touches the reorder buffer, the
+ * canonical chain and the outputs); `workers` threads only fetch. Work items go out on one
+ * queue and come back, carrying their block or error, on another. */
+#ifndef BP_CORE_PIPELINE_H
+#define BP_CORE_PIPELINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blockpipe/error.h"
+#include "blockpipe/sink.h"
+
+typedef struct bp_pipeline_config {
+    const char *rpc_url;
+    const char *chain; /* NULL: the chain id in decimal */
+    bp_sink **sinks;
+    size_t sink_count;
+    bool backfill; /* index [from, to] and return; else follow the head */
+    uint64_t from, to;
+    bool start_set; /* run: seed an empty output at start_block, else at the head */
+    uint64_t start_block;
+    uint64_t confirmations;
+    uint64_t reorg_window;
+    int workers;
+    int batch_size;
+    int max_retries;
+    double poll_interval;  /* s */
+    double stats_interval; /* s */
+    double rpc_timeout;    /* s */
+    unsigned fetch;        /* enum bp_fetch_what */
+} bp_pipeline_config;
+
+/* Runs until the range is committed (backfill), *stop becomes non-zero (then it commits what
+ * is complete, flushes and returns 0), or an error that cannot be retried (a reorg deeper
+ * than the window, an output failure, a block that failed max_retries times in backfill). */
+int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, bp_error *err);
+
+#endif

@@ -1,0 +1,61 @@
+/* reorder.h - the reorder buffer: a window of `cap` consecutive block numbers starting at
+ * `base` (the next number to commit). Fetches finish in any order and park their block in
+ * its slot; the coordinator takes blocks out strictly in order from `base`.
+ *
+ * Each slot is a small state machine, changed only through bp_reorder_set_state():
+ *   EMPTY -> PENDING (queued) -> FETCHING -> DONE (block parked) -> taken (EMPTY, base+1)
+ *                                         -> RETRY (waiting for its backoff) -> PENDING
+ *                                         -> FAILED (max retries; still retried, slowly)
+ * The window's size caps memory: nothing beyond base + cap is ever fetched.
+ * Owned by the coordinator thread only. */
+#ifndef BP_CORE_REORDER_H
+#define BP_CORE_REORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockpipe/error.h"
+#include "blockpipe/model.h"
+
+enum bp_slot_state {
+    BP_SLOT_EMPTY = 0,
+    BP_SLOT_PENDING,
+    BP_SLOT_FETCHING,
+    BP_SLOT_DONE,
+    BP_SLOT_RETRY,
+    BP_SLOT_FAILED,
+};
+
+typedef struct bp_slot {
+    enum bp_slot_state state;
+    uint32_t epoch;       /* bumped when the slot is invalidated (reorg) */
+    int attempts;         /* failed fetches so far */
+    int64_t retry_at_ms;  /* monotonic ms when RETRY/FAILED may be queued again */
+    bp_block *block;      /* owned while DONE */
+    char last_error[256]; /* of the last failed attempt */
+} bp_slot;
+
+typedef struct bp_reorder {
+    bp_slot *slots;
+    size_t cap;
+    uint64_t base;
+    size_t counts[BP_SLOT_FAILED + 1]; /* slots per state, for the stats line */
+} bp_reorder;
+
+int bp_reorder_init(bp_reorder *r, size_t cap, uint64_t base);
+void bp_reorder_release(bp_reorder *r);
+/* Slot of block n, or NULL when n is outside [base, base + cap). */
+bp_slot *bp_reorder_slot(bp_reorder *r, uint64_t n);
+void bp_reorder_set_state(bp_reorder *r, bp_slot *s, enum bp_slot_state state);
+/* Parks a fetched block in slot n if its epoch still matches: returns false (and frees the
+ * block) when the slot was invalidated meanwhile. */
+bool bp_reorder_put(bp_reorder *r, uint64_t n, uint32_t epoch, bp_block *b);
+/* Takes the block at base when DONE: returns it (caller owns) and advances base. */
+bp_block *bp_reorder_take(bp_reorder *r);
+/* Drops every slot at or above n (their blocks are freed, epochs bumped) and moves base to n
+ * when n < base... used by the reorg path: after it, every number >= n must be fetched
+ * again. */
+void bp_reorder_reset_from(bp_reorder *r, uint64_t n);
+
+#endif
