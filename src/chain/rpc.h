@@ -26,6 +26,7 @@ void bp_rpc_global_cleanup(void);
 
 int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err);
 void bp_rpc_free(bp_rpc *rpc);
+/* The URL for messages and logs: as configured, minus any user:password@. */
 const char *bp_rpc_url(const bp_rpc *rpc);
 
 /* POST body; on HTTP 200 the answer is in resp (reset first). Errors: BP_ETRANSPORT
@@ -34,6 +35,13 @@ const char *bp_rpc_url(const bp_rpc *rpc);
  * from a Retry-After header when there is one (else 0); it may be NULL. */
 int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *retry_after_s,
                 bp_error *err);
+
+/* Post a request body holding n calls with ids 0..n-1 (a batch array, or one object when
+ * n == 1) and decode the answer with bp_decode_rpc_response into *root, results[0..n) and
+ * errors[0..n). The answer goes into a buffer owned by rpc. JSON-RPC error objects are
+ * left in errors[] for the caller; only transport/HTTP/parse failures are returned. */
+int bp_rpc_batch(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *root,
+                 yajl_val *results, yajl_val *errors, bp_error *err);
 
 /* One call: builds {"jsonrpc":"2.0","id":0,"method":method,"params":params_json}, posts it
  * and decodes the envelope. On success *root owns the tree (yajl_tree_free) and *result

@@ -1,0 +1,362 @@
+/* fetch.c - one whole block (header, txs, receipts, logs) in as few round trips as possible. */
+#include "chain/fetch.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "chain/decode.h"
+#include "util/buf.h"
+#include "util/hex.h"
+
+#include "util/log.h"
+
+#define BP_FETCH_DEFAULT_RECEIPT_BATCH 100
+
+/* What one fetch asks for: the block by number or by hash. */
+typedef struct fetch_target {
+    const char *block_method; /* eth_getBlockByNumber / eth_getBlockByHash */
+    const char *param;        /* "0x1a" (no padding) or the 0x-hash */
+    char label[80];           /* "block 26" / "block 0xab.." for messages */
+    uint64_t number;          /* expected number, when by number */
+    bool by_number;
+} fetch_target;
+
+static const struct {
+    const char *word;
+    unsigned bit;
+} fetch_words[] = {
+    {"blocks", BP_FETCH_BLOCKS},
+    {"transactions", BP_FETCH_TRANSACTIONS},
+    {"receipts", BP_FETCH_RECEIPTS},
+    {"logs", BP_FETCH_LOGS},
+};
+
+static int parse_word(const char *w, size_t len, unsigned *bits, bp_error *err)
+{
+    for (size_t i = 0; i < sizeof(fetch_words) / sizeof(fetch_words[0]); i++) {
+        if (strlen(fetch_words[i].word) == len && strncmp(w, fetch_words[i].word, len) == 0) {
+            *bits |= fetch_words[i].bit;
+            return 0;
+        }
+    }
+    return bp_error_set(err, BP_EINVAL,
+                        "fetch: unknown item '%.*s' (expected a comma-separated subset of "
+                        "blocks,transactions,receipts,logs)",
+                        (int)(len > 64 ? 64 : len), w);
+}
+
+int bp_fetch_parse_list(const char *list, unsigned *out, bp_error *err)
+{
+    unsigned bits = BP_FETCH_BLOCKS;
+    const char *p = list ? list : "";
+    while (*p) {
+        while (*p == ',' || isspace((unsigned char)*p))
+            p++;
+        size_t len = strcspn(p, ",");
+        while (len > 0 && isspace((unsigned char)p[len - 1]))
+            len--;
+        if (len > 0 && parse_word(p, len, &bits, err) != 0)
+            return BP_EINVAL;
+        p += strcspn(p, ",");
+    }
+    *out = bits;
+    return 0;
+}
+
+void bp_fetch_shared_init(bp_fetch_shared *s, unsigned what)
+{
+    atomic_init(&s->no_block_receipts, 0);
+    s->what = what | BP_FETCH_BLOCKS;
+    s->receipt_batch = BP_FETCH_DEFAULT_RECEIPT_BATCH;
+}
+
+static bool wants_receipts(const bp_fetch_shared *s)
+{
+    return (s->what & (BP_FETCH_RECEIPTS | BP_FETCH_LOGS)) != 0;
+}
+
+static bool wants_full_txs(const bp_fetch_shared *s)
+{
+    return (s->what & (BP_FETCH_TRANSACTIONS | BP_FETCH_RECEIPTS | BP_FETCH_LOGS)) != 0;
+}
+
+static bool contains_nocase(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, n) == 0)
+            return true;
+    return false;
+}
+
+/* Nodes say "this method is missing" in many ways: geth "the method eth_getBlockReceipts
+ * does not exist/is not available", others -32601, "method not found", "not supported".
+ * "does not exist" alone could be about a block, so it must come with the method. */
+static bool is_method_missing(yajl_val error)
+{
+    const char *code_path[] = {"code", NULL};
+    const char *msg_path[] = {"message", NULL};
+    yajl_val code = yajl_tree_get(error, code_path, yajl_t_number);
+    const char *msg = YAJL_GET_STRING(yajl_tree_get(error, msg_path, yajl_t_string));
+    if (YAJL_IS_INTEGER(code) && YAJL_GET_INTEGER(code) == -32601)
+        return true;
+    if (!msg)
+        return false;
+    if (contains_nocase(msg, "method not found") || contains_nocase(msg, "unsupported method"))
+        return true;
+    bool names_method = contains_nocase(msg, "method") || contains_nocase(msg, "getBlockReceipts");
+    return names_method &&
+           (contains_nocase(msg, "not supported") || contains_nocase(msg, "does not exist") ||
+            contains_nocase(msg, "not available"));
+}
+
+static int put_call(bp_buf *b, size_t id, const char *method, const char *param, const char *extra)
+{
+    return bp_buf_printf(
+        b, "%s{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"%s\",\"params\":[\"%s\"%s]}",
+        id ? "," : "", id, method, param, extra);
+}
+
+/* Checks that the node answered for the block we asked about (a load balancer may route to
+ * a node on another fork or one that lags). */
+static int check_identity(const fetch_target *t, const bp_block *b, bp_error *err)
+{
+    if (t->by_number && b->number != t->number)
+        return bp_error_set(err, BP_EPARSE, "%s: the node answered block %" PRIu64, t->label,
+                            b->number);
+    if (!t->by_number && (!b->hash || strcasecmp(b->hash, t->param) != 0))
+        return bp_error_set(err, BP_EPARSE, "%s: the node answered block hash %s", t->label,
+                            b->hash ? b->hash : "(none)");
+    return 0;
+}
+
+static int decode_block_answer(const fetch_target *t, yajl_val result, yajl_val error, bool full,
+                               bp_block *b, bp_error *err)
+{
+    int rc;
+    if (error) {
+        bp_decode_rpc_error(error, t->block_method, err);
+        return bp_error_prefix(err, "%s: ", t->label);
+    }
+    if (!result || YAJL_IS_NULL(result))
+        return bp_error_set(err, BP_ENOTFOUND, "%s: not found (the node has no such block yet)",
+                            t->label);
+    rc = bp_decode_block(result, full, b, err);
+    if (rc != 0)
+        return bp_error_prefix(err, "%s: ", t->label);
+    return check_identity(t, b, err);
+}
+
+/* Logs once per chain, from whichever worker flips the flag first. */
+static void note_no_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, yajl_val error)
+{
+    if (atomic_exchange(&shared->no_block_receipts, 1) != 0)
+        return;
+    bp_error why;
+    bp_decode_rpc_error(error, "eth_getBlockReceipts", &why);
+    bp_warn("%s does not support eth_getBlockReceipts (%s); fetching receipts with "
+            "eth_getTransactionReceipt in batches of %zu",
+            bp_rpc_url(rpc), why.msg, shared->receipt_batch);
+}
+
+static int check_receipt_block(const fetch_target *t, const bp_block *b, const char *tx_hash,
+                               yajl_val receipt, bp_error *err)
+{
+    const char *path[] = {"blockHash", NULL};
+    const char *h = YAJL_GET_STRING(yajl_tree_get(receipt, path, yajl_t_string));
+    if (h && b->hash && strcasecmp(h, b->hash) != 0)
+        return bp_error_set(err, BP_EPARSE,
+                            "%s: receipt of tx %s is from block %s, not %s (reorg in progress?)",
+                            t->label, tx_hash, h, b->hash);
+    return 0;
+}
+
+/* One eth_getTransactionReceipt batch for txs[first .. first+count). The answer tree is
+ * returned in *root and must stay alive until the receipts are decoded. */
+static int fetch_receipt_chunk(bp_rpc *rpc, const fetch_target *t, const bp_block *b, size_t first,
+                               size_t count, yajl_val *root, yajl_val *receipts, bp_error *err)
+{
+    bp_buf req;
+    yajl_val *errors = calloc(count, sizeof(*errors));
+    int rc = errors ? 0 : BP_ENOMEM;
+    bp_buf_init(&req, 0);
+    if (rc == 0)
+        bp_buf_putc(&req, '[');
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const char *h = b->txs[first + i].hash;
+        if (!h || !bp_hex_is_data(h, strlen(h)))
+            rc = bp_error_set(err, BP_EPARSE, "%s: transaction %zu has no valid hash", t->label,
+                              first + i);
+        else
+            rc = put_call(&req, i, "eth_getTransactionReceipt", h, "");
+    }
+    if (rc == 0)
+        rc = bp_buf_putc(&req, ']');
+    if (rc != 0) {
+        if (rc == BP_ENOMEM)
+            bp_error_set(err, rc, "%s: out of memory building receipt requests", t->label);
+        goto out;
+    }
+    rc = bp_rpc_batch(rpc, req.data, req.len, count, root, receipts, errors, err);
+    if (rc != 0) {
+        bp_error_prefix(err, "%s: eth_getTransactionReceipt: ", t->label);
+        goto out;
+    }
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        const char *h = b->txs[first + i].hash;
+        if (errors[i]) {
+            rc = bp_decode_rpc_error(errors[i], "eth_getTransactionReceipt", err);
+            bp_error_prefix(err, "%s: receipt of tx %s: ", t->label, h);
+        } else if (!receipts[i] || YAJL_IS_NULL(receipts[i])) {
+            rc = bp_error_set(err, BP_ENOTFOUND, "%s: receipt of tx %s not available yet", t->label,
+                              h);
+        } else {
+            rc = check_receipt_block(t, b, h, receipts[i], err);
+        }
+    }
+out:
+    bp_buf_release(&req);
+    free(errors);
+    return rc;
+}
+
+/* Fallback for nodes without eth_getBlockReceipts. */
+static int fetch_receipts_one_by_one(bp_rpc *rpc, const bp_fetch_shared *shared,
+                                     const fetch_target *t, bp_block *b, bp_error *err)
+{
+    size_t n = b->tx_count;
+    size_t chunk = shared->receipt_batch ? shared->receipt_batch : BP_FETCH_DEFAULT_RECEIPT_BATCH;
+    size_t nchunks = (n + chunk - 1) / chunk;
+    yajl_val *receipts = calloc(n ? n : 1, sizeof(*receipts));
+    yajl_val *roots = calloc(nchunks ? nchunks : 1, sizeof(*roots));
+    int rc = 0;
+    if (!receipts || !roots) {
+        rc = bp_error_set(err, BP_ENOMEM, "%s: out of memory for %zu receipts", t->label, n);
+        goto out;
+    }
+    for (size_t c = 0; rc == 0 && c < nchunks; c++) {
+        size_t first = c * chunk;
+        size_t count = n - first < chunk ? n - first : chunk;
+        rc = fetch_receipt_chunk(rpc, t, b, first, count, &roots[c], receipts + first, err);
+    }
+    if (rc == 0) {
+        rc = bp_decode_receipt_list(receipts, n, b, err);
+        if (rc != 0)
+            bp_error_prefix(err, "%s: ", t->label);
+    }
+out:
+    for (size_t c = 0; roots && c < nchunks; c++)
+        yajl_tree_free(roots[c]);
+    free(roots);
+    free(receipts);
+    return rc;
+}
+
+static int decode_block_receipts_answer(const fetch_target *t, yajl_val result, bp_block *b,
+                                        bp_error *err)
+{
+    if (!result || YAJL_IS_NULL(result))
+        return bp_error_set(err, BP_ENOTFOUND, "%s: receipts not available yet", t->label);
+    int rc = bp_decode_block_receipts(result, b, err);
+    if (rc != 0)
+        bp_error_prefix(err, "%s: ", t->label);
+    return rc;
+}
+
+/* The block and (when wanted and available) eth_getBlockReceipts in one HTTP round trip.
+ * *need_fallback is set when receipts must still come from eth_getTransactionReceipt. */
+static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
+                             bp_block *b, bool *need_fallback, bp_error *err)
+{
+    bool full = wants_full_txs(shared);
+    bool with_receipts = wants_receipts(shared) && !atomic_load(&shared->no_block_receipts);
+    size_t n = with_receipts ? 2 : 1;
+    yajl_val root = NULL, results[2] = {NULL, NULL}, errors[2] = {NULL, NULL};
+    bp_buf req;
+    bp_buf_init(&req, 0);
+    *need_fallback = wants_receipts(shared) && !with_receipts;
+    int rc = bp_buf_puts(&req, with_receipts ? "[" : "");
+    if (rc == 0)
+        rc = put_call(&req, 0, t->block_method, t->param, full ? ",true" : ",false");
+    if (rc == 0 && with_receipts)
+        rc = put_call(&req, 1, "eth_getBlockReceipts", t->param, "");
+    if (rc == 0 && with_receipts)
+        rc = bp_buf_putc(&req, ']');
+    if (rc != 0) {
+        bp_error_set(err, rc, "%s: out of memory building the request", t->label);
+        goto out;
+    }
+    rc = bp_rpc_batch(rpc, req.data, req.len, n, &root, results, errors, err);
+    if (rc != 0) {
+        bp_error_prefix(err, "%s: ", t->label);
+        goto out;
+    }
+    rc = decode_block_answer(t, results[0], errors[0], full, b, err);
+    if (rc != 0 || !with_receipts)
+        goto out;
+    if (errors[1] && is_method_missing(errors[1])) {
+        note_no_block_receipts(rpc, shared, errors[1]);
+        *need_fallback = true;
+    } else if (errors[1]) {
+        bp_decode_rpc_error(errors[1], "eth_getBlockReceipts", err);
+        rc = bp_error_prefix(err, "%s: ", t->label);
+    } else {
+        rc = decode_block_receipts_answer(t, results[1], b, err);
+    }
+out:
+    yajl_tree_free(root);
+    bp_buf_release(&req);
+    return rc;
+}
+
+static int fetch_target_block(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
+                              bp_block **out, bp_error *err)
+{
+    bool need_fallback = false;
+    bp_block *b = bp_block_new();
+    int rc = 0;
+    *out = NULL;
+    if (!b) {
+        rc = bp_error_set(err, BP_ENOMEM, "%s: out of memory", t->label);
+        goto out;
+    }
+    rc = fetch_block_batch(rpc, shared, t, b, &need_fallback, err);
+    if (rc == 0 && need_fallback)
+        rc = fetch_receipts_one_by_one(rpc, shared, t, b, err);
+    if (rc == 0) {
+        *out = b;
+        b = NULL;
+    }
+out:
+    bp_block_free(b);
+    return rc;
+}
+
+int bp_fetch_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, bp_block **out, bp_error *err)
+{
+    char hex[20];
+    fetch_target t = {
+        .block_method = "eth_getBlockByNumber", .param = hex, .number = n, .by_number = true};
+    /* Lower-case, unpadded: what nodes expect and what the recorded fixtures are keyed by. */
+    bp_u64_to_hex(n, hex);
+    snprintf(t.label, sizeof(t.label), "block %" PRIu64, n);
+    return fetch_target_block(rpc, shared, &t, out, err);
+}
+
+int bp_fetch_block_by_hash(bp_rpc *rpc, bp_fetch_shared *shared, const char *hash, bp_block **out,
+                           bp_error *err)
+{
+    char lower[BP_HASH_STRLEN];
+    fetch_target t = {.block_method = "eth_getBlockByHash", .param = lower};
+    *out = NULL;
+    if (!hash || strlen(hash) != BP_HASH_STRLEN - 1 || !bp_hex_is_data(hash, strlen(hash)))
+        return bp_error_set(err, BP_EINVAL, "block %.80s: not a block hash", hash ? hash : "");
+    for (size_t i = 0; i < BP_HASH_STRLEN; i++)
+        lower[i] = (char)tolower((unsigned char)hash[i]);
+    snprintf(t.label, sizeof(t.label), "block %s", lower);
+    return fetch_target_block(rpc, shared, &t, out, err);
+}

@@ -1,0 +1,360 @@
+/* rpc.c - JSON-RPC over HTTP: one reused libcurl easy handle per bp_rpc (keep-alive). */
+#include "chain/rpc.h"
+
+#include <ctype.h>
+#include <curl/curl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/decode.h"
+#include "util/hex.h"
+
+#define BP_RPC_DEFAULT_CONNECT_MS 5000L
+#define BP_RPC_DEFAULT_TIMEOUT_MS 30000L
+#define BP_RPC_DEFAULT_MAX_BYTES ((size_t)256 << 20)
+/* A worker keeps its answer buffer between calls; one that grew past this for a huge block
+ * is given back instead of pinning the memory for the rest of the run. */
+#define BP_RPC_KEEP_BYTES ((size_t)16 << 20)
+/* How much of an error body goes into a message: enough to read a node's complaint. */
+#define BP_RPC_BODY_EXCERPT 200
+
+struct bp_rpc {
+    CURL *curl;
+    struct curl_slist *headers;
+    char *url;
+    char *shown_url; /* url without user:password@, for messages */
+    long connect_timeout_ms;
+    long timeout_ms;
+    size_t max_bytes;
+    bp_buf *sink;   /* the buffer the current transfer writes into */
+    int sink_error; /* BP_ETOOBIG / BP_ENOMEM seen by the write callback */
+    bp_buf req;     /* request body of bp_rpc_call */
+    bp_buf resp;    /* answer of bp_rpc_call / bp_rpc_batch */
+    char curl_msg[CURL_ERROR_SIZE];
+};
+
+int bp_rpc_global_init(bp_error *err)
+{
+    CURLcode rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (rc != CURLE_OK)
+        return bp_error_set(err, BP_ETRANSPORT, "curl_global_init: %s", curl_easy_strerror(rc));
+    return 0;
+}
+
+void bp_rpc_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+const char *bp_rpc_url(const bp_rpc *rpc)
+{
+    return rpc->shown_url;
+}
+
+/* Credentials in the URL (http://user:secret@host) must never reach a log line. */
+static char *strip_userinfo(const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host = scheme ? scheme + 3 : url;
+    const char *end = host + strcspn(host, "/?#");
+    const char *at = memchr(host, '@', (size_t)(end - host));
+    size_t pre = (size_t)(host - url);
+    const char *rest = at ? at + 1 : host;
+    char *out = malloc(pre + strlen(rest) + 1);
+    if (out) {
+        memcpy(out, url, pre);
+        strcpy(out + pre, rest);
+    }
+    return out;
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
+{
+    bp_rpc *rpc = user;
+    size_t n = size * nmemb;
+    if (rpc->sink->len + n > rpc->max_bytes) {
+        rpc->sink_error = BP_ETOOBIG;
+        return 0; /* makes curl abort the transfer with CURLE_WRITE_ERROR */
+    }
+    int rc = bp_buf_append(rpc->sink, data, n);
+    if (rc != 0) {
+        rpc->sink_error = rc;
+        return 0;
+    }
+    return n;
+}
+
+static int set_options(bp_rpc *rpc)
+{
+    CURL *c = rpc->curl;
+    int bad = 0;
+    bad |= curl_easy_setopt(c, CURLOPT_URL, rpc->url) != CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85: a redirect or typo must not reach file:// */
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+#endif
+    bad |= curl_easy_setopt(c, CURLOPT_HTTPHEADER, rpc->headers) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_POST, 1L) != CURLE_OK;
+    /* "" = every encoding this libcurl can decode (gzip, deflate, ...): blocks compress 5x. */
+    bad |= curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "") != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, rpc->connect_timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, rpc->timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+    /* Worker threads: no SIGALRM-based DNS timeouts. */
+    bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, rpc->curl_msg) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, rpc) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "blockpipe/" BP_VERSION) != CURLE_OK;
+    return bad ? BP_EINVAL : 0;
+}
+
+static void apply_defaults(bp_rpc *rpc, const bp_rpc_config *cfg)
+{
+    rpc->connect_timeout_ms =
+        cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : BP_RPC_DEFAULT_CONNECT_MS;
+    rpc->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : BP_RPC_DEFAULT_TIMEOUT_MS;
+    rpc->max_bytes = cfg->max_response_bytes ? cfg->max_response_bytes : BP_RPC_DEFAULT_MAX_BYTES;
+}
+
+int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err)
+{
+    int rc = BP_ENOMEM;
+    *out = NULL;
+    if (!cfg || !cfg->url || !*cfg->url)
+        return bp_error_set(err, BP_EINVAL, "rpc: no URL given");
+    bp_rpc *rpc = calloc(1, sizeof(*rpc));
+    if (!rpc)
+        return bp_error_set(err, BP_ENOMEM, "rpc %s: out of memory", cfg->url);
+    apply_defaults(rpc, cfg);
+    bp_buf_init(&rpc->req, 0);
+    bp_buf_init(&rpc->resp, 0); /* the cap is enforced by on_write against max_bytes */
+    rpc->url = strdup(cfg->url);
+    rpc->shown_url = strip_userinfo(cfg->url);
+    rpc->curl = curl_easy_init();
+    rpc->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!rpc->url || !rpc->shown_url || !rpc->curl || !rpc->headers) {
+        bp_error_set(err, rc, "rpc %s: out of memory", cfg->url);
+        goto out;
+    }
+    rc = set_options(rpc);
+    if (rc != 0) {
+        bp_error_set(err, rc, "rpc %s: libcurl refused an option (no http support?)",
+                     rpc->shown_url);
+        goto out;
+    }
+    *out = rpc;
+    rpc = NULL;
+out:
+    bp_rpc_free(rpc);
+    return rc;
+}
+
+void bp_rpc_free(bp_rpc *rpc)
+{
+    if (!rpc)
+        return;
+    if (rpc->curl)
+        curl_easy_cleanup(rpc->curl);
+    curl_slist_free_all(rpc->headers);
+    bp_buf_release(&rpc->req);
+    bp_buf_release(&rpc->resp);
+    free(rpc->url);
+    free(rpc->shown_url);
+    free(rpc);
+}
+
+/* Printable excerpt of an error body for a message (control bytes become '.'). */
+static void body_excerpt(const bp_buf *b, char *out, size_t outsz)
+{
+    size_t n = b->len < outsz - 1 ? b->len : outsz - 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)b->data[i];
+        out[i] = (ch < 0x20 || ch == 0x7f) ? ' ' : (char)ch;
+    }
+    out[n] = '\0';
+}
+
+static int map_status(bp_rpc *rpc, long status, const bp_buf *resp, long retry_after, bp_error *err)
+{
+    char excerpt[BP_RPC_BODY_EXCERPT + 1];
+    body_excerpt(resp, excerpt, sizeof(excerpt));
+    if (status == 429)
+        return bp_error_set(err, BP_ERATELIMIT,
+                            "POST %s: HTTP 429 Too Many Requests (Retry-After: %lds): %s",
+                            rpc->shown_url, retry_after, excerpt);
+    return bp_error_set(err, BP_EHTTP, "POST %s: HTTP %ld: %s%s", rpc->shown_url, status, excerpt,
+                        resp->len > BP_RPC_BODY_EXCERPT ? "..." : "");
+}
+
+static int map_curl_error(bp_rpc *rpc, CURLcode cc, bp_error *err)
+{
+    const char *why = rpc->curl_msg[0] ? rpc->curl_msg : curl_easy_strerror(cc);
+    if (cc == CURLE_WRITE_ERROR && rpc->sink_error == BP_ETOOBIG)
+        return bp_error_set(err, BP_ETOOBIG,
+                            "POST %s: answer larger than the cap of %zu bytes "
+                            "(max_response_bytes)",
+                            rpc->shown_url, rpc->max_bytes);
+    if (cc == CURLE_WRITE_ERROR && rpc->sink_error == BP_ENOMEM)
+        return bp_error_set(err, BP_ENOMEM, "POST %s: out of memory reading the answer",
+                            rpc->shown_url);
+    if (cc == CURLE_OPERATION_TIMEDOUT)
+        return bp_error_set(err, BP_ETIMEOUT, "POST %s: timed out (limit %ld ms): %s",
+                            rpc->shown_url, rpc->timeout_ms, why);
+    return bp_error_set(err, BP_ETRANSPORT, "POST %s: %s", rpc->shown_url, why);
+}
+
+static long retry_after_seconds(CURL *c)
+{
+    curl_off_t ra = 0;
+    if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra) != CURLE_OK || ra < 0)
+        return 0;
+    return ra > 3600 ? 3600 : (long)ra; /* a server asking for hours is not taken literally */
+}
+
+int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *retry_after_s,
+                bp_error *err)
+{
+    long status = 0;
+    if (retry_after_s)
+        *retry_after_s = 0;
+    bp_buf_reset(resp);
+    rpc->sink = resp;
+    rpc->sink_error = 0;
+    rpc->curl_msg[0] = '\0';
+    curl_easy_setopt(rpc->curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(rpc->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    CURLcode cc = curl_easy_perform(rpc->curl);
+    rpc->sink = NULL;
+    if (cc != CURLE_OK)
+        return map_curl_error(rpc, cc, err);
+    curl_easy_getinfo(rpc->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (status >= 200 && status < 300)
+        return 0;
+    long ra = retry_after_seconds(rpc->curl);
+    if (retry_after_s)
+        *retry_after_s = ra;
+    return map_status(rpc, status, resp, ra, err);
+}
+
+int bp_rpc_batch(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *root,
+                 yajl_val *results, yajl_val *errors, bp_error *err)
+{
+    *root = NULL;
+    int rc = bp_rpc_post(rpc, body, len, &rpc->resp, NULL, err);
+    if (rc != 0)
+        return rc;
+    rc = bp_decode_rpc_response(rpc->resp.data ? rpc->resp.data : "", rpc->resp.len, n, root,
+                                results, errors, err);
+    if (rc != 0)
+        bp_error_prefix(err, "POST %s: ", rpc->shown_url);
+    if (rpc->resp.cap > BP_RPC_KEEP_BYTES) {
+        bp_buf_release(&rpc->resp);
+        bp_buf_init(&rpc->resp, 0);
+    }
+    return rc;
+}
+
+int bp_rpc_call(bp_rpc *rpc, const char *method, const char *params_json, yajl_val *root,
+                yajl_val *result, bp_error *err)
+{
+    yajl_val error = NULL;
+    *root = NULL;
+    *result = NULL;
+    bp_buf_reset(&rpc->req);
+    int rc =
+        bp_buf_printf(&rpc->req, "{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"%s\",\"params\":%s}",
+                      method, params_json ? params_json : "[]");
+    if (rc != 0)
+        return bp_error_set(err, rc, "%s: cannot build the request", method);
+    rc = bp_rpc_batch(rpc, rpc->req.data, rpc->req.len, 1, root, result, &error, err);
+    if (rc == 0 && error)
+        rc = bp_decode_rpc_error(error, method, err);
+    if (rc != 0) {
+        yajl_tree_free(*root);
+        *root = NULL;
+        *result = NULL;
+    }
+    return rc;
+}
+
+/* A call whose result is one hex quantity (eth_chainId, eth_blockNumber). */
+static int call_u64(bp_rpc *rpc, const char *method, uint64_t *out, bp_error *err)
+{
+    yajl_val root, result;
+    int rc = bp_rpc_call(rpc, method, "[]", &root, &result, err);
+    if (rc != 0)
+        return rc;
+    const char *s = YAJL_GET_STRING(result);
+    if (!s || bp_hex_to_u64(s, strlen(s), out) != 0)
+        rc = bp_error_set(err, BP_EPARSE, "%s at %s: result is not a hex quantity", method,
+                          rpc->shown_url);
+    yajl_tree_free(root);
+    return rc;
+}
+
+int bp_rpc_chain_id(bp_rpc *rpc, uint64_t *out, bp_error *err)
+{
+    return call_u64(rpc, "eth_chainId", out, err);
+}
+
+int bp_rpc_block_number(bp_rpc *rpc, uint64_t *out, bp_error *err)
+{
+    return call_u64(rpc, "eth_blockNumber", out, err);
+}
+
+static int header_hash(yajl_val block, const char *key, char out[67])
+{
+    const char *path[] = {key, NULL};
+    const char *s = YAJL_GET_STRING(yajl_tree_get(block, path, yajl_t_string));
+    if (!s || strlen(s) != 66 || !bp_hex_is_data(s, 66))
+        return BP_EPARSE;
+    for (size_t i = 0; i < 67; i++)
+        out[i] = (char)tolower((unsigned char)s[i]);
+    return 0;
+}
+
+static int header_qty(yajl_val block, const char *key, uint64_t *out)
+{
+    const char *path[] = {key, NULL};
+    const char *s = YAJL_GET_STRING(yajl_tree_get(block, path, yajl_t_string));
+    return s ? bp_hex_to_u64(s, strlen(s), out) : BP_EPARSE;
+}
+
+static int parse_header(yajl_val block, bp_header *out, const char **bad)
+{
+    if ((*bad = "number", header_qty(block, "number", &out->number)) != 0 ||
+        (*bad = "timestamp", header_qty(block, "timestamp", &out->timestamp)) != 0 ||
+        (*bad = "hash", header_hash(block, "hash", out->hash)) != 0 ||
+        (*bad = "parentHash", header_hash(block, "parentHash", out->parent_hash)) != 0)
+        return BP_EPARSE;
+    return 0;
+}
+
+int bp_rpc_header(bp_rpc *rpc, uint64_t number, bp_header *out, bp_error *err)
+{
+    char params[48], label[32];
+    yajl_val root, result;
+    const char *bad = "";
+    if (number == UINT64_MAX) {
+        snprintf(params, sizeof(params), "[\"latest\",false]");
+        snprintf(label, sizeof(label), "latest");
+    } else {
+        char hex[20];
+        bp_u64_to_hex(number, hex);
+        snprintf(params, sizeof(params), "[\"%s\",false]", hex);
+        snprintf(label, sizeof(label), "%" PRIu64, number);
+    }
+    int rc = bp_rpc_call(rpc, "eth_getBlockByNumber", params, &root, &result, err);
+    if (rc != 0)
+        return bp_error_prefix(err, "block %s: ", label);
+    if (!result || YAJL_IS_NULL(result))
+        rc = bp_error_set(err, BP_ENOTFOUND, "block %s: not found at %s", label, rpc->shown_url);
+    else if (!YAJL_IS_OBJECT(result) || parse_header(result, out, &bad) != 0)
+        rc = bp_error_set(err, BP_EPARSE, "block %s: header field '%s' missing or malformed", label,
+                          bad);
+    yajl_tree_free(root);
+    return rc;
+}
