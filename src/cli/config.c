@@ -1,2 +1,861 @@
-/* config.c - being written. */
+/* config.c - run/backfill options from flags, environment, a YAML/JSON file and defaults. */
 #include "cli/config.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#include "chain/fetch.h"
+#include "util/log.h"
+
+#define WHO_MAX 160
+#define CMD_BOTH (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL)
+#define CMD_BACKFILL (1u << BP_CMD_BACKFILL)
+
+/* The source being applied. A repeatable option (--rpc, --output) set by a stronger source
+ * replaces what a weaker one set instead of adding to it. */
+enum layer { LAYER_FILE = 1, LAYER_ENV, LAYER_FLAG };
+
+typedef struct loader {
+    bp_config *cfg;
+    enum bp_command cmd;
+    int layer;
+    int rpcs_layer;
+    int outputs_layer;
+} loader;
+
+typedef struct opt opt;
+typedef int (*opt_set_fn)(loader *ld, const opt *o, const char *value, const char *who,
+                          bp_error *err);
+
+struct opt {
+    const char *flag; /* without the leading "--" */
+    const char *arg;  /* placeholder in messages: N, S, URL ... */
+    const char *env;
+    const char *env2; /* second name, read when env is unset */
+    const char *key;  /* config file key; NULL: not settable from the file */
+    opt_set_fn set;   /* NULL: handled by bp_config_load itself (--config) */
+    uint64_t min, max;
+    double dmin, dmax;
+    size_t off; /* the field in bp_config */
+    unsigned cmds;
+};
+
+static int set_rpc(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_output(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_string(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_start(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_u64(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_int(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_seconds(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_fetch(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_level(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_from(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+
+#define F(field) offsetof(bp_config, field)
+static const opt g_opts[] = {
+    {"rpc", "URL", "RPC_URL", NULL, "rpc", set_rpc, 0, 0, 0, 0, 0, CMD_BOTH},
+    {"chain", "NAME", "CHAIN", NULL, "chain", set_string, 0, 0, 0, 0, F(chain), CMD_BOTH},
+    {"output", "URL", "OUTPUT", "DATABASE_URL", "output", set_output, 0, 0, 0, 0, 0, CMD_BOTH},
+    {"start-block", "N|latest", "START_BLOCK", NULL, "start_block", set_start, 0, 0, 0, 0, 0,
+     CMD_BOTH},
+    {"confirmations", "N", "CONFIRMATIONS", NULL, "confirmations", set_u64, 0, 100000, 0, 0,
+     F(confirmations), CMD_BOTH},
+    {"reorg-window", "N", "REORG_WINDOW", NULL, "reorg_window", set_u64, 1, 100000, 0, 0,
+     F(reorg_window), CMD_BOTH},
+    {"workers", "N", "WORKERS", NULL, "workers", set_int, 1, 1024, 0, 0, F(workers), CMD_BOTH},
+    {"batch-size", "N", "BATCH_SIZE", NULL, "batch_size", set_int, 1, 100000, 0, 0, F(batch_size),
+     CMD_BOTH},
+    {"poll-interval", "S", "POLLING_INTERVAL", NULL, "poll_interval", set_seconds, 0, 0, 0.01, 3600,
+     F(poll_interval), CMD_BOTH},
+    {"stats-interval", "S", "STATS_INTERVAL", NULL, "stats_interval", set_seconds, 0, 0, 0.1, 86400,
+     F(stats_interval), CMD_BOTH},
+    {"fetch", "LIST", "FETCH", NULL, "fetch", set_fetch, 0, 0, 0, 0, 0, CMD_BOTH},
+    {"rpc-timeout", "S", "RPC_TIMEOUT", NULL, "rpc_timeout", set_seconds, 0, 0, 0.1, 3600,
+     F(rpc_timeout), CMD_BOTH},
+    {"max-retries", "N", "MAX_RETRIES", NULL, "max_retries", set_int, 0, 1000, 0, 0, F(max_retries),
+     CMD_BOTH},
+    {"config", "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, 0, 0, 0, 0, 0, CMD_BOTH},
+    {"log-level", "L", "LOG_LEVEL", NULL, "log_level", set_level, 0, 0, 0, 0, 0, CMD_BOTH},
+    {"log-format", "F", "LOG_FORMAT", NULL, "log_format", set_format, 0, 0, 0, 0, 0, CMD_BOTH},
+    {"from", "N", NULL, NULL, NULL, set_from, 0, UINT64_MAX, 0, 0, 0, CMD_BACKFILL},
+    {"to", "N", NULL, NULL, NULL, set_to, 0, UINT64_MAX, 0, 0, 0, CMD_BACKFILL},
+};
+#undef F
+#define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
+
+static const char *cmd_name(enum bp_command cmd)
+{
+    return cmd == BP_CMD_BACKFILL ? "backfill" : "run";
+}
+
+static bool opt_for(const opt *o, enum bp_command cmd)
+{
+    return (o->cmds & (1u << cmd)) != 0;
+}
+
+static const opt *find_flag(const char *name, size_t len, enum bp_command cmd)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strlen(g_opts[i].flag) == len && memcmp(g_opts[i].flag, name, len) == 0)
+            return opt_for(&g_opts[i], cmd) ? &g_opts[i] : NULL;
+    return NULL;
+}
+
+static const opt *find_key(const char *key, enum bp_command cmd)
+{
+    if (strcmp(key, "rpcs") == 0)
+        key = "rpc";
+    else if (strcmp(key, "outputs") == 0)
+        key = "output";
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (g_opts[i].key && strcmp(g_opts[i].key, key) == 0 && opt_for(&g_opts[i], cmd))
+            return &g_opts[i];
+    return NULL;
+}
+
+/* "WHO: 'VALUE' is not valid: expected ..." */
+__attribute__((format(printf, 4, 5))) static int invalid(bp_error *err, const char *who,
+                                                         const char *value, const char *fmt, ...)
+{
+    char expected[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(expected, sizeof(expected), fmt, ap);
+    va_end(ap);
+    return bp_error_set(err, BP_EINVAL, "%s: '%s' is not valid: %s", who, value, expected);
+}
+
+static int replace_string(char **slot, const char *value, bp_error *err)
+{
+    char *copy = strdup(value);
+    if (!copy)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+/* ---- value parsers ---- */
+
+/* A whole decimal number: digits only, no sign, no spaces, no overflow. */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return false;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+/* A plain decimal: "2", "0.5", ".5", "1." (no sign, exponent, hex, inf or nan). */
+static bool parse_decimal(const char *s, double *out)
+{
+    size_t whole = strspn(s, "0123456789"), frac = 0;
+    const char *p = s + whole;
+    if (*p == '.') {
+        frac = strspn(p + 1, "0123456789");
+        p += 1 + frac;
+    }
+    if (*p || whole + frac == 0)
+        return false;
+    *out = strtod(s, NULL);
+    return true;
+}
+
+static int parse_ranged(const opt *o, const char *v, const char *who, uint64_t *out, bp_error *err)
+{
+    if (o->max == UINT64_MAX && !parse_u64(v, out))
+        return invalid(err, who, v, "expected a block number");
+    if (!parse_u64(v, out) || *out < o->min || *out > o->max)
+        return invalid(err, who, v, "expected an integer from %llu to %llu",
+                       (unsigned long long)o->min, (unsigned long long)o->max);
+    return 0;
+}
+
+/* ---- setters, one per kind of value ---- */
+
+static int set_u64(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    uint64_t n;
+    int rc = parse_ranged(o, v, who, &n, err);
+    if (rc == 0)
+        *(uint64_t *)((char *)ld->cfg + o->off) = n;
+    return rc;
+}
+
+static int set_int(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    uint64_t n;
+    int rc = parse_ranged(o, v, who, &n, err);
+    if (rc == 0)
+        *(int *)((char *)ld->cfg + o->off) = (int)n;
+    return rc;
+}
+
+static int set_seconds(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    double d;
+    if (!parse_decimal(v, &d) || d < o->dmin || d > o->dmax)
+        return invalid(err, who, v, "expected a number of seconds from %g to %g", o->dmin, o->dmax);
+    *(double *)((char *)ld->cfg + o->off) = d;
+    return 0;
+}
+
+static int set_start(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    uint64_t n;
+    (void)o;
+    if (strcmp(v, "latest") == 0) {
+        ld->cfg->start_latest = true;
+        ld->cfg->start_set = false;
+        return 0;
+    }
+    if (!parse_u64(v, &n))
+        return invalid(err, who, v, "expected a block number or 'latest'");
+    ld->cfg->start_block = n;
+    ld->cfg->start_set = true;
+    ld->cfg->start_latest = false;
+    return 0;
+}
+
+static int set_from(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    int rc = parse_ranged(o, v, who, &ld->cfg->from_block, err);
+    ld->cfg->from_set = rc == 0;
+    return rc;
+}
+
+static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    int rc = parse_ranged(o, v, who, &ld->cfg->to_block, err);
+    ld->cfg->to_set = rc == 0;
+    return rc;
+}
+
+static int set_string(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    if (!*v)
+        return invalid(err, who, v, "expected a non-empty %s", o->arg);
+    return replace_string((char **)((char *)ld->cfg + o->off), v, err);
+}
+
+static int set_level(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    int level = bp_log_level_parse(v);
+    (void)o;
+    if (level < 0)
+        return invalid(err, who, v, "expected one of debug, info, warn, error");
+    ld->cfg->log_level = level;
+    return 0;
+}
+
+static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    (void)o;
+    if (strcmp(v, "text") != 0 && strcmp(v, "json") != 0)
+        return invalid(err, who, v, "expected text or json");
+    ld->cfg->log_json = strcmp(v, "json") == 0;
+    return 0;
+}
+
+static int set_fetch(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    unsigned what = 0;
+    bp_error perr = {0};
+    (void)o;
+    if (bp_fetch_parse_list(v, &what, &perr) != 0) {
+        /* bp_fetch_parse_list names itself ("fetch: ..."); we name the key instead. */
+        const char *why = strncmp(perr.msg, "fetch: ", 7) == 0 ? perr.msg + 7 : perr.msg;
+        return invalid(err, who, v, "%s", why);
+    }
+    ld->cfg->fetch = what;
+    return 0;
+}
+
+static bool has_prefix_ci(const char *s, const char *prefix)
+{
+    return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int check_rpc_url(const char *v, const char *who, bp_error *err)
+{
+    if (has_prefix_ci(v, "ws://") || has_prefix_ci(v, "wss://"))
+        return invalid(err, who, v, "WebSocket URLs go in --ws (not supported yet)");
+    if ((has_prefix_ci(v, "http://") && v[7]) || (has_prefix_ci(v, "https://") && v[8]))
+        return 0;
+    return invalid(err, who, v, "expected an http:// or https:// URL");
+}
+
+/* Appends one endpoint; the first one a source gives drops those of weaker sources. */
+static int add_rpc(loader *ld, const char *url, int max_workers, int priority, const char *who,
+                   bp_error *err)
+{
+    bp_config *cfg = ld->cfg;
+    int rc = check_rpc_url(url, who, err);
+    if (rc != 0)
+        return rc;
+    if (ld->rpcs_layer != ld->layer) {
+        for (int i = 0; i < cfg->rpc_count; i++)
+            free(cfg->rpcs[i].url);
+        cfg->rpc_count = 0;
+        ld->rpcs_layer = ld->layer;
+    }
+    if (cfg->rpc_count == BP_MAX_RPCS)
+        return bp_error_set(err, BP_EINVAL, "%s: too many RPC endpoints (at most %d)", who,
+                            BP_MAX_RPCS);
+    bp_rpc_endpoint *ep = &cfg->rpcs[cfg->rpc_count];
+    *ep = (bp_rpc_endpoint){.url = NULL, .max_workers = max_workers, .priority = priority};
+    rc = replace_string(&ep->url, url, err);
+    if (rc == 0)
+        cfg->rpc_count++;
+    return rc;
+}
+
+static int set_rpc(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    (void)o;
+    return add_rpc(ld, v, 0, 0, who, err);
+}
+
+static int set_output(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    bp_config *cfg = ld->cfg;
+    (void)o;
+    /* The kind (sqlite:, etl-csv:, ...) is checked by the sink registry, which knows them. */
+    if (!*v)
+        return invalid(err, who, v, "expected an output URL such as sqlite:blockpipe.db");
+    if (ld->outputs_layer != ld->layer) {
+        for (int i = 0; i < cfg->output_count; i++)
+            free(cfg->outputs[i]);
+        cfg->output_count = 0;
+        ld->outputs_layer = ld->layer;
+    }
+    if (cfg->output_count == BP_MAX_OUTPUTS)
+        return bp_error_set(err, BP_EINVAL, "%s: too many outputs (at most %d)", who,
+                            BP_MAX_OUTPUTS);
+    cfg->outputs[cfg->output_count] = NULL;
+    int rc = replace_string(&cfg->outputs[cfg->output_count], v, err);
+    if (rc == 0)
+        cfg->output_count++;
+    return rc;
+}
+
+/* ---- config file ---- */
+
+typedef struct file_ctx {
+    loader *ld;
+    yaml_document_t *doc;
+    const char *path;
+} file_ctx;
+
+static const char *scalar_of(const yaml_node_t *n)
+{
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static yaml_node_t *node_at(file_ctx *fc, int id)
+{
+    return yaml_document_get_node(fc->doc, id);
+}
+
+static int one_value(const char *who, const yaml_node_t *n, const char **out, bp_error *err)
+{
+    *out = scalar_of(n);
+    if (!*out)
+        return bp_error_set(err, BP_EINVAL, "%s: expected a single value, not a %s", who,
+                            n && n->type == YAML_SEQUENCE_NODE ? "list" : "mapping");
+    return 0;
+}
+
+static int rpc_item_int(file_ctx *fc, const char *who, const yaml_node_t *n, uint64_t max, int *out,
+                        bp_error *err)
+{
+    const char *v;
+    uint64_t u;
+    int rc = one_value(who, n, &v, err);
+    if (rc != 0)
+        return rc;
+    (void)fc;
+    if (!parse_u64(v, &u) || u > max)
+        return invalid(err, who, v, "expected an integer from 0 to %llu", (unsigned long long)max);
+    *out = (int)u;
+    return 0;
+}
+
+/* One member of a mapping item of `rpcs`: url, max_workers or priority. */
+static int rpc_item_field(file_ctx *fc, int idx, yaml_node_pair_t *p, const char **url,
+                          int *max_workers, int *priority, bp_error *err)
+{
+    const char *k = scalar_of(node_at(fc, p->key));
+    yaml_node_t *v = node_at(fc, p->value);
+    char who[WHO_MAX];
+    snprintf(who, sizeof(who), "rpcs[%d].%s (config file %s)", idx, k ? k : "?", fc->path);
+    if (k && strcmp(k, "url") == 0)
+        return one_value(who, v, url, err);
+    if (k && strcmp(k, "max_workers") == 0)
+        return rpc_item_int(fc, who, v, 1024, max_workers, err);
+    if (k && strcmp(k, "priority") == 0)
+        return rpc_item_int(fc, who, v, 1000, priority, err);
+    return bp_error_set(err, BP_EINVAL,
+                        "unknown key 'rpcs[%d].%s' in config file %s (expected url, "
+                        "max_workers, priority)",
+                        idx, k ? k : "?", fc->path);
+}
+
+static int rpc_item(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err)
+{
+    const char *url = scalar_of(n);
+    int max_workers = 0, priority = 0, rc = 0;
+    char who[WHO_MAX];
+    snprintf(who, sizeof(who), "rpcs[%d] (config file %s)", idx, fc->path);
+    if (n->type == YAML_SEQUENCE_NODE)
+        return bp_error_set(err, BP_EINVAL, "%s: expected a URL or {url: ...}, not a list", who);
+    if (n->type == YAML_MAPPING_NODE)
+        for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+             rc == 0 && p < n->data.mapping.pairs.top; p++)
+            rc = rpc_item_field(fc, idx, p, &url, &max_workers, &priority, err);
+    if (rc != 0)
+        return rc;
+    if (!url)
+        return bp_error_set(err, BP_EINVAL, "%s: missing url", who);
+    snprintf(who, sizeof(who), "rpcs[%d].url (config file %s)", idx, fc->path);
+    return add_rpc(fc->ld, url, max_workers, priority, who, err);
+}
+
+/* fetch: [blocks, logs] is the same as fetch: blocks,logs */
+static int fetch_list(file_ctx *fc, const opt *o, yaml_node_t *n, const char *who, bp_error *err)
+{
+    char joined[256] = "";
+    for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
+         it++) {
+        const char *word;
+        int rc = one_value(who, node_at(fc, *it), &word, err);
+        if (rc != 0)
+            return rc;
+        if (strlen(joined) + strlen(word) + 2 > sizeof(joined))
+            return invalid(err, who, word, "expected blocks, transactions, receipts, logs");
+        if (joined[0])
+            strcat(joined, ",");
+        strcat(joined, word);
+    }
+    return o->set(fc->ld, o, joined, who, err);
+}
+
+static int file_list(file_ctx *fc, const opt *o, yaml_node_t *n, const char *who, bp_error *err)
+{
+    int rc = 0, idx = 0;
+    if (o->set == set_fetch)
+        return fetch_list(fc, o, n, who, err);
+    if (o->set != set_rpc && o->set != set_output)
+        return bp_error_set(err, BP_EINVAL, "%s: expected a single value, not a list", who);
+    for (yaml_node_item_t *it = n->data.sequence.items.start;
+         rc == 0 && it < n->data.sequence.items.top; it++, idx++) {
+        yaml_node_t *item = node_at(fc, *it);
+        if (o->set == set_rpc) {
+            rc = rpc_item(fc, idx, item, err);
+        } else {
+            const char *v;
+            rc = one_value(who, item, &v, err);
+            rc = rc ? rc : set_output(fc->ld, o, v, who, err);
+        }
+    }
+    return rc;
+}
+
+/* Edit distance of two short keys, for "did you mean". */
+static size_t distance(const char *a, const char *b)
+{
+    size_t lb = strlen(b), row[64];
+    if (lb >= 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; *a; a++, i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (*a != b[j - 1]);
+            best = up + 1 < best ? up + 1 : best;
+            best = row[j - 1] + 1 < best ? row[j - 1] + 1 : best;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+static int unknown_key(file_ctx *fc, const char *k, bp_error *err)
+{
+    static const char *const extra[] = {"rpcs", "outputs"};
+    const char *best = NULL;
+    size_t best_d = 3; /* suggest only close keys */
+    for (size_t i = 0; i < N_OPTS + 2; i++) {
+        const char *cand = i < N_OPTS ? g_opts[i].key : extra[i - N_OPTS];
+        if (cand && (i >= N_OPTS || opt_for(&g_opts[i], fc->ld->cmd)) &&
+            distance(k, cand) < best_d) {
+            best = cand;
+            best_d = distance(k, cand);
+        }
+    }
+    return bp_error_set(err, BP_EINVAL, "unknown key '%s' in config file %s (%s%s%s)", k, fc->path,
+                        best ? "did you mean '" : "see blockpipe ",
+                        best ? best : cmd_name(fc->ld->cmd), best ? "'?" : " --help");
+}
+
+/* Refuses a key given twice: one of the two would be silently ignored. */
+static int check_duplicate(file_ctx *fc, yaml_node_pair_t *first, yaml_node_pair_t *p,
+                           bp_error *err)
+{
+    const char *k = scalar_of(node_at(fc, p->key));
+    for (yaml_node_pair_t *q = first; k && q < p; q++) {
+        const char *kq = scalar_of(node_at(fc, q->key));
+        if (kq && strcmp(k, kq) == 0)
+            return bp_error_set(err, BP_EINVAL, "duplicate key '%s' in config file %s", k,
+                                fc->path);
+    }
+    return 0;
+}
+
+static int file_pair(file_ctx *fc, yaml_node_pair_t *p, bp_error *err)
+{
+    const char *k = scalar_of(node_at(fc, p->key));
+    yaml_node_t *v = node_at(fc, p->value);
+    const opt *o = k ? find_key(k, fc->ld->cmd) : NULL;
+    char who[WHO_MAX];
+    if (!o)
+        return unknown_key(fc, k ? k : "?", err);
+    snprintf(who, sizeof(who), "%s (config file %s)", k, fc->path);
+    if (v->type == YAML_SEQUENCE_NODE)
+        return file_list(fc, o, v, who, err);
+    if (v->type == YAML_MAPPING_NODE && o->set == set_rpc)
+        return rpc_item(fc, 0, v, err);
+    const char *s;
+    int rc = one_value(who, v, &s, err);
+    return rc ? rc : o->set(fc->ld, o, s, who, err);
+}
+
+static int file_apply(file_ctx *fc, bp_error *err)
+{
+    yaml_node_t *root = yaml_document_get_root_node(fc->doc);
+    int rc = 0;
+    if (!root || (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0))
+        return 0; /* an empty file sets nothing */
+    if (root->type != YAML_MAPPING_NODE)
+        return bp_error_set(err, BP_EINVAL, "config file %s: expected a mapping of keys to values",
+                            fc->path);
+    for (yaml_node_pair_t *p = root->data.mapping.pairs.start;
+         rc == 0 && p < root->data.mapping.pairs.top; p++) {
+        rc = check_duplicate(fc, root->data.mapping.pairs.start, p, err);
+        rc = rc ? rc : file_pair(fc, p, err);
+    }
+    return rc;
+}
+
+static int load_file(loader *ld, const char *path, const char *who, bp_error *err)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    bool parser_ok = false, doc_ok = false;
+    int rc = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        rc = bp_error_set(err, BP_EINVAL, "%s: cannot open config file '%s': %s", who, path,
+                          strerror(errno));
+        goto out;
+    }
+    parser_ok = yaml_parser_initialize(&parser);
+    if (!parser_ok) {
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+        goto out;
+    }
+    yaml_parser_set_input_file(&parser, f);
+    doc_ok = yaml_parser_load(&parser, &doc);
+    if (!doc_ok) {
+        rc = bp_error_set(err, BP_EINVAL, "config file %s: line %zu column %zu: %s", path,
+                          parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                          parser.problem ? parser.problem : "invalid YAML");
+        goto out;
+    }
+    ld->layer = LAYER_FILE;
+    rc = file_apply(&(file_ctx){.ld = ld, .doc = &doc, .path = path}, err);
+out:
+    if (doc_ok)
+        yaml_document_delete(&doc);
+    if (parser_ok)
+        yaml_parser_delete(&parser);
+    if (f)
+        fclose(f);
+    return rc;
+}
+
+/* ---- environment ---- */
+
+static int apply_env(loader *ld, bp_error *err)
+{
+    ld->layer = LAYER_ENV;
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const opt *o = &g_opts[i];
+        const char *name = o->env, *v = o->env ? getenv(o->env) : NULL;
+        char who[WHO_MAX];
+        if ((!v || !*v) && o->env2) {
+            name = o->env2;
+            v = getenv(o->env2);
+        }
+        /* An empty variable counts as unset, as most shells and compose files mean it. */
+        if (!o->set || !opt_for(o, ld->cmd) || !v || !*v)
+            continue;
+        snprintf(who, sizeof(who), "%s (environment)", name);
+        int rc = o->set(ld, o, v, who, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- flags ---- */
+
+typedef struct flag_value {
+    const opt *o;
+    const char *value;
+} flag_value;
+
+static int unknown_flag(enum bp_command cmd, const char *arg, size_t len, bp_error *err)
+{
+    const char *what = arg[0] == '-' ? "unknown option" : "unexpected argument";
+    return bp_error_set(err, BP_EINVAL, "%s '%.*s' for '%s' (see blockpipe %s --help)", what,
+                        (int)len, arg, cmd_name(cmd), cmd_name(cmd));
+}
+
+/* Reads argv[*i] (and its value) into fv, advancing *i past what it used. */
+static int read_flag(enum bp_command cmd, int argc, char **argv, int *i, flag_value *fv,
+                     bp_error *err)
+{
+    const char *arg = argv[*i];
+    const char *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (arg[0] != '-')
+        return unknown_flag(cmd, arg, strlen(arg), err);
+    if (strncmp(arg, "--", 2) != 0 || len == 2)
+        return unknown_flag(cmd, arg, len, err);
+    fv->o = find_flag(arg + 2, len - 2, cmd);
+    if (!fv->o)
+        return unknown_flag(cmd, arg, len, err);
+    if (eq) {
+        fv->value = eq + 1;
+    } else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
+        fv->value = argv[++*i];
+    } else {
+        return bp_error_set(err, BP_EINVAL, "--%s: missing value (expected --%s %s)", fv->o->flag,
+                            fv->o->flag, fv->o->arg);
+    }
+    return 0;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+static int apply_flags(loader *ld, const flag_value *fv, int n, bp_error *err)
+{
+    ld->layer = LAYER_FLAG;
+    for (int i = 0; i < n; i++) {
+        char who[WHO_MAX];
+        if (!fv[i].o->set)
+            continue;
+        snprintf(who, sizeof(who), "--%s", fv[i].o->flag);
+        int rc = fv[i].o->set(ld, fv[i].o, fv[i].value, who, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- load ---- */
+
+static void set_defaults(bp_config *cfg, enum bp_command cmd)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->command = cmd;
+    cfg->start_latest = cmd == BP_CMD_RUN;
+    cfg->reorg_window = 128;
+    cfg->workers = 8;
+    cfg->batch_size = 100;
+    cfg->poll_interval = 1.0;
+    cfg->stats_interval = 10;
+    cfg->fetch = BP_FETCH_ALL;
+    cfg->max_retries = 5;
+    cfg->rpc_timeout = 30;
+    cfg->log_level = BP_LOG_INFO;
+}
+
+static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *err)
+{
+    const char *path = getenv("BLOCKPIPE_CONFIG"), *who = "BLOCKPIPE_CONFIG (environment)";
+    for (int i = 0; i < n; i++)
+        if (fv[i].o->set == NULL) {
+            path = fv[i].value;
+            who = "--config";
+        }
+    if (!path || !*path)
+        return 0;
+    int rc = replace_string(&ld->cfg->config_file, path, err);
+    return rc ? rc : load_file(ld, path, who, err);
+}
+
+static int check_required(const bp_config *cfg, bp_error *err)
+{
+    if (cfg->rpc_count == 0)
+        return bp_error_set(err, BP_EINVAL,
+                            "missing --rpc URL (or RPC_URL, or rpc/rpcs in the config file): "
+                            "the JSON-RPC HTTP endpoint, e.g. --rpc http://127.0.0.1:8545");
+    if (cfg->command != BP_CMD_BACKFILL)
+        return 0;
+    if (!cfg->from_set || !cfg->to_set)
+        return bp_error_set(err, BP_EINVAL,
+                            "backfill needs --from and --to (first and last block, inclusive); "
+                            "missing %s",
+                            cfg->from_set ? "--to" : "--from");
+    if (cfg->from_block > cfg->to_block)
+        return bp_error_set(err, BP_EINVAL, "--from %llu is after --to %llu: expected from <= to",
+                            (unsigned long long)cfg->from_block, (unsigned long long)cfg->to_block);
+    return 0;
+}
+
+static int add_default_output(loader *ld, bp_error *err)
+{
+    if (ld->cfg->output_count > 0)
+        return 0;
+    ld->layer = 0;
+    return set_output(ld, NULL, "sqlite:blockpipe.db", "default", err);
+}
+
+int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err)
+{
+    loader ld = {.cfg = cfg, .cmd = cmd};
+    flag_value *fv = NULL;
+    int n = 0, rc = 0;
+    set_defaults(cfg, cmd);
+    if (wants_help(argc, argv)) {
+        cfg->help = true;
+        goto out;
+    }
+    fv = calloc(argc > 0 ? (size_t)argc : 1, sizeof(*fv));
+    if (!fv) {
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int i = 1; rc == 0 && i < argc; i++)
+        rc = read_flag(cmd, argc, argv, &i, &fv[n++], err);
+    rc = rc ? rc : load_config_file(&ld, fv, n, err);
+    rc = rc ? rc : apply_env(&ld, err);
+    rc = rc ? rc : apply_flags(&ld, fv, n, err);
+    rc = rc ? rc : add_default_output(&ld, err);
+    rc = rc ? rc : check_required(cfg, err);
+out:
+    free(fv);
+    return rc;
+}
+
+void bp_config_release(bp_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (int i = 0; i < cfg->rpc_count; i++)
+        free(cfg->rpcs[i].url);
+    for (int i = 0; i < cfg->output_count; i++)
+        free(cfg->outputs[i]);
+    free(cfg->chain);
+    free(cfg->config_file);
+    cfg->rpc_count = cfg->output_count = 0;
+    cfg->chain = cfg->config_file = NULL;
+}
+
+/* ---- usage ---- */
+
+#define USAGE_OPTIONS                                                                              \
+    "Options (flag > environment > config file > default; --name VALUE or --name=VALUE):\n"        \
+    "  --rpc URL               JSON-RPC HTTP endpoint, http:// or https://; repeat for\n"          \
+    "                          several (env RPC_URL; required)\n"                                  \
+    "  --chain NAME            value of the chain column (env CHAIN; default: the chain id\n"      \
+    "                          in decimal, e.g. 1 or 31337)\n"                                     \
+    "  --output URL            sqlite:PATH, sqlite://PATH, etl-csv:DIR, jsonl:DIR; repeat\n"       \
+    "                          for several (env OUTPUT or DATABASE_URL;\n"                         \
+    "                          default sqlite:blockpipe.db)\n"                                     \
+    "  --start-block N|latest  where an empty output starts (env START_BLOCK;\n"                   \
+    "                          default latest for run)\n"                                          \
+    "  --confirmations N       apply only blocks <= head - N, 0..100000\n"                         \
+    "                          (env CONFIRMATIONS; default 0)\n"                                   \
+    "  --reorg-window N        recent blocks kept to detect reorgs, 1..100000\n"                   \
+    "                          (env REORG_WINDOW; default 128)\n"                                  \
+    "  --workers N             concurrent fetches, 1..1024 (env WORKERS; default 8)\n"             \
+    "  --batch-size N          blocks per output transaction, 1..100000\n"                         \
+    "                          (env BATCH_SIZE; default 100)\n"                                    \
+    "  --poll-interval S       seconds between head polls, 0.01..3600\n"                           \
+    "                          (env POLLING_INTERVAL; default 1.0)\n"                              \
+    "  --stats-interval S      seconds between stats lines, 0.1..86400\n"                          \
+    "                          (env STATS_INTERVAL; default 10)\n"                                 \
+    "  --fetch LIST            subset of blocks,transactions,receipts,logs\n"                      \
+    "                          (env FETCH; default blocks,transactions,receipts,logs)\n"           \
+    "  --rpc-timeout S         seconds for one HTTP request, 0.1..3600\n"                          \
+    "                          (env RPC_TIMEOUT; default 30)\n"                                    \
+    "  --max-retries N         retries per block before it counts as failed, 0..1000\n"            \
+    "                          (env MAX_RETRIES; default 5)\n"                                     \
+    "  --config FILE           YAML or JSON config file (env BLOCKPIPE_CONFIG; default none)\n"    \
+    "  --log-level L           debug, info, warn, error (env LOG_LEVEL; default info)\n"           \
+    "  --log-format F          text, json (env LOG_FORMAT; default text)\n"                        \
+    "  --help                  print this help and exit\n"                                         \
+    "\n"                                                                                           \
+    "Config file keys: rpc, rpcs: [{url: URL, max_workers: N, priority: N}], chain,\n"             \
+    "output, outputs: [URL, ...], start_block, confirmations, reorg_window, workers,\n"            \
+    "batch_size, poll_interval, stats_interval, fetch, rpc_timeout, max_retries,\n"                \
+    "log_level, log_format. Unknown keys are refused.\n"
+
+static const char g_usage_run[] =
+    "blockpipe run - follow the chain head and index every new block until stopped\n"
+    "\n"
+    "Usage: blockpipe run --rpc URL [options]\n"
+    "\n" USAGE_OPTIONS "\n"
+    "Examples:\n"
+    "  blockpipe run --rpc http://127.0.0.1:8545\n"
+    "  blockpipe run --rpc https://eth.example.org --output sqlite:mainnet.db --confirmations 12\n"
+    "  RPC_URL=http://127.0.0.1:8545 blockpipe run --config blockpipe.yaml --log-format json\n";
+
+static const char g_usage_backfill[] =
+    "blockpipe backfill - index blocks A..B (inclusive) and exit 0 when all are committed\n"
+    "\n"
+    "Usage: blockpipe backfill --rpc URL --from A --to B [options]\n"
+    "\n"
+    "  --from N                first block to index (required)\n"
+    "  --to N                  last block to index, >= --from (required)\n"
+    "\n" USAGE_OPTIONS "\n"
+    "Examples:\n"
+    "  blockpipe backfill --rpc http://127.0.0.1:8545 --from 0 --to 1000 --output etl-csv:out/\n"
+    "  blockpipe backfill --rpc https://eth.example.org --from 17000000 --to 17000999 "
+    "--workers 32\n"
+    "  blockpipe backfill --config chain.json --from 0 --to 100 --output jsonl:out/ "
+    "--output sqlite:x.db\n";
+
+const char *bp_config_usage(enum bp_command cmd)
+{
+    return cmd == BP_CMD_BACKFILL ? g_usage_backfill : g_usage_run;
+}

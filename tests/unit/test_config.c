@@ -1,0 +1,558 @@
+/* test_config.c - bp_config_load: precedence, config files, validation messages, usage. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "chain/fetch.h"
+#include "cli/config.h"
+#include "util/log.h"
+
+static const char *const g_env[] = {
+    "RPC_URL",        "CHAIN",        "DATABASE_URL", "OUTPUT",      "START_BLOCK",
+    "CONFIRMATIONS",  "REORG_WINDOW", "WORKERS",      "BATCH_SIZE",  "POLLING_INTERVAL",
+    "STATS_INTERVAL", "FETCH",        "MAX_RETRIES",  "RPC_TIMEOUT", "BLOCKPIPE_CONFIG",
+    "LOG_LEVEL",      "LOG_FORMAT",
+};
+
+static int clear_env(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(g_env) / sizeof(g_env[0]); i++)
+        unsetenv(g_env[i]);
+    return 0;
+}
+
+typedef struct result {
+    bp_config cfg;
+    bp_error err;
+    int rc;
+} result;
+
+/* Loads `cmd` with the NULL-terminated arguments after it. */
+static int load(result *r, enum bp_command cmd, ...)
+{
+    char *argv[64];
+    int argc = 0;
+    va_list ap;
+    argv[argc++] = cmd == BP_CMD_RUN ? "run" : "backfill";
+    va_start(ap, cmd);
+    for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 63;)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    memset(&r->err, 0, sizeof(r->err));
+    r->rc = bp_config_load(&r->cfg, cmd, argc, argv, &r->err);
+    return r->rc;
+}
+
+/* Writes text to a new temporary file whose name ends in suffix; path gets its name. */
+static void temp_file(char *path, size_t size, const char *suffix, const char *text)
+{
+    snprintf(path, size, "/tmp/bp_test_config_XXXXXX%s", suffix);
+    int fd = mkstemps(path, (int)strlen(suffix));
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+/* Asserts the load failed with a message holding every given fragment. */
+static void expect_error(result *r, ...)
+{
+    va_list ap;
+    assert_int_equal(r->rc, BP_EINVAL);
+    va_start(ap, r);
+    for (const char *s; (s = va_arg(ap, const char *)) != NULL;) {
+        if (!strstr(r->err.msg, s))
+            fail_msg("message '%s' lacks '%s'", r->err.msg, s);
+    }
+    va_end(ap);
+    bp_config_release(&r->cfg);
+}
+
+#define RPC "--rpc", "http://127.0.0.1:8545"
+
+static void test_defaults_run(void **state)
+{
+    result r;
+    (void)state;
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, NULL), 0);
+    bp_config *c = &r.cfg;
+    assert_int_equal(c->command, BP_CMD_RUN);
+    assert_int_equal(c->rpc_count, 1);
+    assert_string_equal(c->rpcs[0].url, "http://127.0.0.1:8545");
+    assert_int_equal(c->rpcs[0].max_workers, 0);
+    assert_null(c->chain);
+    assert_int_equal(c->output_count, 1);
+    assert_string_equal(c->outputs[0], "sqlite:blockpipe.db");
+    assert_true(c->start_latest);
+    assert_false(c->start_set);
+    assert_false(c->help);
+    assert_int_equal(c->confirmations, 0);
+    assert_int_equal(c->reorg_window, 128);
+    assert_int_equal(c->workers, 8);
+    assert_int_equal(c->batch_size, 100);
+    assert_true(c->poll_interval == 1.0);
+    assert_true(c->stats_interval == 10.0);
+    assert_int_equal(c->fetch, BP_FETCH_ALL);
+    assert_int_equal(c->max_retries, 5);
+    assert_true(c->rpc_timeout == 30.0);
+    assert_int_equal(c->log_level, BP_LOG_INFO);
+    assert_false(c->log_json);
+    assert_null(c->config_file);
+    bp_config_release(c);
+    bp_config_release(c); /* twice is harmless */
+}
+
+static void test_defaults_backfill(void **state)
+{
+    result r;
+    (void)state;
+    assert_int_equal(load(&r, BP_CMD_BACKFILL, RPC, "--from", "5", "--to", "9", NULL), 0);
+    assert_false(r.cfg.start_latest);
+    assert_true(r.cfg.from_set && r.cfg.to_set);
+    assert_int_equal(r.cfg.from_block, 5);
+    assert_int_equal(r.cfg.to_block, 9);
+    bp_config_release(&r.cfg);
+}
+
+static void test_every_flag(void **state)
+{
+    result r;
+    (void)state;
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--chain", "mainnet", "--start-block", "17",
+                          "--confirmations", "12", "--reorg-window", "64", "--workers", "1024",
+                          "--batch-size", "100000", "--poll-interval", "0.01", "--stats-interval",
+                          "86400", "--fetch", "blocks,logs", "--max-retries", "0", "--rpc-timeout",
+                          "2.5", "--log-level", "debug", "--log-format", "json", NULL),
+                     0);
+    bp_config *c = &r.cfg;
+    assert_string_equal(c->chain, "mainnet");
+    assert_true(c->start_set);
+    assert_false(c->start_latest);
+    assert_int_equal(c->start_block, 17);
+    assert_int_equal(c->confirmations, 12);
+    assert_int_equal(c->reorg_window, 64);
+    assert_int_equal(c->workers, 1024);
+    assert_int_equal(c->batch_size, 100000);
+    assert_true(c->poll_interval == 0.01);
+    assert_true(c->stats_interval == 86400);
+    assert_true(c->fetch & BP_FETCH_LOGS);
+    assert_true(c->fetch & BP_FETCH_BLOCKS);
+    assert_false(c->fetch & BP_FETCH_RECEIPTS);
+    assert_int_equal(c->max_retries, 0);
+    assert_true(c->rpc_timeout == 2.5);
+    assert_int_equal(c->log_level, BP_LOG_DEBUG);
+    assert_true(c->log_json);
+    bp_config_release(c);
+}
+
+static void test_equals_form(void **state)
+{
+    result r;
+    (void)state;
+    assert_int_equal(load(&r, BP_CMD_RUN, "--rpc=https://node.example/v1?key=a=b", "--workers=3",
+                          "--output=jsonl:out/", "--start-block=latest", NULL),
+                     0);
+    assert_string_equal(r.cfg.rpcs[0].url, "https://node.example/v1?key=a=b");
+    assert_int_equal(r.cfg.workers, 3);
+    assert_string_equal(r.cfg.outputs[0], "jsonl:out/");
+    assert_true(r.cfg.start_latest);
+    bp_config_release(&r.cfg);
+    load(&r, BP_CMD_RUN, RPC, "--workers=", NULL);
+    expect_error(&r, "--workers", "''", "expected an integer from 1 to 1024", NULL);
+}
+
+static void test_repeated_flags(void **state)
+{
+    result r;
+    (void)state;
+    setenv("OUTPUT", "sqlite:env.db", 1);
+    setenv("RPC_URL", "http://env:8545", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, "--rpc", "http://a:1", "--rpc", "https://b:2", "--output",
+                          "sqlite:a.db", "--output", "etl-csv:out/", NULL),
+                     0);
+    assert_int_equal(r.cfg.rpc_count, 2);
+    assert_string_equal(r.cfg.rpcs[0].url, "http://a:1");
+    assert_string_equal(r.cfg.rpcs[1].url, "https://b:2");
+    assert_int_equal(r.cfg.output_count, 2); /* flags replace the environment's output */
+    assert_string_equal(r.cfg.outputs[0], "sqlite:a.db");
+    assert_string_equal(r.cfg.outputs[1], "etl-csv:out/");
+    bp_config_release(&r.cfg);
+
+    char *argv[2 + 2 * (BP_MAX_OUTPUTS + 1)];
+    int argc = 0;
+    argv[argc++] = "run";
+    for (int i = 0; i <= BP_MAX_OUTPUTS; i++) {
+        argv[argc++] = "--output";
+        argv[argc++] = "sqlite:x.db";
+    }
+    r.rc = bp_config_load(&r.cfg, BP_CMD_RUN, argc, argv, &r.err);
+    expect_error(&r, "--output", "at most 16", NULL);
+}
+
+static void test_precedence(void **state)
+{
+    char path[64];
+    result r;
+    (void)state;
+    temp_file(path, sizeof(path), ".yaml",
+              "rpc: http://file:8545\nworkers: 2\nbatch_size: 20\nchain: filechain\n"
+              "log_level: warn\noutputs: [sqlite:file.db, jsonl:file/]\npoll_interval: 0.5\n");
+    setenv("BLOCKPIPE_CONFIG", path, 1);
+    setenv("WORKERS", "3", 1);
+    setenv("BATCH_SIZE", "30", 1);
+    setenv("CHAIN", "envchain", 1);
+    /* flag > env > file > default, one key at each level */
+    assert_int_equal(load(&r, BP_CMD_RUN, "--workers", "4", NULL), 0);
+    assert_int_equal(r.cfg.workers, 4);             /* flag */
+    assert_int_equal(r.cfg.batch_size, 30);         /* env over file */
+    assert_string_equal(r.cfg.chain, "envchain");   /* env over file */
+    assert_int_equal(r.cfg.log_level, BP_LOG_WARN); /* file */
+    assert_true(r.cfg.poll_interval == 0.5);        /* file */
+    assert_int_equal(r.cfg.max_retries, 5);         /* default */
+    assert_string_equal(r.cfg.rpcs[0].url, "http://file:8545");
+    assert_int_equal(r.cfg.output_count, 2);
+    assert_string_equal(r.cfg.outputs[1], "jsonl:file/");
+    assert_string_equal(r.cfg.config_file, path);
+    bp_config_release(&r.cfg);
+
+    /* env outputs replace the file's; flag rpc replaces the file's; no merging of levels */
+    setenv("DATABASE_URL", "sqlite:env.db", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, "--rpc", "http://flag:1", "--chain", "flagchain", NULL),
+                     0);
+    assert_int_equal(r.cfg.output_count, 1);
+    assert_string_equal(r.cfg.outputs[0], "sqlite:env.db");
+    assert_int_equal(r.cfg.rpc_count, 1);
+    assert_string_equal(r.cfg.rpcs[0].url, "http://flag:1");
+    assert_string_equal(r.cfg.chain, "flagchain");
+    bp_config_release(&r.cfg);
+
+    /* OUTPUT is preferred to DATABASE_URL; an empty variable counts as unset */
+    setenv("OUTPUT", "jsonl:o/", 1);
+    setenv("WORKERS", "", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, NULL), 0);
+    assert_string_equal(r.cfg.outputs[0], "jsonl:o/");
+    assert_int_equal(r.cfg.workers, 2);
+    bp_config_release(&r.cfg);
+
+    /* --config beats BLOCKPIPE_CONFIG */
+    char other[64];
+    temp_file(other, sizeof(other), ".yml", "rpc: http://other:1\nbatch_size: 7\n");
+    unsetenv("BATCH_SIZE");
+    assert_int_equal(load(&r, BP_CMD_RUN, "--config", other, NULL), 0);
+    assert_string_equal(r.cfg.rpcs[0].url, "http://other:1");
+    assert_int_equal(r.cfg.batch_size, 7);
+    bp_config_release(&r.cfg);
+    unlink(path);
+    unlink(other);
+}
+
+static void test_json_rpcs_file(void **state)
+{
+    char path[64];
+    result r;
+    (void)state;
+    temp_file(path, sizeof(path), ".json",
+              "{\"rpcs\": [{\"url\": \"http://localhost:8545\", \"max_workers\": 5, "
+              "\"priority\": 1}]}");
+    assert_int_equal(load(&r, BP_CMD_RUN, "--config", path, NULL), 0);
+    assert_int_equal(r.cfg.rpc_count, 1);
+    assert_string_equal(r.cfg.rpcs[0].url, "http://localhost:8545");
+    assert_int_equal(r.cfg.rpcs[0].max_workers, 5);
+    assert_int_equal(r.cfg.rpcs[0].priority, 1);
+    bp_config_release(&r.cfg);
+    unlink(path);
+
+    temp_file(path, sizeof(path), ".json",
+              "{\"rpcs\": [{\"url\": \"http://a:1\"}, \"https://b:2\"], \"workers\": 16, "
+              "\"poll_interval\": 0.25, \"output\": \"etl-csv:out/\", "
+              "\"fetch\": [\"blocks\", \"receipts\"], \"log_format\": \"json\"}");
+    assert_int_equal(load(&r, BP_CMD_RUN, "--config", path, NULL), 0);
+    assert_int_equal(r.cfg.rpc_count, 2);
+    assert_string_equal(r.cfg.rpcs[1].url, "https://b:2");
+    assert_int_equal(r.cfg.workers, 16);
+    assert_true(r.cfg.poll_interval == 0.25);
+    assert_string_equal(r.cfg.outputs[0], "etl-csv:out/");
+    assert_true(r.cfg.fetch & BP_FETCH_RECEIPTS);
+    assert_false(r.cfg.fetch & BP_FETCH_LOGS);
+    assert_true(r.cfg.log_json);
+    bp_config_release(&r.cfg);
+    unlink(path);
+}
+
+static void test_yaml_rpcs_file(void **state)
+{
+    char path[64];
+    result r;
+    (void)state;
+    temp_file(path, sizeof(path), ".yaml",
+              "# two endpoints\nrpcs:\n  - url: http://a:8545\n    max_workers: 3\n"
+              "    priority: 2\n  - url: https://b:8545\nstart_block: 100\n"
+              "output: sqlite:y.db\n");
+    assert_int_equal(load(&r, BP_CMD_RUN, "--config", path, NULL), 0);
+    assert_int_equal(r.cfg.rpc_count, 2);
+    assert_int_equal(r.cfg.rpcs[0].max_workers, 3);
+    assert_int_equal(r.cfg.rpcs[0].priority, 2);
+    assert_int_equal(r.cfg.rpcs[1].max_workers, 0);
+    assert_int_equal(r.cfg.start_block, 100);
+    assert_true(r.cfg.start_set);
+    assert_string_equal(r.cfg.outputs[0], "sqlite:y.db");
+    bp_config_release(&r.cfg);
+    unlink(path);
+}
+
+static void test_empty_file(void **state)
+{
+    char path[64];
+    result r;
+    (void)state;
+    temp_file(path, sizeof(path), ".yaml", "");
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--config", path, NULL), 0);
+    assert_int_equal(r.cfg.workers, 8);
+    bp_config_release(&r.cfg);
+    unlink(path);
+}
+
+static void test_file_errors(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *fragment[3];
+    } cases[] = {
+        {"rpc: http://a:1\nwokers: 4\n", {"unknown key 'wokers'", "did you mean 'workers'?", NULL}},
+        {"rpc: http://a:1\nlog-level: info\n", {"unknown key 'log-level'", "'log_level'?", NULL}},
+        {"zzz: 1\n", {"unknown key 'zzz'", "see blockpipe run --help", NULL}},
+        {"workers: 3\nworkers: 4\n", {"duplicate key 'workers'", NULL, NULL}},
+        {"fetch: [blocks, nope]\n", {"fetch (config file", "nope", NULL}},
+        {"workers: 0\n", {"workers (config file", "'0' is not valid", "1 to 1024"}},
+        {"workers: [1, 2]\n", {"workers (config file", "not a list", NULL}},
+        {"rpcs: [{url: 'http://a:1', max_worker: 5}]\n", {"rpcs[0].max_worker", NULL, NULL}},
+        {"rpcs: [{max_workers: 5}]\n", {"rpcs[0]", "missing url", NULL}},
+        {"rpcs: [{url: 'http://a:1', max_workers: x}]\n",
+         {"rpcs[0].max_workers (config file", "'x' is not valid", NULL}},
+        {"rpcs: [{url: 'ws://a:1'}]\n", {"rpcs[0].url", "--ws", NULL}},
+        {"workers: [1, 2\n", {"config file", "line", NULL}},
+        {"- just\n- a list\n", {"config file", "mapping", NULL}},
+        {"{\"rpc\": \"http://a:1\", \"batch_size\": \"1e3\"}",
+         {"batch_size (config", "'1e3'", NULL}},
+        {"log_level: loud\n", {"log_level (config file", "'loud'", "debug, info, warn, error"}},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char path[64];
+        result r;
+        temp_file(path, sizeof(path), ".yaml", cases[i].text);
+        load(&r, BP_CMD_RUN, RPC, "--config", path, NULL);
+        expect_error(&r, path, cases[i].fragment[0],
+                     cases[i].fragment[1] ? cases[i].fragment[1] : "",
+                     cases[i].fragment[2] ? cases[i].fragment[2] : "", NULL);
+        unlink(path);
+    }
+    result r;
+    load(&r, BP_CMD_RUN, RPC, "--config", "/nonexistent/bp.yaml", NULL);
+    expect_error(&r, "--config", "/nonexistent/bp.yaml", "cannot open", NULL);
+    setenv("BLOCKPIPE_CONFIG", "/nonexistent/env.yaml", 1);
+    load(&r, BP_CMD_RUN, RPC, NULL);
+    expect_error(&r, "BLOCKPIPE_CONFIG (environment)", "/nonexistent/env.yaml", NULL);
+}
+
+static void test_flag_validation(void **state)
+{
+    static const struct {
+        const char *flag, *value, *expected;
+    } cases[] = {
+        {"--workers", "abc", "expected an integer from 1 to 1024"},
+        {"--workers", "0", "expected an integer from 1 to 1024"},
+        {"--workers", "1025", "expected an integer from 1 to 1024"},
+        {"--workers", "-1", "expected an integer from 1 to 1024"},
+        {"--workers", "4.5", "expected an integer from 1 to 1024"},
+        {"--workers", " 4", "expected an integer from 1 to 1024"},
+        {"--batch-size", "0", "expected an integer from 1 to 100000"},
+        {"--batch-size", "100001", "expected an integer from 1 to 100000"},
+        {"--reorg-window", "0", "expected an integer from 1 to 100000"},
+        {"--confirmations", "100001", "expected an integer from 0 to 100000"},
+        {"--confirmations", "99999999999999999999999", "expected an integer from 0 to 100000"},
+        {"--max-retries", "1001", "expected an integer from 0 to 1000"},
+        {"--poll-interval", "0", "expected a number of seconds from 0.01 to 3600"},
+        {"--poll-interval", "3601", "expected a number of seconds from 0.01 to 3600"},
+        {"--poll-interval", "1s", "expected a number of seconds from 0.01 to 3600"},
+        {"--poll-interval", "nan", "expected a number of seconds from 0.01 to 3600"},
+        {"--poll-interval", "-1", "expected a number of seconds from 0.01 to 3600"},
+        {"--stats-interval", "0.05", "expected a number of seconds from 0.1 to 86400"},
+        {"--rpc-timeout", "1e2", "expected a number of seconds from 0.1 to 3600"},
+        {"--rpc-timeout", ".", "expected a number of seconds from 0.1 to 3600"},
+        {"--start-block", "earliest", "expected a block number or 'latest'"},
+        {"--rpc", "ws://127.0.0.1:8546", "WebSocket URLs go in --ws (not supported yet)"},
+        {"--rpc", "wss://node.example", "WebSocket URLs go in --ws (not supported yet)"},
+        {"--rpc", "127.0.0.1:8545", "expected an http:// or https:// URL"},
+        {"--rpc", "http://", "expected an http:// or https:// URL"},
+        {"--log-level", "verbose", "expected one of debug, info, warn, error"},
+        {"--log-format", "xml", "expected text or json"},
+        {"--chain", "", "expected a non-empty"},
+        {"--output", "", "expected an output URL"},
+        {"--fetch", "blocks,trace", "trace"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char quoted[64];
+        result r;
+        snprintf(quoted, sizeof(quoted), "'%s' is not valid", cases[i].value);
+        load(&r, BP_CMD_RUN, RPC, cases[i].flag, cases[i].value, NULL);
+        expect_error(&r, cases[i].flag, quoted, cases[i].expected, NULL);
+    }
+}
+
+static void test_env_validation(void **state)
+{
+    result r;
+    (void)state;
+    setenv("WORKERS", "abc", 1);
+    load(&r, BP_CMD_RUN, RPC, NULL);
+    expect_error(
+        &r, "WORKERS (environment): 'abc' is not valid: expected an integer from 1 to 1024", NULL);
+    unsetenv("WORKERS");
+    setenv("POLLING_INTERVAL", "fast", 1);
+    load(&r, BP_CMD_RUN, RPC, NULL);
+    expect_error(&r, "POLLING_INTERVAL (environment)", "'fast'", NULL);
+    unsetenv("POLLING_INTERVAL");
+    setenv("RPC_URL", "ws://x:1", 1);
+    load(&r, BP_CMD_RUN, NULL);
+    expect_error(&r, "RPC_URL (environment)", "--ws", NULL);
+    /* a bad value is refused even when a stronger source also sets the key */
+    setenv("RPC_URL", "http://x:1", 1);
+    setenv("CONFIRMATIONS", "-3", 1);
+    load(&r, BP_CMD_RUN, "--confirmations", "3", NULL);
+    expect_error(&r, "CONFIRMATIONS (environment)", "'-3'", NULL);
+}
+
+static void test_database_url_passthrough(void **state)
+{
+    result r;
+    (void)state;
+    setenv("DATABASE_URL", "postgres://u:p@db/chain", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, NULL), 0);
+    assert_int_equal(r.cfg.output_count, 1);
+    assert_string_equal(r.cfg.outputs[0], "postgres://u:p@db/chain");
+    bp_config_release(&r.cfg);
+}
+
+static void test_unknown_and_missing(void **state)
+{
+    result r;
+    (void)state;
+    load(&r, BP_CMD_RUN, RPC, "--foo", "1", NULL);
+    expect_error(&r, "unknown option '--foo' for 'run' (see blockpipe run --help)", NULL);
+    load(&r, BP_CMD_RUN, RPC, "--foo=1", NULL);
+    expect_error(&r, "unknown option '--foo' for 'run'", NULL);
+    load(&r, BP_CMD_RUN, RPC, "--from", "1", NULL);
+    expect_error(&r, "unknown option '--from' for 'run'", NULL);
+    load(&r, BP_CMD_RUN, RPC, "-w", "1", NULL);
+    expect_error(&r, "unknown option '-w'", NULL);
+    load(&r, BP_CMD_RUN, RPC, "extra", NULL);
+    expect_error(&r, "unexpected argument 'extra' for 'run'", NULL);
+    load(&r, BP_CMD_BACKFILL, RPC, "--from", "1", "--to", "2", "--bogus", NULL);
+    expect_error(&r, "unknown option '--bogus' for 'backfill' (see blockpipe backfill --help)",
+                 NULL);
+    load(&r, BP_CMD_RUN, RPC, "--workers", NULL);
+    expect_error(&r, "--workers: missing value", "--workers N", NULL);
+    load(&r, BP_CMD_RUN, "--rpc", "--workers", "3", NULL);
+    expect_error(&r, "--rpc: missing value", NULL);
+}
+
+static void test_required(void **state)
+{
+    result r;
+    (void)state;
+    load(&r, BP_CMD_RUN, NULL);
+    expect_error(&r, "--rpc", "RPC_URL", NULL);
+    load(&r, BP_CMD_BACKFILL, "--from", "0", "--to", "10", NULL);
+    expect_error(&r, "--rpc", NULL);
+    load(&r, BP_CMD_BACKFILL, RPC, "--from", "0", NULL);
+    expect_error(&r, "--to", NULL);
+    load(&r, BP_CMD_BACKFILL, RPC, "--to", "10", NULL);
+    expect_error(&r, "missing --from", NULL);
+    load(&r, BP_CMD_BACKFILL, RPC, "--from", "10", "--to", "9", NULL);
+    expect_error(&r, "--from 10", "--to 9", NULL);
+    load(&r, BP_CMD_BACKFILL, RPC, "--from", "x", "--to", "9", NULL);
+    expect_error(&r, "--from: 'x' is not valid", NULL);
+    assert_int_equal(load(&r, BP_CMD_BACKFILL, RPC, "--from", "7", "--to", "7", NULL), 0);
+    bp_config_release(&r.cfg);
+}
+
+static void test_help(void **state)
+{
+    result r;
+    (void)state;
+    assert_int_equal(load(&r, BP_CMD_RUN, "--help", NULL), 0);
+    assert_true(r.cfg.help);
+    bp_config_release(&r.cfg);
+    assert_int_equal(load(&r, BP_CMD_BACKFILL, "--workers", "0", "--help", NULL), 0);
+    assert_true(r.cfg.help);
+    bp_config_release(&r.cfg);
+}
+
+static void test_usage(void **state)
+{
+    static const char *const common[] = {
+        "--rpc",           "--chain",
+        "--output",        "--start-block",
+        "--confirmations", "--reorg-window",
+        "--workers",       "--batch-size",
+        "--poll-interval", "--stats-interval",
+        "--fetch",         "--rpc-timeout",
+        "--max-retries",   "--config",
+        "--log-level",     "--log-format",
+        "--help",          "sqlite:blockpipe.db",
+        "default 128",     "default 8",
+        "default 100",     "default 1.0",
+        "default 10",      "default 30",
+        "default 5",       "default info",
+        "default text",    "Examples:",
+    };
+    (void)state;
+    for (int cmd = BP_CMD_RUN; cmd <= BP_CMD_BACKFILL; cmd++) {
+        const char *u = bp_config_usage((enum bp_command)cmd);
+        for (size_t i = 0; i < sizeof(common) / sizeof(common[0]); i++)
+            if (!strstr(u, common[i]))
+                fail_msg("usage of command %d lacks '%s'", cmd, common[i]);
+        for (size_t i = 0; i < sizeof(g_env) / sizeof(g_env[0]); i++)
+            if (!strstr(u, g_env[i]))
+                fail_msg("usage of command %d lacks '%s'", cmd, g_env[i]);
+    }
+    assert_non_null(strstr(bp_config_usage(BP_CMD_RUN), "Usage: blockpipe run --rpc URL"));
+    const char *b = bp_config_usage(BP_CMD_BACKFILL);
+    assert_non_null(strstr(b, "Usage: blockpipe backfill --rpc URL --from A --to B"));
+    assert_non_null(strstr(b, "blockpipe backfill --rpc http://127.0.0.1:8545 --from 0 --to 1000 "
+                              "--output etl-csv:out/"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_defaults_run, clear_env),
+        cmocka_unit_test_setup(test_defaults_backfill, clear_env),
+        cmocka_unit_test_setup(test_every_flag, clear_env),
+        cmocka_unit_test_setup(test_equals_form, clear_env),
+        cmocka_unit_test_setup(test_repeated_flags, clear_env),
+        cmocka_unit_test_setup(test_precedence, clear_env),
+        cmocka_unit_test_setup(test_json_rpcs_file, clear_env),
+        cmocka_unit_test_setup(test_yaml_rpcs_file, clear_env),
+        cmocka_unit_test_setup(test_empty_file, clear_env),
+        cmocka_unit_test_setup(test_file_errors, clear_env),
+        cmocka_unit_test_setup(test_flag_validation, clear_env),
+        cmocka_unit_test_setup(test_env_validation, clear_env),
+        cmocka_unit_test_setup(test_database_url_passthrough, clear_env),
+        cmocka_unit_test_setup(test_unknown_and_missing, clear_env),
+        cmocka_unit_test_setup(test_required, clear_env),
+        cmocka_unit_test_setup(test_help, clear_env),
+        cmocka_unit_test_setup(test_usage, clear_env),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
