@@ -27,9 +27,9 @@ typedef struct bp_config {
     int rpc_count;
     char *chain; /* NULL: derived from eth_chainId */
     char *outputs[BP_MAX_OUTPUTS];
-    int output_count; /* defaults to one: sqlite:blockpipe.db */
-    bool start_latest;  /* --start-block latest (default for run) */
-    bool start_set;     /* --start-block N given */
+    int output_count;  /* defaults to one: sqlite:blockpipe.db */
+    bool start_latest; /* --start-block latest (default for run) */
+    bool start_set;    /* --start-block N given */
     uint64_t start_block;
     bool from_set, to_set;
     uint64_t from_block, to_block; /* backfill */
@@ -42,10 +42,10 @@ typedef struct bp_config {
     unsigned fetch;        /* enum bp_fetch_what */
     int max_retries;
     double rpc_timeout; /* seconds */
-    int log_level;  /* enum bp_log_level */
+    int log_level;      /* enum bp_log_level */
     bool log_json;
     char *config_file;
-    bool help;      /* --help was given: print usage, exit 0 */
+    bool help; /* --help was given: print usage, exit 0 */
 } bp_config;
 
 /* Fills cfg from argv (argv[0] is the command name: "run" or "backfill"), the process
