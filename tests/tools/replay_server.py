@@ -8,6 +8,12 @@ the client fall back to eth_getTransactionReceipt, as ethereum-etl does) and -32
 "no recording for <name>" otherwise. eth_chainId and eth_blockNumber come from the options
 unless a recording exists.
 
+Answers a node would give that the recordings imply are derived rather than refused, so a
+client may look at headers the way it likes: eth_getBlockByNumber(n, false) from the
+recorded (n, true) answer (transactions replaced by their hashes), "latest" as the --head
+block, and eth_getBlockByHash from whichever recorded block has that hash. These are
+marked "derived" in the request log.
+
 Listens on 127.0.0.1, port 0; the first stdout line is "PORT <n>". Exits on SIGTERM/SIGINT
 or after --lifetime seconds (so a crashed test never leaves it behind).
 Stdlib only.
@@ -72,17 +78,56 @@ class Replay:
             f.write(json.dumps({"method": method, "params": params, "file": name,
                                 "found": found}) + "\n")
 
+    def load(self, name):
+        path = self.find(name)
+        if not path:
+            return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def block_by_hash(self, block_hash):
+        for folder in self.folders:
+            for name in sorted(os.listdir(folder)):
+                if name.startswith("web3_response.eth_getBlockByNumber_0x"):
+                    resp = self.load(name)
+                    result = resp.get("result") if resp else None
+                    if result and str(result.get("hash", "")).lower() == block_hash:
+                        return result
+        return None
+
+    def derive(self, method, params):
+        """A block answer implied by the recordings (see the module comment), or None."""
+        if method not in ("eth_getBlockByNumber", "eth_getBlockByHash") or len(params) != 2:
+            return None
+        key, full = str(params[0]).lower(), bool(params[1])
+        if method == "eth_getBlockByHash":
+            block = self.block_by_hash(key)
+        else:
+            if key == "latest":
+                key = hex(self.head)
+            resp = self.load(recorded_name(method, [key, True]))
+            block = resp.get("result") if resp else None
+        if block is None:
+            return None
+        block = dict(block)
+        if not full:
+            block["transactions"] = [t["hash"] if isinstance(t, dict) else t
+                                     for t in block.get("transactions", [])]
+        return {"result": block}
+
     def answer(self, call):
         if not isinstance(call, dict) or not isinstance(call.get("method"), str):
             return {"jsonrpc": "2.0", "id": None,
                     "error": {"code": -32600, "message": "invalid request"}}
         rid, method, params = call.get("id"), call["method"], call.get("params", [])
         name = recorded_name(method, params)
-        path = self.find(name)
-        self.log(method, params, name, path is not None)
-        if path:
-            with open(path, encoding="utf-8") as f:
-                resp = json.load(f)
+        resp = self.load(name)
+        found = resp is not None
+        if resp is None and isinstance(params, list):
+            resp = self.derive(method, params)
+            found = "derived" if resp is not None else False
+        self.log(method, params, name, found)
+        if resp is not None:
             resp["jsonrpc"] = "2.0"
             resp["id"] = rid
             return resp
