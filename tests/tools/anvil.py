@@ -353,6 +353,14 @@ class Workload:
         """Forget local nonces (after a reorg or anything that dropped pool txs)."""
         self.nonces.clear()
 
+    def after_reorg(self):
+        """anvil_reorg drops the orphaned blocks' txs (they do not return to the pool):
+        nonces roll back and contracts created there no longer exist."""
+        self.resync_nonces()
+        self.pending_deploys.clear()
+        self.contracts = [c for c in self.contracts
+                          if self.node.rpc("eth_getCode", [c, "latest"]) not in ("0x", None)]
+
     def _fees(self, tx: dict, typ: int):
         base = 10 ** 9  # anvil's base fee starts at 1 gwei and stays near it under light load
         if typ in (0, 1):
