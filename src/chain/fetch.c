@@ -175,37 +175,31 @@ static int check_receipt_block(const fetch_target *t, const bp_block *b, const c
     return 0;
 }
 
-/* One eth_getTransactionReceipt batch for txs[first .. first+count). The answer tree is
- * returned in *root and must stay alive until the receipts are decoded. */
-static int fetch_receipt_chunk(bp_rpc *rpc, const fetch_target *t, const bp_block *b, size_t first,
-                               size_t count, yajl_val *root, yajl_val *receipts, bp_error *err)
+/* [eth_getTransactionReceipt(h) for txs[first .. first+count)] as one batch body. */
+static int build_receipt_request(bp_buf *req, const fetch_target *t, const bp_block *b,
+                                 size_t first, size_t count, bp_error *err)
 {
-    bp_buf req;
-    yajl_val *errors = calloc(count, sizeof(*errors));
-    int rc = errors ? 0 : BP_ENOMEM;
-    bp_buf_init(&req, 0);
-    if (rc == 0)
-        bp_buf_putc(&req, '[');
+    int rc = bp_buf_putc(req, '[');
     for (size_t i = 0; rc == 0 && i < count; i++) {
         const char *h = b->txs[first + i].hash;
+        /* The hash goes into JSON text unescaped: only hex may pass. */
         if (!h || !bp_hex_is_data(h, strlen(h)))
-            rc = bp_error_set(err, BP_EPARSE, "%s: transaction %zu has no valid hash", t->label,
-                              first + i);
-        else
-            rc = put_call(&req, i, "eth_getTransactionReceipt", h, "");
+            return bp_error_set(err, BP_EPARSE, "%s: transaction %zu has no valid hash", t->label,
+                                first + i);
+        rc = put_call(req, i, "eth_getTransactionReceipt", h, "");
     }
     if (rc == 0)
-        rc = bp_buf_putc(&req, ']');
-    if (rc != 0) {
-        if (rc == BP_ENOMEM)
-            bp_error_set(err, rc, "%s: out of memory building receipt requests", t->label);
-        goto out;
-    }
-    rc = bp_rpc_batch(rpc, req.data, req.len, count, root, receipts, errors, err);
-    if (rc != 0) {
-        bp_error_prefix(err, "%s: eth_getTransactionReceipt: ", t->label);
-        goto out;
-    }
+        rc = bp_buf_putc(req, ']');
+    if (rc != 0)
+        bp_error_set(err, rc, "%s: out of memory building receipt requests", t->label);
+    return rc;
+}
+
+/* Every answer of a receipt batch must be a receipt of this block. */
+static int check_receipt_answers(const fetch_target *t, const bp_block *b, size_t first,
+                                 size_t count, yajl_val *receipts, yajl_val *errors, bp_error *err)
+{
+    int rc = 0;
     for (size_t i = 0; rc == 0 && i < count; i++) {
         const char *h = b->txs[first + i].hash;
         if (errors[i]) {
@@ -218,6 +212,31 @@ static int fetch_receipt_chunk(bp_rpc *rpc, const fetch_target *t, const bp_bloc
             rc = check_receipt_block(t, b, h, receipts[i], err);
         }
     }
+    return rc;
+}
+
+/* One eth_getTransactionReceipt batch for txs[first .. first+count). The answer tree is
+ * returned in *root and must stay alive until the receipts are decoded. */
+static int fetch_receipt_chunk(bp_rpc *rpc, const fetch_target *t, const bp_block *b, size_t first,
+                               size_t count, yajl_val *root, yajl_val *receipts, bp_error *err)
+{
+    bp_buf req;
+    yajl_val *errors = calloc(count, sizeof(*errors));
+    int rc;
+    bp_buf_init(&req, 0);
+    if (!errors) {
+        rc = bp_error_set(err, BP_ENOMEM, "%s: out of memory for %zu receipts", t->label, count);
+        goto out;
+    }
+    rc = build_receipt_request(&req, t, b, first, count, err);
+    if (rc != 0)
+        goto out;
+    rc = bp_rpc_batch(rpc, req.data, req.len, count, root, receipts, errors, err);
+    if (rc != 0) {
+        bp_error_prefix(err, "%s: eth_getTransactionReceipt: ", t->label);
+        goto out;
+    }
+    rc = check_receipt_answers(t, b, first, count, receipts, errors, err);
 out:
     bp_buf_release(&req);
     free(errors);
@@ -256,14 +275,39 @@ out:
     return rc;
 }
 
-static int decode_block_receipts_answer(const fetch_target *t, yajl_val result, bp_block *b,
-                                        bp_error *err)
+/* The eth_getBlockReceipts half of the batch: receipts merged, or *need_fallback when the
+ * node does not have the method. */
+static int take_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
+                               yajl_val result, yajl_val error, bp_block *b, bool *need_fallback,
+                               bp_error *err)
 {
+    if (error && is_method_missing(error)) {
+        note_no_block_receipts(rpc, shared, error);
+        *need_fallback = true;
+        return 0;
+    }
+    if (error) {
+        bp_decode_rpc_error(error, "eth_getBlockReceipts", err);
+        return bp_error_prefix(err, "%s: ", t->label);
+    }
     if (!result || YAJL_IS_NULL(result))
         return bp_error_set(err, BP_ENOTFOUND, "%s: receipts not available yet", t->label);
     int rc = bp_decode_block_receipts(result, b, err);
     if (rc != 0)
         bp_error_prefix(err, "%s: ", t->label);
+    return rc;
+}
+
+/* [block call] or [block call, eth_getBlockReceipts] as one body. */
+static int build_block_request(bp_buf *req, const fetch_target *t, bool full, bool with_receipts)
+{
+    int rc = bp_buf_puts(req, with_receipts ? "[" : "");
+    if (rc == 0)
+        rc = put_call(req, 0, t->block_method, t->param, full ? ",true" : ",false");
+    if (rc == 0 && with_receipts)
+        rc = put_call(req, 1, "eth_getBlockReceipts", t->param, "");
+    if (rc == 0 && with_receipts)
+        rc = bp_buf_putc(req, ']');
     return rc;
 }
 
@@ -274,39 +318,23 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
 {
     bool full = wants_full_txs(shared);
     bool with_receipts = wants_receipts(shared) && !atomic_load(&shared->no_block_receipts);
-    size_t n = with_receipts ? 2 : 1;
     yajl_val root = NULL, results[2] = {NULL, NULL}, errors[2] = {NULL, NULL};
     bp_buf req;
     bp_buf_init(&req, 0);
     *need_fallback = wants_receipts(shared) && !with_receipts;
-    int rc = bp_buf_puts(&req, with_receipts ? "[" : "");
-    if (rc == 0)
-        rc = put_call(&req, 0, t->block_method, t->param, full ? ",true" : ",false");
-    if (rc == 0 && with_receipts)
-        rc = put_call(&req, 1, "eth_getBlockReceipts", t->param, "");
-    if (rc == 0 && with_receipts)
-        rc = bp_buf_putc(&req, ']');
+    int rc = build_block_request(&req, t, full, with_receipts);
     if (rc != 0) {
         bp_error_set(err, rc, "%s: out of memory building the request", t->label);
         goto out;
     }
-    rc = bp_rpc_batch(rpc, req.data, req.len, n, &root, results, errors, err);
+    rc = bp_rpc_batch(rpc, req.data, req.len, with_receipts ? 2 : 1, &root, results, errors, err);
     if (rc != 0) {
         bp_error_prefix(err, "%s: ", t->label);
         goto out;
     }
     rc = decode_block_answer(t, results[0], errors[0], full, b, err);
-    if (rc != 0 || !with_receipts)
-        goto out;
-    if (errors[1] && is_method_missing(errors[1])) {
-        note_no_block_receipts(rpc, shared, errors[1]);
-        *need_fallback = true;
-    } else if (errors[1]) {
-        bp_decode_rpc_error(errors[1], "eth_getBlockReceipts", err);
-        rc = bp_error_prefix(err, "%s: ", t->label);
-    } else {
-        rc = decode_block_receipts_answer(t, results[1], b, err);
-    }
+    if (rc == 0 && with_receipts)
+        rc = take_block_receipts(rpc, shared, t, results[1], errors[1], b, need_fallback, err);
 out:
     yajl_tree_free(root);
     bp_buf_release(&req);
