@@ -1,0 +1,42 @@
+/* format.h - text formatting shared by the file outputs (etl-csv, jsonl) and SQLite:
+ * decimal quantities of any size, CSV cells, JSON strings, withdrawals and timestamps.
+ *
+ * A bp_fmt is a sticky writer over a caller-owned bp_buf: every call after the first
+ * failure does nothing, so a whole row is formatted and rc checked once. */
+#ifndef BP_SINK_FORMAT_H
+#define BP_SINK_FORMAT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockpipe/model.h"
+#include "util/buf.h"
+
+typedef struct bp_fmt {
+    bp_buf *buf;
+    int rc; /* 0, or the first BP_ENOMEM / BP_ETOOBIG */
+} bp_fmt;
+
+void bp_fmt_raw(bp_fmt *f, const char *s, size_t n);
+void bp_fmt_str(bp_fmt *f, const char *s); /* s as is; NULL writes nothing */
+void bp_fmt_char(bp_fmt *f, char c);
+void bp_fmt_u64(bp_fmt *f, uint64_t v);
+/* Decimal of q, or null_text when !q->set. */
+void bp_fmt_qty(bp_fmt *f, const bp_qty *q, const char *null_text);
+void bp_fmt_opt(bp_fmt *f, bp_opt_u64 v, const char *null_text);
+
+/* A CSV cell as Python's csv module writes it (QUOTE_MINIMAL): quoted, with "" for ",
+ * only when it holds a comma, a quote or a line break. NULL is an empty cell. */
+void bp_fmt_csv_text(bp_fmt *f, const char *s);
+/* A JSON string literal with escapes, or null for NULL. */
+void bp_fmt_json_str(bp_fmt *f, const char *s);
+
+/* The block's withdrawals as compact JSON objects joined with "," (no brackets):
+ * {"index":..,"validator_index":..,"address":"0x..","amount":..}. quote is what each JSON
+ * quote becomes: "\"" for JSON, "\"\"" inside a quoted CSV cell. */
+void bp_fmt_withdrawals(bp_fmt *f, const bp_block *b, const char *quote);
+
+/* Unix seconds as RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ". */
+void bp_fmt_rfc3339(bp_fmt *f, uint64_t unix_seconds);
+
+#endif

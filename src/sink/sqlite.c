@@ -1,0 +1,601 @@
+/* sqlite.c - the SQLite output (default): blocks, transactions, logs and checkpoints tables,
+ * each batch and its checkpoint written in one transaction (exactly once).
+ *
+ * Value mapping: u64 quantities are INTEGER; a u64 above INT64_MAX cannot be an SQLite
+ * INTEGER, and decimal TEXT bound to an INTEGER column is silently converted to a lossy
+ * REAL by column affinity, so such a value is stored as a BLOB holding its exact decimal
+ * digits (CAST(x AS TEXT) / sqlite3_column_text read it back). 256-bit quantities are exact
+ * decimal TEXT (TEXT affinity keeps them). Unset values are NULL.
+ *
+ * Durability: WAL + synchronous=NORMAL. A committed batch survives a process crash; a power
+ * loss may drop the last batches but never tears one (the checkpoint goes with its rows), so
+ * flush() has nothing to do. */
+#include "blockpipe/sink.h"
+
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sink/format.h"
+#include "util/buf.h"
+#include "util/hex.h"
+
+#define SQLITE_SCHEMA_VERSION 1
+#define SQLITE_BUSY_MS 10000
+#define SQLITE_OUTPUT "sqlite"
+
+static const char g_schema[] =
+    "CREATE TABLE IF NOT EXISTS blocks(chain TEXT NOT NULL, number INTEGER NOT NULL,"
+    " hash TEXT NOT NULL, parent_hash TEXT, nonce TEXT, sha3_uncles TEXT, logs_bloom TEXT,"
+    " transactions_root TEXT, state_root TEXT, receipts_root TEXT, miner TEXT, mix_hash TEXT,"
+    " difficulty TEXT, total_difficulty TEXT, size INTEGER, extra_data TEXT,"
+    " gas_limit INTEGER, gas_used INTEGER, timestamp INTEGER, transaction_count INTEGER,"
+    " base_fee_per_gas TEXT, withdrawals_root TEXT, withdrawals TEXT, blob_gas_used INTEGER,"
+    " excess_blob_gas INTEGER, parent_beacon_block_root TEXT, requests_hash TEXT,"
+    " uncle_count INTEGER, PRIMARY KEY(chain, number));"
+    "CREATE TABLE IF NOT EXISTS transactions(chain TEXT NOT NULL, hash TEXT NOT NULL,"
+    " nonce INTEGER, block_hash TEXT, block_number INTEGER NOT NULL,"
+    " transaction_index INTEGER NOT NULL, from_address TEXT, to_address TEXT, value TEXT,"
+    " gas INTEGER, gas_price TEXT, input TEXT, block_timestamp INTEGER,"
+    " max_fee_per_gas TEXT, max_priority_fee_per_gas TEXT, max_fee_per_blob_gas TEXT,"
+    " transaction_type INTEGER, chain_id INTEGER, v TEXT, r TEXT, s TEXT, y_parity TEXT,"
+    " access_list TEXT, blob_versioned_hashes TEXT, authorization_list TEXT, raw TEXT,"
+    " receipt_cumulative_gas_used INTEGER, receipt_gas_used INTEGER,"
+    " receipt_contract_address TEXT, receipt_root TEXT, receipt_status INTEGER,"
+    " receipt_effective_gas_price TEXT, receipt_blob_gas_used INTEGER,"
+    " receipt_blob_gas_price TEXT, receipt_logs_bloom TEXT,"
+    " PRIMARY KEY(chain, block_number, transaction_index));"
+    "CREATE TABLE IF NOT EXISTS logs(chain TEXT NOT NULL, block_number INTEGER NOT NULL,"
+    " block_hash TEXT, log_index INTEGER NOT NULL, transaction_hash TEXT,"
+    " transaction_index INTEGER, address TEXT, data TEXT, topic0 TEXT, topic1 TEXT,"
+    " topic2 TEXT, topic3 TEXT, PRIMARY KEY(chain, block_number, log_index));"
+    "CREATE TABLE IF NOT EXISTS checkpoints(chain TEXT NOT NULL, output TEXT NOT NULL,"
+    " number INTEGER, hash TEXT, updated_at TEXT, PRIMARY KEY(chain, output));";
+
+enum {
+    ST_BEGIN,
+    ST_COMMIT,
+    ST_ROLLBACK,
+    ST_INS_BLOCK,
+    ST_INS_TX,
+    ST_INS_LOG,
+    ST_SEL_HASH,
+    ST_DEL_LOGS,
+    ST_DEL_TXS,
+    ST_DEL_BLOCK,
+    ST_PUT_CP,
+    ST_DEL_CP,
+    ST_GET_CP,
+    ST_RECENT,
+    ST_COUNT
+};
+
+static const char *const g_sql[ST_COUNT] = {
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_INS_BLOCK] =
+        "INSERT INTO blocks(chain, number, hash, parent_hash, nonce, sha3_uncles, logs_bloom,"
+        " transactions_root, state_root, receipts_root, miner, mix_hash, difficulty,"
+        " total_difficulty, size, extra_data, gas_limit, gas_used, timestamp,"
+        " transaction_count, base_fee_per_gas, withdrawals_root, withdrawals, blob_gas_used,"
+        " excess_blob_gas, parent_beacon_block_root, requests_hash, uncle_count)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_INS_TX] =
+        "INSERT INTO transactions(chain, hash, nonce, block_hash, block_number,"
+        " transaction_index, from_address, to_address, value, gas, gas_price, input,"
+        " block_timestamp, max_fee_per_gas, max_priority_fee_per_gas, max_fee_per_blob_gas,"
+        " transaction_type, chain_id, v, r, s, y_parity, access_list, blob_versioned_hashes,"
+        " authorization_list, raw, receipt_cumulative_gas_used, receipt_gas_used,"
+        " receipt_contract_address, receipt_root, receipt_status, receipt_effective_gas_price,"
+        " receipt_blob_gas_used, receipt_blob_gas_price, receipt_logs_bloom)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_INS_LOG] = "INSERT INTO logs(chain, block_number, block_hash, log_index,"
+                   " transaction_hash, transaction_index, address, data, topic0, topic1, topic2,"
+                   " topic3) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+    [ST_SEL_HASH] = "SELECT hash FROM blocks WHERE chain = ? AND number = ?",
+    [ST_DEL_LOGS] = "DELETE FROM logs WHERE chain = ? AND block_number = ?",
+    [ST_DEL_TXS] = "DELETE FROM transactions WHERE chain = ? AND block_number = ?",
+    [ST_DEL_BLOCK] = "DELETE FROM blocks WHERE chain = ? AND number = ?",
+    [ST_PUT_CP] = "INSERT INTO checkpoints(chain, output, number, hash, updated_at)"
+                  " VALUES(?, '" SQLITE_OUTPUT "', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+                  " ON CONFLICT(chain, output) DO UPDATE SET number = excluded.number,"
+                  " hash = excluded.hash, updated_at = excluded.updated_at",
+    [ST_DEL_CP] = "DELETE FROM checkpoints WHERE chain = ? AND output = '" SQLITE_OUTPUT "'",
+    [ST_GET_CP] =
+        "SELECT number, hash FROM checkpoints WHERE chain = ? AND output = '" SQLITE_OUTPUT "'",
+    [ST_RECENT] = "SELECT number, hash FROM blocks WHERE chain = ? ORDER BY number DESC LIMIT ?",
+};
+
+typedef struct sqlite_sink {
+    struct bp_sink base;
+    sqlite3 *db;
+    sqlite3_stmt *st[ST_COUNT];
+    char *path;
+    char lastmsg[256]; /* SQLite's message of the last failed step */
+    bp_buf wbuf;       /* withdrawals JSON of the block being inserted (reused) */
+} sqlite_sink;
+
+/* ---- binding ---------------------------------------------------------------------------- */
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+    if (v <= (uint64_t)INT64_MAX)
+        return sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+    char dec[24];
+    int n = snprintf(dec, sizeof(dec), "%" PRIu64, v);
+    return sqlite3_bind_blob(st, i, dec, n, SQLITE_TRANSIENT);
+}
+
+static int bind_opt(sqlite3_stmt *st, int i, bp_opt_u64 v)
+{
+    return v.set ? bind_u64(st, i, v.v) : sqlite3_bind_null(st, i);
+}
+
+static int bind_qty(sqlite3_stmt *st, int i, const bp_qty *q)
+{
+    if (!q->set)
+        return sqlite3_bind_null(st, i);
+    char dec[BP_U256_DEC_MAX];
+    size_t n = bp_u256_to_dec(&q->v, dec);
+    return sqlite3_bind_text(st, i, dec, (int)n, SQLITE_TRANSIENT);
+}
+
+/* Withdrawals as a JSON array, or NULL when the block sent none. */
+static int bind_withdrawals(sqlite_sink *s, sqlite3_stmt *st, int i, const bp_block *b)
+{
+    if (!b->has_withdrawals)
+        return sqlite3_bind_null(st, i);
+    bp_fmt f = {.buf = &s->wbuf};
+    bp_buf_reset(&s->wbuf);
+    bp_fmt_char(&f, '[');
+    bp_fmt_withdrawals(&f, b, "\"");
+    bp_fmt_char(&f, ']');
+    if (f.rc != 0)
+        return SQLITE_NOMEM;
+    return sqlite3_bind_text(st, i, s->wbuf.data, (int)s->wbuf.len, SQLITE_STATIC);
+}
+
+static int bind_block(sqlite_sink *s, sqlite3_stmt *st, const char *chain, const bp_block *b)
+{
+    int i = 1, rc = 0;
+    rc |= bind_text(st, i++, chain);
+    rc |= bind_u64(st, i++, b->number);
+    rc |= bind_text(st, i++, b->hash);
+    rc |= bind_text(st, i++, b->parent_hash);
+    rc |= bind_text(st, i++, b->nonce);
+    rc |= bind_text(st, i++, b->sha3_uncles);
+    rc |= bind_text(st, i++, b->logs_bloom);
+    rc |= bind_text(st, i++, b->transactions_root);
+    rc |= bind_text(st, i++, b->state_root);
+    rc |= bind_text(st, i++, b->receipts_root);
+    rc |= bind_text(st, i++, b->miner);
+    rc |= bind_text(st, i++, b->mix_hash);
+    rc |= bind_qty(st, i++, &b->difficulty);
+    rc |= bind_qty(st, i++, &b->total_difficulty);
+    rc |= bind_opt(st, i++, b->size);
+    rc |= bind_text(st, i++, b->extra_data);
+    rc |= bind_u64(st, i++, b->gas_limit);
+    rc |= bind_u64(st, i++, b->gas_used);
+    rc |= bind_u64(st, i++, b->timestamp);
+    rc |= bind_u64(st, i++, b->transaction_count);
+    rc |= bind_qty(st, i++, &b->base_fee_per_gas);
+    rc |= bind_text(st, i++, b->withdrawals_root);
+    rc |= bind_withdrawals(s, st, i++, b);
+    rc |= bind_opt(st, i++, b->blob_gas_used);
+    rc |= bind_opt(st, i++, b->excess_blob_gas);
+    rc |= bind_text(st, i++, b->parent_beacon_block_root);
+    rc |= bind_text(st, i++, b->requests_hash);
+    rc |= bind_u64(st, i++, b->uncle_count);
+    return rc;
+}
+
+static int bind_receipt(sqlite3_stmt *st, int i, const bp_tx *t)
+{
+    int rc = 0;
+    if (!t->has_receipt) {
+        for (int k = 0; k < 9; k++)
+            rc |= sqlite3_bind_null(st, i + k);
+        return rc;
+    }
+    rc |= bind_u64(st, i++, t->receipt_cumulative_gas_used);
+    rc |= bind_u64(st, i++, t->receipt_gas_used);
+    rc |= bind_text(st, i++, t->receipt_contract_address);
+    rc |= bind_text(st, i++, t->receipt_root);
+    rc |= bind_opt(st, i++, t->receipt_status);
+    rc |= bind_qty(st, i++, &t->receipt_effective_gas_price);
+    rc |= bind_opt(st, i++, t->receipt_blob_gas_used);
+    rc |= bind_qty(st, i++, &t->receipt_blob_gas_price);
+    rc |= bind_text(st, i++, t->receipt_logs_bloom);
+    return rc;
+}
+
+static int bind_tx(sqlite3_stmt *st, const char *chain, const bp_tx *t)
+{
+    int i = 1, rc = 0;
+    rc |= bind_text(st, i++, chain);
+    rc |= bind_text(st, i++, t->hash);
+    rc |= bind_u64(st, i++, t->nonce);
+    rc |= bind_text(st, i++, t->block_hash);
+    rc |= bind_u64(st, i++, t->block_number);
+    rc |= bind_u64(st, i++, t->transaction_index);
+    rc |= bind_text(st, i++, t->from_address);
+    rc |= bind_text(st, i++, t->to_address);
+    rc |= bind_qty(st, i++, &t->value);
+    rc |= bind_u64(st, i++, t->gas);
+    rc |= bind_qty(st, i++, &t->gas_price);
+    rc |= bind_text(st, i++, t->input);
+    rc |= bind_u64(st, i++, t->block_timestamp);
+    rc |= bind_qty(st, i++, &t->max_fee_per_gas);
+    rc |= bind_qty(st, i++, &t->max_priority_fee_per_gas);
+    rc |= bind_qty(st, i++, &t->max_fee_per_blob_gas);
+    rc |= bind_opt(st, i++, t->transaction_type);
+    rc |= bind_opt(st, i++, t->chain_id);
+    rc |= bind_text(st, i++, t->v);
+    rc |= bind_text(st, i++, t->r);
+    rc |= bind_text(st, i++, t->s);
+    rc |= bind_text(st, i++, t->y_parity);
+    rc |= bind_text(st, i++, t->access_list_json);
+    rc |= bind_text(st, i++, t->blob_versioned_hashes_json);
+    rc |= bind_text(st, i++, t->authorization_list_json);
+    rc |= bind_text(st, i++, t->raw_json);
+    rc |= bind_receipt(st, i, t);
+    return rc;
+}
+
+static int bind_log(sqlite3_stmt *st, const char *chain, const bp_block *b, const bp_log *l)
+{
+    int i = 1, rc = 0;
+    rc |= bind_text(st, i++, chain);
+    rc |= bind_u64(st, i++, b->number);
+    rc |= bind_text(st, i++, b->hash);
+    rc |= bind_u64(st, i++, l->log_index);
+    rc |= bind_text(st, i++, l->transaction_hash);
+    rc |= bind_u64(st, i++, l->transaction_index);
+    rc |= bind_text(st, i++, l->address);
+    rc |= bind_text(st, i++, l->data);
+    for (int k = 0; k < 4; k++)
+        rc |= bind_text(st, i++, k < l->topic_count ? l->topics[k] : NULL);
+    return rc;
+}
+
+static int bind_chain_number(sqlite3_stmt *st, const char *chain, uint64_t number)
+{
+    return bind_text(st, 1, chain) | bind_u64(st, 2, number);
+}
+
+/* ---- statements ------------------------------------------------------------------------- */
+
+/* Steps a statement to its end and resets it. Returns SQLITE_OK or SQLite's (extended)
+ * error code, with its message kept in s->lastmsg. */
+static int run(sqlite_sink *s, int which)
+{
+    sqlite3_stmt *st = s->st[which];
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+        rc = SQLITE_OK;
+    else
+        snprintf(s->lastmsg, sizeof(s->lastmsg), "%s", sqlite3_errmsg(s->db));
+    sqlite3_reset(st);
+    return rc;
+}
+
+/* A bind failed (out of memory or a bug): keep SQLite's message like run() does. */
+static int bind_failed(sqlite_sink *s)
+{
+    snprintf(s->lastmsg, sizeof(s->lastmsg), "bind: %s", sqlite3_errmsg(s->db));
+    return SQLITE_ERROR;
+}
+
+/* The hash stored for (chain, number) into out (empty when none). */
+static int stored_hash(sqlite_sink *s, const char *chain, uint64_t number, char *out, size_t cap)
+{
+    sqlite3_stmt *st = s->st[ST_SEL_HASH];
+    out[0] = '\0';
+    if (bind_chain_number(st, chain, number) != SQLITE_OK)
+        return bind_failed(s);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *h = sqlite3_column_text(st, 0);
+        snprintf(out, cap, "%s", h ? (const char *)h : "");
+        rc = SQLITE_DONE;
+    }
+    if (rc != SQLITE_DONE)
+        snprintf(s->lastmsg, sizeof(s->lastmsg), "%s", sqlite3_errmsg(s->db));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The block row already exists: the same block (another process wrote it) is skipped
+ * (*skip = true), a different one is an error naming both hashes. */
+static int apply_conflict(sqlite_sink *s, const char *chain, const bp_block *b, bool *skip,
+                          bp_error *err)
+{
+    char have[BP_HASH_STRLEN + 8];
+    if (stored_hash(s, chain, b->number, have, sizeof(have)) != SQLITE_OK)
+        return bp_error_set(err, BP_EDB, "block %" PRIu64 ": reading the stored hash: %s",
+                            b->number, s->lastmsg);
+    if (have[0] && b->hash && strcmp(have, b->hash) == 0) {
+        *skip = true;
+        return 0;
+    }
+    return bp_error_set(err, BP_EDB,
+                        "block %" PRIu64 " of chain '%s': table blocks already holds hash %s, "
+                        "cannot apply hash %s (was it reverted?)",
+                        b->number, chain, have[0] ? have : "(none)", b->hash ? b->hash : "(none)");
+}
+
+static int insert_txs(sqlite_sink *s, const char *chain, const bp_block *b, bp_error *err)
+{
+    for (size_t i = 0; i < b->tx_count; i++) {
+        int rc = bind_tx(s->st[ST_INS_TX], chain, &b->txs[i]);
+        rc = rc != SQLITE_OK ? bind_failed(s) : run(s, ST_INS_TX);
+        if (rc != SQLITE_OK)
+            return bp_error_set(err, BP_EDB,
+                                "block %" PRIu64 ": insert into transactions (index %zu, %s): %s",
+                                b->number, i, b->txs[i].hash ? b->txs[i].hash : "?", s->lastmsg);
+    }
+    return 0;
+}
+
+static int insert_logs(sqlite_sink *s, const char *chain, const bp_block *b, bp_error *err)
+{
+    if (!b->has_receipts)
+        return 0;
+    for (size_t i = 0; i < b->log_count; i++) {
+        int rc = bind_log(s->st[ST_INS_LOG], chain, b, &b->logs[i]);
+        rc = rc != SQLITE_OK ? bind_failed(s) : run(s, ST_INS_LOG);
+        if (rc != SQLITE_OK)
+            return bp_error_set(err, BP_EDB,
+                                "block %" PRIu64 ": insert into logs (log_index %" PRIu64 "): %s",
+                                b->number, b->logs[i].log_index, s->lastmsg);
+    }
+    return 0;
+}
+
+static int apply_block(sqlite_sink *s, const char *chain, const bp_block *b, bp_error *err)
+{
+    int rc = bind_block(s, s->st[ST_INS_BLOCK], chain, b);
+    rc = rc != SQLITE_OK ? bind_failed(s) : run(s, ST_INS_BLOCK);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+        bool skip = false;
+        int crc = apply_conflict(s, chain, b, &skip, err);
+        if (crc != 0 || skip)
+            return crc;
+    }
+    if (rc != SQLITE_OK)
+        return bp_error_set(err, BP_EDB, "block %" PRIu64 ": insert into blocks: %s", b->number,
+                            s->lastmsg);
+    rc = insert_txs(s, chain, b, err);
+    if (rc == 0)
+        rc = insert_logs(s, chain, b, err);
+    return rc;
+}
+
+static int revert_block(sqlite_sink *s, const char *chain, const bp_block *b, bp_error *err)
+{
+    static const struct {
+        int st;
+        const char *table;
+    } dels[] = {{ST_DEL_LOGS, "logs"}, {ST_DEL_TXS, "transactions"}, {ST_DEL_BLOCK, "blocks"}};
+    for (size_t i = 0; i < sizeof(dels) / sizeof(dels[0]); i++) {
+        int rc = bind_chain_number(s->st[dels[i].st], chain, b->number);
+        rc = rc != SQLITE_OK ? bind_failed(s) : run(s, dels[i].st);
+        if (rc != SQLITE_OK)
+            return bp_error_set(err, BP_EDB, "revert block %" PRIu64 ": delete from %s: %s",
+                                b->number, dels[i].table, s->lastmsg);
+    }
+    return 0;
+}
+
+static int save_checkpoint(sqlite_sink *s, const char *chain, const bp_checkpoint *cp,
+                           bp_error *err)
+{
+    int which = cp->set ? ST_PUT_CP : ST_DEL_CP;
+    sqlite3_stmt *st = s->st[which];
+    int rc = bind_text(st, 1, chain);
+    if (cp->set)
+        rc |= bind_u64(st, 2, cp->number) | bind_text(st, 3, cp->hash);
+    rc = rc != SQLITE_OK ? bind_failed(s) : run(s, which);
+    if (rc != SQLITE_OK)
+        return bp_error_set(err, BP_EDB, "checkpoint of chain '%s' (block %" PRIu64 "): %s", chain,
+                            cp->number, s->lastmsg);
+    return 0;
+}
+
+/* ---- ops -------------------------------------------------------------------------------- */
+
+static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        const bp_event *ev = &batch->events[i];
+        int rc = ev->kind == BP_EVENT_APPLY ? apply_block(s, batch->chain, ev->block, err)
+                                            : revert_block(s, batch->chain, ev->block, err);
+        if (rc != 0)
+            return rc;
+    }
+    return save_checkpoint(s, batch->chain, &batch->checkpoint, err);
+}
+
+static int sqlite_write(bp_sink *base, const bp_batch *batch, bp_error *err)
+{
+    sqlite_sink *s = (sqlite_sink *)base;
+    int rc = run(s, ST_BEGIN);
+    if (rc != SQLITE_OK)
+        return bp_error_set(err, BP_EDB, "%s: BEGIN IMMEDIATE: %s", s->path, s->lastmsg);
+    rc = write_events(s, batch, err);
+    if (rc != 0)
+        goto out;
+    if (run(s, ST_COMMIT) != SQLITE_OK)
+        rc = bp_error_set(err, BP_EDB, "%s: COMMIT: %s", s->path, s->lastmsg);
+out:
+    if (rc != 0 && !sqlite3_get_autocommit(s->db))
+        run(s, ST_ROLLBACK);
+    return rc;
+}
+
+static int sqlite_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
+{
+    sqlite_sink *s = (sqlite_sink *)base;
+    sqlite3_stmt *st = s->st[ST_GET_CP];
+    memset(out, 0, sizeof(*out));
+    int rc = bind_text(st, 1, chain);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *h = sqlite3_column_text(st, 1);
+        out->set = true;
+        out->number = (uint64_t)sqlite3_column_int64(st, 0);
+        snprintf(out->hash, sizeof(out->hash), "%s", h ? (const char *)h : "");
+        rc = SQLITE_DONE;
+    }
+    if (rc != SQLITE_DONE)
+        bp_error_set(err, BP_EDB, "%s: reading the checkpoint of chain '%s': %s", s->path, chain,
+                     sqlite3_errmsg(s->db));
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? 0 : BP_EDB;
+}
+
+static int sqlite_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_t max,
+                         size_t *n, bp_error *err)
+{
+    sqlite_sink *s = (sqlite_sink *)base;
+    sqlite3_stmt *st = s->st[ST_RECENT];
+    *n = 0;
+    int rc = bind_text(st, 1, chain) | sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+    while (rc == SQLITE_OK && *n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *h = sqlite3_column_text(st, 1);
+        bp_checkpoint *c = &out[(*n)++];
+        c->set = true;
+        c->number = (uint64_t)sqlite3_column_int64(st, 0);
+        snprintf(c->hash, sizeof(c->hash), "%s", h ? (const char *)h : "");
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_DONE)
+        bp_error_set(err, BP_EDB, "%s: reading recent blocks of chain '%s': %s", s->path, chain,
+                     sqlite3_errmsg(s->db));
+    sqlite3_reset(st);
+    return rc == SQLITE_OK || rc == SQLITE_DONE ? 0 : BP_EDB;
+}
+
+static void sqlite_close(bp_sink *base)
+{
+    sqlite_sink *s = (sqlite_sink *)base;
+    if (!s)
+        return;
+    for (int i = 0; i < ST_COUNT; i++)
+        sqlite3_finalize(s->st[i]);
+    sqlite3_close(s->db);
+    bp_buf_release(&s->wbuf);
+    free(s->path);
+    free(s);
+}
+
+/* ---- open ------------------------------------------------------------------------------- */
+
+static int exec(sqlite_sink *s, const char *sql, const char *what, bp_error *err)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) == SQLITE_OK)
+        return 0;
+    int rc =
+        bp_error_set(err, BP_EDB, "%s: %s: %s", s->path, what, msg ? msg : sqlite3_errmsg(s->db));
+    sqlite3_free(msg);
+    return rc;
+}
+
+static int user_version(sqlite_sink *s, int *out, bp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    else
+        rc = bp_error_set(err, BP_EDB, "%s: reading the schema version: %s", s->path,
+                          sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : BP_EDB;
+}
+
+/* Creates the schema when missing; refuses a database made by a newer blockpipe. */
+static int create_schema(sqlite_sink *s, bp_error *err)
+{
+    int version = 0;
+    int rc = exec(s, "BEGIN IMMEDIATE", "BEGIN", err);
+    if (rc == 0)
+        rc = user_version(s, &version, err);
+    if (rc == 0 && version > SQLITE_SCHEMA_VERSION)
+        rc = bp_error_set(err, BP_EDB,
+                          "%s: schema version %d is newer than this program's (%d); "
+                          "upgrade blockpipe",
+                          s->path, version, SQLITE_SCHEMA_VERSION);
+    if (rc == 0)
+        rc = exec(s, g_schema, "creating the schema", err);
+    if (rc == 0 && version < SQLITE_SCHEMA_VERSION)
+        rc = exec(s, "PRAGMA user_version = 1", "setting the schema version", err);
+    if (rc == 0)
+        return exec(s, "COMMIT", "COMMIT", err);
+    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+static int prepare_all(sqlite_sink *s, bp_error *err)
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (sqlite3_prepare_v3(s->db, g_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
+            SQLITE_OK)
+            return bp_error_set(err, BP_EDB, "%s: preparing \"%.60s...\": %s", s->path, g_sql[i],
+                                sqlite3_errmsg(s->db));
+    }
+    return 0;
+}
+
+static int sqlite_open(bp_sink **out, const char *target, bp_error *err)
+{
+    *out = NULL;
+    int rc = BP_ENOMEM;
+    sqlite_sink *s = calloc(1, sizeof(*s));
+    if (!s || !(s->path = strdup(target))) {
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        goto out;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(target, &s->db, flags, NULL) != SQLITE_OK) {
+        rc = bp_error_set(err, BP_EDB, "%s: cannot open: %s", target,
+                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        goto out;
+    }
+    sqlite3_extended_result_codes(s->db, 1);
+    sqlite3_busy_timeout(s->db, SQLITE_BUSY_MS);
+    rc = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", "setting WAL mode", err);
+    if (rc == 0)
+        rc = create_schema(s, err);
+    if (rc == 0)
+        rc = prepare_all(s, err);
+out:
+    if (rc != 0) {
+        if (s)
+            sqlite_close(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return 0;
+}
+
+const bp_sink_ops bp_sink_sqlite_ops = {
+    .scheme = "sqlite",
+    .description = "SQLite database file (default): sqlite:PATH",
+    .open = sqlite_open,
+    .checkpoint = sqlite_checkpoint,
+    .recent = sqlite_recent,
+    .write = sqlite_write,
+    .flush = NULL,
+    .close = sqlite_close,
+};
