@@ -113,10 +113,39 @@ def _pdeathsig():
         pass
 
 
-class Anvil:
+class Node:
+    """A JSON-RPC node at `url` (anvil started elsewhere, e.g. by scripts/run.sh)."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def rpc(self, method: str, params=None, timeout: float = 30.0):
+        return rpc_call(self.url, method, params, timeout)
+
+    # small helpers
+    def block_number(self) -> int:
+        return unq(self.rpc("eth_blockNumber"))
+
+    def block(self, n, full: bool = True):
+        tag = n if isinstance(n, str) else q(n)
+        return self.rpc("eth_getBlockByNumber", [tag, full])
+
+    def receipts(self, n):
+        tag = n if isinstance(n, str) else q(n)
+        return self.rpc("eth_getBlockReceipts", [tag])
+
+    def mine(self, count: int = 1):
+        """Mines `count` blocks (evm_mine once, anvil_mine for many)."""
+        if count == 1:
+            self.rpc("evm_mine")
+        elif count > 1:
+            self.rpc("anvil_mine", [q(count)])
+
+
+class Anvil(Node):
     """A running anvil node. options: extra anvil flags, e.g. ["--block-time", "1"]."""
 
-    def __init__(self, options=(), start_timeout: float = 30.0, quiet_log: bool = True):
+    def __init__(self, options=(), start_timeout: float = 30.0):
         _hook_signals()
         self.binary = anvil_path()
         self.tmpdir = tempfile.mkdtemp(prefix="bp-anvil-")
@@ -170,28 +199,6 @@ class Anvil:
                 return "".join(f.readlines()[-n:])
         except OSError:
             return ""
-
-    def rpc(self, method: str, params=None, timeout: float = 30.0):
-        return rpc_call(self.url, method, params, timeout)
-
-    # small helpers
-    def block_number(self) -> int:
-        return unq(self.rpc("eth_blockNumber"))
-
-    def block(self, n, full: bool = True):
-        tag = n if isinstance(n, str) else q(n)
-        return self.rpc("eth_getBlockByNumber", [tag, full])
-
-    def receipts(self, n):
-        tag = n if isinstance(n, str) else q(n)
-        return self.rpc("eth_getBlockReceipts", [tag])
-
-    def mine(self, count: int = 1):
-        """Mines `count` blocks (evm_mine once, anvil_mine for many)."""
-        if count == 1:
-            self.rpc("evm_mine")
-        elif count > 1:
-            self.rpc("anvil_mine", [q(count)])
 
     def stop(self, timeout: float = 10.0):
         """Stops the node by PID (SIGTERM, then SIGKILL) and removes its temp dir."""

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# What `make run` runs (after scripts/install-deps.sh and the build).
+#
+#  RPC_URL set:   blockpipe follows that node:  build/blockpipe run --rpc "$RPC_URL" ...
+#  RPC_URL empty: a local demo: anvil (from .local/) on a free 127.0.0.1 port mining a block
+#                 every second, tests/tools/traffic.py sending a few txs per second to it
+#                 (transfers of every tx type, contract deployments, logging and reverting
+#                 calls), and blockpipe following it.
+# Output: $OUTPUT, else $DATABASE_URL, else sqlite:blockpipe.db. Ctrl-C stops blockpipe
+# (it flushes and exits 0), then anvil and the traffic generator are stopped by PID.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+BIN="${BLOCKPIPE:-$ROOT/build/blockpipe}"
+OUT="${OUTPUT:-${DATABASE_URL:-sqlite:blockpipe.db}}"
+STATS="${STATS_INTERVAL:-5}"
+ANVIL="${BP_ANVIL:-$ROOT/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil}"
+
+if [ ! -x "$BIN" ]; then
+  echo "run.sh: $BIN not found; build it first: make build" >&2
+  exit 1
+fi
+
+where() {
+  case "$OUT" in
+    sqlite://*) echo "${OUT#sqlite://}" ;;
+    sqlite:*) echo "${OUT#sqlite:}" ;;
+    *) echo "" ;;
+  esac
+}
+
+banner() { # $1: what the data comes from
+  local db
+  db="$(where)"
+  echo "================================================================"
+  echo " blockpipe: indexing $1"
+  echo " output:    $OUT"
+  if [ -n "$db" ]; then
+    echo " look at it (from another terminal):"
+    echo "   sqlite3 $db 'select count(*) from blocks'"
+    echo "   sqlite3 $db 'select number, transaction_count, gas_used from blocks order by number desc limit 5'"
+  fi
+  echo " stop:      Ctrl-C"
+  echo "================================================================"
+}
+
+if [ -n "${RPC_URL:-}" ]; then
+  banner "$RPC_URL"
+  exec "$BIN" run --rpc "$RPC_URL" --output "$OUT" --stats-interval "$STATS"
+fi
+
+if [ ! -x "$ANVIL" ]; then
+  echo "run.sh: anvil not found at $ANVIL; install it with: make deps" >&2
+  exit 1
+fi
+
+TMP="$(mktemp -d -t blockpipe-run.XXXXXX)"
+ANVIL_PID="" TRAFFIC_PID="" BP_PID="" STOPPING=0
+
+cleanup() {
+  local pid
+  for pid in "$TRAFFIC_PID" "$ANVIL_PID"; do
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid" 2>/dev/null || true
+    fi
+  done
+  for pid in "$TRAFFIC_PID" "$ANVIL_PID"; do
+    if [ -n "$pid" ]; then
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+# Each helper runs in its own session (setsid), so Ctrl-C reaches only this script, which
+# then stops them in order: blockpipe first (SIGINT, once), then traffic and anvil.
+echo "run.sh: starting anvil (--block-time 1) on a free 127.0.0.1 port; log: $TMP/anvil.log"
+setsid "$ANVIL" --host 127.0.0.1 --port 0 --block-time 1 --order fifo \
+  >"$TMP/anvil.log" 2>&1 </dev/null &
+ANVIL_PID=$!
+PORT=""
+for _ in $(seq 300); do
+  PORT="$(grep -o 'Listening on 127\.0\.0\.1:[0-9]*' "$TMP/anvil.log" 2>/dev/null | head -n1 | cut -d: -f2 || true)"
+  [ -n "$PORT" ] && break
+  kill -0 "$ANVIL_PID" 2>/dev/null || { echo "run.sh: anvil exited:" >&2; tail -n 20 "$TMP/anvil.log" >&2; exit 1; }
+  sleep 0.1
+done
+if [ -z "$PORT" ]; then
+  echo "run.sh: anvil did not start listening within 30 s:" >&2
+  tail -n 20 "$TMP/anvil.log" >&2
+  exit 1
+fi
+URL="http://127.0.0.1:$PORT"
+
+echo "run.sh: starting the traffic generator (tests/tools/traffic.py); log: $TMP/traffic.log"
+setsid python3 "$ROOT/tests/tools/traffic.py" --rpc "$URL" >"$TMP/traffic.log" 2>&1 </dev/null &
+TRAFFIC_PID=$!
+
+banner "a local anvil dev chain at $URL (a block every second, txs from traffic.py)"
+
+stop_blockpipe() {
+  if [ "$STOPPING" = 0 ] && [ -n "$BP_PID" ]; then
+    STOPPING=1
+    kill -INT "$BP_PID" 2>/dev/null || true
+  fi
+}
+trap stop_blockpipe INT TERM
+
+setsid "$BIN" run --rpc "$URL" --output "$OUT" --stats-interval "$STATS" </dev/null &
+BP_PID=$!
+set +e
+# `wait` returns early (>128) when a trapped signal interrupts it: wait until blockpipe is
+# gone, then once more for its own exit status (bash keeps it).
+while kill -0 "$BP_PID" 2>/dev/null; do wait "$BP_PID"; done
+wait "$BP_PID"
+rc=$?
+set -e
+if [ "$STOPPING" = 1 ]; then
+  echo "run.sh: blockpipe stopped (exit $rc); stopping traffic and anvil"
+fi
+exit "$rc"
