@@ -332,6 +332,14 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
         bp_error_prefix(err, "%s: ", t->label);
         goto out;
     }
+    /* Some gateways refuse the whole batch for one unknown method: one shared error object. */
+    if (with_receipts && errors[0] && errors[0] == errors[1] && is_method_missing(errors[0])) {
+        note_no_block_receipts(rpc, shared, errors[0]);
+        yajl_tree_free(root);
+        root = NULL;
+        rc = fetch_block_batch(rpc, shared, t, b, need_fallback, err); /* flag set: no loop */
+        goto out;
+    }
     rc = decode_block_answer(t, results[0], errors[0], full, b, err);
     if (rc == 0 && with_receipts)
         rc = take_block_receipts(rpc, shared, t, results[1], errors[1], b, need_fallback, err);

@@ -57,7 +57,8 @@ def guess_head(folder):
 
 
 class Replay:
-    def __init__(self, folders, head, chain_id, request_log):
+    def __init__(self, folders, head, chain_id, request_log, reject_batch=False):
+        self.reject_batch = reject_batch
         self.folders = folders
         self.head = head
         self.chain_id = chain_id
@@ -158,6 +159,9 @@ def make_handler(replay):
             else:
                 if isinstance(req, list):
                     out = [replay.answer(c) for c in req]
+                    missing = [a for a in out if a.get("error", {}).get("code") == -32601]
+                    if replay.reject_batch and missing:
+                        out = dict(missing[0], id=None)  # one error for the whole batch
                 else:
                     out = replay.answer(req)
             body = json.dumps(out).encode()
@@ -180,13 +184,16 @@ def main():
                     help="eth_blockNumber answer (default: highest recorded block)")
     ap.add_argument("--chain-id", type=lambda s: int(s, 0), default=1)
     ap.add_argument("--request-log", help="append one JSON line per call here")
+    ap.add_argument("--reject-batch", action="store_true",
+                    help="answer a batch holding an unknown method with one error object, "
+                         "as some gateways do")
     ap.add_argument("--lifetime", type=float, default=900.0, help="exit after this many s")
     args = ap.parse_args()
     for folder in args.folders:
         if not os.path.isdir(folder):
             sys.exit(f"replay_server: not a folder: {folder}")
     head = args.head if args.head is not None else max(guess_head(f) for f in args.folders)
-    replay = Replay(args.folders, head, args.chain_id, args.request_log)
+    replay = Replay(args.folders, head, args.chain_id, args.request_log, args.reject_batch)
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(replay))
     server.daemon_threads = True
 

@@ -542,6 +542,30 @@ static void test_replay_null_receipt(void **state)
     server_stop(&replay);
 }
 
+/* A gateway that refuses the whole batch because of eth_getBlockReceipts: one error object. */
+static void test_replay_whole_batch_rejected(void **state)
+{
+    (void)state;
+    server replay = {0};
+    char url[64];
+    bp_fetch_shared shared;
+    bp_block *b = NULL;
+    bp_error err = {0};
+    char *argv[] = {"python3", TOOLS "/replay_server.py", STREAM_CASE, "--reject-batch", NULL};
+    assert_int_equal(server_start(&replay, "replay_reject.log", argv, "PORT "), 0);
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", replay.port);
+    bp_rpc *rpc = rpc_open(url, 10000, 0);
+    bp_fetch_shared_init(&shared, BP_FETCH_ALL);
+    if (bp_fetch_block(rpc, &shared, 1755635, &b, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(atomic_load(&shared.no_block_receipts), 1);
+    assert_true(b->has_receipts);
+    assert_int_equal(b->log_count, 2);
+    bp_block_free(b);
+    bp_rpc_free(rpc);
+    server_stop(&replay);
+}
+
 /* ---- tests: transport and HTTP faults (faultproxy.py) --------------------------------- */
 
 typedef struct fault_case {
@@ -657,6 +681,7 @@ int main(void)
         cmocka_unit_test(test_replay_fallback),
         cmocka_unit_test(test_replay_no_receipts_wanted),
         cmocka_unit_test(test_replay_null_receipt),
+        cmocka_unit_test(test_replay_whole_batch_rejected),
         cmocka_unit_test(test_fault_mapping),
         cmocka_unit_test(test_fault_retry_after_and_prefix),
         cmocka_unit_test(test_connection_refused),
