@@ -145,6 +145,11 @@ static const bp_field withdrawal_fields[] = {
     FLD("amount", K_U64, MUST, bp_withdrawal, amount),
 };
 
+/* decode_fields tracks seen keys in a 64-bit mask. */
+_Static_assert(NFIELDS(block_fields) <= 64 && NFIELDS(tx_fields) <= 64 &&
+                   NFIELDS(receipt_fields) <= 64 && NFIELDS(log_fields) <= 64,
+               "field tables must fit the seen mask");
+
 static const char *type_name(yajl_val v)
 {
     if (!v || YAJL_IS_NULL(v))
@@ -369,7 +374,7 @@ static int check_u64_echo(dctx *c, const char *key, yajl_val v, uint64_t want)
 
 static int check_hash_echo(dctx *c, const char *key, yajl_val v, const char *want)
 {
-    if (!v)
+    if (!v || !want)
         return BP_OK;
     if (!YAJL_IS_STRING(v))
         return wrong_type(c, key, "a hex string", v);
