@@ -9,14 +9,14 @@ __extension__ typedef unsigned __int128 bp_u128;
 
 #define POW10_19 10000000000000000000ULL
 
-/* 0..15 for hex digits, 0xff otherwise: one lookup per byte instead of range checks. */
+/* Digit value + 1 for hex digits, 0 otherwise (the default of every other entry): one
+ * lookup per byte instead of range checks. */
 static const unsigned char hex_val[256] = {
     ['0'] = 0 + 1,  ['1'] = 1 + 1,  ['2'] = 2 + 1,  ['3'] = 3 + 1,  ['4'] = 4 + 1,  ['5'] = 5 + 1,
     ['6'] = 6 + 1,  ['7'] = 7 + 1,  ['8'] = 8 + 1,  ['9'] = 9 + 1,  ['a'] = 10 + 1, ['b'] = 11 + 1,
     ['c'] = 12 + 1, ['d'] = 13 + 1, ['e'] = 14 + 1, ['f'] = 15 + 1, ['A'] = 10 + 1, ['B'] = 11 + 1,
     ['C'] = 12 + 1, ['D'] = 13 + 1, ['E'] = 14 + 1, ['F'] = 15 + 1,
 };
-/* The table stores digit+1 so that the zero default means "not a hex digit". */
 #define HEX_DIGIT(c) ((int)hex_val[(unsigned char)(c)] - 1)
 
 static const char hex_chars[] = "0123456789abcdef";
