@@ -1,0 +1,242 @@
+/* etlcsv.c - the ethereum-etl CSV output (etl-csv:DIR): blocks.csv, transactions.csv,
+ * receipts.csv and logs.csv with ethereum-etl's exact columns and value formats, plus
+ * reverts.csv.
+ *
+ * Formats (see the conformance README): quantities are unsigned decimals of any size; a
+ * missing value is an empty cell; byte strings are copied as given; topics are joined with
+ * "," in one cell; withdrawals are compact JSON objects joined with "," (no []), the cell
+ * quoted with "" escapes; cells are quoted only when they need it (Python csv QUOTE_MINIMAL);
+ * lines end with "\n". A header row is written with a file's first row: a file with no rows
+ * stays empty. receipts.csv and logs.csv are written only for blocks fetched with receipts.
+ *
+ * reverts.csv: a block that left the canonical chain after its rows were written. Rows of
+ * the other files are never rewritten; a reader drops the rows of every reverted block
+ * (number + hash) that appears before the revert line:
+ *   block_number,block_hash,parent_hash
+ *   17173050,0x1dec...,0xa06f...
+ * A block number may appear again after its revert line (the new branch).
+ *
+ * Exactly-once delivery and restart: see filesink.h (DIR/checkpoint.json). */
+#include "blockpipe/sink.h"
+
+#include <inttypes.h>
+
+#include "sink/filesink.h"
+#include "sink/format.h"
+
+enum { F_BLOCKS, F_TXS, F_RECEIPTS, F_LOGS, F_REVERTS, F_COUNT };
+
+static const char *const g_names[F_COUNT] = {
+    [F_BLOCKS] = "blocks.csv", [F_TXS] = "transactions.csv", [F_RECEIPTS] = "receipts.csv",
+    [F_LOGS] = "logs.csv",     [F_REVERTS] = "reverts.csv",
+};
+
+static const char *const g_headers[F_COUNT] = {
+    [F_BLOCKS] = ("number,hash,parent_hash,nonce,sha3_uncles,logs_bloom,transactions_root,"
+                  "state_root,receipts_root,miner,difficulty,total_difficulty,size,extra_data,"
+                  "gas_limit,gas_used,timestamp,transaction_count,base_fee_per_gas,"
+                  "withdrawals_root,withdrawals\n"),
+    [F_TXS] = ("hash,nonce,block_hash,block_number,transaction_index,from_address,to_address,"
+               "value,gas,gas_price,input,block_timestamp,max_fee_per_gas,"
+               "max_priority_fee_per_gas,transaction_type\n"),
+    [F_RECEIPTS] = ("transaction_hash,transaction_index,block_hash,block_number,"
+                    "cumulative_gas_used,gas_used,contract_address,root,status,"
+                    "effective_gas_price,l1_fee,l1_gas_used,l1_gas_price,l1_fee_scalar\n"),
+    [F_LOGS] = ("log_index,transaction_hash,transaction_index,block_hash,block_number,address,"
+                "data,topics\n"),
+    [F_REVERTS] = ("block_number,block_hash,parent_hash\n"),
+};
+
+/* A writer on file i's buffer, the header first when the file has nothing yet. */
+static bp_fmt row(bp_filesink *fs, size_t i)
+{
+    bp_fmt f = {.buf = bp_filesink_buf(fs, i)};
+    if (bp_filesink_is_empty(fs, i))
+        bp_fmt_str(&f, g_headers[i]);
+    return f;
+}
+
+/* ",text" / ",u64" / ",qty" cells. */
+static void c_text(bp_fmt *f, const char *s)
+{
+    bp_fmt_char(f, ',');
+    bp_fmt_csv_text(f, s);
+}
+
+static void c_u64(bp_fmt *f, uint64_t v)
+{
+    bp_fmt_char(f, ',');
+    bp_fmt_u64(f, v);
+}
+
+static void c_qty(bp_fmt *f, const bp_qty *q)
+{
+    bp_fmt_char(f, ',');
+    bp_fmt_qty(f, q, "");
+}
+
+static void c_opt(bp_fmt *f, bp_opt_u64 v)
+{
+    bp_fmt_char(f, ',');
+    bp_fmt_opt(f, v, "");
+}
+
+static void c_withdrawals(bp_fmt *f, const bp_block *b)
+{
+    bp_fmt_char(f, ',');
+    if (!b->has_withdrawals || b->withdrawal_count == 0)
+        return;
+    bp_fmt_char(f, '"');
+    bp_fmt_withdrawals(f, b, "\"\"");
+    bp_fmt_char(f, '"');
+}
+
+static void c_topics(bp_fmt *f, const bp_log *l)
+{
+    bp_fmt_char(f, ',');
+    bool quote = l->topic_count > 1; /* the joined cell holds a comma */
+    if (quote)
+        bp_fmt_char(f, '"');
+    for (unsigned k = 0; k < l->topic_count; k++) {
+        if (k)
+            bp_fmt_char(f, ',');
+        bp_fmt_str(f, l->topics[k]);
+    }
+    if (quote)
+        bp_fmt_char(f, '"');
+}
+
+static int block_row(bp_filesink *fs, const bp_block *b)
+{
+    bp_fmt f = row(fs, F_BLOCKS);
+    bp_fmt_u64(&f, b->number);
+    c_text(&f, b->hash);
+    c_text(&f, b->parent_hash);
+    c_text(&f, b->nonce);
+    c_text(&f, b->sha3_uncles);
+    c_text(&f, b->logs_bloom);
+    c_text(&f, b->transactions_root);
+    c_text(&f, b->state_root);
+    c_text(&f, b->receipts_root);
+    c_text(&f, b->miner);
+    c_qty(&f, &b->difficulty);
+    c_qty(&f, &b->total_difficulty);
+    c_opt(&f, b->size);
+    c_text(&f, b->extra_data);
+    c_u64(&f, b->gas_limit);
+    c_u64(&f, b->gas_used);
+    c_u64(&f, b->timestamp);
+    c_u64(&f, b->transaction_count);
+    c_qty(&f, &b->base_fee_per_gas);
+    c_text(&f, b->withdrawals_root);
+    c_withdrawals(&f, b);
+    bp_fmt_char(&f, '\n');
+    return f.rc;
+}
+
+static int tx_row(bp_filesink *fs, const bp_tx *t)
+{
+    bp_fmt f = row(fs, F_TXS);
+    bp_fmt_csv_text(&f, t->hash);
+    c_u64(&f, t->nonce);
+    c_text(&f, t->block_hash);
+    c_u64(&f, t->block_number);
+    c_u64(&f, t->transaction_index);
+    c_text(&f, t->from_address);
+    c_text(&f, t->to_address);
+    c_qty(&f, &t->value);
+    c_u64(&f, t->gas);
+    c_qty(&f, &t->gas_price);
+    c_text(&f, t->input);
+    c_u64(&f, t->block_timestamp);
+    c_qty(&f, &t->max_fee_per_gas);
+    c_qty(&f, &t->max_priority_fee_per_gas);
+    c_opt(&f, t->transaction_type);
+    bp_fmt_char(&f, '\n');
+    return f.rc;
+}
+
+static int receipt_row(bp_filesink *fs, const bp_tx *t)
+{
+    bp_fmt f = row(fs, F_RECEIPTS);
+    bp_fmt_csv_text(&f, t->hash);
+    c_u64(&f, t->transaction_index);
+    c_text(&f, t->block_hash);
+    c_u64(&f, t->block_number);
+    c_u64(&f, t->receipt_cumulative_gas_used);
+    c_u64(&f, t->receipt_gas_used);
+    c_text(&f, t->receipt_contract_address);
+    c_text(&f, t->receipt_root);
+    c_opt(&f, t->receipt_status);
+    c_qty(&f, &t->receipt_effective_gas_price);
+    bp_fmt_str(&f, ",,,,\n"); /* l1_fee, l1_gas_used, l1_gas_price, l1_fee_scalar */
+    return f.rc;
+}
+
+static int log_row(bp_filesink *fs, const bp_block *b, const bp_log *l)
+{
+    bp_fmt f = row(fs, F_LOGS);
+    bp_fmt_u64(&f, l->log_index);
+    c_text(&f, l->transaction_hash);
+    c_u64(&f, l->transaction_index);
+    c_text(&f, b->hash);
+    c_u64(&f, b->number);
+    c_text(&f, l->address);
+    c_text(&f, l->data);
+    c_topics(&f, l);
+    bp_fmt_char(&f, '\n');
+    return f.rc;
+}
+
+static int revert_row(bp_filesink *fs, const bp_block *b)
+{
+    bp_fmt f = row(fs, F_REVERTS);
+    bp_fmt_u64(&f, b->number);
+    c_text(&f, b->hash);
+    c_text(&f, b->parent_hash);
+    bp_fmt_char(&f, '\n');
+    return f.rc;
+}
+
+static int apply_rows(bp_filesink *fs, const bp_block *b)
+{
+    int rc = block_row(fs, b);
+    for (size_t i = 0; i < b->tx_count && rc == 0; i++)
+        rc = tx_row(fs, &b->txs[i]);
+    if (!b->has_receipts)
+        return rc;
+    for (size_t i = 0; i < b->tx_count && rc == 0; i++)
+        if (b->txs[i].has_receipt)
+            rc = receipt_row(fs, &b->txs[i]);
+    for (size_t i = 0; i < b->log_count && rc == 0; i++)
+        rc = log_row(fs, b, &b->logs[i]);
+    return rc;
+}
+
+static int etlcsv_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        const bp_event *ev = &batch->events[i];
+        int rc = ev->kind == BP_EVENT_APPLY ? apply_rows(fs, ev->block) : revert_row(fs, ev->block);
+        if (rc != 0)
+            return bp_error_set(err, rc, "%s: block %" PRIu64 ": formatting rows: %s", fs->dir,
+                                ev->block->number, bp_strerror(rc));
+    }
+    return 0;
+}
+
+static int etlcsv_open(bp_sink **out, const char *target, bp_error *err)
+{
+    return bp_filesink_open(out, target, g_names, F_COUNT, etlcsv_format, err);
+}
+
+const bp_sink_ops bp_sink_etlcsv_ops = {
+    .scheme = "etl-csv",
+    .description = "ethereum-etl CSV files in a directory: etl-csv:DIR",
+    .open = etlcsv_open,
+    .checkpoint = bp_filesink_checkpoint,
+    .recent = NULL,
+    .write = bp_filesink_write,
+    .flush = NULL,
+    .close = bp_filesink_close,
+};

@@ -1,0 +1,74 @@
+/* filesink.h - the shared core of the file outputs (etl-csv, jsonl): a directory of
+ * append-only files, one buffer per file per batch, and an atomic DIR/checkpoint.json.
+ *
+ * Exactly once, resumable: write() formats the batch into the buffers (one format callback
+ * per backend), appends each buffer with one write(), fsyncs the files, then replaces
+ * DIR/checkpoint.json (tmp + fsync + rename + fsync of the directory):
+ *
+ *   {"version":1,"chains":{"mainnet":{"number":17173050,"hash":"0x.."}},
+ *    "sizes":{"blocks.csv":123,"transactions.csv":0,...}}
+ *
+ * "sizes" are the bytes of each file that the checkpoints cover. open() truncates every file
+ * back to its recorded size (a batch torn by a crash disappears; a file missing from the
+ * record goes back to 0) and refuses a file shorter than its record (data was lost). A
+ * directory with non-empty files and no checkpoint.json is not ours: open() refuses it rather
+ * than overwrite it. A new directory gets an initial checkpoint.json with every size 0.
+ *
+ * Every file is created at open, so an entity with no rows is an empty file (no header). */
+#ifndef BP_SINK_FILESINK_H
+#define BP_SINK_FILESINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockpipe/sink.h"
+#include "util/buf.h"
+
+#define BP_FILESINK_MAX_FILES 8
+
+typedef struct bp_filesink bp_filesink;
+
+/* Appends the rows of batch to fs's buffers (bp_filesink_buf). Returns 0 or a BP_E* code
+ * with err set; the buffers are dropped on failure. */
+typedef int (*bp_filesink_format_fn)(bp_filesink *fs, const bp_batch *batch, bp_error *err);
+
+typedef struct bp_filesink_file {
+    const char *name; /* static */
+    int fd;
+    uint64_t size; /* bytes covered by checkpoint.json */
+    bp_buf buf;    /* rows of the batch being written */
+} bp_filesink_file;
+
+typedef struct bp_filesink_chain {
+    char *name;
+    bp_checkpoint cp;
+} bp_filesink_chain;
+
+struct bp_filesink {
+    struct bp_sink base;
+    char *dir;
+    int dirfd;
+    bp_filesink_format_fn format;
+    size_t nfiles;
+    bp_filesink_file files[BP_FILESINK_MAX_FILES];
+    bp_filesink_chain *chains;
+    size_t nchains;
+};
+
+/* Opens (creating if missing) directory dir holding the files names[0..n) (static strings).
+ * Returns 0, BP_EIO (path and errno text), BP_EPARSE (bad checkpoint.json), BP_EINVAL
+ * (foreign files) or BP_ENOMEM. */
+int bp_filesink_open(bp_sink **out, const char *dir, const char *const *names, size_t n,
+                     bp_filesink_format_fn format, bp_error *err);
+/* The buffer of file i for this batch. */
+bp_buf *bp_filesink_buf(bp_filesink *fs, size_t i);
+/* True when file i has no byte yet, written or buffered: its header goes first. */
+bool bp_filesink_is_empty(const bp_filesink *fs, size_t i);
+
+/* bp_sink_ops members shared by the file backends. */
+int bp_filesink_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp_error *err);
+int bp_filesink_write(bp_sink *s, const bp_batch *batch, bp_error *err);
+void bp_filesink_close(bp_sink *s);
+
+#endif

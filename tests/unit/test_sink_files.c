@@ -1,0 +1,722 @@
+/* test_sink_files.c - the etl-csv and jsonl outputs: exact ethereum-etl lines (hand-built
+ * blocks and the conformance answers), lazy headers, reverts, checkpoint.json and
+ * truncate-on-reopen, JSON lines with exact big numbers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <yajl/yajl_tree.h>
+
+#include "chain/decode.h"
+#include "sink_fixture.h"
+
+extern const bp_sink_ops bp_sink_etlcsv_ops;
+extern const bp_sink_ops bp_sink_jsonl_ops;
+
+#define ETL BP_CONFORMANCE_DIR "/ethereum-etl"
+
+typedef struct fixture {
+    char dir[64];
+} fixture;
+
+static const char *H(unsigned tag, uint64_t n)
+{
+    static char bufs[32][80];
+    static unsigned next;
+    char *p = bufs[next++ % 32];
+    snprintf(p, 80, "0x%02x%062" PRIx64, tag, n);
+    return p;
+}
+
+static const char *A(unsigned tag, uint64_t n)
+{
+    static char bufs[32][80];
+    static unsigned next;
+    char *p = bufs[next++ % 32];
+    snprintf(p, 80, "0x%02x%038" PRIx64, tag, n);
+    return p;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    snprintf(f->dir, sizeof(f->dir), "/tmp/bp_files_XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Whole file as a NUL-terminated string (caller frees); NULL when absent. */
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return NULL;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&out, &len);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(fp);
+    fclose(m);
+    return out;
+}
+
+static char *slurp_in(const char *dir, const char *name)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return slurp(path);
+}
+
+static void assert_file(const char *dir, const char *name, const char *expected)
+{
+    char *got = slurp_in(dir, name);
+    if (!got)
+        fail_msg("%s/%s: missing", dir, name);
+    if (strcmp(got, expected) != 0)
+        fail_msg("%s differs:\n--- got\n%s--- expected\n%s", name, got, expected);
+    free(got);
+}
+
+static long file_size(const char *dir, const char *name)
+{
+    char path[512];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static void append_junk(const char *dir, const char *name, const char *junk)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *fp = fopen(path, "ab");
+    assert_non_null(fp);
+    fputs(junk, fp);
+    fclose(fp);
+}
+
+static bp_sink *open_sink(const bp_sink_ops *ops, const char *dir)
+{
+    bp_sink *s = NULL;
+    bp_error err = {0};
+    if (ops->open(&s, dir, &err) != 0)
+        fail_msg("open %s: %s", dir, err.msg);
+    s->ops = ops;
+    return s;
+}
+
+static void write_batch(bp_sink *s, const char *chain, const bp_event *ev, size_t n,
+                        bp_checkpoint cp)
+{
+    bp_batch batch = {.chain = chain, .events = ev, .count = n, .checkpoint = cp};
+    bp_error err = {0};
+    if (s->ops->write(s, &batch, &err) != 0)
+        fail_msg("write: %s", err.msg);
+}
+
+static void apply_one(bp_sink *s, const char *chain, bp_block *b)
+{
+    bp_event ev = {BP_EVENT_APPLY, b};
+    bp_checkpoint cp = {.set = true, .number = b->number};
+    snprintf(cp.hash, sizeof(cp.hash), "%s", b->hash);
+    write_batch(s, chain, &ev, 1, cp);
+}
+
+/* ---- etl-csv: hand-built block ---------------------------------------------------------- */
+
+static void test_csv_exact_lines(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    bp_block *b = fx_block(1, 0, true, true);
+    apply_one(s, "main", b);
+    bp_block_free(b);
+    bp_sink_close(s);
+    char want[8192];
+    snprintf(want, sizeof(want),
+             "number,hash,parent_hash,nonce,sha3_uncles,logs_bloom,transactions_root,"
+             "state_root,receipts_root,miner,difficulty,total_difficulty,size,extra_data,"
+             "gas_limit,gas_used,timestamp,transaction_count,base_fee_per_gas,"
+             "withdrawals_root,withdrawals\n"
+             "1,%s,%s,0x0000000000000042,%s,0x00ff,%s,%s,%s,%s,7298514125186,"
+             "58750003716598352816469,1113,0xd783,30000000,143706,1683030000,4,80869370967,%s,"
+             "\"{\"\"index\"\":2210752,\"\"validator_index\"\":540230,\"\"address\"\":"
+             "\"\"%s\"\",\"\"amount\"\":45762059},{\"\"index\"\":2210753,"
+             "\"\"validator_index\"\":540231,\"\"address\"\":\"\"%s\"\",\"\"amount\"\":45762058}"
+             "\"\n",
+             H(0xb0, 1), H(0xb0, 0), H(0x5a, 0), H(0x70, 1), H(0x71, 1), H(0x72, 1), A(0xaa, 1),
+             H(0x74, 1), A(0xb9, 7), A(0xb9, 7));
+    assert_file(f->dir, "blocks.csv", want);
+    const char *bh = H(0xb0, 1);
+    snprintf(want, sizeof(want),
+             "hash,nonce,block_hash,block_number,transaction_index,from_address,to_address,"
+             "value,gas,gas_price,input,block_timestamp,max_fee_per_gas,"
+             "max_priority_fee_per_gas,transaction_type\n"
+             "%s,18446744073709551615,%s,1,0,%s,%s,55340232221128654853,21000,91022338812,0x,"
+             "1683030000,91022338812,100000000,2\n"
+             "%s,1,%s,1,1,%s,,0,21000,50000000000,0x6060604052,1683030000,,,0\n"
+             "%s,2,%s,1,2,%s,%s,0,21000,50000000000,0x,1683030000,,,\n"
+             "%s,3,%s,1,3,%s,%s,0,21000,50000000000,0x,1683030000,3000000000,1000000000,3\n",
+             H(0xe0, 1), bh, A(0xf0, 0), A(0x70, 0), H(0xe1, 1), bh, A(0xf0, 1), H(0xe2, 1), bh,
+             A(0xf0, 2), A(0x70, 2), H(0xe3, 1), bh, A(0xf0, 3), A(0x70, 3));
+    assert_file(f->dir, "transactions.csv", want);
+    snprintf(want, sizeof(want),
+             "transaction_hash,transaction_index,block_hash,block_number,cumulative_gas_used,"
+             "gas_used,contract_address,root,status,effective_gas_price,l1_fee,l1_gas_used,"
+             "l1_gas_price,l1_fee_scalar\n"
+             "%s,0,%s,1,21000,21000,,,1,91022338812,,,,\n"
+             "%s,1,%s,1,42000,21000,%s,,0,50000000000,,,,\n"
+             "%s,2,%s,1,63000,21000,,%s,,50000000000,,,,\n"
+             "%s,3,%s,1,84000,21000,,,1,50000000000,,,,\n",
+             H(0xe0, 1), bh, H(0xe1, 1), bh, A(0xcc, 1), H(0xe2, 1), bh, H(0x2f, 1), H(0xe3, 1),
+             bh);
+    assert_file(f->dir, "receipts.csv", want);
+    snprintf(want, sizeof(want),
+             "log_index,transaction_hash,transaction_index,block_hash,block_number,address,"
+             "data,topics\n"
+             "0,%s,0,%s,1,%s,%s,\n"
+             "1,%s,0,%s,1,%s,0x,%s\n"
+             "2,%s,2,%s,1,%s,%s,\"%s,%s\"\n"
+             "3,%s,2,%s,1,%s,0x,\"%s,%s,%s\"\n"
+             "4,%s,2,%s,1,%s,%s,\"%s,%s,%s,%s\"\n",
+             H(0xe0, 1), bh, A(0xf4, 0), H(0xda, 0), H(0xe0, 1), bh, A(0xf4, 1), H(0x10, 1),
+             H(0xe2, 1), bh, A(0xf4, 2), H(0xda, 2), H(0x10, 2), H(0x11, 2), H(0xe2, 1), bh,
+             A(0xf4, 3), H(0x10, 3), H(0x11, 3), H(0x12, 3), H(0xe2, 1), bh, A(0xf4, 4), H(0xda, 4),
+             H(0x10, 4), H(0x11, 4), H(0x12, 4), H(0x13, 4));
+    assert_file(f->dir, "logs.csv", want);
+    assert_file(f->dir, "reverts.csv", "");
+}
+
+static void test_csv_lazy_header_and_reverts(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    bp_block *b1 = fx_block(1, 0, false, true); /* no txs */
+    apply_one(s, "main", b1);
+    assert_int_equal(file_size(f->dir, "transactions.csv"), 0);
+    assert_int_equal(file_size(f->dir, "receipts.csv"), 0);
+    assert_int_equal(file_size(f->dir, "logs.csv"), 0);
+    assert_int_equal(file_size(f->dir, "reverts.csv"), 0);
+    bp_block *b2 = fx_block(2, 0, true, false); /* txs, no receipts */
+    bp_block *b3 = fx_block(3, 0, true, false);
+    apply_one(s, "main", b2);
+    apply_one(s, "main", b3);
+    char *txs = slurp_in(f->dir, "transactions.csv");
+    assert_int_equal(strncmp(txs, "hash,nonce,", 11), 0);
+    assert_null(strstr(txs + 1, "hash,nonce,")); /* one header */
+    free(txs);
+    assert_int_equal(file_size(f->dir, "receipts.csv"), 0);
+    /* Reorg: 3 and 2 leave, 2' arrives. */
+    bp_event ev[] = {{BP_EVENT_REVERT, b3}, {BP_EVENT_REVERT, b2}};
+    write_batch(s, "main", ev, 2, fx_cp(1, 0));
+    char want[512];
+    snprintf(want, sizeof(want), "block_number,block_hash,parent_hash\n3,%s,%s\n2,%s,%s\n",
+             H(0xb0, 3), H(0xb0, 2), H(0xb0, 2), H(0xb0, 1));
+    assert_file(f->dir, "reverts.csv", want);
+    bp_checkpoint cp;
+    bp_error err = {0};
+    assert_int_equal(s->ops->checkpoint(s, "main", &cp, &err), 0);
+    assert_true(cp.set);
+    assert_int_equal(cp.number, 1);
+    bp_block_free(b1);
+    bp_block_free(b2);
+    bp_block_free(b3);
+    bp_sink_close(s);
+}
+
+/* ---- checkpoint.json and recovery ------------------------------------------------------- */
+
+static void test_truncate_on_reopen(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    bp_block *b = fx_block(1, 0, true, true);
+    apply_one(s, "main", b);
+    bp_block_free(b);
+    bp_sink_close(s);
+    char *blocks = slurp_in(f->dir, "blocks.csv"), *logs = slurp_in(f->dir, "logs.csv");
+    long reverts = file_size(f->dir, "reverts.csv");
+    /* A crash in the middle of the next batch: rows after the recorded sizes. */
+    append_junk(f->dir, "blocks.csv", "2,0xtorn");
+    append_junk(f->dir, "logs.csv", "9,0xdead,0,0x");
+    append_junk(f->dir, "reverts.csv", "block_number,block_hash,parent_hash\n7,0x");
+    s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    assert_file(f->dir, "blocks.csv", blocks);
+    assert_file(f->dir, "logs.csv", logs);
+    assert_int_equal(file_size(f->dir, "reverts.csv"), reverts);
+    bp_checkpoint cp;
+    bp_error err = {0};
+    assert_int_equal(s->ops->checkpoint(s, "main", &cp, &err), 0);
+    assert_true(cp.set);
+    assert_int_equal(cp.number, 1);
+    assert_string_equal(cp.hash, H(0xb0, 1));
+    /* Appending goes on from the clean end; the header of reverts.csv comes back. */
+    b = fx_block(1, 0, false, false);
+    bp_event ev = {BP_EVENT_REVERT, b};
+    write_batch(s, "main", &ev, 1, (bp_checkpoint){0});
+    bp_block_free(b);
+    char want[256];
+    snprintf(want, sizeof(want), "block_number,block_hash,parent_hash\n1,%s,%s\n", H(0xb0, 1),
+             H(0xb0, 0));
+    assert_file(f->dir, "reverts.csv", want);
+    assert_int_equal(s->ops->checkpoint(s, "main", &cp, &err), 0);
+    assert_false(cp.set);
+    bp_sink_close(s);
+    free(blocks);
+    free(logs);
+}
+
+static void test_checkpoint_json_chains(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = open_sink(&bp_sink_jsonl_ops, f->dir);
+    bp_block *a = fx_block(5, 0, false, true), *b = fx_block(7, 1, false, true);
+    apply_one(s, "alpha", a);
+    apply_one(s, "beta \"quoted\"", b);
+    bp_block_free(a);
+    bp_block_free(b);
+    bp_sink_close(s);
+    char *text = slurp_in(f->dir, "checkpoint.json");
+    char msg[128];
+    yajl_val root = yajl_tree_parse(text, msg, sizeof(msg));
+    assert_non_null(root);
+    const char *pa[] = {"chains", "alpha", "number", NULL};
+    const char *ps[] = {"sizes", "blocks.jsonl", NULL};
+    assert_string_equal(YAJL_GET_NUMBER(yajl_tree_get(root, pa, yajl_t_number)), "5");
+    long long sz = YAJL_GET_INTEGER(yajl_tree_get(root, ps, yajl_t_number));
+    assert_int_equal(sz, file_size(f->dir, "blocks.jsonl"));
+    yajl_tree_free(root);
+    free(text);
+    s = open_sink(&bp_sink_jsonl_ops, f->dir);
+    bp_checkpoint cp;
+    bp_error err = {0};
+    assert_int_equal(s->ops->checkpoint(s, "beta \"quoted\"", &cp, &err), 0);
+    assert_true(cp.set);
+    assert_int_equal(cp.number, 7);
+    assert_string_equal(cp.hash, H(0xb1, 7));
+    assert_int_equal(s->ops->checkpoint(s, "alpha", &cp, &err), 0);
+    assert_int_equal(cp.number, 5);
+    bp_sink_close(s);
+}
+
+static void test_refuses_foreign_or_lost_data(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = NULL;
+    bp_error err = {0};
+    append_junk(f->dir, "blocks.csv", "someone else's data\n");
+    assert_int_equal(bp_sink_etlcsv_ops.open(&s, f->dir, &err), BP_EINVAL);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, "blocks.csv"));
+    /* Ours, but a file is shorter than its record. */
+    char sub[128];
+    snprintf(sub, sizeof(sub), "%s/sub/dir", f->dir); /* created with its parents */
+    s = open_sink(&bp_sink_etlcsv_ops, sub);
+    bp_block *b = fx_block(1, 0, false, false);
+    apply_one(s, "main", b);
+    bp_block_free(b);
+    bp_sink_close(s);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/blocks.csv", sub);
+    assert_int_equal(truncate(path, 10), 0);
+    s = NULL;
+    assert_int_equal(bp_sink_etlcsv_ops.open(&s, sub, &err), BP_EIO);
+    assert_non_null(strstr(err.msg, "data was lost"));
+    /* A damaged checkpoint.json. */
+    snprintf(path, sizeof(path), "%s/checkpoint.json", sub);
+    FILE *fp = fopen(path, "w");
+    fputs("{\"chains\":", fp);
+    fclose(fp);
+    assert_int_equal(bp_sink_etlcsv_ops.open(&s, sub, &err), BP_EPARSE);
+    assert_non_null(strstr(err.msg, "checkpoint.json"));
+}
+
+/* ---- etl-csv: conformance with ethereum-etl's expected files ---------------------------- */
+
+static yajl_val load_result(const char *path, yajl_val *root)
+{
+    char *text = slurp(path);
+    if (!text)
+        fail_msg("%s: cannot read", path);
+    char msg[256];
+    *root = yajl_tree_parse(text, msg, sizeof(msg));
+    free(text);
+    if (!*root)
+        fail_msg("%s: %s", path, msg);
+    const char *p[] = {"result", NULL};
+    return yajl_tree_get(*root, p, yajl_t_any);
+}
+
+static bp_block *decode_block(const char *path)
+{
+    yajl_val root;
+    yajl_val result = load_result(path, &root);
+    bp_block *b = bp_block_new();
+    bp_error err = {0};
+    if (bp_decode_block(result, true, b, &err) != 0)
+        fail_msg("%s: %s", path, err.msg);
+    yajl_tree_free(root);
+    return b;
+}
+
+/* Receipts of every tx of b from the export_receipts_job case. */
+static void decode_receipts(bp_block *b, const char *dir)
+{
+    yajl_val roots[16], results[16];
+    assert_true(b->tx_count <= 16);
+    for (size_t i = 0; i < b->tx_count; i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/web3_response.eth_getTransactionReceipt_%s.json", dir,
+                 b->txs[i].hash);
+        results[i] = load_result(path, &roots[i]);
+    }
+    bp_error err = {0};
+    if (bp_decode_receipt_list(results, b->tx_count, b, &err) != 0)
+        fail_msg("receipts: %s", err.msg);
+    for (size_t i = 0; i < b->tx_count; i++)
+        yajl_tree_free(roots[i]);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Splits text into sorted lines (in place); returns the count. */
+static size_t sorted_lines(char *text, char **lines, size_t max)
+{
+    size_t n = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n < max;
+         l = strtok_r(NULL, "\n", &save))
+        lines[n++] = l;
+    qsort(lines, n, sizeof(char *), cmp_str);
+    return n;
+}
+
+static void assert_same_lines(const char *dir, const char *name, const char *expected_path)
+{
+    char *got = slurp_in(dir, name), *want = slurp(expected_path);
+    assert_non_null(got);
+    assert_non_null(want);
+    char *gl[64], *wl[64];
+    size_t gn = sorted_lines(got, gl, 64), wn = sorted_lines(want, wl, 64);
+    if (gn != wn)
+        fail_msg("%s: %zu lines, expected %zu (%s)", name, gn, wn, expected_path);
+    for (size_t i = 0; i < gn; i++)
+        if (strcmp(gl[i], wl[i]) != 0)
+            fail_msg("%s line differs:\n  got      %s\n  expected %s", name, gl[i], wl[i]);
+    free(got);
+    free(want);
+}
+
+static void test_csv_conformance_block_with_logs(void **state)
+{
+    fixture *f = *state;
+    const char *c = ETL "/export_blocks_job/block_with_logs";
+    const char *r = ETL "/export_receipts_job/receipts_with_logs";
+    bp_block *b = decode_block(ETL "/export_blocks_job/block_with_logs/"
+                                   "web3_response.eth_getBlockByNumber_0x76250_true.json");
+    decode_receipts(b, r);
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    apply_one(s, "mainnet", b);
+    bp_sink_close(s);
+    bp_block_free(b);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/expected_blocks.csv", c);
+    assert_same_lines(f->dir, "blocks.csv", path);
+    snprintf(path, sizeof(path), "%s/expected_transactions.csv", c);
+    assert_same_lines(f->dir, "transactions.csv", path);
+    snprintf(path, sizeof(path), "%s/expected_receipts.csv", r);
+    assert_same_lines(f->dir, "receipts.csv", path);
+    snprintf(path, sizeof(path), "%s/expected_logs.csv", r);
+    assert_same_lines(f->dir, "logs.csv", path);
+}
+
+static void test_csv_conformance_genesis_and_pair(void **state)
+{
+    fixture *f = *state;
+    const char *g = ETL "/export_blocks_job/block_without_transactions";
+    const char *p = ETL "/export_blocks_job/blocks_with_transactions";
+    char path[512], sub[128];
+    snprintf(path, sizeof(path), "%s/web3_response.eth_getBlockByNumber_0x0_true.json", g);
+    bp_block *b = decode_block(path);
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    apply_one(s, "mainnet", b);
+    bp_sink_close(s);
+    bp_block_free(b);
+    snprintf(path, sizeof(path), "%s/expected_blocks.csv", g);
+    assert_same_lines(f->dir, "blocks.csv", path);
+    snprintf(path, sizeof(path), "%s/expected_transactions.csv", g);
+    char *want = slurp(path);
+    assert_file(f->dir, "transactions.csv", want); /* empty, no header */
+    free(want);
+    /* Two blocks in one batch. */
+    snprintf(sub, sizeof(sub), "%s/pair", f->dir);
+    s = open_sink(&bp_sink_etlcsv_ops, sub);
+    bp_block *bs[2];
+    bp_event ev[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/web3_response.eth_getBlockByNumber_0x%s_true.json", p,
+                 i ? "b873" : "b872");
+        bs[i] = decode_block(path);
+        ev[i] = (bp_event){BP_EVENT_APPLY, bs[i]};
+    }
+    bp_checkpoint cp = {.set = true, .number = bs[1]->number};
+    snprintf(cp.hash, sizeof(cp.hash), "%s", bs[1]->hash);
+    write_batch(s, "mainnet", ev, 2, cp);
+    bp_sink_close(s);
+    bp_block_free(bs[0]);
+    bp_block_free(bs[1]);
+    snprintf(path, sizeof(path), "%s/expected_blocks.csv", p);
+    assert_same_lines(sub, "blocks.csv", path);
+    snprintf(path, sizeof(path), "%s/expected_transactions.csv", p);
+    assert_same_lines(sub, "transactions.csv", path);
+}
+
+/* ---- jsonl ------------------------------------------------------------------------------ */
+
+/* Each line of a file parsed (caller frees the trees); returns the count. */
+static size_t parse_lines(const char *dir, const char *name, yajl_val *out, size_t max)
+{
+    char *text = slurp_in(dir, name);
+    assert_non_null(text);
+    size_t n = 0;
+    for (char *save = NULL, *l = strtok_r(text, "\n", &save); l && n < max;
+         l = strtok_r(NULL, "\n", &save)) {
+        char msg[256];
+        out[n] = yajl_tree_parse(l, msg, sizeof(msg));
+        if (!out[n])
+            fail_msg("%s line %zu: %s: %s", name, n + 1, msg, l);
+        n++;
+    }
+    free(text);
+    return n;
+}
+
+static yajl_val get(yajl_val v, const char *key)
+{
+    const char *p[] = {key, NULL};
+    return yajl_tree_get(v, p, yajl_t_any);
+}
+
+static const char *num(yajl_val v, const char *key)
+{
+    yajl_val x = get(v, key);
+    if (!YAJL_IS_NUMBER(x))
+        fail_msg("key %s: not a number", key);
+    return YAJL_GET_NUMBER(x);
+}
+
+static const char *str(yajl_val v, const char *key)
+{
+    yajl_val x = get(v, key);
+    if (!YAJL_IS_STRING(x))
+        fail_msg("key %s: not a string", key);
+    return YAJL_GET_STRING(x);
+}
+
+static void free_all(yajl_val *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        yajl_tree_free(v[i]);
+}
+
+static void check_jsonl_block(yajl_val v)
+{
+    assert_string_equal(str(v, "type"), "block");
+    assert_string_equal(str(v, "chain"), "main\tnet");
+    assert_string_equal(num(v, "number"), "1");
+    assert_string_equal(num(v, "total_difficulty"), "58750003716598352816469");
+    assert_string_equal(num(v, "base_fee_per_gas"), "80869370967");
+    assert_string_equal(str(v, "item_timestamp"), "2023-05-02T12:20:00Z");
+    yajl_val w = get(v, "withdrawals");
+    assert_true(YAJL_IS_ARRAY(w));
+    assert_int_equal(w->u.array.len, 2);
+    assert_string_equal(num(w->u.array.values[1], "amount"), "45762058");
+    assert_string_equal(str(w->u.array.values[1], "address"), A(0xb9, 7));
+}
+
+static void check_jsonl_txs(yajl_val *t)
+{
+    assert_string_equal(str(t[0], "type"), "transaction");
+    assert_string_equal(num(t[0], "nonce"), "18446744073709551615");
+    assert_string_equal(num(t[0], "value"), "55340232221128654853");
+    assert_string_equal(num(t[0], "receipt_status"), "1");
+    assert_true(YAJL_IS_NULL(get(t[0], "receipt_root")));
+    assert_true(YAJL_IS_NULL(get(t[0], "receipt_l1_fee")));
+    assert_true(YAJL_IS_NULL(get(t[1], "to_address")));
+    assert_string_equal(str(t[1], "receipt_contract_address"), A(0xcc, 1));
+    assert_true(YAJL_IS_NULL(get(t[2], "transaction_type")));
+    assert_true(YAJL_IS_NULL(get(t[2], "receipt_status")));
+    assert_string_equal(num(t[3], "max_priority_fee_per_gas"), "1000000000");
+}
+
+static void check_jsonl_logs(yajl_val *l)
+{
+    for (unsigned i = 0; i < 5; i++) {
+        static const unsigned topics[] = {0, 1, 2, 3, 4};
+        yajl_val tp = get(l[i], "topics");
+        assert_true(YAJL_IS_ARRAY(tp));
+        assert_int_equal(tp->u.array.len, topics[i]);
+        assert_string_equal(str(l[i], "block_hash"), H(0xb0, 1));
+    }
+    assert_string_equal(YAJL_GET_STRING(get(l[4], "topics")->u.array.values[3]), H(0x13, 4));
+}
+
+static void test_jsonl_lines(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = open_sink(&bp_sink_jsonl_ops, f->dir);
+    bp_block *b = fx_block(1, 0, true, true), *r = fx_block(1, 0, false, false);
+    apply_one(s, "main\tnet", b);
+    bp_event ev = {BP_EVENT_REVERT, r};
+    write_batch(s, "main\tnet", &ev, 1, (bp_checkpoint){0});
+    bp_block_free(b);
+    bp_block_free(r);
+    bp_sink_close(s);
+    yajl_val blocks[4], txs[8], logs[8];
+    assert_int_equal(parse_lines(f->dir, "blocks.jsonl", blocks, 4), 2);
+    assert_int_equal(parse_lines(f->dir, "transactions.jsonl", txs, 8), 4);
+    assert_int_equal(parse_lines(f->dir, "logs.jsonl", logs, 8), 5);
+    check_jsonl_block(blocks[0]);
+    assert_string_equal(str(blocks[1], "type"), "revert");
+    assert_string_equal(num(blocks[1], "number"), "1");
+    assert_string_equal(str(blocks[1], "hash"), H(0xb0, 1));
+    assert_string_equal(str(blocks[1], "parent_hash"), H(0xb0, 0));
+    check_jsonl_txs(txs);
+    check_jsonl_logs(logs);
+    free_all(blocks, 2);
+    free_all(txs, 4);
+    free_all(logs, 5);
+}
+
+/* Deep equality of two JSON values; numbers by their exact text. */
+static bool json_equal(yajl_val a, yajl_val b)
+{
+    if (!a || !b || a->type != b->type)
+        return a == b;
+    switch (a->type) {
+    case yajl_t_string:
+        return strcmp(a->u.string, b->u.string) == 0;
+    case yajl_t_number:
+        return strcmp(a->u.number.r, b->u.number.r) == 0;
+    case yajl_t_array:
+        if (a->u.array.len != b->u.array.len)
+            return false;
+        for (size_t i = 0; i < a->u.array.len; i++)
+            if (!json_equal(a->u.array.values[i], b->u.array.values[i]))
+                return false;
+        return true;
+    case yajl_t_object:
+        if (a->u.object.len != b->u.object.len)
+            return false;
+        for (size_t i = 0; i < a->u.object.len; i++)
+            if (!json_equal(a->u.object.values[i], get(b, a->u.object.keys[i])))
+                return false;
+        return true;
+    default:
+        return true;
+    }
+}
+
+/* Drops "chain" (ours, not ethereum-etl's) from an object. */
+static void drop_chain(yajl_val v)
+{
+    for (size_t i = 0; i < v->u.object.len; i++) {
+        if (strcmp(v->u.object.keys[i], "chain") != 0)
+            continue;
+        free((void *)v->u.object.keys[i]);
+        yajl_tree_free(v->u.object.values[i]);
+        size_t rest = v->u.object.len - i - 1;
+        memmove(&v->u.object.keys[i], &v->u.object.keys[i + 1], rest * sizeof(char *));
+        memmove(&v->u.object.values[i], &v->u.object.values[i + 1], rest * sizeof(yajl_val));
+        v->u.object.len--;
+        return;
+    }
+}
+
+static void assert_same_json_lines(const char *dir, const char *name, const char *expected)
+{
+    yajl_val got[8], want[8];
+    size_t gn = parse_lines(dir, name, got, 8);
+    char edir[512], ename[128];
+    snprintf(edir, sizeof(edir), "%s", expected);
+    char *slash = strrchr(edir, '/');
+    *slash = '\0';
+    snprintf(ename, sizeof(ename), "%s", slash + 1);
+    size_t wn = parse_lines(edir, ename, want, 8);
+    assert_int_equal(gn, wn);
+    for (size_t i = 0; i < gn; i++) {
+        drop_chain(got[i]);
+        if (!json_equal(got[i], want[i]) || !json_equal(want[i], got[i]))
+            fail_msg("%s line %zu differs from %s", name, i + 1, expected);
+    }
+    free_all(got, gn);
+    free_all(want, wn);
+}
+
+static void test_jsonl_conformance_stream(void **state)
+{
+    fixture *f = *state;
+    const char *c = ETL "/stream/blocks_1755634_1755635";
+    bp_block *bs[2];
+    bp_event ev[2];
+    for (int i = 0; i < 2; i++) {
+        char path[512];
+        snprintf(path, sizeof(path), "%s/web3_response.eth_getBlockByNumber_0x%s_true.json", c,
+                 i ? "1ac9f3" : "1ac9f2");
+        bs[i] = decode_block(path);
+        decode_receipts(bs[i], c);
+        ev[i] = (bp_event){BP_EVENT_APPLY, bs[i]};
+    }
+    bp_sink *s = open_sink(&bp_sink_jsonl_ops, f->dir);
+    write_batch(s, "mainnet", ev, 2, fx_cp(1755635, 0));
+    bp_sink_close(s);
+    bp_block_free(bs[0]);
+    bp_block_free(bs[1]);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/expected_blocks.json", c);
+    assert_same_json_lines(f->dir, "blocks.jsonl", path);
+    snprintf(path, sizeof(path), "%s/expected_transactions.json", c);
+    assert_same_json_lines(f->dir, "transactions.jsonl", path);
+    snprintf(path, sizeof(path), "%s/expected_logs.json", c);
+    assert_same_json_lines(f->dir, "logs.jsonl", path);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_csv_exact_lines),
+        T(test_csv_lazy_header_and_reverts),
+        T(test_truncate_on_reopen),
+        T(test_checkpoint_json_chains),
+        T(test_refuses_foreign_or_lost_data),
+        T(test_csv_conformance_block_with_logs),
+        T(test_csv_conformance_genesis_and_pair),
+        T(test_jsonl_lines),
+        T(test_jsonl_conformance_stream),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
