@@ -322,14 +322,17 @@ static int apply_conflict(sqlite_sink *s, const char *chain, const bp_block *b, 
     if (stored_hash(s, chain, b->number, have, sizeof(have)) != SQLITE_OK)
         return bp_error_set(err, BP_EDB, "block %" PRIu64 ": reading the stored hash: %s",
                             b->number, s->lastmsg);
-    if (have[0] && b->hash && strcmp(have, b->hash) == 0) {
+    if (!have[0]) /* not the primary key (e.g. a NOT NULL column): the insert's own error */
+        return bp_error_set(err, BP_EDB, "block %" PRIu64 ": insert into blocks: %s", b->number,
+                            s->lastmsg);
+    if (b->hash && strcmp(have, b->hash) == 0) {
         *skip = true;
         return 0;
     }
     return bp_error_set(err, BP_EDB,
                         "block %" PRIu64 " of chain '%s': table blocks already holds hash %s, "
                         "cannot apply hash %s (was it reverted?)",
-                        b->number, chain, have[0] ? have : "(none)", b->hash ? b->hash : "(none)");
+                        b->number, chain, have, b->hash ? b->hash : "(none)");
 }
 
 static int insert_txs(sqlite_sink *s, const char *chain, const bp_block *b, bp_error *err)
@@ -441,6 +444,15 @@ out:
     return rc;
 }
 
+/* A u64 column: INTEGER, or the exact decimal digits stored for a value > INT64_MAX. */
+static uint64_t column_u64(sqlite3_stmt *st, int i)
+{
+    if (sqlite3_column_type(st, i) == SQLITE_INTEGER)
+        return (uint64_t)sqlite3_column_int64(st, i);
+    const char *t = (const char *)sqlite3_column_text(st, i);
+    return t ? strtoull(t, NULL, 10) : 0;
+}
+
 static int sqlite_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
 {
     sqlite_sink *s = (sqlite_sink *)base;
@@ -452,7 +464,7 @@ static int sqlite_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *ou
     if (rc == SQLITE_ROW) {
         const unsigned char *h = sqlite3_column_text(st, 1);
         out->set = true;
-        out->number = (uint64_t)sqlite3_column_int64(st, 0);
+        out->number = column_u64(st, 0);
         snprintf(out->hash, sizeof(out->hash), "%s", h ? (const char *)h : "");
         rc = SQLITE_DONE;
     }
@@ -474,7 +486,7 @@ static int sqlite_recent(bp_sink *base, const char *chain, bp_checkpoint *out, s
         const unsigned char *h = sqlite3_column_text(st, 1);
         bp_checkpoint *c = &out[(*n)++];
         c->set = true;
-        c->number = (uint64_t)sqlite3_column_int64(st, 0);
+        c->number = column_u64(st, 0);
         snprintf(c->hash, sizeof(c->hash), "%s", h ? (const char *)h : "");
         rc = SQLITE_OK;
     }

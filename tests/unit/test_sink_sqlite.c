@@ -358,6 +358,34 @@ static void test_reopen_and_pragmas(void **state)
     assert_row(f->db, "SELECT count(*) FROM blocks", "2");
 }
 
+/* A block the insert refuses for another reason than its key: the error names the block and
+ * the constraint, nothing is written. */
+static void test_insert_error_names_block(void **state)
+{
+    fixture *f = *state;
+    bp_block *b = fx_block(9, 0, true, true);
+    b->hash = NULL;
+    bp_event ev = {BP_EVENT_APPLY, b};
+    bp_error err = {0};
+    assert_int_equal(write_events(f, "main", &ev, 1, fx_cp(9, 0), &err), BP_EDB);
+    bp_block_free(b);
+    assert_non_null(strstr(err.msg, "block 9"));
+    assert_non_null(strstr(err.msg, "NOT NULL"));
+    assert_int_equal(count(f->db, "SELECT count(*) FROM checkpoints"), 0);
+}
+
+/* A checkpoint above INT64_MAX keeps its exact value. */
+static void test_huge_checkpoint(void **state)
+{
+    fixture *f = *state;
+    bp_error err = {0};
+    bp_checkpoint cp = fx_cp(UINT64_MAX - 1, 0), got;
+    assert_int_equal(write_events(f, "main", NULL, 0, cp, &err), 0);
+    assert_int_equal(bp_sink_sqlite_ops.checkpoint(f->sink, "main", &got, &err), 0);
+    assert_true(got.number == UINT64_MAX - 1);
+    assert_row(f->db, "SELECT CAST(number AS TEXT) FROM checkpoints", "18446744073709551614");
+}
+
 static void test_open_errors(void **state)
 {
     (void)state;
@@ -394,6 +422,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_hash_apply_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_pragmas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_insert_error_names_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_checkpoint, setup, teardown),
         cmocka_unit_test(test_open_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
