@@ -28,6 +28,7 @@ struct bp_rpc {
     long connect_timeout_ms;
     long timeout_ms;
     size_t max_bytes;
+    const volatile sig_atomic_t *abort_flag;
     bp_buf *sink;   /* the buffer the current transfer writes into */
     int sink_error; /* BP_ETOOBIG / BP_ENOMEM seen by the write callback */
     bp_buf req;     /* request body of bp_rpc_call */
@@ -86,6 +87,14 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
     return n;
 }
 
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const bp_rpc *rpc = user;
+    return rpc->abort_flag && *rpc->abort_flag ? 1 : 0;
+}
+
 static int set_options(bp_rpc *rpc)
 {
     CURL *c = rpc->curl;
@@ -108,6 +117,11 @@ static int set_options(bp_rpc *rpc)
     bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, rpc) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "blockpipe/" BP_VERSION) != CURLE_OK;
+    if (rpc->abort_flag) {
+        bad |= curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK;
+        bad |= curl_easy_setopt(c, CURLOPT_XFERINFODATA, rpc) != CURLE_OK;
+        bad |= curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) != CURLE_OK;
+    }
     return bad ? BP_EINVAL : 0;
 }
 
@@ -117,6 +131,7 @@ static void apply_defaults(bp_rpc *rpc, const bp_rpc_config *cfg)
         cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : BP_RPC_DEFAULT_CONNECT_MS;
     rpc->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : BP_RPC_DEFAULT_TIMEOUT_MS;
     rpc->max_bytes = cfg->max_response_bytes ? cfg->max_response_bytes : BP_RPC_DEFAULT_MAX_BYTES;
+    rpc->abort_flag = cfg->abort_flag;
 }
 
 int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err)
@@ -200,6 +215,8 @@ static int map_curl_error(bp_rpc *rpc, CURLcode cc, bp_error *err)
     if (cc == CURLE_WRITE_ERROR && rpc->sink_error == BP_ENOMEM)
         return bp_error_set(err, BP_ENOMEM, "POST %s: out of memory reading the answer",
                             rpc->shown_url);
+    if (cc == CURLE_ABORTED_BY_CALLBACK)
+        return bp_error_set(err, BP_ESTOPPED, "POST %s: stopped (shutting down)", rpc->shown_url);
     if (cc == CURLE_OPERATION_TIMEDOUT)
         return bp_error_set(err, BP_ETIMEOUT, "POST %s: timed out (limit %ld ms): %s",
                             rpc->shown_url, rpc->timeout_ms, why);

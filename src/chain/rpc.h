@@ -5,6 +5,7 @@
 #ifndef BP_CHAIN_RPC_H
 #define BP_CHAIN_RPC_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
 
@@ -16,6 +17,9 @@ typedef struct bp_rpc_config {
     long connect_timeout_ms;   /* default 5000 */
     long timeout_ms;           /* whole request; default 30000 */
     size_t max_response_bytes; /* default 256 MiB */
+    /* When not NULL and non-zero, transfers in progress stop at once with BP_ESTOPPED: a
+     * shutdown must not wait for a hung node. Read from curl's progress callback. */
+    const volatile sig_atomic_t *abort_flag;
 } bp_rpc_config;
 
 typedef struct bp_rpc bp_rpc;

@@ -101,13 +101,15 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int new_rpc(const pipeline *p, bp_rpc **out, bp_error *err)
+/* Workers' handles abort on stop; the coordinator's must finish a reorg walk it started. */
+static int new_rpc(const pipeline *p, bool abortable, bp_rpc **out, bp_error *err)
 {
     long timeout_ms = (long)(p->cfg->rpc_timeout * 1000.0);
     bp_rpc_config rc = {
         .url = p->cfg->rpc_url,
         .timeout_ms = timeout_ms,
         .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
+        .abort_flag = abortable ? p->stop : NULL,
     };
     return bp_rpc_new(out, &rc, err);
 }
@@ -121,7 +123,7 @@ static int start_workers(pipeline *p, bp_error *err)
     for (int i = 0; i < n; i++) {
         worker *w = &p->workers[i];
         w->p = p;
-        int rc = new_rpc(p, &w->rpc, err);
+        int rc = new_rpc(p, true, &w->rpc, err);
         if (rc != 0)
             return rc;
         if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
@@ -276,7 +278,10 @@ static void handle_result(pipeline *p, work *w)
         w->block = NULL;
     } else {
         bp_slot *s = bp_reorder_slot(&p->rb, w->number);
-        if (s && s->epoch == w->epoch && s->state == BP_SLOT_FETCHING)
+        bool mine = s && s->epoch == w->epoch && s->state == BP_SLOT_FETCHING;
+        if (mine && w->rc == BP_ESTOPPED)
+            bp_reorder_set_state(&p->rb, s, BP_SLOT_EMPTY); /* dropped by the shutdown */
+        else if (mine)
             fetch_failed(p, w, s);
     }
     bp_block_free(w->block);
@@ -588,7 +593,7 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
 static int setup(pipeline *p, uint64_t *start, bp_error *err)
 {
     const bp_pipeline_config *c = p->cfg;
-    int rc = new_rpc(p, &p->rpc, err);
+    int rc = new_rpc(p, false, &p->rpc, err);
     if (rc == 0)
         rc = retry_start(p, get_chain_id, "reading eth_chainId", err);
     if (rc != 0)

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# make bench: builds (release) and runs the benchmarks; results go to docs/PERFORMANCE.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+export BP_ANVIL=${BP_ANVIL:-$PWD/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil}
+python3 bench/backfill_anvil.py --blockpipe "$BUILD/blockpipe" --curl-loop "$BUILD/bench_curl_loop" \
+    --out docs/PERFORMANCE.md "$@"
