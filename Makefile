@@ -31,7 +31,8 @@ bench: deps build
 fuzz: test-deps
 	CC=clang cmake -S . -B build-fuzz -DBP_FUZZ=ON -DBP_TESTS=OFF >/dev/null
 	cmake --build build-fuzz -j $(JOBS)
-	./build-fuzz/fuzz/fuzz_rpc_block -max_total_time=60 fuzz/corpus/rpc_block
+	mkdir -p build-fuzz/corpus
+	./build-fuzz/fuzz/fuzz_rpc_block -max_total_time=60 build-fuzz/corpus fuzz/corpus/rpc_block
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

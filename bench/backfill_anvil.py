@@ -31,10 +31,10 @@ def main():
     ap.add_argument("--blockpipe", required=True)
     ap.add_argument("--curl-loop", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--blocks", type=int, default=200)
-    ap.add_argument("--txs-per-block", type=int, default=30)
+    ap.add_argument("--blocks", type=int, default=400)
+    ap.add_argument("--txs-per-block", type=int, default=50)
     ap.add_argument("--workers", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
 
     with Anvil() as node, tempfile.TemporaryDirectory() as tmp:
