@@ -1,9 +1,11 @@
 """kill -9 during backfill loses nothing and duplicates nothing.
 
-anvil gets 2,000+ blocks (anvil_mine) with a few hundred txs spread over some of them. Then
+anvil gets 5,000 blocks (anvil_mine) with a few hundred txs spread over some of them. Then
 `blockpipe backfill --from 0 --to N --workers 4 --batch-size 50` into one SQLite file is
-started again and again and SIGKILLed after a seeded random 0.2-1.5 s, until a run exits 0
-by itself (at most 30 kills; then one more run without kill must exit 0). Afterwards the
+started again and again and SIGKILLed after a seeded random 0.2-1.5 s (scaled down to at most half
+the time one uninterrupted backfill takes, measured first into a separate file, so that
+the kills land mid-run), until a run exits 0 by itself (at most 30 kills; then one more run
+without kill must exit 0). Afterwards the
 blocks table must hold every number 0..N exactly once with the node's hash, each block's
 transactions and logs must match the node's counts (and tx hashes), no row may be
 duplicated, and the checkpoint must be (N, hash of N).
@@ -22,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from anvil import Anvil, Workload  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "99"))
-MIN_BLOCKS = 2000
+MIN_BLOCKS = 5000  # >= 2,000; more blocks give more kills that land mid-run
 MAX_KILLS = 30
 FINAL_TIMEOUT = 600
 
@@ -35,7 +37,7 @@ def build_chain(node, rng):
     wl = Workload(node, seed=SEED)
     wl.setup()
     while node.block_number() < MIN_BLOCKS:
-        wl.mine_batch(rng.randrange(0, 12))
+        wl.mine_batch(rng.randrange(0, 20))
         node.mine(rng.randrange(10, 60))  # empty blocks in between, fast
     head = node.block_number()
     chain = []
@@ -68,6 +70,21 @@ def run_once(cmd, env, kill_after, err_path):
 def read(path):
     with open(path, errors="replace") as f:
         return f.read()
+
+
+def checkpoint_number(db_path):
+    """The checkpoint's block number, or None (no file / no table / no row yet)."""
+    if not os.path.exists(db_path):
+        return None
+    try:
+        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT number FROM checkpoints").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    return row[0] if row else None
 
 
 def check_db(db_path, head, chain):
@@ -139,18 +156,36 @@ def main():
         # SIGKILL gives LeakSanitizer no chance to run, so the inherited ASAN_OPTIONS (leak
         # checks on) only judge the runs that end by themselves - which must be clean.
         env = dict(os.environ)
-        kills, done = 0, False
+
+        # Calibration: one uninterrupted backfill into another file tells how long a whole
+        # run takes here; a kill later than that would only ever hit a finished run.
+        ref_db = os.path.join(tmp.name, "ref.db")
+        ref_cmd = [c if c != f"sqlite:{db_path}" else f"sqlite:{ref_db}" for c in cmd]
+        t1 = time.monotonic()
+        how, rc = run_once(ref_cmd, env, FINAL_TIMEOUT, err_path)
+        full = time.monotonic() - t1
+        if how != "exited" or rc != 0:
+            fail(f"uninterrupted backfill: {how} {rc}, want exit 0; stderr:\n"
+                 + read(err_path)[-4000:])
+        check_db(ref_db, head, chain)
+        lo, hi = min(0.2, 0.05 * full), min(1.5, 0.5 * full)
+        print(f"uninterrupted backfill: exit 0, correct, {full:.2f}s; kill delays "
+              f"{lo:.2f}-{hi:.2f}s")
+
+        kills, done, progress = 0, False, []
         while kills < MAX_KILLS:
-            delay = rng.uniform(0.2, 1.5)
+            delay = rng.uniform(lo, hi)
             how, rc = run_once(cmd, env, delay, err_path)
             if how == "killed":
                 kills += 1
+                progress.append(checkpoint_number(db_path))
                 continue
             if rc != 0:
                 fail(f"backfill run {kills + 1} exited {rc} by itself, want 0; stderr:\n"
                      + read(err_path)[-4000:])
             done = True
             break
+        print(f"checkpoint after each kill: {progress}")
         print(f"{kills} runs killed with SIGKILL; "
               + ("a run then finished by itself" if done else "final run without kill"))
         if not done:
@@ -165,8 +200,9 @@ def main():
             if rc != 0:
                 fail(f"final backfill exited {rc}, want 0; stderr:\n" + read(err_path)[-4000:])
             print(f"final run exit 0 after {time.monotonic() - t1:.1f}s")
-        if kills == 0:
-            print("note: the first run finished before any kill (backfill faster than 0.2-1.5 s)")
+        if not any(p is None or p < head for p in progress):
+            fail(f"no kill landed before the end of the backfill (checkpoints after kills: "
+                 f"{progress}): the test proved nothing")
         ntx, nlog = check_db(db_path, head, chain)
         print(f"OK: blocks 0..{head} once each with the node's hashes; txs={ntx} logs={nlog}; "
               f"no duplicates; checkpoint={head} after {kills} kill -9")
