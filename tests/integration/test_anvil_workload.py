@@ -5,6 +5,8 @@ access lists, EIP-1559, values above 2^64 wei, contract deployments, calls emitt
 reverting calls), then `blockpipe backfill --from 0 --to HEAD --output sqlite:... --workers 4`
 must exit 0, and every column of blocks / transactions / logs / checkpoints must equal what
 the node returns from eth_getBlockByNumber(n, true) and eth_getBlockReceipts(n).
+A second, small chain checks u64 values above 2^63-1 (block gas limit 2^64-1, a tx gas
+limit of 2^63+12345): stored exactly as decimal TEXT, never as a lossy REAL.
 """
 
 import json
@@ -75,6 +77,11 @@ def want_u64(where, col, stored, node_val):
     if exp <= U63 and not (isinstance(stored, int) and not isinstance(stored, bool)):
         raise Mismatch(f"{where}: column {col} = {stored!r} ({type(stored).__name__}), "
                        f"want INTEGER {exp}")
+    if exp > U63 and isinstance(stored, bytes) and re.fullmatch(rb"[1-9][0-9]*", stored):
+        # src/sink/sqlite.c stores a u64 above INT64_MAX as a BLOB of its decimal digits
+        # (decimal TEXT in an INTEGER-affinity column would turn into a lossy REAL): exact,
+        # and `sqlite3` / CAST(x AS TEXT) show the digits, so it is accepted like TEXT.
+        stored = stored.decode()
     if _as_int(where, col, stored) != exp:
         raise Mismatch(f"{where}: column {col} = {stored!r}, node says {exp} ({node_val})")
 
@@ -303,6 +310,67 @@ def compare(db, node_blocks, node_receipts, head):
     return n_tx, n_log
 
 
+def backfill_and_compare(blockpipe, node, tmpdir, label):
+    """Runs the backfill of 0..head into a new SQLite file and compares it all with the node.
+    Returns (head, txs, logs, node_blocks, node_receipts)."""
+    head = node.block_number()
+    node_blocks = [node.block(n, True) for n in range(head + 1)]
+    node_receipts = [node.receipts(n) for n in range(head + 1)]
+
+    db_path = os.path.join(tmpdir, f"{label}.db")
+    cmd = [blockpipe, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
+           "--output", f"sqlite:{db_path}", "--workers", "4"]
+    print(f"[{label}] running:", " ".join(cmd))
+    t0 = time.monotonic()
+    with open(os.path.join(tmpdir, f"{label}.stderr.txt"), "w+") as err:
+        try:
+            p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                               timeout=BACKFILL_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            err.seek(0)
+            raise Mismatch(f"[{label}] backfill did not finish within {BACKFILL_TIMEOUT}s; "
+                           f"output:\n{err.read()[-4000:]}") from None
+        err.seek(0)
+        out = err.read()
+    print(f"[{label}] backfill exit {p.returncode} after {time.monotonic() - t0:.1f}s; last lines:")
+    print("  " + "\n  ".join(out.strip().splitlines()[-3:]))
+    if p.returncode != 0:
+        raise Mismatch(f"[{label}] backfill exited {p.returncode}, want 0; output:\n{out[-4000:]}")
+    if "backfill done:" not in out:
+        raise Mismatch(f"[{label}] backfill printed no 'backfill done:' line (docs/CLI.md)")
+
+    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        n_tx, n_log = compare(db, node_blocks, node_receipts, head)
+    except Mismatch as e:
+        raise Mismatch(f"[{label}] {e}") from None
+    finally:
+        db.close()
+    return head, n_tx, n_log, node_blocks, node_receipts
+
+
+def big_u64_phase(blockpipe, tmpdir):
+    """u64 columns above 2^63-1 (INTEGER cannot hold them: decimal TEXT, exact): a chain
+    whose block gas limit is 2^64-1 and a tx whose gas limit is 2^63+12345 (base fee 0 and
+    gas price 0 so the dev account can pay for it)."""
+    node = Anvil(["--chain-id", CHAIN, "--gas-limit", str(2 ** 64 - 1), "--base-fee", "0",
+                  "--disable-min-priority-fee"])
+    try:
+        a = node.rpc("eth_accounts")
+        node.rpc("evm_setAutomine", [False])
+        node.rpc("eth_sendTransaction", [{"from": a[0], "to": a[1], "value": "0x1",
+                                          "gas": hex(2 ** 63 + 12345), "gasPrice": "0x0",
+                                          "type": "0x0"}])
+        node.rpc("eth_sendTransaction", [{"from": a[1], "to": a[2], "value": hex(25 * 10 ** 18),
+                                          "gas": hex(21000), "gasPrice": "0x0", "type": "0x0"}])
+        node.mine()
+        node.mine()
+        head, n_tx, _, _, _ = backfill_and_compare(blockpipe, node, tmpdir, "u64-above-2^63")
+        print(f"[u64-above-2^63] OK: blocks={head + 1} txs={n_tx} (gas_limit 2^64-1, tx gas 2^63+12345)")
+    finally:
+        node.stop()
+
+
 def main():
     print(__doc__.strip())
     blockpipe = os.environ.get("BLOCKPIPE")
@@ -321,41 +389,10 @@ def main():
             wl.mine_batch(k)
             sent += k
             blocks += 1
-        head = node.block_number()
-        print(f"node {node.url}: head={head}, sent={wl.sent}")
-
-        node_blocks = [node.block(n, True) for n in range(head + 1)]
-        node_receipts = [node.receipts(n) for n in range(head + 1)]
-
-        db_path = os.path.join(tmp.name, "bp.db")
-        cmd = [blockpipe, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
-               "--output", f"sqlite:{db_path}", "--workers", "4"]
-        print("running:", " ".join(cmd))
-        t0 = time.monotonic()
-        with open(os.path.join(tmp.name, "stderr.txt"), "w+") as err:
-            try:
-                p = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                   timeout=BACKFILL_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                err.seek(0)
-                sys.exit(f"FAIL: backfill did not finish within {BACKFILL_TIMEOUT}s; "
-                         f"output:\n{err.read()[-4000:]}")
-            err.seek(0)
-            out = err.read()
-        print(f"backfill exit {p.returncode} after {time.monotonic() - t0:.1f}s; last lines:")
-        print("  " + "\n  ".join(out.strip().splitlines()[-5:]))
-        if p.returncode != 0:
-            sys.exit(f"FAIL: backfill exited {p.returncode}, want 0; output:\n{out[-4000:]}")
-        if "backfill done:" not in out:
-            sys.exit("FAIL: backfill printed no 'backfill done:' line (docs/CLI.md)")
-
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-        try:
-            n_tx, n_log = compare(db, node_blocks, node_receipts, head)
-        except Mismatch as e:
-            sys.exit(f"FAIL: {e}")
-        finally:
-            db.close()
+        print(f"node {node.url}: head={node.block_number()}, sent={wl.sent}")
+        head, n_tx, n_log, node_blocks, node_receipts = backfill_and_compare(
+            blockpipe, node, tmp.name, "workload")
+        node.stop()
 
         by_type, reverted, creations, big = {}, 0, 0, 0
         for b, rs in zip(node_blocks, node_receipts):
@@ -364,11 +401,16 @@ def main():
                 reverted += unq(r["status"]) == 0
                 creations += r.get("contractAddress") is not None
                 big += unq(t["value"]) >= 2 ** 64
-        print(f"OK: blocks={head + 1} txs={n_tx} logs={n_log} by_type={dict(sorted(by_type.items()))} "
-              f"reverted={reverted} creations={creations} value>=2^64={big}")
+        print(f"[workload] OK: blocks={head + 1} txs={n_tx} logs={n_log} "
+              f"by_type={dict(sorted(by_type.items()))} reverted={reverted} "
+              f"creations={creations} value>=2^64={big}")
         # the workload itself must have covered every case, or the check proves less
         assert n_tx >= MIN_TXS and head + 1 >= MIN_BLOCKS, (n_tx, head)
         assert reverted and creations and big and n_log and set(by_type) >= {0, 1, 2}, by_type
+
+        big_u64_phase(blockpipe, tmp.name)
+    except Mismatch as e:
+        sys.exit(f"FAIL: {e}")
     finally:
         node.stop()
         tmp.cleanup()
