@@ -396,3 +396,114 @@ int bp_fetch_block_by_hash(bp_rpc *rpc, bp_fetch_shared *shared, const char *has
     snprintf(t.label, sizeof(t.label), "block %s", lower);
     return fetch_target_block(rpc, shared, &t, out, err);
 }
+
+static void number_target(fetch_target *t, char hex[20], uint64_t n)
+{
+    memset(t, 0, sizeof(*t));
+    t->block_method = "eth_getBlockByNumber";
+    t->param = hex;
+    t->number = n;
+    t->by_number = true;
+    bp_u64_to_hex(n, hex);
+    snprintf(t->label, sizeof(t->label), "block %" PRIu64, n);
+}
+
+/* [block(first), receipts(first), block(first+1), ...] as one body; ids are positions. */
+static int build_range_request(bp_buf *req, uint64_t first, size_t count, bool full,
+                               bool with_receipts)
+{
+    size_t per = with_receipts ? 2 : 1;
+    int rc = bp_buf_putc(req, '[');
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        char hex[20];
+        bp_u64_to_hex(first + i, hex);
+        rc = put_call(req, i * per, "eth_getBlockByNumber", hex, full ? ",true" : ",false");
+        if (rc == 0 && with_receipts)
+            rc = put_call(req, i * per + 1, "eth_getBlockReceipts", hex, "");
+    }
+    return rc == 0 ? bp_buf_putc(req, ']') : rc;
+}
+
+/* Decodes block i of a range answer (and its receipts, with the fallback when needed). */
+static int take_range_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, bool full,
+                            bool with_receipts, yajl_val *results, yajl_val *errors, bp_block **out,
+                            bp_error *err)
+{
+    char hex[20];
+    fetch_target t;
+    number_target(&t, hex, n);
+    bool need_fallback = wants_receipts(shared) && !with_receipts;
+    bp_block *b = bp_block_new();
+    int rc = b ? 0 : bp_error_set(err, BP_ENOMEM, "%s: out of memory", t.label);
+    if (rc == 0)
+        rc = decode_block_answer(&t, results[0], errors[0], full, b, err);
+    if (rc == 0 && with_receipts)
+        rc = take_block_receipts(rpc, shared, &t, results[1], errors[1], b, &need_fallback, err);
+    if (rc == 0 && need_fallback)
+        rc = fetch_receipts_one_by_one(rpc, shared, &t, b, err);
+    if (rc == 0) {
+        *out = b;
+        b = NULL;
+    }
+    bp_block_free(b);
+    return rc;
+}
+
+static int fail_range(uint64_t first, size_t count, int rc, const bp_error *why, int *rcs,
+                      bp_error *errs)
+{
+    for (size_t i = 0; i < count; i++) {
+        rcs[i] = rc;
+        errs[i] = *why;
+        bp_error_prefix(&errs[i], "blocks %" PRIu64 "..%" PRIu64 ": ", first, first + count - 1);
+    }
+    return rc;
+}
+
+int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t count,
+                   bp_block **out, int *rcs, bp_error *errs)
+{
+    if (count == 1) {
+        rcs[0] = bp_fetch_block(rpc, shared, first, &out[0], &errs[0]);
+        return rcs[0];
+    }
+    bool full = wants_full_txs(shared);
+    bool with_receipts = wants_receipts(shared) && !atomic_load(&shared->no_block_receipts);
+    size_t per = with_receipts ? 2 : 1, n = count * per;
+    yajl_val root = NULL, *results = calloc(n, sizeof(*results)),
+             *errors = calloc(n, sizeof(*errors));
+    bp_buf req;
+    bp_error e = {0};
+    int rc;
+    bp_buf_init(&req, 0);
+    for (size_t i = 0; i < count; i++)
+        out[i] = NULL;
+    if (!results || !errors || build_range_request(&req, first, count, full, with_receipts)) {
+        bp_error_set(&e, BP_ENOMEM, "out of memory building the request");
+        rc = fail_range(first, count, BP_ENOMEM, &e, rcs, errs);
+        goto out;
+    }
+    rc = bp_rpc_batch(rpc, req.data, req.len, n, &root, results, errors, &e);
+    if (rc != 0) {
+        rc = fail_range(first, count, rc, &e, rcs, errs);
+        goto out;
+    }
+    if (with_receipts && errors[0] && errors[0] == errors[1] && is_method_missing(errors[0])) {
+        note_no_block_receipts(rpc, shared, errors[0]);
+        rc = BP_EUNSUPPORTED; /* the flag is set now: the retry below asks for blocks only */
+    }
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rcs[i] = take_range_block(rpc, shared, first + i, full, with_receipts, results + i * per,
+                                  errors + i * per, &out[i], &errs[i]);
+out:
+    yajl_tree_free(root);
+    bp_buf_release(&req);
+    free(results);
+    free(errors);
+    if (rc == BP_EUNSUPPORTED)
+        return bp_fetch_range(rpc, shared, first, count, out, rcs, errs);
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        if (rcs[i] != 0)
+            rc = rcs[i];
+    return rc;
+}

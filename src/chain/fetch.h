@@ -41,6 +41,12 @@ void bp_fetch_shared_init(bp_fetch_shared *s, unsigned what);
 int bp_fetch_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, bp_block **out,
                    bp_error *err);
 
+/* Blocks first .. first+count-1 in one HTTP request (a batch of 2 × count calls). Each
+ * block has its own outcome: out[i] (caller owns) or rcs[i] / errs[i]. A transport error
+ * fails them all. Returns 0 when every block came, else the first failure's code. */
+int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t count,
+                   bp_block **out, int *rcs, bp_error *errs);
+
 /* Same by hash (used while walking back a reorg). */
 int bp_fetch_block_by_hash(bp_rpc *rpc, bp_fetch_shared *shared, const char *hash,
                            bp_block **out, bp_error *err);

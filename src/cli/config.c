@@ -303,11 +303,10 @@ static int check_rpc_url(const char *v, const char *who, bp_error *err)
 }
 
 /* Appends one endpoint; the first one a source gives drops those of weaker sources. */
-static int add_rpc(loader *ld, const char *url, int max_workers, int priority, const char *who,
-                   bp_error *err)
+static int add_rpc(loader *ld, const bp_rpc_endpoint *spec, const char *who, bp_error *err)
 {
     bp_config *cfg = ld->cfg;
-    int rc = check_rpc_url(url, who, err);
+    int rc = check_rpc_url(spec->url, who, err);
     if (rc != 0)
         return rc;
     if (ld->rpcs_layer != ld->layer) {
@@ -320,17 +319,24 @@ static int add_rpc(loader *ld, const char *url, int max_workers, int priority, c
         return bp_error_set(err, BP_EINVAL, "%s: too many RPC endpoints (at most %d)", who,
                             BP_MAX_RPCS);
     bp_rpc_endpoint *ep = &cfg->rpcs[cfg->rpc_count];
-    *ep = (bp_rpc_endpoint){.url = NULL, .max_workers = max_workers, .priority = priority};
-    rc = replace_string(&ep->url, url, err);
+    *ep = *spec;
+    ep->url = NULL;
+    rc = replace_string(&ep->url, spec->url, err);
     if (rc == 0)
         cfg->rpc_count++;
     return rc;
 }
 
+static int rpc_inline(loader *ld, const char *json, const char *who, bp_error *err);
+
+/* --rpc URL, or --rpc '{"url": URL, "max_workers": 5, "priority": 1, "rps": 20}' */
 static int set_rpc(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     (void)o;
-    return add_rpc(ld, v, 0, 0, who, err);
+    if (*v == '{')
+        return rpc_inline(ld, v, who, err);
+    bp_rpc_endpoint spec = {.url = (char *)v};
+    return add_rpc(ld, &spec, who, err);
 }
 
 static int set_output(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
@@ -362,6 +368,7 @@ typedef struct file_ctx {
     loader *ld;
     yaml_document_t *doc;
     const char *path;
+    const char *kind; /* "config file " for files, "" for an inline --rpc object */
 } file_ctx;
 
 static const char *scalar_of(const yaml_node_t *n)
@@ -398,44 +405,84 @@ static int rpc_item_int(file_ctx *fc, const char *who, const yaml_node_t *n, uin
     return 0;
 }
 
-/* One member of a mapping item of `rpcs`: url, max_workers or priority. */
-static int rpc_item_field(file_ctx *fc, int idx, yaml_node_pair_t *p, const char **url,
-                          int *max_workers, int *priority, bp_error *err)
+static int rpc_item_rps(const char *who, const yaml_node_t *n, double *out, bp_error *err)
+{
+    const char *v;
+    int rc = one_value(who, n, &v, err);
+    if (rc == 0 && (!parse_decimal(v, out) || *out > 1e6))
+        rc = invalid(err, who, v, "expected requests per second from 0 to 1000000 (0: no limit)");
+    return rc;
+}
+
+/* One member of a mapping item of `rpcs`: url, max_workers, priority or rps. */
+static int rpc_item_field(file_ctx *fc, int idx, yaml_node_pair_t *p, bp_rpc_endpoint *spec,
+                          const char **url, bp_error *err)
 {
     const char *k = scalar_of(node_at(fc, p->key));
     yaml_node_t *v = node_at(fc, p->value);
     char who[WHO_MAX];
-    snprintf(who, sizeof(who), "rpcs[%d].%s (config file %s)", idx, k ? k : "?", fc->path);
+    snprintf(who, sizeof(who), "rpcs[%d].%s (%s%s)", idx, k ? k : "?", fc->kind, fc->path);
     if (k && strcmp(k, "url") == 0)
         return one_value(who, v, url, err);
     if (k && strcmp(k, "max_workers") == 0)
-        return rpc_item_int(fc, who, v, 1024, max_workers, err);
+        return rpc_item_int(fc, who, v, 1024, &spec->max_workers, err);
     if (k && strcmp(k, "priority") == 0)
-        return rpc_item_int(fc, who, v, 1000, priority, err);
+        return rpc_item_int(fc, who, v, 1000, &spec->priority, err);
+    if (k && strcmp(k, "rps") == 0)
+        return rpc_item_rps(who, v, &spec->rps, err);
     return bp_error_set(err, BP_EINVAL,
-                        "unknown key 'rpcs[%d].%s' in config file %s (expected url, "
-                        "max_workers, priority)",
-                        idx, k ? k : "?", fc->path);
+                        "unknown key 'rpcs[%d].%s' in %s%s (expected url, max_workers, "
+                        "priority, rps)",
+                        idx, k ? k : "?", fc->kind, fc->path);
 }
 
 static int rpc_item(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err)
 {
     const char *url = scalar_of(n);
-    int max_workers = 0, priority = 0, rc = 0;
+    bp_rpc_endpoint spec = {0};
+    int rc = 0;
     char who[WHO_MAX];
-    snprintf(who, sizeof(who), "rpcs[%d] (config file %s)", idx, fc->path);
+    snprintf(who, sizeof(who), "rpcs[%d] (%s%s)", idx, fc->kind, fc->path);
     if (n->type == YAML_SEQUENCE_NODE)
         return bp_error_set(err, BP_EINVAL, "%s: expected a URL or {url: ...}, not a list", who);
     if (n->type == YAML_MAPPING_NODE)
         for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
              rc == 0 && p < n->data.mapping.pairs.top; p++)
-            rc = rpc_item_field(fc, idx, p, &url, &max_workers, &priority, err);
+            rc = rpc_item_field(fc, idx, p, &spec, &url, err);
     if (rc != 0)
         return rc;
     if (!url)
         return bp_error_set(err, BP_EINVAL, "%s: missing url", who);
-    snprintf(who, sizeof(who), "rpcs[%d].url (config file %s)", idx, fc->path);
-    return add_rpc(fc->ld, url, max_workers, priority, who, err);
+    snprintf(who, sizeof(who), "rpcs[%d].url (%s%s)", idx, fc->kind, fc->path);
+    spec.url = (char *)url;
+    return add_rpc(fc->ld, &spec, who, err);
+}
+
+/* An inline endpoint object is parsed like one item of a config file's rpcs list. */
+static int rpc_inline(loader *ld, const char *json, const char *who, bp_error *err)
+{
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    int rc = 0;
+    if (!yaml_parser_initialize(&parser))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    yaml_parser_set_input_string(&parser, (const unsigned char *)json, strlen(json));
+    if (!yaml_parser_load(&parser, &doc)) {
+        rc = invalid(err, who, json,
+                     "expected a URL or a JSON object such as "
+                     "{\"url\": \"http://...\", \"max_workers\": 5}");
+        yaml_parser_delete(&parser);
+        return rc;
+    }
+    file_ctx fc = {.ld = ld, .doc = &doc, .path = who, .kind = ""};
+    yaml_node_t *root = yaml_document_get_root_node(&doc);
+    if (!root || root->type != YAML_MAPPING_NODE)
+        rc = invalid(err, who, json, "expected a URL or a JSON object");
+    else
+        rc = rpc_item(&fc, 0, root, err);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    return rc;
 }
 
 /* fetch: [blocks, logs] is the same as fetch: blocks,logs */
@@ -593,7 +640,7 @@ static int load_file(loader *ld, const char *path, const char *who, bp_error *er
         goto out;
     }
     ld->layer = LAYER_FILE;
-    rc = file_apply(&(file_ctx){.ld = ld, .doc = &doc, .path = path}, err);
+    rc = file_apply(&(file_ctx){.ld = ld, .doc = &doc, .path = path, .kind = "config file "}, err);
 out:
     if (doc_ok)
         yaml_document_delete(&doc);
@@ -794,8 +841,10 @@ void bp_config_release(bp_config *cfg)
 
 #define USAGE_OPTIONS                                                                              \
     "Options (flag > environment > config file > default; --name VALUE or --name=VALUE):\n"        \
-    "  --rpc URL               JSON-RPC HTTP endpoint, http:// or https://; repeat for\n"          \
-    "                          several (env RPC_URL; required)\n"                                  \
+    "  --rpc URL|JSON          JSON-RPC HTTP endpoint, http:// or https://, or an object\n"        \
+    "                          {\"url\":URL,\"max_workers\":N,\"priority\":N,\"rps\":R}; repeat\n" \
+    "                          for a pool: lower priority is preferred, failing endpoints\n"       \
+    "                          are ejected and probed back (env RPC_URL; required)\n"              \
     "  --chain NAME            value of the chain column (env CHAIN; default: the chain id\n"      \
     "                          in decimal, e.g. 1 or 31337)\n"                                     \
     "  --output URL            sqlite:PATH, sqlite://PATH, etl-csv:DIR, jsonl:DIR; repeat\n"       \
@@ -825,7 +874,7 @@ void bp_config_release(bp_config *cfg)
     "  --log-format F          text, json (env LOG_FORMAT; default text)\n"                        \
     "  --help                  print this help and exit\n"                                         \
     "\n"                                                                                           \
-    "Config file keys: rpc, rpcs: [{url: URL, max_workers: N, priority: N}], chain,\n"             \
+    "Config file keys: rpc, rpcs: [{url: URL, max_workers: N, priority: N, rps: R}], chain,\n"     \
     "output, outputs: [URL, ...], start_block, confirmations, reorg_window, workers,\n"            \
     "batch_size, poll_interval, stats_interval, fetch, rpc_timeout, max_retries,\n"                \
     "log_level, log_format. Unknown keys are refused.\n"

@@ -18,7 +18,8 @@ enum bp_command { BP_CMD_RUN = 1, BP_CMD_BACKFILL = 2 };
 typedef struct bp_rpc_endpoint {
     char *url;
     int max_workers; /* 0 = no per-endpoint cap */
-    int priority;
+    int priority;    /* lower is preferred */
+    double rps;      /* requests per second, 0 = no limit */
 } bp_rpc_endpoint;
 
 typedef struct bp_config {

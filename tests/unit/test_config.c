@@ -287,6 +287,35 @@ static void test_json_rpcs_file(void **state)
     unlink(path);
 }
 
+/* --rpc takes a URL or an inline endpoint object; rps is a per-endpoint request rate. */
+static void test_inline_rpc_objects(void **state)
+{
+    (void)state;
+    result r;
+    assert_int_equal(load(&r, BP_CMD_RUN, "--rpc",
+                          "{\"url\": \"http://a:1\", \"max_workers\": 4, \"priority\": 2, "
+                          "\"rps\": 12.5}",
+                          "--rpc", "http://b:2", NULL),
+                     0);
+    assert_int_equal(r.cfg.rpc_count, 2);
+    assert_string_equal(r.cfg.rpcs[0].url, "http://a:1");
+    assert_int_equal(r.cfg.rpcs[0].max_workers, 4);
+    assert_int_equal(r.cfg.rpcs[0].priority, 2);
+    assert_true(r.cfg.rpcs[0].rps > 12.49 && r.cfg.rpcs[0].rps < 12.51);
+    assert_string_equal(r.cfg.rpcs[1].url, "http://b:2");
+    assert_true(r.cfg.rpcs[1].rps == 0);
+    bp_config_release(&r.cfg);
+
+    load(&r, BP_CMD_RUN, "--rpc", "{\"url\": \"http://a:1\", \"rps\": \"fast\"}", NULL);
+    expect_error(&r, "rpcs[0].rps (--rpc)", "'fast'", "requests per second", NULL);
+    load(&r, BP_CMD_RUN, "--rpc", "{\"url\": \"http://a:1\", \"weight\": 1}", NULL);
+    expect_error(&r, "unknown key 'rpcs[0].weight' in --rpc", NULL);
+    load(&r, BP_CMD_RUN, "--rpc", "{\"url\": \"ws://a:1\"}", NULL);
+    expect_error(&r, "rpcs[0].url (--rpc)", "WebSocket", NULL);
+    load(&r, BP_CMD_RUN, "--rpc", "{\"url\": [", NULL);
+    expect_error(&r, "--rpc", "JSON object", NULL);
+}
+
 static void test_yaml_rpcs_file(void **state)
 {
     char path[64];
@@ -537,6 +566,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults_run, clear_env),
+        cmocka_unit_test_setup(test_inline_rpc_objects, clear_env),
         cmocka_unit_test_setup(test_defaults_backfill, clear_env),
         cmocka_unit_test_setup(test_every_flag, clear_env),
         cmocka_unit_test_setup(test_equals_form, clear_env),
