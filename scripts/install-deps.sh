@@ -24,9 +24,9 @@ say() { echo "install-deps: $*"; }
 
 PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libcurl4-openssl-dev libyajl-dev libsqlite3-dev sqlite3 libyaml-dev
-      libcmocka-dev python3 ca-certificates curl procps)
+      libcmocka-dev libpq-dev python3 ca-certificates curl procps)
 # Test extras (same as above for now; later e.g. postgresql redis-server for the backends' tests).
-TEST_PKGS=()
+TEST_PKGS=(postgresql-15)
 
 if [ "$WITH_TEST" = 1 ] && [ "${#TEST_PKGS[@]}" -gt 0 ]; then PKGS+=("${TEST_PKGS[@]}"); fi
 

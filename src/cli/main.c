@@ -7,6 +7,7 @@
 
 #include "blockpipe/sink.h"
 #include "chain/rpc.h"
+#include "cli/commands_pg.h"
 #include "cli/config.h"
 #include "core/pipeline.h"
 #include "util/log.h"
@@ -155,6 +156,8 @@ int main(int argc, char **argv)
         return run_command(BP_CMD_RUN, argc - 1, argv + 1);
     if (strcmp(cmd, "backfill") == 0)
         return run_command(BP_CMD_BACKFILL, argc - 1, argv + 1);
+    if (strcmp(cmd, "migrate") == 0)
+        return bp_cmd_migrate(argc - 1, argv + 1);
     fprintf(stderr, "blockpipe: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -1,0 +1,455 @@
+/* pg_conn.c - PostgreSQL URL parameters, connect with backoff, error classes, migrations. */
+#include "sink/pg_conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+
+#define PG_BACKOFF_FIRST_MS 250
+#define PG_BACKOFF_MAX_MS 4000
+
+/* ---- the versioned schema ------------------------------------------------------------- */
+
+/* Hashes, addresses and byte strings are bytea (half the bytes of hex text, smaller indexes:
+ * see docs/PERFORMANCE.md); v, r, s and y_parity are hex quantities, kept as text. u64
+ * quantities are bigint except nonce and chain_id, which may use all 64 bits (numeric). */
+static const char g_v1[] =
+    "CREATE TABLE blocks(chain text NOT NULL, number bigint NOT NULL, hash bytea NOT NULL,"
+    " parent_hash bytea, nonce bytea, sha3_uncles bytea, logs_bloom bytea,"
+    " transactions_root bytea, state_root bytea, receipts_root bytea, miner bytea,"
+    " mix_hash bytea, difficulty numeric(78,0), total_difficulty numeric(78,0), size bigint,"
+    " extra_data bytea, gas_limit bigint, gas_used bigint, timestamp bigint,"
+    " transaction_count bigint, base_fee_per_gas numeric(78,0), withdrawals_root bytea,"
+    " withdrawals jsonb, blob_gas_used bigint, excess_blob_gas bigint,"
+    " parent_beacon_block_root bytea, requests_hash bytea, uncle_count bigint,"
+    " PRIMARY KEY(chain, number));"
+    "CREATE INDEX blocks_hash_idx ON blocks(hash);"
+    "CREATE TABLE transactions(chain text NOT NULL, hash bytea NOT NULL, nonce numeric(20,0),"
+    " block_hash bytea, block_number bigint NOT NULL, transaction_index bigint NOT NULL,"
+    " from_address bytea, to_address bytea, value numeric(78,0), gas bigint,"
+    " gas_price numeric(78,0), input bytea, block_timestamp bigint,"
+    " max_fee_per_gas numeric(78,0), max_priority_fee_per_gas numeric(78,0),"
+    " max_fee_per_blob_gas numeric(78,0), transaction_type bigint, chain_id numeric(20,0),"
+    " v text, r text, s text, y_parity text, access_list jsonb, blob_versioned_hashes jsonb,"
+    " authorization_list jsonb, raw jsonb, receipt_cumulative_gas_used bigint,"
+    " receipt_gas_used bigint, receipt_contract_address bytea, receipt_root bytea,"
+    " receipt_status bigint, receipt_effective_gas_price numeric(78,0),"
+    " receipt_blob_gas_used bigint, receipt_blob_gas_price numeric(78,0),"
+    " receipt_logs_bloom bytea, PRIMARY KEY(chain, block_number, transaction_index));"
+    "CREATE INDEX transactions_hash_idx ON transactions(hash);"
+    "CREATE INDEX transactions_from_idx ON transactions(from_address, block_number);"
+    "CREATE INDEX transactions_to_idx ON transactions(to_address, block_number);"
+    "CREATE TABLE logs(chain text NOT NULL, block_number bigint NOT NULL, block_hash bytea,"
+    " log_index bigint NOT NULL, transaction_hash bytea, transaction_index bigint,"
+    " address bytea, data bytea, topic0 bytea, topic1 bytea, topic2 bytea, topic3 bytea,"
+    " PRIMARY KEY(chain, block_number, log_index));"
+    "CREATE INDEX logs_address_topic0_idx ON logs(address, topic0, block_number);"
+    "CREATE TABLE checkpoints(chain text NOT NULL, output text NOT NULL, number bigint,"
+    " hash bytea, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY(chain, output));";
+
+static const struct {
+    int version;
+    const char *description;
+    const char *sql;
+} g_migrations[] = {
+    {1, "blocks, transactions, logs, checkpoints", g_v1},
+};
+#define PG_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
+
+_Static_assert(sizeof(g_migrations) / sizeof(g_migrations[0]) == BP_PG_SCHEMA_VERSION,
+               "one migration per schema version");
+
+/* ---- URL parameters ------------------------------------------------------------------- */
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decoded copy of s[0..n). */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *out = malloc(n + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static int set_param(bp_pg_target *t, const char *key, const char *val, bp_error *err)
+{
+    char *end = NULL;
+    if (strcmp(key, "schema") == 0) {
+        if (!*val)
+            return bp_error_set(err, BP_EINVAL, "parameter schema: empty");
+        free(t->schema);
+        return (t->schema = strdup(val)) ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    if (strcmp(key, "checkpoint") == 0) {
+        if (!*val)
+            return bp_error_set(err, BP_EINVAL, "parameter checkpoint: empty");
+        free(t->checkpoint);
+        return (t->checkpoint = strdup(val)) ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    if (strcmp(key, "wait_for_db") == 0) {
+        errno = 0;
+        long v = strtol(val, &end, 10);
+        if (errno || end == val || *end || v < 0 || v > 86400)
+            return bp_error_set(err, BP_EINVAL,
+                                "parameter wait_for_db='%s': expected seconds 0..86400", val);
+        t->wait_for_db = (int)v;
+        return 0;
+    }
+    if (strcmp(key, "mode") == 0) {
+        if (strcmp(val, "staging") != 0 && strcmp(val, "auto") != 0)
+            return bp_error_set(err, BP_EINVAL, "parameter mode='%s': expected auto or staging",
+                                val);
+        t->staging = strcmp(val, "staging") == 0;
+        return 0;
+    }
+    return 1; /* not ours */
+}
+
+/* Splits "a=b&c=d": ours into t, the rest appended to rest. */
+static int parse_query(bp_pg_target *t, const char *q, bp_buf *rest, bp_error *err)
+{
+    while (*q) {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        size_t kn = eq ? (size_t)(eq - q) : n;
+        char *key = pct_decode(q, kn);
+        char *val = pct_decode(eq ? eq + 1 : q + n, eq ? n - kn - 1 : 0);
+        int rc = key && val ? set_param(t, key, val, err)
+                            : bp_error_set(err, BP_ENOMEM, "out of memory");
+        free(key);
+        free(val);
+        if (rc == 1 && n > 0)
+            rc = (rest->len ? bp_buf_putc(rest, '&') : bp_buf_putc(rest, '?')) |
+                 bp_buf_append(rest, q, n);
+        if (rc != 0)
+            return rc < 0 ? rc : bp_error_set(err, BP_ENOMEM, "out of memory");
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    return 0;
+}
+
+/* "host:port/db" of the URL part before '?', without user and password. */
+static char *where_of(const char *target, size_t n)
+{
+    const char *at = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (target[i] == '@')
+            at = target + i;
+    const char *h = at ? at + 1 : target;
+    size_t hn = n - (size_t)(h - target);
+    char *w = malloc(hn + 16);
+    if (w)
+        snprintf(w, hn + 16, "%.*s", (int)hn, hn ? h : "(default)");
+    return w;
+}
+
+int bp_pg_target_parse(bp_pg_target *t, const char *target, bp_error *err)
+{
+    memset(t, 0, sizeof(*t));
+    t->wait_for_db = BP_PG_DEFAULT_WAIT;
+    bp_buf url;
+    bp_buf_init(&url, 0);
+    size_t base = strcspn(target, "?");
+    int rc = bp_buf_puts(&url, "postgresql://") | bp_buf_append(&url, target, base);
+    if (rc == 0 && target[base] == '?')
+        rc = parse_query(t, target + base + 1, &url, err);
+    else if (rc != 0)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0 && !t->schema && !(t->schema = strdup(BP_PG_DEFAULT_SCHEMA)))
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0 && !t->checkpoint && !(t->checkpoint = strdup(BP_PG_DEFAULT_CHECKPOINT)))
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0 && !(t->where = where_of(target, base)))
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc != 0) {
+        bp_buf_release(&url);
+        bp_pg_target_release(t);
+        return rc;
+    }
+    t->conninfo = url.data;
+    return 0;
+}
+
+void bp_pg_target_release(bp_pg_target *t)
+{
+    free(t->conninfo);
+    free(t->where);
+    free(t->schema);
+    free(t->checkpoint);
+    memset(t, 0, sizeof(*t));
+}
+
+/* ---- errors --------------------------------------------------------------------------- */
+
+const char *bp_pg_sqlstate(const PGresult *r)
+{
+    const char *s = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    return s ? s : "";
+}
+
+bool bp_pg_conn_lost(PGconn *c, const PGresult *r)
+{
+    if (!c || PQstatus(c) == CONNECTION_BAD)
+        return true;
+    const char *st = bp_pg_sqlstate(r);
+    /* 08: connection exception; 57P01..57P03: admin/crash shutdown, cannot connect now */
+    return strncmp(st, "08", 2) == 0 || strncmp(st, "57P0", 4) == 0;
+}
+
+bool bp_pg_retryable(const PGresult *r)
+{
+    const char *st = bp_pg_sqlstate(r);
+    return strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0;
+}
+
+/* Copies s into out with line breaks as spaces and trailing blanks dropped. */
+static void one_line(char *out, size_t cap, const char *s)
+{
+    size_t n = 0;
+    for (; s && *s && n + 1 < cap; s++)
+        out[n++] = (*s == '\n' || *s == '\r' || *s == '\t') ? ' ' : *s;
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
+    out[n] = '\0';
+}
+
+void bp_pg_errmsg(PGconn *c, const PGresult *r, char *out, size_t cap)
+{
+    const char *prim = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!prim) {
+        one_line(out, cap, c ? PQerrorMessage(c) : "no connection");
+        if (!out[0])
+            snprintf(out, cap, "connection lost");
+        return;
+    }
+    const char *detail = PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL);
+    const char *ctx = PQresultErrorField(r, PG_DIAG_CONTEXT);
+    char tmp[BP_ERROR_MSG_MAX];
+    snprintf(tmp, sizeof(tmp), "%s (SQLSTATE %s)%s%s%s%s", prim, bp_pg_sqlstate(r),
+             detail ? "; " : "", detail ? detail : "", ctx ? "; " : "", ctx ? ctx : "");
+    one_line(out, cap, tmp);
+}
+
+int bp_pg_exec(PGconn *c, const char *sql, PGresult **res, const char *what, bp_error *err)
+{
+    if (res)
+        *res = NULL;
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (res)
+            *res = r;
+        else
+            PQclear(r);
+        return 0;
+    }
+    char msg[BP_ERROR_MSG_MAX];
+    bp_pg_errmsg(c, r, msg, sizeof(msg));
+    int code = bp_pg_conn_lost(c, r) ? BP_ETRANSPORT : BP_EDB;
+    PQclear(r);
+    return bp_error_set(err, code, "%s: %s", what, msg);
+}
+
+/* ---- connect ---------------------------------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+static long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Failures that another attempt cannot fix: credentials, a missing database or role, a
+ * refused pg_hba entry, a malformed URL. Retrying them only hammers the server. */
+static bool permanent(const char *msg)
+{
+    static const char *const words[] = {
+        "authentication failed", "password", "does not exist", "pg_hba.conf",
+        "permission denied",     "invalid",  "unrecognized",   "missing \"=\"",
+    };
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(msg, words[i]))
+            return true;
+    return false;
+}
+
+/* Server notices ("schema ... already exists, skipping") are not for the user's terminal. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    bp_debug("postgres notice: %s", message);
+}
+
+static PGconn *connect_once(const bp_pg_target *t)
+{
+    const char *keys[] = {"application_name", "connect_timeout", "dbname", NULL};
+    const char *vals[] = {"blockpipe", "10", t->conninfo, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+static int set_search_path(PGconn *c, const bp_pg_target *t, bp_error *err)
+{
+    char *id = PQescapeIdentifier(c, t->schema, strlen(t->schema));
+    if (!id)
+        return bp_error_set(err, BP_ENOMEM, "escaping schema name: %s", PQerrorMessage(c));
+    char sql[512];
+    snprintf(sql, sizeof(sql), "SET search_path TO %s", id);
+    PQfreemem(id);
+    return bp_pg_exec(c, sql, NULL, "SET search_path", err);
+}
+
+int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err)
+{
+    *out = NULL;
+    long deadline = now_ms() + 1000L * t->wait_for_db, delay = PG_BACKOFF_FIRST_MS;
+    for (int attempt = 1;; attempt++) {
+        PGconn *c = connect_once(t);
+        if (c && PQstatus(c) == CONNECTION_OK) {
+            PQsetNoticeProcessor(c, on_notice, NULL);
+            int rc = set_search_path(c, t, err);
+            if (rc == 0) {
+                *out = c;
+                return 0;
+            }
+            PQfinish(c);
+            return bp_error_prefix(err, "%s: ", t->where);
+        }
+        char msg[BP_ERROR_MSG_MAX];
+        bp_pg_errmsg(c, NULL, msg, sizeof(msg));
+        PQfinish(c);
+        if (permanent(msg))
+            return bp_error_set(err, BP_EDB, "%s: cannot connect: %s", t->where, msg);
+        if (now_ms() + delay > deadline)
+            return bp_error_set(err, BP_ETRANSPORT,
+                                "%s: cannot connect (gave up after %d attempts, wait_for_db=%d s): "
+                                "%s",
+                                t->where, attempt, t->wait_for_db, msg);
+        bp_warn("postgres %s: cannot connect (attempt %d, retrying in %.2f s): %s", t->where,
+                attempt, (double)delay / 1000.0, msg);
+        sleep_ms(delay);
+        delay = delay * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : delay * 2;
+    }
+}
+
+/* ---- migrate ---------------------------------------------------------------------------- */
+
+static int current_version(PGconn *c, int *version, bp_error *err)
+{
+    PGresult *r = NULL;
+    int rc = bp_pg_exec(c,
+                        "CREATE TABLE IF NOT EXISTS schema_migrations(version int PRIMARY KEY,"
+                        " description text NOT NULL,"
+                        " applied_at timestamptz NOT NULL DEFAULT now());"
+                        "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                        &r, "reading schema_migrations", err);
+    if (rc == 0)
+        *version = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return rc;
+}
+
+static int apply_migration(PGconn *c, size_t i, bp_error *err)
+{
+    char what[128];
+    snprintf(what, sizeof(what), "migration %d (%s)", g_migrations[i].version,
+             g_migrations[i].description);
+    int rc = bp_pg_exec(c, g_migrations[i].sql, NULL, what, err);
+    if (rc != 0)
+        return rc;
+    char *desc =
+        PQescapeLiteral(c, g_migrations[i].description, strlen(g_migrations[i].description));
+    if (!desc)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    char sql[256];
+    snprintf(sql, sizeof(sql), "INSERT INTO schema_migrations(version, description) VALUES(%d, %s)",
+             g_migrations[i].version, desc);
+    PQfreemem(desc);
+    return bp_pg_exec(c, sql, NULL, what, err);
+}
+
+/* Inside BEGIN: lock, create the schema, read the version, apply what is missing. */
+static int migrate_locked(PGconn *c, const bp_pg_target *t, int *from, bp_error *err)
+{
+    char *lit = PQescapeLiteral(c, t->schema, strlen(t->schema));
+    char *id = PQescapeIdentifier(c, t->schema, strlen(t->schema));
+    char sql[1024];
+    int rc = BP_ENOMEM;
+    if (lit && id) {
+        /* Two processes starting at once: the second waits here, then finds all applied. */
+        snprintf(sql, sizeof(sql),
+                 "SELECT pg_advisory_xact_lock(hashtext('blockpipe migrate ' || %s));"
+                 "CREATE SCHEMA IF NOT EXISTS %s",
+                 lit, id);
+        rc = bp_pg_exec(c, sql, NULL, "creating the schema", err);
+    } else {
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    PQfreemem(lit);
+    PQfreemem(id);
+    if (rc == 0)
+        rc = current_version(c, from, err);
+    if (rc == 0 && *from > BP_PG_SCHEMA_VERSION)
+        return bp_error_set(err, BP_EDB,
+                            "schema \"%s\" is at version %d, newer than this blockpipe knows "
+                            "(%d); upgrade blockpipe",
+                            t->schema, *from, BP_PG_SCHEMA_VERSION);
+    for (size_t i = 0; rc == 0 && i < PG_MIGRATIONS; i++)
+        if (g_migrations[i].version > *from)
+            rc = apply_migration(c, i, err);
+    return rc;
+}
+
+int bp_pg_migrate(PGconn *c, const bp_pg_target *t, int *from, int *to, bp_error *err)
+{
+    int before = 0;
+    int rc = bp_pg_exec(c, "BEGIN", NULL, "BEGIN", err);
+    if (rc == 0)
+        rc = migrate_locked(c, t, &before, err);
+    if (rc == 0)
+        rc = bp_pg_exec(c, "COMMIT", NULL, "COMMIT", err);
+    if (rc != 0) {
+        PQclear(PQexec(c, "ROLLBACK"));
+        return bp_error_prefix(err, "%s: schema \"%s\": ", t->where, t->schema);
+    }
+    if (before < BP_PG_SCHEMA_VERSION)
+        bp_info("postgres %s: schema \"%s\" migrated from version %d to %d", t->where, t->schema,
+                before, BP_PG_SCHEMA_VERSION);
+    if (from)
+        *from = before;
+    if (to)
+        *to = before > BP_PG_SCHEMA_VERSION ? before : BP_PG_SCHEMA_VERSION;
+    return 0;
+}

@@ -1,0 +1,62 @@
+/* pg_conn.h - PostgreSQL connections for the postgres output and `blockpipe migrate`: our URL
+ * parameters, connecting with backoff, error classification, the versioned schema.
+ *
+ * URL: postgres://user:pass@host:port/db?schema=NAME&wait_for_db=SECONDS&checkpoint=NAME
+ * (also postgresql://). schema, wait_for_db, checkpoint and mode are ours and are removed
+ * before the URL goes to libpq (which refuses parameters it does not know); every other
+ * parameter (sslmode, connect_timeout, ...) is passed through. */
+#ifndef BP_SINK_PG_CONN_H
+#define BP_SINK_PG_CONN_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "blockpipe/error.h"
+
+#define BP_PG_DEFAULT_SCHEMA "public"
+#define BP_PG_DEFAULT_WAIT 30
+#define BP_PG_DEFAULT_CHECKPOINT "postgres"
+/* The newest schema version this program knows (schema_migrations.version). */
+#define BP_PG_SCHEMA_VERSION 1
+
+typedef struct bp_pg_target {
+    char *conninfo;   /* "postgresql://..." without our parameters, for libpq */
+    char *where;      /* "host:port/db" for messages (never the password) */
+    char *schema;     /* --pg-schema, default public */
+    char *checkpoint; /* the checkpoints.output value this process owns */
+    int wait_for_db;  /* seconds of connection retries at start and after a loss */
+    bool staging;     /* mode=staging: always stage + INSERT ... ON CONFLICT (benchmarks) */
+} bp_pg_target;
+
+/* Parses target (the URL without "postgres://" / "postgresql://"). BP_EINVAL names the bad
+ * parameter. */
+int bp_pg_target_parse(bp_pg_target *t, const char *target, bp_error *err);
+void bp_pg_target_release(bp_pg_target *t);
+
+/* Connects, retrying with exponential backoff for up to t->wait_for_db seconds while the
+ * server is unreachable or starting; wrong credentials, a missing database or a bad option
+ * fail at once (BP_EDB). Gives BP_ETRANSPORT when the server stayed unreachable. Sets the
+ * session's search_path to the schema (created by bp_pg_migrate). */
+int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err);
+
+/* Brings the schema to BP_PG_SCHEMA_VERSION in one transaction (serialized between processes
+ * by an advisory lock); refuses a schema newer than this program. *from / *to (may be NULL)
+ * receive the versions before and after. */
+int bp_pg_migrate(PGconn *c, const bp_pg_target *t, int *from, int *to, bp_error *err);
+
+/* True when the failure means the connection is gone or the server is going down/starting:
+ * worth a reconnect and a retry of the whole transaction. */
+bool bp_pg_conn_lost(PGconn *c, const PGresult *r);
+/* True for serialization failures and deadlocks: the transaction may simply be retried. */
+bool bp_pg_retryable(const PGresult *r);
+/* The SQLSTATE of r, or "" */
+const char *bp_pg_sqlstate(const PGresult *r);
+/* One line: the server's message (or libpq's) with SQLSTATE, detail and context. */
+void bp_pg_errmsg(PGconn *c, const PGresult *r, char *out, size_t cap);
+
+/* Runs sql (one or more statements); fails unless the last result is COMMAND_OK or TUPLES_OK.
+ * On success *res (if not NULL) holds the last result (PQclear it). On failure returns
+ * BP_ETRANSPORT when the connection is lost, else BP_EDB, with "what: message". */
+int bp_pg_exec(PGconn *c, const char *sql, PGresult **res, const char *what, bp_error *err);
+
+#endif

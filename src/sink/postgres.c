@@ -1,0 +1,681 @@
+/* postgres.c - the PostgreSQL output: the SQLite output's tables and semantics, loaded with
+ * binary COPY, each batch and its checkpoint in one transaction (exactly once).
+ *
+ * A batch: BEGIN + read our checkpoint (one round trip; a batch the checkpoint already covers,
+ * e.g. a retry after a lost COMMIT reply, is done), then for each run of APPLY events one
+ * binary COPY per table straight into blocks / transactions / logs, for each run of REVERTs
+ * one round trip of DELETEs, then the checkpoint upsert and COMMIT (one round trip).
+ * A COPY that hits an existing primary key (another process wrote those blocks, e.g. a
+ * backfill overlapping a head follower) rolls the transaction back and the batch is written
+ * again through temporary staging tables: COPY into them, INSERT ... ON CONFLICT DO NOTHING,
+ * then a check that every stored block has our hash (same hash: skipped, as in SQLite;
+ * different hash: an error naming both).
+ *
+ * Connection loss (server restart, network) and deadlocks: the transaction failed as a whole,
+ * so the sink reconnects (backoff, up to wait_for_db seconds) and writes the batch again. */
+#include "blockpipe/sink.h"
+
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sink/format.h"
+#include "sink/pg_conn.h"
+#include "sink/pg_copy.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define PG_CHUNK (1u << 20) /* PQputCopyData piece: libpq copies it, keep its buffer small */
+#define PG_MAX_ATTEMPTS 6   /* tries of one batch over connection losses and deadlocks */
+#define PG_SQL_MAX (64u << 20)
+
+enum { T_BLOCKS, T_TXS, T_LOGS, T_COUNT };
+
+static const struct {
+    const char *name;
+    const char *stage;
+    const char *cols;
+} g_tables[T_COUNT] = {
+    [T_BLOCKS] = {"blocks", "bp_stage_blocks",
+                  "chain, number, hash, parent_hash, nonce, sha3_uncles, logs_bloom,"
+                  " transactions_root, state_root, receipts_root, miner, mix_hash, difficulty,"
+                  " total_difficulty, size, extra_data, gas_limit, gas_used, timestamp,"
+                  " transaction_count, base_fee_per_gas, withdrawals_root, withdrawals,"
+                  " blob_gas_used, excess_blob_gas, parent_beacon_block_root, requests_hash,"
+                  " uncle_count"},
+    [T_TXS] = {"transactions", "bp_stage_transactions",
+               "chain, hash, nonce, block_hash, block_number, transaction_index, from_address,"
+               " to_address, value, gas, gas_price, input, block_timestamp, max_fee_per_gas,"
+               " max_priority_fee_per_gas, max_fee_per_blob_gas, transaction_type, chain_id, v,"
+               " r, s, y_parity, access_list, blob_versioned_hashes, authorization_list, raw,"
+               " receipt_cumulative_gas_used, receipt_gas_used, receipt_contract_address,"
+               " receipt_root, receipt_status, receipt_effective_gas_price,"
+               " receipt_blob_gas_used, receipt_blob_gas_price, receipt_logs_bloom"},
+    [T_LOGS] = {"logs", "bp_stage_logs",
+                "chain, block_number, block_hash, log_index, transaction_hash,"
+                " transaction_index, address, data, topic0, topic1, topic2, topic3"},
+};
+
+typedef struct pg_sink {
+    struct bp_sink base;
+    bp_pg_target t;
+    PGconn *conn;
+    bool have_stage;      /* the temporary staging tables exist on this connection */
+    char sqlstate[6];     /* of the last failed statement, "" when none */
+    bp_buf data[T_COUNT]; /* COPY data of the run being written (reused) */
+    bp_buf sql;           /* statement text (reused) */
+    bp_buf json;          /* withdrawals JSON of one block (reused) */
+    char *chain;          /* the chain chain_lit quotes */
+    char *chain_lit;      /* chain as an SQL literal */
+    char *output_lit;     /* t.checkpoint as an SQL literal */
+} pg_sink;
+
+/* ---- rows ------------------------------------------------------------------------------- */
+
+static void enc_withdrawals(pg_sink *s, bp_pgcopy *c, const bp_block *b)
+{
+    if (!b->has_withdrawals) {
+        bp_pgcopy_null(c);
+        return;
+    }
+    bp_fmt f = {.buf = &s->json};
+    bp_buf_reset(&s->json);
+    bp_fmt_char(&f, '[');
+    bp_fmt_withdrawals(&f, b, "\"");
+    bp_fmt_char(&f, ']');
+    if (f.rc != 0 && c->rc == 0)
+        c->rc = f.rc;
+    bp_pgcopy_jsonb(c, s->json.data);
+}
+
+static void enc_block(pg_sink *s, bp_pgcopy *c, const char *chain, const bp_block *b)
+{
+    bp_pgcopy_row(c, 28);
+    bp_pgcopy_text(c, chain);
+    bp_pgcopy_i64(c, b->number, "blocks.number");
+    bp_pgcopy_hex(c, b->hash, "blocks.hash");
+    bp_pgcopy_hex(c, b->parent_hash, "blocks.parent_hash");
+    bp_pgcopy_hex(c, b->nonce, "blocks.nonce");
+    bp_pgcopy_hex(c, b->sha3_uncles, "blocks.sha3_uncles");
+    bp_pgcopy_hex(c, b->logs_bloom, "blocks.logs_bloom");
+    bp_pgcopy_hex(c, b->transactions_root, "blocks.transactions_root");
+    bp_pgcopy_hex(c, b->state_root, "blocks.state_root");
+    bp_pgcopy_hex(c, b->receipts_root, "blocks.receipts_root");
+    bp_pgcopy_hex(c, b->miner, "blocks.miner");
+    bp_pgcopy_hex(c, b->mix_hash, "blocks.mix_hash");
+    bp_pgcopy_qty(c, &b->difficulty);
+    bp_pgcopy_qty(c, &b->total_difficulty);
+    bp_pgcopy_opt_i64(c, b->size, "blocks.size");
+    bp_pgcopy_hex(c, b->extra_data, "blocks.extra_data");
+    bp_pgcopy_i64(c, b->gas_limit, "blocks.gas_limit");
+    bp_pgcopy_i64(c, b->gas_used, "blocks.gas_used");
+    bp_pgcopy_i64(c, b->timestamp, "blocks.timestamp");
+    bp_pgcopy_i64(c, b->transaction_count, "blocks.transaction_count");
+    bp_pgcopy_qty(c, &b->base_fee_per_gas);
+    bp_pgcopy_hex(c, b->withdrawals_root, "blocks.withdrawals_root");
+    enc_withdrawals(s, c, b);
+    bp_pgcopy_opt_i64(c, b->blob_gas_used, "blocks.blob_gas_used");
+    bp_pgcopy_opt_i64(c, b->excess_blob_gas, "blocks.excess_blob_gas");
+    bp_pgcopy_hex(c, b->parent_beacon_block_root, "blocks.parent_beacon_block_root");
+    bp_pgcopy_hex(c, b->requests_hash, "blocks.requests_hash");
+    bp_pgcopy_i64(c, b->uncle_count, "blocks.uncle_count");
+}
+
+static void enc_receipt(bp_pgcopy *c, const bp_tx *t)
+{
+    if (!t->has_receipt) {
+        for (int k = 0; k < 9; k++)
+            bp_pgcopy_null(c);
+        return;
+    }
+    bp_pgcopy_i64(c, t->receipt_cumulative_gas_used, "transactions.receipt_cumulative_gas_used");
+    bp_pgcopy_i64(c, t->receipt_gas_used, "transactions.receipt_gas_used");
+    bp_pgcopy_hex(c, t->receipt_contract_address, "transactions.receipt_contract_address");
+    bp_pgcopy_hex(c, t->receipt_root, "transactions.receipt_root");
+    bp_pgcopy_opt_i64(c, t->receipt_status, "transactions.receipt_status");
+    bp_pgcopy_qty(c, &t->receipt_effective_gas_price);
+    bp_pgcopy_opt_i64(c, t->receipt_blob_gas_used, "transactions.receipt_blob_gas_used");
+    bp_pgcopy_qty(c, &t->receipt_blob_gas_price);
+    bp_pgcopy_hex(c, t->receipt_logs_bloom, "transactions.receipt_logs_bloom");
+}
+
+static void enc_tx(bp_pgcopy *c, const char *chain, const bp_tx *t)
+{
+    bp_pgcopy_row(c, 35);
+    bp_pgcopy_text(c, chain);
+    bp_pgcopy_hex(c, t->hash, "transactions.hash");
+    bp_pgcopy_num_u64(c, t->nonce);
+    bp_pgcopy_hex(c, t->block_hash, "transactions.block_hash");
+    bp_pgcopy_i64(c, t->block_number, "transactions.block_number");
+    bp_pgcopy_i64(c, t->transaction_index, "transactions.transaction_index");
+    bp_pgcopy_hex(c, t->from_address, "transactions.from_address");
+    bp_pgcopy_hex(c, t->to_address, "transactions.to_address");
+    bp_pgcopy_qty(c, &t->value);
+    bp_pgcopy_i64(c, t->gas, "transactions.gas");
+    bp_pgcopy_qty(c, &t->gas_price);
+    bp_pgcopy_hex(c, t->input, "transactions.input");
+    bp_pgcopy_i64(c, t->block_timestamp, "transactions.block_timestamp");
+    bp_pgcopy_qty(c, &t->max_fee_per_gas);
+    bp_pgcopy_qty(c, &t->max_priority_fee_per_gas);
+    bp_pgcopy_qty(c, &t->max_fee_per_blob_gas);
+    bp_pgcopy_opt_i64(c, t->transaction_type, "transactions.transaction_type");
+    bp_pgcopy_opt_num_u64(c, t->chain_id);
+    bp_pgcopy_text(c, t->v);
+    bp_pgcopy_text(c, t->r);
+    bp_pgcopy_text(c, t->s);
+    bp_pgcopy_text(c, t->y_parity);
+    bp_pgcopy_jsonb(c, t->access_list_json);
+    bp_pgcopy_jsonb(c, t->blob_versioned_hashes_json);
+    bp_pgcopy_jsonb(c, t->authorization_list_json);
+    bp_pgcopy_jsonb(c, t->raw_json);
+    enc_receipt(c, t);
+}
+
+static void enc_log(bp_pgcopy *c, const char *chain, const bp_block *b, const bp_log *l)
+{
+    bp_pgcopy_row(c, 12);
+    bp_pgcopy_text(c, chain);
+    bp_pgcopy_i64(c, b->number, "logs.block_number");
+    bp_pgcopy_hex(c, b->hash, "logs.block_hash");
+    bp_pgcopy_i64(c, l->log_index, "logs.log_index");
+    bp_pgcopy_hex(c, l->transaction_hash, "logs.transaction_hash");
+    bp_pgcopy_i64(c, l->transaction_index, "logs.transaction_index");
+    bp_pgcopy_hex(c, l->address, "logs.address");
+    bp_pgcopy_hex(c, l->data, "logs.data");
+    for (int k = 0; k < 4; k++)
+        bp_pgcopy_hex(c, k < l->topic_count ? l->topics[k] : NULL, "logs.topicN");
+}
+
+static int enc_failed(const bp_pgcopy *c, const bp_block *b, bp_error *err)
+{
+    if (c->rc == BP_EINVAL)
+        return bp_error_set(err, BP_EINVAL,
+                            "block %" PRIu64 ": column %s: value does not fit its PostgreSQL "
+                            "type (bigint above 2^63-1, or not 0x + even-length hex)",
+                            b->number, c->bad_column);
+    return bp_error_set(err, c->rc, "block %" PRIu64 ": encoding COPY rows: %s", b->number,
+                        bp_strerror(c->rc));
+}
+
+/* COPY data of the APPLY events ev[0..n) into s->data[]. */
+static int encode_run(pg_sink *s, const char *chain, const bp_event *ev, size_t n, bp_error *err)
+{
+    bp_pgcopy c[T_COUNT];
+    for (int t = 0; t < T_COUNT; t++) {
+        bp_buf_reset(&s->data[t]);
+        c[t] = (bp_pgcopy){.buf = &s->data[t]};
+        bp_pgcopy_header(&c[t]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const bp_block *b = ev[i].block;
+        enc_block(s, &c[T_BLOCKS], chain, b);
+        for (size_t k = 0; k < b->tx_count; k++)
+            enc_tx(&c[T_TXS], chain, &b->txs[k]);
+        for (size_t k = 0; b->has_receipts && k < b->log_count; k++)
+            enc_log(&c[T_LOGS], chain, b, &b->logs[k]);
+        for (int t = 0; t < T_COUNT; t++)
+            if (c[t].rc != 0)
+                return enc_failed(&c[t], b, err);
+    }
+    for (int t = 0; t < T_COUNT; t++) {
+        bp_pgcopy_trailer(&c[t]);
+        if (c[t].rc != 0)
+            return bp_error_set(err, c[t].rc, "encoding COPY rows: %s", bp_strerror(c[t].rc));
+    }
+    return 0;
+}
+
+/* ---- statements ------------------------------------------------------------------------- */
+
+/* Records the SQLSTATE and returns BP_ETRANSPORT (connection gone) or BP_EDB. */
+static int failed(pg_sink *s, PGresult *r, const char *what, bp_error *err)
+{
+    char msg[BP_ERROR_MSG_MAX];
+    bp_pg_errmsg(s->conn, r, msg, sizeof(msg));
+    snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", bp_pg_sqlstate(r));
+    int code = bp_pg_conn_lost(s->conn, r) ? BP_ETRANSPORT : BP_EDB;
+    return bp_error_set(err, code, "%s: %s", what, msg);
+}
+
+static int exec(pg_sink *s, const char *sql, PGresult **res, const char *what, bp_error *err)
+{
+    if (res)
+        *res = NULL;
+    PGresult *r = PQexec(s->conn, sql);
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (res)
+            *res = r;
+        else
+            PQclear(r);
+        return 0;
+    }
+    int rc = failed(s, r, what, err);
+    PQclear(r);
+    return rc;
+}
+
+static int copy_end(pg_sink *s, const char *what, bp_error *err)
+{
+    if (PQputCopyEnd(s->conn, NULL) != 1)
+        return failed(s, NULL, what, err);
+    int rc = 0;
+    PGresult *r;
+    while ((r = PQgetResult(s->conn)) != NULL) {
+        if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = failed(s, r, what, err);
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* One binary COPY of data into table. */
+static int copy_in(pg_sink *s, const char *table, const char *cols, const bp_buf *data,
+                   const char *what, bp_error *err)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "COPY %s(%s) FROM STDIN (FORMAT binary)", table, cols);
+    PGresult *r = PQexec(s->conn, sql);
+    if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
+        int rc = failed(s, r, what, err);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    for (size_t off = 0; off < data->len; off += PG_CHUNK) {
+        size_t n = data->len - off < PG_CHUNK ? data->len - off : PG_CHUNK;
+        if (PQputCopyData(s->conn, data->data + off, (int)n) != 1) {
+            int rc = failed(s, NULL, what, err);
+            PQputCopyEnd(s->conn, "send failed");
+            return rc;
+        }
+    }
+    return copy_end(s, what, err);
+}
+
+/* COPY of the encoded run into the tables (or the staging tables). */
+static int copy_run(pg_sink *s, bool stage, uint64_t lo, uint64_t hi, bp_error *err)
+{
+    for (int t = 0; t < T_COUNT; t++) {
+        char what[160];
+        snprintf(what, sizeof(what), "blocks %" PRIu64 "..%" PRIu64 ": COPY into %s", lo, hi,
+                 stage ? g_tables[t].stage : g_tables[t].name);
+        int rc = copy_in(s, stage ? g_tables[t].stage : g_tables[t].name, g_tables[t].cols,
+                         &s->data[t], what, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int make_stage(pg_sink *s, bp_error *err)
+{
+    if (s->have_stage)
+        return 0;
+    int rc = exec(s,
+                  "CREATE TEMP TABLE IF NOT EXISTS bp_stage_blocks(LIKE blocks)"
+                  " ON COMMIT DELETE ROWS;"
+                  "CREATE TEMP TABLE IF NOT EXISTS bp_stage_transactions(LIKE transactions)"
+                  " ON COMMIT DELETE ROWS;"
+                  "CREATE TEMP TABLE IF NOT EXISTS bp_stage_logs(LIKE logs) ON COMMIT DELETE ROWS",
+                  NULL, "creating the staging tables", err);
+    s->have_stage = rc == 0;
+    return rc;
+}
+
+/* Staged run: rows already stored are skipped; a stored block with another hash is an
+ * error naming both. */
+static int merge_stage(pg_sink *s, uint64_t lo, uint64_t hi, bp_error *err)
+{
+    char what[96];
+    snprintf(what, sizeof(what), "blocks %" PRIu64 "..%" PRIu64 ": merging staged rows", lo, hi);
+    PGresult *r = NULL;
+    int rc = exec(s,
+                  "INSERT INTO blocks SELECT * FROM bp_stage_blocks ON CONFLICT DO NOTHING;"
+                  "INSERT INTO transactions SELECT * FROM bp_stage_transactions"
+                  " ON CONFLICT DO NOTHING;"
+                  "INSERT INTO logs SELECT * FROM bp_stage_logs ON CONFLICT DO NOTHING;"
+                  "SELECT s.number, '0x' || encode(b.hash, 'hex'), '0x' || encode(s.hash, 'hex')"
+                  " FROM bp_stage_blocks s JOIN blocks b ON b.chain = s.chain"
+                  " AND b.number = s.number WHERE b.hash <> s.hash ORDER BY s.number LIMIT 1",
+                  &r, what, err);
+    if (rc == 0 && PQntuples(r) > 0)
+        rc = bp_error_set(err, BP_EDB,
+                          "block %s: table blocks already holds hash %s, cannot apply hash %s "
+                          "(written by another process on another fork?)",
+                          PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+    PQclear(r);
+    return rc;
+}
+
+static int apply_run(pg_sink *s, const bp_batch *batch, const bp_event *ev, size_t n, bool staging,
+                     bp_error *err)
+{
+    uint64_t lo = ev[0].block->number, hi = ev[n - 1].block->number;
+    int rc = encode_run(s, batch->chain, ev, n, err);
+    if (rc != 0 || !staging)
+        return rc ? rc : copy_run(s, false, lo, hi, err);
+    rc = exec(s, "TRUNCATE bp_stage_blocks, bp_stage_transactions, bp_stage_logs", NULL,
+              "emptying the staging tables", err);
+    if (rc == 0)
+        rc = copy_run(s, true, lo, hi, err);
+    return rc ? rc : merge_stage(s, lo, hi, err);
+}
+
+/* "0x" + even-length lower-case hex: safe to splice into SQL as decode('...', 'hex'). */
+static bool plain_hex(const char *h)
+{
+    if (!h || h[0] != '0' || h[1] != 'x')
+        return false;
+    size_t n = 0;
+    for (const char *p = h + 2; *p; p++, n++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return n % 2 == 0;
+}
+
+/* REVERTs ev[0..n): delete the orphaned blocks' rows (by number and hash), one round trip. */
+static int revert_run(pg_sink *s, const bp_event *ev, size_t n, bp_error *err)
+{
+    static const char *const fmt[] = {
+        "DELETE FROM logs WHERE chain = %s AND block_number = %" PRIu64
+        " AND block_hash = decode('%s', 'hex');",
+        "DELETE FROM transactions WHERE chain = %s AND block_number = %" PRIu64
+        " AND block_hash = decode('%s', 'hex');",
+        "DELETE FROM blocks WHERE chain = %s AND number = %" PRIu64
+        " AND hash = decode('%s', 'hex');",
+    };
+    bp_buf_reset(&s->sql);
+    for (size_t i = 0; i < n; i++) {
+        const bp_block *b = ev[i].block;
+        if (!plain_hex(b->hash))
+            return bp_error_set(err, BP_EINVAL, "revert block %" PRIu64 ": bad hash '%s'",
+                                b->number, b->hash ? b->hash : "(none)");
+        for (int k = 0; k < 3; k++)
+            if (bp_buf_printf(&s->sql, fmt[k], s->chain_lit, b->number, b->hash + 2) != 0)
+                return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    char what[96];
+    snprintf(what, sizeof(what), "revert blocks %" PRIu64 "..%" PRIu64, ev[n - 1].block->number,
+             ev[0].block->number);
+    return exec(s, s->sql.data, NULL, what, err);
+}
+
+/* ---- batch ------------------------------------------------------------------------------ */
+
+static int chain_literal(pg_sink *s, const char *chain, bp_error *err)
+{
+    if (s->chain && strcmp(s->chain, chain) == 0)
+        return 0;
+    free(s->chain);
+    PQfreemem(s->chain_lit);
+    s->chain = strdup(chain);
+    s->chain_lit = PQescapeLiteral(s->conn, chain, strlen(chain));
+    if (!s->chain || !s->chain_lit)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* BEGIN and read our checkpoint: *done when it already is the batch's (written before). */
+static int begin(pg_sink *s, const bp_batch *batch, bool *done, bp_error *err)
+{
+    *done = false;
+    bp_buf_reset(&s->sql);
+    if (bp_buf_printf(&s->sql,
+                      "BEGIN; SELECT number, '0x' || encode(hash, 'hex') FROM checkpoints"
+                      " WHERE chain = %s AND output = %s",
+                      s->chain_lit, s->output_lit) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    PGresult *r = NULL;
+    int rc = exec(s, s->sql.data, &r, "BEGIN and read the checkpoint", err);
+    if (rc == 0 && PQntuples(r) == 1 && batch->checkpoint.set)
+        *done = strtoull(PQgetvalue(r, 0, 0), NULL, 10) == batch->checkpoint.number &&
+                strcmp(PQgetvalue(r, 0, 1), batch->checkpoint.hash) == 0;
+    PQclear(r);
+    return rc;
+}
+
+static int commit(pg_sink *s, const bp_batch *batch, bp_error *err)
+{
+    const bp_checkpoint *cp = &batch->checkpoint;
+    bp_buf_reset(&s->sql);
+    int rc;
+    if (!cp->set)
+        rc = bp_buf_printf(&s->sql, "DELETE FROM checkpoints WHERE chain = %s AND output = %s;",
+                           s->chain_lit, s->output_lit);
+    else if (!plain_hex(cp->hash) || cp->number > (uint64_t)INT64_MAX)
+        return bp_error_set(err, BP_EINVAL, "checkpoint %" PRIu64 " %s: not storable", cp->number,
+                            cp->hash);
+    else
+        rc = bp_buf_printf(&s->sql,
+                           "INSERT INTO checkpoints(chain, output, number, hash, updated_at)"
+                           " VALUES(%s, %s, %" PRIu64 ", decode('%s', 'hex'), now())"
+                           " ON CONFLICT(chain, output) DO UPDATE SET number = excluded.number,"
+                           " hash = excluded.hash, updated_at = excluded.updated_at;",
+                           s->chain_lit, s->output_lit, cp->number, cp->hash + 2);
+    if (rc != 0 || bp_buf_puts(&s->sql, "COMMIT") != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    char what[96];
+    snprintf(what, sizeof(what), "checkpoint %" PRIu64 " and COMMIT", cp->number);
+    return exec(s, s->sql.data, NULL, what, err);
+}
+
+static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
+{
+    for (size_t i = 0; i < batch->count;) {
+        bp_event_kind kind = batch->events[i].kind;
+        size_t j = i + 1;
+        while (j < batch->count && batch->events[j].kind == kind)
+            j++;
+        int rc = kind == BP_EVENT_APPLY
+                     ? apply_run(s, batch, batch->events + i, j - i, staging, err)
+                     : revert_run(s, batch->events + i, j - i, err);
+        if (rc != 0)
+            return rc;
+        i = j;
+    }
+    return 0;
+}
+
+static int write_once(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
+{
+    bool done = false;
+    s->sqlstate[0] = '\0';
+    int rc = chain_literal(s, batch->chain, err);
+    if (rc == 0 && staging)
+        rc = make_stage(s, err);
+    if (rc == 0)
+        rc = begin(s, batch, &done, err);
+    if (rc != 0)
+        goto out;
+    if (done) {
+        bp_debug("postgres %s: batch up to %" PRIu64 " is already committed", s->t.where,
+                 batch->checkpoint.number);
+        rc = exec(s, "ROLLBACK", NULL, "ROLLBACK", err);
+        goto out;
+    }
+    rc = write_events(s, batch, staging, err);
+    if (rc == 0)
+        rc = commit(s, batch, err);
+out:
+    if (rc != 0 && PQstatus(s->conn) == CONNECTION_OK &&
+        PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+    return rc;
+}
+
+static int ensure_conn(pg_sink *s, bp_error *err)
+{
+    if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    PQfinish(s->conn);
+    s->conn = NULL;
+    s->have_stage = false;
+    bp_warn("postgres %s: connection lost; reconnecting (up to %d s)", s->t.where,
+            s->t.wait_for_db);
+    return bp_pg_connect(&s->t, &s->conn, err);
+}
+
+static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
+{
+    pg_sink *s = (pg_sink *)base;
+    bool staging = s->t.staging;
+    for (int attempt = 1;; attempt++) {
+        int rc = ensure_conn(s, err);
+        if (rc == 0)
+            rc = write_once(s, batch, staging, err);
+        if (rc == 0)
+            return 0;
+        if (rc == BP_EDB && !staging && strcmp(s->sqlstate, "23505") == 0) {
+            bp_info("postgres %s: blocks already stored (another writer?); writing the batch "
+                    "again through the staging tables",
+                    s->t.where);
+            staging = true;
+            continue;
+        }
+        bool again = rc == BP_ETRANSPORT || (rc == BP_EDB && (strcmp(s->sqlstate, "40001") == 0 ||
+                                                              strcmp(s->sqlstate, "40P01") == 0));
+        if (!again || attempt >= PG_MAX_ATTEMPTS)
+            return bp_error_prefix(err, "%s: ", s->t.where);
+        bp_warn("postgres %s: %s; writing the batch again (attempt %d of %d)", s->t.where, err->msg,
+                attempt + 1, PG_MAX_ATTEMPTS);
+    }
+}
+
+/* ---- reads ------------------------------------------------------------------------------ */
+
+/* A parameterized query, reconnecting once when the connection was lost. */
+static int query(pg_sink *s, const char *sql, const char *const *params, int n, PGresult **res,
+                 const char *what, bp_error *err)
+{
+    for (int attempt = 1;; attempt++) {
+        int rc = ensure_conn(s, err);
+        if (rc != 0)
+            return bp_error_prefix(err, "%s: %s: ", s->t.where, what);
+        PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
+            *res = r;
+            return 0;
+        }
+        rc = failed(s, r, what, err);
+        PQclear(r);
+        if (rc != BP_ETRANSPORT || attempt == 2)
+            return bp_error_prefix(err, "%s: ", s->t.where);
+    }
+}
+
+static int pg_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
+{
+    pg_sink *s = (pg_sink *)base;
+    memset(out, 0, sizeof(*out));
+    const char *params[] = {chain, s->t.checkpoint};
+    PGresult *r = NULL;
+    int rc = query(s,
+                   "SELECT number, '0x' || encode(hash, 'hex') FROM checkpoints"
+                   " WHERE chain = $1 AND output = $2",
+                   params, 2, &r, "reading the checkpoint", err);
+    if (rc == 0 && PQntuples(r) == 1) {
+        out->set = true;
+        out->number = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        snprintf(out->hash, sizeof(out->hash), "%s", PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int pg_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_t max, size_t *n,
+                     bp_error *err)
+{
+    pg_sink *s = (pg_sink *)base;
+    char lim[24];
+    snprintf(lim, sizeof(lim), "%zu", max);
+    const char *params[] = {chain, s->t.checkpoint, lim};
+    PGresult *r = NULL;
+    *n = 0;
+    /* Only at or below our checkpoint: another writer may have stored blocks above it. */
+    int rc = query(s,
+                   "SELECT number, '0x' || encode(hash, 'hex') FROM blocks WHERE chain = $1"
+                   " AND number <= coalesce((SELECT number FROM checkpoints WHERE chain = $1"
+                   " AND output = $2), -1) ORDER BY number DESC LIMIT $3::bigint",
+                   params, 3, &r, "reading recent blocks", err);
+    for (int i = 0; rc == 0 && i < PQntuples(r) && *n < max; i++) {
+        bp_checkpoint *c = &out[(*n)++];
+        c->set = true;
+        c->number = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+        snprintf(c->hash, sizeof(c->hash), "%s", PQgetvalue(r, i, 1));
+    }
+    PQclear(r);
+    return rc;
+}
+
+/* ---- open / close ----------------------------------------------------------------------- */
+
+static void pg_close(bp_sink *base)
+{
+    pg_sink *s = (pg_sink *)base;
+    if (!s)
+        return;
+    PQfinish(s->conn);
+    for (int t = 0; t < T_COUNT; t++)
+        bp_buf_release(&s->data[t]);
+    bp_buf_release(&s->sql);
+    bp_buf_release(&s->json);
+    free(s->chain);
+    PQfreemem(s->chain_lit);
+    PQfreemem(s->output_lit);
+    bp_pg_target_release(&s->t);
+    free(s);
+}
+
+static int pg_open(bp_sink **out, const char *target, bp_error *err)
+{
+    *out = NULL;
+    pg_sink *s = calloc(1, sizeof(*s));
+    if (!s)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (int t = 0; t < T_COUNT; t++)
+        bp_buf_init(&s->data[t], 0);
+    bp_buf_init(&s->sql, PG_SQL_MAX);
+    bp_buf_init(&s->json, 0);
+    int rc = bp_pg_target_parse(&s->t, target, err);
+    if (rc == 0)
+        rc = bp_pg_connect(&s->t, &s->conn, err);
+    if (rc == 0)
+        rc = bp_pg_migrate(s->conn, &s->t, NULL, NULL, err);
+    if (rc == 0 &&
+        !(s->output_lit = PQescapeLiteral(s->conn, s->t.checkpoint, strlen(s->t.checkpoint))))
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc != 0) {
+        pg_close(&s->base);
+        return rc;
+    }
+    bp_info("postgres %s: schema \"%s\", checkpoint name \"%s\"", s->t.where, s->t.schema,
+            s->t.checkpoint);
+    *out = &s->base;
+    return 0;
+}
+
+const bp_sink_ops bp_sink_postgres_ops = {
+    .scheme = "postgres",
+    .description = "PostgreSQL: postgres://user:pass@host:port/db[?schema=NAME&wait_for_db=S]",
+    .open = pg_open,
+    .checkpoint = pg_checkpoint,
+    .recent = pg_recent,
+    .write = pg_write,
+    .flush = NULL,
+    .close = pg_close,
+};
+
+/* The same backend under the other URL scheme libpq accepts. */
+const bp_sink_ops bp_sink_postgresql_ops = {
+    .scheme = "postgresql",
+    .description = "PostgreSQL (same as postgres://)",
+    .open = pg_open,
+    .checkpoint = pg_checkpoint,
+    .recent = pg_recent,
+    .write = pg_write,
+    .flush = NULL,
+    .close = pg_close,
+};
