@@ -29,10 +29,11 @@ struct bp_rpc {
     long timeout_ms;
     size_t max_bytes;
     const volatile sig_atomic_t *abort_flag;
-    bp_buf *sink;   /* the buffer the current transfer writes into */
-    int sink_error; /* BP_ETOOBIG / BP_ENOMEM seen by the write callback */
-    bp_buf req;     /* request body of bp_rpc_call */
-    bp_buf resp;    /* answer of bp_rpc_call / bp_rpc_batch */
+    long last_retry_after; /* seconds, from the last answer's Retry-After header */
+    bp_buf *sink;          /* the buffer the current transfer writes into */
+    int sink_error;        /* BP_ETOOBIG / BP_ENOMEM seen by the write callback */
+    bp_buf req;            /* request body of bp_rpc_call */
+    bp_buf resp;           /* answer of bp_rpc_call / bp_rpc_batch */
     char curl_msg[CURL_ERROR_SIZE];
 };
 
@@ -47,6 +48,11 @@ int bp_rpc_global_init(bp_error *err)
 void bp_rpc_global_cleanup(void)
 {
     curl_global_cleanup();
+}
+
+long bp_rpc_last_retry_after(const bp_rpc *rpc)
+{
+    return rpc->last_retry_after;
 }
 
 const char *bp_rpc_url(const bp_rpc *rpc)
@@ -235,6 +241,7 @@ int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *r
                 bp_error *err)
 {
     long status = 0;
+    rpc->last_retry_after = 0;
     if (retry_after_s)
         *retry_after_s = 0;
     bp_buf_reset(resp);
@@ -251,6 +258,7 @@ int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *r
     if (status >= 200 && status < 300)
         return 0;
     long ra = retry_after_seconds(rpc->curl);
+    rpc->last_retry_after = ra;
     if (retry_after_s)
         *retry_after_s = ra;
     return map_status(rpc, status, resp, ra, err);

@@ -31,6 +31,8 @@ void bp_rpc_global_cleanup(void);
 int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err);
 void bp_rpc_free(bp_rpc *rpc);
 /* The URL for messages and logs: as configured, minus any user:password@. */
+/* Seconds the node asked us to wait in the Retry-After header of its last answer (0: none). */
+long bp_rpc_last_retry_after(const bp_rpc *rpc);
 const char *bp_rpc_url(const bp_rpc *rpc);
 
 /* POST body; on HTTP 200 the answer is in resp (reset first). Errors: BP_ETRANSPORT

@@ -67,10 +67,17 @@ static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
     return 0;
 }
 
-static void map_config(const bp_config *c, bp_sink **sinks, bp_pipeline_config *pc)
+static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *eps,
+                       bp_pipeline_config *pc)
 {
     memset(pc, 0, sizeof(*pc));
-    pc->rpc_url = c->rpcs[0].url;
+    for (int i = 0; i < c->rpc_count; i++)
+        eps[i] = (bp_endpoint_spec){.url = c->rpcs[i].url,
+                                    .max_workers = c->rpcs[i].max_workers,
+                                    .priority = c->rpcs[i].priority,
+                                    .rps = c->rpcs[i].rps};
+    pc->endpoints = eps;
+    pc->endpoint_count = (size_t)c->rpc_count;
     pc->chain = c->chain;
     pc->sinks = sinks;
     pc->sink_count = (size_t)c->output_count;
@@ -108,9 +115,6 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     }
     bp_log_set_level((enum bp_log_level)cfg.log_level);
     bp_log_set_json(cfg.log_json);
-    if (cfg.rpc_count > 1)
-        bp_warn("%d RPC endpoints given; this version uses the first (%s)", cfg.rpc_count,
-                cfg.rpcs[0].url);
     if (bp_rpc_global_init(&err) != 0)
         goto fail;
     int rc = open_outputs(&cfg, sinks, &err);
@@ -120,7 +124,8 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     }
     install_signals();
     bp_pipeline_config pc;
-    map_config(&cfg, sinks, &pc);
+    bp_endpoint_spec eps[BP_MAX_RPCS];
+    map_config(&cfg, sinks, eps, &pc);
     if (bp_pipeline_run(&pc, &g_stop, &err) != 0)
         goto fail;
     status = 0;

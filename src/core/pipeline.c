@@ -14,38 +14,25 @@
 #include "chain/rpc.h"
 #include "core/canon.h"
 #include "core/outputs.h"
-#include "core/queue.h"
+#include "core/fetcher.h"
+#include "core/pool.h"
 #include "core/reorder.h"
 #include "util/arena.h"
 #include "util/log.h"
 
-/* A unit of work: the worker fills block or rc/err, the coordinator frees it. */
-typedef struct work {
-    uint64_t number;
-    uint32_t epoch;
-    int rc;
-    bp_block *block;
-    bp_error err;
-} work;
-
 typedef struct pipeline pipeline;
-
-typedef struct worker {
-    pipeline *p;
-    pthread_t tid;
-    bp_rpc *rpc;
-    bool started;
-} worker;
 
 struct pipeline {
     const bp_pipeline_config *cfg;
     volatile sig_atomic_t *stop;
     char chain[64];
     uint64_t chain_id;
-    bp_rpc *rpc; /* the coordinator's own: head polls and reorg walks */
+    bp_pool pool;
+    bp_rpc **rpcs; /* the coordinator's own, one per endpoint: head polls and reorg walks */
+    bool *poll_ok; /* per endpoint: the last head poll worked (to log changes only) */
+    int walk_ep;   /* endpoint with the best head: the reorg walk asks it */
     bp_fetch_shared shared;
-    bp_queue jobs, results;
-    worker *workers;
+    bp_fetcher *fetcher;
     size_t inflight; /* jobs out to workers, stale ones included */
 
     bp_reorder rb;
@@ -84,70 +71,55 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* ---- workers ----------------------------------------------------------------------- */
+/* ---- endpoints and workers ---------------------------------------------------------- */
 
-static void *worker_main(void *arg)
+static int open_endpoints(pipeline *p, bp_error *err)
 {
-    worker *w = arg;
-    pipeline *p = w->p;
-    work *job;
-    while ((job = bp_queue_pop(&p->jobs, -1)) != NULL) {
-        job->rc = bp_fetch_block(w->rpc, &p->shared, job->number, &job->block, &job->err);
-        if (bp_queue_push(&p->results, job) != 0) {
-            bp_block_free(job->block);
-            free(job);
-        }
-    }
-    return NULL;
-}
-
-/* Workers' handles abort on stop; the coordinator's must finish a reorg walk it started. */
-static int new_rpc(const pipeline *p, bool abortable, bp_rpc **out, bp_error *err)
-{
-    long timeout_ms = (long)(p->cfg->rpc_timeout * 1000.0);
-    bp_rpc_config rc = {
-        .url = p->cfg->rpc_url,
-        .timeout_ms = timeout_ms,
-        .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
-        .abort_flag = abortable ? p->stop : NULL,
-    };
-    return bp_rpc_new(out, &rc, err);
-}
-
-static int start_workers(pipeline *p, bp_error *err)
-{
-    int n = p->cfg->workers;
-    p->workers = calloc((size_t)n, sizeof(*p->workers));
-    if (!p->workers)
+    const bp_pipeline_config *c = p->cfg;
+    int rc = bp_pool_init(&p->pool, c->endpoints, c->endpoint_count, c->workers, BP_JOB_MAX, err);
+    if (rc != 0)
+        return rc;
+    p->rpcs = calloc(c->endpoint_count, sizeof(*p->rpcs));
+    p->poll_ok = calloc(c->endpoint_count, sizeof(*p->poll_ok));
+    if (!p->rpcs || !p->poll_ok)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    for (int i = 0; i < n; i++) {
-        worker *w = &p->workers[i];
-        w->p = p;
-        int rc = new_rpc(p, true, &w->rpc, err);
+    long timeout_ms = (long)(c->rpc_timeout * 1000.0);
+    for (size_t i = 0; i < c->endpoint_count; i++) {
+        /* not abortable: a reorg walk that started must finish */
+        bp_rpc_config rcfg = {
+            .url = c->endpoints[i].url,
+            .timeout_ms = timeout_ms,
+            .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
+        };
+        rc = bp_rpc_new(&p->rpcs[i], &rcfg, err);
         if (rc != 0)
             return rc;
-        if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
-            return bp_error_set(err, BP_ENOMEM, "cannot start fetch worker %d", i);
-        w->started = true;
+        p->poll_ok[i] = true;
     }
     return 0;
 }
 
-static void stop_workers(pipeline *p)
+static void close_endpoints(pipeline *p)
 {
-    bp_queue_close(&p->jobs);
-    for (int i = 0; p->workers && i < p->cfg->workers; i++) {
-        if (p->workers[i].started)
-            pthread_join(p->workers[i].tid, NULL);
-        bp_rpc_free(p->workers[i].rpc);
-    }
-    free(p->workers);
-    p->workers = NULL;
-    work *w;
-    while ((w = bp_queue_pop(&p->results, 0)) != NULL) {
-        bp_block_free(w->block);
-        free(w);
-    }
+    for (size_t i = 0; p->rpcs && i < p->cfg->endpoint_count; i++)
+        bp_rpc_free(p->rpcs[i]);
+    free(p->rpcs);
+    free(p->poll_ok);
+    bp_pool_release(&p->pool);
+}
+
+static int start_workers(pipeline *p, size_t window, bp_error *err)
+{
+    int threads = bp_pool_capacity(&p->pool);
+    bp_fetcher_config fc = {
+        .pool = &p->pool,
+        .shared = &p->shared,
+        .threads = threads > 256 ? 256 : threads,
+        .queue_cap = window * 2 + 16,
+        .rpc_timeout = p->cfg->rpc_timeout,
+        .stop = p->stop,
+    };
+    return bp_fetcher_start(&p->fetcher, &fc, err);
 }
 
 /* ---- head tracking ------------------------------------------------------------------ */
@@ -165,45 +137,83 @@ static bool target(const pipeline *p, uint64_t *out)
 
 static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err);
 
+/* Asks one endpoint for its head; logs only when its answer changes from good to bad. */
+static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
+{
+    bp_error e;
+    int rc = bp_rpc_header(p->rpcs[i], UINT64_MAX, h, &e);
+    if (rc != 0 && p->poll_ok[i])
+        bp_warn("head poll of rpc[%zu] failed: %s", i, e.msg);
+    if (rc == 0 && !p->poll_ok[i])
+        bp_info("head poll of rpc[%zu] works again", i);
+    p->poll_ok[i] = rc == 0;
+    if (rc == 0)
+        bp_pool_set_head(&p->pool, (int)i, h->number);
+    return rc == 0;
+}
+
+/* The head is the highest any endpoint reports; the others are not asked for blocks above
+ * their own head (the pool knows each one's). */
 static int poll_head(pipeline *p, bp_error *err)
 {
-    bp_header h;
-    bp_error e;
-    int rc = bp_rpc_header(p->rpc, UINT64_MAX, &h, &e);
-    if (rc != 0) {
-        bp_warn("head poll failed: %s", e.msg);
-        return 0; /* the next poll tries again; nothing depends on one poll */
+    bp_header best, h;
+    int best_ep = -1;
+    for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
+        if (!poll_endpoint(p, i, &h))
+            continue;
+        if (best_ep < 0 || h.number > best.number) {
+            best = h;
+            best_ep = (int)i;
+        }
     }
-    if (!p->have_head || h.number != p->head.number)
-        bp_debug("head %" PRIu64 " %s", h.number, h.hash);
-    p->head = h;
+    if (best_ep < 0)
+        return 0; /* the next poll tries again; nothing depends on one poll */
+    if (!p->have_head || best.number != p->head.number)
+        bp_debug("head %" PRIu64 " %s (rpc[%d])", best.number, best.hash, best_ep);
+    p->head = best;
     p->have_head = true;
+    p->walk_ep = best_ep;
     /* A head at or below our tip with another hash: the node switched branches under us. */
-    const bp_canon_entry *mine = bp_canon_at(&p->canon, h.number);
-    if (mine && strcmp(mine->hash, h.hash) != 0) {
-        bp_info("head %" PRIu64 " is %s but we applied %s there: checking for a reorg", h.number,
-                h.hash, mine->hash);
-        return reorg_from(p, h.number, err);
+    const bp_canon_entry *mine = bp_canon_at(&p->canon, best.number);
+    if (mine && strcmp(mine->hash, best.hash) != 0) {
+        bp_info("head %" PRIu64 " is %s but we applied %s there: checking for a reorg", best.number,
+                best.hash, mine->hash);
+        return reorg_from(p, best.number, err);
     }
     return 0;
 }
 
 /* ---- scheduling --------------------------------------------------------------------- */
 
-static int push_job(pipeline *p, uint64_t n, bp_slot *s)
+/* Sends blocks first .. first+count-1 (their slots must be free to fetch) as one job. */
+static int push_job(pipeline *p, uint64_t first, size_t count, int avoid_ep)
 {
-    work *w = calloc(1, sizeof(*w));
-    if (!w)
+    bp_job *job = calloc(1, sizeof(*job));
+    if (!job)
         return BP_ENOMEM;
-    w->number = n;
-    w->epoch = s->epoch;
-    if (bp_queue_push(&p->jobs, w) != 0) {
-        free(w);
+    job->first = first;
+    job->count = count;
+    job->avoid_ep = avoid_ep;
+    for (size_t i = 0; i < count; i++)
+        job->epochs[i] = bp_reorder_slot(&p->rb, first + i)->epoch;
+    if (bp_fetcher_submit(p->fetcher, job) != 0) {
+        free(job);
         return BP_ETOOBIG;
     }
     p->inflight++;
-    bp_reorder_set_state(&p->rb, s, BP_SLOT_FETCHING);
+    for (size_t i = 0; i < count; i++)
+        bp_reorder_set_state(&p->rb, bp_reorder_slot(&p->rb, first + i), BP_SLOT_FETCHING);
     return 0;
+}
+
+static void schedule_retries(pipeline *p, int64_t now)
+{
+    for (uint64_t n = p->rb.base; n < p->next_fetch; n++) {
+        bp_slot *s = bp_reorder_slot(&p->rb, n);
+        if (s && (s->state == BP_SLOT_RETRY || s->state == BP_SLOT_FAILED) &&
+            s->retry_at_ms <= now && push_job(p, n, 1, s->last_ep) != 0)
+            return;
+    }
 }
 
 static void schedule(pipeline *p)
@@ -213,19 +223,15 @@ static void schedule(pipeline *p)
         return;
     if (p->next_fetch < p->rb.base)
         p->next_fetch = p->rb.base;
-    int64_t now = now_ms();
-    /* retries first: the commit waits on the lowest of them */
-    for (uint64_t n = p->rb.base; n < p->next_fetch; n++) {
-        bp_slot *s = bp_reorder_slot(&p->rb, n);
-        if (s && (s->state == BP_SLOT_RETRY || s->state == BP_SLOT_FAILED) &&
-            s->retry_at_ms <= now && push_job(p, n, s) != 0)
-            return;
-    }
+    schedule_retries(p, now_ms()); /* first: the commit waits on the lowest of them */
+    size_t hint = (size_t)bp_pool_batch_hint(&p->pool);
     while (p->next_fetch <= t) {
-        bp_slot *s = bp_reorder_slot(&p->rb, p->next_fetch);
-        if (!s || push_job(p, p->next_fetch, s) != 0)
+        size_t n = 0;
+        while (n < hint && p->next_fetch + n <= t && bp_reorder_slot(&p->rb, p->next_fetch + n))
+            n++;
+        if (n == 0 || push_job(p, p->next_fetch, n, -1) != 0)
             return; /* the window is full: back-pressure */
-        p->next_fetch++;
+        p->next_fetch += n;
     }
 }
 
@@ -237,16 +243,17 @@ static long backoff_ms(int attempts, int rc)
     return ms > 10000 ? 10000 : ms;
 }
 
-static void fetch_failed(pipeline *p, work *w, bp_slot *s)
+static void fetch_failed(pipeline *p, uint64_t n, int rc, const bp_error *err, int ep, bp_slot *s)
 {
     s->attempts++;
-    snprintf(s->last_error, sizeof(s->last_error), "%.255s", w->err.msg);
-    long delay = backoff_ms(s->attempts, w->rc);
+    s->last_ep = ep;
+    snprintf(s->last_error, sizeof(s->last_error), "%.255s", err->msg);
+    long delay = backoff_ms(s->attempts, rc);
     s->retry_at_ms = now_ms() + delay;
     int max = p->cfg->max_retries;
     if (s->attempts <= max) {
-        bp_warn("%s (attempt %d of %d, retrying in %ld ms)", w->err.msg, s->attempts, max + 1,
-                delay);
+        bp_warn("%s (attempt %d of %d, retrying in %ld ms%s)", err->msg, s->attempts, max + 1,
+                delay, p->cfg->endpoint_count > 1 ? " on another endpoint if one is free" : "");
         bp_reorder_set_state(&p->rb, s, BP_SLOT_RETRY);
         return;
     }
@@ -254,46 +261,50 @@ static void fetch_failed(pipeline *p, work *w, bp_slot *s)
         p->failed_total++;
     bp_reorder_set_state(&p->rb, s, BP_SLOT_FAILED);
     if (p->cfg->backfill) {
-        bp_err("block %" PRIu64 " failed after %d attempts: %s", w->number, s->attempts,
-               w->err.msg);
-        if (!p->fatal_rc) {
-            p->fatal_rc =
-                bp_error_set(&p->fatal, w->rc, "block %" PRIu64 " failed after %d attempts: %s",
-                             w->number, s->attempts, w->err.msg);
-        }
+        bp_err("block %" PRIu64 " failed after %d attempts: %s", n, s->attempts, err->msg);
+        if (!p->fatal_rc)
+            p->fatal_rc = bp_error_set(&p->fatal, rc,
+                                       "block %" PRIu64 " failed after %d "
+                                       "attempts: %s",
+                                       n, s->attempts, err->msg);
         p->stopping = true;
         return;
     }
     /* Following the head we never skip a block: keep trying, slowly, and say so. */
     s->retry_at_ms = now_ms() + 30000;
-    bp_err("block %" PRIu64 " failed %d times, the chain waits on it (next try in 30 s): %s",
-           w->number, s->attempts, w->err.msg);
+    bp_err("block %" PRIu64 " failed %d times, the chain waits on it (next try in 30 s): %s", n,
+           s->attempts, err->msg);
 }
 
-static void handle_result(pipeline *p, work *w)
+static void job_block_result(pipeline *p, bp_job *job, size_t i)
 {
-    p->inflight--;
-    if (w->rc == 0) {
-        bp_reorder_put(&p->rb, w->number, w->epoch, w->block);
-        w->block = NULL;
-    } else {
-        bp_slot *s = bp_reorder_slot(&p->rb, w->number);
-        bool mine = s && s->epoch == w->epoch && s->state == BP_SLOT_FETCHING;
-        if (mine && w->rc == BP_ESTOPPED)
-            bp_reorder_set_state(&p->rb, s, BP_SLOT_EMPTY); /* dropped by the shutdown */
-        else if (mine)
-            fetch_failed(p, w, s);
+    uint64_t n = job->first + i;
+    if (job->rcs[i] == 0) {
+        bp_reorder_put(&p->rb, n, job->epochs[i], job->blocks[i]);
+        job->blocks[i] = NULL;
+        return;
     }
-    bp_block_free(w->block);
-    free(w);
+    bp_slot *s = bp_reorder_slot(&p->rb, n);
+    if (!s || s->epoch != job->epochs[i] || s->state != BP_SLOT_FETCHING)
+        return; /* invalidated by a reorg meanwhile */
+    if (job->rcs[i] == BP_ESTOPPED || job->rcs[i] == BP_JOB_NOT_TRIED) {
+        /* not an attempt: fetch it again as soon as the scheduler looks */
+        s->retry_at_ms = 0;
+        bp_reorder_set_state(&p->rb, s, job->rcs[i] == BP_ESTOPPED ? BP_SLOT_EMPTY : BP_SLOT_RETRY);
+        return;
+    }
+    fetch_failed(p, n, job->rcs[i], &job->errs[i], job->ep, s);
 }
 
 static void drain_results(pipeline *p, long wait_ms)
 {
-    work *w = bp_queue_pop(&p->results, wait_ms);
-    while (w) {
-        handle_result(p, w);
-        w = bp_queue_pop(&p->results, 0);
+    bp_job *job = bp_fetcher_result(p->fetcher, wait_ms);
+    while (job) {
+        p->inflight--;
+        for (size_t i = 0; i < job->count; i++)
+            job_block_result(p, job, i);
+        bp_job_free(job);
+        job = bp_fetcher_result(p->fetcher, 0);
     }
 }
 
@@ -370,7 +381,7 @@ static int node_hash_at(void *ctx, uint64_t k, char hash[67], bp_error *err)
 {
     pipeline *p = ctx;
     bp_header h;
-    int rc = bp_rpc_header(p->rpc, k, &h, err);
+    int rc = bp_rpc_header(p->rpcs[p->walk_ep], k, &h, err);
     if (rc == 0)
         memcpy(hash, h.hash, sizeof(h.hash));
     return rc;
@@ -486,7 +497,7 @@ static void log_stats(pipeline *p)
     uint64_t head = p->have_head ? p->head.number : 0;
     uint64_t t = 0;
     uint64_t unscheduled = target(p, &t) && t + 1 > p->next_fetch ? t + 1 - p->next_fetch : 0;
-    size_t queued = bp_queue_len(&p->jobs);
+    size_t queued = bp_fetcher_queued(p->fetcher);
     size_t pending = queued + p->rb.counts[BP_SLOT_RETRY] + (size_t)unscheduled;
     size_t processing = p->inflight > queued ? p->inflight - queued : 0;
     char waiting[320] = "";
@@ -499,7 +510,18 @@ static void log_stats(pipeline *p)
             "reorgs=%" PRIu64 "%s",
             head, indexed, head > indexed ? head - indexed : 0, pending, processing, p->blocks_done,
             p->rb.counts[BP_SLOT_FAILED], (double)(p->blocks_done - p->stat_blocks) / secs,
-            (double)(p->txs_done - p->stat_txs) / secs, p->cfg->workers, p->reorgs, waiting);
+            (double)(p->txs_done - p->stat_txs) / secs, bp_pool_capacity(&p->pool), p->reorgs,
+            waiting);
+    bp_buf lines;
+    bp_buf_init(&lines, 0);
+    bp_pool_format_stats(&p->pool, &lines);
+    for (char *line = lines.data, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        bp_info("stats %s", line);
+    }
+    bp_buf_release(&lines);
     p->stat_blocks = p->blocks_done;
     p->stat_txs = p->txs_done;
     p->stat_ms = now;
@@ -521,16 +543,28 @@ static int retry_start(pipeline *p, int (*fn)(pipeline *, bp_error *), const cha
     }
 }
 
+/* Every endpoint must serve the same chain: a pool mixing chains would fork the output. */
 static int get_chain_id(pipeline *p, bp_error *err)
 {
-    return bp_rpc_chain_id(p->rpc, &p->chain_id, err);
+    for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
+        uint64_t id;
+        int rc = bp_rpc_chain_id(p->rpcs[i], &id, err);
+        if (rc != 0)
+            return bp_error_prefix(err, "rpc[%zu]: ", i);
+        if (i > 0 && id != p->chain_id)
+            return bp_error_set(err, BP_EINVAL,
+                                "rpc[%zu] %s serves chain id %" PRIu64 " but rpc[0] serves %" PRIu64
+                                ": every endpoint of a chain must serve the same chain",
+                                i, p->pool.eps[i].url, id, p->chain_id);
+        p->chain_id = id;
+    }
+    return 0;
 }
 
 static int get_head(pipeline *p, bp_error *err)
 {
-    int rc = bp_rpc_header(p->rpc, UINT64_MAX, &p->head, err);
-    p->have_head = rc == 0;
-    return rc;
+    (void)poll_head(p, err);
+    return p->have_head ? 0 : bp_error_set(err, BP_ETRANSPORT, "no endpoint answered");
 }
 
 /* Seeds the reorg window from the output that is furthest behind. */
@@ -593,7 +627,7 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
 static int setup(pipeline *p, uint64_t *start, bp_error *err)
 {
     const bp_pipeline_config *c = p->cfg;
-    int rc = new_rpc(p, false, &p->rpc, err);
+    int rc = open_endpoints(p, err);
     if (rc == 0)
         rc = retry_start(p, get_chain_id, "reading eth_chainId", err);
     if (rc != 0)
@@ -605,9 +639,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     bp_fetch_shared_init(&p->shared, c->fetch);
     size_t window = (size_t)c->workers * 8;
     window = window < 64 ? 64 : window > 1024 ? 1024 : window;
-    if (bp_canon_init(&p->canon, (size_t)c->reorg_window) != 0 ||
-        bp_queue_init(&p->jobs, window * 2 + 16) != 0 ||
-        bp_queue_init(&p->results, window * 2 + 16) != 0)
+    if (bp_canon_init(&p->canon, (size_t)c->reorg_window) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     rc = bp_outputs_init(&p->out, c->sinks, c->sink_count, p->chain, err);
     if (rc != 0)
@@ -618,7 +650,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     if (bp_reorder_init(&p->rb, window, *start) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     p->next_fetch = *start;
-    return 0;
+    return start_workers(p, window, err);
 }
 
 /* ---- main loop ---------------------------------------------------------------------- */
@@ -660,13 +692,15 @@ static int step(pipeline *p, bp_error *err)
 static int shutdown_pipeline(pipeline *p, bp_error *err)
 {
     p->stopping = true;
-    work *w;
-    while ((w = bp_queue_pop(&p->jobs, 0)) != NULL) {
+    bp_job *job;
+    while ((job = bp_fetcher_unqueue(p->fetcher)) != NULL) {
         p->inflight--;
-        bp_slot *s = bp_reorder_slot(&p->rb, w->number);
-        if (s && s->epoch == w->epoch && s->state == BP_SLOT_FETCHING)
-            bp_reorder_set_state(&p->rb, s, BP_SLOT_EMPTY);
-        free(w);
+        for (size_t i = 0; i < job->count; i++) {
+            bp_slot *s = bp_reorder_slot(&p->rb, job->first + i);
+            if (s && s->epoch == job->epochs[i] && s->state == BP_SLOT_FETCHING)
+                bp_reorder_set_state(&p->rb, s, BP_SLOT_EMPTY);
+        }
+        bp_job_free(job);
     }
     while (p->inflight > 0)
         drain_results(p, 100);
@@ -691,15 +725,13 @@ static void log_summary(const pipeline *p)
 
 static void release(pipeline *p)
 {
-    stop_workers(p);
+    bp_fetcher_stop(p->fetcher);
     free_batch(p);
     free(p->events);
     bp_reorder_release(&p->rb);
     bp_canon_release(&p->canon);
     bp_outputs_release(&p->out);
-    bp_queue_release(&p->jobs);
-    bp_queue_release(&p->results);
-    bp_rpc_free(p->rpc);
+    close_endpoints(p);
 }
 
 int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, bp_error *err)
@@ -713,8 +745,6 @@ int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, 
         rc = 0;
         goto out;
     }
-    if (rc == 0)
-        rc = start_workers(&p, err);
     while (rc == 0 && !*stop && !p.stopping && !backfill_done(&p))
         rc = step(&p, err);
     if (rc == 0) {

@@ -13,9 +13,11 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/sink.h"
+#include "core/pool.h"
 
 typedef struct bp_pipeline_config {
-    const char *rpc_url;
+    const bp_endpoint_spec *endpoints; /* the RPC pool of this chain */
+    size_t endpoint_count;
     const char *chain; /* NULL: the chain id in decimal */
     bp_sink **sinks;
     size_t sink_count;
@@ -25,7 +27,7 @@ typedef struct bp_pipeline_config {
     uint64_t start_block;
     uint64_t confirmations;
     uint64_t reorg_window;
-    int workers;
+    int workers; /* concurrent requests per endpoint without its own max_workers */
     int batch_size;
     int max_retries;
     double poll_interval;  /* s */

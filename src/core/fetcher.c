@@ -1,0 +1,192 @@
+/* fetcher.c - fetch worker threads over the endpoint pool. */
+#include "core/fetcher.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chain/rpc.h"
+
+typedef struct worker {
+    bp_fetcher *f;
+    pthread_t tid;
+    bool started;
+    bp_rpc **rpcs; /* one per endpoint, made on first use */
+} worker;
+
+struct bp_fetcher {
+    bp_fetcher_config cfg;
+    bp_queue jobs, results;
+    worker *workers;
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void bp_job_free(bp_job *job)
+{
+    if (!job)
+        return;
+    for (size_t i = 0; i < job->count; i++)
+        bp_block_free(job->blocks[i]);
+    free(job);
+}
+
+static bp_rpc *rpc_for(worker *w, int ep, bp_error *err)
+{
+    if (w->rpcs[ep])
+        return w->rpcs[ep];
+    long timeout_ms = (long)(w->f->cfg.rpc_timeout * 1000.0);
+    bp_rpc_config rc = {
+        .url = w->f->cfg.pool->eps[ep].real_url,
+        .timeout_ms = timeout_ms,
+        .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
+        .abort_flag = w->f->cfg.stop,
+    };
+    if (bp_rpc_new(&w->rpcs[ep], &rc, err) != 0)
+        return NULL;
+    return w->rpcs[ep];
+}
+
+static void mark_rest(bp_job *job, size_t from, int rc, const char *why)
+{
+    for (size_t i = from; i < job->count; i++) {
+        job->rcs[i] = rc;
+        bp_error_set(&job->errs[i], rc, "%s", why);
+    }
+}
+
+/* Fetches job->blocks[off .. off+n) on endpoint ep; tells the pool how it went. */
+static int fetch_chunk(worker *w, bp_job *job, int ep, size_t off, size_t n)
+{
+    bp_pool *pool = w->f->cfg.pool;
+    bp_error e;
+    bp_rpc *rpc = rpc_for(w, ep, &e);
+    if (!rpc) {
+        bp_pool_done(pool, ep, e.code, 0, 0, 0, 0, e.msg);
+        mark_rest(job, off, e.code, e.msg);
+        return e.code;
+    }
+    int64_t t0 = now_us();
+    int rc = bp_fetch_range(rpc, w->f->cfg.shared, job->first + off, n, job->blocks + off,
+                            job->rcs + off, job->errs + off);
+    const char *why = NULL;
+    for (size_t i = 0; rc != 0 && i < n && !why; i++)
+        if (job->rcs[off + i] != 0)
+            why = job->errs[off + i].msg;
+    bp_pool_done(pool, ep, rc, now_us() - t0, n, job->first + off + n - 1,
+                 bp_rpc_last_retry_after(rpc), why);
+    job->ep = ep;
+    return rc;
+}
+
+static void run_job(worker *w, bp_job *job)
+{
+    bp_fetcher *f = w->f;
+    size_t off = 0;
+    job->ep = -1;
+    while (off < job->count) {
+        int batch = 1;
+        int ep = -1;
+        while (ep < 0 && !*f->cfg.stop && !bp_pool_is_closed(f->cfg.pool))
+            ep = bp_pool_acquire(f->cfg.pool, job->first + job->count - 1, job->avoid_ep, 500,
+                                 &batch);
+        if (ep < 0) {
+            mark_rest(job, off, BP_ESTOPPED, "stopped before the fetch");
+            return;
+        }
+        size_t n = job->count - off < (size_t)batch ? job->count - off : (size_t)batch;
+        if (fetch_chunk(w, job, ep, off, n) != 0) {
+            /* the blocks after a failed request were not tried: the coordinator requeues */
+            mark_rest(job, off + n, BP_JOB_NOT_TRIED, "not tried");
+            return;
+        }
+        off += n;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    bp_job *job;
+    while ((job = bp_queue_pop(&w->f->jobs, -1)) != NULL) {
+        run_job(w, job);
+        if (bp_queue_push(&w->f->results, job) != 0)
+            bp_job_free(job);
+    }
+    for (size_t i = 0; i < w->f->cfg.pool->count; i++)
+        bp_rpc_free(w->rpcs[i]);
+    return NULL;
+}
+
+int bp_fetcher_start(bp_fetcher **out, const bp_fetcher_config *cfg, bp_error *err)
+{
+    bp_fetcher *f = calloc(1, sizeof(*f));
+    *out = f;
+    if (!f)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    f->cfg = *cfg;
+    f->workers = calloc((size_t)cfg->threads, sizeof(*f->workers));
+    if (!f->workers || bp_queue_init(&f->jobs, cfg->queue_cap) != 0 ||
+        bp_queue_init(&f->results, cfg->queue_cap) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (int i = 0; i < cfg->threads; i++) {
+        worker *w = &f->workers[i];
+        w->f = f;
+        w->rpcs = calloc(cfg->pool->count, sizeof(*w->rpcs));
+        if (!w->rpcs)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
+            return bp_error_set(err, BP_ENOMEM, "cannot start fetch worker %d", i);
+        w->started = true;
+    }
+    return 0;
+}
+
+int bp_fetcher_submit(bp_fetcher *f, bp_job *job)
+{
+    return bp_queue_push(&f->jobs, job);
+}
+
+bp_job *bp_fetcher_result(bp_fetcher *f, long wait_ms)
+{
+    return bp_queue_pop(&f->results, wait_ms);
+}
+
+bp_job *bp_fetcher_unqueue(bp_fetcher *f)
+{
+    return bp_queue_pop(&f->jobs, 0);
+}
+
+size_t bp_fetcher_queued(bp_fetcher *f)
+{
+    return bp_queue_len(&f->jobs);
+}
+
+void bp_fetcher_stop(bp_fetcher *f)
+{
+    if (!f)
+        return;
+    if (f->jobs.items)
+        bp_queue_close(&f->jobs);
+    if (f->cfg.pool)
+        bp_pool_close(f->cfg.pool);
+    for (int i = 0; f->workers && i < f->cfg.threads; i++) {
+        if (f->workers[i].started)
+            pthread_join(f->workers[i].tid, NULL);
+        free(f->workers[i].rpcs);
+    }
+    bp_job *job;
+    while (f->results.items && (job = bp_queue_pop(&f->results, 0)) != NULL)
+        bp_job_free(job);
+    while (f->jobs.items && (job = bp_queue_pop(&f->jobs, 0)) != NULL)
+        bp_job_free(job);
+    bp_queue_release(&f->jobs);
+    bp_queue_release(&f->results);
+    free(f->workers);
+    free(f);
+}

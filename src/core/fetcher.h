@@ -1,0 +1,59 @@
+/* fetcher.h - the fetch workers: threads that take jobs (a run of consecutive block
+ * numbers), fetch them through the endpoint pool, and return the jobs carrying one block or
+ * one error per number. Take / process / return: a job is owned by whoever holds it; the
+ * queues between the coordinator and the workers are bounded. */
+#ifndef BP_CORE_FETCHER_H
+#define BP_CORE_FETCHER_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockpipe/error.h"
+#include "blockpipe/model.h"
+#include "chain/fetch.h"
+#include "core/pool.h"
+#include "core/queue.h"
+
+#define BP_JOB_MAX 32
+
+/* rcs[i] of a block the worker did not get to (an earlier part of the job failed, or the
+ * fetcher stopped): fetch it again, it was not an attempt. */
+#define BP_JOB_NOT_TRIED 1
+
+typedef struct bp_job {
+    uint64_t first;
+    size_t count; /* 1 .. BP_JOB_MAX */
+    int avoid_ep; /* endpoint that failed these blocks last time, or -1 */
+    int ep;       /* result: endpoint of the last request, or -1 */
+    uint32_t epochs[BP_JOB_MAX];
+    bp_block *blocks[BP_JOB_MAX]; /* results, owned by the job holder */
+    int rcs[BP_JOB_MAX];
+    bp_error errs[BP_JOB_MAX];
+} bp_job;
+
+typedef struct bp_fetcher bp_fetcher;
+
+typedef struct bp_fetcher_config {
+    bp_pool *pool;           /* not owned */
+    bp_fetch_shared *shared; /* not owned */
+    int threads;
+    size_t queue_cap;
+    double rpc_timeout;                /* seconds */
+    const volatile sig_atomic_t *stop; /* aborts requests in flight */
+} bp_fetcher_config;
+
+int bp_fetcher_start(bp_fetcher **out, const bp_fetcher_config *cfg, bp_error *err);
+/* Queues a job (ownership passes to the fetcher); BP_ETOOBIG when the queue is full. */
+int bp_fetcher_submit(bp_fetcher *f, bp_job *job);
+/* A finished job (ownership passes to the caller), or NULL after wait_ms. */
+bp_job *bp_fetcher_result(bp_fetcher *f, long wait_ms);
+/* A queued job no worker has taken yet (for shutdown), or NULL. */
+bp_job *bp_fetcher_unqueue(bp_fetcher *f);
+size_t bp_fetcher_queued(bp_fetcher *f);
+/* Closes the queues, joins the workers, frees unclaimed jobs and their blocks. */
+void bp_fetcher_stop(bp_fetcher *f);
+void bp_job_free(bp_job *job);
+
+#endif

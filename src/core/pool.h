@@ -1,0 +1,94 @@
+/* pool.h - the RPC endpoints of one chain: which one serves the next request.
+ *
+ * Scheduling fills the preferred endpoints (lowest priority value) up to their concurrency
+ * first and spills to the next. Each endpoint has
+ *   - an adaptive concurrency limit (halved on failure, +1 after `limit` successes, within
+ *     1..max_workers) and an adaptive batch size (blocks per HTTP request: halved on failure,
+ *     timeouts and oversized answers, +1 on success, within 1..max_batch);
+ *   - an optional request rate (token bucket of `rps`);
+ *   - a health state: HEALTHY; EJECTED after 3 consecutive failures (exponential backoff
+ *     from 1 s to 60 s); PROBING when the backoff ends (one request at a time: success makes
+ *     it HEALTHY, failure ejects it again for twice as long). HTTP 429 / -32005 pause it for
+ *     Retry-After (1 s when absent) without counting as a failure.
+ *   - the head it last reported: it is never asked for a block above that head, so a
+ *     lagging endpoint is not trusted for the tip.
+ * Thread-safe: workers acquire and release, the coordinator sets heads and reads stats. */
+#ifndef BP_CORE_POOL_H
+#define BP_CORE_POOL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockpipe/error.h"
+#include "util/buf.h"
+#include "util/histogram.h"
+
+typedef struct bp_endpoint_spec {
+    const char *url;
+    int max_workers; /* 0: the pool's default */
+    int priority;    /* lower is preferred */
+    double rps;      /* 0: no limit */
+} bp_endpoint_spec;
+
+enum bp_ep_state { BP_EP_HEALTHY = 0, BP_EP_EJECTED, BP_EP_PROBING };
+
+typedef struct bp_endpoint {
+    char *url; /* credentials stripped: for logs and stats */
+    char *real_url;
+    int max_workers, priority;
+    double rps;
+
+    enum bp_ep_state state;
+    int in_flight, limit, batch, successes;
+    int consecutive_failures;
+    int64_t not_before_ms; /* ejected or rate-limited until (monotonic ms) */
+    long backoff_ms;
+    double tokens;
+    int64_t tokens_ms;
+    bool head_known;
+    uint64_t head;
+
+    uint64_t requests, errors, rate_limited, ejections, blocks;
+    bp_hist latency_us;
+    char last_error[200];
+} bp_endpoint;
+
+typedef struct bp_pool {
+    bp_endpoint *eps;
+    size_t count;
+    int max_batch;
+    bool closed;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+} bp_pool;
+
+/* default_workers is used for endpoints without max_workers. */
+int bp_pool_init(bp_pool *p, const bp_endpoint_spec *specs, size_t n, int default_workers,
+                 int max_batch, bp_error *err);
+void bp_pool_release(bp_pool *p);
+
+/* Picks an endpoint for blocks up to `need`, avoiding endpoint `avoid` (-1: none) while
+ * another is usable. Waits up to timeout_ms. Returns the endpoint index, or -1 on timeout
+ * or when the pool is closed. *batch gets the endpoint's blocks-per-request. */
+int bp_pool_acquire(bp_pool *p, uint64_t need, int avoid, long timeout_ms, int *batch);
+
+/* The outcome of one request of `blocks` blocks on endpoint ep. rc is 0 or BP_E*;
+ * retry_after_s from a 429 (0 if none); need is the highest block asked for (a "not found"
+ * there means the endpoint's head is below it). */
+void bp_pool_done(bp_pool *p, int ep, int rc, int64_t latency_us, size_t blocks, uint64_t need,
+                  long retry_after_s, const char *error_text);
+
+void bp_pool_set_head(bp_pool *p, int ep, uint64_t head);
+/* Wakes every waiter; acquire returns -1 from now on. */
+void bp_pool_close(bp_pool *p);
+bool bp_pool_is_closed(bp_pool *p);
+/* Total worker threads worth running: the sum of the endpoints' max_workers. */
+int bp_pool_capacity(const bp_pool *p);
+/* The largest batch any usable endpoint would take now (job sizing). */
+int bp_pool_batch_hint(bp_pool *p);
+/* One line per endpoint for the stats log. */
+void bp_pool_format_stats(bp_pool *p, bp_buf *out);
+
+#endif
