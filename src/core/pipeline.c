@@ -543,22 +543,34 @@ static int retry_start(pipeline *p, int (*fn)(pipeline *, bp_error *), const cha
     }
 }
 
-/* Every endpoint must serve the same chain: a pool mixing chains would fork the output. */
+/* Every endpoint must serve the same chain: a pool mixing chains would fork the output. One
+ * that is down at start is used unchecked (and said so) rather than blocking the start. */
 static int get_chain_id(pipeline *p, bp_error *err)
 {
+    bool have = false;
+    bp_error first = {0};
     for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
         uint64_t id;
-        int rc = bp_rpc_chain_id(p->rpcs[i], &id, err);
-        if (rc != 0)
-            return bp_error_prefix(err, "rpc[%zu]: ", i);
-        if (i > 0 && id != p->chain_id)
+        bp_error e;
+        if (bp_rpc_chain_id(p->rpcs[i], &id, &e) != 0) {
+            if (!first.code)
+                first = e;
+            if (p->cfg->endpoint_count > 1)
+                bp_warn("rpc[%zu] %s: eth_chainId failed (%s)", i, p->pool.eps[i].url, e.msg);
+            continue;
+        }
+        if (have && id != p->chain_id)
             return bp_error_set(err, BP_EINVAL,
-                                "rpc[%zu] %s serves chain id %" PRIu64 " but rpc[0] serves %" PRIu64
-                                ": every endpoint of a chain must serve the same chain",
+                                "rpc[%zu] %s serves chain id %" PRIu64 " but another endpoint "
+                                "serves %" PRIu64 ": every endpoint of a chain must serve the "
+                                "same chain",
                                 i, p->pool.eps[i].url, id, p->chain_id);
         p->chain_id = id;
+        have = true;
     }
-    return 0;
+    if (!have)
+        *err = first;
+    return have ? 0 : first.code;
 }
 
 static int get_head(pipeline *p, bp_error *err)

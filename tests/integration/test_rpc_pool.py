@@ -1,0 +1,83 @@
+"""An RPC pool: a preferred endpoint that fails every request and a healthy fallback.
+
+rpc[0] (priority 0, preferred) is a fault proxy in front of anvil that answers every request
+with HTTP 500, a reset connection or garbage; rpc[1] (priority 1) is anvil itself. Both are
+given as inline JSON objects to --rpc. The backfill must end exact (every block, tx and log
+as the node has them), the failing endpoint must be ejected (said on stderr and counted in
+the per-endpoint stats lines), and the healthy one must have carried the blocks.
+"""
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from anvil import Anvil, Workload  # noqa: E402
+
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools")
+
+
+def main():
+    bp = os.environ["BLOCKPIPE"]
+    print(__doc__.strip().splitlines()[0])
+    with Anvil() as node, tempfile.TemporaryDirectory(prefix="bp-pool-") as tmp:
+        wl = Workload(node, seed=21)
+        wl.setup()
+        for _ in range(40):
+            wl.mine_batch(3)
+        head = node.block_number()
+        stats = os.path.join(tmp, "faults.json")
+        proxy = subprocess.Popen([sys.executable, os.path.join(TOOLS, "faultproxy.py"),
+                                  "--upstream", node.url, "--faults", "http500,reset,garbage",
+                                  "--every", "1", "--stats-file", stats, "--lifetime", "300"],
+                                 stdout=subprocess.PIPE, text=True)
+        try:
+            port = int(proxy.stdout.readline().split()[1])
+            bad = json.dumps({"url": f"http://127.0.0.1:{port}", "max_workers": 4,
+                              "priority": 0})
+            good = json.dumps({"url": node.url, "max_workers": 2, "priority": 1})
+            db = os.path.join(tmp, "bp.db")
+            p = subprocess.run([bp, "backfill", "--rpc", bad, "--rpc", good, "--from", "0",
+                                "--to", str(head), "--output", f"sqlite:{db}",
+                                "--max-retries", "20", "--stats-interval", "0.5",
+                                "--rpc-timeout", "5"],
+                               capture_output=True, text=True, timeout=240)
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=10)
+        err = p.stderr
+        if p.returncode != 0:
+            raise AssertionError(f"backfill exited {p.returncode}\n{err[-3000:]}")
+        if not re.search(r"rpc http://127\.0\.0\.1:\d+ ejected", err):
+            raise AssertionError(f"the failing endpoint was never ejected:\n{err[-3000:]}")
+        last = {}
+        for m in re.finditer(r"stats rpc\[(\d)\] \S+ state=(\w+) .*? requests=(\d+) "
+                             r"errors=(\d+) .*? ejections=(\d+) blocks=(\d+)", err):
+            last[int(m.group(1))] = m.groups()[1:]
+        if set(last) != {0, 1}:
+            raise AssertionError(f"no per-endpoint stats lines for both endpoints:\n{err[-2000:]}")
+        _, _, errors0, ej0, blocks0 = last[0]
+        _, _, _, _, blocks1 = last[1]
+        if int(ej0) < 1 or int(errors0) < 1 or int(blocks0) != 0:
+            raise AssertionError(f"rpc[0] stats wrong: {last[0]}")
+        if int(blocks1) < head + 1:
+            raise AssertionError(f"rpc[1] carried {blocks1} blocks, want >= {head + 1}")
+        c = sqlite3.connect(db)
+        rows = dict(c.execute("SELECT number, hash FROM blocks").fetchall())
+        txs = c.execute("SELECT COUNT(*) FROM transactions").fetchone()[0]
+        c.close()
+        want = {n: node.block(n, False)["hash"] for n in range(head + 1)}
+        want_txs = sum(len(node.block(n, False)["transactions"]) for n in range(head + 1))
+        if rows != want or txs != want_txs:
+            raise AssertionError(f"output differs from the node: {len(rows)} blocks, {txs} txs")
+        faults = json.load(open(stats))
+        print(f"OK: {head + 1} blocks, {txs} txs exact; rpc[0] ejected {ej0}x with {errors0} "
+              f"errors ({faults}); rpc[1] carried {blocks1} blocks")
+
+
+if __name__ == "__main__":
+    main()
