@@ -1,0 +1,275 @@
+/* simnode.c - `blockpipe simnode`: options, endpoints, signals, the final counters. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands_sim.h"
+#include "sim/server.h"
+
+static const char USAGE[] =
+    "usage: blockpipe simnode [options]\n"
+    "\n"
+    "A synthetic JSON-RPC node over HTTP for benchmarks and chaos tests. Block n of fork f is\n"
+    "a pure function of (seed, n, f): same seed, same bytes. Hashes are pseudo-random\n"
+    "(splitmix64), not keccak; block and tx hashes encode their coordinates.\n"
+    "Methods: eth_chainId, eth_blockNumber, eth_getBlockByNumber, eth_getBlockByHash,\n"
+    "eth_getBlockReceipts, eth_getTransactionReceipt (single calls and batches).\n"
+    "GET /stats on any endpoint: head, reorgs and every endpoint's fault counters (JSON);\n"
+    "printed on SIGINT/SIGTERM too, then exit 0.\n"
+    "\n"
+    "chain:\n"
+    "  --seed N               chain seed (default 1)\n"
+    "  --length N             blocks 0..N-1 at most (default 10000000)\n"
+    "  --txs-per-block N|A-B  transactions per block, or uniform in A..B (default 200)\n"
+    "  --block-time S         seconds per block; 0 = the whole chain exists at once (default 1)\n"
+    "  --start-head N         head at start when --block-time > 0 (default 0)\n"
+    "  --chain-id N           eth_chainId (default 1337)\n"
+    "  --reorg-every S        every S seconds the last --reorg-depth blocks get a new fork\n"
+    "  --reorg-depth D        (default 3 when --reorg-every is given)\n"
+    "\n"
+    "endpoints:\n"
+    "  --listen HOST:PORT     first endpoint; endpoint i uses PORT+i-1; port 0 = free ports\n"
+    "                         (default 127.0.0.1:8545). Prints `listening on http://HOST:PORT`\n"
+    "                         per endpoint, in order, on stdout\n"
+    "  --endpoints K          K endpoints ep1..epK over the same chain (default 1)\n"
+    "  --faults SPEC          fault profiles: 'ep1:latency=50ms,error_rate=0.1;ep2:lag=5'\n"
+    "                         (NAME is epN, * or all; without NAME: every endpoint)\n"
+    "  --faults-file PATH     the same as YAML or JSON: {ep1: {latency: 50ms, error_rate: 0.1}}\n"
+    "\n"
+    "fault keys (rates are probabilities per request; error_rate per call in a batch):\n"
+    "  latency=50ms           added to every answer (units ms or s)\n"
+    "  error_rate=p           JSON-RPC error -32000 instead of the result\n"
+    "  rate_limit=RPS         above RPS requests/s: HTTP 429 with Retry-After: 1\n"
+    "  http500_rate=p         HTTP 500\n"
+    "  truncate_rate=p        the answer cut in half\n"
+    "  garbage_rate=p         HTTP 200 with a body that is not JSON\n"
+    "  reset_rate=p           the connection closed without an answer\n"
+    "  stall_rate=p, stall=S  the answer held back S (default 10s)\n"
+    "  lag=N                  this endpoint's head is N blocks behind\n"
+    "\n"
+    "example:\n"
+    "  blockpipe simnode --listen 127.0.0.1:0 --block-time 0 --length 10000 --endpoints 2 \\\n"
+    "      --faults 'ep2:error_rate=0.05,rate_limit=50,reset_rate=0.01'\n";
+
+typedef struct sim_opts {
+    bp_sim_server_config cfg;
+    bp_sim_faults faults[BP_SIM_MAX_ENDPOINTS];
+    const char *faults_spec;
+    const char *faults_file;
+    char host[64];
+    bool depth_set;
+    bool help;
+} sim_opts;
+
+static int bad(const char *flag, const char *v, const char *want, bp_error *err)
+{
+    return bp_error_set(err, BP_EINVAL, "%s: '%s' is not valid: expected %s", flag, v, want);
+}
+
+static bool to_u64(const char *v, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (end == v || *end || errno || v[0] == '-')
+        return false;
+    *out = x;
+    return true;
+}
+
+static bool to_seconds(const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || errno || !isfinite(d) || d < 0 || (*end && strcmp(end, "s") != 0))
+        return false;
+    *out = d;
+    return true;
+}
+
+static int set_txs(sim_opts *o, const char *v, bp_error *err)
+{
+    uint64_t a, b;
+    char tmp[64];
+    snprintf(tmp, sizeof(tmp), "%s", v);
+    char *dash = strchr(tmp, '-');
+    if (dash)
+        *dash = '\0';
+    if (!to_u64(tmp, &a) || (dash ? !to_u64(dash + 1, &b) : !((b = a), true)) || a > b ||
+        b > BP_SIM_MAX_TXS)
+        return bad("--txs-per-block", v, "N or MIN-MAX, at most 100000", err);
+    o->cfg.chain.txs_min = (uint32_t)a;
+    o->cfg.chain.txs_max = (uint32_t)b;
+    return 0;
+}
+
+static int set_listen(sim_opts *o, const char *v, bp_error *err)
+{
+    const char *colon = strrchr(v, ':');
+    uint64_t port;
+    if (!colon || colon == v || (size_t)(colon - v) >= sizeof(o->host) ||
+        !to_u64(colon + 1, &port) || port > 65535)
+        return bad("--listen", v, "HOST:PORT, e.g. 127.0.0.1:0", err);
+    memcpy(o->host, v, (size_t)(colon - v));
+    o->host[colon - v] = '\0';
+    o->cfg.port = (uint16_t)port;
+    return 0;
+}
+
+static int set_number(const char *flag, const char *v, uint64_t min, uint64_t max, uint64_t *out,
+                      bp_error *err)
+{
+    if (!to_u64(v, out) || *out < min || *out > max) {
+        char want[96];
+        snprintf(want, sizeof(want), "an integer from %llu to %llu", (unsigned long long)min,
+                 (unsigned long long)max);
+        return bad(flag, v, want, err);
+    }
+    return 0;
+}
+
+static int set_option(sim_opts *o, const char *flag, const char *v, bp_error *err)
+{
+    bp_sim_params *p = &o->cfg.chain;
+    uint64_t x = 0;
+    int rc = 0;
+    if (strcmp(flag, "--seed") == 0)
+        rc = set_number(flag, v, 0, UINT64_MAX, &p->seed, err);
+    else if (strcmp(flag, "--length") == 0)
+        rc = set_number(flag, v, 1, 1ull << 40, &p->length, err);
+    else if (strcmp(flag, "--txs-per-block") == 0)
+        rc = set_txs(o, v, err);
+    else if (strcmp(flag, "--block-time") == 0)
+        rc = to_seconds(v, &p->block_time) ? 0 : bad(flag, v, "seconds >= 0", err);
+    else if (strcmp(flag, "--start-head") == 0)
+        rc = set_number(flag, v, 0, 1ull << 40, &p->start_head, err);
+    else if (strcmp(flag, "--chain-id") == 0)
+        rc = set_number(flag, v, 1, 1ull << 52, &p->chain_id, err);
+    else if (strcmp(flag, "--reorg-every") == 0)
+        rc = to_seconds(v, &p->reorg_every) ? 0 : bad(flag, v, "seconds >= 0", err);
+    else if (strcmp(flag, "--reorg-depth") == 0) {
+        rc = set_number(flag, v, 1, 100000, &x, err);
+        p->reorg_depth = (uint32_t)x;
+        o->depth_set = true;
+    } else if (strcmp(flag, "--listen") == 0)
+        rc = set_listen(o, v, err);
+    else if (strcmp(flag, "--endpoints") == 0) {
+        rc = set_number(flag, v, 1, BP_SIM_MAX_ENDPOINTS, &x, err);
+        o->cfg.endpoints = (size_t)x;
+    } else if (strcmp(flag, "--faults") == 0)
+        o->faults_spec = v;
+    else if (strcmp(flag, "--faults-file") == 0)
+        o->faults_file = v;
+    else
+        rc = bp_error_set(err, BP_EINVAL, "unknown option '%s' (see blockpipe simnode --help)",
+                          flag);
+    return rc;
+}
+
+static void defaults(sim_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->cfg.chain = (bp_sim_params){.seed = 1,
+                                   .length = 10000000,
+                                   .txs_min = 200,
+                                   .txs_max = 200,
+                                   .block_time = 1,
+                                   .chain_id = 1337};
+    snprintf(o->host, sizeof(o->host), "127.0.0.1");
+    o->cfg.host = o->host;
+    o->cfg.port = 8545;
+    o->cfg.endpoints = 1;
+    o->cfg.faults = o->faults;
+}
+
+static int parse_args(sim_opts *o, int argc, char **argv, bp_error *err)
+{
+    defaults(o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            o->help = true;
+            return 0;
+        }
+        char flag[64];
+        const char *eq = strchr(a, '=');
+        const char *v;
+        if (strncmp(a, "--", 2) != 0 || (eq && (size_t)(eq - a) >= sizeof(flag)))
+            return bp_error_set(err, BP_EINVAL, "unexpected argument '%s'", a);
+        if (eq) {
+            snprintf(flag, sizeof(flag), "%.*s", (int)(eq - a), a);
+            v = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                return bp_error_set(err, BP_EINVAL, "%s: needs a value", a);
+            snprintf(flag, sizeof(flag), "%s", a);
+            v = argv[++i];
+        }
+        int rc = set_option(o, flag, v, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (o->cfg.chain.reorg_every > 0 && !o->depth_set)
+        o->cfg.chain.reorg_depth = 3;
+    bp_sim_faults_clear(o->faults, o->cfg.endpoints);
+    int rc =
+        o->faults_file ? bp_sim_faults_load(o->faults_file, o->faults, o->cfg.endpoints, err) : 0;
+    if (rc == 0 && o->faults_spec)
+        rc = bp_sim_faults_parse(o->faults_spec, o->faults, o->cfg.endpoints, err);
+    return rc;
+}
+
+/* Blocks SIGINT/SIGTERM in every thread (the server's inherit the mask) and waits for one. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static int serve(sim_opts *o)
+{
+    bp_error err = {0};
+    bp_sim_server srv;
+    sigset_t set;
+    block_signals(&set);
+    if (bp_sim_server_start(&srv, &o->cfg, &err) != 0) {
+        fprintf(stderr, "blockpipe simnode: %s\n", err.msg);
+        return err.code == BP_EINVAL ? 2 : 1;
+    }
+    for (size_t i = 0; i < srv.n; i++)
+        printf("listening on http://%s:%u\n", o->host, (unsigned)bp_sim_server_port(&srv, i));
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&set, &sig);
+    bp_buf stats;
+    bp_buf_init(&stats, 0);
+    int rc = bp_sim_server_stats(&srv, &stats);
+    bp_sim_server_stop(&srv);
+    if (rc == 0)
+        printf("%s\n", stats.data);
+    fflush(stdout);
+    bp_buf_release(&stats);
+    return 0;
+}
+
+int bp_cmd_simnode(int argc, char **argv)
+{
+    sim_opts o;
+    bp_error err = {0};
+    if (parse_args(&o, argc, argv, &err) != 0) {
+        fprintf(stderr, "blockpipe simnode: %s\n", err.msg);
+        return 2;
+    }
+    if (o.help) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    return serve(&o);
+}

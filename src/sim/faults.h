@@ -1,0 +1,54 @@
+/* faults.h - simnode's fault profiles, one per endpoint, and their syntax.
+ *
+ * Text syntax (--faults): endpoint profiles separated by ';', each `NAME:key=value,...`
+ * with NAME ep1..epK, or `*` / `all` for every endpoint. Keys:
+ *   latency=50ms       added to every answer (ms, s or a bare number of ms)
+ *   error_rate=0.1     fraction of calls answered with JSON-RPC -32000
+ *   rate_limit=20      requests per second above which HTTP 429 + Retry-After: 1
+ *   http500_rate=p     HTTP 500
+ *   truncate_rate=p    the answer cut in half
+ *   garbage_rate=p     HTTP 200 with a body that is not JSON
+ *   reset_rate=p       the connection closed without an answer
+ *   stall_rate=p       the answer held back for `stall` (default 10s)
+ *   stall=10s
+ *   lag=N              this endpoint's head is N blocks behind the chain's
+ * File syntax (--faults-file): YAML or JSON, a mapping of NAME to a mapping of the same keys,
+ * e.g. {"ep1": {"latency": "50ms", "error_rate": 0.1}}. */
+#ifndef BP_SIM_FAULTS_H
+#define BP_SIM_FAULTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "blockpipe/error.h"
+
+enum bp_sim_fault {
+    BP_SIM_F_LATENCY,
+    BP_SIM_F_ERROR,
+    BP_SIM_F_RATE_LIMIT,
+    BP_SIM_F_HTTP500,
+    BP_SIM_F_TRUNCATE,
+    BP_SIM_F_GARBAGE,
+    BP_SIM_F_RESET,
+    BP_SIM_F_STALL,
+    BP_SIM_F_COUNT
+};
+
+typedef struct bp_sim_faults {
+    double latency_s;
+    double rate[BP_SIM_F_COUNT]; /* probability per request (per call for ERROR) */
+    double rate_limit;           /* requests/s, 0 = none */
+    double stall_s;
+    uint64_t lag;
+} bp_sim_faults;
+
+/* The name of a fault kind as /stats shows it ("latency", "error", ...). */
+const char *bp_sim_fault_name(enum bp_sim_fault f);
+/* Resets n profiles to "no faults". */
+void bp_sim_faults_clear(bp_sim_faults *eps, size_t n);
+/* Applies a --faults spec to eps[0..n). BP_EINVAL naming the endpoint, key or value. */
+int bp_sim_faults_parse(const char *spec, bp_sim_faults *eps, size_t n, bp_error *err);
+/* Applies a YAML/JSON file. */
+int bp_sim_faults_load(const char *path, bp_sim_faults *eps, size_t n, bp_error *err);
+
+#endif

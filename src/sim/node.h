@@ -1,0 +1,44 @@
+/* node.h - simnode's JSON-RPC answers: parses a request body (single call or batch, with
+ * yajl_tree) and renders the answer from the synthetic chain. No HTTP here.
+ *
+ * Methods: eth_chainId, eth_blockNumber, eth_getBlockByNumber, eth_getBlockByHash,
+ * eth_getBlockReceipts, eth_getTransactionReceipt, net_version, web3_clientVersion.
+ * Ids are echoed exactly as sent (a number's own text, a string re-escaped).
+ * Errors: -32700 malformed JSON, -32600 not a call object, -32601 unknown method,
+ * -32602 bad params, -32000 an injected internal error. */
+#ifndef BP_SIM_NODE_H
+#define BP_SIM_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sim/chain.h"
+#include "util/buf.h"
+
+/* Scratch a thread reuses between requests: the last generated block. */
+typedef struct bp_sim_scratch {
+    bp_sim_block block;
+    bool valid;
+    uint64_t number;
+    uint32_t fork;
+} bp_sim_scratch;
+
+void bp_sim_scratch_init(bp_sim_scratch *s);
+void bp_sim_scratch_release(bp_sim_scratch *s);
+
+typedef struct bp_sim_request {
+    const bp_sim_chain *chain;
+    uint64_t head; /* this endpoint's head (its lag applied) */
+    /* Called once per call; true answers the call with -32000 (fault injection). May be NULL. */
+    bool (*fail_call)(void *ud);
+    void *ud;
+    bp_sim_scratch *scratch;
+    size_t calls; /* out: calls answered */
+} bp_sim_request;
+
+/* Answers body[0..len) (NUL-terminated) into out (reset first). Protocol errors are answers,
+ * not failures: returns 0, or BP_ENOMEM / BP_ETOOBIG when the answer cannot be built. */
+int bp_sim_answer(bp_sim_request *r, const char *body, size_t len, bp_buf *out);
+
+#endif

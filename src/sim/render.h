@@ -1,0 +1,25 @@
+/* render.h - simnode's JSON renderer: generated blocks, transactions, receipts and logs as a
+ * modern geth answers them (same keys, same order), written by hand into a reused buffer.
+ * Every function appends to out and keeps it NUL-terminated; returns 0, BP_ENOMEM or
+ * BP_ETOOBIG (the buffer's cap). */
+#ifndef BP_SIM_RENDER_H
+#define BP_SIM_RENDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "sim/chain.h"
+#include "util/buf.h"
+
+/* The eth_getBlockByNumber / ByHash result object; full_txs: objects, else hashes. */
+int bp_sim_render_block(const bp_sim_chain *c, const bp_sim_block *b, bool full_txs, bp_buf *out);
+/* The eth_getBlockReceipts result: an array with one receipt per tx. */
+int bp_sim_render_receipts(const bp_sim_block *b, bp_buf *out);
+/* One eth_getTransactionReceipt result (idx < b->tx_count). */
+int bp_sim_render_receipt(const bp_sim_block *b, size_t idx, bp_buf *out);
+/* "0x" + 64 hex digits, quoted (68 bytes, no NUL). Returns the end. */
+char *bp_sim_put_h256(char *p, const bp_sim_h256 *h);
+/* Parses "0x" + 64 hex digits; false otherwise. */
+bool bp_sim_parse_h256(const char *s, bp_sim_h256 *h);
+
+#endif

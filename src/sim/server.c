@@ -1,0 +1,376 @@
+/* server.c - simnode's HTTP endpoints on libmicrohttpd, with fault injection and /stats. */
+#include "sim/server.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sim/node.h"
+
+#define BODY_MAX (16u << 20)
+#define ANSWER_MAX (1024u << 20)
+
+static const char GARBAGE[] = "<html><body>502 Bad Gateway (simnode garbage)</body></html>\n";
+static const char RATE_LIMITED[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32005,"
+                                   "\"message\":\"rate limit exceeded (simnode)\"}}";
+
+struct bp_sim_endpoint {
+    bp_sim_server *srv;
+    size_t index;
+    bp_sim_faults f;
+    struct MHD_Daemon *d;
+    uint16_t port;
+    atomic_uint_fast64_t seq, call_seq, requests, calls, bytes;
+    atomic_uint_fast64_t counts[BP_SIM_F_COUNT];
+    pthread_mutex_t rl_lock;
+    int64_t rl_window;
+    uint64_t rl_count;
+};
+
+/* Per TCP connection: the request body, the answer (sent from here), generation scratch. */
+typedef struct conn {
+    bp_buf body;
+    bp_buf out;
+    bp_sim_scratch scratch;
+    bool too_big;
+} conn;
+
+double bp_sim_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void count(bp_sim_endpoint *ep, enum bp_sim_fault f)
+{
+    atomic_fetch_add(&ep->counts[f], 1);
+}
+
+static bool roll(const bp_sim_endpoint *ep, uint64_t seq, enum bp_sim_fault f)
+{
+    double p = ep->f.rate[f];
+    if (p <= 0)
+        return false;
+    if (p >= 1)
+        return true;
+    uint64_t x = bp_sim_mix4(ep->srv->chain.p.seed ^ 0xfa017, ep->index, seq, (uint64_t)f);
+    return (double)(x >> 11) * 0x1p-53 < p;
+}
+
+static bool fail_call(void *ud)
+{
+    bp_sim_endpoint *ep = ud;
+    if (!roll(ep, atomic_fetch_add(&ep->call_seq, 1), BP_SIM_F_ERROR))
+        return false;
+    count(ep, BP_SIM_F_ERROR);
+    return true;
+}
+
+/* Sleeps up to s seconds, waking early when the server stops. */
+static void nap(bp_sim_endpoint *ep, double s)
+{
+    double end = bp_sim_now() + s;
+    while (!atomic_load(&ep->srv->stopping)) {
+        double left = end - bp_sim_now();
+        if (left <= 0)
+            break;
+        if (left > 0.05)
+            left = 0.05;
+        struct timespec ts = {0, (long)(left * 1e9)};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static bool rate_limited(bp_sim_endpoint *ep)
+{
+    if (ep->f.rate_limit <= 0)
+        return false;
+    int64_t window = (int64_t)bp_sim_now();
+    pthread_mutex_lock(&ep->rl_lock);
+    if (window != ep->rl_window) {
+        ep->rl_window = window;
+        ep->rl_count = 0;
+    }
+    bool limited = (double)++ep->rl_count > ep->f.rate_limit;
+    pthread_mutex_unlock(&ep->rl_lock);
+    return limited;
+}
+
+static enum MHD_Result respond(struct MHD_Connection *mc, unsigned status, const char *type,
+                               const char *data, size_t len, bool retry_after)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (retry_after)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    enum MHD_Result ret = MHD_queue_response(mc, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+#define TEXT(mc, status, lit) respond((mc), (status), "text/plain", (lit), sizeof(lit) - 1, false)
+
+/* Faults decided before any answer is built; MHD_NO closes the connection (a reset). */
+static bool early_fault(bp_sim_endpoint *ep, struct MHD_Connection *mc, uint64_t seq,
+                        enum MHD_Result *ret)
+{
+    if (rate_limited(ep)) {
+        count(ep, BP_SIM_F_RATE_LIMIT);
+        *ret = respond(mc, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", RATE_LIMITED,
+                       sizeof(RATE_LIMITED) - 1, true);
+        return true;
+    }
+    if (roll(ep, seq, BP_SIM_F_RESET)) {
+        count(ep, BP_SIM_F_RESET);
+        *ret = MHD_NO;
+        return true;
+    }
+    if (roll(ep, seq, BP_SIM_F_STALL)) {
+        count(ep, BP_SIM_F_STALL);
+        nap(ep, ep->f.stall_s);
+    }
+    if (ep->f.latency_s > 0) {
+        count(ep, BP_SIM_F_LATENCY);
+        nap(ep, ep->f.latency_s);
+    }
+    if (roll(ep, seq, BP_SIM_F_HTTP500)) {
+        count(ep, BP_SIM_F_HTTP500);
+        *ret = TEXT(mc, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal server error (simnode)\n");
+        return true;
+    }
+    if (roll(ep, seq, BP_SIM_F_GARBAGE)) {
+        count(ep, BP_SIM_F_GARBAGE);
+        *ret = respond(mc, MHD_HTTP_OK, "application/json", GARBAGE, sizeof(GARBAGE) - 1, false);
+        return true;
+    }
+    return false;
+}
+
+static enum MHD_Result serve_rpc(bp_sim_endpoint *ep, struct MHD_Connection *mc, conn *c)
+{
+    uint64_t seq = atomic_fetch_add(&ep->seq, 1);
+    atomic_fetch_add(&ep->requests, 1);
+    enum MHD_Result ret;
+    if (early_fault(ep, mc, seq, &ret))
+        return ret;
+    bp_sim_chain *chain = &ep->srv->chain;
+    double now = bp_sim_now();
+    bp_sim_chain_tick(chain, now);
+    uint64_t head = bp_sim_chain_head(chain, now);
+    bp_sim_request r = {.chain = chain,
+                        .head = head > ep->f.lag ? head - ep->f.lag : 0,
+                        .fail_call = fail_call,
+                        .ud = ep,
+                        .scratch = &c->scratch};
+    if (bp_sim_answer(&r, c->body.data ? c->body.data : "", c->body.len, &c->out) != 0)
+        return TEXT(mc, MHD_HTTP_INTERNAL_SERVER_ERROR, "answer too large or out of memory\n");
+    atomic_fetch_add(&ep->calls, r.calls);
+    size_t len = c->out.len;
+    if (roll(ep, seq, BP_SIM_F_TRUNCATE)) {
+        count(ep, BP_SIM_F_TRUNCATE);
+        len /= 2;
+    }
+    atomic_fetch_add(&ep->bytes, len);
+    return respond(mc, MHD_HTTP_OK, "application/json", c->out.data, len, false);
+}
+
+static enum MHD_Result serve_get(bp_sim_endpoint *ep, struct MHD_Connection *mc, const char *url,
+                                 conn *c)
+{
+    if (strcmp(url, "/stats") == 0) {
+        if (bp_sim_server_stats(ep->srv, &c->out) != 0)
+            return TEXT(mc, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+        return respond(mc, MHD_HTTP_OK, "application/json", c->out.data, c->out.len, false);
+    }
+    if (strcmp(url, "/") == 0)
+        return TEXT(mc, MHD_HTTP_OK, "blockpipe simnode: POST JSON-RPC here; GET /stats\n");
+    return TEXT(mc, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+static conn *conn_of(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls)
+{
+    (void)version;
+    bp_sim_endpoint *ep = cls;
+    conn *c = conn_of(mc);
+    if (!c)
+        return MHD_NO;
+    if (!*req_cls) { /* headers only: get ready for the body */
+        *req_cls = c;
+        bp_buf_reset(&c->body);
+        c->too_big = false;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!c->too_big && bp_buf_append(&c->body, upload, *upload_size) != 0)
+            c->too_big = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") == 0)
+        return serve_get(ep, mc, url, c);
+    if (strcmp(method, "POST") != 0)
+        return TEXT(mc, MHD_HTTP_METHOD_NOT_ALLOWED, "POST JSON-RPC, or GET /stats\n");
+    if (c->too_big)
+        return TEXT(mc, 413, "request body larger than 16 MiB\n");
+    return serve_rpc(ep, mc, c);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)cls;
+    (void)mc;
+    conn *c = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        c = calloc(1, sizeof(*c));
+        if (c) {
+            bp_buf_init(&c->body, BODY_MAX);
+            bp_buf_init(&c->out, ANSWER_MAX);
+            bp_sim_scratch_init(&c->scratch);
+        }
+        *socket_context = c;
+        return;
+    }
+    if (c) {
+        bp_buf_release(&c->body);
+        bp_buf_release(&c->out);
+        bp_sim_scratch_release(&c->scratch);
+        free(c);
+    }
+    *socket_context = NULL;
+}
+
+static int resolve_host(const char *host, struct in_addr *a, bp_error *err)
+{
+    if (strcmp(host, "localhost") == 0)
+        host = "127.0.0.1";
+    if (inet_pton(AF_INET, host, a) != 1)
+        return bp_error_set(err, BP_EINVAL, "--listen: '%s' is not an IPv4 address", host);
+    return 0;
+}
+
+static int start_endpoint(bp_sim_endpoint *ep, const bp_sim_server_config *cfg, bp_error *err)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    int rc = resolve_host(cfg->host, &sa.sin_addr, err);
+    if (rc != 0)
+        return rc;
+    uint16_t port = cfg->port ? (uint16_t)(cfg->port + ep->index) : 0;
+    sa.sin_port = htons(port);
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    ep->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, ep, MHD_OPTION_SOCK_ADDR, &sa,
+                             MHD_OPTION_NOTIFY_CONNECTION, on_connection, ep,
+                             MHD_OPTION_CONNECTION_TIMEOUT, 600u,
+                             MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+    if (!ep->d)
+        return bp_error_set(err, BP_EIO, "simnode: cannot listen on %s:%u (in use?)", cfg->host,
+                            (unsigned)port);
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(ep->d, MHD_DAEMON_INFO_BIND_PORT);
+    ep->port = di ? di->port : port;
+    return 0;
+}
+
+int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    atomic_init(&s->stopping, false);
+    s->started = bp_sim_now();
+    if (cfg->endpoints < 1 || cfg->endpoints > BP_SIM_MAX_ENDPOINTS)
+        return bp_error_set(err, BP_EINVAL, "--endpoints %zu: expected 1 to %d", cfg->endpoints,
+                            BP_SIM_MAX_ENDPOINTS);
+    int rc = bp_sim_chain_init(&s->chain, &cfg->chain, s->started, err);
+    if (rc != 0)
+        return rc;
+    s->eps = calloc(cfg->endpoints, sizeof(*s->eps));
+    if (!s->eps) {
+        bp_sim_chain_release(&s->chain);
+        return bp_error_set(err, BP_ENOMEM, "simnode: out of memory");
+    }
+    for (size_t i = 0; i < cfg->endpoints; i++) {
+        bp_sim_endpoint *ep = &s->eps[i];
+        ep->srv = s;
+        ep->index = i;
+        ep->f = cfg->faults[i];
+        pthread_mutex_init(&ep->rl_lock, NULL);
+        s->n = i + 1;
+        rc = start_endpoint(ep, cfg, err);
+        if (rc != 0) {
+            bp_sim_server_stop(s);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+uint16_t bp_sim_server_port(const bp_sim_server *s, size_t i)
+{
+    return i < s->n ? s->eps[i].port : 0;
+}
+
+static int endpoint_stats(bp_sim_endpoint *ep, uint64_t head, bp_buf *out)
+{
+    uint64_t h = head > ep->f.lag ? head - ep->f.lag : 0;
+    int rc = bp_buf_printf(
+        out,
+        "{\"name\":\"ep%zu\",\"port\":%u,\"head\":%llu,\"requests\":%llu,\"calls\":%llu,"
+        "\"bytes\":%llu,\"faults\":{",
+        ep->index + 1, (unsigned)ep->port, (unsigned long long)h,
+        (unsigned long long)atomic_load(&ep->requests), (unsigned long long)atomic_load(&ep->calls),
+        (unsigned long long)atomic_load(&ep->bytes));
+    for (int f = 0; rc == 0 && f < BP_SIM_F_COUNT; f++)
+        rc = bp_buf_printf(out, "%s\"%s\":%llu", f ? "," : "", bp_sim_fault_name(f),
+                           (unsigned long long)atomic_load(&ep->counts[f]));
+    return rc != 0 ? rc : bp_buf_puts(out, "}}");
+}
+
+int bp_sim_server_stats(bp_sim_server *s, bp_buf *out)
+{
+    double now = bp_sim_now();
+    bp_sim_chain_tick(&s->chain, now);
+    uint64_t head = bp_sim_chain_head(&s->chain, now);
+    bp_buf_reset(out);
+    int rc = bp_buf_printf(out,
+                           "{\"head\":%llu,\"reorgs\":%u,\"fork\":%u,\"uptime_s\":%.3f,"
+                           "\"endpoints\":[",
+                           (unsigned long long)head, atomic_load(&s->chain.nforks),
+                           bp_sim_chain_fork_at(&s->chain, head), now - s->started);
+    for (size_t i = 0; rc == 0 && i < s->n; i++) {
+        if (i > 0)
+            rc = bp_buf_putc(out, ',');
+        if (rc == 0)
+            rc = endpoint_stats(&s->eps[i], head, out);
+    }
+    return rc != 0 ? rc : bp_buf_puts(out, "]}");
+}
+
+void bp_sim_server_stop(bp_sim_server *s)
+{
+    atomic_store(&s->stopping, true);
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->eps[i].d)
+            MHD_stop_daemon(s->eps[i].d);
+        pthread_mutex_destroy(&s->eps[i].rl_lock);
+    }
+    free(s->eps);
+    s->eps = NULL;
+    s->n = 0;
+    bp_sim_chain_release(&s->chain);
+}

@@ -1,0 +1,448 @@
+/* test_sim.c - simnode: deterministic chain, parent links, reorgs, our decoder on every
+ * rendered block and receipt list, JSON-RPC envelopes, fault profile syntax. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "blockpipe/error.h"
+#include "blockpipe/model.h"
+#include "chain/decode.h"
+#include "sim/chain.h"
+#include "sim/faults.h"
+#include "sim/node.h"
+#include "sim/render.h"
+#include "util/buf.h"
+
+#define T0 1000.0
+
+static bp_sim_params params(uint64_t seed, uint32_t txs)
+{
+    return (bp_sim_params){.seed = seed,
+                           .length = 1000,
+                           .txs_min = txs,
+                           .txs_max = txs,
+                           .block_time = 0,
+                           .chain_id = 1337};
+}
+
+static void chain_init(bp_sim_chain *c, const bp_sim_params *p)
+{
+    bp_error err = {0};
+    assert_int_equal(bp_sim_chain_init(c, p, T0, &err), 0);
+}
+
+/* Answers body on chain c at its head into out (a fresh scratch each time). */
+static void ask(const bp_sim_chain *c, const char *body, bp_buf *out)
+{
+    bp_sim_scratch s;
+    bp_sim_scratch_init(&s);
+    bp_sim_request r = {.chain = c, .head = bp_sim_chain_head(c, T0), .scratch = &s};
+    bp_buf_reset(out);
+    assert_int_equal(bp_sim_answer(&r, body, strlen(body), out), 0);
+    bp_sim_scratch_release(&s);
+}
+
+static void render_block(const bp_sim_chain *c, uint64_t n, bp_buf *out)
+{
+    bp_sim_block b;
+    bp_error err = {0};
+    bp_sim_block_init(&b);
+    assert_int_equal(bp_sim_block_gen(c, n, bp_sim_chain_fork_at(c, n), &b, &err), 0);
+    bp_buf_reset(out);
+    assert_int_equal(bp_sim_render_block(c, &b, true, out), 0);
+    assert_int_equal(bp_sim_render_receipts(&b, out), 0);
+    bp_sim_block_release(&b);
+}
+
+static void hash_of(const bp_sim_chain *c, uint64_t n, char out[BP_HASH_STRLEN])
+{
+    bp_sim_h256 h;
+    bp_sim_block_hash(c, n, bp_sim_chain_fork_at(c, n), &h);
+    char quoted[80];
+    bp_sim_put_h256(quoted, &h);
+    memcpy(out, quoted + 1, 66);
+    out[66] = '\0';
+}
+
+static void test_deterministic(void **state)
+{
+    (void)state;
+    bp_sim_chain a, b, other;
+    bp_sim_params p = params(7, 60), q = params(8, 60);
+    chain_init(&a, &p);
+    chain_init(&b, &p);
+    chain_init(&other, &q);
+    bp_buf x, y, z;
+    bp_buf_init(&x, 0);
+    bp_buf_init(&y, 0);
+    bp_buf_init(&z, 0);
+    for (uint64_t n = 0; n < 20; n++) {
+        render_block(&a, n, &x);
+        render_block(&b, n, &y);
+        render_block(&other, n, &z);
+        assert_int_equal(x.len, y.len);
+        assert_memory_equal(x.data, y.data, x.len);
+        assert_true(x.len != z.len || memcmp(x.data, z.data, x.len) != 0);
+    }
+    bp_buf_release(&x);
+    bp_buf_release(&y);
+    bp_buf_release(&z);
+    bp_sim_chain_release(&a);
+    bp_sim_chain_release(&b);
+    bp_sim_chain_release(&other);
+}
+
+static void test_parent_links_and_hash_coordinates(void **state)
+{
+    (void)state;
+    bp_sim_chain c;
+    bp_sim_params p = params(3, 5);
+    chain_init(&c, &p);
+    bp_sim_block b;
+    bp_error err = {0};
+    bp_sim_block_init(&b);
+    bp_sim_h256 prev = {{0}};
+    for (uint64_t n = 0; n < 200; n++) {
+        assert_int_equal(bp_sim_block_gen(&c, n, 0, &b, &err), 0);
+        assert_memory_equal(&b.parent_hash, &prev, sizeof(prev));
+        uint64_t dn;
+        uint32_t df, di;
+        assert_true(bp_sim_block_hash_decode(&c, &b.hash, &dn, &df));
+        assert_int_equal(dn, n);
+        assert_int_equal(df, 0);
+        assert_false(bp_sim_tx_hash_decode(&c, &b.hash, &dn, &df, &di));
+        for (size_t i = 0; i < b.tx_count; i++) {
+            assert_true(bp_sim_tx_hash_decode(&c, &b.txs[i].hash, &dn, &df, &di));
+            assert_int_equal(dn, n);
+            assert_int_equal(di, i);
+        }
+        prev = b.hash;
+    }
+    prev.w[1] ^= 1; /* one bit off: not one of ours */
+    uint64_t dn;
+    uint32_t df;
+    assert_false(bp_sim_block_hash_decode(&c, &prev, &dn, &df));
+    bp_sim_block_release(&b);
+    bp_sim_chain_release(&c);
+}
+
+/* What the decoded blocks showed, summed over a range. */
+typedef struct seen {
+    size_t txs, logs, big_values, blob_txs, auth_txs, creations, failed, withdrawals;
+    size_t types[5];
+    size_t topics[5];
+} seen;
+
+static void check_tx(const bp_tx *t, const bp_sim_tx *g, seen *s)
+{
+    assert_int_equal(t->transaction_type.v, g->type);
+    assert_int_equal(t->gas, g->gas);
+    assert_int_equal(t->receipt_gas_used, g->gas_used);
+    assert_int_equal(t->receipt_cumulative_gas_used, g->cumulative_gas_used);
+    assert_int_equal(t->log_count, g->log_count);
+    assert_memory_equal(t->value.v.w, g->value.w, sizeof(g->value.w));
+    assert_int_equal(t->receipt_status.v, g->status ? 1 : 0);
+    s->types[g->type]++;
+    s->big_values += g->value.w[1] != 0;
+    if (g->type == 3) {
+        assert_true(t->max_fee_per_blob_gas.set);
+        assert_int_equal(t->max_fee_per_blob_gas.v.w[0], g->max_fee_per_blob_gas);
+        assert_non_null(t->blob_versioned_hashes_json);
+        assert_int_equal(t->receipt_blob_gas_used.v, g->blob_count * 131072ull);
+        s->blob_txs++;
+    }
+    if (g->type == 4) {
+        assert_non_null(t->authorization_list_json);
+        assert_non_null(strstr(t->authorization_list_json, "\"yParity\""));
+        s->auth_txs++;
+    }
+    if (!g->has_to) {
+        assert_null(t->to_address);
+        assert_non_null(t->receipt_contract_address);
+        s->creations++;
+    } else {
+        assert_non_null(t->to_address);
+        assert_null(t->receipt_contract_address);
+    }
+    s->failed += !g->status;
+}
+
+static void decode_block(const bp_sim_chain *c, uint64_t n, bp_buf *buf, seen *s)
+{
+    char body[256];
+    snprintf(body, sizeof(body),
+             "[{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"eth_getBlockByNumber\",\"params\":"
+             "[\"0x%llx\",true]},{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":"
+             "\"eth_getBlockReceipts\",\"params\":[\"0x%llx\"]}]",
+             (unsigned long long)n, (unsigned long long)n);
+    ask(c, body, buf);
+    yajl_val root, results[2], errors[2];
+    bp_error err = {0};
+    assert_int_equal(bp_decode_rpc_response(buf->data, buf->len, 2, &root, results, errors, &err),
+                     0);
+    bp_block *b = bp_block_new();
+    int rc = bp_decode_block(results[0], true, b, &err);
+    if (rc == 0)
+        rc = bp_decode_block_receipts(results[1], b, &err);
+    if (rc != 0)
+        fail_msg("block %llu: %s", (unsigned long long)n, err.msg);
+    bp_sim_block g;
+    bp_sim_block_init(&g);
+    assert_int_equal(bp_sim_block_gen(c, n, 0, &g, &err), 0);
+    assert_int_equal(b->number, n);
+    assert_int_equal(b->tx_count, g.tx_count);
+    assert_int_equal(b->log_count, g.log_count);
+    assert_int_equal(b->withdrawal_count, g.withdrawal_count);
+    assert_int_equal(b->gas_used, g.gas_used);
+    assert_int_equal(b->blob_gas_used.v, g.blob_gas_used);
+    assert_true(b->has_withdrawals);
+    for (size_t i = 0; i < b->tx_count; i++)
+        check_tx(&b->txs[i], &g.txs[i], s);
+    for (size_t i = 0; i < b->log_count; i++) {
+        assert_int_equal(b->logs[i].log_index, i);
+        s->topics[b->logs[i].topic_count]++;
+    }
+    s->txs += b->tx_count;
+    s->logs += b->log_count;
+    s->withdrawals += b->withdrawal_count;
+    bp_sim_block_release(&g);
+    bp_block_free(b);
+    yajl_tree_free(root);
+}
+
+static void test_decoder_accepts_every_block(void **state)
+{
+    (void)state;
+    bp_sim_chain c;
+    bp_sim_params p = params(11, 50);
+    p.txs_min = 20;
+    p.txs_max = 80;
+    chain_init(&c, &p);
+    bp_buf buf;
+    bp_buf_init(&buf, 0);
+    seen s = {0};
+    for (uint64_t n = 0; n < 40; n++)
+        decode_block(&c, n, &buf, &s);
+    assert_true(s.txs >= 40 * 20);
+    assert_true(s.logs > s.txs / 2);
+    assert_true(s.big_values > 0);
+    assert_true(s.blob_txs > 0);
+    assert_true(s.auth_txs > 0);
+    assert_true(s.creations > 0);
+    assert_true(s.failed > 0);
+    assert_int_equal(s.withdrawals, 39 * BP_SIM_WITHDRAWALS);
+    for (int t = 0; t < 5; t++) {
+        assert_true(s.types[t] > 0);
+        assert_true(s.topics[t] > 0);
+    }
+    bp_buf_release(&buf);
+    bp_sim_chain_release(&c);
+}
+
+static void test_reorg_replaces_last_depth(void **state)
+{
+    (void)state;
+    bp_sim_chain c;
+    bp_sim_params p = params(5, 3);
+    p.length = 100;
+    p.reorg_depth = 5;
+    chain_init(&c, &p);
+    char before[100][BP_HASH_STRLEN], after[BP_HASH_STRLEN];
+    for (uint64_t n = 0; n < 100; n++)
+        hash_of(&c, n, before[n]);
+    assert_int_equal(bp_sim_chain_reorg(&c, T0), 0);
+    for (uint64_t n = 0; n < 100; n++) {
+        hash_of(&c, n, after);
+        if (n <= 94)
+            assert_string_equal(after, before[n]);
+        else
+            assert_string_not_equal(after, before[n]);
+    }
+    bp_sim_block b;
+    bp_error err = {0};
+    bp_sim_block_init(&b);
+    assert_int_equal(bp_sim_block_gen(&c, 95, 1, &b, &err), 0);
+    bp_sim_h256 h94;
+    bp_sim_block_hash(&c, 94, 0, &h94);
+    assert_memory_equal(&b.parent_hash, &h94, sizeof(h94)); /* the new branch hangs off 94 */
+    assert_int_equal(bp_sim_block_gen(&c, 97, 1, &b, &err), 0);
+    bp_sim_h256 h96;
+    bp_sim_block_hash(&c, 96, 1, &h96);
+    assert_memory_equal(&b.parent_hash, &h96, sizeof(h96));
+    /* The orphaned block still exists by hash; a fork that never reached 94 does not. */
+    assert_true(bp_sim_chain_block_exists(&c, 97, 0, 99));
+    assert_true(bp_sim_chain_block_exists(&c, 97, 1, 99));
+    assert_false(bp_sim_chain_block_exists(&c, 94, 1, 99));
+    assert_false(bp_sim_chain_block_exists(&c, 97, 2, 99));
+    bp_sim_block_release(&b);
+    bp_sim_chain_release(&c);
+}
+
+static void test_clock_head_and_reorg_schedule(void **state)
+{
+    (void)state;
+    bp_sim_chain c;
+    bp_sim_params p = params(5, 1);
+    p.length = 50;
+    p.block_time = 2;
+    p.start_head = 10;
+    p.reorg_every = 10;
+    p.reorg_depth = 2;
+    chain_init(&c, &p);
+    assert_int_equal(bp_sim_chain_head(&c, T0), 10);
+    assert_int_equal(bp_sim_chain_head(&c, T0 + 5), 12);
+    assert_int_equal(bp_sim_chain_head(&c, T0 + 1000), 49);
+    assert_int_equal(bp_sim_chain_tick(&c, T0 + 9), 0);
+    assert_int_equal(bp_sim_chain_tick(&c, T0 + 25), 2);
+    assert_int_equal(bp_sim_chain_tick(&c, T0 + 25), 0);
+    /* reorg 1 at t=10 (head 15): 14..15; reorg 2 at t=20 (head 20): 19..20 */
+    assert_int_equal(bp_sim_chain_fork_at(&c, 13), 0);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 14), 1);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 18), 1);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 19), 2);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 40), 2);
+    bp_sim_chain_release(&c);
+}
+
+static void test_rpc_envelopes(void **state)
+{
+    (void)state;
+    bp_sim_chain c;
+    bp_sim_params p = params(1, 4);
+    p.length = 10;
+    chain_init(&c, &p);
+    bp_buf out;
+    bp_buf_init(&out, 0);
+    ask(&c, "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"method\":\"eth_chainId\"}", &out);
+    assert_string_equal(out.data, "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"result\":\"0x539\"}");
+    ask(&c, "[{\"id\":1.50,\"method\":\"eth_blockNumber\",\"params\":[]}]", &out);
+    assert_string_equal(out.data, "[{\"jsonrpc\":\"2.0\",\"id\":1.50,\"result\":\"0x9\"}]");
+    ask(&c, "{\"id\":2,\"method\":\"eth_nope\",\"params\":[]}", &out);
+    assert_non_null(strstr(out.data, "\"id\":2,\"error\":{\"code\":-32601"));
+    ask(&c, "{\"id\":3,\"method\":\"eth_getBlockByNumber\",\"params\":[\"0xzz\",true]}", &out);
+    assert_non_null(strstr(out.data, "\"code\":-32602"));
+    ask(&c, "{\"id\":3,\"method\":\"eth_getBlockByHash\",\"params\":[12]}", &out);
+    assert_non_null(strstr(out.data, "\"code\":-32602"));
+    ask(&c, "[{\"id\":4,", &out);
+    assert_non_null(strstr(out.data, "\"id\":null,\"error\":{\"code\":-32700"));
+    ask(&c, "[]", &out);
+    assert_non_null(strstr(out.data, "\"code\":-32600"));
+    ask(&c, "{\"id\":5,\"method\":\"eth_getBlockByNumber\",\"params\":[\"0xa\",false]}", &out);
+    assert_string_equal(out.data, "{\"jsonrpc\":\"2.0\",\"id\":5,\"result\":null}");
+    ask(&c, "{\"id\":6,\"method\":\"eth_getBlockReceipts\",\"params\":[\"finalized\"]}", &out);
+    assert_non_null(strstr(out.data, "\"result\":[]}")); /* head 9: finalized is genesis */
+    ask(&c, "{\"id\":6,\"method\":\"eth_getBlockReceipts\",\"params\":[\"pending\"]}", &out);
+    assert_non_null(strstr(out.data, "\"result\":[{"));
+    ask(&c, "{\"id\":7,\"method\":\"eth_getBlockByNumber\",\"params\":[\"latest\",false]}", &out);
+    assert_non_null(strstr(out.data, "\"number\":\"0x9\""));
+    ask(&c,
+        "{\"id\":8,\"method\":\"eth_getTransactionReceipt\",\"params\":[\"0x00000000000000000000"
+        "00000000000000000000000000000000000000000000\"]}",
+        &out);
+    assert_string_equal(out.data, "{\"jsonrpc\":\"2.0\",\"id\":8,\"result\":null}");
+    bp_buf_release(&out);
+    bp_sim_chain_release(&c);
+}
+
+static void test_by_hash_and_tx_receipt(void **state)
+{
+    (void)state;
+    bp_sim_chain c;
+    bp_sim_params p = params(2, 6);
+    p.length = 20;
+    p.reorg_depth = 3;
+    chain_init(&c, &p);
+    bp_sim_block b;
+    bp_error err = {0};
+    bp_sim_block_init(&b);
+    assert_int_equal(bp_sim_block_gen(&c, 18, 0, &b, &err), 0);
+    char hash[80], txh[80], body[512];
+    *bp_sim_put_h256(hash, &b.hash) = '\0';
+    *bp_sim_put_h256(txh, &b.txs[2].hash) = '\0';
+    bp_buf one, all;
+    bp_buf_init(&one, 0);
+    bp_buf_init(&all, 0);
+    snprintf(body, sizeof(body),
+             "{\"id\":1,\"method\":\"eth_getTransactionReceipt\",\"params\":[%s]}", txh);
+    ask(&c, body, &one);
+    snprintf(body, sizeof(body), "{\"id\":1,\"method\":\"eth_getBlockReceipts\",\"params\":[%s]}",
+             hash);
+    ask(&c, body, &all);
+    /* The single receipt is exactly the third element of the block's receipts. */
+    const char *prefix = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":";
+    assert_true(strncmp(one.data, prefix, strlen(prefix)) == 0);
+    one.data[one.len - 1] = '\0';
+    assert_non_null(strstr(all.data, one.data + strlen(prefix)));
+    assert_non_null(strstr(one.data, "\"transactionIndex\":\"0x2\""));
+
+    /* Reorged away: the old block answers by hash, its tx no longer has a receipt. */
+    assert_int_equal(bp_sim_chain_reorg(&c, T0), 0);
+    snprintf(body, sizeof(body),
+             "{\"id\":0,\"method\":\"eth_getBlockByHash\",\"params\":[%s,false]}", hash);
+    ask(&c, body, &all);
+    assert_non_null(strstr(all.data, "\"number\":\"0x12\""));
+    snprintf(body, sizeof(body),
+             "{\"id\":1,\"method\":\"eth_getTransactionReceipt\",\"params\":[%s]}", txh);
+    ask(&c, body, &one);
+    assert_string_equal(one.data, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":null}");
+    bp_buf_release(&one);
+    bp_buf_release(&all);
+    bp_sim_block_release(&b);
+    bp_sim_chain_release(&c);
+}
+
+static void test_fault_syntax(void **state)
+{
+    (void)state;
+    bp_sim_faults f[3];
+    bp_error err = {0};
+    bp_sim_faults_clear(f, 3);
+    assert_int_equal(bp_sim_faults_parse("ep1:latency=50ms,error_rate=0.1;ep3:lag=5,stall=2s,"
+                                         "stall_rate=0.5;*:rate_limit=20",
+                                         f, 3, &err),
+                     0);
+    assert_true(f[0].latency_s > 0.049 && f[0].latency_s < 0.051);
+    assert_true(f[0].rate[BP_SIM_F_ERROR] > 0.09);
+    assert_int_equal(f[2].lag, 5);
+    assert_true(f[2].stall_s == 2.0);
+    assert_true(f[1].rate_limit == 20 && f[2].rate_limit == 20);
+    assert_int_equal(bp_sim_faults_parse("ep4:lag=1", f, 3, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "ep4"));
+    assert_int_equal(bp_sim_faults_parse("ep1:error_rate=2", f, 3, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "error_rate='2'"));
+    assert_int_equal(bp_sim_faults_parse("ep1:latency=50", f, 3, &err), BP_EINVAL);
+    assert_int_equal(bp_sim_faults_parse("ep1:jitter=5ms", f, 3, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "unknown key 'jitter'"));
+
+    char path[] = "/tmp/bp_test_sim_faults_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *json = "{\"ep2\": {\"truncate_rate\": 0.25, \"latency\": \"1s\"}}";
+    assert_int_equal(write(fd, json, strlen(json)), (ssize_t)strlen(json));
+    close(fd);
+    assert_int_equal(bp_sim_faults_load(path, f, 3, &err), 0);
+    assert_true(f[1].rate[BP_SIM_F_TRUNCATE] == 0.25 && f[1].latency_s == 1.0);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_parent_links_and_hash_coordinates),
+        cmocka_unit_test(test_decoder_accepts_every_block),
+        cmocka_unit_test(test_reorg_replaces_last_depth),
+        cmocka_unit_test(test_clock_head_and_reorg_schedule),
+        cmocka_unit_test(test_rpc_envelopes),
+        cmocka_unit_test(test_by_hash_and_tx_receipt),
+        cmocka_unit_test(test_fault_syntax),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
