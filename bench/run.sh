@@ -6,3 +6,4 @@ BUILD=${BUILD:-build}
 export BP_ANVIL=${BP_ANVIL:-$PWD/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil}
 python3 bench/backfill_anvil.py --blockpipe "$BUILD/blockpipe" --curl-loop "$BUILD/bench_curl_loop" \
     --out docs/PERFORMANCE.md "$@"
+python3 bench/pg_bench.py --pg-bench "$BUILD/bench_pg" --blockpipe "$BUILD/blockpipe" --out docs/PERFORMANCE.md

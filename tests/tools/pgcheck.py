@@ -1,0 +1,106 @@
+"""pgcheck.py - helpers of the PostgreSQL output tests: the node's canonical chain, the same
+read back from blockpipe's tables (through psql), and running blockpipe. stdlib only."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+
+class Fail(AssertionError):
+    pass
+
+
+def node_chain(node, upto=None):
+    """[{hash, parent_hash, txs: [hash...], logs: count}] for blocks 0..head of the node."""
+    head = node.block_number() if upto is None else upto
+    chain = []
+    for n in range(head + 1):
+        b = node.block(n, False)
+        logs = sum(len(r["logs"]) for r in node.receipts(n)) if b["transactions"] else 0
+        chain.append({"hash": b["hash"], "parent_hash": b["parentHash"],
+                      "txs": [h.lower() for h in b["transactions"]], "logs": logs})
+    return chain
+
+
+def hx(col):
+    return f"'0x' || encode({col}, 'hex')"
+
+
+def checkpoint(pg, schema="public", output="postgres"):
+    """(number, hash) of the checkpoint row, None when absent or the tables do not exist."""
+    try:
+        rows = pg.sql(f"SELECT number, {hx('hash')} FROM {schema}.checkpoints"
+                      f" WHERE output = '{output}'")
+    except RuntimeError:
+        return None
+    return (int(rows[0][0]), rows[0][1]) if rows else None
+
+
+def check_chain(pg, chain, label, schema="public"):
+    """The tables equal the node's chain exactly: every block (hash, parent), the tx hashes of
+    every block in order, the log count of every block, no row off the canonical chain.
+    Returns (txs, logs)."""
+    s = schema
+    blocks = pg.sql(f"SELECT number, {hx('hash')}, {hx('parent_hash')} FROM {s}.blocks"
+                    f" ORDER BY number")
+    numbers = [int(r[0]) for r in blocks]
+    if numbers != list(range(len(chain))):
+        raise Fail(f"{label}: blocks numbers {numbers[:5]}..{numbers[-5:]} ({len(numbers)} rows),"
+                   f" want 0..{len(chain) - 1}")
+    for n, h, ph in blocks:
+        want = chain[int(n)]
+        if (h, ph) != (want["hash"], want["parent_hash"]):
+            raise Fail(f"{label}: block {n} is {h} (parent {ph}), node has {want['hash']} "
+                       f"(parent {want['parent_hash']})")
+    txs = {}
+    for bn, bh, h in pg.sql(f"SELECT block_number, {hx('block_hash')}, {hx('hash')} FROM "
+                            f"{s}.transactions ORDER BY block_number, transaction_index"):
+        bn = int(bn)
+        if bn >= len(chain) or bh != chain[bn]["hash"]:
+            raise Fail(f"{label}: orphan transaction {h} in block {bn} {bh}")
+        txs.setdefault(bn, []).append(h)
+    logs = {}
+    for bn, bh, li in pg.sql(f"SELECT block_number, {hx('block_hash')}, log_index FROM {s}.logs"):
+        bn = int(bn)
+        if bn >= len(chain) or bh != chain[bn]["hash"]:
+            raise Fail(f"{label}: orphan log {li} in block {bn} {bh}")
+        logs[bn] = logs.get(bn, 0) + 1
+    for n, want in enumerate(chain):
+        if txs.get(n, []) != want["txs"]:
+            raise Fail(f"{label}: block {n} txs {txs.get(n, [])}, node has {want['txs']}")
+        if logs.get(n, 0) != want["logs"]:
+            raise Fail(f"{label}: block {n} has {logs.get(n, 0)} logs, node has {want['logs']}")
+    return sum(len(b["txs"]) for b in chain), sum(b["logs"] for b in chain)
+
+
+def blockpipe_bin():
+    bp = os.environ.get("BLOCKPIPE")
+    if not bp or not os.access(bp, os.X_OK):
+        raise Fail(f"$BLOCKPIPE is not an executable ({bp!r})")
+    return bp
+
+
+def run(cmd, timeout=300, env=None):
+    """Runs blockpipe to completion; returns (returncode, combined output)."""
+    p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                       timeout=timeout, env=env)
+    return p.returncode, p.stdout + p.stderr
+
+
+def wait_for(pred, timeout, what, step=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(step)
+    raise Fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def tail(path, n=40):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:])
+    except OSError:
+        return ""
