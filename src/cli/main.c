@@ -8,6 +8,7 @@
 #include "blockpipe/sink.h"
 #include "chain/rpc.h"
 #include "cli/commands_pg.h"
+#include "cli/commands_sim.h"
 #include "cli/config.h"
 #include "core/pipeline.h"
 #include "util/log.h"
@@ -46,6 +47,7 @@ static void usage(FILE *f)
             "usage:\n"
             "  blockpipe run --rpc URL [options]               follow the chain head\n"
             "  blockpipe backfill --rpc URL --from A --to B     index a range of blocks\n"
+            "  blockpipe simnode [--listen HOST:PORT] [...]     a synthetic node for benchmarks\n"
             "  blockpipe <command> --help                       options of a command\n"
             "  blockpipe --version\n\n"
             "outputs (--output, repeatable):\n",
@@ -161,6 +163,8 @@ int main(int argc, char **argv)
         return run_command(BP_CMD_RUN, argc - 1, argv + 1);
     if (strcmp(cmd, "backfill") == 0)
         return run_command(BP_CMD_BACKFILL, argc - 1, argv + 1);
+    if (strcmp(cmd, "simnode") == 0)
+        return bp_cmd_simnode(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return bp_cmd_migrate(argc - 1, argv + 1);
     fprintf(stderr, "blockpipe: unknown command '%s'\n\n", cmd);

@@ -1,0 +1,177 @@
+"""`blockpipe simnode` as the node of `blockpipe backfill`: once clean, once through faults.
+
+1. simnode --length 300 --txs-per-block 50 --block-time 0; backfill 0..299 into SQLite must
+   exit 0 and hold exactly simnode's blocks: hash, parent hash and tx count of every block,
+   every tx hash in order, the log count of every block.
+2. simnode with two endpoints: ep2 injects JSON-RPC errors, truncated and garbage answers,
+   HTTP 500, connection resets, stalls past the client timeout, 429 above a request rate and
+   added latency. A backfill of 0..149 through ep2 (--max-retries 50) must still end exact,
+   and every fault counter in GET /stats must be > 0. SIGINT prints the counters, exit 0.
+Stdlib only; needs BLOCKPIPE.
+"""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+BLOCKPIPE = os.environ.get("BLOCKPIPE")
+KINDS = ("latency", "error", "rate_limit", "http500", "truncate", "garbage", "reset", "stall")
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+class Simnode:
+    """A simnode process; urls[i] is endpoint i+1."""
+
+    def __init__(self, args, endpoints=1):
+        cmd = [BLOCKPIPE, "simnode", "--listen", "127.0.0.1:0", "--endpoints", str(endpoints)]
+        self.proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.urls = []
+        for _ in range(endpoints):
+            line = self.proc.stdout.readline()
+            if not line.startswith("listening on http://"):
+                self.proc.kill()
+                fail(f"simnode did not start: {line!r} {self.proc.stderr.read()}")
+            self.urls.append(line.split()[-1])
+
+    def rpc_batch(self, calls):
+        body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                for i, (m, p) in enumerate(calls)]
+        req = urllib.request.Request(self.urls[0], data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            answers = json.loads(r.read())
+        answers.sort(key=lambda a: a["id"])
+        for a in answers:
+            if "error" in a:
+                fail(f"simnode answered an error on a clean endpoint: {a}")
+        return [a["result"] for a in answers]
+
+    def stats(self):
+        with urllib.request.urlopen(self.urls[0] + "/stats", timeout=10) as r:
+            return json.loads(r.read())
+
+    def stop(self):
+        """SIGINT: the counters on stdout as JSON, exit 0."""
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=20)
+        if self.proc.returncode != 0:
+            fail(f"simnode exited {self.proc.returncode} on SIGINT: {err}")
+        return json.loads(out.strip().splitlines()[-1])
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def backfill(url, last, db, extra=()):
+    cmd = [BLOCKPIPE, "backfill", "--rpc", url, "--from", "0", "--to", str(last),
+           "--output", f"sqlite:{db}", *extra]
+    t = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    if p.returncode != 0:
+        fail(f"backfill exited {p.returncode}:\n{p.stderr[-4000:]}")
+    return time.monotonic() - t, p.stderr
+
+
+def expected_chain(node, last):
+    """number -> (hash, parentHash, [tx hashes], log count), from simnode itself."""
+    want = {}
+    for start in range(0, last + 1, 50):
+        nums = range(start, min(start + 50, last + 1))
+        calls = []
+        for n in nums:
+            calls += [("eth_getBlockByNumber", [hex(n), False]), ("eth_getBlockReceipts", [hex(n)])]
+        res = node.rpc_batch(calls)
+        for i, n in enumerate(nums):
+            blk, receipts = res[2 * i], res[2 * i + 1]
+            logs = sum(len(r["logs"]) for r in receipts)
+            want[n] = (blk["hash"], blk["parentHash"], blk["transactions"], logs)
+    return want
+
+
+def check_db(db, want):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        blocks = {n: (h, p, c) for n, h, p, c in con.execute(
+            "SELECT number, hash, parent_hash, transaction_count FROM blocks")}
+        txs = {}
+        for n, h in con.execute(
+                "SELECT block_number, hash FROM transactions ORDER BY block_number, "
+                "transaction_index"):
+            txs.setdefault(n, []).append(h)
+        logs = dict(con.execute("SELECT block_number, count(*) FROM logs GROUP BY block_number"))
+    finally:
+        con.close()
+    if sorted(blocks) != sorted(want):
+        fail(f"blocks in the DB: {len(blocks)}, want {len(want)}")
+    for n, (h, p, tx_hashes, log_count) in want.items():
+        if blocks[n] != (h, p, len(tx_hashes)):
+            fail(f"block {n}: DB has {blocks[n]}, simnode says {(h, p, len(tx_hashes))}")
+        if txs.get(n, []) != tx_hashes:
+            fail(f"block {n}: DB tx hashes differ from simnode's")
+        if logs.get(n, 0) != log_count:
+            fail(f"block {n}: DB has {logs.get(n, 0)} logs, simnode {log_count}")
+    if not any(want[n][2] for n in want):
+        fail("simnode served no transactions at all")
+
+
+def clean_run(tmp):
+    node = Simnode(["--length", "300", "--txs-per-block", "50", "--block-time", "0"])
+    try:
+        db = os.path.join(tmp, "clean.db")
+        secs, _ = backfill(node.urls[0], 299, db)
+        check_db(db, expected_chain(node, 299))
+        print(f"clean: 300 blocks x 50 txs in {secs:.1f} s")
+        stats = node.stop()
+        if stats["endpoints"][0]["calls"] < 600:
+            fail(f"simnode counted fewer calls than 300 blocks + receipts: {stats}")
+    finally:
+        node.kill()
+
+
+def faulty_run(tmp):
+    faults = ("ep2:latency=2ms,error_rate=0.06,truncate_rate=0.06,garbage_rate=0.06,"
+              "http500_rate=0.06,reset_rate=0.06,stall_rate=0.06,stall=3s,rate_limit=10")
+    node = Simnode(["--length", "150", "--txs-per-block", "20", "--block-time", "0",
+                    "--faults", faults], endpoints=2)
+    try:
+        db = os.path.join(tmp, "faulty.db")
+        secs, err = backfill(node.urls[1], 149, db,
+                             ["--max-retries", "50", "--rpc-timeout", "1", "--workers", "8"])
+        check_db(db, expected_chain(node, 149))
+        ep1, ep2 = node.stats()["endpoints"]
+        zero = [k for k in KINDS if ep2["faults"][k] <= 0]
+        if zero:
+            fail(f"fault kinds never injected on ep2: {zero}; stats {ep2}")
+        if any(ep1["faults"][k] for k in KINDS):
+            fail(f"ep1 has no fault profile but counted faults: {ep1}")
+        print(f"faulty: 150 blocks in {secs:.1f} s through {ep2['faults']}")
+        final = node.stop()
+        if final["endpoints"][1]["faults"]["reset"] < ep2["faults"]["reset"]:
+            fail(f"SIGINT counters behind /stats: {final}")
+    finally:
+        node.kill()
+
+
+def main():
+    if not BLOCKPIPE:
+        fail("BLOCKPIPE must point at the blockpipe binary")
+    with tempfile.TemporaryDirectory(prefix="bp_simnode.") as tmp:
+        clean_run(tmp)
+        faulty_run(tmp)
+    print("test_simnode: ok")
+
+
+if __name__ == "__main__":
+    main()
