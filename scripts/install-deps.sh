@@ -24,7 +24,7 @@ say() { echo "install-deps: $*"; }
 
 PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libcurl4-openssl-dev libyajl-dev libsqlite3-dev sqlite3 libyaml-dev
-      libcmocka-dev libpq-dev libmicrohttpd-dev python3 ca-certificates curl procps)
+      libcmocka-dev libwebsockets-dev libpq-dev libmicrohttpd-dev python3 ca-certificates curl procps)
 # Test extras (same as above for now; later e.g. postgresql redis-server for the backends' tests).
 TEST_PKGS=(postgresql-15)
 

@@ -1,0 +1,470 @@
+/* test_ws.c - the WebSocket head client against real servers: anvil and ws_bad_server.py. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "chain/rpc.h"
+#include "chain/ws.h"
+#include "util/buf.h"
+#include "util/histogram.h"
+
+extern char **environ;
+
+#define ANVIL_DEFAULT BP_SOURCE_DIR "/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+#define BAD_SERVER BP_SOURCE_DIR "/tests/tools/ws_bad_server.py"
+
+typedef struct server {
+    pid_t pid;
+    int port;
+    char log_path[256];
+} server;
+
+static char g_tmp[128];
+
+/* ---- process helpers ------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* The first integer after `marker` in the server's output, waiting up to 30 s; 0 if none. */
+static int wait_port(const server *s, const char *marker)
+{
+    for (int tries = 0; tries < 600; tries++) {
+        char text[8192] = "";
+        FILE *f = fopen(s->log_path, "r");
+        if (f) {
+            size_t n = fread(text, 1, sizeof(text) - 1, f);
+            text[n] = '\0';
+            fclose(f);
+        }
+        const char *m = strstr(text, marker);
+        if (m && strchr(m, '\n'))
+            return atoi(m + strlen(marker));
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+            return 0;
+        sleep_ms(50);
+    }
+    return 0;
+}
+
+static int server_start(server *s, char *const argv[], const char *marker)
+{
+    posix_spawn_file_actions_t fa;
+    static int seq;
+    snprintf(s->log_path, sizeof(s->log_path), "%s/server%d.log", g_tmp, seq++);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    int rc = posix_spawnp(&s->pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) {
+        s->pid = 0;
+        return -1;
+    }
+    s->port = wait_port(s, marker);
+    return s->port > 0 ? 0 : -1;
+}
+
+static void server_stop(server *s, int sig)
+{
+    if (s->pid > 0) {
+        kill(s->pid, sig);
+        waitpid(s->pid, NULL, 0);
+    }
+    s->pid = 0;
+}
+
+static const char *anvil_path(void)
+{
+    const char *env = getenv("BP_ANVIL");
+    const char *p = env && *env ? env : ANVIL_DEFAULT;
+    return access(p, X_OK) == 0 ? p : NULL;
+}
+
+/* anvil on `port` (0: any); extra is "--block-time" "1" or "--no-mining" (NULL-ended). */
+static int anvil_start(server *s, int port, const char *opt, const char *val)
+{
+    const char *anvil = anvil_path();
+    if (!anvil)
+        return -1;
+    char port_text[16];
+    snprintf(port_text, sizeof(port_text), "%d", port);
+    char *argv[] = {(char *)anvil, "--host",    "127.0.0.1", "--port",
+                    port_text,     (char *)opt, (char *)val, NULL};
+    return server_start(s, argv, "Listening on 127.0.0.1:");
+}
+
+static int bad_start(server *s, const char *mode)
+{
+    char *argv[] = {"python3", BAD_SERVER, (char *)mode, NULL};
+    return server_start(s, argv, "PORT ");
+}
+
+static bp_ws_heads *ws_start(int port, const bp_ws_config *base)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "ws://127.0.0.1:%d", port);
+    bp_ws_config cfg = *base;
+    cfg.url = url;
+    bp_ws_heads *h = NULL;
+    bp_error err = {0};
+    if (bp_ws_heads_start(&h, &cfg, &err) != 0)
+        fail_msg("bp_ws_heads_start(%s): %s", url, err.msg);
+    return h;
+}
+
+/* Waits up to timeout_ms for the state `want`; returns the status seen last. */
+static bp_ws_status wait_state(bp_ws_heads *h, bp_ws_state want, long timeout_ms)
+{
+    bp_ws_status st;
+    int64_t until = now_ms() + timeout_ms;
+    do {
+        bp_ws_heads_status(h, &st);
+        if (st.state == want)
+            break;
+        sleep_ms(20);
+    } while (now_ms() < until);
+    return st;
+}
+
+static bp_ws_head next_head(bp_ws_heads *h, long timeout_ms)
+{
+    bp_ws_head head;
+    if (bp_ws_heads_next(h, &head, timeout_ms) != 1) {
+        bp_ws_status st;
+        bp_ws_heads_status(h, &st);
+        fail_msg("no head within %ld ms (state %s, last error '%s')", timeout_ms,
+                 bp_ws_state_name(st.state), st.last_error);
+    }
+    return head;
+}
+
+/* n heads, each the child of the one before. */
+static void expect_chain(bp_ws_heads *h, int n)
+{
+    bp_ws_head prev = next_head(h, 10000);
+    for (int i = 1; i < n; i++) {
+        bp_ws_head cur = next_head(h, 10000);
+        assert_int_equal(cur.number, prev.number + 1);
+        assert_string_equal(cur.parent_hash, prev.hash);
+        assert_true(cur.timestamp >= prev.timestamp);
+        assert_true(cur.received_ms >= prev.received_ms);
+        prev = cur;
+    }
+}
+
+/* Throw away what is queued (heads from before a restart). */
+static void drain(bp_ws_heads *h)
+{
+    bp_ws_head head;
+    while (bp_ws_heads_next(h, &head, 0) == 1) {
+    }
+}
+
+/* ---- tests without a server ----------------------------------------------------------- */
+
+static void test_config_errors(void **state)
+{
+    (void)state;
+    const char *bad[] = {"http://127.0.0.1:8545", "ws://",         "ws://:80/", "ws://host:0",
+                         "ws://host:65536",       "ws://host:12x", "ws://[::1", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bp_ws_config cfg = {.url = bad[i]};
+        bp_ws_heads *h = (bp_ws_heads *)&cfg;
+        bp_error err = {0};
+        assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), BP_EINVAL);
+        assert_null(h);
+        assert_non_null(strstr(err.msg, "WebSocket URL"));
+    }
+    bp_ws_config neg = {.url = "ws://127.0.0.1:1", .reconnect_interval_s = -1};
+    bp_ws_heads *h = NULL;
+    bp_error err = {0};
+    assert_int_equal(bp_ws_heads_start(&h, &neg, &err), BP_EINVAL);
+    assert_null(h);
+    bp_ws_heads_stop(NULL);
+}
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    assert_int_equal(bp_ws_backoff_ms(5, 1, 0), 5000);
+    assert_int_equal(bp_ws_backoff_ms(5, 2, 0), 10000);
+    assert_int_equal(bp_ws_backoff_ms(5, 3, 0.2), 24000);
+    assert_int_equal(bp_ws_backoff_ms(5, 4, -0.2), 32000);
+    assert_int_equal(bp_ws_backoff_ms(5, 5, 0.2), 60000); /* capped */
+    assert_int_equal(bp_ws_backoff_ms(5, 400, -0.2), 48000);
+    assert_int_equal(bp_ws_backoff_ms(0.5, 1, 0), 500);
+}
+
+/* Nothing listens: connection errors, backoff, then given_up after max attempts. Also the
+ * endpoint in the status has no credentials. */
+static void test_refused_gives_up(void **state)
+{
+    (void)state;
+    bp_ws_config cfg = {.url = "ws://user:secret@127.0.0.1:1/path?x=1",
+                        .reconnect_interval_s = 0.05,
+                        .max_reconnect_attempts = 3};
+    bp_ws_heads *h = NULL;
+    bp_error err = {0};
+    assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), 0);
+    bp_ws_status st = wait_state(h, BP_WS_GIVEN_UP, 5000);
+    assert_int_equal(st.state, BP_WS_GIVEN_UP);
+    assert_string_equal(st.endpoint, "ws://127.0.0.1:1/path?x=1");
+    assert_null(strstr(st.endpoint, "secret"));
+    assert_non_null(strstr(st.last_error, "cannot connect"));
+    assert_int_equal(st.reconnects, 3);
+    assert_int_equal(st.consecutive_failures, 4);
+    assert_false(st.connected);
+    assert_true(st.next_attempt_in_ms > 50000);
+    assert_false(bp_ws_heads_healthy(h));
+    bp_buf b;
+    bp_buf_init(&b, 0);
+    assert_int_equal(bp_ws_status_json(&st, &b), 0);
+    assert_non_null(strstr(b.data, "\"state\":\"given_up\""));
+    assert_non_null(strstr(b.data, "\"last_head_number\":null"));
+    bp_buf_release(&b);
+    int64_t t0 = now_ms();
+    bp_ws_heads_stop(h);
+    assert_true(now_ms() - t0 < 1000);
+}
+
+/* ---- anvil ---------------------------------------------------------------------------- */
+
+#define SKIP_WITHOUT_ANVIL()                                                                       \
+    do {                                                                                           \
+        if (!anvil_path()) {                                                                       \
+            print_message("anvil not found (BP_ANVIL unset and %s missing): skipped\n",            \
+                          ANVIL_DEFAULT);                                                          \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* Heads with parent links; anvil killed and restarted on the same port: the client comes
+ * back by itself and heads flow again. */
+static void test_anvil_heads_and_restart(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_ANVIL();
+    server node = {0};
+    assert_int_equal(anvil_start(&node, 0, "--block-time", "1"), 0);
+    bp_ws_config cfg = {.reconnect_interval_s = 0.2};
+    bp_ws_heads *h = ws_start(node.port, &cfg);
+    expect_chain(h, 3);
+    bp_ws_status st;
+    bp_ws_heads_status(h, &st);
+    assert_int_equal(st.state, BP_WS_SUBSCRIBED);
+    assert_true(st.connected && st.subscribed && st.connected_since_ms > 0);
+    assert_true(st.heads >= 3 && st.messages >= st.heads + 1);
+    assert_int_equal(st.reconnects, 0);
+    assert_true(bp_ws_heads_healthy(h));
+
+    int port = node.port;
+    server_stop(&node, SIGKILL);
+    st = wait_state(h, BP_WS_BACKOFF, 5000);
+    assert_false(bp_ws_heads_healthy(h));
+    assert_int_equal(anvil_start(&node, port, "--block-time", "1"), 0);
+    st = wait_state(h, BP_WS_SUBSCRIBED, 10000);
+    assert_int_equal(st.state, BP_WS_SUBSCRIBED);
+    drain(h);
+    expect_chain(h, 2);
+    bp_ws_heads_status(h, &st);
+    assert_true(st.reconnects >= 1);
+    assert_int_equal(st.consecutive_failures, 0);
+    assert_true(st.block_time_s > 0.5 && st.block_time_s < 1.5);
+    assert_true(st.stale_after_s >= 30.0 - 1e-9 && st.stale_after_s <= 30.0 + 1e-9);
+    assert_true(st.heads_per_s > 0.2);
+    int64_t t0 = now_ms();
+    bp_ws_heads_stop(h);
+    assert_true(now_ms() - t0 < 2000);
+    server_stop(&node, SIGTERM);
+}
+
+static void mine(bp_rpc *rpc)
+{
+    yajl_val root = NULL, result = NULL;
+    bp_error err = {0};
+    if (bp_rpc_call(rpc, "evm_mine", "[]", &root, &result, &err) != 0)
+        fail_msg("evm_mine: %s", err.msg);
+    yajl_tree_free(root);
+}
+
+/* anvil --no-mining: each evm_mine is timed until bp_ws_heads_next returns the block. */
+static void test_anvil_announce_latency(void **state)
+{
+    (void)state;
+    SKIP_WITHOUT_ANVIL();
+    server node = {0};
+    assert_int_equal(anvil_start(&node, 0, "--no-mining", NULL), 0);
+    bp_ws_config cfg = {0};
+    bp_ws_heads *h = ws_start(node.port, &cfg);
+    assert_int_equal(wait_state(h, BP_WS_SUBSCRIBED, 10000).state, BP_WS_SUBSCRIBED);
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", node.port);
+    bp_rpc_config rc = {.url = url, .timeout_ms = 10000};
+    bp_rpc *rpc = NULL;
+    bp_error err = {0};
+    assert_int_equal(bp_rpc_new(&rpc, &rc, &err), 0);
+    mine(rpc); /* warm up both connections */
+    next_head(h, 5000);
+    bp_hist lat;
+    bp_hist_init(&lat);
+    for (uint64_t i = 0; i < 20; i++) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        mine(rpc);
+        bp_ws_head head = next_head(h, 5000);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        assert_int_equal(head.number, i + 2);
+        bp_hist_add(&lat,
+                    (uint64_t)((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000));
+    }
+    bp_hist_summary s;
+    bp_hist_summarize(&lat, &s);
+    print_message("announce latency (evm_mine -> bp_ws_heads_next), us: p50 %" PRIu64
+                  " p90 %" PRIu64 " p99 %" PRIu64 " max %" PRIu64 " (n=%" PRIu64 ")\n",
+                  s.p50, s.p90, s.p99, s.max, s.count);
+    assert_true(s.p50 < 500000);
+    bp_rpc_free(rpc);
+    bp_ws_heads_stop(h);
+    server_stop(&node, SIGTERM);
+}
+
+/* ---- misbehaving servers -------------------------------------------------------------- */
+
+/* The server in `mode` makes the client fail with `want` in last_error and reconnect.
+ * subscribes: the server answers eth_subscribe (the client is healthy for a moment). */
+static void bad_case(const char *mode, const char *want, const bp_ws_config *cfg, bool subscribes)
+{
+    server srv = {0};
+    assert_int_equal(bad_start(&srv, mode), 0);
+    bp_ws_heads *h = ws_start(srv.port, cfg);
+    bp_ws_status st;
+    int64_t until = now_ms() + 8000;
+    do {
+        sleep_ms(20);
+        bp_ws_heads_status(h, &st);
+    } while ((st.reconnects < 1 || !strstr(st.last_error, want)) && now_ms() < until);
+    if (!strstr(st.last_error, want) || st.reconnects < 1)
+        fail_msg("mode %s: reconnects %" PRIu64 ", last error '%s', want '%s'", mode, st.reconnects,
+                 st.last_error, want);
+    print_message("%-9s -> %s\n", mode, st.last_error);
+    if (!subscribes)
+        assert_false(bp_ws_heads_healthy(h));
+    bp_ws_heads_stop(h);
+    server_stop(&srv, SIGTERM);
+}
+
+static void test_bad_servers(void **state)
+{
+    (void)state;
+    bp_ws_config cfg = {.reconnect_interval_s = 0.1, .subscribe_timeout_s = 1};
+    bad_case("garbage", "not a JSON object", &cfg, false);
+    bad_case("oversized", "message larger than 1048576 bytes", &cfg, true);
+    bad_case("silent", "eth_subscribe: no answer within 1.0 s", &cfg, false);
+    bad_case("close", "closed", &cfg, false);
+    bp_ws_config stale = {.reconnect_interval_s = 0.1, .stale_after_s = 1};
+    bad_case("stale", "no new head for 1.0 s", &stale, true);
+    bp_ws_config small = {.reconnect_interval_s = 0.1, .max_message_bytes = 100};
+    bad_case("badhead", "message larger than 100 bytes", &small, true);
+}
+
+/* A malformed head is reported and skipped; the connection stays. */
+static void test_bad_head_kept(void **state)
+{
+    (void)state;
+    server srv = {0};
+    assert_int_equal(bad_start(&srv, "badhead"), 0);
+    bp_ws_config cfg = {.reconnect_interval_s = 0.1};
+    bp_ws_heads *h = ws_start(srv.port, &cfg);
+    bp_ws_head head = next_head(h, 5000);
+    assert_int_equal(head.number, 0x10);
+    head = next_head(h, 5000);
+    assert_int_equal(head.number, 0x11);
+    bp_ws_status st;
+    bp_ws_heads_status(h, &st);
+    assert_int_equal(st.malformed, 1);
+    assert_int_equal(st.reconnects, 0);
+    assert_non_null(strstr(st.last_error, "field 'hash'"));
+    bp_ws_heads_stop(h);
+    server_stop(&srv, SIGTERM);
+}
+
+/* Messages split over continuation frames are put back together; a tiny queue drops the
+ * oldest heads and counts them. */
+static void test_fragments_and_queue(void **state)
+{
+    (void)state;
+    server srv = {0};
+    assert_int_equal(bad_start(&srv, "fragmented"), 0);
+    bp_ws_config cfg = {.queue_capacity = 2};
+    bp_ws_heads *h = ws_start(srv.port, &cfg);
+    bp_ws_head head = next_head(h, 5000);
+    assert_int_equal(head.number, 0x10);
+    assert_string_equal(head.hash, "0x0000000000000000000000000000000000000000000000000000000000"
+                                   "000010");
+    sleep_ms(1100); /* ~5 heads arrive, the queue keeps 2 */
+    bp_ws_status st;
+    bp_ws_heads_status(h, &st);
+    assert_true(st.dropped >= 2);
+    assert_int_equal(st.malformed, 0);
+    bp_ws_head a = next_head(h, 0), b = next_head(h, 0);
+    assert_int_equal(b.number, a.number + 1);
+    assert_true(a.number > 0x11);
+    bp_ws_heads_stop(h);
+    server_stop(&srv, SIGTERM);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    snprintf(g_tmp, sizeof(g_tmp), "/tmp/bp_test_ws.XXXXXX");
+    bp_error err;
+    return mkdtemp(g_tmp) && bp_rpc_global_init(&err) == 0 ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g_tmp);
+    bp_rpc_global_cleanup();
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_refused_gives_up),
+        cmocka_unit_test(test_anvil_heads_and_restart),
+        cmocka_unit_test(test_anvil_announce_latency),
+        cmocka_unit_test(test_bad_servers),
+        cmocka_unit_test(test_bad_head_kept),
+        cmocka_unit_test(test_fragments_and_queue),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
