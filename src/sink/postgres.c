@@ -64,6 +64,7 @@ typedef struct pg_sink {
     PGconn *conn;
     bool have_stage;      /* the temporary staging tables exist on this connection */
     char sqlstate[6];     /* of the last failed statement, "" when none */
+    long copy_line;       /* the COPY data line the server named in the last error, or 0 */
     bp_buf data[T_COUNT]; /* COPY data of the run being written (reused) */
     bp_buf sql;           /* statement text (reused) */
     bp_buf json;          /* withdrawals JSON of one block (reused) */
@@ -235,6 +236,9 @@ static int failed(pg_sink *s, PGresult *r, const char *what, bp_error *err)
     char msg[BP_ERROR_MSG_MAX];
     bp_pg_errmsg(s->conn, r, msg, sizeof(msg));
     snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", bp_pg_sqlstate(r));
+    const char *ctx = r ? PQresultErrorField(r, PG_DIAG_CONTEXT) : NULL;
+    const char *line = ctx ? strstr(ctx, ", line ") : NULL;
+    s->copy_line = line && strncmp(ctx, "COPY ", 5) == 0 ? strtol(line + 7, NULL, 10) : 0;
     int code = bp_pg_conn_lost(s->conn, r) ? BP_ETRANSPORT : BP_EDB;
     return bp_error_set(err, code, "%s: %s", what, msg);
 }
@@ -295,15 +299,37 @@ static int copy_in(pg_sink *s, const char *table, const char *cols, const bp_buf
     return copy_end(s, what, err);
 }
 
-/* COPY of the encoded run into the tables (or the staging tables). */
-static int copy_run(pg_sink *s, bool stage, uint64_t lo, uint64_t hi, bp_error *err)
+/* The block of the line-th row (1-based) of table t in the run ev[0..n). */
+static const bp_block *block_of_row(const bp_event *ev, size_t n, int t, long line)
 {
+    for (size_t i = 0; i < n; i++) {
+        const bp_block *b = ev[i].block;
+        long rows = t == T_BLOCKS ? 1
+                    : t == T_TXS  ? (long)b->tx_count
+                                  : (b->has_receipts ? (long)b->log_count : 0);
+        if (line <= rows)
+            return b;
+        line -= rows;
+    }
+    return NULL;
+}
+
+/* COPY of the encoded run ev[0..n) into the tables (or the staging tables). A row the server
+ * refused (constraint, bad value) is named by its block. */
+static int copy_run(pg_sink *s, bool stage, const bp_event *ev, size_t n, bp_error *err)
+{
+    uint64_t lo = ev[0].block->number, hi = ev[n - 1].block->number;
     for (int t = 0; t < T_COUNT; t++) {
         char what[160];
+        const char *table = stage ? g_tables[t].stage : g_tables[t].name;
         snprintf(what, sizeof(what), "blocks %" PRIu64 "..%" PRIu64 ": COPY into %s", lo, hi,
-                 stage ? g_tables[t].stage : g_tables[t].name);
-        int rc = copy_in(s, stage ? g_tables[t].stage : g_tables[t].name, g_tables[t].cols,
-                         &s->data[t], what, err);
+                 table);
+        s->copy_line = 0;
+        int rc = copy_in(s, table, g_tables[t].cols, &s->data[t], what, err);
+        const bp_block *b =
+            rc != 0 && s->copy_line > 0 ? block_of_row(ev, n, t, s->copy_line) : NULL;
+        if (b)
+            bp_error_prefix(err, "block %" PRIu64 ": ", b->number);
         if (rc != 0)
             return rc;
     }
@@ -356,11 +382,11 @@ static int apply_run(pg_sink *s, const bp_batch *batch, const bp_event *ev, size
     uint64_t lo = ev[0].block->number, hi = ev[n - 1].block->number;
     int rc = encode_run(s, batch->chain, ev, n, err);
     if (rc != 0 || !staging)
-        return rc ? rc : copy_run(s, false, lo, hi, err);
+        return rc ? rc : copy_run(s, false, ev, n, err);
     rc = exec(s, "TRUNCATE bp_stage_blocks, bp_stage_transactions, bp_stage_logs", NULL,
               "emptying the staging tables", err);
     if (rc == 0)
-        rc = copy_run(s, true, lo, hi, err);
+        rc = copy_run(s, true, ev, n, err);
     return rc ? rc : merge_stage(s, lo, hi, err);
 }
 
