@@ -82,6 +82,8 @@ static const opt g_opts[] = {
      F(rpc_timeout), CMD_BOTH},
     {"max-retries", "N", "MAX_RETRIES", NULL, "max_retries", set_int, 0, 1000, 0, 0, F(max_retries),
      CMD_BOTH},
+    {"state-dir", "DIR", "STATE_DIR", NULL, "state_dir", set_string, 0, 0, 0, 0, F(state_dir),
+     CMD_BOTH},
     {"config", "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, 0, 0, 0, 0, 0, CMD_BOTH},
     {"log-level", "L", "LOG_LEVEL", NULL, "log_level", set_level, 0, 0, 0, 0, 0, CMD_BOTH},
     {"log-format", "F", "LOG_FORMAT", NULL, "log_format", set_format, 0, 0, 0, 0, 0, CMD_BOTH},
@@ -832,9 +834,10 @@ void bp_config_release(bp_config *cfg)
     for (int i = 0; i < cfg->output_count; i++)
         free(cfg->outputs[i]);
     free(cfg->chain);
+    free(cfg->state_dir);
     free(cfg->config_file);
     cfg->rpc_count = cfg->output_count = 0;
-    cfg->chain = cfg->config_file = NULL;
+    cfg->chain = cfg->config_file = cfg->state_dir = NULL;
 }
 
 /* ---- usage ---- */
@@ -869,6 +872,9 @@ void bp_config_release(bp_config *cfg)
     "                          (env RPC_TIMEOUT; default 30)\n"                                    \
     "  --max-retries N         retries per block before it counts as failed, 0..1000\n"            \
     "                          (env MAX_RETRIES; default 5)\n"                                     \
+    "  --state-dir DIR         where the state of a run (failed blocks, the command) is kept;\n"   \
+    "                          `blockpipe retry-failed --state-dir DIR` runs it again\n"           \
+    "                          (env STATE_DIR; default none)\n"                                    \
     "  --config FILE           YAML or JSON config file (env BLOCKPIPE_CONFIG; default none)\n"    \
     "  --log-level L           debug, info, warn, error (env LOG_LEVEL; default info)\n"           \
     "  --log-format F          text, json (env LOG_FORMAT; default text)\n"                        \

@@ -46,6 +46,7 @@ typedef struct bp_config {
     int log_level;      /* enum bp_log_level */
     bool log_json;
     char *config_file;
+    char *state_dir; /* NULL: no state file */
     bool help; /* --help was given: print usage, exit 0 */
 } bp_config;
 

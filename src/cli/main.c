@@ -10,6 +10,7 @@
 #include "cli/commands_pg.h"
 #include "cli/commands_sim.h"
 #include "cli/config.h"
+#include "cli/state.h"
 #include "core/pipeline.h"
 #include "util/log.h"
 
@@ -47,6 +48,8 @@ static void usage(FILE *f)
             "usage:\n"
             "  blockpipe run --rpc URL [options]               follow the chain head\n"
             "  blockpipe backfill --rpc URL --from A --to B     index a range of blocks\n"
+            "  blockpipe retry-failed --state-dir DIR           run again what left failed "
+            "blocks\n"
             "  blockpipe simnode [--listen HOST:PORT] [...]     a synthetic node for benchmarks\n"
             "  blockpipe <command> --help                       options of a command\n"
             "  blockpipe --version\n\n"
@@ -127,8 +130,17 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     install_signals();
     bp_pipeline_config pc;
     bp_endpoint_spec eps[BP_MAX_RPCS];
+    bp_pipeline_report report = {0};
     map_config(&cfg, sinks, eps, &pc);
-    if (bp_pipeline_run(&pc, &g_stop, &err) != 0)
+    pc.report = &report;
+    if (cfg.state_dir)
+        bp_state_announce(cfg.state_dir);
+    rc = bp_pipeline_run(&pc, &g_stop, &err);
+    bp_error serr;
+    if (cfg.state_dir && report.chain[0] &&
+        bp_state_save(cfg.state_dir, &report, argc, argv, &serr) != 0)
+        bp_err("%s", serr.msg);
+    if (rc != 0)
         goto fail;
     status = 0;
     if (g_stop)
@@ -163,6 +175,8 @@ int main(int argc, char **argv)
         return run_command(BP_CMD_RUN, argc - 1, argv + 1);
     if (strcmp(cmd, "backfill") == 0)
         return run_command(BP_CMD_BACKFILL, argc - 1, argv + 1);
+    if (strcmp(cmd, "retry-failed") == 0)
+        return bp_cmd_retry_failed(argc - 1, argv + 1);
     if (strcmp(cmd, "simnode") == 0)
         return bp_cmd_simnode(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)

@@ -33,7 +33,8 @@ struct pipeline {
     int walk_ep;   /* endpoint with the best head: the reorg walk asks it */
     bp_fetch_shared shared;
     bp_fetcher *fetcher;
-    size_t inflight; /* jobs out to workers, stale ones included */
+    size_t inflight;                   /* jobs out to workers, stale ones included */
+    volatile sig_atomic_t abort_fetch; /* set on shutdown: requests in flight stop at once */
 
     bp_reorder rb;
     bp_canon canon;
@@ -117,7 +118,7 @@ static int start_workers(pipeline *p, size_t window, bp_error *err)
         .threads = threads > 256 ? 256 : threads,
         .queue_cap = window * 2 + 16,
         .rpc_timeout = p->cfg->rpc_timeout,
-        .stop = p->stop,
+        .stop = &p->abort_fetch,
     };
     return bp_fetcher_start(&p->fetcher, &fc, err);
 }
@@ -699,11 +700,13 @@ static int step(pipeline *p, bp_error *err)
     return 0;
 }
 
-/* Stop taking work, let in-flight fetches finish (each is bounded by --rpc-timeout), commit
- * the complete prefix, flush. */
+/* Stop taking work, drop queued and abort in-flight fetches, commit the complete prefix,
+ * flush. */
 static int shutdown_pipeline(pipeline *p, bp_error *err)
 {
     p->stopping = true;
+    p->abort_fetch = 1;
+    bp_pool_close(&p->pool); /* workers waiting for an endpoint give up */
     bp_job *job;
     while ((job = bp_fetcher_unqueue(p->fetcher)) != NULL) {
         p->inflight--;
@@ -735,8 +738,32 @@ static void log_summary(const pipeline *p)
             (double)p->blocks_done / secs, (double)p->txs_done / secs, p->reorgs);
 }
 
+static void fill_report(pipeline *p, bp_pipeline_report *r)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->chain, sizeof(r->chain), "%s", p->chain);
+    const bp_canon_entry *tip = bp_canon_tip(&p->canon);
+    r->tip_set = tip != NULL;
+    r->tip = tip ? tip->number : 0;
+    for (size_t i = 0; p->rb.slots && i < p->rb.cap; i++) {
+        uint64_t n = p->rb.base + i;
+        bp_slot *s = bp_reorder_slot(&p->rb, n);
+        if (!s || s->state != BP_SLOT_FAILED)
+            continue;
+        if (r->failed_count < BP_REPORT_MAX_FAILED) {
+            r->failed[r->failed_count].number = n;
+            r->failed[r->failed_count].attempts = s->attempts;
+            snprintf(r->failed[r->failed_count].error, sizeof(r->failed[0].error), "%s",
+                     s->last_error);
+        }
+        r->failed_count++;
+    }
+}
+
 static void release(pipeline *p)
 {
+    if (p->cfg->report)
+        fill_report(p, p->cfg->report);
     bp_fetcher_stop(p->fetcher);
     free_batch(p);
     free(p->events);

@@ -15,6 +15,21 @@
 #include "blockpipe/sink.h"
 #include "core/pool.h"
 
+#define BP_REPORT_MAX_FAILED 64
+
+/* What a run leaves behind, for the state file (blockpipe retry-failed). */
+typedef struct bp_pipeline_report {
+    char chain[64];
+    bool tip_set;
+    uint64_t tip; /* the last committed block */
+    size_t failed_count; /* blocks that used up --max-retries (the first ones are listed) */
+    struct {
+        uint64_t number;
+        int attempts;
+        char error[256];
+    } failed[BP_REPORT_MAX_FAILED];
+} bp_pipeline_report;
+
 typedef struct bp_pipeline_config {
     const bp_endpoint_spec *endpoints; /* the RPC pool of this chain */
     size_t endpoint_count;
@@ -34,6 +49,7 @@ typedef struct bp_pipeline_config {
     double stats_interval; /* s */
     double rpc_timeout;    /* s */
     unsigned fetch;        /* enum bp_fetch_what */
+    bp_pipeline_report *report; /* filled when the run ends, may be NULL */
 } bp_pipeline_config;
 
 /* Runs until the range is committed (backfill), *stop becomes non-zero (then it commits what

@@ -72,7 +72,7 @@ class Schedule:
         os.replace(tmp, self.stats_file)
 
 
-def make_handler(upstream, schedule, hang_seconds):
+def make_handler(upstream, schedule, hang_seconds, only_methods=()):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -105,6 +105,10 @@ def make_handler(upstream, schedule, hang_seconds):
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if only_methods and not any(m.encode() in body for m in only_methods):
+                status, data = self.forward(body)  # not a request the faults are meant for
+                self.reply(status, data)
+                return
             fault = schedule.next_fault()
             if fault == "garbage":
                 self.reply(200, b"<html>502 proxy garbage \x00\xff not json</html>")
@@ -146,12 +150,17 @@ def main():
     ap.add_argument("--stats-file", help="JSON counts per fault kind, rewritten on change")
     ap.add_argument("--hang-seconds", type=float, default=40.0)
     ap.add_argument("--lifetime", type=float, default=900.0, help="exit after this many s")
+    ap.add_argument("--port", type=int, default=0, help="listen port (0: a free one)")
+    ap.add_argument("--only-methods", default="",
+                    help="comma-separated JSON-RPC methods: only requests naming one of them "
+                         "get faults (default: every request)")
     args = ap.parse_args()
     if args.every < 1:
         sys.exit("faultproxy: --every must be >= 1")
     schedule = Schedule(parse_faults(args.faults), args.every, args.stats_file)
-    handler = make_handler(args.upstream, schedule, min(args.hang_seconds, 40.0))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    only = tuple(m for m in args.only_methods.split(",") if m)
+    handler = make_handler(args.upstream, schedule, min(args.hang_seconds, 40.0), only)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True  # a hanging handler must not keep the process alive
 
     def stop(*_):
