@@ -599,7 +599,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
         return append_auth(w, wsi, in, len);
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-        snprintf(why, sizeof(why), "cannot connect: %.300s", in ? (const char *)in : "error");
+        snprintf(why, sizeof(why), "cannot connect: %.300s%s", in ? (const char *)in : "error",
+                 w->tls && in && strstr(in, "SSL") ? " (TLS handshake failed: is the server "
+                                                     "certificate trusted by the system CA "
+                                                     "store?)"
+                                                   : "");
         conn_ended(w, why);
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
@@ -793,7 +797,7 @@ static void lws_log_to_ours(int level, const char *line)
     bp_debug("lws[%d]: %.*s", level, (int)n, line);
 }
 
-static int create_context(bp_ws_heads *w, bp_error *err)
+static int create_context(bp_ws_heads *w, const char *ca_file, bp_error *err)
 {
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -810,6 +814,7 @@ static int create_context(bp_ws_heads *w, bp_error *err)
     info.timeout_secs = 10;
     info.connect_timeout_secs = 10;
     info.options = w->tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
+    info.client_ssl_ca_filepath = w->tls ? ca_file : NULL; /* on top of the system store */
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
     w->ctx = lws_create_context(&info);
     if (!w->ctx)
@@ -865,7 +870,7 @@ int bp_ws_heads_start(bp_ws_heads **out, const bp_ws_config *cfg, bp_error *err)
     w->started_mono = mono_ms();
     snprintf(w->st.endpoint, sizeof(w->st.endpoint), "%s", w->endpoint);
     w->st.state = BP_WS_CONNECTING;
-    rc = create_context(w, err);
+    rc = create_context(w, cfg->ca_file, err);
     if (rc != 0)
         goto out;
     if (pthread_create(&w->thread, NULL, run, w) != 0) {

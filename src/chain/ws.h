@@ -36,12 +36,15 @@ typedef struct bp_ws_head {
 typedef struct bp_ws_config {
     const char *url;             /* ws://… or wss://…; user:password@ is sent as Basic auth */
     double reconnect_interval_s; /* first backoff delay, default 5; doubles, ±20%, cap 60 s */
-    int max_reconnect_attempts;  /* default 10 consecutive failures, then given_up: 1/min */
+    int max_reconnect_attempts;  /* default 10: when the first attempt and this many reconnects
+                                    in a row failed, given_up: one attempt a minute */
     double stale_after_s;        /* 0 = auto: max(30, 3 × observed block time); 60 s until a
                                     block time has been observed */
     size_t max_message_bytes;    /* frame and message cap, default 1 MiB */
     double subscribe_timeout_s;  /* no answer to eth_subscribe within this: failed; def. 10 */
     size_t queue_capacity;       /* heads waiting for _next, default 256; oldest dropped */
+    const char *ca_file; /* wss://: a PEM bundle trusted besides the system CA store; read at
+                            start only. NULL: the system store alone */
 } bp_ws_config;
 
 #define BP_WS_DEFAULT_RECONNECT_S 5.0
@@ -57,7 +60,7 @@ typedef enum bp_ws_state {
     BP_WS_CONNECTING, /* TCP/TLS/WebSocket handshake, or waiting for the subscription id */
     BP_WS_SUBSCRIBED, /* notifications flowing (or expected) */
     BP_WS_BACKOFF,    /* waiting before the next attempt */
-    BP_WS_GIVEN_UP,   /* max_reconnect_attempts failed in a row: one attempt a minute */
+    BP_WS_GIVEN_UP,   /* 1 + max_reconnect_attempts failed in a row: one attempt a minute */
     BP_WS_STOPPED,
 } bp_ws_state;
 
@@ -87,6 +90,8 @@ typedef struct bp_ws_status {
 
 typedef struct bp_ws_heads bp_ws_heads;
 
+/* libwebsockets' own log lines go to bp_debug (lws_set_log_level is process-wide). */
+
 /* Validates cfg (BP_EINVAL naming the URL or the value), creates the libwebsockets context
  * and starts the thread; returns at once, the connection happens in the background.
  * *out belongs to the caller until bp_ws_heads_stop. */
@@ -111,8 +116,8 @@ int bp_ws_status_json(const bp_ws_status *s, bp_buf *out);
  * is fine. */
 void bp_ws_heads_stop(bp_ws_heads *h);
 
-/* The delay before attempt `failures` (1 = after the first failure): interval × 2^(n-1)
- * capped at 60 s, times (1 + jitter) with jitter in [-0.2, 0.2]. Exposed for the tests. */
+/* The delay after `failures` failures in a row (1 = the first): interval × 2^(failures-1)
+ * × (1 + jitter), jitter in [-0.2, 0.2], never above 60 s. Exposed for the tests. */
 int64_t bp_ws_backoff_ms(double interval_s, int failures, double jitter);
 
 #endif

@@ -2,7 +2,7 @@
 WebSocket head client's tests. Python 3 standard library only: the RFC 6455 handshake and
 framing are done by hand.
 
-    python3 ws_bad_server.py MODE        # prints "PORT n" once listening on 127.0.0.1
+    python3 ws_bad_server.py MODE [--tls CERT KEY]   # prints "PORT n" once listening
 
 MODE is one of
     garbage    answers eth_subscribe with text frames that are not JSON
@@ -15,6 +15,8 @@ MODE is one of
     fragmented answers eth_subscribe in 3 continuation frames, then sends good heads, each
                split into 3 frames
 
+With --tls it speaks wss:// (TLS with the given PEM certificate and key) instead of ws://.
+
 Every connection is served on its own thread until the client leaves; the process runs until
 it is killed.
 """
@@ -23,6 +25,7 @@ import base64
 import hashlib
 import json
 import socket
+import ssl
 import struct
 import sys
 import threading
@@ -168,13 +171,23 @@ def serve(conn, mode):
             serve_heads(conn, first_bad=True, fragmented=False)
 
 
-def handle(conn, mode):
+def handle(conn, mode, tls):
+    try:
+        if tls:
+            conn = tls.wrap_socket(conn, server_side=True)
+    except (OSError, ValueError):
+        conn.close()
+        return
     with conn:
         _ignore(serve, conn, mode)
 
 
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "garbage"
+    tls = None
+    if len(sys.argv) == 5 and sys.argv[2] == "--tls":
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(sys.argv[3], sys.argv[4])
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
@@ -182,7 +195,7 @@ def main():
     print(f"PORT {listener.getsockname()[1]}", flush=True)
     while True:
         conn, _ = listener.accept()
-        threading.Thread(target=handle, args=(conn, mode), daemon=True).start()
+        threading.Thread(target=handle, args=(conn, mode, tls), daemon=True).start()
 
 
 if __name__ == "__main__":

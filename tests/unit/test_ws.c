@@ -437,6 +437,60 @@ static void test_fragments_and_queue(void **state)
     server_stop(&srv, SIGTERM);
 }
 
+/* ---- wss:// ----------------------------------------------------------------------------- */
+
+/* A self-signed certificate for localhost in g_tmp; 0 when openssl made one. */
+static int make_cert(char *cert, char *key, size_t n)
+{
+    snprintf(cert, n, "%s/cert.pem", g_tmp);
+    snprintf(key, n, "%s/key.pem", g_tmp);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+             "-addext subjectAltName=DNS:localhost -keyout '%s' -out '%s' >/dev/null 2>&1",
+             key, cert);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* wss:// end to end with the certificate trusted through ca_file; without it the
+ * connection fails verification with an error, and keeps retrying. */
+static void test_wss(void **state)
+{
+    (void)state;
+    char cert[256], key[256];
+    if (make_cert(cert, key, sizeof(cert)) != 0) {
+        print_message("openssl cannot make a certificate: skipped\n");
+        skip();
+    }
+    server srv = {0};
+    char *argv[] = {"python3", BAD_SERVER, "fragmented", "--tls", cert, key, NULL};
+    assert_int_equal(server_start(&srv, argv, "PORT "), 0);
+    char url[64];
+    snprintf(url, sizeof(url), "wss://localhost:%d/", srv.port);
+    bp_ws_config cfg = {.url = url, .ca_file = cert, .reconnect_interval_s = 0.1};
+    bp_ws_heads *h = NULL;
+    bp_error err = {0};
+    assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), 0);
+    bp_ws_head a = next_head(h, 5000), b = next_head(h, 5000);
+    assert_int_equal(b.number, a.number + 1);
+    bp_ws_heads_stop(h);
+
+    cfg.ca_file = NULL;
+    assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), 0);
+    bp_ws_status st;
+    int64_t until = now_ms() + 5000;
+    do {
+        sleep_ms(20);
+        bp_ws_heads_status(h, &st);
+    } while (st.reconnects < 1 && now_ms() < until);
+    print_message("untrusted -> %s\n", st.last_error);
+    assert_true(st.reconnects >= 1);
+    assert_int_equal(st.heads, 0);
+    assert_non_null(strstr(st.last_error, "cannot connect"));
+    bp_ws_heads_stop(h);
+    server_stop(&srv, SIGTERM);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -465,6 +519,7 @@ int main(void)
         cmocka_unit_test(test_bad_servers),
         cmocka_unit_test(test_bad_head_kept),
         cmocka_unit_test(test_fragments_and_queue),
+        cmocka_unit_test(test_wss),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
