@@ -30,6 +30,7 @@ struct bp_rpc {
     size_t max_bytes;
     const volatile sig_atomic_t *abort_flag;
     long last_retry_after; /* seconds, from the last answer's Retry-After header */
+    size_t last_bytes;     /* size of the last answer body */
     bp_buf *sink;          /* the buffer the current transfer writes into */
     int sink_error;        /* BP_ETOOBIG / BP_ENOMEM seen by the write callback */
     bp_buf req;            /* request body of bp_rpc_call */
@@ -53,6 +54,11 @@ void bp_rpc_global_cleanup(void)
 long bp_rpc_last_retry_after(const bp_rpc *rpc)
 {
     return rpc->last_retry_after;
+}
+
+size_t bp_rpc_last_bytes(const bp_rpc *rpc)
+{
+    return rpc->last_bytes;
 }
 
 const char *bp_rpc_url(const bp_rpc *rpc)
@@ -252,6 +258,7 @@ int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *r
     curl_easy_setopt(rpc->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     CURLcode cc = curl_easy_perform(rpc->curl);
     rpc->sink = NULL;
+    rpc->last_bytes = resp->len;
     if (cc != CURLE_OK)
         return map_curl_error(rpc, cc, err);
     curl_easy_getinfo(rpc->curl, CURLINFO_RESPONSE_CODE, &status);

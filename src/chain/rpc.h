@@ -33,6 +33,8 @@ void bp_rpc_free(bp_rpc *rpc);
 /* The URL for messages and logs: as configured, minus any user:password@. */
 /* Seconds the node asked us to wait in the Retry-After header of its last answer (0: none). */
 long bp_rpc_last_retry_after(const bp_rpc *rpc);
+/* Size of the last answer body (what the adaptive batch size watches). */
+size_t bp_rpc_last_bytes(const bp_rpc *rpc);
 const char *bp_rpc_url(const bp_rpc *rpc);
 
 /* POST body; on HTTP 200 the answer is in resp (reset first). Errors: BP_ETRANSPORT

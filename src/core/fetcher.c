@@ -67,7 +67,7 @@ static int fetch_chunk(worker *w, bp_job *job, int ep, size_t off, size_t n)
     bp_error e;
     bp_rpc *rpc = rpc_for(w, ep, &e);
     if (!rpc) {
-        bp_pool_done(pool, ep, e.code, 0, 0, 0, 0, e.msg);
+        bp_pool_done(pool, ep, &(bp_pool_outcome){.rc = e.code, .error_text = e.msg});
         mark_rest(job, off, e.code, e.msg);
         return e.code;
     }
@@ -78,8 +78,16 @@ static int fetch_chunk(worker *w, bp_job *job, int ep, size_t off, size_t n)
     for (size_t i = 0; rc != 0 && i < n && !why; i++)
         if (job->rcs[off + i] != 0)
             why = job->errs[off + i].msg;
-    bp_pool_done(pool, ep, rc, now_us() - t0, n, job->first + off + n - 1,
-                 bp_rpc_last_retry_after(rpc), why);
+    bp_pool_outcome o = {
+        .rc = rc,
+        .latency_us = now_us() - t0,
+        .blocks = n,
+        .bytes = bp_rpc_last_bytes(rpc),
+        .need = job->first + off + n - 1,
+        .retry_after_s = bp_rpc_last_retry_after(rpc),
+        .error_text = why,
+    };
+    bp_pool_done(pool, ep, &o);
     job->ep = ep;
     return rc;
 }

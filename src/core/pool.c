@@ -175,10 +175,20 @@ int bp_pool_acquire(bp_pool *p, uint64_t need, int avoid, long timeout_ms, int *
     return -1;
 }
 
-static void on_success(bp_pool *p, bp_endpoint *e, int64_t latency_us, size_t blocks)
+/* Grow the batch while one more block would keep the answer under the target size. */
+static void adapt_batch(bp_pool *p, bp_endpoint *e, size_t blocks, size_t bytes)
 {
-    bp_hist_add(&e->latency_us, latency_us > 0 ? (uint64_t)latency_us : 0);
-    e->blocks += blocks;
+    size_t per_block = blocks ? bytes / blocks : bytes;
+    if (bytes > 2 * BP_POOL_TARGET_BYTES)
+        e->batch = e->batch > 1 ? e->batch / 2 : 1;
+    else if (e->batch < p->max_batch && per_block * (size_t)(e->batch + 1) <= BP_POOL_TARGET_BYTES)
+        e->batch++;
+}
+
+static void on_success(bp_pool *p, bp_endpoint *e, const bp_pool_outcome *o)
+{
+    bp_hist_add(&e->latency_us, o->latency_us > 0 ? (uint64_t)o->latency_us : 0);
+    e->blocks += o->blocks;
     e->consecutive_failures = 0;
     if (e->state == BP_EP_PROBING) {
         bp_info("rpc %s is healthy again", e->url);
@@ -190,8 +200,7 @@ static void on_success(bp_pool *p, bp_endpoint *e, int64_t latency_us, size_t bl
         if (e->limit < e->max_workers)
             e->limit++;
     }
-    if (e->batch < p->max_batch)
-        e->batch++;
+    adapt_batch(p, e, o->blocks, o->bytes);
 }
 
 static void eject(bp_endpoint *e, int64_t now)
@@ -230,20 +239,20 @@ static void on_failure(bp_endpoint *e, int rc, uint64_t need, long retry_after_s
         eject(e, now);
 }
 
-void bp_pool_done(bp_pool *p, int ep, int rc, int64_t latency_us, size_t blocks, uint64_t need,
-                  long retry_after_s, const char *error_text)
+void bp_pool_done(bp_pool *p, int ep, const bp_pool_outcome *o)
 {
+    int rc = o->rc;
     pthread_mutex_lock(&p->lock);
     bp_endpoint *e = &p->eps[ep];
     e->in_flight--;
     if (rc != BP_ESTOPPED)
         e->requests++;
-    if (rc != 0 && error_text)
-        snprintf(e->last_error, sizeof(e->last_error), "%s", error_text);
+    if (rc != 0 && o->error_text)
+        snprintf(e->last_error, sizeof(e->last_error), "%s", o->error_text);
     if (rc == 0)
-        on_success(p, e, latency_us, blocks);
+        on_success(p, e, o);
     else if (rc != BP_ESTOPPED)
-        on_failure(e, rc, need, retry_after_s, now_ms());
+        on_failure(e, rc, o->need, o->retry_after_s, now_ms());
     else if (e->state == BP_EP_PROBING)
         e->state = BP_EP_EJECTED; /* the probe was cut short: probe again later */
     pthread_cond_broadcast(&p->cv);

@@ -74,11 +74,22 @@ void bp_pool_release(bp_pool *p);
  * or when the pool is closed. *batch gets the endpoint's blocks-per-request. */
 int bp_pool_acquire(bp_pool *p, uint64_t need, int avoid, long timeout_ms, int *batch);
 
-/* The outcome of one request of `blocks` blocks on endpoint ep. rc is 0 or BP_E*;
+/* What one request of `blocks` blocks on endpoint ep did. rc is 0 or BP_E*; bytes is the
+ * answer size (the batch grows only while answers stay under BP_POOL_TARGET_BYTES, and
+ * shrinks above twice that, so huge blocks go one per request and memory stays bounded);
  * retry_after_s from a 429 (0 if none); need is the highest block asked for (a "not found"
  * there means the endpoint's head is below it). */
-void bp_pool_done(bp_pool *p, int ep, int rc, int64_t latency_us, size_t blocks, uint64_t need,
-                  long retry_after_s, const char *error_text);
+#define BP_POOL_TARGET_BYTES ((size_t)4 << 20)
+typedef struct bp_pool_outcome {
+    int rc;
+    int64_t latency_us;
+    size_t blocks;
+    size_t bytes;
+    uint64_t need;
+    long retry_after_s;
+    const char *error_text;
+} bp_pool_outcome;
+void bp_pool_done(bp_pool *p, int ep, const bp_pool_outcome *o);
 
 void bp_pool_set_head(bp_pool *p, int ep, uint64_t head);
 /* Wakes every waiter; acquire returns -1 from now on. */

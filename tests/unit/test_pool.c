@@ -33,7 +33,14 @@ static void test_priority_then_spill(void **state)
     assert_int_equal(bp_pool_acquire(&p, 10, -1, 0, &batch), 0);
     assert_int_equal(bp_pool_acquire(&p, 10, -1, 0, &batch), 0);
     assert_int_equal(bp_pool_acquire(&p, 10, -1, 0, &batch), -1); /* all busy */
-    bp_pool_done(&p, 1, 0, 1000, 1, 10, 0, NULL);
+    bp_pool_done(&p, 1,
+                 &(bp_pool_outcome){.rc = 0,
+                                    .latency_us = 1000,
+                                    .blocks = 1,
+                                    .bytes = 1000,
+                                    .need = 10,
+                                    .retry_after_s = 0,
+                                    .error_text = NULL});
     /* a retry avoids the endpoint that failed it, unless it is the only one free */
     assert_int_equal(bp_pool_acquire(&p, 10, 1, 0, &batch), 1);
     bp_pool_release(&p);
@@ -49,7 +56,14 @@ static void test_eject_and_probe(void **state)
     int batch;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
-        bp_pool_done(&p, 0, BP_ETRANSPORT, 0, 1, 1, 0, "connection refused");
+        bp_pool_done(&p, 0,
+                     &(bp_pool_outcome){.rc = BP_ETRANSPORT,
+                                        .latency_us = 0,
+                                        .blocks = 1,
+                                        .bytes = 1000,
+                                        .need = 1,
+                                        .retry_after_s = 0,
+                                        .error_text = "connection refused"});
     }
     assert_int_equal(p.eps[0].state, BP_EP_EJECTED);
     assert_int_equal(p.eps[0].ejections, 1);
@@ -59,12 +73,26 @@ static void test_eject_and_probe(void **state)
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 2000, &batch), 0);
     assert_int_equal(p.eps[0].state, BP_EP_PROBING);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
-    bp_pool_done(&p, 0, BP_ETIMEOUT, 0, 1, 1, 0, "timed out");
+    bp_pool_done(&p, 0,
+                 &(bp_pool_outcome){.rc = BP_ETIMEOUT,
+                                    .latency_us = 0,
+                                    .blocks = 1,
+                                    .bytes = 1000,
+                                    .need = 1,
+                                    .retry_after_s = 0,
+                                    .error_text = "timed out"});
     assert_int_equal(p.eps[0].state, BP_EP_EJECTED);
     assert_int_equal(p.eps[0].backoff_ms, 2000); /* doubled */
     p.eps[0].not_before_ms = 0;                  /* skip the wait */
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
-    bp_pool_done(&p, 0, 0, 500, 1, 1, 0, NULL);
+    bp_pool_done(&p, 0,
+                 &(bp_pool_outcome){.rc = 0,
+                                    .latency_us = 500,
+                                    .blocks = 1,
+                                    .bytes = 1000,
+                                    .need = 1,
+                                    .retry_after_s = 0,
+                                    .error_text = NULL});
     assert_int_equal(p.eps[0].state, BP_EP_HEALTHY);
     assert_int_equal(p.eps[0].backoff_ms, 0);
     bp_pool_release(&p);
@@ -79,7 +107,14 @@ static void test_rate_limited_pause(void **state)
     make_pool(&p, specs, 2);
     int batch;
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
-    bp_pool_done(&p, 0, BP_ERATELIMIT, 0, 1, 1, 3, "HTTP 429");
+    bp_pool_done(&p, 0,
+                 &(bp_pool_outcome){.rc = BP_ERATELIMIT,
+                                    .latency_us = 0,
+                                    .blocks = 1,
+                                    .bytes = 1000,
+                                    .need = 1,
+                                    .retry_after_s = 3,
+                                    .error_text = "HTTP 429"});
     assert_int_equal(p.eps[0].rate_limited, 1);
     assert_int_equal(p.eps[0].state, BP_EP_HEALTHY); /* a 429 is not a failure */
     assert_int_equal(p.eps[0].consecutive_failures, 0);
@@ -120,7 +155,14 @@ static void test_lagging_head_not_trusted(void **state)
     assert_int_equal(bp_pool_acquire(&p, 95, 0, 0, &batch), 0); /* only 0 has block 95 */
     assert_int_equal(bp_pool_acquire(&p, 80, 0, 0, &batch), 1);
     /* "not found" for block 85 means that endpoint's head is below it */
-    bp_pool_done(&p, 1, BP_ENOTFOUND, 0, 1, 85, 0, "not found");
+    bp_pool_done(&p, 1,
+                 &(bp_pool_outcome){.rc = BP_ENOTFOUND,
+                                    .latency_us = 0,
+                                    .blocks = 1,
+                                    .bytes = 1000,
+                                    .need = 85,
+                                    .retry_after_s = 0,
+                                    .error_text = "not found"});
     assert_int_equal(p.eps[1].head, 84);
     assert_int_equal(p.eps[1].state, BP_EP_HEALTHY);
     bp_pool_release(&p);
@@ -135,15 +177,36 @@ static void test_adaptive_batch(void **state)
     int batch;
     for (int i = 0; i < 20; i++) {
         assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
-        bp_pool_done(&p, 0, 0, 100, (size_t)batch, 1, 0, NULL);
+        bp_pool_done(&p, 0,
+                     &(bp_pool_outcome){.rc = 0,
+                                        .latency_us = 100,
+                                        .blocks = (size_t)batch,
+                                        .bytes = 1000,
+                                        .need = 1,
+                                        .retry_after_s = 0,
+                                        .error_text = NULL});
     }
     assert_int_equal(p.eps[0].batch, 8); /* grew to the cap */
     assert_int_equal(bp_pool_batch_hint(&p), 8);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
-    bp_pool_done(&p, 0, BP_ETIMEOUT, 0, (size_t)batch, 1, 0, "timed out");
+    bp_pool_done(&p, 0,
+                 &(bp_pool_outcome){.rc = BP_ETIMEOUT,
+                                    .latency_us = 0,
+                                    .blocks = (size_t)batch,
+                                    .bytes = 1000,
+                                    .need = 1,
+                                    .retry_after_s = 0,
+                                    .error_text = "timed out"});
     assert_int_equal(p.eps[0].batch, 4); /* halved */
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
-    bp_pool_done(&p, 0, BP_ETOOBIG, 0, (size_t)batch, 1, 0, "too big");
+    bp_pool_done(&p, 0,
+                 &(bp_pool_outcome){.rc = BP_ETOOBIG,
+                                    .latency_us = 0,
+                                    .blocks = (size_t)batch,
+                                    .bytes = 1000,
+                                    .need = 1,
+                                    .retry_after_s = 0,
+                                    .error_text = "too big"});
     assert_int_equal(p.eps[0].batch, 1);
     bp_pool_release(&p);
 }
