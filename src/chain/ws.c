@@ -641,9 +641,14 @@ static void *run(void *arg)
 {
     bp_ws_heads *w = arg;
     lws_sul_schedule(w->ctx, 0, &w->tick, on_tick, 1);
-    while (!w->done)
-        if (lws_service(w->ctx, 0) < 0)
+    while (!w->done) {
+        if (lws_service(w->ctx, 0) < 0) {
+            bp_err("websocket %s: libwebsockets service loop failed; head client stopped",
+                   w->endpoint);
+            set_error(w, "libwebsockets service loop failed; head client stopped");
             break;
+        }
+    }
     lws_sul_cancel(&w->tick);
     w->stopping = true; /* what the teardown calls back with is only noted */
     pthread_mutex_lock(&w->mu);
