@@ -915,7 +915,9 @@ int bp_ws_heads_next(bp_ws_heads *h, bp_ws_head *out, long timeout_ms)
     return got;
 }
 
-/* Heads per second over the last minute (or since start, when younger). */
+/* Heads per second over the last minute (or since start, when younger). On chains faster
+ * than RATE_RING heads a minute the ring covers less than a minute: then over what it
+ * covers. */
 static double rate_locked(const bp_ws_heads *w, int64_t now)
 {
     size_t n = w->ring_n < RATE_RING ? w->ring_n : RATE_RING, recent = 0;
@@ -923,6 +925,10 @@ static double rate_locked(const bp_ws_heads *w, int64_t now)
         recent += now - w->ring[i] <= 60000;
     double span = (double)(now - w->started_mono) / 1000.0;
     span = span > 60.0 ? 60.0 : span;
+    if (recent == RATE_RING) {
+        int64_t oldest = w->ring[w->ring_n % RATE_RING]; /* next to be overwritten */
+        span = (double)(now - oldest) / 1000.0;
+    }
     return span >= 1.0 ? (double)recent / span : 0.0;
 }
 
