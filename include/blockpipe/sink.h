@@ -36,9 +36,9 @@ typedef struct bp_checkpoint {
 } bp_checkpoint;
 
 typedef struct bp_batch {
-    const char *chain;       /* chain name, e.g. "mainnet" or "anvil" */
+    const char *chain; /* chain name, e.g. "mainnet" or "anvil" */
     uint64_t chain_id;
-    const bp_event *events;  /* in order */
+    const bp_event *events; /* in order */
     size_t count;
     bp_checkpoint checkpoint; /* the output's checkpoint once this batch is written */
     unsigned fetched;         /* enum bp_fetch_what bits: which entities were fetched */
@@ -68,7 +68,8 @@ typedef struct bp_sink_ops {
 /* Every backend's handle embeds this first. */
 struct bp_sink {
     const bp_sink_ops *ops;
-    char *url; /* as given by the user, for messages; owned by the registry code */
+    char *url; /* as given by the user but without credentials, for messages; owned by the
+                  registry code */
 };
 
 /* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, jsonl:DIR, ...).

@@ -10,6 +10,7 @@
 
 #include "chain/decode.h"
 #include "util/hex.h"
+#include "util/url.h"
 
 #define BP_RPC_DEFAULT_CONNECT_MS 5000L
 #define BP_RPC_DEFAULT_TIMEOUT_MS 30000L
@@ -66,21 +67,11 @@ const char *bp_rpc_url(const bp_rpc *rpc)
     return rpc->shown_url;
 }
 
-/* Credentials in the URL (http://user:secret@host) must never reach a log line. */
 static char *strip_userinfo(const char *url)
 {
-    const char *scheme = strstr(url, "://");
-    const char *host = scheme ? scheme + 3 : url;
-    const char *end = host + strcspn(host, "/?#");
-    const char *at = memchr(host, '@', (size_t)(end - host));
-    size_t pre = (size_t)(host - url);
-    const char *rest = at ? at + 1 : host;
-    char *out = malloc(pre + strlen(rest) + 1);
-    if (out) {
-        memcpy(out, url, pre);
-        strcpy(out + pre, rest);
-    }
-    return out;
+    char shown[1024];
+    bp_url_redact(url, shown, sizeof(shown));
+    return strdup(shown);
 }
 
 static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
@@ -163,7 +154,7 @@ int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err)
     rpc->curl = curl_easy_init();
     rpc->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (!rpc->url || !rpc->shown_url || !rpc->curl || !rpc->headers) {
-        bp_error_set(err, rc, "rpc %s: out of memory", cfg->url);
+        bp_error_set(err, rc, "rpc: out of memory");
         goto out;
     }
     rc = set_options(rpc);

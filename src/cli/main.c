@@ -13,6 +13,7 @@
 #include "cli/state.h"
 #include "core/pipeline.h"
 #include "util/log.h"
+#include "util/url.h"
 
 static volatile sig_atomic_t g_stop;
 
@@ -67,7 +68,9 @@ static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
         int rc = bp_sink_open_url(cfg->outputs[i], &sinks[i], err);
         if (rc != 0)
             return rc;
-        bp_info("output %d: %s", i + 1, cfg->outputs[i]);
+        char shown[512];
+        bp_url_redact(cfg->outputs[i], shown, sizeof(shown));
+        bp_info("output %d: %s", i + 1, shown);
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "util/log.h"
+#include "util/url.h"
 
 #define EJECT_AFTER_FAILURES 3
 #define EJECT_FIRST_MS 1000L
@@ -22,22 +23,11 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* "http://user:pass@host/x" -> "http://host/x": URLs go into logs and stats. */
 static char *shown_url(const char *url)
 {
-    const char *scheme = strstr(url, "://");
-    const char *start = scheme ? scheme + 3 : url;
-    const char *at = strchr(start, '@');
-    const char *slash = strchr(start, '/');
-    if (!at || (slash && slash < at))
-        return strdup(url);
-    size_t head = (size_t)(start - url);
-    char *out = malloc(strlen(url) + 1);
-    if (out) {
-        memcpy(out, url, head);
-        strcpy(out + head, at + 1);
-    }
-    return out;
+    char shown[512];
+    bp_url_redact(url, shown, sizeof(shown));
+    return strdup(shown);
 }
 
 int bp_pool_init(bp_pool *p, const bp_endpoint_spec *specs, size_t n, int default_workers,

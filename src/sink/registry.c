@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/url.h"
+
 extern const bp_sink_ops bp_sink_sqlite_ops;
 extern const bp_sink_ops bp_sink_etlcsv_ops;
 extern const bp_sink_ops bp_sink_jsonl_ops;
@@ -13,12 +15,8 @@ extern const bp_sink_ops bp_sink_postgres_ops;
 extern const bp_sink_ops bp_sink_postgresql_ops;
 
 static const bp_sink_ops *const g_backends[] = {
-    &bp_sink_sqlite_ops,
-    &bp_sink_etlcsv_ops,
-    &bp_sink_jsonl_ops,
-    &bp_sink_postgres_ops,
-    &bp_sink_postgresql_ops,
-    NULL,
+    &bp_sink_sqlite_ops,   &bp_sink_etlcsv_ops,     &bp_sink_jsonl_ops,
+    &bp_sink_postgres_ops, &bp_sink_postgresql_ops, NULL,
 };
 
 const bp_sink_ops *const *bp_sink_backends(void)
@@ -28,6 +26,8 @@ const bp_sink_ops *const *bp_sink_backends(void)
 
 int bp_sink_open_url(const char *url, bp_sink **out, bp_error *err)
 {
+    char shown[512]; /* the URL as messages may show it: no password */
+    bp_url_redact(url, shown, sizeof(shown));
     *out = NULL;
     const char *colon = strchr(url, ':');
     if (colon) {
@@ -40,12 +40,12 @@ int bp_sink_open_url(const char *url, bp_sink **out, bp_error *err)
                 target += 2;
             if (*target == '\0')
                 return bp_error_set(err, BP_EINVAL, "output '%s': missing path after '%.*s:'",
-                                    url, (int)slen, url);
+                                    shown, (int)slen, url);
             int rc = (*b)->open(out, target, err);
             if (rc != 0)
-                return bp_error_prefix(err, "output '%s': ", url);
+                return bp_error_prefix(err, "output '%s': ", shown);
             (*out)->ops = *b;
-            (*out)->url = strdup(url);
+            (*out)->url = strdup(shown);
             if (!(*out)->url) {
                 (*b)->close(*out);
                 *out = NULL;
@@ -61,7 +61,7 @@ int bp_sink_open_url(const char *url, bp_sink **out, bp_error *err)
     }
     return bp_error_set(err, BP_EINVAL,
                         "output '%s': unknown kind; expected one of %s(e.g. sqlite:blockpipe.db)",
-                        url, known);
+                        shown, known);
 }
 
 void bp_sink_close(bp_sink *s)

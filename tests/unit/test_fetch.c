@@ -663,7 +663,7 @@ static void test_connection_refused(void **state)
     uint64_t id;
     bp_error err = {0};
     assert_int_equal(bp_rpc_chain_id(rpc, &id, &err), BP_ETRANSPORT);
-    assert_contains(err.msg, "http://127.0.0.1:1/");
+    assert_contains(err.msg, "http://user:***@127.0.0.1:1/");
     assert_null(strstr(err.msg, "secret"));
     bp_rpc_free(rpc);
 }
