@@ -84,6 +84,12 @@ static const opt g_opts[] = {
      CMD_BOTH},
     {"state-dir", "DIR", "STATE_DIR", NULL, "state_dir", set_string, 0, 0, 0, 0, F(state_dir),
      CMD_BOTH},
+    {"pg-schema", "NAME", "PG_SCHEMA", NULL, "pg_schema", set_string, 0, 0, 0, 0, F(pg_schema),
+     CMD_BOTH},
+    {"wait-for-db", "S", "WAIT_FOR_DB", NULL, "wait_for_db", set_int, 0, 86400, 0, 0,
+     F(wait_for_db), CMD_BOTH},
+    {"checkpoint-name", "NAME", "CHECKPOINT_NAME", NULL, "checkpoint_name", set_string, 0, 0, 0, 0,
+     F(checkpoint_name), CMD_BOTH},
     {"config", "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, 0, 0, 0, 0, 0, CMD_BOTH},
     {"log-level", "L", "LOG_LEVEL", NULL, "log_level", set_level, 0, 0, 0, 0, 0, CMD_BOTH},
     {"log-format", "F", "LOG_FORMAT", NULL, "log_format", set_format, 0, 0, 0, 0, 0, CMD_BOTH},
@@ -755,6 +761,7 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->max_retries = 5;
     cfg->rpc_timeout = 30;
     cfg->log_level = BP_LOG_INFO;
+    cfg->wait_for_db = -1;
 }
 
 static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *err)
@@ -835,9 +842,12 @@ void bp_config_release(bp_config *cfg)
         free(cfg->outputs[i]);
     free(cfg->chain);
     free(cfg->state_dir);
+    free(cfg->pg_schema);
+    free(cfg->checkpoint_name);
     free(cfg->config_file);
     cfg->rpc_count = cfg->output_count = 0;
     cfg->chain = cfg->config_file = cfg->state_dir = NULL;
+    cfg->pg_schema = cfg->checkpoint_name = NULL;
 }
 
 /* ---- usage ---- */

@@ -47,7 +47,11 @@ typedef struct bp_config {
     bool log_json;
     char *config_file;
     char *state_dir; /* NULL: no state file */
-    bool help; /* --help was given: print usage, exit 0 */
+    /* PostgreSQL outputs (added to their URLs as ?schema=&wait_for_db=&checkpoint=) */
+    char *pg_schema;       /* NULL: public */
+    int wait_for_db;       /* seconds; -1: the output's default (30) */
+    char *checkpoint_name; /* NULL: the output's kind */
+    bool help;             /* --help was given: print usage, exit 0 */
 } bp_config;
 
 /* Fills cfg from argv (argv[0] is the command name: "run" or "backfill"), the process

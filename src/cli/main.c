@@ -12,6 +12,7 @@
 #include "cli/config.h"
 #include "cli/state.h"
 #include "core/pipeline.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/url.h"
 
@@ -62,17 +63,48 @@ static void usage(FILE *f)
                "sqlite:blockpipe.db\n");
 }
 
+/* The PostgreSQL options given as flags travel in the output URL (?schema=&wait_for_db=
+ * &checkpoint=), where a user may also put them; a parameter already in the URL wins. */
+static int pg_url(const bp_config *cfg, const char *url, bp_buf *out)
+{
+    bp_buf_reset(out);
+    int rc = bp_buf_puts(out, url);
+    bool pg = strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
+    if (!pg || rc != 0)
+        return rc;
+    char sep = strchr(url, '?') ? '&' : '?';
+    const char *keys[] = {"schema=", "wait_for_db=", "checkpoint="};
+    const char *vals[] = {cfg->pg_schema, NULL, cfg->checkpoint_name};
+    char wait[24];
+    if (cfg->wait_for_db >= 0) {
+        snprintf(wait, sizeof(wait), "%d", cfg->wait_for_db);
+        vals[1] = wait;
+    }
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        if (!vals[i] || strstr(url, keys[i]))
+            continue;
+        rc = bp_buf_printf(out, "%c%s%s", sep, keys[i], vals[i]);
+        sep = '&';
+    }
+    return rc;
+}
+
 static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
 {
-    for (int i = 0; i < cfg->output_count; i++) {
-        int rc = bp_sink_open_url(cfg->outputs[i], &sinks[i], err);
-        if (rc != 0)
-            return rc;
-        char shown[512];
-        bp_url_redact(cfg->outputs[i], shown, sizeof(shown));
-        bp_info("output %d: %s", i + 1, shown);
+    bp_buf url;
+    bp_buf_init(&url, 0);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < cfg->output_count; i++) {
+        if (pg_url(cfg, cfg->outputs[i], &url) != 0) {
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+            break;
+        }
+        rc = bp_sink_open_url(url.data, &sinks[i], err);
+        if (rc == 0)
+            bp_info("output %d: %s", i + 1, sinks[i]->url);
     }
-    return 0;
+    bp_buf_release(&url);
+    return rc;
 }
 
 static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *eps,
