@@ -3,10 +3,15 @@
 1. simnode --length 300 --txs-per-block 50 --block-time 0; backfill 0..299 into SQLite must
    exit 0 and hold exactly simnode's blocks: hash, parent hash and tx count of every block,
    every tx hash in order, the log count of every block.
-2. simnode with two endpoints: ep2 injects JSON-RPC errors, truncated and garbage answers,
+2. simnode with three endpoints: ep2 injects JSON-RPC errors, truncated and garbage answers,
    HTTP 500, connection resets, stalls past the client timeout, 429 above a request rate and
    added latency. A backfill of 0..149 through ep2 (--max-retries 50) must still end exact,
-   and every fault counter in GET /stats must be > 0. SIGINT prints the counters, exit 0.
+   and every fault counter in GET /stats must be > 0; ep3 (lag=7) answers a head 7 behind.
+   SIGINT prints the counters, exit 0.
+3. simnode growing a block every 0.5 s with a depth-4 reorg every 3 s under `blockpipe run`
+   for ~12 s: blockpipe must report reorgs, and its SQLite chain must be simnode's: blocks at
+   least 4 below its checkpoint canonical, the ones above at worst orphaned by a reorg that
+   came after the stop, parent links unbroken, every block's tx hashes its own.
 Stdlib only; needs BLOCKPIPE.
 """
 
@@ -43,10 +48,10 @@ class Simnode:
                 fail(f"simnode did not start: {line!r} {self.proc.stderr.read()}")
             self.urls.append(line.split()[-1])
 
-    def rpc_batch(self, calls):
+    def rpc_batch(self, calls, ep=0):
         body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
                 for i, (m, p) in enumerate(calls)]
-        req = urllib.request.Request(self.urls[0], data=json.dumps(body).encode(),
+        req = urllib.request.Request(self.urls[ep], data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as r:
             answers = json.loads(r.read())
@@ -141,16 +146,24 @@ def clean_run(tmp):
 
 
 def faulty_run(tmp):
-    faults = ("ep2:latency=2ms,error_rate=0.06,truncate_rate=0.06,garbage_rate=0.06,"
-              "http500_rate=0.06,reset_rate=0.06,stall_rate=0.06,stall=3s,rate_limit=10")
-    node = Simnode(["--length", "150", "--txs-per-block", "20", "--block-time", "0",
-                    "--faults", faults], endpoints=2)
+    faults = ("ep2:latency=2ms,error_rate=0.04,truncate_rate=0.04,garbage_rate=0.04,"
+              "http500_rate=0.04,reset_rate=0.04,stall_rate=0.04,stall=3s,rate_limit=10;"
+              "ep3:lag=7")
+    # Faults follow (seed, endpoint, request number): with seed 30 every kind fires within
+    # ep2's first 20 requests, so a run of ~100 requests cannot miss one by chance.
+    node = Simnode(["--seed", "30", "--length", "150", "--txs-per-block", "20",
+                    "--block-time", "0", "--faults", faults], endpoints=3)
     try:
         db = os.path.join(tmp, "faulty.db")
         secs, err = backfill(node.urls[1], 149, db,
                              ["--max-retries", "50", "--rpc-timeout", "1", "--workers", "8"])
         check_db(db, expected_chain(node, 149))
-        ep1, ep2 = node.stats()["endpoints"]
+        heads = [int(node.rpc_batch([("eth_blockNumber", [])], ep)[0], 16) for ep in (0, 2)]
+        if heads != [149, 142]:
+            fail(f"heads of ep1 and ep3 (lag=7): {heads}, want [149, 142]")
+        if node.rpc_batch([("eth_getBlockByNumber", ["0x90", False])], 2)[0] is not None:
+            fail("ep3 (lag=7) answered block 144 above its head 142")
+        ep1, ep2, _ = node.stats()["endpoints"]
         zero = [k for k in KINDS if ep2["faults"][k] <= 0]
         if zero:
             fail(f"fault kinds never injected on ep2: {zero}; stats {ep2}")
@@ -164,12 +177,68 @@ def faulty_run(tmp):
         node.kill()
 
 
+def db_rows(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        blocks = con.execute(
+            "SELECT number, hash, parent_hash FROM blocks ORDER BY number").fetchall()
+        txs = {}
+        for bh, h in con.execute(
+                "SELECT block_hash, hash FROM transactions ORDER BY block_number, "
+                "transaction_index"):
+            txs.setdefault(bh, []).append(h)
+        cp = con.execute("SELECT number FROM checkpoints").fetchone()[0]
+    finally:
+        con.close()
+    return blocks, txs, cp
+
+
+def reorg_run(tmp):
+    depth = 4
+    node = Simnode(["--block-time", "0.5", "--start-head", "20", "--txs-per-block", "10",
+                    "--reorg-every", "3", "--reorg-depth", str(depth)])
+    try:
+        db = os.path.join(tmp, "reorg.db")
+        run = subprocess.Popen([BLOCKPIPE, "run", "--rpc", node.urls[0], "--output",
+                                f"sqlite:{db}", "--confirmations", "0", "--poll-interval",
+                                "0.2", "--start-block", "0"], stderr=subprocess.PIPE, text=True)
+        time.sleep(12)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=30)
+        if run.returncode != 0:
+            fail(f"run exited {run.returncode}:\n{err[-3000:]}")
+        if "reorg" not in err:
+            fail(f"run never saw a reorg:\n{err[-3000:]}")
+        blocks, txs, cp = db_rows(db)
+        if [b[0] for b in blocks] != list(range(cp + 1)):
+            fail(f"DB blocks are not 0..{cp}: {[b[0] for b in blocks][:5]}...")
+        for (n, h, p), (_, prev, _) in zip(blocks[1:], blocks):
+            if p != prev:
+                fail(f"block {n}: parent {p} is not the DB's block {n - 1} {prev}")
+        calls = [("eth_getBlockByHash", [h, False]) for _, h, _ in blocks]
+        calls += [("eth_getBlockByNumber", [hex(n), False]) for n, _, _ in blocks]
+        res = node.rpc_batch(calls)
+        by_hash, canon = res[:len(blocks)], res[len(blocks):]
+        for (n, h, _), bh, c in zip(blocks, by_hash, canon):
+            if bh is None or int(bh["number"], 16) != n:
+                fail(f"block {n} {h} in the DB is unknown to simnode")
+            if n <= cp - depth and c["hash"] != h:
+                fail(f"block {n}: DB {h}, canonical {c['hash']} (final at depth {depth})")
+            if txs.get(h, []) != bh["transactions"]:
+                fail(f"block {n}: DB tx hashes are not the block's")
+        stats = node.stop()
+        print(f"reorg: {cp + 1} blocks, {stats['reorgs']} reorgs made by simnode")
+    finally:
+        node.kill()
+
+
 def main():
     if not BLOCKPIPE:
         fail("BLOCKPIPE must point at the blockpipe binary")
     with tempfile.TemporaryDirectory(prefix="bp_simnode.") as tmp:
         clean_run(tmp)
         faulty_run(tmp)
+        reorg_run(tmp)
     print("test_simnode: ok")
 
 
