@@ -57,6 +57,8 @@ static int set_fetch(loader *ld, const opt *o, const char *v, const char *who, b
 static int set_level(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_from(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_ws(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_realtime(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
 #define F(field) offsetof(bp_config, field)
@@ -84,6 +86,15 @@ static const opt g_opts[] = {
      CMD_BOTH},
     {"state-dir", "DIR", "STATE_DIR", NULL, "state_dir", set_string, 0, 0, 0, 0, F(state_dir),
      CMD_BOTH},
+    {"ws", "URL", "WEBSOCKET_URL", NULL, "ws", set_ws, 0, 0, 0, 0, 0, CMD_BOTH},
+    {"realtime", "on|off", "ENABLE_REALTIME", "STREAMING_ENABLED", "realtime", set_realtime, 0, 0,
+     0, 0, 0, CMD_BOTH},
+    {"ws-reconnect-interval", "S", "WS_RECONNECT_INTERVAL", NULL, "ws_reconnect_interval",
+     set_seconds, 0, 0, 0.1, 3600, F(ws_reconnect_interval), CMD_BOTH},
+    {"ws-max-reconnect-attempts", "N", "WS_MAX_RECONNECT_ATTEMPTS", NULL,
+     "ws_max_reconnect_attempts", set_int, 0, 1000, 0, 0, F(ws_max_reconnect_attempts), CMD_BOTH},
+    {"ws-stale-after", "S", "WS_STALE_AFTER", NULL, "ws_stale_after", set_seconds, 0, 0, 1, 86400,
+     F(ws_stale_after), CMD_BOTH},
     {"pg-schema", "NAME", "PG_SCHEMA", NULL, "pg_schema", set_string, 0, 0, 0, 0, F(pg_schema),
      CMD_BOTH},
     {"wait-for-db", "S", "WAIT_FOR_DB", NULL, "wait_for_db", set_int, 0, 86400, 0, 0,
@@ -273,6 +284,33 @@ static int set_level(loader *ld, const opt *o, const char *v, const char *who, b
     return 0;
 }
 
+static bool has_prefix_ci(const char *s, const char *prefix)
+{
+    return strncasecmp(s, prefix, strlen(prefix)) == 0;
+}
+
+static int set_ws(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    (void)o;
+    if (!has_prefix_ci(v, "ws://") && !has_prefix_ci(v, "wss://"))
+        return invalid(err, who, v, "expected a ws:// or wss:// URL");
+    return replace_string(&ld->cfg->ws_url, v, err);
+}
+
+static int set_realtime(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    static const char *const on[] = {"on", "true", "1", "yes"}, *const off[] = {"off", "false", "0",
+                                                                                "no"};
+    (void)o;
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
+            ld->cfg->realtime = strcasecmp(v, on[i]) == 0;
+            return 0;
+        }
+    }
+    return invalid(err, who, v, "expected on or off (true/false, 1/0, yes/no)");
+}
+
 static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     (void)o;
@@ -296,15 +334,10 @@ static int set_fetch(loader *ld, const opt *o, const char *v, const char *who, b
     return 0;
 }
 
-static bool has_prefix_ci(const char *s, const char *prefix)
-{
-    return strncasecmp(s, prefix, strlen(prefix)) == 0;
-}
-
 static int check_rpc_url(const char *v, const char *who, bp_error *err)
 {
     if (has_prefix_ci(v, "ws://") || has_prefix_ci(v, "wss://"))
-        return invalid(err, who, v, "WebSocket URLs go in --ws (not supported yet)");
+        return invalid(err, who, v, "WebSocket URLs go in --ws (an HTTP endpoint is still needed)");
     if ((has_prefix_ci(v, "http://") && v[7]) || (has_prefix_ci(v, "https://") && v[8]))
         return 0;
     return invalid(err, who, v, "expected an http:// or https:// URL");
@@ -762,6 +795,9 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->rpc_timeout = 30;
     cfg->log_level = BP_LOG_INFO;
     cfg->wait_for_db = -1;
+    cfg->realtime = true;
+    cfg->ws_reconnect_interval = 5;
+    cfg->ws_max_reconnect_attempts = 10;
 }
 
 static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *err)
@@ -843,11 +879,12 @@ void bp_config_release(bp_config *cfg)
     free(cfg->chain);
     free(cfg->state_dir);
     free(cfg->pg_schema);
+    free(cfg->ws_url);
     free(cfg->checkpoint_name);
     free(cfg->config_file);
     cfg->rpc_count = cfg->output_count = 0;
     cfg->chain = cfg->config_file = cfg->state_dir = NULL;
-    cfg->pg_schema = cfg->checkpoint_name = NULL;
+    cfg->pg_schema = cfg->checkpoint_name = cfg->ws_url = NULL;
 }
 
 /* ---- usage ---- */

@@ -51,6 +51,12 @@ typedef struct bp_config {
     char *pg_schema;       /* NULL: public */
     int wait_for_db;       /* seconds; -1: the output's default (30) */
     char *checkpoint_name; /* NULL: the output's kind */
+    /* real time */
+    char *ws_url;                 /* NULL: HTTP polling only */
+    bool realtime;                /* use ws_url (default true) */
+    double ws_reconnect_interval; /* seconds */
+    int ws_max_reconnect_attempts;
+    double ws_stale_after; /* seconds; 0: 3 x block time, at least 30 */
     bool help;             /* --help was given: print usage, exit 0 */
 } bp_config;
 

@@ -135,6 +135,10 @@ static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->stats_interval = c->stats_interval;
     pc->rpc_timeout = c->rpc_timeout;
     pc->fetch = c->fetch;
+    pc->ws_url = c->realtime ? c->ws_url : NULL;
+    pc->ws_reconnect_interval = c->ws_reconnect_interval;
+    pc->ws_max_reconnect_attempts = c->ws_max_reconnect_attempts;
+    pc->ws_stale_after = c->ws_stale_after;
 }
 
 static int run_command(enum bp_command cmd, int argc, char **argv)

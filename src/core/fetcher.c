@@ -20,6 +20,9 @@ struct bp_fetcher {
     worker *workers;
 };
 
+/* Queued on the result queue by bp_fetcher_wake: never a real job, never freed. */
+static bp_job g_wake;
+
 static int64_t now_us(void)
 {
     struct timespec ts;
@@ -29,7 +32,7 @@ static int64_t now_us(void)
 
 void bp_job_free(bp_job *job)
 {
-    if (!job)
+    if (!job || job == &g_wake)
         return;
     for (size_t i = 0; i < job->count; i++)
         bp_block_free(job->blocks[i]);
@@ -162,7 +165,13 @@ int bp_fetcher_submit(bp_fetcher *f, bp_job *job)
 
 bp_job *bp_fetcher_result(bp_fetcher *f, long wait_ms)
 {
-    return bp_queue_pop(&f->results, wait_ms);
+    bp_job *job = bp_queue_pop(&f->results, wait_ms);
+    return job == &g_wake ? NULL : job;
+}
+
+void bp_fetcher_wake(bp_fetcher *f)
+{
+    (void)bp_queue_push(&f->results, &g_wake); /* a full queue wakes the reader anyway */
 }
 
 bp_job *bp_fetcher_unqueue(bp_fetcher *f)

@@ -52,6 +52,9 @@ bp_job *bp_fetcher_result(bp_fetcher *f, long wait_ms);
 /* A queued job no worker has taken yet (for shutdown), or NULL. */
 bp_job *bp_fetcher_unqueue(bp_fetcher *f);
 size_t bp_fetcher_queued(bp_fetcher *f);
+/* Makes a bp_fetcher_result() that is waiting return NULL at once (any thread): the
+ * coordinator sleeps there, and a new head must not wait for a fetch to finish. */
+void bp_fetcher_wake(bp_fetcher *f);
 /* Closes the queues, joins the workers, frees unclaimed jobs and their blocks. */
 void bp_fetcher_stop(bp_fetcher *f);
 void bp_job_free(bp_job *job);

@@ -16,6 +16,7 @@
 #include "core/outputs.h"
 #include "core/fetcher.h"
 #include "core/pool.h"
+#include "core/realtime.h"
 #include "core/reorder.h"
 #include "util/arena.h"
 #include "util/log.h"
@@ -44,6 +45,8 @@ struct pipeline {
     bool have_head;
     bp_header head;
     int64_t next_poll_ms;
+    bp_realtime rt;
+    bool rt_started;
 
     /* the batch being built: events and the blocks they point to (owned) */
     bp_event *events;
@@ -137,6 +140,54 @@ static bool target(const pipeline *p, uint64_t *out)
 }
 
 static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err);
+static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error *err);
+
+/* A head seen by a poll or announced on the socket. The head only moves forward, but a head
+ * at or below our tip whose hash differs, or whose parent is not what we applied below
+ * it, means the node switched branches under us: the reorg path starts at once. */
+static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error *err)
+{
+    bool had = p->have_head;
+    uint64_t prev = p->head.number;
+    if (!had || h->number > prev) {
+        bp_debug("head %" PRIu64 " %s", h->number, h->hash);
+        bp_realtime_seen(&p->rt, h->number, seen_ms, had, prev);
+        p->head = *h;
+        p->have_head = true;
+    } else if (h->number == prev) {
+        p->head = *h; /* same height, maybe another branch */
+    }
+    const bp_canon_entry *mine = bp_canon_at(&p->canon, h->number);
+    if (mine && strcmp(mine->hash, h->hash) != 0) {
+        bp_info("head %" PRIu64 " is %s but we applied %s there: checking for a reorg", h->number,
+                h->hash, mine->hash);
+        return reorg_from(p, h->number, err);
+    }
+    const bp_canon_entry *below = h->number ? bp_canon_at(&p->canon, h->number - 1) : NULL;
+    if (below && h->parent_hash[0] && strcmp(below->hash, h->parent_hash) != 0) {
+        bp_info("head %" PRIu64 " has parent %s but we applied %s at %" PRIu64
+                ": checking for a reorg",
+                h->number, h->parent_hash, below->hash, below->number);
+        return reorg_from(p, h->number - 1, err);
+    }
+    return 0;
+}
+
+/* Heads announced on the socket since the last step. */
+static int take_announced(pipeline *p, bp_error *err)
+{
+    bp_ws_head a;
+    while (p->rt_started && bp_realtime_take(&p->rt, &a)) {
+        bp_header h = {.number = a.number, .timestamp = a.timestamp};
+        memcpy(h.hash, a.hash, sizeof(h.hash));
+        memcpy(h.parent_hash, a.parent_hash, sizeof(h.parent_hash));
+        bp_pool_raise_heads(&p->pool, h.number);
+        int rc = take_head(p, &h, a.received_ms, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
 
 /* Asks one endpoint for its head; logs only when its answer changes from good to bad. */
 static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
@@ -346,6 +397,10 @@ static int flush_batch(pipeline *p, bp_error *err)
         .fetched = p->cfg->fetch,
     };
     int rc = bp_outputs_write(&p->out, &batch, err);
+    int64_t now = now_ms();
+    for (size_t i = 0; rc == 0 && i < p->nevents; i++)
+        if (p->events[i].kind == BP_EVENT_APPLY)
+            bp_realtime_committed(&p->rt, p->events[i].block->number, now);
     if (rc == 0)
         bp_debug("committed %zu events up to block %" PRIu64, p->nevents,
                  p->events[p->nevents - 1].block->number);
@@ -516,6 +571,10 @@ static void log_stats(pipeline *p)
     bp_buf lines;
     bp_buf_init(&lines, 0);
     bp_pool_format_stats(&p->pool, &lines);
+    if (!p->cfg->backfill) {
+        bp_buf_putc(&lines, '\n');
+        bp_realtime_format(&p->rt, &lines);
+    }
     for (char *line = lines.data, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
@@ -637,6 +696,26 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
     return 0;
 }
 
+static void wake_coordinator(void *ctx)
+{
+    bp_fetcher_wake(((pipeline *)ctx)->fetcher);
+}
+
+static int start_realtime(pipeline *p, bp_error *err)
+{
+    const bp_pipeline_config *c = p->cfg;
+    bp_realtime_config rc = {
+        .ws_url = c->backfill ? NULL : c->ws_url,
+        .reconnect_interval_s = c->ws_reconnect_interval,
+        .max_reconnect_attempts = c->ws_max_reconnect_attempts,
+        .stale_after_s = c->ws_stale_after,
+        .wake = wake_coordinator,
+        .wake_ctx = p,
+    };
+    p->rt_started = true;
+    return bp_realtime_start(&p->rt, &rc, err);
+}
+
 static int setup(pipeline *p, uint64_t *start, bp_error *err)
 {
     const bp_pipeline_config *c = p->cfg;
@@ -663,7 +742,8 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     if (bp_reorder_init(&p->rb, window, *start) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     p->next_fetch = *start;
-    return start_workers(p, window, err);
+    rc = start_workers(p, window, err);
+    return rc ? rc : start_realtime(p, err);
 }
 
 /* ---- main loop ---------------------------------------------------------------------- */
@@ -673,15 +753,33 @@ static bool backfill_done(const pipeline *p)
     return p->cfg->backfill && p->rb.base > p->cfg->to && p->nevents == 0;
 }
 
+/* Seconds to the next HTTP head poll: the poll interval, or a sparse heartbeat while the
+ * socket brings the heads (it verifies the socket is not lagging) or while a backfill is
+ * below the head anyway. */
+static double poll_every(pipeline *p)
+{
+    uint64_t t;
+    bool ws = bp_realtime_use_ws(&p->rt);
+    bool below = p->cfg->backfill && target(p, &t) && t >= p->cfg->to;
+    if (ws || below) {
+        double hb = p->cfg->poll_interval * 10;
+        return hb < 5.0 ? 5.0 : hb;
+    }
+    return p->cfg->poll_interval;
+}
+
 static int step(pipeline *p, bp_error *err)
 {
+    int rc = take_announced(p, err);
+    if (rc != 0)
+        return rc;
+    bool was_ws = p->rt.mode_ws;
+    double every = poll_every(p);
     int64_t now = now_ms();
+    if (was_ws && !p->rt.mode_ws)
+        p->next_poll_ms = now; /* the socket just failed: poll at once */
     if (now >= p->next_poll_ms && !p->stopping) {
-        /* Backfill below the head needs no fresh head; poll anyway, sparsely, for the lag. */
-        uint64_t t;
-        bool need = !p->cfg->backfill || !target(p, &t) || t < p->cfg->to;
-        double every = need ? p->cfg->poll_interval : 10.0;
-        int rc = poll_head(p, err);
+        rc = poll_head(p, err);
         if (rc != 0)
             return rc;
         p->next_poll_ms = now + (int64_t)(every * 1000.0);
@@ -690,7 +788,7 @@ static int step(pipeline *p, bp_error *err)
     long wait = (long)(p->next_poll_ms - now_ms());
     wait = wait < 1 ? 1 : wait > 100 ? 100 : wait;
     drain_results(p, wait);
-    int rc = commit_ready(p, err);
+    rc = commit_ready(p, err);
     if (rc != 0)
         return rc;
     if (now_ms() >= p->next_stats_ms) {
@@ -764,6 +862,8 @@ static void release(pipeline *p)
 {
     if (p->cfg->report)
         fill_report(p, p->cfg->report);
+    if (p->rt_started)
+        bp_realtime_stop(&p->rt); /* first: its thread wakes the fetcher */
     bp_fetcher_stop(p->fetcher);
     free_batch(p);
     free(p->events);

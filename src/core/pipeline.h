@@ -21,7 +21,7 @@
 typedef struct bp_pipeline_report {
     char chain[64];
     bool tip_set;
-    uint64_t tip; /* the last committed block */
+    uint64_t tip;        /* the last committed block */
     size_t failed_count; /* blocks that used up --max-retries (the first ones are listed) */
     struct {
         uint64_t number;
@@ -45,11 +45,16 @@ typedef struct bp_pipeline_config {
     int workers; /* concurrent requests per endpoint without its own max_workers */
     int batch_size;
     int max_retries;
-    double poll_interval;  /* s */
-    double stats_interval; /* s */
-    double rpc_timeout;    /* s */
-    unsigned fetch;        /* enum bp_fetch_what */
+    double poll_interval;       /* s */
+    double stats_interval;      /* s */
+    double rpc_timeout;         /* s */
+    unsigned fetch;             /* enum bp_fetch_what */
     bp_pipeline_report *report; /* filled when the run ends, may be NULL */
+    /* real time (run only): NULL ws_url = HTTP polling only */
+    const char *ws_url;
+    double ws_reconnect_interval;
+    int ws_max_reconnect_attempts;
+    double ws_stale_after;
 } bp_pipeline_config;
 
 /* Runs until the range is committed (backfill), *stop becomes non-zero (then it commits what

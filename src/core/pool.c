@@ -258,6 +258,16 @@ void bp_pool_set_head(bp_pool *p, int ep, uint64_t head)
     pthread_mutex_unlock(&p->lock);
 }
 
+void bp_pool_raise_heads(bp_pool *p, uint64_t head)
+{
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->count; i++)
+        if (p->eps[i].head_known && p->eps[i].head < head)
+            p->eps[i].head = head;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->lock);
+}
+
 void bp_pool_close(bp_pool *p)
 {
     pthread_mutex_lock(&p->lock);

@@ -92,6 +92,9 @@ typedef struct bp_pool_outcome {
 void bp_pool_done(bp_pool *p, int ep, const bp_pool_outcome *o);
 
 void bp_pool_set_head(bp_pool *p, int ep, uint64_t head);
+/* A head announced elsewhere (the WebSocket): every endpoint is trusted up to it until its
+ * own poll or a "not found" says it is behind. */
+void bp_pool_raise_heads(bp_pool *p, uint64_t head);
 /* Wakes every waiter; acquire returns -1 from now on. */
 void bp_pool_close(bp_pool *p);
 bool bp_pool_is_closed(bp_pool *p);
