@@ -226,6 +226,9 @@ static int parse_args(sim_opts *o, int argc, char **argv, bp_error *err)
 /* Blocks SIGINT/SIGTERM in every thread (the server's inherit the mask) and waits for one. */
 static void block_signals(sigset_t *set)
 {
+    /* A shell starts background jobs with SIGINT ignored; sigwait needs it deliverable. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     sigemptyset(set);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
