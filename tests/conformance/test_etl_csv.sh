@@ -30,6 +30,9 @@ trap cleanup EXIT
 start_replay() {
     local out="$TMP/replay.out"
     : >"$TMP/requests.jsonl"
+    # Emptied here, not only by the redirection below: the background job may truncate it
+    # after the first read, which would then find the previous server's port.
+    : >"$out"
     python3 "$TOOLS/replay_server.py" "$@" --request-log "$TMP/requests.jsonl" >"$out" 2>&1 &
     SERVER_PID=$!
     PORT=""
