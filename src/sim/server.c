@@ -7,7 +7,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sim/node.h"
 
@@ -118,6 +120,25 @@ static enum MHD_Result respond(struct MHD_Connection *mc, unsigned status, const
 
 #define TEXT(mc, status, lit) respond((mc), (status), "text/plain", (lit), sizeof(lit) - 1, false)
 
+/* A real TCP reset: with SO_LINGER 0 the last close of the socket sends an RST. libmicrohttpd
+ * would shut the socket down (a FIN) first, so the connection's socket is closed right here by
+ * dup2()ing a fresh unconnected socket over its descriptor; the library then closes that one.
+ * Only this connection's thread uses the descriptor (a thread per connection). */
+static void reset_connection(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(ci->connect_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    int spare = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (spare >= 0) {
+        dup2(spare, ci->connect_fd);
+        close(spare);
+    }
+}
+
 /* Faults decided before any answer is built; MHD_NO closes the connection (a reset). */
 static bool early_fault(bp_sim_endpoint *ep, struct MHD_Connection *mc, uint64_t seq,
                         enum MHD_Result *ret)
@@ -130,6 +151,7 @@ static bool early_fault(bp_sim_endpoint *ep, struct MHD_Connection *mc, uint64_t
     }
     if (roll(ep, seq, BP_SIM_F_RESET)) {
         count(ep, BP_SIM_F_RESET);
+        reset_connection(mc);
         *ret = MHD_NO;
         return true;
     }
@@ -274,14 +296,13 @@ static int start_endpoint(bp_sim_endpoint *ep, const bp_sim_server_config *cfg, 
         return rc;
     uint16_t port = cfg->port ? (uint16_t)(cfg->port + ep->index) : 0;
     sa.sin_port = htons(port);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
     ep->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, ep, MHD_OPTION_SOCK_ADDR, &sa,
                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, ep,
                              MHD_OPTION_CONNECTION_TIMEOUT, 600u,
                              MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
     if (!ep->d)
-        return bp_error_set(err, BP_EIO, "simnode: cannot listen on %s:%u (in use?)", cfg->host,
+        return bp_error_set(err, BP_EIO, "cannot listen on %s:%u (in use?)", cfg->host,
                             (unsigned)port);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(ep->d, MHD_DAEMON_INFO_BIND_PORT);
     ep->port = di ? di->port : port;
