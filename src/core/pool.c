@@ -193,11 +193,22 @@ static void on_success(bp_pool *p, bp_endpoint *e, const bp_pool_outcome *o)
     adapt_batch(p, e, o->blocks, o->bytes);
 }
 
-static void eject(bp_endpoint *e, int64_t now)
+static bool another_healthy(const bp_pool *p, const bp_endpoint *e)
+{
+    for (size_t i = 0; i < p->count; i++)
+        if (&p->eps[i] != e && p->eps[i].state == BP_EP_HEALTHY)
+            return true;
+    return false;
+}
+
+static void eject(bp_pool *p, bp_endpoint *e, int64_t now)
 {
     e->backoff_ms = e->backoff_ms ? e->backoff_ms * 2 : EJECT_FIRST_MS;
     if (e->backoff_ms > EJECT_MAX_MS)
         e->backoff_ms = EJECT_MAX_MS;
+    /* With nowhere else to go a long pause only stops the chain: probe again soon. */
+    if (!another_healthy(p, e) && e->backoff_ms > EJECT_FIRST_MS)
+        e->backoff_ms = EJECT_FIRST_MS;
     e->not_before_ms = now + e->backoff_ms;
     e->state = BP_EP_EJECTED;
     e->ejections++;
@@ -205,7 +216,8 @@ static void eject(bp_endpoint *e, int64_t now)
             e->consecutive_failures, e->last_error);
 }
 
-static void on_failure(bp_endpoint *e, int rc, uint64_t need, long retry_after_s, int64_t now)
+static void on_failure(bp_pool *p, bp_endpoint *e, int rc, uint64_t need, long retry_after_s,
+                       int64_t now)
 {
     if (rc == BP_ERATELIMIT) {
         e->rate_limited++;
@@ -226,7 +238,7 @@ static void on_failure(bp_endpoint *e, int rc, uint64_t need, long retry_after_s
     e->limit = e->limit > 1 ? e->limit / 2 : 1;
     e->successes = 0;
     if (e->state == BP_EP_PROBING || e->consecutive_failures >= EJECT_AFTER_FAILURES)
-        eject(e, now);
+        eject(p, e, now);
 }
 
 void bp_pool_done(bp_pool *p, int ep, const bp_pool_outcome *o)
@@ -242,7 +254,7 @@ void bp_pool_done(bp_pool *p, int ep, const bp_pool_outcome *o)
     if (rc == 0)
         on_success(p, e, o);
     else if (rc != BP_ESTOPPED)
-        on_failure(e, rc, o->need, o->retry_after_s, now_ms());
+        on_failure(p, e, rc, o->need, o->retry_after_s, now_ms());
     else if (e->state == BP_EP_PROBING)
         e->state = BP_EP_EJECTED; /* the probe was cut short: probe again later */
     pthread_cond_broadcast(&p->cv);

@@ -82,7 +82,7 @@ static void test_eject_and_probe(void **state)
                                     .retry_after_s = 0,
                                     .error_text = "timed out"});
     assert_int_equal(p.eps[0].state, BP_EP_EJECTED);
-    assert_int_equal(p.eps[0].backoff_ms, 2000); /* doubled */
+    assert_int_equal(p.eps[0].backoff_ms, 1000); /* the only endpoint: not paused longer */
     p.eps[0].not_before_ms = 0;                  /* skip the wait */
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
     bp_pool_done(&p, 0,
@@ -95,6 +95,29 @@ static void test_eject_and_probe(void **state)
                                     .error_text = NULL});
     assert_int_equal(p.eps[0].state, BP_EP_HEALTHY);
     assert_int_equal(p.eps[0].backoff_ms, 0);
+    bp_pool_release(&p);
+}
+
+/* With another healthy endpoint the failing one's backoff doubles. */
+static void test_backoff_doubles_with_fallback(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 1},
+                                {.url = "http://b:1", .max_workers = 1, .priority = 9}};
+    bp_pool p;
+    make_pool(&p, specs, 2);
+    int batch;
+    bp_pool_outcome fail = {.rc = BP_ETRANSPORT, .blocks = 1, .need = 1, .error_text = "reset"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+        bp_pool_done(&p, 0, &fail);
+    }
+    assert_int_equal(p.eps[0].backoff_ms, 1000);
+    p.eps[0].not_before_ms = 0;
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0); /* the probe */
+    bp_pool_done(&p, 0, &fail);
+    assert_int_equal(p.eps[0].backoff_ms, 2000);
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 1); /* b serves meanwhile */
     bp_pool_release(&p);
 }
 
@@ -214,9 +237,13 @@ static void test_adaptive_batch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_priority_then_spill),      cmocka_unit_test(test_eject_and_probe),
-        cmocka_unit_test(test_rate_limited_pause),       cmocka_unit_test(test_rps_token_bucket),
-        cmocka_unit_test(test_lagging_head_not_trusted), cmocka_unit_test(test_adaptive_batch),
+        cmocka_unit_test(test_priority_then_spill),
+        cmocka_unit_test(test_eject_and_probe),
+        cmocka_unit_test(test_rate_limited_pause),
+        cmocka_unit_test(test_backoff_doubles_with_fallback),
+        cmocka_unit_test(test_rps_token_bucket),
+        cmocka_unit_test(test_lagging_head_not_trusted),
+        cmocka_unit_test(test_adaptive_batch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
