@@ -21,6 +21,10 @@
 #include "util/arena.h"
 #include "util/log.h"
 
+/* A batch is flushed at --batch-size blocks or at this many decoded bytes, whichever comes
+ * first: 100 blocks of 50,000 transactions must not sit in memory at once. */
+#define BP_BATCH_MAX_BYTES ((size_t)32 << 20)
+
 typedef struct pipeline pipeline;
 
 struct pipeline {
@@ -51,6 +55,7 @@ struct pipeline {
     /* the batch being built: events and the blocks they point to (owned) */
     bp_event *events;
     size_t nevents, cap_events;
+    size_t batch_bytes; /* decoded size of the blocks in the batch */
     int64_t batch_started_ms;
 
     bool stopping;
@@ -380,6 +385,7 @@ static int add_event(pipeline *p, bp_event_kind kind, bp_block *b)
 
 static void free_batch(pipeline *p)
 {
+    p->batch_bytes = 0;
     for (size_t i = 0; i < p->nevents; i++)
         bp_block_free((bp_block *)p->events[i].block);
     p->nevents = 0;
@@ -527,7 +533,8 @@ static int commit_ready(pipeline *p, bp_error *err)
         p->blocks_done++;
         p->txs_done += b->transaction_count;
         p->logs_done += b->log_count;
-        if (p->nevents >= (size_t)p->cfg->batch_size) {
+        p->batch_bytes += bp_arena_used(b->arena);
+        if (p->nevents >= (size_t)p->cfg->batch_size || p->batch_bytes >= BP_BATCH_MAX_BYTES) {
             int rc = flush_batch(p, err);
             if (rc != 0)
                 return rc;
