@@ -1,0 +1,121 @@
+/* fuzz_json_tree.c - differential libFuzzer target: bp_json_parse against yajl_tree_parse. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain/json.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void differ(const char *what, const char *detail)
+{
+    fprintf(stderr, "bp_json_parse and yajl_tree_parse differ: %s: %.200s\n", what, detail);
+    abort();
+}
+
+static void same_tree(yajl_val a, yajl_val b);
+
+static void same_number(yajl_val a, yajl_val b)
+{
+    if (strcmp(a->u.number.r, b->u.number.r) != 0)
+        differ("number text", a->u.number.r);
+    if (a->u.number.flags != b->u.number.flags)
+        differ("number flags", a->u.number.r);
+    if (a->u.number.i != b->u.number.i)
+        differ("number integer value", a->u.number.r);
+    if (memcmp(&a->u.number.d, &b->u.number.d, sizeof(double)) != 0)
+        differ("number double value", a->u.number.r);
+}
+
+static void same_object(yajl_val a, yajl_val b)
+{
+    if (a->u.object.len != b->u.object.len)
+        differ("object size", a->u.object.len ? a->u.object.keys[0] : "{}");
+    if (!b->u.object.len && (b->u.object.keys || b->u.object.values))
+        differ("empty object arrays", "not NULL");
+    for (size_t i = 0; i < a->u.object.len; i++) {
+        if (strcmp(a->u.object.keys[i], b->u.object.keys[i]) != 0)
+            differ("object key", a->u.object.keys[i]);
+        same_tree(a->u.object.values[i], b->u.object.values[i]);
+    }
+}
+
+static void same_array(yajl_val a, yajl_val b)
+{
+    if (a->u.array.len != b->u.array.len)
+        differ("array size", "");
+    if (!b->u.array.len && b->u.array.values)
+        differ("empty array values", "not NULL");
+    for (size_t i = 0; i < a->u.array.len; i++)
+        same_tree(a->u.array.values[i], b->u.array.values[i]);
+}
+
+/* a from yajl_tree, b from bp_json_parse. Depth is bounded by BP_JSON_MAX_DEPTH. */
+static void same_tree(yajl_val a, yajl_val b)
+{
+    if (!a || !b || a->type != b->type)
+        differ("node type", "");
+    if (YAJL_IS_STRING(a) && strcmp(a->u.string, b->u.string) != 0)
+        differ("string", a->u.string);
+    else if (YAJL_IS_NUMBER(a))
+        same_number(a, b);
+    else if (YAJL_IS_OBJECT(a))
+        same_object(a, b);
+    else if (YAJL_IS_ARRAY(a))
+        same_array(a, b);
+}
+
+static size_t depth_of(yajl_val v)
+{
+    size_t n = YAJL_IS_OBJECT(v) ? v->u.object.len : YAJL_IS_ARRAY(v) ? v->u.array.len : 0;
+    yajl_val *kids = YAJL_IS_OBJECT(v) ? v->u.object.values : v->u.array.values;
+    size_t deepest = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = depth_of(kids[i]);
+        deepest = d > deepest ? d : deepest;
+    }
+    return n || YAJL_IS_OBJECT(v) || YAJL_IS_ARRAY(v) ? deepest + 1 : 0;
+}
+
+/* text[0..len) holds no NUL; cstr is the same bytes NUL-terminated for yajl_tree. */
+static void compare(const char *text, size_t len, const char *cstr)
+{
+    char ea[512], eb[512];
+    yajl_val a = yajl_tree_parse(cstr, ea, sizeof(ea));
+    yajl_val b = bp_json_parse(text, len, eb, sizeof(eb));
+    if (!b && strstr(eb, "nested deeper")) {
+        if (a && depth_of(a) <= BP_JSON_MAX_DEPTH)
+            differ("depth limit hit early", eb);
+    } else if (!a != !b) {
+        differ(a ? "only yajl_tree accepts" : "only bp_json accepts", a ? eb : ea);
+    } else if (a) {
+        same_tree(a, b);
+    } else if (strcmp(ea, eb) != 0) {
+        differ("error message", eb);
+    }
+    yajl_tree_free(a);
+    bp_json_free(b);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *text = (const char *)data;
+    const char *nul = memchr(text, '\0', size);
+    size_t len = nul ? (size_t)(nul - text) : size;
+    char *cstr = malloc(len + 1);
+    if (!cstr)
+        return 0;
+    memcpy(cstr, text, len);
+    cstr[len] = '\0';
+    if (nul) {
+        char eb[64];
+        yajl_val b = bp_json_parse(text, size, eb, sizeof(eb));
+        if (b || !strstr(eb, "NUL"))
+            differ("embedded NUL accepted", eb);
+    }
+    /* data itself is not NUL-terminated: ASan sees any read past len. */
+    compare(text, len, cstr);
+    free(cstr);
+    return 0;
+}

@@ -1,0 +1,367 @@
+/* json.c - yajl SAX events -> yajl_val tree carved out of one bp_arena per document. */
+#include "chain/json.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_parse.h>
+
+#include "util/arena.h"
+
+/* Children of the open containers wait here until their container closes; most documents
+ * never outgrow the part that lives on the stack. */
+#define BP_JSON_SCRATCH 256
+/* Upper bound on one arena request once the first (sized from the text) is used up. */
+#define BP_JSON_MAX_SLAB ((size_t)4 << 20)
+
+/* The root node sits right after the arena pointer: bp_json_free steps back from the root
+ * to find the arena (container_of), so the tree needs no handle of its own. */
+typedef struct json_root {
+    bp_arena *arena;
+    struct yajl_val_s node;
+} json_root;
+
+typedef struct json_item {
+    const char *key; /* NULL in arrays */
+    yajl_val val;
+} json_item;
+
+typedef struct json_frame {
+    size_t start;    /* first item of this container in json_ctx.items */
+    const char *key; /* object key waiting for its value */
+} json_frame;
+
+typedef struct json_ctx {
+    bp_arena *arena;
+    char *cur, *end; /* bump region: nodes, strings and child arrays, 8-byte aligned */
+    size_t slab;     /* size of the next region taken from the arena */
+    json_item *items;
+    size_t n_items, cap_items;
+    size_t depth;
+    yajl_val root;
+    const char *why; /* set when a callback stops the parse */
+    json_frame frames[BP_JSON_MAX_DEPTH];
+    json_item small[BP_JSON_SCRATCH];
+} json_ctx;
+
+static int stop(json_ctx *c, const char *why)
+{
+    c->why = why;
+    return 0;
+}
+
+static void *bump_slow(json_ctx *c, size_t n)
+{
+    size_t want = n > c->slab ? n : c->slab;
+    char *p = bp_arena_alloc(c->arena, want);
+    if (!p)
+        return NULL;
+    if (c->slab < BP_JSON_MAX_SLAB)
+        c->slab *= 2;
+    if (want - n > (size_t)(c->end - c->cur)) {
+        c->cur = p + n;
+        c->end = p + want;
+    }
+    return p;
+}
+
+/* n bytes, 8-byte aligned (every node and pointer array needs no more). */
+static inline void *bump(json_ctx *c, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if ((size_t)(c->end - c->cur) < n)
+        return bump_slow(c, n);
+    void *p = c->cur;
+    c->cur += n;
+    return p;
+}
+
+/* A node with `extra` bytes right after it (string text, child arrays). The document's
+ * outermost value gets the json_root header in front. */
+static yajl_val node_new(json_ctx *c, yajl_type type, size_t extra)
+{
+    yajl_val v;
+    if (c->depth == 0) {
+        json_root *r = bump(c, sizeof(json_root) + extra);
+        if (!r)
+            return NULL;
+        r->arena = c->arena;
+        v = &r->node;
+    } else {
+        v = bump(c, sizeof(*v) + extra);
+        if (!v)
+            return NULL;
+    }
+    v->type = type;
+    return v;
+}
+
+static char *text_after(yajl_val v, const void *s, size_t len)
+{
+    char *p = (char *)(v + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+static int push_item(json_ctx *c, const char *key, yajl_val v)
+{
+    if (c->n_items == c->cap_items) {
+        size_t cap = c->cap_items * 2;
+        json_item *p =
+            c->items == c->small ? malloc(cap * sizeof(*p)) : realloc(c->items, cap * sizeof(*p));
+        if (!p)
+            return stop(c, "out of memory");
+        if (c->items == c->small)
+            memcpy(p, c->small, sizeof(c->small));
+        c->items = p;
+        c->cap_items = cap;
+    }
+    c->items[c->n_items++] = (json_item){key, v};
+    return 1;
+}
+
+static int add_value(json_ctx *c, yajl_val v)
+{
+    if (!v)
+        return stop(c, "out of memory");
+    if (c->depth == 0) {
+        c->root = v;
+        return 1;
+    }
+    json_frame *f = &c->frames[c->depth - 1];
+    const char *key = f->key;
+    f->key = NULL;
+    return push_item(c, key, v);
+}
+
+static int on_null(void *ctx)
+{
+    json_ctx *c = ctx;
+    return add_value(c, node_new(c, yajl_t_null, 0));
+}
+
+static int on_boolean(void *ctx, int b)
+{
+    json_ctx *c = ctx;
+    return add_value(c, node_new(c, b ? yajl_t_true : yajl_t_false, 0));
+}
+
+/* yajl_tree's integer rule (yajl_parse_integer): an optional '-', digits only, magnitude
+ * at most LLONG_MAX (so LLONG_MIN itself is out of range). Anything else is not valid and
+ * reads as LLONG_MAX or LLONG_MIN by sign, as yajl stores it. */
+static long long number_int(const char *s, size_t len, bool *ok)
+{
+    bool neg = len > 0 && s[0] == '-';
+    size_t i = neg;
+    unsigned long long acc = 0;
+    if (i < len && s[i] == '+')
+        i++;
+    *ok = false;
+    for (; i < len; i++) {
+        unsigned d = (unsigned)((unsigned char)s[i] - '0');
+        if (d > 9 || acc > (unsigned long long)(LLONG_MAX - d) / 10)
+            return neg ? LLONG_MIN : LLONG_MAX;
+        acc = acc * 10 + d;
+    }
+    *ok = true;
+    return neg ? -(long long)acc : (long long)acc;
+}
+
+static int on_number(void *ctx, const char *s, size_t len)
+{
+    json_ctx *c = ctx;
+    yajl_val v = node_new(c, yajl_t_number, len + 1);
+    if (!v)
+        return stop(c, "out of memory");
+    char *r = text_after(v, s, len);
+    bool ok;
+    char *end = NULL;
+    v->u.number.r = r;
+    v->u.number.flags = 0;
+    v->u.number.i = number_int(r, len, &ok);
+    if (ok)
+        v->u.number.flags |= YAJL_NUMBER_INT_VALID;
+    errno = 0;
+    v->u.number.d = strtod(r, &end);
+    if (errno == 0 && end && *end == '\0')
+        v->u.number.flags |= YAJL_NUMBER_DOUBLE_VALID;
+    return add_value(c, v);
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t len)
+{
+    json_ctx *c = ctx;
+    yajl_val v = node_new(c, yajl_t_string, len + 1);
+    if (!v)
+        return stop(c, "out of memory");
+    v->u.string = text_after(v, s, len);
+    return add_value(c, v);
+}
+
+static int on_map_key(void *ctx, const unsigned char *s, size_t len)
+{
+    json_ctx *c = ctx;
+    char *k = bump(c, len + 1);
+    if (!k)
+        return stop(c, "out of memory");
+    memcpy(k, s, len);
+    k[len] = '\0';
+    c->frames[c->depth - 1].key = k;
+    return 1;
+}
+
+static int open_container(json_ctx *c)
+{
+    if (c->depth == BP_JSON_MAX_DEPTH)
+        return stop(c, "nested deeper than 512 levels");
+    c->frames[c->depth++] = (json_frame){c->n_items, NULL};
+    return 1;
+}
+
+static int on_start(void *ctx)
+{
+    return open_container(ctx);
+}
+
+/* Closes the innermost container: its children move from the scratch stack into arrays
+ * allocated right after the container's node, in one piece. */
+static int close_container(json_ctx *c, yajl_type type)
+{
+    size_t start = c->frames[--c->depth].start;
+    size_t n = c->n_items - start;
+    size_t per = type == yajl_t_object ? sizeof(char *) + sizeof(yajl_val) : sizeof(yajl_val);
+    yajl_val v = node_new(c, type, n * per);
+    if (!v)
+        return stop(c, "out of memory");
+    const json_item *it = c->items + start;
+    yajl_val *vals = n ? (yajl_val *)(void *)(v + 1) : NULL;
+    if (type == yajl_t_object) {
+        const char **keys = n ? (const char **)(void *)(v + 1) : NULL;
+        vals = n ? (yajl_val *)(void *)(keys + n) : NULL;
+        for (size_t i = 0; i < n; i++)
+            keys[i] = it[i].key;
+        v->u.object.keys = keys;
+        v->u.object.values = vals;
+        v->u.object.len = n;
+    } else {
+        v->u.array.values = vals;
+        v->u.array.len = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        vals[i] = it[i].val;
+    c->n_items = start;
+    return add_value(c, v);
+}
+
+static int on_end_map(void *ctx)
+{
+    return close_container(ctx, yajl_t_object);
+}
+
+static int on_end_array(void *ctx)
+{
+    return close_container(ctx, yajl_t_array);
+}
+
+static const yajl_callbacks callbacks = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_boolean,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_start,
+    .yajl_map_key = on_map_key,
+    .yajl_end_map = on_end_map,
+    .yajl_start_array = on_start,
+    .yajl_end_array = on_end_array,
+};
+
+static void set_error(char *errbuf, size_t errlen, const char *msg)
+{
+    if (errbuf && errlen)
+        snprintf(errbuf, errlen, "%s", msg);
+}
+
+/* The tree of a block answer is about twice its text (hex strings copied, ~48 bytes per
+ * node); starting at that size makes most documents one arena chunk. */
+static size_t first_slab(size_t len)
+{
+    size_t want = len < SIZE_MAX / 4 ? len * 2 + 256 : SIZE_MAX / 2;
+    return want < 1024 ? 1024 : want;
+}
+
+/* Runs yajl over the text; on failure leaves the reason in errbuf. */
+static bool run_parser(json_ctx *c, const char *text, size_t len, char *errbuf, size_t errlen)
+{
+    yajl_handle h = yajl_alloc(&callbacks, NULL, c);
+    if (!h) {
+        set_error(errbuf, errlen, "out of memory");
+        return false;
+    }
+    yajl_config(h, yajl_allow_comments, 1); /* as yajl_tree_parse */
+    /* Like yajl_tree_parse, finish even after an error: the error message (its excerpt of
+     * the text) then reads the same. */
+    (void)yajl_parse(h, (const unsigned char *)text, len);
+    yajl_status st = yajl_complete_parse(h);
+    if (st != yajl_status_ok && c->why) {
+        set_error(errbuf, errlen, c->why);
+    } else if (st != yajl_status_ok) {
+        unsigned char *msg = yajl_get_error(h, 1, (const unsigned char *)text, len);
+        set_error(errbuf, errlen, msg ? (const char *)msg : "parse error");
+        if (msg)
+            yajl_free_error(h, msg);
+    }
+    yajl_free(h);
+    return st == yajl_status_ok && c->root;
+}
+
+yajl_val bp_json_parse(const char *text, size_t len, char *errbuf, size_t errlen)
+{
+    set_error(errbuf, errlen, "");
+    if (!text && len) {
+        set_error(errbuf, errlen, "no text");
+        return NULL;
+    }
+    const char *nul = len ? memchr(text, '\0', len) : NULL;
+    if (nul) {
+        if (errbuf && errlen)
+            snprintf(errbuf, errlen, "NUL byte at offset %zu", (size_t)(nul - text));
+        return NULL;
+    }
+    json_ctx *c = malloc(sizeof(*c));
+    if (!c) {
+        set_error(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    c->slab = first_slab(len);
+    c->arena = bp_arena_new(c->slab);
+    c->cur = c->end = NULL;
+    c->items = c->small;
+    c->n_items = 0;
+    c->cap_items = BP_JSON_SCRATCH;
+    c->depth = 0;
+    c->root = NULL;
+    c->why = NULL;
+    bool ok = c->arena && run_parser(c, text ? text : "", len, errbuf, errlen);
+    if (!c->arena)
+        set_error(errbuf, errlen, "out of memory");
+    yajl_val root = ok ? c->root : NULL;
+    if (!ok)
+        bp_arena_free(c->arena);
+    if (c->items != c->small)
+        free(c->items);
+    free(c);
+    return root;
+}
+
+void bp_json_free(yajl_val root)
+{
+    if (!root)
+        return;
+    json_root *r = (json_root *)(void *)((char *)root - offsetof(json_root, node));
+    bp_arena_free(r->arena);
+}

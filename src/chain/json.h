@@ -1,0 +1,31 @@
+/* json.h - JSON text -> yajl_val tree, every node of one document in one arena.
+ *
+ * A drop-in for yajl_tree_parse / yajl_tree_free on the hot path: the tree is the public
+ * `struct yajl_val_s` (YAJL_IS_*, YAJL_GET_*, yajl_tree_get work unchanged) and accepts and
+ * rejects exactly what yajl_tree_parse does (same yajl parser, comments allowed, UTF-8
+ * checked, one value and nothing after it; numbers keep their text in u.number.r and set
+ * i / d with the same YAJL_NUMBER_*_VALID rules), except:
+ *   - text is (pointer, length): it need not end with a NUL and may not contain one;
+ *   - nesting deeper than BP_JSON_MAX_DEPTH is refused (bounds the parser's memory);
+ *   - empty objects / arrays have NULL key and value arrays (as yajl_tree's).
+ * Building costs a few mallocs per document instead of several per node.
+ *
+ * Ownership: the whole tree belongs to the root. Free it with bp_json_free(root), never with
+ * yajl_tree_free, and never free or keep a subtree past its root. Not thread-safe per tree;
+ * parsing several documents on several threads at once is fine. */
+#ifndef BP_CHAIN_JSON_H
+#define BP_CHAIN_JSON_H
+
+#include <stddef.h>
+#include <yajl/yajl_tree.h>
+
+#define BP_JSON_MAX_DEPTH 512
+
+/* The tree, or NULL with a one-paragraph message in errbuf (yajl's own text for syntax
+ * errors, which may span lines; errbuf may be NULL). */
+yajl_val bp_json_parse(const char *text, size_t len, char *errbuf, size_t errlen);
+
+/* Frees a tree from bp_json_parse (root as returned; NULL is a no-op). */
+void bp_json_free(yajl_val root);
+
+#endif

@@ -1,0 +1,298 @@
+/* test_json.c - bp_json_parse builds the same trees as yajl_tree_parse and refuses the same
+ * texts (conformance answers, numbers, escapes, errors, depth, big documents). */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <ftw.h>
+#include <limits.h>
+
+#include "chain/json.h"
+#include "util/buf.h"
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    bp_buf b;
+    bp_buf_init(&b, 0);
+    char chunk[4096];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        assert_int_equal(bp_buf_append(&b, chunk, n), 0);
+    fclose(f);
+    if (!b.data)
+        assert_int_equal(bp_buf_append(&b, "", 0), 0);
+    *len = b.len;
+    return b.data;
+}
+
+/* Exact copy without a terminating NUL: ASan catches any read past len. */
+static char *unterminated(const char *s, size_t len)
+{
+    char *p = malloc(len ? len : 1);
+    assert_non_null(p);
+    memcpy(p, s, len);
+    return p;
+}
+
+static void same_tree(yajl_val a, yajl_val b);
+
+static void same_children(yajl_val *a, yajl_val *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        same_tree(a[i], b[i]);
+}
+
+/* a from yajl_tree_parse, b from bp_json_parse. */
+static void same_tree(yajl_val a, yajl_val b)
+{
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_int_equal(a->type, b->type);
+    if (YAJL_IS_STRING(a)) {
+        assert_string_equal(a->u.string, b->u.string);
+    } else if (YAJL_IS_NUMBER(a)) {
+        assert_string_equal(a->u.number.r, b->u.number.r);
+        assert_int_equal(a->u.number.flags, b->u.number.flags);
+        assert_true(a->u.number.i == b->u.number.i);
+        assert_memory_equal(&a->u.number.d, &b->u.number.d, sizeof(double));
+    } else if (YAJL_IS_OBJECT(a)) {
+        assert_int_equal(a->u.object.len, b->u.object.len);
+        for (size_t i = 0; i < a->u.object.len; i++)
+            assert_string_equal(a->u.object.keys[i], b->u.object.keys[i]);
+        same_children(a->u.object.values, b->u.object.values, a->u.object.len);
+    } else if (YAJL_IS_ARRAY(a)) {
+        assert_int_equal(a->u.array.len, b->u.array.len);
+        same_children(a->u.array.values, b->u.array.values, a->u.array.len);
+    }
+}
+
+/* Both parsers on text[0..len) (no NUL inside): both accept with equal trees, or both refuse
+ * with the same message. Returns whether it parsed. */
+static bool same_as_yajl(const char *text, size_t len)
+{
+    char *cstr = strndup(text, len), *raw = unterminated(text, len);
+    char ea[512], eb[512];
+    yajl_val a = yajl_tree_parse(cstr, ea, sizeof(ea));
+    yajl_val b = bp_json_parse(raw, len, eb, sizeof(eb));
+    if (!a != !b)
+        fail_msg("%s accepts %.80s (%s)", a ? "only yajl_tree" : "only bp_json", cstr, a ? eb : ea);
+    if (a)
+        same_tree(a, b);
+    else
+        assert_string_equal(ea, eb);
+    yajl_tree_free(a);
+    bp_json_free(b);
+    free(cstr);
+    free(raw);
+    return a != NULL;
+}
+
+static size_t g_docs;
+
+/* Every .json file whole, every request and answer line of every .io file. */
+static int compare_file(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    size_t plen = strlen(path), len;
+    bool json = plen > 5 && strcmp(path + plen - 5, ".json") == 0;
+    bool io = plen > 3 && strcmp(path + plen - 3, ".io") == 0;
+    if (flag != FTW_F || (!json && !io))
+        return 0;
+    char *text = slurp(path, &len);
+    if (json) { /* JSON-lines files (expected_*.json) are refused by both */
+        same_as_yajl(text, len);
+        g_docs++;
+    }
+    for (char *line = text; io && line && *line; line = strchr(line, '\n'), line += !!line) {
+        size_t n = strcspn(line, "\n");
+        if (n > 3 && (strncmp(line, ">> ", 3) == 0 || strncmp(line, "<< ", 3) == 0)) {
+            if (!same_as_yajl(line + 3, n - 3))
+                fail_msg("%s: line does not parse: %.80s", path, line);
+            g_docs++;
+        }
+    }
+    free(text);
+    return 0;
+}
+
+static void test_conformance_same_as_yajl(void **state)
+{
+    (void)state;
+    g_docs = 0;
+    assert_int_equal(nftw(BP_CONFORMANCE_DIR, compare_file, 16, FTW_PHYS), 0);
+    if (g_docs < 100)
+        fail_msg("only %zu JSON documents under %s", g_docs, BP_CONFORMANCE_DIR);
+}
+
+/* Every escape, a surrogate pair, a lone surrogate, an escaped NUL, raw UTF-8, an escaped key. */
+#define ESCAPES                                                                                    \
+    "{\"e\":\"\\\"\\\\\\/\\b\\f\\n\\r\\t\",\"u\":\"\\u00e9\\u20ac\\ud83d\\ude00\",\"lone\":"       \
+    "\"\\ud800\",\"nul\":\"a\\u0000b\",\"raw\":\"\xc3\xa9\xe2\x82\xac\",\"k\\u0041\":1}"
+
+static void test_shapes_same_as_yajl(void **state)
+{
+    (void)state;
+    const char *good[] = {
+        "{}",      "[]",
+        "\"top\"", " 42 ",
+        "null",    "true",
+        "false",   "{\"a\":1,\"a\":2,\"\":[],\"b\":[{},[],null,true,false,\"x\"]}",
+        ESCAPES,   "/* c */ {\"a\": [1, 2, // line\n 3], \"b\": {}} /* end */",
+        "[1]/*",   "[[[[{\"x\":[[]]}]]]]",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        if (!same_as_yajl(good[i], strlen(good[i])))
+            fail_msg("refused: %s", good[i]);
+    }
+}
+
+static void test_errors_same_as_yajl(void **state)
+{
+    (void)state;
+    const char *bad[] = {
+        "",         " \n ",  "{\"a\":[1,2", "[1,2,]",  "{\"a\":1,}",  "{\"a\":1} x", "[1] [2]",
+        "[01]",     "[1.]",  "-",           "nul",     "{'a':1}",     "[\"a\tb\"]",  "[\"\xff\"]",
+        "{\"a\"}",  "{1:2}", "[\"\\x\"]",   "/* open", "[\"\\u12\"]", "]",           "{\"a\":1]",
+        "\"unterm",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (same_as_yajl(bad[i], strlen(bad[i])))
+            fail_msg("accepted: %s", bad[i]);
+    }
+}
+
+static void test_nul_and_length(void **state)
+{
+    (void)state;
+    char eb[128];
+    assert_null(bp_json_parse("{\"a\":1}\0{}", 10, eb, sizeof(eb)));
+    assert_non_null(strstr(eb, "NUL byte at offset 7"));
+    assert_null(bp_json_parse("\"a\0b\"", 5, eb, sizeof(eb)));
+    assert_null(bp_json_parse("/* \0 */ 1", 9, NULL, 0));
+    assert_null(bp_json_parse(NULL, 3, eb, sizeof(eb)));
+    assert_null(bp_json_parse(NULL, 0, eb, sizeof(eb)));
+    assert_non_null(strstr(eb, "premature EOF"));
+
+    /* len is honoured when the text goes on past it, and when it is not terminated. */
+    yajl_val v = bp_json_parse("{\"result\":7}GARBAGE", 12, eb, sizeof(eb));
+    assert_non_null(v);
+    assert_int_equal(YAJL_GET_INTEGER(v->u.object.values[0]), 7);
+    assert_string_equal(eb, "");
+    bp_json_free(v);
+    char *raw = unterminated("12345", 5);
+    v = bp_json_parse(raw, 5, NULL, 0);
+    assert_true(YAJL_IS_INTEGER(v) && YAJL_GET_INTEGER(v) == 12345);
+    bp_json_free(v);
+    free(raw);
+    bp_json_free(NULL);
+}
+
+typedef struct num_case {
+    const char *text;
+    unsigned flags;
+    long long i;
+} num_case;
+
+static void test_number_flags(void **state)
+{
+    (void)state;
+    const unsigned I = YAJL_NUMBER_INT_VALID, D = YAJL_NUMBER_DOUBLE_VALID;
+    const num_case cases[] = {
+        {"0", I | D, 0},
+        {"-0", I | D, 0},
+        {"-1", I | D, -1},
+        {"9223372036854775807", I | D, LLONG_MAX},
+        {"-9223372036854775807", I | D, -LLONG_MAX},
+        {"9223372036854775808", D, LLONG_MAX},
+        {"-9223372036854775808", D, LLONG_MIN},
+        {"9223372036854775810", D, LLONG_MAX},
+        {"123456789012345678901234567890", D, LLONG_MAX},
+        {"1.5", D, LLONG_MAX},
+        {"-0.0", D, LLONG_MIN},
+        {"1E2", D, LLONG_MAX},
+        {"1e400", 0, LLONG_MAX},
+        {"1e-400", 0, LLONG_MAX},
+    };
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        const num_case *c = &cases[k];
+        yajl_val v = bp_json_parse(c->text, strlen(c->text), NULL, 0);
+        assert_true(YAJL_IS_NUMBER(v));
+        assert_string_equal(v->u.number.r, c->text);
+        if (v->u.number.flags != c->flags || v->u.number.i != c->i)
+            fail_msg("%s: flags %u i %lld", c->text, v->u.number.flags, v->u.number.i);
+        bp_json_free(v);
+        assert_true(same_as_yajl(c->text, strlen(c->text)));
+    }
+}
+
+static char *nested(size_t depth)
+{
+    char *s = malloc(2 * depth + 1);
+    assert_non_null(s);
+    memset(s, '[', depth);
+    memset(s + depth, ']', depth);
+    s[2 * depth] = '\0';
+    return s;
+}
+
+static void test_depth_limit(void **state)
+{
+    (void)state;
+    char eb[128];
+    char *ok = nested(BP_JSON_MAX_DEPTH), *deep = nested(BP_JSON_MAX_DEPTH + 1);
+    assert_true(same_as_yajl(ok, strlen(ok)));
+    assert_null(bp_json_parse(deep, strlen(deep), eb, sizeof(eb)));
+    assert_string_equal(eb, "nested deeper than 512 levels");
+    free(ok);
+    free(deep);
+}
+
+/* Many siblings at several levels: the scratch stack grows past its first part and the
+ * arena past its first chunk (tiny numbers make a tree many times the text). */
+static void test_big_documents(void **state)
+{
+    (void)state;
+    bp_buf b;
+    bp_buf_init(&b, 0);
+    assert_int_equal(bp_buf_puts(&b, "{\"n\":["), 0);
+    for (int i = 0; i < 20000; i++)
+        assert_int_equal(bp_buf_printf(&b, "%s%d", i ? "," : "", i % 10), 0);
+    assert_int_equal(bp_buf_puts(&b, "],\"objs\":["), 0);
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(
+            bp_buf_printf(&b, "%s{\"k\":\"v%d\",\"a\":[%d,\"x\",null]}", i ? "," : "", i, i), 0);
+    assert_int_equal(bp_buf_puts(&b, "],\"s\":\"end\"}"), 0);
+    assert_true(same_as_yajl(b.data, b.len));
+    yajl_val v = bp_json_parse(b.data, b.len, NULL, 0);
+    const char *path[] = {"objs", NULL};
+    yajl_val objs = yajl_tree_get(v, path, yajl_t_array);
+    assert_non_null(objs);
+    assert_int_equal(objs->u.array.len, 1000);
+    bp_json_free(v);
+    bp_buf_release(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conformance_same_as_yajl),
+        cmocka_unit_test(test_shapes_same_as_yajl),
+        cmocka_unit_test(test_errors_same_as_yajl),
+        cmocka_unit_test(test_nul_and_length),
+        cmocka_unit_test(test_number_flags),
+        cmocka_unit_test(test_depth_limit),
+        cmocka_unit_test(test_big_documents),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
