@@ -133,8 +133,18 @@ static void format_ws(bp_realtime *rt, bp_buf *out)
                   st.heads, st.reconnects, st.heads_per_s);
     if (st.have_head)
         bp_buf_printf(out, " last_head=%" PRIu64, st.last_head_number);
-    if (!st.subscribed && st.last_error[0])
-        bp_buf_printf(out, " last_error=\"%.160s\"", st.last_error);
+    if (!st.subscribed && st.last_error[0]) {
+        /* The error may quote the peer's text: escape " and \ so the value ends at its own
+         * closing quote (a bad message's quotes used to cut the field short). */
+        bp_buf_puts(out, " last_error=\"");
+        for (size_t i = 0; i < 160 && st.last_error[i]; i++) {
+            char c = st.last_error[i];
+            if (c == '"' || c == '\\')
+                bp_buf_putc(out, '\\');
+            bp_buf_putc(out, c);
+        }
+        bp_buf_putc(out, '"');
+    }
 }
 
 void bp_realtime_format(bp_realtime *rt, bp_buf *out)
