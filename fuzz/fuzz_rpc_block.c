@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (errors[0])
             (void)bp_decode_rpc_error(errors[0], "eth_getBlockByNumber", &err);
         decode_pair(results[0], results[1]);
-        yajl_tree_free(root);
+        bp_json_free(root);
     }
     free(body);
     return 0;

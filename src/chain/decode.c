@@ -1,4 +1,4 @@
-/* decode.c - JSON-RPC answers (yajl trees) -> bp_block, bp_tx, bp_log, bp_withdrawal. */
+/* decode.c - JSON-RPC answers (yajl_val trees) -> bp_block, bp_tx, bp_log, bp_withdrawal. */
 #include "chain/decode.h"
 
 #include <ctype.h>
@@ -701,7 +701,7 @@ static int place_batch(yajl_val arr, size_t n, yajl_val *results, yajl_val *erro
                             arr->u.array.len, n);
     for (size_t i = 0; i < n; i++) {
         yajl_val obj = arr->u.array.values[i];
-        yajl_val r, e;
+        yajl_val r = NULL, e = NULL;
         int rc = split_answer(obj, &r, &e, err);
         if (rc != BP_OK)
             return bp_error_prefix(err, "batch entry %zu: ", i);
@@ -720,7 +720,7 @@ static int place_batch(yajl_val arr, size_t n, yajl_val *results, yajl_val *erro
 /* One object for a batch: the node refused the whole batch; every slot gets its error. */
 static int place_single(yajl_val obj, size_t n, yajl_val *results, yajl_val *errors, bp_error *err)
 {
-    yajl_val r, e;
+    yajl_val r = NULL, e = NULL;
     int rc = split_answer(obj, &r, &e, err);
     if (rc != BP_OK)
         return rc;
@@ -737,21 +737,8 @@ static int parse_body(const char *body, size_t len, yajl_val *root, bp_error *er
 {
     if (!body)
         return bp_error_set(err, BP_EPARSE, "empty JSON-RPC answer");
-    if (memchr(body, '\0', len))
-        return bp_error_set(err, BP_EPARSE, "JSON-RPC answer contains a NUL byte");
-    char *copy = NULL;
-    /* yajl_tree_parse stops at NUL; copy only if the caller's body is not terminated at len. */
-    if (body[len] != '\0') {
-        copy = malloc(len + 1);
-        if (!copy)
-            return bp_error_set(err, BP_ENOMEM, "out of memory copying the answer");
-        memcpy(copy, body, len);
-        copy[len] = '\0';
-    }
     char ebuf[256];
-    ebuf[0] = '\0';
-    *root = yajl_tree_parse(copy ? copy : body, ebuf, sizeof(ebuf));
-    free(copy);
+    *root = bp_json_parse(body, len, ebuf, sizeof(ebuf));
     if (!*root) {
         char *nl = strchr(ebuf, '\n');
         if (nl)
@@ -780,7 +767,7 @@ int bp_decode_rpc_response(const char *body, size_t len, size_t n, yajl_val *roo
         rc = bp_error_set(err, BP_EPARSE, "JSON-RPC answer: expected an object or array, got %s",
                           type_name(*root));
     if (rc != BP_OK) {
-        yajl_tree_free(*root);
+        bp_json_free(*root);
         *root = NULL;
         for (size_t i = 0; i < n; i++)
             results[i] = errors[i] = NULL;

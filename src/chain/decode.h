@@ -12,6 +12,7 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
+#include "chain/json.h"
 
 /* Decode the `result` of eth_getBlockByNumber / eth_getBlockByHash into b (from
  * bp_block_new()). full_txs: the request asked for full transaction objects (true) or only
@@ -30,7 +31,7 @@ int bp_decode_block_receipts(yajl_val result, bp_block *b, bp_error *err);
 int bp_decode_receipt_list(yajl_val const *receipts, size_t n, bp_block *b, bp_error *err);
 
 /* Parse a whole HTTP body holding a JSON-RPC response (single object or batch array).
- * On success *root is the tree (caller frees with yajl_tree_free) and results[i] /
+ * On success *root is the tree (from bp_json_parse: free it with bp_json_free) and results[i] /
  * errors[i] point into it, ordered by the numeric request id 0..n-1 (answers may arrive
  * in any order; a missing id is matched by position). errors[i] is the "error" object or
  * NULL. A body that is not JSON, not the expected shape, or lacks an answer is BP_EPARSE. */

@@ -269,7 +269,7 @@ static int fetch_receipts_one_by_one(bp_rpc *rpc, const bp_fetch_shared *shared,
     }
 out:
     for (size_t c = 0; roots && c < nchunks; c++)
-        yajl_tree_free(roots[c]);
+        bp_json_free(roots[c]);
     free(roots);
     free(receipts);
     return rc;
@@ -335,7 +335,7 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
     /* Some gateways refuse the whole batch for one unknown method: one shared error object. */
     if (with_receipts && errors[0] && errors[0] == errors[1] && is_method_missing(errors[0])) {
         note_no_block_receipts(rpc, shared, errors[0]);
-        yajl_tree_free(root);
+        bp_json_free(root);
         root = NULL;
         rc = fetch_block_batch(rpc, shared, t, b, need_fallback, err); /* flag set: no loop */
         goto out;
@@ -344,7 +344,7 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
     if (rc == 0 && with_receipts)
         rc = take_block_receipts(rpc, shared, t, results[1], errors[1], b, need_fallback, err);
 out:
-    yajl_tree_free(root);
+    bp_json_free(root);
     bp_buf_release(&req);
     return rc;
 }
@@ -496,7 +496,7 @@ int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t 
         rcs[i] = take_range_block(rpc, shared, first + i, full, with_receipts, results + i * per,
                                   errors + i * per, &out[i], &errs[i]);
 out:
-    yajl_tree_free(root);
+    bp_json_free(root);
     bp_buf_release(&req);
     free(results);
     free(errors);

@@ -296,7 +296,7 @@ int bp_rpc_call(bp_rpc *rpc, const char *method, const char *params_json, yajl_v
     if (rc == 0 && error)
         rc = bp_decode_rpc_error(error, method, err);
     if (rc != 0) {
-        yajl_tree_free(*root);
+        bp_json_free(*root);
         *root = NULL;
         *result = NULL;
     }
@@ -314,7 +314,7 @@ static int call_u64(bp_rpc *rpc, const char *method, uint64_t *out, bp_error *er
     if (!s || bp_hex_to_u64(s, strlen(s), out) != 0)
         rc = bp_error_set(err, BP_EPARSE, "%s at %s: result is not a hex quantity", method,
                           rpc->shown_url);
-    yajl_tree_free(root);
+    bp_json_free(root);
     return rc;
 }
 
@@ -378,6 +378,6 @@ int bp_rpc_header(bp_rpc *rpc, uint64_t number, bp_header *out, bp_error *err)
     else if (!YAJL_IS_OBJECT(result) || parse_header(result, out, &bad) != 0)
         rc = bp_error_set(err, BP_EPARSE, "block %s: header field '%s' missing or malformed", label,
                           bad);
-    yajl_tree_free(root);
+    bp_json_free(root);
     return rc;
 }

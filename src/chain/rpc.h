@@ -10,6 +10,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "blockpipe/error.h"
+#include "chain/json.h"
 #include "util/buf.h"
 
 typedef struct bp_rpc_config {
@@ -52,7 +53,7 @@ int bp_rpc_batch(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *
                  yajl_val *results, yajl_val *errors, bp_error *err);
 
 /* One call: builds {"jsonrpc":"2.0","id":0,"method":method,"params":params_json}, posts it
- * and decodes the envelope. On success *root owns the tree (yajl_tree_free) and *result
+ * and decodes the envelope. On success *root owns the tree (bp_json_free) and *result
  * points into it (it may be a JSON null). A JSON-RPC error object is returned as
  * bp_decode_rpc_error() maps it. */
 int bp_rpc_call(bp_rpc *rpc, const char *method, const char *params_json, yajl_val *root,

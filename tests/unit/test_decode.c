@@ -94,7 +94,7 @@ static int decode_block_text(const char *body, bool full, bp_block **out, bp_err
     if (rc != 0)
         return rc;
     rc = bp_decode_block(a.result, full, *out, err);
-    yajl_tree_free(a.root);
+    bp_json_free(a.root);
     return rc;
 }
 
@@ -478,7 +478,7 @@ static void load_receipts(const char *dir, const bp_block *b, receipts *out)
 static void free_receipts(receipts *r)
 {
     for (size_t i = 0; i < r->n; i++)
-        yajl_tree_free(r->a[i].root);
+        bp_json_free(r->a[i].root);
 }
 
 static void compare_receipts(const char *csv_path, const bp_block *b)
@@ -628,7 +628,7 @@ static void test_xapi_block_54_receipts(void **state)
         pos += t->log_count;
     }
     assert_non_null(b->txs[0].receipt_contract_address);
-    yajl_tree_free(a.root);
+    bp_json_free(a.root);
     free(body);
     bp_block_free(b);
 }
@@ -757,7 +757,7 @@ static bp_block *decode_typed(const char *name, size_t *index)
     assert_int_equal(parse_one(body, &a, &err), 0);
     if (bp_decode_block_receipts(a.result, b, &err))
         fail_msg("%s receipts: %s", name, err.msg);
-    yajl_tree_free(a.root);
+    bp_json_free(a.root);
     free(body);
     free(rc_json);
     free(line);
@@ -958,17 +958,17 @@ static void test_bad_receipts(void **state)
     assert_non_null(strstr(err.msg, "'blockHash'"));
     assert_non_null(strstr(err.msg, "0x999e"));
     assert_non_null(strstr(err.msg, b->hash));
-    yajl_tree_free(a.root);
+    bp_json_free(a.root);
     free(bad);
     free(good);
 
     /* An eth_getBlockReceipts answer that is not an array, and one that is null. */
     assert_int_equal(parse_one("{\"id\":0,\"result\":{}}", &a, &err), 0);
     assert_int_equal(bp_decode_block_receipts(a.result, b, &err), BP_EPARSE);
-    yajl_tree_free(a.root);
+    bp_json_free(a.root);
     assert_int_equal(parse_one("{\"id\":0,\"result\":null}", &a, &err), 0);
     assert_int_equal(bp_decode_block_receipts(a.result, b, &err), BP_ENOTFOUND);
-    yajl_tree_free(a.root);
+    bp_json_free(a.root);
     bp_block_free(b);
 }
 
@@ -989,7 +989,7 @@ static void test_bad_log(void **state)
     yajl_val list[4] = {a.result, NULL, NULL, NULL};
     assert_int_equal(bp_decode_receipt_list(list, 4, b, &err), BP_EPARSE);
     assert_non_null(strstr(err.msg, "receipt 0: log 0: field 'topics'"));
-    yajl_tree_free(a.root);
+    bp_json_free(a.root);
     free(bad);
     free(good);
     bp_block_free(b);
@@ -1014,14 +1014,14 @@ static void test_rpc_batch_order(void **state)
     assert_int_equal(bp_decode_rpc_error(errs[0], "eth_getBlockByNumber", &err), BP_ERPC);
     assert_non_null(strstr(err.msg, "-32000"));
     assert_non_null(strstr(err.msg, "eth_getBlockByNumber"));
-    yajl_tree_free(root);
+    bp_json_free(root);
 
     /* No ids: by position (as in the ethereum-etl fixtures). */
     const char *noid = "[{\"result\":\"a\"},{\"result\":\"b\"}]";
     assert_int_equal(bp_decode_rpc_response(noid, strlen(noid), 2, &root, res, errs, &err), 0);
     assert_string_equal(YAJL_GET_STRING(res[0]), "a");
     assert_string_equal(YAJL_GET_STRING(res[1]), "b");
-    yajl_tree_free(root);
+    bp_json_free(root);
 }
 
 static void expect_rpc_fail(const char *body, size_t len, size_t n, const char *needle)
@@ -1058,7 +1058,7 @@ static void test_rpc_bad_envelopes(void **state)
     const char *longer = "{\"result\":7}GARBAGE";
     assert_int_equal(bp_decode_rpc_response(longer, 12, 1, &root, res, errs, &err), 0);
     assert_int_equal(YAJL_GET_INTEGER(res[0]), 7);
-    yajl_tree_free(root);
+    bp_json_free(root);
 }
 
 static void test_rpc_whole_batch_error(void **state)
@@ -1074,7 +1074,7 @@ static void test_rpc_whole_batch_error(void **state)
         assert_ptr_equal(errs[i], errs[0]);
     }
     assert_int_equal(bp_decode_rpc_error(errs[2], "eth_getBlockReceipts", &err), BP_ERATELIMIT);
-    yajl_tree_free(root);
+    bp_json_free(root);
 }
 
 static int classify(const char *error_json)

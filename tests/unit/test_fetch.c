@@ -168,7 +168,7 @@ static void call_ok(bp_rpc *rpc, const char *method, const char *params)
     bp_error err = {0};
     if (bp_rpc_call(rpc, method, params, &root, &result, &err) != 0)
         fail_msg("%s %s: %s", method, params, err.msg);
-    yajl_tree_free(root);
+    bp_json_free(root);
 }
 
 static void send_tx(bp_rpc *rpc, const char *to, const char *data)

@@ -214,7 +214,7 @@ static void decode_block(const bp_sim_chain *c, uint64_t n, bp_buf *buf, seen *s
     s->withdrawals += b->withdrawal_count;
     bp_sim_block_release(&g);
     bp_block_free(b);
-    yajl_tree_free(root);
+    bp_json_free(root);
 }
 
 static void test_decoder_accepts_every_block(void **state)

@@ -308,7 +308,7 @@ static void mine(bp_rpc *rpc)
     bp_error err = {0};
     if (bp_rpc_call(rpc, "evm_mine", "[]", &root, &result, &err) != 0)
         fail_msg("evm_mine: %s", err.msg);
-    yajl_tree_free(root);
+    bp_json_free(root);
 }
 
 /* anvil --no-mining: each evm_mine is timed until bp_ws_heads_next returns the block. */
