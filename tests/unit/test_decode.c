@@ -917,6 +917,48 @@ static void test_bad_blocks(void **state)
                        (const char *[]){"block 1", "'hash'", NULL});
 }
 
+/* Hex data is checked and lower-cased in one pass: every byte that is not a hex digit fails,
+ * whatever its bits (the check works on c | 0x20). */
+static char *input_tx(const char *input)
+{
+    bp_buf tx;
+    bp_buf_init(&tx, 0);
+    bp_buf_printf(&tx,
+                  "{\"hash\":\"0x%064d\",\"from\":\"0x%040d\",\"nonce\":\"0x0\",\"gas\":\"0x0\","
+                  "\"value\":\"0x0\",\"input\":\"%s\",\"transactionIndex\":\"0x0\"}",
+                  7, 0, input);
+    char *body = wrap_tx(tx.data,
+                         "0x"
+                         "1111111111111111111111111111111111111111111111111111111111111111",
+                         "0x5", 0);
+    bp_buf_release(&tx);
+    return body;
+}
+
+static void test_hex_data_checked_and_lowered(void **state)
+{
+    (void)state;
+    const char *good[][2] = {
+        {"0xAbCdEf0123456789aBcDeF", "0xabcdef0123456789abcdef"}, {"0X12", "0x12"}, {"0x", "0x"}};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        char *body = input_tx(good[i][0]);
+        bp_block *b;
+        bp_error err = {0};
+        if (decode_block_text(body, true, &b, &err))
+            fail_msg("%s: %s", good[i][0], err.msg);
+        assert_string_equal(b->txs[0].input, good[i][1]);
+        bp_block_free(b);
+        free(body);
+    }
+    const char *bad[] = {"0x1g", "0x1G",     "0x1:", "0x1@", "0x1`", "0x1/",
+                         "0x1 ", "0x\u00e9", "0xx1", "1x12", "0",    "x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *body = input_tx(bad[i]);
+        expect_block_error(body, BP_EPARSE, (const char *[]){"'input'", "hex data", NULL});
+        free(body);
+    }
+}
+
 static bp_block *block_with_receipts_ready(receipts *rs)
 {
     bp_block *b = decode_block_file(BLOCK_483920, true);
@@ -1141,6 +1183,7 @@ int main(void)
         cmocka_unit_test(test_xapi_type4_setcode),
         cmocka_unit_test(test_unknown_type_raw_json),
         cmocka_unit_test(test_bad_blocks),
+        cmocka_unit_test(test_hex_data_checked_and_lowered),
         cmocka_unit_test(test_bad_receipts),
         cmocka_unit_test(test_bad_log),
         cmocka_unit_test(test_rpc_batch_order),
