@@ -1,0 +1,203 @@
+/* decode_bench.c - in-memory cost of each decoding layer over one recorded batch answer
+ * [eth_getBlockByNumber(n, true), eth_getBlockReceipts(n)]:
+ *   sax        yajl's SAX parser with empty callbacks (the floor: lexing and validation)
+ *   yajl_tree  yajl_tree_parse + yajl_tree_free (what blockpipe used before bp_json)
+ *   bp_json    bp_json_parse + bp_json_free
+ *   decode     bp_decode_rpc_response + bp_decode_block + bp_decode_block_receipts + frees
+ * One `name=value` line per figure; decode_vs_sax is decode's MB/s over sax's.
+ *
+ * usage: bench_decode FILE [SECONDS_PER_FIGURE [FIGURE]]   (FIGURE alone: for perf record;
+ * record FILE with curl, see bench/run.sh) */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <yajl/yajl_parse.h>
+
+#include "blockpipe/model.h"
+#include "chain/decode.h"
+#include "chain/json.h"
+
+#define ROUNDS 3
+
+typedef bool (*bench_fn)(const char *text, size_t len);
+
+static int on_null(void *ctx)
+{
+    (void)ctx;
+    return 1;
+}
+
+static int on_bool(void *ctx, int b)
+{
+    (void)ctx;
+    (void)b;
+    return 1;
+}
+
+static int on_number(void *ctx, const char *s, size_t len)
+{
+    (void)ctx;
+    (void)s;
+    (void)len;
+    return 1;
+}
+
+static int on_string(void *ctx, const unsigned char *s, size_t len)
+{
+    (void)ctx;
+    (void)s;
+    (void)len;
+    return 1;
+}
+
+/* Empty but present: yajl skips unescaping strings when there is no string callback. */
+static const yajl_callbacks empty_callbacks = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_bool,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_null,
+    .yajl_map_key = on_string,
+    .yajl_end_map = on_null,
+    .yajl_start_array = on_null,
+    .yajl_end_array = on_null,
+};
+
+static bool run_sax(const char *text, size_t len)
+{
+    yajl_handle h = yajl_alloc(&empty_callbacks, NULL, NULL);
+    if (!h)
+        return false;
+    yajl_config(h, yajl_allow_comments, 1);
+    bool ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
+              yajl_complete_parse(h) == yajl_status_ok;
+    yajl_free(h);
+    return ok;
+}
+
+static bool run_yajl_tree(const char *text, size_t len)
+{
+    (void)len; /* text is NUL-terminated by read_file */
+    yajl_val v = yajl_tree_parse(text, NULL, 0);
+    yajl_tree_free(v);
+    return v != NULL;
+}
+
+static bool run_bp_json(const char *text, size_t len)
+{
+    yajl_val v = bp_json_parse(text, len, NULL, 0);
+    bp_json_free(v);
+    return v != NULL;
+}
+
+static bool run_decode(const char *text, size_t len)
+{
+    yajl_val root, results[2], errors[2];
+    bp_error err = {0};
+    if (bp_decode_rpc_response(text, len, 2, &root, results, errors, &err) != 0) {
+        fprintf(stderr, "decode: %s\n", err.msg);
+        return false;
+    }
+    bp_block *b = bp_block_new();
+    int rc = b ? bp_decode_block(results[0], true, b, &err) : BP_ENOMEM;
+    if (rc == 0)
+        rc = bp_decode_block_receipts(results[1], b, &err);
+    if (rc != 0)
+        fprintf(stderr, "decode: %s\n", err.msg);
+    bp_block_free(b);
+    bp_json_free(root);
+    return rc == 0;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Best of ROUNDS rounds of at least secs / ROUNDS each, in MB/s (10^6 bytes); < 0 on failure. */
+static double measure(bench_fn fn, const char *text, size_t len, double secs)
+{
+    double best = 0;
+    if (!fn(text, len)) /* warm-up, and the input must be valid */
+        return -1;
+    for (int r = 0; r < ROUNDS; r++) {
+        double t0 = now_s(), t;
+        long n = 0;
+        do {
+            if (!fn(text, len))
+                return -1;
+            n++;
+        } while ((t = now_s() - t0) < secs / ROUNDS);
+        double mbs = (double)len * (double)n / t / 1e6;
+        best = mbs > best ? mbs : best;
+    }
+    return best;
+}
+
+static char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0)
+        buf = malloc((size_t)n + 1);
+    if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n) {
+        buf[n] = '\0';
+        *len = (size_t)n;
+    } else {
+        free(buf);
+        buf = NULL;
+    }
+    if (f)
+        fclose(f);
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || argc > 4) {
+        fprintf(stderr, "usage: %s FILE [SECONDS_PER_FIGURE [FIGURE]]\n", argv[0]);
+        return 2;
+    }
+    size_t len;
+    char *text = read_file(argv[1], &len);
+    double secs = argc >= 3 ? atof(argv[2]) : 3.0;
+    const char *only = argc == 4 ? argv[3] : NULL;
+    if (!text) {
+        fprintf(stderr, "cannot read %s\n", argv[1]);
+        return 1;
+    }
+    static const struct {
+        const char *name;
+        bench_fn fn;
+    } figs[] = {{"sax", run_sax},
+                {"yajl_tree", run_yajl_tree},
+                {"bp_json", run_bp_json},
+                {"decode", run_decode}};
+    double mbs[4] = {0};
+    printf("bytes=%zu\n", len);
+    for (size_t i = 0; i < 4; i++) {
+        if (only && strcmp(only, figs[i].name) != 0)
+            continue;
+        mbs[i] = measure(figs[i].fn, text, len, secs);
+        if (mbs[i] < 0) {
+            fprintf(stderr, "%s failed on %s\n", figs[i].name, argv[1]);
+            free(text);
+            return 1;
+        }
+        printf("%s_mb_s=%.1f\n", figs[i].name, mbs[i]);
+    }
+    if (only) {
+        free(text);
+        return 0;
+    }
+    printf("decode_blocks_s=%.0f\n", mbs[3] * 1e6 / (double)len);
+    printf("bp_json_vs_yajl_tree=%.2f\n", mbs[2] / mbs[1]);
+    printf("decode_vs_sax=%.2f\n", mbs[3] / mbs[0]);
+    free(text);
+    return 0;
+}
