@@ -922,6 +922,24 @@ void bp_config_release(bp_config *cfg)
     "  --state-dir DIR         where the state of a run (failed blocks, the command) is kept;\n"   \
     "                          `blockpipe retry-failed --state-dir DIR` runs it again\n"           \
     "                          (env STATE_DIR; default none)\n"                                    \
+    "  --ws URL                WebSocket endpoint (ws:// or wss://) of the node: new heads\n"      \
+    "                          by eth_subscribe(newHeads), HTTP polling as the fallback\n"         \
+    "                          (env WEBSOCKET_URL; default none: polling; run only)\n"             \
+    "  --realtime on|off       use --ws when given (env ENABLE_REALTIME or STREAMING_ENABLED;\n"   \
+    "                          default on)\n"                                                      \
+    "  --ws-reconnect-interval S  first reconnect delay, doubling with jitter up to 60 s\n"        \
+    "                          (env WS_RECONNECT_INTERVAL; default 5)\n"                           \
+    "  --ws-max-reconnect-attempts N  then polling only, a socket attempt a minute\n"              \
+    "                          (env WS_MAX_RECONNECT_ATTEMPTS; default 10)\n"                      \
+    "  --ws-stale-after S      a socket with no head for S seconds is dead (env\n"                 \
+    "                          WS_STALE_AFTER; default 3 x the block time, at least 30)\n"         \
+    "  --pg-schema NAME        PostgreSQL outputs: schema, created if missing (env\n"              \
+    "                          PG_SCHEMA; default public)\n"                                       \
+    "  --wait-for-db S         PostgreSQL outputs: keep retrying a database that is down for\n"    \
+    "                          S seconds, 0..86400 (env WAIT_FOR_DB; default 30)\n"                \
+    "  --checkpoint-name NAME  PostgreSQL outputs: this process's checkpoint row, so that a\n"     \
+    "                          follower and a backfill can share a database (env\n"                \
+    "                          CHECKPOINT_NAME; default postgres)\n"                               \
     "  --config FILE           YAML or JSON config file (env BLOCKPIPE_CONFIG; default none)\n"    \
     "  --log-level L           debug, info, warn, error (env LOG_LEVEL; default info)\n"           \
     "  --log-format F          text, json (env LOG_FORMAT; default text)\n"                        \
@@ -930,6 +948,8 @@ void bp_config_release(bp_config *cfg)
     "Config file keys: rpc, rpcs: [{url: URL, max_workers: N, priority: N, rps: R}], chain,\n"     \
     "output, outputs: [URL, ...], start_block, confirmations, reorg_window, workers,\n"            \
     "batch_size, poll_interval, stats_interval, fetch, rpc_timeout, max_retries,\n"                \
+    "state_dir, ws, realtime, ws_reconnect_interval, ws_max_reconnect_attempts,\n"                 \
+    "ws_stale_after, pg_schema, wait_for_db, checkpoint_name,\n"                                   \
     "log_level, log_format. Unknown keys are refused.\n"
 
 static const char g_usage_run[] =
@@ -939,7 +959,8 @@ static const char g_usage_run[] =
     "\n" USAGE_OPTIONS "\n"
     "Examples:\n"
     "  blockpipe run --rpc http://127.0.0.1:8545\n"
-    "  blockpipe run --rpc https://eth.example.org --output sqlite:mainnet.db --confirmations 12\n"
+    "  blockpipe run --rpc https://eth.example.org --output sqlite:mainnet.db --confirmations "
+    "12\n"
     "  RPC_URL=http://127.0.0.1:8545 blockpipe run --config blockpipe.yaml --log-format json\n";
 
 static const char g_usage_backfill[] =

@@ -15,10 +15,33 @@
 #include "util/log.h"
 
 static const char *const g_env[] = {
-    "RPC_URL",        "CHAIN",        "DATABASE_URL", "OUTPUT",      "START_BLOCK",
-    "CONFIRMATIONS",  "REORG_WINDOW", "WORKERS",      "BATCH_SIZE",  "POLLING_INTERVAL",
-    "STATS_INTERVAL", "FETCH",        "MAX_RETRIES",  "RPC_TIMEOUT", "BLOCKPIPE_CONFIG",
-    "LOG_LEVEL",      "LOG_FORMAT",
+    "RPC_URL",
+    "CHAIN",
+    "DATABASE_URL",
+    "OUTPUT",
+    "START_BLOCK",
+    "CONFIRMATIONS",
+    "REORG_WINDOW",
+    "WORKERS",
+    "BATCH_SIZE",
+    "POLLING_INTERVAL",
+    "STATS_INTERVAL",
+    "FETCH",
+    "MAX_RETRIES",
+    "RPC_TIMEOUT",
+    "BLOCKPIPE_CONFIG",
+    "LOG_LEVEL",
+    "LOG_FORMAT",
+    "STATE_DIR",
+    "PG_SCHEMA",
+    "WAIT_FOR_DB",
+    "CHECKPOINT_NAME",
+    "WEBSOCKET_URL",
+    "ENABLE_REALTIME",
+    "STREAMING_ENABLED",
+    "WS_RECONNECT_INTERVAL",
+    "WS_MAX_RECONNECT_ATTEMPTS",
+    "WS_STALE_AFTER",
 };
 
 static int clear_env(void **state)
@@ -316,6 +339,39 @@ static void test_inline_rpc_objects(void **state)
     expect_error(&r, "--rpc", "JSON object", NULL);
 }
 
+static void test_realtime_options(void **state)
+{
+    (void)state;
+    result r;
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--ws", "ws://127.0.0.1:8545",
+                          "--ws-reconnect-interval", "0.5", "--ws-max-reconnect-attempts", "3",
+                          "--ws-stale-after", "12", NULL),
+                     0);
+    assert_string_equal(r.cfg.ws_url, "ws://127.0.0.1:8545");
+    assert_true(r.cfg.realtime);
+    assert_true(r.cfg.ws_reconnect_interval > 0.49 && r.cfg.ws_reconnect_interval < 0.51);
+    assert_int_equal(r.cfg.ws_max_reconnect_attempts, 3);
+    assert_true(r.cfg.ws_stale_after > 11.9 && r.cfg.ws_stale_after < 12.1);
+    bp_config_release(&r.cfg);
+
+    setenv("ENABLE_REALTIME", "false", 1);
+    setenv("WEBSOCKET_URL", "wss://node.example/ws", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, NULL), 0);
+    assert_false(r.cfg.realtime);
+    assert_string_equal(r.cfg.ws_url, "wss://node.example/ws");
+    bp_config_release(&r.cfg);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--realtime", "on", NULL), 0);
+    assert_true(r.cfg.realtime); /* the flag beats the environment */
+    bp_config_release(&r.cfg);
+    unsetenv("ENABLE_REALTIME");
+    unsetenv("WEBSOCKET_URL");
+
+    load(&r, BP_CMD_RUN, RPC, "--ws", "http://127.0.0.1:8545", NULL);
+    expect_error(&r, "--ws", "'http://127.0.0.1:8545'", "ws:// or wss://", NULL);
+    load(&r, BP_CMD_RUN, RPC, "--realtime", "maybe", NULL);
+    expect_error(&r, "--realtime", "'maybe'", "on or off", NULL);
+}
+
 static void test_yaml_rpcs_file(void **state)
 {
     char path[64];
@@ -567,6 +623,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults_run, clear_env),
         cmocka_unit_test_setup(test_inline_rpc_objects, clear_env),
+        cmocka_unit_test_setup(test_realtime_options, clear_env),
         cmocka_unit_test_setup(test_defaults_backfill, clear_env),
         cmocka_unit_test_setup(test_every_flag, clear_env),
         cmocka_unit_test_setup(test_equals_form, clear_env),
