@@ -286,11 +286,12 @@ static void set_error(char *errbuf, size_t errlen, const char *msg)
         snprintf(errbuf, errlen, "%s", msg);
 }
 
-/* The tree of a block answer is about twice its text (hex strings copied, ~48 bytes per
- * node); starting at that size makes most documents one arena chunk. */
+/* The tree of a block answer is about 2.1 times its text (hex strings copied, 40-byte nodes,
+ * keys, child arrays); starting at 2.5 times makes most documents one arena chunk. Pages are
+ * touched only as they are used. */
 static size_t first_slab(size_t len)
 {
-    size_t want = len < SIZE_MAX / 4 ? len * 2 + 256 : SIZE_MAX / 2;
+    size_t want = len < SIZE_MAX / 4 ? len * 2 + len / 2 + 1024 : SIZE_MAX / 2;
     return want < 1024 ? 1024 : want;
 }
 
