@@ -613,16 +613,25 @@ static int decode_receipt_body(dctx *c, yajl_val obj, bp_tx *tx, size_t *log_pos
     return BP_OK;
 }
 
+/* yajl_tree_get for one key (first match); testing the first byte skips most strcmp calls. */
+static yajl_val object_get(yajl_val obj, const char *key)
+{
+    for (size_t i = 0; i < obj->u.object.len; i++) {
+        const char *k = obj->u.object.keys[i];
+        if (k[0] == key[0] && strcmp(k, key) == 0)
+            return obj->u.object.values[i];
+    }
+    return NULL;
+}
+
 /* Logs land in one block-wide array, so count them first and allocate once. */
 static int alloc_logs(dctx *c, yajl_val const *receipts, size_t n)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         yajl_val r = receipts[i];
-        yajl_val logs = r && YAJL_IS_OBJECT(r)
-                            ? yajl_tree_get(r, (const char *[]){"logs", NULL}, yajl_t_array)
-                            : NULL;
-        total += logs ? logs->u.array.len : 0;
+        yajl_val logs = YAJL_IS_OBJECT(r) ? object_get(r, "logs") : NULL;
+        total += YAJL_IS_ARRAY(logs) ? logs->u.array.len : 0;
     }
     c->b->log_count = 0;
     c->b->logs = NULL;
