@@ -396,9 +396,6 @@ static void on_subscribe_answer(bp_ws_heads *w, yajl_val root)
     }
     snprintf(w->sub_id, sizeof(w->sub_id), "%s", str_of(result));
     w->last_head_mono = mono_ms();
-    pthread_mutex_lock(&w->mu);
-    w->st.consecutive_failures = 0;
-    pthread_mutex_unlock(&w->mu);
     set_phase(w, PH_SUBSCRIBED);
     bp_info("websocket %s: subscribed to newHeads (subscription %s)", w->endpoint, w->sub_id);
 }
@@ -470,6 +467,9 @@ static void push_head(bp_ws_heads *w, const bp_ws_head *h)
     w->q_len++;
     w->ring[w->ring_n++ % RATE_RING] = h->received_ms;
     w->st.heads++;
+    /* The backoff resets only once a valid head arrived: a server that answers the subscribe
+     * and then misbehaves must not be retried at the first interval forever. */
+    w->st.consecutive_failures = 0;
     w->st.have_head = true;
     w->st.last_head_number = h->number;
     w->st.last_head_ms = clock_ms(CLOCK_REALTIME);
