@@ -225,19 +225,8 @@ static int poll_head(pipeline *p, bp_error *err)
     }
     if (best_ep < 0)
         return 0; /* the next poll tries again; nothing depends on one poll */
-    if (!p->have_head || best.number != p->head.number)
-        bp_debug("head %" PRIu64 " %s (rpc[%d])", best.number, best.hash, best_ep);
-    p->head = best;
-    p->have_head = true;
     p->walk_ep = best_ep;
-    /* A head at or below our tip with another hash: the node switched branches under us. */
-    const bp_canon_entry *mine = bp_canon_at(&p->canon, best.number);
-    if (mine && strcmp(mine->hash, best.hash) != 0) {
-        bp_info("head %" PRIu64 " is %s but we applied %s there: checking for a reorg", best.number,
-                best.hash, mine->hash);
-        return reorg_from(p, best.number, err);
-    }
-    return 0;
+    return take_head(p, &best, now_ms(), err);
 }
 
 /* ---- scheduling --------------------------------------------------------------------- */

@@ -73,9 +73,10 @@ def main():
             if rt.get("mode") != "polling":
                 fail(f"{mode}: the last realtime line says mode={rt.get('mode')}, want "
                      f"polling: {rt}")
-            if rt.get("heads", 0) != 0 or rt.get("count", 0) != 0:
-                fail(f"{mode}: a socket that never sent a head: want heads=0 and "
-                     f"head_to_commit_ms count=0: {rt}")
+            if rt.get("heads", 0) != 0:
+                fail(f"{mode}: a socket that never sent a head: want heads=0: {rt}")
+            if rt.get("count", 0) < 1:
+                fail(f"{mode}: the polled heads' head-to-commit latency was not recorded: {rt}")
             # oversized subscribes for an instant before each 2 MiB frame: a switch to the
             # socket may be seen then, and must be undone at once (mode=polling above)
             if mode != "oversized" and rt.get("switches", 0) != 0:
