@@ -59,6 +59,8 @@ static int set_format(loader *ld, const opt *o, const char *v, const char *who, 
 static int set_from(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_ws(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_realtime(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_output_failure(loader *ld, const opt *o, const char *v, const char *who,
+                              bp_error *err);
 static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
 #define F(field) offsetof(bp_config, field)
@@ -86,6 +88,8 @@ static const opt g_opts[] = {
      CMD_BOTH},
     {"state-dir", "DIR", "STATE_DIR", NULL, "state_dir", set_string, 0, 0, 0, 0, F(state_dir),
      CMD_BOTH},
+    {"output-failure", "stop|continue", "OUTPUT_FAILURE", NULL, "output_failure",
+     set_output_failure, 0, 0, 0, 0, 0, CMD_BOTH},
     {"ws", "URL", "WEBSOCKET_URL", NULL, "ws", set_ws, 0, 0, 0, 0, 0, CMD_BOTH},
     {"realtime", "on|off", "ENABLE_REALTIME", "STREAMING_ENABLED", "realtime", set_realtime, 0, 0,
      0, 0, 0, CMD_BOTH},
@@ -309,6 +313,16 @@ static int set_realtime(loader *ld, const opt *o, const char *v, const char *who
         }
     }
     return invalid(err, who, v, "expected on or off (true/false, 1/0, yes/no)");
+}
+
+static int set_output_failure(loader *ld, const opt *o, const char *v, const char *who,
+                              bp_error *err)
+{
+    (void)o;
+    if (strcmp(v, "stop") != 0 && strcmp(v, "continue") != 0)
+        return invalid(err, who, v, "expected stop or continue");
+    ld->cfg->output_keep_going = strcmp(v, "continue") == 0;
+    return 0;
 }
 
 static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
@@ -922,6 +936,9 @@ void bp_config_release(bp_config *cfg)
     "  --state-dir DIR         where the state of a run (failed blocks, the command) is kept;\n"   \
     "                          `blockpipe retry-failed --state-dir DIR` runs it again\n"           \
     "                          (env STATE_DIR; default none)\n"                                    \
+    "  --output-failure stop|continue  an output that keeps failing stops the run (stop),\n"       \
+    "                          or is set aside while the others go on (continue); the next\n"      \
+    "                          start catches it up (env OUTPUT_FAILURE; default stop)\n"           \
     "  --ws URL                WebSocket endpoint (ws:// or wss://) of the node: new heads\n"      \
     "                          by eth_subscribe(newHeads), HTTP polling as the fallback\n"         \
     "                          (env WEBSOCKET_URL; default none: polling; run only)\n"             \
@@ -948,7 +965,7 @@ void bp_config_release(bp_config *cfg)
     "Config file keys: rpc, rpcs: [{url: URL, max_workers: N, priority: N, rps: R}], chain,\n"     \
     "output, outputs: [URL, ...], start_block, confirmations, reorg_window, workers,\n"            \
     "batch_size, poll_interval, stats_interval, fetch, rpc_timeout, max_retries,\n"                \
-    "state_dir, ws, realtime, ws_reconnect_interval, ws_max_reconnect_attempts,\n"                 \
+    "state_dir, output_failure, ws, realtime, ws_reconnect_interval, ws_max_reconnect_attempts,\n" \
     "ws_stale_after, pg_schema, wait_for_db, checkpoint_name,\n"                                   \
     "log_level, log_format. Unknown keys are refused.\n"
 

@@ -47,6 +47,7 @@ typedef struct bp_config {
     bool log_json;
     char *config_file;
     char *state_dir; /* NULL: no state file */
+    bool output_keep_going; /* --output-failure continue */
     /* PostgreSQL outputs (added to their URLs as ?schema=&wait_for_db=&checkpoint=) */
     char *pg_schema;       /* NULL: public */
     int wait_for_db;       /* seconds; -1: the output's default (30) */

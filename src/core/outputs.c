@@ -1,9 +1,13 @@
 /* outputs.c - per-output filtering and checkpoints over one ordered event stream. */
 #include "core/outputs.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "util/log.h"
 
 int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *chain, bp_error *err)
 {
@@ -12,7 +16,8 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->count = count;
     o->chain = chain;
     o->cps = calloc(count ? count : 1, sizeof(*o->cps));
-    if (!o->cps)
+    o->failed = calloc(count ? count : 1, sizeof(*o->failed));
+    if (!o->cps || !o->failed)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
         int rc = sinks[i]->ops->checkpoint(sinks[i], chain, &o->cps[i], err);
@@ -24,6 +29,7 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
 
 void bp_outputs_release(bp_outputs *o)
 {
+    free(o->failed);
     free(o->cps);
     free(o->scratch);
     memset(o, 0, sizeof(*o));
@@ -70,6 +76,44 @@ static size_t filter_events(bp_checkpoint *cp, const bp_batch *batch, bp_event *
     return n;
 }
 
+static bool retryable(int rc)
+{
+    return rc == BP_ETRANSPORT || rc == BP_EIO || rc == BP_ETIMEOUT;
+}
+
+/* One output's write, tried again with backoff while the error is transient. */
+static int write_one(bp_sink *s, const bp_batch *b, bp_error *err)
+{
+    long delay_ms = 500;
+    for (int attempt = 1;; attempt++) {
+        int rc = s->ops->write(s, b, err);
+        if (rc == 0 || !retryable(rc) || attempt == 4)
+            return rc;
+        bp_warn("output '%s': %s (attempt %d of 4, again in %ld ms)", s->url, err->msg, attempt,
+                delay_ms);
+        struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        delay_ms *= 2;
+    }
+}
+
+/* An output that failed for good: stop, or set it aside and go on (--output-failure). */
+static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *err)
+{
+    bp_sink *s = o->sinks[i];
+    bp_error_prefix(err, "output '%s': ", s->url);
+    if (!o->keep_going || o->failed_count + 1 == o->count)
+        return err->code;
+    o->failed[i] = true;
+    o->failed_count++;
+    bp_err("%s; this output is set aside for the rest of the run (--output-failure continue) "
+           "at its checkpoint %" PRIu64 "; the next start catches it up from there",
+           err->msg, o->cps[i].set ? o->cps[i].number : 0);
+    (void)b;
+    bp_error_clear(err);
+    return 0;
+}
+
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
 {
     if (batch->count > o->scratch_cap) {
@@ -80,6 +124,8 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         o->scratch_cap = batch->count;
     }
     for (size_t i = 0; i < o->count; i++) {
+        if (o->failed[i])
+            continue;
         bp_checkpoint cp = o->cps[i];
         size_t n = filter_events(&cp, batch, o->scratch);
         if (n == 0)
@@ -88,9 +134,12 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         mine.events = o->scratch;
         mine.count = n;
         mine.checkpoint = cp;
-        int rc = o->sinks[i]->ops->write(o->sinks[i], &mine, err);
-        if (rc != 0)
-            return bp_error_prefix(err, "output '%s': ", o->sinks[i]->url);
+        if (write_one(o->sinks[i], &mine, err) != 0) {
+            int rc = output_failed(o, i, &mine, err);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
         o->cps[i] = cp;
     }
     return 0;
@@ -100,6 +149,8 @@ int bp_outputs_flush(bp_outputs *o, bp_error *err)
 {
     for (size_t i = 0; i < o->count; i++) {
         bp_sink *s = o->sinks[i];
+        if (o->failed[i])
+            continue;
         if (s->ops->flush && s->ops->flush(s, err) != 0)
             return bp_error_prefix(err, "output '%s': flush: ", s->url);
     }

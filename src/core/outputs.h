@@ -4,7 +4,13 @@
  * that is ahead skips the APPLY events it already has (and the REVERTs of blocks it never
  * applied), so every output sees a consistent stream for itself. Outputs are written one
  * after another from the coordinator thread: a slow output slows the pipeline (back-pressure)
- * instead of growing memory. */
+ * instead of growing memory.
+ *
+ * A write that fails with a transient error (connection, I/O, timeout) is tried again with
+ * backoff (0.5, 1, 2 s). When it still fails: with keep_going false (the default) the error
+ * stops the pipeline; every output keeps a consistent checkpoint, so nothing is lost. With
+ * keep_going true the output is set aside for the rest of the run, said loudly, and the
+ * others go on; the next start resumes from the lowest checkpoint, so it catches up. */
 #ifndef BP_CORE_OUTPUTS_H
 #define BP_CORE_OUTPUTS_H
 
@@ -17,6 +23,9 @@ typedef struct bp_outputs {
     bp_event *scratch;  /* the filtered events of one output */
     size_t scratch_cap;
     const char *chain;
+    bool keep_going; /* --output-failure continue */
+    bool *failed;    /* per output: set aside after a failure (keep_going only) */
+    size_t failed_count;
 } bp_outputs;
 
 /* Reads every output's checkpoint for chain. */

@@ -557,6 +557,8 @@ static void log_stats(pipeline *p)
     if (s && (s->state == BP_SLOT_RETRY || s->state == BP_SLOT_FAILED))
         snprintf(waiting, sizeof(waiting), " waiting_on=%" PRIu64 " (%.250s)", p->rb.base,
                  s->last_error);
+    else if (p->out.failed_count)
+        snprintf(waiting, sizeof(waiting), " outputs_set_aside=%zu", p->out.failed_count);
     bp_info("stats head=%" PRIu64 " indexed=%" PRIu64 " lag=%" PRIu64 " pending=%zu "
             "processing=%zu done=%" PRIu64 " failed=%zu blocks/s=%.1f tx/s=%.1f workers=%d "
             "reorgs=%" PRIu64 "%s",
@@ -675,7 +677,11 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
         }
         *start = (!any_unset && low.number + 1 > c->from) ? low.number + 1 : c->from;
     } else if (low.set) {
+        /* An output with nothing yet is seeded at --start-block when that is lower; with
+         * "latest" it joins where the others are. */
         *start = low.number + 1;
+        if (any_unset && c->start_set && c->start_block < *start)
+            *start = c->start_block;
     } else if (c->start_set) {
         *start = c->start_block;
     } else {
@@ -688,7 +694,8 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
     if (low.set && *start == low.number + 1)
         seed_canon(p, &low, idx);
     bp_info("chain %s (id %" PRIu64 "): starting at block %" PRIu64 "%s", p->chain, p->chain_id,
-            *start, low.set ? " (after the outputs' checkpoint)" : "");
+            *start,
+            low.set && *start == low.number + 1 ? " (after the outputs' lowest checkpoint)" : "");
     return 0;
 }
 
@@ -732,6 +739,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     rc = bp_outputs_init(&p->out, c->sinks, c->sink_count, p->chain, err);
     if (rc != 0)
         return rc;
+    p->out.keep_going = c->output_keep_going;
     rc = resume_point(p, start, err);
     if (rc != 0)
         return rc;

@@ -50,6 +50,7 @@ typedef struct bp_pipeline_config {
     double rpc_timeout;         /* s */
     unsigned fetch;             /* enum bp_fetch_what */
     bp_pipeline_report *report; /* filled when the run ends, may be NULL */
+    bool output_keep_going;     /* --output-failure continue */
     /* real time (run only): NULL ws_url = HTTP polling only */
     const char *ws_url;
     double ws_reconnect_interval;
