@@ -15,6 +15,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "tools"))
 from anvil import Anvil, Workload  # noqa: E402
+import perfdoc  # noqa: E402 (bench/ is sys.path[0] when run as a script)
 
 
 def run(cmd):
@@ -26,30 +27,6 @@ def run(cmd):
     return dt, p.stdout + p.stderr
 
 
-BEGIN, END = "<!-- anvil:begin -->", "<!-- anvil:end -->"
-HEADER = """# Performance
-
-Every figure in a table comes from one run of `make bench` on one machine. Absolute numbers
-on these shared machines are noisy: read the ratios.
-"""
-
-
-def write_section(path, text):
-    """Replaces only this benchmark's section (other benchmarks write their own sections)."""
-    old = open(path).read() if os.path.exists(path) else HEADER
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-    elif "## Backfill from anvil" in old:  # the file as written before sections existed
-        head = old[:old.index("## Backfill from anvil")]
-        tail = old[old.index("## Backfill from anvil"):]
-        nxt = tail.find("\n## ", 1)
-        rest = tail[nxt:] if nxt >= 0 else ""
-        new = head.rstrip() + "\n\n" + block + "\n" + rest
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(new)
 
 
 def main():
@@ -95,7 +72,7 @@ def main():
             rows.append(f"| {label} | {med[k]:.2f} | {blocks / med[k]:.1f} | {txs / med[k]:.0f} | "
                         f"{med['curl'] / med[k]:.2f} |")
         cpu = platform.processor() or platform.machine()
-        write_section(a.out, f"""## Backfill from anvil (source-bound)
+        perfdoc.write_section(a.out, "anvil", f"""## Backfill from anvil (source-bound)
 
 Measured by `make bench` (bench/backfill_anvil.py) on {os.cpu_count()} cores ({cpu});
 runs are interleaved ({a.rounds} rounds) and the median is shown.

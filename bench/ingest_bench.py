@@ -23,6 +23,8 @@ import tempfile
 import time
 import urllib.request
 
+import perfdoc
+
 
 def start_simnode(bp, *args):
     p = subprocess.Popen([bp, "simnode", "--listen", "127.0.0.1:0", "--block-time", "0", *args],
@@ -49,17 +51,6 @@ def count_rows(db):
             for t in ("blocks", "transactions", "logs"))
     c.close()
     return n
-
-
-def replace_section(path, name, text):
-    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
-    old = open(path).read() if os.path.exists(path) else "# Performance\n"
-    block = f"{begin}\n{text.strip()}\n{end}"
-    if begin in old and end in old:
-        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    open(path, "w").write(new)
 
 
 def bench_stream(a, tmp):
@@ -176,7 +167,7 @@ def main():
     lines += [f"One block of {txs} transactions ({logs} logs) with receipts, simnode → SQLite: "
               f"{dt:.1f} s end to end, peak RSS {m:.0f} MiB (target < 256 MiB).", ""]
     text = "\n".join(lines)
-    replace_section(a.out, "ingest", text)
+    perfdoc.write_section(a.out, "ingest", text)
     print(text)
 
 

@@ -19,9 +19,9 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "tools"))
 from pg import Postgres, pg_bin_dir  # noqa: E402
+import perfdoc  # noqa: E402 (bench/ is sys.path[0] when run as a script)
 
 TABLES = ("blocks", "transactions", "logs")
-BEGIN, END = "<!-- pg:begin -->", "<!-- pg:end -->"
 
 
 def parse(out):
@@ -111,17 +111,6 @@ class Bench:
         return s, select
 
 
-def write_section(path, text):
-    old = open(path).read() if os.path.exists(path) else "# Performance\n"
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--pg-bench", dest="pg_bench", required=True)
@@ -205,7 +194,7 @@ How the sink's design was chosen (read the ratios; single rows/s figures are noi
 - the sink can beat the plain COPY baseline: the baseline loads each table in one statement
   (one large transaction), the sink commits every {a.batch} blocks.
 """
-    write_section(a.out, text)
+    perfdoc.write_section(a.out, "pg", text)
     print(text)
 
 

@@ -39,8 +39,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "tools"))
 from anvil import Anvil  # noqa: E402
+import perfdoc  # noqa: E402 (bench/ is sys.path[0] when run as a script)
 
-BEGIN, END = "<!-- realtime:begin -->", "<!-- realtime:end -->"
 STATS = re.compile(r"stats realtime mode=(\w+).*head_to_commit_ms count=(\d+) p50=([\d.]+) "
                    r"p90=([\d.]+) p99=([\d.]+) max=([\d.]+)")
 
@@ -254,17 +254,6 @@ def measure(blockpipe, mode, blocks, segments, tmp):
     return own, outside
 
 
-def write_section(path, text):
-    old = open(path).read() if os.path.exists(path) else "# Performance\n"
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(new)
-
-
 def fmt(v):
     return "n/a" if v is None else f"{v:.1f}"
 
@@ -303,7 +292,7 @@ def main():
             "the HTTP poll is not stamped as seen (`poll_head()` in src/core/pipeline.c does "
             "not call `bp_realtime_seen()`), so only the outside observer measures polling.\n")
     cpu = platform.processor() or platform.machine()
-    write_section(a.out, f"""## Real-time head-to-commit latency (loopback)
+    perfdoc.write_section(a.out, "realtime", f"""## Real-time head-to-commit latency (loopback)
 
 Measured by `make bench` (bench/realtime_latency.py) on {os.cpu_count()} cores ({cpu}):
 anvil `--block-time 1` on 127.0.0.1, `blockpipe run --start-block latest` into SQLite,
