@@ -10,3 +10,4 @@ python3 bench/pg_bench.py --pg-bench "$BUILD/bench_pg" --blockpipe "$BUILD/block
 python3 bench/ingest_bench.py --blockpipe "$BUILD/blockpipe" --curl-loop "$BUILD/bench_curl_loop" \
     --sqlite-insert "$BUILD/bench_sqlite_insert" --decode "$BUILD/bench_decode" --out docs/PERFORMANCE.md
 python3 bench/realtime_latency.py --blockpipe "$BUILD/blockpipe" --out docs/PERFORMANCE.md
+python3 bench/fetch_transport.py --out docs/PERFORMANCE.md
