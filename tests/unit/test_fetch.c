@@ -19,10 +19,10 @@
 #include <dirent.h>
 
 #include "chain/fetch.h"
+#include "testproc.h"
 #include "chain/rpc.h"
 #include "util/hex.h"
 
-extern char **environ;
 
 #define ANVIL_DEFAULT BP_SOURCE_DIR "/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 #define TOOLS BP_SOURCE_DIR "/tests/tools"
@@ -32,11 +32,7 @@ extern char **environ;
 /* Init code that emits LOG1(topic 0x2a) and deploys an empty contract. */
 #define LOGGING_INIT_CODE "0x602a60006000a100"
 
-typedef struct server {
-    pid_t pid;
-    int port;
-    char log_path[512];
-} server;
+typedef bp_test_server server;
 
 static char g_tmp[256];
 static server g_anvil, g_replay;
@@ -50,54 +46,16 @@ static void path_in_tmp(char *out, size_t n, const char *name)
     snprintf(out, n, "%s/%s", g_tmp, name);
 }
 
-/* Reads the first integer after `marker` in the server's output file, waiting up to 30 s. */
-static int wait_port(const server *s, const char *marker)
-{
-    for (int tries = 0; tries < 600; tries++) {
-        char text[8192] = "";
-        FILE *f = fopen(s->log_path, "r");
-        if (f) {
-            size_t n = fread(text, 1, sizeof(text) - 1, f);
-            text[n] = '\0';
-            fclose(f);
-        }
-        const char *m = strstr(text, marker);
-        if (m && strchr(m, '\n'))
-            return atoi(m + strlen(marker));
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
-            return 0;
-        struct timespec ts = {0, 50 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    return 0;
-}
-
-/* Starts argv with stdout+stderr into a file in g_tmp; returns 0 when `marker` showed up. */
 static int server_start(server *s, const char *name, char *const argv[], const char *marker)
 {
-    posix_spawn_file_actions_t fa;
-    path_in_tmp(s->log_path, sizeof(s->log_path), name);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawnp(&s->pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        s->pid = 0;
-        return -1;
-    }
-    s->port = wait_port(s, marker);
-    return s->port > 0 ? 0 : -1;
+    char log_path[512];
+    path_in_tmp(log_path, sizeof(log_path), name);
+    return bp_test_server_start(s, log_path, argv, marker);
 }
 
 static void server_stop(server *s)
 {
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        waitpid(s->pid, NULL, 0);
-    }
-    s->pid = 0;
-    s->port = 0;
+    bp_test_server_stop(s, SIGTERM);
 }
 
 static void rm_tree(const char *path)
@@ -199,18 +157,11 @@ static uint64_t mine_tx_block(bp_rpc *rpc)
     return n - 1;
 }
 
-static const char *anvil_path(void)
-{
-    const char *env = getenv("BP_ANVIL");
-    const char *p = env && *env ? env : ANVIL_DEFAULT;
-    return access(p, X_OK) == 0 ? p : NULL;
-}
-
 /* ---- group setup ---------------------------------------------------------------------- */
 
 static int start_anvil(void)
 {
-    const char *anvil = anvil_path();
+    const char *anvil = bp_test_anvil_path();
     if (!anvil) {
         print_message("anvil not found (BP_ANVIL unset and %s missing): anvil tests skip\n",
                       ANVIL_DEFAULT);

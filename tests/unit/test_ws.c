@@ -18,19 +18,15 @@
 
 #include "chain/rpc.h"
 #include "chain/ws.h"
+#include "testproc.h"
 #include "util/buf.h"
 #include "util/histogram.h"
 
-extern char **environ;
 
 #define ANVIL_DEFAULT BP_SOURCE_DIR "/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 #define BAD_SERVER BP_SOURCE_DIR "/tests/tools/ws_bad_server.py"
 
-typedef struct server {
-    pid_t pid;
-    int port;
-    char log_path[256];
-} server;
+typedef bp_test_server server;
 
 static char g_tmp[128];
 
@@ -49,65 +45,18 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-/* The first integer after `marker` in the server's output, waiting up to 30 s; 0 if none. */
-static int wait_port(const server *s, const char *marker)
-{
-    for (int tries = 0; tries < 600; tries++) {
-        char text[8192] = "";
-        FILE *f = fopen(s->log_path, "r");
-        if (f) {
-            size_t n = fread(text, 1, sizeof(text) - 1, f);
-            text[n] = '\0';
-            fclose(f);
-        }
-        const char *m = strstr(text, marker);
-        if (m && strchr(m, '\n'))
-            return atoi(m + strlen(marker));
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
-            return 0;
-        sleep_ms(50);
-    }
-    return 0;
-}
-
 static int server_start(server *s, char *const argv[], const char *marker)
 {
-    posix_spawn_file_actions_t fa;
     static int seq;
-    snprintf(s->log_path, sizeof(s->log_path), "%s/server%d.log", g_tmp, seq++);
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, s->log_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    int rc = posix_spawnp(&s->pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) {
-        s->pid = 0;
-        return -1;
-    }
-    s->port = wait_port(s, marker);
-    return s->port > 0 ? 0 : -1;
-}
-
-static void server_stop(server *s, int sig)
-{
-    if (s->pid > 0) {
-        kill(s->pid, sig);
-        waitpid(s->pid, NULL, 0);
-    }
-    s->pid = 0;
-}
-
-static const char *anvil_path(void)
-{
-    const char *env = getenv("BP_ANVIL");
-    const char *p = env && *env ? env : ANVIL_DEFAULT;
-    return access(p, X_OK) == 0 ? p : NULL;
+    char log_path[256];
+    snprintf(log_path, sizeof(log_path), "%s/server%d.log", g_tmp, seq++);
+    return bp_test_server_start(s, log_path, argv, marker);
 }
 
 /* anvil on `port` (0: any); extra is "--block-time" "1" or "--no-mining" (NULL-ended). */
 static int anvil_start(server *s, int port, const char *opt, const char *val)
 {
-    const char *anvil = anvil_path();
+    const char *anvil = bp_test_anvil_path();
     if (!anvil)
         return -1;
     char port_text[16];
@@ -255,7 +204,7 @@ static void test_refused_gives_up(void **state)
 
 #define SKIP_WITHOUT_ANVIL()                                                                       \
     do {                                                                                           \
-        if (!anvil_path()) {                                                                       \
+        if (!bp_test_anvil_path()) {                                                               \
             print_message("anvil not found (BP_ANVIL unset and %s missing): skipped\n",            \
                           ANVIL_DEFAULT);                                                          \
             skip();                                                                                \
@@ -282,7 +231,7 @@ static void test_anvil_heads_and_restart(void **state)
     assert_true(bp_ws_heads_healthy(h));
 
     int port = node.port;
-    server_stop(&node, SIGKILL);
+    bp_test_server_stop(&node, SIGKILL);
     st = wait_state(h, BP_WS_BACKOFF, 5000);
     assert_false(bp_ws_heads_healthy(h));
     assert_int_equal(anvil_start(&node, port, "--block-time", "1"), 0);
@@ -299,7 +248,7 @@ static void test_anvil_heads_and_restart(void **state)
     int64_t t0 = now_ms();
     bp_ws_heads_stop(h);
     assert_true(now_ms() - t0 < 2000);
-    server_stop(&node, SIGTERM);
+    bp_test_server_stop(&node, SIGTERM);
 }
 
 static void mine(bp_rpc *rpc)
@@ -349,7 +298,7 @@ static void test_anvil_announce_latency(void **state)
     assert_true(s.p50 < 500000);
     bp_rpc_free(rpc);
     bp_ws_heads_stop(h);
-    server_stop(&node, SIGTERM);
+    bp_test_server_stop(&node, SIGTERM);
 }
 
 /* ---- misbehaving servers -------------------------------------------------------------- */
@@ -374,7 +323,7 @@ static void bad_case(const char *mode, const char *want, const bp_ws_config *cfg
     if (!subscribes)
         assert_false(bp_ws_heads_healthy(h));
     bp_ws_heads_stop(h);
-    server_stop(&srv, SIGTERM);
+    bp_test_server_stop(&srv, SIGTERM);
 }
 
 static void test_bad_servers(void **state)
@@ -409,7 +358,7 @@ static void test_bad_head_kept(void **state)
     assert_int_equal(st.reconnects, 0);
     assert_non_null(strstr(st.last_error, "field 'hash'"));
     bp_ws_heads_stop(h);
-    server_stop(&srv, SIGTERM);
+    bp_test_server_stop(&srv, SIGTERM);
 }
 
 /* Messages split over continuation frames are put back together; a tiny queue drops the
@@ -434,7 +383,7 @@ static void test_fragments_and_queue(void **state)
     assert_int_equal(b.number, a.number + 1);
     assert_true(a.number > 0x11);
     bp_ws_heads_stop(h);
-    server_stop(&srv, SIGTERM);
+    bp_test_server_stop(&srv, SIGTERM);
 }
 
 /* ---- wss:// ----------------------------------------------------------------------------- */
@@ -488,7 +437,7 @@ static void test_wss(void **state)
     assert_int_equal(st.heads, 0);
     assert_non_null(strstr(st.last_error, "cannot connect"));
     bp_ws_heads_stop(h);
-    server_stop(&srv, SIGTERM);
+    bp_test_server_stop(&srv, SIGTERM);
 }
 
 static int group_setup(void **state)
