@@ -34,8 +34,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "tools"))
 from anvil import Anvil, Workload, q  # noqa: E402
+import perfdoc  # noqa: E402 (bench/ is sys.path[0] when run as a script)
 
-BEGIN, END = "<!-- fetchpath:begin -->", "<!-- fetchpath:end -->"
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -146,17 +146,6 @@ def pct(values, p):
     v = sorted(values)
     k = max(0, min(len(v) - 1, int(-(-p * len(v) // 100)) - 1))
     return v[k]
-
-
-def write_section(path, text):
-    old = open(path).read() if os.path.exists(path) else "# Performance\n"  # re-read now
-    block = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    if BEGIN in old and END in old:
-        new = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(new)
 
 
 def check(answer, n, what):
@@ -289,7 +278,7 @@ def main():
                    f"dominates")
     ntx_s = f"{min(ntx)}" if min(ntx) == max(ntx) else f"{min(ntx)}–{max(ntx)}"
     cpu = platform.processor() or platform.machine()
-    write_section(a.out, f"""## Fetch path: block + receipts over HTTP keep-alive vs the WebSocket
+    perfdoc.write_section(a.out, "fetchpath", f"""## Fetch path: block + receipts over HTTP keep-alive vs the WebSocket
 
 Measured by `make bench` (bench/fetch_transport.py) on {os.cpu_count()} cores ({cpu}) against
 {version} on 127.0.0.1: {a.blocks} blocks of {ntx_s} mixed transactions
