@@ -165,6 +165,11 @@ uint32_t bp_sim_chain_fork_at(const bp_sim_chain *c, uint64_t n)
     return fork_at_upto(c, n, atomic_load_explicit(&c->nforks, memory_order_acquire));
 }
 
+uint32_t bp_sim_chain_fork_upto(const bp_sim_chain *c, uint64_t n, uint32_t k)
+{
+    return fork_at_upto(c, n, k);
+}
+
 bool bp_sim_chain_block_exists(const bp_sim_chain *c, uint64_t n, uint32_t fork, uint64_t head)
 {
     uint32_t k = atomic_load_explicit(&c->nforks, memory_order_acquire);

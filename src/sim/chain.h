@@ -125,6 +125,8 @@ int bp_sim_chain_reorg(bp_sim_chain *c, double now);
 uint64_t bp_sim_chain_head(const bp_sim_chain *c, double now);
 /* The canonical fork at height n (as of the reorgs applied so far). */
 uint32_t bp_sim_chain_fork_at(const bp_sim_chain *c, uint64_t n);
+/* The fork at height n as of reorg k (the block (m, k)'s ancestor at n for m >= n). */
+uint32_t bp_sim_chain_fork_upto(const bp_sim_chain *c, uint64_t n, uint32_t k);
 /* True when block (n, fork) ever existed on some branch at or before head `head`. */
 bool bp_sim_chain_block_exists(const bp_sim_chain *c, uint64_t n, uint32_t fork, uint64_t head);
 

@@ -28,7 +28,7 @@ static const struct {
 
 #define KEYS_TEXT                                                                                  \
     "latency, error_rate, rate_limit, http500_rate, truncate_rate, garbage_rate, "                 \
-    "reset_rate, stall_rate, stall, lag"
+    "reset_rate, stall_rate, stall, lag, ws_drop_every, ws_silent"
 
 const char *bp_sim_fault_name(enum bp_sim_fault f)
 {
@@ -92,6 +92,26 @@ static int set_rate(bp_sim_faults *f, const char *ep, const char *key, const cha
                         key);
 }
 
+static int set_ws_key(bp_sim_faults *f, const char *ep, const char *key, const char *v,
+                      bp_error *err)
+{
+    double d;
+    if (strcmp(key, "ws_drop_every") == 0) {
+        if (!(parse_number(v, &d) || parse_duration(v, &d)) || d > 86400)
+            return bad_value(ep, key, v, "seconds like 5 or 500ms (0 = never, at most 1 day)", err);
+        f->ws_drop_every = d;
+        return 0;
+    }
+    if (strcmp(key, "ws_silent") == 0) {
+        if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0 && strcmp(v, "true") != 0 &&
+            strcmp(v, "false") != 0)
+            return bad_value(ep, key, v, "0 or 1", err);
+        f->ws_silent = v[0] == '1' || v[0] == 't';
+        return 0;
+    }
+    return set_rate(f, ep, key, v, err);
+}
+
 static int set_key(bp_sim_faults *f, const char *ep, const char *key, const char *v, bp_error *err)
 {
     double d;
@@ -113,7 +133,7 @@ static int set_key(bp_sim_faults *f, const char *ep, const char *key, const char
         f->lag = (uint64_t)d;
         return 0;
     }
-    return set_rate(f, ep, key, v, err);
+    return set_ws_key(f, ep, key, v, err);
 }
 
 /* "ep3" -> 2; "*" / "all" -> n (every endpoint). */

@@ -11,12 +11,17 @@
  *   reset_rate=p       the connection closed without an answer
  *   stall_rate=p       the answer held back for `stall` (default 10s)
  *   stall=10s
- *   lag=N              this endpoint's head is N blocks behind the chain's
+ *   lag=N              this endpoint's head is N blocks behind the chain's (HTTP and
+ *                      WebSocket newHeads alike)
+ *   ws_drop_every=S    every WebSocket connection closed (no close frame) at each multiple
+ *                      of S seconds since start (a bare number is seconds)
+ *   ws_silent=1        eth_subscribe answered, but no head ever announced
  * File syntax (--faults-file): YAML or JSON, a mapping of NAME to a mapping of the same keys,
  * e.g. {"ep1": {"latency": "50ms", "error_rate": 0.1}}. */
 #ifndef BP_SIM_FAULTS_H
 #define BP_SIM_FAULTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,6 +45,8 @@ typedef struct bp_sim_faults {
     double rate_limit;           /* requests/s, 0 = none */
     double stall_s;
     uint64_t lag;
+    double ws_drop_every; /* seconds, 0 = never */
+    bool ws_silent;
 } bp_sim_faults;
 
 /* The name of a fault kind as /stats shows it ("latency", "error", ...). */

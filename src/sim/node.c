@@ -236,8 +236,29 @@ static int quantity(call *c, bp_buf *out, uint64_t v)
     return rc != 0 ? rc : bp_buf_printf(out, "\"0x%llx\"}", (unsigned long long)v);
 }
 
+static int subscription(bp_sim_request *r, call *c, bool sub, yajl_val params, bp_buf *out)
+{
+    yajl_val v = param(params, 0);
+    char id[BP_SIM_SUB_ID_MAX];
+    if (!v || !YAJL_IS_STRING(v))
+        return fail(c, E_PARAMS, "invalid params: %s", sub ? "expected a kind" : "expected an id");
+    if (sub && !r->subs->subscribe(r->subs->ud, v->u.string, id))
+        return fail(c, E_PARAMS, "unsupported subscription '%.60s' (simnode: newHeads only)",
+                    v->u.string);
+    int rc = answer_result_open(out, c);
+    if (rc == 0 && sub)
+        rc = bp_buf_printf(out, "\"%s\"}", id);
+    else if (rc == 0)
+        rc = bp_buf_puts(out, r->subs->unsubscribe(r->subs->ud, v->u.string) ? "true}" : "false}");
+    return rc;
+}
+
 static int dispatch(bp_sim_request *r, call *c, const char *m, yajl_val params, bp_buf *out)
 {
+    if (r->subs && strcmp(m, "eth_subscribe") == 0)
+        return subscription(r, c, true, params, out);
+    if (r->subs && strcmp(m, "eth_unsubscribe") == 0)
+        return subscription(r, c, false, params, out);
     if (strcmp(m, "eth_getBlockByNumber") == 0)
         return by_number(r, c, params, W_BLOCK, out);
     if (strcmp(m, "eth_getBlockReceipts") == 0)

@@ -2,7 +2,8 @@
  * yajl_tree) and renders the answer from the synthetic chain. No HTTP here.
  *
  * Methods: eth_chainId, eth_blockNumber, eth_getBlockByNumber, eth_getBlockByHash,
- * eth_getBlockReceipts, eth_getTransactionReceipt, net_version, web3_clientVersion.
+ * eth_getBlockReceipts, eth_getTransactionReceipt, net_version, web3_clientVersion; over a
+ * WebSocket also eth_subscribe / eth_unsubscribe (through bp_sim_subs).
  * Ids are echoed exactly as sent (a number's own text, a string re-escaped).
  * Errors: -32700 malformed JSON, -32600 not a call object, -32601 unknown method,
  * -32602 bad params, -32000 an injected internal error. */
@@ -16,6 +17,8 @@
 #include "sim/chain.h"
 #include "util/buf.h"
 
+#define BP_SIM_SUB_ID_MAX 40
+
 /* Scratch a thread reuses between requests: the last generated block. */
 typedef struct bp_sim_scratch {
     bp_sim_block block;
@@ -27,6 +30,16 @@ typedef struct bp_sim_scratch {
 void bp_sim_scratch_init(bp_sim_scratch *s);
 void bp_sim_scratch_release(bp_sim_scratch *s);
 
+/* Subscriptions of one WebSocket connection (HTTP has none: -32601). */
+typedef struct bp_sim_subs {
+    /* eth_subscribe(kind): the new id (a hex string, unquoted) into id; false when the kind is
+     * not supported (-32602). */
+    bool (*subscribe)(void *ud, const char *kind, char id[BP_SIM_SUB_ID_MAX]);
+    /* eth_unsubscribe(id): true when id was a subscription of this connection. */
+    bool (*unsubscribe)(void *ud, const char *id);
+    void *ud;
+} bp_sim_subs;
+
 typedef struct bp_sim_request {
     const bp_sim_chain *chain;
     uint64_t head; /* this endpoint's head (its lag applied) */
@@ -34,7 +47,8 @@ typedef struct bp_sim_request {
     bool (*fail_call)(void *ud);
     void *ud;
     bp_sim_scratch *scratch;
-    size_t calls; /* out: calls answered */
+    const bp_sim_subs *subs; /* NULL: no subscriptions (HTTP) */
+    size_t calls;            /* out: calls answered */
 } bp_sim_request;
 
 /* Answers body[0..len) (NUL-terminated) into out (reset first). Protocol errors are answers,

@@ -442,6 +442,24 @@ int bp_sim_render_block(const bp_sim_chain *c, const bp_sim_block *b, bool full_
     return rc;
 }
 
+/* The header keys of put_header_a (the block's up to timestamp), then the two roots. */
+static char *put_header_only(char *p, const bp_sim_block *b)
+{
+    static const char TXS[] = ",\"transactions\":[";
+    p = put_header_a(p, b) - (sizeof(TXS) - 1);
+    p = PUT(p, ",\"transactionsRoot\":");
+    p = bp_sim_put_h256(p, &b->transactions_root);
+    p = PUT(p, ",\"withdrawalsRoot\":");
+    p = bp_sim_put_h256(p, &b->withdrawals_root);
+    *p++ = '}';
+    return p;
+}
+
+int bp_sim_render_header(const bp_sim_block *b, bp_buf *out)
+{
+    return render_part(out, b, put_header_only);
+}
+
 /* ---- receipts and logs ---- */
 
 static char *put_log(char *p, const bp_sim_log *l, const bp_sim_tx *tx, size_t idx,

@@ -13,6 +13,9 @@
 
 /* The eth_getBlockByNumber / ByHash result object; full_txs: objects, else hashes. */
 int bp_sim_render_block(const bp_sim_chain *c, const bp_sim_block *b, bool full_txs, bp_buf *out);
+/* A newHeads notification's header: the block's keys without transactions, uncles and
+ * withdrawals (as geth sends it, plus size). */
+int bp_sim_render_header(const bp_sim_block *b, bp_buf *out);
 /* The eth_getBlockReceipts result: an array with one receipt per tx. */
 int bp_sim_render_receipts(const bp_sim_block *b, bp_buf *out);
 /* One eth_getTransactionReceipt result (idx < b->tx_count). */

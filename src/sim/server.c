@@ -5,13 +5,17 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "sim/node.h"
+#include "sim/wsconn.h"
+#include "sim/wsframe.h"
 
 #define BODY_MAX (16u << 20)
 #define ANSWER_MAX (1024u << 20)
@@ -31,6 +35,7 @@ struct bp_sim_endpoint {
     pthread_mutex_t rl_lock;
     int64_t rl_window;
     uint64_t rl_count;
+    bp_sim_ws_hub ws;
 };
 
 /* Per TCP connection: the request body, the answer (sent from here), generation scratch. */
@@ -217,6 +222,52 @@ static enum MHD_Result serve_get(bp_sim_endpoint *ep, struct MHD_Connection *mc,
     return TEXT(mc, MHD_HTTP_NOT_FOUND, "not found\n");
 }
 
+static void ws_done(void *urh)
+{
+    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+}
+
+static void on_upgrade(void *cls, struct MHD_Connection *mc, void *req_cls, const char *extra,
+                       size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+    (void)mc;
+    (void)req_cls;
+    bp_sim_endpoint *ep = cls;
+    bp_sim_ws_start(&ep->ws, sock, extra, extra_len, ws_done, urh);
+}
+
+static bool header_has(struct MHD_Connection *mc, const char *name, const char *token)
+{
+    const char *v = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, name);
+    size_t n = strlen(token);
+    for (; v && *v; v++)
+        if (strncasecmp(v, token, n) == 0)
+            return true;
+    return false;
+}
+
+/* The RFC 6455 handshake on the HTTP port (as geth and anvil do): 101 and the socket goes to
+ * a WebSocket connection thread. The first offered subprotocol is echoed (clients that offer
+ * one may insist on it). */
+static enum MHD_Result serve_upgrade(bp_sim_endpoint *ep, struct MHD_Connection *mc)
+{
+    const char *key = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+    const char *proto = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Sec-WebSocket-Protocol");
+    char accept[BP_SIM_WS_ACCEPT_LEN + 1], first[64];
+    if (!key || bp_sim_ws_accept(key, accept) != 0)
+        return TEXT(mc, MHD_HTTP_BAD_REQUEST, "WebSocket upgrade without a valid key\n");
+    struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgrade, ep);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    MHD_add_response_header(r, "Sec-WebSocket-Accept", accept);
+    if (proto && sscanf(proto, " %63[^, ]", first) == 1)
+        MHD_add_response_header(r, "Sec-WebSocket-Protocol", first);
+    enum MHD_Result ret = MHD_queue_response(mc, MHD_HTTP_SWITCHING_PROTOCOLS, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static conn *conn_of(struct MHD_Connection *mc)
 {
     const union MHD_ConnectionInfo *ci =
@@ -245,6 +296,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         *upload_size = 0;
         return MHD_YES;
     }
+    if (strcmp(method, "GET") == 0 && header_has(mc, MHD_HTTP_HEADER_UPGRADE, "websocket"))
+        return serve_upgrade(ep, mc);
     if (strcmp(method, "GET") == 0)
         return serve_get(ep, mc, url, c);
     if (strcmp(method, "POST") != 0)
@@ -296,7 +349,8 @@ static int start_endpoint(bp_sim_endpoint *ep, const bp_sim_server_config *cfg, 
         return rc;
     uint16_t port = cfg->port ? (uint16_t)(cfg->port + ep->index) : 0;
     sa.sin_port = htons(port);
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL;
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_ALLOW_UPGRADE;
     ep->d = MHD_start_daemon(flags, port, NULL, NULL, on_request, ep, MHD_OPTION_SOCK_ADDR, &sa,
                              MHD_OPTION_NOTIFY_CONNECTION, on_connection, ep,
                              MHD_OPTION_CONNECTION_TIMEOUT, 600u,
@@ -331,6 +385,14 @@ int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_er
         ep->index = i;
         ep->f = cfg->faults[i];
         pthread_mutex_init(&ep->rl_lock, NULL);
+        ep->ws = (bp_sim_ws_hub){.chain = &s->chain,
+                                 .stopping = &s->stopping,
+                                 .started = s->started,
+                                 .endpoint = i,
+                                 .lag = ep->f.lag,
+                                 .drop_every = ep->f.ws_drop_every,
+                                 .silent = ep->f.ws_silent};
+        bp_sim_ws_hub_init(&ep->ws);
         s->n = i + 1;
         rc = start_endpoint(ep, cfg, err);
         if (rc != 0) {
@@ -359,7 +421,15 @@ static int endpoint_stats(bp_sim_endpoint *ep, uint64_t head, bp_buf *out)
     for (int f = 0; rc == 0 && f < BP_SIM_F_COUNT; f++)
         rc = bp_buf_printf(out, "%s\"%s\":%llu", f ? "," : "", bp_sim_fault_name(f),
                            (unsigned long long)atomic_load(&ep->counts[f]));
-    return rc != 0 ? rc : bp_buf_puts(out, "}}");
+    if (rc == 0)
+        rc = bp_buf_printf(out,
+                           "},\"ws\":{\"connections\":%llu,\"subscriptions\":%llu,\"heads\":%llu,"
+                           "\"drops\":%llu}",
+                           (unsigned long long)atomic_load(&ep->ws.connections),
+                           (unsigned long long)atomic_load(&ep->ws.subscriptions),
+                           (unsigned long long)atomic_load(&ep->ws.heads),
+                           (unsigned long long)atomic_load(&ep->ws.drops));
+    return rc != 0 ? rc : bp_buf_putc(out, '}');
 }
 
 int bp_sim_server_stats(bp_sim_server *s, bp_buf *out)
@@ -385,6 +455,9 @@ int bp_sim_server_stats(bp_sim_server *s, bp_buf *out)
 void bp_sim_server_stop(bp_sim_server *s)
 {
     atomic_store(&s->stopping, true);
+    /* WebSocket connections end first: each closes its upgraded socket through the daemon. */
+    for (size_t i = 0; i < s->n; i++)
+        bp_sim_ws_hub_release(&s->eps[i].ws);
     for (size_t i = 0; i < s->n; i++) {
         if (s->eps[i].d)
             MHD_stop_daemon(s->eps[i].d);

@@ -1,5 +1,6 @@
 /* test_sim.c - simnode: deterministic chain, parent links, reorgs, our decoder on every
- * rendered block and receipt list, JSON-RPC envelopes, fault profile syntax. */
+ * rendered block and receipt list, JSON-RPC envelopes, fault profile syntax, WebSocket
+ * handshake key, frames and subscription calls. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include "sim/faults.h"
 #include "sim/node.h"
 #include "sim/render.h"
+#include "sim/wsframe.h"
 #include "util/buf.h"
 
 #define T0 1000.0
@@ -418,6 +420,12 @@ static void test_fault_syntax(void **state)
     assert_int_equal(bp_sim_faults_parse("ep1:error_rate=2", f, 3, &err), BP_EINVAL);
     assert_non_null(strstr(err.msg, "error_rate='2'"));
     assert_int_equal(bp_sim_faults_parse("ep1:latency=50", f, 3, &err), BP_EINVAL);
+    assert_int_equal(bp_sim_faults_parse("ep2:ws_drop_every=1.5,ws_silent=1", f, 3, &err), 0);
+    assert_true(f[1].ws_drop_every == 1.5 && f[1].ws_silent && !f[0].ws_silent);
+    assert_int_equal(bp_sim_faults_parse("ep1:ws_drop_every=500ms", f, 3, &err), 0);
+    assert_true(f[0].ws_drop_every == 0.5);
+    assert_int_equal(bp_sim_faults_parse("ep1:ws_silent=2", f, 3, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "ws_silent='2'"));
     assert_int_equal(bp_sim_faults_parse("ep1:jitter=5ms", f, 3, &err), BP_EINVAL);
     assert_non_null(strstr(err.msg, "unknown key 'jitter'"));
 
@@ -432,6 +440,102 @@ static void test_fault_syntax(void **state)
     unlink(path);
 }
 
+static void test_ws_accept_and_frames(void **state)
+{
+    (void)state;
+    char accept[BP_SIM_WS_ACCEPT_LEN + 1];
+    assert_int_equal(bp_sim_ws_accept("dGhlIHNhbXBsZSBub25jZQ==", accept), 0);
+    assert_string_equal(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="); /* RFC 6455 1.3 */
+    assert_int_equal(bp_sim_ws_accept("short", accept), BP_EINVAL);
+
+    uint8_t hdr[BP_SIM_WS_HEADER_MAX];
+    assert_int_equal(bp_sim_ws_header(BP_SIM_WS_TEXT, 5, hdr), 2);
+    assert_true(hdr[0] == 0x81 && hdr[1] == 5);
+    assert_int_equal(bp_sim_ws_header(BP_SIM_WS_TEXT, 300, hdr), 4);
+    assert_true(hdr[1] == 126 && hdr[2] == 1 && hdr[3] == 44);
+    assert_int_equal(bp_sim_ws_header(BP_SIM_WS_PONG, 70000, hdr), 10);
+    assert_true(hdr[0] == 0x8a && hdr[1] == 127 && hdr[7] == 1 && hdr[8] == 0x11);
+
+    /* RFC 6455 5.7: a masked "Hello" */
+    uint8_t hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
+    bp_sim_ws_frame f;
+    for (size_t n = 0; n < sizeof(hello); n++)
+        assert_int_equal(bp_sim_ws_parse(hello, n, 100, &f), 0);
+    assert_int_equal(bp_sim_ws_parse(hello, sizeof(hello), 100, &f), sizeof(hello));
+    assert_int_equal(f.op, BP_SIM_WS_TEXT);
+    assert_int_equal(f.len, 5);
+    assert_memory_equal(f.payload, "Hello", 5);
+    uint8_t unmasked[] = {0x81, 0x05, 'H', 'e', 'l', 'l', 'o'};
+    assert_int_equal(bp_sim_ws_parse(unmasked, sizeof(unmasked), 100, &f), BP_EPARSE);
+    uint8_t fragment[] = {0x01, 0x81, 0, 0, 0, 0, 'H'};
+    assert_int_equal(bp_sim_ws_parse(fragment, sizeof(fragment), 100, &f), BP_EPARSE);
+    uint8_t big[] = {0x81, 0xfe, 0x01, 0x00, 0, 0, 0, 0};
+    assert_int_equal(bp_sim_ws_parse(big, sizeof(big), 255, &f), BP_ETOOBIG);
+    uint8_t ping[] = {0x89, 0xfe, 0x00, 0x80, 0, 0, 0, 0};
+    assert_int_equal(bp_sim_ws_parse(ping, sizeof(ping), 1000, &f), BP_EPARSE);
+}
+
+static bool sub_cb(void *ud, const char *kind, char id[BP_SIM_SUB_ID_MAX])
+{
+    (void)ud;
+    if (strcmp(kind, "newHeads") != 0)
+        return false;
+    snprintf(id, BP_SIM_SUB_ID_MAX, "0xab");
+    return true;
+}
+
+static bool unsub_cb(void *ud, const char *id)
+{
+    (void)ud;
+    return strcmp(id, "0xab") == 0;
+}
+
+static void test_subscribe_calls(void **state)
+{
+    (void)state;
+    bp_sim_chain c;
+    bp_sim_params p = params(3, 1);
+    chain_init(&c, &p);
+    bp_sim_scratch s;
+    bp_sim_scratch_init(&s);
+    bp_sim_subs subs = {.subscribe = sub_cb, .unsubscribe = unsub_cb};
+    bp_sim_request r = {.chain = &c, .head = 10, .scratch = &s, .subs = &subs};
+    bp_buf out;
+    bp_buf_init(&out, 0);
+    const char *sub = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_subscribe\","
+                      "\"params\":[\"newHeads\"]}";
+    assert_int_equal(bp_sim_answer(&r, sub, strlen(sub), &out), 0);
+    assert_string_equal(out.data, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"0xab\"}");
+    const char *bad = "[{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"eth_subscribe\","
+                      "\"params\":[\"logs\"]},{\"jsonrpc\":\"2.0\",\"id\":3,"
+                      "\"method\":\"eth_unsubscribe\",\"params\":[\"0xab\"]}]";
+    assert_int_equal(bp_sim_answer(&r, bad, strlen(bad), &out), 0);
+    assert_non_null(strstr(out.data, "\"id\":2,\"error\":{\"code\":-32602"));
+    assert_non_null(strstr(out.data, "\"id\":3,\"result\":true}"));
+    r.subs = NULL; /* HTTP */
+    assert_int_equal(bp_sim_answer(&r, sub, strlen(sub), &out), 0);
+    assert_non_null(strstr(out.data, "-32601"));
+
+    /* The header renderer: block keys minus transactions, uncles and withdrawals. */
+    bp_sim_block b;
+    bp_error err = {0};
+    bp_sim_block_init(&b);
+    assert_int_equal(bp_sim_block_gen(&c, 5, 0, &b, &err), 0);
+    bp_buf_reset(&out);
+    assert_int_equal(bp_sim_render_header(&b, &out), 0);
+    assert_non_null(strstr(out.data, "\"number\":\"0x5\""));
+    assert_non_null(strstr(out.data, "\"parentHash\":\"0x"));
+    assert_non_null(strstr(out.data, "\"timestamp\":"));
+    assert_non_null(strstr(out.data, "\"withdrawalsRoot\":\"0x"));
+    assert_null(strstr(out.data, "\"transactions\":"));
+    assert_null(strstr(out.data, "\"uncles\""));
+    assert_true(out.data[0] == '{' && out.data[out.len - 1] == '}');
+    bp_sim_block_release(&b);
+    bp_buf_release(&out);
+    bp_sim_scratch_release(&s);
+    bp_sim_chain_release(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +547,8 @@ int main(void)
         cmocka_unit_test(test_rpc_envelopes),
         cmocka_unit_test(test_by_hash_and_tx_receipt),
         cmocka_unit_test(test_fault_syntax),
+        cmocka_unit_test(test_ws_accept_and_frames),
+        cmocka_unit_test(test_subscribe_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
