@@ -99,7 +99,7 @@ echo "run.sh: starting the traffic generator (tests/tools/traffic.py); log: $TMP
 setsid python3 "$ROOT/tests/tools/traffic.py" --rpc "$URL" >"$TMP/traffic.log" 2>&1 </dev/null &
 TRAFFIC_PID=$!
 
-banner "a local anvil dev chain at $URL (a block every second, txs from traffic.py)"
+banner "a local anvil dev chain at $URL (a block every second, txs from traffic.py; heads over ws://${URL#http://})"
 
 stop_blockpipe() {
   if [ "$STOPPING" = 0 ] && [ -n "$BP_PID" ]; then
@@ -109,7 +109,10 @@ stop_blockpipe() {
 }
 trap stop_blockpipe INT TERM
 
-setsid "$BIN" run --rpc "$URL" --output "$OUT" --stats-interval "$STATS" </dev/null &
+# anvil serves WebSocket on its HTTP port: new heads arrive over the socket (real time),
+# HTTP polling is the fallback.
+setsid "$BIN" run --rpc "$URL" --ws "ws://${URL#http://}" --output "$OUT" \
+  --stats-interval "$STATS" </dev/null &
 BP_PID=$!
 set +e
 # `wait` returns early (>128) when a trapped signal interrupts it: wait until blockpipe is
