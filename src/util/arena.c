@@ -15,8 +15,16 @@ typedef struct bp_chunk {
     _Alignas(BP_ARENA_ALIGN) unsigned char mem[];
 } bp_chunk;
 
+/* One adopted allocation; the records live in the arena itself and form a list. */
+typedef struct bp_adopted {
+    struct bp_adopted *prev;
+    void *p;
+    void (*release)(void *);
+} bp_adopted;
+
 struct bp_arena {
     bp_chunk *head;
+    bp_adopted *adopted;
     size_t next_size;
     size_t used;
 };
@@ -52,6 +60,9 @@ void bp_arena_free(bp_arena *a)
 {
     if (!a)
         return;
+    /* Adopted memory first: its records sit in the chunks freed below. */
+    for (bp_adopted *d = a->adopted; d; d = d->prev)
+        d->release(d->p);
     bp_chunk *c = a->head;
     while (c) {
         bp_chunk *prev = c->prev;
@@ -130,6 +141,24 @@ char *bp_arena_strndup_lower(bp_arena *a, const char *s, size_t len)
             p[i] = (char)(p[i] - 'A' + 'a');
     }
     return p;
+}
+
+int bp_arena_adopt_fn(bp_arena *a, void *p, size_t bytes, void (*release)(void *))
+{
+    bp_adopted *d = bp_arena_alloc(a, sizeof(*d));
+    if (!d)
+        return -1;
+    d->prev = a->adopted;
+    d->p = p;
+    d->release = release;
+    a->adopted = d;
+    a->used += bytes;
+    return 0;
+}
+
+int bp_arena_adopt(bp_arena *a, void *p)
+{
+    return bp_arena_adopt_fn(a, p, 0, free);
 }
 
 size_t bp_arena_used(const bp_arena *a)

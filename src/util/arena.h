@@ -17,7 +17,14 @@ void *bp_arena_calloc(bp_arena *a, size_t n, size_t sz);
 char *bp_arena_strndup(bp_arena *a, const char *s, size_t len);
 /* Same, lower-casing ASCII letters on the way (hashes/addresses at the text boundary). */
 char *bp_arena_strndup_lower(bp_arena *a, const char *s, size_t len);
-/* Total bytes handed out (for memory accounting). */
+/* Makes p (from malloc) part of the arena: it is freed by bp_arena_free, after nothing in
+ * the arena needs it. 0, or -1 when out of memory: then p is NOT adopted (the caller still
+ * owns it). Zero-copy decoding hands the HTTP body to the block this way. */
+int bp_arena_adopt(bp_arena *a, void *p);
+/* Same with a release function instead of free (e.g. dropping one reference of a buffer
+ * several arenas share); `bytes` is added to bp_arena_used so memory accounting sees it. */
+int bp_arena_adopt_fn(bp_arena *a, void *p, size_t bytes, void (*release)(void *));
+/* Total bytes handed out plus bytes declared by bp_arena_adopt_fn (for memory accounting). */
 size_t bp_arena_used(const bp_arena *a);
 
 #endif
