@@ -1,4 +1,5 @@
-/* fuzz_json_tree.c - differential libFuzzer target: bp_json_parse against yajl_tree_parse. */
+/* fuzz_json_tree.c - differential libFuzzer target: bp_json_parse and bp_json_parse_inplace
+ * against yajl_tree_parse. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,12 +79,49 @@ static size_t depth_of(yajl_val v)
     return n || YAJL_IS_OBJECT(v) || YAJL_IS_ARRAY(v) ? deepest + 1 : 0;
 }
 
+/* String lengths of a bp_json tree: as unescaped (>= strlen, NUL right after). */
+static void lengths_right(yajl_val v)
+{
+    size_t n = YAJL_IS_OBJECT(v) ? v->u.object.len : YAJL_IS_ARRAY(v) ? v->u.array.len : 0;
+    yajl_val *kids = YAJL_IS_OBJECT(v) ? v->u.object.values : v->u.array.values;
+    if (YAJL_IS_STRING(v) &&
+        (bp_json_strlen(v) < strlen(v->u.string) || v->u.string[bp_json_strlen(v)] != '\0'))
+        differ("string length", v->u.string);
+    for (size_t i = 0; i < n; i++)
+        lengths_right(kids[i]);
+}
+
+/* a / b: yajl_tree's and bp_json_parse's verdicts on text[0..len). */
+static void compare_inplace(const char *text, size_t len, yajl_val b, const char *eb)
+{
+    char ec[512];
+    char *raw = malloc(len ? len : 1); /* exactly len bytes: ASan sees any read past them */
+    if (!raw)
+        return;
+    memcpy(raw, text, len);
+    yajl_val c = bp_json_parse_inplace(raw, len, ec, sizeof(ec));
+    if (!b != !c)
+        differ(b ? "only bp_json accepts" : "only in-place accepts", b ? ec : eb);
+    else if (b) {
+        same_tree(b, c);
+        lengths_right(b);
+        lengths_right(c);
+    } else if (strcmp(eb, ec) != 0) {
+        differ("in-place error message", ec);
+    } else if (memcmp(raw, text, len) != 0) {
+        differ("in-place parse refused but changed the text", ec);
+    }
+    bp_json_free(c);
+    free(raw);
+}
+
 /* text[0..len) holds no NUL; cstr is the same bytes NUL-terminated for yajl_tree. */
 static void compare(const char *text, size_t len, const char *cstr)
 {
     char ea[512], eb[512];
     yajl_val a = yajl_tree_parse(cstr, ea, sizeof(ea));
     yajl_val b = bp_json_parse(text, len, eb, sizeof(eb));
+    compare_inplace(text, len, b, eb);
     if (!b && strstr(eb, "nested deeper")) {
         if (a && depth_of(a) <= BP_JSON_MAX_DEPTH)
             differ("depth limit hit early", eb);

@@ -25,7 +25,19 @@
  * errors, which may span lines; errbuf may be NULL). */
 yajl_val bp_json_parse(const char *text, size_t len, char *errbuf, size_t errlen);
 
-/* Frees a tree from bp_json_parse (root as returned; NULL is a no-op). */
+/* Same, but strings and keys without escapes stay in text: the node points into it and the
+ * closing quote is overwritten by a NUL (the rest of text is unchanged; strings with escapes
+ * and numbers are copied as usual). text must outlive the tree and may be written through the
+ * tree's strings (the decoder lower-cases hex in place). On failure text is left as given. */
+yajl_val bp_json_parse_inplace(char *text, size_t len, char *errbuf, size_t errlen);
+
+/* Length of a string node of a bp_json tree (either parser), so no strlen is needed: the
+ * unescaped length, which exceeds strlen when the JSON had "\u0000" (in-place strings have no
+ * escapes, so there it is strlen). Only for trees built here, never for yajl_tree_parse's. */
+size_t bp_json_strlen(yajl_val v);
+
+/* Frees a tree from bp_json_parse / bp_json_parse_inplace (root as returned; NULL is a
+ * no-op). Text an in-place tree points into is the caller's to free, after the tree. */
 void bp_json_free(yajl_val root);
 
 #endif

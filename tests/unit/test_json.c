@@ -76,7 +76,40 @@ static void same_tree(yajl_val a, yajl_val b)
     }
 }
 
-/* Both parsers on text[0..len) (no NUL inside): both accept with equal trees, or both refuse
+/* Every string node of a bp_json tree knows its length (as unescaped: "\u0000" makes it
+ * longer than strlen). */
+static void lengths_right(yajl_val v)
+{
+    size_t n = YAJL_IS_OBJECT(v) ? v->u.object.len : YAJL_IS_ARRAY(v) ? v->u.array.len : 0;
+    yajl_val *kids = YAJL_IS_OBJECT(v) ? v->u.object.values : v->u.array.values;
+    if (YAJL_IS_STRING(v)) {
+        assert_true(bp_json_strlen(v) >= strlen(v->u.string));
+        assert_int_equal(v->u.string[bp_json_strlen(v)], '\0');
+    }
+    for (size_t i = 0; i < n; i++)
+        lengths_right(kids[i]);
+}
+
+/* The in-place parser on a writable copy: the same tree, or the same message with the text
+ * left as it was. */
+static void inplace_same(const char *text, size_t len, yajl_val a, const char *ea)
+{
+    char *raw = unterminated(text, len), ec[512];
+    yajl_val c = bp_json_parse_inplace(raw, len, ec, sizeof(ec));
+    if (!a != !c)
+        fail_msg("%s accepts %.80s", a ? "only yajl_tree" : "only in-place bp_json", text);
+    if (a) {
+        same_tree(a, c);
+        lengths_right(c);
+    } else {
+        assert_string_equal(ea, ec);
+        assert_memory_equal(raw, text, len);
+    }
+    bp_json_free(c);
+    free(raw);
+}
+
+/* All parsers on text[0..len) (no NUL inside): all accept with equal trees, or all refuse
  * with the same message. Returns whether it parsed. */
 static bool same_as_yajl(const char *text, size_t len)
 {
@@ -86,10 +119,13 @@ static bool same_as_yajl(const char *text, size_t len)
     yajl_val b = bp_json_parse(raw, len, eb, sizeof(eb));
     if (!a != !b)
         fail_msg("%s accepts %.80s (%s)", a ? "only yajl_tree" : "only bp_json", cstr, a ? eb : ea);
-    if (a)
+    if (a) {
         same_tree(a, b);
-    else
+        lengths_right(b);
+    } else {
         assert_string_equal(ea, eb);
+    }
+    inplace_same(text, len, a, ea);
     yajl_tree_free(a);
     bp_json_free(b);
     free(cstr);
@@ -204,6 +240,38 @@ typedef struct num_case {
     long long i;
 } num_case;
 
+/* Strings without escapes point into the text, NUL over their closing quote; escaped ones
+ * and numbers are copies; keys likewise. */
+static void test_inplace_strings(void **state)
+{
+    (void)state;
+    char text[] = "{\"hash\":\"0xAb\",\"e\\u0041\":\"a\\nb\",\"n\":12,\"l\":[\"\",\"x\"]}";
+    size_t len = strlen(text);
+    yajl_val v = bp_json_parse_inplace(text, len, NULL, 0);
+    assert_non_null(v);
+    assert_ptr_equal(v->u.object.keys[0], text + 2);
+    assert_ptr_equal(v->u.object.values[0]->u.string, text + 9);
+    assert_string_equal(text + 9, "0xAb");
+    assert_int_equal(bp_json_strlen(v->u.object.values[0]), 4);
+    assert_string_equal(v->u.object.keys[1], "eA");
+    assert_true(v->u.object.keys[1] < text || v->u.object.keys[1] >= text + len);
+    assert_string_equal(v->u.object.values[1]->u.string, "a\nb");
+    assert_int_equal(bp_json_strlen(v->u.object.values[1]), 3);
+    yajl_val l = v->u.object.values[3];
+    assert_string_equal(l->u.array.values[0]->u.string, "");
+    assert_int_equal(bp_json_strlen(l->u.array.values[0]), 0);
+    assert_ptr_equal(l->u.array.values[1]->u.string, text + len - 4);
+    assert_int_equal(text[len - 1], '}'); /* bytes that are not closing quotes stay */
+    bp_json_free(v);
+
+    char bad[] = "{\"a\":\"b\",\"c\" 1}", eb[256];
+    char orig[sizeof(bad)];
+    memcpy(orig, bad, sizeof(bad));
+    assert_null(bp_json_parse_inplace(bad, strlen(bad), eb, sizeof(eb)));
+    assert_memory_equal(bad, orig, sizeof(bad)); /* refused: the text is as given */
+    assert_non_null(strstr(eb, "\"c\" 1}"));     /* and yajl's excerpt quotes it */
+}
+
 static void test_number_flags(void **state)
 {
     (void)state;
@@ -290,6 +358,7 @@ int main(void)
         cmocka_unit_test(test_shapes_same_as_yajl),
         cmocka_unit_test(test_errors_same_as_yajl),
         cmocka_unit_test(test_nul_and_length),
+        cmocka_unit_test(test_inplace_strings),
         cmocka_unit_test(test_number_flags),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_big_documents),
