@@ -4,6 +4,8 @@
  *   yajl_tree  yajl_tree_parse + yajl_tree_free (what blockpipe used before bp_json)
  *   bp_json    bp_json_parse + bp_json_free
  *   decode     bp_decode_rpc_response + bp_decode_block + bp_decode_block_receipts + frees
+ *   decode_zc  the same zero-copy, as fetch runs it: the text copied into a fresh malloc'd body
+ *              (standing in for the HTTP answer), parsed in place, the block adopting it
  * One `name=value` line per figure; decode_vs_sax is decode's MB/s over sax's.
  *
  * usage: bench_decode FILE [SECONDS_PER_FIGURE [FIGURE]]   (FIGURE alone: for perf record;
@@ -18,6 +20,7 @@
 #include "blockpipe/model.h"
 #include "chain/decode.h"
 #include "chain/json.h"
+#include "util/arena.h"
 
 #define ROUNDS 3
 
@@ -111,6 +114,30 @@ static bool run_decode(const char *text, size_t len)
     return rc == 0;
 }
 
+static bool run_decode_zc(const char *text, size_t len)
+{
+    yajl_val root, results[2], errors[2];
+    bp_error err = {0};
+    bp_body body = {malloc(len + 1), len};
+    bp_block *b = bp_block_new();
+    if (!body.data || !b || bp_arena_adopt(b->arena, body.data) != 0) {
+        free(body.data);
+        bp_block_free(b);
+        return false;
+    }
+    memcpy(body.data, text, len + 1);
+    int rc = bp_decode_rpc_response_inplace(body.data, len, 2, &root, results, errors, &err);
+    if (rc == 0)
+        rc = bp_decode_block_in(results[0], true, &body, b, &err);
+    if (rc == 0)
+        rc = bp_decode_block_receipts_in(results[1], &body, b, &err);
+    if (rc != 0)
+        fprintf(stderr, "decode_zc: %s\n", err.msg);
+    bp_json_free(root);
+    bp_block_free(b);
+    return rc == 0;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -177,10 +204,11 @@ int main(int argc, char **argv)
     } figs[] = {{"sax", run_sax},
                 {"yajl_tree", run_yajl_tree},
                 {"bp_json", run_bp_json},
-                {"decode", run_decode}};
-    double mbs[4] = {0};
+                {"decode", run_decode},
+                {"decode_zc", run_decode_zc}};
+    double mbs[5] = {0};
     printf("bytes=%zu\n", len);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         if (only && strcmp(only, figs[i].name) != 0)
             continue;
         mbs[i] = measure(figs[i].fn, text, len, secs);
@@ -198,6 +226,8 @@ int main(int argc, char **argv)
     printf("decode_blocks_s=%.0f\n", mbs[3] * 1e6 / (double)len);
     printf("bp_json_vs_yajl_tree=%.2f\n", mbs[2] / mbs[1]);
     printf("decode_vs_sax=%.2f\n", mbs[3] / mbs[0]);
+    printf("decode_zc_blocks_s=%.0f\n", mbs[4] * 1e6 / (double)len);
+    printf("decode_zc_vs_sax=%.2f\n", mbs[4] / mbs[0]);
     free(text);
     return 0;
 }

@@ -51,7 +51,30 @@ typedef struct dctx {
     bp_arena *a;
     yajl_gen g; /* created on first use: most blocks have no list fields */
     bp_error *err;
+    uintptr_t body; /* zero-copy: strings in [body, body + body_len) are kept in place */
+    size_t body_len;
 } dctx;
+
+static void dctx_init(dctx *c, bp_block *b, const bp_body *body, bp_error *err)
+{
+    *c = (dctx){.b = b, .a = b->arena, .err = err};
+    if (body && body->data) {
+        c->body = (uintptr_t)body->data;
+        c->body_len = body->len;
+    }
+}
+
+/* The writable text of s when it lies in the body the block owns, else NULL. */
+static char *in_body(const dctx *c, const char *s)
+{
+    return (uintptr_t)s - c->body < c->body_len ? (char *)(uintptr_t)s : NULL;
+}
+
+/* A string in the body comes from bp_json_parse_inplace, whose nodes carry their length. */
+static size_t str_len(const dctx *c, yajl_val v)
+{
+    return in_body(c, v->u.string) ? bp_json_strlen(v) : strlen(v->u.string);
+}
 
 enum { BK_TRANSACTIONS, BK_UNCLES, BK_WITHDRAWALS, BK_NUMBER };
 static const bp_field block_fields[] = {
@@ -171,9 +194,10 @@ static int wrong_type(dctx *c, const char *key, const char *want, yajl_val v)
                         type_name(v));
 }
 
-static int put_quantity(dctx *c, const bp_field *f, const char *s, char *dst)
+static int put_quantity(dctx *c, const bp_field *f, yajl_val v, char *dst)
 {
-    size_t len = strlen(s);
+    const char *s = v->u.string;
+    size_t len = str_len(c, v);
     int rc;
     if (f->kind == K_QTY) {
         bp_qty *q = (bp_qty *)(void *)dst;
@@ -215,19 +239,62 @@ static bool copy_hex_lower(char *dst, const char *s, size_t len)
     return !bad;
 }
 
-static int put_text(dctx *c, const bp_field *f, const char *s, char *dst)
+/* bp_hex_is_data over s[0..len), noting whether any letter is upper case. Read-only, so a
+ * refused value is quoted as the node sent it; branch-free so the compiler vectorises it. */
+static bool scan_hex(const char *s, size_t len, bool *upper)
 {
+    if (len < 2 || s[0] != '0' || (s[1] | 0x20) != 'x')
+        return false;
+    unsigned bad = 0, up = s[1] == 'X';
+    for (size_t i = 2; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i], lo = (unsigned char)(ch | 0x20);
+        bad |= (unsigned char)(ch - '0') > 9 && (unsigned char)(lo - 'a') > 5;
+        up |= (unsigned char)(ch - 'A') < 6;
+    }
+    *upper = up;
+    return !bad;
+}
+
+static size_t text_want(const bp_field *f, size_t len)
+{
+    return f->kind == K_HASH ? 66 : f->kind == K_ADDR ? 42 : len;
+}
+
+static int bad_text(dctx *c, const bp_field *f, const char *s)
+{
+    return bp_error_set(c->err, BP_EPARSE, "field '%s': not %s: \"%.80s\"", f->key,
+                        f->kind == K_HASH   ? "a 32-byte hex hash"
+                        : f->kind == K_ADDR ? "a 20-byte hex address"
+                                            : "hex data",
+                        s);
+}
+
+/* Zero-copy: the value stays in the body (which the block owns) and is lower-cased there.
+ * Nodes send lower case, so the write pass almost never runs. */
+static int put_text_inplace(dctx *c, const bp_field *f, char *s, size_t len, char *dst)
+{
+    bool upper;
+    if (len != text_want(f, len) || !scan_hex(s, len, &upper))
+        return bad_text(c, f, s);
+    for (size_t i = 0; upper && i < len; i++)
+        s[i] = (char)(s[i] | 0x20); /* hex digits and 'x' only: | 0x20 lower-cases */
+    memcpy(dst, &s, sizeof(s));
+    return BP_OK;
+}
+
+static int put_text(dctx *c, const bp_field *f, yajl_val v, char *dst)
+{
+    const char *s = v->u.string;
+    char *in = in_body(c, s);
+    if (in)
+        return put_text_inplace(c, f, in, bp_json_strlen(v), dst);
     size_t len = strlen(s);
-    size_t want = f->kind == K_HASH ? 66 : f->kind == K_ADDR ? 42 : len;
+    size_t want = text_want(f, len);
     char *p = len == want ? bp_arena_alloc(c->a, len + 1) : NULL;
     if (len == want && !p)
         return bp_error_set(c->err, BP_ENOMEM, "field '%s': out of memory", f->key);
     if (!p || !copy_hex_lower(p, s, len))
-        return bp_error_set(c->err, BP_EPARSE, "field '%s': not %s: \"%.80s\"", f->key,
-                            f->kind == K_HASH   ? "a 32-byte hex hash"
-                            : f->kind == K_ADDR ? "a 20-byte hex address"
-                                                : "hex data",
-                            s);
+        return bad_text(c, f, s);
     memcpy(dst, &p, sizeof(p));
     return BP_OK;
 }
@@ -311,8 +378,8 @@ static int put_field(dctx *c, const bp_field *f, yajl_val v, char *base, yajl_va
     if (!YAJL_IS_STRING(v))
         return wrong_type(c, f->key, "a hex string", v);
     if (f->kind == K_U64 || f->kind == K_OPT_U64 || f->kind == K_QTY)
-        return put_quantity(c, f, v->u.string, dst);
-    return put_text(c, f, v->u.string, dst);
+        return put_quantity(c, f, v, dst);
+    return put_text(c, f, v, dst);
 }
 
 static const bp_field *find_field(const bp_field *t, size_t n, const char *key, size_t *idx)
@@ -457,7 +524,7 @@ static int decode_tx_hash(dctx *c, yajl_val v, size_t i, bp_tx *tx)
     if (YAJL_IS_OBJECT(v))
         v = yajl_tree_get(v, (const char *[]){"hash", NULL}, yajl_t_any);
     bp_field f = {"hash", K_HASH, MUST, offsetof(bp_tx, hash)};
-    int rc = v && YAJL_IS_STRING(v) ? put_text(c, &f, v->u.string, (char *)tx)
+    int rc = v && YAJL_IS_STRING(v) ? put_text(c, &f, v, (char *)tx)
                                     : wrong_type(c, "transactions", "a tx hash", v);
     if (rc != BP_OK)
         bp_error_prefix(c->err, "transaction %zu: ", i);
@@ -541,11 +608,18 @@ static void prefix_block(bp_error *err, yajl_val obj, const bp_block *b)
 
 int bp_decode_block(yajl_val result, bool full_txs, bp_block *b, bp_error *err)
 {
+    return bp_decode_block_in(result, full_txs, NULL, b, err);
+}
+
+int bp_decode_block_in(yajl_val result, bool full_txs, const bp_body *body, bp_block *b,
+                       bp_error *err)
+{
     if (!result || YAJL_IS_NULL(result))
         return bp_error_set(err, BP_ENOTFOUND, "block not found (null result)");
     if (!YAJL_IS_OBJECT(result))
         return bp_error_set(err, BP_EPARSE, "block: expected an object, got %s", type_name(result));
-    dctx c = {.b = b, .a = b->arena, .g = NULL, .err = err};
+    dctx c;
+    dctx_init(&c, b, body, err);
     int rc = decode_block_body(&c, result, full_txs);
     if (c.g)
         yajl_gen_free(c.g);
@@ -579,7 +653,7 @@ static int decode_log(dctx *c, yajl_val v, const bp_tx *tx, bp_log *log)
     bp_field f = {"topics", K_HASH, MUST, 0};
     for (size_t i = 0; i < topics->u.array.len; i++) {
         yajl_val t = topics->u.array.values[i];
-        rc = YAJL_IS_STRING(t) ? put_text(c, &f, t->u.string, (char *)&log->topics[i])
+        rc = YAJL_IS_STRING(t) ? put_text(c, &f, t, (char *)&log->topics[i])
                                : wrong_type(c, "topics", "a hex string", t);
         if (rc != BP_OK)
             return rc;
@@ -657,9 +731,11 @@ static int decode_receipt(dctx *c, yajl_val r, size_t i, size_t *log_pos)
     return rc;
 }
 
-int bp_decode_receipt_list(yajl_val const *receipts, size_t n, bp_block *b, bp_error *err)
+static int decode_receipt_list(yajl_val const *receipts, size_t n, const bp_body *body, bp_block *b,
+                               bp_error *err)
 {
-    dctx c = {.b = b, .a = b->arena, .g = NULL, .err = err};
+    dctx c;
+    dctx_init(&c, b, body, err);
     int rc = BP_OK;
     if (n != b->transaction_count) {
         rc = bp_error_set(err, BP_EPARSE, "%zu receipts for %zu transactions", n,
@@ -680,7 +756,17 @@ out:
     return rc;
 }
 
+int bp_decode_receipt_list(yajl_val const *receipts, size_t n, bp_block *b, bp_error *err)
+{
+    return decode_receipt_list(receipts, n, NULL, b, err);
+}
+
 int bp_decode_block_receipts(yajl_val result, bp_block *b, bp_error *err)
+{
+    return bp_decode_block_receipts_in(result, NULL, b, err);
+}
+
+int bp_decode_block_receipts_in(yajl_val result, const bp_body *body, bp_block *b, bp_error *err)
 {
     if (!result || YAJL_IS_NULL(result))
         return bp_error_set(err, BP_ENOTFOUND, "block %" PRIu64 ": receipts not found (null)",
@@ -689,8 +775,8 @@ int bp_decode_block_receipts(yajl_val result, bp_block *b, bp_error *err)
         return bp_error_set(err, BP_EPARSE,
                             "block %" PRIu64 ": receipts: expected an array, got %s", b->number,
                             type_name(result));
-    return bp_decode_receipt_list((yajl_val const *)result->u.array.values, result->u.array.len, b,
-                                  err);
+    return decode_receipt_list((yajl_val const *)result->u.array.values, result->u.array.len, body,
+                               b, err);
 }
 
 /* ---- JSON-RPC envelope ---- */
@@ -767,12 +853,14 @@ static int place_single(yajl_val obj, size_t n, yajl_val *results, yajl_val *err
     return BP_OK;
 }
 
-static int parse_body(const char *body, size_t len, yajl_val *root, bp_error *err)
+/* body is written to (and must outlive the tree) when inplace. */
+static int parse_body(char *body, size_t len, bool inplace, yajl_val *root, bp_error *err)
 {
     if (!body)
         return bp_error_set(err, BP_EPARSE, "empty JSON-RPC answer");
     char ebuf[256];
-    *root = bp_json_parse(body, len, ebuf, sizeof(ebuf));
+    *root = inplace ? bp_json_parse_inplace(body, len, ebuf, sizeof(ebuf))
+                    : bp_json_parse(body, len, ebuf, sizeof(ebuf));
     if (!*root) {
         char *nl = strchr(ebuf, '\n');
         if (nl)
@@ -782,15 +870,15 @@ static int parse_body(const char *body, size_t len, yajl_val *root, bp_error *er
     return BP_OK;
 }
 
-int bp_decode_rpc_response(const char *body, size_t len, size_t n, yajl_val *root,
-                           yajl_val *results, yajl_val *errors, bp_error *err)
+static int decode_rpc_response(char *body, size_t len, bool inplace, size_t n, yajl_val *root,
+                               yajl_val *results, yajl_val *errors, bp_error *err)
 {
     *root = NULL;
     for (size_t i = 0; i < n; i++)
         results[i] = errors[i] = NULL;
     if (n == 0)
         return bp_error_set(err, BP_EINVAL, "no requests to match answers to");
-    int rc = parse_body(body, len, root, err);
+    int rc = parse_body(body, len, inplace, root, err);
     if (rc != BP_OK)
         return rc;
     if (YAJL_IS_ARRAY(*root))
@@ -807,6 +895,19 @@ int bp_decode_rpc_response(const char *body, size_t len, size_t n, yajl_val *roo
             results[i] = errors[i] = NULL;
     }
     return rc;
+}
+
+int bp_decode_rpc_response(const char *body, size_t len, size_t n, yajl_val *root,
+                           yajl_val *results, yajl_val *errors, bp_error *err)
+{
+    /* Not written through: the copying parser only reads. */
+    return decode_rpc_response((char *)(uintptr_t)body, len, false, n, root, results, errors, err);
+}
+
+int bp_decode_rpc_response_inplace(char *body, size_t len, size_t n, yajl_val *root,
+                                   yajl_val *results, yajl_val *errors, bp_error *err)
+{
+    return decode_rpc_response(body, len, true, n, root, results, errors, err);
 }
 
 /* Case-insensitive substring test (strcasestr is a GNU extension). */

@@ -14,6 +14,12 @@
 #include "blockpipe/model.h"
 #include "chain/json.h"
 
+/* Zero-copy decoding: the text a tree from bp_json_parse_inplace points into. */
+typedef struct bp_body {
+    char *data;
+    size_t len;
+} bp_body;
+
 /* Decode the `result` of eth_getBlockByNumber / eth_getBlockByHash into b (from
  * bp_block_new()). full_txs: the request asked for full transaction objects (true) or only
  * hashes (false); with hashes only, tx_count stays 0, transaction_count is set and
@@ -21,11 +27,21 @@
  * BP_ENOTFOUND. */
 int bp_decode_block(yajl_val result, bool full_txs, bp_block *b, bp_error *err);
 
+/* Same, zero-copy: result is (part of) a tree parsed by bp_json_parse_inplace over body, and
+ * b owns body or a reference to it (bp_arena_adopt*) before the tree's text goes away. Hex
+ * strings inside body are validated and lower-cased there and b points at them; strings
+ * elsewhere (escaped ones, other trees) are copied as by bp_decode_block. body NULL: copy. */
+int bp_decode_block_in(yajl_val result, bool full_txs, const bp_body *body, bp_block *b,
+                       bp_error *err);
+
 /* Merge receipts into b: `result` is the array answered by eth_getBlockReceipts (one
  * receipt per tx, in tx order). Fills the receipt_* fields of b->txs, b->logs, and sets
  * b->has_receipts. The receipts' blockHash must equal b->hash (else BP_EPARSE naming both
  * hashes: the node answered for another fork) and their count must equal the tx count. */
 int bp_decode_block_receipts(yajl_val result, bp_block *b, bp_error *err);
+
+/* bp_decode_block_receipts, zero-copy as bp_decode_block_in. */
+int bp_decode_block_receipts_in(yajl_val result, const bp_body *body, bp_block *b, bp_error *err);
 
 /* Same from individual eth_getTransactionReceipt results: receipts[i] belongs to b->txs[i]. */
 int bp_decode_receipt_list(yajl_val const *receipts, size_t n, bp_block *b, bp_error *err);
@@ -37,6 +53,11 @@ int bp_decode_receipt_list(yajl_val const *receipts, size_t n, bp_block *b, bp_e
  * NULL. A body that is not JSON, not the expected shape, or lacks an answer is BP_EPARSE. */
 int bp_decode_rpc_response(const char *body, size_t len, size_t n, yajl_val *root,
                            yajl_val *results, yajl_val *errors, bp_error *err);
+
+/* Same, parsing body in place (bp_json_parse_inplace): body must outlive *root and the
+ * strings are written to (NULs over closing quotes). For bp_decode_block_in. */
+int bp_decode_rpc_response_inplace(char *body, size_t len, size_t n, yajl_val *root,
+                                   yajl_val *results, yajl_val *errors, bp_error *err);
 
 /* Turn a JSON-RPC "error" object into a code + message: -32601 / "method not found" ->
  * BP_EUNSUPPORTED; -32005, 429-like "rate limit"/"too many requests" -> BP_ERATELIMIT;
