@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "chain/decode.h"
+#include "util/arena.h"
 #include "util/buf.h"
 #include "util/hex.h"
 
@@ -134,8 +135,48 @@ static int check_identity(const fetch_target *t, const bp_block *b, bp_error *er
     return 0;
 }
 
+/* One answer body parsed in place, shared by the blocks decoded from it (a range answer
+ * holds several): the fetch and each block's arena hold a reference, the last drop frees it.
+ * Blocks are freed on other threads, hence the atomic count. */
+typedef struct shared_body {
+    atomic_size_t refs;
+    bp_body body;
+} shared_body;
+
+static void body_unref(void *p)
+{
+    shared_body *sb = p;
+    if (sb && atomic_fetch_sub_explicit(&sb->refs, 1, memory_order_acq_rel) == 1) {
+        free(sb->body.data);
+        free(sb);
+    }
+}
+
+/* The rpc's last answer (the text of the in-place tree) with one reference, the caller's. */
+static shared_body *take_body(bp_rpc *rpc, const char *label, bp_error *err)
+{
+    shared_body *sb = malloc(sizeof(*sb));
+    if (sb && bp_rpc_take_body(rpc, &sb->body.data, &sb->body.len) == 0) {
+        atomic_init(&sb->refs, 1);
+        return sb;
+    }
+    free(sb);
+    bp_error_set(err, BP_ENOMEM, "%s: out of memory", label);
+    return NULL;
+}
+
+/* b keeps the body alive; bytes is b's share of it in memory accounting. */
+static int share_body(shared_body *sb, bp_block *b, size_t bytes, const char *label, bp_error *err)
+{
+    atomic_fetch_add_explicit(&sb->refs, 1, memory_order_relaxed);
+    if (bp_arena_adopt_fn(b->arena, sb, bytes, body_unref) == 0)
+        return 0;
+    atomic_fetch_sub_explicit(&sb->refs, 1, memory_order_relaxed); /* the caller's stays */
+    return bp_error_set(err, BP_ENOMEM, "%s: out of memory", label);
+}
+
 static int decode_block_answer(const fetch_target *t, yajl_val result, yajl_val error, bool full,
-                               bp_block *b, bp_error *err)
+                               const bp_body *body, bp_block *b, bp_error *err)
 {
     int rc;
     if (error) {
@@ -145,7 +186,7 @@ static int decode_block_answer(const fetch_target *t, yajl_val result, yajl_val 
     if (!result || YAJL_IS_NULL(result))
         return bp_error_set(err, BP_ENOTFOUND, "%s: not found (the node has no such block yet)",
                             t->label);
-    rc = bp_decode_block(result, full, b, err);
+    rc = bp_decode_block_in(result, full, body, b, err);
     if (rc != 0)
         return bp_error_prefix(err, "%s: ", t->label);
     return check_identity(t, b, err);
@@ -278,8 +319,8 @@ out:
 /* The eth_getBlockReceipts half of the batch: receipts merged, or *need_fallback when the
  * node does not have the method. */
 static int take_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
-                               yajl_val result, yajl_val error, bp_block *b, bool *need_fallback,
-                               bp_error *err)
+                               yajl_val result, yajl_val error, const bp_body *body, bp_block *b,
+                               bool *need_fallback, bp_error *err)
 {
     if (error && is_method_missing(error)) {
         note_no_block_receipts(rpc, shared, error);
@@ -292,7 +333,7 @@ static int take_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch
     }
     if (!result || YAJL_IS_NULL(result))
         return bp_error_set(err, BP_ENOTFOUND, "%s: receipts not available yet", t->label);
-    int rc = bp_decode_block_receipts(result, b, err);
+    int rc = bp_decode_block_receipts_in(result, body, b, err);
     if (rc != 0)
         bp_error_prefix(err, "%s: ", t->label);
     return rc;
@@ -319,6 +360,7 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
     bool full = wants_full_txs(shared);
     bool with_receipts = wants_receipts(shared) && !atomic_load(&shared->no_block_receipts);
     yajl_val root = NULL, results[2] = {NULL, NULL}, errors[2] = {NULL, NULL};
+    shared_body *sb = NULL;
     bp_buf req;
     bp_buf_init(&req, 0);
     *need_fallback = wants_receipts(shared) && !with_receipts;
@@ -327,9 +369,16 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
         bp_error_set(err, rc, "%s: out of memory building the request", t->label);
         goto out;
     }
-    rc = bp_rpc_batch(rpc, req.data, req.len, with_receipts ? 2 : 1, &root, results, errors, err);
+    rc = bp_rpc_batch_inplace(rpc, req.data, req.len, with_receipts ? 2 : 1, &root, results, errors,
+                              err);
     if (rc != 0) {
         bp_error_prefix(err, "%s: ", t->label);
+        goto out;
+    }
+    /* The tree points into the answer: out of the rpc before it is used again. */
+    sb = take_body(rpc, t->label, err);
+    if (!sb) {
+        rc = BP_ENOMEM;
         goto out;
     }
     /* Some gateways refuse the whole batch for one unknown method: one shared error object. */
@@ -340,11 +389,16 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
         rc = fetch_block_batch(rpc, shared, t, b, need_fallback, err); /* flag set: no loop */
         goto out;
     }
-    rc = decode_block_answer(t, results[0], errors[0], full, b, err);
+    /* The block owns the body before it points into it. */
+    rc = share_body(sb, b, sb->body.len, t->label, err);
+    if (rc == 0)
+        rc = decode_block_answer(t, results[0], errors[0], full, &sb->body, b, err);
     if (rc == 0 && with_receipts)
-        rc = take_block_receipts(rpc, shared, t, results[1], errors[1], b, need_fallback, err);
+        rc = take_block_receipts(rpc, shared, t, results[1], errors[1], &sb->body, b, need_fallback,
+                                 err);
 out:
     bp_json_free(root);
+    body_unref(sb);
     bp_buf_release(&req);
     return rc;
 }
@@ -425,20 +479,28 @@ static int build_range_request(bp_buf *req, uint64_t first, size_t count, bool f
 }
 
 /* Decodes block i of a range answer (and its receipts, with the fallback when needed). */
-static int take_range_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, bool full,
-                            bool with_receipts, yajl_val *results, yajl_val *errors, bp_block **out,
-                            bp_error *err)
+/* What one block of a range answer needs: the shared body and its share of it. */
+typedef struct range_part {
+    shared_body *sb;
+    size_t share;
+    bool full, with_receipts;
+} range_part;
+
+static int take_range_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, const range_part *rp,
+                            yajl_val *results, yajl_val *errors, bp_block **out, bp_error *err)
 {
     char hex[20];
     fetch_target t;
     number_target(&t, hex, n);
-    bool need_fallback = wants_receipts(shared) && !with_receipts;
+    bool need_fallback = wants_receipts(shared) && !rp->with_receipts;
     bp_block *b = bp_block_new();
-    int rc = b ? 0 : bp_error_set(err, BP_ENOMEM, "%s: out of memory", t.label);
+    int rc = b ? share_body(rp->sb, b, rp->share, t.label, err)
+               : bp_error_set(err, BP_ENOMEM, "%s: out of memory", t.label);
     if (rc == 0)
-        rc = decode_block_answer(&t, results[0], errors[0], full, b, err);
-    if (rc == 0 && with_receipts)
-        rc = take_block_receipts(rpc, shared, &t, results[1], errors[1], b, &need_fallback, err);
+        rc = decode_block_answer(&t, results[0], errors[0], rp->full, &rp->sb->body, b, err);
+    if (rc == 0 && rp->with_receipts)
+        rc = take_block_receipts(rpc, shared, &t, results[1], errors[1], &rp->sb->body, b,
+                                 &need_fallback, err);
     if (rc == 0 && need_fallback)
         rc = fetch_receipts_one_by_one(rpc, shared, &t, b, err);
     if (rc == 0) {
@@ -474,6 +536,7 @@ int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t 
              *errors = calloc(n, sizeof(*errors));
     bp_buf req;
     bp_error e = {0};
+    range_part rp = {.full = full, .with_receipts = with_receipts};
     int rc;
     bp_buf_init(&req, 0);
     for (size_t i = 0; i < count; i++)
@@ -483,20 +546,24 @@ int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t 
         rc = fail_range(first, count, BP_ENOMEM, &e, rcs, errs);
         goto out;
     }
-    rc = bp_rpc_batch(rpc, req.data, req.len, n, &root, results, errors, &e);
+    rc = bp_rpc_batch_inplace(rpc, req.data, req.len, n, &root, results, errors, &e);
+    if (rc == 0 && !(rp.sb = take_body(rpc, "answer", &e)))
+        rc = BP_ENOMEM;
     if (rc != 0) {
         rc = fail_range(first, count, rc, &e, rcs, errs);
         goto out;
     }
+    rp.share = rp.sb->body.len / count;
     if (with_receipts && errors[0] && errors[0] == errors[1] && is_method_missing(errors[0])) {
         note_no_block_receipts(rpc, shared, errors[0]);
         rc = BP_EUNSUPPORTED; /* the flag is set now: the retry below asks for blocks only */
     }
     for (size_t i = 0; rc == 0 && i < count; i++)
-        rcs[i] = take_range_block(rpc, shared, first + i, full, with_receipts, results + i * per,
-                                  errors + i * per, &out[i], &errs[i]);
+        rcs[i] = take_range_block(rpc, shared, first + i, &rp, results + i * per, errors + i * per,
+                                  &out[i], &errs[i]);
 out:
     bp_json_free(root);
+    body_unref(rp.sb);
     bp_buf_release(&req);
     free(results);
     free(errors);
