@@ -1,5 +1,7 @@
 /* server.h - simnode's HTTP endpoints (libmicrohttpd, a thread per connection): K endpoints
  * over one chain, each with its own fault profile and counters; GET /stats on any of them.
+ * A GET with `Upgrade: websocket` is handed to sim/wsconn.h (JSON-RPC and newHeads on the
+ * same port, as geth and anvil serve it).
  * Faults are decided per request from a hash of (fault seed, endpoint, request number), so a
  * run with the same request order injects the same faults. */
 #ifndef BP_SIM_SERVER_H
