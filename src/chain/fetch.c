@@ -16,6 +16,9 @@
 #include "util/log.h"
 
 #define BP_FETCH_DEFAULT_RECEIPT_BATCH 100
+/* Huge blocks come one per request (the pool keeps answers near 4 MiB); past this size the
+ * block and its receipts come in two requests so only one answer's tree is alive at a time. */
+#define BP_FETCH_DEFAULT_SPLIT_BYTES ((size_t)32 << 20)
 
 /* What one fetch asks for: the block by number or by hash. */
 typedef struct fetch_target {
@@ -73,6 +76,7 @@ void bp_fetch_shared_init(bp_fetch_shared *s, unsigned what)
     atomic_init(&s->no_block_receipts, 0);
     s->what = what | BP_FETCH_BLOCKS;
     s->receipt_batch = BP_FETCH_DEFAULT_RECEIPT_BATCH;
+    s->split_bytes = BP_FETCH_DEFAULT_SPLIT_BYTES;
 }
 
 static bool wants_receipts(const bp_fetch_shared *s)
@@ -352,18 +356,20 @@ static int build_block_request(bp_buf *req, const fetch_target *t, bool full, bo
     return rc;
 }
 
-/* The block and (when wanted and available) eth_getBlockReceipts in one HTTP round trip.
- * *need_fallback is set when receipts must still come from eth_getTransactionReceipt. */
+/* The block and (when wanted and available) eth_getBlockReceipts in one HTTP round trip, or
+ * the block alone when split (the receipts follow in their own request). *need_fallback is
+ * set when receipts must still come from eth_getTransactionReceipt. */
 static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
-                             bp_block *b, bool *need_fallback, bp_error *err)
+                             bool split, bp_block *b, bool *need_fallback, bp_error *err)
 {
     bool full = wants_full_txs(shared);
-    bool with_receipts = wants_receipts(shared) && !atomic_load(&shared->no_block_receipts);
+    bool with_receipts =
+        wants_receipts(shared) && !split && !atomic_load(&shared->no_block_receipts);
     yajl_val root = NULL, results[2] = {NULL, NULL}, errors[2] = {NULL, NULL};
     shared_body *sb = NULL;
     bp_buf req;
     bp_buf_init(&req, 0);
-    *need_fallback = wants_receipts(shared) && !with_receipts;
+    *need_fallback = wants_receipts(shared) && !with_receipts && !split;
     int rc = build_block_request(&req, t, full, with_receipts);
     if (rc != 0) {
         bp_error_set(err, rc, "%s: out of memory building the request", t->label);
@@ -386,7 +392,7 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
         note_no_block_receipts(rpc, shared, errors[0]);
         bp_json_free(root);
         root = NULL;
-        rc = fetch_block_batch(rpc, shared, t, b, need_fallback, err); /* flag set: no loop */
+        rc = fetch_block_batch(rpc, shared, t, split, b, need_fallback, err); /* no loop */
         goto out;
     }
     /* The block owns the body before it points into it. */
@@ -403,9 +409,46 @@ out:
     return rc;
 }
 
+/* eth_getBlockReceipts alone, after the block came in its own request (split). */
+static int fetch_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
+                                bp_block *b, bool *need_fallback, bp_error *err)
+{
+    yajl_val root = NULL, result = NULL, error = NULL;
+    shared_body *sb = NULL;
+    bp_buf req;
+    bp_buf_init(&req, 0);
+    int rc = put_call(&req, 0, "eth_getBlockReceipts", t->param, "");
+    if (rc != 0) {
+        bp_error_set(err, rc, "%s: out of memory building the request", t->label);
+        goto out;
+    }
+    rc = bp_rpc_batch_inplace(rpc, req.data, req.len, 1, &root, &result, &error, err);
+    if (rc != 0) {
+        bp_error_prefix(err, "%s: eth_getBlockReceipts: ", t->label);
+        goto out;
+    }
+    sb = take_body(rpc, t->label, err);
+    rc = sb ? share_body(sb, b, sb->body.len, t->label, err) : BP_ENOMEM;
+    if (rc == 0)
+        rc = take_block_receipts(rpc, shared, t, result, error, &sb->body, b, need_fallback, err);
+out:
+    bp_json_free(root);
+    body_unref(sb);
+    bp_buf_release(&req);
+    return rc;
+}
+
+static bool split_fetch(bp_rpc *rpc, const bp_fetch_shared *shared)
+{
+    size_t limit = shared->split_bytes ? shared->split_bytes : BP_FETCH_DEFAULT_SPLIT_BYTES;
+    return wants_receipts(shared) && !atomic_load(&shared->no_block_receipts) &&
+           bp_rpc_last_bytes(rpc) > limit;
+}
+
 static int fetch_target_block(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
                               bp_block **out, bp_error *err)
 {
+    bool split = split_fetch(rpc, shared);
     bool need_fallback = false;
     bp_block *b = bp_block_new();
     int rc = 0;
@@ -414,7 +457,9 @@ static int fetch_target_block(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_
         rc = bp_error_set(err, BP_ENOMEM, "%s: out of memory", t->label);
         goto out;
     }
-    rc = fetch_block_batch(rpc, shared, t, b, &need_fallback, err);
+    rc = fetch_block_batch(rpc, shared, t, split, b, &need_fallback, err);
+    if (rc == 0 && split)
+        rc = fetch_block_receipts(rpc, shared, t, b, &need_fallback, err);
     if (rc == 0 && need_fallback)
         rc = fetch_receipts_one_by_one(rpc, shared, t, b, err);
     if (rc == 0) {

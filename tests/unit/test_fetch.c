@@ -23,7 +23,6 @@
 #include "chain/rpc.h"
 #include "util/hex.h"
 
-
 #define ANVIL_DEFAULT BP_SOURCE_DIR "/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 #define TOOLS BP_SOURCE_DIR "/tests/tools"
 #define STREAM_CASE BP_CONFORMANCE_DIR "/ethereum-etl/stream/blocks_1755634_1755635"
@@ -317,6 +316,30 @@ static void test_anvil_fetch_block_receipts(void **state)
 }
 
 /* The eth_getTransactionReceipt path must give the same block, also in chunks of 1. */
+/* Past split_bytes the next fetch asks for the block and its receipts one after the other:
+ * the same block, receipts merged, from two zero-copy bodies. */
+static void test_anvil_fetch_split(void **state)
+{
+    (void)state;
+    REQUIRE_ANVIL();
+    bp_fetch_shared shared;
+    bp_block *b = NULL;
+    bp_error err = {0};
+    bp_rpc *rpc = rpc_open(g_anvil_url, 10000, 0);
+    bp_fetch_shared_init(&shared, BP_FETCH_ALL);
+    shared.split_bytes = 1; /* every answer is "large": all fetches after the first split */
+    for (int i = 0; i < 3; i++) {
+        if (bp_fetch_block(rpc, &shared, g_tx_block, &b, &err) != 0)
+            fail_msg("%s", err.msg);
+        assert_true(b->has_receipts);
+        check_tx_block(b);
+        bp_block_free(b);
+    }
+    assert_true(bp_rpc_last_bytes(rpc) > 1);
+    assert_int_equal(atomic_load(&shared.no_block_receipts), 0);
+    bp_rpc_free(rpc);
+}
+
 static void test_anvil_fetch_fallback(void **state)
 {
     (void)state;
@@ -626,6 +649,7 @@ int main(void)
         cmocka_unit_test(test_anvil_chain_id_and_head),
         cmocka_unit_test(test_anvil_header),
         cmocka_unit_test(test_anvil_fetch_block_receipts),
+        cmocka_unit_test(test_anvil_fetch_split),
         cmocka_unit_test(test_anvil_fetch_fallback),
         cmocka_unit_test(test_anvil_fetch_by_hash),
         cmocka_unit_test(test_anvil_missing_block_and_cap),
