@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -17,6 +18,47 @@
 #define BP_JSON_SCRATCH 256
 /* Upper bound on one arena request once the first (sized from the text) is used up. */
 #define BP_JSON_MAX_SLAB ((size_t)4 << 20)
+
+/* A thread keeps the arena of the last tree it freed, emptied, for its next parse: fetch
+ * workers parse answer after answer, and fresh multi-MB arenas cost a page fault per 4 KiB
+ * (plus unmapping). Bounded like the rpc's answer buffer, so a huge block is given back. */
+#define BP_JSON_KEEP_BYTES ((size_t)16 << 20)
+
+static pthread_key_t spare_key;
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static bool spare_ok;
+
+static void spare_destroy(void *a)
+{
+    bp_arena_free(a);
+}
+
+static void spare_init(void)
+{
+    spare_ok = pthread_key_create(&spare_key, spare_destroy) == 0;
+}
+
+/* This thread's spare arena (taken out of the slot), or NULL; *avail gets its free bytes. */
+static bp_arena *spare_take(size_t *avail)
+{
+    *avail = 0;
+    if (pthread_once(&spare_once, spare_init) != 0 || !spare_ok)
+        return NULL;
+    bp_arena *a = pthread_getspecific(spare_key);
+    if (a && pthread_setspecific(spare_key, NULL) != 0)
+        return NULL;
+    if (a)
+        *avail = bp_arena_recycle(a, BP_JSON_KEEP_BYTES);
+    return a;
+}
+
+/* Keeps a (emptied later, by spare_take) when the slot is free, else frees it. */
+static void spare_put(bp_arena *a)
+{
+    if (pthread_once(&spare_once, spare_init) != 0 || !spare_ok || pthread_getspecific(spare_key) ||
+        pthread_setspecific(spare_key, a) != 0)
+        bp_arena_free(a);
+}
 
 /* The root node sits right after the arena pointer: bp_json_free steps back from the root
  * to find the arena (container_of), so the tree needs no handle of its own. */
@@ -388,10 +430,15 @@ static yajl_val parse(char *text, size_t len, bool inplace, char *errbuf, size_t
         set_error(errbuf, errlen, "out of memory");
         return NULL;
     }
+    size_t avail;
+    c->arena = spare_take(&avail);
     c->slab = first_slab(len, inplace);
+    if (c->arena && avail > c->slab)
+        c->slab = avail; /* the first region is all of the kept chunk */
     c->text = inplace ? text : NULL;
     c->text_len = len;
-    c->arena = bp_arena_new(c->slab);
+    if (!c->arena)
+        c->arena = bp_arena_new(c->slab);
     c->cur = c->end = NULL;
     c->items = c->small;
     c->n_items = 0;
@@ -403,8 +450,8 @@ static yajl_val parse(char *text, size_t len, bool inplace, char *errbuf, size_t
     if (!c->arena)
         set_error(errbuf, errlen, "out of memory");
     yajl_val root = ok ? c->root : NULL;
-    if (!ok)
-        bp_arena_free(c->arena);
+    if (!ok && c->arena)
+        spare_put(c->arena);
     if (c->items != c->small)
         free(c->items);
     free(c);
@@ -434,5 +481,5 @@ void bp_json_free(yajl_val root)
     if (!root)
         return;
     json_root *r = (json_root *)(void *)((char *)root - offsetof(json_root, node));
-    bp_arena_free(r->arena);
+    spare_put(r->arena);
 }

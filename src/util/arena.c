@@ -143,6 +143,31 @@ char *bp_arena_strndup_lower(bp_arena *a, const char *s, size_t len)
     return p;
 }
 
+size_t bp_arena_recycle(bp_arena *a, size_t max_keep)
+{
+    for (bp_adopted *d = a->adopted; d; d = d->prev)
+        d->release(d->p);
+    a->adopted = NULL;
+    bp_chunk *keep = NULL;
+    for (bp_chunk *c = a->head; c; c = c->prev)
+        if (c->size <= max_keep && (!keep || c->size > keep->size))
+            keep = c;
+    for (bp_chunk *c = a->head, *prev; c; c = prev) {
+        prev = c->prev;
+        if (c != keep)
+            free(c);
+    }
+    a->head = keep;
+    a->used = 0;
+    /* Growth starts over: chunks double from the kept size, not from where they got to. */
+    a->next_size = keep ? keep->size : BP_ARENA_MIN_CHUNK;
+    if (!keep)
+        return 0;
+    keep->prev = NULL;
+    keep->used = 0;
+    return keep->size;
+}
+
 int bp_arena_adopt_fn(bp_arena *a, void *p, size_t bytes, void (*release)(void *))
 {
     bp_adopted *d = bp_arena_alloc(a, sizeof(*d));

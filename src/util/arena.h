@@ -24,6 +24,11 @@ int bp_arena_adopt(bp_arena *a, void *p);
 /* Same with a release function instead of free (e.g. dropping one reference of a buffer
  * several arenas share); `bytes` is added to bp_arena_used so memory accounting sees it. */
 int bp_arena_adopt_fn(bp_arena *a, void *p, size_t bytes, void (*release)(void *));
+/* Empties the arena for reuse: adopted memory is released and every chunk is freed except
+ * the largest, kept (all of it free again) when it is at most max_keep bytes. Returns the
+ * bytes now free in the arena. Spares a thread that parses one answer after another from
+ * mapping and faulting in fresh pages each time. */
+size_t bp_arena_recycle(bp_arena *a, size_t max_keep);
 /* Total bytes handed out plus bytes declared by bp_arena_adopt_fn (for memory accounting). */
 size_t bp_arena_used(const bp_arena *a);
 

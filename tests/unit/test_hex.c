@@ -266,6 +266,21 @@ static void test_arena_adopt(void **state)
     assert_int_equal(g_released, 0);
     bp_arena_free(a);
     assert_int_equal(g_released, 2);
+
+    /* Recycling releases adopted memory and keeps the largest chunk within the bound. */
+    a = bp_arena_new(0);
+    assert_non_null(bp_arena_alloc(a, 100));
+    assert_non_null(bp_arena_alloc(a, 1 << 16));
+    assert_int_equal(bp_arena_adopt_fn(a, malloc(10), 0, count_release), 0);
+    size_t kept = bp_arena_recycle(a, 1 << 20);
+    assert_int_equal(g_released, 3);
+    assert_true(kept >= (1 << 16));
+    assert_int_equal(bp_arena_used(a), 0);
+    for (int i = 0; i < 3; i++) /* served from the kept chunk; growth starts over */
+        assert_non_null(bp_arena_alloc(a, 1 << 14));
+    assert_int_equal(bp_arena_recycle(a, 1024), 0); /* nothing small enough to keep */
+    assert_non_null(bp_arena_alloc(a, 10));
+    bp_arena_free(a);
 }
 
 static void test_buf(void **state)
