@@ -469,13 +469,6 @@ yajl_val bp_json_parse_inplace(char *text, size_t len, char *errbuf, size_t errl
     return parse(text, len, true, errbuf, errlen);
 }
 
-size_t bp_json_strlen(yajl_val v)
-{
-    size_t n;
-    memcpy(&n, v + 1, sizeof(n));
-    return n;
-}
-
 void bp_json_free(yajl_val root)
 {
     if (!root)

@@ -17,6 +17,7 @@
 #define BP_CHAIN_JSON_H
 
 #include <stddef.h>
+#include <string.h>
 #include <yajl/yajl_tree.h>
 
 #define BP_JSON_MAX_DEPTH 512
@@ -34,7 +35,12 @@ yajl_val bp_json_parse_inplace(char *text, size_t len, char *errbuf, size_t errl
 /* Length of a string node of a bp_json tree (either parser), so no strlen is needed: the
  * unescaped length, which exceeds strlen when the JSON had "\u0000" (in-place strings have no
  * escapes, so there it is strlen). Only for trees built here, never for yajl_tree_parse's. */
-size_t bp_json_strlen(yajl_val v);
+static inline size_t bp_json_strlen(yajl_val v)
+{
+    size_t n; /* stored right after the node by json.c (on_string) */
+    memcpy(&n, v + 1, sizeof(n));
+    return n;
+}
 
 /* Frees a tree from bp_json_parse / bp_json_parse_inplace (root as returned; NULL is a
  * no-op). Text an in-place tree points into is the caller's to free, after the tree. */
