@@ -428,13 +428,21 @@ static bp_block *revert_block_of(const bp_canon_entry *e)
     return b;
 }
 
+/* The node's hash at height k: the endpoint with the best head first, then the others (one
+ * may be rate-limited or down right now). */
 static int node_hash_at(void *ctx, uint64_t k, char hash[67], bp_error *err)
 {
     pipeline *p = ctx;
-    bp_header h;
-    int rc = bp_rpc_header(p->rpcs[p->walk_ep], k, &h, err);
-    if (rc == 0)
-        memcpy(hash, h.hash, sizeof(h.hash));
+    size_t n = p->cfg->endpoint_count;
+    int rc = BP_ETRANSPORT;
+    for (size_t i = 0; i < n; i++) {
+        bp_header h;
+        rc = bp_rpc_header(p->rpcs[((size_t)p->walk_ep + i) % n], k, &h, err);
+        if (rc == 0) {
+            memcpy(hash, h.hash, sizeof(h.hash));
+            return 0;
+        }
+    }
     return rc;
 }
 
@@ -448,6 +456,12 @@ static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err)
         start_k = tip->number;
     uint64_t ancestor;
     int rc = bp_canon_find_ancestor(&p->canon, start_k, node_hash_at, p, &ancestor, err);
+    if (rc != 0 && rc != BP_EREORG && bp_error_is_transient(rc)) {
+        /* Nothing was reverted: the same mismatch is seen again and the walk retried. */
+        bp_warn("reorg walk interrupted (%s); trying again shortly", err->msg);
+        bp_error_clear(err);
+        return 0;
+    }
     if (rc != 0)
         return rc;
     if (ancestor == tip->number)
