@@ -15,24 +15,16 @@
 #include <limits.h>
 
 #include "chain/json.h"
+#include "testfile.h"
 #include "util/buf.h"
 
+/* The whole file; a test cannot go on without it. */
 static char *slurp(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    bp_buf b;
-    bp_buf_init(&b, 0);
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-        assert_int_equal(bp_buf_append(&b, chunk, n), 0);
-    fclose(f);
-    if (!b.data)
-        assert_int_equal(bp_buf_append(&b, "", 0), 0);
-    *len = b.len;
-    return b.data;
+    char *data = bp_test_slurp(path, len);
+    if (!data)
+        fail_msg("cannot read %s", path);
+    return data;
 }
 
 /* Exact copy without a terminating NUL: ASan catches any read past len. */
