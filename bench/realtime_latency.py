@@ -20,16 +20,13 @@ Writes the section between <!-- realtime:begin --> and <!-- realtime:end --> of 
 file (replaces only that section, or appends it). Python 3 standard library only.
 """
 import argparse
-import base64
 import json
 import os
 import platform
 import random
 import re
 import signal
-import socket
 import sqlite3
-import struct
 import subprocess
 import sys
 import tempfile
@@ -40,82 +37,30 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "tools"))
 from anvil import Anvil  # noqa: E402
 import perfdoc  # noqa: E402 (bench/ is sys.path[0] when run as a script)
+from wsclient import WSClient  # noqa: E402
 
 STATS = re.compile(r"stats realtime mode=(\w+).*head_to_commit_ms count=(\d+) p50=([\d.]+) "
                    r"p90=([\d.]+) p99=([\d.]+) max=([\d.]+)")
 
 
 class HeadWatcher(threading.Thread):
-    """A minimal RFC 6455 client: eth_subscribe("newHeads") on ws://127.0.0.1:port and the
-    monotonic time each head number was first announced."""
+    """eth_subscribe("newHeads") on ws://127.0.0.1:port and the monotonic time each head
+    number was first announced."""
 
     def __init__(self, port):
         super().__init__(daemon=True)
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
-        resp = b""
-        while b"\r\n\r\n" not in resp:
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise RuntimeError("anvil closed the WebSocket handshake")
-            resp += chunk
-        if b" 101 " not in resp.split(b"\r\n")[0]:
-            raise RuntimeError(f"WebSocket handshake refused: {resp[:100]!r}")
-        self.buf = resp.split(b"\r\n\r\n", 1)[1]
-        self.sock.settimeout(None)
+        self.ws = WSClient(port)
         self.seen = {}
         self.lock = threading.Lock()
-        self.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
-                              "params": ["newHeads"]}))
-
-    def send(self, text, opcode=0x1):
-        data = text.encode() if isinstance(text, str) else text
-        mask = os.urandom(4)
-        n = len(data)
-        head = bytes([0x80 | opcode])
-        if n < 126:
-            head += bytes([0x80 | n])
-        elif n < 65536:
-            head += bytes([0x80 | 126]) + struct.pack("!H", n)
-        else:
-            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        self.sock.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
-
-    def _exact(self, n):
-        while len(self.buf) < n:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        out, self.buf = self.buf[:n], self.buf[n:]
-        return out
+        self.ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
+                                 "params": ["newHeads"]}))
 
     def run(self):
-        msg = b""
         try:
             while True:
-                b0, b1 = self._exact(2)
-                n = b1 & 0x7F
-                if n == 126:
-                    n = struct.unpack("!H", self._exact(2))[0]
-                elif n == 127:
-                    n = struct.unpack("!Q", self._exact(8))[0]
-                data = self._exact(n)
-                op = b0 & 0x0F
-                if op == 0x9:
-                    self.send(data, 0xA)
-                    continue
-                if op == 0x8:
-                    return
-                msg += data
-                if not b0 & 0x80:
-                    continue
+                msg = self.ws.recv()
                 now = time.monotonic()
-                o, msg = json.loads(msg), b""
+                o = json.loads(msg)
                 if o.get("method") == "eth_subscription":
                     num = int(o["params"]["result"]["number"], 16)
                     with self.lock:
@@ -124,10 +69,7 @@ class HeadWatcher(threading.Thread):
             return
 
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        self.ws.close()
 
 
 class CommitWatcher(threading.Thread):
