@@ -1,6 +1,8 @@
 /* fetcher.c - fetch worker threads over the endpoint pool. */
 #include "core/fetcher.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +20,7 @@ struct bp_fetcher {
     bp_fetcher_config cfg;
     bp_queue jobs, results;
     worker *workers;
+    atomic_bool wake_pending; /* at most one wake-up item waits in results */
 };
 
 /* Queued on the result queue by bp_fetcher_wake: never a real job, never freed. */
@@ -126,7 +129,14 @@ static void *worker_main(void *arg)
     bp_job *job;
     while ((job = bp_queue_pop(&w->f->jobs, -1)) != NULL) {
         run_job(w, job);
-        if (bp_queue_push(&w->f->results, job) != 0)
+        /* A result is never dropped (its slots would stay FETCHING forever): wait for room;
+         * only a closed queue (shutdown) lets go of it. */
+        int rc;
+        while ((rc = bp_queue_push(&w->f->results, job)) == BP_ETOOBIG) {
+            struct timespec ts = {0, 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        if (rc != 0)
             bp_job_free(job);
     }
     for (size_t i = 0; i < w->f->cfg.pool->count; i++)
@@ -142,8 +152,9 @@ int bp_fetcher_start(bp_fetcher **out, const bp_fetcher_config *cfg, bp_error *e
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     f->cfg = *cfg;
     f->workers = calloc((size_t)cfg->threads, sizeof(*f->workers));
+    /* Every queued job plus one per worker and a wake-up fit in results. */
     if (!f->workers || bp_queue_init(&f->jobs, cfg->queue_cap) != 0 ||
-        bp_queue_init(&f->results, cfg->queue_cap) != 0)
+        bp_queue_init(&f->results, cfg->queue_cap + (size_t)cfg->threads + 1) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (int i = 0; i < cfg->threads; i++) {
         worker *w = &f->workers[i];
@@ -166,12 +177,17 @@ int bp_fetcher_submit(bp_fetcher *f, bp_job *job)
 bp_job *bp_fetcher_result(bp_fetcher *f, long wait_ms)
 {
     bp_job *job = bp_queue_pop(&f->results, wait_ms);
-    return job == &g_wake ? NULL : job;
+    if (job != &g_wake)
+        return job;
+    atomic_store(&f->wake_pending, false);
+    return NULL;
 }
 
 void bp_fetcher_wake(bp_fetcher *f)
 {
-    (void)bp_queue_push(&f->results, &g_wake); /* a full queue wakes the reader anyway */
+    /* One pending wake-up is enough; more would take room results need. */
+    if (!atomic_exchange(&f->wake_pending, true) && bp_queue_push(&f->results, &g_wake) != 0)
+        atomic_store(&f->wake_pending, false); /* full: the reader is awake anyway */
 }
 
 bp_job *bp_fetcher_unqueue(bp_fetcher *f)

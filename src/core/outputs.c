@@ -53,14 +53,21 @@ void bp_outputs_lowest(const bp_outputs *o, bp_checkpoint *out, size_t *lowest_i
     }
 }
 
-/* Keeps the events output i has not seen yet; advances cp as it goes. */
-static size_t filter_events(bp_checkpoint *cp, const bp_batch *batch, bp_event *out)
+/* Keeps the events output i has not seen yet; advances cp as it goes. An APPLY the output
+ * already has is skipped by number, so at its checkpoint height the hash must match: else
+ * *fork is set (the output kept a block the chain dropped) and cp stays at that block. */
+static size_t filter_events(bp_checkpoint *cp, const bp_batch *batch, bp_event *out, bool *fork)
 {
     size_t n = 0;
     for (size_t k = 0; k < batch->count; k++) {
         const bp_event *ev = &batch->events[k];
         const bp_block *b = ev->block;
         bool has = cp->set && b->number <= cp->number;
+        if (ev->kind == BP_EVENT_APPLY && has && b->number == cp->number &&
+            strcmp(b->hash, cp->hash) != 0) {
+            *fork = true;
+            return 0;
+        }
         if (ev->kind == BP_EVENT_APPLY && !has) {
             cp->set = true;
             cp->number = b->number;
@@ -127,7 +134,15 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         if (o->failed[i])
             continue;
         bp_checkpoint cp = o->cps[i];
-        size_t n = filter_events(&cp, batch, o->scratch);
+        bool fork = false;
+        size_t n = filter_events(&cp, batch, o->scratch, &fork);
+        if (fork)
+            return bp_error_set(err, BP_EREORG,
+                                "output '%s': its block %" PRIu64 " is %s but the chain has "
+                                "another block there: it holds a branch that was reorged away "
+                                "while it was ahead of the other outputs; rewind it (delete its "
+                                "rows from block %" PRIu64 " on) or index it on its own",
+                                o->sinks[i]->url, cp.number, cp.hash, cp.number);
         if (n == 0)
             continue;
         bp_batch mine = *batch;

@@ -303,7 +303,7 @@ static void fetch_failed(pipeline *p, uint64_t n, int rc, const bp_error *err, i
         bp_reorder_set_state(&p->rb, s, BP_SLOT_RETRY);
         return;
     }
-    if (s->state != BP_SLOT_FAILED)
+    if (s->attempts == max + 1) /* the first time it used up its retries */
         p->failed_total++;
     bp_reorder_set_state(&p->rb, s, BP_SLOT_FAILED);
     if (p->cfg->backfill) {
@@ -326,7 +326,9 @@ static void job_block_result(pipeline *p, bp_job *job, size_t i)
 {
     uint64_t n = job->first + i;
     if (job->rcs[i] == 0) {
-        bp_reorder_put(&p->rb, n, job->epochs[i], job->blocks[i]);
+        bp_slot *ok = bp_reorder_slot(&p->rb, n);
+        if (bp_reorder_put(&p->rb, n, job->epochs[i], job->blocks[i]))
+            ok->served_ep = job->ep; /* to avoid it if the block proves stale */
         job->blocks[i] = NULL;
         return;
     }
@@ -476,7 +478,8 @@ static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err)
             bp_block_free(b);
             return bp_error_set(err, BP_ENOMEM, "out of memory");
         }
-        p->blocks_done--;
+        if (p->blocks_done > 0) /* blocks applied before this run may be reverted too */
+            p->blocks_done--;
     }
     bp_canon_truncate(&p->canon, ancestor);
     bp_reorder_reset_from(&p->rb, ancestor + 1);
@@ -503,13 +506,15 @@ static int mismatch(pipeline *p, bp_slot *s, bp_error *err)
     if (rc != 0 || p->reorgs != before)
         return rc;
     /* Our tip is still canonical: the block was from a branch the node has left. Fetch it
-     * again (counted as an attempt, so a node that keeps answering so is reported). */
+     * again, from another endpoint if there is one, as a failed attempt: an endpoint that
+     * keeps answering so is reported, and a backfill gives up after --max-retries. */
+    bp_error stale;
+    bp_error_set(&stale, BP_EPARSE,
+                 "block %" PRIu64 ": stale answer (parent %.66s is not the canonical %.66s)", n,
+                 s->block->parent_hash, tip->hash);
     bp_block_free(s->block);
     s->block = NULL;
-    s->attempts++;
-    s->retry_at_ms = now_ms() + 50;
-    snprintf(s->last_error, sizeof(s->last_error), "stale block (parent not canonical)");
-    bp_reorder_set_state(&p->rb, s, BP_SLOT_RETRY);
+    fetch_failed(p, n, BP_EPARSE, &stale, s->served_ep, s);
     return 0;
 }
 
@@ -878,6 +883,7 @@ static void fill_report(pipeline *p, bp_pipeline_report *r)
 
 static void release(pipeline *p)
 {
+    p->abort_fetch = 1; /* an error exit must not wait for requests still in flight */
     if (p->cfg->report)
         fill_report(p, p->cfg->report);
     if (p->rt_started)

@@ -237,7 +237,10 @@ static void on_failure(bp_pool *p, bp_endpoint *e, int rc, uint64_t need, long r
     e->batch = rc == BP_ETOOBIG ? 1 : (e->batch > 1 ? e->batch / 2 : 1);
     e->limit = e->limit > 1 ? e->limit / 2 : 1;
     e->successes = 0;
-    if (e->state == BP_EP_PROBING || e->consecutive_failures >= EJECT_AFTER_FAILURES)
+    /* Requests that were in flight when it went down fail after the ejection: one outage
+     * is one ejection, not one per request (the backoff would double each time). */
+    if (e->state == BP_EP_PROBING ||
+        (e->state == BP_EP_HEALTHY && e->consecutive_failures >= EJECT_AFTER_FAILURES))
         eject(p, e, now);
 }
 

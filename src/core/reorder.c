@@ -13,7 +13,7 @@ int bp_reorder_init(bp_reorder *r, size_t cap, uint64_t base)
     r->cap = cap ? cap : 1;
     r->base = base;
     for (size_t i = 0; i < r->cap; i++)
-        r->slots[i].last_ep = -1;
+        r->slots[i].last_ep = r->slots[i].served_ep = -1;
     r->counts[BP_SLOT_EMPTY] = r->cap;
     return 0;
 }
@@ -62,7 +62,7 @@ bp_block *bp_reorder_take(bp_reorder *r)
     bp_block *b = s->block;
     s->block = NULL;
     s->attempts = 0;
-    s->last_ep = -1;
+    s->last_ep = s->served_ep = -1;
     s->last_error[0] = '\0';
     s->epoch++;
     bp_reorder_set_state(r, s, BP_SLOT_EMPTY);
@@ -77,7 +77,7 @@ void bp_reorder_reset_from(bp_reorder *r, uint64_t n)
         bp_block_free(s->block);
         s->block = NULL;
         s->attempts = 0;
-        s->last_ep = -1;
+        s->last_ep = s->served_ep = -1;
         s->retry_at_ms = 0;
         s->last_error[0] = '\0';
         s->epoch++;

@@ -32,6 +32,7 @@ typedef struct bp_slot {
     uint32_t epoch;       /* bumped when the slot is invalidated (reorg) */
     int attempts;         /* failed fetches so far */
     int last_ep;          /* endpoint of the last failed attempt (-1: none) */
+    int served_ep;        /* endpoint that served the parked block (-1: none) */
     int64_t retry_at_ms;  /* monotonic ms when RETRY/FAILED may be queued again */
     bp_block *block;      /* owned while DONE */
     char last_error[256]; /* of the last failed attempt */

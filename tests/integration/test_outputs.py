@@ -73,6 +73,19 @@ def main():
         print(f"OK: sqlite resumed after {a} and skipped 0..{a}; csv and jsonl got 0..{b}; "
               f"{txs} txs once each")
 
+        # An output that is ahead keeps blocks the chain then reorgs away (blockpipe stopped):
+        # catching up a new output beside it must refuse to go on, naming it, not fork it.
+        node.rpc("anvil_reorg", [2, []])
+        p = subprocess.run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(b),
+                            "--output", f"sqlite:{db}", "--output",
+                            f"sqlite:{os.path.join(tmp, 'fresh.db')}"],
+                           capture_output=True, text=True, timeout=120)
+        if p.returncode != 1 or "reorged away while it was ahead" not in p.stderr \
+                or f"sqlite:{db}" not in p.stderr:
+            raise AssertionError(f"a forked output ahead of the others: exit {p.returncode}\n"
+                                 f"{p.stderr[-2000:]}")
+        print("OK: an output holding a reorged-away branch ahead of the others is refused")
+
 
 if __name__ == "__main__":
     main()

@@ -121,6 +121,27 @@ static void test_backoff_doubles_with_fallback(void **state)
     bp_pool_release(&p);
 }
 
+/* Requests in flight when an endpoint goes down fail after its ejection: one outage, one
+ * ejection, one backoff step. */
+static void test_one_outage_one_ejection(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 8},
+                                {.url = "http://b:1", .max_workers = 8, .priority = 9}};
+    bp_pool p;
+    make_pool(&p, specs, 2);
+    int batch;
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    bp_pool_outcome down = {.rc = BP_ETRANSPORT, .blocks = 1, .need = 1, .error_text = "reset"};
+    for (int i = 0; i < 8; i++)
+        bp_pool_done(&p, 0, &down);
+    assert_int_equal(p.eps[0].ejections, 1);
+    assert_int_equal(p.eps[0].backoff_ms, 1000);
+    assert_int_equal(p.eps[0].in_flight, 0);
+    bp_pool_release(&p);
+}
+
 static void test_rate_limited_pause(void **state)
 {
     (void)state;
@@ -241,6 +262,7 @@ int main(void)
         cmocka_unit_test(test_eject_and_probe),
         cmocka_unit_test(test_rate_limited_pause),
         cmocka_unit_test(test_backoff_doubles_with_fallback),
+        cmocka_unit_test(test_one_outage_one_ejection),
         cmocka_unit_test(test_rps_token_bucket),
         cmocka_unit_test(test_lagging_head_not_trusted),
         cmocka_unit_test(test_adaptive_batch),
