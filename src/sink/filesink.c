@@ -125,6 +125,29 @@ static bp_filesink_chain *add_chain(bp_filesink *fs, const char *name)
     return c;
 }
 
+/* "recent": [[number, "0x.."], ...] - optional (older files have none): what is not a
+ * well-formed, consecutive list is ignored, the window then starts at the checkpoint. */
+static void parse_recent(bp_filesink_chain *c, yajl_val v)
+{
+    const char *pr[] = {"recent", NULL};
+    yajl_val list = yajl_tree_get(v, pr, yajl_t_array);
+    c->nrecent = 0;
+    for (size_t i = 0; list && i < list->u.array.len && c->nrecent < BP_FILESINK_RECENT; i++) {
+        yajl_val e = list->u.array.values[i];
+        uint64_t n;
+        if (!YAJL_IS_ARRAY(e) || e->u.array.len != 2 || parse_u64(e->u.array.values[0], &n) ||
+            !YAJL_IS_STRING(e->u.array.values[1]) ||
+            (c->nrecent && n != c->recent[c->nrecent - 1].number + 1)) {
+            c->nrecent = 0;
+            return;
+        }
+        bp_checkpoint *r = &c->recent[c->nrecent++];
+        r->set = true;
+        r->number = n;
+        snprintf(r->hash, sizeof(r->hash), "%s", YAJL_GET_STRING(e->u.array.values[1]));
+    }
+}
+
 static int parse_chain(bp_filesink *fs, const char *name, yajl_val v, bp_error *err)
 {
     const char *pn[] = {"number", NULL}, *ph[] = {"hash", NULL};
@@ -141,6 +164,7 @@ static int parse_chain(bp_filesink *fs, const char *name, yajl_val v, bp_error *
     c->cp.set = true;
     c->cp.number = n;
     snprintf(c->cp.hash, sizeof(c->cp.hash), "%s", hash);
+    parse_recent(c, v);
     return 0;
 }
 
@@ -188,7 +212,15 @@ static void format_cp(const bp_filesink *fs, const uint64_t *sizes, bp_fmt *f)
         bp_fmt_u64(f, c->cp.number);
         bp_fmt_str(f, ",\"hash\":");
         bp_fmt_json_str(f, c->cp.hash);
-        bp_fmt_char(f, '}');
+        bp_fmt_str(f, ",\"recent\":[");
+        for (size_t k = 0; k < c->nrecent; k++) {
+            bp_fmt_str(f, k ? ",[" : "[");
+            bp_fmt_u64(f, c->recent[k].number);
+            bp_fmt_char(f, ',');
+            bp_fmt_json_str(f, c->recent[k].hash);
+            bp_fmt_char(f, ']');
+        }
+        bp_fmt_str(f, "]}");
         first = false;
     }
     bp_fmt_str(f, "},\"sizes\":{");
@@ -364,20 +396,44 @@ static void undo_append(bp_filesink *fs)
                     fs->files[i].name, strerror(errno));
 }
 
-static int commit(bp_filesink *fs, const char *chain, const bp_checkpoint *cp, bp_error *err)
+/* The batch's APPLYs extend the kept blocks, its REVERTs cut them back. */
+static void track_recent(bp_filesink_chain *c, const bp_batch *batch)
+{
+    for (size_t i = 0; i < batch->count; i++) {
+        const bp_block *b = batch->events[i].block;
+        if (batch->events[i].kind == BP_EVENT_REVERT) {
+            while (c->nrecent && c->recent[c->nrecent - 1].number >= b->number)
+                c->nrecent--;
+            continue;
+        }
+        if (c->nrecent && c->recent[c->nrecent - 1].number + 1 != b->number)
+            c->nrecent = 0; /* a jump: the window starts again here */
+        if (c->nrecent == BP_FILESINK_RECENT) {
+            memmove(c->recent, c->recent + 1, (BP_FILESINK_RECENT - 1) * sizeof(c->recent[0]));
+            c->nrecent--;
+        }
+        bp_checkpoint *r = &c->recent[c->nrecent++];
+        r->set = true;
+        r->number = b->number;
+        snprintf(r->hash, sizeof(r->hash), "%s", b->hash);
+    }
+}
+
+static int commit(bp_filesink *fs, const bp_batch *batch, bp_error *err)
 {
     uint64_t sizes[BP_FILESINK_MAX_FILES];
-    bp_filesink_chain *c = add_chain(fs, chain);
+    bp_filesink_chain *c = add_chain(fs, batch->chain);
     if (!c)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    bp_checkpoint old = c->cp;
+    bp_filesink_chain old = *c;
     int rc = append_all(fs, sizes, err);
     if (rc == 0) {
-        c->cp = *cp;
+        c->cp = batch->checkpoint;
+        track_recent(c, batch);
         rc = save_cp(fs, sizes, err);
     }
     if (rc != 0) {
-        c->cp = old;
+        *c = old;
         undo_append(fs);
         return rc;
     }
@@ -391,7 +447,7 @@ int bp_filesink_write(bp_sink *s, const bp_batch *batch, bp_error *err)
     bp_filesink *fs = (bp_filesink *)s;
     int rc = fs->format(fs, batch, err);
     if (rc == 0)
-        rc = commit(fs, batch->chain, &batch->checkpoint, err);
+        rc = commit(fs, batch, err);
     for (size_t i = 0; i < fs->nfiles; i++)
         bp_buf_reset(&fs->files[i].buf);
     return rc;
@@ -405,6 +461,17 @@ int bp_filesink_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp
         *out = c->cp;
     else
         memset(out, 0, sizeof(*out));
+    return 0;
+}
+
+int bp_filesink_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t max, size_t *n,
+                       bp_error *err)
+{
+    (void)err;
+    const bp_filesink_chain *c = find_chain((bp_filesink *)s, chain);
+    *n = 0;
+    for (size_t k = c ? c->nrecent : 0; k-- > 0 && *n < max;)
+        out[(*n)++] = c->recent[k];
     return 0;
 }
 

@@ -40,9 +40,16 @@ typedef struct bp_filesink_file {
     bp_buf buf;    /* rows of the batch being written */
 } bp_filesink_file;
 
+/* The last blocks applied, kept in checkpoint.json ("recent") so that a restart can rebuild
+ * the reorg window: without it a reorg at the checkpoint height while blockpipe was stopped
+ * could not find a common ancestor. */
+#define BP_FILESINK_RECENT 128
+
 typedef struct bp_filesink_chain {
     char *name;
     bp_checkpoint cp;
+    bp_checkpoint recent[BP_FILESINK_RECENT]; /* ascending, consecutive numbers */
+    size_t nrecent;
 } bp_filesink_chain;
 
 struct bp_filesink {
@@ -68,6 +75,9 @@ bool bp_filesink_is_empty(const bp_filesink *fs, size_t i);
 
 /* bp_sink_ops members shared by the file backends. */
 int bp_filesink_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp_error *err);
+/* The sink contract's recent(): the kept blocks of chain, highest first. */
+int bp_filesink_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t max, size_t *n,
+                       bp_error *err);
 int bp_filesink_write(bp_sink *s, const bp_batch *batch, bp_error *err);
 void bp_filesink_close(bp_sink *s);
 

@@ -244,6 +244,36 @@ static void test_csv_lazy_header_and_reverts(void **state)
     bp_sink_close(s);
 }
 
+/* The blocks kept for the reorg window survive a reopen; a REVERT cuts them back. */
+static void test_recent_kept_across_reopen(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = open_sink(&bp_sink_jsonl_ops, f->dir);
+    bp_block *b[4];
+    for (int i = 0; i < 4; i++) {
+        b[i] = fx_block((uint64_t)i + 1, 0, false, false);
+        apply_one(s, "main", b[i]);
+    }
+    bp_event ev = {BP_EVENT_REVERT, b[3]};
+    write_batch(s, "main", &ev, 1, fx_cp(3, 0));
+    bp_sink_close(s);
+    s = open_sink(&bp_sink_jsonl_ops, f->dir);
+    bp_checkpoint got[8];
+    size_t n = 0;
+    bp_error err = {0};
+    assert_int_equal(s->ops->recent(s, "main", got, 8, &n, &err), 0);
+    assert_int_equal(n, 3); /* 3, 2, 1: block 4 was reverted */
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(got[i].number, 3 - i);
+        assert_string_equal(got[i].hash, b[2 - i]->hash);
+    }
+    assert_int_equal(s->ops->recent(s, "other", got, 8, &n, &err), 0);
+    assert_int_equal(n, 0);
+    for (int i = 0; i < 4; i++)
+        bp_block_free(b[i]);
+    bp_sink_close(s);
+}
+
 /* ---- checkpoint.json and recovery ------------------------------------------------------- */
 
 static void test_truncate_on_reopen(void **state)
@@ -709,6 +739,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_csv_exact_lines),
         T(test_csv_lazy_header_and_reverts),
+        T(test_recent_kept_across_reopen),
         T(test_truncate_on_reopen),
         T(test_checkpoint_json_chains),
         T(test_refuses_foreign_or_lost_data),
