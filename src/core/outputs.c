@@ -63,7 +63,7 @@ static size_t filter_events(bp_checkpoint *cp, const bp_batch *batch, bp_event *
         const bp_event *ev = &batch->events[k];
         const bp_block *b = ev->block;
         bool has = cp->set && b->number <= cp->number;
-        if (ev->kind == BP_EVENT_APPLY && has && b->number == cp->number &&
+        if (ev->kind == BP_EVENT_APPLY && has && b->number == cp->number && cp->hash[0] &&
             strcmp(b->hash, cp->hash) != 0) {
             *fork = true;
             return 0;

@@ -473,7 +473,11 @@ static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err)
             "; reverting %" PRIu64 "..%" PRIu64,
             depth, ancestor, tip->number, ancestor + 1);
     for (uint64_t k = tip->number; k > ancestor; k--) {
-        bp_block *b = revert_block_of(bp_canon_at(&p->canon, k));
+        bp_canon_entry e = *bp_canon_at(&p->canon, k);
+        const bp_canon_entry *below = bp_canon_at(&p->canon, k - 1);
+        if (!e.parent_hash[0] && below) /* entries seeded after a restart lack it */
+            memcpy(e.parent_hash, below->hash, sizeof(e.parent_hash));
+        bp_block *b = revert_block_of(&e);
         if (!b || add_event(p, BP_EVENT_REVERT, b) != 0) {
             bp_block_free(b);
             return bp_error_set(err, BP_ENOMEM, "out of memory");
