@@ -315,7 +315,6 @@ static void test_anvil_fetch_block_receipts(void **state)
     bp_rpc_free(rpc);
 }
 
-/* The eth_getTransactionReceipt path must give the same block, also in chunks of 1. */
 /* Past split_bytes the next fetch asks for the block and its receipts one after the other:
  * the same block, receipts merged, from two zero-copy bodies. */
 static void test_anvil_fetch_split(void **state)
@@ -340,6 +339,7 @@ static void test_anvil_fetch_split(void **state)
     bp_rpc_free(rpc);
 }
 
+/* The eth_getTransactionReceipt path must give the same block, also in chunks of 1. */
 static void test_anvil_fetch_fallback(void **state)
 {
     (void)state;
