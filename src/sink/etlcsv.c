@@ -56,11 +56,13 @@ static bp_fmt row(bp_filesink *fs, size_t i)
     return f;
 }
 
-/* ",text" / ",u64" / ",qty" cells. */
+/* ",text" / ",u64" / ",qty" cells. Every text field of the model is 0x-hex checked by the
+ * decoder (model.h), so it never needs CSV quoting: the quoting scan was 6% of a backfill. */
 static void c_text(bp_fmt *f, const char *s)
 {
     bp_fmt_char(f, ',');
-    bp_fmt_csv_text(f, s);
+    if (s)
+        bp_fmt_str(f, s);
 }
 
 static void c_u64(bp_fmt *f, uint64_t v)
