@@ -23,28 +23,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from simnode import Simnode  # noqa: E402
 
 BP = os.environ["BLOCKPIPE"]
 START = 10000
+CLEAN = 3  # ep4: no faults, not given to blockpipe - the test's own view of the chain
 
 
 def fail(msg):
     raise AssertionError(msg)
-
-
-def rpc_batch(url, calls):
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    req = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        answers = sorted(json.loads(r.read()), key=lambda a: a["id"])
-    return [a["result"] for a in answers]
-
-
-def stats(url):
-    with urllib.request.urlopen(url.rstrip("/") + "/stats", timeout=10) as r:
-        return json.loads(r.read())
 
 
 def db_rows(db):
@@ -66,16 +55,12 @@ def main():
     faults = ("ep1:latency=5ms,rate_limit=20;"
               "ep2:reset_rate=0.03,garbage_rate=0.03,truncate_rate=0.03;"
               "ep3:lag=30")
-    # ep4 has no faults and is not given to blockpipe: the test's own view of the chain
-    sim = subprocess.Popen([BP, "simnode", "--listen", "127.0.0.1:0", "--endpoints", "4",
-                            "--txs-per-block", "0-4", "--start-head", str(START),
-                            "--block-time", "0.3", "--reorg-every", "2", "--reorg-depth", "3",
-                            "--faults", faults], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+    sim = Simnode(BP, ["--txs-per-block", "0-4", "--start-head", str(START), "--block-time",
+                       "0.3", "--reorg-every", "2", "--reorg-depth", "3", "--faults", faults],
+                  endpoints=4)
     bp = None
     try:
-        urls = [sim.stdout.readline().split()[-1] for _ in range(4)]
-        clean = urls.pop()
+        urls = sim.urls[:CLEAN]
         with tempfile.TemporaryDirectory(prefix="bp-chaos-") as tmp:
             db = os.path.join(tmp, "bp.db")
             err_path = os.path.join(tmp, "stderr.log")
@@ -92,7 +77,7 @@ def main():
                 if bp.poll() is not None:
                     fail(f"blockpipe exited {bp.returncode}:\n{open(err_path).read()[-3000:]}")
                 cp, _ = db_rows(db)
-                head = stats(clean)["head"]
+                head = sim.stats(CLEAN)["head"]
                 if cp is not None and cp >= head - 2:
                     break
                 if time.monotonic() - t0 > 300:
@@ -100,8 +85,8 @@ def main():
                          f"{open(err_path).read()[-3000:]}")
                 time.sleep(0.5)
             caught = time.monotonic() - t0
-            reorgs_then = stats(clean)["reorgs"]
-            while stats(clean)["reorgs"] < reorgs_then + 3:  # follow through 3 more reorgs
+            reorgs_then = sim.stats(CLEAN)["reorgs"]
+            while sim.stats(CLEAN)["reorgs"] < reorgs_then + 3:  # follow through 3 more reorgs
                 if time.monotonic() - t0 > 360:
                     fail("simnode made no reorgs")
                 time.sleep(0.3)
@@ -116,21 +101,18 @@ def main():
             if rc != 0:
                 fail(f"exit {rc} after SIGINT\n{log[-3000:]}")
             cp, rows = db_rows(db)
-            check_chain(clean, cp, rows)
-            check_faults(clean, log)
+            check_chain(sim, cp, rows)
+            check_faults(sim, log)
             print(f"OK: caught up with {START}+ blocks in {caught:.0f}s, followed through "
                   f"reorgs; {len(rows)} blocks exact up to checkpoint {cp}")
     finally:
-        for p in (bp, sim):
-            if p and p.poll() is None:
-                p.send_signal(signal.SIGINT)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        if bp and bp.poll() is None:
+            bp.kill()
+            bp.wait()
+        sim.kill()
 
 
-def check_chain(url, cp, rows):
+def check_chain(sim, cp, rows):
     if [r[0] for r in rows] != list(range(cp + 1)):
         fail(f"blocks are not exactly 0..{cp} once each ({len(rows)} rows)")
     for i in range(1, len(rows)):
@@ -139,7 +121,8 @@ def check_chain(url, cp, rows):
     canon = {}
     for lo in range(0, cp + 1, 500):
         hi = min(cp, lo + 499)
-        res = rpc_batch(url, [("eth_getBlockByNumber", [hex(n), False]) for n in range(lo, hi + 1)])
+        res = sim.rpc_batch([("eth_getBlockByNumber", [hex(n), False])
+                             for n in range(lo, hi + 1)], CLEAN)
         for n, b in zip(range(lo, hi + 1), res):
             canon[n] = b["hash"] if b else None
     # simnode keeps reorging after the stop: the newest few may be orphaned since, but every
@@ -149,8 +132,8 @@ def check_chain(url, cp, rows):
         fail(f"{len(bad)} blocks differ from simnode's canonical chain, first {bad[0]}")
 
 
-def check_faults(clean, log):
-    st = stats(clean)
+def check_faults(sim, log):
+    st = sim.stats(CLEAN)
     eps = {e["name"]: e for e in st["endpoints"]}
     f1, f2 = eps["ep1"]["faults"], eps["ep2"]["faults"]
     if f1["rate_limit"] == 0 or f1["latency"] == 0:

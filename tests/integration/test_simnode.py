@@ -15,7 +15,6 @@
 Stdlib only; needs BLOCKPIPE.
 """
 
-import json
 import os
 import signal
 import sqlite3
@@ -25,58 +24,15 @@ import tempfile
 import time
 import urllib.request
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from simnode import Simnode  # noqa: E402
+
 BLOCKPIPE = os.environ.get("BLOCKPIPE")
 KINDS = ("latency", "error", "rate_limit", "http500", "truncate", "garbage", "reset", "stall")
 
 
 def fail(msg):
     raise AssertionError(msg)
-
-
-class Simnode:
-    """A simnode process; urls[i] is endpoint i+1."""
-
-    def __init__(self, args, endpoints=1):
-        cmd = [BLOCKPIPE, "simnode", "--listen", "127.0.0.1:0", "--endpoints", str(endpoints)]
-        self.proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        self.urls = []
-        for _ in range(endpoints):
-            line = self.proc.stdout.readline()
-            if not line.startswith("listening on http://"):
-                self.proc.kill()
-                fail(f"simnode did not start: {line!r} {self.proc.stderr.read()}")
-            self.urls.append(line.split()[-1])
-
-    def rpc_batch(self, calls, ep=0):
-        body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-                for i, (m, p) in enumerate(calls)]
-        req = urllib.request.Request(self.urls[ep], data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            answers = json.loads(r.read())
-        answers.sort(key=lambda a: a["id"])
-        for a in answers:
-            if "error" in a:
-                fail(f"simnode answered an error on a clean endpoint: {a}")
-        return [a["result"] for a in answers]
-
-    def stats(self):
-        with urllib.request.urlopen(self.urls[0] + "/stats", timeout=10) as r:
-            return json.loads(r.read())
-
-    def stop(self):
-        """SIGINT: the counters on stdout as JSON, exit 0."""
-        self.proc.send_signal(signal.SIGINT)
-        out, err = self.proc.communicate(timeout=20)
-        if self.proc.returncode != 0:
-            fail(f"simnode exited {self.proc.returncode} on SIGINT: {err}")
-        return json.loads(out.strip().splitlines()[-1])
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 def backfill(url, last, db, extra=()):
@@ -132,7 +88,7 @@ def check_db(db, want):
 
 
 def clean_run(tmp):
-    node = Simnode(["--length", "300", "--txs-per-block", "50", "--block-time", "0"])
+    node = Simnode(BLOCKPIPE, ["--length", "300", "--txs-per-block", "50", "--block-time", "0"])
     try:
         db = os.path.join(tmp, "clean.db")
         secs, _ = backfill(node.urls[0], 299, db)
@@ -151,7 +107,7 @@ def faulty_run(tmp):
               "ep3:lag=7")
     # Faults follow (seed, endpoint, request number): with seed 30 every kind fires within
     # ep2's first 20 requests, so a run of ~100 requests cannot miss one by chance.
-    node = Simnode(["--seed", "30", "--length", "150", "--txs-per-block", "20",
+    node = Simnode(BLOCKPIPE, ["--seed", "30", "--length", "150", "--txs-per-block", "20",
                     "--block-time", "0", "--faults", faults], endpoints=3)
     try:
         db = os.path.join(tmp, "faulty.db")
@@ -195,7 +151,7 @@ def db_rows(db):
 
 def reorg_run(tmp):
     depth = 4
-    node = Simnode(["--block-time", "0.5", "--start-head", "20", "--txs-per-block", "10",
+    node = Simnode(BLOCKPIPE, ["--block-time", "0.5", "--start-head", "20", "--txs-per-block", "10",
                     "--reorg-every", "3", "--reorg-depth", str(depth)])
     try:
         db = os.path.join(tmp, "reorg.db")

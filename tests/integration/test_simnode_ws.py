@@ -25,9 +25,13 @@ import socket
 import sqlite3
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from simnode import Simnode as _Simnode  # noqa: E402
 
 BLOCKPIPE = os.environ.get("BLOCKPIPE")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -38,46 +42,10 @@ def fail(msg):
     raise AssertionError(msg)
 
 
-class Simnode:
-    def __init__(self, args, endpoints=1):
-        cmd = [BLOCKPIPE, "simnode", "--listen", "127.0.0.1:0", "--endpoints", str(endpoints),
-               "--block-time", "0.2", "--txs-per-block", "0-5", "--reorg-depth", str(DEPTH)]
-        self.proc = subprocess.Popen(cmd + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
-        self.urls = []
-        for _ in range(endpoints):
-            line = self.proc.stdout.readline()
-            if not line.startswith("listening on http://"):
-                self.proc.kill()
-                fail(f"simnode did not start: {line!r} {self.proc.stderr.read()}")
-            self.urls.append(line.split()[-1])
-
-    def port(self, ep=0):
-        return int(self.urls[ep].rsplit(":", 1)[1])
-
-    def rpc_batch(self, calls):
-        body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-                for i, (m, p) in enumerate(calls)]
-        req = urllib.request.Request(self.urls[0], data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return [a["result"] for a in sorted(json.loads(r.read()), key=lambda a: a["id"])]
-
-    def stats(self):
-        with urllib.request.urlopen(self.urls[0] + "/stats", timeout=10) as r:
-            return json.loads(r.read())
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        out, err = self.proc.communicate(timeout=20)
-        if self.proc.returncode != 0:
-            fail(f"simnode exited {self.proc.returncode}: {err[-2000:]}")
-        return json.loads(out.strip().splitlines()[-1])
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def Simnode(args, endpoints=1):
+    """simnode growing a block every 0.2 s, small blocks, reorgs of DEPTH when asked."""
+    return _Simnode(BLOCKPIPE, ["--block-time", "0.2", "--txs-per-block", "0-5",
+                                "--reorg-depth", str(DEPTH)] + list(args), endpoints)
 
 
 class Ws:
