@@ -14,6 +14,26 @@
 #include "util/hex.h"
 
 /* "0x" + tag (2 hex) + n (62 hex): a 32-byte hash. */
+/* Expected hash / address text of (tag, n), for comparisons: rotating buffers so several may
+ * appear in one printf. */
+static inline const char *H(unsigned tag, uint64_t n)
+{
+    static char bufs[32][80];
+    static unsigned next;
+    char *p = bufs[next++ % 32];
+    snprintf(p, 80, "0x%02x%062" PRIx64, tag, n);
+    return p;
+}
+
+static inline const char *A(unsigned tag, uint64_t n)
+{
+    static char bufs[32][80];
+    static unsigned next;
+    char *p = bufs[next++ % 32];
+    snprintf(p, 80, "0x%02x%038" PRIx64, tag, n);
+    return p;
+}
+
 static inline const char *fx_hash(bp_block *b, unsigned tag, uint64_t n)
 {
     char tmp[80];

@@ -24,24 +24,6 @@ typedef struct fixture {
     char dir[64];
 } fixture;
 
-static const char *H(unsigned tag, uint64_t n)
-{
-    static char bufs[32][80];
-    static unsigned next;
-    char *p = bufs[next++ % 32];
-    snprintf(p, 80, "0x%02x%062" PRIx64, tag, n);
-    return p;
-}
-
-static const char *A(unsigned tag, uint64_t n)
-{
-    static char bufs[32][80];
-    static unsigned next;
-    char *p = bufs[next++ % 32];
-    snprintf(p, 80, "0x%02x%038" PRIx64, tag, n);
-    return p;
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));

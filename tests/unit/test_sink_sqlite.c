@@ -21,25 +21,6 @@ typedef struct fixture {
     sqlite3 *db; /* a second connection, for reading back */
 } fixture;
 
-/* Rotating text buffers so several H()/A() can appear in one printf. */
-static const char *H(unsigned tag, uint64_t n)
-{
-    static char bufs[16][80];
-    static unsigned next;
-    char *p = bufs[next++ % 16];
-    snprintf(p, 80, "0x%02x%062" PRIx64, tag, n);
-    return p;
-}
-
-static const char *A(unsigned tag, uint64_t n)
-{
-    static char bufs[16][80];
-    static unsigned next;
-    char *p = bufs[next++ % 16];
-    snprintf(p, 80, "0x%02x%038" PRIx64, tag, n);
-    return p;
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
