@@ -20,6 +20,7 @@
 #include "blockpipe/sink.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 #include "sink/filesink.h"
 #include "sink/format.h"
@@ -93,21 +94,6 @@ static void c_withdrawals(bp_fmt *f, const bp_block *b)
     bp_fmt_char(f, '"');
 }
 
-static void c_topics(bp_fmt *f, const bp_log *l)
-{
-    bp_fmt_char(f, ',');
-    bool quote = l->topic_count > 1; /* the joined cell holds a comma */
-    if (quote)
-        bp_fmt_char(f, '"');
-    for (unsigned k = 0; k < l->topic_count; k++) {
-        if (k)
-            bp_fmt_char(f, ',');
-        bp_fmt_str(f, l->topics[k]);
-    }
-    if (quote)
-        bp_fmt_char(f, '"');
-}
-
 static int block_row(bp_filesink *fs, const bp_block *b)
 {
     bp_fmt f = row(fs, F_BLOCKS);
@@ -136,57 +122,155 @@ static int block_row(bp_filesink *fs, const bp_block *b)
     return f.rc;
 }
 
-static int tx_row(bp_filesink *fs, const bp_tx *t)
+/* The hot rows (transactions, receipts, logs) are written straight into the file's buffer:
+ * text lengths first, room for the row's worst case once, then the cells with bp_put_*. */
+
+/* A text cell: NULL is an empty cell. */
+typedef struct cell {
+    const char *s;
+    size_t n;
+} cell;
+
+static cell text(const char *s)
+{
+    return s ? (cell){s, strlen(s)} : (cell){"", 0};
+}
+
+/* The block hash and a tx hash recur in every row of a block or tx: their lengths are kept
+ * with the pointer they were measured for. */
+static cell text_memo(cell *memo, const char *s)
+{
+    if (s != memo->s || !s)
+        *memo = text(s);
+    return *memo;
+}
+
+static char *put_text(char *p, cell c)
+{
+    *p++ = ',';
+    memcpy(p, c.s, c.n);
+    return p + c.n;
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+    *p++ = ',';
+    return bp_put_u64(p, v);
+}
+
+static char *put_qty(char *p, const bp_qty *q)
+{
+    *p++ = ',';
+    return bp_put_qty(p, q);
+}
+
+static char *put_opt(char *p, bp_opt_u64 v)
+{
+    *p++ = ',';
+    return v.set ? bp_put_u64(p, v.v) : p;
+}
+
+/* Room for a row: cells * (comma + widest number) over-counts text cells by a little. */
+#define ROW_ROOM(cells, qtys) ((cells) * (1 + BP_PUT_U64_MAX) + (qtys)*BP_PUT_QTY_MAX + 1)
+
+typedef struct memo {
+    cell block_hash, tx_hash;
+} memo;
+
+static int tx_row(bp_filesink *fs, const bp_tx *t, memo *m)
 {
     bp_fmt f = row(fs, F_TXS);
-    bp_fmt_csv_text(&f, t->hash);
-    c_u64(&f, t->nonce);
-    c_text(&f, t->block_hash);
-    c_u64(&f, t->block_number);
-    c_u64(&f, t->transaction_index);
-    c_text(&f, t->from_address);
-    c_text(&f, t->to_address);
-    c_qty(&f, &t->value);
-    c_u64(&f, t->gas);
-    c_qty(&f, &t->gas_price);
-    c_text(&f, t->input);
-    c_u64(&f, t->block_timestamp);
-    c_qty(&f, &t->max_fee_per_gas);
-    c_qty(&f, &t->max_priority_fee_per_gas);
-    c_opt(&f, t->transaction_type);
-    bp_fmt_char(&f, '\n');
+    cell h = text_memo(&m->tx_hash, t->hash), bh = text_memo(&m->block_hash, t->block_hash);
+    cell from = text(t->from_address), to = text(t->to_address), in = text(t->input);
+    char *p = bp_fmt_room(&f, 2 * h.n + 2 + bh.n + from.n + to.n + in.n + ROW_ROOM(14, 4));
+    if (!p)
+        return f.rc;
+    p = bp_put_csv(p, h.s, h.n);
+    p = put_u64(p, t->nonce);
+    p = put_text(p, bh);
+    p = put_u64(p, t->block_number);
+    p = put_u64(p, t->transaction_index);
+    p = put_text(p, from);
+    p = put_text(p, to);
+    p = put_qty(p, &t->value);
+    p = put_u64(p, t->gas);
+    p = put_qty(p, &t->gas_price);
+    p = put_text(p, in);
+    p = put_u64(p, t->block_timestamp);
+    p = put_qty(p, &t->max_fee_per_gas);
+    p = put_qty(p, &t->max_priority_fee_per_gas);
+    p = put_opt(p, t->transaction_type);
+    *p++ = '\n';
+    bp_fmt_done(&f, p);
     return f.rc;
 }
 
-static int receipt_row(bp_filesink *fs, const bp_tx *t)
+static int receipt_row(bp_filesink *fs, const bp_tx *t, memo *m)
 {
+    static const char l1_cells[] = ",,,,\n"; /* l1_fee, l1_gas_used, l1_gas_price, l1_fee_scalar */
     bp_fmt f = row(fs, F_RECEIPTS);
-    bp_fmt_csv_text(&f, t->hash);
-    c_u64(&f, t->transaction_index);
-    c_text(&f, t->block_hash);
-    c_u64(&f, t->block_number);
-    c_u64(&f, t->receipt_cumulative_gas_used);
-    c_u64(&f, t->receipt_gas_used);
-    c_text(&f, t->receipt_contract_address);
-    c_text(&f, t->receipt_root);
-    c_opt(&f, t->receipt_status);
-    c_qty(&f, &t->receipt_effective_gas_price);
-    bp_fmt_str(&f, ",,,,\n"); /* l1_fee, l1_gas_used, l1_gas_price, l1_fee_scalar */
+    cell h = text_memo(&m->tx_hash, t->hash), bh = text_memo(&m->block_hash, t->block_hash);
+    cell ca = text(t->receipt_contract_address), root = text(t->receipt_root);
+    char *p =
+        bp_fmt_room(&f, 2 * h.n + 2 + bh.n + ca.n + root.n + ROW_ROOM(9, 1) + sizeof(l1_cells));
+    if (!p)
+        return f.rc;
+    p = bp_put_csv(p, h.s, h.n);
+    p = put_u64(p, t->transaction_index);
+    p = put_text(p, bh);
+    p = put_u64(p, t->block_number);
+    p = put_u64(p, t->receipt_cumulative_gas_used);
+    p = put_u64(p, t->receipt_gas_used);
+    p = put_text(p, ca);
+    p = put_text(p, root);
+    p = put_opt(p, t->receipt_status);
+    p = put_qty(p, &t->receipt_effective_gas_price);
+    memcpy(p, l1_cells, sizeof(l1_cells) - 1);
+    bp_fmt_done(&f, p + sizeof(l1_cells) - 1);
     return f.rc;
 }
 
-static int log_row(bp_filesink *fs, const bp_block *b, const bp_log *l)
+/* The topics joined with "," in one cell, quoted when that put a comma in it. */
+static char *put_topics(char *p, const cell *topics, unsigned n)
+{
+    *p++ = ',';
+    if (n > 1)
+        *p++ = '"';
+    for (unsigned k = 0; k < n; k++) {
+        if (k)
+            *p++ = ',';
+        memcpy(p, topics[k].s, topics[k].n);
+        p += topics[k].n;
+    }
+    if (n > 1)
+        *p++ = '"';
+    return p;
+}
+
+static int log_row(bp_filesink *fs, const bp_block *b, const bp_log *l, memo *m)
 {
     bp_fmt f = row(fs, F_LOGS);
-    bp_fmt_u64(&f, l->log_index);
-    c_text(&f, l->transaction_hash);
-    c_u64(&f, l->transaction_index);
-    c_text(&f, b->hash);
-    c_u64(&f, b->number);
-    c_text(&f, l->address);
-    c_text(&f, l->data);
-    c_topics(&f, l);
-    bp_fmt_char(&f, '\n');
+    cell th = text_memo(&m->tx_hash, l->transaction_hash), bh = text_memo(&m->block_hash, b->hash);
+    cell addr = text(l->address), data = text(l->data), topics[4];
+    unsigned nt = l->topic_count < 4 ? l->topic_count : 4;
+    size_t room = th.n + bh.n + addr.n + data.n + ROW_ROOM(7, 0) + 2 + 4;
+    for (unsigned k = 0; k < nt; k++) {
+        topics[k] = text(l->topics[k]);
+        room += topics[k].n;
+    }
+    char *p = bp_fmt_room(&f, room);
+    if (!p)
+        return f.rc;
+    p = bp_put_u64(p, l->log_index);
+    p = put_text(p, th);
+    p = put_u64(p, l->transaction_index);
+    p = put_text(p, bh);
+    p = put_u64(p, b->number);
+    p = put_text(p, addr);
+    p = put_text(p, data);
+    p = put_topics(p, topics, nt);
+    *p++ = '\n';
+    bp_fmt_done(&f, p);
     return f.rc;
 }
 
@@ -202,16 +286,17 @@ static int revert_row(bp_filesink *fs, const bp_block *b)
 
 static int apply_rows(bp_filesink *fs, const bp_block *b)
 {
+    memo m = {{NULL, 0}, {NULL, 0}};
     int rc = block_row(fs, b);
     for (size_t i = 0; i < b->tx_count && rc == 0; i++)
-        rc = tx_row(fs, &b->txs[i]);
+        rc = tx_row(fs, &b->txs[i], &m);
     if (!b->has_receipts)
         return rc;
     for (size_t i = 0; i < b->tx_count && rc == 0; i++)
         if (b->txs[i].has_receipt)
-            rc = receipt_row(fs, &b->txs[i]);
+            rc = receipt_row(fs, &b->txs[i], &m);
     for (size_t i = 0; i < b->log_count && rc == 0; i++)
-        rc = log_row(fs, b, &b->logs[i]);
+        rc = log_row(fs, b, &b->logs[i], &m);
     return rc;
 }
 

@@ -7,10 +7,31 @@
 
 #include "util/hex.h"
 
-void bp_fmt_raw(bp_fmt *f, const char *s, size_t n)
+char *bp_fmt_room(bp_fmt *f, size_t n)
 {
     if (f->rc == 0)
-        f->rc = bp_buf_append(f->buf, s, n);
+        f->rc = bp_buf_reserve(f->buf, n);
+    return f->rc == 0 ? f->buf->data + f->buf->len : NULL;
+}
+
+void bp_fmt_done(bp_fmt *f, char *end)
+{
+    f->buf->len = (size_t)(end - f->buf->data);
+    f->buf->data[f->buf->len] = '\0'; /* bp_buf's promise; the room had a byte for it */
+}
+
+/* The appends of a row are many and short: skip bp_buf_append's call and checks while the
+ * buffer has room (cap never exceeds max + 1, so this respects the cap too). */
+void bp_fmt_raw(bp_fmt *f, const char *s, size_t n)
+{
+    bp_buf *b = f->buf;
+    if (f->rc == 0 && n < b->cap - b->len) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+    } else if (f->rc == 0) {
+        f->rc = bp_buf_append(b, s, n);
+    }
 }
 
 void bp_fmt_str(bp_fmt *f, const char *s)
@@ -24,27 +45,86 @@ void bp_fmt_char(bp_fmt *f, char c)
     bp_fmt_raw(f, &c, 1);
 }
 
+static const char g_pairs[] = "00010203040506070809101112131415161718192021222324252627282930313233"
+                              "34353637383940414243444546474849505152535455565758596061626364656667"
+                              "6869707172737475767778798081828384858687888990919293949596979899";
+
+/* clang-format off */
+static const uint64_t g_pow10[20] = {
+    1u, 10u, 100u, 1000u, 10000u, 100000u, 1000000u, 10000000u, 100000000u, 1000000000u,
+    10000000000u, 100000000000u, 1000000000000u, 10000000000000u, 100000000000000u,
+    1000000000000000u, 10000000000000000u, 100000000000000000u, 1000000000000000000u,
+    10000000000000000000u};
+/* clang-format on */
+
+/* Digits of v: floor(log10) from the bit length (1233 / 4096 ~ log10(2)), then one compare. */
+static unsigned dec_len(uint64_t v)
+{
+    if (v < 10)
+        return 1;
+    unsigned t = (unsigned)(64 - __builtin_clzll(v)) * 1233 >> 12;
+    return t + 1 - (v < g_pow10[t]);
+}
+
+/* Right to left, two digits per division: numbers are most of a row's cells. */
+char *bp_put_u64(char *p, uint64_t v)
+{
+    char *end = p + dec_len(v), *q = end;
+    while (v >= 100) {
+        unsigned r = (unsigned)(v % 100);
+        v /= 100;
+        q -= 2;
+        memcpy(q, g_pairs + 2 * r, 2);
+    }
+    if (v >= 10)
+        memcpy(q - 2, g_pairs + 2 * v, 2);
+    else
+        q[-1] = (char)('0' + v);
+    return end;
+}
+
+char *bp_put_qty(char *p, const bp_qty *q)
+{
+    if (!q->set)
+        return p;
+    if ((q->v.w[1] | q->v.w[2] | q->v.w[3]) == 0)
+        return bp_put_u64(p, q->v.w[0]);
+    return p + bp_u256_to_dec(&q->v, p);
+}
+
+char *bp_put_csv(char *p, const char *s, size_t n)
+{
+    /* No early exit, so the scan vectorises: cells that need quotes are rare. */
+    unsigned special = 0;
+    for (size_t i = 0; i < n; i++)
+        special |= (s[i] == ',') | (s[i] == '"') | (s[i] == '\r') | (s[i] == '\n');
+    if (!special) {
+        memcpy(p, s, n);
+        return p + n;
+    }
+    *p++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            *p++ = '"';
+        *p++ = s[i];
+    }
+    *p++ = '"';
+    return p;
+}
+
 void bp_fmt_u64(bp_fmt *f, uint64_t v)
 {
-    char tmp[20];
-    char *p = tmp + sizeof(tmp);
-    do {
-        *--p = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    bp_fmt_raw(f, p, (size_t)(tmp + sizeof(tmp) - p));
+    char tmp[BP_PUT_U64_MAX];
+    bp_fmt_raw(f, tmp, (size_t)(bp_put_u64(tmp, v) - tmp));
 }
 
 void bp_fmt_qty(bp_fmt *f, const bp_qty *q, const char *null_text)
 {
-    if (!q->set) {
+    char dec[BP_PUT_QTY_MAX];
+    if (!q->set)
         bp_fmt_str(f, null_text);
-    } else if (bp_u256_fits_u64(&q->v)) {
-        bp_fmt_u64(f, q->v.w[0]);
-    } else {
-        char dec[BP_U256_DEC_MAX];
-        bp_fmt_raw(f, dec, bp_u256_to_dec(&q->v, dec));
-    }
+    else
+        bp_fmt_raw(f, dec, (size_t)(bp_put_qty(dec, q) - dec));
 }
 
 void bp_fmt_opt(bp_fmt *f, bp_opt_u64 v, const char *null_text)
@@ -59,18 +139,10 @@ void bp_fmt_csv_text(bp_fmt *f, const char *s)
 {
     if (!s)
         return;
-    size_t plain = strcspn(s, ",\"\r\n");
-    if (s[plain] == '\0') {
-        bp_fmt_raw(f, s, plain);
-        return;
-    }
-    bp_fmt_char(f, '"');
-    for (const char *q; (q = strchr(s, '"')); s = q + 1) {
-        bp_fmt_raw(f, s, (size_t)(q - s));
-        bp_fmt_raw(f, "\"\"", 2);
-    }
-    bp_fmt_str(f, s);
-    bp_fmt_char(f, '"');
+    size_t n = strlen(s);
+    char *p = bp_fmt_room(f, 2 * n + 2);
+    if (p)
+        bp_fmt_done(f, bp_put_csv(p, s, n));
 }
 
 static bool json_plain(unsigned char c)

@@ -17,6 +17,21 @@ typedef struct bp_fmt {
     int rc; /* 0, or the first BP_ENOMEM / BP_ETOOBIG */
 } bp_fmt;
 
+/* Direct writing for hot rows: take room for a whole row's worst case once, fill it with the
+ * bp_put_* helpers (no checks, no failures), then hand back the end. A buffer cap (bp_buf.max)
+ * is checked against the worst case. bp_fmt_room returns NULL, with f->rc set, when f has
+ * failed or the buffer cannot grow. */
+char *bp_fmt_room(bp_fmt *f, size_t n);
+void bp_fmt_done(bp_fmt *f, char *end); /* end: one past the last byte written */
+
+#define BP_PUT_U64_MAX 20 /* digits of UINT64_MAX */
+#define BP_PUT_QTY_MAX 80 /* BP_U256_DEC_MAX: 78 digits and the NUL bp_u256_to_dec adds */
+char *bp_put_u64(char *p, uint64_t v);
+/* Decimal of q, nothing when !q->set. */
+char *bp_put_qty(char *p, const bp_qty *q);
+/* A CSV cell of s[0..n) as bp_fmt_csv_text writes it; needs room for 2 * n + 2 bytes. */
+char *bp_put_csv(char *p, const char *s, size_t n);
+
 void bp_fmt_raw(bp_fmt *f, const char *s, size_t n);
 void bp_fmt_str(bp_fmt *f, const char *s); /* s as is; NULL writes nothing */
 void bp_fmt_char(bp_fmt *f, char c);

@@ -13,6 +13,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "chain/decode.h"
+#include "sink/format.h"
 #include "sink_fixture.h"
 
 extern const bp_sink_ops bp_sink_etlcsv_ops;
@@ -361,6 +362,124 @@ static void test_refuses_foreign_or_lost_data(void **state)
     fclose(fp);
     assert_int_equal(bp_sink_etlcsv_ops.open(&s, sub, &err), BP_EPARSE);
     assert_non_null(strstr(err.msg, "checkpoint.json"));
+}
+
+/* ---- cell formatting (format.h) ---------------------------------------------------------- */
+
+static void check_u64(uint64_t v)
+{
+    char want[32], got[BP_PUT_U64_MAX + 1];
+    snprintf(want, sizeof(want), "%" PRIu64, v);
+    *bp_put_u64(got, v) = '\0';
+    assert_string_equal(got, want);
+}
+
+/* The digit count comes from the bit length: every power of ten and its neighbours. */
+static void test_fmt_numbers(void **state)
+{
+    (void)state;
+    uint64_t p = 1;
+    for (int k = 0; k < 20; k++, p *= 10) {
+        check_u64(p - 1);
+        check_u64(p);
+        check_u64(p + 1);
+        if (k == 19)
+            break;
+    }
+    check_u64(0);
+    check_u64(UINT64_MAX);
+    check_u64(UINT64_MAX - 1);
+    for (uint64_t v = 1; v < 70000; v = v * 3 + 1)
+        check_u64(v);
+    char out[BP_PUT_QTY_MAX];
+    bp_qty q = fx_qty_dec("115792089237316195423570985008687907853269984665640564039457584007913"
+                          "129639935"); /* 2^256 - 1: the widest quantity */
+    assert_true(q.set);
+    *bp_put_qty(out, &q) = '\0';
+    assert_string_equal(out, "1157920892373161954235709850086879078532699846656405640394575840079"
+                             "13129639935");
+    q = fx_qty_dec("18446744073709551616"); /* 2^64: just past u64 */
+    *bp_put_qty(out, &q) = '\0';
+    assert_string_equal(out, "18446744073709551616");
+    q.set = false;
+    assert_ptr_equal(bp_put_qty(out, &q), out);
+}
+
+static void check_csv(const char *s, const char *want)
+{
+    char got[64];
+    size_t n = strlen(s);
+    assert_true(2 * n + 2 < sizeof(got));
+    *bp_put_csv(got, s, n) = '\0';
+    assert_string_equal(got, want);
+    bp_buf buf;
+    bp_buf_init(&buf, 0);
+    bp_fmt f = {.buf = &buf};
+    bp_fmt_csv_text(&f, s);
+    assert_int_equal(f.rc, 0);
+    assert_string_equal(buf.data, want);
+    bp_buf_release(&buf);
+}
+
+static void test_fmt_csv_cells(void **state)
+{
+    (void)state;
+    check_csv("0xabc", "0xabc");
+    check_csv("", "");
+    check_csv("a,b", "\"a,b\"");
+    check_csv("say \"hi\"", "\"say \"\"hi\"\"\"");
+    check_csv("\"", "\"\"\"\"");
+    check_csv("line\nbreak", "\"line\nbreak\"");
+    check_csv("cr\r", "\"cr\r\"");
+    /* Room for a row's worst case counts against the buffer's cap; the failure sticks. */
+    bp_buf buf;
+    bp_buf_init(&buf, 16);
+    bp_fmt f = {.buf = &buf};
+    char *p = bp_fmt_room(&f, 10);
+    assert_non_null(p);
+    memcpy(p, "0123456789", 10);
+    bp_fmt_done(&f, p + 10);
+    assert_string_equal(buf.data, "0123456789");
+    assert_null(bp_fmt_room(&f, 7));
+    assert_int_equal(f.rc, BP_ETOOBIG);
+    bp_fmt_str(&f, "x");
+    assert_null(bp_fmt_room(&f, 1));
+    assert_int_equal(buf.len, 10);
+    bp_buf_release(&buf);
+}
+
+/* Cells the decoder never produces still come out as Python's csv module writes them in the
+ * one column that quotes (a tx hash), and missing texts are empty cells. */
+static void test_csv_odd_cells(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    bp_block *b = fx_block(1, 0, true, true);
+    b->txs[0].hash = fx_str(b, "0xa,\"b");
+    b->txs[0].from_address = NULL;
+    b->txs[0].input = NULL;
+    b->logs[0].transaction_hash = b->txs[0].hash;
+    b->logs[0].data = NULL;
+    apply_one(s, "main", b);
+    bp_block_free(b);
+    bp_sink_close(s);
+    char *txs = slurp_in(f->dir, "transactions.csv");
+    char want[512];
+    snprintf(want, sizeof(want),
+             "\n\"0xa,\"\"b\",18446744073709551615,%s,1,0,,%s,55340232221128654853,21000,"
+             "91022338812,,1683030000,91022338812,100000000,2\n",
+             H(0xb0, 1), A(0x70, 0));
+    assert_non_null(strstr(txs, want));
+    free(txs);
+    char *rcpts = slurp_in(f->dir, "receipts.csv");
+    snprintf(want, sizeof(want), "\n\"0xa,\"\"b\",0,%s,1,21000,21000,,,1,91022338812,,,,\n",
+             H(0xb0, 1));
+    assert_non_null(strstr(rcpts, want));
+    free(rcpts);
+    char *logs = slurp_in(f->dir, "logs.csv");
+    snprintf(want, sizeof(want), "\n0,0xa,\"b,0,%s,1,%s,,\n", H(0xb0, 1), A(0xf4, 0));
+    assert_non_null(strstr(logs, want));
+    free(logs);
 }
 
 /* ---- etl-csv: conformance with ethereum-etl's expected files ---------------------------- */
@@ -729,6 +848,9 @@ int main(void)
         T(test_csv_conformance_genesis_and_pair),
         T(test_jsonl_lines),
         T(test_jsonl_conformance_stream),
+        T(test_fmt_numbers),
+        T(test_fmt_csv_cells),
+        T(test_csv_odd_cells),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
