@@ -22,8 +22,8 @@
 #include "chain/json.h"
 #include "sim/node.h"
 
-static const char *const g_files[] = {"blocks.csv",  "transactions.csv", "receipts.csv",
-                                      "logs.csv",    "reverts.csv",      "checkpoint.json",
+static const char *const g_files[] = {"blocks.csv",         "transactions.csv", "receipts.csv",
+                                      "logs.csv",           "reverts.csv",      "checkpoint.json",
                                       "checkpoint.json.tmp"};
 
 static bp_block *fetch_block(const bp_sim_chain *c, uint64_t n, bp_buf *out)
@@ -133,8 +133,7 @@ int main(int argc, char **argv)
     size_t batch = argc > 5 ? strtoul(argv[5], NULL, 10) : 100;
     if (n == 0 || rounds <= 0 || rounds > 1000 || batch == 0)
         return 2;
-    bp_sim_params p = {
-        .seed = 1, .length = n, .txs_min = txs, .txs_max = txs, .chain_id = 1337};
+    bp_sim_params p = {.seed = 1, .length = n, .txs_min = txs, .txs_max = txs, .chain_id = 1337};
     bp_sim_chain c;
     bp_error err = {0};
     if (bp_sim_chain_init(&c, &p, 0, &err) != 0) {
