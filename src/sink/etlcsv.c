@@ -284,19 +284,49 @@ static int revert_row(bp_filesink *fs, const bp_block *b)
     return f.rc;
 }
 
+/* A block's text is cold when its rows are formatted (a fetch worker wrote it a while ago,
+ * on another core): asking for the strings of the row two ahead hides part of the cache
+ * misses (bench_csv: -10% CPU). A prefetch of NULL or past the row's text is harmless. */
+enum { AHEAD = 2 };
+
+static void prefetch_tx(const bp_block *b, size_t i)
+{
+    if (i + AHEAD < b->tx_count) {
+        const bp_tx *t = &b->txs[i + AHEAD];
+        __builtin_prefetch(t->hash);
+        __builtin_prefetch(t->from_address);
+        __builtin_prefetch(t->to_address);
+        __builtin_prefetch(t->input);
+    }
+}
+
+static void prefetch_log(const bp_block *b, size_t i)
+{
+    if (i + AHEAD < b->log_count) {
+        const bp_log *l = &b->logs[i + AHEAD];
+        __builtin_prefetch(l->address);
+        __builtin_prefetch(l->data);
+        __builtin_prefetch(l->topics[0]);
+    }
+}
+
 static int apply_rows(bp_filesink *fs, const bp_block *b)
 {
     memo m = {{NULL, 0}, {NULL, 0}};
     int rc = block_row(fs, b);
-    for (size_t i = 0; i < b->tx_count && rc == 0; i++)
+    for (size_t i = 0; i < b->tx_count && rc == 0; i++) {
+        prefetch_tx(b, i);
         rc = tx_row(fs, &b->txs[i], &m);
+    }
     if (!b->has_receipts)
         return rc;
     for (size_t i = 0; i < b->tx_count && rc == 0; i++)
         if (b->txs[i].has_receipt)
             rc = receipt_row(fs, &b->txs[i], &m);
-    for (size_t i = 0; i < b->log_count && rc == 0; i++)
+    for (size_t i = 0; i < b->log_count && rc == 0; i++) {
+        prefetch_log(b, i);
         rc = log_row(fs, b, &b->logs[i], &m);
+    }
     return rc;
 }
 
