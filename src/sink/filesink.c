@@ -363,25 +363,40 @@ int bp_filesink_open(bp_sink **out, const char *dir, const char *const *names, s
 
 bp_buf *bp_filesink_buf(bp_filesink *fs, size_t i)
 {
-    return &fs->files[i].buf;
+    bp_filesink_file *file = &fs->files[i];
+    if (file->buf.len >= BP_FILESINK_SPILL && fs->spill_errno == 0) {
+        if (write_all(file->fd, file->buf.data, file->buf.len) != 0) {
+            fs->spill_errno = errno;
+            fs->spill_file = i;
+        } else {
+            file->spilled += file->buf.len;
+            bp_buf_reset(&file->buf);
+        }
+    }
+    return &file->buf;
 }
 
 bool bp_filesink_is_empty(const bp_filesink *fs, size_t i)
 {
-    return fs->files[i].size == 0 && fs->files[i].buf.len == 0;
+    const bp_filesink_file *file = &fs->files[i];
+    return file->size == 0 && file->spilled == 0 && file->buf.len == 0;
 }
 
 /* Appends every buffer to its file and fsyncs the files written; sizes[] get the new sizes. */
 static int append_all(bp_filesink *fs, uint64_t *sizes, bp_error *err)
 {
+    if (fs->spill_errno != 0) {
+        errno = fs->spill_errno;
+        return io_error(err, fs, fs->files[fs->spill_file].name, "cannot append");
+    }
     for (size_t i = 0; i < fs->nfiles; i++) {
         bp_filesink_file *file = &fs->files[i];
-        sizes[i] = file->size + file->buf.len;
+        sizes[i] = file->size + file->spilled + file->buf.len;
         if (file->buf.len > 0 && write_all(file->fd, file->buf.data, file->buf.len) != 0)
             return io_error(err, fs, file->name, "cannot append");
     }
     for (size_t i = 0; i < fs->nfiles; i++)
-        if (fs->files[i].buf.len > 0 && fdatasync(fs->files[i].fd) != 0)
+        if (sizes[i] > fs->files[i].size && fdatasync(fs->files[i].fd) != 0)
             return io_error(err, fs, fs->files[i].name, "cannot fsync");
     return 0;
 }
@@ -448,8 +463,13 @@ int bp_filesink_write(bp_sink *s, const bp_batch *batch, bp_error *err)
     int rc = fs->format(fs, batch, err);
     if (rc == 0)
         rc = commit(fs, batch, err);
-    for (size_t i = 0; i < fs->nfiles; i++)
+    else
+        undo_append(fs); /* rows spilled before the failure */
+    for (size_t i = 0; i < fs->nfiles; i++) {
         bp_buf_reset(&fs->files[i].buf);
+        fs->files[i].spilled = 0;
+    }
+    fs->spill_errno = 0;
     return rc;
 }
 

@@ -36,8 +36,9 @@ typedef int (*bp_filesink_format_fn)(bp_filesink *fs, const bp_batch *batch, bp_
 typedef struct bp_filesink_file {
     const char *name; /* static */
     int fd;
-    uint64_t size; /* bytes covered by checkpoint.json */
-    bp_buf buf;    /* rows of the batch being written */
+    uint64_t size;    /* bytes covered by checkpoint.json */
+    uint64_t spilled; /* bytes of this batch already appended (see bp_filesink_buf) */
+    bp_buf buf;       /* rows of the batch not appended yet */
 } bp_filesink_file;
 
 /* The last blocks applied, kept in checkpoint.json ("recent") so that a restart can rebuild
@@ -61,6 +62,8 @@ struct bp_filesink {
     bp_filesink_file files[BP_FILESINK_MAX_FILES];
     bp_filesink_chain *chains;
     size_t nchains;
+    int spill_errno; /* a failed early append: the batch fails at commit */
+    size_t spill_file;
 };
 
 /* Opens (creating if missing) directory dir holding the files names[0..n) (static strings).
@@ -68,7 +71,11 @@ struct bp_filesink {
  * (foreign files) or BP_ENOMEM. */
 int bp_filesink_open(bp_sink **out, const char *dir, const char *const *names, size_t n,
                      bp_filesink_format_fn format, bp_error *err);
-/* The buffer of file i for this batch. */
+/* The buffer of file i for this batch. Once it holds BP_FILESINK_SPILL bytes they are
+ * appended to the file first (not yet covered by checkpoint.json, as the rest of the batch):
+ * the kernel copies them while they are still in the CPU cache, and a batch needs no buffer
+ * of its own size. Call it once per row. */
+#define BP_FILESINK_SPILL (256u << 10)
 bp_buf *bp_filesink_buf(bp_filesink *fs, size_t i);
 /* True when file i has no byte yet, written or buffered: its header goes first. */
 bool bp_filesink_is_empty(const bp_filesink *fs, size_t i);

@@ -1,6 +1,7 @@
 /* test_sink_files.c - the etl-csv and jsonl outputs: exact ethereum-etl lines (hand-built
  * blocks and the conformance answers), lazy headers, reverts, checkpoint.json and
  * truncate-on-reopen, JSON lines with exact big numbers. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "chain/decode.h"
+#include "sink/filesink.h"
 #include "sink/format.h"
 #include "sink_fixture.h"
 
@@ -362,6 +364,112 @@ static void test_refuses_foreign_or_lost_data(void **state)
     fclose(fp);
     assert_int_equal(bp_sink_etlcsv_ops.open(&s, sub, &err), BP_EPARSE);
     assert_non_null(strstr(err.msg, "checkpoint.json"));
+}
+
+/* ---- batches larger than a buffer (filesink.h: BP_FILESINK_SPILL) ----------------------- */
+
+#define BIG_BATCH 500 /* fixture blocks: > 2 x BP_FILESINK_SPILL of transactions.csv */
+
+static bp_block **big_blocks(void)
+{
+    bp_block **b = calloc(BIG_BATCH, sizeof(*b));
+    assert_non_null(b);
+    for (size_t i = 0; i < BIG_BATCH; i++)
+        assert_non_null(b[i] = fx_block(i + 1, 0, true, true));
+    return b;
+}
+
+static void free_blocks(bp_block **b)
+{
+    for (size_t i = 0; i < BIG_BATCH; i++)
+        bp_block_free(b[i]);
+    free(b);
+}
+
+static int write_big(bp_sink *s, bp_block **b, bp_error *err)
+{
+    bp_event ev[BIG_BATCH];
+    for (size_t i = 0; i < BIG_BATCH; i++)
+        ev[i] = (bp_event){BP_EVENT_APPLY, b[i]};
+    bp_batch batch = {.chain = "main", .events = ev, .count = BIG_BATCH};
+    batch.checkpoint = fx_cp(BIG_BATCH, 0);
+    return s->ops->write(s, &batch, err);
+}
+
+/* Rows appended early in a big batch land exactly where the same rows one batch per block
+ * land, and checkpoint.json covers all of them. */
+static void test_big_batch_same_bytes(void **state)
+{
+    fixture *f = *state;
+    static const char *const names[] = {"blocks.csv", "transactions.csv", "receipts.csv",
+                                        "logs.csv", "checkpoint.json"};
+    char one[128], big[128];
+    snprintf(one, sizeof(one), "%s/one", f->dir);
+    snprintf(big, sizeof(big), "%s/big", f->dir);
+    bp_block **b = big_blocks();
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, one);
+    for (size_t i = 0; i < BIG_BATCH; i++)
+        apply_one(s, "main", b[i]);
+    bp_sink_close(s);
+    s = open_sink(&bp_sink_etlcsv_ops, big);
+    bp_error err = {0};
+    assert_int_equal(write_big(s, b, &err), 0);
+    bp_sink_close(s);
+    free_blocks(b);
+    assert_true(file_size(big, "transactions.csv") > 2 * (long)BP_FILESINK_SPILL);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char *want = slurp_in(one, names[i]);
+        assert_non_null(want);
+        assert_file(big, names[i], want);
+        free(want);
+    }
+    /* Reopening finds nothing past the recorded sizes to cut. */
+    long size = file_size(big, "transactions.csv");
+    s = open_sink(&bp_sink_etlcsv_ops, big);
+    bp_sink_close(s);
+    assert_int_equal(file_size(big, "transactions.csv"), size);
+}
+
+/* An early append that fails fails the batch at commit, and every file goes back to what
+ * checkpoint.json covers (the rows other files had already appended included). */
+static void test_big_batch_append_fails(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    bp_block *first = fx_block(BIG_BATCH + 1, 0, true, true);
+    apply_one(s, "main", first);
+    long blocks = file_size(f->dir, "blocks.csv"), logs = file_size(f->dir, "logs.csv");
+    bp_filesink *fs = (bp_filesink *)s;
+    size_t txs = 0;
+    while (strcmp(fs->files[txs].name, "transactions.csv") != 0)
+        txs++;
+    int fd = fs->files[txs].fd;
+    fs->files[txs].fd = open("/dev/null", O_RDONLY); /* write() fails with EBADF */
+    assert_true(fs->files[txs].fd >= 0);
+    bp_block **b = big_blocks();
+    bp_error err = {0};
+    assert_int_equal(write_big(s, b, &err), BP_EIO);
+    assert_non_null(strstr(err.msg, "transactions.csv: cannot append"));
+    close(fs->files[txs].fd);
+    fs->files[txs].fd = fd;
+    assert_int_equal(file_size(f->dir, "blocks.csv"), blocks);
+    assert_int_equal(file_size(f->dir, "logs.csv"), logs);
+    bp_checkpoint cp;
+    assert_int_equal(s->ops->checkpoint(s, "main", &cp, &err), 0);
+    assert_int_equal(cp.number, BIG_BATCH + 1);
+    /* The next batch goes on from the clean end. */
+    assert_int_equal(write_big(s, b, &err), 0);
+    bp_sink_close(s);
+    free_blocks(b);
+    bp_block_free(first);
+    char *text = slurp_in(f->dir, "blocks.csv");
+    char want[160];
+    snprintf(want, sizeof(want), "\n%d,%s,", BIG_BATCH + 1, H(0xb0, BIG_BATCH + 1));
+    char *at = strstr(text, want);
+    assert_non_null(at);
+    snprintf(want, sizeof(want), "\n1,%s,", H(0xb0, 1));
+    assert_non_null(strstr(at + 1, want));
+    free(text);
 }
 
 /* ---- cell formatting (format.h) ---------------------------------------------------------- */
@@ -851,6 +959,8 @@ int main(void)
         T(test_fmt_numbers),
         T(test_fmt_csv_cells),
         T(test_csv_odd_cells),
+        T(test_big_batch_same_bytes),
+        T(test_big_batch_append_fails),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
