@@ -1,9 +1,10 @@
 /* filesink.h - the shared core of the file outputs (etl-csv, jsonl): a directory of
- * append-only files, one buffer per file per batch, and an atomic DIR/checkpoint.json.
+ * append-only files, one buffer per file, and an atomic DIR/checkpoint.json.
  *
  * Exactly once, resumable: write() formats the batch into the buffers (one format callback
- * per backend), appends each buffer with one write(), fsyncs the files, then replaces
- * DIR/checkpoint.json (tmp + fsync + rename + fsync of the directory):
+ * per backend), appends them to the files (every BP_FILESINK_SPILL bytes while formatting,
+ * the rest at the end), fsyncs the files, then replaces DIR/checkpoint.json (tmp + fsync +
+ * rename + fsync of the directory):
  *
  *   {"version":1,"chains":{"mainnet":{"number":17173050,"hash":"0x.."}},
  *    "sizes":{"blocks.csv":123,"transactions.csv":0,...}}
