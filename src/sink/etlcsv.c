@@ -170,7 +170,8 @@ static char *put_opt(char *p, bp_opt_u64 v)
     return v.set ? bp_put_u64(p, v.v) : p;
 }
 
-/* Room for a row: cells * (comma + widest number) over-counts text cells by a little. */
+/* Room for a row of `cells` cells (`qtys` of them quantities) besides its texts' bytes:
+ * a comma and the widest u64 per cell, the widest quantity per quantity, the newline. */
 #define ROW_ROOM(cells, qtys) ((cells) * (1 + BP_PUT_U64_MAX) + (qtys)*BP_PUT_QTY_MAX + 1)
 
 typedef struct memo {
@@ -253,7 +254,7 @@ static int log_row(bp_filesink *fs, const bp_block *b, const bp_log *l, memo *m)
     cell th = text_memo(&m->tx_hash, l->transaction_hash), bh = text_memo(&m->block_hash, b->hash);
     cell addr = text(l->address), data = text(l->data), topics[4];
     unsigned nt = l->topic_count < 4 ? l->topic_count : 4;
-    size_t room = th.n + bh.n + addr.n + data.n + ROW_ROOM(7, 0) + 2 + 4;
+    size_t room = th.n + bh.n + addr.n + data.n + ROW_ROOM(8, 0) + 2 + 3; /* quotes, commas */
     for (unsigned k = 0; k < nt; k++) {
         topics[k] = text(l->topics[k]);
         room += topics[k].n;
