@@ -516,8 +516,7 @@ static int mismatch(pipeline *p, bp_slot *s, bp_error *err)
     bp_error_set(&stale, BP_EPARSE,
                  "block %" PRIu64 ": stale answer (parent %.66s is not the canonical %.66s)", n,
                  s->block->parent_hash, tip->hash);
-    bp_block_free(s->block);
-    s->block = NULL;
+    bp_reorder_discard(&p->rb, s);
     fetch_failed(p, n, BP_EPARSE, &stale, s->served_ep, s);
     return 0;
 }

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/arena.h"
+
 int bp_reorder_init(bp_reorder *r, size_t cap, uint64_t base)
 {
     memset(r, 0, sizeof(*r));
@@ -50,8 +52,24 @@ bool bp_reorder_put(bp_reorder *r, uint64_t n, uint32_t epoch, bp_block *b)
         return false;
     }
     s->block = b;
+    s->bytes = bp_arena_used(b->arena);
+    r->parked_bytes += s->bytes;
     bp_reorder_set_state(r, s, BP_SLOT_DONE);
     return true;
+}
+
+/* Lets go of the slot's block (freed or handed out) and its bytes. */
+static void unpark(bp_reorder *r, bp_slot *s)
+{
+    r->parked_bytes -= s->bytes;
+    s->bytes = 0;
+    s->block = NULL;
+}
+
+void bp_reorder_discard(bp_reorder *r, bp_slot *s)
+{
+    bp_block_free(s->block);
+    unpark(r, s);
 }
 
 bp_block *bp_reorder_take(bp_reorder *r)
@@ -60,7 +78,7 @@ bp_block *bp_reorder_take(bp_reorder *r)
     if (s->state != BP_SLOT_DONE)
         return NULL;
     bp_block *b = s->block;
-    s->block = NULL;
+    unpark(r, s);
     s->attempts = 0;
     s->last_ep = s->served_ep = -1;
     s->last_error[0] = '\0';
@@ -74,8 +92,7 @@ void bp_reorder_reset_from(bp_reorder *r, uint64_t n)
 {
     for (size_t i = 0; i < r->cap; i++) {
         bp_slot *s = &r->slots[i];
-        bp_block_free(s->block);
-        s->block = NULL;
+        bp_reorder_discard(r, s);
         s->attempts = 0;
         s->last_ep = s->served_ep = -1;
         s->retry_at_ms = 0;

@@ -6,7 +6,8 @@
  *   EMPTY -> PENDING (queued) -> FETCHING -> DONE (block parked) -> taken (EMPTY, base+1)
  *                                         -> RETRY (waiting for its backoff) -> PENDING
  *                                         -> FAILED (max retries; still retried, slowly)
- * The window's size caps memory: nothing beyond base + cap is ever fetched.
+ * The window's size caps the numbers in play: nothing beyond base + cap is ever fetched;
+ * parked_bytes (the decoded size of the DONE blocks) lets the scheduler cap their memory.
  * Owned by the coordinator thread only. */
 #ifndef BP_CORE_REORDER_H
 #define BP_CORE_REORDER_H
@@ -35,6 +36,7 @@ typedef struct bp_slot {
     int served_ep;        /* endpoint that served the parked block (-1: none) */
     int64_t retry_at_ms;  /* monotonic ms when RETRY/FAILED may be queued again */
     bp_block *block;      /* owned while DONE */
+    size_t bytes;         /* decoded size of block (counted in parked_bytes) */
     char last_error[256]; /* of the last failed attempt */
 } bp_slot;
 
@@ -43,6 +45,7 @@ typedef struct bp_reorder {
     size_t cap;
     uint64_t base;
     size_t counts[BP_SLOT_FAILED + 1]; /* slots per state, for the stats line */
+    size_t parked_bytes;               /* decoded size of the blocks in DONE slots */
 } bp_reorder;
 
 int bp_reorder_init(bp_reorder *r, size_t cap, uint64_t base);
@@ -53,6 +56,8 @@ void bp_reorder_set_state(bp_reorder *r, bp_slot *s, enum bp_slot_state state);
 /* Parks a fetched block in slot n if its epoch still matches: returns false (and frees the
  * block) when the slot was invalidated meanwhile. */
 bool bp_reorder_put(bp_reorder *r, uint64_t n, uint32_t epoch, bp_block *b);
+/* Frees the block of DONE slot s (a stale answer); the caller sets the new state. */
+void bp_reorder_discard(bp_reorder *r, bp_slot *s);
 /* Takes the block at base when DONE: returns it (caller owns) and advances base. */
 bp_block *bp_reorder_take(bp_reorder *r);
 /* Drops every slot at or above n (their blocks are freed, epochs bumped) and moves base to n

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "core/reorder.h"
+#include "util/arena.h"
 
 static bp_block *blk(uint64_t n)
 {
@@ -80,12 +81,41 @@ static void test_put_outside_window(void **state)
     bp_reorder_release(&r);
 }
 
+/* parked_bytes follows the DONE blocks through take, discard and reset (the scheduler caps
+ * memory with it). */
+static void test_parked_bytes(void **state)
+{
+    (void)state;
+    bp_reorder r;
+    assert_int_equal(bp_reorder_init(&r, 8, 10), 0);
+    size_t sizes[3];
+    for (uint64_t n = 10; n < 13; n++) {
+        fetching(&r, n);
+        bp_block *b = blk(n);
+        assert_non_null(bp_arena_alloc(b->arena, 1000 * (n - 9)));
+        sizes[n - 10] = bp_arena_used(b->arena);
+        assert_true(bp_reorder_put(&r, n, bp_reorder_slot(&r, n)->epoch, b));
+    }
+    assert_int_equal(r.parked_bytes, sizes[0] + sizes[1] + sizes[2]);
+    bp_block_free(bp_reorder_take(&r));
+    assert_int_equal(r.parked_bytes, sizes[1] + sizes[2]);
+    bp_slot *s = bp_reorder_slot(&r, 11);
+    bp_reorder_discard(&r, s);
+    bp_reorder_set_state(&r, s, BP_SLOT_RETRY);
+    assert_null(s->block);
+    assert_int_equal(r.parked_bytes, sizes[2]);
+    bp_reorder_reset_from(&r, 11);
+    assert_int_equal(r.parked_bytes, 0);
+    bp_reorder_release(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_in_order_take),
         cmocka_unit_test(test_stale_result_dropped),
         cmocka_unit_test(test_put_outside_window),
+        cmocka_unit_test(test_parked_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
