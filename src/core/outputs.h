@@ -3,8 +3,8 @@
  * Each output keeps its own checkpoint. The pipeline resumes from the lowest; an output
  * that is ahead skips the APPLY events it already has (and the REVERTs of blocks it never
  * applied), so every output sees a consistent stream for itself. Outputs are written one
- * after another from the coordinator thread: a slow output slows the pipeline (back-pressure)
- * instead of growing memory.
+ * after another from the writer thread (writer.h), one batch at a time: a slow output slows
+ * the pipeline (back-pressure) instead of growing memory.
  *
  * A write that fails with a transient error (connection, I/O, timeout) is tried again with
  * backoff (0.5, 1, 2 s). When it still fails: with keep_going false (the default) the error

@@ -18,6 +18,7 @@
 #include "core/pool.h"
 #include "core/realtime.h"
 #include "core/reorder.h"
+#include "core/writer.h"
 #include "util/arena.h"
 #include "util/log.h"
 
@@ -43,7 +44,8 @@ struct pipeline {
 
     bp_reorder rb;
     bp_canon canon;
-    bp_outputs out;
+    bp_outputs out; /* the writer thread's while it runs (see writer.h) */
+    bp_writer writer;
     uint64_t next_fetch;
 
     bool have_head;
@@ -52,7 +54,8 @@ struct pipeline {
     bp_realtime rt;
     bool rt_started;
 
-    /* the batch being built: events and the blocks they point to (owned) */
+    /* the batch being built: events and the blocks they point to (owned until handed to the
+     * writer) */
     bp_event *events;
     size_t nevents, cap_events;
     size_t batch_bytes; /* decoded size of the blocks in the batch */
@@ -382,10 +385,15 @@ static void free_batch(pipeline *p)
     p->nevents = 0;
 }
 
-static int flush_batch(pipeline *p, bp_error *err)
+/* Hands the batch to the writer thread unless it is still writing the previous one:
+ * returns 1 then (the batch stays; the writer wakes us when it is done), 0 when handed over
+ * (or empty), or the error of an earlier write. */
+static int hand_over(pipeline *p, bp_error *err)
 {
     if (p->nevents == 0)
-        return 0;
+        return bp_writer_error(&p->writer, err);
+    if (bp_writer_busy(&p->writer))
+        return 1;
     bp_batch batch = {
         .chain = p->chain,
         .chain_id = p->chain_id,
@@ -393,16 +401,15 @@ static int flush_batch(pipeline *p, bp_error *err)
         .count = p->nevents,
         .fetched = p->cfg->fetch,
     };
-    int rc = bp_outputs_write(&p->out, &batch, err);
-    int64_t now = now_ms();
-    for (size_t i = 0; rc == 0 && i < p->nevents; i++)
-        if (p->events[i].kind == BP_EVENT_APPLY)
-            bp_realtime_committed(&p->rt, p->events[i].block->number, now);
-    if (rc == 0)
-        bp_debug("committed %zu events up to block %" PRIu64, p->nevents,
-                 p->events[p->nevents - 1].block->number);
-    free_batch(p);
+    int rc = bp_writer_submit(&p->writer, &batch, err); /* owns the blocks from now on */
+    p->nevents = 0;
+    p->batch_bytes = 0;
     return rc;
+}
+
+static bool batch_full(const pipeline *p)
+{
+    return p->nevents >= (size_t)p->cfg->batch_size || p->batch_bytes >= BP_BATCH_MAX_BYTES;
 }
 
 static void canon_entry_of(const bp_block *b, bp_canon_entry *e)
@@ -521,9 +528,19 @@ static int mismatch(pipeline *p, bp_slot *s, bp_error *err)
     return 0;
 }
 
+/* Moves the complete prefix of the window into the batch, handing full batches to the
+ * writer. While the writer is still busy with the previous batch the blocks stay in the
+ * window, so fetching goes on until the window is full (back-pressure, bounded memory). */
 static int commit_ready(pipeline *p, bp_error *err)
 {
     for (;;) {
+        if (batch_full(p)) {
+            int rc = hand_over(p, err);
+            if (rc < 0)
+                return rc;
+            if (rc > 0)
+                return 0;
+        }
         bp_slot *s = bp_reorder_slot(&p->rb, p->rb.base);
         if (!s || s->state != BP_SLOT_DONE)
             break;
@@ -545,17 +562,29 @@ static int commit_ready(pipeline *p, bp_error *err)
         p->txs_done += b->transaction_count;
         p->logs_done += b->log_count;
         p->batch_bytes += bp_arena_used(b->arena);
-        if (p->nevents >= (size_t)p->cfg->batch_size || p->batch_bytes >= BP_BATCH_MAX_BYTES) {
-            int rc = flush_batch(p, err);
-            if (rc != 0)
-                return rc;
-        }
     }
     uint64_t t;
     bool caught_up = !target(p, &t) || p->rb.base > t;
-    if (p->nevents && (caught_up || p->stopping || now_ms() - p->batch_started_ms >= 1000))
-        return flush_batch(p, err);
-    return 0;
+    if (p->nevents && (caught_up || p->stopping || now_ms() - p->batch_started_ms >= 1000)) {
+        int rc = hand_over(p, err);
+        return rc < 0 ? rc : 0;
+    }
+    return bp_writer_error(&p->writer, err);
+}
+
+/* Commits everything complete and waits until the writer has written it (stop, end). */
+static int commit_all(pipeline *p, bp_error *err)
+{
+    for (;;) {
+        int rc = bp_writer_wait(&p->writer, err);
+        if (rc == 0)
+            rc = commit_ready(p, err);
+        if (rc != 0)
+            return rc;
+        bp_slot *s = bp_reorder_slot(&p->rb, p->rb.base);
+        if (p->nevents == 0 && (!s || s->state != BP_SLOT_DONE))
+            return bp_writer_wait(&p->writer, err);
+    }
 }
 
 /* ---- stats -------------------------------------------------------------------------- */
@@ -579,8 +608,9 @@ static void log_stats(pipeline *p)
     if (s && (s->state == BP_SLOT_RETRY || s->state == BP_SLOT_FAILED))
         snprintf(waiting, sizeof(waiting), " waiting_on=%" PRIu64 " (%.250s)", p->rb.base,
                  s->last_error);
-    else if (p->out.failed_count)
-        snprintf(waiting, sizeof(waiting), " outputs_set_aside=%zu", p->out.failed_count);
+    else if (bp_writer_set_aside(&p->writer))
+        snprintf(waiting, sizeof(waiting), " outputs_set_aside=%zu",
+                 bp_writer_set_aside(&p->writer));
     bp_info("stats head=%" PRIu64 " indexed=%" PRIu64 " lag=%" PRIu64 " pending=%zu "
             "processing=%zu done=%" PRIu64 " failed=%zu blocks/s=%.1f tx/s=%.1f workers=%d "
             "reorgs=%" PRIu64 "%s",
@@ -741,6 +771,23 @@ static int start_realtime(pipeline *p, bp_error *err)
     return bp_realtime_start(&p->rt, &rc, err);
 }
 
+static void block_committed(void *ctx, uint64_t number, int64_t now)
+{
+    bp_realtime_committed(&((pipeline *)ctx)->rt, number, now);
+}
+
+/* Last: from here on the outputs are the writer thread's (the start-up above read them). */
+static int start_writer(pipeline *p, bp_error *err)
+{
+    bp_writer_config wc = {
+        .out = &p->out,
+        .committed = block_committed,
+        .written = wake_coordinator, /* a full batch may be waiting for the writer */
+        .ctx = p,
+    };
+    return bp_writer_start(&p->writer, &wc, err);
+}
+
 static int setup(pipeline *p, uint64_t *start, bp_error *err)
 {
     const bp_pipeline_config *c = p->cfg;
@@ -769,7 +816,9 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     p->next_fetch = *start;
     rc = start_workers(p, window, err);
-    return rc ? rc : start_realtime(p, err);
+    if (rc == 0)
+        rc = start_realtime(p, err);
+    return rc ? rc : start_writer(p, err);
 }
 
 /* ---- main loop ---------------------------------------------------------------------- */
@@ -843,10 +892,8 @@ static int shutdown_pipeline(pipeline *p, bp_error *err)
     }
     while (p->inflight > 0)
         drain_results(p, 100);
-    int rc = commit_ready(p, err);
-    if (rc == 0)
-        rc = flush_batch(p, err);
-    if (rc == 0)
+    int rc = commit_all(p, err);
+    if (rc == 0) /* the writer is idle: the outputs may be touched here */
         rc = bp_outputs_flush(&p->out, err);
     return rc;
 }
@@ -886,7 +933,8 @@ static void fill_report(pipeline *p, bp_pipeline_report *r)
 
 static void release(pipeline *p)
 {
-    p->abort_fetch = 1; /* an error exit must not wait for requests still in flight */
+    p->abort_fetch = 1;         /* an error exit must not wait for requests still in flight */
+    bp_writer_stop(&p->writer); /* first: it writes what it was handed (a complete prefix) */
     if (p->cfg->report)
         fill_report(p, p->cfg->report);
     if (p->rt_started)

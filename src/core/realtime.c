@@ -106,20 +106,28 @@ void bp_realtime_seen(bp_realtime *rt, uint64_t number, int64_t seen_ms, bool ha
     if (have_prev && number > prev + 1)
         rt->gaps_filled += number - prev - 1;
     size_t i = number % BP_RT_SEEN;
+    pthread_mutex_lock(&rt->lock); /* committed() runs on the writer thread */
     if (rt->seen[i].number != number || rt->seen[i].seen_ms == 0) {
         rt->seen[i].number = number;
         rt->seen[i].seen_ms = seen_ms;
     }
+    pthread_mutex_unlock(&rt->lock);
 }
 
 void bp_realtime_committed(bp_realtime *rt, uint64_t number, int64_t now_ms)
 {
     size_t i = number % BP_RT_SEEN;
-    if (rt->seen[i].number != number || rt->seen[i].seen_ms == 0)
+    pthread_mutex_lock(&rt->lock);
+    int64_t seen_ms = 0;
+    if (rt->seen[i].number == number) {
+        seen_ms = rt->seen[i].seen_ms;
+        rt->seen[i].seen_ms = 0; /* count each block once, even if reorged and re-applied */
+    }
+    pthread_mutex_unlock(&rt->lock);
+    if (seen_ms == 0)
         return; /* a block from history: never announced, no latency to speak of */
-    int64_t us = (now_ms - rt->seen[i].seen_ms) * 1000;
+    int64_t us = (now_ms - seen_ms) * 1000;
     bp_hist_add(&rt->latency_us, us > 0 ? (uint64_t)us : 0);
-    rt->seen[i].seen_ms = 0; /* count each block once, even if reorged and re-applied */
 }
 
 static void format_ws(bp_realtime *rt, bp_buf *out)

@@ -34,7 +34,7 @@ typedef struct bp_realtime {
     void (*wake)(void *ctx);
     void *wake_ctx;
 
-    pthread_mutex_t lock; /* guards pending */
+    pthread_mutex_t lock; /* guards pending and seen (the writer thread reports commits) */
     bp_ws_head pending[BP_RT_PENDING];
     size_t pending_head, pending_len;
     uint64_t pending_dropped;
@@ -67,7 +67,7 @@ bool bp_realtime_use_ws(bp_realtime *rt);
  * before it: a jump of more than one counts the numbers in between as gaps to fill. */
 void bp_realtime_seen(bp_realtime *rt, uint64_t number, int64_t seen_ms, bool have_prev,
                       uint64_t prev);
-/* Block number was committed by every output at now_ms. */
+/* Block number was committed by every output at now_ms (any thread). */
 void bp_realtime_committed(bp_realtime *rt, uint64_t number, int64_t now_ms);
 /* "realtime mode=websocket ws=subscribed ..." for the stats log. */
 void bp_realtime_format(bp_realtime *rt, bp_buf *out);

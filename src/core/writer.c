@@ -1,0 +1,173 @@
+/* writer.c - the output writer thread (one batch in flight, written in order). */
+#include "core/writer.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/log.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void free_events(bp_event *events, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        bp_block_free((bp_block *)events[i].block);
+}
+
+/* Writes the batch in flight (outside the lock: the coordinator goes on meanwhile). Only
+ * this thread sets w->rc, so reading it here needs no lock. */
+static int write_batch(bp_writer *w, bp_error *err)
+{
+    const bp_batch *b = &w->batch;
+    if (w->rc != 0)
+        return 0; /* after a failure nothing more is written: it would leave a gap */
+    int rc = bp_outputs_write(w->cfg.out, b, err);
+    if (rc != 0)
+        return rc;
+    int64_t now = now_ms();
+    for (size_t i = 0; w->cfg.committed && i < b->count; i++)
+        if (b->events[i].kind == BP_EVENT_APPLY)
+            w->cfg.committed(w->cfg.ctx, b->events[i].block->number, now);
+    bp_debug("committed %zu events up to block %" PRIu64, b->count,
+             b->events[b->count - 1].block->number);
+    return 0;
+}
+
+static void *writer_main(void *arg)
+{
+    bp_writer *w = arg;
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        while (!w->busy && !w->closing)
+            pthread_cond_wait(&w->cv, &w->lock);
+        if (!w->busy)
+            break; /* closing with nothing left */
+        pthread_mutex_unlock(&w->lock);
+        bp_error e = {0};
+        int rc = write_batch(w, &e);
+        free_events(w->events, w->batch.count);
+        size_t set_aside = w->cfg.out->failed_count;
+        pthread_mutex_lock(&w->lock);
+        if (rc != 0 && w->rc == 0) {
+            w->rc = rc;
+            w->err = e;
+        }
+        w->set_aside = set_aside;
+        w->batch.count = 0;
+        w->busy = false;
+        pthread_cond_broadcast(&w->cv);
+        if (w->cfg.written) {
+            pthread_mutex_unlock(&w->lock);
+            w->cfg.written(w->cfg.ctx);
+            pthread_mutex_lock(&w->lock);
+        }
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int bp_writer_start(bp_writer *w, const bp_writer_config *cfg, bp_error *err)
+{
+    memset(w, 0, sizeof(*w));
+    w->cfg = *cfg;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->cv, NULL);
+    if (pthread_create(&w->tid, NULL, writer_main, w) != 0)
+        return bp_error_set(err, BP_ENOMEM, "cannot start the output writer thread");
+    w->started = true;
+    return 0;
+}
+
+bool bp_writer_busy(bp_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    bool busy = w->busy;
+    pthread_mutex_unlock(&w->lock);
+    return busy;
+}
+
+static int sticky(bp_writer *w, bp_error *err)
+{
+    if (w->rc != 0 && err)
+        *err = w->err;
+    return w->rc;
+}
+
+int bp_writer_submit(bp_writer *w, const bp_batch *b, bp_error *err)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->busy) /* callers look first; this only keeps one batch in flight regardless */
+        pthread_cond_wait(&w->cv, &w->lock);
+    int rc = sticky(w, err);
+    if (rc == 0 && b->count > w->cap) {
+        bp_event *ev = realloc(w->events, b->count * sizeof(*ev));
+        if (!ev)
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+        else {
+            w->events = ev;
+            w->cap = b->count;
+        }
+    }
+    if (rc != 0) {
+        pthread_mutex_unlock(&w->lock);
+        free_events((bp_event *)b->events, b->count);
+        return rc;
+    }
+    memcpy(w->events, b->events, b->count * sizeof(*w->events));
+    w->batch = *b;
+    w->batch.events = w->events;
+    w->busy = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+int bp_writer_wait(bp_writer *w, bp_error *err)
+{
+    pthread_mutex_lock(&w->lock);
+    while (w->busy)
+        pthread_cond_wait(&w->cv, &w->lock);
+    int rc = sticky(w, err);
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+int bp_writer_error(bp_writer *w, bp_error *err)
+{
+    pthread_mutex_lock(&w->lock);
+    int rc = sticky(w, err);
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+size_t bp_writer_set_aside(bp_writer *w)
+{
+    pthread_mutex_lock(&w->lock);
+    size_t n = w->set_aside;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
+void bp_writer_stop(bp_writer *w)
+{
+    if (!w->cfg.out)
+        return; /* never started */
+    if (w->started) {
+        pthread_mutex_lock(&w->lock);
+        w->closing = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->tid, NULL);
+    }
+    pthread_mutex_destroy(&w->lock);
+    pthread_cond_destroy(&w->cv);
+    free(w->events);
+    memset(w, 0, sizeof(*w));
+}
