@@ -1,5 +1,7 @@
 /* fuzz_rpc_block.c - libFuzzer target: a batch answer [block, receipts] through the decoder,
- * copying and zero-copy (parsed in place, the block adopting the body): both must agree. */
+ * copying, zero-copy (parsed in place, the block adopting the body) and streamed (parsed in
+ * 7-byte pieces with transactions and receipts decoded as they arrive, as fetch does): all
+ * three must agree. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 
 #include "blockpipe/model.h"
 #include "chain/decode.h"
+#include "chain/json.h"
 #include "util/arena.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -16,7 +19,7 @@ enum { REFUSED = 1 };
 
 static void differ(const char *what, const char *a, const char *b)
 {
-    fprintf(stderr, "copying and zero-copy decoding differ: %s: %.200s | %.200s\n", what,
+    fprintf(stderr, "copying and zero-copy/streamed decoding differ: %s: %.200s | %.200s\n", what,
             a ? a : "(null)", b ? b : "(null)");
     abort();
 }
@@ -89,6 +92,43 @@ static void zero_copy(const uint8_t *data, size_t size, const bp_block *want, in
     bp_block_free(b);
 }
 
+/* The streamed path, with fetch's routing; the envelope's refusal must match too. */
+static void streamed(const uint8_t *data, size_t size, const bp_block *want, int want_rc,
+                     const bp_error *want_err)
+{
+    bp_block_stream bs;
+    bp_stream_route sr = {.bs = &bs, .count = 1, .per = 2};
+    bp_block *b = bp_block_new();
+    bp_json_stream *s = b ? bp_json_stream_new(&bp_stream_route_ops, &sr) : NULL;
+    yajl_val root = NULL, results[2], errors[2];
+    bp_error err;
+    bp_block_stream_init(&bs, b);
+    if (!s)
+        goto out;
+    for (size_t off = 0; off < size; off += 7)
+        if (bp_json_stream_feed(s, (const char *)data + off, size - off < 7 ? size - off : 7))
+            break;
+    root = bp_json_stream_finish(s, NULL, 0);
+    int rc = root ? bp_decode_rpc_tree(root, 2, results, errors, &err) : REFUSED;
+    if ((rc == 0) != (want_rc != REFUSED))
+        differ("streamed envelope", rc ? "refused" : "ok", want_rc == REFUSED ? "refused" : "ok");
+    if (rc == 0)
+        rc = bp_decode_block_streamed(results[0], true, &bs, &err);
+    if (rc == 0 && results[1])
+        rc = bp_decode_receipts_streamed(results[1], &bs, &err);
+    bp_block_stream_release(&bs);
+    if (want_rc != REFUSED && rc != want_rc)
+        differ("streamed result", err.msg, want_err->msg);
+    if (want_rc < 0)
+        same_str("streamed error message", want_err->msg, err.msg);
+    if (want_rc == 0)
+        same_block(want, b);
+out:
+    bp_json_stream_free(s);
+    bp_json_free(root);
+    bp_block_free(b);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* The RPC layer hands over NUL-terminated bodies; mimic that exactly. */
@@ -110,6 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (b)
         zero_copy(data, size, b, rc, &err);
+    if (b)
+        streamed(data, size, b, rc, &err);
     bp_block_free(b);
     free(body);
     return 0;

@@ -16,9 +16,6 @@
 #include "util/log.h"
 
 #define BP_FETCH_DEFAULT_RECEIPT_BATCH 100
-/* Huge blocks come one per request (the pool keeps answers near 4 MiB); past this size the
- * block and its receipts come in two requests so only one answer's tree is alive at a time. */
-#define BP_FETCH_DEFAULT_SPLIT_BYTES ((size_t)32 << 20)
 
 /* What one fetch asks for: the block by number or by hash. */
 typedef struct fetch_target {
@@ -76,7 +73,6 @@ void bp_fetch_shared_init(bp_fetch_shared *s, unsigned what)
     atomic_init(&s->no_block_receipts, 0);
     s->what = what | BP_FETCH_BLOCKS;
     s->receipt_batch = BP_FETCH_DEFAULT_RECEIPT_BATCH;
-    s->split_bytes = BP_FETCH_DEFAULT_SPLIT_BYTES;
 }
 
 static bool wants_receipts(const bp_fetch_shared *s)
@@ -139,49 +135,10 @@ static int check_identity(const fetch_target *t, const bp_block *b, bp_error *er
     return 0;
 }
 
-/* One answer body parsed in place, shared by the blocks decoded from it (a range answer
- * holds several): the fetch and each block's arena hold a reference, the last drop frees it.
- * Blocks are freed on other threads, hence the atomic count. */
-typedef struct shared_body {
-    atomic_size_t refs;
-    bp_body body;
-} shared_body;
-
-static void body_unref(void *p)
-{
-    shared_body *sb = p;
-    if (sb && atomic_fetch_sub_explicit(&sb->refs, 1, memory_order_acq_rel) == 1) {
-        free(sb->body.data);
-        free(sb);
-    }
-}
-
-/* The rpc's last answer (the text of the in-place tree) with one reference, the caller's. */
-static shared_body *take_body(bp_rpc *rpc, const char *label, bp_error *err)
-{
-    shared_body *sb = malloc(sizeof(*sb));
-    if (sb && bp_rpc_take_body(rpc, &sb->body.data, &sb->body.len) == 0) {
-        atomic_init(&sb->refs, 1);
-        return sb;
-    }
-    free(sb);
-    bp_error_set(err, BP_ENOMEM, "%s: out of memory", label);
-    return NULL;
-}
-
-/* b keeps the body alive; bytes is b's share of it in memory accounting. */
-static int share_body(shared_body *sb, bp_block *b, size_t bytes, const char *label, bp_error *err)
-{
-    atomic_fetch_add_explicit(&sb->refs, 1, memory_order_relaxed);
-    if (bp_arena_adopt_fn(b->arena, sb, bytes, body_unref) == 0)
-        return 0;
-    atomic_fetch_sub_explicit(&sb->refs, 1, memory_order_relaxed); /* the caller's stays */
-    return bp_error_set(err, BP_ENOMEM, "%s: out of memory", label);
-}
-
 static int decode_block_answer(const fetch_target *t, yajl_val result, yajl_val error, bool full,
-                               const bp_body *body, bp_block *b, bp_error *err)
+                               bp_block_stream *bs, bp_error *err)
 {
+    bp_block *b = bs->b;
     int rc;
     if (error) {
         bp_decode_rpc_error(error, t->block_method, err);
@@ -190,7 +147,7 @@ static int decode_block_answer(const fetch_target *t, yajl_val result, yajl_val 
     if (!result || YAJL_IS_NULL(result))
         return bp_error_set(err, BP_ENOTFOUND, "%s: not found (the node has no such block yet)",
                             t->label);
-    rc = bp_decode_block_in(result, full, body, b, err);
+    rc = bp_decode_block_streamed(result, full, bs, err);
     if (rc != 0)
         return bp_error_prefix(err, "%s: ", t->label);
     return check_identity(t, b, err);
@@ -323,7 +280,7 @@ out:
 /* The eth_getBlockReceipts half of the batch: receipts merged, or *need_fallback when the
  * node does not have the method. */
 static int take_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
-                               yajl_val result, yajl_val error, const bp_body *body, bp_block *b,
+                               yajl_val result, yajl_val error, bp_block_stream *bs,
                                bool *need_fallback, bp_error *err)
 {
     if (error && is_method_missing(error)) {
@@ -337,7 +294,7 @@ static int take_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch
     }
     if (!result || YAJL_IS_NULL(result))
         return bp_error_set(err, BP_ENOTFOUND, "%s: receipts not available yet", t->label);
-    int rc = bp_decode_block_receipts_in(result, body, b, err);
+    int rc = bp_decode_receipts_streamed(result, bs, err);
     if (rc != 0)
         bp_error_prefix(err, "%s: ", t->label);
     return rc;
@@ -356,110 +313,62 @@ static int build_block_request(bp_buf *req, const fetch_target *t, bool full, bo
     return rc;
 }
 
-/* The block and (when wanted and available) eth_getBlockReceipts in one HTTP round trip, or
- * the block alone when split (the receipts follow in their own request). *need_fallback is
- * set when receipts must still come from eth_getTransactionReceipt. */
+/* The block and (when wanted and available) eth_getBlockReceipts in one HTTP round trip,
+ * decoded while it is received. *need_fallback is set when receipts must still come from
+ * eth_getTransactionReceipt. */
 static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
-                             bool split, bp_block *b, bool *need_fallback, bp_error *err)
+                             bp_block_stream *bs, bool *need_fallback, bp_error *err)
 {
     bool full = wants_full_txs(shared);
-    bool with_receipts =
-        wants_receipts(shared) && !split && !atomic_load(&shared->no_block_receipts);
+    bool with_receipts = wants_receipts(shared) && !atomic_load(&shared->no_block_receipts);
     yajl_val root = NULL, results[2] = {NULL, NULL}, errors[2] = {NULL, NULL};
-    shared_body *sb = NULL;
+    bp_stream_route sr = {.bs = bs, .count = 1, .per = with_receipts ? 2 : 1};
     bp_buf req;
     bp_buf_init(&req, 0);
-    *need_fallback = wants_receipts(shared) && !with_receipts && !split;
+    *need_fallback = wants_receipts(shared) && !with_receipts;
     int rc = build_block_request(&req, t, full, with_receipts);
     if (rc != 0) {
         bp_error_set(err, rc, "%s: out of memory building the request", t->label);
         goto out;
     }
-    rc = bp_rpc_batch_inplace(rpc, req.data, req.len, with_receipts ? 2 : 1, &root, results, errors,
-                              err);
+    rc = bp_rpc_batch_stream(rpc, req.data, req.len, sr.per, &bp_stream_route_ops, &sr, &root,
+                             results, errors, err);
     if (rc != 0) {
         bp_error_prefix(err, "%s: ", t->label);
         goto out;
     }
-    /* The tree points into the answer: out of the rpc before it is used again. */
-    sb = take_body(rpc, t->label, err);
-    if (!sb) {
-        rc = BP_ENOMEM;
-        goto out;
-    }
-    /* Some gateways refuse the whole batch for one unknown method: one shared error object. */
+    /* Some gateways refuse the whole batch for one unknown method: one shared error object
+     * (so nothing was streamed into the block). */
     if (with_receipts && errors[0] && errors[0] == errors[1] && is_method_missing(errors[0])) {
         note_no_block_receipts(rpc, shared, errors[0]);
         bp_json_free(root);
         root = NULL;
-        rc = fetch_block_batch(rpc, shared, t, split, b, need_fallback, err); /* no loop */
+        rc = fetch_block_batch(rpc, shared, t, bs, need_fallback, err); /* no loop */
         goto out;
     }
-    /* The block owns the body before it points into it. */
-    rc = share_body(sb, b, sb->body.len, t->label, err);
-    if (rc == 0)
-        rc = decode_block_answer(t, results[0], errors[0], full, &sb->body, b, err);
+    rc = decode_block_answer(t, results[0], errors[0], full, bs, err);
     if (rc == 0 && with_receipts)
-        rc = take_block_receipts(rpc, shared, t, results[1], errors[1], &sb->body, b, need_fallback,
-                                 err);
+        rc = take_block_receipts(rpc, shared, t, results[1], errors[1], bs, need_fallback, err);
 out:
     bp_json_free(root);
-    body_unref(sb);
     bp_buf_release(&req);
     return rc;
-}
-
-/* eth_getBlockReceipts alone, after the block came in its own request (split). */
-static int fetch_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
-                                bp_block *b, bool *need_fallback, bp_error *err)
-{
-    yajl_val root = NULL, result = NULL, error = NULL;
-    shared_body *sb = NULL;
-    bp_buf req;
-    bp_buf_init(&req, 0);
-    int rc = put_call(&req, 0, "eth_getBlockReceipts", t->param, "");
-    if (rc != 0) {
-        bp_error_set(err, rc, "%s: out of memory building the request", t->label);
-        goto out;
-    }
-    rc = bp_rpc_batch_inplace(rpc, req.data, req.len, 1, &root, &result, &error, err);
-    if (rc != 0) {
-        bp_error_prefix(err, "%s: eth_getBlockReceipts: ", t->label);
-        goto out;
-    }
-    sb = take_body(rpc, t->label, err);
-    rc = sb ? share_body(sb, b, sb->body.len, t->label, err) : BP_ENOMEM;
-    if (rc == 0)
-        rc = take_block_receipts(rpc, shared, t, result, error, &sb->body, b, need_fallback, err);
-out:
-    bp_json_free(root);
-    body_unref(sb);
-    bp_buf_release(&req);
-    return rc;
-}
-
-static bool split_fetch(bp_rpc *rpc, const bp_fetch_shared *shared)
-{
-    size_t limit = shared->split_bytes ? shared->split_bytes : BP_FETCH_DEFAULT_SPLIT_BYTES;
-    return wants_receipts(shared) && !atomic_load(&shared->no_block_receipts) &&
-           bp_rpc_last_bytes(rpc) > limit;
 }
 
 static int fetch_target_block(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
                               bp_block **out, bp_error *err)
 {
-    bool split = split_fetch(rpc, shared);
     bool need_fallback = false;
     bp_block *b = bp_block_new();
+    bp_block_stream bs;
     int rc = 0;
     *out = NULL;
+    bp_block_stream_init(&bs, b);
     if (!b) {
         rc = bp_error_set(err, BP_ENOMEM, "%s: out of memory", t->label);
         goto out;
     }
-    rc = fetch_block_batch(rpc, shared, t, split, b, &need_fallback, err);
-    if (rc == 0 && split)
-        rc = fetch_block_receipts(rpc, shared, t, b, &need_fallback, err);
+    rc = fetch_block_batch(rpc, shared, t, &bs, &need_fallback, err);
     if (rc == 0 && need_fallback)
         rc = fetch_receipts_one_by_one(rpc, shared, t, b, err);
     if (rc == 0) {
@@ -467,6 +376,7 @@ static int fetch_target_block(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_
         b = NULL;
     }
 out:
+    bp_block_stream_release(&bs);
     bp_block_free(b);
     return rc;
 }
@@ -524,35 +434,19 @@ static int build_range_request(bp_buf *req, uint64_t first, size_t count, bool f
 }
 
 /* Decodes block i of a range answer (and its receipts, with the fallback when needed). */
-/* What one block of a range answer needs: the shared body and its share of it. */
-typedef struct range_part {
-    shared_body *sb;
-    size_t share;
-    bool full, with_receipts;
-} range_part;
-
-static int take_range_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, const range_part *rp,
-                            yajl_val *results, yajl_val *errors, bp_block **out, bp_error *err)
+static int take_range_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, bool full,
+                            bool with_receipts, bp_block_stream *bs, yajl_val *results,
+                            yajl_val *errors, bp_error *err)
 {
     char hex[20];
     fetch_target t;
     number_target(&t, hex, n);
-    bool need_fallback = wants_receipts(shared) && !rp->with_receipts;
-    bp_block *b = bp_block_new();
-    int rc = b ? share_body(rp->sb, b, rp->share, t.label, err)
-               : bp_error_set(err, BP_ENOMEM, "%s: out of memory", t.label);
-    if (rc == 0)
-        rc = decode_block_answer(&t, results[0], errors[0], rp->full, &rp->sb->body, b, err);
-    if (rc == 0 && rp->with_receipts)
-        rc = take_block_receipts(rpc, shared, &t, results[1], errors[1], &rp->sb->body, b,
-                                 &need_fallback, err);
+    bool need_fallback = wants_receipts(shared) && !with_receipts;
+    int rc = decode_block_answer(&t, results[0], errors[0], full, bs, err);
+    if (rc == 0 && with_receipts)
+        rc = take_block_receipts(rpc, shared, &t, results[1], errors[1], bs, &need_fallback, err);
     if (rc == 0 && need_fallback)
-        rc = fetch_receipts_one_by_one(rpc, shared, &t, b, err);
-    if (rc == 0) {
-        *out = b;
-        b = NULL;
-    }
-    bp_block_free(b);
+        rc = fetch_receipts_one_by_one(rpc, shared, &t, bs->b, err);
     return rc;
 }
 
@@ -567,6 +461,28 @@ static int fail_range(uint64_t first, size_t count, int rc, const bp_error *why,
     return rc;
 }
 
+/* Every block of the range exists before the request: objects are decoded into them as the
+ * answer arrives. */
+static int range_blocks(bp_block_stream *bs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        bp_block *b = bp_block_new();
+        bp_block_stream_init(&bs[i], b);
+        if (!b)
+            return BP_ENOMEM;
+    }
+    return 0;
+}
+
+static void range_release(bp_block_stream *bs, size_t count)
+{
+    for (size_t i = 0; bs && i < count; i++) {
+        bp_block_stream_release(&bs[i]);
+        bp_block_free(bs[i].b);
+    }
+    free(bs);
+}
+
 int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t count,
                    bp_block **out, int *rcs, bp_error *errs)
 {
@@ -579,36 +495,42 @@ int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t 
     size_t per = with_receipts ? 2 : 1, n = count * per;
     yajl_val root = NULL, *results = calloc(n, sizeof(*results)),
              *errors = calloc(n, sizeof(*errors));
+    bp_block_stream *bs = calloc(count, sizeof(*bs));
+    bp_stream_route sr = {.bs = bs, .count = count, .per = per};
     bp_buf req;
     bp_error e = {0};
-    range_part rp = {.full = full, .with_receipts = with_receipts};
     int rc;
     bp_buf_init(&req, 0);
     for (size_t i = 0; i < count; i++)
         out[i] = NULL;
-    if (!results || !errors || build_range_request(&req, first, count, full, with_receipts)) {
+    if (!results || !errors || !bs || range_blocks(bs, count) ||
+        build_range_request(&req, first, count, full, with_receipts)) {
         bp_error_set(&e, BP_ENOMEM, "out of memory building the request");
         rc = fail_range(first, count, BP_ENOMEM, &e, rcs, errs);
         goto out;
     }
-    rc = bp_rpc_batch_inplace(rpc, req.data, req.len, n, &root, results, errors, &e);
-    if (rc == 0 && !(rp.sb = take_body(rpc, "answer", &e)))
-        rc = BP_ENOMEM;
+    rc = bp_rpc_batch_stream(rpc, req.data, req.len, n, &bp_stream_route_ops, &sr, &root, results,
+                             errors, &e);
     if (rc != 0) {
         rc = fail_range(first, count, rc, &e, rcs, errs);
         goto out;
     }
-    rp.share = rp.sb->body.len / count;
     if (with_receipts && errors[0] && errors[0] == errors[1] && is_method_missing(errors[0])) {
         note_no_block_receipts(rpc, shared, errors[0]);
         rc = BP_EUNSUPPORTED; /* the flag is set now: the retry below asks for blocks only */
     }
-    for (size_t i = 0; rc == 0 && i < count; i++)
-        rcs[i] = take_range_block(rpc, shared, first + i, &rp, results + i * per, errors + i * per,
-                                  &out[i], &errs[i]);
+    for (size_t i = 0; rc == 0 && i < count; i++) {
+        rcs[i] = take_range_block(rpc, shared, first + i, full, with_receipts, &bs[i],
+                                  results + i * per, errors + i * per, &errs[i]);
+        if (rcs[i] == 0) {
+            bp_block_stream_release(&bs[i]);
+            out[i] = bs[i].b;
+            bs[i].b = NULL;
+        }
+    }
 out:
     bp_json_free(root);
-    body_unref(rp.sb);
+    range_release(bs, count);
     bp_buf_release(&req);
     free(results);
     free(errors);

@@ -31,10 +31,6 @@ typedef struct bp_fetch_shared {
     atomic_int no_block_receipts; /* set once the node said eth_getBlockReceipts is missing */
     unsigned what;                /* enum bp_fetch_what bits */
     size_t receipt_batch;         /* eth_getTransactionReceipt calls per batch (default 100) */
-    /* Once an answer on a worker's rpc was larger than this (default 32 MiB; 0 = default), its
-     * next single-block fetch asks for the block and its receipts in two requests one after
-     * the other: the two answers are then never parsed into trees at the same time. */
-    size_t split_bytes;
 } bp_fetch_shared;
 
 void bp_fetch_shared_init(bp_fetch_shared *s, unsigned what);

@@ -23,6 +23,8 @@
  * workers parse answer after answer, and fresh multi-MB arenas cost a page fault per 4 KiB
  * (plus unmapping). Bounded like the rpc's answer buffer, so a huge block is given back. */
 #define BP_JSON_KEEP_BYTES ((size_t)16 << 20)
+/* First region of a streamed element (a transaction or receipt is a few KiB). */
+#define BP_JSON_ELEM_SLAB ((size_t)64 << 10)
 
 static pthread_key_t spare_key;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
@@ -73,14 +75,26 @@ typedef struct json_item {
 } json_item;
 
 typedef struct json_frame {
-    size_t start;    /* first item of this container in json_ctx.items */
-    const char *key; /* object key waiting for its value */
+    size_t start;     /* first item of this container in json_ctx.items */
+    const char *key;  /* object key waiting for its value */
+    const char *name; /* the key this container sits under, NULL in an array or at the top */
+    size_t index;     /* its position in the parent array */
+    size_t count;     /* children so far, handed-off elements included */
+    bool array;
 } json_frame;
 
-typedef struct json_ctx {
+/* The bump region nodes are carved from: the tree's, or an element's scratch (streaming). */
+typedef struct json_region {
     bp_arena *arena;
-    char *cur, *end; /* bump region: nodes, strings and child arrays, 8-byte aligned */
+    char *cur, *end; /* 8-byte aligned */
     size_t slab;     /* size of the next region taken from the arena */
+} json_region;
+
+typedef struct bp_json_stream {
+    bp_arena *arena;      /* the tree's */
+    char *cur, *end;      /* bump region: nodes, strings and child arrays, 8-byte aligned */
+    size_t slab;          /* size of the next region taken from the arena */
+    bp_arena *bump_arena; /* where the bump region comes from: arena, or elem_arena */
     json_item *items;
     size_t n_items, cap_items;
     size_t depth;
@@ -88,6 +102,17 @@ typedef struct json_ctx {
     const char *why; /* set when a callback stops the parse */
     char *text;      /* the text, when strings may stay in it (bp_json_parse_inplace) */
     size_t text_len;
+    /* Streaming (bp_json_stream_*): the element being built, where its nodes go, and the
+     * tree's region saved while they do. */
+    const bp_json_stream_ops *ops;
+    void *ud;
+    size_t elem_depth; /* depth with the element open; 0 = none */
+    void *elem_target;
+    bp_arena *elem_arena;
+    json_region saved;
+    yajl_handle h;
+    size_t fed; /* bytes fed so far (NUL offsets) */
+    char msg[256];
     json_frame frames[BP_JSON_MAX_DEPTH];
     json_item small[BP_JSON_SCRATCH];
 } json_ctx;
@@ -101,7 +126,7 @@ static int stop(json_ctx *c, const char *why)
 static void *bump_slow(json_ctx *c, size_t n)
 {
     size_t want = n > c->slab ? n : c->slab;
-    char *p = bp_arena_alloc(c->arena, want);
+    char *p = bp_arena_alloc(c->bump_arena, want);
     if (!p)
         return NULL;
     if (c->slab < BP_JSON_MAX_SLAB)
@@ -198,6 +223,7 @@ static int add_value(json_ctx *c, yajl_val v)
     json_frame *f = &c->frames[c->depth - 1];
     const char *key = f->key;
     f->key = NULL;
+    f->count++;
     return push_item(c, key, v);
 }
 
@@ -291,23 +317,69 @@ static int on_map_key(void *ctx, const unsigned char *s, size_t len)
     return 1;
 }
 
-static int open_container(json_ctx *c)
+/* Streaming: the nodes of an element go to its own arena, emptied when it is handed off. */
+static void enter_elem(json_ctx *c, void *target)
+{
+    c->saved = (json_region){c->bump_arena, c->cur, c->end, c->slab};
+    c->bump_arena = c->elem_arena;
+    c->cur = c->end = NULL;
+    c->slab = BP_JSON_ELEM_SLAB;
+    c->elem_depth = c->depth;
+    c->elem_target = target;
+}
+
+static void leave_elem(json_ctx *c)
+{
+    bp_arena_recycle(c->elem_arena, BP_JSON_KEEP_BYTES);
+    c->bump_arena = c->saved.arena;
+    c->cur = c->saved.cur;
+    c->end = c->saved.end;
+    c->slab = c->saved.slab;
+    c->elem_depth = 0;
+}
+
+static int open_container(json_ctx *c, bool array)
 {
     if (c->depth == BP_JSON_MAX_DEPTH)
         return stop(c, "nested deeper than 512 levels");
-    c->frames[c->depth++] = (json_frame){c->n_items, NULL};
+    json_frame *parent = c->depth ? &c->frames[c->depth - 1] : NULL;
+    c->frames[c->depth++] = (json_frame){.start = c->n_items,
+                                         .name = parent ? parent->key : NULL,
+                                         .index = parent ? parent->count : 0,
+                                         .array = array};
+    if (c->ops && !c->elem_depth && parent && parent->array) {
+        void *target = c->ops->want(c->ud, c);
+        if (target)
+            enter_elem(c, target);
+    }
     return 1;
 }
 
-static int on_start(void *ctx)
+static int on_start_map(void *ctx)
 {
-    return open_container(ctx);
+    return open_container(ctx, false);
+}
+
+static int on_start_array(void *ctx)
+{
+    return open_container(ctx, true);
+}
+
+/* The element is complete: it goes to the caller instead of into its parent. */
+static int hand_off(json_ctx *c, yajl_val v, size_t index)
+{
+    int rc = c->ops->on_elem(c->ud, c->elem_target, index, v);
+    leave_elem(c);
+    c->frames[c->depth - 1].count++;
+    return rc == 0 ? 1 : stop(c, "stopped by the element handler");
 }
 
 /* Closes the innermost container: its children move from the scratch stack into arrays
  * allocated right after the container's node, in one piece. */
 static int close_container(json_ctx *c, yajl_type type)
 {
+    bool elem = c->elem_depth && c->elem_depth == c->depth;
+    size_t index = c->frames[c->depth - 1].index;
     size_t start = c->frames[--c->depth].start;
     size_t n = c->n_items - start;
     size_t per = type == yajl_t_object ? sizeof(char *) + sizeof(yajl_val) : sizeof(yajl_val);
@@ -331,7 +403,7 @@ static int close_container(json_ctx *c, yajl_type type)
     for (size_t i = 0; i < n; i++)
         vals[i] = it[i].val;
     c->n_items = start;
-    return add_value(c, v);
+    return elem ? hand_off(c, v, index) : add_value(c, v);
 }
 
 static int on_end_map(void *ctx)
@@ -349,10 +421,10 @@ static const yajl_callbacks callbacks = {
     .yajl_boolean = on_boolean,
     .yajl_number = on_number,
     .yajl_string = on_string,
-    .yajl_start_map = on_start,
+    .yajl_start_map = on_start_map,
     .yajl_map_key = on_map_key,
     .yajl_end_map = on_end_map,
-    .yajl_start_array = on_start,
+    .yajl_start_array = on_start_array,
     .yajl_end_array = on_end_array,
 };
 
@@ -439,6 +511,9 @@ static yajl_val parse(char *text, size_t len, bool inplace, char *errbuf, size_t
     c->text_len = len;
     if (!c->arena)
         c->arena = bp_arena_new(c->slab);
+    c->bump_arena = c->arena;
+    c->ops = NULL;
+    c->elem_depth = 0;
     c->cur = c->end = NULL;
     c->items = c->small;
     c->n_items = 0;
@@ -475,4 +550,124 @@ void bp_json_free(yajl_val root)
         return;
     json_root *r = (json_root *)(void *)((char *)root - offsetof(json_root, node));
     spare_put(r->arena);
+}
+
+/* ---- streaming ---- */
+
+bp_json_stream *bp_json_stream_new(const bp_json_stream_ops *ops, void *ud)
+{
+    json_ctx *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    size_t avail;
+    c->arena = spare_take(&avail);
+    c->slab = avail > 1024 ? avail : (size_t)64 << 10;
+    if (!c->arena)
+        c->arena = bp_arena_new(c->slab);
+    c->elem_arena = bp_arena_new(BP_JSON_ELEM_SLAB);
+    c->h = yajl_alloc(&callbacks, NULL, c);
+    if (!c->arena || !c->elem_arena || !c->h) {
+        bp_json_stream_free(c);
+        return NULL;
+    }
+    yajl_config(c->h, yajl_allow_comments, 1); /* as yajl_tree_parse */
+    c->bump_arena = c->arena;
+    c->items = c->small;
+    c->cap_items = BP_JSON_SCRATCH;
+    c->ops = ops;
+    c->ud = ud;
+    return c;
+}
+
+/* Keeps the first failure's message; yajl's excerpt is taken from the chunk at hand. */
+static int stream_fail(json_ctx *c, const char *text, size_t len)
+{
+    if (c->msg[0])
+        return -1;
+    if (c->why) {
+        set_error(c->msg, sizeof(c->msg), c->why);
+        return -1;
+    }
+    unsigned char *m = yajl_get_error(c->h, 1, (const unsigned char *)text, len);
+    set_error(c->msg, sizeof(c->msg), m ? (const char *)m : "parse error");
+    if (m)
+        yajl_free_error(c->h, m);
+    return -1;
+}
+
+int bp_json_stream_feed(bp_json_stream *c, const char *text, size_t len)
+{
+    if (c->msg[0])
+        return -1;
+    const char *nul = len ? memchr(text, '\0', len) : NULL;
+    if (nul) {
+        snprintf(c->msg, sizeof(c->msg), "NUL byte at offset %zu", c->fed + (size_t)(nul - text));
+        return -1;
+    }
+    c->fed += len;
+    if (yajl_parse(c->h, (const unsigned char *)text, len) != yajl_status_ok)
+        return stream_fail(c, text, len);
+    return 0;
+}
+
+yajl_val bp_json_stream_finish(bp_json_stream *c, char *errbuf, size_t errlen)
+{
+    set_error(errbuf, errlen, "");
+    if (!c->msg[0] && yajl_complete_parse(c->h) != yajl_status_ok)
+        stream_fail(c, "", 0);
+    if (!c->msg[0] && !c->root)
+        set_error(c->msg, sizeof(c->msg), "no JSON value");
+    if (c->msg[0]) {
+        set_error(errbuf, errlen, c->msg);
+        return NULL;
+    }
+    yajl_val root = c->root;
+    c->root = NULL;
+    c->arena = NULL; /* the tree's now: bp_json_free */
+    return root;
+}
+
+void bp_json_stream_free(bp_json_stream *c)
+{
+    if (!c)
+        return;
+    if (c->h)
+        yajl_free(c->h);
+    if (c->arena)
+        spare_put(c->arena);
+    bp_arena_free(c->elem_arena);
+    if (c->items != c->small)
+        free(c->items);
+    free(c);
+}
+
+size_t bp_json_stream_depth(const bp_json_stream *c)
+{
+    return c->depth;
+}
+
+bool bp_json_stream_is_array(const bp_json_stream *c, size_t level)
+{
+    return level < c->depth && c->frames[level].array;
+}
+
+const char *bp_json_stream_name(const bp_json_stream *c, size_t level)
+{
+    return level < c->depth ? c->frames[level].name : NULL;
+}
+
+size_t bp_json_stream_index(const bp_json_stream *c, size_t level)
+{
+    return level < c->depth ? c->frames[level].index : 0;
+}
+
+yajl_val bp_json_stream_member(const bp_json_stream *c, size_t level, const char *key)
+{
+    if (level >= c->depth || c->frames[level].array)
+        return NULL;
+    size_t end = level + 1 < c->depth ? c->frames[level + 1].start : c->n_items;
+    for (size_t i = c->frames[level].start; i < end; i++)
+        if (c->items[i].key && strcmp(c->items[i].key, key) == 0)
+            return c->items[i].val;
+    return NULL;
 }

@@ -16,6 +16,7 @@
 #ifndef BP_CHAIN_JSON_H
 #define BP_CHAIN_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 #include <yajl/yajl_tree.h>
@@ -45,5 +46,41 @@ static inline size_t bp_json_strlen(yajl_val v)
 /* Frees a tree from bp_json_parse / bp_json_parse_inplace (root as returned; NULL is a
  * no-op). Text an in-place tree points into is the caller's to free, after the tree. */
 void bp_json_free(yajl_val root);
+
+/* ---- Streaming: the text arrives in pieces and big arrays never become a tree ----
+ *
+ * The same parser fed chunk by chunk (an HTTP answer as it is received). The caller picks
+ * elements: when a container opens inside an array, ops->want is asked (it may look at the
+ * open containers with the functions below); a non-NULL answer makes that container an
+ * element: when it closes, ops->on_elem gets its tree (valid during the call only; strings
+ * are copies, with bp_json_strlen lengths) and the element is left out of the document's
+ * tree (its parent array holds the other children only). Element nodes live in a scratch
+ * arena emptied after each hand-off, so memory stays at one element, not one document. */
+typedef struct bp_json_stream bp_json_stream;
+
+typedef struct bp_json_stream_ops {
+    /* The opening container is at level bp_json_stream_depth(s) - 1; its parent is an array. */
+    void *(*want)(void *ud, const bp_json_stream *s);
+    /* index: the element's position in its parent array. Non-zero stops the parse. */
+    int (*on_elem)(void *ud, void *target, size_t index, yajl_val elem);
+} bp_json_stream_ops;
+
+/* NULL when out of memory. ops may be NULL (no elements: a plain incremental parse). */
+bp_json_stream *bp_json_stream_new(const bp_json_stream_ops *ops, void *ud);
+/* 0, or -1 once the text is known bad (then every later call is -1 too). */
+int bp_json_stream_feed(bp_json_stream *s, const char *text, size_t len);
+/* The tree (free with bp_json_free; it outlives s), or NULL with the reason in errbuf. */
+yajl_val bp_json_stream_finish(bp_json_stream *s, char *errbuf, size_t errlen);
+void bp_json_stream_free(bp_json_stream *s);
+
+/* Open containers, outermost at level 0 (for want). */
+size_t bp_json_stream_depth(const bp_json_stream *s);
+bool bp_json_stream_is_array(const bp_json_stream *s, size_t level);
+/* The key the container at level sits under; NULL in an array or at the top. */
+const char *bp_json_stream_name(const bp_json_stream *s, size_t level);
+/* The position of the container at level in its parent array. */
+size_t bp_json_stream_index(const bp_json_stream *s, size_t level);
+/* A complete value already read in the open object at level (first match), else NULL. */
+yajl_val bp_json_stream_member(const bp_json_stream *s, size_t level, const char *key);
 
 #endif

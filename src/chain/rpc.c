@@ -30,12 +30,15 @@ struct bp_rpc {
     long timeout_ms;
     size_t max_bytes;
     const volatile sig_atomic_t *abort_flag;
-    long last_retry_after; /* seconds, from the last answer's Retry-After header */
-    size_t last_bytes;     /* size of the last answer body */
-    bp_buf *sink;          /* the buffer the current transfer writes into */
-    int sink_error;        /* BP_ETOOBIG / BP_ENOMEM seen by the write callback */
-    bp_buf req;            /* request body of bp_rpc_call */
-    bp_buf resp;           /* answer of bp_rpc_call / bp_rpc_batch */
+    long last_retry_after;  /* seconds, from the last answer's Retry-After header */
+    size_t last_bytes;      /* size of the last answer body */
+    bp_buf *sink;           /* the buffer the current transfer writes into */
+    int sink_error;         /* BP_ETOOBIG / BP_ENOMEM / BP_EPARSE seen by the write callback */
+    bp_json_stream *stream; /* bp_rpc_batch_stream: a 2xx answer goes here, not to sink */
+    int stream_mode;        /* 0: status not read yet; 1: parsing; 2: buffering an error */
+    size_t streamed;        /* bytes parsed */
+    bp_buf req;             /* request body of bp_rpc_call */
+    bp_buf resp;            /* answer of bp_rpc_call / bp_rpc_batch */
     char curl_msg[CURL_ERROR_SIZE];
 };
 
@@ -74,10 +77,33 @@ static char *strip_userinfo(const char *url)
     return strdup(shown);
 }
 
+/* Streaming: a 2xx answer is parsed as it arrives; anything else is kept for the message. */
+static bool stream_chunk(bp_rpc *rpc)
+{
+    if (rpc->stream_mode == 0) {
+        long status = 0;
+        curl_easy_getinfo(rpc->curl, CURLINFO_RESPONSE_CODE, &status);
+        rpc->stream_mode = status >= 200 && status < 300 ? 1 : 2;
+    }
+    return rpc->stream_mode == 1;
+}
+
 static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
 {
     bp_rpc *rpc = user;
     size_t n = size * nmemb;
+    if (rpc->stream && stream_chunk(rpc)) {
+        if (rpc->streamed + n > rpc->max_bytes) {
+            rpc->sink_error = BP_ETOOBIG;
+            return 0;
+        }
+        rpc->streamed += n;
+        if (bp_json_stream_feed(rpc->stream, data, n) != 0) {
+            rpc->sink_error = BP_EPARSE; /* no use reading the rest */
+            return 0;
+        }
+        return n;
+    }
     if (rpc->sink->len + n > rpc->max_bytes) {
         rpc->sink_error = BP_ETOOBIG;
         return 0; /* makes curl abort the transfer with CURLE_WRITE_ERROR */
@@ -247,9 +273,11 @@ int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *r
     rpc->curl_msg[0] = '\0';
     curl_easy_setopt(rpc->curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(rpc->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    rpc->stream_mode = 0;
+    rpc->streamed = 0;
     CURLcode cc = curl_easy_perform(rpc->curl);
     rpc->sink = NULL;
-    rpc->last_bytes = resp->len;
+    rpc->last_bytes = rpc->stream_mode == 1 ? rpc->streamed : resp->len;
     if (cc != CURLE_OK)
         return map_curl_error(rpc, cc, err);
     curl_easy_getinfo(rpc->curl, CURLINFO_RESPONSE_CODE, &status);
@@ -299,6 +327,46 @@ int bp_rpc_batch_inplace(bp_rpc *rpc, const char *body, size_t len, size_t n, ya
                                         err);
     if (rc != 0)
         bp_error_prefix(err, "POST %s: ", rpc->shown_url);
+    return rc;
+}
+
+/* "JSON-RPC answer is not JSON: <first line of the parser's message>", as parse_body says. */
+static int stream_parse_error(bp_rpc *rpc, bp_json_stream *s, bp_error *err)
+{
+    char ebuf[256];
+    (void)bp_json_stream_finish(s, ebuf, sizeof(ebuf));
+    char *nl = strchr(ebuf, '\n');
+    if (nl)
+        *nl = '\0';
+    return bp_error_set(err, BP_EPARSE, "POST %s: JSON-RPC answer is not JSON: %s", rpc->shown_url,
+                        ebuf);
+}
+
+int bp_rpc_batch_stream(bp_rpc *rpc, const char *body, size_t len, size_t n,
+                        const bp_json_stream_ops *ops, void *ud, yajl_val *root, yajl_val *results,
+                        yajl_val *errors, bp_error *err)
+{
+    *root = NULL;
+    bp_json_stream *s = bp_json_stream_new(ops, ud);
+    if (!s)
+        return bp_error_set(err, BP_ENOMEM, "POST %s: out of memory", rpc->shown_url);
+    rpc->stream = s;
+    int rc = bp_rpc_post(rpc, body, len, &rpc->resp, NULL, err);
+    rpc->stream = NULL;
+    if (rc != 0 && rpc->sink_error == BP_EPARSE)
+        rc = stream_parse_error(rpc, s, err);
+    if (rc == 0 && !(*root = bp_json_stream_finish(s, NULL, 0)))
+        rc = stream_parse_error(rpc, s, err);
+    if (rc == 0 && (rc = bp_decode_rpc_tree(*root, n, results, errors, err)) != 0) {
+        bp_error_prefix(err, "POST %s: ", rpc->shown_url);
+        bp_json_free(*root);
+        *root = NULL;
+    }
+    bp_json_stream_free(s);
+    if (rpc->resp.cap > BP_RPC_KEEP_BYTES) { /* a big error body */
+        bp_buf_release(&rpc->resp);
+        bp_buf_init(&rpc->resp, 0);
+    }
     return rc;
 }
 

@@ -58,6 +58,14 @@ int bp_rpc_batch(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *
 int bp_rpc_batch_inplace(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *root,
                          yajl_val *results, yajl_val *errors, bp_error *err);
 
+/* Same, parsing the answer while it is received (bp_json_stream with ops/ud picking the
+ * elements handed off): no answer buffer at all, so memory is the tree minus the elements,
+ * whatever the answer's size. On success *root is the tree (bp_json_free). Elements were
+ * handed to ops->on_elem during the call, even when it then fails. */
+int bp_rpc_batch_stream(bp_rpc *rpc, const char *body, size_t len, size_t n,
+                        const bp_json_stream_ops *ops, void *ud, yajl_val *root, yajl_val *results,
+                        yajl_val *errors, bp_error *err);
+
 /* Hands over the body of the last answer (malloc'd, NUL-terminated, *len bytes before the
  * NUL; free it with free) and gives the rpc fresh storage for the next one. BP_EINVAL when
  * there is no body. */

@@ -315,30 +315,6 @@ static void test_anvil_fetch_block_receipts(void **state)
     bp_rpc_free(rpc);
 }
 
-/* Past split_bytes the next fetch asks for the block and its receipts one after the other:
- * the same block, receipts merged, from two zero-copy bodies. */
-static void test_anvil_fetch_split(void **state)
-{
-    (void)state;
-    REQUIRE_ANVIL();
-    bp_fetch_shared shared;
-    bp_block *b = NULL;
-    bp_error err = {0};
-    bp_rpc *rpc = rpc_open(g_anvil_url, 10000, 0);
-    bp_fetch_shared_init(&shared, BP_FETCH_ALL);
-    shared.split_bytes = 1; /* every answer is "large": all fetches after the first split */
-    for (int i = 0; i < 3; i++) {
-        if (bp_fetch_block(rpc, &shared, g_tx_block, &b, &err) != 0)
-            fail_msg("%s", err.msg);
-        assert_true(b->has_receipts);
-        check_tx_block(b);
-        bp_block_free(b);
-    }
-    assert_true(bp_rpc_last_bytes(rpc) > 1);
-    assert_int_equal(atomic_load(&shared.no_block_receipts), 0);
-    bp_rpc_free(rpc);
-}
-
 /* The eth_getTransactionReceipt path must give the same block, also in chunks of 1. */
 static void test_anvil_fetch_fallback(void **state)
 {
@@ -649,7 +625,6 @@ int main(void)
         cmocka_unit_test(test_anvil_chain_id_and_head),
         cmocka_unit_test(test_anvil_header),
         cmocka_unit_test(test_anvil_fetch_block_receipts),
-        cmocka_unit_test(test_anvil_fetch_split),
         cmocka_unit_test(test_anvil_fetch_fallback),
         cmocka_unit_test(test_anvil_fetch_by_hash),
         cmocka_unit_test(test_anvil_missing_block_and_cap),
