@@ -4,8 +4,10 @@
  *   yajl_tree  yajl_tree_parse + yajl_tree_free (what blockpipe used before bp_json)
  *   bp_json    bp_json_parse + bp_json_free
  *   decode     bp_decode_rpc_response + bp_decode_block + bp_decode_block_receipts + frees
- *   decode_zc  the same zero-copy, as fetch runs it: the text copied into a fresh malloc'd body
- *              (standing in for the HTTP answer), parsed in place, the block adopting it
+ *   decode_zc  the same zero-copy: the text copied into a fresh malloc'd body (standing in for
+ *              the HTTP answer), parsed in place, the block adopting it (fetch before streaming)
+ *   decode_stream  as fetch runs it: the text fed in 16 KiB pieces (curl's write size) to
+ *              bp_json_stream, transactions and receipts decoded as they arrive
  * One `name=value` line per figure; decode_vs_sax is decode's MB/s over sax's.
  *
  * usage: bench_decode FILE [SECONDS_PER_FIGURE [FIGURE]]   (FIGURE alone: for perf record;
@@ -138,6 +140,40 @@ static bool run_decode_zc(const char *text, size_t len)
     return rc == 0;
 }
 
+#define STREAM_PIECE 16384
+
+static bool run_decode_stream(const char *text, size_t len)
+{
+    bp_block_stream bs;
+    bp_stream_route sr = {.bs = &bs, .count = 1, .per = 2};
+    yajl_val root = NULL, results[2], errors[2];
+    bp_error err = {0};
+    bp_block *b = bp_block_new();
+    bp_json_stream *s = b ? bp_json_stream_new(&bp_stream_route_ops, &sr) : NULL;
+    int rc = s ? 0 : BP_ENOMEM;
+    bp_block_stream_init(&bs, b);
+    for (size_t off = 0; rc == 0 && off < len; off += STREAM_PIECE)
+        rc =
+            bp_json_stream_feed(s, text + off, len - off < STREAM_PIECE ? len - off : STREAM_PIECE);
+    if (rc == 0)
+        root = bp_json_stream_finish(s, err.msg, sizeof(err.msg));
+    if (rc == 0 && root)
+        rc = bp_decode_rpc_tree(root, 2, results, errors, &err);
+    else
+        rc = BP_EPARSE;
+    if (rc == 0)
+        rc = bp_decode_block_streamed(results[0], true, &bs, &err);
+    if (rc == 0)
+        rc = bp_decode_receipts_streamed(results[1], &bs, &err);
+    if (rc != 0)
+        fprintf(stderr, "decode_stream: %s\n", err.msg);
+    bp_block_stream_release(&bs);
+    bp_json_stream_free(s);
+    bp_json_free(root);
+    bp_block_free(b);
+    return rc == 0;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -201,14 +237,12 @@ int main(int argc, char **argv)
     static const struct {
         const char *name;
         bench_fn fn;
-    } figs[] = {{"sax", run_sax},
-                {"yajl_tree", run_yajl_tree},
-                {"bp_json", run_bp_json},
-                {"decode", run_decode},
-                {"decode_zc", run_decode_zc}};
-    double mbs[5] = {0};
+    } figs[] = {
+        {"sax", run_sax},       {"yajl_tree", run_yajl_tree}, {"bp_json", run_bp_json},
+        {"decode", run_decode}, {"decode_zc", run_decode_zc}, {"decode_stream", run_decode_stream}};
+    double mbs[6] = {0};
     printf("bytes=%zu\n", len);
-    for (size_t i = 0; i < 5; i++) {
+    for (size_t i = 0; i < 6; i++) {
         if (only && strcmp(only, figs[i].name) != 0)
             continue;
         mbs[i] = measure(figs[i].fn, text, len, secs);
@@ -228,6 +262,8 @@ int main(int argc, char **argv)
     printf("decode_vs_sax=%.2f\n", mbs[3] / mbs[0]);
     printf("decode_zc_blocks_s=%.0f\n", mbs[4] * 1e6 / (double)len);
     printf("decode_zc_vs_sax=%.2f\n", mbs[4] / mbs[0]);
+    printf("decode_stream_blocks_s=%.0f\n", mbs[5] * 1e6 / (double)len);
+    printf("decode_stream_vs_sax=%.2f\n", mbs[5] / mbs[0]);
     free(text);
     return 0;
 }
