@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -394,6 +395,37 @@ static const bp_field *find_field(const bp_field *t, size_t n, const char *key, 
     return NULL;
 }
 
+/* Nodes write every object of a kind with its keys in the same order: per table and key
+ * position, the entry that matched last time is tried first, so a key costs one strcmp
+ * instead of a scan of the table. Per thread: workers decode in parallel. */
+#define GUESS_SLOTS 64
+static _Thread_local unsigned char g_guess[5][GUESS_SLOTS];
+
+static unsigned char *guesses(const bp_field *t)
+{
+    return t == block_fields        ? g_guess[0]
+           : t == tx_fields         ? g_guess[1]
+           : t == receipt_fields    ? g_guess[2]
+           : t == log_fields        ? g_guess[3]
+           : t == withdrawal_fields ? g_guess[4]
+                                    : NULL;
+}
+
+static const bp_field *lookup(const bp_field *t, size_t n, const char *key, size_t pos,
+                              unsigned char *guess, size_t *idx)
+{
+    bool cached = guess && pos < GUESS_SLOTS;
+    size_t g = cached ? guess[pos] : n;
+    if (g < n && strcmp(t[g].key, key) == 0) {
+        *idx = g;
+        return &t[g];
+    }
+    const bp_field *f = find_field(t, n, key, idx);
+    if (cached)
+        guess[pos] = f ? (unsigned char)*idx : UCHAR_MAX;
+    return f;
+}
+
 /* One pass over obj's keys; unknown keys are ignored, null counts as absent and a key given
  * twice with values is refused. seen gets
  * a bit per table entry that had a value. keep[i] receives K_KEEP values (NULL if absent). */
@@ -403,9 +435,10 @@ static int decode_fields(dctx *c, yajl_val obj, const bp_field *t, size_t n, voi
     *seen = 0;
     for (size_t i = 0; i < n; i++)
         keep[i] = NULL;
+    unsigned char *guess = guesses(t);
     for (size_t k = 0; k < obj->u.object.len; k++) {
-        size_t idx;
-        const bp_field *f = find_field(t, n, obj->u.object.keys[k], &idx);
+        size_t idx = 0;
+        const bp_field *f = lookup(t, n, obj->u.object.keys[k], k, guess, &idx);
         yajl_val v = obj->u.object.values[k];
         if (!f || !v || YAJL_IS_NULL(v))
             continue;
