@@ -1096,7 +1096,7 @@ static void *route_want(void *ud, const bp_json_stream *s)
     size_t i = (size_t)slot / sr->per;
     bool receipts_slot = sr->per == 2 && slot % 2 == 1;
     bp_block_stream *bs = &sr->bs[i];
-    if (tx && !receipts_slot) {
+    if (tx && !receipts_slot && !sr->hashes_only) {
         size_t res = r + 1;
         if (!bp_block_stream_start_txs(bs, bp_json_stream_member(s, res, "number"),
                                        bp_json_stream_member(s, res, "hash"),

@@ -110,6 +110,7 @@ void bp_block_stream_release(bp_block_stream *s);
 typedef struct bp_stream_route {
     bp_block_stream *bs;
     size_t count, per;
+    bool hashes_only; /* blocks were asked without full txs: those stay in the tree */
 } bp_stream_route;
 
 extern const bp_json_stream_ops bp_stream_route_ops;

@@ -322,7 +322,7 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
     bool full = wants_full_txs(shared);
     bool with_receipts = wants_receipts(shared) && !atomic_load(&shared->no_block_receipts);
     yajl_val root = NULL, results[2] = {NULL, NULL}, errors[2] = {NULL, NULL};
-    bp_stream_route sr = {.bs = bs, .count = 1, .per = with_receipts ? 2 : 1};
+    bp_stream_route sr = {.bs = bs, .count = 1, .per = with_receipts ? 2 : 1, .hashes_only = !full};
     bp_buf req;
     bp_buf_init(&req, 0);
     *need_fallback = wants_receipts(shared) && !with_receipts;
@@ -496,7 +496,7 @@ int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t 
     yajl_val root = NULL, *results = calloc(n, sizeof(*results)),
              *errors = calloc(n, sizeof(*errors));
     bp_block_stream *bs = calloc(count, sizeof(*bs));
-    bp_stream_route sr = {.bs = bs, .count = count, .per = per};
+    bp_stream_route sr = {.bs = bs, .count = count, .per = per, .hashes_only = !full};
     bp_buf req;
     bp_error e = {0};
     int rc;
