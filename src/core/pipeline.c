@@ -26,6 +26,11 @@
  * first: 100 blocks of 50,000 transactions must not sit in memory at once. */
 #define BP_BATCH_MAX_BYTES ((size_t)32 << 20)
 
+/* Fetched blocks parked in the reorder window (waiting for a lower one, or for the writer)
+ * stop new fetches at this many decoded bytes: with large blocks the window's count of block
+ * numbers alone would bound nothing useful. */
+#define BP_WINDOW_MAX_BYTES ((size_t)32 << 20)
+
 typedef struct pipeline pipeline;
 
 struct pipeline {
@@ -40,6 +45,7 @@ struct pipeline {
     bp_fetch_shared shared;
     bp_fetcher *fetcher;
     size_t inflight;                   /* jobs out to workers, stale ones included */
+    size_t threads;                    /* fetch workers */
     volatile sig_atomic_t abort_fetch; /* set on shutdown: requests in flight stop at once */
 
     bp_reorder rb;
@@ -123,10 +129,11 @@ static void close_endpoints(pipeline *p)
 static int start_workers(pipeline *p, size_t window, bp_error *err)
 {
     int threads = bp_pool_capacity(&p->pool);
+    p->threads = (size_t)(threads > 256 ? 256 : threads);
     bp_fetcher_config fc = {
         .pool = &p->pool,
         .shared = &p->shared,
-        .threads = threads > 256 ? 256 : threads,
+        .threads = (int)p->threads,
         .queue_cap = window * 2 + 16,
         .rpc_timeout = p->cfg->rpc_timeout,
         .stop = &p->abort_fetch,
@@ -265,6 +272,16 @@ static void schedule_retries(pipeline *p, int64_t now)
     }
 }
 
+/* Blocks per job: the pool's batch, but the last `left` numbers before the target are
+ * spread over every worker, so a backfill does not end waiting on one long request. */
+static size_t job_size(const pipeline *p, size_t hint, uint64_t left)
+{
+    if (left >= (uint64_t)hint * p->threads)
+        return hint;
+    size_t per = (size_t)((left + p->threads - 1) / p->threads);
+    return per < 1 ? 1 : per;
+}
+
 static void schedule(pipeline *p)
 {
     uint64_t t;
@@ -275,8 +292,15 @@ static void schedule(pipeline *p)
     schedule_retries(p, now_ms()); /* first: the commit waits on the lowest of them */
     size_t hint = (size_t)bp_pool_batch_hint(&p->pool);
     while (p->next_fetch <= t) {
+        /* A short queue: a job's size is fixed when it is made, so jobs made later get the
+         * batch size the pool has learnt by then (the first ones start at 2 blocks). */
+        if (p->inflight >= 2 * p->threads)
+            return;
+        if (p->next_fetch > p->rb.base && p->rb.parked_bytes >= BP_WINDOW_MAX_BYTES)
+            return; /* memory: the commit (or the writer) has to catch up first */
+        size_t max = job_size(p, hint, t - p->next_fetch + 1);
         size_t n = 0;
-        while (n < hint && p->next_fetch + n <= t && bp_reorder_slot(&p->rb, p->next_fetch + n))
+        while (n < max && p->next_fetch + n <= t && bp_reorder_slot(&p->rb, p->next_fetch + n))
             n++;
         if (n == 0 || push_job(p, p->next_fetch, n, -1) != 0)
             return; /* the window is full: back-pressure */
@@ -801,8 +825,11 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     else
         snprintf(p->chain, sizeof(p->chain), "%" PRIu64, p->chain_id);
     bp_fetch_shared_init(&p->shared, c->fetch);
-    size_t window = (size_t)c->workers * 8;
-    window = window < 64 ? 64 : window > 1024 ? 1024 : window;
+    /* Room for every worker's largest request twice over: a slow request at the base (or a
+     * busy writer) must not leave the other workers without numbers to fetch. Memory is
+     * capped by BP_WINDOW_MAX_BYTES, not by this count. */
+    size_t window = (size_t)bp_pool_capacity(&p->pool) * BP_JOB_MAX * 2;
+    window = window < 64 ? 64 : window > 4096 ? 4096 : window;
     if (bp_canon_init(&p->canon, (size_t)c->reorg_window) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     rc = bp_outputs_init(&p->out, c->sinks, c->sink_count, p->chain, err);
