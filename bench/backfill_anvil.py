@@ -38,6 +38,9 @@ def main():
     ap.add_argument("--txs-per-block", type=int, default=50)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--compare", metavar="BLOCKPIPE_B",
+                    help="a second blockpipe binary run interleaved on the same chain; prints "
+                         "its ratios and leaves --out alone (A/B of a change)")
     a = ap.parse_args()
 
     with Anvil() as node, tempfile.TemporaryDirectory() as tmp:
@@ -49,21 +52,34 @@ def main():
         head = node.block_number()
         txs = sum(len(node.block(n, False)["transactions"]) for n in range(head + 1))
         print(f"chain: {head + 1} blocks, {txs} txs (built in {time.monotonic() - t0:.0f}s)")
-        res = {"curl": [], "sqlite": [], "csv": []}
+        bins = {"": a.blockpipe}
+        if a.compare:
+            bins["B "] = a.compare
+        res = {"curl": []}
+        for tag in bins:
+            res[tag + "sqlite"], res[tag + "csv"] = [], []
         for r in range(a.rounds):
             dt, out = run([a.curl_loop, node.url, "0", str(head), str(a.workers)])
             res["curl"].append(dt)
-            db = os.path.join(tmp, f"bp{r}.db")
-            dt, _ = run([a.blockpipe, "backfill", "--rpc", node.url, "--from", "0", "--to",
-                         str(head), "--workers", str(a.workers), "--output", f"sqlite:{db}",
-                         "--log-level", "warn"])
-            res["sqlite"].append(dt)
-            dt, _ = run([a.blockpipe, "backfill", "--rpc", node.url, "--from", "0", "--to",
-                         str(head), "--workers", str(a.workers), "--output",
-                         f"etl-csv:{tmp}/csv{r}", "--log-level", "warn"])
-            res["csv"].append(dt)
+            # alternate which binary goes first: a noisy machine favours neither
+            for tag in (list(bins) if r % 2 == 0 else list(bins)[::-1]):
+                bp = bins[tag]
+                db = os.path.join(tmp, f"bp{r}{tag.strip()}.db")
+                dt, _ = run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to",
+                             str(head), "--workers", str(a.workers), "--output", f"sqlite:{db}",
+                             "--log-level", "warn"])
+                res[tag + "sqlite"].append(dt)
+                dt, _ = run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to",
+                             str(head), "--workers", str(a.workers), "--output",
+                             f"etl-csv:{tmp}/csv{r}{tag.strip()}", "--log-level", "warn"])
+                res[tag + "csv"].append(dt)
             print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in res.items()))
         med = {k: statistics.median(v) for k, v in res.items()}
+        if a.compare:
+            for k, v in med.items():
+                print(f"{k:10s} median {v:.2f}s  vs plain loop {med['curl'] / v:.2f}  "
+                      f"(all {' '.join(f'{x:.2f}' for x in res[k])})")
+            return
         blocks = head + 1
         rows = []
         for k, label in (("curl", "plain libcurl loop (same methods, same concurrency)"),
