@@ -77,8 +77,10 @@ def main():
         med = {k: statistics.median(v) for k, v in res.items()}
         if a.compare:
             for k, v in med.items():
+                # paired: each round's loop time over that round's run (same noise)
+                paired = statistics.median(c / x for c, x in zip(res["curl"], res[k]))
                 print(f"{k:10s} median {v:.2f}s  vs plain loop {med['curl'] / v:.2f}  "
-                      f"(all {' '.join(f'{x:.2f}' for x in res[k])})")
+                      f"paired {paired:.2f}  (all {' '.join(f'{x:.2f}' for x in res[k])})")
             return
         blocks = head + 1
         rows = []
