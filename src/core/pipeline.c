@@ -589,7 +589,8 @@ static int commit_ready(pipeline *p, bp_error *err)
     }
     uint64_t t;
     bool caught_up = !target(p, &t) || p->rb.base > t;
-    if (p->nevents && (caught_up || p->stopping || now_ms() - p->batch_started_ms >= 1000)) {
+    if (p->nevents &&
+        (batch_full(p) || caught_up || p->stopping || now_ms() - p->batch_started_ms >= 1000)) {
         int rc = hand_over(p, err);
         return rc < 0 ? rc : 0;
     }
