@@ -56,19 +56,23 @@ def count_rows(db):
 def bench_stream(a, tmp):
     sim, url = start_simnode(a.blockpipe, "--length", str(a.blocks), "--txs-per-block", "200")
     last = a.blocks - 1
-    res = {"curl": [], "csv": [], "sqlite": [], "plain": []}
+    res = {"curl": [], "csv": [], "csv_disk": [], "sqlite": [], "plain": []}
     rss = {"csv": 0.0, "sqlite": 0.0}
     rows = 0
     try:
         for r in range(a.rounds):
             dt, _, _ = timed([a.curl_loop, url, "0", str(last), str(a.workers)])
             res["curl"].append(dt)
-            dt, m, _ = timed([a.blockpipe, "backfill", "--rpc", url, "--from", "0", "--to",
-                              str(last), "--workers", str(a.workers), "--output",
-                              f"etl-csv:{tmp}/csv{r}", "--log-level", "warn"])
-            res["csv"].append(dt)
-            rss["csv"] = max(rss["csv"], m)
-            shutil.rmtree(f"{tmp}/csv{r}", ignore_errors=True)
+            # CPU-bound means the disk is not measured: the CSVs (about 240 MB per run, fsynced
+            # per batch) go to tmpfs; the same run onto the disk is shown next to it.
+            for key, where in (("csv", a.ram_dir), ("csv_disk", tmp)):
+                out = tempfile.mkdtemp(prefix="bp-csv-", dir=where)
+                dt, m, _ = timed([a.blockpipe, "backfill", "--rpc", url, "--from", "0", "--to",
+                                  str(last), "--workers", str(a.workers), "--output",
+                                  f"etl-csv:{out}", "--log-level", "warn"])
+                res[key].append(dt)
+                rss["csv"] = max(rss["csv"], m)
+                shutil.rmtree(out, ignore_errors=True)
             db = f"{tmp}/bp{r}.db"
             dt, m, _ = timed([a.blockpipe, "backfill", "--rpc", url, "--from", "0", "--to",
                               str(last), "--workers", str(a.workers), "--output", f"sqlite:{db}",
@@ -128,6 +132,8 @@ def main():
     ap.add_argument("--blocks", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--ram-dir", default="/dev/shm" if os.path.isdir("/dev/shm") else None,
+                    help="tmpfs for the CPU-bound run's CSV files (default /dev/shm)")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bp-ingest-") as tmp:
         med, rss, rows, body = bench_stream(a, tmp)
@@ -147,8 +153,11 @@ def main():
         "|---|---|---|---|---|",
         f"| raw transport: plain libcurl loop, same methods and concurrency, bytes dropped "
         f"| {med['curl']:.2f} | {n / med['curl']:.0f} | 1.00 | |",
-        f"| CPU-bound: blockpipe backfill → etl-csv | {med['csv']:.2f} | {n / med['csv']:.0f} "
-        f"| {cpu_ratio:.2f} of transport | ≥ 0.2 |",
+        f"| CPU-bound: blockpipe backfill → etl-csv on tmpfs | {med['csv']:.2f} | "
+        f"{n / med['csv']:.0f} | {cpu_ratio:.2f} of transport | ≥ 0.2 |",
+        f"| the same onto the disk (about 240 MB of CSV, fsync per batch) | "
+        f"{med['csv_disk']:.2f} | {n / med['csv_disk']:.0f} | "
+        f"{med['curl'] / med['csv_disk']:.2f} of transport | |",
         f"| blockpipe backfill → SQLite ({rows} rows) | {med['sqlite']:.2f} | "
         f"{n / med['sqlite']:.0f} | {sql_ratio:.2f} of the plain insert | ≥ 0.6 |",
         f"| plain C insert of the same rows, same schema ({rows / med['plain']:.0f} rows/s) "
