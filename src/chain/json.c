@@ -1,4 +1,4 @@
-/* json.c - yajl SAX events -> yajl_val tree carved out of one bp_arena per document. */
+/* json.c - SAX events (jsonparse.c) -> yajl_val tree carved out of one bp_arena per document. */
 #include "chain/json.h"
 
 #include <errno.h>
@@ -9,8 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <yajl/yajl_parse.h>
-
+#include "chain/jsonparse.h"
 #include "util/arena.h"
 
 /* Children of the open containers wait here until their container closes; most documents
@@ -110,8 +109,8 @@ typedef struct bp_json_stream {
     void *elem_target;
     bp_arena *elem_arena;
     json_region saved;
-    yajl_handle h;
-    size_t fed; /* bytes fed so far (NUL offsets) */
+    bp_jp jp;
+    size_t fed; /* bytes fed so far (NUL offsets, error excerpts) */
     char msg[256];
     json_frame frames[BP_JSON_MAX_DEPTH];
     json_item small[BP_JSON_SCRATCH];
@@ -178,11 +177,11 @@ static char *text_after(yajl_val v, const void *s, size_t len)
 }
 
 /* s[0..len) in place when it lies in the text of an in-place parse, NUL-terminated over its
- * closing quote; else NULL (copy it). yajl passes a string without escapes as a pointer into
- * the buffer given to yajl_parse (yajl_do_parse, yajl_tok_string) and never reads bytes it
- * has consumed again, except yajl_get_error, which run_parser feeds the restored text. The
- * range and quote checks keep anything else (an unescaped copy in yajl's decode buffer, a
- * token the lexer had to buffer) on the copying path. */
+ * closing quote; else NULL (copy it). jsonparse passes a string without escapes that lies in
+ * one piece as a pointer into that piece, closing quote right after it, and never reads bytes
+ * it has consumed again (run_parser builds the error excerpt from the restored text). The
+ * range and quote checks keep anything else (an unescaped copy in the parser's buffer, a
+ * token cut at the end of the text) on the copying path. */
 static char *in_text(const json_ctx *c, const unsigned char *s, size_t len)
 {
     uintptr_t p = (uintptr_t)s, lo = (uintptr_t)c->text;
@@ -416,16 +415,16 @@ static int on_end_array(void *ctx)
     return close_container(ctx, yajl_t_array);
 }
 
-static const yajl_callbacks callbacks = {
-    .yajl_null = on_null,
-    .yajl_boolean = on_boolean,
-    .yajl_number = on_number,
-    .yajl_string = on_string,
-    .yajl_start_map = on_start_map,
-    .yajl_map_key = on_map_key,
-    .yajl_end_map = on_end_map,
-    .yajl_start_array = on_start_array,
-    .yajl_end_array = on_end_array,
+static const bp_jp_callbacks callbacks = {
+    .null = on_null,
+    .boolean = on_boolean,
+    .number = on_number,
+    .string = on_string,
+    .map_key = on_map_key,
+    .start_map = on_start_map,
+    .end_map = on_end_map,
+    .start_array = on_start_array,
+    .end_array = on_end_array,
 };
 
 static void set_error(char *errbuf, size_t errlen, const char *msg)
@@ -456,31 +455,19 @@ static void restore_quotes(json_ctx *c)
         *p++ = '"';
 }
 
-/* Runs yajl over the text; on failure leaves the reason in errbuf. */
+/* Parses the whole text; on failure leaves the reason in errbuf. */
 static bool run_parser(json_ctx *c, const char *text, size_t len, char *errbuf, size_t errlen)
 {
-    yajl_handle h = yajl_alloc(&callbacks, NULL, c);
-    if (!h) {
-        set_error(errbuf, errlen, "out of memory");
-        return false;
-    }
-    yajl_config(h, yajl_allow_comments, 1); /* as yajl_tree_parse */
-    /* Like yajl_tree_parse, finish even after an error: the error message (its excerpt of
-     * the text) then reads the same. */
-    (void)yajl_parse(h, (const unsigned char *)text, len);
-    yajl_status st = yajl_complete_parse(h);
-    if (st != yajl_status_ok)
-        restore_quotes(c); /* the caller's text as given, and yajl's excerpt of it intact */
-    if (st != yajl_status_ok && c->why) {
+    bp_jp_init(&c->jp, &callbacks, c);
+    bool ok = bp_jp_feed(&c->jp, text, len) == 0 && bp_jp_finish(&c->jp) == 0 && c->root;
+    if (!ok)
+        restore_quotes(c); /* the caller's text as given, and the excerpt of it intact */
+    if (!ok && c->why)
         set_error(errbuf, errlen, c->why);
-    } else if (st != yajl_status_ok) {
-        unsigned char *msg = yajl_get_error(h, 1, (const unsigned char *)text, len);
-        set_error(errbuf, errlen, msg ? (const char *)msg : "parse error");
-        if (msg)
-            yajl_free_error(h, msg);
-    }
-    yajl_free(h);
-    return st == yajl_status_ok && c->root;
+    else if (!ok)
+        bp_jp_message(&c->jp, text, len, 0, errbuf, errlen);
+    bp_jp_release(&c->jp);
+    return ok;
 }
 
 /* text is writable when inplace (strings then stay in it). */
@@ -565,12 +552,11 @@ bp_json_stream *bp_json_stream_new(const bp_json_stream_ops *ops, void *ud)
     if (!c->arena)
         c->arena = bp_arena_new(c->slab);
     c->elem_arena = bp_arena_new(BP_JSON_ELEM_SLAB);
-    c->h = yajl_alloc(&callbacks, NULL, c);
-    if (!c->arena || !c->elem_arena || !c->h) {
+    bp_jp_init(&c->jp, &callbacks, c);
+    if (!c->arena || !c->elem_arena) {
         bp_json_stream_free(c);
         return NULL;
     }
-    yajl_config(c->h, yajl_allow_comments, 1); /* as yajl_tree_parse */
     c->bump_arena = c->arena;
     c->items = c->small;
     c->cap_items = BP_JSON_SCRATCH;
@@ -579,19 +565,16 @@ bp_json_stream *bp_json_stream_new(const bp_json_stream_ops *ops, void *ud)
     return c;
 }
 
-/* Keeps the first failure's message; yajl's excerpt is taken from the chunk at hand. */
-static int stream_fail(json_ctx *c, const char *text, size_t len)
+/* Keeps the first failure's message; the excerpt is taken from the piece at hand, which
+ * starts at document offset at. */
+static int stream_fail(json_ctx *c, const char *text, size_t len, size_t at)
 {
     if (c->msg[0])
         return -1;
-    if (c->why) {
+    if (c->why)
         set_error(c->msg, sizeof(c->msg), c->why);
-        return -1;
-    }
-    unsigned char *m = yajl_get_error(c->h, 1, (const unsigned char *)text, len);
-    set_error(c->msg, sizeof(c->msg), m ? (const char *)m : "parse error");
-    if (m)
-        yajl_free_error(c->h, m);
+    else
+        bp_jp_message(&c->jp, text, len, at, c->msg, sizeof(c->msg));
     return -1;
 }
 
@@ -605,16 +588,16 @@ int bp_json_stream_feed(bp_json_stream *c, const char *text, size_t len)
         return -1;
     }
     c->fed += len;
-    if (yajl_parse(c->h, (const unsigned char *)text, len) != yajl_status_ok)
-        return stream_fail(c, text, len);
+    if (bp_jp_feed(&c->jp, text, len) != 0)
+        return stream_fail(c, text, len, c->fed - len);
     return 0;
 }
 
 yajl_val bp_json_stream_finish(bp_json_stream *c, char *errbuf, size_t errlen)
 {
     set_error(errbuf, errlen, "");
-    if (!c->msg[0] && yajl_complete_parse(c->h) != yajl_status_ok)
-        stream_fail(c, "", 0);
+    if (!c->msg[0] && bp_jp_finish(&c->jp) != 0)
+        stream_fail(c, "", 0, c->fed);
     if (!c->msg[0] && !c->root)
         set_error(c->msg, sizeof(c->msg), "no JSON value");
     if (c->msg[0]) {
@@ -631,8 +614,7 @@ void bp_json_stream_free(bp_json_stream *c)
 {
     if (!c)
         return;
-    if (c->h)
-        yajl_free(c->h);
+    bp_jp_release(&c->jp);
     if (c->arena)
         spare_put(c->arena);
     bp_arena_free(c->elem_arena);

@@ -2,9 +2,10 @@
  *
  * A drop-in for yajl_tree_parse / yajl_tree_free on the hot path: the tree is the public
  * `struct yajl_val_s` (YAJL_IS_*, YAJL_GET_*, yajl_tree_get work unchanged) and accepts and
- * rejects exactly what yajl_tree_parse does (same yajl parser, comments allowed, UTF-8
- * checked, one value and nothing after it; numbers keep their text in u.number.r and set
- * i / d with the same YAJL_NUMBER_*_VALID rules), except:
+ * rejects exactly what yajl_tree_parse does (jsonparse.c speaks yajl 2.1's language: comments
+ * allowed, UTF-8 checked, one value and nothing after it; strings unescaped as yajl does;
+ * numbers keep their text in u.number.r and set i / d with the same YAJL_NUMBER_*_VALID
+ * rules), except:
  *   - text is (pointer, length): it need not end with a NUL and may not contain one;
  *   - nesting deeper than BP_JSON_MAX_DEPTH is refused (bounds the parser's memory);
  *   - empty objects / arrays have NULL key and value arrays (as yajl_tree's).
@@ -23,8 +24,9 @@
 
 #define BP_JSON_MAX_DEPTH 512
 
-/* The tree, or NULL with a one-paragraph message in errbuf (yajl's own text for syntax
- * errors, which may span lines; errbuf may be NULL). */
+/* The tree, or NULL with a one-line message in errbuf (errbuf may be NULL): for syntax errors
+ * yajl's kind of words ("lexical error: invalid char in json text", "parse error: premature
+ * EOF", "parse error: trailing garbage"), the offset and an excerpt of the text around it. */
 yajl_val bp_json_parse(const char *text, size_t len, char *errbuf, size_t errlen);
 
 /* Same, but strings and keys without escapes stay in text: the node points into it and the
@@ -49,7 +51,9 @@ void bp_json_free(yajl_val root);
 
 /* ---- Streaming: the text arrives in pieces and big arrays never become a tree ----
  *
- * The same parser fed chunk by chunk (an HTTP answer as it is received). The caller picks
+ * The same parser fed chunk by chunk (an HTTP answer as it is received; a token may be split
+ * anywhere and is buffered only while it is cut, so memory is bounded by the largest token
+ * and the open elements, not the document; strings never stay in the pieces). The caller picks
  * elements: when a container opens inside an array, ops->want is asked (it may look at the
  * open containers with the functions below); a non-NULL answer makes that container an
  * element: when it closes, ops->on_elem gets its tree (valid during the call only; strings
@@ -69,7 +73,8 @@ typedef struct bp_json_stream_ops {
 bp_json_stream *bp_json_stream_new(const bp_json_stream_ops *ops, void *ud);
 /* 0, or -1 once the text is known bad (then every later call is -1 too). */
 int bp_json_stream_feed(bp_json_stream *s, const char *text, size_t len);
-/* The tree (free with bp_json_free; it outlives s), or NULL with the reason in errbuf. */
+/* The tree (free with bp_json_free; it outlives s), or NULL with the reason in errbuf (as
+ * bp_json_parse's; the excerpt comes from the piece the error was found in). */
 yajl_val bp_json_stream_finish(bp_json_stream *s, char *errbuf, size_t errlen);
 void bp_json_stream_free(bp_json_stream *s);
 

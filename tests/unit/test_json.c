@@ -82,9 +82,9 @@ static void lengths_right(yajl_val v)
         lengths_right(kids[i]);
 }
 
-/* The in-place parser on a writable copy: the same tree, or the same message with the text
- * left as it was. */
-static void inplace_same(const char *text, size_t len, yajl_val a, const char *ea)
+/* The in-place parser on a writable copy: the same tree, or bp_json_parse's message (eb) with
+ * the text left as it was. */
+static void inplace_same(const char *text, size_t len, yajl_val a, const char *eb)
 {
     char *raw = unterminated(text, len), ec[512];
     yajl_val c = bp_json_parse_inplace(raw, len, ec, sizeof(ec));
@@ -94,15 +94,63 @@ static void inplace_same(const char *text, size_t len, yajl_val a, const char *e
         same_tree(a, c);
         lengths_right(c);
     } else {
-        assert_string_equal(ea, ec);
+        assert_string_equal(eb, ec);
         assert_memory_equal(raw, text, len);
     }
     bp_json_free(c);
     free(raw);
 }
 
+/* One line, yajl's kind of words, the offset. */
+static void message_ok(const char *eb)
+{
+    if (strncmp(eb, "lexical error: ", 15) != 0 && strncmp(eb, "parse error: ", 13) != 0)
+        fail_msg("message: %s", eb);
+    assert_non_null(strstr(eb, " at offset "));
+    assert_null(strchr(eb, '\n'));
+}
+
+/* bp_json_stream (no elements) over text[0..len) in pieces of `piece` bytes, each its own
+ * exact allocation (ASan sees any read past a piece): the tree, or NULL with eb set. */
+static yajl_val stream_parse(const char *text, size_t len, size_t piece, char *eb, size_t eblen)
+{
+    bp_json_stream *s = bp_json_stream_new(NULL, NULL);
+    assert_non_null(s);
+    for (size_t at = 0; at < len; at += piece) {
+        size_t n = len - at < piece ? len - at : piece;
+        char *p = unterminated(text + at, n);
+        int rc = bp_json_stream_feed(s, p, n);
+        free(p);
+        if (rc != 0)
+            break;
+    }
+    yajl_val v = bp_json_stream_finish(s, eb, eblen);
+    bp_json_stream_free(s);
+    return v;
+}
+
+/* The streaming parser in 1-byte (small texts), 7-byte and 4 KiB pieces agrees with yajl. */
+static void stream_same(const char *text, size_t len, yajl_val a)
+{
+    const size_t pieces[] = {1, 7, 4096};
+    for (size_t k = len > 65536 ? 1 : 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+        char eb[512];
+        yajl_val v = stream_parse(text, len, pieces[k], eb, sizeof(eb));
+        if (!a != !v)
+            fail_msg("%s accepts %.80s in %zu-byte pieces (%s)",
+                     a ? "only yajl_tree" : "only stream", text, pieces[k], eb);
+        if (a) {
+            same_tree(a, v);
+            lengths_right(v);
+        } else {
+            message_ok(eb);
+        }
+        bp_json_free(v);
+    }
+}
+
 /* All parsers on text[0..len) (no NUL inside): all accept with equal trees, or all refuse
- * with the same message. Returns whether it parsed. */
+ * (bp_json's own message, the same for both whole-text parsers). Returns whether it parsed. */
 static bool same_as_yajl(const char *text, size_t len)
 {
     char *cstr = strndup(text, len), *raw = unterminated(text, len);
@@ -115,9 +163,10 @@ static bool same_as_yajl(const char *text, size_t len)
         same_tree(a, b);
         lengths_right(b);
     } else {
-        assert_string_equal(ea, eb);
+        message_ok(eb);
     }
-    inplace_same(text, len, a, ea);
+    inplace_same(text, len, a, eb);
+    stream_same(text, len, a);
     yajl_tree_free(a);
     bp_json_free(b);
     free(cstr);
@@ -343,6 +392,158 @@ static void test_big_documents(void **state)
     bp_buf_release(&b);
 }
 
+/* Every token kind, escapes, a surrogate pair, a lone one, UTF-8, comments and numbers at
+ * both ends of pieces: split in two at every position, and in three at many. */
+#define SAMPLE                                                                                     \
+    "/*a*/{\"hash\":\"0xAbCdEf0123456789abcdef\",\"n\":[-0.5e+3,12,0,true,false,null],"            \
+    "\"e\\u0041\":\"q\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\ud83d\\ude00\\ud800x\\udc00\","            \
+    "\"raw\":\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\", // line\n \"o\":{\"x\":[]} }//end"
+
+static void test_stream_split_everywhere(void **state)
+{
+    (void)state;
+    const char *text = SAMPLE;
+    size_t len = strlen(text);
+    char *cstr = strndup(text, len), eb[512];
+    yajl_val a = yajl_tree_parse(cstr, eb, sizeof(eb));
+    assert_non_null(a);
+    for (size_t i = 0; i <= len; i++) {
+        for (size_t j = i; j <= len; j += (i % 5 == 0 ? 1 : len)) {
+            bp_json_stream *s = bp_json_stream_new(NULL, NULL);
+            assert_non_null(s);
+            size_t cuts[] = {0, i, j, len};
+            for (int k = 0; k < 3; k++) {
+                char *p = unterminated(text + cuts[k], cuts[k + 1] - cuts[k]);
+                assert_int_equal(bp_json_stream_feed(s, p, cuts[k + 1] - cuts[k]), 0);
+                free(p);
+            }
+            yajl_val v = bp_json_stream_finish(s, eb, sizeof(eb));
+            if (!v)
+                fail_msg("split at %zu and %zu: %s", i, j, eb);
+            same_tree(a, v);
+            lengths_right(v);
+            bp_json_free(v);
+            bp_json_stream_free(s);
+        }
+    }
+    assert_true(same_as_yajl(text, len));
+    yajl_tree_free(a);
+    free(cstr);
+}
+
+/* The string's bytes (with NULs) from every parser; yajl_tree's up to its first NUL. */
+static void string_is(const char *json, const char *want, size_t want_len)
+{
+    assert_true(same_as_yajl(json, strlen(json)));
+    yajl_val v = bp_json_parse(json, strlen(json), NULL, 0);
+    assert_true(YAJL_IS_STRING(v));
+    assert_int_equal(bp_json_strlen(v), want_len);
+    assert_memory_equal(v->u.string, want, want_len);
+    bp_json_free(v);
+}
+
+/* yajl_string_decode's rules, which Debian's yajl has patched (CVE-2017-16516): a high
+ * surrogate not followed by \u is "?" and the byte after it is kept. */
+static void test_escapes_and_surrogates(void **state)
+{
+    (void)state;
+    string_is("\"\\ud800\"", "?", 1);
+    string_is("\"\\uD800x\"", "?x", 2);
+    string_is("\"\\uD800\\n\"", "?\n", 2);
+    string_is("\"\\uD800\\\\\"", "?\\", 2);
+    string_is("\"\\uD800\\u0041\"", "\xf0\x90\x81\x81", 4); /* joined whatever follows */
+    string_is("\"\\uD800\\uD800\\u0041\"",
+              "\xf0\x90\x80\x80"
+              "A",
+              5);
+    string_is("\"\\uDBFF\\uDFFF\"", "\xf4\x8f\xbf\xbf", 4);
+    string_is("\"\\uDC00z\"", "\xed\xb0\x80z", 4); /* lone low: 3 bytes */
+    string_is("\"a\\u0000b\"", "a\0b", 3);
+    string_is("\"\\u0080\\u07FF\\u0800\\uffff\"", "\xc2\x80\xdf\xbf\xe0\xa0\x80\xef\xbf\xbf", 10);
+    string_is("\"\xc0\x80\xf7\xbf\xbf\xbf\xed\xa0\x80\x7f\"",
+              "\xc0\x80\xf7\xbf\xbf\xbf\xed\xa0\x80\x7f", 10);
+    const char *bad[] = {"\"\\x\"",   "\"\\u12G4\"", "\"\\U0041\"", "\"\xf8\"",  "\"\xe2\x82\"",
+                         "\"\xc3(\"", "\"\x80\"",    "\"a\x1f\"",   "\"\\\x01\""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (same_as_yajl(bad[i], strlen(bad[i])))
+            fail_msg("accepted: %s", bad[i]);
+}
+
+/* Comments anywhere whitespace may be; after the value, what is still open at the end (a
+ * comment, even a string) is accepted, as yajl completes the text with one space. */
+static void test_comments_and_the_end(void **state)
+{
+    (void)state;
+    const char *good[] = {
+        "1 /* x", "1 //",    "1//x",         "[1]/*/",         "{\"a\":1} /* a *",        "1 \"abc",
+        "[1] \"", "// c\n1", "/* * / **/ 1", "[1 /* x */ ,2]", "{\"a\" /*c*/ : /*d*/ 1}", "\v1\f",
+        "1/**/"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        if (!same_as_yajl(good[i], strlen(good[i])))
+            fail_msg("refused: %s", good[i]);
+    const char *bad[] = {"1 /",
+                         "1/",
+                         "/**/",
+                         "// 1",
+                         "/ 1",
+                         "1 \"ab\\",
+                         "1 \"\\u12",
+                         "1 \"a\tb",
+                         "1 tr",
+                         "1 -",
+                         "1 /x",
+                         "1 \"abc\"",
+                         "[1 /x]",
+                         "\xef\xbb\xbf"
+                         "1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (same_as_yajl(bad[i], strlen(bad[i])))
+            fail_msg("accepted: %s", bad[i]);
+}
+
+/* Each kind of error, its offset and its excerpt, from the whole text and from pieces. */
+static void test_error_messages(void **state)
+{
+    (void)state;
+    const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"[1, @]", "lexical error: invalid char in json text at offset 4: [1, @]"},
+        {"[1, tru]", "lexical error: invalid string in json text at offset 7"},
+        {"[\"a\x01\"]", "lexical error: invalid character inside string at offset 3"},
+        {"[\"\xff\"]", "lexical error: invalid bytes in UTF8 string at offset 2"},
+        {"[\"\\x\"]", "before a character which it may not at offset 3"},
+        {"[\"\\u00G0\"]", "after '\\u' inside string at offset 6"},
+        {"[1.]", "lexical error: malformed number at offset 1"},
+        {"[01]", "lexical error: malformed number at offset 1"},
+        {"[1 /x]", "lexical error: invalid comment format"},
+        {"{\"a\":[1,2", "parse error: premature EOF at offset 9: {\"a\":[1,2"},
+        {"", "parse error: premature EOF at offset 0"},
+        {"{\"a\":1} x", "parse error: trailing garbage at offset 8: {\"a\":1} x"},
+        {"[1] [2]", "parse error: trailing garbage at offset 4"},
+        {"[1 2]", "parse error: after array element, I expect ',' or ']' at offset 3"},
+        {"{\"a\":1 2}", "parse error: after key and value, inside map, I expect ',' or '}'"},
+        {"{\"a\" 1}", "parse error: object key and value must be separated by a colon"},
+        {"{1:2}", "parse error: invalid object key (must be a string) at offset 1"},
+        {"[1,]", "parse error: unallowed token at this point in JSON text at offset 3"},
+        {"\n\t[\n1 x", "at offset 6:   [ 1 x"}, /* one line: control chars as spaces */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char eb[512];
+        size_t len = strlen(cases[i].text);
+        assert_null(bp_json_parse(cases[i].text, len, eb, sizeof(eb)));
+        if (!strstr(eb, cases[i].want))
+            fail_msg("%s: got \"%s\", want \"%s\"", cases[i].text, eb, cases[i].want);
+        assert_null(stream_parse(cases[i].text, len, 1, eb, sizeof(eb)));
+        message_ok(eb);
+        const char *at = strstr(cases[i].want, " at offset "); /* same offset, own excerpt */
+        char where[64];
+        snprintf(where, sizeof(where), "%.*s", at ? (int)strcspn(at, ":") : 0, at ? at : "");
+        if (!strstr(eb, where))
+            fail_msg("%s in pieces: got \"%s\"", cases[i].text, eb);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -354,6 +555,10 @@ int main(void)
         cmocka_unit_test(test_number_flags),
         cmocka_unit_test(test_depth_limit),
         cmocka_unit_test(test_big_documents),
+        cmocka_unit_test(test_stream_split_everywhere),
+        cmocka_unit_test(test_escapes_and_surrogates),
+        cmocka_unit_test(test_comments_and_the_end),
+        cmocka_unit_test(test_error_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
