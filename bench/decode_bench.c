@@ -1,6 +1,7 @@
 /* decode_bench.c - in-memory cost of each decoding layer over one recorded batch answer
  * [eth_getBlockByNumber(n, true), eth_getBlockReceipts(n)]:
- *   sax        yajl's SAX parser with empty callbacks (the floor: lexing and validation)
+ *   sax        yajl's SAX parser with empty callbacks (yajl's floor: lexing and validation)
+ *   jp_sax     bp_jp (jsonparse.c, what bp_json runs on) with empty callbacks: our floor
  *   yajl_tree  yajl_tree_parse + yajl_tree_free (what blockpipe used before bp_json)
  *   bp_json    bp_json_parse + bp_json_free
  *   decode     bp_decode_rpc_response + bp_decode_block + bp_decode_block_receipts + frees
@@ -8,7 +9,8 @@
  *              the HTTP answer), parsed in place, the block adopting it (fetch before streaming)
  *   decode_stream  as fetch runs it: the text fed in 16 KiB pieces (curl's write size) to
  *              bp_json_stream, transactions and receipts decoded as they arrive
- * One `name=value` line per figure; decode_vs_sax is decode's MB/s over sax's.
+ * One `name=value` line per figure; decode_vs_sax is decode's MB/s over sax's, jp_sax_vs_sax
+ * our lexer's over yajl's.
  *
  * usage: bench_decode FILE [SECONDS_PER_FIGURE [FIGURE]]   (FIGURE alone: for perf record;
  * record FILE with curl, see bench/run.sh) */
@@ -22,6 +24,7 @@
 #include "blockpipe/model.h"
 #include "chain/decode.h"
 #include "chain/json.h"
+#include "chain/jsonparse.h"
 #include "util/arena.h"
 
 #define ROUNDS 3
@@ -79,6 +82,30 @@ static bool run_sax(const char *text, size_t len)
     bool ok = yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
               yajl_complete_parse(h) == yajl_status_ok;
     yajl_free(h);
+    return ok;
+}
+
+static const bp_jp_callbacks jp_empty = {
+    .null = on_null,
+    .boolean = on_bool,
+    .number = on_number,
+    .string = on_string,
+    .start_map = on_null,
+    .map_key = on_string,
+    .end_map = on_null,
+    .start_array = on_null,
+    .end_array = on_null,
+};
+
+static bool run_jp_sax(const char *text, size_t len)
+{
+    bp_jp *p = malloc(sizeof(*p));
+    if (!p)
+        return false;
+    bp_jp_init(p, &jp_empty, NULL);
+    bool ok = bp_jp_feed(p, text, len) == 0 && bp_jp_finish(p) == 0;
+    bp_jp_release(p);
+    free(p);
     return ok;
 }
 
@@ -239,10 +266,11 @@ int main(int argc, char **argv)
         bench_fn fn;
     } figs[] = {
         {"sax", run_sax},       {"yajl_tree", run_yajl_tree}, {"bp_json", run_bp_json},
-        {"decode", run_decode}, {"decode_zc", run_decode_zc}, {"decode_stream", run_decode_stream}};
-    double mbs[6] = {0};
+        {"decode", run_decode}, {"decode_zc", run_decode_zc}, {"decode_stream", run_decode_stream},
+        {"jp_sax", run_jp_sax}};
+    double mbs[7] = {0};
     printf("bytes=%zu\n", len);
-    for (size_t i = 0; i < 6; i++) {
+    for (size_t i = 0; i < 7; i++) {
         if (only && strcmp(only, figs[i].name) != 0)
             continue;
         mbs[i] = measure(figs[i].fn, text, len, secs);
@@ -264,6 +292,7 @@ int main(int argc, char **argv)
     printf("decode_zc_vs_sax=%.2f\n", mbs[4] / mbs[0]);
     printf("decode_stream_blocks_s=%.0f\n", mbs[5] * 1e6 / (double)len);
     printf("decode_stream_vs_sax=%.2f\n", mbs[5] / mbs[0]);
+    printf("jp_sax_vs_sax=%.2f\n", mbs[6] / mbs[0]);
     free(text);
     return 0;
 }
