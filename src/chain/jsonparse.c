@@ -166,7 +166,6 @@ static inline bool value_ok(const bp_jp *p)
 
 static int stopped(bp_jp *p, size_t at)
 {
-    p->stopped = true;
     return fail_at(p, E_STOPPED, at);
 }
 
@@ -432,8 +431,10 @@ static const unsigned char *lex_string(bp_jp *p, const unsigned char *q, const u
         fail(p, unexpected(p), q);
         return NULL;
     }
-    const unsigned char *body = q + 1, *r = body;
+    const unsigned char *body = q + 1, *r = skip_plain(body, end);
     p->has_esc = false;
+    if (r < end && *r == '"') /* the common case: nothing to check in between */
+        return string_done(p, body, (size_t)(r - body), at_of(p, q)) == 0 ? r + 1 : NULL;
     p->sub = p->utf8 = 0; /* sub is shared with literals and comments */
     int rc = scan_string(p, &r, end);
     if (rc < 0)

@@ -63,7 +63,6 @@ typedef struct bp_jp {
     const char *err;                      /* what went wrong, NULL while the text is fine */
     size_t err_off;                       /* where, from the start of the document */
     size_t tok_off;                       /* where the cut token starts */
-    bool stopped;                         /* a callback stopped the parse */
     bp_jp_buf carry;                      /* the cut token's bytes so far */
     bp_jp_buf dec;                        /* an unescaped string */
     unsigned char stack[BP_JP_MAX_DEPTH]; /* 1 = array, 0 = object, per open container */
@@ -78,12 +77,6 @@ void bp_jp_release(bp_jp *p);
 int bp_jp_feed(bp_jp *p, const char *text, size_t len);
 /* The end of the text: 0 when it held exactly one complete value, else -1. */
 int bp_jp_finish(bp_jp *p);
-
-/* Whether the failure was a callback's stop rather than the text. */
-static inline bool bp_jp_stopped(const bp_jp *p)
-{
-    return p->stopped;
-}
 
 /* One line for a failed parse: "lexical error: ..." / "parse error: ...", the offset in the
  * document, and an excerpt around it when it lies in text[0..len), the bytes at document
