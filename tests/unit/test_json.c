@@ -481,20 +481,10 @@ static void test_comments_and_the_end(void **state)
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
         if (!same_as_yajl(good[i], strlen(good[i])))
             fail_msg("refused: %s", good[i]);
-    const char *bad[] = {"1 /",
-                         "1/",
-                         "/**/",
-                         "// 1",
-                         "/ 1",
-                         "1 \"ab\\",
-                         "1 \"\\u12",
-                         "1 \"a\tb",
-                         "1 tr",
-                         "1 -",
-                         "1 /x",
-                         "1 \"abc\"",
-                         "[1 /x]",
-                         "\xef\xbb\xbf\x31"}; /* a BOM, then 1 (clang: no concatenation) */
+    const char *bad[] = {
+        "1 /",  "1/",  "/**/", "// 1",      "/ 1",    "1 \"ab\\",        "1 \"\\u12", "1 \"a\tb",
+        "1 tr", "1 -", "1 /x", "1 \"abc\"", "[1 /x]", "\xef\xbb\xbf\x31"}; /* a BOM, then 1 (clang:
+                                                                              no concatenation) */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (same_as_yajl(bad[i], strlen(bad[i])))
             fail_msg("accepted: %s", bad[i]);
