@@ -6,22 +6,22 @@
 
 #include <stddef.h>
 
-#define BP_ERRORS(X)                                                                       \
-    X(BP_OK, 0, "ok")                                                                      \
-    X(BP_ENOMEM, -1, "out of memory")                                                      \
-    X(BP_EINVAL, -2, "invalid argument or configuration")                                  \
-    X(BP_EPARSE, -3, "malformed answer")                                                   \
-    X(BP_ERPC, -4, "JSON-RPC error")                                                       \
-    X(BP_EHTTP, -5, "HTTP error")                                                          \
-    X(BP_ETRANSPORT, -6, "transport error")                                                \
-    X(BP_ETIMEOUT, -7, "timed out")                                                        \
-    X(BP_ENOTFOUND, -8, "not found")                                                       \
-    X(BP_EUNSUPPORTED, -9, "method not supported by the node")                             \
-    X(BP_EIO, -10, "I/O error")                                                            \
-    X(BP_EDB, -11, "database error")                                                       \
-    X(BP_EREORG, -12, "reorg deeper than the reorg window")                                \
-    X(BP_ESTOPPED, -13, "stopped")                                                         \
-    X(BP_ETOOBIG, -14, "answer larger than the cap")                                       \
+#define BP_ERRORS(X)                                                                               \
+    X(BP_OK, 0, "ok")                                                                              \
+    X(BP_ENOMEM, -1, "out of memory")                                                              \
+    X(BP_EINVAL, -2, "invalid argument or configuration")                                          \
+    X(BP_EPARSE, -3, "malformed answer")                                                           \
+    X(BP_ERPC, -4, "JSON-RPC error")                                                               \
+    X(BP_EHTTP, -5, "HTTP error")                                                                  \
+    X(BP_ETRANSPORT, -6, "transport error")                                                        \
+    X(BP_ETIMEOUT, -7, "timed out")                                                                \
+    X(BP_ENOTFOUND, -8, "not found")                                                               \
+    X(BP_EUNSUPPORTED, -9, "method not supported by the node")                                     \
+    X(BP_EIO, -10, "I/O error")                                                                    \
+    X(BP_EDB, -11, "database error")                                                               \
+    X(BP_EREORG, -12, "reorg deeper than the reorg window")                                        \
+    X(BP_ESTOPPED, -13, "stopped")                                                                 \
+    X(BP_ETOOBIG, -14, "answer larger than the cap")                                               \
     X(BP_ERATELIMIT, -15, "rate limited")
 
 enum bp_error_code {

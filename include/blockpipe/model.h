@@ -41,8 +41,8 @@ typedef struct bp_log {
     uint64_t transaction_index; /* index of the tx in the block */
     const char *transaction_hash;
     const char *address;
-    const char *data;       /* "0x" for empty */
-    const char *topics[4];  /* topics[0..topic_count-1]; rest NULL */
+    const char *data;      /* "0x" for empty */
+    const char *topics[4]; /* topics[0..topic_count-1]; rest NULL */
     uint8_t topic_count;
     bool removed;
 } bp_log;

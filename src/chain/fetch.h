@@ -38,8 +38,7 @@ void bp_fetch_shared_init(bp_fetch_shared *s, unsigned what);
 /* Fetch block n. On success *out is a new block the caller owns. Transactions are fetched
  * in full when what has TRANSACTIONS, RECEIPTS or LOGS; receipts when RECEIPTS or LOGS.
  * BP_ENOTFOUND when the node has no block n yet. Every error message starts "block N: ". */
-int bp_fetch_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, bp_block **out,
-                   bp_error *err);
+int bp_fetch_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, bp_block **out, bp_error *err);
 
 /* Blocks first .. first+count-1 in one HTTP request (a batch of 2 × count calls). Each
  * block has its own outcome: out[i] (caller owns) or rcs[i] / errs[i]. A transport error
@@ -48,7 +47,7 @@ int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t 
                    bp_block **out, int *rcs, bp_error *errs);
 
 /* Same by hash (used while walking back a reorg). */
-int bp_fetch_block_by_hash(bp_rpc *rpc, bp_fetch_shared *shared, const char *hash,
-                           bp_block **out, bp_error *err);
+int bp_fetch_block_by_hash(bp_rpc *rpc, bp_fetch_shared *shared, const char *hash, bp_block **out,
+                           bp_error *err);
 
 #endif

@@ -46,7 +46,7 @@ typedef struct bp_config {
     int log_level;      /* enum bp_log_level */
     bool log_json;
     char *config_file;
-    char *state_dir; /* NULL: no state file */
+    char *state_dir;        /* NULL: no state file */
     bool output_keep_going; /* --output-failure continue */
     /* PostgreSQL outputs (added to their URLs as ?schema=&wait_for_db=&checkpoint=) */
     char *pg_schema;       /* NULL: public */

@@ -22,7 +22,6 @@
 #include "util/buf.h"
 #include "util/histogram.h"
 
-
 #define ANVIL_DEFAULT BP_SOURCE_DIR "/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 #define BAD_SERVER BP_SOURCE_DIR "/tests/tools/ws_bad_server.py"
 
