@@ -1,6 +1,7 @@
 /* sqlite_insert.c - the SQLite baseline: a plain C program inserting the same rows into the
- * same schema (same tables, keys and indexes, same pragmas) with prepared statements, in
- * transactions of `batch` blocks' rows - the database's own limit for what blockpipe does.
+ * same schema (same tables, keys and indexes, same pragmas and page size) with prepared
+ * statements, in transactions of `batch` blocks' rows - the database's own limit for what
+ * blockpipe does.
  *
  * usage: bench_sqlite_insert SOURCE_DB DEST_DB [ROWS_PER_TX]
  * SOURCE_DB is a database blockpipe wrote; its rows are loaded into memory first, so only
@@ -106,7 +107,16 @@ int main(int argc, char **argv)
     remove(argv[2]);
     if (sqlite3_open(argv[2], &dst) != SQLITE_OK)
         die(dst, argv[2]);
-    sqlite3_exec(dst, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    /* The source's page size too (blockpipe's sink sets it on a new file): same pragmas. */
+    sqlite3_stmt *ps = NULL;
+    char pragma[96] = "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL";
+    if (sqlite3_prepare_v2(src, "PRAGMA page_size", -1, &ps, NULL) == SQLITE_OK &&
+        sqlite3_step(ps) == SQLITE_ROW)
+        snprintf(pragma, sizeof(pragma),
+                 "PRAGMA page_size=%d; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL",
+                 sqlite3_column_int(ps, 0));
+    sqlite3_finalize(ps);
+    sqlite3_exec(dst, pragma, NULL, NULL, NULL);
     copy_schema(src, dst);
     table tables[] = {{.name = "blocks"}, {.name = "transactions"}, {.name = "logs"}};
     for (size_t i = 0; i < 3; i++)

@@ -586,7 +586,12 @@ static int sqlite_open(bp_sink **out, const char *target, bp_error *err)
     }
     sqlite3_extended_result_codes(s->db, 1);
     sqlite3_busy_timeout(s->db, SQLITE_BUSY_MS);
-    rc = exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL", "setting WAL mode", err);
+    /* 64 KiB pages (a new file only; SQLite ignores it once WAL is on): an indexer appends
+     * wide rows, and 4 KiB pages cost a WAL write, a checkpoint write and B-tree work per 4 KiB.
+     * Measured (1,000 200-tx blocks from simnode): 4 KiB 2.7 s, 16 KiB 2.1 s, 64 KiB 1.75 s,
+     * system time 1.2 -> 0.5 s. */
+    rc = exec(s, "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL",
+              "setting WAL mode", err);
     if (rc == 0)
         rc = create_schema(s, err);
     if (rc == 0)
