@@ -1,8 +1,9 @@
-/* testfile.c - whole-file reads for tests. */
+/* testfile.c - whole-file reads and text edits for tests. */
 #include "testfile.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 char *bp_test_slurp(const char *path, size_t *len)
 {
@@ -31,4 +32,19 @@ char *bp_test_slurp(const char *path, size_t *len)
     if (len)
         *len = n;
     return data;
+}
+
+char *bp_test_replace(const char *s, const char *from, const char *to)
+{
+    const char *p = strstr(s, from);
+    if (!p)
+        return NULL;
+    size_t head = (size_t)(p - s), fl = strlen(from), tl = strlen(to);
+    char *out = malloc(strlen(s) - fl + tl + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, s, head);
+    memcpy(out + head, to, tl);
+    strcpy(out + head + tl, p + fl);
+    return out;
 }

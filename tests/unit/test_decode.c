@@ -49,17 +49,12 @@ static char *io_response(const char *path)
     return out;
 }
 
-/* Returns a malloc'd copy of s with the first `from` replaced by `to`. */
+/* s with the first `from` replaced by `to` (which must be there); free() it. */
 static char *replace(const char *s, const char *from, const char *to)
 {
-    const char *p = strstr(s, from);
-    if (!p)
-        fail_msg("fixture lacks '%s'", from);
-    size_t head = (size_t)(p - s), fl = strlen(from), tl = strlen(to);
-    char *out = malloc(strlen(s) - fl + tl + 1);
-    memcpy(out, s, head);
-    memcpy(out + head, to, tl);
-    strcpy(out + head + tl, p + fl);
+    char *out = bp_test_replace(s, from, to);
+    if (!out)
+        fail_msg("'%s' not in the text", from);
     return out;
 }
 

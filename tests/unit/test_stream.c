@@ -15,6 +15,7 @@
 #include "chain/json.h"
 #include "sim/chain.h"
 #include "sim/node.h"
+#include "testfile.h"
 #include "util/buf.h"
 
 #define T0 1000.0
@@ -309,18 +310,12 @@ static void test_sim_batches(void **state)
     free(empty);
 }
 
-/* s with the first `from` replaced by `to` (must occur). */
+/* s with the first `from` replaced by `to` (which must be there); free() it. */
 static char *replace(const char *s, const char *from, const char *to)
 {
-    const char *p = strstr(s, from);
-    if (!p)
+    char *out = bp_test_replace(s, from, to);
+    if (!out)
         fail_msg("'%s' not in the text", from);
-    size_t head = (size_t)(p - s), fl = strlen(from), tl = strlen(to);
-    char *out = malloc(strlen(s) - fl + tl + 1);
-    assert_non_null(out);
-    memcpy(out, s, head);
-    memcpy(out + head, to, tl);
-    strcpy(out + head + tl, p + fl);
     return out;
 }
 
