@@ -97,6 +97,8 @@ static bool take_token_possible(bp_endpoint *e, int64_t now, int64_t *wake)
 
 static bool usable(bp_endpoint *e, uint64_t need, int64_t now, int64_t *wake)
 {
+    if (e->chain != BP_EP_CHAIN_OK)
+        return false;
     if (e->head_known && e->head < need)
         return false;
     if (now < e->not_before_ms) {
@@ -273,6 +275,14 @@ void bp_pool_set_head(bp_pool *p, int ep, uint64_t head)
     pthread_mutex_unlock(&p->lock);
 }
 
+void bp_pool_set_chain(bp_pool *p, int ep, enum bp_ep_chain chain)
+{
+    pthread_mutex_lock(&p->lock);
+    p->eps[ep].chain = chain;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->lock);
+}
+
 void bp_pool_raise_heads(bp_pool *p, uint64_t head)
 {
     pthread_mutex_lock(&p->lock);
@@ -318,9 +328,13 @@ int bp_pool_batch_hint(bp_pool *p)
     return best;
 }
 
-static const char *state_name(enum bp_ep_state s)
+static const char *state_name(const bp_endpoint *e)
 {
-    return s == BP_EP_HEALTHY ? "healthy" : s == BP_EP_EJECTED ? "ejected" : "probing";
+    if (e->chain != BP_EP_CHAIN_OK)
+        return e->chain == BP_EP_CHAIN_UNCHECKED ? "unchecked" : "other-chain";
+    return e->state == BP_EP_HEALTHY   ? "healthy"
+           : e->state == BP_EP_EJECTED ? "ejected"
+                                       : "probing";
 }
 
 void bp_pool_format_stats(bp_pool *p, bp_buf *out)
@@ -337,7 +351,7 @@ void bp_pool_format_stats(bp_pool *p, bp_buf *out)
                       "%srpc[%zu] %s state=%s head=%s in_flight=%d limit=%d batch=%d "
                       "requests=%" PRIu64 " errors=%" PRIu64 " 429s=%" PRIu64 " ejections=%" PRIu64
                       " blocks=%" PRIu64 " p50=%.1fms p99=%.1fms",
-                      i ? "\n" : "", i, e->url, state_name(e->state), head, e->in_flight, e->limit,
+                      i ? "\n" : "", i, e->url, state_name(e), head, e->in_flight, e->limit,
                       e->batch, e->requests, e->errors, e->rate_limited, e->ejections, e->blocks,
                       (double)s.p50 / 1000.0, (double)s.p99 / 1000.0);
     }

@@ -34,6 +34,10 @@ typedef struct bp_endpoint_spec {
 
 enum bp_ep_state { BP_EP_HEALTHY = 0, BP_EP_EJECTED, BP_EP_PROBING };
 
+/* Whether the endpoint is known to serve the pool's chain (eth_chainId): only CHAIN_OK ones
+ * get requests. One that did not answer at start is UNCHECKED until it does. */
+enum bp_ep_chain { BP_EP_CHAIN_OK = 0, BP_EP_CHAIN_UNCHECKED, BP_EP_CHAIN_OTHER };
+
 typedef struct bp_endpoint {
     char *url; /* credentials stripped: for logs and stats */
     char *real_url;
@@ -41,6 +45,7 @@ typedef struct bp_endpoint {
     double rps;
 
     enum bp_ep_state state;
+    enum bp_ep_chain chain;
     int in_flight, limit, batch, successes;
     int consecutive_failures;
     int64_t not_before_ms; /* ejected or rate-limited until (monotonic ms) */
@@ -92,6 +97,8 @@ typedef struct bp_pool_outcome {
 void bp_pool_done(bp_pool *p, int ep, const bp_pool_outcome *o);
 
 void bp_pool_set_head(bp_pool *p, int ep, uint64_t head);
+/* What eth_chainId said of endpoint ep (see enum bp_ep_chain). */
+void bp_pool_set_chain(bp_pool *p, int ep, enum bp_ep_chain chain);
 /* A head announced elsewhere (the WebSocket): every endpoint is trusted up to it until its
  * own poll or a "not found" says it is behind. */
 void bp_pool_raise_heads(bp_pool *p, uint64_t head);
