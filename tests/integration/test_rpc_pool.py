@@ -1,7 +1,8 @@
 """An RPC pool: a preferred endpoint that fails every request and a healthy fallback.
 
-rpc[0] (priority 0, preferred) is a fault proxy in front of anvil that answers every request
-with HTTP 500, a reset connection or garbage; rpc[1] (priority 1) is anvil itself. Both are
+rpc[0] (priority 0, preferred) is a fault proxy in front of anvil that answers eth_chainId
+(an endpoint must name the chain before it gets requests) and every block request with HTTP
+500, a reset connection or garbage; rpc[1] (priority 1) is anvil itself. Both are
 given as inline JSON objects to --rpc. The backfill must end exact (every block, tx and log
 as the node has them), the failing endpoint must be ejected (said on stderr and counted in
 the per-endpoint stats lines), and the healthy one must have carried the blocks.
@@ -33,7 +34,9 @@ def main():
         stats = os.path.join(tmp, "faults.json")
         proxy = subprocess.Popen([sys.executable, os.path.join(TOOLS, "faultproxy.py"),
                                   "--upstream", node.url, "--faults", "http500,reset,garbage",
-                                  "--every", "1", "--stats-file", stats, "--lifetime", "300"],
+                                  "--every", "1", "--stats-file", stats, "--lifetime", "300",
+                                  "--only-methods",
+                                  "eth_getBlockByNumber,eth_getBlockReceipts"],
                                  stdout=subprocess.PIPE, text=True)
         try:
             port = int(proxy.stdout.readline().split()[1])
