@@ -293,6 +293,15 @@ int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *r
     return map_status(rpc, status, resp, ra, err);
 }
 
+/* The answer buffer is kept between calls, unless a huge answer grew it. */
+static void keep_small(bp_rpc *rpc)
+{
+    if (rpc->resp.cap > BP_RPC_KEEP_BYTES) {
+        bp_buf_release(&rpc->resp);
+        bp_buf_init(&rpc->resp, 0);
+    }
+}
+
 int bp_rpc_batch(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *root,
                  yajl_val *results, yajl_val *errors, bp_error *err)
 {
@@ -304,32 +313,7 @@ int bp_rpc_batch(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *
                                 results, errors, err);
     if (rc != 0)
         bp_error_prefix(err, "POST %s: ", rpc->shown_url);
-    if (rpc->resp.cap > BP_RPC_KEEP_BYTES) {
-        bp_buf_release(&rpc->resp);
-        bp_buf_init(&rpc->resp, 0);
-    }
-    return rc;
-}
-
-int bp_rpc_batch_inplace(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *root,
-                         yajl_val *results, yajl_val *errors, bp_error *err)
-{
-    *root = NULL;
-    if (rpc->resp.cap > BP_RPC_KEEP_BYTES) { /* left by an answer that was not taken */
-        bp_buf_release(&rpc->resp);
-        bp_buf_init(&rpc->resp, 0);
-    }
-    /* A taken body leaves no storage: size the next one like the last answer, so the
-     * transfer does not regrow (and copy) it a dozen times. Untouched pages cost nothing. */
-    if (rpc->resp.cap == 0 && rpc->last_bytes && bp_buf_reserve(&rpc->resp, rpc->last_bytes) != 0)
-        return bp_error_set(err, BP_ENOMEM, "POST %s: out of memory", rpc->shown_url);
-    int rc = bp_rpc_post(rpc, body, len, &rpc->resp, NULL, err);
-    if (rc != 0)
-        return rc;
-    rc = bp_decode_rpc_response_inplace(rpc->resp.data, rpc->resp.len, n, root, results, errors,
-                                        err);
-    if (rc != 0)
-        bp_error_prefix(err, "POST %s: ", rpc->shown_url);
+    keep_small(rpc);
     return rc;
 }
 
@@ -366,21 +350,8 @@ int bp_rpc_batch_stream(bp_rpc *rpc, const char *body, size_t len, size_t n,
         *root = NULL;
     }
     bp_json_stream_free(s);
-    if (rpc->resp.cap > BP_RPC_KEEP_BYTES) { /* a big error body */
-        bp_buf_release(&rpc->resp);
-        bp_buf_init(&rpc->resp, 0);
-    }
+    keep_small(rpc); /* an error body can be big too */
     return rc;
-}
-
-int bp_rpc_take_body(bp_rpc *rpc, char **data, size_t *len)
-{
-    *data = rpc->resp.data;
-    *len = rpc->resp.len;
-    if (!*data)
-        return BP_EINVAL;
-    bp_buf_init(&rpc->resp, 0); /* the next answer gets fresh storage */
-    return 0;
 }
 
 int bp_rpc_call(bp_rpc *rpc, const char *method, const char *params_json, yajl_val *root,

@@ -52,12 +52,6 @@ int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *r
 int bp_rpc_batch(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *root,
                  yajl_val *results, yajl_val *errors, bp_error *err);
 
-/* Same, parsing the answer in place (bp_decode_rpc_response_inplace): the tree points into
- * the rpc's answer buffer, so either take that buffer with bp_rpc_take_body (it must then
- * outlive the tree) or free the tree before the next call on this rpc. */
-int bp_rpc_batch_inplace(bp_rpc *rpc, const char *body, size_t len, size_t n, yajl_val *root,
-                         yajl_val *results, yajl_val *errors, bp_error *err);
-
 /* Same, parsing the answer while it is received (bp_json_stream with ops/ud picking the
  * elements handed off): no answer buffer at all, so memory is the tree minus the elements,
  * whatever the answer's size. On success *root is the tree (bp_json_free). Elements were
@@ -65,11 +59,6 @@ int bp_rpc_batch_inplace(bp_rpc *rpc, const char *body, size_t len, size_t n, ya
 int bp_rpc_batch_stream(bp_rpc *rpc, const char *body, size_t len, size_t n,
                         const bp_json_stream_ops *ops, void *ud, yajl_val *root, yajl_val *results,
                         yajl_val *errors, bp_error *err);
-
-/* Hands over the body of the last answer (malloc'd, NUL-terminated, *len bytes before the
- * NUL; free it with free) and gives the rpc fresh storage for the next one. BP_EINVAL when
- * there is no body. */
-int bp_rpc_take_body(bp_rpc *rpc, char **data, size_t *len);
 
 /* One call: builds {"jsonrpc":"2.0","id":0,"method":method,"params":params_json}, posts it
  * and decodes the envelope. On success *root owns the tree (bp_json_free) and *result
