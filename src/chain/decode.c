@@ -819,19 +819,18 @@ int bp_decode_block_receipts_in(yajl_val result, const bp_body *body, bp_block *
 
 /* ---- streaming: transactions and receipts decoded as their objects arrive ---- */
 
-static void stream_dctx(dctx *c, bp_block_stream *s)
+/* Streamed and streamed-into trees are bp_json's: every string node has its length. Errors go
+ * to err; its code stays set, so the rest of that block's elements are skipped. */
+static void stream_dctx(dctx *c, bp_block *b, bp_error *err)
 {
-    dctx_init(c, s->b, NULL, &s->err);
+    dctx_init(c, b, NULL, err);
     c->lens = true;
 }
 
-/* Keeps the first error of a streamed element; the rest of the block is then skipped. */
-static int stream_failed(bp_block_stream *s, dctx *c, int rc)
+static int dctx_done(dctx *c, int rc)
 {
     if (c->g)
         yajl_gen_free(c->g);
-    if (rc != BP_OK && s->rc == BP_OK)
-        s->rc = rc;
     return rc;
 }
 
@@ -862,11 +861,12 @@ bool bp_block_stream_start_txs(bp_block_stream *s, yajl_val number, yajl_val has
         FLD("timestamp", K_U64, MUST, bp_block, timestamp),
     };
     yajl_val v[] = {number, hash, ts};
+    bp_error scratch;
     dctx c;
-    if (s->rc != BP_OK || s->txs_on || s->n_txs)
+    if (s->txs_err.code != BP_OK || s->txs_on || s->n_txs)
         return s->txs_on;
-    stream_dctx(&c, s);
     /* A bad value here is left for the whole-block decode to report, with its context. */
+    stream_dctx(&c, s->b, &scratch);
     for (size_t i = 0; i < NFIELDS(id); i++)
         if (!v[i] || !YAJL_IS_STRING(v[i]) || put_field(&c, &id[i], v[i], (char *)s->b, NULL))
             return false;
@@ -876,26 +876,26 @@ bool bp_block_stream_start_txs(bp_block_stream *s, yajl_val number, yajl_val has
 int bp_block_stream_tx(bp_block_stream *s, size_t index, yajl_val tx)
 {
     dctx c;
-    if (s->rc != BP_OK)
-        return s->rc;
-    stream_dctx(&c, s);
+    if (s->txs_err.code != BP_OK)
+        return s->txs_err.code;
+    stream_dctx(&c, s->b, &s->txs_err);
     int rc = index == s->n_txs
                  ? BP_OK
-                 : bp_error_set(&s->err, BP_EPARSE, "transaction %zu: out of order", index);
+                 : bp_error_set(c.err, BP_EPARSE, "transaction %zu: out of order", index);
     if (rc == BP_OK && grow((void **)&s->txs, &s->cap_txs, index + 1, sizeof(bp_tx)) != BP_OK)
-        rc = bp_error_set(&s->err, BP_ENOMEM, "transactions: out of memory");
+        rc = bp_error_set(c.err, BP_ENOMEM, "transactions: out of memory");
     if (rc == BP_OK)
         rc = decode_tx(&c, tx, index, &s->txs[index]);
     if (rc == BP_OK)
         s->n_txs++;
-    return stream_failed(s, &c, rc);
+    return dctx_done(&c, rc);
 }
 
 /* Receipts are streamed only after streamed transactions: the block's answer then came first
  * and is complete (the receipts are another answer), so the txs they merge into are final. */
 bool bp_block_stream_start_receipts(bp_block_stream *s)
 {
-    if (s->rc == BP_OK && !s->receipts_on && s->txs_on && !s->n_seen) {
+    if (s->txs_err.code == BP_OK && !s->receipts_on && s->txs_on && !s->n_seen) {
         s->receipts_on = true;
         s->b->txs = s->txs;
         s->b->transaction_count = s->n_txs;
@@ -914,24 +914,19 @@ int bp_block_stream_receipt(bp_block_stream *s, size_t index, yajl_val r)
     dctx c;
     bp_block *b = s->b;
     s->n_seen++; /* a wrong count is reported before any decode error, as for a tree */
-    if (s->receipts_rc != BP_OK || index >= b->transaction_count)
-        return s->receipts_rc;
-    dctx_init(&c, b, NULL, &s->receipts_err);
-    c.lens = true;
+    if (s->receipts_err.code != BP_OK || index >= b->transaction_count)
+        return s->receipts_err.code;
+    stream_dctx(&c, b, &s->receipts_err);
     int rc = index + 1 == s->n_seen
                  ? BP_OK
-                 : bp_error_set(&s->receipts_err, BP_EPARSE, "receipt %zu: out of order", index);
+                 : bp_error_set(c.err, BP_EPARSE, "receipt %zu: out of order", index);
     if (rc == BP_OK &&
         grow((void **)&s->logs, &s->cap_logs, s->n_logs + log_len(r), sizeof(bp_log)) != BP_OK)
-        rc = bp_error_set(&s->receipts_err, BP_ENOMEM, "logs: out of memory");
+        rc = bp_error_set(c.err, BP_ENOMEM, "logs: out of memory");
     b->logs = s->logs; /* decode_receipt writes logs[n_logs..] */
     if (rc == BP_OK)
         rc = decode_receipt(&c, r, index, &s->n_logs);
-    if (c.g)
-        yajl_gen_free(c.g);
-    if (rc != BP_OK)
-        s->receipts_rc = rc;
-    return rc;
+    return dctx_done(&c, rc);
 }
 
 /* The block owns v from now on (memory accounting counts it). */
@@ -970,8 +965,7 @@ static int finish_streamed_txs(dctx *c, bp_block_stream *s, yajl_val arr)
 static int decode_streamed_block(yajl_val result, bp_block_stream *s, bp_error *err)
 {
     dctx c;
-    dctx_init(&c, s->b, NULL, err);
-    c.lens = true;
+    stream_dctx(&c, s->b, err);
     yajl_val keep[NFIELDS(block_fields)];
     bp_tx *txs = s->txs; /* adopted below: decode_fields must not see a half-made block */
     /* In the tree decoder's order: header, uncles, transactions, withdrawals. */
@@ -981,8 +975,8 @@ static int decode_streamed_block(yajl_val result, bp_block_stream *s, bp_error *
         rc = wrong_type(&c, "uncles", "an array", uncles);
     s->b->uncle_count = rc == BP_OK && uncles ? uncles->u.array.len : 0;
     s->b->txs = txs;
-    if (rc == BP_OK && s->rc != BP_OK)
-        rc = bp_error_set(err, s->rc, "%s", s->err.msg);
+    if (rc == BP_OK && s->txs_err.code != BP_OK)
+        rc = (*err = s->txs_err).code;
     /* The streamed txs took the header of the answer they were in: it must be this one. */
     if (rc == BP_OK && s->n_txs &&
         (txs[0].block_number != s->b->number || !hex_equal(txs[0].block_hash, s->b->hash)))
@@ -991,11 +985,9 @@ static int decode_streamed_block(yajl_val result, bp_block_stream *s, bp_error *
         rc = finish_streamed_txs(&c, s, keep[BK_TRANSACTIONS]);
     if (rc == BP_OK)
         rc = decode_withdrawals(&c, keep[BK_WITHDRAWALS]);
-    if (c.g)
-        yajl_gen_free(c.g);
     if (rc != BP_OK)
         prefix_block(err, result, s->b);
-    return rc;
+    return dctx_done(&c, rc);
 }
 
 int bp_decode_block_streamed(yajl_val result, bool full, bp_block_stream *s, bp_error *err)
@@ -1008,17 +1000,15 @@ int bp_decode_block_streamed(yajl_val result, bool full, bp_block_stream *s, bp_
 int bp_decode_receipts_streamed(yajl_val result, bp_block_stream *s, bp_error *err)
 {
     bp_block *b = s->b;
-    if (!s->receipts_on)
+    if (!s->receipts_on || !result || !YAJL_IS_ARRAY(result)) /* not streamed, or its error */
         return bp_decode_block_receipts_in(result, NULL, b, err);
-    if (!result || !YAJL_IS_ARRAY(result))
-        return bp_decode_block_receipts_in(result, NULL, b, err); /* its error */
     size_t n = s->n_seen + result->u.array.len;
     int rc = BP_OK;
     if (n != b->transaction_count)
         rc = bp_error_set(err, BP_EPARSE, "%zu receipts for %zu transactions", n,
                           b->transaction_count);
-    else if (s->receipts_rc != BP_OK)
-        rc = bp_error_set(err, s->receipts_rc, "%s", s->receipts_err.msg);
+    else if (s->receipts_err.code != BP_OK)
+        rc = (*err = s->receipts_err).code;
     else if (result->u.array.len)
         rc = bp_error_set(err, BP_EPARSE, "receipt %zu: expected a receipt object, got %s",
                           s->n_seen, type_name(result->u.array.values[0]));

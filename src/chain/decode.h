@@ -85,9 +85,8 @@ int bp_decode_rpc_tree(yajl_val root, size_t n, yajl_val *results, yajl_val *err
 typedef struct bp_block_stream {
     bp_block *b;
     bool txs_on, receipts_on;
-    int rc; /* first error of a streamed tx (err) or receipt (receipts_err) */
-    int receipts_rc;
-    bp_error err, receipts_err;
+    /* The first error of a streamed tx / receipt (code BP_OK while there is none). */
+    bp_error txs_err, receipts_err;
     bp_tx *txs; /* malloc'd until the block adopts it */
     size_t n_txs, cap_txs;
     bp_log *logs;
