@@ -90,10 +90,8 @@ typedef struct json_region {
 } json_region;
 
 typedef struct bp_json_stream {
-    bp_arena *arena;      /* the tree's */
-    char *cur, *end;      /* bump region: nodes, strings and child arrays, 8-byte aligned */
-    size_t slab;          /* size of the next region taken from the arena */
-    bp_arena *bump_arena; /* where the bump region comes from: arena, or elem_arena */
+    bp_arena *arena; /* the tree's */
+    json_region r;   /* where nodes go now: the tree's arena, or elem_arena in an element */
     json_item *items;
     size_t n_items, cap_items;
     size_t depth;
@@ -124,15 +122,15 @@ static int stop(json_ctx *c, const char *why)
 
 static void *bump_slow(json_ctx *c, size_t n)
 {
-    size_t want = n > c->slab ? n : c->slab;
-    char *p = bp_arena_alloc(c->bump_arena, want);
+    size_t want = n > c->r.slab ? n : c->r.slab;
+    char *p = bp_arena_alloc(c->r.arena, want);
     if (!p)
         return NULL;
-    if (c->slab < BP_JSON_MAX_SLAB)
-        c->slab *= 2;
-    if (want - n > (size_t)(c->end - c->cur)) {
-        c->cur = p + n;
-        c->end = p + want;
+    if (c->r.slab < BP_JSON_MAX_SLAB)
+        c->r.slab *= 2;
+    if (want - n > (size_t)(c->r.end - c->r.cur)) {
+        c->r.cur = p + n;
+        c->r.end = p + want;
     }
     return p;
 }
@@ -141,10 +139,10 @@ static void *bump_slow(json_ctx *c, size_t n)
 static inline void *bump(json_ctx *c, size_t n)
 {
     n = (n + 7) & ~(size_t)7;
-    if ((size_t)(c->end - c->cur) < n)
+    if ((size_t)(c->r.end - c->r.cur) < n)
         return bump_slow(c, n);
-    void *p = c->cur;
-    c->cur += n;
+    void *p = c->r.cur;
+    c->r.cur += n;
     return p;
 }
 
@@ -319,10 +317,8 @@ static int on_map_key(void *ctx, const unsigned char *s, size_t len)
 /* Streaming: the nodes of an element go to its own arena, emptied when it is handed off. */
 static void enter_elem(json_ctx *c, void *target)
 {
-    c->saved = (json_region){c->bump_arena, c->cur, c->end, c->slab};
-    c->bump_arena = c->elem_arena;
-    c->cur = c->end = NULL;
-    c->slab = BP_JSON_ELEM_SLAB;
+    c->saved = c->r;
+    c->r = (json_region){c->elem_arena, NULL, NULL, BP_JSON_ELEM_SLAB};
     c->elem_depth = c->depth;
     c->elem_target = target;
 }
@@ -330,10 +326,7 @@ static void enter_elem(json_ctx *c, void *target)
 static void leave_elem(json_ctx *c)
 {
     bp_arena_recycle(c->elem_arena, BP_JSON_KEEP_BYTES);
-    c->bump_arena = c->saved.arena;
-    c->cur = c->saved.cur;
-    c->end = c->saved.end;
-    c->slab = c->saved.slab;
+    c->r = c->saved;
     c->elem_depth = 0;
 }
 
@@ -491,17 +484,17 @@ static yajl_val parse(char *text, size_t len, bool inplace, char *errbuf, size_t
     }
     size_t avail;
     c->arena = spare_take(&avail);
-    c->slab = first_slab(len, inplace);
-    if (c->arena && avail > c->slab)
-        c->slab = avail; /* the first region is all of the kept chunk */
+    c->r.slab = first_slab(len, inplace);
+    if (c->arena && avail > c->r.slab)
+        c->r.slab = avail; /* the first region is all of the kept chunk */
     c->text = inplace ? text : NULL;
     c->text_len = len;
     if (!c->arena)
-        c->arena = bp_arena_new(c->slab);
-    c->bump_arena = c->arena;
+        c->arena = bp_arena_new(c->r.slab);
+    c->r.arena = c->arena;
     c->ops = NULL;
     c->elem_depth = 0;
-    c->cur = c->end = NULL;
+    c->r.cur = c->r.end = NULL;
     c->items = c->small;
     c->n_items = 0;
     c->cap_items = BP_JSON_SCRATCH;
@@ -548,16 +541,16 @@ bp_json_stream *bp_json_stream_new(const bp_json_stream_ops *ops, void *ud)
         return NULL;
     size_t avail;
     c->arena = spare_take(&avail);
-    c->slab = avail > 1024 ? avail : (size_t)64 << 10;
+    c->r.slab = avail > 1024 ? avail : (size_t)64 << 10;
     if (!c->arena)
-        c->arena = bp_arena_new(c->slab);
+        c->arena = bp_arena_new(c->r.slab);
     c->elem_arena = bp_arena_new(BP_JSON_ELEM_SLAB);
     bp_jp_init(&c->jp, &callbacks, c);
     if (!c->arena || !c->elem_arena) {
         bp_json_stream_free(c);
         return NULL;
     }
-    c->bump_arena = c->arena;
+    c->r.arena = c->arena;
     c->items = c->small;
     c->cap_items = BP_JSON_SCRATCH;
     c->ops = ops;
