@@ -41,8 +41,7 @@ struct pipeline {
     bp_pool pool;
     bp_rpc **rpcs; /* the coordinator's own, one per endpoint: head polls and reorg walks */
     bool *poll_ok; /* per endpoint: the last head poll worked (to log changes only) */
-    enum bp_ep_chain *chain_of; /* per endpoint: does it serve chain_id (as told the pool) */
-    int walk_ep;                /* endpoint with the best head: the reorg walk asks it */
+    int walk_ep;   /* endpoint with the best head: the reorg walk asks it */
     bp_fetch_shared shared;
     bp_fetcher *fetcher;
     size_t inflight;                   /* jobs out to workers, stale ones included */
@@ -100,8 +99,7 @@ static int open_endpoints(pipeline *p, bp_error *err)
         return rc;
     p->rpcs = calloc(c->endpoint_count, sizeof(*p->rpcs));
     p->poll_ok = calloc(c->endpoint_count, sizeof(*p->poll_ok));
-    p->chain_of = calloc(c->endpoint_count, sizeof(*p->chain_of));
-    if (!p->rpcs || !p->poll_ok || !p->chain_of)
+    if (!p->rpcs || !p->poll_ok)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     long timeout_ms = (long)(c->rpc_timeout * 1000.0);
     for (size_t i = 0; i < c->endpoint_count; i++) {
@@ -125,7 +123,6 @@ static void close_endpoints(pipeline *p)
         bp_rpc_free(p->rpcs[i]);
     free(p->rpcs);
     free(p->poll_ok);
-    free(p->chain_of);
     bp_pool_release(&p->pool);
 }
 
@@ -208,10 +205,10 @@ static int take_announced(pipeline *p, bp_error *err)
 }
 
 /* Asks one endpoint for its head; logs only when its answer changes from good to bad. */
-static void set_chain(pipeline *p, size_t i, enum bp_ep_chain c)
+/* Only this thread writes an endpoint's chain state, so it reads it without the pool's lock. */
+static enum bp_ep_chain chain_of(const pipeline *p, size_t i)
 {
-    p->chain_of[i] = c;
-    bp_pool_set_chain(&p->pool, (int)i, c);
+    return p->pool.eps[i].chain;
 }
 
 /* An endpoint that did not answer eth_chainId at start is asked again on every poll; it gets
@@ -220,16 +217,16 @@ static bool chain_checked(pipeline *p, size_t i)
 {
     uint64_t id;
     bp_error e;
-    if (p->chain_of[i] != BP_EP_CHAIN_UNCHECKED || bp_rpc_chain_id(p->rpcs[i], &id, &e) != 0)
-        return p->chain_of[i] == BP_EP_CHAIN_OK;
+    if (chain_of(p, i) != BP_EP_CHAIN_UNCHECKED || bp_rpc_chain_id(p->rpcs[i], &id, &e) != 0)
+        return chain_of(p, i) == BP_EP_CHAIN_OK;
     if (id != p->chain_id) {
-        set_chain(p, i, BP_EP_CHAIN_OTHER);
+        bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OTHER);
         bp_err("rpc[%zu] %s serves chain id %" PRIu64 ", not %" PRIu64
                ": it is never used (every endpoint of a chain must serve the same chain)",
                i, p->pool.eps[i].url, id, p->chain_id);
         return false;
     }
-    set_chain(p, i, BP_EP_CHAIN_OK);
+    bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
     bp_info("rpc[%zu] %s answers eth_chainId %" PRIu64 " now: in use", i, p->pool.eps[i].url, id);
     return true;
 }
@@ -502,7 +499,7 @@ static int node_hash_at(void *ctx, uint64_t k, char hash[67], bp_error *err)
     for (size_t i = 0; i < n; i++) {
         bp_header h;
         size_t ep = ((size_t)p->walk_ep + i) % n;
-        if (p->chain_of[ep] != BP_EP_CHAIN_OK)
+        if (chain_of(p, ep) != BP_EP_CHAIN_OK)
             continue;
         rc = bp_rpc_header(p->rpcs[ep], k, &h, err);
         if (rc == 0) {
@@ -725,14 +722,14 @@ static int get_chain_id(pipeline *p, bp_error *err)
         if (bp_rpc_chain_id(p->rpcs[i], &id, &e) != 0) {
             if (!first.code)
                 first = e;
-            set_chain(p, i, BP_EP_CHAIN_UNCHECKED);
+            bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_UNCHECKED);
             if (p->cfg->endpoint_count > 1)
                 bp_warn("rpc[%zu] %s: eth_chainId failed (%s); it gets no requests until it "
                         "answers with this chain's id",
                         i, p->pool.eps[i].url, e.msg);
             continue;
         }
-        set_chain(p, i, BP_EP_CHAIN_OK);
+        bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
         if (have && id != p->chain_id)
             return bp_error_set(err, BP_EINVAL,
                                 "rpc[%zu] %s serves chain id %" PRIu64 " but another endpoint "
