@@ -1,8 +1,14 @@
 /* curl_loop.c - the source-bound baseline: a plain libcurl loop that fetches the same
- * methods for the same blocks with the same concurrency as `blockpipe backfill`, and
- * discards the bytes. blockpipe's rate divided by this one is the "source-bound" ratio.
+ * methods for the same blocks with the same concurrency and the same blocks per request as
+ * `blockpipe backfill`, and discards the bytes. blockpipe's rate divided by this one is the
+ * "source-bound" ratio.
  *
- * usage: bench_curl_loop URL FROM TO THREADS */
+ * One request is the JSON-RPC batch [eth_getBlockByNumber(n, true), eth_getBlockReceipts(n)]
+ * for each of its blocks. Like blockpipe's scheduler, the last blocks are spread over every
+ * thread (a request takes at most remaining / THREADS blocks, rounded up) so the run does not
+ * end waiting on one long request.
+ *
+ * usage: bench_curl_loop URL FROM TO THREADS [BLOCKS_PER_REQUEST]   (default 1) */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -11,10 +17,17 @@
 #include <stdlib.h>
 #include <time.h>
 
+#define MAX_PER_REQUEST 1024
+#define CALL_MAX 160 /* one call's JSON text */
+
 static const char *g_url;
 static uint64_t g_to;
-static atomic_uint_fast64_t g_next;
+static uint64_t g_per_request;
+static uint64_t g_threads;
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t g_next; /* under g_lock */
 static atomic_uint_fast64_t g_bytes;
+static atomic_uint_fast64_t g_requests;
 
 static size_t discard(char *p, size_t sz, size_t n, void *ud)
 {
@@ -24,32 +37,63 @@ static size_t discard(char *p, size_t sz, size_t n, void *ud)
     return sz * n;
 }
 
+/* The next request's first block and count; false when every block was taken. */
+static int take(uint64_t *first, uint64_t *count)
+{
+    pthread_mutex_lock(&g_lock);
+    int ok = g_next <= g_to;
+    if (ok) {
+        uint64_t left = g_to - g_next + 1;
+        uint64_t share = (left + g_threads - 1) / g_threads;
+        *first = g_next;
+        *count = share < g_per_request ? share : g_per_request;
+        g_next += *count;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return ok;
+}
+
 static void *loop(void *arg)
 {
     (void)arg;
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    char *body = malloc(2 * CALL_MAX * g_per_request + 3);
+    if (!c || !h || !body) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
     curl_easy_setopt(c, CURLOPT_URL, g_url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-    char body[256];
-    for (;;) {
-        uint64_t n = atomic_fetch_add(&g_next, 1);
-        if (n > g_to)
-            break;
-        snprintf(body, sizeof(body),
-                 "[{\"jsonrpc\":\"2.0\",\"id\":0,\"method\":\"eth_getBlockByNumber\","
-                 "\"params\":[\"0x%" PRIx64 "\",true]},{\"jsonrpc\":\"2.0\",\"id\":1,"
-                 "\"method\":\"eth_getBlockReceipts\",\"params\":[\"0x%" PRIx64 "\"]}]",
-                 n, n);
+    uint64_t first, count;
+    while (take(&first, &count)) {
+        size_t len = 0;
+        body[len++] = '[';
+        for (uint64_t i = 0; i < count; i++) {
+            uint64_t n = first + i;
+            len += (size_t)snprintf(
+                body + len, 2 * CALL_MAX + 1,
+                "%s{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ",\"method\":\"eth_getBlockByNumber\","
+                "\"params\":[\"0x%" PRIx64 "\",true]},{\"jsonrpc\":\"2.0\",\"id\":%" PRIu64 ","
+                "\"method\":\"eth_getBlockReceipts\",\"params\":[\"0x%" PRIx64 "\"]}",
+                i ? "," : "", 2 * i, n, 2 * i + 1, n);
+        }
+        body[len++] = ']';
+        body[len] = '\0';
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-        if (curl_easy_perform(c) != CURLE_OK) {
-            fprintf(stderr, "block %" PRIu64 ": request failed\n", n);
+        long status = 0;
+        if (curl_easy_perform(c) != CURLE_OK ||
+            curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK || status != 200) {
+            fprintf(stderr, "blocks %" PRIu64 "..%" PRIu64 ": request failed (HTTP %ld)\n", first,
+                    first + count - 1, status);
             exit(1);
         }
+        atomic_fetch_add(&g_requests, 1);
     }
+    free(body);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return NULL;
@@ -57,27 +101,36 @@ static void *loop(void *arg)
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s URL FROM TO THREADS\n", argv[0]);
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s URL FROM TO THREADS [BLOCKS_PER_REQUEST]\n", argv[0]);
         return 2;
     }
     g_url = argv[1];
-    atomic_store(&g_next, strtoull(argv[2], NULL, 10));
+    g_next = strtoull(argv[2], NULL, 10);
     g_to = strtoull(argv[3], NULL, 10);
     int threads = atoi(argv[4]);
-    uint64_t blocks = g_to - atomic_load(&g_next) + 1;
+    g_per_request = argc == 6 ? strtoull(argv[5], NULL, 10) : 1;
+    if (threads < 1 || threads > 256 || g_to < g_next || g_per_request < 1 ||
+        g_per_request > MAX_PER_REQUEST) {
+        fprintf(stderr, "%s: need FROM <= TO, THREADS 1..256, BLOCKS_PER_REQUEST 1..%d\n", argv[0],
+                MAX_PER_REQUEST);
+        return 2;
+    }
+    g_threads = (uint64_t)threads;
+    uint64_t blocks = g_to - g_next + 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     pthread_t t[256];
-    for (int i = 0; i < threads && i < 256; i++)
+    for (int i = 0; i < threads; i++)
         pthread_create(&t[i], NULL, loop, NULL);
-    for (int i = 0; i < threads && i < 256; i++)
+    for (int i = 0; i < threads; i++)
         pthread_join(t[i], NULL);
     clock_gettime(CLOCK_MONOTONIC, &b);
     double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    printf("blocks=%" PRIu64 " seconds=%.3f blocks/s=%.1f bytes=%" PRIuFAST64 "\n", blocks, s,
-           (double)blocks / s, atomic_load(&g_bytes));
+    printf("blocks=%" PRIu64 " seconds=%.3f blocks/s=%.1f bytes=%" PRIuFAST64
+           " requests=%" PRIuFAST64 "\n",
+           blocks, s, (double)blocks / s, atomic_load(&g_bytes), atomic_load(&g_requests));
     curl_global_cleanup();
     return 0;
 }

@@ -10,7 +10,9 @@
  *   decode_stream  as fetch runs it: the text fed in 16 KiB pieces (curl's write size) to
  *              bp_json_stream, transactions and receipts decoded as they arrive
  * One `name=value` line per figure; decode_vs_sax is decode's MB/s over sax's, jp_sax_vs_sax
- * our lexer's over yajl's.
+ * our lexer's over yajl's, decode_vs_jp_sax decode's over our lexer's (how much the work on
+ * top of reading the JSON costs). bench/ingest_bench.py runs one figure per process (FIGURE)
+ * for each one's peak RSS and computes the ratios itself.
  *
  * usage: bench_decode FILE [SECONDS_PER_FIGURE [FIGURE]]   (FIGURE alone: for perf record;
  * record FILE with curl, see bench/run.sh) */
@@ -293,6 +295,9 @@ int main(int argc, char **argv)
     printf("decode_stream_blocks_s=%.0f\n", mbs[5] * 1e6 / (double)len);
     printf("decode_stream_vs_sax=%.2f\n", mbs[5] / mbs[0]);
     printf("jp_sax_vs_sax=%.2f\n", mbs[6] / mbs[0]);
+    printf("decode_vs_jp_sax=%.2f\n", mbs[3] / mbs[6]);
+    printf("decode_zc_vs_jp_sax=%.2f\n", mbs[4] / mbs[6]);
+    printf("decode_stream_vs_jp_sax=%.2f\n", mbs[5] / mbs[6]);
     free(text);
     return 0;
 }

@@ -24,6 +24,7 @@ import http.client
 import json
 import os
 import platform
+import resource
 import socket
 import sys
 import time
@@ -62,12 +63,16 @@ def check(answer, n, what):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--blocks", type=int, default=40)
-    ap.add_argument("--txs", type=int, default=50, help="transactions per block")
-    ap.add_argument("--fetches", type=int, default=400, help="fetches per transport")
+    q = perfdoc.quick()
+    ap.add_argument("--blocks", type=int, default=5 if q else 40)
+    ap.add_argument("--txs", type=int, default=10 if q else 50, help="transactions per block")
+    ap.add_argument("--fetches", type=int, default=40 if q else 400, help="fetches per transport")
     ap.add_argument("--warmup", type=int, default=10, help="unmeasured fetches per transport")
     a = ap.parse_args()
+    perfdoc.guarded(a.out, "fetchpath", lambda: run(a))
 
+
+def run(a):
     node = Anvil()
     try:
         wl = Workload(node, seed=11)
@@ -146,6 +151,8 @@ def main():
     finally:
         node.stop()
 
+    # both clients live in this process: its own peak (not anvil's, the same for both)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     ntx = [t for _, t, _ in txs]
     if any(t != r for _, t, r in txs):
         raise SystemExit("a block has a different number of receipts than transactions")
@@ -155,7 +162,7 @@ def main():
         p50[name] = pct(lat, 50)
         rows.append(f"| {name} | {len(lat)} | {pct(lat, 50):.2f} | {pct(lat, 90):.2f} | "
                     f"{pct(lat, 99):.2f} | {sum(lat) / len(lat):.2f} | {pct(parse, 50):.2f} | "
-                    f"{mbps:.1f} |")
+                    f"{mbps:.1f} | {rss:.0f} |")
         print(rows[-1], flush=True)
     sizes = res["HTTP keep-alive"][1]
     avg_kib = sum(sizes) / len(sizes) / 1024
@@ -178,9 +185,7 @@ def main():
                    f"dominates")
     ntx_s = f"{min(ntx)}" if min(ntx) == max(ntx) else f"{min(ntx)}–{max(ntx)}"
     cpu = platform.processor() or platform.machine()
-    perfdoc.write_section(a.out, "fetchpath", f"""## Fetch path: block + receipts over HTTP keep-alive vs the WebSocket
-
-Measured by `make bench` (bench/fetch_transport.py) on {os.cpu_count()} cores ({cpu}) against
+    perfdoc.publish(a.out, "fetchpath", f"""Measured by `make bench` (bench/fetch_transport.py) on {os.cpu_count()} cores ({cpu}) against
 {version} on 127.0.0.1: {a.blocks} blocks of {ntx_s} mixed transactions
 (tests/tools/anvil.py Workload), answer {avg_kib:.0f} KiB per block on average. One fetch is
 the JSON-RPC batch `[eth_getBlockByNumber(n, true), eth_getBlockReceipts(n)]`, timed from
@@ -192,10 +197,11 @@ array over the socket exactly as over HTTP: every pair of answers was equal afte
 {ws_frames} frames read, largest {ws_max / 1024:.0f} KiB). Both clients are Python so neither
 transport gets the faster client; blockpipe's own C/libcurl client is faster than both, so
 read the difference between rows, not the absolute figures. Milliseconds; MB/s is answer
-bytes over total round-trip time.
+bytes over total round-trip time. Peak RSS: this Python client's (one process runs both
+transports, so one figure).
 
-| transport | fetches | p50 | p90 | p99 | mean | json.loads p50 | MB/s |
-|---|---|---|---|---|---|---|---|
+| transport | fetches | p50 | p90 | p99 | mean | json.loads p50 | MB/s | client peak RSS MiB |
+|---|---|---|---|---|---|---|---|---|
 {rows[0]}
 {rows[1]}
 
@@ -203,7 +209,7 @@ Conclusion: {verdict}; so blockpipe fetches bodies and receipts over HTTP keep-a
 same path as backfill, spread over the endpoint pool and its workers) and uses the socket for
 heads only (the announced header is the trigger and the reorg check).
 """)
-    print(open(a.out).read()[-3000:])
+    print(perfdoc.read_section(a.out, "fetchpath"))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
-/* pg_bench.c - the PostgreSQL output's speed: synthetic blocks through the sink, and a plain
- * libpq COPY of files (the database's own limit), driven by bench/pg_bench.py.
+/* pg_bench.c - the PostgreSQL output's speed: synthetic blocks through the sink, and the same
+ * rows through plain libpq in the same transaction shape (the database's own limit for that
+ * work), driven by bench/pg_bench.py.
  *
- *   pg_bench sink URL BLOCKS TXS_PER_BLOCK BATCH     blocks through bp_sink_postgres_ops
- *   pg_bench copy CONNINFO TABLE FILE text|binary    one COPY ... FROM STDIN of FILE
- * Each prints one line: "rows=N seconds=S rows_per_s=R". */
+ *   pg_bench sink URL BLOCKS TXS_PER_BLOCK BATCH   blocks through bp_sink_postgres_ops, BATCH
+ *                                                  blocks per write (one transaction each)
+ *   pg_bench copy CONNINFO SCHEMA DIR BATCHES FMT  per batch i, one transaction: BEGIN + read
+ *       the checkpoint, COPY SCHEMA.{blocks,transactions,logs} FROM STDIN (FORMAT FMT) of
+ *       DIR/<i>.{blocks,transactions,logs}, upsert the checkpoint DIR/<i>.checkpoint holds
+ *       ("number<TAB>hex hash"), COMMIT - what the sink sends for a batch
+ * Each prints one line: "rows=N seconds=S rows_per_s=R"; seconds count only the database
+ * work (building blocks and reading files happen before each batch's clock starts). */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +20,7 @@
 
 #include "blockpipe/sink.h"
 #include "util/arena.h"
+#include "util/buf.h"
 #include "util/hex.h"
 
 extern const bp_sink_ops bp_sink_postgres_ops;
@@ -141,6 +149,8 @@ static bp_block *make_block(uint64_t n, size_t txs)
     return b;
 }
 
+/* Blocks go through the sink one batch at a time, each built before its write is timed (so
+ * the process holds one batch, as blockpipe's writer does); seconds are the write() calls. */
 static int bench_sink(const char *url, uint64_t blocks, size_t txs, size_t batch)
 {
     bp_sink *s = NULL;
@@ -151,70 +161,155 @@ static int bench_sink(const char *url, uint64_t blocks, size_t txs, size_t batch
         return 1;
     }
     s->ops = &bp_sink_postgres_ops;
-    bp_block **bl = calloc(blocks, sizeof(*bl));
-    bp_event *ev = calloc(blocks, sizeof(*ev));
+    bp_block **bl = calloc(batch, sizeof(*bl));
+    bp_event *ev = calloc(batch, sizeof(*ev));
     uint64_t rows = 0;
-    for (uint64_t i = 0; i < blocks; i++) { /* built before the clock starts */
-        bl[i] = make_block(i + 1, txs);
-        ev[i] = (bp_event){.kind = BP_EVENT_APPLY, .block = bl[i]};
-        rows += 1 + bl[i]->tx_count + bl[i]->log_count;
-    }
-    int rc = 0;
-    double t0 = now_s();
+    double secs = 0;
+    int rc = bl && ev ? 0 : 1;
     for (uint64_t i = 0; i < blocks && rc == 0; i += batch) {
         size_t n = blocks - i < batch ? (size_t)(blocks - i) : batch;
-        bp_batch b = {.chain = "bench", .chain_id = 1, .events = ev + i, .count = n};
-        b.checkpoint = (bp_checkpoint){.set = true, .number = bl[i + n - 1]->number};
-        snprintf(b.checkpoint.hash, sizeof(b.checkpoint.hash), "%s", bl[i + n - 1]->hash);
+        for (size_t k = 0; k < n; k++) {
+            bl[k] = make_block(i + k + 1, txs);
+            ev[k] = (bp_event){.kind = BP_EVENT_APPLY, .block = bl[k]};
+            rows += 1 + bl[k]->tx_count + bl[k]->log_count;
+        }
+        bp_batch b = {.chain = "bench", .chain_id = 1, .events = ev, .count = n};
+        b.checkpoint = (bp_checkpoint){.set = true, .number = bl[n - 1]->number};
+        snprintf(b.checkpoint.hash, sizeof(b.checkpoint.hash), "%s", bl[n - 1]->hash);
+        double t0 = now_s();
         rc = s->ops->write(s, &b, &err);
+        secs += now_s() - t0;
+        for (size_t k = 0; k < n; k++)
+            bp_block_free(bl[k]);
     }
-    double dt = now_s() - t0;
     if (rc != 0)
-        fprintf(stderr, "pg_bench: %s\n", err.msg);
+        fprintf(stderr, "pg_bench: %s\n", bl && ev ? err.msg : "out of memory");
     else
-        printf("rows=%" PRIu64 " seconds=%.3f rows_per_s=%.0f\n", rows, dt, (double)rows / dt);
-    for (uint64_t i = 0; i < blocks; i++)
-        bp_block_free(bl[i]);
+        printf("rows=%" PRIu64 " seconds=%.3f rows_per_s=%.0f\n", rows, secs, (double)rows / secs);
     free(bl);
     free(ev);
     s->ops->close(s);
     return rc != 0;
 }
 
-static int bench_copy(const char *conninfo, const char *table, const char *path, const char *fmt)
+static const char *const g_tables[] = {"blocks", "transactions", "logs"};
+#define TABLES 3
+#define CHUNK (1u << 20) /* PQputCopyData piece, as the sink sends */
+
+/* DIR/<batch>.<what> into out (replacing what it held). */
+static bool slurp(const char *dir, size_t batch, const char *what, bp_buf *out)
 {
+    char path[4096], piece[1 << 16];
+    snprintf(path, sizeof(path), "%s/%zu.%s", dir, batch, what);
     FILE *f = fopen(path, "rb");
-    PGconn *c = PQconnectdb(conninfo);
-    int rc = 1;
-    char sql[256], buf[1 << 20];
-    if (!f || PQstatus(c) != CONNECTION_OK) {
-        fprintf(stderr, "pg_bench: %s: %s", path, f ? PQerrorMessage(c) : "cannot open\n");
-        goto out;
-    }
-    snprintf(sql, sizeof(sql), "COPY %s FROM STDIN (FORMAT %s)", table, fmt);
-    double t0 = now_s();
-    PGresult *r = PQexec(c, sql);
-    int ok = PQresultStatus(r) == PGRES_COPY_IN;
-    PQclear(r);
+    bool ok = f != NULL;
     size_t n;
-    while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0)
-        ok = PQputCopyData(c, buf, (int)n) == 1;
-    ok = PQputCopyEnd(c, ok ? NULL : "read failed") == 1 && ok;
-    r = PQgetResult(c);
-    ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-    double dt = now_s() - t0;
-    if (ok)
-        printf("rows=%s seconds=%.3f rows_per_s=%.0f\n", PQcmdTuples(r), dt,
-               atof(PQcmdTuples(r)) / dt);
+    bp_buf_reset(out);
+    while (ok && (n = fread(piece, 1, sizeof(piece), f)) > 0)
+        ok = bp_buf_append(out, piece, n) == 0;
+    ok = ok && !ferror(f) && bp_buf_putc(out, '\0') == 0; /* a C string for the checkpoint */
+    if (!ok)
+        fprintf(stderr, "pg_bench: cannot read %s\n", path);
     else
-        fprintf(stderr, "pg_bench: COPY %s: %s", table, PQerrorMessage(c));
-    PQclear(r);
-    rc = !ok;
-out:
+        out->len--;
     if (f)
         fclose(f);
+    return ok;
+}
+
+static bool exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "pg_bench: %.60s...: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    return ok;
+}
+
+/* One COPY ... FROM STDIN of data; adds the rows the server stored to *rows. */
+static bool copy_in(PGconn *c, const char *schema, const char *table, const char *fmt,
+                    const char *data, size_t len, uint64_t *rows)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "COPY %s.%s FROM STDIN (FORMAT %s)", schema, table, fmt);
+    PGresult *r = PQexec(c, sql);
+    bool ok = PQresultStatus(r) == PGRES_COPY_IN;
+    PQclear(r);
+    for (size_t off = 0; ok && off < len; off += CHUNK)
+        ok = PQputCopyData(c, data + off, (int)(len - off < CHUNK ? len - off : CHUNK)) == 1;
+    ok = PQputCopyEnd(c, ok ? NULL : "send failed") == 1 && ok;
+    while ((r = PQgetResult(c)) != NULL) {
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            ok = false;
+        else
+            *rows += strtoull(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+    }
+    if (!ok)
+        fprintf(stderr, "pg_bench: COPY %s.%s: %s", schema, table, PQerrorMessage(c));
+    return ok;
+}
+
+/* One batch as the sink writes it: BEGIN + read the checkpoint (one round trip), one COPY per
+ * table, the checkpoint upsert + COMMIT (one round trip). cp is "number<TAB>hex hash". */
+static bool write_batch(PGconn *c, const char *schema, const char *fmt, const bp_buf data[],
+                        const char *cp, uint64_t *rows)
+{
+    char sql[512];
+    unsigned long long number = 0;
+    char hash[80] = "";
+    if (sscanf(cp, "%llu %79s", &number, hash) != 2) {
+        fprintf(stderr, "pg_bench: bad checkpoint file %.80s\n", cp);
+        return false;
+    }
+    snprintf(sql, sizeof(sql),
+             "BEGIN; SELECT number, '0x' || encode(hash, 'hex') FROM %s.checkpoints"
+             " WHERE chain = 'bench' AND output = 'plain'",
+             schema);
+    bool ok = exec_ok(c, sql);
+    for (int t = 0; ok && t < TABLES; t++)
+        ok = copy_in(c, schema, g_tables[t], fmt, data[t].data, data[t].len, rows);
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO %s.checkpoints(chain, output, number, hash, updated_at)"
+             " VALUES('bench', 'plain', %llu, decode('%s', 'hex'), now())"
+             " ON CONFLICT(chain, output) DO UPDATE SET number = excluded.number,"
+             " hash = excluded.hash, updated_at = excluded.updated_at; COMMIT",
+             schema, number, hash);
+    return ok && exec_ok(c, sql);
+}
+
+/* The plain libpq baseline: the same rows in the sink's transaction shape, read from
+ * DIR/<i>.{blocks,transactions,logs,checkpoint} for batch i; each batch's files are read
+ * before its transaction is timed. */
+static int bench_copy(const char *conninfo, const char *schema, const char *dir, size_t batches,
+                      const char *fmt)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    bp_buf data[TABLES], cp;
+    uint64_t rows = 0;
+    double secs = 0;
+    bool ok = PQstatus(c) == CONNECTION_OK;
+    if (!ok)
+        fprintf(stderr, "pg_bench: %s", PQerrorMessage(c));
+    for (int t = 0; t < TABLES; t++)
+        bp_buf_init(&data[t], 0);
+    bp_buf_init(&cp, 0);
+    for (size_t i = 0; ok && i < batches; i++) {
+        for (int t = 0; ok && t < TABLES; t++)
+            ok = slurp(dir, i, g_tables[t], &data[t]);
+        ok = ok && slurp(dir, i, "checkpoint", &cp);
+        double t0 = now_s();
+        ok = ok && write_batch(c, schema, fmt, data, cp.data, &rows);
+        secs += now_s() - t0;
+    }
+    if (ok)
+        printf("rows=%" PRIu64 " seconds=%.3f rows_per_s=%.0f\n", rows, secs, (double)rows / secs);
+    for (int t = 0; t < TABLES; t++)
+        bp_buf_release(&data[t]);
+    bp_buf_release(&cp);
     PQfinish(c);
-    return rc;
+    return !ok;
 }
 
 int main(int argc, char **argv)
@@ -222,8 +317,9 @@ int main(int argc, char **argv)
     if (argc == 6 && strcmp(argv[1], "sink") == 0)
         return bench_sink(argv[2], strtoull(argv[3], NULL, 10), strtoul(argv[4], NULL, 10),
                           strtoul(argv[5], NULL, 10));
-    if (argc == 6 && strcmp(argv[1], "copy") == 0)
-        return bench_copy(argv[2], argv[3], argv[4], argv[5]);
-    fprintf(stderr, "usage: pg_bench sink URL BLOCKS TXS BATCH | copy CONNINFO TABLE FILE FMT\n");
+    if (argc == 7 && strcmp(argv[1], "copy") == 0)
+        return bench_copy(argv[2], argv[3], argv[4], strtoul(argv[5], NULL, 10), argv[6]);
+    fprintf(stderr, "usage: pg_bench sink URL BLOCKS TXS BATCH | copy CONNINFO SCHEMA DIR BATCHES "
+                    "FMT\n");
     return 2;
 }

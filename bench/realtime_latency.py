@@ -117,7 +117,7 @@ def pct(values, p):
 
 def run_segment(blockpipe, node, mode, db, err_path, commits, blocks):
     """One blockpipe process until `blocks` blocks announced after its first commit are
-    committed; returns the first measured number."""
+    committed; returns (the first measured number, its peak RSS in MiB)."""
     cmd = [blockpipe, "run", "--rpc", node.url, "--output", f"sqlite:{db}", "--start-block",
            "latest", "--stats-interval", "1"]
     if mode == "websocket":
@@ -144,10 +144,11 @@ def run_segment(blockpipe, node, mode, db, err_path, commits, blocks):
                      + open(err_path).read()[-3000:])
         time.sleep(1.2)  # one more stats line after the last commit
         proc.send_signal(signal.SIGINT)
-        rc = proc.wait(20)
-        if rc != 0:
-            sys.exit(f"{mode}: blockpipe exited {rc} after SIGINT")
-        return first
+        rss = perfdoc.wait_rss(proc, 20)
+        if rss is None or proc.returncode != 0:
+            sys.exit(f"{mode}: blockpipe did not exit 0 within 20 s of SIGINT "
+                     f"({proc.returncode})")
+        return first, rss
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -167,12 +168,14 @@ def measure(blockpipe, mode, blocks, segments, tmp):
     commits.start()
     rng = random.Random(1)
     nums = []
+    rss = 0.0
     try:
         per = max(1, blocks // segments)
         for _ in range(segments):
             time.sleep(rng.uniform(0, 1))
-            first = run_segment(blockpipe, node, mode, db, err_path, commits, per)
+            first, m = run_segment(blockpipe, node, mode, db, err_path, commits, per)
             nums += list(range(first, first + per))
+            rss = max(rss, m)
     finally:
         commits.halt.set()
         commits.join(5)
@@ -190,7 +193,7 @@ def measure(blockpipe, mode, blocks, segments, tmp):
         sys.exit(f"{mode}: only {len(lat)} of {blocks} blocks were seen both announced and "
                  "committed")
     outside = {"count": len(lat), "p50": pct(lat, 50), "p90": pct(lat, 90), "p99": pct(lat, 99),
-               "max": max(lat), "min": min(lat)}
+               "max": max(lat), "min": min(lat), "rss": rss}
     print(f"{mode}: blockpipe's own (last process) {own}; outside observer {outside}",
           flush=True)
     return own, outside
@@ -204,10 +207,14 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--blockpipe", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--blocks", type=int, default=30)
-    ap.add_argument("--segments", type=int, default=6,
+    ap.add_argument("--blocks", type=int, default=6 if perfdoc.quick() else 30)
+    ap.add_argument("--segments", type=int, default=2 if perfdoc.quick() else 6,
                     help="polling: processes started at random phases (see the docstring)")
     a = ap.parse_args()
+    perfdoc.guarded(a.out, "realtime", lambda: run(a))
+
+
+def run(a):
     with tempfile.TemporaryDirectory(prefix="bp-rtbench-") as tmp:
         res = {"websocket": measure(a.blockpipe, "websocket", a.blocks, 1, tmp),
                "polling": measure(a.blockpipe, "polling", a.blocks, a.segments, tmp)}
@@ -222,7 +229,7 @@ def main():
 
     def out_row(label, o):
         return (f"| {label} | {o['count']} | {fmt(o['p50'])} | {fmt(o['p90'])} | "
-                f"{fmt(o['p99'])} | {fmt(o['max'])} |")
+                f"{fmt(o['p99'])} | {fmt(o['max'])} | {o['rss']:.0f} |")
 
     r50 = po_out["p50"] / max(ws_out["p50"], 0.1)
     r99 = po_out["p99"] / max(ws_out["p99"], 0.1)
@@ -234,9 +241,7 @@ def main():
             "the HTTP poll is not stamped as seen (`poll_head()` in src/core/pipeline.c does "
             "not call `bp_realtime_seen()`), so only the outside observer measures polling.\n")
     cpu = platform.processor() or platform.machine()
-    perfdoc.write_section(a.out, "realtime", f"""## Real-time head-to-commit latency (loopback)
-
-Measured by `make bench` (bench/realtime_latency.py) on {os.cpu_count()} cores ({cpu}):
+    perfdoc.publish(a.out, "realtime", f"""Measured by `make bench` (bench/realtime_latency.py) on {os.cpu_count()} cores ({cpu}):
 anvil `--block-time 1` on 127.0.0.1, `blockpipe run --start-block latest` into SQLite,
 {a.blocks} blocks per mode, each mode on a fresh node. "socket" is `--ws` (eth_subscribe
 newHeads, HTTP polling only as a heartbeat); "polling" is HTTP polling at the default
@@ -246,10 +251,11 @@ newHeads, HTTP polling only as a heartbeat); "polling" is HTTP polling at the de
 
 Outside observer (same method for both modes): this script's own WebSocket subscription
 stamps when anvil announced block n, a reader of the SQLite checkpoint (every 2 ms) stamps
-when block n was committed and visible.
+when block n was committed and visible. Peak RSS: the highest of the blockpipe processes of
+that mode (wait4 on each PID).
 
-| mode | blocks | p50 | p90 | p99 | max |
-|---|---|---|---|---|---|
+| mode | blocks | p50 | p90 | p99 | max | blockpipe peak RSS MiB |
+|---|---|---|---|---|---|---|
 {out_row("socket (`--ws`)", ws_out)}
 {out_row("polling (`--poll-interval 1`)", po_out)}
 
@@ -267,7 +273,7 @@ Target p99 < 50 ms with the socket: {target}. With polling a block waits for the
 on average half the interval, up to all of it (the seeds' pollers at 12 s would wait
 6 s on average).
 """)
-    print(open(a.out).read()[-2500:])
+    print(perfdoc.read_section(a.out, "realtime"))
 
 
 if __name__ == "__main__":

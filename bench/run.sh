@@ -1,13 +1,32 @@
 #!/usr/bin/env bash
-# make bench: builds (release) and runs the benchmarks; results go to docs/PERFORMANCE.md.
-set -euo pipefail
+# make bench: builds (release) and runs the benchmarks; results go to docs/PERFORMANCE.md
+# (BENCH_OUT=FILE: elsewhere). Each benchmark replaces its own section, stamped with the date
+# and commit; one that fails writes that it did not run and why (bench/perfdoc.py guard
+# covers one that dies before it can), the others still run, and the exit status is non-zero.
+# BENCH_QUICK=1: every benchmark at small sizes (a check that they run; not figures to keep).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
+OUT=${BENCH_OUT:-docs/PERFORMANCE.md}
 export BP_ANVIL=${BP_ANVIL:-$PWD/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil}
-python3 bench/backfill_anvil.py --blockpipe "$BUILD/blockpipe" --curl-loop "$BUILD/bench_curl_loop" \
-    --out docs/PERFORMANCE.md "$@"
-python3 bench/pg_bench.py --pg-bench "$BUILD/bench_pg" --blockpipe "$BUILD/blockpipe" --out docs/PERFORMANCE.md
-python3 bench/ingest_bench.py --blockpipe "$BUILD/blockpipe" --curl-loop "$BUILD/bench_curl_loop" \
-    --sqlite-insert "$BUILD/bench_sqlite_insert" --decode "$BUILD/bench_decode" --out docs/PERFORMANCE.md
-python3 bench/realtime_latency.py --blockpipe "$BUILD/blockpipe" --out docs/PERFORMANCE.md
-python3 bench/fetch_transport.py --out docs/PERFORMANCE.md
+failed=()
+
+bench() { # NAME CMD...: runs CMD under the guard of section NAME
+    local name=$1
+    shift
+    python3 bench/perfdoc.py guard --out "$OUT" --name "$name" -- "$@" || failed+=("$name")
+}
+
+bench anvil python3 bench/backfill_anvil.py --blockpipe "$BUILD/blockpipe" \
+    --curl-loop "$BUILD/bench_curl_loop" --out "$OUT" "$@"
+bench pg python3 bench/pg_bench.py --pg-bench "$BUILD/bench_pg" --blockpipe "$BUILD/blockpipe" \
+    --out "$OUT"
+bench ingest python3 bench/ingest_bench.py --blockpipe "$BUILD/blockpipe" \
+    --curl-loop "$BUILD/bench_curl_loop" --sqlite-insert "$BUILD/bench_sqlite_insert" \
+    --decode "$BUILD/bench_decode" --out "$OUT"
+bench realtime python3 bench/realtime_latency.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
+bench fetchpath python3 bench/fetch_transport.py --out "$OUT"
+if ((${#failed[@]})); then
+    echo "bench: did not run: ${failed[*]} (see their sections in $OUT)" >&2
+    exit 1
+fi
