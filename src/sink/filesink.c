@@ -12,6 +12,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "sink/format.h"
+#include "util/crashpoint.h"
 #include "util/log.h"
 
 #define CP_NAME "checkpoint.json"
@@ -248,6 +249,7 @@ static int save_cp(bp_filesink *fs, const uint64_t *sizes, bp_error *err)
         rc = io_error(err, fs, CP_TMP, "cannot write");
     if (fd >= 0 && close(fd) != 0 && rc == 0)
         rc = io_error(err, fs, CP_TMP, "cannot close");
+    bp_crashpoint("filesink.before_rename"); /* a whole new checkpoint, not yet in place */
     if (rc == 0 && renameat(fs->dirfd, CP_TMP, fs->dirfd, CP_NAME) != 0)
         rc = io_error(err, fs, CP_NAME, "cannot rename " CP_TMP " to it");
     if (rc == 0 && fsync(fs->dirfd) != 0)
@@ -443,6 +445,7 @@ static int commit(bp_filesink *fs, const bp_batch *batch, bp_error *err)
     bp_filesink_chain old = *c;
     int rc = append_all(fs, sizes, err);
     if (rc == 0) {
+        bp_crashpoint("filesink.after_data"); /* the batch is in the files, not the checkpoint */
         c->cp = batch->checkpoint;
         track_recent(c, batch);
         rc = save_cp(fs, sizes, err);

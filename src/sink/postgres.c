@@ -25,6 +25,7 @@
 #include "sink/pg_conn.h"
 #include "sink/pg_copy.h"
 #include "util/buf.h"
+#include "util/crashpoint.h"
 #include "util/log.h"
 
 #define PG_CHUNK (1u << 20) /* PQputCopyData piece: libpq copies it, keep its buffer small */
@@ -523,6 +524,8 @@ static int write_once(pg_sink *s, const bp_batch *batch, bool staging, bp_error 
         goto out;
     }
     rc = write_events(s, batch, staging, err);
+    if (rc == 0)
+        bp_crashpoint("postgres.before_commit");
     if (rc == 0)
         rc = commit(s, batch, err);
 out:

@@ -20,6 +20,7 @@
 
 #include "sink/format.h"
 #include "util/buf.h"
+#include "util/crashpoint.h"
 #include "util/hex.h"
 
 #define SQLITE_SCHEMA_VERSION 1
@@ -436,6 +437,7 @@ static int sqlite_write(bp_sink *base, const bp_batch *batch, bp_error *err)
     rc = write_events(s, batch, err);
     if (rc != 0)
         goto out;
+    bp_crashpoint("sqlite.before_commit");
     if (run(s, ST_COMMIT) != SQLITE_OK)
         rc = bp_error_set(err, BP_EDB, "%s: COMMIT: %s", s->path, s->lastmsg);
 out:

@@ -1,0 +1,603 @@
+/* readers.c - the contract test's view of what an output stores: one reader per backend,
+ * each giving the normalised lines of contract.h.
+ *
+ * SQL outputs are their tables. File outputs never rewrite a row; a reader applies their
+ * reverts (etlcsv.c, jsonl.c): a block is canonical when it was applied once more than it
+ * was reverted. A block may be applied, reverted and applied again (a reorg back to a branch
+ * seen before): its rows are then in the files twice, and must be whole, identical copies -
+ * anything else (a torn batch left behind, rows written twice) is a failure. */
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+#include "contract.h"
+#include "util/url.h"
+
+/* One row as the normalised line "tag c0 c1 ...": NULL cells are "-"; cells from topics_at
+ * on are topics, joined by "," into the last field ("-" when none). */
+static void emit(ct_lines *out, char tag, const char *const *cells, int n, int topics_at)
+{
+    char line[2048];
+    size_t off = (size_t)snprintf(line, sizeof(line), "%c", tag);
+    int last = topics_at >= 0 ? topics_at : n;
+    for (int i = 0; i < last; i++)
+        off += (size_t)snprintf(line + off, sizeof(line) - off, " %s",
+                                cells[i] && cells[i][0] ? cells[i] : "-");
+    if (topics_at >= 0) {
+        int shown = 0;
+        off += (size_t)snprintf(line + off, sizeof(line) - off, " ");
+        for (int i = topics_at; i < n; i++)
+            if (cells[i] && cells[i][0])
+                off += (size_t)snprintf(line + off, sizeof(line) - off, "%s%s", shown++ ? "," : "",
+                                        cells[i]);
+        if (!shown)
+            snprintf(line + off, sizeof(line) - off, "-");
+    }
+    CT_CHECK(off < sizeof(line), "row too long: %.100s...", line);
+    ct_lines_add(out, "%s", line);
+}
+
+/* ---- SQL -------------------------------------------------------------------------------- */
+
+static const struct {
+    char tag;
+    int topics_at; /* -1: no topics */
+    const char *sqlite, *pg;
+} g_sql[] = {
+#define HX(c) "'0x' || encode(" c ", 'hex')"
+    {'B', -1, "SELECT number, hash, parent_hash, timestamp, transaction_count FROM blocks",
+     "SELECT number, " HX("hash") ", " HX("parent_hash") ", timestamp, transaction_count"
+                                                         " FROM blocks"},
+    {'T', -1,
+     "SELECT block_number, transaction_index, hash, block_hash, from_address, to_address,"
+     " value FROM transactions",
+     "SELECT block_number, transaction_index, " HX("hash") ", " HX("block_hash") ", " HX(
+         "from_address") ", " HX("to_address") ", value FROM transactions"},
+    {'R', -1,
+     "SELECT block_number, transaction_index, hash, receipt_status, receipt_gas_used"
+     " FROM transactions",
+     "SELECT block_number, transaction_index, " HX("hash") ", receipt_status, receipt_gas_used"
+                                                           " FROM transactions"},
+    {'L', 7,
+     "SELECT block_number, log_index, block_hash, transaction_hash, transaction_index, address,"
+     " data, topic0, topic1, topic2, topic3 FROM logs",
+     "SELECT block_number, log_index, " HX("block_hash") ", " HX(
+         "transaction_hash") ","
+                             " transaction_index, " HX("address") ", " HX("data") ", " HX(
+                                 "topic0") ", " HX("topic1") ", " HX("topic2") ", " HX("topic3") " "
+                                                                                                 "F"
+                                                                                                 "R"
+                                                                                                 "O"
+                                                                                                 "M"
+                                                                                                 " "
+                                                                                                 "l"
+                                                                                                 "o"
+                                                                                                 "g"
+                                                                                                 "s"},
+#undef HX
+};
+#define N_SQL (sizeof(g_sql) / sizeof(g_sql[0]))
+
+static void read_sqlite(const char *url, const char *shown, const char *path, const char *chain,
+                        ct_lines *out)
+{
+    (void)url;
+    sqlite3 *db = NULL;
+    CT_CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
+             "%s: cannot open: %s", shown, db ? sqlite3_errmsg(db) : "out of memory");
+    for (size_t q = 0; q < N_SQL; q++) {
+        char sql[512];
+        snprintf(sql, sizeof(sql), "%s WHERE chain = ?1", g_sql[q].sqlite);
+        sqlite3_stmt *st = NULL;
+        CT_CHECK(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s: %s", shown, sql,
+                 sqlite3_errmsg(db));
+        sqlite3_bind_text(st, 1, chain, -1, SQLITE_STATIC);
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *cells[16];
+            int n = sqlite3_column_count(st);
+            for (int i = 0; i < n; i++)
+                cells[i] = (const char *)sqlite3_column_text(st, i); /* NULL for NULL */
+            emit(out, g_sql[q].tag, cells, n, g_sql[q].topics_at);
+        }
+        CT_CHECK(rc == SQLITE_DONE, "%s: %s: %s", shown, sql, sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+}
+
+/* postgres://user:pass@host:port/db?schema=S&...: libpq gets the URL without our query
+ * parameters; the tables are in schema S (default public). */
+static void read_pg(const char *url, const char *shown, const char *target, const char *chain,
+                    ct_lines *out)
+{
+    (void)target;
+    char conninfo[1024], schema[128] = "public";
+    snprintf(conninfo, sizeof(conninfo), "%s", url);
+    char *q = strchr(conninfo, '?');
+    if (q) {
+        *q++ = '\0';
+        for (char *kv = strtok(q, "&"); kv; kv = strtok(NULL, "&"))
+            if (strncmp(kv, "schema=", 7) == 0)
+                snprintf(schema, sizeof(schema), "%s", kv + 7);
+    }
+    PGconn *c = PQconnectdb(conninfo);
+    CT_CHECK(PQstatus(c) == CONNECTION_OK, "%s: cannot connect: %s", shown, PQerrorMessage(c));
+    char *id = PQescapeIdentifier(c, schema, strlen(schema));
+    char *lit = PQescapeLiteral(c, chain, strlen(chain));
+    for (size_t k = 0; k <= N_SQL; k++) {
+        char sql[1024];
+        if (k == 0)
+            snprintf(sql, sizeof(sql), "SET search_path TO %s", id);
+        else
+            snprintf(sql, sizeof(sql), "%s WHERE chain = %s", g_sql[k - 1].pg, lit);
+        PGresult *r = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        CT_CHECK(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s: %s", shown, sql,
+                 PQerrorMessage(c));
+        for (int row = 0; k > 0 && row < PQntuples(r); row++) {
+            const char *cells[16];
+            int n = PQnfields(r);
+            for (int i = 0; i < n; i++)
+                cells[i] = PQgetisnull(r, row, i) ? NULL : PQgetvalue(r, row, i);
+            emit(out, g_sql[k - 1].tag, cells, n, g_sql[k - 1].topics_at);
+        }
+        PQclear(r);
+    }
+    PQfreemem(id);
+    PQfreemem(lit);
+    PQfinish(c);
+}
+
+/* ---- file outputs ------------------------------------------------------------------------ */
+
+typedef struct fblock {
+    char *hash;
+    char *line; /* its B line */
+    int applied, reverted;
+} fblock;
+
+typedef struct frow {
+    char *block_hash;
+    char *line; /* a T, R or L line */
+} frow;
+
+/* What the files of one output say, before the reverts are applied. */
+typedef struct files {
+    const char *url;
+    bool ordered; /* reverts are in order with the block rows (jsonl), not apart (etl-csv) */
+    fblock *blocks;
+    size_t nb, capb;
+    frow *rows;
+    size_t nr, capr;
+} files;
+
+static fblock *fblock_find(const files *f, const char *hash)
+{
+    for (size_t i = 0; i < f->nb; i++)
+        if (strcmp(f->blocks[i].hash, hash) == 0)
+            return &f->blocks[i];
+    return NULL;
+}
+
+static fblock *fblock_get(files *f, const char *hash)
+{
+    fblock *have = fblock_find(f, hash);
+    if (have)
+        return have;
+    if (f->nb == f->capb) {
+        f->capb = f->capb ? 2 * f->capb : 64;
+        f->blocks = realloc(f->blocks, f->capb * sizeof(*f->blocks));
+        CT_CHECK(f->blocks, "out of memory");
+    }
+    fblock *b = &f->blocks[f->nb++];
+    memset(b, 0, sizeof(*b));
+    b->hash = strdup(hash);
+    return b;
+}
+
+static void file_apply(files *f, const char *where, const char *const *cells)
+{
+    fblock *b = fblock_get(f, cells[1]);
+    ct_lines one = {0};
+    emit(&one, 'B', cells, 5, -1);
+    CT_CHECK(!b->line || strcmp(b->line, one.v[0]) == 0,
+             "%s: %s: block %s applied twice with different rows:\n  %s\n  %s", f->url, where,
+             cells[1], b->line, one.v[0]);
+    if (!b->line)
+        b->line = strdup(one.v[0]);
+    ct_lines_free(&one);
+    CT_CHECK(!f->ordered || b->applied == b->reverted,
+             "%s: %s: block %s applied again without a revert in between", f->url, where, cells[1]);
+    b->applied++;
+}
+
+static void file_revert(files *f, const char *where, const char *hash)
+{
+    fblock *b = fblock_get(f, hash);
+    CT_CHECK(f->ordered ? b->applied == b->reverted + 1 : b->reverted < b->applied,
+             "%s: %s: revert of block %s, which is not applied there", f->url, where, hash);
+    b->reverted++;
+}
+
+static void file_row(files *f, char tag, const char *block_hash, const char *const *cells, int n,
+                     int topics_at)
+{
+    ct_lines one = {0};
+    emit(&one, tag, cells, n, topics_at);
+    if (f->nr == f->capr) {
+        f->capr = f->capr ? 2 * f->capr : 256;
+        f->rows = realloc(f->rows, f->capr * sizeof(*f->rows));
+        CT_CHECK(f->rows, "out of memory");
+    }
+    f->rows[f->nr++] = (frow){strdup(block_hash), one.v[0]};
+    free(one.v);
+}
+
+static const files *g_sorting; /* the rows qsort compares (qsort has no context pointer) */
+
+/* By block hash, then kind, then place in the file. */
+static int cmp_row(const void *a, const void *b)
+{
+    size_t i = *(const size_t *)a, j = *(const size_t *)b;
+    const frow *x = &g_sorting->rows[i], *y = &g_sorting->rows[j];
+    int c = strcmp(x->block_hash, y->block_hash);
+    if (c == 0)
+        c = x->line[0] - y->line[0];
+    return c ? c : (i > j) - (i < j);
+}
+
+/* The rows of one kind of one block, row[0..m) in file order: b->applied whole identical
+ * copies, one of them kept when the block is canonical. */
+static void block_rows(const files *f, const fblock *b, const size_t *row, size_t m, ct_lines *out)
+{
+    const frow *r = f->rows;
+    char tag = r[row[0]].line[0];
+    CT_CHECK(b && b->applied > 0, "%s: a row of block %s, which was never applied:\n  %s", f->url,
+             r[row[0]].block_hash, r[row[0]].line);
+    size_t k = (size_t)b->applied, chunk = m / k;
+    CT_CHECK(m % k == 0, "%s: block %s was applied %zu times but has %zu '%c' rows", f->url,
+             b->hash, k, m, tag);
+    for (size_t i = chunk; i < m; i++)
+        CT_CHECK(strcmp(r[row[i]].line, r[row[i % chunk]].line) == 0,
+                 "%s: block %s: its '%c' rows are not whole copies of one application:\n  %s\n"
+                 "  %s",
+                 f->url, b->hash, tag, r[row[i % chunk]].line, r[row[i]].line);
+    for (size_t i = 0; b->applied - b->reverted == 1 && i < chunk; i++)
+        ct_lines_add(out, "%s", r[row[i]].line);
+}
+
+static void files_free(files *f)
+{
+    for (size_t i = 0; i < f->nb; i++) {
+        free(f->blocks[i].hash);
+        free(f->blocks[i].line);
+    }
+    for (size_t i = 0; i < f->nr; i++) {
+        free(f->rows[i].block_hash);
+        free(f->rows[i].line);
+    }
+    free(f->blocks);
+    free(f->rows);
+}
+
+static void files_result(files *f, ct_lines *out)
+{
+    for (size_t i = 0; i < f->nb; i++) {
+        fblock *b = &f->blocks[i];
+        int live = b->applied - b->reverted;
+        CT_CHECK(live == 0 || live == 1, "%s: block %s applied %d times, reverted %d times", f->url,
+                 b->hash, b->applied, b->reverted);
+        if (live)
+            ct_lines_add(out, "%s", b->line);
+    }
+    size_t *order = malloc((f->nr + 1) * sizeof(*order));
+    CT_CHECK(order, "out of memory");
+    for (size_t i = 0; i < f->nr; i++)
+        order[i] = i;
+    g_sorting = f;
+    qsort(order, f->nr, sizeof(*order), cmp_row);
+    for (size_t i = 0, j; i < f->nr; i = j) {
+        const frow *first = &f->rows[order[i]];
+        j = i + 1;
+        while (j < f->nr && strcmp(f->rows[order[j]].block_hash, first->block_hash) == 0 &&
+               f->rows[order[j]].line[0] == first->line[0])
+            j++;
+        block_rows(f, fblock_find(f, first->block_hash), order + i, j - i, out);
+    }
+    free(order);
+    files_free(f);
+}
+
+/* Whole file, NUL-terminated ("" when absent: an entity with no rows may have no file). */
+static char *slurp(const char *dir, const char *name, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "rb");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    CT_CHECK(m, "out of memory");
+    char chunk[65536];
+    size_t n;
+    while (fp && (n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+        fwrite(chunk, 1, n, m);
+    fclose(m);
+    if (fp)
+        fclose(fp);
+    return text;
+}
+
+/* ---- etl-csv ----------------------------------------------------------------------------- */
+
+#define CSV_MAX_CELLS 40
+
+/* Splits the line at *p into cells (in place; quotes removed, "" unescaped); advances *p
+ * past it. Returns the number of cells, 0 at the end of the text. */
+static int csv_line(char **p, char **cells)
+{
+    char *s = *p;
+    if (!*s)
+        return 0;
+    int n = 0;
+    for (;;) {
+        char *w = s, *start = s;
+        if (*s == '"') {
+            for (s++;; s++) {
+                if (*s == '"' && s[1] == '"')
+                    *w++ = '"', s++;
+                else if (*s == '"' || !*s)
+                    break;
+                else
+                    *w++ = *s;
+            }
+            if (*s)
+                s++;
+        } else {
+            while (*s && *s != ',' && *s != '\n')
+                *w++ = *s++;
+        }
+        char end = *s;
+        *w = '\0';
+        CT_CHECK(n < CSV_MAX_CELLS, "csv: more than %d cells", CSV_MAX_CELLS);
+        cells[n++] = start;
+        if (end == ',') {
+            s++;
+            continue;
+        }
+        *p = end ? s + 1 : s;
+        return n;
+    }
+}
+
+/* The index of column name in the header, or a failure naming the file. */
+static int csv_col(char **header, int n, const char *name, const char *path)
+{
+    for (int i = 0; i < n; i++)
+        if (strcmp(header[i], name) == 0)
+            return i;
+    ct_die("%s: no column '%s' in its header", path, name);
+}
+
+/* Calls row(f, where, cells-in-cols-order) for each data row of DIR/name. */
+static void csv_each(files *f, const char *dir, const char *name, const char *const *cols,
+                     int ncols, void (*row)(files *, const char *, const char *const *))
+{
+    char path[4200], where[4300];
+    char *text = slurp(dir, name, path, sizeof(path)), *p = text;
+    char *header[CSV_MAX_CELLS], *cells[CSV_MAX_CELLS];
+    int nh = csv_line(&p, header), idx[16];
+    for (int i = 0; i < ncols && nh > 0; i++)
+        idx[i] = csv_col(header, nh, cols[i], path);
+    int n;
+    for (int line = 2; (n = csv_line(&p, cells)) > 0; line++) {
+        CT_CHECK(n == nh, "%s:%d: %d cells, the header has %d", path, line, n, nh);
+        const char *mine[16];
+        for (int i = 0; i < ncols; i++)
+            mine[i] = cells[idx[i]];
+        snprintf(where, sizeof(where), "%s:%d", name, line);
+        row(f, where, mine);
+    }
+    free(text);
+}
+
+static void csv_block(files *f, const char *where, const char *const *c)
+{
+    file_apply(f, where, c);
+}
+
+static void csv_revert(files *f, const char *where, const char *const *c)
+{
+    file_revert(f, where, c[0]);
+}
+
+/* The block hash is the last requested column of these. */
+static void csv_tx(files *f, const char *where, const char *const *c)
+{
+    (void)where;
+    file_row(f, 'T', c[3], c, 7, -1);
+}
+
+static void csv_receipt(files *f, const char *where, const char *const *c)
+{
+    (void)where;
+    file_row(f, 'R', c[5], c, 5, -1);
+}
+
+static void csv_log(files *f, const char *where, const char *const *c)
+{
+    (void)where;
+    file_row(f, 'L', c[2], c, 8, 7);
+}
+
+static void read_etlcsv(const char *url, const char *shown, const char *dir, const char *chain,
+                        ct_lines *out)
+{
+    (void)url;
+    (void)chain; /* the ethereum-etl files have no chain column */
+    static const char *const bcols[] = {"number", "hash", "parent_hash", "timestamp",
+                                        "transaction_count"};
+    static const char *const rvcols[] = {"block_hash"};
+    static const char *const tcols[] = {"block_number", "transaction_index", "hash", "block_hash",
+                                        "from_address", "to_address",        "value"};
+    static const char *const rcols[] = {"block_number", "transaction_index", "transaction_hash",
+                                        "status",       "gas_used",          "block_hash"};
+    static const char *const lcols[] = {
+        "block_number",      "log_index", "block_hash", "transaction_hash",
+        "transaction_index", "address",   "data",       "topics"};
+    files f = {.url = shown, .ordered = false};
+    csv_each(&f, dir, "blocks.csv", bcols, 5, csv_block);
+    csv_each(&f, dir, "reverts.csv", rvcols, 1, csv_revert);
+    csv_each(&f, dir, "transactions.csv", tcols, 7, csv_tx);
+    csv_each(&f, dir, "receipts.csv", rcols, 6, csv_receipt);
+    csv_each(&f, dir, "logs.csv", lcols, 8, csv_log);
+    files_result(&f, out);
+}
+
+/* ---- jsonl ------------------------------------------------------------------------------- */
+
+/* The value of key as normalised text into buf: strings and numbers as written, null "",
+ * an array of strings joined by ",". A missing key is a failure. */
+static const char *jtext(yajl_val obj, const char *key, char *buf, size_t cap, const char *where)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_any);
+    CT_CHECK(v, "%s: no key \"%s\"", where, key);
+    buf[0] = '\0';
+    if (YAJL_IS_STRING(v))
+        snprintf(buf, cap, "%s", YAJL_GET_STRING(v));
+    else if (YAJL_IS_NUMBER(v))
+        snprintf(buf, cap, "%s", YAJL_GET_NUMBER(v));
+    else if (YAJL_IS_ARRAY(v))
+        for (size_t i = 0, off = 0; i < v->u.array.len; i++) {
+            const char *s = YAJL_GET_STRING(v->u.array.values[i]);
+            CT_CHECK(s, "%s: \"%s\"[%zu] is not a string", where, key, i);
+            off += (size_t)snprintf(buf + off, cap - off, "%s%s", i ? "," : "", s);
+        }
+    else
+        CT_CHECK(YAJL_IS_NULL(v), "%s: \"%s\" is neither text, number, list nor null", where, key);
+    return buf;
+}
+
+/* Calls line(f, where, obj) for each line of DIR/name, checking its type and chain. */
+static void jsonl_each(files *f, const char *dir, const char *name, const char *chain,
+                       void (*line)(files *, const char *, yajl_val))
+{
+    char path[4200], where[4300], buf[256], msg[256];
+    char *text = slurp(dir, name, path, sizeof(path));
+    int no = 1;
+    for (char *p = text, *nl; *p; p = nl + 1, no++) {
+        nl = strchr(p, '\n');
+        CT_CHECK(nl, "%s:%d: the last line has no newline (a torn write?)", path, no);
+        *nl = '\0';
+        snprintf(where, sizeof(where), "%s:%d", path, no);
+        yajl_val obj = yajl_tree_parse(p, msg, sizeof(msg));
+        CT_CHECK(obj, "%s: not JSON: %s", where, msg);
+        CT_CHECK(strcmp(jtext(obj, "chain", buf, sizeof(buf), where), chain) == 0,
+                 "%s: chain \"%s\", expected \"%s\"", where, buf, chain);
+        line(f, where, obj);
+        yajl_tree_free(obj);
+    }
+    free(text);
+}
+
+/* Normalised cells of obj's keys[0..n) into the caller's storage. */
+static void jcells(yajl_val obj, const char *const *keys, int n, char (*buf)[1024],
+                   const char **cells, const char *where)
+{
+    for (int i = 0; i < n; i++)
+        cells[i] = jtext(obj, keys[i], buf[i], sizeof(buf[i]), where);
+}
+
+static void jsonl_block(files *f, const char *where, yajl_val obj)
+{
+    static const char *const keys[] = {"number", "hash", "parent_hash", "timestamp",
+                                       "transaction_count"};
+    char buf[5][1024], type[32];
+    const char *cells[5];
+    jtext(obj, "type", type, sizeof(type), where);
+    if (strcmp(type, "revert") == 0) {
+        file_revert(f, where, jtext(obj, "hash", buf[0], sizeof(buf[0]), where));
+        return;
+    }
+    CT_CHECK(strcmp(type, "block") == 0, "%s: type \"%s\" in blocks.jsonl", where, type);
+    jcells(obj, keys, 5, buf, cells, where);
+    file_apply(f, where, cells);
+}
+
+static void jsonl_tx(files *f, const char *where, yajl_val obj)
+{
+    static const char *const tkeys[] = {"block_number", "transaction_index", "hash", "block_hash",
+                                        "from_address", "to_address",        "value"};
+    static const char *const rkeys[] = {"block_number", "transaction_index", "hash",
+                                        "receipt_status", "receipt_gas_used"};
+    char buf[7][1024];
+    const char *cells[7];
+    jcells(obj, tkeys, 7, buf, cells, where);
+    file_row(f, 'T', cells[3], cells, 7, -1);
+    char bh[128];
+    snprintf(bh, sizeof(bh), "%s", cells[3]);
+    jcells(obj, rkeys, 5, buf, cells, where);
+    file_row(f, 'R', bh, cells, 5, -1);
+}
+
+static void jsonl_log(files *f, const char *where, yajl_val obj)
+{
+    static const char *const keys[] = {
+        "block_number",      "log_index", "block_hash", "transaction_hash",
+        "transaction_index", "address",   "data",       "topics"};
+    char buf[8][1024];
+    const char *cells[8];
+    jcells(obj, keys, 8, buf, cells, where);
+    file_row(f, 'L', cells[2], cells, 8, 7);
+}
+
+static void read_jsonl(const char *url, const char *shown, const char *dir, const char *chain,
+                       ct_lines *out)
+{
+    (void)url;
+    files f = {.url = shown, .ordered = true};
+    jsonl_each(&f, dir, "blocks.jsonl", chain, jsonl_block);
+    jsonl_each(&f, dir, "transactions.jsonl", chain, jsonl_tx);
+    jsonl_each(&f, dir, "logs.jsonl", chain, jsonl_log);
+    files_result(&f, out);
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+/* One line per backend: a new output adds its reader here. */
+static const struct {
+    const char *scheme;
+    void (*read)(const char *url, const char *shown, const char *target, const char *chain,
+                 ct_lines *out);
+} g_readers[] = {
+    {"sqlite", read_sqlite},  {"postgres", read_pg}, {"postgresql", read_pg},
+    {"etl-csv", read_etlcsv}, {"jsonl", read_jsonl},
+};
+
+void ct_read(const char *url, const char *chain, ct_lines *out)
+{
+    const char *colon = strchr(url, ':');
+    size_t slen = colon ? (size_t)(colon - url) : 0;
+    for (size_t i = 0; colon && i < sizeof(g_readers) / sizeof(g_readers[0]); i++) {
+        if (strlen(g_readers[i].scheme) != slen || strncmp(url, g_readers[i].scheme, slen) != 0)
+            continue;
+        const char *target = colon + 1;
+        if (strncmp(target, "//", 2) == 0)
+            target += 2;
+        char shown[512]; /* for messages: no password */
+        bp_url_redact(url, shown, sizeof(shown));
+        g_readers[i].read(url, shown, target, chain, out);
+        ct_lines_sort(out);
+        return;
+    }
+    char shown[512];
+    bp_url_redact(url, shown, sizeof(shown));
+    ct_die("%s: the contract test has no reader for this kind of output (add one to "
+           "tests/contract/readers.c)",
+           shown);
+}
