@@ -3,7 +3,7 @@ BUILD      ?= build
 TEST_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 
-.PHONY: all build run test deps test-deps bench fuzz format clean
+.PHONY: all build run test deps test-deps bench fuzz format docs clean
 
 all: build
 
@@ -35,6 +35,9 @@ fuzz: test-deps
 	./build-fuzz/fuzz/fuzz_rpc_block -max_total_time=60 build-fuzz/corpus/rpc_block fuzz/corpus/rpc_block
 	./build-fuzz/fuzz/fuzz_json_tree -max_total_time=60 build-fuzz/corpus/json_tree fuzz/corpus/json_tree
 	./build-fuzz/fuzz/fuzz_config -max_total_time=60 build-fuzz/corpus/config fuzz/corpus/config
+
+docs: build
+	python3 scripts/gen-cli-doc.py $(BUILD)/blockpipe
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

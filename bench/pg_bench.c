@@ -2,7 +2,7 @@
  * rows through plain libpq in the same transaction shape (the database's own limit for that
  * work), driven by bench/pg_bench.py.
  *
- *   pg_bench sink URL BLOCKS TXS_PER_BLOCK BATCH   blocks through bp_sink_postgres_ops, BATCH
+ *   pg_bench sink URL BLOCKS TXS_PER_BLOCK BATCH   blocks through the postgres output, BATCH
  *                                                  blocks per write (one transaction each)
  *   pg_bench copy CONNINFO SCHEMA DIR BATCHES FMT  per batch i, one transaction: BEGIN + read
  *       the checkpoint, COPY SCHEMA.{blocks,transactions,logs} FROM STDIN (FORMAT FMT) of
@@ -23,7 +23,6 @@
 #include "util/buf.h"
 #include "util/hex.h"
 
-extern const bp_sink_ops bp_sink_postgres_ops;
 
 static double now_s(void)
 {
@@ -155,12 +154,10 @@ static int bench_sink(const char *url, uint64_t blocks, size_t txs, size_t batch
 {
     bp_sink *s = NULL;
     bp_error err = {0};
-    const char *target = strstr(url, "://") ? strstr(url, "://") + 3 : url;
-    if (bp_sink_postgres_ops.open(&s, target, &err) != 0) {
+    if (bp_sink_open_url(url, &s, &err) != 0) {
         fprintf(stderr, "pg_bench: %s\n", err.msg);
         return 1;
     }
-    s->ops = &bp_sink_postgres_ops;
     bp_block **bl = calloc(batch, sizeof(*bl));
     bp_event *ev = calloc(batch, sizeof(*ev));
     uint64_t rows = 0;
@@ -188,7 +185,7 @@ static int bench_sink(const char *url, uint64_t blocks, size_t txs, size_t batch
         printf("rows=%" PRIu64 " seconds=%.3f rows_per_s=%.0f\n", rows, secs, (double)rows / secs);
     free(bl);
     free(ev);
-    s->ops->close(s);
+    bp_sink_close(s);
     return rc != 0;
 }
 

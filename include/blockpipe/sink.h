@@ -1,9 +1,12 @@
-/* sink.h - the output contract. Every backend (SQLite, ethereum-etl CSV, JSON lines, and
- * later PostgreSQL, ClickHouse, Redis, Kafka) implements bp_sink_ops; nothing else in the
- * program knows a backend's name but the registry (src/sink/registry.c).
+/* sink.h - the output contract. Every backend (SQLite, PostgreSQL, ethereum-etl CSV, JSON
+ * lines, and the ones to come) implements bp_sink_ops in one file under src/sink/ and is
+ * listed by one line in src/sink/registry.c; nothing else in the program knows a backend's
+ * name, schemes or options. A backend declares its own options (bp_sink_option): the command
+ * line, the environment, the config file, `--help` and docs/CLI.md are all made from them.
  *
- * The pipeline calls one sink from one thread at a time (the commit thread); a backend needs
- * no locking of its own.
+ * Threading: the pipeline calls one sink from one thread at a time (the writer thread while
+ * it runs, the coordinator at start and at the final flush); a backend needs no locking of
+ * its own.
  *
  * The event stream a sink sees is ordered and consistent: APPLY n arrives only after the
  * block below it was applied (or after the sink's checkpoint), and REVERT n arrives, highest
@@ -46,11 +49,75 @@ typedef struct bp_batch {
 
 typedef struct bp_sink bp_sink;
 
+enum bp_sink_option_type {
+    BP_SINK_OPT_STRING = 1, /* any non-empty text */
+    BP_SINK_OPT_INT,        /* a whole number from min to max */
+    BP_SINK_OPT_ENUM,       /* one of choices ("auto|staging") */
+    BP_SINK_OPT_BOOL,       /* on/off, true/false, 1/0, yes/no; read as "1" or "0" */
+};
+
+/* One option of a backend. Its value for an output comes from, strongest first: the output
+ * URL's query parameter `name=value`, the flag, the environment variable, the config file key
+ * (those three apply to every output of the backend), the default. Backends that share a
+ * meaning share a flag (e.g. --wait-for-db). */
+typedef struct bp_sink_option {
+    const char *name; /* URL query parameter, e.g. "schema" */
+    const char *flag; /* command-line flag without "--", e.g. "pg-schema"; NULL: URL only */
+    const char *env;  /* environment variable, e.g. "PG_SCHEMA"; NULL: none */
+    const char *key;  /* config file key, e.g. "pg_schema"; NULL: URL only. Flag, env and key
+                         name one setting: all three are NULL or none is */
+    enum bp_sink_option_type type;
+    const char *arg;     /* placeholder for --help: NAME, S, N */
+    const char *def;     /* default as text, NULL: unset */
+    long long min, max;  /* BP_SINK_OPT_INT */
+    const char *choices; /* BP_SINK_OPT_ENUM: "a|b|c" */
+    const char *help;    /* one sentence, no trailing period */
+} bp_sink_option;
+
+#define BP_SINK_MAX_OPTIONS 16
+
+/* The option values of one output, validated, one per entry of ops->options (NULL: unset and
+ * no default). Built by the registry; valid during open() / migrate() only (copy what you
+ * keep). */
+typedef struct bp_sink_opts {
+    const bp_sink_option *defs;
+    size_t count;
+    const char *values[BP_SINK_MAX_OPTIONS];
+} bp_sink_opts;
+
+/* The value of option `name` (NULL when unset). name must be one of the backend's options. */
+const char *bp_sink_opt(const bp_sink_opts *o, const char *name);
+/* The value of an INT or BOOL option as a number (0 when unset). */
+long long bp_sink_opt_int(const bp_sink_opts *o, const char *name);
+
+/* Settings given for every output by flag, environment or config file: (key, value) pairs,
+ * key being bp_sink_option.key. Owned by the caller. */
+typedef struct bp_sink_setting {
+    const char *key;
+    const char *value;
+} bp_sink_setting;
+
+typedef struct bp_sink_settings {
+    const bp_sink_setting *items;
+    size_t count;
+} bp_sink_settings;
+
 typedef struct bp_sink_ops {
-    const char *scheme;      /* URL scheme, e.g. "sqlite" */
-    const char *description; /* one line for --help */
-    /* target: the URL with "scheme:" or "scheme://" removed (a path for file outputs). */
-    int (*open)(bp_sink **out, const char *target, bp_error *err);
+    const char *scheme;             /* URL scheme, e.g. "sqlite" */
+    const char *const *aliases;     /* other schemes of the same backend, NULL-terminated, or
+                                       NULL (e.g. "postgresql") */
+    const char *title;              /* for --help and messages: "PostgreSQL" */
+    const char *usage;              /* URL form, e.g. "postgres://user:pass@host:port/db" */
+    const char *description;        /* one line for --help */
+    const bp_sink_option *options;  /* the backend's own options, or NULL */
+    size_t option_count;            /* at most BP_SINK_MAX_OPTIONS */
+    /* Non-NULL: the backend was left out of this build; says what was missing ("libpq (Debian
+     * package libpq-dev)"). Every other member but the names may then be NULL. */
+    const char *missing;
+    /* target: the URL with "scheme:" or "scheme://" and the backend's own query parameters
+     * removed (a path for file outputs). opts: the values of the backend's options (NULL for a
+     * backend without options). */
+    int (*open)(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err);
     /* The checkpoint of chain (out->set = false when none). */
     int (*checkpoint)(bp_sink *s, const char *chain, bp_checkpoint *out, bp_error *err);
     /* Optional (may be NULL): up to max most recent applied (number, hash) of chain, highest
@@ -63,6 +130,10 @@ typedef struct bp_sink_ops {
     /* Make everything written durable (fsync / flush producers). May be NULL. */
     int (*flush)(bp_sink *s, bp_error *err);
     void (*close)(bp_sink *s);
+    /* Optional: create or upgrade the backend's schema without writing anything (`blockpipe
+     * migrate`); a one-line report of what it did goes into report. */
+    int (*migrate)(const char *target, const bp_sink_opts *opts, char *report, size_t cap,
+                   bp_error *err);
 } bp_sink_ops;
 
 /* Every backend's handle embeds this first. */
@@ -72,11 +143,26 @@ struct bp_sink {
                   registry code */
 };
 
-/* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, jsonl:DIR, ...).
- * BP_EINVAL with the list of known schemes when the scheme is unknown. */
+/* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, postgres://...),
+ * with the backend options of settings (may be NULL) for what the URL does not set.
+ * BP_EINVAL with the list of known schemes when the scheme is unknown, naming the missing
+ * library when the backend was left out of this build, or naming the bad option value. */
+int bp_sink_open(const char *url, const bp_sink_settings *settings, bp_sink **out,
+                 bp_error *err);
+/* bp_sink_open without settings. */
 int bp_sink_open_url(const char *url, bp_sink **out, bp_error *err);
+/* Creates or upgrades the schema of the output at url (its backend's migrate op). BP_EINVAL
+ * when the backend has nothing to migrate. */
+int bp_sink_migrate(const char *url, const bp_sink_settings *settings, char *report, size_t cap,
+                    bp_error *err);
 void bp_sink_close(bp_sink *s);
-/* The backends, NULL-terminated (for --help). */
+/* The backends, NULL-terminated (for --help), the ones left out of this build included. */
 const bp_sink_ops *const *bp_sink_backends(void);
+/* The backend of url's scheme (or alias), NULL when none. */
+const bp_sink_ops *bp_sink_find(const char *url);
+/* Checks value against the option's type and range: BP_EINVAL "WHO: 'VALUE' is not valid:
+ * expected ..." otherwise. For a BOOL, *canon (may be NULL) gets "1" or "0". */
+int bp_sink_option_check(const bp_sink_option *o, const char *value, const char *who,
+                         const char **canon, bp_error *err);
 
 #endif

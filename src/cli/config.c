@@ -10,12 +10,14 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "blockpipe/sink.h"
 #include "chain/fetch.h"
 #include "util/log.h"
 
 #define WHO_MAX 160
 #define CMD_BOTH (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL)
 #define CMD_BACKFILL (1u << BP_CMD_BACKFILL)
+#define CMD_ALL (CMD_BOTH | 1u << BP_CMD_MIGRATE)
 
 /* The source being applied. A repeatable option (--rpc, --output) set by a stronger source
  * replaces what a weaker one set instead of adding to it. */
@@ -33,9 +35,12 @@ typedef struct opt opt;
 typedef int (*opt_set_fn)(loader *ld, const opt *o, const char *value, const char *who,
                           bp_error *err);
 
+/* One option of the command line, the environment and the config file. The usage text and
+ * docs/CLI.md are made from this table and the outputs' own options (sink.h). */
 struct opt {
-    const char *flag; /* without the leading "--" */
-    const char *arg;  /* placeholder in messages: N, S, URL ... */
+    const char *flag;  /* without the leading "--" */
+    const char *alias; /* a second flag, e.g. the name of the collector users come from */
+    const char *arg;   /* placeholder in messages: N, S, URL ... */
     const char *env;
     const char *env2; /* second name, read when env is unset */
     const char *key;  /* config file key; NULL: not settable from the file */
@@ -44,6 +49,10 @@ struct opt {
     double dmin, dmax;
     size_t off; /* the field in bp_config */
     unsigned cmds;
+    const char *def;  /* the default, as --help shows it; NULL: none */
+    const char *help; /* one sentence (or two), no trailing period */
+    const bp_sink_option *sink; /* an output's option (set_sink) */
+    const bp_sink_ops *backend; /* the first output that has it */
 };
 
 static int set_rpc(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -62,61 +71,127 @@ static int set_realtime(loader *ld, const opt *o, const char *v, const char *who
 static int set_output_failure(loader *ld, const opt *o, const char *v, const char *who,
                               bp_error *err);
 static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
-#define F(field) offsetof(bp_config, field)
+#define F(field) .off = offsetof(bp_config, field)
+#define RANGE(lo, hi) .min = (lo), .max = (hi)
+#define SECONDS(lo, hi) .dmin = (lo), .dmax = (hi)
 static const opt g_opts[] = {
-    {"rpc", "URL", "RPC_URL", NULL, "rpc", set_rpc, 0, 0, 0, 0, 0, CMD_BOTH},
-    {"chain", "NAME", "CHAIN", NULL, "chain", set_string, 0, 0, 0, 0, F(chain), CMD_BOTH},
-    {"output", "URL", "OUTPUT", "DATABASE_URL", "output", set_output, 0, 0, 0, 0, 0, CMD_BOTH},
-    {"start-block", "N|latest", "START_BLOCK", NULL, "start_block", set_start, 0, 0, 0, 0, 0,
-     CMD_BOTH},
-    {"confirmations", "N", "CONFIRMATIONS", NULL, "confirmations", set_u64, 0, 100000, 0, 0,
-     F(confirmations), CMD_BOTH},
-    {"reorg-window", "N", "REORG_WINDOW", NULL, "reorg_window", set_u64, 1, 100000, 0, 0,
-     F(reorg_window), CMD_BOTH},
-    {"workers", "N", "WORKERS", NULL, "workers", set_int, 1, 1024, 0, 0, F(workers), CMD_BOTH},
-    {"batch-size", "N", "BATCH_SIZE", NULL, "batch_size", set_int, 1, 100000, 0, 0, F(batch_size),
-     CMD_BOTH},
-    {"poll-interval", "S", "POLLING_INTERVAL", NULL, "poll_interval", set_seconds, 0, 0, 0.01, 3600,
-     F(poll_interval), CMD_BOTH},
-    {"stats-interval", "S", "STATS_INTERVAL", NULL, "stats_interval", set_seconds, 0, 0, 0.1, 86400,
-     F(stats_interval), CMD_BOTH},
-    {"fetch", "LIST", "FETCH", NULL, "fetch", set_fetch, 0, 0, 0, 0, 0, CMD_BOTH},
-    {"rpc-timeout", "S", "RPC_TIMEOUT", NULL, "rpc_timeout", set_seconds, 0, 0, 0.1, 3600,
-     F(rpc_timeout), CMD_BOTH},
-    {"max-retries", "N", "MAX_RETRIES", NULL, "max_retries", set_int, 0, 1000, 0, 0, F(max_retries),
-     CMD_BOTH},
-    {"state-dir", "DIR", "STATE_DIR", NULL, "state_dir", set_string, 0, 0, 0, 0, F(state_dir),
-     CMD_BOTH},
-    {"output-failure", "stop|continue", "OUTPUT_FAILURE", NULL, "output_failure",
-     set_output_failure, 0, 0, 0, 0, 0, CMD_BOTH},
-    {"ws", "URL", "WEBSOCKET_URL", NULL, "ws", set_ws, 0, 0, 0, 0, 0, CMD_BOTH},
-    {"realtime", "on|off", "ENABLE_REALTIME", "STREAMING_ENABLED", "realtime", set_realtime, 0, 0,
-     0, 0, 0, CMD_BOTH},
-    {"ws-reconnect-interval", "S", "WS_RECONNECT_INTERVAL", NULL, "ws_reconnect_interval",
-     set_seconds, 0, 0, 0.1, 3600, F(ws_reconnect_interval), CMD_BOTH},
-    {"ws-max-reconnect-attempts", "N", "WS_MAX_RECONNECT_ATTEMPTS", NULL,
-     "ws_max_reconnect_attempts", set_int, 0, 1000, 0, 0, F(ws_max_reconnect_attempts), CMD_BOTH},
-    {"ws-stale-after", "S", "WS_STALE_AFTER", NULL, "ws_stale_after", set_seconds, 0, 0, 1, 86400,
-     F(ws_stale_after), CMD_BOTH},
-    {"pg-schema", "NAME", "PG_SCHEMA", NULL, "pg_schema", set_string, 0, 0, 0, 0, F(pg_schema),
-     CMD_BOTH},
-    {"wait-for-db", "S", "WAIT_FOR_DB", NULL, "wait_for_db", set_int, 0, 86400, 0, 0,
-     F(wait_for_db), CMD_BOTH},
-    {"checkpoint-name", "NAME", "CHECKPOINT_NAME", NULL, "checkpoint_name", set_string, 0, 0, 0, 0,
-     F(checkpoint_name), CMD_BOTH},
-    {"config", "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, 0, 0, 0, 0, 0, CMD_BOTH},
-    {"log-level", "L", "LOG_LEVEL", NULL, "log_level", set_level, 0, 0, 0, 0, 0, CMD_BOTH},
-    {"log-format", "F", "LOG_FORMAT", NULL, "log_format", set_format, 0, 0, 0, 0, 0, CMD_BOTH},
-    {"from", "N", NULL, NULL, NULL, set_from, 0, UINT64_MAX, 0, 0, 0, CMD_BACKFILL},
-    {"to", "N", NULL, NULL, NULL, set_to, 0, UINT64_MAX, 0, 0, 0, CMD_BACKFILL},
+    {"rpc", NULL, "URL|JSON", "RPC_URL", "ANKR_RPC_URL", "rpc", set_rpc, .cmds = CMD_BOTH,
+     .def = "required",
+     .help = "JSON-RPC HTTP endpoint (http:// or https://), or an object "
+             "{\"url\":URL,\"max_workers\":N,\"priority\":N,\"rps\":R}; repeat for a pool: "
+             "lower priority is preferred, failing endpoints are ejected and probed back, "
+             "rate-limited ones paused. Config file: rpc, or rpcs: [{url, max_workers, priority, "
+             "rps}]"},
+    {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain), .cmds = CMD_BOTH,
+     .def = "the chain id in decimal (1, 31337)", .help = "value of the chain column"},
+    {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
+     .def = "sqlite:blockpipe.db",
+     .help = "where to write (the kinds are listed below); repeat for several, each keeps its "
+             "own checkpoint. Config file: output, or outputs: [URL, ...]"},
+    {"start-block", NULL, "N|latest", "START_BLOCK", NULL, "start_block", set_start,
+     .cmds = CMD_BOTH, .def = "latest", .help = "where run seeds an empty output"},
+    {"confirmations", "reorg-depth", "N", "CONFIRMATIONS", NULL, "confirmations", set_u64,
+     RANGE(0, 100000), F(confirmations), .cmds = CMD_BOTH, .def = "0",
+     .help = "apply only blocks at least N below the head"},
+    {"reorg-window", NULL, "N", "REORG_WINDOW", NULL, "reorg_window", set_u64, RANGE(1, 100000),
+     F(reorg_window), .cmds = CMD_BOTH, .def = "128",
+     .help = "recent blocks kept to find a common ancestor; a deeper reorg stops with an error"},
+    {"workers", NULL, "N", "WORKERS", NULL, "workers", set_int, RANGE(1, 1024), F(workers),
+     .cmds = CMD_BOTH, .def = "8",
+     .help = "concurrent requests per endpoint without its own max_workers"},
+    {"batch-size", NULL, "N", "BATCH_SIZE", "ANKR_BATCH_SIZE", "batch_size", set_int,
+     RANGE(1, 100000), F(batch_size), .cmds = CMD_BOTH, .def = "100",
+     .help = "blocks per output transaction (at the head every block commits at once)"},
+    {"poll-interval", NULL, "S", "POLLING_INTERVAL", "ANKR_POLLING_INTERVAL", "poll_interval",
+     set_seconds, SECONDS(0.01, 3600), F(poll_interval), .cmds = CMD_BOTH, .def = "1.0",
+     .help = "seconds between HTTP head polls (a heartbeat every 10x while the WebSocket is "
+             "healthy)"},
+    {"stats-interval", NULL, "S", "STATS_INTERVAL", NULL, "stats_interval", set_seconds,
+     SECONDS(0.1, 86400), F(stats_interval), .cmds = CMD_BOTH, .def = "10",
+     .help = "seconds between stats lines"},
+    {"fetch", NULL, "LIST", "FETCH", NULL, "fetch", set_fetch, .cmds = CMD_BOTH,
+     .def = "blocks,transactions,receipts,logs",
+     .help = "what to fetch, a subset of blocks,transactions,receipts,logs (without receipts "
+             "and logs no receipt method is called)"},
+    {"rpc-timeout", NULL, "S", "RPC_TIMEOUT", NULL, "rpc_timeout", set_seconds,
+     SECONDS(0.1, 3600), F(rpc_timeout), .cmds = CMD_BOTH, .def = "30",
+     .help = "seconds for one HTTP request"},
+    {"max-retries", NULL, "N", "MAX_RETRIES", NULL, "max_retries", set_int, RANGE(0, 1000),
+     F(max_retries), .cmds = CMD_BOTH, .def = "5",
+     .help = "failed attempts per block before it counts as failed (a 429 is not a failure)"},
+    {"state-dir", NULL, "DIR", "STATE_DIR", NULL, "state_dir", set_string, F(state_dir),
+     .cmds = CMD_BOTH, .def = "none",
+     .help = "where the state of a run (failed blocks, the command) is kept; `blockpipe "
+             "retry-failed --state-dir DIR` runs it again"},
+    {"output-failure", NULL, "stop|continue", "OUTPUT_FAILURE", NULL, "output_failure",
+     set_output_failure, .cmds = CMD_BOTH, .def = "stop",
+     .help = "an output that keeps failing stops the run (stop), or is set aside while the "
+             "others go on (continue); the next start catches it up"},
+    {"ws", NULL, "URL", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH, .def = "none",
+     .help = "WebSocket endpoint (ws:// or wss://) of the node: new heads by "
+             "eth_subscribe(newHeads), HTTP polling as the fallback (run only)"},
+    {"realtime", NULL, "on|off", "ENABLE_REALTIME", "STREAMING_ENABLED", "realtime",
+     set_realtime, .cmds = CMD_BOTH, .def = "on", .help = "use --ws when given"},
+    {"ws-reconnect-interval", NULL, "S", "WS_RECONNECT_INTERVAL", NULL, "ws_reconnect_interval",
+     set_seconds, SECONDS(0.1, 3600), F(ws_reconnect_interval), .cmds = CMD_BOTH, .def = "5",
+     .help = "first reconnect delay, doubling with jitter up to 60 s"},
+    {"ws-max-reconnect-attempts", NULL, "N", "WS_MAX_RECONNECT_ATTEMPTS", NULL,
+     "ws_max_reconnect_attempts", set_int, RANGE(0, 1000), F(ws_max_reconnect_attempts),
+     .cmds = CMD_BOTH, .def = "10",
+     .help = "then polling only, with a socket attempt a minute"},
+    {"ws-stale-after", NULL, "S", "WS_STALE_AFTER", NULL, "ws_stale_after", set_seconds,
+     SECONDS(1, 86400), F(ws_stale_after), .cmds = CMD_BOTH,
+     .def = "3 x the block time, at least 30",
+     .help = "a socket with no head for S seconds is treated as dead"},
+    {"config", NULL, "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, .cmds = CMD_ALL,
+     .def = "none", .help = "YAML or JSON config file; unknown keys are refused"},
+    {"log-level", NULL, "L", "LOG_LEVEL", NULL, "log_level", set_level, .cmds = CMD_ALL,
+     .def = "info", .help = "debug, info, warn or error"},
+    {"log-format", NULL, "F", "LOG_FORMAT", NULL, "log_format", set_format, .cmds = CMD_ALL,
+     .def = "text", .help = "text or json (one JSON object per line)"},
+    {"from", NULL, "N", NULL, NULL, NULL, set_from, RANGE(0, UINT64_MAX), .cmds = CMD_BACKFILL,
+     .def = "required", .help = "first block to index"},
+    {"to", NULL, "N", NULL, NULL, NULL, set_to, RANGE(0, UINT64_MAX), .cmds = CMD_BACKFILL,
+     .def = "required", .help = "last block to index, inclusive"},
 };
 #undef F
-#define N_OPTS (sizeof(g_opts) / sizeof(g_opts[0]))
+#undef RANGE
+#undef SECONDS
+#define N_CORE (sizeof(g_opts) / sizeof(g_opts[0]))
+#define MAX_OPTS (N_CORE + 64)
+
+/* The core options followed by one entry per distinct setting (config key) of the outputs'
+ * own options, made once: outputs that share a key share the flag and the value. */
+static const opt *all_opts(size_t *n)
+{
+    static opt table[MAX_OPTS];
+    static size_t count;
+    if (count)
+        return *n = count, table;
+    memcpy(table, g_opts, sizeof(g_opts));
+    count = N_CORE;
+    for (const bp_sink_ops *const *b = bp_sink_backends(); *b; b++) {
+        for (size_t i = 0; i < (*b)->option_count && count < MAX_OPTS; i++) {
+            const bp_sink_option *so = &(*b)->options[i];
+            bool seen = !so->key;
+            for (size_t k = N_CORE; k < count && !seen; k++)
+                seen = strcmp(table[k].key, so->key) == 0;
+            if (seen)
+                continue;
+            table[count++] = (opt){.flag = so->flag, .arg = so->arg, .env = so->env,
+                                   .key = so->key, .set = set_sink, .cmds = CMD_ALL,
+                                   .def = so->def, .help = so->help, .sink = so,
+                                   .backend = *b};
+        }
+    }
+    return *n = count, table;
+}
 
 static const char *cmd_name(enum bp_command cmd)
 {
-    return cmd == BP_CMD_BACKFILL ? "backfill" : "run";
+    return cmd == BP_CMD_BACKFILL ? "backfill" : cmd == BP_CMD_MIGRATE ? "migrate" : "run";
 }
 
 static bool opt_for(const opt *o, enum bp_command cmd)
@@ -124,23 +199,32 @@ static bool opt_for(const opt *o, enum bp_command cmd)
     return (o->cmds & (1u << cmd)) != 0;
 }
 
+static bool flag_is(const char *flag, const char *name, size_t len)
+{
+    return flag && strlen(flag) == len && memcmp(flag, name, len) == 0;
+}
+
 static const opt *find_flag(const char *name, size_t len, enum bp_command cmd)
 {
-    for (size_t i = 0; i < N_OPTS; i++)
-        if (strlen(g_opts[i].flag) == len && memcmp(g_opts[i].flag, name, len) == 0)
-            return opt_for(&g_opts[i], cmd) ? &g_opts[i] : NULL;
+    size_t n;
+    const opt *t = all_opts(&n);
+    for (size_t i = 0; i < n; i++)
+        if (flag_is(t[i].flag, name, len) || flag_is(t[i].alias, name, len))
+            return opt_for(&t[i], cmd) ? &t[i] : NULL;
     return NULL;
 }
 
 static const opt *find_key(const char *key, enum bp_command cmd)
 {
+    size_t n;
+    const opt *t = all_opts(&n);
     if (strcmp(key, "rpcs") == 0)
         key = "rpc";
     else if (strcmp(key, "outputs") == 0)
         key = "output";
-    for (size_t i = 0; i < N_OPTS; i++)
-        if (g_opts[i].key && strcmp(g_opts[i].key, key) == 0 && opt_for(&g_opts[i], cmd))
-            return &g_opts[i];
+    for (size_t i = 0; i < n; i++)
+        if (t[i].key && strcmp(t[i].key, key) == 0 && opt_for(&t[i], cmd))
+            return &t[i];
     return NULL;
 }
 
@@ -345,6 +429,33 @@ static int set_fetch(loader *ld, const opt *o, const char *v, const char *who, b
         return invalid(err, who, v, "%s", why);
     }
     ld->cfg->fetch = what;
+    return 0;
+}
+
+/* An output's option given for every output of its kind: checked against every output that
+ * has the setting, kept as text for the registry (a URL parameter still wins over it). */
+static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    bp_config *cfg = ld->cfg;
+    const char *canon = v;
+    for (const bp_sink_ops *const *b = bp_sink_backends(); *b; b++)
+        for (size_t i = 0; i < (*b)->option_count; i++)
+            if ((*b)->options[i].key && strcmp((*b)->options[i].key, o->key) == 0 &&
+                bp_sink_option_check(&(*b)->options[i], v, who, &canon, err) != 0)
+                return err->code;
+    size_t k = 0;
+    while (k < cfg->sink_setting_count && strcmp(cfg->sink_settings[k].key, o->key) != 0)
+        k++;
+    if (k == BP_MAX_SINK_SETTINGS)
+        return bp_error_set(err, BP_EINVAL, "%s: too many output settings", who);
+    char *copy = strdup(canon);
+    if (!copy)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (k == cfg->sink_setting_count)
+        cfg->sink_setting_count++;
+    else
+        free((char *)cfg->sink_settings[k].value);
+    cfg->sink_settings[k] = (bp_sink_setting){.key = o->key, .value = copy};
     return 0;
 }
 
@@ -605,12 +716,13 @@ static size_t distance(const char *a, const char *b)
 static int unknown_key(file_ctx *fc, const char *k, bp_error *err)
 {
     static const char *const extra[] = {"rpcs", "outputs"};
+    size_t n;
+    const opt *t = all_opts(&n);
     const char *best = NULL;
     size_t best_d = 3; /* suggest only close keys */
-    for (size_t i = 0; i < N_OPTS + 2; i++) {
-        const char *cand = i < N_OPTS ? g_opts[i].key : extra[i - N_OPTS];
-        if (cand && (i >= N_OPTS || opt_for(&g_opts[i], fc->ld->cmd)) &&
-            distance(k, cand) < best_d) {
+    for (size_t i = 0; i < n + 2; i++) {
+        const char *cand = i < n ? t[i].key : extra[i - n];
+        if (cand && (i >= n || opt_for(&t[i], fc->ld->cmd)) && distance(k, cand) < best_d) {
             best = cand;
             best_d = distance(k, cand);
         }
@@ -710,9 +822,11 @@ out:
 
 static int apply_env(loader *ld, bp_error *err)
 {
+    size_t n;
+    const opt *t = all_opts(&n);
     ld->layer = LAYER_ENV;
-    for (size_t i = 0; i < N_OPTS; i++) {
-        const opt *o = &g_opts[i];
+    for (size_t i = 0; i < n; i++) {
+        const opt *o = &t[i];
         const char *name = o->env, *v = o->env ? getenv(o->env) : NULL;
         char who[WHO_MAX];
         if ((!v || !*v) && o->env2) {
@@ -735,6 +849,8 @@ static int apply_env(loader *ld, bp_error *err)
 typedef struct flag_value {
     const opt *o;
     const char *value;
+    const char *name; /* as given ("--reorg-depth" for --confirmations), for messages */
+    int name_len;
 } flag_value;
 
 static int unknown_flag(enum bp_command cmd, const char *arg, size_t len, bp_error *err)
@@ -751,11 +867,20 @@ static int read_flag(enum bp_command cmd, int argc, char **argv, int *i, flag_va
     const char *arg = argv[*i];
     const char *eq = strchr(arg, '=');
     size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+    if (arg[0] != '-' && cmd == BP_CMD_MIGRATE) { /* blockpipe migrate URL */
+        fv->o = find_flag("output", 6, cmd);
+        fv->value = arg;
+        fv->name = "URL";
+        fv->name_len = 3;
+        return 0;
+    }
     if (arg[0] != '-')
         return unknown_flag(cmd, arg, strlen(arg), err);
     if (strncmp(arg, "--", 2) != 0 || len == 2)
         return unknown_flag(cmd, arg, len, err);
     fv->o = find_flag(arg + 2, len - 2, cmd);
+    fv->name = arg;
+    fv->name_len = (int)len;
     if (!fv->o)
         return unknown_flag(cmd, arg, len, err);
     if (eq) {
@@ -784,7 +909,7 @@ static int apply_flags(loader *ld, const flag_value *fv, int n, bp_error *err)
         char who[WHO_MAX];
         if (!fv[i].o->set)
             continue;
-        snprintf(who, sizeof(who), "--%s", fv[i].o->flag);
+        snprintf(who, sizeof(who), "%.*s", fv[i].name_len, fv[i].name);
         int rc = fv[i].o->set(ld, fv[i].o, fv[i].value, who, err);
         if (rc != 0)
             return rc;
@@ -808,7 +933,6 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->max_retries = 5;
     cfg->rpc_timeout = 30;
     cfg->log_level = BP_LOG_INFO;
-    cfg->wait_for_db = -1;
     cfg->realtime = true;
     cfg->ws_reconnect_interval = 5;
     cfg->ws_max_reconnect_attempts = 10;
@@ -830,6 +954,11 @@ static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *e
 
 static int check_required(const bp_config *cfg, bp_error *err)
 {
+    if (cfg->command == BP_CMD_MIGRATE)
+        return cfg->output_count ? 0
+                                 : bp_error_set(err, BP_EINVAL,
+                                                "migrate needs the output to migrate: an "
+                                                "argument, --output URL or DATABASE_URL");
     if (cfg->rpc_count == 0)
         return bp_error_set(err, BP_EINVAL,
                             "missing --rpc URL (or RPC_URL, or rpc/rpcs in the config file): "
@@ -849,7 +978,7 @@ static int check_required(const bp_config *cfg, bp_error *err)
 
 static int add_default_output(loader *ld, bp_error *err)
 {
-    if (ld->cfg->output_count > 0)
+    if (ld->cfg->output_count > 0 || ld->cmd == BP_CMD_MIGRATE)
         return 0;
     ld->layer = 0;
     return set_output(ld, NULL, "sqlite:blockpipe.db", "default", err);
@@ -891,111 +1020,286 @@ void bp_config_release(bp_config *cfg)
     for (int i = 0; i < cfg->output_count; i++)
         free(cfg->outputs[i]);
     free(cfg->chain);
+    for (size_t i = 0; i < cfg->sink_setting_count; i++)
+        free((char *)cfg->sink_settings[i].value);
     free(cfg->state_dir);
-    free(cfg->pg_schema);
     free(cfg->ws_url);
-    free(cfg->checkpoint_name);
     free(cfg->config_file);
     cfg->rpc_count = cfg->output_count = 0;
-    cfg->chain = cfg->config_file = cfg->state_dir = NULL;
-    cfg->pg_schema = cfg->checkpoint_name = cfg->ws_url = NULL;
+    cfg->sink_setting_count = 0;
+    cfg->chain = cfg->config_file = cfg->state_dir = cfg->ws_url = NULL;
 }
 
 /* ---- usage ---- */
 
-#define USAGE_OPTIONS                                                                              \
-    "Options (flag > environment > config file > default; --name VALUE or --name=VALUE):\n"        \
-    "  --rpc URL|JSON          JSON-RPC HTTP endpoint, http:// or https://, or an object\n"        \
-    "                          {\"url\":URL,\"max_workers\":N,\"priority\":N,\"rps\":R}; repeat\n" \
-    "                          for a pool: lower priority is preferred, failing endpoints\n"       \
-    "                          are ejected and probed back (env RPC_URL; required)\n"              \
-    "  --chain NAME            value of the chain column (env CHAIN; default: the chain id\n"      \
-    "                          in decimal, e.g. 1 or 31337)\n"                                     \
-    "  --output URL            sqlite:PATH, sqlite://PATH, etl-csv:DIR, jsonl:DIR; repeat\n"       \
-    "                          for several (env OUTPUT or DATABASE_URL;\n"                         \
-    "                          default sqlite:blockpipe.db)\n"                                     \
-    "  --start-block N|latest  where an empty output starts (env START_BLOCK;\n"                   \
-    "                          default latest for run)\n"                                          \
-    "  --confirmations N       apply only blocks <= head - N, 0..100000\n"                         \
-    "                          (env CONFIRMATIONS; default 0)\n"                                   \
-    "  --reorg-window N        recent blocks kept to detect reorgs, 1..100000\n"                   \
-    "                          (env REORG_WINDOW; default 128)\n"                                  \
-    "  --workers N             concurrent fetches, 1..1024 (env WORKERS; default 8)\n"             \
-    "  --batch-size N          blocks per output transaction, 1..100000\n"                         \
-    "                          (env BATCH_SIZE; default 100)\n"                                    \
-    "  --poll-interval S       seconds between head polls, 0.01..3600\n"                           \
-    "                          (env POLLING_INTERVAL; default 1.0)\n"                              \
-    "  --stats-interval S      seconds between stats lines, 0.1..86400\n"                          \
-    "                          (env STATS_INTERVAL; default 10)\n"                                 \
-    "  --fetch LIST            subset of blocks,transactions,receipts,logs\n"                      \
-    "                          (env FETCH; default blocks,transactions,receipts,logs)\n"           \
-    "  --rpc-timeout S         seconds for one HTTP request, 0.1..3600\n"                          \
-    "                          (env RPC_TIMEOUT; default 30)\n"                                    \
-    "  --max-retries N         retries per block before it counts as failed, 0..1000\n"            \
-    "                          (env MAX_RETRIES; default 5)\n"                                     \
-    "  --state-dir DIR         where the state of a run (failed blocks, the command) is kept;\n"   \
-    "                          `blockpipe retry-failed --state-dir DIR` runs it again\n"           \
-    "                          (env STATE_DIR; default none)\n"                                    \
-    "  --output-failure stop|continue  an output that keeps failing stops the run (stop),\n"       \
-    "                          or is set aside while the others go on (continue); the next\n"      \
-    "                          start catches it up (env OUTPUT_FAILURE; default stop)\n"           \
-    "  --ws URL                WebSocket endpoint (ws:// or wss://) of the node: new heads\n"      \
-    "                          by eth_subscribe(newHeads), HTTP polling as the fallback\n"         \
-    "                          (env WEBSOCKET_URL; default none: polling; run only)\n"             \
-    "  --realtime on|off       use --ws when given (env ENABLE_REALTIME or STREAMING_ENABLED;\n"   \
-    "                          default on)\n"                                                      \
-    "  --ws-reconnect-interval S  first reconnect delay, doubling with jitter up to 60 s\n"        \
-    "                          (env WS_RECONNECT_INTERVAL; default 5)\n"                           \
-    "  --ws-max-reconnect-attempts N  then polling only, a socket attempt a minute\n"              \
-    "                          (env WS_MAX_RECONNECT_ATTEMPTS; default 10)\n"                      \
-    "  --ws-stale-after S      a socket with no head for S seconds is dead (env\n"                 \
-    "                          WS_STALE_AFTER; default 3 x the block time, at least 30)\n"         \
-    "  --pg-schema NAME        PostgreSQL outputs: schema, created if missing (env\n"              \
-    "                          PG_SCHEMA; default public)\n"                                       \
-    "  --wait-for-db S         PostgreSQL outputs: keep retrying a database that is down for\n"    \
-    "                          S seconds, 0..86400 (env WAIT_FOR_DB; default 30)\n"                \
-    "  --checkpoint-name NAME  PostgreSQL outputs: this process's checkpoint row, so that a\n"     \
-    "                          follower and a backfill can share a database (env\n"                \
-    "                          CHECKPOINT_NAME; default postgres)\n"                               \
-    "  --config FILE           YAML or JSON config file (env BLOCKPIPE_CONFIG; default none)\n"    \
-    "  --log-level L           debug, info, warn, error (env LOG_LEVEL; default info)\n"           \
-    "  --log-format F          text, json (env LOG_FORMAT; default text)\n"                        \
-    "  --help                  print this help and exit\n"                                         \
-    "\n"                                                                                           \
-    "Config file keys: rpc, rpcs: [{url: URL, max_workers: N, priority: N, rps: R}], chain,\n"     \
-    "output, outputs: [URL, ...], start_block, confirmations, reorg_window, workers,\n"            \
-    "batch_size, poll_interval, stats_interval, fetch, rpc_timeout, max_retries,\n"                \
-    "state_dir, output_failure, ws, realtime, ws_reconnect_interval, ws_max_reconnect_attempts,\n" \
-    "ws_stale_after, pg_schema, wait_for_db, checkpoint_name,\n"                                   \
-    "log_level, log_format. Unknown keys are refused.\n"
+#define HELP_COL 26
+#define HELP_WIDTH 100
 
-static const char g_usage_run[] =
-    "blockpipe run - follow the chain head and index every new block until stopped\n"
-    "\n"
-    "Usage: blockpipe run --rpc URL [options]\n"
-    "\n" USAGE_OPTIONS "\n"
-    "Examples:\n"
-    "  blockpipe run --rpc http://127.0.0.1:8545\n"
-    "  blockpipe run --rpc https://eth.example.org --output sqlite:mainnet.db --confirmations "
-    "12\n"
-    "  RPC_URL=http://127.0.0.1:8545 blockpipe run --config blockpipe.yaml --log-format json\n";
+/* Appends text word-wrapped to HELP_WIDTH, continuation lines indented to `indent`; `col` is
+ * the column the text starts at. */
+static void wrap(bp_buf *b, const char *text, size_t col, size_t indent)
+{
+    while (*text) {
+        size_t word = strcspn(text, " ");
+        if (col > indent && col + 1 + word > HELP_WIDTH) {
+            bp_buf_printf(b, "\n%*s", (int)indent, "");
+            col = indent;
+        } else if (col > indent) {
+            bp_buf_putc(b, ' ');
+            col++;
+        }
+        bp_buf_append(b, text, word);
+        col += word;
+        text += word;
+        text += strspn(text, " ");
+    }
+    bp_buf_putc(b, '\n');
+}
 
-static const char g_usage_backfill[] =
-    "blockpipe backfill - index blocks A..B (inclusive) and exit 0 when all are committed\n"
-    "\n"
-    "Usage: blockpipe backfill --rpc URL --from A --to B [options]\n"
-    "\n"
-    "  --from N                first block to index (required)\n"
-    "  --to N                  last block to index, >= --from (required)\n"
-    "\n" USAGE_OPTIONS "\n"
-    "Examples:\n"
-    "  blockpipe backfill --rpc http://127.0.0.1:8545 --from 0 --to 1000 --output etl-csv:out/\n"
-    "  blockpipe backfill --rpc https://eth.example.org --from 17000000 --to 17000999 "
-    "--workers 32\n"
-    "  blockpipe backfill --config chain.json --from 0 --to 100 --output jsonl:out/ "
-    "--output sqlite:x.db\n";
+/* "  --flag ARG" padded to the help column (or on a line of its own when longer). */
+static size_t usage_head(bp_buf *b, const char *indent, const char *flag, const char *arg)
+{
+    size_t start = b->len;
+    bp_buf_printf(b, "%s%s%s%s", indent, flag, arg ? " " : "", arg ? arg : "");
+    size_t w = b->len - start;
+    if (w + 1 >= HELP_COL) {
+        bp_buf_printf(b, "\n%*s", HELP_COL, "");
+        return HELP_COL;
+    }
+    bp_buf_printf(b, "%*s", (int)(HELP_COL - w), "");
+    return HELP_COL;
+}
+
+static void usage_opt(bp_buf *b, const opt *o)
+{
+    char flag[64], extra[256];
+    snprintf(flag, sizeof(flag), "--%s", o->flag);
+    size_t col = usage_head(b, o->sink ? "    " : "  ", flag, o->arg);
+    int n = 0;
+    if (o->alias)
+        n += snprintf(extra + n, sizeof(extra) - (size_t)n, "also --%s; ", o->alias);
+    if (o->env)
+        n += snprintf(extra + n, sizeof(extra) - (size_t)n, "env %s%s%s; ", o->env,
+                      o->env2 ? " or " : "", o->env2 ? o->env2 : "");
+    if (o->sink)
+        n += snprintf(extra + n, sizeof(extra) - (size_t)n, "URL parameter %s; ", o->sink->name);
+    if (o->def && strcmp(o->def, "required") == 0)
+        snprintf(extra + n, sizeof(extra) - (size_t)n, "required");
+    else
+        snprintf(extra + n, sizeof(extra) - (size_t)n, "default %s", o->def ? o->def : "none");
+    char text[1024];
+    snprintf(text, sizeof(text), "%s (%s)", o->help, extra);
+    wrap(b, text, col, HELP_COL);
+}
+
+static void usage_url_only(bp_buf *b, const bp_sink_option *so)
+{
+    char head[96], text[1024];
+    snprintf(head, sizeof(head), "?%s=%s", so->name, so->arg ? so->arg : "VALUE");
+    size_t col = usage_head(b, "    ", head, NULL);
+    snprintf(text, sizeof(text), "%s (URL only%s%s%s%s)", so->help, so->choices ? ": " : "",
+             so->choices ? so->choices : "", so->def ? "; default " : "", so->def ? so->def : "");
+    wrap(b, text, col, HELP_COL);
+}
+
+static void usage_outputs(bp_buf *b, enum bp_command cmd)
+{
+    size_t n;
+    const opt *t = all_opts(&n);
+    bp_buf_puts(b, "\nOutputs (--output URL; repeat for several):\n");
+    for (const bp_sink_ops *const *be = bp_sink_backends(); *be; be++) {
+        const bp_sink_ops *o = *be;
+        size_t col = usage_head(b, "  ", o->usage, NULL);
+        char text[512];
+        int k = snprintf(text, sizeof(text), "%s", o->description);
+        for (const char *const *a = o->aliases; a && *a; a++)
+            k += snprintf(text + k, sizeof(text) - (size_t)k, "%s%s:", a == o->aliases ? " (also " : ", ", *a);
+        if (o->aliases && o->aliases[0])
+            snprintf(text + k, sizeof(text) - (size_t)k, ")");
+        wrap(b, text, col, HELP_COL);
+        for (size_t i = 0; i < o->option_count; i++) {
+            const bp_sink_option *so = &o->options[i];
+            for (size_t j = N_CORE; j < n; j++)
+                if (t[j].sink && t[j].key && so->key && strcmp(t[j].key, so->key) == 0 &&
+                    opt_for(&t[j], cmd))
+                    usage_opt(b, &t[j]);
+            if (!so->key)
+                usage_url_only(b, so);
+        }
+    }
+}
+
+static void usage_keys(bp_buf *b, enum bp_command cmd)
+{
+    size_t n, col = 18;
+    const opt *t = all_opts(&n);
+    bp_buf_puts(b, "\nConfig file keys:");
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].key || !opt_for(&t[i], cmd))
+            continue;
+        const char *k = strcmp(t[i].key, "rpc") == 0      ? "rpc, rpcs"
+                        : strcmp(t[i].key, "output") == 0 ? "output, outputs"
+                                                          : t[i].key;
+        if (col + strlen(k) + 2 > HELP_WIDTH) {
+            bp_buf_puts(b, "\n ");
+            col = 1;
+        }
+        bp_buf_printf(b, " %s,", k);
+        col += strlen(k) + 2;
+    }
+    bp_buf_puts(b, " (unknown keys are refused)\n");
+}
+
+static const struct {
+    const char *title, *synopsis, *examples;
+} g_usage_text[] = {
+    [BP_CMD_RUN] = {"blockpipe run - follow the chain head and index every new block until "
+                    "stopped",
+                    "blockpipe run --rpc URL [options]",
+                    "  blockpipe run --rpc http://127.0.0.1:8545\n"
+                    "  blockpipe run --rpc https://eth.example.org --output sqlite:mainnet.db "
+                    "--confirmations 12\n"
+                    "  RPC_URL=http://127.0.0.1:8545 blockpipe run --config blockpipe.yaml "
+                    "--log-format json\n"},
+    [BP_CMD_BACKFILL] = {"blockpipe backfill - index blocks A..B (inclusive) and exit 0 when all "
+                         "are committed",
+                         "blockpipe backfill --rpc URL --from A --to B [options]",
+                         "  blockpipe backfill --rpc http://127.0.0.1:8545 --from 0 --to 1000 "
+                         "--output etl-csv:out/\n"
+                         "  blockpipe backfill --rpc https://eth.example.org --from 17000000 --to "
+                         "17000999 --workers 32\n"
+                         "  blockpipe backfill --config chain.json --from 0 --to 100 --output "
+                         "jsonl:out/ --output sqlite:x.db\n"},
+    [BP_CMD_MIGRATE] = {"blockpipe migrate - create or upgrade the schema of an output and print "
+                        "its version (run and backfill also do it when they start; a schema "
+                        "newer than this program is refused)",
+                        "blockpipe migrate URL [options]",
+                        "  blockpipe migrate postgres://bp:secret@localhost/chain --pg-schema "
+                        "mainnet\n"
+                        "  DATABASE_URL=postgres://localhost/chain blockpipe migrate\n"},
+};
+
+static void usage_build(bp_buf *b, enum bp_command cmd)
+{
+    size_t n;
+    const opt *t = all_opts(&n);
+    bp_buf_printf(b, "%s\n\nUsage: %s\n\n", g_usage_text[cmd].title, g_usage_text[cmd].synopsis);
+    if (cmd == BP_CMD_MIGRATE)
+        bp_buf_puts(b, "  URL                     the output, as for --output (or --output URL, or "
+                       "env DATABASE_URL)\n\n");
+    bp_buf_puts(b,
+                "Options (flag > environment > config file > default; --name VALUE or "
+                "--name=VALUE):\n");
+    for (size_t i = 0; i < N_CORE; i++)
+        if (opt_for(&t[i], cmd))
+            usage_opt(b, &t[i]);
+    bp_buf_printf(b, "  --help%*sprint this help and exit\n", HELP_COL - 8, "");
+    usage_outputs(b, cmd);
+    usage_keys(b, cmd);
+    bp_buf_printf(b, "\nExamples:\n%s", g_usage_text[cmd].examples);
+}
 
 const char *bp_config_usage(enum bp_command cmd)
 {
-    return cmd == BP_CMD_BACKFILL ? g_usage_backfill : g_usage_run;
+    static bp_buf texts[BP_CMD_MIGRATE + 1];
+    if ((unsigned)cmd > BP_CMD_MIGRATE || cmd < BP_CMD_RUN)
+        cmd = BP_CMD_RUN;
+    if (!texts[cmd].data)
+        usage_build(&texts[cmd], cmd);
+    return texts[cmd].data ? texts[cmd].data : "out of memory\n";
+}
+
+/* ---- docs/CLI.md ---- */
+
+/* A table cell: '|' escaped, the text otherwise as --help shows it. */
+static void md_cell(FILE *out, const char *s)
+{
+    fputc(' ', out);
+    for (; s && *s; s++) {
+        if (*s == '|')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+    fputs(" |", out);
+}
+
+static void md_code(FILE *out, const char *a, const char *b)
+{
+    char text[256];
+    snprintf(text, sizeof(text), "`%s%s%s`", a, b ? " " : "", b ? b : "");
+    md_cell(out, a ? text : "—");
+}
+
+static const char *md_commands(const opt *o)
+{
+    return o->cmds == CMD_ALL ? "all" : o->cmds == CMD_BOTH ? "run, backfill" : "backfill";
+}
+
+static void md_core(FILE *out)
+{
+    size_t n;
+    const opt *t = all_opts(&n);
+    fputs("| flag | env | config key | default | commands | meaning |\n"
+          "|---|---|---|---|---|---|\n",
+          out);
+    for (size_t i = 0; i < N_CORE; i++) {
+        char flag[64], env[96];
+        snprintf(flag, sizeof(flag), "--%s", t[i].flag);
+        snprintf(env, sizeof(env), "%s%s%s", t[i].env ? t[i].env : "", t[i].env2 ? ", " : "",
+                 t[i].env2 ? t[i].env2 : "");
+        fputc('|', out);
+        md_code(out, flag, t[i].arg);
+        md_code(out, t[i].env ? env : NULL, NULL);
+        md_code(out, t[i].key, NULL);
+        md_cell(out, t[i].def ? t[i].def : "none");
+        md_cell(out, md_commands(&t[i]));
+        char help[1024];
+        snprintf(help, sizeof(help), "%s%s%s%s", t[i].help, t[i].alias ? " (also `--" : "",
+                 t[i].alias ? t[i].alias : "", t[i].alias ? "`)" : "");
+        md_cell(out, help);
+        fputc('\n', out);
+    }
+}
+
+static void md_backend(FILE *out, const bp_sink_ops *o)
+{
+    fprintf(out, "\n### %s (`%s`", o->title, o->usage);
+    for (const char *const *a = o->aliases; a && *a; a++)
+        fprintf(out, ", `%s:`", *a);
+    fprintf(out, ")\n\n%s.\n", o->description);
+    if (!o->option_count)
+        return;
+    fputs("\n| URL parameter | flag | env | config key | default | meaning |\n"
+          "|---|---|---|---|---|---|\n",
+          out);
+    for (size_t i = 0; i < o->option_count; i++) {
+        const bp_sink_option *so = &o->options[i];
+        char flag[64], param[96];
+        snprintf(flag, sizeof(flag), "--%s", so->flag ? so->flag : "");
+        snprintf(param, sizeof(param), "%s=%s", so->name, so->arg ? so->arg : "VALUE");
+        fputc('|', out);
+        md_code(out, param, NULL);
+        md_code(out, so->flag ? flag : NULL, so->arg);
+        md_code(out, so->env, NULL);
+        md_code(out, so->key, NULL);
+        md_cell(out, so->def ? so->def : "none");
+        char help[1024];
+        snprintf(help, sizeof(help), "%s%s%s", so->help, so->choices ? "; one of " : "",
+                 so->choices ? so->choices : "");
+        md_cell(out, help);
+        fputc('\n', out);
+    }
+}
+
+void bp_config_markdown(FILE *out)
+{
+    fputs("<!-- Made by `blockpipe --help-markdown` from the option tables (src/cli/config.c and "
+          "each output's options); `make docs` rewrites it and a test checks it. -->\n\n",
+          out);
+    md_core(out);
+    fputs("\n## Outputs\n\n`--output URL` (repeatable). An output's own options apply to every "
+          "output of that kind; a parameter in the output's URL wins over them.\n",
+          out);
+    for (const bp_sink_ops *const *b = bp_sink_backends(); *b; b++)
+        md_backend(out, *b);
 }

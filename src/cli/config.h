@@ -6,14 +6,17 @@
 #define BP_CLI_CONFIG_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "blockpipe/error.h"
+#include "blockpipe/sink.h"
 
 #define BP_MAX_OUTPUTS 16
 #define BP_MAX_RPCS 16
+#define BP_MAX_SINK_SETTINGS 64
 
-enum bp_command { BP_CMD_RUN = 1, BP_CMD_BACKFILL = 2 };
+enum bp_command { BP_CMD_RUN = 1, BP_CMD_BACKFILL = 2, BP_CMD_MIGRATE = 3 };
 
 typedef struct bp_rpc_endpoint {
     char *url;
@@ -48,10 +51,11 @@ typedef struct bp_config {
     char *config_file;
     char *state_dir;        /* NULL: no state file */
     bool output_keep_going; /* --output-failure continue */
-    /* PostgreSQL outputs (added to their URLs as ?schema=&wait_for_db=&checkpoint=) */
-    char *pg_schema;       /* NULL: public */
-    int wait_for_db;       /* seconds; -1: the output's default (30) */
-    char *checkpoint_name; /* NULL: the output's kind */
+    /* The outputs' own options given by flag, environment or config file (key: the
+     * option's config key; value owned): every output of a kind that has the key gets it
+     * unless its URL sets the parameter itself. */
+    bp_sink_setting sink_settings[BP_MAX_SINK_SETTINGS];
+    size_t sink_setting_count;
     /* real time */
     char *ws_url;                 /* NULL: HTTP polling only */
     bool realtime;                /* use ws_url (default true) */
@@ -61,7 +65,7 @@ typedef struct bp_config {
     bool help;             /* --help was given: print usage, exit 0 */
 } bp_config;
 
-/* Fills cfg from argv (argv[0] is the command name: "run" or "backfill"), the process
+/* Fills cfg from argv (argv[0] is the command name: "run", "backfill" or "migrate"), the process
  * environment and the config file named by --config / BLOCKPIPE_CONFIG. Returns 0 or
  * BP_EINVAL with the message in err. cfg must be released with bp_config_release (also after
  * an error; releasing twice is harmless). Every value of every source is validated, even one a
@@ -70,7 +74,10 @@ typedef struct bp_config {
  * weaker sources. With --help (or -h) anywhere, only cfg->help is set and 0 is returned. */
 int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err);
 void bp_config_release(bp_config *cfg);
-/* Usage text of a command (for --help). */
+/* Usage text of a command (for --help), made from the option table and the outputs' own
+ * options; valid until the program ends. */
 const char *bp_config_usage(enum bp_command cmd);
+/* The option tables of docs/CLI.md in Markdown (made from the same tables). */
+void bp_config_markdown(FILE *out);
 
 #endif

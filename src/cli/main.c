@@ -7,12 +7,11 @@
 
 #include "blockpipe/sink.h"
 #include "chain/rpc.h"
-#include "cli/commands_pg.h"
+#include "cli/commands_migrate.h"
 #include "cli/commands_sim.h"
 #include "cli/config.h"
 #include "cli/state.h"
 #include "core/pipeline.h"
-#include "util/buf.h"
 #include "util/log.h"
 #include "util/url.h"
 
@@ -45,66 +44,36 @@ static void install_signals(void)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "blockpipe %s - EVM blockchain data, in order and reorg-safe, into SQLite and "
+            "blockpipe %s - EVM blockchain data, in order and reorg-safe, into databases and "
             "files\n\n"
             "usage:\n"
             "  blockpipe run --rpc URL [options]               follow the chain head\n"
             "  blockpipe backfill --rpc URL --from A --to B     index a range of blocks\n"
             "  blockpipe retry-failed --state-dir DIR           run again what left failed "
             "blocks\n"
+            "  blockpipe migrate URL                            create or upgrade an output's "
+            "schema\n"
             "  blockpipe simnode [--listen HOST:PORT] [...]     a synthetic node for benchmarks\n"
             "  blockpipe <command> --help                       options of a command\n"
             "  blockpipe --version\n\n"
-            "outputs (--output, repeatable):\n",
+            "outputs (--output URL, repeatable):\n",
             BP_VERSION);
     for (const bp_sink_ops *const *b = bp_sink_backends(); *b; b++)
-        fprintf(f, "  %-9s %s\n", (*b)->scheme, (*b)->description);
+        fprintf(f, "  %-36s %s\n", (*b)->usage, (*b)->description);
     fprintf(f, "\nexample:\n  blockpipe run --rpc http://127.0.0.1:8545 --output "
                "sqlite:blockpipe.db\n");
 }
 
-/* The PostgreSQL options given as flags travel in the output URL (?schema=&wait_for_db=
- * &checkpoint=), where a user may also put them; a parameter already in the URL wins. */
-static int pg_url(const bp_config *cfg, const char *url, bp_buf *out)
-{
-    bp_buf_reset(out);
-    int rc = bp_buf_puts(out, url);
-    bool pg = strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0;
-    if (!pg || rc != 0)
-        return rc;
-    char sep = strchr(url, '?') ? '&' : '?';
-    const char *keys[] = {"schema=", "wait_for_db=", "checkpoint="};
-    const char *vals[] = {cfg->pg_schema, NULL, cfg->checkpoint_name};
-    char wait[24];
-    if (cfg->wait_for_db >= 0) {
-        snprintf(wait, sizeof(wait), "%d", cfg->wait_for_db);
-        vals[1] = wait;
-    }
-    for (int i = 0; i < 3 && rc == 0; i++) {
-        if (!vals[i] || strstr(url, keys[i]))
-            continue;
-        rc = bp_buf_printf(out, "%c%s%s", sep, keys[i], vals[i]);
-        sep = '&';
-    }
-    return rc;
-}
-
 static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
 {
-    bp_buf url;
-    bp_buf_init(&url, 0);
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < cfg->output_count; i++) {
-        if (pg_url(cfg, cfg->outputs[i], &url) != 0) {
-            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-            break;
-        }
-        rc = bp_sink_open_url(url.data, &sinks[i], err);
-        if (rc == 0)
-            bp_info("output %d: %s", i + 1, sinks[i]->url);
+    bp_sink_settings set = {cfg->sink_settings, cfg->sink_setting_count};
+    for (int i = 0; i < cfg->output_count; i++) {
+        int rc = bp_sink_open(cfg->outputs[i], &set, &sinks[i], err);
+        if (rc != 0)
+            return rc;
+        bp_info("output %d: %s", i + 1, sinks[i]->url);
     }
-    bp_buf_release(&url);
-    return rc;
+    return 0;
 }
 
 static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *eps,
@@ -205,6 +174,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
         printf("blockpipe %s\n", BP_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help-markdown") == 0) { /* docs/CLI.md's tables (make docs) */
+        bp_config_markdown(stdout);
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -343,14 +343,19 @@ static int etlcsv_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)
     return 0;
 }
 
-static int etlcsv_open(bp_sink **out, const char *target, bp_error *err)
+static int etlcsv_open(bp_sink **out, const char *target, const bp_sink_opts *opts,
+                       bp_error *err)
 {
+    (void)opts;
     return bp_filesink_open(out, target, g_names, F_COUNT, etlcsv_format, err);
 }
 
 const bp_sink_ops bp_sink_etlcsv_ops = {
     .scheme = "etl-csv",
-    .description = "ethereum-etl CSV files in a directory: etl-csv:DIR",
+    .title = "ethereum-etl CSV",
+    .usage = "etl-csv:DIR",
+    .description = "ethereum-etl's blocks, transactions, receipts and logs CSV files (and "
+                   "reverts.csv) in a directory",
     .open = etlcsv_open,
     .checkpoint = bp_filesink_checkpoint,
     .recent = bp_filesink_recent,

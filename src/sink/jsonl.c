@@ -223,14 +223,19 @@ static int jsonl_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)
     return 0;
 }
 
-static int jsonl_open(bp_sink **out, const char *target, bp_error *err)
+static int jsonl_open(bp_sink **out, const char *target, const bp_sink_opts *opts,
+                      bp_error *err)
 {
+    (void)opts;
     return bp_filesink_open(out, target, g_names, F_COUNT, jsonl_format, err);
 }
 
 const bp_sink_ops bp_sink_jsonl_ops = {
     .scheme = "jsonl",
-    .description = "JSON lines in ethereum-etl's stream format in a directory: jsonl:DIR",
+    .title = "JSON lines",
+    .usage = "jsonl:DIR",
+    .description = "JSON lines in ethereum-etl's stream format (blocks, transactions, logs; "
+                   "revert lines) in a directory",
     .open = jsonl_open,
     .checkpoint = bp_filesink_checkpoint,
     .recent = bp_filesink_recent,

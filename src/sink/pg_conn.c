@@ -64,95 +64,7 @@ static const struct {
 _Static_assert(sizeof(g_migrations) / sizeof(g_migrations[0]) == BP_PG_SCHEMA_VERSION,
                "one migration per schema version");
 
-/* ---- URL parameters ------------------------------------------------------------------- */
-
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decoded copy of s[0..n). */
-static char *pct_decode(const char *s, size_t n)
-{
-    char *out = malloc(n + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            *o++ = s[i];
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-static int set_param(bp_pg_target *t, const char *key, const char *val, bp_error *err)
-{
-    char *end = NULL;
-    if (strcmp(key, "schema") == 0) {
-        if (!*val)
-            return bp_error_set(err, BP_EINVAL, "parameter schema: empty");
-        free(t->schema);
-        return (t->schema = strdup(val)) ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
-    }
-    if (strcmp(key, "checkpoint") == 0) {
-        if (!*val)
-            return bp_error_set(err, BP_EINVAL, "parameter checkpoint: empty");
-        free(t->checkpoint);
-        return (t->checkpoint = strdup(val)) ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
-    }
-    if (strcmp(key, "wait_for_db") == 0) {
-        errno = 0;
-        long v = strtol(val, &end, 10);
-        if (errno || end == val || *end || v < 0 || v > 86400)
-            return bp_error_set(err, BP_EINVAL,
-                                "parameter wait_for_db='%s': expected seconds 0..86400", val);
-        t->wait_for_db = (int)v;
-        return 0;
-    }
-    if (strcmp(key, "mode") == 0) {
-        if (strcmp(val, "staging") != 0 && strcmp(val, "auto") != 0)
-            return bp_error_set(err, BP_EINVAL, "parameter mode='%s': expected auto or staging",
-                                val);
-        t->staging = strcmp(val, "staging") == 0;
-        return 0;
-    }
-    return 1; /* not ours */
-}
-
-/* Splits "a=b&c=d": ours into t, the rest appended to rest. */
-static int parse_query(bp_pg_target *t, const char *q, bp_buf *rest, bp_error *err)
-{
-    while (*q) {
-        size_t n = strcspn(q, "&");
-        const char *eq = memchr(q, '=', n);
-        size_t kn = eq ? (size_t)(eq - q) : n;
-        char *key = pct_decode(q, kn);
-        char *val = pct_decode(eq ? eq + 1 : q + n, eq ? n - kn - 1 : 0);
-        int rc = key && val ? set_param(t, key, val, err)
-                            : bp_error_set(err, BP_ENOMEM, "out of memory");
-        free(key);
-        free(val);
-        if (rc == 1 && n > 0)
-            rc = (rest->len ? bp_buf_putc(rest, '&') : bp_buf_putc(rest, '?')) |
-                 bp_buf_append(rest, q, n);
-        if (rc != 0)
-            return rc < 0 ? rc : bp_error_set(err, BP_ENOMEM, "out of memory");
-        q += n;
-        if (*q == '&')
-            q++;
-    }
-    return 0;
-}
+/* ---- target ------------------------------------------------------------------------- */
 
 /* "host:port/db" of the URL part before '?', without user and password. */
 static char *where_of(const char *target, size_t n)
@@ -169,30 +81,29 @@ static char *where_of(const char *target, size_t n)
     return w;
 }
 
-int bp_pg_target_parse(bp_pg_target *t, const char *target, bp_error *err)
+static char *dup_or(const char *v, const char *def)
+{
+    return strdup(v ? v : def);
+}
+
+int bp_pg_target_init(bp_pg_target *t, const char *target, const bp_sink_opts *opts,
+                      bp_error *err)
 {
     memset(t, 0, sizeof(*t));
-    t->wait_for_db = BP_PG_DEFAULT_WAIT;
-    bp_buf url;
-    bp_buf_init(&url, 0);
-    size_t base = strcspn(target, "?");
-    int rc = bp_buf_puts(&url, "postgresql://") | bp_buf_append(&url, target, base);
-    if (rc == 0 && target[base] == '?')
-        rc = parse_query(t, target + base + 1, &url, err);
-    else if (rc != 0)
-        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc == 0 && !t->schema && !(t->schema = strdup(BP_PG_DEFAULT_SCHEMA)))
-        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc == 0 && !t->checkpoint && !(t->checkpoint = strdup(BP_PG_DEFAULT_CHECKPOINT)))
-        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc == 0 && !(t->where = where_of(target, base)))
-        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc != 0) {
-        bp_buf_release(&url);
+    const char *wait = bp_sink_opt(opts, "wait_for_db"), *mode = bp_sink_opt(opts, "mode");
+    t->wait_for_db = wait ? atoi(wait) : BP_PG_DEFAULT_WAIT;
+    t->staging = mode && strcmp(mode, "staging") == 0;
+    size_t n = strlen(target);
+    t->conninfo = malloc(n + sizeof("postgresql://"));
+    if (t->conninfo)
+        snprintf(t->conninfo, n + sizeof("postgresql://"), "postgresql://%s", target);
+    t->schema = dup_or(bp_sink_opt(opts, "schema"), BP_PG_DEFAULT_SCHEMA);
+    t->checkpoint = dup_or(bp_sink_opt(opts, "checkpoint"), BP_PG_DEFAULT_CHECKPOINT);
+    t->where = where_of(target, strcspn(target, "?"));
+    if (!t->conninfo || !t->schema || !t->checkpoint || !t->where) {
         bp_pg_target_release(t);
-        return rc;
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
-    t->conninfo = url.data;
     return 0;
 }
 

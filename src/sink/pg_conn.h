@@ -2,9 +2,10 @@
  * parameters, connecting with backoff, error classification, the versioned schema.
  *
  * URL: postgres://user:pass@host:port/db?schema=NAME&wait_for_db=SECONDS&checkpoint=NAME
- * (also postgresql://). schema, wait_for_db, checkpoint and mode are ours and are removed
- * before the URL goes to libpq (which refuses parameters it does not know); every other
- * parameter (sslmode, connect_timeout, ...) is passed through. */
+ * (also postgresql://). schema, wait_for_db, checkpoint and mode are the output's options
+ * (postgres.c declares them): the registry takes them out of the URL before it reaches us
+ * and libpq (which refuses parameters it does not know); every other parameter (sslmode,
+ * connect_timeout, ...) is passed through. */
 #ifndef BP_SINK_PG_CONN_H
 #define BP_SINK_PG_CONN_H
 
@@ -12,6 +13,7 @@
 #include <stdbool.h>
 
 #include "blockpipe/error.h"
+#include "blockpipe/sink.h"
 
 #define BP_PG_DEFAULT_SCHEMA "public"
 #define BP_PG_DEFAULT_WAIT 30
@@ -28,9 +30,10 @@ typedef struct bp_pg_target {
     bool staging;     /* mode=staging: always stage + INSERT ... ON CONFLICT (benchmarks) */
 } bp_pg_target;
 
-/* Parses target (the URL without "postgres://" / "postgresql://"). BP_EINVAL names the bad
- * parameter. */
-int bp_pg_target_parse(bp_pg_target *t, const char *target, bp_error *err);
+/* Fills t from target (the URL without "postgres://" and without our parameters) and the
+ * output's option values (schema, wait_for_db, checkpoint, mode; NULL: the defaults). */
+int bp_pg_target_init(bp_pg_target *t, const char *target, const bp_sink_opts *opts,
+                      bp_error *err);
 void bp_pg_target_release(bp_pg_target *t);
 
 /* Connects, retrying with exponential backoff for up to t->wait_for_db seconds while the

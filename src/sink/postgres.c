@@ -658,7 +658,7 @@ static void pg_close(bp_sink *base)
     free(s);
 }
 
-static int pg_open(bp_sink **out, const char *target, bp_error *err)
+static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
     *out = NULL;
     pg_sink *s = calloc(1, sizeof(*s));
@@ -668,7 +668,7 @@ static int pg_open(bp_sink **out, const char *target, bp_error *err)
         bp_buf_init(&s->data[t], 0);
     bp_buf_init(&s->sql, PG_SQL_MAX);
     bp_buf_init(&s->json, 0);
-    int rc = bp_pg_target_parse(&s->t, target, err);
+    int rc = bp_pg_target_init(&s->t, target, opts, err);
     if (rc == 0)
         rc = bp_pg_connect(&s->t, &s->conn, err);
     if (rc == 0)
@@ -686,25 +686,64 @@ static int pg_open(bp_sink **out, const char *target, bp_error *err)
     return 0;
 }
 
-const bp_sink_ops bp_sink_postgres_ops = {
-    .scheme = "postgres",
-    .description = "PostgreSQL: postgres://user:pass@host:port/db[?schema=NAME&wait_for_db=S]",
-    .open = pg_open,
-    .checkpoint = pg_checkpoint,
-    .recent = pg_recent,
-    .write = pg_write,
-    .flush = NULL,
-    .close = pg_close,
+static int pg_migrate(const char *target, const bp_sink_opts *opts, char *report, size_t cap,
+                      bp_error *err)
+{
+    bp_pg_target t;
+    PGconn *conn = NULL;
+    int from = 0, to = 0;
+    int rc = bp_pg_target_init(&t, target, opts, err);
+    if (rc != 0)
+        return rc;
+    rc = bp_pg_connect(&t, &conn, err);
+    if (rc == 0)
+        rc = bp_pg_migrate(conn, &t, &from, &to, err);
+    if (rc == 0 && from == to)
+        snprintf(report, cap, "schema \"%s\" at %s is up to date (version %d)", t.schema, t.where,
+                 to);
+    else if (rc == 0)
+        snprintf(report, cap, "schema \"%s\" at %s migrated from version %d to %d", t.schema,
+                 t.where, from, to);
+    PQfinish(conn);
+    bp_pg_target_release(&t);
+    return rc;
+}
+
+static const bp_sink_option g_options[] = {
+    {.name = "schema", .flag = "pg-schema", .env = "PG_SCHEMA", .key = "pg_schema",
+     .type = BP_SINK_OPT_STRING, .arg = "NAME", .def = BP_PG_DEFAULT_SCHEMA,
+     .help = "schema of the tables, created if missing"},
+    {.name = "wait_for_db", .flag = "wait-for-db", .env = "WAIT_FOR_DB", .key = "wait_for_db",
+     .type = BP_SINK_OPT_INT, .arg = "S", .def = "30", .min = 0, .max = 86400,
+     .help = "keep retrying a database that is down (at start and after a lost connection) "
+             "for S seconds; 0: try once"},
+    {.name = "checkpoint", .flag = "checkpoint-name", .env = "CHECKPOINT_NAME",
+     .key = "checkpoint_name", .type = BP_SINK_OPT_STRING, .arg = "NAME",
+     .def = BP_PG_DEFAULT_CHECKPOINT,
+     .help = "this process's checkpoint row, so that a follower and a backfill can share a "
+             "database"},
+    {.name = "mode", .type = BP_SINK_OPT_ENUM, .arg = "MODE", .def = "auto",
+     .choices = "auto|staging",
+     .help = "staging: always write through staging tables and INSERT ... ON CONFLICT "
+             "(for benchmarks; auto stages only a batch that meets rows already stored)"},
 };
 
-/* The same backend under the other URL scheme libpq accepts. */
-const bp_sink_ops bp_sink_postgresql_ops = {
-    .scheme = "postgresql",
-    .description = "PostgreSQL (same as postgres://)",
+static const char *const g_aliases[] = {"postgresql", NULL};
+
+const bp_sink_ops bp_sink_postgres_ops = {
+    .scheme = "postgres",
+    .aliases = g_aliases,
+    .title = "PostgreSQL",
+    .usage = "postgres://user:pass@host:port/db",
+    .description = "PostgreSQL: tables with numeric(78,0) amounts and bytea hashes, binary COPY, "
+                   "one transaction per batch",
+    .options = g_options,
+    .option_count = sizeof(g_options) / sizeof(g_options[0]),
     .open = pg_open,
     .checkpoint = pg_checkpoint,
     .recent = pg_recent,
     .write = pg_write,
     .flush = NULL,
     .close = pg_close,
+    .migrate = pg_migrate,
 };

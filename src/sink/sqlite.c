@@ -571,8 +571,10 @@ static int prepare_all(sqlite_sink *s, bp_error *err)
     return 0;
 }
 
-static int sqlite_open(bp_sink **out, const char *target, bp_error *err)
+static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *opts,
+                       bp_error *err)
 {
+    (void)opts;
     *out = NULL;
     int rc = BP_ENOMEM;
     sqlite_sink *s = calloc(1, sizeof(*s));
@@ -608,9 +610,27 @@ out:
     return 0;
 }
 
+/* Opening creates or upgrades the schema; migrate is that and a report. */
+static int sqlite_migrate(const char *target, const bp_sink_opts *opts, char *report, size_t cap,
+                          bp_error *err)
+{
+    bp_sink *s;
+    int rc = sqlite_open(&s, target, opts, err), version = 0;
+    if (rc != 0)
+        return rc;
+    rc = user_version((sqlite_sink *)s, &version, err);
+    if (rc == 0)
+        snprintf(report, cap, "%s: schema version %d", target, version);
+    sqlite_close(s);
+    return rc;
+}
+
 const bp_sink_ops bp_sink_sqlite_ops = {
     .scheme = "sqlite",
-    .description = "SQLite database file (default): sqlite:PATH",
+    .title = "SQLite",
+    .usage = "sqlite:PATH",
+    .description = "SQLite database file (the default): blocks, transactions, logs, checkpoints",
+    .migrate = sqlite_migrate,
     .open = sqlite_open,
     .checkpoint = sqlite_checkpoint,
     .recent = sqlite_recent,

@@ -42,6 +42,9 @@ static const char *const g_env[] = {
     "WS_RECONNECT_INTERVAL",
     "WS_MAX_RECONNECT_ATTEMPTS",
     "WS_STALE_AFTER",
+    "ANKR_RPC_URL",
+    "ANKR_POLLING_INTERVAL",
+    "ANKR_BATCH_SIZE",
 };
 
 static int clear_env(void **state)
@@ -64,7 +67,7 @@ static int load(result *r, enum bp_command cmd, ...)
     char *argv[64];
     int argc = 0;
     va_list ap;
-    argv[argc++] = cmd == BP_CMD_RUN ? "run" : "backfill";
+    argv[argc++] = cmd == BP_CMD_RUN ? "run" : cmd == BP_CMD_MIGRATE ? "migrate" : "backfill";
     va_start(ap, cmd);
     for (char *a; (a = va_arg(ap, char *)) != NULL && argc < 63;)
         argv[argc++] = a;
@@ -618,6 +621,89 @@ static void test_usage(void **state)
                               "--output etl-csv:out/"));
 }
 
+/* The value of an output setting (key) the load produced, NULL when none. */
+static const char *setting(const bp_config *c, const char *key)
+{
+    for (size_t i = 0; i < c->sink_setting_count; i++)
+        if (strcmp(c->sink_settings[i].key, key) == 0)
+            return c->sink_settings[i].value;
+    return NULL;
+}
+
+/* The outputs' own options come from flags, environment and file like the core ones. */
+static void test_output_options(void **state)
+{
+    result r;
+    char path[128];
+    (void)state;
+    temp_file(path, sizeof(path), ".yaml", "pg_schema: from_file\nwait_for_db: 9\n");
+    setenv("WAIT_FOR_DB", "12", 1);
+    setenv("CHECKPOINT_NAME", "env_cp", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--config", path, "--checkpoint-name", "flag_cp",
+                          NULL),
+                     0);
+    assert_string_equal(setting(&r.cfg, "pg_schema"), "from_file");
+    assert_string_equal(setting(&r.cfg, "wait_for_db"), "12");
+    assert_string_equal(setting(&r.cfg, "checkpoint_name"), "flag_cp");
+    assert_int_equal(r.cfg.sink_setting_count, 3);
+    bp_config_release(&r.cfg);
+    unlink(path);
+    unsetenv("WAIT_FOR_DB");
+    unsetenv("CHECKPOINT_NAME");
+    load(&r, BP_CMD_RUN, RPC, "--wait-for-db", "soon", NULL);
+    expect_error(&r, "--wait-for-db: 'soon' is not valid: expected an integer from 0 to 86400",
+                 NULL);
+    load(&r, BP_CMD_RUN, RPC, "--pg-schema=", NULL);
+    expect_error(&r, "--pg-schema: '' is not valid", NULL);
+    /* URL-only options have no flag */
+    load(&r, BP_CMD_RUN, RPC, "--mode", "staging", NULL);
+    expect_error(&r, "unknown option '--mode'", NULL);
+}
+
+/* Names users bring from the collector and the streamer blockpipe replaces. */
+static void test_aliases(void **state)
+{
+    result r;
+    (void)state;
+    setenv("ANKR_RPC_URL", "http://ankr.example:8545", 1);
+    setenv("ANKR_POLLING_INTERVAL", "2.5", 1);
+    setenv("ANKR_BATCH_SIZE", "50", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, "--reorg-depth", "10", NULL), 0);
+    assert_int_equal(r.cfg.confirmations, 10);
+    assert_string_equal(r.cfg.rpcs[0].url, "http://ankr.example:8545");
+    assert_true(r.cfg.poll_interval == 2.5);
+    assert_int_equal(r.cfg.batch_size, 50);
+    bp_config_release(&r.cfg);
+    /* the first name wins over the alias */
+    setenv("BATCH_SIZE", "70", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, NULL), 0);
+    assert_int_equal(r.cfg.batch_size, 70);
+    bp_config_release(&r.cfg);
+    load(&r, BP_CMD_RUN, "--reorg-depth", "x", NULL);
+    expect_error(&r, "--reorg-depth: 'x' is not valid", NULL);
+}
+
+static void test_migrate(void **state)
+{
+    result r;
+    (void)state;
+    assert_int_equal(load(&r, BP_CMD_MIGRATE, "postgres://h/db", "--pg-schema", "s", NULL), 0);
+    assert_int_equal(r.cfg.output_count, 1);
+    assert_string_equal(r.cfg.outputs[0], "postgres://h/db");
+    assert_string_equal(setting(&r.cfg, "pg_schema"), "s");
+    bp_config_release(&r.cfg);
+    load(&r, BP_CMD_MIGRATE, NULL);
+    expect_error(&r, "migrate needs the output", "DATABASE_URL", NULL);
+    load(&r, BP_CMD_MIGRATE, "sqlite:x.db", "--workers", "2", NULL);
+    expect_error(&r, "unknown option '--workers' for 'migrate'", NULL);
+    setenv("DATABASE_URL", "sqlite:y.db", 1);
+    assert_int_equal(load(&r, BP_CMD_MIGRATE, NULL), 0);
+    assert_string_equal(r.cfg.outputs[0], "sqlite:y.db");
+    bp_config_release(&r.cfg);
+    assert_non_null(strstr(bp_config_usage(BP_CMD_MIGRATE), "Usage: blockpipe migrate URL"));
+    assert_non_null(strstr(bp_config_usage(BP_CMD_MIGRATE), "--pg-schema NAME"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -640,6 +726,9 @@ int main(void)
         cmocka_unit_test_setup(test_required, clear_env),
         cmocka_unit_test_setup(test_help, clear_env),
         cmocka_unit_test_setup(test_usage, clear_env),
+        cmocka_unit_test_setup(test_output_options, clear_env),
+        cmocka_unit_test_setup(test_aliases, clear_env),
+        cmocka_unit_test_setup(test_migrate, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,7 +104,7 @@ static bp_sink *open_sink(const bp_sink_ops *ops, const char *dir)
 {
     bp_sink *s = NULL;
     bp_error err = {0};
-    if (ops->open(&s, dir, &err) != 0)
+    if (ops->open(&s, dir, NULL, &err) != 0)
         fail_msg("open %s: %s", dir, err.msg);
     s->ops = ops;
     return s;
@@ -340,7 +340,7 @@ static void test_refuses_foreign_or_lost_data(void **state)
     bp_sink *s = NULL;
     bp_error err = {0};
     append_junk(f->dir, "blocks.csv", "someone else's data\n");
-    assert_int_equal(bp_sink_etlcsv_ops.open(&s, f->dir, &err), BP_EINVAL);
+    assert_int_equal(bp_sink_etlcsv_ops.open(&s, f->dir, NULL, &err), BP_EINVAL);
     assert_null(s);
     assert_non_null(strstr(err.msg, "blocks.csv"));
     /* Ours, but a file is shorter than its record. */
@@ -355,14 +355,14 @@ static void test_refuses_foreign_or_lost_data(void **state)
     snprintf(path, sizeof(path), "%s/blocks.csv", sub);
     assert_int_equal(truncate(path, 10), 0);
     s = NULL;
-    assert_int_equal(bp_sink_etlcsv_ops.open(&s, sub, &err), BP_EIO);
+    assert_int_equal(bp_sink_etlcsv_ops.open(&s, sub, NULL, &err), BP_EIO);
     assert_non_null(strstr(err.msg, "data was lost"));
     /* A damaged checkpoint.json. */
     snprintf(path, sizeof(path), "%s/checkpoint.json", sub);
     FILE *fp = fopen(path, "w");
     fputs("{\"chains\":", fp);
     fclose(fp);
-    assert_int_equal(bp_sink_etlcsv_ops.open(&s, sub, &err), BP_EPARSE);
+    assert_int_equal(bp_sink_etlcsv_ops.open(&s, sub, NULL, &err), BP_EPARSE);
     assert_non_null(strstr(err.msg, "checkpoint.json"));
 }
 

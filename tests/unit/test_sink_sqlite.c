@@ -29,7 +29,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof(f->path), "%s/out.db", f->dir);
     bp_error err = {0};
-    assert_int_equal(bp_sink_sqlite_ops.open(&f->sink, f->path, &err), 0);
+    assert_int_equal(bp_sink_sqlite_ops.open(&f->sink, f->path, NULL, &err), 0);
     f->sink->ops = &bp_sink_sqlite_ops;
     assert_int_equal(sqlite3_open(f->path, &f->db), SQLITE_OK);
     *state = f;
@@ -328,7 +328,7 @@ static void test_reopen_and_pragmas(void **state)
     bp_sink_sqlite_ops.close(f->sink);
     f->sink = NULL;
     bp_error err = {0};
-    assert_int_equal(bp_sink_sqlite_ops.open(&f->sink, f->path, &err), 0);
+    assert_int_equal(bp_sink_sqlite_ops.open(&f->sink, f->path, NULL, &err), 0);
     bp_checkpoint cp;
     assert_int_equal(bp_sink_sqlite_ops.checkpoint(f->sink, "main", &cp, &err), 0);
     assert_true(cp.set);
@@ -372,7 +372,7 @@ static void test_open_errors(void **state)
     (void)state;
     bp_sink *s = NULL;
     bp_error err = {0};
-    int rc = bp_sink_sqlite_ops.open(&s, "/nonexistent-dir/x/y.db", &err);
+    int rc = bp_sink_sqlite_ops.open(&s, "/nonexistent-dir/x/y.db", NULL, &err);
     assert_int_equal(rc, BP_EDB);
     assert_null(s);
     assert_non_null(strstr(err.msg, "/nonexistent-dir/x/y.db"));
@@ -384,7 +384,7 @@ static void test_open_errors(void **state)
     assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 9", NULL, NULL, NULL), SQLITE_OK);
     sqlite3_close(db);
-    assert_int_equal(bp_sink_sqlite_ops.open(&s, path, &err), BP_EDB);
+    assert_int_equal(bp_sink_sqlite_ops.open(&s, path, NULL, &err), BP_EDB);
     assert_non_null(strstr(err.msg, "schema version 9"));
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     assert_int_equal(system(cmd), 0);
