@@ -1,28 +1,35 @@
 #!/usr/bin/env python3
-"""Rewrites the option tables of docs/CLI.md from `blockpipe --help-markdown`, or with --check
-says whether they differ (exit 1). Usage: gen-cli-doc.py BLOCKPIPE [--check]"""
+"""Rewrites the generated parts of the docs from the program: the option tables of docs/CLI.md
+(`blockpipe --help-markdown`) and the column table of docs/SCHEMA.md (`blockpipe
+--help-columns`); with --check says whether they differ (exit 1).
+Usage: gen-cli-doc.py BLOCKPIPE [--check]"""
 import pathlib
 import subprocess
 import sys
 
-BEGIN, END = "<!-- options:begin -->\n", "<!-- options:end -->\n"
+PARTS = [("CLI.md", "options", "--help-markdown"), ("SCHEMA.md", "columns", "--help-columns")]
 
 
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
-    doc = pathlib.Path(__file__).resolve().parent.parent / "docs" / "CLI.md"
-    text = doc.read_text()
-    made = subprocess.run([sys.argv[1], "--help-markdown"], check=True, capture_output=True,
-                          text=True).stdout
-    a, b = text.index(BEGIN) + len(BEGIN), text.index(END)
-    if "--check" in sys.argv[2:]:
-        if text[a:b] != made:
-            sys.exit(f"{doc}: the option tables differ from `blockpipe --help-markdown`; "
-                     "run `make docs`")
-        print("docs/CLI.md option tables match the program")
-        return
-    doc.write_text(text[:a] + made + text[b:])
+    docs = pathlib.Path(__file__).resolve().parent.parent / "docs"
+    bad = []
+    for name, marker, flag in PARTS:
+        doc = docs / name
+        begin, end = f"<!-- {marker}:begin -->\n", f"<!-- {marker}:end -->\n"
+        text = doc.read_text()
+        made = subprocess.run([sys.argv[1], flag], check=True, capture_output=True,
+                              text=True).stdout
+        a, b = text.index(begin) + len(begin), text.index(end)
+        if "--check" not in sys.argv[2:]:
+            doc.write_text(text[:a] + made + text[b:])
+        elif text[a:b] != made:
+            bad.append(f"docs/{name}: its {marker} differ from `blockpipe {flag}`")
+        else:
+            print(f"docs/{name}: {marker} match the program")
+    if bad:
+        sys.exit("\n".join(bad) + "\nrun `make docs`")
 
 
 if __name__ == "__main__":

@@ -103,14 +103,14 @@ typedef struct bp_sink_settings {
 } bp_sink_settings;
 
 typedef struct bp_sink_ops {
-    const char *scheme;             /* URL scheme, e.g. "sqlite" */
-    const char *const *aliases;     /* other schemes of the same backend, NULL-terminated, or
-                                       NULL (e.g. "postgresql") */
-    const char *title;              /* for --help and messages: "PostgreSQL" */
-    const char *usage;              /* URL form, e.g. "postgres://user:pass@host:port/db" */
-    const char *description;        /* one line for --help */
-    const bp_sink_option *options;  /* the backend's own options, or NULL */
-    size_t option_count;            /* at most BP_SINK_MAX_OPTIONS */
+    const char *scheme;            /* URL scheme, e.g. "sqlite" */
+    const char *const *aliases;    /* other schemes of the same backend, NULL-terminated, or
+                                      NULL (e.g. "postgresql") */
+    const char *title;             /* for --help and messages: "PostgreSQL" */
+    const char *usage;             /* URL form, e.g. "postgres://user:pass@host:port/db" */
+    const char *description;       /* one line for --help */
+    const bp_sink_option *options; /* the backend's own options, or NULL */
+    size_t option_count;           /* at most BP_SINK_MAX_OPTIONS */
     /* Non-NULL: the backend was left out of this build; says what was missing ("libpq (Debian
      * package libpq-dev)"). Every other member but the names may then be NULL. */
     const char *missing;
@@ -147,8 +147,7 @@ struct bp_sink {
  * with the backend options of settings (may be NULL) for what the URL does not set.
  * BP_EINVAL with the list of known schemes when the scheme is unknown, naming the missing
  * library when the backend was left out of this build, or naming the bad option value. */
-int bp_sink_open(const char *url, const bp_sink_settings *settings, bp_sink **out,
-                 bp_error *err);
+int bp_sink_open(const char *url, const bp_sink_settings *settings, bp_sink **out, bp_error *err);
 /* bp_sink_open without settings. */
 int bp_sink_open_url(const char *url, bp_sink **out, bp_error *err);
 /* Creates or upgrades the schema of the output at url (its backend's migrate op). BP_EINVAL

@@ -49,8 +49,8 @@ struct opt {
     double dmin, dmax;
     size_t off; /* the field in bp_config */
     unsigned cmds;
-    const char *def;  /* the default, as --help shows it; NULL: none */
-    const char *help; /* one sentence (or two), no trailing period */
+    const char *def;            /* the default, as --help shows it; NULL: none */
+    const char *help;           /* one sentence (or two), no trailing period */
     const bp_sink_option *sink; /* an output's option (set_sink) */
     const bp_sink_ops *backend; /* the first output that has it */
 };
@@ -115,9 +115,8 @@ static const opt g_opts[] = {
      .def = "blocks,transactions,receipts,logs",
      .help = "what to fetch, a subset of blocks,transactions,receipts,logs (without receipts "
              "and logs no receipt method is called)"},
-    {"rpc-timeout", NULL, "S", "RPC_TIMEOUT", NULL, "rpc_timeout", set_seconds,
-     SECONDS(0.1, 3600), F(rpc_timeout), .cmds = CMD_BOTH, .def = "30",
-     .help = "seconds for one HTTP request"},
+    {"rpc-timeout", NULL, "S", "RPC_TIMEOUT", NULL, "rpc_timeout", set_seconds, SECONDS(0.1, 3600),
+     F(rpc_timeout), .cmds = CMD_BOTH, .def = "30", .help = "seconds for one HTTP request"},
     {"max-retries", NULL, "N", "MAX_RETRIES", NULL, "max_retries", set_int, RANGE(0, 1000),
      F(max_retries), .cmds = CMD_BOTH, .def = "5",
      .help = "failed attempts per block before it counts as failed (a 429 is not a failure)"},
@@ -132,21 +131,20 @@ static const opt g_opts[] = {
     {"ws", NULL, "URL", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH, .def = "none",
      .help = "WebSocket endpoint (ws:// or wss://) of the node: new heads by "
              "eth_subscribe(newHeads), HTTP polling as the fallback (run only)"},
-    {"realtime", NULL, "on|off", "ENABLE_REALTIME", "STREAMING_ENABLED", "realtime",
-     set_realtime, .cmds = CMD_BOTH, .def = "on", .help = "use --ws when given"},
+    {"realtime", NULL, "on|off", "ENABLE_REALTIME", "STREAMING_ENABLED", "realtime", set_realtime,
+     .cmds = CMD_BOTH, .def = "on", .help = "use --ws when given"},
     {"ws-reconnect-interval", NULL, "S", "WS_RECONNECT_INTERVAL", NULL, "ws_reconnect_interval",
      set_seconds, SECONDS(0.1, 3600), F(ws_reconnect_interval), .cmds = CMD_BOTH, .def = "5",
      .help = "first reconnect delay, doubling with jitter up to 60 s"},
     {"ws-max-reconnect-attempts", NULL, "N", "WS_MAX_RECONNECT_ATTEMPTS", NULL,
      "ws_max_reconnect_attempts", set_int, RANGE(0, 1000), F(ws_max_reconnect_attempts),
-     .cmds = CMD_BOTH, .def = "10",
-     .help = "then polling only, with a socket attempt a minute"},
+     .cmds = CMD_BOTH, .def = "10", .help = "then polling only, with a socket attempt a minute"},
     {"ws-stale-after", NULL, "S", "WS_STALE_AFTER", NULL, "ws_stale_after", set_seconds,
      SECONDS(1, 86400), F(ws_stale_after), .cmds = CMD_BOTH,
      .def = "3 x the block time, at least 30",
      .help = "a socket with no head for S seconds is treated as dead"},
-    {"config", NULL, "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, .cmds = CMD_ALL,
-     .def = "none", .help = "YAML or JSON config file; unknown keys are refused"},
+    {"config", NULL, "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, .cmds = CMD_ALL, .def = "none",
+     .help = "YAML or JSON config file; unknown keys are refused"},
     {"log-level", NULL, "L", "LOG_LEVEL", NULL, "log_level", set_level, .cmds = CMD_ALL,
      .def = "info", .help = "debug, info, warn or error"},
     {"log-format", NULL, "F", "LOG_FORMAT", NULL, "log_format", set_format, .cmds = CMD_ALL,
@@ -180,9 +178,15 @@ static const opt *all_opts(size_t *n)
                 seen = strcmp(table[k].key, so->key) == 0;
             if (seen)
                 continue;
-            table[count++] = (opt){.flag = so->flag, .arg = so->arg, .env = so->env,
-                                   .key = so->key, .set = set_sink, .cmds = CMD_ALL,
-                                   .def = so->def, .help = so->help, .sink = so,
+            table[count++] = (opt){.flag = so->flag,
+                                   .arg = so->arg,
+                                   .env = so->env,
+                                   .key = so->key,
+                                   .set = set_sink,
+                                   .cmds = CMD_ALL,
+                                   .def = so->def,
+                                   .help = so->help,
+                                   .sink = so,
                                    .backend = *b};
         }
     }
@@ -1113,7 +1117,8 @@ static void usage_outputs(bp_buf *b, enum bp_command cmd)
         char text[512];
         int k = snprintf(text, sizeof(text), "%s", o->description);
         for (const char *const *a = o->aliases; a && *a; a++)
-            k += snprintf(text + k, sizeof(text) - (size_t)k, "%s%s:", a == o->aliases ? " (also " : ", ", *a);
+            k += snprintf(text + k, sizeof(text) - (size_t)k,
+                          "%s%s:", a == o->aliases ? " (also " : ", ", *a);
         if (o->aliases && o->aliases[0])
             snprintf(text + k, sizeof(text) - (size_t)k, ")");
         wrap(b, text, col, HELP_COL);
@@ -1187,9 +1192,8 @@ static void usage_build(bp_buf *b, enum bp_command cmd)
     if (cmd == BP_CMD_MIGRATE)
         bp_buf_puts(b, "  URL                     the output, as for --output (or --output URL, or "
                        "env DATABASE_URL)\n\n");
-    bp_buf_puts(b,
-                "Options (flag > environment > config file > default; --name VALUE or "
-                "--name=VALUE):\n");
+    bp_buf_puts(b, "Options (flag > environment > config file > default; --name VALUE or "
+                   "--name=VALUE):\n");
     for (size_t i = 0; i < N_CORE; i++)
         if (opt_for(&t[i], cmd))
             usage_opt(b, &t[i]);
@@ -1226,8 +1230,12 @@ static void md_cell(FILE *out, const char *s)
 static void md_code(FILE *out, const char *a, const char *b)
 {
     char text[256];
+    if (!a) {
+        md_cell(out, "—");
+        return;
+    }
     snprintf(text, sizeof(text), "`%s%s%s`", a, b ? " " : "", b ? b : "");
-    md_cell(out, a ? text : "—");
+    md_cell(out, text);
 }
 
 static const char *md_commands(const opt *o)

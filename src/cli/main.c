@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "blockpipe/columns.h"
 #include "blockpipe/sink.h"
 #include "chain/rpc.h"
 #include "cli/commands_migrate.h"
@@ -62,6 +63,24 @@ static void usage(FILE *f)
         fprintf(f, "  %-36s %s\n", (*b)->usage, (*b)->description);
     fprintf(f, "\nexample:\n  blockpipe run --rpc http://127.0.0.1:8545 --output "
                "sqlite:blockpipe.db\n");
+}
+
+/* The column table (blockpipe/columns.h) as Markdown. */
+static void print_columns(FILE *f)
+{
+    fputs("<!-- Made by `blockpipe --help-columns` from the column table "
+          "(include/blockpipe/columns.h); `make docs` rewrites it and a test checks it. -->\n\n"
+          "| table | column | type | ethereum-etl | key |\n|---|---|---|---|---|\n",
+          f);
+    for (size_t i = 0; i < BP_C_COUNT; i++) {
+        const bp_column *c = &bp_columns[i];
+        const char *etl = c->etl_name ? c->etl_name : "—";
+        fprintf(f, "| %s | `%s` | %s | %s%s | %s |\n", bp_table_name(c->table), c->name,
+                bp_col_type_name(c->type), c->flags & BP_COL_RECEIPTS ? "receipts." : "", etl,
+                c->flags & BP_COL_KEY       ? "key"
+                : c->flags & BP_COL_NOTNULL ? "not null"
+                                            : "");
+    }
 }
 
 static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
@@ -178,6 +197,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "--help-markdown") == 0) { /* docs/CLI.md's tables (make docs) */
         bp_config_markdown(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--help-columns") == 0) { /* docs/SCHEMA.md's table (make docs) */
+        print_columns(stdout);
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

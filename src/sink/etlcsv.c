@@ -20,8 +20,10 @@
 #include "blockpipe/sink.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
+#include "blockpipe/columns.h"
 #include "sink/filesink.h"
 #include "sink/format.h"
 
@@ -32,255 +34,292 @@ static const char *const g_names[F_COUNT] = {
     [F_LOGS] = "logs.csv",     [F_REVERTS] = "reverts.csv",
 };
 
-static const char *const g_headers[F_COUNT] = {
-    [F_BLOCKS] = ("number,hash,parent_hash,nonce,sha3_uncles,logs_bloom,transactions_root,"
-                  "state_root,receipts_root,miner,difficulty,total_difficulty,size,extra_data,"
-                  "gas_limit,gas_used,timestamp,transaction_count,base_fee_per_gas,"
-                  "withdrawals_root,withdrawals\n"),
-    [F_TXS] = ("hash,nonce,block_hash,block_number,transaction_index,from_address,to_address,"
-               "value,gas,gas_price,input,block_timestamp,max_fee_per_gas,"
-               "max_priority_fee_per_gas,transaction_type\n"),
-    [F_RECEIPTS] = ("transaction_hash,transaction_index,block_hash,block_number,"
-                    "cumulative_gas_used,gas_used,contract_address,root,status,"
-                    "effective_gas_price,l1_fee,l1_gas_used,l1_gas_price,l1_fee_scalar\n"),
-    [F_LOGS] = ("log_index,transaction_hash,transaction_index,block_hash,block_number,address,"
-                "data,topics\n"),
-    [F_REVERTS] = ("block_number,block_hash,parent_hash\n"),
+/* A cell of a file: a column of the column table under its ethereum-etl name (or `name`), the
+ * same CSV-quoted when it needs it (the first cell of a row, as before: a row's key stays
+ * parseable whatever the node sent), the topics joined in one cell, or a column
+ * ethereum-etl has and we never fill (empty). */
+enum { K_COL, K_QUOTED, K_TOPICS, K_EMPTY };
+
+typedef struct csv_cell {
+    uint8_t kind;
+    uint8_t col; /* bp_col_id for K_COL and K_TOPICS (the first topic) */
+    const char *name;
+} csv_cell;
+
+#define COL(id)                                                                                    \
+    {                                                                                              \
+        K_COL, BP_C_##id, NULL                                                                     \
+    }
+#define COL_AS(id, name)                                                                           \
+    {                                                                                              \
+        K_COL, BP_C_##id, name                                                                     \
+    }
+#define QUOTED(id, name)                                                                           \
+    {                                                                                              \
+        K_QUOTED, BP_C_##id, name                                                                  \
+    }
+#define EMPTY(name)                                                                                \
+    {                                                                                              \
+        K_EMPTY, 0, name                                                                           \
+    }
+
+/* ethereum-etl's files, their columns in its order. */
+static const csv_cell g_blocks[] = {
+    COL(BLOCK_NUMBER),
+    COL(BLOCK_HASH),
+    COL(BLOCK_PARENT_HASH),
+    COL(BLOCK_NONCE),
+    COL(BLOCK_SHA3_UNCLES),
+    COL(BLOCK_LOGS_BLOOM),
+    COL(BLOCK_TRANSACTIONS_ROOT),
+    COL(BLOCK_STATE_ROOT),
+    COL(BLOCK_RECEIPTS_ROOT),
+    COL(BLOCK_MINER),
+    COL(BLOCK_DIFFICULTY),
+    COL(BLOCK_TOTAL_DIFFICULTY),
+    COL(BLOCK_SIZE),
+    COL(BLOCK_EXTRA_DATA),
+    COL(BLOCK_GAS_LIMIT),
+    COL(BLOCK_GAS_USED),
+    COL(BLOCK_TIMESTAMP),
+    COL(BLOCK_TRANSACTION_COUNT),
+    COL(BLOCK_BASE_FEE_PER_GAS),
+    COL(BLOCK_WITHDRAWALS_ROOT),
+    COL(BLOCK_WITHDRAWALS),
 };
+static const csv_cell g_txs[] = {
+    QUOTED(TX_HASH, NULL),
+    COL(TX_NONCE),
+    COL(TX_BLOCK_HASH),
+    COL(TX_BLOCK_NUMBER),
+    COL(TX_TRANSACTION_INDEX),
+    COL(TX_FROM_ADDRESS),
+    COL(TX_TO_ADDRESS),
+    COL(TX_VALUE),
+    COL(TX_GAS),
+    COL(TX_GAS_PRICE),
+    COL(TX_INPUT),
+    COL(TX_BLOCK_TIMESTAMP),
+    COL(TX_MAX_FEE_PER_GAS),
+    COL(TX_MAX_PRIORITY_FEE_PER_GAS),
+    COL(TX_TRANSACTION_TYPE),
+};
+static const csv_cell g_receipts[] = {
+    QUOTED(TX_HASH, "transaction_hash"),
+    COL(TX_TRANSACTION_INDEX),
+    COL(TX_BLOCK_HASH),
+    COL(TX_BLOCK_NUMBER),
+    COL(TX_RECEIPT_CUMULATIVE_GAS_USED),
+    COL(TX_RECEIPT_GAS_USED),
+    COL(TX_RECEIPT_CONTRACT_ADDRESS),
+    COL(TX_RECEIPT_ROOT),
+    COL(TX_RECEIPT_STATUS),
+    COL(TX_RECEIPT_EFFECTIVE_GAS_PRICE),
+    EMPTY("l1_fee"),
+    EMPTY("l1_gas_used"),
+    EMPTY("l1_gas_price"),
+    EMPTY("l1_fee_scalar"),
+};
+static const csv_cell g_logs[] = {
+    COL(LOG_LOG_INDEX),
+    COL(LOG_TRANSACTION_HASH),
+    COL(LOG_TRANSACTION_INDEX),
+    COL(LOG_BLOCK_HASH),
+    COL(LOG_BLOCK_NUMBER),
+    COL(LOG_ADDRESS),
+    COL(LOG_DATA),
+    {K_TOPICS, BP_C_LOG_TOPIC0, "topics"},
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+static const struct {
+    const csv_cell *cells;
+    size_t n;
+} g_layout[F_REVERTS] = {
+    [F_BLOCKS] = {g_blocks, N(g_blocks)},
+    [F_TXS] = {g_txs, N(g_txs)},
+    [F_RECEIPTS] = {g_receipts, N(g_receipts)},
+    [F_LOGS] = {g_logs, N(g_logs)},
+};
+
+static const char *cell_name(const csv_cell *c)
+{
+    return c->name ? c->name : bp_columns[c->col].etl_name;
+}
+
+/* The header row of file i ("a,b,c\n"), made once from its layout. */
+static const char *header(size_t i)
+{
+    static char text[F_COUNT][512];
+    if (i == F_REVERTS)
+        return "block_number,block_hash,parent_hash\n";
+    if (!text[i][0]) {
+        size_t len = 0;
+        for (size_t k = 0; k < g_layout[i].n; k++)
+            len += (size_t)snprintf(text[i] + len, sizeof(text[i]) - len, "%s%s", k ? "," : "",
+                                    cell_name(&g_layout[i].cells[k]));
+        snprintf(text[i] + len, sizeof(text[i]) - len, "\n");
+    }
+    return text[i];
+}
 
 /* A writer on file i's buffer, the header first when the file has nothing yet. */
 static bp_fmt row(bp_filesink *fs, size_t i)
 {
     bp_fmt f = {.buf = bp_filesink_buf(fs, i)};
     if (bp_filesink_is_empty(fs, i))
-        bp_fmt_str(&f, g_headers[i]);
+        bp_fmt_str(&f, header(i));
     return f;
 }
 
-/* ",text" / ",u64" / ",qty" cells. Every text field of the model is 0x-hex checked by the
- * decoder (model.h), so it never needs CSV quoting: the quoting scan was 6% of a backfill. */
-static void c_text(bp_fmt *f, const char *s)
+/* The rows are written straight into the file's buffer: the values and text lengths first,
+ * room for the row's worst case once, then the cells. Every text field of the model is 0x-hex
+ * checked by the decoder (model.h), so it never needs CSV quoting: the quoting scan was 6% of
+ * a backfill. */
+#define MAX_CELLS 24
+
+typedef struct cells {
+    bp_value v[MAX_CELLS];
+    size_t len[MAX_CELLS]; /* of text values */
+} cells;
+
+/* The loops over a layout are unrolled and csv_row is inlined into one function per file, so
+ * that each cell's bp_value_of() folds to a plain field read (the generic loop took twice the
+ * instructions of the hand-written rows it replaced: bench_csv). */
+#define UNROLL _Pragma("GCC unroll 32")
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE size_t measure(const csv_cell *layout, size_t n, const bp_row *r, cells *c)
 {
-    bp_fmt_char(f, ',');
-    if (s)
-        bp_fmt_str(f, s);
-}
-
-static void c_u64(bp_fmt *f, uint64_t v)
-{
-    bp_fmt_char(f, ',');
-    bp_fmt_u64(f, v);
-}
-
-static void c_qty(bp_fmt *f, const bp_qty *q)
-{
-    bp_fmt_char(f, ',');
-    bp_fmt_qty(f, q, "");
-}
-
-static void c_opt(bp_fmt *f, bp_opt_u64 v)
-{
-    bp_fmt_char(f, ',');
-    bp_fmt_opt(f, v, "");
-}
-
-static void c_withdrawals(bp_fmt *f, const bp_block *b)
-{
-    bp_fmt_char(f, ',');
-    if (!b->has_withdrawals || b->withdrawal_count == 0)
-        return;
-    bp_fmt_char(f, '"');
-    bp_fmt_withdrawals(f, b, "\"\"");
-    bp_fmt_char(f, '"');
-}
-
-static int block_row(bp_filesink *fs, const bp_block *b)
-{
-    bp_fmt f = row(fs, F_BLOCKS);
-    bp_fmt_u64(&f, b->number);
-    c_text(&f, b->hash);
-    c_text(&f, b->parent_hash);
-    c_text(&f, b->nonce);
-    c_text(&f, b->sha3_uncles);
-    c_text(&f, b->logs_bloom);
-    c_text(&f, b->transactions_root);
-    c_text(&f, b->state_root);
-    c_text(&f, b->receipts_root);
-    c_text(&f, b->miner);
-    c_qty(&f, &b->difficulty);
-    c_qty(&f, &b->total_difficulty);
-    c_opt(&f, b->size);
-    c_text(&f, b->extra_data);
-    c_u64(&f, b->gas_limit);
-    c_u64(&f, b->gas_used);
-    c_u64(&f, b->timestamp);
-    c_u64(&f, b->transaction_count);
-    c_qty(&f, &b->base_fee_per_gas);
-    c_text(&f, b->withdrawals_root);
-    c_withdrawals(&f, b);
-    bp_fmt_char(&f, '\n');
-    return f.rc;
-}
-
-/* The hot rows (transactions, receipts, logs) are written straight into the file's buffer:
- * text lengths first, room for the row's worst case once, then the cells with bp_put_*. */
-
-/* A text cell: NULL is an empty cell. */
-typedef struct cell {
-    const char *s;
-    size_t n;
-} cell;
-
-static cell text(const char *s)
-{
-    return s ? (cell){s, strlen(s)} : (cell){"", 0};
-}
-
-/* The block hash and a tx hash recur in every row of a block or tx: their lengths are kept
- * with the pointer they were measured for. */
-static cell text_memo(cell *memo, const char *s)
-{
-    if (s != memo->s || !s)
-        *memo = text(s);
-    return *memo;
-}
-
-static char *put_text(char *p, cell c)
-{
-    *p++ = ',';
-    memcpy(p, c.s, c.n);
-    return p + c.n;
-}
-
-static char *put_u64(char *p, uint64_t v)
-{
-    *p++ = ',';
-    return bp_put_u64(p, v);
-}
-
-static char *put_qty(char *p, const bp_qty *q)
-{
-    *p++ = ',';
-    return bp_put_qty(p, q);
-}
-
-static char *put_opt(char *p, bp_opt_u64 v)
-{
-    *p++ = ',';
-    return v.set ? bp_put_u64(p, v.v) : p;
-}
-
-/* Room for a row of `cells` cells (`qtys` of them quantities) besides its texts' bytes:
- * a comma and the widest u64 per cell, the widest quantity per quantity, the newline. */
-#define ROW_ROOM(cells, qtys) ((cells) * (1 + BP_PUT_U64_MAX) + (qtys)*BP_PUT_QTY_MAX + 1)
-
-typedef struct memo {
-    cell block_hash, tx_hash;
-} memo;
-
-static int tx_row(bp_filesink *fs, const bp_tx *t, memo *m)
-{
-    bp_fmt f = row(fs, F_TXS);
-    cell h = text_memo(&m->tx_hash, t->hash), bh = text_memo(&m->block_hash, t->block_hash);
-    cell from = text(t->from_address), to = text(t->to_address), in = text(t->input);
-    char *p = bp_fmt_room(&f, 2 * h.n + 2 + bh.n + from.n + to.n + in.n + ROW_ROOM(14, 4));
-    if (!p)
-        return f.rc;
-    p = bp_put_csv(p, h.s, h.n);
-    p = put_u64(p, t->nonce);
-    p = put_text(p, bh);
-    p = put_u64(p, t->block_number);
-    p = put_u64(p, t->transaction_index);
-    p = put_text(p, from);
-    p = put_text(p, to);
-    p = put_qty(p, &t->value);
-    p = put_u64(p, t->gas);
-    p = put_qty(p, &t->gas_price);
-    p = put_text(p, in);
-    p = put_u64(p, t->block_timestamp);
-    p = put_qty(p, &t->max_fee_per_gas);
-    p = put_qty(p, &t->max_priority_fee_per_gas);
-    p = put_opt(p, t->transaction_type);
-    *p++ = '\n';
-    bp_fmt_done(&f, p);
-    return f.rc;
-}
-
-static int receipt_row(bp_filesink *fs, const bp_tx *t, memo *m)
-{
-    static const char l1_cells[] = ",,,,\n"; /* l1_fee, l1_gas_used, l1_gas_price, l1_fee_scalar */
-    bp_fmt f = row(fs, F_RECEIPTS);
-    cell h = text_memo(&m->tx_hash, t->hash), bh = text_memo(&m->block_hash, t->block_hash);
-    cell ca = text(t->receipt_contract_address), root = text(t->receipt_root);
-    char *p =
-        bp_fmt_room(&f, 2 * h.n + 2 + bh.n + ca.n + root.n + ROW_ROOM(9, 1) + sizeof(l1_cells));
-    if (!p)
-        return f.rc;
-    p = bp_put_csv(p, h.s, h.n);
-    p = put_u64(p, t->transaction_index);
-    p = put_text(p, bh);
-    p = put_u64(p, t->block_number);
-    p = put_u64(p, t->receipt_cumulative_gas_used);
-    p = put_u64(p, t->receipt_gas_used);
-    p = put_text(p, ca);
-    p = put_text(p, root);
-    p = put_opt(p, t->receipt_status);
-    p = put_qty(p, &t->receipt_effective_gas_price);
-    memcpy(p, l1_cells, sizeof(l1_cells) - 1);
-    bp_fmt_done(&f, p + sizeof(l1_cells) - 1);
-    return f.rc;
+    size_t room = n + 1; /* commas and the newline */
+    UNROLL
+    for (size_t k = 0; k < n; k++) {
+        const csv_cell *cc = &layout[k];
+        c->len[k] = 0;
+        if (cc->kind == K_EMPTY) {
+            c->v[k].kind = BP_VAL_NULL;
+            continue;
+        }
+        if (cc->kind == K_TOPICS) {
+            unsigned nt = r->log->topic_count < 4 ? r->log->topic_count : 4;
+            for (unsigned t = 0; t < nt; t++)
+                room += strlen(r->log->topics[t]) + 1;
+            room += 2; /* quotes */
+            continue;
+        }
+        c->v[k] = bp_value_of((bp_col_id)cc->col, r);
+        switch (c->v[k].kind) {
+        case BP_VAL_STR:
+            c->len[k] = strlen(c->v[k].s);
+            room += cc->kind == K_QUOTED ? 2 * c->len[k] + 2 : c->len[k];
+            break;
+        case BP_VAL_U64:
+            room += BP_PUT_U64_MAX;
+            break;
+        case BP_VAL_U256:
+            room += BP_PUT_QTY_MAX;
+            break;
+        case BP_VAL_WITHDRAWALS:
+            room += bp_withdrawals_room(c->v[k].block, 2) + 2;
+            break;
+        default:
+            break;
+        }
+    }
+    return room;
 }
 
 /* The topics joined with "," in one cell, quoted when that put a comma in it. */
-static char *put_topics(char *p, const cell *topics, unsigned n)
+static char *put_topics(char *p, const bp_log *l)
 {
-    *p++ = ',';
+    unsigned n = l->topic_count < 4 ? l->topic_count : 4;
     if (n > 1)
         *p++ = '"';
     for (unsigned k = 0; k < n; k++) {
+        size_t len = strlen(l->topics[k]);
         if (k)
             *p++ = ',';
-        memcpy(p, topics[k].s, topics[k].n);
-        p += topics[k].n;
+        memcpy(p, l->topics[k], len);
+        p += len;
     }
     if (n > 1)
         *p++ = '"';
     return p;
 }
 
-static int log_row(bp_filesink *fs, const bp_block *b, const bp_log *l, memo *m)
+INLINE char *put_cell(char *p, const bp_value *v, size_t len)
 {
-    bp_fmt f = row(fs, F_LOGS);
-    cell th = text_memo(&m->tx_hash, l->transaction_hash), bh = text_memo(&m->block_hash, b->hash);
-    cell addr = text(l->address), data = text(l->data), topics[4];
-    unsigned nt = l->topic_count < 4 ? l->topic_count : 4;
-    size_t room = th.n + bh.n + addr.n + data.n + ROW_ROOM(8, 0) + 2 + 3; /* quotes, commas */
-    for (unsigned k = 0; k < nt; k++) {
-        topics[k] = text(l->topics[k]);
-        room += topics[k].n;
+    switch (v->kind) {
+    case BP_VAL_STR:
+        memcpy(p, v->s, len);
+        return p + len;
+    case BP_VAL_U64:
+        return bp_put_u64(p, v->u);
+    case BP_VAL_U256:
+        return bp_put_qty(p, v->q);
+    case BP_VAL_WITHDRAWALS:
+        if (v->block->withdrawal_count == 0)
+            return p; /* ethereum-etl writes no [] */
+        *p++ = '"';
+        p = bp_put_withdrawals(p, v->block, "\"\"");
+        *p++ = '"';
+        return p;
+    default:
+        return p;
     }
-    char *p = bp_fmt_room(&f, room);
+}
+
+INLINE int csv_row(bp_filesink *fs, size_t file, const csv_cell *layout, size_t n, const bp_row *r)
+{
+    cells c;
+    bp_fmt f = row(fs, file);
+    char *p = bp_fmt_room(&f, measure(layout, n, r, &c));
     if (!p)
         return f.rc;
-    p = bp_put_u64(p, l->log_index);
-    p = put_text(p, th);
-    p = put_u64(p, l->transaction_index);
-    p = put_text(p, bh);
-    p = put_u64(p, b->number);
-    p = put_text(p, addr);
-    p = put_text(p, data);
-    p = put_topics(p, topics, nt);
+    UNROLL
+    for (size_t k = 0; k < n; k++) {
+        if (k)
+            *p++ = ',';
+        if (layout[k].kind == K_TOPICS)
+            p = put_topics(p, r->log);
+        else if (layout[k].kind == K_QUOTED && c.v[k].kind == BP_VAL_STR)
+            p = bp_put_csv(p, c.v[k].s, c.len[k]);
+        else
+            p = put_cell(p, &c.v[k], c.len[k]);
+    }
     *p++ = '\n';
     bp_fmt_done(&f, p);
     return f.rc;
+}
+
+static int block_row(bp_filesink *fs, const bp_row *r)
+{
+    return csv_row(fs, F_BLOCKS, g_blocks, N(g_blocks), r);
+}
+
+static int tx_row(bp_filesink *fs, const bp_row *r)
+{
+    return csv_row(fs, F_TXS, g_txs, N(g_txs), r);
+}
+
+static int receipt_row(bp_filesink *fs, const bp_row *r)
+{
+    return csv_row(fs, F_RECEIPTS, g_receipts, N(g_receipts), r);
+}
+
+static int log_row(bp_filesink *fs, const bp_row *r)
+{
+    return csv_row(fs, F_LOGS, g_logs, N(g_logs), r);
 }
 
 static int revert_row(bp_filesink *fs, const bp_block *b)
 {
     bp_fmt f = row(fs, F_REVERTS);
     bp_fmt_u64(&f, b->number);
-    c_text(&f, b->hash);
-    c_text(&f, b->parent_hash);
+    bp_fmt_char(&f, ',');
+    bp_fmt_str(&f, b->hash);
+    bp_fmt_char(&f, ',');
+    bp_fmt_str(&f, b->parent_hash);
     bp_fmt_char(&f, '\n');
     return f.rc;
 }
@@ -313,20 +352,25 @@ static void prefetch_log(const bp_block *b, size_t i)
 
 static int apply_rows(bp_filesink *fs, const bp_block *b)
 {
-    memo m = {{NULL, 0}, {NULL, 0}};
-    int rc = block_row(fs, b);
+    bp_row r = {.block = b};
+    int rc = block_row(fs, &r);
     for (size_t i = 0; i < b->tx_count && rc == 0; i++) {
         prefetch_tx(b, i);
-        rc = tx_row(fs, &b->txs[i], &m);
+        r.tx = &b->txs[i];
+        rc = tx_row(fs, &r);
     }
     if (!b->has_receipts)
         return rc;
-    for (size_t i = 0; i < b->tx_count && rc == 0; i++)
-        if (b->txs[i].has_receipt)
-            rc = receipt_row(fs, &b->txs[i], &m);
+    for (size_t i = 0; i < b->tx_count && rc == 0; i++) {
+        r.tx = &b->txs[i];
+        if (r.tx->has_receipt)
+            rc = receipt_row(fs, &r);
+    }
+    r.tx = NULL;
     for (size_t i = 0; i < b->log_count && rc == 0; i++) {
         prefetch_log(b, i);
-        rc = log_row(fs, b, &b->logs[i], &m);
+        r.log = &b->logs[i];
+        rc = log_row(fs, &r);
     }
     return rc;
 }
@@ -343,8 +387,7 @@ static int etlcsv_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)
     return 0;
 }
 
-static int etlcsv_open(bp_sink **out, const char *target, const bp_sink_opts *opts,
-                       bp_error *err)
+static int etlcsv_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
     (void)opts;
     return bp_filesink_open(out, target, g_names, F_COUNT, etlcsv_format, err);

@@ -195,42 +195,70 @@ void bp_fmt_json_str(bp_fmt *f, const char *s)
     bp_fmt_char(f, '"');
 }
 
-void bp_fmt_withdrawals(bp_fmt *f, const bp_block *b, const char *quote)
+/* The longest withdrawal object but for its quotes and address: four keys (33 letters), {}
+ * and four colons and four commas (10, rounded up), three u64. Ten quotes are added apart. */
+#define W_FIXED (33 + 16 + 3 * BP_PUT_U64_MAX)
+
+size_t bp_withdrawals_room(const bp_block *b, size_t quote_len)
 {
+    size_t room = 0;
+    for (size_t i = 0; i < b->withdrawal_count; i++) {
+        const char *a = b->withdrawals[i].address;
+        room += W_FIXED + 10 * quote_len + (a ? strlen(a) : 4);
+    }
+    return room;
+}
+
+static char *put_str(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
+static char *put_key(char *p, const char *key, const char *quote, size_t ql)
+{
+    p = put_str(p, quote, ql);
+    p = put_str(p, key, strlen(key));
+    p = put_str(p, quote, ql);
+    *p++ = ':';
+    return p;
+}
+
+char *bp_put_withdrawals(char *p, const bp_block *b, const char *quote)
+{
+    size_t ql = strlen(quote);
     for (size_t i = 0; i < b->withdrawal_count; i++) {
         const bp_withdrawal *w = &b->withdrawals[i];
-        bp_fmt_str(f, i ? ",{" : "{");
-        bp_fmt_str(f, quote);
-        bp_fmt_str(f, "index");
-        bp_fmt_str(f, quote);
-        bp_fmt_char(f, ':');
-        bp_fmt_u64(f, w->index);
-        bp_fmt_char(f, ',');
-        bp_fmt_str(f, quote);
-        bp_fmt_str(f, "validator_index");
-        bp_fmt_str(f, quote);
-        bp_fmt_char(f, ':');
-        bp_fmt_u64(f, w->validator_index);
-        bp_fmt_char(f, ',');
-        bp_fmt_str(f, quote);
-        bp_fmt_str(f, "address");
-        bp_fmt_str(f, quote);
-        bp_fmt_char(f, ':');
+        if (i)
+            *p++ = ',';
+        *p++ = '{';
+        p = put_key(p, "index", quote, ql);
+        p = bp_put_u64(p, w->index);
+        *p++ = ',';
+        p = put_key(p, "validator_index", quote, ql);
+        p = bp_put_u64(p, w->validator_index);
+        *p++ = ',';
+        p = put_key(p, "address", quote, ql);
         if (w->address) {
-            bp_fmt_str(f, quote);
-            bp_fmt_str(f, w->address);
-            bp_fmt_str(f, quote);
+            p = put_str(p, quote, ql);
+            p = put_str(p, w->address, strlen(w->address));
+            p = put_str(p, quote, ql);
         } else {
-            bp_fmt_str(f, "null");
+            p = put_str(p, "null", 4);
         }
-        bp_fmt_char(f, ',');
-        bp_fmt_str(f, quote);
-        bp_fmt_str(f, "amount");
-        bp_fmt_str(f, quote);
-        bp_fmt_char(f, ':');
-        bp_fmt_u64(f, w->amount);
-        bp_fmt_char(f, '}');
+        *p++ = ',';
+        p = put_key(p, "amount", quote, ql);
+        p = bp_put_u64(p, w->amount);
+        *p++ = '}';
     }
+    return p;
+}
+
+void bp_fmt_withdrawals(bp_fmt *f, const bp_block *b, const char *quote)
+{
+    char *p = bp_fmt_room(f, bp_withdrawals_room(b, strlen(quote)));
+    if (p)
+        bp_fmt_done(f, bp_put_withdrawals(p, b, quote));
 }
 
 /* Days since 1970-01-01 to a civil date (H. Hinnant's algorithm, proleptic Gregorian). */

@@ -50,6 +50,9 @@ void bp_fmt_json_str(bp_fmt *f, const char *s);
  * {"index":..,"validator_index":..,"address":"0x..","amount":..}. quote is what each JSON
  * quote becomes: "\"" for JSON, "\"\"" inside a quoted CSV cell. */
 void bp_fmt_withdrawals(bp_fmt *f, const bp_block *b, const char *quote);
+/* The same written straight into room of at least bp_withdrawals_room(b, strlen(quote)). */
+size_t bp_withdrawals_room(const bp_block *b, size_t quote_len);
+char *bp_put_withdrawals(char *p, const bp_block *b, const char *quote);
 
 /* Unix seconds as RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ". */
 void bp_fmt_rfc3339(bp_fmt *f, uint64_t unix_seconds);

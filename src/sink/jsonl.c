@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 
+#include "blockpipe/columns.h"
 #include "sink/filesink.h"
 #include "sink/format.h"
 
@@ -27,6 +28,99 @@ static const char *const g_names[F_COUNT] = {
     [F_LOGS] = "logs.jsonl",
 };
 
+/* A key of a line: a column of the column table (under its name), or one of ethereum-etl's
+ * stream fields that are not columns. */
+enum {
+    K_COL,         /* the column's value */
+    K_RECEIPT,     /* the column's value, the key only when the tx has a receipt */
+    K_TOPICS,      /* the log's topics as an array */
+    K_WITHDRAWALS, /* the block's withdrawals as an array ([] when none were sent) */
+};
+
+typedef struct json_key {
+    uint8_t kind;
+    uint8_t col;
+    const char *key; /* NULL: the column's name */
+} json_key;
+
+#define COL(id)                                                                                    \
+    {                                                                                              \
+        K_COL, BP_C_##id, NULL                                                                     \
+    }
+#define COL_AS(id, key)                                                                            \
+    {                                                                                              \
+        K_COL, BP_C_##id, key                                                                      \
+    }
+#define RCPT(id)                                                                                   \
+    {                                                                                              \
+        K_RECEIPT, BP_C_##id, NULL                                                                 \
+    }
+
+/* ethereum-etl's stream format, its keys in its order (after "type" and "chain"). */
+static const json_key g_block_keys[] = {
+    COL(BLOCK_NUMBER),
+    COL(BLOCK_HASH),
+    COL(BLOCK_PARENT_HASH),
+    COL(BLOCK_NONCE),
+    COL(BLOCK_SHA3_UNCLES),
+    COL(BLOCK_LOGS_BLOOM),
+    COL(BLOCK_TRANSACTIONS_ROOT),
+    COL(BLOCK_STATE_ROOT),
+    COL(BLOCK_RECEIPTS_ROOT),
+    COL(BLOCK_MINER),
+    COL(BLOCK_DIFFICULTY),
+    COL(BLOCK_TOTAL_DIFFICULTY),
+    COL(BLOCK_SIZE),
+    COL(BLOCK_EXTRA_DATA),
+    COL(BLOCK_GAS_LIMIT),
+    COL(BLOCK_GAS_USED),
+    COL(BLOCK_TIMESTAMP),
+    COL(BLOCK_TRANSACTION_COUNT),
+    COL(BLOCK_BASE_FEE_PER_GAS),
+    COL(BLOCK_WITHDRAWALS_ROOT),
+    {K_WITHDRAWALS, BP_C_BLOCK_WITHDRAWALS, NULL},
+};
+static const json_key g_tx_keys[] = {
+    COL(TX_HASH),
+    COL(TX_NONCE),
+    COL(TX_TRANSACTION_INDEX),
+    COL(TX_FROM_ADDRESS),
+    COL(TX_TO_ADDRESS),
+    COL(TX_VALUE),
+    COL(TX_GAS),
+    COL(TX_GAS_PRICE),
+    COL(TX_INPUT),
+    COL(TX_BLOCK_TIMESTAMP),
+    COL(TX_BLOCK_NUMBER),
+    COL(TX_BLOCK_HASH),
+    COL(TX_MAX_FEE_PER_GAS),
+    COL(TX_MAX_PRIORITY_FEE_PER_GAS),
+    COL(TX_TRANSACTION_TYPE),
+    RCPT(TX_RECEIPT_CUMULATIVE_GAS_USED),
+    RCPT(TX_RECEIPT_GAS_USED),
+    RCPT(TX_RECEIPT_CONTRACT_ADDRESS),
+    RCPT(TX_RECEIPT_ROOT),
+    RCPT(TX_RECEIPT_STATUS),
+    RCPT(TX_RECEIPT_EFFECTIVE_GAS_PRICE),
+};
+static const json_key g_log_keys[] = {
+    COL(LOG_LOG_INDEX),
+    COL(LOG_TRANSACTION_HASH),
+    COL(LOG_TRANSACTION_INDEX),
+    COL(LOG_ADDRESS),
+    COL(LOG_DATA),
+    {K_TOPICS, BP_C_LOG_TOPIC0, "topics"},
+    COL(LOG_BLOCK_NUMBER),
+    COL_AS(BLOCK_TIMESTAMP, "block_timestamp"), /* the log's block's */
+    COL(LOG_BLOCK_HASH),
+};
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Loops over a layout are unrolled into one function per line kind, so each value folds to a
+ * field read (see etlcsv.c). */
+#define UNROLL _Pragma("GCC unroll 32")
+#define INLINE static inline __attribute__((always_inline))
+
 /* ,"key": */
 static void key(bp_fmt *f, const char *k)
 {
@@ -35,28 +129,59 @@ static void key(bp_fmt *f, const char *k)
     bp_fmt_str(f, "\":");
 }
 
-static void k_str(bp_fmt *f, const char *k, const char *s)
+INLINE void value(bp_fmt *f, const bp_value *v)
 {
-    key(f, k);
-    bp_fmt_json_str(f, s);
+    switch (v->kind) {
+    case BP_VAL_U64:
+        bp_fmt_u64(f, v->u);
+        break;
+    case BP_VAL_U256:
+        bp_fmt_qty(f, v->q, "null");
+        break;
+    case BP_VAL_STR:
+        bp_fmt_json_str(f, v->s);
+        break;
+    case BP_VAL_WITHDRAWALS:
+        bp_fmt_char(f, '[');
+        bp_fmt_withdrawals(f, v->block, "\"");
+        bp_fmt_char(f, ']');
+        break;
+    default:
+        bp_fmt_str(f, "null");
+    }
 }
 
-static void k_u64(bp_fmt *f, const char *k, uint64_t v)
+static void topics(bp_fmt *f, const bp_log *l)
 {
-    key(f, k);
-    bp_fmt_u64(f, v);
+    bp_fmt_char(f, '[');
+    for (unsigned k = 0; k < l->topic_count; k++) {
+        if (k)
+            bp_fmt_char(f, ',');
+        bp_fmt_json_str(f, l->topics[k]);
+    }
+    bp_fmt_char(f, ']');
 }
 
-static void k_qty(bp_fmt *f, const char *k, const bp_qty *q)
+INLINE void keys(bp_fmt *f, const json_key *layout, size_t n, const bp_row *r)
 {
-    key(f, k);
-    bp_fmt_qty(f, q, "null");
-}
-
-static void k_opt(bp_fmt *f, const char *k, bp_opt_u64 v)
-{
-    key(f, k);
-    bp_fmt_opt(f, v, "null");
+    UNROLL
+    for (size_t k = 0; k < n; k++) {
+        const json_key *jk = &layout[k];
+        if (jk->kind == K_RECEIPT && !r->tx->has_receipt)
+            continue;
+        key(f, jk->key ? jk->key : bp_columns[jk->col].name);
+        if (jk->kind == K_TOPICS) {
+            topics(f, r->log);
+        } else if (jk->kind == K_WITHDRAWALS) {
+            bp_fmt_char(f, '[');
+            if (r->block->has_withdrawals)
+                bp_fmt_withdrawals(f, r->block, "\"");
+            bp_fmt_char(f, ']');
+        } else {
+            bp_value v = bp_value_of((bp_col_id)jk->col, r);
+            value(f, &v);
+        }
+    }
 }
 
 /* {"type":"<type>","chain":"<chain>" */
@@ -66,7 +191,8 @@ static bp_fmt start(bp_filesink *fs, size_t file, const char *type, const char *
     bp_fmt_str(&f, "{\"type\":\"");
     bp_fmt_str(&f, type);
     bp_fmt_char(&f, '"');
-    k_str(&f, "chain", chain);
+    key(&f, "chain");
+    bp_fmt_json_str(&f, chain);
     return f;
 }
 
@@ -89,73 +215,21 @@ static void item(bp_fmt *f, const char *prefix, const char *id, const uint64_t *
     bp_fmt_char(f, '"');
 }
 
-static void block_head(bp_fmt *f, const bp_block *b)
+static int block_line(bp_filesink *fs, const bp_row *r)
 {
-    k_u64(f, "number", b->number);
-    k_str(f, "hash", b->hash);
-    k_str(f, "parent_hash", b->parent_hash);
-    k_str(f, "nonce", b->nonce);
-    k_str(f, "sha3_uncles", b->sha3_uncles);
-    k_str(f, "logs_bloom", b->logs_bloom);
-    k_str(f, "transactions_root", b->transactions_root);
-    k_str(f, "state_root", b->state_root);
-    k_str(f, "receipts_root", b->receipts_root);
-    k_str(f, "miner", b->miner);
-    k_qty(f, "difficulty", &b->difficulty);
-    k_qty(f, "total_difficulty", &b->total_difficulty);
-    k_opt(f, "size", b->size);
-    k_str(f, "extra_data", b->extra_data);
-    k_u64(f, "gas_limit", b->gas_limit);
-    k_u64(f, "gas_used", b->gas_used);
-    k_u64(f, "timestamp", b->timestamp);
-    k_u64(f, "transaction_count", b->transaction_count);
-    k_qty(f, "base_fee_per_gas", &b->base_fee_per_gas);
-}
-
-static int block_line(bp_filesink *fs, const char *chain, const bp_block *b)
-{
-    bp_fmt f = start(fs, F_BLOCKS, "block", chain);
-    block_head(&f, b);
-    k_str(&f, "withdrawals_root", b->withdrawals_root);
-    key(&f, "withdrawals");
-    bp_fmt_char(&f, '[');
-    bp_fmt_withdrawals(&f, b, "\"");
-    bp_fmt_char(&f, ']');
+    const bp_block *b = r->block;
+    bp_fmt f = start(fs, F_BLOCKS, "block", r->chain);
+    keys(&f, g_block_keys, N(g_block_keys), r);
     item(&f, "block_", b->hash, NULL, b->timestamp);
     bp_fmt_str(&f, "}\n");
     return f.rc;
 }
 
-static void receipt_fields(bp_fmt *f, const bp_tx *t)
+static int tx_line(bp_filesink *fs, const bp_row *r)
 {
-    k_u64(f, "receipt_cumulative_gas_used", t->receipt_cumulative_gas_used);
-    k_u64(f, "receipt_gas_used", t->receipt_gas_used);
-    k_str(f, "receipt_contract_address", t->receipt_contract_address);
-    k_str(f, "receipt_root", t->receipt_root);
-    k_opt(f, "receipt_status", t->receipt_status);
-    k_qty(f, "receipt_effective_gas_price", &t->receipt_effective_gas_price);
-}
-
-static int tx_line(bp_filesink *fs, const char *chain, const bp_tx *t)
-{
-    bp_fmt f = start(fs, F_TXS, "transaction", chain);
-    k_str(&f, "hash", t->hash);
-    k_u64(&f, "nonce", t->nonce);
-    k_u64(&f, "transaction_index", t->transaction_index);
-    k_str(&f, "from_address", t->from_address);
-    k_str(&f, "to_address", t->to_address);
-    k_qty(&f, "value", &t->value);
-    k_u64(&f, "gas", t->gas);
-    k_qty(&f, "gas_price", &t->gas_price);
-    k_str(&f, "input", t->input);
-    k_u64(&f, "block_timestamp", t->block_timestamp);
-    k_u64(&f, "block_number", t->block_number);
-    k_str(&f, "block_hash", t->block_hash);
-    k_qty(&f, "max_fee_per_gas", &t->max_fee_per_gas);
-    k_qty(&f, "max_priority_fee_per_gas", &t->max_priority_fee_per_gas);
-    k_opt(&f, "transaction_type", t->transaction_type);
-    if (t->has_receipt)
-        receipt_fields(&f, t);
+    const bp_tx *t = r->tx;
+    bp_fmt f = start(fs, F_TXS, "transaction", r->chain);
+    keys(&f, g_tx_keys, N(g_tx_keys), r);
     item(&f, "transaction_", t->hash, NULL, t->block_timestamp);
     if (t->has_receipt)
         bp_fmt_str(&f, ",\"receipt_l1_fee\":null,\"receipt_l1_gas_used\":null,"
@@ -164,26 +238,13 @@ static int tx_line(bp_filesink *fs, const char *chain, const bp_tx *t)
     return f.rc;
 }
 
-static int log_line(bp_filesink *fs, const char *chain, const bp_block *b, const bp_log *l)
+static int log_line(bp_filesink *fs, const bp_row *r)
 {
-    bp_fmt f = start(fs, F_LOGS, "log", chain);
-    k_u64(&f, "log_index", l->log_index);
-    k_str(&f, "transaction_hash", l->transaction_hash);
-    k_u64(&f, "transaction_index", l->transaction_index);
-    k_str(&f, "address", l->address);
-    k_str(&f, "data", l->data);
-    key(&f, "topics");
-    bp_fmt_char(&f, '[');
-    for (unsigned k = 0; k < l->topic_count; k++) {
-        if (k)
-            bp_fmt_char(&f, ',');
-        bp_fmt_json_str(&f, l->topics[k]);
-    }
-    bp_fmt_char(&f, ']');
-    k_u64(&f, "block_number", b->number);
-    k_u64(&f, "block_timestamp", b->timestamp);
-    k_str(&f, "block_hash", b->hash);
-    item(&f, "log_", l->transaction_hash ? l->transaction_hash : "", &l->log_index, b->timestamp);
+    const bp_log *l = r->log;
+    bp_fmt f = start(fs, F_LOGS, "log", r->chain);
+    keys(&f, g_log_keys, N(g_log_keys), r);
+    item(&f, "log_", l->transaction_hash ? l->transaction_hash : "", &l->log_index,
+         r->block->timestamp);
     bp_fmt_str(&f, "}\n");
     return f.rc;
 }
@@ -191,22 +252,31 @@ static int log_line(bp_filesink *fs, const char *chain, const bp_block *b, const
 static int revert_line(bp_filesink *fs, const char *chain, const bp_block *b)
 {
     bp_fmt f = start(fs, F_BLOCKS, "revert", chain);
-    k_u64(&f, "number", b->number);
-    k_str(&f, "hash", b->hash);
-    k_str(&f, "parent_hash", b->parent_hash);
+    key(&f, "number");
+    bp_fmt_u64(&f, b->number);
+    key(&f, "hash");
+    bp_fmt_json_str(&f, b->hash);
+    key(&f, "parent_hash");
+    bp_fmt_json_str(&f, b->parent_hash);
     bp_fmt_str(&f, "}\n");
     return f.rc;
 }
 
 static int apply_lines(bp_filesink *fs, const char *chain, const bp_block *b)
 {
-    int rc = block_line(fs, chain, b);
-    for (size_t i = 0; i < b->tx_count && rc == 0; i++)
-        rc = tx_line(fs, chain, &b->txs[i]);
+    bp_row r = {.chain = chain, .block = b};
+    int rc = block_line(fs, &r);
+    for (size_t i = 0; i < b->tx_count && rc == 0; i++) {
+        r.tx = &b->txs[i];
+        rc = tx_line(fs, &r);
+    }
+    r.tx = NULL;
     if (!b->has_receipts)
         return rc;
-    for (size_t i = 0; i < b->log_count && rc == 0; i++)
-        rc = log_line(fs, chain, b, &b->logs[i]);
+    for (size_t i = 0; i < b->log_count && rc == 0; i++) {
+        r.log = &b->logs[i];
+        rc = log_line(fs, &r);
+    }
     return rc;
 }
 
@@ -223,8 +293,7 @@ static int jsonl_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)
     return 0;
 }
 
-static int jsonl_open(bp_sink **out, const char *target, const bp_sink_opts *opts,
-                      bp_error *err)
+static int jsonl_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
     (void)opts;
     return bp_filesink_open(out, target, g_names, F_COUNT, jsonl_format, err);

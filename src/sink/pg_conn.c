@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sink/sqlgen.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -18,46 +19,56 @@
 /* Hashes, addresses and byte strings are bytea (half the bytes of hex text, smaller indexes:
  * see docs/PERFORMANCE.md); v, r, s and y_parity are hex quantities, kept as text. u64
  * quantities are bigint except nonce and chain_id, which may use all 64 bits (numeric). */
-static const char g_v1[] =
-    "CREATE TABLE blocks(chain text NOT NULL, number bigint NOT NULL, hash bytea NOT NULL,"
-    " parent_hash bytea, nonce bytea, sha3_uncles bytea, logs_bloom bytea,"
-    " transactions_root bytea, state_root bytea, receipts_root bytea, miner bytea,"
-    " mix_hash bytea, difficulty numeric(78,0), total_difficulty numeric(78,0), size bigint,"
-    " extra_data bytea, gas_limit bigint, gas_used bigint, timestamp bigint,"
-    " transaction_count bigint, base_fee_per_gas numeric(78,0), withdrawals_root bytea,"
-    " withdrawals jsonb, blob_gas_used bigint, excess_blob_gas bigint,"
-    " parent_beacon_block_root bytea, requests_hash bytea, uncle_count bigint,"
-    " PRIMARY KEY(chain, number));"
-    "CREATE INDEX blocks_hash_idx ON blocks(hash);"
-    "CREATE TABLE transactions(chain text NOT NULL, hash bytea NOT NULL, nonce numeric(20,0),"
-    " block_hash bytea, block_number bigint NOT NULL, transaction_index bigint NOT NULL,"
-    " from_address bytea, to_address bytea, value numeric(78,0), gas bigint,"
-    " gas_price numeric(78,0), input bytea, block_timestamp bigint,"
-    " max_fee_per_gas numeric(78,0), max_priority_fee_per_gas numeric(78,0),"
-    " max_fee_per_blob_gas numeric(78,0), transaction_type bigint, chain_id numeric(20,0),"
-    " v text, r text, s text, y_parity text, access_list jsonb, blob_versioned_hashes jsonb,"
-    " authorization_list jsonb, raw jsonb, receipt_cumulative_gas_used bigint,"
-    " receipt_gas_used bigint, receipt_contract_address bytea, receipt_root bytea,"
-    " receipt_status bigint, receipt_effective_gas_price numeric(78,0),"
-    " receipt_blob_gas_used bigint, receipt_blob_gas_price numeric(78,0),"
-    " receipt_logs_bloom bytea, PRIMARY KEY(chain, block_number, transaction_index));"
-    "CREATE INDEX transactions_hash_idx ON transactions(hash);"
-    "CREATE INDEX transactions_from_idx ON transactions(from_address, block_number);"
-    "CREATE INDEX transactions_to_idx ON transactions(to_address, block_number);"
-    "CREATE TABLE logs(chain text NOT NULL, block_number bigint NOT NULL, block_hash bytea,"
-    " log_index bigint NOT NULL, transaction_hash bytea, transaction_index bigint,"
-    " address bytea, data bytea, topic0 bytea, topic1 bytea, topic2 bytea, topic3 bytea,"
-    " PRIMARY KEY(chain, block_number, log_index));"
-    "CREATE INDEX logs_address_topic0_idx ON logs(address, topic0, block_number);"
-    "CREATE TABLE checkpoints(chain text NOT NULL, output text NOT NULL, number bigint,"
-    " hash bytea, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY(chain, output));";
+const char *bp_pg_type(const bp_column *c)
+{
+    switch (c->type) {
+    case BP_COL_INT64:
+        return "bigint";
+    case BP_COL_UINT64:
+        return "numeric(20,0)";
+    case BP_COL_UINT256:
+        return "numeric(78,0)";
+    case BP_COL_TEXT:
+        return "text";
+    case BP_COL_JSON:
+        return "jsonb";
+    case BP_COL_BOOL:
+        return "boolean";
+    default:
+        return "bytea";
+    }
+}
+
+/* Version 1: the tables of the column table as they were when it was made, their lookup
+ * indexes and the checkpoints. A column added to the table later needs a migration of its own
+ * (ALTER TABLE ... ADD COLUMN) and BP_PG_SCHEMA_VERSION + 1. */
+static int v1(bp_buf *out)
+{
+    static const char *const indexes[BP_TABLE_COUNT] = {
+        [BP_TABLE_BLOCKS] = "CREATE INDEX blocks_hash_idx ON blocks(hash);",
+        [BP_TABLE_TRANSACTIONS] =
+            "CREATE INDEX transactions_hash_idx ON transactions(hash);"
+            "CREATE INDEX transactions_from_idx ON transactions(from_address, block_number);"
+            "CREATE INDEX transactions_to_idx ON transactions(to_address, block_number);",
+        [BP_TABLE_LOGS] = "CREATE INDEX logs_address_topic0_idx ON logs(address, topic0, "
+                          "block_number);",
+    };
+    int rc = 0;
+    for (bp_table t = 0; t < BP_TABLE_COUNT; t++) {
+        rc |= bp_sql_create_table(out, t, "", "", bp_pg_type, "");
+        rc |= bp_buf_puts(out, indexes[t]);
+    }
+    return rc | bp_buf_puts(out, "CREATE TABLE checkpoints(chain text NOT NULL, output text NOT "
+                                 "NULL, number bigint, hash bytea, updated_at timestamptz NOT "
+                                 "NULL DEFAULT now(), PRIMARY KEY(chain, output));");
+}
 
 static const struct {
     int version;
     const char *description;
-    const char *sql;
+    int (*sql)(bp_buf *out);
 } g_migrations[] = {
-    {1, "blocks, transactions, logs, checkpoints", g_v1},
+    {1, "blocks, transactions, logs, checkpoints", v1},
 };
 #define PG_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 
@@ -86,8 +97,7 @@ static char *dup_or(const char *v, const char *def)
     return strdup(v ? v : def);
 }
 
-int bp_pg_target_init(bp_pg_target *t, const char *target, const bp_sink_opts *opts,
-                      bp_error *err)
+int bp_pg_target_init(bp_pg_target *t, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
     memset(t, 0, sizeof(*t));
     const char *wait = bp_sink_opt(opts, "wait_for_db"), *mode = bp_sink_opt(opts, "mode");
@@ -297,7 +307,11 @@ static int apply_migration(PGconn *c, size_t i, bp_error *err)
     char what[128];
     snprintf(what, sizeof(what), "migration %d (%s)", g_migrations[i].version,
              g_migrations[i].description);
-    int rc = bp_pg_exec(c, g_migrations[i].sql, NULL, what, err);
+    bp_buf sql_text;
+    bp_buf_init(&sql_text, 0);
+    int rc = g_migrations[i].sql(&sql_text) != 0 ? bp_error_set(err, BP_ENOMEM, "out of memory")
+                                                 : bp_pg_exec(c, sql_text.data, NULL, what, err);
+    bp_buf_release(&sql_text);
     if (rc != 0)
         return rc;
     char *desc =

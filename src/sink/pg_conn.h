@@ -12,6 +12,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
+#include "blockpipe/columns.h"
 #include "blockpipe/error.h"
 #include "blockpipe/sink.h"
 
@@ -41,6 +42,9 @@ void bp_pg_target_release(bp_pg_target *t);
  * fail at once (BP_EDB). Gives BP_ETRANSPORT when the server stayed unreachable. Sets the
  * session's search_path to the schema (created by bp_pg_migrate). */
 int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err);
+
+/* PostgreSQL's type of a column (also what the COPY encoder writes for it). */
+const char *bp_pg_type(const bp_column *c);
 
 /* Brings the schema to BP_PG_SCHEMA_VERSION in one transaction (serialized between processes
  * by an advisory lock); refuses a schema newer than this program. *from / *to (may be NULL)

@@ -21,9 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockpipe/columns.h"
 #include "sink/format.h"
 #include "sink/pg_conn.h"
 #include "sink/pg_copy.h"
+#include "sink/sqlgen.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
 #include "util/log.h"
@@ -32,31 +34,18 @@
 #define PG_MAX_ATTEMPTS 6   /* tries of one batch over connection losses and deadlocks */
 #define PG_SQL_MAX (64u << 20)
 
-enum { T_BLOCKS, T_TXS, T_LOGS, T_COUNT };
+/* The tables in bp_table order; their columns come from the column table (columns.h). */
+enum {
+    T_BLOCKS = BP_TABLE_BLOCKS,
+    T_TXS = BP_TABLE_TRANSACTIONS,
+    T_LOGS = BP_TABLE_LOGS,
+    T_COUNT = BP_TABLE_COUNT
+};
 
-static const struct {
-    const char *name;
-    const char *stage;
-    const char *cols;
-} g_tables[T_COUNT] = {
-    [T_BLOCKS] = {"blocks", "bp_stage_blocks",
-                  "chain, number, hash, parent_hash, nonce, sha3_uncles, logs_bloom,"
-                  " transactions_root, state_root, receipts_root, miner, mix_hash, difficulty,"
-                  " total_difficulty, size, extra_data, gas_limit, gas_used, timestamp,"
-                  " transaction_count, base_fee_per_gas, withdrawals_root, withdrawals,"
-                  " blob_gas_used, excess_blob_gas, parent_beacon_block_root, requests_hash,"
-                  " uncle_count"},
-    [T_TXS] = {"transactions", "bp_stage_transactions",
-               "chain, hash, nonce, block_hash, block_number, transaction_index, from_address,"
-               " to_address, value, gas, gas_price, input, block_timestamp, max_fee_per_gas,"
-               " max_priority_fee_per_gas, max_fee_per_blob_gas, transaction_type, chain_id, v,"
-               " r, s, y_parity, access_list, blob_versioned_hashes, authorization_list, raw,"
-               " receipt_cumulative_gas_used, receipt_gas_used, receipt_contract_address,"
-               " receipt_root, receipt_status, receipt_effective_gas_price,"
-               " receipt_blob_gas_used, receipt_blob_gas_price, receipt_logs_bloom"},
-    [T_LOGS] = {"logs", "bp_stage_logs",
-                "chain, block_number, block_hash, log_index, transaction_hash,"
-                " transaction_index, address, data, topic0, topic1, topic2, topic3"},
+static const char *const g_stage[T_COUNT] = {
+    [T_BLOCKS] = "bp_stage_blocks",
+    [T_TXS] = "bp_stage_transactions",
+    [T_LOGS] = "bp_stage_logs",
 };
 
 typedef struct pg_sink {
@@ -67,6 +56,7 @@ typedef struct pg_sink {
     char sqlstate[6];     /* of the last failed statement, "" when none */
     long copy_line;       /* the COPY data line the server named in the last error, or 0 */
     bp_buf data[T_COUNT]; /* COPY data of the run being written (reused) */
+    bp_buf cols[T_COUNT]; /* each table's column list, for COPY */
     bp_buf sql;           /* statement text (reused) */
     bp_buf json;          /* withdrawals JSON of one block (reused) */
     char *chain;          /* the chain chain_lit quotes */
@@ -78,10 +68,6 @@ typedef struct pg_sink {
 
 static void enc_withdrawals(pg_sink *s, bp_pgcopy *c, const bp_block *b)
 {
-    if (!b->has_withdrawals) {
-        bp_pgcopy_null(c);
-        return;
-    }
     bp_fmt f = {.buf = &s->json};
     bp_buf_reset(&s->json);
     bp_fmt_char(&f, '[');
@@ -92,102 +78,64 @@ static void enc_withdrawals(pg_sink *s, bp_pgcopy *c, const bp_block *b)
     bp_pgcopy_jsonb(c, s->json.data);
 }
 
-static void enc_block(pg_sink *s, bp_pgcopy *c, const char *chain, const bp_block *b)
-{
-    bp_pgcopy_row(c, 28);
-    bp_pgcopy_text(c, chain);
-    bp_pgcopy_i64(c, b->number, "blocks.number");
-    bp_pgcopy_hex(c, b->hash, "blocks.hash");
-    bp_pgcopy_hex(c, b->parent_hash, "blocks.parent_hash");
-    bp_pgcopy_hex(c, b->nonce, "blocks.nonce");
-    bp_pgcopy_hex(c, b->sha3_uncles, "blocks.sha3_uncles");
-    bp_pgcopy_hex(c, b->logs_bloom, "blocks.logs_bloom");
-    bp_pgcopy_hex(c, b->transactions_root, "blocks.transactions_root");
-    bp_pgcopy_hex(c, b->state_root, "blocks.state_root");
-    bp_pgcopy_hex(c, b->receipts_root, "blocks.receipts_root");
-    bp_pgcopy_hex(c, b->miner, "blocks.miner");
-    bp_pgcopy_hex(c, b->mix_hash, "blocks.mix_hash");
-    bp_pgcopy_qty(c, &b->difficulty);
-    bp_pgcopy_qty(c, &b->total_difficulty);
-    bp_pgcopy_opt_i64(c, b->size, "blocks.size");
-    bp_pgcopy_hex(c, b->extra_data, "blocks.extra_data");
-    bp_pgcopy_i64(c, b->gas_limit, "blocks.gas_limit");
-    bp_pgcopy_i64(c, b->gas_used, "blocks.gas_used");
-    bp_pgcopy_i64(c, b->timestamp, "blocks.timestamp");
-    bp_pgcopy_i64(c, b->transaction_count, "blocks.transaction_count");
-    bp_pgcopy_qty(c, &b->base_fee_per_gas);
-    bp_pgcopy_hex(c, b->withdrawals_root, "blocks.withdrawals_root");
-    enc_withdrawals(s, c, b);
-    bp_pgcopy_opt_i64(c, b->blob_gas_used, "blocks.blob_gas_used");
-    bp_pgcopy_opt_i64(c, b->excess_blob_gas, "blocks.excess_blob_gas");
-    bp_pgcopy_hex(c, b->parent_beacon_block_root, "blocks.parent_beacon_block_root");
-    bp_pgcopy_hex(c, b->requests_hash, "blocks.requests_hash");
-    bp_pgcopy_i64(c, b->uncle_count, "blocks.uncle_count");
-}
+/* The loops over a table's columns are unrolled into one function per table, so that each
+ * cell's value and type fold to a plain field read and one encoder call. */
+#define UNROLL _Pragma("GCC unroll 40")
+#define INLINE static inline __attribute__((always_inline))
 
-static void enc_receipt(bp_pgcopy *c, const bp_tx *t)
+/* One cell: the binary COPY form of the column's PostgreSQL type (bp_pg_type). */
+INLINE void enc_value(pg_sink *s, bp_pgcopy *c, bp_col_id id, const bp_value *v)
 {
-    if (!t->has_receipt) {
-        for (int k = 0; k < 9; k++)
-            bp_pgcopy_null(c);
+    bp_col_type type = bp_col_type_of(id);
+    switch (v->kind) {
+    case BP_VAL_U64:
+        if (type == BP_COL_UINT64)
+            bp_pgcopy_num_u64(c, v->u);
+        else
+            bp_pgcopy_i64(c, v->u, bp_columns[id].qname);
         return;
+    case BP_VAL_U256:
+        bp_pgcopy_qty(c, v->q);
+        return;
+    case BP_VAL_STR:
+        if (type == BP_COL_TEXT)
+            bp_pgcopy_text(c, v->s);
+        else if (type == BP_COL_JSON)
+            bp_pgcopy_jsonb(c, v->s);
+        else
+            bp_pgcopy_hex(c, v->s, bp_columns[id].qname);
+        return;
+    case BP_VAL_WITHDRAWALS:
+        enc_withdrawals(s, c, v->block);
+        return;
+    default:
+        bp_pgcopy_null(c);
     }
-    bp_pgcopy_i64(c, t->receipt_cumulative_gas_used, "transactions.receipt_cumulative_gas_used");
-    bp_pgcopy_i64(c, t->receipt_gas_used, "transactions.receipt_gas_used");
-    bp_pgcopy_hex(c, t->receipt_contract_address, "transactions.receipt_contract_address");
-    bp_pgcopy_hex(c, t->receipt_root, "transactions.receipt_root");
-    bp_pgcopy_opt_i64(c, t->receipt_status, "transactions.receipt_status");
-    bp_pgcopy_qty(c, &t->receipt_effective_gas_price);
-    bp_pgcopy_opt_i64(c, t->receipt_blob_gas_used, "transactions.receipt_blob_gas_used");
-    bp_pgcopy_qty(c, &t->receipt_blob_gas_price);
-    bp_pgcopy_hex(c, t->receipt_logs_bloom, "transactions.receipt_logs_bloom");
 }
 
-static void enc_tx(bp_pgcopy *c, const char *chain, const bp_tx *t)
+INLINE void enc_row(pg_sink *s, bp_pgcopy *c, int first, int end, const bp_row *r)
 {
-    bp_pgcopy_row(c, 35);
-    bp_pgcopy_text(c, chain);
-    bp_pgcopy_hex(c, t->hash, "transactions.hash");
-    bp_pgcopy_num_u64(c, t->nonce);
-    bp_pgcopy_hex(c, t->block_hash, "transactions.block_hash");
-    bp_pgcopy_i64(c, t->block_number, "transactions.block_number");
-    bp_pgcopy_i64(c, t->transaction_index, "transactions.transaction_index");
-    bp_pgcopy_hex(c, t->from_address, "transactions.from_address");
-    bp_pgcopy_hex(c, t->to_address, "transactions.to_address");
-    bp_pgcopy_qty(c, &t->value);
-    bp_pgcopy_i64(c, t->gas, "transactions.gas");
-    bp_pgcopy_qty(c, &t->gas_price);
-    bp_pgcopy_hex(c, t->input, "transactions.input");
-    bp_pgcopy_i64(c, t->block_timestamp, "transactions.block_timestamp");
-    bp_pgcopy_qty(c, &t->max_fee_per_gas);
-    bp_pgcopy_qty(c, &t->max_priority_fee_per_gas);
-    bp_pgcopy_qty(c, &t->max_fee_per_blob_gas);
-    bp_pgcopy_opt_i64(c, t->transaction_type, "transactions.transaction_type");
-    bp_pgcopy_opt_num_u64(c, t->chain_id);
-    bp_pgcopy_text(c, t->v);
-    bp_pgcopy_text(c, t->r);
-    bp_pgcopy_text(c, t->s);
-    bp_pgcopy_text(c, t->y_parity);
-    bp_pgcopy_jsonb(c, t->access_list_json);
-    bp_pgcopy_jsonb(c, t->blob_versioned_hashes_json);
-    bp_pgcopy_jsonb(c, t->authorization_list_json);
-    bp_pgcopy_jsonb(c, t->raw_json);
-    enc_receipt(c, t);
+    bp_pgcopy_row(c, (uint16_t)(end - first));
+    UNROLL
+    for (int i = first; i < end; i++) {
+        bp_value v = bp_value_of((bp_col_id)i, r);
+        enc_value(s, c, (bp_col_id)i, &v);
+    }
 }
 
-static void enc_log(bp_pgcopy *c, const char *chain, const bp_block *b, const bp_log *l)
+static void enc_block(pg_sink *s, bp_pgcopy *c, const bp_row *r)
 {
-    bp_pgcopy_row(c, 12);
-    bp_pgcopy_text(c, chain);
-    bp_pgcopy_i64(c, b->number, "logs.block_number");
-    bp_pgcopy_hex(c, b->hash, "logs.block_hash");
-    bp_pgcopy_i64(c, l->log_index, "logs.log_index");
-    bp_pgcopy_hex(c, l->transaction_hash, "logs.transaction_hash");
-    bp_pgcopy_i64(c, l->transaction_index, "logs.transaction_index");
-    bp_pgcopy_hex(c, l->address, "logs.address");
-    bp_pgcopy_hex(c, l->data, "logs.data");
-    for (int k = 0; k < 4; k++)
-        bp_pgcopy_hex(c, k < l->topic_count ? l->topics[k] : NULL, "logs.topicN");
+    enc_row(s, c, BP_C_BLOCKS_FIRST, BP_C_TRANSACTIONS_FIRST, r);
+}
+
+static void enc_tx(pg_sink *s, bp_pgcopy *c, const bp_row *r)
+{
+    enc_row(s, c, BP_C_TRANSACTIONS_FIRST, BP_C_LOGS_FIRST, r);
+}
+
+static void enc_log(pg_sink *s, bp_pgcopy *c, const bp_row *r)
+{
+    enc_row(s, c, BP_C_LOGS_FIRST, BP_C_COUNT, r);
 }
 
 static int enc_failed(const bp_pgcopy *c, const bp_block *b, bp_error *err)
@@ -212,11 +160,17 @@ static int encode_run(pg_sink *s, const char *chain, const bp_event *ev, size_t 
     }
     for (size_t i = 0; i < n; i++) {
         const bp_block *b = ev[i].block;
-        enc_block(s, &c[T_BLOCKS], chain, b);
-        for (size_t k = 0; k < b->tx_count; k++)
-            enc_tx(&c[T_TXS], chain, &b->txs[k]);
-        for (size_t k = 0; b->has_receipts && k < b->log_count; k++)
-            enc_log(&c[T_LOGS], chain, b, &b->logs[k]);
+        bp_row r = {.chain = chain, .block = b};
+        enc_block(s, &c[T_BLOCKS], &r);
+        for (size_t k = 0; k < b->tx_count; k++) {
+            r.tx = &b->txs[k];
+            enc_tx(s, &c[T_TXS], &r);
+        }
+        r.tx = NULL;
+        for (size_t k = 0; b->has_receipts && k < b->log_count; k++) {
+            r.log = &b->logs[k];
+            enc_log(s, &c[T_LOGS], &r);
+        }
         for (int t = 0; t < T_COUNT; t++)
             if (c[t].rc != 0)
                 return enc_failed(&c[t], b, err);
@@ -280,7 +234,7 @@ static int copy_end(pg_sink *s, const char *what, bp_error *err)
 static int copy_in(pg_sink *s, const char *table, const char *cols, const bp_buf *data,
                    const char *what, bp_error *err)
 {
-    char sql[1024];
+    char sql[4096];
     snprintf(sql, sizeof(sql), "COPY %s(%s) FROM STDIN (FORMAT binary)", table, cols);
     PGresult *r = PQexec(s->conn, sql);
     if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
@@ -322,11 +276,11 @@ static int copy_run(pg_sink *s, bool stage, const bp_event *ev, size_t n, bp_err
     uint64_t lo = ev[0].block->number, hi = ev[n - 1].block->number;
     for (int t = 0; t < T_COUNT; t++) {
         char what[160];
-        const char *table = stage ? g_tables[t].stage : g_tables[t].name;
+        const char *table = stage ? g_stage[t] : bp_table_name((bp_table)t);
         snprintf(what, sizeof(what), "blocks %" PRIu64 "..%" PRIu64 ": COPY into %s", lo, hi,
                  table);
         s->copy_line = 0;
-        int rc = copy_in(s, table, g_tables[t].cols, &s->data[t], what, err);
+        int rc = copy_in(s, table, s->cols[t].data, &s->data[t], what, err);
         const bp_block *b =
             rc != 0 && s->copy_line > 0 ? block_of_row(ev, n, t, s->copy_line) : NULL;
         if (b)
@@ -647,8 +601,10 @@ static void pg_close(bp_sink *base)
     if (!s)
         return;
     PQfinish(s->conn);
-    for (int t = 0; t < T_COUNT; t++)
+    for (int t = 0; t < T_COUNT; t++) {
         bp_buf_release(&s->data[t]);
+        bp_buf_release(&s->cols[t]);
+    }
     bp_buf_release(&s->sql);
     bp_buf_release(&s->json);
     free(s->chain);
@@ -664,11 +620,16 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     pg_sink *s = calloc(1, sizeof(*s));
     if (!s)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    for (int t = 0; t < T_COUNT; t++)
+    int rc = 0;
+    for (int t = 0; t < T_COUNT; t++) {
         bp_buf_init(&s->data[t], 0);
+        bp_buf_init(&s->cols[t], 0);
+        rc |= bp_sql_columns(&s->cols[t], (bp_table)t);
+    }
     bp_buf_init(&s->sql, PG_SQL_MAX);
     bp_buf_init(&s->json, 0);
-    int rc = bp_pg_target_init(&s->t, target, opts, err);
+    rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory")
+            : bp_pg_target_init(&s->t, target, opts, err);
     if (rc == 0)
         rc = bp_pg_connect(&s->t, &s->conn, err);
     if (rc == 0)
@@ -710,19 +671,38 @@ static int pg_migrate(const char *target, const bp_sink_opts *opts, char *report
 }
 
 static const bp_sink_option g_options[] = {
-    {.name = "schema", .flag = "pg-schema", .env = "PG_SCHEMA", .key = "pg_schema",
-     .type = BP_SINK_OPT_STRING, .arg = "NAME", .def = BP_PG_DEFAULT_SCHEMA,
+    {.name = "schema",
+     .flag = "pg-schema",
+     .env = "PG_SCHEMA",
+     .key = "pg_schema",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "NAME",
+     .def = BP_PG_DEFAULT_SCHEMA,
      .help = "schema of the tables, created if missing"},
-    {.name = "wait_for_db", .flag = "wait-for-db", .env = "WAIT_FOR_DB", .key = "wait_for_db",
-     .type = BP_SINK_OPT_INT, .arg = "S", .def = "30", .min = 0, .max = 86400,
+    {.name = "wait_for_db",
+     .flag = "wait-for-db",
+     .env = "WAIT_FOR_DB",
+     .key = "wait_for_db",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "30",
+     .min = 0,
+     .max = 86400,
      .help = "keep retrying a database that is down (at start and after a lost connection) "
              "for S seconds; 0: try once"},
-    {.name = "checkpoint", .flag = "checkpoint-name", .env = "CHECKPOINT_NAME",
-     .key = "checkpoint_name", .type = BP_SINK_OPT_STRING, .arg = "NAME",
+    {.name = "checkpoint",
+     .flag = "checkpoint-name",
+     .env = "CHECKPOINT_NAME",
+     .key = "checkpoint_name",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "NAME",
      .def = BP_PG_DEFAULT_CHECKPOINT,
      .help = "this process's checkpoint row, so that a follower and a backfill can share a "
              "database"},
-    {.name = "mode", .type = BP_SINK_OPT_ENUM, .arg = "MODE", .def = "auto",
+    {.name = "mode",
+     .type = BP_SINK_OPT_ENUM,
+     .arg = "MODE",
+     .def = "auto",
      .choices = "auto|staging",
      .help = "staging: always write through staging tables and INSERT ... ON CONFLICT "
              "(for benchmarks; auto stages only a batch that meets rows already stored)"},

@@ -19,11 +19,7 @@ extern const bp_sink_ops bp_sink_etlcsv_ops;
 extern const bp_sink_ops bp_sink_jsonl_ops;
 
 static const bp_sink_ops *const g_backends[] = {
-    &bp_sink_sqlite_ops,
-    &bp_sink_postgres_ops,
-    &bp_sink_etlcsv_ops,
-    &bp_sink_jsonl_ops,
-    NULL,
+    &bp_sink_sqlite_ops, &bp_sink_postgres_ops, &bp_sink_etlcsv_ops, &bp_sink_jsonl_ops, NULL,
 };
 
 const bp_sink_ops *const *bp_sink_backends(void)
@@ -120,8 +116,8 @@ int bp_sink_option_check(const bp_sink_option *o, const char *v, const char *who
         if (parse_ll(v, &n) && n >= o->min && n <= o->max)
             return 0;
         return bp_error_set(err, BP_EINVAL,
-                            "%s: '%s' is not valid: expected an integer from %lld to %lld", who,
-                            v, o->min, o->max);
+                            "%s: '%s' is not valid: expected an integer from %lld to %lld", who, v,
+                            o->min, o->max);
     case BP_SINK_OPT_ENUM:
         if (in_choices(o->choices, v))
             return 0;
@@ -219,8 +215,8 @@ static void split_query(const bp_sink_ops *ops, const char *q, parsed_url *p)
             p->value_at[i] = put_decoded(&p->store, eq + 1, n - kn - 1);
             p->oom |= p->value_at[i] < 0;
         } else if (n > 0) {
-            p->oom |= (bp_buf_putc(&p->target, first ? '?' : '&') |
-                       bp_buf_append(&p->target, q, n)) != 0;
+            p->oom |=
+                (bp_buf_putc(&p->target, first ? '?' : '&') | bp_buf_append(&p->target, q, n)) != 0;
             first = false;
         }
         q += n + (q[n] == '&');
@@ -309,8 +305,7 @@ int bp_sink_resolve(const char *url, const bp_sink_settings *set, bp_sink_resolv
     return rc;
 }
 
-int bp_sink_open(const char *url, const bp_sink_settings *settings, bp_sink **out,
-                 bp_error *err)
+int bp_sink_open(const char *url, const bp_sink_settings *settings, bp_sink **out, bp_error *err)
 {
     char shown[512]; /* the URL as messages may show it: no password */
     bp_url_redact(url, shown, sizeof(shown));
@@ -354,8 +349,7 @@ int bp_sink_migrate(const char *url, const bp_sink_settings *settings, char *rep
                           "output '%s': %s outputs have no schema to migrate (their files are "
                           "created when they are opened)",
                           shown, ops->title);
-    else if (ops->migrate(r.target.data, ops->option_count ? &r.opts : NULL, report, cap, err) !=
-             0)
+    else if (ops->migrate(r.target.data, ops->option_count ? &r.opts : NULL, report, cap, err) != 0)
         rc = bp_error_prefix(err, "output '%s': ", shown);
     bp_sink_resolved_release(&r);
     return rc;

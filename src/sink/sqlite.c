@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockpipe/columns.h"
 #include "sink/format.h"
+#include "sink/sqlgen.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
 #include "util/hex.h"
@@ -27,31 +29,15 @@
 #define SQLITE_BUSY_MS 10000
 #define SQLITE_OUTPUT "sqlite"
 
-static const char g_schema[] =
-    "CREATE TABLE IF NOT EXISTS blocks(chain TEXT NOT NULL, number INTEGER NOT NULL,"
-    " hash TEXT NOT NULL, parent_hash TEXT, nonce TEXT, sha3_uncles TEXT, logs_bloom TEXT,"
-    " transactions_root TEXT, state_root TEXT, receipts_root TEXT, miner TEXT, mix_hash TEXT,"
-    " difficulty TEXT, total_difficulty TEXT, size INTEGER, extra_data TEXT,"
-    " gas_limit INTEGER, gas_used INTEGER, timestamp INTEGER, transaction_count INTEGER,"
-    " base_fee_per_gas TEXT, withdrawals_root TEXT, withdrawals TEXT, blob_gas_used INTEGER,"
-    " excess_blob_gas INTEGER, parent_beacon_block_root TEXT, requests_hash TEXT,"
-    " uncle_count INTEGER, PRIMARY KEY(chain, number));"
-    "CREATE TABLE IF NOT EXISTS transactions(chain TEXT NOT NULL, hash TEXT NOT NULL,"
-    " nonce INTEGER, block_hash TEXT, block_number INTEGER NOT NULL,"
-    " transaction_index INTEGER NOT NULL, from_address TEXT, to_address TEXT, value TEXT,"
-    " gas INTEGER, gas_price TEXT, input TEXT, block_timestamp INTEGER,"
-    " max_fee_per_gas TEXT, max_priority_fee_per_gas TEXT, max_fee_per_blob_gas TEXT,"
-    " transaction_type INTEGER, chain_id INTEGER, v TEXT, r TEXT, s TEXT, y_parity TEXT,"
-    " access_list TEXT, blob_versioned_hashes TEXT, authorization_list TEXT, raw TEXT,"
-    " receipt_cumulative_gas_used INTEGER, receipt_gas_used INTEGER,"
-    " receipt_contract_address TEXT, receipt_root TEXT, receipt_status INTEGER,"
-    " receipt_effective_gas_price TEXT, receipt_blob_gas_used INTEGER,"
-    " receipt_blob_gas_price TEXT, receipt_logs_bloom TEXT,"
-    " PRIMARY KEY(chain, block_number, transaction_index));"
-    "CREATE TABLE IF NOT EXISTS logs(chain TEXT NOT NULL, block_number INTEGER NOT NULL,"
-    " block_hash TEXT, log_index INTEGER NOT NULL, transaction_hash TEXT,"
-    " transaction_index INTEGER, address TEXT, data TEXT, topic0 TEXT, topic1 TEXT,"
-    " topic2 TEXT, topic3 TEXT, PRIMARY KEY(chain, block_number, log_index));"
+/* SQLite's type of a column: 64-bit integers are INTEGER (see bind_u64 for values above
+ * INT64_MAX), everything else TEXT (256-bit amounts as exact decimal text). */
+static const char *sqlite_type(const bp_column *c)
+{
+    return c->type == BP_COL_INT64 || c->type == BP_COL_UINT64 || c->type == BP_COL_BOOL ? "INTEGER"
+                                                                                         : "TEXT";
+}
+
+static const char g_checkpoints_ddl[] =
     "CREATE TABLE IF NOT EXISTS checkpoints(chain TEXT NOT NULL, output TEXT NOT NULL,"
     " number INTEGER, hash TEXT, updated_at TEXT, PRIMARY KEY(chain, output));";
 
@@ -77,25 +63,6 @@ static const char *const g_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
-    [ST_INS_BLOCK] =
-        "INSERT INTO blocks(chain, number, hash, parent_hash, nonce, sha3_uncles, logs_bloom,"
-        " transactions_root, state_root, receipts_root, miner, mix_hash, difficulty,"
-        " total_difficulty, size, extra_data, gas_limit, gas_used, timestamp,"
-        " transaction_count, base_fee_per_gas, withdrawals_root, withdrawals, blob_gas_used,"
-        " excess_blob_gas, parent_beacon_block_root, requests_hash, uncle_count)"
-        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [ST_INS_TX] =
-        "INSERT INTO transactions(chain, hash, nonce, block_hash, block_number,"
-        " transaction_index, from_address, to_address, value, gas, gas_price, input,"
-        " block_timestamp, max_fee_per_gas, max_priority_fee_per_gas, max_fee_per_blob_gas,"
-        " transaction_type, chain_id, v, r, s, y_parity, access_list, blob_versioned_hashes,"
-        " authorization_list, raw, receipt_cumulative_gas_used, receipt_gas_used,"
-        " receipt_contract_address, receipt_root, receipt_status, receipt_effective_gas_price,"
-        " receipt_blob_gas_used, receipt_blob_gas_price, receipt_logs_bloom)"
-        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    [ST_INS_LOG] = "INSERT INTO logs(chain, block_number, block_hash, log_index,"
-                   " transaction_hash, transaction_index, address, data, topic0, topic1, topic2,"
-                   " topic3) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
     [ST_SEL_HASH] = "SELECT hash FROM blocks WHERE chain = ? AND number = ?",
     [ST_DEL_LOGS] = "DELETE FROM logs WHERE chain = ? AND block_number = ?",
     [ST_DEL_TXS] = "DELETE FROM transactions WHERE chain = ? AND block_number = ?",
@@ -117,6 +84,7 @@ typedef struct sqlite_sink {
     char *path;
     char lastmsg[256]; /* SQLite's message of the last failed step */
     bp_buf wbuf;       /* withdrawals JSON of the block being inserted (reused) */
+    bp_buf sql;        /* generated statement text (open only) */
 } sqlite_sink;
 
 /* ---- binding ---------------------------------------------------------------------------- */
@@ -135,25 +103,16 @@ static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
     return sqlite3_bind_blob(st, i, dec, n, SQLITE_TRANSIENT);
 }
 
-static int bind_opt(sqlite3_stmt *st, int i, bp_opt_u64 v)
-{
-    return v.set ? bind_u64(st, i, v.v) : sqlite3_bind_null(st, i);
-}
-
 static int bind_qty(sqlite3_stmt *st, int i, const bp_qty *q)
 {
-    if (!q->set)
-        return sqlite3_bind_null(st, i);
     char dec[BP_U256_DEC_MAX];
     size_t n = bp_u256_to_dec(&q->v, dec);
     return sqlite3_bind_text(st, i, dec, (int)n, SQLITE_TRANSIENT);
 }
 
-/* Withdrawals as a JSON array, or NULL when the block sent none. */
+/* Withdrawals as a JSON array (the value is only made for blocks that sent them). */
 static int bind_withdrawals(sqlite_sink *s, sqlite3_stmt *st, int i, const bp_block *b)
 {
-    if (!b->has_withdrawals)
-        return sqlite3_bind_null(st, i);
     bp_fmt f = {.buf = &s->wbuf};
     bp_buf_reset(&s->wbuf);
     bp_fmt_char(&f, '[');
@@ -164,106 +123,31 @@ static int bind_withdrawals(sqlite_sink *s, sqlite3_stmt *st, int i, const bp_bl
     return sqlite3_bind_text(st, i, s->wbuf.data, (int)s->wbuf.len, SQLITE_STATIC);
 }
 
-static int bind_block(sqlite_sink *s, sqlite3_stmt *st, const char *chain, const bp_block *b)
+static int bind_value(sqlite_sink *s, sqlite3_stmt *st, int i, const bp_value *v)
 {
-    int i = 1, rc = 0;
-    rc |= bind_text(st, i++, chain);
-    rc |= bind_u64(st, i++, b->number);
-    rc |= bind_text(st, i++, b->hash);
-    rc |= bind_text(st, i++, b->parent_hash);
-    rc |= bind_text(st, i++, b->nonce);
-    rc |= bind_text(st, i++, b->sha3_uncles);
-    rc |= bind_text(st, i++, b->logs_bloom);
-    rc |= bind_text(st, i++, b->transactions_root);
-    rc |= bind_text(st, i++, b->state_root);
-    rc |= bind_text(st, i++, b->receipts_root);
-    rc |= bind_text(st, i++, b->miner);
-    rc |= bind_text(st, i++, b->mix_hash);
-    rc |= bind_qty(st, i++, &b->difficulty);
-    rc |= bind_qty(st, i++, &b->total_difficulty);
-    rc |= bind_opt(st, i++, b->size);
-    rc |= bind_text(st, i++, b->extra_data);
-    rc |= bind_u64(st, i++, b->gas_limit);
-    rc |= bind_u64(st, i++, b->gas_used);
-    rc |= bind_u64(st, i++, b->timestamp);
-    rc |= bind_u64(st, i++, b->transaction_count);
-    rc |= bind_qty(st, i++, &b->base_fee_per_gas);
-    rc |= bind_text(st, i++, b->withdrawals_root);
-    rc |= bind_withdrawals(s, st, i++, b);
-    rc |= bind_opt(st, i++, b->blob_gas_used);
-    rc |= bind_opt(st, i++, b->excess_blob_gas);
-    rc |= bind_text(st, i++, b->parent_beacon_block_root);
-    rc |= bind_text(st, i++, b->requests_hash);
-    rc |= bind_u64(st, i++, b->uncle_count);
-    return rc;
-}
-
-static int bind_receipt(sqlite3_stmt *st, int i, const bp_tx *t)
-{
-    int rc = 0;
-    if (!t->has_receipt) {
-        for (int k = 0; k < 9; k++)
-            rc |= sqlite3_bind_null(st, i + k);
-        return rc;
+    switch (v->kind) {
+    case BP_VAL_U64:
+        return bind_u64(st, i, v->u);
+    case BP_VAL_U256:
+        return bind_qty(st, i, v->q);
+    case BP_VAL_STR:
+        return sqlite3_bind_text(st, i, v->s, -1, SQLITE_STATIC);
+    case BP_VAL_WITHDRAWALS:
+        return bind_withdrawals(s, st, i, v->block);
+    default:
+        return sqlite3_bind_null(st, i);
     }
-    rc |= bind_u64(st, i++, t->receipt_cumulative_gas_used);
-    rc |= bind_u64(st, i++, t->receipt_gas_used);
-    rc |= bind_text(st, i++, t->receipt_contract_address);
-    rc |= bind_text(st, i++, t->receipt_root);
-    rc |= bind_opt(st, i++, t->receipt_status);
-    rc |= bind_qty(st, i++, &t->receipt_effective_gas_price);
-    rc |= bind_opt(st, i++, t->receipt_blob_gas_used);
-    rc |= bind_qty(st, i++, &t->receipt_blob_gas_price);
-    rc |= bind_text(st, i++, t->receipt_logs_bloom);
-    return rc;
 }
 
-static int bind_tx(sqlite3_stmt *st, const char *chain, const bp_tx *t)
+/* Binds every column of table t from row r, in the order of the generated INSERT. */
+static int bind_row(sqlite_sink *s, sqlite3_stmt *st, bp_table t, const bp_row *r)
 {
-    int i = 1, rc = 0;
-    rc |= bind_text(st, i++, chain);
-    rc |= bind_text(st, i++, t->hash);
-    rc |= bind_u64(st, i++, t->nonce);
-    rc |= bind_text(st, i++, t->block_hash);
-    rc |= bind_u64(st, i++, t->block_number);
-    rc |= bind_u64(st, i++, t->transaction_index);
-    rc |= bind_text(st, i++, t->from_address);
-    rc |= bind_text(st, i++, t->to_address);
-    rc |= bind_qty(st, i++, &t->value);
-    rc |= bind_u64(st, i++, t->gas);
-    rc |= bind_qty(st, i++, &t->gas_price);
-    rc |= bind_text(st, i++, t->input);
-    rc |= bind_u64(st, i++, t->block_timestamp);
-    rc |= bind_qty(st, i++, &t->max_fee_per_gas);
-    rc |= bind_qty(st, i++, &t->max_priority_fee_per_gas);
-    rc |= bind_qty(st, i++, &t->max_fee_per_blob_gas);
-    rc |= bind_opt(st, i++, t->transaction_type);
-    rc |= bind_opt(st, i++, t->chain_id);
-    rc |= bind_text(st, i++, t->v);
-    rc |= bind_text(st, i++, t->r);
-    rc |= bind_text(st, i++, t->s);
-    rc |= bind_text(st, i++, t->y_parity);
-    rc |= bind_text(st, i++, t->access_list_json);
-    rc |= bind_text(st, i++, t->blob_versioned_hashes_json);
-    rc |= bind_text(st, i++, t->authorization_list_json);
-    rc |= bind_text(st, i++, t->raw_json);
-    rc |= bind_receipt(st, i, t);
-    return rc;
-}
-
-static int bind_log(sqlite3_stmt *st, const char *chain, const bp_block *b, const bp_log *l)
-{
-    int i = 1, rc = 0;
-    rc |= bind_text(st, i++, chain);
-    rc |= bind_u64(st, i++, b->number);
-    rc |= bind_text(st, i++, b->hash);
-    rc |= bind_u64(st, i++, l->log_index);
-    rc |= bind_text(st, i++, l->transaction_hash);
-    rc |= bind_u64(st, i++, l->transaction_index);
-    rc |= bind_text(st, i++, l->address);
-    rc |= bind_text(st, i++, l->data);
-    for (int k = 0; k < 4; k++)
-        rc |= bind_text(st, i++, k < l->topic_count ? l->topics[k] : NULL);
+    size_t first, n = bp_table_columns(t, &first);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        bp_value v = bp_column_value(&bp_columns[first + i], r);
+        rc |= bind_value(s, st, (int)i + 1, &v);
+    }
     return rc;
 }
 
@@ -339,7 +223,8 @@ static int apply_conflict(sqlite_sink *s, const char *chain, const bp_block *b, 
 static int insert_txs(sqlite_sink *s, const char *chain, const bp_block *b, bp_error *err)
 {
     for (size_t i = 0; i < b->tx_count; i++) {
-        int rc = bind_tx(s->st[ST_INS_TX], chain, &b->txs[i]);
+        bp_row r = {.chain = chain, .block = b, .tx = &b->txs[i]};
+        int rc = bind_row(s, s->st[ST_INS_TX], BP_TABLE_TRANSACTIONS, &r);
         rc = rc != SQLITE_OK ? bind_failed(s) : run(s, ST_INS_TX);
         if (rc != SQLITE_OK)
             return bp_error_set(err, BP_EDB,
@@ -354,7 +239,8 @@ static int insert_logs(sqlite_sink *s, const char *chain, const bp_block *b, bp_
     if (!b->has_receipts)
         return 0;
     for (size_t i = 0; i < b->log_count; i++) {
-        int rc = bind_log(s->st[ST_INS_LOG], chain, b, &b->logs[i]);
+        bp_row r = {.chain = chain, .block = b, .log = &b->logs[i]};
+        int rc = bind_row(s, s->st[ST_INS_LOG], BP_TABLE_LOGS, &r);
         rc = rc != SQLITE_OK ? bind_failed(s) : run(s, ST_INS_LOG);
         if (rc != SQLITE_OK)
             return bp_error_set(err, BP_EDB,
@@ -366,7 +252,8 @@ static int insert_logs(sqlite_sink *s, const char *chain, const bp_block *b, bp_
 
 static int apply_block(sqlite_sink *s, const char *chain, const bp_block *b, bp_error *err)
 {
-    int rc = bind_block(s, s->st[ST_INS_BLOCK], chain, b);
+    bp_row r = {.chain = chain, .block = b};
+    int rc = bind_row(s, s->st[ST_INS_BLOCK], BP_TABLE_BLOCKS, &r);
     rc = rc != SQLITE_OK ? bind_failed(s) : run(s, ST_INS_BLOCK);
     if ((rc & 0xff) == SQLITE_CONSTRAINT) {
         bool skip = false;
@@ -508,6 +395,7 @@ static void sqlite_close(bp_sink *base)
         sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
     bp_buf_release(&s->wbuf);
+    bp_buf_release(&s->sql);
     free(s->path);
     free(s);
 }
@@ -550,8 +438,14 @@ static int create_schema(sqlite_sink *s, bp_error *err)
                           "%s: schema version %d is newer than this program's (%d); "
                           "upgrade blockpipe",
                           s->path, version, SQLITE_SCHEMA_VERSION);
+    bp_buf_reset(&s->sql);
+    for (bp_table t = 0; rc == 0 && t < BP_TABLE_COUNT; t++)
+        if (bp_sql_create_table(&s->sql, t, "IF NOT EXISTS ", "", sqlite_type, "") != 0)
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0 && bp_buf_puts(&s->sql, g_checkpoints_ddl) != 0)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0)
-        rc = exec(s, g_schema, "creating the schema", err);
+        rc = exec(s, s->sql.data, "creating the schema", err);
     if (rc == 0 && version < SQLITE_SCHEMA_VERSION)
         rc = exec(s, "PRAGMA user_version = 1", "setting the schema version", err);
     if (rc == 0)
@@ -560,19 +454,39 @@ static int create_schema(sqlite_sink *s, bp_error *err)
     return rc;
 }
 
+static int prepare(sqlite_sink *s, int i, const char *sql, bp_error *err)
+{
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) != SQLITE_OK)
+        return bp_error_set(err, BP_EDB, "%s: preparing \"%.60s...\": %s", s->path, sql,
+                            sqlite3_errmsg(s->db));
+    return 0;
+}
+
 static int prepare_all(sqlite_sink *s, bp_error *err)
 {
+    static const struct {
+        int st;
+        bp_table t;
+    } ins[] = {{ST_INS_BLOCK, BP_TABLE_BLOCKS},
+               {ST_INS_TX, BP_TABLE_TRANSACTIONS},
+               {ST_INS_LOG, BP_TABLE_LOGS}};
+    for (size_t i = 0; i < sizeof(ins) / sizeof(ins[0]); i++) {
+        bp_buf_reset(&s->sql);
+        if (bp_sql_insert(&s->sql, ins[i].t) != 0)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        int rc = prepare(s, ins[i].st, s->sql.data, err);
+        if (rc != 0)
+            return rc;
+    }
     for (int i = 0; i < ST_COUNT; i++) {
-        if (sqlite3_prepare_v3(s->db, g_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i], NULL) !=
-            SQLITE_OK)
-            return bp_error_set(err, BP_EDB, "%s: preparing \"%.60s...\": %s", s->path, g_sql[i],
-                                sqlite3_errmsg(s->db));
+        int rc = g_sql[i] ? prepare(s, i, g_sql[i], err) : 0;
+        if (rc != 0)
+            return rc;
     }
     return 0;
 }
 
-static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *opts,
-                       bp_error *err)
+static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
     (void)opts;
     *out = NULL;

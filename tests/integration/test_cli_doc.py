@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""docs/CLI.md's option tables are the program's: they equal `blockpipe --help-markdown`, which
-is made from the same tables as --help (the core options and every output's own options)."""
+"""The generated parts of the docs are the program's: docs/CLI.md's option tables equal
+`blockpipe --help-markdown` (made from the same tables as --help: the core options and every
+output's own options) and docs/SCHEMA.md's column table equals `blockpipe --help-columns`."""
 import os
 import subprocess
 import sys

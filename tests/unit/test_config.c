@@ -639,9 +639,8 @@ static void test_output_options(void **state)
     temp_file(path, sizeof(path), ".yaml", "pg_schema: from_file\nwait_for_db: 9\n");
     setenv("WAIT_FOR_DB", "12", 1);
     setenv("CHECKPOINT_NAME", "env_cp", 1);
-    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--config", path, "--checkpoint-name", "flag_cp",
-                          NULL),
-                     0);
+    assert_int_equal(
+        load(&r, BP_CMD_RUN, RPC, "--config", path, "--checkpoint-name", "flag_cp", NULL), 0);
     assert_string_equal(setting(&r.cfg, "pg_schema"), "from_file");
     assert_string_equal(setting(&r.cfg, "wait_for_db"), "12");
     assert_string_equal(setting(&r.cfg, "checkpoint_name"), "flag_cp");

@@ -67,8 +67,8 @@ static void test_target_and_defaults(void **state)
 
 static void test_url_beats_settings_beats_default(void **state)
 {
-    bp_sink_setting items[] = {{"pg_schema", "from_flag"}, {"wait_for_db", "7"},
-                               {"unrelated_key", "x"}};
+    bp_sink_setting items[] = {
+        {"pg_schema", "from_flag"}, {"wait_for_db", "7"}, {"unrelated_key", "x"}};
     bp_sink_settings set = {items, 3};
     bp_sink_resolved r;
     bp_error err = {0};

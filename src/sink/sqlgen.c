@@ -1,0 +1,39 @@
+/* sqlgen.c - SQL text from the column table. */
+#include "sink/sqlgen.h"
+
+int bp_sql_columns(bp_buf *out, bp_table t)
+{
+    size_t first, n = bp_table_columns(t, &first);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++)
+        rc |= bp_buf_printf(out, "%s%s", i ? ", " : "", bp_columns[first + i].name);
+    return rc;
+}
+
+int bp_sql_create_table(bp_buf *out, bp_table t, const char *if_not_exists, const char *prefix,
+                        bp_sql_type_fn type_of, const char *suffix)
+{
+    size_t first, n = bp_table_columns(t, &first);
+    int rc = bp_buf_printf(out, "CREATE TABLE %s%s%s(", if_not_exists, prefix, bp_table_name(t));
+    for (size_t i = 0; i < n; i++) {
+        const bp_column *c = &bp_columns[first + i];
+        rc |= bp_buf_printf(out, "%s %s%s, ", c->name, type_of(c),
+                            c->flags & BP_COL_NOTNULL ? " NOT NULL" : "");
+    }
+    rc |= bp_buf_puts(out, "PRIMARY KEY(");
+    for (size_t i = 0, k = 0; i < n; i++)
+        if (bp_columns[first + i].flags & BP_COL_KEY)
+            rc |= bp_buf_printf(out, "%s%s", k++ ? ", " : "", bp_columns[first + i].name);
+    return rc | bp_buf_printf(out, "))%s;", suffix);
+}
+
+int bp_sql_insert(bp_buf *out, bp_table t)
+{
+    size_t first, n = bp_table_columns(t, &first);
+    int rc = bp_buf_printf(out, "INSERT INTO %s(", bp_table_name(t));
+    rc |= bp_sql_columns(out, t);
+    rc |= bp_buf_puts(out, ") VALUES(");
+    for (size_t i = 0; i < n; i++)
+        rc |= bp_buf_puts(out, i ? ",?" : "?");
+    return rc | bp_buf_putc(out, ')');
+}
