@@ -107,6 +107,25 @@ static int fetch_chunk(worker *w, bp_job *job, int ep, size_t off, size_t n)
     return rc;
 }
 
+/* After a 429 / -32005 at job block i (the pool paused that endpoint): the blocks from i on
+ * are fetched again, a provider's "slower" is not a failure of the block. Returns false when
+ * the chunk failed otherwise. */
+static bool rate_limited_at(bp_job *job, size_t off, size_t n, size_t *i)
+{
+    size_t k = off;
+    while (k < off + n && job->rcs[k] == 0)
+        k++;
+    if (k == off + n || job->rcs[k] != BP_ERATELIMIT)
+        return false;
+    for (size_t j = k; j < off + n; j++) {
+        bp_block_free(job->blocks[j]);
+        job->blocks[j] = NULL;
+        job->rcs[j] = 0;
+    }
+    *i = k;
+    return true;
+}
+
 static void run_job(worker *w, bp_job *job)
 {
     bp_fetcher *f = w->f;
@@ -123,12 +142,15 @@ static void run_job(worker *w, bp_job *job)
             return;
         }
         size_t n = job->count - off < (size_t)batch ? job->count - off : (size_t)batch;
-        if (fetch_chunk(w, job, ep, off, n) != 0) {
-            /* the blocks after a failed request were not tried: the coordinator requeues */
-            mark_rest(job, off + n, BP_JOB_NOT_TRIED, "not tried");
-            return;
+        if (fetch_chunk(w, job, ep, off, n) == 0) {
+            off += n;
+            continue;
         }
-        off += n;
+        if (rate_limited_at(job, off, n, &off))
+            continue; /* the pool makes the next acquire wait for the pause, or go elsewhere */
+        /* the blocks after a failed request were not tried: the coordinator requeues */
+        mark_rest(job, off + n, BP_JOB_NOT_TRIED, "not tried");
+        return;
     }
 }
 

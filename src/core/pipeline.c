@@ -204,11 +204,28 @@ static int take_announced(pipeline *p, bp_error *err)
     return 0;
 }
 
-/* Asks one endpoint for its head; logs only when its answer changes from good to bad. */
 /* Only this thread writes an endpoint's chain state, so it reads it without the pool's lock. */
 static enum bp_ep_chain chain_of(const pipeline *p, size_t i)
 {
     return p->pool.eps[i].chain;
+}
+
+/* Every request of the coordinator is framed by these two. An endpoint a 429 paused is not
+ * asked (BP_ERATELIMIT, nothing sent: the caller skips it this time and never waits), and a
+ * 429 it answers pauses it for the workers too. */
+static int may_ask(pipeline *p, size_t i, bp_error *e)
+{
+    long left = bp_pool_may_call(&p->pool, (int)i);
+    if (left == 0)
+        return 0;
+    return bp_error_set(e, BP_ERATELIMIT, "rpc[%zu] %s: rate-limited for another %ld ms", i,
+                        p->pool.eps[i].url, left);
+}
+
+static int asked(pipeline *p, size_t i, int rc)
+{
+    bp_pool_called(&p->pool, (int)i, rc, bp_rpc_last_retry_after(p->rpcs[i]));
+    return rc;
 }
 
 /* An endpoint that did not answer eth_chainId at start is asked again on every poll; it gets
@@ -217,7 +234,8 @@ static bool chain_checked(pipeline *p, size_t i)
 {
     uint64_t id;
     bp_error e;
-    if (chain_of(p, i) != BP_EP_CHAIN_UNCHECKED || bp_rpc_chain_id(p->rpcs[i], &id, &e) != 0)
+    if (chain_of(p, i) != BP_EP_CHAIN_UNCHECKED || may_ask(p, i, &e) != 0 ||
+        asked(p, i, bp_rpc_chain_id(p->rpcs[i], &id, &e)) != 0)
         return chain_of(p, i) == BP_EP_CHAIN_OK;
     if (id != p->chain_id) {
         bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OTHER);
@@ -231,12 +249,16 @@ static bool chain_checked(pipeline *p, size_t i)
     return true;
 }
 
+/* Asks one endpoint for its head; logs only when its answer changes from good to bad. A
+ * 429 (now or still in force) is not a failed poll: the endpoint is skipped this time. */
 static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
 {
     bp_error e;
-    if (!chain_checked(p, i))
+    if (!chain_checked(p, i) || may_ask(p, i, &e) != 0)
         return false;
-    int rc = bp_rpc_header(p->rpcs[i], UINT64_MAX, h, &e);
+    int rc = asked(p, i, bp_rpc_header(p->rpcs[i], UINT64_MAX, h, &e));
+    if (rc == BP_ERATELIMIT)
+        return false;
     if (rc != 0 && p->poll_ok[i])
         bp_warn("head poll of rpc[%zu] failed: %s", i, e.msg);
     if (rc == 0 && !p->poll_ok[i])
@@ -319,6 +341,8 @@ static void schedule(pipeline *p)
         p->next_fetch = p->rb.base;
     schedule_retries(p, now_ms()); /* first: the commit waits on the lowest of them */
     size_t hint = (size_t)bp_pool_batch_hint(&p->pool);
+    /* Spreading the last numbers costs requests, and a rate-limited pool counts them. */
+    bool spread = !bp_pool_requests_scarce(&p->pool);
     while (p->next_fetch <= t) {
         /* A short queue: a job's size is fixed when it is made, so jobs made later get the
          * batch size the pool has learnt by then (the first ones start at 2 blocks). */
@@ -326,7 +350,7 @@ static void schedule(pipeline *p)
             return;
         if (p->next_fetch > p->rb.base && p->rb.parked_bytes >= BP_WINDOW_MAX_BYTES)
             return; /* memory: the commit (or the writer) has to catch up first */
-        size_t max = job_size(p, hint, t - p->next_fetch + 1);
+        size_t max = spread ? job_size(p, hint, t - p->next_fetch + 1) : hint;
         size_t n = 0;
         while (n < max && p->next_fetch + n <= t && bp_reorder_slot(&p->rb, p->next_fetch + n))
             n++;
@@ -336,11 +360,9 @@ static void schedule(pipeline *p)
     }
 }
 
-static long backoff_ms(int attempts, int rc)
+static long backoff_ms(int attempts)
 {
     long ms = 100L << (attempts < 7 ? attempts : 7); /* 200 ms .. 12.8 s */
-    if (rc == BP_ERATELIMIT && ms < 1000)
-        ms = 1000;
     return ms > 10000 ? 10000 : ms;
 }
 
@@ -349,7 +371,7 @@ static void fetch_failed(pipeline *p, uint64_t n, int rc, const bp_error *err, i
     s->attempts++;
     s->last_ep = ep;
     snprintf(s->last_error, sizeof(s->last_error), "%.255s", err->msg);
-    long delay = backoff_ms(s->attempts, rc);
+    long delay = backoff_ms(s->attempts);
     s->retry_at_ms = now_ms() + delay;
     int max = p->cfg->max_retries;
     if (s->attempts <= max) {
@@ -390,8 +412,10 @@ static void job_block_result(pipeline *p, bp_job *job, size_t i)
     bp_slot *s = bp_reorder_slot(&p->rb, n);
     if (!s || s->epoch != job->epochs[i] || s->state != BP_SLOT_FETCHING)
         return; /* invalidated by a reorg meanwhile */
-    if (job->rcs[i] == BP_ESTOPPED || job->rcs[i] == BP_JOB_NOT_TRIED) {
-        /* not an attempt: fetch it again as soon as the scheduler looks */
+    if (job->rcs[i] == BP_ESTOPPED || job->rcs[i] == BP_JOB_NOT_TRIED ||
+        job->rcs[i] == BP_ERATELIMIT) {
+        /* not an attempt (a 429 is the provider saying "slower", and the pool already holds
+         * the endpoint back): fetch it again as soon as the scheduler looks */
         s->retry_at_ms = 0;
         bp_reorder_set_state(&p->rb, s, job->rcs[i] == BP_ESTOPPED ? BP_SLOT_EMPTY : BP_SLOT_RETRY);
         return;
@@ -501,7 +525,9 @@ static int node_hash_at(void *ctx, uint64_t k, char hash[67], bp_error *err)
         size_t ep = ((size_t)p->walk_ep + i) % n;
         if (chain_of(p, ep) != BP_EP_CHAIN_OK)
             continue;
-        rc = bp_rpc_header(p->rpcs[ep], k, &h, err);
+        rc = may_ask(p, ep, err);
+        if (rc == 0)
+            rc = asked(p, ep, bp_rpc_header(p->rpcs[ep], k, &h, err));
         if (rc == 0) {
             memcpy(hash, h.hash, sizeof(h.hash));
             return 0;
@@ -659,7 +685,8 @@ static void log_stats(pipeline *p)
     size_t queued = bp_fetcher_queued(p->fetcher);
     size_t pending = queued + p->rb.counts[BP_SLOT_RETRY] + (size_t)unscheduled;
     size_t processing = p->inflight > queued ? p->inflight - queued : 0;
-    char waiting[320] = "";
+    char waiting[320] = "", limited[160];
+    bp_pool_format_limited(&p->pool, limited, sizeof(limited));
     bp_slot *s = bp_reorder_slot(&p->rb, p->rb.base);
     if (s && (s->state == BP_SLOT_RETRY || s->state == BP_SLOT_FAILED))
         snprintf(waiting, sizeof(waiting), " waiting_on=%" PRIu64 " (%.250s)", p->rb.base,
@@ -669,11 +696,11 @@ static void log_stats(pipeline *p)
                  bp_writer_set_aside(&p->writer));
     bp_info("stats head=%" PRIu64 " indexed=%" PRIu64 " lag=%" PRIu64 " pending=%zu "
             "processing=%zu done=%" PRIu64 " failed=%zu blocks/s=%.1f tx/s=%.1f workers=%d "
-            "reorgs=%" PRIu64 "%s",
+            "reorgs=%" PRIu64 "%s%s",
             head, indexed, head > indexed ? head - indexed : 0, pending, processing, p->blocks_done,
             p->rb.counts[BP_SLOT_FAILED], (double)(p->blocks_done - p->stat_blocks) / secs,
             (double)(p->txs_done - p->stat_txs) / secs, bp_pool_capacity(&p->pool), p->reorgs,
-            waiting);
+            limited, waiting);
     bp_buf lines;
     bp_buf_init(&lines, 0);
     bp_pool_format_stats(&p->pool, &lines);
@@ -719,7 +746,7 @@ static int get_chain_id(pipeline *p, bp_error *err)
     for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
         uint64_t id;
         bp_error e;
-        if (bp_rpc_chain_id(p->rpcs[i], &id, &e) != 0) {
+        if (may_ask(p, i, &e) != 0 || asked(p, i, bp_rpc_chain_id(p->rpcs[i], &id, &e)) != 0) {
             if (!first.code)
                 first = e;
             bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_UNCHECKED);

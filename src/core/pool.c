@@ -58,6 +58,7 @@ int bp_pool_init(bp_pool *p, const bp_endpoint_spec *specs, size_t n, int defaul
         e->batch = START_BATCH < p->max_batch ? START_BATCH : p->max_batch;
         e->tokens = e->rps > 1 ? e->rps : 1;
         e->tokens_ms = now_ms();
+        bp_ratelimit_init(&e->rl, e->tokens_ms);
         bp_hist_init(&e->latency_us);
     }
     return 0;
@@ -77,21 +78,57 @@ void bp_pool_release(bp_pool *p)
     pthread_cond_destroy(&p->cv);
 }
 
-/* Refills the token bucket; true when a request may go now, else *wake says when. */
-static bool take_token_possible(bp_endpoint *e, int64_t now, int64_t *wake)
+/* The request rate the endpoint is held to: the configured one or the learnt one, the
+ * lower; 0: none. */
+static double rate_of(const bp_endpoint *e)
 {
-    if (e->rps <= 0)
-        return true;
-    double burst = e->rps > 1 ? e->rps : 1;
-    e->tokens += (double)(now - e->tokens_ms) * e->rps / 1000.0;
+    if (e->rl.rps > 0 && (e->rps <= 0 || e->rl.rps < e->rps))
+        return e->rl.rps;
+    return e->rps;
+}
+
+/* Refills the token bucket. A learnt rate allows no burst: evenly spaced requests are what
+ * a provider's window counts best. */
+static void refill(bp_endpoint *e, int64_t now)
+{
+    double rate = rate_of(e);
+    double burst = rate != e->rps ? 1 : rate > 1 ? rate : 1;
+    e->tokens += (double)(now - e->tokens_ms) * rate / 1000.0;
     if (e->tokens > burst)
         e->tokens = burst;
     e->tokens_ms = now;
+}
+
+/* True when a request may go now, else *wake says when. */
+static bool take_token_possible(bp_endpoint *e, int64_t now, int64_t *wake)
+{
+    double rate = rate_of(e);
+    if (rate <= 0)
+        return true;
+    refill(e, now);
     if (e->tokens >= 1)
         return true;
-    int64_t at = now + (int64_t)((1 - e->tokens) * 1000.0 / e->rps) + 1;
+    e->rl.starved = true;
+    int64_t at = now + (int64_t)((1 - e->tokens) * 1000.0 / rate) + 1;
     if (at < *wake)
         *wake = at;
+    return false;
+}
+
+static void start_request(bp_endpoint *e, int64_t now)
+{
+    if (rate_of(e) > 0)
+        e->tokens -= 1;
+    bp_ratelimit_start(&e->rl, now);
+}
+
+/* While a rate is short of tokens the lowest block goes first: the commit waits on it, and
+ * the others would only fill the reorder window. */
+static bool lower_waiting(const bp_pool *p, uint64_t need)
+{
+    for (const bp_pool_waiter *w = p->waiters; w; w = w->next)
+        if (w->need < need)
+            return true;
     return false;
 }
 
@@ -119,6 +156,10 @@ static int pick(bp_pool *p, uint64_t need, int avoid, int64_t now, int64_t *wake
         bp_endpoint *e = &p->eps[i];
         if ((int)i == avoid || !usable(e, need, now, wake))
             continue;
+        if (rate_of(e) > 0 && lower_waiting(p, need)) {
+            p->stood_back = true; /* the lower one wakes us when it is done (stop_waiting) */
+            continue;
+        }
         if (best < 0)
             best = (int)i;
         bp_endpoint *b = &p->eps[best];
@@ -137,48 +178,82 @@ static void wait_until(bp_pool *p, int64_t at_ms)
     (void)rc; /* ETIMEDOUT and wake-ups are handled alike: look again */
 }
 
+static void stop_waiting(bp_pool *p, bp_pool_waiter *me)
+{
+    bp_pool_waiter **w = &p->waiters;
+    while (*w != me)
+        w = &(*w)->next;
+    *w = me->next;
+    if (p->stood_back) {
+        p->stood_back = false;
+        pthread_cond_broadcast(&p->cv);
+    }
+}
+
 int bp_pool_acquire(bp_pool *p, uint64_t need, int avoid, long timeout_ms, int *batch)
 {
     int64_t deadline = now_ms() + timeout_ms;
+    int i = -1;
     pthread_mutex_lock(&p->lock);
-    for (;;) {
-        if (p->closed)
-            break;
+    bp_pool_waiter me = {.need = need, .next = p->waiters};
+    p->waiters = &me;
+    while (!p->closed) {
         int64_t now = now_ms(), wake = deadline;
-        int i = pick(p, need, avoid, now, &wake);
+        i = pick(p, need, avoid, now, &wake);
         if (i < 0 && avoid >= 0)
             i = pick(p, need, -1, now, &wake);
         if (i >= 0) {
             bp_endpoint *e = &p->eps[i];
             e->in_flight++;
-            if (e->rps > 0)
-                e->tokens -= 1;
+            start_request(e, now);
             if (e->state == BP_EP_EJECTED)
                 e->state = BP_EP_PROBING;
             *batch = e->batch;
-            pthread_mutex_unlock(&p->lock);
-            return i;
+            break;
         }
         if (now >= deadline)
             break;
         wait_until(p, wake < deadline ? wake : deadline);
     }
+    stop_waiting(p, &me);
     pthread_mutex_unlock(&p->lock);
-    return -1;
+    return i;
 }
 
-/* Grow the batch while one more block would keep the answer under the target size. */
+/* Grow the batch while one more block would keep the answer under the target size: by one,
+ * or doubling while a rate limit makes requests the scarce thing. */
 static void adapt_batch(bp_pool *p, bp_endpoint *e, size_t blocks, size_t bytes)
 {
     size_t per_block = blocks ? bytes / blocks : bytes;
-    if (bytes > 2 * BP_POOL_TARGET_BYTES)
+    if (bytes > 2 * BP_POOL_TARGET_BYTES) {
         e->batch = e->batch > 1 ? e->batch / 2 : 1;
-    else if (e->batch < p->max_batch && per_block * (size_t)(e->batch + 1) <= BP_POOL_TARGET_BYTES)
-        e->batch++;
+        return;
+    }
+    size_t want = (size_t)e->batch + (rate_of(e) > 0 ? (size_t)e->batch : 1);
+    if (want > (size_t)p->max_batch)
+        want = (size_t)p->max_batch;
+    if (per_block > 0 && want > BP_POOL_TARGET_BYTES / per_block)
+        want = BP_POOL_TARGET_BYTES / per_block;
+    if (want > (size_t)e->batch)
+        e->batch = (int)want;
 }
 
-static void on_success(bp_pool *p, bp_endpoint *e, const bp_pool_outcome *o)
+/* A 429 / -32005: nobody sends to e before Retry-After has passed. */
+static void rate_limited(bp_endpoint *e, long retry_after_s, int64_t now)
 {
+    bool first = e->rl.rps <= 0;
+    if (bp_ratelimit_refused(&e->rl, retry_after_s, now))
+        bp_logf(first ? BP_LOG_INFO : BP_LOG_DEBUG,
+                "rpc %s answered 429 (not a failure): paused %ld ms as its Retry-After asks "
+                "(1 s without one), then held to %.2f requests/s",
+                e->url, bp_ratelimit_wait(&e->rl, now), e->rl.rps);
+    if (e->rl.until_ms > e->not_before_ms)
+        e->not_before_ms = e->rl.until_ms;
+}
+
+static void on_success(bp_pool *p, bp_endpoint *e, const bp_pool_outcome *o, int64_t now)
+{
+    bp_ratelimit_accepted(&e->rl, now - o->latency_us / 1000, now);
     bp_hist_add(&e->latency_us, o->latency_us > 0 ? (uint64_t)o->latency_us : 0);
     e->blocks += o->blocks;
     e->consecutive_failures = 0;
@@ -222,9 +297,7 @@ static void on_failure(bp_pool *p, bp_endpoint *e, int rc, uint64_t need, long r
                        int64_t now)
 {
     if (rc == BP_ERATELIMIT) {
-        e->rate_limited++;
-        e->not_before_ms = now + (retry_after_s > 0 ? retry_after_s : 1) * 1000;
-        e->limit = e->limit > 1 ? e->limit / 2 : 1;
+        rate_limited(e, retry_after_s, now);
         return;
     }
     e->errors++;
@@ -257,12 +330,38 @@ void bp_pool_done(bp_pool *p, int ep, const bp_pool_outcome *o)
     if (rc != 0 && o->error_text)
         snprintf(e->last_error, sizeof(e->last_error), "%s", o->error_text);
     if (rc == 0)
-        on_success(p, e, o);
+        on_success(p, e, o, now_ms());
     else if (rc != BP_ESTOPPED)
         on_failure(p, e, rc, o->need, o->retry_after_s, now_ms());
     else if (e->state == BP_EP_PROBING)
         e->state = BP_EP_EJECTED; /* the probe was cut short: probe again later */
     pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->lock);
+}
+
+long bp_pool_may_call(bp_pool *p, int ep)
+{
+    pthread_mutex_lock(&p->lock);
+    bp_endpoint *e = &p->eps[ep];
+    int64_t now = now_ms();
+    long left = bp_ratelimit_wait(&e->rl, now);
+    if (left == 0) {
+        refill(e, now);
+        start_request(e, now); /* the token may go into debt: workers wait a little longer */
+    }
+    pthread_mutex_unlock(&p->lock);
+    return left;
+}
+
+void bp_pool_called(bp_pool *p, int ep, int rc, long retry_after_s)
+{
+    pthread_mutex_lock(&p->lock);
+    bp_endpoint *e = &p->eps[ep];
+    int64_t now = now_ms();
+    if (rc == 0)
+        bp_ratelimit_accepted(&e->rl, now, now);
+    else if (rc == BP_ERATELIMIT)
+        rate_limited(e, retry_after_s, now); /* makes no one's wait shorter: no wake-up */
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -328,10 +427,30 @@ int bp_pool_batch_hint(bp_pool *p)
     return best;
 }
 
-static const char *state_name(const bp_endpoint *e)
+bool bp_pool_requests_scarce(bp_pool *p)
+{
+    bool scarce = false;
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; i < p->count; i++) {
+        const bp_endpoint *e = &p->eps[i];
+        if (e->state != BP_EP_HEALTHY || e->chain != BP_EP_CHAIN_OK)
+            continue;
+        if (rate_of(e) <= 0) {
+            scarce = false;
+            break;
+        }
+        scarce = true;
+    }
+    pthread_mutex_unlock(&p->lock);
+    return scarce;
+}
+
+static const char *state_name(const bp_endpoint *e, int64_t now)
 {
     if (e->chain != BP_EP_CHAIN_OK)
         return e->chain == BP_EP_CHAIN_UNCHECKED ? "unchecked" : "other-chain";
+    if (e->state == BP_EP_HEALTHY && bp_ratelimit_recent(&e->rl, now))
+        return "rate-limited";
     return e->state == BP_EP_HEALTHY   ? "healthy"
            : e->state == BP_EP_EJECTED ? "ejected"
                                        : "probing";
@@ -340,20 +459,40 @@ static const char *state_name(const bp_endpoint *e)
 void bp_pool_format_stats(bp_pool *p, bp_buf *out)
 {
     pthread_mutex_lock(&p->lock);
+    int64_t now = now_ms();
     for (size_t i = 0; i < p->count; i++) {
         bp_endpoint *e = &p->eps[i];
         bp_hist_summary s;
         bp_hist_summarize(&e->latency_us, &s);
-        char head[24] = "?";
+        char head[24] = "?", rps[24] = "-";
         if (e->head_known)
             snprintf(head, sizeof(head), "%" PRIu64, e->head);
+        if (rate_of(e) > 0)
+            snprintf(rps, sizeof(rps), "%.2f", rate_of(e));
         bp_buf_printf(out,
-                      "%srpc[%zu] %s state=%s head=%s in_flight=%d limit=%d batch=%d "
+                      "%srpc[%zu] %s state=%s head=%s in_flight=%d limit=%d batch=%d rps=%s "
                       "requests=%" PRIu64 " errors=%" PRIu64 " 429s=%" PRIu64 " ejections=%" PRIu64
                       " blocks=%" PRIu64 " p50=%.1fms p99=%.1fms",
-                      i ? "\n" : "", i, e->url, state_name(e), head, e->in_flight, e->limit,
-                      e->batch, e->requests, e->errors, e->rate_limited, e->ejections, e->blocks,
-                      (double)s.p50 / 1000.0, (double)s.p99 / 1000.0);
+                      i ? "\n" : "", i, e->url, state_name(e, now), head, e->in_flight, e->limit,
+                      e->batch, rps, e->requests, e->errors, e->rl.refusals, e->ejections,
+                      e->blocks, (double)s.p50 / 1000.0, (double)s.p99 / 1000.0);
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void bp_pool_format_limited(bp_pool *p, char *out, size_t size)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    pthread_mutex_lock(&p->lock);
+    int64_t now = now_ms();
+    for (size_t i = 0; i < p->count && len < size; i++) {
+        const bp_endpoint *e = &p->eps[i];
+        if (!bp_ratelimit_recent(&e->rl, now))
+            continue;
+        int n = snprintf(out + len, size - len, "%srpc[%zu]@%.2frps",
+                         len ? "," : " rate_limited=", i, rate_of(e));
+        len += n > 0 ? (size_t)n : 0;
     }
     pthread_mutex_unlock(&p->lock);
 }

@@ -4,12 +4,18 @@
  * first and spills to the next. Each endpoint has
  *   - an adaptive concurrency limit (halved on failure, +1 after `limit` successes, within
  *     1..max_workers) and an adaptive batch size (blocks per HTTP request: halved on failure,
- *     timeouts and oversized answers, +1 on success, within 1..max_batch);
+ *     timeouts and oversized answers, +1 on success - doubled while a request rate holds
+ *     the endpoint, requests being what is scarce then - within 1..max_batch);
  *   - an optional request rate (token bucket of `rps`);
  *   - a health state: HEALTHY; EJECTED after 3 consecutive failures (exponential backoff
  *     from 1 s to 60 s); PROBING when the backoff ends (one request at a time: success makes
- *     it HEALTHY, failure ejects it again for twice as long). HTTP 429 / -32005 pause it for
- *     Retry-After (1 s when absent) without counting as a failure.
+ *     it HEALTHY, failure ejects it again for twice as long);
+ *   - rate limiting by the provider (core/ratelimit.h): HTTP 429 / -32005 is not a
+ *     failure. It pauses the endpoint for every worker and the coordinator until the instant
+ *     Retry-After names (1 s when absent) and teaches the request rate the endpoint accepts,
+ *     which paces the token bucket from then on (evenly, no burst); while tokens are short
+ *     the waiter with the lowest block goes first (the commit waits on it). Concurrency and
+ *     batch size are left alone: a 429 is about the number of requests, not their size;
  *   - the head it last reported: it is never asked for a block above that head, so a
  *     lagging endpoint is not trusted for the tip.
  * Thread-safe: workers acquire and release, the coordinator sets heads and reads stats. */
@@ -22,6 +28,7 @@
 #include <stdint.h>
 
 #include "blockpipe/error.h"
+#include "core/ratelimit.h"
 #include "util/buf.h"
 #include "util/histogram.h"
 
@@ -55,16 +62,26 @@ typedef struct bp_endpoint {
     bool head_known;
     uint64_t head;
 
-    uint64_t requests, errors, rate_limited, ejections, blocks;
+    bp_ratelimit rl; /* what its 429s taught */
+
+    uint64_t requests, errors, ejections, blocks;
     bp_hist latency_us;
     char last_error[200];
 } bp_endpoint;
+
+/* A thread waiting in bp_pool_acquire for blocks up to `need` (on its stack). */
+typedef struct bp_pool_waiter {
+    uint64_t need;
+    struct bp_pool_waiter *next;
+} bp_pool_waiter;
 
 typedef struct bp_pool {
     bp_endpoint *eps;
     size_t count;
     int max_batch;
     bool closed;
+    bp_pool_waiter *waiters; /* threads in bp_pool_acquire */
+    bool stood_back;         /* one let a lower block go first: wake it after */
     pthread_mutex_t lock;
     pthread_cond_t cv;
 } bp_pool;
@@ -96,6 +113,15 @@ typedef struct bp_pool_outcome {
 } bp_pool_outcome;
 void bp_pool_done(bp_pool *p, int ep, const bp_pool_outcome *o);
 
+/* The coordinator's own requests to endpoint ep (head polls, chain checks, reorg walks).
+ * Returns 0 when one may be sent now: it takes a token of the endpoint's rate, on credit if
+ * none is left (the coordinator never waits). Else the ms left of a pause a 429 asked for:
+ * send nothing, skip the endpoint this time. */
+long bp_pool_may_call(bp_pool *p, int ep);
+/* What such a request got: a 429 / -32005 (rc BP_ERATELIMIT) pauses the endpoint for
+ * everyone, as a worker's would; an accepted one counts for the rate it learns. */
+void bp_pool_called(bp_pool *p, int ep, int rc, long retry_after_s);
+
 void bp_pool_set_head(bp_pool *p, int ep, uint64_t head);
 /* What eth_chainId said of endpoint ep (see enum bp_ep_chain). */
 void bp_pool_set_chain(bp_pool *p, int ep, enum bp_ep_chain chain);
@@ -109,7 +135,13 @@ bool bp_pool_is_closed(bp_pool *p);
 int bp_pool_capacity(const bp_pool *p);
 /* The largest batch any usable endpoint would take now (job sizing). */
 int bp_pool_batch_hint(bp_pool *p);
+/* True when every usable endpoint is held to a request rate (configured or learnt): then
+ * fewer, fuller requests are worth more than spreading blocks over workers. */
+bool bp_pool_requests_scarce(bp_pool *p);
 /* One line per endpoint for the stats log. */
 void bp_pool_format_stats(bp_pool *p, bp_buf *out);
+/* " rate_limited=rpc[0]@2.5rps,..." for the endpoints a 429 limited in the last minute (and
+ * the rate each is held to), or "" when none. */
+void bp_pool_format_limited(bp_pool *p, char *out, size_t size);
 
 #endif

@@ -27,8 +27,8 @@ static const struct {
 };
 
 #define KEYS_TEXT                                                                                  \
-    "latency, error_rate, rate_limit, http500_rate, truncate_rate, garbage_rate, "                 \
-    "reset_rate, stall_rate, stall, lag, ws_drop_every, ws_silent"
+    "latency, error_rate, rate_limit, quota, quota_window, retry_after, http500_rate, "            \
+    "truncate_rate, garbage_rate, reset_rate, stall_rate, stall, lag, ws_drop_every, ws_silent"
 
 const char *bp_sim_fault_name(enum bp_sim_fault f)
 {
@@ -40,6 +40,7 @@ void bp_sim_faults_clear(bp_sim_faults *eps, size_t n)
     for (size_t i = 0; i < n; i++) {
         memset(&eps[i], 0, sizeof(eps[i]));
         eps[i].stall_s = 10;
+        eps[i].quota_window = 4;
     }
 }
 
@@ -112,6 +113,38 @@ static int set_ws_key(bp_sim_faults *f, const char *ep, const char *key, const c
     return set_rate(f, ep, key, v, err);
 }
 
+static int set_quota_key(bp_sim_faults *f, const char *ep, const char *key, const char *v,
+                         bp_error *err)
+{
+    double d;
+    if (strcmp(key, "quota") == 0) {
+        if (!parse_number(v, &d) || d != floor(d) || d > 1e9)
+            return bad_value(ep, key, v, "requests per window (0 = none)", err);
+        f->quota = (uint64_t)d;
+        return 0;
+    }
+    if (strcmp(key, "quota_window") == 0) {
+        if (!(parse_number(v, &d) || parse_duration(v, &d)) || d < 0.001 || d > 3600)
+            return bad_value(ep, key, v, "a duration like 4s or 500ms (at most 1h)", err);
+        f->quota_window = d;
+        return 0;
+    }
+    if (strcmp(key, "retry_after") == 0) {
+        static const char *const MODES[] = {"auto", "", "none", "date"};
+        for (int m = 0; m < 4; m++)
+            if (MODES[m][0] && strcmp(v, MODES[m]) == 0) {
+                f->retry_after = (enum bp_sim_retry_after)m;
+                return 0;
+            }
+        if (!parse_number(v, &d) || d != floor(d) || d > 3600)
+            return bad_value(ep, key, v, "auto, none, date or whole seconds (at most 3600)", err);
+        f->retry_after = BP_SIM_RA_FIXED;
+        f->retry_after_s = (uint64_t)d;
+        return 0;
+    }
+    return set_ws_key(f, ep, key, v, err);
+}
+
 static int set_key(bp_sim_faults *f, const char *ep, const char *key, const char *v, bp_error *err)
 {
     double d;
@@ -133,7 +166,7 @@ static int set_key(bp_sim_faults *f, const char *ep, const char *key, const char
         f->lag = (uint64_t)d;
         return 0;
     }
-    return set_ws_key(f, ep, key, v, err);
+    return set_quota_key(f, ep, key, v, err);
 }
 
 /* "ep3" -> 2; "*" / "all" -> n (every endpoint). */

@@ -5,6 +5,13 @@
  *   latency=50ms       added to every answer (ms, s or a bare number of ms)
  *   error_rate=0.1     fraction of calls answered with JSON-RPC -32000
  *   rate_limit=20      requests per second above which HTTP 429 + Retry-After: 1
+ *   quota=K            a strict provider: K requests per window of `quota_window` (default
+ *                      4s; a window starts at the first request after the last one ended),
+ *                      the rest of the window HTTP 429 + Retry-After: the whole seconds left
+ *   quota_window=4s
+ *   retry_after=auto   the Retry-After of every 429: auto (the seconds left in the window,
+ *                      rounded up), N (always N seconds), none (no header) or date (an
+ *                      HTTP-date: the window's end, rounded up to a whole second)
  *   http500_rate=p     HTTP 500
  *   truncate_rate=p    the answer cut in half
  *   garbage_rate=p     HTTP 200 with a body that is not JSON
@@ -39,10 +46,17 @@ enum bp_sim_fault {
     BP_SIM_F_COUNT
 };
 
+/* What a 429's Retry-After header says (key retry_after). */
+enum bp_sim_retry_after { BP_SIM_RA_AUTO = 0, BP_SIM_RA_FIXED, BP_SIM_RA_NONE, BP_SIM_RA_DATE };
+
 typedef struct bp_sim_faults {
     double latency_s;
     double rate[BP_SIM_F_COUNT]; /* probability per request (per call for ERROR) */
     double rate_limit;           /* requests/s, 0 = none */
+    uint64_t quota;              /* requests per quota window, 0 = none */
+    double quota_window;         /* seconds */
+    enum bp_sim_retry_after retry_after;
+    uint64_t retry_after_s; /* BP_SIM_RA_FIXED */
     double stall_s;
     uint64_t lag;
     double ws_drop_every; /* seconds, 0 = never */

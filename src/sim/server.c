@@ -2,6 +2,7 @@
 #include "sim/server.h"
 
 #include <arpa/inet.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -19,6 +20,10 @@
 
 #define BODY_MAX (16u << 20)
 #define ANSWER_MAX (1024u << 20)
+/* A request that arrives inside a wait this endpoint announced (a 429's Retry-After) but
+ * within this long of the announcement was on its way before the client could have read it
+ * (another connection's request in flight): counted as in_flight, not as ignored. */
+#define IN_FLIGHT_GRACE_S 0.5
 
 static const char GARBAGE[] = "<html><body>502 Bad Gateway (simnode garbage)</body></html>\n";
 static const char RATE_LIMITED[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32005,"
@@ -32,9 +37,16 @@ struct bp_sim_endpoint {
     uint16_t port;
     atomic_uint_fast64_t seq, call_seq, requests, calls, bytes;
     atomic_uint_fast64_t counts[BP_SIM_F_COUNT];
-    pthread_mutex_t rl_lock;
+    pthread_mutex_t rl_lock; /* the limits and the waits below */
     int64_t rl_window;
     uint64_t rl_count;
+    double q_end; /* the quota window ends (monotonic s) */
+    uint64_t q_count;
+    /* The waits this endpoint announced and what clients did with them: the current wait
+     * [wait_from, wait_until), the last 429 whose next request is not here yet (gap_from, 0:
+     * none) and the shortest time from a 429 to the next request (min_gap, < 0: none). */
+    double wait_from, wait_until, gap_from, min_gap;
+    uint64_t waits, in_flight, ignored;
     bp_sim_ws_hub ws;
 };
 
@@ -44,6 +56,7 @@ typedef struct conn {
     bp_buf out;
     bp_sim_scratch scratch;
     bool too_big;
+    double arrived; /* the request's headers were read (monotonic s) */
 } conn;
 
 double bp_sim_now(void)
@@ -93,23 +106,105 @@ static void nap(bp_sim_endpoint *ep, double s)
     }
 }
 
-static bool rate_limited(bp_sim_endpoint *ep)
+/* Seconds left in the window when the request is over a limit (the quota first), else 0. */
+static double over_limit(bp_sim_endpoint *ep, double now)
 {
-    if (ep->f.rate_limit <= 0)
-        return false;
-    int64_t window = (int64_t)bp_sim_now();
+    double left = 0;
     pthread_mutex_lock(&ep->rl_lock);
-    if (window != ep->rl_window) {
-        ep->rl_window = window;
-        ep->rl_count = 0;
+    if (ep->f.quota > 0) {
+        if (now >= ep->q_end) {
+            ep->q_end = now + ep->f.quota_window;
+            ep->q_count = 0;
+        }
+        if (++ep->q_count > ep->f.quota)
+            left = ep->q_end - now;
     }
-    bool limited = (double)++ep->rl_count > ep->f.rate_limit;
+    if (left <= 0 && ep->f.rate_limit > 0) {
+        int64_t window = (int64_t)now;
+        if (window != ep->rl_window) {
+            ep->rl_window = window;
+            ep->rl_count = 0;
+        }
+        if ((double)++ep->rl_count > ep->f.rate_limit)
+            left = (double)(window + 1) - now;
+    }
     pthread_mutex_unlock(&ep->rl_lock);
-    return limited;
+    return left;
+}
+
+/* The Retry-After of a 429 with `left` seconds of its window to go: the header's text (NULL:
+ * none) and in *wait the seconds it asks for (0: none). */
+static const char *retry_after(const bp_sim_endpoint *ep, double left, char *buf, size_t size,
+                               double *wait)
+{
+    struct timespec ts;
+    switch (ep->f.retry_after) {
+    case BP_SIM_RA_NONE:
+        *wait = 0;
+        return NULL;
+    case BP_SIM_RA_FIXED:
+        *wait = (double)ep->f.retry_after_s;
+        snprintf(buf, size, "%llu", (unsigned long long)ep->f.retry_after_s);
+        return buf;
+    case BP_SIM_RA_DATE: {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double wall = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+        time_t at = (time_t)ceil(wall + left);
+        struct tm tm;
+        gmtime_r(&at, &tm);
+        strftime(buf, size, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        *wait = (double)at - wall;
+        return buf;
+    }
+    case BP_SIM_RA_AUTO:
+    default:
+        break;
+    }
+    long secs = (long)ceil(left);
+    *wait = secs < 1 ? 1 : (double)secs;
+    snprintf(buf, size, "%ld", secs < 1 ? 1 : secs);
+    return buf;
+}
+
+/* A request arrived at `at`: measures the gap since the last 429 and whether it came inside
+ * an announced wait. */
+static void note_arrival(bp_sim_endpoint *ep, double at)
+{
+    pthread_mutex_lock(&ep->rl_lock);
+    if (ep->gap_from > 0 && at >= ep->gap_from) {
+        double gap = at - ep->gap_from;
+        if (ep->min_gap < 0 || gap < ep->min_gap)
+            ep->min_gap = gap;
+        ep->gap_from = 0;
+    }
+    if (at >= ep->wait_from && at < ep->wait_until) {
+        if (at - ep->wait_from < IN_FLIGHT_GRACE_S)
+            ep->in_flight++;
+        else
+            ep->ignored++;
+    }
+    pthread_mutex_unlock(&ep->rl_lock);
+}
+
+/* A 429 asking for `wait` seconds (0: no Retry-After) goes out now. */
+static void note_429(bp_sim_endpoint *ep, double wait)
+{
+    double now = bp_sim_now();
+    pthread_mutex_lock(&ep->rl_lock);
+    ep->gap_from = now;
+    if (wait > 0) {
+        if (now >= ep->wait_until) {
+            ep->wait_from = now;
+            ep->waits++;
+        }
+        if (now + wait > ep->wait_until)
+            ep->wait_until = now + wait;
+    }
+    pthread_mutex_unlock(&ep->rl_lock);
 }
 
 static enum MHD_Result respond(struct MHD_Connection *mc, unsigned status, const char *type,
-                               const char *data, size_t len, bool retry_after)
+                               const char *data, size_t len, const char *retry_after)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
@@ -117,13 +212,13 @@ static enum MHD_Result respond(struct MHD_Connection *mc, unsigned status, const
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
     if (retry_after)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, retry_after);
     enum MHD_Result ret = MHD_queue_response(mc, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
-#define TEXT(mc, status, lit) respond((mc), (status), "text/plain", (lit), sizeof(lit) - 1, false)
+#define TEXT(mc, status, lit) respond((mc), (status), "text/plain", (lit), sizeof(lit) - 1, NULL)
 
 /* A real TCP reset: with SO_LINGER 0 the last close of the socket sends an RST. libmicrohttpd
  * would shut the socket down (a FIN) first, so the connection's socket is closed right here by
@@ -148,10 +243,15 @@ static void reset_connection(struct MHD_Connection *mc)
 static bool early_fault(bp_sim_endpoint *ep, struct MHD_Connection *mc, uint64_t seq,
                         enum MHD_Result *ret)
 {
-    if (rate_limited(ep)) {
+    double left = over_limit(ep, bp_sim_now());
+    if (left > 0) {
+        char buf[64];
+        double wait;
+        const char *ra = retry_after(ep, left, buf, sizeof(buf), &wait);
         count(ep, BP_SIM_F_RATE_LIMIT);
+        note_429(ep, wait);
         *ret = respond(mc, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", RATE_LIMITED,
-                       sizeof(RATE_LIMITED) - 1, true);
+                       sizeof(RATE_LIMITED) - 1, ra);
         return true;
     }
     if (roll(ep, seq, BP_SIM_F_RESET)) {
@@ -175,7 +275,7 @@ static bool early_fault(bp_sim_endpoint *ep, struct MHD_Connection *mc, uint64_t
     }
     if (roll(ep, seq, BP_SIM_F_GARBAGE)) {
         count(ep, BP_SIM_F_GARBAGE);
-        *ret = respond(mc, MHD_HTTP_OK, "application/json", GARBAGE, sizeof(GARBAGE) - 1, false);
+        *ret = respond(mc, MHD_HTTP_OK, "application/json", GARBAGE, sizeof(GARBAGE) - 1, NULL);
         return true;
     }
     return false;
@@ -185,6 +285,7 @@ static enum MHD_Result serve_rpc(bp_sim_endpoint *ep, struct MHD_Connection *mc,
 {
     uint64_t seq = atomic_fetch_add(&ep->seq, 1);
     atomic_fetch_add(&ep->requests, 1);
+    note_arrival(ep, c->arrived);
     enum MHD_Result ret;
     if (early_fault(ep, mc, seq, &ret))
         return ret;
@@ -206,7 +307,7 @@ static enum MHD_Result serve_rpc(bp_sim_endpoint *ep, struct MHD_Connection *mc,
         len /= 2;
     }
     atomic_fetch_add(&ep->bytes, len);
-    return respond(mc, MHD_HTTP_OK, "application/json", c->out.data, len, false);
+    return respond(mc, MHD_HTTP_OK, "application/json", c->out.data, len, NULL);
 }
 
 static enum MHD_Result serve_get(bp_sim_endpoint *ep, struct MHD_Connection *mc, const char *url,
@@ -215,7 +316,7 @@ static enum MHD_Result serve_get(bp_sim_endpoint *ep, struct MHD_Connection *mc,
     if (strcmp(url, "/stats") == 0) {
         if (bp_sim_server_stats(ep->srv, &c->out) != 0)
             return TEXT(mc, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-        return respond(mc, MHD_HTTP_OK, "application/json", c->out.data, c->out.len, false);
+        return respond(mc, MHD_HTTP_OK, "application/json", c->out.data, c->out.len, NULL);
     }
     if (strcmp(url, "/") == 0)
         return TEXT(mc, MHD_HTTP_OK, "blockpipe simnode: POST JSON-RPC here; GET /stats\n");
@@ -288,6 +389,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         *req_cls = c;
         bp_buf_reset(&c->body);
         c->too_big = false;
+        c->arrived = bp_sim_now();
         return MHD_YES;
     }
     if (*upload_size) {
@@ -384,6 +486,7 @@ int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_er
         ep->srv = s;
         ep->index = i;
         ep->f = cfg->faults[i];
+        ep->min_gap = -1;
         pthread_mutex_init(&ep->rl_lock, NULL);
         ep->ws = (bp_sim_ws_hub){.chain = &s->chain,
                                  .stopping = &s->stopping,
@@ -421,6 +524,15 @@ static int endpoint_stats(bp_sim_endpoint *ep, uint64_t head, bp_buf *out)
     for (int f = 0; rc == 0 && f < BP_SIM_F_COUNT; f++)
         rc = bp_buf_printf(out, "%s\"%s\":%llu", f ? "," : "", bp_sim_fault_name(f),
                            (unsigned long long)atomic_load(&ep->counts[f]));
+    pthread_mutex_lock(&ep->rl_lock);
+    if (rc == 0)
+        rc = bp_buf_printf(out,
+                           "},\"waits\":{\"announced\":%llu,\"in_flight\":%llu,\"ignored\":%llu,"
+                           "\"min_gap_ms\":%.1f",
+                           (unsigned long long)ep->waits, (unsigned long long)ep->in_flight,
+                           (unsigned long long)ep->ignored,
+                           ep->min_gap < 0 ? -1.0 : ep->min_gap * 1000.0);
+    pthread_mutex_unlock(&ep->rl_lock);
     if (rc == 0)
         rc = bp_buf_printf(out,
                            "},\"ws\":{\"connections\":%llu,\"subscriptions\":%llu,\"heads\":%llu,"

@@ -144,7 +144,7 @@ def check_faults(sim, log):
     if eps["ep3"]["head"] > st["head"] - 30:
         fail(f"ep3 does not lag: {eps['ep3']['head']} vs {st['head']}")
     last = {}
-    for m in re.finditer(r"stats rpc\[(\d)\] \S+ state=\w+ head=(\S+) .*? errors=(\d+) "
+    for m in re.finditer(r"stats rpc\[(\d)\] \S+ state=\S+ head=(\S+) .*? errors=(\d+) "
                          r"429s=(\d+) ejections=(\d+)", log):
         last[int(m.group(1))] = m.groups()[1:]
     if set(last) != {0, 1, 2}:

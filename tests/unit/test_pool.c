@@ -1,6 +1,9 @@
 /* test_pool.c - endpoint selection, ejection and probing, rate limits, head trust. */
+#include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -159,11 +162,142 @@ static void test_rate_limited_pause(void **state)
                                     .need = 1,
                                     .retry_after_s = 3,
                                     .error_text = "HTTP 429"});
-    assert_int_equal(p.eps[0].rate_limited, 1);
+    assert_int_equal(p.eps[0].rl.refusals, 1);
     assert_int_equal(p.eps[0].state, BP_EP_HEALTHY); /* a 429 is not a failure */
     assert_int_equal(p.eps[0].consecutive_failures, 0);
-    /* Retry-After: 3 -> the other endpoint serves meanwhile */
+    assert_int_equal(p.eps[0].errors, 0);
+    assert_int_equal(p.eps[0].limit, 4); /* about the number of requests: nothing shrinks */
+    assert_int_equal(p.eps[0].batch, 2);
+    /* Retry-After: 3 -> the other endpoint serves meanwhile, and the coordinator's own
+     * requests (head polls, reorg walks) skip the paused one too */
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 1);
+    long left = bp_pool_may_call(&p, 0);
+    assert_true(left > 2000 && left <= 3000);
+    assert_int_equal(bp_pool_may_call(&p, 1), 0);
+    /* a 429 the coordinator got pauses the endpoint for the workers */
+    bp_pool_called(&p, 1, BP_ERATELIMIT, 0);
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
+    assert_true(bp_pool_may_call(&p, 1) > 0);
+    assert_true(bp_pool_requests_scarce(&p));
+    bp_buf line;
+    bp_buf_init(&line, 0);
+    bp_pool_format_stats(&p, &line);
+    assert_non_null(strstr(line.data, "rpc[0] http://a:1 state=rate-limited "));
+    assert_non_null(strstr(line.data, " rps=")); /* the rate it is held to */
+    assert_null(strstr(line.data, "rps=-"));
+    char limited[128];
+    bp_pool_format_limited(&p, limited, sizeof(limited));
+    assert_non_null(strstr(limited, " rate_limited=rpc[0]@"));
+    assert_non_null(strstr(limited, "rps,rpc[1]@"));
+    bp_buf_release(&line);
+    bp_pool_release(&p);
+}
+
+static void succeed(bp_pool *p, int ep, int batch)
+{
+    bp_pool_done(p, ep,
+                 &(bp_pool_outcome){.rc = 0,
+                                    .latency_us = 100,
+                                    .blocks = (size_t)batch,
+                                    .bytes = 1000,
+                                    .need = 1,
+                                    .error_text = NULL});
+}
+
+/* Once a provider limits the request rate, requests are what is scarce: blocks per request
+ * double on success instead of growing by one, and the last blocks are not spread. */
+static void test_rate_limited_batch_grows(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 4}};
+    bp_pool p;
+    bp_error err = {0};
+    assert_int_equal(bp_pool_init(&p, specs, 1, 4, 32, &err), 0);
+    int batch;
+    assert_false(bp_pool_requests_scarce(&p));
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    succeed(&p, 0, batch);
+    assert_int_equal(p.eps[0].batch, 3); /* unlimited: one more */
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    bp_pool_done(&p, 0, &(bp_pool_outcome){.rc = BP_ERATELIMIT, .blocks = 3, .need = 1});
+    assert_int_equal(p.eps[0].batch, 3);
+    assert_true(p.eps[0].rl.rps > 0);
+    p.eps[0].not_before_ms = p.eps[0].rl.until_ms = 0; /* skip the wait */
+    p.eps[0].tokens = 10;
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    succeed(&p, 0, batch);
+    assert_int_equal(p.eps[0].batch, 6);
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1); /* no burst on a learnt rate */
+    p.eps[0].tokens = 1;
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    succeed(&p, 0, batch);
+    assert_int_equal(p.eps[0].batch, 12);
+    assert_true(bp_pool_requests_scarce(&p));
+    bp_pool_release(&p);
+}
+
+typedef struct waiter_arg {
+    bp_pool *p;
+    uint64_t need;
+    int rc;
+    int order;
+} waiter_arg;
+
+static atomic_int g_served;
+
+static void *wait_for_endpoint(void *arg)
+{
+    waiter_arg *w = arg;
+    int batch;
+    w->rc = bp_pool_acquire(w->p, w->need, -1, 30000, &batch);
+    w->order = atomic_fetch_add(&g_served, 1);
+    return NULL;
+}
+
+static int waiting(bp_pool *p)
+{
+    int n = 0;
+    pthread_mutex_lock(&p->lock);
+    for (const bp_pool_waiter *w = p->waiters; w; w = w->next)
+        n++;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+/* While the rate is short of tokens the lowest block goes first (the commit waits on it),
+ * however long the others have waited. Who wakes first is up to the scheduler, so a few
+ * rounds. */
+static void test_lowest_block_first(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 8, .rps = 20}};
+    bp_pool p;
+    make_pool(&p, specs, 1);
+    enum { N = 6 };
+    for (int round = 0; round < 4; round++) {
+        waiter_arg w[N];
+        pthread_t t[N];
+        atomic_store(&g_served, 0);
+        pthread_mutex_lock(&p.lock);
+        p.eps[0].in_flight = 0;
+        p.eps[0].tokens = -1e6; /* no token for a long while */
+        pthread_mutex_unlock(&p.lock);
+        for (int i = 0; i < N; i++) { /* the lowest block starts waiting last */
+            w[i] = (waiter_arg){.p = &p, .need = (uint64_t)(100 - i)};
+            assert_int_equal(pthread_create(&t[i], NULL, wait_for_endpoint, &w[i]), 0);
+            while (waiting(&p) < i + 1)
+                sched_yield();
+        }
+        pthread_mutex_lock(&p.lock); /* one token now, the next 50 ms later */
+        p.eps[0].tokens = 1;
+        pthread_cond_broadcast(&p.cv);
+        pthread_mutex_unlock(&p.lock);
+        for (int i = 0; i < N; i++) {
+            pthread_join(t[i], NULL);
+            assert_int_equal(w[i].rc, 0);
+        }
+        assert_int_equal(w[N - 1].order, 0);
+    }
     bp_pool_release(&p);
 }
 
@@ -261,6 +395,8 @@ int main(void)
         cmocka_unit_test(test_priority_then_spill),
         cmocka_unit_test(test_eject_and_probe),
         cmocka_unit_test(test_rate_limited_pause),
+        cmocka_unit_test(test_rate_limited_batch_grows),
+        cmocka_unit_test(test_lowest_block_first),
         cmocka_unit_test(test_backoff_doubles_with_fallback),
         cmocka_unit_test(test_one_outage_one_ejection),
         cmocka_unit_test(test_rps_token_bucket),

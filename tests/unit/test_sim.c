@@ -428,6 +428,19 @@ static void test_fault_syntax(void **state)
     assert_non_null(strstr(err.msg, "ws_silent='2'"));
     assert_int_equal(bp_sim_faults_parse("ep1:jitter=5ms", f, 3, &err), BP_EINVAL);
     assert_non_null(strstr(err.msg, "unknown key 'jitter'"));
+    /* the strict provider: a quota per window and what its 429s say */
+    assert_true(f[0].quota == 0 && f[0].quota_window == 4 && f[0].retry_after == BP_SIM_RA_AUTO);
+    assert_int_equal(bp_sim_faults_parse("ep1:quota=8,quota_window=500ms,retry_after=3;"
+                                         "ep2:retry_after=none;ep3:retry_after=date",
+                                         f, 3, &err),
+                     0);
+    assert_true(f[0].quota == 8 && f[0].quota_window == 0.5);
+    assert_true(f[0].retry_after == BP_SIM_RA_FIXED && f[0].retry_after_s == 3);
+    assert_true(f[1].retry_after == BP_SIM_RA_NONE && f[2].retry_after == BP_SIM_RA_DATE);
+    assert_int_equal(bp_sim_faults_parse("ep1:retry_after=soon", f, 3, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "retry_after='soon'"));
+    assert_int_equal(bp_sim_faults_parse("ep1:quota=2.5", f, 3, &err), BP_EINVAL);
+    assert_int_equal(bp_sim_faults_parse("ep1:quota_window=0", f, 3, &err), BP_EINVAL);
 
     char path[] = "/tmp/bp_test_sim_faults_XXXXXX";
     int fd = mkstemp(path);

@@ -1,0 +1,57 @@
+/* ratelimit.h - what a provider's 429s teach about one endpoint: when it may be asked again
+ * and the request rate it accepts.
+ *
+ * A 429 (or JSON-RPC -32005) is the provider saying "slower", not a failure: nothing is sent
+ * to the endpoint until the instant its Retry-After names (1 s when absent). The first 429
+ * of a pause also ends a measurement: the requests the endpoint accepted since the last pause
+ * (by when they started, so answers still on their way count when they arrive) over the time
+ * from then to this pause's end is the rate it accepts. The rate learnt is AIMD: on each new
+ * pause it becomes that measurement, never above the rate before and never below half of it
+ * (an idle stretch in the cycle must not sink it); after each quiet cycle in which requests
+ * waited for the rate it grows by a step (a twentieth of the rate when it was learnt).
+ * Plain data, no lock, times passed in (monotonic ms): the pool holds one per endpoint under
+ * its own lock. */
+#ifndef BP_CORE_RATELIMIT_H
+#define BP_CORE_RATELIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* A 429 without Retry-After pauses this long. */
+#define BP_RATELIMIT_DEFAULT_MS 1000L
+/* The lowest rate learnt: one request per 100 s. */
+#define BP_RATELIMIT_MIN_RPS 0.01
+
+typedef struct bp_ratelimit {
+    int64_t until_ms;    /* paused until; nothing may be sent before */
+    int64_t last_429_ms; /* 0: never */
+    uint64_t refusals;   /* 429s counted */
+    double rps;          /* the rate it accepts; 0: none learnt */
+    double step;         /* added to rps per quiet cycle */
+    bool starved;        /* a request waited for the rate since the last step */
+    int64_t raise_ms;    /* the next step is due */
+    int64_t cycle_ms;    /* the current measurement started (a pause ended, or work resumed) */
+    uint64_t cycle_ok;   /* requests started since cycle_ms and accepted */
+    int64_t last_use_ms; /* the last request started */
+    /* the last measurement: requests started from from_ms to to_ms (its 429), accepted, over
+     * span_ms (to the pause's end); answers to requests started in it may still arrive */
+    double before; /* rps before it */
+    int64_t from_ms, to_ms, span_ms;
+    uint64_t ok;
+} bp_ratelimit;
+
+void bp_ratelimit_init(bp_ratelimit *r, int64_t now);
+/* A request starts now (the caller checked bp_ratelimit_wait). An endpoint idle for 2 s
+ * starts a new measurement: idle time says nothing about what it accepts. */
+void bp_ratelimit_start(bp_ratelimit *r, int64_t now);
+/* A request started at `started` was accepted (answered, not with a 429). */
+void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now);
+/* A 429 with Retry-After retry_after_s (0: none). Returns true when it began a new pause
+ * (429s of requests that were already on their way only extend the one in force). */
+bool bp_ratelimit_refused(bp_ratelimit *r, long retry_after_s, int64_t now);
+/* Ms left of the pause in force (0: none). */
+long bp_ratelimit_wait(const bp_ratelimit *r, int64_t now);
+/* A 429 in the last minute: the state and the stats line say rate-limited. */
+bool bp_ratelimit_recent(const bp_ratelimit *r, int64_t now);
+
+#endif
