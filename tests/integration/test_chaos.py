@@ -104,46 +104,20 @@ def main():
             log = open(err_path).read()
             if rc != 0:
                 fail(f"exit {rc} after SIGINT\n{log[-3000:]}")
-            cp, rows = db_rows(db)
-            counts = check_chain(sim, db, cp, rows)
+            # simnode keeps reorging after the stop: the newest few may be orphaned since
+            # (compared by hash), the rest must be canonical
+            cp, _, counts = rowcheck.sqlite_branch_exact(sim.urls[CLEAN], db, CHAIN, 4)
+            if not counts["transactions"] or not counts["logs"]:
+                fail(f"the chain has no transactions or logs to compare: {counts}")
             check_faults(sim, log)
             print(f"OK: caught up with {START}+ blocks in {caught:.0f}s, followed through "
-                  f"reorgs; {len(rows)} blocks, {counts['transactions']} txs and "
+                  f"reorgs; {counts['blocks']} blocks, {counts['transactions']} txs and "
                   f"{counts['logs']} logs exact, every field, up to checkpoint {cp}")
     finally:
         if bp and bp.poll() is None:
             bp.kill()
             bp.wait()
         sim.kill()
-
-
-def check_chain(sim, db, cp, rows):
-    """0..cp once each, parent links unbroken, every block simnode's (by hash: a block
-    orphaned after the stop is still served) with every field of it, its transactions and
-    its logs equal; canonical now up to the reorg depth below the checkpoint."""
-    if [r[0] for r in rows] != list(range(cp + 1)):
-        fail(f"blocks are not exactly 0..{cp} once each ({len(rows)} rows)")
-    for i in range(1, len(rows)):
-        if rows[i][2] != rows[i - 1][1]:
-            fail(f"parent link broken at block {rows[i][0]}")
-    data = rowcheck.fetch(sim.urls[CLEAN], [h for _, h, _ in rows], chunk=250)
-    counts = rowcheck.sqlite_exact(db, data, CHAIN)
-    canon = {}
-    for lo in range(0, cp + 1, 500):
-        hi = min(cp, lo + 499)
-        res = sim.rpc_batch([("eth_getBlockByNumber", [hex(n), False])
-                             for n in range(lo, hi + 1)], CLEAN)
-        for n, b in zip(range(lo, hi + 1), res):
-            canon[n] = b["hash"] if b else None
-    # simnode keeps reorging after the stop: the newest few may be orphaned since (they were
-    # compared by hash above), but every block more than the reorg depth below the
-    # checkpoint must be canonical.
-    bad = [n for n, h, _ in rows if n <= cp - 4 and canon.get(n) != h]
-    if bad:
-        fail(f"{len(bad)} blocks differ from simnode's canonical chain, first {bad[0]}")
-    if not counts["transactions"] or not counts["logs"]:
-        fail(f"the chain has no transactions or logs to compare: {counts}")
-    return counts
 
 
 def check_faults(sim, log):

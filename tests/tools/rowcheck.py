@@ -360,6 +360,37 @@ def sqlite_exact(db_path, data, chain, label="sqlite"):
     return _compare_all(label, sqlite_rows(db_path), data, sqlite_value, chain)
 
 
+def sqlite_branch_exact(url, db_path, chain, margin, label="sqlite"):
+    """For a node that may reorg after blockpipe stopped (simnode serves an orphaned block by
+    its hash): the SQLite blocks are 0..checkpoint once with unbroken parent links, each one
+    the node serves by that hash with every field of it, its transactions and its logs equal
+    (the newest included), and the blocks at least `margin` below the checkpoint are on the
+    node's canonical chain now. Returns (checkpoint number, data, row counts)."""
+    rows = [(r["number"], r["hash"], r["parent_hash"])
+            for r in sorted(sqlite_rows(db_path)["blocks"], key=lambda r: r["number"])]
+    cps = list(sqlite_checkpoints(db_path, chain).values())
+    if len(cps) != 1 or not rows or cps[0] != rows[-1][:2]:
+        raise Mismatch(f"{label}: checkpoints {cps}, want one at the top block "
+                       f"{rows[-1][:2] if rows else None}")
+    cp = cps[0][0]
+    if [r[0] for r in rows] != list(range(cp + 1)):
+        raise Mismatch(f"{label}: blocks are not exactly 0..{cp} once each ({len(rows)} rows)")
+    for prev, cur in zip(rows, rows[1:]):
+        if cur[2] != prev[1]:
+            raise Mismatch(f"{label}: block {cur[0]}'s parent {cur[2]} is not block {prev[0]} "
+                           f"{prev[1]}")
+    data = fetch(url, [h for _, h, _ in rows], chunk=250)
+    counts = sqlite_exact(db_path, data, chain, label)
+    for lo in range(0, cp - margin + 1, 500):
+        nums = range(lo, min(cp - margin, lo + 499) + 1)
+        res = rpc_batch(url, [("eth_getBlockByNumber", [hex(n), False]) for n in nums])
+        bad = [n for n, b in zip(nums, res) if (b or {}).get("hash") != rows[n][1]]
+        if bad:
+            raise Mismatch(f"{label}: {len(bad)} blocks at least {margin} below the checkpoint "
+                           f"{cp} are not on the node's canonical chain, first {bad[0]}")
+    return cp, data, counts
+
+
 def pg_rows(pg, schema):
     out = {}
     for table in ("blocks", "transactions", "logs", "checkpoints"):
@@ -519,6 +550,15 @@ def _lines(path, label):
             if not line.endswith("\n"):
                 raise Mismatch(f"{label}: {path} line {i} is cut short: {line[:80]!r}")
             out.append(json.loads(line))
+    return out
+
+
+def jsonl_reverted(dirpath):
+    """The hashes blocks.jsonl has REVERT lines for, each once, in order."""
+    out = []
+    for o in _lines(os.path.join(dirpath, "blocks.jsonl"), "jsonl"):
+        if o.get("type") == "revert" and o["hash"] not in out:
+            out.append(o["hash"])
     return out
 
 
