@@ -201,13 +201,13 @@ static void test_refused_gives_up(void **state)
 
 /* ---- anvil ---------------------------------------------------------------------------- */
 
-#define SKIP_WITHOUT_ANVIL()                                                                       \
+/* A missing anvil is a failure, not a skip: `make test` installs it. */
+#define REQUIRE_ANVIL()                                                                            \
     do {                                                                                           \
-        if (!bp_test_anvil_path()) {                                                               \
-            print_message("anvil not found (BP_ANVIL unset and %s missing): skipped\n",            \
-                          ANVIL_DEFAULT);                                                          \
-            skip();                                                                                \
-        }                                                                                          \
+        if (!bp_test_anvil_path())                                                                 \
+            fail_msg("anvil not found (neither $BP_ANVIL nor %s is executable): run "              \
+                     "scripts/install-deps.sh --test",                                             \
+                     ANVIL_DEFAULT);                                                               \
     } while (0)
 
 /* Heads with parent links; anvil killed and restarted on the same port: the client comes
@@ -215,7 +215,7 @@ static void test_refused_gives_up(void **state)
 static void test_anvil_heads_and_restart(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_ANVIL();
+    REQUIRE_ANVIL();
     server node = {0};
     assert_int_equal(anvil_start(&node, 0, "--block-time", "1"), 0);
     bp_ws_config cfg = {.reconnect_interval_s = 0.2};
@@ -263,7 +263,7 @@ static void mine(bp_rpc *rpc)
 static void test_anvil_announce_latency(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_ANVIL();
+    REQUIRE_ANVIL();
     server node = {0};
     assert_int_equal(anvil_start(&node, 0, "--no-mining", NULL), 0);
     bp_ws_config cfg = {0};
@@ -387,7 +387,7 @@ static void test_fragments_and_queue(void **state)
 
 /* ---- wss:// ----------------------------------------------------------------------------- */
 
-/* A self-signed certificate for localhost in g_tmp; 0 when openssl made one. */
+/* A self-signed certificate for localhost in g_tmp (the openssl command); 0 when made. */
 static int make_cert(char *cert, char *key, size_t n)
 {
     snprintf(cert, n, "%s/cert.pem", g_tmp);
@@ -406,10 +406,9 @@ static void test_wss(void **state)
 {
     (void)state;
     char cert[256], key[256];
-    if (make_cert(cert, key, sizeof(cert)) != 0) {
-        print_message("openssl cannot make a certificate: skipped\n");
-        skip();
-    }
+    if (make_cert(cert, key, sizeof(cert)) != 0)
+        fail_msg("the openssl command could not make a certificate (is it installed? "
+                 "scripts/install-deps.sh --test installs it)");
     server srv = {0};
     char *argv[] = {"python3", BAD_SERVER, "fragmented", "--tls", cert, key, NULL};
     assert_int_equal(server_start(&srv, argv, "PORT "), 0);
