@@ -18,7 +18,9 @@ as INTEGER and 256-bit amounts as exact decimal TEXT (never a lossy REAL).
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
+import functools
 import json
 import os
 import re
@@ -51,22 +53,27 @@ def rpc_batch(url: str, calls, timeout: float = 60.0):
 def fetch(url: str, refs, chunk: int = 100):
     """[(block, receipts)] for refs (block numbers, or 0x hashes of 32 bytes), in order."""
     refs = list(refs)
-    out = []
-    for i in range(0, len(refs), chunk):
+
+    def one(part):
         calls = []
-        for r in refs[i:i + chunk]:
+        for r in part:
             if isinstance(r, str) and len(r) == 66:
                 calls += [("eth_getBlockByHash", [r, True]), ("eth_getBlockReceipts", [r])]
             else:
                 calls += [("eth_getBlockByNumber", [hex(r), True]),
                           ("eth_getBlockReceipts", [hex(r)])]
         res = rpc_batch(url, calls)
-        for k, r in enumerate(refs[i:i + chunk]):
+        out = []
+        for k, r in enumerate(part):
             b, rs = res[2 * k], res[2 * k + 1]
             if b is None or rs is None:
                 raise Mismatch(f"node {url}: no block or receipts for {r}")
             out.append((b, rs))
-    return out
+        return out
+    parts = [refs[i:i + chunk] for i in range(0, len(refs), chunk)]
+    # a few batches in flight: the node builds one while we decode another
+    with concurrent.futures.ThreadPoolExecutor(3) as ex:
+        return [x for part in ex.map(one, parts) for x in part]
 
 
 def qty(x):
@@ -165,20 +172,27 @@ LOG_COLS = {
 }
 
 
+_HEX = re.compile(r"0x[0-9a-fA-F]*\Z")
+_DEC = re.compile(r"(?:0|[1-9][0-9]*)\Z")
+
+
+@functools.lru_cache(maxsize=None)
 def _snake(k):
     return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), k)
 
 
 def _norm(v):
     """JSON value -> comparable form: keys snake_case, hex and decimal strings -> int."""
-    if isinstance(v, dict):
+    t = type(v)
+    if t is dict:
         return {_snake(k): _norm(x) for k, x in v.items()}
-    if isinstance(v, list):
+    if t is list:
         return [_norm(x) for x in v]
-    if isinstance(v, str) and re.fullmatch(r"0x[0-9a-fA-F]*", v):
-        return int(v, 16) if len(v) > 2 else 0
-    if isinstance(v, str) and re.fullmatch(r"0|[1-9][0-9]*", v):
-        return int(v)
+    if t is str:
+        if _HEX.match(v):
+            return int(v, 16) if len(v) > 2 else 0
+        if _DEC.match(v):
+            return int(v)
     return v
 
 
@@ -197,9 +211,9 @@ def node_value(kind, v):
 # --- stored values -> the same form, with each backend's storage rules -----------------
 
 def _int_text(s, allow_hex=False):
-    if isinstance(s, str) and re.fullmatch(r"0|[1-9][0-9]*", s):
+    if isinstance(s, str) and _DEC.match(s):
         return int(s)
-    if allow_hex and isinstance(s, str) and re.fullmatch(r"0x[0-9a-f]+", s):
+    if allow_hex and isinstance(s, str) and _HEX.match(s) and len(s) > 2 and s == s.lower():
         return int(s, 16)
     raise ValueError
 
