@@ -222,6 +222,11 @@ def restart(bp, pg, node, wl, rng, tmp):
     def lost():
         return tail(err_path, 100000).count("connection lost; reconnecting")
 
+    def running():
+        if p.poll() is not None:
+            raise Fail(f"restart: blockpipe exited {p.returncode}:\n{tail(err_path)}")
+        return True
+
     with open(err_path, "w") as err:
         p = subprocess.Popen([bp, "run", "--rpc", node.url, "--output",
                               pg.url(query="schema=rs&wait_for_db=60"), "--start-block", "0",
@@ -232,29 +237,25 @@ def restart(bp, pg, node, wl, rng, tmp):
         try:
             for i in range(2):
                 seen = checkpoint(pg, "rs")
-                wait_for(lambda: p.poll() is None and checkpoint(pg, "rs") != seen and
-                         checkpoint(pg, "rs") is not None, HANG,
+                wait_for(lambda: running() and checkpoint(pg, "rs") not in (seen, None), HANG,
                          f"restart: blockpipe writing (checkpoint past {seen})")
                 n = lost()
                 pg.shutdown()
-                wait_for(lambda: p.poll() is not None or lost() > n, HANG,
+                wait_for(lambda: running() and lost() > n, HANG,
                          "restart: blockpipe to lose its connection to the stopped server")
                 pg.start()
                 print(f"  server restarted ({i + 1}); checkpoint {checkpoint(pg, 'rs')}")
+            stop.set()
+            t.join()
+            head = node.block_number()
+            want = (head, node.block(head, False)["hash"])
+            wait_for(lambda: running() and checkpoint(pg, "rs") == want, HANG,
+                     f"restart: checkpoint == {want}", 0.2)
         finally:
             stop.set()
             t.join()
-        head = node.block_number()
-        want = (head, node.block(head, False)["hash"])
-
-        def done():
-            if p.poll() is not None:
-                raise Fail(f"restart: blockpipe exited {p.returncode}:\n{tail(err_path)}")
-            return checkpoint(pg, "rs") == want
-        try:
-            wait_for(done, HANG, f"restart: checkpoint == {want}", 0.2)
-        finally:
-            p.send_signal(signal.SIGINT)
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
             try:
                 rc = p.wait(60)
             except subprocess.TimeoutExpired:
