@@ -315,6 +315,24 @@ static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
     return save_checkpoint(s, batch->chain, &batch->checkpoint, err);
 }
 
+/* A full disk often shows only at COMMIT (the WAL grows then): name the batch's blocks, as
+ * every other write error names its block. */
+static int commit_failed(sqlite_sink *s, const bp_batch *batch, bp_error *err)
+{
+    if (batch->count == 0)
+        return bp_error_set(err, BP_EDB, "%s: COMMIT: %s", s->path, s->lastmsg);
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t i = 0; i < batch->count; i++) {
+        uint64_t n = batch->events[i].block->number;
+        lo = n < lo ? n : lo;
+        hi = n > hi ? n : hi;
+    }
+    return bp_error_set(err, BP_EDB,
+                        "%s: block %" PRIu64 ": COMMIT of the batch of blocks %" PRIu64 "..%" PRIu64
+                        ": %s",
+                        s->path, hi, lo, hi, s->lastmsg);
+}
+
 static int sqlite_write(bp_sink *base, const bp_batch *batch, bp_error *err)
 {
     sqlite_sink *s = (sqlite_sink *)base;
@@ -326,7 +344,7 @@ static int sqlite_write(bp_sink *base, const bp_batch *batch, bp_error *err)
         goto out;
     bp_crashpoint("sqlite.before_commit");
     if (run(s, ST_COMMIT) != SQLITE_OK)
-        rc = bp_error_set(err, BP_EDB, "%s: COMMIT: %s", s->path, s->lastmsg);
+        rc = commit_failed(s, batch, err);
 out:
     if (rc != 0 && !sqlite3_get_autocommit(s->db))
         run(s, ST_ROLLBACK);

@@ -11,6 +11,9 @@ Needs root: each phase mounts a small tmpfs (unmounted in `finally`).
   sqlite    --output sqlite:<tmpfs>/bp.db on a small tmpfs: exit 1 with SQLite's "database or
             disk is full" and "block N"; the database (copied to normal disk with its WAL)
             passes PRAGMA integrity_check, checkpoint = max(number), no gap, nothing above it.
+  sqlite-commit  the same with batches of 5 blocks on a 4 MiB tmpfs: a batch stays in SQLite's
+            page cache until COMMIT, so the disk fills up there, and that error names the
+            block too.
 """
 
 import os
@@ -156,23 +159,25 @@ def postgres_phase(bp, url_node, tmp):
             umount(small)
 
 
-def sqlite_phase(bp, url_node, tmp):
-    small = os.path.join(tmp, "sqlite")
+def sqlite_phase(bp, url_node, tmp, label="sqlite", size_mb=16, batch=20, at_commit=False):
+    """at_commit: batches small enough to stay in SQLite's page cache until COMMIT, so the
+    disk fills up there (the WAL grows at COMMIT) and that error must name the block too."""
+    small = os.path.join(tmp, label)
     os.mkdir(small)
-    mount_tmpfs(small, 16)
+    mount_tmpfs(small, size_mb)
     try:
         db = os.path.join(small, "bp.db")
         cmd = [bp, "backfill", "--rpc", url_node, "--from", "0", "--to", str(BLOCKS - 1),
-               "--output", f"sqlite:{db}", "--batch-size", "20", "--workers", "4"]
-        rc, out, dt = run_bp(cmd, "sqlite")
+               "--output", f"sqlite:{db}", "--batch-size", str(batch), "--workers", "4"]
+        rc, out, dt = run_bp(cmd, label)
         line = error_line(out, ["database or disk is full", "No space left on device"])
-        print(f"[sqlite] exit {rc} after {dt:.1f}s")
-        if rc != 1 or not line or "block " not in line:
-            raise Fail(f"sqlite: `{' '.join(cmd)}`\n  expected: exit 1 with 'database or disk is "
-                       f"full' and 'block N'\n  got: exit {rc}\n{out[-3000:]}")
+        print(f"[{label}] exit {rc} after {dt:.1f}s")
+        if rc != 1 or not line or "block " not in line or (at_commit and "COMMIT" not in line):
+            raise Fail(f"{label}: `{' '.join(cmd)}`\n  expected: exit 1 with 'database or disk is "
+                       f"full' and 'block N'{' at COMMIT' if at_commit else ''}\n  got: exit {rc}\n{out[-3000:]}")
         print(f"  {line.strip()[:400]}")
         failed = failed_block(line)
-        copy = os.path.join(tmp, "copy")
+        copy = os.path.join(tmp, label + "-copy")
         os.mkdir(copy)
         for suffix in ("", "-wal"):
             if os.path.exists(db + suffix):
@@ -183,22 +188,22 @@ def sqlite_phase(bp, url_node, tmp):
     try:
         ic = con.execute("PRAGMA integrity_check").fetchall()
         if ic != [("ok",)]:
-            raise Fail(f"sqlite: integrity_check {ic[:10]}")
+            raise Fail(f"{label}: integrity_check {ic[:10]}")
         cps = con.execute("SELECT number FROM checkpoints").fetchall()
         if len(cps) > 1:
-            raise Fail(f"sqlite: {len(cps)} checkpoint rows: {cps}")
+            raise Fail(f"{label}: {len(cps)} checkpoint rows: {cps}")
         cp = cps[0][0] if cps else None
         numbers = [n for (n,) in con.execute("SELECT number FROM blocks ORDER BY number")]
         tx_max = con.execute("SELECT max(block_number) FROM transactions").fetchone()[0]
         log_max = con.execute("SELECT max(block_number) FROM logs").fetchone()[0]
     finally:
         con.close()
-    check_rows("sqlite", cp, numbers, tx_max, log_max, failed)
-    if cp is None or cp < 20:
-        raise Fail(f"sqlite: checkpoint {cp}: the disk filled up before a batch was stored")
+    check_rows(label, cp, numbers, tx_max, log_max, failed, batch)
+    if cp is None or cp < batch:
+        raise Fail(f"{label}: checkpoint {cp}: the disk filled up before a batch was stored")
     if cp >= BLOCKS - 1:
-        raise Fail("sqlite: the whole chain fit on the tmpfs; make it smaller")
-    print(f"[sqlite] OK: integrity_check ok, checkpoint {cp} = max(number), blocks 0..{cp} "
+        raise Fail(f"{label}: the whole chain fit on the tmpfs; make it smaller")
+    print(f"[{label}] OK: integrity_check ok, checkpoint {cp} = max(number), blocks 0..{cp} "
           f"once each, nothing above")
 
 
@@ -214,6 +219,7 @@ def main():
     try:
         postgres_phase(bp, url, tmp)
         sqlite_phase(bp, url, tmp)
+        sqlite_phase(bp, url, tmp, "sqlite-commit", 4, 5, at_commit=True)
         print("OK")
     finally:
         node.terminate()

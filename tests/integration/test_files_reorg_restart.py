@@ -2,8 +2,11 @@
 
 backfill 0..H into jsonl and etl-csv; the node then replaces its last 3 blocks (anvil_reorg);
 `run` started again must find the common ancestor from the blocks the outputs kept in
-checkpoint.json ("recent"), write REVERT lines for the 3 orphaned blocks (revert lines in
-blocks.jsonl, rows in reverts.csv), apply the new branch and end with the node's chain.
+checkpoint.json ("recent"), write REVERT lines for the 3 orphaned blocks, highest first, with
+their hashes and parents (revert lines in blocks.jsonl, rows in reverts.csv), apply the new
+branch and end with the node's chain: replayed, each output holds every block, transaction
+and log of it once with every field the node's, and the orphaned blocks' rows (before their
+revert) are those blocks' as the node had them.
 """
 
 import csv
@@ -16,6 +19,9 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, wait_until  # noqa: E402
+import rowcheck  # noqa: E402
+
+CHAIN = "31337"
 
 
 def run(args):
@@ -35,6 +41,7 @@ def main():
             wl.mine_batch(2)
         head = node.block_number()
         old = {n: node.block(n, False)["hash"] for n in range(head + 1)}
+        orphans = rowcheck.fetch(node.url, range(head - 2, head + 1))
         jdir, cdir = os.path.join(tmp, "jsonl"), os.path.join(tmp, "csv")
         args = [bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
                 "--output", f"jsonl:{jdir}", "--output", f"etl-csv:{cdir}"]
@@ -48,8 +55,8 @@ def main():
                                 stderr=subprocess.PIPE, text=True)
         cp_path = os.path.join(jdir, "checkpoint.json")
         try:
-            wait_until(lambda: json.load(open(cp_path))["chains"]["31337"]["hash"] == new[head],
-                       30, "the jsonl checkpoint to reach the new head")
+            wait_until(lambda: json.load(open(cp_path))["chains"][CHAIN]["hash"] == new[head],
+                       120, "the jsonl checkpoint to reach the new head")
         finally:
             proc.send_signal(signal.SIGINT)
             err = proc.communicate(timeout=20)[1]
@@ -57,28 +64,33 @@ def main():
             raise AssertionError(f"run exited {proc.returncode}\n{err[-2000:]}")
         if "reorg:" not in err:
             raise AssertionError(f"no reorg reported:\n{err[-2000:]}")
-        # replay blocks.jsonl: APPLY extends the tip, REVERT removes it
-        chain = []
+        # blocks.jsonl replayed (APPLY extends the tip, REVERT removes it) ends as the node's
+        # chain; every row of it, and of the orphaned blocks before their REVERT, is once per
+        # APPLY with every field the node's (the orphans' as the node had them before)
+        data = rowcheck.fetch(node.url, range(head + 1))
+        counts = rowcheck.jsonl_exact(jdir, data, CHAIN, orphans)
+        gone = [(head - i, old[head - i], orphans[2 - i][0]["parentHash"]) for i in range(3)]
         with open(os.path.join(jdir, "blocks.jsonl")) as f:
-            for line in f:
-                o = json.loads(line)
-                if o.get("type") == "revert":
-                    if not chain or chain[-1] != (o["number"], o["hash"]):
-                        raise AssertionError(f"revert of a block that is not the tip: {o}")
-                    chain.pop()
-                elif o.get("type") == "block":
-                    if chain and chain[-1][0] + 1 != o["number"]:
-                        raise AssertionError(f"block {o['number']} does not extend the tip")
-                    chain.append((o["number"], o["hash"]))
-        if chain != sorted(new.items()):
-            raise AssertionError("the replayed jsonl stream is not the node's chain")
+            lines = [json.loads(x) for x in f]
+        reverts = [(o["number"], o["hash"], o["parent_hash"]) for o in lines
+                   if o["type"] == "revert"]
+        if reverts != gone:
+            raise AssertionError(f"jsonl REVERT lines {reverts}, want the 3 orphans highest "
+                                 f"first {gone}")
+        if rowcheck.csv_exact(cdir, data, orphans) != counts:
+            raise AssertionError("etl-csv and jsonl hold different row counts")
         with open(os.path.join(cdir, "reverts.csv")) as f:
-            reverted = sorted(int(r["block_number"]) for r in csv.DictReader(f))
-        if reverted != [head - 2, head - 1, head]:
-            raise AssertionError(f"reverts.csv lists {reverted}")
-        print(f"OK: reorg of 3 at the checkpoint while stopped: reverted {reverted}, "
-              f"outputs equal the node's chain 0..{head}")
-
+            reverted = [(int(r["block_number"]), r["block_hash"], r["parent_hash"])
+                        for r in csv.DictReader(f)]
+        if reverted != gone:
+            raise AssertionError(f"reverts.csv lists {reverted}, want {gone}")
+        orphan_txs = sum(len(b["transactions"]) for b, _ in orphans)
+        if not orphan_txs:
+            raise AssertionError("the orphaned blocks had no transactions to revert")
+        print(f"OK: reorg of 3 at the checkpoint while stopped: reverted {[g[0] for g in gone]} "
+              f"(their {orphan_txs} txs' rows as they were), outputs equal the node's chain "
+              f"0..{head} with {counts['transactions']} txs and {counts['logs']} logs, every "
+              f"field")
 
 if __name__ == "__main__":
     main()

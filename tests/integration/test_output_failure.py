@@ -22,6 +22,8 @@ from anvil import Anvil, Workload, wait_until  # noqa: E402
 from pg import Postgres  # noqa: E402
 import pgcheck  # noqa: E402
 
+HANG = 120  # seconds: only a guard against a hang, never a measure
+
 
 def sqlite_cp(db):
     try:
@@ -74,7 +76,7 @@ def main():
             if proc.poll() is not None:
                 raise AssertionError(f"blockpipe stopped (exit {proc.returncode}) although "
                                      "--output-failure continue")
-            wait_until(lambda: "outputs_set_aside=1" in open(log_path).read(), 10,
+            wait_until(lambda: "outputs_set_aside=1" in open(log_path).read(), HANG,
                        "the stats line to report the output set aside")
             proc.send_signal(signal.SIGINT)
             rc = proc.wait(timeout=20)
@@ -113,7 +115,9 @@ def main():
         log3 = open(log3_path, "w")
         proc = start(bp, node, pg, db, log3, "stop")
         try:
-            time.sleep(1.0)
+            # running with both outputs open (its first stats line) before the server dies
+            wait_until(lambda: proc.poll() is not None or "stats head=" in open(log3_path).read(),
+                       HANG, "the third run's first stats line")
             pg.kill()
             wl.mine_batch(2)
             rc = proc.wait(timeout=60)

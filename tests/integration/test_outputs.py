@@ -4,19 +4,31 @@
 2. backfill 0..B (B > A) into the same SQLite file AND a new etl-csv directory AND a jsonl
    directory. The pipeline must resume from the lowest checkpoint (the empty directories:
    block 0), the SQLite output must skip what it already has (no error, no duplicate), and
-   in the end every output holds exactly blocks 0..B once, with the node's hashes.
+   in the end every output holds exactly blocks 0..B once, with the node's hashes: every
+   block, transaction and log once, each field equal to the node's, and each output's
+   checkpoint at B.
+3. the node reorgs its last 2 blocks; a backfill into that SQLite file (ahead, on the old
+   branch) and a new one must stop naming the first, and neither may fork: the first keeps
+   its old branch whole, the new one holds only a prefix of the node's chain.
 """
 
-import csv
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload  # noqa: E402
+import rowcheck  # noqa: E402
+
+CHAIN = "31337"
+
+
+def file_checkpoint(d):
+    with open(os.path.join(d, "checkpoint.json")) as f:
+        c = json.load(f)["chains"][CHAIN]
+    return c["number"], c["hash"]
 
 
 def run(args):
@@ -40,51 +52,55 @@ def main():
         db, csvdir, jsondir = (os.path.join(tmp, x) for x in ("bp.db", "csv", "jsonl"))
         run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(a),
              "--output", f"sqlite:{db}"])
+        # the second run must keep these rows: the SQLite output INSERTs without OR REPLACE,
+        # so writing any of them again would fail the run
+        rowcheck.sqlite_exact(db, rowcheck.fetch(node.url, range(a + 1)), CHAIN, "sqlite 0..A")
         err = run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(b),
                    "--output", f"sqlite:{db}", "--output", f"etl-csv:{csvdir}",
                    "--output", f"jsonl:{jsondir}", "--batch-size", "7"])
         if "starting at block 0" not in err:
             raise AssertionError(f"expected a resume from block 0 (the empty outputs):\n{err}")
 
-        c = sqlite3.connect(db)
-        rows = c.execute("SELECT number, hash FROM blocks ORDER BY number").fetchall()
-        ntx = c.execute("SELECT COUNT(*), COUNT(DISTINCT hash) FROM transactions").fetchone()
-        cp = c.execute("SELECT number, hash FROM checkpoints").fetchone()
-        c.close()
-        if dict(rows) != hashes or len(rows) != b + 1:
-            raise AssertionError("sqlite: blocks differ from the node's 0..B")
-        if ntx[0] != ntx[1]:
-            raise AssertionError(f"sqlite: duplicate transactions {ntx}")
-        if cp != (b, hashes[b]):
-            raise AssertionError(f"sqlite checkpoint {cp}")
-
-        with open(os.path.join(csvdir, "blocks.csv")) as f:
-            got = [(int(r["number"]), r["hash"]) for r in csv.DictReader(f)]
-        if sorted(got) != sorted(hashes.items()) or len(got) != b + 1:
-            raise AssertionError(f"etl-csv: {len(got)} block rows, want exactly 0..{b} once")
-
-        with open(os.path.join(jsondir, "blocks.jsonl")) as f:
-            got = [json.loads(line) for line in f]
-        got = [(o["number"], o["hash"]) for o in got if o.get("type") == "block"]
-        if sorted(got) != sorted(hashes.items()) or len(got) != b + 1:
-            raise AssertionError(f"jsonl: {len(got)} block lines, want exactly 0..{b} once")
-
-        txs = sum(len(node.block(n, False)["transactions"]) for n in range(b + 1))
+        # every output: every block, transaction and log of 0..B once, field by field
+        data = rowcheck.fetch(node.url, range(b + 1))
+        counts = rowcheck.sqlite_exact(db, data, CHAIN, "sqlite")
+        cp = rowcheck.sqlite_checkpoints(db, CHAIN)
+        if cp != {"sqlite": (b, hashes[b])}:
+            raise AssertionError(f"sqlite checkpoint {cp}, want {b} {hashes[b]}")
+        for name, check in (("etl-csv", lambda: rowcheck.csv_exact(csvdir, data, orphans=[])),
+                            ("jsonl", lambda: rowcheck.jsonl_exact(jsondir, data, CHAIN,
+                                                                   orphans=[]))):
+            got = check()
+            if got != counts:
+                raise AssertionError(f"{name}: {got} rows, sqlite has {counts}")
+            if file_checkpoint(csvdir if name == "etl-csv" else jsondir) != (b, hashes[b]):
+                raise AssertionError(f"{name}: checkpoint.json is not at {b} {hashes[b]}")
+        if not (counts["transactions"] and counts["logs"]):
+            raise AssertionError(f"the chain has no transactions or logs: {counts}")
         print(f"OK: sqlite resumed after {a} and skipped 0..{a}; csv and jsonl got 0..{b}; "
-              f"{txs} txs once each")
+              f"{counts['transactions']} txs and {counts['logs']} logs once each, every field "
+              f"equal to the node in all three")
 
         # An output that is ahead keeps blocks the chain then reorgs away (blockpipe stopped):
         # catching up a new output beside it must refuse to go on, naming it, not fork it.
         node.rpc("anvil_reorg", [2, []])
+        fresh = os.path.join(tmp, "fresh.db")
         p = subprocess.run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(b),
-                            "--output", f"sqlite:{db}", "--output",
-                            f"sqlite:{os.path.join(tmp, 'fresh.db')}"],
+                            "--output", f"sqlite:{db}", "--output", f"sqlite:{fresh}"],
                            capture_output=True, text=True, timeout=120)
         if p.returncode != 1 or "reorged away while it was ahead" not in p.stderr \
                 or f"sqlite:{db}" not in p.stderr:
             raise AssertionError(f"a forked output ahead of the others: exit {p.returncode}\n"
                                  f"{p.stderr[-2000:]}")
-        print("OK: an output holding a reorged-away branch ahead of the others is refused")
+        # neither output forked: the one ahead keeps its old branch whole, the new one holds a
+        # prefix of the node's chain, if anything
+        rowcheck.sqlite_exact(db, data, CHAIN, "the output ahead, after the refusal")
+        if os.path.exists(fresh) and rowcheck.sqlite_checkpoints(fresh):
+            top = rowcheck.sqlite_checkpoints(fresh)["sqlite"][0]
+            rowcheck.sqlite_exact(fresh, rowcheck.fetch(node.url, range(top + 1)), CHAIN,
+                                  "the new output")
+        print("OK: an output holding a reorged-away branch ahead of the others is refused; "
+              "both outputs unforked")
 
 
 if __name__ == "__main__":

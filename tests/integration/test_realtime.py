@@ -6,11 +6,12 @@
     blocks 0..head exactly once with the node's hashes, parents, transactions and logs, the
     JSON-lines stream applied every height exactly once and in order, and the last
     `stats realtime` line has mode=websocket, no reconnect, >= 60 heads from the socket and
-    head_to_commit_ms count >= 60 with a sane p99 (< 5 s: a sanity bound only, the real
-    figure is measured by bench/realtime_latency.py).
+    head_to_commit_ms count >= 60 with its percentiles in order (the figures themselves are
+    measured by bench/realtime_latency.py, never asserted here).
 (b) anvil --block-time 1: the same exactness over ~8 blocks made by the node's own clock
     (6 transfers sent at the start go into its next block).
-Both end with SIGINT and require exit 0.
+Both end with SIGINT and require exit 0. Every wait is for the event itself, with a deadline
+that only guards against a hang.
 """
 
 import os
@@ -25,12 +26,12 @@ from rtcheck import Blockpipe, CheckFailed, check_outputs, fail, node_head, ws_u
 
 SEED = int(os.environ.get("BP_SEED", "7"))
 BLOCKS = 60
-P99_SANITY_MS = 5000
+HANG = 120  # seconds: only a guard against a hang, never a measure
 
 
 def subscribed(bp):
     rt = bp.wait_realtime(lambda r: r.get("mode") == "websocket" and r.get("ws") == "subscribed",
-                          30, "mode=websocket ws=subscribed")
+                          HANG, "mode=websocket ws=subscribed")
     print(f"check: subscribed: {rt.get('endpoint')} mode={rt['mode']}", flush=True)
 
 
@@ -52,12 +53,12 @@ def manual_mining(tmp):
             else:
                 node.mine()
             time.sleep(rng.uniform(0.05, 0.1))
-        head = bp.wait_caught_up(node, 60, "after 60 blocks")
+        head = bp.wait_caught_up(node, HANG, "after 60 blocks")
         if head[0] != first + BLOCKS - 1:
             fail(f"node head is {head[0]}, want {first + BLOCKS - 1} after mining {BLOCKS}")
         print(f"check: checkpoint reached the head {head[0]} {head[1][:12]}…", flush=True)
         # a stats line written after the last commit
-        rt = bp.wait_realtime(lambda r: r.get("count", 0) >= BLOCKS, 15,
+        rt = bp.wait_realtime(lambda r: r.get("count", 0) >= BLOCKS, HANG,
                               f"head_to_commit_ms count >= {BLOCKS}")
         bp.stop()
         rt = bp.last_realtime()
@@ -74,11 +75,8 @@ def manual_mining(tmp):
             fail(f"head_to_commit_ms count={rt.get('count')}, want >= {BLOCKS}: {rt}")
         if not (0 <= rt["p50"] <= rt["p90"] <= rt["p99"] <= rt["max"]):
             fail(f"head_to_commit_ms percentiles out of order: {rt}")
-        if rt["p99"] >= P99_SANITY_MS:
-            fail(f"head_to_commit_ms p99={rt['p99']} ms, sanity bound {P99_SANITY_MS} ms: {rt}")
         print(f"check: mode=websocket reconnects=0 heads={rt['heads']:.0f} head_to_commit_ms "
-              f"count={rt['count']:.0f} p50={rt['p50']} p99={rt['p99']} (< {P99_SANITY_MS})",
-              flush=True)
+              f"count={rt['count']:.0f} p50={rt['p50']} p99={rt['p99']}", flush=True)
         check_outputs(node, bp, head, "(a) manual mining")
     finally:
         if bp:
@@ -100,16 +98,17 @@ def block_time(tmp):
             wl.eip1559()
         start = node.block_number()
         want = start + 8
-        cp = bp.wait_checkpoint_at_least(want, 30, f"8 blocks after {start}")
-        rt = bp.wait_realtime(lambda r: r.get("count", 0) >= 6, 10, "head_to_commit_ms count >= 6")
+        cp = bp.wait_checkpoint_at_least(want, HANG, f"8 blocks after {start}")
+        rt = bp.wait_realtime(lambda r: r.get("count", 0) >= 6, HANG,
+                              "head_to_commit_ms count >= 6")
         bp.stop()
         cp = bp.checkpoint()
         rt = bp.last_realtime()
         print(f"last realtime line: {rt}", flush=True)
         if rt.get("mode") != "websocket" or rt.get("reconnects") != 0:
             fail(f"want mode=websocket and reconnects=0 on the last realtime line: {rt}")
-        if rt["p99"] >= P99_SANITY_MS:
-            fail(f"head_to_commit_ms p99={rt['p99']} ms, sanity bound {P99_SANITY_MS} ms: {rt}")
+        if not (0 <= rt["p50"] <= rt["p90"] <= rt["p99"] <= rt["max"]):
+            fail(f"head_to_commit_ms percentiles out of order: {rt}")
         print(f"check: checkpoint {cp[0]} >= {want}; mode=websocket; count={rt['count']:.0f} "
               f"p50={rt['p50']} p99={rt['p99']}", flush=True)
         check_outputs(node, bp, cp, "(b) --block-time 1")

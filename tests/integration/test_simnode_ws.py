@@ -2,16 +2,21 @@
 
 1. Raw client, three endpoints (ep2 lag=5, ep3 ws_silent=1), a block every 0.2 s and a
    depth-3 reorg every 1 s: the handshake's accept key, ping/pong, eth_blockNumber over the
-   socket, a subscription id; for ~3 s every announced head links to the head announced
-   just below it (a reorg re-announces its branch from the fork point up, in order); ep2's
-   heads are 5 behind; ep3 accepts the subscription and announces nothing; eth_unsubscribe
-   answers true; a close is answered with a close.
-2. `blockpipe run --rpc HTTP --ws WS` for ~9 s against a block every 0.2 s, a depth-3 reorg
-   every 2 s: realtime mode=websocket, heads > 0, reorgs reported; after SIGINT (exit 0) the
-   SQLite chain is simnode's canonical one at least 4 below the checkpoint, parent links
-   unbroken.
+   socket, a subscription id; until >= 10 heads with >= 2 re-announced branches have come,
+   every announced head links to the head announced just below it (a reorg re-announces its
+   branch from the fork point up, in order); ep2's heads are 5 behind; ep3 accepts the
+   subscription and announces nothing while ep1 gets those heads; eth_unsubscribe answers
+   true and no head comes while two more blocks are made; a close is answered with a close.
+2. `blockpipe run --rpc HTTP --ws WS` against a block every 0.2 s, a depth-3 reorg every
+   2 s, until its realtime line says mode=websocket with heads from the socket and it has
+   reported a reorg; after SIGINT (exit 0) the SQLite blocks are 0..checkpoint once with
+   unbroken parent links, every field of every block, transaction and log equal to simnode's
+   block of that hash (the newest included), those at least 4 below the checkpoint on
+   simnode's canonical chain; the JSON-lines stream, replayed, ends as the same chain with
+   the same rows, and the rows of the blocks it reverted are those blocks' (by hash).
 3. The same with ws_drop_every=1: simnode drops the socket every second; blockpipe reports
-   reconnects >= 1 and the output is still exact.
+   reconnects >= 1 and the outputs are still exact.
+Every wait is for the event itself, with a deadline that only guards against a hang.
 Stdlib only; needs BLOCKPIPE.
 """
 
@@ -20,21 +25,23 @@ import hashlib
 import json
 import os
 import re
-import signal
 import socket
-import sqlite3
 import struct
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from anvil import wait_until  # noqa: E402
+from rtcheck import Blockpipe  # noqa: E402
 from simnode import Simnode as _Simnode  # noqa: E402
+import rowcheck  # noqa: E402
 
 BLOCKPIPE = os.environ.get("BLOCKPIPE")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 DEPTH = 3
+CHAIN = "1337"  # simnode's default chain id
+HANG = 60  # seconds: only a guard against a hang, never a measure
 
 
 def fail(msg):
@@ -106,12 +113,22 @@ class Ws:
                 heads.append(msg["params"]["result"])
 
     def heads(self, seconds, into):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
+        """Every head that arrives within `seconds` (a silence check: nothing must come)."""
+        return self.heads_until(lambda hs: False, seconds, into, quiet_ok=True)
+
+    def heads_until(self, done, timeout, into, quiet_ok=False):
+        """Reads heads into `into` until done(into); fails after `timeout` s (a hang guard)."""
+        end = time.monotonic() + timeout
+        while not done(into):
+            left = end - time.monotonic()
+            if left <= 0:
+                if quiet_ok:
+                    return into
+                fail(f"timed out after {timeout} s waiting for heads: {len(into)} so far")
             try:
-                op, data = self.frame(timeout=max(0.05, end - time.monotonic()))
+                op, data = self.frame(timeout=left)
             except socket.timeout:
-                break
+                continue
             if op != 1:
                 fail(f"unexpected frame opcode {op}")
             msg = json.loads(data)
@@ -158,21 +175,25 @@ def raw_protocol():
         lagged.call("eth_subscribe", ["newHeads"])
         if "result" not in silent.call("eth_subscribe", ["newHeads"]):
             fail("ws_silent endpoint refused the subscription")
-        heads = ws.heads(3.5, [])
+        heads = ws.heads_until(lambda hs: len(hs) >= 10 and check_links(hs) >= 2, HANG, [])
         reorgs = check_links(heads)
-        if len(heads) < 10 or reorgs < 2:
-            fail(f"{len(heads)} heads with {reorgs} reorgs in 3.5 s")
-        lag_heads = lagged.heads(0.5, [])
+        # every head from the first up to now, heads that came in the meantime included
+        lag_heads = lagged.heads_until(lambda hs: len(hs) >= 1, HANG, [])
+        lagged.heads(0.2, lag_heads)
         head = node.stats()["head"]
-        if not lag_heads or int(lag_heads[-1]["number"], 16) > head - 5:
+        if int(lag_heads[-1]["number"], 16) > head - 5:
             fail(f"lag=5 endpoint announced {lag_heads[-1:]} with the head at {head}")
+        # subscribed before the >= 10 heads above were announced to ep1: it would have some
         if silent.heads(0.5, []):
             fail("ws_silent endpoint announced a head")
         after = []
         if ws.call("eth_unsubscribe", [sub], heads=after).get("result") is not True:
             fail("eth_unsubscribe did not answer true")
-        if ws.heads(0.6, []):
-            fail("heads announced after eth_unsubscribe")
+        gone = node.stats()["head"]
+        wait_for(lambda: node.stats()["head"] >= gone + 2, "two blocks after eth_unsubscribe")
+        late = ws.heads(0.3, [])
+        if late:
+            fail(f"heads announced after eth_unsubscribe: {[h['number'] for h in late]}")
         ws.send(struct.pack(">H", 1000), op=8)
         op, data = ws.frame()
         if op != 8:
@@ -187,59 +208,48 @@ def raw_protocol():
         node.kill()
 
 
-def db_rows(db):
-    c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+def wait_for(pred, what, timeout=None):
     try:
-        cp = c.execute("SELECT number FROM checkpoints").fetchone()[0]
-        rows = c.execute("SELECT number, hash, parent_hash FROM blocks ORDER BY number").fetchall()
-    finally:
-        c.close()
-    return cp, rows
+        wait_until(pred, timeout or HANG, what, 0.1)
+    except TimeoutError as e:
+        fail(str(e))
 
 
-def check_chain(node, cp, rows):
-    if [r[0] for r in rows] != list(range(cp + 1)):
-        fail(f"blocks are not exactly 0..{cp} once each ({len(rows)} rows)")
-    for i in range(1, len(rows)):
-        if rows[i][2] != rows[i - 1][1]:
-            fail(f"parent link broken at block {rows[i][0]}")
-    res = node.rpc_batch([("eth_getBlockByNumber", [hex(n), False]) for n in range(cp + 1)])
-    bad = [n for n, h, _ in rows if n <= cp - DEPTH - 1 and (res[n] or {}).get("hash") != h]
-    if bad:
-        fail(f"{len(bad)} blocks differ from simnode's canonical chain, first {bad[0]}")
-
-
-def follow(tmp, name, faults, extra, seconds):
+def follow(tmp, name, faults, extra, want_reconnect=False):
+    """`blockpipe run --ws` until it has taken heads from the socket, seen a reorg (and
+    reconnected when asked), then SIGINT; its outputs must be simnode's chain."""
     args = ["--reorg-every", "2"] + (["--faults", faults] if faults else [])
     node = Simnode(args)
+    bp = None
     try:
-        db = os.path.join(tmp, f"{name}.db")
         url = node.urls[0]
-        run = subprocess.Popen([BLOCKPIPE, "run", "--rpc", url, "--ws",
-                                url.replace("http://", "ws://"), "--start-block", "0",
-                                "--stats-interval", "0.5", "--output", f"sqlite:{db}", *extra],
-                               stderr=subprocess.PIPE, text=True)
-        time.sleep(seconds)
-        run.send_signal(signal.SIGINT)
-        _, err = run.communicate(timeout=30)
-        if run.returncode != 0:
-            fail(f"{name}: run exited {run.returncode}:\n{err[-3000:]}")
-        lines = re.findall(r"stats realtime mode=(\S+) .*? heads=(\d+) reconnects=(\d+)", err)
-        if not lines:
-            fail(f"{name}: no `stats realtime` line:\n{err[-3000:]}")
-        modes = {m for m, _, _ in lines}
-        heads, reconnects = int(lines[-1][1]), int(lines[-1][2])
-        if "websocket" not in modes or heads <= 0:
-            fail(f"{name}: realtime modes {modes}, heads {heads}:\n{err[-3000:]}")
-        if "reorg" not in err:
-            fail(f"{name}: no reorg reported:\n{err[-3000:]}")
-        cp, rows = db_rows(db)
-        check_chain(node, cp, rows)
+        bp = Blockpipe(tmp, ["--rpc", url, "--ws", url.replace("http://", "ws://"),
+                             "--start-block", "0", "--stats-interval", "0.5", *extra], name)
+        bp.wait_realtime(lambda r: r.get("mode") == "websocket" and r.get("heads", 0) > 0,
+                         HANG, "mode=websocket with heads from the socket")
+        bp.wait_log(r"reorg: \d+ block\(s\) orphaned", HANG, "a reorg reported on stderr")
+        if want_reconnect:
+            bp.wait_realtime(lambda r: r.get("reconnects", 0) >= 1, HANG, "reconnects >= 1")
+        bp.stop()
+        rt = bp.last_realtime()
+        heads, reconnects = int(rt["heads"]), int(rt["reconnects"])
+        if heads <= 0:
+            fail(f"{name}: the last realtime line counts no head: {rt}")
+        # simnode reorgs on after the stop: blocks above the reorg depth may be orphaned
+        # since (they are compared by hash), the others must be canonical
+        cp, data, counts = rowcheck.sqlite_branch_exact(url, bp.db, CHAIN, DEPTH + 1)
+        # the blocks it reverted are served by hash too: their rows are compared as well
+        orphans = rowcheck.fetch(url, rowcheck.jsonl_reverted(bp.jsonl))
+        rowcheck.jsonl_exact(bp.jsonl, data, CHAIN, orphans, f"{name} (jsonl)")
         st = node.stop()
-        print(f"{name}: {cp + 1} blocks exact, heads={heads} reconnects={reconnects}, "
+        print(f"{name}: {cp + 1} blocks, {counts['transactions']} txs, {counts['logs']} logs "
+              f"exact in SQLite and JSON lines ({len(orphans)} reverted blocks' rows too), "
+              f"heads={heads} reconnects={reconnects}, "
               f"simnode reorgs={st['reorgs']} ws={st['endpoints'][0]['ws']}")
         return reconnects, st["endpoints"][0]["ws"]
     finally:
+        if bp:
+            bp.kill()
         node.kill()
 
 
@@ -248,9 +258,9 @@ def main():
         fail("BLOCKPIPE must point at the blockpipe binary")
     raw_protocol()
     with tempfile.TemporaryDirectory(prefix="bp_simnode_ws.") as tmp:
-        follow(tmp, "websocket", None, [], 9)
+        follow(tmp, "websocket", None, [])
         reconnects, ws = follow(tmp, "drops", "ws_drop_every=1",
-                                ["--ws-reconnect-interval", "0.2"], 9)
+                                ["--ws-reconnect-interval", "0.2"], want_reconnect=True)
         if reconnects < 1 or ws["drops"] < 1:
             fail(f"drops: reconnects={reconnects}, simnode drops={ws['drops']}")
     print("test_simnode_ws: ok")

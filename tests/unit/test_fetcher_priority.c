@@ -86,8 +86,8 @@ static void test_workers_are_nicer(void **state)
     assert_int_equal(bp_fetcher_start(&f, &fc, &err), 0);
     int nices[16];
     size_t n = 0;
-    /* the workers lower their priority as they start: give them a moment */
-    for (int tries = 0; tries < 200; tries++) {
+    /* the workers lower their priority as they start: wait for it (up to 30 s, a hang guard) */
+    for (int tries = 0; tries < 6000; tries++) {
         n = thread_nices(nices, 16, self_tid());
         size_t lowered = 0;
         for (size_t i = 0; i < n; i++)

@@ -13,6 +13,22 @@
 
 #include "core/pool.h"
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An endpoint paused (ejected or rate-limited) for at least `ms` from `since`: the pause's
+ * length is checked against the clock the pool uses, and then pinned far ahead, so that what
+ * the test does next sees the endpoint paused however long a loaded machine takes. */
+static void paused_at_least(bp_pool *p, int i, int64_t since, long ms)
+{
+    assert_true(p->eps[i].not_before_ms >= since + ms);
+    p->eps[i].not_before_ms = INT64_MAX / 2;
+}
+
 static void make_pool(bp_pool *p, const bp_endpoint_spec *specs, size_t n)
 {
     bp_error err = {0};
@@ -57,6 +73,7 @@ static void test_eject_and_probe(void **state)
     make_pool(&p, specs, 1);
     assert_string_equal(p.eps[0].url, "http://user:***@a:1/x"); /* credentials never reach logs */
     int batch;
+    int64_t t0 = mono_ms();
     for (int i = 0; i < 3; i++) {
         assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
         bp_pool_done(&p, 0,
@@ -70,10 +87,14 @@ static void test_eject_and_probe(void **state)
     }
     assert_int_equal(p.eps[0].state, BP_EP_EJECTED);
     assert_int_equal(p.eps[0].ejections, 1);
-    assert_int_equal(p.eps[0].limit, 1);                         /* halved on every failure */
+    assert_int_equal(p.eps[0].limit, 1); /* halved on every failure */
+    int64_t until = p.eps[0].not_before_ms;
+    paused_at_least(&p, 0, t0, 1000);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1); /* in its backoff */
-    /* after the 1 s backoff one probe goes out; a second request waits for its verdict */
-    assert_int_equal(bp_pool_acquire(&p, 1, -1, 2000, &batch), 0);
+    /* after the 1 s backoff one probe goes out (the wait is for the backoff's end, the
+     * timeout only a hang guard); a second request waits for its verdict */
+    p.eps[0].not_before_ms = until;
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 30000, &batch), 0);
     assert_int_equal(p.eps[0].state, BP_EP_PROBING);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
     bp_pool_done(&p, 0,
@@ -118,8 +139,10 @@ static void test_backoff_doubles_with_fallback(void **state)
     assert_int_equal(p.eps[0].backoff_ms, 1000);
     p.eps[0].not_before_ms = 0;
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0); /* the probe */
+    int64_t t0 = mono_ms();
     bp_pool_done(&p, 0, &fail);
     assert_int_equal(p.eps[0].backoff_ms, 2000);
+    paused_at_least(&p, 0, t0, 2000);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 1); /* b serves meanwhile */
     bp_pool_release(&p);
 }
@@ -154,6 +177,7 @@ static void test_rate_limited_pause(void **state)
     make_pool(&p, specs, 2);
     int batch;
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    int64_t t0 = mono_ms();
     bp_pool_done(&p, 0,
                  &(bp_pool_outcome){.rc = BP_ERATELIMIT,
                                     .latency_us = 0,
@@ -168,11 +192,14 @@ static void test_rate_limited_pause(void **state)
     assert_int_equal(p.eps[0].errors, 0);
     assert_int_equal(p.eps[0].limit, 4); /* about the number of requests: nothing shrinks */
     assert_int_equal(p.eps[0].batch, 2);
-    /* Retry-After: 3 -> the other endpoint serves meanwhile, and the coordinator's own
-     * requests (head polls, reorg walks) skip the paused one too */
+    /* Retry-After: 3 -> the workers' pause lasts at least 3 s from before the 429 (then it is
+     * pinned far ahead so the rest cannot race the clock); the other endpoint serves
+     * meanwhile, and the coordinator's own requests (head polls, reorg walks) skip the paused
+     * one too */
+    paused_at_least(&p, 0, t0, 3000);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 1);
     long left = bp_pool_may_call(&p, 0);
-    assert_true(left > 2000 && left <= 3000);
+    assert_true(left <= 3000 && left >= 3000 - (mono_ms() - t0));
     assert_int_equal(bp_pool_may_call(&p, 1), 0);
     /* a 429 the coordinator got pauses the endpoint for the workers */
     bp_pool_called(&p, 1, BP_ERATELIMIT, 0);
@@ -301,22 +328,28 @@ static void test_lowest_block_first(void **state)
     bp_pool_release(&p);
 }
 
+/* A burst of one second's worth, then each request waits for its token. The bounds come
+ * from the bucket's arithmetic on the pool's own clock, so a loaded machine (which only makes
+ * things take longer) cannot break them: no request is granted before its token exists. */
 static void test_rps_token_bucket(void **state)
 {
     (void)state;
     bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 100, .rps = 20}};
     bp_pool p;
+    int64_t t_init = mono_ms();
     make_pool(&p, specs, 1);
     int batch, got = 0;
     while (bp_pool_acquire(&p, 1, -1, 0, &batch) == 0)
         got++;
-    assert_int_equal(got, 20); /* a burst of one second's worth */
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    assert_int_equal(bp_pool_acquire(&p, 1, -1, 1000, &batch), 0); /* waits ~50 ms */
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long waited = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-    assert_true(waited >= 30);
+    /* 20 at once, plus one per 50 ms that went by while we took them */
+    int64_t refills = (mono_ms() - t_init) * 20 / 1000 + 1;
+    assert_true(got >= 20 && got <= 20 + refills);
+    /* an empty bucket from now: the next token exists 1000 / rps = 50 ms later */
+    int64_t t0 = mono_ms();
+    p.eps[0].tokens = 0;
+    p.eps[0].tokens_ms = mono_ms();
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 30000, &batch), 0);
+    assert_true(mono_ms() - t0 >= 50);
     bp_pool_release(&p);
 }
 

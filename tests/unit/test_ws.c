@@ -1,10 +1,13 @@
 /* test_ws.c - the WebSocket head client against real servers: anvil and ws_bad_server.py. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +29,9 @@
 #define BAD_SERVER BP_SOURCE_DIR "/tests/tools/ws_bad_server.py"
 
 typedef bp_test_server server;
+
+/* Deadlines only guard against a hang: every wait ends as soon as its event happens. */
+#define HANG_MS 30000L
 
 static char g_tmp[128];
 
@@ -110,12 +116,43 @@ static bp_ws_head next_head(bp_ws_heads *h, long timeout_ms)
     return head;
 }
 
+typedef struct stopper {
+    bp_ws_heads *h;
+    atomic_bool done;
+} stopper;
+
+static void *stop_thread(void *arg)
+{
+    stopper *s = arg;
+    bp_ws_heads_stop(s->h);
+    atomic_store(&s->done, true);
+    return NULL;
+}
+
+/* bp_ws_heads_stop returns without waiting for the client's next attempt or head: run on
+ * another thread, it must be done before `limit_ms`, which the caller picks well below what
+ * such a wait would take (a hang guard, not a measure of how fast it is). */
+static void stop_returns(bp_ws_heads *h, long limit_ms)
+{
+    static stopper s; /* outlives a failed test's thread */
+    s.h = h;
+    atomic_store(&s.done, false);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, stop_thread, &s), 0);
+    int64_t until = now_ms() + limit_ms;
+    while (!atomic_load(&s.done) && now_ms() < until)
+        sleep_ms(20);
+    if (!atomic_load(&s.done))
+        fail_msg("bp_ws_heads_stop has not returned after %ld ms", limit_ms);
+    pthread_join(t, NULL);
+}
+
 /* n heads, each the child of the one before. */
 static void expect_chain(bp_ws_heads *h, int n)
 {
-    bp_ws_head prev = next_head(h, 10000);
+    bp_ws_head prev = next_head(h, HANG_MS);
     for (int i = 1; i < n; i++) {
-        bp_ws_head cur = next_head(h, 10000);
+        bp_ws_head cur = next_head(h, HANG_MS);
         assert_int_equal(cur.number, prev.number + 1);
         assert_string_equal(cur.parent_hash, prev.hash);
         assert_true(cur.timestamp >= prev.timestamp);
@@ -178,7 +215,7 @@ static void test_refused_gives_up(void **state)
     bp_ws_heads *h = NULL;
     bp_error err = {0};
     assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), 0);
-    bp_ws_status st = wait_state(h, BP_WS_GIVEN_UP, 5000);
+    bp_ws_status st = wait_state(h, BP_WS_GIVEN_UP, HANG_MS);
     assert_int_equal(st.state, BP_WS_GIVEN_UP);
     assert_string_equal(st.endpoint, "ws://127.0.0.1:1/path?x=1");
     assert_null(strstr(st.endpoint, "secret"));
@@ -194,20 +231,19 @@ static void test_refused_gives_up(void **state)
     assert_non_null(strstr(b.data, "\"state\":\"given_up\""));
     assert_non_null(strstr(b.data, "\"last_head_number\":null"));
     bp_buf_release(&b);
-    int64_t t0 = now_ms();
-    bp_ws_heads_stop(h);
-    assert_true(now_ms() - t0 < 1000);
+    /* the next attempt is > 50 s away: a stop that waited for it would take that long */
+    stop_returns(h, HANG_MS);
 }
 
 /* ---- anvil ---------------------------------------------------------------------------- */
 
-#define SKIP_WITHOUT_ANVIL()                                                                       \
+/* A missing anvil is a failure, not a skip: `make test` installs it. */
+#define REQUIRE_ANVIL()                                                                            \
     do {                                                                                           \
-        if (!bp_test_anvil_path()) {                                                               \
-            print_message("anvil not found (BP_ANVIL unset and %s missing): skipped\n",            \
-                          ANVIL_DEFAULT);                                                          \
-            skip();                                                                                \
-        }                                                                                          \
+        if (!bp_test_anvil_path())                                                                 \
+            fail_msg("anvil not found (neither $BP_ANVIL nor %s is executable): run "              \
+                     "scripts/install-deps.sh --test",                                             \
+                     ANVIL_DEFAULT);                                                               \
     } while (0)
 
 /* Heads with parent links; anvil killed and restarted on the same port: the client comes
@@ -215,7 +251,7 @@ static void test_refused_gives_up(void **state)
 static void test_anvil_heads_and_restart(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_ANVIL();
+    REQUIRE_ANVIL();
     server node = {0};
     assert_int_equal(anvil_start(&node, 0, "--block-time", "1"), 0);
     bp_ws_config cfg = {.reconnect_interval_s = 0.2};
@@ -231,22 +267,23 @@ static void test_anvil_heads_and_restart(void **state)
 
     int port = node.port;
     bp_test_server_stop(&node, SIGKILL);
-    st = wait_state(h, BP_WS_BACKOFF, 5000);
+    st = wait_state(h, BP_WS_BACKOFF, HANG_MS);
     assert_false(bp_ws_heads_healthy(h));
     assert_int_equal(anvil_start(&node, port, "--block-time", "1"), 0);
-    st = wait_state(h, BP_WS_SUBSCRIBED, 10000);
+    st = wait_state(h, BP_WS_SUBSCRIBED, HANG_MS);
     assert_int_equal(st.state, BP_WS_SUBSCRIBED);
     drain(h);
     expect_chain(h, 2);
     bp_ws_heads_status(h, &st);
     assert_true(st.reconnects >= 1);
     assert_int_equal(st.consecutive_failures, 0);
-    assert_true(st.block_time_s > 0.5 && st.block_time_s < 1.5);
+    /* from the heads' timestamps, which --block-time 1 sets at least 1 s apart (a late block
+     * only widens the step): not from when they arrived */
+    assert_true(st.block_time_s >= 1.0 - 1e-9);
     assert_true(st.stale_after_s >= 30.0 - 1e-9 && st.stale_after_s <= 30.0 + 1e-9);
-    assert_true(st.heads_per_s > 0.2);
-    int64_t t0 = now_ms();
-    bp_ws_heads_stop(h);
-    assert_true(now_ms() - t0 < 2000);
+    assert_true(st.heads_per_s > 0);
+    /* subscribed and waiting for the next head (1 s away), which stop must not wait for */
+    stop_returns(h, HANG_MS);
     bp_test_server_stop(&node, SIGTERM);
 }
 
@@ -259,16 +296,17 @@ static void mine(bp_rpc *rpc)
     bp_json_free(root);
 }
 
-/* anvil --no-mining: each evm_mine is timed until bp_ws_heads_next returns the block. */
+/* anvil --no-mining: each evm_mine is announced as the next head. The time from evm_mine to
+ * bp_ws_heads_next is printed, not asserted (bench/realtime_latency.py measures it). */
 static void test_anvil_announce_latency(void **state)
 {
     (void)state;
-    SKIP_WITHOUT_ANVIL();
+    REQUIRE_ANVIL();
     server node = {0};
     assert_int_equal(anvil_start(&node, 0, "--no-mining", NULL), 0);
     bp_ws_config cfg = {0};
     bp_ws_heads *h = ws_start(node.port, &cfg);
-    assert_int_equal(wait_state(h, BP_WS_SUBSCRIBED, 10000).state, BP_WS_SUBSCRIBED);
+    assert_int_equal(wait_state(h, BP_WS_SUBSCRIBED, HANG_MS).state, BP_WS_SUBSCRIBED);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", node.port);
     bp_rpc_config rc = {.url = url, .timeout_ms = 10000};
@@ -276,14 +314,14 @@ static void test_anvil_announce_latency(void **state)
     bp_error err = {0};
     assert_int_equal(bp_rpc_new(&rpc, &rc, &err), 0);
     mine(rpc); /* warm up both connections */
-    next_head(h, 5000);
+    next_head(h, HANG_MS);
     bp_hist lat;
     bp_hist_init(&lat);
     for (uint64_t i = 0; i < 20; i++) {
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
         mine(rpc);
-        bp_ws_head head = next_head(h, 5000);
+        bp_ws_head head = next_head(h, HANG_MS);
         clock_gettime(CLOCK_MONOTONIC, &b);
         assert_int_equal(head.number, i + 2);
         bp_hist_add(&lat,
@@ -294,7 +332,7 @@ static void test_anvil_announce_latency(void **state)
     print_message("announce latency (evm_mine -> bp_ws_heads_next), us: p50 %" PRIu64
                   " p90 %" PRIu64 " p99 %" PRIu64 " max %" PRIu64 " (n=%" PRIu64 ")\n",
                   s.p50, s.p90, s.p99, s.max, s.count);
-    assert_true(s.p50 < 500000);
+    assert_int_equal(s.count, 20);
     bp_rpc_free(rpc);
     bp_ws_heads_stop(h);
     bp_test_server_stop(&node, SIGTERM);
@@ -310,7 +348,7 @@ static void bad_case(const char *mode, const char *want, const bp_ws_config *cfg
     assert_int_equal(bad_start(&srv, mode), 0);
     bp_ws_heads *h = ws_start(srv.port, cfg);
     bp_ws_status st;
-    int64_t until = now_ms() + 8000;
+    int64_t until = now_ms() + HANG_MS;
     do {
         sleep_ms(20);
         bp_ws_heads_status(h, &st);
@@ -347,9 +385,9 @@ static void test_bad_head_kept(void **state)
     assert_int_equal(bad_start(&srv, "badhead"), 0);
     bp_ws_config cfg = {.reconnect_interval_s = 0.1};
     bp_ws_heads *h = ws_start(srv.port, &cfg);
-    bp_ws_head head = next_head(h, 5000);
+    bp_ws_head head = next_head(h, HANG_MS);
     assert_int_equal(head.number, 0x10);
-    head = next_head(h, 5000);
+    head = next_head(h, HANG_MS);
     assert_int_equal(head.number, 0x11);
     bp_ws_status st;
     bp_ws_heads_status(h, &st);
@@ -369,13 +407,17 @@ static void test_fragments_and_queue(void **state)
     assert_int_equal(bad_start(&srv, "fragmented"), 0);
     bp_ws_config cfg = {.queue_capacity = 2};
     bp_ws_heads *h = ws_start(srv.port, &cfg);
-    bp_ws_head head = next_head(h, 5000);
+    bp_ws_head head = next_head(h, HANG_MS);
     assert_int_equal(head.number, 0x10);
     assert_string_equal(head.hash, "0x0000000000000000000000000000000000000000000000000000000000"
                                    "000010");
-    sleep_ms(1100); /* ~5 heads arrive, the queue keeps 2 */
+    /* heads keep coming (one every 0.2 s) while nobody takes them: the queue keeps 2 */
     bp_ws_status st;
-    bp_ws_heads_status(h, &st);
+    int64_t until = now_ms() + HANG_MS;
+    do {
+        sleep_ms(20);
+        bp_ws_heads_status(h, &st);
+    } while (st.dropped < 2 && now_ms() < until);
     assert_true(st.dropped >= 2);
     assert_int_equal(st.malformed, 0);
     bp_ws_head a = next_head(h, 0), b = next_head(h, 0);
@@ -387,7 +429,7 @@ static void test_fragments_and_queue(void **state)
 
 /* ---- wss:// ----------------------------------------------------------------------------- */
 
-/* A self-signed certificate for localhost in g_tmp; 0 when openssl made one. */
+/* A self-signed certificate for localhost in g_tmp (the openssl command); 0 when made. */
 static int make_cert(char *cert, char *key, size_t n)
 {
     snprintf(cert, n, "%s/cert.pem", g_tmp);
@@ -406,10 +448,9 @@ static void test_wss(void **state)
 {
     (void)state;
     char cert[256], key[256];
-    if (make_cert(cert, key, sizeof(cert)) != 0) {
-        print_message("openssl cannot make a certificate: skipped\n");
-        skip();
-    }
+    if (make_cert(cert, key, sizeof(cert)) != 0)
+        fail_msg("the openssl command could not make a certificate (is it installed? "
+                 "scripts/install-deps.sh --test installs it)");
     server srv = {0};
     char *argv[] = {"python3", BAD_SERVER, "fragmented", "--tls", cert, key, NULL};
     assert_int_equal(server_start(&srv, argv, "PORT "), 0);
@@ -419,14 +460,14 @@ static void test_wss(void **state)
     bp_ws_heads *h = NULL;
     bp_error err = {0};
     assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), 0);
-    bp_ws_head a = next_head(h, 5000), b = next_head(h, 5000);
+    bp_ws_head a = next_head(h, HANG_MS), b = next_head(h, HANG_MS);
     assert_int_equal(b.number, a.number + 1);
     bp_ws_heads_stop(h);
 
     cfg.ca_file = NULL;
     assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), 0);
     bp_ws_status st;
-    int64_t until = now_ms() + 5000;
+    int64_t until = now_ms() + HANG_MS;
     do {
         sleep_ms(20);
         bp_ws_heads_status(h, &st);
