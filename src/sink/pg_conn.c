@@ -134,8 +134,9 @@ static int parse_query(bp_pg_target *t, const char *q, bp_buf *rest, bp_error *e
                             : bp_error_set(err, BP_ENOMEM, "out of memory");
         free(key);
         free(val);
+        /* rest starts with the URL before its '?': the first parameter passed on adds one */
         if (rc == 1 && n > 0)
-            rc = (rest->len ? bp_buf_putc(rest, '&') : bp_buf_putc(rest, '?')) |
+            rc = bp_buf_putc(rest, memchr(rest->data, '?', rest->len) ? '&' : '?') |
                  bp_buf_append(rest, q, n);
         if (rc != 0)
             return rc < 0 ? rc : bp_error_set(err, BP_ENOMEM, "out of memory");

@@ -25,6 +25,11 @@ static void test_params_percent_decoded(void **state)
     assert_string_equal(t.checkpoint, "c%zz%4"); /* not escapes: kept as written */
     assert_int_equal(t.wait_for_db, 10);
     assert_string_equal(t.where, "db:5432/x");
+    /* libpq's parameters follow the '?' (the first one used to get '&': part of the path) */
+    assert_string_equal(t.conninfo, "postgresql://u:p@db:5432/x?sslmode=disable");
+    bp_pg_target_release(&t);
+    assert_int_equal(bp_pg_target_parse(&t, "db/x?a=1&schema=s&b=2", &err), 0);
+    assert_string_equal(t.conninfo, "postgresql://db/x?a=1&b=2");
     bp_pg_target_release(&t);
 
     assert_int_equal(bp_pg_target_parse(&t, "db/x?wait_for_db=%3", &err), BP_EINVAL);
