@@ -15,7 +15,7 @@
 #include <libwebsockets.h>
 #include <yajl/yajl_tree.h>
 
-#include "chain/decode.h"
+#include "chain/rpc_envelope.h"
 #include "util/hex.h"
 #include "util/jsonw.h"
 #include "util/log.h"

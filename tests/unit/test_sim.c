@@ -15,6 +15,8 @@
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
 #include "chain/decode.h"
+#include "chain/json.h"
+#include "chain/rpc_envelope.h"
 #include "sim/chain.h"
 #include "sim/faults.h"
 #include "sim/node.h"
