@@ -1,5 +1,6 @@
-/* pipeline.c - coordinator and fetch workers of one chain (see pipeline.h and
- * docs/ARCHITECTURE.md for the data flow and where each delivery promise is kept). */
+/* pipeline.c - the coordinator of one chain: heads, scheduling, the ordered commit, reorgs
+ * (see pipeline.h for its threads and docs/ARCHITECTURE.md for the data flow and where each
+ * delivery promise is kept). */
 #include "core/pipeline.h"
 
 #include <inttypes.h>
@@ -204,7 +205,6 @@ static int take_announced(pipeline *p, bp_error *err)
     return 0;
 }
 
-/* Asks one endpoint for its head; logs only when its answer changes from good to bad. */
 /* Only this thread writes an endpoint's chain state, so it reads it without the pool's lock. */
 static enum bp_ep_chain chain_of(const pipeline *p, size_t i)
 {
@@ -231,6 +231,7 @@ static bool chain_checked(pipeline *p, size_t i)
     return true;
 }
 
+/* Asks one endpoint for its head; logs only when its answer changes (good to bad and back). */
 static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
 {
     bp_error e;
@@ -1011,7 +1012,7 @@ static void release(pipeline *p)
     if (p->cfg->report)
         fill_report(p, p->cfg->report);
     if (p->rt_started)
-        bp_realtime_stop(&p->rt); /* first: its thread wakes the fetcher */
+        bp_realtime_stop(&p->rt); /* before bp_fetcher_stop: its thread wakes the fetcher */
     bp_fetcher_stop(p->fetcher);
     free_batch(p);
     free(p->events);
