@@ -751,26 +751,39 @@ static int get_head(pipeline *p, bp_error *err)
     return p->have_head ? 0 : bp_error_set(err, BP_ETRANSPORT, "no endpoint answered");
 }
 
-/* Seeds the reorg window from the output that is furthest behind. */
-static void seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx)
+/* Seeds the reorg window from the output that is furthest behind: its most recent blocks, so
+ * a reorg that happened while we were stopped is walked back like any other. An output that
+ * cannot say which they are fails the start, as a failed checkpoint read does: seeded with
+ * its checkpoint alone, such a reorg would stop the run later as "deeper than the window",
+ * far from the cause. One that has none ending at its checkpoint (files from before the
+ * "recent" list, a jump in its blocks) starts from the checkpoint alone. */
+static int seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx, bp_error *err)
 {
     bp_sink *s = p->cfg->sinks[idx];
     size_t max = p->cfg->reorg_window, n = 0;
     bp_checkpoint *recent = calloc(max, sizeof(*recent));
-    bp_error e;
-    if (recent && s->ops->recent && s->ops->recent(s, p->chain, recent, max, &n, &e) == 0 &&
-        n > 0 && recent[0].number == low->number) {
+    if (!recent)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    int rc = s->ops->recent ? s->ops->recent(s, p->chain, recent, max, &n, err) : 0;
+    if (rc != 0) {
+        bp_error_prefix(err, "output '%s': reading its recent blocks: ", s->url);
+    } else if (n > 0 && recent[0].number == low->number) {
         for (size_t i = n; i-- > 0;) {
             bp_canon_entry ce = {.number = recent[i].number};
             snprintf(ce.hash, sizeof(ce.hash), "%s", recent[i].hash);
             bp_canon_push(&p->canon, &ce);
         }
     } else {
+        if (s->ops->recent)
+            bp_info("output '%s' lists no recent blocks up to its checkpoint %" PRIu64
+                    ": the reorg window starts with that block alone",
+                    s->url, low->number);
         bp_canon_entry ce = {.number = low->number};
         snprintf(ce.hash, sizeof(ce.hash), "%s", low->hash);
         bp_canon_push(&p->canon, &ce);
     }
     free(recent);
+    return rc;
 }
 
 /* Where to start: after the lowest checkpoint; an empty output is seeded from --from,
@@ -805,8 +818,9 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
         uint64_t h = p->head.number;
         *start = h > c->confirmations ? h - c->confirmations : 0;
     }
-    if (low.set && *start == low.number + 1)
-        seed_canon(p, &low, idx);
+    int rc = low.set && *start == low.number + 1 ? seed_canon(p, &low, idx, err) : 0;
+    if (rc != 0)
+        return rc;
     bp_info("chain %s (id %" PRIu64 "): starting at block %" PRIu64 "%s", p->chain, p->chain_id,
             *start,
             low.set && *start == low.number + 1 ? " (after the outputs' lowest checkpoint)" : "");
