@@ -521,7 +521,7 @@ static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err)
         start_k = tip->number;
     uint64_t ancestor;
     int rc = bp_canon_find_ancestor(&p->canon, start_k, node_hash_at, p, &ancestor, err);
-    if (rc != 0 && rc != BP_EREORG && bp_error_is_transient(rc)) {
+    if (bp_error_is_transient(rc)) {
         /* Nothing was reverted: the same mismatch is seen again and the walk retried. */
         bp_warn("reorg walk interrupted (%s); trying again shortly", err->msg);
         bp_error_clear(err);
