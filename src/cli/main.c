@@ -44,25 +44,21 @@ static void install_signals(void)
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f,
-        "blockpipe %s - EVM blockchain data, in order and reorg-safe, into SQLite, "
-        "PostgreSQL and files\n\n"
-        "usage:\n"
-        "  blockpipe run --rpc URL [options]                follow the chain head\n"
-        "  blockpipe backfill --rpc URL --from A --to B     index a range of blocks\n"
-        "  blockpipe retry-failed --state-dir DIR           run again the commands that left "
-        "failed blocks\n"
-        "  blockpipe migrate [URL] [options]                create or upgrade the PostgreSQL "
-        "tables\n"
-        "  blockpipe simnode [--listen HOST:PORT] [...]     a synthetic node for benchmarks and "
-        "chaos tests\n"
-        "  blockpipe <command> --help                       options of a command\n"
-        "  blockpipe --version\n\n"
-        "outputs (--output, repeatable):\n",
-        BP_VERSION);
+    fprintf(f,
+            "blockpipe %s - EVM blockchain data, in order and reorg-safe, into SQLite and "
+            "files\n\n"
+            "usage:\n"
+            "  blockpipe run --rpc URL [options]               follow the chain head\n"
+            "  blockpipe backfill --rpc URL --from A --to B     index a range of blocks\n"
+            "  blockpipe retry-failed --state-dir DIR           run again what left failed "
+            "blocks\n"
+            "  blockpipe simnode [--listen HOST:PORT] [...]     a synthetic node for benchmarks\n"
+            "  blockpipe <command> --help                       options of a command\n"
+            "  blockpipe --version\n\n"
+            "outputs (--output, repeatable):\n",
+            BP_VERSION);
     for (const bp_sink_ops *const *b = bp_sink_backends(); *b; b++)
-        fprintf(f, "  %-10s %s\n", (*b)->scheme, (*b)->description);
+        fprintf(f, "  %-9s %s\n", (*b)->scheme, (*b)->description);
     fprintf(f, "\nexample:\n  blockpipe run --rpc http://127.0.0.1:8545 --output "
                "sqlite:blockpipe.db\n");
 }

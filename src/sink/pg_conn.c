@@ -8,7 +8,6 @@
 #include <time.h>
 
 #include "util/buf.h"
-#include "util/hex.h"
 #include "util/log.h"
 
 #define PG_BACKOFF_FIRST_MS 250
@@ -67,6 +66,17 @@ _Static_assert(sizeof(g_migrations) / sizeof(g_migrations[0]) == BP_PG_SCHEMA_VE
 
 /* ---- URL parameters ------------------------------------------------------------------- */
 
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
 /* Percent-decoded copy of s[0..n). */
 static char *pct_decode(const char *s, size_t n)
 {
@@ -74,10 +84,8 @@ static char *pct_decode(const char *s, size_t n)
     if (!out)
         return NULL;
     for (size_t i = 0; i < n; i++) {
-        int hi = i + 2 < n ? bp_hex_digit((unsigned char)s[i + 1]) : -1;
-        int lo = i + 2 < n ? bp_hex_digit((unsigned char)s[i + 2]) : -1;
-        if (s[i] == '%' && hi >= 0 && lo >= 0) {
-            *o++ = (char)(hi * 16 + lo);
+        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            *o++ = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
             i += 2;
         } else {
             *o++ = s[i];
@@ -134,9 +142,8 @@ static int parse_query(bp_pg_target *t, const char *q, bp_buf *rest, bp_error *e
                             : bp_error_set(err, BP_ENOMEM, "out of memory");
         free(key);
         free(val);
-        /* rest starts with the URL before its '?': the first parameter passed on adds one */
         if (rc == 1 && n > 0)
-            rc = bp_buf_putc(rest, memchr(rest->data, '?', rest->len) ? '&' : '?') |
+            rc = (rest->len ? bp_buf_putc(rest, '&') : bp_buf_putc(rest, '?')) |
                  bp_buf_append(rest, q, n);
         if (rc != 0)
             return rc < 0 ? rc : bp_error_set(err, BP_ENOMEM, "out of memory");
