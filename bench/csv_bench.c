@@ -19,6 +19,7 @@
 #include "blockpipe/model.h"
 #include "blockpipe/sink.h"
 #include "chain/decode.h"
+#include "chain/rpc_envelope.h"
 #include "chain/json.h"
 #include "sim/node.h"
 

@@ -25,6 +25,8 @@
 
 #include "blockpipe/model.h"
 #include "chain/decode.h"
+#include "chain/decode_stream.h"
+#include "chain/rpc_envelope.h"
 #include "chain/json.h"
 #include "chain/jsonparse.h"
 #include "util/arena.h"

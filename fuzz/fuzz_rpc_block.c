@@ -9,6 +9,8 @@
 
 #include "blockpipe/model.h"
 #include "chain/decode.h"
+#include "chain/decode_stream.h"
+#include "chain/rpc_envelope.h"
 #include "chain/json.h"
 #include "util/arena.h"
 

@@ -45,7 +45,15 @@ int bp_error_prefix(bp_error *err, const char *fmt, ...) __attribute__((format(p
 void bp_error_clear(bp_error *err);
 const char *bp_strerror(int code);
 
-/* True for errors worth retrying (transport, timeout, HTTP 5xx/429, malformed answer). */
+/* True for the errors another attempt may not meet, so worth retrying (with backoff, or at
+ * another endpoint): a transport failure or timeout, an HTTP error or rate limit, a JSON-RPC
+ * error or malformed answer from a node, a block the node does not have yet, an I/O error.
+ * False for the rest: bad input or configuration, out of memory, a database refusing the
+ * statement, a method the node lacks, a deep reorg, a stop, a cap. The one notion of
+ * "retryable" in the program: the start-up calls and the reorg walk (core/pipeline.c) and an
+ * output's write (core/outputs.c) ask it; PostgreSQL also retries serialization failures and
+ * deadlocks (bp_pg_retryable). A block fetch is retried whatever its error, up to
+ * --max-retries: a node's answer may be bad once and good from another endpoint. */
 int bp_error_is_transient(int code);
 
 #endif

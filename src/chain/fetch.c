@@ -9,6 +9,9 @@
 #include <strings.h>
 
 #include "chain/decode.h"
+#include "chain/decode_stream.h"
+#include "chain/json.h"
+#include "chain/rpc_envelope.h"
 #include "util/arena.h"
 #include "util/buf.h"
 #include "util/hex.h"

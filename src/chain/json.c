@@ -646,3 +646,18 @@ yajl_val bp_json_stream_member(const bp_json_stream *c, size_t level, const char
             return c->items[i].val;
     return NULL;
 }
+
+const char *bp_json_type_name(yajl_val v)
+{
+    if (!v || YAJL_IS_NULL(v))
+        return "null";
+    if (YAJL_IS_STRING(v))
+        return "a string";
+    if (YAJL_IS_NUMBER(v))
+        return "a number";
+    if (YAJL_IS_OBJECT(v))
+        return "an object";
+    if (YAJL_IS_ARRAY(v))
+        return "an array";
+    return "a boolean";
+}

@@ -45,6 +45,10 @@ static inline size_t bp_json_strlen(yajl_val v)
     return n;
 }
 
+/* "null", "a string", "a number", "an object", "an array" or "a boolean": for messages
+ * naming what a value was instead of what was expected. */
+const char *bp_json_type_name(yajl_val v);
+
 /* Frees a tree from bp_json_parse / bp_json_parse_inplace (root as returned; NULL is a
  * no-op). Text an in-place tree points into is the caller's to free, after the tree. */
 void bp_json_free(yajl_val root);

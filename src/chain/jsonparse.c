@@ -10,6 +10,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "util/hex.h"
+
 /* What may come next. */
 enum {
     S_VALUE,     /* a value: at the top, after ':' or after ',' in an array */
@@ -65,7 +67,7 @@ static inline bool space(unsigned c)
 
 static inline bool hex(unsigned c)
 {
-    return c - '0' < 10 || (c | 0x20) - 'a' < 6;
+    return bp_hex_digit((unsigned char)c) >= 0;
 }
 
 static inline bool escapable(unsigned c)
@@ -210,8 +212,7 @@ static unsigned hex4(const unsigned char *s)
 {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
-        unsigned c = s[i];
-        v = v << 4 | (c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+        v = v << 4 | (unsigned)bp_hex_digit(s[i]);
     }
     return v;
 }

@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "chain/decode.h"
+#include "chain/json.h"
+#include "chain/rpc_envelope.h"
 #include "util/hex.h"
 #include "util/url.h"
 

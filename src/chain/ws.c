@@ -15,8 +15,9 @@
 #include <libwebsockets.h>
 #include <yajl/yajl_tree.h>
 
-#include "chain/decode.h"
+#include "chain/rpc_envelope.h"
 #include "util/hex.h"
+#include "util/jsonw.h"
 #include "util/log.h"
 
 #define TICK_US (100 * 1000)
@@ -945,21 +946,6 @@ void bp_ws_heads_status(bp_ws_heads *h, bp_ws_status *out)
     pthread_mutex_unlock(&h->mu);
 }
 
-static int json_str(bp_buf *out, const char *s)
-{
-    int rc = bp_buf_putc(out, '"');
-    for (; rc == 0 && *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            rc = bp_buf_printf(out, "\\%c", c);
-        else if (c < 0x20)
-            rc = bp_buf_printf(out, "\\u%04x", c);
-        else
-            rc = bp_buf_putc(out, (char)c);
-    }
-    return rc == 0 ? bp_buf_putc(out, '"') : rc;
-}
-
 int bp_ws_status_json(const bp_ws_status *s, bp_buf *out)
 {
     int rc =
@@ -967,7 +953,7 @@ int bp_ws_status_json(const bp_ws_status *s, bp_buf *out)
                       bp_ws_state_name(s->state), s->connected ? "true" : "false",
                       s->subscribed ? "true" : "false");
     if (rc == 0)
-        rc = json_str(out, s->endpoint);
+        rc = bp_jsonw_quote(out, s->endpoint, BP_JSONW_ESC_U);
     if (rc == 0)
         rc = bp_buf_printf(out,
                            ",\"connected_since_ms\":%" PRId64 ",\"messages\":%" PRIu64
@@ -988,7 +974,7 @@ int bp_ws_status_json(const bp_ws_status *s, bp_buf *out)
                           "\"next_attempt_in_ms\":%" PRId64 ",\"last_error\":",
                           s->heads_per_s, s->block_time_s, s->stale_after_s, s->next_attempt_in_ms);
     if (rc == 0)
-        rc = json_str(out, s->last_error);
+        rc = bp_jsonw_quote(out, s->last_error, BP_JSONW_ESC_U);
     return rc == 0 ? bp_buf_putc(out, '}') : rc;
 }
 

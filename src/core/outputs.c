@@ -83,18 +83,13 @@ static size_t filter_events(bp_checkpoint *cp, const bp_batch *batch, bp_event *
     return n;
 }
 
-static bool retryable(int rc)
-{
-    return rc == BP_ETRANSPORT || rc == BP_EIO || rc == BP_ETIMEOUT;
-}
-
 /* One output's write, tried again with backoff while the error is transient. */
 static int write_one(bp_sink *s, const bp_batch *b, bp_error *err)
 {
     long delay_ms = 500;
     for (int attempt = 1;; attempt++) {
         int rc = s->ops->write(s, b, err);
-        if (rc == 0 || !retryable(rc) || attempt == 4)
+        if (rc == 0 || !bp_error_is_transient(rc) || attempt == 4)
             return rc;
         bp_warn("output '%s': %s (attempt %d of 4, again in %ld ms)", s->url, err->msg, attempt,
                 delay_ms);

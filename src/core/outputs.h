@@ -6,11 +6,12 @@
  * after another from the writer thread (writer.h), one batch at a time: a slow output slows
  * the pipeline (back-pressure) instead of growing memory.
  *
- * A write that fails with a transient error (connection, I/O, timeout) is tried again with
- * backoff (0.5, 1, 2 s). When it still fails: with keep_going false (the default) the error
- * stops the pipeline; every output keeps a consistent checkpoint, so nothing is lost. With
- * keep_going true the output is set aside for the rest of the run, said loudly, and the
- * others go on; the next start resumes from the lowest checkpoint, so it catches up. */
+ * A write that fails with a transient error (bp_error_is_transient: a lost connection, I/O, a
+ * timeout) is tried again with backoff (0.5, 1, 2 s). When it still fails: with keep_going
+ * false (the default) the error stops the pipeline; every output keeps a consistent
+ * checkpoint, so nothing is lost. With keep_going true the output is set aside for the rest
+ * of the run, said loudly, and the others go on; the next start resumes from the lowest
+ * checkpoint, so it catches up. */
 #ifndef BP_CORE_OUTPUTS_H
 #define BP_CORE_OUTPUTS_H
 

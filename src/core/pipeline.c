@@ -1,5 +1,6 @@
-/* pipeline.c - coordinator and fetch workers of one chain (see pipeline.h and
- * docs/ARCHITECTURE.md for the data flow and where each delivery promise is kept). */
+/* pipeline.c - the coordinator of one chain: heads, scheduling, the ordered commit, reorgs
+ * (see pipeline.h for its threads and docs/ARCHITECTURE.md for the data flow and where each
+ * delivery promise is kept). */
 #include "core/pipeline.h"
 
 #include <inttypes.h>
@@ -249,7 +250,7 @@ static bool chain_checked(pipeline *p, size_t i)
     return true;
 }
 
-/* Asks one endpoint for its head; logs only when its answer changes from good to bad. A
+/* Asks one endpoint for its head; logs only when its answer changes (good to bad and back). A
  * 429 (now or still in force) is not a failed poll: the endpoint is skipped this time. */
 static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
 {
@@ -546,7 +547,7 @@ static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err)
         start_k = tip->number;
     uint64_t ancestor;
     int rc = bp_canon_find_ancestor(&p->canon, start_k, node_hash_at, p, &ancestor, err);
-    if (rc != 0 && rc != BP_EREORG && bp_error_is_transient(rc)) {
+    if (bp_error_is_transient(rc)) {
         /* Nothing was reverted: the same mismatch is seen again and the walk retried. */
         bp_warn("reorg walk interrupted (%s); trying again shortly", err->msg);
         bp_error_clear(err);
@@ -777,26 +778,39 @@ static int get_head(pipeline *p, bp_error *err)
     return p->have_head ? 0 : bp_error_set(err, BP_ETRANSPORT, "no endpoint answered");
 }
 
-/* Seeds the reorg window from the output that is furthest behind. */
-static void seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx)
+/* Seeds the reorg window from the output that is furthest behind: its most recent blocks, so
+ * a reorg that happened while we were stopped is walked back like any other. An output that
+ * cannot say which they are fails the start, as a failed checkpoint read does: seeded with
+ * its checkpoint alone, such a reorg would stop the run later as "deeper than the window",
+ * far from the cause. One that has none ending at its checkpoint (files from before the
+ * "recent" list, a jump in its blocks) starts from the checkpoint alone. */
+static int seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx, bp_error *err)
 {
     bp_sink *s = p->cfg->sinks[idx];
     size_t max = p->cfg->reorg_window, n = 0;
     bp_checkpoint *recent = calloc(max, sizeof(*recent));
-    bp_error e;
-    if (recent && s->ops->recent && s->ops->recent(s, p->chain, recent, max, &n, &e) == 0 &&
-        n > 0 && recent[0].number == low->number) {
+    if (!recent)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    int rc = s->ops->recent ? s->ops->recent(s, p->chain, recent, max, &n, err) : 0;
+    if (rc != 0) {
+        bp_error_prefix(err, "output '%s': reading its recent blocks: ", s->url);
+    } else if (n > 0 && recent[0].number == low->number) {
         for (size_t i = n; i-- > 0;) {
             bp_canon_entry ce = {.number = recent[i].number};
             snprintf(ce.hash, sizeof(ce.hash), "%s", recent[i].hash);
             bp_canon_push(&p->canon, &ce);
         }
     } else {
+        if (s->ops->recent)
+            bp_info("output '%s' lists no recent blocks up to its checkpoint %" PRIu64
+                    ": the reorg window starts with that block alone",
+                    s->url, low->number);
         bp_canon_entry ce = {.number = low->number};
         snprintf(ce.hash, sizeof(ce.hash), "%s", low->hash);
         bp_canon_push(&p->canon, &ce);
     }
     free(recent);
+    return rc;
 }
 
 /* Where to start: after the lowest checkpoint; an empty output is seeded from --from,
@@ -831,8 +845,9 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
         uint64_t h = p->head.number;
         *start = h > c->confirmations ? h - c->confirmations : 0;
     }
-    if (low.set && *start == low.number + 1)
-        seed_canon(p, &low, idx);
+    int rc = low.set && *start == low.number + 1 ? seed_canon(p, &low, idx, err) : 0;
+    if (rc != 0)
+        return rc;
     bp_info("chain %s (id %" PRIu64 "): starting at block %" PRIu64 "%s", p->chain, p->chain_id,
             *start,
             low.set && *start == low.number + 1 ? " (after the outputs' lowest checkpoint)" : "");
@@ -1038,7 +1053,7 @@ static void release(pipeline *p)
     if (p->cfg->report)
         fill_report(p, p->cfg->report);
     if (p->rt_started)
-        bp_realtime_stop(&p->rt); /* first: its thread wakes the fetcher */
+        bp_realtime_stop(&p->rt); /* before bp_fetcher_stop: its thread wakes the fetcher */
     bp_fetcher_stop(p->fetcher);
     free_batch(p);
     free(p->events);

@@ -1,9 +1,13 @@
 /* pipeline.h - one chain's pipeline: head tracker, fetch workers, reorder buffer, canonical
  * chain with reorg handling, batched ordered delivery to the outputs.
  *
- * Threads: the caller's thread is the coordinator (it alone touches the reorder buffer, the
- * canonical chain and the outputs); `workers` threads only fetch. Work items go out on one
- * queue and come back, carrying their block or error, on another. */
+ * Threads: the caller's thread is the coordinator (it alone touches the reorder buffer and the
+ * canonical chain). The fetch workers (core/fetcher.c: as many as the endpoints' concurrency
+ * adds up to, at most 256) only fetch: jobs go out on one queue and come back, carrying a
+ * block or an error per number, on another. The outputs are the writer thread's while the
+ * pipeline runs (core/writer.c: one batch in flight); the coordinator reads them itself only
+ * at start-up and, after waiting for the writer, to flush at the end. With a WebSocket
+ * endpoint, core/realtime.c's threads bring the new heads. */
 #ifndef BP_CORE_PIPELINE_H
 #define BP_CORE_PIPELINE_H
 

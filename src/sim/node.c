@@ -7,6 +7,7 @@
 
 #include "sim/render.h"
 #include "util/hex.h"
+#include "util/jsonw.h"
 
 enum {
     E_PARSE = -32700,
@@ -35,27 +36,12 @@ void bp_sim_scratch_release(bp_sim_scratch *s)
     s->valid = false;
 }
 
-static int put_json_string(bp_buf *out, const char *s)
-{
-    int rc = bp_buf_putc(out, '"');
-    for (; rc == 0 && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            rc = bp_buf_printf(out, "\\%c", ch);
-        else if (ch < 0x20)
-            rc = bp_buf_printf(out, "\\u%04x", ch);
-        else
-            rc = bp_buf_putc(out, (char)ch);
-    }
-    return rc != 0 ? rc : bp_buf_putc(out, '"');
-}
-
 static int put_id(bp_buf *out, yajl_val id)
 {
     if (id && YAJL_IS_NUMBER(id))
         return bp_buf_puts(out, id->u.number.r);
     if (id && YAJL_IS_STRING(id))
-        return put_json_string(out, id->u.string);
+        return bp_jsonw_quote(out, id->u.string, BP_JSONW_ESC_U);
     if (id && YAJL_IS_TRUE(id))
         return bp_buf_puts(out, "true");
     if (id && YAJL_IS_FALSE(id))
@@ -75,7 +61,7 @@ static int put_error(bp_buf *out, const call *c)
     if (rc == 0)
         rc = bp_buf_printf(out, ",\"error\":{\"code\":%d,\"message\":", c->code);
     if (rc == 0)
-        rc = put_json_string(out, c->msg);
+        rc = bp_jsonw_quote(out, c->msg, BP_JSONW_ESC_U);
     return rc != 0 ? rc : bp_buf_puts(out, "}}");
 }
 

@@ -3,6 +3,8 @@
 
 #include <string.h>
 
+#include "util/hex.h"
+
 /* Each entity reserves a worst-case bound once, then writes without checks. */
 #define TX_FIXED 2400
 #define RECEIPT_FIXED 1600
@@ -85,17 +87,6 @@ static char *put_addr(char *p, const bp_sim_addr *a)
     return p;
 }
 
-static int hexval(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 bool bp_sim_parse_h256(const char *s, bp_sim_h256 *h)
 {
     if (strlen(s) != 66 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
@@ -103,7 +94,7 @@ bool bp_sim_parse_h256(const char *s, bp_sim_h256 *h)
     for (int i = 0; i < 4; i++) {
         uint64_t w = 0;
         for (int j = 0; j < 16; j++) {
-            int v = hexval(s[2 + i * 16 + j]);
+            int v = bp_hex_digit((unsigned char)s[2 + i * 16 + j]);
             if (v < 0)
                 return false;
             w = w << 4 | (uint64_t)v;

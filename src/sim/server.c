@@ -16,7 +16,7 @@
 
 #include "sim/node.h"
 #include "sim/wsconn.h"
-#include "sim/wsframe.h"
+#include "util/wsframe.h"
 
 #define BODY_MAX (16u << 20)
 #define ANSWER_MAX (1024u << 20)
@@ -354,8 +354,8 @@ static enum MHD_Result serve_upgrade(bp_sim_endpoint *ep, struct MHD_Connection 
 {
     const char *key = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Sec-WebSocket-Key");
     const char *proto = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Sec-WebSocket-Protocol");
-    char accept[BP_SIM_WS_ACCEPT_LEN + 1], first[64];
-    if (!key || bp_sim_ws_accept(key, accept) != 0)
+    char accept[BP_WSFRAME_ACCEPT_LEN + 1], first[64];
+    if (!key || bp_wsframe_accept(key, accept) != 0)
         return TEXT(mc, MHD_HTTP_BAD_REQUEST, "WebSocket upgrade without a valid key\n");
     struct MHD_Response *r = MHD_create_response_for_upgrade(on_upgrade, ep);
     if (!r)

@@ -15,8 +15,8 @@
 #include "sim/node.h"
 #include "sim/render.h"
 #include "sim/server.h"
-#include "sim/wsframe.h"
 #include "util/buf.h"
+#include "util/wsframe.h"
 
 #define MESSAGE_MAX (1u << 20)
 #define ANSWER_MAX (1024u << 20)
@@ -87,14 +87,9 @@ static bool on_unsubscribe(void *ud, const char *id)
     return true;
 }
 
-/* One unmasked frame; a short write or a timeout ends the connection (-1). */
-static int send_frame(conn *c, enum bp_sim_ws_op op, const void *data, size_t len)
+/* Sends the frame in c->frame; a short write or a timeout ends the connection (-1). */
+static int send_built(conn *c)
 {
-    uint8_t hdr[BP_SIM_WS_HEADER_MAX];
-    size_t hl = bp_sim_ws_header(op, len, hdr);
-    bp_buf_reset(&c->frame);
-    if (bp_buf_append(&c->frame, hdr, hl) != 0 || bp_buf_append(&c->frame, data, len) != 0)
-        return -1;
     for (size_t at = 0; at < c->frame.len;) {
         ssize_t n = send(c->fd, c->frame.data + at, c->frame.len - at, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
@@ -106,10 +101,16 @@ static int send_frame(conn *c, enum bp_sim_ws_op op, const void *data, size_t le
     return 0;
 }
 
+static int send_frame(conn *c, enum bp_wsframe_op op, const void *data, size_t len)
+{
+    bp_buf_reset(&c->frame);
+    return bp_wsframe_append(&c->frame, op, data, len) != 0 ? -1 : send_built(c);
+}
+
 static int send_close(conn *c, unsigned code)
 {
-    uint8_t b[2] = {(uint8_t)(code >> 8), (uint8_t)code};
-    return send_frame(c, BP_SIM_WS_CLOSE, b, sizeof(b));
+    bp_buf_reset(&c->frame);
+    return bp_wsframe_append_close(&c->frame, code) != 0 ? -1 : send_built(c);
 }
 
 static int answer_text(conn *c, const uint8_t *p, size_t len)
@@ -123,19 +124,19 @@ static int answer_text(conn *c, const uint8_t *p, size_t len)
         .chain = h->chain, .head = endpoint_head(h, &k), .scratch = &c->scratch, .subs = &c->subs};
     if (bp_sim_answer(&r, c->text.data, c->text.len, &c->out) != 0)
         return -1;
-    return send_frame(c, BP_SIM_WS_TEXT, c->out.data, c->out.len);
+    return send_frame(c, BP_WSFRAME_TEXT, c->out.data, c->out.len);
 }
 
 /* 1: the client closed (answered), 0: go on, -1: a protocol or socket error. */
-static int on_frame(conn *c, const bp_sim_ws_frame *f)
+static int on_frame(conn *c, const bp_wsframe *f)
 {
     switch (f->op) {
-    case BP_SIM_WS_TEXT:
+    case BP_WSFRAME_TEXT:
         return answer_text(c, f->payload, f->len);
-    case BP_SIM_WS_PING:
-        return send_frame(c, BP_SIM_WS_PONG, f->payload, f->len);
-    case BP_SIM_WS_CLOSE:
-        send_frame(c, BP_SIM_WS_CLOSE, f->payload, f->len >= 2 ? 2 : 0);
+    case BP_WSFRAME_PING:
+        return send_frame(c, BP_WSFRAME_PONG, f->payload, f->len);
+    case BP_WSFRAME_CLOSE:
+        send_frame(c, BP_WSFRAME_CLOSE, f->payload, f->len >= 2 ? 2 : 0);
         return 1;
     default: /* pong, binary: nothing to answer */
         return 0;
@@ -148,12 +149,12 @@ static int drain(conn *c)
     size_t at = 0;
     int rc = 0;
     while (rc == 0) {
-        bp_sim_ws_frame f;
-        long used = bp_sim_ws_parse((uint8_t *)c->rx.data + at, c->rx.len - at, MESSAGE_MAX, &f);
+        bp_wsframe f;
+        long used = bp_wsframe_parse((uint8_t *)c->rx.data + at, c->rx.len - at, MESSAGE_MAX, &f);
         if (used == 0)
             break;
         if (used < 0) {
-            send_close(c, used == BP_ETOOBIG ? 1009 : 1002);
+            send_close(c, bp_wsframe_close_code(used));
             return -1;
         }
         at += (size_t)used;
@@ -193,7 +194,7 @@ static int announce_one(conn *c, uint64_t n, uint32_t fork)
         rc = bp_sim_render_header(&s->block, &c->out);
     if (rc == 0)
         rc = bp_buf_puts(&c->out, "}}");
-    if (rc != 0 || send_frame(c, BP_SIM_WS_TEXT, c->out.data, c->out.len) != 0)
+    if (rc != 0 || send_frame(c, BP_WSFRAME_TEXT, c->out.data, c->out.len) != 0)
         return -1;
     atomic_fetch_add(&c->hub->heads, 1);
     return 0;
@@ -258,7 +259,7 @@ static void serve(conn *c)
         if (announce(c) != 0)
             return;
     }
-    send_close(c, 1001);
+    send_close(c, BP_WSFRAME_GOING_AWAY);
 }
 
 static void *conn_main(void *arg)
@@ -316,7 +317,7 @@ static conn *conn_new(bp_sim_ws_hub *h, int fd, const char *extra, size_t extra_
     bp_buf_init(&c->rx, MESSAGE_MAX + 65536);
     bp_buf_init(&c->text, MESSAGE_MAX + 1);
     bp_buf_init(&c->out, ANSWER_MAX);
-    bp_buf_init(&c->frame, ANSWER_MAX + BP_SIM_WS_HEADER_MAX);
+    bp_buf_init(&c->frame, ANSWER_MAX + BP_WSFRAME_HEADER_MAX);
     bp_sim_scratch_init(&c->scratch);
     if (extra_len > 0 && bp_buf_append(&c->rx, extra, extra_len) != 0) {
         conn_free(c);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "util/hex.h"
+#include "util/jsonw.h"
 
 char *bp_fmt_room(bp_fmt *f, size_t n)
 {
@@ -145,54 +146,10 @@ void bp_fmt_csv_text(bp_fmt *f, const char *s)
         bp_fmt_done(f, bp_put_csv(p, s, n));
 }
 
-static bool json_plain(unsigned char c)
-{
-    return c >= 0x20 && c != '"' && c != '\\';
-}
-
-static void json_escape(bp_fmt *f, unsigned char c)
-{
-    static const char hex[] = "0123456789abcdef";
-    char esc[7] = {'\\', (char)c, 0};
-    size_t n = 2;
-    switch (c) {
-    case '"':
-    case '\\':
-        break;
-    case '\n':
-        esc[1] = 'n';
-        break;
-    case '\r':
-        esc[1] = 'r';
-        break;
-    case '\t':
-        esc[1] = 't';
-        break;
-    default:
-        memcpy(esc + 1, "u00", 3);
-        esc[4] = hex[c >> 4];
-        esc[5] = hex[c & 15];
-        n = 6;
-    }
-    bp_fmt_raw(f, esc, n);
-}
-
 void bp_fmt_json_str(bp_fmt *f, const char *s)
 {
-    if (!s) {
-        bp_fmt_raw(f, "null", 4);
-        return;
-    }
-    bp_fmt_char(f, '"');
-    while (*s) {
-        const char *run = s;
-        while (*s && json_plain((unsigned char)*s))
-            s++;
-        bp_fmt_raw(f, run, (size_t)(s - run));
-        if (*s)
-            json_escape(f, (unsigned char)*s++);
-    }
-    bp_fmt_char(f, '"');
+    if (f->rc == 0)
+        f->rc = bp_jsonw_quote(f->buf, s, BP_JSONW_ESC_SHORT);
 }
 
 /* The longest withdrawal object but for its quotes and address: four keys (33 letters), {}

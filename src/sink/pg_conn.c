@@ -143,10 +143,9 @@ bool bp_pg_conn_lost(PGconn *c, const PGresult *r)
     return strncmp(st, "08", 2) == 0 || strncmp(st, "57P0", 4) == 0;
 }
 
-bool bp_pg_retryable(const PGresult *r)
+bool bp_pg_retryable(const char *sqlstate)
 {
-    const char *st = bp_pg_sqlstate(r);
-    return strcmp(st, "40001") == 0 || strcmp(st, "40P01") == 0;
+    return strcmp(sqlstate, "40001") == 0 || strcmp(sqlstate, "40P01") == 0;
 }
 
 /* Copies s into out with line breaks as spaces and trailing blanks dropped. */

@@ -54,8 +54,10 @@ int bp_pg_migrate(PGconn *c, const bp_pg_target *t, int *from, int *to, bp_error
 /* True when the failure means the connection is gone or the server is going down/starting:
  * worth a reconnect and a retry of the whole transaction. */
 bool bp_pg_conn_lost(PGconn *c, const PGresult *r);
-/* True for serialization failures and deadlocks: the transaction may simply be retried. */
-bool bp_pg_retryable(const PGresult *r);
+/* True for a SQLSTATE of a serialization failure or deadlock: the transaction may simply be
+ * retried. With bp_error_is_transient (a lost connection is BP_ETRANSPORT), what a write
+ * tries again. */
+bool bp_pg_retryable(const char *sqlstate);
 /* The SQLSTATE of r, or "" */
 const char *bp_pg_sqlstate(const PGresult *r);
 /* One line: the server's message (or libpq's) with SQLSTATE, detail and context. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "blockpipe/error.h"
+#include "util/hex.h"
 
 __extension__ typedef unsigned __int128 pg_u128;
 
@@ -195,27 +196,6 @@ void bp_pgcopy_qty(bp_pgcopy *c, const bp_qty *q)
         bp_pgcopy_null(c);
 }
 
-static const signed char g_unhex[256] = {
-    ['0'] = 1,  ['1'] = 2,  ['2'] = 3,  ['3'] = 4,  ['4'] = 5,  ['5'] = 6,  ['6'] = 7,  ['7'] = 8,
-    ['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16,
-    ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-}; /* digit value + 1; 0 = not a hex digit */
-
-long bp_pg_unhex(const char *s, size_t len, unsigned char *out)
-{
-    if (len < 2 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X') || (len & 1u))
-        return -1;
-    size_t n = (len - 2) / 2;
-    const unsigned char *h = (const unsigned char *)s + 2;
-    for (size_t i = 0; i < n; i++) {
-        int hi = g_unhex[h[2 * i]], lo = g_unhex[h[2 * i + 1]];
-        if (!hi || !lo)
-            return -1;
-        out[i] = (unsigned char)(((hi - 1) << 4) | (lo - 1));
-    }
-    return (long)n;
-}
-
 void bp_pgcopy_hex(bp_pgcopy *c, const char *s, const char *col)
 {
     if (!s) {
@@ -227,7 +207,7 @@ void bp_pgcopy_hex(bp_pgcopy *c, const char *s, const char *col)
     unsigned char *p = room(c, 4 + n);
     if (!p)
         return;
-    if (bp_pg_unhex(s, len, p + 4) != (long)n) {
+    if (bp_hex_to_bytes(s, len, p + 4) != (long)n) {
         c->buf->len -= 4 + n;
         fail(c, col);
         return;

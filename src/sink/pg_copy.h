@@ -42,8 +42,4 @@ void bp_pgcopy_qty(bp_pgcopy *c, const bp_qty *q);
 /* bytea from "0x" + even-length hex; NULL is SQL NULL; anything else fails naming col. */
 void bp_pgcopy_hex(bp_pgcopy *c, const char *s, const char *col);
 
-/* Bytes of "0x"-hex s into out (at least (strlen(s) - 2) / 2 bytes); returns the byte count
- * or -1 when s is not 0x + even-length hex. */
-long bp_pg_unhex(const char *s, size_t len, unsigned char *out);
-
 #endif

@@ -518,8 +518,7 @@ static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
             staging = true;
             continue;
         }
-        bool again = rc == BP_ETRANSPORT || (rc == BP_EDB && (strcmp(s->sqlstate, "40001") == 0 ||
-                                                              strcmp(s->sqlstate, "40P01") == 0));
+        bool again = bp_error_is_transient(rc) || (rc == BP_EDB && bp_pg_retryable(s->sqlstate));
         if (!again || attempt >= PG_MAX_ATTEMPTS)
             return bp_error_prefix(err, "%s: ", s->t.where);
         bp_warn("postgres %s: %s; writing the batch again (attempt %d of %d)", s->t.where, err->msg,
@@ -544,7 +543,7 @@ static int query(pg_sink *s, const char *sql, const char *const *params, int n, 
         }
         rc = failed(s, r, what, err);
         PQclear(r);
-        if (rc != BP_ETRANSPORT || attempt == 2)
+        if (!bp_error_is_transient(rc) || attempt == 2)
             return bp_error_prefix(err, "%s: ", s->t.where);
     }
 }

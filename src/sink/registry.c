@@ -11,6 +11,7 @@
 
 #include "sink/registry.h"
 #include "util/buf.h"
+#include "util/hex.h"
 #include "util/url.h"
 
 extern const bp_sink_ops bp_sink_sqlite_ops;
@@ -163,17 +164,6 @@ long long bp_sink_opt_int(const bp_sink_opts *o, const char *name)
 
 /* ---- URLs ------------------------------------------------------------------------------- */
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Appends the percent-decoded s[0..n) and a NUL to out; returns the offset of the copy, or
  * -1 when out of memory. */
 static long put_decoded(bp_buf *out, const char *s, size_t n)
@@ -181,8 +171,10 @@ static long put_decoded(bp_buf *out, const char *s, size_t n)
     size_t at = out->len;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            rc |= bp_buf_putc(out, (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2])));
+        if (s[i] == '%' && i + 2 < n && bp_hex_digit((unsigned char)s[i + 1]) >= 0 &&
+            bp_hex_digit((unsigned char)s[i + 2]) >= 0) {
+            rc |= bp_buf_putc(out, (char)(bp_hex_digit((unsigned char)s[i + 1]) * 16 +
+                                          bp_hex_digit((unsigned char)s[i + 2])));
             i += 2;
         } else {
             rc |= bp_buf_putc(out, s[i]);

@@ -69,6 +69,7 @@ int bp_error_is_transient(int code)
     case BP_ERATELIMIT:
     case BP_ERPC:
     case BP_ENOTFOUND: /* a node behind its own head answers null for a block: try again */
+    case BP_EIO:       /* an output's disk or file system may recover (space freed) */
         return 1;
     default:
         return 0;

@@ -11,13 +11,13 @@ __extension__ typedef unsigned __int128 bp_u128;
 
 /* Digit value + 1 for hex digits, 0 otherwise (the default of every other entry): one
  * lookup per byte instead of range checks. */
-static const unsigned char hex_val[256] = {
+const unsigned char bp_hex_digit_table[256] = {
     ['0'] = 0 + 1,  ['1'] = 1 + 1,  ['2'] = 2 + 1,  ['3'] = 3 + 1,  ['4'] = 4 + 1,  ['5'] = 5 + 1,
     ['6'] = 6 + 1,  ['7'] = 7 + 1,  ['8'] = 8 + 1,  ['9'] = 9 + 1,  ['a'] = 10 + 1, ['b'] = 11 + 1,
     ['c'] = 12 + 1, ['d'] = 13 + 1, ['e'] = 14 + 1, ['f'] = 15 + 1, ['A'] = 10 + 1, ['B'] = 11 + 1,
     ['C'] = 12 + 1, ['D'] = 13 + 1, ['E'] = 14 + 1, ['F'] = 15 + 1,
 };
-#define HEX_DIGIT(c) ((int)hex_val[(unsigned char)(c)] - 1)
+#define HEX_DIGIT(c) bp_hex_digit((unsigned char)(c))
 
 static const char hex_chars[] = "0123456789abcdef";
 
@@ -87,6 +87,21 @@ bool bp_hex_is_data(const char *s, size_t len)
             return false;
     }
     return true;
+}
+
+long bp_hex_to_bytes(const char *s, size_t len, unsigned char *out)
+{
+    if (!has_prefix(s, len) || (len & 1u))
+        return -1;
+    size_t n = (len - 2) / 2;
+    const unsigned char *h = (const unsigned char *)s + 2;
+    for (size_t i = 0; i < n; i++) {
+        int hi = bp_hex_digit(h[2 * i]), lo = bp_hex_digit(h[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return (long)n;
 }
 
 void bp_u256_from_u64(bp_u256 *out, uint64_t x)

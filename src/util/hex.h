@@ -11,6 +11,14 @@
 
 #include "blockpipe/model.h"
 
+/* The value of a hex digit (0-9, a-f, A-F), -1 for any other byte: one table lookup, inline
+ * for the decoding loops. The one hex digit decoder of the program. */
+extern const unsigned char bp_hex_digit_table[256];
+static inline int bp_hex_digit(unsigned char c)
+{
+    return (int)bp_hex_digit_table[c] - 1;
+}
+
 /* Parse "0x..." (len bytes, not necessarily NUL-terminated) into a u64.
  * Returns 0, or BP_EPARSE (bad syntax) / BP_ETOOBIG (more than 64 bits). */
 int bp_hex_to_u64(const char *s, size_t len, uint64_t *out);
@@ -18,6 +26,9 @@ int bp_hex_to_u64(const char *s, size_t len, uint64_t *out);
 int bp_hex_to_u256(const char *s, size_t len, bp_u256 *out);
 /* True when s[0..len) is "0x" followed by only hex digits (possibly none): byte strings. */
 bool bp_hex_is_data(const char *s, size_t len);
+/* The bytes of "0x" + an even number of hex digits: (len - 2) / 2 bytes into out; -1 for a
+ * missing prefix, an odd digit count or a non-hex digit. */
+long bp_hex_to_bytes(const char *s, size_t len, unsigned char *out);
 
 /* Decimal text of v into out (at least BP_U256_DEC_MAX bytes); returns the length. */
 #define BP_U256_DEC_MAX 80

@@ -1,4 +1,4 @@
-/* log.c - stderr logger. One fprintf per line under a lock so lines from threads never mix. */
+/* log.c - stderr logger. Each line is written under a lock so lines from threads never mix. */
 #include "util/log.h"
 
 #include <pthread.h>
@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+
+#include "util/buf.h"
+#include "util/jsonw.h"
 
 static enum bp_log_level g_level = BP_LOG_INFO;
 static int g_json;
@@ -32,17 +35,29 @@ int bp_log_level_parse(const char *s)
     return -1;
 }
 
-static void json_escape(FILE *f, const char *s)
+/* A JSON line: {"ts":..,"level":..,"msg":..}. Built in one buffer kept for every line
+ * (under g_lock), so logging allocates only when a line is longer than any before. */
+static void put_json_line(const char *when, long ms, const char *level, const char *msg)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
+    static bp_buf line;
+    char ts[64];
+    snprintf(ts, sizeof(ts), "%s.%03ldZ", when, ms);
+    bp_buf_reset(&line);
+    bp_jsonw w;
+    bp_jsonw_init(&w, &line, BP_JSONW_ESC_U);
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "ts");
+    bp_jsonw_str(&w, ts);
+    bp_jsonw_key(&w, "level");
+    bp_jsonw_str(&w, level);
+    bp_jsonw_key(&w, "msg");
+    bp_jsonw_str(&w, msg);
+    bp_jsonw_end_object(&w);
+    if (bp_jsonw_finish(&w) == 0 && bp_buf_putc(&line, '\n') == 0)
+        fwrite(line.data, 1, line.len, stderr);
+    else
+        fprintf(stderr, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"(out of memory)\"}\n", ts,
+                level);
 }
 
 void bp_logf(enum bp_log_level level, const char *fmt, ...)
@@ -64,10 +79,7 @@ void bp_logf(enum bp_log_level level, const char *fmt, ...)
 
     pthread_mutex_lock(&g_lock);
     if (g_json) {
-        fprintf(stderr, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"", when,
-                ts.tv_nsec / 1000000, g_names[level]);
-        json_escape(stderr, msg);
-        fputs("\"}\n", stderr);
+        put_json_line(when, ts.tv_nsec / 1000000, g_names[level], msg);
     } else {
         fprintf(stderr, "%s.%03ldZ %-5s %s\n", when, ts.tv_nsec / 1000000, g_names[level], msg);
     }

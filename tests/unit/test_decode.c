@@ -13,6 +13,8 @@
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
 #include "chain/decode.h"
+#include "chain/json.h"
+#include "chain/rpc_envelope.h"
 #include "util/arena.h"
 #include "testfile.h"
 #include "util/buf.h"

@@ -308,6 +308,36 @@ static void test_buf(void **state)
     bp_buf_release(&b);
 }
 
+/* The one digit decoder, against the digits spelt out, for every byte. */
+static void test_hex_digit(void **state)
+{
+    (void)state;
+    static const char digits[] = "0123456789abcdef", upper[] = "ABCDEF";
+    for (unsigned c = 0; c < 256; c++) {
+        const char *d = c ? strchr(digits, (int)c) : NULL;
+        const char *u = c ? strchr(upper, (int)c) : NULL;
+        int want = d ? (int)(d - digits) : u ? 10 + (int)(u - upper) : -1;
+        assert_int_equal(bp_hex_digit((unsigned char)c), want);
+    }
+}
+
+static void test_hex_to_bytes(void **state)
+{
+    (void)state;
+    unsigned char out[8];
+    assert_int_equal(bp_hex_to_bytes("0x", 2, out), 0);
+    assert_int_equal(bp_hex_to_bytes("0x00fFaB10", 10, out), 4);
+    assert_memory_equal(out, "\x00\xff\xab\x10", 4);
+    assert_int_equal(bp_hex_to_bytes("0XA0", 4, out), 1);
+    assert_int_equal(out[0], 0xa0);
+    /* Length is honoured: the digits after len are not read. */
+    assert_int_equal(bp_hex_to_bytes("0x12zz", 4, out), 1);
+    assert_int_equal(out[0], 0x12);
+    const char *bad[] = {"", "0", "00", "x0", "0x1", "0x123", "0xg0", "0x0g", " 0x00", "0x 0"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(bp_hex_to_bytes(bad[i], strlen(bad[i]), out), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -322,6 +352,8 @@ int main(void)
         cmocka_unit_test(test_arena),
         cmocka_unit_test(test_arena_adopt),
         cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_hex_digit),
+        cmocka_unit_test(test_hex_to_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

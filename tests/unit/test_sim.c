@@ -15,11 +15,12 @@
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
 #include "chain/decode.h"
+#include "chain/json.h"
+#include "chain/rpc_envelope.h"
 #include "sim/chain.h"
 #include "sim/faults.h"
 #include "sim/node.h"
 #include "sim/render.h"
-#include "sim/wsframe.h"
 #include "util/buf.h"
 
 #define T0 1000.0
@@ -453,41 +454,6 @@ static void test_fault_syntax(void **state)
     unlink(path);
 }
 
-static void test_ws_accept_and_frames(void **state)
-{
-    (void)state;
-    char accept[BP_SIM_WS_ACCEPT_LEN + 1];
-    assert_int_equal(bp_sim_ws_accept("dGhlIHNhbXBsZSBub25jZQ==", accept), 0);
-    assert_string_equal(accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="); /* RFC 6455 1.3 */
-    assert_int_equal(bp_sim_ws_accept("short", accept), BP_EINVAL);
-
-    uint8_t hdr[BP_SIM_WS_HEADER_MAX];
-    assert_int_equal(bp_sim_ws_header(BP_SIM_WS_TEXT, 5, hdr), 2);
-    assert_true(hdr[0] == 0x81 && hdr[1] == 5);
-    assert_int_equal(bp_sim_ws_header(BP_SIM_WS_TEXT, 300, hdr), 4);
-    assert_true(hdr[1] == 126 && hdr[2] == 1 && hdr[3] == 44);
-    assert_int_equal(bp_sim_ws_header(BP_SIM_WS_PONG, 70000, hdr), 10);
-    assert_true(hdr[0] == 0x8a && hdr[1] == 127 && hdr[7] == 1 && hdr[8] == 0x11);
-
-    /* RFC 6455 5.7: a masked "Hello" */
-    uint8_t hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58};
-    bp_sim_ws_frame f;
-    for (size_t n = 0; n < sizeof(hello); n++)
-        assert_int_equal(bp_sim_ws_parse(hello, n, 100, &f), 0);
-    assert_int_equal(bp_sim_ws_parse(hello, sizeof(hello), 100, &f), sizeof(hello));
-    assert_int_equal(f.op, BP_SIM_WS_TEXT);
-    assert_int_equal(f.len, 5);
-    assert_memory_equal(f.payload, "Hello", 5);
-    uint8_t unmasked[] = {0x81, 0x05, 'H', 'e', 'l', 'l', 'o'};
-    assert_int_equal(bp_sim_ws_parse(unmasked, sizeof(unmasked), 100, &f), BP_EPARSE);
-    uint8_t fragment[] = {0x01, 0x81, 0, 0, 0, 0, 'H'};
-    assert_int_equal(bp_sim_ws_parse(fragment, sizeof(fragment), 100, &f), BP_EPARSE);
-    uint8_t big[] = {0x81, 0xfe, 0x01, 0x00, 0, 0, 0, 0};
-    assert_int_equal(bp_sim_ws_parse(big, sizeof(big), 255, &f), BP_ETOOBIG);
-    uint8_t ping[] = {0x89, 0xfe, 0x00, 0x80, 0, 0, 0, 0};
-    assert_int_equal(bp_sim_ws_parse(ping, sizeof(ping), 1000, &f), BP_EPARSE);
-}
-
 static bool sub_cb(void *ud, const char *kind, char id[BP_SIM_SUB_ID_MAX])
 {
     (void)ud;
@@ -560,7 +526,6 @@ int main(void)
         cmocka_unit_test(test_rpc_envelopes),
         cmocka_unit_test(test_by_hash_and_tx_receipt),
         cmocka_unit_test(test_fault_syntax),
-        cmocka_unit_test(test_ws_accept_and_frames),
         cmocka_unit_test(test_subscribe_calls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

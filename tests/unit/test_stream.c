@@ -11,7 +11,8 @@
 
 #include <cmocka.h>
 
-#include "chain/decode.h"
+#include "chain/decode_stream.h"
+#include "chain/rpc_envelope.h"
 #include "chain/json.h"
 #include "sim/chain.h"
 #include "sim/node.h"

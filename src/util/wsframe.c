@@ -1,5 +1,5 @@
 /* wsframe.c - RFC 6455 accept key (SHA-1 and base64 from libwebsockets) and frame codec. */
-#include "sim/wsframe.h"
+#include "util/wsframe.h"
 
 #include <libwebsockets.h>
 #include <string.h>
@@ -8,23 +8,23 @@
 
 static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-int bp_sim_ws_accept(const char *key, char out[BP_SIM_WS_ACCEPT_LEN + 1])
+int bp_wsframe_accept(const char *key, char out[BP_WSFRAME_ACCEPT_LEN + 1])
 {
     char both[24 + sizeof(GUID)];
     unsigned char md[20];
-    char b64[BP_SIM_WS_ACCEPT_LEN + 8]; /* lws wants room beyond the NUL */
+    char b64[BP_WSFRAME_ACCEPT_LEN + 8]; /* lws wants room beyond the NUL */
     if (strlen(key) != 24)
         return BP_EINVAL;
     memcpy(both, key, 24);
     memcpy(both + 24, GUID, sizeof(GUID));
     lws_SHA1((const unsigned char *)both, 24 + sizeof(GUID) - 1, md);
-    if (lws_b64_encode_string((const char *)md, 20, b64, sizeof(b64)) != BP_SIM_WS_ACCEPT_LEN)
+    if (lws_b64_encode_string((const char *)md, 20, b64, sizeof(b64)) != BP_WSFRAME_ACCEPT_LEN)
         return BP_EINVAL;
-    memcpy(out, b64, BP_SIM_WS_ACCEPT_LEN + 1);
+    memcpy(out, b64, BP_WSFRAME_ACCEPT_LEN + 1);
     return 0;
 }
 
-size_t bp_sim_ws_header(enum bp_sim_ws_op op, uint64_t len, uint8_t hdr[BP_SIM_WS_HEADER_MAX])
+size_t bp_wsframe_header(enum bp_wsframe_op op, uint64_t len, uint8_t hdr[BP_WSFRAME_HEADER_MAX])
 {
     hdr[0] = (uint8_t)(0x80 | op);
     if (len < 126) {
@@ -43,13 +43,29 @@ size_t bp_sim_ws_header(enum bp_sim_ws_op op, uint64_t len, uint8_t hdr[BP_SIM_W
     return 10;
 }
 
-static bool known_op(unsigned op)
+int bp_wsframe_append(bp_buf *out, enum bp_wsframe_op op, const void *payload, size_t len)
 {
-    return op == BP_SIM_WS_TEXT || op == BP_SIM_WS_BINARY || op == BP_SIM_WS_CLOSE ||
-           op == BP_SIM_WS_PING || op == BP_SIM_WS_PONG;
+    uint8_t hdr[BP_WSFRAME_HEADER_MAX];
+    size_t hl = bp_wsframe_header(op, len, hdr);
+    int rc = bp_buf_reserve(out, hl + len);
+    if (rc == 0)
+        rc = bp_buf_append(out, hdr, hl);
+    return rc != 0 ? rc : bp_buf_append(out, payload, len);
 }
 
-long bp_sim_ws_parse(uint8_t *buf, size_t len, size_t max, bp_sim_ws_frame *f)
+int bp_wsframe_append_close(bp_buf *out, unsigned code)
+{
+    uint8_t b[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+    return bp_wsframe_append(out, BP_WSFRAME_CLOSE, b, sizeof(b));
+}
+
+static bool known_op(unsigned op)
+{
+    return op == BP_WSFRAME_TEXT || op == BP_WSFRAME_BINARY || op == BP_WSFRAME_CLOSE ||
+           op == BP_WSFRAME_PING || op == BP_WSFRAME_PONG;
+}
+
+long bp_wsframe_parse(uint8_t *buf, size_t len, size_t max, bp_wsframe *f)
 {
     if (len < 2)
         return 0;
@@ -68,7 +84,7 @@ long bp_sim_ws_parse(uint8_t *buf, size_t len, size_t max, bp_sim_ws_frame *f)
             plen = plen << 8 | buf[at + i];
         at += n;
     }
-    if (op >= BP_SIM_WS_CLOSE && plen > 125)
+    if (op >= BP_WSFRAME_CLOSE && plen > 125)
         return BP_EPARSE;
     if (plen > max)
         return BP_ETOOBIG;
@@ -78,8 +94,13 @@ long bp_sim_ws_parse(uint8_t *buf, size_t len, size_t max, bp_sim_ws_frame *f)
     at += 4;
     for (size_t i = 0; i < plen; i++)
         buf[at + i] ^= mask[i & 3];
-    f->op = (enum bp_sim_ws_op)op;
+    f->op = (enum bp_wsframe_op)op;
     f->payload = buf + at;
     f->len = (size_t)plen;
     return (long)(at + plen);
+}
+
+unsigned bp_wsframe_close_code(long parse_rc)
+{
+    return parse_rc == BP_ETOOBIG ? BP_WSFRAME_TOO_BIG : BP_WSFRAME_PROTOCOL;
 }
