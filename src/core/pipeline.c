@@ -19,6 +19,7 @@
 #include "core/pool.h"
 #include "core/realtime.h"
 #include "core/reorder.h"
+#include "core/statsline.h"
 #include "core/writer.h"
 #include "util/arena.h"
 #include "util/log.h"
@@ -33,6 +34,17 @@
 #define BP_WINDOW_MAX_BYTES ((size_t)32 << 20)
 
 typedef struct pipeline pipeline;
+
+/* The snapshot is published this often (and before every stats line); its rates are over the
+ * last RATE_WINDOW_MS of publications. */
+#define STATS_PUBLISH_MS 250
+#define RATE_WINDOW_MS 10000
+#define RATE_POINTS (RATE_WINDOW_MS / STATS_PUBLISH_MS + 2)
+
+typedef struct rate_point {
+    int64_t ms;
+    uint64_t blocks, txs;
+} rate_point;
 
 struct pipeline {
     const bp_pipeline_config *cfg;
@@ -73,6 +85,12 @@ struct pipeline {
     bp_error fatal;
 
     uint64_t blocks_done, txs_done, logs_done, reorgs, failed_total;
+    bp_stats_hub *hub;     /* cfg->stats, or our own */
+    bp_stats_hub *own_hub; /* freed at the end */
+    bp_stats snap;         /* the snapshot being made or read */
+    int64_t next_publish_ms;
+    rate_point rates[RATE_POINTS];
+    size_t rate_next;
     uint64_t stat_blocks, stat_txs;
     int64_t started_ms, stat_ms, next_stats_ms;
 };
@@ -672,43 +690,99 @@ static int commit_all(pipeline *p, bp_error *err)
 
 /* ---- stats -------------------------------------------------------------------------- */
 
+/* The rates of the snapshot: over the publications of the last RATE_WINDOW_MS. */
+static void rate_sample(pipeline *p, int64_t now, bp_stats *st)
+{
+    rate_point *r = p->rates;
+    size_t newest = (p->rate_next + RATE_POINTS - 1) % RATE_POINTS, oldest = newest;
+    for (size_t k = 1; k < RATE_POINTS; k++) { /* the oldest point inside the window */
+        size_t i = (newest + RATE_POINTS - k) % RATE_POINTS;
+        if (r[i].ms == 0 || now - r[i].ms > RATE_WINDOW_MS)
+            break;
+        oldest = i;
+    }
+    if (r[oldest].ms && now > r[oldest].ms) {
+        double secs = (double)(now - r[oldest].ms) / 1000.0;
+        st->blocks_per_s = (double)(p->blocks_done - r[oldest].blocks) / secs;
+        st->txs_per_s = (double)(p->txs_done - r[oldest].txs) / secs;
+    }
+    r[p->rate_next] = (rate_point){.ms = now, .blocks = p->blocks_done, .txs = p->txs_done};
+    p->rate_next = (p->rate_next + 1) % RATE_POINTS;
+}
+
+static void fill_progress(pipeline *p, bp_stats *st)
+{
+    const bp_canon_entry *tip = bp_canon_tip(&p->canon);
+    st->have_head = p->have_head;
+    st->head = p->have_head ? p->head.number : 0;
+    st->have_indexed = tip != NULL;
+    st->indexed = tip ? tip->number : 0;
+    st->lag = st->head > st->indexed ? st->head - st->indexed : 0;
+    uint64_t t = 0;
+    uint64_t unscheduled = target(p, &t) && t + 1 > p->next_fetch ? t + 1 - p->next_fetch : 0;
+    size_t queued = bp_fetcher_queued(p->fetcher);
+    st->pending = queued + p->rb.counts[BP_SLOT_RETRY] + unscheduled;
+    st->processing = p->inflight > queued ? p->inflight - queued : 0;
+    st->done = p->blocks_done;
+    st->failed = p->rb.counts[BP_SLOT_FAILED];
+    st->txs = p->txs_done;
+    st->logs = p->logs_done;
+    st->reorgs = p->reorgs;
+    st->workers = bp_pool_capacity(&p->pool);
+    bp_slot *s = bp_reorder_slot(&p->rb, p->rb.base);
+    st->waiting = s && (s->state == BP_SLOT_RETRY || s->state == BP_SLOT_FAILED);
+    st->waiting_on = p->rb.base;
+    if (st->waiting)
+        snprintf(st->waiting_error, sizeof(st->waiting_error), "%s", s->last_error);
+    st->outputs_set_aside = bp_writer_set_aside(&p->writer);
+}
+
+/* Publishes the pipeline's state into the stats hub (the stats line, the API and the metrics
+ * read it there). Coordinator thread. */
+static void publish_stats(pipeline *p)
+{
+    bp_stats *st = &p->snap; /* a few KiB: kept in the pipeline, not on the stack */
+    int64_t now = now_ms();
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    memset(st, 0, sizeof(*st));
+    snprintf(st->chain, sizeof(st->chain), "%s", p->chain);
+    st->chain_id = p->chain_id;
+    st->backfill = p->cfg->backfill;
+    st->following = !p->cfg->backfill;
+    st->published_unix_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+    st->uptime_ms = now - p->started_ms;
+    fill_progress(p, st);
+    rate_sample(p, now, st);
+    st->endpoint_count = bp_pool_stats(&p->pool, st->endpoints, BP_STATS_MAX_ENDPOINTS);
+    if (p->writer.outs)
+        st->output_count = bp_writer_outputs(&p->writer, st->outputs, BP_STATS_MAX_OUTPUTS);
+    for (size_t i = 0; i < st->output_count; i++) {
+        const bp_stats_output *o = &st->outputs[i];
+        st->outputs[i].lag = st->have_head && o->checkpoint_set && st->head > o->checkpoint
+                                 ? st->head - o->checkpoint
+                                 : 0;
+    }
+    if (st->following && p->rt_started)
+        bp_realtime_stats(&p->rt, &st->realtime);
+    bp_stats_hub_publish(p->hub, st);
+    p->next_publish_ms = now + STATS_PUBLISH_MS;
+}
+
+/* The stats lines, made from the snapshot just published; the rates are over the time since
+ * the previous line. */
 static void log_stats(pipeline *p)
 {
+    publish_stats(p);
+    bp_stats_hub_read(p->hub, &p->snap);
     int64_t now = now_ms();
     double secs = (double)(now - p->stat_ms) / 1000.0;
     if (secs <= 0)
         secs = 1e-3;
-    const bp_canon_entry *tip = bp_canon_tip(&p->canon);
-    uint64_t indexed = tip ? tip->number : 0;
-    uint64_t head = p->have_head ? p->head.number : 0;
-    uint64_t t = 0;
-    uint64_t unscheduled = target(p, &t) && t + 1 > p->next_fetch ? t + 1 - p->next_fetch : 0;
-    size_t queued = bp_fetcher_queued(p->fetcher);
-    size_t pending = queued + p->rb.counts[BP_SLOT_RETRY] + (size_t)unscheduled;
-    size_t processing = p->inflight > queued ? p->inflight - queued : 0;
-    char waiting[320] = "", limited[160];
-    bp_pool_format_limited(&p->pool, limited, sizeof(limited));
-    bp_slot *s = bp_reorder_slot(&p->rb, p->rb.base);
-    if (s && (s->state == BP_SLOT_RETRY || s->state == BP_SLOT_FAILED))
-        snprintf(waiting, sizeof(waiting), " waiting_on=%" PRIu64 " (%.250s)", p->rb.base,
-                 s->last_error);
-    else if (bp_writer_set_aside(&p->writer))
-        snprintf(waiting, sizeof(waiting), " outputs_set_aside=%zu",
-                 bp_writer_set_aside(&p->writer));
-    bp_info("stats head=%" PRIu64 " indexed=%" PRIu64 " lag=%" PRIu64 " pending=%zu "
-            "processing=%zu done=%" PRIu64 " failed=%zu blocks/s=%.1f tx/s=%.1f workers=%d "
-            "reorgs=%" PRIu64 "%s%s",
-            head, indexed, head > indexed ? head - indexed : 0, pending, processing, p->blocks_done,
-            p->rb.counts[BP_SLOT_FAILED], (double)(p->blocks_done - p->stat_blocks) / secs,
-            (double)(p->txs_done - p->stat_txs) / secs, bp_pool_capacity(&p->pool), p->reorgs,
-            limited, waiting);
     bp_buf lines;
     bp_buf_init(&lines, 0);
-    bp_pool_format_stats(&p->pool, &lines);
-    if (!p->cfg->backfill) {
-        bp_buf_putc(&lines, '\n');
-        bp_realtime_format(&p->rt, &lines);
-    }
+    bp_stats_lines(&p->snap, (double)(p->snap.done - p->stat_blocks) / secs,
+                   (double)(p->snap.txs - p->stat_txs) / secs, &lines);
     for (char *line = lines.data, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
@@ -716,8 +790,8 @@ static void log_stats(pipeline *p)
         bp_info("stats %s", line);
     }
     bp_buf_release(&lines);
-    p->stat_blocks = p->blocks_done;
-    p->stat_txs = p->txs_done;
+    p->stat_blocks = p->snap.done;
+    p->stat_txs = p->snap.txs;
     p->stat_ms = now;
 }
 
@@ -984,6 +1058,8 @@ static int step(pipeline *p, bp_error *err)
     if (now_ms() >= p->next_stats_ms) {
         log_stats(p);
         p->next_stats_ms = now_ms() + (int64_t)(p->cfg->stats_interval * 1000.0);
+    } else if (now_ms() >= p->next_publish_ms) {
+        publish_stats(p);
     }
     return 0;
 }
@@ -1061,6 +1137,7 @@ static void release(pipeline *p)
     bp_canon_release(&p->canon);
     bp_outputs_release(&p->out);
     close_endpoints(p);
+    bp_stats_hub_free(p->own_hub);
 }
 
 int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, bp_error *err)
@@ -1069,7 +1146,8 @@ int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, 
     p.started_ms = p.stat_ms = now_ms();
     p.next_stats_ms = p.started_ms + (int64_t)(cfg->stats_interval * 1000.0);
     uint64_t start = 0;
-    int rc = setup(&p, &start, err);
+    p.hub = cfg->stats ? cfg->stats : (p.own_hub = bp_stats_hub_new());
+    int rc = p.hub ? setup(&p, &start, err) : bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 1) {
         rc = 0;
         goto out;

@@ -17,6 +17,7 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/sink.h"
+#include "blockpipe/stats.h"
 #include "core/pool.h"
 
 #define BP_REPORT_MAX_FAILED 64
@@ -54,6 +55,7 @@ typedef struct bp_pipeline_config {
     double rpc_timeout;         /* s */
     unsigned fetch;             /* enum bp_fetch_what */
     bp_pipeline_report *report; /* filled when the run ends, may be NULL */
+    bp_stats_hub *stats;        /* where the snapshot is published (not owned); NULL: own */
     bool output_keep_going;     /* --output-failure continue */
     /* real time (run only): NULL ws_url = HTTP polling only */
     const char *ws_url;

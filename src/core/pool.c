@@ -456,43 +456,37 @@ static const char *state_name(const bp_endpoint *e, int64_t now)
                                        : "probing";
 }
 
-void bp_pool_format_stats(bp_pool *p, bp_buf *out)
+size_t bp_pool_stats(bp_pool *p, bp_stats_endpoint *out, size_t max)
 {
     pthread_mutex_lock(&p->lock);
     int64_t now = now_ms();
-    for (size_t i = 0; i < p->count; i++) {
-        bp_endpoint *e = &p->eps[i];
-        bp_hist_summary s;
-        bp_hist_summarize(&e->latency_us, &s);
-        char head[24] = "?", rps[24] = "-";
-        if (e->head_known)
-            snprintf(head, sizeof(head), "%" PRIu64, e->head);
-        if (rate_of(e) > 0)
-            snprintf(rps, sizeof(rps), "%.2f", rate_of(e));
-        bp_buf_printf(out,
-                      "%srpc[%zu] %s state=%s head=%s in_flight=%d limit=%d batch=%d rps=%s "
-                      "requests=%" PRIu64 " errors=%" PRIu64 " 429s=%" PRIu64 " ejections=%" PRIu64
-                      " blocks=%" PRIu64 " p50=%.1fms p99=%.1fms",
-                      i ? "\n" : "", i, e->url, state_name(e, now), head, e->in_flight, e->limit,
-                      e->batch, rps, e->requests, e->errors, e->rl.refusals, e->ejections,
-                      e->blocks, (double)s.p50 / 1000.0, (double)s.p99 / 1000.0);
-    }
-    pthread_mutex_unlock(&p->lock);
-}
-
-void bp_pool_format_limited(bp_pool *p, char *out, size_t size)
-{
-    size_t len = 0;
-    out[0] = '\0';
-    pthread_mutex_lock(&p->lock);
-    int64_t now = now_ms();
-    for (size_t i = 0; i < p->count && len < size; i++) {
+    size_t n = p->count < max ? p->count : max;
+    for (size_t i = 0; i < n; i++) {
         const bp_endpoint *e = &p->eps[i];
-        if (!bp_ratelimit_recent(&e->rl, now))
-            continue;
-        int n = snprintf(out + len, size - len, "%srpc[%zu]@%.2frps",
-                         len ? "," : " rate_limited=", i, rate_of(e));
-        len += n > 0 ? (size_t)n : 0;
+        bp_stats_endpoint *o = &out[i];
+        bp_hist_summary h;
+        bp_hist_summarize(&e->latency_us, &h);
+        memset(o, 0, sizeof(*o));
+        snprintf(o->url, sizeof(o->url), "%s", e->url);
+        snprintf(o->state, sizeof(o->state), "%s", state_name(e, now));
+        o->head_known = e->head_known;
+        o->head = e->head;
+        o->in_flight = e->in_flight;
+        o->limit = e->limit;
+        o->batch = e->batch;
+        o->rps = rate_of(e) > 0 ? rate_of(e) : 0;
+        o->rate_limited = bp_ratelimit_recent(&e->rl, now);
+        o->requests = e->requests;
+        o->errors = e->errors;
+        o->rate_limits = e->rl.refusals;
+        o->ejections = e->ejections;
+        o->blocks = e->blocks;
+        o->latency = (bp_stats_latency){.count = h.count,
+                                        .p50_ms = (double)h.p50 / 1000.0,
+                                        .p90_ms = (double)h.p90 / 1000.0,
+                                        .p99_ms = (double)h.p99 / 1000.0,
+                                        .max_ms = (double)h.max / 1000.0};
     }
     pthread_mutex_unlock(&p->lock);
+    return n;
 }

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "blockpipe/error.h"
+#include "blockpipe/stats.h"
 #include "core/ratelimit.h"
 #include "util/buf.h"
 #include "util/histogram.h"
@@ -138,10 +139,7 @@ int bp_pool_batch_hint(bp_pool *p);
 /* True when every usable endpoint is held to a request rate (configured or learnt): then
  * fewer, fuller requests are worth more than spreading blocks over workers. */
 bool bp_pool_requests_scarce(bp_pool *p);
-/* One line per endpoint for the stats log. */
-void bp_pool_format_stats(bp_pool *p, bp_buf *out);
-/* " rate_limited=rpc[0]@2.5rps,..." for the endpoints a 429 limited in the last minute (and
- * the rate each is held to), or "" when none. */
-void bp_pool_format_limited(bp_pool *p, char *out, size_t size);
+/* Every endpoint's state and counters (at most max), for the stats snapshot. */
+size_t bp_pool_stats(bp_pool *p, bp_stats_endpoint *out, size_t max);
 
 #endif

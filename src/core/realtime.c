@@ -130,41 +130,38 @@ void bp_realtime_committed(bp_realtime *rt, uint64_t number, int64_t now_ms)
     bp_hist_add(&rt->latency_us, us > 0 ? (uint64_t)us : 0);
 }
 
-static void format_ws(bp_realtime *rt, bp_buf *out)
+static void ws_stats(bp_realtime *rt, bp_stats_realtime *o)
 {
     bp_ws_status st;
     bp_ws_heads_status(rt->ws, &st);
-    bp_buf_printf(out,
-                  " ws=%s endpoint=%s connected=%s messages=%" PRIu64 " heads=%" PRIu64
-                  " reconnects=%" PRIu64 " heads/s=%.2f",
-                  bp_ws_state_name(st.state), st.endpoint, st.connected ? "yes" : "no", st.messages,
-                  st.heads, st.reconnects, st.heads_per_s);
-    if (st.have_head)
-        bp_buf_printf(out, " last_head=%" PRIu64, st.last_head_number);
-    if (!st.subscribed && st.last_error[0]) {
-        /* The error may quote the peer's text: escape " and \ so the value ends at its own
-         * closing quote (a bad message's quotes used to cut the field short). */
-        bp_buf_puts(out, " last_error=\"");
-        for (size_t i = 0; i < 160 && st.last_error[i]; i++) {
-            char c = st.last_error[i];
-            if (c == '"' || c == '\\')
-                bp_buf_putc(out, '\\');
-            bp_buf_putc(out, c);
-        }
-        bp_buf_putc(out, '"');
-    }
+    o->ws_configured = true;
+    snprintf(o->ws_state, sizeof(o->ws_state), "%s", bp_ws_state_name(st.state));
+    snprintf(o->ws_endpoint, sizeof(o->ws_endpoint), "%s", st.endpoint);
+    o->connected = st.connected;
+    o->subscribed = st.subscribed;
+    o->messages = st.messages;
+    o->heads = st.heads;
+    o->reconnects = st.reconnects;
+    o->heads_per_s = st.heads_per_s;
+    o->have_last_head = st.have_head;
+    o->last_head = st.last_head_number;
+    snprintf(o->last_error, sizeof(o->last_error), "%.*s", (int)sizeof(o->last_error) - 1,
+             st.last_error);
 }
 
-void bp_realtime_format(bp_realtime *rt, bp_buf *out)
+void bp_realtime_stats(bp_realtime *rt, bp_stats_realtime *out)
 {
     bp_hist_summary s;
     bp_hist_summarize(&rt->latency_us, &s);
-    bp_buf_printf(out, "realtime mode=%s", rt->mode_ws ? "websocket" : "polling");
+    memset(out, 0, sizeof(*out));
+    out->websocket = rt->mode_ws;
     if (rt->ws)
-        format_ws(rt, out);
-    bp_buf_printf(out,
-                  " gaps_filled=%" PRIu64 " switches=%" PRIu64 " head_to_commit_ms count=%" PRIu64
-                  " p50=%.1f p90=%.1f p99=%.1f max=%.1f",
-                  rt->gaps_filled, rt->switches, s.count, (double)s.p50 / 1000.0,
-                  (double)s.p90 / 1000.0, (double)s.p99 / 1000.0, (double)s.max / 1000.0);
+        ws_stats(rt, out);
+    out->gaps_filled = rt->gaps_filled;
+    out->switches = rt->switches;
+    out->head_to_commit = (bp_stats_latency){.count = s.count,
+                                             .p50_ms = (double)s.p50 / 1000.0,
+                                             .p90_ms = (double)s.p90 / 1000.0,
+                                             .p99_ms = (double)s.p99 / 1000.0,
+                                             .max_ms = (double)s.max / 1000.0};
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "blockpipe/error.h"
+#include "blockpipe/stats.h"
 #include "chain/ws.h"
 #include "util/buf.h"
 #include "util/histogram.h"
@@ -69,7 +70,8 @@ void bp_realtime_seen(bp_realtime *rt, uint64_t number, int64_t seen_ms, bool ha
                       uint64_t prev);
 /* Block number was committed by every output at now_ms (any thread). */
 void bp_realtime_committed(bp_realtime *rt, uint64_t number, int64_t now_ms);
-/* "realtime mode=websocket ws=subscribed ..." for the stats log. */
-void bp_realtime_format(bp_realtime *rt, bp_buf *out);
+/* The head source, the socket's state and the head-to-commit latency, for the stats
+ * snapshot. */
+void bp_realtime_stats(bp_realtime *rt, bp_stats_realtime *out);
 
 #endif

@@ -2,6 +2,7 @@
 #include "core/writer.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -40,6 +41,20 @@ static int write_batch(bp_writer *w, bp_error *err)
     return 0;
 }
 
+/* The outputs' checkpoints as of now, into w->outs (under w->lock): the writer thread after
+ * each batch, the coordinator at start (before the thread owns the outputs). */
+static void snapshot_outputs(bp_writer *w)
+{
+    const bp_outputs *o = w->cfg.out;
+    for (size_t i = 0; i < w->nouts; i++) {
+        bp_stats_output *so = &w->outs[i];
+        so->checkpoint_set = o->cps[i].set;
+        so->checkpoint = o->cps[i].number;
+        memcpy(so->checkpoint_hash, o->cps[i].hash, sizeof(so->checkpoint_hash));
+        so->set_aside = o->failed && o->failed[i];
+    }
+}
+
 static void *writer_main(void *arg)
 {
     bp_writer *w = arg;
@@ -60,6 +75,7 @@ static void *writer_main(void *arg)
             w->err = e;
         }
         w->set_aside = set_aside;
+        snapshot_outputs(w);
         w->batch.count = 0;
         w->busy = false;
         pthread_cond_broadcast(&w->cv);
@@ -79,6 +95,15 @@ int bp_writer_start(bp_writer *w, const bp_writer_config *cfg, bp_error *err)
     w->cfg = *cfg;
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->cv, NULL);
+    size_t n = cfg->out->count < BP_STATS_MAX_OUTPUTS ? cfg->out->count : BP_STATS_MAX_OUTPUTS;
+    w->outs = calloc(n ? n : 1, sizeof(*w->outs));
+    if (!w->outs)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    w->nouts = n;
+    for (size_t i = 0; i < n; i++)
+        snprintf(w->outs[i].url, sizeof(w->outs[i].url), "%s",
+                 cfg->out->sinks[i]->url ? cfg->out->sinks[i]->url : "");
+    snapshot_outputs(w);
     if (pthread_create(&w->tid, NULL, writer_main, w) != 0)
         return bp_error_set(err, BP_ENOMEM, "cannot start the output writer thread");
     w->started = true;
@@ -147,6 +172,15 @@ int bp_writer_error(bp_writer *w, bp_error *err)
     return rc;
 }
 
+size_t bp_writer_outputs(bp_writer *w, bp_stats_output *out, size_t max)
+{
+    pthread_mutex_lock(&w->lock);
+    size_t n = w->nouts < max ? w->nouts : max;
+    memcpy(out, w->outs, n * sizeof(*out));
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
 size_t bp_writer_set_aside(bp_writer *w)
 {
     pthread_mutex_lock(&w->lock);
@@ -169,5 +203,6 @@ void bp_writer_stop(bp_writer *w)
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->cv);
     free(w->events);
+    free(w->outs);
     memset(w, 0, sizeof(*w));
 }

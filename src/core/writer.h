@@ -23,6 +23,7 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/sink.h"
+#include "blockpipe/stats.h"
 #include "core/outputs.h"
 
 typedef struct bp_writer_config {
@@ -47,7 +48,9 @@ typedef struct bp_writer {
     size_t cap;
     int rc; /* sticky: the first failure */
     bp_error err;
-    size_t set_aside; /* outputs set aside (--output-failure continue), as of the last write */
+    size_t set_aside;      /* outputs set aside (--output-failure continue), as of the last write */
+    bp_stats_output *outs; /* each output's checkpoint as of the last write (stats) */
+    size_t nouts;
 } bp_writer;
 
 int bp_writer_start(bp_writer *w, const bp_writer_config *cfg, bp_error *err);
@@ -62,6 +65,8 @@ int bp_writer_wait(bp_writer *w, bp_error *err);
 /* The sticky error without waiting (0 if none). */
 int bp_writer_error(bp_writer *w, bp_error *err);
 size_t bp_writer_set_aside(bp_writer *w);
+/* Each output's URL, checkpoint and state as of the last write (at most max); any thread. */
+size_t bp_writer_outputs(bp_writer *w, bp_stats_output *out, size_t max);
 /* Writes what was handed over (unless a write failed), ends the thread, frees the rest.
  * Accepts what a failed start left behind. */
 void bp_writer_stop(bp_writer *w);

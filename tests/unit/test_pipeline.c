@@ -1,13 +1,16 @@
-/* test_pipeline.c - the pipeline's start from an output's checkpoint, against an in-process
- * simnode: the reorg window is seeded from the output's recent blocks, an output that cannot
+/* test_pipeline.c - the pipeline against an in-process simnode: its start from an output's
+ * checkpoint (the reorg window is seeded from the output's recent blocks, an output that cannot
  * list them fails the start naming it and its error, and one that lists none starts from its
- * checkpoint alone. */
+ * checkpoint alone), and the stats snapshot it publishes, read from another thread while it
+ * runs. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -124,10 +127,10 @@ static void fake_init(fake_sink *f, const bp_sink_ops *ops)
     bp_rpc_free(rpc);
 }
 
-static int backfill(fake_sink *f, bp_error *err)
+static int backfill_into(bp_sink *sink, bp_stats_hub *hub, bp_error *err)
 {
     bp_endpoint_spec ep = {.url = g_url};
-    bp_sink *sinks[] = {&f->base};
+    bp_sink *sinks[] = {sink};
     bp_pipeline_config c = {
         .endpoints = &ep,
         .endpoint_count = 1,
@@ -144,9 +147,15 @@ static int backfill(fake_sink *f, bp_error *err)
         .stats_interval = 600,
         .rpc_timeout = 10,
         .fetch = BP_FETCH_ALL,
+        .stats = hub,
     };
     static volatile sig_atomic_t stop;
     return bp_pipeline_run(&c, &stop, err);
+}
+
+static int backfill(fake_sink *f, bp_error *err)
+{
+    return backfill_into(&f->base, NULL, err);
 }
 
 static void test_recent_failure_fails_the_start(void **state)
@@ -212,6 +221,82 @@ static void test_reorg_while_stopped(void **state)
     assert_int_equal(f.applied, 0);
 }
 
+/* A reader on another thread while the pipeline runs: snapshots only move forward and are
+ * never torn (the version of a copy matches its contents' order). */
+typedef struct reader {
+    bp_stats_hub *hub;
+    volatile int stop;
+    uint64_t reads, last_version, last_done;
+    int bad;
+} reader;
+
+static void *read_loop(void *arg)
+{
+    reader *r = arg;
+    static bp_stats st; /* one reader thread */
+    while (!r->stop) {
+        bp_stats_hub_read(r->hub, &st);
+        r->reads++;
+        if (st.version < r->last_version || st.done < r->last_done ||
+            (st.have_indexed && st.have_head && st.indexed > st.head))
+            r->bad++;
+        r->last_version = st.version;
+        r->last_done = st.done;
+    }
+    return NULL;
+}
+
+static void test_stats_snapshot(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/bp_test_pipeline_XXXXXX", url[64];
+    assert_non_null(mkdtemp(path));
+    snprintf(url, sizeof(url), "jsonl:%s", path);
+    bp_sink *sink = NULL;
+    bp_error err = {0};
+    assert_int_equal(bp_sink_open_url(url, &sink, &err), 0);
+    reader r = {.hub = bp_stats_hub_new()};
+    assert_non_null(r.hub);
+    static bp_stats st;
+    bp_stats_hub_read(r.hub, &st);
+    assert_int_equal(st.version, 0);
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, read_loop, &r), 0);
+    assert_int_equal(backfill_into(sink, r.hub, &err), 0);
+    r.stop = 1;
+    pthread_join(tid, NULL);
+    assert_int_equal(r.bad, 0);
+    assert_true(r.reads > 0);
+
+    bp_stats_hub_read(r.hub, &st); /* the last one: published with the final stats line */
+    assert_true(st.version > 0);
+    assert_string_equal(st.chain, "1337");
+    assert_int_equal(st.chain_id, 1337);
+    assert_true(st.backfill && !st.following);
+    assert_true(st.have_indexed);
+    assert_int_equal(st.indexed, TO);
+    assert_int_equal(st.done, TO + 1);
+    assert_int_equal(st.txs, 2 * TO); /* simnode: 2 txs a block, none in block 0 */
+    assert_int_equal(st.failed, 0);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.endpoint_count, 1);
+    assert_string_equal(st.endpoints[0].url, g_url);
+    assert_string_equal(st.endpoints[0].state, "healthy");
+    assert_true(st.endpoints[0].blocks >= TO + 1 && st.endpoints[0].requests > 0);
+    assert_int_equal(st.output_count, 1);
+    assert_string_equal(st.outputs[0].url, url);
+    assert_true(st.outputs[0].checkpoint_set);
+    assert_int_equal(st.outputs[0].checkpoint, TO);
+    assert_false(st.outputs[0].set_aside);
+    assert_true(st.uptime_ms >= 0 && st.published_unix_ms > 1700000000000);
+
+    bp_sink_close(sink);
+    bp_stats_hub_free(r.hub);
+    char rm[128];
+    snprintf(rm, sizeof(rm), "rm -rf %s", path);
+    assert_int_equal(system(rm), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_seeded_from_recent),
         cmocka_unit_test(test_seeded_from_checkpoint),
         cmocka_unit_test(test_reorg_while_stopped),
+        cmocka_unit_test(test_stats_snapshot),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

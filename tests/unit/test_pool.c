@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "core/pool.h"
+#include "core/statsline.h"
 
 static int64_t mono_ms(void)
 {
@@ -206,16 +207,23 @@ static void test_rate_limited_pause(void **state)
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
     assert_true(bp_pool_may_call(&p, 1) > 0);
     assert_true(bp_pool_requests_scarce(&p));
+    static bp_stats st; /* what the stats line is made from */
+    memset(&st, 0, sizeof(st));
+    st.endpoint_count = bp_pool_stats(&p, st.endpoints, BP_STATS_MAX_ENDPOINTS);
+    assert_int_equal(st.endpoint_count, 2);
+    assert_string_equal(st.endpoints[0].state, "rate-limited");
+    assert_true(st.endpoints[0].rate_limited && st.endpoints[1].rate_limited);
+    assert_true(st.endpoints[0].rps > 0); /* the rate it is held to */
+    assert_int_equal(st.endpoints[0].rate_limits, 1);
     bp_buf line;
     bp_buf_init(&line, 0);
-    bp_pool_format_stats(&p, &line);
-    assert_non_null(strstr(line.data, "rpc[0] http://a:1 state=rate-limited "));
+    bp_stats_lines(&st, 0, 0, &line);
+    assert_non_null(strstr(line.data, "\nrpc[0] http://a:1 state=rate-limited "));
     assert_non_null(strstr(line.data, " rps=")); /* the rate it is held to */
-    assert_null(strstr(line.data, "rps=-"));
-    char limited[128];
-    bp_pool_format_limited(&p, limited, sizeof(limited));
-    assert_non_null(strstr(limited, " rate_limited=rpc[0]@"));
-    assert_non_null(strstr(limited, "rps,rpc[1]@"));
+    assert_null(strstr(line.data, "rpc[0] http://a:1 state=rate-limited head=? in_flight=0 "
+                                  "limit=4 batch=2 rps=-"));
+    assert_non_null(strstr(line.data, " rate_limited=rpc[0]@"));
+    assert_non_null(strstr(line.data, "rps,rpc[1]@"));
     bp_buf_release(&line);
     bp_pool_release(&p);
 }

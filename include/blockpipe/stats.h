@@ -1,0 +1,101 @@
+/* stats.h - one snapshot of a chain's pipeline: head, progress, endpoints, real time, outputs.
+ *
+ * The pipeline publishes a bp_stats into a bp_stats_hub a few times a second (and before every
+ * stats line); any thread reads the latest with bp_stats_hub_read(), which copies it under the
+ * hub's lock and never waits for the pipeline. The stats log line, the API's status endpoints
+ * and the Prometheus metrics all read the same snapshot.
+ *
+ * Every URL in it is shown without credentials (bp_url_redact). Counters are cumulative since
+ * the pipeline started; rates are over the last few seconds. */
+#ifndef BLOCKPIPE_STATS_H
+#define BLOCKPIPE_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BP_STATS_MAX_ENDPOINTS 16
+#define BP_STATS_MAX_OUTPUTS 16
+#define BP_STATS_TEXT 256
+
+typedef struct bp_stats_latency {
+    uint64_t count;
+    double p50_ms, p90_ms, p99_ms, max_ms;
+} bp_stats_latency;
+
+typedef struct bp_stats_endpoint {
+    char url[BP_STATS_TEXT];
+    char state[16]; /* healthy, ejected, probing, rate-limited, unchecked, other-chain */
+    bool head_known;
+    uint64_t head;
+    int in_flight, limit, batch; /* requests now, concurrency cap, blocks per request */
+    double rps;                  /* requests per second it is held to (learnt or set); 0: none */
+    bool rate_limited;           /* it answered 429 / -32005 within the last minute */
+    uint64_t requests, errors, rate_limits, ejections, blocks;
+    bp_stats_latency latency; /* per request (p50, p99 and max filled) */
+} bp_stats_endpoint;
+
+typedef struct bp_stats_output {
+    char url[BP_STATS_TEXT];
+    bool checkpoint_set;
+    uint64_t checkpoint; /* the last block it holds */
+    char checkpoint_hash[67];
+    uint64_t lag;   /* head - checkpoint, 0 when either is unknown */
+    bool set_aside; /* --output-failure continue: failed, skipped for the rest of the run */
+} bp_stats_output;
+
+typedef struct bp_stats_realtime {
+    bool websocket;     /* the head source now is the WebSocket (else HTTP polling) */
+    bool ws_configured; /* a --ws URL is in use */
+    char ws_state[16];  /* connecting, subscribing, subscribed, backoff, given_up, ... */
+    char ws_endpoint[BP_STATS_TEXT];
+    bool connected, subscribed;
+    uint64_t messages, heads, reconnects;
+    double heads_per_s;
+    bool have_last_head;
+    uint64_t last_head;
+    char last_error[BP_STATS_TEXT]; /* "" when none */
+    uint64_t gaps_filled, switches;
+    bp_stats_latency head_to_commit; /* head first seen -> committed by every output */
+} bp_stats_realtime;
+
+typedef struct bp_stats {
+    uint64_t version;          /* 0: nothing published yet; grows with every publication */
+    int64_t published_unix_ms; /* wall clock of the publication */
+    int64_t uptime_ms;         /* since the pipeline started */
+    char chain[64];
+    uint64_t chain_id;
+    bool backfill; /* a range, not following the head */
+    bool have_head;
+    uint64_t head;
+    bool have_indexed;
+    uint64_t indexed; /* the last block committed */
+    uint64_t lag;     /* head - indexed */
+    uint64_t pending, processing, done, failed;
+    uint64_t txs, logs, reorgs;     /* committed since the start (reverted blocks subtracted) */
+    double blocks_per_s, txs_per_s; /* over the last ~10 s */
+    int workers;
+    bool waiting; /* the commit waits on a block that keeps failing */
+    uint64_t waiting_on;
+    char waiting_error[BP_STATS_TEXT];
+    size_t outputs_set_aside;
+    uint64_t memory_used, memory_budget; /* bytes the pipeline holds / may hold; 0: unknown */
+    size_t endpoint_count;
+    bp_stats_endpoint endpoints[BP_STATS_MAX_ENDPOINTS];
+    size_t output_count;
+    bp_stats_output outputs[BP_STATS_MAX_OUTPUTS];
+    bool following; /* run: the realtime part is meaningful */
+    bp_stats_realtime realtime;
+} bp_stats;
+
+typedef struct bp_stats_hub bp_stats_hub;
+
+/* NULL when out of memory. */
+bp_stats_hub *bp_stats_hub_new(void);
+void bp_stats_hub_free(bp_stats_hub *h);
+/* The latest snapshot (out->version == 0 before the first). Any thread. */
+void bp_stats_hub_read(bp_stats_hub *h, bp_stats *out);
+/* Replaces the snapshot (the pipeline's coordinator). */
+void bp_stats_hub_publish(bp_stats_hub *h, const bp_stats *s);
+
+#endif

@@ -1,0 +1,87 @@
+/* statsline.c - the stats log lines from a snapshot. */
+#include "core/statsline.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+static void main_line(const bp_stats *s, double bps, double tps, bp_buf *out)
+{
+    bp_buf_printf(out,
+                  "head=%" PRIu64 " indexed=%" PRIu64 " lag=%" PRIu64 " pending=%" PRIu64
+                  " processing=%" PRIu64 " done=%" PRIu64 " failed=%" PRIu64
+                  " blocks/s=%.1f tx/s=%.1f workers=%d reorgs=%" PRIu64,
+                  s->have_head ? s->head : 0, s->have_indexed ? s->indexed : 0, s->lag, s->pending,
+                  s->processing, s->done, s->failed, bps, tps, s->workers, s->reorgs);
+    if (s->memory_budget)
+        bp_buf_printf(out, " mem=%.1f/%.0fMiB", (double)s->memory_used / 1048576.0,
+                      (double)s->memory_budget / 1048576.0);
+    bool first = true;
+    for (size_t i = 0; i < s->endpoint_count; i++) {
+        if (!s->endpoints[i].rate_limited)
+            continue;
+        bp_buf_printf(out, "%srpc[%zu]@%.2frps", first ? " rate_limited=" : ",", i,
+                      s->endpoints[i].rps);
+        first = false;
+    }
+    if (s->waiting)
+        bp_buf_printf(out, " waiting_on=%" PRIu64 " (%.250s)", s->waiting_on, s->waiting_error);
+    else if (s->outputs_set_aside)
+        bp_buf_printf(out, " outputs_set_aside=%zu", s->outputs_set_aside);
+}
+
+static void endpoint_line(size_t i, const bp_stats_endpoint *e, bp_buf *out)
+{
+    char head[24] = "?", rps[24] = "-";
+    if (e->head_known)
+        snprintf(head, sizeof(head), "%" PRIu64, e->head);
+    if (e->rps > 0)
+        snprintf(rps, sizeof(rps), "%.2f", e->rps);
+    bp_buf_printf(out,
+                  "\nrpc[%zu] %s state=%s head=%s in_flight=%d limit=%d batch=%d rps=%s "
+                  "requests=%" PRIu64 " errors=%" PRIu64 " 429s=%" PRIu64 " ejections=%" PRIu64
+                  " blocks=%" PRIu64 " p50=%.1fms p99=%.1fms",
+                  i, e->url, e->state, head, e->in_flight, e->limit, e->batch, rps, e->requests,
+                  e->errors, e->rate_limits, e->ejections, e->blocks, e->latency.p50_ms,
+                  e->latency.p99_ms);
+}
+
+static void realtime_line(const bp_stats_realtime *r, bp_buf *out)
+{
+    bp_buf_printf(out, "\nrealtime mode=%s", r->websocket ? "websocket" : "polling");
+    if (r->ws_configured) {
+        bp_buf_printf(out,
+                      " ws=%s endpoint=%s connected=%s messages=%" PRIu64 " heads=%" PRIu64
+                      " reconnects=%" PRIu64 " heads/s=%.2f",
+                      r->ws_state, r->ws_endpoint, r->connected ? "yes" : "no", r->messages,
+                      r->heads, r->reconnects, r->heads_per_s);
+        if (r->have_last_head)
+            bp_buf_printf(out, " last_head=%" PRIu64, r->last_head);
+        if (!r->subscribed && r->last_error[0]) {
+            /* The error may quote the peer's text: escape " and \ so the value ends at its
+             * own closing quote (a bad message's quotes used to cut the field short). */
+            bp_buf_puts(out, " last_error=\"");
+            for (size_t i = 0; i < 160 && r->last_error[i]; i++) {
+                char c = r->last_error[i];
+                if (c == '"' || c == '\\')
+                    bp_buf_putc(out, '\\');
+                bp_buf_putc(out, c);
+            }
+            bp_buf_putc(out, '"');
+        }
+    }
+    const bp_stats_latency *l = &r->head_to_commit;
+    bp_buf_printf(out,
+                  " gaps_filled=%" PRIu64 " switches=%" PRIu64 " head_to_commit_ms count=%" PRIu64
+                  " p50=%.1f p90=%.1f p99=%.1f max=%.1f",
+                  r->gaps_filled, r->switches, l->count, l->p50_ms, l->p90_ms, l->p99_ms,
+                  l->max_ms);
+}
+
+void bp_stats_lines(const bp_stats *s, double blocks_per_s, double txs_per_s, bp_buf *out)
+{
+    main_line(s, blocks_per_s, txs_per_s, out);
+    for (size_t i = 0; i < s->endpoint_count; i++)
+        endpoint_line(i, &s->endpoints[i], out);
+    if (s->following)
+        realtime_line(&s->realtime, out);
+}
