@@ -250,7 +250,8 @@ def run(a):
         f"`blockpipe simnode` serving {n} blocks of 200 transactions (with receipts and logs), "
         f"{a.workers} workers, median of {a.rounds} interleaved rounds; peak RSS is the highest "
         "of each process itself (wait4 on its PID). Blocks per request: blockpipe's pool "
-        "adapts it (from 2, one more per answer while answers stay under 4 MiB, at most 32); "
+        "adapts it (from 2, doubling per answer up to as many as keep an answer near 4 MiB at "
+        "the answers' bytes per block, at most 32); "
         f"an unmeasured warm-up backfill settled at **{loop_batch}**, and the plain loop asks "
         f"for {loop_batch} in every request. The column shows each blockpipe run's final value "
         "(and, in brackets, the mean over its requests).",
