@@ -4,9 +4,11 @@ methods for the same blocks with the same concurrency and the same blocks per HT
 (the source-bound ratio), into SQLite and into ethereum-etl CSV. Runs are interleaved and
 repeated; the median time and the highest peak RSS of each process are reported.
 
-blockpipe's endpoint pool adapts its blocks per request (from 2, one more per answer while
-answers stay under 4 MiB, at most 32); an unmeasured warm-up backfill shows where it settles
-(its final `stats rpc[0] ... batch=` line) and the plain loop asks for that many per request.
+blockpipe's endpoint pool adapts its blocks per request (from 2, doubling per answer up to as
+many as keep an answer near 4 MiB at the answers' bytes per block, at most 32); an
+unmeasured warm-up backfill shows where it settles (its final `stats rpc[0] ... batch=` line)
+and the plain loop asks for that many per request. --compare runs a second binary
+interleaved (A/B of a change) and prints each one's ratios and mean blocks per request.
 Writes its section of docs/PERFORMANCE.md (between <!-- anvil:begin --> and <!-- anvil:end -->);
 BENCH_QUICK=1 runs it small."""
 import argparse
@@ -71,8 +73,10 @@ def compare(res):
         secs = [s for s, _, _ in v]
         # paired: each round's loop time over that round's run (same noise)
         paired = statistics.median(c / x for c, x in zip(curl, secs))
+        per_req = statistics.mean(st[2] / st[1] for _, _, st in v)
         print(f"{k:10s} median {med[k]:.2f}s  vs plain loop {med['curl'] / med[k]:.2f}  "
-              f"paired {paired:.2f}  (all {' '.join(f'{x:.2f}' for x in secs)})")
+              f"paired {paired:.2f}  blocks/request {per_req:.1f}  "
+              f"(all {' '.join(f'{x:.2f}' for x in secs)})")
 
 
 def section(a, blocks, txs, per_request, res):
@@ -97,7 +101,8 @@ A real anvil node with {blocks} blocks and {txs} transactions ({a.txs_per_block}
 legacy, EIP-2930 and EIP-1559 transfers, contract deployments, calls that log and calls that
 revert). Each block is fetched as `eth_getBlockByNumber(n, true)` + `eth_getBlockReceipts(n)`
 in a JSON-RPC batch over HTTP; {a.workers} workers. Blocks per request: blockpipe's pool adapts
-it (from 2, one more per answer while answers stay under 4 MiB, at most 32); an unmeasured
+it (from 2, doubling per answer up to as many as keep an answer near 4 MiB at the answers'
+bytes per block, at most 32); an unmeasured
 warm-up backfill settled at **{per_request}**, and the plain loop asks for {per_request} blocks in
 every request (both spread the last blocks over every worker). The column shows the final
 value of each run (and, in brackets, the mean over its requests: blockpipe's first requests

@@ -7,8 +7,12 @@ bottleneck): every figure is a ratio measured in the same run on the same machin
   per request as blockpipe settled at in an unmeasured warm-up backfill, bytes dropped).
 - decode: our JSON -> rows decoding vs a bare yajl SAX walk and vs our own lexer's walk
   (bp_jp with empty callbacks) over the same bytes (bench_decode, one process per figure).
-- SQLite: rows/s through blockpipe vs a plain C program inserting the same rows into the same
-  schema with the same indexes (bench_sqlite_insert).
+- SQLite: the database work of blockpipe's SQLite sink vs a plain C program doing the same
+  work (bench_sqlite): the same rows (the same simnode chain, fetched and decoded by
+  blockpipe's own code before the clock starts), the same tables, keys and pragmas, the same
+  transactions (one per batch as blockpipe's coordinator cuts them, each with its checkpoint
+  upsert); only the inserts and commits are timed on either side. The end-to-end backfill into
+  SQLite is shown too.
 - memory: the peak RSS of every process measured (wait4 on its PID), and the time and peak
   RSS of one 50,000-tx block.
 Writes its section of docs/PERFORMANCE.md between <!-- ingest:begin --> and <!-- ingest:end -->;
@@ -68,11 +72,44 @@ def count_rows(db):
     return n
 
 
+def db_work(out, expect):
+    """(seconds of database work, transactions) from bench_sqlite's line; it must have
+    stored every row the backfill stored."""
+    m = re.search(r"rows=(\d+) seconds=([\d.]+) rows_per_s=\d+ batches=(\d+)", out)
+    if not m:
+        sys.exit(f"bench_sqlite: unexpected output {out[-2000:]!r}")
+    if int(m.group(1)) != expect:
+        sys.exit(f"bench_sqlite: wrote {m.group(1)} rows, blockpipe's backfill stored {expect}")
+    return float(m.group(2)), int(m.group(3))
+
+
+def sqlite_db_work(a, url, last, backfill_db, rows, tmp, res, rss):
+    """The SQLite sink and the plain insert doing the same work, database time only; checks
+    that both stored what the backfill stored. Returns the number of transactions."""
+    sink_db, plain_db, bounds = f"{tmp}/bp-sink.db", f"{tmp}/plain.db", f"{tmp}/bp-bounds"
+    _, m, out = timed([a.sqlite_bench, "sink", url, "0", str(last), sink_db, str(a.batch_size),
+                       bounds])
+    secs, txs = db_work(out, rows)
+    res["sink"].append(secs)
+    rss["sink"] = max(rss["sink"], m)
+    _, m, out = timed([a.sqlite_bench, "plain", sink_db, plain_db, bounds])
+    secs, plain_txs = db_work(out, rows)
+    res["plain"].append(secs)
+    rss["plain"] = max(rss["plain"], m)
+    stored = [count_rows(d) for d in (sink_db, plain_db)]
+    if stored != [rows, rows] or plain_txs != txs:
+        sys.exit(f"bench_sqlite: the sink's database holds {stored[0]} rows, the plain "
+                 f"insert's {stored[1]} ({plain_txs} vs {txs} transactions); the backfill's "
+                 f"{rows}")
+    return txs
+
+
 def bench_stream(a, tmp):
     sim, url = start_simnode(a.blockpipe, "--length", str(a.blocks), "--txs-per-block", "200")
     last = a.blocks - 1
-    res = {"curl": [], "csv": [], "csv_disk": [], "sqlite": [], "plain": []}
+    res = {"curl": [], "csv": [], "csv_disk": [], "sqlite": [], "sink": [], "plain": []}
     rss = {k: 0.0 for k in res}
+    sql_batches = None
     batches = {k: set() for k in ("csv", "csv_disk", "sqlite")}
     rows = 0
 
@@ -107,9 +144,7 @@ def bench_stream(a, tmp):
             rss["sqlite"] = max(rss["sqlite"], m)
             batches["sqlite"].add(b)
             rows = count_rows(db)
-            _, m, out = timed([a.sqlite_insert, db, f"{tmp}/plain.db"])
-            res["plain"].append(rows / float(re.search(r"rows/s=(\d+)", out).group(1)))
-            rss["plain"] = max(rss["plain"], m)
+            sql_batches = sqlite_db_work(a, url, last, db, rows, tmp, res, rss)
             for f in os.listdir(tmp):
                 if f.startswith(("bp", "plain")):
                     os.remove(os.path.join(tmp, f))
@@ -125,7 +160,7 @@ def bench_stream(a, tmp):
         sim.terminate()
         sim.wait()
     med = {k: statistics.median(v) for k, v in res.items()}
-    return med, rss, rows, body, loop_batch, batches
+    return med, rss, rows, body, loop_batch, batches, sql_batches
 
 
 def bench_decode(a, body):
@@ -181,11 +216,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--blockpipe", required=True)
     ap.add_argument("--curl-loop", required=True)
-    ap.add_argument("--sqlite-insert", required=True)
+    ap.add_argument("--sqlite-bench", required=True)
     ap.add_argument("--decode", default="")
     ap.add_argument("--out", required=True)
     ap.add_argument("--blocks", type=int, default=100 if perfdoc.quick() else 1000)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--batch-size", type=int, default=100,
+                    help="blocks per SQLite transaction (blockpipe's --batch-size default)")
     ap.add_argument("--rounds", type=int, default=1 if perfdoc.quick() else 3)
     ap.add_argument("--decode-seconds", type=float, default=0.6 if perfdoc.quick() else 3.0,
                     help="bench_decode's time per figure")
@@ -197,12 +234,12 @@ def main():
 
 def run(a):
     with tempfile.TemporaryDirectory(prefix="bp-ingest-") as tmp:
-        med, rss, rows, body, loop_batch, batches = bench_stream(a, tmp)
+        med, rss, rows, body, loop_batch, batches, sql_batches = bench_stream(a, tmp)
         dec = bench_decode(a, body)
         huge = bench_huge(a, tmp)
     n = a.blocks
     cpu_ratio = med["curl"] / med["csv"]
-    sql_ratio = med["plain"] / med["sqlite"]
+    sql_ratio = med["plain"] / med["sink"]
     def bp(key):
         finals = sorted({b for b, _ in batches[key]})
         mean = statistics.mean(m for _, m in batches[key])
@@ -213,7 +250,8 @@ def run(a):
         f"`blockpipe simnode` serving {n} blocks of 200 transactions (with receipts and logs), "
         f"{a.workers} workers, median of {a.rounds} interleaved rounds; peak RSS is the highest "
         "of each process itself (wait4 on its PID). Blocks per request: blockpipe's pool "
-        "adapts it (from 2, one more per answer while answers stay under 4 MiB, at most 32); "
+        "adapts it (from 2, doubling per answer up to as many as keep an answer near 4 MiB at "
+        "the answers' bytes per block, at most 32); "
         f"an unmeasured warm-up backfill settled at **{loop_batch}**, and the plain loop asks "
         f"for {loop_batch} in every request. The column shows each blockpipe run's final value "
         "(and, in brackets, the mean over its requests).",
@@ -229,15 +267,33 @@ def run(a):
         f"| the same onto the disk (about 240 MB of CSV, fsync per batch) | "
         f"{med['csv_disk']:.2f} | {n / med['csv_disk']:.0f} | {bp('csv_disk')} | "
         f"{rss['csv_disk']:.0f} | {med['curl'] / med['csv_disk']:.2f} of transport | |",
-        f"| blockpipe backfill → SQLite ({rows} rows) | {med['sqlite']:.2f} | "
+        f"| blockpipe backfill → SQLite ({rows} rows), end to end | {med['sqlite']:.2f} | "
         f"{n / med['sqlite']:.0f} | {bp('sqlite')} | {rss['sqlite']:.0f} | "
-        f"{sql_ratio:.2f} of the plain insert | ≥ 0.6 |",
-        f"| plain C insert of the same rows, same schema ({rows / med['plain']:.0f} rows/s; "
-        f"holds every row in memory, loaded before its clock starts) | {med['plain']:.2f} | | | "
-        f"{rss['plain']:.0f} | 1.00 | |",
+        f"{med['curl'] / med['sqlite']:.2f} of transport | |",
         "",
         "Until issue 15 the plain loop asked for one block per request while blockpipe asked "
         "for several: the transport baseline paid more round trips than blockpipe did.",
+        "",
+        f"SQLite, the database work alone (bench/sqlite_bench.c): the same {rows} rows (the same "
+        "simnode chain, fetched and decoded by blockpipe's own code before each batch's clock "
+        "starts; both databases checked to hold as many rows as the backfill stored), the same "
+        "tables and keys, the same pragmas (64 KiB pages, WAL, synchronous NORMAL), prepared "
+        f"statements, and the same {sql_batches} transactions: batches cut as blockpipe's "
+        f"coordinator cuts them ({a.batch_size} blocks, or fewer once they hold 32 MiB "
+        "decoded), each `BEGIN IMMEDIATE`, per block its block row, transactions and logs, the "
+        "checkpoint upsert, `COMMIT`. Only those statements are timed on either side.",
+        "",
+        "| what | seconds | rows/s | peak RSS MiB | ratio | target |",
+        "|---|---|---|---|---|---|",
+        f"| plain C insert (the limit; holds one batch's rows as SQLite values, read from the "
+        f"sink's database) | {med['plain']:.2f} | {rows / med['plain']:.0f} | "
+        f"{rss['plain']:.0f} | 1.00 | |",
+        f"| **blockpipe's SQLite sink** (holds one batch of decoded blocks) | "
+        f"**{med['sink']:.2f}** | **{rows / med['sink']:.0f}** | {rss['sink']:.0f} | "
+        f"**{sql_ratio:.2f}** of the plain insert | ≥ 0.6 |",
+        "",
+        "Until issue 15 the plain insert committed every 20,000 rows, one table after another, "
+        "and was compared with the whole backfill (fetching and decoding included).",
         "",
     ]
     lines += decode_lines(a, dec)

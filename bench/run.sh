@@ -22,7 +22,7 @@ bench anvil python3 bench/backfill_anvil.py --blockpipe "$BUILD/blockpipe" \
 bench pg python3 bench/pg_bench.py --pg-bench "$BUILD/bench_pg" --blockpipe "$BUILD/blockpipe" \
     --out "$OUT"
 bench ingest python3 bench/ingest_bench.py --blockpipe "$BUILD/blockpipe" \
-    --curl-loop "$BUILD/bench_curl_loop" --sqlite-insert "$BUILD/bench_sqlite_insert" \
+    --curl-loop "$BUILD/bench_curl_loop" --sqlite-bench "$BUILD/bench_sqlite" \
     --decode "$BUILD/bench_decode" --out "$OUT"
 bench realtime python3 bench/realtime_latency.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench fetchpath python3 bench/fetch_transport.py --out "$OUT"

@@ -220,22 +220,27 @@ int bp_pool_acquire(bp_pool *p, uint64_t need, int avoid, long timeout_ms, int *
     return i;
 }
 
-/* Grow the batch while one more block would keep the answer under the target size: by one,
- * or doubling while a rate limit makes requests the scarce thing. */
+/* Blocks per request follow the answers' size: `fit` blocks of the size this answer measured
+ * make an answer of about the target. Below fit the batch doubles towards it, so a few answers
+ * reach the settled size where growing by one per answer took ~30; it never jumps to fit, as
+ * one answer is a sample (block 0 is empty on most chains: sizing from it alone would send
+ * every first request at max_batch). More than twice fit (sized while blocks were smaller,
+ * then only small requests went out) it drops to fit; an answer above twice the target
+ * halves it, so huge blocks go one per request. */
 static void adapt_batch(bp_pool *p, bp_endpoint *e, size_t blocks, size_t bytes)
 {
     size_t per_block = blocks ? bytes / blocks : bytes;
-    if (bytes > 2 * BP_POOL_TARGET_BYTES) {
-        e->batch = e->batch > 1 ? e->batch / 2 : 1;
-        return;
-    }
-    size_t want = (size_t)e->batch + (rate_of(e) > 0 ? (size_t)e->batch : 1);
-    if (want > (size_t)p->max_batch)
-        want = (size_t)p->max_batch;
-    if (per_block > 0 && want > BP_POOL_TARGET_BYTES / per_block)
-        want = BP_POOL_TARGET_BYTES / per_block;
-    if (want > (size_t)e->batch)
-        e->batch = (int)want;
+    size_t fit = per_block ? BP_POOL_TARGET_BYTES / per_block : (size_t)p->max_batch;
+    size_t batch = (size_t)e->batch;
+    if (fit > (size_t)p->max_batch)
+        fit = (size_t)p->max_batch;
+    if (bytes > 2 * BP_POOL_TARGET_BYTES)
+        batch = batch > 1 ? batch / 2 : 1;
+    else if (batch > 2 * fit)
+        batch = fit > 1 ? fit : 1;
+    else if (batch < fit)
+        batch = 2 * batch < fit ? 2 * batch : fit;
+    e->batch = (int)batch;
 }
 
 /* A 429 / -32005: nobody sends to e before Retry-After has passed. */

@@ -3,9 +3,10 @@
  * Scheduling fills the preferred endpoints (lowest priority value) up to their concurrency
  * first and spills to the next. Each endpoint has
  *   - an adaptive concurrency limit (halved on failure, +1 after `limit` successes, within
- *     1..max_workers) and an adaptive batch size (blocks per HTTP request: halved on failure,
- *     timeouts and oversized answers, +1 on success - doubled while a request rate holds
- *     the endpoint, requests being what is scarce then - within 1..max_batch);
+ *     1..max_workers) and an adaptive batch size (blocks per HTTP request: doubled on
+ *     success up to what keeps an answer near BP_POOL_TARGET_BYTES at the answer's bytes per
+ *     block, back to that when more than twice it; halved on failure, timeouts and oversized
+ *     answers; within 1..max_batch);
  *   - an optional request rate (token bucket of `rps`);
  *   - a health state: HEALTHY; EJECTED after 3 consecutive failures (exponential backoff
  *     from 1 s to 60 s); PROBING when the backoff ends (one request at a time: success makes

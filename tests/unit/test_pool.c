@@ -239,8 +239,8 @@ static void succeed(bp_pool *p, int ep, int batch)
                                     .error_text = NULL});
 }
 
-/* Once a provider limits the request rate, requests are what is scarce: blocks per request
- * double on success instead of growing by one, and the last blocks are not spread. */
+/* Once a provider limits the request rate, requests are what is scarce: the last blocks are
+ * not spread, and a 429 does not shrink blocks per request (they double on success as always). */
 static void test_rate_limited_batch_grows(void **state)
 {
     (void)state;
@@ -252,21 +252,21 @@ static void test_rate_limited_batch_grows(void **state)
     assert_false(bp_pool_requests_scarce(&p));
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
     succeed(&p, 0, batch);
-    assert_int_equal(p.eps[0].batch, 3); /* unlimited: one more */
+    assert_int_equal(p.eps[0].batch, 4); /* doubles towards what fits the target */
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
-    bp_pool_done(&p, 0, &(bp_pool_outcome){.rc = BP_ERATELIMIT, .blocks = 3, .need = 1});
-    assert_int_equal(p.eps[0].batch, 3);
+    bp_pool_done(&p, 0, &(bp_pool_outcome){.rc = BP_ERATELIMIT, .blocks = 4, .need = 1});
+    assert_int_equal(p.eps[0].batch, 4);
     assert_true(p.eps[0].rl.rps > 0);
     p.eps[0].not_before_ms = p.eps[0].rl.until_ms = 0; /* skip the wait */
     p.eps[0].tokens = 10;
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
     succeed(&p, 0, batch);
-    assert_int_equal(p.eps[0].batch, 6);
+    assert_int_equal(p.eps[0].batch, 8);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1); /* no burst on a learnt rate */
     p.eps[0].tokens = 1;
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
     succeed(&p, 0, batch);
-    assert_int_equal(p.eps[0].batch, 12);
+    assert_int_equal(p.eps[0].batch, 16);
     assert_true(bp_pool_requests_scarce(&p));
     bp_pool_release(&p);
 }
@@ -430,6 +430,77 @@ static void test_adaptive_batch(void **state)
     bp_pool_release(&p);
 }
 
+/* One successful answer of `blocks` blocks and `bytes` bytes on a one-endpoint pool; returns
+ * the batch the next request gets. */
+static int answer(bp_pool *p, size_t blocks, size_t bytes)
+{
+    int batch;
+    assert_int_equal(bp_pool_acquire(p, 1, -1, 0, &batch), 0);
+    bp_pool_done(p, 0, &(bp_pool_outcome){.blocks = blocks, .bytes = bytes, .need = 1});
+    return p->eps[0].batch;
+}
+
+static void make_pool32(bp_pool *p)
+{
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 1}};
+    bp_error err = {0};
+    assert_int_equal(bp_pool_init(p, specs, 1, 4, 32, &err), 0);
+}
+
+static void test_batch_sized_from_answers(void **state)
+{
+    (void)state;
+    const size_t kib = 1024, target = BP_POOL_TARGET_BYTES;
+    bp_pool p;
+    /* 100 KiB blocks: 40 fit under 4 MiB; the batch doubles to the cap (32) in 4 answers */
+    make_pool32(&p);
+    assert_int_equal(bp_pool_batch_hint(&p), 2);
+    assert_int_equal(answer(&p, 2, 2 * 100 * kib), 4);
+    assert_int_equal(answer(&p, 4, 4 * 100 * kib), 8);
+    assert_int_equal(answer(&p, 8, 8 * 100 * kib), 16);
+    assert_int_equal(answer(&p, 16, 16 * 100 * kib), 32);
+    assert_int_equal(answer(&p, 32, 32 * 100 * kib), 32);
+    bp_pool_release(&p);
+
+    /* an empty first block (1 KiB) does not size it alone: doubling, not a jump to 32; then
+     * 550 KiB blocks (7 fit) stop it at 7; 256 KiB blocks (16 fit) double it towards 16 */
+    make_pool32(&p);
+    assert_int_equal(answer(&p, 1, kib), 4);
+    assert_int_equal(answer(&p, 2, 2 * 550 * kib), 7);
+    assert_int_equal(answer(&p, 7, 7 * 550 * kib), 7);
+    assert_int_equal(answer(&p, 7, 7 * 256 * kib), 14);
+    assert_int_equal(answer(&p, 14, 14 * 256 * kib), 16);
+    /* an answer between the target and twice it changes nothing (no flapping) */
+    assert_int_equal(answer(&p, 16, 16 * 400 * kib), 16);
+    /* above twice the target it halves */
+    assert_int_equal(answer(&p, 16, 3 * target), 8);
+    bp_pool_release(&p);
+
+    /* grown on small blocks, then only small requests of bigger blocks went out (the spread
+     * end of a range): more than twice what they allow, it drops to that */
+    make_pool32(&p);
+    for (int i = 0; i < 4; i++)
+        answer(&p, 2, 2 * 10 * kib);
+    assert_int_equal(p.eps[0].batch, 32);
+    assert_int_equal(answer(&p, 4, 4 * 550 * kib), 7);
+    bp_pool_release(&p);
+
+    /* huge blocks (50,000 txs: ~100 MiB each) take it to one and keep it there; small blocks
+     * after them grow it by doubling from one */
+    make_pool32(&p);
+    assert_int_equal(answer(&p, 2, 200 * 1024 * kib), 1);
+    assert_int_equal(answer(&p, 1, 100 * 1024 * kib), 1);
+    assert_int_equal(answer(&p, 1, 5 * 1024 * kib), 1); /* over the target, under twice it */
+    assert_int_equal(answer(&p, 1, 50 * kib), 2);
+    assert_int_equal(answer(&p, 2, 100 * kib), 4);
+    bp_pool_release(&p);
+
+    /* an answer cut short before it brought any block (no blocks, "too big") halves it */
+    make_pool32(&p);
+    assert_int_equal(answer(&p, 0, 2 * target + 1), 1);
+    bp_pool_release(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_rps_token_bucket),
         cmocka_unit_test(test_lagging_head_not_trusted),
         cmocka_unit_test(test_adaptive_batch),
+        cmocka_unit_test(test_batch_sized_from_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
