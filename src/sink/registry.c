@@ -1,6 +1,7 @@
 /* registry.c - the list of output backends, URL dispatch by scheme, and the backends' own
  * options (URL parameters over flag / environment / config file settings over defaults).
- * Adding a backend: its file, one line in g_backends, one line in CMakeLists.txt. */
+ * Adding a backend: its file, one line in BP_BACKENDS, and (if it needs a library) one
+ * bp_output() line in CMakeLists.txt. */
 #include "blockpipe/sink.h"
 
 #include <errno.h>
@@ -14,13 +15,23 @@
 #include "util/hex.h"
 #include "util/url.h"
 
-extern const bp_sink_ops bp_sink_sqlite_ops;
-extern const bp_sink_ops bp_sink_postgres_ops;
-extern const bp_sink_ops bp_sink_etlcsv_ops;
-extern const bp_sink_ops bp_sink_jsonl_ops;
+/* The backends, one line each (a backend left out of the build still has its line: CMake
+ * gives it a stand-in that names what was missing). */
+#define BP_BACKENDS(X)                                                                             \
+    X(sqlite)                                                                                      \
+    X(postgres)                                                                                    \
+    X(etlcsv)                                                                                      \
+    X(jsonl)
+
+#define BP_X_DECLARE(name) extern const bp_sink_ops bp_sink_##name##_ops;
+BP_BACKENDS(BP_X_DECLARE)
+#undef BP_X_DECLARE
 
 static const bp_sink_ops *const g_backends[] = {
-    &bp_sink_sqlite_ops, &bp_sink_postgres_ops, &bp_sink_etlcsv_ops, &bp_sink_jsonl_ops, NULL,
+#define BP_X_ENTRY(name) &bp_sink_##name##_ops,
+    BP_BACKENDS(BP_X_ENTRY)
+#undef BP_X_ENTRY
+        NULL,
 };
 
 const bp_sink_ops *const *bp_sink_backends(void)
