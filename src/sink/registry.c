@@ -21,7 +21,8 @@
     X(sqlite)                                                                                      \
     X(postgres)                                                                                    \
     X(etlcsv)                                                                                      \
-    X(jsonl)
+    X(jsonl)                                                                                       \
+    /* one line above per backend */
 
 #define BP_X_DECLARE(name) extern const bp_sink_ops bp_sink_##name##_ops;
 BP_BACKENDS(BP_X_DECLARE)
