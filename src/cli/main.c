@@ -48,7 +48,7 @@ static void usage(FILE *f)
             "blockpipe %s - EVM blockchain data, in order and reorg-safe, into databases and "
             "files\n\n"
             "usage:\n"
-            "  blockpipe run --rpc URL [options]              follow the chain head\n"
+            "  blockpipe run --rpc URL [options]               follow the chain head\n"
             "  blockpipe backfill --rpc URL --from A --to B    index a range of blocks\n"
             "  blockpipe retry-failed --state-dir DIR          run again the commands that left "
             "failed blocks\n"
