@@ -64,29 +64,11 @@ typedef struct csv_cell {
     }
 
 /* ethereum-etl's files, their columns in its order. */
+#define COL_OF(id) COL(id),
 static const csv_cell g_blocks[] = {
-    COL(BLOCK_NUMBER),
-    COL(BLOCK_HASH),
-    COL(BLOCK_PARENT_HASH),
-    COL(BLOCK_NONCE),
-    COL(BLOCK_SHA3_UNCLES),
-    COL(BLOCK_LOGS_BLOOM),
-    COL(BLOCK_TRANSACTIONS_ROOT),
-    COL(BLOCK_STATE_ROOT),
-    COL(BLOCK_RECEIPTS_ROOT),
-    COL(BLOCK_MINER),
-    COL(BLOCK_DIFFICULTY),
-    COL(BLOCK_TOTAL_DIFFICULTY),
-    COL(BLOCK_SIZE),
-    COL(BLOCK_EXTRA_DATA),
-    COL(BLOCK_GAS_LIMIT),
-    COL(BLOCK_GAS_USED),
-    COL(BLOCK_TIMESTAMP),
-    COL(BLOCK_TRANSACTION_COUNT),
-    COL(BLOCK_BASE_FEE_PER_GAS),
-    COL(BLOCK_WITHDRAWALS_ROOT),
-    COL(BLOCK_WITHDRAWALS),
+    BP_ETL_BLOCK_FIELDS(COL_OF) COL(BLOCK_WITHDRAWALS),
 };
+#undef COL_OF
 static const csv_cell g_txs[] = {
     QUOTED(TX_HASH, NULL),
     COL(TX_NONCE),

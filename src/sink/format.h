@@ -57,4 +57,28 @@ char *bp_put_withdrawals(char *p, const bp_block *b, const char *quote);
 /* Unix seconds as RFC 3339 UTC, "YYYY-MM-DDTHH:MM:SSZ". */
 void bp_fmt_rfc3339(bp_fmt *f, uint64_t unix_seconds);
 
+/* ethereum-etl's block fields up to withdrawals_root, in its order (blocks.csv and the stream's
+ * block lines; withdrawals follow in each its own way): X(column id without BP_C_). */
+#define BP_ETL_BLOCK_FIELDS(X)                                                                     \
+    X(BLOCK_NUMBER)                                                                                \
+    X(BLOCK_HASH)                                                                                  \
+    X(BLOCK_PARENT_HASH)                                                                           \
+    X(BLOCK_NONCE)                                                                                 \
+    X(BLOCK_SHA3_UNCLES)                                                                           \
+    X(BLOCK_LOGS_BLOOM)                                                                            \
+    X(BLOCK_TRANSACTIONS_ROOT)                                                                     \
+    X(BLOCK_STATE_ROOT)                                                                            \
+    X(BLOCK_RECEIPTS_ROOT)                                                                         \
+    X(BLOCK_MINER)                                                                                 \
+    X(BLOCK_DIFFICULTY)                                                                            \
+    X(BLOCK_TOTAL_DIFFICULTY)                                                                      \
+    X(BLOCK_SIZE)                                                                                  \
+    X(BLOCK_EXTRA_DATA)                                                                            \
+    X(BLOCK_GAS_LIMIT)                                                                             \
+    X(BLOCK_GAS_USED)                                                                              \
+    X(BLOCK_TIMESTAMP)                                                                             \
+    X(BLOCK_TRANSACTION_COUNT)                                                                     \
+    X(BLOCK_BASE_FEE_PER_GAS)                                                                      \
+    X(BLOCK_WITHDRAWALS_ROOT)
+
 #endif

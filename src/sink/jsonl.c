@@ -57,29 +57,11 @@ typedef struct json_key {
     }
 
 /* ethereum-etl's stream format, its keys in its order (after "type" and "chain"). */
+#define COL_OF(id) COL(id),
 static const json_key g_block_keys[] = {
-    COL(BLOCK_NUMBER),
-    COL(BLOCK_HASH),
-    COL(BLOCK_PARENT_HASH),
-    COL(BLOCK_NONCE),
-    COL(BLOCK_SHA3_UNCLES),
-    COL(BLOCK_LOGS_BLOOM),
-    COL(BLOCK_TRANSACTIONS_ROOT),
-    COL(BLOCK_STATE_ROOT),
-    COL(BLOCK_RECEIPTS_ROOT),
-    COL(BLOCK_MINER),
-    COL(BLOCK_DIFFICULTY),
-    COL(BLOCK_TOTAL_DIFFICULTY),
-    COL(BLOCK_SIZE),
-    COL(BLOCK_EXTRA_DATA),
-    COL(BLOCK_GAS_LIMIT),
-    COL(BLOCK_GAS_USED),
-    COL(BLOCK_TIMESTAMP),
-    COL(BLOCK_TRANSACTION_COUNT),
-    COL(BLOCK_BASE_FEE_PER_GAS),
-    COL(BLOCK_WITHDRAWALS_ROOT),
-    {K_WITHDRAWALS, BP_C_BLOCK_WITHDRAWALS, NULL},
+    BP_ETL_BLOCK_FIELDS(COL_OF){K_WITHDRAWALS, BP_C_BLOCK_WITHDRAWALS, NULL},
 };
+#undef COL_OF
 static const json_key g_tx_keys[] = {
     COL(TX_HASH),
     COL(TX_NONCE),

@@ -95,3 +95,14 @@ int bp_hist_summary_json(const bp_hist_summary *s, bp_buf *out)
                          ",\"p99\":%" PRIu64 ",\"max\":%" PRIu64 ",\"mean\":%.1f}",
                          s->count, s->p50, s->p90, s->p99, s->max, s->mean);
 }
+
+void bp_hist_latency_ms(const bp_hist *h, bp_stats_latency *out)
+{
+    bp_hist_summary s;
+    bp_hist_summarize(h, &s);
+    *out = (bp_stats_latency){.count = s.count,
+                              .p50_ms = (double)s.p50 / 1000.0,
+                              .p90_ms = (double)s.p90 / 1000.0,
+                              .p99_ms = (double)s.p99 / 1000.0,
+                              .max_ms = (double)s.max / 1000.0};
+}

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "blockpipe/stats.h"
 #include "util/buf.h"
 
 /* Values below 16 have a bucket each; above, every power of two is split into 8 buckets,
@@ -35,6 +36,8 @@ uint64_t bp_hist_max(const bp_hist *h);
  * bucket holding that rank, capped at the max. 0 when empty. */
 uint64_t bp_hist_percentile(const bp_hist *h, double p);
 void bp_hist_summarize(const bp_hist *h, bp_hist_summary *out);
+/* The summary of a histogram of microseconds, in milliseconds (for the stats snapshot). */
+void bp_hist_latency_ms(const bp_hist *h, bp_stats_latency *out);
 /* Appends {"count":n,"p50":..,"p90":..,"p99":..,"max":..,"mean":..} to out. 0 or BP_E*. */
 int bp_hist_summary_json(const bp_hist_summary *s, bp_buf *out);
 
