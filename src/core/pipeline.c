@@ -750,8 +750,8 @@ static int get_head(pipeline *p, bp_error *err)
     return p->have_head ? 0 : bp_error_set(err, BP_ETRANSPORT, "no endpoint answered");
 }
 
-/* Seeds the reorg window from the output that is furthest behind. */
-static void seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx)
+/* Seeds the reorg window from the output that is furthest behind, below start. */
+static void seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx, uint64_t start)
 {
     bp_sink *s = p->cfg->sinks[idx];
     size_t max = p->cfg->reorg_window, n = 0;
@@ -770,6 +770,8 @@ static void seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx)
         bp_canon_push(&p->canon, &ce);
     }
     free(recent);
+    if (start > 0)
+        bp_canon_truncate(&p->canon, start - 1);
 }
 
 /* Where to start: after the lowest checkpoint; an empty output is seeded from --from,
@@ -781,6 +783,8 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
     size_t idx;
     bool any_unset;
     bp_outputs_lowest(&p->out, &low, &idx, &any_unset);
+    /* low.number + 1, or lower where the outputs hold different blocks */
+    uint64_t next = low.set ? bp_outputs_agreed(&p->out, idx) : 0;
     if (c->backfill) {
         if (!any_unset && low.number >= c->to) {
             bp_info("nothing to do: every output is at block %" PRIu64 " or beyond (--to %" PRIu64
@@ -788,11 +792,11 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
                     low.number, c->to);
             return 1;
         }
-        *start = (!any_unset && low.number + 1 > c->from) ? low.number + 1 : c->from;
+        *start = (!any_unset && next > c->from) ? next : c->from;
     } else if (low.set) {
         /* An output with nothing yet is seeded at --start-block when that is lower; with
          * "latest" it joins where the others are. */
-        *start = low.number + 1;
+        *start = next;
         if (any_unset && c->start_set && c->start_block < *start)
             *start = c->start_block;
     } else if (c->start_set) {
@@ -804,11 +808,14 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
         uint64_t h = p->head.number;
         *start = h > c->confirmations ? h - c->confirmations : 0;
     }
-    if (low.set && *start == low.number + 1)
-        seed_canon(p, &low, idx);
+    if (low.set && *start == next)
+        seed_canon(p, &low, idx, next);
     bp_info("chain %s (id %" PRIu64 "): starting at block %" PRIu64 "%s", p->chain, p->chain_id,
             *start,
-            low.set && *start == low.number + 1 ? " (after the outputs' lowest checkpoint)" : "");
+            !low.set || *start != next ? ""
+            : next == low.number + 1
+                ? " (after the outputs' lowest checkpoint)"
+                : " (below the outputs' lowest checkpoint: they hold different blocks there)");
     return 0;
 }
 
