@@ -306,8 +306,8 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         mine.count = n;
         mine.checkpoint = cp;
         /* The kill -9 tests tell from these two lines whether a kill landed mid-write. */
-        bp_debug("output '%s': writing %zu events (%zu reverts) up to block %" PRIu64,
-                 o->sinks[i]->url, n, count_reverts(&mine), cp.number);
+        bp_debug("output '%s': writing %zu events (%zu reverts) up to block %" PRIu64 " %s",
+                 o->sinks[i]->url, n, count_reverts(&mine), cp.number, cp.hash);
         if (write_one(o->sinks[i], &mine, err) != 0) {
             rc = output_failed(o, i, &mine, err);
             if (rc != 0)

@@ -10,7 +10,8 @@ then either
   random fraction of that output's usual write time later; or
 - mines a few blocks and SIGKILLs a chosen output's write the same way.
 Only kills that landed while a write was in progress count (the last debug line about some
-output is "writing"); the test fails unless at least MIN_REVERT_KILLS of them hit a write
+output is "writing" and its checkpoint is not the one that write would have left); the test
+fails unless at least MIN_REVERT_KILLS of them hit a write
 with REVERTs, each output kind at least once so, and MIN_KILLS in all. After every kill each
 output must still be readable (SQLite opens and passes quick_check, checkpoint.json parses
 and no file is shorter than it records, PostgreSQL answers): an unreadable output fails the
@@ -122,20 +123,20 @@ def main():
             proc.wait_line(match, 30, what)
             time.sleep(rng.uniform(0, 0.8 * est[target]))
             proc.kill()
-            mid = WriteLog(log).mid_write()
+            mid = WriteLog(log).mid_write(outs)
             outs.checkpoints()  # every output must still be readable
             for u, d in write_durations(log).items():
                 if d:
                     est[outs.kind_of(u)] = statistics.median(d + [est[outs.kind_of(u)]])
             if mid:
-                k = outs.kind_of(mid[0])
+                k = mid[0]
                 kills.append((r, k, mid[1]))
                 if mid[1] > 0:
                     revert_kills[k] += 1
             print(f"round {r}: {'reorg depth %d' % depth if revert else 'new blocks'}, kill "
                   f"aimed at {target}: "
-                  + (f"landed while {outs.kind_of(mid[0])} was writing {mid[1]} reverts up to "
-                     f"block {mid[2]}" if mid else "landed between writes"), flush=True)
+                  + (f"landed while {mid[0]} was writing {mid[1]} reverts up to "
+                     f"block {mid[2][0]}" if mid else "landed between writes"), flush=True)
 
         print(f"kills mid-write: {len(kills)}; during a write with REVERTs per output: "
               f"{revert_kills}", flush=True)

@@ -51,7 +51,8 @@ def node_chain(node, upto=None):
 
 # --- which output was being written ---------------------------------------------------------
 
-_WRITING = re.compile(r"output '([^']+)': writing (\d+) events \((\d+) reverts\) up to block (\d+)")
+_WRITING = re.compile(r"output '([^']+)': writing (\d+) events \((\d+) reverts\) up to block "
+                      r"(\d+) (\S*)")
 _WRITTEN = re.compile(r"output '([^']+)': written")
 
 
@@ -62,29 +63,37 @@ class WriteLog:
         self.path = path
 
     def events(self):
-        """[(url, 'writing', reverts, upto) | (url, 'written', None, None)] in order."""
+        """[(url, 'writing', reverts, (number, hash)) | (url, 'written', None, None)]."""
         out = []
         with open(self.path, errors="replace") as f:
             for line in f:
                 m = _WRITING.search(line)
                 if m:
-                    out.append((m.group(1), "writing", int(m.group(3)), int(m.group(4))))
+                    out.append((m.group(1), "writing", int(m.group(3)),
+                                (int(m.group(4)), m.group(5))))
                     continue
                 m = _WRITTEN.search(line)
                 if m:
                     out.append((m.group(1), "written", None, None))
         return out
 
-    def mid_write(self):
-        """(url, reverts, upto) of the write the process was in when it died, else None: the
-        last line about that output says it started writing and never that it finished."""
+    def mid_write(self, outs):
+        """(kind, reverts, (number, hash)) of the write the process was in when it died,
+        else None: the last line about that output says it started writing, never that it
+        finished, and its checkpoint is not the one that write would have left (a kill after
+        the commit but before the "written" line does not count)."""
         last = {}
         for url, what, reverts, upto in self.events():
             last[url] = (what, reverts, upto)
         pending = [(u, r, n) for u, (w, r, n) in last.items() if w == "writing"]
         if len(pending) > 1:
             raise Fail(f"{self.path}: several outputs written at once? {pending}")
-        return pending[0] if pending else None
+        if not pending:
+            return None
+        kind = outs.kind_of(pending[0][0])
+        if outs.checkpoints()[kind] == pending[0][2]:
+            return None
+        return kind, pending[0][1], pending[0][2]
 
 
 # --- the outputs ----------------------------------------------------------------------------
@@ -140,6 +149,14 @@ class Outputs:
                 ok = db.execute("PRAGMA quick_check").fetchone()[0]
                 if ok != "ok":
                     raise Fail(f"SQLite {self.db}: quick_check says {ok!r}")
+                tables = {r[0] for r in db.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'")}
+                if "checkpoints" not in tables:
+                    # a schema being created: fine while no block is stored
+                    if "blocks" in tables and db.execute("SELECT COUNT(*) FROM blocks"
+                                                         ).fetchone()[0]:
+                        raise Fail(f"SQLite {self.db}: blocks but no checkpoints table")
+                    return None
                 rows = db.execute("SELECT number, hash FROM checkpoints WHERE chain = ?",
                                   (self.chain,)).fetchall()
             finally:
