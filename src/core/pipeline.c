@@ -157,33 +157,46 @@ static bool target(const pipeline *p, uint64_t *out)
 static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err);
 static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error *err);
 
-/* A head seen by a poll or announced on the socket. The head only moves forward, but a head
- * at or below our tip whose hash differs, or whose parent is not what we applied below
- * it, means the node switched branches under us: the reorg path starts at once. */
+/* A head seen by a poll or announced on the socket. The head only moves forward, unless
+ * the node switched branches under us: a head at or below our tip whose hash differs, or
+ * whose parent is not what we applied below it. Then the head may be lower (a shorter
+ * branch: nothing above it minus --confirmations may be fetched) and the reorg path
+ * starts at once. A head that changed branch at the same height above our tip (with
+ * --confirmations) is checked against our tip too: the reorg may reach below it. */
 static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error *err)
 {
     bool had = p->have_head;
     uint64_t prev = p->head.number;
+    const bp_canon_entry *mine = bp_canon_at(&p->canon, h->number);
+    const bp_canon_entry *below = h->number ? bp_canon_at(&p->canon, h->number - 1) : NULL;
+    bool other_block = mine && strcmp(mine->hash, h->hash) != 0;
+    bool other_parent = below && h->parent_hash[0] && strcmp(below->hash, h->parent_hash) != 0;
+    bool moved = had && h->number == prev && strcmp(p->head.hash, h->hash) != 0;
     if (!had || h->number > prev) {
         bp_debug("head %" PRIu64 " %s", h->number, h->hash);
         bp_realtime_seen(&p->rt, h->number, seen_ms, had, prev);
         p->head = *h;
         p->have_head = true;
-    } else if (h->number == prev) {
-        p->head = *h; /* same height, maybe another branch */
+    } else if (h->number == prev || other_block || other_parent) {
+        p->head = *h; /* same height, maybe another branch; or a shorter branch */
     }
-    const bp_canon_entry *mine = bp_canon_at(&p->canon, h->number);
-    if (mine && strcmp(mine->hash, h->hash) != 0) {
+    if (other_block) {
         bp_info("head %" PRIu64 " is %s but we applied %s there: checking for a reorg", h->number,
                 h->hash, mine->hash);
         return reorg_from(p, h->number, err);
     }
-    const bp_canon_entry *below = h->number ? bp_canon_at(&p->canon, h->number - 1) : NULL;
-    if (below && h->parent_hash[0] && strcmp(below->hash, h->parent_hash) != 0) {
+    if (other_parent) {
         bp_info("head %" PRIu64 " has parent %s but we applied %s at %" PRIu64
                 ": checking for a reorg",
                 h->number, h->parent_hash, below->hash, below->number);
         return reorg_from(p, h->number - 1, err);
+    }
+    const bp_canon_entry *tip = bp_canon_tip(&p->canon);
+    if (moved && tip && tip->number + 1 < h->number) {
+        bp_info("head %" PRIu64 " is now %s: checking that our block %" PRIu64 " is still the "
+                "node's",
+                h->number, h->hash, tip->number);
+        return reorg_from(p, tip->number, err);
     }
     return 0;
 }
