@@ -105,6 +105,7 @@ class Outputs:
         self.pg = pg
         self.chain = chain
         self.kinds = [k for k in (kinds or self.KINDS) if k != "postgres" or pg is not None]
+        os.makedirs(tmp, exist_ok=True)
         self.db = os.path.join(tmp, "out.db")
         self.csv = os.path.join(tmp, "csv")
         self.jsonl = os.path.join(tmp, "jsonl")
@@ -173,7 +174,8 @@ class Outputs:
             return None
         if not os.path.exists(path):
             # a directory being created: no checkpoint yet is fine while no file has data
-            data = [n for n in os.listdir(d) if os.path.getsize(os.path.join(d, n)) > 0]
+            data = [n for n in os.listdir(d) if not n.startswith("checkpoint.json")
+                    and os.path.getsize(os.path.join(d, n)) > 0]
             if data:
                 raise Fail(f"{d}: no checkpoint.json, but {data} hold data")
             return None

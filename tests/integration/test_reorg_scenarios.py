@@ -1,0 +1,258 @@
+"""Reorgs at awkward moments: to a lower head while following it, and during a backfill.
+
+1. `run` (confirmations 0) follows anvil into SQLite, etl-csv and JSON lines; the node then
+   switches to a shorter branch (anvil_rollback 3 and one new block with txs: the head goes
+   from H to H-2). blockpipe must revert H, H-1 and the old H-2, apply the new H-2, show the
+   lower head on its stats line, and never ask for the blocks above the new head (no
+   "attempt N of M" retry line: they do not exist). Two more blocks mined: the outputs must
+   reach them, and hold exactly the node's chain, each block once.
+2. `backfill --from 0 --to H` through a gate (a proxy that holds every request for a block
+   >= H-1 until it is opened): when the backfill has written what it can and waits at the
+   gate, the node replaces its last blocks from two below the backfill's checkpoint up to H
+   (anvil_reorg), then the gate opens. The backfill, still running, must revert the two
+   written orphans (exactly those: revert lines in both files), exit 0, and leave every
+   output equal to the node's chain 0..H.
+"""
+
+import json
+import os
+import random
+import re
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from anvil import Anvil, Workload, log_calldata  # noqa: E402
+from outcheck import Fail, Outputs, Proc, node_chain  # noqa: E402
+
+SEED = int(os.environ.get("BP_SEED", "6464"))
+DEADLINE = 60
+KINDS = ("sqlite", "etl-csv", "jsonl")
+
+
+def reorg_txs(rng, wl, depth):
+    a = wl.accounts
+    return [[{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
+              "data": log_calldata(rng, rng.randrange(5))}, rng.randrange(depth)]
+            for _ in range(rng.randrange(1, 4))]
+
+
+def wait_outputs(outs, want, proc, label):
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        cps = outs.checkpoints()
+        if all(cp == want for cp in cps.values()):
+            return
+        proc.alive(label)
+        if time.monotonic() > deadline:
+            raise Fail(f"{label}: outputs at {cps}, want {want}:\n{proc.tail()}")
+        time.sleep(0.05)
+
+
+def head_of(node):
+    h = node.block_number()
+    return h, node.block(h, False)["hash"]
+
+
+def lower_head(bp, tmp, rng):
+    node, proc = Anvil(), None
+    try:
+        wl = Workload(node, seed=SEED)
+        wl.setup()
+        for _ in range(10):
+            wl.mine_batch(rng.randrange(0, 5))
+        outs = Outputs(os.path.join(tmp, "lower"), kinds=KINDS)
+        cmd = [bp, "run", "--rpc", node.url, "--start-block", "0", "--poll-interval", "0.1",
+               "--stats-interval", "0.5"] + outs.args()
+        proc = Proc(cmd, os.path.join(tmp, "lower.log"))
+        wait_outputs(outs, head_of(node), proc, "initial sync")
+        old = node.block_number()
+        orphans = [(n, node.block(n, False)["hash"]) for n in (old, old - 1, old - 2)]
+        mark = os.path.getsize(proc.err_path)
+        node.rpc("anvil_rollback", [3])
+        wl.after_reorg()
+        wl.mine_batch(2)
+        new = node.block_number()
+        if new != old - 2 or node.block(new, False)["hash"] == orphans[2][1]:
+            raise Fail(f"anvil_rollback: head {old} -> {new}")
+        wait_outputs(outs, head_of(node), proc, "reorg to a lower head")
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            with open(proc.err_path, errors="replace") as f:
+                f.seek(mark)
+                after = f.read()
+            if re.search(rf"stats head={new} ", after):
+                break
+            proc.alive("waiting for the lower head")
+            if time.monotonic() > deadline:
+                raise Fail(f"the stats line never showed the new head {new}:\n{proc.tail()}")
+            time.sleep(0.05)
+        retries = [ln for ln in after.splitlines() if re.search(r"attempt \d+ of \d+", ln)]
+        if retries:
+            raise Fail(f"after the switch to a shorter branch blockpipe asked for blocks above "
+                       f"the new head {new}:\n" + "\n".join(retries[:5]))
+        for kind, revs in outs.reverted().items():
+            if revs != orphans:
+                raise Fail(f"{kind} reverted {revs}, want exactly {orphans}")
+        wl.mine_batch(1)
+        wl.mine_batch(2)
+        wait_outputs(outs, head_of(node), proc, "two more blocks")
+        proc.stop()
+        ntx, nlogs = outs.check(node_chain(node), "lower head")
+        print(f"1. reorg to a lower head ({old} -> {new}): reverted {[n for n, _ in orphans]}, "
+              f"no request above the new head; outputs = the chain 0..{node.block_number()} "
+              f"({ntx} txs, {nlogs} logs)", flush=True)
+    finally:
+        if proc is not None:
+            proc.close()
+        node.stop()
+
+
+class Gate:
+    """An HTTP JSON-RPC proxy to `upstream` that holds every request naming a block number
+    >= threshold (eth_getBlockByNumber / eth_getBlockReceipts) until open() is called."""
+
+    def __init__(self, upstream, threshold):
+        self.upstream, self.threshold = upstream, threshold
+        self.opened = threading.Event()
+        self.held = 0
+        self.passed = 0
+        self.lock = threading.Lock()
+        gate = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if gate.blocked(body):
+                    with gate.lock:
+                        gate.held += 1
+                    gate.opened.wait(120)
+                req = urllib.request.Request(gate.upstream, data=body,
+                                             headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    answer = r.read()
+                with gate.lock:
+                    gate.passed += 1
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def blocked(self, body):
+        if self.opened.is_set():
+            return False
+        calls = json.loads(body)
+        for c in calls if isinstance(calls, list) else [calls]:
+            p = c.get("params") or []
+            if c.get("method") in ("eth_getBlockByNumber", "eth_getBlockReceipts") and p and \
+                    isinstance(p[0], str) and p[0].startswith("0x") and \
+                    int(p[0], 16) >= self.threshold:
+                return True
+        return False
+
+    def open(self):
+        self.opened.set()
+
+    def close(self):
+        self.opened.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def reorg_in_backfill(bp, tmp, rng):
+    node, proc, gate = Anvil(), None, None
+    try:
+        wl = Workload(node, seed=SEED + 1)
+        wl.setup()
+        for _ in range(40):
+            wl.mine_batch(rng.randrange(0, 5))
+        head = node.block_number()
+        gate = Gate(node.url, head - 1)
+        outs = Outputs(os.path.join(tmp, "backfill"), kinds=KINDS)
+        cmd = [bp, "backfill", "--rpc", gate.url, "--from", "0", "--to", str(head),
+               "--workers", "2", "--batch-size", "3"] + outs.args()
+        print("running:", " ".join(cmd), flush=True)
+        proc = Proc(cmd, os.path.join(tmp, "backfill.log"))
+        # wait until the backfill has written what it can and waits at the gate
+        deadline, last, since = time.monotonic() + DEADLINE, None, time.monotonic()
+        while True:
+            proc.alive("waiting at the gate")
+            cps = outs.checkpoints()
+            if cps != last:
+                last, since = cps, time.monotonic()
+            if gate.held and time.monotonic() - since > 1.5 and \
+                    len({cp for cp in cps.values()}) == 1 and cps["sqlite"]:
+                break
+            if time.monotonic() > deadline:
+                raise Fail(f"the backfill never settled at the gate (held {gate.held}, outputs "
+                           f"{cps}):\n{proc.tail()}")
+            time.sleep(0.05)
+        c = cps["sqlite"][0]
+        if c < 3 or c >= head - 1:
+            raise Fail(f"the backfill stopped at block {c}, the gate holds >= {head - 1}")
+        depth = head - c + 2
+        orphans = [(n, node.block(n, False)["hash"]) for n in (c, c - 1)]
+        node.rpc("anvil_reorg", [depth, reorg_txs(rng, wl, depth)])
+        wl.after_reorg()
+        if any(node.block(n, False)["hash"] == h for n, h in orphans) or \
+                node.block_number() != head:
+            raise Fail(f"anvil_reorg({depth}) did not replace blocks {c - 1}..{head}")
+        print(f"2. the backfill waits at the gate with blocks 0..{c} written; the node replaced "
+              f"{c - 1}..{head}; opening the gate", flush=True)
+        gate.open()
+        try:
+            rc = proc.proc.wait(DEADLINE)
+        except Exception:
+            raise Fail(f"the backfill did not finish after the gate opened:\n{proc.tail()}")
+        proc.close()
+        if rc != 0:
+            raise Fail(f"the backfill exited {rc}:\n{proc.tail()}")
+        if "reorg:" not in open(proc.err_path).read():
+            raise Fail(f"the backfill did not report the reorg:\n{proc.tail()}")
+        for kind, revs in outs.reverted().items():
+            if revs != orphans:
+                raise Fail(f"{kind} reverted {revs}, want exactly the written orphans {orphans}")
+        ntx, nlogs = outs.check(node_chain(node, head), "reorg during the backfill")
+        print(f"2. reorg of depth {depth} during the backfill: reverted {c}, {c - 1}; exit 0; "
+              f"outputs = the chain 0..{head} ({ntx} txs, {nlogs} logs)", flush=True)
+    finally:
+        if proc is not None:
+            proc.close()
+        if gate is not None:
+            gate.close()
+        node.stop()
+
+
+def main():
+    print(__doc__.strip(), flush=True)
+    bp = os.environ.get("BLOCKPIPE")
+    if not bp or not os.access(bp, os.X_OK):
+        sys.exit(f"FAIL: $BLOCKPIPE is not an executable ({bp!r})")
+    rng = random.Random(SEED)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bp-reorgs-") as tmp:
+        try:
+            lower_head(bp, tmp, rng)
+            reorg_in_backfill(bp, tmp, rng)
+        except Fail as e:
+            sys.exit(f"FAIL: {e}")
+    print(f"OK ({time.monotonic() - t0:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
