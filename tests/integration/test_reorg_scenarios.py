@@ -14,20 +14,17 @@
    output equal to the node's chain 0..H.
 """
 
-import json
 import os
 import random
 import re
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, log_calldata  # noqa: E402
 from outcheck import Fail, Outputs, Proc, node_chain  # noqa: E402
+from rpcgate import RpcGate  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "6464"))
 DEADLINE = 60
@@ -112,68 +109,6 @@ def lower_head(bp, tmp, rng):
         node.stop()
 
 
-class Gate:
-    """An HTTP JSON-RPC proxy to `upstream` that holds every request naming a block number
-    >= threshold (eth_getBlockByNumber / eth_getBlockReceipts) until open() is called."""
-
-    def __init__(self, upstream, threshold):
-        self.upstream, self.threshold = upstream, threshold
-        self.opened = threading.Event()
-        self.held = 0
-        self.passed = 0
-        self.lock = threading.Lock()
-        gate = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if gate.blocked(body):
-                    with gate.lock:
-                        gate.held += 1
-                    gate.opened.wait(120)
-                req = urllib.request.Request(gate.upstream, data=body,
-                                             headers={"Content-Type": "application/json"})
-                with urllib.request.urlopen(req, timeout=60) as r:
-                    answer = r.read()
-                with gate.lock:
-                    gate.passed += 1
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def blocked(self, body):
-        if self.opened.is_set():
-            return False
-        calls = json.loads(body)
-        for c in calls if isinstance(calls, list) else [calls]:
-            p = c.get("params") or []
-            if c.get("method") in ("eth_getBlockByNumber", "eth_getBlockReceipts") and p and \
-                    isinstance(p[0], str) and p[0].startswith("0x") and \
-                    int(p[0], 16) >= self.threshold:
-                return True
-        return False
-
-    def open(self):
-        self.opened.set()
-
-    def close(self):
-        self.opened.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 def reorg_in_backfill(bp, tmp, rng):
     node, proc, gate = Anvil(), None, None
     try:
@@ -182,7 +117,8 @@ def reorg_in_backfill(bp, tmp, rng):
         for _ in range(40):
             wl.mine_batch(rng.randrange(0, 5))
         head = node.block_number()
-        gate = Gate(node.url, head - 1)
+        gate = RpcGate(node.url)
+        gate.hold_from = head - 1
         outs = Outputs(os.path.join(tmp, "backfill"), kinds=KINDS)
         cmd = [bp, "backfill", "--rpc", gate.url, "--from", "0", "--to", str(head),
                "--workers", "2", "--batch-size", "3"] + outs.args()
@@ -214,7 +150,7 @@ def reorg_in_backfill(bp, tmp, rng):
             raise Fail(f"anvil_reorg({depth}) did not replace blocks {c - 1}..{head}")
         print(f"2. the backfill waits at the gate with blocks 0..{c} written; the node replaced "
               f"{c - 1}..{head}; opening the gate", flush=True)
-        gate.open()
+        gate.release()
         try:
             rc = proc.proc.wait(DEADLINE)
         except Exception:
