@@ -224,14 +224,24 @@ static enum bp_ep_chain chain_of(const pipeline *p, size_t i)
     return p->pool.eps[i].chain;
 }
 
-/* An endpoint that did not answer eth_chainId at start is asked again on every poll; it gets
- * requests (and its head counts) only once it names this chain. */
+/* An endpoint that did not answer eth_chainId at start is asked again on every poll, and
+ * one that was ejected or unreachable is asked again when its pause is over (the node
+ * behind the URL may have changed while it was down): it gets requests (and its head
+ * counts) only once it names this chain. */
 static bool chain_checked(pipeline *p, size_t i)
 {
     uint64_t id;
     bp_error e;
-    if (chain_of(p, i) != BP_EP_CHAIN_UNCHECKED || bp_rpc_chain_id(p->rpcs[i], &id, &e) != 0)
+    bool due, again = bp_pool_needs_recheck(&p->pool, (int)i, &due);
+    if (again && !due)
+        return false;
+    if (!again && chain_of(p, i) != BP_EP_CHAIN_UNCHECKED)
         return chain_of(p, i) == BP_EP_CHAIN_OK;
+    if (bp_rpc_chain_id(p->rpcs[i], &id, &e) != 0) {
+        if (again)
+            bp_pool_recheck_failed(&p->pool, (int)i, e.msg);
+        return false;
+    }
     if (id != p->chain_id) {
         bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OTHER);
         bp_err("rpc[%zu] %s serves chain id %" PRIu64 ", not %" PRIu64
@@ -240,8 +250,20 @@ static bool chain_checked(pipeline *p, size_t i)
         return false;
     }
     bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
-    bp_info("rpc[%zu] %s answers eth_chainId %" PRIu64 " now: in use", i, p->pool.eps[i].url, id);
+    bp_info("rpc[%zu] %s answers eth_chainId %" PRIu64 " %s", i, p->pool.eps[i].url, id,
+            again ? "again after it was down: in use" : "now: in use");
     return true;
+}
+
+/* Ejected endpoints whose pause is over are asked at once, not at the next head poll
+ * (a heartbeat of 5 s or more while the socket brings the heads). */
+static void recheck_ejected(pipeline *p)
+{
+    for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
+        bool due;
+        if (bp_pool_needs_recheck(&p->pool, (int)i, &due) && due)
+            (void)chain_checked(p, i);
+    }
 }
 
 static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
@@ -252,6 +274,10 @@ static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
     int rc = bp_rpc_header(p->rpcs[i], UINT64_MAX, h, &e);
     if (rc != 0 && p->poll_ok[i])
         bp_warn("head poll of rpc[%zu] failed: %s", i, e.msg);
+    /* unreachable: when it answers again it may be another node (it is not asked for blocks
+     * above its last head meanwhile, so it might never be ejected) */
+    if (rc == BP_ETRANSPORT || rc == BP_ETIMEOUT || rc == BP_EHTTP)
+        bp_pool_recheck(&p->pool, (int)i);
     if (rc == 0 && !p->poll_ok[i])
         bp_info("head poll of rpc[%zu] works again", i);
     p->poll_ok[i] = rc == 0;
@@ -512,7 +538,8 @@ static int node_hash_at(void *ctx, uint64_t k, char hash[67], bp_error *err)
     for (size_t i = 0; i < n; i++) {
         bp_header h;
         size_t ep = ((size_t)p->walk_ep + i) % n;
-        if (chain_of(p, ep) != BP_EP_CHAIN_OK)
+        bool due;
+        if (chain_of(p, ep) != BP_EP_CHAIN_OK || bp_pool_needs_recheck(&p->pool, (int)ep, &due))
             continue;
         rc = bp_rpc_header(p->rpcs[ep], k, &h, err);
         if (rc == 0) {
@@ -728,6 +755,7 @@ static int retry_start(pipeline *p, int (*fn)(pipeline *, bp_error *), const cha
 static int get_chain_id(pipeline *p, bp_error *err)
 {
     bool have = false;
+    size_t named = 0; /* the endpoint whose id p->chain_id is */
     bp_error first = {0};
     for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
         uint64_t id;
@@ -745,10 +773,13 @@ static int get_chain_id(pipeline *p, bp_error *err)
         bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
         if (have && id != p->chain_id)
             return bp_error_set(err, BP_EINVAL,
-                                "rpc[%zu] %s serves chain id %" PRIu64 " but another endpoint "
-                                "serves %" PRIu64 ": every endpoint of a chain must serve the "
-                                "same chain",
-                                i, p->pool.eps[i].url, id, p->chain_id);
+                                "rpc[%zu] %s serves chain id %" PRIu64 " but rpc[%zu] %s serves "
+                                "%" PRIu64 ": every endpoint of a chain must serve the same "
+                                "chain",
+                                i, p->pool.eps[i].url, id, named, p->pool.eps[named].url,
+                                p->chain_id);
+        if (!have)
+            named = i;
         p->chain_id = id;
         have = true;
     }
@@ -951,6 +982,8 @@ static int step(pipeline *p, bp_error *err)
          * the 1 s interval computed then put a second poll in the middle of a backfill that
          * was meant to get a heartbeat. */
         p->next_poll_ms = now + (int64_t)(poll_every(p) * 1000.0);
+    } else {
+        recheck_ejected(p);
     }
     schedule(p);
     long wait = (long)(p->next_poll_ms - now_ms());

@@ -6,8 +6,14 @@ blockpipe runs (stdlib only, a thread per connection).
     g.fail_block = N              # requests naming block N answer HTTP 500 (None: healed)
     g.down = True                 # every request: the connection is closed, no answer
     g.upstream = other_url        # forward to another node from now on
+    mark = g.switch(upstream=other_url, down=False)   # both at once: the arrival number
+                                  # of the first request that sees the change
     g.calls["eth_chainId"]        # calls of a method answered so far (batches counted per
                                   # call); g.blocks(): block requests answered
+    g.log                         # every call answered: (arrival, method, block number
+                                  # named or None); arrival numbers the requests as they
+                                  # came in (g.arrivals: how many so far), so that a test
+                                  # can tell what came after a switch
     g.close()
 
 "A block named" is the first parameter of eth_getBlockByNumber / eth_getBlockReceipts when
@@ -33,6 +39,8 @@ class RpcGate:
         self.held = 0
         self.failed = 0
         self.calls = collections.Counter()
+        self.log = []
+        self.arrivals = 0
         self._open = threading.Event()
         self._lock = threading.Lock()
         gate = self
@@ -51,6 +59,16 @@ class RpcGate:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def switch(self, upstream=None, down=None):
+        """Changes upstream and/or down at once; returns the arrival number of the first
+        request that sees the change."""
+        with self._lock:
+            if upstream is not None:
+                self.upstream = upstream
+            if down is not None:
+                self.down = down
+            return self.arrivals
 
     def blocks(self):
         return sum(self.calls[m] for m in BLOCK_METHODS)
@@ -74,7 +92,10 @@ class RpcGate:
         return out
 
     def answer(self, h, body):
-        if self.down:
+        with self._lock:  # what the proxy was when the request came in
+            arrival, upstream, down = self.arrivals, self.upstream, self.down
+            self.arrivals += 1
+        if down:
             h.close_connection = True
             h.connection.close()
             return
@@ -93,7 +114,7 @@ class RpcGate:
             with self._lock:
                 self.failed += 1
             return self._reply(h, 500, b"internal server error (injected by rpcgate)")
-        req = urllib.request.Request(self.upstream, data=body,
+        req = urllib.request.Request(upstream, data=body,
                                      headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
@@ -107,6 +128,8 @@ class RpcGate:
         with self._lock:
             for c in calls:
                 self.calls[c.get("method")] += 1
+                n = self._named_blocks([c])
+                self.log.append((arrival, c.get("method"), n[0] if n else None))
         self._reply(h, status, data)
 
     @staticmethod

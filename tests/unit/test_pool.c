@@ -69,7 +69,9 @@ static void test_eject_and_probe(void **state)
     assert_int_equal(p.eps[0].ejections, 1);
     assert_int_equal(p.eps[0].limit, 1);                         /* halved on every failure */
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1); /* in its backoff */
-    /* after the 1 s backoff one probe goes out; a second request waits for its verdict */
+    /* after the 1 s backoff (and the coordinator's eth_chainId recheck) one probe goes
+     * out; a second request waits for its verdict */
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 2000, &batch), 0);
     assert_int_equal(p.eps[0].state, BP_EP_PROBING);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
@@ -84,6 +86,7 @@ static void test_eject_and_probe(void **state)
     assert_int_equal(p.eps[0].state, BP_EP_EJECTED);
     assert_int_equal(p.eps[0].backoff_ms, 1000); /* the only endpoint: not paused longer */
     p.eps[0].not_before_ms = 0;                  /* skip the wait */
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
     bp_pool_done(&p, 0,
                  &(bp_pool_outcome){.rc = 0,
@@ -114,6 +117,7 @@ static void test_backoff_doubles_with_fallback(void **state)
     }
     assert_int_equal(p.eps[0].backoff_ms, 1000);
     p.eps[0].not_before_ms = 0;
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0); /* the probe */
     bp_pool_done(&p, 0, &fail);
     assert_int_equal(p.eps[0].backoff_ms, 2000);
