@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, log_calldata  # noqa: E402
-from outcheck import Fail, Outputs, Proc, node_chain  # noqa: E402
+from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "3303"))
 N = 3
@@ -45,10 +45,10 @@ class Run:
         self.node, self.outs, self.proc = node, outs, proc
         self.floor = -1  # blocks up to here were written before the chain got shorter
 
-    def confirmed(self, label):
+    def confirmed(self, label, cps=None):
         """Every output's checkpoint that is on the node's chain has N confirmations (or was
         written before the chain got shorter: at most self.floor)."""
-        cps = self.outs.checkpoints()
+        cps = self.outs.checkpoints() if cps is None else cps
         head = self.node.block_number()
         for k, cp in cps.items():
             if cp is None:
@@ -60,15 +60,7 @@ class Run:
         return cps
 
     def wait_outputs(self, want, label):
-        deadline = time.monotonic() + DEADLINE
-        while True:
-            cps = self.confirmed(label)
-            if all(cp == want for cp in cps.values()):
-                return
-            self.proc.alive(label)
-            if time.monotonic() > deadline:
-                raise Fail(f"{label}: outputs at {cps}, want {want}:\n{self.proc.tail()}")
-            time.sleep(0.05)
+        self.outs.wait(want, self.proc, label, DEADLINE, lambda cps: self.confirmed(label, cps))
 
     def target(self):
         h = self.node.block_number() - N
@@ -77,9 +69,7 @@ class Run:
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp or not os.access(bp, os.X_OK):
-        sys.exit(f"FAIL: $BLOCKPIPE is not an executable ({bp!r})")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     t0 = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="bp-confirm-")

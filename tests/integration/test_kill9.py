@@ -22,14 +22,13 @@ where their checkpoint.json says (nothing of a killed batch left).
 
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload  # noqa: E402
-from outcheck import Fail, Outputs, Proc, WriteLog, node_chain, write_durations  # noqa: E402
+from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain  # noqa: E402
 from pg import Postgres  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "99"))
@@ -50,9 +49,7 @@ def build_chain(node, rng):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp or not os.access(bp, os.X_OK):
-        sys.exit(f"FAIL: $BLOCKPIPE is not an executable ({bp!r})")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     t0 = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="bp-kill9-")
@@ -103,11 +100,8 @@ def main():
                 done = True
                 break
             proc.kill()
-            mid = WriteLog(log).mid_write(outs)
-            cps = outs.checkpoints()  # every output must still be readable
-            for u, d in write_durations(log).items():
-                if d:
-                    est[outs.kind_of(u)] = statistics.median(d + [est[outs.kind_of(u)]])
+            mid = outs.killed(log, est)
+            cps = outs.checkpoints()
             if mid:
                 kills += 1
                 per[mid[0]] += 1

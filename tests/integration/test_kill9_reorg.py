@@ -22,14 +22,13 @@ reverts are applied (blocks.jsonl replayed event by event).
 
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, log_calldata  # noqa: E402
-from outcheck import Fail, Outputs, Proc, WriteLog, node_chain, write_durations  # noqa: E402
+from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain  # noqa: E402
 from pg import Postgres  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "9177"))
@@ -49,26 +48,16 @@ def reorg_txs(rng, wl, depth):
     return pairs
 
 
-def wait_caught_up(node, outs, proc, label):
-    deadline = time.monotonic() + CATCH_UP
-    while True:
-        head = node.block_number()
-        want = (head, node.block(head, False)["hash"])
-        cps = outs.checkpoints()
-        if all(cp == want for cp in cps.values()):
-            return want
-        proc.alive(label)
-        if time.monotonic() > deadline:
-            raise Fail(f"{label}: outputs at {cps}, node head {want} after {CATCH_UP}s:\n"
-                       f"{proc.tail()}")
-        time.sleep(0.05)
+def caught_up(node, outs, proc, label):
+    head = node.block_number()
+    want = (head, node.block(head, False)["hash"])
+    outs.wait(want, proc, label, CATCH_UP)
+    return want
 
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp or not os.access(bp, os.X_OK):
-        sys.exit(f"FAIL: $BLOCKPIPE is not an executable ({bp!r})")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     t0 = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="bp-kill9reorg-")
@@ -85,7 +74,7 @@ def main():
                "--log-level", "debug"] + outs.args()
         print("running (again and again):", " ".join(cmd), flush=True)
         proc = Proc(cmd, os.path.join(tmp.name, "first.log"))
-        wait_caught_up(node, outs, proc, "first run")
+        caught_up(node, outs, proc, "first run")
         proc.stop()
 
         kinds = outs.kinds
@@ -103,7 +92,7 @@ def main():
             proc = Proc(cmd, log)
             revert = r % 4 != 3
             if revert:
-                wait_caught_up(node, outs, proc, f"round {r}")
+                caught_up(node, outs, proc, f"round {r}")
                 depth = rng.randrange(1, 5)
                 node.rpc("anvil_reorg", [depth, reorg_txs(rng, wl, depth)])
                 wl.after_reorg()
@@ -123,11 +112,7 @@ def main():
             proc.wait_line(match, 30, what)
             time.sleep(rng.uniform(0, 0.8 * est[target]))
             proc.kill()
-            mid = WriteLog(log).mid_write(outs)
-            outs.checkpoints()  # every output must still be readable
-            for u, d in write_durations(log).items():
-                if d:
-                    est[outs.kind_of(u)] = statistics.median(d + [est[outs.kind_of(u)]])
+            mid = outs.killed(log, est)
             if mid:
                 k = mid[0]
                 kills.append((r, k, mid[1]))
@@ -148,7 +133,7 @@ def main():
 
         proc = Proc(cmd, os.path.join(tmp.name, "final.log"))
         wl.mine_batch(3)
-        head = wait_caught_up(node, outs, proc, "final run")
+        head = caught_up(node, outs, proc, "final run")
         proc.stop()
         chain = node_chain(node)
         if (len(chain) - 1, chain[-1]["hash"]) != head:

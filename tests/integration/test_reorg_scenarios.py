@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, log_calldata  # noqa: E402
-from outcheck import Fail, Outputs, Proc, node_chain  # noqa: E402
+from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain  # noqa: E402
 from rpcgate import RpcGate  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "6464"))
@@ -36,18 +36,6 @@ def reorg_txs(rng, wl, depth):
     return [[{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
               "data": log_calldata(rng, rng.randrange(5))}, rng.randrange(depth)]
             for _ in range(rng.randrange(1, 4))]
-
-
-def wait_outputs(outs, want, proc, label):
-    deadline = time.monotonic() + DEADLINE
-    while True:
-        cps = outs.checkpoints()
-        if all(cp == want for cp in cps.values()):
-            return
-        proc.alive(label)
-        if time.monotonic() > deadline:
-            raise Fail(f"{label}: outputs at {cps}, want {want}:\n{proc.tail()}")
-        time.sleep(0.05)
 
 
 def head_of(node):
@@ -66,7 +54,7 @@ def lower_head(bp, tmp, rng):
         cmd = [bp, "run", "--rpc", node.url, "--start-block", "0", "--poll-interval", "0.1",
                "--stats-interval", "0.5"] + outs.args()
         proc = Proc(cmd, os.path.join(tmp, "lower.log"))
-        wait_outputs(outs, head_of(node), proc, "initial sync")
+        outs.wait(head_of(node), proc, "initial sync", DEADLINE)
         old = node.block_number()
         orphans = [(n, node.block(n, False)["hash"]) for n in (old, old - 1, old - 2)]
         mark = os.path.getsize(proc.err_path)
@@ -76,7 +64,7 @@ def lower_head(bp, tmp, rng):
         new = node.block_number()
         if new != old - 2 or node.block(new, False)["hash"] == orphans[2][1]:
             raise Fail(f"anvil_rollback: head {old} -> {new}")
-        wait_outputs(outs, head_of(node), proc, "reorg to a lower head")
+        outs.wait(head_of(node), proc, "reorg to a lower head", DEADLINE)
         deadline = time.monotonic() + DEADLINE
         while True:
             with open(proc.err_path, errors="replace") as f:
@@ -97,7 +85,7 @@ def lower_head(bp, tmp, rng):
                 raise Fail(f"{kind} reverted {revs}, want exactly {orphans}")
         wl.mine_batch(1)
         wl.mine_batch(2)
-        wait_outputs(outs, head_of(node), proc, "two more blocks")
+        outs.wait(head_of(node), proc, "two more blocks", DEADLINE)
         proc.stop()
         ntx, nlogs = outs.check(node_chain(node), "lower head")
         print(f"1. reorg to a lower head ({old} -> {new}): reverted {[n for n, _ in orphans]}, "
@@ -176,9 +164,7 @@ def reorg_in_backfill(bp, tmp, rng):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp or not os.access(bp, os.X_OK):
-        sys.exit(f"FAIL: $BLOCKPIPE is not an executable ({bp!r})")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bp-reorgs-") as tmp:

@@ -20,7 +20,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload  # noqa: E402
-from outcheck import Fail, Outputs, Proc, node_chain  # noqa: E402
+from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain  # noqa: E402
 from rpcgate import RpcGate  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "515"))
@@ -29,9 +29,7 @@ RETRY_WAIT = 30  # run retries a block that used up --max-retries every 30 s
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp or not os.access(bp, os.X_OK):
-        sys.exit(f"FAIL: $BLOCKPIPE is not an executable ({bp!r})")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     t0 = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="bp-runretry-")
@@ -54,12 +52,7 @@ def main():
         for _ in range(3):
             wl.mine_batch(rng.randrange(1, 4))
         hole = (k - 1, node.block(k - 1, False)["hash"])
-        deadline = time.monotonic() + 30
-        while any(cp != hole for cp in outs.checkpoints().values()):
-            proc.alive("writing up to the hole")
-            if time.monotonic() > deadline:
-                raise Fail(f"outputs at {outs.checkpoints()}, want {hole}:\n{proc.tail()}")
-            time.sleep(0.05)
+        outs.wait(hole, proc, "writing up to the hole", 30)
         proc.new_lines()  # the stats lines from before
         for _ in range(3):  # three stats lines later it still waits, and wrote nothing more
             line, _ = proc.wait_line(lambda ln: "stats head=" in ln, 30, "a stats line")
@@ -76,16 +69,7 @@ def main():
         healed = time.monotonic()
         head = node.block_number()
         want = (head, node.block(head, False)["hash"])
-        deadline = healed + RETRY_WAIT + 60
-        while True:
-            cps = outs.checkpoints()
-            if all(cp == want for cp in cps.values()):
-                break
-            proc.alive("after the endpoint healed")
-            if time.monotonic() > deadline:
-                raise Fail(f"outputs at {cps}, want {want}, {time.monotonic() - healed:.0f}s "
-                           f"after the endpoint healed:\n{proc.tail()}")
-            time.sleep(0.1)
+        outs.wait(want, proc, "after the endpoint healed", RETRY_WAIT + 60)
         proc.new_lines()  # what was logged before it caught up
         line, _ = proc.wait_line(lambda ln: "stats head=" in ln, 10, "a stats line")
         if "waiting_on=" in line:

@@ -15,7 +15,8 @@ being written. For the kill -9, confirmation and reorg tests. Python 3 stdlib on
 
 File outputs keep what they wrote after their last checkpoint until the next start truncates
 it, so check() is for outputs of a process that stopped cleanly (it checks that every file
-has exactly the size checkpoint.json records).
+has exactly the size checkpoint.json records). Fail, node_chain and blockpipe_bin are
+pgcheck's, so that the tests catch one failure class.
 """
 
 from __future__ import annotations
@@ -27,26 +28,13 @@ import os
 import re
 import signal
 import sqlite3
+import statistics
 import subprocess
 import time
 
+from pgcheck import Fail, blockpipe_bin, node_chain  # noqa: F401 (used by the tests)
+
 CHAIN = "31337"  # anvil's chain id: the default chain name
-
-
-class Fail(AssertionError):
-    pass
-
-
-def node_chain(node, upto=None):
-    """[{hash, parent_hash, txs: [hash...], logs: count}] for blocks 0..upto (the head)."""
-    head = node.block_number() if upto is None else upto
-    chain = []
-    for n in range(head + 1):
-        b = node.block(n, False)
-        logs = sum(len(r["logs"]) for r in node.receipts(n)) if b["transactions"] else 0
-        chain.append({"hash": b["hash"], "parent_hash": b["parentHash"],
-                      "txs": [h.lower() for h in b["transactions"]], "logs": logs})
-    return chain
 
 
 # --- which output was being written ---------------------------------------------------------
@@ -210,6 +198,33 @@ class Outputs:
         if len(rows) > 1:
             raise Fail(f"PostgreSQL: {len(rows)} checkpoint rows: {rows}")
         return (int(rows[0][0]), rows[0][1]) if rows else None
+
+    def wait(self, want, proc, label, timeout=60, check=None):
+        """Until every output's checkpoint is want ((number, hash)); check(cps), if given,
+        runs on every look (it raises on what must never be seen meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            cps = self.checkpoints()
+            if check:
+                check(cps)
+            if all(cp == want for cp in cps.values()):
+                return
+            proc.alive(label)
+            if time.monotonic() > deadline:
+                raise Fail(f"{label}: outputs at {cps}, want {want} after {timeout}s:\n"
+                           f"{proc.tail()}")
+            time.sleep(0.05)
+
+    def killed(self, log, est):
+        """After a SIGKILL: every output must be readable; est (kind -> seconds one write
+        takes) learns from the log; returns mid_write's verdict."""
+        mid = WriteLog(log).mid_write(self)
+        self.checkpoints()
+        for url, d in write_durations(log).items():
+            kind = self.kind_of(url)
+            if d:
+                est[kind] = statistics.median(d + [est[kind]])
+        return mid
 
     # --- exact content ---
 
