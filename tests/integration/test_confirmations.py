@@ -25,19 +25,12 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from anvil import Anvil, Workload, log_calldata  # noqa: E402
-from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain  # noqa: E402
+from anvil import Anvil, Workload  # noqa: E402
+from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain, reorg_txs  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "3303"))
 N = 3
 DEADLINE = 60
-
-
-def reorg_txs(rng, wl, depth):
-    a = wl.accounts
-    return [[{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
-              "data": log_calldata(rng, rng.randrange(5))}, rng.randrange(depth)]
-            for _ in range(rng.randrange(1, 4))]
 
 
 class Run:

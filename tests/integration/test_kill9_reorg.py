@@ -27,8 +27,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from anvil import Anvil, Workload, log_calldata  # noqa: E402
-from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain  # noqa: E402
+from anvil import Anvil, Workload  # noqa: E402
+from outcheck import (Fail, Outputs, Proc, blockpipe_bin, node_chain, node_head,  # noqa: E402
+                      reorg_txs)
 from pg import Postgres  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "9177"))
@@ -38,19 +39,8 @@ MIN_REVERT_KILLS = 6    # ... while it was writing a batch with REVERTs (each ki
 CATCH_UP = 60
 
 
-def reorg_txs(rng, wl, depth):
-    a = wl.accounts
-    pairs = [[{"from": rng.choice(a), "to": rng.choice(a), "gas": hex(21000),
-               "value": hex(rng.randrange(1, 10 ** 18))}, rng.randrange(depth)]]
-    for _ in range(rng.randrange(1, 4)):
-        pairs.append([{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
-                       "data": log_calldata(rng, rng.randrange(5))}, rng.randrange(depth)])
-    return pairs
-
-
 def caught_up(node, outs, proc, label):
-    head = node.block_number()
-    want = (head, node.block(head, False)["hash"])
+    want = node_head(node)
     outs.wait(want, proc, label, CATCH_UP)
     return want
 

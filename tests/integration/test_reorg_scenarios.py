@@ -22,25 +22,14 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from anvil import Anvil, Workload, log_calldata  # noqa: E402
-from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain  # noqa: E402
+from anvil import Anvil, Workload  # noqa: E402
+from outcheck import (Fail, Outputs, Proc, blockpipe_bin, node_chain, node_head,  # noqa: E402
+                      reorg_txs)
 from rpcgate import RpcGate  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "6464"))
 DEADLINE = 60
 KINDS = ("sqlite", "etl-csv", "jsonl")
-
-
-def reorg_txs(rng, wl, depth):
-    a = wl.accounts
-    return [[{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
-              "data": log_calldata(rng, rng.randrange(5))}, rng.randrange(depth)]
-            for _ in range(rng.randrange(1, 4))]
-
-
-def head_of(node):
-    h = node.block_number()
-    return h, node.block(h, False)["hash"]
 
 
 def lower_head(bp, tmp, rng):
@@ -54,7 +43,7 @@ def lower_head(bp, tmp, rng):
         cmd = [bp, "run", "--rpc", node.url, "--start-block", "0", "--poll-interval", "0.1",
                "--stats-interval", "0.5"] + outs.args()
         proc = Proc(cmd, os.path.join(tmp, "lower.log"))
-        outs.wait(head_of(node), proc, "initial sync", DEADLINE)
+        outs.wait(node_head(node), proc, "initial sync", DEADLINE)
         old = node.block_number()
         orphans = [(n, node.block(n, False)["hash"]) for n in (old, old - 1, old - 2)]
         mark = os.path.getsize(proc.err_path)
@@ -64,7 +53,7 @@ def lower_head(bp, tmp, rng):
         new = node.block_number()
         if new != old - 2 or node.block(new, False)["hash"] == orphans[2][1]:
             raise Fail(f"anvil_rollback: head {old} -> {new}")
-        outs.wait(head_of(node), proc, "reorg to a lower head", DEADLINE)
+        outs.wait(node_head(node), proc, "reorg to a lower head", DEADLINE)
         deadline = time.monotonic() + DEADLINE
         while True:
             with open(proc.err_path, errors="replace") as f:
@@ -85,7 +74,7 @@ def lower_head(bp, tmp, rng):
                 raise Fail(f"{kind} reverted {revs}, want exactly {orphans}")
         wl.mine_batch(1)
         wl.mine_batch(2)
-        outs.wait(head_of(node), proc, "two more blocks", DEADLINE)
+        outs.wait(node_head(node), proc, "two more blocks", DEADLINE)
         proc.stop()
         ntx, nlogs = outs.check(node_chain(node), "lower head")
         print(f"1. reorg to a lower head ({old} -> {new}): reverted {[n for n, _ in orphans]}, "

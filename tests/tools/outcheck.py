@@ -37,6 +37,25 @@ from pgcheck import Fail, blockpipe_bin, node_chain  # noqa: F401 (used by the t
 CHAIN = "31337"  # anvil's chain id: the default chain name
 
 
+def reorg_txs(rng, wl, depth):
+    """Transactions for anvil_reorg's new blocks: a transfer and 1-3 logger calls (an
+    anvil.Workload after setup), at random offsets in the `depth` new blocks."""
+    from anvil import log_calldata
+    a = wl.accounts
+    pairs = [[{"from": rng.choice(a), "to": rng.choice(a), "gas": hex(21000),
+               "value": hex(rng.randrange(1, 10 ** 18))}, rng.randrange(depth)]]
+    for _ in range(rng.randrange(1, 4)):
+        pairs.append([{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
+                       "data": log_calldata(rng, rng.randrange(5))}, rng.randrange(depth)])
+    return pairs
+
+
+def node_head(node):
+    """(number, hash) of the node's head."""
+    h = node.block_number()
+    return h, node.block(h, False)["hash"]
+
+
 # --- which output was being written ---------------------------------------------------------
 
 _WRITING = re.compile(r"output '([^']+)': writing (\d+) events \((\d+) reverts\) up to block "
