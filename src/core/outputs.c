@@ -9,6 +9,58 @@
 
 #include "util/log.h"
 
+/* ---- what each output holds -------------------------------------------------------- */
+
+static const bp_checkpoint *held_top(const bp_held *h)
+{
+    return h->n ? &h->e[(h->first + h->n - 1) % BP_OUTPUTS_HELD] : NULL;
+}
+
+/* The hash of the output's block at height number, NULL when it keeps none there. */
+static const char *held_hash(const bp_held *h, uint64_t number)
+{
+    if (h->n == 0 || number < h->e[h->first].number || number - h->e[h->first].number >= h->n)
+        return NULL;
+    return h->e[(h->first + (number - h->e[h->first].number)) % BP_OUTPUTS_HELD].hash;
+}
+
+static void held_push(bp_held *h, uint64_t number, const char *hash)
+{
+    const bp_checkpoint *top = held_top(h);
+    if (top && top->number + 1 != number)
+        h->n = 0; /* not consecutive (a backfill --from above the checkpoint): start over */
+    if (h->n == BP_OUTPUTS_HELD) {
+        h->first = (h->first + 1) % BP_OUTPUTS_HELD;
+        h->n--;
+    }
+    bp_checkpoint *e = &h->e[(h->first + h->n) % BP_OUTPUTS_HELD];
+    e->set = true;
+    e->number = number;
+    snprintf(e->hash, sizeof(e->hash), "%s", hash ? hash : "");
+    h->n++;
+}
+
+/* From the `recent` op (newest first) when it ends at the checkpoint, else the checkpoint. */
+static void held_load(bp_held *h, bp_sink *s, const char *chain, const bp_checkpoint *cp)
+{
+    bp_checkpoint *recent = calloc(BP_OUTPUTS_HELD, sizeof(*recent));
+    size_t n = 0;
+    bp_error e;
+    memset(h, 0, sizeof(*h));
+    if (!cp->set)
+        goto out;
+    if (!recent || !s->ops->recent ||
+        s->ops->recent(s, chain, recent, BP_OUTPUTS_HELD, &n, &e) != 0 || n == 0 ||
+        recent[0].number != cp->number || strcmp(recent[0].hash, cp->hash) != 0)
+        n = 0;
+    for (size_t i = n; i-- > 0;)
+        held_push(h, recent[i].number, recent[i].hash);
+    if (n == 0)
+        held_push(h, cp->number, cp->hash);
+out:
+    free(recent);
+}
+
 int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *chain, bp_error *err)
 {
     memset(o, 0, sizeof(*o));
@@ -17,12 +69,14 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->chain = chain;
     o->cps = calloc(count ? count : 1, sizeof(*o->cps));
     o->failed = calloc(count ? count : 1, sizeof(*o->failed));
-    if (!o->cps || !o->failed)
+    o->held = calloc(count ? count : 1, sizeof(*o->held));
+    if (!o->cps || !o->failed || !o->held)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
         int rc = sinks[i]->ops->checkpoint(sinks[i], chain, &o->cps[i], err);
         if (rc != 0)
             return bp_error_prefix(err, "output '%s': reading checkpoint: ", sinks[i]->url);
+        held_load(&o->held[i], sinks[i], chain, &o->cps[i]);
     }
     return 0;
 }
@@ -31,8 +85,28 @@ void bp_outputs_release(bp_outputs *o)
 {
     free(o->failed);
     free(o->cps);
+    free(o->held);
     free(o->scratch);
+    free(o->own);
     memset(o, 0, sizeof(*o));
+}
+
+uint64_t bp_outputs_agreed(const bp_outputs *o, size_t idx)
+{
+    const bp_held *low = &o->held[idx];
+    uint64_t start = o->cps[idx].number + 1;
+    for (size_t j = 0; j < o->count; j++) {
+        if (j == idx || !o->cps[j].set || low->n == 0)
+            continue;
+        for (uint64_t n = low->e[low->first].number; n < start; n++) {
+            const char *a = held_hash(low, n), *b = held_hash(&o->held[j], n);
+            if (a && b && strcmp(a, b) != 0) {
+                start = n;
+                break;
+            }
+        }
+    }
+    return start;
 }
 
 void bp_outputs_lowest(const bp_outputs *o, bp_checkpoint *out, size_t *lowest_index,
@@ -53,33 +127,115 @@ void bp_outputs_lowest(const bp_outputs *o, bp_checkpoint *out, size_t *lowest_i
     }
 }
 
-/* Keeps the events output i has not seen yet; advances cp as it goes. An APPLY the output
- * already has is skipped by number, so at its checkpoint height the hash must match: else
- * *fork is set (the output kept a block the chain dropped) and cp stays at that block. */
-static size_t filter_events(bp_checkpoint *cp, const bp_batch *batch, bp_event *out, bool *fork)
+/* ---- one output's view of the stream ------------------------------------------------- */
+
+typedef struct view {
+    bp_outputs *o;
+    bp_held *held;
+    bp_checkpoint cp; /* the output's checkpoint as the events so far leave it */
+    size_t n, own;    /* events out (o->scratch), REVERTs made (o->own) */
+} view;
+
+static void view_event(view *v, bp_event_kind kind, const bp_block *b)
+{
+    v->o->scratch[v->n++] = (bp_event){.kind = kind, .block = b};
+    if (kind == BP_EVENT_APPLY) {
+        held_push(v->held, b->number, b->hash);
+        v->cp.set = true;
+        v->cp.number = b->number;
+        snprintf(v->cp.hash, sizeof(v->cp.hash), "%s", b->hash);
+        return;
+    }
+    const bp_checkpoint *top = held_top(v->held);
+    if (top && top->number == b->number)
+        v->held->n--;
+    v->cp.set = b->number > 0;
+    v->cp.number = b->number - 1;
+    snprintf(v->cp.hash, sizeof(v->cp.hash), "%s", b->parent_hash ? b->parent_hash : "");
+    if (v->held->n == 0 && v->cp.set && v->cp.hash[0])
+        held_push(v->held, v->cp.number, v->cp.hash);
+}
+
+/* A REVERT of the output's newest block, made from what it holds: false when it keeps
+ * nothing below it to name the parent by. */
+static bool revert_tip(view *v)
+{
+    const bp_checkpoint *top = held_top(v->held);
+    const char *parent = top && top->number > 0 ? held_hash(v->held, top->number - 1) : NULL;
+    if (!top || top->number != v->cp.number || !parent)
+        return false;
+    bp_own_revert *r = &v->o->own[v->own++];
+    memset(&r->b, 0, sizeof(r->b));
+    snprintf(r->hash, sizeof(r->hash), "%s", top->hash);
+    snprintf(r->parent, sizeof(r->parent), "%s", parent);
+    r->b.number = top->number;
+    r->b.hash = r->hash;
+    r->b.parent_hash = r->parent;
+    view_event(v, BP_EVENT_REVERT, &r->b);
+    return true;
+}
+
+static int forked(const view *v, size_t i, const bp_block *b, bp_error *err)
+{
+    return bp_error_set(err, BP_EREORG,
+                        "output '%s': it holds block %" PRIu64 " %s but the chain has %s at "
+                        "%" PRIu64 ", and it keeps too few of its blocks to revert its branch "
+                        "down to the chain: rewind it (delete its rows from block %" PRIu64
+                        " on) or index it on its own",
+                        v->o->sinks[i]->url, v->cp.number, v->cp.hash, b->hash, b->number,
+                        b->number);
+}
+
+static int take_apply(view *v, size_t i, const bp_block *b, bp_error *err)
+{
+    bp_checkpoint *cp = &v->cp;
+    if (cp->set && b->number <= cp->number) {
+        const char *mine = held_hash(v->held, b->number);
+        if (!mine || strcmp(mine, b->hash) == 0)
+            return 0; /* it has this block, or one older than it keeps (taken by number) */
+        while (cp->set && cp->number >= b->number) /* its branch left the chain here */
+            if (!revert_tip(v))
+                return forked(v, i, b, err);
+    }
+    view_event(v, BP_EVENT_APPLY, b);
+    return 0;
+}
+
+static int take_revert(view *v, size_t i, const bp_block *b, bp_error *err)
+{
+    if (!v->cp.set || b->number > v->cp.number)
+        return 0; /* it never had this block */
+    const char *mine = held_hash(v->held, b->number);
+    if (mine && strcmp(mine, b->hash) != 0)
+        return 0;                    /* it holds another block there */
+    while (v->cp.number > b->number) /* its blocks above an orphan are orphans too */
+        if (!revert_tip(v))
+            return forked(v, i, b, err);
+    view_event(v, BP_EVENT_REVERT, b);
+    return 0;
+}
+
+/* The events output i has not seen yet, in o->scratch (*n of them); cp advances. */
+static int filter_events(bp_outputs *o, size_t i, bp_checkpoint *cp, const bp_batch *batch,
+                         size_t *n, bp_error *err)
+{
+    view v = {.o = o, .held = &o->held[i], .cp = *cp};
+    int rc = 0;
+    for (size_t k = 0; k < batch->count && rc == 0; k++) {
+        const bp_event *ev = &batch->events[k];
+        rc = ev->kind == BP_EVENT_APPLY ? take_apply(&v, i, ev->block, err)
+                                        : take_revert(&v, i, ev->block, err);
+    }
+    *cp = v.cp;
+    *n = v.n;
+    return rc;
+}
+
+static size_t count_reverts(const bp_batch *b)
 {
     size_t n = 0;
-    for (size_t k = 0; k < batch->count; k++) {
-        const bp_event *ev = &batch->events[k];
-        const bp_block *b = ev->block;
-        bool has = cp->set && b->number <= cp->number;
-        if (ev->kind == BP_EVENT_APPLY && has && b->number == cp->number && cp->hash[0] &&
-            strcmp(b->hash, cp->hash) != 0) {
-            *fork = true;
-            return 0;
-        }
-        if (ev->kind == BP_EVENT_APPLY && !has) {
-            cp->set = true;
-            cp->number = b->number;
-            snprintf(cp->hash, sizeof(cp->hash), "%s", b->hash);
-            out[n++] = *ev;
-        } else if (ev->kind == BP_EVENT_REVERT && has) {
-            cp->number = b->number - 1;
-            snprintf(cp->hash, sizeof(cp->hash), "%s", b->parent_hash ? b->parent_hash : "");
-            cp->set = b->number > 0;
-            out[n++] = *ev;
-        }
-    }
+    for (size_t k = 0; k < b->count; k++)
+        n += b->events[k].kind == BP_EVENT_REVERT;
     return n;
 }
 
@@ -118,38 +274,42 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
 
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
 {
-    if (batch->count > o->scratch_cap) {
-        bp_event *p = realloc(o->scratch, batch->count * sizeof(*p));
-        if (!p)
+    /* every REVERT made for an output pops a block it held or got in this batch */
+    size_t cap = batch->count + BP_OUTPUTS_HELD;
+    if (cap > o->scratch_cap) {
+        bp_event *p = realloc(o->scratch, cap * sizeof(*p));
+        if (p)
+            o->scratch = p;
+        bp_own_revert *r = p ? realloc(o->own, cap * sizeof(*r)) : NULL;
+        if (!r)
             return bp_error_set(err, BP_ENOMEM, "out of memory");
-        o->scratch = p;
-        o->scratch_cap = batch->count;
+        o->own = r;
+        o->scratch_cap = cap;
     }
     for (size_t i = 0; i < o->count; i++) {
         if (o->failed[i])
             continue;
         bp_checkpoint cp = o->cps[i];
-        bool fork = false;
-        size_t n = filter_events(&cp, batch, o->scratch, &fork);
-        if (fork)
-            return bp_error_set(err, BP_EREORG,
-                                "output '%s': its block %" PRIu64 " is %s but the chain has "
-                                "another block there: it holds a branch that was reorged away "
-                                "while it was ahead of the other outputs; rewind it (delete its "
-                                "rows from block %" PRIu64 " on) or index it on its own",
-                                o->sinks[i]->url, cp.number, cp.hash, cp.number);
+        size_t n = 0;
+        int rc = filter_events(o, i, &cp, batch, &n, err);
+        if (rc != 0)
+            return rc;
         if (n == 0)
             continue;
         bp_batch mine = *batch;
         mine.events = o->scratch;
         mine.count = n;
         mine.checkpoint = cp;
+        /* The kill -9 tests tell from these two lines whether a kill landed mid-write. */
+        bp_debug("output '%s': writing %zu events (%zu reverts) up to block %" PRIu64 " %s",
+                 o->sinks[i]->url, n, count_reverts(&mine), cp.number, cp.hash);
         if (write_one(o->sinks[i], &mine, err) != 0) {
-            int rc = output_failed(o, i, &mine, err);
+            rc = output_failed(o, i, &mine, err);
             if (rc != 0)
                 return rc;
             continue;
         }
+        bp_debug("output '%s': written", o->sinks[i]->url);
         o->cps[i] = cp;
     }
     return 0;

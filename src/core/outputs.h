@@ -15,28 +15,55 @@
 #ifndef BP_CORE_OUTPUTS_H
 #define BP_CORE_OUTPUTS_H
 
+#include "blockpipe/model.h"
 #include "blockpipe/sink.h"
+
+/* An output's newest blocks, kept to compare with the stream where the output is ahead of
+ * it: after a kill between two outputs' writes, or a reorg while blockpipe was stopped, an
+ * output may hold blocks of a branch the chain left. As many as the file outputs keep. */
+#define BP_OUTPUTS_HELD 128
+
+typedef struct bp_held {
+    bp_checkpoint e[BP_OUTPUTS_HELD]; /* ring of consecutive numbers; the newest is the
+                                         output's checkpoint */
+    size_t first, n;
+} bp_held;
+
+/* A REVERT made for one output from what it holds (header only). */
+typedef struct bp_own_revert {
+    bp_block b;
+    char hash[67], parent[67];
+} bp_own_revert;
 
 typedef struct bp_outputs {
     bp_sink **sinks; /* not owned */
     size_t count;
     bp_checkpoint *cps; /* per output, as of the last successful write */
+    bp_held *held;      /* per output */
     bp_event *scratch;  /* the filtered events of one output */
-    size_t scratch_cap;
+    bp_own_revert *own; /* the REVERTs made for it (header blocks the events point to) */
+    size_t scratch_cap; /* of scratch and of own */
     const char *chain;
     bool keep_going; /* --output-failure continue */
     bool *failed;    /* per output: set aside after a failure (keep_going only) */
     size_t failed_count;
 } bp_outputs;
 
-/* Reads every output's checkpoint for chain. */
+/* Reads every output's checkpoint for chain, and its newest blocks (the `recent` op). */
 int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *chain, bp_error *err);
 void bp_outputs_release(bp_outputs *o);
 /* The lowest checkpoint over the outputs that have one (out->set is false when none has);
  * *lowest_index is the output holding it; *any_unset tells whether some output has none. */
 void bp_outputs_lowest(const bp_outputs *o, bp_checkpoint *out, size_t *lowest_index,
                        bool *any_unset);
-/* Writes batch (its checkpoint field is ignored: each output gets its own). */
+/* Where the stream must start so that every output can be brought onto the chain: the
+ * checkpoint of output idx (the lowest) + 1, or the lowest height at or below it where
+ * another output holds a different block (a kill between two outputs' writes of a reorg
+ * leaves them on different branches at the same height). */
+uint64_t bp_outputs_agreed(const bp_outputs *o, size_t idx);
+/* Writes batch (its checkpoint field is ignored: each output gets its own). An output
+ * skips the APPLYs it has and the REVERTs of blocks it does not hold; where it holds
+ * another block than the stream's it first gets REVERTs of its own blocks down to there. */
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err);
 int bp_outputs_flush(bp_outputs *o, bp_error *err);
 

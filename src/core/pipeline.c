@@ -176,33 +176,46 @@ static bool target(const pipeline *p, uint64_t *out)
 static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err);
 static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error *err);
 
-/* A head seen by a poll or announced on the socket. The head only moves forward, but a head
- * at or below our tip whose hash differs, or whose parent is not what we applied below
- * it, means the node switched branches under us: the reorg path starts at once. */
+/* A head seen by a poll or announced on the socket. The head only moves forward, unless
+ * the node switched branches under us: a head at or below our tip whose hash differs, or
+ * whose parent is not what we applied below it. Then the head may be lower (a shorter
+ * branch: nothing above it minus --confirmations may be fetched) and the reorg path
+ * starts at once. A head that changed branch at the same height above our tip (with
+ * --confirmations) is checked against our tip too: the reorg may reach below it. */
 static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error *err)
 {
     bool had = p->have_head;
     uint64_t prev = p->head.number;
+    const bp_canon_entry *mine = bp_canon_at(&p->canon, h->number);
+    const bp_canon_entry *below = h->number ? bp_canon_at(&p->canon, h->number - 1) : NULL;
+    bool other_block = mine && strcmp(mine->hash, h->hash) != 0;
+    bool other_parent = below && h->parent_hash[0] && strcmp(below->hash, h->parent_hash) != 0;
+    bool moved = had && h->number == prev && strcmp(p->head.hash, h->hash) != 0;
     if (!had || h->number > prev) {
         bp_debug("head %" PRIu64 " %s", h->number, h->hash);
         bp_realtime_seen(&p->rt, h->number, seen_ms, had, prev);
         p->head = *h;
         p->have_head = true;
-    } else if (h->number == prev) {
-        p->head = *h; /* same height, maybe another branch */
+    } else if (h->number == prev || other_block || other_parent) {
+        p->head = *h; /* same height, maybe another branch; or a shorter branch */
     }
-    const bp_canon_entry *mine = bp_canon_at(&p->canon, h->number);
-    if (mine && strcmp(mine->hash, h->hash) != 0) {
+    if (other_block) {
         bp_info("head %" PRIu64 " is %s but we applied %s there: checking for a reorg", h->number,
                 h->hash, mine->hash);
         return reorg_from(p, h->number, err);
     }
-    const bp_canon_entry *below = h->number ? bp_canon_at(&p->canon, h->number - 1) : NULL;
-    if (below && h->parent_hash[0] && strcmp(below->hash, h->parent_hash) != 0) {
+    if (other_parent) {
         bp_info("head %" PRIu64 " has parent %s but we applied %s at %" PRIu64
                 ": checking for a reorg",
                 h->number, h->parent_hash, below->hash, below->number);
         return reorg_from(p, h->number - 1, err);
+    }
+    const bp_canon_entry *tip = bp_canon_tip(&p->canon);
+    if (moved && tip && tip->number + 1 < h->number) {
+        bp_info("head %" PRIu64 " is now %s: checking that our block %" PRIu64 " is still the "
+                "node's",
+                h->number, h->hash, tip->number);
+        return reorg_from(p, tip->number, err);
     }
     return 0;
 }
@@ -247,15 +260,27 @@ static int asked(pipeline *p, size_t i, int rc)
     return rc;
 }
 
-/* An endpoint that did not answer eth_chainId at start is asked again on every poll; it gets
- * requests (and its head counts) only once it names this chain. */
+/* An endpoint that did not answer eth_chainId at start is asked again on every poll, and
+ * one that was ejected or unreachable is asked again when its pause is over (the node
+ * behind the URL may have changed while it was down): it gets requests (and its head
+ * counts) only once it names this chain. */
 static bool chain_checked(pipeline *p, size_t i)
 {
     uint64_t id;
     bp_error e;
-    if (chain_of(p, i) != BP_EP_CHAIN_UNCHECKED || may_ask(p, i, &e) != 0 ||
-        asked(p, i, bp_rpc_chain_id(p->rpcs[i], &id, &e)) != 0)
+    bool due, again = bp_pool_needs_recheck(&p->pool, (int)i, &due);
+    if (again && !due)
+        return false;
+    if (!again && chain_of(p, i) != BP_EP_CHAIN_UNCHECKED)
         return chain_of(p, i) == BP_EP_CHAIN_OK;
+    if (may_ask(p, i, &e) != 0)
+        return false; /* paused by a 429: asked again when the pause is over */
+    int rc = asked(p, i, bp_rpc_chain_id(p->rpcs[i], &id, &e));
+    if (rc != 0) {
+        if (again && rc != BP_ERATELIMIT)
+            bp_pool_recheck_failed(&p->pool, (int)i, e.msg);
+        return false;
+    }
     if (id != p->chain_id) {
         bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OTHER);
         bp_err("rpc[%zu] %s serves chain id %" PRIu64 ", not %" PRIu64
@@ -264,8 +289,20 @@ static bool chain_checked(pipeline *p, size_t i)
         return false;
     }
     bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
-    bp_info("rpc[%zu] %s answers eth_chainId %" PRIu64 " now: in use", i, p->pool.eps[i].url, id);
+    bp_info("rpc[%zu] %s answers eth_chainId %" PRIu64 " %s", i, p->pool.eps[i].url, id,
+            again ? "again after it was down: in use" : "now: in use");
     return true;
+}
+
+/* Ejected endpoints whose pause is over are asked at once, not at the next head poll
+ * (a heartbeat of 5 s or more while the socket brings the heads). */
+static void recheck_ejected(pipeline *p)
+{
+    for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
+        bool due;
+        if (bp_pool_needs_recheck(&p->pool, (int)i, &due) && due)
+            (void)chain_checked(p, i);
+    }
 }
 
 /* Asks one endpoint for its head; logs only when its answer changes (good to bad and back). A
@@ -280,6 +317,10 @@ static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
         return false;
     if (rc != 0 && p->poll_ok[i])
         bp_warn("head poll of rpc[%zu] failed: %s", i, e.msg);
+    /* unreachable: when it answers again it may be another node (it is not asked for blocks
+     * above its last head meanwhile, so it might never be ejected) */
+    if (rc == BP_ETRANSPORT || rc == BP_ETIMEOUT || rc == BP_EHTTP)
+        bp_pool_recheck(&p->pool, (int)i);
     if (rc == 0 && !p->poll_ok[i])
         bp_info("head poll of rpc[%zu] works again", i);
     p->poll_ok[i] = rc == 0;
@@ -542,7 +583,8 @@ static int node_hash_at(void *ctx, uint64_t k, char hash[67], bp_error *err)
     for (size_t i = 0; i < n; i++) {
         bp_header h;
         size_t ep = ((size_t)p->walk_ep + i) % n;
-        if (chain_of(p, ep) != BP_EP_CHAIN_OK)
+        bool due;
+        if (chain_of(p, ep) != BP_EP_CHAIN_OK || bp_pool_needs_recheck(&p->pool, (int)ep, &due))
             continue;
         rc = may_ask(p, ep, err);
         if (rc == 0)
@@ -817,6 +859,7 @@ static int retry_start(pipeline *p, int (*fn)(pipeline *, bp_error *), const cha
 static int get_chain_id(pipeline *p, bp_error *err)
 {
     bool have = false;
+    size_t named = 0; /* the endpoint whose id p->chain_id is */
     bp_error first = {0};
     for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
         uint64_t id;
@@ -834,10 +877,13 @@ static int get_chain_id(pipeline *p, bp_error *err)
         bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
         if (have && id != p->chain_id)
             return bp_error_set(err, BP_EINVAL,
-                                "rpc[%zu] %s serves chain id %" PRIu64 " but another endpoint "
-                                "serves %" PRIu64 ": every endpoint of a chain must serve the "
-                                "same chain",
-                                i, p->pool.eps[i].url, id, p->chain_id);
+                                "rpc[%zu] %s serves chain id %" PRIu64 " but rpc[%zu] %s serves "
+                                "%" PRIu64 ": every endpoint of a chain must serve the same "
+                                "chain",
+                                i, p->pool.eps[i].url, id, named, p->pool.eps[named].url,
+                                p->chain_id);
+        if (!have)
+            named = i;
         p->chain_id = id;
         have = true;
     }
@@ -857,8 +903,10 @@ static int get_head(pipeline *p, bp_error *err)
  * cannot say which they are fails the start, as a failed checkpoint read does: seeded with
  * its checkpoint alone, such a reorg would stop the run later as "deeper than the window",
  * far from the cause. One that has none ending at its checkpoint (files from before the
- * "recent" list, a jump in its blocks) starts from the checkpoint alone. */
-static int seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx, bp_error *err)
+ * "recent" list, a jump in its blocks) starts from the checkpoint alone. Nothing at or above
+ * start stays in the window (the outputs may disagree above it). */
+static int seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx, uint64_t start,
+                      bp_error *err)
 {
     bp_sink *s = p->cfg->sinks[idx];
     size_t max = p->cfg->reorg_window, n = 0;
@@ -884,6 +932,8 @@ static int seed_canon(pipeline *p, const bp_checkpoint *low, size_t idx, bp_erro
         bp_canon_push(&p->canon, &ce);
     }
     free(recent);
+    if (start > 0)
+        bp_canon_truncate(&p->canon, start - 1);
     return rc;
 }
 
@@ -896,6 +946,8 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
     size_t idx;
     bool any_unset;
     bp_outputs_lowest(&p->out, &low, &idx, &any_unset);
+    /* low.number + 1, or lower where the outputs hold different blocks */
+    uint64_t next = low.set ? bp_outputs_agreed(&p->out, idx) : 0;
     if (c->backfill) {
         if (!any_unset && low.number >= c->to) {
             bp_info("nothing to do: every output is at block %" PRIu64 " or beyond (--to %" PRIu64
@@ -903,11 +955,11 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
                     low.number, c->to);
             return 1;
         }
-        *start = (!any_unset && low.number + 1 > c->from) ? low.number + 1 : c->from;
+        *start = (!any_unset && next > c->from) ? next : c->from;
     } else if (low.set) {
         /* An output with nothing yet is seeded at --start-block when that is lower; with
          * "latest" it joins where the others are. */
-        *start = low.number + 1;
+        *start = next;
         if (any_unset && c->start_set && c->start_block < *start)
             *start = c->start_block;
     } else if (c->start_set) {
@@ -919,12 +971,15 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
         uint64_t h = p->head.number;
         *start = h > c->confirmations ? h - c->confirmations : 0;
     }
-    int rc = low.set && *start == low.number + 1 ? seed_canon(p, &low, idx, err) : 0;
+    int rc = low.set && *start == next ? seed_canon(p, &low, idx, next, err) : 0;
     if (rc != 0)
         return rc;
     bp_info("chain %s (id %" PRIu64 "): starting at block %" PRIu64 "%s", p->chain, p->chain_id,
             *start,
-            low.set && *start == low.number + 1 ? " (after the outputs' lowest checkpoint)" : "");
+            !low.set || *start != next ? ""
+            : next == low.number + 1
+                ? " (after the outputs' lowest checkpoint)"
+                : " (below the outputs' lowest checkpoint: they hold different blocks there)");
     return 0;
 }
 
@@ -1047,6 +1102,8 @@ static int step(pipeline *p, bp_error *err)
          * the 1 s interval computed then put a second poll in the middle of a backfill that
          * was meant to get a heartbeat. */
         p->next_poll_ms = now + (int64_t)(poll_every(p) * 1000.0);
+    } else {
+        recheck_ejected(p);
     }
     schedule(p);
     long wait = (long)(p->next_poll_ms - now_ms());

@@ -134,7 +134,7 @@ static bool lower_waiting(const bp_pool *p, uint64_t need)
 
 static bool usable(bp_endpoint *e, uint64_t need, int64_t now, int64_t *wake)
 {
-    if (e->chain != BP_EP_CHAIN_OK)
+    if (e->chain != BP_EP_CHAIN_OK || e->recheck)
         return false;
     if (e->head_known && e->head < need)
         return false;
@@ -293,6 +293,7 @@ static void eject(bp_pool *p, bp_endpoint *e, int64_t now)
         e->backoff_ms = EJECT_FIRST_MS;
     e->not_before_ms = now + e->backoff_ms;
     e->state = BP_EP_EJECTED;
+    e->recheck = true;
     e->ejections++;
     bp_warn("rpc %s ejected for %ld ms after %d consecutive failure(s): %s", e->url, e->backoff_ms,
             e->consecutive_failures, e->last_error);
@@ -383,7 +384,35 @@ void bp_pool_set_chain(bp_pool *p, int ep, enum bp_ep_chain chain)
 {
     pthread_mutex_lock(&p->lock);
     p->eps[ep].chain = chain;
+    p->eps[ep].recheck = false;
     pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->lock);
+}
+
+bool bp_pool_needs_recheck(bp_pool *p, int ep, bool *due)
+{
+    pthread_mutex_lock(&p->lock);
+    bp_endpoint *e = &p->eps[ep];
+    bool pending = e->recheck;
+    *due = pending && now_ms() >= e->not_before_ms;
+    pthread_mutex_unlock(&p->lock);
+    return pending;
+}
+
+void bp_pool_recheck(bp_pool *p, int ep)
+{
+    pthread_mutex_lock(&p->lock);
+    p->eps[ep].recheck = p->eps[ep].chain == BP_EP_CHAIN_OK;
+    pthread_mutex_unlock(&p->lock);
+}
+
+void bp_pool_recheck_failed(bp_pool *p, int ep, const char *why)
+{
+    pthread_mutex_lock(&p->lock);
+    bp_endpoint *e = &p->eps[ep];
+    e->consecutive_failures++;
+    snprintf(e->last_error, sizeof(e->last_error), "eth_chainId: %s", why);
+    eject(p, e, now_ms());
     pthread_mutex_unlock(&p->lock);
 }
 

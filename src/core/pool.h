@@ -55,6 +55,8 @@ typedef struct bp_endpoint {
 
     enum bp_ep_state state;
     enum bp_ep_chain chain;
+    bool recheck; /* ejected or unreachable since it last named the chain: no requests until
+                     it does again */
     int in_flight, limit, batch, successes;
     int consecutive_failures;
     int64_t not_before_ms; /* ejected or rate-limited until (monotonic ms) */
@@ -125,8 +127,16 @@ long bp_pool_may_call(bp_pool *p, int ep);
 void bp_pool_called(bp_pool *p, int ep, int rc, long retry_after_s);
 
 void bp_pool_set_head(bp_pool *p, int ep, uint64_t head);
-/* What eth_chainId said of endpoint ep (see enum bp_ep_chain). */
+/* What eth_chainId said of endpoint ep (see enum bp_ep_chain); ends a recheck. */
 void bp_pool_set_chain(bp_pool *p, int ep, enum bp_ep_chain chain);
+/* An ejected endpoint must name the chain again before it gets requests: the node behind
+ * the URL may have been replaced while it was down. True while that is pending; *due once
+ * its ejection pause is over (ask now). */
+bool bp_pool_needs_recheck(bp_pool *p, int ep, bool *due);
+/* The endpoint could not be reached (a head poll): it is rechecked before it is used. */
+void bp_pool_recheck(bp_pool *p, int ep);
+/* eth_chainId failed during a recheck: a failed probe, ejected again for longer. */
+void bp_pool_recheck_failed(bp_pool *p, int ep, const char *why);
 /* A head announced elsewhere (the WebSocket): every endpoint is trusted up to it until its
  * own poll or a "not found" says it is behind. */
 void bp_pool_raise_heads(bp_pool *p, uint64_t head);

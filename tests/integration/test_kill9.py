@@ -1,215 +1,152 @@
-"""kill -9 during backfill loses nothing and duplicates nothing.
+"""kill -9 during a backfill into four outputs at once loses nothing and duplicates nothing.
 
-anvil gets 5,000 blocks (anvil_mine) with a few hundred txs spread over some of them. Then
-`blockpipe backfill --from 0 --to N --workers 4 --batch-size 50` into one SQLite file is
-started again and again and SIGKILLed after a seeded random 0.2-1.5 s (scaled down to at most half
-the time one uninterrupted backfill takes, measured first into a separate file, so that
-the kills land mid-run), until a run exits 0 by itself (at most 30 kills; then one more run
-without kill must exit 0). Afterwards the
-blocks table must hold every number 0..N exactly once with the node's hash, each block's
-transactions and logs must match the node's counts (and tx hashes), no row may be
-duplicated, and the checkpoint must be (N, hash of N).
+anvil gets ~500 blocks with a few hundred transactions (most with logs; 100 more whenever a
+backfill gets to the end before the kills are done). `blockpipe backfill --from 0 --to N
+--batch-size 8 --log-level debug` writes SQLite, etl-csv, JSON lines and
+PostgreSQL at once; the debug lines "output 'X': writing ..." / "output 'X': written" tell
+which output (if any) was being written when the process died. Round after round the test
+starts it and SIGKILLs it
+- a random fraction of that output's usual write time after a chosen output starts its
+  1st-3rd write (the outputs take turns, the ones with fewest kills first), or
+- every 4th round at a random moment (0-150 ms after the first write started).
+Only kills that landed while a write was in progress count (the last debug line about that
+output is "writing" and its checkpoint is not the one that write would have left): the test
+fails unless every output was killed mid-write at least MIN_PER_OUTPUT times and MIN_KILLS
+times in all within MAX_ROUNDS rounds. After every kill each output must be readable (SQLite opens and
+passes quick_check, checkpoint.json parses and no file is shorter than it records,
+PostgreSQL answers): an unreadable output is a failure, not proof of a kill. Then one run
+without kill must exit 0, and every output must hold blocks 0..N exactly once with the
+node's hashes, parents, transactions (in order) and log counts; the files must end exactly
+where their checkpoint.json says (nothing of a killed batch left).
 """
 
 import os
 import random
-import signal
-import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload  # noqa: E402
+from outcheck import Fail, Outputs, Proc, blockpipe_bin, node_chain  # noqa: E402
+from pg import Postgres  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "99"))
-MIN_BLOCKS = 5000  # >= 2,000; more blocks give more kills that land mid-run
-MAX_KILLS = 30
-FINAL_TIMEOUT = 600
+MIN_BLOCKS = 500
+MAX_ROUNDS = 60
+MIN_PER_OUTPUT = 3
+MIN_KILLS = 14
 
 
-def fail(msg):
-    raise AssertionError(msg)
-
-
-def build_chain(node, rng):
-    wl = Workload(node, seed=SEED)
-    wl.setup()
-    while node.block_number() < MIN_BLOCKS:
-        wl.mine_batch(rng.randrange(0, 20))
-        node.mine(rng.randrange(10, 60))  # empty blocks in between, fast
-    head = node.block_number()
-    chain = []
-    for n in range(head + 1):
-        b = node.block(n, False)
-        logs = sum(len(r["logs"]) for r in node.receipts(n)) if b["transactions"] else 0
-        chain.append((b["hash"], [h.lower() for h in b["transactions"]], logs))
-    return head, chain
-
-
-def run_once(cmd, env, kill_after, err_path):
-    """Returns ('killed', None) or ('exited', returncode)."""
-    with open(err_path, "w") as err:
-        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env)
-        try:
-            rc = p.wait(kill_after)
-            return "exited", rc
-        except subprocess.TimeoutExpired:
-            if kill_after is None:
-                raise
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-            return "killed", None
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-
-
-def read(path):
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
-def checkpoint_number(db_path):
-    """The checkpoint's block number, or None (no file / no table / no row yet)."""
-    if not os.path.exists(db_path):
-        return None
-    try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            row = db.execute("SELECT number FROM checkpoints").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return None
-    return row[0] if row else None
-
-
-def check_db(db_path, head, chain):
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
-    try:
-        total, distinct = db.execute("SELECT COUNT(*), COUNT(DISTINCT number) FROM blocks").fetchone()
-        if total != distinct:
-            dups = db.execute("SELECT number, COUNT(*) FROM blocks GROUP BY number "
-                              "HAVING COUNT(*) > 1 LIMIT 5").fetchall()
-            fail(f"blocks: {total} rows but {distinct} distinct numbers; duplicates {dups}")
-        rows = dict(db.execute("SELECT number, hash FROM blocks"))
-        missing = [n for n in range(head + 1) if n not in rows]
-        extra = sorted(set(rows) - set(range(head + 1)))
-        if missing or extra:
-            fail(f"blocks: missing numbers {missing[:10]} ({len(missing)} in all), "
-                 f"extra {extra[:10]}")
-        for n in range(head + 1):
-            if rows[n] != chain[n][0]:
-                fail(f"block {n}: hash {rows[n]} in DB, node has {chain[n][0]}")
-
-        total, distinct = db.execute("SELECT COUNT(*), COUNT(DISTINCT hash) FROM transactions").fetchone()
-        if total != distinct:
-            fail(f"transactions: {total} rows but {distinct} distinct hashes (duplicates)")
-        txs = {}
-        for bn, h in db.execute("SELECT block_number, hash FROM transactions "
-                                "ORDER BY block_number, transaction_index"):
-            txs.setdefault(bn, []).append(h)
-        for n in range(head + 1):
-            if txs.get(n, []) != chain[n][1]:
-                fail(f"block {n}: {len(txs.get(n, []))} txs in DB {txs.get(n, [])[:3]}…, "
-                     f"node has {len(chain[n][1])} {chain[n][1][:3]}…")
-
-        total, distinct = db.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT block_number || ':' || log_index) FROM logs").fetchone()
-        if total != distinct:
-            fail(f"logs: {total} rows but {distinct} distinct (block_number, log_index)")
-        logs = dict(db.execute("SELECT block_number, COUNT(*) FROM logs GROUP BY block_number"))
-        for n in range(head + 1):
-            if logs.get(n, 0) != chain[n][2]:
-                fail(f"block {n}: {logs.get(n, 0)} log rows, node has {chain[n][2]}")
-
-        cps = db.execute("SELECT number, hash FROM checkpoints").fetchall()
-        if cps != [(head, chain[head][0])]:
-            fail(f"checkpoints = {cps}, want [({head}, {chain[head][0]!r})]")
-        return sum(len(c[1]) for c in chain), sum(c[2] for c in chain)
-    finally:
-        db.close()
+def grow_chain(node, wl, rng, blocks):
+    """Mines `blocks` more blocks, some with transactions (most with logs)."""
+    top = node.block_number() + blocks
+    while node.block_number() < top:
+        wl.mine_batch(rng.randrange(0, 10))
+        node.mine(rng.randrange(1, 6))  # empty blocks in between
 
 
 def main():
-    print(__doc__.strip())
-    blockpipe = os.environ.get("BLOCKPIPE")
-    if not blockpipe or not os.access(blockpipe, os.X_OK):
-        sys.exit(f"FAIL: $BLOCKPIPE is not an executable ({blockpipe!r})")
+    print(__doc__.strip(), flush=True)
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
+    t0 = time.monotonic()
     tmp = tempfile.TemporaryDirectory(prefix="bp-kill9-")
-    node = Anvil()
+    node, pg, proc = Anvil(), None, None
     try:
-        t0 = time.monotonic()
-        head, chain = build_chain(node, rng)
-        print(f"node {node.url}: head={head} txs={sum(len(c[1]) for c in chain)} "
-              f"(built in {time.monotonic() - t0:.1f}s)")
+        pg = Postgres()
+        wl = Workload(node, seed=SEED)
+        wl.setup()
+        grow_chain(node, wl, rng, MIN_BLOCKS)
+        print(f"node {node.url}: head={node.block_number()} (built in "
+              f"{time.monotonic() - t0:.1f}s)", flush=True)
+        outs = Outputs(tmp.name, pg)
 
-        db_path = os.path.join(tmp.name, "bp.db")
-        err_path = os.path.join(tmp.name, "stderr.txt")
-        cmd = [blockpipe, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
-               "--output", f"sqlite:{db_path}", "--workers", "4", "--batch-size", "50"]
-        print("running (repeatedly):", " ".join(cmd))
-        # SIGKILL gives LeakSanitizer no chance to run, so the inherited ASAN_OPTIONS (leak
-        # checks on) only judge the runs that end by themselves - which must be clean.
-        env = dict(os.environ)
+        def command():
+            return [bp, "backfill", "--rpc", node.url, "--from", "0", "--to",
+                    str(node.block_number()), "--workers", "4", "--batch-size", "8",
+                    "--log-level", "debug"] + outs.args()
+        print("running (again and again):", " ".join(command()), flush=True)
 
-        # Calibration: one uninterrupted backfill into another file tells how long a whole
-        # run takes here; a kill later than that would only ever hit a finished run.
-        ref_db = os.path.join(tmp.name, "ref.db")
-        ref_cmd = [c if c != f"sqlite:{db_path}" else f"sqlite:{ref_db}" for c in cmd]
-        t1 = time.monotonic()
-        how, rc = run_once(ref_cmd, env, FINAL_TIMEOUT, err_path)
-        full = time.monotonic() - t1
-        if how != "exited" or rc != 0:
-            fail(f"uninterrupted backfill: {how} {rc}, want exit 0; stderr:\n"
-                 + read(err_path)[-4000:])
-        check_db(ref_db, head, chain)
-        lo, hi = min(0.2, 0.05 * full), min(1.5, 0.5 * full)
-        print(f"uninterrupted backfill: exit 0, correct, {full:.2f}s; kill delays "
-              f"{lo:.2f}-{hi:.2f}s")
-
-        kills, done, progress = 0, False, []
-        while kills < MAX_KILLS:
-            delay = rng.uniform(lo, hi)
-            how, rc = run_once(cmd, env, delay, err_path)
-            if how == "killed":
-                kills += 1
-                progress.append(checkpoint_number(db_path))
+        kinds = outs.kinds
+        est = {k: 0.002 for k in kinds}
+        per = {k: 0 for k in kinds}
+        kills, done = 0, False
+        for r in range(MAX_ROUNDS):
+            if kills >= MIN_KILLS and min(per.values()) >= MIN_PER_OUTPUT:
+                break
+            if done:  # the backfill got to the end before enough kills: a longer chain
+                grow_chain(node, wl, rng, 100)
+                done = False
+            log = os.path.join(tmp.name, f"round{r}.log")
+            proc = Proc(command(), log)
+            if r % 4 == 3:
+                aim = "a random moment (0-150 ms after the first write started)"
+                try:
+                    proc.wait_line(lambda ln: "': writing" in ln, 120, "a write")
+                    time.sleep(rng.uniform(0, 0.15))
+                except Fail:
+                    if proc.proc.poll() != 0:
+                        raise
+            else:
+                target = min(kinds, key=lambda k: (per[k], rng.random()))
+                url = outs.logged_url(target)
+                k = rng.randrange(1, 4)
+                aim = f"write {k} of {target}"
+                try:
+                    for _ in range(k):
+                        proc.wait_line(lambda ln, u=url: f"output '{u}': writing" in ln, 120,
+                                       f"output {target} writing")
+                    time.sleep(rng.uniform(0, 0.8 * est[target]))
+                except Fail:
+                    if proc.proc.poll() != 0:
+                        raise
+            if proc.proc.poll() is not None:  # the backfill got to the end first
+                rc = proc.proc.wait()
+                proc.close()
+                if rc != 0:
+                    raise Fail(f"backfill round {r} exited {rc} by itself:\n{proc.tail()}")
+                done = True
+                print(f"round {r}: the backfill finished first", flush=True)
                 continue
-            if rc != 0:
-                fail(f"backfill run {kills + 1} exited {rc} by itself, want 0; stderr:\n"
-                     + read(err_path)[-4000:])
-            done = True
-            break
-        print(f"checkpoint after each kill: {progress}")
-        print(f"{kills} runs killed with SIGKILL; "
-              + ("a run then finished by itself" if done else "final run without kill"))
-        if not done:
-            t1 = time.monotonic()
-            try:
-                how, rc = run_once(cmd, env, FINAL_TIMEOUT, err_path)
-            except subprocess.TimeoutExpired:
-                fail(f"final backfill did not finish within {FINAL_TIMEOUT}s")
-            if how == "killed":
-                fail(f"final backfill did not finish within {FINAL_TIMEOUT}s:\n"
-                     + read(err_path)[-4000:])
-            if rc != 0:
-                fail(f"final backfill exited {rc}, want 0; stderr:\n" + read(err_path)[-4000:])
-            print(f"final run exit 0 after {time.monotonic() - t1:.1f}s")
-        if not any(p is None or p < head for p in progress):
-            fail(f"no kill landed before the end of the backfill (checkpoints after kills: "
-                 f"{progress}): the test proved nothing")
-        ntx, nlog = check_db(db_path, head, chain)
-        print(f"OK: blocks 0..{head} once each with the node's hashes; txs={ntx} logs={nlog}; "
-              f"no duplicates; checkpoint={head} after {kills} kill -9")
-    except AssertionError as e:
+            proc.kill()
+            mid = outs.killed(log, est)
+            cps = outs.checkpoints()
+            if mid:
+                kills += 1
+                per[mid[0]] += 1
+            print(f"round {r}: kill aimed at {aim}: "
+                  + (f"landed while {mid[0]} was writing up to block {mid[2][0]}"
+                     if mid else "landed between writes")
+                  + f"; checkpoints {dict((k, v and v[0]) for k, v in cps.items())}",
+                  flush=True)
+
+        print(f"kills mid-write: {kills} {per}", flush=True)
+        if kills < MIN_KILLS or min(per.values()) < MIN_PER_OUTPUT:
+            raise Fail(f"too few kills landed mid-write in {MAX_ROUNDS} rounds ({kills}, per "
+                       f"output {per}; want {MIN_KILLS} and {MIN_PER_OUTPUT} each): the test "
+                       f"proved nothing")
+        proc = Proc(command(), os.path.join(tmp.name, "final.log"))
+        try:
+            rc = proc.proc.wait(600)
+        except Exception:
+            raise Fail(f"the final backfill did not finish:\n{proc.tail()}")
+        proc.close()
+        if rc != 0:
+            raise Fail(f"the final backfill exited {rc}:\n{proc.tail()}")
+        chain = node_chain(node)
+        head = len(chain) - 1
+        ntx, nlogs = outs.check(chain, "after the kills")
+        print(f"OK: {kills} kills mid-write {per}; every output holds blocks 0..{head} exactly "
+              f"once ({ntx} txs, {nlogs} logs) ({time.monotonic() - t0:.0f}s)")
+    except Fail as e:
         sys.exit(f"FAIL: {e}")
     finally:
+        if proc is not None:
+            proc.close()
         node.stop()
+        if pg is not None:
+            pg.stop()
         tmp.cleanup()
 
 

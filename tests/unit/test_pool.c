@@ -92,9 +92,11 @@ static void test_eject_and_probe(void **state)
     int64_t until = p.eps[0].not_before_ms;
     paused_at_least(&p, 0, t0, 1000);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1); /* in its backoff */
-    /* after the 1 s backoff one probe goes out (the wait is for the backoff's end, the
-     * timeout only a hang guard); a second request waits for its verdict */
+    /* after the 1 s backoff (and the coordinator's eth_chainId recheck) one probe goes out
+     * (the wait is for the backoff's end, the timeout only a hang guard); a second request
+     * waits for its verdict */
     p.eps[0].not_before_ms = until;
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 30000, &batch), 0);
     assert_int_equal(p.eps[0].state, BP_EP_PROBING);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
@@ -109,6 +111,7 @@ static void test_eject_and_probe(void **state)
     assert_int_equal(p.eps[0].state, BP_EP_EJECTED);
     assert_int_equal(p.eps[0].backoff_ms, 1000); /* the only endpoint: not paused longer */
     p.eps[0].not_before_ms = 0;                  /* skip the wait */
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
     bp_pool_done(&p, 0,
                  &(bp_pool_outcome){.rc = 0,
@@ -139,6 +142,7 @@ static void test_backoff_doubles_with_fallback(void **state)
     }
     assert_int_equal(p.eps[0].backoff_ms, 1000);
     p.eps[0].not_before_ms = 0;
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0); /* the probe */
     int64_t t0 = mono_ms();
     bp_pool_done(&p, 0, &fail);

@@ -1,0 +1,80 @@
+/* test_pool_recheck.c - an ejected endpoint gets no request until the coordinator has heard
+ * it name the chain again (the node behind the URL may have been replaced while it was
+ * down); one that names another chain never gets one. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "core/pool.h"
+
+static void eject(bp_pool *p, int ep)
+{
+    int batch;
+    bp_pool_outcome down = {.rc = BP_ETRANSPORT, .blocks = 1, .need = 1, .error_text = "reset"};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(bp_pool_acquire(p, 1, -1, 0, &batch), ep);
+        bp_pool_done(p, ep, &down);
+    }
+    assert_int_equal(p->eps[ep].state, BP_EP_EJECTED);
+}
+
+static void test_ejected_is_rechecked(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 1}};
+    bp_pool p;
+    bp_error err = {0};
+    assert_int_equal(bp_pool_init(&p, specs, 1, 4, 8, &err), 0);
+    bool due = true;
+    assert_false(bp_pool_needs_recheck(&p, 0, &due));
+    eject(&p, 0);
+    assert_true(bp_pool_needs_recheck(&p, 0, &due));
+    assert_false(due); /* in its pause */
+    p.eps[0].not_before_ms = 0;
+    assert_true(bp_pool_needs_recheck(&p, 0, &due));
+    assert_true(due);
+    int batch;
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1); /* not before the recheck */
+    /* eth_chainId failed: a failed probe, paused again */
+    bp_pool_recheck_failed(&p, 0, "connection refused");
+    assert_int_equal(p.eps[0].ejections, 2);
+    assert_true(bp_pool_needs_recheck(&p, 0, &due));
+    assert_false(due);
+    p.eps[0].not_before_ms = 0;
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK); /* it named the chain */
+    assert_false(bp_pool_needs_recheck(&p, 0, &due));
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0); /* the probe */
+    assert_int_equal(p.eps[0].state, BP_EP_PROBING);
+    bp_pool_release(&p);
+}
+
+static void test_back_on_another_chain_never_used(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 1},
+                                {.url = "http://b:1", .max_workers = 1, .priority = 9}};
+    bp_pool p;
+    bp_error err = {0};
+    assert_int_equal(bp_pool_init(&p, specs, 2, 4, 8, &err), 0);
+    eject(&p, 0);
+    p.eps[0].not_before_ms = 0;
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OTHER);
+    int batch;
+    for (int i = 0; i < 3; i++) { /* only b, however often */
+        assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 1);
+        bp_pool_done(&p, 1, &(bp_pool_outcome){.rc = 0, .blocks = 1, .bytes = 10, .need = 1});
+    }
+    bp_pool_release(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ejected_is_rechecked),
+        cmocka_unit_test(test_back_on_another_chain_never_used),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
