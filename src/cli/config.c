@@ -1,6 +1,7 @@
 /* config.c - run/backfill options from flags, environment, a YAML/JSON file and defaults. */
 #include "cli/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <yaml.h>
 
 #include "chain/fetch.h"
+#include "core/pipeline.h"
 #include "util/log.h"
 
 #define WHO_MAX 160
@@ -53,6 +55,7 @@ static int set_start(loader *ld, const opt *o, const char *v, const char *who, b
 static int set_u64(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_int(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_seconds(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_size(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_fetch(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_level(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -77,6 +80,8 @@ static const opt g_opts[] = {
     {"workers", "N", "WORKERS", NULL, "workers", set_int, 1, 1024, 0, 0, F(workers), CMD_BOTH},
     {"batch-size", "N", "BATCH_SIZE", NULL, "batch_size", set_int, 1, 100000, 0, 0, F(batch_size),
      CMD_BOTH},
+    {"max-memory", "SIZE", "MAX_MEMORY", NULL, "max_memory", set_size, 64ull << 20, 1ull << 40, 0,
+     0, F(max_memory), CMD_BOTH},
     {"poll-interval", "S", "POLLING_INTERVAL", NULL, "poll_interval", set_seconds, 0, 0, 0.01, 3600,
      F(poll_interval), CMD_BOTH},
     {"stats-interval", "S", "STATS_INTERVAL", NULL, "stats_interval", set_seconds, 0, 0, 0.1, 86400,
@@ -201,6 +206,29 @@ static bool parse_decimal(const char *s, double *out)
     return true;
 }
 
+/* "256MiB", "1GiB", "512M", "64mb", "1048576": K, M, G, T are powers of 1024, with or without
+ * "iB" / "B" after them, in any case; a bare number (or one ending in B) is bytes. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    static const char units[] = "KMGT";
+    char num[21];
+    size_t digits = strspn(s, "0123456789");
+    const char *u = s + digits, *k = *u ? strchr(units, toupper((unsigned char)*u)) : NULL;
+    unsigned shift = k ? 10u * (unsigned)(k - units + 1) : 0;
+    const char *rest = k ? u + 1 : u;
+    uint64_t v;
+    if (digits == 0 || digits >= sizeof(num))
+        return false;
+    if (*rest && strcasecmp(rest, "B") != 0 && (!k || strcasecmp(rest, "iB") != 0))
+        return false;
+    memcpy(num, s, digits);
+    num[digits] = '\0';
+    if (!parse_u64(num, &v) || v > (UINT64_MAX >> shift))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
 static int parse_ranged(const opt *o, const char *v, const char *who, uint64_t *out, bp_error *err)
 {
     if (o->max == UINT64_MAX && !parse_u64(v, out))
@@ -237,6 +265,18 @@ static int set_seconds(loader *ld, const opt *o, const char *v, const char *who,
     if (!parse_decimal(v, &d) || d < o->dmin || d > o->dmax)
         return invalid(err, who, v, "expected a number of seconds from %g to %g", o->dmin, o->dmax);
     *(double *)((char *)ld->cfg + o->off) = d;
+    return 0;
+}
+
+static int set_size(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    uint64_t n;
+    if (!parse_size(v, &n) || n < o->min || n > o->max)
+        return invalid(err, who, v,
+                       "expected a size from %lluMiB to %lluGiB: a number with K, M, G or T "
+                       "(powers of 1024), e.g. 256MiB, 1GiB, 512M, or a number of bytes",
+                       (unsigned long long)(o->min >> 20), (unsigned long long)(o->max >> 30));
+    *(uint64_t *)((char *)ld->cfg + o->off) = n;
     return 0;
 }
 
@@ -802,6 +842,7 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->reorg_window = 128;
     cfg->workers = 8;
     cfg->batch_size = 100;
+    cfg->max_memory = BP_PIPELINE_DEFAULT_MEMORY;
     cfg->poll_interval = 1.0;
     cfg->stats_interval = 10;
     cfg->fetch = BP_FETCH_ALL;
@@ -923,6 +964,9 @@ void bp_config_release(bp_config *cfg)
     "  --workers N             concurrent fetches, 1..1024 (env WORKERS; default 8)\n"             \
     "  --batch-size N          blocks per output transaction, 1..100000\n"                         \
     "                          (env BATCH_SIZE; default 100)\n"                                    \
+    "  --max-memory SIZE       memory for blocks in flight, the reorder window, the batches\n"     \
+    "                          and the outputs' buffers, e.g. 256MiB, 1GiB, 512M\n"                \
+    "                          (env MAX_MEMORY; default 256MiB)\n"                                 \
     "  --poll-interval S       seconds between head polls, 0.01..3600\n"                           \
     "                          (env POLLING_INTERVAL; default 1.0)\n"                              \
     "  --stats-interval S      seconds between stats lines, 0.1..86400\n"                          \
@@ -964,7 +1008,7 @@ void bp_config_release(bp_config *cfg)
     "\n"                                                                                           \
     "Config file keys: rpc, rpcs: [{url: URL, max_workers: N, priority: N, rps: R}], chain,\n"     \
     "output, outputs: [URL, ...], start_block, confirmations, reorg_window, workers,\n"            \
-    "batch_size, poll_interval, stats_interval, fetch, rpc_timeout, max_retries,\n"                \
+    "batch_size, max_memory, poll_interval, stats_interval, fetch, rpc_timeout, max_retries,\n"    \
     "state_dir, output_failure, ws, realtime, ws_reconnect_interval, ws_max_reconnect_attempts,\n" \
     "ws_stale_after, pg_schema, wait_for_db, checkpoint_name,\n"                                   \
     "log_level, log_format. Unknown keys are refused.\n"

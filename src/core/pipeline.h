@@ -17,6 +17,9 @@
 
 #define BP_REPORT_MAX_FAILED 64
 
+/* --max-memory when not given: a laptop's share for one indexer. */
+#define BP_PIPELINE_DEFAULT_MEMORY ((size_t)256 << 20)
+
 /* What a run leaves behind, for the state file (blockpipe retry-failed). */
 typedef struct bp_pipeline_report {
     char chain[64];
@@ -51,6 +54,7 @@ typedef struct bp_pipeline_config {
     unsigned fetch;             /* enum bp_fetch_what */
     bp_pipeline_report *report; /* filled when the run ends, may be NULL */
     bool output_keep_going;     /* --output-failure continue */
+    size_t max_memory;          /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY */
     /* real time (run only): NULL ws_url = HTTP polling only */
     const char *ws_url;
     double ws_reconnect_interval;
