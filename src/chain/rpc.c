@@ -130,8 +130,10 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
     bp_rpc *rpc = user;
     size_t n = size * nmemb;
     if (!rpc->admitted && rpc->admit) {
+        long status = 0; /* an error body is small and capped: it needs no admission */
+        curl_easy_getinfo(rpc->curl, CURLINFO_RESPONSE_CODE, &status);
         rpc->admitted = true;
-        int rc = rpc->admit(rpc->admit_ctx);
+        int rc = status >= 200 && status < 300 ? rpc->admit(rpc->admit_ctx) : 0;
         if (rc != 0) {
             rpc->sink_error = rc;
             return 0;

@@ -43,8 +43,8 @@ const char *bp_rpc_url(const bp_rpc *rpc);
  * their total past `share` (BP_ETOOBIG, the message naming --max-memory); 0: no share, only
  * max_response_bytes. A fetch worker holds a job to the memory the job was granted. */
 void bp_rpc_set_share(bp_rpc *rpc, size_t share);
-/* Calls admit(ctx) on the thread of the request when the first bytes of each answer arrive,
- * before any is kept (NULL: none). A non-zero BP_E* from it cuts the answer with that code
+/* Calls admit(ctx) on the thread of the request when the first bytes of each 2xx answer
+ * arrive, before any is kept (NULL: none). A non-zero BP_E* from it cuts the answer with that code
  * (BP_ETIMEOUT: "no memory was free for the answer in time"). A fetch worker waits there for
  * the memory of an answer the node was asked for before that memory was free. */
 void bp_rpc_set_admit(bp_rpc *rpc, int (*admit)(void *ctx), void *ctx);

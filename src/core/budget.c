@@ -1,10 +1,8 @@
 /* budget.c - the memory budget: a byte counter under a lock, and the per-block cost estimate. */
 #include "core/budget.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "util/arena.h"
 
@@ -209,17 +207,4 @@ double bp_budget_per_wire(const bp_budget *b)
         if (b->ratio[i] > max)
             max = b->ratio[i];
     return max > 0 ? max : 1.0;
-}
-
-size_t bp_budget_rss(void)
-{
-    unsigned long pages = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    if (fscanf(f, "%lu %lu", &pages, &resident) != 2)
-        resident = 0;
-    fclose(f);
-    long page = sysconf(_SC_PAGESIZE);
-    return page > 0 ? (size_t)resident * (size_t)page : 0;
 }

@@ -81,10 +81,6 @@ size_t bp_budget_block_cost(const bp_block *blk);
 /* Refunds blk's cost to b (b may be NULL: nothing counted) and frees blk (NULL is fine). */
 void bp_budget_free_block(bp_budget *b, bp_block *blk);
 
-/* The process's resident memory now (Linux: /proc/self/statm; 0 elsewhere), for the stats
- * line next to what the budget counts. */
-size_t bp_budget_rss(void);
-
 /* Learns from a block that was decoded: its cost. */
 void bp_budget_learn(bp_budget *b, const bp_block *blk);
 /* Learns from an answer of `wire` bytes that decoded into blocks whose arenas hold

@@ -8,7 +8,7 @@ must keep its peak resident set (the kernel's: wait4 ru_maxrss, and VmHWM sample
 as simnode serves them, and nothing else. The same into PostgreSQL (a private server,
 tests/tools/pg.py) with --max-memory 192MiB: its COPY buffers count too. A budget that cannot
 hold one such block (--max-memory 100MiB) must still finish (the block at the base may always
-be fetched), saying so in a warning.
+be fetched), saying so in a warning; one that 100 workers leave no room in is refused at start.
 
 The peak is measured on a release build of the same sources, made here (incrementally) in
 BP_BUILD_DIR/rss-release: this test build has AddressSanitizer, whose shadow memory,
@@ -132,8 +132,22 @@ def check_chain(node, store, last):
             fail(f"block {n}: the stored transactions are not simnode's {want} in order")
 
 
+def too_small(bp):
+    """A budget its fixed part (process, workers, outputs) does not leave room in is refused
+    at start, naming what takes it; no node is needed for that."""
+    with tempfile.TemporaryDirectory(prefix="bp-mem-") as tmp:
+        p = subprocess.run([bp, "backfill", "--rpc", "http://127.0.0.1:9", "--from", "0", "--to",
+                            "1", "--workers", "100", "--max-memory", "64MiB", "--output",
+                            f"sqlite:{tmp}/x.db"], capture_output=True, text=True, timeout=60)
+    want = "--max-memory 64 MiB is too small for 100 fetch workers and 1 output(s)"
+    if p.returncode != 1 or want not in p.stderr or "at least 144 MiB" not in p.stderr:
+        fail(f"--max-memory 64MiB with 100 workers: exit {p.returncode}, {p.stderr[-1000:]}")
+    print("ok: a budget too small for 100 workers is refused at start")
+
+
 def main():
     bp = release_binary()
+    too_small(bp)
     node = Simnode(bp, ["--length", str(LAST + 1), "--txs-per-block", str(TXS),
                         "--block-time", "0"])
     try:
@@ -145,7 +159,7 @@ def main():
                     fail(f"{budget} MiB: a block was fetched beyond the budget: {log[-2000:]}")
                 if peak >= budget:
                     fail(f"peak RSS {peak:.0f} MiB with a budget of {budget} MiB")
-                if " mem=" not in log or f"MiB/{budget}MiB rss=" not in log:
+                if f"/{budget}MiB" not in log or " mem=" not in log:
                     fail(f"no stats line with mem=USED/{budget}MiB: {log[-2000:]}")
                 check_chain(node, sqlite_store(db), LAST)
                 print(f"ok: SQLite, {LAST} blocks of {TXS} txs, budget {budget} MiB, "
