@@ -38,8 +38,14 @@ struct bp_rpc {
     bp_json_stream *stream; /* bp_rpc_batch_stream: a 2xx answer goes here, not to sink */
     int stream_mode;        /* 0: status not read yet; 1: parsing; 2: buffering an error */
     size_t streamed;        /* bytes parsed */
-    bp_buf req;             /* request body of bp_rpc_call */
-    bp_buf resp;            /* answer of bp_rpc_call / bp_rpc_batch */
+    size_t share;           /* bp_rpc_set_share: cap on the answers' total, 0: none */
+    size_t share_used;      /* answer bytes since bp_rpc_set_share */
+    bool share_cut;         /* the share cut an answer */
+    int (*admit)(void *);   /* bp_rpc_set_admit */
+    void *admit_ctx;
+    bool admitted; /* admit was asked for the current answer */
+    bp_buf req;    /* request body of bp_rpc_call */
+    bp_buf resp;   /* answer of bp_rpc_call / bp_rpc_batch */
     char curl_msg[CURL_ERROR_SIZE];
 };
 
@@ -66,6 +72,26 @@ size_t bp_rpc_last_bytes(const bp_rpc *rpc)
     return rpc->last_bytes;
 }
 
+void bp_rpc_set_share(bp_rpc *rpc, size_t share)
+{
+    rpc->share = share;
+    rpc->share_used = 0;
+    rpc->share_cut = false;
+}
+
+void bp_rpc_set_admit(bp_rpc *rpc, int (*admit)(void *ctx), void *ctx)
+{
+    rpc->admit = admit;
+    rpc->admit_ctx = ctx;
+}
+
+size_t bp_rpc_share_used(const bp_rpc *rpc, bool *cut)
+{
+    if (cut)
+        *cut = rpc->share_cut;
+    return rpc->share_used;
+}
+
 const char *bp_rpc_url(const bp_rpc *rpc)
 {
     return rpc->shown_url;
@@ -89,10 +115,35 @@ static bool stream_chunk(bp_rpc *rpc)
     return rpc->stream_mode == 1;
 }
 
+/* An answer that would take the requests since bp_rpc_set_share past their share. */
+static bool over_share(bp_rpc *rpc, size_t n)
+{
+    if (rpc->share && n > rpc->share - rpc->share_used) {
+        rpc->share_cut = true;
+        return true;
+    }
+    rpc->share_used += n;
+    return false;
+}
+
 static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
 {
     bp_rpc *rpc = user;
     size_t n = size * nmemb;
+    if (!rpc->admitted && rpc->admit) {
+        long status = 0; /* an error body is small and capped: it needs no admission */
+        curl_easy_getinfo(rpc->curl, CURLINFO_RESPONSE_CODE, &status);
+        rpc->admitted = true;
+        int rc = status >= 200 && status < 300 ? rpc->admit(rpc->admit_ctx) : 0;
+        if (rc != 0) {
+            rpc->sink_error = rc;
+            return 0;
+        }
+    }
+    if (over_share(rpc, n)) {
+        rpc->sink_error = BP_ETOOBIG;
+        return 0;
+    }
     if (rpc->stream && stream_chunk(rpc)) {
         if (rpc->streamed + n > rpc->max_bytes) {
             rpc->sink_error = BP_ETOOBIG;
@@ -240,11 +291,22 @@ static int map_status(bp_rpc *rpc, long status, const bp_buf *resp, long retry_a
 static int map_curl_error(bp_rpc *rpc, CURLcode cc, bp_error *err)
 {
     const char *why = rpc->curl_msg[0] ? rpc->curl_msg : curl_easy_strerror(cc);
+    if (cc == CURLE_WRITE_ERROR && rpc->sink_error == BP_ETOOBIG && rpc->share_cut)
+        return bp_error_set(err, BP_ETOOBIG,
+                            "POST %s: the answers passed the %zu bytes of memory granted to "
+                            "them (--max-memory)",
+                            rpc->shown_url, rpc->share);
     if (cc == CURLE_WRITE_ERROR && rpc->sink_error == BP_ETOOBIG)
         return bp_error_set(err, BP_ETOOBIG,
                             "POST %s: answer larger than the cap of %zu bytes "
                             "(max_response_bytes)",
                             rpc->shown_url, rpc->max_bytes);
+    if (cc == CURLE_WRITE_ERROR && rpc->sink_error == BP_ESTOPPED)
+        return bp_error_set(err, BP_ESTOPPED, "POST %s: stopped (shutting down)", rpc->shown_url);
+    if (cc == CURLE_WRITE_ERROR && rpc->sink_error == BP_ETIMEOUT)
+        return bp_error_set(err, BP_ETIMEOUT,
+                            "POST %s: no memory was free for the answer in time (--max-memory)",
+                            rpc->shown_url);
     if (cc == CURLE_WRITE_ERROR && rpc->sink_error == BP_ENOMEM)
         return bp_error_set(err, BP_ENOMEM, "POST %s: out of memory reading the answer",
                             rpc->shown_url);
@@ -274,6 +336,7 @@ int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *r
     bp_buf_reset(resp);
     rpc->sink = resp;
     rpc->sink_error = 0;
+    rpc->admitted = false;
     rpc->curl_msg[0] = '\0';
     curl_easy_setopt(rpc->curl, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(rpc->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);

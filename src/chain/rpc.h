@@ -6,6 +6,8 @@
 #define BP_CHAIN_RPC_H
 
 #include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <yajl/yajl_tree.h>
 
@@ -37,6 +39,17 @@ long bp_rpc_last_retry_after(const bp_rpc *rpc);
 /* Size of the last answer body (what the adaptive batch size watches). */
 size_t bp_rpc_last_bytes(const bp_rpc *rpc);
 const char *bp_rpc_url(const bp_rpc *rpc);
+/* Counts the answer bytes of the requests that follow and cuts the answer that would take
+ * their total past `share` (BP_ETOOBIG, the message naming --max-memory); 0: no share, only
+ * max_response_bytes. A fetch worker holds a job to the memory the job was granted. */
+void bp_rpc_set_share(bp_rpc *rpc, size_t share);
+/* Calls admit(ctx) on the thread of the request when the first bytes of each 2xx answer
+ * arrive, before any is kept (NULL: none). A non-zero BP_E* from it cuts the answer with that code
+ * (BP_ETIMEOUT: "no memory was free for the answer in time"). A fetch worker waits there for
+ * the memory of an answer the node was asked for before that memory was free. */
+void bp_rpc_set_admit(bp_rpc *rpc, int (*admit)(void *ctx), void *ctx);
+/* Answer bytes received since bp_rpc_set_share; *cut (may be NULL): the share cut one. */
+size_t bp_rpc_share_used(const bp_rpc *rpc, bool *cut);
 
 /* POST body; on HTTP 200 the answer is in resp (reset first). Errors: BP_ETRANSPORT
  * (connect/reset), BP_ETIMEOUT, BP_EHTTP (non-2xx; 429 -> BP_ERATELIMIT), BP_ETOOBIG. The

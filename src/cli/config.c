@@ -1,6 +1,7 @@
 /* config.c - run/backfill options from flags, environment, a YAML/JSON file and defaults. */
 #include "cli/config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include "blockpipe/sink.h"
 #include "chain/fetch.h"
+#include "core/pipeline.h"
 #include "util/log.h"
 
 #define WHO_MAX 160
@@ -62,6 +64,7 @@ static int set_start(loader *ld, const opt *o, const char *v, const char *who, b
 static int set_u64(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_int(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_seconds(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_size(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_fetch(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_level(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -104,6 +107,11 @@ static const opt g_opts[] = {
     {"batch-size", NULL, "N", "BATCH_SIZE", "ANKR_BATCH_SIZE", "batch_size", set_int,
      RANGE(1, 100000), F(batch_size), .cmds = CMD_BOTH, .def = "100",
      .help = "blocks per output transaction (at the head every block commits at once)"},
+    {"max-memory", NULL, "SIZE", "MAX_MEMORY", NULL, "max_memory", set_size,
+     RANGE(64ull << 20, 1ull << 40), F(max_memory), .cmds = CMD_BOTH, .def = "256MiB",
+     .help = "memory for blocks in flight, the reorder window, the batches and the outputs' "
+             "buffers, e.g. 256MiB, 1GiB, 512M (a block larger than it still goes through, alone, "
+             "with a warning)"},
     {"poll-interval", NULL, "S", "POLLING_INTERVAL", "ANKR_POLLING_INTERVAL", "poll_interval",
      set_seconds, SECONDS(0.01, 3600), F(poll_interval), .cmds = CMD_BOTH, .def = "1.0",
      .help = "seconds between HTTP head polls (a heartbeat every 10x while the WebSocket is "
@@ -289,6 +297,29 @@ static bool parse_decimal(const char *s, double *out)
     return true;
 }
 
+/* "256MiB", "1GiB", "512M", "64mb", "1048576": K, M, G, T are powers of 1024, with or without
+ * "iB" / "B" after them, in any case; a bare number (or one ending in B) is bytes. */
+static bool parse_size(const char *s, uint64_t *out)
+{
+    static const char units[] = "KMGT";
+    char num[21];
+    size_t digits = strspn(s, "0123456789");
+    const char *u = s + digits, *k = *u ? strchr(units, toupper((unsigned char)*u)) : NULL;
+    unsigned shift = k ? 10u * (unsigned)(k - units + 1) : 0;
+    const char *rest = k ? u + 1 : u;
+    uint64_t v;
+    if (digits == 0 || digits >= sizeof(num))
+        return false;
+    if (*rest && strcasecmp(rest, "B") != 0 && (!k || strcasecmp(rest, "iB") != 0))
+        return false;
+    memcpy(num, s, digits);
+    num[digits] = '\0';
+    if (!parse_u64(num, &v) || v > (UINT64_MAX >> shift))
+        return false;
+    *out = v << shift;
+    return true;
+}
+
 static int parse_ranged(const opt *o, const char *v, const char *who, uint64_t *out, bp_error *err)
 {
     if (o->max == UINT64_MAX && !parse_u64(v, out))
@@ -325,6 +356,18 @@ static int set_seconds(loader *ld, const opt *o, const char *v, const char *who,
     if (!parse_decimal(v, &d) || d < o->dmin || d > o->dmax)
         return invalid(err, who, v, "expected a number of seconds from %g to %g", o->dmin, o->dmax);
     *(double *)((char *)ld->cfg + o->off) = d;
+    return 0;
+}
+
+static int set_size(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    uint64_t n;
+    if (!parse_size(v, &n) || n < o->min || n > o->max)
+        return invalid(err, who, v,
+                       "expected a size from %lluMiB to %lluGiB: a number with K, M, G or T "
+                       "(powers of 1024), e.g. 256MiB, 1GiB, 512M, or a number of bytes",
+                       (unsigned long long)(o->min >> 20), (unsigned long long)(o->max >> 30));
+    *(uint64_t *)((char *)ld->cfg + o->off) = n;
     return 0;
 }
 
@@ -931,6 +974,7 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->reorg_window = 128;
     cfg->workers = 8;
     cfg->batch_size = 100;
+    cfg->max_memory = BP_PIPELINE_DEFAULT_MEMORY;
     cfg->poll_interval = 1.0;
     cfg->stats_interval = 10;
     cfg->fetch = BP_FETCH_ALL;

@@ -41,6 +41,7 @@ typedef struct bp_config {
     uint64_t reorg_window;
     int workers;
     int batch_size;
+    uint64_t max_memory;   /* bytes (--max-memory) */
     double poll_interval;  /* seconds */
     double stats_interval; /* seconds */
     unsigned fetch;        /* enum bp_fetch_what */

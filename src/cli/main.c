@@ -121,6 +121,7 @@ static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->reorg_window = c->reorg_window;
     pc->workers = c->workers;
     pc->batch_size = c->batch_size;
+    pc->max_memory = (size_t)c->max_memory;
     pc->max_retries = c->max_retries;
     pc->poll_interval = c->poll_interval;
     pc->stats_interval = c->stats_interval;

@@ -75,6 +75,58 @@ static void mark_rest(bp_job *job, size_t from, int rc, const char *why)
     }
 }
 
+/* A job whose grant was promised takes it when its first answer bytes arrive: the node has
+ * prepared the answer meanwhile. It waits at most 4/5 of the request's timeout (the rest is
+ * for receiving) and 10 s (a block that needs a retry below it may be waiting for that
+ * memory); a job not admitted by then comes back untried. */
+#define ADMIT_WAIT_MAX_MS 10000L
+typedef struct admission {
+    worker *w;
+    bp_job *job;
+    int64_t t0_us;
+    int rc;
+} admission;
+
+static int admit(void *ctx)
+{
+    admission *a = ctx;
+    bp_job *job = a->job;
+    if (!job->promised || job->taken)
+        return 0;
+    const bp_fetcher_config *c = &a->w->f->cfg;
+    long wait_ms = (long)(c->rpc_timeout * 800.0) - (long)((now_us() - a->t0_us) / 1000);
+    wait_ms = wait_ms < ADMIT_WAIT_MAX_MS ? wait_ms : ADMIT_WAIT_MAX_MS;
+    a->rc = bp_budget_take_promised(c->budget, job->grant, wait_ms, c->stop);
+    job->taken = a->rc == 0;
+    return a->rc;
+}
+
+/* No memory for the answer in time (or a stop): not an attempt, nor the endpoint's fault. */
+static int not_admitted(worker *w, bp_job *job, int ep, size_t off, int rc)
+{
+    mark_rest(job, off, rc == BP_ESTOPPED ? BP_ESTOPPED : BP_JOB_NOT_TRIED,
+              "no memory was free for the answer in time");
+    bp_pool_done(w->f->cfg.pool, ep, &(bp_pool_outcome){.rc = BP_ESTOPPED});
+    job->ep = ep;
+    return rc;
+}
+
+/* The answer outgrew the job's grant. Not the endpoint's fault: the pool hears of an answer
+ * that was too big (its batch shrinks) and served no block, not of a failure. */
+static int over_share(worker *w, bp_job *job, int ep, size_t off, size_t n, int64_t t0)
+{
+    for (size_t i = off; i < off + n; i++)
+        job->rcs[i] = BP_JOB_OVER_SHARE;
+    bp_pool_outcome o = {
+        .latency_us = now_us() - t0,
+        .bytes = 2 * BP_POOL_TARGET_BYTES + 1,
+        .need = job->first + off + n - 1,
+    };
+    bp_pool_done(w->f->cfg.pool, ep, &o);
+    job->ep = ep;
+    return BP_ETOOBIG;
+}
+
 /* Fetches job->blocks[off .. off+n) on endpoint ep; tells the pool how it went. */
 static int fetch_chunk(worker *w, bp_job *job, int ep, size_t off, size_t n)
 {
@@ -87,8 +139,21 @@ static int fetch_chunk(worker *w, bp_job *job, int ep, size_t off, size_t n)
         return e.code;
     }
     int64_t t0 = now_us();
+    bool cut = false;
+    admission a = {.w = w, .job = job, .t0_us = t0};
+    bp_rpc_set_share(rpc, job->share_per_block * n);
+    bp_rpc_set_admit(rpc, admit, &a);
     int rc = bp_fetch_range(rpc, w->f->cfg.shared, job->first + off, n, job->blocks + off,
                             job->rcs + off, job->errs + off);
+    size_t wire = bp_rpc_share_used(rpc, &cut);
+    bp_rpc_set_share(rpc, 0);
+    bp_rpc_set_admit(rpc, NULL, NULL);
+    if (rc == 0)
+        job->wire += wire;
+    if (a.rc != 0)
+        return not_admitted(w, job, ep, off, a.rc);
+    if (rc == BP_ETOOBIG && cut)
+        return over_share(w, job, ep, off, n, t0);
     const char *why = NULL;
     for (size_t i = 0; rc != 0 && i < n && !why; i++)
         if (job->rcs[off + i] != 0)

@@ -7,12 +7,14 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
 #include "chain/fetch.h"
+#include "core/budget.h"
 #include "core/pool.h"
 #include "core/queue.h"
 
@@ -21,12 +23,25 @@
 /* rcs[i] of a block the worker did not get to (an earlier part of the job failed, or the
  * fetcher stopped): fetch it again, it was not an attempt. */
 #define BP_JOB_NOT_TRIED 1
+/* rcs[i] of a block whose answer outgrew the memory its job was granted (share_per_block):
+ * not an attempt either; the coordinator fetches it again alone, with more room. */
+#define BP_JOB_OVER_SHARE 2
 
 typedef struct bp_job {
     uint64_t first;
     size_t count; /* 1 .. BP_JOB_MAX */
     int avoid_ep; /* endpoint that failed these blocks last time, or -1 */
     int ep;       /* result: endpoint of the last request, or -1 */
+    /* Memory (core/budget.h): the coordinator charged `grant` bytes for the job, or promised
+     * them (the worker takes them when the first answer bytes arrive, waiting there until
+     * they are free); each request of n blocks may receive n * share_per_block answer bytes
+     * (0: no limit but the rpc's). */
+    size_t grant;
+    size_t share_per_block;
+    bool promised;
+    bool alone;  /* fetched alone to learn a new size (the coordinator's mark) */
+    bool taken;  /* result: the promised grant was taken (the coordinator refunds it) */
+    size_t wire; /* result: answer bytes of the requests that brought blocks */
     uint32_t epochs[BP_JOB_MAX];
     bp_block *blocks[BP_JOB_MAX]; /* results, owned by the job holder */
     int rcs[BP_JOB_MAX];
@@ -41,6 +56,7 @@ typedef struct bp_fetcher_config {
     int threads;
     size_t queue_cap;
     double rpc_timeout;                /* seconds */
+    bp_budget *budget;                 /* where promised grants are taken (not owned) */
     const volatile sig_atomic_t *stop; /* aborts requests in flight */
 } bp_fetcher_config;
 

@@ -22,6 +22,9 @@
 
 #define BP_REPORT_MAX_FAILED 64
 
+/* --max-memory when not given: a laptop's share for one indexer. */
+#define BP_PIPELINE_DEFAULT_MEMORY ((size_t)256 << 20)
+
 /* What a run leaves behind, for the state file (blockpipe retry-failed). */
 typedef struct bp_pipeline_report {
     char chain[64];
@@ -57,6 +60,7 @@ typedef struct bp_pipeline_config {
     bp_pipeline_report *report; /* filled when the run ends, may be NULL */
     bp_stats_hub *stats;        /* where the snapshot is published (not owned); NULL: own */
     bool output_keep_going;     /* --output-failure continue */
+    size_t max_memory;          /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY */
     /* real time (run only): NULL ws_url = HTTP polling only */
     const char *ws_url;
     double ws_reconnect_interval;

@@ -4,8 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "util/arena.h"
-
 int bp_reorder_init(bp_reorder *r, size_t cap, uint64_t base)
 {
     memset(r, 0, sizeof(*r));
@@ -25,7 +23,7 @@ void bp_reorder_release(bp_reorder *r)
     if (!r->slots)
         return;
     for (size_t i = 0; i < r->cap; i++)
-        bp_block_free(r->slots[i].block);
+        bp_budget_free_block(r->budget, r->slots[i].block);
     free(r->slots);
     r->slots = NULL;
 }
@@ -52,8 +50,10 @@ bool bp_reorder_put(bp_reorder *r, uint64_t n, uint32_t epoch, bp_block *b)
         return false;
     }
     s->block = b;
-    s->bytes = bp_arena_used(b->arena);
+    s->bytes = bp_budget_block_cost(b);
     r->parked_bytes += s->bytes;
+    if (r->budget)
+        bp_budget_charge(r->budget, s->bytes);
     bp_reorder_set_state(r, s, BP_SLOT_DONE);
     return true;
 }
@@ -68,7 +68,7 @@ static void unpark(bp_reorder *r, bp_slot *s)
 
 void bp_reorder_discard(bp_reorder *r, bp_slot *s)
 {
-    bp_block_free(s->block);
+    bp_budget_free_block(r->budget, s->block);
     unpark(r, s);
 }
 
@@ -81,6 +81,7 @@ bp_block *bp_reorder_take(bp_reorder *r)
     unpark(r, s);
     s->attempts = 0;
     s->last_ep = s->served_ep = -1;
+    s->too_big_at = 0;
     s->last_error[0] = '\0';
     s->epoch++;
     bp_reorder_set_state(r, s, BP_SLOT_EMPTY);
@@ -96,6 +97,7 @@ void bp_reorder_reset_from(bp_reorder *r, uint64_t n)
         s->attempts = 0;
         s->last_ep = s->served_ep = -1;
         s->retry_at_ms = 0;
+        s->too_big_at = 0;
         s->last_error[0] = '\0';
         s->epoch++;
         bp_reorder_set_state(r, s, BP_SLOT_EMPTY);

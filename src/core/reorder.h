@@ -6,8 +6,9 @@
  *   EMPTY -> PENDING (queued) -> FETCHING -> DONE (block parked) -> taken (EMPTY, base+1)
  *                                         -> RETRY (waiting for its backoff) -> PENDING
  *                                         -> FAILED (max retries; still retried, slowly)
- * The window's size caps the numbers in play: nothing beyond base + cap is ever fetched;
- * parked_bytes (the decoded size of the DONE blocks) lets the scheduler cap their memory.
+ * The window's size caps the numbers in play: nothing beyond base + cap is ever fetched.
+ * A parked block's cost (bp_budget_block_cost) is charged to `budget` when it is put and
+ * refunded when it is discarded; a block taken out keeps its charge (the taker owns both).
  * Owned by the coordinator thread only. */
 #ifndef BP_CORE_REORDER_H
 #define BP_CORE_REORDER_H
@@ -18,6 +19,7 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
+#include "core/budget.h"
 
 enum bp_slot_state {
     BP_SLOT_EMPTY = 0,
@@ -33,10 +35,11 @@ typedef struct bp_slot {
     uint32_t epoch;       /* bumped when the slot is invalidated (reorg) */
     int attempts;         /* failed fetches so far */
     int last_ep;          /* endpoint of the last failed attempt (-1: none) */
+    size_t too_big_at;    /* its answer outgrew a grant this big (0: never): needs more */
     int served_ep;        /* endpoint that served the parked block (-1: none) */
     int64_t retry_at_ms;  /* monotonic ms when RETRY/FAILED may be queued again */
     bp_block *block;      /* owned while DONE */
-    size_t bytes;         /* decoded size of block (counted in parked_bytes) */
+    size_t bytes;         /* cost of block (counted in parked_bytes) */
     char last_error[256]; /* of the last failed attempt */
 } bp_slot;
 
@@ -45,7 +48,8 @@ typedef struct bp_reorder {
     size_t cap;
     uint64_t base;
     size_t counts[BP_SLOT_FAILED + 1]; /* slots per state, for the stats line */
-    size_t parked_bytes;               /* decoded size of the blocks in DONE slots */
+    size_t parked_bytes;               /* cost of the blocks in DONE slots */
+    bp_budget *budget;                 /* NULL: nothing is counted */
 } bp_reorder;
 
 int bp_reorder_init(bp_reorder *r, size_t cap, uint64_t base);
@@ -58,7 +62,8 @@ void bp_reorder_set_state(bp_reorder *r, bp_slot *s, enum bp_slot_state state);
 bool bp_reorder_put(bp_reorder *r, uint64_t n, uint32_t epoch, bp_block *b);
 /* Frees the block of DONE slot s (a stale answer); the caller sets the new state. */
 void bp_reorder_discard(bp_reorder *r, bp_slot *s);
-/* Takes the block at base when DONE: returns it (caller owns) and advances base. */
+/* Takes the block at base when DONE: returns it (caller owns it and its charge) and
+ * advances base. */
 bp_block *bp_reorder_take(bp_reorder *r);
 /* Drops every slot at or above n (their blocks are freed, epochs bumped) and moves base to n
  * when n < base... used by the reorg path: after it, every number >= n must be fetched

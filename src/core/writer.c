@@ -16,10 +16,10 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void free_events(bp_event *events, size_t count)
+static void free_events(bp_writer *w, bp_event *events, size_t count)
 {
     for (size_t i = 0; i < count; i++)
-        bp_block_free((bp_block *)events[i].block);
+        bp_budget_free_block(w->cfg.budget, (bp_block *)events[i].block);
 }
 
 /* Writes the batch in flight (outside the lock: the coordinator goes on meanwhile). Only
@@ -67,7 +67,7 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->lock);
         bp_error e = {0};
         int rc = write_batch(w, &e);
-        free_events(w->events, w->batch.count);
+        free_events(w, w->events, w->batch.count);
         size_t set_aside = w->cfg.out->failed_count;
         pthread_mutex_lock(&w->lock);
         if (rc != 0 && w->rc == 0) {
@@ -142,7 +142,7 @@ int bp_writer_submit(bp_writer *w, const bp_batch *b, bp_error *err)
     }
     if (rc != 0) {
         pthread_mutex_unlock(&w->lock);
-        free_events((bp_event *)b->events, b->count);
+        free_events(w, (bp_event *)b->events, b->count);
         return rc;
     }
     memcpy(w->events, b->events, b->count * sizeof(*w->events));

@@ -24,6 +24,7 @@
 #include "blockpipe/error.h"
 #include "blockpipe/sink.h"
 #include "blockpipe/stats.h"
+#include "core/budget.h"
 #include "core/outputs.h"
 
 typedef struct bp_writer_config {
@@ -33,6 +34,9 @@ typedef struct bp_writer_config {
     /* Called on the writer thread after each batch: the coordinator may hand over the next. */
     void (*written)(void *ctx);
     void *ctx;
+    /* The blocks handed over are charged to it; each is refunded once written (or dropped)
+     * and freed. May be NULL. */
+    bp_budget *budget;
 } bp_writer_config;
 
 typedef struct bp_writer {

@@ -55,7 +55,7 @@ typedef struct pg_sink {
     bool have_stage;      /* the temporary staging tables exist on this connection */
     char sqlstate[6];     /* of the last failed statement, "" when none */
     long copy_line;       /* the COPY data line the server named in the last error, or 0 */
-    bp_buf data[T_COUNT]; /* COPY data of the run being written (reused) */
+    bp_buf data[T_COUNT]; /* COPY data not sent yet, < PG_CHUNK + a row (reused) */
     bp_buf cols[T_COUNT]; /* each table's column list, for COPY */
     bp_buf sql;           /* statement text (reused) */
     bp_buf json;          /* withdrawals JSON of one block (reused) */
@@ -113,7 +113,7 @@ INLINE void enc_value(pg_sink *s, bp_pgcopy *c, bp_col_id id, const bp_value *v)
     }
 }
 
-INLINE void enc_row(pg_sink *s, bp_pgcopy *c, int first, int end, const bp_row *r)
+INLINE void enc_cols(pg_sink *s, bp_pgcopy *c, int first, int end, const bp_row *r)
 {
     bp_pgcopy_row(c, (uint16_t)(end - first));
     UNROLL
@@ -125,17 +125,17 @@ INLINE void enc_row(pg_sink *s, bp_pgcopy *c, int first, int end, const bp_row *
 
 static void enc_block(pg_sink *s, bp_pgcopy *c, const bp_row *r)
 {
-    enc_row(s, c, BP_C_BLOCKS_FIRST, BP_C_TRANSACTIONS_FIRST, r);
+    enc_cols(s, c, BP_C_BLOCKS_FIRST, BP_C_TRANSACTIONS_FIRST, r);
 }
 
 static void enc_tx(pg_sink *s, bp_pgcopy *c, const bp_row *r)
 {
-    enc_row(s, c, BP_C_TRANSACTIONS_FIRST, BP_C_LOGS_FIRST, r);
+    enc_cols(s, c, BP_C_TRANSACTIONS_FIRST, BP_C_LOGS_FIRST, r);
 }
 
 static void enc_log(pg_sink *s, bp_pgcopy *c, const bp_row *r)
 {
-    enc_row(s, c, BP_C_LOGS_FIRST, BP_C_COUNT, r);
+    enc_cols(s, c, BP_C_LOGS_FIRST, BP_C_COUNT, r);
 }
 
 static int enc_failed(const bp_pgcopy *c, const bp_block *b, bp_error *err)
@@ -149,38 +149,25 @@ static int enc_failed(const bp_pgcopy *c, const bp_block *b, bp_error *err)
                         bp_strerror(c->rc));
 }
 
-/* COPY data of the APPLY events ev[0..n) into s->data[]. */
-static int encode_run(pg_sink *s, const char *chain, const bp_event *ev, size_t n, bp_error *err)
+/* How many rows of table t block b has. */
+static size_t rows_of(const bp_block *b, int t)
 {
-    bp_pgcopy c[T_COUNT];
-    for (int t = 0; t < T_COUNT; t++) {
-        bp_buf_reset(&s->data[t]);
-        c[t] = (bp_pgcopy){.buf = &s->data[t]};
-        bp_pgcopy_header(&c[t]);
+    return t == T_BLOCKS ? 1 : t == T_TXS ? b->tx_count : (b->has_receipts ? b->log_count : 0);
+}
+
+/* Row k of table t for block b. */
+static void enc_row(pg_sink *s, bp_pgcopy *c, int t, const char *chain, const bp_block *b, size_t k)
+{
+    bp_row r = {.chain = chain, .block = b};
+    if (t == T_BLOCKS) {
+        enc_block(s, c, &r);
+    } else if (t == T_TXS) {
+        r.tx = &b->txs[k];
+        enc_tx(s, c, &r);
+    } else {
+        r.log = &b->logs[k];
+        enc_log(s, c, &r);
     }
-    for (size_t i = 0; i < n; i++) {
-        const bp_block *b = ev[i].block;
-        bp_row r = {.chain = chain, .block = b};
-        enc_block(s, &c[T_BLOCKS], &r);
-        for (size_t k = 0; k < b->tx_count; k++) {
-            r.tx = &b->txs[k];
-            enc_tx(s, &c[T_TXS], &r);
-        }
-        r.tx = NULL;
-        for (size_t k = 0; b->has_receipts && k < b->log_count; k++) {
-            r.log = &b->logs[k];
-            enc_log(s, &c[T_LOGS], &r);
-        }
-        for (int t = 0; t < T_COUNT; t++)
-            if (c[t].rc != 0)
-                return enc_failed(&c[t], b, err);
-    }
-    for (int t = 0; t < T_COUNT; t++) {
-        bp_pgcopy_trailer(&c[t]);
-        if (c[t].rc != 0)
-            return bp_error_set(err, c[t].rc, "encoding COPY rows: %s", bp_strerror(c[t].rc));
-    }
-    return 0;
 }
 
 /* ---- statements ------------------------------------------------------------------------- */
@@ -230,19 +217,9 @@ static int copy_end(pg_sink *s, const char *what, bp_error *err)
     return rc;
 }
 
-/* One binary COPY of data into table. */
-static int copy_in(pg_sink *s, const char *table, const char *cols, const bp_buf *data,
-                   const char *what, bp_error *err)
+/* Sends what data holds as COPY data, in PG_CHUNK pieces, and empties it. */
+static int copy_send(pg_sink *s, bp_buf *data, const char *what, bp_error *err)
 {
-    char sql[4096];
-    snprintf(sql, sizeof(sql), "COPY %s(%s) FROM STDIN (FORMAT binary)", table, cols);
-    PGresult *r = PQexec(s->conn, sql);
-    if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
-        int rc = failed(s, r, what, err);
-        PQclear(r);
-        return rc;
-    }
-    PQclear(r);
     for (size_t off = 0; off < data->len; off += PG_CHUNK) {
         size_t n = data->len - off < PG_CHUNK ? data->len - off : PG_CHUNK;
         if (PQputCopyData(s->conn, data->data + off, (int)n) != 1) {
@@ -251,7 +228,58 @@ static int copy_in(pg_sink *s, const char *table, const char *cols, const bp_buf
             return rc;
         }
     }
-    return copy_end(s, what, err);
+    bp_buf_reset(data);
+    return 0;
+}
+
+/* Ends a COPY that cannot go on: the server refuses it (the transaction is rolled back by
+ * the caller), and err keeps the reason we stopped for. */
+static int copy_abort(pg_sink *s, int rc)
+{
+    PGresult *r;
+    PQputCopyEnd(s->conn, "blockpipe could not encode a row");
+    while ((r = PQgetResult(s->conn)) != NULL)
+        PQclear(r);
+    return rc;
+}
+
+/* One binary COPY of table t's rows of the run ev[0..n) into `table`. The rows are encoded
+ * into s->data[t] and sent each time it holds PG_CHUNK bytes, so the buffer stays near that
+ * whatever the run holds: encoding the whole run first took about as much memory again as
+ * its blocks, outside --max-memory. A row that cannot be encoded ends the COPY with an error
+ * naming its block. */
+static int copy_table(pg_sink *s, const char *table, int t, const char *chain, const bp_event *ev,
+                      size_t n, const char *what, bp_error *err)
+{
+    char sql[4096];
+    snprintf(sql, sizeof(sql), "COPY %s(%s) FROM STDIN (FORMAT binary)", table, s->cols[t].data);
+    PGresult *r = PQexec(s->conn, sql);
+    if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
+        int rc = failed(s, r, what, err);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    bp_buf *data = &s->data[t];
+    bp_buf_reset(data);
+    bp_pgcopy c = {.buf = data};
+    bp_pgcopy_header(&c);
+    for (size_t i = 0; i < n; i++) {
+        const bp_block *b = ev[i].block;
+        for (size_t k = 0, rows = rows_of(b, t); k < rows; k++) {
+            enc_row(s, &c, t, chain, b, k);
+            if (c.rc != 0)
+                return copy_abort(s, enc_failed(&c, b, err));
+            int rc = data->len >= PG_CHUNK ? copy_send(s, data, what, err) : 0;
+            if (rc != 0)
+                return rc;
+        }
+    }
+    bp_pgcopy_trailer(&c);
+    if (c.rc != 0)
+        return copy_abort(s, bp_error_set(err, c.rc, "encoding COPY rows: %s", bp_strerror(c.rc)));
+    int rc = copy_send(s, data, what, err);
+    return rc ? rc : copy_end(s, what, err);
 }
 
 /* The block of the line-th row (1-based) of table t in the run ev[0..n). */
@@ -259,9 +287,7 @@ static const bp_block *block_of_row(const bp_event *ev, size_t n, int t, long li
 {
     for (size_t i = 0; i < n; i++) {
         const bp_block *b = ev[i].block;
-        long rows = t == T_BLOCKS ? 1
-                    : t == T_TXS  ? (long)b->tx_count
-                                  : (b->has_receipts ? (long)b->log_count : 0);
+        long rows = (long)rows_of(b, t);
         if (line <= rows)
             return b;
         line -= rows;
@@ -271,7 +297,8 @@ static const bp_block *block_of_row(const bp_event *ev, size_t n, int t, long li
 
 /* COPY of the encoded run ev[0..n) into the tables (or the staging tables). A row the server
  * refused (constraint, bad value) is named by its block. */
-static int copy_run(pg_sink *s, bool stage, const bp_event *ev, size_t n, bp_error *err)
+static int copy_run(pg_sink *s, bool stage, const char *chain, const bp_event *ev, size_t n,
+                    bp_error *err)
 {
     uint64_t lo = ev[0].block->number, hi = ev[n - 1].block->number;
     for (int t = 0; t < T_COUNT; t++) {
@@ -280,7 +307,7 @@ static int copy_run(pg_sink *s, bool stage, const bp_event *ev, size_t n, bp_err
         snprintf(what, sizeof(what), "blocks %" PRIu64 "..%" PRIu64 ": COPY into %s", lo, hi,
                  table);
         s->copy_line = 0;
-        int rc = copy_in(s, table, s->cols[t].data, &s->data[t], what, err);
+        int rc = copy_table(s, table, t, chain, ev, n, what, err);
         const bp_block *b =
             rc != 0 && s->copy_line > 0 ? block_of_row(ev, n, t, s->copy_line) : NULL;
         if (b)
@@ -335,13 +362,12 @@ static int apply_run(pg_sink *s, const bp_batch *batch, const bp_event *ev, size
                      bp_error *err)
 {
     uint64_t lo = ev[0].block->number, hi = ev[n - 1].block->number;
-    int rc = encode_run(s, batch->chain, ev, n, err);
-    if (rc != 0 || !staging)
-        return rc ? rc : copy_run(s, false, ev, n, err);
-    rc = exec(s, "TRUNCATE bp_stage_blocks, bp_stage_transactions, bp_stage_logs", NULL,
-              "emptying the staging tables", err);
+    if (!staging)
+        return copy_run(s, false, batch->chain, ev, n, err);
+    int rc = exec(s, "TRUNCATE bp_stage_blocks, bp_stage_transactions, bp_stage_logs", NULL,
+                  "emptying the staging tables", err);
     if (rc == 0)
-        rc = copy_run(s, true, ev, n, err);
+        rc = copy_run(s, true, batch->chain, ev, n, err);
     return rc ? rc : merge_stage(s, lo, hi, err);
 }
 

@@ -24,6 +24,7 @@ static const char *const g_env[] = {
     "REORG_WINDOW",
     "WORKERS",
     "BATCH_SIZE",
+    "MAX_MEMORY",
     "POLLING_INTERVAL",
     "STATS_INTERVAL",
     "FETCH",
@@ -124,6 +125,7 @@ static void test_defaults_run(void **state)
     assert_int_equal(c->reorg_window, 128);
     assert_int_equal(c->workers, 8);
     assert_int_equal(c->batch_size, 100);
+    assert_int_equal(c->max_memory, 256u << 20);
     assert_true(c->poll_interval == 1.0);
     assert_true(c->stats_interval == 10.0);
     assert_int_equal(c->fetch, BP_FETCH_ALL);
@@ -464,6 +466,17 @@ static void test_flag_validation(void **state)
         {"--workers", " 4", "expected an integer from 1 to 1024"},
         {"--batch-size", "0", "expected an integer from 1 to 100000"},
         {"--batch-size", "100001", "expected an integer from 1 to 100000"},
+        {"--max-memory", "0", "expected a size from 64MiB to 1024GiB"},
+        {"--max-memory", "63MiB", "expected a size from 64MiB to 1024GiB"},
+        {"--max-memory", "1025GiB", "expected a size from 64MiB to 1024GiB"},
+        {"--max-memory", "2T", "expected a size from 64MiB to 1024GiB"},
+        {"--max-memory", "1.5GiB", "e.g. 256MiB, 1GiB, 512M, or a number of bytes"},
+        {"--max-memory", "256 MiB", "expected a size"},
+        {"--max-memory", "256XiB", "expected a size"},
+        {"--max-memory", "256Mi", "expected a size"},
+        {"--max-memory", "MiB", "expected a size"},
+        {"--max-memory", "-256MiB", "expected a size"},
+        {"--max-memory", "99999999999999999999999", "expected a size"},
         {"--reorg-window", "0", "expected an integer from 1 to 100000"},
         {"--confirmations", "100001", "expected an integer from 0 to 100000"},
         {"--confirmations", "99999999999999999999999", "expected an integer from 0 to 100000"},
@@ -495,6 +508,45 @@ static void test_flag_validation(void **state)
         load(&r, BP_CMD_RUN, RPC, cases[i].flag, cases[i].value, NULL);
         expect_error(&r, cases[i].flag, quoted, cases[i].expected, NULL);
     }
+}
+
+/* --max-memory SIZE: K, M, G, T are powers of 1024, with or without iB / B, any case; a bare
+ * number is bytes. From a flag, the environment or the config file. */
+static void test_max_memory(void **state)
+{
+    static const struct {
+        const char *value;
+        uint64_t bytes;
+    } cases[] = {
+        {"256MiB", 256ull << 20}, {"1GiB", 1ull << 30},       {"512M", 512ull << 20},
+        {"64mb", 64ull << 20},    {"2g", 2ull << 30},         {"1TiB", 1ull << 40},
+        {"65536K", 64ull << 20},  {"1073741824", 1ull << 30}, {"1073741824B", 1ull << 30},
+        {"100MB", 100ull << 20},  {"1024GiB", 1ull << 40},    {"67108864", 64ull << 20},
+    };
+    result r;
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--max-memory", cases[i].value, NULL), 0);
+        if (r.cfg.max_memory != cases[i].bytes)
+            fail_msg("--max-memory %s gave %llu bytes", cases[i].value,
+                     (unsigned long long)r.cfg.max_memory);
+        bp_config_release(&r.cfg);
+    }
+    setenv("MAX_MEMORY", "1GiB", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, NULL), 0);
+    assert_int_equal(r.cfg.max_memory, 1ull << 30);
+    bp_config_release(&r.cfg);
+    unsetenv("MAX_MEMORY");
+    char path[128];
+    temp_file(path, sizeof(path), ".yml", "rpc: http://file:8545\nmax_memory: 192MiB\n");
+    assert_int_equal(load(&r, BP_CMD_RUN, "--config", path, NULL), 0);
+    assert_int_equal(r.cfg.max_memory, 192ull << 20);
+    bp_config_release(&r.cfg);
+    unlink(path);
+    setenv("MAX_MEMORY", "lots", 1);
+    load(&r, BP_CMD_RUN, RPC, NULL);
+    expect_error(&r, "MAX_MEMORY (environment): 'lots' is not valid: expected a size", NULL);
+    unsetenv("MAX_MEMORY");
 }
 
 static void test_env_validation(void **state)
@@ -589,19 +641,13 @@ static void test_help(void **state)
 static void test_usage(void **state)
 {
     static const char *const common[] = {
-        "--rpc",           "--chain",
-        "--output",        "--start-block",
-        "--confirmations", "--reorg-window",
-        "--workers",       "--batch-size",
-        "--poll-interval", "--stats-interval",
-        "--fetch",         "--rpc-timeout",
-        "--max-retries",   "--config",
-        "--log-level",     "--log-format",
-        "--help",          "sqlite:blockpipe.db",
-        "default 128",     "default 8",
-        "default 100",     "default 1.0",
-        "default 10",      "default 30",
-        "default 5",       "default info",
+        "--rpc",           "--chain",        "--output",        "--start-block",
+        "--confirmations", "--reorg-window", "--workers",       "--batch-size",
+        "--max-memory",    "default 256MiB", "--poll-interval", "--stats-interval",
+        "--fetch",         "--rpc-timeout",  "--max-retries",   "--config",
+        "--log-level",     "--log-format",   "--help",          "sqlite:blockpipe.db",
+        "default 128",     "default 8",      "default 100",     "default 1.0",
+        "default 10",      "default 30",     "default 5",       "default info",
         "default text",    "Examples:",
     };
     (void)state;
@@ -720,6 +766,7 @@ int main(void)
         cmocka_unit_test_setup(test_file_errors, clear_env),
         cmocka_unit_test_setup(test_flag_validation, clear_env),
         cmocka_unit_test_setup(test_env_validation, clear_env),
+        cmocka_unit_test_setup(test_max_memory, clear_env),
         cmocka_unit_test_setup(test_database_url_passthrough, clear_env),
         cmocka_unit_test_setup(test_unknown_and_missing, clear_env),
         cmocka_unit_test_setup(test_required, clear_env),

@@ -289,6 +289,7 @@ static void test_stats_snapshot(void **state)
     assert_int_equal(st.outputs[0].checkpoint, TO);
     assert_false(st.outputs[0].set_aside);
     assert_true(st.uptime_ms >= 0 && st.published_unix_ms > 1700000000000);
+    assert_true(st.memory_budget > 0); /* the budget the pipeline drew from, in the snapshot */
 
     bp_sink_close(sink);
     bp_stats_hub_free(r.hub);

@@ -81,32 +81,44 @@ static void test_put_outside_window(void **state)
     bp_reorder_release(&r);
 }
 
-/* parked_bytes follows the DONE blocks through take, discard and reset (the scheduler caps
- * memory with it). */
+/* parked_bytes follows the DONE blocks through take, discard and reset, and so does the
+ * budget they are charged to: a taken block keeps its charge until its taker frees it. */
 static void test_parked_bytes(void **state)
 {
     (void)state;
     bp_reorder r;
+    bp_budget budget;
+    bp_budget_init(&budget, (size_t)1 << 30);
     assert_int_equal(bp_reorder_init(&r, 8, 10), 0);
+    r.budget = &budget;
     size_t sizes[3];
     for (uint64_t n = 10; n < 13; n++) {
         fetching(&r, n);
         bp_block *b = blk(n);
         assert_non_null(bp_arena_alloc(b->arena, 1000 * (n - 9)));
-        sizes[n - 10] = bp_arena_used(b->arena);
+        sizes[n - 10] = bp_budget_block_cost(b);
         assert_true(bp_reorder_put(&r, n, bp_reorder_slot(&r, n)->epoch, b));
     }
+    assert_true(sizes[0] < sizes[1] && sizes[1] < sizes[2]);
     assert_int_equal(r.parked_bytes, sizes[0] + sizes[1] + sizes[2]);
-    bp_block_free(bp_reorder_take(&r));
+    assert_int_equal(bp_budget_used(&budget), sizes[0] + sizes[1] + sizes[2]);
+    bp_block *taken = bp_reorder_take(&r);
     assert_int_equal(r.parked_bytes, sizes[1] + sizes[2]);
+    assert_int_equal(bp_budget_used(&budget), sizes[0] + sizes[1] + sizes[2]);
+    bp_budget_free_block(&budget, taken);
+    assert_int_equal(bp_budget_used(&budget), sizes[1] + sizes[2]);
     bp_slot *s = bp_reorder_slot(&r, 11);
     bp_reorder_discard(&r, s);
     bp_reorder_set_state(&r, s, BP_SLOT_RETRY);
     assert_null(s->block);
     assert_int_equal(r.parked_bytes, sizes[2]);
+    assert_int_equal(bp_budget_used(&budget), sizes[2]);
     bp_reorder_reset_from(&r, 11);
     assert_int_equal(r.parked_bytes, 0);
+    assert_int_equal(bp_budget_used(&budget), 0);
+    assert_int_equal(bp_budget_peak(&budget), sizes[0] + sizes[1] + sizes[2]);
     bp_reorder_release(&r);
+    bp_budget_release(&budget);
 }
 
 int main(void)

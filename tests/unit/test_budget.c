@@ -1,0 +1,197 @@
+/* test_budget.c - the memory budget: charges and refunds against the limit, promises taken
+ * by another thread once a refund makes room (or given up on timeout / stop), what a block
+ * costs, and the per-block estimate learnt from decoded blocks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include "core/budget.h"
+#include "util/arena.h"
+
+#define MiB ((size_t)1 << 20)
+
+static void test_charge_refund(void **state)
+{
+    (void)state;
+    bp_budget b;
+    bp_budget_init(&b, 100 * MiB);
+    assert_true(bp_budget_try_charge(&b, 60 * MiB));
+    assert_false(bp_budget_try_charge(&b, 41 * MiB)); /* would pass the limit: nothing taken */
+    assert_int_equal(bp_budget_used(&b), 60 * MiB);
+    assert_true(bp_budget_try_charge(&b, 40 * MiB)); /* exactly the limit fits */
+    assert_int_equal(bp_budget_free(&b), 0);
+    bp_budget_charge(&b, 30 * MiB); /* memory in use already: counted past the limit */
+    assert_int_equal(bp_budget_used(&b), 130 * MiB);
+    assert_int_equal(bp_budget_free(&b), 0);
+    assert_false(bp_budget_try_charge(&b, 1));
+    bp_budget_refund(&b, 100 * MiB);
+    assert_int_equal(bp_budget_free(&b), 70 * MiB);
+    assert_int_equal(bp_budget_peak(&b), 130 * MiB);
+    bp_budget_refund(&b, 500 * MiB); /* more back than taken: clamped, not wrapped */
+    assert_int_equal(bp_budget_used(&b), 0);
+    bp_budget_release(&b);
+}
+
+typedef struct taker {
+    bp_budget *b;
+    size_t n;
+    long wait_ms;
+    volatile sig_atomic_t stop;
+    int rc;
+} taker;
+
+static void *take_main(void *arg)
+{
+    taker *t = arg;
+    t->rc = bp_budget_take_promised(t->b, t->n, t->wait_ms, &t->stop);
+    return NULL;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* A promise is not free for anyone else; its taker waits until a refund makes room. */
+static void test_promise_taken_after_refund(void **state)
+{
+    (void)state;
+    bp_budget b;
+    bp_budget_init(&b, 100 * MiB);
+    bp_budget_charge(&b, 80 * MiB); /* a batch in the writer */
+    bp_budget_promise(&b, 50 * MiB);
+    assert_int_equal(bp_budget_promised(&b), 50 * MiB);
+    assert_int_equal(bp_budget_free(&b), 0);
+    assert_false(bp_budget_try_charge(&b, 1)); /* the promise comes first */
+    taker t = {.b = &b, .n = 50 * MiB, .wait_ms = 60000};
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, take_main, &t), 0);
+    sleep_ms(100);
+    assert_int_equal(bp_budget_used(&b), 80 * MiB); /* still waiting: 80 + 50 > 100 */
+    bp_budget_refund(&b, 80 * MiB);                 /* the batch is written */
+    pthread_join(tid, NULL);
+    assert_int_equal(t.rc, 0);
+    assert_int_equal(bp_budget_used(&b), 50 * MiB);
+    assert_int_equal(bp_budget_promised(&b), 0);
+    assert_int_equal(bp_budget_free(&b), 50 * MiB);
+    bp_budget_release(&b);
+}
+
+/* Without room a taker gives up after its wait, or at a stop, and the promise still stands
+ * until it is dropped. */
+static void test_promise_timeout_stop_drop(void **state)
+{
+    (void)state;
+    bp_budget b;
+    bp_budget_init(&b, 100 * MiB);
+    bp_budget_charge(&b, 90 * MiB);
+    bp_budget_promise(&b, 20 * MiB);
+    assert_int_equal(bp_budget_take_promised(&b, 20 * MiB, 50, NULL), BP_ETIMEOUT);
+    assert_int_equal(bp_budget_used(&b), 90 * MiB);
+    assert_int_equal(bp_budget_promised(&b), 20 * MiB);
+    taker t = {.b = &b, .n = 20 * MiB, .wait_ms = 60000};
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, take_main, &t), 0);
+    sleep_ms(50);
+    t.stop = 1; /* seen within 100 ms although nothing is refunded */
+    pthread_join(tid, NULL);
+    assert_int_equal(t.rc, BP_ESTOPPED);
+    bp_budget_drop_promise(&b, 20 * MiB);
+    assert_int_equal(bp_budget_promised(&b), 0);
+    assert_int_equal(bp_budget_free(&b), 10 * MiB);
+    bp_budget_release(&b);
+}
+
+static bp_block *block_of(size_t bytes)
+{
+    bp_block *blk = bp_block_new();
+    assert_non_null(blk);
+    if (bytes)
+        assert_non_null(bp_arena_alloc(blk->arena, bytes));
+    return blk;
+}
+
+/* A block costs its arena's bytes and more (never less); freeing it refunds that cost. */
+static void test_block_cost(void **state)
+{
+    (void)state;
+    bp_block *small = block_of(0), *big = block_of(10 * MiB);
+    size_t c_small = bp_budget_block_cost(small), c_big = bp_budget_block_cost(big);
+    assert_true(c_small > 0);
+    assert_true(c_big >= bp_arena_used(big->arena) + bp_arena_used(big->arena) / 8);
+    assert_true(c_big < 12 * MiB);
+    bp_budget b;
+    bp_budget_init(&b, 100 * MiB);
+    bp_budget_charge(&b, c_small + c_big);
+    bp_budget_free_block(&b, big);
+    assert_int_equal(bp_budget_used(&b), c_small);
+    bp_budget_free_block(&b, small);
+    bp_budget_free_block(&b, NULL);
+    bp_budget_free_block(NULL, block_of(100)); /* nothing counted: just freed */
+    assert_int_equal(bp_budget_used(&b), 0);
+    bp_budget_release(&b);
+}
+
+/* The estimate is the largest cost of the last BP_BUDGET_RECENT blocks: it grows at once
+ * with a bigger block and forgets it only after that many smaller ones. */
+static void test_estimate(void **state)
+{
+    (void)state;
+    bp_budget b;
+    bp_budget_init(&b, 100 * MiB);
+    assert_int_equal(bp_budget_estimate(&b), 0);
+    bp_block *small = block_of(1000), *big = block_of(5 * MiB);
+    bp_budget_learn(&b, small);
+    assert_int_equal(bp_budget_estimate(&b), bp_budget_block_cost(small));
+    bp_budget_learn(&b, big);
+    assert_int_equal(bp_budget_estimate(&b), bp_budget_block_cost(big));
+    for (int i = 0; i < BP_BUDGET_RECENT - 1; i++)
+        bp_budget_learn(&b, small);
+    assert_int_equal(bp_budget_estimate(&b), bp_budget_block_cost(big));
+    bp_budget_learn(&b, small);
+    assert_int_equal(bp_budget_estimate(&b), bp_budget_block_cost(small));
+    bp_block_free(small);
+    bp_block_free(big);
+    bp_budget_release(&b);
+}
+
+/* Cost per answer byte: 1 until an answer big enough to say has been seen, then the largest
+ * of the recent ones. */
+static void test_per_wire(void **state)
+{
+    (void)state;
+    bp_budget b;
+    bp_budget_init(&b, 100 * MiB);
+    assert_true(bp_budget_per_wire(&b) == 1.0);
+    bp_budget_learn_wire(&b, 4000, 1000); /* a tiny answer: envelope and fixed costs */
+    assert_true(bp_budget_per_wire(&b) == 1.0);
+    bp_budget_learn_wire(&b, 80 * MiB, 100 * MiB);
+    assert_true(bp_budget_per_wire(&b) > 0.89 && bp_budget_per_wire(&b) < 0.91); /* 80 * 9/8 */
+    bp_budget_learn_wire(&b, 40 * MiB, 100 * MiB);
+    assert_true(bp_budget_per_wire(&b) > 0.89 && bp_budget_per_wire(&b) < 0.91);
+    for (int i = 0; i < BP_BUDGET_RATIOS; i++)
+        bp_budget_learn_wire(&b, 40 * MiB, 100 * MiB);
+    assert_true(bp_budget_per_wire(&b) > 0.44 && bp_budget_per_wire(&b) < 0.46);
+    bp_budget_release(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_charge_refund),
+        cmocka_unit_test(test_promise_taken_after_refund),
+        cmocka_unit_test(test_promise_timeout_stop_drop),
+        cmocka_unit_test(test_block_cost),
+        cmocka_unit_test(test_estimate),
+        cmocka_unit_test(test_per_wire),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
