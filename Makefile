@@ -21,6 +21,9 @@ run: deps build
 	bash scripts/run.sh
 
 test: test-deps
+	@# -Werror under clang too (the tests run on gcc's ASan build)
+	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Debug -DBP_TESTS=ON >/dev/null
+	cmake --build build-clang -j $(JOBS)
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=ON -DBP_TESTS=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
 	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
