@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <hiredis/hiredis.h>
 #include <yajl/yajl_tree.h>
 
 #include "contract.h"
+#include "sink/redis_conn.h"
+#include "sink/registry.h"
 #include "util/url.h"
 
 /* One row as the normalised line "tag c0 c1 ...": NULL cells are "-"; cells from topics_at
@@ -567,6 +570,130 @@ static void read_jsonl(const char *url, const char *shown, const char *dir, cons
     files_result(&f, out);
 }
 
+/* ---- stream outputs (Redis, Kafka) ------------------------------------------------------
+ * Entries of a stream per entity: type apply / revert, the block's hash, and data (the row as
+ * JSON with the SQL column names). The blocks stream carries the applies and reverts in order
+ * (as blocks.jsonl does); the other streams' rows belong to their block by hash. */
+
+/* One entry: type, block hash, data (parsed; NULL for a revert). */
+typedef void (*stream_fn)(files *f, const char *where, const char *type, const char *hash,
+                          yajl_val data);
+
+static void stream_block(files *f, const char *where, const char *type, const char *hash,
+                         yajl_val data)
+{
+    static const char *const keys[] = {"number", "hash", "parent_hash", "timestamp",
+                                       "transaction_count"};
+    char buf[5][1024];
+    const char *cells[5];
+    if (strcmp(type, "revert") == 0) {
+        file_revert(f, where, hash);
+        return;
+    }
+    CT_CHECK(strcmp(type, "apply") == 0 && data, "%s: type \"%s\"", where, type);
+    jcells(data, keys, 5, buf, cells, where);
+    CT_CHECK(strcmp(cells[1], hash) == 0, "%s: entry hash %s, data hash %s", where, hash, cells[1]);
+    file_apply(f, where, cells);
+}
+
+static void stream_tx(files *f, const char *where, const char *type, const char *hash,
+                      yajl_val data)
+{
+    (void)hash;
+    if (strcmp(type, "revert") != 0)
+        jsonl_tx(f, where, data);
+}
+
+static void stream_log(files *f, const char *where, const char *type, const char *hash,
+                       yajl_val data)
+{
+    static const char *const keys[] = {
+        "block_number", "log_index", "block_hash", "transaction_hash", "transaction_index",
+        "address",      "data",      "topic0",     "topic1",           "topic2",
+        "topic3"};
+    char buf[11][1024];
+    const char *cells[11];
+    (void)hash;
+    if (strcmp(type, "revert") == 0)
+        return;
+    jcells(data, keys, 11, buf, cells, where);
+    file_row(f, 'L', cells[2], cells, 11, 7);
+}
+
+/* An entry's fields, checked, to fn. */
+static void stream_entry(files *f, const char *where, const char *type, const char *chain,
+                         const char *entry_chain, const char *hash, const char *data, stream_fn fn)
+{
+    char msg[256];
+    CT_CHECK(type && entry_chain && hash && data, "%s: an entry lacks type, chain, hash or data",
+             where);
+    CT_CHECK(strcmp(entry_chain, chain) == 0, "%s: chain \"%s\", expected \"%s\"", where,
+             entry_chain, chain);
+    CT_CHECK(strcmp(type, "apply") == 0 || strcmp(type, "revert") == 0, "%s: type \"%s\"", where,
+             type);
+    yajl_val obj = NULL;
+    if (strcmp(type, "apply") == 0) {
+        obj = yajl_tree_parse(data, msg, sizeof(msg));
+        CT_CHECK(obj && YAJL_IS_OBJECT(obj), "%s: data is not a JSON object: %s", where, msg);
+    }
+    fn(f, where, type, hash, obj);
+    yajl_tree_free(obj);
+}
+
+static const char *rfield(const redisReply *kv, const char *name)
+{
+    for (size_t i = 0; kv && kv->type == REDIS_REPLY_ARRAY && i + 1 < kv->elements; i += 2)
+        if (strcmp(kv->element[i]->str, name) == 0)
+            return kv->element[i + 1]->str;
+    return NULL;
+}
+
+static void redis_each(files *f, bp_redis *c, const char *prefix, const char *entity,
+                       const char *chain, stream_fn fn)
+{
+    char key[512], where[700];
+    snprintf(key, sizeof(key), "%s%s:%s", prefix, entity, chain);
+    const redisReply *r = NULL;
+    bp_error e = {0};
+    CT_CHECK(bp_redis_call(c, 4, (const char *[]){"XRANGE", key, "-", "+"}, &r, &e) == 0,
+             "%s: XRANGE %s: %s", f->url, key, e.msg);
+    CT_CHECK(r->type == REDIS_REPLY_ARRAY, "%s: XRANGE %s: not an array", f->url, key);
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *ent = r->element[i];
+        snprintf(where, sizeof(where), "%s: %s entry %s", f->url, key, ent->element[0]->str);
+        const redisReply *kv = ent->element[1];
+        stream_entry(f, where, rfield(kv, "type"), chain, rfield(kv, "chain"), rfield(kv, "hash"),
+                     rfield(kv, "data"), fn);
+    }
+}
+
+/* redis[s]://...?prefix=P&tls_ca=FILE: the streams {P}{entity}:{chain} from the first entry. */
+static void read_redis(const char *url, const char *shown, const char *target, const char *chain,
+                       ct_lines *out)
+{
+    (void)target;
+    bp_sink_resolved res;
+    bp_redis_target t;
+    bp_redis *c = NULL;
+    bp_error e = {0};
+    CT_CHECK(bp_sink_resolve(url, NULL, &res, &e) == 0, "%s: %s", shown, e.msg);
+    CT_CHECK(
+        bp_redis_target_init(&t, res.target.data, strcmp(res.opts.scheme, "rediss") == 0, &e) == 0,
+        "%s: %s", shown, e.msg);
+    const char *ca = bp_sink_opt(&res.opts, "tls_ca");
+    t.tls_ca = ca ? strdup(ca) : NULL;
+    CT_CHECK(bp_redis_connect(&t, &c, &e) == 0, "%s: %s", shown, e.msg);
+    const char *prefix = bp_sink_opt(&res.opts, "prefix");
+    files f = {.url = shown, .ordered = true};
+    redis_each(&f, c, prefix, "blocks", chain, stream_block);
+    redis_each(&f, c, prefix, "transactions", chain, stream_tx);
+    redis_each(&f, c, prefix, "logs", chain, stream_log);
+    files_result(&f, out);
+    bp_redis_free(c);
+    bp_redis_target_release(&t);
+    bp_sink_resolved_release(&res);
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 /* One line per backend: a new output adds its reader here. */
@@ -576,7 +703,8 @@ static const struct {
                  ct_lines *out);
 } g_readers[] = {
     {"sqlite", read_sqlite},  {"postgres", read_pg}, {"postgresql", read_pg},
-    {"etl-csv", read_etlcsv}, {"jsonl", read_jsonl},
+    {"etl-csv", read_etlcsv}, {"jsonl", read_jsonl}, {"redis", read_redis},
+    {"rediss", read_redis},
 };
 
 void ct_read(const char *url, const char *chain, ct_lines *out)
