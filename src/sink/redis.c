@@ -38,24 +38,14 @@
 
 #include "blockpipe/columns.h"
 #include "sink/redis_conn.h"
-#include "sink/rowjson.h"
+#include "sink/stream.h"
 #include "util/crashpoint.h"
-#include "util/jsonw.h"
 #include "util/log.h"
 
 #define RECENT_MAX 128         /* blocks kept in the checkpoint for the reorg window */
 #define PIECE_BYTES (4u << 20) /* a batch's commands are sent in pieces of this size */
 #define LOOKUP_PAGE 200        /* entries per XREVRANGE when looking for the latest */
 #define LOOKUP_PAGES 20
-
-enum { E_BLOCKS, E_TXS, E_LOGS, E_COUNT };
-
-static const char *const g_entity[E_COUNT] = {"blocks", "transactions", "logs"};
-
-typedef struct rcp {
-    uint64_t number;
-    char hash[67];
-} rcp;
 
 typedef struct redis_sink {
     struct bp_sink base;
@@ -70,97 +60,19 @@ typedef struct redis_sink {
     char *chain;
     bool loaded, uncertain;
     bp_checkpoint cp;
-    rcp recent[RECENT_MAX];
-    size_t nrecent;
-    char *keys[E_COUNT][3]; /* stream, channel, latest */
+    bp_stream_recent recent;
+    char *keys[BP_STREAM_ENTITY_COUNT][3]; /* stream, channel, latest */
     char *cp_key;
     bp_buf data, msg, text; /* scratch */
 } redis_sink;
 
 enum { K_STREAM, K_CHANNEL, K_LATEST };
 
-/* ---- entities --------------------------------------------------------------------------- */
-
-/* "blocks,transactions,logs" into bits. */
-static int parse_entities(const char *list, unsigned *out, bp_error *err)
-{
-    *out = 0;
-    for (const char *p = list; *p;) {
-        size_t n = strcspn(p, ",");
-        bool known = false;
-        for (int e = 0; e < E_COUNT; e++)
-            if (strlen(g_entity[e]) == n && strncmp(p, g_entity[e], n) == 0) {
-                *out |= 1u << e;
-                known = true;
-            }
-        if (!known && n == 7 && strncmp(p, "metrics", 7) == 0)
-            return bp_error_set(err, BP_EINVAL,
-                                "entity 'metrics' is not available yet (it comes with the "
-                                "analytics module); expected blocks, transactions, logs");
-        if (!known)
-            return bp_error_set(err, BP_EINVAL,
-                                "entity '%.*s' is not known: expected a list of blocks, "
-                                "transactions, logs",
-                                (int)n, p);
-        p += n + (p[n] == ',');
-    }
-    if (!*out)
-        return bp_error_set(err, BP_EINVAL,
-                            "no entity chosen: expected a list of blocks, "
-                            "transactions, logs");
-    return 0;
-}
-
-/* Rows of entity e in block b. */
-static size_t row_count(int e, const bp_block *b)
-{
-    return e == E_BLOCKS ? 1 : e == E_TXS ? b->tx_count : b->has_receipts ? b->log_count : 0;
-}
-
-static int row_json(redis_sink *s, int e, const char *chain, const bp_block *b, size_t i)
-{
-    bp_row r = {.chain = chain, .block = b};
-    bp_table t = BP_TABLE_BLOCKS;
-    if (e == E_TXS) {
-        r.tx = &b->txs[i];
-        t = BP_TABLE_TRANSACTIONS;
-    } else if (e == E_LOGS) {
-        r.log = &b->logs[i];
-        t = BP_TABLE_LOGS;
-    }
-    bp_buf_reset(&s->data);
-    return bp_rowjson(&s->data, t, &r);
-}
-
-/* The message of an entry into s->msg: data is JSON text (s->data or "null"). */
-static int message(redis_sink *s, const char *type, const char *chain, uint64_t number,
-                   const char *hash, const char *parent, const char *data, size_t dlen)
-{
-    bp_jsonw w;
-    bp_buf_reset(&s->msg);
-    bp_jsonw_init(&w, &s->msg, BP_JSONW_ESC_SHORT);
-    bp_jsonw_begin_object(&w);
-    bp_jsonw_key(&w, "type");
-    bp_jsonw_str(&w, type);
-    bp_jsonw_key(&w, "chain");
-    bp_jsonw_str(&w, chain);
-    bp_jsonw_key(&w, "number");
-    bp_jsonw_u64(&w, number);
-    bp_jsonw_key(&w, "hash");
-    bp_jsonw_str(&w, hash);
-    bp_jsonw_key(&w, "parent_hash");
-    bp_jsonw_str(&w, parent);
-    bp_jsonw_key(&w, "data");
-    bp_jsonw_raw(&w, data, dlen);
-    bp_jsonw_end_object(&w);
-    return bp_jsonw_finish(&w);
-}
-
 /* ---- keys and state --------------------------------------------------------------------- */
 
 static void free_keys(redis_sink *s)
 {
-    for (int e = 0; e < E_COUNT; e++)
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
         for (int k = 0; k < 3; k++) {
             free(s->keys[e][k]);
             s->keys[e][k] = NULL;
@@ -187,35 +99,16 @@ static int use_chain(redis_sink *s, const char *chain, bp_error *err)
     free_keys(s);
     s->loaded = false;
     bool ok = (s->chain = strdup(chain)) != NULL;
-    for (int e = 0; e < E_COUNT && ok; e++) {
-        s->keys[e][K_STREAM] = key_of("%s%s:%s", s->prefix, g_entity[e], chain);
-        s->keys[e][K_CHANNEL] = key_of("%s%s_updates:%s", s->prefix, g_entity[e], chain);
-        s->keys[e][K_LATEST] = key_of("%slatest:%s:%s", s->prefix, g_entity[e], chain);
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT && ok; e++) {
+        s->keys[e][K_STREAM] = key_of("%s%s:%s", s->prefix, bp_stream_entity_names[e], chain);
+        s->keys[e][K_CHANNEL] =
+            key_of("%s%s_updates:%s", s->prefix, bp_stream_entity_names[e], chain);
+        s->keys[e][K_LATEST] =
+            key_of("%slatest:%s:%s", s->prefix, bp_stream_entity_names[e], chain);
         ok = s->keys[e][0] && s->keys[e][1] && s->keys[e][2];
     }
     s->cp_key = ok ? key_of("%scheckpoint:%s:%s", s->prefix, s->name, chain) : NULL;
     return s->cp_key ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
-}
-
-/* "n:hash n:hash ..." (newest first) into the recent list. */
-static void parse_recent(redis_sink *s, const char *text, size_t len)
-{
-    s->nrecent = 0;
-    const char *p = text, *end = text + len;
-    while (p < end && s->nrecent < RECENT_MAX) {
-        char *colon = NULL;
-        uint64_t n = strtoull(p, &colon, 10);
-        if (!colon || colon >= end || *colon != ':')
-            break;
-        const char *h = colon + 1;
-        size_t hl = strcspn(h, " ");
-        if (h + hl > end)
-            hl = (size_t)(end - h);
-        rcp *r = &s->recent[s->nrecent++];
-        r->number = n;
-        snprintf(r->hash, sizeof(r->hash), "%.*s", (int)(hl < 66 ? hl : 66), h);
-        p = h + hl + 1;
-    }
 }
 
 static const redisReply *field(const redisReply *hash, const char *name)
@@ -241,14 +134,14 @@ static int load_state(redis_sink *s, bp_error *err)
     const redisReply *num = field(r, "number"), *hash = field(r, "hash"),
                      *recent = field(r, "recent");
     memset(&s->cp, 0, sizeof(s->cp));
-    s->nrecent = 0;
+    s->recent.n = 0;
     if (num && hash && num->type == REDIS_REPLY_STRING && hash->type == REDIS_REPLY_STRING) {
         s->cp.set = true;
         s->cp.number = strtoull(num->str, NULL, 10);
         snprintf(s->cp.hash, sizeof(s->cp.hash), "%.*s", (int)(hash->len < 66 ? hash->len : 66),
                  hash->str);
         if (recent && recent->type == REDIS_REPLY_STRING)
-            parse_recent(s, recent->str, recent->len);
+            bp_stream_recent_parse(&s->recent, recent->str, recent->len);
     } else if (r->elements > 0) {
         return bp_error_set(err, BP_EDB, "redis %s: %s is not a blockpipe checkpoint", s->t.where,
                             s->cp_key);
@@ -346,66 +239,21 @@ static int redis_recent(bp_sink *base, const char *chain, bp_checkpoint *out, si
     redis_sink *s = (redis_sink *)base;
     *n = 0;
     int rc = with_retries(s, state_of, (void *)chain, err);
-    for (size_t i = 0; rc == 0 && i < s->nrecent && *n < max; i++) {
-        out[*n] = (bp_checkpoint){.set = true, .number = s->recent[i].number};
-        memcpy(out[*n].hash, s->recent[i].hash, sizeof(out[*n].hash));
-        (*n)++;
-    }
+    if (rc == 0)
+        *n = bp_stream_recent_list(&s->recent, out, max);
     return rc;
-}
-
-/* ---- a batch: its shape ----------------------------------------------------------------- */
-
-/* What a batch leaves: which APPLYs survive it (their blocks are canonical at its end), whether
- * it reverted blocks written before it, and the recent list after it. */
-typedef struct shape {
-    bool *survives; /* per event */
-    bool below;
-    rcp recent[RECENT_MAX];
-    size_t nrecent;
-} shape;
-
-static int shape_of(redis_sink *s, const bp_batch *b, shape *sh, bp_error *err)
-{
-    sh->survives = calloc(b->count ? b->count : 1, sizeof(bool));
-    size_t *stack = malloc((b->count ? b->count : 1) * sizeof(size_t)), top = 0;
-    if (!sh->survives || !stack) {
-        free(stack);
-        return bp_error_set(err, BP_ENOMEM, "out of memory");
-    }
-    sh->below = false;
-    memcpy(sh->recent, s->recent, sizeof(sh->recent));
-    sh->nrecent = s->nrecent;
-    for (size_t i = 0; i < b->count; i++) {
-        const bp_block *blk = b->events[i].block;
-        if (b->events[i].kind == BP_EVENT_APPLY) {
-            stack[top++] = i;
-            memmove(sh->recent + 1, sh->recent, (RECENT_MAX - 1) * sizeof(rcp)); /* newest first */
-            sh->recent[0].number = blk->number;
-            snprintf(sh->recent[0].hash, sizeof(sh->recent[0].hash), "%s", blk->hash);
-            sh->nrecent += sh->nrecent < RECENT_MAX;
-            continue;
-        }
-        if (top > 0 && b->events[stack[top - 1]].block->number == blk->number)
-            top--;
-        else
-            sh->below = true;
-        if (sh->nrecent > 0 && sh->recent[0].number == blk->number) {
-            memmove(sh->recent, sh->recent + 1, (RECENT_MAX - 1) * sizeof(rcp));
-            sh->nrecent--;
-        }
-    }
-    for (size_t k = 0; k < top; k++)
-        sh->survives[stack[k]] = true;
-    free(stack);
-    return 0;
 }
 
 /* ---- a batch: the latest entry when the batch leaves none ------------------------------- */
 
+typedef struct rcp {
+    uint64_t number;
+    char hash[67];
+} rcp;
+
 typedef struct lookup {
     const bp_batch *b;
-    const shape *sh;
+    const bp_stream_shape *sh;
     rcp *reverted; /* revert entries seen (and the batch's own REVERTs) */
     size_t nrev, caprev;
 } lookup;
@@ -434,9 +282,10 @@ static bool canonical(const lookup *l, uint64_t n, const char *hash)
     for (size_t i = 0; i < l->nrev; i++)
         if (l->reverted[i].number == n && strcmp(l->reverted[i].hash, hash) == 0)
             return false;
-    for (size_t i = 0; i < l->sh->nrecent; i++)
-        if (l->sh->recent[i].number == n)
-            return strcmp(l->sh->recent[i].hash, hash) == 0;
+    const bp_stream_recent *r = &l->sh->recent;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->at[i].number == n)
+            return strcmp(r->at[i].hash, hash) == 0;
     return true; /* below the recent blocks: older than any reorg we can see */
 }
 
@@ -465,13 +314,13 @@ static int entry_found(redis_sink *s, lookup *l, const redisReply *entry, bool *
     if (strcmp(type, "apply") != 0 || !canonical(l, n, hash))
         return 0;
     *found = true;
-    return message(s, "apply", s->chain, n, hash, parent, data, dl);
+    return bp_stream_message(&s->msg, "apply", s->chain, n, hash, parent, data, dl);
 }
 
 /* The newest canonical apply entry of stream e into s->msg (*found false when none in the
  * last LOOKUP_PAGES pages). */
-static int find_latest(redis_sink *s, int e, const bp_batch *b, const shape *sh, bool *found,
-                       bp_error *err)
+static int find_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream_shape *sh,
+                       bool *found, bp_error *err)
 {
     lookup l = {.b = b, .sh = sh};
     int rc = 0;
@@ -537,7 +386,7 @@ static int add_entry(redis_sink *s, int e, const char *type, const bp_block *b, 
     rc |= bp_redis_arg(c, data, dlen);
     if (rc != 0 || !s->publish)
         return rc ? BP_ENOMEM : 0;
-    rc = message(s, type, chain, b->number, b->hash, parent, data, dlen);
+    rc = bp_stream_message(&s->msg, type, chain, b->number, b->hash, parent, data, dlen);
     if (rc == 0)
         rc = bp_redis_cmd(c, 3, (const char *[]){"PUBLISH", s->keys[e][K_CHANNEL], s->msg.data},
                           (const size_t[]){7, strlen(s->keys[e][K_CHANNEL]), s->msg.len});
@@ -569,16 +418,16 @@ static int piece(redis_sink *s, bp_error *err)
 
 static int add_apply(redis_sink *s, const bp_block *b, bp_error *err)
 {
-    for (int e = 0; e < E_COUNT; e++) {
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
         if (!(s->entities & (1u << e)))
             continue;
-        for (size_t i = 0; i < row_count(e, b); i++) {
-            int rc = row_json(s, e, s->chain, b, i);
+        for (size_t i = 0; i < bp_stream_rows(e, b); i++) {
+            int rc = bp_stream_row_json(&s->data, e, s->chain, b, i);
             if (rc == 0)
                 rc = add_entry(s, e, "apply", b, s->data.data, s->data.len);
             if (rc != 0)
-                return bp_error_set(err, rc, "block %" PRIu64 ": %s: %s", b->number, g_entity[e],
-                                    bp_strerror(rc));
+                return bp_error_set(err, rc, "block %" PRIu64 ": %s: %s", b->number,
+                                    bp_stream_entity_names[e], bp_strerror(rc));
             rc = piece(s, err);
             if (rc != 0)
                 return rc;
@@ -589,7 +438,7 @@ static int add_apply(redis_sink *s, const bp_block *b, bp_error *err)
 
 static int add_revert(redis_sink *s, const bp_block *b, bp_error *err)
 {
-    for (int e = 0; e < E_COUNT; e++)
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
         if ((s->entities & (1u << e)) && add_entry(s, e, "revert", b, "null", 4) != 0)
             return bp_error_set(err, BP_ENOMEM, "out of memory");
     return 0;
@@ -610,18 +459,19 @@ static int set_latest(redis_sink *s, int e)
 /* The latest key of entity e after the batch: the last row of the newest surviving APPLY
  * with rows; else, when the batch reverted written blocks, the stream's newest canonical
  * entry (looked up before MULTI: found[e] / s->latest[e]); else unchanged. */
-static int queue_latest(redis_sink *s, int e, const bp_batch *b, const shape *sh,
+static int queue_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream_shape *sh,
                         const bp_buf *looked_up, const bool *found)
 {
     for (size_t i = b->count; i-- > 0;) {
         const bp_block *blk = b->events[i].block;
-        size_t n = sh->survives[i] ? row_count(e, blk) : 0;
+        size_t n = sh->survives[i] ? bp_stream_rows(e, blk) : 0;
         if (n == 0)
             continue;
-        int rc = row_json(s, e, b->chain, blk, n - 1);
+        int rc = bp_stream_row_json(&s->data, e, b->chain, blk, n - 1);
         if (rc == 0)
-            rc = message(s, "apply", b->chain, blk->number, blk->hash,
-                         blk->parent_hash ? blk->parent_hash : "", s->data.data, s->data.len);
+            rc = bp_stream_message(&s->msg, "apply", b->chain, blk->number, blk->hash,
+                                   blk->parent_hash ? blk->parent_hash : "", s->data.data,
+                                   s->data.len);
         return rc ? rc : set_latest(s, e);
     }
     if (!sh->below)
@@ -633,17 +483,11 @@ static int queue_latest(redis_sink *s, int e, const bp_batch *b, const shape *sh
     return rc ? rc : set_latest(s, e);
 }
 
-static int queue_checkpoint(redis_sink *s, const bp_batch *b, const shape *sh)
+static int queue_checkpoint(redis_sink *s, const bp_batch *b, const bp_stream_shape *sh)
 {
     if (!b->checkpoint.set)
         return bp_redis_cmd(s->c, 2, (const char *[]){"DEL", s->cp_key}, NULL);
-    bp_buf_reset(&s->text);
-    int rc = 0;
-    for (size_t i = 0; i < sh->nrecent && rc == 0; i++)
-        rc = bp_buf_printf(&s->text, "%s%" PRIu64 ":%s", i ? " " : "", sh->recent[i].number,
-                           sh->recent[i].hash);
-    if (rc == 0 && !s->text.data)
-        rc = bp_buf_puts(&s->text, "");
+    int rc = bp_stream_recent_format(&sh->recent, &s->text);
     char num[24];
     snprintf(num, sizeof(num), "%" PRIu64, b->checkpoint.number);
     return rc ? rc
@@ -706,16 +550,16 @@ static int exec_reply(redis_sink *s, bp_error *err)
 }
 
 /* The latest entries the batch's reverts may need, read before MULTI. */
-static int lookups(redis_sink *s, const bp_batch *b, const shape *sh, bp_buf *out, bool *found,
-                   bp_error *err)
+static int lookups(redis_sink *s, const bp_batch *b, const bp_stream_shape *sh, bp_buf *out,
+                   bool *found, bp_error *err)
 {
-    for (int e = 0; e < E_COUNT; e++) {
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
         found[e] = false;
         if (!(s->entities & (1u << e)) || !sh->below)
             continue;
         bool have = false;
         for (size_t i = 0; i < b->count && !have; i++)
-            have = sh->survives[i] && row_count(e, b->events[i].block) > 0;
+            have = sh->survives[i] && bp_stream_rows(e, b->events[i].block) > 0;
         if (have)
             continue;
         int rc = find_latest(s, e, b, sh, &found[e], err);
@@ -739,12 +583,12 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
                     s->t.where, b->checkpoint.number);
         return rc;
     }
-    shape sh = {0};
-    bp_buf looked[E_COUNT];
-    bool found[E_COUNT];
-    for (int e = 0; e < E_COUNT; e++)
+    bp_stream_shape sh = {0};
+    bp_buf looked[BP_STREAM_ENTITY_COUNT];
+    bool found[BP_STREAM_ENTITY_COUNT];
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
         bp_buf_init(&looked[e], 0);
-    rc = shape_of(s, b, &sh, err);
+    rc = bp_stream_shape_of(b, &s->recent, &sh, err);
     if (rc == 0)
         rc = lookups(s, b, &sh, looked, found, err);
     if (rc == 0 && bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL) != 0)
@@ -752,7 +596,7 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
     for (size_t i = 0; rc == 0 && i < b->count; i++)
         rc = b->events[i].kind == BP_EVENT_APPLY ? add_apply(s, b->events[i].block, err)
                                                  : add_revert(s, b->events[i].block, err);
-    for (int e = 0; rc == 0 && e < E_COUNT; e++)
+    for (int e = 0; rc == 0 && e < BP_STREAM_ENTITY_COUNT; e++)
         if ((s->entities & (1u << e)) && queue_latest(s, e, b, &sh, looked, found) != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0 && queue_checkpoint(s, b, &sh) != 0)
@@ -769,15 +613,14 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
         rc = exec_reply(s, err);
     if (rc == 0) {
         s->cp = b->checkpoint;
-        memcpy(s->recent, sh.recent, sizeof(s->recent));
-        s->nrecent = sh.nrecent;
+        s->recent = sh.recent;
     } else if (!bp_error_is_transient(rc)) {
         drop_conn(s); /* a MULTI may be open on it */
         s->loaded = false;
     }
-    for (int e = 0; e < E_COUNT; e++)
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
         bp_buf_release(&looked[e]);
-    free(sh.survives);
+    bp_stream_shape_release(&sh);
     return rc;
 }
 
@@ -818,7 +661,7 @@ static int configure(redis_sink *s, const char *target, const bp_sink_opts *o, b
     bool tls = o->scheme && strcasecmp(o->scheme, "rediss") == 0;
     int rc = bp_redis_target_init(&s->t, target, tls, err);
     if (rc == 0)
-        rc = parse_entities(bp_sink_opt(o, "entities"), &s->entities, err);
+        rc = bp_stream_entities(bp_sink_opt(o, "entities"), &s->entities, err);
     if (rc != 0)
         return rc;
     s->t.timeout_ms = (int)bp_sink_opt_int(o, "timeout") * 1000;
@@ -864,16 +707,8 @@ static int redis_open(bp_sink **out, const char *target, const bp_sink_opts *opt
     return 0;
 }
 
-#define ENTITIES_OPTION                                                                            \
-    {                                                                                              \
-        .name = "entities", .flag = "stream-entities", .env = "STREAM_ENTITIES",                   \
-        .key = "stream_entities", .type = BP_SINK_OPT_STRING, .arg = "LIST", .def = "blocks",      \
-        .help =                                                                                    \
-            "what the stream outputs (Redis, Kafka) carry: a list of blocks, transactions, logs"   \
-    }
-
 static const bp_sink_option g_options[] = {
-    ENTITIES_OPTION,
+    BP_STREAM_ENTITIES_OPTION,
     {.name = "prefix",
      .flag = "redis-prefix",
      .env = "REDIS_PREFIX",
