@@ -694,6 +694,121 @@ static void read_redis(const char *url, const char *shown, const char *target, c
     bp_sink_resolved_release(&res);
 }
 
+/* kafka://BOOTSTRAP?prefix=P: the topics {P}blocks, {P}transactions, {P}logs read by
+ * tests/tools/kafka_consume ($BP_KAFKA_CONSUME) with read_committed. librdkafka's mock cluster
+ * keeps aborted records as if committed: a record counts when its bp-txn has a record in the
+ * checkpoint topic (src/sink/kafka.c), as read_committed gives on a real broker. */
+typedef struct krecs {
+    yajl_val *v;
+    size_t n, cap;
+} krecs;
+
+static void kafka_consume(const char *shown, const char *bootstrap, const char *topic, krecs *out)
+{
+    const char *prog = getenv("BP_KAFKA_CONSUME");
+    CT_CHECK(prog && *prog, "%s: BP_KAFKA_CONSUME (tests/tools/kafka_consume) is not set", shown);
+    char cmd[2048], line[1 << 16], msg[256];
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s'", prog, bootstrap, topic);
+    FILE *p = popen(cmd, "r");
+    CT_CHECK(p, "%s: cannot run %s", shown, prog);
+    while (fgets(line, sizeof(line), p)) {
+        CT_CHECK(strchr(line, '\n'), "%s: %s: a record longer than %zu bytes", shown, topic,
+                 sizeof(line));
+        yajl_val v = yajl_tree_parse(line, msg, sizeof(msg));
+        CT_CHECK(v, "%s: %s: kafka_consume printed no JSON: %s", shown, topic, msg);
+        if (out->n == out->cap) {
+            out->cap = out->cap ? 2 * out->cap : 256;
+            out->v = realloc(out->v, out->cap * sizeof(*out->v));
+            CT_CHECK(out->v, "out of memory");
+        }
+        out->v[out->n++] = v;
+    }
+    int st = pclose(p);
+    CT_CHECK(st == 0, "%s: kafka_consume %s failed (status %d)", shown, topic, st);
+}
+
+static void krecs_free(krecs *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        yajl_tree_free(r->v[i]);
+    free(r->v);
+    memset(r, 0, sizeof(*r));
+}
+
+static yajl_val kget(yajl_val v, const char *a, const char *b)
+{
+    const char *path[] = {a, b, NULL};
+    return yajl_tree_get(v, path, yajl_t_any);
+}
+
+static bool committed_txn(const krecs *cps, const char *txn)
+{
+    for (size_t i = 0; txn && i < cps->n; i++) {
+        const char *t = YAJL_GET_STRING(kget(cps->v[i], "value", "txn"));
+        if (t && strcmp(t, txn) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void kafka_each(files *f, const char *bootstrap, const krecs *cps, const char *topic,
+                       const char *chain, stream_fn fn)
+{
+    krecs recs = {0};
+    char where[700];
+    kafka_consume(f->url, bootstrap, topic, &recs);
+    for (size_t i = 0; i < recs.n; i++) {
+        yajl_val r = recs.v[i];
+        const char *txn = YAJL_GET_STRING(kget(r, "txn", NULL));
+        snprintf(where, sizeof(where), "%s: %s [%lld] offset %lld", f->url, topic,
+                 YAJL_GET_INTEGER(kget(r, "partition", NULL)),
+                 YAJL_GET_INTEGER(kget(r, "offset", NULL)));
+        if (!committed_txn(cps, txn))
+            continue; /* an aborted transaction's record */
+        const char *key = YAJL_GET_STRING(kget(r, "key", NULL));
+        CT_CHECK(key && strcmp(key, chain) == 0, "%s: key %s, expected the chain %s", where,
+                 key ? key : "(none)", chain);
+        const char *type = YAJL_GET_STRING(kget(r, "value", "type"));
+        const char *c = YAJL_GET_STRING(kget(r, "value", "chain"));
+        const char *hash = YAJL_GET_STRING(kget(r, "value", "hash"));
+        yajl_val data = kget(r, "value", "data");
+        CT_CHECK(type && c && hash && data, "%s: a record lacks type, chain, hash or data", where);
+        CT_CHECK(strcmp(c, chain) == 0, "%s: chain %s, expected %s", where, c, chain);
+        CT_CHECK(strcmp(type, "apply") == 0 ? YAJL_IS_OBJECT(data)
+                                            : strcmp(type, "revert") == 0 && YAJL_IS_NULL(data),
+                 "%s: type %s with data of the wrong kind", where, type);
+        fn(f, where, type, hash, strcmp(type, "apply") == 0 ? data : NULL);
+    }
+    krecs_free(&recs);
+}
+
+static void read_kafka(const char *url, const char *shown, const char *target, const char *chain,
+                       ct_lines *out)
+{
+    (void)target;
+    bp_sink_resolved res;
+    bp_error e = {0};
+    CT_CHECK(bp_sink_resolve(url, NULL, &res, &e) == 0, "%s: %s", shown, e.msg);
+    const char *pre = bp_sink_opt(&res.opts, "prefix");
+    char topic[512], bootstrap[512];
+    snprintf(bootstrap, sizeof(bootstrap), "%.*s", (int)strcspn(res.target.data, "?"),
+             res.target.data);
+    krecs cps = {0};
+    snprintf(topic, sizeof(topic), "%s%s", pre ? pre : "",
+             bp_sink_opt(&res.opts, "checkpoint_topic"));
+    kafka_consume(shown, bootstrap, topic, &cps);
+    files f = {.url = shown, .ordered = true};
+    static const char *const entities[] = {"blocks", "transactions", "logs"};
+    static const stream_fn fns[] = {stream_block, stream_tx, stream_log};
+    for (int i = 0; i < 3; i++) {
+        snprintf(topic, sizeof(topic), "%s%s", pre ? pre : "", entities[i]);
+        kafka_each(&f, bootstrap, &cps, topic, chain, fns[i]);
+    }
+    files_result(&f, out);
+    krecs_free(&cps);
+    bp_sink_resolved_release(&res);
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 /* One line per backend: a new output adds its reader here. */
@@ -704,7 +819,7 @@ static const struct {
 } g_readers[] = {
     {"sqlite", read_sqlite},  {"postgres", read_pg}, {"postgresql", read_pg},
     {"etl-csv", read_etlcsv}, {"jsonl", read_jsonl}, {"redis", read_redis},
-    {"rediss", read_redis},
+    {"rediss", read_redis},   {"kafka", read_kafka},
 };
 
 void ct_read(const char *url, const char *chain, ct_lines *out)
