@@ -200,3 +200,27 @@ def redis_checkpoint(r, chain: str, prefix: str = "blockpipe:", name: str = "red
     h = r.call("HGETALL", f"{prefix}checkpoint:{name}:{chain}")
     d = dict(zip(h[0::2], h[1::2]))
     return (int(d["number"]), d["hash"]) if "number" in d else None
+
+
+# ---- Kafka ------------------------------------------------------------------------------
+
+def kafka_view(k, chain: str, prefix: str = "", entities=ENTITIES, label: str = "kafka"):
+    """A consumer of the topics {prefix}{entity} from the beginning, read committed (on the
+    mock cluster: the records of transactions that wrote a checkpoint record, see
+    tests/tools/kafka.py), folded into a ChainView. A chain's records must all be in one
+    partition of each topic (keyed by the chain): their order is then the order written."""
+    from kafka import committed  # noqa: PLC0415 - tests/tools on the path
+    view = ChainView(label)
+    recs = committed(k, k.consume(*[prefix + e for e in entities]), prefix)
+    recs.sort(key=lambda r: (r["topic"], r["partition"], r["offset"]))
+    for e in entities:
+        mine = [r for r in recs if r["topic"] == prefix + e]
+        parts = {r["partition"] for r in mine}
+        if len(parts) > 1:
+            raise Fail(f"{label}: topic {prefix + e}: chain {chain} in partitions {sorted(parts)}")
+        for r in mine:
+            if r["key"] != chain or r["value"]["chain"] != chain:
+                raise Fail(f"{label}: {e} record with key {r['key']}, chain "
+                           f"{r['value']['chain']}; want {chain}")
+            view.feed(e, r["value"])
+    return view
