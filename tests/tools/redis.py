@@ -248,12 +248,13 @@ class Redis:
 
 
 class Conn:
-    """A RESP connection (TLS with the test CA for a TLS server)."""
+    """A RESP connection (TLS with the test CA and client certificate for a TLS server)."""
 
     def __init__(self, r: Redis, timeout: float, auth: bool):
         s = socket.create_connection(("127.0.0.1", r.port), timeout=timeout)
         if r.tls:
             ctx = ssl.create_default_context(cafile=r.ca)
+            ctx.load_cert_chain(r.client_cert, r.client_key)  # for tls-auth-clients yes
             s = ctx.wrap_socket(s, server_hostname="127.0.0.1")
         self.sock = s
         self.buf = b""
