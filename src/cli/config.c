@@ -128,7 +128,7 @@ static const opt g_opts[] = {
     {"output-failure", NULL, "stop|continue", "OUTPUT_FAILURE", NULL, "output_failure",
      set_output_failure, .cmds = CMD_BOTH, .def = "stop",
      .help = "an output that keeps failing stops the run (stop), or is set aside while the "
-             "others go on (continue); the next start catches it up"},
+             "others go on (continue) and caught up from its checkpoint when it answers again"},
     {"ws", NULL, "URL", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH, .def = "none",
      .help = "WebSocket endpoint (ws:// or wss://) of the node: new heads by "
              "eth_subscribe(newHeads), HTTP polling as the fallback (run only)"},
