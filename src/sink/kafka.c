@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
+#include "sink/options.h"
 #include "sink/stream.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
@@ -803,15 +804,7 @@ static const bp_sink_option g_options[] = {
      .arg = "NAME",
      .def = "blockpipe_checkpoints",
      .help = "the compacted topic of the checkpoints (after the prefix)"},
-    {.name = "checkpoint",
-     .flag = "checkpoint-name",
-     .env = "CHECKPOINT_NAME",
-     .key = "checkpoint_name",
-     .type = BP_SINK_OPT_STRING,
-     .arg = "NAME",
-     .def = "kafka",
-     .help = "this process's checkpoint row, so that a follower and a backfill can share a "
-             "database"},
+    BP_SINK_OPTION_CHECKPOINT_NAME("kafka"),
     {.name = "transactional_id",
      .flag = "kafka-transactional-id",
      .env = "KAFKA_TRANSACTIONAL_ID",

@@ -37,6 +37,7 @@
 #include <time.h>
 
 #include "blockpipe/columns.h"
+#include "sink/options.h"
 #include "sink/redis_conn.h"
 #include "sink/stream.h"
 #include "util/crashpoint.h"
@@ -778,26 +779,8 @@ static const bp_sink_option g_options[] = {
      .min = 0,
      .max = 7200,
      .help = "TCP keepalive idle seconds; 0: off"},
-    {.name = "wait_for_db",
-     .flag = "wait-for-db",
-     .env = "WAIT_FOR_DB",
-     .key = "wait_for_db",
-     .type = BP_SINK_OPT_INT,
-     .arg = "S",
-     .def = "30",
-     .min = 0,
-     .max = 86400,
-     .help = "keep retrying a database that is down (at start and after a lost connection) "
-             "for S seconds; 0: try once"},
-    {.name = "checkpoint",
-     .flag = "checkpoint-name",
-     .env = "CHECKPOINT_NAME",
-     .key = "checkpoint_name",
-     .type = BP_SINK_OPT_STRING,
-     .arg = "NAME",
-     .def = "redis",
-     .help = "this process's checkpoint row, so that a follower and a backfill can share a "
-             "database"},
+    BP_SINK_OPTION_WAIT_FOR_DB("30"),
+    BP_SINK_OPTION_CHECKPOINT_NAME("redis"),
     {.name = "tls_ca",
      .flag = "redis-tls-ca",
      .env = "REDIS_TLS_CA",

@@ -13,111 +13,29 @@ never handed a duplicate, and SQLite is exact. Every phase ends with SIGINT and 
 """
 
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload  # noqa: E402
 from kafka import KafkaMock, checkpoint_of  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, node_chain, tail  # noqa: E402
+from outage import Miner, Run, sqlite_cp  # noqa: E402
+import outage  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, tail  # noqa: E402
 from streamcheck import kafka_view  # noqa: E402
 
 CHAIN = "31337"
-HANG = 90
-
-
-def sqlite_cp(db):
-    try:
-        c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        row = c.execute("SELECT number FROM checkpoints").fetchone()
-        c.close()
-        return row[0] if row else None
-    except sqlite3.Error:
-        return None
-
-
-class Run:
-    def __init__(self, bp, node, k, db, log_path, mode):
-        self.log_path = log_path
-        self.log = open(log_path, "a")
-        self.proc = subprocess.Popen(
-            [bp, "run", "--rpc", node.url, "--start-block", "0", "--output", f"sqlite:{db}",
-             "--output", k.url("entities=blocks,transactions,logs"), "--kafka-timeout", "3",
-             "--output-failure", mode, "--poll-interval", "0.2", "--stats-interval", "0.5"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-
-    def alive(self, label):
-        if self.proc.poll() is not None:
-            raise Fail(f"{label}: blockpipe exited {self.proc.returncode}:\n{tail(self.log_path)}")
-
-    def has(self, text):
-        with open(self.log_path, errors="replace") as f:
-            return text in f.read()
-
-    def stop(self, label):
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            rc = self.proc.wait(HANG)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise Fail(f"{label}: no exit within {HANG} s of SIGINT") from None
-        self.log.close()
-        if rc != 0:
-            raise Fail(f"{label}: exit {rc} after SIGINT:\n{tail(self.log_path)}")
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-class Miner:
-    def __init__(self, wl):
-        self.wl, self.next = wl, 0.0
-
-    def tick(self):
-        if time.monotonic() >= self.next:
-            self.wl.mine_batch(self.wl.rng.randrange(0, 4))
-            self.next = time.monotonic() + 0.25
-
-    def until(self, pred, run, label, timeout=HANG):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            self.tick()
-            run.alive(label)
-            if pred():
-                return
-            time.sleep(0.05)
-        raise Fail(f"{label}: timed out after {timeout} s\n{tail(run.log_path)}")
-
-    def for_seconds(self, s, run, label):
-        end = time.monotonic() + s
-        self.until(lambda: time.monotonic() >= end, run, label, s + 5)
 
 
 def settle(node, k, run, db, label):
-    head = node.block_number()
-    want = (head, node.block(head, False)["hash"])
-    end = time.monotonic() + HANG
-    while checkpoint_of(k, CHAIN) != want or sqlite_cp(db) != head:
-        run.alive(label)
-        if time.monotonic() > end:
-            raise Fail(f"{label}: Kafka at {checkpoint_of(k, CHAIN)}, SQLite at {sqlite_cp(db)}, "
-                       f"want {want}\n{tail(run.log_path)}")
-        time.sleep(0.2)
-    chain = node_chain(node)
-    kafka_view(k, CHAIN).check(chain, label, ("blocks", "transactions", "logs"))
-    c = sqlite3.connect(db)
-    rows = c.execute("SELECT number, hash FROM blocks ORDER BY number").fetchall()
-    c.close()
-    if rows != [(n, b["hash"]) for n, b in enumerate(chain)]:
-        raise Fail(f"{label}: SQLite does not hold exactly blocks 0..{head}")
-    return head
+    return outage.settle(node, run, db, lambda: checkpoint_of(k, CHAIN),
+                         lambda: kafka_view(k, CHAIN), label)
+
+
+def start(bp, node, k, db, log_path, mode):
+    return Run(bp, node, db, log_path, mode, k.url("entities=blocks,transactions,logs"),
+               ["--kafka-timeout", "3"])
 
 
 def main():
@@ -132,7 +50,7 @@ def main():
             wl.setup()
             miner = Miner(wl)
 
-            run = Run(bp, node, k, db, os.path.join(tmp.name, "1.log"), "stop")
+            run = start(bp, node, k, db, os.path.join(tmp.name, "1.log"), "stop")
             miner.until(lambda: checkpoint_of(k, CHAIN) is not None, run, "1: first batch")
             k.down(1)
             miner.for_seconds(2, run, "1: broker down")
@@ -142,7 +60,7 @@ def main():
             run.stop("1")
             print(f"1 ok: broker down for 2 s (stop mode); exact up to {head}")
 
-            run = Run(bp, node, k, db, os.path.join(tmp.name, "2.log"), "continue")
+            run = start(bp, node, k, db, os.path.join(tmp.name, "2.log"), "continue")
             miner.for_seconds(1, run, "2: start")
             k.down(1)
             miner.until(lambda: run.has("this output is set aside"), run, "2: Kafka set aside")
@@ -158,9 +76,9 @@ def main():
             print(f"2 ok: Kafka set aside while SQLite went on from {at}; caught up to {head}")
 
             k.down(1)
-            run = Run(bp, node, k, db, os.path.join(tmp.name, "3.log"), "continue")
-            start = sqlite_cp(db)
-            miner.until(lambda: (sqlite_cp(db) or 0) >= start + 4, run,
+            run = start(bp, node, k, db, os.path.join(tmp.name, "3.log"), "continue")
+            first = sqlite_cp(db)
+            miner.until(lambda: (sqlite_cp(db) or 0) >= first + 4, run,
                         "3: SQLite going on with the broker down since the start")
             if not run.has("reading checkpoint"):
                 raise Fail("3: no message about the Kafka output at start:\n" + tail(run.log_path))

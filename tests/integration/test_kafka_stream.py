@@ -20,28 +20,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from anvil import Anvil, Workload, log_calldata  # noqa: E402
+from anvil import Anvil, Workload  # noqa: E402
 from kafka import KafkaMock, checkpoint_of  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, node_chain, tail, wait_for  # noqa: E402
-from streamcheck import kafka_view  # noqa: E402
+from streamcheck import kafka_view, kill_rounds, reorg_txs  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "6161"))
 CHAIN = "31337"
 ALL = ("blocks", "transactions", "logs")
 HANG = 120
-
-
-def reorg_txs(rng, wl, depth):
-    a = wl.accounts
-    pairs = [[{"from": rng.choice(a), "to": rng.choice(a), "gas": hex(21000),
-               "value": hex(rng.randrange(1, 10 ** 18))}, rng.randrange(depth)]]
-    if wl.contracts:
-        pairs.append([{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
-                       "data": log_calldata(rng, rng.randrange(1, 5))}, rng.randrange(depth)])
-    return pairs
 
 
 def caught_up(k, node, prefix, proc, err_path, label):
@@ -116,25 +105,8 @@ def kills(bp, k, node, wl, rng, tmp):
         raise Fail(f"2: the consumer got {view.entries} records of the crashed transaction")
     print(f"  crash point: {len(leaked)} records of the open transaction on the mock cluster, "
           "none read committed")
-    mid = 0
-    for rnd in range(6):
-        cp = checkpoint_of(k, CHAIN, prefix=prefix)
-        at = (cp[0] if cp else 0) + rng.randrange(3, 12)
-        with open(log_path, "w") as log:
-            p = subprocess.Popen(base + ["--batch-size", "2"], stdin=subprocess.DEVNULL,
-                                 stdout=log, stderr=log)
-            end = time.monotonic() + HANG
-            while p.poll() is None and time.monotonic() < end:
-                now = checkpoint_of(k, CHAIN, prefix=prefix)
-                if now and now[0] >= at:
-                    time.sleep(rng.randrange(0, 20) / 1000)
-                    break
-                time.sleep(0.01)
-            p.send_signal(signal.SIGKILL)
-            p.wait()
-        cp = checkpoint_of(k, CHAIN, prefix=prefix)
-        mid += cp is not None and cp[0] < head
-        print(f"  round {rnd}: killed at checkpoint {cp and cp[0]}")
+    mid = kill_rounds(base + ["--batch-size", "2"],
+                      lambda: checkpoint_of(k, CHAIN, prefix=prefix), head, 6, rng, log_path)
     with open(log_path, "w") as log:
         rc = subprocess.run(base + ["--batch-size", "2"], stdin=subprocess.DEVNULL, stdout=log,
                             stderr=log, timeout=HANG).returncode

@@ -17,125 +17,31 @@ Every phase ends with SIGINT and exit 0.
 """
 
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, node_chain, tail  # noqa: E402
+from outage import Miner, Run, sqlite_cp  # noqa: E402
+import outage  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, tail  # noqa: E402
 from redis import Redis  # noqa: E402
 from streamcheck import RedisConsumer, redis_checkpoint  # noqa: E402
 
 CHAIN = "31337"
-HANG = 90  # seconds: a guard against a hang, never a measure
-
-
-def sqlite_cp(db):
-    try:
-        c = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-        row = c.execute("SELECT number FROM checkpoints").fetchone()
-        c.close()
-        return row[0] if row else None
-    except sqlite3.Error:
-        return None
-
-
-def sqlite_exact(node, db, head, label):
-    c = sqlite3.connect(db)
-    rows = c.execute("SELECT number, hash FROM blocks ORDER BY number").fetchall()
-    c.close()
-    want = [(n, node.block(n, False)["hash"]) for n in range(head + 1)]
-    if rows[:head + 1] != want:
-        raise Fail(f"{label}: SQLite does not hold exactly blocks 0..{head}")
-
-
-class Run:
-    def __init__(self, bp, node, r, db, log_path, mode, wait):
-        self.log_path = log_path
-        self.log = open(log_path, "a")
-        url = r.url(query="entities=blocks,transactions,logs&maxlen=0&retries=0")
-        self.proc = subprocess.Popen(
-            [bp, "run", "--rpc", node.url, "--start-block", "0", "--output", f"sqlite:{db}",
-             "--output", url, "--output-failure", mode, "--wait-for-db", str(wait),
-             "--poll-interval", "0.2", "--stats-interval", "0.5"],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
-
-    def alive(self, label):
-        if self.proc.poll() is not None:
-            raise Fail(f"{label}: blockpipe exited {self.proc.returncode}:\n{tail(self.log_path)}")
-
-    def stop(self, label):
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            rc = self.proc.wait(HANG)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise Fail(f"{label}: no exit within {HANG} s of SIGINT") from None
-        self.log.close()
-        if rc != 0:
-            raise Fail(f"{label}: exit {rc} after SIGINT:\n{tail(self.log_path)}")
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-
-
-class Miner:
-    """A block every ~0.25 s, mined from the test's own loop (Workload is not thread-safe)."""
-
-    def __init__(self, wl):
-        self.wl, self.next = wl, 0.0
-
-    def tick(self):
-        if time.monotonic() >= self.next:
-            self.wl.mine_batch(self.wl.rng.randrange(0, 4))
-            self.next = time.monotonic() + 0.25
-
-    def for_seconds(self, s, run, label):
-        end = time.monotonic() + s
-        while time.monotonic() < end:
-            self.tick()
-            run.alive(label)
-            time.sleep(0.05)
-
-    def until(self, pred, run, label, timeout=HANG):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            self.tick()
-            run.alive(label)
-            if pred():
-                return
-            time.sleep(0.05)
-        raise Fail(f"{label}: timed out after {timeout} s\n{tail(run.log_path)}")
+URL_QUERY = "entities=blocks,transactions,logs&maxlen=0&retries=0"
 
 
 def settle(node, r, run, db, consumer, label):
-    """No new blocks; Redis and SQLite reach the head; the consumer holds exactly the chain."""
-    head = node.block_number()
-    want = (head, node.block(head, False)["hash"])
-    end = time.monotonic() + HANG
-    while redis_checkpoint(r, CHAIN) != want or sqlite_cp(db) != head:
-        run.alive(label)
-        if time.monotonic() > end:
-            raise Fail(f"{label}: Redis at {redis_checkpoint(r, CHAIN)}, SQLite at "
-                       f"{sqlite_cp(db)}, want {want}\n{tail(run.log_path)}")
-        time.sleep(0.1)
-    chain = node_chain(node)
-    consumer.poll()
-    consumer.view.check(chain, label, ("blocks", "transactions", "logs"))
-    sqlite_exact(node, db, head, label)
-    return head
+    def view():
+        consumer.poll()
+        return consumer.view
+    return outage.settle(node, run, db, lambda: redis_checkpoint(r, CHAIN), view, label)
 
 
-def log_has(run, text):
-    with open(run.log_path, errors="replace") as f:
-        return text in f.read()
+def start(bp, node, r, db, log_path, mode, wait):
+    return Run(bp, node, db, log_path, mode, r.url(query=URL_QUERY), ["--wait-for-db", str(wait)])
 
 
 def main():
@@ -152,7 +58,7 @@ def main():
             consumer = RedisConsumer(r, CHAIN)
 
             # 1. stop mode: restarts and a crash of Redis within --wait-for-db
-            run = Run(bp, node, r, db, os.path.join(tmp.name, "1.log"), "stop", 30)
+            run = start(bp, node, r, db, os.path.join(tmp.name, "1.log"), "stop", 30)
             miner.until(lambda: redis_checkpoint(r, CHAIN) is not None, run, "1: first batch")
             r.shutdown()
             miner.for_seconds(3, run, "1: Redis down")
@@ -163,20 +69,20 @@ def main():
             r.start()
             miner.for_seconds(1, run, "1: Redis back after the crash")
             head = settle(node, r, run, db, consumer, "1: after a restart and a crash")
-            if not log_has(run, "trying again"):
+            if not run.has("trying again"):
                 raise Fail("1: blockpipe never said it lost Redis:\n" + tail(run.log_path))
             run.stop("1")
             print(f"1 ok: Redis restarted and crashed; exact up to {head}, "
                   f"{consumer.view.entries} entries, no duplicate")
 
             # 2. continue mode: down longer than --wait-for-db
-            run = Run(bp, node, r, db, os.path.join(tmp.name, "2.log"), "continue", 1)
+            run = start(bp, node, r, db, os.path.join(tmp.name, "2.log"), "continue", 1)
             miner.for_seconds(1, run, "2: start")
             r.shutdown()
             down_at = redis_cp = None
-            miner.until(lambda: log_has(run, "this output is set aside"), run,
+            miner.until(lambda: run.has("this output is set aside"), run,
                         "2: the Redis output set aside")
-            miner.until(lambda: log_has(run, "outputs_set_aside=1"), run,
+            miner.until(lambda: run.has("outputs_set_aside=1"), run,
                         "2: a stats line saying so")
             down_at = sqlite_cp(db)
             miner.until(lambda: (sqlite_cp(db) or 0) >= down_at + 8, run,
@@ -184,10 +90,10 @@ def main():
             miner.for_seconds(3, run, "2: Redis down")
             r.start()
             redis_cp = redis_checkpoint(r, CHAIN)
-            miner.until(lambda: log_has(run, "answers again"), run, "2: the probe finding Redis")
+            miner.until(lambda: run.has("answers again"), run, "2: the probe finding Redis")
             miner.for_seconds(1, run, "2: catching up")
             head = settle(node, r, run, db, consumer, "2: after Redis was down for a while")
-            if not log_has(run, "to catch it up"):
+            if not run.has("to catch it up"):
                 raise Fail("2: the pipeline never went back for Redis:\n" + tail(run.log_path))
             run.stop("2")
             print(f"2 ok: Redis set aside at {redis_cp[0]} while SQLite went from {down_at} on; "
@@ -195,14 +101,14 @@ def main():
 
             # 3. down at start
             r.shutdown()
-            run = Run(bp, node, r, db, os.path.join(tmp.name, "3.log"), "continue", 1)
+            run = start(bp, node, r, db, os.path.join(tmp.name, "3.log"), "continue", 1)
             start_sqlite = sqlite_cp(db)
             miner.until(lambda: (sqlite_cp(db) or 0) >= start_sqlite + 4, run,
                         "3: SQLite advancing with Redis down since the start")
-            if not log_has(run, "reading checkpoint"):
+            if not run.has("reading checkpoint"):
                 raise Fail("3: no message about the Redis output at start:\n" + tail(run.log_path))
             r.start()
-            miner.until(lambda: log_has(run, "answers again"), run, "3: the probe finding Redis")
+            miner.until(lambda: run.has("answers again"), run, "3: the probe finding Redis")
             head = settle(node, r, run, db, consumer, "3: Redis down at start")
             run.stop("3")
             print(f"3 ok: Redis down at start, caught up to {head}; exact, no duplicate")

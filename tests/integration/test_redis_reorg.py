@@ -26,25 +26,16 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from anvil import Anvil, Workload, log_calldata  # noqa: E402
+from anvil import Anvil, Workload  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, node_chain, tail, wait_for  # noqa: E402
 from redis import Redis  # noqa: E402
-from streamcheck import RedisConsumer, Subscriber, latest_tx, redis_checkpoint  # noqa: E402
+from streamcheck import (RedisConsumer, Subscriber, latest_tx, redis_checkpoint,  # noqa: E402
+                         reorg_txs)
 
 SEED = int(os.environ.get("BP_SEED", "5151"))
 EXTRA_BLOCKS = [0, 1, 2, 0, 1]
 CHAIN = "31337"
 P = "blockpipe:"
-
-
-def reorg_txs(rng, wl, depth):
-    a = wl.accounts
-    pairs = [[{"from": rng.choice(a), "to": rng.choice(a), "gas": hex(21000),
-               "value": hex(rng.randrange(1, 10 ** 18))}, rng.randrange(depth)]]
-    if wl.contracts:
-        pairs.append([{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
-                       "data": log_calldata(rng, rng.randrange(1, 5))}, rng.randrange(depth)])
-    return pairs
 
 
 def caught_up(r, node, proc, err_path, label):

@@ -224,3 +224,45 @@ def kafka_view(k, chain: str, prefix: str = "", entities=ENTITIES, label: str = 
                            f"{r['value']['chain']}; want {chain}")
             view.feed(e, r["value"])
     return view
+
+
+# ---- what the stream tests share ---------------------------------------------------------
+
+def reorg_txs(rng, wl, depth):
+    """anvil_reorg's replacement transactions: a transfer and a call emitting logs, each in a
+    random block of the new branch."""
+    from anvil import log_calldata  # noqa: PLC0415
+    a = wl.accounts
+    pairs = [[{"from": rng.choice(a), "to": rng.choice(a), "gas": hex(21000),
+               "value": hex(rng.randrange(1, 10 ** 18))}, rng.randrange(depth)]]
+    if wl.contracts:
+        pairs.append([{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
+                       "data": log_calldata(rng, rng.randrange(1, 5))}, rng.randrange(depth)])
+    return pairs
+
+
+def kill_rounds(cmd, checkpoint, head, rounds, rng, log_path, hang=120):
+    """Rounds of `cmd` (a backfill up to head) SIGKILLed a random 0-20 ms after checkpoint()
+    ((number, hash) or None) passed a random block a little above the last one; returns how
+    many kills landed before the end of the range."""
+    import signal  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    mid = 0
+    for rnd in range(rounds):
+        cp = checkpoint()
+        at = (cp[0] if cp else 0) + rng.randrange(2, 10)
+        with open(log_path, "w") as log:
+            p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+            end = time.monotonic() + hang
+            while p.poll() is None and time.monotonic() < end:
+                now = checkpoint()
+                if now and now[0] >= at:
+                    time.sleep(rng.randrange(0, 20) / 1000)
+                    break
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        cp = checkpoint()
+        mid += cp is not None and cp[0] < head
+        print(f"  round {rnd}: killed at checkpoint {cp and cp[0]}")
+    return mid
