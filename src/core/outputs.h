@@ -15,7 +15,9 @@
  * its own (after 1 s, doubling up to 30 s: the sink is that thread's alone meanwhile); once it
  * answers, the pipeline takes it back (bp_outputs_rejoin_point / bp_outputs_rejoin) and goes
  * back to its checkpoint, re-reading from the node what it missed while the others skip what
- * they hold - the catch-up a restart would do, in memory bounded as any backfill is. */
+ * they hold - the catch-up a restart would do, in memory bounded as any backfill is.
+ * bp_outputs_release stops the probes and waits for them: at most one checkpoint read of the
+ * output, bounded by its own waits (--wait-for-db, --kafka-timeout). */
 #ifndef BP_CORE_OUTPUTS_H
 #define BP_CORE_OUTPUTS_H
 

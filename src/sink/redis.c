@@ -172,12 +172,11 @@ static void drop_conn(redis_sink *s)
     s->c = NULL;
 }
 
-/* Connects, retrying with backoff for up to wait_s seconds while the error is transient. */
-static int ensure_conn(redis_sink *s, bp_error *err)
+/* Connects, retrying with backoff while the error is transient, until the deadline. */
+static int ensure_conn(redis_sink *s, double until, bp_error *err)
 {
     if (s->c)
         return 0;
-    double until = mono_s() + s->wait_s;
     long delay = 250;
     for (int attempt = 1;; attempt++) {
         int rc = bp_redis_connect(&s->t, &s->c, err);
@@ -194,12 +193,15 @@ static int ensure_conn(redis_sink *s, bp_error *err)
     }
 }
 
-/* fn, tried again over lost connections and timeouts (a new connection each time). */
+/* fn, tried again over lost connections and timeouts (a new connection each time): at most
+ * retries more times, and not once wait_for_db has passed since the first attempt (a server
+ * that stays away costs one wait, not one per attempt). */
 static int with_retries(redis_sink *s, int (*fn)(redis_sink *, void *, bp_error *), void *arg,
                         bp_error *err)
 {
+    double until = mono_s() + s->wait_s;
     for (int attempt = 1;; attempt++) {
-        int rc = ensure_conn(s, err);
+        int rc = ensure_conn(s, until, err);
         if (rc == 0)
             rc = fn(s, arg, err);
         if (rc == 0)
@@ -208,7 +210,7 @@ static int with_retries(redis_sink *s, int (*fn)(redis_sink *, void *, bp_error 
             drop_conn(s);
             s->uncertain = true;
         }
-        if (!bp_error_is_transient(rc) || attempt > s->retries)
+        if (!bp_error_is_transient(rc) || attempt > s->retries || (attempt > 1 && mono_s() > until))
             return rc;
         bp_warn("%s; trying again (attempt %d of %d)", err->msg, attempt + 1, s->retries + 1);
     }
