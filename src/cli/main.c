@@ -10,6 +10,7 @@
 #include "chain/rpc.h"
 #include "cli/commands_migrate.h"
 #include "cli/commands_sim.h"
+#include "cli/commands_stream.h"
 #include "cli/config.h"
 #include "cli/state.h"
 #include "core/pipeline.h"
@@ -55,6 +56,7 @@ static void usage(FILE *f)
             "  blockpipe migrate URL                            create or upgrade an output's "
             "schema\n"
             "  blockpipe simnode [--listen HOST:PORT] [...]     a synthetic node for benchmarks\n"
+            "  blockpipe stream publish|latest|history|keys|subscribe ...   keyed streams\n"
             "  blockpipe <command> --help                       options of a command\n"
             "  blockpipe --version\n\n"
             "outputs (--output URL, repeatable):\n",
@@ -217,6 +219,8 @@ int main(int argc, char **argv)
         return bp_cmd_simnode(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return bp_cmd_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "stream") == 0)
+        return bp_cmd_stream(argc - 1, argv + 1);
     fprintf(stderr, "blockpipe: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;
