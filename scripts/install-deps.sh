@@ -24,10 +24,12 @@ say() { echo "install-deps: $*"; }
 
 PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libcurl4-openssl-dev libyajl-dev libsqlite3-dev sqlite3 libyaml-dev
-      libcmocka-dev libwebsockets-dev libpq-dev libmicrohttpd-dev python3 ca-certificates curl procps)
-# Test extras: a PostgreSQL server for the postgres output's tests, the openssl command for
-# the wss:// test's certificate. A test that misses one fails (it never skips).
-TEST_PKGS=(postgresql-15 openssl)
+      libcmocka-dev libwebsockets-dev libpq-dev libmicrohttpd-dev libhiredis-dev libssl-dev
+      librdkafka-dev python3 ca-certificates curl procps)
+# Test extras: a PostgreSQL server for the postgres output's tests, a Redis server for the
+# redis output's, the openssl command for the wss:// and rediss:// tests' certificates. A test
+# that misses one fails (it never skips). (Kafka needs no server: librdkafka's mock cluster.)
+TEST_PKGS=(postgresql-15 redis-server openssl)
 
 if [ "$WITH_TEST" = 1 ] && [ "${#TEST_PKGS[@]}" -gt 0 ]; then PKGS+=("${TEST_PKGS[@]}"); fi
 

@@ -82,6 +82,7 @@ typedef struct bp_sink_option {
 typedef struct bp_sink_opts {
     const bp_sink_option *defs;
     size_t count;
+    const char *scheme; /* the scheme the URL used: ops->scheme or one of its aliases */
     const char *values[BP_SINK_MAX_OPTIONS];
 } bp_sink_opts;
 

@@ -55,6 +55,7 @@ struct opt {
     const char *help;           /* one sentence (or two), no trailing period */
     const bp_sink_option *sink; /* an output's option (set_sink) */
     const bp_sink_ops *backend; /* the first output that has it */
+    const char *env3;           /* third name, read when env and env2 are unset */
 };
 
 static int set_rpc(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -90,7 +91,7 @@ static const opt g_opts[] = {
     {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain), .cmds = CMD_BOTH,
      .def = "the chain id in decimal (1, 31337)", .help = "value of the chain column"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
-     .def = "sqlite:blockpipe.db",
+     .def = "sqlite:blockpipe.db", .env3 = "REDIS_URL",
      .help = "where to write (the kinds are listed below); repeat for several, each keeps its "
              "own checkpoint. Config file: output, or outputs: [URL, ...]"},
     {"start-block", NULL, "N|latest", "START_BLOCK", NULL, "start_block", set_start,
@@ -135,7 +136,7 @@ static const opt g_opts[] = {
     {"output-failure", NULL, "stop|continue", "OUTPUT_FAILURE", NULL, "output_failure",
      set_output_failure, .cmds = CMD_BOTH, .def = "stop",
      .help = "an output that keeps failing stops the run (stop), or is set aside while the "
-             "others go on (continue); the next start catches it up"},
+             "others go on (continue) and caught up from its checkpoint when it answers again"},
     {"ws", NULL, "URL", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH, .def = "none",
      .help = "WebSocket endpoint (ws:// or wss://) of the node: new heads by "
              "eth_subscribe(newHeads), HTTP polling as the fallback (run only)"},
@@ -880,6 +881,10 @@ static int apply_env(loader *ld, bp_error *err)
             name = o->env2;
             v = getenv(o->env2);
         }
+        if ((!v || !*v) && o->env3) {
+            name = o->env3;
+            v = getenv(o->env3);
+        }
         /* An empty variable counts as unset, as most shells and compose files mean it. */
         if (!o->set || !opt_for(o, ld->cmd) || !v || !*v)
             continue;
@@ -1127,8 +1132,9 @@ static void usage_opt(bp_buf *b, const opt *o)
     if (o->alias)
         n += snprintf(extra + n, sizeof(extra) - (size_t)n, "also --%s; ", o->alias);
     if (o->env)
-        n += snprintf(extra + n, sizeof(extra) - (size_t)n, "env %s%s%s; ", o->env,
-                      o->env2 ? " or " : "", o->env2 ? o->env2 : "");
+        n += snprintf(extra + n, sizeof(extra) - (size_t)n, "env %s%s%s%s%s; ", o->env,
+                      o->env2 ? " or " : "", o->env2 ? o->env2 : "", o->env3 ? " or " : "",
+                      o->env3 ? o->env3 : "");
     if (o->sink)
         n += snprintf(extra + n, sizeof(extra) - (size_t)n, "URL parameter %s; ", o->sink->name);
     if (o->def && strcmp(o->def, "required") == 0)
@@ -1297,8 +1303,8 @@ static void md_core(FILE *out)
     for (size_t i = 0; i < N_CORE; i++) {
         char flag[64], env[96];
         snprintf(flag, sizeof(flag), "--%s", t[i].flag);
-        snprintf(env, sizeof(env), "%s%s%s", t[i].env ? t[i].env : "", t[i].env2 ? ", " : "",
-                 t[i].env2 ? t[i].env2 : "");
+        snprintf(env, sizeof(env), "%s%s%s%s%s", t[i].env ? t[i].env : "", t[i].env2 ? ", " : "",
+                 t[i].env2 ? t[i].env2 : "", t[i].env3 ? ", " : "", t[i].env3 ? t[i].env3 : "");
         fputc('|', out);
         md_code(out, flag, t[i].arg);
         md_code(out, t[i].env ? env : NULL, NULL);

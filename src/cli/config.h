@@ -71,8 +71,9 @@ typedef struct bp_config {
  * BP_EINVAL with the message in err. cfg must be released with bp_config_release (also after
  * an error; releasing twice is harmless). Every value of every source is validated, even one a
  * stronger source overrides. An empty environment variable counts as unset; OUTPUT is read
- * before DATABASE_URL. --rpc / --output given by a source replace (not extend) the lists of
- * weaker sources. With --help (or -h) anywhere, only cfg->help is set and 0 is returned. */
+ * before DATABASE_URL, then REDIS_URL. --rpc / --output given by a source replace (not extend) the
+ * lists of weaker sources. With --help (or -h) anywhere, only cfg->help is set and 0 is returned.
+ */
 int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err);
 void bp_config_release(bp_config *cfg);
 /* Usage text of a command (for --help), made from the option table and the outputs' own

@@ -10,6 +10,7 @@
 #include "chain/rpc.h"
 #include "cli/commands_migrate.h"
 #include "cli/commands_sim.h"
+#include "cli/commands_stream.h"
 #include "cli/config.h"
 #include "cli/state.h"
 #include "core/pipeline.h"
@@ -56,6 +57,7 @@ static void usage(FILE *f)
             "schema\n"
             "  blockpipe simnode [--listen HOST:PORT] [...]    a synthetic node for benchmarks "
             "and chaos tests\n"
+            "  blockpipe stream publish|latest|history|keys|subscribe ...  keyed streams\n"
             "  blockpipe <command> --help                      options of a command\n"
             "  blockpipe --help-markdown | --help-columns      the option and column tables "
             "(docs)\n"
@@ -221,6 +223,8 @@ int main(int argc, char **argv)
         return bp_cmd_simnode(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return bp_cmd_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "stream") == 0)
+        return bp_cmd_stream(argc - 1, argv + 1);
     fprintf(stderr, "blockpipe: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -61,33 +61,161 @@ out:
     free(recent);
 }
 
-int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *chain, bp_error *err)
+/* ---- set aside and probed ---------------------------------------------------------------- */
+
+typedef struct probe_arg {
+    bp_outputs *o;
+    size_t i;
+} probe_arg;
+
+/* Sleeps ms in steps, false when asked to stop meanwhile. */
+static bool probe_sleep(bp_outputs *o, long ms)
+{
+    for (long t = 0; t < ms; t += 100) {
+        if (atomic_load(&o->stop_probes))
+            return false;
+        nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+    }
+    return !atomic_load(&o->stop_probes);
+}
+
+/* The probe thread of a set-aside output: asks for its checkpoint until it answers. The sink
+ * is this thread's alone until the pipeline takes it back (bp_outputs_rejoin joins it). */
+static void *probe_main(void *arg)
+{
+    probe_arg a = *(probe_arg *)arg;
+    free(arg);
+    bp_outputs *o = a.o;
+    bp_sink *s = o->sinks[a.i];
+    long delay = 1000;
+    while (probe_sleep(o, delay)) {
+        bp_error e = {0};
+        bp_checkpoint cp;
+        if (s->ops->checkpoint(s, o->chain, &cp, &e) == 0) {
+            o->probe_cp[a.i] = cp;
+            atomic_store(&o->back[a.i], true);
+            bp_info("output '%s' answers again (its checkpoint: %s%" PRIu64 "); catching it up",
+                    s->url, cp.set ? "" : "none, ", cp.set ? cp.number : 0);
+            return NULL;
+        }
+        bp_info("output '%s' is still set aside: %s (asked again in %ld s)", s->url, e.msg,
+                delay * 2 > 30000 ? 30L : delay * 2 / 1000);
+        delay = delay * 2 > 30000 ? 30000 : delay * 2;
+    }
+    return NULL;
+}
+
+static void set_aside(bp_outputs *o, size_t i)
+{
+    o->failed[i] = true;
+    o->failed_count++;
+    probe_arg *a = malloc(sizeof(*a));
+    if (a) {
+        *a = (probe_arg){o, i};
+        o->probing[i] = pthread_create(&o->probes[i], NULL, probe_main, a) == 0;
+    }
+    if (!o->probing[i]) {
+        free(a);
+        bp_err("output '%s': cannot start its probe thread; it stays set aside until the next "
+               "start",
+               o->sinks[i]->url);
+    }
+}
+
+static void join_probe(bp_outputs *o, size_t i)
+{
+    if (o->probing && o->probing[i]) {
+        pthread_join(o->probes[i], NULL);
+        o->probing[i] = false;
+    }
+}
+
+bool bp_outputs_rejoin_point(bp_outputs *o, bp_checkpoint *cp, size_t *index)
+{
+    bool any = false;
+    for (size_t i = 0; i < o->count; i++) {
+        if (!atomic_load(&o->back[i]))
+            continue;
+        const bp_checkpoint *c = &o->probe_cp[i];
+        if (!any || !c->set || (cp->set && c->number < cp->number)) {
+            *cp = *c;
+            *index = i;
+        }
+        any = true;
+    }
+    return any;
+}
+
+void bp_outputs_rejoin(bp_outputs *o, size_t i)
+{
+    join_probe(o, i);
+    atomic_store(&o->back[i], false);
+    o->cps[i] = o->probe_cp[i];
+    held_load(&o->held[i], o->sinks[i], o->chain, &o->cps[i]); /* what it holds now */
+    if (o->failed[i]) {
+        o->failed[i] = false;
+        o->failed_count--;
+    }
+}
+
+/* ---- init ------------------------------------------------------------------------------- */
+
+int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *chain,
+                    bool keep_going, bp_error *err)
 {
     memset(o, 0, sizeof(*o));
     o->sinks = sinks;
     o->count = count;
     o->chain = chain;
-    o->cps = calloc(count ? count : 1, sizeof(*o->cps));
-    o->failed = calloc(count ? count : 1, sizeof(*o->failed));
-    o->held = calloc(count ? count : 1, sizeof(*o->held));
-    if (!o->cps || !o->failed || !o->held)
+    o->keep_going = keep_going;
+    size_t n = count ? count : 1;
+    o->cps = calloc(n, sizeof(*o->cps));
+    o->failed = calloc(n, sizeof(*o->failed));
+    o->held = calloc(n, sizeof(*o->held));
+    o->probing = calloc(n, sizeof(*o->probing));
+    o->probes = calloc(n, sizeof(*o->probes));
+    o->back = calloc(n, sizeof(*o->back));
+    o->probe_cp = calloc(n, sizeof(*o->probe_cp));
+    if (!o->cps || !o->failed || !o->held || !o->probing || !o->probes || !o->back ||
+        !o->probe_cp)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++)
+        atomic_init(&o->back[i], false);
+    atomic_init(&o->stop_probes, false);
     for (size_t i = 0; i < count; i++) {
         int rc = sinks[i]->ops->checkpoint(sinks[i], chain, &o->cps[i], err);
-        if (rc != 0)
-            return bp_error_prefix(err, "output '%s': reading checkpoint: ", sinks[i]->url);
-        held_load(&o->held[i], sinks[i], chain, &o->cps[i]);
+        if (rc == 0) {
+            held_load(&o->held[i], sinks[i], chain, &o->cps[i]);
+            continue;
+        }
+        bp_error_prefix(err, "output '%s': reading checkpoint: ", sinks[i]->url);
+        if (!keep_going || o->failed_count + 1 == count)
+            return rc;
+        bp_err("%s; this output is set aside (--output-failure continue) and asked again "
+               "every few seconds; when it answers it is caught up from its checkpoint",
+               err->msg);
+        memset(&o->cps[i], 0, sizeof(o->cps[i]));
+        set_aside(o, i);
+        bp_error_clear(err);
     }
     return 0;
 }
 
 void bp_outputs_release(bp_outputs *o)
 {
+    if (o->back)
+        atomic_store(&o->stop_probes, true);
+    for (size_t i = 0; o->probing && i < o->count; i++)
+        join_probe(o, i);
     free(o->failed);
     free(o->cps);
     free(o->held);
     free(o->scratch);
     free(o->own);
+    free(o->probing);
+    free(o->probes);
+    free(o->back);
+    free(o->probe_cp);
     memset(o, 0, sizeof(*o));
 }
 
@@ -116,6 +244,8 @@ void bp_outputs_lowest(const bp_outputs *o, bp_checkpoint *out, size_t *lowest_i
     *lowest_index = 0;
     *any_unset = false;
     for (size_t i = 0; i < o->count; i++) {
+        if (o->failed && o->failed[i])
+            continue;
         if (!o->cps[i].set) {
             *any_unset = true;
             continue;
@@ -262,11 +392,10 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
     bp_error_prefix(err, "output '%s': ", s->url);
     if (!o->keep_going || o->failed_count + 1 == o->count)
         return err->code;
-    o->failed[i] = true;
-    o->failed_count++;
-    bp_err("%s; this output is set aside for the rest of the run (--output-failure continue) "
-           "at its checkpoint %" PRIu64 "; the next start catches it up from there",
+    bp_err("%s; this output is set aside (--output-failure continue) at its checkpoint %" PRIu64
+           "; it is asked again every few seconds and, when it answers, caught up from there",
            err->msg, o->cps[i].set ? o->cps[i].number : 0);
+    set_aside(o, i);
     (void)b;
     bp_error_clear(err);
     return 0;

@@ -9,11 +9,20 @@
  * A write that fails with a transient error (bp_error_is_transient: a lost connection, I/O, a
  * timeout) is tried again with backoff (0.5, 1, 2 s). When it still fails: with keep_going
  * false (the default) the error stops the pipeline; every output keeps a consistent
- * checkpoint, so nothing is lost. With keep_going true the output is set aside for the rest
- * of the run, said loudly, and the others go on; the next start resumes from the lowest
- * checkpoint, so it catches up. */
+ * checkpoint, so nothing is lost. With keep_going true the output is set aside, said loudly,
+ * and the others go on; so is an output whose checkpoint cannot be read at start (unless every
+ * output fails). A set-aside output is asked for its checkpoint again by a probe thread of
+ * its own (after 1 s, doubling up to 30 s: the sink is that thread's alone meanwhile); once it
+ * answers, the pipeline takes it back (bp_outputs_rejoin_point / bp_outputs_rejoin) and goes
+ * back to its checkpoint, re-reading from the node what it missed while the others skip what
+ * they hold - the catch-up a restart would do, in memory bounded as any backfill is.
+ * bp_outputs_release stops the probes and waits for them: at most one checkpoint read of the
+ * output, bounded by its own waits (--wait-for-db, --kafka-timeout). */
 #ifndef BP_CORE_OUTPUTS_H
 #define BP_CORE_OUTPUTS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "blockpipe/model.h"
 #include "blockpipe/sink.h"
@@ -47,13 +56,23 @@ typedef struct bp_outputs {
     bool keep_going; /* --output-failure continue */
     bool *failed;    /* per output: set aside after a failure (keep_going only) */
     size_t failed_count;
+    /* per output: its probe thread runs; it found the output answering (with probe_cp) */
+    bool *probing;
+    pthread_t *probes;
+    atomic_bool *back;
+    bp_checkpoint *probe_cp;
+    atomic_bool stop_probes;
 } bp_outputs;
 
-/* Reads every output's checkpoint for chain, and its newest blocks (the `recent` op). */
-int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *chain, bp_error *err);
+/* Reads every output's checkpoint for chain, and its newest blocks (the `recent` op). With
+ * keep_going, an output whose checkpoint cannot be read is set aside (and probed) unless every
+ * output fails. */
+int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *chain,
+                    bool keep_going, bp_error *err);
 void bp_outputs_release(bp_outputs *o);
 /* The lowest checkpoint over the outputs that have one (out->set is false when none has);
- * *lowest_index is the output holding it; *any_unset tells whether some output has none. */
+ * *lowest_index is the output holding it; *any_unset tells whether some output has none.
+ * Outputs set aside do not count. */
 void bp_outputs_lowest(const bp_outputs *o, bp_checkpoint *out, size_t *lowest_index,
                        bool *any_unset);
 /* Where the stream must start so that every output can be brought onto the chain: the
@@ -66,5 +85,11 @@ uint64_t bp_outputs_agreed(const bp_outputs *o, size_t idx);
  * another block than the stream's it first gets REVERTs of its own blocks down to there. */
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err);
 int bp_outputs_flush(bp_outputs *o, bp_error *err);
+/* A set-aside output that answers again: true with the lowest such checkpoint and its output.
+ * Any thread (it reads what the probe threads published). */
+bool bp_outputs_rejoin_point(bp_outputs *o, bp_checkpoint *cp, size_t *index);
+/* Takes output i back at the checkpoint its probe read (the caller has rewound the event
+ * stream to it). The writer must be idle. */
+void bp_outputs_rejoin(bp_outputs *o, size_t i);
 
 #endif

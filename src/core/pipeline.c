@@ -88,6 +88,7 @@ struct pipeline {
     bp_outputs out; /* the writer thread's while it runs (see writer.h) */
     bp_writer writer;
     uint64_t next_fetch;
+    uint64_t first; /* where this run started */
 
     bool have_head;
     bp_header head;
@@ -1332,21 +1333,62 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     window = window < 64 ? 64 : window > 4096 ? 4096 : window;
     if (bp_canon_init(&p->canon, (size_t)c->reorg_window) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    rc = bp_outputs_init(&p->out, c->sinks, c->sink_count, p->chain, err);
+    rc = bp_outputs_init(&p->out, c->sinks, c->sink_count, p->chain, c->output_keep_going, err);
     if (rc != 0)
         return rc;
-    p->out.keep_going = c->output_keep_going;
     rc = resume_point(p, start, err);
     if (rc != 0)
         return rc;
     if (bp_reorder_init(&p->rb, window, *start) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     p->rb.budget = &p->budget;
-    p->next_fetch = *start;
+    p->next_fetch = p->first = *start;
     rc = start_workers(p, window, err);
     if (rc == 0)
         rc = start_realtime(p, err);
     return rc ? rc : start_writer(p, err);
+}
+
+/* ---- an output set aside comes back ---------------------------------------------------- */
+
+/* Output idx (set aside, --output-failure continue) answers again at its checkpoint cp: go
+ * back to it as a restart would (the window re-seeded from its recent blocks, everything
+ * above refetched; the other outputs skip what they hold), and take it back. */
+static int rejoin(pipeline *p, size_t idx, const bp_checkpoint *cp, bp_error *err)
+{
+    /* What was committed goes out first: the batch being built may hold REVERTs the other
+     * outputs need (dropping them would leave those outputs on an orphaned branch). */
+    int rc = bp_writer_wait(&p->writer, err);
+    if (rc == 0 && p->nevents)
+        rc = hand_over(p, err);
+    if (rc == 0)
+        rc = bp_writer_wait(&p->writer, err);
+    if (rc != 0)
+        return rc;
+    bp_sink *s = p->cfg->sinks[idx];
+    bp_outputs_rejoin(&p->out, idx);
+    /* where it agrees with the others, as at a start (it may hold another branch) */
+    uint64_t from = cp->set ? bp_outputs_agreed(&p->out, idx) : p->first;
+    if (from >= p->rb.base) /* not behind what was handed over: the filter skips the rest */
+        return 0;
+    bp_canon_clear(&p->canon);
+    if (cp->set && (rc = seed_canon(p, cp, idx, from, err)) != 0)
+        return rc;
+    bp_info("output '%s' is back at block %" PRIu64 "; going back from %" PRIu64
+            " to catch it up (the other outputs skip what they hold)",
+            s->url, from ? from - 1 : 0, p->rb.base);
+    bp_reorder_reset_from(&p->rb, from);
+    p->next_fetch = from;
+    return 0;
+}
+
+static int take_back_outputs(pipeline *p, bp_error *err)
+{
+    bp_checkpoint cp;
+    size_t idx;
+    if (p->stopping || !p->cfg->output_keep_going || !bp_outputs_rejoin_point(&p->out, &cp, &idx))
+        return 0;
+    return rejoin(p, idx, &cp, err);
 }
 
 /* ---- main loop ---------------------------------------------------------------------- */
@@ -1403,6 +1445,8 @@ static int step(pipeline *p, bp_error *err)
     wait = wait < 1 ? 1 : wait > 100 ? 100 : wait;
     drain_results(p, wait);
     rc = commit_ready(p, err);
+    if (rc == 0)
+        rc = take_back_outputs(p, err);
     if (rc != 0)
         return rc;
     if (now_ms() >= p->next_stats_ms) {

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "blockpipe/columns.h"
+#include "sink/options.h"
 #include "sink/format.h"
 #include "sink/pg_conn.h"
 #include "sink/pg_copy.h"
@@ -704,26 +705,8 @@ static const bp_sink_option g_options[] = {
      .arg = "NAME",
      .def = BP_PG_DEFAULT_SCHEMA,
      .help = "schema of the tables, created if missing"},
-    {.name = "wait_for_db",
-     .flag = "wait-for-db",
-     .env = "WAIT_FOR_DB",
-     .key = "wait_for_db",
-     .type = BP_SINK_OPT_INT,
-     .arg = "S",
-     .def = "30",
-     .min = 0,
-     .max = 86400,
-     .help = "keep retrying a database that is down (at start and after a lost connection) "
-             "for S seconds; 0: try once"},
-    {.name = "checkpoint",
-     .flag = "checkpoint-name",
-     .env = "CHECKPOINT_NAME",
-     .key = "checkpoint_name",
-     .type = BP_SINK_OPT_STRING,
-     .arg = "NAME",
-     .def = BP_PG_DEFAULT_CHECKPOINT,
-     .help = "this process's checkpoint row, so that a follower and a backfill can share a "
-             "database"},
+    BP_SINK_OPTION_WAIT_FOR_DB("30"),
+    BP_SINK_OPTION_CHECKPOINT_NAME(BP_PG_DEFAULT_CHECKPOINT),
     {.name = "mode",
      .type = BP_SINK_OPT_ENUM,
      .arg = "MODE",

@@ -22,6 +22,8 @@
     X(postgres)                                                                                    \
     X(etlcsv)                                                                                      \
     X(jsonl)                                                                                       \
+    X(redis)                                                                                       \
+    X(kafka)                                                                                       \
     /* one line above per backend */
 
 #define BP_X_DECLARE(name) extern const bp_sink_ops bp_sink_##name##_ops;
@@ -47,20 +49,28 @@ static bool scheme_is(const char *scheme, const char *url, size_t n)
     return strlen(scheme) == n && strncasecmp(scheme, url, n) == 0;
 }
 
-const bp_sink_ops *bp_sink_find(const char *url)
+/* The backend of url's scheme; *used (may be NULL) gets the scheme or alias it matched. */
+static const bp_sink_ops *find_backend(const char *url, const char **used)
 {
     const char *colon = strchr(url, ':');
     if (!colon)
         return NULL;
     size_t n = (size_t)(colon - url);
     for (const bp_sink_ops *const *b = g_backends; *b; b++) {
-        if (scheme_is((*b)->scheme, url, n))
+        const char *match = scheme_is((*b)->scheme, url, n) ? (*b)->scheme : NULL;
+        for (const char *const *a = (*b)->aliases; !match && a && *a; a++)
+            match = scheme_is(*a, url, n) ? *a : NULL;
+        if (match && used)
+            *used = match;
+        if (match)
             return *b;
-        for (const char *const *a = (*b)->aliases; a && *a; a++)
-            if (scheme_is(*a, url, n))
-                return *b;
     }
     return NULL;
+}
+
+const bp_sink_ops *bp_sink_find(const char *url)
+{
+    return find_backend(url, NULL);
 }
 
 static int unknown_scheme(const char *shown, bp_error *err)
@@ -304,6 +314,7 @@ int bp_sink_resolve(const char *url, const bp_sink_settings *set, bp_sink_resolv
                           r->ops->option_count ? "the address" : "the path", r->ops->usage);
     else
         rc = build_opts(r->ops, r, set, shown, &r->opts, err);
+    find_backend(url, &r->opts.scheme);
     if (rc != 0)
         bp_sink_resolved_release(r);
     return rc;

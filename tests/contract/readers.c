@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <hiredis/hiredis.h>
 #include <yajl/yajl_tree.h>
 
 #include "contract.h"
+#include "sink/redis_conn.h"
+#include "sink/registry.h"
 #include "util/url.h"
 
 /* One row as the normalised line "tag c0 c1 ...": NULL cells are "-"; cells from topics_at
@@ -567,6 +570,245 @@ static void read_jsonl(const char *url, const char *shown, const char *dir, cons
     files_result(&f, out);
 }
 
+/* ---- stream outputs (Redis, Kafka) ------------------------------------------------------
+ * Entries of a stream per entity: type apply / revert, the block's hash, and data (the row as
+ * JSON with the SQL column names). The blocks stream carries the applies and reverts in order
+ * (as blocks.jsonl does); the other streams' rows belong to their block by hash. */
+
+/* One entry: type, block hash, data (parsed; NULL for a revert). */
+typedef void (*stream_fn)(files *f, const char *where, const char *type, const char *hash,
+                          yajl_val data);
+
+static void stream_block(files *f, const char *where, const char *type, const char *hash,
+                         yajl_val data)
+{
+    static const char *const keys[] = {"number", "hash", "parent_hash", "timestamp",
+                                       "transaction_count"};
+    char buf[5][1024];
+    const char *cells[5];
+    if (strcmp(type, "revert") == 0) {
+        file_revert(f, where, hash);
+        return;
+    }
+    CT_CHECK(strcmp(type, "apply") == 0 && data, "%s: type \"%s\"", where, type);
+    jcells(data, keys, 5, buf, cells, where);
+    CT_CHECK(strcmp(cells[1], hash) == 0, "%s: entry hash %s, data hash %s", where, hash, cells[1]);
+    file_apply(f, where, cells);
+}
+
+static void stream_tx(files *f, const char *where, const char *type, const char *hash,
+                      yajl_val data)
+{
+    (void)hash;
+    if (strcmp(type, "revert") != 0)
+        jsonl_tx(f, where, data);
+}
+
+static void stream_log(files *f, const char *where, const char *type, const char *hash,
+                       yajl_val data)
+{
+    static const char *const keys[] = {
+        "block_number", "log_index", "block_hash", "transaction_hash", "transaction_index",
+        "address",      "data",      "topic0",     "topic1",           "topic2",
+        "topic3"};
+    char buf[11][1024];
+    const char *cells[11];
+    (void)hash;
+    if (strcmp(type, "revert") == 0)
+        return;
+    jcells(data, keys, 11, buf, cells, where);
+    file_row(f, 'L', cells[2], cells, 11, 7);
+}
+
+/* An entry's fields, checked, to fn. */
+static void stream_entry(files *f, const char *where, const char *type, const char *chain,
+                         const char *entry_chain, const char *hash, const char *data, stream_fn fn)
+{
+    char msg[256];
+    CT_CHECK(type && entry_chain && hash && data, "%s: an entry lacks type, chain, hash or data",
+             where);
+    CT_CHECK(strcmp(entry_chain, chain) == 0, "%s: chain \"%s\", expected \"%s\"", where,
+             entry_chain, chain);
+    CT_CHECK(strcmp(type, "apply") == 0 || strcmp(type, "revert") == 0, "%s: type \"%s\"", where,
+             type);
+    yajl_val obj = NULL;
+    if (strcmp(type, "apply") == 0) {
+        obj = yajl_tree_parse(data, msg, sizeof(msg));
+        CT_CHECK(obj && YAJL_IS_OBJECT(obj), "%s: data is not a JSON object: %s", where, msg);
+    }
+    fn(f, where, type, hash, obj);
+    yajl_tree_free(obj);
+}
+
+static const char *rfield(const redisReply *kv, const char *name)
+{
+    for (size_t i = 0; kv && kv->type == REDIS_REPLY_ARRAY && i + 1 < kv->elements; i += 2)
+        if (strcmp(kv->element[i]->str, name) == 0)
+            return kv->element[i + 1]->str;
+    return NULL;
+}
+
+static void redis_each(files *f, bp_redis *c, const char *prefix, const char *entity,
+                       const char *chain, stream_fn fn)
+{
+    char key[512], where[700];
+    snprintf(key, sizeof(key), "%s%s:%s", prefix, entity, chain);
+    const redisReply *r = NULL;
+    bp_error e = {0};
+    CT_CHECK(bp_redis_call(c, 4, (const char *[]){"XRANGE", key, "-", "+"}, &r, &e) == 0,
+             "%s: XRANGE %s: %s", f->url, key, e.msg);
+    CT_CHECK(r->type == REDIS_REPLY_ARRAY, "%s: XRANGE %s: not an array", f->url, key);
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *ent = r->element[i];
+        snprintf(where, sizeof(where), "%s: %s entry %s", f->url, key, ent->element[0]->str);
+        const redisReply *kv = ent->element[1];
+        stream_entry(f, where, rfield(kv, "type"), chain, rfield(kv, "chain"), rfield(kv, "hash"),
+                     rfield(kv, "data"), fn);
+    }
+}
+
+/* redis[s]://...?prefix=P&tls_ca=FILE: the streams {P}{entity}:{chain} from the first entry. */
+static void read_redis(const char *url, const char *shown, const char *target, const char *chain,
+                       ct_lines *out)
+{
+    (void)target;
+    bp_sink_resolved res;
+    bp_redis_target t;
+    bp_redis *c = NULL;
+    bp_error e = {0};
+    CT_CHECK(bp_sink_resolve(url, NULL, &res, &e) == 0, "%s: %s", shown, e.msg);
+    CT_CHECK(
+        bp_redis_target_init(&t, res.target.data, strcmp(res.opts.scheme, "rediss") == 0, &e) == 0,
+        "%s: %s", shown, e.msg);
+    const char *ca = bp_sink_opt(&res.opts, "tls_ca");
+    t.tls_ca = ca ? strdup(ca) : NULL;
+    CT_CHECK(bp_redis_connect(&t, &c, &e) == 0, "%s: %s", shown, e.msg);
+    const char *prefix = bp_sink_opt(&res.opts, "prefix");
+    files f = {.url = shown, .ordered = true};
+    redis_each(&f, c, prefix, "blocks", chain, stream_block);
+    redis_each(&f, c, prefix, "transactions", chain, stream_tx);
+    redis_each(&f, c, prefix, "logs", chain, stream_log);
+    files_result(&f, out);
+    bp_redis_free(c);
+    bp_redis_target_release(&t);
+    bp_sink_resolved_release(&res);
+}
+
+/* kafka://BOOTSTRAP?prefix=P: the topics {P}blocks, {P}transactions, {P}logs read by
+ * tests/tools/kafka_consume ($BP_KAFKA_CONSUME) with read_committed. librdkafka's mock cluster
+ * keeps aborted records as if committed: a record counts when its bp-txn has a record in the
+ * checkpoint topic (src/sink/kafka.c), as read_committed gives on a real broker. */
+typedef struct krecs {
+    yajl_val *v;
+    size_t n, cap;
+} krecs;
+
+static void kafka_consume(const char *shown, const char *bootstrap, const char *topic, krecs *out)
+{
+    const char *prog = getenv("BP_KAFKA_CONSUME");
+    CT_CHECK(prog && *prog, "%s: BP_KAFKA_CONSUME (tests/tools/kafka_consume) is not set", shown);
+    char cmd[2048], line[1 << 16], msg[256];
+    snprintf(cmd, sizeof(cmd), "'%s' '%s' '%s'", prog, bootstrap, topic);
+    FILE *p = popen(cmd, "r");
+    CT_CHECK(p, "%s: cannot run %s", shown, prog);
+    while (fgets(line, sizeof(line), p)) {
+        CT_CHECK(strchr(line, '\n'), "%s: %s: a record longer than %zu bytes", shown, topic,
+                 sizeof(line));
+        yajl_val v = yajl_tree_parse(line, msg, sizeof(msg));
+        CT_CHECK(v, "%s: %s: kafka_consume printed no JSON: %s", shown, topic, msg);
+        if (out->n == out->cap) {
+            out->cap = out->cap ? 2 * out->cap : 256;
+            out->v = realloc(out->v, out->cap * sizeof(*out->v));
+            CT_CHECK(out->v, "out of memory");
+        }
+        out->v[out->n++] = v;
+    }
+    int st = pclose(p);
+    CT_CHECK(st == 0, "%s: kafka_consume %s failed (status %d)", shown, topic, st);
+}
+
+static void krecs_free(krecs *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        yajl_tree_free(r->v[i]);
+    free(r->v);
+    memset(r, 0, sizeof(*r));
+}
+
+static yajl_val kget(yajl_val v, const char *a, const char *b)
+{
+    const char *path[] = {a, b, NULL};
+    return yajl_tree_get(v, path, yajl_t_any);
+}
+
+static bool committed_txn(const krecs *cps, const char *txn)
+{
+    for (size_t i = 0; txn && i < cps->n; i++) {
+        const char *t = YAJL_GET_STRING(kget(cps->v[i], "value", "txn"));
+        if (t && strcmp(t, txn) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void kafka_each(files *f, const char *bootstrap, const krecs *cps, const char *topic,
+                       const char *chain, stream_fn fn)
+{
+    krecs recs = {0};
+    char where[700];
+    kafka_consume(f->url, bootstrap, topic, &recs);
+    for (size_t i = 0; i < recs.n; i++) {
+        yajl_val r = recs.v[i];
+        const char *txn = YAJL_GET_STRING(kget(r, "txn", NULL));
+        snprintf(where, sizeof(where), "%s: %s [%lld] offset %lld", f->url, topic,
+                 YAJL_GET_INTEGER(kget(r, "partition", NULL)),
+                 YAJL_GET_INTEGER(kget(r, "offset", NULL)));
+        if (!committed_txn(cps, txn))
+            continue; /* an aborted transaction's record */
+        const char *key = YAJL_GET_STRING(kget(r, "key", NULL));
+        CT_CHECK(key && strcmp(key, chain) == 0, "%s: key %s, expected the chain %s", where,
+                 key ? key : "(none)", chain);
+        const char *type = YAJL_GET_STRING(kget(r, "value", "type"));
+        const char *c = YAJL_GET_STRING(kget(r, "value", "chain"));
+        const char *hash = YAJL_GET_STRING(kget(r, "value", "hash"));
+        yajl_val data = kget(r, "value", "data");
+        CT_CHECK(type && c && hash && data, "%s: a record lacks type, chain, hash or data", where);
+        CT_CHECK(strcmp(c, chain) == 0, "%s: chain %s, expected %s", where, c, chain);
+        CT_CHECK(strcmp(type, "apply") == 0 ? YAJL_IS_OBJECT(data)
+                                            : strcmp(type, "revert") == 0 && YAJL_IS_NULL(data),
+                 "%s: type %s with data of the wrong kind", where, type);
+        fn(f, where, type, hash, strcmp(type, "apply") == 0 ? data : NULL);
+    }
+    krecs_free(&recs);
+}
+
+static void read_kafka(const char *url, const char *shown, const char *target, const char *chain,
+                       ct_lines *out)
+{
+    (void)target;
+    bp_sink_resolved res;
+    bp_error e = {0};
+    CT_CHECK(bp_sink_resolve(url, NULL, &res, &e) == 0, "%s: %s", shown, e.msg);
+    const char *pre = bp_sink_opt(&res.opts, "prefix");
+    char topic[512], bootstrap[512];
+    snprintf(bootstrap, sizeof(bootstrap), "%.*s", (int)strcspn(res.target.data, "?"),
+             res.target.data);
+    krecs cps = {0};
+    snprintf(topic, sizeof(topic), "%s%s", pre ? pre : "",
+             bp_sink_opt(&res.opts, "checkpoint_topic"));
+    kafka_consume(shown, bootstrap, topic, &cps);
+    files f = {.url = shown, .ordered = true};
+    static const char *const entities[] = {"blocks", "transactions", "logs"};
+    static const stream_fn fns[] = {stream_block, stream_tx, stream_log};
+    for (int i = 0; i < 3; i++) {
+        snprintf(topic, sizeof(topic), "%s%s", pre ? pre : "", entities[i]);
+        kafka_each(&f, bootstrap, &cps, topic, chain, fns[i]);
+    }
+    files_result(&f, out);
+    krecs_free(&cps);
+    bp_sink_resolved_release(&res);
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 /* One line per backend: a new output adds its reader here. */
@@ -576,7 +818,8 @@ static const struct {
                  ct_lines *out);
 } g_readers[] = {
     {"sqlite", read_sqlite},  {"postgres", read_pg}, {"postgresql", read_pg},
-    {"etl-csv", read_etlcsv}, {"jsonl", read_jsonl},
+    {"etl-csv", read_etlcsv}, {"jsonl", read_jsonl}, {"redis", read_redis},
+    {"rediss", read_redis},   {"kafka", read_kafka},
 };
 
 void ct_read(const char *url, const char *chain, ct_lines *out)

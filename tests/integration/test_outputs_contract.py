@@ -24,6 +24,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
+from redis import Redis  # noqa: E402
+from kafka import KafkaMock  # noqa: E402
 
 SEED = os.environ.get("BP_SEED", "1")
 KILLS = os.environ.get("BP_CONTRACT_KILLS", "10")
@@ -32,10 +34,14 @@ KILLS = os.environ.get("BP_CONTRACT_KILLS", "10")
 # that stops it by PID).
 SERVERS = {
     "postgres": Postgres,
+    "redis": Redis,
+    "redis-tls": lambda: Redis(password="s3cret", tls=True),
+    "kafka": KafkaMock,
 }
 
 FILE_POINTS = ["filesink.after_data", "filesink.before_rename"]
 PG_POINTS = ["postgres.before_commit"]
+REDIS_ALL = "entities=blocks,transactions,logs&maxlen=0"
 
 # (name, server or None, URL of a fresh output from (temp dir, server), crash points: where
 # the backend has written a batch's data but its checkpoint is not durable yet)
@@ -47,6 +53,16 @@ BACKENDS = [
     ("postgres, staging tables", "postgres",
      lambda d, s: s.url(scheme="postgresql", query="schema=contract_staging&mode=staging"),
      PG_POINTS),
+    ("redis", "redis", lambda d, s: s.url(query=REDIS_ALL + "&prefix=contract:"),
+     ["redis.before_exec"]),
+    ("rediss (TLS, password)", "redis-tls", lambda d, s: s.url(query=REDIS_ALL),
+     ["redis.before_exec"]),
+    # librdkafka's mock cluster: no transaction markers, so an aborted transaction's records
+    # are served; the reader keeps the records of transactions with a checkpoint record, as
+    # read_committed does on a broker (src/sink/kafka.c, tests/tools/kafka.py)
+    ("kafka (mock cluster)", "kafka",
+     lambda d, s: s.url("entities=blocks,transactions,logs&prefix=contract_"),
+     ["kafka.before_checkpoint"]),
 ]
 
 

@@ -156,7 +156,7 @@ static void test_output_behind_a_reorg_heals(void **state)
     bp_sink *list[2] = {&a.base, &b.base};
     bp_outputs o;
     bp_error err;
-    assert_int_equal(bp_outputs_init(&o, list, 2, "c", &err), 0);
+    assert_int_equal(bp_outputs_init(&o, list, 2, "c", false, &err), 0);
     /* A is the lowest at 12, but B holds another block at 11: the stream starts there */
     assert_int_equal(bp_outputs_agreed(&o, 0), 11);
     assert_int_equal(write_stream(&o, 0, 0, 0, 0, 1, 11, 11, 16, &err), 0);
@@ -183,7 +183,7 @@ static void test_output_ahead_skips_reverts_it_does_not_hold(void **state)
     bp_sink *list[2] = {&a.base, &b.base};
     bp_outputs o;
     bp_error err;
-    assert_int_equal(bp_outputs_init(&o, list, 2, "c", &err), 0);
+    assert_int_equal(bp_outputs_init(&o, list, 2, "c", false, &err), 0);
     assert_int_equal(bp_outputs_agreed(&o, 1), 11);
     assert_int_equal(write_stream(&o, 0, 99, 12, 11, 1, 11, 11, 15, &err), 0);
     check_on_branch(&a, 15, 1, 11);
@@ -206,7 +206,7 @@ static void test_output_ahead_on_orphans_reverts_them(void **state)
     bp_sink *list[2] = {&a.base, &b.base};
     bp_outputs o;
     bp_error err;
-    assert_int_equal(bp_outputs_init(&o, list, 2, "c", &err), 0);
+    assert_int_equal(bp_outputs_init(&o, list, 2, "c", false, &err), 0);
     assert_int_equal(bp_outputs_agreed(&o, 1), 11);
     assert_int_equal(write_stream(&o, 0, 0, 0, 0, 1, 19, 11, 22, &err), 0);
     check_on_branch(&a, 22, 1, 19);
@@ -226,7 +226,7 @@ static void test_in_step(void **state)
     bp_sink *list[2] = {&a.base, &b.base};
     bp_outputs o;
     bp_error err;
-    assert_int_equal(bp_outputs_init(&o, list, 2, "c", &err), 0);
+    assert_int_equal(bp_outputs_init(&o, list, 2, "c", false, &err), 0);
     assert_int_equal(bp_outputs_agreed(&o, 0), 6);
     assert_int_equal(write_stream(&o, 0, 99, 5, 4, 3, 4, 4, 7, &err), 0);
     check_on_branch(&a, 7, 3, 4);

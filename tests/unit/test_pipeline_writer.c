@@ -26,7 +26,9 @@ typedef struct fake {
     int writes;
     int fail_at_write; /* 1-based write that fails for good; 0: never */
     long sleep_ms;
-    bool gated; /* each write waits until the test opens the gate */
+    bool gated;  /* each write waits until the test opens the gate */
+    int cp_fail; /* checkpoint reads that fail before one answers */
+    int cp_calls;
 } fake;
 
 /* A write held at the gate is in flight for as long as the test wants, however slowly the
@@ -45,8 +47,11 @@ static void gate_set(bool open)
 
 static int fake_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp_error *err)
 {
-    (void)s, (void)chain, (void)err;
+    fake *f = (fake *)s;
+    (void)chain;
     memset(out, 0, sizeof(*out));
+    if (++f->cp_calls <= f->cp_fail)
+        return bp_error_set(err, BP_ETRANSPORT, "checkpoint %d: down", f->cp_calls);
     return 0;
 }
 
@@ -106,7 +111,7 @@ static void on_written(void *ctx)
     pthread_mutex_unlock(&f->lock);
 }
 
-static fixture *start(size_t nsinks, bool keep_going)
+static fixture *start_down(size_t nsinks, bool keep_going, int cp_fail_last)
 {
     fixture *f = calloc(1, sizeof(*f));
     assert_non_null(f);
@@ -116,13 +121,18 @@ static fixture *start(size_t nsinks, bool keep_going)
         f->sinks[i].base.url = "fake:";
         f->list[i] = &f->sinks[i].base;
     }
+    f->sinks[nsinks - 1].cp_fail = cp_fail_last;
     bp_error err;
-    assert_int_equal(bp_outputs_init(&f->out, f->list, nsinks, "c", &err), 0);
-    f->out.keep_going = keep_going;
+    assert_int_equal(bp_outputs_init(&f->out, f->list, nsinks, "c", keep_going, &err), 0);
     bp_writer_config wc = {
         .out = &f->out, .committed = on_committed, .written = on_written, .ctx = f};
     assert_int_equal(bp_writer_start(&f->w, &wc, &err), 0);
     return f;
+}
+
+static fixture *start(size_t nsinks, bool keep_going)
+{
+    return start_down(nsinks, keep_going, 0);
 }
 
 static void finish(fixture *f)
@@ -239,6 +249,72 @@ static void test_keep_going_sets_aside(void **state)
     finish(f);
 }
 
+/* The set-aside output is probed until its checkpoint answers; then it is taken back and
+ * written again. (The pipeline rewinds the stream to its checkpoint; here it just gets the
+ * next batch.) */
+static bool rejoin_within(fixture *f, size_t want_index, int seconds)
+{
+    for (int i = 0; i < seconds * 20; i++) {
+        bp_checkpoint cp;
+        size_t idx = 99;
+        if (bp_outputs_rejoin_point(&f->out, &cp, &idx))
+            return idx == want_index && !cp.set;
+        nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+    }
+    return false;
+}
+
+static void test_set_aside_comes_back(void **state)
+{
+    (void)state;
+    fixture *f = start(2, true);
+    f->sinks[1].fail_at_write = 1;
+    f->sinks[1].cp_fail = 2; /* the init's read answered; the first probe fails */
+    bp_error err;
+    assert_int_equal(submit(f, 1, 2, &err), 0);
+    assert_int_equal(bp_writer_wait(&f->w, &err), 0);
+    assert_int_equal(bp_writer_set_aside(&f->w), 1);
+    assert_true(rejoin_within(f, 1, 60));
+    assert_true(f->sinks[1].cp_calls >= 3); /* it failed once more before it answered */
+    bp_outputs_rejoin(&f->out, 1);
+    assert_int_equal(f->out.failed_count, 0);
+    assert_int_equal(submit(f, 3, 4, &err), 0);
+    assert_int_equal(bp_writer_wait(&f->w, &err), 0);
+    assert_int_equal(f->sinks[1].ngot, 2);
+    assert_int_equal(f->sinks[1].got[0], 3);
+    assert_int_equal(f->sinks[0].ngot, 4);
+    finish(f);
+}
+
+/* An output whose checkpoint cannot be read at start is set aside (continue) and probed;
+ * with stop it fails the start; when every output fails, so does continue. */
+static void test_down_at_start(void **state)
+{
+    (void)state;
+    fixture *f = start_down(2, true, 1);
+    assert_true(f->out.failed[1]);
+    bp_checkpoint low;
+    size_t idx;
+    bool unset;
+    bp_outputs_lowest(&f->out, &low, &idx, &unset);
+    assert_int_equal(idx, 0); /* the set-aside output does not count */
+    assert_true(rejoin_within(f, 1, 60));
+    finish(f);
+
+    bp_outputs o;
+    fake down = {.base = {.ops = &fake_ops, .url = "fake:"}, .cp_fail = 1};
+    bp_sink *list[1] = {&down.base};
+    bp_error err;
+    assert_int_equal(bp_outputs_init(&o, list, 1, "c", true, &err), BP_ETRANSPORT);
+    bp_outputs_release(&o);
+    down.cp_calls = 0;
+    fake up = {.base = {.ops = &fake_ops, .url = "fake:"}};
+    bp_sink *two[2] = {&up.base, &down.base};
+    assert_int_equal(bp_outputs_init(&o, two, 2, "c", false, &err), BP_ETRANSPORT);
+    assert_non_null(strstr(err.msg, "checkpoint 1: down"));
+    bp_outputs_release(&o);
+}
+
 /* Stop writes what was handed over before the thread ends. */
 static void test_stop_writes_handed_over(void **state)
 {
@@ -271,6 +347,8 @@ int main(void)
         cmocka_unit_test(test_failure_is_sticky),
         cmocka_unit_test(test_batch_after_failure_not_written),
         cmocka_unit_test(test_keep_going_sets_aside),
+        cmocka_unit_test(test_set_aside_comes_back),
+        cmocka_unit_test(test_down_at_start),
         cmocka_unit_test(test_stop_writes_handed_over),
         cmocka_unit_test(test_stop_without_start),
     };

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Stream outputs benchmark: stream entries per second (blocks, transactions, logs; 10 per
+synthetic block) through blockpipe's Redis and Kafka outputs vs the same entries sent by a
+plain client doing only the sending:
+ - Redis: hiredis pipelined XADD ... MAXLEN ~ N of the same entries (redis-benchmark's way:
+   the server's limit for that work), one pipeline per batch; the sink writes each batch as
+   one MULTI/EXEC with its latest keys and checkpoint. Compared without PUBLISH
+   (--redis-publish off vs XADD only) and with it (vs XADD + PUBLISH).
+ - Kafka: librdkafka's mock cluster in the benchmark's process; a plain producer loop (no
+   transactions, linger.ms 5 as the sink) of the same messages, flushed per batch, vs the
+   sink's one transaction per batch (delivery reports awaited, checkpoint record, commit).
+Starts its own redis-server (tests/tools/redis.py, no persistence: the server's in-memory
+limit). Rounds are interleaved; medians of msgs/s and the ratio sink / plain are reported
+(target >= 0.7). Replaces only its section of docs/PERFORMANCE.md; BENCH_QUICK=1 runs it small.
+"""
+import argparse
+import os
+import re
+import statistics
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "tools"))
+from redis import Redis  # noqa: E402
+import perfdoc  # noqa: E402 (bench/ is sys.path[0] when run as a script)
+
+
+def rate(r):
+    m = re.search(r"msgs=(\d+) seconds=([\d.]+) msgs_per_s=(\d+)", r.out)
+    if not m:
+        sys.exit(f"stream_bench: unexpected output {r.out!r}")
+    return int(m.group(1)), float(m.group(3)), r.rss_mib
+
+
+def measure(a, r):
+    n, batch, maxlen = str(a.blocks), str(a.batch), "100000"
+    sink = f"redis://127.0.0.1:{r.port}/0?entities=blocks,transactions,logs&maxlen={maxlen}"
+    runs = {
+        "redis sink, publish off": [a.bench, "redis-sink", sink + "&publish=off&prefix=s:", n,
+                                    batch],
+        "redis plain XADD": [a.bench, "redis-plain", "127.0.0.1", str(r.port), n, batch, maxlen,
+                             "0"],
+        "redis sink, publish on": [a.bench, "redis-sink", sink + "&prefix=p:", n, batch],
+        "redis plain XADD + PUBLISH": [a.bench, "redis-plain", "127.0.0.1", str(r.port), n,
+                                       batch, maxlen, "1"],
+        "kafka sink": [a.bench, "kafka-sink", n, batch],
+        "kafka plain producer": [a.bench, "kafka-plain", n, batch],
+    }
+    res = {k: [] for k in runs}
+    msgs = {}
+    for rnd in range(a.rounds):
+        for name, cmd in runs.items():
+            r.call("FLUSHALL")
+            m, rps, rss = rate(perfdoc.timed(cmd))
+            if msgs.setdefault(name.split()[0], m) != m:
+                sys.exit(f"{name}: {m} messages, the other runs {msgs[name.split()[0]]}")
+            res[name].append((rps, rss))
+            print(f"round {rnd + 1} {name}: {rps:.0f} msgs/s, peak RSS {rss:.0f} MiB", flush=True)
+    return res, msgs
+
+
+def section(a, res, msgs):
+    med = {k: statistics.median(x for x, _ in v) for k, v in res.items()}
+    rss = {k: max(m for _, m in v) for k, v in res.items()}
+
+    def row(name, base):
+        ratio = f"{med[name] / med[base]:.2f}" if base else ""
+        return f"| {name} | {med[name]:,.0f} | {ratio} | {rss[name]:.0f} |"
+
+    lines = [
+        f"{a.blocks} synthetic blocks of 4 transactions and 5 logs ({msgs['redis']} entries: "
+        f"blocks, transactions, logs), {a.batch} blocks per batch, median of {a.rounds} "
+        "interleaved rounds. Redis 7.0 on loopback without persistence; Kafka is librdkafka "
+        "2.0.2's mock cluster in the benchmark's own process (a client-side limit, not a "
+        "broker's).",
+        "",
+        "| writer | entries/s | sink / plain | peak RSS MiB |",
+        "|---|---|---|---|",
+        row("redis sink, publish off", "redis plain XADD"),
+        row("redis plain XADD", None),
+        row("redis sink, publish on", "redis plain XADD + PUBLISH"),
+        row("redis plain XADD + PUBLISH", None),
+        row("kafka sink", "kafka plain producer"),
+        row("kafka plain producer", None),
+        "",
+        "The sink's extra work per batch: Redis - MULTI/EXEC, the latest keys, the checkpoint "
+        "(and the row JSON it makes while timed; the plain client's is made before its clock); "
+        "Kafka - a transaction (begin, delivery reports awaited, the checkpoint record, commit).",
+    ]
+    return "\n".join(lines)
+
+
+def main(a):
+    with Redis(settings={"appendonly": "no", "save": ""}) as r:
+        res, msgs = measure(a, r)
+    perfdoc.publish(a.out, "streams", section(a, res, msgs))
+    print(perfdoc.read_section(a.out, "streams"))
+
+
+if __name__ == "__main__":
+    q = perfdoc.quick()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bench", default="build/bench_stream")
+    ap.add_argument("--out", default="docs/PERFORMANCE.md")
+    ap.add_argument("--blocks", type=int, default=2000 if q else 20000)
+    ap.add_argument("--batch", type=int, default=100)
+    ap.add_argument("--rounds", type=int, default=1 if q else 3)
+    args = ap.parse_args()
+    perfdoc.guarded(args.out, "streams", lambda: main(args))

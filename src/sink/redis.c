@@ -1,0 +1,827 @@
+/* redis.c - the Redis output (redis://[user:]password@host:port/db, rediss:// for TLS): for
+ * each chain and each entity chosen (blocks by default; transactions, logs):
+ *
+ *   {prefix}{entity}:{chain}            a stream, XADD ... MAXLEN ~ N, one entry per row of an
+ *                                       applied block and one per reverted block
+ *   {prefix}{entity}_updates:{chain}    a pub/sub channel: the same message as JSON
+ *   {prefix}latest:{entity}:{chain}     the newest canonical entry's message, with a TTL
+ *   {prefix}checkpoint:{name}:{chain}   this output's checkpoint (hash: number, hash, recent)
+ *
+ * An entry's fields: type (apply | revert), chain, number, hash, parent_hash (the block's)
+ * and data (the row as JSON, sink/rowjson.h; "null" for a revert). The message is
+ *   {"type":"apply","chain":"..","number":N,"hash":"0x..","parent_hash":"0x..","data":{..}}
+ * A consumer that applies each apply and deletes the rows of (number, hash) on each revert
+ * holds exactly the canonical chain.
+ *
+ * Exactly once: a batch is one MULTI ... EXEC holding its XADDs, PUBLISHes, the latest keys
+ * and the checkpoint, sent as one pipeline (a huge batch in pieces of 4 MiB, all before
+ * EXEC). Redis runs EXEC whole or, when the connection dies before it, drops the queued
+ * commands: a crash or a lost connection leaves either the whole batch (and its checkpoint)
+ * or none of it, and subscribers hear a batch only once it is committed. When the connection
+ * is lost after EXEC was sent, the outcome is unknown: the next attempt reads the stored
+ * checkpoint first and skips the batch when it is there. Durable as the server's persistence
+ * is (AOF with appendfsync for a crash of the server itself).
+ *
+ * The latest key after a batch: the last row of the newest block still canonical at the end
+ * of the batch; when the batch reverted blocks and left no such row, the stream is read
+ * backwards (before MULTI) for the newest apply entry that is still canonical, and the key is
+ * deleted when there is none within MAXLEN: never an orphan. */
+#include "blockpipe/sink.h"
+
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "blockpipe/columns.h"
+#include "sink/options.h"
+#include "sink/redis_conn.h"
+#include "sink/stream.h"
+#include "util/crashpoint.h"
+#include "util/log.h"
+
+#define RECENT_MAX 128         /* blocks kept in the checkpoint for the reorg window */
+#define PIECE_BYTES (4u << 20) /* a batch's commands are sent in pieces of this size */
+#define LOOKUP_PAGE 200        /* entries per XREVRANGE when looking for the latest */
+#define LOOKUP_PAGES 20
+
+typedef struct redis_sink {
+    struct bp_sink base;
+    bp_redis_target t;
+    bp_redis *c;
+    char *prefix, *name;
+    unsigned entities; /* 1 << E_* */
+    long long maxlen, ttl;
+    bool publish;
+    int wait_s, retries;
+    /* the chain's state as stored: checkpoint and recent blocks (newest first) */
+    char *chain;
+    bool loaded, uncertain;
+    bp_checkpoint cp;
+    bp_stream_recent recent;
+    char *keys[BP_STREAM_ENTITY_COUNT][3]; /* stream, channel, latest */
+    char *cp_key;
+    bp_buf data, msg, text; /* scratch */
+} redis_sink;
+
+enum { K_STREAM, K_CHANNEL, K_LATEST };
+
+/* ---- keys and state --------------------------------------------------------------------- */
+
+static void free_keys(redis_sink *s)
+{
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
+        for (int k = 0; k < 3; k++) {
+            free(s->keys[e][k]);
+            s->keys[e][k] = NULL;
+        }
+    free(s->cp_key);
+    free(s->chain);
+    s->cp_key = s->chain = NULL;
+}
+
+static char *key_of(const char *fmt, const char *a, const char *b, const char *c)
+{
+    int n = snprintf(NULL, 0, fmt, a, b, c);
+    char *out = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (out)
+        snprintf(out, (size_t)n + 1, fmt, a, b, c);
+    return out;
+}
+
+/* The keys of chain (made when the chain changes). */
+static int use_chain(redis_sink *s, const char *chain, bp_error *err)
+{
+    if (s->chain && strcmp(s->chain, chain) == 0)
+        return 0;
+    free_keys(s);
+    s->loaded = false;
+    bool ok = (s->chain = strdup(chain)) != NULL;
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT && ok; e++) {
+        s->keys[e][K_STREAM] = key_of("%s%s:%s", s->prefix, bp_stream_entity_names[e], chain);
+        s->keys[e][K_CHANNEL] =
+            key_of("%s%s_updates:%s", s->prefix, bp_stream_entity_names[e], chain);
+        s->keys[e][K_LATEST] =
+            key_of("%slatest:%s:%s", s->prefix, bp_stream_entity_names[e], chain);
+        ok = s->keys[e][0] && s->keys[e][1] && s->keys[e][2];
+    }
+    s->cp_key = ok ? key_of("%scheckpoint:%s:%s", s->prefix, s->name, chain) : NULL;
+    return s->cp_key ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
+static const redisReply *field(const redisReply *hash, const char *name)
+{
+    for (size_t i = 0; hash && hash->type == REDIS_REPLY_ARRAY && i + 1 < hash->elements; i += 2)
+        if (hash->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(hash->element[i]->str, name) == 0)
+            return hash->element[i + 1];
+    return NULL;
+}
+
+/* Reads the chain's stored checkpoint and recent blocks. */
+static int load_state(redis_sink *s, bp_error *err)
+{
+    const redisReply *r = NULL;
+    int rc = bp_redis_call(s->c, 2, (const char *[]){"HGETALL", s->cp_key}, &r, err);
+    if (rc != 0)
+        return rc;
+    char text[512];
+    if (r->type != REDIS_REPLY_ARRAY)
+        return bp_error_set(err, BP_EDB, "redis %s: HGETALL %s: %s", s->t.where, s->cp_key,
+                            bp_redis_reply_text(r, text, sizeof(text)));
+    const redisReply *num = field(r, "number"), *hash = field(r, "hash"),
+                     *recent = field(r, "recent");
+    memset(&s->cp, 0, sizeof(s->cp));
+    s->recent.n = 0;
+    if (num && hash && num->type == REDIS_REPLY_STRING && hash->type == REDIS_REPLY_STRING) {
+        s->cp.set = true;
+        s->cp.number = strtoull(num->str, NULL, 10);
+        snprintf(s->cp.hash, sizeof(s->cp.hash), "%.*s", (int)(hash->len < 66 ? hash->len : 66),
+                 hash->str);
+        if (recent && recent->type == REDIS_REPLY_STRING)
+            bp_stream_recent_parse(&s->recent, recent->str, recent->len);
+    } else if (r->elements > 0) {
+        return bp_error_set(err, BP_EDB, "redis %s: %s is not a blockpipe checkpoint", s->t.where,
+                            s->cp_key);
+    }
+    s->loaded = true;
+    return 0;
+}
+
+/* ---- connection and retries ------------------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void drop_conn(redis_sink *s)
+{
+    bp_redis_free(s->c);
+    s->c = NULL;
+}
+
+/* Connects, retrying with backoff while the error is transient, until the deadline. */
+static int ensure_conn(redis_sink *s, double until, bp_error *err)
+{
+    if (s->c)
+        return 0;
+    long delay = 250;
+    for (int attempt = 1;; attempt++) {
+        int rc = bp_redis_connect(&s->t, &s->c, err);
+        if (rc == 0) {
+            if (attempt > 1)
+                bp_info("redis %s: connected again after %d attempts", s->t.where, attempt);
+            return 0;
+        }
+        if (!bp_error_is_transient(rc) || mono_s() + (double)delay / 1000 > until)
+            return rc;
+        bp_warn("%s; trying again in %ld ms (up to %d s: wait_for_db)", err->msg, delay, s->wait_s);
+        sleep_ms(delay);
+        delay = delay * 2 > 5000 ? 5000 : delay * 2;
+    }
+}
+
+/* fn, tried again over lost connections and timeouts (a new connection each time): at most
+ * retries more times, and not once wait_for_db has passed since the first attempt (a server
+ * that stays away costs one wait, not one per attempt). */
+static int with_retries(redis_sink *s, int (*fn)(redis_sink *, void *, bp_error *), void *arg,
+                        bp_error *err)
+{
+    double until = mono_s() + s->wait_s;
+    for (int attempt = 1;; attempt++) {
+        int rc = ensure_conn(s, until, err);
+        if (rc == 0)
+            rc = fn(s, arg, err);
+        if (rc == 0)
+            return 0;
+        if (bp_error_is_transient(rc)) {
+            drop_conn(s);
+            s->uncertain = true;
+        }
+        if (!bp_error_is_transient(rc) || attempt > s->retries || (attempt > 1 && mono_s() > until))
+            return rc;
+        bp_warn("%s; trying again (attempt %d of %d)", err->msg, attempt + 1, s->retries + 1);
+    }
+}
+
+/* ---- reads ------------------------------------------------------------------------------ */
+
+static int state_of(redis_sink *s, void *chain, bp_error *err)
+{
+    int rc = use_chain(s, chain, err);
+    if (rc == 0 && (!s->loaded || s->uncertain))
+        rc = load_state(s, err);
+    if (rc == 0)
+        s->uncertain = false;
+    return rc;
+}
+
+static int redis_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
+{
+    redis_sink *s = (redis_sink *)base;
+    int rc = with_retries(s, state_of, (void *)chain, err);
+    *out = rc == 0 ? s->cp : (bp_checkpoint){0};
+    return rc;
+}
+
+static int redis_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_t max, size_t *n,
+                        bp_error *err)
+{
+    redis_sink *s = (redis_sink *)base;
+    *n = 0;
+    int rc = with_retries(s, state_of, (void *)chain, err);
+    if (rc == 0)
+        *n = bp_stream_recent_list(&s->recent, out, max);
+    return rc;
+}
+
+/* ---- a batch: the latest entry when the batch leaves none ------------------------------- */
+
+typedef struct rcp {
+    uint64_t number;
+    char hash[67];
+} rcp;
+
+typedef struct lookup {
+    const bp_batch *b;
+    const bp_stream_shape *sh;
+    rcp *reverted; /* revert entries seen (and the batch's own REVERTs) */
+    size_t nrev, caprev;
+} lookup;
+
+static bool add_reverted(lookup *l, uint64_t n, const char *hash)
+{
+    if (l->nrev == l->caprev) {
+        size_t cap = l->caprev ? 2 * l->caprev : 64;
+        rcp *p = realloc(l->reverted, cap * sizeof(*p));
+        if (!p)
+            return false;
+        l->reverted = p;
+        l->caprev = cap;
+    }
+    l->reverted[l->nrev].number = n;
+    snprintf(l->reverted[l->nrev++].hash, sizeof(l->reverted[0].hash), "%s", hash);
+    return true;
+}
+
+/* Is the apply entry (n, hash) canonical once the batch is written? */
+static bool canonical(const lookup *l, uint64_t n, const char *hash)
+{
+    const bp_checkpoint *end = &l->b->checkpoint;
+    if (!end->set || n > end->number)
+        return false;
+    for (size_t i = 0; i < l->nrev; i++)
+        if (l->reverted[i].number == n && strcmp(l->reverted[i].hash, hash) == 0)
+            return false;
+    const bp_stream_recent *r = &l->sh->recent;
+    for (size_t i = 0; i < r->n; i++)
+        if (r->at[i].number == n)
+            return strcmp(r->at[i].hash, hash) == 0;
+    return true; /* below the recent blocks: older than any reorg we can see */
+}
+
+static const char *fstr(const redisReply *kv, const char *name, size_t *len)
+{
+    const redisReply *v = field(kv, name);
+    if (!v || v->type != REDIS_REPLY_STRING)
+        return NULL;
+    *len = v->len;
+    return v->str;
+}
+
+/* One stream entry [id, [field, value, ...]]: the message into s->msg when it is the one. */
+static int entry_found(redis_sink *s, lookup *l, const redisReply *entry, bool *found)
+{
+    const redisReply *kv = entry->elements == 2 ? entry->element[1] : NULL;
+    size_t tl = 0, nl = 0, hl = 0, pl = 0, dl = 0;
+    const char *type = fstr(kv, "type", &tl), *num = fstr(kv, "number", &nl),
+               *hash = fstr(kv, "hash", &hl), *parent = fstr(kv, "parent_hash", &pl),
+               *data = fstr(kv, "data", &dl);
+    if (!type || !num || !hash || !parent || !data)
+        return 0;
+    uint64_t n = strtoull(num, NULL, 10);
+    if (strcmp(type, "revert") == 0)
+        return add_reverted(l, n, hash) ? 0 : BP_ENOMEM;
+    if (strcmp(type, "apply") != 0 || !canonical(l, n, hash))
+        return 0;
+    *found = true;
+    return bp_stream_message(&s->msg, "apply", s->chain, n, hash, parent, data, dl);
+}
+
+/* The newest canonical apply entry of stream e into s->msg (*found false when none in the
+ * last LOOKUP_PAGES pages). */
+static int find_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream_shape *sh,
+                       bool *found, bp_error *err)
+{
+    lookup l = {.b = b, .sh = sh};
+    int rc = 0;
+    *found = false;
+    for (size_t i = 0; i < b->count && rc == 0; i++)
+        if (b->events[i].kind == BP_EVENT_REVERT &&
+            !add_reverted(&l, b->events[i].block->number, b->events[i].block->hash))
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    char end[64] = "+", count[16];
+    snprintf(count, sizeof(count), "%d", LOOKUP_PAGE);
+    for (int page = 0; rc == 0 && page < LOOKUP_PAGES && !*found; page++) {
+        const redisReply *r = NULL;
+        rc = bp_redis_call(
+            s->c, 6, (const char *[]){"XREVRANGE", s->keys[e][K_STREAM], end, "-", "COUNT", count},
+            &r, err);
+        if (rc != 0)
+            break;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements == 0)
+            break;
+        for (size_t k = 0; k < r->elements && !*found && rc == 0; k++)
+            if (r->element[k]->type == REDIS_REPLY_ARRAY)
+                rc = entry_found(s, &l, r->element[k], found);
+        const redisReply *last = r->element[r->elements - 1];
+        if (last->type != REDIS_REPLY_ARRAY || last->elements < 1 ||
+            last->element[0]->type != REDIS_REPLY_STRING)
+            break;
+        snprintf(end, sizeof(end), "(%.*s", (int)last->element[0]->len, last->element[0]->str);
+        if (rc == BP_ENOMEM)
+            bp_error_set(err, rc, "out of memory");
+    }
+    free(l.reverted);
+    return rc;
+}
+
+/* ---- a batch: the commands -------------------------------------------------------------- */
+
+/* XADD (and PUBLISH) of one entry whose data is data[0..dlen). */
+static int add_entry(redis_sink *s, int e, const char *type, const bp_block *b, const char *data,
+                     size_t dlen)
+{
+    bp_redis *c = s->c;
+    const char *chain = s->chain, *parent = b->parent_hash ? b->parent_hash : "";
+    int rc = bp_redis_cmd_begin(c, 15 + (s->maxlen > 0 ? 3 : 0));
+    rc |= bp_redis_arg_str(c, "XADD");
+    rc |= bp_redis_arg_str(c, s->keys[e][K_STREAM]);
+    if (s->maxlen > 0) {
+        rc |= bp_redis_arg_str(c, "MAXLEN");
+        rc |= bp_redis_arg_str(c, "~");
+        rc |= bp_redis_arg_u64(c, (unsigned long long)s->maxlen);
+    }
+    rc |= bp_redis_arg_str(c, "*");
+    rc |= bp_redis_arg_str(c, "type");
+    rc |= bp_redis_arg_str(c, type);
+    rc |= bp_redis_arg_str(c, "chain");
+    rc |= bp_redis_arg_str(c, chain);
+    rc |= bp_redis_arg_str(c, "number");
+    rc |= bp_redis_arg_u64(c, b->number);
+    rc |= bp_redis_arg_str(c, "hash");
+    rc |= bp_redis_arg_str(c, b->hash);
+    rc |= bp_redis_arg_str(c, "parent_hash");
+    rc |= bp_redis_arg_str(c, parent);
+    rc |= bp_redis_arg_str(c, "data");
+    rc |= bp_redis_arg(c, data, dlen);
+    if (rc != 0 || !s->publish)
+        return rc ? BP_ENOMEM : 0;
+    rc = bp_stream_message(&s->msg, type, chain, b->number, b->hash, parent, data, dlen);
+    if (rc == 0)
+        rc = bp_redis_cmd(c, 3, (const char *[]){"PUBLISH", s->keys[e][K_CHANNEL], s->msg.data},
+                          (const size_t[]){7, strlen(s->keys[e][K_CHANNEL]), s->msg.len});
+    return rc;
+}
+
+/* Every reply so far is +OK / +QUEUED: a command refused while queued aborts the MULTI. */
+static int check_queued(redis_sink *s, bp_error *err)
+{
+    for (size_t i = 0; i < bp_redis_reply_count(s->c); i++) {
+        const redisReply *r = bp_redis_reply(s->c, i);
+        if (r->type == REDIS_REPLY_ERROR) {
+            char text[512];
+            return bp_error_set(err, BP_EDB, "redis %s: a command was refused: %s", s->t.where,
+                                bp_redis_reply_text(r, text, sizeof(text)));
+        }
+    }
+    return 0;
+}
+
+/* Sends the queued commands when they exceed PIECE_BYTES (memory stays bounded). */
+static int piece(redis_sink *s, bp_error *err)
+{
+    if (bp_redis_queued_bytes(s->c) < PIECE_BYTES)
+        return 0;
+    int rc = bp_redis_exchange(s->c, err);
+    return rc ? rc : check_queued(s, err);
+}
+
+static int add_apply(redis_sink *s, const bp_block *b, bp_error *err)
+{
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
+        if (!(s->entities & (1u << e)))
+            continue;
+        for (size_t i = 0; i < bp_stream_rows(e, b); i++) {
+            int rc = bp_stream_row_json(&s->data, e, s->chain, b, i);
+            if (rc == 0)
+                rc = add_entry(s, e, "apply", b, s->data.data, s->data.len);
+            if (rc != 0)
+                return bp_error_set(err, rc, "block %" PRIu64 ": %s: %s", b->number,
+                                    bp_stream_entity_names[e], bp_strerror(rc));
+            rc = piece(s, err);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+static int add_revert(redis_sink *s, const bp_block *b, bp_error *err)
+{
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
+        if ((s->entities & (1u << e)) && add_entry(s, e, "revert", b, "null", 4) != 0)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int set_latest(redis_sink *s, int e)
+{
+    const char *key = s->keys[e][K_LATEST];
+    if (s->ttl <= 0)
+        return bp_redis_cmd(s->c, 3, (const char *[]){"SET", key, s->msg.data},
+                            (const size_t[]){3, strlen(key), s->msg.len});
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%lld", s->ttl);
+    return bp_redis_cmd(s->c, 5, (const char *[]){"SET", key, s->msg.data, "EX", ttl},
+                        (const size_t[]){3, strlen(key), s->msg.len, 2, strlen(ttl)});
+}
+
+/* The latest key of entity e after the batch: the last row of the newest surviving APPLY
+ * with rows; else, when the batch reverted written blocks, the stream's newest canonical
+ * entry (looked up before MULTI: found[e] / s->latest[e]); else unchanged. */
+static int queue_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream_shape *sh,
+                        const bp_buf *looked_up, const bool *found)
+{
+    for (size_t i = b->count; i-- > 0;) {
+        const bp_block *blk = b->events[i].block;
+        size_t n = sh->survives[i] ? bp_stream_rows(e, blk) : 0;
+        if (n == 0)
+            continue;
+        int rc = bp_stream_row_json(&s->data, e, b->chain, blk, n - 1);
+        if (rc == 0)
+            rc = bp_stream_message(&s->msg, "apply", b->chain, blk->number, blk->hash,
+                                   blk->parent_hash ? blk->parent_hash : "", s->data.data,
+                                   s->data.len);
+        return rc ? rc : set_latest(s, e);
+    }
+    if (!sh->below)
+        return 0;
+    if (!found[e])
+        return bp_redis_cmd(s->c, 2, (const char *[]){"DEL", s->keys[e][K_LATEST]}, NULL);
+    bp_buf_reset(&s->msg);
+    int rc = bp_buf_append(&s->msg, looked_up[e].data, looked_up[e].len);
+    return rc ? rc : set_latest(s, e);
+}
+
+static int queue_checkpoint(redis_sink *s, const bp_batch *b, const bp_stream_shape *sh)
+{
+    if (!b->checkpoint.set)
+        return bp_redis_cmd(s->c, 2, (const char *[]){"DEL", s->cp_key}, NULL);
+    int rc = bp_stream_recent_format(&sh->recent, &s->text);
+    char num[24];
+    snprintf(num, sizeof(num), "%" PRIu64, b->checkpoint.number);
+    return rc ? rc
+              : bp_redis_cmd(s->c, 8,
+                             (const char *[]){"HSET", s->cp_key, "number", num, "hash",
+                                              b->checkpoint.hash, "recent", s->text.data},
+                             NULL);
+}
+
+/* ---- a batch: writing it ---------------------------------------------------------------- */
+
+static bool same_cp(const bp_checkpoint *a, const bp_checkpoint *b)
+{
+    return a->set == b->set && (!a->set || (a->number == b->number && !strcmp(a->hash, b->hash)));
+}
+
+/* After a lost connection the last EXEC may or may not have run: the stored checkpoint says.
+ * *done when it is the batch's. */
+static int settle(redis_sink *s, const bp_batch *b, bool *done, bp_error *err)
+{
+    bp_checkpoint before = s->cp;
+    bool was_loaded = s->loaded && s->chain && strcmp(s->chain, b->chain) == 0;
+    *done = false;
+    int rc = state_of(s, (void *)b->chain, err);
+    if (rc != 0 || !was_loaded)
+        return rc;
+    if (same_cp(&s->cp, &b->checkpoint) && !same_cp(&before, &b->checkpoint)) {
+        *done = true;
+        return 0;
+    }
+    if (!same_cp(&s->cp, &before))
+        return bp_error_set(err, BP_EDB,
+                            "redis %s: checkpoint %s is at %" PRIu64 " %s, expected %" PRIu64
+                            " %s: another process writes this chain with the same prefix and "
+                            "checkpoint name?",
+                            s->t.where, s->cp_key, s->cp.number, s->cp.hash, before.number,
+                            before.hash);
+    return 0;
+}
+
+static int exec_reply(redis_sink *s, bp_error *err)
+{
+    size_t n = bp_redis_reply_count(s->c);
+    const redisReply *r = bp_redis_reply(s->c, n - 1);
+    char text[512];
+    int rc = check_queued(s, err); /* a refused command: EXEC answers EXECABORT */
+    if (rc != 0)
+        return rc;
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return bp_error_set(err, BP_EDB, "redis %s: EXEC: %s", s->t.where,
+                            bp_redis_reply_text(r, text, sizeof(text)));
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_ERROR)
+            return bp_error_set(err, BP_EDB,
+                                "redis %s: command %zu of the transaction failed: %s (a key of "
+                                "another type in the way?)",
+                                s->t.where, i + 1,
+                                bp_redis_reply_text(r->element[i], text, sizeof(text)));
+    return 0;
+}
+
+/* The latest entries the batch's reverts may need, read before MULTI. */
+static int lookups(redis_sink *s, const bp_batch *b, const bp_stream_shape *sh, bp_buf *out,
+                   bool *found, bp_error *err)
+{
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
+        found[e] = false;
+        if (!(s->entities & (1u << e)) || !sh->below)
+            continue;
+        bool have = false;
+        for (size_t i = 0; i < b->count && !have; i++)
+            have = sh->survives[i] && bp_stream_rows(e, b->events[i].block) > 0;
+        if (have)
+            continue;
+        int rc = find_latest(s, e, b, sh, &found[e], err);
+        if (rc == 0 && found[e])
+            rc = bp_buf_append(&out[e], s->msg.data, s->msg.len);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int write_once(redis_sink *s, void *arg, bp_error *err)
+{
+    const bp_batch *b = arg;
+    bool done = false;
+    int rc = settle(s, b, &done, err);
+    if (rc != 0 || done) {
+        if (done)
+            bp_info("redis %s: batch up to %" PRIu64 " was committed before the connection was "
+                    "lost; not written again",
+                    s->t.where, b->checkpoint.number);
+        return rc;
+    }
+    bp_stream_shape sh = {0};
+    bp_buf looked[BP_STREAM_ENTITY_COUNT];
+    bool found[BP_STREAM_ENTITY_COUNT];
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
+        bp_buf_init(&looked[e], 0);
+    rc = bp_stream_shape_of(b, &s->recent, &sh, err);
+    if (rc == 0)
+        rc = lookups(s, b, &sh, looked, found, err);
+    if (rc == 0 && bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL) != 0)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < b->count; i++)
+        rc = b->events[i].kind == BP_EVENT_APPLY ? add_apply(s, b->events[i].block, err)
+                                                 : add_revert(s, b->events[i].block, err);
+    for (int e = 0; rc == 0 && e < BP_STREAM_ENTITY_COUNT; e++)
+        if ((s->entities & (1u << e)) && queue_latest(s, e, b, &sh, looked, found) != 0)
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0 && queue_checkpoint(s, b, &sh) != 0)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = bp_redis_send(s->c, err);
+    if (rc == 0)
+        bp_crashpoint("redis.before_exec");
+    if (rc == 0 && bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL) != 0)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = bp_redis_exchange(s->c, err);
+    if (rc == 0)
+        rc = exec_reply(s, err);
+    if (rc == 0) {
+        s->cp = b->checkpoint;
+        s->recent = sh.recent;
+    } else if (!bp_error_is_transient(rc)) {
+        drop_conn(s); /* a MULTI may be open on it */
+        s->loaded = false;
+    }
+    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
+        bp_buf_release(&looked[e]);
+    bp_stream_shape_release(&sh);
+    return rc;
+}
+
+static int redis_write(bp_sink *base, const bp_batch *batch, bp_error *err)
+{
+    redis_sink *s = (redis_sink *)base;
+    if (batch->count == 0)
+        return 0;
+    return with_retries(s, write_once, (void *)batch, err);
+}
+
+/* ---- open / close ----------------------------------------------------------------------- */
+
+static void redis_close(bp_sink *base)
+{
+    redis_sink *s = (redis_sink *)base;
+    if (!s)
+        return;
+    drop_conn(s);
+    free_keys(s);
+    free(s->prefix);
+    free(s->name);
+    bp_buf_release(&s->data);
+    bp_buf_release(&s->msg);
+    bp_buf_release(&s->text);
+    bp_redis_target_release(&s->t);
+    free(s);
+}
+
+static char *dup_opt(const bp_sink_opts *o, const char *name)
+{
+    const char *v = bp_sink_opt(o, name);
+    return v ? strdup(v) : NULL;
+}
+
+static int configure(redis_sink *s, const char *target, const bp_sink_opts *o, bp_error *err)
+{
+    bool tls = o->scheme && strcasecmp(o->scheme, "rediss") == 0;
+    int rc = bp_redis_target_init(&s->t, target, tls, err);
+    if (rc == 0)
+        rc = bp_stream_entities(bp_sink_opt(o, "entities"), &s->entities, err);
+    if (rc != 0)
+        return rc;
+    s->t.timeout_ms = (int)bp_sink_opt_int(o, "timeout") * 1000;
+    s->t.keepalive_s = (int)bp_sink_opt_int(o, "keepalive");
+    s->t.tls_ca = dup_opt(o, "tls_ca");
+    s->t.tls_cert = dup_opt(o, "tls_cert");
+    s->t.tls_key = dup_opt(o, "tls_key");
+    s->prefix = dup_opt(o, "prefix");
+    s->name = dup_opt(o, "checkpoint");
+    s->maxlen = bp_sink_opt_int(o, "maxlen");
+    s->ttl = bp_sink_opt_int(o, "ttl");
+    s->publish = bp_sink_opt_int(o, "publish") != 0;
+    s->wait_s = (int)bp_sink_opt_int(o, "wait_for_db");
+    s->retries = (int)bp_sink_opt_int(o, "retries");
+    if (!s->prefix || !s->name)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (!tls && (s->t.tls_ca || s->t.tls_cert))
+        return bp_error_set(err, BP_EINVAL,
+                            "TLS files given for a redis:// URL: use rediss:// for TLS");
+    return 0;
+}
+
+static int redis_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
+{
+    *out = NULL;
+    redis_sink *s = calloc(1, sizeof(*s));
+    if (!s)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    bp_buf_init(&s->data, 0);
+    bp_buf_init(&s->msg, 0);
+    bp_buf_init(&s->text, 0);
+    /* No connection yet: a server that is down at start is the checkpoint read's business
+     * (it waits wait_for_db; with --output-failure continue the output is set aside). */
+    int rc = configure(s, target, opts, err);
+    if (rc != 0) {
+        redis_close(&s->base);
+        return rc;
+    }
+    bp_info("redis %s: streams %s{entity}:{chain}, checkpoint %scheckpoint:%s:{chain}, MAXLEN "
+            "~ %lld, latest TTL %lld s",
+            s->t.where, s->prefix, s->prefix, s->name, s->maxlen, s->ttl);
+    *out = &s->base;
+    return 0;
+}
+
+static const bp_sink_option g_options[] = {
+    BP_STREAM_ENTITIES_OPTION,
+    {.name = "prefix",
+     .flag = "redis-prefix",
+     .env = "REDIS_PREFIX",
+     .key = "redis_prefix",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "TEXT",
+     .def = "blockpipe:",
+     .help = "start of every key: {prefix}{entity}:{chain} streams, "
+             "{prefix}{entity}_updates:{chain} channels, {prefix}latest:{entity}:{chain}"},
+    {.name = "maxlen",
+     .flag = "redis-maxlen",
+     .env = "REDIS_MAXLEN",
+     .key = "redis_maxlen",
+     .type = BP_SINK_OPT_INT,
+     .arg = "N",
+     .def = "1000",
+     .min = 0,
+     .max = 1000000000000LL,
+     .help = "entries a stream keeps (XADD MAXLEN ~ N); 0: unbounded"},
+    {.name = "ttl",
+     .flag = "redis-latest-ttl",
+     .env = "REDIS_LATEST_TTL",
+     .key = "redis_latest_ttl",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "3600",
+     .min = 0,
+     .max = 100000000,
+     .help = "seconds the latest keys live after their last update; 0: no expiry"},
+    {.name = "publish",
+     .flag = "redis-publish",
+     .env = "REDIS_PUBLISH",
+     .key = "redis_publish",
+     .type = BP_SINK_OPT_BOOL,
+     .arg = "on|off",
+     .def = "on",
+     .help = "also PUBLISH every entry on {prefix}{entity}_updates:{chain}"},
+    {.name = "timeout",
+     .flag = "redis-timeout",
+     .env = "REDIS_TIMEOUT",
+     .key = "redis_timeout",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "10",
+     .min = 1,
+     .max = 3600,
+     .help = "seconds to connect, and without progress in a round trip, before the "
+             "connection counts as lost"},
+    {.name = "retries",
+     .flag = "redis-retries",
+     .env = "REDIS_RETRIES",
+     .key = "redis_retries",
+     .type = BP_SINK_OPT_INT,
+     .arg = "N",
+     .def = "5",
+     .min = 0,
+     .max = 1000,
+     .help = "times a batch is written again on a new connection after a timeout or a "
+             "lost connection (never twice: the stored checkpoint is read first)"},
+    {.name = "keepalive",
+     .flag = "redis-keepalive",
+     .env = "REDIS_KEEPALIVE",
+     .key = "redis_keepalive",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "60",
+     .min = 0,
+     .max = 7200,
+     .help = "TCP keepalive idle seconds; 0: off"},
+    BP_SINK_OPTION_WAIT_FOR_DB("30"),
+    BP_SINK_OPTION_CHECKPOINT_NAME("redis"),
+    {.name = "tls_ca",
+     .flag = "redis-tls-ca",
+     .env = "REDIS_TLS_CA",
+     .key = "redis_tls_ca",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "FILE",
+     .help = "CA certificates (PEM) that a rediss:// server's certificate must chain to "
+             "(default: the system's)"},
+    {.name = "tls_cert",
+     .flag = "redis-tls-cert",
+     .env = "REDIS_TLS_CERT",
+     .key = "redis_tls_cert",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "FILE",
+     .help = "client certificate (PEM) for a rediss:// server that asks for one"},
+    {.name = "tls_key",
+     .flag = "redis-tls-key",
+     .env = "REDIS_TLS_KEY",
+     .key = "redis_tls_key",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "FILE",
+     .help = "the client certificate's private key (PEM; default: in the certificate file)"},
+};
+
+static const char *const g_aliases[] = {"rediss", NULL};
+
+const bp_sink_ops bp_sink_redis_ops = {
+    .scheme = "redis",
+    .aliases = g_aliases,
+    .title = "Redis",
+    .usage = "redis://[:password@]host:6379[/db]",
+    .description = "Redis streams per entity and chain (XADD MAXLEN ~), pub/sub, latest keys; "
+                   "a batch and its checkpoint in one MULTI/EXEC (rediss:// for TLS)",
+    .options = g_options,
+    .option_count = sizeof(g_options) / sizeof(g_options[0]),
+    .open = redis_open,
+    .checkpoint = redis_checkpoint,
+    .recent = redis_recent,
+    .write = redis_write,
+    .flush = NULL,
+    .close = redis_close,
+};

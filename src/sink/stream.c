@@ -1,0 +1,174 @@
+/* stream.c - entities, messages and recent blocks of the stream outputs (stream.h). */
+#include "sink/stream.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blockpipe/columns.h"
+#include "sink/rowjson.h"
+#include "util/jsonw.h"
+
+const char *const bp_stream_entity_names[BP_STREAM_ENTITY_COUNT] = {"blocks", "transactions",
+                                                                    "logs"};
+
+int bp_stream_entities(const char *list, unsigned *out, bp_error *err)
+{
+    *out = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        bool known = false;
+        for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
+            if (strlen(bp_stream_entity_names[e]) == n &&
+                strncmp(p, bp_stream_entity_names[e], n) == 0) {
+                *out |= 1u << e;
+                known = true;
+            }
+        if (!known && n == 7 && strncmp(p, "metrics", 7) == 0)
+            return bp_error_set(err, BP_EINVAL,
+                                "entity 'metrics' is not available yet (it comes with the "
+                                "analytics module); expected blocks, transactions, logs");
+        if (!known)
+            return bp_error_set(err, BP_EINVAL,
+                                "entity '%.*s' is not known: expected a list of blocks, "
+                                "transactions, logs",
+                                (int)n, p);
+        p += n + (p[n] == ',');
+    }
+    if (!*out)
+        return bp_error_set(err, BP_EINVAL,
+                            "no entity chosen: expected a list of blocks, transactions, logs");
+    return 0;
+}
+
+size_t bp_stream_rows(int e, const bp_block *b)
+{
+    return e == BP_STREAM_BLOCKS ? 1
+           : e == BP_STREAM_TXS  ? b->tx_count
+           : b->has_receipts     ? b->log_count
+                                 : 0;
+}
+
+int bp_stream_row_json(bp_buf *out, int e, const char *chain, const bp_block *b, size_t i)
+{
+    bp_row r = {.chain = chain, .block = b};
+    bp_table t = BP_TABLE_BLOCKS;
+    if (e == BP_STREAM_TXS) {
+        r.tx = &b->txs[i];
+        t = BP_TABLE_TRANSACTIONS;
+    } else if (e == BP_STREAM_LOGS) {
+        r.log = &b->logs[i];
+        t = BP_TABLE_LOGS;
+    }
+    bp_buf_reset(out);
+    return bp_rowjson(out, t, &r);
+}
+
+int bp_stream_message(bp_buf *out, const char *type, const char *chain, uint64_t number,
+                      const char *hash, const char *parent, const char *data, size_t dlen)
+{
+    bp_jsonw w;
+    bp_buf_reset(out);
+    bp_jsonw_init(&w, out, BP_JSONW_ESC_SHORT);
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "type");
+    bp_jsonw_str(&w, type);
+    bp_jsonw_key(&w, "chain");
+    bp_jsonw_str(&w, chain);
+    bp_jsonw_key(&w, "number");
+    bp_jsonw_u64(&w, number);
+    bp_jsonw_key(&w, "hash");
+    bp_jsonw_str(&w, hash);
+    bp_jsonw_key(&w, "parent_hash");
+    bp_jsonw_str(&w, parent);
+    bp_jsonw_key(&w, "data");
+    bp_jsonw_raw(&w, data, dlen);
+    bp_jsonw_end_object(&w);
+    return bp_jsonw_finish(&w);
+}
+
+/* ---- recent blocks ---------------------------------------------------------------------- */
+
+void bp_stream_recent_parse(bp_stream_recent *r, const char *text, size_t len)
+{
+    r->n = 0;
+    const char *p = text, *end = text + len;
+    while (p < end && r->n < BP_STREAM_RECENT_MAX) {
+        char *colon = NULL;
+        uint64_t n = strtoull(p, &colon, 10);
+        if (!colon || colon >= end || *colon != ':')
+            break;
+        const char *h = colon + 1;
+        size_t hl = 0;
+        while (h + hl < end && h[hl] != ' ')
+            hl++;
+        r->at[r->n].number = n;
+        snprintf(r->at[r->n].hash, sizeof(r->at[0].hash), "%.*s", (int)(hl < 66 ? hl : 66), h);
+        r->n++;
+        p = h + hl + 1;
+    }
+}
+
+int bp_stream_recent_format(const bp_stream_recent *r, bp_buf *out)
+{
+    bp_buf_reset(out);
+    int rc = bp_buf_puts(out, "");
+    for (size_t i = 0; i < r->n && rc == 0; i++)
+        rc = bp_buf_printf(out, "%s%" PRIu64 ":%s", i ? " " : "", r->at[i].number, r->at[i].hash);
+    return rc;
+}
+
+size_t bp_stream_recent_list(const bp_stream_recent *r, bp_checkpoint *out, size_t max)
+{
+    size_t n = 0;
+    for (; n < r->n && n < max; n++) {
+        out[n] = (bp_checkpoint){.set = true, .number = r->at[n].number};
+        memcpy(out[n].hash, r->at[n].hash, sizeof(out[n].hash));
+    }
+    return n;
+}
+
+int bp_stream_shape_of(const bp_batch *b, const bp_stream_recent *before, bp_stream_shape *sh,
+                       bp_error *err)
+{
+    size_t cap = b->count ? b->count : 1, top = 0;
+    sh->survives = calloc(cap, sizeof(bool));
+    size_t *stack = malloc(cap * sizeof(size_t));
+    if (!sh->survives || !stack) {
+        free(stack);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    sh->below = false;
+    sh->recent = *before;
+    bp_stream_recent *r = &sh->recent;
+    for (size_t i = 0; i < b->count; i++) {
+        const bp_block *blk = b->events[i].block;
+        if (b->events[i].kind == BP_EVENT_APPLY) {
+            stack[top++] = i;
+            memmove(&r->at[1], &r->at[0], (BP_STREAM_RECENT_MAX - 1) * sizeof(r->at[0]));
+            r->at[0].number = blk->number;
+            snprintf(r->at[0].hash, sizeof(r->at[0].hash), "%s", blk->hash);
+            r->n += r->n < BP_STREAM_RECENT_MAX;
+            continue;
+        }
+        if (top > 0 && b->events[stack[top - 1]].block->number == blk->number)
+            top--;
+        else
+            sh->below = true;
+        if (r->n > 0 && r->at[0].number == blk->number) {
+            memmove(&r->at[0], &r->at[1], (BP_STREAM_RECENT_MAX - 1) * sizeof(r->at[0]));
+            r->n--;
+        }
+    }
+    for (size_t k = 0; k < top; k++)
+        sh->survives[stack[k]] = true;
+    free(stack);
+    return 0;
+}
+
+void bp_stream_shape_release(bp_stream_shape *sh)
+{
+    free(sh->survives);
+    sh->survives = NULL;
+}
