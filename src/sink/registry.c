@@ -18,9 +18,11 @@ extern const bp_sink_ops bp_sink_sqlite_ops;
 extern const bp_sink_ops bp_sink_postgres_ops;
 extern const bp_sink_ops bp_sink_etlcsv_ops;
 extern const bp_sink_ops bp_sink_jsonl_ops;
+extern const bp_sink_ops bp_sink_clickhouse_ops;
 
 static const bp_sink_ops *const g_backends[] = {
-    &bp_sink_sqlite_ops, &bp_sink_postgres_ops, &bp_sink_etlcsv_ops, &bp_sink_jsonl_ops, NULL,
+    &bp_sink_sqlite_ops, &bp_sink_postgres_ops,   &bp_sink_etlcsv_ops,
+    &bp_sink_jsonl_ops,  &bp_sink_clickhouse_ops, NULL,
 };
 
 const bp_sink_ops *const *bp_sink_backends(void)

@@ -1,0 +1,791 @@
+/* clickhouse.c - the ClickHouse output: the raw tables over ClickHouse's HTTP interface, exactly
+ * once and reorg-safe without transactions.
+ *
+ * Rows are never updated or deleted. Every table is a CollapsingMergeTree keyed by (chain,
+ * block number, block hash, index) with two bookkeeping columns: _sign, +1 for a row written
+ * and -1 for a row taken back, and _seq, the output's batch that wrote it. An APPLY writes its
+ * block's rows with +1; a REVERT writes a -1 copy of each row the block has (an INSERT ...
+ * SELECT on the server: the REVERT carries only the block's number and hash). What a query
+ * sees is the sum of the signs per row: `FINAL` (the engine's merge collapses +1/-1 pairs,
+ * FINAL does it at read time), or weights (`sum(_sign)` counts rows, `sum(x * _sign)` sums);
+ * rows and their signs flow through materialized views the same way.
+ *
+ * A batch: (1) its events reduced to what it changes (a block applied and reverted in the same
+ * batch is neither; what is left is REVERTs of blocks the output holds, then APPLYs); (2) an
+ * intent row (chain, seq = last committed + 1, lowest block touched); (3) the REVERT copies and
+ * the APPLY rows, one INSERT per table; (4) the checkpoint row (number, hash, seq). A crash or
+ * a failure between (2) and (4) leaves rows of an uncommitted seq; before anything else is
+ * written (at open, and before a failed batch is tried again) they are cancelled: for every
+ * row key at or above the intent's lowest block whose rows with _seq above the checkpoint's sum
+ * to s != 0, one more row with sign -s. That is idempotent (a second recovery finds sums of
+ * 0) and makes no row's signs out of order, so FINAL and the merges stay exact. The batch is
+ * then written again with the same seq. A lost reply to the checkpoint INSERT is recognised by
+ * reading the checkpoint back (its seq is the batch's).
+ *
+ * Queries are exact with FINAL or sign weights at any time except between a crash and the
+ * next start (or the failed batch's retry): then the unfinished batch's rows count until they
+ * are cancelled. A query that must be exact even then adds `_seq <= (the checkpoint's seq)`
+ * and uses sign weights (docs/ARCHITECTURE.md). One writer per chain and database. */
+#include "blockpipe/sink.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "blockpipe/columns.h"
+#include "sink/clickhouse_conn.h"
+#include "sink/format.h"
+#include "util/crashpoint.h"
+#include "util/log.h"
+
+#define CH_ATTEMPT_FIRST_MS 250
+#define CH_ATTEMPT_MAX_MS 4000
+
+enum {
+    T_BLOCKS = BP_TABLE_BLOCKS,
+    T_TXS = BP_TABLE_TRANSACTIONS,
+    T_LOGS = BP_TABLE_LOGS,
+    T_COUNT = BP_TABLE_COUNT
+};
+
+typedef struct ch_tab {
+    bp_ch_table t; /* column types as the server has them */
+    bp_ch_enc enc;
+    bp_buf insert; /* "INSERT INTO t(cols) FORMAT ..." */
+    bool on;       /* written (the tables option) */
+} ch_tab;
+
+/* What the output holds for one chain (the chain the last call named). */
+typedef struct ch_state {
+    char *chain;
+    bp_checkpoint cp;
+    uint64_t seq;    /* of the checkpoint; 0: none */
+    bool recovering; /* rows of seq + 1 may be in the tables: cancel before writing */
+} ch_state;
+
+typedef struct ch_sink {
+    struct bp_sink base;
+    bp_ch_target t;
+    bp_ch_http *http;
+    bp_ch_caps caps;
+    ch_tab tabs[T_COUNT];
+    ch_state st;
+    bp_buf sql, ans, json, gz;
+    const bp_block **reverts, **applies; /* the batch reduced */
+    size_t nrev, napp, cap;
+} ch_sink;
+
+/* ---- SQL helpers ---------------------------------------------------------------------------- */
+
+static int oom(bp_error *err)
+{
+    return bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
+/* "0x" + 64 lower-case hex digits: safe to splice into SQL as unhex('...'). */
+static bool hash_hex(const char *h)
+{
+    if (!h || h[0] != '0' || h[1] != 'x' || strlen(h) != 66)
+        return false;
+    return strspn(h + 2, "0123456789abcdef") == 64;
+}
+
+/* sql = the text of fmt with the chain literal appended where the caller wants it: callers
+ * build in s->sql with bp_buf_* and run it with run(). */
+static int run(ch_sink *s, bp_buf *answer, const char *what, bp_error *err)
+{
+    return bp_ch_query(s->http, s->sql.data, answer, what, err);
+}
+
+static int sql_start(ch_sink *s, const char *text)
+{
+    bp_buf_reset(&s->sql);
+    return bp_buf_puts(&s->sql, text);
+}
+
+/* " WHERE chain = '...' AND output = 'clickhouse'" */
+static int where_ours(ch_sink *s, const char *chain)
+{
+    return bp_buf_puts(&s->sql, " WHERE chain = ") | bp_ch_quote(&s->sql, chain) |
+           bp_buf_puts(&s->sql, " AND output = '" BP_CH_OUTPUT "'");
+}
+
+/* ---- state: checkpoint and intents ------------------------------------------------------------
+ */
+
+static int load_state(ch_sink *s, const char *chain, bp_error *err)
+{
+    ch_state *st = &s->st;
+    if (!st->chain || strcmp(st->chain, chain) != 0) {
+        free(st->chain);
+        memset(st, 0, sizeof(*st));
+        if (!(st->chain = strdup(chain)))
+            return oom(err);
+    }
+    int rc = sql_start(s, "SELECT number, lower(hex(hash)), seq FROM checkpoints") |
+             where_ours(s, chain) | bp_buf_puts(&s->sql, " ORDER BY seq DESC LIMIT 1");
+    rc = rc ? oom(err) : run(s, &s->ans, "reading the checkpoint", err);
+    if (rc != 0)
+        return rc;
+    char *p = s->ans.data, *cells[3];
+    memset(&st->cp, 0, sizeof(st->cp));
+    st->seq = 0;
+    if (bp_ch_tsv_row(&p, cells, 3) == 3) {
+        st->seq = strtoull(cells[2], NULL, 10);
+        st->cp.set = cells[0] && cells[1];
+        if (st->cp.set) {
+            st->cp.number = strtoull(cells[0], NULL, 10);
+            snprintf(st->cp.hash, sizeof(st->cp.hash), "0x%s", cells[1]);
+        }
+    }
+    return 0;
+}
+
+/* The lowest block of the intents above the checkpoint, *found false when there is none. */
+static int read_intent(ch_sink *s, const char *chain, bool *found, uint64_t *low, bp_error *err)
+{
+    int rc = sql_start(s, "SELECT count(), min(low) FROM checkpoint_intents") |
+             where_ours(s, chain) | bp_buf_printf(&s->sql, " AND seq > %" PRIu64, s->st.seq);
+    rc = rc ? oom(err) : run(s, &s->ans, "reading the intents", err);
+    char *p = s->ans.data, *cells[2];
+    *found = rc == 0 && bp_ch_tsv_row(&p, cells, 2) == 2 && cells[0] && atoll(cells[0]) > 0;
+    *low = *found && cells[1] ? strtoull(cells[1], NULL, 10) : 0;
+    return rc;
+}
+
+/* INSERT INTO t(cols) SELECT keys, any(others)..., <sign>, <seq> FROM t WHERE chain = ... <cond>
+ * GROUP BY keys HAVING <having>: one row per row key, the sign chosen by the caller. */
+static int regroup(ch_sink *s, const bp_ch_table *t, const char *sign, uint64_t seq,
+                   const char *chain, bp_error *err)
+{
+    int rc = sql_start(s, "INSERT INTO ") | bp_buf_printf(&s->sql, "%s (", t->name) |
+             bp_ch_col_list(&s->sql, t->cols, t->ncols) | bp_buf_puts(&s->sql, ") SELECT ");
+    for (size_t i = 0; i < t->ncols; i++) {
+        const char *name = t->cols[i].name, *sep = i ? ", " : "";
+        if (strcmp(name, BP_CH_SIGN) == 0)
+            rc |= bp_buf_printf(&s->sql, "%s%s", sep, sign);
+        else if (strcmp(name, BP_CH_SEQ) == 0)
+            rc |= bp_buf_printf(&s->sql, "%stoUInt64(%" PRIu64 ")", sep, seq);
+        else
+            rc |= bp_buf_printf(&s->sql, t->cols[i].key ? "%s%s" : "%sany(%s)", sep, name);
+    }
+    return rc | bp_buf_printf(&s->sql, " FROM %s WHERE chain = ", t->name) |
+                   bp_ch_quote(&s->sql, chain)
+               ? oom(err)
+               : 0;
+}
+
+static int group_by(ch_sink *s, const bp_ch_table *t, const char *having)
+{
+    return bp_buf_printf(&s->sql, " GROUP BY %s HAVING %s", t->order_by, having);
+}
+
+/* Cancels the rows of an unfinished batch: see the header comment. */
+static int recover(ch_sink *s, const char *chain, bp_error *err)
+{
+    bool found = false;
+    uint64_t low = 0;
+    int rc = load_state(s, chain, err);
+    if (rc == 0)
+        rc = read_intent(s, chain, &found, &low, err);
+    for (int k = 0; rc == 0 && found && k < T_COUNT; k++) {
+        const bp_ch_table *t = &s->tabs[k].t;
+        rc = regroup(s, t, "-sum(" BP_CH_SIGN ")", s->st.seq + 1, chain, err);
+        if (rc == 0 &&
+            (bp_buf_printf(&s->sql, " AND %s >= %" PRIu64 " AND " BP_CH_SEQ " > %" PRIu64,
+                           t->block_col, low, s->st.seq) |
+             group_by(s, t, "sum(" BP_CH_SIGN ") != 0")))
+            rc = oom(err);
+        if (rc == 0)
+            rc = run(s, NULL, "cancelling the rows of an unfinished batch", err);
+        if (rc == 0)
+            bp_crashpoint("clickhouse.mid_recovery");
+    }
+    if (rc != 0)
+        return bp_error_prefix(err, "chain %s: ", chain);
+    if (found)
+        bp_info("clickhouse %s: chain %s: cancelled the rows of batch %" PRIu64
+                " (not committed; from block %" PRIu64 ")",
+                s->t.where, chain, s->st.seq + 1, low);
+    s->st.recovering = false;
+    return 0;
+}
+
+/* At open: every chain with an intent above its checkpoint. */
+static int recover_all(ch_sink *s, bp_error *err)
+{
+    bp_buf chains;
+    bp_buf_init(&chains, 16 << 20);
+    int rc = sql_start(
+        s, "SELECT DISTINCT chain FROM checkpoint_intents WHERE output = '" BP_CH_OUTPUT "'");
+    rc = rc ? oom(err) : run(s, &chains, "reading the intents", err);
+    char *p = chains.data, *cells[1];
+    while (rc == 0 && bp_ch_tsv_row(&p, cells, 1) == 1)
+        if (cells[0])
+            rc = recover(s, cells[0], err);
+    bp_buf_release(&chains);
+    return rc;
+}
+
+/* ---- rows -------------------------------------------------------------------------------------
+ */
+
+static void put_withdrawals(ch_sink *s, bp_ch_enc *e, const bp_block *b)
+{
+    bp_fmt f = {.buf = &s->json};
+    bp_buf_reset(&s->json);
+    bp_fmt_char(&f, '[');
+    bp_fmt_withdrawals(&f, b, "\"");
+    bp_fmt_char(&f, ']');
+    if (f.rc != 0 && e->rc == 0)
+        e->rc = f.rc, e->bad = e->col;
+    bp_ch_put_text(e, s->json.data ? s->json.data : "", s->json.len);
+}
+
+/* The loops over a table's columns are unrolled into one function per table, so that each
+ * cell's value and type fold to a field read and one encoder call. */
+#define UNROLL _Pragma("GCC unroll 40")
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE void put_value(ch_sink *s, bp_ch_enc *e, bp_col_id id, const bp_value *v)
+{
+    bp_col_type type = bp_col_type_of(id);
+    switch (v->kind) {
+    case BP_VAL_U64:
+        bp_ch_put_u64(e, v->u);
+        return;
+    case BP_VAL_U256:
+        bp_ch_put_u256(e, &v->q->v);
+        return;
+    case BP_VAL_STR:
+        if (type == BP_COL_TEXT || type == BP_COL_JSON)
+            bp_ch_put_text(e, v->s, strlen(v->s));
+        else
+            bp_ch_put_hex(e, v->s);
+        return;
+    case BP_VAL_WITHDRAWALS:
+        put_withdrawals(s, e, v->block);
+        return;
+    default:
+        bp_ch_put_null(e);
+    }
+}
+
+INLINE void enc_row(ch_sink *s, bp_ch_enc *e, int first, int end, const bp_row *r, uint64_t seq)
+{
+    UNROLL
+    for (int i = first; i < end; i++) {
+        bp_value v = bp_value_of((bp_col_id)i, r);
+        put_value(s, e, (bp_col_id)i, &v);
+    }
+    bp_ch_put_i8(e, 1);
+    bp_ch_put_u64(e, seq);
+    bp_ch_row_end(e);
+}
+
+static void enc_block(ch_sink *s, const bp_row *r, uint64_t seq)
+{
+    enc_row(s, &s->tabs[T_BLOCKS].enc, BP_C_BLOCKS_FIRST, BP_C_TRANSACTIONS_FIRST, r, seq);
+}
+
+static void enc_tx(ch_sink *s, const bp_row *r, uint64_t seq)
+{
+    enc_row(s, &s->tabs[T_TXS].enc, BP_C_TRANSACTIONS_FIRST, BP_C_LOGS_FIRST, r, seq);
+}
+
+static void enc_log(ch_sink *s, const bp_row *r, uint64_t seq)
+{
+    enc_row(s, &s->tabs[T_LOGS].enc, BP_C_LOGS_FIRST, BP_C_COUNT, r, seq);
+}
+
+static int enc_failed(const ch_tab *tab, const bp_block *b, bp_error *err)
+{
+    const bp_ch_enc *e = &tab->enc;
+    if (e->rc != BP_EINVAL)
+        return bp_error_set(err, e->rc, "block %" PRIu64 ": encoding %s rows: %s", b->number,
+                            tab->t.name, bp_strerror(e->rc));
+    char type[48];
+    bp_ch_type_name(&tab->t.cols[e->bad].type, type, sizeof(type));
+    return bp_error_set(err, BP_EINVAL,
+                        "block %" PRIu64 ": column %s.%s: the value does not fit its ClickHouse "
+                        "type %s",
+                        b->number, tab->t.name, tab->t.cols[e->bad].name, type);
+}
+
+/* The rows of the APPLYs, one encoder per table. */
+static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
+{
+    for (int k = 0; k < T_COUNT; k++)
+        bp_ch_enc_reset(&s->tabs[k].enc);
+    for (size_t i = 0; i < s->napp; i++) {
+        const bp_block *b = s->applies[i];
+        bp_row r = {.chain = chain, .block = b};
+        enc_block(s, &r, seq);
+        for (size_t k = 0; s->tabs[T_TXS].on && k < b->tx_count; k++) {
+            r.tx = &b->txs[k];
+            enc_tx(s, &r, seq);
+        }
+        r.tx = NULL;
+        for (size_t k = 0; s->tabs[T_LOGS].on && b->has_receipts && k < b->log_count; k++) {
+            r.log = &b->logs[k];
+            enc_log(s, &r, seq);
+        }
+        for (int k = 0; k < T_COUNT; k++)
+            if (s->tabs[k].enc.rc != 0)
+                return enc_failed(&s->tabs[k], b, err);
+    }
+    return 0;
+}
+
+/* gzip of pieces[0..n) into s->gz, as one piece. */
+static int gzip_pieces(ch_sink *s, bp_ch_piece *pieces, size_t *n, bp_error *err)
+{
+    z_stream z = {0};
+    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return oom(err);
+    bp_buf_reset(&s->gz);
+    int zr = Z_OK;
+    for (size_t i = 0; i <= *n && zr != Z_STREAM_ERROR; i++) {
+        z.next_in = i < *n ? (Bytef *)pieces[i].data : NULL;
+        z.avail_in = i < *n ? (uInt)pieces[i].len : 0;
+        do {
+            if (bp_buf_reserve(&s->gz, 1 << 16) != 0) {
+                deflateEnd(&z);
+                return oom(err);
+            }
+            z.next_out = (Bytef *)s->gz.data + s->gz.len;
+            z.avail_out = 1 << 16;
+            zr = deflate(&z, i < *n ? Z_NO_FLUSH : Z_FINISH);
+            s->gz.len = (size_t)((char *)z.next_out - s->gz.data);
+        } while (z.avail_out == 0 || (i == *n && zr == Z_OK));
+    }
+    deflateEnd(&z);
+    if (zr != Z_STREAM_END)
+        return bp_error_set(err, BP_EINVAL, "gzip of the INSERT data failed (%d)", zr);
+    pieces[0] = (bp_ch_piece){s->gz.data, s->gz.len};
+    *n = 1;
+    return 0;
+}
+
+static int insert_table(ch_sink *s, ch_tab *tab, bp_error *err)
+{
+    bp_ch_piece pieces[BP_CH_MAX_PIECES(BP_CH_MAX_COLS)];
+    size_t n = bp_ch_enc_pieces(&tab->enc, pieces, sizeof(pieces) / sizeof(pieces[0]));
+    if (tab->enc.rc != 0)
+        return bp_error_set(err, tab->enc.rc, "%s: encoding the block header: %s", tab->t.name,
+                            bp_strerror(tab->enc.rc));
+    int rc = s->t.gzip ? gzip_pieces(s, pieces, &n, err) : 0;
+    char what[96];
+    snprintf(what, sizeof(what), "INSERT of %zu rows into %s", tab->enc.rows, tab->t.name);
+    return rc ? rc : bp_ch_insert(s->http, tab->insert.data, pieces, n, s->t.gzip, what, err);
+}
+
+/* ---- a batch ----------------------------------------------------------------------------------
+ */
+
+static int grow(ch_sink *s, size_t need, bp_error *err)
+{
+    if (need <= s->cap)
+        return 0;
+    size_t cap = need < 64 ? 64 : 2 * need;
+    const bp_block **r = realloc(s->reverts, cap * sizeof(*r));
+    if (r)
+        s->reverts = r;
+    const bp_block **a = r ? realloc(s->applies, cap * sizeof(*a)) : NULL;
+    if (a)
+        s->applies = a;
+    if (!r || !a)
+        return oom(err);
+    s->cap = cap;
+    return 0;
+}
+
+/* What the batch changes: a block applied and then reverted in it is neither; what is left
+ * are REVERTs of blocks the output held before (highest first) and the APPLYs after them. */
+static int reduce(ch_sink *s, const bp_batch *b, bp_error *err)
+{
+    s->nrev = s->napp = 0;
+    int rc = grow(s, b->count, err);
+    for (size_t i = 0; rc == 0 && i < b->count; i++) {
+        const bp_block *blk = b->events[i].block;
+        if (b->events[i].kind == BP_EVENT_APPLY) {
+            s->applies[s->napp++] = blk;
+        } else if (s->napp == 0) {
+            s->reverts[s->nrev++] = blk;
+        } else if (strcmp(s->applies[s->napp - 1]->hash, blk->hash) == 0) {
+            s->napp--;
+        } else {
+            rc = bp_error_set(err, BP_EINVAL,
+                              "revert of block %" PRIu64 " %s, but the batch applied %s there",
+                              blk->number, blk->hash, s->applies[s->napp - 1]->hash);
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < s->nrev; i++)
+        if (!hash_hex(s->reverts[i]->hash))
+            rc = bp_error_set(err, BP_EINVAL, "revert of block %" PRIu64 ": bad hash '%s'",
+                              s->reverts[i]->number, s->reverts[i]->hash);
+    return rc;
+}
+
+static uint64_t lowest(const ch_sink *s)
+{
+    uint64_t low = UINT64_MAX;
+    for (size_t i = 0; i < s->nrev; i++)
+        low = s->reverts[i]->number < low ? s->reverts[i]->number : low;
+    return s->napp && s->applies[0]->number < low ? s->applies[0]->number : low;
+}
+
+static int write_intent(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
+{
+    int rc = sql_start(s, "INSERT INTO checkpoint_intents SELECT ") | bp_ch_quote(&s->sql, chain) |
+             bp_buf_printf(&s->sql, ", '" BP_CH_OUTPUT "', %" PRIu64 ", %" PRIu64 ", now()", seq,
+                           lowest(s));
+    return rc ? oom(err) : run(s, NULL, "writing the batch's intent", err);
+}
+
+/* -1 copies of the rows of the reverted blocks, one INSERT ... SELECT per table. */
+static int revert_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
+{
+    for (int k = 0; k < T_COUNT; k++) {
+        const bp_ch_table *t = &s->tabs[k].t;
+        if (!s->tabs[k].on)
+            continue;
+        int rc = regroup(s, t, "-1", seq, chain, err);
+        rc |= bp_buf_printf(&s->sql, " AND (%s, %s) IN (", t->block_col, t->hash_col);
+        for (size_t i = 0; i < s->nrev; i++)
+            rc |= bp_buf_printf(&s->sql, "%s(%" PRIu64 ", unhex('%s'))", i ? ", " : "",
+                                s->reverts[i]->number, s->reverts[i]->hash + 2);
+        rc |= bp_buf_putc(&s->sql, ')') | group_by(s, t, "sum(" BP_CH_SIGN ") > 0");
+        char what[96];
+        snprintf(what, sizeof(what), "revert of blocks %" PRIu64 "..%" PRIu64 " in %s",
+                 s->reverts[s->nrev - 1]->number, s->reverts[0]->number, t->name);
+        rc = rc ? oom(err) : run(s, NULL, what, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
+{
+    int rc = encode(s, chain, seq, err);
+    for (int k = 0; rc == 0 && k < T_COUNT; k++) {
+        if (!s->tabs[k].on || s->tabs[k].enc.rows == 0)
+            continue;
+        rc = insert_table(s, &s->tabs[k], err);
+        if (rc == 0 && k == T_BLOCKS)
+            bp_crashpoint("clickhouse.after_blocks");
+    }
+    if (rc != 0)
+        bp_error_prefix(err, "blocks %" PRIu64 "..%" PRIu64 ": ", s->applies[0]->number,
+                        s->applies[s->napp - 1]->number);
+    return rc;
+}
+
+static int write_checkpoint(ch_sink *s, const bp_batch *b, uint64_t seq, bp_error *err)
+{
+    const bp_checkpoint *cp = &b->checkpoint;
+    if (cp->set && !hash_hex(cp->hash))
+        return bp_error_set(err, BP_EINVAL, "checkpoint %" PRIu64 " %s: not storable", cp->number,
+                            cp->hash);
+    int rc = sql_start(s, "INSERT INTO checkpoints SELECT ") | bp_ch_quote(&s->sql, b->chain) |
+             bp_buf_puts(&s->sql, ", '" BP_CH_OUTPUT "', ");
+    if (cp->set)
+        rc |= bp_buf_printf(&s->sql, "%" PRIu64 ", unhex('%s')", cp->number, cp->hash + 2);
+    else
+        rc |= bp_buf_puts(&s->sql, "NULL, NULL");
+    rc |= bp_buf_printf(&s->sql, ", %" PRIu64 ", now()", seq);
+    char what[64];
+    snprintf(what, sizeof(what), "checkpoint %" PRIu64, cp->number);
+    return rc ? oom(err) : run(s, NULL, what, err);
+}
+
+static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
+{
+    uint64_t seq = s->st.seq + 1;
+    int rc = 0;
+    if (s->nrev + s->napp > 0) {
+        s->st.recovering = true; /* from here on a failure leaves rows of seq behind */
+        rc = write_intent(s, b->chain, seq, err);
+    }
+    if (rc == 0 && s->nrev > 0)
+        rc = revert_rows(s, b->chain, seq, err);
+    if (rc == 0 && s->napp > 0)
+        rc = apply_rows(s, b->chain, seq, err);
+    if (rc == 0)
+        bp_crashpoint("clickhouse.before_checkpoint");
+    if (rc == 0)
+        rc = write_checkpoint(s, b, seq, err);
+    if (rc == 0) {
+        s->st.seq = seq;
+        s->st.cp = b->checkpoint;
+        s->st.recovering = false;
+    }
+    return rc;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static bool same_cp(const bp_checkpoint *a, const bp_checkpoint *b)
+{
+    return a->set == b->set && (!a->set || (a->number == b->number && !strcmp(a->hash, b->hash)));
+}
+
+/* After a failed attempt: did the checkpoint land anyway (a lost reply)? Else cancel what the
+ * attempt wrote. */
+static int after_failure(ch_sink *s, const bp_batch *b, uint64_t seq, bool *done, bp_error *err)
+{
+    int rc = load_state(s, b->chain, err);
+    *done = rc == 0 && s->st.seq == seq && same_cp(&s->st.cp, &b->checkpoint);
+    return rc == 0 && !*done ? recover(s, b->chain, err) : rc;
+}
+
+static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
+{
+    ch_sink *s = (ch_sink *)base;
+    bool known = s->st.chain && strcmp(s->st.chain, b->chain) == 0 && !s->st.recovering;
+    int rc = known ? 0 : recover(s, b->chain, err);
+    rc = rc ? rc : reduce(s, b, err);
+    if (rc != 0)
+        return bp_error_prefix(err, "%s: ", s->t.where);
+    uint64_t seq = s->st.seq + 1;
+    time_t deadline = time(NULL) + s->t.wait_for_db;
+    for (long delay = CH_ATTEMPT_FIRST_MS, attempt = 1;; attempt++) {
+        bool done = false;
+        rc = s->st.recovering ? after_failure(s, b, seq, &done, err) : 0;
+        if (rc == 0 && !done)
+            rc = write_once(s, b, err);
+        if (rc == 0 || !bp_ch_transient(s->http, rc) || time(NULL) > deadline)
+            break;
+        bp_warn("clickhouse %s: %s; writing the batch again in %.2f s (attempt %ld, "
+                "wait_for_db=%d s)",
+                s->t.where, err->msg, (double)delay / 1000.0, attempt + 1, s->t.wait_for_db);
+        sleep_ms(delay);
+        delay = delay * 2 > CH_ATTEMPT_MAX_MS ? CH_ATTEMPT_MAX_MS : delay * 2;
+        s->st.recovering = true;
+    }
+    return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+}
+
+/* ---- reads -------------------------------------------------------------------------------------
+ */
+
+static int ch_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
+{
+    ch_sink *s = (ch_sink *)base;
+    int rc = load_state(s, chain, err);
+    *out = s->st.cp;
+    return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+}
+
+static int ch_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_t max, size_t *n,
+                     bp_error *err)
+{
+    ch_sink *s = (ch_sink *)base;
+    *n = 0;
+    int rc = load_state(s, chain, err);
+    if (rc != 0 || !s->st.cp.set)
+        return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+    /* committed rows only, at or below the checkpoint */
+    rc = sql_start(s, "SELECT number, lower(hex(hash)) FROM blocks WHERE chain = ") |
+         bp_ch_quote(&s->sql, chain) |
+         bp_buf_printf(&s->sql,
+                       " AND number <= %" PRIu64 " AND " BP_CH_SEQ " <= %" PRIu64
+                       " GROUP BY number, hash HAVING sum(" BP_CH_SIGN ") > 0"
+                       " ORDER BY number DESC LIMIT %zu",
+                       s->st.cp.number, s->st.seq, max);
+    rc = rc ? oom(err) : run(s, &s->ans, "reading recent blocks", err);
+    char *p = s->ans.data, *cells[2];
+    while (rc == 0 && *n < max && bp_ch_tsv_row(&p, cells, 2) == 2 && cells[0] && cells[1]) {
+        bp_checkpoint *c = &out[(*n)++];
+        c->set = true;
+        c->number = strtoull(cells[0], NULL, 10);
+        snprintf(c->hash, sizeof(c->hash), "0x%s", cells[1]);
+    }
+    return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+}
+
+/* ---- open / close ------------------------------------------------------------------------------
+ */
+
+static void ch_close(bp_sink *base)
+{
+    ch_sink *s = (ch_sink *)base;
+    if (!s)
+        return;
+    for (int k = 0; k < T_COUNT; k++) {
+        bp_ch_enc_release(&s->tabs[k].enc);
+        bp_buf_release(&s->tabs[k].insert);
+    }
+    bp_ch_http_free(s->http);
+    bp_ch_target_release(&s->t);
+    bp_buf_release(&s->sql);
+    bp_buf_release(&s->ans);
+    bp_buf_release(&s->json);
+    bp_buf_release(&s->gz);
+    free(s->st.chain);
+    free(s->reverts);
+    free(s->applies);
+    free(s);
+}
+
+/* The tables as the server has them, their INSERT statements and encoders. */
+static int prepare_tables(ch_sink *s, bp_error *err)
+{
+    bp_ch_table defs[T_COUNT];
+    for (int k = 0; k < T_COUNT; k++)
+        bp_ch_raw_table((bp_table)k, &s->caps, &defs[k]);
+    int rc = bp_ch_load_types(s->http, s->t.database, defs, T_COUNT, err);
+    for (int k = 0; rc == 0 && k < T_COUNT; k++) {
+        ch_tab *tab = &s->tabs[k];
+        tab->t = defs[k];
+        tab->on = s->t.tables[k];
+        if (bp_buf_printf(&tab->insert, "INSERT INTO %s (", tab->t.name) |
+            bp_ch_col_list(&tab->insert, tab->t.cols, tab->t.ncols) |
+            bp_buf_printf(&tab->insert, ") FORMAT %s", bp_ch_format_name(s->t.format)) |
+            bp_ch_enc_init(&tab->enc, s->t.format, tab->t.cols, tab->t.ncols))
+            rc = oom(err);
+    }
+    return rc;
+}
+
+static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
+{
+    *out = NULL;
+    ch_sink *s = calloc(1, sizeof(*s));
+    if (!s)
+        return oom(err);
+    bp_buf_init(&s->sql, 0);
+    bp_buf_init(&s->ans, 64 << 20);
+    bp_buf_init(&s->json, 0);
+    bp_buf_init(&s->gz, 0);
+    for (int k = 0; k < T_COUNT; k++)
+        bp_buf_init(&s->tabs[k].insert, 0);
+    int rc = bp_ch_target_init(&s->t, target, opts, err);
+    if (rc == 0)
+        rc = bp_ch_connect(&s->t, &s->http, &s->caps, err);
+    if (rc == 0)
+        rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
+    if (rc == 0)
+        rc = prepare_tables(s, err);
+    if (rc == 0)
+        rc = recover_all(s, err);
+    if (rc != 0) {
+        ch_close(&s->base);
+        return rc;
+    }
+    bp_info("clickhouse %s: server %s (%s, %s), %s inserts%s", s->t.where, s->caps.version,
+            s->caps.uint256 ? "UInt256 amounts" : "no UInt256: amounts as decimal String",
+            s->caps.ttl ? "TTL" : "no TTL", bp_ch_format_name(s->t.format),
+            s->t.gzip ? " (gzip)" : "");
+    *out = &s->base;
+    return 0;
+}
+
+static int ch_migrate(const char *target, const bp_sink_opts *opts, char *report, size_t cap,
+                      bp_error *err)
+{
+    bp_ch_target t;
+    bp_ch_http *h = NULL;
+    bp_ch_caps caps;
+    int from = 0, to = 0;
+    int rc = bp_ch_target_init(&t, target, opts, err);
+    if (rc != 0)
+        return rc;
+    rc = bp_ch_connect(&t, &h, &caps, err);
+    if (rc == 0)
+        rc = bp_ch_migrate(h, &t, &caps, &from, &to, err);
+    if (rc == 0 && from == to)
+        snprintf(report, cap, "database \"%s\" at %s is up to date (version %d; server %s)",
+                 t.database, t.srv.where, to, caps.version);
+    else if (rc == 0)
+        snprintf(report, cap, "database \"%s\" at %s migrated from version %d to %d (server %s)",
+                 t.database, t.srv.where, from, to, caps.version);
+    bp_ch_http_free(h);
+    bp_ch_target_release(&t);
+    return rc;
+}
+
+static const bp_sink_option g_options[] = {
+    {.name = "database",
+     .flag = "clickhouse-db",
+     .env = "CLICKHOUSE_DB",
+     .key = "clickhouse_db",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "NAME",
+     .def = BP_CH_DEFAULT_DATABASE,
+     .help = "database of the tables, created if missing (the URL's path wins)"},
+    {.name = "wait_for_db",
+     .flag = "wait-for-db",
+     .env = "WAIT_FOR_DB",
+     .key = "wait_for_db",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "30",
+     .min = 0,
+     .max = 86400,
+     .help = "keep retrying a database that is down (at start and after a lost connection) "
+             "for S seconds; 0: try once"},
+    {.name = "tables",
+     .flag = "clickhouse-tables",
+     .env = "CLICKHOUSE_TABLES",
+     .key = "clickhouse_tables",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "LIST",
+     .def = "blocks,transactions,logs",
+     .help = "the tables written, a list of blocks (needed), transactions, logs"},
+    {.name = "format",
+     .flag = "clickhouse-format",
+     .env = "CLICKHOUSE_FORMAT",
+     .key = "clickhouse_format",
+     .type = BP_SINK_OPT_ENUM,
+     .arg = "F",
+     .def = "native",
+     .choices = "native|rowbinary",
+     .help = "format of the INSERT data (docs/PERFORMANCE.md compares them)"},
+    {.name = "compression",
+     .type = BP_SINK_OPT_ENUM,
+     .arg = "C",
+     .def = "none",
+     .choices = "none|gzip",
+     .help = "gzip the INSERT data (for a slow link; costs CPU)"},
+    {.name = "timeout",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "300",
+     .min = 1,
+     .max = 86400,
+     .help = "seconds one request may take"},
+    {.name = "tls",
+     .type = BP_SINK_OPT_BOOL,
+     .arg = "on|off",
+     .def = "off",
+     .help = "HTTPS (default port 8443)"},
+};
+
+static const char *const g_aliases[] = {"ch", NULL};
+
+const bp_sink_ops bp_sink_clickhouse_ops = {
+    .scheme = "clickhouse",
+    .aliases = g_aliases,
+    .title = "ClickHouse",
+    .usage = "clickhouse://user:pass@host:8123/db",
+    .description = "ClickHouse over HTTP: CollapsingMergeTree tables (+1/-1 rows for reorgs, "
+                   "read with FINAL), large Native inserts, exactly once without transactions",
+    .options = g_options,
+    .option_count = sizeof(g_options) / sizeof(g_options[0]),
+    .open = ch_open,
+    .checkpoint = ch_checkpoint,
+    .recent = ch_recent,
+    .write = ch_write,
+    .flush = NULL,
+    .close = ch_close,
+    .migrate = ch_migrate,
+};
