@@ -2,30 +2,32 @@
  * once and reorg-safe without transactions.
  *
  * Rows are never updated or deleted. Every table is a CollapsingMergeTree keyed by (chain,
- * block number, block hash, index) with two bookkeeping columns: _sign, +1 for a row written
- * and -1 for a row taken back, and _seq, the output's batch that wrote it. An APPLY writes its
- * block's rows with +1; a REVERT writes a -1 copy of each row the block has (an INSERT ...
- * SELECT on the server: the REVERT carries only the block's number and hash). What a query
- * sees is the sum of the signs per row: `FINAL` (the engine's merge collapses +1/-1 pairs,
- * FINAL does it at read time), or weights (`sum(_sign)` counts rows, `sum(x * _sign)` sums);
- * rows and their signs flow through materialized views the same way.
+ * block number, block hash, index) with two bookkeeping columns: _sign, +1 for a row written and
+ * -1 for a row taken back, and _seq, the output's batch that wrote it. An APPLY writes its
+ * block's rows with +1. A REVERT (it carries only the block's number and hash) is an INSERT ...
+ * SELECT on the server that brings the sign sum of each of the block's row keys to 0. What a
+ * query sees is the sum of the signs per row key: `FINAL` (the merges collapse +1/-1 pairs,
+ * FINAL does it at read time), or sign weights (`sum(_sign)` counts, `sum(x * _sign)` sums);
+ * rows and signs flow through materialized views the same way. Each key's signs alternate
+ * (+1, -1, +1, ...: a block is applied only when not held, taken back only when held), which
+ * is what keeps the merges and FINAL exact.
  *
  * A batch: (1) its events reduced to what it changes (a block applied and reverted in the same
- * batch is neither; what is left is REVERTs of blocks the output holds, then APPLYs); (2) an
- * intent row (chain, seq = last committed + 1, lowest block touched); (3) the REVERT copies and
- * the APPLY rows, one INSERT per table; (4) the checkpoint row (number, hash, seq). A crash or
- * a failure between (2) and (4) leaves rows of an uncommitted seq; before anything else is
- * written (at open, and before a failed batch is tried again) they are cancelled: for every
- * row key at or above the intent's lowest block whose rows with _seq above the checkpoint's sum
- * to s != 0, one more row with sign -s. That is idempotent (a second recovery finds sums of
- * 0) and makes no row's signs out of order, so FINAL and the merges stay exact. The batch is
- * then written again with the same seq. A lost reply to the checkpoint INSERT is recognised by
- * reading the checkpoint back (its seq is the batch's).
+ * batch is neither: what is left are REVERTs of blocks the output holds and APPLYs of new
+ * ones); (2) an intent row: seq (the checkpoint's + 1), the block range it applies, the blocks
+ * it reverts; (3) the APPLY rows with _seq = seq, one INSERT per table; (4) the checkpoint row
+ * (number, hash, seq): the commit; (5) the REVERTs. A failure or crash before (4) leaves APPLY
+ * rows of a seq above the checkpoint's: before anything else is written (at open, and before
+ * the batch is tried again) they are taken back (their keys brought to a sign sum of 0 among
+ * the rows of that _seq; a merge never removes such a +1 row before: the engine drops a +1 only
+ * with a -1 after it). One after (4) leaves reverts undone: they are finished the same way
+ * (the sum over all the block's rows, which merges keep). Both are idempotent, so a crash
+ * during a recovery is recovered by the next. REVERTs come after the commit because a -1 row
+ * may merge with the +1 it cancels, after which nothing could bring the row back.
  *
- * Queries are exact with FINAL or sign weights at any time except between a crash and the
- * next start (or the failed batch's retry): then the unfinished batch's rows count until they
- * are cancelled. A query that must be exact even then adds `_seq <= (the checkpoint's seq)`
- * and uses sign weights (docs/ARCHITECTURE.md). One writer per chain and database. */
+ * FINAL and sign weights are exact except while a batch is being written and between a crash
+ * and the next start (or the failed batch's retry), when the unfinished batch's APPLY rows (or,
+ * past the commit, its reverted blocks) still count. One writer per chain and database. */
 #include "blockpipe/sink.h"
 
 #include <inttypes.h>
@@ -74,11 +76,13 @@ typedef struct ch_sink {
     ch_tab tabs[T_COUNT];
     ch_state st;
     bp_buf sql, ans, json, gz;
+    bp_buf intents;                      /* recovery: the intents read */
+    bp_buf refs;                         /* "number:hash ..." of the batch's reverts */
     const bp_block **reverts, **applies; /* the batch reduced */
     size_t nrev, napp, cap;
 } ch_sink;
 
-/* ---- SQL helpers ---------------------------------------------------------------------------- */
+/* ---- SQL helpers ---- */
 
 static int oom(bp_error *err)
 {
@@ -113,8 +117,7 @@ static int where_ours(ch_sink *s, const char *chain)
            bp_buf_puts(&s->sql, " AND output = '" BP_CH_OUTPUT "'");
 }
 
-/* ---- state: checkpoint and intents ------------------------------------------------------------
- */
+/* ---- state: checkpoint and intents ---- */
 
 static int load_state(ch_sink *s, const char *chain, bp_error *err)
 {
@@ -144,77 +147,122 @@ static int load_state(ch_sink *s, const char *chain, bp_error *err)
     return 0;
 }
 
-/* The lowest block of the intents above the checkpoint, *found false when there is none. */
-static int read_intent(ch_sink *s, const char *chain, bool *found, uint64_t *low, bp_error *err)
-{
-    int rc = sql_start(s, "SELECT count(), min(low) FROM checkpoint_intents") |
-             where_ours(s, chain) | bp_buf_printf(&s->sql, " AND seq > %" PRIu64, s->st.seq);
-    rc = rc ? oom(err) : run(s, &s->ans, "reading the intents", err);
-    char *p = s->ans.data, *cells[2];
-    *found = rc == 0 && bp_ch_tsv_row(&p, cells, 2) == 2 && cells[0] && atoll(cells[0]) > 0;
-    *low = *found && cells[1] ? strtoull(cells[1], NULL, 10) : 0;
-    return rc;
-}
-
-/* INSERT INTO t(cols) SELECT keys, any(others)..., <sign>, <seq> FROM t WHERE chain = ... <cond>
- * GROUP BY keys HAVING <having>: one row per row key, the sign chosen by the caller. */
-static int regroup(ch_sink *s, const bp_ch_table *t, const char *sign, uint64_t seq,
-                   const char *chain, bp_error *err)
+/* INSERT INTO t(cols) SELECT keys, any(others)..., -sum(_sign), seq FROM t WHERE chain = ...
+ * <the caller's conditions> GROUP BY keys HAVING sum(_sign) != 0: brings every row key the
+ * conditions select to a sign sum of 0 (taken back), whatever rows it has (a part of a batch,
+ * rows merged or not). Run twice, the second finds nothing to do. */
+static int settle_sql(ch_sink *s, const bp_ch_table *t, uint64_t seq, const char *chain)
 {
     int rc = sql_start(s, "INSERT INTO ") | bp_buf_printf(&s->sql, "%s (", t->name) |
              bp_ch_col_list(&s->sql, t->cols, t->ncols) | bp_buf_puts(&s->sql, ") SELECT ");
     for (size_t i = 0; i < t->ncols; i++) {
         const char *name = t->cols[i].name, *sep = i ? ", " : "";
         if (strcmp(name, BP_CH_SIGN) == 0)
-            rc |= bp_buf_printf(&s->sql, "%s%s", sep, sign);
+            rc |= bp_buf_printf(&s->sql, "%s-sum(" BP_CH_SIGN ")", sep);
         else if (strcmp(name, BP_CH_SEQ) == 0)
             rc |= bp_buf_printf(&s->sql, "%stoUInt64(%" PRIu64 ")", sep, seq);
         else
             rc |= bp_buf_printf(&s->sql, t->cols[i].key ? "%s%s" : "%sany(%s)", sep, name);
     }
     return rc | bp_buf_printf(&s->sql, " FROM %s WHERE chain = ", t->name) |
-                   bp_ch_quote(&s->sql, chain)
-               ? oom(err)
-               : 0;
+           bp_ch_quote(&s->sql, chain);
 }
 
-static int group_by(ch_sink *s, const bp_ch_table *t, const char *having)
+static int settle_run(ch_sink *s, const bp_ch_table *t, const char *what, bp_error *err)
 {
-    return bp_buf_printf(&s->sql, " GROUP BY %s HAVING %s", t->order_by, having);
+    if (bp_buf_printf(&s->sql, " GROUP BY %s HAVING sum(" BP_CH_SIGN ") != 0", t->order_by))
+        return oom(err);
+    return run(s, NULL, what, err);
 }
 
-/* Cancels the rows of an unfinished batch: see the header comment. */
+/* Takes back the rows batch seq wrote for blocks from..to (every table): the rollback of a
+ * batch that has no checkpoint. Its rows are the only ones of that _seq there (a _seq is
+ * reused only after this), and no merge removes them before this: the engine drops a +1 row
+ * only with a -1 row after it. */
+static int rollback(ch_sink *s, const char *chain, uint64_t seq, uint64_t from, uint64_t to,
+                    bp_error *err)
+{
+    for (int k = 0; k < T_COUNT; k++) {
+        const bp_ch_table *t = &s->tabs[k].t;
+        int rc =
+            settle_sql(s, t, seq, chain) | bp_buf_printf(&s->sql,
+                                                         " AND %s BETWEEN %" PRIu64 " AND %" PRIu64
+                                                         " AND " BP_CH_SEQ " = %" PRIu64,
+                                                         t->block_col, from, to, seq);
+        rc = rc ? oom(err) : settle_run(s, t, "taking back an unfinished batch", err);
+        if (rc != 0)
+            return rc;
+        bp_crashpoint("clickhouse.mid_recovery");
+    }
+    return 0;
+}
+
+#define CH_REFS_PER_QUERY 400 /* (number, hash) pairs per statement: far below max_query_size */
+
+/* Takes back the rows of the blocks in refs ("number:hexhash ..." as the intent keeps them),
+ * written by batch seq: the REVERTs of a batch, written after its checkpoint. */
+static int settle_blocks(ch_sink *s, const char *chain, uint64_t seq, const char *refs,
+                         bp_error *err)
+{
+    for (const char *chunk = refs; *chunk;) {
+        const char *next = chunk;
+        for (int k = 0; k < T_COUNT; k++) {
+            const bp_ch_table *t = &s->tabs[k].t;
+            int rc = settle_sql(s, t, seq, chain) |
+                     bp_buf_printf(&s->sql, " AND (%s, %s) IN (", t->block_col, t->hash_col);
+            next = chunk;
+            for (int i = 0; *next && i < CH_REFS_PER_QUERY; i++) {
+                size_t n = strcspn(next, " ");
+                const char *colon = memchr(next, ':', n);
+                if (!colon || n - (size_t)(colon - next) != 65)
+                    return bp_error_set(err, BP_EDB, "intent: bad block '%.*s'", (int)n, next);
+                rc |= bp_buf_printf(&s->sql, "%s(%.*s, unhex('%.64s'))", i ? ", " : "",
+                                    (int)(colon - next), next, colon + 1);
+                next += n + (next[n] == ' ');
+            }
+            rc = rc | bp_buf_putc(&s->sql, ')') ? oom(err) : settle_run(s, t, "revert", err);
+            if (rc != 0)
+                return rc;
+        }
+        chunk = next;
+    }
+    return 0;
+}
+
+/* What a failure or a crash left: the newest intents of the chain. One above the checkpoint
+ * never got it: its rows are taken back. One at the checkpoint did: its reverts are finished. */
 static int recover(ch_sink *s, const char *chain, bp_error *err)
 {
-    bool found = false;
-    uint64_t low = 0;
     int rc = load_state(s, chain, err);
+    uint64_t cp_seq = s->st.seq;
+    if (rc == 0 && (sql_start(s, "SELECT seq, applied_from, applied_to, reverted FROM "
+                                 "checkpoint_intents") |
+                    where_ours(s, chain) |
+                    bp_buf_printf(&s->sql, " AND seq >= %" PRIu64 " ORDER BY seq", cp_seq)))
+        rc = oom(err);
     if (rc == 0)
-        rc = read_intent(s, chain, &found, &low, err);
-    for (int k = 0; rc == 0 && found && k < T_COUNT; k++) {
-        const bp_ch_table *t = &s->tabs[k].t;
-        rc = regroup(s, t, "-sum(" BP_CH_SIGN ")", s->st.seq + 1, chain, err);
-        if (rc == 0 &&
-            (bp_buf_printf(&s->sql, " AND %s >= %" PRIu64 " AND " BP_CH_SEQ " > %" PRIu64,
-                           t->block_col, low, s->st.seq) |
-             group_by(s, t, "sum(" BP_CH_SIGN ") != 0")))
-            rc = oom(err);
-        if (rc == 0)
-            rc = run(s, NULL, "cancelling the rows of an unfinished batch", err);
-        if (rc == 0)
-            bp_crashpoint("clickhouse.mid_recovery");
+        rc = run(s, &s->intents, "reading the intents", err);
+    char *p = s->intents.data, *c[4];
+    while (rc == 0 && bp_ch_tsv_row(&p, c, 4) == 4 && c[0] && c[1] && c[2] && c[3]) {
+        uint64_t seq = strtoull(c[0], NULL, 10), from = strtoull(c[1], NULL, 10);
+        uint64_t to = strtoull(c[2], NULL, 10);
+        if (seq > cp_seq && from <= to) {
+            rc = rollback(s, chain, seq, from, to, err);
+            if (rc == 0)
+                bp_info("clickhouse %s: chain %s: took back the rows of batch %" PRIu64
+                        " (blocks %" PRIu64 "..%" PRIu64 ", no checkpoint)",
+                        s->t.where, chain, seq, from, to);
+        } else if (seq == cp_seq && *c[3]) {
+            rc = settle_blocks(s, chain, seq, c[3], err);
+        }
     }
     if (rc != 0)
         return bp_error_prefix(err, "chain %s: ", chain);
-    if (found)
-        bp_info("clickhouse %s: chain %s: cancelled the rows of batch %" PRIu64
-                " (not committed; from block %" PRIu64 ")",
-                s->t.where, chain, s->st.seq + 1, low);
     s->st.recovering = false;
     return 0;
 }
 
-/* At open: every chain with an intent above its checkpoint. */
+/* At open: every chain with an intent. */
 static int recover_all(ch_sink *s, bp_error *err)
 {
     bp_buf chains;
@@ -230,8 +278,7 @@ static int recover_all(ch_sink *s, bp_error *err)
     return rc;
 }
 
-/* ---- rows -------------------------------------------------------------------------------------
- */
+/* ---- rows ---- */
 
 static void put_withdrawals(ch_sink *s, bp_ch_enc *e, const bp_block *b)
 {
@@ -383,8 +430,7 @@ static int insert_table(ch_sink *s, ch_tab *tab, bp_error *err)
     return rc ? rc : bp_ch_insert(s->http, tab->insert.data, pieces, n, s->t.gzip, what, err);
 }
 
-/* ---- a batch ----------------------------------------------------------------------------------
- */
+/* ---- a batch ---- */
 
 static int grow(ch_sink *s, size_t need, bp_error *err)
 {
@@ -430,43 +476,21 @@ static int reduce(ch_sink *s, const bp_batch *b, bp_error *err)
     return rc;
 }
 
-static uint64_t lowest(const ch_sink *s)
-{
-    uint64_t low = UINT64_MAX;
-    for (size_t i = 0; i < s->nrev; i++)
-        low = s->reverts[i]->number < low ? s->reverts[i]->number : low;
-    return s->napp && s->applies[0]->number < low ? s->applies[0]->number : low;
-}
-
+/* The intent: the block range the batch applies and "number:hash ..." of what it reverts. */
 static int write_intent(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
-    int rc = sql_start(s, "INSERT INTO checkpoint_intents SELECT ") | bp_ch_quote(&s->sql, chain) |
-             bp_buf_printf(&s->sql, ", '" BP_CH_OUTPUT "', %" PRIu64 ", %" PRIu64 ", now()", seq,
-                           lowest(s));
+    uint64_t from = s->napp ? s->applies[0]->number : 1,
+             to = s->napp ? s->applies[s->napp - 1]->number : 0;
+    bp_buf_reset(&s->refs);
+    int rc = 0;
+    for (size_t i = 0; i < s->nrev; i++)
+        rc |= bp_buf_printf(&s->refs, "%s%" PRIu64 ":%s", i ? " " : "", s->reverts[i]->number,
+                            s->reverts[i]->hash + 2);
+    rc |= sql_start(s, "INSERT INTO checkpoint_intents SELECT ") | bp_ch_quote(&s->sql, chain) |
+          bp_buf_printf(&s->sql, ", '" BP_CH_OUTPUT "', %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", ",
+                        seq, from, to) |
+          bp_ch_quote(&s->sql, s->refs.data ? s->refs.data : "") | bp_buf_puts(&s->sql, ", now()");
     return rc ? oom(err) : run(s, NULL, "writing the batch's intent", err);
-}
-
-/* -1 copies of the rows of the reverted blocks, one INSERT ... SELECT per table. */
-static int revert_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
-{
-    for (int k = 0; k < T_COUNT; k++) {
-        const bp_ch_table *t = &s->tabs[k].t;
-        if (!s->tabs[k].on)
-            continue;
-        int rc = regroup(s, t, "-1", seq, chain, err);
-        rc |= bp_buf_printf(&s->sql, " AND (%s, %s) IN (", t->block_col, t->hash_col);
-        for (size_t i = 0; i < s->nrev; i++)
-            rc |= bp_buf_printf(&s->sql, "%s(%" PRIu64 ", unhex('%s'))", i ? ", " : "",
-                                s->reverts[i]->number, s->reverts[i]->hash + 2);
-        rc |= bp_buf_putc(&s->sql, ')') | group_by(s, t, "sum(" BP_CH_SIGN ") > 0");
-        char what[96];
-        snprintf(what, sizeof(what), "revert of blocks %" PRIu64 "..%" PRIu64 " in %s",
-                 s->reverts[s->nrev - 1]->number, s->reverts[0]->number, t->name);
-        rc = rc ? oom(err) : run(s, NULL, what, err);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
 }
 
 static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
@@ -511,20 +535,23 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
         s->st.recovering = true; /* from here on a failure leaves rows of seq behind */
         rc = write_intent(s, b->chain, seq, err);
     }
-    if (rc == 0 && s->nrev > 0)
-        rc = revert_rows(s, b->chain, seq, err);
     if (rc == 0 && s->napp > 0)
         rc = apply_rows(s, b->chain, seq, err);
     if (rc == 0)
         bp_crashpoint("clickhouse.before_checkpoint");
     if (rc == 0)
         rc = write_checkpoint(s, b, seq, err);
-    if (rc == 0) {
-        s->st.seq = seq;
-        s->st.cp = b->checkpoint;
-        s->st.recovering = false;
-    }
-    return rc;
+    if (rc != 0)
+        return rc;
+    s->st.seq = seq;
+    s->st.cp = b->checkpoint;
+    /* committed: the reverts are finished now, or by the recovery after a failure */
+    bp_crashpoint("clickhouse.after_checkpoint");
+    if (s->nrev > 0 && (rc = settle_blocks(s, b->chain, seq, s->refs.data, err)) != 0)
+        return bp_error_prefix(err, "revert of blocks %" PRIu64 "..%" PRIu64 ": ",
+                               s->reverts[s->nrev - 1]->number, s->reverts[0]->number);
+    s->st.recovering = false;
+    return 0;
 }
 
 static void sleep_ms(long ms)
@@ -538,13 +565,13 @@ static bool same_cp(const bp_checkpoint *a, const bp_checkpoint *b)
     return a->set == b->set && (!a->set || (a->number == b->number && !strcmp(a->hash, b->hash)));
 }
 
-/* After a failed attempt: did the checkpoint land anyway (a lost reply)? Else cancel what the
- * attempt wrote. */
+/* After a failed attempt: the recovery takes back what it wrote, or finishes its reverts when
+ * its checkpoint landed (a lost reply): then the batch is done. */
 static int after_failure(ch_sink *s, const bp_batch *b, uint64_t seq, bool *done, bp_error *err)
 {
-    int rc = load_state(s, b->chain, err);
+    int rc = recover(s, b->chain, err);
     *done = rc == 0 && s->st.seq == seq && same_cp(&s->st.cp, &b->checkpoint);
-    return rc == 0 && !*done ? recover(s, b->chain, err) : rc;
+    return rc;
 }
 
 static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
@@ -574,8 +601,7 @@ static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
 }
 
-/* ---- reads -------------------------------------------------------------------------------------
- */
+/* ---- reads ---- */
 
 static int ch_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
 {
@@ -593,14 +619,13 @@ static int ch_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_
     int rc = load_state(s, chain, err);
     if (rc != 0 || !s->st.cp.set)
         return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
-    /* committed rows only, at or below the checkpoint */
+    /* at or below the checkpoint: the recovery at open took back anything above it */
     rc = sql_start(s, "SELECT number, lower(hex(hash)) FROM blocks WHERE chain = ") |
          bp_ch_quote(&s->sql, chain) |
          bp_buf_printf(&s->sql,
-                       " AND number <= %" PRIu64 " AND " BP_CH_SEQ " <= %" PRIu64
-                       " GROUP BY number, hash HAVING sum(" BP_CH_SIGN ") > 0"
-                       " ORDER BY number DESC LIMIT %zu",
-                       s->st.cp.number, s->st.seq, max);
+                       " AND number <= %" PRIu64 " GROUP BY number, hash HAVING sum(" BP_CH_SIGN
+                       ") > 0 ORDER BY number DESC LIMIT %zu",
+                       s->st.cp.number, max);
     rc = rc ? oom(err) : run(s, &s->ans, "reading recent blocks", err);
     char *p = s->ans.data, *cells[2];
     while (rc == 0 && *n < max && bp_ch_tsv_row(&p, cells, 2) == 2 && cells[0] && cells[1]) {
@@ -612,8 +637,7 @@ static int ch_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
 }
 
-/* ---- open / close ------------------------------------------------------------------------------
- */
+/* ---- open / close ---- */
 
 static void ch_close(bp_sink *base)
 {
@@ -630,6 +654,8 @@ static void ch_close(bp_sink *base)
     bp_buf_release(&s->ans);
     bp_buf_release(&s->json);
     bp_buf_release(&s->gz);
+    bp_buf_release(&s->intents);
+    bp_buf_release(&s->refs);
     free(s->st.chain);
     free(s->reverts);
     free(s->applies);
@@ -666,6 +692,8 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     bp_buf_init(&s->ans, 64 << 20);
     bp_buf_init(&s->json, 0);
     bp_buf_init(&s->gz, 0);
+    bp_buf_init(&s->intents, 256 << 20);
+    bp_buf_init(&s->refs, 0);
     for (int k = 0; k < T_COUNT; k++)
         bp_buf_init(&s->tabs[k].insert, 0);
     int rc = bp_ch_target_init(&s->t, target, opts, err);

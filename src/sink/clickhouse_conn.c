@@ -173,8 +173,9 @@ int bp_ch_connect(const bp_ch_target *t, bp_ch_http **out, bp_ch_caps *caps, bp_
  */
 
 /* Version 1: the raw tables as the column table was when it was made (their types as the server
- * allows), the checkpoints, and the intents: a batch's sequence number and lowest block, written
- * before its rows, so that a restart finds the rows of a batch that never got its checkpoint
+ * allows), the checkpoints, and the intents: what a batch applies (its block range, its _seq)
+ * and reverts (its blocks), written before its rows, so that a restart can take back the rows
+ * of a batch that never got its checkpoint and finish the reverts of one that did
  * (clickhouse.c). A column added to the column table later needs a migration of its own
  * (ALTER TABLE ... ADD COLUMN) and BP_CH_SCHEMA_VERSION + 1. */
 static int v1(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err)
@@ -184,8 +185,8 @@ static int v1(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err)
         "Nullable(UInt64), hash Nullable(FixedString(32)), seq UInt64, updated_at DateTime) ENGINE "
         "= ReplacingMergeTree(seq) ORDER BY (chain, output)",
         "CREATE TABLE IF NOT EXISTS checkpoint_intents (chain String, output String, seq UInt64, "
-        "low UInt64, started_at DateTime) ENGINE = ReplacingMergeTree(seq) ORDER BY (chain, "
-        "output)",
+        "applied_from UInt64, applied_to UInt64, reverted String, started_at DateTime) ENGINE = "
+        "ReplacingMergeTree(seq) ORDER BY (chain, output)",
     };
     bp_buf sql;
     bp_buf_init(&sql, 0);

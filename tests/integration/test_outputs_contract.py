@@ -24,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
+from clickhouse import ClickHouse  # noqa: E402
 
 SEED = os.environ.get("BP_SEED", "1")
 KILLS = os.environ.get("BP_CONTRACT_KILLS", "10")
@@ -32,10 +33,13 @@ KILLS = os.environ.get("BP_CONTRACT_KILLS", "10")
 # that stops it by PID).
 SERVERS = {
     "postgres": Postgres,
+    "clickhouse": ClickHouse,
 }
 
 FILE_POINTS = ["filesink.after_data", "filesink.before_rename"]
 PG_POINTS = ["postgres.before_commit"]
+# the blocks table written, the others not; every table written, no checkpoint
+CH_POINTS = ["clickhouse.after_blocks", "clickhouse.before_checkpoint"]
 
 # (name, server or None, URL of a fresh output from (temp dir, server), crash points: where
 # the backend has written a batch's data but its checkpoint is not durable yet)
@@ -47,6 +51,10 @@ BACKENDS = [
     ("postgres, staging tables", "postgres",
      lambda d, s: s.url(scheme="postgresql", query="schema=contract_staging&mode=staging"),
      PG_POINTS),
+    ("clickhouse", "clickhouse", lambda d, s: s.url("contract"), CH_POINTS),
+    ("clickhouse, RowBinary + gzip", "clickhouse",
+     lambda d, s: s.url("contract_rb", scheme="ch", query="format=rowbinary&compression=gzip"),
+     CH_POINTS),
 ]
 
 
