@@ -546,8 +546,11 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     s->st.seq = seq;
     s->st.cp = b->checkpoint;
     /* committed: the reverts are finished now, or by the recovery after a failure */
-    bp_crashpoint("clickhouse.after_checkpoint");
-    if (s->nrev > 0 && (rc = settle_blocks(s, b->chain, seq, s->refs.data, err)) != 0)
+    if (s->nrev > 0) {
+        bp_crashpoint("clickhouse.before_reverts");
+        rc = settle_blocks(s, b->chain, seq, s->refs.data, err);
+    }
+    if (rc != 0)
         return bp_error_prefix(err, "revert of blocks %" PRIu64 "..%" PRIu64 ": ",
                                s->reverts[s->nrev - 1]->number, s->reverts[0]->number);
     s->st.recovering = false;
