@@ -6,6 +6,7 @@
         ch.sql("SELECT 1")                  # -> [["1"]] (TabSeparated, \\N -> None)
         ch.restart()                        # SIGTERM + start, same data and ports
         ch.kill()                           # SIGKILL (a crash), then start()
+        ch.merge("db")                      # OPTIMIZE ... FINAL of every table, for sure
 
 The server is $BP_CLICKHOUSE_SERVER, else Debian's /usr/sbin/clickhouse-server (package
 clickhouse-server, 18.16; scripts/install-deps.sh --test installs it), else `clickhouse server`
@@ -268,6 +269,22 @@ class ClickHouse:
         text = self.post(sql, db, timeout=timeout, params={"wait_end_of_query": "1"})
         return [[unescape(c) for c in line.split("\t")]
                 for line in text.decode().splitlines()]
+
+
+    def merge(self, db: str, tables=("blocks", "transactions", "logs"), timeout: float = 120.0):
+        """OPTIMIZE TABLE ... FINAL of each table until the server did it: a server busy with
+        a merge skips the request silently unless optimize_throw_if_noop is set."""
+        for t in tables:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    self.post(f"OPTIMIZE TABLE {db}.{t} FINAL", timeout=timeout,
+                              params={"optimize_throw_if_noop": "1"})
+                    break
+                except RuntimeError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
 
 
 _ESC = {"t": "\t", "n": "\n", "\\": "\\", "0": "\0", "r": "\r", "'": "'", "b": "\b",
