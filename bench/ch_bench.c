@@ -22,23 +22,6 @@
 static const char *const g_tables[] = {"blocks", "transactions", "logs"};
 #define TABLES 3
 
-static bool slurp(const char *dir, size_t batch, const char *table, bp_buf *out)
-{
-    char path[4096], piece[1 << 16];
-    snprintf(path, sizeof(path), "%s/%zu.%s", dir, batch, table);
-    FILE *f = fopen(path, "rb");
-    bool ok = f != NULL;
-    size_t n;
-    bp_buf_reset(out);
-    while (ok && (n = fread(piece, 1, sizeof(piece), f)) > 0)
-        ok = bp_buf_append(out, piece, n) == 0;
-    if (!ok || ferror(f))
-        fprintf(stderr, "ch_bench: cannot read %s\n", path);
-    if (f)
-        fclose(f);
-    return ok;
-}
-
 static size_t discard(char *p, size_t size, size_t n, void *user)
 {
     bp_buf *b = user;
@@ -89,7 +72,7 @@ static int bench_insert(const char *base, const char *dir, size_t batches, const
     double secs = 0;
     for (size_t i = 0; ok && i < batches; i++) {
         for (int t = 0; ok && t < TABLES; t++)
-            ok = slurp(dir, i, g_tables[t], &data[t]);
+            ok = bench_slurp("ch_bench", dir, i, g_tables[t], &data[t]);
         double t0 = bench_now_s();
         for (int t = 0; ok && t < TABLES; t++) {
             ok = data[t].len == 0 || insert(c, base, g_tables[t], fmt, &data[t], &answer);

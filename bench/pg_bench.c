@@ -26,27 +26,6 @@ static const char *const g_tables[] = {"blocks", "transactions", "logs"};
 #define TABLES 3
 #define CHUNK (1u << 20) /* PQputCopyData piece, as the sink sends */
 
-/* DIR/<batch>.<what> into out (replacing what it held). */
-static bool slurp(const char *dir, size_t batch, const char *what, bp_buf *out)
-{
-    char path[4096], piece[1 << 16];
-    snprintf(path, sizeof(path), "%s/%zu.%s", dir, batch, what);
-    FILE *f = fopen(path, "rb");
-    bool ok = f != NULL;
-    size_t n;
-    bp_buf_reset(out);
-    while (ok && (n = fread(piece, 1, sizeof(piece), f)) > 0)
-        ok = bp_buf_append(out, piece, n) == 0;
-    ok = ok && !ferror(f) && bp_buf_putc(out, '\0') == 0; /* a C string for the checkpoint */
-    if (!ok)
-        fprintf(stderr, "pg_bench: cannot read %s\n", path);
-    else
-        out->len--;
-    if (f)
-        fclose(f);
-    return ok;
-}
-
 static bool exec_ok(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
@@ -127,8 +106,8 @@ static int bench_copy(const char *conninfo, const char *schema, const char *dir,
     bp_buf_init(&cp, 0);
     for (size_t i = 0; ok && i < batches; i++) {
         for (int t = 0; ok && t < TABLES; t++)
-            ok = slurp(dir, i, g_tables[t], &data[t]);
-        ok = ok && slurp(dir, i, "checkpoint", &cp);
+            ok = bench_slurp("pg_bench", dir, i, g_tables[t], &data[t]);
+        ok = ok && bench_slurp("pg_bench", dir, i, "checkpoint", &cp);
         double t0 = bench_now_s();
         ok = ok && write_batch(c, schema, fmt, data, cp.data, &rows);
         secs += bench_now_s() - t0;

@@ -174,3 +174,23 @@ int bench_sink(const char *prog, const char *url, uint64_t blocks, size_t txs, s
     bp_sink_close(s);
     return rc != 0;
 }
+
+bool bench_slurp(const char *prog, const char *dir, size_t batch, const char *what, bp_buf *out)
+{
+    char path[4096], piece[1 << 16];
+    snprintf(path, sizeof(path), "%s/%zu.%s", dir, batch, what);
+    FILE *f = fopen(path, "rb");
+    bool ok = f != NULL;
+    size_t n;
+    bp_buf_reset(out);
+    while (ok && (n = fread(piece, 1, sizeof(piece), f)) > 0)
+        ok = bp_buf_append(out, piece, n) == 0;
+    ok = ok && !ferror(f) && bp_buf_putc(out, '\0') == 0; /* a C string, also when empty */
+    if (!ok)
+        fprintf(stderr, "%s: cannot read %s\n", prog, path);
+    else
+        out->len--;
+    if (f)
+        fclose(f);
+    return ok;
+}

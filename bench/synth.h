@@ -2,10 +2,12 @@
 #ifndef BP_BENCH_SYNTH_H
 #define BP_BENCH_SYNTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "blockpipe/sink.h"
+#include "util/buf.h"
 
 double bench_now_s(void);
 /* Block n with txs transactions (each with a receipt), about one log per transaction,
@@ -17,5 +19,9 @@ bp_block *bench_make_block(uint64_t n, size_t txs);
  * Prints "rows=N seconds=S rows_per_s=R" (seconds: the write() calls); messages are prefixed
  * with prog. Returns 0 or 1. */
 int bench_sink(const char *prog, const char *url, uint64_t blocks, size_t txs, size_t batch);
+
+/* DIR/<batch>.<what> into out (replacing what it held), NUL-terminated; a message prefixed
+ * with prog when it cannot be read. */
+bool bench_slurp(const char *prog, const char *dir, size_t batch, const char *what, bp_buf *out);
 
 #endif

@@ -74,6 +74,16 @@ typedef struct bp_sink_option {
     const char *help;    /* one sentence, no trailing period */
 } bp_sink_option;
 
+/* The option of every networked database output: one descriptor, so that the shared flag
+ * means the same for each. */
+#define BP_SINK_OPTION_WAIT_FOR_DB                                                                 \
+    {                                                                                              \
+        .name = "wait_for_db", .flag = "wait-for-db", .env = "WAIT_FOR_DB", .key = "wait_for_db",  \
+        .type = BP_SINK_OPT_INT, .arg = "S", .def = "30", .min = 0, .max = 86400,                  \
+        .help = "keep retrying a database that is down (at start and after a lost connection) "    \
+                "for S seconds; 0: try once"                                                       \
+    }
+
 #define BP_SINK_MAX_OPTIONS 16
 
 /* The option values of one output, validated, one per entry of ops->options (NULL: unset and

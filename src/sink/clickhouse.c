@@ -43,8 +43,6 @@
 #include "util/crashpoint.h"
 #include "util/log.h"
 
-#define CH_ATTEMPT_FIRST_MS 250
-#define CH_ATTEMPT_MAX_MS 4000
 
 enum {
     T_BLOCKS = BP_TABLE_BLOCKS,
@@ -557,12 +555,6 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     return 0;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static bool same_cp(const bp_checkpoint *a, const bp_checkpoint *b)
 {
     return a->set == b->set && (!a->set || (a->number == b->number && !strcmp(a->hash, b->hash)));
@@ -587,7 +579,7 @@ static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
         return bp_error_prefix(err, "%s: ", s->t.where);
     uint64_t seq = s->st.seq + 1;
     time_t deadline = time(NULL) + s->t.wait_for_db;
-    for (long delay = CH_ATTEMPT_FIRST_MS, attempt = 1;; attempt++) {
+    for (long delay = BP_CH_BACKOFF_FIRST_MS, attempt = 1;; attempt++) {
         bool done = false;
         rc = s->st.recovering ? after_failure(s, b, seq, &done, err) : 0;
         if (rc == 0 && !done)
@@ -597,8 +589,7 @@ static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
         bp_warn("clickhouse %s: %s; writing the batch again in %.2f s (attempt %ld, "
                 "wait_for_db=%d s)",
                 s->t.where, err->msg, (double)delay / 1000.0, attempt + 1, s->t.wait_for_db);
-        sleep_ms(delay);
-        delay = delay * 2 > CH_ATTEMPT_MAX_MS ? CH_ATTEMPT_MAX_MS : delay * 2;
+        bp_ch_backoff(&delay);
         s->st.recovering = true;
     }
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
@@ -753,17 +744,7 @@ static const bp_sink_option g_options[] = {
      .arg = "NAME",
      .def = BP_CH_DEFAULT_DATABASE,
      .help = "database of the tables, created if missing (the URL's path wins)"},
-    {.name = "wait_for_db",
-     .flag = "wait-for-db",
-     .env = "WAIT_FOR_DB",
-     .key = "wait_for_db",
-     .type = BP_SINK_OPT_INT,
-     .arg = "S",
-     .def = "30",
-     .min = 0,
-     .max = 86400,
-     .help = "keep retrying a database that is down (at start and after a lost connection) "
-             "for S seconds; 0: try once"},
+    BP_SINK_OPTION_WAIT_FOR_DB,
     {.name = "tables",
      .flag = "clickhouse-tables",
      .env = "CLICKHOUSE_TABLES",

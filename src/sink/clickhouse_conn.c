@@ -10,7 +10,6 @@
 
 #include "util/log.h"
 
-#define CH_BACKOFF_FIRST_MS 250
 #define CH_BACKOFF_MAX_MS 4000
 
 /* ---- target -----------------------------------------------------------------------------------
@@ -102,11 +101,12 @@ bool bp_ch_transient(bp_ch_http *h, int rc)
     return bp_error_is_transient(rc) || (rc == BP_EDB && bp_ch_retryable(bp_ch_http_exception(h)));
 }
 
-static void sleep_ms(long ms)
+void bp_ch_backoff(long *delay_ms)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    struct timespec ts = {*delay_ms / 1000, (*delay_ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+    *delay_ms = *delay_ms * 2 > CH_BACKOFF_MAX_MS ? CH_BACKOFF_MAX_MS : *delay_ms * 2;
 }
 
 static long now_ms(void)
@@ -145,7 +145,7 @@ int bp_ch_connect(const bp_ch_target *t, bp_ch_http **out, bp_ch_caps *caps, bp_
     *out = NULL;
     bp_ch_http *h = NULL;
     int rc = bp_ch_http_new(&h, &t->srv, NULL, t->timeout_ms, 0, err);
-    long deadline = now_ms() + 1000L * t->wait_for_db, delay = CH_BACKOFF_FIRST_MS;
+    long deadline = now_ms() + 1000L * t->wait_for_db, delay = BP_CH_BACKOFF_FIRST_MS;
     for (int attempt = 1; rc == 0; attempt++) {
         rc = read_caps(h, caps, err);
         if (rc == 0 || !bp_ch_transient(h, rc))
@@ -157,8 +157,7 @@ int bp_ch_connect(const bp_ch_target *t, bp_ch_http **out, bp_ch_caps *caps, bp_
         }
         bp_warn("clickhouse %s: cannot connect (attempt %d, retrying in %.2f s): %s", t->where,
                 attempt, (double)delay / 1000.0, err->msg);
-        sleep_ms(delay);
-        delay = delay * 2 > CH_BACKOFF_MAX_MS ? CH_BACKOFF_MAX_MS : delay * 2;
+        bp_ch_backoff(&delay);
         rc = 0;
     }
     if (rc != 0) {

@@ -55,6 +55,11 @@ int bp_ch_migrate(bp_ch_http *h, const bp_ch_target *t, const bp_ch_caps *caps, 
 int bp_ch_load_types(bp_ch_http *h, const char *database, bp_ch_table *tables, size_t n,
                      bp_error *err);
 
+/* Sleeps *delay_ms, then doubles it (up to 4 s): the wait between attempts while the server is
+ * unreachable. The first delay is BP_CH_BACKOFF_FIRST_MS. */
+#define BP_CH_BACKOFF_FIRST_MS 250
+void bp_ch_backoff(long *delay_ms);
+
 /* A transient failure (transport, timeout, an HTTP error of a proxy, a retryable exception):
  * worth another attempt once the server is back. */
 bool bp_ch_transient(bp_ch_http *h, int rc);

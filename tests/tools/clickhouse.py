@@ -16,17 +16,16 @@ password and `bp` with password bp, both from 127.0.0.1 only, UTC) is written by
 nothing of /etc/clickhouse-server is read. The server runs as the current user (18.16 does not
 refuse root; the data dir is ours either way). It is started directly, not daemonized, so it
 is our child: stopped by PID in stop(), at exit (atexit) and on SIGTERM, and killed by the
-kernel if this process dies first (PR_SET_PDEATHSIG), so a killed test leaves no server.
+kernel if this process dies first (PR_SET_PDEATHSIG), so a killed test leaves no server
+(pg.py's bookkeeping, shared with the PostgreSQL servers).
 """
 
 from __future__ import annotations
 
-import atexit
 import base64
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -34,11 +33,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import pg as _procs  # the same child-process bookkeeping as the PostgreSQL server's
+
 USER = "bp"
 PASSWORD = "bp"
-
-_LIVE: list["ClickHouse"] = []
-_HOOKED = False
 
 
 def server_cmd() -> list[str] | None:
@@ -50,43 +48,6 @@ def server_cmd() -> list[str] | None:
         return ["/usr/sbin/clickhouse-server"]
     one = shutil.which("clickhouse")
     return [one, "server"] if one else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop_all():
-    for ch in list(_LIVE):
-        ch.stop()
-
-
-def _on_sigterm(signum, _frame):
-    _stop_all()
-    raise SystemExit(128 + signum)
-
-
-def _hook():
-    global _HOOKED
-    if _HOOKED:
-        return
-    _HOOKED = True
-    atexit.register(_stop_all)
-    try:
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:
-        pass
-
-
-def _pdeathsig():
-    try:
-        import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 CONFIG = """<?xml version="1.0"?>
@@ -132,13 +93,13 @@ class ClickHouse:
     """A running ClickHouse server on 127.0.0.1 (free HTTP and native ports)."""
 
     def __init__(self, start_timeout: float = 120.0):
-        _hook()
+        _procs._hook()
         self.cmd = server_cmd()
         if not self.cmd:
             raise RuntimeError("no ClickHouse server (/usr/sbin/clickhouse-server or "
                                "`clickhouse`); run: bash scripts/install-deps.sh --test")
         self.tmpdir = tempfile.mkdtemp(prefix="bp-ch-")
-        self.http_port, self.tcp_port = free_port(), free_port()
+        self.http_port, self.tcp_port = _procs.free_port(), _procs.free_port()
         self.log_path = os.path.join(self.tmpdir, "server.log")
         self.proc = None
         self._out = None
@@ -146,7 +107,7 @@ class ClickHouse:
             f.write(CONFIG.format(d=self.tmpdir, http=self.http_port, tcp=self.tcp_port))
         with open(os.path.join(self.tmpdir, "users.xml"), "w") as f:
             f.write(USERS.format(user=USER, password=PASSWORD))
-        _LIVE.append(self)
+        _procs._LIVE.append(self)
         try:
             self.start(start_timeout)
         except BaseException:
@@ -162,7 +123,7 @@ class ClickHouse:
         self.proc = subprocess.Popen(
             self.cmd + [f"--config-file={self.tmpdir}/config.xml"], cwd=self.tmpdir,
             stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-            preexec_fn=_pdeathsig)
+            preexec_fn=_procs._child_setup(None, None))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -212,8 +173,8 @@ class ClickHouse:
     def stop(self):
         """Stops the server by PID and removes its temp dir."""
         self._halt(signal.SIGTERM)
-        if self in _LIVE:
-            _LIVE.remove(self)
+        if self in _procs._LIVE:
+            _procs._LIVE.remove(self)
         if self.tmpdir and os.path.isdir(self.tmpdir):
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
