@@ -14,19 +14,22 @@
  *
  * A batch: (1) its events reduced to what it changes (a block applied and reverted in the same
  * batch is neither: what is left are REVERTs of blocks the output holds and APPLYs of new
- * ones); (2) an intent row: seq (the checkpoint's + 1), the block range it applies, the blocks
- * it reverts; (3) the APPLY rows with _seq = seq, one INSERT per table; (4) the checkpoint row
- * (number, hash, seq): the commit; (5) the REVERTs. A failure or crash before (4) leaves APPLY
- * rows of a seq above the checkpoint's: before anything else is written (at open, and before
- * the batch is tried again) they are taken back (their keys brought to a sign sum of 0 among
- * the rows of that _seq; a merge never removes such a +1 row before: the engine drops a +1 only
- * with a -1 after it). One after (4) leaves reverts undone: they are finished the same way
- * (the sum over all the block's rows, which merges keep). Both are idempotent, so a crash
- * during a recovery is recovered by the next. REVERTs come after the commit because a -1 row
- * may merge with the +1 it cancels, after which nothing could bring the row back.
+ * ones); (2) when it reverts (or is a chain's first), an intent row: seq (the checkpoint's +
+ * 1), the block range it applies, the blocks it reverts, its checkpoint; (3) the APPLY rows
+ * with _seq = seq, one INSERT per table; with REVERTs (4) the commit (the intent again, marked
+ * committed) and (5) the REVERTs; (6) the checkpoint row (number, hash, seq), last, so that
+ * whoever waits for it sees the batch whole. A failure or crash before the commit leaves APPLY
+ * rows of seq (above the checkpoint's block, or where the intent says): before anything else is
+ * written (at open, and before the batch is tried again) they are taken back (their keys brought
+ * to a sign sum of 0 among the rows of that _seq; a merge never removes such a +1 row before:
+ * the engine drops a +1 only with a -1 after it). One after the commit leaves the reverts or
+ * the checkpoint undone: they are finished (the sums over all the block's rows, which merges
+ * keep). Both are idempotent, so a crash during a recovery is recovered by the next. REVERTs
+ * come after the commit because a -1 row may merge with the +1 it cancels, after which nothing
+ * could bring the row back.
  *
- * FINAL and sign weights are exact except while a batch is being written and between a crash
- * and the next start (or the failed batch's retry), when the unfinished batch's APPLY rows (or,
+ * FINAL and sign weights are exact once the checkpoint is written, except between a crash and
+ * the next start (or the failed batch's retry), when the unfinished batch's APPLY rows (or,
  * past the commit, its reverted blocks) still count. One writer per chain and database. */
 #include "blockpipe/sink.h"
 
@@ -43,12 +46,14 @@
 #include "util/crashpoint.h"
 #include "util/log.h"
 
-
+/* The raw tables come first in tabs[]; a derived table is one more entry after them (its
+ * bp_ch_table, its rows in encode()): the inserts, reverts, recovery and types go over all. */
 enum {
     T_BLOCKS = BP_TABLE_BLOCKS,
     T_TXS = BP_TABLE_TRANSACTIONS,
     T_LOGS = BP_TABLE_LOGS,
-    T_COUNT = BP_TABLE_COUNT
+    T_RAW = BP_TABLE_COUNT,
+    T_MAX = 16
 };
 
 typedef struct ch_tab {
@@ -63,7 +68,7 @@ typedef struct ch_state {
     char *chain;
     bp_checkpoint cp;
     uint64_t seq;    /* of the checkpoint; 0: none */
-    bool recovering; /* rows of seq + 1 may be in the tables: cancel before writing */
+    bool recovering; /* rows of seq + 1 may be in the tables: recover before writing */
 } ch_state;
 
 typedef struct ch_sink {
@@ -71,7 +76,8 @@ typedef struct ch_sink {
     bp_ch_target t;
     bp_ch_http *http;
     bp_ch_caps caps;
-    ch_tab tabs[T_COUNT];
+    ch_tab tabs[T_MAX];
+    size_t ntabs;
     ch_state st;
     bp_buf sql, ans, json, gz;
     bp_buf intents;                      /* recovery: the intents read */
@@ -95,8 +101,7 @@ static bool hash_hex(const char *h)
     return strspn(h + 2, "0123456789abcdef") == 64;
 }
 
-/* sql = the text of fmt with the chain literal appended where the caller wants it: callers
- * build in s->sql with bp_buf_* and run it with run(). */
+/* Runs the statement built in s->sql (sql_start, then bp_buf_* and bp_ch_quote). */
 static int run(ch_sink *s, bp_buf *answer, const char *what, bp_error *err)
 {
     return bp_ch_query(s->http, s->sql.data, answer, what, err);
@@ -176,35 +181,45 @@ static int settle_run(ch_sink *s, const bp_ch_table *t, const char *what, bp_err
 /* Takes back the rows batch seq wrote for blocks from..to (every table): the rollback of a
  * batch that has no checkpoint. Its rows are the only ones of that _seq there (a _seq is
  * reused only after this), and no merge removes them before this: the engine drops a +1 row
- * only with a -1 row after it. */
+ * only with a -1 row after it. Says so when the blocks table has rows of it (written first: no
+ * rows there, nothing of the batch reached the tables, or a recovery took them back and the
+ * pairs merged away). */
 static int rollback(ch_sink *s, const char *chain, uint64_t seq, uint64_t from, uint64_t to,
                     bp_error *err)
 {
-    for (int k = 0; k < T_COUNT; k++) {
+    char cond[160], *p, *cell[1];
+    snprintf(cond, sizeof(cond),
+             " BETWEEN %" PRIu64 " AND %" PRIu64 " AND " BP_CH_SEQ " = %" PRIu64, from, to, seq);
+    int rc = sql_start(s, "SELECT count() FROM blocks WHERE chain = ") |
+             bp_ch_quote(&s->sql, chain) | bp_buf_printf(&s->sql, " AND number%s", cond);
+    rc = rc ? oom(err) : run(s, &s->ans, "reading an unfinished batch", err);
+    long rows = rc == 0 && (p = s->ans.data, bp_ch_tsv_row(&p, cell, 1) == 1) && cell[0]
+                    ? atol(cell[0])
+                    : 0;
+    if (rc == 0 && rows > 0)
+        bp_info("clickhouse %s: chain %s: taking back the rows of batch %" PRIu64
+                " (not committed)",
+                s->t.where, chain, seq);
+    for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
         const bp_ch_table *t = &s->tabs[k].t;
-        int rc =
-            settle_sql(s, t, seq, chain) | bp_buf_printf(&s->sql,
-                                                         " AND %s BETWEEN %" PRIu64 " AND %" PRIu64
-                                                         " AND " BP_CH_SEQ " = %" PRIu64,
-                                                         t->block_col, from, to, seq);
+        rc = settle_sql(s, t, seq, chain) | bp_buf_printf(&s->sql, " AND %s%s", t->block_col, cond);
         rc = rc ? oom(err) : settle_run(s, t, "taking back an unfinished batch", err);
-        if (rc != 0)
-            return rc;
-        bp_crashpoint("clickhouse.mid_recovery");
+        if (rc == 0)
+            bp_crashpoint("clickhouse.mid_recovery");
     }
-    return 0;
+    return rc;
 }
 
 #define CH_REFS_PER_QUERY 400 /* (number, hash) pairs per statement: far below max_query_size */
 
 /* Takes back the rows of the blocks in refs ("number:hexhash ..." as the intent keeps them),
- * written by batch seq: the REVERTs of a batch, written after its checkpoint. */
+ * written by batch seq: the REVERTs of a batch, written after its commit. */
 static int settle_blocks(ch_sink *s, const char *chain, uint64_t seq, const char *refs,
                          bp_error *err)
 {
     for (const char *chunk = refs; *chunk;) {
         const char *next = chunk;
-        for (int k = 0; k < T_COUNT; k++) {
+        for (size_t k = 0; k < s->ntabs; k++) {
             const bp_ch_table *t = &s->tabs[k].t;
             int rc = settle_sql(s, t, seq, chain) |
                      bp_buf_printf(&s->sql, " AND (%s, %s) IN (", t->block_col, t->hash_col);
@@ -227,32 +242,70 @@ static int settle_blocks(ch_sink *s, const char *chain, uint64_t seq, const char
     return 0;
 }
 
-/* What a failure or a crash left: the newest intents of the chain. One above the checkpoint
- * never got it: its rows are taken back. One at the checkpoint did: its reverts are finished. */
+static int write_checkpoint(ch_sink *s, const char *chain, const bp_checkpoint *cp, uint64_t seq,
+                            bp_error *err);
+
+/* The intents of batch seq (its attempts): what it applies and reverts, its checkpoint, and
+ * whether one of them is the commit. */
+typedef struct ch_intent {
+    bool found, committed;
+    uint64_t from, to;
+    const char *refs;
+    bp_checkpoint cp;
+} ch_intent;
+
+static int read_intent(ch_sink *s, const char *chain, uint64_t seq, ch_intent *in, bp_error *err)
+{
+    memset(in, 0, sizeof(*in));
+    in->from = UINT64_MAX;
+    int rc = sql_start(s, "SELECT applied_from, applied_to, reverted, number, lower(hex(hash)), "
+                          "committed FROM checkpoint_intents") |
+             where_ours(s, chain) | bp_buf_printf(&s->sql, " AND seq = %" PRIu64, seq);
+    rc = rc ? oom(err) : run(s, &s->intents, "reading the intents", err);
+    char *p = s->intents.data, *c[6];
+    while (rc == 0 && bp_ch_tsv_row(&p, c, 6) == 6 && c[0] && c[1] && c[2] && c[5]) {
+        uint64_t from = strtoull(c[0], NULL, 10), to = strtoull(c[1], NULL, 10);
+        in->found = true;
+        in->from = from < in->from ? from : in->from;
+        in->to = to > in->to ? to : in->to;
+        in->refs = c[2]; /* the same in every attempt's rows: the batch is the same */
+        in->committed |= strcmp(c[5], "1") == 0;
+        in->cp.set = c[3] && c[4];
+        if (in->cp.set) {
+            in->cp.number = strtoull(c[3], NULL, 10);
+            snprintf(in->cp.hash, sizeof(in->cp.hash), "0x%s", c[4]);
+        }
+    }
+    return rc;
+}
+
+/* What a failure or a crash left of the batch after the checkpoint (seq + 1). Committed (its
+ * intent has the commit): its reverts and its checkpoint are written now. Not committed: its
+ * rows are taken back: those above the checkpoint's block (a batch that reverts nothing writes
+ * no intent, but a chain's first one does, so that the recovery at open finds the chain) and
+ * those of the block range its intent names. */
 static int recover(ch_sink *s, const char *chain, bp_error *err)
 {
+    ch_intent in;
     int rc = load_state(s, chain, err);
-    uint64_t cp_seq = s->st.seq;
-    if (rc == 0 && (sql_start(s, "SELECT seq, applied_from, applied_to, reverted FROM "
-                                 "checkpoint_intents") |
-                    where_ours(s, chain) |
-                    bp_buf_printf(&s->sql, " AND seq >= %" PRIu64 " ORDER BY seq", cp_seq)))
-        rc = oom(err);
+    uint64_t seq = s->st.seq + 1;
     if (rc == 0)
-        rc = run(s, &s->intents, "reading the intents", err);
-    char *p = s->intents.data, *c[4];
-    while (rc == 0 && bp_ch_tsv_row(&p, c, 4) == 4 && c[0] && c[1] && c[2] && c[3]) {
-        uint64_t seq = strtoull(c[0], NULL, 10), from = strtoull(c[1], NULL, 10);
-        uint64_t to = strtoull(c[2], NULL, 10);
-        if (seq > cp_seq && from <= to) {
-            rc = rollback(s, chain, seq, from, to, err);
-            if (rc == 0)
-                bp_info("clickhouse %s: chain %s: took back the rows of batch %" PRIu64
-                        " (blocks %" PRIu64 "..%" PRIu64 ", no checkpoint)",
-                        s->t.where, chain, seq, from, to);
-        } else if (seq == cp_seq && *c[3]) {
-            rc = settle_blocks(s, chain, seq, c[3], err);
+        rc = read_intent(s, chain, seq, &in, err);
+    if (rc == 0 && in.committed) {
+        rc = in.refs && *in.refs ? settle_blocks(s, chain, seq, in.refs, err) : 0;
+        if (rc == 0)
+            rc = write_checkpoint(s, chain, &in.cp, seq, err);
+        if (rc == 0) {
+            s->st.seq = seq;
+            s->st.cp = in.cp;
+            bp_info("clickhouse %s: chain %s: finished batch %" PRIu64 " (committed; its reverts "
+                    "and checkpoint were not written)",
+                    s->t.where, chain, seq);
         }
+    } else if (rc == 0) {
+        rc = rollback(s, chain, seq, s->st.cp.set ? s->st.cp.number + 1 : 0, UINT64_MAX, err);
+        if (rc == 0 && in.found && in.from <= in.to)
+            rc = rollback(s, chain, seq, in.from, in.to, err);
     }
     if (rc != 0)
         return bp_error_prefix(err, "chain %s: ", chain);
@@ -260,14 +313,15 @@ static int recover(ch_sink *s, const char *chain, bp_error *err)
     return 0;
 }
 
-/* At open: every chain with an intent. */
+/* At open: every chain of this output (with a checkpoint or an intent). */
 static int recover_all(ch_sink *s, bp_error *err)
 {
     bp_buf chains;
     bp_buf_init(&chains, 16 << 20);
-    int rc = sql_start(
-        s, "SELECT DISTINCT chain FROM checkpoint_intents WHERE output = '" BP_CH_OUTPUT "'");
-    rc = rc ? oom(err) : run(s, &chains, "reading the intents", err);
+    int rc = sql_start(s, "SELECT DISTINCT chain FROM (SELECT chain FROM checkpoint_intents"
+                          " WHERE output = '" BP_CH_OUTPUT "' UNION ALL SELECT chain FROM "
+                          "checkpoints WHERE output = '" BP_CH_OUTPUT "')");
+    rc = rc ? oom(err) : run(s, &chains, "reading the chains", err);
     char *p = chains.data, *cells[1];
     while (rc == 0 && bp_ch_tsv_row(&p, cells, 1) == 1)
         if (cells[0])
@@ -363,7 +417,7 @@ static int enc_failed(const ch_tab *tab, const bp_block *b, bp_error *err)
 /* The rows of the APPLYs, one encoder per table. */
 static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
-    for (int k = 0; k < T_COUNT; k++)
+    for (size_t k = 0; k < s->ntabs; k++)
         bp_ch_enc_reset(&s->tabs[k].enc);
     for (size_t i = 0; i < s->napp; i++) {
         const bp_block *b = s->applies[i];
@@ -378,7 +432,7 @@ static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
             r.log = &b->logs[k];
             enc_log(s, &r, seq);
         }
-        for (int k = 0; k < T_COUNT; k++)
+        for (size_t k = 0; k < s->ntabs; k++)
             if (s->tabs[k].enc.rc != 0)
                 return enc_failed(&s->tabs[k], b, err);
     }
@@ -474,27 +528,41 @@ static int reduce(ch_sink *s, const bp_batch *b, bp_error *err)
     return rc;
 }
 
-/* The intent: the block range the batch applies and "number:hash ..." of what it reverts. */
-static int write_intent(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
+/* ", number, unhex('hash')" of cp, or ", NULL, NULL" when unset. */
+static int put_cp(bp_buf *sql, const bp_checkpoint *cp)
+{
+    if (!cp->set)
+        return bp_buf_puts(sql, ", NULL, NULL");
+    return bp_buf_printf(sql, ", %" PRIu64 ", unhex('%s')", cp->number, cp->hash + 2);
+}
+
+/* The intent of batch seq (committed 0: before its rows) or its commit (1: after them): the
+ * block range it applies, "number:hash ..." of what it reverts, its checkpoint. */
+static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committed, bp_error *err)
 {
     uint64_t from = s->napp ? s->applies[0]->number : 1,
              to = s->napp ? s->applies[s->napp - 1]->number : 0;
-    bp_buf_reset(&s->refs);
     int rc = 0;
-    for (size_t i = 0; i < s->nrev; i++)
-        rc |= bp_buf_printf(&s->refs, "%s%" PRIu64 ":%s", i ? " " : "", s->reverts[i]->number,
-                            s->reverts[i]->hash + 2);
-    rc |= sql_start(s, "INSERT INTO checkpoint_intents SELECT ") | bp_ch_quote(&s->sql, chain) |
+    if (!committed) {
+        bp_buf_reset(&s->refs);
+        for (size_t i = 0; i < s->nrev; i++)
+            rc |= bp_buf_printf(&s->refs, "%s%" PRIu64 ":%s", i ? " " : "", s->reverts[i]->number,
+                                s->reverts[i]->hash + 2);
+    }
+    rc |= sql_start(s, "INSERT INTO checkpoint_intents SELECT ") | bp_ch_quote(&s->sql, b->chain) |
           bp_buf_printf(&s->sql, ", '" BP_CH_OUTPUT "', %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", ",
                         seq, from, to) |
-          bp_ch_quote(&s->sql, s->refs.data ? s->refs.data : "") | bp_buf_puts(&s->sql, ", now()");
-    return rc ? oom(err) : run(s, NULL, "writing the batch's intent", err);
+          bp_ch_quote(&s->sql, s->refs.data ? s->refs.data : "") | put_cp(&s->sql, &b->checkpoint) |
+          bp_buf_printf(&s->sql, ", %d, now()", committed);
+    return rc ? oom(err)
+              : run(s, NULL, committed ? "committing the batch" : "writing the batch's intent",
+                    err);
 }
 
 static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
     int rc = encode(s, chain, seq, err);
-    for (int k = 0; rc == 0 && k < T_COUNT; k++) {
+    for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
         if (!s->tabs[k].on || s->tabs[k].enc.rows == 0)
             continue;
         rc = insert_table(s, &s->tabs[k], err);
@@ -507,50 +575,52 @@ static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err
     return rc;
 }
 
-static int write_checkpoint(ch_sink *s, const bp_batch *b, uint64_t seq, bp_error *err)
+static int write_checkpoint(ch_sink *s, const char *chain, const bp_checkpoint *cp, uint64_t seq,
+                            bp_error *err)
 {
-    const bp_checkpoint *cp = &b->checkpoint;
-    if (cp->set && !hash_hex(cp->hash))
-        return bp_error_set(err, BP_EINVAL, "checkpoint %" PRIu64 " %s: not storable", cp->number,
-                            cp->hash);
-    int rc = sql_start(s, "INSERT INTO checkpoints SELECT ") | bp_ch_quote(&s->sql, b->chain) |
-             bp_buf_puts(&s->sql, ", '" BP_CH_OUTPUT "', ");
-    if (cp->set)
-        rc |= bp_buf_printf(&s->sql, "%" PRIu64 ", unhex('%s')", cp->number, cp->hash + 2);
-    else
-        rc |= bp_buf_puts(&s->sql, "NULL, NULL");
-    rc |= bp_buf_printf(&s->sql, ", %" PRIu64 ", now()", seq);
+    int rc = sql_start(s, "INSERT INTO checkpoints SELECT ") | bp_ch_quote(&s->sql, chain) |
+             bp_buf_puts(&s->sql, ", '" BP_CH_OUTPUT "'") | put_cp(&s->sql, cp) |
+             bp_buf_printf(&s->sql, ", %" PRIu64 ", now()", seq);
     char what[64];
     snprintf(what, sizeof(what), "checkpoint %" PRIu64, cp->number);
     return rc ? oom(err) : run(s, NULL, what, err);
 }
 
+/* See the header comment: intent, rows, commit, reverts, checkpoint. */
 static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
 {
     uint64_t seq = s->st.seq + 1;
     int rc = 0;
-    if (s->nrev + s->napp > 0) {
+    if (b->checkpoint.set && !hash_hex(b->checkpoint.hash))
+        return bp_error_set(err, BP_EINVAL, "checkpoint %" PRIu64 " %s: not storable",
+                            b->checkpoint.number, b->checkpoint.hash);
+    if (s->nrev + s->napp > 0)
         s->st.recovering = true; /* from here on a failure leaves rows of seq behind */
-        rc = write_intent(s, b->chain, seq, err);
-    }
+    /* without reverts the rows are above the checkpoint, where the recovery looks anyway */
+    if (s->nrev > 0 || (s->napp > 0 && s->st.seq == 0))
+        rc = write_intent(s, b, seq, 0, err);
     if (rc == 0 && s->napp > 0)
         rc = apply_rows(s, b->chain, seq, err);
     if (rc == 0)
-        bp_crashpoint("clickhouse.before_checkpoint");
+        bp_crashpoint("clickhouse.before_commit");
+    if (rc == 0 && s->nrev > 0) {
+        /* the reverts come before the checkpoint, so that whoever reads the tables after the
+         * checkpoint sees the batch whole; the commit row is what says they are due */
+        rc = write_intent(s, b, seq, 1, err);
+        if (rc == 0)
+            bp_crashpoint("clickhouse.before_reverts");
+        if (rc == 0 && (rc = settle_blocks(s, b->chain, seq, s->refs.data, err)) != 0)
+            bp_error_prefix(err, "revert of blocks %" PRIu64 "..%" PRIu64 ": ",
+                            s->reverts[s->nrev - 1]->number, s->reverts[0]->number);
+        if (rc == 0)
+            bp_crashpoint("clickhouse.before_checkpoint");
+    }
     if (rc == 0)
-        rc = write_checkpoint(s, b, seq, err);
+        rc = write_checkpoint(s, b->chain, &b->checkpoint, seq, err);
     if (rc != 0)
         return rc;
     s->st.seq = seq;
     s->st.cp = b->checkpoint;
-    /* committed: the reverts are finished now, or by the recovery after a failure */
-    if (s->nrev > 0) {
-        bp_crashpoint("clickhouse.before_reverts");
-        rc = settle_blocks(s, b->chain, seq, s->refs.data, err);
-    }
-    if (rc != 0)
-        return bp_error_prefix(err, "revert of blocks %" PRIu64 "..%" PRIu64 ": ",
-                               s->reverts[s->nrev - 1]->number, s->reverts[0]->number);
     s->st.recovering = false;
     return 0;
 }
@@ -638,7 +708,7 @@ static void ch_close(bp_sink *base)
     ch_sink *s = (ch_sink *)base;
     if (!s)
         return;
-    for (int k = 0; k < T_COUNT; k++) {
+    for (size_t k = 0; k < T_MAX; k++) {
         bp_ch_enc_release(&s->tabs[k].enc);
         bp_buf_release(&s->tabs[k].insert);
     }
@@ -659,14 +729,15 @@ static void ch_close(bp_sink *base)
 /* The tables as the server has them, their INSERT statements and encoders. */
 static int prepare_tables(ch_sink *s, bp_error *err)
 {
-    bp_ch_table defs[T_COUNT];
-    for (int k = 0; k < T_COUNT; k++)
+    bp_ch_table defs[T_MAX];
+    for (int k = 0; k < T_RAW; k++)
         bp_ch_raw_table((bp_table)k, &s->caps, &defs[k]);
-    int rc = bp_ch_load_types(s->http, s->t.database, defs, T_COUNT, err);
-    for (int k = 0; rc == 0 && k < T_COUNT; k++) {
+    s->ntabs = T_RAW;
+    int rc = bp_ch_load_types(s->http, s->t.database, defs, s->ntabs, err);
+    for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
         ch_tab *tab = &s->tabs[k];
         tab->t = defs[k];
-        tab->on = s->t.tables[k];
+        tab->on = k >= T_RAW || s->t.tables[k];
         if (bp_buf_printf(&tab->insert, "INSERT INTO %s (", tab->t.name) |
             bp_ch_col_list(&tab->insert, tab->t.cols, tab->t.ncols) |
             bp_buf_printf(&tab->insert, ") FORMAT %s", bp_ch_format_name(s->t.format)) |
@@ -688,7 +759,7 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     bp_buf_init(&s->gz, 0);
     bp_buf_init(&s->intents, 256 << 20);
     bp_buf_init(&s->refs, 0);
-    for (int k = 0; k < T_COUNT; k++)
+    for (size_t k = 0; k < T_MAX; k++)
         bp_buf_init(&s->tabs[k].insert, 0);
     int rc = bp_ch_target_init(&s->t, target, opts, err);
     if (rc == 0)

@@ -184,7 +184,8 @@ static int v1(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err)
         "Nullable(UInt64), hash Nullable(FixedString(32)), seq UInt64, updated_at DateTime) ENGINE "
         "= ReplacingMergeTree(seq) ORDER BY (chain, output)",
         "CREATE TABLE IF NOT EXISTS checkpoint_intents (chain String, output String, seq UInt64, "
-        "applied_from UInt64, applied_to UInt64, reverted String, started_at DateTime) ENGINE = "
+        "applied_from UInt64, applied_to UInt64, reverted String, number Nullable(UInt64), hash "
+        "Nullable(FixedString(32)), committed UInt8, started_at DateTime) ENGINE = "
         "ReplacingMergeTree(seq) ORDER BY (chain, output)",
     };
     bp_buf sql;

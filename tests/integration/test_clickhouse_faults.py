@@ -11,11 +11,13 @@ weights; checkpoint = head; tests/tools/rowcheck.py):
                  after every kill, with whatever the killed batch left; then run to the end.
   crash points   the node reorgs (depth 3, then 2 more blocks) while blockpipe is stopped; the
                  restart dies (BP_CRASHPOINT) at clickhouse.after_blocks (the blocks of the
-                 batch written, the other tables not), clickhouse.before_checkpoint (every row,
-                 no checkpoint) or clickhouse.before_reverts (the checkpoint, the reverted
-                 blocks not taken back); the server merges the tables; the next start (for
-                 after_blocks first one that dies inside its recovery,
-                 clickhouse.mid_recovery, then merges again) catches up exactly.
+                 batch written, the other tables not), clickhouse.before_commit (every row,
+                 not committed: both taken back at the next start), clickhouse.before_reverts
+                 (committed, the reverted blocks not taken back) or
+                 clickhouse.before_checkpoint (reverts done, no checkpoint: both finished at
+                 the next start); the server merges the tables; the next start (for
+                 after_blocks first one that dies inside its recovery, clickhouse.mid_recovery,
+                 then merges again) catches up exactly.
   restart        `blockpipe run` follows while blocks are mined and the server is stopped
                  (SIGTERM) once blockpipe is writing, then killed (SIGKILL) the second time, and
                  started again once blockpipe has failed a write: it writes the batch again
@@ -161,8 +163,10 @@ def follow_until_head(bp, ch, node, db, log, crashpoint=None):
 
 
 def crash_points(bp, ch, node, wl, rng, tmp):
-    for point in ("clickhouse.after_blocks", "clickhouse.before_checkpoint",
-                  "clickhouse.before_reverts"):
+    for point, says in (("clickhouse.after_blocks", "taking back the rows of batch"),
+                        ("clickhouse.before_commit", "taking back the rows of batch"),
+                        ("clickhouse.before_reverts", "finished batch"),
+                        ("clickhouse.before_checkpoint", "finished batch")):
         db = "cp_" + point.split(".")[1]
         log = os.path.join(tmp, db + ".txt")
         head = node.block_number()
@@ -179,9 +183,8 @@ def crash_points(bp, ch, node, wl, rng, tmp):
             follow_until_head(bp, ch, node, db, log, "clickhouse.mid_recovery")
             ch.merge(db)
         follow_until_head(bp, ch, node, db, log)
-        if "took back the rows of batch" not in tail(log, 100000) and \
-                point != "clickhouse.before_reverts":
-            raise Fail(f"{point}: the restart did not say it took back the batch:\n{tail(log)}")
+        if says not in tail(log, 100000):
+            raise Fail(f"{point}: the restart did not say '{says}':\n{tail(log)}")
         expect_exact(ch, db, rowcheck.fetch(node.url, range(node.block_number() + 1)),
                      f"crash at {point}, merged, restarted")
 

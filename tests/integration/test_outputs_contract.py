@@ -38,8 +38,8 @@ SERVERS = {
 
 FILE_POINTS = ["filesink.after_data", "filesink.before_rename"]
 PG_POINTS = ["postgres.before_commit"]
-# the blocks table written, the others not; every table written, no checkpoint
-CH_POINTS = ["clickhouse.after_blocks", "clickhouse.before_checkpoint"]
+# the blocks table written, the others not; every row written, not committed
+CH_POINTS = ["clickhouse.after_blocks", "clickhouse.before_commit"]
 
 # (name, server or None, URL of a fresh output from (temp dir, server), crash points: where
 # the backend has written a batch's data but its checkpoint is not durable yet)
