@@ -639,6 +639,18 @@ static int after_failure(ch_sink *s, const bp_batch *b, uint64_t seq, bool *done
     return rc;
 }
 
+/* A refusal from a server that went down or restarted since the attempt began (a server on its
+ * way down cancels the queries it is running, with one exception or another): worth another
+ * attempt like a lost connection. */
+static bool went_away(ch_sink *s, time_t since)
+{
+    bp_error e = {0};
+    int rc = bp_ch_query(s->http, "SELECT uptime()", &s->ans, "uptime", &e);
+    if (rc != 0)
+        return bp_ch_transient(s->http, rc);
+    return strtoll(s->ans.data, NULL, 10) <= (long long)(time(NULL) - since) + 1;
+}
+
 static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
 {
     ch_sink *s = (ch_sink *)base;
@@ -651,10 +663,13 @@ static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
     time_t deadline = time(NULL) + s->t.wait_for_db;
     for (long delay = BP_CH_BACKOFF_FIRST_MS, attempt = 1;; attempt++) {
         bool done = false;
+        time_t began = time(NULL);
         rc = s->st.recovering ? after_failure(s, b, seq, &done, err) : 0;
         if (rc == 0 && !done)
             rc = write_once(s, b, err);
-        if (rc == 0 || !bp_ch_transient(s->http, rc) || time(NULL) > deadline)
+        if (rc == 0 || time(NULL) > deadline)
+            break;
+        if (!bp_ch_transient(s->http, rc) && !(rc == BP_EDB && went_away(s, began)))
             break;
         bp_warn("clickhouse %s: %s; writing the batch again in %.2f s (attempt %ld, "
                 "wait_for_db=%d s)",

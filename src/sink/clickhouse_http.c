@@ -356,14 +356,19 @@ int bp_ch_insert(bp_ch_http *h, const char *insert, const bp_ch_piece *pieces, s
 bool bp_ch_retryable(int code)
 {
     switch (code) {
+    case 60: /* UNKNOWN_TABLE, 81 UNKNOWN_DATABASE: a server shutting down detaches them first
+              * (a table dropped for good is retried until the caller gives up) */
+    case 81:
     case 159: /* TIMEOUT_EXCEEDED */
     case 202: /* TOO_MANY_SIMULTANEOUS_QUERIES */
     case 209: /* SOCKET_TIMEOUT */
     case 210: /* NETWORK_ERROR */
+    case 236: /* ABORTED */
     case 241: /* MEMORY_LIMIT_EXCEEDED */
     case 242: /* TABLE_IS_READ_ONLY */
     case 252: /* TOO_MANY_PARTS */
     case 319: /* UNKNOWN_STATUS_OF_INSERT */
+    case 394: /* QUERY_WAS_CANCELLED: a server shutting down */
         return true;
     default:
         return false;

@@ -71,7 +71,8 @@ int bp_ch_insert(bp_ch_http *h, const char *insert, const bp_ch_piece *pieces, s
                  const char *what, bp_error *err);
 
 /* True for the server exceptions that another attempt may not meet: too many parts or
- * simultaneous queries, timeouts, network errors between servers, memory limits. */
+ * simultaneous queries, timeouts, network errors between servers, memory limits, queries
+ * cancelled and tables or databases missing while the server shuts down. */
 bool bp_ch_retryable(int exception_code);
 
 /* Appends s as a ClickHouse string literal ('...', with \ and ' escaped). */
