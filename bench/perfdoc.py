@@ -34,6 +34,7 @@ ratios.
 TITLES = {
     "anvil": "Backfill from anvil (source-bound)",
     "pg": "PostgreSQL output (write-bound)",
+    "clickhouse": "ClickHouse output (write-bound)",
     "realtime": "Real-time head-to-commit latency (loopback)",
     "fetchpath": "Fetch path: block + receipts over HTTP keep-alive vs the WebSocket",
     "ingest": "Ingestion (simnode, 200-tx blocks with receipts)",

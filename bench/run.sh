@@ -21,6 +21,8 @@ bench anvil python3 bench/backfill_anvil.py --blockpipe "$BUILD/blockpipe" \
     --curl-loop "$BUILD/bench_curl_loop" --out "$OUT" "$@"
 bench pg python3 bench/pg_bench.py --pg-bench "$BUILD/bench_pg" --blockpipe "$BUILD/blockpipe" \
     --out "$OUT"
+bench clickhouse python3 bench/clickhouse_bench.py --ch-bench "$BUILD/bench_ch" \
+    --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench ingest python3 bench/ingest_bench.py --blockpipe "$BUILD/blockpipe" \
     --curl-loop "$BUILD/bench_curl_loop" --sqlite-bench "$BUILD/bench_sqlite" \
     --decode "$BUILD/bench_decode" --out "$OUT"

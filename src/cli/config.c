@@ -60,6 +60,7 @@ struct opt {
 
 static int set_rpc(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_output(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_ch_url(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_string(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_start(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_u64(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -94,6 +95,10 @@ static const opt g_opts[] = {
      .def = "sqlite:blockpipe.db", .env3 = "REDIS_URL",
      .help = "where to write (the kinds are listed below); repeat for several, each keeps its "
              "own checkpoint. Config file: output, or outputs: [URL, ...]"},
+    {"clickhouse-url", NULL, "URL", "CLICKHOUSE_URL", NULL, "clickhouse_url", set_ch_url,
+     .cmds = CMD_ALL, .def = "none",
+     .help = "adds a ClickHouse output (to --output's): clickhouse://user:pass@host:8123/db, or "
+             "the http:// or https:// address of its HTTP interface"},
     {"start-block", NULL, "N|latest", "START_BLOCK", NULL, "start_block", set_start,
      .cmds = CMD_BOTH, .def = "latest", .help = "where run seeds an empty output"},
     {"confirmations", "reorg-depth", "N", "CONFIRMATIONS", NULL, "confirmations", set_u64,
@@ -573,6 +578,39 @@ static int set_output(loader *ld, const opt *o, const char *v, const char *who, 
     int rc = replace_string(&cfg->outputs[cfg->output_count], v, err);
     if (rc == 0)
         cfg->output_count++;
+    return rc;
+}
+
+/* --clickhouse-url: kept as an output URL, added to the outputs once all sources are read. */
+static int set_ch_url(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    (void)o;
+    bool tls = has_prefix_ci(v, "https://");
+    const char *rest = tls ? v + 8 : has_prefix_ci(v, "http://") ? v + 7 : NULL;
+    if (!rest && bp_sink_find(v) != bp_sink_find("clickhouse:"))
+        return invalid(err, who, v, "expected clickhouse://[user:pass@]host:port/db or http(s)://");
+    size_t cap = strlen(v) + 32;
+    char *url = malloc(cap);
+    if (!url)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    const char *tls_param = !tls ? "" : strchr(rest, '?') ? "&tls=on" : "?tls=on";
+    snprintf(url, cap, rest ? "clickhouse://%s%s" : "%s%s", rest ? rest : v, tls_param);
+    free(ld->cfg->clickhouse_url);
+    ld->cfg->clickhouse_url = url;
+    return 0;
+}
+
+static int add_clickhouse_output(loader *ld, bp_error *err)
+{
+    bp_config *cfg = ld->cfg;
+    if (!cfg->clickhouse_url)
+        return 0;
+    if (cfg->output_count == BP_MAX_OUTPUTS)
+        return bp_error_set(err, BP_EINVAL, "--clickhouse-url: too many outputs (at most %d)",
+                            BP_MAX_OUTPUTS);
+    cfg->outputs[cfg->output_count] = NULL;
+    int rc = replace_string(&cfg->outputs[cfg->output_count], cfg->clickhouse_url, err);
+    cfg->output_count += rc == 0;
     return rc;
 }
 
@@ -1057,6 +1095,7 @@ int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, b
     rc = rc ? rc : load_config_file(&ld, fv, n, err);
     rc = rc ? rc : apply_env(&ld, err);
     rc = rc ? rc : apply_flags(&ld, fv, n, err);
+    rc = rc ? rc : add_clickhouse_output(&ld, err);
     rc = rc ? rc : add_default_output(&ld, err);
     rc = rc ? rc : check_required(cfg, err);
 out:
@@ -1078,6 +1117,8 @@ void bp_config_release(bp_config *cfg)
     free(cfg->state_dir);
     free(cfg->ws_url);
     free(cfg->config_file);
+    free(cfg->clickhouse_url);
+    cfg->clickhouse_url = NULL;
     cfg->rpc_count = cfg->output_count = 0;
     cfg->sink_setting_count = 0;
     cfg->chain = cfg->config_file = cfg->state_dir = cfg->ws_url = NULL;

@@ -31,9 +31,10 @@ typedef struct bp_config {
     int rpc_count;
     char *chain; /* NULL: derived from eth_chainId */
     char *outputs[BP_MAX_OUTPUTS];
-    int output_count;  /* defaults to one: sqlite:blockpipe.db */
-    bool start_latest; /* --start-block latest (default for run) */
-    bool start_set;    /* --start-block N given */
+    int output_count;     /* defaults to one: sqlite:blockpipe.db */
+    char *clickhouse_url; /* --clickhouse-url as an output URL (also in outputs), or NULL */
+    bool start_latest;    /* --start-block latest (default for run) */
+    bool start_set;       /* --start-block N given */
     uint64_t start_block;
     bool from_set, to_set;
     uint64_t from_block, to_block; /* backfill */

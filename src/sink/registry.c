@@ -24,6 +24,7 @@
     X(jsonl)                                                                                       \
     X(redis)                                                                                       \
     X(kafka)                                                                                       \
+    X(clickhouse)                                                                                  \
     /* one line above per backend */
 
 #define BP_X_DECLARE(name) extern const bp_sink_ops bp_sink_##name##_ops;

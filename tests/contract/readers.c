@@ -16,6 +16,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "contract.h"
+#include "sink/clickhouse_http.h"
 #include "sink/redis_conn.h"
 #include "sink/registry.h"
 #include "util/url.h"
@@ -154,6 +155,87 @@ static void read_pg(const char *url, const char *shown, const char *target, cons
     PQfreemem(id);
     PQfreemem(lit);
     PQfinish(c);
+}
+
+/* ---- ClickHouse ---------------------------------------------------------------------------- */
+
+#define CH_HX(c) "concat('0x', lower(hex(" c ")))"
+
+/* What a query sees with FINAL (clickhouse.c: rows are +1 / -1, collapsed per key), each row's
+ * _sign last (it must be +1: a lone -1 is a revert of a row never written). */
+static const struct {
+    char tag;
+    int topics_at;
+    const char *table, *sql;
+} g_ch
+    [] =
+        {
+            {'B', -1, "blocks",
+             "SELECT number, " CH_HX("hash") ", " CH_HX(
+                 "parent_hash") ", timestamp, transaction_count"},
+            {'T', -1, "transactions",
+             "SELECT block_number, transaction_index, " CH_HX("hash") ", " CH_HX(
+                 "block_hash") ", " CH_HX("from_address") ", " CH_HX("to_address") ", value"},
+            {'R', -1, "transactions",
+             "SELECT block_number, transaction_index, " CH_HX(
+                 "hash") ", receipt_status, receipt_gas_used"},
+            {'L', 7, "logs",
+             "SELECT block_number, log_index, " CH_HX("block_hash") ", " CH_HX("transaction_hash") ", transaction_index, " CH_HX(
+                 "address") ", " CH_HX("data") ", " CH_HX("topic0") ", " CH_HX("topic1") ", " CH_HX("topic2") ", " CH_HX("topic3")},
+};
+
+static void ch_run(bp_ch_http *h, const char *shown, const char *sql, bp_buf *ans)
+{
+    bp_error e = {0};
+    CT_CHECK(bp_ch_query(h, sql, ans, "contract reader", &e) == 0, "%s: %s: %s", shown, sql, e.msg);
+}
+
+/* clickhouse://user:pass@host:port/db?options: the target and options as the output gets
+ * them (the registry takes the options out of the URL). */
+static void read_ch(const char *url, const char *shown, const char *target, const char *chain,
+                    ct_lines *out)
+{
+    (void)target;
+    bp_sink_resolved r;
+    bp_ch_server srv;
+    bp_ch_http *h = NULL;
+    bp_error e = {0};
+    CT_CHECK(bp_sink_resolve(url, NULL, &r, &e) == 0, "%s: %s", shown, e.msg);
+    const char *tls = bp_sink_opt(&r.opts, "tls");
+    CT_CHECK(bp_ch_server_parse(&srv, r.target.data, tls && !strcmp(tls, "1"), &e) == 0, "%s: %s",
+             shown, e.msg);
+    const char *db = srv.database ? srv.database : bp_sink_opt(&r.opts, "database");
+    CT_CHECK(bp_ch_http_new(&h, &srv, db, 120000, 0, &e) == 0, "%s: %s", shown, e.msg);
+    bp_buf sql, ans;
+    bp_buf_init(&sql, 0);
+    bp_buf_init(&ans, 0);
+    for (size_t q = 0; q < sizeof(g_ch) / sizeof(g_ch[0]); q++) {
+        bp_buf_reset(&sql);
+        bp_buf_printf(&sql, "%s, _sign FROM %s FINAL WHERE chain = ", g_ch[q].sql, g_ch[q].table);
+        bp_ch_quote(&sql, chain);
+        ch_run(h, shown, sql.data, &ans);
+        char *p = ans.data, *cells[16];
+        size_t rows = 0;
+        for (int n; (n = bp_ch_tsv_row(&p, cells, 16)) > 0; rows++) {
+            CT_CHECK(cells[n - 1] && !strcmp(cells[n - 1], "1"),
+                     "%s: %s: a row with _sign %s under FINAL (%s ...)", shown, g_ch[q].table,
+                     cells[n - 1] ? cells[n - 1] : "NULL", cells[0] ? cells[0] : "NULL");
+            emit(out, g_ch[q].tag, (const char *const *)cells, n - 1, g_ch[q].topics_at);
+        }
+        /* the other way to read the tables: sign weights, no FINAL */
+        bp_buf_reset(&sql);
+        bp_buf_printf(&sql, "SELECT sum(_sign) FROM %s WHERE chain = ", g_ch[q].table);
+        bp_ch_quote(&sql, chain);
+        ch_run(h, shown, sql.data, &ans);
+        CT_CHECK(strtoull(ans.data, NULL, 10) == rows,
+                 "%s: %s: sum(_sign) is %s, FINAL shows %zu rows", shown, g_ch[q].table, ans.data,
+                 rows);
+    }
+    bp_buf_release(&sql);
+    bp_buf_release(&ans);
+    bp_ch_http_free(h);
+    bp_ch_server_release(&srv);
+    bp_sink_resolved_release(&r);
 }
 
 /* ---- file outputs ------------------------------------------------------------------------ */
@@ -819,7 +901,8 @@ static const struct {
 } g_readers[] = {
     {"sqlite", read_sqlite},  {"postgres", read_pg}, {"postgresql", read_pg},
     {"etl-csv", read_etlcsv}, {"jsonl", read_jsonl}, {"redis", read_redis},
-    {"rediss", read_redis},   {"kafka", read_kafka},
+    {"rediss", read_redis},   {"kafka", read_kafka}, {"clickhouse", read_ch},
+    {"ch", read_ch},
 };
 
 void ct_read(const char *url, const char *chain, ct_lines *out)

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # An output whose library is missing at build time is left out, not a build failure: configure
 # says so, the program builds and runs, and using its scheme is a clear error naming what was
-# missing (BP_WITHOUT=postgres stands for a machine without libpq-dev). Needs BP_SOURCE_DIR.
+# missing (BP_WITHOUT=postgres;clickhouse stands for a machine without libpq-dev and zlib1g-dev).
+# Needs BP_SOURCE_DIR.
 set -euo pipefail
 : "${BP_SOURCE_DIR:?}"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
 cmake -S "$BP_SOURCE_DIR" -B "$tmp/b" -DCMAKE_BUILD_TYPE=Debug -DBP_TESTS=OFF \
-  -DBP_WITHOUT=postgres >"$tmp/configure.log" 2>&1 || { cat "$tmp/configure.log"; exit 1; }
+  "-DBP_WITHOUT=postgres;clickhouse" >"$tmp/configure.log" 2>&1 || { cat "$tmp/configure.log"; exit 1; }
 grep -q "the PostgreSQL output (postgres:) is left out: libpq not found (Debian package libpq-dev)" \
   "$tmp/configure.log" || { echo "FAIL: configure did not say the output was left out"; cat "$tmp/configure.log"; exit 1; }
 nice cmake --build "$tmp/b" --target blockpipe -j "$(nproc)" >"$tmp/build.log" 2>&1 \
@@ -30,8 +31,17 @@ grep -q "built without the PostgreSQL output (missing at build time: libpq (Debi
   || { echo "FAIL: the error does not name what is missing"; exit 1; }
 if grep -q s3cret "$tmp/out"; then echo "FAIL: the password was shown"; exit 1; fi
 
+set +e
+"$bin" backfill --rpc http://127.0.0.1:9 --from 0 --to 0 --clickhouse-url 'http://bp:s3cret@h:8123/db' \
+  >"$tmp/out" 2>&1
+rc=$?
+set -e
+[ "$rc" = 2 ] && grep -q "built without the ClickHouse output (missing at build time: zlib (Debian package zlib1g-dev))" "$tmp/out" \
+  || { cat "$tmp/out"; echo "FAIL: clickhouse left out: exit $rc, want 2 naming zlib"; exit 1; }
+if grep -q s3cret "$tmp/out"; then echo "FAIL: the password was shown"; exit 1; fi
+
 "$bin" --help | grep -q "postgres:.*not in this build (missing libpq" \
   || { echo "FAIL: --help does not say postgres is not in this build"; "$bin" --help; exit 1; }
 # the other outputs still work
 "$bin" migrate "sqlite:$tmp/x.db" | grep -q "schema version 1" || { echo "FAIL: sqlite migrate"; exit 1; }
-echo "ok: postgres left out cleanly"
+echo "ok: postgres and clickhouse left out cleanly"

@@ -26,6 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pg import Postgres  # noqa: E402
 from redis import Redis  # noqa: E402
 from kafka import KafkaMock  # noqa: E402
+from clickhouse import ClickHouse  # noqa: E402
 
 SEED = os.environ.get("BP_SEED", "1")
 KILLS = os.environ.get("BP_CONTRACT_KILLS", "10")
@@ -37,11 +38,14 @@ SERVERS = {
     "redis": Redis,
     "redis-tls": lambda: Redis(password="s3cret", tls=True),
     "kafka": KafkaMock,
+    "clickhouse": ClickHouse,
 }
 
 FILE_POINTS = ["filesink.after_data", "filesink.before_rename"]
 PG_POINTS = ["postgres.before_commit"]
 REDIS_ALL = "entities=blocks,transactions,logs&maxlen=0"
+# the blocks table written, the others not; every row written, not committed
+CH_POINTS = ["clickhouse.after_blocks", "clickhouse.before_commit"]
 
 # (name, server or None, URL of a fresh output from (temp dir, server), crash points: where
 # the backend has written a batch's data but its checkpoint is not durable yet)
@@ -63,6 +67,10 @@ BACKENDS = [
     ("kafka (mock cluster)", "kafka",
      lambda d, s: s.url("entities=blocks,transactions,logs&prefix=contract_"),
      ["kafka.before_checkpoint"]),
+    ("clickhouse", "clickhouse", lambda d, s: s.url("contract"), CH_POINTS),
+    ("clickhouse, RowBinary + gzip", "clickhouse",
+     lambda d, s: s.url("contract_rb", scheme="ch", query="format=rowbinary&compression=gzip"),
+     CH_POINTS),
 ]
 
 

@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""PostgreSQL's tables hold exactly the column table's columns (`blockpipe --help-columns`):
-names in order, the type each logical type maps to, NOT NULL and the primary keys. (SQLite,
-etl-csv and JSON lines are checked by unit/test_columns.)"""
+"""PostgreSQL's and ClickHouse's tables hold exactly the column table's columns (`blockpipe
+--help-columns`): names in order, the type each logical type maps to, NOT NULL and the primary
+keys (ClickHouse: Nullable unless NOT NULL or in the sort key, which is the key columns and the
+block hash; then _sign and _seq). (SQLite, etl-csv and JSON lines are checked by
+unit/test_columns.)"""
 import os
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.environ["BP_SOURCE_DIR"], "tests", "tools"))
 from pg import Postgres  # noqa: E402
+from clickhouse import ClickHouse  # noqa: E402
 
 PG_TYPE = {"int64": ("bigint", None), "uint64": ("numeric", "20"), "uint256": ("numeric", "78"),
            "hash": ("bytea", None), "address": ("bytea", None), "bytes": ("bytea", None),
@@ -27,9 +30,51 @@ def columns(blockpipe):
     return rows
 
 
+# ClickHouse 18.16 (no UInt256: amounts as exact decimal text)
+CH_TYPE = {"int64": "UInt64", "uint64": "UInt64", "uint256": "String",
+           "hash": "FixedString(32)", "address": "FixedString(20)", "bytes": "String",
+           "text": "String", "json": "String", "bool": "UInt8"}
+CH_SORT = {"blocks": ["chain", "number", "hash"],
+           "transactions": ["chain", "block_number", "block_hash", "transaction_index"],
+           "logs": ["chain", "block_number", "block_hash", "log_index"]}
+
+
+def clickhouse(blockpipe, want):
+    with ClickHouse() as ch:
+        r = subprocess.run([blockpipe, "migrate", ch.url("s")], capture_output=True, text=True,
+                           timeout=120)
+        if r.returncode != 0:
+            sys.exit(f"FAIL: clickhouse migrate: {r.stderr}")
+        got = {t: ch.sql(f"SELECT name, type FROM system.columns WHERE database = 's' AND "
+                         f"table = '{t}'") for t in CH_SORT}
+        sort = {t: ch.sql(f"SELECT sorting_key FROM system.tables WHERE database = 's' AND "
+                          f"name = '{t}'")[0][0] for t in CH_SORT}
+    bad = []
+    for t, cols in CH_SORT.items():
+        mine = [(c, typ, flag) for tt, c, typ, flag in want if tt == t]
+        names = [c for c, _, _ in mine] + ["_sign", "_seq"]
+        if [n for n, _ in got[t]] != names:
+            bad.append(f"clickhouse {t}: columns {[n for n, _ in got[t]]}, want {names}")
+            continue
+        for (c, typ, flag), (_, ctype) in zip(mine, got[t]):
+            w = CH_TYPE[typ]
+            if flag not in ("key", "not null") and c not in cols:
+                w = f"Nullable({w})"
+            if ctype != w:
+                bad.append(f"clickhouse {t}.{c}: {ctype}, expected {w} for {typ} ({flag})")
+        if got[t][-2:] != [["_sign", "Int8"], ["_seq", "UInt64"]]:
+            bad.append(f"clickhouse {t}: bookkeeping columns {got[t][-2:]}")
+        if sort[t] != ", ".join(cols):
+            bad.append(f"clickhouse {t}: sorting key {sort[t]!r}, want {', '.join(cols)!r}")
+    if bad:
+        sys.exit("FAIL:\n" + "\n".join(bad))
+    print(f"ok: {len(want)} ClickHouse columns match the column table")
+
+
 def main():
     blockpipe = os.environ["BLOCKPIPE"]
     want = columns(blockpipe)
+    clickhouse(blockpipe, want)
     with Postgres() as pg:
         r = subprocess.run([blockpipe, "migrate", pg.url(query="schema=s")], capture_output=True,
                            text=True, timeout=120)

@@ -1,9 +1,10 @@
 """rowcheck.py - every row an output holds against the node, field by field: SQLite,
-PostgreSQL, JSON lines and etl-csv. Python 3 standard library only.
+PostgreSQL, ClickHouse, JSON lines and etl-csv. Python 3 standard library only.
 
     data = fetch(node_url, range(head + 1))           # the node's blocks and receipts
     sqlite_exact(db_path, data, chain="31337")        # every column of every row
     pg_exact(pg, "schema", data, chain="31337")
+    ch_exact(ch, "db", data, chain="31337")           # FINAL and sign weights agree
     jsonl_exact(dir, data, chain="31337")             # replays REVERT lines
     csv_exact(dir, data)                              # drops rows of reverts.csv's blocks
     checkpoint_exact(...)                             # see the functions below
@@ -437,6 +438,67 @@ def pg_checkpoints(pg, schema, chain=None):
     """{output name: (number, hash)} of schema.checkpoints."""
     rows = pg.sql(f"SELECT coalesce(json_agg(row_to_json(t)), '[]') FROM {schema}.checkpoints t")
     return checkpoints(json.loads(rows[0][0]), pg_value, chain)
+
+
+def ch_value(kind, v):
+    """ClickHouse through TabSeparated text: hashes and bytes read as 0x + lower(hex()),
+    UInt64 and 256-bit amounts (String on 18.16, UInt256 later) decimal text, JSON text."""
+    if v is None:
+        return None
+    if kind == "hex" and isinstance(v, str) and v.startswith("0x"):
+        return v
+    if kind in ("u64", "dec"):
+        return _int_text(v)
+    if kind == "flex":
+        return _int_text(v, allow_hex=True)
+    if kind == "json":
+        return _norm(json.loads(v))
+    if kind == "eq":
+        return v
+    raise ValueError(f"{type(v).__name__} is not the storage of a {kind} column")
+
+
+def _ch_select(table, cols):
+    """Every column as text; hashes and bytes as 0x-hex."""
+    out = ["chain"]
+    for col, (kind, _) in cols.items():
+        out.append(f"concat('0x', lower(hex({col})))" if kind == "hex" else col)
+    return f"SELECT {', '.join(out)}, _sign FROM {table} FINAL"
+
+
+def ch_rows(ch, db):
+    """Every row of the three tables as dicts, as `FINAL` shows them. Each row's _sign must
+    be +1 (a lone -1 is a reverted row that was never written), and the sign-weighted count
+    (`sum(_sign)`, the other way to read the tables) must agree with FINAL's."""
+    out = {}
+    for table, cols in COLS.items():
+        names = ["chain"] + list(cols) + ["_sign"]
+        rows = [dict(zip(names, r)) for r in ch.sql(_ch_select(table, cols), db)]
+        bad = [r for r in rows if r["_sign"] != "1"]
+        if bad:
+            raise Mismatch(f"clickhouse ({db}): {table}: {len(bad)} rows with _sign "
+                           f"{bad[0]['_sign']} under FINAL, e.g. {dict(list(bad[0].items())[:4])}")
+        weighted = int(ch.sql(f"SELECT sum(_sign) FROM {table}", db)[0][0] or 0)
+        if weighted != len(rows):
+            raise Mismatch(f"clickhouse ({db}): {table}: sum(_sign) is {weighted}, FINAL has "
+                           f"{len(rows)} rows")
+        out[table] = rows
+    return out
+
+
+def ch_exact(ch, db, data, chain, label="clickhouse"):
+    """The database's tables hold exactly the rows of `data`, every column equal."""
+    return _compare_all(f"{label} ({db})", ch_rows(ch, db), data, ch_value, chain)
+
+
+def ch_checkpoints(ch, db, chain=None):
+    """{output name: (number, hash)}: each output's newest checkpoint row (highest seq)."""
+    rows = ch.sql("SELECT chain, output, number, concat('0x', lower(hex(hash))) FROM "
+                  "checkpoints ORDER BY seq", db)
+    latest = {}
+    for c, o, n, h in rows:
+        latest[(c, o)] = {"chain": c, "output": o, "number": n, "hash": h}
+    return checkpoints(latest.values(), ch_value, chain)
 
 
 # --- file outputs -------------------------------------------------------------------------

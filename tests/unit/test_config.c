@@ -46,6 +46,8 @@ static const char *const g_env[] = {
     "ANKR_RPC_URL",
     "ANKR_POLLING_INTERVAL",
     "ANKR_BATCH_SIZE",
+    "CLICKHOUSE_URL",
+    "CLICKHOUSE_DB",
 };
 
 static int clear_env(void **state)
@@ -728,6 +730,35 @@ static void test_aliases(void **state)
     expect_error(&r, "--reorg-depth: 'x' is not valid", NULL);
 }
 
+/* --clickhouse-url adds a ClickHouse output to the others (the default SQLite one only when
+ * it is the only output); the HTTP address of the server is turned into an output URL. */
+static void test_clickhouse_url(void **state)
+{
+    result r;
+    (void)state;
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--clickhouse-url", "http://u:p@h:8123/db", NULL),
+                     0);
+    assert_int_equal(r.cfg.output_count, 1);
+    assert_string_equal(r.cfg.outputs[0], "clickhouse://u:p@h:8123/db");
+    bp_config_release(&r.cfg);
+    setenv("CLICKHOUSE_URL", "https://h/db?max_threads=2", 1);
+    setenv("CLICKHOUSE_DB", "from_env", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--output", "sqlite:a.db", NULL), 0);
+    assert_int_equal(r.cfg.output_count, 2);
+    assert_string_equal(r.cfg.outputs[0], "sqlite:a.db");
+    assert_string_equal(r.cfg.outputs[1], "clickhouse://h/db?max_threads=2&tls=on");
+    assert_string_equal(setting(&r.cfg, "clickhouse_db"), "from_env");
+    bp_config_release(&r.cfg);
+    /* the flag wins over the environment; ch:// stays as it is */
+    assert_int_equal(load(&r, BP_CMD_MIGRATE, "--clickhouse-url", "ch://h:9/x", NULL), 0);
+    assert_int_equal(r.cfg.output_count, 1);
+    assert_string_equal(r.cfg.outputs[0], "ch://h:9/x");
+    bp_config_release(&r.cfg);
+    unsetenv("CLICKHOUSE_URL");
+    load(&r, BP_CMD_RUN, RPC, "--clickhouse-url", "postgres://h/db", NULL);
+    expect_error(&r, "--clickhouse-url: 'postgres://h/db' is not valid", "clickhouse://", NULL);
+}
+
 static void test_migrate(void **state)
 {
     result r;
@@ -753,6 +784,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults_run, clear_env),
+        cmocka_unit_test_setup(test_clickhouse_url, clear_env),
         cmocka_unit_test_setup(test_inline_rpc_objects, clear_env),
         cmocka_unit_test_setup(test_realtime_options, clear_env),
         cmocka_unit_test_setup(test_defaults_backfill, clear_env),

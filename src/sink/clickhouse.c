@@ -1,0 +1,890 @@
+/* clickhouse.c - the ClickHouse output: the raw tables over ClickHouse's HTTP interface, exactly
+ * once and reorg-safe without transactions.
+ *
+ * Rows are never updated or deleted. Every table is a CollapsingMergeTree keyed by (chain,
+ * block number, block hash, index) with two bookkeeping columns: _sign, +1 for a row written and
+ * -1 for a row taken back, and _seq, the output's batch that wrote it. An APPLY writes its
+ * block's rows with +1. A REVERT (it carries only the block's number and hash) is an INSERT ...
+ * SELECT on the server that brings the sign sum of each of the block's row keys to 0. What a
+ * query sees is the sum of the signs per row key: `FINAL` (the merges collapse +1/-1 pairs,
+ * FINAL does it at read time), or sign weights (`sum(_sign)` counts, `sum(x * _sign)` sums);
+ * rows and signs flow through materialized views the same way. Each key's signs alternate
+ * (+1, -1, +1, ...: a block is applied only when not held, taken back only when held), which
+ * is what keeps the merges and FINAL exact.
+ *
+ * A batch: (1) its events reduced to what it changes (a block applied and reverted in the same
+ * batch is neither: what is left are REVERTs of blocks the output holds and APPLYs of new
+ * ones); (2) when it reverts (or is a chain's first), an intent row: seq (the checkpoint's +
+ * 1), the block range it applies, the blocks it reverts, its checkpoint; (3) the APPLY rows
+ * with _seq = seq, one INSERT per table; with REVERTs (4) the commit (the intent again, marked
+ * committed) and (5) the REVERTs; (6) the checkpoint row (number, hash, seq), last, so that
+ * whoever waits for it sees the batch whole. A failure or crash before the commit leaves APPLY
+ * rows of seq (above the checkpoint's block, or where the intent says): before anything else is
+ * written (at open, and before the batch is tried again) they are taken back (their keys brought
+ * to a sign sum of 0 among the rows of that _seq; a merge never removes such a +1 row before:
+ * the engine drops a +1 only with a -1 after it). One after the commit leaves the reverts or
+ * the checkpoint undone: they are finished (the sums over all the block's rows, which merges
+ * keep). Both are idempotent, so a crash during a recovery is recovered by the next. REVERTs
+ * come after the commit because a -1 row may merge with the +1 it cancels, after which nothing
+ * could bring the row back.
+ *
+ * FINAL and sign weights are exact once the checkpoint is written, except between a crash and
+ * the next start (or the failed batch's retry), when the unfinished batch's APPLY rows (or,
+ * past the commit, its reverted blocks) still count. One writer per chain and database. */
+#include "blockpipe/sink.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#include "blockpipe/columns.h"
+#include "sink/clickhouse_conn.h"
+#include "sink/format.h"
+#include "sink/options.h"
+#include "util/crashpoint.h"
+#include "util/log.h"
+
+/* The raw tables come first in tabs[]; a derived table is one more entry after them (its
+ * bp_ch_table, its rows in encode()): the inserts, reverts, recovery and types go over all. */
+enum {
+    T_BLOCKS = BP_TABLE_BLOCKS,
+    T_TXS = BP_TABLE_TRANSACTIONS,
+    T_LOGS = BP_TABLE_LOGS,
+    T_RAW = BP_TABLE_COUNT,
+    T_MAX = 16
+};
+
+typedef struct ch_tab {
+    bp_ch_table t; /* column types as the server has them */
+    bp_ch_enc enc;
+    bp_buf insert; /* "INSERT INTO t(cols) FORMAT ..." */
+    bool on;       /* written (the tables option) */
+} ch_tab;
+
+/* What the output holds for one chain (the chain the last call named). */
+typedef struct ch_state {
+    char *chain;
+    bp_checkpoint cp;
+    uint64_t seq;    /* of the checkpoint; 0: none */
+    bool recovering; /* rows of seq + 1 may be in the tables: recover before writing */
+} ch_state;
+
+typedef struct ch_sink {
+    struct bp_sink base;
+    bp_ch_target t;
+    bp_ch_http *http;
+    bp_ch_caps caps;
+    ch_tab tabs[T_MAX];
+    size_t ntabs;
+    ch_state st;
+    bp_buf sql, ans, json, gz;
+    bp_buf intents;                      /* recovery: the intents read */
+    bp_buf refs;                         /* "number:hash ..." of the batch's reverts */
+    const bp_block **reverts, **applies; /* the batch reduced */
+    size_t nrev, napp, cap;
+} ch_sink;
+
+/* ---- SQL helpers ---- */
+
+static int oom(bp_error *err)
+{
+    return bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
+/* "0x" + 64 lower-case hex digits: safe to splice into SQL as unhex('...'). */
+static bool hash_hex(const char *h)
+{
+    if (!h || h[0] != '0' || h[1] != 'x' || strlen(h) != 66)
+        return false;
+    return strspn(h + 2, "0123456789abcdef") == 64;
+}
+
+/* Runs the statement built in s->sql (sql_start, then bp_buf_* and bp_ch_quote). */
+static int run(ch_sink *s, bp_buf *answer, const char *what, bp_error *err)
+{
+    return bp_ch_query(s->http, s->sql.data, answer, what, err);
+}
+
+static int sql_start(ch_sink *s, const char *text)
+{
+    bp_buf_reset(&s->sql);
+    return bp_buf_puts(&s->sql, text);
+}
+
+/* " WHERE chain = '...' AND output = 'clickhouse'" */
+static int where_ours(ch_sink *s, const char *chain)
+{
+    return bp_buf_puts(&s->sql, " WHERE chain = ") | bp_ch_quote(&s->sql, chain) |
+           bp_buf_puts(&s->sql, " AND output = '" BP_CH_OUTPUT "'");
+}
+
+/* ---- state: checkpoint and intents ---- */
+
+static int load_state(ch_sink *s, const char *chain, bp_error *err)
+{
+    ch_state *st = &s->st;
+    if (!st->chain || strcmp(st->chain, chain) != 0) {
+        free(st->chain);
+        memset(st, 0, sizeof(*st));
+        if (!(st->chain = strdup(chain)))
+            return oom(err);
+    }
+    int rc = sql_start(s, "SELECT number, lower(hex(hash)), seq FROM checkpoints") |
+             where_ours(s, chain) | bp_buf_puts(&s->sql, " ORDER BY seq DESC LIMIT 1");
+    rc = rc ? oom(err) : run(s, &s->ans, "reading the checkpoint", err);
+    if (rc != 0)
+        return rc;
+    char *p = s->ans.data, *cells[3];
+    memset(&st->cp, 0, sizeof(st->cp));
+    st->seq = 0;
+    if (bp_ch_tsv_row(&p, cells, 3) == 3) {
+        st->seq = strtoull(cells[2], NULL, 10);
+        st->cp.set = cells[0] && cells[1];
+        if (st->cp.set) {
+            st->cp.number = strtoull(cells[0], NULL, 10);
+            snprintf(st->cp.hash, sizeof(st->cp.hash), "0x%s", cells[1]);
+        }
+    }
+    return 0;
+}
+
+/* INSERT INTO t(cols) SELECT keys, any(others)..., -sum(_sign), seq FROM t WHERE chain = ...
+ * <the caller's conditions> GROUP BY keys HAVING sum(_sign) != 0: brings every row key the
+ * conditions select to a sign sum of 0 (taken back), whatever rows it has (a part of a batch,
+ * rows merged or not). Run twice, the second finds nothing to do. */
+static int settle_sql(ch_sink *s, const bp_ch_table *t, uint64_t seq, const char *chain)
+{
+    int rc = sql_start(s, "INSERT INTO ") | bp_buf_printf(&s->sql, "%s (", t->name) |
+             bp_ch_col_list(&s->sql, t->cols, t->ncols) | bp_buf_puts(&s->sql, ") SELECT ");
+    for (size_t i = 0; i < t->ncols; i++) {
+        const char *name = t->cols[i].name, *sep = i ? ", " : "";
+        if (strcmp(name, BP_CH_SIGN) == 0)
+            rc |= bp_buf_printf(&s->sql, "%s-sum(" BP_CH_SIGN ")", sep);
+        else if (strcmp(name, BP_CH_SEQ) == 0)
+            rc |= bp_buf_printf(&s->sql, "%stoUInt64(%" PRIu64 ")", sep, seq);
+        else
+            rc |= bp_buf_printf(&s->sql, t->cols[i].key ? "%s%s" : "%sany(%s)", sep, name);
+    }
+    return rc | bp_buf_printf(&s->sql, " FROM %s WHERE chain = ", t->name) |
+           bp_ch_quote(&s->sql, chain);
+}
+
+static int settle_run(ch_sink *s, const bp_ch_table *t, const char *what, bp_error *err)
+{
+    if (bp_buf_printf(&s->sql, " GROUP BY %s HAVING sum(" BP_CH_SIGN ") != 0", t->order_by))
+        return oom(err);
+    return run(s, NULL, what, err);
+}
+
+/* Takes back the rows batch seq wrote for blocks from..to (every table): the rollback of a
+ * batch that has no checkpoint. Its rows are the only ones of that _seq there (a _seq is
+ * reused only after this), and no merge removes them before this: the engine drops a +1 row
+ * only with a -1 row after it. Says so when the blocks table has rows of it (written first: no
+ * rows there, nothing of the batch reached the tables, or a recovery took them back and the
+ * pairs merged away). */
+static int rollback(ch_sink *s, const char *chain, uint64_t seq, uint64_t from, uint64_t to,
+                    bp_error *err)
+{
+    char cond[160], *p, *cell[1];
+    snprintf(cond, sizeof(cond),
+             " BETWEEN %" PRIu64 " AND %" PRIu64 " AND " BP_CH_SEQ " = %" PRIu64, from, to, seq);
+    int rc = sql_start(s, "SELECT count() FROM blocks WHERE chain = ") |
+             bp_ch_quote(&s->sql, chain) | bp_buf_printf(&s->sql, " AND number%s", cond);
+    rc = rc ? oom(err) : run(s, &s->ans, "reading an unfinished batch", err);
+    long rows = rc == 0 && (p = s->ans.data, bp_ch_tsv_row(&p, cell, 1) == 1) && cell[0]
+                    ? atol(cell[0])
+                    : 0;
+    if (rc == 0 && rows > 0)
+        bp_info("clickhouse %s: chain %s: taking back the rows of batch %" PRIu64
+                " (not committed)",
+                s->t.where, chain, seq);
+    for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
+        const bp_ch_table *t = &s->tabs[k].t;
+        rc = settle_sql(s, t, seq, chain) | bp_buf_printf(&s->sql, " AND %s%s", t->block_col, cond);
+        rc = rc ? oom(err) : settle_run(s, t, "taking back an unfinished batch", err);
+        if (rc == 0)
+            bp_crashpoint("clickhouse.mid_recovery");
+    }
+    return rc;
+}
+
+#define CH_REFS_PER_QUERY 400 /* (number, hash) pairs per statement: far below max_query_size */
+
+/* Takes back the rows of the blocks in refs ("number:hexhash ..." as the intent keeps them),
+ * written by batch seq: the REVERTs of a batch, written after its commit. */
+static int settle_blocks(ch_sink *s, const char *chain, uint64_t seq, const char *refs,
+                         bp_error *err)
+{
+    for (const char *chunk = refs; *chunk;) {
+        const char *next = chunk;
+        for (size_t k = 0; k < s->ntabs; k++) {
+            const bp_ch_table *t = &s->tabs[k].t;
+            int rc = settle_sql(s, t, seq, chain) |
+                     bp_buf_printf(&s->sql, " AND (%s, %s) IN (", t->block_col, t->hash_col);
+            next = chunk;
+            for (int i = 0; *next && i < CH_REFS_PER_QUERY; i++) {
+                size_t n = strcspn(next, " ");
+                const char *colon = memchr(next, ':', n);
+                if (!colon || n - (size_t)(colon - next) != 65)
+                    return bp_error_set(err, BP_EDB, "intent: bad block '%.*s'", (int)n, next);
+                rc |= bp_buf_printf(&s->sql, "%s(%.*s, unhex('%.64s'))", i ? ", " : "",
+                                    (int)(colon - next), next, colon + 1);
+                next += n + (next[n] == ' ');
+            }
+            rc = rc | bp_buf_putc(&s->sql, ')') ? oom(err) : settle_run(s, t, "revert", err);
+            if (rc != 0)
+                return rc;
+        }
+        chunk = next;
+    }
+    return 0;
+}
+
+static int write_checkpoint(ch_sink *s, const char *chain, const bp_checkpoint *cp, uint64_t seq,
+                            bp_error *err);
+
+/* The intents of batch seq (its attempts): what it applies and reverts, its checkpoint, and
+ * whether one of them is the commit. */
+typedef struct ch_intent {
+    bool found, committed;
+    uint64_t from, to;
+    const char *refs;
+    bp_checkpoint cp;
+} ch_intent;
+
+static int read_intent(ch_sink *s, const char *chain, uint64_t seq, ch_intent *in, bp_error *err)
+{
+    memset(in, 0, sizeof(*in));
+    in->from = UINT64_MAX;
+    int rc = sql_start(s, "SELECT applied_from, applied_to, reverted, number, lower(hex(hash)), "
+                          "committed FROM checkpoint_intents") |
+             where_ours(s, chain) | bp_buf_printf(&s->sql, " AND seq = %" PRIu64, seq);
+    rc = rc ? oom(err) : run(s, &s->intents, "reading the intents", err);
+    char *p = s->intents.data, *c[6];
+    while (rc == 0 && bp_ch_tsv_row(&p, c, 6) == 6 && c[0] && c[1] && c[2] && c[5]) {
+        uint64_t from = strtoull(c[0], NULL, 10), to = strtoull(c[1], NULL, 10);
+        in->found = true;
+        in->from = from < in->from ? from : in->from;
+        in->to = to > in->to ? to : in->to;
+        in->refs = c[2]; /* the same in every attempt's rows: the batch is the same */
+        in->committed |= strcmp(c[5], "1") == 0;
+        in->cp.set = c[3] && c[4];
+        if (in->cp.set) {
+            in->cp.number = strtoull(c[3], NULL, 10);
+            snprintf(in->cp.hash, sizeof(in->cp.hash), "0x%s", c[4]);
+        }
+    }
+    return rc;
+}
+
+/* What a failure or a crash left of the batch after the checkpoint (seq + 1). Committed (its
+ * intent has the commit): its reverts and its checkpoint are written now. Not committed: its
+ * rows are taken back: those above the checkpoint's block (a batch that reverts nothing writes
+ * no intent, but a chain's first one does, so that the recovery at open finds the chain) and
+ * those of the block range its intent names. */
+static int recover(ch_sink *s, const char *chain, bp_error *err)
+{
+    ch_intent in;
+    int rc = load_state(s, chain, err);
+    uint64_t seq = s->st.seq + 1;
+    if (rc == 0)
+        rc = read_intent(s, chain, seq, &in, err);
+    if (rc == 0 && in.committed) {
+        rc = in.refs && *in.refs ? settle_blocks(s, chain, seq, in.refs, err) : 0;
+        if (rc == 0)
+            rc = write_checkpoint(s, chain, &in.cp, seq, err);
+        if (rc == 0) {
+            s->st.seq = seq;
+            s->st.cp = in.cp;
+            bp_info("clickhouse %s: chain %s: finished batch %" PRIu64 " (committed; its reverts "
+                    "and checkpoint were not written)",
+                    s->t.where, chain, seq);
+        }
+    } else if (rc == 0) {
+        rc = rollback(s, chain, seq, s->st.cp.set ? s->st.cp.number + 1 : 0, UINT64_MAX, err);
+        if (rc == 0 && in.found && in.from <= in.to)
+            rc = rollback(s, chain, seq, in.from, in.to, err);
+    }
+    if (rc != 0)
+        return bp_error_prefix(err, "chain %s: ", chain);
+    s->st.recovering = false;
+    return 0;
+}
+
+/* At open: every chain of this output (with a checkpoint or an intent). */
+static int recover_all(ch_sink *s, bp_error *err)
+{
+    bp_buf chains;
+    bp_buf_init(&chains, 16 << 20);
+    int rc = sql_start(s, "SELECT DISTINCT chain FROM (SELECT chain FROM checkpoint_intents"
+                          " WHERE output = '" BP_CH_OUTPUT "' UNION ALL SELECT chain FROM "
+                          "checkpoints WHERE output = '" BP_CH_OUTPUT "')");
+    rc = rc ? oom(err) : run(s, &chains, "reading the chains", err);
+    char *p = chains.data, *cells[1];
+    while (rc == 0 && bp_ch_tsv_row(&p, cells, 1) == 1)
+        if (cells[0])
+            rc = recover(s, cells[0], err);
+    bp_buf_release(&chains);
+    return rc;
+}
+
+/* ---- rows ---- */
+
+static void put_withdrawals(ch_sink *s, bp_ch_enc *e, const bp_block *b)
+{
+    bp_fmt f = {.buf = &s->json};
+    bp_buf_reset(&s->json);
+    bp_fmt_char(&f, '[');
+    bp_fmt_withdrawals(&f, b, "\"");
+    bp_fmt_char(&f, ']');
+    if (f.rc != 0 && e->rc == 0)
+        e->rc = f.rc, e->bad = e->col;
+    bp_ch_put_text(e, s->json.data ? s->json.data : "", s->json.len);
+}
+
+/* The loops over a table's columns are unrolled into one function per table, so that each
+ * cell's value and type fold to a field read and one encoder call. */
+#define UNROLL _Pragma("GCC unroll 40")
+#define INLINE static inline __attribute__((always_inline))
+
+INLINE void put_value(ch_sink *s, bp_ch_enc *e, bp_col_id id, const bp_value *v)
+{
+    bp_col_type type = bp_col_type_of(id);
+    switch (v->kind) {
+    case BP_VAL_U64:
+        bp_ch_put_u64(e, v->u);
+        return;
+    case BP_VAL_U256:
+        bp_ch_put_u256(e, &v->q->v);
+        return;
+    case BP_VAL_STR:
+        if (type == BP_COL_TEXT || type == BP_COL_JSON)
+            bp_ch_put_text(e, v->s, strlen(v->s));
+        else
+            bp_ch_put_hex(e, v->s);
+        return;
+    case BP_VAL_WITHDRAWALS:
+        put_withdrawals(s, e, v->block);
+        return;
+    default:
+        bp_ch_put_null(e);
+    }
+}
+
+INLINE void enc_row(ch_sink *s, bp_ch_enc *e, int first, int end, const bp_row *r, uint64_t seq)
+{
+    UNROLL
+    for (int i = first; i < end; i++) {
+        bp_value v = bp_value_of((bp_col_id)i, r);
+        put_value(s, e, (bp_col_id)i, &v);
+    }
+    bp_ch_put_i8(e, 1);
+    bp_ch_put_u64(e, seq);
+    bp_ch_row_end(e);
+}
+
+static void enc_block(ch_sink *s, const bp_row *r, uint64_t seq)
+{
+    enc_row(s, &s->tabs[T_BLOCKS].enc, BP_C_BLOCKS_FIRST, BP_C_TRANSACTIONS_FIRST, r, seq);
+}
+
+static void enc_tx(ch_sink *s, const bp_row *r, uint64_t seq)
+{
+    enc_row(s, &s->tabs[T_TXS].enc, BP_C_TRANSACTIONS_FIRST, BP_C_LOGS_FIRST, r, seq);
+}
+
+static void enc_log(ch_sink *s, const bp_row *r, uint64_t seq)
+{
+    enc_row(s, &s->tabs[T_LOGS].enc, BP_C_LOGS_FIRST, BP_C_COUNT, r, seq);
+}
+
+static int enc_failed(const ch_tab *tab, const bp_block *b, bp_error *err)
+{
+    const bp_ch_enc *e = &tab->enc;
+    if (e->rc != BP_EINVAL)
+        return bp_error_set(err, e->rc, "block %" PRIu64 ": encoding %s rows: %s", b->number,
+                            tab->t.name, bp_strerror(e->rc));
+    char type[48];
+    bp_ch_type_name(&tab->t.cols[e->bad].type, type, sizeof(type));
+    return bp_error_set(err, BP_EINVAL,
+                        "block %" PRIu64 ": column %s.%s: the value does not fit its ClickHouse "
+                        "type %s",
+                        b->number, tab->t.name, tab->t.cols[e->bad].name, type);
+}
+
+/* The rows of the APPLYs, one encoder per table. */
+static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
+{
+    for (size_t k = 0; k < s->ntabs; k++)
+        bp_ch_enc_reset(&s->tabs[k].enc);
+    for (size_t i = 0; i < s->napp; i++) {
+        const bp_block *b = s->applies[i];
+        bp_row r = {.chain = chain, .block = b};
+        enc_block(s, &r, seq);
+        for (size_t k = 0; s->tabs[T_TXS].on && k < b->tx_count; k++) {
+            r.tx = &b->txs[k];
+            enc_tx(s, &r, seq);
+        }
+        r.tx = NULL;
+        for (size_t k = 0; s->tabs[T_LOGS].on && b->has_receipts && k < b->log_count; k++) {
+            r.log = &b->logs[k];
+            enc_log(s, &r, seq);
+        }
+        for (size_t k = 0; k < s->ntabs; k++)
+            if (s->tabs[k].enc.rc != 0)
+                return enc_failed(&s->tabs[k], b, err);
+    }
+    return 0;
+}
+
+/* gzip of pieces[0..n) into s->gz, as one piece. */
+static int gzip_pieces(ch_sink *s, bp_ch_piece *pieces, size_t *n, bp_error *err)
+{
+    z_stream z = {0};
+    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        return oom(err);
+    bp_buf_reset(&s->gz);
+    int zr = Z_OK;
+    for (size_t i = 0; i <= *n && zr != Z_STREAM_ERROR; i++) {
+        z.next_in = i < *n ? (Bytef *)pieces[i].data : NULL;
+        z.avail_in = i < *n ? (uInt)pieces[i].len : 0;
+        do {
+            if (bp_buf_reserve(&s->gz, 1 << 16) != 0) {
+                deflateEnd(&z);
+                return oom(err);
+            }
+            z.next_out = (Bytef *)s->gz.data + s->gz.len;
+            z.avail_out = 1 << 16;
+            zr = deflate(&z, i < *n ? Z_NO_FLUSH : Z_FINISH);
+            s->gz.len = (size_t)((char *)z.next_out - s->gz.data);
+        } while (z.avail_out == 0 || (i == *n && zr == Z_OK));
+    }
+    deflateEnd(&z);
+    if (zr != Z_STREAM_END)
+        return bp_error_set(err, BP_EINVAL, "gzip of the INSERT data failed (%d)", zr);
+    pieces[0] = (bp_ch_piece){s->gz.data, s->gz.len};
+    *n = 1;
+    return 0;
+}
+
+static int insert_table(ch_sink *s, ch_tab *tab, bp_error *err)
+{
+    bp_ch_piece pieces[BP_CH_MAX_PIECES(BP_CH_MAX_COLS)];
+    size_t n = bp_ch_enc_pieces(&tab->enc, pieces, sizeof(pieces) / sizeof(pieces[0]));
+    if (tab->enc.rc != 0)
+        return bp_error_set(err, tab->enc.rc, "%s: encoding the block header: %s", tab->t.name,
+                            bp_strerror(tab->enc.rc));
+    int rc = s->t.gzip ? gzip_pieces(s, pieces, &n, err) : 0;
+    char what[96];
+    snprintf(what, sizeof(what), "INSERT of %zu rows into %s", tab->enc.rows, tab->t.name);
+    return rc ? rc : bp_ch_insert(s->http, tab->insert.data, pieces, n, s->t.gzip, what, err);
+}
+
+/* ---- a batch ---- */
+
+static int grow(ch_sink *s, size_t need, bp_error *err)
+{
+    if (need <= s->cap)
+        return 0;
+    size_t cap = need < 64 ? 64 : 2 * need;
+    const bp_block **r = realloc(s->reverts, cap * sizeof(*r));
+    if (r)
+        s->reverts = r;
+    const bp_block **a = r ? realloc(s->applies, cap * sizeof(*a)) : NULL;
+    if (a)
+        s->applies = a;
+    if (!r || !a)
+        return oom(err);
+    s->cap = cap;
+    return 0;
+}
+
+/* What the batch changes: a block applied and then reverted in it is neither; what is left
+ * are REVERTs of blocks the output held before (highest first) and the APPLYs after them. */
+static int reduce(ch_sink *s, const bp_batch *b, bp_error *err)
+{
+    s->nrev = s->napp = 0;
+    int rc = grow(s, b->count, err);
+    for (size_t i = 0; rc == 0 && i < b->count; i++) {
+        const bp_block *blk = b->events[i].block;
+        if (b->events[i].kind == BP_EVENT_APPLY) {
+            s->applies[s->napp++] = blk;
+        } else if (s->napp == 0) {
+            s->reverts[s->nrev++] = blk;
+        } else if (strcmp(s->applies[s->napp - 1]->hash, blk->hash) == 0) {
+            s->napp--;
+        } else {
+            rc = bp_error_set(err, BP_EINVAL,
+                              "revert of block %" PRIu64 " %s, but the batch applied %s there",
+                              blk->number, blk->hash, s->applies[s->napp - 1]->hash);
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < s->nrev; i++)
+        if (!hash_hex(s->reverts[i]->hash))
+            rc = bp_error_set(err, BP_EINVAL, "revert of block %" PRIu64 ": bad hash '%s'",
+                              s->reverts[i]->number, s->reverts[i]->hash);
+    return rc;
+}
+
+/* ", number, unhex('hash')" of cp, or ", NULL, NULL" when unset. */
+static int put_cp(bp_buf *sql, const bp_checkpoint *cp)
+{
+    if (!cp->set)
+        return bp_buf_puts(sql, ", NULL, NULL");
+    return bp_buf_printf(sql, ", %" PRIu64 ", unhex('%s')", cp->number, cp->hash + 2);
+}
+
+/* The intent of batch seq (committed 0: before its rows) or its commit (1: after them): the
+ * block range it applies, "number:hash ..." of what it reverts, its checkpoint. */
+static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committed, bp_error *err)
+{
+    uint64_t from = s->napp ? s->applies[0]->number : 1,
+             to = s->napp ? s->applies[s->napp - 1]->number : 0;
+    int rc = 0;
+    if (!committed) {
+        bp_buf_reset(&s->refs);
+        for (size_t i = 0; i < s->nrev; i++)
+            rc |= bp_buf_printf(&s->refs, "%s%" PRIu64 ":%s", i ? " " : "", s->reverts[i]->number,
+                                s->reverts[i]->hash + 2);
+    }
+    rc |= sql_start(s, "INSERT INTO checkpoint_intents SELECT ") | bp_ch_quote(&s->sql, b->chain) |
+          bp_buf_printf(&s->sql, ", '" BP_CH_OUTPUT "', %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", ",
+                        seq, from, to) |
+          bp_ch_quote(&s->sql, s->refs.data ? s->refs.data : "") | put_cp(&s->sql, &b->checkpoint) |
+          bp_buf_printf(&s->sql, ", %d, now()", committed);
+    return rc ? oom(err)
+              : run(s, NULL, committed ? "committing the batch" : "writing the batch's intent",
+                    err);
+}
+
+static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
+{
+    int rc = encode(s, chain, seq, err);
+    for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
+        if (!s->tabs[k].on || s->tabs[k].enc.rows == 0)
+            continue;
+        rc = insert_table(s, &s->tabs[k], err);
+        if (rc == 0 && k == T_BLOCKS)
+            bp_crashpoint("clickhouse.after_blocks");
+    }
+    if (rc != 0)
+        bp_error_prefix(err, "blocks %" PRIu64 "..%" PRIu64 ": ", s->applies[0]->number,
+                        s->applies[s->napp - 1]->number);
+    return rc;
+}
+
+static int write_checkpoint(ch_sink *s, const char *chain, const bp_checkpoint *cp, uint64_t seq,
+                            bp_error *err)
+{
+    int rc = sql_start(s, "INSERT INTO checkpoints SELECT ") | bp_ch_quote(&s->sql, chain) |
+             bp_buf_puts(&s->sql, ", '" BP_CH_OUTPUT "'") | put_cp(&s->sql, cp) |
+             bp_buf_printf(&s->sql, ", %" PRIu64 ", now()", seq);
+    char what[64];
+    snprintf(what, sizeof(what), "checkpoint %" PRIu64, cp->number);
+    return rc ? oom(err) : run(s, NULL, what, err);
+}
+
+/* See the header comment: intent, rows, commit, reverts, checkpoint. */
+static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
+{
+    uint64_t seq = s->st.seq + 1;
+    int rc = 0;
+    if (b->checkpoint.set && !hash_hex(b->checkpoint.hash))
+        return bp_error_set(err, BP_EINVAL, "checkpoint %" PRIu64 " %s: not storable",
+                            b->checkpoint.number, b->checkpoint.hash);
+    if (s->nrev + s->napp > 0)
+        s->st.recovering = true; /* from here on a failure leaves rows of seq behind */
+    /* without reverts the rows are above the checkpoint, where the recovery looks anyway */
+    if (s->nrev > 0 || (s->napp > 0 && s->st.seq == 0))
+        rc = write_intent(s, b, seq, 0, err);
+    if (rc == 0 && s->napp > 0)
+        rc = apply_rows(s, b->chain, seq, err);
+    if (rc == 0)
+        bp_crashpoint("clickhouse.before_commit");
+    if (rc == 0 && s->nrev > 0) {
+        /* the reverts come before the checkpoint, so that whoever reads the tables after the
+         * checkpoint sees the batch whole; the commit row is what says they are due */
+        rc = write_intent(s, b, seq, 1, err);
+        if (rc == 0)
+            bp_crashpoint("clickhouse.before_reverts");
+        if (rc == 0 && (rc = settle_blocks(s, b->chain, seq, s->refs.data, err)) != 0)
+            bp_error_prefix(err, "revert of blocks %" PRIu64 "..%" PRIu64 ": ",
+                            s->reverts[s->nrev - 1]->number, s->reverts[0]->number);
+        if (rc == 0)
+            bp_crashpoint("clickhouse.before_checkpoint");
+    }
+    if (rc == 0)
+        rc = write_checkpoint(s, b->chain, &b->checkpoint, seq, err);
+    if (rc != 0)
+        return rc;
+    s->st.seq = seq;
+    s->st.cp = b->checkpoint;
+    s->st.recovering = false;
+    return 0;
+}
+
+static bool same_cp(const bp_checkpoint *a, const bp_checkpoint *b)
+{
+    return a->set == b->set && (!a->set || (a->number == b->number && !strcmp(a->hash, b->hash)));
+}
+
+/* After a failed attempt: the recovery takes back what it wrote, or finishes its reverts when
+ * its checkpoint landed (a lost reply): then the batch is done. */
+static int after_failure(ch_sink *s, const bp_batch *b, uint64_t seq, bool *done, bp_error *err)
+{
+    int rc = recover(s, b->chain, err);
+    *done = rc == 0 && s->st.seq == seq && same_cp(&s->st.cp, &b->checkpoint);
+    return rc;
+}
+
+/* A refusal from a server that went down or restarted since the attempt began (a server on its
+ * way down cancels the queries it is running, with one exception or another): worth another
+ * attempt like a lost connection. */
+static bool went_away(ch_sink *s, time_t since)
+{
+    bp_error e = {0};
+    int rc = bp_ch_query(s->http, "SELECT uptime()", &s->ans, "uptime", &e);
+    if (rc != 0)
+        return bp_ch_transient(s->http, rc);
+    return strtoll(s->ans.data, NULL, 10) <= (long long)(time(NULL) - since) + 1;
+}
+
+static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
+{
+    ch_sink *s = (ch_sink *)base;
+    bool known = s->st.chain && strcmp(s->st.chain, b->chain) == 0 && !s->st.recovering;
+    int rc = known ? 0 : recover(s, b->chain, err);
+    rc = rc ? rc : reduce(s, b, err);
+    if (rc != 0)
+        return bp_error_prefix(err, "%s: ", s->t.where);
+    uint64_t seq = s->st.seq + 1;
+    time_t deadline = time(NULL) + s->t.wait_for_db;
+    for (long delay = BP_CH_BACKOFF_FIRST_MS, attempt = 1;; attempt++) {
+        bool done = false;
+        time_t began = time(NULL);
+        rc = s->st.recovering ? after_failure(s, b, seq, &done, err) : 0;
+        if (rc == 0 && !done)
+            rc = write_once(s, b, err);
+        if (rc == 0 || time(NULL) > deadline)
+            break;
+        if (!bp_ch_transient(s->http, rc) && !(rc == BP_EDB && went_away(s, began)))
+            break;
+        bp_warn("clickhouse %s: %s; writing the batch again in %.2f s (attempt %ld, "
+                "wait_for_db=%d s)",
+                s->t.where, err->msg, (double)delay / 1000.0, attempt + 1, s->t.wait_for_db);
+        bp_ch_backoff(&delay);
+        s->st.recovering = true;
+    }
+    return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+}
+
+/* ---- reads ---- */
+
+static int ch_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
+{
+    ch_sink *s = (ch_sink *)base;
+    int rc = load_state(s, chain, err);
+    *out = s->st.cp;
+    return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+}
+
+static int ch_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_t max, size_t *n,
+                     bp_error *err)
+{
+    ch_sink *s = (ch_sink *)base;
+    *n = 0;
+    int rc = load_state(s, chain, err);
+    if (rc != 0 || !s->st.cp.set)
+        return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+    /* at or below the checkpoint: the recovery at open took back anything above it */
+    rc = sql_start(s, "SELECT number, lower(hex(hash)) FROM blocks WHERE chain = ") |
+         bp_ch_quote(&s->sql, chain) |
+         bp_buf_printf(&s->sql,
+                       " AND number <= %" PRIu64 " GROUP BY number, hash HAVING sum(" BP_CH_SIGN
+                       ") > 0 ORDER BY number DESC LIMIT %zu",
+                       s->st.cp.number, max);
+    rc = rc ? oom(err) : run(s, &s->ans, "reading recent blocks", err);
+    char *p = s->ans.data, *cells[2];
+    while (rc == 0 && *n < max && bp_ch_tsv_row(&p, cells, 2) == 2 && cells[0] && cells[1]) {
+        bp_checkpoint *c = &out[(*n)++];
+        c->set = true;
+        c->number = strtoull(cells[0], NULL, 10);
+        snprintf(c->hash, sizeof(c->hash), "0x%s", cells[1]);
+    }
+    return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+}
+
+/* ---- open / close ---- */
+
+static void ch_close(bp_sink *base)
+{
+    ch_sink *s = (ch_sink *)base;
+    if (!s)
+        return;
+    for (size_t k = 0; k < T_MAX; k++) {
+        bp_ch_enc_release(&s->tabs[k].enc);
+        bp_buf_release(&s->tabs[k].insert);
+    }
+    bp_ch_http_free(s->http);
+    bp_ch_target_release(&s->t);
+    bp_buf_release(&s->sql);
+    bp_buf_release(&s->ans);
+    bp_buf_release(&s->json);
+    bp_buf_release(&s->gz);
+    bp_buf_release(&s->intents);
+    bp_buf_release(&s->refs);
+    free(s->st.chain);
+    free(s->reverts);
+    free(s->applies);
+    free(s);
+}
+
+/* The tables as the server has them, their INSERT statements and encoders. */
+static int prepare_tables(ch_sink *s, bp_error *err)
+{
+    bp_ch_table defs[T_MAX];
+    for (int k = 0; k < T_RAW; k++)
+        bp_ch_raw_table((bp_table)k, &s->caps, &defs[k]);
+    s->ntabs = T_RAW;
+    int rc = bp_ch_load_types(s->http, s->t.database, defs, s->ntabs, err);
+    for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
+        ch_tab *tab = &s->tabs[k];
+        tab->t = defs[k];
+        tab->on = k >= T_RAW || s->t.tables[k];
+        if (bp_buf_printf(&tab->insert, "INSERT INTO %s (", tab->t.name) |
+            bp_ch_col_list(&tab->insert, tab->t.cols, tab->t.ncols) |
+            bp_buf_printf(&tab->insert, ") FORMAT %s", bp_ch_format_name(s->t.format)) |
+            bp_ch_enc_init(&tab->enc, s->t.format, tab->t.cols, tab->t.ncols))
+            rc = oom(err);
+    }
+    return rc;
+}
+
+static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
+{
+    *out = NULL;
+    ch_sink *s = calloc(1, sizeof(*s));
+    if (!s)
+        return oom(err);
+    bp_buf_init(&s->sql, 0);
+    bp_buf_init(&s->ans, 64 << 20);
+    bp_buf_init(&s->json, 0);
+    bp_buf_init(&s->gz, 0);
+    bp_buf_init(&s->intents, 256 << 20);
+    bp_buf_init(&s->refs, 0);
+    for (size_t k = 0; k < T_MAX; k++)
+        bp_buf_init(&s->tabs[k].insert, 0);
+    int rc = bp_ch_target_init(&s->t, target, opts, err);
+    if (rc == 0)
+        rc = bp_ch_connect(&s->t, &s->http, &s->caps, err);
+    if (rc == 0)
+        rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
+    if (rc == 0)
+        rc = prepare_tables(s, err);
+    if (rc == 0)
+        rc = recover_all(s, err);
+    if (rc != 0) {
+        ch_close(&s->base);
+        return rc;
+    }
+    bp_info("clickhouse %s: server %s (%s, %s), %s inserts%s", s->t.where, s->caps.version,
+            s->caps.uint256 ? "UInt256 amounts" : "no UInt256: amounts as decimal String",
+            s->caps.ttl ? "TTL" : "no TTL", bp_ch_format_name(s->t.format),
+            s->t.gzip ? " (gzip)" : "");
+    *out = &s->base;
+    return 0;
+}
+
+static int ch_migrate(const char *target, const bp_sink_opts *opts, char *report, size_t cap,
+                      bp_error *err)
+{
+    bp_ch_target t;
+    bp_ch_http *h = NULL;
+    bp_ch_caps caps;
+    int from = 0, to = 0;
+    int rc = bp_ch_target_init(&t, target, opts, err);
+    if (rc != 0)
+        return rc;
+    rc = bp_ch_connect(&t, &h, &caps, err);
+    if (rc == 0)
+        rc = bp_ch_migrate(h, &t, &caps, &from, &to, err);
+    if (rc == 0 && from == to)
+        snprintf(report, cap, "database \"%s\" at %s is up to date (version %d; server %s)",
+                 t.database, t.srv.where, to, caps.version);
+    else if (rc == 0)
+        snprintf(report, cap, "database \"%s\" at %s migrated from version %d to %d (server %s)",
+                 t.database, t.srv.where, from, to, caps.version);
+    bp_ch_http_free(h);
+    bp_ch_target_release(&t);
+    return rc;
+}
+
+static const bp_sink_option g_options[] = {
+    {.name = "database",
+     .flag = "clickhouse-db",
+     .env = "CLICKHOUSE_DB",
+     .key = "clickhouse_db",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "NAME",
+     .def = BP_CH_DEFAULT_DATABASE,
+     .help = "database of the tables, created if missing (the URL's path wins)"},
+    BP_SINK_OPTION_WAIT_FOR_DB("30"),
+    {.name = "tables",
+     .flag = "clickhouse-tables",
+     .env = "CLICKHOUSE_TABLES",
+     .key = "clickhouse_tables",
+     .type = BP_SINK_OPT_STRING,
+     .arg = "LIST",
+     .def = "blocks,transactions,logs",
+     .help = "the tables written, a list of blocks (needed), transactions, logs"},
+    {.name = "format",
+     .flag = "clickhouse-format",
+     .env = "CLICKHOUSE_FORMAT",
+     .key = "clickhouse_format",
+     .type = BP_SINK_OPT_ENUM,
+     .arg = "F",
+     .def = "native",
+     .choices = "native|rowbinary",
+     .help = "format of the INSERT data (docs/PERFORMANCE.md compares them)"},
+    {.name = "compression",
+     .type = BP_SINK_OPT_ENUM,
+     .arg = "C",
+     .def = "none",
+     .choices = "none|gzip",
+     .help = "gzip the INSERT data (for a slow link; costs CPU)"},
+    {.name = "timeout",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "300",
+     .min = 1,
+     .max = 86400,
+     .help = "seconds one request may take"},
+    {.name = "tls",
+     .type = BP_SINK_OPT_BOOL,
+     .arg = "on|off",
+     .def = "off",
+     .help = "HTTPS (default port 8443)"},
+};
+
+static const char *const g_aliases[] = {"ch", NULL};
+
+const bp_sink_ops bp_sink_clickhouse_ops = {
+    .scheme = "clickhouse",
+    .aliases = g_aliases,
+    .title = "ClickHouse",
+    .usage = "clickhouse://user:pass@host:8123/db",
+    .description = "ClickHouse over HTTP: CollapsingMergeTree tables (+1/-1 rows for reorgs, "
+                   "read with FINAL), large Native inserts, exactly once without transactions",
+    .options = g_options,
+    .option_count = sizeof(g_options) / sizeof(g_options[0]),
+    .open = ch_open,
+    .checkpoint = ch_checkpoint,
+    .recent = ch_recent,
+    .write = ch_write,
+    .flush = NULL,
+    .close = ch_close,
+    .migrate = ch_migrate,
+};

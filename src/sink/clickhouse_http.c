@@ -1,0 +1,439 @@
+/* clickhouse_http.c - ClickHouse's HTTP interface: one reused libcurl easy handle (keep-alive),
+ * statements in the body, INSERT data streamed from pieces, exceptions mapped to bp_errors. */
+#include "sink/clickhouse_http.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CH_CONNECT_TIMEOUT_MS 10000L
+#define CH_MAX_ANSWER ((size_t)256 << 20)
+#define CH_EXCERPT 300 /* of an error body in a message */
+
+struct bp_ch_http {
+    CURL *curl;
+    struct curl_slist *headers, *gzip_headers;
+    char *base;     /* "http://[userinfo@]host:port/" */
+    char *where;    /* "host:port" */
+    char *settings; /* "&name=value..." */
+    char *db_param; /* "database=<escaped>" or NULL */
+    long timeout_ms;
+    size_t max_answer;
+    int exception; /* of the last BP_EDB */
+    bp_buf url;    /* of the request being made */
+    bp_buf answer; /* body of the request being made, when the caller wants none or it failed */
+    bp_buf *into;  /* where the body goes */
+    bool too_big;
+    const bp_ch_piece *pieces; /* the INSERT body being sent */
+    size_t npieces, piece, offset;
+    char curl_msg[CURL_ERROR_SIZE];
+};
+
+/* ---- server ------------------------------------------------------------------------------ */
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+/* "a=b&c=d": every parameter name=value with a setting's name; "&a=b&c=d" into *out. */
+static int parse_settings(const char *q, char **out, const char *shown, bp_error *err)
+{
+    for (const char *p = q; *p;) {
+        size_t n = strcspn(p, "&"), name = strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789_");
+        if (n > 0 && (name == 0 || name >= n || p[name] != '='))
+            return bp_error_set(err, BP_EINVAL,
+                                "'%s': parameter '%.*s' is neither an option of the output nor a "
+                                "ClickHouse setting (name=value)",
+                                shown, (int)n, p);
+        p += n + (p[n] == '&');
+    }
+    size_t len = strlen(q);
+    *out = malloc(len + 2);
+    if (!*out)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    snprintf(*out, len + 2, "%s%s", len ? "&" : "", q);
+    return 0;
+}
+
+int bp_ch_server_parse(bp_ch_server *s, const char *target, bool tls, bp_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    size_t end = strcspn(target, "?#"), auth_end = strcspn(target, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < auth_end; i++)
+        if (target[i] == '@')
+            at = target + i;
+    const char *host = at ? at + 1 : target;
+    size_t hostport = (size_t)(target + auth_end - host);
+    const char *colon = host[0] == '[' ? memchr(host, ']', hostport) : host;
+    colon = colon ? memchr(colon, ':', (size_t)(host + hostport - colon)) : NULL;
+    size_t hostlen = colon ? (size_t)(colon - host) : hostport;
+    long port = tls ? BP_CH_DEFAULT_TLS_PORT : BP_CH_DEFAULT_PORT;
+    char shown[300];
+    snprintf(shown, sizeof(shown), "%.*s", (int)(hostport < 200 ? hostport : 200), host);
+    if (hostlen == 0)
+        return bp_error_set(err, BP_EINVAL, "'%s': no host (expected [user:pass@]host:port/db)",
+                            shown);
+    if (colon) {
+        char *stop = NULL;
+        port = strtol(colon + 1, &stop, 10);
+        if (stop != host + hostport || port < 1 || port > 65535)
+            return bp_error_set(err, BP_EINVAL, "'%s': bad port (expected 1 to 65535)", shown);
+    }
+    const char *path = target + auth_end;
+    size_t pathlen = end - auth_end;
+    while (pathlen && path[0] == '/')
+        path++, pathlen--;
+    if (pathlen && path[pathlen - 1] == '/')
+        pathlen--;
+    if (memchr(path, '/', pathlen))
+        return bp_error_set(err, BP_EINVAL, "'%s/%.*s': the path is the database: one name", shown,
+                            (int)pathlen, path);
+    int rc = target[end] == '?' ? parse_settings(target + end + 1, &s->settings, shown, err)
+                                : parse_settings("", &s->settings, shown, err);
+    if (rc != 0)
+        return rc;
+    size_t cap = (size_t)(host + hostport - target) + 32;
+    s->base = malloc(cap);
+    if (s->base)
+        snprintf(s->base, cap, "%s://%.*s%.*s:%ld/", tls ? "https" : "http",
+                 (int)(at ? at + 1 - target : 0), target, (int)hostlen, host, port);
+    s->where = malloc(hostlen + 8);
+    if (s->where)
+        snprintf(s->where, hostlen + 8, "%.*s:%ld", (int)hostlen, host, port);
+    s->database = pathlen ? dup_n(path, pathlen) : NULL;
+    if (!s->base || !s->where || (pathlen && !s->database)) {
+        bp_ch_server_release(s);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+void bp_ch_server_release(bp_ch_server *s)
+{
+    free(s->base);
+    free(s->where);
+    free(s->database);
+    free(s->settings);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- connection -------------------------------------------------------------------------- */
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
+{
+    bp_ch_http *h = user;
+    size_t n = size * nmemb;
+    if (h->into->len + n > h->max_answer) {
+        h->too_big = true;
+        return 0;
+    }
+    return bp_buf_append(h->into, data, n) == 0 ? n : 0;
+}
+
+static size_t on_read(char *dst, size_t size, size_t nmemb, void *user)
+{
+    bp_ch_http *h = user;
+    size_t room = size * nmemb, done = 0;
+    while (done < room && h->piece < h->npieces) {
+        const bp_ch_piece *p = &h->pieces[h->piece];
+        size_t n = p->len - h->offset < room - done ? p->len - h->offset : room - done;
+        memcpy(dst + done, (const char *)p->data + h->offset, n);
+        done += n;
+        h->offset += n;
+        if (h->offset == p->len) {
+            h->piece++;
+            h->offset = 0;
+        }
+    }
+    return done;
+}
+
+static int set_options(bp_ch_http *h)
+{
+    CURL *c = h->curl;
+    int bad = 0;
+#if LIBCURL_VERSION_NUM >= 0x075500
+    bad |= curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+#endif
+    bad |= curl_easy_setopt(c, CURLOPT_POST, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, CH_CONNECT_TIMEOUT_MS) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, h->timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_ERRORBUFFER, h->curl_msg) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, h) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_READDATA, h) != CURLE_OK;
+    bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "blockpipe/" BP_VERSION) != CURLE_OK;
+    /* big INSERT bodies: curl's largest upload buffer, fewer send calls */
+    bad |= curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 2L << 20) != CURLE_OK;
+    return bad ? BP_EINVAL : 0;
+}
+
+int bp_ch_http_new(bp_ch_http **out, const bp_ch_server *srv, const char *database, long timeout_ms,
+                   size_t max_answer, bp_error *err)
+{
+    *out = NULL;
+    bp_ch_http *h = calloc(1, sizeof(*h));
+    if (!h)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    h->timeout_ms = timeout_ms > 0 ? timeout_ms : 300000L;
+    h->max_answer = max_answer ? max_answer : CH_MAX_ANSWER;
+    bp_buf_init(&h->url, 0);
+    bp_buf_init(&h->answer, 0);
+    h->base = strdup(srv->base);
+    h->where = strdup(srv->where);
+    h->settings = strdup(srv->settings ? srv->settings : "");
+    h->curl = curl_easy_init();
+    /* no "Expect: 100-continue": it costs a round trip (or a 1 s wait) per INSERT */
+    h->headers = curl_slist_append(NULL, "Expect:");
+    h->gzip_headers =
+        curl_slist_append(curl_slist_append(NULL, "Expect:"), "Content-Encoding: gzip");
+    int rc = 0;
+    if (!h->base || !h->where || !h->settings || !h->curl || !h->headers || !h->gzip_headers)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    else if (set_options(h) != 0)
+        rc = bp_error_set(err, BP_EINVAL, "ClickHouse %s: libcurl refused an option", h->where);
+    if (rc == 0)
+        rc = bp_ch_http_use(h, database, err);
+    if (rc != 0) {
+        bp_ch_http_free(h);
+        return rc;
+    }
+    *out = h;
+    return 0;
+}
+
+void bp_ch_http_free(bp_ch_http *h)
+{
+    if (!h)
+        return;
+    if (h->curl)
+        curl_easy_cleanup(h->curl);
+    curl_slist_free_all(h->headers);
+    curl_slist_free_all(h->gzip_headers);
+    bp_buf_release(&h->url);
+    bp_buf_release(&h->answer);
+    free(h->base);
+    free(h->where);
+    free(h->settings);
+    free(h->db_param);
+    free(h);
+}
+
+int bp_ch_http_use(bp_ch_http *h, const char *database, bp_error *err)
+{
+    free(h->db_param);
+    h->db_param = NULL;
+    if (!database)
+        return 0;
+    char *esc = curl_easy_escape(h->curl, database, (int)strlen(database));
+    size_t n = esc ? strlen(esc) + sizeof("database=") : 0;
+    h->db_param = esc ? malloc(n) : NULL;
+    if (h->db_param)
+        snprintf(h->db_param, n, "database=%s", esc);
+    curl_free(esc);
+    return h->db_param ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
+const char *bp_ch_http_where(const bp_ch_http *h)
+{
+    return h->where;
+}
+
+int bp_ch_http_exception(const bp_ch_http *h)
+{
+    return h->exception;
+}
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+/* The server's exception, one line: "Code: 60, e.displayText() = DB::Exception: ..." (old) or
+ * "Code: 60. DB::Exception: ... (UNKNOWN_TABLE) (version ...)" (current). */
+static int refused(bp_ch_http *h, long status, const bp_buf *body, const char *what, bp_error *err)
+{
+    char text[CH_EXCERPT + 4];
+    size_t n = body->len < CH_EXCERPT ? body->len : CH_EXCERPT;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)body->data[i];
+        text[i] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    while (n > 0 && text[n - 1] == ' ')
+        n--;
+    snprintf(text + n, sizeof(text) - n, "%s", body->len > CH_EXCERPT ? "..." : "");
+    const char *code = body->data ? strstr(body->data, "Code: ") : NULL;
+    if (!code)
+        return bp_error_set(err, BP_EHTTP, "%s: ClickHouse %s: HTTP %ld: %s", what, h->where,
+                            status, text);
+    h->exception = atoi(code + 6);
+    return bp_error_set(err, BP_EDB, "%s: ClickHouse %s: %s", what, h->where, text);
+}
+
+static int perform(bp_ch_http *h, bp_buf *out, const char *what, bp_error *err)
+{
+    h->exception = 0;
+    h->too_big = false;
+    h->curl_msg[0] = '\0';
+    bp_buf_reset(&h->answer);
+    h->into = out ? out : &h->answer;
+    bp_buf_reset(h->into);
+    curl_easy_setopt(h->curl, CURLOPT_URL, h->url.data);
+    CURLcode cc = curl_easy_perform(h->curl);
+    long status = 0;
+    curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
+    const char *why = h->curl_msg[0] ? h->curl_msg : curl_easy_strerror(cc);
+    if (cc == CURLE_WRITE_ERROR && h->too_big)
+        return bp_error_set(err, BP_ETOOBIG, "%s: ClickHouse %s: answer larger than %zu bytes",
+                            what, h->where, h->max_answer);
+    if (cc == CURLE_OPERATION_TIMEDOUT)
+        return bp_error_set(err, BP_ETIMEOUT, "%s: ClickHouse %s: no answer within %ld ms: %s",
+                            what, h->where, h->timeout_ms, why);
+    if (cc != CURLE_OK)
+        return bp_error_set(err, BP_ETRANSPORT, "%s: ClickHouse %s: %s", what, h->where, why);
+    if (status != 200)
+        return refused(h, status, h->into, what, err);
+    return 0;
+}
+
+/* base + "?" + [database&] + extra + settings */
+static int make_url(bp_ch_http *h, const char *extra, bp_error *err)
+{
+    bp_buf_reset(&h->url);
+    int rc = bp_buf_printf(&h->url, "%s?%s%s%s%s", h->base, h->db_param ? h->db_param : "",
+                           h->db_param ? "&" : "", extra, h->settings);
+    return rc ? bp_error_set(err, BP_ENOMEM, "out of memory") : 0;
+}
+
+int bp_ch_query(bp_ch_http *h, const char *sql, bp_buf *out, const char *what, bp_error *err)
+{
+    int rc = make_url(h, "wait_end_of_query=1", err);
+    if (rc != 0)
+        return rc;
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);
+    curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, sql);
+    curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(sql));
+    return perform(h, out, what, err);
+}
+
+int bp_ch_insert(bp_ch_http *h, const char *insert, const bp_ch_piece *pieces, size_t n, bool gzip,
+                 const char *what, bp_error *err)
+{
+    char *q = curl_easy_escape(h->curl, insert, (int)strlen(insert));
+    if (!q)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    bp_buf extra;
+    bp_buf_init(&extra, 0);
+    int rc = bp_buf_printf(&extra, "query=%s", q) ? bp_error_set(err, BP_ENOMEM, "out of memory")
+                                                  : make_url(h, extra.data, err);
+    curl_free(q);
+    bp_buf_release(&extra);
+    if (rc != 0)
+        return rc;
+    curl_off_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += (curl_off_t)pieces[i].len;
+    h->pieces = pieces;
+    h->npieces = n;
+    h->piece = h->offset = 0;
+    curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, gzip ? h->gzip_headers : h->headers);
+    curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, total);
+    rc = perform(h, NULL, what, err);
+    h->pieces = NULL;
+    return rc;
+}
+
+bool bp_ch_retryable(int code)
+{
+    switch (code) {
+    case 60: /* UNKNOWN_TABLE, 81 UNKNOWN_DATABASE: a server shutting down detaches them first
+              * (a table dropped for good is retried until the caller gives up) */
+    case 81:
+    case 159: /* TIMEOUT_EXCEEDED */
+    case 202: /* TOO_MANY_SIMULTANEOUS_QUERIES */
+    case 209: /* SOCKET_TIMEOUT */
+    case 210: /* NETWORK_ERROR */
+    case 236: /* ABORTED */
+    case 241: /* MEMORY_LIMIT_EXCEEDED */
+    case 242: /* TABLE_IS_READ_ONLY */
+    case 252: /* TOO_MANY_PARTS */
+    case 319: /* UNKNOWN_STATUS_OF_INSERT */
+    case 394: /* QUERY_WAS_CANCELLED: a server shutting down */
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* ---- SQL text and answers ------------------------------------------------------------------ */
+
+static int quoted(bp_buf *out, const char *s, char q)
+{
+    int rc = bp_buf_putc(out, q);
+    for (; *s; s++) {
+        if (*s == q || *s == '\\')
+            rc |= bp_buf_putc(out, '\\');
+        rc |= bp_buf_putc(out, *s);
+    }
+    return rc | bp_buf_putc(out, q);
+}
+
+int bp_ch_quote(bp_buf *out, const char *s)
+{
+    return quoted(out, s, '\'');
+}
+
+int bp_ch_ident(bp_buf *out, const char *s)
+{
+    return quoted(out, s, '`');
+}
+
+/* Undoes TabSeparated's escapes in place; "\N" alone is NULL. */
+static char *unescape(char *s)
+{
+    if (s[0] == '\\' && s[1] == 'N' && s[2] == '\0')
+        return NULL;
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (*r != '\\' || !r[1]) {
+            *w++ = *r;
+            continue;
+        }
+        r++;
+        *w++ = *r == 't' ? '\t' : *r == 'n' ? '\n' : *r == '0' ? '\0' : *r == 'r' ? '\r' : *r;
+    }
+    *w = '\0';
+    return s;
+}
+
+int bp_ch_tsv_row(char **p, char **cells, int max)
+{
+    char *s = *p;
+    if (!s || !*s)
+        return 0;
+    char *nl = strchr(s, '\n');
+    if (nl)
+        *nl = '\0';
+    *p = nl ? nl + 1 : s + strlen(s);
+    int n = 0;
+    for (char *c = s; n < max;) {
+        char *tab = strchr(c, '\t');
+        if (tab)
+            *tab = '\0';
+        cells[n++] = unescape(c);
+        if (!tab)
+            break;
+        c = tab + 1;
+    }
+    return n;
+}
