@@ -17,7 +17,8 @@
 #define WHO_MAX 160
 #define CMD_BOTH (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL)
 #define CMD_BACKFILL (1u << BP_CMD_BACKFILL)
-#define CMD_ALL (CMD_BOTH | 1u << BP_CMD_MIGRATE)
+#define CMD_ALL (CMD_BOTH | 1u << BP_CMD_MIGRATE | 1u << BP_CMD_SERVE)
+#define CMD_API (CMD_BOTH | 1u << BP_CMD_SERVE)
 
 /* The source being applied. A repeatable option (--rpc, --output) set by a stronger source
  * replaces what a weaker one set instead of adding to it. */
@@ -72,6 +73,9 @@ static int set_output_failure(loader *ld, const opt *o, const char *v, const cha
                               bp_error *err);
 static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_listen(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_onoff(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
 #define F(field) .off = offsetof(bp_config, field)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
@@ -84,7 +88,7 @@ static const opt g_opts[] = {
              "lower priority is preferred, failing endpoints are ejected and probed back, "
              "rate-limited ones paused. Config file: rpc, or rpcs: [{url, max_workers, priority, "
              "rps}]"},
-    {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain), .cmds = CMD_BOTH,
+    {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain), .cmds = CMD_API,
      .def = "the chain id in decimal (1, 31337)", .help = "value of the chain column"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
      .def = "sqlite:blockpipe.db",
@@ -143,6 +147,58 @@ static const opt g_opts[] = {
      SECONDS(1, 86400), F(ws_stale_after), .cmds = CMD_BOTH,
      .def = "3 x the block time, at least 30",
      .help = "a socket with no head for S seconds is treated as dead"},
+    {"api", NULL, "HOST:PORT", "API_LISTEN", NULL, "api", set_listen, F(api_listen),
+     .cmds = CMD_API, .def = "off (serve: 127.0.0.1:8080)",
+     .help = "serve the HTTP API here: REST over the output, status, /metrics, WebSocket and "
+             "SSE push, the dashboard (docs/API.md); a non-loopback address exposes it"},
+    {"api-token", NULL, "TOKEN", "API_TOKEN", NULL, "api_token", set_string, F(api_token),
+     .cmds = CMD_API, .def = "none",
+     .help = "Bearer token the API requires for writes (and reads with --api-token-reads); "
+             "SSE and WebSocket clients may pass ?token="},
+    {"api-token-reads", NULL, "on|off", "API_TOKEN_READS", NULL, "api_token_reads", set_onoff,
+     F(api_token_reads), .cmds = CMD_API, .def = "off",
+     .help = "require --api-token for every request but /health"},
+    {"api-rate-limit", NULL, "R", "API_RATE_LIMIT", NULL, "api_rate_limit", set_number,
+     SECONDS(0, 1e6), F(api_rate), .cmds = CMD_API, .def = "100",
+     .help = "requests per second per client address (bursts of 2R), then 429 with "
+             "Retry-After; 0: no limit"},
+    {"api-cors", NULL, "ORIGINS", "API_CORS_ORIGINS", NULL, "api_cors", set_string, F(api_cors),
+     .cmds = CMD_API, .def = "none",
+     .help = "origins browsers may call the API from: * or a comma list of "
+             "scheme://host[:port]"},
+    {"api-tls-cert", NULL, "FILE", "API_TLS_CERT", NULL, "api_tls_cert", set_string,
+     F(api_tls_cert), .cmds = CMD_API, .def = "none",
+     .help = "PEM certificate: serve HTTPS and WSS (with --api-tls-key)"},
+    {"api-tls-key", NULL, "FILE", "API_TLS_KEY", NULL, "api_tls_key", set_string, F(api_tls_key),
+     .cmds = CMD_API, .def = "none", .help = "PEM private key of --api-tls-cert"},
+    {"api-threads", NULL, "N", "API_THREADS", NULL, "api_threads", set_int, RANGE(1, 64),
+     F(api_threads), .cmds = CMD_API, .def = "2",
+     .help = "threads answering REST requests, each with its own read-only database connection"},
+    {"ready-lag", NULL, "N", "READY_LAG", NULL, "ready_lag", set_u64, RANGE(0, 1000000),
+     F(ready_lag), .cmds = CMD_API, .def = "10",
+     .help = "/ready answers 503 while the chain is more than N blocks behind its head"},
+    {"api-max-body", NULL, "BYTES", "API_MAX_BODY", NULL, "api_max_body", set_u64,
+     RANGE(1024, 1u << 30), F(api_max_body), .cmds = CMD_API, .def = "1048576",
+     .help = "largest request body (413 above); request headers are capped at 8 KiB"},
+    {"api-request-timeout", NULL, "S", "API_REQUEST_TIMEOUT", NULL, "api_request_timeout",
+     set_seconds, SECONDS(1, 3600), F(api_request_timeout), .cmds = CMD_API, .def = "10",
+     .help = "seconds a request may take, from its first byte to its answer"},
+    {"api-max-connections", NULL, "N", "API_MAX_CONNECTIONS", NULL, "api_max_connections", set_int,
+     RANGE(16, 1000000), F(api_max_connections), .cmds = CMD_API, .def = "4096",
+     .help = "open connections at most (more are closed at once)"},
+    {"api-push-clients", NULL, "N", "API_PUSH_CLIENTS", NULL, "api_push_clients", set_int,
+     RANGE(1, 1000000), F(api_push_clients), .cmds = CMD_API, .def = "4096",
+     .help = "WebSocket and SSE clients at most"},
+    {"api-push-ring", NULL, "N", "API_PUSH_RING", NULL, "api_push_ring", set_int,
+     RANGE(16, 10000000), F(api_push_ring), .cmds = CMD_API, .def = "4096",
+     .help = "block events kept for clients that reconnect with a cursor; a client further "
+             "behind is dropped"},
+    {"api-push-queue", NULL, "BYTES", "API_PUSH_QUEUE", NULL, "api_push_queue", set_u64,
+     RANGE(4096, 1u << 30), F(api_push_queue), .cmds = CMD_API, .def = "1048576",
+     .help = "messages queued per push client at most"},
+    {"api-push-stall", NULL, "S", "API_PUSH_STALL", NULL, "api_push_stall", set_seconds,
+     SECONDS(1, 86400), F(api_push_stall), .cmds = CMD_API, .def = "30",
+     .help = "a push client that takes no message for S seconds while some wait is dropped"},
     {"config", NULL, "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, .cmds = CMD_ALL, .def = "none",
      .help = "YAML or JSON config file; unknown keys are refused"},
     {"log-level", NULL, "L", "LOG_LEVEL", NULL, "log_level", set_level, .cmds = CMD_ALL,
@@ -195,7 +251,10 @@ static const opt *all_opts(size_t *n)
 
 static const char *cmd_name(enum bp_command cmd)
 {
-    return cmd == BP_CMD_BACKFILL ? "backfill" : cmd == BP_CMD_MIGRATE ? "migrate" : "run";
+    return cmd == BP_CMD_BACKFILL  ? "backfill"
+           : cmd == BP_CMD_MIGRATE ? "migrate"
+           : cmd == BP_CMD_SERVE   ? "serve"
+                                   : "run";
 }
 
 static bool opt_for(const opt *o, enum bp_command cmd)
@@ -410,6 +469,37 @@ static int set_output_failure(loader *ld, const opt *o, const char *v, const cha
     if (strcmp(v, "stop") != 0 && strcmp(v, "continue") != 0)
         return invalid(err, who, v, "expected stop or continue");
     ld->cfg->output_keep_going = strcmp(v, "continue") == 0;
+    return 0;
+}
+
+static int set_listen(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == v || !colon[1] || *end || port < 0 || port > 65535)
+        return invalid(err, who, v, "expected HOST:PORT, e.g. 127.0.0.1:8080");
+    return set_string(ld, o, v, who, err);
+}
+
+static int set_onoff(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    static const char *const on[] = {"on", "true", "1", "yes"}, *const off[] = {"off", "false", "0",
+                                                                                "no"};
+    for (size_t i = 0; i < 4; i++)
+        if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
+            *(bool *)((char *)ld->cfg + o->off) = strcasecmp(v, on[i]) == 0;
+            return 0;
+        }
+    return invalid(err, who, v, "expected on or off (true/false, 1/0, yes/no)");
+}
+
+static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    double d;
+    if (!parse_decimal(v, &d) || d < o->dmin || d > o->dmax)
+        return invalid(err, who, v, "expected a number from %g to %g", o->dmin, o->dmax);
+    *(double *)((char *)ld->cfg + o->off) = d;
     return 0;
 }
 
@@ -940,6 +1030,16 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->realtime = true;
     cfg->ws_reconnect_interval = 5;
     cfg->ws_max_reconnect_attempts = 10;
+    cfg->api_rate = 100;
+    cfg->api_threads = 2;
+    cfg->ready_lag = 10;
+    cfg->api_max_body = 1u << 20;
+    cfg->api_request_timeout = 10;
+    cfg->api_max_connections = 4096;
+    cfg->api_push_clients = 4096;
+    cfg->api_push_ring = 4096;
+    cfg->api_push_queue = 1u << 20;
+    cfg->api_push_stall = 30;
 }
 
 static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *err)
@@ -963,6 +1063,8 @@ static int check_required(const bp_config *cfg, bp_error *err)
                                  : bp_error_set(err, BP_EINVAL,
                                                 "migrate needs the output to migrate: an "
                                                 "argument, --output URL or DATABASE_URL");
+    if (cfg->command == BP_CMD_SERVE)
+        return 0;
     if (cfg->rpc_count == 0)
         return bp_error_set(err, BP_EINVAL,
                             "missing --rpc URL (or RPC_URL, or rpc/rpcs in the config file): "
@@ -1029,6 +1131,12 @@ void bp_config_release(bp_config *cfg)
     free(cfg->state_dir);
     free(cfg->ws_url);
     free(cfg->config_file);
+    free(cfg->api_listen);
+    free(cfg->api_token);
+    free(cfg->api_cors);
+    free(cfg->api_tls_cert);
+    free(cfg->api_tls_key);
+    cfg->api_listen = cfg->api_token = cfg->api_cors = cfg->api_tls_cert = cfg->api_tls_key = NULL;
     cfg->rpc_count = cfg->output_count = 0;
     cfg->sink_setting_count = 0;
     cfg->chain = cfg->config_file = cfg->state_dir = cfg->ws_url = NULL;
@@ -1182,6 +1290,12 @@ static const struct {
                         "  blockpipe migrate postgres://bp:secret@localhost/chain --pg-schema "
                         "mainnet\n"
                         "  DATABASE_URL=postgres://localhost/chain blockpipe migrate\n"},
+    [BP_CMD_SERVE] = {"blockpipe serve - serve the HTTP API (REST, status, push, dashboard) over "
+                      "an output another process writes, without indexing",
+                      "blockpipe serve --output URL [--api HOST:PORT] [options]",
+                      "  blockpipe serve --output sqlite:blockpipe.db\n"
+                      "  blockpipe serve --output postgres://bp@localhost/chain --api "
+                      "0.0.0.0:8080 --api-token secret --api-token-reads on\n"},
 };
 
 static void usage_build(bp_buf *b, enum bp_command cmd)
@@ -1205,8 +1319,8 @@ static void usage_build(bp_buf *b, enum bp_command cmd)
 
 const char *bp_config_usage(enum bp_command cmd)
 {
-    static bp_buf texts[BP_CMD_MIGRATE + 1];
-    if ((unsigned)cmd > BP_CMD_MIGRATE || cmd < BP_CMD_RUN)
+    static bp_buf texts[BP_CMD_SERVE + 1];
+    if ((unsigned)cmd > BP_CMD_SERVE || cmd < BP_CMD_RUN)
         cmd = BP_CMD_RUN;
     if (!texts[cmd].data)
         usage_build(&texts[cmd], cmd);
@@ -1240,7 +1354,10 @@ static void md_code(FILE *out, const char *a, const char *b)
 
 static const char *md_commands(const opt *o)
 {
-    return o->cmds == CMD_ALL ? "all" : o->cmds == CMD_BOTH ? "run, backfill" : "backfill";
+    return o->cmds == CMD_ALL    ? "all"
+           : o->cmds == CMD_API  ? "run, backfill, serve"
+           : o->cmds == CMD_BOTH ? "run, backfill"
+                                 : "backfill";
 }
 
 static void md_core(FILE *out)

@@ -9,6 +9,7 @@
 #include "blockpipe/sink.h"
 #include "chain/rpc.h"
 #include "cli/commands_migrate.h"
+#include "cli/commands_serve.h"
 #include "cli/commands_sim.h"
 #include "cli/config.h"
 #include "cli/state.h"
@@ -54,6 +55,8 @@ static void usage(FILE *f)
             "blocks\n"
             "  blockpipe migrate URL                            create or upgrade an output's "
             "schema\n"
+            "  blockpipe serve --output URL [--api HOST:PORT]   the HTTP API over an output, "
+            "without indexing\n"
             "  blockpipe simnode [--listen HOST:PORT] [...]     a synthetic node for benchmarks\n"
             "  blockpipe <command> --help                       options of a command\n"
             "  blockpipe --version\n\n"
@@ -135,6 +138,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_config cfg;
     bp_error err = {0};
     bp_sink *sinks[BP_MAX_OUTPUTS] = {0};
+    bp_cli_api api = {0};
     int status = 1;
     if (bp_config_load(&cfg, cmd, argc, argv, &err) != 0) {
         fprintf(stderr, "blockpipe: %s\n", err.msg);
@@ -150,7 +154,11 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_log_set_json(cfg.log_json);
     if (bp_rpc_global_init(&err) != 0)
         goto fail;
-    int rc = open_outputs(&cfg, sinks, &err);
+    int rc = bp_cli_api_settings(&cfg, &err);
+    if (rc == 0)
+        rc = open_outputs(&cfg, sinks, &err);
+    if (rc == 0)
+        rc = bp_cli_api_start(&cfg, &api, &err);
     if (rc != 0) {
         status = rc == BP_EINVAL ? 2 : 1;
         goto fail;
@@ -161,6 +169,11 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_pipeline_report report = {0};
     map_config(&cfg, sinks, eps, &pc);
     pc.report = &report;
+    if (api.push) { /* --api: the snapshot and the committed batches feed it */
+        pc.stats = api.stats;
+        pc.batch_committed = bp_push_batch;
+        pc.batch_ctx = api.push;
+    }
     if (cfg.state_dir)
         bp_state_announce(cfg.state_dir);
     rc = bp_pipeline_run(&pc, &g_stop, &err);
@@ -177,6 +190,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
 fail:
     bp_err("%s", err.msg);
 out:
+    bp_cli_api_stop(&api); /* before the outputs: the push hub read them */
     for (int i = 0; i < BP_MAX_OUTPUTS; i++)
         bp_sink_close(sinks[i]);
     bp_rpc_global_cleanup();
@@ -217,6 +231,10 @@ int main(int argc, char **argv)
         return bp_cmd_simnode(argc - 1, argv + 1);
     if (strcmp(cmd, "migrate") == 0)
         return bp_cmd_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0) {
+        install_signals();
+        return bp_cmd_serve(argc - 1, argv + 1, &g_stop);
+    }
     fprintf(stderr, "blockpipe: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -17,8 +17,11 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->chain = chain;
     o->cps = calloc(count ? count : 1, sizeof(*o->cps));
     o->failed = calloc(count ? count : 1, sizeof(*o->failed));
-    if (!o->cps || !o->failed)
+    o->write_us = calloc(count ? count : 1, sizeof(*o->write_us));
+    if (!o->cps || !o->failed || !o->write_us)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++)
+        bp_hist_init(&o->write_us[i]);
     for (size_t i = 0; i < count; i++) {
         int rc = sinks[i]->ops->checkpoint(sinks[i], chain, &o->cps[i], err);
         if (rc != 0)
@@ -30,6 +33,7 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
 void bp_outputs_release(bp_outputs *o)
 {
     free(o->failed);
+    free(o->write_us);
     free(o->cps);
     free(o->scratch);
     memset(o, 0, sizeof(*o));
@@ -144,7 +148,13 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         mine.events = o->scratch;
         mine.count = n;
         mine.checkpoint = cp;
-        if (write_one(o->sinks[i], &mine, err) != 0) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int wrc = write_one(o->sinks[i], &mine, err);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        bp_hist_add(&o->write_us[i], us > 0 ? (uint64_t)us : 0);
+        if (wrc != 0) {
             int rc = output_failed(o, i, &mine, err);
             if (rc != 0)
                 return rc;

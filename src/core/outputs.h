@@ -16,6 +16,7 @@
 #define BP_CORE_OUTPUTS_H
 
 #include "blockpipe/sink.h"
+#include "util/histogram.h"
 
 typedef struct bp_outputs {
     bp_sink **sinks; /* not owned */
@@ -27,6 +28,7 @@ typedef struct bp_outputs {
     bool keep_going; /* --output-failure continue */
     bool *failed;    /* per output: set aside after a failure (keep_going only) */
     size_t failed_count;
+    bp_hist *write_us; /* per output: time of each batch write (its retries included), µs */
 } bp_outputs;
 
 /* Reads every output's checkpoint for chain. */

@@ -961,6 +961,8 @@ static int start_writer(pipeline *p, bp_error *err)
         .committed = block_committed,
         .written = wake_coordinator, /* a full batch may be waiting for the writer */
         .ctx = p,
+        .batch_committed = p->cfg->batch_committed,
+        .batch_ctx = p->cfg->batch_ctx,
     };
     return bp_writer_start(&p->writer, &wc, err);
 }

@@ -469,8 +469,6 @@ size_t bp_pool_stats(bp_pool *p, bp_stats_endpoint *out, size_t max)
     for (size_t i = 0; i < n; i++) {
         const bp_endpoint *e = &p->eps[i];
         bp_stats_endpoint *o = &out[i];
-        bp_hist_summary h;
-        bp_hist_summarize(&e->latency_us, &h);
         memset(o, 0, sizeof(*o));
         snprintf(o->url, sizeof(o->url), "%s", e->url);
         snprintf(o->state, sizeof(o->state), "%s", state_name(e, now));
@@ -486,11 +484,7 @@ size_t bp_pool_stats(bp_pool *p, bp_stats_endpoint *out, size_t max)
         o->rate_limits = e->rl.refusals;
         o->ejections = e->ejections;
         o->blocks = e->blocks;
-        o->latency = (bp_stats_latency){.count = h.count,
-                                        .p50_ms = (double)h.p50 / 1000.0,
-                                        .p90_ms = (double)h.p90 / 1000.0,
-                                        .p99_ms = (double)h.p99 / 1000.0,
-                                        .max_ms = (double)h.max / 1000.0};
+        bp_hist_latency(&e->latency_us, &o->latency);
     }
     pthread_mutex_unlock(&p->lock);
     return n;

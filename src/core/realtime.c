@@ -151,17 +151,11 @@ static void ws_stats(bp_realtime *rt, bp_stats_realtime *o)
 
 void bp_realtime_stats(bp_realtime *rt, bp_stats_realtime *out)
 {
-    bp_hist_summary s;
-    bp_hist_summarize(&rt->latency_us, &s);
     memset(out, 0, sizeof(*out));
     out->websocket = rt->mode_ws;
     if (rt->ws)
         ws_stats(rt, out);
     out->gaps_filled = rt->gaps_filled;
     out->switches = rt->switches;
-    out->head_to_commit = (bp_stats_latency){.count = s.count,
-                                             .p50_ms = (double)s.p50 / 1000.0,
-                                             .p90_ms = (double)s.p90 / 1000.0,
-                                             .p99_ms = (double)s.p99 / 1000.0,
-                                             .max_ms = (double)s.max / 1000.0};
+    bp_hist_latency(&rt->latency_us, &out->head_to_commit);
 }

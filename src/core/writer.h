@@ -33,6 +33,10 @@ typedef struct bp_writer_config {
     /* Called on the writer thread after each batch: the coordinator may hand over the next. */
     void (*written)(void *ctx);
     void *ctx;
+    /* Called on the writer thread with each batch once every output has it, before its blocks
+     * are freed (may be NULL): the API's push hub copies what it announces; it must not block. */
+    void (*batch_committed)(void *batch_ctx, const bp_batch *b);
+    void *batch_ctx;
 } bp_writer_config;
 
 typedef struct bp_writer {
