@@ -91,6 +91,15 @@ int bp_api_request_query(bp_api_request *r, const char *qs, size_t len, bp_error
     return 0;
 }
 
+void bp_api_param_remove(bp_api_request *r, const char *name)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->nparams; i++)
+        if (strcmp(r->params[i].name, name) != 0)
+            r->params[k++] = r->params[i];
+    r->nparams = k;
+}
+
 const char *bp_api_param_get(const bp_api_request *r, const char *name)
 {
     for (size_t i = r->nparams; i-- > 0;)

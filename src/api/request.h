@@ -43,6 +43,8 @@ int bp_api_request_add(bp_api_request *r, const char *frag, size_t len, bp_error
 /* Splits a raw query string "a=1&b=%41" (percent and '+' decoding) into parameters. */
 int bp_api_request_query(bp_api_request *r, const char *qs, size_t len, bp_error *err);
 
+/* Removes every parameter called name (e.g. ?token once it has been checked). */
+void bp_api_param_remove(bp_api_request *r, const char *name);
 /* The value of the last parameter called name, NULL when absent. */
 const char *bp_api_param_get(const bp_api_request *r, const char *name);
 

@@ -42,8 +42,9 @@ typedef struct job {
     bp_api_response resp;
     enum bp_api_route_id route;
     int64_t started_us;
-    conn *conn; /* NULL once the connection is gone: the answer is dropped */
-    bool ready; /* answered (service thread only: set when collected, or made here) */
+    conn *conn;     /* NULL once the connection is gone: the answer is dropped */
+    bool ready;     /* answered (service thread only: set when collected, or made here) */
+    bool submitted; /* handed to the workers (service thread only) */
     struct job *next;
 } job;
 
@@ -59,7 +60,8 @@ struct conn {
     char origin[256]; /* the allowed Origin to echo, "" for none */
     bp_buf body;      /* a POST body as it arrives */
     bool body_too_big;
-    bool close_after; /* the answer ends the connection (a body over the limit) */
+    bool close_after;   /* the answer ends the connection (a body over the limit) */
+    bool awaiting_body; /* a POST whose body is being read (then it goes to a worker) */
     enum bp_api_method method;
     char path[BP_API_PATH_MAX];
     bp_push_client *client; /* SSE and WebSocket */
@@ -174,8 +176,8 @@ static int header(struct lws *wsi, enum lws_token_indexes t, char *out, int cap)
  * headers on EventSource and WebSocket). */
 static bool authorized(bp_api *a, struct lws *wsi, const bp_api_request *req, bool write)
 {
-    if (!a->token || (!write && !a->cfg.token_reads))
-        return true;
+    if (!a->token || (!write && (!a->cfg.token_reads || strcmp(req->path, "/health") == 0)))
+        return true; /* a liveness probe never needs the token */
     char auth[512];
     header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof(auth));
     if (strncasecmp(auth, "Bearer ", 7) == 0 && same_secret(auth + 7, a->token))
@@ -274,6 +276,12 @@ static int error_now(bp_api *a, conn *c, job *j, int status, const char *extra, 
                      const char *msg)
 {
     bp_api_error(&j->resp, status, fmt, msg);
+    /* A request with a body answered before its body was read: the connection ends with the
+     * answer (the body must not be read as the next request). */
+    if (c->method == BP_API_POST && !c->close_after) {
+        c->close_after = true;
+        extra = extra ? extra : "connection: close\r\n";
+    }
     if (extra)
         snprintf(j->resp.headers, sizeof(j->resp.headers), "%s", extra);
     bp_api_count(&a->ctx, j->route, status);
@@ -282,6 +290,7 @@ static int error_now(bp_api *a, conn *c, job *j, int status, const char *extra, 
 
 static void submit(bp_api *a, job *j)
 {
+    j->submitted = true;
     pthread_mutex_lock(&a->qlock);
     if (a->pending_tail)
         a->pending_tail->next = j;
@@ -398,7 +407,8 @@ static int write_answer(bp_api *a, conn *c)
     size_t n = body - c->sent;
     if (n > (size_t)(end - p))
         n = (size_t)(end - p);
-    memcpy(p, r->body.data + c->sent, n);
+    if (n)
+        memcpy(p, r->body.data + c->sent, n);
     p += n;
     if (p > start && lws_write(c->wsi, start, (size_t)(p - start), how) < (int)(p - start))
         return -1;
@@ -606,7 +616,7 @@ static int ws_established(bp_api *a, conn *c)
         ws_close(c, WS_CLOSE_LIMIT, "rate limited: retry after %s s", msg);
         return 0;
     }
-    if (read_params(c->wsi, &req, &err) != 0 || bp_push_filter_params(&req, &f, since, &err) != 0) {
+    if (read_params(c->wsi, &req, &err) != 0) {
         bp_api_count(&a->ctx, BP_ROUTE_WS, 400);
         ws_close(c, WS_CLOSE_BAD, "%s", err.msg);
         return 0;
@@ -614,6 +624,12 @@ static int ws_established(bp_api *a, conn *c)
     if (!authorized(a, c->wsi, &req, false)) {
         bp_api_count(&a->ctx, BP_ROUTE_WS, 401);
         ws_close(c, WS_CLOSE_AUTH, "%s", "unauthorized: a Bearer token is required");
+        return 0;
+    }
+    bp_api_param_remove(&req, "token");
+    if (bp_push_filter_params(&req, &f, since, &err) != 0) {
+        bp_api_count(&a->ctx, BP_ROUTE_WS, 400);
+        ws_close(c, WS_CLOSE_BAD, "%s", err.msg);
         return 0;
     }
     if (!a->cfg.push) {
@@ -719,7 +735,7 @@ static void cleanup(bp_api *a, conn *c)
     c->cleaned = true;
     if (c->job) {
         /* A job still with the workers is theirs: dropped when it comes back. */
-        if (c->job->ready)
+        if (c->job->ready || !c->job->submitted)
             job_free(c->job);
         else
             c->job->conn = NULL;
@@ -785,10 +801,12 @@ static int body_request(bp_api *a, conn *c, job *j)
 {
     char len[32];
     c->job = j;
+    c->awaiting_body = true;
     bp_buf_init(&c->body, a->cfg.max_body);
     if (header(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, len, sizeof(len)) > 0 &&
         strtoull(len, NULL, 10) > a->cfg.max_body) {
         c->close_after = true;
+        c->awaiting_body = false;
         c->job = NULL;
         char limit[32];
         snprintf(limit, sizeof(limit), "%zu", a->cfg.max_body);
@@ -802,8 +820,9 @@ static int body_request(bp_api *a, conn *c, job *j)
 static int body_complete(bp_api *a, conn *c)
 {
     job *j = c->job;
-    if (!j)
+    if (!j || !c->awaiting_body)
         return 0;
+    c->awaiting_body = false;
     if (c->body_too_big) {
         c->close_after = true;
         char limit[32];
@@ -845,6 +864,7 @@ static int http_request(bp_api *a, conn *c, struct lws *wsi, const char *path)
     if (!authorized(a, wsi, &j->req, write))
         return error_now(a, c, j, 401, "www-authenticate: Bearer\r\n", "%s",
                          "unauthorized: this needs the API token (Authorization: Bearer TOKEN)");
+    bp_api_param_remove(&j->req, "token"); /* checked: the routes need not know it */
     if (j->route == BP_ROUTE_SSE && c->method == BP_API_GET)
         return start_sse(a, c, j);
     if (j->route == BP_ROUTE_WS)
@@ -865,7 +885,7 @@ static int on_http(bp_api *a, struct lws *wsi, enum lws_callback_reasons reason,
     case LWS_CALLBACK_HTTP:
         return http_request(a, c, wsi, in ? (const char *)in : "/");
     case LWS_CALLBACK_HTTP_BODY:
-        if (c->job && !c->body_too_big && bp_buf_append(&c->body, in, len) != 0)
+        if (c->awaiting_body && !c->body_too_big && bp_buf_append(&c->body, in, len) != 0)
             c->body_too_big = true;
         return 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
