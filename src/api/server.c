@@ -31,6 +31,9 @@
 #define WS_CLOSE_AUTH 4401
 #define WS_CLOSE_LIMIT 4429
 #define WS_CLOSE_SLOW 4408
+/* A push connection's kernel send buffer: fixed (no autotuning up to tcp_wmem's 4 MiB), so
+ * what one client can hold is this plus its queue (--api-push-queue), whatever it reads. */
+#define PUSH_SNDBUF (64 * 1024)
 
 enum conn_kind { C_NONE, C_HTTP, C_SSE, C_WS };
 
@@ -429,6 +432,8 @@ static int write_answer(bp_api *a, conn *c)
 
 static void push_link(bp_api *a, conn *c)
 {
+    int sndbuf = PUSH_SNDBUF;
+    setsockopt(lws_get_socket_fd(c->wsi), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
     atomic_fetch_add(&a->push_open, 1);
     c->next = a->push_conns;
     if (a->push_conns)

@@ -87,8 +87,14 @@ class WS:
     """A WebSocket client (RFC 6455, no extensions): text messages, close code and reason."""
 
     def __init__(self, port: int, path: str, headers=None, timeout: float = 30.0,
-                 deflate: bool = False):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+                 deflate: bool = False, rcvbuf: int | None = None):
+        if rcvbuf:  # a small receive window, set before connecting (a slow reader)
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect(("127.0.0.1", port))
+        else:
+            self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
         if deflate:
