@@ -148,6 +148,12 @@ static int json_member(const char *k, yajl_val v, bp_push_filter *f, char *since
         }
         return 0;
     }
+    if (strcmp(k, "address") != 0 && strcmp(k, "topic0") != 0 && strcmp(k, "min_value") != 0 &&
+        strcmp(k, "since") != 0)
+        return bp_error_set(err, BP_EINVAL,
+                            "unknown key '%.40s' (expected subscribe, address, topic0, min_value, "
+                            "since)",
+                            k);
     if (strcmp(k, "min_value") == 0 && YAJL_IS_NUMBER(v)) {
         s = v->u.number.r;
         len = strlen(s);
@@ -156,8 +162,8 @@ static int json_member(const char *k, yajl_val v, bp_push_filter *f, char *since
     if (!is_str)
         return bp_error_set(err, BP_EINVAL, "%s: expected a string, not %s", k,
                             bp_json_type_name(v));
-    int rc = BP_EINVAL;
-    bool *flag = NULL;
+    int rc;
+    bool *flag;
     if (strcmp(k, "address") == 0) {
         rc = hex_value(k, s, len, 20, f->address, err);
         flag = &f->has_address;
@@ -167,17 +173,11 @@ static int json_member(const char *k, yajl_val v, bp_push_filter *f, char *since
     } else if (strcmp(k, "min_value") == 0) {
         rc = min_value(s, len, &f->min_value, err);
         flag = &f->has_min_value;
-    } else if (strcmp(k, "since") == 0) {
+    } else {
         return since_value(s, len, since, err);
     }
-    if (flag) {
-        *flag = rc == 0;
-        return rc;
-    }
-    return bp_error_set(err, BP_EINVAL,
-                        "unknown key '%.40s' (expected subscribe, address, topic0, min_value, "
-                        "since)",
-                        k);
+    *flag = rc == 0;
+    return rc;
 }
 
 int bp_push_filter_json(const char *json, size_t len, bp_push_filter *f, char *since, bp_error *err)
