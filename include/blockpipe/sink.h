@@ -126,6 +126,7 @@ typedef struct bp_read_query {
     bool has_after;
     uint64_t after_number, after_index;
     bool ascending; /* default: newest first */
+    bool any_order; /* no order at all: whichever rows come first (cheapest) */
     size_t limit;   /* 0: no limit */
 } bp_read_query;
 

@@ -97,6 +97,7 @@ struct bp_push_hub {
     size_t log_n, log_next;
     uint64_t log_counts[8];
     int64_t log_updated;
+    char seen_chain[64]; /* the batches' chain name */
 
     /* Clients, the built messages, the service thread's side: under lock. */
     pthread_mutex_t lock;
@@ -115,6 +116,7 @@ struct bp_push_hub {
     bp_sink_reader *reader;
     int64_t reader_retry;
     bp_buf json;
+    char build_chain[64]; /* the chain of the event being built ("" unknown) */
     int64_t next_status;
     bp_stats *snap, *prev_snap;
 };
@@ -265,6 +267,8 @@ void bp_push_batch(void *hub, const bp_batch *b)
     int64_t now = unix_ms();
     pthread_mutex_lock(&h->ring_lock);
     uint64_t batch = ++h->batches;
+    if (b->chain)
+        snprintf(h->seen_chain, sizeof(h->seen_chain), "%s", b->chain);
     for (size_t i = 0; i < b->count;) {
         const bp_event *ev = &b->events[i];
         ring_ev e = {.batch = batch, .unix_ms = now};
@@ -333,6 +337,8 @@ static void envelope(bp_push_hub *h, bp_jsonw *w, unsigned topic, const char *ty
     bp_jsonw_u64(w, e->number);
     bp_jsonw_key(w, "block_hash");
     bp_jsonw_str(w, e->hash);
+    bp_jsonw_key(w, "committed_ms"); /* unix ms when every output had it: clients can tell */
+    bp_jsonw_i64(w, e->unix_ms);     /* how long it took to reach them */
 }
 
 static bp_push_msg *finish(bp_push_hub *h, bp_jsonw *w, unsigned topic, const ring_ev *e,
@@ -414,7 +420,7 @@ static int header_only(bp_push_hub *h, const ring_ev *e, built *b)
     bp_jsonw_key(&w, "data");
     bp_jsonw_begin_object(&w);
     bp_jsonw_key(&w, "chain");
-    bp_jsonw_str(&w, h->chain);
+    bp_jsonw_str(&w, h->build_chain[0] ? h->build_chain : NULL);
     bp_jsonw_key(&w, "number");
     bp_jsonw_u64(&w, e->number);
     bp_jsonw_key(&w, "hash");
@@ -444,7 +450,7 @@ static int build_apply(bp_push_hub *h, const ring_ev *e, unsigned parts, built *
         if (!(parts & tables[i].topic))
             continue;
         bp_read_query q = {.table = tables[i].t,
-                           .chain = h->chain,
+                           .chain = h->build_chain[0] ? h->build_chain : NULL,
                            .has_min = true,
                            .has_max = true,
                            .min = e->number,
@@ -917,6 +923,7 @@ static void build_needs(bp_push_hub *h, const need *needs, size_t n)
             e = *slot(h, needs[i].seq);
             have = true;
         }
+        snprintf(h->build_chain, sizeof(h->build_chain), "%s", h->chain ? h->chain : h->seen_chain);
         pthread_mutex_unlock(&h->ring_lock);
         if (!have)
             continue;

@@ -140,7 +140,34 @@ static void from_error(bp_api_response *resp, const bp_error *e)
     bp_api_error(resp, status, "%s", e->msg);
 }
 
-const char *bp_api_chain(const bp_api_ctx *c, const bp_api_request *req, char *buf, size_t cap)
+static int chain_row(void *ctx, const bp_read_cell *cells, size_t n)
+{
+    bp_api_worker *w = ctx;
+    const bp_read_cell *c = bp_api_cell(BP_TABLE_BLOCKS, cells, n, "chain");
+    if (c->s && c->len < sizeof(w->chain)) {
+        memcpy(w->chain, c->s, c->len);
+        w->chain[c->len] = '\0';
+    }
+    return STOP_READ;
+}
+
+/* The database's chain, looked for again every 10 s while there is none. */
+static const char *learned_chain(bp_api_worker *w)
+{
+    int64_t now = mono_ms();
+    if (!w->reader || (w->chain[0] == '\0' && now - w->chain_at < 10000 && w->chain_at))
+        return w->chain[0] ? w->chain : NULL;
+    if (!w->chain[0]) {
+        bp_error err = {0};
+        bp_read_query q = {.table = BP_TABLE_BLOCKS, .limit = 1, .any_order = true};
+        w->chain_at = now;
+        bp_sink_read(w->reader, &q, chain_row, w, &err);
+    }
+    return w->chain[0] ? w->chain : NULL;
+}
+
+const char *bp_api_chain(const bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
+                         char *buf, size_t cap)
 {
     const char *v = bp_api_param_get(req, "chain");
     if (!v)
@@ -152,9 +179,12 @@ const char *bp_api_chain(const bp_api_ctx *c, const bp_api_request *req, char *b
             if (s->version && s->chain[0])
                 snprintf(buf, cap, "%s", s->chain);
             free(s);
-            return buf[0] ? buf : NULL;
+            if (buf[0])
+                return buf;
         }
     }
+    if (!v && w)
+        v = learned_chain(w);
     if (!v)
         return NULL;
     snprintf(buf, cap, "%s", v);
@@ -281,8 +311,7 @@ static void list_answer(bp_api_response *resp, bp_sink_reader *r, const bp_read_
 
 /* limit, cursor, order, chain and the block range (from_block / to_block, and the names
  * given: from / to for blocks and logs, block for one block). */
-static int list_params(bp_api_ctx *c, const bp_api_request *req, bp_read_query *q, char *chain,
-                       size_t cap, bp_error *err)
+static int list_params(const bp_api_request *req, bp_read_query *q, bp_error *err)
 {
     uint64_t v;
     bool set;
@@ -328,7 +357,6 @@ static int list_params(bp_api_ctx *c, const bp_api_request *req, bp_read_query *
         }
         q->has_after = rc == 0;
     }
-    q->chain = bp_api_chain(c, req, chain, cap);
     return rc;
 }
 
@@ -342,14 +370,16 @@ static void blocks(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
     bp_error err = {0};
     int rc = bp_api_params_known(req, known, &err);
     if (rc == 0)
-        rc = list_params(c, req, &q, chain, sizeof(chain), &err);
+        rc = list_params(req, &q, &err);
     if (rc != 0) {
         from_error(resp, &err);
         return;
     }
     bp_sink_reader *r = reader(c, wk, resp);
-    if (r)
-        list_answer(resp, r, &q);
+    if (!r)
+        return;
+    q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
+    list_answer(resp, r, &q);
 }
 
 static void transactions(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
@@ -364,7 +394,7 @@ static void transactions(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request 
     bp_error err = {0};
     int rc = bp_api_params_known(req, known, &err);
     if (rc == 0)
-        rc = list_params(c, req, &q, chain, sizeof(chain), &err);
+        rc = list_params(req, &q, &err);
     if (rc == 0)
         rc = bp_api_param_hex(req, "address", 20, &set, address, &err);
     q.address = rc == 0 && set ? address : NULL;
@@ -375,8 +405,10 @@ static void transactions(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request 
         return;
     }
     bp_sink_reader *r = reader(c, wk, resp);
-    if (r)
-        list_answer(resp, r, &q);
+    if (!r)
+        return;
+    q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
+    list_answer(resp, r, &q);
 }
 
 static void logs(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp_api_response *resp)
@@ -390,7 +422,7 @@ static void logs(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp
     bp_error err = {0};
     int rc = bp_api_params_known(req, known, &err);
     if (rc == 0)
-        rc = list_params(c, req, &q, chain, sizeof(chain), &err);
+        rc = list_params(req, &q, &err);
     if (rc == 0)
         rc = bp_api_param_hex(req, "address", 20, &set, address, &err);
     q.address = rc == 0 && set ? address : NULL;
@@ -405,8 +437,10 @@ static void logs(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp
         return;
     }
     bp_sink_reader *r = reader(c, wk, resp);
-    if (r)
-        list_answer(resp, r, &q);
+    if (!r)
+        return;
+    q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
+    list_answer(resp, r, &q);
 }
 
 /* ---- one block, one transaction ---------------------------------------------------------------
@@ -441,7 +475,6 @@ static void block(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
         from_error(resp, &err);
         return;
     }
-    q.chain = bp_api_chain(c, req, chain, sizeof(chain));
     if (bp_api_hex_ok(id, 32, hash)) {
         q.hash = hash;
     } else if (bp_api_u64_ok(id, &q.min) && q.min <= INT64_MAX) {
@@ -459,6 +492,7 @@ static void block(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
     bp_sink_reader *r = reader(c, wk, resp);
     if (!r)
         return;
+    q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
     bp_jsonw w;
     bp_jsonw_init(&w, &resp->body, BP_JSONW_ESC_U);
     bp_jsonw_begin_object(&w);
@@ -498,7 +532,7 @@ static void transaction(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *
     if (!r)
         return;
     bp_read_query q = {.table = BP_TABLE_TRANSACTIONS, .hash = hash, .limit = 1};
-    q.chain = bp_api_chain(c, req, chain, sizeof(chain));
+    q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
     bp_jsonw w;
     collect logs;
     bp_jsonw_init(&w, &resp->body, BP_JSONW_ESC_U);

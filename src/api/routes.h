@@ -72,6 +72,8 @@ typedef struct bp_api_ctx {
 /* One per worker thread. */
 typedef struct bp_api_worker {
     bp_sink_reader *reader;
+    char chain[128];       /* the chain found in the database when none is configured ("": none) */
+    int64_t chain_at;      /* when it was looked for (monotonic ms) */
     int64_t retry_open_ms; /* after a failed open, not before (monotonic) */
     char open_error[BP_ERROR_MSG_MAX];
 } bp_api_worker;
@@ -92,8 +94,11 @@ void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
 void bp_api_error(bp_api_response *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The chain a request is about: ?chain, else the configured one, else the snapshot's (NULL:
- * every chain). Copied into buf. */
-const char *bp_api_chain(const bp_api_ctx *c, const bp_api_request *req, char *buf, size_t cap);
+/* The chain a request is about: ?chain, else the configured one, else the snapshot's, else
+ * (serve) the chain of the database's first block row, NULL when it has none. Copied into
+ * buf. Without a chain the block number orders nothing by its index: every list would sort
+ * the whole table. */
+const char *bp_api_chain(const bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
+                         char *buf, size_t cap);
 
 #endif

@@ -579,8 +579,13 @@ static void ws_close(conn *c, int code, const char *fmt, const char *msg)
 {
     if (c->close_code)
         return;
+    char why[BP_ERROR_MSG_MAX + 64];
     c->close_code = code;
-    snprintf(c->close_reason, sizeof(c->close_reason), fmt, msg);
+    snprintf(why, sizeof(why), fmt, msg);
+    /* a close frame has room for 123 bytes of reason */
+    size_t n = strnlen(why, sizeof(c->close_reason) - 1);
+    memcpy(c->close_reason, why, n);
+    c->close_reason[n] = '\0';
     lws_callback_on_writable(c->wsi);
 }
 

@@ -44,10 +44,12 @@ static const char *sqlite_type(const bp_column *c)
 static const char g_indexes_ddl[] =
     "CREATE INDEX IF NOT EXISTS blocks_hash_idx ON blocks(hash);"
     "CREATE INDEX IF NOT EXISTS transactions_hash_idx ON transactions(hash);"
-    "CREATE INDEX IF NOT EXISTS transactions_from_idx ON transactions(from_address, block_number);"
-    "CREATE INDEX IF NOT EXISTS transactions_to_idx ON transactions(to_address, block_number);"
-    "CREATE INDEX IF NOT EXISTS logs_address_topic0_idx ON logs(address, topic0, block_number);"
-    "CREATE INDEX IF NOT EXISTS logs_topic0_idx ON logs(topic0, block_number);";
+    "CREATE INDEX IF NOT EXISTS transactions_from_idx ON transactions(chain, from_address,"
+    " block_number, transaction_index);"
+    "CREATE INDEX IF NOT EXISTS transactions_to_idx ON transactions(chain, to_address,"
+    " block_number, transaction_index);"
+    "CREATE INDEX IF NOT EXISTS logs_address_idx ON logs(chain, address, block_number, log_index);"
+    "CREATE INDEX IF NOT EXISTS logs_topic0_idx ON logs(chain, topic0, block_number, log_index);";
 
 static const char g_checkpoints_ddl[] =
     "CREATE TABLE IF NOT EXISTS checkpoints(chain TEXT NOT NULL, output TEXT NOT NULL,"

@@ -95,16 +95,6 @@ static int check_filters(const bp_read_query *q, const table_shape *t, bp_error 
     return 0;
 }
 
-static void address_either(builder *b, const char *address)
-{
-    st(b, bp_buf_printf(b->sql, " %s (from_address = ", b->where ? "AND" : "WHERE"));
-    b->where = true;
-    st(b, add_param(b, hex(address)));
-    st(b, bp_buf_puts(b->sql, " OR to_address = "));
-    st(b, add_param(b, hex(address)));
-    st(b, bp_buf_putc(b->sql, ')'));
-}
-
 /* Keyset: (number, index) after the cursor in the order asked for. */
 static void after(builder *b, const bp_read_query *q, const table_shape *t)
 {
@@ -132,6 +122,53 @@ static void columns(builder *b, bp_table table)
     }
 }
 
+/* One SELECT of q; branch 1 and 2 are the sender and the receiver halves of an address
+ * filter on transactions (0: no halves). */
+static void select_one(builder *b, const bp_read_query *q, const table_shape *t, int branch)
+{
+    b->where = false;
+    st(b, bp_buf_puts(b->sql, "SELECT "));
+    columns(b, q->table);
+    st(b, bp_buf_printf(b->sql, " FROM %s", bp_table_name(q->table)));
+    if (q->chain)
+        cond(b, "chain", "=", text(q->chain));
+    if (q->has_min)
+        cond(b, t->number, ">=", num(q->min));
+    if (q->has_max)
+        cond(b, t->number, "<=", num(q->max));
+    if (q->hash)
+        cond(b, t->hash, "=", hex(q->hash));
+    if (q->block_hash)
+        cond(b, t->block_hash, "=", hex(q->block_hash));
+    if (q->tx_hash)
+        cond(b, t->tx_hash, "=", hex(q->tx_hash));
+    if (branch == 1) {
+        cond(b, "from_address", "=", hex(q->address));
+    } else if (branch == 2) { /* a transaction to itself is the sender half's */
+        cond(b, "to_address", "=", hex(q->address));
+        st(b, bp_buf_puts(b->sql, " AND (from_address IS NULL OR from_address <> "));
+        st(b, add_param(b, hex(q->address)));
+        st(b, bp_buf_putc(b->sql, ')'));
+    } else if (q->address) {
+        cond(b, t->address, "=", hex(q->address));
+    }
+    if (q->topic0)
+        cond(b, t->topic0, "=", hex(q->topic0));
+    if (q->has_after)
+        after(b, q, t);
+}
+
+static void order_limit(builder *b, const bp_read_query *q, const table_shape *t)
+{
+    const char *dir = q->ascending ? "ASC" : "DESC";
+    if (!q->any_order)
+        st(b, bp_buf_printf(b->sql, " ORDER BY %s %s", t->number, dir));
+    if (t->index && !q->any_order)
+        st(b, bp_buf_printf(b->sql, ", %s %s", t->index, dir));
+    if (q->limit)
+        st(b, bp_buf_printf(b->sql, " LIMIT %zu", q->limit));
+}
+
 int bp_sql_select(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d, bp_sql_params *p,
                   bp_error *err)
 {
@@ -143,35 +180,19 @@ int bp_sql_select(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d, 
         return rc;
     builder b = {.sql = sql, .d = d, .p = p};
     p->n = 0;
-    st(&b, bp_buf_puts(sql, "SELECT "));
-    columns(&b, q->table);
-    st(&b, bp_buf_printf(sql, " FROM %s", bp_table_name(q->table)));
-    if (q->chain)
-        cond(&b, "chain", "=", text(q->chain));
-    if (q->has_min)
-        cond(&b, t->number, ">=", num(q->min));
-    if (q->has_max)
-        cond(&b, t->number, "<=", num(q->max));
-    if (q->hash)
-        cond(&b, t->hash, "=", hex(q->hash));
-    if (q->block_hash)
-        cond(&b, t->block_hash, "=", hex(q->block_hash));
-    if (q->tx_hash)
-        cond(&b, t->tx_hash, "=", hex(q->tx_hash));
-    if (q->address && t->address_either)
-        address_either(&b, q->address);
-    else if (q->address)
-        cond(&b, t->address, "=", hex(q->address));
-    if (q->topic0)
-        cond(&b, t->topic0, "=", hex(q->topic0));
-    if (q->has_after)
-        after(&b, q, t);
-    const char *dir = q->ascending ? "ASC" : "DESC";
-    st(&b, bp_buf_printf(sql, " ORDER BY %s %s", t->number, dir));
-    if (t->index)
-        st(&b, bp_buf_printf(sql, ", %s %s", t->index, dir));
-    if (q->limit)
-        st(&b, bp_buf_printf(sql, " LIMIT %zu", q->limit));
+    if (q->address && t->address_either) {
+        /* "from = A OR to = A" as two index lookups, each ordered and limited, merged: one
+         * condition with OR would make the planners walk the table in key order instead. */
+        for (int half = 1; half <= 2; half++) {
+            st(&b, bp_buf_puts(sql, half == 1 ? "SELECT * FROM (" : " UNION ALL SELECT * FROM ("));
+            select_one(&b, q, t, half);
+            order_limit(&b, q, t);
+            st(&b, bp_buf_printf(sql, ") AS half%d", half));
+        }
+    } else {
+        select_one(&b, q, t, 0);
+    }
+    order_limit(&b, q, t);
     if (b.rc == BP_EINVAL)
         return bp_error_set(err, BP_EINVAL, "too many filters");
     if (b.rc != 0)

@@ -10,7 +10,7 @@
 #include "blockpipe/sink.h"
 #include "util/buf.h"
 
-#define BP_SQL_MAX_PARAMS 16
+#define BP_SQL_MAX_PARAMS 32
 
 enum bp_sql_param_kind {
     BP_SQL_P_TEXT, /* chain */

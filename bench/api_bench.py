@@ -1,0 +1,213 @@
+"""api_bench.py - the API under wrk, and push latency with 1,000 WebSocket clients.
+
+    python3 bench/api_bench.py [--build build] [--blocks 2000] [--duration 8] [--clients 1000]
+
+1. REST: `blockpipe simnode` makes a chain (50 txs per block); `blockpipe backfill` indexes it
+   into SQLite (with the API's lookup indexes) and into a private PostgreSQL (then ANALYZE,
+   as autovacuum would); `blockpipe
+   serve` serves each. wrk (Debian `wrk`, -t2 -c32) measures requests/s and p99 of
+   GET /api/blocks/latest and GET /api/transactions?address=A (an address with transactions),
+   and of bench_http_lib_choice (libwebsockets, the API's library) answering a static body of
+   the same size: the ratio is what the API's work (database read, JSON) costs.
+2. Push: anvil mines a block a second (with a few transactions); `blockpipe run --api`
+   follows it over its WebSocket; N WebSocket clients subscribe to blocks, spread over 2
+   reader processes; each block message carries committed_ms (when every output had it): the
+   client's receive time minus it is the commit-to-client latency (p50, p99, max over every
+   client and block). The readers are Python: their own delay is in the figure.
+Prints a Markdown table (docs/PERFORMANCE.md "API").
+"""
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
+from anvil import Anvil, Workload, wait_until  # noqa: E402
+from apiclient import WS, Api, wait_http  # noqa: E402
+from pg import Postgres, free_port  # noqa: E402
+from simnode import Simnode  # noqa: E402
+
+
+def run(cmd, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if r.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed ({r.returncode}): {r.stderr[-2000:]}")
+    return r.stdout
+
+
+def wrk(url, duration, conns=32):
+    out = run(["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency", url])
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+    if "Non-2xx" in out:
+        raise SystemExit(f"wrk {url}: non-2xx answers:\n{out}")
+    return rps, p99
+
+
+def rest(args, tmp):
+    bp = os.path.join(args.build, "blockpipe")
+    static = os.path.join(args.build, "bench_http_lib_choice")
+    rows = []
+    node = Simnode(bp, ["--length", str(args.blocks + 1), "--block-time", "0",
+                        "--txs-per-block", "50"])
+    pg = Postgres()
+    try:
+        outs = {"SQLite": f"sqlite:{tmp}/bench.db", "PostgreSQL": pg.url()}
+        for name, out in outs.items():
+            t = time.monotonic()
+            run([bp, "backfill", "--rpc", node.urls[0], "--from", "0", "--to", str(args.blocks),
+                 "--output", out, "--sqlite-indexes", "on", "--log-level", "warn"])
+            print(f"{name}: backfilled {args.blocks + 1} blocks in {time.monotonic() - t:.0f} s",
+                  flush=True)
+        # what autovacuum does soon after a bulk load: without statistics PostgreSQL ANDs the
+        # address index with a scan of the whole chain's primary key (50x slower here)
+        pg.sql("ANALYZE")
+        for name, out in outs.items():
+            port = free_port()
+            srv = subprocess.Popen([bp, "serve", "--output", out, "--api", f"127.0.0.1:{port}",
+                                    "--api-rate-limit", "0", "--log-level", "warn"])
+            try:
+                wait_http(port, 60, srv)
+                api = Api(port)
+                addr = api.ok("/api/transactions?limit=1")["data"][0]["from_address"]
+                paths = ["/api/blocks/latest", f"/api/transactions?address={addr}"]
+                for path in paths:
+                    size = len(run(["curl", "-s", f"http://127.0.0.1:{port}{path}"]).encode())
+                    rps, p99 = wrk(f"http://127.0.0.1:{port}{path}", args.duration)
+                    sport = free_port()
+                    st = subprocess.Popen([static, "lws", str(sport), str(size)])
+                    try:
+                        wait_until(lambda: subprocess.run(
+                            ["curl", "-sf", "-o", "/dev/null", f"http://127.0.0.1:{sport}/"]
+                        ).returncode == 0, 30, "the static server")
+                        srps, sp99 = wrk(f"http://127.0.0.1:{sport}/", args.duration)
+                    finally:
+                        st.kill()
+                        st.wait()
+                    rows.append((name, path.split("?")[0] + ("?address=" if "?" in path else ""),
+                                 size, rps, p99, srps, sp99))
+                    print(rows[-1], flush=True)
+            finally:
+                srv.send_signal(signal.SIGINT)
+                srv.wait(30)
+    finally:
+        pg.stop()
+        node.stop()
+    return rows
+
+
+def reader(port, n, blocks, q):
+    """n WebSocket clients on one selector; returns the latencies (ms) of `blocks` blocks."""
+    conns = [WS(port, "/api/ws?topics=blocks") for _ in range(n)]
+    q.put(("ready", n))
+    sel = selectors.DefaultSelector()
+    for c in conns:
+        c.sock.setblocking(False)
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    lat, seen, deadline = [], {}, time.time() + 600
+    while time.time() < deadline and min((seen.get(id(c), 0) for c in conns), default=0) < blocks:
+        for key, _ in sel.select(timeout=1):
+            c = key.data
+            try:
+                chunk = c.sock.recv(1 << 16)
+            except BlockingIOError:
+                continue
+            now = time.time() * 1000
+            c.buf += chunk
+            while len(c.buf) >= 2:  # whole unmasked frames from the server
+                n2 = c.buf[1] & 0x7F
+                off = 2 + (2 if n2 == 126 else 8 if n2 == 127 else 0)
+                if len(c.buf) < off:
+                    break
+                ln = n2 if n2 < 126 else int.from_bytes(c.buf[2:off], "big")
+                if len(c.buf) < off + ln:
+                    break
+                payload, c.buf = c.buf[off:off + ln], c.buf[off + ln:]
+                m = json.loads(payload)
+                if m.get("type") == "apply":
+                    lat.append(now - m["committed_ms"])
+                    seen[id(c)] = seen.get(id(c), 0) + 1
+    q.put(("done", lat))
+
+
+def push(args, tmp):
+    bp = os.path.join(args.build, "blockpipe")
+    node = Anvil(["--block-time", "1"])
+    proc = None
+    try:
+        wl = Workload(node, seed=5)
+        wl.setup()
+        port = free_port()
+        proc = subprocess.Popen([bp, "run", "--rpc", node.url, "--ws",
+                                 "ws://" + node.url.split("://")[1], "--output",
+                                 f"sqlite:{tmp}/push.db", "--api", f"127.0.0.1:{port}",
+                                 "--api-rate-limit", "0", "--api-push-clients", "5000",
+                                 "--log-level", "warn"])
+        wait_http(port, 60, proc)
+        q = multiprocessing.Queue()
+        per = args.clients // 2
+        procs = [multiprocessing.Process(target=reader, args=(port, per, args.push_blocks, q))
+                 for _ in range(2)]
+        for p in procs:
+            p.start()
+        for _ in procs:
+            assert q.get(timeout=300)[0] == "ready"
+        stop = time.time() + args.push_blocks * 1.5 + 30
+        lat = []
+        while len([1 for _ in procs]) and time.time() < stop and len(lat) < len(procs):
+            wl.random_tx()
+            time.sleep(0.3)
+            while not q.empty():
+                kind, v = q.get()
+                lat.append(v)
+        for p in procs:
+            p.join(120)
+        while not q.empty():
+            lat.append(q.get()[1])
+        flat = sorted(x for chunk in lat for x in chunk)
+        if not flat:
+            raise SystemExit("push: no latency measured")
+        pct = lambda p: flat[min(len(flat) - 1, int(p / 100 * len(flat)))]  # noqa: E731
+        return args.clients, len(flat), pct(50), pct(99), flat[-1]
+    finally:
+        if proc:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(60)
+        node.stop()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--blocks", type=int, default=2000)
+    ap.add_argument("--duration", type=int, default=8)
+    ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument("--push-blocks", type=int, default=20)
+    ap.add_argument("--skip-rest", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bp-apibench-") as tmp:
+        rows = [] if args.skip_rest else rest(args, tmp)
+        pushed = push(args, tmp)
+    print("\n| output | endpoint | answer bytes | API req/s | API p99 ms | static req/s | "
+          "static p99 ms | ratio |\n|---|---|---|---|---|---|---|---|")
+    for name, path, size, rps, p99, srps, sp99 in rows:
+        print(f"| {name} | `{path}` | {size} | {rps:.0f} | {p99:.2f} | {srps:.0f} | {sp99:.2f} | "
+              f"{rps / srps:.2f} |")
+    n, samples, p50, p99, mx = pushed
+    print(f"\npush: {n} WebSocket clients, {samples} block messages: commit-to-client latency "
+          f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {mx:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
