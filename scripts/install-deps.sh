@@ -26,8 +26,9 @@ PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
       libcurl4-openssl-dev libyajl-dev libsqlite3-dev sqlite3 libyaml-dev
       libcmocka-dev libwebsockets-dev libpq-dev libmicrohttpd-dev python3 ca-certificates curl procps)
 # Test extras: a PostgreSQL server for the postgres output's tests, the openssl command for
-# the wss:// test's certificate. A test that misses one fails (it never skips).
-TEST_PKGS=(postgresql-15 openssl)
+# the wss:// test's certificate, promtool (prometheus) for /metrics, wrk for the API benchmark,
+# chromium for the dashboard test. A test that misses one fails (it never skips).
+TEST_PKGS=(postgresql-15 openssl prometheus wrk chromium)
 
 if [ "$WITH_TEST" = 1 ] && [ "${#TEST_PKGS[@]}" -gt 0 ]; then PKGS+=("${TEST_PKGS[@]}"); fi
 

@@ -846,6 +846,33 @@ static int body_complete(bp_api *a, conn *c)
     return 0;
 }
 
+extern const char bp_api_dashboard_html[]; /* dashboard_html.c, made from dashboard.html */
+extern const size_t bp_api_dashboard_len;
+
+/* The dashboard: /dashboard, and / for a browser (it asks for text/html). */
+static bool dashboard_wanted(struct lws *wsi, const char *path)
+{
+    char accept[256];
+    if (strcmp(path, "/dashboard") == 0)
+        return true;
+    return strcmp(path, "/") == 0 &&
+           header(wsi, WSI_TOKEN_HTTP_ACCEPT, accept, sizeof(accept)) > 0 &&
+           strstr(accept, "text/html");
+}
+
+static int dashboard(bp_api *a, conn *c, job *j)
+{
+    if (bp_buf_append(&j->resp.body, bp_api_dashboard_html, bp_api_dashboard_len) != 0)
+        return error_now(a, c, j, 500, NULL, "%s", "out of memory");
+    j->resp.status = 200;
+    j->resp.type = "text/html; charset=utf-8";
+    snprintf(j->resp.headers, sizeof(j->resp.headers),
+             "content-security-policy: default-src 'self'; script-src 'self' 'unsafe-inline'; "
+             "style-src 'self' 'unsafe-inline'\r\nx-content-type-options: nosniff\r\n");
+    bp_api_count(&a->ctx, BP_ROUTE_ROOT, 200);
+    return answer_now(a, c, j);
+}
+
 static int http_request(bp_api *a, conn *c, struct lws *wsi, const char *path)
 {
     bp_error err = {0};
@@ -875,6 +902,8 @@ static int http_request(bp_api *a, conn *c, struct lws *wsi, const char *path)
         return error_now(a, c, j, 401, "www-authenticate: Bearer\r\n", "%s",
                          "unauthorized: this needs the API token (Authorization: Bearer TOKEN)");
     bp_api_param_remove(&j->req, "token"); /* checked: the routes need not know it */
+    if ((c->method == BP_API_GET || c->method == BP_API_HEAD) && dashboard_wanted(wsi, j->req.path))
+        return dashboard(a, c, j);
     if (j->route == BP_ROUTE_SSE && c->method == BP_API_GET)
         return start_sse(a, c, j);
     if (j->route == BP_ROUTE_WS)
