@@ -37,6 +37,7 @@ TITLES = {
     "realtime": "Real-time head-to-commit latency (loopback)",
     "fetchpath": "Fetch path: block + receipts over HTTP keep-alive vs the WebSocket",
     "ingest": "Ingestion (simnode, 200-tx blocks with receipts)",
+    "api": "API: REST under wrk, push to 1,000 WebSocket clients",
 }
 
 

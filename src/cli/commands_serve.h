@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include "api/alerts.h"
 #include "api/api.h"
 #include "api/push.h"
 #include "blockpipe/stats.h"
@@ -12,16 +13,18 @@
 
 /* What --api runs beside a pipeline. */
 typedef struct bp_cli_api {
-    bp_stats_hub *stats;
+    bp_stats_hub *stats; /* with --api or --alert: the pipeline publishes into it */
     bp_push_hub *push;
     bp_api *api;
+    bp_alerts *alerts;
 } bp_cli_api;
 
 /* Before the outputs are opened: with --api (or serve) the SQLite outputs create the lookup
  * indexes the API's queries use, unless the user said otherwise. */
 int bp_cli_api_settings(bp_config *cfg, bp_error *err);
-/* Starts the stats hub, the push hub and the listener when cfg asks for the API (a no-op
- * otherwise). Release with bp_cli_api_stop, also after a failure. */
+/* Starts the stats hub, the push hub and the listener when cfg asks for the API, and the
+ * alerts when it has --alert (a no-op otherwise). Release with bp_cli_api_stop, also after a
+ * failure. */
 int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err);
 void bp_cli_api_stop(bp_cli_api *a);
 

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "api/alerts.h"
 #include "blockpipe/sink.h"
 #include "chain/fetch.h"
 #include "util/log.h"
@@ -30,6 +31,7 @@ typedef struct loader {
     int layer;
     int rpcs_layer;
     int outputs_layer;
+    int alerts_layer;
 } loader;
 
 typedef struct opt opt;
@@ -76,6 +78,7 @@ static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp
 static int set_listen(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_onoff(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_alert(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
 #define F(field) .off = offsetof(bp_config, field)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
@@ -199,6 +202,15 @@ static const opt g_opts[] = {
     {"api-push-stall", NULL, "S", "API_PUSH_STALL", NULL, "api_push_stall", set_seconds,
      SECONDS(1, 86400), F(api_push_stall), .cmds = CMD_API, .def = "30",
      .help = "a push client that takes no message for S seconds while some wait is dropped"},
+    {"alert", NULL, "RULE", "ALERTS", NULL, "alerts", set_alert, .cmds = CMD_BOTH, .def = "none",
+     .help = "fire (and later resolve) an alert to the log and --alert-webhook when RULE holds: "
+             "NAME>VALUE, NAME<VALUE or NAME, NAME one of lag, stalled (seconds without a new "
+             "head), endpoint_down, output_failing, waiting, failed, pending, blocks_per_s, "
+             "txs_per_s, memory_used, head_to_commit_p99_ms, rpc_p99_ms, rpc_errors; repeat for "
+             "several (environment: comma list)"},
+    {"alert-webhook", NULL, "URL", "ALERT_WEBHOOK", NULL, "alert_webhook", set_string,
+     F(alert_webhook), .cmds = CMD_BOTH, .def = "none",
+     .help = "POST each alert there as Slack-compatible JSON {\"text\": ...}"},
     {"config", NULL, "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, .cmds = CMD_ALL, .def = "none",
      .help = "YAML or JSON config file; unknown keys are refused"},
     {"log-level", NULL, "L", "LOG_LEVEL", NULL, "log_level", set_level, .cmds = CMD_ALL,
@@ -503,6 +515,37 @@ static int set_number(loader *ld, const opt *o, const char *v, const char *who, 
     return 0;
 }
 
+/* --alert RULE (repeatable; the environment's value is a comma list). */
+static int set_alert(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    bp_config *cfg = ld->cfg;
+    (void)o;
+    if (ld->alerts_layer != ld->layer) {
+        for (int i = 0; i < cfg->alert_count; i++)
+            free(cfg->alerts[i]);
+        cfg->alert_count = 0;
+        ld->alerts_layer = ld->layer;
+    }
+    while (*v) {
+        size_t n = ld->layer == LAYER_ENV ? strcspn(v, ",") : strlen(v);
+        char rule[128];
+        bp_alert_rule r;
+        snprintf(rule, sizeof(rule), "%.*s", (int)n, v);
+        if (bp_alert_parse(rule, &r, err) != 0)
+            return bp_error_prefix(err, "%s: ", who);
+        if (cfg->alert_count == BP_MAX_ALERTS)
+            return bp_error_set(err, BP_EINVAL, "%s: too many alerts (at most %d)", who,
+                                BP_MAX_ALERTS);
+        cfg->alerts[cfg->alert_count] = NULL;
+        int rc = replace_string(&cfg->alerts[cfg->alert_count], rule, err);
+        if (rc != 0)
+            return rc;
+        cfg->alert_count++;
+        v += n + (v[n] == ',');
+    }
+    return 0;
+}
+
 static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     (void)o;
@@ -769,7 +812,7 @@ static int file_list(file_ctx *fc, const opt *o, yaml_node_t *n, const char *who
     int rc = 0, idx = 0;
     if (o->set == set_fetch)
         return fetch_list(fc, o, n, who, err);
-    if (o->set != set_rpc && o->set != set_output)
+    if (o->set != set_rpc && o->set != set_output && o->set != set_alert)
         return bp_error_set(err, BP_EINVAL, "%s: expected a single value, not a list", who);
     for (yaml_node_item_t *it = n->data.sequence.items.start;
          rc == 0 && it < n->data.sequence.items.top; it++, idx++) {
@@ -779,7 +822,7 @@ static int file_list(file_ctx *fc, const opt *o, yaml_node_t *n, const char *who
         } else {
             const char *v;
             rc = one_value(who, item, &v, err);
-            rc = rc ? rc : set_output(fc->ld, o, v, who, err);
+            rc = rc ? rc : o->set(fc->ld, o, v, who, err);
         }
     }
     return rc;
@@ -1136,6 +1179,11 @@ void bp_config_release(bp_config *cfg)
     free(cfg->api_cors);
     free(cfg->api_tls_cert);
     free(cfg->api_tls_key);
+    for (int i = 0; i < cfg->alert_count; i++)
+        free(cfg->alerts[i]);
+    cfg->alert_count = 0;
+    free(cfg->alert_webhook);
+    cfg->alert_webhook = NULL;
     cfg->api_listen = cfg->api_token = cfg->api_cors = cfg->api_tls_cert = cfg->api_tls_key = NULL;
     cfg->rpc_count = cfg->output_count = 0;
     cfg->sink_setting_count = 0;

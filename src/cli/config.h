@@ -15,6 +15,7 @@
 #define BP_MAX_OUTPUTS 16
 #define BP_MAX_RPCS 16
 #define BP_MAX_SINK_SETTINGS 64
+#define BP_MAX_ALERTS 32
 
 enum bp_command { BP_CMD_RUN = 1, BP_CMD_BACKFILL = 2, BP_CMD_MIGRATE = 3, BP_CMD_SERVE = 4 };
 
@@ -79,6 +80,9 @@ typedef struct bp_config {
     int api_push_ring;
     uint64_t api_push_queue;
     double api_push_stall;
+    char *alerts[BP_MAX_ALERTS]; /* --alert rules (src/api/alerts.h), checked */
+    int alert_count;
+    char *alert_webhook;
 } bp_config;
 
 /* Fills cfg from argv (argv[0] is the command name: "run", "backfill" or "migrate"), the process

@@ -169,8 +169,8 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_pipeline_report report = {0};
     map_config(&cfg, sinks, eps, &pc);
     pc.report = &report;
-    if (api.push) { /* --api: the snapshot and the committed batches feed it */
-        pc.stats = api.stats;
+    pc.stats = api.stats; /* --api, --alert: they read the snapshot (NULL: the pipeline's own) */
+    if (api.push) {       /* --api: the committed batches feed its push hub */
         pc.batch_committed = bp_push_batch;
         pc.batch_ctx = api.push;
     }

@@ -43,9 +43,26 @@ static const char *read_url(const bp_config *cfg)
     return NULL;
 }
 
+static int start_alerts(const bp_config *cfg, bp_cli_api *out, bp_error *err)
+{
+    bp_alert_rule rules[BP_MAX_ALERTS];
+    for (int i = 0; i < cfg->alert_count; i++)
+        if (bp_alert_parse(cfg->alerts[i], &rules[i], err) != 0)
+            return err->code;
+    if (!out->stats && !(out->stats = bp_stats_hub_new()))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return bp_alerts_start(rules, (size_t)cfg->alert_count, cfg->alert_webhook, out->stats,
+                           &out->alerts, err);
+}
+
 int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
 {
     memset(out, 0, sizeof(*out));
+    if (cfg->alert_count && cfg->command != BP_CMD_SERVE) {
+        int rc = start_alerts(cfg, out, err);
+        if (rc != 0)
+            return rc;
+    }
     if (!api_on(cfg))
         return 0;
     static bp_sink_settings set; /* the config outlives the API: both end with the command */
@@ -54,7 +71,7 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     if (!url)
         bp_warn("api: no output can be read back (sqlite: or postgres:): the data endpoints "
                 "answer 503 and push carries block headers only");
-    if (cfg->command != BP_CMD_SERVE && !(out->stats = bp_stats_hub_new()))
+    if (cfg->command != BP_CMD_SERVE && !out->stats && !(out->stats = bp_stats_hub_new()))
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     bp_push_config pc = {
         .ring = (size_t)cfg->api_push_ring,
@@ -94,6 +111,7 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
 
 void bp_cli_api_stop(bp_cli_api *a)
 {
+    bp_alerts_stop(a->alerts);
     bp_api_stop(a->api); /* first: it detaches every push client */
     bp_push_hub_free(a->push);
     bp_stats_hub_free(a->stats);
