@@ -1,5 +1,6 @@
 /* push.c - the push hub: a ring of committed block events, messages read back from the
  * output, per-client queues, filters and cursors (see push.h). */
+#include "api/clock.h"
 #include "api/push.h"
 
 #include <inttypes.h>
@@ -121,20 +122,6 @@ struct bp_push_hub {
     bp_stats *snap, *prev_snap;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- messages ----------------------------------------------------------------------------- */
 
 static bp_push_msg *msg_new(const bp_buf *json, unsigned topic, uint64_t seq, uint64_t ord)
@@ -221,7 +208,7 @@ static void log_add(bp_push_hub *h, int type, const char *name, uint64_t number,
     h->log_next = (h->log_next + 1) % EVENTS_MAX;
     h->log_n += h->log_n < EVENTS_MAX;
     e->type = name;
-    e->unix_ms = h->log_updated = unix_ms();
+    e->unix_ms = h->log_updated = bp_api_unix_ms();
     e->number = number;
     va_list ap;
     va_start(ap, fmt);
@@ -264,7 +251,7 @@ static void count_reorg(bp_push_hub *h, uint32_t depth)
 void bp_push_batch(void *hub, const bp_batch *b)
 {
     bp_push_hub *h = hub;
-    int64_t now = unix_ms();
+    int64_t now = bp_api_unix_ms();
     pthread_mutex_lock(&h->ring_lock);
     uint64_t batch = ++h->batches;
     if (b->chain)
@@ -400,12 +387,12 @@ static int build_row(void *ctx, const bp_read_cell *cells, size_t n)
 
 static bp_sink_reader *hub_reader(bp_push_hub *h)
 {
-    if (h->reader || !h->read_url || mono_ms() < h->reader_retry)
+    if (h->reader || !h->read_url || bp_api_mono_ms() < h->reader_retry)
         return h->reader;
     bp_error err = {0};
     if (bp_sink_reader_open(h->read_url, h->cfg.settings, &h->reader, &err) != 0) {
         bp_warn("api push: %s (retrying)", err.msg);
-        h->reader_retry = mono_ms() + REOPEN_MS;
+        h->reader_retry = bp_api_mono_ms() + REOPEN_MS;
     }
     return h->reader;
 }
@@ -629,7 +616,7 @@ static int enqueue(bp_push_hub *h, bp_push_client *c, bp_push_msg *m)
     c->q[(c->q_head + c->q_len++) % c->q_cap] = m;
     c->q_bytes += m->len;
     if (!c->stalled_since)
-        c->stalled_since = mono_ms();
+        c->stalled_since = bp_api_mono_ms();
     h->messages++;
     h->bytes += m->len;
     flag(h, c);
@@ -810,7 +797,7 @@ bp_push_msg *bp_push_next(bp_push_client *c)
         c->q_head = (c->q_head + 1) % c->q_cap;
         c->q_len--;
         c->q_bytes -= m->len;
-        c->stalled_since = c->q_len ? mono_ms() : 0;
+        c->stalled_since = c->q_len ? bp_api_mono_ms() : 0;
         /* Room again: the hub refills it (a client replaying or behind). */
         if (c->q_bytes <= h->cfg.queue_bytes / 2 && !h->work) {
             h->work = true;
@@ -1054,7 +1041,7 @@ static void round_of_work(bp_push_hub *h)
     }
     for (bp_push_client *c = h->clients; c; c = c->next)
         fill(h, c, next);
-    tick(h, mono_ms());
+    tick(h, bp_api_mono_ms());
 }
 
 static void *hub_main(void *arg)
@@ -1089,8 +1076,10 @@ static void *hub_main(void *arg)
 bp_push_hub *bp_push_hub_new(const bp_push_config *cfg, bp_error *err)
 {
     bp_push_hub *h = calloc(1, sizeof(*h));
-    if (!h)
-        goto oom;
+    if (!h) {
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        return NULL;
+    }
     h->cfg = *cfg;
     if (!h->cfg.ring)
         h->cfg.ring = 4096;
@@ -1102,10 +1091,13 @@ bp_push_hub *bp_push_hub_new(const bp_push_config *cfg, bp_error *err)
         h->cfg.max_clients = 4096;
     if (h->cfg.status_interval <= 0)
         h->cfg.status_interval = 1;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    h->epoch = (uint32_t)((uint64_t)ts.tv_sec * 2654435761u ^ (uint64_t)ts.tv_nsec ^
+    /* a cursor of another run of the process names another epoch */
+    h->epoch = (uint32_t)((uint64_t)bp_api_clock_us(CLOCK_REALTIME) * 2654435761u ^
                           (uint64_t)getpid() << 16);
+    bp_buf_init(&h->json, 0);
+    pthread_mutex_init(&h->ring_lock, NULL);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cv, NULL);
     h->ring = calloc(h->cfg.ring, sizeof(*h->ring));
     h->snap = calloc(1, sizeof(*h->snap));
     h->prev_snap = calloc(1, sizeof(*h->prev_snap));
@@ -1113,12 +1105,11 @@ bp_push_hub *bp_push_hub_new(const bp_push_config *cfg, bp_error *err)
     h->chain = cfg->chain ? strdup(cfg->chain) : NULL;
     h->cfg.read_url = h->cfg.chain = NULL;
     if (!h->ring || !h->snap || !h->prev_snap || (cfg->read_url && !h->read_url) ||
-        (cfg->chain && !h->chain))
-        goto oom;
-    bp_buf_init(&h->json, 0);
-    pthread_mutex_init(&h->ring_lock, NULL);
-    pthread_mutex_init(&h->lock, NULL);
-    pthread_cond_init(&h->cv, NULL);
+        (cfg->chain && !h->chain)) {
+        bp_push_hub_free(h);
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        return NULL;
+    }
     if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
         bp_push_hub_free(h);
         bp_error_set(err, BP_ENOMEM, "cannot start the push thread");
@@ -1126,17 +1117,6 @@ bp_push_hub *bp_push_hub_new(const bp_push_config *cfg, bp_error *err)
     }
     h->started = true;
     return h;
-oom:
-    if (h) {
-        free(h->ring);
-        free(h->snap);
-        free(h->prev_snap);
-        free(h->read_url);
-        free(h->chain);
-        free(h);
-    }
-    bp_error_set(err, BP_ENOMEM, "out of memory");
-    return NULL;
 }
 
 void bp_push_hub_free(bp_push_hub *h)
@@ -1185,7 +1165,7 @@ void bp_push_stats_read(bp_push_hub *h, bp_push_stats *out)
     out->dropped = h->dropped;
     out->refused = h->refused;
     pthread_mutex_unlock(&h->lock);
-    int64_t now = unix_ms();
+    int64_t now = bp_api_unix_ms();
     pthread_mutex_lock(&h->ring_lock);
     out->events = h->events;
     out->reorgs = h->reorgs;

@@ -1,4 +1,5 @@
 /* routes.c - REST dispatch and the data endpoints (blocks, transactions, logs). */
+#include "api/clock.h"
 #include "api/routes.h"
 
 #include <inttypes.h>
@@ -14,13 +15,6 @@
 
 #define REOPEN_MS 1000 /* a reader that failed to open is tried again after this */
 #define STOP_READ 1    /* a row callback's "enough rows" (not an error) */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- counting -------------------------------------------------------------------------- */
 
@@ -154,7 +148,7 @@ static int chain_row(void *ctx, const bp_read_cell *cells, size_t n)
 /* The database's chain, looked for again every 10 s while there is none. */
 static const char *learned_chain(bp_api_worker *w)
 {
-    int64_t now = mono_ms();
+    int64_t now = bp_api_mono_ms();
     if (!w->reader || (w->chain[0] == '\0' && now - w->chain_at < 10000 && w->chain_at))
         return w->chain[0] ? w->chain : NULL;
     if (!w->chain[0]) {
@@ -207,7 +201,7 @@ static bp_sink_reader *reader(bp_api_ctx *c, bp_api_worker *w, bp_api_response *
                      "no output to read: the data endpoints read a sqlite: or postgres: output");
         return NULL;
     }
-    int64_t now = mono_ms();
+    int64_t now = bp_api_mono_ms();
     if (now < w->retry_open_ms) {
         bp_api_error(resp, 503, "%s", w->open_error);
         return NULL;

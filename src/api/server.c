@@ -1,6 +1,7 @@
 /* server.c - the API's listener on libwebsockets: HTTP (REST, status, metrics), WebSocket and
  * Server-Sent Events on one port, one service thread for all socket I/O, REST answers made by
  * worker threads (see api.h). */
+#include "api/clock.h"
 #include "api/api.h"
 
 #include <arpa/inet.h>
@@ -112,13 +113,6 @@ struct bp_api {
     unsigned char wbuf[LWS_PRE + CHUNK + 4096]; /* the service thread's write buffer */
 };
 
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static bp_api *api_of(struct lws *wsi)
 {
     return lws_context_user(lws_get_context(wsi));
@@ -141,7 +135,7 @@ static int rate_limited(bp_api *a, const char *ip)
         return 0;
     double burst = a->cfg.burst > 0 ? a->cfg.burst : 2 * a->cfg.rate;
     bucket *b = &a->buckets[hash_str(ip) % RL_SLOTS];
-    int64_t now = now_us();
+    int64_t now = bp_api_clock_us(CLOCK_MONOTONIC);
     if (strcmp(b->ip, ip) != 0) { /* a new address (or a collision): a full bucket */
         snprintf(b->ip, sizeof(b->ip), "%s", ip);
         b->tokens = burst;
@@ -250,7 +244,7 @@ static job *job_new(conn *c, enum bp_api_method m, const char *path)
     bp_api_request_init(&j->req, m, path, strlen(path));
     bp_buf_init(&j->resp.body, BP_API_BODY_MAX);
     j->conn = c;
-    j->started_us = now_us();
+    j->started_us = bp_api_clock_us(CLOCK_MONOTONIC);
     j->route = bp_api_route_of(j->req.path);
     return j;
 }
@@ -306,7 +300,7 @@ static void submit(bp_api *a, job *j)
 
 static void count_latency(bp_api *a, const job *j)
 {
-    int64_t us = now_us() - j->started_us;
+    int64_t us = bp_api_clock_us(CLOCK_MONOTONIC) - j->started_us;
     int k = 0;
     while (k < BP_STATS_LE_COUNT && (double)us > bp_stats_le_ms[k] * 1000.0)
         k++;
@@ -1090,7 +1084,7 @@ static int copy_config(bp_api *a, const bp_api_config *cfg)
     if (a->cfg.max_connections <= 0)
         a->cfg.max_connections = 4096;
     a->ctx.cfg = &a->cfg;
-    a->ctx.started_ms = now_us() / 1000;
+    a->ctx.started_ms = bp_api_clock_us(CLOCK_MONOTONIC) / 1000;
     return oom ? BP_ENOMEM : 0;
 }
 

@@ -1,4 +1,5 @@
 /* status.c - the status endpoints, made from the stats snapshot and the push hub's counts. */
+#include "api/clock.h"
 #include "api/status.h"
 
 #include <inttypes.h>
@@ -9,20 +10,6 @@
 #include <time.h>
 
 #include "util/jsonw.h"
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t unix_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static const char *const g_status_paths[] = {
     "/api/sync-status",     "/api/streaming/stats", "/api/realtime/status",
@@ -133,6 +120,19 @@ static void chain_json(bp_jsonw *w, const bp_stats *s, uint64_t ready_lag)
     bp_jsonw_end_object(w);
 }
 
+static void output_json(bp_jsonw *w, const bp_stats *s, const bp_stats_output *o)
+{
+    bp_jsonw_begin_object(w);
+    str(w, "url", o->url);
+    str(w, "chain", s->chain);
+    opt_u64(w, "checkpoint", o->checkpoint_set, o->checkpoint);
+    str(w, "checkpoint_hash", o->checkpoint_set ? o->checkpoint_hash : NULL);
+    u64(w, "lag", o->lag);
+    str(w, "state", o->set_aside ? "set-aside" : "ok");
+    latency(w, "write", &o->write);
+    bp_jsonw_end_object(w);
+}
+
 void bp_api_sync_members(bp_jsonw *w, const bp_stats *s, uint64_t ready_lag)
 {
     bp_jsonw_key(w, "chains");
@@ -142,17 +142,8 @@ void bp_api_sync_members(bp_jsonw *w, const bp_stats *s, uint64_t ready_lag)
     bp_jsonw_end_array(w);
     bp_jsonw_key(w, "outputs");
     bp_jsonw_begin_array(w);
-    for (size_t i = 0; i < s->output_count; i++) {
-        const bp_stats_output *o = &s->outputs[i];
-        bp_jsonw_begin_object(w);
-        str(w, "url", o->url);
-        str(w, "chain", s->chain);
-        opt_u64(w, "checkpoint", o->checkpoint_set, o->checkpoint);
-        str(w, "checkpoint_hash", o->checkpoint_set ? o->checkpoint_hash : NULL);
-        u64(w, "lag", o->lag);
-        str(w, "state", o->set_aside ? "set-aside" : "ok");
-        bp_jsonw_end_object(w);
-    }
+    for (size_t i = 0; i < s->output_count; i++)
+        output_json(w, s, &s->outputs[i]);
     bp_jsonw_end_array(w);
 }
 
@@ -284,16 +275,8 @@ void bp_api_live_members(bp_jsonw *w, const bp_stats *s, const bp_push_stats *p)
     bp_jsonw_end_array(w);
     bp_jsonw_key(w, "outputs");
     bp_jsonw_begin_array(w);
-    for (size_t i = 0; i < s->output_count; i++) {
-        const bp_stats_output *o = &s->outputs[i];
-        bp_jsonw_begin_object(w);
-        str(w, "url", o->url);
-        opt_u64(w, "checkpoint", o->checkpoint_set, o->checkpoint);
-        u64(w, "lag", o->lag);
-        str(w, "state", o->set_aside ? "set-aside" : "ok");
-        latency(w, "write", &o->write);
-        bp_jsonw_end_object(w);
-    }
+    for (size_t i = 0; i < s->output_count; i++)
+        output_json(w, s, &s->outputs[i]);
     bp_jsonw_end_array(w);
     if (p) {
         u64(w, "push_clients", p->clients);
@@ -344,7 +327,7 @@ static void answer(bp_api_ctx *c, const char *path, const bp_stats *s, const bp_
         root(&w);
     } else if (strcmp(path, "/health") == 0) {
         str(&w, "status", "ok");
-        num(&w, "uptime_s", (double)(mono_ms() - c->started_ms) / 1000.0);
+        num(&w, "uptime_s", (double)(bp_api_mono_ms() - c->started_ms) / 1000.0);
     } else if (strcmp(path, "/ready") == 0) {
         bool ready = bp_api_is_ready(s, lag);
         resp->status = ready ? 200 : 503;
@@ -368,7 +351,7 @@ static void answer(bp_api_ctx *c, const char *path, const bp_stats *s, const bp_
         websocket_stats(&w, s, p);
     }
     bp_jsonw_key(&w, "updated_unix_ms");
-    bp_jsonw_i64(&w, s->version ? s->published_unix_ms : unix_ms());
+    bp_jsonw_i64(&w, s->version ? s->published_unix_ms : bp_api_unix_ms());
     bp_jsonw_end_object(&w);
     if (bp_jsonw_finish(&w) != 0)
         bp_api_error(resp, 500, "out of memory");
