@@ -10,23 +10,19 @@
    and of bench_http_lib_choice (libwebsockets, the API's library) answering a static body of
    the same size: the ratio is what the API's work (database read, JSON) costs.
 2. Push: anvil mines a block a second (with a few transactions); `blockpipe run --api`
-   follows it over its WebSocket; N WebSocket clients subscribe to blocks, spread over 2
-   reader processes; each block message carries committed_ms (when every output had it): the
-   client's receive time minus it is the commit-to-client latency (p50, p99, max over every
-   client and block). The readers are Python: their own delay is in the figure.
+   follows it over its WebSocket; N WebSocket clients (bench_ws_fanout: one epoll thread in
+   C) subscribe to blocks; each block message carries committed_ms (when every output had
+   it): the client's receive time minus it is the commit-to-client latency (p50, p99, max
+   over every client and block).
 3. The library choice: bench_http_lib_choice answers the same static 1 KiB from
    libmicrohttpd (thread pool of 2, epoll) and from libwebsockets; wrk on each.
 Writes its section of docs/PERFORMANCE.md (--out) through bench/perfdoc.py.
 """
 
 import argparse
-import json
-import multiprocessing
 import os
 import re
-import selectors
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +31,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "tools"))
 from anvil import Anvil, Workload, wait_until  # noqa: E402
-from apiclient import WS, Api, wait_http  # noqa: E402
+from apiclient import Api, wait_http  # noqa: E402
 from pg import Postgres, free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
@@ -112,44 +108,12 @@ def rest(args, tmp):
     return rows
 
 
-def reader(port, n, blocks, q):
-    """n WebSocket clients on one selector; returns the latencies (ms) of `blocks` blocks."""
-    conns = [WS(port, "/api/ws?topics=blocks") for _ in range(n)]
-    q.put(("ready", n))
-    sel = selectors.DefaultSelector()
-    for c in conns:
-        c.sock.setblocking(False)
-        sel.register(c.sock, selectors.EVENT_READ, c)
-    lat, seen, deadline = [], {}, time.time() + 600
-    while time.time() < deadline and min((seen.get(id(c), 0) for c in conns), default=0) < blocks:
-        for key, _ in sel.select(timeout=1):
-            c = key.data
-            try:
-                chunk = c.sock.recv(1 << 16)
-            except BlockingIOError:
-                continue
-            now = time.time() * 1000
-            c.buf += chunk
-            while len(c.buf) >= 2:  # whole unmasked frames from the server
-                n2 = c.buf[1] & 0x7F
-                off = 2 + (2 if n2 == 126 else 8 if n2 == 127 else 0)
-                if len(c.buf) < off:
-                    break
-                ln = n2 if n2 < 126 else int.from_bytes(c.buf[2:off], "big")
-                if len(c.buf) < off + ln:
-                    break
-                payload, c.buf = c.buf[off:off + ln], c.buf[off + ln:]
-                m = json.loads(payload)
-                if m.get("type") == "apply":
-                    lat.append(now - m["committed_ms"])
-                    seen[id(c)] = seen.get(id(c), 0) + 1
-    q.put(("done", lat))
-
-
 def push(args, tmp):
+    """bench_ws_fanout: N clients on one epoll thread in C, so its own delay stays small."""
     bp = os.path.join(args.build, "blockpipe")
+    fanout = os.path.join(args.build, "bench_ws_fanout")
     node = Anvil(["--block-time", "1"])
-    proc = None
+    proc, reader = None, None
     try:
         wl = Workload(node, seed=5)
         wl.setup()
@@ -160,32 +124,22 @@ def push(args, tmp):
                                  "--api-rate-limit", "0", "--api-push-clients", "5000",
                                  "--log-level", "warn"])
         wait_http(port, 60, proc)
-        q = multiprocessing.Queue()
-        per = args.clients // 2
-        procs = [multiprocessing.Process(target=reader, args=(port, per, args.push_blocks, q))
-                 for _ in range(2)]
-        for p in procs:
-            p.start()
-        for _ in procs:
-            assert q.get(timeout=300)[0] == "ready"
-        stop = time.time() + args.push_blocks * 1.5 + 30
-        lat = []
-        while len([1 for _ in procs]) and time.time() < stop and len(lat) < len(procs):
-            wl.random_tx()
+        reader = subprocess.Popen([fanout, str(port), str(args.clients), str(args.push_blocks),
+                                   str(args.push_blocks * 2 + 60)], stdout=subprocess.PIPE,
+                                  text=True)
+        if not reader.stdout.readline().startswith("ready"):
+            raise SystemExit("bench_ws_fanout did not connect its clients")
+        while reader.poll() is None:
+            wl.random_tx()  # blocks with transactions
             time.sleep(0.3)
-            while not q.empty():
-                kind, v = q.get()
-                lat.append(v)
-        for p in procs:
-            p.join(120)
-        while not q.empty():
-            lat.append(q.get()[1])
-        flat = sorted(x for chunk in lat for x in chunk)
-        if not flat:
-            raise SystemExit("push: no latency measured")
-        pct = lambda p: flat[min(len(flat) - 1, int(p / 100 * len(flat)))]  # noqa: E731
-        return args.clients, len(flat), pct(50), pct(99), flat[-1]
+        out = reader.stdout.read().split()
+        if reader.returncode != 0 or len(out) != 5:
+            raise SystemExit(f"bench_ws_fanout: {reader.returncode} {out}")
+        p50, p99, mx, count = float(out[1]), float(out[2]), float(out[3]), int(out[4])
+        return args.clients, count, p50, p99, mx
     finally:
+        if reader and reader.poll() is None:
+            reader.kill()
         if proc:
             proc.send_signal(signal.SIGINT)
             proc.wait(60)
@@ -222,10 +176,10 @@ def report(args, rows, pushed, libs):
     lines += ["", "The PostgreSQL rows pay a round trip to a PostgreSQL server on the same cores and "
               "its planning per request (no prepared statements yet); SQLite is read in process."]
     n, samples, p50, p99, mx = pushed
-    lines += ["", f"Push: {n} WebSocket clients (topic blocks, 2 Python reader processes) while "
-              f"anvil mines a block a second: {samples} block messages, commit-to-client latency "
-              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {mx:.1f} ms (target p99 < 50 ms; the "
-              f"readers' own delay is in it).", "",
+    lines += ["", f"Push: {n} WebSocket clients (topic blocks; bench_ws_fanout, one epoll thread "
+              f"in C) while anvil mines a block a second: {samples} block messages, "
+              f"commit-to-client latency p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {mx:.1f} ms "
+              f"(target p99 < 50 ms).", "",
               "The server library (static 1 KiB answer, the same wrk):", "",
               "| library | req/s | p99 ms |", "|---|---|---|"]
     for lib, rps, p99 in libs:
