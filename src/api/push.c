@@ -787,7 +787,7 @@ int bp_push_update(bp_push_client *c, const bp_push_filter *f, const char *since
     return rc;
 }
 
-bp_push_msg *bp_push_next(bp_push_client *c)
+bp_push_msg *bp_push_next(bp_push_client *c, bool *more)
 {
     bp_push_hub *h = c->hub;
     pthread_mutex_lock(&h->lock);
@@ -804,6 +804,8 @@ bp_push_msg *bp_push_next(bp_push_client *c)
             pthread_cond_signal(&h->cv);
         }
     }
+    if (more)
+        *more = c->q_len > 0;
     pthread_mutex_unlock(&h->lock);
     return m;
 }

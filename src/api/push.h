@@ -101,8 +101,9 @@ bp_push_client *bp_push_attach(bp_push_hub *h, const bp_push_filter *f, const ch
                                void *conn, bp_error *err);
 /* A new subscription for a client (a WebSocket subscribe message). */
 int bp_push_update(bp_push_client *c, const bp_push_filter *f, const char *since, bp_error *err);
-/* The next message for the client, NULL when none (release it once sent). */
-bp_push_msg *bp_push_next(bp_push_client *c);
+/* The next message for the client, NULL when none (release it once sent); *more (may be NULL)
+ * says whether another one is queued behind it. */
+bp_push_msg *bp_push_next(bp_push_client *c, bool *more);
 void bp_push_msg_release(bp_push_msg *m);
 const char *bp_push_msg_json(const bp_push_msg *m, size_t *len);
 const char *bp_push_msg_topic(const bp_push_msg *m);

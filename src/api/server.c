@@ -539,7 +539,7 @@ static int write_sse(bp_api *a, conn *c)
         c->keepalive_due = false;
     }
     bp_push_msg *m;
-    while ((m = c->held ? c->held : bp_push_next(c->client)) != NULL) {
+    while ((m = c->held ? c->held : bp_push_next(c->client, NULL)) != NULL) {
         c->held = NULL;
         size_t n = sse_event(m, p, room);
         if (n == 0 && p == start) {
@@ -718,14 +718,16 @@ static int ws_writable(bp_api *a, conn *c)
         lws_callback_on_writable(c->wsi);
         return rc;
     }
-    bp_push_msg *m = c->client ? bp_push_next(c->client) : NULL;
+    bool more = false;
+    bp_push_msg *m = c->client ? bp_push_next(c->client, &more) : NULL;
     if (!m)
         return 0;
     size_t len;
     const char *json = bp_push_msg_json(m, &len);
     int rc = ws_send(a, c, json, len);
     bp_push_msg_release(m);
-    lws_callback_on_writable(c->wsi); /* the next one, if any */
+    if (more) /* else the hub's next message asks again: one wake-up per message, not two */
+        lws_callback_on_writable(c->wsi);
     return rc;
 }
 

@@ -15,12 +15,29 @@
 /* A query the API waits for must not hang a worker thread: the server cancels it then. */
 #define READ_SETUP "SET default_transaction_read_only = on; SET statement_timeout = '10s'"
 
+#define PREPARED_MAX 32 /* statements kept prepared per connection, by SQL text */
+
+typedef struct prepared {
+    char *sql;
+    uint64_t used;
+} prepared;
+
 typedef struct pg_reader {
     bp_sink_reader base;
     bp_pg_target t;
     PGconn *conn;
     bp_buf sql;
+    prepared prep[PREPARED_MAX]; /* statement "bp_r<i>" is prep[i] on this connection */
+    uint64_t tick;
 } pg_reader;
+
+static void forget_prepared(pg_reader *r)
+{
+    for (size_t i = 0; i < PREPARED_MAX; i++) {
+        free(r->prep[i].sql);
+        r->prep[i] = (prepared){0};
+    }
+}
 
 static int select_expr(bp_buf *out, const bp_column *c)
 {
@@ -53,6 +70,7 @@ static int connect_reader(pg_reader *r, bp_error *err)
 {
     PQfinish(r->conn);
     r->conn = NULL;
+    forget_prepared(r); /* they lived on that connection */
     int rc = bp_pg_connect(&r->t, &r->conn, err);
     if (rc == 0)
         rc = bp_pg_exec(r->conn, READ_SETUP, NULL, "setting up a reader", err);
@@ -80,10 +98,50 @@ int bp_pg_open_reader(bp_sink_reader **out, const char *target, const bp_sink_op
     return 0;
 }
 
+static int failed(pg_reader *r, PGresult **res, bp_error *err)
+{
+    char msg[BP_ERROR_MSG_MAX];
+    bp_pg_errmsg(r->conn, *res, msg, sizeof(msg));
+    int rc = bp_pg_conn_lost(r->conn, *res) ? BP_ETRANSPORT : BP_EDB;
+    PQclear(*res);
+    *res = NULL;
+    return bp_error_set(err, rc, "%s: %s", r->t.where, msg);
+}
+
+/* The prepared statement of the SQL text in r->sql: its slot, prepared once (the least
+ * recently used one is replaced): planning a wide SELECT is a good part of a point read. */
+static int statement(pg_reader *r, int nparams, char *name, size_t cap, bp_error *err)
+{
+    size_t slot = 0;
+    for (size_t i = 0; i < PREPARED_MAX; i++) {
+        if (r->prep[i].sql && strcmp(r->prep[i].sql, r->sql.data) == 0) {
+            r->prep[i].used = ++r->tick;
+            snprintf(name, cap, "bp_r%zu", i);
+            return 0;
+        }
+        if (r->prep[i].used < r->prep[slot].used)
+            slot = i;
+    }
+    snprintf(name, cap, "bp_r%zu", slot);
+    if (r->prep[slot].sql) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+        PQclear(PQexec(r->conn, sql));
+        free(r->prep[slot].sql);
+        r->prep[slot] = (prepared){0};
+    }
+    PGresult *res = PQprepare(r->conn, name, r->sql.data, nparams, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return failed(r, &res, err);
+    PQclear(res);
+    r->prep[slot] = (prepared){.sql = strdup(r->sql.data), .used = ++r->tick};
+    return r->prep[slot].sql ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
 static int run(pg_reader *r, const bp_sql_params *p, PGresult **res, bp_error *err)
 {
     const char *values[BP_SQL_MAX_PARAMS];
-    char nums[BP_SQL_MAX_PARAMS][24];
+    char nums[BP_SQL_MAX_PARAMS][24], name[32];
     for (int i = 0; i < p->n; i++) {
         const bp_sql_param *v = &p->p[i];
         if (v->kind == BP_SQL_P_INT) {
@@ -93,15 +151,12 @@ static int run(pg_reader *r, const bp_sql_params *p, PGresult **res, bp_error *e
             values[i] = v->kind == BP_SQL_P_HEX && strncmp(v->s, "0x", 2) == 0 ? v->s + 2 : v->s;
         }
     }
-    *res = PQexecParams(r->conn, r->sql.data, p->n, NULL, values, NULL, NULL, 0);
-    if (PQresultStatus(*res) == PGRES_TUPLES_OK)
-        return 0;
-    char msg[BP_ERROR_MSG_MAX];
-    bp_pg_errmsg(r->conn, *res, msg, sizeof(msg));
-    int rc = bp_pg_conn_lost(r->conn, *res) ? BP_ETRANSPORT : BP_EDB;
-    PQclear(*res);
     *res = NULL;
-    return bp_error_set(err, rc, "%s: %s", r->t.where, msg);
+    int rc = statement(r, p->n, name, sizeof(name), err);
+    if (rc != 0)
+        return rc;
+    *res = PQexecPrepared(r->conn, name, p->n, values, NULL, NULL, 0);
+    return PQresultStatus(*res) == PGRES_TUPLES_OK ? 0 : failed(r, res, err);
 }
 
 static int rows(PGresult *res, bp_read_row_fn fn, void *ctx, bp_error *err)
@@ -150,6 +205,7 @@ void bp_pg_close_reader(bp_sink_reader *base)
     if (!r)
         return;
     PQfinish(r->conn);
+    forget_prepared(r);
     bp_pg_target_release(&r->t);
     bp_buf_release(&r->sql);
     free(r);
