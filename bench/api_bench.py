@@ -173,8 +173,8 @@ def report(args, rows, pushed, libs):
     for name, path, size, rps, p99, srps, sp99 in rows:
         lines.append(f"| {name} | `{path}` | {size} | {rps:.0f} | {p99:.2f} | {srps:.0f} | "
                      f"{sp99:.2f} | {rps / srps:.2f} |")
-    lines += ["", "The PostgreSQL rows pay a round trip to a PostgreSQL server on the same cores and "
-              "its planning per request (no prepared statements yet); SQLite is read in process."]
+    lines += ["", "The PostgreSQL rows pay a round trip per request to a PostgreSQL server on the same "
+              "cores (statements are prepared once per connection); SQLite is read in process."]
     n, samples, p50, p99, mx = pushed
     lines += ["", f"Push: {n} WebSocket clients (topic blocks; bench_ws_fanout, one epoll thread "
               f"in C) while anvil mines a block a second: {samples} block messages, "
