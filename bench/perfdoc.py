@@ -39,6 +39,7 @@ TITLES = {
     "fetchpath": "Fetch path: block + receipts over HTTP keep-alive vs the WebSocket",
     "ingest": "Ingestion (simnode, 200-tx blocks with receipts)",
     "streams": "Stream outputs: Redis and Kafka (mock cluster)",
+    "api": "API: REST under wrk, push to 1,000 WebSocket clients",
 }
 
 

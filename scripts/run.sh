@@ -6,7 +6,9 @@
 #                 every second, tests/tools/traffic.py sending a few txs per second to it
 #                 (transfers of every tx type, contract deployments, logging and reverting
 #                 calls), and blockpipe following it.
-# Output: $OUTPUT, else $DATABASE_URL, else sqlite:blockpipe.db. Ctrl-C stops blockpipe
+# Output: $OUTPUT, else $DATABASE_URL, else sqlite:blockpipe.db. The HTTP API (REST, status,
+# /metrics, WebSocket / SSE push; docs/API.md) listens on $API_LISTEN, else 127.0.0.1:8080.
+# Ctrl-C stops blockpipe
 # (it flushes and exits 0), then anvil and the traffic generator are stopped by PID.
 set -euo pipefail
 
@@ -16,6 +18,7 @@ BIN="${BLOCKPIPE:-$ROOT/build/blockpipe}"
 OUT="${OUTPUT:-${DATABASE_URL:-sqlite:blockpipe.db}}"
 STATS="${STATS_INTERVAL:-5}"
 ANVIL="${BP_ANVIL:-$ROOT/.local/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil}"
+API="${API_LISTEN:-127.0.0.1:8080}"
 
 if [ ! -x "$BIN" ]; then
   echo "run.sh: $BIN not found; build it first: make build" >&2
@@ -36,6 +39,8 @@ banner() { # $1: what the data comes from
   echo "================================================================"
   echo " blockpipe: indexing $1"
   echo " output:    $OUT"
+  echo " API:       http://$API/  (status: http://$API/api/sync-status, metrics: http://$API/metrics,"
+  echo "            blocks: http://$API/api/blocks, live: http://$API/api/events?topics=blocks)"
   if [ -n "$db" ]; then
     echo " look at it (from another terminal):"
     echo "   sqlite3 $db 'select count(*) from blocks'"
@@ -47,7 +52,7 @@ banner() { # $1: what the data comes from
 
 if [ -n "${RPC_URL:-}" ]; then
   banner "$RPC_URL"
-  exec "$BIN" run --rpc "$RPC_URL" --output "$OUT" --stats-interval "$STATS"
+  exec "$BIN" run --rpc "$RPC_URL" --output "$OUT" --stats-interval "$STATS" --api "$API"
 fi
 
 if [ ! -x "$ANVIL" ]; then
@@ -112,7 +117,7 @@ trap stop_blockpipe INT TERM
 # anvil serves WebSocket on its HTTP port: new heads arrive over the socket (real time),
 # HTTP polling is the fallback.
 setsid "$BIN" run --rpc "$URL" --ws "ws://${URL#http://}" --output "$OUT" \
-  --stats-interval "$STATS" </dev/null &
+  --stats-interval "$STATS" --api "$API" </dev/null &
 BP_PID=$!
 set +e
 # `wait` returns early (>128) when a trapped signal interrupts it: wait until blockpipe is

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blockpipe/columns.h"
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
 
@@ -103,6 +104,44 @@ typedef struct bp_sink_settings {
     size_t count;
 } bp_sink_settings;
 
+/* ---- reading an output back (the API) ----
+ *
+ * A backend that can be read (SQLite, PostgreSQL) has open_reader / read / close_reader: a
+ * read-only connection of its own, never the writer's, used by one thread at a time (the API
+ * keeps one per worker thread). A query names a table and filters; the rows come back as the
+ * table's columns in the column table's order (columns.h), each as text. */
+typedef struct bp_sink_reader bp_sink_reader;
+
+typedef struct bp_read_query {
+    bp_table table;        /* BP_TABLE_BLOCKS, _TRANSACTIONS or _LOGS */
+    const char *chain;     /* NULL: every chain */
+    bool has_min, has_max; /* block number range, inclusive */
+    uint64_t min, max;
+    const char *hash;       /* blocks.hash or transactions.hash (0x-hex, lower case) */
+    const char *block_hash; /* transactions / logs of that block */
+    const char *tx_hash;    /* logs of that transaction */
+    const char *address;    /* transactions: from_address or to_address; logs: address */
+    const char *topic0;     /* logs */
+    /* Keyset pagination: only rows strictly after (number, index) in the order asked for
+     * (index: transaction_index, log_index; unused for blocks). */
+    bool has_after;
+    uint64_t after_number, after_index;
+    bool ascending; /* default: newest first */
+    bool any_order; /* no order at all: whichever rows come first (cheapest) */
+    size_t limit;   /* 0: no limit */
+} bp_read_query;
+
+/* One cell: the text of the value (NULL for SQL null) - integers and 256-bit amounts in
+ * decimal, hashes / addresses / bytes as lower-case 0x-hex, JSON columns as JSON text. */
+typedef struct bp_read_cell {
+    const char *s;
+    size_t len;
+} bp_read_cell;
+
+/* Called for each row with the table's n columns; a non-zero return stops the read and is
+ * returned by read(). */
+typedef int (*bp_read_row_fn)(void *ctx, const bp_read_cell *cells, size_t n);
+
 typedef struct bp_sink_ops {
     const char *scheme;            /* URL scheme, e.g. "sqlite" */
     const char *const *aliases;    /* other schemes of the same backend, NULL-terminated, or
@@ -135,7 +174,19 @@ typedef struct bp_sink_ops {
      * migrate`); a one-line report of what it did goes into report. */
     int (*migrate)(const char *target, const bp_sink_opts *opts, char *report, size_t cap,
                    bp_error *err);
+    /* Optional (all three or none): reading back, see bp_read_query. open_reader gets the
+     * target and options open() gets; it must not create or change anything. */
+    int (*open_reader)(bp_sink_reader **out, const char *target, const bp_sink_opts *opts,
+                       bp_error *err);
+    int (*read)(bp_sink_reader *r, const bp_read_query *q, bp_read_row_fn fn, void *ctx,
+                bp_error *err);
+    void (*close_reader)(bp_sink_reader *r);
 } bp_sink_ops;
+
+/* Every backend's reader embeds this first. */
+struct bp_sink_reader {
+    const bp_sink_ops *ops;
+};
 
 /* Every backend's handle embeds this first. */
 struct bp_sink {
@@ -156,6 +207,13 @@ int bp_sink_open_url(const char *url, bp_sink **out, bp_error *err);
 int bp_sink_migrate(const char *url, const bp_sink_settings *settings, char *report, size_t cap,
                     bp_error *err);
 void bp_sink_close(bp_sink *s);
+/* Opens a reader of the output at url (see bp_read_query). BP_EINVAL naming the backend when
+ * it cannot be read back. */
+int bp_sink_reader_open(const char *url, const bp_sink_settings *settings, bp_sink_reader **out,
+                        bp_error *err);
+int bp_sink_read(bp_sink_reader *r, const bp_read_query *q, bp_read_row_fn fn, void *ctx,
+                 bp_error *err);
+void bp_sink_reader_close(bp_sink_reader *r);
 /* The backends, NULL-terminated (for --help), the ones left out of this build included. */
 const bp_sink_ops *const *bp_sink_backends(void);
 /* The backend of url's scheme (or alias), NULL when none. */

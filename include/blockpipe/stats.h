@@ -18,9 +18,17 @@
 #define BP_STATS_MAX_OUTPUTS 16
 #define BP_STATS_TEXT 256
 
+/* Bucket bounds of the latency histograms (ms), for Prometheus: le[i] counts the values at or
+ * below bp_stats_le_ms[i] (to the recording histogram's resolution: 8 buckets per power of
+ * two, so a value up to 12.5% below a bound may be counted in the next one). */
+#define BP_STATS_LE_COUNT 14
+extern const double bp_stats_le_ms[BP_STATS_LE_COUNT];
+
 typedef struct bp_stats_latency {
     uint64_t count;
     double p50_ms, p90_ms, p99_ms, max_ms;
+    double sum_ms;
+    uint64_t le[BP_STATS_LE_COUNT]; /* cumulative; count is the +Inf bucket */
 } bp_stats_latency;
 
 typedef struct bp_stats_endpoint {
@@ -40,8 +48,9 @@ typedef struct bp_stats_output {
     bool checkpoint_set;
     uint64_t checkpoint; /* the last block it holds */
     char checkpoint_hash[67];
-    uint64_t lag;   /* head - checkpoint, 0 when either is unknown */
-    bool set_aside; /* --output-failure continue: failed, skipped for the rest of the run */
+    uint64_t lag;           /* head - checkpoint, 0 when either is unknown */
+    bool set_aside;         /* --output-failure continue: failed, skipped for the rest of the run */
+    bp_stats_latency write; /* per batch written to it */
 } bp_stats_output;
 
 typedef struct bp_stats_realtime {

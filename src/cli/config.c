@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <yaml.h>
 
+#include "api/alerts.h"
 #include "blockpipe/sink.h"
 #include "chain/fetch.h"
 #include "core/pipeline.h"
@@ -19,7 +20,8 @@
 #define WHO_MAX 160
 #define CMD_BOTH (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL)
 #define CMD_BACKFILL (1u << BP_CMD_BACKFILL)
-#define CMD_ALL (CMD_BOTH | 1u << BP_CMD_MIGRATE)
+#define CMD_ALL (CMD_BOTH | 1u << BP_CMD_MIGRATE | 1u << BP_CMD_SERVE)
+#define CMD_API (CMD_BOTH | 1u << BP_CMD_SERVE)
 
 /* The source being applied. A repeatable option (--rpc, --output) set by a stronger source
  * replaces what a weaker one set instead of adding to it. */
@@ -31,6 +33,7 @@ typedef struct loader {
     int layer;
     int rpcs_layer;
     int outputs_layer;
+    int alerts_layer;
 } loader;
 
 typedef struct opt opt;
@@ -77,6 +80,10 @@ static int set_output_failure(loader *ld, const opt *o, const char *v, const cha
                               bp_error *err);
 static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_listen(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_onoff(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_alert(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
 #define F(field) .off = offsetof(bp_config, field)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
@@ -89,7 +96,7 @@ static const opt g_opts[] = {
              "lower priority is preferred, failing endpoints are ejected and probed back, "
              "rate-limited ones paused. Config file: rpc, or rpcs: [{url, max_workers, priority, "
              "rps}]"},
-    {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain), .cmds = CMD_BOTH,
+    {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain), .cmds = CMD_API,
      .def = "the chain id in decimal (1, 31337)", .help = "value of the chain column"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
      .def = "sqlite:blockpipe.db", .env3 = "REDIS_URL",
@@ -157,6 +164,67 @@ static const opt g_opts[] = {
      SECONDS(1, 86400), F(ws_stale_after), .cmds = CMD_BOTH,
      .def = "3 x the block time, at least 30",
      .help = "a socket with no head for S seconds is treated as dead"},
+    {"api", NULL, "HOST:PORT", "API_LISTEN", NULL, "api", set_listen, F(api_listen),
+     .cmds = CMD_API, .def = "off (serve: 127.0.0.1:8080)",
+     .help = "serve the HTTP API here: REST over the output, status, /metrics, WebSocket and "
+             "SSE push, the dashboard (docs/API.md); a non-loopback address exposes it"},
+    {"api-token", NULL, "TOKEN", "API_TOKEN", NULL, "api_token", set_string, F(api_token),
+     .cmds = CMD_API, .def = "none",
+     .help = "Bearer token the API requires for writes (and reads with --api-token-reads); "
+             "SSE and WebSocket clients may pass ?token="},
+    {"api-token-reads", NULL, "on|off", "API_TOKEN_READS", NULL, "api_token_reads", set_onoff,
+     F(api_token_reads), .cmds = CMD_API, .def = "off",
+     .help = "require --api-token for every request but /health"},
+    {"api-rate-limit", NULL, "R", "API_RATE_LIMIT", NULL, "api_rate_limit", set_number,
+     SECONDS(0, 1e6), F(api_rate), .cmds = CMD_API, .def = "100",
+     .help = "requests per second per client address (bursts of 2R), then 429 with "
+             "Retry-After; 0: no limit"},
+    {"api-cors", NULL, "ORIGINS", "API_CORS_ORIGINS", NULL, "api_cors", set_string, F(api_cors),
+     .cmds = CMD_API, .def = "none",
+     .help = "origins browsers may call the API from: * or a comma list of "
+             "scheme://host[:port]"},
+    {"api-tls-cert", NULL, "FILE", "API_TLS_CERT", NULL, "api_tls_cert", set_string,
+     F(api_tls_cert), .cmds = CMD_API, .def = "none",
+     .help = "PEM certificate: serve HTTPS and WSS (with --api-tls-key)"},
+    {"api-tls-key", NULL, "FILE", "API_TLS_KEY", NULL, "api_tls_key", set_string, F(api_tls_key),
+     .cmds = CMD_API, .def = "none", .help = "PEM private key of --api-tls-cert"},
+    {"api-threads", NULL, "N", "API_THREADS", NULL, "api_threads", set_int, RANGE(1, 64),
+     F(api_threads), .cmds = CMD_API, .def = "2",
+     .help = "threads answering REST requests, each with its own read-only database connection"},
+    {"ready-lag", NULL, "N", "READY_LAG", NULL, "ready_lag", set_u64, RANGE(0, 1000000),
+     F(ready_lag), .cmds = CMD_API, .def = "10",
+     .help = "/ready answers 503 while the chain is more than N blocks behind its head"},
+    {"api-max-body", NULL, "BYTES", "API_MAX_BODY", NULL, "api_max_body", set_u64,
+     RANGE(1024, 1u << 30), F(api_max_body), .cmds = CMD_API, .def = "1048576",
+     .help = "largest request body (413 above); request headers are capped at 8 KiB"},
+    {"api-request-timeout", NULL, "S", "API_REQUEST_TIMEOUT", NULL, "api_request_timeout",
+     set_seconds, SECONDS(1, 3600), F(api_request_timeout), .cmds = CMD_API, .def = "10",
+     .help = "seconds a request may take, from its first byte to its answer"},
+    {"api-max-connections", NULL, "N", "API_MAX_CONNECTIONS", NULL, "api_max_connections", set_int,
+     RANGE(16, 1000000), F(api_max_connections), .cmds = CMD_API, .def = "4096",
+     .help = "open connections at most (more are closed at once)"},
+    {"api-push-clients", NULL, "N", "API_PUSH_CLIENTS", NULL, "api_push_clients", set_int,
+     RANGE(1, 1000000), F(api_push_clients), .cmds = CMD_API, .def = "4096",
+     .help = "WebSocket and SSE clients at most"},
+    {"api-push-ring", NULL, "N", "API_PUSH_RING", NULL, "api_push_ring", set_int,
+     RANGE(16, 10000000), F(api_push_ring), .cmds = CMD_API, .def = "4096",
+     .help = "block events kept for clients that reconnect with a cursor; a client further "
+             "behind is dropped"},
+    {"api-push-queue", NULL, "BYTES", "API_PUSH_QUEUE", NULL, "api_push_queue", set_u64,
+     RANGE(4096, 1u << 30), F(api_push_queue), .cmds = CMD_API, .def = "1048576",
+     .help = "messages queued per push client at most"},
+    {"api-push-stall", NULL, "S", "API_PUSH_STALL", NULL, "api_push_stall", set_seconds,
+     SECONDS(1, 86400), F(api_push_stall), .cmds = CMD_API, .def = "30",
+     .help = "a push client that takes no message for S seconds while some wait is dropped"},
+    {"alert", NULL, "RULE", "ALERTS", NULL, "alerts", set_alert, .cmds = CMD_BOTH, .def = "none",
+     .help = "fire (and later resolve) an alert to the log and --alert-webhook when RULE holds: "
+             "NAME>VALUE, NAME<VALUE or NAME, NAME one of lag, stalled (seconds without a new "
+             "head), endpoint_down, output_failing, waiting, failed, pending, blocks_per_s, "
+             "txs_per_s, memory_used, head_to_commit_p99_ms, rpc_p99_ms, rpc_errors; repeat for "
+             "several (environment: comma list)"},
+    {"alert-webhook", NULL, "URL", "ALERT_WEBHOOK", NULL, "alert_webhook", set_string,
+     F(alert_webhook), .cmds = CMD_BOTH, .def = "none",
+     .help = "POST each alert there as Slack-compatible JSON {\"text\": ...}"},
     {"config", NULL, "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, .cmds = CMD_ALL, .def = "none",
      .help = "YAML or JSON config file; unknown keys are refused"},
     {"log-level", NULL, "L", "LOG_LEVEL", NULL, "log_level", set_level, .cmds = CMD_ALL,
@@ -209,7 +277,10 @@ static const opt *all_opts(size_t *n)
 
 static const char *cmd_name(enum bp_command cmd)
 {
-    return cmd == BP_CMD_BACKFILL ? "backfill" : cmd == BP_CMD_MIGRATE ? "migrate" : "run";
+    return cmd == BP_CMD_BACKFILL  ? "backfill"
+           : cmd == BP_CMD_MIGRATE ? "migrate"
+           : cmd == BP_CMD_SERVE   ? "serve"
+                                   : "run";
 }
 
 static bool opt_for(const opt *o, enum bp_command cmd)
@@ -459,6 +530,68 @@ static int set_output_failure(loader *ld, const opt *o, const char *v, const cha
     if (strcmp(v, "stop") != 0 && strcmp(v, "continue") != 0)
         return invalid(err, who, v, "expected stop or continue");
     ld->cfg->output_keep_going = strcmp(v, "continue") == 0;
+    return 0;
+}
+
+static int set_listen(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    long port = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || colon == v || !colon[1] || *end || port < 0 || port > 65535)
+        return invalid(err, who, v, "expected HOST:PORT, e.g. 127.0.0.1:8080");
+    return set_string(ld, o, v, who, err);
+}
+
+static int set_onoff(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    static const char *const on[] = {"on", "true", "1", "yes"}, *const off[] = {"off", "false", "0",
+                                                                                "no"};
+    for (size_t i = 0; i < 4; i++)
+        if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
+            *(bool *)((char *)ld->cfg + o->off) = strcasecmp(v, on[i]) == 0;
+            return 0;
+        }
+    return invalid(err, who, v, "expected on or off (true/false, 1/0, yes/no)");
+}
+
+static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    double d;
+    if (!parse_decimal(v, &d) || d < o->dmin || d > o->dmax)
+        return invalid(err, who, v, "expected a number from %g to %g", o->dmin, o->dmax);
+    *(double *)((char *)ld->cfg + o->off) = d;
+    return 0;
+}
+
+/* --alert RULE (repeatable; the environment's value is a comma list). */
+static int set_alert(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    bp_config *cfg = ld->cfg;
+    (void)o;
+    if (ld->alerts_layer != ld->layer) {
+        for (int i = 0; i < cfg->alert_count; i++)
+            free(cfg->alerts[i]);
+        cfg->alert_count = 0;
+        ld->alerts_layer = ld->layer;
+    }
+    while (*v) {
+        size_t n = ld->layer == LAYER_ENV ? strcspn(v, ",") : strlen(v);
+        char rule[128];
+        bp_alert_rule r;
+        snprintf(rule, sizeof(rule), "%.*s", (int)n, v);
+        if (bp_alert_parse(rule, &r, err) != 0)
+            return bp_error_prefix(err, "%s: ", who);
+        if (cfg->alert_count == BP_MAX_ALERTS)
+            return bp_error_set(err, BP_EINVAL, "%s: too many alerts (at most %d)", who,
+                                BP_MAX_ALERTS);
+        cfg->alerts[cfg->alert_count] = NULL;
+        int rc = replace_string(&cfg->alerts[cfg->alert_count], rule, err);
+        if (rc != 0)
+            return rc;
+        cfg->alert_count++;
+        v += n + (v[n] == ',');
+    }
     return 0;
 }
 
@@ -761,7 +894,7 @@ static int file_list(file_ctx *fc, const opt *o, yaml_node_t *n, const char *who
     int rc = 0, idx = 0;
     if (o->set == set_fetch)
         return fetch_list(fc, o, n, who, err);
-    if (o->set != set_rpc && o->set != set_output)
+    if (o->set != set_rpc && o->set != set_output && o->set != set_alert)
         return bp_error_set(err, BP_EINVAL, "%s: expected a single value, not a list", who);
     for (yaml_node_item_t *it = n->data.sequence.items.start;
          rc == 0 && it < n->data.sequence.items.top; it++, idx++) {
@@ -771,7 +904,7 @@ static int file_list(file_ctx *fc, const opt *o, yaml_node_t *n, const char *who
         } else {
             const char *v;
             rc = one_value(who, item, &v, err);
-            rc = rc ? rc : set_output(fc->ld, o, v, who, err);
+            rc = rc ? rc : o->set(fc->ld, o, v, who, err);
         }
     }
     return rc;
@@ -1027,6 +1160,16 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->realtime = true;
     cfg->ws_reconnect_interval = 5;
     cfg->ws_max_reconnect_attempts = 10;
+    cfg->api_rate = 100;
+    cfg->api_threads = 2;
+    cfg->ready_lag = 10;
+    cfg->api_max_body = 1u << 20;
+    cfg->api_request_timeout = 10;
+    cfg->api_max_connections = 4096;
+    cfg->api_push_clients = 4096;
+    cfg->api_push_ring = 4096;
+    cfg->api_push_queue = 1u << 20;
+    cfg->api_push_stall = 30;
 }
 
 static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *err)
@@ -1050,6 +1193,8 @@ static int check_required(const bp_config *cfg, bp_error *err)
                                  : bp_error_set(err, BP_EINVAL,
                                                 "migrate needs the output to migrate: an "
                                                 "argument, --output URL or DATABASE_URL");
+    if (cfg->command == BP_CMD_SERVE)
+        return 0;
     if (cfg->rpc_count == 0)
         return bp_error_set(err, BP_EINVAL,
                             "missing --rpc URL (or RPC_URL, or rpc/rpcs in the config file): "
@@ -1119,6 +1264,17 @@ void bp_config_release(bp_config *cfg)
     free(cfg->config_file);
     free(cfg->clickhouse_url);
     cfg->clickhouse_url = NULL;
+    free(cfg->api_listen);
+    free(cfg->api_token);
+    free(cfg->api_cors);
+    free(cfg->api_tls_cert);
+    free(cfg->api_tls_key);
+    for (int i = 0; i < cfg->alert_count; i++)
+        free(cfg->alerts[i]);
+    cfg->alert_count = 0;
+    free(cfg->alert_webhook);
+    cfg->alert_webhook = NULL;
+    cfg->api_listen = cfg->api_token = cfg->api_cors = cfg->api_tls_cert = cfg->api_tls_key = NULL;
     cfg->rpc_count = cfg->output_count = 0;
     cfg->sink_setting_count = 0;
     cfg->chain = cfg->config_file = cfg->state_dir = cfg->ws_url = NULL;
@@ -1273,6 +1429,12 @@ static const struct {
                         "  blockpipe migrate postgres://bp:secret@localhost/chain --pg-schema "
                         "mainnet\n"
                         "  DATABASE_URL=postgres://localhost/chain blockpipe migrate\n"},
+    [BP_CMD_SERVE] = {"blockpipe serve - serve the HTTP API (REST, status, push, dashboard) over "
+                      "an output another process writes, without indexing",
+                      "blockpipe serve --output URL [--api HOST:PORT] [options]",
+                      "  blockpipe serve --output sqlite:blockpipe.db\n"
+                      "  blockpipe serve --output postgres://bp@localhost/chain --api "
+                      "0.0.0.0:8080 --api-token secret --api-token-reads on\n"},
 };
 
 static void usage_build(bp_buf *b, enum bp_command cmd)
@@ -1296,8 +1458,8 @@ static void usage_build(bp_buf *b, enum bp_command cmd)
 
 const char *bp_config_usage(enum bp_command cmd)
 {
-    static bp_buf texts[BP_CMD_MIGRATE + 1];
-    if ((unsigned)cmd > BP_CMD_MIGRATE || cmd < BP_CMD_RUN)
+    static bp_buf texts[BP_CMD_SERVE + 1];
+    if ((unsigned)cmd > BP_CMD_SERVE || cmd < BP_CMD_RUN)
         cmd = BP_CMD_RUN;
     if (!texts[cmd].data)
         usage_build(&texts[cmd], cmd);
@@ -1331,7 +1493,10 @@ static void md_code(FILE *out, const char *a, const char *b)
 
 static const char *md_commands(const opt *o)
 {
-    return o->cmds == CMD_ALL ? "all" : o->cmds == CMD_BOTH ? "run, backfill" : "backfill";
+    return o->cmds == CMD_ALL    ? "all"
+           : o->cmds == CMD_API  ? "run, backfill, serve"
+           : o->cmds == CMD_BOTH ? "run, backfill"
+                                 : "backfill";
 }
 
 static void md_core(FILE *out)

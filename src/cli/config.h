@@ -15,8 +15,9 @@
 #define BP_MAX_OUTPUTS 16
 #define BP_MAX_RPCS 16
 #define BP_MAX_SINK_SETTINGS 64
+#define BP_MAX_ALERTS 32
 
-enum bp_command { BP_CMD_RUN = 1, BP_CMD_BACKFILL = 2, BP_CMD_MIGRATE = 3 };
+enum bp_command { BP_CMD_RUN = 1, BP_CMD_BACKFILL = 2, BP_CMD_MIGRATE = 3, BP_CMD_SERVE = 4 };
 
 typedef struct bp_rpc_endpoint {
     char *url;
@@ -65,6 +66,25 @@ typedef struct bp_config {
     int ws_max_reconnect_attempts;
     double ws_stale_after; /* seconds; 0: 3 x block time, at least 30 */
     bool help;             /* --help was given: print usage, exit 0 */
+    /* the API (src/api/api.h): NULL api_listen = off (serve: 127.0.0.1:8080) */
+    char *api_listen;
+    char *api_token;
+    bool api_token_reads;
+    double api_rate; /* requests per second per client address, 0: no limit */
+    char *api_cors;
+    char *api_tls_cert, *api_tls_key;
+    int api_threads;
+    uint64_t ready_lag;
+    uint64_t api_max_body;
+    double api_request_timeout;
+    int api_max_connections;
+    int api_push_clients;
+    int api_push_ring;
+    uint64_t api_push_queue;
+    double api_push_stall;
+    char *alerts[BP_MAX_ALERTS]; /* --alert rules (src/api/alerts.h), checked */
+    int alert_count;
+    char *alert_webhook;
 } bp_config;
 
 /* Fills cfg from argv (argv[0] is the command name: "run", "backfill" or "migrate"), the process

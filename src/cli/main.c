@@ -9,6 +9,7 @@
 #include "blockpipe/sink.h"
 #include "chain/rpc.h"
 #include "cli/commands_migrate.h"
+#include "cli/commands_serve.h"
 #include "cli/commands_sim.h"
 #include "cli/commands_stream.h"
 #include "cli/config.h"
@@ -55,6 +56,8 @@ static void usage(FILE *f)
             "failed blocks\n"
             "  blockpipe migrate URL                           create or upgrade an output's "
             "schema\n"
+            "  blockpipe serve --output URL [--api HOST:PORT]  the HTTP API over an output, "
+            "without indexing\n"
             "  blockpipe simnode [--listen HOST:PORT] [...]    a synthetic node for benchmarks "
             "and chaos tests\n"
             "  blockpipe stream publish|latest|history|keys|subscribe ...  keyed streams\n"
@@ -141,6 +144,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_config cfg;
     bp_error err = {0};
     bp_sink *sinks[BP_MAX_OUTPUTS] = {0};
+    bp_cli_api api = {0};
     int status = 1;
     if (bp_config_load(&cfg, cmd, argc, argv, &err) != 0) {
         fprintf(stderr, "blockpipe: %s\n", err.msg);
@@ -156,7 +160,11 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_log_set_json(cfg.log_json);
     if (bp_rpc_global_init(&err) != 0)
         goto fail;
-    int rc = open_outputs(&cfg, sinks, &err);
+    int rc = bp_cli_api_settings(&cfg, &err);
+    if (rc == 0)
+        rc = open_outputs(&cfg, sinks, &err);
+    if (rc == 0)
+        rc = bp_cli_api_start(&cfg, &api, &err);
     if (rc != 0) {
         status = rc == BP_EINVAL ? 2 : 1;
         goto fail;
@@ -167,6 +175,11 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_pipeline_report report = {0};
     map_config(&cfg, sinks, eps, &pc);
     pc.report = &report;
+    pc.stats = api.stats; /* --api, --alert: they read the snapshot (NULL: the pipeline's own) */
+    if (api.push) {       /* --api: the committed batches feed its push hub */
+        pc.batch_committed = bp_push_batch;
+        pc.batch_ctx = api.push;
+    }
     if (cfg.state_dir)
         bp_state_announce(cfg.state_dir);
     rc = bp_pipeline_run(&pc, &g_stop, &err);
@@ -183,6 +196,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
 fail:
     bp_err("%s", err.msg);
 out:
+    bp_cli_api_stop(&api); /* before the outputs: the push hub read them */
     for (int i = 0; i < BP_MAX_OUTPUTS; i++)
         bp_sink_close(sinks[i]);
     bp_rpc_global_cleanup();
@@ -225,6 +239,10 @@ int main(int argc, char **argv)
         return bp_cmd_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "stream") == 0)
         return bp_cmd_stream(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0) {
+        install_signals();
+        return bp_cmd_serve(argc - 1, argv + 1, &g_stop);
+    }
     fprintf(stderr, "blockpipe: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -176,11 +176,14 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->probes = calloc(n, sizeof(*o->probes));
     o->back = calloc(n, sizeof(*o->back));
     o->probe_cp = calloc(n, sizeof(*o->probe_cp));
+    o->write_us = calloc(n, sizeof(*o->write_us));
     if (!o->cps || !o->failed || !o->held || !o->probing || !o->probes || !o->back ||
-        !o->probe_cp)
+        !o->probe_cp || !o->write_us)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count; i++) {
         atomic_init(&o->back[i], false);
+        bp_hist_init(&o->write_us[i]);
+    }
     atomic_init(&o->stop_probes, false);
     for (size_t i = 0; i < count; i++) {
         int rc = sinks[i]->ops->checkpoint(sinks[i], chain, &o->cps[i], err);
@@ -208,6 +211,7 @@ void bp_outputs_release(bp_outputs *o)
     for (size_t i = 0; o->probing && i < o->count; i++)
         join_probe(o, i);
     free(o->failed);
+    free(o->write_us);
     free(o->cps);
     free(o->held);
     free(o->scratch);
@@ -432,7 +436,13 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         /* The kill -9 tests tell from these two lines whether a kill landed mid-write. */
         bp_debug("output '%s': writing %zu events (%zu reverts) up to block %" PRIu64 " %s",
                  o->sinks[i]->url, n, count_reverts(&mine), cp.number, cp.hash);
-        if (write_one(o->sinks[i], &mine, err) != 0) {
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        int wrc = write_one(o->sinks[i], &mine, err);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        int64_t us = (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000;
+        bp_hist_add(&o->write_us[i], us > 0 ? (uint64_t)us : 0);
+        if (wrc != 0) {
             rc = output_failed(o, i, &mine, err);
             if (rc != 0)
                 return rc;

@@ -26,6 +26,7 @@
 
 #include "blockpipe/model.h"
 #include "blockpipe/sink.h"
+#include "util/histogram.h"
 
 /* An output's newest blocks, kept to compare with the stream where the output is ahead of
  * it: after a kill between two outputs' writes, or a reorg while blockpipe was stopped, an
@@ -62,6 +63,7 @@ typedef struct bp_outputs {
     atomic_bool *back;
     bp_checkpoint *probe_cp;
     atomic_bool stop_probes;
+    bp_hist *write_us; /* per output: time of each batch write (its retries included), µs */
 } bp_outputs;
 
 /* Reads every output's checkpoint for chain, and its newest blocks (the `recent` op). With

@@ -1271,6 +1271,8 @@ static int start_writer(pipeline *p, bp_error *err)
         .written = wake_coordinator, /* a full batch may be waiting for the writer */
         .ctx = p,
         .budget = &p->budget,
+        .batch_committed = p->cfg->batch_committed,
+        .batch_ctx = p->cfg->batch_ctx,
     };
     return bp_writer_start(&p->writer, &wc, err);
 }

@@ -61,6 +61,10 @@ typedef struct bp_pipeline_config {
     bp_stats_hub *stats;        /* where the snapshot is published (not owned); NULL: own */
     bool output_keep_going;     /* --output-failure continue */
     size_t max_memory;          /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY */
+    /* Called on the writer thread with each batch once every output has committed it (the
+     * API's push hub; see writer.h). NULL: none. */
+    void (*batch_committed)(void *batch_ctx, const bp_batch *b);
+    void *batch_ctx;
     /* real time (run only): NULL ws_url = HTTP polling only */
     const char *ws_url;
     double ws_reconnect_interval;

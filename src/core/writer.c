@@ -36,6 +36,8 @@ static int write_batch(bp_writer *w, bp_error *err)
     for (size_t i = 0; w->cfg.committed && i < b->count; i++)
         if (b->events[i].kind == BP_EVENT_APPLY)
             w->cfg.committed(w->cfg.ctx, b->events[i].block->number, now);
+    if (w->cfg.batch_committed && b->count)
+        w->cfg.batch_committed(w->cfg.batch_ctx, b);
     bp_debug("committed %zu events up to block %" PRIu64, b->count,
              b->events[b->count - 1].block->number);
     return 0;
@@ -52,6 +54,8 @@ static void snapshot_outputs(bp_writer *w)
         so->checkpoint = o->cps[i].number;
         memcpy(so->checkpoint_hash, o->cps[i].hash, sizeof(so->checkpoint_hash));
         so->set_aside = o->failed && o->failed[i];
+        if (o->write_us)
+            bp_hist_latency_ms(&o->write_us[i], &so->write);
     }
 }
 

@@ -37,6 +37,10 @@ typedef struct bp_writer_config {
     /* The blocks handed over are charged to it; each is refunded once written (or dropped)
      * and freed. May be NULL. */
     bp_budget *budget;
+    /* Called on the writer thread with each batch once every output has it, before its blocks
+     * are freed (may be NULL): the API's push hub copies what it announces; it must not block. */
+    void (*batch_committed)(void *batch_ctx, const bp_batch *b);
+    void *batch_ctx;
 } bp_writer_config;
 
 typedef struct bp_writer {

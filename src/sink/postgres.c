@@ -26,6 +26,7 @@
 #include "sink/format.h"
 #include "sink/pg_conn.h"
 #include "sink/pg_copy.h"
+#include "sink/pg_read.h"
 #include "sink/sqlgen.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
@@ -734,4 +735,7 @@ const bp_sink_ops bp_sink_postgres_ops = {
     .flush = NULL,
     .close = pg_close,
     .migrate = pg_migrate,
+    .open_reader = bp_pg_open_reader,
+    .read = bp_pg_read,
+    .close_reader = bp_pg_close_reader,
 };

@@ -312,7 +312,7 @@ int bp_sink_resolve(const char *url, const bp_sink_settings *set, bp_sink_resolv
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     else if (r->target.data[0] == '\0' || r->target.data[0] == '?')
         rc = bp_error_set(err, BP_EINVAL, "output '%s': missing %s after the scheme (%s)", shown,
-                          r->ops->option_count ? "the address" : "the path", r->ops->usage);
+                          strstr(r->ops->usage, "://") ? "the address" : "the path", r->ops->usage);
     else
         rc = build_opts(r->ops, r, set, shown, &r->opts, err);
     find_backend(url, &r->opts.scheme);
@@ -378,4 +378,40 @@ void bp_sink_close(bp_sink *s)
     char *url = s->url;
     s->ops->close(s);
     free(url);
+}
+
+int bp_sink_reader_open(const char *url, const bp_sink_settings *settings, bp_sink_reader **out,
+                        bp_error *err)
+{
+    char shown[512];
+    bp_url_redact(url, shown, sizeof(shown));
+    *out = NULL;
+    bp_sink_resolved r;
+    int rc = bp_sink_resolve(url, settings, &r, err);
+    if (rc != 0)
+        return rc;
+    const bp_sink_ops *ops = r.ops;
+    if (!ops->open_reader)
+        rc = bp_error_set(err, BP_EINVAL,
+                          "output '%s': %s outputs cannot be read back (the API reads SQLite "
+                          "and PostgreSQL outputs)",
+                          shown, ops->title);
+    else if (ops->open_reader(out, r.target.data, ops->option_count ? &r.opts : NULL, err) != 0)
+        rc = bp_error_prefix(err, "output '%s': ", shown);
+    else
+        (*out)->ops = ops;
+    bp_sink_resolved_release(&r);
+    return rc;
+}
+
+int bp_sink_read(bp_sink_reader *r, const bp_read_query *q, bp_read_row_fn fn, void *ctx,
+                 bp_error *err)
+{
+    return r->ops->read(r, q, fn, ctx, err);
+}
+
+void bp_sink_reader_close(bp_sink_reader *r)
+{
+    if (r)
+        r->ops->close_reader(r);
 }

@@ -21,6 +21,7 @@
 #include "blockpipe/columns.h"
 #include "sink/format.h"
 #include "sink/sqlgen.h"
+#include "sink/sqlite_read.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
 #include "util/hex.h"
@@ -36,6 +37,19 @@ static const char *sqlite_type(const bp_column *c)
     return c->type == BP_COL_INT64 || c->type == BP_COL_UINT64 || c->type == BP_COL_BOOL ? "INTEGER"
                                                                                          : "TEXT";
 }
+
+/* The API's lookups (the PostgreSQL output always has them): by hash, by address as sender or
+ * receiver, logs by emitter and topic0. Off by default: each costs every insert a B-tree
+ * update, which an indexer that is only read by batch jobs does not need. */
+static const char g_indexes_ddl[] =
+    "CREATE INDEX IF NOT EXISTS blocks_hash_idx ON blocks(hash);"
+    "CREATE INDEX IF NOT EXISTS transactions_hash_idx ON transactions(hash);"
+    "CREATE INDEX IF NOT EXISTS transactions_from_idx ON transactions(chain, from_address,"
+    " block_number, transaction_index);"
+    "CREATE INDEX IF NOT EXISTS transactions_to_idx ON transactions(chain, to_address,"
+    " block_number, transaction_index);"
+    "CREATE INDEX IF NOT EXISTS logs_address_idx ON logs(chain, address, block_number, log_index);"
+    "CREATE INDEX IF NOT EXISTS logs_topic0_idx ON logs(chain, topic0, block_number, log_index);";
 
 static const char g_checkpoints_ddl[] =
     "CREATE TABLE IF NOT EXISTS checkpoints(chain TEXT NOT NULL, output TEXT NOT NULL,"
@@ -506,7 +520,6 @@ static int prepare_all(sqlite_sink *s, bp_error *err)
 
 static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
-    (void)opts;
     *out = NULL;
     int rc = BP_ENOMEM;
     sqlite_sink *s = calloc(1, sizeof(*s));
@@ -530,6 +543,8 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
               "setting WAL mode", err);
     if (rc == 0)
         rc = create_schema(s, err);
+    if (rc == 0 && opts && bp_sink_opt_int(opts, "indexes"))
+        rc = exec(s, g_indexes_ddl, "creating the lookup indexes", err);
     if (rc == 0)
         rc = prepare_all(s, err);
 out:
@@ -557,8 +572,22 @@ static int sqlite_migrate(const char *target, const bp_sink_opts *opts, char *re
     return rc;
 }
 
+static const bp_sink_option g_options[] = {
+    {.name = "indexes",
+     .flag = "sqlite-indexes",
+     .env = "SQLITE_INDEXES",
+     .key = "sqlite_indexes",
+     .type = BP_SINK_OPT_BOOL,
+     .arg = "on|off",
+     .def = "off",
+     .help = "create the lookup indexes the API's queries use (by hash, address, topic0); on "
+             "by default with --api and in serve"},
+};
+
 const bp_sink_ops bp_sink_sqlite_ops = {
     .scheme = "sqlite",
+    .options = g_options,
+    .option_count = sizeof(g_options) / sizeof(g_options[0]),
     .title = "SQLite",
     .usage = "sqlite:PATH",
     .description = "SQLite database file (the default): blocks, transactions, logs, checkpoints",
@@ -569,4 +598,7 @@ const bp_sink_ops bp_sink_sqlite_ops = {
     .write = sqlite_write,
     .flush = NULL,
     .close = sqlite_close,
+    .open_reader = bp_sqlite_open_reader,
+    .read = bp_sqlite_read,
+    .close_reader = bp_sqlite_close_reader,
 };

@@ -96,13 +96,31 @@ int bp_hist_summary_json(const bp_hist_summary *s, bp_buf *out)
                          s->count, s->p50, s->p90, s->p99, s->max, s->mean);
 }
 
+const double bp_stats_le_ms[BP_STATS_LE_COUNT] = {0.5, 1,   2.5, 5,    10,   25,   50,
+                                                  100, 250, 500, 1000, 2500, 5000, 10000};
+
 void bp_hist_latency_ms(const bp_hist *h, bp_stats_latency *out)
 {
     bp_hist_summary s;
     bp_hist_summarize(h, &s);
-    *out = (bp_stats_latency){.count = s.count,
-                              .p50_ms = (double)s.p50 / 1000.0,
-                              .p90_ms = (double)s.p90 / 1000.0,
-                              .p99_ms = (double)s.p99 / 1000.0,
-                              .max_ms = (double)s.max / 1000.0};
+    memset(out, 0, sizeof(*out));
+    out->count = s.count;
+    out->p50_ms = (double)s.p50 / 1000.0;
+    out->p90_ms = (double)s.p90 / 1000.0;
+    out->p99_ms = (double)s.p99 / 1000.0;
+    out->max_ms = (double)s.max / 1000.0;
+    out->sum_ms = (double)atomic_load_explicit(&h->sum, memory_order_relaxed) / 1000.0;
+    /* A bucket counts at the first bound its upper edge is at or below: one pass. */
+    uint64_t seen = 0;
+    unsigned k = 0;
+    for (unsigned i = 0; i < BP_HIST_BUCKETS && k < BP_STATS_LE_COUNT; i++) {
+        while (k < BP_STATS_LE_COUNT && (double)bucket_upper(i) > bp_stats_le_ms[k] * 1000.0)
+            out->le[k++] = seen;
+        seen += atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+    }
+    while (k < BP_STATS_LE_COUNT)
+        out->le[k++] = seen;
+    /* Buckets are read after the count: never report more in a bucket than in the total. */
+    if (out->count < seen)
+        out->count = seen;
 }

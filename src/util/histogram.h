@@ -36,7 +36,8 @@ uint64_t bp_hist_max(const bp_hist *h);
  * bucket holding that rank, capped at the max. 0 when empty. */
 uint64_t bp_hist_percentile(const bp_hist *h, double p);
 void bp_hist_summarize(const bp_hist *h, bp_hist_summary *out);
-/* The summary of a histogram of microseconds, in milliseconds (for the stats snapshot). */
+/* The histogram of latencies in µs as a stats snapshot's latency (ms): percentiles, sum and
+ * the cumulative counts at bp_stats_le_ms. */
 void bp_hist_latency_ms(const bp_hist *h, bp_stats_latency *out);
 /* Appends {"count":n,"p50":..,"p90":..,"p99":..,"max":..,"mean":..} to out. 0 or BP_E*. */
 int bp_hist_summary_json(const bp_hist_summary *s, bp_buf *out);

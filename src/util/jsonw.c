@@ -195,6 +195,12 @@ void bp_jsonw_str(bp_jsonw *w, const char *s)
         fail(w, bp_jsonw_quote(w->buf, s, w->esc));
 }
 
+void bp_jsonw_str_n(bp_jsonw *w, const char *s, size_t n)
+{
+    if (before_value(w))
+        fail(w, bp_jsonw_quote_n(w->buf, s, n, w->esc));
+}
+
 void bp_jsonw_u64(bp_jsonw *w, uint64_t v)
 {
     if (before_value(w))

@@ -59,6 +59,7 @@ void bp_jsonw_begin_array(bp_jsonw *w);
 void bp_jsonw_end_array(bp_jsonw *w);
 void bp_jsonw_key(bp_jsonw *w, const char *key);
 void bp_jsonw_str(bp_jsonw *w, const char *s); /* null for NULL */
+void bp_jsonw_str_n(bp_jsonw *w, const char *s, size_t n);
 void bp_jsonw_u64(bp_jsonw *w, uint64_t v);
 void bp_jsonw_i64(bp_jsonw *w, int64_t v);
 /* A 256-bit quantity as a quoted decimal string ("1000000000000000000"): JSON readers hold

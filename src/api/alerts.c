@@ -1,0 +1,273 @@
+/* alerts.c - --alert rules evaluated on the stats snapshot every second; firing and resolving
+ * go to the log and to the webhook. */
+#include "api/alerts.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "util/buf.h"
+#include "util/jsonw.h"
+#include "util/log.h"
+#include "util/url.h"
+
+#define WEBHOOK_TIMEOUT_S 5
+
+static const char *const g_names[] = {
+    "lag",
+    "stalled",
+    "endpoint_down",
+    "output_failing",
+    "waiting",
+    "failed",
+    "pending",
+    "blocks_per_s",
+    "txs_per_s",
+    "memory_used",
+    "head_to_commit_p99_ms",
+    "rpc_p99_ms",
+    "rpc_errors",
+    NULL,
+};
+
+struct bp_alerts {
+    bp_alert_rule *rules;
+    bool *firing;
+    size_t n;
+    char *webhook;
+    bp_stats_hub *stats;
+    bp_stats *snap;
+    bool have_head;
+    uint64_t last_head;
+    double head_changed; /* monotonic s */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    bool stop, started;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int bp_alert_parse(const char *spec, bp_alert_rule *out, bp_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    snprintf(out->spec, sizeof(out->spec), "%s", spec);
+    size_t n = strcspn(spec, "<>");
+    char *end = NULL;
+    out->above = spec[n] != '<';
+    if (spec[n])
+        out->threshold = strtod(spec + n + 1, &end);
+    bool ok = n > 0 && n < sizeof(out->name) &&
+              (!spec[n] || (end && end != spec + n + 1 && !*end && isfinite(out->threshold)));
+    for (const char *const *k = g_names; ok && *k; k++)
+        if (strlen(*k) == n && strncmp(*k, spec, n) == 0) {
+            memcpy(out->name, spec, n);
+            return 0;
+        }
+    return bp_error_set(err, BP_EINVAL,
+                        "--alert: '%s' is not valid: expected NAME>VALUE, NAME<VALUE or NAME, "
+                        "NAME one of lag, stalled, endpoint_down, output_failing, waiting, failed, "
+                        "pending, blocks_per_s, txs_per_s, memory_used, head_to_commit_p99_ms, "
+                        "rpc_p99_ms, rpc_errors",
+                        spec);
+}
+
+/* The value a rule looks at, from the snapshot. */
+static double value_of(bp_alerts *a, const char *name, double now)
+{
+    const bp_stats *s = a->snap;
+    double worst = 0, errors = 0, down = 0, failing = 0;
+    for (size_t i = 0; i < s->endpoint_count; i++) {
+        const bp_stats_endpoint *e = &s->endpoints[i];
+        worst = e->latency.p99_ms > worst ? e->latency.p99_ms : worst;
+        errors += (double)e->errors;
+        down += strcmp(e->state, "healthy") != 0 && strcmp(e->state, "rate-limited") != 0;
+    }
+    for (size_t i = 0; i < s->output_count; i++)
+        failing += s->outputs[i].set_aside;
+    const struct {
+        const char *name;
+        double v;
+    } vals[] = {
+        {"lag", (double)s->lag},
+        {"stalled", now - a->head_changed},
+        {"endpoint_down", down},
+        {"output_failing", failing},
+        {"waiting", s->waiting},
+        {"failed", (double)s->failed},
+        {"pending", (double)s->pending},
+        {"blocks_per_s", s->blocks_per_s},
+        {"txs_per_s", s->txs_per_s},
+        {"memory_used", (double)s->memory_used},
+        {"head_to_commit_p99_ms", s->realtime.head_to_commit.p99_ms},
+        {"rpc_p99_ms", worst},
+        {"rpc_errors", errors},
+    };
+    for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+        if (strcmp(vals[i].name, name) == 0)
+            return vals[i].v;
+    return 0;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    (void)ud;
+    return size * n;
+}
+
+/* POSTs {"text": ..., "blockpipe": {...}} (Slack's incoming webhooks read "text"). */
+static void webhook(bp_alerts *a, const bp_alert_rule *r, bool firing, double v, const char *text)
+{
+    if (!a->webhook)
+        return;
+    bp_buf body;
+    bp_jsonw w;
+    bp_buf_init(&body, 0);
+    bp_jsonw_init(&w, &body, BP_JSONW_ESC_U);
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "text");
+    bp_jsonw_str(&w, text);
+    bp_jsonw_key(&w, "blockpipe");
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "rule");
+    bp_jsonw_str(&w, r->spec);
+    bp_jsonw_key(&w, "state");
+    bp_jsonw_str(&w, firing ? "firing" : "resolved");
+    char num[64];
+    int n = snprintf(num, sizeof(num), "%.6g", v);
+    bp_jsonw_key(&w, "value");
+    bp_jsonw_raw(&w, num, (size_t)n);
+    bp_jsonw_key(&w, "chain");
+    bp_jsonw_str(&w, a->snap->chain);
+    bp_jsonw_end_object(&w);
+    bp_jsonw_end_object(&w);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (c && h && bp_jsonw_finish(&w) == 0) {
+        curl_easy_setopt(c, CURLOPT_URL, a->webhook);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)WEBHOOK_TIMEOUT_S);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+        CURLcode rc = curl_easy_perform(c);
+        long status = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (rc != CURLE_OK || status >= 300) {
+            char shown[512];
+            bp_url_redact(a->webhook, shown, sizeof(shown));
+            bp_warn("alert webhook %s: %s", shown,
+                    rc != CURLE_OK ? curl_easy_strerror(rc) : "answered an HTTP error");
+        }
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    bp_buf_release(&body);
+}
+
+static void evaluate(bp_alerts *a)
+{
+    double now = now_s();
+    bp_stats_hub_read(a->stats, a->snap);
+    if (!a->snap->version)
+        return; /* nothing published yet */
+    if (a->snap->have_head && (!a->have_head || a->snap->head != a->last_head)) {
+        a->have_head = true;
+        a->last_head = a->snap->head;
+        a->head_changed = now;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        const bp_alert_rule *r = &a->rules[i];
+        double v = value_of(a, r->name, now);
+        bool on = r->above ? v > r->threshold : v < r->threshold;
+        if (on == a->firing[i])
+            continue;
+        a->firing[i] = on;
+        char text[256];
+        snprintf(text, sizeof(text), "[blockpipe %s] %s: %s (%s is %.6g)", a->snap->chain,
+                 on ? "FIRING" : "resolved", r->spec, r->name, v);
+        if (on)
+            bp_warn("alert %s", text);
+        else
+            bp_info("alert %s", text);
+        webhook(a, r, on, v, text);
+    }
+}
+
+static void *alerts_main(void *arg)
+{
+    bp_alerts *a = arg;
+    pthread_mutex_lock(&a->lock);
+    while (!a->stop) {
+        pthread_mutex_unlock(&a->lock);
+        evaluate(a);
+        pthread_mutex_lock(&a->lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += 1;
+        if (!a->stop)
+            pthread_cond_timedwait(&a->cv, &a->lock, &until);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return NULL;
+}
+
+int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *hook, bp_stats_hub *stats,
+                    bp_alerts **out, bp_error *err)
+{
+    *out = NULL;
+    bp_alerts *a = calloc(1, sizeof(*a));
+    if (!a)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    a->rules = calloc(n ? n : 1, sizeof(*a->rules));
+    a->firing = calloc(n ? n : 1, sizeof(*a->firing));
+    a->snap = calloc(1, sizeof(*a->snap));
+    a->webhook = hook ? strdup(hook) : NULL;
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->cv, NULL);
+    if (!a->rules || !a->firing || !a->snap || (hook && !a->webhook)) {
+        bp_alerts_stop(a);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    memcpy(a->rules, rules, n * sizeof(*rules));
+    a->n = n;
+    a->stats = stats;
+    a->head_changed = now_s();
+    if (pthread_create(&a->thread, NULL, alerts_main, a) != 0) {
+        bp_alerts_stop(a);
+        return bp_error_set(err, BP_ENOMEM, "cannot start the alerts thread");
+    }
+    a->started = true;
+    *out = a;
+    return 0;
+}
+
+void bp_alerts_stop(bp_alerts *a)
+{
+    if (!a)
+        return;
+    if (a->started) {
+        pthread_mutex_lock(&a->lock);
+        a->stop = true;
+        pthread_cond_signal(&a->cv);
+        pthread_mutex_unlock(&a->lock);
+        pthread_join(a->thread, NULL);
+    }
+    pthread_mutex_destroy(&a->lock);
+    pthread_cond_destroy(&a->cv);
+    free(a->rules);
+    free(a->firing);
+    free(a->snap);
+    free(a->webhook);
+    free(a);
+}

@@ -1,0 +1,1242 @@
+/* push.c - the push hub: a ring of committed block events, messages read back from the
+ * output, per-client queues, filters and cursors (see push.h). */
+#include "api/clock.h"
+#include "api/push.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/rows.h"
+#include "api/status.h"
+#include "util/buf.h"
+#include "util/hex.h"
+#include "util/log.h"
+
+#define CACHE_MAX 256      /* built events kept (messages shared by every client) */
+#define BUILD_PER_ROUND 16 /* events built before clients are filled again */
+#define EVENTS_MAX 128     /* /api/realtime/events entries */
+#define LOG_ORD (1ull << 32)
+#define REOPEN_MS 1000
+
+enum ev_kind { EV_APPLY = 1, EV_REVERT, EV_REORG };
+
+/* One committed block event, as the writer thread copied it. */
+typedef struct ring_ev {
+    uint64_t seq;
+    enum ev_kind kind;
+    uint64_t number, timestamp;
+    char hash[67], parent[67];
+    uint64_t batch;  /* the batch it came in */
+    uint32_t depth;  /* EV_REORG: blocks reverted */
+    int64_t unix_ms; /* committed */
+} ring_ev;
+
+struct bp_push_msg {
+    atomic_uint refs;
+    unsigned topic;
+    uint64_t seq, ord;
+    bool revert;
+    char cursor[BP_PUSH_CURSOR_MAX];
+    char from[43], to[43], address[43], topic0[67]; /* filter keys ("" when none) */
+    bool has_value;
+    bp_u256 value;
+    size_t len;
+    char json[];
+};
+
+/* The messages of one event, in ordinal order. */
+typedef struct built {
+    uint64_t seq;
+    unsigned parts; /* topics built */
+    bp_push_msg **msgs;
+    size_t n, cap;
+} built;
+
+struct bp_push_client {
+    bp_push_hub *hub;
+    void *conn;
+    bool sse;
+    bp_push_filter f;
+    uint64_t pos_seq; /* the next event to look at */
+    uint64_t pos_ord; /* and the first ordinal of it still to deliver */
+    bp_push_msg **q;
+    size_t q_head, q_len, q_cap, q_bytes;
+    int64_t stalled_since; /* queue non-empty and nothing taken since (monotonic ms), 0: no */
+    const char *drop;
+    char drop_buf[160];
+    bool flagged;
+    bp_push_client *next, *prev, *ready_next;
+};
+
+typedef struct log_entry {
+    const char *type;
+    int64_t unix_ms;
+    uint64_t number;
+    char text[200];
+} log_entry;
+
+struct bp_push_hub {
+    bp_push_config cfg;
+    uint32_t epoch;
+    char *read_url, *chain;
+
+    /* The ring and what the writer thread counts: under ring_lock only (the writer never
+     * takes `lock`). */
+    pthread_mutex_t ring_lock;
+    ring_ev *ring;
+    uint64_t first_seq, next_seq; /* the ring holds [first_seq, next_seq) */
+    uint64_t batches, events, reorgs, reverted, depth_sum;
+    uint64_t depth_le[BP_PUSH_DEPTH_LE];
+    log_entry log[EVENTS_MAX];
+    size_t log_n, log_next;
+    uint64_t log_counts[8];
+    int64_t log_updated;
+    char seen_chain[64]; /* the batches' chain name */
+
+    /* Clients, the built messages, the service thread's side: under lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    bp_push_client *clients, *ready;
+    size_t nclients, nws, nsse;
+    built cache[CACHE_MAX];
+    uint64_t messages, bytes, dropped, refused;
+    bool work, stop;
+    void (*wake)(void *ctx);
+    void *wake_ctx;
+    pthread_t thread;
+    bool started;
+
+    /* The hub thread's own. */
+    bp_sink_reader *reader;
+    int64_t reader_retry;
+    bp_buf json;
+    char build_chain[64]; /* the chain of the event being built ("" unknown) */
+    int64_t next_status;
+    bp_stats *snap, *prev_snap;
+};
+
+/* ---- messages ----------------------------------------------------------------------------- */
+
+static bp_push_msg *msg_new(const bp_buf *json, unsigned topic, uint64_t seq, uint64_t ord)
+{
+    bp_push_msg *m = calloc(1, sizeof(*m) + json->len + 1);
+    if (!m)
+        return NULL;
+    atomic_init(&m->refs, 1);
+    m->topic = topic;
+    m->seq = seq;
+    m->ord = ord;
+    m->len = json->len;
+    memcpy(m->json, json->data, json->len);
+    return m;
+}
+
+void bp_push_msg_release(bp_push_msg *m)
+{
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+        free(m);
+}
+
+const char *bp_push_msg_json(const bp_push_msg *m, size_t *len)
+{
+    *len = m->len;
+    return m->json;
+}
+
+const char *bp_push_msg_topic(const bp_push_msg *m)
+{
+    return bp_push_topic_name(m->topic);
+}
+
+const char *bp_push_msg_cursor(const bp_push_msg *m)
+{
+    return m->cursor;
+}
+
+static void built_clear(built *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        bp_push_msg_release(b->msgs[i]);
+    free(b->msgs);
+    memset(b, 0, sizeof(*b));
+}
+
+static int built_add(built *b, bp_push_msg *m)
+{
+    if (!m)
+        return BP_ENOMEM;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 16;
+        bp_push_msg **p = realloc(b->msgs, cap * sizeof(*p));
+        if (!p) {
+            bp_push_msg_release(m);
+            return BP_ENOMEM;
+        }
+        b->msgs = p;
+        b->cap = cap;
+    }
+    b->msgs[b->n++] = m;
+    return 0;
+}
+
+static int cmp_ord(const void *a, const void *b)
+{
+    uint64_t x = (*(bp_push_msg *const *)a)->ord, y = (*(bp_push_msg *const *)b)->ord;
+    return x < y ? -1 : x > y;
+}
+
+/* ---- the writer's hook ----------------------------------------------------------------------- */
+
+static ring_ev *slot(bp_push_hub *h, uint64_t seq)
+{
+    return &h->ring[seq % h->cfg.ring];
+}
+
+static void log_add(bp_push_hub *h, int type, const char *name, uint64_t number, const char *fmt,
+                    ...) __attribute__((format(printf, 5, 6)));
+static void log_add(bp_push_hub *h, int type, const char *name, uint64_t number, const char *fmt,
+                    ...)
+{
+    log_entry *e = &h->log[h->log_next];
+    h->log_next = (h->log_next + 1) % EVENTS_MAX;
+    h->log_n += h->log_n < EVENTS_MAX;
+    e->type = name;
+    e->unix_ms = h->log_updated = bp_api_unix_ms();
+    e->number = number;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text, sizeof(e->text), fmt, ap);
+    va_end(ap);
+    h->log_counts[type]++;
+}
+
+enum { L_BLOCK, L_REORG, L_GAP, L_EP_DOWN, L_EP_UP, L_SOCK_DOWN, L_SOCK_UP, L_COUNT };
+static const char *const g_log_names[L_COUNT] = {
+    "new_block", "reorg", "gap_filled", "endpoint_down", "endpoint_up", "socket_down", "socket_up"};
+
+static void push_ev(bp_push_hub *h, const ring_ev *e)
+{
+    ring_ev *s = slot(h, h->next_seq);
+    *s = *e;
+    s->seq = h->next_seq++;
+    if (h->next_seq - h->first_seq > h->cfg.ring)
+        h->first_seq = h->next_seq - h->cfg.ring;
+    h->events++;
+}
+
+static void header(ring_ev *e, const bp_block *b)
+{
+    e->number = b->number;
+    e->timestamp = b->timestamp;
+    snprintf(e->hash, sizeof(e->hash), "%s", b->hash ? b->hash : "");
+    snprintf(e->parent, sizeof(e->parent), "%s", b->parent_hash ? b->parent_hash : "");
+}
+
+static void count_reorg(bp_push_hub *h, uint32_t depth)
+{
+    h->reorgs++;
+    h->depth_sum += depth;
+    for (int i = 0; i < BP_PUSH_DEPTH_LE; i++)
+        if (depth <= (1u << i))
+            h->depth_le[i]++;
+}
+
+void bp_push_batch(void *hub, const bp_batch *b)
+{
+    bp_push_hub *h = hub;
+    int64_t now = bp_api_unix_ms();
+    pthread_mutex_lock(&h->ring_lock);
+    uint64_t batch = ++h->batches;
+    if (b->chain)
+        snprintf(h->seen_chain, sizeof(h->seen_chain), "%s", b->chain);
+    for (size_t i = 0; i < b->count;) {
+        const bp_event *ev = &b->events[i];
+        ring_ev e = {.batch = batch, .unix_ms = now};
+        if (ev->kind == BP_EVENT_APPLY) {
+            e.kind = EV_APPLY;
+            header(&e, ev->block);
+            push_ev(h, &e);
+            log_add(h, L_BLOCK, g_log_names[L_BLOCK], e.number, "block %" PRIu64 " %s", e.number,
+                    e.hash);
+            i++;
+            continue;
+        }
+        /* A run of REVERTs (highest first): one reorg event, then each revert. */
+        size_t end = i;
+        while (end < b->count && b->events[end].kind == BP_EVENT_REVERT)
+            end++;
+        e.kind = EV_REORG;
+        e.depth = (uint32_t)(end - i);
+        header(&e, b->events[end - 1].block); /* the lowest reverted block */
+        push_ev(h, &e);
+        count_reorg(h, e.depth);
+        h->reverted += e.depth;
+        log_add(h, L_REORG, g_log_names[L_REORG], e.number,
+                "reorg: %u block(s) reverted from %" PRIu64 " down to %" PRIu64, e.depth,
+                b->events[i].block->number, e.number);
+        for (; i < end; i++) {
+            ring_ev r = {.batch = batch, .unix_ms = now, .kind = EV_REVERT};
+            header(&r, b->events[i].block);
+            push_ev(h, &r);
+        }
+    }
+    pthread_mutex_unlock(&h->ring_lock);
+    pthread_mutex_lock(&h->lock);
+    h->work = true;
+    pthread_cond_signal(&h->cv);
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* ---- building an event's messages (the hub thread, no lock held)
+ * ----------------------------------- */
+
+typedef struct build_ctx {
+    bp_push_hub *h;
+    const ring_ev *e;
+    built *b;
+    bp_table table;
+    int rc;
+    size_t rows;
+} build_ctx;
+
+/* {"topic":..,"type":..,"cursor":..,"block_number":..,"block_hash":..  (left open) */
+static void envelope(bp_push_hub *h, bp_jsonw *w, unsigned topic, const char *type,
+                     const ring_ev *e, uint64_t ord, char *cursor)
+{
+    snprintf(cursor, BP_PUSH_CURSOR_MAX, "%08x-%" PRIu64 "-%" PRIu64, h->epoch, e->seq, ord);
+    bp_jsonw_init(w, &h->json, BP_JSONW_ESC_U);
+    bp_buf_reset(&h->json);
+    bp_jsonw_begin_object(w);
+    bp_jsonw_key(w, "topic");
+    bp_jsonw_str(w, bp_push_topic_name(topic));
+    bp_jsonw_key(w, "type");
+    bp_jsonw_str(w, type);
+    bp_jsonw_key(w, "cursor");
+    bp_jsonw_str(w, cursor);
+    bp_jsonw_key(w, "block_number");
+    bp_jsonw_u64(w, e->number);
+    bp_jsonw_key(w, "block_hash");
+    bp_jsonw_str(w, e->hash);
+    bp_jsonw_key(w, "committed_ms"); /* unix ms when every output had it: clients can tell */
+    bp_jsonw_i64(w, e->unix_ms);     /* how long it took to reach them */
+}
+
+static bp_push_msg *finish(bp_push_hub *h, bp_jsonw *w, unsigned topic, const ring_ev *e,
+                           uint64_t ord, const char *cursor)
+{
+    bp_jsonw_end_object(w);
+    if (bp_jsonw_finish(w) != 0)
+        return NULL;
+    bp_push_msg *m = msg_new(&h->json, topic, e->seq, ord);
+    if (m)
+        snprintf(m->cursor, sizeof(m->cursor), "%s", cursor);
+    return m;
+}
+
+static void key_copy(char *dst, size_t cap, const bp_read_cell *c)
+{
+    size_t n = c->s && c->len < cap ? c->len : 0;
+    memcpy(dst, c->s ? c->s : "", n);
+    dst[n] = '\0';
+}
+
+static uint64_t cell_u64(const bp_read_cell *c)
+{
+    return c->s ? strtoull(c->s, NULL, 10) : 0;
+}
+
+static int build_row(void *ctx, const bp_read_cell *cells, size_t n)
+{
+    build_ctx *c = ctx;
+    bp_push_hub *h = c->h;
+    bp_table t = c->table;
+    unsigned topic = t == BP_TABLE_BLOCKS         ? BP_TOPIC_BLOCKS
+                     : t == BP_TABLE_TRANSACTIONS ? BP_TOPIC_TRANSACTIONS
+                                                  : BP_TOPIC_LOGS;
+    uint64_t ord = 0;
+    if (t == BP_TABLE_TRANSACTIONS)
+        ord = 1 + cell_u64(bp_api_cell(t, cells, n, "transaction_index"));
+    else if (t == BP_TABLE_LOGS)
+        ord = LOG_ORD + cell_u64(bp_api_cell(t, cells, n, "log_index"));
+    bp_jsonw w;
+    char cursor[BP_PUSH_CURSOR_MAX];
+    envelope(h, &w, topic, "apply", c->e, ord, cursor);
+    bp_jsonw_key(&w, "data");
+    bp_api_row_json(&w, t, cells, n);
+    bp_push_msg *m = finish(h, &w, topic, c->e, ord, cursor);
+    if (m && t == BP_TABLE_TRANSACTIONS) {
+        key_copy(m->from, sizeof(m->from), bp_api_cell(t, cells, n, "from_address"));
+        key_copy(m->to, sizeof(m->to), bp_api_cell(t, cells, n, "to_address"));
+        const bp_read_cell *v = bp_api_cell(t, cells, n, "value");
+        m->has_value = v->s && bp_u256_from_dec(v->s, v->len, &m->value) == 0;
+    } else if (m && t == BP_TABLE_LOGS) {
+        key_copy(m->address, sizeof(m->address), bp_api_cell(t, cells, n, "address"));
+        key_copy(m->topic0, sizeof(m->topic0), bp_api_cell(t, cells, n, "topic0"));
+    }
+    c->rows++;
+    c->rc = built_add(c->b, m);
+    return c->rc;
+}
+
+static bp_sink_reader *hub_reader(bp_push_hub *h)
+{
+    if (h->reader || !h->read_url || bp_api_mono_ms() < h->reader_retry)
+        return h->reader;
+    bp_error err = {0};
+    if (bp_sink_reader_open(h->read_url, h->cfg.settings, &h->reader, &err) != 0) {
+        bp_warn("api push: %s (retrying)", err.msg);
+        h->reader_retry = bp_api_mono_ms() + REOPEN_MS;
+    }
+    return h->reader;
+}
+
+/* A block the output no longer has (reverted since: its revert follows in the ring), or no
+ * output to read: the header the writer saw. */
+static int header_only(bp_push_hub *h, const ring_ev *e, built *b)
+{
+    bp_jsonw w;
+    char cursor[BP_PUSH_CURSOR_MAX];
+    envelope(h, &w, BP_TOPIC_BLOCKS, "apply", e, 0, cursor);
+    bp_jsonw_key(&w, "data");
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "chain");
+    bp_jsonw_str(&w, h->build_chain[0] ? h->build_chain : NULL);
+    bp_jsonw_key(&w, "number");
+    bp_jsonw_u64(&w, e->number);
+    bp_jsonw_key(&w, "hash");
+    bp_jsonw_str(&w, e->hash);
+    bp_jsonw_key(&w, "parent_hash");
+    bp_jsonw_str(&w, e->parent);
+    bp_jsonw_key(&w, "timestamp");
+    bp_jsonw_u64(&w, e->timestamp);
+    bp_jsonw_end_object(&w);
+    bp_jsonw_key(&w, "partial");
+    bp_jsonw_bool(&w, true);
+    return built_add(b, finish(h, &w, BP_TOPIC_BLOCKS, e, 0, cursor));
+}
+
+static int build_apply(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
+{
+    static const struct {
+        unsigned topic;
+        bp_table t;
+    } tables[] = {{BP_TOPIC_BLOCKS, BP_TABLE_BLOCKS},
+                  {BP_TOPIC_TRANSACTIONS, BP_TABLE_TRANSACTIONS},
+                  {BP_TOPIC_LOGS, BP_TABLE_LOGS}};
+    bp_sink_reader *r = hub_reader(h);
+    if (!r)
+        return parts & BP_TOPIC_BLOCKS ? header_only(h, e, b) : 0;
+    for (size_t i = 0; i < 3; i++) {
+        if (!(parts & tables[i].topic))
+            continue;
+        bp_read_query q = {.table = tables[i].t,
+                           .chain = h->build_chain[0] ? h->build_chain : NULL,
+                           .has_min = true,
+                           .has_max = true,
+                           .min = e->number,
+                           .max = e->number,
+                           .ascending = true};
+        if (tables[i].t == BP_TABLE_BLOCKS)
+            q.hash = e->hash;
+        else
+            q.block_hash = e->hash;
+        build_ctx c = {.h = h, .e = e, .b = b, .table = tables[i].t};
+        bp_error err = {0};
+        int rc = bp_sink_read(r, &q, build_row, &c, &err);
+        if (rc != 0 && c.rc == 0) {
+            bp_warn("api push: reading block %" PRIu64 ": %s", e->number, err.msg);
+            bp_sink_reader_close(h->reader); /* opened again for the next event */
+            h->reader = NULL;
+            return rc;
+        }
+        if (rc != 0)
+            return rc;
+        if (tables[i].t == BP_TABLE_BLOCKS && c.rows == 0 && header_only(h, e, b) != 0)
+            return BP_ENOMEM;
+    }
+    return 0;
+}
+
+static int build_revert(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
+{
+    for (unsigned i = 0; i < 3; i++) {
+        unsigned topic = 1u << i;
+        if (!(parts & topic))
+            continue;
+        bp_jsonw w;
+        char cursor[BP_PUSH_CURSOR_MAX];
+        envelope(h, &w, topic, "revert", e, i, cursor);
+        bp_jsonw_key(&w, "parent_hash");
+        bp_jsonw_str(&w, e->parent);
+        bp_push_msg *m = finish(h, &w, topic, e, i, cursor);
+        if (m)
+            m->revert = true;
+        if (built_add(b, m) != 0)
+            return BP_ENOMEM;
+    }
+    return 0;
+}
+
+/* A reorg message lists the blocks it reverted and those applied after them in the same
+ * batch (the ring events after it). */
+static int build_reorg(bp_push_hub *h, const ring_ev *e, built *b)
+{
+    bp_jsonw w;
+    char cursor[BP_PUSH_CURSOR_MAX];
+    envelope(h, &w, BP_TOPIC_REORGS, "reorg", e, 0, cursor);
+    bp_jsonw_key(&w, "depth");
+    bp_jsonw_u64(&w, e->depth);
+    bp_jsonw_key(&w, "common_ancestor");
+    bp_jsonw_u64(&w, e->number ? e->number - 1 : 0);
+    const char *lists[2] = {"reverted", "applied"};
+    pthread_mutex_lock(&h->ring_lock);
+    for (int k = 0; k < 2; k++) {
+        bp_jsonw_key(&w, lists[k]);
+        bp_jsonw_begin_array(&w);
+        for (uint64_t s = e->seq + 1; s < h->next_seq && s >= h->first_seq; s++) {
+            const ring_ev *x = slot(h, s);
+            if (x->batch != e->batch || x->kind == EV_REORG)
+                break;
+            if ((x->kind == EV_REVERT) != (k == 0))
+                continue;
+            bp_jsonw_begin_object(&w);
+            bp_jsonw_key(&w, "number");
+            bp_jsonw_u64(&w, x->number);
+            bp_jsonw_key(&w, "hash");
+            bp_jsonw_str(&w, x->hash);
+            bp_jsonw_end_object(&w);
+        }
+        bp_jsonw_end_array(&w);
+    }
+    pthread_mutex_unlock(&h->ring_lock);
+    return built_add(b, finish(h, &w, BP_TOPIC_REORGS, e, 0, cursor));
+}
+
+/* Builds the messages of event e for the topics in parts into b (b->parts says what is in). */
+static int build(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
+{
+    int rc = 0;
+    if (e->kind == EV_APPLY)
+        rc =
+            build_apply(h, e, parts & (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS | BP_TOPIC_LOGS), b);
+    else if (e->kind == EV_REVERT)
+        rc = build_revert(h, e, parts, b);
+    else if (parts & BP_TOPIC_REORGS)
+        rc = build_reorg(h, e, b);
+    if (rc == 0) {
+        qsort(b->msgs, b->n, sizeof(*b->msgs), cmp_ord);
+        b->seq = e->seq;
+        b->parts = parts;
+    }
+    return rc;
+}
+
+/* ---- clients (under lock) ------------------------------------------------------------------- */
+
+#define EVENT_TOPICS (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS | BP_TOPIC_LOGS | BP_TOPIC_REORGS)
+
+static built *cached(bp_push_hub *h, uint64_t seq, unsigned needed)
+{
+    built *b = &h->cache[seq % CACHE_MAX];
+    return b->parts && b->seq == seq && (b->parts & needed) == needed ? b : NULL;
+}
+
+static void flag(bp_push_hub *h, bp_push_client *c)
+{
+    if (c->flagged)
+        return;
+    c->flagged = true;
+    c->ready_next = h->ready;
+    h->ready = c;
+}
+
+static void drop(bp_push_hub *h, bp_push_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void drop(bp_push_hub *h, bp_push_client *c, const char *fmt, ...)
+{
+    if (c->drop)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->drop_buf, sizeof(c->drop_buf), fmt, ap);
+    va_end(ap);
+    c->drop = c->drop_buf;
+    h->dropped++;
+    flag(h, c);
+}
+
+static bool same(const char *a, const char *b)
+{
+    return a[0] && strcmp(a, b) == 0;
+}
+
+static bool matches(const bp_push_client *c, const bp_push_msg *m)
+{
+    const bp_push_filter *f = &c->f;
+    if (!(f->topics & m->topic))
+        return false;
+    if (m->revert)
+        return true; /* a client drops what it has of the block, whatever its filters */
+    if (m->topic == BP_TOPIC_TRANSACTIONS) {
+        if (f->has_address && !same(m->from, f->address) && !same(m->to, f->address))
+            return false;
+        if (f->has_min_value && (!m->has_value || bp_u256_cmp(&m->value, &f->min_value) < 0))
+            return false;
+    } else if (m->topic == BP_TOPIC_LOGS) {
+        if (f->has_address && !same(m->address, f->address))
+            return false;
+        if (f->has_topic0 && !same(m->topic0, f->topic0))
+            return false;
+    }
+    return true;
+}
+
+static int enqueue(bp_push_hub *h, bp_push_client *c, bp_push_msg *m)
+{
+    if (c->q_len == c->q_cap) {
+        size_t cap = c->q_cap ? 2 * c->q_cap : 64;
+        bp_push_msg **q = malloc(cap * sizeof(*q));
+        if (!q)
+            return BP_ENOMEM;
+        for (size_t i = 0; i < c->q_len; i++)
+            q[i] = c->q[(c->q_head + i) % c->q_cap];
+        free(c->q);
+        c->q = q;
+        c->q_head = 0;
+        c->q_cap = cap;
+    }
+    atomic_fetch_add(&m->refs, 1);
+    c->q[(c->q_head + c->q_len++) % c->q_cap] = m;
+    c->q_bytes += m->len;
+    if (!c->stalled_since)
+        c->stalled_since = bp_api_mono_ms();
+    h->messages++;
+    h->bytes += m->len;
+    flag(h, c);
+    return 0;
+}
+
+/* Queues the client's messages from its position on, while its queue has room (at least
+ * one message always fits an empty queue). */
+static void fill(bp_push_hub *h, bp_push_client *c, uint64_t next)
+{
+    unsigned needed = c->f.topics & EVENT_TOPICS;
+    if (!needed) {
+        c->pos_seq = next;
+        return;
+    }
+    while (!c->drop && c->q_bytes < h->cfg.queue_bytes && c->pos_seq < next) {
+        built *b = cached(h, c->pos_seq, needed);
+        if (!b)
+            return; /* built in the next round */
+        for (size_t i = 0; i < b->n; i++) {
+            bp_push_msg *m = b->msgs[i];
+            if (m->ord < c->pos_ord || !matches(c, m))
+                continue;
+            if (c->q_len && c->q_bytes + m->len > h->cfg.queue_bytes) {
+                c->pos_ord = m->ord;
+                return;
+            }
+            if (enqueue(h, c, m) != 0) {
+                drop(h, c, "out of memory");
+                return;
+            }
+        }
+        c->pos_seq++;
+        c->pos_ord = 0;
+    }
+}
+
+/* Parses "EPOCH-SEQ-ORD" against the ring [first, next): the position after it. */
+static int parse_since(bp_push_hub *h, const char *since, uint64_t first, uint64_t next,
+                       uint64_t *seq, uint64_t *ord, bp_error *err)
+{
+    unsigned epoch;
+    unsigned long long s, o;
+    char tail;
+    if (sscanf(since, "%8x-%llu-%llu%c", &epoch, &s, &o, &tail) != 3) {
+        char shown[300];
+        bp_api_printable(since, shown, sizeof(shown));
+        return bp_error_set(err, BP_EINVAL,
+                            "since: '%s' is not valid: expected the cursor of a message", shown);
+    }
+    if (epoch != h->epoch)
+        return bp_error_set(err, BP_EINVAL,
+                            "since: cursor %s is from another run of the server (this one is "
+                            "%08x): subscribe without it and read the gap from /api/blocks",
+                            since, h->epoch);
+    if (s < first || s >= next)
+        return bp_error_set(err, BP_EINVAL,
+                            "since: cursor %s is too old: the server keeps its last %zu events "
+                            "(%" PRIu64 "..%" PRIu64 "); subscribe without it and read the gap "
+                            "from /api/blocks",
+                            since, h->cfg.ring, first, next ? next - 1 : 0);
+    *seq = (uint64_t)s;
+    *ord = (uint64_t)o + 1;
+    return 0;
+}
+
+static void ring_bounds(bp_push_hub *h, uint64_t *first, uint64_t *next)
+{
+    pthread_mutex_lock(&h->ring_lock);
+    *first = h->first_seq;
+    *next = h->next_seq;
+    pthread_mutex_unlock(&h->ring_lock);
+}
+
+static int position(bp_push_hub *h, bp_push_client *c, const char *since, bp_error *err)
+{
+    uint64_t first, next, seq = 0, ord = 0;
+    ring_bounds(h, &first, &next);
+    if (since && since[0]) {
+        int rc = parse_since(h, since, first, next, &seq, &ord, err);
+        if (rc != 0)
+            return rc;
+        c->pos_seq = seq;
+        c->pos_ord = ord;
+    } else {
+        c->pos_seq = next;
+        c->pos_ord = 0;
+    }
+    return 0;
+}
+
+static void count_client(bp_push_hub *h, bp_push_client *c, int d)
+{
+    h->nclients += (size_t)d;
+    if (c->sse)
+        h->nsse += (size_t)d;
+    else
+        h->nws += (size_t)d;
+}
+
+bp_push_client *bp_push_attach(bp_push_hub *h, const bp_push_filter *f, const char *since, bool sse,
+                               void *conn, bp_error *err)
+{
+    bp_push_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    c->hub = h;
+    c->conn = conn;
+    c->sse = sse;
+    c->f = *f;
+    pthread_mutex_lock(&h->lock);
+    int rc = 0;
+    if (h->nclients >= h->cfg.max_clients) {
+        h->refused++;
+        rc = bp_error_set(err, BP_ERATELIMIT, "too many push clients (at most %zu)",
+                          h->cfg.max_clients);
+    }
+    if (rc == 0)
+        rc = position(h, c, since, err);
+    if (rc == 0) {
+        c->next = h->clients;
+        if (h->clients)
+            h->clients->prev = c;
+        h->clients = c;
+        count_client(h, c, 1);
+        h->work = true;
+        pthread_cond_signal(&h->cv);
+    }
+    pthread_mutex_unlock(&h->lock);
+    if (rc != 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void clear_queue(bp_push_client *c)
+{
+    for (size_t i = 0; i < c->q_len; i++)
+        bp_push_msg_release(c->q[(c->q_head + i) % c->q_cap]);
+    c->q_len = c->q_bytes = 0;
+    c->q_head = 0;
+    c->stalled_since = 0;
+}
+
+int bp_push_update(bp_push_client *c, const bp_push_filter *f, const char *since, bp_error *err)
+{
+    bp_push_hub *h = c->hub;
+    pthread_mutex_lock(&h->lock);
+    int rc = 0;
+    if (since && since[0]) {
+        bp_push_client tmp = *c;
+        rc = position(h, &tmp, since, err);
+        if (rc == 0) {
+            clear_queue(c); /* what was queued is replayed from the cursor */
+            c->pos_seq = tmp.pos_seq;
+            c->pos_ord = tmp.pos_ord;
+        }
+    }
+    if (rc == 0) {
+        c->f = *f;
+        h->work = true;
+        pthread_cond_signal(&h->cv);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+bp_push_msg *bp_push_next(bp_push_client *c, bool *more)
+{
+    bp_push_hub *h = c->hub;
+    pthread_mutex_lock(&h->lock);
+    bp_push_msg *m = NULL;
+    if (c->q_len) {
+        m = c->q[c->q_head];
+        c->q_head = (c->q_head + 1) % c->q_cap;
+        c->q_len--;
+        c->q_bytes -= m->len;
+        c->stalled_since = c->q_len ? bp_api_mono_ms() : 0;
+        /* Room again: the hub refills it (a client replaying or behind). */
+        if (c->q_bytes <= h->cfg.queue_bytes / 2 && !h->work) {
+            h->work = true;
+            pthread_cond_signal(&h->cv);
+        }
+    }
+    if (more)
+        *more = c->q_len > 0;
+    pthread_mutex_unlock(&h->lock);
+    return m;
+}
+
+const char *bp_push_dropped(bp_push_client *c)
+{
+    pthread_mutex_lock(&c->hub->lock);
+    const char *d = c->drop;
+    pthread_mutex_unlock(&c->hub->lock);
+    return d;
+}
+
+void bp_push_detach(bp_push_client *c)
+{
+    if (!c)
+        return;
+    bp_push_hub *h = c->hub;
+    pthread_mutex_lock(&h->lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        h->clients = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    for (bp_push_client **p = &h->ready; *p; p = &(*p)->ready_next)
+        if (*p == c) {
+            *p = c->ready_next;
+            break;
+        }
+    count_client(h, c, -1);
+    clear_queue(c);
+    pthread_mutex_unlock(&h->lock);
+    free(c->q);
+    free(c);
+}
+
+void bp_push_set_wake(bp_push_hub *h, void (*wake)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&h->lock);
+    h->wake = wake;
+    h->wake_ctx = ctx;
+    pthread_mutex_unlock(&h->lock);
+}
+
+void bp_push_ready(bp_push_hub *h, void (*fn)(void *conn, void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&h->lock);
+    bp_push_client *c = h->ready;
+    h->ready = NULL;
+    while (c) {
+        bp_push_client *next = c->ready_next;
+        c->flagged = false;
+        c->ready_next = NULL;
+        fn(c->conn, ctx);
+        c = next;
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+/* ---- the hub thread ------------------------------------------------------------------------ */
+
+typedef struct need {
+    uint64_t seq;
+    unsigned parts;
+} need;
+
+/* The events some client waits for that are not built (for its topics), at most max. */
+static size_t find_needs(bp_push_hub *h, uint64_t first, uint64_t next, need *out, size_t max)
+{
+    size_t n = 0;
+    for (bp_push_client *c = h->clients; c; c = c->next) {
+        unsigned parts = c->f.topics & EVENT_TOPICS;
+        if (c->drop || !parts)
+            continue;
+        if (c->pos_seq < first) {
+            drop(h, c, "too slow: fell more than %zu events behind", h->cfg.ring);
+            continue;
+        }
+        if (c->q_bytes >= h->cfg.queue_bytes)
+            continue;
+        for (uint64_t s = c->pos_seq; s < next && s < c->pos_seq + BUILD_PER_ROUND; s++) {
+            if (cached(h, s, parts))
+                continue;
+            size_t k = 0;
+            while (k < n && out[k].seq != s)
+                k++;
+            if (k < n)
+                out[k].parts |= parts;
+            else if (n < max)
+                out[n++] = (need){s, parts};
+        }
+    }
+    return n;
+}
+
+/* Builds the needed events without the lock (database reads), then installs them. */
+static void build_needs(bp_push_hub *h, const need *needs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        ring_ev e;
+        bool have = false;
+        pthread_mutex_lock(&h->ring_lock);
+        if (needs[i].seq >= h->first_seq && needs[i].seq < h->next_seq) {
+            e = *slot(h, needs[i].seq);
+            have = true;
+        }
+        snprintf(h->build_chain, sizeof(h->build_chain), "%s", h->chain ? h->chain : h->seen_chain);
+        pthread_mutex_unlock(&h->ring_lock);
+        if (!have)
+            continue;
+        built b = {0};
+        /* What the slot already had is built again with it (one read per part). */
+        pthread_mutex_lock(&h->lock);
+        built *old = &h->cache[e.seq % CACHE_MAX];
+        unsigned parts = needs[i].parts | (old->parts && old->seq == e.seq ? old->parts : 0);
+        pthread_mutex_unlock(&h->lock);
+        if (build(h, &e, parts, &b) != 0) {
+            built_clear(&b);
+            continue; /* tried again in the next round */
+        }
+        pthread_mutex_lock(&h->lock);
+        built_clear(old);
+        *old = b;
+        pthread_mutex_unlock(&h->lock);
+    }
+}
+
+static void status_messages(bp_push_hub *h)
+{
+    unsigned want = 0;
+    for (bp_push_client *c = h->clients; c; c = c->next)
+        want |= c->f.topics & (BP_TOPIC_STATUS | BP_TOPIC_METRICS);
+    if (!want || !h->cfg.stats)
+        return;
+    bp_push_stats ps;
+    pthread_mutex_unlock(&h->lock);
+    bp_push_stats_read(h, &ps);
+    bp_push_msg *msgs[2] = {NULL, NULL};
+    for (int k = 0; k < 2; k++) {
+        unsigned topic = k ? BP_TOPIC_METRICS : BP_TOPIC_STATUS;
+        if (!(want & topic))
+            continue;
+        bp_jsonw w;
+        bp_buf_reset(&h->json);
+        bp_jsonw_init(&w, &h->json, BP_JSONW_ESC_U);
+        bp_jsonw_begin_object(&w);
+        bp_jsonw_key(&w, "topic");
+        bp_jsonw_str(&w, bp_push_topic_name(topic));
+        bp_jsonw_key(&w, "type");
+        bp_jsonw_str(&w, bp_push_topic_name(topic));
+        bp_jsonw_key(&w, "data");
+        bp_jsonw_begin_object(&w);
+        if (k)
+            bp_api_live_members(&w, h->snap, &ps);
+        else
+            bp_api_sync_members(&w, h->snap, h->cfg.ready_lag);
+        bp_jsonw_end_object(&w);
+        bp_jsonw_end_object(&w);
+        if (bp_jsonw_finish(&w) == 0)
+            msgs[k] = msg_new(&h->json, topic, 0, 0);
+    }
+    pthread_mutex_lock(&h->lock);
+    for (bp_push_client *c = h->clients; c; c = c->next)
+        for (int k = 0; k < 2; k++)
+            if (msgs[k] && !c->drop && (c->f.topics & msgs[k]->topic) &&
+                (!c->q_len || c->q_bytes + msgs[k]->len <= h->cfg.queue_bytes))
+                enqueue(h, c, msgs[k]); /* a full queue skips one: the next comes soon */
+    bp_push_msg_release(msgs[0]);
+    bp_push_msg_release(msgs[1]);
+}
+
+static bool endpoint_up(const bp_stats_endpoint *e)
+{
+    return strcmp(e->state, "healthy") == 0 || strcmp(e->state, "rate-limited") == 0;
+}
+
+/* Events only the snapshots show: endpoints going down and up, the node's socket, gaps. */
+static void snapshot_events(bp_push_hub *h)
+{
+    bp_stats *s = h->snap, *p = h->prev_snap;
+    if (!s->version || !p->version)
+        return;
+    pthread_mutex_lock(&h->ring_lock);
+    for (size_t i = 0; i < s->endpoint_count && i < p->endpoint_count; i++) {
+        bool up = endpoint_up(&s->endpoints[i]), was = endpoint_up(&p->endpoints[i]);
+        if (up != was)
+            log_add(h, up ? L_EP_UP : L_EP_DOWN, g_log_names[up ? L_EP_UP : L_EP_DOWN], 0,
+                    "endpoint %s: %s", s->endpoints[i].url, s->endpoints[i].state);
+    }
+    const bp_stats_realtime *r = &s->realtime, *q = &p->realtime;
+    if (r->ws_configured && r->connected != q->connected)
+        log_add(h, r->connected ? L_SOCK_UP : L_SOCK_DOWN,
+                g_log_names[r->connected ? L_SOCK_UP : L_SOCK_DOWN], 0, "socket %s: %s",
+                r->ws_endpoint, r->connected ? "connected" : r->ws_state);
+    if (r->gaps_filled > q->gaps_filled)
+        log_add(h, L_GAP, g_log_names[L_GAP], s->indexed,
+                "%" PRIu64 " block(s) filled between heads", r->gaps_filled - q->gaps_filled);
+    pthread_mutex_unlock(&h->ring_lock);
+}
+
+/* Every status_interval: the snapshot's events, status / metrics messages, stalled clients. */
+static void tick(bp_push_hub *h, int64_t now)
+{
+    if (now < h->next_status)
+        return;
+    h->next_status = now + (int64_t)(h->cfg.status_interval * 1000);
+    if (h->cfg.stats) {
+        bp_stats *t = h->prev_snap;
+        h->prev_snap = h->snap;
+        h->snap = t;
+        bp_stats_hub_read(h->cfg.stats, h->snap);
+        pthread_mutex_unlock(&h->lock);
+        snapshot_events(h);
+        pthread_mutex_lock(&h->lock);
+    }
+    status_messages(h);
+    int64_t stall = (int64_t)(h->cfg.stall_timeout * 1000);
+    for (bp_push_client *c = h->clients; c; c = c->next)
+        if (c->q_len && c->stalled_since && now - c->stalled_since > stall)
+            drop(h, c, "not reading: %zu messages (%zu bytes) waited more than %.0f s", c->q_len,
+                 c->q_bytes, h->cfg.stall_timeout);
+}
+
+static void round_of_work(bp_push_hub *h)
+{
+    uint64_t first, next;
+    need needs[BUILD_PER_ROUND];
+    ring_bounds(h, &first, &next);
+    size_t n = find_needs(h, first, next, needs, BUILD_PER_ROUND);
+    if (n) {
+        pthread_mutex_unlock(&h->lock);
+        build_needs(h, needs, n);
+        pthread_mutex_lock(&h->lock);
+        h->work = true; /* more may be needed once these are handed out */
+    }
+    for (bp_push_client *c = h->clients; c; c = c->next)
+        fill(h, c, next);
+    tick(h, bp_api_mono_ms());
+}
+
+static void *hub_main(void *arg)
+{
+    bp_push_hub *h = arg;
+    pthread_mutex_lock(&h->lock);
+    while (!h->stop) {
+        if (!h->work) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            long ms = (long)(h->cfg.status_interval * 1000);
+            until.tv_sec += ms / 1000;
+            until.tv_nsec += (ms % 1000) * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&h->cv, &h->lock, &until);
+        }
+        h->work = false;
+        round_of_work(h);
+        if (h->ready && h->wake) /* under the lock: bp_push_set_wake(NULL) then means no more */
+            h->wake(h->wake_ctx);
+    }
+    pthread_mutex_unlock(&h->lock);
+    return NULL;
+}
+
+/* ---- life -------------------------------------------------------------------------------------
+ */
+
+bp_push_hub *bp_push_hub_new(const bp_push_config *cfg, bp_error *err)
+{
+    bp_push_hub *h = calloc(1, sizeof(*h));
+    if (!h) {
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    h->cfg = *cfg;
+    if (!h->cfg.ring)
+        h->cfg.ring = 4096;
+    if (!h->cfg.queue_bytes)
+        h->cfg.queue_bytes = 1u << 20;
+    if (h->cfg.stall_timeout <= 0)
+        h->cfg.stall_timeout = 30;
+    if (!h->cfg.max_clients)
+        h->cfg.max_clients = 4096;
+    if (h->cfg.status_interval <= 0)
+        h->cfg.status_interval = 1;
+    /* a cursor of another run of the process names another epoch */
+    h->epoch = (uint32_t)((uint64_t)bp_api_clock_us(CLOCK_REALTIME) * 2654435761u ^
+                          (uint64_t)getpid() << 16);
+    bp_buf_init(&h->json, 0);
+    pthread_mutex_init(&h->ring_lock, NULL);
+    pthread_mutex_init(&h->lock, NULL);
+    pthread_cond_init(&h->cv, NULL);
+    h->ring = calloc(h->cfg.ring, sizeof(*h->ring));
+    h->snap = calloc(1, sizeof(*h->snap));
+    h->prev_snap = calloc(1, sizeof(*h->prev_snap));
+    h->read_url = cfg->read_url ? strdup(cfg->read_url) : NULL;
+    h->chain = cfg->chain ? strdup(cfg->chain) : NULL;
+    h->cfg.read_url = h->cfg.chain = NULL;
+    if (!h->ring || !h->snap || !h->prev_snap || (cfg->read_url && !h->read_url) ||
+        (cfg->chain && !h->chain)) {
+        bp_push_hub_free(h);
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
+        bp_push_hub_free(h);
+        bp_error_set(err, BP_ENOMEM, "cannot start the push thread");
+        return NULL;
+    }
+    h->started = true;
+    return h;
+}
+
+void bp_push_hub_free(bp_push_hub *h)
+{
+    if (!h)
+        return;
+    if (h->started) {
+        pthread_mutex_lock(&h->lock);
+        h->stop = true;
+        pthread_cond_signal(&h->cv);
+        pthread_mutex_unlock(&h->lock);
+        pthread_join(h->thread, NULL);
+    }
+    while (h->clients)
+        bp_push_detach(h->clients);
+    for (size_t i = 0; i < CACHE_MAX; i++)
+        built_clear(&h->cache[i]);
+    bp_sink_reader_close(h->reader);
+    bp_buf_release(&h->json);
+    pthread_mutex_destroy(&h->ring_lock);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->cv);
+    free(h->ring);
+    free(h->snap);
+    free(h->prev_snap);
+    free(h->read_url);
+    free(h->chain);
+    free(h);
+}
+
+/* ---- what it knows -----------------------------------------------------------------------------
+ */
+
+void bp_push_stats_read(bp_push_hub *h, bp_push_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&h->lock);
+    out->clients = h->nclients;
+    out->ws_clients = h->nws;
+    out->sse_clients = h->nsse;
+    for (bp_push_client *c = h->clients; c; c = c->next)
+        for (unsigned i = 0; i < 6; i++)
+            out->topic_clients[i] += (c->f.topics >> i) & 1;
+    out->messages = h->messages;
+    out->bytes = h->bytes;
+    out->dropped = h->dropped;
+    out->refused = h->refused;
+    pthread_mutex_unlock(&h->lock);
+    int64_t now = bp_api_unix_ms();
+    pthread_mutex_lock(&h->ring_lock);
+    out->events = h->events;
+    out->reorgs = h->reorgs;
+    out->reverted = h->reverted;
+    out->depth_sum = h->depth_sum;
+    memcpy(out->depth_le, h->depth_le, sizeof(out->depth_le));
+    out->first_seq = h->first_seq;
+    out->last_seq = h->next_seq ? h->next_seq - 1 : 0;
+    uint64_t recent = 0;
+    for (uint64_t s = h->next_seq; s-- > h->first_seq;) {
+        const ring_ev *e = slot(h, s);
+        if (e->unix_ms < now - 10000)
+            break;
+        recent++;
+        if (e->kind == EV_APPLY && !out->have_block) {
+            out->have_block = true;
+            out->last_block = e->number;
+            memcpy(out->last_hash, e->hash, sizeof(out->last_hash));
+            out->last_block_unix_ms = e->unix_ms;
+            out->last_block_timestamp = e->timestamp;
+        }
+    }
+    for (uint64_t s = h->next_seq; !out->have_block && s-- > h->first_seq;) {
+        const ring_ev *e = slot(h, s);
+        if (e->kind == EV_APPLY) {
+            out->have_block = true;
+            out->last_block = e->number;
+            memcpy(out->last_hash, e->hash, sizeof(out->last_hash));
+            out->last_block_unix_ms = e->unix_ms;
+            out->last_block_timestamp = e->timestamp;
+        }
+    }
+    out->events_per_s = (double)recent / 10.0;
+    pthread_mutex_unlock(&h->ring_lock);
+}
+
+void bp_push_events_json(bp_push_hub *h, bp_jsonw *w, size_t max)
+{
+    pthread_mutex_lock(&h->ring_lock);
+    bp_jsonw_key(w, "events");
+    bp_jsonw_begin_array(w);
+    size_t n = h->log_n < max ? h->log_n : max;
+    for (size_t i = 0; i < n; i++) { /* newest first */
+        const log_entry *e = &h->log[(h->log_next + EVENTS_MAX - 1 - i) % EVENTS_MAX];
+        bp_jsonw_begin_object(w);
+        bp_jsonw_key(w, "type");
+        bp_jsonw_str(w, e->type);
+        bp_jsonw_key(w, "unix_ms");
+        bp_jsonw_i64(w, e->unix_ms);
+        if (e->number) {
+            bp_jsonw_key(w, "block");
+            bp_jsonw_u64(w, e->number);
+        }
+        bp_jsonw_key(w, "text");
+        bp_jsonw_str(w, e->text);
+        bp_jsonw_end_object(w);
+    }
+    bp_jsonw_end_array(w);
+    bp_jsonw_key(w, "counts");
+    bp_jsonw_begin_object(w);
+    for (int i = 0; i < L_COUNT; i++) {
+        bp_jsonw_key(w, g_log_names[i]);
+        bp_jsonw_u64(w, h->log_counts[i]);
+    }
+    bp_jsonw_end_object(w);
+    bp_jsonw_key(w, "last_update_unix_ms");
+    if (h->log_updated)
+        bp_jsonw_i64(w, h->log_updated);
+    else
+        bp_jsonw_null(w);
+    pthread_mutex_unlock(&h->ring_lock);
+}

@@ -1,0 +1,104 @@
+/* routes.h - what each REST path answers. Runs on the API's worker threads: a route may wait
+ * for its database (the worker's own read-only connection), never for the pipeline. */
+#ifndef BP_API_ROUTES_H
+#define BP_API_ROUTES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "api/request.h"
+#include "blockpipe/sink.h"
+#include "util/buf.h"
+
+#define BP_API_BODY_MAX (64u << 20) /* an answer larger than this is a 500, never a crash */
+#define BP_API_LIMIT_DEFAULT 20
+#define BP_API_LIMIT_MAX 1000
+
+typedef struct bp_api_response {
+    int status;
+    const char *type; /* Content-Type */
+    bp_buf body;
+    char headers[256]; /* extra header lines, each "name: value\r\n" */
+} bp_api_response;
+
+/* What the API counts, for /metrics (any thread). */
+enum bp_api_route_id {
+    BP_ROUTE_OTHER,
+    BP_ROUTE_ROOT,
+    BP_ROUTE_HEALTH,
+    BP_ROUTE_READY,
+    BP_ROUTE_METRICS,
+    BP_ROUTE_STATUS, /* the /api/... status endpoints */
+    BP_ROUTE_BLOCKS,
+    BP_ROUTE_BLOCK,
+    BP_ROUTE_TXS,
+    BP_ROUTE_TX,
+    BP_ROUTE_LOGS,
+    BP_ROUTE_WS,
+    BP_ROUTE_SSE,
+    BP_ROUTE_COUNT
+};
+enum bp_api_code_id {
+    BP_CODE_2XX,
+    BP_CODE_400,
+    BP_CODE_401,
+    BP_CODE_403,
+    BP_CODE_404,
+    BP_CODE_405,
+    BP_CODE_413,
+    BP_CODE_429,
+    BP_CODE_4XX,
+    BP_CODE_503,
+    BP_CODE_5XX,
+    BP_CODE_COUNT
+};
+
+typedef struct bp_api_counters {
+    _Atomic uint64_t requests[BP_ROUTE_COUNT][BP_CODE_COUNT];
+    _Atomic uint64_t connections, rejected_connections;
+    _Atomic uint64_t latency_le[BP_STATS_LE_COUNT + 1]; /* REST answer time, last: +Inf */
+    _Atomic uint64_t latency_sum_us;
+} bp_api_counters;
+
+/* Shared by every worker (read-only after start but for the atomics). */
+typedef struct bp_api_ctx {
+    const bp_api_config *cfg;
+    bp_api_counters counters;
+    int64_t started_ms; /* monotonic */
+} bp_api_ctx;
+
+/* One per worker thread. */
+typedef struct bp_api_worker {
+    bp_sink_reader *reader;
+    char chain[128];       /* the chain found in the database when none is configured ("": none) */
+    int64_t chain_at;      /* when it was looked for (monotonic ms) */
+    int64_t retry_open_ms; /* after a failed open, not before (monotonic) */
+    char open_error[BP_ERROR_MSG_MAX];
+} bp_api_worker;
+
+void bp_api_worker_release(bp_api_worker *w);
+
+/* The route a path belongs to (for counting) and whether the workers answer it. */
+enum bp_api_route_id bp_api_route_of(const char *path);
+const char *bp_api_route_name(enum bp_api_route_id r);
+const char *bp_api_code_name(enum bp_api_code_id c);
+void bp_api_count(bp_api_ctx *c, enum bp_api_route_id r, int status);
+
+/* Answers req into resp (resp->body empty and status 0 on entry). */
+void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
+                  bp_api_response *resp);
+
+/* {"error": message, "status": N} */
+void bp_api_error(bp_api_response *resp, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The chain a request is about: ?chain, else the configured one, else the snapshot's, else
+ * (serve) the chain of the database's first block row, NULL when it has none. Copied into
+ * buf. Without a chain the block number orders nothing by its index: every list would sort
+ * the whole table. */
+const char *bp_api_chain(const bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
+                         char *buf, size_t cap);
+
+#endif

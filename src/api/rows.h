@@ -1,0 +1,21 @@
+/* rows.h - a row read back from an output (bp_read_cell, blockpipe/sink.h) as a JSON object
+ * with the table's column names: integers as numbers, 256-bit amounts as decimal strings (a
+ * JSON reader holds numbers in doubles), JSON columns as JSON, the rest as strings. The REST
+ * answers and the push messages are made by it, so both say the same. */
+#ifndef BP_API_ROWS_H
+#define BP_API_ROWS_H
+
+#include "blockpipe/columns.h"
+#include "blockpipe/sink.h"
+#include "util/jsonw.h"
+
+/* Writes {"name": value, ...} for the n cells of table t (n must be the table's column count;
+ * fewer cells: the rest are left out). */
+void bp_api_row_json(bp_jsonw *w, bp_table t, const bp_read_cell *cells, size_t n);
+/* The same members without the braces (an object the caller adds to). */
+void bp_api_row_members(bp_jsonw *w, bp_table t, const bp_read_cell *cells, size_t n);
+
+/* The cell of column name in a row of table t (NULL cell text when absent or null). */
+const bp_read_cell *bp_api_cell(bp_table t, const bp_read_cell *cells, size_t n, const char *name);
+
+#endif

@@ -1,0 +1,165 @@
+/* serve.c - the API in the commands: --api beside run / backfill, and `blockpipe serve`. */
+#include "cli/commands_serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "blockpipe/sink.h"
+#include "util/log.h"
+
+#define SERVE_DEFAULT_LISTEN "127.0.0.1:8080"
+
+static bool api_on(const bp_config *cfg)
+{
+    return cfg->api_listen || cfg->command == BP_CMD_SERVE;
+}
+
+int bp_cli_api_settings(bp_config *cfg, bp_error *err)
+{
+    if (!api_on(cfg))
+        return 0;
+    for (size_t i = 0; i < cfg->sink_setting_count; i++)
+        if (strcmp(cfg->sink_settings[i].key, "sqlite_indexes") == 0)
+            return 0; /* the user said */
+    if (cfg->sink_setting_count == BP_MAX_SINK_SETTINGS)
+        return bp_error_set(err, BP_EINVAL, "too many output settings");
+    char *v = strdup("1");
+    if (!v)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    cfg->sink_settings[cfg->sink_setting_count++] = (bp_sink_setting){"sqlite_indexes", v};
+    return 0;
+}
+
+/* The first output the API can read back (SQLite, PostgreSQL), NULL when none. */
+static const char *read_url(const bp_config *cfg)
+{
+    for (int i = 0; i < cfg->output_count; i++) {
+        const bp_sink_ops *ops = bp_sink_find(cfg->outputs[i]);
+        if (ops && ops->open_reader)
+            return cfg->outputs[i];
+    }
+    return NULL;
+}
+
+static int start_alerts(const bp_config *cfg, bp_cli_api *out, bp_error *err)
+{
+    bp_alert_rule rules[BP_MAX_ALERTS];
+    for (int i = 0; i < cfg->alert_count; i++)
+        if (bp_alert_parse(cfg->alerts[i], &rules[i], err) != 0)
+            return err->code;
+    if (!out->stats && !(out->stats = bp_stats_hub_new()))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return bp_alerts_start(rules, (size_t)cfg->alert_count, cfg->alert_webhook, out->stats,
+                           &out->alerts, err);
+}
+
+int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (cfg->alert_count && cfg->command != BP_CMD_SERVE) {
+        int rc = start_alerts(cfg, out, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (!api_on(cfg))
+        return 0;
+    static bp_sink_settings set; /* the config outlives the API: both end with the command */
+    set = (bp_sink_settings){cfg->sink_settings, cfg->sink_setting_count};
+    const char *url = read_url(cfg);
+    if (!url)
+        bp_warn("api: no output can be read back (sqlite: or postgres:): the data endpoints "
+                "answer 503 and push carries block headers only");
+    if (cfg->command != BP_CMD_SERVE && !out->stats && !(out->stats = bp_stats_hub_new()))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    bp_push_config pc = {
+        .ring = (size_t)cfg->api_push_ring,
+        .queue_bytes = (size_t)cfg->api_push_queue,
+        .stall_timeout = cfg->api_push_stall,
+        .max_clients = (size_t)cfg->api_push_clients,
+        .read_url = url,
+        .settings = &set,
+        .chain = cfg->chain,
+        .stats = out->stats,
+        .ready_lag = cfg->ready_lag,
+    };
+    out->push = bp_push_hub_new(&pc, err);
+    if (!out->push)
+        return err->code;
+    bp_api_config ac = {
+        .listen = cfg->api_listen ? cfg->api_listen : SERVE_DEFAULT_LISTEN,
+        .read_url = url,
+        .settings = &set,
+        .chain = cfg->chain,
+        .stats = out->stats,
+        .push = out->push,
+        .token = cfg->api_token,
+        .token_reads = cfg->api_token_reads,
+        .rate = cfg->api_rate,
+        .cors = cfg->api_cors,
+        .tls_cert = cfg->api_tls_cert,
+        .tls_key = cfg->api_tls_key,
+        .threads = cfg->api_threads,
+        .ready_lag = cfg->ready_lag,
+        .max_body = (size_t)cfg->api_max_body,
+        .request_timeout = cfg->api_request_timeout,
+        .max_connections = cfg->api_max_connections,
+    };
+    return bp_api_start(&ac, &out->api, err);
+}
+
+void bp_cli_api_stop(bp_cli_api *a)
+{
+    bp_alerts_stop(a->alerts);
+    bp_api_stop(a->api); /* first: it detaches every push client */
+    bp_push_hub_free(a->push);
+    bp_stats_hub_free(a->stats);
+    memset(a, 0, sizeof(*a));
+}
+
+int bp_cmd_serve(int argc, char **argv, volatile sig_atomic_t *stop)
+{
+    bp_config cfg;
+    bp_error err = {0};
+    bp_cli_api api = {0};
+    int status = 1;
+    if (bp_config_load(&cfg, BP_CMD_SERVE, argc, argv, &err) != 0) {
+        fprintf(stderr, "blockpipe serve: %s\n", err.msg);
+        bp_config_release(&cfg);
+        return 2;
+    }
+    if (cfg.help) {
+        fputs(bp_config_usage(BP_CMD_SERVE), stdout);
+        bp_config_release(&cfg);
+        return 0;
+    }
+    bp_log_set_level((enum bp_log_level)cfg.log_level);
+    bp_log_set_json(cfg.log_json);
+    int rc = bp_cli_api_settings(&cfg, &err);
+    const char *url = read_url(&cfg);
+    char report[512];
+    bp_sink_settings set = {cfg.sink_settings, cfg.sink_setting_count};
+    /* The schema (and SQLite's lookup indexes) as the API expects them. */
+    if (rc == 0 && url && bp_sink_migrate(url, &set, report, sizeof(report), &err) == 0)
+        bp_info("serve: %s", report);
+    else if (rc == 0 && url)
+        rc = err.code;
+    if (rc == 0)
+        rc = bp_cli_api_start(&cfg, &api, &err);
+    if (rc != 0) {
+        bp_err("%s", err.msg);
+        status = rc == BP_EINVAL ? 2 : 1;
+        goto out;
+    }
+    while (!*stop) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    bp_info("serve: stopped by signal");
+    status = 0;
+out:
+    bp_cli_api_stop(&api);
+    bp_config_release(&cfg);
+    return status;
+}

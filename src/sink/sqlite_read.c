@@ -1,0 +1,170 @@
+/* sqlite_read.c - reading the SQLite output back (the API): read-only connection, statements
+ * made by sqlread.c and kept prepared per query shape. */
+#include "sink/sqlite_read.h"
+
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sink/sqlread.h"
+#include "util/buf.h"
+
+#define READ_BUSY_MS 5000
+#define CACHE_SLOTS 32 /* prepared statements kept, by SQL text (a few shapes per endpoint) */
+
+typedef struct cached {
+    char *sql;
+    sqlite3_stmt *st;
+    uint64_t used;
+} cached;
+
+typedef struct sqlite_reader {
+    bp_sink_reader base;
+    sqlite3 *db;
+    char *path;
+    bp_buf sql;
+    cached cache[CACHE_SLOTS];
+    uint64_t tick;
+} sqlite_reader;
+
+static int select_expr(bp_buf *out, const bp_column *c)
+{
+    return bp_buf_puts(out, c->name);
+}
+
+static int param(bp_buf *out, int n, enum bp_sql_param_kind k)
+{
+    (void)n;
+    (void)k;
+    return bp_buf_putc(out, '?');
+}
+
+static const bp_sql_dialect g_dialect = {select_expr, param};
+
+int bp_sqlite_open_reader(bp_sink_reader **out, const char *target, const bp_sink_opts *opts,
+                          bp_error *err)
+{
+    (void)opts;
+    *out = NULL;
+    sqlite_reader *r = calloc(1, sizeof(*r));
+    if (!r || !(r->path = strdup(target))) {
+        free(r);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    bp_buf_init(&r->sql, 0);
+    /* Read-only: the reader never creates the file nor takes a write lock; WAL readers see the
+     * last committed batch and never wait for the writer. */
+    int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(target, &r->db, flags, NULL) != SQLITE_OK) {
+        int rc = bp_error_set(err, BP_EDB, "%s: cannot open for reading: %s", target,
+                              r->db ? sqlite3_errmsg(r->db) : "out of memory");
+        bp_sqlite_close_reader(&r->base);
+        return rc;
+    }
+    sqlite3_busy_timeout(r->db, READ_BUSY_MS);
+    *out = &r->base;
+    return 0;
+}
+
+/* The prepared statement of this SQL text (prepared once, the least recently used dropped). */
+static sqlite3_stmt *statement(sqlite_reader *r, const char *sql)
+{
+    cached *victim = &r->cache[0];
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        cached *c = &r->cache[i];
+        if (c->sql && strcmp(c->sql, sql) == 0) {
+            c->used = ++r->tick;
+            return c->st;
+        }
+        if (c->used < victim->used)
+            victim = c;
+    }
+    sqlite3_stmt *st = NULL;
+    char *copy = strdup(sql);
+    if (!copy ||
+        sqlite3_prepare_v3(r->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        free(copy);
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    sqlite3_finalize(victim->st);
+    free(victim->sql);
+    *victim = (cached){.sql = copy, .st = st, .used = ++r->tick};
+    return st;
+}
+
+static int bind_params(sqlite3_stmt *st, const bp_sql_params *p)
+{
+    int rc = SQLITE_OK;
+    for (int i = 0; i < p->n && rc == SQLITE_OK; i++) {
+        const bp_sql_param *v = &p->p[i];
+        if (v->kind == BP_SQL_P_INT)
+            rc = sqlite3_bind_int64(st, i + 1, (sqlite3_int64)v->u);
+        else
+            rc = sqlite3_bind_text(st, i + 1, v->s, -1, SQLITE_STATIC);
+    }
+    return rc;
+}
+
+static int rows(sqlite_reader *r, sqlite3_stmt *st, bp_table t, bp_read_row_fn fn, void *ctx,
+                bp_error *err)
+{
+    bp_read_cell cells[64];
+    int n = sqlite3_column_count(st), rc;
+    if (n > 64)
+        return bp_error_set(err, BP_EINVAL, "too many columns");
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int i = 0; i < n; i++) {
+            /* A u64 above INT64_MAX is stored as a BLOB of its decimal digits (sqlite.c):
+             * column_text gives those digits like any other number. */
+            const char *s = (const char *)sqlite3_column_text(st, i);
+            cells[i] = (bp_read_cell){s, s ? (size_t)sqlite3_column_bytes(st, i) : 0};
+        }
+        int frc = fn(ctx, cells, (size_t)n);
+        if (frc != 0)
+            return frc;
+    }
+    if (rc != SQLITE_DONE)
+        return bp_error_set(err, BP_EDB, "%s: reading %s: %s", r->path, bp_table_name(t),
+                            sqlite3_errmsg(r->db));
+    return 0;
+}
+
+int bp_sqlite_read(bp_sink_reader *base, const bp_read_query *q, bp_read_row_fn fn, void *ctx,
+                   bp_error *err)
+{
+    sqlite_reader *r = (sqlite_reader *)base;
+    bp_sql_params p;
+    bp_buf_reset(&r->sql);
+    int rc = bp_sql_select(&r->sql, q, &g_dialect, &p, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_stmt *st = statement(r, r->sql.data);
+    if (!st)
+        return bp_error_set(err, BP_EDB, "%s: preparing a read of %s: %s", r->path,
+                            bp_table_name(q->table), sqlite3_errmsg(r->db));
+    if (bind_params(st, &p) != SQLITE_OK)
+        rc = bp_error_set(err, BP_EDB, "%s: bind: %s", r->path, sqlite3_errmsg(r->db));
+    else
+        rc = rows(r, st, q->table, fn, ctx, err);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc;
+}
+
+void bp_sqlite_close_reader(bp_sink_reader *base)
+{
+    sqlite_reader *r = (sqlite_reader *)base;
+    if (!r)
+        return;
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        sqlite3_finalize(r->cache[i].st);
+        free(r->cache[i].sql);
+    }
+    sqlite3_close(r->db);
+    bp_buf_release(&r->sql);
+    free(r->path);
+    free(r);
+}

@@ -1,0 +1,14 @@
+/* sqlite_read.h - the SQLite output's reader (bp_sink_ops.open_reader / read / close_reader):
+ * a read-only connection of its own; WAL lets it read beside the writer. */
+#ifndef BP_SINK_SQLITE_READ_H
+#define BP_SINK_SQLITE_READ_H
+
+#include "blockpipe/sink.h"
+
+int bp_sqlite_open_reader(bp_sink_reader **out, const char *target, const bp_sink_opts *opts,
+                          bp_error *err);
+int bp_sqlite_read(bp_sink_reader *r, const bp_read_query *q, bp_read_row_fn fn, void *ctx,
+                   bp_error *err);
+void bp_sqlite_close_reader(bp_sink_reader *r);
+
+#endif

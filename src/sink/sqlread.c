@@ -1,0 +1,201 @@
+/* sqlread.c - SELECT statements for bp_read_query, made from the column table. */
+#include "sink/sqlread.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+/* Per table: the block number column, the index that orders rows inside a block, the hash
+ * column (NULL: none), and whether it has an address / topic0 / tx hash / block hash filter. */
+typedef struct table_shape {
+    const char *number, *index, *hash, *block_hash, *tx_hash;
+    bool address_either; /* transactions: from or to */
+    const char *address, *topic0;
+} table_shape;
+
+static const table_shape g_shapes[BP_TABLE_COUNT] = {
+    [BP_TABLE_BLOCKS] = {.number = "number", .hash = "hash"},
+    [BP_TABLE_TRANSACTIONS] = {.number = "block_number",
+                               .index = "transaction_index",
+                               .hash = "hash",
+                               .block_hash = "block_hash",
+                               .address_either = true},
+    [BP_TABLE_LOGS] = {.number = "block_number",
+                       .index = "log_index",
+                       .block_hash = "block_hash",
+                       .tx_hash = "transaction_hash",
+                       .address = "address",
+                       .topic0 = "topic0"},
+};
+
+typedef struct builder {
+    bp_buf *sql;
+    const bp_sql_dialect *d;
+    bp_sql_params *p;
+    int rc;
+    bool where;
+} builder;
+
+/* The first failure sticks (BP_EINVAL: too many parameters, else out of memory). */
+static void st(builder *b, int rc)
+{
+    if (b->rc == 0 && rc != 0)
+        b->rc = rc == BP_EINVAL ? BP_EINVAL : BP_ENOMEM;
+}
+
+static int add_param(builder *b, bp_sql_param v)
+{
+    if (b->p->n == BP_SQL_MAX_PARAMS)
+        return BP_EINVAL;
+    b->p->p[b->p->n++] = v;
+    return b->d->param(b->sql, b->p->n, v.kind);
+}
+
+/* " WHERE col OP ?" or " AND col OP ?" */
+static void cond(builder *b, const char *col, const char *op, bp_sql_param v)
+{
+    st(b, bp_buf_printf(b->sql, " %s %s %s ", b->where ? "AND" : "WHERE", col, op));
+    b->where = true;
+    st(b, add_param(b, v));
+}
+
+static bp_sql_param text(const char *s)
+{
+    return (bp_sql_param){.kind = BP_SQL_P_TEXT, .s = s};
+}
+
+static bp_sql_param hex(const char *s)
+{
+    return (bp_sql_param){.kind = BP_SQL_P_HEX, .s = s};
+}
+
+static bp_sql_param num(uint64_t u)
+{
+    return (bp_sql_param){.kind = BP_SQL_P_INT, .u = u};
+}
+
+static int unsupported(const bp_read_query *q, const char *what, bp_error *err)
+{
+    return bp_error_set(err, BP_EINVAL, "%s cannot be filtered by %s", bp_table_name(q->table),
+                        what);
+}
+
+/* The filters a table does not have are refused rather than ignored. */
+static int check_filters(const bp_read_query *q, const table_shape *t, bp_error *err)
+{
+    if (q->hash && !t->hash)
+        return unsupported(q, "hash", err);
+    if (q->block_hash && !t->block_hash)
+        return unsupported(q, "block hash", err);
+    if (q->tx_hash && !t->tx_hash)
+        return unsupported(q, "transaction hash", err);
+    if (q->address && !t->address && !t->address_either)
+        return unsupported(q, "address", err);
+    if (q->topic0 && !t->topic0)
+        return unsupported(q, "topic0", err);
+    return 0;
+}
+
+/* Keyset: (number, index) after the cursor in the order asked for. */
+static void after(builder *b, const bp_read_query *q, const table_shape *t)
+{
+    const char *op = q->ascending ? ">" : "<";
+    if (!t->index) {
+        cond(b, t->number, op, num(q->after_number));
+        return;
+    }
+    st(b, bp_buf_printf(b->sql, " %s (%s, %s) %s (", b->where ? "AND" : "WHERE", t->number,
+                        t->index, op));
+    b->where = true;
+    st(b, add_param(b, num(q->after_number)));
+    st(b, bp_buf_puts(b->sql, ", "));
+    st(b, add_param(b, num(q->after_index)));
+    st(b, bp_buf_putc(b->sql, ')'));
+}
+
+static void columns(builder *b, bp_table table)
+{
+    size_t first, n = bp_table_columns(table, &first);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            st(b, bp_buf_puts(b->sql, ", "));
+        st(b, b->d->select_expr(b->sql, &bp_columns[first + i]));
+    }
+}
+
+/* One SELECT of q; branch 1 and 2 are the sender and the receiver halves of an address
+ * filter on transactions (0: no halves). */
+static void select_one(builder *b, const bp_read_query *q, const table_shape *t, int branch)
+{
+    b->where = false;
+    st(b, bp_buf_puts(b->sql, "SELECT "));
+    columns(b, q->table);
+    st(b, bp_buf_printf(b->sql, " FROM %s", bp_table_name(q->table)));
+    if (q->chain)
+        cond(b, "chain", "=", text(q->chain));
+    if (q->has_min)
+        cond(b, t->number, ">=", num(q->min));
+    if (q->has_max)
+        cond(b, t->number, "<=", num(q->max));
+    if (q->hash)
+        cond(b, t->hash, "=", hex(q->hash));
+    if (q->block_hash)
+        cond(b, t->block_hash, "=", hex(q->block_hash));
+    if (q->tx_hash)
+        cond(b, t->tx_hash, "=", hex(q->tx_hash));
+    if (branch == 1) {
+        cond(b, "from_address", "=", hex(q->address));
+    } else if (branch == 2) { /* a transaction to itself is the sender half's */
+        cond(b, "to_address", "=", hex(q->address));
+        st(b, bp_buf_puts(b->sql, " AND (from_address IS NULL OR from_address <> "));
+        st(b, add_param(b, hex(q->address)));
+        st(b, bp_buf_putc(b->sql, ')'));
+    } else if (q->address) {
+        cond(b, t->address, "=", hex(q->address));
+    }
+    if (q->topic0)
+        cond(b, t->topic0, "=", hex(q->topic0));
+    if (q->has_after)
+        after(b, q, t);
+}
+
+static void order_limit(builder *b, const bp_read_query *q, const table_shape *t)
+{
+    const char *dir = q->ascending ? "ASC" : "DESC";
+    if (!q->any_order)
+        st(b, bp_buf_printf(b->sql, " ORDER BY %s %s", t->number, dir));
+    if (t->index && !q->any_order)
+        st(b, bp_buf_printf(b->sql, ", %s %s", t->index, dir));
+    if (q->limit)
+        st(b, bp_buf_printf(b->sql, " LIMIT %zu", q->limit));
+}
+
+int bp_sql_select(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d, bp_sql_params *p,
+                  bp_error *err)
+{
+    if ((unsigned)q->table >= BP_TABLE_COUNT)
+        return bp_error_set(err, BP_EINVAL, "no such table");
+    const table_shape *t = &g_shapes[q->table];
+    int rc = check_filters(q, t, err);
+    if (rc != 0)
+        return rc;
+    builder b = {.sql = sql, .d = d, .p = p};
+    p->n = 0;
+    if (q->address && t->address_either) {
+        /* "from = A OR to = A" as two index lookups, each ordered and limited, merged: one
+         * condition with OR would make the planners walk the table in key order instead. */
+        for (int half = 1; half <= 2; half++) {
+            st(&b, bp_buf_puts(sql, half == 1 ? "SELECT * FROM (" : " UNION ALL SELECT * FROM ("));
+            select_one(&b, q, t, half);
+            order_limit(&b, q, t);
+            st(&b, bp_buf_printf(sql, ") AS half%d", half));
+        }
+    } else {
+        select_one(&b, q, t, 0);
+    }
+    order_limit(&b, q, t);
+    if (b.rc == BP_EINVAL)
+        return bp_error_set(err, BP_EINVAL, "too many filters");
+    if (b.rc != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}

@@ -1,0 +1,113 @@
+"""The dashboard in headless Chromium while anvil makes blocks.
+
+anvil mines a block every second (with transactions); `blockpipe run --api` follows it. Debian's
+Chromium opens http://HOST:PORT/ as a browser does (Accept: text/html: the dashboard page,
+embedded in the binary; no CDN), and over the DevTools protocol the test reads what the page
+shows:
+- the page connects its EventSource (status "live") and receives metrics messages;
+- the head number it shows rises (two readings, the second higher) and equals what
+  /api/sync-status says at about that time (within a few blocks);
+- its charts drew points, and its endpoint and output tables have a row each;
+- the new-blocks list fills from the blocks topic.
+A screenshot is kept as a test artifact: $BP_BUILD_DIR/artifacts/dashboard.png.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from anvil import Anvil, Workload, wait_until  # noqa: E402
+from apiclient import Api, wait_http  # noqa: E402
+from browser import Browser  # noqa: E402
+from pg import free_port  # noqa: E402
+
+HANG = 180
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+def main():
+    print(__doc__.strip(), flush=True)
+    t0 = time.monotonic()
+    tmp = tempfile.TemporaryDirectory(prefix="bp-apidash-")
+    art = os.path.join(os.environ.get("BP_BUILD_DIR", tmp.name), "artifacts")
+    os.makedirs(art, exist_ok=True)
+    node = Anvil(["--block-time", "1"])
+    proc, browser = None, None
+    try:
+        wl = Workload(node, seed=9)
+        wl.setup()
+        port = free_port()
+        cmd = [os.environ["BLOCKPIPE"], "run", "--rpc", node.url, "--ws",
+               "ws://" + node.url.split("://", 1)[1], "--output", f"sqlite:{tmp.name}/bp.db",
+               "--api", f"127.0.0.1:{port}", "--poll-interval", "0.5"]
+        print("running:", " ".join(cmd), flush=True)
+        proc = subprocess.Popen(cmd, stdout=open(f"{tmp.name}/bp.log", "w"),
+                                stderr=subprocess.STDOUT)
+        wait_http(port, HANG, proc)
+        api = Api(port)
+        st, hdrs, body = api.get("/", headers={"Accept": "text/html"})
+        if st != 200 or not hdrs["content-type"].startswith("text/html") or "<canvas" not in body:
+            fail(f"GET / as a browser: {st} {hdrs.get('content-type')}")
+        if not isinstance(api.ok("/"), dict):
+            fail("GET / without Accept: text/html is not the JSON index")
+        browser = Browser(f"http://127.0.0.1:{port}/")
+
+        def dash():
+            wl.random_tx()  # blocks with transactions while the page watches
+            return json.loads(browser.evaluate("JSON.stringify(window.bpDashboard || null)")
+                              or "null") or {"head": None}
+        wait_until(lambda: dash()["head"] is not None, HANG, "the page's first metrics message")
+        first = dash()["head"]
+        wait_until(lambda: dash()["head"] >= first + 2, HANG,
+                   f"the page's head to rise above {first + 1}")
+        d = dash()
+        shown = int(browser.evaluate("document.getElementById('head').textContent"))
+        api_head = api.ok("/api/sync-status")["chains"][0]["head"]
+        if abs(shown - api_head) > 3:
+            fail(f"the page shows head {shown}, /api/sync-status says {api_head}")
+        conn = browser.evaluate("document.getElementById('conn').textContent")
+        if conn != "live":
+            fail(f"the page's stream is {conn!r}, want live")
+        if d["drawn"] <= 0 or d["messages"] < 2:
+            fail(f"the charts drew nothing: {d}")
+        rows = browser.evaluate("[document.querySelectorAll('#eps tr').length, "
+                                "document.querySelectorAll('#outs tr').length, "
+                                "document.querySelectorAll('#newblocks li').length]")
+        if rows[0] < 1 or rows[1] < 1 or rows[2] < 1:
+            fail(f"endpoint / output / new-block rows: {rows}")
+        shot = os.path.join(art, "dashboard.png")
+        browser.screenshot(shot)
+        if os.path.getsize(shot) < 10000:
+            fail(f"the screenshot is only {os.path.getsize(shot)} bytes")
+        print(f"check: the page went live; head rose from {first} to {d['head']} (shown "
+              f"{shown}, API {api_head}); charts drew {d['drawn']} points from "
+              f"{d['messages']} messages; {rows[0]} endpoint, {rows[1]} output, {rows[2]} block "
+              f"rows; screenshot {shot}", flush=True)
+        browser.close()
+        browser = None
+        proc.send_signal(signal.SIGINT)
+        if proc.wait(60) != 0:
+            fail(f"blockpipe exited with {proc.returncode} after SIGINT")
+    except (AssertionError, TimeoutError, OSError) as e:
+        print(open(f"{tmp.name}/bp.log", errors="replace").read()[-3000:])
+        sys.exit(f"FAIL: {e}")
+    finally:
+        if browser:
+            browser.close()
+        if proc and proc.poll() is None:
+            proc.kill()
+        node.stop()
+        tmp.cleanup()
+    print(f"OK: the dashboard shows the chain moving ({time.monotonic() - t0:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
