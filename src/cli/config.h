@@ -63,6 +63,15 @@ typedef struct bp_config {
     int ws_max_reconnect_attempts;
     double ws_stale_after; /* seconds; 0: 3 x block time, at least 30 */
     bool help;             /* --help was given: print usage, exit 0 */
+    /* analytics (outputs with derived tables) */
+    char *native_token;      /* NULL: ETH */
+    char *prices_file;       /* --prices, NULL: none */
+    char *price_url;         /* CoinGecko-shaped API base, NULL: no fetcher */
+    char *price_coin_id;     /* NULL: from the native token */
+    char *coingecko_api_key; /* NULL: none */
+    double price_interval;   /* seconds */
+    uint64_t price_max_age;  /* seconds */
+    bool ml;                 /* ml_predictions */
 } bp_config;
 
 /* Fills cfg from argv (argv[0] is the command name: "run", "backfill" or "migrate"), the process

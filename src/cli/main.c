@@ -6,13 +6,17 @@
 #include <unistd.h>
 
 #include "blockpipe/columns.h"
+#include "blockpipe/derived.h"
 #include "blockpipe/sink.h"
+#include "chain/fetch.h"
 #include "chain/rpc.h"
 #include "cli/commands_migrate.h"
 #include "cli/commands_sim.h"
 #include "cli/config.h"
 #include "cli/state.h"
 #include "core/pipeline.h"
+#include "metrics/metrics.h"
+#include "metrics/prices.h"
 #include "util/log.h"
 #include "util/url.h"
 
@@ -95,6 +99,48 @@ static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
     return 0;
 }
 
+/* The analytics of the outputs with derived tables: the metrics module and its price source,
+ * made when one of them wants it (*m stays NULL otherwise). */
+static int open_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,
+                        bp_error *err)
+{
+    bool wanted = false;
+    for (int i = 0; i < cfg->output_count; i++)
+        wanted |= sinks[i]->derived;
+    if (!wanted)
+        return 0;
+    unsigned need = BP_FETCH_TRANSACTIONS | BP_FETCH_RECEIPTS;
+    if ((cfg->fetch & need) != need) {
+        bp_warn("the derived analytics tables need transactions and receipts (--fetch); they "
+                "are not written in this run");
+        for (int i = 0; i < cfg->output_count; i++)
+            sinks[i]->derived = false;
+        return 0;
+    }
+    const char *symbol = cfg->native_token ? cfg->native_token : "ETH";
+    if (cfg->prices_file || cfg->price_url) {
+        bp_prices_config pc = {.symbol = symbol,
+                               .file = cfg->prices_file,
+                               .url = cfg->price_url,
+                               .coin_id = cfg->price_coin_id,
+                               .api_key = cfg->coingecko_api_key,
+                               .interval = cfg->price_interval,
+                               .max_age = cfg->price_max_age,
+                               .timeout = cfg->rpc_timeout};
+        if (!(*p = bp_prices_new(&pc, err)) || bp_prices_start(*p, err) != 0)
+            return err->code;
+        if (cfg->prices_file)
+            bp_info("prices: %zu %s points from %s", bp_prices_count(*p), symbol, cfg->prices_file);
+    }
+    bp_metrics_config mc = {.reorg_window = cfg->reorg_window,
+                            .native_symbol = symbol,
+                            .price_max_age = cfg->price_max_age,
+                            .prices = *p,
+                            .predictions = cfg->ml};
+    *m = bp_metrics_new(&mc, err);
+    return *m ? 0 : err->code;
+}
+
 static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *eps,
                        bp_pipeline_config *pc)
 {
@@ -135,6 +181,8 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_config cfg;
     bp_error err = {0};
     bp_sink *sinks[BP_MAX_OUTPUTS] = {0};
+    bp_metrics *metrics = NULL;
+    bp_prices *prices = NULL;
     int status = 1;
     if (bp_config_load(&cfg, cmd, argc, argv, &err) != 0) {
         fprintf(stderr, "blockpipe: %s\n", err.msg);
@@ -151,6 +199,8 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     if (bp_rpc_global_init(&err) != 0)
         goto fail;
     int rc = open_outputs(&cfg, sinks, &err);
+    if (rc == 0)
+        rc = open_metrics(&cfg, sinks, &metrics, &prices, &err);
     if (rc != 0) {
         status = rc == BP_EINVAL ? 2 : 1;
         goto fail;
@@ -161,6 +211,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_pipeline_report report = {0};
     map_config(&cfg, sinks, eps, &pc);
     pc.report = &report;
+    pc.metrics = metrics;
     if (cfg.state_dir)
         bp_state_announce(cfg.state_dir);
     rc = bp_pipeline_run(&pc, &g_stop, &err);
@@ -177,6 +228,8 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
 fail:
     bp_err("%s", err.msg);
 out:
+    bp_metrics_free(metrics);
+    bp_prices_free(prices);
     for (int i = 0; i < BP_MAX_OUTPUTS; i++)
         bp_sink_close(sinks[i]);
     bp_rpc_global_cleanup();

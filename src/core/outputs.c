@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics/metrics.h"
 #include "util/log.h"
 
 int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *chain, bp_error *err)
@@ -116,8 +117,24 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
     return 0;
 }
 
+/* The batch's derived rows when an output writes them (computed once for all of them). */
+static int derive(bp_outputs *o, const bp_batch *batch, const bp_derived **out, bp_error *err)
+{
+    *out = NULL;
+    bool wanted = false;
+    for (size_t i = 0; i < o->count; i++)
+        wanted |= !o->failed[i] && o->sinks[i]->derived;
+    if (!o->metrics || !wanted)
+        return 0;
+    return bp_metrics_compute(o->metrics, batch, out, err);
+}
+
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
 {
+    const bp_derived *derived = NULL;
+    int drc = derive(o, batch, &derived, err);
+    if (drc != 0)
+        return drc;
     if (batch->count > o->scratch_cap) {
         bp_event *p = realloc(o->scratch, batch->count * sizeof(*p));
         if (!p)
@@ -144,6 +161,7 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         mine.events = o->scratch;
         mine.count = n;
         mine.checkpoint = cp;
+        mine.derived = o->sinks[i]->derived ? derived : NULL;
         if (write_one(o->sinks[i], &mine, err) != 0) {
             int rc = output_failed(o, i, &mine, err);
             if (rc != 0)

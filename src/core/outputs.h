@@ -27,6 +27,9 @@ typedef struct bp_outputs {
     bool keep_going; /* --output-failure continue */
     bool *failed;    /* per output: set aside after a failure (keep_going only) */
     size_t failed_count;
+    /* Derives the analytics rows once per batch for the outputs that write them (not owned;
+     * NULL: none). */
+    struct bp_metrics *metrics;
 } bp_outputs;
 
 /* Reads every output's checkpoint for chain. */

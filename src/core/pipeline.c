@@ -989,6 +989,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     if (rc != 0)
         return rc;
     p->out.keep_going = c->output_keep_going;
+    p->out.metrics = c->metrics;
     rc = resume_point(p, start, err);
     if (rc != 0)
         return rc;

@@ -57,6 +57,7 @@ typedef struct bp_pipeline_config {
     bp_pipeline_report *report; /* filled when the run ends, may be NULL */
     bp_stats_hub *stats;        /* where the snapshot is published (not owned); NULL: own */
     bool output_keep_going;     /* --output-failure continue */
+    struct bp_metrics *metrics; /* derives the analytics rows (not owned); NULL: none */
     /* real time (run only): NULL ws_url = HTTP polling only */
     const char *ws_url;
     double ws_reconnect_interval;

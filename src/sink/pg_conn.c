@@ -47,11 +47,11 @@ static int v1(bp_buf *out)
     static const char *const indexes[BP_TABLE_COUNT] = {
         [BP_TABLE_BLOCKS] = "CREATE INDEX blocks_hash_idx ON blocks(hash);",
         [BP_TABLE_TRANSACTIONS] =
-            "CREATE INDEX transactions_hash_idx ON transactions(hash);"
-            "CREATE INDEX transactions_from_idx ON transactions(from_address, block_number);"
-            "CREATE INDEX transactions_to_idx ON transactions(to_address, block_number);",
-        [BP_TABLE_LOGS] = "CREATE INDEX logs_address_topic0_idx ON logs(address, topic0, "
-                          "block_number);",
+            ("CREATE INDEX transactions_hash_idx ON transactions(hash);"
+             "CREATE INDEX transactions_from_idx ON transactions(from_address, block_number);"
+             "CREATE INDEX transactions_to_idx ON transactions(to_address, block_number);"),
+        [BP_TABLE_LOGS] = ("CREATE INDEX logs_address_topic0_idx ON logs(address, topic0, "
+                           "block_number);"),
     };
     int rc = 0;
     for (bp_table t = 0; t < BP_TABLE_COUNT; t++) {

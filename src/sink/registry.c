@@ -289,7 +289,7 @@ int bp_sink_resolve(const char *url, const bp_sink_settings *set, bp_sink_resolv
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     else if (r->target.data[0] == '\0' || r->target.data[0] == '?')
         rc = bp_error_set(err, BP_EINVAL, "output '%s': missing %s after the scheme (%s)", shown,
-                          r->ops->option_count ? "the address" : "the path", r->ops->usage);
+                          strstr(r->ops->usage, "://") ? "the address" : "the path", r->ops->usage);
     else
         rc = build_opts(r->ops, r, set, shown, &r->opts, err);
     if (rc != 0)
