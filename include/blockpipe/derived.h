@@ -105,25 +105,25 @@ typedef enum bp_agg {
  * SQL order. The value C writes is `field` of the shape's row struct (bp_dshape_row below),
  * read as rep: STR, U64, QTY, F64 (bp_opt_f64) or NONE (rows made by SQL only). */
 #define BP_DCOLUMNS(X)                                                                             \
-    X(CB_ORIGIN_KEY, CHAIN_BLOCK, "origin_key", TEXT, STR, origin_key, KEY,                        \
+    X(CB_ORIGIN_KEY, CHAIN_BLOCK, "origin_key", TEXT, STR, origin_key, NONE,                       \
       BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
     X(CB_BLOCK_NUMBER, CHAIN_BLOCK, "block_number", INT64, U64, block_number, NONE,                \
       BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
     X(CB_BLOCK_HASH, CHAIN_BLOCK, "block_hash", HASH, STR, block_hash, NONE, BP_COL_NOTNULL)       \
     X(CB_BLOCK_TIMESTAMP, CHAIN_BLOCK, "block_timestamp", INT64, U64, block_timestamp, NONE,       \
       BP_COL_NOTNULL)                                                                              \
-    X(CB_TXCOUNT, CHAIN_BLOCK, "txcount", INT64, U64, txcount, SUM, BP_COL_NOTNULL)                \
-    X(CB_TXCOUNT_FAILED, CHAIN_BLOCK, "txcount_failed", INT64, U64, txcount_failed, SUM,           \
+    X(CB_TXCOUNT, CHAIN_BLOCK, "txcount", INT64, U64, txcount, NONE, BP_COL_NOTNULL)               \
+    X(CB_TXCOUNT_FAILED, CHAIN_BLOCK, "txcount_failed", INT64, U64, txcount_failed, NONE,          \
       BP_COL_NOTNULL)                                                                              \
     X(CB_TXCOUNT_CONTRACT_CREATION, CHAIN_BLOCK, "txcount_contract_creation", INT64, U64,          \
       txcount_contract_creation, SUM, BP_COL_NOTNULL)                                              \
-    X(CB_GAS_USED, CHAIN_BLOCK, "gas_used", INT64, U64, gas_used, SUM, BP_COL_NOTNULL)             \
-    X(CB_GAS_LIMIT, CHAIN_BLOCK, "gas_limit", INT64, U64, gas_limit, SUM, BP_COL_NOTNULL)          \
-    X(CB_FEES_PAID_WEI, CHAIN_BLOCK, "fees_paid_wei", UINT256, QTY, fees_paid_wei, SUM256,         \
+    X(CB_GAS_USED, CHAIN_BLOCK, "gas_used", INT64, U64, gas_used, NONE, BP_COL_NOTNULL)            \
+    X(CB_GAS_LIMIT, CHAIN_BLOCK, "gas_limit", INT64, U64, gas_limit, NONE, BP_COL_NOTNULL)         \
+    X(CB_FEES_PAID_WEI, CHAIN_BLOCK, "fees_paid_wei", UINT256, QTY, fees_paid_wei, NONE,           \
       BP_COL_NOTNULL)                                                                              \
-    X(CB_FEES_PAID_NATIVE, CHAIN_BLOCK, "fees_paid_native", FLOAT, F64, fees_paid_native, NATIVE,  \
+    X(CB_FEES_PAID_NATIVE, CHAIN_BLOCK, "fees_paid_native", FLOAT, F64, fees_paid_native, NONE,    \
       BP_COL_NOTNULL)                                                                              \
-    X(CB_FEES_PAID_USD, CHAIN_BLOCK, "fees_paid_usd", FLOAT, F64, fees_paid_usd, USD, 0)           \
+    X(CB_FEES_PAID_USD, CHAIN_BLOCK, "fees_paid_usd", FLOAT, F64, fees_paid_usd, NONE, 0)          \
     X(CB_BASE_FEE_PER_GAS, CHAIN_BLOCK, "base_fee_per_gas", UINT256, QTY, base_fee_per_gas,        \
       MEDIAN, 0)                                                                                   \
     X(CB_MEDIAN_GAS_PRICE, CHAIN_BLOCK, "median_gas_price", UINT256, QTY, median_gas_price,        \

@@ -87,6 +87,51 @@ static void print_columns(FILE *f)
     }
 }
 
+/* How a rollup column is made from the finer rows, for the docs. */
+static const char *agg_text(bp_agg a)
+{
+    static const char *const t[] = {
+        [BP_AGG_NONE] = "",
+        [BP_AGG_KEY] = "key",
+        [BP_AGG_WINDOW] = "window start (unix s, UTC)",
+        [BP_AGG_COUNT] = "blocks",
+        [BP_AGG_FIRST_BLOCK] = "min",
+        [BP_AGG_LAST_BLOCK] = "max",
+        [BP_AGG_SUM] = "sum",
+        [BP_AGG_SUM256] = "exact sum",
+        [BP_AGG_NATIVE] = "fees_paid_wei / 1e18",
+        [BP_AGG_USD] = "sum, NULL unless all known",
+        [BP_AGG_MEDIAN] = "lower median of the finer rows'",
+        [BP_AGG_DISTINCT] = "distinct senders (set)",
+    };
+    return (unsigned)a < sizeof(t) / sizeof(t[0]) ? t[a] : "";
+}
+
+/* The derived tables (blockpipe/derived.h) as Markdown: one row per column of each shape. */
+static void print_derived(FILE *f)
+{
+    fputs("<!-- Made by `blockpipe --help-derived` from the derived column table "
+          "(include/blockpipe/derived.h); `make docs` rewrites it and a test checks it. -->\n\n"
+          "| tables | column | type | key | rollup from the finer rows |\n|---|---|---|---|---|\n",
+          f);
+    for (int s = 0; s < BP_DS_COUNT; s++) {
+        char tables[256] = "";
+        for (int t = 0; t < BP_DT_COUNT; t++)
+            if ((int)bp_dtables[t].shape == s)
+                snprintf(tables + strlen(tables), sizeof(tables) - strlen(tables), "%s%s",
+                         tables[0] ? ", " : "", bp_dtables[t].name);
+        size_t first, n = bp_dshape_columns((bp_dshape)s, &first);
+        for (size_t i = first; i < first + n; i++) {
+            const bp_dcolumn *c = &bp_dcolumns[i];
+            fprintf(f, "| %s | `%s` | %s | %s | %s |\n", tables, c->name, bp_col_type_name(c->type),
+                    c->flags & BP_COL_KEY       ? "key"
+                    : c->flags & BP_COL_NOTNULL ? "not null"
+                                                : "",
+                    agg_text(c->agg));
+        }
+    }
+}
+
 static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
 {
     bp_sink_settings set = {cfg->sink_settings, cfg->sink_setting_count};
@@ -254,6 +299,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "--help-columns") == 0) { /* docs/SCHEMA.md's table (make docs) */
         print_columns(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--help-derived") == 0) { /* docs/SCHEMA.md's derived tables (make docs) */
+        print_derived(stdout);
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

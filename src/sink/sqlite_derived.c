@@ -21,6 +21,7 @@
 
 #include "metrics/keymap.h"
 #include "metrics/metrics.h"
+#include "metrics/windows.h"
 #include "sink/sqlgen.h"
 #include "util/hex.h"
 
@@ -253,9 +254,7 @@ enum {
     S_DEL_KW0 = S_DEC_US + BP_GRAIN_COUNT,
     S_ROLLUP = S_DEL_KW0 + BP_GRAIN_COUNT,
     S_PRUNE = S_ROLLUP + BP_GRAIN_COUNT,
-    S_RET_CW = S_PRUNE + BP_GRAIN_COUNT,
-    S_RET_KW = S_RET_CW + BP_GRAIN_COUNT,
-    S_HAS_CB = S_RET_KW + BP_GRAIN_COUNT,
+    S_HAS_CB = S_PRUNE + BP_GRAIN_COUNT,
     S_DEL_AA1,
     S_DEC_AA,
     S_DEL_CS1,
@@ -267,10 +266,6 @@ enum {
     S_UPS_PRICE,
     S_PRICE_BLOCKS,
     S_PRICED_MINUTES,
-    S_RET_CB,
-    S_RET_KB,
-    S_RET_AA,
-    S_RET_CS,
     S_COUNT
 };
 
@@ -313,32 +308,15 @@ static const char *const g_fixed[S_COUNT] = {
     [S_PRICED_MINUTES] = "SELECT DISTINCT block_timestamp - block_timestamp % 60"
                          " FROM chain_metrics_block WHERE origin_key = ?1"
                          " AND block_timestamp >= ?2 AND block_timestamp <= ?3",
-    [S_RET_CB] = "DELETE FROM chain_metrics_block WHERE origin_key = ?1 AND block_timestamp < ?2",
-    [S_RET_KB] = "DELETE FROM contract_metrics_block WHERE origin_key = ?1"
-                 " AND block_timestamp < ?2",
-    [S_RET_AA] = "DELETE FROM active_addresses WHERE origin_key = ?1 AND grain = ?2"
-                 " AND window_start < ?3",
-    [S_RET_CS] = "DELETE FROM contract_senders WHERE origin_key = ?1 AND grain = ?2"
-                 " AND window_start < ?3",
 };
-
-/* One grain's touched windows and how their sets changed. */
-typedef struct touched {
-    bp_keymap map; /* window -> index */
-    struct {
-        uint64_t w;
-        int64_t delta;
-    } * v;
-    size_t n, cap;
-} touched;
 
 struct bp_sqlite_derived {
     sqlite3 *db;
     const char *path;
     sqlite3_stmt *st[S_COUNT];
     bp_retention ret;
-    uint64_t last_cut[S_COUNT][BP_GRAIN_COUNT]; /* retention: each delete's last cut */
-    touched windows[BP_GRAIN_COUNT];
+    uint64_t last_cut[BP_EXPIRY_MAX];    /* retention: each delete's last cut */
+    bp_windows win;                      /* the batch's touched windows */
     bp_keymap new_pairs[BP_GRAIN_COUNT]; /* (window, contract) -> new pairs of the run */
     bp_derived_run run;
     char msg[256];
@@ -405,25 +383,7 @@ static int insert_row(bp_sqlite_derived *d, int which, bp_dtable t, const void *
 
 static int touch(bp_sqlite_derived *d, int g, uint64_t w, int64_t delta)
 {
-    touched *t = &d->windows[g];
-    size_t i;
-    bool added;
-    if (bp_keymap_put(&t->map, w, NULL, NULL, t->n, &i, &added) != 0)
-        return BP_ENOMEM;
-    if (added) {
-        if (t->n == t->cap) {
-            size_t cap = t->cap ? t->cap * 2 : 64;
-            void *p = realloc(t->v, cap * sizeof(*t->v));
-            if (!p)
-                return BP_ENOMEM;
-            t->v = p;
-            t->cap = cap;
-        }
-        t->v[t->n].w = w;
-        t->v[t->n++].delta = 0;
-    }
-    t->v[i].delta += delta;
-    return 0;
+    return bp_windows_touch(&d->win, g, w, delta);
 }
 
 /* ---- open / close ------------------------------------------------------------------------- */
@@ -481,12 +441,6 @@ static int gen(bp_buf *b, int which)
         return bp_sql_rollup(b, (bp_dtable)(BP_DT_CHAIN_1M + g), &g_dialect, "?1", "?2", "?3");
     if (GRAIN_OF(S_PRUNE))
         return bp_sql_rollup_prune(b, (bp_dtable)(BP_DT_CHAIN_1M + g), "?1", "?2");
-    if (GRAIN_OF(S_RET_CW))
-        return bp_buf_printf(b, "DELETE FROM %s WHERE origin_key = ?1 AND window_start < ?2",
-                             bp_dtables[BP_DT_CHAIN_1M + g].name);
-    if (GRAIN_OF(S_RET_KW))
-        return bp_buf_printf(b, "DELETE FROM %s WHERE origin_key = ?1 AND window_start < ?2",
-                             bp_dtables[BP_DT_CONTRACT_1M + g].name);
 #undef GRAIN_OF
     return bp_buf_puts(b, g_fixed[which]);
 }
@@ -531,11 +485,9 @@ void bp_sqlite_derived_close(bp_sqlite_derived *d)
         return;
     for (int i = 0; i < S_COUNT; i++)
         sqlite3_finalize(d->st[i]);
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        bp_keymap_release(&d->windows[g].map);
-        free(d->windows[g].v);
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
         bp_keymap_release(&d->new_pairs[g]);
-    }
+    bp_windows_release(&d->win);
     bp_derived_run_release(&d->run);
     free(d);
 }
@@ -589,10 +541,7 @@ static int store_prices(bp_sqlite_derived *d, const bp_derived *der, bp_error *e
 
 int bp_sqlite_derived_begin(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 {
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        bp_keymap_clear(&d->windows[g].map);
-        d->windows[g].n = 0;
-    }
+    bp_windows_clear(&d->win);
     return store_prices(d, der, err);
 }
 
@@ -849,14 +798,13 @@ static int rollup(bp_sqlite_derived *d, const char *origin, int g, uint64_t w, i
 
 static int rollups(bp_sqlite_derived *d, const char *origin, bp_error *err)
 {
+    if (bp_windows_close(&d->win) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        touched *t = &d->windows[g];
-        for (size_t i = 0; i < t->n; i++) {
-            uint64_t w = t->v[i].w;
-            if (g + 1 < BP_GRAIN_COUNT && touch(d, g + 1, bp_window_of(w, g + 1), 0) != 0)
-                return bp_error_set(err, BP_ENOMEM, "out of memory");
-            if (rollup(d, origin, g, w, t->v[i].delta) != SQLITE_OK) {
-                db_error(d, err, "recomputing the window at %" PRIu64, w);
+        for (size_t i = 0; i < d->win.n[g]; i++) {
+            const bp_window_delta *t = &d->win.v[g][i];
+            if (rollup(d, origin, g, t->w, t->delta) != SQLITE_OK) {
+                db_error(d, err, "recomputing the window at %" PRIu64, t->w);
                 return bp_error_prefix(err, "%s: ", bp_dtables[BP_DT_CHAIN_1M + g].name);
             }
         }
@@ -864,52 +812,32 @@ static int rollups(bp_sqlite_derived *d, const char *origin, bp_error *err)
     return 0;
 }
 
-/* Runs a retention delete when its cut moved on. */
-static int expire(bp_sqlite_derived *d, int which, const char *origin, int g, bool grain,
-                  uint64_t cut)
+/* One retention delete (run when its cut moved on). */
+static int expire(bp_sqlite_derived *d, const char *origin, const bp_expiry *e, uint64_t *last)
 {
-    if (cut <= d->last_cut[which][g])
+    if (e->before <= *last)
         return SQLITE_OK;
-    sqlite3_stmt *st = d->st[which];
-    int rc = bind_text(st, 1, origin);
-    if (grain)
-        rc |= bind_text(st, 2, bp_grain_names[g]);
-    rc |= bind_u64(st, grain ? 3 : 2, cut);
-    if (rc == SQLITE_OK && (rc = run(st)) == SQLITE_OK)
-        d->last_cut[which][g] = cut;
+    const bp_dtable_info *t = &bp_dtables[e->table];
+    char *sql = sqlite3_mprintf("DELETE FROM %s WHERE %s = %Q%s%s%s AND %s < %llu", t->name,
+                                e->table == BP_DT_TOKEN_TRANSFERS ? "chain" : "origin_key", origin,
+                                e->grain >= 0 ? " AND grain = '" : "",
+                                e->grain >= 0 ? bp_grain_names[e->grain] : "",
+                                e->grain >= 0 ? "'" : "", e->column, (unsigned long long)e->before);
+    int rc = sql ? sqlite3_exec(d->db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK)
+        *last = e->before;
     return rc;
-}
-
-/* What expires before: min(newest - keep, frozen) floored to a multiple of unit; 0: nothing
- * (kept forever, or not that old yet). */
-static uint64_t cut_of(const bp_derived *der, uint64_t keep, uint64_t unit)
-{
-    if (keep == 0 || der->frozen_ts == 0 || der->newest_ts <= keep)
-        return 0;
-    uint64_t c = der->newest_ts - keep < der->frozen_ts ? der->newest_ts - keep : der->frozen_ts;
-    return c - c % unit;
 }
 
 static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 {
-    bp_retention r;
-    bp_retention_effective(&d->ret, &r);
-    const char *o = der->origin_key;
-    int rc = expire(d, S_RET_CB, o, 0, false, cut_of(der, r.block, 60));
-    rc |= expire(d, S_RET_KB, o, 0, false, cut_of(der, r.block, 1));
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        uint64_t len = bp_grain_seconds[g];
-        uint64_t parent = g + 1 < BP_GRAIN_COUNT ? bp_grain_seconds[g + 1] : len;
-        rc |= expire(d, S_RET_CW + g, o, 0, false, cut_of(der, r.grain[g], parent));
-        rc |= expire(d, S_RET_KW + g, o, 0, false, cut_of(der, r.grain[g], len));
-        rc |= expire(d, S_RET_AA, o, g, true, cut_of(der, r.sets, len));
-        rc |= expire(d, S_RET_CS, o, g, true, cut_of(der, r.sets, len));
-        if (rc != SQLITE_OK)
-            break;
-    }
-    if (rc != SQLITE_OK)
-        return bp_error_set(err, BP_EDB, "retention of the derived tables: %s",
-                            sqlite3_errmsg(d->db));
+    bp_expiry plan[BP_EXPIRY_MAX];
+    size_t n = bp_retention_plan(&d->ret, der, plan);
+    for (size_t i = 0; i < n; i++)
+        if (expire(d, der->origin_key, &plan[i], &d->last_cut[i]) != SQLITE_OK)
+            return bp_error_set(err, BP_EDB, "retention of %s: %s", bp_dtables[plan[i].table].name,
+                                sqlite3_errmsg(d->db));
     return 0;
 }
 
