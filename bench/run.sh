@@ -24,6 +24,7 @@ bench pg python3 bench/pg_bench.py --pg-bench "$BUILD/bench_pg" --blockpipe "$BU
 bench ingest python3 bench/ingest_bench.py --blockpipe "$BUILD/blockpipe" \
     --curl-loop "$BUILD/bench_curl_loop" --sqlite-bench "$BUILD/bench_sqlite" \
     --decode "$BUILD/bench_decode" --out "$OUT"
+bench metrics python3 bench/metrics_bench.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench realtime python3 bench/realtime_latency.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench fetchpath python3 bench/fetch_transport.py --out "$OUT"
 if ((${#failed[@]})); then

@@ -8,11 +8,12 @@
  *   chain_metrics_block                 one row per canonical block
  *   chain_metrics_1m / _1h / _1d        per window, recomputed from the finer grain
  *                                       (block -> 1m -> 1h -> 1d) for every touched window
- *   contract_metrics_block              per block and contract: what a REVERT subtracts
- *   contract_metrics_1m / _1h / _1d     per window and contract, added / subtracted
- *   active_addresses, contract_senders  per-window sets with a reference count (blocks of the
- *                                       window in which the address sent): exact distinct
- *                                       counts through reorgs
+ *   contract_metrics_1m / _1h / _1d     per window and contract: 1m recomputed from the raw
+ *                                       transactions, 1h and 1d added / subtracted
+ *   active_addresses, contract_senders  the 1h and 1d windows' sets of senders (with the first
+ *                                       block of the window the address sent in): exact
+ *                                       distinct counts through reorgs; a minute's distinct
+ *                                       senders are counted from its raw transactions
  *   token_transfers                     ERC-20/721 Transfer, ERC-1155 TransferSingle/Batch
  *   prices                              USD prices of the native token
  *   ml_predictions                      per-transaction anomaly score
@@ -32,7 +33,6 @@
 typedef enum bp_dshape {
     BP_DS_CHAIN_BLOCK,
     BP_DS_CHAIN_WINDOW,
-    BP_DS_CONTRACT_BLOCK,
     BP_DS_CONTRACT_WINDOW,
     BP_DS_ADDRESS_SET,
     BP_DS_CONTRACT_SENDER_SET,
@@ -48,7 +48,6 @@ typedef enum bp_dshape {
     X(CHAIN_1M, "chain_metrics_1m", CHAIN_WINDOW, 60, "timestamp")                                 \
     X(CHAIN_1H, "chain_metrics_1h", CHAIN_WINDOW, 3600, "hour_ts")                                 \
     X(CHAIN_1D, "chain_metrics_1d", CHAIN_WINDOW, 86400, "day_ts")                                 \
-    X(CONTRACT_BLOCK, "contract_metrics_block", CONTRACT_BLOCK, 0, NULL)                           \
     X(CONTRACT_1M, "contract_metrics_1m", CONTRACT_WINDOW, 60, "timestamp")                        \
     X(CONTRACT_1H, "contract_metrics_1h", CONTRACT_WINDOW, 3600, "hour_ts")                        \
     X(CONTRACT_1D, "contract_metrics_1d", CONTRACT_WINDOW, 86400, "day_ts")                        \
@@ -152,21 +151,6 @@ typedef enum bp_agg {
     X(CW_ACTIVE_ADDRESSES, CHAIN_WINDOW, "active_addresses", INT64, NONE, -, DISTINCT,             \
       BP_COL_NOTNULL)                                                                              \
                                                                                                    \
-    X(KB_ORIGIN_KEY, CONTRACT_BLOCK, "origin_key", TEXT, STR, origin_key, NONE,                    \
-      BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
-    X(KB_BLOCK_NUMBER, CONTRACT_BLOCK, "block_number", INT64, U64, block_number, NONE,             \
-      BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
-    X(KB_CONTRACT_ADDRESS, CONTRACT_BLOCK, "contract_address", ADDRESS, STR, contract_address,     \
-      NONE, BP_COL_NOTNULL | BP_COL_KEY)                                                           \
-    X(KB_BLOCK_TIMESTAMP, CONTRACT_BLOCK, "block_timestamp", INT64, U64, block_timestamp, NONE,    \
-      BP_COL_NOTNULL)                                                                              \
-    X(KB_TXCOUNT, CONTRACT_BLOCK, "txcount", INT64, U64, txcount, NONE, BP_COL_NOTNULL)            \
-    X(KB_GAS_USED, CONTRACT_BLOCK, "gas_used", INT64, U64, gas_used, NONE, BP_COL_NOTNULL)         \
-    X(KB_FEES_PAID_WEI, CONTRACT_BLOCK, "fees_paid_wei", UINT256, QTY, fees_paid_wei, NONE,        \
-      BP_COL_NOTNULL)                                                                              \
-    X(KB_FEES_PAID_NATIVE, CONTRACT_BLOCK, "fees_paid_native", FLOAT, F64, fees_paid_native, NONE, \
-      BP_COL_NOTNULL)                                                                              \
-                                                                                                   \
     X(KW_ORIGIN_KEY, CONTRACT_WINDOW, "origin_key", TEXT, STR, origin_key, NONE,                   \
       BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
     X(KW_WINDOW_START, CONTRACT_WINDOW, "window_start", INT64, U64, window_start, NONE,            \
@@ -189,7 +173,7 @@ typedef enum bp_agg {
       BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
     X(AS_ADDRESS, ADDRESS_SET, "address", ADDRESS, STR, address, NONE,                             \
       BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
-    X(AS_BLOCKS, ADDRESS_SET, "blocks", INT64, U64, blocks, NONE, BP_COL_NOTNULL)                  \
+    X(AS_FIRST_BLOCK, ADDRESS_SET, "first_block", INT64, U64, first_block, NONE, BP_COL_NOTNULL)   \
                                                                                                    \
     X(CS_ORIGIN_KEY, CONTRACT_SENDER_SET, "origin_key", TEXT, STR, origin_key, NONE,               \
       BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
@@ -200,7 +184,8 @@ typedef enum bp_agg {
       contract_address, NONE, BP_COL_NOTNULL | BP_COL_KEY)                                         \
     X(CS_ADDRESS, CONTRACT_SENDER_SET, "address", ADDRESS, STR, address, NONE,                     \
       BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
-    X(CS_BLOCKS, CONTRACT_SENDER_SET, "blocks", INT64, U64, blocks, NONE, BP_COL_NOTNULL)          \
+    X(CS_FIRST_BLOCK, CONTRACT_SENDER_SET, "first_block", INT64, U64, first_block, NONE,           \
+      BP_COL_NOTNULL)                                                                              \
                                                                                                    \
     X(TT_CHAIN, TOKEN_TRANSFER, "chain", TEXT, STR, chain, NONE, BP_COL_NOTNULL | BP_COL_KEY)      \
     X(TT_TOKEN_ADDRESS, TOKEN_TRANSFER, "token_address", ADDRESS, STR, token_address, NONE,        \
@@ -288,7 +273,8 @@ typedef struct bp_chain_block_row {
     uint64_t active_addresses; /* distinct senders */
 } bp_chain_block_row;
 
-/* contract_metrics_block (block_number) and a contract window's increment (window_start). */
+/* A block's aggregate for one contract (block_number) or a contract window's increment
+ * (window_start). */
 typedef struct bp_contract_row {
     const char *origin_key;
     uint64_t block_number;
@@ -301,14 +287,18 @@ typedef struct bp_contract_row {
     uint64_t unique_senders;
 } bp_contract_row;
 
-/* active_addresses (contract_address NULL) and contract_senders rows, or their increments. */
+/* active_addresses (contract_address NULL) and contract_senders rows: an address is in its
+ * window's set while one of the window's canonical blocks has it; first_block is the lowest of
+ * them. Blocks are applied in ascending order and reverted highest first, so a REVERT of block
+ * B removes exactly the rows whose first_block is B (their only block), and an APPLY inserts
+ * the rows that are not there yet: a set row is written once, never updated. */
 typedef struct bp_set_row {
     const char *origin_key;
     const char *grain;
     uint64_t window_start;
     const char *contract_address;
     const char *address;
-    uint64_t blocks;
+    uint64_t first_block;
 } bp_set_row;
 
 typedef struct bp_token_transfer_row {
@@ -342,7 +332,6 @@ typedef struct bp_prediction_row {
 
 #define BP_DSHAPE_ROW_CHAIN_BLOCK bp_chain_block_row
 #define BP_DSHAPE_ROW_CHAIN_WINDOW void
-#define BP_DSHAPE_ROW_CONTRACT_BLOCK bp_contract_row
 #define BP_DSHAPE_ROW_CONTRACT_WINDOW bp_contract_row
 #define BP_DSHAPE_ROW_ADDRESS_SET bp_set_row
 #define BP_DSHAPE_ROW_CONTRACT_SENDER_SET bp_set_row
@@ -426,7 +415,7 @@ const bp_block_derived *bp_derived_find(const bp_derived *d, const bp_block *b, 
 /* Retention of the derived tables in seconds of chain time (0: forever), the options every
  * output with derived tables has (BP_METRICS_SINK_OPTIONS). */
 typedef struct bp_retention {
-    uint64_t block; /* chain_metrics_block, contract_metrics_block */
+    uint64_t block; /* chain_metrics_block */
     uint64_t sets;  /* active_addresses, contract_senders (only once their window is final) */
     uint64_t grain[BP_GRAIN_COUNT];
 } bp_retention;

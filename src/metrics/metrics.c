@@ -377,7 +377,7 @@ static int grow_array(void **p, size_t *cap, size_t need, size_t size)
 }
 
 static int run_address(bp_derived_run *r, int g, uint64_t w, const char *origin,
-                       const char *contract, const char *addr)
+                       const char *contract, const char *addr, uint64_t block)
 {
     int kind = contract ? MAP_PAIR : MAP_ADDR;
     bp_set_row **rows = contract ? &r->pairs[g] : &r->addresses[g];
@@ -388,9 +388,8 @@ static int run_address(bp_derived_run *r, int g, uint64_t w, const char *origin,
             0 ||
         grow_array((void **)rows, &r->cap[kind][g], *count + 1, sizeof(**rows)) != 0)
         return BP_ENOMEM;
-    if (added)
-        (*rows)[(*count)++] = (bp_set_row){origin, bp_grain_names[g], w, contract, addr, 0};
-    (*rows)[i].blocks++;
+    if (added) /* blocks come in ascending order: the first one seen is the lowest */
+        (*rows)[(*count)++] = (bp_set_row){origin, bp_grain_names[g], w, contract, addr, block};
     return 0;
 }
 
@@ -422,14 +421,15 @@ static int run_contract(bp_derived_run *r, int g, uint64_t w, const bp_contract_
 static int run_block(bp_derived_run *r, const bp_block_derived *b)
 {
     const char *origin = b->chain.origin_key;
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         uint64_t w = bp_window_of(b->chain.block_timestamp, g);
+        uint64_t n = b->chain.block_number;
         for (size_t i = 0; i < b->sender_count; i++)
-            if (run_address(r, g, w, origin, NULL, b->senders[i]) != 0)
+            if (run_address(r, g, w, origin, NULL, b->senders[i], n) != 0)
                 return BP_ENOMEM;
         for (size_t i = 0; i < b->pair_count; i++)
-            if (run_address(r, g, w, origin, b->pairs[i].contract_address, b->pairs[i].address) !=
-                0)
+            if (run_address(r, g, w, origin, b->pairs[i].contract_address, b->pairs[i].address,
+                            n) != 0)
                 return BP_ENOMEM;
         for (size_t i = 0; i < b->contract_count; i++)
             if (run_contract(r, g, w, &b->contracts[i]) != 0)

@@ -44,10 +44,17 @@ const char *bp_metrics_contract_of(const bp_tx *tx);
 
 /* ---- a run of APPLY blocks, aggregated per window (what the outputs upsert) ------------ */
 
+/* The grains whose windows keep their sets (active_addresses, contract_senders) and get their
+ * contract rows by increments: 1h and 1d. A minute's distinct senders and contract rows are
+ * recomputed from its raw transactions instead (a few thousand rows to read, against one set
+ * row per transaction to write). */
+#define BP_GRAIN_SETS BP_GRAIN_1H
+
+/* Per grain from BP_GRAIN_SETS on (the 1m entries stay empty). */
 typedef struct bp_derived_run {
-    bp_set_row *addresses[BP_GRAIN_COUNT]; /* active_addresses increments (blocks = +k) */
+    bp_set_row *addresses[BP_GRAIN_COUNT]; /* active_addresses rows the run implies */
     size_t address_count[BP_GRAIN_COUNT];
-    bp_set_row *pairs[BP_GRAIN_COUNT]; /* contract_senders increments */
+    bp_set_row *pairs[BP_GRAIN_COUNT]; /* contract_senders rows the run implies */
     size_t pair_count[BP_GRAIN_COUNT];
     bp_contract_row *contracts[BP_GRAIN_COUNT]; /* contract window increments */
     size_t contract_count[BP_GRAIN_COUNT];
@@ -91,8 +98,7 @@ double bp_u256_to_double(const bp_u256 *v);
      .help = "write the derived analytics tables (chain_metrics_*, contract_metrics_*, "           \
              "active_addresses, token_transfers, prices, ml_predictions) with every batch"},       \
         BP_METRICS_RETENTION_OPTION("retention_block", "retention-block", "RETENTION_BLOCK",       \
-                                    "43200",                                                       \
-                                    "chain_metrics_block and contract_metrics_block rows"),        \
+                                    "43200", "chain_metrics_block rows"),                          \
         BP_METRICS_RETENTION_OPTION("retention_sets", "retention-sets", "RETENTION_SETS", "43200", \
                                     "active_addresses and contract_senders rows"),                 \
         BP_METRICS_RETENTION_OPTION("retention_1m", "retention-1m", "RETENTION_1M", "604800",      \

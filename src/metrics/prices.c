@@ -253,7 +253,7 @@ static int load_file(bp_prices *p, const char *path, bp_error *err)
     size_t cap = 0;
     long lineno = 0;
     int rc = 0;
-    csv_cols cols;
+    csv_cols cols = {-1, -1, -1};
     bool json = false, header = false;
     while (rc == 0 && getline(&line, &cap, f) >= 0) {
         lineno++;

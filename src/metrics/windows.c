@@ -71,7 +71,6 @@ size_t bp_retention_plan(const bp_retention *in, const bp_derived *der, bp_expir
     size_t n = 0;
     /* block rows are the 1m windows' finer rows: whole minutes go */
     out[n++] = (bp_expiry){BP_DT_CHAIN_BLOCK, -1, "block_timestamp", cut_of(der, r.block, 60)};
-    out[n++] = (bp_expiry){BP_DT_CONTRACT_BLOCK, -1, "block_timestamp", cut_of(der, r.block, 1)};
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
         uint64_t len = bp_grain_seconds[g];
         uint64_t parent = g + 1 < BP_GRAIN_COUNT ? bp_grain_seconds[g + 1] : len;
@@ -79,6 +78,8 @@ size_t bp_retention_plan(const bp_retention *in, const bp_derived *der, bp_expir
                                cut_of(der, r.grain[g], parent)};
         out[n++] = (bp_expiry){(bp_dtable)(BP_DT_CONTRACT_1M + g), -1, "window_start",
                                cut_of(der, r.grain[g], len)};
+        if (g < BP_GRAIN_SETS)
+            continue;
         out[n++] = (bp_expiry){BP_DT_ACTIVE_ADDRESSES, g, "window_start", cut_of(der, r.sets, len)};
         out[n++] = (bp_expiry){BP_DT_CONTRACT_SENDERS, g, "window_start", cut_of(der, r.sets, len)};
     }

@@ -2,17 +2,19 @@
  * sqlite_derived.c's; the difference is the shape of the work: one round trip per step, not one
  * statement per row.
  *
- * APPLY run: COPY the block rows into their tables and the run's increments
- * (metrics.h: bp_derived_run) into temporary tables, then one round trip: the set rows that do
- * not exist yet are counted per window (into bp_d_aa_delta for the chain windows, bp_d_cs_new
- * for the contract windows) before the upserts; the contract windows add their increments
- * and new senders.
- * REVERT: the block's senders and (contract, sender) pairs come from its raw transactions
- * (deleted after this); set rows at 1 are deleted (counted), the others decremented; the
- * contract windows subtract the block's contract_metrics_block rows.
- * Batch end: every touched chain window recomputed from its finer rows, its active_addresses
- * moved by the sum of its bp_d_aa_delta rows; retention. The temporary tables empty at COMMIT.
- * Writers of one chain are serialized by a transaction-scoped advisory lock. */
+ * APPLY run: COPY the block rows into their tables and the run's 1h and 1d set rows and
+ * contract increments (metrics.h: bp_derived_run) into temporary tables, then one round trip:
+ * the set rows not there yet are inserted and counted per window (into bp_d_aa_delta for the
+ * chain windows, bp_d_cs_new for the contract windows); the contract windows add their
+ * increments and new senders.
+ * REVERT (of the highest block): the block's senders, (contract, sender) pairs and
+ * per-contract sums come from its raw transactions (deleted after this); the set rows whose
+ * first_block it is go (counted); the contract windows subtract the sums.
+ * Batch end, one round trip: every touched minute's contract rows and distinct senders from
+ * its raw transactions, every touched chain window recomputed from its finer rows, the 1h and
+ * 1d ones with active_addresses moved by the sum of their bp_d_aa_delta rows; retention. The
+ * temporary tables empty at COMMIT. Writers of one chain are serialized by a
+ * transaction-scoped advisory lock. */
 #include "sink/pg_derived.h"
 
 #include <inttypes.h>
@@ -41,6 +43,9 @@ static const bp_sql_dialect g_dialect = {
     .time_of = "(to_timestamp(%s) AT TIME ZONE 'UTC')",
     .view_prefix = "CREATE OR REPLACE VIEW ",
     .table_suffix = "",
+    .contract_of_tx = CONTRACT_OF_TX,
+    .fee_of_tx = "coalesce(receipt_gas_used, 0) *"
+                 " coalesce(receipt_effective_gas_price, gas_price, 0)",
 };
 
 /* The run's increments go through these (LIKE their tables). */
@@ -48,7 +53,7 @@ static const bp_dtable g_staged[] = {BP_DT_ACTIVE_ADDRESSES, BP_DT_CONTRACT_SEND
                                      BP_DT_CONTRACT_1M, BP_DT_CONTRACT_1H, BP_DT_CONTRACT_1D};
 #define N_STAGED (sizeof(g_staged) / sizeof(g_staged[0]))
 /* The block rows COPYed straight into their tables. */
-static const bp_dtable g_direct[] = {BP_DT_CHAIN_BLOCK, BP_DT_CONTRACT_BLOCK, BP_DT_TOKEN_TRANSFERS,
+static const bp_dtable g_direct[] = {BP_DT_CHAIN_BLOCK, BP_DT_TOKEN_TRANSFERS,
                                      BP_DT_ML_PREDICTIONS};
 #define N_DIRECT (sizeof(g_direct) / sizeof(g_direct[0]))
 
@@ -80,8 +85,6 @@ int bp_pg_derived_schema(bp_buf *sql)
     }
     return rc | bp_buf_puts(sql, "CREATE INDEX chain_metrics_block_ts_idx"
                                  " ON chain_metrics_block(origin_key, block_timestamp);"
-                                 "CREATE INDEX contract_metrics_block_ts_idx"
-                                 " ON contract_metrics_block(origin_key, block_timestamp);"
                                  "CREATE INDEX token_transfers_token_idx"
                                  " ON token_transfers(token_address, block_number);");
 }
@@ -394,8 +397,6 @@ static int copy_block_rows(bp_pg_derived *d, PGconn *c, const bp_block_derived *
                 enc_row(&p, shape, &b->chain);
                 rows++;
             }
-            for (size_t k = 0; table == BP_DT_CONTRACT_BLOCK && k < b->contract_count; k++, rows++)
-                enc_row(&p, shape, &b->contracts[k]);
             for (size_t k = 0; table == BP_DT_TOKEN_TRANSFERS && k < b->transfer_count; k++, rows++)
                 enc_row(&p, shape, &b->transfers[k]);
             for (size_t k = 0; table == BP_DT_ML_PREDICTIONS && k < b->prediction_count;
@@ -422,7 +423,7 @@ static int copy_block_rows(bp_pg_derived *d, PGconn *c, const bp_block_derived *
 static int copy_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
 {
     const bp_derived_run *r = &d->run;
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         char aa[64], cs[64], kw[64];
         snprintf(aa, sizeof(aa), "bp_d_%s", bp_dtables[BP_DT_ACTIVE_ADDRESSES].name);
         snprintf(cs, sizeof(cs), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_SENDERS].name);
@@ -446,23 +447,20 @@ static int merge_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
 {
     bp_buf *q = &d->sql;
     bp_buf_reset(q);
+    /* a set row is written once (derived.h: bp_set_row): the rows inserted are the new
+     * distinct addresses of their windows */
     int rc = bp_buf_puts(
-        q, "INSERT INTO bp_d_aa_delta SELECT s.grain, s.window_start, count(*)"
-           " FROM bp_d_active_addresses s WHERE NOT EXISTS (SELECT 1 FROM active_addresses a"
-           " WHERE a.origin_key = s.origin_key AND a.grain = s.grain"
-           " AND a.window_start = s.window_start AND a.address = s.address) GROUP BY 1, 2;"
-           "INSERT INTO active_addresses SELECT * FROM bp_d_active_addresses"
-           " ON CONFLICT(origin_key, grain, window_start, address)"
-           " DO UPDATE SET blocks = active_addresses.blocks + excluded.blocks;"
-           "INSERT INTO bp_d_cs_new SELECT s.grain, s.window_start, s.contract_address, count(*)"
-           " FROM bp_d_contract_senders s WHERE NOT EXISTS (SELECT 1 FROM contract_senders a"
-           " WHERE a.origin_key = s.origin_key AND a.grain = s.grain"
-           " AND a.window_start = s.window_start AND a.contract_address = s.contract_address"
-           " AND a.address = s.address) GROUP BY 1, 2, 3;"
-           "INSERT INTO contract_senders SELECT * FROM bp_d_contract_senders"
-           " ON CONFLICT(origin_key, grain, window_start, contract_address, address)"
-           " DO UPDATE SET blocks = contract_senders.blocks + excluded.blocks;");
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        q, "WITH ins AS (INSERT INTO active_addresses SELECT * FROM bp_d_active_addresses"
+           " ON CONFLICT(origin_key, grain, window_start, address) DO NOTHING"
+           " RETURNING grain, window_start)"
+           " INSERT INTO bp_d_aa_delta SELECT grain, window_start, count(*) FROM ins"
+           " GROUP BY 1, 2;"
+           "WITH ins AS (INSERT INTO contract_senders SELECT * FROM bp_d_contract_senders"
+           " ON CONFLICT(origin_key, grain, window_start, contract_address, address) DO NOTHING"
+           " RETURNING grain, window_start, contract_address)"
+           " INSERT INTO bp_d_cs_new SELECT grain, window_start, contract_address, count(*)"
+           " FROM ins GROUP BY 1, 2, 3;");
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         const char *t = bp_dtables[BP_DT_CONTRACT_1M + g].name;
         rc |= bp_buf_printf(q, "INSERT INTO %s(", t);
         rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
@@ -538,34 +536,33 @@ static int revert_grain_sql(bp_buf *q, const char *o, int g, uint64_t w, uint64_
              o, number);
     snprintf(key, sizeof(key), "x.origin_key = %s AND x.grain = '%s' AND x.window_start = %" PRIu64,
              o, gn, w);
+    /* the reverted block is the window's highest: the rows it was the first block of go */
     int rc = bp_buf_printf(q,
                            "WITH d AS (DELETE FROM active_addresses x USING %s t WHERE %s"
-                           " AND x.address = t.a AND x.blocks = 1 RETURNING 1)"
-                           " INSERT INTO bp_d_aa_delta SELECT '%s', %" PRIu64 ", -count(*) FROM d;"
-                           "UPDATE active_addresses x SET blocks = x.blocks - 1 FROM %s t"
-                           " WHERE %s AND x.address = t.a;",
-                           senders, key, gn, w, senders, key);
+                           " AND x.address = t.a AND x.first_block = %" PRIu64 " RETURNING 1)"
+                           " INSERT INTO bp_d_aa_delta SELECT '%s', %" PRIu64 ", -count(*) FROM d;",
+                           senders, key, number, gn, w);
     rc |= bp_buf_printf(q,
                         "WITH d AS (DELETE FROM contract_senders x USING %s t WHERE %s"
-                        " AND x.contract_address = t.c AND x.address = t.a AND x.blocks = 1"
-                        " RETURNING x.contract_address)"
+                        " AND x.contract_address = t.c AND x.address = t.a"
+                        " AND x.first_block = %" PRIu64 " RETURNING x.contract_address)"
                         " INSERT INTO bp_d_cs_gone SELECT contract_address, count(*) FROM d"
-                        " GROUP BY 1;"
-                        "UPDATE contract_senders x SET blocks = x.blocks - 1 FROM %s t"
-                        " WHERE %s AND x.contract_address = t.c AND x.address = t.a;",
-                        pairs, key, pairs, key);
+                        " GROUP BY 1;",
+                        pairs, key, number);
+    char num[24];
+    snprintf(num, sizeof(num), "%" PRIu64, number);
     rc |= bp_buf_printf(q, "UPDATE %s c SET ", kw);
     rc |= bp_sql_contract_combine(q, &g_dialect, "c", '-', "b");
+    rc |=
+        bp_buf_puts(q, ", unique_senders = c.unique_senders - coalesce((SELECT n FROM"
+                       " bp_d_cs_gone z WHERE z.contract_address = c.contract_address), 0) FROM ");
+    rc |= bp_sql_block_contracts(q, &g_dialect, o, num);
     rc |= bp_buf_printf(q,
-                        ", unique_senders = c.unique_senders - coalesce((SELECT n FROM bp_d_cs_gone"
-                        " z WHERE z.contract_address = c.contract_address), 0)"
-                        " FROM contract_metrics_block b WHERE b.origin_key = %s"
-                        " AND b.block_number = %" PRIu64 " AND c.origin_key = %s"
-                        " AND c.window_start = %" PRIu64
+                        " b WHERE c.origin_key = %s AND c.window_start = %" PRIu64
                         " AND c.contract_address = b.contract_address;"
                         "DELETE FROM %s WHERE origin_key = %s AND window_start = %" PRIu64
                         " AND txcount = 0;TRUNCATE bp_d_cs_gone;",
-                        o, number, o, w, kw, o, w);
+                        o, w, kw, o, w);
     return rc;
 }
 
@@ -590,12 +587,12 @@ int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const 
     if (rc != 0 || !has) /* none: written before the derived tables were (or without them) */
         return rc ? bp_error_prefix(err, "revert block %" PRIu64 ": ", b->number) : 0;
     bp_buf_reset(&d->sql);
-    for (int g = 0; rc == 0 && g < BP_GRAIN_COUNT; g++)
+    /* its minute is recomputed from the raw rows at the end of the batch */
+    rc = bp_windows_touch(&d->win, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0);
+    for (int g = BP_GRAIN_SETS; rc == 0 && g < BP_GRAIN_COUNT; g++)
         rc = revert_grain_sql(&d->sql, d->origin_lit, g, bp_window_of(ts, g), b->number) ||
              bp_windows_touch(&d->win, g, bp_window_of(ts, g), 0);
     rc |= bp_buf_printf(&d->sql,
-                        "DELETE FROM contract_metrics_block WHERE origin_key = %1$s"
-                        " AND block_number = %2$" PRIu64 ";"
                         "DELETE FROM chain_metrics_block WHERE origin_key = %1$s"
                         " AND block_number = %2$" PRIu64 ";"
                         "DELETE FROM token_transfers WHERE chain = %1$s"
@@ -623,6 +620,12 @@ static int rollups_sql(bp_pg_derived *d, bp_buf *q)
                      "coalesce((SELECT sum(n) FROM bp_d_aa_delta WHERE grain = '%s'"
                      " AND window_start = %s), 0)",
                      bp_grain_names[g], w);
+            if (g == BP_GRAIN_1M) { /* the minute's contract rows, from its raw transactions */
+                rc |= bp_sql_contract_minute_delete(q, d->origin_lit, w);
+                rc |= bp_buf_putc(q, ';');
+                rc |= bp_sql_contract_minute_insert(q, &g_dialect, d->origin_lit, w);
+                rc |= bp_buf_putc(q, ';');
+            }
             rc |= bp_sql_rollup(q, t, &g_dialect, d->origin_lit, w, delta);
             rc |= bp_buf_putc(q, ';');
             rc |= bp_sql_rollup_prune(q, t, d->origin_lit, w);

@@ -37,6 +37,10 @@ typedef struct bp_sql_dialect {
     const char *time_of;      /* unix seconds as the views' time column */
     const char *view_prefix;  /* "CREATE VIEW IF NOT EXISTS ", "CREATE OR REPLACE VIEW " */
     const char *table_suffix; /* after a derived table's ")", e.g. " WITHOUT ROWID" */
+    /* Over a raw transactions row: its contract (bp_metrics_contract_of's rule) and its fee
+     * (receipt gasUsed x effectiveGasPrice, gasPrice without one, 0 without a receipt). */
+    const char *contract_of_tx;
+    const char *fee_of_tx;
 } bp_sql_dialect;
 
 /* "CREATE TABLE <if_not_exists><name>(...)<dialect suffix>;" of derived table t. */
@@ -50,12 +54,22 @@ int bp_sql_dcolumns(bp_buf *out, bp_dshape s, const char *prefix);
 /* "INSERT INTO <name>(cols) VALUES(?,?,...)". */
 int bp_sql_dinsert(bp_buf *out, bp_dtable t);
 /* The recomputation of one window of chain rollup t from its finer rows: an upsert whose
- * SELECT aggregates them (origin, window and active delta are SQL text: parameters or
- * literals), so a window with no finer rows left gives no row; then
- * bp_sql_rollup_prune deletes such a window. The active_addresses column is the stored value
- * plus delta (the window's set changed by delta rows). */
+ * SELECT aggregates them (origin, window and delta are SQL text: parameters or literals), so
+ * a window with no finer rows left gives no row; then bp_sql_rollup_prune deletes such a
+ * window. active_addresses: for 1m the count of the minute's distinct senders in the raw
+ * transactions; for 1h and 1d the stored value plus delta (the window's set changed by delta
+ * rows). */
 int bp_sql_rollup(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char *origin,
                   const char *window, const char *delta);
+/* The 1-minute contract rows of window recomputed from the minute's raw transactions:
+ * delete them, then insert (two statements). */
+int bp_sql_contract_minute_delete(bp_buf *out, const char *origin, const char *window);
+int bp_sql_contract_minute_insert(bp_buf *out, const bp_sql_dialect *d, const char *origin,
+                                  const char *window);
+/* A block's per-contract aggregates from its raw transactions, as a subquery with the
+ * columns contract_address, txcount, gas_used, fees_paid_wei (what a REVERT subtracts). */
+int bp_sql_block_contracts(bp_buf *out, const bp_sql_dialect *d, const char *origin,
+                           const char *number);
 int bp_sql_rollup_prune(bp_buf *out, bp_dtable t, const char *origin, const char *window);
 /* The SET list adding (op "+") or subtracting (op "-") the additive columns of contract
  * window t: "txcount = L.txcount + R.txcount, ...", lhs and rhs being table names or

@@ -113,20 +113,49 @@ static int agg_expr(bp_buf *out, const bp_dcolumn *c, const bp_sql_dialect *d, b
     }
 }
 
+/* The block numbers of window [w, w + 60) of chain_metrics_block: "BETWEEN (lo) AND (hi)". */
+static int minute_blocks(bp_buf *out, const char *origin, const char *window)
+{
+    static const char fmt[] =
+        "(SELECT %s(block_number) FROM chain_metrics_block WHERE origin_key = "
+        "%s AND block_timestamp >= %s AND block_timestamp < %s + 60)";
+    int rc = bp_buf_puts(out, " BETWEEN ");
+    rc |= bp_buf_printf(out, fmt, "min", origin, window, window);
+    rc |= bp_buf_puts(out, " AND ");
+    return rc | bp_buf_printf(out, fmt, "max", origin, window, window);
+}
+
+/* The minute's distinct senders, from its raw transactions. */
+static int minute_senders(bp_buf *out, const char *origin, const char *window)
+{
+    int rc = bp_buf_printf(out,
+                           "(SELECT count(DISTINCT from_address) FROM transactions WHERE chain = %s"
+                           " AND block_number",
+                           origin);
+    rc |= minute_blocks(out, origin, window);
+    return rc | bp_buf_putc(out, ')');
+}
+
 int bp_sql_rollup(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char *origin,
                   const char *window, const char *delta)
 {
     const char *timecol;
     bp_dtable child = bp_sql_rollup_child(t, &timecol);
     const char *name = bp_dtables[t].name;
+    bool minute = child == BP_DT_CHAIN_BLOCK;
     size_t first, n = bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first);
-    int rc = bp_buf_printf(out, "INSERT INTO %s(", name);
+    bp_buf senders;
+    bp_buf_init(&senders, 0);
+    int rc = minute ? minute_senders(&senders, origin, window) : 0;
+    rc |= bp_buf_printf(out, "INSERT INTO %s(", name);
     rc |= bp_sql_dcolumns(out, BP_DS_CHAIN_WINDOW, NULL);
     rc |= bp_buf_puts(out, ") SELECT ");
     for (size_t i = 0; i < n; i++) {
         rc |= bp_buf_puts(out, i ? ", " : "");
-        rc |= agg_expr(out, &bp_dcolumns[first + i], d, child == BP_DT_CHAIN_BLOCK, window, delta);
+        rc |= agg_expr(out, &bp_dcolumns[first + i], d, minute, window,
+                       minute ? senders.data : delta);
     }
+    bp_buf_release(&senders);
     rc |= bp_buf_printf(out,
                         " FROM %s WHERE origin_key = %s AND %s >= %s AND %s < %s + %llu"
                         " GROUP BY origin_key ON CONFLICT(origin_key, window_start) DO UPDATE SET ",
@@ -137,7 +166,7 @@ int bp_sql_rollup(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char 
         if (c->flags & BP_COL_KEY)
             continue;
         rc |= bp_buf_puts(out, k++ ? ", " : "");
-        if (c->agg == BP_AGG_DISTINCT)
+        if (c->agg == BP_AGG_DISTINCT && !minute)
             rc |= bp_buf_printf(out, "%s = %s.%s + excluded.%s", c->name, name, c->name, c->name);
         else
             rc |= bp_buf_printf(out, "%s = excluded.%s", c->name, c->name);
@@ -181,4 +210,47 @@ int bp_sql_contract_combine(bp_buf *out, const bp_sql_dialect *d, const char *lh
             rc |= bp_buf_puts(out, sum);
     }
     return rc;
+}
+
+int bp_sql_contract_minute_delete(bp_buf *out, const char *origin, const char *window)
+{
+    return bp_buf_printf(out, "DELETE FROM %s WHERE origin_key = %s AND window_start = %s",
+                         bp_dtables[BP_DT_CONTRACT_1M].name, origin, window);
+}
+
+/* The contract, gas and fee of every raw transaction of the block range that follows. */
+static int tx_contracts(bp_buf *out, const bp_sql_dialect *d, const char *origin)
+{
+    return bp_buf_printf(out,
+                         "(SELECT %s AS c, coalesce(receipt_gas_used, 0) AS g, %s AS f,"
+                         " from_address AS a FROM transactions WHERE chain = %s AND block_number",
+                         d->contract_of_tx, d->fee_of_tx, origin);
+}
+
+int bp_sql_contract_minute_insert(bp_buf *out, const bp_sql_dialect *d, const char *origin,
+                                  const char *window)
+{
+    char fees[96];
+    snprintf(fees, sizeof(fees), d->sum256, "f");
+    int rc = bp_buf_printf(out, "INSERT INTO %s(", bp_dtables[BP_DT_CONTRACT_1M].name);
+    rc |= bp_sql_dcolumns(out, BP_DS_CONTRACT_WINDOW, NULL);
+    rc |= bp_buf_printf(out, ") SELECT %s, %s, c, count(*), sum(g), %s, ", origin, window, fees);
+    rc |= bp_buf_printf(out, d->native, fees);
+    rc |= bp_buf_puts(out, ", count(DISTINCT a) FROM ");
+    rc |= tx_contracts(out, d, origin);
+    rc |= minute_blocks(out, origin, window);
+    return rc | bp_buf_puts(out, ") x WHERE c IS NOT NULL GROUP BY c");
+}
+
+int bp_sql_block_contracts(bp_buf *out, const bp_sql_dialect *d, const char *origin,
+                           const char *number)
+{
+    char fees[96];
+    snprintf(fees, sizeof(fees), d->sum256, "f");
+    int rc = bp_buf_printf(out,
+                           "(SELECT c AS contract_address, count(*) AS txcount, sum(g) AS gas_used,"
+                           " %s AS fees_paid_wei FROM ",
+                           fees);
+    rc |= tx_contracts(out, d, origin);
+    return rc | bp_buf_printf(out, " = %s) x WHERE c IS NOT NULL GROUP BY c)", number);
 }

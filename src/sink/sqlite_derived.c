@@ -1,16 +1,18 @@
 /* sqlite_derived.c - the SQLite output's derived tables (sqlite_derived.h).
  *
- * APPLY run: the block rows (chain_metrics_block, contract_metrics_block, token_transfers,
- * ml_predictions) are inserted; the run's set increments (metrics.h: bp_derived_run) are
- * upserted into active_addresses / contract_senders, RETURNING the new count, so a row that
- * appears is one more distinct address of its window; the contract windows get their
- * increments and their new senders.
- * REVERT: the block's senders and (contract, sender) pairs are read from its raw
- * transactions (still there: the raw rows are deleted after this), each decrements its set
- * row, a row reaching 0 is deleted (one address fewer); the contract windows subtract the
- * block's contract_metrics_block rows; the block's rows go.
- * Batch end: every touched chain window is recomputed from its finer rows (block -> 1m ->
- * 1h -> 1d), its active_addresses moved by the set's change; retention.
+ * APPLY run: the block rows (chain_metrics_block, token_transfers, ml_predictions) are
+ * inserted; the run's 1h and 1d set rows (metrics.h: bp_derived_run) are inserted into
+ * active_addresses / contract_senders unless already there, a row inserted being one more
+ * distinct address of its window; the 1h and 1d contract windows get their increments and
+ * their new senders. A set row is written once (derived.h: bp_set_row), so a window's set
+ * costs its distinct addresses, not one write per batch per address.
+ * REVERT (of the highest block): the block's senders, (contract, sender) pairs and
+ * per-contract sums are read from its raw transactions (still there: the raw rows are deleted
+ * after this); the set rows whose first_block it is go (one address fewer); the contract
+ * windows subtract the sums; the block's rows go.
+ * Batch end: every touched minute's contract rows and distinct senders are recomputed from its
+ * raw transactions, every touched chain window from its finer rows (block -> 1m -> 1h -> 1d),
+ * the 1h and 1d ones with active_addresses moved by their set's change; retention.
  * Amounts of wei are exact decimal TEXT: the SQL functions below do their arithmetic. */
 #include "sink/sqlite_derived.h"
 
@@ -24,6 +26,8 @@
 #include "metrics/windows.h"
 #include "sink/sqlgen.h"
 #include "util/hex.h"
+
+#define BP_SQLITE_DERIVED_CACHE_KIB "65536"
 
 /* The contract of a raw transactions row, as bp_metrics_contract_of decides it. */
 #define CONTRACT_OF_TX                                                                             \
@@ -64,7 +68,7 @@ static int two_u256(sqlite3_context *ctx, sqlite3_value **argv, bp_u256 *a, bp_u
         return 1;
     }
     if (!value_u256(argv[0], a) || !value_u256(argv[1], b)) {
-        sqlite3_result_error(ctx, "bp_add256/bp_sub256: not a decimal uint256", -1);
+        sqlite3_result_error(ctx, "bp_add256/bp_sub256/bp_mul256: not a decimal uint256", -1);
         return 1;
     }
     return 0;
@@ -97,6 +101,26 @@ static void fn_sub256(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     bp_u256_add(&nb, &nb, &one); /* two's complement: a - b = a + ~b + 1 (mod 2^256) */
     bp_u256_add(&a, &a, &nb);
     result_u256(ctx, &a);
+}
+
+/* a x b where one of them fits 64 bits (gas x a price). */
+static void fn_mul256(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    bp_u256 a, b;
+    (void)argc;
+    if (two_u256(ctx, argv, &a, &b) != 0)
+        return;
+    if (!bp_u256_fits_u64(&a) && !bp_u256_fits_u64(&b)) {
+        sqlite3_result_error(ctx, "bp_mul256: neither factor fits 64 bits", -1);
+        return;
+    }
+    bp_u256 r;
+    int over =
+        bp_u256_fits_u64(&a) ? bp_u256_mul_u64(&r, &b, a.w[0]) : bp_u256_mul_u64(&r, &a, b.w[0]);
+    if (over)
+        sqlite3_result_error(ctx, "bp_mul256: overflow", -1);
+    else
+        result_u256(ctx, &r);
 }
 
 static void fn_native(sqlite3_context *ctx, int argc, sqlite3_value **argv)
@@ -187,6 +211,7 @@ int bp_sqlite_derived_functions(sqlite3 *db)
     int f = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
     int rc = sqlite3_create_function(db, "bp_add256", 2, f, NULL, fn_add256, NULL, NULL);
     rc |= sqlite3_create_function(db, "bp_sub256", 2, f, NULL, fn_sub256, NULL, NULL);
+    rc |= sqlite3_create_function(db, "bp_mul256", 2, f, NULL, fn_mul256, NULL, NULL);
     rc |= sqlite3_create_function(db, "bp_native", 1, f, NULL, fn_native, NULL, NULL);
     rc |= sqlite3_create_function(db, "bp_sum256", 1, f, NULL, NULL, sum256_step, sum256_final);
     rc |= sqlite3_create_function(db, "bp_median256", 1, f, NULL, NULL, median_step, median_final);
@@ -219,12 +244,13 @@ static const bp_sql_dialect g_dialect = {
     .time_of = "datetime(%s, 'unixepoch')",
     .view_prefix = "CREATE VIEW IF NOT EXISTS ",
     .table_suffix = " WITHOUT ROWID",
+    .contract_of_tx = CONTRACT_OF_TX,
+    .fee_of_tx = "bp_mul256(coalesce(receipt_gas_used, 0),"
+                 " coalesce(receipt_effective_gas_price, gas_price, 0))",
 };
 
 static const char g_indexes[] = "CREATE INDEX IF NOT EXISTS chain_metrics_block_ts_idx"
                                 " ON chain_metrics_block(origin_key, block_timestamp);"
-                                "CREATE INDEX IF NOT EXISTS contract_metrics_block_ts_idx"
-                                " ON contract_metrics_block(origin_key, block_timestamp);"
                                 "CREATE INDEX IF NOT EXISTS token_transfers_token_idx"
                                 " ON token_transfers(token_address, block_number);";
 
@@ -243,7 +269,6 @@ int bp_sqlite_derived_schema(bp_buf *sql)
 
 enum {
     S_INS_CB,
-    S_INS_KB,
     S_INS_TT,
     S_INS_ML,
     S_UPS_AA,
@@ -254,12 +279,11 @@ enum {
     S_DEL_KW0 = S_DEC_US + BP_GRAIN_COUNT,
     S_ROLLUP = S_DEL_KW0 + BP_GRAIN_COUNT,
     S_PRUNE = S_ROLLUP + BP_GRAIN_COUNT,
-    S_HAS_CB = S_PRUNE + BP_GRAIN_COUNT,
+    S_KW_MIN_DEL = S_PRUNE + BP_GRAIN_COUNT,
+    S_KW_MIN_INS,
+    S_HAS_CB,
     S_DEL_AA1,
-    S_DEC_AA,
     S_DEL_CS1,
-    S_DEC_CS,
-    S_DEL_KB,
     S_DEL_CB,
     S_DEL_TT,
     S_DEL_ML,
@@ -270,30 +294,24 @@ enum {
 };
 
 static const char *const g_fixed[S_COUNT] = {
-    [S_UPS_AA] = "INSERT INTO active_addresses(origin_key, grain, window_start, address, blocks)"
-                 " VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(origin_key, grain, window_start, address)"
-                 " DO UPDATE SET blocks = blocks + excluded.blocks RETURNING blocks",
+    /* a set row is written once: an address already in the window's set stays as it is */
+    [S_UPS_AA] = "INSERT INTO active_addresses(origin_key, grain, window_start, address,"
+                 " first_block) VALUES(?1, ?2, ?3, ?4, ?5)"
+                 " ON CONFLICT(origin_key, grain, window_start, address) DO NOTHING",
     [S_UPS_CS] = "INSERT INTO contract_senders(origin_key, grain, window_start, contract_address,"
-                 " address, blocks) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+                 " address, first_block) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
                  " ON CONFLICT(origin_key, grain, window_start, contract_address, address)"
-                 " DO UPDATE SET blocks = blocks + excluded.blocks RETURNING blocks",
+                 " DO NOTHING",
     [S_HAS_CB] = "SELECT block_timestamp FROM chain_metrics_block WHERE origin_key = ?1"
                  " AND block_number = ?2 AND block_hash = ?3",
+    /* the reverted block is the window's highest: the rows it was the first block of go */
     [S_DEL_AA1] = "DELETE FROM active_addresses WHERE origin_key = ?1 AND grain = ?2"
-                  " AND window_start = ?3 AND blocks = 1 AND address IN (SELECT from_address"
+                  " AND window_start = ?3 AND first_block = ?4 AND address IN (SELECT from_address"
                   " FROM transactions WHERE chain = ?1 AND block_number = ?4)",
-    [S_DEC_AA] = "UPDATE active_addresses SET blocks = blocks - 1 WHERE origin_key = ?1"
-                 " AND grain = ?2 AND window_start = ?3 AND address IN (SELECT from_address"
-                 " FROM transactions WHERE chain = ?1 AND block_number = ?4)",
     [S_DEL_CS1] = "DELETE FROM contract_senders WHERE origin_key = ?1 AND grain = ?2"
-                  " AND window_start = ?3 AND blocks = 1 AND (contract_address, address) IN"
+                  " AND window_start = ?3 AND first_block = ?4 AND (contract_address, address) IN"
                   " (SELECT " CONTRACT_OF_TX ", from_address FROM transactions WHERE chain = ?1"
                   " AND block_number = ?4) RETURNING contract_address",
-    [S_DEC_CS] = "UPDATE contract_senders SET blocks = blocks - 1 WHERE origin_key = ?1"
-                 " AND grain = ?2 AND window_start = ?3 AND (contract_address, address) IN"
-                 " (SELECT " CONTRACT_OF_TX ", from_address FROM transactions WHERE chain = ?1"
-                 " AND block_number = ?4)",
-    [S_DEL_KB] = "DELETE FROM contract_metrics_block WHERE origin_key = ?1 AND block_number = ?2",
     [S_DEL_CB] = "DELETE FROM chain_metrics_block WHERE origin_key = ?1 AND block_number = ?2",
     [S_DEL_TT] = "DELETE FROM token_transfers WHERE chain = ?1 AND block_number = ?2",
     [S_DEL_ML] = "DELETE FROM ml_predictions WHERE origin_key = ?1 AND block_number = ?2",
@@ -394,8 +412,10 @@ static int gen(bp_buf *b, int which)
     bp_buf_reset(b);
     if (which == S_INS_CB)
         return bp_sql_dinsert(b, BP_DT_CHAIN_BLOCK);
-    if (which == S_INS_KB)
-        return bp_sql_dinsert(b, BP_DT_CONTRACT_BLOCK);
+    if (which == S_KW_MIN_DEL)
+        return bp_sql_contract_minute_delete(b, "?1", "?2");
+    if (which == S_KW_MIN_INS)
+        return bp_sql_contract_minute_insert(b, &g_dialect, "?1", "?2");
     if (which == S_INS_TT)
         return bp_sql_dinsert(b, BP_DT_TOKEN_TRANSFERS);
     if (which == S_INS_ML)
@@ -419,10 +439,10 @@ static int gen(bp_buf *b, int which)
         const char *name = bp_dtables[BP_DT_CONTRACT_1M + g].name;
         int rc = bp_buf_printf(b, "UPDATE %s SET ", name);
         rc |= bp_sql_contract_combine(b, &g_dialect, name, '-', "b");
+        rc |= bp_buf_puts(b, " FROM ");
+        rc |= bp_sql_block_contracts(b, &g_dialect, "?1", "?2");
         return rc | bp_buf_printf(b,
-                                  " FROM contract_metrics_block b WHERE b.origin_key = ?1"
-                                  " AND b.block_number = ?2 AND %s.origin_key = ?1"
-                                  " AND %s.window_start = ?3"
+                                  " b WHERE %s.origin_key = ?1 AND %s.window_start = ?3"
                                   " AND %s.contract_address = b.contract_address",
                                   name, name, name);
     }
@@ -456,6 +476,10 @@ int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *re
     d->path = path;
     d->ret = *ret;
     bp_derived_run_init(&d->run);
+    /* A minute is recomputed from its raw transactions, read back right after they were
+     * written: with SQLite's default 2 MiB page cache (32 of our 64 KiB pages) every read
+     * went to pread() again (a third of the derived tables' time, measured). */
+    sqlite3_exec(db, "PRAGMA cache_size = -" BP_SQLITE_DERIVED_CACHE_KIB, NULL, NULL, NULL);
     int rc = bp_sqlite_derived_functions(db) == SQLITE_OK
                  ? 0
                  : bp_error_set(err, BP_EDB, "%s: registering SQL functions: %s", path,
@@ -552,9 +576,6 @@ static int insert_block_rows(bp_sqlite_derived *d, const bp_block_derived *b, bp
     uint64_t n = b->chain.block_number;
     if (insert_row(d, S_INS_CB, BP_DT_CHAIN_BLOCK, &b->chain) != SQLITE_OK)
         return db_error(d, err, "block %" PRIu64 ": insert into chain_metrics_block", n);
-    for (size_t i = 0; i < b->contract_count; i++)
-        if (insert_row(d, S_INS_KB, BP_DT_CONTRACT_BLOCK, &b->contracts[i]) != SQLITE_OK)
-            return db_error(d, err, "block %" PRIu64 ": insert into contract_metrics_block", n);
     for (size_t i = 0; i < b->transfer_count; i++)
         if (insert_row(d, S_INS_TT, BP_DT_TOKEN_TRANSFERS, &b->transfers[i]) != SQLITE_OK)
             return db_error(d, err, "block %" PRIu64 ": insert into token_transfers", n);
@@ -564,21 +585,20 @@ static int insert_block_rows(bp_sqlite_derived *d, const bp_block_derived *b, bp
     return 0;
 }
 
-/* Upserts a set increment: *added when the row is new (one more distinct address). */
+/* Inserts a set row unless its address is in the window's set already: *added when it was
+ * not (one more distinct address). */
 static int upsert_set(bp_sqlite_derived *d, int which, const bp_set_row *r, bool *added)
 {
     sqlite3_stmt *st = d->st[which];
-    int i = which == S_UPS_CS ? 5 : 4; /* the address, then blocks */
+    int i = which == S_UPS_CS ? 5 : 4; /* the address, then first_block */
     int rc = bind_text(st, 1, r->origin_key) | bind_text(st, 2, r->grain) |
              bind_u64(st, 3, r->window_start);
     if (which == S_UPS_CS)
         rc |= bind_text(st, 4, r->contract_address);
-    rc |= bind_text(st, i, r->address) | bind_u64(st, i + 1, r->blocks);
-    if (rc != SQLITE_OK)
-        return rc;
-    rc = sqlite3_step(st);
-    *added = rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 0) == r->blocks;
-    return run(st);
+    rc |= bind_text(st, i, r->address) | bind_u64(st, i + 1, r->first_block);
+    if (rc == SQLITE_OK && (rc = run(st)) == SQLITE_OK)
+        *added = sqlite3_changes(d->db) == 1;
+    return rc;
 }
 
 /* One more new (contract, sender) pair in (window, contract) of grain g. */
@@ -657,7 +677,7 @@ int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
     }
     if (bp_derived_run_build(&d->run, blocks, n) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         bp_keymap_clear(&d->new_pairs[g]);
         int rc = upsert_sets(d, g, err);
         if (rc == 0)
@@ -694,7 +714,7 @@ static int bind_set_key(sqlite3_stmt *st, const char *origin, int g, uint64_t w,
            bind_u64(st, 4, number);
 }
 
-/* The block's senders leave the window's set: *removed rows reached 0 and went. */
+/* The senders the block was the only block of leave the window's set: *removed of them. */
 static int revert_addresses(bp_sqlite_derived *d, const char *origin, int g, uint64_t w,
                             uint64_t number, int *removed)
 {
@@ -702,12 +722,11 @@ static int revert_addresses(bp_sqlite_derived *d, const char *origin, int g, uin
     if (rc != SQLITE_OK || (rc = run(d->st[S_DEL_AA1])) != SQLITE_OK)
         return rc;
     *removed = sqlite3_changes(d->db);
-    rc = bind_set_key(d->st[S_DEC_AA], origin, g, w, number);
-    return rc != SQLITE_OK ? rc : run(d->st[S_DEC_AA]);
+    return SQLITE_OK;
 }
 
-/* The block's (contract, sender) pairs leave the window's sets; each contract's
- * unique_senders loses the pairs that went. */
+/* The (contract, sender) pairs the block was the only block of leave the window's sets; each
+ * contract's unique_senders loses the pairs that went. */
 static int revert_pairs(bp_sqlite_derived *d, const char *origin, int g, uint64_t w,
                         uint64_t number)
 {
@@ -728,12 +747,10 @@ static int revert_pairs(bp_sqlite_derived *d, const char *origin, int g, uint64_
         rc = rc != SQLITE_OK ? rc : run(dec);
     }
     bp_buf_release(&gone);
-    if (rc == SQLITE_OK)
-        rc = bind_set_key(d->st[S_DEC_CS], origin, g, w, number);
-    return rc != SQLITE_OK ? rc : run(d->st[S_DEC_CS]);
+    return rc;
 }
 
-/* The contract windows lose the block's contract_metrics_block rows; emptied ones go. */
+/* The contract windows lose the block's transactions (from its raw rows); emptied ones go. */
 static int revert_contracts(bp_sqlite_derived *d, const char *origin, int g, uint64_t w,
                             uint64_t number)
 {
@@ -747,7 +764,7 @@ static int revert_contracts(bp_sqlite_derived *d, const char *origin, int g, uin
 
 static int delete_block_rows(bp_sqlite_derived *d, const char *origin, uint64_t number)
 {
-    static const int dels[] = {S_DEL_KB, S_DEL_CB, S_DEL_TT, S_DEL_ML};
+    static const int dels[] = {S_DEL_CB, S_DEL_TT, S_DEL_ML};
     for (size_t i = 0; i < sizeof(dels) / sizeof(dels[0]); i++) {
         sqlite3_stmt *st = d->st[dels[i]];
         int rc = bind_text(st, 1, origin) | bind_u64(st, 2, number);
@@ -766,7 +783,10 @@ int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_
         return db_error(d, err, "revert block %" PRIu64 ": reading chain_metrics_block", b->number);
     if (!has)
         return 0; /* written before the derived tables were (or without them) */
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+    /* its minute is recomputed from the raw rows at the end of the batch */
+    if (touch(d, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         uint64_t w = bp_window_of(ts, g);
         int removed = 0;
         int rc = revert_addresses(d, origin, g, w, b->number, &removed);
@@ -786,10 +806,26 @@ int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_
 
 /* ---- batch end: rollups and retention -------------------------------------------------- */
 
+/* The minute's contract rows, from its raw transactions. */
+static int contract_minute(bp_sqlite_derived *d, const char *origin, uint64_t w)
+{
+    for (int which = S_KW_MIN_DEL; which <= S_KW_MIN_INS; which++) {
+        sqlite3_stmt *st = d->st[which];
+        int rc = bind_text(st, 1, origin) | bind_u64(st, 2, w);
+        if (rc != SQLITE_OK || (rc = run(st)) != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
 static int rollup(bp_sqlite_derived *d, const char *origin, int g, uint64_t w, int64_t delta)
 {
     sqlite3_stmt *up = d->st[S_ROLLUP + g], *prune = d->st[S_PRUNE + g];
-    int rc = bind_text(up, 1, origin) | bind_u64(up, 2, w) | sqlite3_bind_int64(up, 3, delta);
+    int rc = g == BP_GRAIN_1M ? contract_minute(d, origin, w) : SQLITE_OK;
+    if (rc == SQLITE_OK)
+        rc = bind_text(up, 1, origin) | bind_u64(up, 2, w);
+    if (rc == SQLITE_OK && g != BP_GRAIN_1M) /* a minute counts its senders itself */
+        rc = sqlite3_bind_int64(up, 3, delta);
     if (rc != SQLITE_OK || (rc = run(up)) != SQLITE_OK)
         return rc;
     rc = bind_text(prune, 1, origin) | bind_u64(prune, 2, w);

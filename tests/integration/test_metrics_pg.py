@@ -72,9 +72,8 @@ def upgrade_in_place(pg, sc, blockpipe):
 
 
 DERIVED = ("chain_metrics_block", "chain_metrics_1m", "chain_metrics_1h", "chain_metrics_1d",
-           "contract_metrics_block", "contract_metrics_1m", "contract_metrics_1h",
-           "contract_metrics_1d", "active_addresses", "contract_senders", "token_transfers",
-           "prices", "ml_predictions")
+           "contract_metrics_1m", "contract_metrics_1h", "contract_metrics_1d",
+           "active_addresses", "contract_senders", "token_transfers", "prices", "ml_predictions")
 
 
 def main():

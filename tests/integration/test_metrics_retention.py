@@ -47,9 +47,6 @@ def kept(exp, blocks):
     c = cut(newest, frozen, KEEP["block"], 60)
     t["chain_metrics_block"] = {k: r for k, r in t["chain_metrics_block"].items()
                                 if r["block_timestamp"] >= c}
-    c = cut(newest, frozen, KEEP["block"], 1)
-    t["contract_metrics_block"] = {k: r for k, r in t["contract_metrics_block"].items()
-                                   if r["block_timestamp"] >= c}
     for g, length in GRAIN.items():
         c = cut(newest, frozen, eff[g], parent[g])
         t[f"chain_metrics_{g}"] = {w: r for w, r in t[f"chain_metrics_{g}"].items() if w >= c}

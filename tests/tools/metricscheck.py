@@ -11,8 +11,10 @@ Definitions (the same words as docs/SCHEMA.md, written again here from the issue
 the C): a tx's fee is receipt gasUsed x effectiveGasPrice (gasPrice without one); a block's
 median gas price is the lower median of its txs' effective gas prices; a window's medians are
 the lower medians of its finer rows' values (blocks -> 1m -> 1h -> 1d), its USD the sum of
-the finer rows' when all have one; active addresses are distinct senders; a contract is the
-`to` of a tx with input, or the created address of a creation.
+the finer rows' when all have one; active addresses are distinct senders (the 1h and 1d windows keep
+their sets, each row with the lowest block of the window the address sent in; minutes keep
+none); a contract is the `to` of a tx with input,
+or the created address of a creation.
 """
 
 from __future__ import annotations
@@ -169,10 +171,6 @@ class Expected:
                "base_fee_per_gas": _int(b.get("baseFeePerGas")),
                "median_gas_price": lower_median(prices), "active_addresses": len(senders)}
         self.tables["chain_metrics_block"][number] = row
-        for c, (n, gas, fee) in contracts.items():
-            self.tables["contract_metrics_block"][(number, c)] = {
-                "block_timestamp": ts, "txcount": n, "gas_used": gas, "fees_paid_wei": fee,
-                "fees_paid_native": float(fee) / 1e18}
         for t in token_transfers(b, receipts, self.origin):
             self.tables["token_transfers"][(t["block_number"], t["log_index"],
                                             t["batch_index"])] = t
@@ -205,9 +203,10 @@ class Expected:
                 for k in CHAIN_SUMS:
                     out[k] = sum(r[k] for r in rows)
                 self.tables[f"chain_metrics_{grain}"][w] = out
-                for a in union:
-                    n = sum(1 for row, s in finer_blocks(per_block, grain, length, w) if a in s)
-                    self.tables["active_addresses"][(grain, w, a)] = n
+                for a in (union if grain != "1m" else ()):  # minutes keep no set
+                    self.tables["active_addresses"][(grain, w, a)] = min(
+                        row["block_number"] for row, s in finer_blocks(per_block, grain, length, w)
+                        if a in s)
                 coarser.append((out, union))
             finer = coarser
         self._contract_windows(per_block)
@@ -224,7 +223,9 @@ class Expected:
                     k[2] += fee
                 for c, a in bpairs:
                     kw[(w, c)][3].add(a)
-                    pairs[(grain, w, c, a)] = pairs.get((grain, w, c, a), 0) + 1
+                    n = row["block_number"]
+                    if grain != "1m":  # minutes keep no set
+                        pairs[(grain, w, c, a)] = min(pairs.get((grain, w, c, a), n), n)
             for (w, c), (n, gas, fee, senders) in kw.items():
                 self.tables[f"contract_metrics_{grain}"][(w, c)] = {
                     "txcount": n, "gas_used": gas, "fees_paid_wei": fee,
@@ -240,8 +241,8 @@ def finer_blocks(per_block, grain, length, w):
 
 
 TABLES = ("chain_metrics_block", "chain_metrics_1m", "chain_metrics_1h", "chain_metrics_1d",
-          "contract_metrics_block", "contract_metrics_1m", "contract_metrics_1h",
-          "contract_metrics_1d", "active_addresses", "contract_senders", "token_transfers")
+          "contract_metrics_1m", "contract_metrics_1h", "contract_metrics_1d", "active_addresses",
+          "contract_senders", "token_transfers")
 
 # (table, key columns, value columns) as read back
 LAYOUT = {
@@ -249,10 +250,9 @@ LAYOUT = {
         "block_hash", "block_timestamp") + CHAIN_SUMS + (
         "fees_paid_wei", "fees_paid_native", "fees_paid_usd", "base_fee_per_gas",
         "median_gas_price", "active_addresses")),
-    "contract_metrics_block": (("block_number", "contract_address"), (
-        "block_timestamp", "txcount", "gas_used", "fees_paid_wei", "fees_paid_native")),
-    "active_addresses": (("grain", "window_start", "address"), ("blocks",)),
-    "contract_senders": (("grain", "window_start", "contract_address", "address"), ("blocks",)),
+    "active_addresses": (("grain", "window_start", "address"), ("first_block",)),
+    "contract_senders": (("grain", "window_start", "contract_address", "address"),
+                         ("first_block",)),
     "token_transfers": (("block_number", "log_index", "batch_index"), (
         "chain", "token_address", "from_address", "to_address", "value", "transaction_hash",
         "block_timestamp", "block_hash", "token_standard", "token_id", "operator_address")),
@@ -276,7 +276,8 @@ def _value(col, v):
     if col in FLOAT_COLUMNS:
         return float(v)
     if col in BIG or col.endswith("_number") or col in ("block_timestamp", "window_start",
-                                                         "log_index", "batch_index", "blocks") \
+                                                         "log_index", "batch_index",
+                                                         "first_block") \
             or col in CHAIN_SUMS or col in ("block_count", "first_block", "last_block",
                                             "active_addresses", "unique_senders"):
         return int(v)
@@ -336,10 +337,8 @@ def _expected_view(exp, table):
     """The expected rows keyed as read back (windows by start; the others as stored)."""
     rows = exp.tables[table]
     if table in ("active_addresses", "contract_senders"):
-        return {k: {"blocks": v} for k, v in rows.items()}
-    if table.startswith("contract_metrics_") and table != "contract_metrics_block":
-        return dict(rows)
-    if table == "contract_metrics_block":
+        return {k: {"first_block": v} for k, v in rows.items()}
+    if table.startswith("contract_metrics_"):
         return dict(rows)
     return {k: {c: v for c, v in r.items() if c in LAYOUT[table][1]} for k, r in rows.items()}
 

@@ -331,9 +331,9 @@ static void test_sql_functions(void **state)
 /* ---- the SQLite output's derived tables ------------------------------------------------ */
 
 static const char *const g_tables[] = {
-    "chain_metrics_block",    "chain_metrics_1m",    "chain_metrics_1h",    "chain_metrics_1d",
-    "contract_metrics_block", "contract_metrics_1m", "contract_metrics_1h", "contract_metrics_1d",
-    "active_addresses",       "contract_senders"};
+    "chain_metrics_block", "chain_metrics_1m",    "chain_metrics_1h",
+    "chain_metrics_1d",    "contract_metrics_1m", "contract_metrics_1h",
+    "contract_metrics_1d", "active_addresses",    "contract_senders"};
 
 /* Every derived table's rows as one text (the state to compare). */
 static char *dump(const char *path)
@@ -464,8 +464,8 @@ static void test_upgrade_from_schema_1(void **state)
     assert_true(s->derived);
     assert_one(db, "PRAGMA user_version", "2");
     assert_one(db, "SELECT count(*) FROM chain_metrics_1d_v", "0");
-    /* 4 raw tables (blocks, transactions, logs, checkpoints) and the 13 derived ones */
-    assert_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "17");
+    /* 4 raw tables (blocks, transactions, logs, checkpoints) and the 12 derived ones */
+    assert_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "16");
     assert_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'view'", "6");
     bp_sink_close(s);
     sqlite3_close(db);
