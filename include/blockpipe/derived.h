@@ -387,7 +387,23 @@ typedef struct bp_block_derived {
     size_t transfer_count;
     bp_prediction_row *predictions;
     size_t prediction_count;
+    /* The block's hour and day set rows (active_addresses: contract_address NULL;
+     * contract_senders): only the ones new to their window when the metrics module has seen
+     * the window whole, else every distinct one of the block (the output keeps what its table
+     * lacks). */
+    bp_set_row *set_rows;
+    size_t set_row_count;
 } bp_block_derived;
+
+/* A minute's distinct senders and contract rows, for every block of it up to the batch's
+ * end, when the metrics module saw the minute from its start (else the outputs count from
+ * the minute's raw transactions). */
+typedef struct bp_minute_summary {
+    uint64_t window_start;
+    uint64_t active_addresses;
+    const bp_contract_row *contracts; /* window_start set, unique_senders counted */
+    size_t contract_count;
+} bp_minute_summary;
 
 /* The derived data of a batch: one entry per APPLY event (in event order, found by the
  * event's block pointer: outputs see the events they have not seen yet, in order). */
@@ -399,6 +415,8 @@ typedef struct bp_derived {
      * blocks (and windows) they apply to. */
     const bp_price_row *prices;
     size_t price_count;
+    const bp_minute_summary *minutes; /* the minutes the batch's blocks are in (see above) */
+    size_t minute_count;
     const char *native_symbol; /* e.g. "ETH": the prices rows that apply */
     uint64_t price_max_age;    /* seconds: an older price is no price (USD stays NULL) */
     /* Retention: the newest block timestamp of the stream, and the timestamp below which
@@ -411,6 +429,8 @@ typedef struct bp_derived {
 /* The entry of block b, searching from *hint (an index the caller keeps, 0 at first) on;
  * NULL when the batch has none for it. */
 const bp_block_derived *bp_derived_find(const bp_derived *d, const bp_block *b, size_t *hint);
+/* The summary of the minute starting at w, NULL when the batch has none. */
+const bp_minute_summary *bp_derived_minute(const bp_derived *d, uint64_t w);
 
 /* Retention of the derived tables in seconds of chain time (0: forever), the options every
  * output with derived tables has (BP_METRICS_SINK_OPTIONS). */

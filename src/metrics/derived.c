@@ -53,3 +53,11 @@ const bp_block_derived *bp_derived_find(const bp_derived *d, const bp_block *b, 
     }
     return NULL;
 }
+
+const bp_minute_summary *bp_derived_minute(const bp_derived *d, uint64_t w)
+{
+    for (size_t i = 0; d && i < d->minute_count; i++)
+        if (d->minutes[i].window_start == w)
+            return &d->minutes[i];
+    return NULL;
+}

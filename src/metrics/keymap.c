@@ -1,6 +1,7 @@
 /* keymap.c - open addressing with linear probing; grows at 1/2 load. */
 #include "metrics/keymap.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,13 @@ size_t *bp_keymap_ref(bp_keymap *m, uint64_t n, const char *a, const char *b, si
         *added = true;
     }
     return &s->value;
+}
+
+void bp_keymap_rekey(size_t *value, const char *a, const char *b)
+{
+    bp_keymap_slot *s = (bp_keymap_slot *)((char *)value - offsetof(bp_keymap_slot, value));
+    s->a = a;
+    s->b = b;
 }
 
 size_t *bp_keymap_get(const bp_keymap *m, uint64_t n, const char *a, const char *b)

@@ -34,6 +34,9 @@ int bp_keymap_put(bp_keymap *m, uint64_t n, const char *a, const char *b, size_t
  * the next put or ref, NULL when out of memory. */
 size_t *bp_keymap_ref(bp_keymap *m, uint64_t n, const char *a, const char *b, size_t init,
                       bool *added);
+/* Points the key of the slot holding *value (from bp_keymap_ref) at other, equal strings:
+ * copies that outlive the ones it was inserted with. */
+void bp_keymap_rekey(size_t *value, const char *a, const char *b);
 /* The value of key, or NULL when absent. */
 size_t *bp_keymap_get(const bp_keymap *m, uint64_t n, const char *a, const char *b);
 

@@ -7,6 +7,7 @@
 
 #include "metrics/keymap.h"
 #include "metrics/model.h"
+#include "metrics/openwin.h"
 #include "metrics/prices.h"
 #include "metrics/tokens.h"
 #include "util/arena.h"
@@ -28,6 +29,7 @@ struct bp_metrics {
     /* the (number, timestamp) of the last reorg_window + 1 applied blocks, oldest first */
     ring_entry *ring;
     size_t ring_cap, ring_head, ring_len;
+    bp_open_windows open; /* the current minute, hour and day */
     bp_model *model;
 };
 
@@ -251,6 +253,7 @@ void bp_metrics_free(bp_metrics *m)
     bp_keymap_release(&m->contracts);
     bp_keymap_release(&m->pairs);
     bp_model_free(m->model);
+    bp_open_release(&m->open);
     free(m->d.blocks);
     free(m->ring);
     free(m->native_symbol);
@@ -302,35 +305,65 @@ static int take_prices(bp_metrics *m, const bp_batch *batch, bp_error *err)
     return 0;
 }
 
+/* The timestamp of applied block number, from the ring. */
+static bool ring_ts(bp_metrics *m, uint64_t number, uint64_t *ts)
+{
+    for (size_t i = m->ring_len; i-- > 0;) {
+        const ring_entry *e = ring_at(m, i);
+        if (e->number == number) {
+            *ts = e->ts;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_block_derived *bd)
+{
+    scratch s = {&m->senders, &m->contracts, &m->pairs};
+    int rc = derive_with(chain, b, m->arena, bd, &s);
+    if (rc == 0 && m->model)
+        rc = bp_model_score_block(m->model, chain, b, m->arena, &bd->predictions,
+                                  &bd->prediction_count);
+    const ring_entry *last = m->ring_len ? ring_at(m, m->ring_len - 1) : NULL;
+    bool prev = last && last->number + 1 == b->number;
+    if (rc == 0)
+        rc = bp_open_apply(&m->open, bd, prev, prev ? last->ts : 0, m->arena);
+    ring_apply(m, b->number, b->timestamp);
+    return rc;
+}
+
 int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, const bp_derived **out, bp_error *err)
 {
     bp_derived *d = &m->d;
     bp_arena_recycle(m->arena, ARENA_KEEP);
+    bp_open_begin(&m->open);
     d->origin_key = batch->chain;
     d->count = 0;
     d->native_symbol = m->cfg.native_symbol;
     d->price_max_age = m->cfg.price_max_age;
     if (reserve_blocks(m, batch->count) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    scratch s = {&m->senders, &m->contracts, &m->pairs};
     for (size_t i = 0; i < batch->count; i++) {
         const bp_event *ev = &batch->events[i];
         const bp_block *b = ev->block;
         if (ev->kind == BP_EVENT_REVERT) {
+            uint64_t ts = 0;
+            bool known = ring_ts(m, b->number, &ts);
+            bp_open_revert(&m->open, ts, known);
             ring_revert(m, b->number);
             continue;
         }
-        bp_block_derived *bd = &d->blocks[d->count++];
-        int rc = derive_with(batch->chain, b, m->arena, bd, &s);
-        if (rc == 0 && m->model)
-            rc = bp_model_score_block(m->model, batch->chain, b, m->arena, &bd->predictions,
-                                      &bd->prediction_count);
+        int rc = apply_block(m, batch->chain, b, &d->blocks[d->count++]);
         if (rc != 0)
             return bp_error_set(err, rc, "metrics of block %llu: %s", (unsigned long long)b->number,
                                 bp_strerror(rc));
-        ring_apply(m, b->number, b->timestamp);
     }
     frontier(m, d);
+    bp_minute_summary *minutes;
+    if (bp_open_summaries(&m->open, m->arena, &minutes, &d->minute_count) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    d->minutes = minutes;
     int rc = take_prices(m, batch, err);
     if (rc != 0)
         return rc;
@@ -376,20 +409,21 @@ static int grow_array(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-static int run_address(bp_derived_run *r, int g, uint64_t w, const char *origin,
-                       const char *contract, const char *addr, uint64_t block)
+/* A set row of the run (the first block it appears in is the lowest). */
+static int run_set_row(bp_derived_run *r, const bp_set_row *row)
 {
-    int kind = contract ? MAP_PAIR : MAP_ADDR;
-    bp_set_row **rows = contract ? &r->pairs[g] : &r->addresses[g];
-    size_t *count = contract ? &r->pair_count[g] : &r->address_count[g];
+    int g = strcmp(row->grain, bp_grain_names[BP_GRAIN_1H]) == 0 ? BP_GRAIN_1H : BP_GRAIN_1D;
+    int kind = row->contract_address ? MAP_PAIR : MAP_ADDR;
+    bp_set_row **rows = row->contract_address ? &r->pairs[g] : &r->addresses[g];
+    size_t *count = row->contract_address ? &r->pair_count[g] : &r->address_count[g];
     size_t i;
     bool added;
-    if (bp_keymap_put(&r->maps[kind * BP_GRAIN_COUNT + g], w, contract, addr, *count, &i, &added) !=
-            0 ||
+    if (bp_keymap_put(&r->maps[kind * BP_GRAIN_COUNT + g], row->window_start, row->contract_address,
+                      row->address, *count, &i, &added) != 0 ||
         grow_array((void **)rows, &r->cap[kind][g], *count + 1, sizeof(**rows)) != 0)
         return BP_ENOMEM;
-    if (added) /* blocks come in ascending order: the first one seen is the lowest */
-        (*rows)[(*count)++] = (bp_set_row){origin, bp_grain_names[g], w, contract, addr, block};
+    if (added)
+        (*rows)[(*count)++] = *row;
     return 0;
 }
 
@@ -420,17 +454,11 @@ static int run_contract(bp_derived_run *r, int g, uint64_t w, const bp_contract_
 
 static int run_block(bp_derived_run *r, const bp_block_derived *b)
 {
-    const char *origin = b->chain.origin_key;
+    for (size_t i = 0; i < b->set_row_count; i++)
+        if (run_set_row(r, &b->set_rows[i]) != 0)
+            return BP_ENOMEM;
     for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         uint64_t w = bp_window_of(b->chain.block_timestamp, g);
-        uint64_t n = b->chain.block_number;
-        for (size_t i = 0; i < b->sender_count; i++)
-            if (run_address(r, g, w, origin, NULL, b->senders[i], n) != 0)
-                return BP_ENOMEM;
-        for (size_t i = 0; i < b->pair_count; i++)
-            if (run_address(r, g, w, origin, b->pairs[i].contract_address, b->pairs[i].address,
-                            n) != 0)
-                return BP_ENOMEM;
         for (size_t i = 0; i < b->contract_count; i++)
             if (run_contract(r, g, w, &b->contracts[i]) != 0)
                 return BP_ENOMEM;

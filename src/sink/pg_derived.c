@@ -27,6 +27,7 @@
 #include "sink/pg_conn.h"
 #include "sink/pg_copy.h"
 #include "sink/sqlgen.h"
+#include "util/hex.h"
 
 /* The contract of a raw transactions row, as bp_metrics_contract_of decides it. */
 #define CONTRACT_OF_TX                                                                             \
@@ -608,25 +609,53 @@ int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const 
 
 /* ---- batch end -------------------------------------------------------------------------- */
 
-static int rollups_sql(bp_pg_derived *d, bp_buf *q)
+/* A minute's contract rows: from the batch's summary, or from its raw transactions. */
+static int contract_minute_sql(bp_pg_derived *d, bp_buf *q, const char *w,
+                               const bp_minute_summary *sum)
+{
+    int rc = bp_sql_contract_minute_delete(q, d->origin_lit, w) | bp_buf_putc(q, ';');
+    if (!sum)
+        return rc | bp_sql_contract_minute_insert(q, &g_dialect, d->origin_lit, w) |
+               bp_buf_putc(q, ';');
+    for (size_t i = 0; i < sum->contract_count; i++) {
+        const bp_contract_row *c = &sum->contracts[i];
+        char fee[BP_U256_DEC_MAX];
+        bp_u256_to_dec(&c->fees_paid_wei.v, fee);
+        if (i == 0) {
+            rc |= bp_buf_printf(q, "INSERT INTO %s(", bp_dtables[BP_DT_CONTRACT_1M].name);
+            rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
+            rc |= bp_buf_puts(q, ") VALUES");
+        }
+        rc |= bp_buf_printf(
+            q, "%s(%s, %s, decode('%s', 'hex'), %" PRIu64 ", %" PRIu64 ", %s, %.17g, %" PRIu64 ")",
+            i ? "," : "", d->origin_lit, w, c->contract_address + 2, c->txcount, c->gas_used, fee,
+            c->fees_paid_native.v, c->unique_senders);
+    }
+    return rc | (sum->contract_count ? bp_buf_putc(q, ';') : 0);
+}
+
+static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q)
 {
     int rc = 0;
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
         bp_dtable t = (bp_dtable)(BP_DT_CHAIN_1M + g);
         for (size_t i = 0; i < d->win.n[g]; i++) {
             char w[24], delta[200];
-            snprintf(w, sizeof(w), "%" PRIu64, d->win.v[g][i].w);
-            snprintf(delta, sizeof(delta),
-                     "coalesce((SELECT sum(n) FROM bp_d_aa_delta WHERE grain = '%s'"
-                     " AND window_start = %s), 0)",
-                     bp_grain_names[g], w);
-            if (g == BP_GRAIN_1M) { /* the minute's contract rows, from its raw transactions */
-                rc |= bp_sql_contract_minute_delete(q, d->origin_lit, w);
-                rc |= bp_buf_putc(q, ';');
-                rc |= bp_sql_contract_minute_insert(q, &g_dialect, d->origin_lit, w);
-                rc |= bp_buf_putc(q, ';');
-            }
-            rc |= bp_sql_rollup(q, t, &g_dialect, d->origin_lit, w, delta);
+            uint64_t ws = d->win.v[g][i].w;
+            const bp_minute_summary *sum = g == BP_GRAIN_1M ? bp_derived_minute(der, ws) : NULL;
+            snprintf(w, sizeof(w), "%" PRIu64, ws);
+            if (sum)
+                snprintf(delta, sizeof(delta), "%" PRIu64, sum->active_addresses);
+            else
+                snprintf(delta, sizeof(delta),
+                         "coalesce((SELECT sum(n) FROM bp_d_aa_delta WHERE grain = '%s'"
+                         " AND window_start = %s), 0)",
+                         bp_grain_names[g], w);
+            if (g == BP_GRAIN_1M)
+                rc |= contract_minute_sql(d, q, w, sum);
+            /* a minute without a summary counts the senders of its raw transactions */
+            rc |= bp_sql_rollup(q, t, &g_dialect, d->origin_lit, w,
+                                g == BP_GRAIN_1M && !sum ? NULL : delta);
             rc |= bp_buf_putc(q, ';');
             rc |= bp_sql_rollup_prune(q, t, d->origin_lit, w);
             rc |= bp_buf_putc(q, ';');
@@ -658,7 +687,7 @@ int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_
 {
     uint64_t cuts[BP_EXPIRY_MAX];
     bp_buf_reset(&d->sql);
-    if (bp_windows_close(&d->win) != 0 || rollups_sql(d, &d->sql) != 0 ||
+    if (bp_windows_close(&d->win) != 0 || rollups_sql(d, der, &d->sql) != 0 ||
         retention_sql(d, der, &d->sql, cuts) != 0)
         return oom(err);
     if (d->sql.len == 0)

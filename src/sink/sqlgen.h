@@ -56,9 +56,9 @@ int bp_sql_dinsert(bp_buf *out, bp_dtable t);
 /* The recomputation of one window of chain rollup t from its finer rows: an upsert whose
  * SELECT aggregates them (origin, window and delta are SQL text: parameters or literals), so
  * a window with no finer rows left gives no row; then bp_sql_rollup_prune deletes such a
- * window. active_addresses: for 1m the count of the minute's distinct senders in the raw
- * transactions; for 1h and 1d the stored value plus delta (the window's set changed by delta
- * rows). */
+ * window. active_addresses: for 1m delta is the minute's count (NULL: count its distinct
+ * senders in the raw transactions); for 1h and 1d the stored value plus delta (the window's
+ * set changed by delta rows). */
 int bp_sql_rollup(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char *origin,
                   const char *window, const char *delta);
 /* The 1-minute contract rows of window recomputed from the minute's raw transactions:

@@ -146,14 +146,14 @@ int bp_sql_rollup(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char 
     size_t first, n = bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first);
     bp_buf senders;
     bp_buf_init(&senders, 0);
-    int rc = minute ? minute_senders(&senders, origin, window) : 0;
+    int rc = minute && !delta ? minute_senders(&senders, origin, window) : 0;
     rc |= bp_buf_printf(out, "INSERT INTO %s(", name);
     rc |= bp_sql_dcolumns(out, BP_DS_CHAIN_WINDOW, NULL);
     rc |= bp_buf_puts(out, ") SELECT ");
     for (size_t i = 0; i < n; i++) {
         rc |= bp_buf_puts(out, i ? ", " : "");
         rc |= agg_expr(out, &bp_dcolumns[first + i], d, minute, window,
-                       minute ? senders.data : delta);
+                       minute && !delta ? senders.data : delta);
     }
     bp_buf_release(&senders);
     rc |= bp_buf_printf(out,

@@ -281,6 +281,8 @@ enum {
     S_PRUNE = S_ROLLUP + BP_GRAIN_COUNT,
     S_KW_MIN_DEL = S_PRUNE + BP_GRAIN_COUNT,
     S_KW_MIN_INS,
+    S_KW_MIN_ROW,
+    S_ROLLUP_1M_N,
     S_HAS_CB,
     S_DEL_AA1,
     S_DEL_CS1,
@@ -416,6 +418,10 @@ static int gen(bp_buf *b, int which)
         return bp_sql_contract_minute_delete(b, "?1", "?2");
     if (which == S_KW_MIN_INS)
         return bp_sql_contract_minute_insert(b, &g_dialect, "?1", "?2");
+    if (which == S_KW_MIN_ROW)
+        return bp_sql_dinsert(b, BP_DT_CONTRACT_1M);
+    if (which == S_ROLLUP_1M_N)
+        return bp_sql_rollup(b, BP_DT_CHAIN_1M, &g_dialect, "?1", "?2", "?3");
     if (which == S_INS_TT)
         return bp_sql_dinsert(b, BP_DT_TOKEN_TRANSFERS);
     if (which == S_INS_ML)
@@ -457,8 +463,9 @@ static int gen(bp_buf *b, int which)
                              "DELETE FROM %s WHERE origin_key = ?1 AND window_start = ?2"
                              " AND txcount = 0",
                              bp_dtables[BP_DT_CONTRACT_1M + g].name);
-    if (GRAIN_OF(S_ROLLUP))
-        return bp_sql_rollup(b, (bp_dtable)(BP_DT_CHAIN_1M + g), &g_dialect, "?1", "?2", "?3");
+    if (GRAIN_OF(S_ROLLUP)) /* a minute without a summary counts its raw transactions */
+        return bp_sql_rollup(b, (bp_dtable)(BP_DT_CHAIN_1M + g), &g_dialect, "?1", "?2",
+                             g == BP_GRAIN_1M ? NULL : "?3");
     if (GRAIN_OF(S_PRUNE))
         return bp_sql_rollup_prune(b, (bp_dtable)(BP_DT_CHAIN_1M + g), "?1", "?2");
 #undef GRAIN_OF
@@ -806,40 +813,49 @@ int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_
 
 /* ---- batch end: rollups and retention -------------------------------------------------- */
 
-/* The minute's contract rows, from its raw transactions. */
-static int contract_minute(bp_sqlite_derived *d, const char *origin, uint64_t w)
+/* The minute's contract rows: the batch's summary of the minute, or its raw transactions. */
+static int contract_minute(bp_sqlite_derived *d, const char *origin, uint64_t w,
+                           const bp_minute_summary *sum)
 {
-    for (int which = S_KW_MIN_DEL; which <= S_KW_MIN_INS; which++) {
+    for (int which = S_KW_MIN_DEL; which <= (sum ? S_KW_MIN_DEL : S_KW_MIN_INS); which++) {
         sqlite3_stmt *st = d->st[which];
         int rc = bind_text(st, 1, origin) | bind_u64(st, 2, w);
         if (rc != SQLITE_OK || (rc = run(st)) != SQLITE_OK)
             return rc;
     }
+    for (size_t i = 0; sum && i < sum->contract_count; i++) {
+        int rc = insert_row(d, S_KW_MIN_ROW, BP_DT_CONTRACT_1M, &sum->contracts[i]);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
     return SQLITE_OK;
 }
 
-static int rollup(bp_sqlite_derived *d, const char *origin, int g, uint64_t w, int64_t delta)
+/* Window w of grain g recomputed (delta: the change of its set, for 1h and 1d). */
+static int rollup(bp_sqlite_derived *d, const bp_derived *der, int g, uint64_t w, int64_t delta)
 {
-    sqlite3_stmt *up = d->st[S_ROLLUP + g], *prune = d->st[S_PRUNE + g];
-    int rc = g == BP_GRAIN_1M ? contract_minute(d, origin, w) : SQLITE_OK;
+    const bp_minute_summary *sum = g == BP_GRAIN_1M ? bp_derived_minute(der, w) : NULL;
+    int which = sum ? S_ROLLUP_1M_N : S_ROLLUP + g;
+    sqlite3_stmt *up = d->st[which], *prune = d->st[S_PRUNE + g];
+    int rc = g == BP_GRAIN_1M ? contract_minute(d, der->origin_key, w, sum) : SQLITE_OK;
     if (rc == SQLITE_OK)
-        rc = bind_text(up, 1, origin) | bind_u64(up, 2, w);
-    if (rc == SQLITE_OK && g != BP_GRAIN_1M) /* a minute counts its senders itself */
-        rc = sqlite3_bind_int64(up, 3, delta);
+        rc = bind_text(up, 1, der->origin_key) | bind_u64(up, 2, w);
+    if (rc == SQLITE_OK && (g != BP_GRAIN_1M || sum)) /* else a minute counts its senders */
+        rc = sqlite3_bind_int64(up, 3, sum ? (int64_t)sum->active_addresses : delta);
     if (rc != SQLITE_OK || (rc = run(up)) != SQLITE_OK)
         return rc;
-    rc = bind_text(prune, 1, origin) | bind_u64(prune, 2, w);
+    rc = bind_text(prune, 1, der->origin_key) | bind_u64(prune, 2, w);
     return rc != SQLITE_OK ? rc : run(prune);
 }
 
-static int rollups(bp_sqlite_derived *d, const char *origin, bp_error *err)
+static int rollups(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 {
     if (bp_windows_close(&d->win) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
         for (size_t i = 0; i < d->win.n[g]; i++) {
             const bp_window_delta *t = &d->win.v[g][i];
-            if (rollup(d, origin, g, t->w, t->delta) != SQLITE_OK) {
+            if (rollup(d, der, g, t->w, t->delta) != SQLITE_OK) {
                 db_error(d, err, "recomputing the window at %" PRIu64, t->w);
                 return bp_error_prefix(err, "%s: ", bp_dtables[BP_DT_CHAIN_1M + g].name);
             }
@@ -879,6 +895,6 @@ static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 
 int bp_sqlite_derived_finish(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 {
-    int rc = rollups(d, der->origin_key, err);
+    int rc = rollups(d, der, err);
     return rc ? rc : retention(d, der, err);
 }
