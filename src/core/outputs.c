@@ -121,12 +121,15 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
 static int derive(bp_outputs *o, const bp_batch *batch, const bp_derived **out, bp_error *err)
 {
     *out = NULL;
-    bool wanted = false;
-    for (size_t i = 0; i < o->count; i++)
-        wanted |= !o->failed[i] && o->sinks[i]->derived;
+    bool wanted = false, empty = true;
+    for (size_t i = 0; i < o->count; i++) {
+        bool mine = !o->failed[i] && o->sinks[i]->derived;
+        wanted |= mine;
+        empty &= !mine || !o->cps[i].set;
+    }
     if (!o->metrics || !wanted)
         return 0;
-    return bp_metrics_compute(o->metrics, batch, out, err);
+    return bp_metrics_compute(o->metrics, batch, empty, out, err);
 }
 
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)

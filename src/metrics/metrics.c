@@ -35,6 +35,8 @@ struct bp_metrics {
 
 double bp_u256_to_double(const bp_u256 *v)
 {
+    if (bp_u256_fits_u64(v)) /* the conversion rounds to nearest, as strtod does */
+        return (double)v->w[0];
     char dec[BP_U256_DEC_MAX];
     bp_u256_to_dec(v, dec);
     return strtod(dec, NULL);
@@ -318,7 +320,8 @@ static bool ring_ts(bp_metrics *m, uint64_t number, uint64_t *ts)
     return false;
 }
 
-static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_block_derived *bd)
+static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_block_derived *bd,
+                       bool outputs_empty)
 {
     scratch s = {&m->senders, &m->contracts, &m->pairs};
     int rc = derive_with(chain, b, m->arena, bd, &s);
@@ -327,13 +330,16 @@ static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
                                   &bd->prediction_count);
     const ring_entry *last = m->ring_len ? ring_at(m, m->ring_len - 1) : NULL;
     bool prev = last && last->number + 1 == b->number;
+    /* nothing before it in the outputs: its windows begin with it */
+    bool first = !last && (outputs_empty || b->number == 0);
     if (rc == 0)
-        rc = bp_open_apply(&m->open, bd, prev, prev ? last->ts : 0, m->arena);
+        rc = bp_open_apply(&m->open, bd, prev || first, prev ? last->ts : 0, m->arena);
     ring_apply(m, b->number, b->timestamp);
     return rc;
 }
 
-int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, const bp_derived **out, bp_error *err)
+int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
+                       const bp_derived **out, bp_error *err)
 {
     bp_derived *d = &m->d;
     bp_arena_recycle(m->arena, ARENA_KEEP);
@@ -354,7 +360,7 @@ int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, const bp_derived **
             ring_revert(m, b->number);
             continue;
         }
-        int rc = apply_block(m, batch->chain, b, &d->blocks[d->count++]);
+        int rc = apply_block(m, batch->chain, b, &d->blocks[d->count++], outputs_empty);
         if (rc != 0)
             return bp_error_set(err, rc, "metrics of block %llu: %s", (unsigned long long)b->number,
                                 bp_strerror(rc));

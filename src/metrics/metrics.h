@@ -31,8 +31,11 @@ typedef struct bp_metrics bp_metrics;
 bp_metrics *bp_metrics_new(const bp_metrics_config *cfg, bp_error *err);
 void bp_metrics_free(bp_metrics *m);
 
-/* Derives the batch's APPLY blocks into *out (owned by m, valid until the next call). */
-int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, const bp_derived **out, bp_error *err);
+/* Derives the batch's APPLY blocks into *out (owned by m, valid until the next call).
+ * outputs_empty: no output it is for holds any block yet (the windows of the first block
+ * begin with it). */
+int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
+                       const bp_derived **out, bp_error *err);
 
 /* Derives one block into d, its arrays in arena (used by compute and by the tests). */
 int bp_metrics_derive_block(const char *origin_key, const bp_block *b, struct bp_arena *arena,

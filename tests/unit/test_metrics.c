@@ -365,7 +365,7 @@ static void write_batch(bp_sink *s, bp_metrics *m, bp_event *ev, size_t n, bp_ch
 {
     bp_batch batch = {.chain = "main", .events = ev, .count = n, .checkpoint = cp};
     bp_error err = {0};
-    assert_int_equal(bp_metrics_compute(m, &batch, &batch.derived, &err), 0);
+    assert_int_equal(bp_metrics_compute(m, &batch, false, &batch.derived, &err), 0);
     if (s->ops->write(s, &batch, &err) != 0)
         fail_msg("write: %s", err.msg);
 }
@@ -464,7 +464,7 @@ static void test_minute_summaries_equal_raw(void **state)
         b[n]->timestamp = 1700000000 + 25 * n; /* 1700000025 .. 1700000100: two minutes */
         bp_event ev = {BP_EVENT_APPLY, b[n]};
         bp_batch batch = {.chain = "main", .events = &ev, .count = 1, .checkpoint = fx_cp(n, 0)};
-        assert_int_equal(bp_metrics_compute(m, &batch, &batch.derived, &err), 0);
+        assert_int_equal(bp_metrics_compute(m, &batch, false, &batch.derived, &err), 0);
         summaries += batch.derived->minute_count;
         assert_int_equal(sa->ops->write(sa, &batch, &err), 0);
         bp_derived raw = *batch.derived;
@@ -531,9 +531,12 @@ static void test_upgrade_from_schema_1(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_derive_fixture_block),  cmocka_unit_test(test_extract_job_fixture),
-        cmocka_unit_test(test_export_job_fixture),    cmocka_unit_test(test_erc1155),
-        cmocka_unit_test(test_sql_functions),         cmocka_unit_test(test_apply_revert_roundtrip),
+        cmocka_unit_test(test_derive_fixture_block),
+        cmocka_unit_test(test_extract_job_fixture),
+        cmocka_unit_test(test_export_job_fixture),
+        cmocka_unit_test(test_erc1155),
+        cmocka_unit_test(test_sql_functions),
+        cmocka_unit_test(test_apply_revert_roundtrip),
         cmocka_unit_test(test_minute_summaries_equal_raw),
         cmocka_unit_test(test_upgrade_from_schema_1),
     };
