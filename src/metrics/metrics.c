@@ -326,8 +326,7 @@ static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
     scratch s = {&m->senders, &m->contracts, &m->pairs};
     int rc = derive_with(chain, b, m->arena, bd, &s);
     if (rc == 0 && m->model)
-        rc = bp_model_score_block(m->model, chain, b, m->arena, &bd->predictions,
-                                  &bd->prediction_count);
+        rc = bp_model_score_block(m->model, bd, m->arena, &bd->predictions, &bd->prediction_count);
     const ring_entry *last = m->ring_len ? ring_at(m, m->ring_len - 1) : NULL;
     bool prev = last && last->number + 1 == b->number;
     /* nothing before it in the outputs: its windows begin with it */

@@ -129,6 +129,8 @@ class Expected:
         self.prices = sorted((int(t), float(u)) for t, u in prices)
         self.max_age = max_age
         self.tables = {name: {} for name in TABLES}
+        self.txs = {(_int(b["number"]), _int(t["transactionIndex"])): t["hash"].lower()
+                    for b in blocks for t in b["transactions"]}
         per_block = [self._block(b, r) for b, r in zip(blocks, receipts)]
         self._windows(per_block)
 
@@ -294,6 +296,9 @@ def _rows(table, records):
     return out
 
 
+PREDICTIONS = "SELECT block_number, transaction_index, {h}, fraud_score FROM ml_predictions"
+
+
 def read_sqlite(path, origin):
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
     try:
@@ -304,6 +309,8 @@ def read_sqlite(path, origin):
             cols = ", ".join(f"CAST({c} AS TEXT)" if c in BIG else c for c in keys + vals)
             got[t] = _rows(t, db.execute(
                 f"SELECT {cols} FROM {t} WHERE {ORIGIN.get(t, 'origin_key')} = ?", (origin,)))
+        got["ml_predictions"] = db.execute(
+            PREDICTIONS.format(h="transaction_hash") + " WHERE origin_key = ?", (origin,)).fetchall()
         db.execute("COMMIT")
     finally:
         db.close()
@@ -324,6 +331,10 @@ def read_pg(pg, origin, schema="public"):
         rows = pg.sql(f"SELECT {', '.join(cols)} FROM {schema}.{t}"
                       f" WHERE {ORIGIN.get(t, 'origin_key')} = {lit}")
         got[t] = _rows(t, rows)
+    got["ml_predictions"] = [
+        (int(n), int(i), h, float(f)) for n, i, h, f in pg.sql(
+            PREDICTIONS.format(h="'0x' || encode(transaction_hash, 'hex')")
+            + f" WHERE origin_key = {lit}")]
     return got
 
 
@@ -361,6 +372,12 @@ def compare(exp, got, only=None, label=""):
                 if not ok:
                     raise Mismatch(f"{label}{t} {k}: {c} = {h!r}, recomputed from the node: {v!r}")
         counts[t] = len(want)
+    for n, i, h, score in got.get("ml_predictions", ()):
+        if exp.txs.get((n, i)) != h or not 0 <= score <= 1:
+            raise Mismatch(f"{label}ml_predictions: ({n}, {i}, {h}, {score}) is not a canonical "
+                           f"transaction with a score in [0, 1] (the node has "
+                           f"{exp.txs.get((n, i))})")
+    counts["ml_predictions"] = len(got.get("ml_predictions", ()))
     return counts
 
 

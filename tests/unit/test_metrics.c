@@ -4,6 +4,7 @@
  * functions, an APPLY then REVERT leaving every derived table as before, and a schema 1
  * database upgraded in place. (Whole chains through reorgs and crashes, recomputed
  * independently: integration/test_metrics_sqlite.py.) */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +19,7 @@
 #include "blockpipe/derived.h"
 #include "chain/json.h"
 #include "metrics/metrics.h"
+#include "metrics/model.h"
 #include "metrics/tokens.h"
 #include "sink/sqlite_derived.h"
 #include "sink_fixture.h"
@@ -487,6 +489,125 @@ static void test_minute_summaries_equal_raw(void **state)
     unlink(pb);
 }
 
+/* ---- the anomaly model -------------------------------------------------------------------- */
+
+static uint64_t g_rng = 88172645463325252ull;
+
+static double unit_rand(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (double)(g_rng >> 11) / 9007199254740992.0;
+}
+
+static const char *hex_bytes(bp_block *b, size_t n)
+{
+    char *s = bp_arena_alloc(b->arena, 2 * n + 3);
+    strcpy(s, "0x");
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + 2 + 2 * i, "ab", 2);
+    s[2 * n + 2] = '\0';
+    return s;
+}
+
+/* One ordinary transaction: one of 40 regular senders, about 0.1 ETH, a price near 20 gwei,
+ * a transfer or a small call. */
+static void ordinary_tx(bp_block *b, bp_tx *t, size_t i, uint64_t *nonces)
+{
+    fx_tx_common(b, t, i);
+    size_t who = (size_t)(unit_rand() * 40);
+    t->from_address = fx_addr(b, 0x5e, who);
+    t->nonce = nonces[who]++;
+    bp_u256_from_u64(&t->value.v, (uint64_t)(1e17 * exp(unit_rand() * 2 - 1)));
+    t->value.set = true;
+    t->gas_price = t->receipt_effective_gas_price =
+        fx_qty((uint64_t)(20e9 * (0.9 + 0.2 * unit_rand())));
+    t->input = unit_rand() < 0.5 ? "0x" : hex_bytes(b, 68);
+    t->gas = 100000;
+    t->receipt_gas_used = 30000 + (uint64_t)(40000 * unit_rand());
+    t->receipt_status = fx_opt(1);
+}
+
+static bp_block *traffic_block(uint64_t n, size_t txs, uint64_t *nonces)
+{
+    bp_block *b = fx_block(n, 0, false, true);
+    b->tx_count = b->transaction_count = txs;
+    b->txs = bp_arena_calloc(b->arena, txs + 4, sizeof(bp_tx));
+    for (size_t i = 0; i < txs; i++)
+        ordinary_tx(b, &b->txs[i], i, nonces);
+    return b;
+}
+
+/* After ordinary traffic, four planted transactions - a huge value, a 200x gas price, a new
+ * sender's failed call with 20 KB of calldata, a 24 KB contract creation - score above every
+ * ordinary transaction of their block; nothing scores before the model's warm-up. */
+static void test_model_finds_planted_outliers(void **state)
+{
+    (void)state;
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .predictions = true};
+    bp_error err = {0};
+    bp_metrics *m = bp_metrics_new(&mc, &err);
+    assert_non_null(m);
+    uint64_t nonces[40] = {0};
+    size_t scored = 0;
+    for (uint64_t n = 1; n <= 40; n++) {
+        bp_block *b = traffic_block(n, 100, nonces);
+        bp_event ev = {BP_EVENT_APPLY, b};
+        bp_batch batch = {.chain = "main", .events = &ev, .count = 1};
+        const bp_derived *d;
+        assert_int_equal(bp_metrics_compute(m, &batch, false, &d, &err), 0);
+        if (n <= 2) /* 200 transactions: still below BP_MODEL_WARMUP */
+            assert_int_equal(d->blocks[0].prediction_count, 0);
+        scored += d->blocks[0].prediction_count;
+        bp_block_free(b);
+    }
+    assert_int_equal(scored, 100 * 40 - 300); /* from the block after the warm-up on */
+    bp_block *b = traffic_block(41, 100, nonces);
+    bp_tx *t = &b->txs[100];
+    ordinary_tx(b, t, 100, nonces);
+    bp_u256_from_u64(&t->value.v, UINT64_MAX);         /* 18 ETH ... */
+    bp_u256_mul_u64(&t->value.v, &t->value.v, 100000); /* ... x 1e5 */
+    ordinary_tx(b, ++t, 101, nonces);
+    t->gas_price = t->receipt_effective_gas_price = fx_qty(4000000000000u);
+    ordinary_tx(b, ++t, 102, nonces);
+    t->from_address = fx_addr(b, 0x99, 1);
+    t->nonce = 0;
+    t->input = hex_bytes(b, 20000);
+    t->receipt_status = fx_opt(0);
+    t->receipt_gas_used = t->gas;
+    ordinary_tx(b, ++t, 103, nonces);
+    t->to_address = NULL;
+    t->input = hex_bytes(b, 24000);
+    t->receipt_contract_address = fx_addr(b, 0xcc, 1);
+    b->tx_count = b->transaction_count = 104;
+    bp_event ev = {BP_EVENT_APPLY, b};
+    bp_batch batch = {.chain = "main", .events = &ev, .count = 1};
+    const bp_derived *d;
+    assert_int_equal(bp_metrics_compute(m, &batch, false, &d, &err), 0);
+    const bp_block_derived *bd = &d->blocks[0];
+    assert_int_equal(bd->prediction_count, 104);
+    double worst = 0, sum = 0;
+    for (size_t i = 0; i < 100; i++) {
+        double s = bd->predictions[i].fraud_score.v;
+        assert_true(s >= 0 && s <= 1);
+        assert_string_equal(bd->predictions[i].model, BP_MODEL_NAME);
+        worst = s > worst ? s : worst;
+        sum += s;
+    }
+    print_message("ordinary: mean %.3f, max %.3f; planted:", sum / 100, worst);
+    for (size_t i = 100; i < 104; i++) {
+        double s = bd->predictions[i].fraud_score.v;
+        print_message(" %.3f", s);
+        assert_true(s > worst);
+        assert_true(s <= 1);
+    }
+    print_message("\n");
+    assert_true(sum / 100 < 0.6); /* ordinary traffic scores about 0.5 */
+    bp_block_free(b);
+    bp_metrics_free(m);
+}
+
 /* A database of schema 1 (raw tables only) gets the derived tables when opened. */
 static void test_upgrade_from_schema_1(void **state)
 {
@@ -538,6 +659,7 @@ int main(void)
         cmocka_unit_test(test_sql_functions),
         cmocka_unit_test(test_apply_revert_roundtrip),
         cmocka_unit_test(test_minute_summaries_equal_raw),
+        cmocka_unit_test(test_model_finds_planted_outliers),
         cmocka_unit_test(test_upgrade_from_schema_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
