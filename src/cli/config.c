@@ -170,9 +170,9 @@ static const opt g_opts[] = {
      .help = "a block's USD price is the latest at or before it, at most S seconds older; "
              "without one its USD columns stay NULL until a price arrives"},
     {"ml", NULL, "on|off", "ML_PREDICTIONS", NULL, "ml", set_bool, F(ml), .cmds = CMD_BOTH,
-     .def = "on",
+     .def = "off",
      .help = "score every transaction with the online anomaly model into ml_predictions "
-             "(outputs with derived tables)"},
+             "(outputs with derived tables; one row per transaction: see docs/PERFORMANCE.md)"},
     {"config", NULL, "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, .cmds = CMD_ALL, .def = "none",
      .help = "YAML or JSON config file; unknown keys are refused"},
     {"log-level", NULL, "L", "LOG_LEVEL", NULL, "log_level", set_level, .cmds = CMD_ALL,
@@ -972,7 +972,7 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->ws_max_reconnect_attempts = 10;
     cfg->price_interval = 60;
     cfg->price_max_age = 7200;
-    cfg->ml = true;
+    cfg->ml = false;
 }
 
 static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *err)
