@@ -7,20 +7,30 @@
 
 #include "blockpipe/error.h"
 
+/* A string 8 bytes at a time: keys are 0x-hex addresses and hashes (42 and 66 bytes), hashed
+ * several times per transaction. */
 static uint64_t mix(uint64_t h, const char *s)
 {
     if (!s)
-        return h * 0x100000001b3ull ^ 0x9e37;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
-    return h;
+        return (h ^ 0x9e37) * 0x9e3779b97f4a7c15ull;
+    size_t n = strlen(s), i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
+        h ^= h >> 32;
+    }
+    uint64_t w = 0;
+    memcpy(&w, s + i, n - i);
+    h = (h ^ w ^ (uint64_t)n << 56) * 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 29);
 }
 
 static uint64_t hash_of(uint64_t n, const char *a, const char *b)
 {
     uint64_t h = 0xcbf29ce484222325ull ^ (n * 0x9e3779b97f4a7c15ull);
     h = mix(mix(h, a), b);
-    return h ^ (h >> 29);
+    return h ^ (h >> 31);
 }
 
 static bool str_eq(const char *x, const char *y)
@@ -30,9 +40,12 @@ static bool str_eq(const char *x, const char *y)
 
 void bp_keymap_clear(bp_keymap *m)
 {
-    if (m->slots && m->count)
-        memset(m->slots, 0, m->cap * sizeof(*m->slots));
     m->count = 0;
+    if (++m->gen == 0) { /* wrapped: old slots could look current */
+        if (m->slots)
+            memset(m->slots, 0, m->cap * sizeof(*m->slots));
+        m->gen = 1;
+    }
 }
 
 void bp_keymap_release(bp_keymap *m)
@@ -47,11 +60,13 @@ static int grow(bp_keymap *m)
     bp_keymap_slot *s = calloc(cap, sizeof(*s));
     if (!s)
         return BP_ENOMEM;
+    if (m->gen == 0)
+        m->gen = 1;
     for (size_t i = 0; i < m->cap; i++) {
-        if (!m->slots[i].used)
+        if (m->slots[i].gen != m->gen)
             continue;
         size_t j = m->slots[i].hash & (cap - 1);
-        while (s[j].used)
+        while (s[j].gen == m->gen)
             j = (j + 1) & (cap - 1);
         s[j] = m->slots[i];
     }
@@ -66,7 +81,7 @@ static bp_keymap_slot *slot_of(const bp_keymap *m, uint64_t h, uint64_t n, const
                                const char *b)
 {
     size_t j = h & (m->cap - 1);
-    for (; m->slots[j].used; j = (j + 1) & (m->cap - 1)) {
+    for (; m->slots[j].gen == m->gen; j = (j + 1) & (m->cap - 1)) {
         bp_keymap_slot *s = &m->slots[j];
         if (s->hash == h && s->n == n && str_eq(s->a, a) && str_eq(s->b, b))
             return s;
@@ -82,8 +97,8 @@ size_t *bp_keymap_ref(bp_keymap *m, uint64_t n, const char *a, const char *b, si
         return NULL;
     uint64_t h = hash_of(n, a, b);
     bp_keymap_slot *s = slot_of(m, h, n, a, b);
-    if (!s->used) {
-        *s = (bp_keymap_slot){.hash = h, .n = n, .a = a, .b = b, .value = init, .used = true};
+    if (s->gen != m->gen) {
+        *s = (bp_keymap_slot){.hash = h, .n = n, .a = a, .b = b, .value = init, .gen = m->gen};
         m->count++;
         *added = true;
     }
@@ -102,7 +117,7 @@ size_t *bp_keymap_get(const bp_keymap *m, uint64_t n, const char *a, const char 
     if (m->count == 0)
         return NULL;
     bp_keymap_slot *s = slot_of(m, hash_of(n, a, b), n, a, b);
-    return s->used ? &s->value : NULL;
+    return s->gen == m->gen ? &s->value : NULL;
 }
 
 int bp_keymap_put(bp_keymap *m, uint64_t n, const char *a, const char *b, size_t next,

@@ -13,16 +13,17 @@ typedef struct bp_keymap_slot {
     uint64_t n;
     const char *a, *b;
     size_t value;
-    bool used;
+    uint32_t gen; /* in use when it is the map's generation */
 } bp_keymap_slot;
 
 typedef struct bp_keymap {
     bp_keymap_slot *slots;
     size_t cap; /* a power of two, 0 before the first put */
     size_t count;
+    uint32_t gen; /* emptying the map is a new generation, not a memset of every slot */
 } bp_keymap;
 
-/* Empties the map, keeping its storage. */
+/* Empties the map, keeping its storage (in O(1)). */
 void bp_keymap_clear(bp_keymap *m);
 void bp_keymap_release(bp_keymap *m);
 /* Finds key (n, a, b) (a, b may be NULL); when absent inserts it with value next and sets

@@ -69,6 +69,7 @@ struct bp_pg_derived {
     bp_buf cols;
     bp_windows win;
     bp_derived_run run;
+    bool foreign; /* the batch met blocks another process stored: no minute summaries */
     uint64_t last_cut[BP_EXPIRY_MAX];
     const bp_block_derived **keep; /* the blocks of a run to write */
     size_t keep_cap;
@@ -334,6 +335,7 @@ static int store_prices(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_e
 int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
 {
     d->sqlstate[0] = '\0';
+    d->foreign = false;
     bp_windows_clear(&d->win);
     int rc = origin_literal(d, c, der->origin_key, err);
     if (rc == 0)
@@ -492,7 +494,8 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
 {
     if (n == 0)
         return 0;
-    if (skip_existing) {
+    if (skip_existing) { /* another process may have stored some (a staged run) */
+        d->foreign = true;
         int rc = without_existing(d, c, blocks, n, &n, err);
         if (rc != 0 || n == 0)
             return rc;
@@ -642,7 +645,8 @@ static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q)
         for (size_t i = 0; i < d->win.n[g]; i++) {
             char w[24], delta[200];
             uint64_t ws = d->win.v[g][i].w;
-            const bp_minute_summary *sum = g == BP_GRAIN_1M ? bp_derived_minute(der, ws) : NULL;
+            const bp_minute_summary *sum =
+                g == BP_GRAIN_1M && !d->foreign ? bp_derived_minute(der, ws) : NULL;
             snprintf(w, sizeof(w), "%" PRIu64, ws);
             if (sum)
                 snprintf(delta, sizeof(delta), "%" PRIu64, sum->active_addresses);

@@ -351,6 +351,8 @@ static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev
     if (ev->kind == BP_EVENT_APPLY) {
         bool skip = false;
         int rc = apply_block(s, batch->chain, ev->block, &skip, err);
+        if (skip && derived)
+            bp_sqlite_derived_foreign(s->derived);
         return rc || skip || !derived ? rc : run_add(s, batch, ev->block, hint, err);
     }
     int rc = derived ? flush_run(s, batch, err) : 0;

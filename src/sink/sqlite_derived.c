@@ -339,8 +339,14 @@ struct bp_sqlite_derived {
     bp_windows win;                      /* the batch's touched windows */
     bp_keymap new_pairs[BP_GRAIN_COUNT]; /* (window, contract) -> new pairs of the run */
     bp_derived_run run;
+    bool foreign; /* the batch met blocks another process stored: no minute summaries */
     char msg[256];
 };
+
+void bp_sqlite_derived_foreign(bp_sqlite_derived *d)
+{
+    d->foreign = true;
+}
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -573,6 +579,7 @@ static int store_prices(bp_sqlite_derived *d, const bp_derived *der, bp_error *e
 int bp_sqlite_derived_begin(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 {
     bp_windows_clear(&d->win);
+    d->foreign = false;
     return store_prices(d, der, err);
 }
 
@@ -834,7 +841,8 @@ static int contract_minute(bp_sqlite_derived *d, const char *origin, uint64_t w,
 /* Window w of grain g recomputed (delta: the change of its set, for 1h and 1d). */
 static int rollup(bp_sqlite_derived *d, const bp_derived *der, int g, uint64_t w, int64_t delta)
 {
-    const bp_minute_summary *sum = g == BP_GRAIN_1M ? bp_derived_minute(der, w) : NULL;
+    const bp_minute_summary *sum =
+        g == BP_GRAIN_1M && !d->foreign ? bp_derived_minute(der, w) : NULL;
     int which = sum ? S_ROLLUP_1M_N : S_ROLLUP + g;
     sqlite3_stmt *up = d->st[which], *prune = d->st[S_PRUNE + g];
     int rc = g == BP_GRAIN_1M ? contract_minute(d, der->origin_key, w, sum) : SQLITE_OK;

@@ -29,6 +29,10 @@ int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_
                              bp_error *err);
 int bp_sqlite_derived_finish(bp_sqlite_derived *d, const bp_derived *der, bp_error *err);
 
+/* The batch met a block already stored by another process (skipped): the module's minute
+ * summaries do not describe this database's minutes then; they are counted from it. */
+void bp_sqlite_derived_foreign(bp_sqlite_derived *d);
+
 /* The SQL functions alone (bp_add256, bp_sub256, bp_native, bp_sum256, bp_median256), for
  * readers that want to recompute. */
 int bp_sqlite_derived_functions(sqlite3 *db);

@@ -196,6 +196,10 @@ def fetcher_phases(bp, node, blocks, receipts, tmp):
     have = stored_prices(lambda: sqlite_prices(db))
     if not set(points(int(ranges[-1][1]["from"]), int(ranges[-1][1]["to"]))) <= set(have):
         raise Mismatch("the prices table lacks points the range endpoint gave")
+    current = [r for r in srv.requests if r[0].endswith("/simple/price")]
+    if not current or current[0][1].get("ids") != "ethereum" or (1000, 1.5) not in have:
+        raise Mismatch(f"the current price (/simple/price, every --price-interval) was not "
+                       f"asked for or not stored: {current[:2]}, prices {have[:3]}")
     check("CoinGecko range history after a 429", blocks, receipts, read_sqlite(db, ORIGIN), have,
           False, True)
 
