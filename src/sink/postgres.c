@@ -488,6 +488,8 @@ out:
     if (rc != 0 && PQstatus(s->conn) == CONNECTION_OK &&
         PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
+    if (rc != 0 && s->derived) /* temporary tables created in the rolled-back transaction */
+        bp_pg_derived_reset(s->derived);
     return rc;
 }
 
