@@ -38,6 +38,21 @@ static bool str_eq(const char *x, const char *y)
     return x == y || (x && y && strcmp(x, y) == 0);
 }
 
+int bp_grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    while (n < need)
+        n *= 2;
+    void *q = realloc(*p, n * size);
+    if (!q)
+        return BP_ENOMEM;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
 void bp_keymap_clear(bp_keymap *m)
 {
     m->count = 0;

@@ -23,6 +23,10 @@ typedef struct bp_keymap {
     uint32_t gen; /* emptying the map is a new generation, not a memset of every slot */
 } bp_keymap;
 
+/* Makes room for need elements of size bytes in the array *p of capacity *cap (doubling).
+ * 0 or BP_ENOMEM (the array is then as it was). The metrics module's one growth rule. */
+int bp_grow(void **p, size_t *cap, size_t need, size_t size);
+
 /* Empties the map, keeping its storage (in O(1)). */
 void bp_keymap_clear(bp_keymap *m);
 void bp_keymap_release(bp_keymap *m);

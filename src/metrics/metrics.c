@@ -399,21 +399,6 @@ void bp_derived_run_release(bp_derived_run *r)
     memset(r, 0, sizeof(*r));
 }
 
-static int grow_array(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 256;
-    while (n < need)
-        n *= 2;
-    void *q = realloc(*p, n * size);
-    if (!q)
-        return BP_ENOMEM;
-    *p = q;
-    *cap = n;
-    return 0;
-}
-
 /* A set row of the run (the first block it appears in is the lowest). */
 static int run_set_row(bp_derived_run *r, const bp_set_row *row)
 {
@@ -425,7 +410,7 @@ static int run_set_row(bp_derived_run *r, const bp_set_row *row)
     bool added;
     if (bp_keymap_put(&r->maps[kind * BP_GRAIN_COUNT + g], row->window_start, row->contract_address,
                       row->address, *count, &i, &added) != 0 ||
-        grow_array((void **)rows, &r->cap[kind][g], *count + 1, sizeof(**rows)) != 0)
+        bp_grow((void **)rows, &r->cap[kind][g], *count + 1, sizeof(**rows)) != 0)
         return BP_ENOMEM;
     if (added)
         (*rows)[(*count)++] = *row;
@@ -439,8 +424,8 @@ static int run_contract(bp_derived_run *r, int g, uint64_t w, const bp_contract_
     size_t *count = &r->contract_count[g];
     if (bp_keymap_put(&r->maps[MAP_CONTRACT * BP_GRAIN_COUNT + g], w, c->contract_address, NULL,
                       *count, &i, &added) != 0 ||
-        grow_array((void **)&r->contracts[g], &r->cap[MAP_CONTRACT][g], *count + 1,
-                   sizeof(*r->contracts[g])) != 0)
+        bp_grow((void **)&r->contracts[g], &r->cap[MAP_CONTRACT][g], *count + 1,
+                sizeof(*r->contracts[g])) != 0)
         return BP_ENOMEM;
     bp_contract_row *k = &r->contracts[g][i];
     if (added) {

@@ -36,14 +36,8 @@ static int finish_minute(bp_open_windows *o, bp_open_window *w, bp_arena *batch)
 {
     if (!w->used || !w->valid || !w->touched)
         return 0;
-    if (o->ndone == o->capdone) {
-        size_t cap = o->capdone ? o->capdone * 2 : 8;
-        bp_minute_summary *p = realloc(o->done, cap * sizeof(*p));
-        if (!p)
-            return BP_ENOMEM;
-        o->done = p;
-        o->capdone = cap;
-    }
+    if (bp_grow((void **)&o->done, &o->capdone, o->ndone + 1, sizeof(*o->done)) != 0)
+        return BP_ENOMEM;
     bp_contract_row *copy = NULL;
     if (w->nrows && !(copy = bp_arena_calloc(batch, w->nrows, sizeof(*copy))))
         return BP_ENOMEM;
@@ -112,14 +106,8 @@ static int minute_row(bp_open_window *w, const bp_contract_row *c, bp_contract_r
         if (!a)
             return BP_ENOMEM;
         bp_keymap_rekey(i, a, NULL);
-        if (w->nrows == w->cap) {
-            size_t cap = w->cap ? w->cap * 2 : 64;
-            bp_contract_row *p = realloc(w->rows, cap * sizeof(*p));
-            if (!p)
-                return BP_ENOMEM;
-            w->rows = p;
-            w->cap = cap;
-        }
+        if (bp_grow((void **)&w->rows, &w->cap, w->nrows + 1, sizeof(*w->rows)) != 0)
+            return BP_ENOMEM;
         w->rows[w->nrows++] = (bp_contract_row){.origin_key = c->origin_key,
                                                 .window_start = w->w,
                                                 .contract_address = a,

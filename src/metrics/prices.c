@@ -1,5 +1,6 @@
 /* prices.c - the price store and the --prices file (prices.h); the CoinGecko fetcher is in
  * prices_fetch.c. */
+#include "metrics/keymap.h"
 #include "metrics/prices_internal.h"
 
 #include <ctype.h>
@@ -33,14 +34,8 @@ static long last_at_or_before(const bp_prices *p, uint64_t t)
 
 static int push(bp_price_point **v, size_t *n, size_t *cap, bp_price_point pt)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 256;
-        bp_price_point *q = realloc(*v, c * sizeof(*q));
-        if (!q)
-            return BP_ENOMEM;
-        *v = q;
-        *cap = c;
-    }
+    if (bp_grow((void **)v, cap, *n + 1, sizeof(**v)) != 0)
+        return BP_ENOMEM;
     (*v)[(*n)++] = pt;
     return 0;
 }

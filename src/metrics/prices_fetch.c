@@ -2,6 +2,7 @@
  * on its own thread, /coins/{id}/market_chart/range for history a batch needs. A 429 waits
  * Retry-After (seconds; 10 s when absent); the API key goes in CoinGecko's header
  * (x-cg-pro-api-key for a pro-api host, else x-cg-demo-api-key), never in the URL. */
+#include "metrics/keymap.h"
 #include "metrics/prices_internal.h"
 
 #include <curl/curl.h>
@@ -258,15 +259,9 @@ static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, answer *a, bp_err
 static void record_span(bp_prices *p, uint64_t lo, uint64_t hi, bool done)
 {
     pthread_mutex_lock(&p->lock);
-    if (p->nspans == p->capspans) {
-        size_t c = p->capspans ? p->capspans * 2 : 16;
-        bp_price_span *s = realloc(p->spans, c * sizeof(*s));
-        if (!s) {
-            pthread_mutex_unlock(&p->lock);
-            return;
-        }
-        p->spans = s;
-        p->capspans = c;
+    if (bp_grow((void **)&p->spans, &p->capspans, p->nspans + 1, sizeof(*p->spans)) != 0) {
+        pthread_mutex_unlock(&p->lock);
+        return;
     }
     p->spans[p->nspans++] = (bp_price_span){lo, hi, done, done ? 0 : now_s() + RETRY_LATER};
     pthread_mutex_unlock(&p->lock);

@@ -31,14 +31,8 @@ int bp_windows_touch(bp_windows *t, int g, uint64_t w, int64_t delta)
     if (!i)
         return BP_ENOMEM;
     if (added) {
-        if (t->n[g] == t->cap[g]) {
-            size_t cap = t->cap[g] ? t->cap[g] * 2 : 64;
-            bp_window_delta *p = realloc(t->v[g], cap * sizeof(*p));
-            if (!p)
-                return BP_ENOMEM;
-            t->v[g] = p;
-            t->cap[g] = cap;
-        }
+        if (bp_grow((void **)&t->v[g], &t->cap[g], t->n[g] + 1, sizeof(*t->v[g])) != 0)
+            return BP_ENOMEM;
         t->v[g][t->n[g]++] = (bp_window_delta){w, 0};
     }
     t->v[g][*i].delta += delta;

@@ -363,6 +363,16 @@ static char *dump(const char *path)
     return out.data ? out.data : strdup("");
 }
 
+static char *temp_db(char *path, size_t cap)
+{
+    snprintf(path, cap, "/tmp/bp_test_metrics_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    return path;
+}
+
 static void write_batch(bp_sink *s, bp_metrics *m, bp_event *ev, size_t n, bp_checkpoint cp)
 {
     bp_batch batch = {.chain = "main", .events = ev, .count = n, .checkpoint = cp};
@@ -377,13 +387,8 @@ static void write_batch(bp_sink *s, bp_metrics *m, bp_event *ev, size_t n, bp_ch
 static void test_apply_revert_roundtrip(void **state)
 {
     (void)state;
-    char path[] = "/tmp/bp_test_metrics_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(path);
-    char url[96];
-    snprintf(url, sizeof(url), "sqlite:%s", path);
+    char path[64], url[96];
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(path, sizeof(path)));
     bp_sink *s;
     bp_error err = {0};
     assert_int_equal(bp_sink_open_url(url, &s, &err), 0);
@@ -431,16 +436,6 @@ static void test_apply_revert_roundtrip(void **state)
     bp_metrics_free(m);
     bp_sink_close(s);
     unlink(path);
-}
-
-static char *temp_db(char *path, size_t cap)
-{
-    snprintf(path, cap, "/tmp/bp_test_metrics_XXXXXX");
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(path);
-    return path;
 }
 
 /* The minutes the metrics module saw whole come with the batch (bp_minute_summary) and are
@@ -612,13 +607,8 @@ static void test_model_finds_planted_outliers(void **state)
 static void test_upgrade_from_schema_1(void **state)
 {
     (void)state;
-    char path[] = "/tmp/bp_test_metrics_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    unlink(path);
-    char url[96];
-    snprintf(url, sizeof(url), "sqlite:%s?metrics=off", path);
+    char path[64], url[96];
+    snprintf(url, sizeof(url), "sqlite:%s?metrics=off", temp_db(path, sizeof(path)));
     bp_sink *s;
     bp_error err = {0};
     assert_int_equal(bp_sink_open_url(url, &s, &err), 0);
