@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Rewrites the generated parts of the docs from the program: the option tables of docs/CLI.md
-(`blockpipe --help-markdown`) and the column table of docs/SCHEMA.md (`blockpipe
---help-columns`); with --check says whether they differ (exit 1).
+(`blockpipe --help-markdown`) and the column tables of docs/SCHEMA.md (`blockpipe
+--help-columns`, `--help-derived`); with --check says whether they differ (exit 1).
 Usage: gen-cli-doc.py BLOCKPIPE [--check]"""
 import pathlib
 import subprocess
 import sys
 
-PARTS = [("CLI.md", "options", "--help-markdown"), ("SCHEMA.md", "columns", "--help-columns")]
+PARTS = [("CLI.md", "options", "--help-markdown"), ("SCHEMA.md", "columns", "--help-columns"),
+         ("SCHEMA.md", "derived", "--help-derived")]
 
 
 def main():

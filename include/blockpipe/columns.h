@@ -34,6 +34,7 @@ typedef enum bp_col_type {
     BP_COL_TEXT,    /* text (chain; v, r, s, y_parity: hex quantities kept as the node sent) */
     BP_COL_JSON,    /* JSON text (access lists, withdrawals, raw transactions) */
     BP_COL_BOOL,    /* true / false */
+    BP_COL_FLOAT,   /* a double (derived tables: fees in the native token, USD, scores) */
 } bp_col_type;
 
 #define BP_COL_NOTNULL 1u  /* NOT NULL in SQL */
@@ -199,6 +200,7 @@ enum bp_value_kind {
     BP_VAL_U256,        /* .q; a bp_qty that is set */
     BP_VAL_STR,         /* .s */
     BP_VAL_WITHDRAWALS, /* the withdrawals of .block (has_withdrawals) */
+    BP_VAL_F64,         /* .f (derived tables) */
 };
 
 typedef struct bp_value {
@@ -207,6 +209,7 @@ typedef struct bp_value {
     const bp_qty *q;
     const char *s;
     const bp_block *block;
+    double f;
 } bp_value;
 
 static inline bp_value bp_val_null(void)

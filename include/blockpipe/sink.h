@@ -39,6 +39,8 @@ typedef struct bp_checkpoint {
     char hash[67];
 } bp_checkpoint;
 
+struct bp_derived;
+
 typedef struct bp_batch {
     const char *chain; /* chain name, e.g. "mainnet" or "anvil" */
     uint64_t chain_id;
@@ -46,6 +48,10 @@ typedef struct bp_batch {
     size_t count;
     bp_checkpoint checkpoint; /* the output's checkpoint once this batch is written */
     unsigned fetched;         /* enum bp_fetch_what bits: which entities were fetched */
+    /* The analytics rows of the batch's APPLY blocks (blockpipe/derived.h), NULL when no
+     * output asked for them: outputs with derived tables write them in the same transaction
+     * as the raw rows, the others ignore them. */
+    const struct bp_derived *derived;
 } bp_batch;
 
 typedef struct bp_sink bp_sink;
@@ -191,8 +197,9 @@ struct bp_sink_reader {
 /* Every backend's handle embeds this first. */
 struct bp_sink {
     const bp_sink_ops *ops;
-    char *url; /* as given by the user but without credentials, for messages; owned by the
-                  registry code */
+    char *url;    /* as given by the user but without credentials, for messages; owned by the
+                     registry code */
+    bool derived; /* set by open(): this output writes the derived tables (bp_batch.derived) */
 };
 
 /* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, postgres://...),

@@ -75,7 +75,7 @@ static int set_level(loader *ld, const opt *o, const char *v, const char *who, b
 static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_from(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_ws(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
-static int set_realtime(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_bool(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_output_failure(loader *ld, const opt *o, const char *v, const char *who,
                               bp_error *err);
 static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -152,8 +152,8 @@ static const opt g_opts[] = {
     {"ws", NULL, "URL", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH, .def = "none",
      .help = "WebSocket endpoint (ws:// or wss://) of the node: new heads by "
              "eth_subscribe(newHeads), HTTP polling as the fallback (run only)"},
-    {"realtime", NULL, "on|off", "ENABLE_REALTIME", "STREAMING_ENABLED", "realtime", set_realtime,
-     .cmds = CMD_BOTH, .def = "on", .help = "use --ws when given"},
+    {"realtime", NULL, "on|off", "ENABLE_REALTIME", "STREAMING_ENABLED", "realtime", set_bool,
+     F(realtime), .cmds = CMD_BOTH, .def = "on", .help = "use --ws when given"},
     {"ws-reconnect-interval", NULL, "S", "WS_RECONNECT_INTERVAL", NULL, "ws_reconnect_interval",
      set_seconds, SECONDS(0.1, 3600), F(ws_reconnect_interval), .cmds = CMD_BOTH, .def = "5",
      .help = "first reconnect delay, doubling with jitter up to 60 s"},
@@ -225,6 +225,36 @@ static const opt g_opts[] = {
     {"alert-webhook", NULL, "URL", "ALERT_WEBHOOK", NULL, "alert_webhook", set_string,
      F(alert_webhook), .cmds = CMD_BOTH, .def = "none",
      .help = "POST each alert there as Slack-compatible JSON {\"text\": ...}"},
+    {"native-token", NULL, "SYMBOL", "NATIVE_TOKEN", NULL, "native_token", set_string,
+     F(native_token), .cmds = CMD_BOTH, .def = "ETH",
+     .help = "the chain's native token: the symbol of the USD prices that fees_paid_usd uses"},
+    {"prices", NULL, "FILE", "PRICES_FILE", NULL, "prices", set_string, F(prices_file),
+     .cmds = CMD_BOTH, .def = "none",
+     .help = "USD prices of the native token: CSV with a header (timestamp, symbol, usd) or JSON "
+             "lines {\"timestamp\":..., \"symbol\":..., \"usd\":...}; timestamps in unix "
+             "seconds or ISO 8601 UTC"},
+    {"price-url", NULL, "URL", "PRICE_URL", NULL, "price_url", set_string, F(price_url),
+     .cmds = CMD_BOTH, .def = "none",
+     .help = "base of a CoinGecko-shaped API (https://api.coingecko.com/api/v3): the current "
+             "price every --price-interval, history over the range endpoint for older blocks"},
+    {"price-coin-id", NULL, "ID", "PRICE_COIN_ID", NULL, "price_coin_id", set_string,
+     F(price_coin_id), .cmds = CMD_BOTH, .def = "from --native-token (ETH: ethereum)",
+     .help = "CoinGecko's id of the native token"},
+    {"coingecko-api-key", NULL, "KEY", "COINGECKO_API_KEY", NULL, "coingecko_api_key", set_string,
+     F(coingecko_api_key), .cmds = CMD_BOTH, .def = "none",
+     .help = "sent as x-cg-pro-api-key (pro-api host) or x-cg-demo-api-key; prefer the "
+             "environment variable"},
+    {"price-interval", NULL, "S", "PRICE_INTERVAL", NULL, "price_interval", set_seconds,
+     SECONDS(0.1, 86400), F(price_interval), .cmds = CMD_BOTH, .def = "60",
+     .help = "seconds between current-price requests"},
+    {"price-max-age", NULL, "S", "PRICE_MAX_AGE", NULL, "price_max_age", set_u64,
+     RANGE(1, 315360000), F(price_max_age), .cmds = CMD_BOTH, .def = "7200",
+     .help = "a block's USD price is the latest at or before it, at most S seconds older; "
+             "without one its USD columns stay NULL until a price arrives"},
+    {"ml", NULL, "on|off", "ML_PREDICTIONS", NULL, "ml", set_bool, F(ml), .cmds = CMD_BOTH,
+     .def = "off",
+     .help = "score every transaction with the online anomaly model into ml_predictions "
+             "(outputs with derived tables; one row per transaction: see docs/PERFORMANCE.md)"},
     {"config", NULL, "FILE", "BLOCKPIPE_CONFIG", NULL, NULL, NULL, .cmds = CMD_ALL, .def = "none",
      .help = "YAML or JSON config file; unknown keys are refused"},
     {"log-level", NULL, "L", "LOG_LEVEL", NULL, "log_level", set_level, .cmds = CMD_ALL,
@@ -509,14 +539,14 @@ static int set_ws(loader *ld, const opt *o, const char *v, const char *who, bp_e
     return replace_string(&ld->cfg->ws_url, v, err);
 }
 
-static int set_realtime(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+/* An on/off option into its bool field. */
+static int set_bool(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     static const char *const on[] = {"on", "true", "1", "yes"}, *const off[] = {"off", "false", "0",
                                                                                 "no"};
-    (void)o;
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
-            ld->cfg->realtime = strcasecmp(v, on[i]) == 0;
+            *(bool *)((char *)ld->cfg + o->off) = strcasecmp(v, on[i]) == 0;
             return 0;
         }
     }
@@ -1170,6 +1200,9 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->api_push_ring = 4096;
     cfg->api_push_queue = 1u << 20;
     cfg->api_push_stall = 30;
+    cfg->price_interval = 60;
+    cfg->price_max_age = 7200;
+    cfg->ml = false;
 }
 
 static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *err)
@@ -1275,6 +1308,12 @@ void bp_config_release(bp_config *cfg)
     free(cfg->alert_webhook);
     cfg->alert_webhook = NULL;
     cfg->api_listen = cfg->api_token = cfg->api_cors = cfg->api_tls_cert = cfg->api_tls_key = NULL;
+    char **prices[] = {&cfg->native_token, &cfg->prices_file, &cfg->price_url, &cfg->price_coin_id,
+                       &cfg->coingecko_api_key};
+    for (size_t i = 0; i < sizeof(prices) / sizeof(prices[0]); i++) {
+        free(*prices[i]);
+        *prices[i] = NULL;
+    }
     cfg->rpc_count = cfg->output_count = 0;
     cfg->sink_setting_count = 0;
     cfg->chain = cfg->config_file = cfg->state_dir = cfg->ws_url = NULL;

@@ -85,6 +85,15 @@ typedef struct bp_config {
     char *alerts[BP_MAX_ALERTS]; /* --alert rules (src/api/alerts.h), checked */
     int alert_count;
     char *alert_webhook;
+    /* analytics (outputs with derived tables) */
+    char *native_token;      /* NULL: ETH */
+    char *prices_file;       /* --prices, NULL: none */
+    char *price_url;         /* CoinGecko-shaped API base, NULL: no fetcher */
+    char *price_coin_id;     /* NULL: from the native token */
+    char *coingecko_api_key; /* NULL: none */
+    double price_interval;   /* seconds */
+    uint64_t price_max_age;  /* seconds */
+    bool ml;                 /* ml_predictions */
 } bp_config;
 
 /* Fills cfg from argv (argv[0] is the command name: "run", "backfill" or "migrate"), the process

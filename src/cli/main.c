@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include "blockpipe/columns.h"
+#include "blockpipe/derived.h"
 #include "blockpipe/sink.h"
+#include "chain/fetch.h"
 #include "chain/rpc.h"
 #include "cli/commands_migrate.h"
 #include "cli/commands_serve.h"
@@ -15,6 +17,8 @@
 #include "cli/config.h"
 #include "cli/state.h"
 #include "core/pipeline.h"
+#include "metrics/metrics.h"
+#include "metrics/prices.h"
 #include "util/log.h"
 #include "util/url.h"
 
@@ -91,6 +95,51 @@ static void print_columns(FILE *f)
     }
 }
 
+/* How a rollup column is made from the finer rows, for the docs. */
+static const char *agg_text(bp_agg a)
+{
+    static const char *const t[] = {
+        [BP_AGG_NONE] = "",
+        [BP_AGG_KEY] = "key",
+        [BP_AGG_WINDOW] = "window start (unix s, UTC)",
+        [BP_AGG_COUNT] = "blocks",
+        [BP_AGG_FIRST_BLOCK] = "min",
+        [BP_AGG_LAST_BLOCK] = "max",
+        [BP_AGG_SUM] = "sum",
+        [BP_AGG_SUM256] = "exact sum",
+        [BP_AGG_NATIVE] = "fees_paid_wei / 1e18",
+        [BP_AGG_USD] = "sum, NULL unless all known",
+        [BP_AGG_MEDIAN] = "lower median of the finer rows'",
+        [BP_AGG_DISTINCT] = "distinct senders (set)",
+    };
+    return (unsigned)a < sizeof(t) / sizeof(t[0]) ? t[a] : "";
+}
+
+/* The derived tables (blockpipe/derived.h) as Markdown: one row per column of each shape. */
+static void print_derived(FILE *f)
+{
+    fputs("<!-- Made by `blockpipe --help-derived` from the derived column table "
+          "(include/blockpipe/derived.h); `make docs` rewrites it and a test checks it. -->\n\n"
+          "| tables | column | type | key | rollup from the finer rows |\n|---|---|---|---|---|\n",
+          f);
+    for (int s = 0; s < BP_DS_COUNT; s++) {
+        char tables[256] = "";
+        for (int t = 0; t < BP_DT_COUNT; t++)
+            if ((int)bp_dtables[t].shape == s)
+                snprintf(tables + strlen(tables), sizeof(tables) - strlen(tables), "%s%s",
+                         tables[0] ? ", " : "", bp_dtables[t].name);
+        size_t first, n = bp_dshape_columns((bp_dshape)s, &first);
+        for (size_t i = first; i < first + n; i++) {
+            const bp_dcolumn *c = &bp_dcolumns[i];
+            fprintf(f, "| %s | `%s` | %s | %s | %s |\n", tables, c->name, bp_col_type_name(c->type),
+                    c->flags & BP_COL_KEY       ? "key"
+                    : c->flags & BP_COL_NOTNULL ? "not null"
+                                                : "",
+                    agg_text(c->agg));
+        }
+    }
+}
+
 static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
 {
     bp_sink_settings set = {cfg->sink_settings, cfg->sink_setting_count};
@@ -101,6 +150,48 @@ static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
         bp_info("output %d: %s", i + 1, sinks[i]->url);
     }
     return 0;
+}
+
+/* The analytics of the outputs with derived tables: the metrics module and its price source,
+ * made when one of them wants it (*m stays NULL otherwise). */
+static int open_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,
+                        bp_error *err)
+{
+    bool wanted = false;
+    for (int i = 0; i < cfg->output_count; i++)
+        wanted |= sinks[i]->derived;
+    if (!wanted)
+        return 0;
+    unsigned need = BP_FETCH_TRANSACTIONS | BP_FETCH_RECEIPTS;
+    if ((cfg->fetch & need) != need) {
+        bp_warn("the derived analytics tables need transactions and receipts (--fetch); they "
+                "are not written in this run");
+        for (int i = 0; i < cfg->output_count; i++)
+            sinks[i]->derived = false;
+        return 0;
+    }
+    const char *symbol = cfg->native_token ? cfg->native_token : "ETH";
+    if (cfg->prices_file || cfg->price_url) {
+        bp_prices_config pc = {.symbol = symbol,
+                               .file = cfg->prices_file,
+                               .url = cfg->price_url,
+                               .coin_id = cfg->price_coin_id,
+                               .api_key = cfg->coingecko_api_key,
+                               .interval = cfg->price_interval,
+                               .max_age = cfg->price_max_age,
+                               .timeout = cfg->rpc_timeout};
+        if (!(*p = bp_prices_new(&pc, err)) || bp_prices_start(*p, err) != 0)
+            return err->code;
+        if (cfg->prices_file)
+            bp_info("prices: %zu %s points from %s", bp_prices_count(*p), symbol, cfg->prices_file);
+    }
+    bp_metrics_config mc = {.reorg_window = cfg->reorg_window,
+                            .native_symbol = symbol,
+                            .price_max_age = cfg->price_max_age,
+                            .prices = *p,
+                            .predictions = cfg->ml};
+    *m = bp_metrics_new(&mc, err);
+    return *m ? 0 : err->code;
 }
 
 static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *eps,
@@ -145,6 +236,8 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_error err = {0};
     bp_sink *sinks[BP_MAX_OUTPUTS] = {0};
     bp_cli_api api = {0};
+    bp_metrics *metrics = NULL;
+    bp_prices *prices = NULL;
     int status = 1;
     if (bp_config_load(&cfg, cmd, argc, argv, &err) != 0) {
         fprintf(stderr, "blockpipe: %s\n", err.msg);
@@ -164,6 +257,8 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     if (rc == 0)
         rc = open_outputs(&cfg, sinks, &err);
     if (rc == 0)
+        rc = open_metrics(&cfg, sinks, &metrics, &prices, &err);
+    if (rc == 0)
         rc = bp_cli_api_start(&cfg, &api, &err);
     if (rc != 0) {
         status = rc == BP_EINVAL ? 2 : 1;
@@ -180,6 +275,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
         pc.batch_committed = bp_push_batch;
         pc.batch_ctx = api.push;
     }
+    pc.metrics = metrics;
     if (cfg.state_dir)
         bp_state_announce(cfg.state_dir);
     rc = bp_pipeline_run(&pc, &g_stop, &err);
@@ -197,6 +293,8 @@ fail:
     bp_err("%s", err.msg);
 out:
     bp_cli_api_stop(&api); /* before the outputs: the push hub read them */
+    bp_metrics_free(metrics);
+    bp_prices_free(prices);
     for (int i = 0; i < BP_MAX_OUTPUTS; i++)
         bp_sink_close(sinks[i]);
     bp_rpc_global_cleanup();
@@ -221,6 +319,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "--help-columns") == 0) { /* docs/SCHEMA.md's table (make docs) */
         print_columns(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--help-derived") == 0) { /* docs/SCHEMA.md's derived tables (make docs) */
+        print_derived(stdout);
         return 0;
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics/metrics.h"
 #include "util/log.h"
 
 /* ---- what each output holds -------------------------------------------------------- */
@@ -405,8 +406,27 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
     return 0;
 }
 
+/* The batch's derived rows when an output writes them (computed once for all of them). */
+static int derive(bp_outputs *o, const bp_batch *batch, const bp_derived **out, bp_error *err)
+{
+    *out = NULL;
+    bool wanted = false, empty = true;
+    for (size_t i = 0; i < o->count; i++) {
+        bool mine = !o->failed[i] && o->sinks[i]->derived;
+        wanted |= mine;
+        empty &= !mine || !o->cps[i].set;
+    }
+    if (!o->metrics || !wanted)
+        return 0;
+    return bp_metrics_compute(o->metrics, batch, empty, out, err);
+}
+
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
 {
+    const bp_derived *derived = NULL;
+    int drc = derive(o, batch, &derived, err);
+    if (drc != 0)
+        return drc;
     /* every REVERT made for an output pops a block it held or got in this batch */
     size_t cap = batch->count + BP_OUTPUTS_HELD;
     if (cap > o->scratch_cap) {
@@ -436,6 +456,7 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         /* The kill -9 tests tell from these two lines whether a kill landed mid-write. */
         bp_debug("output '%s': writing %zu events (%zu reverts) up to block %" PRIu64 " %s",
                  o->sinks[i]->url, n, count_reverts(&mine), cp.number, cp.hash);
+        mine.derived = o->sinks[i]->derived ? derived : NULL;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         int wrc = write_one(o->sinks[i], &mine, err);

@@ -64,6 +64,9 @@ typedef struct bp_outputs {
     bp_checkpoint *probe_cp;
     atomic_bool stop_probes;
     bp_hist *write_us; /* per output: time of each batch write (its retries included), µs */
+    /* Derives the analytics rows once per batch for the outputs that write them (not owned;
+     * NULL: none). */
+    struct bp_metrics *metrics;
 } bp_outputs;
 
 /* Reads every output's checkpoint for chain, and its newest blocks (the `recent` op). With

@@ -1338,6 +1338,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     rc = bp_outputs_init(&p->out, c->sinks, c->sink_count, p->chain, c->output_keep_going, err);
     if (rc != 0)
         return rc;
+    p->out.metrics = c->metrics;
     rc = resume_point(p, start, err);
     if (rc != 0)
         return rc;

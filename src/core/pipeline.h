@@ -65,6 +65,7 @@ typedef struct bp_pipeline_config {
      * API's push hub; see writer.h). NULL: none. */
     void (*batch_committed)(void *batch_ctx, const bp_batch *b);
     void *batch_ctx;
+    struct bp_metrics *metrics; /* derives the analytics rows (not owned); NULL: none */
     /* real time (run only): NULL ws_url = HTTP polling only */
     const char *ws_url;
     double ws_reconnect_interval;

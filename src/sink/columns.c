@@ -37,6 +37,7 @@ const char *bp_col_type_name(bp_col_type t)
         [BP_COL_INT64] = "int64", [BP_COL_UINT64] = "uint64",   [BP_COL_UINT256] = "uint256",
         [BP_COL_HASH] = "hash",   [BP_COL_ADDRESS] = "address", [BP_COL_BYTES] = "bytes",
         [BP_COL_TEXT] = "text",   [BP_COL_JSON] = "json",       [BP_COL_BOOL] = "bool",
+        [BP_COL_FLOAT] = "float",
     };
     return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }

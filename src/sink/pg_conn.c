@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "sink/pg_derived.h"
 #include "sink/sqlgen.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -34,6 +35,8 @@ const char *bp_pg_type(const bp_column *c)
         return "jsonb";
     case BP_COL_BOOL:
         return "boolean";
+    case BP_COL_FLOAT:
+        return "double precision";
     default:
         return "bytea";
     }
@@ -70,6 +73,10 @@ static const struct {
     int (*sql)(bp_buf *out);
 } g_migrations[] = {
     {1, "blocks, transactions, logs, checkpoints", v1},
+    {2,
+     "derived analytics tables (chain_metrics_*, contract_metrics_*, sets, token_transfers, "
+     "prices, ml_predictions)",
+     bp_pg_derived_schema},
 };
 #define PG_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 
@@ -177,7 +184,19 @@ void bp_pg_errmsg(PGconn *c, const PGresult *r, char *out, size_t cap)
     one_line(out, cap, tmp);
 }
 
-int bp_pg_exec(PGconn *c, const char *sql, PGresult **res, const char *what, bp_error *err)
+/* The error of r (may be NULL): its SQLSTATE into sqlstate (may be NULL), "what: message". */
+static int result_error(PGconn *c, PGresult *r, char *sqlstate, const char *what, bp_error *err)
+{
+    char msg[BP_ERROR_MSG_MAX];
+    bp_pg_errmsg(c, r, msg, sizeof(msg));
+    if (sqlstate)
+        snprintf(sqlstate, 6, "%s", bp_pg_sqlstate(r));
+    int code = bp_pg_conn_lost(c, r) ? BP_ETRANSPORT : BP_EDB;
+    return bp_error_set(err, code, "%s: %s", what, msg);
+}
+
+int bp_pg_run(PGconn *c, const char *sql, PGresult **res, char *sqlstate, const char *what,
+              bp_error *err)
 {
     if (res)
         *res = NULL;
@@ -190,11 +209,87 @@ int bp_pg_exec(PGconn *c, const char *sql, PGresult **res, const char *what, bp_
             PQclear(r);
         return 0;
     }
-    char msg[BP_ERROR_MSG_MAX];
-    bp_pg_errmsg(c, r, msg, sizeof(msg));
-    int code = bp_pg_conn_lost(c, r) ? BP_ETRANSPORT : BP_EDB;
+    int rc = result_error(c, r, sqlstate, what, err);
     PQclear(r);
-    return bp_error_set(err, code, "%s: %s", what, msg);
+    return rc;
+}
+
+int bp_pg_exec(PGconn *c, const char *sql, PGresult **res, const char *what, bp_error *err)
+{
+    return bp_pg_run(c, sql, res, NULL, what, err);
+}
+
+/* The COPY data line a failure names in its context ("COPY t, line 3"), or 0. */
+static long copy_line_of(const PGresult *r)
+{
+    const char *ctx = r ? PQresultErrorField(r, PG_DIAG_CONTEXT) : NULL;
+    const char *line = ctx ? strstr(ctx, ", line ") : NULL;
+    return line && strncmp(ctx, "COPY ", 5) == 0 ? strtol(line + 7, NULL, 10) : 0;
+}
+
+int bp_pg_copy_end(PGconn *c, char *sqlstate, long *line, const char *what, bp_error *err)
+{
+    if (PQputCopyEnd(c, NULL) != 1)
+        return result_error(c, NULL, sqlstate, what, err);
+    int rc = 0;
+    PGresult *r;
+    while ((r = PQgetResult(c)) != NULL) {
+        if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK) {
+            rc = result_error(c, r, sqlstate, what, err);
+            if (line)
+                *line = copy_line_of(r);
+        }
+        PQclear(r);
+    }
+    return rc;
+}
+
+int bp_pg_copy_begin(PGconn *c, const char *table, const char *cols, char *sqlstate,
+                     const char *what, bp_error *err)
+{
+    char sql[4096];
+    snprintf(sql, sizeof(sql), "COPY %s(%s) FROM STDIN (FORMAT binary)", table, cols);
+    PGresult *r = PQexec(c, sql);
+    if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
+        int rc = result_error(c, r, sqlstate, what, err);
+        PQclear(r);
+        return rc;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int bp_pg_copy_put(PGconn *c, const bp_buf *data, char *sqlstate, const char *what, bp_error *err)
+{
+    for (size_t off = 0; off < data->len; off += BP_PG_COPY_CHUNK) {
+        size_t n = data->len - off < BP_PG_COPY_CHUNK ? data->len - off : BP_PG_COPY_CHUNK;
+        if (PQputCopyData(c, data->data + off, (int)n) != 1) {
+            int rc = result_error(c, NULL, sqlstate, what, err);
+            PQputCopyEnd(c, "send failed");
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int bp_pg_copy_abort(PGconn *c, const char *why, int rc)
+{
+    PGresult *r;
+    PQputCopyEnd(c, why);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+    return rc;
+}
+
+int bp_pg_copy(PGconn *c, const char *table, const char *cols, const bp_buf *data, char *sqlstate,
+               long *line, const char *what, bp_error *err)
+{
+    if (line)
+        *line = 0;
+    int rc = bp_pg_copy_begin(c, table, cols, sqlstate, what, err);
+    if (rc == 0)
+        rc = bp_pg_copy_put(c, data, sqlstate, what, err);
+    return rc ? rc : bp_pg_copy_end(c, sqlstate, line, what, err);
 }
 
 /* ---- connect ---------------------------------------------------------------------------- */

@@ -15,12 +15,13 @@
 #include "blockpipe/columns.h"
 #include "blockpipe/error.h"
 #include "blockpipe/sink.h"
+#include "util/buf.h"
 
 #define BP_PG_DEFAULT_SCHEMA "public"
 #define BP_PG_DEFAULT_WAIT 30
 #define BP_PG_DEFAULT_CHECKPOINT "postgres"
 /* The newest schema version this program knows (schema_migrations.version). */
-#define BP_PG_SCHEMA_VERSION 1
+#define BP_PG_SCHEMA_VERSION 2
 
 typedef struct bp_pg_target {
     char *conninfo;   /* "postgresql://..." without our parameters, for libpq */
@@ -33,8 +34,7 @@ typedef struct bp_pg_target {
 
 /* Fills t from target (the URL without "postgres://" and without our parameters) and the
  * output's option values (schema, wait_for_db, checkpoint, mode; NULL: the defaults). */
-int bp_pg_target_init(bp_pg_target *t, const char *target, const bp_sink_opts *opts,
-                      bp_error *err);
+int bp_pg_target_init(bp_pg_target *t, const char *target, const bp_sink_opts *opts, bp_error *err);
 void bp_pg_target_release(bp_pg_target *t);
 
 /* Connects, retrying with exponential backoff for up to t->wait_for_db seconds while the
@@ -67,5 +67,23 @@ void bp_pg_errmsg(PGconn *c, const PGresult *r, char *out, size_t cap);
  * On success *res (if not NULL) holds the last result (PQclear it). On failure returns
  * BP_ETRANSPORT when the connection is lost, else BP_EDB, with "what: message". */
 int bp_pg_exec(PGconn *c, const char *sql, PGresult **res, const char *what, bp_error *err);
+/* bp_pg_exec that also gives the failure's SQLSTATE (sqlstate: 6 bytes, may be NULL). */
+int bp_pg_run(PGconn *c, const char *sql, PGresult **res, char *sqlstate, const char *what,
+              bp_error *err);
+
+/* PQputCopyData piece: libpq copies it, keep its buffer small. */
+#define BP_PG_COPY_CHUNK (1u << 20)
+/* One binary COPY of data (header, rows, trailer) into table(cols). On failure the SQLSTATE
+ * (sqlstate, may be NULL) and the data line the server named (*line, may be NULL; 0: none). */
+int bp_pg_copy(PGconn *c, const char *table, const char *cols, const bp_buf *data, char *sqlstate,
+               long *line, const char *what, bp_error *err);
+/* The same in steps, for a COPY whose data is encoded while it is sent (so the buffer stays
+ * near BP_PG_COPY_CHUNK): begin; put (any number of times); end, or abort with rc (the reason
+ * err already holds: the server is told why, and the caller rolls the transaction back). */
+int bp_pg_copy_begin(PGconn *c, const char *table, const char *cols, char *sqlstate,
+                     const char *what, bp_error *err);
+int bp_pg_copy_put(PGconn *c, const bp_buf *data, char *sqlstate, const char *what, bp_error *err);
+int bp_pg_copy_end(PGconn *c, char *sqlstate, long *line, const char *what, bp_error *err);
+int bp_pg_copy_abort(PGconn *c, const char *why, int rc);
 
 #endif

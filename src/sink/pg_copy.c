@@ -214,3 +214,14 @@ void bp_pgcopy_hex(bp_pgcopy *c, const char *s, const char *col)
     }
     put_be32(p, (uint32_t)n);
 }
+
+void bp_pgcopy_f64(bp_pgcopy *c, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    unsigned char *p = room(c, 12);
+    if (p) {
+        put_be32(p, 8);
+        put_be64(p + 4, bits);
+    }
+}

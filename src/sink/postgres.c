@@ -22,18 +22,20 @@
 #include <string.h>
 
 #include "blockpipe/columns.h"
-#include "sink/options.h"
+#include "blockpipe/derived.h"
+#include "metrics/metrics.h"
 #include "sink/format.h"
+#include "sink/options.h"
 #include "sink/pg_conn.h"
 #include "sink/pg_copy.h"
+#include "sink/pg_derived.h"
 #include "sink/pg_read.h"
 #include "sink/sqlgen.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
 #include "util/log.h"
 
-#define PG_CHUNK (1u << 20) /* PQputCopyData piece: libpq copies it, keep its buffer small */
-#define PG_MAX_ATTEMPTS 6   /* tries of one batch over connection losses and deadlocks */
+#define PG_MAX_ATTEMPTS 6 /* tries of one batch over connection losses and deadlocks */
 #define PG_SQL_MAX (64u << 20)
 
 /* The tables in bp_table order; their columns come from the column table (columns.h). */
@@ -54,16 +56,19 @@ typedef struct pg_sink {
     struct bp_sink base;
     bp_pg_target t;
     PGconn *conn;
-    bool have_stage;      /* the temporary staging tables exist on this connection */
-    char sqlstate[6];     /* of the last failed statement, "" when none */
-    long copy_line;       /* the COPY data line the server named in the last error, or 0 */
-    bp_buf data[T_COUNT]; /* COPY data not sent yet, < PG_CHUNK + a row (reused) */
-    bp_buf cols[T_COUNT]; /* each table's column list, for COPY */
-    bp_buf sql;           /* statement text (reused) */
-    bp_buf json;          /* withdrawals JSON of one block (reused) */
-    char *chain;          /* the chain chain_lit quotes */
-    char *chain_lit;      /* chain as an SQL literal */
-    char *output_lit;     /* t.checkpoint as an SQL literal */
+    bool have_stage;              /* the temporary staging tables exist on this connection */
+    char sqlstate[6];             /* of the last failed statement, "" when none */
+    long copy_line;               /* the COPY data line the server named in the last error, or 0 */
+    bp_buf data[T_COUNT];         /* COPY data not sent yet, < BP_PG_COPY_CHUNK + a row */
+    bp_buf cols[T_COUNT];         /* each table's column list, for COPY */
+    bp_buf sql;                   /* statement text (reused) */
+    bp_buf json;                  /* withdrawals JSON of one block (reused) */
+    char *chain;                  /* the chain chain_lit quotes */
+    char *chain_lit;              /* chain as an SQL literal */
+    char *output_lit;             /* t.checkpoint as an SQL literal */
+    bp_pg_derived *derived;       /* the derived tables (metrics on), else NULL */
+    const bp_block_derived **run; /* the derived rows of the APPLY run being written */
+    size_t run_cap;
 } pg_sink;
 
 /* ---- rows ------------------------------------------------------------------------------- */
@@ -180,88 +185,26 @@ static int failed(pg_sink *s, PGresult *r, const char *what, bp_error *err)
     char msg[BP_ERROR_MSG_MAX];
     bp_pg_errmsg(s->conn, r, msg, sizeof(msg));
     snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", bp_pg_sqlstate(r));
-    const char *ctx = r ? PQresultErrorField(r, PG_DIAG_CONTEXT) : NULL;
-    const char *line = ctx ? strstr(ctx, ", line ") : NULL;
-    s->copy_line = line && strncmp(ctx, "COPY ", 5) == 0 ? strtol(line + 7, NULL, 10) : 0;
     int code = bp_pg_conn_lost(s->conn, r) ? BP_ETRANSPORT : BP_EDB;
     return bp_error_set(err, code, "%s: %s", what, msg);
 }
 
 static int exec(pg_sink *s, const char *sql, PGresult **res, const char *what, bp_error *err)
 {
-    if (res)
-        *res = NULL;
-    PGresult *r = PQexec(s->conn, sql);
-    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
-        if (res)
-            *res = r;
-        else
-            PQclear(r);
-        return 0;
-    }
-    int rc = failed(s, r, what, err);
-    PQclear(r);
-    return rc;
-}
-
-static int copy_end(pg_sink *s, const char *what, bp_error *err)
-{
-    if (PQputCopyEnd(s->conn, NULL) != 1)
-        return failed(s, NULL, what, err);
-    int rc = 0;
-    PGresult *r;
-    while ((r = PQgetResult(s->conn)) != NULL) {
-        if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK)
-            rc = failed(s, r, what, err);
-        PQclear(r);
-    }
-    return rc;
-}
-
-/* Sends what data holds as COPY data, in PG_CHUNK pieces, and empties it. */
-static int copy_send(pg_sink *s, bp_buf *data, const char *what, bp_error *err)
-{
-    for (size_t off = 0; off < data->len; off += PG_CHUNK) {
-        size_t n = data->len - off < PG_CHUNK ? data->len - off : PG_CHUNK;
-        if (PQputCopyData(s->conn, data->data + off, (int)n) != 1) {
-            int rc = failed(s, NULL, what, err);
-            PQputCopyEnd(s->conn, "send failed");
-            return rc;
-        }
-    }
-    bp_buf_reset(data);
-    return 0;
-}
-
-/* Ends a COPY that cannot go on: the server refuses it (the transaction is rolled back by
- * the caller), and err keeps the reason we stopped for. */
-static int copy_abort(pg_sink *s, int rc)
-{
-    PGresult *r;
-    PQputCopyEnd(s->conn, "blockpipe could not encode a row");
-    while ((r = PQgetResult(s->conn)) != NULL)
-        PQclear(r);
-    return rc;
+    return bp_pg_run(s->conn, sql, res, s->sqlstate, what, err);
 }
 
 /* One binary COPY of table t's rows of the run ev[0..n) into `table`. The rows are encoded
- * into s->data[t] and sent each time it holds PG_CHUNK bytes, so the buffer stays near that
- * whatever the run holds: encoding the whole run first took about as much memory again as
- * its blocks, outside --max-memory. A row that cannot be encoded ends the COPY with an error
- * naming its block. */
+ * into s->data[t] and sent each time it holds BP_PG_COPY_CHUNK bytes, so the buffer stays near
+ * that whatever the run holds: encoding the whole run first took about as much memory again
+ * as its blocks, outside --max-memory. A row that cannot be encoded ends the COPY with an
+ * error naming its block. */
 static int copy_table(pg_sink *s, const char *table, int t, const char *chain, const bp_event *ev,
                       size_t n, const char *what, bp_error *err)
 {
-    char sql[4096];
-    snprintf(sql, sizeof(sql), "COPY %s(%s) FROM STDIN (FORMAT binary)", table, s->cols[t].data);
-    PGresult *r = PQexec(s->conn, sql);
-    if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
-        int rc = failed(s, r, what, err);
-        PQclear(r);
+    int rc = bp_pg_copy_begin(s->conn, table, s->cols[t].data, s->sqlstate, what, err);
+    if (rc != 0)
         return rc;
-    }
-    PQclear(r);
     bp_buf *data = &s->data[t];
     bp_buf_reset(data);
     bp_pgcopy c = {.buf = data};
@@ -271,17 +214,23 @@ static int copy_table(pg_sink *s, const char *table, int t, const char *chain, c
         for (size_t k = 0, rows = rows_of(b, t); k < rows; k++) {
             enc_row(s, &c, t, chain, b, k);
             if (c.rc != 0)
-                return copy_abort(s, enc_failed(&c, b, err));
-            int rc = data->len >= PG_CHUNK ? copy_send(s, data, what, err) : 0;
-            if (rc != 0)
+                return bp_pg_copy_abort(s->conn, "blockpipe could not encode a row",
+                                        enc_failed(&c, b, err));
+            if (data->len < BP_PG_COPY_CHUNK)
+                continue;
+            if ((rc = bp_pg_copy_put(s->conn, data, s->sqlstate, what, err)) != 0)
                 return rc;
+            bp_buf_reset(data);
         }
     }
     bp_pgcopy_trailer(&c);
     if (c.rc != 0)
-        return copy_abort(s, bp_error_set(err, c.rc, "encoding COPY rows: %s", bp_strerror(c.rc)));
-    int rc = copy_send(s, data, what, err);
-    return rc ? rc : copy_end(s, what, err);
+        return bp_pg_copy_abort(
+            s->conn, "blockpipe could not encode a row",
+            bp_error_set(err, c.rc, "encoding COPY rows: %s", bp_strerror(c.rc)));
+    rc = bp_pg_copy_put(s->conn, data, s->sqlstate, what, err);
+    bp_buf_reset(data);
+    return rc ? rc : bp_pg_copy_end(s->conn, s->sqlstate, &s->copy_line, what, err);
 }
 
 /* The block of the line-th row (1-based) of table t in the run ev[0..n). */
@@ -471,21 +420,65 @@ static int commit(pg_sink *s, const bp_batch *batch, bp_error *err)
     return exec(s, s->sql.data, NULL, what, err);
 }
 
-static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
+/* The derived rows of the APPLY run ev[0..n). */
+static int derived_apply(pg_sink *s, const bp_batch *batch, const bp_event *ev, size_t n,
+                         bool staging, size_t *hint, bp_error *err)
 {
-    for (size_t i = 0; i < batch->count;) {
-        bp_event_kind kind = batch->events[i].kind;
-        size_t j = i + 1;
-        while (j < batch->count && batch->events[j].kind == kind)
-            j++;
-        int rc = kind == BP_EVENT_APPLY
-                     ? apply_run(s, batch, batch->events + i, j - i, staging, err)
-                     : revert_run(s, batch->events + i, j - i, err);
+    if (n > s->run_cap) {
+        const bp_block_derived **p = realloc(s->run, n * sizeof(*p));
+        if (!p)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        s->run = p;
+        s->run_cap = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!(s->run[i] = bp_derived_find(batch->derived, ev[i].block, hint)))
+            return bp_error_set(err, BP_EINVAL,
+                                "block %" PRIu64 ": the batch has no derived rows for it",
+                                ev[i].block->number);
+    return bp_pg_derived_apply(s->derived, s->conn, batch->derived, s->run, n, staging, err);
+}
+
+static int derived_revert(pg_sink *s, const bp_batch *batch, const bp_event *ev, size_t n,
+                          bp_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = bp_pg_derived_revert(s->derived, s->conn, batch->chain, ev[i].block, err);
         if (rc != 0)
             return rc;
-        i = j;
     }
     return 0;
+}
+
+/* A run of events of one kind: its raw rows and, with derived tables, their rows. */
+static int write_run(pg_sink *s, const bp_batch *batch, const bp_event *ev, size_t n, bool staging,
+                     bool derived, size_t *hint, bp_error *err)
+{
+    if (ev[0].kind == BP_EVENT_APPLY) {
+        int rc = apply_run(s, batch, ev, n, staging, err);
+        return rc || !derived ? rc : derived_apply(s, batch, ev, n, staging, hint, err);
+    }
+    int rc = derived ? derived_revert(s, batch, ev, n, err) : 0;
+    return rc ? rc : revert_run(s, ev, n, err);
+}
+
+static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
+{
+    bool derived = s->derived && batch->derived;
+    size_t hint = 0;
+    int rc = derived ? bp_pg_derived_begin(s->derived, s->conn, batch->derived, err) : 0;
+    for (size_t i = 0; rc == 0 && i < batch->count;) {
+        size_t j = i + 1;
+        while (j < batch->count && batch->events[j].kind == batch->events[i].kind)
+            j++;
+        rc = write_run(s, batch, batch->events + i, j - i, staging, derived, &hint, err);
+        i = j;
+    }
+    if (rc == 0 && derived)
+        rc = bp_pg_derived_finish(s->derived, s->conn, batch->derived, err);
+    if (rc != 0 && derived && !s->sqlstate[0])
+        snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", bp_pg_derived_sqlstate(s->derived));
+    return rc;
 }
 
 static int write_once(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
@@ -514,6 +507,8 @@ out:
     if (rc != 0 && PQstatus(s->conn) == CONNECTION_OK &&
         PQtransactionStatus(s->conn) != PQTRANS_IDLE)
         PQclear(PQexec(s->conn, "ROLLBACK"));
+    if (rc != 0 && s->derived) /* temporary tables created in the rolled-back transaction */
+        bp_pg_derived_reset(s->derived);
     return rc;
 }
 
@@ -524,6 +519,8 @@ static int ensure_conn(pg_sink *s, bp_error *err)
     PQfinish(s->conn);
     s->conn = NULL;
     s->have_stage = false;
+    if (s->derived)
+        bp_pg_derived_reset(s->derived);
     bp_warn("postgres %s: connection lost; reconnecting (up to %d s)", s->t.where,
             s->t.wait_for_db);
     return bp_pg_connect(&s->t, &s->conn, err);
@@ -638,6 +635,8 @@ static void pg_close(bp_sink *base)
     PQfreemem(s->chain_lit);
     PQfreemem(s->output_lit);
     bp_pg_target_release(&s->t);
+    bp_pg_derived_free(s->derived);
+    free(s->run);
     free(s);
 }
 
@@ -664,6 +663,12 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0 &&
         !(s->output_lit = PQescapeLiteral(s->conn, s->t.checkpoint, strlen(s->t.checkpoint))))
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0 && bp_sink_opt_int(opts, "metrics")) {
+        bp_retention ret;
+        bp_retention_from_opts(opts, &ret);
+        rc = bp_pg_derived_new(&ret, &s->derived, err);
+        s->base.derived = rc == 0;
+    }
     if (rc != 0) {
         pg_close(&s->base);
         return rc;
@@ -715,6 +720,7 @@ static const bp_sink_option g_options[] = {
      .choices = "auto|staging",
      .help = "staging: always write through staging tables and INSERT ... ON CONFLICT "
              "(for benchmarks; auto stages only a batch that meets rows already stored)"},
+    BP_METRICS_SINK_OPTIONS,
 };
 
 static const char *const g_aliases[] = {"postgresql", NULL};

@@ -19,15 +19,21 @@
 #include <string.h>
 
 #include "blockpipe/columns.h"
+#include "blockpipe/derived.h"
+#include "metrics/metrics.h"
 #include "sink/format.h"
 #include "sink/sqlgen.h"
 #include "sink/sqlite_read.h"
+#include "sink/sqlite_derived.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
 #include "util/hex.h"
 
-#define SQLITE_SCHEMA_VERSION 1
+/* 1: blocks, transactions, logs, checkpoints; 2: the derived tables (derived.h) */
+#define SQLITE_SCHEMA_VERSION 2
 #define SQLITE_BUSY_MS 10000
+#define BP_STR_(x) #x
+#define BP_STR(x) BP_STR_(x)
 #define SQLITE_OUTPUT "sqlite"
 
 /* SQLite's type of a column: 64-bit integers are INTEGER (see bind_u64 for values above
@@ -96,9 +102,12 @@ typedef struct sqlite_sink {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     char *path;
-    char lastmsg[256]; /* SQLite's message of the last failed step */
-    bp_buf wbuf;       /* withdrawals JSON of the block being inserted (reused) */
-    bp_buf sql;        /* generated statement text (open only) */
+    char lastmsg[256];            /* SQLite's message of the last failed step */
+    bp_buf wbuf;                  /* withdrawals JSON of the block being inserted (reused) */
+    bp_buf sql;                   /* generated statement text (open only) */
+    bp_sqlite_derived *derived;   /* the derived tables' writer (metrics on), else NULL */
+    const bp_block_derived **run; /* the APPLY run being written, for the derived tables */
+    size_t run_len, run_cap;
 } sqlite_sink;
 
 /* ---- binding ---------------------------------------------------------------------------- */
@@ -264,15 +273,16 @@ static int insert_logs(sqlite_sink *s, const char *chain, const bp_block *b, bp_
     return 0;
 }
 
-static int apply_block(sqlite_sink *s, const char *chain, const bp_block *b, bp_error *err)
+/* *skip: the same block was already stored (by another process): nothing written. */
+static int apply_block(sqlite_sink *s, const char *chain, const bp_block *b, bool *skip,
+                       bp_error *err)
 {
     bp_row r = {.chain = chain, .block = b};
     int rc = bind_row(s, s->st[ST_INS_BLOCK], BP_TABLE_BLOCKS, &r);
     rc = rc != SQLITE_OK ? bind_failed(s) : run(s, ST_INS_BLOCK);
     if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-        bool skip = false;
-        int crc = apply_conflict(s, chain, b, &skip, err);
-        if (crc != 0 || skip)
+        int crc = apply_conflict(s, chain, b, skip, err);
+        if (crc != 0 || *skip)
             return crc;
     }
     if (rc != SQLITE_OK)
@@ -317,16 +327,67 @@ static int save_checkpoint(sqlite_sink *s, const char *chain, const bp_checkpoin
 
 /* ---- ops -------------------------------------------------------------------------------- */
 
+/* ---- derived tables ----------------------------------------------------------------------- */
+
+/* The derived rows of the APPLY run collected so far, written (then the run is empty). */
+static int flush_run(sqlite_sink *s, const bp_batch *batch, bp_error *err)
+{
+    int rc = s->run_len
+                 ? bp_sqlite_derived_apply(s->derived, batch->derived, s->run, s->run_len, err)
+                 : 0;
+    s->run_len = 0;
+    return rc;
+}
+
+/* Adds the derived rows of the applied block b to the run. */
+static int run_add(sqlite_sink *s, const bp_batch *batch, const bp_block *b, size_t *hint,
+                   bp_error *err)
+{
+    const bp_block_derived *bd = bp_derived_find(batch->derived, b, hint);
+    if (!bd)
+        return bp_error_set(err, BP_EINVAL,
+                            "block %" PRIu64 ": the batch has no derived rows for it", b->number);
+    if (s->run_len == s->run_cap) {
+        size_t cap = s->run_cap ? s->run_cap * 2 : 64;
+        const bp_block_derived **p = realloc(s->run, cap * sizeof(*p));
+        if (!p)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        s->run = p;
+        s->run_cap = cap;
+    }
+    s->run[s->run_len++] = bd;
+    return 0;
+}
+
+static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev, bool derived,
+                       size_t *hint, bp_error *err)
+{
+    if (ev->kind == BP_EVENT_APPLY) {
+        bool skip = false;
+        int rc = apply_block(s, batch->chain, ev->block, &skip, err);
+        if (skip && derived)
+            bp_sqlite_derived_foreign(s->derived);
+        return rc || skip || !derived ? rc : run_add(s, batch, ev->block, hint, err);
+    }
+    int rc = derived ? flush_run(s, batch, err) : 0;
+    if (rc == 0 && derived)
+        rc = bp_sqlite_derived_revert(s->derived, batch->chain, ev->block, err);
+    return rc ? rc : revert_block(s, batch->chain, ev->block, err);
+}
+
 static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
 {
-    for (size_t i = 0; i < batch->count; i++) {
-        const bp_event *ev = &batch->events[i];
-        int rc = ev->kind == BP_EVENT_APPLY ? apply_block(s, batch->chain, ev->block, err)
-                                            : revert_block(s, batch->chain, ev->block, err);
-        if (rc != 0)
-            return rc;
-    }
-    return save_checkpoint(s, batch->chain, &batch->checkpoint, err);
+    bool derived = s->derived && batch->derived;
+    size_t hint = 0;
+    s->run_len = 0;
+    int rc = derived ? bp_sqlite_derived_begin(s->derived, batch->derived, err) : 0;
+    for (size_t i = 0; rc == 0 && i < batch->count; i++)
+        rc = write_event(s, batch, &batch->events[i], derived, &hint, err);
+    if (rc == 0 && derived)
+        rc = flush_run(s, batch, err);
+    if (rc == 0 && derived)
+        rc = bp_sqlite_derived_finish(s->derived, batch->derived, err);
+    return rc ? rc : save_checkpoint(s, batch->chain, &batch->checkpoint, err);
 }
 
 /* A full disk often shows only at COMMIT (the WAL grows then): name the batch's blocks, as
@@ -425,6 +486,8 @@ static void sqlite_close(bp_sink *base)
         return;
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
+    bp_sqlite_derived_close(s->derived);
+    free(s->run);
     sqlite3_close(s->db);
     bp_buf_release(&s->wbuf);
     bp_buf_release(&s->sql);
@@ -474,12 +537,14 @@ static int create_schema(sqlite_sink *s, bp_error *err)
     for (bp_table t = 0; rc == 0 && t < BP_TABLE_COUNT; t++)
         if (bp_sql_create_table(&s->sql, t, "IF NOT EXISTS ", "", sqlite_type, "") != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc == 0 && bp_buf_puts(&s->sql, g_checkpoints_ddl) != 0)
+    if (rc == 0 &&
+        (bp_buf_puts(&s->sql, g_checkpoints_ddl) != 0 || bp_sqlite_derived_schema(&s->sql) != 0))
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0)
         rc = exec(s, s->sql.data, "creating the schema", err);
     if (rc == 0 && version < SQLITE_SCHEMA_VERSION)
-        rc = exec(s, "PRAGMA user_version = 1", "setting the schema version", err);
+        rc = exec(s, "PRAGMA user_version = " BP_STR(SQLITE_SCHEMA_VERSION),
+                  "setting the schema version", err);
     if (rc == 0)
         return exec(s, "COMMIT", "COMMIT", err);
     sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -547,6 +612,12 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
         rc = exec(s, g_indexes_ddl, "creating the lookup indexes", err);
     if (rc == 0)
         rc = prepare_all(s, err);
+    if (rc == 0 && bp_sink_opt_int(opts, "metrics")) {
+        bp_retention ret;
+        bp_retention_from_opts(opts, &ret);
+        rc = bp_sqlite_derived_open(s->db, s->path, &ret, &s->derived, err);
+        s->base.derived = rc == 0;
+    }
 out:
     if (rc != 0) {
         if (s)
@@ -582,7 +653,7 @@ static const bp_sink_option g_options[] = {
      .def = "off",
      .help = "create the lookup indexes the API's queries use (by hash, address, topic0); on "
              "by default with --api and in serve"},
-};
+    BP_METRICS_SINK_OPTIONS};
 
 const bp_sink_ops bp_sink_sqlite_ops = {
     .scheme = "sqlite",
@@ -590,7 +661,8 @@ const bp_sink_ops bp_sink_sqlite_ops = {
     .option_count = sizeof(g_options) / sizeof(g_options[0]),
     .title = "SQLite",
     .usage = "sqlite:PATH",
-    .description = "SQLite database file (the default): blocks, transactions, logs, checkpoints",
+    .description = "SQLite database file (the default): blocks, transactions, logs, checkpoints "
+                   "and the derived analytics tables",
     .migrate = sqlite_migrate,
     .open = sqlite_open,
     .checkpoint = sqlite_checkpoint,

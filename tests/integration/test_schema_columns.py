@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""PostgreSQL's and ClickHouse's tables hold exactly the column table's columns (`blockpipe
---help-columns`): names in order, the type each logical type maps to, NOT NULL and the primary
-keys (ClickHouse: Nullable unless NOT NULL or in the sort key, which is the key columns and the
+"""PostgreSQL's tables hold exactly the column table's columns (`blockpipe --help-columns`), and
+the derived tables exactly the derived column table's (`blockpipe --help-derived`): names in
+order, the type each logical type maps to, NOT NULL and the primary keys. ClickHouse's raw
+tables likewise (Nullable unless NOT NULL or in the sort key, which is the key columns and the
 block hash; then _sign and _seq). (SQLite, etl-csv and JSON lines are checked by
 unit/test_columns.)"""
 import os
@@ -14,20 +15,24 @@ from clickhouse import ClickHouse  # noqa: E402
 
 PG_TYPE = {"int64": ("bigint", None), "uint64": ("numeric", "20"), "uint256": ("numeric", "78"),
            "hash": ("bytea", None), "address": ("bytea", None), "bytes": ("bytea", None),
-           "text": ("text", None), "json": ("jsonb", None), "bool": ("boolean", None)}
+           "text": ("text", None), "json": ("jsonb", None), "bool": ("boolean", None),
+           "float": ("double precision", None)}
 
 
-def columns(blockpipe):
-    out = subprocess.run([blockpipe, "--help-columns"], check=True, capture_output=True,
+def columns(blockpipe, flag="--help-columns", key_cell=4, least=50):
+    """(table, column, type, key) of every row; a derived row naming several tables (the
+    grains of a rollup) is one row per table, tables in the order they are listed."""
+    out = subprocess.run([blockpipe, flag], check=True, capture_output=True,
                          text=True).stdout
     rows = []
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
         if len(cells) == 5 and cells[1].startswith("`"):
-            rows.append((cells[0], cells[1].strip("`"), cells[2], cells[4]))
-    if len(rows) < 50:
-        sys.exit(f"FAIL: --help-columns gave {len(rows)} columns:\n{out}")
-    return rows
+            for t in cells[0].split(", "):
+                rows.append((t, cells[1].strip("`"), cells[2], cells[key_cell]))
+    if len(rows) < least:
+        sys.exit(f"FAIL: {flag} gave {len(rows)} columns:\n{out}")
+    return sorted(rows, key=lambda r: [t for t, *_ in rows].index(r[0]))
 
 
 # ClickHouse 18.16 (no UInt256: amounts as exact decimal text)
@@ -73,17 +78,19 @@ def clickhouse(blockpipe, want):
 
 def main():
     blockpipe = os.environ["BLOCKPIPE"]
-    want = columns(blockpipe)
-    clickhouse(blockpipe, want)
+    raw = columns(blockpipe)
+    clickhouse(blockpipe, raw)
+    want = raw + columns(blockpipe, "--help-derived", 3, 100)
+    tables = list(dict.fromkeys(t for t, *_ in want))
     with Postgres() as pg:
         r = subprocess.run([blockpipe, "migrate", pg.url(query="schema=s")], capture_output=True,
                            text=True, timeout=120)
         if r.returncode != 0:
             sys.exit(f"FAIL: migrate: {r.stderr}")
+        names = ",".join(f"'{t}'" for t in tables)
         got = pg.sql("select table_name, column_name, data_type, coalesce(numeric_precision::text,"
                      " ''), is_nullable from information_schema.columns where table_schema = 's'"
-                     " and table_name in ('blocks', 'transactions', 'logs')"
-                     " order by array_position(array['blocks','transactions','logs'],"
+                     f" and table_name in ({names}) order by array_position(array[{names}],"
                      " table_name::text), ordinal_position")
         keys = {(t, c) for t, c in pg.sql(
             "select tc.table_name, kcu.column_name from information_schema.table_constraints tc"
@@ -104,7 +111,7 @@ def main():
             bad.append(f"{t}.{c}: primary key membership differs from the table ('{flag}')")
     if bad:
         sys.exit("FAIL:\n" + "\n".join(bad))
-    print(f"ok: {len(want)} PostgreSQL columns match the column table")
+    print(f"ok: {len(want)} PostgreSQL columns of {len(tables)} tables match the column tables")
 
 
 if __name__ == "__main__":

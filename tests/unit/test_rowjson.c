@@ -66,6 +66,9 @@ static void check_shape(yajl_val obj, bp_table t, const bp_row *r)
             assert_true(YAJL_IS_ARRAY(v));
             assert_int_equal(v->u.array.len, r->block->withdrawal_count);
             break;
+        case BP_VAL_F64: /* the derived tables' kind: no raw column has it */
+            fail_msg("column %s: a float in a raw table", name);
+            break;
         }
     }
 }

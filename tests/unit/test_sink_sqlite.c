@@ -333,7 +333,7 @@ static void test_reopen_and_pragmas(void **state)
     assert_int_equal(bp_sink_sqlite_ops.checkpoint(f->sink, "main", &cp, &err), 0);
     assert_true(cp.set);
     assert_int_equal(cp.number, 1);
-    assert_row(f->db, "PRAGMA user_version", "1");
+    assert_row(f->db, "PRAGMA user_version", "2");
     assert_row(f->db, "PRAGMA journal_mode", "wal");
     apply_range(f, "main", 2, 2);
     assert_row(f->db, "SELECT count(*) FROM blocks", "2");

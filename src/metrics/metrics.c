@@ -1,0 +1,498 @@
+/* metrics.c - per-block derivation and the per-batch engine (metrics.h). */
+#include "metrics/metrics.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics/keymap.h"
+#include "metrics/model.h"
+#include "metrics/openwin.h"
+#include "metrics/prices.h"
+#include "metrics/tokens.h"
+#include "util/arena.h"
+#include "util/hex.h"
+
+#define ARENA_KEEP (64u << 20)
+
+typedef struct ring_entry {
+    uint64_t number, ts;
+} ring_entry;
+
+struct bp_metrics {
+    bp_metrics_config cfg;
+    char *native_symbol;
+    bp_arena *arena; /* the current batch's rows */
+    bp_derived d;
+    size_t cap; /* of d.blocks */
+    bp_keymap senders, contracts, pairs;
+    /* the (number, timestamp) of the last reorg_window + 1 applied blocks, oldest first */
+    ring_entry *ring;
+    size_t ring_cap, ring_head, ring_len;
+    bp_open_windows open; /* the current minute, hour and day */
+    bp_model *model;
+};
+
+double bp_u256_to_double(const bp_u256 *v)
+{
+    if (bp_u256_fits_u64(v)) /* the conversion rounds to nearest, as strtod does */
+        return (double)v->w[0];
+    char dec[BP_U256_DEC_MAX];
+    bp_u256_to_dec(v, dec);
+    return strtod(dec, NULL);
+}
+
+const char *bp_metrics_contract_of(const bp_tx *tx)
+{
+    if (!tx->to_address)
+        return tx->receipt_contract_address;
+    if (tx->input && strcmp(tx->input, "0x") != 0)
+        return tx->to_address;
+    return NULL;
+}
+
+/* ---- one block ------------------------------------------------------------------------- */
+
+static int cmp_u256(const void *a, const void *b)
+{
+    return bp_u256_cmp(a, b);
+}
+
+/* What the tx paid: receipt gasUsed x effectiveGasPrice (gasPrice when the node sent no
+ * effective price); 0 without a receipt. */
+static void tx_fee(const bp_tx *tx, bp_u256 *price, bp_u256 *fee)
+{
+    const bp_qty *p =
+        tx->receipt_effective_gas_price.set ? &tx->receipt_effective_gas_price : &tx->gas_price;
+    memset(price, 0, sizeof(*price));
+    if (p->set)
+        *price = p->v;
+    memset(fee, 0, sizeof(*fee));
+    if (tx->has_receipt)
+        bp_u256_mul_u64(fee, price, tx->receipt_gas_used);
+}
+
+typedef struct scratch {
+    bp_keymap *senders, *contracts, *pairs;
+} scratch;
+
+static int add_contract(bp_block_derived *d, scratch *s, const bp_tx *tx, const char *contract,
+                        const bp_u256 *fee)
+{
+    size_t i;
+    bool added;
+    if (bp_keymap_put(s->contracts, 0, contract, NULL, d->contract_count, &i, &added) != 0)
+        return BP_ENOMEM;
+    bp_contract_row *c = &d->contracts[i];
+    if (added) {
+        d->contract_count++;
+        *c = (bp_contract_row){.origin_key = d->chain.origin_key,
+                               .block_number = d->chain.block_number,
+                               .contract_address = contract,
+                               .block_timestamp = d->chain.block_timestamp,
+                               .fees_paid_wei = {.set = true}};
+    }
+    c->txcount++;
+    c->gas_used += tx->has_receipt ? tx->receipt_gas_used : 0;
+    bp_u256_add(&c->fees_paid_wei.v, &c->fees_paid_wei.v, fee);
+    if (!tx->from_address)
+        return 0;
+    if (bp_keymap_put(s->pairs, 0, contract, tx->from_address, d->pair_count, &i, &added) != 0)
+        return BP_ENOMEM;
+    if (added)
+        d->pairs[d->pair_count++] = (bp_pair){contract, tx->from_address};
+    return 0;
+}
+
+static int derive_txs(bp_block_derived *d, scratch *s, bp_u256 *prices, bp_u256 *fees)
+{
+    const bp_block *b = d->block;
+    bp_chain_block_row *c = &d->chain;
+    for (size_t k = 0; k < b->tx_count; k++) {
+        const bp_tx *tx = &b->txs[k];
+        bp_u256 fee;
+        tx_fee(tx, &prices[k], &fee);
+        bp_u256_add(fees, fees, &fee);
+        c->txcount_failed += tx->receipt_status.set && tx->receipt_status.v == 0;
+        c->txcount_contract_creation += tx->to_address == NULL;
+        size_t i;
+        bool added;
+        if (tx->from_address) {
+            if (bp_keymap_put(s->senders, 0, tx->from_address, NULL, 0, &i, &added) != 0)
+                return BP_ENOMEM;
+            if (added)
+                d->senders[d->sender_count++] = tx->from_address;
+        }
+        const char *contract = bp_metrics_contract_of(tx);
+        if (contract && add_contract(d, s, tx, contract, &fee) != 0)
+            return BP_ENOMEM;
+    }
+    return 0;
+}
+
+static int derive_with(const char *origin_key, const bp_block *b, bp_arena *arena,
+                       bp_block_derived *d, scratch *s)
+{
+    memset(d, 0, sizeof(*d));
+    d->block = b;
+    bp_chain_block_row *c = &d->chain;
+    *c = (bp_chain_block_row){.origin_key = origin_key,
+                              .block_number = b->number,
+                              .block_hash = b->hash,
+                              .block_timestamp = b->timestamp,
+                              .txcount = b->tx_count,
+                              .gas_used = b->gas_used,
+                              .gas_limit = b->gas_limit,
+                              .base_fee_per_gas = b->base_fee_per_gas,
+                              .fees_paid_wei = {.set = true}};
+    size_t n = b->tx_count;
+    bp_u256 *prices = n ? bp_arena_calloc(arena, n, sizeof(*prices)) : NULL;
+    d->senders = n ? bp_arena_calloc(arena, n, sizeof(*d->senders)) : NULL;
+    d->contracts = n ? bp_arena_calloc(arena, n, sizeof(*d->contracts)) : NULL;
+    d->pairs = n ? bp_arena_calloc(arena, n, sizeof(*d->pairs)) : NULL;
+    if (n && (!prices || !d->senders || !d->contracts || !d->pairs))
+        return BP_ENOMEM;
+    bp_keymap_clear(s->senders);
+    bp_keymap_clear(s->contracts);
+    bp_keymap_clear(s->pairs);
+    int rc = derive_txs(d, s, prices, &c->fees_paid_wei.v);
+    if (rc != 0)
+        return rc;
+    c->active_addresses = d->sender_count;
+    c->fees_paid_native = (bp_opt_f64){bp_u256_to_double(&c->fees_paid_wei.v) / 1e18, true};
+    for (size_t i = 0; i < d->contract_count; i++) {
+        bp_contract_row *k = &d->contracts[i];
+        k->fees_paid_native = (bp_opt_f64){bp_u256_to_double(&k->fees_paid_wei.v) / 1e18, true};
+    }
+    if (n) {
+        qsort(prices, n, sizeof(*prices), cmp_u256);
+        c->median_gas_price = (bp_qty){.v = prices[(n - 1) / 2], .set = true};
+    }
+    return bp_tokens_decode(arena, origin_key, b, &d->transfers, &d->transfer_count);
+}
+
+int bp_metrics_derive_block(const char *origin_key, const bp_block *b, bp_arena *arena,
+                            bp_block_derived *d)
+{
+    bp_keymap maps[3] = {{0}};
+    scratch s = {&maps[0], &maps[1], &maps[2]};
+    int rc = derive_with(origin_key, b, arena, d, &s);
+    for (int i = 0; i < 3; i++)
+        bp_keymap_release(&maps[i]);
+    return rc;
+}
+
+/* ---- the stream's frontier ---------------------------------------------------------- */
+
+static ring_entry *ring_at(bp_metrics *m, size_t i)
+{
+    return &m->ring[(m->ring_head + i) % m->ring_cap];
+}
+
+static void ring_apply(bp_metrics *m, uint64_t number, uint64_t ts)
+{
+    while (m->ring_len && ring_at(m, m->ring_len - 1)->number >= number)
+        m->ring_len--; /* a gap or a re-apply: what is above is gone */
+    if (m->ring_len == m->ring_cap) {
+        m->ring_head = (m->ring_head + 1) % m->ring_cap;
+        m->ring_len--;
+    }
+    *ring_at(m, m->ring_len++) = (ring_entry){number, ts};
+}
+
+static void ring_revert(bp_metrics *m, uint64_t number)
+{
+    while (m->ring_len && ring_at(m, m->ring_len - 1)->number >= number)
+        m->ring_len--;
+}
+
+/* newest_ts, and frozen_ts once the ring reaches reorg_window blocks below the newest. */
+static void frontier(bp_metrics *m, bp_derived *d)
+{
+    d->newest_ts = d->frozen_ts = 0;
+    if (m->ring_len == 0)
+        return;
+    const ring_entry *newest = ring_at(m, m->ring_len - 1), *oldest = ring_at(m, 0);
+    d->newest_ts = newest->ts;
+    if (newest->number - oldest->number >= m->cfg.reorg_window)
+        d->frozen_ts = oldest->ts;
+}
+
+/* ---- the engine --------------------------------------------------------------------- */
+
+bp_metrics *bp_metrics_new(const bp_metrics_config *cfg, bp_error *err)
+{
+    bp_metrics *m = calloc(1, sizeof(*m));
+    if (!m) {
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    m->cfg = *cfg;
+    m->ring_cap = (size_t)cfg->reorg_window + 1;
+    m->ring = calloc(m->ring_cap, sizeof(*m->ring));
+    m->native_symbol = strdup(cfg->native_symbol ? cfg->native_symbol : "ETH");
+    m->arena = bp_arena_new(1u << 20);
+    if (!m->ring || !m->native_symbol || !m->arena) {
+        bp_metrics_free(m);
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    m->cfg.native_symbol = m->native_symbol;
+    if (cfg->predictions && !(m->model = bp_model_new())) {
+        bp_metrics_free(m);
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        return NULL;
+    }
+    return m;
+}
+
+void bp_metrics_free(bp_metrics *m)
+{
+    if (!m)
+        return;
+    bp_arena_free(m->arena);
+    bp_keymap_release(&m->senders);
+    bp_keymap_release(&m->contracts);
+    bp_keymap_release(&m->pairs);
+    bp_model_free(m->model);
+    bp_open_release(&m->open);
+    free(m->d.blocks);
+    free(m->ring);
+    free(m->native_symbol);
+    free(m);
+}
+
+static int reserve_blocks(bp_metrics *m, size_t n)
+{
+    if (n <= m->cap)
+        return 0;
+    bp_block_derived *p = realloc(m->d.blocks, n * sizeof(*p));
+    if (!p)
+        return BP_ENOMEM;
+    m->d.blocks = p;
+    m->cap = n;
+    return 0;
+}
+
+/* The batch's timestamps, for the price source (a backfill may need history first). */
+static void batch_span(const bp_batch *batch, uint64_t *lo, uint64_t *hi)
+{
+    *lo = UINT64_MAX;
+    *hi = 0;
+    for (size_t i = 0; i < batch->count; i++) {
+        uint64_t ts = batch->events[i].block->timestamp;
+        if (batch->events[i].kind == BP_EVENT_APPLY) {
+            *lo = ts < *lo ? ts : *lo;
+            *hi = ts > *hi ? ts : *hi;
+        }
+    }
+}
+
+static int take_prices(bp_metrics *m, const bp_batch *batch, bp_error *err)
+{
+    bp_derived *d = &m->d;
+    d->prices = NULL;
+    d->price_count = 0;
+    if (!m->cfg.prices)
+        return 0;
+    uint64_t lo, hi;
+    batch_span(batch, &lo, &hi);
+    if (lo <= hi)
+        bp_prices_cover(m->cfg.prices, lo, hi);
+    bp_price_row *rows = NULL;
+    int rc = bp_prices_take_new(m->cfg.prices, m->arena, &rows, &d->price_count);
+    if (rc != 0)
+        return bp_error_set(err, rc, "prices: out of memory");
+    d->prices = rows;
+    return 0;
+}
+
+/* The timestamp of applied block number, from the ring. */
+static bool ring_ts(bp_metrics *m, uint64_t number, uint64_t *ts)
+{
+    for (size_t i = m->ring_len; i-- > 0;) {
+        const ring_entry *e = ring_at(m, i);
+        if (e->number == number) {
+            *ts = e->ts;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_block_derived *bd,
+                       bool outputs_empty)
+{
+    scratch s = {&m->senders, &m->contracts, &m->pairs};
+    int rc = derive_with(chain, b, m->arena, bd, &s);
+    if (rc == 0 && m->model)
+        rc = bp_model_score_block(m->model, bd, m->arena, &bd->predictions, &bd->prediction_count);
+    const ring_entry *last = m->ring_len ? ring_at(m, m->ring_len - 1) : NULL;
+    bool prev = last && last->number + 1 == b->number;
+    /* nothing before it in the outputs: its windows begin with it */
+    bool first = !last && (outputs_empty || b->number == 0);
+    if (rc == 0)
+        rc = bp_open_apply(&m->open, bd, prev || first, prev ? last->ts : 0, m->arena);
+    ring_apply(m, b->number, b->timestamp);
+    return rc;
+}
+
+int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
+                       const bp_derived **out, bp_error *err)
+{
+    bp_derived *d = &m->d;
+    bp_arena_recycle(m->arena, ARENA_KEEP);
+    bp_open_begin(&m->open);
+    d->origin_key = batch->chain;
+    d->count = 0;
+    d->native_symbol = m->cfg.native_symbol;
+    d->price_max_age = m->cfg.price_max_age;
+    if (reserve_blocks(m, batch->count) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < batch->count; i++) {
+        const bp_event *ev = &batch->events[i];
+        const bp_block *b = ev->block;
+        if (ev->kind == BP_EVENT_REVERT) {
+            uint64_t ts = 0;
+            bool known = ring_ts(m, b->number, &ts);
+            bp_open_revert(&m->open, ts, known);
+            ring_revert(m, b->number);
+            continue;
+        }
+        int rc = apply_block(m, batch->chain, b, &d->blocks[d->count++], outputs_empty);
+        if (rc != 0)
+            return bp_error_set(err, rc, "metrics of block %llu: %s", (unsigned long long)b->number,
+                                bp_strerror(rc));
+    }
+    frontier(m, d);
+    bp_minute_summary *minutes;
+    if (bp_open_summaries(&m->open, m->arena, &minutes, &d->minute_count) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    d->minutes = minutes;
+    int rc = take_prices(m, batch, err);
+    if (rc != 0)
+        return rc;
+    *out = d;
+    return 0;
+}
+
+/* ---- runs ----------------------------------------------------------------------------- */
+
+enum { MAP_ADDR, MAP_PAIR, MAP_CONTRACT };
+
+void bp_derived_run_init(bp_derived_run *r)
+{
+    memset(r, 0, sizeof(*r));
+}
+
+void bp_derived_run_release(bp_derived_run *r)
+{
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        free(r->addresses[g]);
+        free(r->pairs[g]);
+        free(r->contracts[g]);
+    }
+    if (r->maps)
+        for (int i = 0; i < 3 * BP_GRAIN_COUNT; i++)
+            bp_keymap_release(&r->maps[i]);
+    free(r->maps);
+    memset(r, 0, sizeof(*r));
+}
+
+/* A set row of the run (the first block it appears in is the lowest). */
+static int run_set_row(bp_derived_run *r, const bp_set_row *row)
+{
+    int g = strcmp(row->grain, bp_grain_names[BP_GRAIN_1H]) == 0 ? BP_GRAIN_1H : BP_GRAIN_1D;
+    int kind = row->contract_address ? MAP_PAIR : MAP_ADDR;
+    bp_set_row **rows = row->contract_address ? &r->pairs[g] : &r->addresses[g];
+    size_t *count = row->contract_address ? &r->pair_count[g] : &r->address_count[g];
+    size_t i;
+    bool added;
+    if (bp_keymap_put(&r->maps[kind * BP_GRAIN_COUNT + g], row->window_start, row->contract_address,
+                      row->address, *count, &i, &added) != 0 ||
+        bp_grow((void **)rows, &r->cap[kind][g], *count + 1, sizeof(**rows)) != 0)
+        return BP_ENOMEM;
+    if (added)
+        (*rows)[(*count)++] = *row;
+    return 0;
+}
+
+static int run_contract(bp_derived_run *r, int g, uint64_t w, const bp_contract_row *c)
+{
+    size_t i;
+    bool added;
+    size_t *count = &r->contract_count[g];
+    if (bp_keymap_put(&r->maps[MAP_CONTRACT * BP_GRAIN_COUNT + g], w, c->contract_address, NULL,
+                      *count, &i, &added) != 0 ||
+        bp_grow((void **)&r->contracts[g], &r->cap[MAP_CONTRACT][g], *count + 1,
+                sizeof(*r->contracts[g])) != 0)
+        return BP_ENOMEM;
+    bp_contract_row *k = &r->contracts[g][i];
+    if (added) {
+        (*count)++;
+        *k = (bp_contract_row){.origin_key = c->origin_key,
+                               .window_start = w,
+                               .contract_address = c->contract_address,
+                               .fees_paid_wei = {.set = true}};
+    }
+    k->txcount += c->txcount;
+    k->gas_used += c->gas_used;
+    bp_u256_add(&k->fees_paid_wei.v, &k->fees_paid_wei.v, &c->fees_paid_wei.v);
+    k->fees_paid_native = (bp_opt_f64){bp_u256_to_double(&k->fees_paid_wei.v) / 1e18, true};
+    return 0;
+}
+
+static int run_block(bp_derived_run *r, const bp_block_derived *b)
+{
+    for (size_t i = 0; i < b->set_row_count; i++)
+        if (run_set_row(r, &b->set_rows[i]) != 0)
+            return BP_ENOMEM;
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+        uint64_t w = bp_window_of(b->chain.block_timestamp, g);
+        for (size_t i = 0; i < b->contract_count; i++)
+            if (run_contract(r, g, w, &b->contracts[i]) != 0)
+                return BP_ENOMEM;
+    }
+    return 0;
+}
+
+int bp_derived_run_build(bp_derived_run *r, const bp_block_derived *const *blocks, size_t n)
+{
+    if (!r->maps && !(r->maps = calloc(3 * BP_GRAIN_COUNT, sizeof(*r->maps))))
+        return BP_ENOMEM;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        r->address_count[g] = r->pair_count[g] = r->contract_count[g] = 0;
+        for (int k = 0; k < 3; k++)
+            bp_keymap_clear(&r->maps[k * BP_GRAIN_COUNT + g]);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (run_block(r, blocks[i]) != 0)
+            return BP_ENOMEM;
+    return 0;
+}
+
+/* ---- retention ------------------------------------------------------------------------- */
+
+void bp_retention_from_opts(const bp_sink_opts *o, bp_retention *r)
+{
+    r->block = (uint64_t)bp_sink_opt_int(o, "retention_block");
+    r->sets = (uint64_t)bp_sink_opt_int(o, "retention_sets");
+    r->grain[BP_GRAIN_1M] = (uint64_t)bp_sink_opt_int(o, "retention_1m");
+    r->grain[BP_GRAIN_1H] = (uint64_t)bp_sink_opt_int(o, "retention_1h");
+    r->grain[BP_GRAIN_1D] = (uint64_t)bp_sink_opt_int(o, "retention_1d");
+}
+
+/* keep, but at least floor; 0 (forever) stays forever and forces forever when floor is. */
+static uint64_t at_least(uint64_t keep, uint64_t base, uint64_t extra)
+{
+    if (keep == 0 || base == 0)
+        return 0;
+    return keep > base + extra ? keep : base + extra;
+}
+
+void bp_retention_effective(const bp_retention *in, bp_retention *out)
+{
+    *out = *in;
+    out->grain[BP_GRAIN_1M] = at_least(in->grain[BP_GRAIN_1M], in->block, 3600);
+    out->grain[BP_GRAIN_1H] = at_least(in->grain[BP_GRAIN_1H], in->block, 86400);
+}

@@ -1,0 +1,121 @@
+/* metrics.h - the metrics module: derives the analytics rows (blockpipe/derived.h) from the
+ * ordered APPLY/REVERT stream, once per batch, in the writer thread before the outputs write
+ * (core/outputs.c attaches the result to the batch as bp_batch.derived). It keeps only what
+ * the stream itself implies: the timestamps of the last reorg_window blocks (what can still
+ * change, for retention), the anomaly model's sliding window, the prices learnt. Everything a
+ * REVERT must undo lives in the outputs' own tables, so a restart loses nothing.
+ *
+ * Threading: one thread (the writer) calls compute; the price source has its own lock. */
+#ifndef BP_METRICS_METRICS_H
+#define BP_METRICS_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blockpipe/derived.h"
+#include "blockpipe/error.h"
+#include "blockpipe/sink.h"
+
+typedef struct bp_prices bp_prices;
+
+typedef struct bp_metrics_config {
+    uint64_t reorg_window;     /* the pipeline's: blocks below newest - this never change */
+    const char *native_symbol; /* "ETH" */
+    uint64_t price_max_age;    /* seconds */
+    bp_prices *prices;         /* not owned; NULL: no prices (USD stays NULL) */
+    bool predictions;          /* fill ml_predictions */
+} bp_metrics_config;
+
+typedef struct bp_metrics bp_metrics;
+
+bp_metrics *bp_metrics_new(const bp_metrics_config *cfg, bp_error *err);
+void bp_metrics_free(bp_metrics *m);
+
+/* Derives the batch's APPLY blocks into *out (owned by m, valid until the next call).
+ * outputs_empty: no output it is for holds any block yet (the windows of the first block
+ * begin with it). */
+int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
+                       const bp_derived **out, bp_error *err);
+
+/* Derives one block into d, its arrays in arena (used by compute and by the tests). */
+int bp_metrics_derive_block(const char *origin_key, const bp_block *b, struct bp_arena *arena,
+                            bp_block_derived *d);
+
+/* The "contract" of a transaction: the created address for a creation, the to address when
+ * the input is not empty, else NULL. */
+const char *bp_metrics_contract_of(const bp_tx *tx);
+
+/* ---- a run of APPLY blocks, aggregated per window (what the outputs upsert) ------------ */
+
+/* The grains whose windows keep their sets (active_addresses, contract_senders) and get their
+ * contract rows by increments: 1h and 1d. A minute's distinct senders and contract rows are
+ * recomputed from its raw transactions instead (a few thousand rows to read, against one set
+ * row per transaction to write). */
+#define BP_GRAIN_SETS BP_GRAIN_1H
+
+/* Per grain from BP_GRAIN_SETS on (the 1m entries stay empty). */
+typedef struct bp_derived_run {
+    bp_set_row *addresses[BP_GRAIN_COUNT]; /* active_addresses rows the run implies */
+    size_t address_count[BP_GRAIN_COUNT];
+    bp_set_row *pairs[BP_GRAIN_COUNT]; /* contract_senders rows the run implies */
+    size_t pair_count[BP_GRAIN_COUNT];
+    bp_contract_row *contracts[BP_GRAIN_COUNT]; /* contract window increments */
+    size_t contract_count[BP_GRAIN_COUNT];
+    /* private */
+    size_t cap[3][BP_GRAIN_COUNT];
+    struct bp_keymap *maps;
+} bp_derived_run;
+
+void bp_derived_run_init(bp_derived_run *r);
+void bp_derived_run_release(bp_derived_run *r);
+/* Aggregates blocks[0..n) into r (emptied first). 0 or BP_ENOMEM. */
+int bp_derived_run_build(bp_derived_run *r, const bp_block_derived *const *blocks, size_t n);
+
+/* The window of grain g holding timestamp ts. */
+static inline uint64_t bp_window_of(uint64_t ts, int g)
+{
+    return ts - ts % bp_grain_seconds[g];
+}
+
+/* u256 as the nearest double (correctly rounded). */
+double bp_u256_to_double(const bp_u256 *v);
+
+/* ---- the outputs' options for their derived tables --------------------------------------- */
+
+/* Every output with derived tables lists these among its options (they share the flags). */
+#define BP_METRICS_RETENTION_OPTION(nm, fl, ev, dflt, what)                                        \
+    {                                                                                              \
+        .name = nm, .flag = fl, .env = ev, .key = nm, .type = BP_SINK_OPT_INT, .arg = "S",         \
+        .def = dflt, .min = 0, .max = 3153600000LL,                                                \
+        .help = "seconds of chain time " what " are kept once they can no longer change (0: "      \
+                "forever)"                                                                         \
+    }
+#define BP_METRICS_SINK_OPTIONS                                                                    \
+    {.name = "metrics",                                                                            \
+     .flag = "metrics",                                                                            \
+     .env = "METRICS",                                                                             \
+     .key = "metrics",                                                                             \
+     .type = BP_SINK_OPT_BOOL,                                                                     \
+     .arg = "on|off",                                                                              \
+     .def = "on",                                                                                  \
+     .help = "write the derived analytics tables (chain_metrics_*, contract_metrics_*, "           \
+             "active_addresses, token_transfers, prices, ml_predictions) with every batch"},       \
+        BP_METRICS_RETENTION_OPTION("retention_block", "retention-block", "RETENTION_BLOCK",       \
+                                    "43200", "chain_metrics_block rows"),                          \
+        BP_METRICS_RETENTION_OPTION("retention_sets", "retention-sets", "RETENTION_SETS", "43200", \
+                                    "active_addresses and contract_senders rows"),                 \
+        BP_METRICS_RETENTION_OPTION("retention_1m", "retention-1m", "RETENTION_1M", "604800",      \
+                                    "1-minute rollup rows"),                                       \
+        BP_METRICS_RETENTION_OPTION("retention_1h", "retention-1h", "RETENTION_1H", "7776000",     \
+                                    "1-hour rollup rows"),                                         \
+        BP_METRICS_RETENTION_OPTION("retention_1d", "retention-1d", "RETENTION_1D", "0",           \
+                                    "1-day rollup rows")
+
+/* The retention options' values (opts of an output that lists BP_METRICS_SINK_OPTIONS). */
+void bp_retention_from_opts(const bp_sink_opts *o, bp_retention *r);
+/* What is really kept: a rollup is recomputed from the next finer rows, so those live at least
+ * as long as a block row could be priced again (retention_block) plus one coarser window:
+ * 1m >= block + 1 h, 1h >= block + 1 d; block rows kept forever keep 1m and 1h forever. */
+void bp_retention_effective(const bp_retention *in, bp_retention *out);
+
+#endif

@@ -1,0 +1,52 @@
+/* openwin.h - the windows still open in the stream (the current minute, hour and day), as the
+ * metrics module sees them: which senders and (contract, sender) pairs each has had, and for
+ * the minute its per-contract sums. Valid only for a window the module saw begin (it applied
+ * the block before it, in an earlier window) and that no REVERT touched since; then
+ *   - a block's hour and day set rows are the ones new to the window (the outputs need not
+ *     look the others up), and
+ *   - a minute's distinct senders and contract rows come with the batch (bp_minute_summary),
+ *     so the outputs need not read the minute's raw transactions back.
+ * An output falls back to its own tables for a window without (after a restart, a reorg). */
+#ifndef BP_METRICS_OPENWIN_H
+#define BP_METRICS_OPENWIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blockpipe/derived.h"
+#include "metrics/keymap.h"
+
+struct bp_arena;
+
+typedef struct bp_open_window {
+    uint64_t w;
+    bool used, valid;
+    bool touched;           /* by this batch (a minute: its summary goes with the batch) */
+    struct bp_arena *arena; /* the copies of its keys (blocks are freed after their batch) */
+    bp_keymap members;      /* (0, sender) and (1, contract, sender) */
+    bp_keymap contracts;    /* minute: contract -> index in rows */
+    bp_contract_row *rows;  /* minute: per-contract sums */
+    size_t nrows, cap;
+    uint64_t senders; /* minute: distinct senders */
+} bp_open_window;
+
+typedef struct bp_open_windows {
+    bp_open_window win[BP_GRAIN_COUNT];
+    bp_minute_summary *done; /* minutes this batch finished, valid ones (malloc'd) */
+    size_t ndone, capdone;
+} bp_open_windows;
+
+void bp_open_release(bp_open_windows *o);
+/* A batch begins. */
+void bp_open_begin(bp_open_windows *o);
+/* Block bd applied after a block at prev_ts (prev_known false: not known). Fills
+ * bd->set_rows (in arena: the batch's). 0 or BP_ENOMEM. */
+int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uint64_t prev_ts,
+                  struct bp_arena *arena);
+/* The block at ts (ts_known false: unknown, every window) was reverted. */
+void bp_open_revert(bp_open_windows *o, uint64_t ts, bool ts_known);
+/* The batch's minute summaries (copied into arena). 0 or BP_ENOMEM. */
+int bp_open_summaries(bp_open_windows *o, struct bp_arena *arena, bp_minute_summary **out,
+                      size_t *n);
+
+#endif

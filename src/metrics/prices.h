@@ -1,0 +1,56 @@
+/* prices.h - USD prices of the chain's native token: a store of (timestamp, usd) points fed
+ * by a file (--prices: CSV or JSON lines of timestamp, symbol, usd) and by a fetcher that
+ * speaks CoinGecko's HTTP API (current price every interval on its own thread; history over
+ * the range endpoint when a batch holds blocks no point covers). The metrics module hands the
+ * points learnt since the previous batch to the outputs, which store them in their `prices`
+ * table and price their blocks from that table: a block's USD price is the latest point at or
+ * before its timestamp and at most max_age older, else none (NULL; no invented fallback).
+ *
+ * Threading: every function may be called from any thread (one lock). */
+#ifndef BP_METRICS_PRICES_H
+#define BP_METRICS_PRICES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blockpipe/derived.h"
+#include "blockpipe/error.h"
+
+struct bp_arena;
+
+typedef struct bp_prices_config {
+    const char *symbol;  /* "ETH": the rows of the file that count, the prices table's symbol */
+    const char *file;    /* NULL: none */
+    const char *url;     /* CoinGecko-shaped API base (".../api/v3"); NULL: no fetcher */
+    const char *coin_id; /* CoinGecko's id of the token; NULL: from the symbol (ETH: ethereum) */
+    const char *api_key; /* COINGECKO_API_KEY; NULL: none */
+    double interval;     /* seconds between current-price requests */
+    uint64_t max_age;    /* seconds */
+    double timeout;      /* seconds per HTTP request */
+} bp_prices_config;
+
+typedef struct bp_prices bp_prices;
+
+/* Loads the file (BP_EINVAL naming the file, line and value when it does not parse). The
+ * fetcher is not started yet. */
+bp_prices *bp_prices_new(const bp_prices_config *cfg, bp_error *err);
+/* Starts the current-price thread (when a URL is set). */
+int bp_prices_start(bp_prices *p, bp_error *err);
+/* Stops the thread and frees everything. NULL is fine. */
+void bp_prices_free(bp_prices *p);
+
+/* With a fetcher: makes sure [lo, hi] is covered, asking the range endpoint for what is not
+ * (once per uncovered span; rate limits waited for up to a bound). Blocks the caller. */
+void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi);
+/* The points learnt since the last call, as rows in arena. 0 or BP_ENOMEM. */
+int bp_prices_take_new(bp_prices *p, struct bp_arena *a, bp_price_row **rows, size_t *n);
+/* The price at ts under the max-age rule: true and *usd, or false. */
+bool bp_prices_at(bp_prices *p, uint64_t ts, double *usd);
+/* Points added so far (stats, tests). */
+size_t bp_prices_count(bp_prices *p);
+
+/* Parses one timestamp: unix seconds, unix milliseconds (13 digits and more), or ISO 8601 UTC
+ * "YYYY-MM-DD[T ]HH:MM[:SS][Z]". */
+int bp_prices_parse_time(const char *s, uint64_t *out);
+
+#endif

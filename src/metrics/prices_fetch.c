@@ -1,0 +1,292 @@
+/* prices_fetch.c - the CoinGecko-shaped price fetcher (prices.h): /simple/price on an interval
+ * on its own thread, /coins/{id}/market_chart/range for history a batch needs. A 429 waits
+ * Retry-After (seconds; 10 s when absent); the API key goes in CoinGecko's header
+ * (x-cg-pro-api-key for a pro-api host, else x-cg-demo-api-key), never in the URL. */
+#include "metrics/keymap.h"
+#include "metrics/prices_internal.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chain/json.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/url.h"
+
+#define BODY_MAX (16u << 20)
+#define HISTORY_SPAN (30u * 86400) /* one range request covers this much (hourly points) */
+#define RETRY_LATER 30             /* seconds before a failed span is asked again */
+#define RATE_WAIT_MAX 60           /* seconds a history request waits out 429s */
+#define RATE_WAIT_DEFAULT 10
+
+typedef struct answer {
+    long status;
+    long retry_after; /* seconds, 0: none */
+    bp_buf body;
+} answer;
+
+static size_t on_write(char *ptr, size_t size, size_t n, void *ud)
+{
+    answer *a = ud;
+    return bp_buf_append(&a->body, ptr, size * n) == 0 ? size * n : 0;
+}
+
+static uint64_t now_s(void)
+{
+    return (uint64_t)time(NULL);
+}
+
+/* One GET. 0 with a->status set (any HTTP status), or BP_ETRANSPORT naming the URL. */
+static int get(bp_prices *p, const char *url, answer *a, bp_error *err)
+{
+    char shown[512], hdr[300];
+    bp_url_redact(url, shown, sizeof(shown));
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Accept: application/json");
+    if (p->cfg.api_key) {
+        snprintf(hdr, sizeof(hdr), "%s: %s",
+                 strstr(p->cfg.url, "pro-api") ? "x-cg-pro-api-key" : "x-cg-demo-api-key",
+                 p->cfg.api_key);
+        h = curl_slist_append(h, hdr);
+    }
+    if (!c || !h) {
+        curl_easy_cleanup(c);
+        curl_slist_free_all(h);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    bp_buf_reset(&a->body);
+    long ms = (long)(p->cfg.timeout > 0 ? p->cfg.timeout * 1000 : 30000);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "blockpipe/" BP_VERSION);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, a);
+    CURLcode rc = curl_easy_perform(c);
+    curl_off_t ra = 0;
+    a->status = 0;
+    if (rc == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a->status);
+        curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &ra);
+    }
+    a->retry_after = (long)ra;
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    if (rc != CURLE_OK)
+        return bp_error_set(err, BP_ETRANSPORT, "prices %s: %s", shown, curl_easy_strerror(rc));
+    return 0;
+}
+
+/* A non-2xx answer as an error naming the status and what CoinGecko said. */
+static int http_error(const char *what, const answer *a, bp_error *err)
+{
+    return bp_error_set(err, a->status == 429 || a->status >= 500 ? BP_ETRANSPORT : BP_EINVAL,
+                        "prices: %s: HTTP %ld: %.200s", what, a->status,
+                        a->body.data ? a->body.data : "");
+}
+
+static double number_of(yajl_val v, bool *ok)
+{
+    *ok = v && YAJL_IS_NUMBER(v) && (v->u.number.flags & YAJL_NUMBER_DOUBLE_VALID);
+    return *ok ? v->u.number.d : 0;
+}
+
+/* {"<id>": {"usd": X, "last_updated_at": T}} */
+static int parse_current(bp_prices *p, const answer *a, bp_error *err)
+{
+    yajl_val root = bp_json_parse(a->body.data, a->body.len, NULL, 0);
+    const char *usd_path[] = {p->cfg.coin_id, "usd", NULL};
+    const char *ts_path[] = {p->cfg.coin_id, "last_updated_at", NULL};
+    bool ok, ok_ts;
+    double usd = number_of(root ? yajl_tree_get(root, usd_path, yajl_t_number) : NULL, &ok);
+    double ts = number_of(root ? yajl_tree_get(root, ts_path, yajl_t_number) : NULL, &ok_ts);
+    bp_json_free(root);
+    if (!ok || !(usd >= 0))
+        return bp_error_set(err, BP_EPARSE, "prices: /simple/price: no %s.usd in %.200s",
+                            p->cfg.coin_id, a->body.data ? a->body.data : "");
+    return bp_prices_add(p, ok_ts && ts > 0 ? (uint64_t)ts : now_s(), usd, "coingecko");
+}
+
+/* {"prices": [[ms, usd], ...], ...}: *added points. */
+static int parse_range(bp_prices *p, const answer *a, size_t *added, bp_error *err)
+{
+    yajl_val root = bp_json_parse(a->body.data, a->body.len, NULL, 0);
+    const char *path[] = {"prices", NULL};
+    yajl_val arr = root ? yajl_tree_get(root, path, yajl_t_array) : NULL;
+    int rc = arr ? 0
+                 : bp_error_set(err, BP_EPARSE, "prices: market_chart/range: no prices in %.200s",
+                                a->body.data ? a->body.data : "");
+    *added = 0;
+    for (size_t i = 0; rc == 0 && i < arr->u.array.len; i++) {
+        yajl_val pt = arr->u.array.values[i];
+        bool ok_t = false, ok_u = false;
+        double t = 0, u = 0;
+        if (YAJL_IS_ARRAY(pt) && pt->u.array.len == 2) {
+            t = number_of(pt->u.array.values[0], &ok_t);
+            u = number_of(pt->u.array.values[1], &ok_u);
+        }
+        if (!ok_t || !ok_u || t < 0 || !(u >= 0)) {
+            rc = bp_error_set(err, BP_EPARSE,
+                              "prices: market_chart/range: point %zu is not "
+                              "[milliseconds, usd]",
+                              i);
+            break;
+        }
+        rc = bp_prices_add(p, (uint64_t)(t / 1000), u, "coingecko");
+        *added += rc == 0;
+    }
+    bp_json_free(root);
+    return rc;
+}
+
+/* ---- the current price, on its own thread ------------------------------------------------ */
+
+static int fetch_current(bp_prices *p, answer *a, bp_error *err)
+{
+    char url[1024];
+    snprintf(url, sizeof(url),
+             "%s/simple/price?ids=%s&vs_currencies=usd&include_last_updated_at=true", p->cfg.url,
+             p->cfg.coin_id);
+    int rc = get(p, url, a, err);
+    if (rc == 0 && (a->status < 200 || a->status > 299))
+        rc = http_error("/simple/price", a, err);
+    return rc ? rc : parse_current(p, a, err);
+}
+
+/* Sleeps s seconds or until stopped: false when stopping. */
+static bool nap(bp_prices *p, double s)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    long long ns = until.tv_nsec + (long long)(s * 1e9);
+    until.tv_sec += (time_t)(ns / 1000000000LL);
+    until.tv_nsec = (long)(ns % 1000000000LL);
+    pthread_mutex_lock(&p->lock);
+    while (!p->stopping && pthread_cond_timedwait(&p->cv, &p->lock, &until) != ETIMEDOUT) {
+    }
+    bool go_on = !p->stopping;
+    pthread_mutex_unlock(&p->lock);
+    return go_on;
+}
+
+static void *current_main(void *arg)
+{
+    bp_prices *p = arg;
+    answer a = {0};
+    bp_buf_init(&a.body, BODY_MAX);
+    do {
+        bp_error e = {0};
+        double wait = p->cfg.interval;
+        if (fetch_current(p, &a, &e) != 0) {
+            bp_warn("%s", e.msg);
+            if (a.status == 429)
+                wait = a.retry_after > 0 ? (double)a.retry_after : RATE_WAIT_DEFAULT;
+        }
+        if (!nap(p, wait > 0.05 ? wait : 0.05))
+            break;
+    } while (1);
+    bp_buf_release(&a.body);
+    return NULL;
+}
+
+int bp_prices_start(bp_prices *p, bp_error *err)
+{
+    if (!p->cfg.url || p->running)
+        return 0;
+    if (pthread_create(&p->thread, NULL, current_main, p) != 0)
+        return bp_error_set(err, BP_ENOMEM, "cannot start the price fetcher thread");
+    p->running = true;
+    return 0;
+}
+
+void bp_prices_stop(bp_prices *p)
+{
+    if (!p->running)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL);
+    p->running = false;
+}
+
+/* ---- history -------------------------------------------------------------------------- */
+
+/* Is [lo, hi] inside a span already asked for (or one failed recently)? Under the lock. */
+static bool asked(const bp_prices *p, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < p->nspans; i++) {
+        const bp_price_span *s = &p->spans[i];
+        if (s->lo <= lo && hi <= s->hi && (s->done || s->retry_at > now_s()))
+            return true;
+    }
+    return false;
+}
+
+static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, answer *a, bp_error *err)
+{
+    char url[1024];
+    snprintf(url, sizeof(url), "%s/coins/%s/market_chart/range?vs_currency=usd&from=%llu&to=%llu",
+             p->cfg.url, p->cfg.coin_id, (unsigned long long)lo, (unsigned long long)hi);
+    for (long waited = 0;;) {
+        int rc = get(p, url, a, err);
+        if (rc != 0)
+            return rc;
+        if (a->status >= 200 && a->status <= 299) {
+            size_t added;
+            rc = parse_range(p, a, &added, err);
+            if (rc == 0)
+                bp_info("prices: %zu %s points for %llu..%llu from the range endpoint", added,
+                        p->cfg.symbol, (unsigned long long)lo, (unsigned long long)hi);
+            return rc;
+        }
+        long wait = a->retry_after > 0 ? a->retry_after : RATE_WAIT_DEFAULT;
+        if (a->status != 429 || waited + wait > RATE_WAIT_MAX || !nap(p, (double)wait))
+            return http_error("market_chart/range", a, err);
+        waited += wait;
+        bp_info("prices: rate-limited (HTTP 429); asking again in %ld s", wait);
+    }
+}
+
+static void record_span(bp_prices *p, uint64_t lo, uint64_t hi, bool done)
+{
+    pthread_mutex_lock(&p->lock);
+    if (bp_grow((void **)&p->spans, &p->capspans, p->nspans + 1, sizeof(*p->spans)) != 0) {
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    p->spans[p->nspans++] = (bp_price_span){lo, hi, done, done ? 0 : now_s() + RETRY_LATER};
+    pthread_mutex_unlock(&p->lock);
+}
+
+void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi)
+{
+    double usd;
+    if (!p->cfg.url || (bp_prices_at(p, lo, &usd) && bp_prices_at(p, hi, &usd)))
+        return;
+    uint64_t from = lo > p->cfg.max_age ? lo - p->cfg.max_age : 0;
+    uint64_t to = hi > lo + HISTORY_SPAN ? hi : lo + HISTORY_SPAN;
+    pthread_mutex_lock(&p->lock);
+    bool skip = asked(p, from, hi);
+    pthread_mutex_unlock(&p->lock);
+    if (skip)
+        return;
+    answer a = {0};
+    bp_buf_init(&a.body, BODY_MAX);
+    bp_error e = {0};
+    int rc = fetch_range(p, from, to, &a, &e);
+    bp_buf_release(&a.body);
+    if (rc != 0)
+        bp_warn("%s%s", e.msg,
+                bp_error_is_transient(rc) ? " (asked again later; USD stays NULL until then)"
+                                          : " (not asked again)");
+    record_span(p, from, to, rc == 0 || !bp_error_is_transient(rc));
+}

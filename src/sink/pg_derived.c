@@ -1,0 +1,703 @@
+/* pg_derived.c - the PostgreSQL output's derived tables (pg_derived.h). The rules are
+ * sqlite_derived.c's; the difference is the shape of the work: one round trip per step, not one
+ * statement per row.
+ *
+ * APPLY run: COPY the block rows into their tables and the run's 1h and 1d set rows and
+ * contract increments (metrics.h: bp_derived_run) into temporary tables, then one round trip:
+ * the set rows not there yet are inserted and counted per window (into bp_d_aa_delta for the
+ * chain windows, bp_d_cs_new for the contract windows); the contract windows add their
+ * increments and new senders.
+ * REVERT (of the highest block): the block's senders, (contract, sender) pairs and
+ * per-contract sums come from its raw transactions (deleted after this); the set rows whose
+ * first_block it is go (counted); the contract windows subtract the sums.
+ * Batch end, one round trip: every touched minute's contract rows and distinct senders from
+ * its raw transactions, every touched chain window recomputed from its finer rows, the 1h and
+ * 1d ones with active_addresses moved by the sum of their bp_d_aa_delta rows; retention. The
+ * temporary tables empty at COMMIT. Writers of one chain are serialized by a
+ * transaction-scoped advisory lock. */
+#include "sink/pg_derived.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics/metrics.h"
+#include "metrics/windows.h"
+#include "sink/pg_conn.h"
+#include "sink/pg_copy.h"
+#include "sink/sqlgen.h"
+#include "util/hex.h"
+
+/* The contract of a raw transactions row, as bp_metrics_contract_of decides it. */
+#define CONTRACT_OF_TX                                                                             \
+    "CASE WHEN to_address IS NULL THEN receipt_contract_address"                                   \
+    " WHEN length(input) > 0 THEN to_address END"
+
+static const bp_sql_dialect g_dialect = {
+    .type_of = bp_pg_type,
+    .sum256 = "sum(%s)",
+    .add256 = "%s + %s",
+    .sub256 = "%s - %s",
+    .median = "percentile_disc(0.5) WITHIN GROUP (ORDER BY %s)",
+    .native = "((%s)::float8 / 1e18::float8)",
+    .time_of = "(to_timestamp(%s) AT TIME ZONE 'UTC')",
+    .view_prefix = "CREATE OR REPLACE VIEW ",
+    .table_suffix = "",
+    .contract_of_tx = CONTRACT_OF_TX,
+    .fee_of_tx = "coalesce(receipt_gas_used, 0) *"
+                 " coalesce(receipt_effective_gas_price, gas_price, 0)",
+};
+
+/* The run's increments go through these (LIKE their tables). */
+static const bp_dtable g_staged[] = {BP_DT_ACTIVE_ADDRESSES, BP_DT_CONTRACT_SENDERS,
+                                     BP_DT_CONTRACT_1M, BP_DT_CONTRACT_1H, BP_DT_CONTRACT_1D};
+#define N_STAGED (sizeof(g_staged) / sizeof(g_staged[0]))
+/* The block rows COPYed straight into their tables. */
+static const bp_dtable g_direct[] = {BP_DT_CHAIN_BLOCK, BP_DT_TOKEN_TRANSFERS,
+                                     BP_DT_ML_PREDICTIONS};
+#define N_DIRECT (sizeof(g_direct) / sizeof(g_direct[0]))
+
+struct bp_pg_derived {
+    bp_retention ret;
+    bool have_temp;   /* the temporary tables exist on this connection */
+    char sqlstate[6]; /* of the last failure */
+    char *origin;     /* the chain origin_lit quotes */
+    char *origin_lit;
+    bp_buf sql;
+    bp_buf data;
+    bp_buf cols;
+    bp_windows win;
+    bp_derived_run run;
+    bool foreign; /* the batch met blocks another process stored: no minute summaries */
+    uint64_t last_cut[BP_EXPIRY_MAX];
+    const bp_block_derived **keep; /* the blocks of a run to write */
+    size_t keep_cap;
+};
+
+/* ---- schema --------------------------------------------------------------------------- */
+
+int bp_pg_derived_schema(bp_buf *sql)
+{
+    int rc = 0;
+    for (int t = 0; t < BP_DT_COUNT; t++) {
+        rc |= bp_sql_create_dtable(sql, (bp_dtable)t, "", &g_dialect);
+        if (bp_dtables[t].timecol)
+            rc |= bp_sql_create_view(sql, (bp_dtable)t, &g_dialect);
+    }
+    return rc | bp_buf_puts(sql, "CREATE INDEX chain_metrics_block_ts_idx"
+                                 " ON chain_metrics_block(origin_key, block_timestamp);"
+                                 "CREATE INDEX token_transfers_token_idx"
+                                 " ON token_transfers(token_address, block_number);");
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------- */
+
+int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *err)
+{
+    bp_pg_derived *d = calloc(1, sizeof(*d));
+    if (!d)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    d->ret = *ret;
+    bp_buf_init(&d->sql, 0);
+    bp_buf_init(&d->data, 0);
+    bp_buf_init(&d->cols, 0);
+    bp_derived_run_init(&d->run);
+    *out = d;
+    return 0;
+}
+
+void bp_pg_derived_free(bp_pg_derived *d)
+{
+    if (!d)
+        return;
+    bp_buf_release(&d->sql);
+    bp_buf_release(&d->data);
+    bp_buf_release(&d->cols);
+    bp_windows_release(&d->win);
+    bp_derived_run_release(&d->run);
+    free(d->origin);
+    PQfreemem(d->origin_lit);
+    free(d->keep);
+    free(d);
+}
+
+void bp_pg_derived_reset(bp_pg_derived *d)
+{
+    d->have_temp = false;
+}
+
+const char *bp_pg_derived_sqlstate(const bp_pg_derived *d)
+{
+    return d->sqlstate;
+}
+
+static int run_sql(bp_pg_derived *d, PGconn *c, const char *sql, PGresult **res, const char *what,
+                   bp_error *err)
+{
+    return bp_pg_run(c, sql, res, d->sqlstate, what, err);
+}
+
+static int oom(bp_error *err)
+{
+    return bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
+/* ---- rows ------------------------------------------------------------------------------- */
+
+static void enc_value(bp_pgcopy *c, const bp_dcolumn *col, const bp_value *v)
+{
+    switch (v->kind) {
+    case BP_VAL_U64:
+        if (col->type == BP_COL_UINT64)
+            bp_pgcopy_num_u64(c, v->u);
+        else
+            bp_pgcopy_i64(c, v->u, col->name);
+        return;
+    case BP_VAL_U256:
+        bp_pgcopy_qty(c, v->q);
+        return;
+    case BP_VAL_F64:
+        bp_pgcopy_f64(c, v->f);
+        return;
+    case BP_VAL_STR:
+        if (col->type == BP_COL_TEXT)
+            bp_pgcopy_text(c, v->s);
+        else if (col->type == BP_COL_JSON)
+            bp_pgcopy_jsonb(c, v->s);
+        else
+            bp_pgcopy_hex(c, v->s, col->name);
+        return;
+    default:
+        bp_pgcopy_null(c);
+    }
+}
+
+static void enc_row(bp_pgcopy *c, bp_dshape s, const void *row)
+{
+    size_t first, n = bp_dshape_columns(s, &first);
+    bp_pgcopy_row(c, (uint16_t)n);
+    for (size_t i = 0; i < n; i++) {
+        bp_value v = bp_dvalue_of((bp_dcol_id)(first + i), row);
+        enc_value(c, &bp_dcolumns[first + i], &v);
+    }
+}
+
+/* count rows of table t's shape at rows (stride size) into one COPY of table name. */
+static int copy_rows(bp_pg_derived *d, PGconn *c, bp_dtable t, const char *name, const void *rows,
+                     size_t count, size_t size, bp_error *err)
+{
+    if (count == 0)
+        return 0;
+    bp_dshape shape = bp_dtables[t].shape;
+    bp_pgcopy p = {.buf = &d->data};
+    bp_buf_reset(&d->data);
+    bp_buf_reset(&d->cols);
+    bp_pgcopy_header(&p);
+    for (size_t i = 0; i < count; i++)
+        enc_row(&p, shape, (const char *)rows + i * size);
+    bp_pgcopy_trailer(&p);
+    if (p.rc != 0)
+        return bp_error_set(err, p.rc == BP_EINVAL ? BP_EINVAL : p.rc,
+                            "%s: column %s: value does not fit its PostgreSQL type", name,
+                            p.bad_column ? p.bad_column : "?");
+    if (bp_sql_dcolumns(&d->cols, shape, NULL) != 0)
+        return oom(err);
+    char what[96];
+    snprintf(what, sizeof(what), "COPY into %s", name);
+    return bp_pg_copy(c, name, d->cols.data, &d->data, d->sqlstate, NULL, what, err);
+}
+
+/* ---- batch begin ------------------------------------------------------------------------- */
+
+static int temp_tables(bp_pg_derived *d, PGconn *c, bp_error *err)
+{
+    if (d->have_temp)
+        return 0;
+    bp_buf_reset(&d->sql);
+    int rc = 0;
+    for (size_t i = 0; i < N_STAGED; i++)
+        rc |= bp_buf_printf(
+            &d->sql, "CREATE TEMP TABLE IF NOT EXISTS bp_d_%s (LIKE %s) ON COMMIT DELETE ROWS;",
+            bp_dtables[g_staged[i]].name, bp_dtables[g_staged[i]].name);
+    rc |= bp_buf_puts(
+        &d->sql, "CREATE TEMP TABLE IF NOT EXISTS bp_d_aa_delta(grain text, window_start bigint,"
+                 " n bigint) ON COMMIT DELETE ROWS;"
+                 "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_new(grain text, window_start bigint,"
+                 " contract_address bytea, n bigint) ON COMMIT DELETE ROWS;"
+                 "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_gone(contract_address bytea, n bigint)"
+                 " ON COMMIT DELETE ROWS");
+    if (rc != 0)
+        return oom(err);
+    rc = run_sql(d, c, d->sql.data, NULL, "creating the derived tables' temporary tables", err);
+    d->have_temp = rc == 0;
+    return rc;
+}
+
+static int origin_literal(bp_pg_derived *d, PGconn *c, const char *origin, bp_error *err)
+{
+    if (d->origin && strcmp(d->origin, origin) == 0)
+        return 0;
+    free(d->origin);
+    PQfreemem(d->origin_lit);
+    d->origin = strdup(origin);
+    d->origin_lit = PQescapeLiteral(c, origin, strlen(origin));
+    return d->origin && d->origin_lit ? 0 : oom(err);
+}
+
+/* The minutes of the blocks in [lo, hi] are touched (their USD may have changed). */
+static int touch_blocks_between(bp_pg_derived *d, PGconn *c, uint64_t lo, uint64_t hi,
+                                bp_error *err)
+{
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT DISTINCT block_timestamp - block_timestamp %% 60 FROM chain_metrics_block"
+             " WHERE origin_key = %s AND block_timestamp >= %" PRIu64
+             " AND block_timestamp <= %" PRIu64,
+             d->origin_lit, lo, hi);
+    PGresult *r;
+    int rc = run_sql(d, c, sql, &r, "the minutes of repriced blocks", err);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++)
+        if (bp_windows_touch(&d->win, BP_GRAIN_1M, strtoull(PQgetvalue(r, i, 0), NULL, 10), 0))
+            rc = oom(err);
+    PQclear(r);
+    return rc;
+}
+
+/* Prices the blocks with timestamps in [lo, hi] from the prices table. */
+static int price_sql(bp_pg_derived *d, PGconn *c, const bp_derived *der, uint64_t lo, uint64_t hi,
+                     bp_error *err)
+{
+    char *sym = PQescapeLiteral(c, der->native_symbol, strlen(der->native_symbol));
+    if (!sym)
+        return oom(err);
+    bp_buf_reset(&d->sql);
+    int rc =
+        bp_buf_printf(&d->sql,
+                      "UPDATE chain_metrics_block b SET fees_paid_usd = b.fees_paid_native *"
+                      " (SELECT usd FROM prices p WHERE p.symbol = %s"
+                      " AND p.timestamp <= b.block_timestamp"
+                      " AND p.timestamp >= b.block_timestamp - %" PRIu64
+                      " ORDER BY p.timestamp DESC LIMIT 1) WHERE b.origin_key = %s"
+                      " AND b.block_timestamp >= %" PRIu64 " AND b.block_timestamp <= %" PRIu64,
+                      sym, der->price_max_age, d->origin_lit, lo, hi);
+    PQfreemem(sym);
+    return rc ? oom(err) : run_sql(d, c, d->sql.data, NULL, "pricing blocks", err);
+}
+
+/* The prices learnt: stored; the blocks they price differently are priced again. */
+static int store_prices(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
+{
+    if (der->price_count == 0)
+        return 0;
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "INSERT INTO prices(symbol, timestamp, usd, source) VALUES");
+    for (size_t i = 0; rc == 0 && i < der->price_count; i++) {
+        const bp_price_row *p = &der->prices[i];
+        char *sym = PQescapeLiteral(c, p->symbol, strlen(p->symbol));
+        char *src =
+            PQescapeLiteral(c, p->source ? p->source : "", strlen(p->source ? p->source : ""));
+        rc = !sym || !src ? BP_ENOMEM
+                          : bp_buf_printf(&d->sql, "%s(%s, %" PRIu64 ", %.17g, %s)", i ? "," : "",
+                                          sym, p->timestamp, p->usd.v, src);
+        PQfreemem(sym);
+        PQfreemem(src);
+    }
+    char *native = PQescapeLiteral(c, der->native_symbol, strlen(der->native_symbol));
+    if (rc != 0 || !native ||
+        bp_buf_printf(&d->sql,
+                      " ON CONFLICT(symbol, timestamp) DO UPDATE SET usd = excluded.usd,"
+                      " source = excluded.source WHERE prices.usd IS DISTINCT FROM excluded.usd"
+                      " RETURNING CASE WHEN symbol = %s THEN timestamp END",
+                      native ? native : "''") != 0) {
+        PQfreemem(native);
+        return oom(err);
+    }
+    PQfreemem(native);
+    PGresult *r;
+    rc = run_sql(d, c, d->sql.data, &r, "storing prices", err);
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        if (PQgetisnull(r, i, 0))
+            continue;
+        uint64_t ts = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+        lo = ts < lo ? ts : lo;
+        hi = ts > hi ? ts : hi;
+    }
+    PQclear(r);
+    if (rc != 0 || lo > hi)
+        return rc;
+    hi += der->price_max_age;
+    rc = price_sql(d, c, der, lo, hi, err);
+    return rc ? rc : touch_blocks_between(d, c, lo, hi, err);
+}
+
+int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
+{
+    d->sqlstate[0] = '\0';
+    d->foreign = false;
+    bp_windows_clear(&d->win);
+    int rc = origin_literal(d, c, der->origin_key, err);
+    if (rc == 0)
+        rc = temp_tables(d, c, err);
+    if (rc != 0)
+        return rc;
+    char sql[256];
+    snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(hashtext('blockpipe metrics ' || %s))",
+             d->origin_lit);
+    rc = run_sql(d, c, sql, NULL, "locking the chain's derived tables", err);
+    return rc ? rc : store_prices(d, c, der, err);
+}
+
+/* ---- APPLY ----------------------------------------------------------------------------- */
+
+/* blocks[0..n) without the ones that already have derived rows (another process wrote them),
+ * into d->keep; *kept of them. */
+static int without_existing(bp_pg_derived *d, PGconn *c, const bp_block_derived *const *blocks,
+                            size_t n, size_t *kept, bp_error *err)
+{
+    if (n > d->keep_cap) {
+        const bp_block_derived **p = realloc(d->keep, n * sizeof(*p));
+        if (!p)
+            return oom(err);
+        d->keep = p;
+        d->keep_cap = n;
+    }
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT block_number FROM chain_metrics_block WHERE origin_key = %s"
+             " AND block_number >= %" PRIu64 " AND block_number <= %" PRIu64,
+             d->origin_lit, blocks[0]->chain.block_number, blocks[n - 1]->chain.block_number);
+    PGresult *r;
+    int rc = run_sql(d, c, sql, &r, "reading existing derived rows", err);
+    *kept = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool have = false;
+        for (int k = 0; k < PQntuples(r) && !have; k++)
+            have = strtoull(PQgetvalue(r, k, 0), NULL, 10) == blocks[i]->chain.block_number;
+        if (!have)
+            d->keep[(*kept)++] = blocks[i];
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int copy_block_rows(bp_pg_derived *d, PGconn *c, const bp_block_derived *const *blocks,
+                           size_t n, bp_error *err)
+{
+    /* each table in one COPY: gather its rows of every block first */
+    int rc = 0;
+    for (size_t t = 0; rc == 0 && t < N_DIRECT; t++) {
+        bp_dtable table = g_direct[t];
+        bp_pgcopy p = {.buf = &d->data};
+        bp_buf_reset(&d->data);
+        bp_pgcopy_header(&p);
+        size_t rows = 0;
+        bp_dshape shape = bp_dtables[table].shape;
+        for (size_t i = 0; i < n; i++) {
+            const bp_block_derived *b = blocks[i];
+            if (table == BP_DT_CHAIN_BLOCK) {
+                enc_row(&p, shape, &b->chain);
+                rows++;
+            }
+            for (size_t k = 0; table == BP_DT_TOKEN_TRANSFERS && k < b->transfer_count; k++, rows++)
+                enc_row(&p, shape, &b->transfers[k]);
+            for (size_t k = 0; table == BP_DT_ML_PREDICTIONS && k < b->prediction_count;
+                 k++, rows++)
+                enc_row(&p, shape, &b->predictions[k]);
+        }
+        bp_pgcopy_trailer(&p);
+        if (p.rc != 0)
+            return bp_error_set(err, p.rc, "%s: column %s: value does not fit its PostgreSQL type",
+                                bp_dtables[table].name, p.bad_column ? p.bad_column : "?");
+        if (rows == 0)
+            continue;
+        bp_buf_reset(&d->cols);
+        if (bp_sql_dcolumns(&d->cols, shape, NULL) != 0)
+            return oom(err);
+        char what[96];
+        snprintf(what, sizeof(what), "COPY into %s", bp_dtables[table].name);
+        rc = bp_pg_copy(c, bp_dtables[table].name, d->cols.data, &d->data, d->sqlstate, NULL, what,
+                        err);
+    }
+    return rc;
+}
+
+static int copy_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
+{
+    const bp_derived_run *r = &d->run;
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+        char aa[64], cs[64], kw[64];
+        snprintf(aa, sizeof(aa), "bp_d_%s", bp_dtables[BP_DT_ACTIVE_ADDRESSES].name);
+        snprintf(cs, sizeof(cs), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_SENDERS].name);
+        snprintf(kw, sizeof(kw), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_1M + g].name);
+        int rc = copy_rows(d, c, BP_DT_ACTIVE_ADDRESSES, aa, r->addresses[g], r->address_count[g],
+                           sizeof(bp_set_row), err);
+        if (rc == 0)
+            rc = copy_rows(d, c, BP_DT_CONTRACT_SENDERS, cs, r->pairs[g], r->pair_count[g],
+                           sizeof(bp_set_row), err);
+        if (rc == 0)
+            rc = copy_rows(d, c, (bp_dtable)(BP_DT_CONTRACT_1M + g), kw, r->contracts[g],
+                           r->contract_count[g], sizeof(bp_contract_row), err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Counts the new set rows, upserts the sets, adds the contract windows' increments. */
+static int merge_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
+{
+    bp_buf *q = &d->sql;
+    bp_buf_reset(q);
+    /* a set row is written once (derived.h: bp_set_row): the rows inserted are the new
+     * distinct addresses of their windows */
+    int rc = bp_buf_puts(
+        q, "WITH ins AS (INSERT INTO active_addresses SELECT * FROM bp_d_active_addresses"
+           " ON CONFLICT(origin_key, grain, window_start, address) DO NOTHING"
+           " RETURNING grain, window_start)"
+           " INSERT INTO bp_d_aa_delta SELECT grain, window_start, count(*) FROM ins"
+           " GROUP BY 1, 2;"
+           "WITH ins AS (INSERT INTO contract_senders SELECT * FROM bp_d_contract_senders"
+           " ON CONFLICT(origin_key, grain, window_start, contract_address, address) DO NOTHING"
+           " RETURNING grain, window_start, contract_address)"
+           " INSERT INTO bp_d_cs_new SELECT grain, window_start, contract_address, count(*)"
+           " FROM ins GROUP BY 1, 2, 3;");
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+        const char *t = bp_dtables[BP_DT_CONTRACT_1M + g].name;
+        rc |= bp_buf_printf(q, "INSERT INTO %s(", t);
+        rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
+        rc |=
+            bp_buf_printf(q,
+                          ") SELECT d.origin_key, d.window_start, d.contract_address, d.txcount,"
+                          " d.gas_used, d.fees_paid_wei, d.fees_paid_native, coalesce(n.n, 0)"
+                          " FROM bp_d_%s d LEFT JOIN bp_d_cs_new n ON n.grain = '%s'"
+                          " AND n.window_start = d.window_start"
+                          " AND n.contract_address = d.contract_address"
+                          " ON CONFLICT(origin_key, window_start, contract_address) DO UPDATE SET ",
+                          t, bp_grain_names[g]);
+        rc |= bp_sql_contract_combine(q, &g_dialect, t, '+', "excluded");
+        rc |=
+            bp_buf_printf(q, ", unique_senders = %s.unique_senders + excluded.unique_senders;", t);
+    }
+    rc |= bp_buf_puts(q, "TRUNCATE bp_d_cs_new");
+    for (size_t i = 0; i < N_STAGED; i++)
+        rc |= bp_buf_printf(q, ", bp_d_%s", bp_dtables[g_staged[i]].name);
+    if (rc != 0)
+        return oom(err);
+    return run_sql(d, c, q->data, NULL, "merging the run's set and contract increments", err);
+}
+
+int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
+                        const bp_block_derived *const *blocks, size_t n, bool skip_existing,
+                        bp_error *err)
+{
+    if (n == 0)
+        return 0;
+    if (skip_existing) { /* another process may have stored some (a staged run) */
+        d->foreign = true;
+        int rc = without_existing(d, c, blocks, n, &n, err);
+        if (rc != 0 || n == 0)
+            return rc;
+        blocks = d->keep;
+    }
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t ts = blocks[i]->chain.block_timestamp;
+        lo = ts < lo ? ts : lo;
+        hi = ts > hi ? ts : hi;
+        if (bp_windows_touch(&d->win, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0) != 0)
+            return oom(err);
+    }
+    if (bp_derived_run_build(&d->run, blocks, n) != 0)
+        return oom(err);
+    int rc = copy_block_rows(d, c, blocks, n, err);
+    if (rc == 0)
+        rc = copy_increments(d, c, err);
+    if (rc == 0)
+        rc = merge_increments(d, c, err);
+    if (rc == 0)
+        rc = price_sql(d, c, der, lo, hi, err);
+    return rc ? bp_error_prefix(err, "derived tables of blocks %" PRIu64 "..%" PRIu64 ": ",
+                                blocks[0]->chain.block_number, blocks[n - 1]->chain.block_number)
+              : 0;
+}
+
+/* ---- REVERT ---------------------------------------------------------------------------- */
+
+/* The SQL of one grain's part of reverting block number (its window w). */
+static int revert_grain_sql(bp_buf *q, const char *o, int g, uint64_t w, uint64_t number)
+{
+    const char *gn = bp_grain_names[g], *kw = bp_dtables[BP_DT_CONTRACT_1M + g].name;
+    char senders[1024], pairs[1024], key[1024];
+    snprintf(senders, sizeof(senders),
+             "(SELECT DISTINCT from_address AS a FROM transactions WHERE chain = %s"
+             " AND block_number = %" PRIu64 ")",
+             o, number);
+    snprintf(pairs, sizeof(pairs),
+             "(SELECT DISTINCT " CONTRACT_OF_TX " AS c, from_address AS a FROM transactions"
+             " WHERE chain = %s AND block_number = %" PRIu64 ")",
+             o, number);
+    snprintf(key, sizeof(key), "x.origin_key = %s AND x.grain = '%s' AND x.window_start = %" PRIu64,
+             o, gn, w);
+    /* the reverted block is the window's highest: the rows it was the first block of go */
+    int rc = bp_buf_printf(q,
+                           "WITH d AS (DELETE FROM active_addresses x USING %s t WHERE %s"
+                           " AND x.address = t.a AND x.first_block = %" PRIu64 " RETURNING 1)"
+                           " INSERT INTO bp_d_aa_delta SELECT '%s', %" PRIu64 ", -count(*) FROM d;",
+                           senders, key, number, gn, w);
+    rc |= bp_buf_printf(q,
+                        "WITH d AS (DELETE FROM contract_senders x USING %s t WHERE %s"
+                        " AND x.contract_address = t.c AND x.address = t.a"
+                        " AND x.first_block = %" PRIu64 " RETURNING x.contract_address)"
+                        " INSERT INTO bp_d_cs_gone SELECT contract_address, count(*) FROM d"
+                        " GROUP BY 1;",
+                        pairs, key, number);
+    char num[24];
+    snprintf(num, sizeof(num), "%" PRIu64, number);
+    rc |= bp_buf_printf(q, "UPDATE %s c SET ", kw);
+    rc |= bp_sql_contract_combine(q, &g_dialect, "c", '-', "b");
+    rc |=
+        bp_buf_puts(q, ", unique_senders = c.unique_senders - coalesce((SELECT n FROM"
+                       " bp_d_cs_gone z WHERE z.contract_address = c.contract_address), 0) FROM ");
+    rc |= bp_sql_block_contracts(q, &g_dialect, o, num);
+    rc |= bp_buf_printf(q,
+                        " b WHERE c.origin_key = %s AND c.window_start = %" PRIu64
+                        " AND c.contract_address = b.contract_address;"
+                        "DELETE FROM %s WHERE origin_key = %s AND window_start = %" PRIu64
+                        " AND txcount = 0;TRUNCATE bp_d_cs_gone;",
+                        o, w, kw, o, w);
+    return rc;
+}
+
+int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const bp_block *b,
+                         bp_error *err)
+{
+    char sql[512];
+    if (!b->hash || strncmp(b->hash, "0x", 2) != 0 ||
+        strspn(b->hash + 2, "0123456789abcdef") != strlen(b->hash + 2))
+        return bp_error_set(err, BP_EINVAL, "revert block %" PRIu64 ": bad hash", b->number);
+    int rc = origin_literal(d, c, origin, err);
+    snprintf(sql, sizeof(sql),
+             "SELECT block_timestamp FROM chain_metrics_block WHERE origin_key = %s"
+             " AND block_number = %" PRIu64 " AND block_hash = decode('%s', 'hex')",
+             d->origin_lit ? d->origin_lit : "''", b->number, b->hash + 2);
+    PGresult *r = NULL;
+    if (rc == 0)
+        rc = run_sql(d, c, sql, &r, "reading the block's derived row", err);
+    bool has = rc == 0 && PQntuples(r) == 1;
+    uint64_t ts = has ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+    PQclear(r);
+    if (rc != 0 || !has) /* none: written before the derived tables were (or without them) */
+        return rc ? bp_error_prefix(err, "revert block %" PRIu64 ": ", b->number) : 0;
+    bp_buf_reset(&d->sql);
+    /* its minute is recomputed from the raw rows at the end of the batch */
+    rc = bp_windows_touch(&d->win, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0);
+    for (int g = BP_GRAIN_SETS; rc == 0 && g < BP_GRAIN_COUNT; g++)
+        rc = revert_grain_sql(&d->sql, d->origin_lit, g, bp_window_of(ts, g), b->number) ||
+             bp_windows_touch(&d->win, g, bp_window_of(ts, g), 0);
+    rc |= bp_buf_printf(&d->sql,
+                        "DELETE FROM chain_metrics_block WHERE origin_key = %1$s"
+                        " AND block_number = %2$" PRIu64 ";"
+                        "DELETE FROM token_transfers WHERE chain = %1$s"
+                        " AND block_number = %2$" PRIu64 ";"
+                        "DELETE FROM ml_predictions WHERE origin_key = %1$s"
+                        " AND block_number = %2$" PRIu64,
+                        d->origin_lit, b->number);
+    if (rc != 0)
+        return oom(err);
+    rc = run_sql(d, c, d->sql.data, NULL, "reverting its derived rows", err);
+    return rc ? bp_error_prefix(err, "revert block %" PRIu64 ": ", b->number) : 0;
+}
+
+/* ---- batch end -------------------------------------------------------------------------- */
+
+/* A minute's contract rows: from the batch's summary, or from its raw transactions. */
+static int contract_minute_sql(bp_pg_derived *d, bp_buf *q, const char *w,
+                               const bp_minute_summary *sum)
+{
+    int rc = bp_sql_contract_minute_delete(q, d->origin_lit, w) | bp_buf_putc(q, ';');
+    if (!sum)
+        return rc | bp_sql_contract_minute_insert(q, &g_dialect, d->origin_lit, w) |
+               bp_buf_putc(q, ';');
+    for (size_t i = 0; i < sum->contract_count; i++) {
+        const bp_contract_row *c = &sum->contracts[i];
+        char fee[BP_U256_DEC_MAX];
+        bp_u256_to_dec(&c->fees_paid_wei.v, fee);
+        if (i == 0) {
+            rc |= bp_buf_printf(q, "INSERT INTO %s(", bp_dtables[BP_DT_CONTRACT_1M].name);
+            rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
+            rc |= bp_buf_puts(q, ") VALUES");
+        }
+        rc |= bp_buf_printf(
+            q, "%s(%s, %s, decode('%s', 'hex'), %" PRIu64 ", %" PRIu64 ", %s, %.17g, %" PRIu64 ")",
+            i ? "," : "", d->origin_lit, w, c->contract_address + 2, c->txcount, c->gas_used, fee,
+            c->fees_paid_native.v, c->unique_senders);
+    }
+    return rc | (sum->contract_count ? bp_buf_putc(q, ';') : 0);
+}
+
+static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q)
+{
+    int rc = 0;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        bp_dtable t = (bp_dtable)(BP_DT_CHAIN_1M + g);
+        for (size_t i = 0; i < d->win.n[g]; i++) {
+            char w[24], delta[200];
+            uint64_t ws = d->win.v[g][i].w;
+            const bp_minute_summary *sum =
+                g == BP_GRAIN_1M && !d->foreign ? bp_derived_minute(der, ws) : NULL;
+            snprintf(w, sizeof(w), "%" PRIu64, ws);
+            if (sum)
+                snprintf(delta, sizeof(delta), "%" PRIu64, sum->active_addresses);
+            else
+                snprintf(delta, sizeof(delta),
+                         "coalesce((SELECT sum(n) FROM bp_d_aa_delta WHERE grain = '%s'"
+                         " AND window_start = %s), 0)",
+                         bp_grain_names[g], w);
+            if (g == BP_GRAIN_1M)
+                rc |= contract_minute_sql(d, q, w, sum);
+            /* a minute without a summary counts the senders of its raw transactions */
+            rc |= bp_sql_rollup(q, t, &g_dialect, d->origin_lit, w,
+                                g == BP_GRAIN_1M && !sum ? NULL : delta);
+            rc |= bp_buf_putc(q, ';');
+            rc |= bp_sql_rollup_prune(q, t, d->origin_lit, w);
+            rc |= bp_buf_putc(q, ';');
+        }
+    }
+    return rc;
+}
+
+static int retention_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, uint64_t *cuts)
+{
+    bp_expiry plan[BP_EXPIRY_MAX];
+    size_t n = bp_retention_plan(&d->ret, der, plan);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        cuts[i] = d->last_cut[i];
+        if (plan[i].before <= d->last_cut[i])
+            continue;
+        cuts[i] = plan[i].before;
+        rc |= bp_buf_printf(q, "DELETE FROM %s WHERE origin_key = %s",
+                            bp_dtables[plan[i].table].name, d->origin_lit);
+        if (plan[i].grain >= 0)
+            rc |= bp_buf_printf(q, " AND grain = '%s'", bp_grain_names[plan[i].grain]);
+        rc |= bp_buf_printf(q, " AND %s < %" PRIu64 ";", plan[i].column, plan[i].before);
+    }
+    return rc;
+}
+
+int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
+{
+    uint64_t cuts[BP_EXPIRY_MAX];
+    bp_buf_reset(&d->sql);
+    if (bp_windows_close(&d->win) != 0 || rollups_sql(d, der, &d->sql) != 0 ||
+        retention_sql(d, der, &d->sql, cuts) != 0)
+        return oom(err);
+    if (d->sql.len == 0)
+        return 0;
+    int rc = run_sql(d, c, d->sql.data, NULL, "derived tables: rollups and retention", err);
+    if (rc == 0) /* (a rolled-back batch runs them again: the cut only moves on after this) */
+        memcpy(d->last_cut, cuts, sizeof(cuts));
+    return rc;
+}

@@ -1,0 +1,40 @@
+/* pg_derived.h - the PostgreSQL output's derived tables (blockpipe/derived.h): the same
+ * tables and rules as SQLite's (sqlite_derived.h), written set-wise inside the batch's
+ * transaction: binary COPY of the block rows and of the runs' increments into temporary
+ * tables, then a few statements per run, the rollups of the touched windows in one round trip
+ * at the end of the batch. */
+#ifndef BP_SINK_PG_DERIVED_H
+#define BP_SINK_PG_DERIVED_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "blockpipe/derived.h"
+#include "blockpipe/error.h"
+#include "util/buf.h"
+
+typedef struct bp_pg_derived bp_pg_derived;
+
+/* Schema version 2: the derived tables, their indexes and views. */
+int bp_pg_derived_schema(bp_buf *sql);
+
+int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *err);
+void bp_pg_derived_free(bp_pg_derived *d);
+/* The connection was replaced: its temporary tables are gone. */
+void bp_pg_derived_reset(bp_pg_derived *d);
+/* The SQLSTATE of the last failure ("" when none). */
+const char *bp_pg_derived_sqlstate(const bp_pg_derived *d);
+
+/* A batch, inside its transaction: begin (serializes writers of the chain, stores the prices
+ * learnt), then per run of APPLY events apply (skip_existing: only blocks without derived rows
+ * yet, for a run another process may have written), per REVERT revert before the raw rows
+ * go, finish (rollups, retention). */
+int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err);
+int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
+                        const bp_block_derived *const *blocks, size_t n, bool skip_existing,
+                        bp_error *err);
+int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const bp_block *b,
+                         bp_error *err);
+int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err);
+
+#endif

@@ -1,0 +1,908 @@
+/* sqlite_derived.c - the SQLite output's derived tables (sqlite_derived.h).
+ *
+ * APPLY run: the block rows (chain_metrics_block, token_transfers, ml_predictions) are
+ * inserted; the run's 1h and 1d set rows (metrics.h: bp_derived_run) are inserted into
+ * active_addresses / contract_senders unless already there, a row inserted being one more
+ * distinct address of its window; the 1h and 1d contract windows get their increments and
+ * their new senders. A set row is written once (derived.h: bp_set_row), so a window's set
+ * costs its distinct addresses, not one write per batch per address.
+ * REVERT (of the highest block): the block's senders, (contract, sender) pairs and
+ * per-contract sums are read from its raw transactions (still there: the raw rows are deleted
+ * after this); the set rows whose first_block it is go (one address fewer); the contract
+ * windows subtract the sums; the block's rows go.
+ * Batch end: every touched minute's contract rows and distinct senders are recomputed from its
+ * raw transactions, every touched chain window from its finer rows (block -> 1m -> 1h -> 1d),
+ * the 1h and 1d ones with active_addresses moved by their set's change; retention.
+ * Amounts of wei are exact decimal TEXT: the SQL functions below do their arithmetic. */
+#include "sink/sqlite_derived.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics/keymap.h"
+#include "metrics/metrics.h"
+#include "metrics/windows.h"
+#include "sink/sqlgen.h"
+#include "util/hex.h"
+
+#define BP_SQLITE_DERIVED_CACHE_KIB "65536"
+
+/* The contract of a raw transactions row, as bp_metrics_contract_of decides it. */
+#define CONTRACT_OF_TX                                                                             \
+    "CASE WHEN to_address IS NULL THEN receipt_contract_address"                                   \
+    " WHEN input IS NOT NULL AND input <> '0x' THEN to_address END"
+
+/* ---- SQL functions ---------------------------------------------------------------------- */
+
+static bool value_u256(sqlite3_value *v, bp_u256 *out)
+{
+    switch (sqlite3_value_type(v)) {
+    case SQLITE_NULL:
+        return false;
+    case SQLITE_INTEGER: {
+        sqlite3_int64 i = sqlite3_value_int64(v);
+        bp_u256_from_u64(out, i < 0 ? 0 : (uint64_t)i);
+        return true;
+    }
+    default: {
+        const char *t = (const char *)sqlite3_value_text(v);
+        return t && bp_u256_from_dec(t, (size_t)sqlite3_value_bytes(v), out) == 0;
+    }
+    }
+}
+
+static void result_u256(sqlite3_context *ctx, const bp_u256 *v)
+{
+    char dec[BP_U256_DEC_MAX];
+    size_t n = bp_u256_to_dec(v, dec);
+    sqlite3_result_text(ctx, dec, (int)n, SQLITE_TRANSIENT);
+}
+
+/* 0 on success, with a and b as uint256 (NULL: the result is NULL). */
+static int two_u256(sqlite3_context *ctx, sqlite3_value **argv, bp_u256 *a, bp_u256 *b)
+{
+    if (sqlite3_value_type(argv[0]) == SQLITE_NULL || sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+        sqlite3_result_null(ctx);
+        return 1;
+    }
+    if (!value_u256(argv[0], a) || !value_u256(argv[1], b)) {
+        sqlite3_result_error(ctx, "bp_add256/bp_sub256/bp_mul256: not a decimal uint256", -1);
+        return 1;
+    }
+    return 0;
+}
+
+static void fn_add256(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    bp_u256 a, b;
+    (void)argc;
+    if (two_u256(ctx, argv, &a, &b) != 0)
+        return;
+    if (bp_u256_add(&a, &a, &b) != 0)
+        sqlite3_result_error(ctx, "bp_add256: overflow", -1);
+    else
+        result_u256(ctx, &a);
+}
+
+static void fn_sub256(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    bp_u256 a, b, nb, one = {{1, 0, 0, 0}};
+    (void)argc;
+    if (two_u256(ctx, argv, &a, &b) != 0)
+        return;
+    if (bp_u256_cmp(&a, &b) < 0) {
+        sqlite3_result_error(ctx, "bp_sub256: would be negative", -1);
+        return;
+    }
+    for (int i = 0; i < 4; i++)
+        nb.w[i] = ~b.w[i];
+    bp_u256_add(&nb, &nb, &one); /* two's complement: a - b = a + ~b + 1 (mod 2^256) */
+    bp_u256_add(&a, &a, &nb);
+    result_u256(ctx, &a);
+}
+
+/* a x b where one of them fits 64 bits (gas x a price). */
+static void fn_mul256(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    bp_u256 a, b;
+    (void)argc;
+    if (two_u256(ctx, argv, &a, &b) != 0)
+        return;
+    if (!bp_u256_fits_u64(&a) && !bp_u256_fits_u64(&b)) {
+        sqlite3_result_error(ctx, "bp_mul256: neither factor fits 64 bits", -1);
+        return;
+    }
+    bp_u256 r;
+    int over =
+        bp_u256_fits_u64(&a) ? bp_u256_mul_u64(&r, &b, a.w[0]) : bp_u256_mul_u64(&r, &a, b.w[0]);
+    if (over)
+        sqlite3_result_error(ctx, "bp_mul256: overflow", -1);
+    else
+        result_u256(ctx, &r);
+}
+
+static void fn_native(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    bp_u256 v;
+    (void)argc;
+    if (!value_u256(argv[0], &v))
+        sqlite3_result_null(ctx);
+    else
+        sqlite3_result_double(ctx, bp_u256_to_double(&v) / 1e18);
+}
+
+typedef struct sum256 {
+    bp_u256 sum;
+    bool any, overflow;
+} sum256;
+
+static void sum256_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    sum256 *s = sqlite3_aggregate_context(ctx, sizeof(*s));
+    bp_u256 v;
+    (void)argc;
+    if (!s || !value_u256(argv[0], &v))
+        return;
+    s->any = true;
+    s->overflow |= bp_u256_add(&s->sum, &s->sum, &v) != 0;
+}
+
+static void sum256_final(sqlite3_context *ctx)
+{
+    sum256 *s = sqlite3_aggregate_context(ctx, 0);
+    if (s && s->overflow)
+        sqlite3_result_error(ctx, "bp_sum256: overflow", -1);
+    else if (s && s->any)
+        result_u256(ctx, &s->sum);
+    else
+        sqlite3_result_null(ctx);
+}
+
+typedef struct median256 {
+    bp_u256 *v;
+    size_t n, cap;
+    bool nomem;
+} median256;
+
+static void median_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    median256 *m = sqlite3_aggregate_context(ctx, sizeof(*m));
+    bp_u256 v;
+    (void)argc;
+    if (!m || !value_u256(argv[0], &v))
+        return;
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 64;
+        bp_u256 *p = realloc(m->v, cap * sizeof(*p));
+        if (!p) {
+            m->nomem = true;
+            return;
+        }
+        m->v = p;
+        m->cap = cap;
+    }
+    m->v[m->n++] = v;
+}
+
+static int cmp_u256(const void *a, const void *b)
+{
+    return bp_u256_cmp(a, b);
+}
+
+static void median_final(sqlite3_context *ctx)
+{
+    median256 *m = sqlite3_aggregate_context(ctx, 0);
+    if (m && m->nomem)
+        sqlite3_result_error_nomem(ctx);
+    else if (!m || m->n == 0)
+        sqlite3_result_null(ctx);
+    else {
+        qsort(m->v, m->n, sizeof(*m->v), cmp_u256);
+        result_u256(ctx, &m->v[(m->n - 1) / 2]);
+    }
+    if (m)
+        free(m->v);
+}
+
+int bp_sqlite_derived_functions(sqlite3 *db)
+{
+    int f = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
+    int rc = sqlite3_create_function(db, "bp_add256", 2, f, NULL, fn_add256, NULL, NULL);
+    rc |= sqlite3_create_function(db, "bp_sub256", 2, f, NULL, fn_sub256, NULL, NULL);
+    rc |= sqlite3_create_function(db, "bp_mul256", 2, f, NULL, fn_mul256, NULL, NULL);
+    rc |= sqlite3_create_function(db, "bp_native", 1, f, NULL, fn_native, NULL, NULL);
+    rc |= sqlite3_create_function(db, "bp_sum256", 1, f, NULL, NULL, sum256_step, sum256_final);
+    rc |= sqlite3_create_function(db, "bp_median256", 1, f, NULL, NULL, median_step, median_final);
+    return rc;
+}
+
+/* ---- schema --------------------------------------------------------------------------- */
+
+static const char *sqlite_dtype(const bp_column *c)
+{
+    switch (c->type) {
+    case BP_COL_INT64:
+    case BP_COL_UINT64:
+    case BP_COL_BOOL:
+        return "INTEGER";
+    case BP_COL_FLOAT:
+        return "REAL";
+    default:
+        return "TEXT";
+    }
+}
+
+static const bp_sql_dialect g_dialect = {
+    .type_of = sqlite_dtype,
+    .sum256 = "bp_sum256(%s)",
+    .add256 = "bp_add256(%s, %s)",
+    .sub256 = "bp_sub256(%s, %s)",
+    .median = "bp_median256(%s)",
+    .native = "bp_native(%s)",
+    .time_of = "datetime(%s, 'unixepoch')",
+    .view_prefix = "CREATE VIEW IF NOT EXISTS ",
+    .table_suffix = " WITHOUT ROWID",
+    .contract_of_tx = CONTRACT_OF_TX,
+    .fee_of_tx = "bp_mul256(coalesce(receipt_gas_used, 0),"
+                 " coalesce(receipt_effective_gas_price, gas_price, 0))",
+};
+
+static const char g_indexes[] = "CREATE INDEX IF NOT EXISTS chain_metrics_block_ts_idx"
+                                " ON chain_metrics_block(origin_key, block_timestamp);"
+                                "CREATE INDEX IF NOT EXISTS token_transfers_token_idx"
+                                " ON token_transfers(token_address, block_number);";
+
+int bp_sqlite_derived_schema(bp_buf *sql)
+{
+    int rc = 0;
+    for (int t = 0; t < BP_DT_COUNT; t++) {
+        rc |= bp_sql_create_dtable(sql, (bp_dtable)t, "IF NOT EXISTS ", &g_dialect);
+        if (bp_dtables[t].timecol)
+            rc |= bp_sql_create_view(sql, (bp_dtable)t, &g_dialect);
+    }
+    return rc | bp_buf_puts(sql, g_indexes);
+}
+
+/* ---- statements ----------------------------------------------------------------------- */
+
+enum {
+    S_INS_CB,
+    S_INS_TT,
+    S_INS_ML,
+    S_UPS_AA,
+    S_UPS_CS,
+    S_UPS_KW,                             /* + grain */
+    S_SUB_KW = S_UPS_KW + BP_GRAIN_COUNT, /* + grain */
+    S_DEC_US = S_SUB_KW + BP_GRAIN_COUNT, /* + grain */
+    S_DEL_KW0 = S_DEC_US + BP_GRAIN_COUNT,
+    S_ROLLUP = S_DEL_KW0 + BP_GRAIN_COUNT,
+    S_PRUNE = S_ROLLUP + BP_GRAIN_COUNT,
+    S_KW_MIN_DEL = S_PRUNE + BP_GRAIN_COUNT,
+    S_KW_MIN_INS,
+    S_KW_MIN_ROW,
+    S_ROLLUP_1M_N,
+    S_HAS_CB,
+    S_DEL_AA1,
+    S_DEL_CS1,
+    S_DEL_CB,
+    S_DEL_TT,
+    S_DEL_ML,
+    S_UPS_PRICE,
+    S_PRICE_BLOCKS,
+    S_PRICED_MINUTES,
+    S_COUNT
+};
+
+static const char *const g_fixed[S_COUNT] = {
+    /* a set row is written once: an address already in the window's set stays as it is */
+    [S_UPS_AA] = "INSERT INTO active_addresses(origin_key, grain, window_start, address,"
+                 " first_block) VALUES(?1, ?2, ?3, ?4, ?5)"
+                 " ON CONFLICT(origin_key, grain, window_start, address) DO NOTHING",
+    [S_UPS_CS] = "INSERT INTO contract_senders(origin_key, grain, window_start, contract_address,"
+                 " address, first_block) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+                 " ON CONFLICT(origin_key, grain, window_start, contract_address, address)"
+                 " DO NOTHING",
+    [S_HAS_CB] = "SELECT block_timestamp FROM chain_metrics_block WHERE origin_key = ?1"
+                 " AND block_number = ?2 AND block_hash = ?3",
+    /* the reverted block is the window's highest: the rows it was the first block of go */
+    [S_DEL_AA1] = "DELETE FROM active_addresses WHERE origin_key = ?1 AND grain = ?2"
+                  " AND window_start = ?3 AND first_block = ?4 AND address IN (SELECT from_address"
+                  " FROM transactions WHERE chain = ?1 AND block_number = ?4)",
+    [S_DEL_CS1] = "DELETE FROM contract_senders WHERE origin_key = ?1 AND grain = ?2"
+                  " AND window_start = ?3 AND first_block = ?4 AND (contract_address, address) IN"
+                  " (SELECT " CONTRACT_OF_TX ", from_address FROM transactions WHERE chain = ?1"
+                  " AND block_number = ?4) RETURNING contract_address",
+    [S_DEL_CB] = "DELETE FROM chain_metrics_block WHERE origin_key = ?1 AND block_number = ?2",
+    [S_DEL_TT] = "DELETE FROM token_transfers WHERE chain = ?1 AND block_number = ?2",
+    [S_DEL_ML] = "DELETE FROM ml_predictions WHERE origin_key = ?1 AND block_number = ?2",
+    [S_UPS_PRICE] = "INSERT INTO prices(symbol, timestamp, usd, source) VALUES(?1, ?2, ?3, ?4)"
+                    " ON CONFLICT(symbol, timestamp) DO UPDATE SET usd = excluded.usd,"
+                    " source = excluded.source WHERE usd IS NOT excluded.usd",
+    /* The latest price at or before the block, at most max_age older. */
+    [S_PRICE_BLOCKS] = "UPDATE chain_metrics_block SET fees_paid_usd = fees_paid_native *"
+                       " (SELECT usd FROM prices WHERE symbol = ?2 AND timestamp <= block_timestamp"
+                       " AND timestamp >= block_timestamp - ?3 ORDER BY timestamp DESC LIMIT 1)"
+                       " WHERE origin_key = ?1 AND block_timestamp >= ?4 AND block_timestamp <= ?5",
+    [S_PRICED_MINUTES] = "SELECT DISTINCT block_timestamp - block_timestamp % 60"
+                         " FROM chain_metrics_block WHERE origin_key = ?1"
+                         " AND block_timestamp >= ?2 AND block_timestamp <= ?3",
+};
+
+struct bp_sqlite_derived {
+    sqlite3 *db;
+    const char *path;
+    sqlite3_stmt *st[S_COUNT];
+    bp_retention ret;
+    uint64_t last_cut[BP_EXPIRY_MAX];    /* retention: each delete's last cut */
+    bp_windows win;                      /* the batch's touched windows */
+    bp_keymap new_pairs[BP_GRAIN_COUNT]; /* (window, contract) -> new pairs of the run */
+    bp_derived_run run;
+    bool foreign; /* the batch met blocks another process stored: no minute summaries */
+    char msg[256];
+};
+
+void bp_sqlite_derived_foreign(bp_sqlite_derived *d)
+{
+    d->foreign = true;
+}
+
+/* ---- small helpers ------------------------------------------------------------------------ */
+
+static int db_error(bp_sqlite_derived *d, bp_error *err, const char *fmt, uint64_t number)
+{
+    char what[160];
+    snprintf(what, sizeof(what), fmt, number);
+    return bp_error_set(err, BP_EDB, "%s: %s", what, sqlite3_errmsg(d->db));
+}
+
+/* Steps a statement to its end; SQLITE_OK or the error. */
+static int run(sqlite3_stmt *st)
+{
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    }
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+    return sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int bind_value(sqlite3_stmt *st, int i, const bp_value *v)
+{
+    char dec[BP_U256_DEC_MAX];
+    switch (v->kind) {
+    case BP_VAL_U64:
+        return bind_u64(st, i, v->u);
+    case BP_VAL_U256:
+        return sqlite3_bind_text(st, i, dec, (int)bp_u256_to_dec(&v->q->v, dec), SQLITE_TRANSIENT);
+    case BP_VAL_STR:
+        return sqlite3_bind_text(st, i, v->s, -1, SQLITE_STATIC);
+    case BP_VAL_F64:
+        return sqlite3_bind_double(st, i, v->f);
+    default:
+        return sqlite3_bind_null(st, i);
+    }
+}
+
+/* Inserts one row of table t (its shape's row struct). */
+static int insert_row(bp_sqlite_derived *d, int which, bp_dtable t, const void *row)
+{
+    sqlite3_stmt *st = d->st[which];
+    size_t first, n = bp_dshape_columns(bp_dtables[t].shape, &first);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        bp_value v = bp_dvalue_of((bp_dcol_id)(first + i), row);
+        rc |= bind_value(st, (int)i + 1, &v);
+    }
+    return rc != SQLITE_OK ? rc : run(st);
+}
+
+static int touch(bp_sqlite_derived *d, int g, uint64_t w, int64_t delta)
+{
+    return bp_windows_touch(&d->win, g, w, delta);
+}
+
+/* ---- open / close ------------------------------------------------------------------------- */
+
+static int gen(bp_buf *b, int which)
+{
+    int g = 0;
+    bp_buf_reset(b);
+    if (which == S_INS_CB)
+        return bp_sql_dinsert(b, BP_DT_CHAIN_BLOCK);
+    if (which == S_KW_MIN_DEL)
+        return bp_sql_contract_minute_delete(b, "?1", "?2");
+    if (which == S_KW_MIN_INS)
+        return bp_sql_contract_minute_insert(b, &g_dialect, "?1", "?2");
+    if (which == S_KW_MIN_ROW)
+        return bp_sql_dinsert(b, BP_DT_CONTRACT_1M);
+    if (which == S_ROLLUP_1M_N)
+        return bp_sql_rollup(b, BP_DT_CHAIN_1M, &g_dialect, "?1", "?2", "?3");
+    if (which == S_INS_TT)
+        return bp_sql_dinsert(b, BP_DT_TOKEN_TRANSFERS);
+    if (which == S_INS_ML)
+        return bp_sql_dinsert(b, BP_DT_ML_PREDICTIONS);
+#define GRAIN_OF(base)                                                                             \
+    (which >= (base) && which < (base) + BP_GRAIN_COUNT && ((g = which - (base)), 1))
+    if (GRAIN_OF(S_UPS_KW)) {
+        const char *name = bp_dtables[BP_DT_CONTRACT_1M + g].name;
+        int rc = bp_buf_printf(b, "INSERT INTO %s(", name);
+        rc |= bp_sql_dcolumns(b, BP_DS_CONTRACT_WINDOW, NULL);
+        rc |= bp_buf_printf(b, ") VALUES(?1, ?2, ?3, ?4, ?5, ?6, bp_native(?6), ?7)"
+                               " ON CONFLICT(origin_key, window_start, contract_address)"
+                               " DO UPDATE SET ");
+        rc |= bp_sql_contract_combine(b, &g_dialect, name, '+', "excluded");
+        return rc | bp_buf_printf(b,
+                                  ", unique_senders = %s.unique_senders +"
+                                  " excluded.unique_senders",
+                                  name);
+    }
+    if (GRAIN_OF(S_SUB_KW)) {
+        const char *name = bp_dtables[BP_DT_CONTRACT_1M + g].name;
+        int rc = bp_buf_printf(b, "UPDATE %s SET ", name);
+        rc |= bp_sql_contract_combine(b, &g_dialect, name, '-', "b");
+        rc |= bp_buf_puts(b, " FROM ");
+        rc |= bp_sql_block_contracts(b, &g_dialect, "?1", "?2");
+        return rc | bp_buf_printf(b,
+                                  " b WHERE %s.origin_key = ?1 AND %s.window_start = ?3"
+                                  " AND %s.contract_address = b.contract_address",
+                                  name, name, name);
+    }
+    if (GRAIN_OF(S_DEC_US))
+        return bp_buf_printf(b,
+                             "UPDATE %s SET unique_senders = unique_senders - ?4"
+                             " WHERE origin_key = ?1 AND window_start = ?2"
+                             " AND contract_address = ?3",
+                             bp_dtables[BP_DT_CONTRACT_1M + g].name);
+    if (GRAIN_OF(S_DEL_KW0))
+        return bp_buf_printf(b,
+                             "DELETE FROM %s WHERE origin_key = ?1 AND window_start = ?2"
+                             " AND txcount = 0",
+                             bp_dtables[BP_DT_CONTRACT_1M + g].name);
+    if (GRAIN_OF(S_ROLLUP)) /* a minute without a summary counts its raw transactions */
+        return bp_sql_rollup(b, (bp_dtable)(BP_DT_CHAIN_1M + g), &g_dialect, "?1", "?2",
+                             g == BP_GRAIN_1M ? NULL : "?3");
+    if (GRAIN_OF(S_PRUNE))
+        return bp_sql_rollup_prune(b, (bp_dtable)(BP_DT_CHAIN_1M + g), "?1", "?2");
+#undef GRAIN_OF
+    return bp_buf_puts(b, g_fixed[which]);
+}
+
+int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret,
+                           bp_sqlite_derived **out, bp_error *err)
+{
+    *out = NULL;
+    bp_sqlite_derived *d = calloc(1, sizeof(*d));
+    if (!d)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    d->db = db;
+    d->path = path;
+    d->ret = *ret;
+    bp_derived_run_init(&d->run);
+    /* A minute is recomputed from its raw transactions, read back right after they were
+     * written: with SQLite's default 2 MiB page cache (32 of our 64 KiB pages) every read
+     * went to pread() again (a third of the derived tables' time, measured). */
+    sqlite3_exec(db, "PRAGMA cache_size = -" BP_SQLITE_DERIVED_CACHE_KIB, NULL, NULL, NULL);
+    int rc = bp_sqlite_derived_functions(db) == SQLITE_OK
+                 ? 0
+                 : bp_error_set(err, BP_EDB, "%s: registering SQL functions: %s", path,
+                                sqlite3_errmsg(db));
+    bp_buf sql;
+    bp_buf_init(&sql, 0);
+    for (int i = 0; rc == 0 && i < S_COUNT; i++) {
+        if (gen(&sql, i) != 0)
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+        else if (sqlite3_prepare_v3(db, sql.data, -1, SQLITE_PREPARE_PERSISTENT, &d->st[i], NULL) !=
+                 SQLITE_OK)
+            rc = bp_error_set(err, BP_EDB, "%s: preparing \"%.80s...\": %s", path, sql.data,
+                              sqlite3_errmsg(db));
+    }
+    bp_buf_release(&sql);
+    if (rc != 0) {
+        bp_sqlite_derived_close(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void bp_sqlite_derived_close(bp_sqlite_derived *d)
+{
+    if (!d)
+        return;
+    for (int i = 0; i < S_COUNT; i++)
+        sqlite3_finalize(d->st[i]);
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        bp_keymap_release(&d->new_pairs[g]);
+    bp_windows_release(&d->win);
+    bp_derived_run_release(&d->run);
+    free(d);
+}
+
+/* ---- prices ---------------------------------------------------------------------------- */
+
+/* Prices the blocks with timestamps in [lo, hi] from the prices table. */
+static int price_blocks(bp_sqlite_derived *d, const bp_derived *der, uint64_t lo, uint64_t hi)
+{
+    sqlite3_stmt *st = d->st[S_PRICE_BLOCKS];
+    int rc = bind_text(st, 1, der->origin_key) | bind_text(st, 2, der->native_symbol) |
+             bind_u64(st, 3, der->price_max_age) | bind_u64(st, 4, lo) | bind_u64(st, 5, hi);
+    return rc != SQLITE_OK ? rc : run(st);
+}
+
+/* The minutes of the blocks in [lo, hi]: their windows are recomputed (USD changed). */
+static int touch_priced(bp_sqlite_derived *d, const bp_derived *der, uint64_t lo, uint64_t hi)
+{
+    sqlite3_stmt *st = d->st[S_PRICED_MINUTES];
+    int rc = bind_text(st, 1, der->origin_key) | bind_u64(st, 2, lo) | bind_u64(st, 3, hi);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        rc = touch(d, BP_GRAIN_1M, (uint64_t)sqlite3_column_int64(st, 0), 0) ? SQLITE_NOMEM
+                                                                             : SQLITE_OK;
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* The prices learnt: stored; the blocks whose price they change are priced again. */
+static int store_prices(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
+{
+    uint64_t lo = UINT64_MAX, hi = 0;
+    sqlite3_stmt *st = d->st[S_UPS_PRICE];
+    for (size_t i = 0; i < der->price_count; i++) {
+        const bp_price_row *p = &der->prices[i];
+        int rc = bind_text(st, 1, p->symbol) | bind_u64(st, 2, p->timestamp) |
+                 sqlite3_bind_double(st, 3, p->usd.v) | bind_text(st, 4, p->source);
+        if (rc != SQLITE_OK || run(st) != SQLITE_OK)
+            return db_error(d, err, "storing the price at %" PRIu64, p->timestamp);
+        if (sqlite3_changes(d->db) > 0 && strcmp(p->symbol, der->native_symbol) == 0) {
+            lo = p->timestamp < lo ? p->timestamp : lo;
+            hi = p->timestamp > hi ? p->timestamp : hi;
+        }
+    }
+    if (lo > hi)
+        return 0;
+    hi += der->price_max_age;
+    if (price_blocks(d, der, lo, hi) != SQLITE_OK || touch_priced(d, der, lo, hi) != SQLITE_OK)
+        return db_error(d, err, "pricing blocks from %" PRIu64, lo);
+    return 0;
+}
+
+int bp_sqlite_derived_begin(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
+{
+    bp_windows_clear(&d->win);
+    d->foreign = false;
+    return store_prices(d, der, err);
+}
+
+/* ---- APPLY -------------------------------------------------------------------------------- */
+
+static int insert_block_rows(bp_sqlite_derived *d, const bp_block_derived *b, bp_error *err)
+{
+    uint64_t n = b->chain.block_number;
+    if (insert_row(d, S_INS_CB, BP_DT_CHAIN_BLOCK, &b->chain) != SQLITE_OK)
+        return db_error(d, err, "block %" PRIu64 ": insert into chain_metrics_block", n);
+    for (size_t i = 0; i < b->transfer_count; i++)
+        if (insert_row(d, S_INS_TT, BP_DT_TOKEN_TRANSFERS, &b->transfers[i]) != SQLITE_OK)
+            return db_error(d, err, "block %" PRIu64 ": insert into token_transfers", n);
+    for (size_t i = 0; i < b->prediction_count; i++)
+        if (insert_row(d, S_INS_ML, BP_DT_ML_PREDICTIONS, &b->predictions[i]) != SQLITE_OK)
+            return db_error(d, err, "block %" PRIu64 ": insert into ml_predictions", n);
+    return 0;
+}
+
+/* Inserts a set row unless its address is in the window's set already: *added when it was
+ * not (one more distinct address). */
+static int upsert_set(bp_sqlite_derived *d, int which, const bp_set_row *r, bool *added)
+{
+    sqlite3_stmt *st = d->st[which];
+    int i = which == S_UPS_CS ? 5 : 4; /* the address, then first_block */
+    int rc = bind_text(st, 1, r->origin_key) | bind_text(st, 2, r->grain) |
+             bind_u64(st, 3, r->window_start);
+    if (which == S_UPS_CS)
+        rc |= bind_text(st, 4, r->contract_address);
+    rc |= bind_text(st, i, r->address) | bind_u64(st, i + 1, r->first_block);
+    if (rc == SQLITE_OK && (rc = run(st)) == SQLITE_OK)
+        *added = sqlite3_changes(d->db) == 1;
+    return rc;
+}
+
+/* One more new (contract, sender) pair in (window, contract) of grain g. */
+static int new_pair(bp_sqlite_derived *d, int g, const bp_set_row *r)
+{
+    bool added;
+    size_t *n =
+        bp_keymap_ref(&d->new_pairs[g], r->window_start, r->contract_address, NULL, 0, &added);
+    if (!n)
+        return BP_ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+static uint64_t new_pairs_of(bp_sqlite_derived *d, int g, const bp_contract_row *c)
+{
+    size_t *n = bp_keymap_get(&d->new_pairs[g], c->window_start, c->contract_address, NULL);
+    return n ? *n : 0;
+}
+
+static int upsert_sets(bp_sqlite_derived *d, int g, bp_error *err)
+{
+    const bp_derived_run *r = &d->run;
+    for (size_t i = 0; i < r->address_count[g]; i++) {
+        bool added;
+        if (upsert_set(d, S_UPS_AA, &r->addresses[g][i], &added) != SQLITE_OK)
+            return db_error(d, err, "upsert into active_addresses (window %" PRIu64 ")",
+                            r->addresses[g][i].window_start);
+        if (added && touch(d, g, r->addresses[g][i].window_start, 1) != 0)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < r->pair_count[g]; i++) {
+        bool added;
+        if (upsert_set(d, S_UPS_CS, &r->pairs[g][i], &added) != SQLITE_OK)
+            return db_error(d, err, "upsert into contract_senders (window %" PRIu64 ")",
+                            r->pairs[g][i].window_start);
+        if (added && new_pair(d, g, &r->pairs[g][i]) != 0)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int upsert_contracts(bp_sqlite_derived *d, int g, bp_error *err)
+{
+    const bp_derived_run *r = &d->run;
+    sqlite3_stmt *st = d->st[S_UPS_KW + g];
+    for (size_t i = 0; i < r->contract_count[g]; i++) {
+        const bp_contract_row *c = &r->contracts[g][i];
+        bp_value fee = bp_val_qty(&c->fees_paid_wei);
+        int rc = bind_text(st, 1, c->origin_key) | bind_u64(st, 2, c->window_start) |
+                 bind_text(st, 3, c->contract_address) | bind_u64(st, 4, c->txcount) |
+                 bind_u64(st, 5, c->gas_used) | bind_value(st, 6, &fee) |
+                 bind_u64(st, 7, new_pairs_of(d, g, c));
+        if (rc != SQLITE_OK || run(st) != SQLITE_OK)
+            return db_error(d, err, "upsert into a contract window (window %" PRIu64 ")",
+                            c->window_start);
+    }
+    return 0;
+}
+
+int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
+                            const bp_block_derived *const *blocks, size_t n, bp_error *err)
+{
+    if (n == 0)
+        return 0;
+    uint64_t lo = UINT64_MAX, hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = insert_block_rows(d, blocks[i], err);
+        if (rc != 0)
+            return rc;
+        uint64_t ts = blocks[i]->chain.block_timestamp;
+        lo = ts < lo ? ts : lo;
+        hi = ts > hi ? ts : hi;
+        if (touch(d, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0) != 0)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    if (bp_derived_run_build(&d->run, blocks, n) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+        bp_keymap_clear(&d->new_pairs[g]);
+        int rc = upsert_sets(d, g, err);
+        if (rc == 0)
+            rc = upsert_contracts(d, g, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (price_blocks(d, der, lo, hi) != SQLITE_OK)
+        return db_error(d, err, "pricing the blocks from %" PRIu64, blocks[0]->chain.block_number);
+    return 0;
+}
+
+/* ---- REVERT ------------------------------------------------------------------------------- */
+
+/* Whether b has derived rows, and its timestamp (a REVERT's header may not know it: after a
+ * restart the reorg window is seeded with numbers and hashes only). */
+static int has_rows(bp_sqlite_derived *d, const char *origin, const bp_block *b, bool *has,
+                    uint64_t *ts)
+{
+    sqlite3_stmt *st = d->st[S_HAS_CB];
+    int rc = bind_text(st, 1, origin) | bind_u64(st, 2, b->number) | bind_text(st, 3, b->hash);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    *has = rc == SQLITE_ROW;
+    *ts = *has ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int bind_set_key(sqlite3_stmt *st, const char *origin, int g, uint64_t w, uint64_t number)
+{
+    return bind_text(st, 1, origin) | bind_text(st, 2, bp_grain_names[g]) | bind_u64(st, 3, w) |
+           bind_u64(st, 4, number);
+}
+
+/* The senders the block was the only block of leave the window's set: *removed of them. */
+static int revert_addresses(bp_sqlite_derived *d, const char *origin, int g, uint64_t w,
+                            uint64_t number, int *removed)
+{
+    int rc = bind_set_key(d->st[S_DEL_AA1], origin, g, w, number);
+    if (rc != SQLITE_OK || (rc = run(d->st[S_DEL_AA1])) != SQLITE_OK)
+        return rc;
+    *removed = sqlite3_changes(d->db);
+    return SQLITE_OK;
+}
+
+/* The (contract, sender) pairs the block was the only block of leave the window's sets; each
+ * contract's unique_senders loses the pairs that went. */
+static int revert_pairs(bp_sqlite_derived *d, const char *origin, int g, uint64_t w,
+                        uint64_t number)
+{
+    sqlite3_stmt *st = d->st[S_DEL_CS1];
+    bp_buf gone; /* the contracts of the deleted rows, NUL-separated */
+    bp_buf_init(&gone, 0);
+    int rc = bind_set_key(st, origin, g, w, number);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *c = (const char *)sqlite3_column_text(st, 0);
+        rc = bp_buf_append(&gone, c ? c : "", c ? strlen(c) + 1 : 1) ? SQLITE_NOMEM : SQLITE_OK;
+    }
+    sqlite3_reset(st);
+    rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    sqlite3_stmt *dec = d->st[S_DEC_US + g];
+    for (size_t off = 0; rc == SQLITE_OK && off < gone.len; off += strlen(gone.data + off) + 1) {
+        rc = bind_text(dec, 1, origin) | bind_u64(dec, 2, w) | bind_text(dec, 3, gone.data + off) |
+             bind_u64(dec, 4, 1);
+        rc = rc != SQLITE_OK ? rc : run(dec);
+    }
+    bp_buf_release(&gone);
+    return rc;
+}
+
+/* The contract windows lose the block's transactions (from its raw rows); emptied ones go. */
+static int revert_contracts(bp_sqlite_derived *d, const char *origin, int g, uint64_t w,
+                            uint64_t number)
+{
+    sqlite3_stmt *sub = d->st[S_SUB_KW + g], *del = d->st[S_DEL_KW0 + g];
+    int rc = bind_text(sub, 1, origin) | bind_u64(sub, 2, number) | bind_u64(sub, 3, w);
+    if (rc != SQLITE_OK || (rc = run(sub)) != SQLITE_OK)
+        return rc;
+    rc = bind_text(del, 1, origin) | bind_u64(del, 2, w);
+    return rc != SQLITE_OK ? rc : run(del);
+}
+
+static int delete_block_rows(bp_sqlite_derived *d, const char *origin, uint64_t number)
+{
+    static const int dels[] = {S_DEL_CB, S_DEL_TT, S_DEL_ML};
+    for (size_t i = 0; i < sizeof(dels) / sizeof(dels[0]); i++) {
+        sqlite3_stmt *st = d->st[dels[i]];
+        int rc = bind_text(st, 1, origin) | bind_u64(st, 2, number);
+        if (rc != SQLITE_OK || (rc = run(st)) != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_block *b,
+                             bp_error *err)
+{
+    bool has = false;
+    uint64_t ts = 0;
+    if (has_rows(d, origin, b, &has, &ts) != SQLITE_OK)
+        return db_error(d, err, "revert block %" PRIu64 ": reading chain_metrics_block", b->number);
+    if (!has)
+        return 0; /* written before the derived tables were (or without them) */
+    /* its minute is recomputed from the raw rows at the end of the batch */
+    if (touch(d, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+        uint64_t w = bp_window_of(ts, g);
+        int removed = 0;
+        int rc = revert_addresses(d, origin, g, w, b->number, &removed);
+        if (rc == SQLITE_OK)
+            rc = revert_pairs(d, origin, g, w, b->number);
+        if (rc == SQLITE_OK)
+            rc = revert_contracts(d, origin, g, w, b->number);
+        if (rc != SQLITE_OK)
+            return db_error(d, err, "revert block %" PRIu64 ": derived tables", b->number);
+        if (touch(d, g, w, -(int64_t)removed) != 0)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    if (delete_block_rows(d, origin, b->number) != SQLITE_OK)
+        return db_error(d, err, "revert block %" PRIu64 ": deleting its derived rows", b->number);
+    return 0;
+}
+
+/* ---- batch end: rollups and retention -------------------------------------------------- */
+
+/* The minute's contract rows: the batch's summary of the minute, or its raw transactions. */
+static int contract_minute(bp_sqlite_derived *d, const char *origin, uint64_t w,
+                           const bp_minute_summary *sum)
+{
+    for (int which = S_KW_MIN_DEL; which <= (sum ? S_KW_MIN_DEL : S_KW_MIN_INS); which++) {
+        sqlite3_stmt *st = d->st[which];
+        int rc = bind_text(st, 1, origin) | bind_u64(st, 2, w);
+        if (rc != SQLITE_OK || (rc = run(st)) != SQLITE_OK)
+            return rc;
+    }
+    for (size_t i = 0; sum && i < sum->contract_count; i++) {
+        int rc = insert_row(d, S_KW_MIN_ROW, BP_DT_CONTRACT_1M, &sum->contracts[i]);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
+/* Window w of grain g recomputed (delta: the change of its set, for 1h and 1d). */
+static int rollup(bp_sqlite_derived *d, const bp_derived *der, int g, uint64_t w, int64_t delta)
+{
+    const bp_minute_summary *sum =
+        g == BP_GRAIN_1M && !d->foreign ? bp_derived_minute(der, w) : NULL;
+    int which = sum ? S_ROLLUP_1M_N : S_ROLLUP + g;
+    sqlite3_stmt *up = d->st[which], *prune = d->st[S_PRUNE + g];
+    int rc = g == BP_GRAIN_1M ? contract_minute(d, der->origin_key, w, sum) : SQLITE_OK;
+    if (rc == SQLITE_OK)
+        rc = bind_text(up, 1, der->origin_key) | bind_u64(up, 2, w);
+    if (rc == SQLITE_OK && (g != BP_GRAIN_1M || sum)) /* else a minute counts its senders */
+        rc = sqlite3_bind_int64(up, 3, sum ? (int64_t)sum->active_addresses : delta);
+    if (rc != SQLITE_OK || (rc = run(up)) != SQLITE_OK)
+        return rc;
+    rc = bind_text(prune, 1, der->origin_key) | bind_u64(prune, 2, w);
+    return rc != SQLITE_OK ? rc : run(prune);
+}
+
+static int rollups(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
+{
+    if (bp_windows_close(&d->win) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        for (size_t i = 0; i < d->win.n[g]; i++) {
+            const bp_window_delta *t = &d->win.v[g][i];
+            if (rollup(d, der, g, t->w, t->delta) != SQLITE_OK) {
+                db_error(d, err, "recomputing the window at %" PRIu64, t->w);
+                return bp_error_prefix(err, "%s: ", bp_dtables[BP_DT_CHAIN_1M + g].name);
+            }
+        }
+    }
+    return 0;
+}
+
+/* One retention delete (run when its cut moved on). */
+static int expire(bp_sqlite_derived *d, const char *origin, const bp_expiry *e, uint64_t *last)
+{
+    if (e->before <= *last)
+        return SQLITE_OK;
+    const bp_dtable_info *t = &bp_dtables[e->table];
+    char *sql = sqlite3_mprintf("DELETE FROM %s WHERE %s = %Q%s%s%s AND %s < %llu", t->name,
+                                e->table == BP_DT_TOKEN_TRANSFERS ? "chain" : "origin_key", origin,
+                                e->grain >= 0 ? " AND grain = '" : "",
+                                e->grain >= 0 ? bp_grain_names[e->grain] : "",
+                                e->grain >= 0 ? "'" : "", e->column, (unsigned long long)e->before);
+    int rc = sql ? sqlite3_exec(d->db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    if (rc == SQLITE_OK)
+        *last = e->before;
+    return rc;
+}
+
+static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
+{
+    bp_expiry plan[BP_EXPIRY_MAX];
+    size_t n = bp_retention_plan(&d->ret, der, plan);
+    for (size_t i = 0; i < n; i++)
+        if (expire(d, der->origin_key, &plan[i], &d->last_cut[i]) != SQLITE_OK)
+            return bp_error_set(err, BP_EDB, "retention of %s: %s", bp_dtables[plan[i].table].name,
+                                sqlite3_errmsg(d->db));
+    return 0;
+}
+
+int bp_sqlite_derived_finish(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
+{
+    int rc = rollups(d, der, err);
+    return rc ? rc : retention(d, der, err);
+}

@@ -1,0 +1,40 @@
+/* sqlite_derived.h - the SQLite output's derived tables (blockpipe/derived.h): schema, the
+ * rows of APPLY runs, REVERTs, rollups, prices and retention, all inside the batch's
+ * transaction (sqlite.c opens and commits it). */
+#ifndef BP_SINK_SQLITE_DERIVED_H
+#define BP_SINK_SQLITE_DERIVED_H
+
+#include <sqlite3.h>
+
+#include "blockpipe/derived.h"
+#include "blockpipe/error.h"
+#include "util/buf.h"
+
+typedef struct bp_sqlite_derived bp_sqlite_derived;
+
+/* The derived tables, their indexes and views (IF NOT EXISTS) appended to sql. */
+int bp_sqlite_derived_schema(bp_buf *sql);
+/* Registers the SQL functions the derived writes use and prepares the statements. */
+int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret,
+                           bp_sqlite_derived **out, bp_error *err);
+void bp_sqlite_derived_close(bp_sqlite_derived *d);
+
+/* A batch: begin (prices learnt), the runs and reverts in event order, finish (rollups of the
+ * touched windows, retention). */
+int bp_sqlite_derived_begin(bp_sqlite_derived *d, const bp_derived *der, bp_error *err);
+int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
+                            const bp_block_derived *const *blocks, size_t n, bp_error *err);
+/* Before the raw rows of b are deleted (the revert reads the block's senders from them). */
+int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_block *b,
+                             bp_error *err);
+int bp_sqlite_derived_finish(bp_sqlite_derived *d, const bp_derived *der, bp_error *err);
+
+/* The batch met a block already stored by another process (skipped): the module's minute
+ * summaries do not describe this database's minutes then; they are counted from it. */
+void bp_sqlite_derived_foreign(bp_sqlite_derived *d);
+
+/* The SQL functions alone (bp_add256, bp_sub256, bp_native, bp_sum256, bp_median256), for
+ * readers that want to recompute. */
+int bp_sqlite_derived_functions(sqlite3 *db);
+
+#endif

@@ -1,0 +1,251 @@
+"""USD prices of the derived tables (fees_paid_usd), SQLite and PostgreSQL.
+
+A chain of blocks every ~10 minutes over ~4 hours. (1) `--prices FILE` (CSV) covering only
+the first half: blocks there get fees_paid_native x the latest price at or before them (at
+most --price-max-age older), the others and every window holding one of them stay NULL; (2) a
+`run` given a JSON-lines file covering the rest fills them in with its first batch, windows
+too; (3) `--price-url` against this test's own CoinGecko-shaped server (simple/price and
+market_chart/range, the API key in x-cg-demo-api-key), which answers the first range request
+with 429 + Retry-After: blockpipe waits and asks again, and the blocks are priced from the
+history it got; (4) a server that only fails (HTTP 500, then malformed JSON): the backfill
+still succeeds, USD stays NULL, the failure is logged. Every check compares every derived row
+with tests/tools/metricscheck.py's recomputation from the node's blocks and the output's own
+prices table (which must hold the points given).
+"""
+import http.server
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from anvil import Anvil, Workload, wait_until  # noqa: E402
+from metricscheck import Expected, Mismatch, compare, read_pg, read_sqlite  # noqa: E402
+from pg import Postgres  # noqa: E402
+
+ORIGIN = "pricechain"
+MAX_AGE = 900
+KEEP = ["--retention-block", "0", "--retention-sets", "0", "--retention-1m", "0",
+        "--retention-1h", "0"]
+
+
+def price_of(t):
+    """The server's (and the files') price at a point."""
+    return 1000.0 + (t // 300) % 500 + 0.25
+
+
+class FakeGecko(http.server.ThreadingHTTPServer):
+    def __init__(self, mode="ok"):
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.mode = mode
+        self.requests = []
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/api/v3"
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status, body, headers=()):
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802
+        srv = self.server
+        u = urllib.parse.urlparse(self.path)
+        q = dict(urllib.parse.parse_qsl(u.query))
+        with srv.lock:
+            srv.requests.append((u.path, q, self.headers.get("x-cg-demo-api-key")))
+            n_range = sum(1 for p, _, _ in srv.requests if p.endswith("/market_chart/range"))
+        if srv.mode == "fail":
+            return self.answer(500, {"status": {"error_code": 500, "error_message": "down"}})
+        if srv.mode == "garbage":
+            return self.answer(200, "{not json")
+        if u.path == "/api/v3/simple/price":
+            # a fixed past time: the current price must not change the blocks' expected USD
+            return self.answer(200, {"ethereum": {"usd": 1.5, "last_updated_at": 1000}})
+        if u.path == "/api/v3/coins/ethereum/market_chart/range":
+            if n_range == 1:
+                return self.answer(429, {"status": {"error_code": 429,
+                                                    "error_message": "rate limit"}},
+                                   [("Retry-After", "1")])
+            lo, hi = int(q["from"]), int(q["to"])
+            pts = [[t * 1000, price_of(t)] for t in range(lo - lo % 300, hi + 1, 300) if t >= lo]
+            return self.answer(200, {"prices": pts, "market_caps": [], "total_volumes": []})
+        return self.answer(404, {"error": "not found"})
+
+
+def build_chain(node, wl):
+    ts = int(node.block("latest")["timestamp"], 16)
+    for i in range(24):
+        ts += 577 + (i % 5) * 7
+        node.rpc("evm_setNextBlockTimestamp", [ts])
+        wl.mine_batch(3 + i % 4)
+    head = node.block_number()
+    blocks = [node.block(n, True) for n in range(head + 1)]
+    receipts = [node.receipts(n) for n in range(head + 1)]
+    return blocks, receipts
+
+
+def points(lo, hi):
+    return [(t, price_of(t)) for t in range(lo - lo % 300, hi + 1, 300) if t >= lo]
+
+
+def run(cmd, timeout=300):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        raise Mismatch(f"{' '.join(cmd)}: exit {p.returncode}:\n{p.stderr[-3000:]}")
+    return p.stderr
+
+
+def stored_prices(read_prices):
+    return sorted((int(t), float(u)) for t, u in read_prices())
+
+
+def check(label, blocks, receipts, got, prices, want_null, want_priced):
+    exp = Expected(blocks, receipts, ORIGIN, prices=prices, max_age=MAX_AGE)
+    compare(exp, got, label=f"{label}: ")
+    usd = [r["fees_paid_usd"] for r in got["chain_metrics_block"].values()
+           if r["txcount"] > 0]
+    nulls, priced = sum(u is None for u in usd), sum(u is not None for u in usd)
+    if (nulls > 0) != want_null or (priced > 0) != want_priced:
+        raise Mismatch(f"{label}: {priced} blocks with USD, {nulls} without; want "
+                       f"{'some' if want_priced else 'none'} with, "
+                       f"{'some' if want_null else 'none'} without")
+    print(f"{label}: every derived row equals the recomputation ({priced} blocks priced, "
+          f"{nulls} NULL)")
+
+
+def file_phases(bp, node, wl, blocks, receipts, tmp, output, read, read_prices, label):
+    head = len(blocks) - 1
+    ts = [int(b["timestamp"], 16) for b in blocks]
+    mid = ts[len(ts) // 2]
+    first = os.path.join(tmp, f"{label}-first.csv")
+    with open(first, "w") as f:
+        f.write("timestamp,symbol,usd\n")
+        for t, u in points(ts[0] - 600, mid):
+            f.write(f"{t},ETH,{u!r}\n")
+            f.write(f"{t},BTC,99999.0\n")  # another symbol: ignored
+    run([bp, "backfill", "--rpc", node.url, "--output", output, "--chain", ORIGIN, "--from", "0",
+         "--to", str(head), "--prices", first, "--price-max-age", str(MAX_AGE)] + KEEP)
+    have = stored_prices(read_prices)
+    if have != points(ts[0] - 600, mid):
+        raise Mismatch(f"{label}: the prices table holds {len(have)} points, want the file's")
+    check(f"{label} file covering the first half", blocks, receipts, read(), have, True, True)
+
+    rest = os.path.join(tmp, f"{label}-rest.jsonl")
+    with open(rest, "w") as f:
+        for t, u in points(mid, ts[-1] + 600):
+            f.write(json.dumps({"timestamp": t, "symbol": "eth", "usd": u}) + "\n")
+    p = subprocess.Popen([bp, "run", "--rpc", node.url, "--output", output, "--chain", ORIGIN,
+                          "--prices", rest, "--price-max-age", str(MAX_AGE), "--poll-interval",
+                          "0.2"] + KEEP, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        node.rpc("evm_setNextBlockTimestamp", [ts[-1] + 60])
+        wl.mine_batch(2)  # the batch that brings the prices
+        blocks.append(node.block(head + 1, True))
+        receipts.append(node.receipts(head + 1))
+        wait_until(lambda: read()["chain_metrics_block"].get(head + 1), 60,
+                   f"{label}: block {head + 1} written")
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=60)
+    if p.returncode != 0:
+        raise Mismatch(f"{label}: run exited {p.returncode}:\n{err[-3000:]}")
+    have = stored_prices(read_prices)
+    check(f"{label} the rest of the prices later", blocks, receipts, read(), have, False, True)
+
+
+def fetcher_phases(bp, node, blocks, receipts, tmp):
+    head = len(blocks) - 1
+    srv = FakeGecko()
+    db = os.path.join(tmp, "gecko.db")
+    try:
+        err = run([bp, "backfill", "--rpc", node.url, "--output", f"sqlite:{db}", "--chain",
+                   ORIGIN, "--from", "0", "--to", str(head), "--price-url", srv.url,
+                   "--price-max-age", str(MAX_AGE), "--price-interval", "0.2"] + KEEP
+                  + ["--coingecko-api-key", "test-key"])
+    finally:
+        srv.stop()
+    ranges = [r for r in srv.requests if r[0].endswith("/market_chart/range")]
+    if len(ranges) < 2 or "rate-limited" not in err:
+        raise Mismatch(f"want a 429 on the first range request and another request after it "
+                       f"(and a 'rate-limited' line); requests {srv.requests}:\n{err[-2000:]}")
+    if any(k != "test-key" for _, _, k in srv.requests):
+        raise Mismatch(f"requests without the API key header: {srv.requests}")
+    have = stored_prices(lambda: sqlite_prices(db))
+    if not set(points(int(ranges[-1][1]["from"]), int(ranges[-1][1]["to"]))) <= set(have):
+        raise Mismatch("the prices table lacks points the range endpoint gave")
+    current = [r for r in srv.requests if r[0].endswith("/simple/price")]
+    if not current or current[0][1].get("ids") != "ethereum" or (1000, 1.5) not in have:
+        raise Mismatch(f"the current price (/simple/price, every --price-interval) was not "
+                       f"asked for or not stored: {current[:2]}, prices {have[:3]}")
+    check("CoinGecko range history after a 429", blocks, receipts, read_sqlite(db, ORIGIN), have,
+          False, True)
+
+    for mode in ("fail", "garbage"):
+        srv = FakeGecko(mode)
+        db = os.path.join(tmp, f"{mode}.db")
+        try:
+            err = run([bp, "backfill", "--rpc", node.url, "--output", f"sqlite:{db}", "--chain",
+                       ORIGIN, "--from", "0", "--to", str(head), "--price-url", srv.url] + KEEP)
+        finally:
+            srv.stop()
+        if "prices" not in err or not srv.requests:
+            raise Mismatch(f"{mode}: the failing price server was not asked or not logged:\n"
+                           f"{err[-2000:]}")
+        check(f"a price server that answers {mode}", blocks, receipts, read_sqlite(db, ORIGIN),
+              [], True, False)
+
+
+def sqlite_prices(path):
+    import sqlite3
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT timestamp, usd FROM prices WHERE symbol = 'ETH'").fetchall()
+    finally:
+        db.close()
+
+
+def main():
+    print(__doc__)
+    bp = os.environ["BLOCKPIPE"]
+    with tempfile.TemporaryDirectory(prefix="bp-prices-") as tmp, Anvil() as node:
+        wl = Workload(node, seed=77)
+        wl.setup()
+        blocks, receipts = build_chain(node, wl)
+        fetcher_phases(bp, node, blocks, receipts, tmp)
+        db = os.path.join(tmp, "file.db")
+        file_phases(bp, node, wl, list(blocks), list(receipts), tmp, f"sqlite:{db}",
+                    lambda: read_sqlite(db, ORIGIN), lambda: sqlite_prices(db), "sqlite")
+        with Postgres() as pg:
+            blocks, receipts = build_chain(node, wl)  # more blocks, the same chain
+            file_phases(bp, node, wl, blocks, receipts, tmp, pg.url(),
+                        lambda: read_pg(pg, ORIGIN),
+                        lambda: pg.sql("SELECT timestamp, usd FROM prices WHERE symbol = 'ETH'"),
+                        "postgres")
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,656 @@
+/* test_metrics.c - the metrics module (src/metrics/) and the SQLite output's derived tables:
+ * a block's derived row by hand, token transfers on ethereum-etl's own fixtures
+ * (export_token_transfers_job, extract_token_transfers_job) and on ERC-1155 logs, the SQL
+ * functions, an APPLY then REVERT leaving every derived table as before, and a schema 1
+ * database upgraded in place. (Whole chains through reorgs and crashes, recomputed
+ * independently: integration/test_metrics_sqlite.py.) */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "blockpipe/derived.h"
+#include "chain/json.h"
+#include "metrics/metrics.h"
+#include "metrics/model.h"
+#include "metrics/tokens.h"
+#include "sink/sqlite_derived.h"
+#include "sink_fixture.h"
+#include "testfile.h"
+#include "util/arena.h"
+
+#define ETL BP_CONFORMANCE_DIR "/ethereum-etl/"
+
+static const char *dec(const bp_qty *q, char *buf)
+{
+    if (!q->set)
+        return "NULL";
+    bp_u256_to_dec(&q->v, buf);
+    return buf;
+}
+
+static void test_derive_fixture_block(void **state)
+{
+    (void)state;
+    bp_block *b = fx_block(7, 0, true, true);
+    bp_arena *a = bp_arena_new(4096);
+    bp_block_derived d;
+    char buf[BP_U256_DEC_MAX];
+    assert_int_equal(bp_metrics_derive_block("main", b, a, &d), 0);
+    const bp_chain_block_row *c = &d.chain;
+    assert_int_equal(c->block_number, 7);
+    assert_int_equal(c->txcount, 4);
+    assert_int_equal(c->txcount_failed, 1);            /* tx1: status 0; tx2 has no status */
+    assert_int_equal(c->txcount_contract_creation, 1); /* tx1 */
+    assert_int_equal(c->active_addresses, 4);
+    /* 21000 gas each at 91022338812 (tx0) and 50 gwei (the others) */
+    assert_string_equal(dec(&c->fees_paid_wei, buf), "5061469115052000");
+    assert_true(c->fees_paid_native.set);
+    assert_true(c->fees_paid_native.v == 5061469115052000.0 / 1e18);
+    assert_false(c->fees_paid_usd.set);
+    assert_string_equal(dec(&c->median_gas_price, buf), "50000000000"); /* lower median */
+    assert_int_equal(d.contract_count, 1); /* the creation; the others have no input */
+    assert_string_equal(d.contracts[0].contract_address, A(0xcc, 7));
+    assert_string_equal(dec(&d.contracts[0].fees_paid_wei, buf), "1050000000000000");
+    assert_int_equal(d.pair_count, 1);
+    assert_int_equal(d.transfer_count, 0);
+    bp_block *empty = fx_block(8, 0, false, true);
+    assert_int_equal(bp_metrics_derive_block("main", empty, a, &d), 0);
+    assert_false(d.chain.median_gas_price.set);
+    assert_string_equal(dec(&d.chain.fees_paid_wei, buf), "0");
+    bp_block_free(empty);
+    bp_arena_free(a);
+    bp_block_free(b);
+}
+
+/* ---- token transfers on ethereum-etl's fixtures --------------------------------------------- */
+
+/* "token_address,from_address,to_address,value,transaction_hash,log_index,block_number" */
+static void append_row(bp_buf *out, const bp_token_transfer_row *r)
+{
+    char v[BP_U256_DEC_MAX];
+    bp_u256_to_dec(&r->value.v, v);
+    bp_buf_printf(out, "%s,%s,%s,%s,%s,%llu,%llu\n", r->token_address, r->from_address,
+                  r->to_address, v, r->transaction_hash, (unsigned long long)r->log_index,
+                  (unsigned long long)r->block_number);
+}
+
+static void decode_into(bp_buf *out, bp_arena *a, bp_block *b, bp_log *log)
+{
+    bp_token_transfer_row rows[8];
+    size_t n = 0;
+    assert_int_equal(bp_tokens_decode_log(a, "mainnet", b, log, rows, 8, &n), 0);
+    for (size_t i = 0; i < n; i++)
+        append_row(out, &rows[i]);
+}
+
+/* The expected CSV without its header, lines sorted as ours are (by log index). */
+static char *expected_csv(const char *path)
+{
+    char *text = bp_test_slurp(path, NULL);
+    assert_non_null(text);
+    char *body = strchr(text, '\n');
+    assert_non_null(body);
+    char *out = strdup(body + 1);
+    free(text);
+    for (char *p = out; *p; p++)
+        if (*p == '\r')
+            memmove(p, p + 1, strlen(p));
+    size_t n = strlen(out);
+    if (n && out[n - 1] != '\n') {
+        out = realloc(out, n + 2);
+        strcat(out, "\n");
+    }
+    return out;
+}
+
+static char *cell(char **p)
+{
+    char *s = *p;
+    if (*s == '"') {
+        s++;
+        char *e = strchr(s, '"');
+        *e = '\0';
+        *p = e + 1 + (e[1] == ',');
+        return s;
+    }
+    char *e = s + strcspn(s, ",\n");
+    *p = *e ? e + 1 : e;
+    *e = '\0';
+    return s;
+}
+
+/* extract_token_transfers_job: logs.csv in, the job's CSV out. */
+static void test_extract_job_fixture(void **state)
+{
+    (void)state;
+    char *text = bp_test_slurp(ETL "extract_token_transfers_job/logs/logs.csv", NULL);
+    assert_non_null(text);
+    bp_block *b = bp_block_new();
+    bp_arena *a = bp_arena_new(4096);
+    bp_buf got;
+    bp_buf_init(&got, 0);
+    char *line = strchr(text, '\n') + 1, *next;
+    for (; *line; line = next) {
+        next = line + strcspn(line, "\n");
+        if (*next)
+            *next++ = '\0';
+        char *p = line;
+        bp_log log = {0};
+        log.log_index = strtoull(cell(&p), NULL, 10);
+        log.transaction_hash = cell(&p);
+        log.transaction_index = strtoull(cell(&p), NULL, 10);
+        b->hash = cell(&p);
+        b->number = strtoull(cell(&p), NULL, 10);
+        log.address = cell(&p);
+        log.data = cell(&p);
+        char *topics = cell(&p);
+        for (char *t = strtok(topics, ","); t && log.topic_count < 4; t = strtok(NULL, ","))
+            log.topics[log.topic_count++] = t;
+        decode_into(&got, a, b, &log);
+    }
+    char *want = expected_csv(ETL "extract_token_transfers_job/logs/expected_token_transfers.csv");
+    assert_string_equal(got.data, want);
+    free(want);
+    free(text);
+    bp_buf_release(&got);
+    bp_arena_free(a);
+    b->hash = NULL;
+    bp_block_free(b);
+}
+
+static const char *jstr(yajl_val o, const char *key)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(o, path, yajl_t_string);
+    assert_non_null(v);
+    return YAJL_GET_STRING(v);
+}
+
+/* export_token_transfers_job: the node's eth_getFilterLogs answer in, the job's CSV out. */
+static void test_export_job_fixture(void **state)
+{
+    (void)state;
+    char *text = bp_test_slurp(ETL "export_token_transfers_job/block_with_transfers/"
+                                   "web3_response.eth_getFilterLogs_0x0.json",
+                               NULL);
+    assert_non_null(text);
+    yajl_val root = bp_json_parse(text, strlen(text), NULL, 0);
+    const char *rp[] = {"result", NULL};
+    yajl_val logs = yajl_tree_get(root, rp, yajl_t_array);
+    assert_non_null(logs);
+    bp_block *b = bp_block_new();
+    bp_arena *a = bp_arena_new(4096);
+    bp_buf got;
+    bp_buf_init(&got, 0);
+    for (size_t i = 0; i < logs->u.array.len; i++) {
+        yajl_val o = logs->u.array.values[i];
+        bp_log log = {0};
+        bp_hex_to_u64(jstr(o, "logIndex"), strlen(jstr(o, "logIndex")), &log.log_index);
+        bp_hex_to_u64(jstr(o, "blockNumber"), strlen(jstr(o, "blockNumber")), &b->number);
+        b->hash = jstr(o, "blockHash");
+        log.transaction_hash = jstr(o, "transactionHash");
+        log.address = jstr(o, "address");
+        log.data = jstr(o, "data");
+        const char *tp[] = {"topics", NULL};
+        yajl_val t = yajl_tree_get(o, tp, yajl_t_array);
+        for (size_t k = 0; k < t->u.array.len && k < 4; k++)
+            log.topics[log.topic_count++] = YAJL_GET_STRING(t->u.array.values[k]);
+        decode_into(&got, a, b, &log);
+    }
+    char *want = expected_csv(ETL "export_token_transfers_job/block_with_transfers/"
+                                  "expected_token_transfers.csv");
+    assert_string_equal(got.data, want);
+    free(want);
+    bp_json_free(root);
+    free(text);
+    bp_buf_release(&got);
+    bp_arena_free(a);
+    b->hash = NULL;
+    bp_block_free(b);
+}
+
+/* ERC-1155: a TransferSingle, a TransferBatch of two, and malformed ones (no rows). */
+static void test_erc1155(void **state)
+{
+    (void)state;
+    bp_block *b = fx_block(9, 0, false, true);
+    bp_arena *a = bp_arena_new(4096);
+    char op[67], from[67], to[67];
+    snprintf(op, sizeof(op), "0x%024d%s", 0, A(0x0a, 1) + 2);
+    snprintf(from, sizeof(from), "0x%024d%s", 0, A(0x0b, 2) + 2);
+    snprintf(to, sizeof(to), "0x%024d%s", 0, A(0x0c, 3) + 2);
+    bp_log log = {.log_index = 4,
+                  .transaction_hash = H(0xe0, 1),
+                  .address = A(0xee, 5),
+                  .topics = {BP_TOPIC_TRANSFER_SINGLE, op, from, to},
+                  .topic_count = 4};
+    log.data = "0x"
+               "0000000000000000000000000000000000000000000000000000000000000007"
+               "00000000000000000000000000000000000000000000000000000000000003e8";
+    bp_token_transfer_row rows[4];
+    size_t n = 0;
+    char v[BP_U256_DEC_MAX], id[BP_U256_DEC_MAX];
+    assert_int_equal(bp_tokens_decode_log(a, "c", b, &log, rows, 4, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].token_standard, "erc1155");
+    assert_string_equal(rows[0].operator_address, A(0x0a, 1));
+    assert_string_equal(rows[0].from_address, A(0x0b, 2));
+    assert_string_equal(rows[0].to_address, A(0x0c, 3));
+    assert_string_equal(dec(&rows[0].token_id, id), "7");
+    assert_string_equal(dec(&rows[0].value, v), "1000");
+    log.topics[0] = BP_TOPIC_TRANSFER_BATCH; /* ids [1, 2], values [10, 20] */
+    log.data = "0x"
+               "0000000000000000000000000000000000000000000000000000000000000040"
+               "00000000000000000000000000000000000000000000000000000000000000a0"
+               "0000000000000000000000000000000000000000000000000000000000000002"
+               "0000000000000000000000000000000000000000000000000000000000000001"
+               "0000000000000000000000000000000000000000000000000000000000000002"
+               "0000000000000000000000000000000000000000000000000000000000000002"
+               "000000000000000000000000000000000000000000000000000000000000000a"
+               "0000000000000000000000000000000000000000000000000000000000000014";
+    assert_int_equal(bp_tokens_decode_log(a, "c", b, &log, rows, 4, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(rows[1].batch_index, 1);
+    assert_string_equal(dec(&rows[1].token_id, id), "2");
+    assert_string_equal(dec(&rows[1].value, v), "20");
+    assert_int_equal(bp_tokens_decode_log(a, "c", b, &log, rows, 1, &n), BP_ETOOBIG);
+    assert_int_equal(n, 2); /* what it would take */
+    /* lengths that differ, an offset past the end, an odd data length: no rows */
+    static const char *const bad[] = {
+        ("0x0000000000000000000000000000000000000000000000000000000000000040"
+         "0000000000000000000000000000000000000000000000000000000000000080"
+         "0000000000000000000000000000000000000000000000000000000000000001"
+         "0000000000000000000000000000000000000000000000000000000000000001"
+         "0000000000000000000000000000000000000000000000000000000000000002"
+         "0000000000000000000000000000000000000000000000000000000000000001"
+         "0000000000000000000000000000000000000000000000000000000000000002"),
+        ("0x0000000000000000000000000000000000000000000000000000000000000400"
+         "0000000000000000000000000000000000000000000000000000000000000040"),
+        "0x00000000000000000000000000000000000000000000000000000000000000400",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        log.data = bad[i];
+        assert_int_equal(bp_tokens_decode_log(a, "c", b, &log, rows, 4, &n), 0);
+        assert_int_equal(n, 0);
+    }
+    bp_arena_free(a);
+    bp_block_free(b);
+}
+
+/* ---- SQL functions ------------------------------------------------------------------------ */
+
+static char *one(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    int rc = sqlite3_step(st);
+    const char *t = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+    char *out = strdup(rc == SQLITE_ROW ? (t ? t : "NULL") : sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return out;
+}
+
+static void assert_one(sqlite3 *db, const char *sql, const char *want)
+{
+    char *got = one(db, sql);
+    if (strcmp(got, want) != 0)
+        fail_msg("%s\n  got      %s\n  expected %s", sql, got, want);
+    free(got);
+}
+
+static void test_sql_functions(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_equal(bp_sqlite_derived_functions(db), SQLITE_OK);
+    assert_one(db, "SELECT bp_add256('340282366920938463463374607431768211455', 1)",
+               "340282366920938463463374607431768211456");
+    assert_one(db, "SELECT bp_sub256('340282366920938463463374607431768211456', '1')",
+               "340282366920938463463374607431768211455");
+    assert_one(db, "SELECT bp_sub256(1, 2)", "bp_sub256: would be negative");
+    assert_one(db, "SELECT bp_native('1500000000000000000')", "1.5");
+    assert_one(db,
+               "WITH v(x) AS (VALUES('5'),('1'),(NULL),('3'),('2')) SELECT bp_median256(x) "
+               "FROM v",
+               "2");
+    assert_one(db,
+               "WITH v(x) AS (VALUES('18446744073709551616'),('18446744073709551616')) "
+               "SELECT bp_sum256(x) FROM v",
+               "36893488147419103232");
+    assert_one(db, "SELECT bp_median256(x) FROM (SELECT NULL AS x)", "NULL");
+    sqlite3_close(db);
+}
+
+/* ---- the SQLite output's derived tables ------------------------------------------------ */
+
+static const char *const g_tables[] = {
+    "chain_metrics_block", "chain_metrics_1m",    "chain_metrics_1h",
+    "chain_metrics_1d",    "contract_metrics_1m", "contract_metrics_1h",
+    "contract_metrics_1d", "active_addresses",    "contract_senders"};
+
+/* Every derived table's rows as one text (the state to compare). */
+static char *dump(const char *path)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    bp_buf out;
+    bp_buf_init(&out, 0);
+    for (size_t i = 0; i < sizeof(g_tables) / sizeof(g_tables[0]); i++) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "SELECT * FROM %s ORDER BY 1, 2, 3", g_tables[i]);
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+        bp_buf_printf(&out, "%s:\n", g_tables[i]);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            for (int c = 0; c < sqlite3_column_count(st); c++) {
+                const char *t = (const char *)sqlite3_column_text(st, c);
+                bp_buf_printf(&out, "%s%s", c ? "|" : "", t ? t : "NULL");
+            }
+            bp_buf_putc(&out, '\n');
+        }
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+    return out.data ? out.data : strdup("");
+}
+
+static char *temp_db(char *path, size_t cap)
+{
+    snprintf(path, cap, "/tmp/bp_test_metrics_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    return path;
+}
+
+static void write_batch(bp_sink *s, bp_metrics *m, bp_event *ev, size_t n, bp_checkpoint cp)
+{
+    bp_batch batch = {.chain = "main", .events = ev, .count = n, .checkpoint = cp};
+    bp_error err = {0};
+    assert_int_equal(bp_metrics_compute(m, &batch, false, &batch.derived, &err), 0);
+    if (s->ops->write(s, &batch, &err) != 0)
+        fail_msg("write: %s", err.msg);
+}
+
+/* Blocks 1..3 applied; then 3 and 2 reverted in the same batch as 2' and 3' of a fork, then
+ * those reverted: every derived table equals what it held after block 1 alone. */
+static void test_apply_revert_roundtrip(void **state)
+{
+    (void)state;
+    char path[64], url[96];
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(path, sizeof(path)));
+    bp_sink *s;
+    bp_error err = {0};
+    assert_int_equal(bp_sink_open_url(url, &s, &err), 0);
+    assert_true(s->derived);
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
+    bp_metrics *m = bp_metrics_new(&mc, &err);
+    bp_block *main[4], *fork[4];
+    for (int i = 1; i <= 3; i++) {
+        main[i] = fx_block((uint64_t)i, 0, true, true);
+        main[i]->timestamp = 1700000000 + 50 * (uint64_t)i; /* 2 windows of 1 minute */
+        fork[i] = fx_block((uint64_t)i, 1, true, true);
+        fork[i]->timestamp = 1700003600 + (uint64_t)i; /* another hour */
+        fork[i]->txs[2].input = "0x01";                /* one contract call more */
+    }
+    bp_event e1[] = {{BP_EVENT_APPLY, main[1]}};
+    write_batch(s, m, e1, 1, fx_cp(1, 0));
+    char *after1 = dump(path);
+    bp_event e2[] = {{BP_EVENT_APPLY, main[2]}, {BP_EVENT_APPLY, main[3]}};
+    write_batch(s, m, e2, 2, fx_cp(3, 0));
+    char *after3 = dump(path);
+    assert_string_not_equal(after1, after3);
+    bp_block *h3 = bp_block_header_copy(main[3]), *h2 = bp_block_header_copy(main[2]);
+    h3->timestamp = h2->timestamp = 0; /* as after a restart: the sink must not need them */
+    bp_event e3[] = {{BP_EVENT_REVERT, h3},
+                     {BP_EVENT_REVERT, h2},
+                     {BP_EVENT_APPLY, fork[2]},
+                     {BP_EVENT_APPLY, fork[3]}};
+    write_batch(s, m, e3, 4, fx_cp(3, 1));
+    bp_block *f3 = bp_block_header_copy(fork[3]), *f2 = bp_block_header_copy(fork[2]);
+    bp_event e4[] = {{BP_EVENT_REVERT, f3}, {BP_EVENT_REVERT, f2}};
+    write_batch(s, m, e4, 2, fx_cp(1, 0));
+    char *back = dump(path);
+    assert_string_equal(back, after1);
+    free(after1);
+    free(after3);
+    free(back);
+    for (int i = 1; i <= 3; i++) {
+        bp_block_free(main[i]);
+        bp_block_free(fork[i]);
+    }
+    bp_block_free(h2);
+    bp_block_free(h3);
+    bp_block_free(f2);
+    bp_block_free(f3);
+    bp_metrics_free(m);
+    bp_sink_close(s);
+    unlink(path);
+}
+
+/* The minutes the metrics module saw whole come with the batch (bp_minute_summary) and are
+ * written from it; the outputs fall back to reading the minute's raw transactions without
+ * one. Both give the same tables: blocks 1..4 over two minutes, written with and without the
+ * summaries. */
+static void test_minute_summaries_equal_raw(void **state)
+{
+    (void)state;
+    char pa[64], pb[64], url[96];
+    bp_sink *sa, *sb;
+    bp_error err = {0};
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pa, sizeof(pa)));
+    assert_int_equal(bp_sink_open_url(url, &sa, &err), 0);
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pb, sizeof(pb)));
+    assert_int_equal(bp_sink_open_url(url, &sb, &err), 0);
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
+    bp_metrics *m = bp_metrics_new(&mc, &err);
+    bp_block *b[5];
+    size_t summaries = 0;
+    for (uint64_t n = 1; n <= 4; n++) {
+        b[n] = fx_block(n, 0, true, true);
+        b[n]->timestamp = 1700000000 + 25 * n; /* 1700000025 .. 1700000100: two minutes */
+        bp_event ev = {BP_EVENT_APPLY, b[n]};
+        bp_batch batch = {.chain = "main", .events = &ev, .count = 1, .checkpoint = fx_cp(n, 0)};
+        assert_int_equal(bp_metrics_compute(m, &batch, false, &batch.derived, &err), 0);
+        summaries += batch.derived->minute_count;
+        assert_int_equal(sa->ops->write(sa, &batch, &err), 0);
+        bp_derived raw = *batch.derived;
+        raw.minute_count = 0;
+        batch.derived = &raw;
+        assert_int_equal(sb->ops->write(sb, &batch, &err), 0);
+    }
+    assert_true(summaries >= 3); /* blocks 2, 3 and 4: their minutes were seen from the start */
+    char *da = dump(pa), *db = dump(pb);
+    assert_string_equal(da, db);
+    assert_non_null(strstr(da, "\nmain|1700000040|2|2|3|")); /* blocks 2 and 3 */
+    free(da);
+    free(db);
+    for (uint64_t n = 1; n <= 4; n++)
+        bp_block_free(b[n]);
+    bp_metrics_free(m);
+    bp_sink_close(sa);
+    bp_sink_close(sb);
+    unlink(pa);
+    unlink(pb);
+}
+
+/* ---- the anomaly model -------------------------------------------------------------------- */
+
+static uint64_t g_rng = 88172645463325252ull;
+
+static double unit_rand(void)
+{
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (double)(g_rng >> 11) / 9007199254740992.0;
+}
+
+static const char *hex_bytes(bp_block *b, size_t n)
+{
+    char *s = bp_arena_alloc(b->arena, 2 * n + 3);
+    strcpy(s, "0x");
+    for (size_t i = 0; i < n; i++)
+        memcpy(s + 2 + 2 * i, "ab", 2);
+    s[2 * n + 2] = '\0';
+    return s;
+}
+
+/* One ordinary transaction: one of 40 regular senders, about 0.1 ETH, a price near 20 gwei,
+ * a transfer or a small call. */
+static void ordinary_tx(bp_block *b, bp_tx *t, size_t i, uint64_t *nonces)
+{
+    fx_tx_common(b, t, i);
+    size_t who = (size_t)(unit_rand() * 40);
+    t->from_address = fx_addr(b, 0x5e, who);
+    t->nonce = nonces[who]++;
+    bp_u256_from_u64(&t->value.v, (uint64_t)(1e17 * exp(unit_rand() * 2 - 1)));
+    t->value.set = true;
+    t->gas_price = t->receipt_effective_gas_price =
+        fx_qty((uint64_t)(20e9 * (0.9 + 0.2 * unit_rand())));
+    t->input = unit_rand() < 0.5 ? "0x" : hex_bytes(b, 68);
+    t->gas = 100000;
+    t->receipt_gas_used = 30000 + (uint64_t)(40000 * unit_rand());
+    t->receipt_status = fx_opt(1);
+}
+
+static bp_block *traffic_block(uint64_t n, size_t txs, uint64_t *nonces)
+{
+    bp_block *b = fx_block(n, 0, false, true);
+    b->tx_count = b->transaction_count = txs;
+    b->txs = bp_arena_calloc(b->arena, txs + 4, sizeof(bp_tx));
+    for (size_t i = 0; i < txs; i++)
+        ordinary_tx(b, &b->txs[i], i, nonces);
+    return b;
+}
+
+/* After ordinary traffic, four planted transactions - a huge value, a 200x gas price, a new
+ * sender's failed call with 20 KB of calldata, a 24 KB contract creation - score above every
+ * ordinary transaction of their block; nothing scores before the model's warm-up. */
+static void test_model_finds_planted_outliers(void **state)
+{
+    (void)state;
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .predictions = true};
+    bp_error err = {0};
+    bp_metrics *m = bp_metrics_new(&mc, &err);
+    assert_non_null(m);
+    uint64_t nonces[40] = {0};
+    size_t scored = 0;
+    for (uint64_t n = 1; n <= 40; n++) {
+        bp_block *b = traffic_block(n, 100, nonces);
+        bp_event ev = {BP_EVENT_APPLY, b};
+        bp_batch batch = {.chain = "main", .events = &ev, .count = 1};
+        const bp_derived *d;
+        assert_int_equal(bp_metrics_compute(m, &batch, false, &d, &err), 0);
+        if (n <= 2) /* 200 transactions: still below BP_MODEL_WARMUP */
+            assert_int_equal(d->blocks[0].prediction_count, 0);
+        scored += d->blocks[0].prediction_count;
+        bp_block_free(b);
+    }
+    assert_int_equal(scored, 100 * 40 - 300); /* from the block after the warm-up on */
+    bp_block *b = traffic_block(41, 100, nonces);
+    bp_tx *t = &b->txs[100];
+    ordinary_tx(b, t, 100, nonces);
+    bp_u256_from_u64(&t->value.v, UINT64_MAX);         /* 18 ETH ... */
+    bp_u256_mul_u64(&t->value.v, &t->value.v, 100000); /* ... x 1e5 */
+    ordinary_tx(b, ++t, 101, nonces);
+    t->gas_price = t->receipt_effective_gas_price = fx_qty(4000000000000u);
+    ordinary_tx(b, ++t, 102, nonces);
+    t->from_address = fx_addr(b, 0x99, 1);
+    t->nonce = 0;
+    t->input = hex_bytes(b, 20000);
+    t->receipt_status = fx_opt(0);
+    t->receipt_gas_used = t->gas;
+    ordinary_tx(b, ++t, 103, nonces);
+    t->to_address = NULL;
+    t->input = hex_bytes(b, 24000);
+    t->receipt_contract_address = fx_addr(b, 0xcc, 1);
+    b->tx_count = b->transaction_count = 104;
+    bp_event ev = {BP_EVENT_APPLY, b};
+    bp_batch batch = {.chain = "main", .events = &ev, .count = 1};
+    const bp_derived *d;
+    assert_int_equal(bp_metrics_compute(m, &batch, false, &d, &err), 0);
+    const bp_block_derived *bd = &d->blocks[0];
+    assert_int_equal(bd->prediction_count, 104);
+    double worst = 0, sum = 0;
+    for (size_t i = 0; i < 100; i++) {
+        double s = bd->predictions[i].fraud_score.v;
+        assert_true(s >= 0 && s <= 1);
+        assert_string_equal(bd->predictions[i].model, BP_MODEL_NAME);
+        worst = s > worst ? s : worst;
+        sum += s;
+    }
+    print_message("ordinary: mean %.3f, max %.3f; planted:", sum / 100, worst);
+    for (size_t i = 100; i < 104; i++) {
+        double s = bd->predictions[i].fraud_score.v;
+        print_message(" %.3f", s);
+        assert_true(s > worst);
+        assert_true(s <= 1);
+    }
+    print_message("\n");
+    assert_true(sum / 100 < 0.6); /* ordinary traffic scores about 0.5 */
+    bp_block_free(b);
+    bp_metrics_free(m);
+}
+
+/* A database of schema 1 (raw tables only) gets the derived tables when opened. */
+static void test_upgrade_from_schema_1(void **state)
+{
+    (void)state;
+    char path[64], url[96];
+    snprintf(url, sizeof(url), "sqlite:%s?metrics=off", temp_db(path, sizeof(path)));
+    bp_sink *s;
+    bp_error err = {0};
+    assert_int_equal(bp_sink_open_url(url, &s, &err), 0);
+    assert_false(s->derived);
+    bp_sink_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    for (int t = 0; t < BP_DT_COUNT; t++) {
+        char sql[160];
+        if (bp_dtables[t].timecol) {
+            snprintf(sql, sizeof(sql), "DROP VIEW %s_v", bp_dtables[t].name);
+            assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+        }
+        snprintf(sql, sizeof(sql), "DROP TABLE %s", bp_dtables[t].name);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+    snprintf(url, sizeof(url), "sqlite:%s", path);
+    assert_int_equal(bp_sink_open_url(url, &s, &err), 0);
+    assert_true(s->derived);
+    assert_one(db, "PRAGMA user_version", "2");
+    assert_one(db, "SELECT count(*) FROM chain_metrics_1d_v", "0");
+    /* 4 raw tables (blocks, transactions, logs, checkpoints) and the 12 derived ones */
+    assert_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "16");
+    assert_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'view'", "6");
+    bp_sink_close(s);
+    sqlite3_close(db);
+    unlink(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_derive_fixture_block),
+        cmocka_unit_test(test_extract_job_fixture),
+        cmocka_unit_test(test_export_job_fixture),
+        cmocka_unit_test(test_erc1155),
+        cmocka_unit_test(test_sql_functions),
+        cmocka_unit_test(test_apply_revert_roundtrip),
+        cmocka_unit_test(test_minute_summaries_equal_raw),
+        cmocka_unit_test(test_model_finds_planted_outliers),
+        cmocka_unit_test(test_upgrade_from_schema_1),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
