@@ -404,7 +404,10 @@ int bp_keyed_subscribe(bp_keyed *k, const char *key, const char *after_id,
         for (size_t i = 0; i < n; i++) {
             if (!done && !(stop && *stop)) {
                 done = fn(ctx, &batch[i]) != 0;
-                snprintf(cursor, sizeof(cursor), "%s", batch[i].id);
+                /* memcpy, not snprintf: gcc -O2 cannot see that an id fits (a false
+                 * -Wformat-truncation that broke the release build) */
+                _Static_assert(sizeof(cursor) == sizeof(batch[i].id), "cursor holds an id");
+                memcpy(cursor, batch[i].id, sizeof(cursor));
             }
             bp_keyed_entry_release(&batch[i]);
         }

@@ -475,7 +475,7 @@ static void csv_each(files *f, const char *dir, const char *name, const char *co
     char path[4200], where[4300];
     char *text = slurp(dir, name, path, sizeof(path)), *p = text;
     char *header[CSV_MAX_CELLS], *cells[CSV_MAX_CELLS];
-    int nh = csv_line(&p, header), idx[16];
+    int nh = csv_line(&p, header), idx[16] = {0};
     for (int i = 0; i < ncols && nh > 0; i++)
         idx[i] = csv_col(header, nh, cols[i], path);
     int n;
