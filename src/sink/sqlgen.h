@@ -36,7 +36,8 @@ typedef struct bp_sql_dialect {
     const char *native;       /* a uint256 amount of wei as a double of the native token */
     const char *time_of;      /* unix seconds as the views' time column */
     const char *view_prefix;  /* "CREATE VIEW IF NOT EXISTS ", "CREATE OR REPLACE VIEW " */
-    const char *table_suffix; /* after a derived table's ")", e.g. " WITHOUT ROWID" */
+    const char *table_suffix; /* after a derived table's ")", e.g. " WITHOUT ROWID" (left off where
+                               * it would trip SQLite 3.40: sqlgen_derived.c) */
     /* Over a raw transactions row: its contract (bp_metrics_contract_of's rule) and its fee
      * (receipt gasUsed x effectiveGasPrice, gasPrice without one, 0 without a receipt). */
     const char *contract_of_tx;

@@ -1,4 +1,5 @@
 /* sqlgen_derived.c - SQL text of the derived tables from their column table (sqlgen.h). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,22 @@ int bp_sql_dcolumns(bp_buf *out, bp_dshape s, const char *prefix)
     return rc;
 }
 
+/* Whether a NOT NULL column that is not in the key comes before a key column. SQLite 3.40's
+ * PRAGMA integrity_check (Debian 12's) reads the wrong column of such a WITHOUT ROWID table
+ * and reports "NULL value in t.c" for every row (token_transfers: its key is chain, log_index,
+ * block_number, batch_index, with token_address between them), so those tables keep a rowid. */
+static bool notnull_before_key(size_t first, size_t n)
+{
+    bool seen = false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned f = bp_dcolumns[first + i].flags;
+        if (f & BP_COL_KEY && seen)
+            return true;
+        seen |= (f & BP_COL_NOTNULL) && !(f & BP_COL_KEY);
+    }
+    return false;
+}
+
 int bp_sql_create_dtable(bp_buf *out, bp_dtable t, const char *if_not_exists,
                          const bp_sql_dialect *d)
 {
@@ -37,7 +54,7 @@ int bp_sql_create_dtable(bp_buf *out, bp_dtable t, const char *if_not_exists,
     for (size_t i = 0, k = 0; i < n; i++)
         if (bp_dcolumns[first + i].flags & BP_COL_KEY)
             rc |= bp_buf_printf(out, "%s%s", k++ ? ", " : "", bp_dcolumns[first + i].name);
-    return rc | bp_buf_printf(out, "))%s;", d->table_suffix);
+    return rc | bp_buf_printf(out, "))%s;", notnull_before_key(first, n) ? "" : d->table_suffix);
 }
 
 int bp_sql_create_view(bp_buf *out, bp_dtable t, const bp_sql_dialect *d)
