@@ -43,5 +43,5 @@ if grep -q s3cret "$tmp/out"; then echo "FAIL: the password was shown"; exit 1; 
 "$bin" --help | grep -q "postgres:.*not in this build (missing libpq" \
   || { echo "FAIL: --help does not say postgres is not in this build"; "$bin" --help; exit 1; }
 # the other outputs still work
-"$bin" migrate "sqlite:$tmp/x.db" | grep -q "schema version 1" || { echo "FAIL: sqlite migrate"; exit 1; }
+"$bin" migrate "sqlite:$tmp/x.db" | grep -Eq "schema version [0-9]+" || { echo "FAIL: sqlite migrate"; exit 1; }
 echo "ok: postgres and clickhouse left out cleanly"

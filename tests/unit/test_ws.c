@@ -277,9 +277,10 @@ static void test_anvil_heads_and_restart(void **state)
     bp_ws_heads_status(h, &st);
     assert_true(st.reconnects >= 1);
     assert_int_equal(st.consecutive_failures, 0);
-    /* from the heads' timestamps, which --block-time 1 sets at least 1 s apart (a late block
-     * only widens the step): not from when they arrived */
-    assert_true(st.block_time_s >= 1.0 - 1e-9);
+    /* from the heads' timestamps, not from when they arrived: anvil's --block-time 1 steps
+     * them 1 s apart, except that its interval miner, late under load, mines the missed ticks
+     * in one second (steps of 0 s, seen in a full ctest -j2): so near 1 s, not at least 1 s */
+    assert_true(st.block_time_s > 0.2 && st.block_time_s < 5.0);
     assert_true(st.stale_after_s >= 30.0 - 1e-9 && st.stale_after_s <= 30.0 + 1e-9);
     assert_true(st.heads_per_s > 0);
     /* subscribed and waiting for the next head (1 s away), which stop must not wait for */
