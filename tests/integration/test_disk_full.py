@@ -11,7 +11,7 @@ Needs root: each phase mounts a small tmpfs (unmounted in `finally`).
   sqlite    --output sqlite:<tmpfs>/bp.db on a small tmpfs: exit 1 with SQLite's "database or
             disk is full" and "block N"; the database (copied to normal disk with its WAL)
             passes PRAGMA integrity_check, checkpoint = max(number), no gap, nothing above it.
-  sqlite-commit  the same with batches of 5 blocks on a 4 MiB tmpfs: a batch stays in SQLite's
+  sqlite-commit  the same with batches of 5 blocks on a 10 MiB tmpfs: a batch stays in SQLite's
             page cache until COMMIT, so the disk fills up there, and that error names the
             block too.
 """
@@ -219,7 +219,7 @@ def main():
     try:
         postgres_phase(bp, url, tmp)
         sqlite_phase(bp, url, tmp)
-        sqlite_phase(bp, url, tmp, "sqlite-commit", 4, 5, at_commit=True)
+        sqlite_phase(bp, url, tmp, "sqlite-commit", 10, 5, at_commit=True)
         print("OK")
     finally:
         node.terminate()
