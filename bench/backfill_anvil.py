@@ -27,7 +27,7 @@ import perfdoc  # noqa: E402 (bench/ is sys.path[0] when run as a script)
 # The raw tables only, as the plain loop and the figures before the derived tables: their cost
 # is the metrics section's (bench/metrics_bench.py).
 RAW = "metrics=off"
-RPC_STATS = re.compile(r"stats rpc\[0\] .* batch=(\d+) requests=(\d+) .* blocks=(\d+)")
+RPC_STATS = re.compile(r"stats rpc\[0\] .* batch=(\d+) .*requests=(\d+) .* blocks=(\d+)")
 
 
 def pool_stats(out):

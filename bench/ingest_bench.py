@@ -41,7 +41,7 @@ DECODE_FIGURES = (
     ("decode_zc", "decode zero-copy (parsed in place)"),
     ("decode_stream", "decode streamed in 16 KiB pieces (as fetch runs it)"),
 )
-RPC_STATS = re.compile(r"stats rpc\[0\] .* batch=(\d+) requests=(\d+) .* blocks=(\d+)")
+RPC_STATS = re.compile(r"stats rpc\[0\] .* batch=(\d+) .*requests=(\d+) .* blocks=(\d+)")
 # The raw tables only, as bench_sqlite writes them and as before the derived tables: their
 # cost is the metrics section's (bench/metrics_bench.py).
 RAW = "metrics=off"
