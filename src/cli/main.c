@@ -109,6 +109,9 @@ static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
                                     .max_workers = c->rpcs[i].max_workers,
                                     .priority = c->rpcs[i].priority,
                                     .rps = c->rpcs[i].rps};
+    for (int i = 0; i < c->rpc_count; i++)
+        bp_config_auth(c, i, &eps[i].auth);
+    bp_config_auth(c, -1, &pc->ws_auth);
     pc->endpoints = eps;
     pc->endpoint_count = (size_t)c->rpc_count;
     pc->chain = c->chain;

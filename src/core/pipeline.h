@@ -63,6 +63,7 @@ typedef struct bp_pipeline_config {
     size_t max_memory;          /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY */
     /* real time (run only): NULL ws_url = HTTP polling only */
     const char *ws_url;
+    bp_endpoint_auth ws_auth;
     double ws_reconnect_interval;
     int ws_max_reconnect_attempts;
     double ws_stale_after;
