@@ -464,7 +464,9 @@ static bool has_prefix_ci(const char *s, const char *prefix)
 static int invalid_url(bp_error *err, const char *who, const char *url, const char *expected)
 {
     char shown[512];
+    bp_secret_add_url(url); /* whatever its scheme: it was meant as an endpoint */
     bp_url_redact(url, shown, sizeof(shown));
+    bp_secret_scrub(shown); /* a URL read from a file that is not a URL is still a secret */
     return invalid(err, who, shown, "%s", expected);
 }
 

@@ -146,6 +146,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_sink *sinks[BP_MAX_OUTPUTS] = {0};
     int status = 1;
     if (bp_config_load(&cfg, cmd, argc, argv, &err) != 0) {
+        bp_secret_scrub(err.msg);
         fprintf(stderr, "blockpipe: %s\n", err.msg);
         bp_config_release(&cfg);
         return 2;
