@@ -582,8 +582,8 @@ static int append_header(struct lws *wsi, const char *h, unsigned char **p, unsi
     memcpy(name, h, (size_t)(colon - h) + 1);
     name[colon - h + 1] = '\0';
     const char *v = colon + 1 + strspn(colon + 1, " \t");
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                       (const unsigned char *)v, (int)strlen(v), p, end)
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v,
+                                       (int)strlen(v), p, end)
                ? -1
                : 0;
 }
@@ -591,10 +591,9 @@ static int append_header(struct lws *wsi, const char *h, unsigned char **p, unsi
 static int append_auth(bp_ws_heads *w, struct lws *wsi, void *in, size_t len)
 {
     unsigned char **p = in, *end = *p + len;
-    if (w->basic_auth &&
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
-                                     (const unsigned char *)w->basic_auth,
-                                     (int)strlen(w->basic_auth), p, end))
+    if (w->basic_auth && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
+                                                      (const unsigned char *)w->basic_auth,
+                                                      (int)strlen(w->basic_auth), p, end))
         return -1;
     for (size_t i = 0; i < w->header_count; i++)
         if (append_header(wsi, w->headers[i], p, end) != 0)

@@ -44,9 +44,9 @@ typedef struct bp_ws_config {
     size_t max_message_bytes;    /* frame and message cap, default 1 MiB */
     double subscribe_timeout_s;  /* no answer to eth_subscribe within this: failed; def. 10 */
     size_t queue_capacity;       /* heads waiting for _next, default 256; oldest dropped */
-    bp_endpoint_auth auth; /* headers for the handshake; wss://: ca_file (trusted besides the
-                              system CA store), cert_file and key_file (our client
-                              certificate), read at start only */
+    bp_endpoint_auth auth;       /* headers for the handshake; wss://: ca_file (trusted besides the
+                                    system CA store), cert_file and key_file (our client
+                                    certificate), read at start only */
 } bp_ws_config;
 
 #define BP_WS_DEFAULT_RECONNECT_S 5.0

@@ -111,8 +111,8 @@ static const opt g_opts[] = {
      .help = "client certificate (PEM) for nodes that require one (endpoints without a "
              "cert_file of their own)"},
     {"key-file", NULL, "FILE", "RPC_KEY_FILE", NULL, "key_file", set_tls_file,
-     .off = offsetof(bp_config, rpc_creds.key_file), .cmds = CMD_BOTH,
-     .def = "in the --cert-file", .help = "private key (PEM) of --cert-file"},
+     .off = offsetof(bp_config, rpc_creds.key_file), .cmds = CMD_BOTH, .def = "in the --cert-file",
+     .help = "private key (PEM) of --cert-file"},
     {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain), .cmds = CMD_BOTH,
      .def = "the chain id in decimal (1, 31337)", .help = "value of the chain column"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
@@ -166,8 +166,7 @@ static const opt g_opts[] = {
      set_output_failure, .cmds = CMD_BOTH, .def = "stop",
      .help = "an output that keeps failing stops the run (stop), or is set aside while the "
              "others go on (continue) and caught up from its checkpoint when it answers again"},
-    {"ws", NULL, "URL|JSON", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH,
-     .def = "none",
+    {"ws", NULL, "URL|JSON", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH, .def = "none",
      .help = "WebSocket endpoint (ws:// or wss://) of the node: new heads by "
              "eth_subscribe(newHeads), HTTP polling as the fallback (run only); or an object "
              "{\"url\":URL,\"headers\":{NAME:VALUE},\"ca_file\":F,\"cert_file\":F,\"key_file\":F}"},
@@ -825,7 +824,8 @@ static int endpoint_field(file_ctx *fc, const char *item, yaml_node_pair_t *p,
         return rpc_item_int(fc, who, v, 1000, &spec->priority, err);
     if (spec && k && strcmp(k, "rps") == 0)
         return rpc_item_rps(who, v, &spec->rps, err);
-    return bp_error_set(err, BP_EINVAL, "unknown key '%s.%s' in %s%s (expected url, %sheaders, "
+    return bp_error_set(err, BP_EINVAL,
+                        "unknown key '%s.%s' in %s%s (expected url, %sheaders, "
                         "ca_file, cert_file, key_file)",
                         item, k ? k : "?", fc->kind, fc->path,
                         spec ? "max_workers, priority, rps, " : "");
@@ -894,8 +894,7 @@ typedef int (*item_fn)(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err);
 
 /* An inline endpoint object is parsed like one item of a config file's rpcs list. The text
  * is never quoted in a message: it may hold a key. */
-static int inline_item(loader *ld, const char *json, const char *who, item_fn item,
-                       bp_error *err)
+static int inline_item(loader *ld, const char *json, const char *who, item_fn item, bp_error *err)
 {
     yaml_parser_t parser;
     yaml_document_t doc;

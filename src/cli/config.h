@@ -30,11 +30,11 @@ typedef struct bp_endpoint_creds {
 } bp_endpoint_creds;
 
 typedef struct bp_rpc_endpoint {
-    char *url; /* ${NAME} / @FILE read */
+    char *url;               /* ${NAME} / @FILE read */
     bp_endpoint_creds creds; /* its own; bp_config_auth merges the defaults in */
-    int max_workers; /* 0 = no per-endpoint cap */
-    int priority;    /* lower is preferred */
-    double rps;      /* requests per second, 0 = no limit */
+    int max_workers;         /* 0 = no per-endpoint cap */
+    int priority;            /* lower is preferred */
+    double rps;              /* requests per second, 0 = no limit */
 } bp_rpc_endpoint;
 
 typedef struct bp_config {

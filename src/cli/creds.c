@@ -17,8 +17,8 @@ static int read_secret_file(const char *path, const char *who, bp_buf *out, bp_e
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return bp_error_set(err, BP_EINVAL, "%s: cannot read the file '%s' (named by @%s): %s",
-                            who, path, path, strerror(errno));
+        return bp_error_set(err, BP_EINVAL, "%s: cannot read the file '%s' (named by @%s): %s", who,
+                            path, path, strerror(errno));
     char chunk[4096];
     size_t n;
     int rc = 0;
@@ -34,8 +34,8 @@ static int read_secret_file(const char *path, const char *who, bp_buf *out, bp_e
     while (out->len && (out->data[out->len - 1] == '\n' || out->data[out->len - 1] == '\r'))
         out->len--;
     if (!out->len)
-        return bp_error_set(err, BP_EINVAL, "%s: the file '%s' (named by @%s) is empty", who,
-                            path, path);
+        return bp_error_set(err, BP_EINVAL, "%s: the file '%s' (named by @%s) is empty", who, path,
+                            path);
     if (bp_buf_putc(out, '\0') != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     out->len--; /* the caller appends the rest */
@@ -104,8 +104,8 @@ static bool token_char(char c)
     return isalnum((unsigned char)c) || (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-int bp_creds_add_header(bp_endpoint_creds *c, const char *name, size_t name_len,
-                        const char *value, const char *who, bp_error *err)
+int bp_creds_add_header(bp_endpoint_creds *c, const char *name, size_t name_len, const char *value,
+                        const char *who, bp_error *err)
 {
     bool ok = name_len > 0 && name_len < 128;
     for (size_t i = 0; ok && i < name_len; i++)

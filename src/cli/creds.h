@@ -20,8 +20,8 @@
  * file, never the value. */
 int bp_creds_expand(const char *v, const char *who, char **out, bp_error *err);
 /* Adds the header name: value (value expanded; name a token, no CR/LF anywhere). */
-int bp_creds_add_header(bp_endpoint_creds *c, const char *name, size_t name_len,
-                        const char *value, const char *who, bp_error *err);
+int bp_creds_add_header(bp_endpoint_creds *c, const char *name, size_t name_len, const char *value,
+                        const char *who, bp_error *err);
 /* "Name: value" (one per line when the text has several lines, as an environment variable
  * may hold them). */
 int bp_creds_add_header_lines(bp_endpoint_creds *c, const char *text, const char *who,

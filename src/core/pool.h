@@ -37,9 +37,9 @@
 
 typedef struct bp_endpoint_spec {
     const char *url;
-    int max_workers; /* 0: the pool's default */
-    int priority;    /* lower is preferred */
-    double rps;      /* 0: no limit */
+    int max_workers;       /* 0: the pool's default */
+    int priority;          /* lower is preferred */
+    double rps;            /* 0: no limit */
     bp_endpoint_auth auth; /* headers, TLS files: the caller's, outliving the pool */
 } bp_endpoint_spec;
 

@@ -369,8 +369,7 @@ static void test_credentials(void **state)
              keyfile, keyfile);
     assert_int_equal(load(&r, BP_CMD_RUN, "--rpc", inline_rpc, "--rpc", "http://b:2",
                           "--rpc-header", "x-api-key: ${BP_TEST_KEY}", "--cert-file", keyfile,
-                          "--ws", "wss://w/${BP_TEST_KEY}", "--ws-header", "X-Ws: plain",
-                          NULL),
+                          "--ws", "wss://w/${BP_TEST_KEY}", "--ws-header", "X-Ws: plain", NULL),
                      0);
     assert_string_equal(r.cfg.rpcs[0].url, "https://a/v2/ENVKEY987654");
     bp_endpoint_auth a;
@@ -380,7 +379,7 @@ static void test_credentials(void **state)
     assert_string_equal(a.headers[1], "X-Key: FILEKEY123456");
     assert_string_equal(a.ca_file, keyfile);
     assert_string_equal(a.cert_file, keyfile); /* the default of --cert-file */
-    bp_config_auth(&r.cfg, 1, &a); /* no headers of its own: --rpc-header's */
+    bp_config_auth(&r.cfg, 1, &a);             /* no headers of its own: --rpc-header's */
     assert_int_equal(a.header_count, 1);
     assert_string_equal(a.headers[0], "x-api-key: ENVKEY987654");
     assert_null(a.ca_file);

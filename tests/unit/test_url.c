@@ -27,7 +27,7 @@ static void test_redact(void **state)
     check("sqlite:blockpipe.db", "sqlite:blockpipe.db");
     check("postgres://u:p@h/db?schema=x&password=p2",
           "postgres://u:***@h/db?schema=x&password=***");
-    check("http://h/a@b", "http://h/a@b"); /* an @ in the path is not userinfo */
+    check("http://h/a@b", "http://h/a@b");              /* an @ in the path is not userinfo */
     check("http://u:p@ss@h/rpc", "http://u:***@h/rpc"); /* the last @ ends the userinfo */
     char small[8];
     bp_url_redact("postgres://u:p@h/db", small, sizeof(small));
@@ -102,9 +102,8 @@ static void test_scrub(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_redact),
-                                       cmocka_unit_test(test_path_keys),
-                                       cmocka_unit_test(test_headers),
-                                       cmocka_unit_test(test_scrub)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_redact), cmocka_unit_test(test_path_keys),
+        cmocka_unit_test(test_headers), cmocka_unit_test(test_scrub)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
