@@ -101,6 +101,17 @@ static void redact_path(const char *p, size_t n, char *out, size_t outsz, size_t
     }
 }
 
+/* The '@' that ends the userinfo of the authority at auth, or NULL: the last one before the
+ * path (a password may hold an '@', a path may too). */
+static const char *userinfo_at(const char *auth)
+{
+    size_t hostpart = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *c = auth; c < auth + hostpart; c++)
+        at = *c == '@' ? c : at;
+    return at;
+}
+
 void bp_url_redact(const char *url, char *out, size_t outsz)
 {
     size_t pos = 0;
@@ -110,10 +121,7 @@ void bp_url_redact(const char *url, char *out, size_t outsz)
     const char *scheme = strstr(url, "://");
     bool endpoint = scheme && endpoint_scheme(url, (size_t)(scheme - url));
     const char *auth = scheme ? scheme + 3 : url;
-    size_t hostpart = strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (const char *c = auth; c < auth + hostpart; c++)
-        at = *c == '@' ? c : at; /* the last one: a password may hold an '@' */
+    const char *at = userinfo_at(auth);
     put(out, outsz, &pos, url, (size_t)(auth - url));
     if (at) {
         const char *colon = memchr(auth, ':', (size_t)(at - auth));
@@ -211,10 +219,7 @@ void bp_secret_add_url(const char *url)
 {
     const char *scheme = strstr(url, "://");
     const char *auth = scheme ? scheme + 3 : url;
-    size_t hostpart = strcspn(auth, "/?#");
-    const char *at = NULL;
-    for (const char *c = auth; c < auth + hostpart; c++)
-        at = *c == '@' ? c : at;
+    const char *at = userinfo_at(auth);
     if (at) {
         const char *colon = memchr(auth, ':', (size_t)(at - auth));
         const char *pw = colon ? colon + 1 : auth;
