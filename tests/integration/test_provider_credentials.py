@@ -15,6 +15,9 @@ value (read from the environment with ${NAME}) and the WebSocket URL.
 (c) failures: a wrong header value (401 quoting it), no client certificate, no CA bundle, a
     closed port, a wrong WebSocket header: each fails as expected (the test checks why).
 (d) `run --help`.
+(e) blocks that fail (HTTP 500 from faultproxy.py in front of a second simnode) with keys on
+    the command line: the state file lists them with the command masked, and `retry-failed`
+    refuses to run it, saying how to give the keys.
 Then every log, stats line and state file is grepped for every planted key.
 """
 
@@ -214,10 +217,37 @@ def main():
         if h.finish() != 0 or "--rpc-header" not in h.text():
             fail("run --help failed or lacks --rpc-header")
 
+        print("== (e) failed blocks: the state file and retry-failed", flush=True)
+        plain = Simnode(bp, ["--length", "1000", "--block-time", "0", "--txs-per-block", "2"])
+        fp = subprocess.Popen([sys.executable, os.path.join(os.path.dirname(__file__), "..",
+                                                            "tools", "faultproxy.py"),
+                               "--upstream", plain.urls[0], "--faults", "http500", "--every", "1",
+                               "--only-methods", "eth_getBlockReceipts", "--lifetime", "300"],
+                              stdout=subprocess.PIPE, text=True)
+        try:
+            fp_port = int(fp.stdout.readline().split()[1])
+            e = Run(bp, d, "failed-blocks",
+                    ["backfill", "--rpc", f"http://user:{PASSWORD}@127.0.0.1:{fp_port}/v2/"
+                     f"{PATH_KEY}?apikey={QUERY_KEY}", "--rpc-header", f"X-Api-Key: {HDR_KEY}",
+                     "--from", "0", "--to", "3", "--max-retries", "1", "--state-dir",
+                     f"{d}/state_e", "--output", f"jsonl:{d}/out_e"], env)
+            runs.append(e)
+            expect_failure(e, "HTTP 500", "failed after 2 attempts")
+        finally:
+            fp.terminate()
+            fp.wait()
+            plain.kill()
+        saved = json.load(open(glob.glob(f"{d}/state_e/*.json")[0]))
+        if not saved["failed_count"] or not saved.get("argv_masked"):
+            fail(f"the state file lacks the failed blocks or the mask: {saved}")
+        r = Run(bp, d, "retry-failed", ["retry-failed", "--state-dir", f"{d}/state_e"], env)
+        runs.append(r)
+        expect_failure(r, "keys are never saved", "${NAME}")
+
         print("== every log, stats line and state file, grepped for the planted keys",
               flush=True)
         texts = {r.log: r.text() for r in runs}
-        for path in glob.glob(f"{d}/state/*"):
+        for path in glob.glob(f"{d}/state*/*"):
             texts[path] = open(path).read()
         for path, text in texts.items():
             for key in PLANTED:
