@@ -694,18 +694,40 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
+/* userinfo with its %XX escapes decoded (a password holding '@' or ':' is written so, and
+ * libcurl decodes it the same way for the HTTP endpoints); *n becomes the decoded length. */
+static char *percent_decode(const char *s, size_t *n)
+{
+    char *out = malloc(*n + 1);
+    size_t k = 0;
+    for (size_t i = 0; out && i < *n; i++) {
+        int hi = i + 2 < *n && s[i] == '%' ? bp_hex_digit((unsigned char)s[i + 1]) : -1;
+        int lo = hi >= 0 ? bp_hex_digit((unsigned char)s[i + 2]) : -1;
+        if (lo >= 0) {
+            out[k++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[k++] = s[i];
+        }
+    }
+    *n = k;
+    return out;
+}
+
 /* "Basic " + base64(user:password) */
 static char *basic_auth(const char *userinfo, size_t n)
 {
+    char *plain = percent_decode(userinfo, &n);
     size_t cap = 6 + (n + 2) / 3 * 4 + 16; /* lws wants slack beyond the exact size */
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    memcpy(out, "Basic ", 6);
-    if (lws_b64_encode_string(userinfo, (int)n, out + 6, (int)(cap - 6)) < 0) {
-        free(out);
-        return NULL;
+    char *out = plain ? malloc(cap) : NULL;
+    if (out) {
+        memcpy(out, "Basic ", 6);
+        if (lws_b64_encode_string(plain, (int)n, out + 6, (int)(cap - 6)) < 0) {
+            free(out);
+            out = NULL;
+        }
     }
+    free(plain);
     return out;
 }
 

@@ -137,7 +137,8 @@ def main():
     tmp = tempfile.TemporaryDirectory(prefix="bp_creds_")
     d = tmp.name
     ca = make_certs(d)
-    basic = base64.b64encode(f"user:{PASSWORD}".encode()).decode()
+    # the password ends in '!', written %21 in the URLs: libcurl and the WebSocket decode it
+    basic = base64.b64encode(f"user:{PASSWORD}!".encode()).decode()
     node = Simnode(bp, ["--length", "100000", "--block-time", "0.3", "--start-head", "40",
                         "--txs-per-block", "2", "--require-header", f"Authorization: Basic {basic}",
                         "--require-header", f"X-Api-Key: {HDR_KEY}"])
@@ -146,7 +147,7 @@ def main():
     try:
         proxy, port = start_proxy(node.port(), d, ca)
         env = dict(os.environ, HDR_KEY=HDR_KEY)
-        url = f"https://user:{PASSWORD}@localhost:{port}/v2/{PATH_KEY}?apikey={QUERY_KEY}"
+        url = f"https://user:{PASSWORD}%21@localhost:{port}/v2/{PATH_KEY}?apikey={QUERY_KEY}"
         tls = ["--ca-file", ca, "--cert-file", f"{d}/client.pem", "--key-file", f"{d}/client.key"]
         common = ["--rpc", url, "--rpc-header", "X-Api-Key: ${HDR_KEY}", "--stats-interval", "1",
                   "--rpc-timeout", "10"]
@@ -172,7 +173,7 @@ def main():
               f"{saved['argv'][:3]}", flush=True)
 
         print("== (b) run with wss:// (basic auth, header, CA, client certificate)", flush=True)
-        ws = f"wss://user:{PASSWORD}@localhost:{port}/ws/{WS_PATH_KEY}?token={WS_QUERY_KEY}"
+        ws = f"wss://user:{PASSWORD}%21@localhost:{port}/ws/{WS_PATH_KEY}?token={WS_QUERY_KEY}"
         b = Run(bp, d, "run", ["run", *common, *tls, "--ws", ws, "--ws-header",
                                "X-Api-Key: ${HDR_KEY}", "--start-block", "30", "--output",
                                f"jsonl:{d}/out_b"], env)
@@ -227,7 +228,7 @@ def main():
         try:
             fp_port = int(fp.stdout.readline().split()[1])
             e = Run(bp, d, "failed-blocks",
-                    ["backfill", "--rpc", f"http://user:{PASSWORD}@127.0.0.1:{fp_port}/v2/"
+                    ["backfill", "--rpc", f"http://user:{PASSWORD}%21@127.0.0.1:{fp_port}/v2/"
                      f"{PATH_KEY}?apikey={QUERY_KEY}", "--rpc-header", f"X-Api-Key: {HDR_KEY}",
                      "--from", "0", "--to", "3", "--max-retries", "1", "--state-dir",
                      f"{d}/state_e", "--output", f"jsonl:{d}/out_e"], env)
