@@ -414,6 +414,18 @@ static void test_credentials(void **state)
     bp_config_release(&r.cfg);
     unlink(cfgfile);
 
+    /* RPC_HEADER holds one header per line; --rpc-header replaces the environment's list */
+    setenv("RPC_HEADER", "X-A: 1\nX-B: ${BP_TEST_KEY}\n", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, NULL), 0);
+    assert_int_equal(r.cfg.rpc_creds.header_count, 2);
+    assert_string_equal(r.cfg.rpc_creds.headers[1], "X-B: ENVKEY987654");
+    bp_config_release(&r.cfg);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--rpc-header", "X-C: 3", NULL), 0);
+    assert_int_equal(r.cfg.rpc_creds.header_count, 1);
+    assert_string_equal(r.cfg.rpc_creds.headers[0], "X-C: 3");
+    bp_config_release(&r.cfg);
+    unsetenv("RPC_HEADER");
+
     /* errors name the variable or file, never a value */
     load(&r, BP_CMD_RUN, "--rpc", "https://a/${BP_NOT_SET_XYZ}", NULL);
     expect_error(&r, "--rpc", "environment variable BP_NOT_SET_XYZ", "not set", NULL);
