@@ -856,6 +856,15 @@ static int rpc_item(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err)
     return add_rpc(fc->ld, &spec, who, err);
 }
 
+static void move_file(char **to, char **from)
+{
+    if (*from) {
+        free(*to);
+        *to = *from;
+        *from = NULL;
+    }
+}
+
 /* ws: {url, headers, ca_file, cert_file, key_file}: its headers replace those of weaker
  * sources, its files those set before. */
 static int ws_item(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err)
@@ -880,12 +889,11 @@ static int ws_item(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err)
         c.header_count = 0;
         fc->ld->ws_headers_layer = fc->ld->layer;
     }
-    for (char **own = &c.ca_file, **to = &ws->ca_file; rc == 0 && own <= &c.key_file; own++, to++)
-        if (*own) {
-            free(*to);
-            *to = *own;
-            *own = NULL;
-        }
+    if (rc == 0) {
+        move_file(&ws->ca_file, &c.ca_file);
+        move_file(&ws->cert_file, &c.cert_file);
+        move_file(&ws->key_file, &c.key_file);
+    }
     bp_creds_release(&c);
     return rc;
 }

@@ -401,8 +401,8 @@ static void test_credentials(void **state)
     snprintf(yaml, sizeof(yaml),
              "rpcs:\n  - url: http://c:3\n    headers: {Authorization: \"Basic ${BP_TEST_KEY}\"}"
              "\n    key_file: %s\nrpc_headers:\n  X-One: \"1\"\n"
-             "ws: {url: \"ws://w:1\", headers: [\"X-W: @%s\"]}\n",
-             keyfile, keyfile);
+             "ws: {url: \"ws://w:1\", headers: [\"X-W: @%s\"], ca_file: %s}\n",
+             keyfile, keyfile, keyfile);
     temp_file(cfgfile, sizeof(cfgfile), ".yaml", yaml);
     assert_int_equal(load(&r, BP_CMD_RUN, "--config", cfgfile, NULL), 0);
     bp_config_auth(&r.cfg, 0, &a);
@@ -411,6 +411,7 @@ static void test_credentials(void **state)
     assert_int_equal(r.cfg.rpc_creds.header_count, 1);
     bp_config_auth(&r.cfg, -1, &a);
     assert_string_equal(a.headers[0], "X-W: FILEKEY123456");
+    assert_string_equal(a.ca_file, keyfile);
     bp_config_release(&r.cfg);
     unlink(cfgfile);
 
