@@ -26,7 +26,8 @@ struct bp_rpc {
     CURL *curl;
     struct curl_slist *headers;
     char *url;
-    char *shown_url; /* url without user:password@, for messages */
+    char *shown_url; /* url with its keys masked, for messages */
+    bp_endpoint_auth auth;
     long connect_timeout_ms;
     long timeout_ms;
     size_t max_bytes;
@@ -97,7 +98,7 @@ const char *bp_rpc_url(const bp_rpc *rpc)
     return rpc->shown_url;
 }
 
-static char *strip_userinfo(const char *url)
+static char *shown_url(const char *url)
 {
     char shown[1024];
     bp_url_redact(url, shown, sizeof(shown));
@@ -176,6 +177,37 @@ static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_of
     return rpc->abort_flag && *rpc->abort_flag ? 1 : 0;
 }
 
+/* A private node's CA bundle and our client certificate (files are read by curl when it
+ * connects; bp_config checked they are readable). */
+static int set_tls(bp_rpc *rpc)
+{
+    CURL *c = rpc->curl;
+    const bp_endpoint_auth *a = &rpc->auth;
+    int bad = 0;
+    if (a->ca_file)
+        bad |= curl_easy_setopt(c, CURLOPT_CAINFO, a->ca_file) != CURLE_OK;
+    if (a->cert_file)
+        bad |= curl_easy_setopt(c, CURLOPT_SSLCERT, a->cert_file) != CURLE_OK;
+    if (a->key_file)
+        bad |= curl_easy_setopt(c, CURLOPT_SSLKEY, a->key_file) != CURLE_OK;
+    return bad;
+}
+
+/* Content-Type and the endpoint's own headers (a header of ours it names is replaced). */
+static struct curl_slist *make_headers(const bp_endpoint_auth *a)
+{
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    for (size_t i = 0; h && i < a->header_count; i++) {
+        struct curl_slist *next = curl_slist_append(h, a->headers[i]);
+        if (!next) {
+            curl_slist_free_all(h);
+            return NULL;
+        }
+        h = next;
+    }
+    return h;
+}
+
 static int set_options(bp_rpc *rpc)
 {
     CURL *c = rpc->curl;
@@ -201,6 +233,7 @@ static int set_options(bp_rpc *rpc)
     bad |= curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_WRITEDATA, rpc) != CURLE_OK;
     bad |= curl_easy_setopt(c, CURLOPT_USERAGENT, "blockpipe/" BP_VERSION) != CURLE_OK;
+    bad |= set_tls(rpc);
     if (rpc->abort_flag) {
         bad |= curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK;
         bad |= curl_easy_setopt(c, CURLOPT_XFERINFODATA, rpc) != CURLE_OK;
@@ -216,6 +249,7 @@ static void apply_defaults(bp_rpc *rpc, const bp_rpc_config *cfg)
     rpc->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : BP_RPC_DEFAULT_TIMEOUT_MS;
     rpc->max_bytes = cfg->max_response_bytes ? cfg->max_response_bytes : BP_RPC_DEFAULT_MAX_BYTES;
     rpc->abort_flag = cfg->abort_flag;
+    rpc->auth = cfg->auth;
 }
 
 int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err)
@@ -226,14 +260,17 @@ int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err)
         return bp_error_set(err, BP_EINVAL, "rpc: no URL given");
     bp_rpc *rpc = calloc(1, sizeof(*rpc));
     if (!rpc)
-        return bp_error_set(err, BP_ENOMEM, "rpc %s: out of memory", cfg->url);
+        return bp_error_set(err, BP_ENOMEM, "rpc: out of memory");
     apply_defaults(rpc, cfg);
     bp_buf_init(&rpc->req, 0);
     bp_buf_init(&rpc->resp, 0); /* the cap is enforced by on_write against max_bytes */
+    bp_secret_add_url(cfg->url);
+    for (size_t i = 0; i < cfg->auth.header_count; i++)
+        bp_secret_add_header(cfg->auth.headers[i]);
     rpc->url = strdup(cfg->url);
-    rpc->shown_url = strip_userinfo(cfg->url);
+    rpc->shown_url = shown_url(cfg->url);
     rpc->curl = curl_easy_init();
-    rpc->headers = curl_slist_append(NULL, "Content-Type: application/json");
+    rpc->headers = make_headers(&rpc->auth);
     if (!rpc->url || !rpc->shown_url || !rpc->curl || !rpc->headers) {
         bp_error_set(err, rc, "rpc: out of memory");
         goto out;
@@ -318,6 +355,14 @@ static int map_curl_error(bp_rpc *rpc, CURLcode cc, bp_error *err)
     return bp_error_set(err, BP_ETRANSPORT, "POST %s: %s", rpc->shown_url, why);
 }
 
+/* curl's message may quote the URL, and a node's error body the key it refused. */
+static int scrubbed(int rc, bp_error *err)
+{
+    if (err)
+        bp_secret_scrub(err->msg);
+    return rc;
+}
+
 static long retry_after_seconds(CURL *c)
 {
     curl_off_t ra = 0;
@@ -346,7 +391,7 @@ int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *r
     rpc->sink = NULL;
     rpc->last_bytes = rpc->stream_mode == 1 ? rpc->streamed : resp->len;
     if (cc != CURLE_OK)
-        return map_curl_error(rpc, cc, err);
+        return scrubbed(map_curl_error(rpc, cc, err), err);
     curl_easy_getinfo(rpc->curl, CURLINFO_RESPONSE_CODE, &status);
     if (status >= 200 && status < 300)
         return 0;
@@ -354,7 +399,7 @@ int bp_rpc_post(bp_rpc *rpc, const char *body, size_t len, bp_buf *resp, long *r
     rpc->last_retry_after = ra;
     if (retry_after_s)
         *retry_after_s = ra;
-    return map_status(rpc, status, resp, ra, err);
+    return scrubbed(map_status(rpc, status, resp, ra, err), err);
 }
 
 /* The answer buffer is kept between calls, unless a huge answer grew it. */

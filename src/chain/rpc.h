@@ -12,11 +12,13 @@
 #include <yajl/yajl_tree.h>
 
 #include "blockpipe/error.h"
+#include "chain/auth.h"
 #include "chain/json.h"
 #include "util/buf.h"
 
 typedef struct bp_rpc_config {
-    const char *url;
+    const char *url; /* user:password@ in it is sent as Basic auth (libcurl) */
+    bp_endpoint_auth auth;
     long connect_timeout_ms;   /* default 5000 */
     long timeout_ms;           /* whole request; default 30000 */
     size_t max_response_bytes; /* default 256 MiB */
@@ -33,11 +35,11 @@ void bp_rpc_global_cleanup(void);
 
 int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err);
 void bp_rpc_free(bp_rpc *rpc);
-/* The URL for messages and logs: as configured, minus any user:password@. */
 /* Seconds the node asked us to wait in the Retry-After header of its last answer (0: none). */
 long bp_rpc_last_retry_after(const bp_rpc *rpc);
 /* Size of the last answer body (what the adaptive batch size watches). */
 size_t bp_rpc_last_bytes(const bp_rpc *rpc);
+/* The URL for messages and logs: as configured, keys masked (bp_url_redact). */
 const char *bp_rpc_url(const bp_rpc *rpc);
 /* Counts the answer bytes of the requests that follow and cuts the answer that would take
  * their total past `share` (BP_ETOOBIG, the message naming --max-memory); 0: no share, only

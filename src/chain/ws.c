@@ -19,6 +19,7 @@
 #include "util/hex.h"
 #include "util/jsonw.h"
 #include "util/log.h"
+#include "util/url.h"
 
 #define TICK_US (100 * 1000)
 #define HANDSHAKE_TIMEOUT_MS 15000
@@ -35,6 +36,8 @@ enum phase { PH_NONE, PH_HANDSHAKE, PH_SUBSCRIBING, PH_SUBSCRIBED, PH_UNSUBSCRIB
 struct bp_ws_heads {
     /* Immutable after start. */
     char *endpoint, *address, *host_header, *path, *basic_auth;
+    char **headers; /* "Name: value" of the handshake */
+    size_t header_count;
     int port;
     bool tls;
     double interval_s, stale_cfg_s, sub_timeout_s;
@@ -166,6 +169,7 @@ static void set_error(bp_ws_heads *w, const char *msg)
 {
     pthread_mutex_lock(&w->mu);
     snprintf(w->st.last_error, sizeof(w->st.last_error), "%s", msg);
+    bp_secret_scrub(w->st.last_error); /* a server's close reason may quote the key */
     pthread_mutex_unlock(&w->mu);
 }
 
@@ -568,16 +572,33 @@ static void on_peer_close(bp_ws_heads *w, const unsigned char *in, size_t len)
              code, rlen ? ": " : "", rlen, rlen ? (const char *)in + 2 : "");
 }
 
-static int append_auth(bp_ws_heads *w, struct lws *wsi, void *in, size_t len)
+/* One "Name: value" header; lws wants the name with its colon. */
+static int append_header(struct lws *wsi, const char *h, unsigned char **p, unsigned char *end)
 {
-    if (!w->basic_auth)
-        return 0;
-    unsigned char **p = in, *end = *p + len;
-    return lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
-                                        (const unsigned char *)w->basic_auth,
-                                        (int)strlen(w->basic_auth), p, end)
+    char name[128];
+    const char *colon = strchr(h, ':');
+    if (!colon || (size_t)(colon - h) + 2 > sizeof(name))
+        return -1;
+    memcpy(name, h, (size_t)(colon - h) + 1);
+    name[colon - h + 1] = '\0';
+    const char *v = colon + 1 + strspn(colon + 1, " \t");
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name, (const unsigned char *)v,
+                                       (int)strlen(v), p, end)
                ? -1
                : 0;
+}
+
+static int append_auth(bp_ws_heads *w, struct lws *wsi, void *in, size_t len)
+{
+    unsigned char **p = in, *end = *p + len;
+    if (w->basic_auth && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_AUTHORIZATION,
+                                                      (const unsigned char *)w->basic_auth,
+                                                      (int)strlen(w->basic_auth), p, end))
+        return -1;
+    for (size_t i = 0; i < w->header_count; i++)
+        if (append_header(wsi, w->headers[i], p, end) != 0)
+            return -1;
+    return 0;
 }
 
 static void on_closed(bp_ws_heads *w)
@@ -673,18 +694,40 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
+/* userinfo with its %XX escapes decoded (a password holding '@' or ':' is written so, and
+ * libcurl decodes it the same way for the HTTP endpoints); *n becomes the decoded length. */
+static char *percent_decode(const char *s, size_t *n)
+{
+    char *out = malloc(*n + 1);
+    size_t k = 0;
+    for (size_t i = 0; out && i < *n; i++) {
+        int hi = i + 2 < *n && s[i] == '%' ? bp_hex_digit((unsigned char)s[i + 1]) : -1;
+        int lo = hi >= 0 ? bp_hex_digit((unsigned char)s[i + 2]) : -1;
+        if (lo >= 0) {
+            out[k++] = (char)(hi << 4 | lo);
+            i += 2;
+        } else {
+            out[k++] = s[i];
+        }
+    }
+    *n = k;
+    return out;
+}
+
 /* "Basic " + base64(user:password) */
 static char *basic_auth(const char *userinfo, size_t n)
 {
+    char *plain = percent_decode(userinfo, &n);
     size_t cap = 6 + (n + 2) / 3 * 4 + 16; /* lws wants slack beyond the exact size */
-    char *out = malloc(cap);
-    if (!out)
-        return NULL;
-    memcpy(out, "Basic ", 6);
-    if (lws_b64_encode_string(userinfo, (int)n, out + 6, (int)(cap - 6)) < 0) {
-        free(out);
-        return NULL;
+    char *out = plain ? malloc(cap) : NULL;
+    if (out) {
+        memcpy(out, "Basic ", 6);
+        if (lws_b64_encode_string(plain, (int)n, out + 6, (int)(cap - 6)) < 0) {
+            free(out);
+            out = NULL;
+        }
     }
+    free(plain);
     return out;
 }
 
@@ -744,11 +787,11 @@ static int parse_url(bp_ws_heads *w, const char *url, bp_error *err)
     const char *hp = at ? at + 1 : auth;
     const char *rest = auth + alen;
     size_t rlen = strcspn(rest, "#");
-    w->endpoint = malloc(skip + (size_t)(auth + alen - hp) + rlen + 2);
+    char shown[1024];
+    bp_url_redact(url, shown, sizeof(shown));
+    w->endpoint = strdup(shown);
     if (!w->endpoint)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    sprintf(w->endpoint, "%.*s%.*s%.*s", (int)skip, url, (int)(auth + alen - hp), hp, (int)rlen,
-            rest);
     if (skip == 0)
         return bp_error_set(err, BP_EINVAL, "WebSocket URL '%s': must start with ws:// or wss://",
                             w->endpoint);
@@ -766,11 +809,32 @@ static int parse_url(bp_ws_heads *w, const char *url, bp_error *err)
     return 0;
 }
 
+static int copy_headers(bp_ws_heads *w, const bp_endpoint_auth *a, bp_error *err)
+{
+    if (!a->header_count)
+        return 0;
+    w->headers = calloc(a->header_count, sizeof(*w->headers));
+    if (!w->headers)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < a->header_count; i++) {
+        bp_secret_add_header(a->headers[i]);
+        if (!strchr(a->headers[i], ':'))
+            return bp_error_set(err, BP_EINVAL, "WebSocket '%s': header %zu is not 'Name: value'",
+                                w->endpoint, i + 1);
+        if (!(w->headers[w->header_count++] = strdup(a->headers[i])))
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 static int apply_config(bp_ws_heads *w, const bp_ws_config *cfg, bp_error *err)
 {
     if (!cfg || !cfg->url || !cfg->url[0])
         return bp_error_set(err, BP_EINVAL, "WebSocket URL: missing");
+    bp_secret_add_url(cfg->url);
     int rc = parse_url(w, cfg->url, err);
+    if (rc == 0)
+        rc = copy_headers(w, &cfg->auth, err);
     if (rc != 0)
         return rc;
     if (cfg->reconnect_interval_s < 0 || cfg->stale_after_s < 0 || cfg->subscribe_timeout_s < 0)
@@ -803,7 +867,7 @@ static void lws_log_to_ours(int level, const char *line)
     bp_debug("lws[%d]: %.*s", level, (int)n, line);
 }
 
-static int create_context(bp_ws_heads *w, const char *ca_file, bp_error *err)
+static int create_context(bp_ws_heads *w, const bp_endpoint_auth *a, bp_error *err)
 {
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -820,7 +884,10 @@ static int create_context(bp_ws_heads *w, const char *ca_file, bp_error *err)
     info.timeout_secs = 10;
     info.connect_timeout_secs = 10;
     info.options = w->tls ? LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT : 0;
-    info.client_ssl_ca_filepath = w->tls ? ca_file : NULL; /* on top of the system store */
+    info.client_ssl_ca_filepath = w->tls ? a->ca_file : NULL; /* on top of the system store */
+    info.client_ssl_cert_filepath = w->tls ? a->cert_file : NULL;
+    info.client_ssl_private_key_filepath =
+        w->tls ? (a->key_file ? a->key_file : a->cert_file) : NULL;
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
     w->ctx = lws_create_context(&info);
     if (!w->ctx)
@@ -843,6 +910,9 @@ static void free_heads(bp_ws_heads *w)
     free(w->host_header);
     free(w->path);
     free(w->basic_auth);
+    for (size_t i = 0; i < w->header_count; i++)
+        free(w->headers[i]);
+    free(w->headers);
     free(w);
 }
 
@@ -876,7 +946,7 @@ int bp_ws_heads_start(bp_ws_heads **out, const bp_ws_config *cfg, bp_error *err)
     w->started_mono = mono_ms();
     snprintf(w->st.endpoint, sizeof(w->st.endpoint), "%s", w->endpoint);
     w->st.state = BP_WS_CONNECTING;
-    rc = create_context(w, cfg->ca_file, err);
+    rc = create_context(w, &cfg->auth, err);
     if (rc != 0)
         goto out;
     if (pthread_create(&w->thread, NULL, run, w) != 0) {

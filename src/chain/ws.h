@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "blockpipe/error.h"
+#include "chain/auth.h"
 #include "util/buf.h"
 
 typedef struct bp_ws_head {
@@ -43,8 +44,9 @@ typedef struct bp_ws_config {
     size_t max_message_bytes;    /* frame and message cap, default 1 MiB */
     double subscribe_timeout_s;  /* no answer to eth_subscribe within this: failed; def. 10 */
     size_t queue_capacity;       /* heads waiting for _next, default 256; oldest dropped */
-    const char *ca_file; /* wss://: a PEM bundle trusted besides the system CA store; read at
-                            start only. NULL: the system store alone */
+    bp_endpoint_auth auth;       /* headers for the handshake; wss://: ca_file (trusted besides the
+                                    system CA store), cert_file and key_file (our client
+                                    certificate), read at start only */
 } bp_ws_config;
 
 #define BP_WS_DEFAULT_RECONNECT_S 5.0
@@ -70,7 +72,7 @@ typedef struct bp_ws_status {
     bp_ws_state state;
     bool connected; /* WebSocket open (subscribing or subscribed) */
     bool subscribed;
-    char endpoint[256];         /* the URL minus user:password@ */
+    char endpoint[256];         /* the URL with its keys masked (bp_url_redact) */
     int64_t connected_since_ms; /* unix ms of the current connection's open; 0 if none */
     uint64_t messages;          /* WebSocket messages received, all connections */
     uint64_t heads;             /* heads parsed and queued */

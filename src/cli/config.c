@@ -14,8 +14,10 @@
 #include "api/alerts.h"
 #include "blockpipe/sink.h"
 #include "chain/fetch.h"
+#include "cli/creds.h"
 #include "core/pipeline.h"
 #include "util/log.h"
+#include "util/url.h"
 
 #define WHO_MAX 160
 #define CMD_BOTH (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL)
@@ -34,6 +36,7 @@ typedef struct loader {
     int rpcs_layer;
     int outputs_layer;
     int alerts_layer;
+    int rpc_headers_layer, ws_headers_layer;
 } loader;
 
 typedef struct opt opt;
@@ -84,6 +87,8 @@ static int set_listen(loader *ld, const opt *o, const char *v, const char *who, 
 static int set_onoff(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_alert(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_header(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_tls_file(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
 #define F(field) .off = offsetof(bp_config, field)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
@@ -92,10 +97,29 @@ static const opt g_opts[] = {
     {"rpc", NULL, "URL|JSON", "RPC_URL", "ANKR_RPC_URL", "rpc", set_rpc, .cmds = CMD_BOTH,
      .def = "required",
      .help = "JSON-RPC HTTP endpoint (http:// or https://), or an object "
-             "{\"url\":URL,\"max_workers\":N,\"priority\":N,\"rps\":R}; repeat for a pool: "
+             "{\"url\":URL,\"max_workers\":N,\"priority\":N,\"rps\":R,\"headers\":{NAME:VALUE},"
+             "\"ca_file\":F,\"cert_file\":F,\"key_file\":F}; repeat for a pool: "
              "lower priority is preferred, failing endpoints are ejected and probed back, "
-             "rate-limited ones paused. Config file: rpc, or rpcs: [{url, max_workers, priority, "
-             "rps}]"},
+             "rate-limited ones paused. ${NAME} in it is read from the environment, @FILE "
+             "from a file. Config file: rpc, or rpcs: [{url, max_workers, priority, rps, "
+             "headers, ca_file, cert_file, key_file}]"},
+    {"rpc-header", NULL, "'NAME: VALUE'", "RPC_HEADER", NULL, "rpc_headers", set_header,
+     .cmds = CMD_BOTH, .def = "none",
+     .help = "HTTP header sent to every --rpc endpoint that has no headers of its own, e.g. "
+             "'Authorization: Bearer ${API_KEY}'; repeat for several (the environment variable: "
+             "one per line). A VALUE ${NAME} is read from the environment, @FILE from a file. "
+             "Config file: rpc_headers: {NAME: VALUE}"},
+    {"ca-file", NULL, "FILE", "RPC_CA_FILE", NULL, "ca_file", set_tls_file,
+     .off = offsetof(bp_config, rpc_creds.ca_file), .cmds = CMD_BOTH, .def = "the system store",
+     .help = "PEM CA bundle the nodes' certificates are checked against (https:// and wss:// "
+             "endpoints without a ca_file of their own)"},
+    {"cert-file", NULL, "FILE", "RPC_CERT_FILE", NULL, "cert_file", set_tls_file,
+     .off = offsetof(bp_config, rpc_creds.cert_file), .cmds = CMD_BOTH, .def = "none",
+     .help = "client certificate (PEM) for nodes that require one (endpoints without a "
+             "cert_file of their own)"},
+    {"key-file", NULL, "FILE", "RPC_KEY_FILE", NULL, "key_file", set_tls_file,
+     .off = offsetof(bp_config, rpc_creds.key_file), .cmds = CMD_BOTH, .def = "in the --cert-file",
+     .help = "private key (PEM) of --cert-file"},
     {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain), .cmds = CMD_API,
      .def = "the chain id in decimal (1, 31337)", .help = "value of the chain column"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
@@ -149,9 +173,14 @@ static const opt g_opts[] = {
      set_output_failure, .cmds = CMD_BOTH, .def = "stop",
      .help = "an output that keeps failing stops the run (stop), or is set aside while the "
              "others go on (continue) and caught up from its checkpoint when it answers again"},
-    {"ws", NULL, "URL", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH, .def = "none",
+    {"ws", NULL, "URL|JSON", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH, .def = "none",
      .help = "WebSocket endpoint (ws:// or wss://) of the node: new heads by "
-             "eth_subscribe(newHeads), HTTP polling as the fallback (run only)"},
+             "eth_subscribe(newHeads), HTTP polling as the fallback (run only); or an object "
+             "{\"url\":URL,\"headers\":{NAME:VALUE},\"ca_file\":F,\"cert_file\":F,\"key_file\":F}"},
+    {"ws-header", NULL, "'NAME: VALUE'", "WS_HEADER", NULL, "ws_headers", set_header,
+     .cmds = CMD_BOTH, .def = "none",
+     .help = "header of the WebSocket handshake, as --rpc-header (the WebSocket does not get "
+             "--rpc-header's). Config file: ws_headers: {NAME: VALUE}"},
     {"realtime", NULL, "on|off", "ENABLE_REALTIME", "STREAMING_ENABLED", "realtime", set_bool,
      F(realtime), .cmds = CMD_BOTH, .def = "on", .help = "use --ws when given"},
     {"ws-reconnect-interval", NULL, "S", "WS_RECONNECT_INTERVAL", NULL, "ws_reconnect_interval",
@@ -531,12 +560,63 @@ static bool has_prefix_ci(const char *s, const char *prefix)
     return strncasecmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* "WHO: 'URL' is not valid: ..." with the URL's keys masked. */
+static int invalid_url(bp_error *err, const char *who, const char *url, const char *expected)
+{
+    char shown[512];
+    bp_secret_add_url(url); /* whatever its scheme: it was meant as an endpoint */
+    bp_url_redact(url, shown, sizeof(shown));
+    bp_secret_scrub(shown); /* a URL read from a file that is not a URL is still a secret */
+    return invalid(err, who, shown, "%s", expected);
+}
+
+static int set_ws_url(loader *ld, const char *v, const char *who, bp_error *err)
+{
+    char *url = NULL;
+    int rc = bp_creds_expand(v, who, &url, err);
+    if (rc != 0)
+        return rc;
+    if (!has_prefix_ci(url, "ws://") && !has_prefix_ci(url, "wss://")) {
+        rc = invalid_url(err, who, url, "expected a ws:// or wss:// URL");
+        free(url);
+        return rc;
+    }
+    bp_secret_add_url(url);
+    free(ld->cfg->ws_url);
+    ld->cfg->ws_url = url;
+    return 0;
+}
+
+static int ws_inline(loader *ld, const char *json, const char *who, bp_error *err);
+
+/* --ws URL, or --ws '{"url": URL, "headers": {...}, "ca_file": ...}' */
 static int set_ws(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     (void)o;
-    if (!has_prefix_ci(v, "ws://") && !has_prefix_ci(v, "wss://"))
-        return invalid(err, who, v, "expected a ws:// or wss:// URL");
-    return replace_string(&ld->cfg->ws_url, v, err);
+    return *v == '{' ? ws_inline(ld, v, who, err) : set_ws_url(ld, v, who, err);
+}
+
+/* A list of headers set by a stronger source replaces the weaker one's. */
+static bp_endpoint_creds *header_list(loader *ld, const opt *o)
+{
+    bool ws = strcmp(o->key, "ws_headers") == 0;
+    bp_endpoint_creds *c = ws ? &ld->cfg->ws_creds : &ld->cfg->rpc_creds;
+    int *layer = ws ? &ld->ws_headers_layer : &ld->rpc_headers_layer;
+    if (*layer != ld->layer) {
+        bp_creds_clear_headers(c);
+        *layer = ld->layer;
+    }
+    return c;
+}
+
+static int set_header(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    return bp_creds_add_header_lines(header_list(ld, o), v, who, err);
+}
+
+static int set_tls_file(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    return bp_creds_set_file((char **)((char *)ld->cfg + o->off), v, who, err);
 }
 
 /* An on/off option into its bool field. */
@@ -678,35 +758,47 @@ static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp
 static int check_rpc_url(const char *v, const char *who, bp_error *err)
 {
     if (has_prefix_ci(v, "ws://") || has_prefix_ci(v, "wss://"))
-        return invalid(err, who, v, "WebSocket URLs go in --ws (an HTTP endpoint is still needed)");
+        return invalid_url(err, who, v,
+                           "WebSocket URLs go in --ws (an HTTP endpoint is still needed)");
     if ((has_prefix_ci(v, "http://") && v[7]) || (has_prefix_ci(v, "https://") && v[8]))
         return 0;
-    return invalid(err, who, v, "expected an http:// or https:// URL");
+    return invalid_url(err, who, v, "expected an http:// or https:// URL");
 }
 
-/* Appends one endpoint; the first one a source gives drops those of weaker sources. */
-static int add_rpc(loader *ld, const bp_rpc_endpoint *spec, const char *who, bp_error *err)
+static void drop_rpcs(bp_config *cfg)
+{
+    for (int i = 0; i < cfg->rpc_count; i++) {
+        free(cfg->rpcs[i].url);
+        bp_creds_release(&cfg->rpcs[i].creds);
+    }
+    cfg->rpc_count = 0;
+}
+
+/* Appends one endpoint (taking spec's creds, also on failure); the first one a source gives
+ * drops those of weaker sources. */
+static int add_rpc(loader *ld, bp_rpc_endpoint *spec, const char *who, bp_error *err)
 {
     bp_config *cfg = ld->cfg;
-    int rc = check_rpc_url(spec->url, who, err);
-    if (rc != 0)
-        return rc;
-    if (ld->rpcs_layer != ld->layer) {
-        for (int i = 0; i < cfg->rpc_count; i++)
-            free(cfg->rpcs[i].url);
-        cfg->rpc_count = 0;
+    char *url = NULL;
+    int rc = bp_creds_expand(spec->url, who, &url, err);
+    rc = rc ? rc : check_rpc_url(url, who, err);
+    if (rc == 0 && ld->rpcs_layer != ld->layer) {
+        drop_rpcs(cfg);
         ld->rpcs_layer = ld->layer;
     }
-    if (cfg->rpc_count == BP_MAX_RPCS)
-        return bp_error_set(err, BP_EINVAL, "%s: too many RPC endpoints (at most %d)", who,
-                            BP_MAX_RPCS);
-    bp_rpc_endpoint *ep = &cfg->rpcs[cfg->rpc_count];
+    if (rc == 0 && cfg->rpc_count == BP_MAX_RPCS)
+        rc = bp_error_set(err, BP_EINVAL, "%s: too many RPC endpoints (at most %d)", who,
+                          BP_MAX_RPCS);
+    if (rc != 0) {
+        free(url);
+        bp_creds_release(&spec->creds);
+        return rc;
+    }
+    bp_secret_add_url(url);
+    bp_rpc_endpoint *ep = &cfg->rpcs[cfg->rpc_count++];
     *ep = *spec;
-    ep->url = NULL;
-    rc = replace_string(&ep->url, spec->url, err);
-    if (rc == 0)
-        cfg->rpc_count++;
-    return rc;
+    ep->url = url;
+    return 0;
 }
 
 static int rpc_inline(loader *ld, const char *json, const char *who, bp_error *err);
@@ -829,26 +921,77 @@ static int rpc_item_rps(const char *who, const yaml_node_t *n, double *out, bp_e
     return rc;
 }
 
-/* One member of a mapping item of `rpcs`: url, max_workers, priority or rps. */
-static int rpc_item_field(file_ctx *fc, int idx, yaml_node_pair_t *p, bp_rpc_endpoint *spec,
-                          const char **url, bp_error *err)
+/* headers: {Name: value} (or ["Name: value", ...], or one "Name: value" per line). */
+static int item_headers(file_ctx *fc, const char *who, yaml_node_t *n, bp_endpoint_creds *c,
+                        bp_error *err)
+{
+    int rc = 0;
+    if (n->type == YAML_SCALAR_NODE)
+        return bp_creds_add_header_lines(c, scalar_of(n), who, err);
+    if (n->type == YAML_SEQUENCE_NODE) {
+        for (yaml_node_item_t *it = n->data.sequence.items.start;
+             rc == 0 && it < n->data.sequence.items.top; it++) {
+            const char *line;
+            rc = one_value(who, node_at(fc, *it), &line, err);
+            rc = rc ? rc : bp_creds_add_header_lines(c, line, who, err);
+        }
+        return rc;
+    }
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+         rc == 0 && p < n->data.mapping.pairs.top; p++) {
+        const char *k = scalar_of(node_at(fc, p->key)), *v;
+        rc = one_value(who, node_at(fc, p->value), &v, err);
+        if (rc == 0 && !k)
+            rc = bp_error_set(err, BP_EINVAL, "%s: a header name must be text", who);
+        rc = rc ? rc : bp_creds_add_header(c, k, strlen(k), v, who, err);
+    }
+    return rc;
+}
+
+/* headers, ca_file, cert_file, key_file of an endpoint item; *handled says it was one. */
+static int creds_field(file_ctx *fc, const char *who, const char *k, yaml_node_t *v,
+                       bp_endpoint_creds *c, bool *handled, bp_error *err)
+{
+    char **file = strcmp(k, "ca_file") == 0     ? &c->ca_file
+                  : strcmp(k, "cert_file") == 0 ? &c->cert_file
+                  : strcmp(k, "key_file") == 0  ? &c->key_file
+                                                : NULL;
+    const char *path;
+    *handled = file || strcmp(k, "headers") == 0;
+    if (!*handled)
+        return 0;
+    if (!file)
+        return item_headers(fc, who, v, c, err);
+    int rc = one_value(who, v, &path, err);
+    return rc ? rc : bp_creds_set_file(file, path, who, err);
+}
+
+/* One member of a mapping item of `rpcs` (or of `ws` when spec is NULL). */
+static int endpoint_field(file_ctx *fc, const char *item, yaml_node_pair_t *p,
+                          bp_rpc_endpoint *spec, bp_endpoint_creds *c, const char **url,
+                          bp_error *err)
 {
     const char *k = scalar_of(node_at(fc, p->key));
     yaml_node_t *v = node_at(fc, p->value);
     char who[WHO_MAX];
-    snprintf(who, sizeof(who), "rpcs[%d].%s (%s%s)", idx, k ? k : "?", fc->kind, fc->path);
+    bool handled = false;
+    snprintf(who, sizeof(who), "%s.%s (%s%s)", item, k ? k : "?", fc->kind, fc->path);
+    int rc = k ? creds_field(fc, who, k, v, c, &handled, err) : 0;
+    if (handled)
+        return rc;
     if (k && strcmp(k, "url") == 0)
         return one_value(who, v, url, err);
-    if (k && strcmp(k, "max_workers") == 0)
+    if (spec && k && strcmp(k, "max_workers") == 0)
         return rpc_item_int(fc, who, v, 1024, &spec->max_workers, err);
-    if (k && strcmp(k, "priority") == 0)
+    if (spec && k && strcmp(k, "priority") == 0)
         return rpc_item_int(fc, who, v, 1000, &spec->priority, err);
-    if (k && strcmp(k, "rps") == 0)
+    if (spec && k && strcmp(k, "rps") == 0)
         return rpc_item_rps(who, v, &spec->rps, err);
     return bp_error_set(err, BP_EINVAL,
-                        "unknown key 'rpcs[%d].%s' in %s%s (expected url, max_workers, "
-                        "priority, rps)",
-                        idx, k ? k : "?", fc->kind, fc->path);
+                        "unknown key '%s.%s' in %s%s (expected url, %sheaders, "
+                        "ca_file, cert_file, key_file)",
+                        item, k ? k : "?", fc->kind, fc->path,
+                        spec ? "max_workers, priority, rps, " : "");
 }
 
 static int rpc_item(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err)
@@ -856,25 +999,73 @@ static int rpc_item(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err)
     const char *url = scalar_of(n);
     bp_rpc_endpoint spec = {0};
     int rc = 0;
-    char who[WHO_MAX];
+    char who[WHO_MAX], item[32];
+    snprintf(item, sizeof(item), "rpcs[%d]", idx);
     snprintf(who, sizeof(who), "rpcs[%d] (%s%s)", idx, fc->kind, fc->path);
     if (n->type == YAML_SEQUENCE_NODE)
         return bp_error_set(err, BP_EINVAL, "%s: expected a URL or {url: ...}, not a list", who);
     if (n->type == YAML_MAPPING_NODE)
         for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
              rc == 0 && p < n->data.mapping.pairs.top; p++)
-            rc = rpc_item_field(fc, idx, p, &spec, &url, err);
-    if (rc != 0)
+            rc = endpoint_field(fc, item, p, &spec, &spec.creds, &url, err);
+    if (rc == 0 && !url)
+        rc = bp_error_set(err, BP_EINVAL, "%s: missing url", who);
+    if (rc != 0) {
+        bp_creds_release(&spec.creds);
         return rc;
-    if (!url)
-        return bp_error_set(err, BP_EINVAL, "%s: missing url", who);
+    }
     snprintf(who, sizeof(who), "rpcs[%d].url (%s%s)", idx, fc->kind, fc->path);
     spec.url = (char *)url;
     return add_rpc(fc->ld, &spec, who, err);
 }
 
-/* An inline endpoint object is parsed like one item of a config file's rpcs list. */
-static int rpc_inline(loader *ld, const char *json, const char *who, bp_error *err)
+static void move_file(char **to, char **from)
+{
+    if (*from) {
+        free(*to);
+        *to = *from;
+        *from = NULL;
+    }
+}
+
+/* ws: {url, headers, ca_file, cert_file, key_file}: its headers replace those of weaker
+ * sources, its files those set before. */
+static int ws_item(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err)
+{
+    bp_endpoint_creds c = {0};
+    const char *url = NULL;
+    int rc = 0;
+    char who[WHO_MAX];
+    (void)idx;
+    for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
+         rc == 0 && p < n->data.mapping.pairs.top; p++)
+        rc = endpoint_field(fc, "ws", p, NULL, &c, &url, err);
+    snprintf(who, sizeof(who), "ws.url (%s%s)", fc->kind, fc->path);
+    if (rc == 0 && !url)
+        rc = bp_error_set(err, BP_EINVAL, "ws (%s%s): missing url", fc->kind, fc->path);
+    rc = rc ? rc : set_ws_url(fc->ld, url, who, err);
+    bp_endpoint_creds *ws = &fc->ld->cfg->ws_creds;
+    if (rc == 0 && c.header_count) {
+        bp_creds_clear_headers(ws);
+        memcpy(ws->headers, c.headers, sizeof(c.headers));
+        ws->header_count = c.header_count;
+        c.header_count = 0;
+        fc->ld->ws_headers_layer = fc->ld->layer;
+    }
+    if (rc == 0) {
+        move_file(&ws->ca_file, &c.ca_file);
+        move_file(&ws->cert_file, &c.cert_file);
+        move_file(&ws->key_file, &c.key_file);
+    }
+    bp_creds_release(&c);
+    return rc;
+}
+
+typedef int (*item_fn)(file_ctx *fc, int idx, yaml_node_t *n, bp_error *err);
+
+/* An inline endpoint object is parsed like one item of a config file's rpcs list. The text
+ * is never quoted in a message: it may hold a key. */
+static int inline_item(loader *ld, const char *json, const char *who, item_fn item, bp_error *err)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
@@ -883,21 +1074,34 @@ static int rpc_inline(loader *ld, const char *json, const char *who, bp_error *e
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     yaml_parser_set_input_string(&parser, (const unsigned char *)json, strlen(json));
     if (!yaml_parser_load(&parser, &doc)) {
-        rc = invalid(err, who, json,
-                     "expected a URL or a JSON object such as "
-                     "{\"url\": \"http://...\", \"max_workers\": 5}");
+        rc = bp_error_set(err, BP_EINVAL,
+                          "%s: the object is not valid JSON (line %zu column %zu: %s): expected a "
+                          "URL or a JSON object such as {\"url\": \"http://...\", "
+                          "\"max_workers\": 5}",
+                          who, parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                          parser.problem ? parser.problem : "invalid");
         yaml_parser_delete(&parser);
         return rc;
     }
     file_ctx fc = {.ld = ld, .doc = &doc, .path = who, .kind = ""};
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root || root->type != YAML_MAPPING_NODE)
-        rc = invalid(err, who, json, "expected a URL or a JSON object");
+        rc = bp_error_set(err, BP_EINVAL, "%s: expected a URL or a JSON object", who);
     else
-        rc = rpc_item(&fc, 0, root, err);
+        rc = item(&fc, 0, root, err);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     return rc;
+}
+
+static int rpc_inline(loader *ld, const char *json, const char *who, bp_error *err)
+{
+    return inline_item(ld, json, who, rpc_item, err);
+}
+
+static int ws_inline(loader *ld, const char *json, const char *who, bp_error *err)
+{
+    return inline_item(ld, json, who, ws_item, err);
 }
 
 /* fetch: [blocks, logs] is the same as fetch: blocks,logs */
@@ -924,6 +1128,8 @@ static int file_list(file_ctx *fc, const opt *o, yaml_node_t *n, const char *who
     int rc = 0, idx = 0;
     if (o->set == set_fetch)
         return fetch_list(fc, o, n, who, err);
+    if (o->set == set_header)
+        return item_headers(fc, who, n, header_list(fc->ld, o), err);
     if (o->set != set_rpc && o->set != set_output && o->set != set_alert)
         return bp_error_set(err, BP_EINVAL, "%s: expected a single value, not a list", who);
     for (yaml_node_item_t *it = n->data.sequence.items.start;
@@ -1008,6 +1214,10 @@ static int file_pair(file_ctx *fc, yaml_node_pair_t *p, bp_error *err)
         return file_list(fc, o, v, who, err);
     if (v->type == YAML_MAPPING_NODE && o->set == set_rpc)
         return rpc_item(fc, 0, v, err);
+    if (v->type == YAML_MAPPING_NODE && o->set == set_ws)
+        return ws_item(fc, 0, v, err);
+    if (v->type == YAML_MAPPING_NODE && o->set == set_header)
+        return item_headers(fc, who, v, header_list(fc->ld, o), err);
     const char *s;
     int rc = one_value(who, v, &s, err);
     return rc ? rc : o->set(fc->ld, o, s, who, err);
@@ -1285,8 +1495,9 @@ void bp_config_release(bp_config *cfg)
 {
     if (!cfg)
         return;
-    for (int i = 0; i < cfg->rpc_count; i++)
-        free(cfg->rpcs[i].url);
+    drop_rpcs(cfg);
+    bp_creds_release(&cfg->ws_creds);
+    bp_creds_release(&cfg->rpc_creds);
     for (int i = 0; i < cfg->output_count; i++)
         free(cfg->outputs[i]);
     free(cfg->chain);

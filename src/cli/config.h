@@ -11,6 +11,7 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/sink.h"
+#include "chain/auth.h"
 
 #define BP_MAX_OUTPUTS 16
 #define BP_MAX_RPCS 16
@@ -19,11 +20,22 @@
 
 enum bp_command { BP_CMD_RUN = 1, BP_CMD_BACKFILL = 2, BP_CMD_MIGRATE = 3, BP_CMD_SERVE = 4 };
 
+#define BP_MAX_HEADERS 16
+
+/* Credentials of an endpoint (docs: README "Provider credentials"). Values given as
+ * ${NAME} (an environment variable) or @FILE (a file's contents) are already read here. */
+typedef struct bp_endpoint_creds {
+    char *headers[BP_MAX_HEADERS]; /* "Name: value" */
+    int header_count;
+    char *ca_file, *cert_file, *key_file; /* checked readable at load */
+} bp_endpoint_creds;
+
 typedef struct bp_rpc_endpoint {
-    char *url;
-    int max_workers; /* 0 = no per-endpoint cap */
-    int priority;    /* lower is preferred */
-    double rps;      /* requests per second, 0 = no limit */
+    char *url;               /* ${NAME} / @FILE read */
+    bp_endpoint_creds creds; /* its own; bp_config_auth merges the defaults in */
+    int max_workers;         /* 0 = no per-endpoint cap */
+    int priority;            /* lower is preferred */
+    double rps;              /* requests per second, 0 = no limit */
 } bp_rpc_endpoint;
 
 typedef struct bp_config {
@@ -61,6 +73,10 @@ typedef struct bp_config {
     size_t sink_setting_count;
     /* real time */
     char *ws_url;                 /* NULL: HTTP polling only */
+    bp_endpoint_creds ws_creds;   /* ws: {headers, ca_file, ...} and --ws-header */
+    bp_endpoint_creds rpc_creds;  /* --rpc-header and --ca-file, --cert-file, --key-file: for
+                                     every endpoint (TLS files for the WebSocket too) that has
+                                     none of its own */
     bool realtime;                /* use ws_url (default true) */
     double ws_reconnect_interval; /* seconds */
     int ws_max_reconnect_attempts;
@@ -106,6 +122,9 @@ typedef struct bp_config {
  */
 int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err);
 void bp_config_release(bp_config *cfg);
+/* What endpoint i (-1: the WebSocket) is reached with: its own headers and TLS files, else
+ * the defaults of rpc_creds. Points into cfg. */
+void bp_config_auth(const bp_config *cfg, int i, bp_endpoint_auth *out);
 /* Usage text of a command (for --help), made from the option table and the outputs' own
  * options; valid until the program ends. */
 const char *bp_config_usage(enum bp_command cmd);

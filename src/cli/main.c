@@ -203,6 +203,9 @@ static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
                                     .max_workers = c->rpcs[i].max_workers,
                                     .priority = c->rpcs[i].priority,
                                     .rps = c->rpcs[i].rps};
+    for (int i = 0; i < c->rpc_count; i++)
+        bp_config_auth(c, i, &eps[i].auth);
+    bp_config_auth(c, -1, &pc->ws_auth);
     pc->endpoints = eps;
     pc->endpoint_count = (size_t)c->rpc_count;
     pc->chain = c->chain;
@@ -240,6 +243,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_prices *prices = NULL;
     int status = 1;
     if (bp_config_load(&cfg, cmd, argc, argv, &err) != 0) {
+        bp_secret_scrub(err.msg);
         fprintf(stderr, "blockpipe: %s\n", err.msg);
         bp_config_release(&cfg);
         return 2;

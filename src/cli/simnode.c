@@ -45,6 +45,9 @@ static const char USAGE[] =
     "  --faults SPEC          fault profiles: 'ep1:latency=50ms,error_rate=0.1;ep2:lag=5'\n"
     "                         (NAME is epN, * or all; without NAME: every endpoint)\n"
     "  --faults-file PATH     the same as YAML or JSON: {ep1: {latency: 50ms, error_rate: 0.1}}\n"
+    "  --require-header 'NAME: VALUE'  every JSON-RPC request and WebSocket upgrade must carry\n"
+    "                         it (repeatable; Basic auth: 'Authorization: Basic BASE64'), else\n"
+    "                         HTTP 401 whose body quotes what came, as some providers do\n"
     "\n"
     "fault keys (rates are probabilities per request; error_rate per call in a batch):\n"
     "  latency=50ms           added to every answer (units ms or s)\n"
@@ -73,6 +76,7 @@ typedef struct sim_opts {
     bp_sim_faults faults[BP_SIM_MAX_ENDPOINTS];
     const char *faults_spec;
     const char *faults_file;
+    const char *require[8];
     char host[64];
     bool depth_set;
     bool help;
@@ -178,7 +182,11 @@ static int set_option(sim_opts *o, const char *flag, const char *v, bp_error *er
         o->faults_spec = v;
     else if (strcmp(flag, "--faults-file") == 0)
         o->faults_file = v;
-    else
+    else if (strcmp(flag, "--require-header") == 0) {
+        if (!strchr(v, ':') || o->cfg.require_count == sizeof(o->require) / sizeof(o->require[0]))
+            return bad(flag, v, "'NAME: VALUE', at most 8 times", err);
+        o->require[o->cfg.require_count++] = v;
+    } else
         rc = bp_error_set(err, BP_EINVAL, "unknown option '%s' (see blockpipe simnode --help)",
                           flag);
     return rc;
@@ -198,6 +206,7 @@ static void defaults(sim_opts *o)
     o->cfg.port = 8545;
     o->cfg.endpoints = 1;
     o->cfg.faults = o->faults;
+    o->cfg.require_headers = o->require;
 }
 
 static int parse_args(sim_opts *o, int argc, char **argv, bp_error *err)

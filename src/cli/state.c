@@ -16,6 +16,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "util/log.h"
+#include "util/url.h"
 
 #define STATE_MAX_BYTES (1 << 20)
 
@@ -41,11 +42,42 @@ static void gen_failed(yajl_gen g, const bp_pipeline_report *r)
         yajl_gen_map_open(g);
         gen_kv_u64(g, "number", r->failed[i].number);
         gen_kv_u64(g, "attempts", (uint64_t)r->failed[i].attempts);
+        char why[sizeof(r->failed[i].error)];
+        snprintf(why, sizeof(why), "%s", r->failed[i].error);
+        bp_secret_scrub(why); /* a node's answer may quote the key */
         gen_str(g, "error");
-        gen_str(g, r->failed[i].error);
+        gen_str(g, why);
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
+}
+
+/* An argument as it may be saved: URLs redacted, every registered secret masked. */
+static bool shown_arg(const char *arg, char *out, size_t outsz)
+{
+    if (strstr(arg, "://"))
+        bp_url_redact(arg, out, outsz);
+    else
+        snprintf(out, outsz, "%s", arg);
+    bp_secret_scrub(out);
+    return strcmp(out, arg) != 0;
+}
+
+/* The command is saved without its keys: "argv_masked" tells retry-failed it cannot be run
+ * as saved (keys belong in the environment, ${NAME}, or in files, @FILE). */
+static void gen_argv(yajl_gen g, int argc, char **argv)
+{
+    bool masked = false;
+    gen_str(g, "argv");
+    yajl_gen_array_open(g);
+    for (int i = 0; i < argc; i++) {
+        char shown[4096];
+        masked |= shown_arg(argv[i], shown, sizeof(shown));
+        gen_str(g, shown);
+    }
+    yajl_gen_array_close(g);
+    gen_str(g, "argv_masked");
+    yajl_gen_bool(g, masked);
 }
 
 static void gen_state(yajl_gen g, const bp_pipeline_report *r, int argc, char **argv)
@@ -71,11 +103,7 @@ static void gen_state(yajl_gen g, const bp_pipeline_report *r, int argc, char **
     }
     gen_kv_u64(g, "failed_count", r->failed_count);
     gen_failed(g, r);
-    gen_str(g, "argv");
-    yajl_gen_array_open(g);
-    for (int i = 0; i < argc; i++)
-        gen_str(g, argv[i]);
-    yajl_gen_array_close(g);
+    gen_argv(g, argc, argv);
     yajl_gen_map_close(g);
 }
 
@@ -233,6 +261,14 @@ static int retry_one(const char *path, const char *chain)
     }
     if (!argv_val) {
         bp_err("%s: no saved command", path);
+        status = 1;
+        goto out;
+    }
+    if (YAJL_IS_TRUE(get(root, "argv_masked", yajl_t_true))) {
+        bp_err("%s: the saved command had keys on its command line, and keys are never saved "
+               "(they show as ***): give them as ${NAME} (an environment variable) or @FILE, "
+               "or in the config file, and run the command again",
+               path);
         status = 1;
         goto out;
     }

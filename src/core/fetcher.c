@@ -58,6 +58,7 @@ static bp_rpc *rpc_for(worker *w, int ep, bp_error *err)
     long timeout_ms = (long)(w->f->cfg.rpc_timeout * 1000.0);
     bp_rpc_config rc = {
         .url = w->f->cfg.pool->eps[ep].real_url,
+        .auth = w->f->cfg.pool->eps[ep].auth,
         .timeout_ms = timeout_ms,
         .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
         .abort_flag = w->f->cfg.stop,

@@ -158,6 +158,7 @@ static int open_endpoints(pipeline *p, bp_error *err)
         /* not abortable: a reorg walk that started must finish */
         bp_rpc_config rcfg = {
             .url = c->endpoints[i].url,
+            .auth = c->endpoints[i].auth,
             .timeout_ms = timeout_ms,
             .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
         };
@@ -1247,6 +1248,7 @@ static int start_realtime(pipeline *p, bp_error *err)
     const bp_pipeline_config *c = p->cfg;
     bp_realtime_config rc = {
         .ws_url = c->backfill ? NULL : c->ws_url,
+        .ws_auth = c->ws_auth,
         .reconnect_interval_s = c->ws_reconnect_interval,
         .max_reconnect_attempts = c->ws_max_reconnect_attempts,
         .stale_after_s = c->ws_stale_after,

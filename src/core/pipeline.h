@@ -68,6 +68,7 @@ typedef struct bp_pipeline_config {
     struct bp_metrics *metrics; /* derives the analytics rows (not owned); NULL: none */
     /* real time (run only): NULL ws_url = HTTP polling only */
     const char *ws_url;
+    bp_endpoint_auth ws_auth;
     double ws_reconnect_interval;
     int ws_max_reconnect_attempts;
     double ws_stale_after;

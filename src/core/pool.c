@@ -54,6 +54,7 @@ int bp_pool_init(bp_pool *p, const bp_endpoint_spec *specs, size_t n, int defaul
         e->max_workers = specs[i].max_workers > 0 ? specs[i].max_workers : default_workers;
         e->priority = specs[i].priority;
         e->rps = specs[i].rps;
+        e->auth = specs[i].auth;
         e->limit = e->max_workers;
         e->batch = START_BATCH < p->max_batch ? START_BATCH : p->max_batch;
         e->tokens = e->rps > 1 ? e->rps : 1;

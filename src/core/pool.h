@@ -30,15 +30,17 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/stats.h"
+#include "chain/rpc.h"
 #include "core/ratelimit.h"
 #include "util/buf.h"
 #include "util/histogram.h"
 
 typedef struct bp_endpoint_spec {
     const char *url;
-    int max_workers; /* 0: the pool's default */
-    int priority;    /* lower is preferred */
-    double rps;      /* 0: no limit */
+    int max_workers;       /* 0: the pool's default */
+    int priority;          /* lower is preferred */
+    double rps;            /* 0: no limit */
+    bp_endpoint_auth auth; /* headers, TLS files: the caller's, outliving the pool */
 } bp_endpoint_spec;
 
 enum bp_ep_state { BP_EP_HEALTHY = 0, BP_EP_EJECTED, BP_EP_PROBING };
@@ -48,8 +50,9 @@ enum bp_ep_state { BP_EP_HEALTHY = 0, BP_EP_EJECTED, BP_EP_PROBING };
 enum bp_ep_chain { BP_EP_CHAIN_OK = 0, BP_EP_CHAIN_UNCHECKED, BP_EP_CHAIN_OTHER };
 
 typedef struct bp_endpoint {
-    char *url; /* credentials stripped: for logs and stats */
+    char *url; /* keys masked (bp_url_redact): for logs and stats */
     char *real_url;
+    bp_endpoint_auth auth; /* from the spec */
     int max_workers, priority;
     double rps;
 

@@ -39,6 +39,7 @@ int bp_realtime_start(bp_realtime *rt, const bp_realtime_config *cfg, bp_error *
         return 0;
     bp_ws_config wc = {
         .url = cfg->ws_url,
+        .auth = cfg->ws_auth,
         .reconnect_interval_s = cfg->reconnect_interval_s,
         .max_reconnect_attempts = cfg->max_reconnect_attempts,
         .stale_after_s = cfg->stale_after_s,
@@ -49,9 +50,11 @@ int bp_realtime_start(bp_realtime *rt, const bp_realtime_config *cfg, bp_error *
     if (pthread_create(&rt->forwarder, NULL, forward_heads, rt) != 0)
         return bp_error_set(err, BP_ENOMEM, "cannot start the head forwarder thread");
     rt->forwarder_started = true;
+    bp_ws_status st;
+    bp_ws_heads_status(rt->ws, &st);
     bp_info("realtime: new heads from %s (eth_subscribe newHeads); HTTP polling is the "
             "fallback",
-            cfg->ws_url);
+            st.endpoint);
     return 0;
 }
 

@@ -51,6 +51,7 @@ typedef struct bp_realtime {
 
 typedef struct bp_realtime_config {
     const char *ws_url; /* NULL: polling only */
+    bp_endpoint_auth ws_auth;
     double reconnect_interval_s;
     int max_reconnect_attempts;
     double stale_after_s;

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/url.h"
+
 struct bp_stats_hub {
     pthread_mutex_t lock;
     bp_stats s;
@@ -36,11 +38,25 @@ void bp_stats_hub_read(bp_stats_hub *h, bp_stats *out)
     pthread_mutex_unlock(&h->lock);
 }
 
+/* The snapshot is what the stats lines, the API and /metrics show: its texts are scrubbed
+ * here once, so none of them can show a key an error message quoted. */
+static void scrub(bp_stats *s)
+{
+    for (size_t i = 0; i < s->endpoint_count && i < BP_STATS_MAX_ENDPOINTS; i++)
+        bp_secret_scrub(s->endpoints[i].url);
+    for (size_t i = 0; i < s->output_count && i < BP_STATS_MAX_OUTPUTS; i++)
+        bp_secret_scrub(s->outputs[i].url);
+    bp_secret_scrub(s->waiting_error);
+    bp_secret_scrub(s->realtime.ws_endpoint);
+    bp_secret_scrub(s->realtime.last_error);
+}
+
 void bp_stats_hub_publish(bp_stats_hub *h, const bp_stats *s)
 {
     pthread_mutex_lock(&h->lock);
     uint64_t version = h->s.version + 1;
     memcpy(&h->s, s, sizeof(h->s));
     h->s.version = version;
+    scrub(&h->s);
     pthread_mutex_unlock(&h->lock);
 }

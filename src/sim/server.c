@@ -369,6 +369,38 @@ static enum MHD_Result serve_upgrade(bp_sim_endpoint *ep, struct MHD_Connection 
     return ret;
 }
 
+/* Every --require-header is there with its value; else c->out holds the 401's body, which
+ * quotes the header that came and the path, as some providers' answers do (blockpipe must
+ * not show either). */
+static bool authorized(const bp_sim_server *s, struct MHD_Connection *mc, const char *url, conn *c)
+{
+    for (size_t i = 0; i < s->require_count; i++) {
+        const char *want = s->require_headers[i], *colon = strchr(want, ':');
+        char name[128];
+        if (!colon || (size_t)(colon - want) >= sizeof(name))
+            continue;
+        memcpy(name, want, (size_t)(colon - want));
+        name[colon - want] = '\0';
+        const char *value = colon + 1 + strspn(colon + 1, " ");
+        const char *got = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, name);
+        if (got && strcmp(got, value) == 0)
+            continue;
+        char quoted[256];
+        size_t n = 0;
+        for (const char *g = got ? got : "(none)"; *g && n + 1 < sizeof(quoted); g++)
+            if (*g != '"' && *g != '\\' && (unsigned char)*g >= 0x20)
+                quoted[n++] = *g;
+        quoted[n] = '\0';
+        bp_buf_reset(&c->out);
+        bp_buf_printf(&c->out,
+                      "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32001,\"message\":"
+                      "\"unauthorized (simnode): header %s is wrong: got '%s' on %.200s\"}}",
+                      name, quoted, strchr(url, '"') ? "?" : url);
+        return false;
+    }
+    return true;
+}
+
 static conn *conn_of(struct MHD_Connection *mc)
 {
     const union MHD_ConnectionInfo *ci =
@@ -398,7 +430,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         *upload_size = 0;
         return MHD_YES;
     }
-    if (strcmp(method, "GET") == 0 && header_has(mc, MHD_HTTP_HEADER_UPGRADE, "websocket"))
+    bool upgrade =
+        strcmp(method, "GET") == 0 && header_has(mc, MHD_HTTP_HEADER_UPGRADE, "websocket");
+    if ((upgrade || strcmp(method, "POST") == 0) && !authorized(ep->srv, mc, url, c))
+        return respond(mc, MHD_HTTP_UNAUTHORIZED, "application/json", c->out.data, c->out.len,
+                       NULL);
+    if (upgrade)
         return serve_upgrade(ep, mc);
     if (strcmp(method, "GET") == 0)
         return serve_get(ep, mc, url, c);
@@ -477,6 +514,8 @@ int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_er
     if (rc != 0)
         return rc;
     s->eps = calloc(cfg->endpoints, sizeof(*s->eps));
+    s->require_headers = cfg->require_headers;
+    s->require_count = cfg->require_count;
     if (!s->eps) {
         bp_sim_chain_release(&s->chain);
         return bp_error_set(err, BP_ENOMEM, "simnode: out of memory");

@@ -25,6 +25,10 @@ typedef struct bp_sim_server_config {
     uint16_t port;    /* endpoint i listens on port + i; 0 = free ports */
     size_t endpoints;
     const bp_sim_faults *faults; /* [endpoints] */
+    /* "Name: value" headers every JSON-RPC request and WebSocket upgrade must carry (a
+     * provider's key): else HTTP 401 whose body quotes what came, as some providers do */
+    const char *const *require_headers;
+    size_t require_count;
 } bp_sim_server_config;
 
 typedef struct bp_sim_endpoint bp_sim_endpoint;
@@ -34,6 +38,8 @@ typedef struct bp_sim_server {
     bp_sim_endpoint *eps;
     size_t n;
     atomic_bool stopping;
+    const char *const *require_headers; /* from the config (not copied) */
+    size_t require_count;
     double started; /* monotonic seconds */
 } bp_sim_server;
 

@@ -9,6 +9,7 @@
 
 #include "util/buf.h"
 #include "util/jsonw.h"
+#include "util/url.h"
 
 static enum bp_log_level g_level = BP_LOG_INFO;
 static int g_json;
@@ -69,6 +70,7 @@ void bp_logf(enum bp_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    bp_secret_scrub(msg); /* the last guard: a node's answer may quote the key */
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

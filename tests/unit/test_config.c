@@ -13,6 +13,7 @@
 #include "chain/fetch.h"
 #include "cli/config.h"
 #include "util/log.h"
+#include "util/url.h"
 
 static const char *const g_env[] = {
     "RPC_URL",
@@ -48,6 +49,11 @@ static const char *const g_env[] = {
     "ANKR_BATCH_SIZE",
     "CLICKHOUSE_URL",
     "CLICKHOUSE_DB",
+    "RPC_HEADER",
+    "WS_HEADER",
+    "RPC_CA_FILE",
+    "RPC_CERT_FILE",
+    "RPC_KEY_FILE",
 };
 
 static int clear_env(void **state)
@@ -344,6 +350,109 @@ static void test_inline_rpc_objects(void **state)
     expect_error(&r, "rpcs[0].url (--rpc)", "WebSocket", NULL);
     load(&r, BP_CMD_RUN, "--rpc", "{\"url\": [", NULL);
     expect_error(&r, "--rpc", "JSON object", NULL);
+}
+
+/* Provider credentials: headers per endpoint and by flag, TLS files, ${NAME} and @FILE, and
+ * no refused value ever quoting a key. */
+static void test_credentials(void **state)
+{
+    (void)state;
+    result r;
+    char keyfile[64], cfgfile[64];
+    temp_file(keyfile, sizeof(keyfile), ".key", "FILEKEY123456\n");
+    setenv("BP_TEST_KEY", "ENVKEY987654", 1);
+    char file_url[128], inline_rpc[512];
+    snprintf(file_url, sizeof(file_url), "@%s", keyfile);
+    snprintf(inline_rpc, sizeof(inline_rpc),
+             "{\"url\": \"https://a/v2/${BP_TEST_KEY}\", \"headers\": {\"Authorization\": "
+             "\"Bearer ${BP_TEST_KEY}\", \"X-Key\": \"@%s\"}, \"ca_file\": \"%s\"}",
+             keyfile, keyfile);
+    assert_int_equal(load(&r, BP_CMD_RUN, "--rpc", inline_rpc, "--rpc", "http://b:2",
+                          "--rpc-header", "x-api-key: ${BP_TEST_KEY}", "--cert-file", keyfile,
+                          "--ws", "wss://w/${BP_TEST_KEY}", "--ws-header", "X-Ws: plain", NULL),
+                     0);
+    assert_string_equal(r.cfg.rpcs[0].url, "https://a/v2/ENVKEY987654");
+    bp_endpoint_auth a;
+    bp_config_auth(&r.cfg, 0, &a);
+    assert_int_equal(a.header_count, 2);
+    assert_string_equal(a.headers[0], "Authorization: Bearer ENVKEY987654");
+    assert_string_equal(a.headers[1], "X-Key: FILEKEY123456");
+    assert_string_equal(a.ca_file, keyfile);
+    assert_string_equal(a.cert_file, keyfile); /* the default of --cert-file */
+    bp_config_auth(&r.cfg, 1, &a);             /* no headers of its own: --rpc-header's */
+    assert_int_equal(a.header_count, 1);
+    assert_string_equal(a.headers[0], "x-api-key: ENVKEY987654");
+    assert_null(a.ca_file);
+    bp_config_auth(&r.cfg, -1, &a); /* the WebSocket: --ws-header only */
+    assert_string_equal(r.cfg.ws_url, "wss://w/ENVKEY987654");
+    assert_int_equal(a.header_count, 1);
+    assert_string_equal(a.headers[0], "X-Ws: plain");
+    char text[128] = "got ENVKEY987654 and FILEKEY123456";
+    bp_secret_scrub(text); /* read values are secrets from now on */
+    assert_string_equal(text, "got *** and ***");
+    bp_config_release(&r.cfg);
+
+    assert_int_equal(load(&r, BP_CMD_RUN, "--rpc", file_url, NULL), BP_EINVAL); /* not a URL */
+    assert_null(strstr(r.err.msg, "FILEKEY123456"));
+    expect_error(&r, "--rpc", "expected an http:// or https:// URL", NULL);
+
+    /* a config file: rpcs with headers, rpc_headers as a mapping, ws as an object */
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml),
+             "rpcs:\n  - url: http://c:3\n    headers: {Authorization: \"Basic ${BP_TEST_KEY}\"}"
+             "\n    key_file: %s\nrpc_headers:\n  X-One: \"1\"\n"
+             "ws: {url: \"ws://w:1\", headers: [\"X-W: @%s\"], ca_file: %s}\n",
+             keyfile, keyfile, keyfile);
+    temp_file(cfgfile, sizeof(cfgfile), ".yaml", yaml);
+    assert_int_equal(load(&r, BP_CMD_RUN, "--config", cfgfile, NULL), 0);
+    bp_config_auth(&r.cfg, 0, &a);
+    assert_string_equal(a.headers[0], "Authorization: Basic ENVKEY987654");
+    assert_string_equal(a.key_file, keyfile);
+    assert_int_equal(r.cfg.rpc_creds.header_count, 1);
+    bp_config_auth(&r.cfg, -1, &a);
+    assert_string_equal(a.headers[0], "X-W: FILEKEY123456");
+    assert_string_equal(a.ca_file, keyfile);
+    bp_config_release(&r.cfg);
+    unlink(cfgfile);
+
+    /* RPC_HEADER holds one header per line; --rpc-header replaces the environment's list */
+    setenv("RPC_HEADER", "X-A: 1\nX-B: ${BP_TEST_KEY}\n", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, NULL), 0);
+    assert_int_equal(r.cfg.rpc_creds.header_count, 2);
+    assert_string_equal(r.cfg.rpc_creds.headers[1], "X-B: ENVKEY987654");
+    bp_config_release(&r.cfg);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--rpc-header", "X-C: 3", NULL), 0);
+    assert_int_equal(r.cfg.rpc_creds.header_count, 1);
+    assert_string_equal(r.cfg.rpc_creds.headers[0], "X-C: 3");
+    bp_config_release(&r.cfg);
+    unsetenv("RPC_HEADER");
+
+    /* errors name the variable or file, never a value */
+    load(&r, BP_CMD_RUN, "--rpc", "https://a/${BP_NOT_SET_XYZ}", NULL);
+    expect_error(&r, "--rpc", "environment variable BP_NOT_SET_XYZ", "not set", NULL);
+    load(&r, BP_CMD_RUN, RPC, "--rpc-header", "Authorization: @/nonexistent/bp.key", NULL);
+    expect_error(&r, "--rpc-header", "cannot read the file '/nonexistent/bp.key'", NULL);
+    load(&r, BP_CMD_RUN, RPC, "--rpc-header", "no colon here", NULL);
+    expect_error(&r, "--rpc-header", "expected 'Name: value'", NULL);
+    load(&r, BP_CMD_RUN, RPC, "--rpc-header", "Bad Name: x", NULL);
+    expect_error(&r, "--rpc-header", "not a header name", NULL);
+    load(&r, BP_CMD_RUN, RPC, "--ca-file", "/nonexistent/ca.pem", NULL);
+    expect_error(&r, "--ca-file", "cannot read '/nonexistent/ca.pem'", NULL);
+    load(&r, BP_CMD_RUN, "--rpc", "{\"url\": \"http://a:1\", \"cert_file\": \"/nope\"}", NULL);
+    expect_error(&r, "rpcs[0].cert_file (--rpc)", "cannot read '/nope'", NULL);
+    load(&r, BP_CMD_RUN, RPC, "--ws", "{\"url\": \"ws://w:1\", \"rps\": 3}", NULL);
+    expect_error(&r, "unknown key 'ws.rps'", NULL);
+    load(&r, BP_CMD_RUN, "--rpc", "ftp://u:PASSWORD77@h/v2/SECRETKEY123?apikey=QKEY", NULL);
+    assert_null(strstr(r.err.msg, "PASSWORD77"));
+    assert_null(strstr(r.err.msg, "SECRETKEY123"));
+    assert_null(strstr(r.err.msg, "QKEY"));
+    expect_error(&r, "--rpc", "expected an http:// or https:// URL", NULL);
+    load(&r, BP_CMD_RUN, "--rpc", "{\"url\": \"http://a/SECRETKEY123\", [", NULL);
+    assert_null(strstr(r.err.msg, "SECRETKEY123"));
+    expect_error(&r, "--rpc", "not valid JSON", NULL);
+    unlink(keyfile);
+    unsetenv("BP_TEST_KEY");
+    bp_secret_clear();
 }
 
 static void test_realtime_options(void **state)
@@ -807,6 +916,7 @@ int main(void)
         cmocka_unit_test_setup(test_output_options, clear_env),
         cmocka_unit_test_setup(test_aliases, clear_env),
         cmocka_unit_test_setup(test_migrate, clear_env),
+        cmocka_unit_test_setup(test_credentials, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

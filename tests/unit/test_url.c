@@ -1,8 +1,10 @@
-/* test_url.c - credentials never shown. */
+/* test_url.c - credentials never shown: URLs, headers and free text. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -21,18 +23,87 @@ static void test_redact(void **state)
     check("postgres://bp:s3cret@127.0.0.1:5432/chain", "postgres://bp:***@127.0.0.1:5432/chain");
     check("https://mainnet.example/v3/abc", "https://mainnet.example/v3/abc");
     check("https://TOKEN@node.example/rpc", "https://***@node.example/rpc");
-    check("http://h/x?apikey=zzz&n=1&token=t", "http://h/x?apikey=***&n=1&token=***");
+    check("http://h/x?apikey=zzz&n=1&token=t", "http://h/x?apikey=***&n=***&token=***");
     check("sqlite:blockpipe.db", "sqlite:blockpipe.db");
     check("postgres://u:p@h/db?schema=x&password=p2",
           "postgres://u:***@h/db?schema=x&password=***");
-    check("http://h/a@b", "http://h/a@b"); /* an @ in the path is not userinfo */
+    check("http://h/a@b", "http://h/a@b");              /* an @ in the path is not userinfo */
+    check("http://u:p@ss@h/rpc", "http://u:***@h/rpc"); /* the last @ ends the userinfo */
     char small[8];
     bp_url_redact("postgres://u:p@h/db", small, sizeof(small));
     assert_string_equal(small, "postgre");
 }
 
+/* The issue's case: the key in the path was printed in full. */
+static void test_path_keys(void **state)
+{
+    (void)state;
+    check("https://host/v2/SECRETKEY123?apikey=abc", "https://host/v2/***?apikey=***");
+    check("https://mainnet.infura.io/v3/9aa3d95b3bc440fa88ea12eaa4456161",
+          "https://mainnet.infura.io/v3/***");
+    check("https://eth-mainnet.g.alchemy.com/v2/Zx8_-kq1V0yHq3Zg7sLqX2m4ZP8e9s1r",
+          "https://eth-mainnet.g.alchemy.com/v2/***");
+    check("https://rpc.ankr.com/eth/"
+          "5c1f9f4e3b0a4f6e8d2c7b9a1e0f3d5c7b9a1e0f3d5c7b9a1e0f3d5c7b9a1e0f",
+          "https://rpc.ankr.com/eth/***");
+    check("https://red-cool-sky.quiknode.pro/0123456789abcdef0123456789abcdef01234567/",
+          "https://red-cool-sky.quiknode.pro/***/");
+    check("wss://node.example:8546/ws/abcdefabcdefabcdefabcdefabcdefabcd",
+          "wss://node.example:8546/ws/***");
+    /* words and short versions are kept: they say which endpoint it is */
+    check("https://polygon-mainnet.example/ext/bc/C/rpc",
+          "https://polygon-mainnet.example/ext/bc/C/rpc");
+    check("http://127.0.0.1:8545/eth-mainnet/v2", "http://127.0.0.1:8545/eth-mainnet/v2");
+    check("http://h/rpc#frag", "http://h/rpc#***");
+    check("http://h/rpc?KEYONLY", "http://h/rpc?***");
+    assert_true(bp_url_key_like("SECRETKEY123", 12));
+    assert_false(bp_url_key_like("mainnet123", 7));
+    assert_false(bp_url_key_like("polygon-zkevm-mainnet", 21));
+    assert_true(bp_url_key_like("abcdefabcdefabcdefabcdefabcdefab", 32));
+    assert_false(bp_url_key_like("abc/def123456", 13));
+}
+
+static void check_header(const char *in, const char *want)
+{
+    char out[128];
+    bp_header_redact(in, out, sizeof(out));
+    assert_string_equal(out, want);
+}
+
+static void test_headers(void **state)
+{
+    (void)state;
+    check_header("Authorization: Bearer HDRSECRET99", "Authorization: ***");
+    check_header("x-api-key:k", "x-api-key: ***");
+    check_header("X-Empty:", "X-Empty:");
+    check_header("garbage", "***");
+}
+
+static void test_scrub(void **state)
+{
+    (void)state;
+    bp_secret_clear();
+    bp_secret_add_url("https://user:PASSW0RD9@host/v2/SECRETKEY123?apikey=QUERYKEY77&n=1&net="
+                      "mainnet");
+    bp_secret_add_header("Authorization: Bearer HDRSECRET99");
+    bp_secret_add("short");
+    char text[512];
+    snprintf(text, sizeof(text),
+             "POST https://host/v2/SECRETKEY123: HTTP 401: invalid key SECRETKEY123, password "
+             "PASSW0RD9, QUERYKEY77 / HDRSECRET99 (Bearer HDRSECRET99) on mainnet, n=1, short");
+    bp_secret_scrub(text);
+    assert_string_equal(text, "POST https://host/v2/***: HTTP 401: invalid key ***, password "
+                              "***, *** / *** (***) on mainnet, n=1, short");
+    bp_secret_clear();
+    strcpy(text, "SECRETKEY123");
+    bp_secret_scrub(text);
+    assert_string_equal(text, "SECRETKEY123");
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_redact)};
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_redact), cmocka_unit_test(test_path_keys),
+        cmocka_unit_test(test_headers), cmocka_unit_test(test_scrub)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -217,7 +217,7 @@ static void test_refused_gives_up(void **state)
     assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), 0);
     bp_ws_status st = wait_state(h, BP_WS_GIVEN_UP, HANG_MS);
     assert_int_equal(st.state, BP_WS_GIVEN_UP);
-    assert_string_equal(st.endpoint, "ws://127.0.0.1:1/path?x=1");
+    assert_string_equal(st.endpoint, "ws://user:***@127.0.0.1:1/path?x=***"); /* url.h's rule */
     assert_null(strstr(st.endpoint, "secret"));
     assert_non_null(strstr(st.last_error, "cannot connect"));
     assert_int_equal(st.reconnects, 3);
@@ -457,7 +457,7 @@ static void test_wss(void **state)
     assert_int_equal(server_start(&srv, argv, "PORT "), 0);
     char url[64];
     snprintf(url, sizeof(url), "wss://localhost:%d/", srv.port);
-    bp_ws_config cfg = {.url = url, .ca_file = cert, .reconnect_interval_s = 0.1};
+    bp_ws_config cfg = {.url = url, .auth.ca_file = cert, .reconnect_interval_s = 0.1};
     bp_ws_heads *h = NULL;
     bp_error err = {0};
     assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), 0);
@@ -465,7 +465,7 @@ static void test_wss(void **state)
     assert_int_equal(b.number, a.number + 1);
     bp_ws_heads_stop(h);
 
-    cfg.ca_file = NULL;
+    cfg.auth.ca_file = NULL;
     assert_int_equal(bp_ws_heads_start(&h, &cfg, &err), 0);
     bp_ws_status st;
     int64_t until = now_ms() + HANG_MS;
