@@ -233,6 +233,8 @@ int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *hook, bp_s
     a->firing = calloc(n ? n : 1, sizeof(*a->firing));
     a->snap = calloc(1, sizeof(*a->snap));
     a->webhook = hook ? strdup(hook) : NULL;
+    if (hook) /* a Slack webhook's path is its key: never in a log line */
+        bp_secret_add_url(hook);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cv, NULL);
     if (!a->rules || !a->firing || !a->snap || (hook && !a->webhook)) {

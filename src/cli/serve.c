@@ -8,6 +8,7 @@
 
 #include "blockpipe/sink.h"
 #include "util/log.h"
+#include "util/url.h"
 
 #define SERVE_DEFAULT_LISTEN "127.0.0.1:8080"
 
@@ -87,6 +88,8 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     out->push = bp_push_hub_new(&pc, err);
     if (!out->push)
         return err->code;
+    if (cfg->api_token) /* a client's error echoed into the log must not show it */
+        bp_secret_add(cfg->api_token);
     bp_api_config ac = {
         .listen = cfg->api_listen ? cfg->api_listen : SERVE_DEFAULT_LISTEN,
         .read_url = url,

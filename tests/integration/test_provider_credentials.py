@@ -18,7 +18,8 @@ value (read from the environment with ${NAME}) and the WebSocket URL.
 (e) blocks that fail (HTTP 500 from faultproxy.py in front of a second simnode) with keys on
     the command line: the state file lists them with the command masked, and `retry-failed`
     refuses to run it, saying how to give the keys.
-Then every log, stats line and state file is grepped for every planted key.
+Then every log, stats line, state file and API page (/metrics and the status endpoints of a
+run with --api and an alert webhook whose path is a key) is grepped for every planted key.
 """
 
 import base64
@@ -26,10 +27,12 @@ import glob
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from simnode import Simnode  # noqa: E402
@@ -43,6 +46,18 @@ WRONG_KEY = "WRONGKEY6t5r4"
 WS_PATH_KEY = "WSPATHKEY9a8b7c6d"
 WS_QUERY_KEY = "WSQUERY1234zz"
 PLANTED = [PATH_KEY, QUERY_KEY, PASSWORD, HDR_KEY, WRONG_KEY, WS_PATH_KEY, WS_QUERY_KEY]
+
+
+# the pages of the API that name an endpoint (or its state)
+API_PAGES = ["/metrics", "/api/sync-status", "/api/realtime/status", "/api/websocket/stats",
+             "/api/streaming/stats", "/api/realtime/events"]
+SHOW_ENDPOINT = {"/metrics", "/api/realtime/status", "/api/websocket/stats"}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def fail(msg):
@@ -174,12 +189,23 @@ def main():
 
         print("== (b) run with wss:// (basic auth, header, CA, client certificate)", flush=True)
         ws = f"wss://user:{PASSWORD}%21@localhost:{port}/ws/{WS_PATH_KEY}?token={WS_QUERY_KEY}"
+        api = f"127.0.0.1:{free_port()}"
         b = Run(bp, d, "run", ["run", *common, *tls, "--ws", ws, "--ws-header",
                                "X-Api-Key: ${HDR_KEY}", "--start-block", "30", "--output",
-                               f"jsonl:{d}/out_b"], env)
+                               f"jsonl:{d}/out_b", "--api", api, "--alert", "lag>100000",
+                               "--alert-webhook", f"http://127.0.0.1:9/hooks/{WS_PATH_KEY}"],
+                env)
         runs.append(b)
         b.wait_for("ws=subscribed")
         b.wait_for("stats rpc[0]")
+        # what the API shows of the endpoints (status pages, /metrics labels), saved beside
+        # the logs for the grep at the end
+        for page in API_PAGES:
+            body = urllib.request.urlopen(f"http://{api}{page}", timeout=30).read().decode()
+            if "***" not in body and page in SHOW_ENDPOINT:
+                fail(f"{page} shows no masked endpoint:\n{body[:2000]}")
+            with open(f"{d}/api{page.replace('/', '_')}.txt", "w") as f:
+                f.write(body)
         if b.stop() != 0:
             fail(f"run did not stop cleanly:\n{b.text()[-3000:]}")
         print("check: subscribed over wss:// with the WebSocket's credentials", flush=True)
@@ -248,7 +274,7 @@ def main():
         print("== every log, stats line and state file, grepped for the planted keys",
               flush=True)
         texts = {r.log: r.text() for r in runs}
-        for path in glob.glob(f"{d}/state*/*"):
+        for path in glob.glob(f"{d}/state*/*") + glob.glob(f"{d}/api_*.txt"):
             texts[path] = open(path).read()
         for path, text in texts.items():
             for key in PLANTED:
