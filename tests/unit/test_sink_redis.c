@@ -2,7 +2,7 @@
  * here on loopback: what a batch leaves in the streams, the latest keys (after a batch of
  * REVERTs only they are looked up in the stream: the new head, never an orphan; none left:
  * deleted), MAXLEN, the TTL, the checkpoint and recent blocks, the options' errors (an unknown
- * entity, 'metrics' not yet, a wrong password, TLS files on redis://). */
+ * entity, 'metrics' with metrics=off, a wrong password, TLS files on redis://). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -290,7 +290,7 @@ static void test_errors(void **state)
 {
     (void)state;
     char url[256];
-    expect_error(url_of("entities=blocks,metrics"), "'metrics' is not available yet");
+    expect_error(url_of("entities=blocks,metrics&metrics=off"), "metrics is off");
     expect_error(url_of("entities=blocks,traces"), "entity 'traces' is not known");
     expect_error(url_of("tls_ca=/nonexistent"), "use rediss:// for TLS");
     expect_error(url_of("nosuch=1"), "unknown parameter 'nosuch=1'");
