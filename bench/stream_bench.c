@@ -30,6 +30,8 @@
 #include "util/log.h"
 
 #define CHAIN "bench"
+/* blocks, transactions, logs: the entities measured (metrics need derived rows) */
+#define RAW_ENTITIES BP_STREAM_METRICS
 
 static double now_s(void)
 {
@@ -46,7 +48,7 @@ static void report(uint64_t msgs, double secs)
 static uint64_t entries_of(const bp_block *b)
 {
     uint64_t n = 0;
-    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
+    for (int e = 0; e < RAW_ENTITIES; e++)
         n += bp_stream_rows(e, b);
     return n;
 }
@@ -123,10 +125,10 @@ static size_t make_entries(bp_block **bl, size_t n, entry *out)
     bp_buf_init(&msg, 0);
     size_t m = 0;
     for (size_t k = 0; k < n; k++)
-        for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
+        for (int e = 0; e < RAW_ENTITIES; e++)
             for (size_t r = 0; r < bp_stream_rows(e, bl[k]); r++) {
                 const bp_block *b = bl[k];
-                bp_stream_row_json(&data, e, CHAIN, b, r);
+                bp_stream_row_json(&data, e, &(bp_batch){.chain = CHAIN}, b, r, NULL);
                 bp_stream_message(&msg, "apply", CHAIN, b->number, b->hash, b->parent_hash,
                                   data.data, data.len);
                 out[m++] = (entry){
@@ -158,8 +160,8 @@ static int bench_redis_plain(const char *host, int port, uint64_t blocks, size_t
     }
     bp_block **bl = calloc(batch, sizeof(*bl));
     entry *en = calloc(batch * 16, sizeof(*en));
-    char keys[BP_STREAM_ENTITY_COUNT][64], chans[BP_STREAM_ENTITY_COUNT][64];
-    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
+    char keys[RAW_ENTITIES][64], chans[RAW_ENTITIES][64];
+    for (int e = 0; e < RAW_ENTITIES; e++) {
         snprintf(keys[e], sizeof(keys[e]), "plain:%s:" CHAIN, bp_stream_entity_names[e]);
         snprintf(chans[e], sizeof(chans[e]), "plain:%s_updates:" CHAIN, bp_stream_entity_names[e]);
     }
@@ -253,8 +255,8 @@ static int bench_kafka_plain(const char *bootstrap, uint64_t blocks, size_t batc
         fprintf(stderr, "stream_bench: %s\n", e);
         return 1;
     }
-    rd_kafka_topic_t *t[BP_STREAM_ENTITY_COUNT];
-    for (int k = 0; k < BP_STREAM_ENTITY_COUNT; k++) {
+    rd_kafka_topic_t *t[RAW_ENTITIES];
+    for (int k = 0; k < RAW_ENTITIES; k++) {
         char name[64];
         snprintf(name, sizeof(name), "plain_%s", bp_stream_entity_names[k]);
         t[k] = rd_kafka_topic_new(p, name, NULL);
@@ -288,7 +290,7 @@ static int bench_kafka_plain(const char *bootstrap, uint64_t blocks, size_t batc
         fprintf(stderr, "stream_bench: %zu messages not delivered\n", failed);
     else
         report(msgs, secs);
-    for (int k = 0; k < BP_STREAM_ENTITY_COUNT; k++)
+    for (int k = 0; k < RAW_ENTITIES; k++)
         rd_kafka_topic_destroy(t[k]);
     rd_kafka_destroy(p);
     free(bl);

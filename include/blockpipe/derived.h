@@ -419,6 +419,10 @@ typedef struct bp_derived {
     size_t minute_count;
     const char *native_symbol; /* e.g. "ETH": the prices rows that apply */
     uint64_t price_max_age;    /* seconds: an older price is no price (USD stays NULL) */
+    /* The price at ts under the max-age rule from every point known now (true and *usd), for
+     * outputs without a prices table of their own (the stream outputs); NULL: no prices. */
+    bool (*price_at)(void *ctx, uint64_t ts, double *usd);
+    void *price_ctx;
     /* Retention: the newest block timestamp of the stream, and the timestamp below which
      * nothing can change any more (the block reorg_window below the newest; 0: not known
      * yet, then nothing expires). */

@@ -288,11 +288,18 @@ static void batch_span(const bp_batch *batch, uint64_t *lo, uint64_t *hi)
     }
 }
 
+static bool price_at(void *ctx, uint64_t ts, double *usd)
+{
+    return bp_prices_at(ctx, ts, usd);
+}
+
 static int take_prices(bp_metrics *m, const bp_batch *batch, bp_error *err)
 {
     bp_derived *d = &m->d;
     d->prices = NULL;
     d->price_count = 0;
+    d->price_at = m->cfg.prices ? price_at : NULL;
+    d->price_ctx = m->cfg.prices;
     if (!m->cfg.prices)
         return 0;
     uint64_t lo, hi;

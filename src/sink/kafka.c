@@ -1,6 +1,7 @@
 /* kafka.c - the Kafka output (kafka://broker1:9092,broker2:9092): one topic per entity,
  * {prefix}blocks, {prefix}transactions, {prefix}logs (ethereum-etl's names with the default
- * empty prefix), each message keyed by the chain (a chain's messages stay in order in one
+ * empty prefix) and {prefix}metrics (ethereum-etl has none: ours, named like the entity),
+ * each message keyed by the chain (a chain's messages stay in order in one
  * partition), its value the entry's message as the Redis output has it (stream.h):
  *   {"type":"apply","chain":"..","number":N,"hash":"0x..","parent_hash":"0x..","data":{..}}
  * and a header bp-txn naming the transaction it was written in.
@@ -477,6 +478,7 @@ static int produce_entry(kafka_sink *s, int e, const char *type, const bp_block 
 
 static int produce_events(kafka_sink *s, const bp_batch *b, bp_error *err)
 {
+    size_t hint = 0;
     for (size_t i = 0; i < b->count; i++) {
         const bp_block *blk = b->events[i].block;
         bool apply = b->events[i].kind == BP_EVENT_APPLY;
@@ -490,7 +492,7 @@ static int produce_events(kafka_sink *s, const bp_batch *b, bp_error *err)
                 continue;
             }
             for (size_t k = 0; k < bp_stream_rows(e, blk); k++) {
-                int rc = bp_stream_row_json(&s->data, e, s->chain, blk, k);
+                int rc = bp_stream_row_json(&s->data, e, b, blk, k, &hint);
                 if (rc == 0)
                     rc = produce_entry(s, e, "apply", blk, s->data.data, s->data.len, err);
                 else
@@ -643,7 +645,10 @@ static int kafka_write(bp_sink *base, const bp_batch *b, bp_error *err)
     if (b->count == 0)
         return 0;
     bool done = false;
-    int rc = settle(s, b, &done, err);
+    int rc = bp_stream_check_derived(s->entities, base->derived, b, err);
+    if (rc != 0)
+        return rc;
+    rc = settle(s, b, &done, err);
     if (rc == 0 && !done)
         rc = write_txn(s, b, err);
     if (rc != 0 && !s->inited)
@@ -752,7 +757,7 @@ static int configure(kafka_sink *s, const char *target, const bp_sink_opts *o, b
     s->cp_topic = joined(s->prefix, bp_sink_opt(o, "checkpoint_topic"));
     for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
         s->topics[e] = joined(s->prefix, bp_stream_entity_names[e]);
-    int rc = bp_stream_entities(bp_sink_opt(o, "entities"), &s->entities, err);
+    int rc = bp_stream_entities_of(o, &s->entities, &s->base.derived, err);
     if (rc == 0 && !s->brokers[0])
         rc = bp_error_set(err, BP_EINVAL, "no broker: expected kafka://host:port[,host:port]");
     if (rc == 0)
@@ -780,7 +785,7 @@ static int kafka_open(bp_sink **out, const char *target, const bp_sink_opts *opt
         kafka_close(&s->base);
         return rc;
     }
-    bp_info("kafka %s: topics %s{blocks,transactions,logs}, checkpoint %s key %s:{chain}",
+    bp_info("kafka %s: topics %s{blocks,transactions,logs,metrics}, checkpoint %s key %s:{chain}",
             s->brokers, s->prefix, s->cp_topic, s->name);
     *out = &s->base;
     return 0;
@@ -788,14 +793,15 @@ static int kafka_open(bp_sink **out, const char *target, const bp_sink_opts *opt
 
 static const bp_sink_option g_options[] = {
     BP_STREAM_ENTITIES_OPTION,
+    BP_STREAM_METRICS_OPTION,
     {.name = "prefix",
      .flag = "kafka-topic-prefix",
      .env = "KAFKA_TOPIC_PREFIX",
      .key = "kafka_topic_prefix",
      .type = BP_SINK_OPT_STRING,
      .arg = "TEXT",
-     .help = "start of every topic name: {prefix}blocks, {prefix}transactions, {prefix}logs "
-             "(default none: ethereum-etl's names)"},
+     .help = "start of every topic name: {prefix}blocks, {prefix}transactions, {prefix}logs, "
+             "{prefix}metrics (default none: ethereum-etl's names)"},
     {.name = "checkpoint_topic",
      .flag = "kafka-checkpoint-topic",
      .env = "KAFKA_CHECKPOINT_TOPIC",

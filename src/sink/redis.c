@@ -1,5 +1,5 @@
 /* redis.c - the Redis output (redis://[user:]password@host:port/db, rediss:// for TLS): for
- * each chain and each entity chosen (blocks by default; transactions, logs):
+ * each chain and each entity chosen (blocks by default; transactions, logs, metrics):
  *
  *   {prefix}{entity}:{chain}            a stream, XADD ... MAXLEN ~ N, one entry per row of an
  *                                       applied block and one per reverted block
@@ -8,7 +8,8 @@
  *   {prefix}checkpoint:{name}:{chain}   this output's checkpoint (hash: number, hash, recent)
  *
  * An entry's fields: type (apply | revert), chain, number, hash, parent_hash (the block's)
- * and data (the row as JSON, sink/rowjson.h; "null" for a revert). The message is
+ * and data (the row as JSON, sink/rowjson.h, or for metrics the block's chain_metrics_block
+ * row, sink/stream.h; "null" for a revert). The message is
  *   {"type":"apply","chain":"..","number":N,"hash":"0x..","parent_hash":"0x..","data":{..}}
  * A consumer that applies each apply and deletes the rows of (number, hash) on each revert
  * holds exactly the canonical chain.
@@ -419,13 +420,14 @@ static int piece(redis_sink *s, bp_error *err)
     return rc ? rc : check_queued(s, err);
 }
 
-static int add_apply(redis_sink *s, const bp_block *b, bp_error *err)
+static int add_apply(redis_sink *s, const bp_batch *batch, const bp_block *b, size_t *hint,
+                     bp_error *err)
 {
     for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
         if (!(s->entities & (1u << e)))
             continue;
         for (size_t i = 0; i < bp_stream_rows(e, b); i++) {
-            int rc = bp_stream_row_json(&s->data, e, s->chain, b, i);
+            int rc = bp_stream_row_json(&s->data, e, batch, b, i, hint);
             if (rc == 0)
                 rc = add_entry(s, e, "apply", b, s->data.data, s->data.len);
             if (rc != 0)
@@ -465,12 +467,12 @@ static int set_latest(redis_sink *s, int e)
 static int queue_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream_shape *sh,
                         const bp_buf *looked_up, const bool *found)
 {
-    for (size_t i = b->count; i-- > 0;) {
+    for (size_t i = b->count, hint = 0; i-- > 0;) {
         const bp_block *blk = b->events[i].block;
         size_t n = sh->survives[i] ? bp_stream_rows(e, blk) : 0;
         if (n == 0)
             continue;
-        int rc = bp_stream_row_json(&s->data, e, b->chain, blk, n - 1);
+        int rc = bp_stream_row_json(&s->data, e, b, blk, n - 1, &hint);
         if (rc == 0)
             rc = bp_stream_message(&s->msg, "apply", b->chain, blk->number, blk->hash,
                                    blk->parent_hash ? blk->parent_hash : "", s->data.data,
@@ -589,6 +591,7 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
     bp_stream_shape sh = {0};
     bp_buf looked[BP_STREAM_ENTITY_COUNT];
     bool found[BP_STREAM_ENTITY_COUNT];
+    size_t hint = 0;
     for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
         bp_buf_init(&looked[e], 0);
     rc = bp_stream_shape_of(b, &s->recent, &sh, err);
@@ -597,7 +600,7 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
     if (rc == 0 && bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL) != 0)
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < b->count; i++)
-        rc = b->events[i].kind == BP_EVENT_APPLY ? add_apply(s, b->events[i].block, err)
+        rc = b->events[i].kind == BP_EVENT_APPLY ? add_apply(s, b, b->events[i].block, &hint, err)
                                                  : add_revert(s, b->events[i].block, err);
     for (int e = 0; rc == 0 && e < BP_STREAM_ENTITY_COUNT; e++)
         if ((s->entities & (1u << e)) && queue_latest(s, e, b, &sh, looked, found) != 0)
@@ -632,7 +635,8 @@ static int redis_write(bp_sink *base, const bp_batch *batch, bp_error *err)
     redis_sink *s = (redis_sink *)base;
     if (batch->count == 0)
         return 0;
-    return with_retries(s, write_once, (void *)batch, err);
+    int rc = bp_stream_check_derived(s->entities, base->derived, batch, err);
+    return rc ? rc : with_retries(s, write_once, (void *)batch, err);
 }
 
 /* ---- open / close ----------------------------------------------------------------------- */
@@ -664,7 +668,7 @@ static int configure(redis_sink *s, const char *target, const bp_sink_opts *o, b
     bool tls = o->scheme && strcasecmp(o->scheme, "rediss") == 0;
     int rc = bp_redis_target_init(&s->t, target, tls, err);
     if (rc == 0)
-        rc = bp_stream_entities(bp_sink_opt(o, "entities"), &s->entities, err);
+        rc = bp_stream_entities_of(o, &s->entities, &s->base.derived, err);
     if (rc != 0)
         return rc;
     s->t.timeout_ms = (int)bp_sink_opt_int(o, "timeout") * 1000;
@@ -712,6 +716,7 @@ static int redis_open(bp_sink **out, const char *target, const bp_sink_opts *opt
 
 static const bp_sink_option g_options[] = {
     BP_STREAM_ENTITIES_OPTION,
+    BP_STREAM_METRICS_OPTION,
     {.name = "prefix",
      .flag = "redis-prefix",
      .env = "REDIS_PREFIX",

@@ -2,6 +2,7 @@
 #include "sink/stream.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,7 @@
 #include "util/jsonw.h"
 
 const char *const bp_stream_entity_names[BP_STREAM_ENTITY_COUNT] = {"blocks", "transactions",
-                                                                    "logs"};
+                                                                    "logs", "metrics"};
 
 int bp_stream_entities(const char *list, unsigned *out, bp_error *err)
 {
@@ -25,34 +26,106 @@ int bp_stream_entities(const char *list, unsigned *out, bp_error *err)
                 *out |= 1u << e;
                 known = true;
             }
-        if (!known && n == 7 && strncmp(p, "metrics", 7) == 0)
-            return bp_error_set(err, BP_EINVAL,
-                                "entity 'metrics' is not available yet (it comes with the "
-                                "analytics module); expected blocks, transactions, logs");
         if (!known)
             return bp_error_set(err, BP_EINVAL,
                                 "entity '%.*s' is not known: expected a list of blocks, "
-                                "transactions, logs",
+                                "transactions, logs, metrics",
                                 (int)n, p);
         p += n + (p[n] == ',');
     }
     if (!*out)
+        return bp_error_set(
+            err, BP_EINVAL,
+            "no entity chosen: expected a list of blocks, transactions, logs, metrics");
+    return 0;
+}
+
+int bp_stream_entities_of(const bp_sink_opts *opts, unsigned *out, bool *derived, bp_error *err)
+{
+    int rc = bp_stream_entities(bp_sink_opt(opts, "entities"), out, err);
+    *derived = rc == 0 && (*out & (1u << BP_STREAM_METRICS));
+    if (*derived && bp_sink_opt_int(opts, "metrics") == 0)
         return bp_error_set(err, BP_EINVAL,
-                            "no entity chosen: expected a list of blocks, transactions, logs");
+                            "the entity 'metrics' is chosen but metrics is off (--metrics off or "
+                            "metrics=off): drop it from the entities, or set metrics=on in this "
+                            "output's URL");
+    return rc;
+}
+
+int bp_stream_check_derived(unsigned entities, bool derived, const bp_batch *b, bp_error *err)
+{
+    if (!(entities & (1u << BP_STREAM_METRICS)) || (derived && b->derived))
+        return 0;
+    for (size_t i = 0; i < b->count; i++)
+        if (b->events[i].kind == BP_EVENT_APPLY)
+            return bp_error_set(err, BP_EINVAL,
+                                "the entity 'metrics' needs the derived rows, which this run "
+                                "does not compute (they need transactions and receipts: --fetch)");
     return 0;
 }
 
 size_t bp_stream_rows(int e, const bp_block *b)
 {
-    return e == BP_STREAM_BLOCKS ? 1
-           : e == BP_STREAM_TXS  ? b->tx_count
-           : b->has_receipts     ? b->log_count
-                                 : 0;
+    return e == BP_STREAM_BLOCKS || e == BP_STREAM_METRICS ? 1
+           : e == BP_STREAM_TXS                            ? b->tx_count
+           : b->has_receipts                               ? b->log_count
+                                                           : 0;
 }
 
-int bp_stream_row_json(bp_buf *out, int e, const char *chain, const bp_block *b, size_t i)
+static void metric_value(bp_jsonw *w, bp_value v)
 {
-    bp_row r = {.chain = chain, .block = b};
+    char num[32];
+    switch (v.kind) {
+    case BP_VAL_U64:
+        bp_jsonw_u64(w, v.u);
+        return;
+    case BP_VAL_U256:
+        bp_jsonw_u256(w, &v.q->v);
+        return;
+    case BP_VAL_STR:
+        bp_jsonw_str(w, v.s);
+        return;
+    case BP_VAL_F64:
+        if (isfinite(v.f)) { /* %.17g reads back as the same double */
+            snprintf(num, sizeof(num), "%.17g", v.f);
+            bp_jsonw_raw(w, num, strlen(num));
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    bp_jsonw_null(w);
+}
+
+int bp_stream_metrics_json(bp_buf *out, const bp_chain_block_row *row, const bp_derived *d)
+{
+    bp_chain_block_row r = *row;
+    double usd;
+    if (!r.fees_paid_usd.set && r.fees_paid_native.set && d->price_at &&
+        d->price_at(d->price_ctx, r.block_timestamp, &usd))
+        r.fees_paid_usd = (bp_opt_f64){.v = r.fees_paid_native.v * usd, .set = true};
+    bp_jsonw w;
+    bp_buf_reset(out);
+    bp_jsonw_init(&w, out, BP_JSONW_ESC_SHORT);
+    bp_jsonw_begin_object(&w);
+    size_t first, n = bp_dshape_columns(BP_DS_CHAIN_BLOCK, &first);
+    for (size_t i = first; i < first + n; i++) {
+        bp_jsonw_key(&w, bp_dcolumns[i].name);
+        metric_value(&w, bp_dvalue_of((bp_dcol_id)i, &r));
+    }
+    bp_jsonw_end_object(&w);
+    return bp_jsonw_finish(&w);
+}
+
+int bp_stream_row_json(bp_buf *out, int e, const bp_batch *batch, const bp_block *b, size_t i,
+                       size_t *hint)
+{
+    if (e == BP_STREAM_METRICS) {
+        const bp_block_derived *bd = bp_derived_find(batch->derived, b, hint);
+        return bd ? bp_stream_metrics_json(out, &bd->chain, batch->derived) : BP_EINVAL;
+    }
+    bp_row r = {.chain = batch->chain, .block = b};
     bp_table t = BP_TABLE_BLOCKS;
     if (e == BP_STREAM_TXS) {
         r.tx = &b->txs[i];

@@ -4,7 +4,14 @@
  * An entry is one row of an applied block (type "apply", its data the row as JSON, see
  * rowjson.h) or one reverted block (type "revert", data null), with the block's chain, number,
  * hash and parent hash. Its message:
- *   {"type":"apply","chain":"..","number":N,"hash":"0x..","parent_hash":"0x..","data":{..}} */
+ *   {"type":"apply","chain":"..","number":N,"hash":"0x..","parent_hash":"0x..","data":{..}}
+ *
+ * The metrics entity: one entry per applied block whose data is the block's
+ * chain_metrics_block row (blockpipe/derived.h, the same columns as the SQL outputs' table:
+ * 256-bit values as decimal strings, floats as JSON numbers, null when unset), from the
+ * batch's derived rows (bp_batch.derived); fees_paid_usd is priced when the row is written,
+ * from the prices known then (a price learnt later does not send the row again). No rollups:
+ * a consumer sums the block rows of a minute (docs/ARCHITECTURE.md). */
 #ifndef BP_SINK_STREAM_H
 #define BP_SINK_STREAM_H
 
@@ -12,12 +19,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "blockpipe/derived.h"
 #include "blockpipe/sink.h"
 #include "util/buf.h"
 
-enum { BP_STREAM_BLOCKS, BP_STREAM_TXS, BP_STREAM_LOGS, BP_STREAM_ENTITY_COUNT };
+enum { BP_STREAM_BLOCKS, BP_STREAM_TXS, BP_STREAM_LOGS, BP_STREAM_METRICS, BP_STREAM_ENTITY_COUNT };
 
-/* "blocks", "transactions", "logs". */
+/* "blocks", "transactions", "logs", "metrics". */
 extern const char *const bp_stream_entity_names[BP_STREAM_ENTITY_COUNT];
 
 /* The option every stream output has (shared key: one flag sets them all). */
@@ -26,17 +34,39 @@ extern const char *const bp_stream_entity_names[BP_STREAM_ENTITY_COUNT];
         .name = "entities", .flag = "stream-entities", .env = "STREAM_ENTITIES",                   \
         .key = "stream_entities", .type = BP_SINK_OPT_STRING, .arg = "LIST", .def = "blocks",      \
         .help =                                                                                    \
-            "what the stream outputs (Redis, Kafka) carry: a list of blocks, transactions, logs"   \
+            "what the stream outputs (Redis, Kafka) carry: a list of blocks, transactions, logs, " \
+            "metrics (chain_metrics_block rows)"                                                   \
     }
 
-/* "blocks,transactions,logs" into bits (1 << BP_STREAM_*). BP_EINVAL naming an unknown entity
- * ('metrics' is not available yet). */
+/* The stream outputs' switch of the metrics entity: the same setting as the SQL outputs'
+ * `metrics` (one --metrics flag), so --metrics off turns the derived rows off everywhere. */
+#define BP_STREAM_METRICS_OPTION                                                                   \
+    {                                                                                              \
+        .name = "metrics", .flag = "metrics", .env = "METRICS", .key = "metrics",                  \
+        .type = BP_SINK_OPT_BOOL, .arg = "on|off", .def = "on",                                    \
+        .help = "allow the metrics entity (the derived chain_metrics_block rows); off with "       \
+                "metrics among the entities is an error"                                           \
+    }
+
+/* "blocks,transactions,logs,metrics" into bits (1 << BP_STREAM_*). BP_EINVAL naming an unknown
+ * entity. */
 int bp_stream_entities(const char *list, unsigned *out, bp_error *err);
+/* The entities and metrics options of an output (opts lists BP_STREAM_ENTITIES_OPTION and
+ * BP_STREAM_METRICS_OPTION) into *out; *derived: the output needs the batches' derived rows. */
+int bp_stream_entities_of(const bp_sink_opts *opts, unsigned *out, bool *derived, bp_error *err);
+/* BP_EINVAL when the batch has APPLYs but not the derived rows the metrics entity needs
+ * (derived: the output's bp_sink.derived, which the CLI clears without receipts). */
+int bp_stream_check_derived(unsigned entities, bool derived, const bp_batch *b, bp_error *err);
 
 /* Rows of entity e in block b (a block's logs only when it was fetched with receipts). */
 size_t bp_stream_rows(int e, const bp_block *b);
-/* Row i of entity e of block b as JSON into out (reset first). */
-int bp_stream_row_json(bp_buf *out, int e, const char *chain, const bp_block *b, size_t i);
+/* Row i of entity e of block b (an event of batch) as JSON into out (reset first); *hint is
+ * bp_derived_find's (0 at first). */
+int bp_stream_row_json(bp_buf *out, int e, const bp_batch *batch, const bp_block *b, size_t i,
+                       size_t *hint);
+/* The chain_metrics_block row of d as JSON into out (reset first), fees_paid_usd priced by
+ * price_at when unset (price_at NULL: left null). */
+int bp_stream_metrics_json(bp_buf *out, const bp_chain_block_row *row, const bp_derived *d);
 /* The message of an entry into out (reset first): data is JSON text ("null" for a revert). */
 int bp_stream_message(bp_buf *out, const char *type, const char *chain, uint64_t number,
                       const char *hash, const char *parent, const char *data, size_t dlen);

@@ -3,15 +3,18 @@
  1. `blockpipe run --confirmations 0 --output kafka://...` follows anvil's random workload
     while anvil_reorg replaces the top 1..4 blocks (sometimes followed by new blocks). After
     each step, once the output's checkpoint record is the node's head, a read-committed
-    consumer of the blocks, transactions and logs topics (from the beginning; on the mock
+    consumer of the blocks, transactions, logs and metrics topics (from the beginning; on the mock
     cluster the records of transactions that wrote a checkpoint record: it has no transaction
     markers, see tests/tools/kafka.py) that applies each `apply` and undoes each `revert`
-    holds exactly the canonical chain, never handed a duplicate; each topic keeps the chain's
-    records in one partition (keyed by chain). SIGINT exits 0.
+    holds exactly the canonical chain, never handed a duplicate, and one metrics row per
+    canonical block equal to metricscheck.py's recomputation from the node's blocks and
+    receipts; each topic keeps the chain's records in one partition (keyed by chain). SIGINT
+    exits 0.
  2. kill -9: `BP_CRASHPOINT=kafka.before_checkpoint blockpipe backfill` dies with its first
     batch's records delivered in an open transaction and no checkpoint record (exit 86);
     then rounds of backfills SIGKILLed a random 0-20 ms after their checkpoint passed a random
-    block, and a run to the end: the consumer holds blocks 0..head once each.
+    block, and a run to the end: the consumer holds blocks 0..head once each, and their
+    metrics rows as recomputed.
 """
 
 import os
@@ -25,11 +28,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from anvil import Anvil, Workload  # noqa: E402
 from kafka import KafkaMock, checkpoint_of  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, node_chain, tail, wait_for  # noqa: E402
-from streamcheck import kafka_view, kill_rounds, reorg_txs  # noqa: E402
+from streamcheck import check_metrics, kafka_view, kill_rounds, reorg_txs  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "6161"))
 CHAIN = "31337"
-ALL = ("blocks", "transactions", "logs")
+ALL = ("blocks", "transactions", "logs", "metrics")
+URL_ENTITIES = "entities=" + ",".join(ALL)
 HANG = 120
 
 
@@ -49,14 +53,16 @@ def reorgs(bp, k, node, wl, rng, tmp):
     err_path = os.path.join(tmp, "run.log")
     with open(err_path, "w") as err:
         cmd = [bp, "run", "--rpc", node.url, "--output",
-               k.url(f"entities=blocks,transactions,logs&prefix={prefix}"), "--start-block", "0",
+               k.url(f"{URL_ENTITIES}&prefix={prefix}"), "--start-block", "0",
                "--confirmations", "0", "--poll-interval", "0.2"]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
         try:
             for _ in range(4):
                 wl.mine_batch(rng.randrange(0, 6))
             caught_up(k, node, prefix, proc, err_path, "initial sync")
-            kafka_view(k, CHAIN, prefix).check(node_chain(node), "initial sync", ALL)
+            view = kafka_view(k, CHAIN, prefix, ALL)
+            view.check(node_chain(node), "initial sync", ALL)
+            check_metrics(view, node, CHAIN, "initial sync")
             reverts = 0
             for depth, extra in ((1, 0), (2, 1), (3, 2), (4, 0)):
                 node.rpc("anvil_reorg", [depth, reorg_txs(rng, wl, depth)])
@@ -65,8 +71,9 @@ def reorgs(bp, k, node, wl, rng, tmp):
                     wl.mine_batch(rng.randrange(1, 5))
                 label = f"reorg depth {depth} (+{extra} blocks)"
                 caught_up(k, node, prefix, proc, err_path, label)
-                view = kafka_view(k, CHAIN, prefix)
+                view = kafka_view(k, CHAIN, prefix, ALL)
                 view.check(node_chain(node), label, ALL)
+                check_metrics(view, node, CHAIN, label)
                 reverts = view.reverts
                 print(f"  {label} ok: {view.entries} records")
             if reverts == 0:
@@ -89,7 +96,7 @@ def kills(bp, k, node, wl, rng, tmp):
         wl.mine_batch(rng.randrange(0, 5))
     head = node.block_number()
     base = [bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head), "--output",
-            k.url(f"entities=blocks,transactions,logs&prefix={prefix}")]
+            k.url(f"{URL_ENTITIES}&prefix={prefix}")]
     log_path = os.path.join(tmp, "kill.log")
     env = dict(os.environ, BP_CRASHPOINT="kafka.before_checkpoint")
     with open(log_path, "w") as log:
@@ -99,8 +106,8 @@ def kills(bp, k, node, wl, rng, tmp):
         raise Fail(f"2: exit {rc}, want 86 (the crash point):\n{tail(log_path)}")
     if checkpoint_of(k, CHAIN, prefix=prefix) is not None:
         raise Fail("2: a checkpoint record after a crash before it was written")
-    leaked = k.consume(prefix + "blocks")
-    view = kafka_view(k, CHAIN, prefix)
+    leaked = k.consume(prefix + "blocks", prefix + "metrics")
+    view = kafka_view(k, CHAIN, prefix, ALL)
     if view.entries:
         raise Fail(f"2: the consumer got {view.entries} records of the crashed transaction")
     print(f"  crash point: {len(leaked)} records of the open transaction on the mock cluster, "
@@ -114,11 +121,13 @@ def kills(bp, k, node, wl, rng, tmp):
         raise Fail(f"2: the last run exited {rc}:\n{tail(log_path)}")
     if mid == 0:
         raise Fail("2: no SIGKILL landed before the end of the range: nothing was tested")
-    view = kafka_view(k, CHAIN, prefix)
+    view = kafka_view(k, CHAIN, prefix, ALL)
     view.check(node_chain(node), "after the kills", ALL)
+    rows, _ = check_metrics(view, node, CHAIN, "after the kills")
     if view.reverts:
         raise Fail(f"2: {view.reverts} revert records on a chain without reorgs")
-    print(f"2 ok: {mid} of 6 SIGKILLs before the end; blocks 0..{head} once each")
+    print(f"2 ok: {mid} of 6 SIGKILLs before the end; blocks 0..{head} once each, {rows} metrics "
+          "rows as recomputed")
 
 
 def main():

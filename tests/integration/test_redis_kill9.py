@@ -6,8 +6,10 @@ anvil mines ~100 blocks of its random workload. Then:
  2. Rounds of `blockpipe backfill --batch-size 2` SIGKILLed a random 0-20 ms after its
     checkpoint in Redis passed a random block (so mid-way through a later batch, or between
     two), each resuming from the checkpoint the last one left; then a run to the end.
-A consumer reading the three streams from the start must hold exactly the node's chain and
-must never have been handed a block, transaction or log twice; the checkpoint is the head.
+A consumer reading the four streams (blocks, transactions, logs, metrics) from the start must
+hold exactly the node's chain and one metrics row per block equal to metricscheck.py's
+recomputation from the node's blocks and receipts, and must never have been handed a block,
+transaction, log or metrics row twice; the checkpoint is the head.
 """
 
 import os
@@ -20,11 +22,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from anvil import Anvil, Workload  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, node_chain  # noqa: E402
 from redis import Redis  # noqa: E402
-from streamcheck import RedisConsumer, kill_rounds, redis_checkpoint  # noqa: E402
+from streamcheck import RedisConsumer, check_metrics, kill_rounds, redis_checkpoint  # noqa: E402
 
 CHAIN = "31337"
 SEED = int(os.environ.get("BP_SEED", "909"))
 ROUNDS = 8
+ENTITIES = ("blocks", "transactions", "logs", "metrics")
 HANG = 120
 
 
@@ -38,7 +41,7 @@ def main():
         for _ in range(100):
             wl.mine_batch(rng.randrange(0, 6))
         head = node.block_number()
-        url = r.url(query="entities=blocks,transactions,logs&maxlen=0")
+        url = r.url(query="entities=blocks,transactions,logs,metrics&maxlen=0")
         base = [bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
                 "--output", url]
         log_path = os.path.join(tmp, "bp.log")
@@ -50,8 +53,8 @@ def main():
                                 stdout=log, stderr=log, timeout=HANG).returncode
         if rc != 86:
             raise Fail(f"1: exit {rc}, want 86 (the crash point redis.before_exec)")
-        lens = [r.call("XLEN", f"blockpipe:{e}:{CHAIN}") for e in ("blocks", "transactions")]
-        if lens != [0, 0] or redis_checkpoint(r, CHAIN) is not None:
+        lens = [r.call("XLEN", f"blockpipe:{e}:{CHAIN}") for e in ENTITIES]
+        if lens != [0, 0, 0, 0] or redis_checkpoint(r, CHAIN) is not None:
             raise Fail(f"1: after a crash before EXEC Redis holds {lens} entries, checkpoint "
                        f"{redis_checkpoint(r, CHAIN)}; want nothing")
         print("1 ok: a crash before EXEC left nothing in Redis")
@@ -73,13 +76,14 @@ def main():
         want = (head, node.block(head, False)["hash"])
         if redis_checkpoint(r, CHAIN) != want:
             raise Fail(f"2: checkpoint {redis_checkpoint(r, CHAIN)}, want {want}")
-        consumer = RedisConsumer(r, CHAIN)
+        consumer = RedisConsumer(r, CHAIN, entities=ENTITIES)
         consumer.poll()
-        consumer.view.check(node_chain(node), "after the kills", ("blocks", "transactions", "logs"))
+        consumer.view.check(node_chain(node), "after the kills", ENTITIES)
+        rows, _ = check_metrics(consumer.view, node, CHAIN, "after the kills")
         if consumer.view.reverts:
             raise Fail(f"2: {consumer.view.reverts} revert entries on a chain without reorgs")
         print(f"2 ok: {mid} of {ROUNDS} SIGKILLs before the end; the streams hold blocks 0..{head} "
-              f"once each ({consumer.view.entries} entries)")
+              f"once each, {rows} metrics rows as recomputed ({consumer.view.entries} entries)")
         print("OK: kill -9 mid-batch loses and duplicates nothing in Redis")
 
 

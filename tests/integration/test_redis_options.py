@@ -9,7 +9,9 @@ optional), `blockpipe backfill` of a small anvil chain:
  - another CA: exit 1, the certificate refused (verification, not a silent plain connection);
  - client certificates required (CONFIG SET tls-auth-clients yes): without one exit 1, with
    --redis-tls-cert/--redis-tls-key exit 0;
- - --stream-entities metrics: exit 2, "not available yet";
+ - --stream-entities blocks,metrics with --metrics off: exit 2, "metrics is off"; with
+   --fetch blocks (no receipts: no derived rows): exit 1, "needs the derived rows", nothing
+   written;
  - --redis-maxlen 20 on a server with 4-entry stream nodes: after 60 blocks a stream holds
    20..24 entries (MAXLEN ~ trims whole nodes) and its last entry is the head.
 """
@@ -95,8 +97,13 @@ def main():
                         r.client_key, url=base + "?prefix=cert:"),
                0, "backfill done", "the client certificate where one is required")
         r.call("CONFIG", "SET", "tls-auth-clients", "optional")
-        expect(backfill(bp, node, head, *tls, "--stream-entities", "blocks,metrics", url=base), 2,
-               "'metrics' is not available yet", "metrics")
+        expect(backfill(bp, node, head, *tls, "--stream-entities", "blocks,metrics", "--metrics",
+                        "off", url=base), 2, "metrics is off", "metrics with --metrics off")
+        expect(backfill(bp, node, head, *tls, "--stream-entities", "blocks,metrics", "--fetch",
+                        "blocks", url=base + "?prefix=nofetch:"), 1, "needs the derived rows",
+               "metrics with --fetch blocks")
+        if r.call("KEYS", "nofetch:*"):
+            raise Fail(f"metrics with --fetch blocks wrote {r.call('KEYS', 'nofetch:*')}")
 
         expect(backfill(bp, node, head, *tls, "--redis-maxlen", "20", "--redis-prefix", "m:",
                         url=base), 0, "backfill done", "--redis-maxlen 20")

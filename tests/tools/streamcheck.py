@@ -10,7 +10,9 @@ An entry (a stream entry's fields, or a pub/sub / Kafka message parsed from JSON
 chain, number, hash, parent_hash and data (the row as JSON text or an object). What the
 view refuses, as a consumer would be hurt by it: a block applied twice without a revert in
 between (a duplicate), a block applied on top of a parent it does not hold, a revert of a
-block it does not hold, a transaction or log delivered twice for one block.
+block it does not hold, a transaction or log delivered twice for one block, a block's metrics row delivered twice.
+The `metrics` entity (chain_metrics_block rows) is checked against metricscheck.py's
+recomputation from the node's blocks and receipts by check_metrics().
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ class ChainView:
         self.blocks: dict[int, tuple[str, str]] = {}  # number -> (hash, parent_hash)
         self.txs: dict[str, list[str]] = {}           # block hash -> tx hashes in order
         self.logs: dict[str, set] = {}                # block hash -> {(tx index, log index)}
+        self.metrics: dict[str, dict] = {}            # block hash -> chain_metrics_block row
         self.entries = 0
         self.reverts = 0
-        self.applies = {"blocks": 0, "transactions": 0, "logs": 0}
+        self.applies = {"blocks": 0, "transactions": 0, "logs": 0, "metrics": 0}
 
     def feed(self, entity: str, e: dict):
         self.entries += 1
@@ -52,6 +55,8 @@ class ChainView:
                 del self.blocks[n]
             elif entity == "transactions":
                 self.txs.pop(h, None)
+            elif entity == "metrics":
+                self.metrics.pop(h, None)
             else:
                 self.logs.pop(h, None)
             return
@@ -75,6 +80,12 @@ class ChainView:
             if d["block_hash"] != h:
                 raise Fail(f"{where}: transaction of block {d['block_hash']}")
             lst.append(d["hash"])
+        elif entity == "metrics":
+            if h in self.metrics:
+                raise Fail(f"{where}: the metrics row of block {h} delivered twice")
+            if d["block_hash"] != h or d["block_number"] != n:
+                raise Fail(f"{where}: metrics row of block {d['block_number']} {d['block_hash']}")
+            self.metrics[h] = d
         else:
             s = self.logs.setdefault(h, set())
             k = (d["transaction_index"], d["log_index"])
@@ -111,6 +122,41 @@ class ChainView:
                 if len(self.logs.get(want["hash"], ())) != want["logs"]:
                     raise Fail(f"{where}: block {n} has {len(self.logs.get(want['hash'], ()))} "
                                f"logs, node has {want['logs']}")
+
+
+def check_metrics(view: ChainView, node, origin: str, label: str, prices=(), max_age=7200):
+    """The view holds exactly one metrics row per canonical block (none of an orphan), each
+    equal to metricscheck's recomputation from the node's blocks and receipts, its 256-bit
+    columns decimal strings and its floats JSON numbers; returns (rows, priced rows)."""
+    from metricscheck import LAYOUT, Expected, Mismatch, _value, compare  # noqa: PLC0415
+    head = node.block_number()
+    blocks = [node.block(n, True) for n in range(head + 1)]
+    receipts = [node.receipts(n) for n in range(head + 1)]
+    where = f"{view.label}: {label}"
+    canon = {b["hash"] for b in blocks}
+    if set(view.metrics) != canon:
+        extra = sorted(set(view.metrics) - canon)[:3]
+        missing = sorted(canon - set(view.metrics))[:3]
+        raise Fail(f"{where}: metrics rows for {len(view.metrics)} blocks, want {len(canon)}: "
+                   f"orphans {extra}, missing {missing}")
+    got = {}
+    for d in view.metrics.values():
+        if d["origin_key"] != origin:
+            raise Fail(f"{where}: metrics row with origin_key {d['origin_key']!r}")
+        for c in ("fees_paid_wei", "base_fee_per_gas", "median_gas_price"):
+            if d[c] is not None and not isinstance(d[c], str):
+                raise Fail(f"{where}: {c} is {d[c]!r}, want a decimal string")
+        for c in ("fees_paid_native", "fees_paid_usd"):
+            if d[c] is not None and not isinstance(d[c], (int, float)):
+                raise Fail(f"{where}: {c} is {d[c]!r}, want a JSON number")
+        got[d["block_number"]] = {c: _value(c, d[c]) for c in LAYOUT["chain_metrics_block"][1]}
+    exp = Expected(blocks, receipts, origin, prices=prices, max_age=max_age)
+    try:
+        compare(exp, {"chain_metrics_block": got}, only=("chain_metrics_block",),
+                label=f"{where}: ")
+    except Mismatch as e:
+        raise Fail(str(e)) from None
+    return len(got), sum(r["fees_paid_usd"] is not None for r in got.values())
 
 
 def latest_tx(chain: list):

@@ -2,7 +2,7 @@
  * here on loopback: what a batch leaves in the streams, the latest keys (after a batch of
  * REVERTs only they are looked up in the stream: the new head, never an orphan; none left:
  * deleted), MAXLEN, the TTL, the checkpoint and recent blocks, the options' errors (an unknown
- * entity, 'metrics' not yet, a wrong password, TLS files on redis://). */
+ * entity, 'metrics' with metrics=off, a wrong password, TLS files on redis://). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,9 +19,12 @@
 #include <hiredis/hiredis.h>
 #include <yajl/yajl_tree.h>
 
+#include "blockpipe/derived.h"
+#include "metrics/metrics.h"
 #include "sink/redis_conn.h"
 #include "sink_fixture.h"
 #include "testproc.h"
+#include "util/arena.h"
 #include "util/log.h"
 
 #define CHAIN "unit"
@@ -151,10 +154,26 @@ static long long xlen(const char *key)
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
+/* The derived rows of a batch's APPLY blocks, as the metrics module hands them out. */
+static bp_arena *g_arena;
+static bp_block_derived g_bd[8];
+static bp_derived g_derived;
+
+static const bp_derived *derive(const bp_event *ev, size_t n)
+{
+    g_derived = (bp_derived){.origin_key = CHAIN, .blocks = g_bd};
+    for (size_t i = 0; i < n; i++)
+        if (ev[i].kind == BP_EVENT_APPLY)
+            assert_int_equal(
+                bp_metrics_derive_block(CHAIN, ev[i].block, g_arena, &g_bd[g_derived.count++]), 0);
+    return &g_derived;
+}
+
 static void write_events(bp_sink *s, const bp_event *ev, size_t n, bp_checkpoint cp)
 {
     bp_batch b = {.chain = CHAIN, .chain_id = 1, .events = ev, .count = n, .checkpoint = cp};
     bp_error e = {0};
+    b.derived = s->derived ? derive(ev, n) : NULL;
     if (s->ops->write(s, &b, &e) != 0)
         fail_msg("write: %s", e.msg);
 }
@@ -174,18 +193,21 @@ static void revert(bp_sink *s, const bp_block *b)
     bp_block_free(h);
 }
 
-/* Blocks 0 and 1 with transactions, 2 without, 3 with: after REVERT 3 the latest block is 2
- * and the latest transaction is block 1's last (looked up past block 3's entries); after
- * REVERT 2 1 0, no transaction is canonical: the key is gone. */
+/* Blocks 0 and 1 with transactions, 2 without, 3 with: after REVERT 3 the latest block (and
+ * metrics row) is 2 and the latest transaction is block 1's last (looked up past block 3's
+ * entries); after REVERT 2 1 0, nothing is canonical: the keys are gone. */
 static void test_latest_after_reverts(void **state)
 {
     (void)state;
     look_open();
     bp_sink *s = NULL;
     bp_error e = {0};
+    g_arena = bp_arena_new(4096);
     assert_int_equal(
-        bp_sink_open_url(url_of("prefix=l:&entities=blocks,transactions,logs&maxlen=0"), &s, &e),
+        bp_sink_open_url(url_of("prefix=l:&entities=blocks,transactions,logs,metrics&maxlen=0"), &s,
+                         &e),
         0);
+    assert_true(s->derived); /* the metrics entity asks for the derived rows */
     bp_block *b[4];
     for (int i = 0; i < 4; i++) {
         b[i] = fx_block((uint64_t)i, 0, i != 2, true);
@@ -199,11 +221,19 @@ static void test_latest_after_reverts(void **state)
     latest("l:", "transactions", &n, hash, dh);
     assert_int_equal(n, 3);
     assert_string_equal(dh, b[3]->txs[3].hash);
+    latest("l:", "metrics", &n, hash, dh);
+    assert_int_equal(n, 3);
+    assert_string_equal(hash, b[3]->hash);
+    assert_int_equal(xlen("l:metrics:" CHAIN), 4);
 
     revert(s, b[3]);
     latest("l:", "blocks", &n, hash, dh);
     assert_int_equal(n, 2);
     assert_string_equal(hash, b[2]->hash);
+    latest("l:", "metrics", &n, hash, dh); /* looked up past block 3's entries */
+    assert_int_equal(n, 2);
+    assert_string_equal(hash, b[2]->hash);
+    assert_int_equal(xlen("l:metrics:" CHAIN), 5);
     latest("l:", "transactions", &n, hash, dh);
     assert_int_equal(n, 1);
     assert_string_equal(dh, b[1]->txs[3].hash);
@@ -221,6 +251,8 @@ static void test_latest_after_reverts(void **state)
     assert_int_equal(n, -1);
     latest("l:", "transactions", &n, hash, dh);
     assert_int_equal(n, -1);
+    latest("l:", "metrics", &n, hash, dh);
+    assert_int_equal(n, -1);
 
     bp_checkpoint cp;
     assert_int_equal(s->ops->checkpoint(s, CHAIN, &cp, &e), 0);
@@ -228,6 +260,7 @@ static void test_latest_after_reverts(void **state)
     bp_sink_close(s);
     for (int i = 0; i < 4; i++)
         bp_block_free(b[i]);
+    bp_arena_free(g_arena);
     look_close();
 }
 
@@ -290,7 +323,7 @@ static void test_errors(void **state)
 {
     (void)state;
     char url[256];
-    expect_error(url_of("entities=blocks,metrics"), "'metrics' is not available yet");
+    expect_error(url_of("entities=blocks,metrics&metrics=off"), "metrics is off");
     expect_error(url_of("entities=blocks,traces"), "entity 'traces' is not known");
     expect_error(url_of("tls_ca=/nonexistent"), "use rediss:// for TLS");
     expect_error(url_of("nosuch=1"), "unknown parameter 'nosuch=1'");
