@@ -29,7 +29,8 @@ bench ingest python3 bench/ingest_bench.py --blockpipe "$BUILD/blockpipe" \
 bench metrics python3 bench/metrics_bench.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench realtime python3 bench/realtime_latency.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench fetchpath python3 bench/fetch_transport.py --out "$OUT"
-bench streams python3 bench/stream_bench.py --bench "$BUILD/bench_stream" --out "$OUT"
+bench streams python3 bench/stream_bench.py --bench "$BUILD/bench_stream" \
+    --keyed "$BUILD/bench_keyed" --out "$OUT"
 bench api python3 bench/api_bench.py --build "$BUILD" --out "$OUT"
 if ((${#failed[@]})); then
     echo "bench: did not run: ${failed[*]} (see their sections in $OUT)" >&2

@@ -100,10 +100,47 @@ static int compact_json(const bp_keyed *k, const char *json, char **out, bp_erro
 
 /* ---- the SQLite store ------------------------------------------------------------------- */
 
+#define SQ_STMTS 8
+
 typedef struct sq_keyed {
     bp_keyed base;
     sqlite3 *db;
+    /* Statements prepared once per text (a prepare cost as much as the read it served) */
+    const char *sql[SQ_STMTS];
+    sqlite3_stmt *st[SQ_STMTS];
 } sq_keyed;
+
+/* The statement of sql (a string literal: cached by its address), reset; NULL on failure. */
+static sqlite3_stmt *sq_stmt(sq_keyed *s, const char *sql)
+{
+    size_t i = 0;
+    while (i < SQ_STMTS && s->sql[i] && s->sql[i] != sql)
+        i++;
+    if (i < SQ_STMTS && s->sql[i]) {
+        sqlite3_reset(s->st[i]);
+        sqlite3_clear_bindings(s->st[i]);
+        return s->st[i];
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+        return NULL;
+    if (i < SQ_STMTS) {
+        s->sql[i] = sql;
+        s->st[i] = st;
+    }
+    return st;
+}
+
+/* Done with a statement of sq_stmt: kept for the next call (its reads released). */
+static void sq_done(sq_keyed *s, sqlite3_stmt *st)
+{
+    for (size_t i = 0; i < SQ_STMTS; i++)
+        if (s->st[i] == st) {
+            sqlite3_reset(st);
+            return;
+        }
+    sqlite3_finalize(st);
+}
 
 static int sq_failed(sq_keyed *s, const char *what, bp_error *err)
 {
@@ -131,9 +168,9 @@ static int sq_entry(sq_keyed *s, sqlite3_stmt *st, bp_keyed_entry *e, bp_error *
 static int sq_rows(sq_keyed *s, const char *sql, const char *key, int64_t num, size_t max,
                    bp_keyed_entry *out, size_t *n, bp_error *err)
 {
-    sqlite3_stmt *st = NULL;
+    sqlite3_stmt *st = sq_stmt(s, sql);
     *n = 0;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+    if (!st)
         return sq_failed(s, "prepare", err);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, num);
@@ -144,7 +181,7 @@ static int sq_rows(sq_keyed *s, const char *sql, const char *key, int64_t num, s
             (*n)++;
     if (rc == 0 && *n < max && r != SQLITE_DONE)
         rc = sq_failed(s, "reading entries", err);
-    sqlite3_finalize(st);
+    sq_done(s, st);
     return rc;
 }
 
@@ -152,17 +189,16 @@ static int sq_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_e
                       bp_error *err)
 {
     sq_keyed *s = (sq_keyed *)k;
-    sqlite3_stmt *st = NULL;
     int64_t t = now_ms();
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO keyed_entries(key, time_ms, value) VALUES(?1, ?2, ?3)", -1,
-                           &st, NULL) != SQLITE_OK)
+    sqlite3_stmt *st =
+        sq_stmt(s, "INSERT INTO keyed_entries(key, time_ms, value) VALUES(?1, ?2, ?3)");
+    if (!st)
         return sq_failed(s, "prepare", err);
     sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, t);
     sqlite3_bind_text(st, 3, json, -1, SQLITE_STATIC);
     int r = sqlite3_step(st);
-    sqlite3_finalize(st);
+    sq_done(s, st);
     if (r != SQLITE_DONE)
         return sq_failed(s, "publishing", err);
     if (!out)
@@ -231,6 +267,8 @@ static int sq_next(bp_keyed *k, const char *key, const char *after, size_t max, 
 static void sq_close(bp_keyed *k)
 {
     sq_keyed *s = (sq_keyed *)k;
+    for (size_t i = 0; i < SQ_STMTS && s->sql[i]; i++)
+        sqlite3_finalize(s->st[i]);
     sqlite3_close(s->db);
 }
 
@@ -257,6 +295,9 @@ static int sq_open(const char *path, bp_keyed **out, bp_error *err)
     sqlite3_busy_timeout(s->db, 10000);
     if (sqlite3_exec(s->db,
                      "PRAGMA journal_mode = WAL;"
+                     /* as the SQLite output: a commit survives the process (kill -9), the
+                      * WAL is synced at checkpoints; FULL synced every publication (200/s) */
+                     "PRAGMA synchronous = NORMAL;"
                      "CREATE TABLE IF NOT EXISTS keyed_entries(seq INTEGER PRIMARY KEY "
                      "AUTOINCREMENT, key TEXT NOT NULL, time_ms INTEGER NOT NULL, value TEXT "
                      "NOT NULL);"
