@@ -73,6 +73,7 @@ static int set_format(loader *ld, const opt *o, const char *v, const char *who, 
 static int set_from(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_ws(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_realtime(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_bool(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_output_failure(loader *ld, const opt *o, const char *v, const char *who,
                               bp_error *err);
 static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -129,6 +130,12 @@ static const opt g_opts[] = {
      .def = "blocks,transactions,receipts,logs",
      .help = "what to fetch, a subset of blocks,transactions,receipts,logs (without receipts "
              "and logs no receipt method is called)"},
+    {"strict-node", NULL, NULL, "STRICT_NODE", NULL, "strict_node", set_bool, F(strict_node),
+     .cmds = CMD_BOTH, .def = "off",
+     .help = "every block is checked (receipts match the transactions, transaction indexes run "
+             "0..n-1, log indexes increase across the block); without this flag log indexes "
+             "that restart in every transaction (ganache) are renumbered with a warning, with it "
+             "such a block fails like any other violation (--strict-node=off to unset)"},
     {"rpc-timeout", NULL, "S", "RPC_TIMEOUT", NULL, "rpc_timeout", set_seconds, SECONDS(0.1, 3600),
      F(rpc_timeout), .cmds = CMD_BOTH, .def = "30", .help = "seconds for one HTTP request"},
     {"max-retries", NULL, "N", "MAX_RETRIES", NULL, "max_retries", set_int, RANGE(0, 1000),
@@ -438,18 +445,29 @@ static int set_ws(loader *ld, const opt *o, const char *v, const char *who, bp_e
     return replace_string(&ld->cfg->ws_url, v, err);
 }
 
-static int set_realtime(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+static int parse_on_off(const char *v, bool *out, const char *who, bp_error *err)
 {
     static const char *const on[] = {"on", "true", "1", "yes"}, *const off[] = {"off", "false", "0",
                                                                                 "no"};
-    (void)o;
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
-            ld->cfg->realtime = strcasecmp(v, on[i]) == 0;
+            *out = strcasecmp(v, on[i]) == 0;
             return 0;
         }
     }
     return invalid(err, who, v, "expected on or off (true/false, 1/0, yes/no)");
+}
+
+static int set_realtime(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    (void)o;
+    return parse_on_off(v, &ld->cfg->realtime, who, err);
+}
+
+/* A flag without a value (--strict-node) means on. */
+static int set_bool(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    return parse_on_off(v, (bool *)((char *)ld->cfg + o->off), who, err);
 }
 
 static int set_output_failure(loader *ld, const opt *o, const char *v, const char *who,
@@ -975,6 +993,8 @@ static int read_flag(enum bp_command cmd, int argc, char **argv, int *i, flag_va
         return unknown_flag(cmd, arg, len, err);
     if (eq) {
         fv->value = eq + 1;
+    } else if (!fv->o->arg) { /* a switch: no value follows */
+        fv->value = "on";
     } else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
         fv->value = argv[++*i];
     } else {
