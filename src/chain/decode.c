@@ -486,6 +486,7 @@ static void tx_from_block(const bp_block *b, size_t i, bp_tx *tx)
     tx->block_number = b->number;
     tx->block_timestamp = b->timestamp;
     tx->transaction_index = i;
+    tx->hash = NULL; /* set by the decoder: a message names it once known */
 }
 
 int bp_dec_tx(dctx *c, yajl_val v, size_t i, bp_tx *tx)
@@ -495,7 +496,9 @@ int bp_dec_tx(dctx *c, yajl_val v, size_t i, bp_tx *tx)
                  ? decode_tx_body(c, v, i, tx)
                  : bp_error_set(c->err, BP_EPARSE, "expected a transaction object, got %s",
                                 bp_json_type_name(v));
-    if (rc != BP_OK)
+    if (rc != BP_OK && tx->hash)
+        bp_error_prefix(c->err, "transaction %zu (tx %s): ", i, tx->hash);
+    else if (rc != BP_OK)
         bp_error_prefix(c->err, "transaction %zu: ", i);
     return rc;
 }

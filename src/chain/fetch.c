@@ -96,6 +96,15 @@ static int put_call(bp_buf *b, size_t id, const char *method, const char *param,
         id ? "," : "", id, method, param, extra);
 }
 
+/* Prefixes "block N: " unless the decoder's message already starts with it. */
+static int label_error(const fetch_target *t, bp_error *err)
+{
+    size_t n = strlen(t->label);
+    if (strncmp(err->msg, t->label, n) == 0 && err->msg[n] == ':')
+        return err->code;
+    return bp_error_prefix(err, "%s: ", t->label);
+}
+
 /* Checks that the node answered for the block we asked about (a load balancer may route to
  * a node on another fork or one that lags). */
 static int check_identity(const fetch_target *t, const bp_block *b, bp_error *err)
@@ -123,7 +132,7 @@ static int decode_block_answer(const fetch_target *t, yajl_val result, yajl_val 
                             t->label);
     rc = bp_decode_block_streamed(result, full, bs, err);
     if (rc != 0)
-        return bp_error_prefix(err, "%s: ", t->label);
+        return label_error(t, err);
     return check_identity(t, b, err);
 }
 
@@ -318,7 +327,7 @@ static int fetch_receipts_one_by_one(bp_rpc *rpc, const bp_fetch_shared *shared,
     if (rc == 0) {
         rc = bp_decode_receipt_list(receipts, n, b, err);
         if (rc != 0)
-            bp_error_prefix(err, "%s: ", t->label);
+            label_error(t, err);
     }
 out:
     for (size_t i = 0; roots && i < c; i++)
@@ -346,9 +355,7 @@ static int take_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch
     if (!result || YAJL_IS_NULL(result))
         return bp_error_set(err, BP_ENOTFOUND, "%s: receipts not available yet", t->label);
     int rc = bp_decode_receipts_streamed(result, bs, err);
-    if (rc != 0)
-        bp_error_prefix(err, "%s: ", t->label);
-    return rc;
+    return rc != 0 ? label_error(t, err) : 0;
 }
 
 /* [block call] or [block call, eth_getBlockReceipts] as one body. */
@@ -425,7 +432,10 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
         goto out;
     }
     rc = decode_block_answer(t, results[0], errors[0], full, bs, err);
-    if (rc == 0 && with_receipts)
+    /* geth cuts a batch answer past its size cap, never a single call's: the receipts alone */
+    if (rc == 0 && with_receipts && errors[1] && bp_rpc_is_response_too_big(errors[1]))
+        apart = true;
+    else if (rc == 0 && with_receipts)
         rc = take_block_receipts(rpc, shared, t, results[1], errors[1], bs, need_fallback, err);
     if (rc == 0 && apart)
         rc = fetch_block_receipts_alone(rpc, shared, t, bs, need_fallback, err);

@@ -11,6 +11,7 @@
 
 #include "chain/json.h"
 #include "chain/limits.h"
+#include "chain/rpc_envelope.h"
 
 static yajl_val g_tree;
 
@@ -69,6 +70,28 @@ static void test_batch_cap(void **state)
         0);
 }
 
+/* geth refuses a batch over its limit with a one-entry array: every call gets the error. */
+static void test_one_entry_refusal(void **state)
+{
+    (void)state;
+    static const char body[] =
+        "[{\"jsonrpc\":\"2.0\",\"id\":0,\"error\":{\"code\":-32600,\"message\":\"batch too "
+        "large\"}}]";
+    yajl_val root, results[4], errors[4];
+    bp_error err;
+    assert_int_equal(
+        bp_decode_rpc_response(body, sizeof(body) - 1, 4, &root, results, errors, &err), 0);
+    for (int i = 0; i < 4; i++)
+        assert_ptr_equal(errors[i], errors[0]);
+    assert_int_equal(bp_rpc_batch_cap(errors[0], 4), 2);
+    bp_json_free(root);
+    /* a one-entry array with a result is still a short answer */
+    static const char short_body[] = "[{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":\"0x1\"}]";
+    assert_int_equal(
+        bp_decode_rpc_response(short_body, sizeof(short_body) - 1, 2, &root, results, errors, &err),
+        BP_EPARSE);
+}
+
 static void test_response_too_big(void **state)
 {
     (void)state;
@@ -103,9 +126,8 @@ static void test_learn_and_describe(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_method_missing),
-        cmocka_unit_test(test_batch_cap),
-        cmocka_unit_test(test_response_too_big),
+        cmocka_unit_test(test_method_missing),     cmocka_unit_test(test_batch_cap),
+        cmocka_unit_test(test_one_entry_refusal),  cmocka_unit_test(test_response_too_big),
         cmocka_unit_test(test_learn_and_describe),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
