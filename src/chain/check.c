@@ -58,7 +58,7 @@ static int check_logs(bp_block *b, const char *endpoint, bool strict, bp_rpc_lim
             renumber(b, endpoint, once, tx);
             return 0;
         }
-        char what[160];
+        char what[256];
         snprintf(what, sizeof(what),
                  "log %zu of the block: field 'logIndex' is %" PRIu64 ", not above the previous "
                  "log's %" PRIu64 " (log indexes must increase across the block)%s",
