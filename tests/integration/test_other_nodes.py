@@ -60,7 +60,7 @@ def backfill(blockpipe, node, tmp, label, extra=()):
     head = node.block_number()
     db = os.path.join(tmp, f"{label}.db")
     cmd = [blockpipe, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
-           "--output", f"sqlite:{db}", "--workers", "4", *extra]
+           "--output", f"sqlite:{db}", "--workers", "4", "--stats-interval", "0.2", *extra]
     print(f"[{label}] running:", " ".join(cmd), flush=True)
     p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                        timeout=TIMEOUT)
@@ -75,6 +75,9 @@ def check_backfill(blockpipe, node, tmp, name):
     counts = rowcheck.sqlite_exact(db, data, CHAIN, label=f"{name} backfill")
     if "does not support eth_getBlockReceipts" not in log:
         raise Mismatch(f"[{name}] no fallback warning for eth_getBlockReceipts:\n{log[-3000:]}")
+    main = [ln for ln in log.splitlines() if " stats head=" in ln]
+    if not main or "limits=rpc[0]:no-eth_getBlockReceipts" not in main[-1]:
+        raise Mismatch(f"[{name}] the stats line does not show the missing method: {main[-1:]}")
     warned = log.count("numbers logIndex from 0 in every transaction")
     if name == "ganache":
         # the quirk must still be there, or this test no longer proves the repair
