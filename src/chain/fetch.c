@@ -257,6 +257,23 @@ static int check_receipt_answers(const fetch_target *t, const bp_block *b, size_
     return rc;
 }
 
+/* Receipts of a batch refused for the answer's size (geth): fewer calls per batch, as many
+ * as came whole. AGAIN, or 0 when none was refused so (or one alone was). */
+static int receipts_refused(bp_rpc *rpc, yajl_val *errors, size_t count)
+{
+    for (size_t i = 0; count > 1 && i < count; i++) {
+        if (!errors[i] || !bp_rpc_is_response_too_big(errors[i]))
+            continue;
+        int calls = (int)(i ? i : count / 2);
+        if (bp_rpc_limits_learn_calls(bp_rpc_limits_of(rpc), calls))
+            bp_info("rpc %s refuses answers of about %zu KiB: at most %d calls per request from "
+                    "now on (not a failure)",
+                    bp_rpc_url(rpc), bp_rpc_last_bytes(rpc) >> 10, calls);
+        return AGAIN;
+    }
+    return 0;
+}
+
 /* One eth_getTransactionReceipt batch for txs[first .. first+count). The answer tree is
  * returned in *root and must stay alive until the receipts are decoded. AGAIN (nothing
  * kept) when the batch was refused for its size. */
@@ -280,7 +297,8 @@ static int fetch_receipt_chunk(bp_rpc *rpc, const fetch_target *t, const bp_bloc
         goto out;
     }
     yajl_val whole = whole_batch_error(errors, count);
-    if (whole && (rc = batch_refused(rpc, whole, count)) == AGAIN) {
+    if ((whole && (rc = batch_refused(rpc, whole, count)) == AGAIN) ||
+        (rc = receipts_refused(rpc, errors, count)) == AGAIN) {
         bp_json_free(*root);
         *root = NULL;
         goto out;

@@ -24,15 +24,16 @@ static int setup(void **state)
 {
     (void)state;
     bp_error err = {0};
-    bp_sim_faults f[4];
-    bp_sim_faults_clear(f, 4);
+    bp_sim_faults f[5];
+    bp_sim_faults_clear(f, 5);
     f[1].max_batch = 1;
     f[2].max_batch = 6;
     f[3].max_response_bytes = 20000;
+    f[4].max_response_bytes = 3000; /* a few receipts */
     bp_sim_server_config cfg = {
         .chain = {.seed = 5, .length = 40, .txs_min = 3, .txs_max = 9, .chain_id = 1337},
         .host = "127.0.0.1",
-        .endpoints = 4,
+        .endpoints = 5,
         .faults = f,
     };
     if (bp_rpc_global_init(&err) != 0 || bp_sim_server_start(&g_sim, &cfg, &err) != 0) {
@@ -135,6 +136,11 @@ static void test_no_batches_no_block_receipts(void **state)
     bp_rpc *r = fetch_all(1, &pre, got);
     same_blocks(ref, got);
     assert_int_equal(atomic_load(&bp_rpc_limits_of(r)->max_calls), 1);
+    release(r, got);
+    /* eth_getTransactionReceipt batches refused for their answer's size: fewer calls */
+    r = fetch_all(4, &pre, got);
+    same_blocks(ref, got);
+    assert_in_range(atomic_load(&bp_rpc_limits_of(r)->max_calls), 1, 8);
     release(r, got);
     release(r0, ref);
 }
