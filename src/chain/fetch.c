@@ -301,6 +301,7 @@ static int fetch_receipt_chunk(bp_rpc *rpc, const fetch_target *t, const bp_bloc
         (rc = receipts_refused(rpc, errors, count)) == AGAIN) {
         bp_json_free(*root);
         *root = NULL;
+        memset(receipts, 0, count * sizeof(*receipts)); /* they pointed into it */
         goto out;
     }
     rc = check_receipt_answers(t, b, first, count, receipts, errors, err);
