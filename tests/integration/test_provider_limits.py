@@ -10,7 +10,8 @@ is the reference the rows are compared with):
 Each backfill of 0..N runs with --max-retries 0, so a limit counted as a block's failure
 would stop it: it must exit 0, hold every row exactly as the node has it, say what it
 learnt (no warning), show the limit in the stats lines (main line and the endpoint's line) and count no
-error on the endpoint.
+error on the endpoint. Then `run --ws` follows a growing chain through the endpoint without
+batches, and its rows are compared the same way.
 """
 
 import os
@@ -22,6 +23,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import rowcheck  # noqa: E402
 from rowcheck import Mismatch  # noqa: E402
+from rtcheck import Blockpipe, CheckFailed  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 BLOCKS = 120
@@ -53,7 +55,7 @@ def one(blockpipe, tmp, faults, shown, said):
         if not 1 <= log.count(said) <= 3:
             raise Mismatch(f"[{faults}] '{said}' said {log.count(said)} times, want 1..3:\n"
                            f"{log[-3000:]}")
-        loud = [ln for ln in log.splitlines() if " warn " in ln or " error " in ln]
+        loud = [ln for ln in log.splitlines() if re.search(r"Z (warn|error) ", ln)]
         if loud:
             raise Mismatch(f"[{faults}] a limit is not a problem, yet: {loud[:3]}")
         main = [ln for ln in log.splitlines() if " stats head=" in ln]
@@ -73,17 +75,48 @@ def one(blockpipe, tmp, faults, shown, said):
         node.kill()
 
 
+def follow_without_batches(blockpipe, tmp):
+    """`run` at the head of a chain that grows, through an endpoint without batches."""
+    node = Simnode(blockpipe, ["--length", "80", "--block-time", "0.2", "--start-head", "20",
+                               "--txs-per-block", "5-40", "--faults", "ep1:max_batch=1"],
+                   endpoints=2)
+    bp = None
+    try:
+        ws = node.urls[0].replace("http://", "ws://")
+        bp = Blockpipe(tmp, ["--rpc", node.urls[0], "--ws", ws, "--start-block", "0",
+                             "--max-retries", "0", "--stats-interval", "0.5"], name="follow")
+        cp = bp.wait_checkpoint_at_least(60, 120, "following without batches")
+        bp.stop()
+        log = bp.log()
+        if "refuses batches" not in log or "limits=rpc[0]:no-batches" not in log:
+            raise Mismatch(f"[run max_batch=1] the limit was not learnt or not shown:\n"
+                           f"{bp.tail()}")
+        n = bp.checkpoint()[0]
+        counts = rowcheck.sqlite_exact(bp.db, rowcheck.fetch(node.urls[1], range(n + 1)), CHAIN,
+                                       label="run max_batch=1")
+        print(f"[run max_batch=1] OK: followed to {n} (waited for {cp[0]}), rows exact {counts}",
+              flush=True)
+        node.stop()
+    except CheckFailed as e:
+        raise Mismatch(f"[run max_batch=1] {e}") from None
+    finally:
+        if bp:
+            bp.kill()
+        node.kill()
+
+
 def main():
     print(__doc__.strip(), flush=True)
     blockpipe = os.environ.get("BLOCKPIPE")
     if not blockpipe or not os.access(blockpipe, os.X_OK):
         sys.exit(f"FAIL: $BLOCKPIPE is not an executable ({blockpipe!r})")
     with tempfile.TemporaryDirectory(prefix="bp-limits-") as tmp:
-        for faults, shown, said in CASES:
-            try:
+        try:
+            for faults, shown, said in CASES:
                 one(blockpipe, tmp, faults, shown, said)
-            except (Mismatch, AssertionError) as e:
-                sys.exit(f"FAIL: {e}")
+            follow_without_batches(blockpipe, tmp)
+        except (Mismatch, AssertionError) as e:
+            sys.exit(f"FAIL: {e}")
     print("OK")
 
 
