@@ -3,13 +3,16 @@
 #   bash scripts/install-deps.sh          build + run dependencies, anvil for `make run`
 #   bash scripts/install-deps.sh --test   the same plus the test extras
 # Idempotent: when everything is already there it makes no network access at all.
-# anvil (the EVM dev node) comes from npm into the project-local ./.local folder.
+# anvil (the EVM dev node) comes from npm into the project-local ./.local folder; with --test
+# so do ganache 7 and Hardhat Network 2 (the other node implementations the tests run).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ANVIL_PKG="@foundry-rs/anvil-linux-amd64"
 ANVIL_VERSION="1.7.1"
 ANVIL_BIN="$ROOT/.local/node_modules/$ANVIL_PKG/bin/anvil"
+# Test-only nodes, pinned: hardhat 3 needs Node.js 22, Debian 12 has 18 (a 2.x it is).
+NODE_TEST_PKGS=("ganache@7.9.2" "hardhat@2.29.1")
 
 WITH_TEST=0
 for arg in "$@"; do
@@ -87,5 +90,23 @@ else
     exit 1
   fi
   say "anvil: $("$ANVIL_BIN" --version | head -n1) installed"
+fi
+# ganache and hardhat for the tests, into the same .local/ (npm keeps what is there).
+if [ "$WITH_TEST" = 1 ]; then
+  want=()
+  for spec in "${NODE_TEST_PKGS[@]}"; do
+    name="${spec%@*}" version="${spec##*@}"
+    pj="$ROOT/.local/node_modules/$name/package.json"
+    have="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$pj" 2>/dev/null | head -n1)"
+    if [ "$have" = "$version" ]; then
+      say "$name: $version already in .local/"
+    else
+      want+=("$spec")
+    fi
+  done
+  if [ "${#want[@]}" -gt 0 ]; then
+    say "npm install ${want[*]} into .local/"
+    npm install --prefix "$ROOT/.local" --no-audit --no-fund --loglevel=error "${want[@]}" >/dev/null
+  fi
 fi
 say "ok"

@@ -41,6 +41,9 @@ typedef struct bp_stats_endpoint {
     bool rate_limited;           /* it answered 429 / -32005 within the last minute */
     uint64_t requests, errors, rate_limits, ejections, blocks;
     bp_stats_latency latency; /* per request (p50, p99 and max filled) */
+    /* What its answers taught it refuses: "no-batches", "batch<=10", "answers<=512KiB",
+     * "no-eth_getBlockReceipts" (comma-separated); "" when nothing. */
+    char limits[80];
 } bp_stats_endpoint;
 
 typedef struct bp_stats_output {

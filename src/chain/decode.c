@@ -91,11 +91,13 @@ static const bp_field tx_fields[] = {
     FLD("authorizationList", K_JSON, OPT, bp_tx, authorization_list_json),
 };
 
-enum { RK_LOGS, RK_TX_HASH, RK_BLOCK_HASH };
+enum { RK_LOGS, RK_TX_HASH, RK_BLOCK_HASH, RK_TX_INDEX, RK_BLOCK_NUMBER };
 static const bp_field receipt_fields[] = {
     KEEP("logs", MUST),
     KEEP("transactionHash", MUST),
     KEEP("blockHash", MUST),
+    KEEP("transactionIndex", OPT),
+    KEEP("blockNumber", OPT),
     FLD("cumulativeGasUsed", K_U64, MUST, bp_tx, receipt_cumulative_gas_used),
     FLD("gasUsed", K_U64, MUST, bp_tx, receipt_gas_used),
     FLD("contractAddress", K_ADDR, OPT, bp_tx, receipt_contract_address),
@@ -107,11 +109,13 @@ static const bp_field receipt_fields[] = {
     FLD("logsBloom", K_DATA, OPT, bp_tx, receipt_logs_bloom),
 };
 
-enum { LK_TOPICS, LK_TX_HASH, LK_TX_INDEX };
+enum { LK_TOPICS, LK_TX_HASH, LK_TX_INDEX, LK_BLOCK_HASH, LK_BLOCK_NUMBER };
 static const bp_field log_fields[] = {
     KEEP("topics", MUST),
     KEEP("transactionHash", OPT),
     KEEP("transactionIndex", OPT),
+    KEEP("blockHash", OPT),
+    KEEP("blockNumber", OPT),
     FLD("logIndex", K_U64, MUST, bp_log, log_index),
     FLD("address", K_ADDR, MUST, bp_log, address),
     FLD("data", K_DATA, MUST, bp_log, data),
@@ -482,6 +486,7 @@ static void tx_from_block(const bp_block *b, size_t i, bp_tx *tx)
     tx->block_number = b->number;
     tx->block_timestamp = b->timestamp;
     tx->transaction_index = i;
+    tx->hash = NULL; /* set by the decoder: a message names it once known */
 }
 
 int bp_dec_tx(dctx *c, yajl_val v, size_t i, bp_tx *tx)
@@ -491,7 +496,9 @@ int bp_dec_tx(dctx *c, yajl_val v, size_t i, bp_tx *tx)
                  ? decode_tx_body(c, v, i, tx)
                  : bp_error_set(c->err, BP_EPARSE, "expected a transaction object, got %s",
                                 bp_json_type_name(v));
-    if (rc != BP_OK)
+    if (rc != BP_OK && tx->hash)
+        bp_error_prefix(c->err, "transaction %zu (tx %s): ", i, tx->hash);
+    else if (rc != BP_OK)
         bp_error_prefix(c->err, "transaction %zu: ", i);
     return rc;
 }
@@ -620,6 +627,10 @@ static int decode_log(dctx *c, yajl_val v, const bp_tx *tx, bp_log *log)
         rc = check_hash_echo(c, "transactionHash", keep[LK_TX_HASH], tx->hash);
     if (rc == BP_OK)
         rc = check_u64_echo(c, "transactionIndex", keep[LK_TX_INDEX], tx->transaction_index);
+    if (rc == BP_OK)
+        rc = check_hash_echo(c, "blockHash", keep[LK_BLOCK_HASH], c->b->hash);
+    if (rc == BP_OK)
+        rc = check_u64_echo(c, "blockNumber", keep[LK_BLOCK_NUMBER], c->b->number);
     if (rc != BP_OK)
         return rc;
     log->transaction_hash = tx->hash;
@@ -650,6 +661,10 @@ static int decode_receipt_body(dctx *c, yajl_val obj, bp_tx *tx, size_t *log_pos
         rc = check_hash_echo(c, "blockHash", keep[RK_BLOCK_HASH], c->b->hash);
     if (rc == BP_OK)
         rc = check_hash_echo(c, "transactionHash", keep[RK_TX_HASH], tx->hash);
+    if (rc == BP_OK)
+        rc = check_u64_echo(c, "transactionIndex", keep[RK_TX_INDEX], tx->transaction_index);
+    if (rc == BP_OK)
+        rc = check_u64_echo(c, "blockNumber", keep[RK_BLOCK_NUMBER], c->b->number);
     if (rc != BP_OK)
         return rc;
     yajl_val logs = keep[RK_LOGS];
@@ -707,7 +722,9 @@ int bp_dec_receipt(dctx *c, yajl_val r, size_t i, size_t *log_pos)
                           bp_json_type_name(r));
     else
         rc = decode_receipt_body(c, r, &c->b->txs[i], log_pos);
-    if (rc != BP_OK)
+    if (rc != BP_OK && c->b->txs && i < c->b->transaction_count && c->b->txs[i].hash)
+        bp_error_prefix(c->err, "receipt %zu (tx %s): ", i, c->b->txs[i].hash);
+    else if (rc != BP_OK)
         bp_error_prefix(c->err, "receipt %zu: ", i);
     return rc;
 }

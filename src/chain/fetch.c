@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "chain/check.h"
 #include "chain/decode.h"
 #include "chain/decode_stream.h"
 #include "chain/json.h"
@@ -73,7 +74,7 @@ int bp_fetch_parse_list(const char *list, unsigned *out, bp_error *err)
 
 void bp_fetch_shared_init(bp_fetch_shared *s, unsigned what)
 {
-    atomic_init(&s->no_block_receipts, 0);
+    s->strict_node = false;
     s->what = what | BP_FETCH_BLOCKS;
     s->receipt_batch = BP_FETCH_DEFAULT_RECEIPT_BATCH;
 }
@@ -88,41 +89,20 @@ static bool wants_full_txs(const bp_fetch_shared *s)
     return (s->what & (BP_FETCH_TRANSACTIONS | BP_FETCH_RECEIPTS | BP_FETCH_LOGS)) != 0;
 }
 
-static bool contains_nocase(const char *hay, const char *needle)
-{
-    size_t n = strlen(needle);
-    for (; *hay; hay++)
-        if (strncasecmp(hay, needle, n) == 0)
-            return true;
-    return false;
-}
-
-/* Nodes say "this method is missing" in many ways: geth "the method eth_getBlockReceipts
- * does not exist/is not available", others -32601, "method not found", "not supported".
- * "does not exist" alone could be about a block, so it must come with the method. */
-static bool is_method_missing(yajl_val error)
-{
-    const char *code_path[] = {"code", NULL};
-    const char *msg_path[] = {"message", NULL};
-    yajl_val code = yajl_tree_get(error, code_path, yajl_t_number);
-    const char *msg = YAJL_GET_STRING(yajl_tree_get(error, msg_path, yajl_t_string));
-    if (YAJL_IS_INTEGER(code) && YAJL_GET_INTEGER(code) == -32601)
-        return true;
-    if (!msg)
-        return false;
-    if (contains_nocase(msg, "method not found") || contains_nocase(msg, "unsupported method"))
-        return true;
-    bool names_method = contains_nocase(msg, "method") || contains_nocase(msg, "getBlockReceipts");
-    return names_method &&
-           (contains_nocase(msg, "not supported") || contains_nocase(msg, "does not exist") ||
-            contains_nocase(msg, "not available"));
-}
-
 static int put_call(bp_buf *b, size_t id, const char *method, const char *param, const char *extra)
 {
     return bp_buf_printf(
         b, "%s{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"%s\",\"params\":[\"%s\"%s]}",
         id ? "," : "", id, method, param, extra);
+}
+
+/* Prefixes "block N: " unless the decoder's message already starts with it. */
+static int label_error(const fetch_target *t, bp_error *err)
+{
+    size_t n = strlen(t->label);
+    if (strncmp(err->msg, t->label, n) == 0 && err->msg[n] == ':')
+        return err->code;
+    return bp_error_prefix(err, "%s: ", t->label);
 }
 
 /* Checks that the node answered for the block we asked about (a load balancer may route to
@@ -152,20 +132,76 @@ static int decode_block_answer(const fetch_target *t, yajl_val result, yajl_val 
                             t->label);
     rc = bp_decode_block_streamed(result, full, bs, err);
     if (rc != 0)
-        return bp_error_prefix(err, "%s: ", t->label);
+        return label_error(t, err);
     return check_identity(t, b, err);
 }
 
-/* Logs once per chain, from whichever worker flips the flag first. */
+/* A limit was learnt: the request is sent again within it at once (not a failure). */
+#define AGAIN 1
+
+static bool block_receipts_ok(bp_rpc *rpc, const bp_fetch_shared *shared)
+{
+    return wants_receipts(shared) && !atomic_load(&bp_rpc_limits_of(rpc)->no_block_receipts);
+}
+
+/* Logs once per endpoint, from whichever worker flips the flag first. */
 static void note_no_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, yajl_val error)
 {
-    if (atomic_exchange(&shared->no_block_receipts, 1) != 0)
+    if (atomic_exchange(&bp_rpc_limits_of(rpc)->no_block_receipts, 1) != 0)
         return;
     bp_error why;
     bp_decode_rpc_error(error, "eth_getBlockReceipts", &why);
-    bp_warn("%s does not support eth_getBlockReceipts (%s); fetching receipts with "
+    bp_warn("rpc %s does not support eth_getBlockReceipts (%s); fetching receipts with "
             "eth_getTransactionReceipt in batches of %zu",
             bp_rpc_url(rpc), why.msg, shared->receipt_batch);
+}
+
+/* One error object answered the whole batch of `asked` calls: a batch-size refusal teaches
+ * the endpoint's cap. AGAIN when it did (send again within it), else 0. */
+static int batch_refused(bp_rpc *rpc, yajl_val error, size_t asked)
+{
+    int cap = bp_rpc_batch_cap(error, asked);
+    if (cap <= 0)
+        return 0;
+    if (bp_rpc_limits_learn_calls(bp_rpc_limits_of(rpc), cap)) {
+        bp_error why;
+        bp_decode_rpc_error(error, "batch", &why);
+        if (cap == 1)
+            bp_info("rpc %s refuses batches (%s): one call per request from now on, requests "
+                    "in parallel (not a failure)",
+                    bp_rpc_url(rpc), why.msg);
+        else
+            bp_info("rpc %s refuses a batch of %zu calls (%s): at most %d calls per request "
+                    "from now on (not a failure)",
+                    bp_rpc_url(rpc), asked, why.msg, cap);
+    }
+    return AGAIN;
+}
+
+/* The answer to a range of `count` blocks was refused for its size at block `ok` (the
+ * blocks before it came whole): fewer blocks per request from now on. AGAIN, or 0 when one
+ * block alone is too large (nothing to learn: that block fails). */
+static int answer_refused(bp_rpc *rpc, yajl_val error, size_t ok, size_t count)
+{
+    if (count < 2)
+        return 0;
+    size_t blocks = ok ? ok : count / 2;
+    blocks = blocks < count ? blocks : count - 1;
+    size_t bytes = bp_rpc_last_bytes(rpc);
+    if (bp_rpc_limits_learn_blocks(bp_rpc_limits_of(rpc), (int)blocks, bytes)) {
+        bp_error why;
+        bp_decode_rpc_error(error, "batch", &why);
+        bp_info("rpc %s refuses answers of about %zu KiB (%s): at most %zu blocks per request "
+                "from now on (not a failure)",
+                bp_rpc_url(rpc), bytes >> 10, why.msg, blocks);
+    }
+    return AGAIN;
+}
+
+/* The error of every slot when one object answered the whole batch, else NULL. */
+static yajl_val whole_batch_error(yajl_val *errors, size_t n)
+{
+    return n > 1 && errors[0] && errors[0] == errors[n - 1] ? errors[0] : NULL;
 }
 
 static int check_receipt_block(const fetch_target *t, const bp_block *b, const char *tx_hash,
@@ -180,11 +216,12 @@ static int check_receipt_block(const fetch_target *t, const bp_block *b, const c
     return 0;
 }
 
-/* [eth_getTransactionReceipt(h) for txs[first .. first+count)] as one batch body. */
+/* [eth_getTransactionReceipt(h) for txs[first .. first+count)] as one batch body (one
+ * object when count is 1: an endpoint without batches takes no array at all). */
 static int build_receipt_request(bp_buf *req, const fetch_target *t, const bp_block *b,
                                  size_t first, size_t count, bp_error *err)
 {
-    int rc = bp_buf_putc(req, '[');
+    int rc = count > 1 ? bp_buf_putc(req, '[') : 0;
     for (size_t i = 0; rc == 0 && i < count; i++) {
         const char *h = b->txs[first + i].hash;
         /* The hash goes into JSON text unescaped: only hex may pass. */
@@ -193,7 +230,7 @@ static int build_receipt_request(bp_buf *req, const fetch_target *t, const bp_bl
                                 first + i);
         rc = put_call(req, i, "eth_getTransactionReceipt", h, "");
     }
-    if (rc == 0)
+    if (rc == 0 && count > 1)
         rc = bp_buf_putc(req, ']');
     if (rc != 0)
         bp_error_set(err, rc, "%s: out of memory building receipt requests", t->label);
@@ -220,8 +257,26 @@ static int check_receipt_answers(const fetch_target *t, const bp_block *b, size_
     return rc;
 }
 
+/* Receipts of a batch refused for the answer's size (geth): fewer calls per batch, as many
+ * as came whole. AGAIN, or 0 when none was refused so (or one alone was). */
+static int receipts_refused(bp_rpc *rpc, yajl_val *errors, size_t count)
+{
+    for (size_t i = 0; count > 1 && i < count; i++) {
+        if (!errors[i] || !bp_rpc_is_response_too_big(errors[i]))
+            continue;
+        int calls = (int)(i ? i : count / 2);
+        if (bp_rpc_limits_learn_calls(bp_rpc_limits_of(rpc), calls))
+            bp_info("rpc %s refuses answers of about %zu KiB: at most %d calls per request from "
+                    "now on (not a failure)",
+                    bp_rpc_url(rpc), bp_rpc_last_bytes(rpc) >> 10, calls);
+        return AGAIN;
+    }
+    return 0;
+}
+
 /* One eth_getTransactionReceipt batch for txs[first .. first+count). The answer tree is
- * returned in *root and must stay alive until the receipts are decoded. */
+ * returned in *root and must stay alive until the receipts are decoded. AGAIN (nothing
+ * kept) when the batch was refused for its size. */
 static int fetch_receipt_chunk(bp_rpc *rpc, const fetch_target *t, const bp_block *b, size_t first,
                                size_t count, yajl_val *root, yajl_val *receipts, bp_error *err)
 {
@@ -241,6 +296,14 @@ static int fetch_receipt_chunk(bp_rpc *rpc, const fetch_target *t, const bp_bloc
         bp_error_prefix(err, "%s: eth_getTransactionReceipt: ", t->label);
         goto out;
     }
+    yajl_val whole = whole_batch_error(errors, count);
+    if ((whole && (rc = batch_refused(rpc, whole, count)) == AGAIN) ||
+        (rc = receipts_refused(rpc, errors, count)) == AGAIN) {
+        bp_json_free(*root);
+        *root = NULL;
+        memset(receipts, 0, count * sizeof(*receipts)); /* they pointed into it */
+        goto out;
+    }
     rc = check_receipt_answers(t, b, first, count, receipts, errors, err);
 out:
     bp_buf_release(&req);
@@ -248,33 +311,46 @@ out:
     return rc;
 }
 
+/* Receipts per eth_getTransactionReceipt batch: the configured size within the endpoint's
+ * cap on calls. */
+static size_t receipt_chunk(bp_rpc *rpc, const bp_fetch_shared *shared)
+{
+    size_t chunk = shared->receipt_batch ? shared->receipt_batch : BP_FETCH_DEFAULT_RECEIPT_BATCH;
+    int calls = atomic_load(&bp_rpc_limits_of(rpc)->max_calls);
+    return calls > 0 && (size_t)calls < chunk ? (size_t)calls : chunk;
+}
+
 /* Fallback for nodes without eth_getBlockReceipts. */
 static int fetch_receipts_one_by_one(bp_rpc *rpc, const bp_fetch_shared *shared,
                                      const fetch_target *t, bp_block *b, bp_error *err)
 {
-    size_t n = b->tx_count;
-    size_t chunk = shared->receipt_batch ? shared->receipt_batch : BP_FETCH_DEFAULT_RECEIPT_BATCH;
-    size_t nchunks = (n + chunk - 1) / chunk;
+    size_t n = b->tx_count, first = 0, c = 0;
     yajl_val *receipts = calloc(n ? n : 1, sizeof(*receipts));
-    yajl_val *roots = calloc(nchunks ? nchunks : 1, sizeof(*roots));
+    yajl_val *roots = calloc(n ? n : 1, sizeof(*roots)); /* at most one chunk per receipt */
     int rc = 0;
     if (!receipts || !roots) {
         rc = bp_error_set(err, BP_ENOMEM, "%s: out of memory for %zu receipts", t->label, n);
         goto out;
     }
-    for (size_t c = 0; rc == 0 && c < nchunks; c++) {
-        size_t first = c * chunk;
+    while (rc == 0 && first < n) {
+        size_t chunk = receipt_chunk(rpc, shared);
         size_t count = n - first < chunk ? n - first : chunk;
         rc = fetch_receipt_chunk(rpc, t, b, first, count, &roots[c], receipts + first, err);
+        if (rc == AGAIN) {
+            rc = 0; /* the cap is lower now: the chunk is smaller */
+            continue;
+        }
+        first += count;
+        c++;
     }
     if (rc == 0) {
         rc = bp_decode_receipt_list(receipts, n, b, err);
         if (rc != 0)
-            bp_error_prefix(err, "%s: ", t->label);
+            label_error(t, err);
     }
 out:
-    for (size_t c = 0; roots && c < nchunks; c++)
-        bp_json_free(roots[c]);
+    for (size_t i = 0; roots && i < c; i++)
+        bp_json_free(roots[i]);
     free(roots);
     free(receipts);
     return rc;
@@ -286,7 +362,7 @@ static int take_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch
                                yajl_val result, yajl_val error, bp_block_stream *bs,
                                bool *need_fallback, bp_error *err)
 {
-    if (error && is_method_missing(error)) {
+    if (error && bp_rpc_is_method_missing(error)) {
         note_no_block_receipts(rpc, shared, error);
         *need_fallback = true;
         return 0;
@@ -298,9 +374,7 @@ static int take_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, const fetch
     if (!result || YAJL_IS_NULL(result))
         return bp_error_set(err, BP_ENOTFOUND, "%s: receipts not available yet", t->label);
     int rc = bp_decode_receipts_streamed(result, bs, err);
-    if (rc != 0)
-        bp_error_prefix(err, "%s: ", t->label);
-    return rc;
+    return rc != 0 ? label_error(t, err) : 0;
 }
 
 /* [block call] or [block call, eth_getBlockReceipts] as one body. */
@@ -316,19 +390,44 @@ static int build_block_request(bp_buf *req, const fetch_target *t, bool full, bo
     return rc;
 }
 
+/* eth_getBlockReceipts alone, for an endpoint that takes no batches. */
+static int fetch_block_receipts_alone(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
+                                      bp_block_stream *bs, bool *need_fallback, bp_error *err)
+{
+    yajl_val root = NULL, result = NULL, error = NULL;
+    bp_buf req;
+    bp_buf_init(&req, 0);
+    int rc = put_call(&req, 0, "eth_getBlockReceipts", t->param, "");
+    if (rc != 0) {
+        bp_error_set(err, rc, "%s: out of memory building the request", t->label);
+        goto out;
+    }
+    rc = bp_rpc_batch(rpc, req.data, req.len, 1, &root, &result, &error, err);
+    if (rc != 0)
+        bp_error_prefix(err, "%s: eth_getBlockReceipts: ", t->label);
+    else
+        rc = take_block_receipts(rpc, shared, t, result, error, bs, need_fallback, err);
+out:
+    bp_json_free(root);
+    bp_buf_release(&req);
+    return rc;
+}
+
 /* The block and (when wanted and available) eth_getBlockReceipts in one HTTP round trip,
- * decoded while it is received. *need_fallback is set when receipts must still come from
- * eth_getTransactionReceipt. */
+ * decoded while it is received; two requests when the endpoint takes no batches.
+ * *need_fallback is set when receipts must still come from eth_getTransactionReceipt. */
 static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_target *t,
                              bp_block_stream *bs, bool *need_fallback, bp_error *err)
 {
     bool full = wants_full_txs(shared);
-    bool with_receipts = wants_receipts(shared) && !atomic_load(&shared->no_block_receipts);
+    bool receipts = block_receipts_ok(rpc, shared);
+    bool apart = receipts && atomic_load(&bp_rpc_limits_of(rpc)->max_calls) == 1;
+    bool with_receipts = receipts && !apart;
     yajl_val root = NULL, results[2] = {NULL, NULL}, errors[2] = {NULL, NULL};
     bp_stream_route sr = {.bs = bs, .count = 1, .per = with_receipts ? 2 : 1, .hashes_only = !full};
     bp_buf req;
     bp_buf_init(&req, 0);
-    *need_fallback = wants_receipts(shared) && !with_receipts;
+    *need_fallback = wants_receipts(shared) && !receipts;
     int rc = build_block_request(&req, t, full, with_receipts);
     if (rc != 0) {
         bp_error_set(err, rc, "%s: out of memory building the request", t->label);
@@ -340,21 +439,39 @@ static int fetch_block_batch(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_t
         bp_error_prefix(err, "%s: ", t->label);
         goto out;
     }
-    /* Some gateways refuse the whole batch for one unknown method: one shared error object
-     * (so nothing was streamed into the block). */
-    if (with_receipts && errors[0] && errors[0] == errors[1] && is_method_missing(errors[0])) {
-        note_no_block_receipts(rpc, shared, errors[0]);
+    /* One error object for the whole batch (nothing was streamed into the block): some
+     * gateways refuse a batch for one unknown method, others refuse batches. */
+    yajl_val whole = with_receipts ? whole_batch_error(errors, 2) : NULL;
+    if (whole && bp_rpc_is_method_missing(whole))
+        note_no_block_receipts(rpc, shared, whole);
+    if (whole && (bp_rpc_is_method_missing(whole) || batch_refused(rpc, whole, 2) == AGAIN)) {
         bp_json_free(root);
         root = NULL;
         rc = fetch_block_batch(rpc, shared, t, bs, need_fallback, err); /* no loop */
         goto out;
     }
     rc = decode_block_answer(t, results[0], errors[0], full, bs, err);
-    if (rc == 0 && with_receipts)
+    /* geth cuts a batch answer past its size cap, never a single call's: the receipts alone */
+    if (rc == 0 && with_receipts && errors[1] && bp_rpc_is_response_too_big(errors[1]))
+        apart = true;
+    else if (rc == 0 && with_receipts)
         rc = take_block_receipts(rpc, shared, t, results[1], errors[1], bs, need_fallback, err);
+    if (rc == 0 && apart)
+        rc = fetch_block_receipts_alone(rpc, shared, t, bs, need_fallback, err);
 out:
     bp_json_free(root);
     bp_buf_release(&req);
+    return rc;
+}
+
+/* The block is whole: its invariants (chain/check.h); a bad answer names the endpoint. */
+static int finish_block(bp_rpc *rpc, const bp_fetch_shared *shared, bp_block *b, int rc,
+                        bp_error *err)
+{
+    if (rc == 0)
+        return bp_block_check(b, bp_rpc_url(rpc), shared->strict_node, bp_rpc_limits_of(rpc), err);
+    if (rc == BP_EPARSE && strncmp(err->msg, "rpc ", 4) != 0)
+        bp_error_prefix(err, "rpc %s: ", bp_rpc_url(rpc));
     return rc;
 }
 
@@ -374,6 +491,7 @@ static int fetch_target_block(bp_rpc *rpc, bp_fetch_shared *shared, const fetch_
     rc = fetch_block_batch(rpc, shared, t, &bs, &need_fallback, err);
     if (rc == 0 && need_fallback)
         rc = fetch_receipts_one_by_one(rpc, shared, t, b, err);
+    rc = finish_block(rpc, shared, b, rc, err);
     if (rc == 0) {
         *out = b;
         b = NULL;
@@ -450,7 +568,7 @@ static int take_range_block(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t n, bo
         rc = take_block_receipts(rpc, shared, &t, results[1], errors[1], bs, &need_fallback, err);
     if (rc == 0 && need_fallback)
         rc = fetch_receipts_one_by_one(rpc, shared, &t, bs->b, err);
-    return rc;
+    return finish_block(rpc, shared, bs->b, rc, err);
 }
 
 static int fail_range(uint64_t first, size_t count, int rc, const bp_error *why, int *rcs,
@@ -486,15 +604,30 @@ static void range_release(bp_block_stream *bs, size_t count)
     free(bs);
 }
 
-int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t count,
-                   bp_block **out, int *rcs, bp_error *errs)
+/* What a batch answer taught about the endpoint: a method it lacks, a batch it refuses, an
+ * answer too large for it. AGAIN when the range must be asked for again (nothing kept). */
+static int range_lesson(bp_rpc *rpc, bp_fetch_shared *shared, bool with_receipts, yajl_val *errors,
+                        size_t n, size_t per)
 {
-    if (count == 1) {
-        rcs[0] = bp_fetch_block(rpc, shared, first, &out[0], &errs[0]);
-        return rcs[0];
+    yajl_val whole = whole_batch_error(errors, n);
+    if (whole && with_receipts && bp_rpc_is_method_missing(whole)) {
+        note_no_block_receipts(rpc, shared, whole);
+        return AGAIN; /* the flag is set now: the retry asks for blocks only */
     }
+    if (whole && batch_refused(rpc, whole, n) == AGAIN)
+        return AGAIN;
+    for (size_t i = 0; i < n; i++)
+        if (errors[i] && bp_rpc_is_response_too_big(errors[i]))
+            return answer_refused(rpc, errors[i], whole ? 0 : i / per, n / per);
+    return 0;
+}
+
+/* One request for blocks first .. first+count-1; AGAIN when a limit was learnt. */
+static int range_once(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t count,
+                      bp_block **out, int *rcs, bp_error *errs)
+{
     bool full = wants_full_txs(shared);
-    bool with_receipts = wants_receipts(shared) && !atomic_load(&shared->no_block_receipts);
+    bool with_receipts = block_receipts_ok(rpc, shared);
     size_t per = with_receipts ? 2 : 1, n = count * per;
     yajl_val root = NULL, *results = calloc(n, sizeof(*results)),
              *errors = calloc(n, sizeof(*errors));
@@ -504,8 +637,6 @@ int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t 
     bp_error e = {0};
     int rc;
     bp_buf_init(&req, 0);
-    for (size_t i = 0; i < count; i++)
-        out[i] = NULL;
     if (!results || !errors || !bs || range_blocks(bs, count) ||
         build_range_request(&req, first, count, full, with_receipts)) {
         bp_error_set(&e, BP_ENOMEM, "out of memory building the request");
@@ -518,10 +649,7 @@ int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t 
         rc = fail_range(first, count, rc, &e, rcs, errs);
         goto out;
     }
-    if (with_receipts && errors[0] && errors[0] == errors[1] && is_method_missing(errors[0])) {
-        note_no_block_receipts(rpc, shared, errors[0]);
-        rc = BP_EUNSUPPORTED; /* the flag is set now: the retry below asks for blocks only */
-    }
+    rc = range_lesson(rpc, shared, with_receipts, errors, n, per);
     for (size_t i = 0; rc == 0 && i < count; i++) {
         rcs[i] = take_range_block(rpc, shared, first + i, full, with_receipts, &bs[i],
                                   results + i * per, errors + i * per, &errs[i]);
@@ -537,10 +665,65 @@ out:
     bp_buf_release(&req);
     free(results);
     free(errors);
-    if (rc == BP_EUNSUPPORTED)
-        return bp_fetch_range(rpc, shared, first, count, out, rcs, errs);
     for (size_t i = 0; rc == 0 && i < count; i++)
         if (rcs[i] != 0)
             rc = rcs[i];
     return rc;
+}
+
+/* Blocks per request within what the endpoint has shown it takes (at least 1: a block
+ * alone goes as two single calls when it takes no batches). */
+static size_t blocks_per_request(bp_rpc *rpc, const bp_fetch_shared *shared, size_t count)
+{
+    bp_rpc_limits *l = bp_rpc_limits_of(rpc);
+    size_t per = block_receipts_ok(rpc, shared) ? 2 : 1, step = count;
+    int calls = atomic_load(&l->max_calls), blocks = atomic_load(&l->max_blocks);
+    if (calls > 0 && (size_t)calls / per < step)
+        step = (size_t)calls / per;
+    if (blocks > 0 && (size_t)blocks < step)
+        step = (size_t)blocks;
+    return step ? step : 1;
+}
+
+/* After a failed request the blocks after it are not asked for: they fail alike (a
+ * transport error would only repeat; a 429 holds them back all the same). */
+static void fail_after(uint64_t first, size_t from, size_t count, int rc, const bp_error *why,
+                       int *rcs, bp_error *errs)
+{
+    for (size_t i = from; i < count; i++) {
+        rcs[i] = rc;
+        bp_error_set(&errs[i], rc,
+                     "block %" PRIu64 ": not asked for, an earlier request failed: %s", first + i,
+                     why->msg);
+    }
+}
+
+int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t count,
+                   bp_block **out, int *rcs, bp_error *errs)
+{
+    for (size_t i = 0; i < count; i++) {
+        out[i] = NULL;
+        rcs[i] = 0;
+    }
+    size_t done = 0;
+    while (done < count) {
+        size_t step = blocks_per_request(rpc, shared, count - done);
+        int rc;
+        if (step == 1) {
+            rc = rcs[done] = bp_fetch_block(rpc, shared, first + done, &out[done], &errs[done]);
+        } else {
+            rc = range_once(rpc, shared, first + done, step, out + done, rcs + done, errs + done);
+            if (rc == AGAIN)
+                continue; /* within the limit learnt */
+        }
+        if (rc != 0) {
+            size_t k = done;
+            while (rcs[k] == 0)
+                k++;
+            fail_after(first, done + step, count, rcs[k], &errs[k], rcs, errs);
+            return rc;
+        }
+        done += step;
+    }
+    return 0;
 }

@@ -1,9 +1,13 @@
 /* fetch.h - fetch one whole block: header, transactions, receipts, logs.
  *
  * One HTTP round trip when the node has eth_getBlockReceipts: a batch of
- * [eth_getBlockByNumber(n, full), eth_getBlockReceipts(n)]. When the node answers "method
- * not found" for eth_getBlockReceipts, the shared flag remembers it and receipts come from
- * batched eth_getTransactionReceipt calls (chunks of at most receipt_batch hashes). */
+ * [eth_getBlockByNumber(n, full), eth_getBlockReceipts(n)]. When the node says it lacks
+ * eth_getBlockReceipts (by message or code: chain/limits.h), the endpoint's limits remember
+ * it and receipts come from batched eth_getTransactionReceipt calls (chunks of at most
+ * receipt_batch hashes). The endpoint's other limits (chain/limits.h) are learnt from its
+ * answers and lived within: a batch refused for its size is sent again in smaller ones (one
+ * call per request when it takes no batches), an answer refused for its size is asked for
+ * in fewer blocks. Every block is checked (chain/check.h) before it is returned. */
 #ifndef BP_CHAIN_FETCH_H
 #define BP_CHAIN_FETCH_H
 
@@ -28,9 +32,9 @@ int bp_fetch_parse_list(const char *list, unsigned *out, bp_error *err);
 
 /* State shared by all workers of one chain. */
 typedef struct bp_fetch_shared {
-    atomic_int no_block_receipts; /* set once the node said eth_getBlockReceipts is missing */
-    unsigned what;                /* enum bp_fetch_what bits */
-    size_t receipt_batch;         /* eth_getTransactionReceipt calls per batch (default 100) */
+    bool strict_node;     /* --strict-node: a block that needs a repair is an error */
+    unsigned what;        /* enum bp_fetch_what bits */
+    size_t receipt_batch; /* eth_getTransactionReceipt calls per batch (default 100) */
 } bp_fetch_shared;
 
 void bp_fetch_shared_init(bp_fetch_shared *s, unsigned what);

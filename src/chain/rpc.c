@@ -48,6 +48,8 @@ struct bp_rpc {
     bp_buf req;    /* request body of bp_rpc_call */
     bp_buf resp;   /* answer of bp_rpc_call / bp_rpc_batch */
     char curl_msg[CURL_ERROR_SIZE];
+    bp_rpc_limits *limits; /* the endpoint's (shared), or own_limits */
+    bp_rpc_limits own_limits;
 };
 
 int bp_rpc_global_init(bp_error *err)
@@ -96,6 +98,11 @@ size_t bp_rpc_share_used(const bp_rpc *rpc, bool *cut)
 const char *bp_rpc_url(const bp_rpc *rpc)
 {
     return rpc->shown_url;
+}
+
+bp_rpc_limits *bp_rpc_limits_of(bp_rpc *rpc)
+{
+    return rpc->limits;
 }
 
 static char *shown_url(const char *url)
@@ -250,6 +257,8 @@ static void apply_defaults(bp_rpc *rpc, const bp_rpc_config *cfg)
     rpc->max_bytes = cfg->max_response_bytes ? cfg->max_response_bytes : BP_RPC_DEFAULT_MAX_BYTES;
     rpc->abort_flag = cfg->abort_flag;
     rpc->auth = cfg->auth;
+    bp_rpc_limits_init(&rpc->own_limits);
+    rpc->limits = cfg->limits ? cfg->limits : &rpc->own_limits;
 }
 
 int bp_rpc_new(bp_rpc **out, const bp_rpc_config *cfg, bp_error *err)

@@ -14,6 +14,7 @@
 #include "blockpipe/error.h"
 #include "chain/auth.h"
 #include "chain/json.h"
+#include "chain/limits.h"
 #include "util/buf.h"
 
 typedef struct bp_rpc_config {
@@ -25,6 +26,9 @@ typedef struct bp_rpc_config {
     /* When not NULL and non-zero, transfers in progress stop at once with BP_ESTOPPED: a
      * shutdown must not wait for a hung node. Read from curl's progress callback. */
     const volatile sig_atomic_t *abort_flag;
+    /* What the endpoint refuses, shared by every bp_rpc of the endpoint (not owned); NULL:
+     * the bp_rpc learns on its own. */
+    bp_rpc_limits *limits;
 } bp_rpc_config;
 
 typedef struct bp_rpc bp_rpc;
@@ -41,6 +45,8 @@ long bp_rpc_last_retry_after(const bp_rpc *rpc);
 size_t bp_rpc_last_bytes(const bp_rpc *rpc);
 /* The URL for messages and logs: as configured, keys masked (bp_url_redact). */
 const char *bp_rpc_url(const bp_rpc *rpc);
+/* The endpoint's limits (chain/limits.h), as learnt so far. */
+bp_rpc_limits *bp_rpc_limits_of(bp_rpc *rpc);
 /* Counts the answer bytes of the requests that follow and cuts the answer that would take
  * their total past `share` (BP_ETOOBIG, the message naming --max-memory); 0: no share, only
  * max_response_bytes. A fetch worker holds a job to the memory the job was granted. */

@@ -42,8 +42,14 @@ static int split_answer(yajl_val obj, yajl_val *result, yajl_val *error, bp_erro
     return BP_OK;
 }
 
+static int place_single(yajl_val obj, size_t n, yajl_val *results, yajl_val *errors, bp_error *err);
+
 static int place_batch(yajl_val arr, size_t n, yajl_val *results, yajl_val *errors, bp_error *err)
 {
+    /* geth refuses a batch over its limit with a one-entry array holding the error */
+    if (arr->u.array.len == 1 && n > 1 && YAJL_IS_OBJECT(arr->u.array.values[0]) &&
+        yajl_tree_get(arr->u.array.values[0], (const char *[]){"error", NULL}, yajl_t_object))
+        return place_single(arr->u.array.values[0], n, results, errors, err);
     if (arr->u.array.len != n)
         return bp_error_set(err, BP_EPARSE, "batch answer has %zu entries, expected %zu",
                             arr->u.array.len, n);

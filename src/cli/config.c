@@ -84,7 +84,6 @@ static int set_output_failure(loader *ld, const opt *o, const char *v, const cha
 static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_listen(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
-static int set_onoff(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_alert(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_header(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -160,6 +159,12 @@ static const opt g_opts[] = {
      .def = "blocks,transactions,receipts,logs",
      .help = "what to fetch, a subset of blocks,transactions,receipts,logs (without receipts "
              "and logs no receipt method is called)"},
+    {"strict-node", NULL, NULL, "STRICT_NODE", NULL, "strict_node", set_bool, F(strict_node),
+     .cmds = CMD_BOTH, .def = "off",
+     .help = "every block is checked (receipts match the transactions, transaction indexes run "
+             "0..n-1, log indexes increase across the block); without this flag log indexes "
+             "that restart in every transaction (ganache) are renumbered with a warning, with it "
+             "such a block fails like any other violation (--strict-node=off to unset)"},
     {"rpc-timeout", NULL, "S", "RPC_TIMEOUT", NULL, "rpc_timeout", set_seconds, SECONDS(0.1, 3600),
      F(rpc_timeout), .cmds = CMD_BOTH, .def = "30", .help = "seconds for one HTTP request"},
     {"max-retries", NULL, "N", "MAX_RETRIES", NULL, "max_retries", set_int, RANGE(0, 1000),
@@ -201,7 +206,7 @@ static const opt g_opts[] = {
      .cmds = CMD_API, .def = "none",
      .help = "Bearer token the API requires for writes (and reads with --api-token-reads); "
              "SSE and WebSocket clients may pass ?token="},
-    {"api-token-reads", NULL, "on|off", "API_TOKEN_READS", NULL, "api_token_reads", set_onoff,
+    {"api-token-reads", NULL, "on|off", "API_TOKEN_READS", NULL, "api_token_reads", set_bool,
      F(api_token_reads), .cmds = CMD_API, .def = "off",
      .help = "require --api-token for every request but /health"},
     {"api-rate-limit", NULL, "R", "API_RATE_LIMIT", NULL, "api_rate_limit", set_number,
@@ -619,18 +624,23 @@ static int set_tls_file(loader *ld, const opt *o, const char *v, const char *who
     return bp_creds_set_file((char **)((char *)ld->cfg + o->off), v, who, err);
 }
 
-/* An on/off option into its bool field. */
-static int set_bool(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+static int parse_on_off(const char *v, bool *out, const char *who, bp_error *err)
 {
     static const char *const on[] = {"on", "true", "1", "yes"}, *const off[] = {"off", "false", "0",
                                                                                 "no"};
     for (size_t i = 0; i < 4; i++) {
         if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
-            *(bool *)((char *)ld->cfg + o->off) = strcasecmp(v, on[i]) == 0;
+            *out = strcasecmp(v, on[i]) == 0;
             return 0;
         }
     }
     return invalid(err, who, v, "expected on or off (true/false, 1/0, yes/no)");
+}
+
+/* An on/off option into its bool field (a flag without a value, --strict-node, means on). */
+static int set_bool(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    return parse_on_off(v, (bool *)((char *)ld->cfg + o->off), who, err);
 }
 
 static int set_output_failure(loader *ld, const opt *o, const char *v, const char *who,
@@ -651,18 +661,6 @@ static int set_listen(loader *ld, const opt *o, const char *v, const char *who, 
     if (!colon || colon == v || !colon[1] || *end || port < 0 || port > 65535)
         return invalid(err, who, v, "expected HOST:PORT, e.g. 127.0.0.1:8080");
     return set_string(ld, o, v, who, err);
-}
-
-static int set_onoff(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
-{
-    static const char *const on[] = {"on", "true", "1", "yes"}, *const off[] = {"off", "false", "0",
-                                                                                "no"};
-    for (size_t i = 0; i < 4; i++)
-        if (strcasecmp(v, on[i]) == 0 || strcasecmp(v, off[i]) == 0) {
-            *(bool *)((char *)ld->cfg + o->off) = strcasecmp(v, on[i]) == 0;
-            return 0;
-        }
-    return invalid(err, who, v, "expected on or off (true/false, 1/0, yes/no)");
 }
 
 static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
@@ -1348,6 +1346,8 @@ static int read_flag(enum bp_command cmd, int argc, char **argv, int *i, flag_va
         return unknown_flag(cmd, arg, len, err);
     if (eq) {
         fv->value = eq + 1;
+    } else if (!fv->o->arg) { /* a switch: no value follows */
+        fv->value = "on";
     } else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
         fv->value = argv[++*i];
     } else {

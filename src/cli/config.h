@@ -59,6 +59,7 @@ typedef struct bp_config {
     double poll_interval;  /* seconds */
     double stats_interval; /* seconds */
     unsigned fetch;        /* enum bp_fetch_what */
+    bool strict_node;      /* --strict-node */
     int max_retries;
     double rpc_timeout; /* seconds */
     int log_level;      /* enum bp_log_level */

@@ -226,6 +226,7 @@ static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->stats_interval = c->stats_interval;
     pc->rpc_timeout = c->rpc_timeout;
     pc->fetch = c->fetch;
+    pc->strict_node = c->strict_node;
     pc->output_keep_going = c->output_keep_going;
     pc->ws_url = c->realtime ? c->ws_url : NULL;
     pc->ws_reconnect_interval = c->ws_reconnect_interval;

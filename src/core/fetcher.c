@@ -62,6 +62,7 @@ static bp_rpc *rpc_for(worker *w, int ep, bp_error *err)
         .timeout_ms = timeout_ms,
         .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
         .abort_flag = w->f->cfg.stop,
+        .limits = &w->f->cfg.pool->eps[ep].limits,
     };
     if (bp_rpc_new(&w->rpcs[ep], &rc, err) != 0)
         return NULL;

@@ -1330,6 +1330,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     else
         snprintf(p->chain, sizeof(p->chain), "%" PRIu64, p->chain_id);
     bp_fetch_shared_init(&p->shared, c->fetch);
+    p->shared.strict_node = c->strict_node;
     /* Room for every worker's largest request twice over: a slow request at the base (or a
      * busy writer) must not leave the other workers without numbers to fetch. Memory is
      * capped by the budget, not by this count. */

@@ -57,6 +57,7 @@ typedef struct bp_pipeline_config {
     double stats_interval;      /* s */
     double rpc_timeout;         /* s */
     unsigned fetch;             /* enum bp_fetch_what */
+    bool strict_node;           /* --strict-node: a block that needs a repair fails */
     bp_pipeline_report *report; /* filled when the run ends, may be NULL */
     bp_stats_hub *stats;        /* where the snapshot is published (not owned); NULL: own */
     bool output_keep_going;     /* --output-failure continue */

@@ -60,6 +60,7 @@ int bp_pool_init(bp_pool *p, const bp_endpoint_spec *specs, size_t n, int defaul
         e->tokens = e->rps > 1 ? e->rps : 1;
         e->tokens_ms = now_ms();
         bp_ratelimit_init(&e->rl, e->tokens_ms);
+        bp_rpc_limits_init(&e->limits);
         bp_hist_init(&e->latency_us);
     }
     return 0;
@@ -150,6 +151,19 @@ static bool usable(bp_endpoint *e, uint64_t need, int64_t now, int64_t *wake)
     return take_token_possible(e, now, wake);
 }
 
+/* Blocks per request within the endpoint's learnt caps: a call cap counts a block as two
+ * calls (block and receipts), a refused answer caps the blocks outright. */
+static int capped_batch(bp_endpoint *e)
+{
+    int batch = e->batch;
+    int calls = atomic_load(&e->limits.max_calls), blocks = atomic_load(&e->limits.max_blocks);
+    if (calls > 0 && calls / 2 < batch)
+        batch = calls / 2;
+    if (blocks > 0 && blocks < batch)
+        batch = blocks;
+    return batch > 0 ? batch : 1;
+}
+
 static int pick(bp_pool *p, uint64_t need, int avoid, int64_t now, int64_t *wake)
 {
     int best = -1;
@@ -209,7 +223,7 @@ int bp_pool_acquire(bp_pool *p, uint64_t need, int avoid, long timeout_ms, int *
             start_request(e, now);
             if (e->state == BP_EP_EJECTED)
                 e->state = BP_EP_PROBING;
-            *batch = e->batch;
+            *batch = capped_batch(e);
             break;
         }
         if (now >= deadline)
@@ -231,7 +245,10 @@ int bp_pool_acquire(bp_pool *p, uint64_t need, int avoid, long timeout_ms, int *
 static void adapt_batch(bp_pool *p, bp_endpoint *e, size_t blocks, size_t bytes)
 {
     size_t per_block = blocks ? bytes / blocks : bytes;
-    size_t fit = per_block ? BP_POOL_TARGET_BYTES / per_block : (size_t)p->max_batch;
+    size_t target = BP_POOL_TARGET_BYTES, refused = atomic_load(&e->limits.max_bytes);
+    if (refused && refused / 2 < target)
+        target = refused / 2 ? refused / 2 : 1;
+    size_t fit = per_block ? target / per_block : (size_t)p->max_batch;
     size_t batch = (size_t)e->batch;
     if (fit > (size_t)p->max_batch)
         fit = (size_t)p->max_batch;
@@ -456,8 +473,8 @@ int bp_pool_batch_hint(bp_pool *p)
     int best = 1;
     pthread_mutex_lock(&p->lock);
     for (size_t i = 0; i < p->count; i++)
-        if (p->eps[i].state == BP_EP_HEALTHY && p->eps[i].batch > best)
-            best = p->eps[i].batch;
+        if (p->eps[i].state == BP_EP_HEALTHY && capped_batch(&p->eps[i]) > best)
+            best = capped_batch(&p->eps[i]);
     pthread_mutex_unlock(&p->lock);
     return best;
 }
@@ -506,7 +523,7 @@ size_t bp_pool_stats(bp_pool *p, bp_stats_endpoint *out, size_t max)
         o->head = e->head;
         o->in_flight = e->in_flight;
         o->limit = e->limit;
-        o->batch = e->batch;
+        o->batch = capped_batch((bp_endpoint *)e);
         o->rps = rate_of(e) > 0 ? rate_of(e) : 0;
         o->rate_limited = bp_ratelimit_recent(&e->rl, now);
         o->requests = e->requests;
@@ -515,6 +532,7 @@ size_t bp_pool_stats(bp_pool *p, bp_stats_endpoint *out, size_t max)
         o->ejections = e->ejections;
         o->blocks = e->blocks;
         bp_hist_latency_ms(&e->latency_us, &o->latency);
+        bp_rpc_limits_describe((bp_rpc_limits *)&e->limits, o->limits, sizeof(o->limits));
     }
     pthread_mutex_unlock(&p->lock);
     return n;

@@ -18,7 +18,10 @@
  *     the waiter with the lowest block goes first (the commit waits on it). Concurrency and
  *     batch size are left alone: a 429 is about the number of requests, not their size;
  *   - the head it last reported: it is never asked for a block above that head, so a
- *     lagging endpoint is not trusted for the tip.
+ *     lagging endpoint is not trusted for the tip;
+ *   - the limits its answers taught (chain/limits.h): no batches or a batch cap, an answer
+ *     size cap, methods it lacks. Learning one is not a failure; blocks per request are
+ *     held within them (and the answer size aimed at stays under half a refused answer).
  * Thread-safe: workers acquire and release, the coordinator sets heads and reads stats. */
 #ifndef BP_CORE_POOL_H
 #define BP_CORE_POOL_H
@@ -30,6 +33,7 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/stats.h"
+#include "chain/limits.h"
 #include "chain/rpc.h"
 #include "core/ratelimit.h"
 #include "util/buf.h"
@@ -69,7 +73,9 @@ typedef struct bp_endpoint {
     bool head_known;
     uint64_t head;
 
-    bp_ratelimit rl; /* what its 429s taught */
+    bp_ratelimit rl;      /* what its 429s taught */
+    bp_rpc_limits limits; /* what its answers taught: batch and answer caps, methods it lacks
+                             (learnt by the fetch path, chain/limits.h) */
 
     uint64_t requests, errors, ejections, blocks;
     bp_hist latency_us;

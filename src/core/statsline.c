@@ -23,6 +23,13 @@ static void main_line(const bp_stats *s, double bps, double tps, bp_buf *out)
                       s->endpoints[i].rps);
         first = false;
     }
+    first = true;
+    for (size_t i = 0; i < s->endpoint_count; i++) {
+        if (!s->endpoints[i].limits[0])
+            continue;
+        bp_buf_printf(out, "%srpc[%zu]:%s", first ? " limits=" : ";", i, s->endpoints[i].limits);
+        first = false;
+    }
     if (s->waiting)
         bp_buf_printf(out, " waiting_on=%" PRIu64 " (%.250s)", s->waiting_on, s->waiting_error);
     else if (s->outputs_set_aside)
@@ -43,6 +50,8 @@ static void endpoint_line(size_t i, const bp_stats_endpoint *e, bp_buf *out)
                   i, e->url, e->state, head, e->in_flight, e->limit, e->batch, rps, e->requests,
                   e->errors, e->rate_limits, e->ejections, e->blocks, e->latency.p50_ms,
                   e->latency.p99_ms);
+    if (e->limits[0])
+        bp_buf_printf(out, " limits=%s", e->limits);
 }
 
 static void realtime_line(const bp_stats_realtime *r, bp_buf *out)

@@ -28,7 +28,8 @@ static const struct {
 
 #define KEYS_TEXT                                                                                  \
     "latency, error_rate, rate_limit, quota, quota_window, retry_after, http500_rate, "            \
-    "truncate_rate, garbage_rate, reset_rate, stall_rate, stall, lag, ws_drop_every, ws_silent"
+    "truncate_rate, garbage_rate, reset_rate, stall_rate, stall, lag, ws_drop_every, ws_silent, "  \
+    "max_batch, max_response_bytes, bad"
 
 const char *bp_sim_fault_name(enum bp_sim_fault f)
 {
@@ -93,10 +94,35 @@ static int set_rate(bp_sim_faults *f, const char *ep, const char *key, const cha
                         key);
 }
 
+/* The provider's limits and the rule its answers break. */
+static int set_limit_key(bp_sim_faults *f, const char *ep, const char *key, const char *v,
+                         bp_error *err)
+{
+    double d;
+    if (strcmp(key, "max_batch") == 0 || strcmp(key, "max_response_bytes") == 0) {
+        if (!parse_number(v, &d) || d != floor(d) || d > 1e12)
+            return bad_value(ep, key, v, "a whole number (0 = no cap)", err);
+        *(key[4] == 'b' ? &f->max_batch : &f->max_response_bytes) = (uint64_t)d;
+        return 0;
+    }
+    for (int b = 0; b < BP_SIM_BAD_COUNT; b++)
+        if (strcmp(v, bp_sim_bad_name((enum bp_sim_bad)b)) == 0) {
+            f->bad = (enum bp_sim_bad)b;
+            return 0;
+        }
+    return bad_value(ep, key, v,
+                     "none, log_index_per_tx, log_index_swap, receipt_hash, receipt_index, "
+                     "receipt_block_hash, receipt_number or tx_index",
+                     err);
+}
+
 static int set_ws_key(bp_sim_faults *f, const char *ep, const char *key, const char *v,
                       bp_error *err)
 {
     double d;
+    if (strcmp(key, "max_batch") == 0 || strcmp(key, "max_response_bytes") == 0 ||
+        strcmp(key, "bad") == 0)
+        return set_limit_key(f, ep, key, v, err);
     if (strcmp(key, "ws_drop_every") == 0) {
         if (!(parse_number(v, &d) || parse_duration(v, &d)) || d > 86400)
             return bad_value(ep, key, v, "seconds like 5 or 500ms (0 = never, at most 1 day)", err);

@@ -23,6 +23,14 @@
  *   ws_drop_every=S    every WebSocket connection closed (no close frame) at each multiple
  *                      of S seconds since start (a bare number is seconds)
  *   ws_silent=1        eth_subscribe answered, but no head ever announced
+ *   max_batch=N        a provider's batch cap: a batch of more than N calls is answered with
+ *                      one error object (-32600 "batch of M exceeds the limit of N"); 1: no
+ *                      batches at all
+ *   max_response_bytes=N  geth's batch answer cap: once a batch's answers pass N bytes the
+ *                      rest of its calls get -32003 "response too large" (single calls never)
+ *   bad=KIND           a rule of the answers broken on purpose (sim/render.h): none,
+ *                      log_index_per_tx, log_index_swap, receipt_hash, receipt_index,
+ *                      receipt_block_hash, receipt_number, tx_index
  * File syntax (--faults-file): YAML or JSON, a mapping of NAME to a mapping of the same keys,
  * e.g. {"ep1": {"latency": "50ms", "error_rate": 0.1}}. */
 #ifndef BP_SIM_FAULTS_H
@@ -33,6 +41,7 @@
 #include <stdint.h>
 
 #include "blockpipe/error.h"
+#include "sim/render.h"
 
 enum bp_sim_fault {
     BP_SIM_F_LATENCY,
@@ -61,6 +70,9 @@ typedef struct bp_sim_faults {
     uint64_t lag;
     double ws_drop_every; /* seconds, 0 = never */
     bool ws_silent;
+    uint64_t max_batch;          /* calls per batch, 0 = no cap */
+    uint64_t max_response_bytes; /* of a batch answer, 0 = no cap */
+    enum bp_sim_bad bad;
 } bp_sim_faults;
 
 /* The name of a fault kind as /stats shows it ("latency", "error", ...). */

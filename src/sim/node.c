@@ -15,6 +15,7 @@ enum {
     E_METHOD = -32601,
     E_PARAMS = -32602,
     E_INTERNAL = -32000,
+    E_TOO_LARGE = -32003,
 };
 
 /* What a call resolved to, before its answer is written. */
@@ -149,8 +150,8 @@ static int answer_block(bp_sim_request *r, call *c, bp_buf *out, uint64_t n, uin
     const bp_sim_block *b;
     rc = load_block(r, n, fork, &b);
     if (rc == 0)
-        rc = w == W_BLOCK ? bp_sim_render_block(r->chain, b, full, out)
-                          : bp_sim_render_receipts(b, out);
+        rc = w == W_BLOCK ? bp_sim_render_block_as(r->chain, b, full, r->bad, out)
+                          : bp_sim_render_receipts_as(b, r->bad, out);
     return rc != 0 ? rc : bp_buf_putc(out, '}');
 }
 
@@ -212,7 +213,7 @@ static int tx_receipt(bp_sim_request *r, call *c, yajl_val params, bp_buf *out)
     if (rc == 0 && idx >= b->tx_count)
         return bp_buf_puts(out, "null}");
     if (rc == 0)
-        rc = bp_sim_render_receipt(b, idx, out);
+        rc = bp_sim_render_receipt(b, idx, r->bad, out);
     return rc != 0 ? rc : bp_buf_putc(out, '}');
 }
 
@@ -303,19 +304,45 @@ static int answer_call(bp_sim_request *r, yajl_val obj, bp_buf *out)
     return put_error(out, &c);
 }
 
+/* A batch over the provider's cap: one error object for all of it, as public endpoints
+ * and gateways answer. */
+static int refuse_batch(bp_sim_request *r, size_t n, bp_buf *out)
+{
+    call c = {.code = E_REQUEST};
+    snprintf(c.msg, sizeof(c.msg), "batch of %zu exceeds the limit of %zu%s", n, r->max_batch,
+             r->max_batch == 1 ? " (batches are not supported)" : "");
+    return put_error(out, &c);
+}
+
+/* geth's batch response limit: the calls after the answer that passed it get -32003. */
+static int too_large(yajl_val obj, bp_buf *out)
+{
+    call c = {.code = E_TOO_LARGE};
+    c.id =
+        YAJL_IS_OBJECT(obj) ? yajl_tree_get(obj, (const char *[]){"id", NULL}, yajl_t_any) : NULL;
+    snprintf(c.msg, sizeof(c.msg), "response too large");
+    return put_error(out, &c);
+}
+
 static int answer_batch(bp_sim_request *r, yajl_val arr, bp_buf *out)
 {
-    if (arr->u.array.len == 0) {
+    size_t n = arr->u.array.len;
+    if (n == 0) {
         call c = {0};
         fail(&c, E_REQUEST, "%s", "invalid request: empty batch");
         return put_error(out, &c);
     }
+    if (r->max_batch && (n > r->max_batch || r->max_batch == 1))
+        return refuse_batch(r, n, out);
+    size_t start = out->len;
     int rc = bp_buf_putc(out, '[');
-    for (size_t i = 0; rc == 0 && i < arr->u.array.len; i++) {
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool over = r->max_response_bytes && out->len - start > r->max_response_bytes;
         if (i > 0)
             rc = bp_buf_putc(out, ',');
         if (rc == 0)
-            rc = answer_call(r, arr->u.array.values[i], out);
+            rc = over ? too_large(arr->u.array.values[i], out)
+                      : answer_call(r, arr->u.array.values[i], out);
     }
     return rc != 0 ? rc : bp_buf_putc(out, ']');
 }

@@ -5,7 +5,8 @@
  * eth_getBlockReceipts, eth_getTransactionReceipt, net_version, web3_clientVersion; over a
  * WebSocket also eth_subscribe / eth_unsubscribe (through bp_sim_subs).
  * Ids are echoed exactly as sent (a number's own text, a string re-escaped).
- * Errors: -32700 malformed JSON, -32600 not a call object, -32601 unknown method,
+ * Errors: -32700 malformed JSON, -32600 not a call object or a batch over max_batch,
+ * -32601 unknown method, -32003 a batch answer over max_response_bytes,
  * -32602 bad params, -32000 an injected internal error. */
 #ifndef BP_SIM_NODE_H
 #define BP_SIM_NODE_H
@@ -15,6 +16,7 @@
 #include <stdint.h>
 
 #include "sim/chain.h"
+#include "sim/render.h"
 #include "util/buf.h"
 
 #define BP_SIM_SUB_ID_MAX 40
@@ -48,7 +50,12 @@ typedef struct bp_sim_request {
     void *ud;
     bp_sim_scratch *scratch;
     const bp_sim_subs *subs; /* NULL: no subscriptions (HTTP) */
-    size_t calls;            /* out: calls answered */
+    /* A provider's limits (0: none): a batch of more calls than max_batch is refused whole
+     * with one error object (-32600; 1: no batches at all); a batch's answers stop once
+     * they pass max_response_bytes, the rest answered -32003 "response too large" (geth). */
+    size_t max_batch, max_response_bytes;
+    enum bp_sim_bad bad; /* the rule its answers break (render.h) */
+    size_t calls;        /* out: calls answered */
 } bp_sim_request;
 
 /* Answers body[0..len) (NUL-terminated) into out (reset first). Protocol errors are answers,

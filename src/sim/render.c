@@ -317,8 +317,10 @@ static char *put_tx(char *p, const bp_sim_tx *tx, size_t idx, const prefix *pre,
     return p;
 }
 
-static int render_txs(const bp_sim_chain *c, const bp_sim_block *b, bool full, bp_buf *out)
+static int render_txs(const bp_sim_chain *c, const bp_sim_block *b, bool full, enum bp_sim_bad bad,
+                      bp_buf *out)
 {
+    size_t shift = bad == BP_SIM_BAD_TX_INDEX ? 1 : 0;
     prefix pre;
     make_prefix(b, &pre);
     for (size_t i = 0; i < b->tx_count; i++) {
@@ -329,7 +331,7 @@ static int render_txs(const bp_sim_chain *c, const bp_sim_block *b, bool full, b
         char *p = out->data + out->len;
         if (i > 0)
             *p++ = ',';
-        p = full ? put_tx(p, &b->txs[i], i, &pre, c->p.chain_id)
+        p = full ? put_tx(p, &b->txs[i], i + shift, &pre, c->p.chain_id)
                  : bp_sim_put_h256(p, &b->txs[i].hash);
         out->len = (size_t)(p - out->data);
     }
@@ -423,11 +425,33 @@ static int render_part(bp_buf *out, const bp_sim_block *b,
     return 0;
 }
 
+static const char *const BAD_NAMES[BP_SIM_BAD_COUNT] = {
+    [BP_SIM_BAD_NONE] = "none",
+    [BP_SIM_BAD_LOG_INDEX_PER_TX] = "log_index_per_tx",
+    [BP_SIM_BAD_LOG_INDEX_SWAP] = "log_index_swap",
+    [BP_SIM_BAD_RECEIPT_HASH] = "receipt_hash",
+    [BP_SIM_BAD_RECEIPT_INDEX] = "receipt_index",
+    [BP_SIM_BAD_RECEIPT_BLOCK_HASH] = "receipt_block_hash",
+    [BP_SIM_BAD_RECEIPT_NUMBER] = "receipt_number",
+    [BP_SIM_BAD_TX_INDEX] = "tx_index",
+};
+
+const char *bp_sim_bad_name(enum bp_sim_bad bad)
+{
+    return bad < BP_SIM_BAD_COUNT ? BAD_NAMES[bad] : "?";
+}
+
 int bp_sim_render_block(const bp_sim_chain *c, const bp_sim_block *b, bool full_txs, bp_buf *out)
+{
+    return bp_sim_render_block_as(c, b, full_txs, BP_SIM_BAD_NONE, out);
+}
+
+int bp_sim_render_block_as(const bp_sim_chain *c, const bp_sim_block *b, bool full_txs,
+                           enum bp_sim_bad bad, bp_buf *out)
 {
     int rc = render_part(out, b, put_header_a);
     if (rc == 0)
-        rc = render_txs(c, b, full_txs, out);
+        rc = render_txs(c, b, full_txs, bad, out);
     if (rc == 0)
         rc = render_part(out, b, put_header_b);
     return rc;
@@ -488,7 +512,8 @@ static uint64_t blob_base_fee(const bp_sim_block *b)
     return 1 + b->excess_blob_gas / 131072;
 }
 
-static char *put_receipt_head(char *p, const bp_sim_block *b, const bp_sim_tx *tx)
+static char *put_receipt_head(char *p, const bp_sim_block *b, const bp_sim_tx *tx,
+                              enum bp_sim_bad bad)
 {
     *p++ = '{';
     if (tx->type == 3) {
@@ -499,9 +524,9 @@ static char *put_receipt_head(char *p, const bp_sim_block *b, const bp_sim_tx *t
         *p++ = ',';
     }
     p = PUT(p, "\"blockHash\":");
-    p = bp_sim_put_h256(p, &b->hash);
+    p = bp_sim_put_h256(p, bad == BP_SIM_BAD_RECEIPT_BLOCK_HASH ? &b->parent_hash : &b->hash);
     p = PUT(p, ",\"blockNumber\":");
-    p = put_qty(p, b->number);
+    p = put_qty(p, b->number + (bad == BP_SIM_BAD_RECEIPT_NUMBER));
     p = PUT(p, ",\"contractAddress\":");
     p = tx->has_to ? PUT(p, "null") : put_addr(p, &tx->contract);
     p = PUT(p, ",\"cumulativeGasUsed\":");
@@ -515,8 +540,12 @@ static char *put_receipt_head(char *p, const bp_sim_block *b, const bp_sim_tx *t
     return PUT(p, ",\"logs\":[");
 }
 
-static char *put_receipt_tail(char *p, const bp_sim_block *b, const bp_sim_tx *tx, size_t idx)
+static char *put_receipt_tail(char *p, const bp_sim_block *b, const bp_sim_tx *tx, size_t idx,
+                              enum bp_sim_bad bad)
 {
+    /* receipt_hash: txs 0 and 1 name each other */
+    const bp_sim_tx *named =
+        bad == BP_SIM_BAD_RECEIPT_HASH && (idx ^ 1) < b->tx_count ? &b->txs[idx ^ 1] : tx;
     uint64_t bloom[32] = {0};
     for (uint32_t i = 0; i < tx->log_count; i++)
         bp_sim_log_bloom(&b->logs[tx->log_offset + i], bloom);
@@ -527,9 +556,9 @@ static char *put_receipt_tail(char *p, const bp_sim_block *b, const bp_sim_tx *t
     p = PUT(p, ",\"to\":");
     p = tx->has_to ? put_addr(p, &tx->to) : PUT(p, "null");
     p = PUT(p, ",\"transactionHash\":");
-    p = bp_sim_put_h256(p, &tx->hash);
+    p = bp_sim_put_h256(p, &named->hash);
     p = PUT(p, ",\"transactionIndex\":");
-    p = put_qty(p, idx);
+    p = put_qty(p, idx + (bad == BP_SIM_BAD_RECEIPT_INDEX));
     p = PUT(p, ",\"type\":");
     p = put_qty(p, tx->type);
     *p++ = '}';
@@ -544,19 +573,32 @@ static size_t receipt_bound(const bp_sim_block *b, const bp_sim_tx *tx)
     return n;
 }
 
-int bp_sim_render_receipt(const bp_sim_block *b, size_t idx, bp_buf *out)
+/* The logIndex log k of the block gets (its position, unless a rule is broken). */
+static size_t log_index_as(const bp_sim_block *b, const bp_sim_tx *tx, size_t k,
+                           enum bp_sim_bad bad)
+{
+    size_t n = b->log_count;
+    if (bad == BP_SIM_BAD_LOG_INDEX_PER_TX)
+        return k - tx->log_offset;
+    if (bad == BP_SIM_BAD_LOG_INDEX_SWAP && n >= 2 && k + 2 >= n)
+        return k == n - 1 ? n - 2 : n - 1;
+    return k;
+}
+
+int bp_sim_render_receipt(const bp_sim_block *b, size_t idx, enum bp_sim_bad bad, bp_buf *out)
 {
     const bp_sim_tx *tx = &b->txs[idx];
     int rc = bp_buf_reserve(out, receipt_bound(b, tx));
     if (rc != 0)
         return rc;
-    char *p = put_receipt_head(out->data + out->len, b, tx);
+    char *p = put_receipt_head(out->data + out->len, b, tx, bad);
     for (uint32_t i = 0; i < tx->log_count; i++) {
+        size_t k = tx->log_offset + i;
         if (i > 0)
             *p++ = ',';
-        p = put_log(p, &b->logs[tx->log_offset + i], tx, idx, tx->log_offset + i, b);
+        p = put_log(p, &b->logs[k], tx, idx, log_index_as(b, tx, k, bad), b);
     }
-    p = put_receipt_tail(p, b, tx, idx);
+    p = put_receipt_tail(p, b, tx, idx, bad);
     out->len = (size_t)(p - out->data);
     out->data[out->len] = '\0';
     return 0;
@@ -564,12 +606,17 @@ int bp_sim_render_receipt(const bp_sim_block *b, size_t idx, bp_buf *out)
 
 int bp_sim_render_receipts(const bp_sim_block *b, bp_buf *out)
 {
+    return bp_sim_render_receipts_as(b, BP_SIM_BAD_NONE, out);
+}
+
+int bp_sim_render_receipts_as(const bp_sim_block *b, enum bp_sim_bad bad, bp_buf *out)
+{
     int rc = bp_buf_putc(out, '[');
     for (size_t i = 0; rc == 0 && i < b->tx_count; i++) {
         if (i > 0)
             rc = bp_buf_putc(out, ',');
         if (rc == 0)
-            rc = bp_sim_render_receipt(b, i, out);
+            rc = bp_sim_render_receipt(b, i, bad, out);
     }
     return rc != 0 ? rc : bp_buf_putc(out, ']');
 }

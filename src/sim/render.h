@@ -11,15 +11,34 @@
 #include "sim/chain.h"
 #include "util/buf.h"
 
+/* A rule of the JSON-RPC answers a node of the tests' own breaks on purpose (simnode
+ * --faults bad=KIND), so that each of blockpipe's block checks meets a node that fails it. */
+enum bp_sim_bad {
+    BP_SIM_BAD_NONE = 0,
+    BP_SIM_BAD_LOG_INDEX_PER_TX,   /* receipts' logIndex restarts at 0 in every tx (ganache) */
+    BP_SIM_BAD_LOG_INDEX_SWAP,     /* the block's last two logs swap their logIndex */
+    BP_SIM_BAD_RECEIPT_HASH,       /* receipts of txs 0 and 1 name each other's hash */
+    BP_SIM_BAD_RECEIPT_INDEX,      /* a receipt's transactionIndex is one more than its tx's */
+    BP_SIM_BAD_RECEIPT_BLOCK_HASH, /* receipts name the parent block's hash */
+    BP_SIM_BAD_RECEIPT_NUMBER,     /* receipts name the next block number */
+    BP_SIM_BAD_TX_INDEX,           /* transactions' transactionIndex one more than position */
+    BP_SIM_BAD_COUNT
+};
+/* "log_index_per_tx", ...: the --faults bad= names. */
+const char *bp_sim_bad_name(enum bp_sim_bad bad);
+
 /* The eth_getBlockByNumber / ByHash result object; full_txs: objects, else hashes. */
 int bp_sim_render_block(const bp_sim_chain *c, const bp_sim_block *b, bool full_txs, bp_buf *out);
+int bp_sim_render_block_as(const bp_sim_chain *c, const bp_sim_block *b, bool full_txs,
+                           enum bp_sim_bad bad, bp_buf *out);
 /* A newHeads notification's header: the block's keys without transactions, uncles and
  * withdrawals (as geth sends it, plus size). */
 int bp_sim_render_header(const bp_sim_block *b, bp_buf *out);
 /* The eth_getBlockReceipts result: an array with one receipt per tx. */
 int bp_sim_render_receipts(const bp_sim_block *b, bp_buf *out);
-/* One eth_getTransactionReceipt result (idx < b->tx_count). */
-int bp_sim_render_receipt(const bp_sim_block *b, size_t idx, bp_buf *out);
+int bp_sim_render_receipts_as(const bp_sim_block *b, enum bp_sim_bad bad, bp_buf *out);
+/* One eth_getTransactionReceipt result (idx < b->tx_count), with `bad` broken. */
+int bp_sim_render_receipt(const bp_sim_block *b, size_t idx, enum bp_sim_bad bad, bp_buf *out);
 /* "0x" + 64 hex digits, quoted (68 bytes, no NUL). Returns the end. */
 char *bp_sim_put_h256(char *p, const bp_sim_h256 *h);
 /* Parses "0x" + 64 hex digits; false otherwise. */

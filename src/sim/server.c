@@ -297,7 +297,10 @@ static enum MHD_Result serve_rpc(bp_sim_endpoint *ep, struct MHD_Connection *mc,
                         .head = head > ep->f.lag ? head - ep->f.lag : 0,
                         .fail_call = fail_call,
                         .ud = ep,
-                        .scratch = &c->scratch};
+                        .scratch = &c->scratch,
+                        .max_batch = (size_t)ep->f.max_batch,
+                        .max_response_bytes = (size_t)ep->f.max_response_bytes,
+                        .bad = ep->f.bad};
     if (bp_sim_answer(&r, c->body.data ? c->body.data : "", c->body.len, &c->out) != 0)
         return TEXT(mc, MHD_HTTP_INTERNAL_SERVER_ERROR, "answer too large or out of memory\n");
     atomic_fetch_add(&ep->calls, r.calls);

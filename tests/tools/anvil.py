@@ -141,29 +141,37 @@ class Node:
         elif count > 1:
             self.rpc("anvil_mine", [q(count)])
 
+    def set_automine(self, on: bool):
+        """Mine each tx at once (on) or only on mine() (off)."""
+        self.rpc("evm_setAutomine", [on])
 
-class Anvil(Node):
-    """A running anvil node. options: extra anvil flags, e.g. ["--block-time", "1"]."""
+    def pending_count(self) -> int:
+        """Transactions sent and not mined yet."""
+        st = self.rpc("txpool_status")
+        return unq(st["pending"]) + unq(st["queued"])
 
-    def __init__(self, options=(), start_timeout: float = 30.0):
+
+class ProcessNode(Node):
+    """A node process this test started: listens on 127.0.0.1, runs in its own temp dir,
+    stopped by PID in stop(), at exit and on SIGTERM (and SIGKILLed with us on Linux).
+    Subclasses give the command line and the log line that names the port."""
+
+    NAME = "node"
+    READY = re.compile(rb"Listening on 127\.0\.0\.1:(\d+)")
+
+    def _spawn(self, args, start_timeout: float, env=None, port: int | None = None):
         _hook_signals()
-        self.binary = anvil_path()
-        self.tmpdir = tempfile.mkdtemp(prefix="bp-anvil-")
-        self.log_path = os.path.join(self.tmpdir, "anvil.log")
+        self.tmpdir = tempfile.mkdtemp(prefix=f"bp-{self.NAME}-")
+        self.log_path = os.path.join(self.tmpdir, f"{self.NAME}.log")
         self.proc = None
         self.url = None
-        self.port = None
-        options = [str(o) for o in options]
-        if "--order" not in options:
-            # anvil's default "--order fees" drops a sender's pending tx when a later nonce of
-            # the same sender pays a higher fee (seen with 1.7.1: a batch of 12 txs over 10
-            # senders lost most of them, the rest piled up as "queued"). FIFO keeps them all.
-            options += ["--order", "fifo"]
-        args = [self.binary, "--host", "127.0.0.1", "--port", "0"] + options
+        self.port = port
+        self._log = None
+        self.prepare(self.tmpdir)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, cwd=self.tmpdir, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_pdeathsig)
+                                     env=env, preexec_fn=_pdeathsig)
         _LIVE.append(self)
         try:
             self._wait_ready(start_timeout)
@@ -171,19 +179,20 @@ class Anvil(Node):
             self.stop()
             raise
 
+    def prepare(self, tmpdir: str):
+        """Files the node needs in its directory before it starts (none by default)."""
+
     def _wait_ready(self, timeout: float):
         deadline = time.monotonic() + timeout
-        pat = re.compile(rb"Listening on 127\.0\.0\.1:(\d+)")
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"anvil exited with {self.proc.returncode} at start:\n"
+                raise RuntimeError(f"{self.NAME} exited with {self.proc.returncode} at start:\n"
                                    + self.log_tail())
-            if self.port is None:
-                with open(self.log_path, "rb") as f:
-                    m = pat.search(f.read())
-                if m:
-                    self.port = int(m.group(1))
-                    self.url = f"http://127.0.0.1:{self.port}"
+            with open(self.log_path, "rb") as f:
+                m = self.READY.search(f.read())
+            if m and self.url is None:
+                self.port = int(m.group(1)) if m.groups() else self.port
+                self.url = f"http://127.0.0.1:{self.port}"
             if self.url:
                 try:
                     rpc_call(self.url, "eth_chainId", timeout=2)
@@ -191,7 +200,13 @@ class Anvil(Node):
                 except (OSError, RPCError):
                     pass
             time.sleep(0.05)
-        raise TimeoutError(f"anvil did not answer within {timeout:.0f}s:\n" + self.log_tail())
+        raise TimeoutError(f"{self.NAME} did not answer within {timeout:.0f}s:\n"
+                           + self.log_tail())
+
+    @property
+    def ws_url(self) -> str:
+        """The node's WebSocket (the same port as HTTP for anvil, ganache and hardhat)."""
+        return f"ws://127.0.0.1:{self.port}"
 
     def log_tail(self, n: int = 30) -> str:
         try:
@@ -223,6 +238,23 @@ class Anvil(Node):
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class Anvil(ProcessNode):
+    """A running anvil node. options: extra anvil flags, e.g. ["--block-time", "1"]."""
+
+    NAME = "anvil"
+
+    def __init__(self, options=(), start_timeout: float = 30.0):
+        self.binary = anvil_path()
+        options = [str(o) for o in options]
+        if "--order" not in options:
+            # anvil's default "--order fees" drops a sender's pending tx when a later nonce of
+            # the same sender pays a higher fee (seen with 1.7.1: a batch of 12 txs over 10
+            # senders lost most of them, the rest piled up as "queued"). FIFO keeps them all.
+            options += ["--order", "fifo"]
+        args = [self.binary, "--host", "127.0.0.1", "--port", "0"] + options
+        self._spawn(args, start_timeout)
 
 
 # --- the logger contract, assembled by hand ------------------------------------------
@@ -335,7 +367,7 @@ class Workload:
     in the pool before one evm_mine; every tx carries an explicit gas limit so anvil never
     estimates (a call that reverts would be refused at estimation)."""
 
-    def __init__(self, node: Anvil, seed: int = 1, weights=None):
+    def __init__(self, node: Node, seed: int = 1, weights=None):
         self.node = node
         self.rng = random.Random(seed)
         self.accounts = [a.lower() for a in node.rpc("eth_accounts")]
@@ -479,7 +511,7 @@ class Workload:
 
     def setup(self):
         """Automine off; deploy two logger contracts and mine them."""
-        self.node.rpc("evm_setAutomine", [False])
+        self.node.set_automine(False)
         self.deploy()
         self.deploy()
         self.node.mine()
@@ -499,9 +531,9 @@ class Workload:
 
     def check_pool_empty(self):
         """Every tx sent so far must have been mined: a dropped tx would break the nonces."""
-        st = self.node.rpc("txpool_status")
-        if unq(st["pending"]) or unq(st["queued"]):
-            raise RuntimeError(f"anvil left txs in its pool after evm_mine: {st}")
+        left = self.node.pending_count()
+        if left:
+            raise RuntimeError(f"the node left {left} txs in its pool after evm_mine")
 
 
 def wait_until(pred, timeout: float, what: str, interval: float = 0.1):

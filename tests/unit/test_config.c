@@ -29,6 +29,7 @@ static const char *const g_env[] = {
     "POLLING_INTERVAL",
     "STATS_INTERVAL",
     "FETCH",
+    "STRICT_NODE",
     "MAX_RETRIES",
     "RPC_TIMEOUT",
     "BLOCKPIPE_CONFIG",
@@ -488,6 +489,37 @@ static void test_realtime_options(void **state)
     expect_error(&r, "--realtime", "'maybe'", "on or off", NULL);
 }
 
+/* --strict-node is a switch (no value follows; =off unsets it), STRICT_NODE and the config
+ * key strict_node take on/off like --realtime. */
+static void test_strict_node(void **state)
+{
+    char path[64];
+    result r;
+    (void)state;
+    assert_int_equal(load(&r, BP_CMD_BACKFILL, RPC, "--from", "0", "--to", "1", NULL), 0);
+    assert_false(r.cfg.strict_node);
+    bp_config_release(&r.cfg);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--strict-node", "--workers", "2", NULL), 0);
+    assert_true(r.cfg.strict_node);
+    assert_int_equal(r.cfg.workers, 2); /* the next flag is not taken as its value */
+    bp_config_release(&r.cfg);
+    setenv("STRICT_NODE", "yes", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, NULL), 0);
+    assert_true(r.cfg.strict_node);
+    bp_config_release(&r.cfg);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--strict-node=off", NULL), 0);
+    assert_false(r.cfg.strict_node); /* the flag beats the environment */
+    bp_config_release(&r.cfg);
+    unsetenv("STRICT_NODE");
+    temp_file(path, sizeof(path), ".yaml", "strict_node: true\n");
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--config", path, NULL), 0);
+    assert_true(r.cfg.strict_node);
+    bp_config_release(&r.cfg);
+    unlink(path);
+    load(&r, BP_CMD_RUN, RPC, "--strict-node=maybe", NULL);
+    expect_error(&r, "--strict-node", "'maybe'", "on or off", NULL);
+}
+
 static void test_yaml_rpcs_file(void **state)
 {
     char path[64];
@@ -896,6 +928,7 @@ int main(void)
         cmocka_unit_test_setup(test_clickhouse_url, clear_env),
         cmocka_unit_test_setup(test_inline_rpc_objects, clear_env),
         cmocka_unit_test_setup(test_realtime_options, clear_env),
+        cmocka_unit_test_setup(test_strict_node, clear_env),
         cmocka_unit_test_setup(test_defaults_backfill, clear_env),
         cmocka_unit_test_setup(test_every_flag, clear_env),
         cmocka_unit_test_setup(test_equals_form, clear_env),

@@ -1040,7 +1040,7 @@ static void test_bad_log(void **state)
     assert_int_equal(parse_one(bad, &a, &err), 0);
     yajl_val list[4] = {a.result, NULL, NULL, NULL};
     assert_int_equal(bp_decode_receipt_list(list, 4, b, &err), BP_EPARSE);
-    assert_non_null(strstr(err.msg, "receipt 0: log 0: field 'topics'"));
+    assert_non_null(strstr(err.msg, "log 0: field 'topics'"));
     bp_json_free(a.root);
     free(bad);
     free(good);

@@ -307,7 +307,8 @@ static void test_anvil_fetch_block_receipts(void **state)
     bp_fetch_shared_init(&shared, BP_FETCH_ALL);
     if (bp_fetch_block(rpc, &shared, g_tx_block, &b, &err) != 0)
         fail_msg("%s", err.msg);
-    assert_int_equal(atomic_load(&shared.no_block_receipts), 0); /* anvil has the method */
+    assert_int_equal(atomic_load(&bp_rpc_limits_of(rpc)->no_block_receipts),
+                     0); /* anvil has the method */
     check_tx_block(b);
     assert_int_equal(bp_rpc_header(rpc, g_tx_block, &h, &err), 0);
     assert_string_equal(b->hash, h.hash);
@@ -325,7 +326,7 @@ static void test_anvil_fetch_fallback(void **state)
     bp_error err = {0};
     bp_rpc *rpc = rpc_open(g_anvil_url, 10000, 0);
     bp_fetch_shared_init(&shared, BP_FETCH_ALL);
-    atomic_store(&shared.no_block_receipts, 1);
+    atomic_store(&bp_rpc_limits_of(rpc)->no_block_receipts, 1);
     shared.receipt_batch = 3; /* 4 txs: chunks of 3 + 1 */
     if (bp_fetch_block(rpc, &shared, g_tx_block, &b, &err) != 0)
         fail_msg("%s", err.msg);
@@ -404,7 +405,7 @@ static void test_replay_fallback(void **state)
     shared.receipt_batch = 1;
     if (bp_fetch_block(rpc, &shared, 1755635, &b, &err) != 0)
         fail_msg("%s", err.msg);
-    assert_int_equal(atomic_load(&shared.no_block_receipts), 1);
+    assert_int_equal(atomic_load(&bp_rpc_limits_of(rpc)->no_block_receipts), 1);
     assert_int_equal(b->tx_count, 2);
     assert_true(b->has_receipts);
     assert_int_equal(b->log_count, 2);
@@ -508,7 +509,7 @@ static void test_replay_whole_batch_rejected(void **state)
     bp_fetch_shared_init(&shared, BP_FETCH_ALL);
     if (bp_fetch_block(rpc, &shared, 1755635, &b, &err) != 0)
         fail_msg("%s", err.msg);
-    assert_int_equal(atomic_load(&shared.no_block_receipts), 1);
+    assert_int_equal(atomic_load(&bp_rpc_limits_of(rpc)->no_block_receipts), 1);
     assert_true(b->has_receipts);
     assert_int_equal(b->log_count, 2);
     bp_block_free(b);

@@ -75,6 +75,27 @@ static void test_backfill_lines(void **state)
                         "blocks=0 p50=0.0ms p99=0.0ms");
 }
 
+/* What an endpoint's answers taught it refuses: on the main line for every endpoint that
+ * has a limit, and at the end of its own line. */
+static void test_limits(void **state)
+{
+    (void)state;
+    char out[2048];
+    base();
+    snprintf(g_st.endpoints[1].limits, sizeof(g_st.endpoints[1].limits),
+             "no-batches,no-eth_getBlockReceipts");
+    lines(out, sizeof(out));
+    assert_non_null(strstr(out, "rate_limited=rpc[1]@2.50rps "
+                                "limits=rpc[1]:no-batches,no-eth_getBlockReceipts\n"));
+    assert_non_null(strstr(out, "blocks=0 p50=0.0ms p99=0.0ms "
+                                "limits=no-batches,no-eth_getBlockReceipts"));
+    assert_non_null(strstr(out, "p99=3.1ms\nrpc[1]")); /* rpc[0] has none: nothing shown */
+    snprintf(g_st.endpoints[0].limits, sizeof(g_st.endpoints[0].limits), "batch<=10");
+    lines(out, sizeof(out));
+    assert_non_null(
+        strstr(out, " limits=rpc[0]:batch<=10;rpc[1]:no-batches,no-eth_getBlockReceipts\n"));
+}
+
 static void test_waiting_and_set_aside(void **state)
 {
     (void)state;
@@ -127,6 +148,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_backfill_lines),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_waiting_and_set_aside),
         cmocka_unit_test(test_realtime_line),
     };
