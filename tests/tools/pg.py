@@ -19,24 +19,19 @@ TCP logins need the password (scram-sha-256), so wrong credentials can be tested
 
 from __future__ import annotations
 
-import atexit
 import glob
 import os
 import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 
+from server import ServerProcess, _child_setup, _hook, _LIVE, free_port  # noqa: F401 (re-exported)
+
 USER = "bp"
 PASSWORD = "bp"
 DB = "bp"
-
-_LIVE: list["Postgres"] = []
-_HOOKED = False
-
 
 def pg_bin_dir() -> str | None:
     """Where initdb/postgres/psql are, or None when no server is installed."""
@@ -49,54 +44,12 @@ def pg_bin_dir() -> str | None:
     return dirs[-1] if dirs else None
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop_all():
-    for pg in list(_LIVE):
-        pg.stop()
-
-
-def _on_sigterm(signum, _frame):
-    _stop_all()
-    raise SystemExit(128 + signum)
-
-
-def _hook():
-    global _HOOKED
-    if _HOOKED:
-        return
-    _HOOKED = True
-    atexit.register(_stop_all)
-    try:
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:
-        pass
-
-
-def _child_setup(uid, gid):
-    def fn():
-        try:
-            import ctypes
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except Exception:
-            pass
-        if uid is not None:
-            os.setgroups([])
-            os.setgid(gid)
-            os.setuid(uid)
-    return fn
-
-
-class Postgres:
+class Postgres(ServerProcess):
     """A running PostgreSQL server. settings: extra -c name=value (e.g. {"fsync": "off"})."""
 
+    STOP_SIGNAL = signal.SIGINT  # fast shutdown: abort sessions, clean checkpoint
+
     def __init__(self, settings=None, fast: bool = True, start_timeout: float = 60.0):
-        _hook()
         self.bin = pg_bin_dir()
         if not self.bin:
             raise RuntimeError("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin); "
@@ -118,7 +71,7 @@ class Postgres:
             self.settings.update({"fsync": "off", "full_page_writes": "off",
                                   "synchronous_commit": "off"})
         self.settings.update(settings or {})
-        _LIVE.append(self)
+        self.register()
         try:
             self._initdb()
             self.start(start_timeout)
@@ -169,58 +122,14 @@ class Postgres:
         raise TimeoutError(f"postgres not ready within {timeout:.0f}s:\n" + self.log_tail())
 
     def _halt(self, sig, timeout: float = 30.0):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.proc.send_signal(sig)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-            except ProcessLookupError:
-                pass
-        if self.proc is not None and sig == signal.SIGKILL:
+        had = self.proc is not None
+        super()._halt(sig, timeout)
+        if had and sig == signal.SIGKILL:
             # the postmaster's children notice it is gone and exit; wait for the shared
             # memory segment to be released before a restart
             time.sleep(0.5)
-        self.proc = None
         if self._log and not self._log.closed:
             self._log.close()
-
-    def shutdown(self):
-        """Fast shutdown (SIGINT: abort sessions, clean checkpoint), keeping the data."""
-        self._halt(signal.SIGINT)
-
-    def kill(self):
-        """SIGKILL the postmaster (a crash); start() recovers from the WAL."""
-        self._halt(signal.SIGKILL)
-
-    def restart(self, down_seconds: float = 0.0):
-        self.shutdown()
-        if down_seconds:
-            time.sleep(down_seconds)
-        self.start()
-
-    def stop(self):
-        """Stops the server by PID and removes its temp dir."""
-        self._halt(signal.SIGINT)
-        if self in _LIVE:
-            _LIVE.remove(self)
-        if self.tmpdir and os.path.isdir(self.tmpdir):
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-            self.tmpdir = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def log_tail(self, n: int = 30) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except (OSError, TypeError):
-            return ""
 
     # --- client side ------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ RedisError.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import signal
@@ -34,8 +33,8 @@ import subprocess
 import tempfile
 import time
 
-_LIVE: list["Redis"] = []
-_HOOKED = False
+from server import ServerProcess, free_port  # noqa: F401 (re-exported)
+
 
 
 class RedisError(Exception):
@@ -48,35 +47,6 @@ def server_bin() -> str:
         raise RuntimeError("redis-server not found (Debian package redis-server); run: "
                            "bash scripts/install-deps.sh --test")
     return b
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop_all():
-    for r in list(_LIVE):
-        r.stop()
-
-
-def _on_sigterm(signum, _frame):
-    _stop_all()
-    raise SystemExit(128 + signum)
-
-
-def _hook():
-    global _HOOKED
-    if _HOOKED:
-        return
-    _HOOKED = True
-    atexit.register(_stop_all)
-    try:
-        if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None):
-            signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:
-        pass
 
 
 def _pdeathsig():
@@ -112,12 +82,11 @@ def make_test_ca(d: str) -> dict:
                                                 ("client_key", "client.key"))}
 
 
-class Redis:
+class Redis(ServerProcess):
     """A running redis-server. password: requirepass; tls: TLS only (a test CA)."""
 
     def __init__(self, password: str | None = None, tls: bool = False,
                  start_timeout: float = 30.0, settings: dict | None = None):
-        _hook()
         self.bin = server_bin()
         self.password = password
         self.tls = tls
@@ -132,7 +101,7 @@ class Redis:
         self.ca = self.files.get("ca")
         self.client_cert = self.files.get("client_cert")
         self.client_key = self.files.get("client_key")
-        _LIVE.append(self)
+        self.register()
         try:
             self.start(start_timeout)
         except BaseException:
@@ -175,54 +144,6 @@ class Redis:
             time.sleep(0.05)
         raise TimeoutError(f"redis-server not ready within {timeout:.0f}s ({last}):\n"
                            + self.log_tail())
-
-    def _halt(self, sig, timeout: float = 30.0):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.proc.send_signal(sig)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-            except ProcessLookupError:
-                pass
-        self.proc = None
-
-    def shutdown(self):
-        """SIGTERM: the server flushes its AOF and exits; the data stays."""
-        self._halt(signal.SIGTERM)
-
-    def kill(self):
-        """SIGKILL (a crash of the server); start() reloads the AOF."""
-        self._halt(signal.SIGKILL)
-
-    def restart(self, down_seconds: float = 0.0):
-        self.shutdown()
-        if down_seconds:
-            time.sleep(down_seconds)
-        self.start()
-
-    def stop(self):
-        """Stops the server by PID and removes its temp dir."""
-        self._halt(signal.SIGTERM)
-        if self in _LIVE:
-            _LIVE.remove(self)
-        if self.tmpdir and os.path.isdir(self.tmpdir):
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-            self.tmpdir = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def log_tail(self, n: int = 30) -> str:
-        try:
-            with open(self.log_path, errors="replace") as f:
-                return "".join(f.readlines()[-n:])
-        except (OSError, TypeError):
-            return ""
 
     # --- client side ------------------------------------------------------------------
 
