@@ -97,7 +97,8 @@ if [ "$WITH_TEST" = 1 ]; then
   for spec in "${NODE_TEST_PKGS[@]}"; do
     name="${spec%@*}" version="${spec##*@}"
     pj="$ROOT/.local/node_modules/$name/package.json"
-    have="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$pj" 2>/dev/null | head -n1)"
+    # not there yet on a fresh clone: sed fails, and pipefail must not end the script
+    have="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$pj" 2>/dev/null | head -n1 || true)"
     if [ "$have" = "$version" ]; then
       say "$name: $version already in .local/"
     else
