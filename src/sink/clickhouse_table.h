@@ -32,6 +32,7 @@ enum bp_ch_kind {
     BP_CH_DATETIME, /* UInt32 seconds */
     BP_CH_STRING,   /* bytes of any length */
     BP_CH_FIXED,    /* FixedString(len) */
+    BP_CH_FLOAT64,
 };
 
 typedef struct bp_ch_type {
@@ -76,6 +77,8 @@ typedef struct bp_ch_table {
     const char *order_by;     /* "chain, number, hash": the key rows collapse on */
     const char *block_col;    /* the block number and block hash columns: what a REVERT and */
     const char *hash_col;     /* the crash recovery select rows by */
+    const char *chain_col;    /* the chain's column ("chain"; derived tables: origin_key) */
+    char ttl[160];            /* "TTL ..." clause (servers with TTL), "" when none */
 } bp_ch_table;
 
 /* The bookkeeping columns every table the output writes ends with: _sign (+1 a row written,
@@ -92,7 +95,7 @@ void bp_ch_raw_table(bp_table t, const bp_ch_caps *caps, bp_ch_table *out);
 bp_ch_type bp_ch_type_of(const bp_column *c, const bp_ch_caps *caps, bool key);
 
 /* "CREATE TABLE IF NOT EXISTS name (col type, ...) ENGINE = ... [PARTITION BY ...] ORDER BY
- * (...)" */
+ * (...) [TTL ...]" */
 int bp_ch_create_sql(bp_buf *out, const bp_ch_table *t);
 /* "c1, c2, ..." of cols[0..n) */
 int bp_ch_col_list(bp_buf *out, const bp_ch_col *cols, size_t n);
@@ -133,6 +136,7 @@ void bp_ch_put_u256(bp_ch_enc *e, const bp_u256 *v);
 /* "0x" + even-length hex: its bytes (FixedString of that length, or String). */
 void bp_ch_put_hex(bp_ch_enc *e, const char *hex);
 void bp_ch_put_text(bp_ch_enc *e, const char *s, size_t n);
+void bp_ch_put_f64(bp_ch_enc *e, double v);
 void bp_ch_row_end(bp_ch_enc *e);
 
 /* The encoded rows as INSERT data pieces (pointing into e) for "INSERT INTO t(cols) FORMAT
