@@ -1028,7 +1028,8 @@ static int chain_rollup(bp_ch_derived *d, int g, bp_error *err)
     }
     if (rc != 0)
         return rc == BP_ENOMEM ? oom(err) : rc;
-    qsort(d->med, d->nmed, sizeof(*d->med), med_cmp);
+    if (d->nmed > 0)
+        qsort(d->med, d->nmed, sizeof(*d->med), med_cmp);
     bp_ch_enc_reset(&d->enc[g]);
     for (size_t i = 0; i < d->win.n[g]; i++) {
         uint64_t w = d->win.v[g][i].w;
