@@ -375,26 +375,10 @@ static void put_withdrawals(ch_sink *s, bp_ch_enc *e, const bp_block *b)
 
 INLINE void put_value(ch_sink *s, bp_ch_enc *e, bp_col_id id, const bp_value *v)
 {
-    bp_col_type type = bp_col_type_of(id);
-    switch (v->kind) {
-    case BP_VAL_U64:
-        bp_ch_put_u64(e, v->u);
-        return;
-    case BP_VAL_U256:
-        bp_ch_put_u256(e, &v->q->v);
-        return;
-    case BP_VAL_STR:
-        if (type == BP_COL_TEXT || type == BP_COL_JSON)
-            bp_ch_put_text(e, v->s, strlen(v->s));
-        else
-            bp_ch_put_hex(e, v->s);
-        return;
-    case BP_VAL_WITHDRAWALS:
+    if (v->kind == BP_VAL_WITHDRAWALS)
         put_withdrawals(s, e, v->block);
-        return;
-    default:
-        bp_ch_put_null(e);
-    }
+    else
+        bp_ch_put_value(e, bp_col_type_of(id), v);
 }
 
 INLINE void enc_row(ch_sink *s, bp_ch_enc *e, int first, int end, const bp_row *r, uint64_t seq)
@@ -657,8 +641,11 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     /* the windows the batch touched, from the rows as they are now (a crash before the
      * checkpoint leaves them for the recovery to recompute) */
     if (rc == 0 && s->der) {
-        bp_crashpoint("clickhouse.before_rollups");
-        rc = bp_ch_derived_rollups(s->derived, err);
+        rc = bp_ch_derived_reprice(s->derived, seq, err);
+        if (rc == 0)
+            bp_crashpoint("clickhouse.before_rollups");
+        if (rc == 0)
+            rc = bp_ch_derived_rollups(s->derived, err);
     }
     if (rc == 0)
         rc = write_checkpoint(s, b->chain, &b->checkpoint, seq, err);

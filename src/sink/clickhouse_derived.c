@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "metrics/keymap.h"
 #include "metrics/metrics.h"
@@ -39,19 +40,6 @@ static bp_ch_col dcol(bp_dcol_id id, const bp_ch_caps *caps, bool key)
     return (bp_ch_col){c->name, bp_ch_type_of(&tmp, caps, key), key};
 }
 
-static bool in_list(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        p += strspn(p, ", ");
-        size_t len = strcspn(p, ", ");
-        if (len == n && strncmp(p, name, n) == 0)
-            return true;
-        p += len;
-    }
-    return false;
-}
-
 /* The shape's columns from..to (inclusive; BP_D_COUNT: to the shape's end) into t. */
 static void add_cols(bp_ch_table *t, bp_dshape s, bp_dcol_id from, bp_dcol_id to,
                      const bp_ch_caps *caps)
@@ -60,7 +48,7 @@ static void add_cols(bp_ch_table *t, bp_dshape s, bp_dcol_id from, bp_dcol_id to
     for (size_t i = first; i < first + n; i++)
         if (i >= (size_t)from && (to == BP_D_COUNT || i <= (size_t)to))
             t->cols[t->ncols++] =
-                dcol((bp_dcol_id)i, caps, in_list(t->order_by, bp_dcolumns[i].name));
+                dcol((bp_dcol_id)i, caps, bp_ch_in_list(t->order_by, bp_dcolumns[i].name));
 }
 
 static void add_hash(bp_ch_table *t, const char *name, const bp_ch_caps *caps)
@@ -270,6 +258,17 @@ typedef struct chd_price {
     double usd;
 } chd_price;
 
+/* A block written before its price was known, and its USD now. */
+typedef struct chd_reprice {
+    uint64_t number;
+    char hash[67];
+    bp_opt_f64 usd;
+} chd_reprice;
+
+/* The newest row of a block key (a repriced block has an old and a new +1 row): the highest
+ * _seq, a +1 before a -1 of the same batch. */
+#define NEWEST "_seq * 2 + intDiv(_sign + 1, 2)"
+
 struct bp_ch_derived {
     bp_ch_http *h;
     bp_ch_caps caps;
@@ -285,6 +284,8 @@ struct bp_ch_derived {
     size_t nsets, capsets;
     chd_price *prices;
     size_t nprices, capprices;
+    chd_reprice *reprice;
+    size_t nreprice, capreprice;
     bool prices_known; /* the prices table has rows (else no block is priced) */
     uint64_t ver;      /* the next rollup version */
     uint64_t last_cut[BP_EXPIRY_MAX + 1];
@@ -370,6 +371,15 @@ static int window_list(bp_ch_derived *d, int g)
 static int query(bp_ch_derived *d, bp_buf *ans, const char *what, bp_error *err)
 {
     return bp_ch_query(d->h, d->sql.data, ans, what, err);
+}
+
+/* "c1, c2, ..." of bp_dcolumns[first .. first + n) */
+static int dcol_list(bp_buf *out, size_t first, size_t n)
+{
+    int rc = 0;
+    for (size_t i = first; i < first + n; i++)
+        rc |= bp_buf_printf(out, "%s%s", i > first ? ", " : "", bp_dcolumns[i].name);
+    return rc;
 }
 
 static uint64_t u64_of(const char *s)
@@ -468,6 +478,7 @@ void bp_ch_derived_free(bp_ch_derived *d)
     bp_keymap_release(&d->map);
     free(d->sets);
     free(d->prices);
+    free(d->reprice);
     free(d->acc);
     free(d->med);
     free(d->chain);
@@ -641,6 +652,46 @@ static int touch_all(bp_ch_derived *d, uint64_t ts)
     return 0;
 }
 
+static bool same_usd(bp_opt_f64 a, bp_opt_f64 b)
+{
+    return a.set == b.set && (!a.set || a.v == b.v);
+}
+
+/* The blocks written with timestamps in [lo, hi] whose USD the prices now make different. */
+static int find_repriced(bp_ch_derived *d, const bp_derived *der, uint64_t lo, uint64_t hi,
+                         bp_error *err)
+{
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "SELECT block_number, lower(hex(block_hash)),"
+                                  " any(block_timestamp), argMax(fees_paid_native, " NEWEST "),"
+                                  " argMax(fees_paid_usd, " NEWEST ")") |
+             sql_origin(d, "chain_metrics_block", "origin_key") |
+             bp_buf_printf(&d->sql,
+                           " AND block_timestamp >= %" PRIu64 " AND block_timestamp <= %" PRIu64
+                           " GROUP BY block_number, block_hash HAVING sum(" BP_CH_SIGN ") > 0",
+                           lo, hi);
+    rc = rc ? oom(err) : query(d, &d->ans, "reading the blocks new prices apply to", err);
+    char *p = d->ans.data, *cell[5];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 5) == 5) {
+        if (!cell[0] || !cell[1] || !cell[2] || !cell[3] || strlen(cell[1]) != 64)
+            continue;
+        bp_chain_block_row b = {.block_timestamp = u64_of(cell[2]),
+                                .fees_paid_native = {strtod(cell[3], NULL), true}};
+        bp_opt_f64 now = usd_of(d, der, &b);
+        bp_opt_f64 was = {cell[4] ? strtod(cell[4], NULL) : 0, cell[4] != NULL};
+        if (same_usd(now, was))
+            continue;
+        if (bp_grow((void **)&d->reprice, &d->capreprice, d->nreprice + 1, sizeof(*d->reprice)) ||
+            touch_all(d, b.block_timestamp))
+            return oom(err);
+        chd_reprice *r = &d->reprice[d->nreprice++];
+        r->number = u64_of(cell[0]);
+        snprintf(r->hash, sizeof(r->hash), "%s", cell[1]);
+        r->usd = now;
+    }
+    return rc;
+}
+
 /* The windows of the reverted blocks (from their rows, still there). */
 static int touch_reverted(bp_ch_derived *d, bp_error *err)
 {
@@ -689,16 +740,29 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
         if (touch_all(d, ts) != 0)
             rc = oom(err);
     }
+    /* the prices learnt: stored, and the blocks they price differently found */
+    uint64_t plo = UINT64_MAX, phi = 0;
+    for (size_t i = 0; i < der->price_count; i++) {
+        const bp_price_row *p = &der->prices[i];
+        if (strcasecmp(p->symbol, der->native_symbol) != 0)
+            continue;
+        plo = p->timestamp < plo ? p->timestamp : plo;
+        phi = p->timestamp > phi ? p->timestamp : phi;
+    }
+    phi = plo <= phi ? phi + der->price_max_age : 0;
+    if (rc == 0)
+        rc = store_prices(d, der, err);
+    if (rc == 0)
+        rc = load_prices(d, der, plo < lo ? plo : lo, phi > hi ? phi : hi, err);
+    d->nreprice = 0;
+    if (rc == 0 && plo <= phi)
+        rc = find_repriced(d, der, plo, phi, err);
     for (int g = 0; rc == 0 && g < BP_GRAIN_COUNT; g++)
         rc = load_sets(d, g, err);
     hint = 0;
     for (size_t i = 0; rc == 0 && i < napp; i++)
         if (block_sets(d, bp_derived_find(der, applies[i], &hint)) != 0)
             rc = oom(err);
-    if (rc == 0)
-        rc = store_prices(d, der, err);
-    if (rc == 0)
-        rc = load_prices(d, der, lo, hi, err);
     if (rc != 0)
         forget(d); /* half added to memory */
     return rc;
@@ -706,34 +770,11 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
 
 /* ---- a batch: the per-block rows ---------------------------------------------------------- */
 
-static void put_dvalue(bp_ch_enc *e, const bp_dcolumn *c, const bp_value *v)
-{
-    switch (v->kind) {
-    case BP_VAL_U64:
-        bp_ch_put_u64(e, v->u);
-        return;
-    case BP_VAL_U256:
-        bp_ch_put_u256(e, &v->q->v);
-        return;
-    case BP_VAL_F64:
-        bp_ch_put_f64(e, v->f);
-        return;
-    case BP_VAL_STR:
-        if (c->type == BP_COL_TEXT || c->type == BP_COL_JSON)
-            bp_ch_put_text(e, v->s, strlen(v->s));
-        else
-            bp_ch_put_hex(e, v->s);
-        return;
-    default:
-        bp_ch_put_null(e);
-    }
-}
-
 static void put_cols(bp_ch_enc *e, bp_dcol_id from, bp_dcol_id to, const void *row)
 {
     for (int i = from; i <= (int)to; i++) {
         bp_value v = bp_dvalue_of((bp_dcol_id)i, row);
-        put_dvalue(e, &bp_dcolumns[i], &v);
+        bp_ch_put_value(e, bp_dcolumns[i].type, &v);
     }
 }
 
@@ -850,11 +891,11 @@ static const char *chain_finer_col(const bp_dcolumn *c, int g, char *buf, size_t
         return g ? "last_block" : "block_number";
     case BP_AGG_SUM:
     case BP_AGG_USD:
-        snprintf(buf, cap, g ? "%s" : "any(%s)", c->name);
+        snprintf(buf, cap, g ? "%s" : "argMax(%s, " NEWEST ")", c->name);
         return buf;
     case BP_AGG_SUM256:
     case BP_AGG_MEDIAN:
-        snprintf(buf, cap, g ? "toString(%s)" : "toString(any(%s))", c->name);
+        snprintf(buf, cap, g ? "toString(%s)" : "toString(argMax(%s, " NEWEST "))", c->name);
         return buf;
     default:
         return "0";
@@ -1132,6 +1173,60 @@ static int contract_rollup(bp_ch_derived *d, int g, bp_error *err)
         bp_ch_row_end(e);
     }
     return nacc ? insert_rollup(d, BP_GRAIN_COUNT + g, err) : 0;
+}
+
+/* One INSERT per table row set: for every repriced block still held, a -1 row (its values)
+ * and a +1 row (with the new USD), both of batch seq: the key's newest row is the new one
+ * (FINAL keeps the last +1), its sign sum stays 1, and a rollback of the batch finds the pair
+ * summing to 0 (the price is stored: the new value stays right). */
+int bp_ch_derived_reprice(bp_ch_derived *d, uint64_t seq, bp_error *err)
+{
+    if (d->nreprice == 0)
+        return 0;
+    size_t first, n = bp_dshape_columns(BP_DS_CHAIN_BLOCK, &first);
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "INSERT INTO chain_metrics_block (");
+    rc |= dcol_list(&d->sql, first, n);
+    rc |= bp_buf_puts(&d->sql, ", " BP_CH_SIGN ", " BP_CH_SEQ ") SELECT ");
+    for (size_t i = first; i < first + n; i++) {
+        const bp_dcolumn *c = &bp_dcolumns[i];
+        const char *sep = i > first ? ", " : "";
+        if (c->flags & BP_COL_KEY || strcmp(c->name, "block_hash") == 0) {
+            rc |= bp_buf_printf(&d->sql, "%s%s", sep, c->name);
+        } else if (i == BP_D_CB_FEES_PAID_USD) {
+            rc |= bp_buf_printf(&d->sql, "%sif(s = 1, CAST(CASE block_number", sep);
+            for (size_t k = 0; k < d->nreprice; k++)
+                if (d->reprice[k].usd.set)
+                    rc |= bp_buf_printf(&d->sql, " WHEN %" PRIu64 " THEN %.17g",
+                                        d->reprice[k].number, d->reprice[k].usd.v);
+            rc |= bp_buf_puts(&d->sql, " ELSE NULL END AS Nullable(Float64)), argMax(");
+            rc |= bp_buf_printf(&d->sql, "%s, " NEWEST "))", c->name);
+        } else {
+            rc |= bp_buf_printf(&d->sql, "%sargMax(%s, " NEWEST ")", sep, c->name);
+        }
+    }
+    rc |= bp_buf_printf(&d->sql, ", toInt8(s), toUInt64(%" PRIu64 ")", seq);
+    rc |= sql_origin(d, "chain_metrics_block", "origin_key");
+    rc |= bp_buf_puts(&d->sql, " AND (block_number, block_hash) IN (");
+    for (size_t k = 0; k < d->nreprice; k++)
+        rc |= bp_buf_printf(&d->sql, "%s(%" PRIu64 ", unhex('%s'))", k ? ", " : "",
+                            d->reprice[k].number, d->reprice[k].hash);
+    rc |= bp_buf_puts(&d->sql, ") GROUP BY origin_key, block_number, block_hash, s"
+                               " HAVING sum(" BP_CH_SIGN ") > 0");
+    if (rc != 0)
+        return oom(err);
+    /* ARRAY JOIN goes after FROM: splice it in before WHERE */
+    char *where = strstr(d->sql.data, " WHERE origin_key = ");
+    size_t at = (size_t)(where - d->sql.data);
+    static const char aj[] = " ARRAY JOIN [-1, 1] AS s";
+    if (bp_buf_reserve(&d->sql, sizeof(aj)) != 0)
+        return oom(err);
+    where = d->sql.data + at;
+    memmove(where + sizeof(aj) - 1, where, d->sql.len - at + 1);
+    memcpy(where, aj, sizeof(aj) - 1);
+    d->sql.len += sizeof(aj) - 1;
+    rc = query(d, NULL, "repricing blocks", err);
+    return rc ? bp_error_prefix(err, "derived tables: ") : 0;
 }
 
 int bp_ch_derived_rollups(bp_ch_derived *d, bp_error *err)

@@ -98,7 +98,7 @@ bp_ch_type bp_ch_type_of(const bp_column *c, const bp_ch_caps *caps, bool key)
     return t;
 }
 
-static bool in_list(const char *list, const char *name)
+bool bp_ch_in_list(const char *list, const char *name)
 {
     size_t n = strlen(name);
     for (const char *p = list; *p;) {
@@ -134,7 +134,7 @@ void bp_ch_raw_table(bp_table t, const bp_ch_caps *caps, bp_ch_table *out)
     size_t first, n = bp_table_columns(t, &first);
     for (size_t i = 0; i < n; i++) {
         const bp_column *c = &bp_columns[first + i];
-        bool key = in_list(keys[t], c->name);
+        bool key = bp_ch_in_list(keys[t], c->name);
         out->cols[out->ncols++] = (bp_ch_col){c->name, bp_ch_type_of(c, caps, key), key};
     }
     out->cols[out->ncols++] = (bp_ch_col){BP_CH_SIGN, {.kind = BP_CH_INT8}, false};

@@ -14,7 +14,11 @@ no TTL, no UInt256) through crashes, SIGKILLs and reorgs, then their retention.
    (clickhouse.before_rollups) and by one that dies between the minutes' and the hours'
    (clickhouse.mid_rollups); the merges are forced (OPTIMIZE ... FINAL) before each restart;
    the restart recomputes the windows and the tables equal the recomputation again.
-3. Retention without TTL: a chain of ~3 days backfilled with short retentions drops exactly the
+3. Prices (test_metrics_prices.py's file phases): blocks priced from `--prices FILE` when they
+   are written, NULL without a price; a later run given the rest of the prices reprices the
+   blocks already written (a -1 row of the old and a +1 row of the new, in one INSERT) and
+   their windows.
+4. Retention without TTL: a chain of ~3 days backfilled with short retentions drops exactly the
    partitions (a day of chain time for block rows, minutes and sets; 30 days for hours) that
    end at or before each table's cut; every row left equals the recomputation.
 """
@@ -32,6 +36,7 @@ from clickhouse import ClickHouse  # noqa: E402
 from metricscheck import TABLES, Expected, Mismatch, compare, read_clickhouse  # noqa: E402
 from metricsdrive import ORIGIN, Scenario, tail  # noqa: E402
 import rowcheck  # noqa: E402
+import test_metrics_prices as P  # noqa: E402
 import test_metrics_retention as R  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "3030"))
@@ -125,6 +130,17 @@ def retention_kept_ch(exp, blocks):
     return exp
 
 
+def prices(bp, ch, tmp):
+    with Anvil() as node:
+        wl = Workload(node, seed=77)
+        wl.setup()
+        blocks, receipts = P.build_chain(node, wl)
+        P.file_phases(bp, node, wl, blocks, receipts, tmp, ch.url("usd"),
+                      lambda: read_clickhouse(ch, "usd", P.ORIGIN),
+                      lambda: ch.sql("SELECT timestamp, usd FROM usd.prices FINAL"
+                                     " WHERE symbol = 'ETH'"), "clickhouse")
+
+
 def retention(bp, ch):
     with Anvil() as node:
         wl = Workload(node, seed=5)
@@ -172,6 +188,7 @@ def main():
         versions = ch.sql(f"SELECT version FROM {DB}.schema_migrations ORDER BY 1")
         if versions != [["1"], ["2"]]:
             raise Mismatch(f"schema_migrations: {versions}, want versions 1 and 2")
+        prices(blockpipe, ch, tmp)
         retention(blockpipe, ch)
     print("PASS")
 
