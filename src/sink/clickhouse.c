@@ -284,11 +284,6 @@ static int read_intent(ch_sink *s, const char *chain, uint64_t seq, ch_intent *i
     return rc;
 }
 
-/* What a failure or a crash left of the batch after the checkpoint (seq + 1). Committed (its
- * intent has the commit): its reverts and its checkpoint are written now. Not committed: its
- * rows are taken back: those above the checkpoint's block (a batch that reverts nothing writes
- * no intent, but a chain's first one does, so that the recovery at open finds the chain) and
- * those of the block range its intent names. */
 /* The lowest block below which batch seq (its intent in) changes nothing: the checkpoint's,
  * below what it applies and reverts; UINT64_MAX when the chain has no checkpoint. */
 static uint64_t unchanged_below(const ch_state *st, const ch_intent *in)
@@ -303,6 +298,11 @@ static uint64_t unchanged_below(const ch_state *st, const ch_intent *in)
     return below;
 }
 
+/* What a failure or a crash left of the batch after the checkpoint (seq + 1). Committed (its
+ * intent has the commit): its reverts and its checkpoint are written now. Not committed: its
+ * rows are taken back: those above the checkpoint's block (a batch that reverts nothing writes
+ * no intent, but a chain's first one does, so that the recovery at open finds the chain) and
+ * those of the block range its intent names. */
 static int recover(ch_sink *s, const char *chain, bp_error *err)
 {
     ch_intent in;
@@ -615,7 +615,8 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
                             b->checkpoint.number, b->checkpoint.hash);
     if (s->nrev + s->napp > 0)
         s->st.recovering = true; /* from here on a failure leaves rows of seq behind */
-    s->der = s->derived && b->derived && s->nrev + s->napp > 0 ? b->derived : NULL;
+    /* (also a batch without events: it may bring prices) */
+    s->der = s->derived && b->derived ? b->derived : NULL;
     if (s->der)
         rc = bp_ch_derived_prepare(s->derived, b->chain, s->der, s->reverts, s->nrev, s->applies,
                                    s->napp, err);
@@ -641,11 +642,8 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     /* the windows the batch touched, from the rows as they are now (a crash before the
      * checkpoint leaves them for the recovery to recompute) */
     if (rc == 0 && s->der) {
-        rc = bp_ch_derived_reprice(s->derived, seq, err);
-        if (rc == 0)
-            bp_crashpoint("clickhouse.before_rollups");
-        if (rc == 0)
-            rc = bp_ch_derived_rollups(s->derived, err);
+        bp_crashpoint("clickhouse.before_rollups");
+        rc = bp_ch_derived_rollups(s->derived, seq, err);
     }
     if (rc == 0)
         rc = write_checkpoint(s, b->chain, &b->checkpoint, seq, err);

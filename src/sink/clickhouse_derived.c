@@ -24,6 +24,9 @@
 #include "util/hex.h"
 
 #define VER "_ver"
+/* chain_metrics_block's price revision: 0, then the batch that repriced the block (a key column:
+ * a repricing cancels the old row's key and writes a new key, in one INSERT in any order) */
+#define REV "_rev"
 #define CACHE_WINDOWS 8 /* windows of a grain kept in memory before they are forgotten */
 
 /* Partition lengths in seconds of chain time: block rows, sets and minutes by day, hours by 30
@@ -71,7 +74,7 @@ void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *
     static const struct {
         const char *name, *order, *part, *block, *hash, *chain;
     } defs[BP_CHD_ROW_TABLES] = {
-        [BP_CHD_BLOCK] = {"chain_metrics_block", "origin_key, block_number, block_hash",
+        [BP_CHD_BLOCK] = {"chain_metrics_block", "origin_key, block_number, block_hash, " REV,
                           "(origin_key, intDiv(block_timestamp, 86400))", "block_number",
                           "block_hash", "origin_key"},
         [BP_CHD_CONTRACT_BLOCK] = {"contract_metrics_block",
@@ -110,6 +113,7 @@ void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *
     switch (k) {
     case BP_CHD_BLOCK:
         add_cols(out, BP_DS_CHAIN_BLOCK, 0, BP_D_COUNT, caps);
+        out->cols[out->ncols++] = (bp_ch_col){REV, {.kind = BP_CH_UINT64}, true};
         set_ttl(out, caps, "block_timestamp", r.block, 0);
         break;
     case BP_CHD_CONTRACT_BLOCK:
@@ -287,6 +291,7 @@ struct bp_ch_derived {
     chd_reprice *reprice;
     size_t nreprice, capreprice;
     bool prices_known; /* the prices table has rows (else no block is priced) */
+    bool check_prices; /* after a recovery: every block row is checked against the prices */
     uint64_t ver;      /* the next rollup version */
     uint64_t last_cut[BP_EXPIRY_MAX + 1];
     /* rollup scratch */
@@ -403,8 +408,16 @@ static int read_version(bp_ch_derived *d, bp_error *err)
         d->ver = v >= d->ver ? v + 1 : d->ver;
     }
     bp_buf_reset(&d->sql);
-    int rc = bp_buf_puts(&d->sql, "SELECT count() FROM prices") ? oom(err)
+    if (bp_buf_puts(&d->sql, "SELECT max(" REV ") FROM chain_metrics_block"))
+        return oom(err);
+    int rc = query(d, &d->ans, "reading the price revisions", err);
+    uint64_t rev = rc == 0 ? strtoull(d->ans.data, NULL, 10) : 0;
+    d->ver = rev >= d->ver ? rev + 1 : d->ver;
+    if (rc == 0) {
+        bp_buf_reset(&d->sql);
+        rc = bp_buf_puts(&d->sql, "SELECT count() FROM prices") ? oom(err)
                                                                 : query(d, &d->ans, "prices", err);
+    }
     d->prices_known = rc == 0 && strtoull(d->ans.data, NULL, 10) > 0;
     return rc;
 }
@@ -659,7 +672,7 @@ static bool same_usd(bp_opt_f64 a, bp_opt_f64 b)
 
 /* The blocks written with timestamps in [lo, hi] whose USD the prices now make different. */
 static int find_repriced(bp_ch_derived *d, const bp_derived *der, uint64_t lo, uint64_t hi,
-                         bp_error *err)
+                         const bp_block *const *reverts, size_t nrev, bp_error *err)
 {
     bp_buf_reset(&d->sql);
     int rc = bp_buf_puts(&d->sql, "SELECT block_number, lower(hex(block_hash)),"
@@ -679,7 +692,11 @@ static int find_repriced(bp_ch_derived *d, const bp_derived *der, uint64_t lo, u
                                 .fees_paid_native = {strtod(cell[3], NULL), true}};
         bp_opt_f64 now = usd_of(d, der, &b);
         bp_opt_f64 was = {cell[4] ? strtod(cell[4], NULL) : 0, cell[4] != NULL};
-        if (same_usd(now, was))
+        bool reverted = false; /* (its number may get a new block in this batch) */
+        for (size_t k = 0; k < nrev && !reverted; k++)
+            reverted =
+                reverts[k]->number == u64_of(cell[0]) && strcmp(reverts[k]->hash + 2, cell[1]) == 0;
+        if (same_usd(now, was) || !now.set || reverted) /* (a price once known stays known) */
             continue;
         if (bp_grow((void **)&d->reprice, &d->capreprice, d->nreprice + 1, sizeof(*d->reprice)) ||
             touch_all(d, b.block_timestamp))
@@ -750,13 +767,16 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
         phi = p->timestamp > phi ? p->timestamp : phi;
     }
     phi = plo <= phi ? phi + der->price_max_age : 0;
+    if (d->check_prices && d->prices_known) /* a crash may have stored prices, not used them */
+        plo = 0, phi = UINT64_MAX / 2;
+    d->check_prices = false;
     if (rc == 0)
         rc = store_prices(d, der, err);
     if (rc == 0)
         rc = load_prices(d, der, plo < lo ? plo : lo, phi > hi ? phi : hi, err);
     d->nreprice = 0;
     if (rc == 0 && plo <= phi)
-        rc = find_repriced(d, der, plo, phi, err);
+        rc = find_repriced(d, der, plo, phi, reverts, nrev, err);
     for (int g = 0; rc == 0 && g < BP_GRAIN_COUNT; g++)
         rc = load_sets(d, g, err);
     hint = 0;
@@ -797,6 +817,7 @@ static void enc_block(bp_ch_derived *d, const bp_derived *der, const bp_block_de
     bp_chain_block_row cb = bd->chain;
     cb.fees_paid_usd = usd_of(d, der, &cb);
     put_shape(enc[BP_CHD_BLOCK], BP_DS_CHAIN_BLOCK, &cb);
+    bp_ch_put_u64(enc[BP_CHD_BLOCK], 0);
     row_end(enc[BP_CHD_BLOCK], seq);
     for (size_t k = 0; k < bd->contract_count; k++) {
         bp_ch_enc *e = enc[BP_CHD_CONTRACT_BLOCK];
@@ -988,6 +1009,24 @@ static const bp_u256 *median_of(const bp_ch_derived *d, size_t a, size_t i)
     return n ? &d->med[lo + (n - 1) / 2].v : NULL;
 }
 
+/* A block row (cells after the window's) of a block the batch reprices: its new USD. */
+static void patch_usd(const bp_ch_derived *d, char **cell, char *buf, size_t cap)
+{
+    size_t first, n = bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first);
+    size_t number = SIZE_MAX, usd = SIZE_MAX;
+    for (size_t i = 2; i < n; i++) {
+        if (bp_dcolumns[first + i].agg == BP_AGG_FIRST_BLOCK)
+            number = i - 2;
+        if (bp_dcolumns[first + i].agg == BP_AGG_USD)
+            usd = i - 2;
+    }
+    for (size_t k = 0; number != SIZE_MAX && usd != SIZE_MAX && k < d->nreprice; k++)
+        if (d->reprice[k].number == u64_of(cell[number])) {
+            snprintf(buf, cap, "%.17g", d->reprice[k].usd.v);
+            cell[usd] = buf;
+        }
+}
+
 static void chain_encode(bp_ch_derived *d, int g, uint64_t w, size_t a)
 {
     static const chd_acc none = {.usd_null = true};
@@ -1062,6 +1101,9 @@ static int chain_rollup(bp_ch_derived *d, int g, bp_error *err)
         if (g > 0 && u64_of(cell[1]) == 0)
             continue; /* a window left without blocks */
         size_t a = acc_of(d, u64_of(cell[0]), NULL, sizeof(chd_acc), &nacc);
+        char usd[32];
+        if (g == 0 && d->nreprice > 0)
+            patch_usd(d, cell + 1, usd, sizeof(usd));
         rc = a == SIZE_MAX ? oom(err) : chain_accumulate(d, a, cell + 1, ncols);
         if (rc == BP_EDB)
             rc = bp_error_set(err, BP_EDB, "%s: a finer row that is not a number",
@@ -1175,11 +1217,13 @@ static int contract_rollup(bp_ch_derived *d, int g, bp_error *err)
     return nacc ? insert_rollup(d, BP_GRAIN_COUNT + g, err) : 0;
 }
 
-/* One INSERT per table row set: for every repriced block still held, a -1 row (its values)
- * and a +1 row (with the new USD), both of batch seq: the key's newest row is the new one
- * (FINAL keeps the last +1), its sign sum stays 1, and a rollback of the batch finds the pair
- * summing to 0 (the price is stored: the new value stays right). */
-int bp_ch_derived_reprice(bp_ch_derived *d, uint64_t seq, bp_error *err)
+/* One INSERT: for every repriced block still held, a -1 row cancelling its live key and a +1
+ * row of a new key (_rev = seq) with the new USD, both of batch seq. Two keys, so the order of
+ * the rows in the part does not matter (FINAL keeps a key only when its last row is a +1); the
+ * block's sign sum stays 1; the rows of one block are in one partition (one part): the pair
+ * lands whole or not at all; a rollback of the batch takes both back (the old price again,
+ * and the retried batch reprices it again). */
+static int reprice(bp_ch_derived *d, uint64_t seq, bp_error *err)
 {
     if (d->nreprice == 0)
         return 0;
@@ -1187,7 +1231,7 @@ int bp_ch_derived_reprice(bp_ch_derived *d, uint64_t seq, bp_error *err)
     bp_buf_reset(&d->sql);
     int rc = bp_buf_puts(&d->sql, "INSERT INTO chain_metrics_block (");
     rc |= dcol_list(&d->sql, first, n);
-    rc |= bp_buf_puts(&d->sql, ", " BP_CH_SIGN ", " BP_CH_SEQ ") SELECT ");
+    rc |= bp_buf_puts(&d->sql, ", " REV ", " BP_CH_SIGN ", " BP_CH_SEQ ") SELECT ");
     for (size_t i = first; i < first + n; i++) {
         const bp_dcolumn *c = &bp_dcolumns[i];
         const char *sep = i > first ? ", " : "";
@@ -1205,13 +1249,16 @@ int bp_ch_derived_reprice(bp_ch_derived *d, uint64_t seq, bp_error *err)
             rc |= bp_buf_printf(&d->sql, "%sargMax(%s, " NEWEST ")", sep, c->name);
         }
     }
-    rc |= bp_buf_printf(&d->sql, ", toInt8(s), toUInt64(%" PRIu64 ")", seq);
+    rc |= bp_buf_printf(&d->sql,
+                        ", if(s = 1, toUInt64(%" PRIu64 "), " REV "), toInt8(s),"
+                        " toUInt64(%" PRIu64 ")",
+                        d->ver, seq);
     rc |= sql_origin(d, "chain_metrics_block", "origin_key");
     rc |= bp_buf_puts(&d->sql, " AND (block_number, block_hash) IN (");
     for (size_t k = 0; k < d->nreprice; k++)
         rc |= bp_buf_printf(&d->sql, "%s(%" PRIu64 ", unhex('%s'))", k ? ", " : "",
                             d->reprice[k].number, d->reprice[k].hash);
-    rc |= bp_buf_puts(&d->sql, ") GROUP BY origin_key, block_number, block_hash, s"
+    rc |= bp_buf_puts(&d->sql, ") GROUP BY origin_key, block_number, block_hash, " REV ", s"
                                " HAVING sum(" BP_CH_SIGN ") > 0");
     if (rc != 0)
         return oom(err);
@@ -1229,7 +1276,7 @@ int bp_ch_derived_reprice(bp_ch_derived *d, uint64_t seq, bp_error *err)
     return rc ? bp_error_prefix(err, "derived tables: ") : 0;
 }
 
-int bp_ch_derived_rollups(bp_ch_derived *d, bp_error *err)
+int bp_ch_derived_rollups(bp_ch_derived *d, uint64_t seq, bp_error *err)
 {
     int rc = bp_windows_close(&d->win) ? oom(err) : 0;
     for (int g = 0; rc == 0 && g < BP_GRAIN_COUNT; g++) {
@@ -1243,6 +1290,12 @@ int bp_ch_derived_rollups(bp_ch_derived *d, bp_error *err)
         if (rc == 0)
             bp_crashpoint("clickhouse.mid_rollups");
     }
+    /* after the rollups (which counted the new prices already): a crash between leaves the
+     * blocks unrepriced, which the check after the recovery finds (a crash after the blocks
+     * were repriced but before their windows would leave the windows stale for good) */
+    if (rc == 0 && d->nreprice > 0)
+        rc = reprice(d, seq, err);
+    d->nreprice = 0;
     d->ver++;
     if (rc != 0) {
         forget(d);
@@ -1280,6 +1333,7 @@ int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, b
     int rc = set_chain(d, chain, err);
     uint64_t from = 0;
     forget(d);
+    d->nreprice = 0; /* (a failed batch's) */
     bp_windows_clear(&d->win);
     bp_buf_reset(&d->refs);
     if (rc == 0)
@@ -1306,7 +1360,8 @@ int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, b
         if (cell[0] && bp_windows_touch(&d->win, BP_GRAIN_1M, u64_of(cell[0]), 0) != 0)
             rc = oom(err);
     if (rc == 0 && d->win.n[BP_GRAIN_1M] > 0)
-        rc = bp_ch_derived_rollups(d, err);
+        rc = bp_ch_derived_rollups(d, 0, err);
+    d->check_prices = true;
     return rc ? bp_error_prefix(err, "derived tables: ") : 0;
 }
 

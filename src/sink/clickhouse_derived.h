@@ -75,10 +75,9 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
                           const bp_block *const *applies, size_t napp, bp_error *err);
 int bp_ch_derived_encode(bp_ch_derived *d, const bp_derived *der, const bp_block *const *applies,
                          size_t napp, uint64_t seq, bp_ch_enc *const *enc, bp_error *err);
-int bp_ch_derived_rollups(bp_ch_derived *d, bp_error *err);
-/* Blocks written before their price was known (found by prepare) get it: written as batch seq,
- * after its REVERTs and before the rollups. */
-int bp_ch_derived_reprice(bp_ch_derived *d, uint64_t seq, bp_error *err);
+/* (Then the blocks written before their price was known, found by prepare, get it: rows of
+ * batch seq.) */
+int bp_ch_derived_rollups(bp_ch_derived *d, uint64_t seq, bp_error *err);
 int bp_ch_derived_expire(bp_ch_derived *d, const bp_derived *der, bp_error *err);
 
 /* After the output's recovery of chain (rows above block `below` taken back or reverted;

@@ -148,10 +148,11 @@ static void test_derived_tables(void **state)
     assert_string_equal(type_of(&t, "median_gas_price"), "Nullable(String)");
     assert_string_equal(type_of(&t, "block_hash"), "FixedString(32)");
     assert_string_equal(t.chain_col, "origin_key");
+    assert_string_equal(type_of(&t, "_rev"), "UInt64"); /* the price revision, in the key */
     assert_int_equal(bp_ch_create_sql(&sql, &t), 0);
     assert_non_null(strstr(sql.data, "CollapsingMergeTree(_sign) PARTITION BY (origin_key, "
                                      "intDiv(block_timestamp, 86400)) ORDER BY (origin_key, "
-                                     "block_number, block_hash)"));
+                                     "block_number, block_hash, _rev)"));
     assert_null(strstr(sql.data, "TTL"));
     bp_buf_reset(&sql);
     bp_ch_derived_row_table(BP_CHD_BLOCK, &now, &ret, &t);
