@@ -292,6 +292,7 @@ struct bp_ch_derived {
     size_t nreprice, capreprice;
     bool prices_known; /* the prices table has rows (else no block is priced) */
     bool check_prices; /* after a recovery: every block row is checked against the prices */
+    bool shrinks;      /* the batch takes blocks away (reverts, a recovery) */
     uint64_t ver;      /* the next rollup version */
     uint64_t last_cut[BP_EXPIRY_MAX + 1];
     /* rollup scratch */
@@ -735,6 +736,7 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
     bp_windows_clear(&d->win);
     bp_buf_reset(&d->refs);
     d->nsets = 0;
+    d->shrinks = nrev > 0;
     for (size_t i = 0; i < nrev; i++)
         rc |= bp_buf_printf(&d->refs, "%s(%" PRIu64 ", unhex('%s'))", i ? ", " : "",
                             reverts[i]->number, reverts[i]->hash + 2);
@@ -1176,9 +1178,10 @@ static int contract_rollup(bp_ch_derived *d, int g, bp_error *err)
         if (bp_u256_add(&r->fees_paid_wei.v, &r->fees_paid_wei.v, &fee) != 0)
             return bp_error_set(err, BP_EDB, "contract rows: fees overflow");
     }
-    /* the contracts the windows have now, for the ones that went */
+    /* the contracts the windows have now, for the ones that went (only blocks taken away can
+     * take a contract out of a window) */
     bp_buf_reset(&d->sql);
-    rc = rc ? rc
+    rc = rc || !d->shrinks ? rc
          : bp_buf_puts(&d->sql, "SELECT window_start, concat('0x', lower(hex(contract_address))),"
                                 " txcount") |
                  bp_buf_printf(&d->sql, " FROM %s FINAL WHERE origin_key = ",
@@ -1187,8 +1190,8 @@ static int contract_rollup(bp_ch_derived *d, int g, bp_error *err)
                  window_list(d, g) | bp_buf_putc(&d->sql, ')')
              ? oom(err)
              : query(d, &d->ans2, "reading contract windows", err);
-    p = d->ans2.data;
-    while (rc == 0 && bp_ch_tsv_row(&p, cell, 3) == 3) {
+    p = d->shrinks ? d->ans2.data : NULL;
+    while (rc == 0 && p && bp_ch_tsv_row(&p, cell, 3) == 3) {
         if (!cell[0] || !cell[1] || u64_of(cell[2]) == 0 ||
             bp_keymap_get(&d->map, u64_of(cell[0]), cell[1], NULL))
             continue;
@@ -1238,13 +1241,13 @@ static int reprice(bp_ch_derived *d, uint64_t seq, bp_error *err)
         if (c->flags & BP_COL_KEY || strcmp(c->name, "block_hash") == 0) {
             rc |= bp_buf_printf(&d->sql, "%s%s", sep, c->name);
         } else if (i == BP_D_CB_FEES_PAID_USD) {
-            rc |= bp_buf_printf(&d->sql, "%sif(s = 1, CAST(CASE block_number", sep);
+            /* (18.16's CASE x WHEN ... ELSE NULL gives NULL: multiIf, the old value last) */
+            rc |= bp_buf_printf(&d->sql, "%sif(s = 1, multiIf(", sep);
             for (size_t k = 0; k < d->nreprice; k++)
-                if (d->reprice[k].usd.set)
-                    rc |= bp_buf_printf(&d->sql, " WHEN %" PRIu64 " THEN %.17g",
-                                        d->reprice[k].number, d->reprice[k].usd.v);
-            rc |= bp_buf_puts(&d->sql, " ELSE NULL END AS Nullable(Float64)), argMax(");
-            rc |= bp_buf_printf(&d->sql, "%s, " NEWEST "))", c->name);
+                rc |= bp_buf_printf(&d->sql, "block_number = %" PRIu64 ", %.17g, ",
+                                    d->reprice[k].number, d->reprice[k].usd.v);
+            rc |= bp_buf_printf(&d->sql, "argMax(%s, " NEWEST ")), argMax(%s, " NEWEST "))",
+                                c->name, c->name);
         } else {
             rc |= bp_buf_printf(&d->sql, "%sargMax(%s, " NEWEST ")", sep, c->name);
         }
@@ -1334,6 +1337,7 @@ int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, b
     uint64_t from = 0;
     forget(d);
     d->nreprice = 0; /* (a failed batch's) */
+    d->shrinks = true;
     bp_windows_clear(&d->win);
     bp_buf_reset(&d->refs);
     if (rc == 0)
