@@ -293,6 +293,8 @@ struct bp_ch_derived {
     bool prices_known; /* the prices table has rows (else no block is priced) */
     bool check_prices; /* after a recovery: every block row is checked against the prices */
     bool shrinks;      /* the batch takes blocks away (reverts, a recovery) */
+    bp_keymap touched; /* the contracts the batch's blocks call (theirs are the windows' rows
+                          that change when it only adds blocks) */
     uint64_t ver;      /* the next rollup version */
     uint64_t last_cut[BP_EXPIRY_MAX + 1];
     /* rollup scratch */
@@ -490,6 +492,7 @@ void bp_ch_derived_free(bp_ch_derived *d)
     bp_buf_release(&d->refs);
     bp_windows_release(&d->win);
     bp_keymap_release(&d->map);
+    bp_keymap_release(&d->touched);
     free(d->sets);
     free(d->prices);
     free(d->reprice);
@@ -589,6 +592,10 @@ static int block_sets(bp_ch_derived *d, const bp_block_derived *bd)
             const bp_pair *p = &bd->pairs[i];
             if (cache_add(c, r.window_start, p->contract_address, p->address, r.first_block,
                           &added) != 0)
+                return BP_ENOMEM;
+            size_t v;
+            bool fresh;
+            if (g == 0 && bp_keymap_put(&d->touched, 0, p->contract_address, NULL, 0, &v, &fresh))
                 return BP_ENOMEM;
             bp_set_row pr = r;
             pr.contract_address = p->contract_address;
@@ -737,6 +744,7 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
     bp_buf_reset(&d->refs);
     d->nsets = 0;
     d->shrinks = nrev > 0;
+    bp_keymap_clear(&d->touched);
     for (size_t i = 0; i < nrev; i++)
         rc |= bp_buf_printf(&d->refs, "%s(%" PRIu64 ", unhex('%s'))", i ? ", " : "",
                             reverts[i]->number, reverts[i]->hash + 2);
@@ -1207,8 +1215,12 @@ static int contract_rollup(bp_ch_derived *d, int g, bp_error *err)
         return rc;
     bp_ch_enc *e = &d->enc[BP_GRAIN_COUNT + g];
     bp_ch_enc_reset(e);
+    size_t rows = 0;
     for (size_t i = 0; i < nacc; i++) {
         bp_contract_row *r = &((bp_contract_row *)d->acc)[i];
+        if (!d->shrinks && !bp_keymap_get(&d->touched, 0, r->contract_address, NULL))
+            continue; /* unchanged: the batch only added blocks, none calling it */
+        rows++;
         r->origin_key = d->chain;
         r->fees_paid_native = (bp_opt_f64){bp_u256_to_double(&r->fees_paid_wei.v) / 1e18, true};
         r->unique_senders =
@@ -1217,7 +1229,7 @@ static int contract_rollup(bp_ch_derived *d, int g, bp_error *err)
         bp_ch_put_u64(e, d->ver);
         bp_ch_row_end(e);
     }
-    return nacc ? insert_rollup(d, BP_GRAIN_COUNT + g, err) : 0;
+    return rows ? insert_rollup(d, BP_GRAIN_COUNT + g, err) : 0;
 }
 
 /* One INSERT: for every repriced block still held, a -1 row cancelling its live key and a +1
