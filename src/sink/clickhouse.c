@@ -41,7 +41,9 @@
 #include <zlib.h>
 
 #include "blockpipe/columns.h"
+#include "metrics/metrics.h"
 #include "sink/clickhouse_conn.h"
+#include "sink/clickhouse_derived.h"
 #include "sink/format.h"
 #include "sink/options.h"
 #include "util/crashpoint.h"
@@ -85,6 +87,8 @@ typedef struct ch_sink {
     bp_buf refs;                         /* "number:hash ..." of the batch's reverts */
     const bp_block **reverts, **applies; /* the batch reduced */
     size_t nrev, napp, cap;
+    bp_ch_derived *derived; /* the derived tables (metrics on), else NULL */
+    const bp_derived *der;  /* the batch's derived rows, NULL: none */
 } ch_sink;
 
 /* ---- SQL helpers ---- */
@@ -168,7 +172,7 @@ static int settle_sql(ch_sink *s, const bp_ch_table *t, uint64_t seq, const char
         else
             rc |= bp_buf_printf(&s->sql, t->cols[i].key ? "%s%s" : "%sany(%s)", sep, name);
     }
-    return rc | bp_buf_printf(&s->sql, " FROM %s WHERE chain = ", t->name) |
+    return rc | bp_buf_printf(&s->sql, " FROM %s WHERE %s = ", t->name, t->chain_col) |
            bp_ch_quote(&s->sql, chain);
 }
 
@@ -280,6 +284,20 @@ static int read_intent(ch_sink *s, const char *chain, uint64_t seq, ch_intent *i
     return rc;
 }
 
+/* The lowest block below which batch seq (its intent in) changes nothing: the checkpoint's,
+ * below what it applies and reverts; UINT64_MAX when the chain has no checkpoint. */
+static uint64_t unchanged_below(const ch_state *st, const ch_intent *in)
+{
+    uint64_t below = st->cp.set ? st->cp.number : UINT64_MAX;
+    if (in->found && in->from <= in->to && in->from > 0 && in->from - 1 < below)
+        below = in->from - 1;
+    for (const char *p = in->refs; p && *p; p += strcspn(p, " "), p += *p == ' ') {
+        uint64_t n = strtoull(p, NULL, 10);
+        below = n > 0 && n - 1 < below ? n - 1 : below;
+    }
+    return below;
+}
+
 /* What a failure or a crash left of the batch after the checkpoint (seq + 1). Committed (its
  * intent has the commit): its reverts and its checkpoint are written now. Not committed: its
  * rows are taken back: those above the checkpoint's block (a batch that reverts nothing writes
@@ -289,9 +307,11 @@ static int recover(ch_sink *s, const char *chain, bp_error *err)
 {
     ch_intent in;
     int rc = load_state(s, chain, err);
-    uint64_t seq = s->st.seq + 1;
+    uint64_t seq = s->st.seq + 1, below = UINT64_MAX;
     if (rc == 0)
         rc = read_intent(s, chain, seq, &in, err);
+    if (rc == 0)
+        below = unchanged_below(&s->st, &in);
     if (rc == 0 && in.committed) {
         rc = in.refs && *in.refs ? settle_blocks(s, chain, seq, in.refs, err) : 0;
         if (rc == 0)
@@ -308,6 +328,9 @@ static int recover(ch_sink *s, const char *chain, bp_error *err)
         if (rc == 0 && in.found && in.from <= in.to)
             rc = rollback(s, chain, seq, in.from, in.to, err);
     }
+    /* rollups written before a crash may count rows taken back since: recomputed */
+    if (rc == 0 && s->derived)
+        rc = bp_ch_derived_recover(s->derived, chain, below, err);
     if (rc != 0)
         return bp_error_prefix(err, "chain %s: ", chain);
     s->st.recovering = false;
@@ -352,26 +375,10 @@ static void put_withdrawals(ch_sink *s, bp_ch_enc *e, const bp_block *b)
 
 INLINE void put_value(ch_sink *s, bp_ch_enc *e, bp_col_id id, const bp_value *v)
 {
-    bp_col_type type = bp_col_type_of(id);
-    switch (v->kind) {
-    case BP_VAL_U64:
-        bp_ch_put_u64(e, v->u);
-        return;
-    case BP_VAL_U256:
-        bp_ch_put_u256(e, &v->q->v);
-        return;
-    case BP_VAL_STR:
-        if (type == BP_COL_TEXT || type == BP_COL_JSON)
-            bp_ch_put_text(e, v->s, strlen(v->s));
-        else
-            bp_ch_put_hex(e, v->s);
-        return;
-    case BP_VAL_WITHDRAWALS:
+    if (v->kind == BP_VAL_WITHDRAWALS)
         put_withdrawals(s, e, v->block);
-        return;
-    default:
-        bp_ch_put_null(e);
-    }
+    else
+        bp_ch_put_value(e, bp_col_type_of(id), v);
 }
 
 INLINE void enc_row(ch_sink *s, bp_ch_enc *e, int first, int end, const bp_row *r, uint64_t seq)
@@ -437,7 +444,16 @@ static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
             if (s->tabs[k].enc.rc != 0)
                 return enc_failed(&s->tabs[k], b, err);
     }
-    return 0;
+    if (!s->der)
+        return 0;
+    bp_ch_enc *enc[BP_CHD_ROW_TABLES];
+    for (size_t k = 0; k < BP_CHD_ROW_TABLES; k++)
+        enc[k] = &s->tabs[T_RAW + k].enc;
+    int rc = bp_ch_derived_encode(s->derived, s->der, s->applies, s->napp, seq, enc, err);
+    for (size_t k = T_RAW; rc == 0 && k < s->ntabs; k++)
+        if (s->tabs[k].enc.rc != 0)
+            rc = enc_failed(&s->tabs[k], s->applies[s->napp - 1], err);
+    return rc;
 }
 
 /* gzip of pieces[0..n) into s->gz, as one piece. */
@@ -569,6 +585,8 @@ static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err
         rc = insert_table(s, &s->tabs[k], err);
         if (rc == 0 && k == T_BLOCKS)
             bp_crashpoint("clickhouse.after_blocks");
+        if (rc == 0 && k == T_RAW + BP_CHD_BLOCK)
+            bp_crashpoint("clickhouse.mid_derived");
     }
     if (rc != 0)
         bp_error_prefix(err, "blocks %" PRIu64 "..%" PRIu64 ": ", s->applies[0]->number,
@@ -597,8 +615,13 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
                             b->checkpoint.number, b->checkpoint.hash);
     if (s->nrev + s->napp > 0)
         s->st.recovering = true; /* from here on a failure leaves rows of seq behind */
+    /* (also a batch without events: it may bring prices) */
+    s->der = s->derived && b->derived ? b->derived : NULL;
+    if (s->der)
+        rc = bp_ch_derived_prepare(s->derived, b->chain, s->der, s->reverts, s->nrev, s->applies,
+                                   s->napp, err);
     /* without reverts the rows are above the checkpoint, where the recovery looks anyway */
-    if (s->nrev > 0 || (s->napp > 0 && s->st.seq == 0))
+    if (rc == 0 && (s->nrev > 0 || (s->napp > 0 && s->st.seq == 0)))
         rc = write_intent(s, b, seq, 0, err);
     if (rc == 0 && s->napp > 0)
         rc = apply_rows(s, b->chain, seq, err);
@@ -616,6 +639,12 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
         if (rc == 0)
             bp_crashpoint("clickhouse.before_checkpoint");
     }
+    /* the windows the batch touched, from the rows as they are now (a crash before the
+     * checkpoint leaves them for the recovery to recompute) */
+    if (rc == 0 && s->der) {
+        bp_crashpoint("clickhouse.before_rollups");
+        rc = bp_ch_derived_rollups(s->derived, seq, err);
+    }
     if (rc == 0)
         rc = write_checkpoint(s, b->chain, &b->checkpoint, seq, err);
     if (rc != 0)
@@ -623,6 +652,9 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     s->st.seq = seq;
     s->st.cp = b->checkpoint;
     s->st.recovering = false;
+    /* retention only removes what can no longer change: no part of the batch's promise */
+    if (s->derived && b->derived && (rc = bp_ch_derived_expire(s->derived, b->derived, err)) != 0)
+        bp_warn("clickhouse %s: %s (tried again after the next batch)", s->t.where, err->msg);
     return 0;
 }
 
@@ -728,6 +760,7 @@ static void ch_close(bp_sink *base)
         bp_ch_enc_release(&s->tabs[k].enc);
         bp_buf_release(&s->tabs[k].insert);
     }
+    bp_ch_derived_free(s->derived);
     bp_ch_http_free(s->http);
     bp_ch_target_release(&s->t);
     bp_buf_release(&s->sql);
@@ -749,6 +782,9 @@ static int prepare_tables(ch_sink *s, bp_error *err)
     for (int k = 0; k < T_RAW; k++)
         bp_ch_raw_table((bp_table)k, &s->caps, &defs[k]);
     s->ntabs = T_RAW;
+    /* the derived per-block tables: taken back and recovered with the raw ones */
+    for (int k = 0; s->t.metrics && k < BP_CHD_ROW_TABLES; k++)
+        bp_ch_derived_row_table(k, &s->caps, &s->t.ret, &defs[s->ntabs++]);
     int rc = bp_ch_load_types(s->http, s->t.database, defs, s->ntabs, err);
     for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
         ch_tab *tab = &s->tabs[k];
@@ -784,6 +820,10 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
     if (rc == 0)
         rc = prepare_tables(s, err);
+    if (rc == 0 && s->t.metrics)
+        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &s->caps, &s->t.ret,
+                               &s->derived, err);
+    s->base.derived = s->derived != NULL;
     if (rc == 0)
         rc = recover_all(s, err);
     if (rc != 0) {
@@ -867,6 +907,7 @@ static const bp_sink_option g_options[] = {
      .arg = "on|off",
      .def = "off",
      .help = "HTTPS (default port 8443)"},
+    BP_METRICS_SINK_OPTIONS,
 };
 
 static const char *const g_aliases[] = {"ch", NULL};

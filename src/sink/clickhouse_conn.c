@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics/metrics.h"
+#include "sink/clickhouse_derived.h"
 #include "util/log.h"
 
 #define CH_BACKOFF_MAX_MS 4000
@@ -62,6 +64,9 @@ int bp_ch_target_init(bp_ch_target *t, const char *target, const bp_sink_opts *o
     t->timeout_ms = 1000L * (bp_sink_opt(opts, "timeout") ? bp_sink_opt_int(opts, "timeout") : 300);
     t->format = format && strcmp(format, "rowbinary") == 0 ? BP_CH_ROWBINARY : BP_CH_NATIVE;
     t->gzip = comp && strcmp(comp, "gzip") == 0;
+    t->metrics = opts && bp_sink_opt_int(opts, "metrics");
+    if (opts && bp_sink_opt(opts, "retention_block"))
+        bp_retention_from_opts(opts, &t->ret);
     int rc = bp_ch_server_parse(&t->srv, target, tls && strcmp(tls, "1") == 0, err);
     if (rc == 0)
         rc = parse_tables(t, tables ? tables : "blocks,transactions,logs", err);
@@ -177,8 +182,9 @@ int bp_ch_connect(const bp_ch_target *t, bp_ch_http **out, bp_ch_caps *caps, bp_
  * of a batch that never got its checkpoint and finish the reverts of one that did
  * (clickhouse.c). A column added to the column table later needs a migration of its own
  * (ALTER TABLE ... ADD COLUMN) and BP_CH_SCHEMA_VERSION + 1. */
-static int v1(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err)
+static int v1(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err)
 {
+    (void)target;
     static const char *const books[] = {
         "CREATE TABLE IF NOT EXISTS checkpoints (chain String, output String, number "
         "Nullable(UInt64), hash Nullable(FixedString(32)), seq UInt64, updated_at DateTime) ENGINE "
@@ -204,12 +210,23 @@ static int v1(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err)
     return rc;
 }
 
+/* Version 2: the derived analytics tables, prices and the rollups' views
+ * (clickhouse_derived.h); with TTL from the retention options where the server has TTL. */
+static int v2(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err)
+{
+    return bp_ch_derived_schema(h, caps, &target->ret, err);
+}
+
 static const struct {
     int version;
     const char *description;
-    int (*run)(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err);
+    int (*run)(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err);
 } g_migrations[] = {
     {1, "blocks, transactions, logs, checkpoints, checkpoint_intents", v1},
+    {2,
+     "derived analytics tables (chain_metrics_*, contract_metrics_*, active_addresses, "
+     "contract_senders, token_transfers, prices, ml_predictions) and views",
+     v2},
 };
 #define CH_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 
@@ -234,9 +251,10 @@ static int current_version(bp_ch_http *h, int *version, bp_error *err)
     return rc;
 }
 
-static int apply_migration(bp_ch_http *h, const bp_ch_caps *caps, size_t i, bp_error *err)
+static int apply_migration(bp_ch_http *h, const bp_ch_target *t, const bp_ch_caps *caps, size_t i,
+                           bp_error *err)
 {
-    int rc = g_migrations[i].run(h, caps, err);
+    int rc = g_migrations[i].run(h, t, caps, err);
     if (rc != 0)
         return bp_error_prefix(err, "migration %d (%s): ", g_migrations[i].version,
                                g_migrations[i].description);
@@ -275,7 +293,7 @@ int bp_ch_migrate(bp_ch_http *h, const bp_ch_target *t, const bp_ch_caps *caps, 
                           before, BP_CH_SCHEMA_VERSION);
     for (size_t i = 0; rc == 0 && i < CH_MIGRATIONS; i++)
         if (g_migrations[i].version > before)
-            rc = apply_migration(h, caps, i, err);
+            rc = apply_migration(h, t, caps, i, err);
     if (rc != 0)
         return bp_error_prefix(err, "database \"%s\": ", t->database);
     if (before < BP_CH_SCHEMA_VERSION)

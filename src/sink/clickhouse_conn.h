@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 
+#include "blockpipe/derived.h"
 #include "blockpipe/sink.h"
 #include "sink/clickhouse_http.h"
 #include "sink/clickhouse_table.h"
@@ -18,7 +19,7 @@
 #define BP_CH_DEFAULT_WAIT 30
 #define BP_CH_OUTPUT "clickhouse" /* checkpoints.output of this output */
 /* The newest schema version this program knows (schema_migrations.version). */
-#define BP_CH_SCHEMA_VERSION 1
+#define BP_CH_SCHEMA_VERSION 2
 
 typedef struct bp_ch_target {
     bp_ch_server srv;
@@ -29,6 +30,8 @@ typedef struct bp_ch_target {
     enum bp_ch_format format;
     bool gzip;
     bool tables[BP_TABLE_COUNT]; /* which raw tables are written */
+    bool metrics;                /* the derived tables are written (the metrics option) */
+    bp_retention ret;            /* their retention (TTL where the server has it) */
 } bp_ch_target;
 
 /* From target (the URL without "clickhouse://" and our options) and the option values (NULL:

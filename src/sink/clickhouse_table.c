@@ -15,7 +15,7 @@ static const struct {
 } g_kinds[] = {
     {"UInt8", BP_CH_UINT8},   {"Int8", BP_CH_INT8},       {"UInt32", BP_CH_UINT32},
     {"UInt64", BP_CH_UINT64}, {"UInt256", BP_CH_UINT256}, {"DateTime", BP_CH_DATETIME},
-    {"String", BP_CH_STRING},
+    {"String", BP_CH_STRING}, {"Float64", BP_CH_FLOAT64},
 };
 #define N_KINDS (sizeof(g_kinds) / sizeof(g_kinds[0]))
 
@@ -89,13 +89,16 @@ bp_ch_type bp_ch_type_of(const bp_column *c, const bp_ch_caps *caps, bool key)
     case BP_COL_BOOL:
         t.kind = BP_CH_UINT8;
         break;
+    case BP_COL_FLOAT:
+        t.kind = BP_CH_FLOAT64;
+        break;
     default: /* bytes (raw), text, JSON text */
         t.kind = BP_CH_STRING;
     }
     return t;
 }
 
-static bool in_list(const char *list, const char *name)
+bool bp_ch_in_list(const char *list, const char *name)
 {
     size_t n = strlen(name);
     for (const char *p = list; *p;) {
@@ -127,10 +130,11 @@ void bp_ch_raw_table(bp_table t, const bp_ch_caps *caps, bp_ch_table *out)
     out->partition_by = parts[t];
     out->block_col = t == BP_TABLE_BLOCKS ? "number" : "block_number";
     out->hash_col = t == BP_TABLE_BLOCKS ? "hash" : "block_hash";
+    out->chain_col = "chain";
     size_t first, n = bp_table_columns(t, &first);
     for (size_t i = 0; i < n; i++) {
         const bp_column *c = &bp_columns[first + i];
-        bool key = in_list(keys[t], c->name);
+        bool key = bp_ch_in_list(keys[t], c->name);
         out->cols[out->ncols++] = (bp_ch_col){c->name, bp_ch_type_of(c, caps, key), key};
     }
     out->cols[out->ncols++] = (bp_ch_col){BP_CH_SIGN, {.kind = BP_CH_INT8}, false};
@@ -156,7 +160,8 @@ int bp_ch_create_sql(bp_buf *out, const bp_ch_table *t)
     rc |= bp_buf_printf(out, ") ENGINE = %s", t->engine);
     if (t->partition_by)
         rc |= bp_buf_printf(out, " PARTITION BY %s", t->partition_by);
-    return rc | bp_buf_printf(out, " ORDER BY (%s)", t->order_by);
+    rc |= bp_buf_printf(out, " ORDER BY (%s)", t->order_by);
+    return rc | (t->ttl[0] ? bp_buf_printf(out, " %s", t->ttl) : 0);
 }
 
 /* ---- rows ----------------------------------------------------------------------------------- */
@@ -299,6 +304,7 @@ static int put_default(bp_buf *b, const bp_ch_type *t)
     case BP_CH_DATETIME:
         return bp_buf_append(b, zeros, 4);
     case BP_CH_UINT64:
+    case BP_CH_FLOAT64:
         return bp_buf_append(b, zeros, 8);
     case BP_CH_UINT256:
         return bp_buf_append(b, zeros, 32);
@@ -422,6 +428,16 @@ void bp_ch_put_text(bp_ch_enc *e, const char *s, size_t n)
     } else {
         fail(e, BP_EINVAL);
     }
+}
+
+void bp_ch_put_f64(bp_ch_enc *e, double v)
+{
+    bp_buf *b = cell(e, false);
+    if (!b)
+        return;
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof(bits));
+    done(e, e->cols[e->col].type.kind == BP_CH_FLOAT64 ? put_le(b, bits, 8) : BP_EINVAL);
 }
 
 void bp_ch_row_end(bp_ch_enc *e)

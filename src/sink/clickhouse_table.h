@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "blockpipe/columns.h"
 #include "sink/clickhouse_http.h"
@@ -32,6 +33,7 @@ enum bp_ch_kind {
     BP_CH_DATETIME, /* UInt32 seconds */
     BP_CH_STRING,   /* bytes of any length */
     BP_CH_FIXED,    /* FixedString(len) */
+    BP_CH_FLOAT64,
 };
 
 typedef struct bp_ch_type {
@@ -76,6 +78,8 @@ typedef struct bp_ch_table {
     const char *order_by;     /* "chain, number, hash": the key rows collapse on */
     const char *block_col;    /* the block number and block hash columns: what a REVERT and */
     const char *hash_col;     /* the crash recovery select rows by */
+    const char *chain_col;    /* the chain's column ("chain"; derived tables: origin_key) */
+    char ttl[160];            /* "TTL ..." clause (servers with TTL), "" when none */
 } bp_ch_table;
 
 /* The bookkeeping columns every table the output writes ends with: _sign (+1 a row written,
@@ -92,8 +96,10 @@ void bp_ch_raw_table(bp_table t, const bp_ch_caps *caps, bp_ch_table *out);
 bp_ch_type bp_ch_type_of(const bp_column *c, const bp_ch_caps *caps, bool key);
 
 /* "CREATE TABLE IF NOT EXISTS name (col type, ...) ENGINE = ... [PARTITION BY ...] ORDER BY
- * (...)" */
+ * (...) [TTL ...]" */
 int bp_ch_create_sql(bp_buf *out, const bp_ch_table *t);
+/* Whether name is one of the names of list ("a, b, c"). */
+bool bp_ch_in_list(const char *list, const char *name);
 /* "c1, c2, ..." of cols[0..n) */
 int bp_ch_col_list(bp_buf *out, const bp_ch_col *cols, size_t n);
 
@@ -133,7 +139,34 @@ void bp_ch_put_u256(bp_ch_enc *e, const bp_u256 *v);
 /* "0x" + even-length hex: its bytes (FixedString of that length, or String). */
 void bp_ch_put_hex(bp_ch_enc *e, const char *hex);
 void bp_ch_put_text(bp_ch_enc *e, const char *s, size_t n);
+void bp_ch_put_f64(bp_ch_enc *e, double v);
 void bp_ch_row_end(bp_ch_enc *e);
+
+/* A cell from a column-table value (U64, U256, F64, a string: text columns as text, the others
+ * as 0x-hex; anything else NULL); type is the value's logical column type. */
+static inline __attribute__((always_inline)) void bp_ch_put_value(bp_ch_enc *e, bp_col_type type,
+                                                                  const bp_value *v)
+{
+    switch (v->kind) {
+    case BP_VAL_U64:
+        bp_ch_put_u64(e, v->u);
+        return;
+    case BP_VAL_U256:
+        bp_ch_put_u256(e, &v->q->v);
+        return;
+    case BP_VAL_F64:
+        bp_ch_put_f64(e, v->f);
+        return;
+    case BP_VAL_STR:
+        if (type == BP_COL_TEXT || type == BP_COL_JSON)
+            bp_ch_put_text(e, v->s, strlen(v->s));
+        else
+            bp_ch_put_hex(e, v->s);
+        return;
+    default:
+        bp_ch_put_null(e);
+    }
+}
 
 /* The encoded rows as INSERT data pieces (pointing into e) for "INSERT INTO t(cols) FORMAT
  * <format>"; at most 1 + 4 * ncols pieces. */

@@ -338,6 +338,50 @@ def read_pg(pg, origin, schema="public"):
     return got
 
 
+def read_clickhouse(ch, db, origin):
+    """The derived tables of a ClickHouse output as a query sees them: the per-block tables
+    collapsed (FINAL; the sign sum must equal FINAL's row count, i.e. every key's signs
+    alternate), the rollups' newest versions without the empty windows, the sets without the
+    minutes' (ClickHouse keeps those too; SQLite and PostgreSQL count minutes from their raw
+    rows)."""
+    got = {}
+    lit = "'" + origin.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    for t in TABLES:
+        keys, vals = LAYOUT[t]
+        cols = []
+        for c in keys + vals:
+            if c in BYTEA:
+                cols.append(f"concat('0x', lower(hex({c})))")
+            elif c in BIG:
+                cols.append(f"toString({c})")
+            else:
+                cols.append(c)
+        where = f"{ORIGIN.get(t, 'origin_key')} = {lit}"
+        if t.startswith("chain_metrics_") and t != "chain_metrics_block":
+            where += " AND block_count > 0"
+        elif t.startswith("contract_metrics_"):
+            where += " AND txcount > 0"
+        elif t in ("active_addresses", "contract_senders"):
+            where += " AND grain != '1m'"
+        rows = ch.sql(f"SELECT {', '.join(cols)} FROM (SELECT * FROM {db}.{t} FINAL"
+                      f" WHERE {ORIGIN.get(t, 'origin_key')} = {lit}) WHERE {where}")
+        got[t] = _rows(t, rows)
+        if t in ("chain_metrics_block", "token_transfers", "active_addresses",
+                 "contract_senders"):
+            signs = ch.sql(f"SELECT sum(_sign) FROM {db}.{t} WHERE {where}")
+            final = ch.sql(f"SELECT count() FROM (SELECT * FROM {db}.{t} FINAL"
+                           f" WHERE {ORIGIN.get(t, 'origin_key')} = {lit}) WHERE {where}")
+            if int(signs[0][0] or 0) != int(final[0][0]):
+                raise Mismatch(f"{t}: sum(_sign) = {signs[0][0]} but FINAL has {final[0][0]} "
+                               f"rows: a key's signs do not alternate")
+    got["ml_predictions"] = [
+        (int(n), int(i), h, float(f)) for n, i, h, f in ch.sql(
+            PREDICTIONS.format(h="concat('0x', lower(hex(transaction_hash)))")
+            .replace("FROM ml_predictions", f"FROM {db}.ml_predictions FINAL")
+            + f" WHERE origin_key = {lit}")]
+    return got
+
+
 def _close(a, b):
     if a is None or b is None:
         return a is None and b is None

@@ -102,9 +102,9 @@ class Scenario:
     def backfill_with_crashes(self):
         head = self.node.block_number()
         args = ("--from", "0", "--to", str(head), "--batch-size", "3", "--workers", "2")
-        p = self.spawn(self.cmd("backfill", *args), {"BP_CRASHPOINT": "sqlite.before_commit"
-                                                     if self.be.label == "sqlite" else
-                                                     "postgres.before_commit"})
+        point = getattr(self.be, "crashpoint", None) or (
+            "sqlite.before_commit" if self.be.label == "sqlite" else "postgres.before_commit")
+        p = self.spawn(self.cmd("backfill", *args), {"BP_CRASHPOINT": point})
         rc = p.wait(120)
         if rc != 86:
             raise Mismatch(f"backfill armed with a crash point before COMMIT exited {rc}, want "

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "sink/clickhouse_derived.h"
 #include "sink/clickhouse_http.h"
 #include "sink/clickhouse_table.h"
 #include "util/hex.h"
@@ -128,6 +129,95 @@ static void test_raw_tables(void **state)
     for (size_t i = 0; i < t.ncols; i++)
         keys += t.cols[i].key;
     assert_int_equal(keys, 3);
+}
+
+/* The derived tables for 18.16 (no TTL, no UInt256: partition drops, decimal text) and for a
+ * current server (TTL from the retention, UInt256); the views the example queries read. */
+static void test_derived_tables(void **state)
+{
+    (void)state;
+    bp_ch_caps old = {.major = 18, .minor = 16}, now = {.major = 24, .uint256 = true, .ttl = true};
+    bp_retention ret = {.block = 43200, .sets = 43200, .grain = {604800, 7776000, 0}};
+    bp_ch_table t;
+    bp_buf sql;
+    bp_buf_init(&sql, 0);
+    bp_ch_derived_row_table(BP_CHD_BLOCK, &old, &ret, &t);
+    assert_string_equal(type_of(&t, "fees_paid_wei"), "String");
+    assert_string_equal(type_of(&t, "fees_paid_native"), "Float64");
+    assert_string_equal(type_of(&t, "fees_paid_usd"), "Nullable(Float64)");
+    assert_string_equal(type_of(&t, "median_gas_price"), "Nullable(String)");
+    assert_string_equal(type_of(&t, "block_hash"), "FixedString(32)");
+    assert_string_equal(t.chain_col, "origin_key");
+    assert_string_equal(type_of(&t, "_rev"), "UInt64"); /* the price revision, in the key */
+    assert_int_equal(bp_ch_create_sql(&sql, &t), 0);
+    assert_non_null(strstr(sql.data, "CollapsingMergeTree(_sign) PARTITION BY (origin_key, "
+                                     "intDiv(block_timestamp, 86400)) ORDER BY (origin_key, "
+                                     "block_number, block_hash, _rev)"));
+    assert_null(strstr(sql.data, "TTL"));
+    bp_buf_reset(&sql);
+    bp_ch_derived_row_table(BP_CHD_BLOCK, &now, &ret, &t);
+    assert_string_equal(type_of(&t, "fees_paid_wei"), "UInt256");
+    assert_int_equal(bp_ch_create_sql(&sql, &t), 0);
+    assert_non_null(strstr(sql.data, " TTL toDateTime(block_timestamp) + toIntervalSecond(43200)"));
+    /* the sets: a row per (window, address), keyed by the block it came with */
+    bp_ch_derived_row_table(BP_CHD_SENDERS, &now, &ret, &t);
+    assert_string_equal(t.block_col, "first_block");
+    assert_string_equal(t.hash_col, "first_hash");
+    assert_string_equal(type_of(&t, "first_hash"), "FixedString(32)");
+    assert_string_equal(type_of(&t, "contract_address"), "FixedString(20)");
+    assert_string_equal(t.ttl, "TTL toDateTime(window_start) + toIntervalSecond(129600)");
+    bp_ch_derived_row_table(BP_CHD_PREDICTIONS, &old, &ret, &t);
+    assert_string_equal(type_of(&t, "block_hash"), "FixedString(32)");
+    /* rollups: newest version wins; 1m kept 7 days after the minute, 1d forever */
+    bp_ch_derived_rollup_table(0, &now, &ret, &t);
+    assert_string_equal(t.engine, "ReplacingMergeTree(_ver)");
+    assert_string_equal(t.ttl, "TTL toDateTime(window_start) + toIntervalSecond(604860)");
+    assert_string_equal(type_of(&t, "_ver"), "UInt64");
+    bp_ch_derived_rollup_table(2, &now, &ret, &t);
+    assert_string_equal(t.ttl, "");
+    bp_ch_derived_rollup_table(5, &old, &ret, &t);
+    assert_string_equal(t.name, "contract_metrics_1d");
+    assert_string_equal(t.order_by, "origin_key, window_start, contract_address");
+    assert_string_equal(t.ttl, "");
+    size_t n = 0;
+    bool view_1m = false, view_kd = false;
+    for (int rc; bp_buf_reset(&sql), (rc = bp_ch_derived_ddl(n, &old, &ret, &sql)) != 1; n++) {
+        assert_int_equal(rc, 0);
+        view_1m |= strstr(sql.data, "VIEW IF NOT EXISTS chain_metrics_1m_v AS SELECT origin_key, "
+                                    "toDateTime(_w, 'UTC') AS timestamp, block_count") &&
+                   strstr(sql.data, "FROM chain_metrics_1m FINAL WHERE block_count > 0");
+        view_kd |= strstr(sql.data, "contract_metrics_1d_v") &&
+                   strstr(sql.data, "AS day_ts, concat('0x', lower(hex(_c))) AS contract_address");
+        assert_null(strstr(sql.data, "TTL"));
+    }
+    assert_int_equal(n, 19);
+    assert_true(view_1m);
+    assert_true(view_kd);
+    bp_buf_release(&sql);
+}
+
+/* Float64 (fees in the native token, USD): 8 bytes little-endian IEEE 754; NULL where
+ * Nullable; a double into an integer column is refused. */
+static void test_float64(void **state)
+{
+    (void)state;
+    static const bp_ch_col cols[] = {{"x", {.kind = BP_CH_FLOAT64}, false},
+                                     {"y", {.kind = BP_CH_FLOAT64, .nullable = true}, false}};
+    bp_ch_enc e;
+    assert_int_equal(bp_ch_enc_init(&e, BP_CH_ROWBINARY, cols, 2), 0);
+    bp_ch_put_f64(&e, 1.5);
+    bp_ch_put_null(&e);
+    bp_ch_row_end(&e);
+    static const unsigned char want[] = {0, 0, 0, 0, 0, 0, 0xf8, 0x3f, 1};
+    assert_int_equal(e.rc, 0);
+    assert_int_equal(e.data[0].len, sizeof(want));
+    assert_memory_equal(e.data[0].data, want, sizeof(want));
+    bp_ch_enc_release(&e);
+    static const bp_ch_col ints[] = {{"x", {.kind = BP_CH_UINT64}, false}};
+    assert_int_equal(bp_ch_enc_init(&e, BP_CH_ROWBINARY, ints, 1), 0);
+    bp_ch_put_f64(&e, 1.5);
+    assert_int_equal(e.rc, BP_EINVAL);
+    bp_ch_enc_release(&e);
 }
 
 /* A table of every kind the encoder writes. */
@@ -317,7 +407,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_server_parse), cmocka_unit_test(test_types),
-        cmocka_unit_test(test_raw_tables),   cmocka_unit_test(test_rowbinary),
+        cmocka_unit_test(test_raw_tables),   cmocka_unit_test(test_derived_tables),
+        cmocka_unit_test(test_float64),      cmocka_unit_test(test_rowbinary),
         cmocka_unit_test(test_native),       cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_sql_text),
     };

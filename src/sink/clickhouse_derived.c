@@ -1,0 +1,1460 @@
+/* clickhouse_derived.c - the clickhouse output's derived tables (clickhouse_derived.h).
+ *
+ * The window sets are also what makes the distinct counts exact: a set row is written once,
+ * when its address first sends in the window, with that block's number and hash in its key;
+ * a REVERT of the block takes it back (its key's sign sum back to 0) like any other row of
+ * the block. Which addresses a window already has is read from the table once per window and
+ * then kept in memory (the last few windows of each grain), so the common batch reads
+ * nothing; a batch that reverts, a recovery or a failure forgets them, and they are read
+ * again as the table is after the batch's REVERTs (their rows excluded). */
+#include "sink/clickhouse_derived.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "metrics/keymap.h"
+#include "metrics/metrics.h"
+#include "metrics/windows.h"
+#include "sink/clickhouse_conn.h"
+#include "util/arena.h"
+#include "util/crashpoint.h"
+#include "util/hex.h"
+
+#define VER "_ver"
+/* chain_metrics_block's price revision: 0, then the batch that repriced the block (a key column:
+ * a repricing cancels the old row's key and writes a new key, in one INSERT in any order) */
+#define REV "_rev"
+#define CACHE_WINDOWS 8 /* windows of a grain kept in memory before they are forgotten */
+
+/* Partition lengths in seconds of chain time: block rows, sets and minutes by day, hours by 30
+ * days, days by 360 days (retention without TTL drops whole partitions). */
+static const uint64_t g_part_secs[BP_GRAIN_COUNT] = {86400, 2592000, 31104000};
+#define DAY 86400ULL
+
+/* ---- tables ---------------------------------------------------------------------------- */
+
+static bp_ch_col dcol(bp_dcol_id id, const bp_ch_caps *caps, bool key)
+{
+    const bp_dcolumn *c = &bp_dcolumns[id];
+    bp_column tmp = {.name = c->name, .qname = c->name, .type = c->type, .flags = c->flags};
+    return (bp_ch_col){c->name, bp_ch_type_of(&tmp, caps, key), key};
+}
+
+/* The shape's columns from..to (inclusive; BP_D_COUNT: to the shape's end) into t. */
+static void add_cols(bp_ch_table *t, bp_dshape s, bp_dcol_id from, bp_dcol_id to,
+                     const bp_ch_caps *caps)
+{
+    size_t first, n = bp_dshape_columns(s, &first);
+    for (size_t i = first; i < first + n; i++)
+        if (i >= (size_t)from && (to == BP_D_COUNT || i <= (size_t)to))
+            t->cols[t->ncols++] =
+                dcol((bp_dcol_id)i, caps, bp_ch_in_list(t->order_by, bp_dcolumns[i].name));
+}
+
+static void add_hash(bp_ch_table *t, const char *name, const bp_ch_caps *caps)
+{
+    t->cols[t->ncols] = dcol(BP_D_CB_BLOCK_HASH, caps, true);
+    t->cols[t->ncols++].name = name;
+}
+
+static void set_ttl(bp_ch_table *t, const bp_ch_caps *caps, const char *col, uint64_t keep,
+                    uint64_t extra)
+{
+    if (caps->ttl && keep > 0)
+        snprintf(t->ttl, sizeof(t->ttl), "TTL toDateTime(%s) + toIntervalSecond(%" PRIu64 ")", col,
+                 keep + extra);
+}
+
+void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *ret,
+                             bp_ch_table *out)
+{
+    static const struct {
+        const char *name, *order, *part, *block, *hash, *chain;
+    } defs[BP_CHD_ROW_TABLES] = {
+        [BP_CHD_BLOCK] = {"chain_metrics_block", "origin_key, block_number, block_hash, " REV,
+                          "(origin_key, intDiv(block_timestamp, 86400))", "block_number",
+                          "block_hash", "origin_key"},
+        [BP_CHD_CONTRACT_BLOCK] = {"contract_metrics_block",
+                                   "origin_key, block_number, block_hash, contract_address",
+                                   "(origin_key, intDiv(block_timestamp, 86400))", "block_number",
+                                   "block_hash", "origin_key"},
+        [BP_CHD_TRANSFERS] = {"token_transfers",
+                              "chain, block_number, block_hash, log_index, batch_index",
+                              "(chain, intDiv(block_number, 1000000))", "block_number",
+                              "block_hash", "chain"},
+        [BP_CHD_PREDICTIONS] = {"ml_predictions",
+                                "origin_key, block_number, block_hash, transaction_index",
+                                "(origin_key, intDiv(block_number, 1000000))", "block_number",
+                                "block_hash", "origin_key"},
+        [BP_CHD_ADDRESSES] = {"active_addresses",
+                              "origin_key, grain, window_start, address, first_block, first_hash",
+                              "(origin_key, grain, intDiv(window_start, 86400))", "first_block",
+                              "first_hash", "origin_key"},
+        [BP_CHD_SENDERS] = {"contract_senders",
+                            "origin_key, grain, window_start, contract_address, address, "
+                            "first_block, first_hash",
+                            "(origin_key, grain, intDiv(window_start, 86400))", "first_block",
+                            "first_hash", "origin_key"},
+    };
+    bp_retention r = {0};
+    if (ret)
+        bp_retention_effective(ret, &r);
+    memset(out, 0, sizeof(*out));
+    out->name = defs[k].name;
+    out->engine = "CollapsingMergeTree(" BP_CH_SIGN ")";
+    out->order_by = defs[k].order;
+    out->partition_by = defs[k].part;
+    out->block_col = defs[k].block;
+    out->hash_col = defs[k].hash;
+    out->chain_col = defs[k].chain;
+    switch (k) {
+    case BP_CHD_BLOCK:
+        add_cols(out, BP_DS_CHAIN_BLOCK, 0, BP_D_COUNT, caps);
+        out->cols[out->ncols++] = (bp_ch_col){REV, {.kind = BP_CH_UINT64}, true};
+        set_ttl(out, caps, "block_timestamp", r.block, 0);
+        break;
+    case BP_CHD_CONTRACT_BLOCK:
+        /* a block's sums per contract: the contract window's columns, keyed by block */
+        add_cols(out, BP_DS_CONTRACT_WINDOW, BP_D_KW_ORIGIN_KEY, BP_D_KW_ORIGIN_KEY, caps);
+        add_cols(out, BP_DS_CHAIN_BLOCK, BP_D_CB_BLOCK_NUMBER, BP_D_CB_BLOCK_TIMESTAMP, caps);
+        add_cols(out, BP_DS_CONTRACT_WINDOW, BP_D_KW_CONTRACT_ADDRESS, BP_D_KW_FEES_PAID_NATIVE,
+                 caps);
+        set_ttl(out, caps, "block_timestamp", r.block, 0);
+        break;
+    case BP_CHD_TRANSFERS:
+        add_cols(out, BP_DS_TOKEN_TRANSFER, 0, BP_D_COUNT, caps);
+        break;
+    case BP_CHD_PREDICTIONS:
+        add_cols(out, BP_DS_PREDICTION, 0, BP_D_COUNT, caps);
+        add_hash(out, "block_hash", caps);
+        break;
+    default:
+        add_cols(out, k == BP_CHD_ADDRESSES ? BP_DS_ADDRESS_SET : BP_DS_CONTRACT_SENDER_SET, 0,
+                 BP_D_COUNT, caps);
+        add_hash(out, "first_hash", caps);
+        set_ttl(out, caps, "window_start", r.sets, DAY);
+    }
+    out->cols[out->ncols++] = (bp_ch_col){BP_CH_SIGN, {.kind = BP_CH_INT8}, false};
+    out->cols[out->ncols++] = (bp_ch_col){BP_CH_SEQ, {.kind = BP_CH_UINT64}, false};
+}
+
+void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, const bp_retention *ret,
+                                bp_ch_table *out)
+{
+    static const char *const parts[BP_GRAIN_COUNT] = {
+        "(origin_key, intDiv(window_start, 86400))",
+        "(origin_key, intDiv(window_start, 2592000))",
+        "(origin_key, intDiv(window_start, 31104000))",
+    };
+    int g = k % BP_GRAIN_COUNT;
+    bool chain = k < BP_GRAIN_COUNT;
+    bp_retention r = {0};
+    if (ret)
+        bp_retention_effective(ret, &r);
+    memset(out, 0, sizeof(*out));
+    out->name = bp_dtables[(chain ? BP_DT_CHAIN_1M : BP_DT_CONTRACT_1M) + g].name;
+    out->engine = "ReplacingMergeTree(" VER ")";
+    out->order_by =
+        chain ? "origin_key, window_start" : "origin_key, window_start, contract_address";
+    out->partition_by = parts[g];
+    out->chain_col = "origin_key";
+    add_cols(out, chain ? BP_DS_CHAIN_WINDOW : BP_DS_CONTRACT_WINDOW, 0, BP_D_COUNT, caps);
+    out->cols[out->ncols++] = (bp_ch_col){VER, {.kind = BP_CH_UINT64}, false};
+    set_ttl(out, caps, "window_start", r.grain[g], bp_grain_seconds[g]);
+}
+
+/* The view of rollup k: its time column as a UTC DateTime, addresses as 0x-hex, the newest
+ * version of each window (FINAL), windows left without blocks left out. */
+static int view_sql(int k, bp_buf *out)
+{
+    int g = k % BP_GRAIN_COUNT;
+    bool chain = k < BP_GRAIN_COUNT;
+    bp_dtable t = (bp_dtable)((chain ? BP_DT_CHAIN_1M : BP_DT_CONTRACT_1M) + g);
+    size_t first, n = bp_dshape_columns(bp_dtables[t].shape, &first);
+    int rc = bp_buf_printf(out, "CREATE VIEW IF NOT EXISTS %s_v AS SELECT ", bp_dtables[t].name);
+    for (size_t i = first; i < first + n; i++) {
+        const char *c = bp_dcolumns[i].name;
+        rc |= bp_buf_puts(out, i > first ? ", " : "");
+        if (strcmp(c, "window_start") == 0)
+            rc |= bp_buf_printf(out, "toDateTime(_w, 'UTC') AS %s", bp_dtables[t].timecol);
+        else if (strcmp(c, "contract_address") == 0)
+            rc |= bp_buf_puts(out, "concat('0x', lower(hex(_c))) AS contract_address");
+        else
+            rc |= bp_buf_puts(out, c);
+    }
+    rc |= bp_buf_puts(out, " FROM (SELECT ");
+    for (size_t i = first; i < first + n; i++) {
+        const char *c = bp_dcolumns[i].name;
+        rc |= bp_buf_puts(out, i > first ? ", " : "");
+        if (strcmp(c, "window_start") == 0)
+            rc |= bp_buf_puts(out, "window_start AS _w");
+        else if (strcmp(c, "contract_address") == 0)
+            rc |= bp_buf_puts(out, "contract_address AS _c");
+        else
+            rc |= bp_buf_puts(out, c);
+    }
+    return rc | bp_buf_printf(out, " FROM %s FINAL WHERE %s > 0)", bp_dtables[t].name,
+                              chain ? "block_count" : "txcount");
+}
+
+int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, bp_buf *out)
+{
+    bp_ch_table t;
+    if (i < BP_CHD_ROW_TABLES) {
+        bp_ch_derived_row_table((int)i, caps, ret, &t);
+        return bp_ch_create_sql(out, &t);
+    }
+    i -= BP_CHD_ROW_TABLES;
+    if (i < BP_CHD_ROLLUPS) {
+        bp_ch_derived_rollup_table((int)i, caps, ret, &t);
+        return bp_ch_create_sql(out, &t);
+    }
+    i -= BP_CHD_ROLLUPS;
+    if (i == 0)
+        return bp_buf_puts(out, "CREATE TABLE IF NOT EXISTS prices (symbol String, timestamp "
+                                "UInt64, usd Float64, source Nullable(String)) ENGINE = "
+                                "ReplacingMergeTree ORDER BY (symbol, timestamp)");
+    i -= 1;
+    return i < BP_CHD_ROLLUPS ? view_sql((int)i, out) : 1;
+}
+
+int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
+                         bp_error *err)
+{
+    bp_buf sql;
+    bp_buf_init(&sql, 0);
+    int rc = 0;
+    for (size_t i = 0; rc == 0; i++) {
+        bp_buf_reset(&sql);
+        int r = bp_ch_derived_ddl(i, caps, ret, &sql);
+        if (r == 1)
+            break;
+        rc = r ? bp_error_set(err, BP_ENOMEM, "out of memory")
+               : bp_ch_query(h, sql.data, NULL, "derived tables", err);
+    }
+    bp_buf_release(&sql);
+    return rc;
+}
+
+/* ---- the window sets in memory ------------------------------------------------------------ */
+
+typedef struct chd_cache {
+    bp_keymap members; /* (window, contract or NULL, address) -> first block */
+    bp_keymap counts;  /* (window, contract or NULL) -> index in cnt */
+    uint64_t *cnt;
+    size_t ncnt, capcnt;
+    bp_keymap loaded; /* windows read from the table */
+    size_t nloaded;
+    bp_arena *arena; /* the strings of the keys */
+} chd_cache;
+
+/* A set row the batch adds, with its block's hash. */
+typedef struct chd_set {
+    bp_set_row row;
+    const char *hash;
+} chd_set;
+
+typedef struct chd_price {
+    uint64_t ts;
+    double usd;
+} chd_price;
+
+/* A block written before its price was known, and its USD now. */
+typedef struct chd_reprice {
+    uint64_t number;
+    char hash[67];
+    bp_opt_f64 usd;
+} chd_reprice;
+
+/* The newest row of a block key (a repriced block has an old and a new +1 row): the highest
+ * _seq, a +1 before a -1 of the same batch. */
+#define NEWEST "_seq * 2 + intDiv(_sign + 1, 2)"
+
+struct bp_ch_derived {
+    bp_ch_http *h;
+    bp_ch_caps caps;
+    bp_retention ret;
+    char *chain;
+    bp_ch_table roll[BP_CHD_ROLLUPS];
+    bp_ch_enc enc[BP_CHD_ROLLUPS];
+    bp_buf insert[BP_CHD_ROLLUPS];
+    bp_buf sql, ans, ans2, refs;
+    bp_windows win;
+    chd_cache cache[BP_GRAIN_COUNT];
+    chd_set *sets;
+    size_t nsets, capsets;
+    chd_price *prices;
+    size_t nprices, capprices;
+    chd_reprice *reprice;
+    size_t nreprice, capreprice;
+    bool prices_known; /* the prices table has rows (else no block is priced) */
+    bool check_prices; /* after a recovery: every block row is checked against the prices */
+    bool shrinks;      /* the batch takes blocks away (reverts, a recovery) */
+    bp_keymap touched; /* the contracts the batch's blocks call (theirs are the windows' rows
+                          that change when it only adds blocks) */
+    uint64_t ver;      /* the next rollup version */
+    uint64_t last_cut[BP_EXPIRY_MAX + 1];
+    /* rollup scratch */
+    bp_keymap map;
+    void *acc;
+    size_t capacc;
+    struct chd_med *med;
+    size_t nmed, capmed;
+};
+
+static int oom(bp_error *err)
+{
+    return bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
+static void cache_clear(chd_cache *c)
+{
+    bp_keymap_clear(&c->members);
+    bp_keymap_clear(&c->counts);
+    bp_keymap_clear(&c->loaded);
+    c->ncnt = c->nloaded = 0;
+    bp_arena_recycle(c->arena, 1 << 20);
+}
+
+static void forget(bp_ch_derived *d)
+{
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        cache_clear(&d->cache[g]);
+}
+
+/* Adds (w, contract, address) first sent in block first; *added when it was not there. */
+static int cache_add(chd_cache *c, uint64_t w, const char *contract, const char *address,
+                     uint64_t first, bool *added)
+{
+    size_t v;
+    if (bp_keymap_put(&c->members, w, contract, address, first, &v, added) != 0)
+        return BP_ENOMEM;
+    if (!*added)
+        return 0;
+    char *a = bp_arena_strndup(c->arena, address, strlen(address));
+    char *k = contract ? bp_arena_strndup(c->arena, contract, strlen(contract)) : NULL;
+    if (!a || (contract && !k))
+        return BP_ENOMEM;
+    size_t *slot = bp_keymap_get(&c->members, w, contract, address);
+    bp_keymap_rekey(slot, k, a);
+    bool fresh;
+    size_t *i = bp_keymap_ref(&c->counts, w, k, NULL, c->ncnt, &fresh);
+    if (!i)
+        return BP_ENOMEM;
+    if (fresh) {
+        if (bp_grow((void **)&c->cnt, &c->capcnt, c->ncnt + 1, sizeof(*c->cnt)) != 0)
+            return BP_ENOMEM;
+        c->cnt[c->ncnt++] = 0;
+    }
+    c->cnt[*i]++;
+    return 0;
+}
+
+static uint64_t cache_count(const chd_cache *c, uint64_t w, const char *contract)
+{
+    size_t *i = bp_keymap_get(&c->counts, w, contract, NULL);
+    return i ? c->cnt[*i] : 0;
+}
+
+/* ---- SQL helpers ------------------------------------------------------------------------ */
+
+static int sql_origin(bp_ch_derived *d, const char *table, const char *col)
+{
+    return bp_buf_printf(&d->sql, " FROM %s WHERE %s = ", table, col) |
+           bp_ch_quote(&d->sql, d->chain);
+}
+
+/* "w1, w2, ..." of the touched windows of grain g. */
+static int window_list(bp_ch_derived *d, int g)
+{
+    int rc = 0;
+    for (size_t i = 0; i < d->win.n[g]; i++)
+        rc |= bp_buf_printf(&d->sql, "%s%" PRIu64, i ? ", " : "", d->win.v[g][i].w);
+    return rc;
+}
+
+static int query(bp_ch_derived *d, bp_buf *ans, const char *what, bp_error *err)
+{
+    return bp_ch_query(d->h, d->sql.data, ans, what, err);
+}
+
+/* "c1, c2, ..." of bp_dcolumns[first .. first + n) */
+static int dcol_list(bp_buf *out, size_t first, size_t n)
+{
+    int rc = 0;
+    for (size_t i = first; i < first + n; i++)
+        rc |= bp_buf_printf(out, "%s%s", i > first ? ", " : "", bp_dcolumns[i].name);
+    return rc;
+}
+
+static uint64_t u64_of(const char *s)
+{
+    return s ? strtoull(s, NULL, 10) : 0;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------------ */
+
+static int read_version(bp_ch_derived *d, bp_error *err)
+{
+    d->ver = 1;
+    for (int k = 0; k < BP_CHD_ROLLUPS; k++) {
+        bp_buf_reset(&d->sql);
+        if (bp_buf_printf(&d->sql, "SELECT max(" VER ") FROM %s", d->roll[k].name))
+            return oom(err);
+        int rc = query(d, &d->ans, "reading the rollups' versions", err);
+        if (rc != 0)
+            return rc;
+        uint64_t v = strtoull(d->ans.data, NULL, 10);
+        d->ver = v >= d->ver ? v + 1 : d->ver;
+    }
+    bp_buf_reset(&d->sql);
+    if (bp_buf_puts(&d->sql, "SELECT max(" REV ") FROM chain_metrics_block"))
+        return oom(err);
+    int rc = query(d, &d->ans, "reading the price revisions", err);
+    uint64_t rev = rc == 0 ? strtoull(d->ans.data, NULL, 10) : 0;
+    d->ver = rev >= d->ver ? rev + 1 : d->ver;
+    if (rc == 0) {
+        bp_buf_reset(&d->sql);
+        rc = bp_buf_puts(&d->sql, "SELECT count() FROM prices") ? oom(err)
+                                                                : query(d, &d->ans, "prices", err);
+    }
+    d->prices_known = rc == 0 && strtoull(d->ans.data, NULL, 10) > 0;
+    return rc;
+}
+
+int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format format,
+                      const bp_ch_caps *caps, const bp_retention *ret, bp_ch_derived **out,
+                      bp_error *err)
+{
+    *out = NULL;
+    bp_ch_derived *d = calloc(1, sizeof(*d));
+    if (!d)
+        return oom(err);
+    d->h = h;
+    d->caps = *caps;
+    d->ret = *ret;
+    bp_buf_init(&d->sql, 0);
+    bp_buf_init(&d->ans, 256 << 20);
+    bp_buf_init(&d->ans2, 256 << 20);
+    bp_buf_init(&d->refs, 0);
+    int rc = 0;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        if (!(d->cache[g].arena = bp_arena_new(1 << 16)))
+            rc = BP_ENOMEM;
+    for (int k = 0; k < BP_CHD_ROLLUPS; k++) {
+        bp_ch_derived_rollup_table(k, caps, ret, &d->roll[k]);
+        bp_buf_init(&d->insert[k], 0);
+    }
+    if (rc != 0) {
+        bp_ch_derived_free(d);
+        return oom(err);
+    }
+    rc = bp_ch_load_types(h, database, d->roll, BP_CHD_ROLLUPS, err);
+    for (int k = 0; rc == 0 && k < BP_CHD_ROLLUPS; k++) {
+        const bp_ch_table *t = &d->roll[k];
+        if (bp_buf_printf(&d->insert[k], "INSERT INTO %s (", t->name) |
+            bp_ch_col_list(&d->insert[k], t->cols, t->ncols) |
+            bp_buf_printf(&d->insert[k], ") FORMAT %s", bp_ch_format_name(format)) |
+            bp_ch_enc_init(&d->enc[k], format, t->cols, t->ncols))
+            rc = oom(err);
+    }
+    if (rc == 0)
+        rc = read_version(d, err);
+    if (rc != 0) {
+        bp_ch_derived_free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void bp_ch_derived_free(bp_ch_derived *d)
+{
+    if (!d)
+        return;
+    for (int k = 0; k < BP_CHD_ROLLUPS; k++) {
+        bp_ch_enc_release(&d->enc[k]);
+        bp_buf_release(&d->insert[k]);
+    }
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        bp_keymap_release(&d->cache[g].members);
+        bp_keymap_release(&d->cache[g].counts);
+        bp_keymap_release(&d->cache[g].loaded);
+        free(d->cache[g].cnt);
+        bp_arena_free(d->cache[g].arena);
+    }
+    bp_buf_release(&d->sql);
+    bp_buf_release(&d->ans);
+    bp_buf_release(&d->ans2);
+    bp_buf_release(&d->refs);
+    bp_windows_release(&d->win);
+    bp_keymap_release(&d->map);
+    bp_keymap_release(&d->touched);
+    free(d->sets);
+    free(d->prices);
+    free(d->reprice);
+    free(d->acc);
+    free(d->med);
+    free(d->chain);
+    free(d);
+}
+
+static int set_chain(bp_ch_derived *d, const char *chain, bp_error *err)
+{
+    if (d->chain && strcmp(d->chain, chain) == 0)
+        return 0;
+    forget(d);
+    free(d->chain);
+    d->chain = strdup(chain);
+    return d->chain ? 0 : oom(err);
+}
+
+/* ---- the sets: loading windows, adding the batch's rows -------------------------------- */
+
+/* The set rows of the touched windows of grain g that are not in memory (all of them when
+ * the memory holds too many windows), without the rows of the blocks in d->refs. */
+static int load_sets(bp_ch_derived *d, int g, bp_error *err)
+{
+    chd_cache *c = &d->cache[g];
+    size_t missing = 0;
+    for (size_t i = 0; i < d->win.n[g]; i++)
+        missing += !bp_keymap_get(&c->loaded, d->win.v[g][i].w, NULL, NULL);
+    if (missing == 0)
+        return 0;
+    if (c->nloaded + missing > CACHE_WINDOWS)
+        cache_clear(c);
+    for (int set = 0; set < 2; set++) {
+        bp_buf_reset(&d->sql);
+        int rc = bp_buf_printf(&d->sql,
+                               "SELECT window_start, %s, concat('0x', lower(hex(address))),"
+                               " first_block",
+                               set ? "concat('0x', lower(hex(contract_address)))" : "''");
+        rc |= sql_origin(d, set ? "contract_senders" : "active_addresses", "origin_key");
+        rc |= bp_buf_printf(&d->sql, " AND grain = '%s' AND window_start IN (", bp_grain_names[g]);
+        rc |= window_list(d, g) | bp_buf_putc(&d->sql, ')');
+        if (d->refs.len)
+            rc |=
+                bp_buf_printf(&d->sql, " AND (first_block, first_hash) NOT IN (%s)", d->refs.data);
+        rc |= bp_buf_printf(&d->sql,
+                            " GROUP BY window_start, %saddress, first_block, first_hash"
+                            " HAVING sum(" BP_CH_SIGN ") > 0",
+                            set ? "contract_address, " : "");
+        rc = rc ? oom(err) : query(d, &d->ans, "reading a window's set", err);
+        char *p = d->ans.data, *cell[4];
+        bool added;
+        while (rc == 0 && bp_ch_tsv_row(&p, cell, 4) == 4 && cell[0] && cell[2])
+            if (cache_add(c, u64_of(cell[0]), set ? cell[1] : NULL, cell[2], u64_of(cell[3]),
+                          &added) != 0)
+                rc = oom(err);
+        if (rc != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < d->win.n[g]; i++) {
+        size_t v;
+        bool added;
+        if (bp_keymap_put(&c->loaded, d->win.v[g][i].w, NULL, NULL, 0, &v, &added) != 0)
+            return oom(err);
+        c->nloaded += added;
+    }
+    return 0;
+}
+
+static int push_set(bp_ch_derived *d, const bp_set_row *row, const char *hash)
+{
+    if (bp_grow((void **)&d->sets, &d->capsets, d->nsets + 1, sizeof(*d->sets)) != 0)
+        return BP_ENOMEM;
+    d->sets[d->nsets++] = (chd_set){*row, hash};
+    return 0;
+}
+
+/* The set rows of block bd in every grain: the addresses and pairs new to their window. */
+static int block_sets(bp_ch_derived *d, const bp_block_derived *bd)
+{
+    const bp_chain_block_row *b = &bd->chain;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        chd_cache *c = &d->cache[g];
+        bp_set_row r = {.origin_key = d->chain,
+                        .grain = bp_grain_names[g],
+                        .window_start = bp_window_of(b->block_timestamp, g),
+                        .first_block = b->block_number};
+        bool added;
+        for (size_t i = 0; i < bd->sender_count; i++) {
+            if (cache_add(c, r.window_start, NULL, bd->senders[i], r.first_block, &added) != 0)
+                return BP_ENOMEM;
+            r.address = bd->senders[i];
+            if (added && push_set(d, &r, b->block_hash) != 0)
+                return BP_ENOMEM;
+        }
+        for (size_t i = 0; i < bd->pair_count; i++) {
+            const bp_pair *p = &bd->pairs[i];
+            if (cache_add(c, r.window_start, p->contract_address, p->address, r.first_block,
+                          &added) != 0)
+                return BP_ENOMEM;
+            size_t v;
+            bool fresh;
+            if (g == 0 && bp_keymap_put(&d->touched, 0, p->contract_address, NULL, 0, &v, &fresh))
+                return BP_ENOMEM;
+            bp_set_row pr = r;
+            pr.contract_address = p->contract_address;
+            pr.address = p->address;
+            if (added && push_set(d, &pr, b->block_hash) != 0)
+                return BP_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* ---- prices ------------------------------------------------------------------------------ */
+
+static int store_prices(bp_ch_derived *d, const bp_derived *der, bp_error *err)
+{
+    if (der->price_count == 0)
+        return 0;
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "INSERT INTO prices (symbol, timestamp, usd, source) VALUES");
+    for (size_t i = 0; i < der->price_count; i++) {
+        const bp_price_row *p = &der->prices[i];
+        rc |= bp_buf_puts(&d->sql, i ? ", (" : " (") | bp_ch_quote(&d->sql, p->symbol);
+        rc |= bp_buf_printf(&d->sql, ", %" PRIu64 ", %.17g, ", p->timestamp, p->usd.v);
+        rc |= bp_ch_quote(&d->sql, p->source ? p->source : "") | bp_buf_putc(&d->sql, ')');
+    }
+    d->prices_known = true;
+    return rc ? oom(err) : query(d, NULL, "storing prices", err);
+}
+
+/* The native token's prices that can price blocks lo..hi, ascending. */
+static int load_prices(bp_ch_derived *d, const bp_derived *der, uint64_t lo, uint64_t hi,
+                       bp_error *err)
+{
+    d->nprices = 0;
+    if (!d->prices_known || lo > hi)
+        return 0;
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "SELECT timestamp, usd FROM prices FINAL WHERE symbol = ") |
+             bp_ch_quote(&d->sql, der->native_symbol) |
+             bp_buf_printf(&d->sql,
+                           " AND timestamp >= %" PRIu64 " AND timestamp <= %" PRIu64
+                           " ORDER BY timestamp",
+                           lo > der->price_max_age ? lo - der->price_max_age : 0, hi);
+    rc = rc ? oom(err) : query(d, &d->ans, "reading prices", err);
+    char *p = d->ans.data, *cell[2];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 2) == 2 && cell[0] && cell[1]) {
+        if (bp_grow((void **)&d->prices, &d->capprices, d->nprices + 1, sizeof(*d->prices)))
+            return oom(err);
+        d->prices[d->nprices++] = (chd_price){u64_of(cell[0]), strtod(cell[1], NULL)};
+    }
+    return rc;
+}
+
+/* fees_paid_usd of a block row: the module's, else the latest price at or before the block
+ * within the maximum age. */
+static bp_opt_f64 usd_of(const bp_ch_derived *d, const bp_derived *der, const bp_chain_block_row *b)
+{
+    if (b->fees_paid_usd.set || !b->fees_paid_native.set)
+        return b->fees_paid_usd;
+    const chd_price *best = NULL;
+    for (size_t i = 0; i < d->nprices && d->prices[i].ts <= b->block_timestamp; i++)
+        best = &d->prices[i];
+    if (!best || b->block_timestamp - best->ts > der->price_max_age)
+        return (bp_opt_f64){0};
+    return (bp_opt_f64){b->fees_paid_native.v * best->usd, true};
+}
+
+/* ---- a batch: prepare ----------------------------------------------------------------------- */
+
+static int touch_all(bp_ch_derived *d, uint64_t ts)
+{
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        if (bp_windows_touch(&d->win, g, bp_window_of(ts, g), 0) != 0)
+            return BP_ENOMEM;
+    return 0;
+}
+
+static bool same_usd(bp_opt_f64 a, bp_opt_f64 b)
+{
+    return a.set == b.set && (!a.set || a.v == b.v);
+}
+
+/* The blocks written with timestamps in [lo, hi] whose USD the prices now make different. */
+static int find_repriced(bp_ch_derived *d, const bp_derived *der, uint64_t lo, uint64_t hi,
+                         const bp_block *const *reverts, size_t nrev, bp_error *err)
+{
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "SELECT block_number, lower(hex(block_hash)),"
+                                  " any(block_timestamp), argMax(fees_paid_native, " NEWEST "),"
+                                  " argMax(fees_paid_usd, " NEWEST ")") |
+             sql_origin(d, "chain_metrics_block", "origin_key") |
+             bp_buf_printf(&d->sql,
+                           " AND block_timestamp >= %" PRIu64 " AND block_timestamp <= %" PRIu64
+                           " GROUP BY block_number, block_hash HAVING sum(" BP_CH_SIGN ") > 0",
+                           lo, hi);
+    rc = rc ? oom(err) : query(d, &d->ans, "reading the blocks new prices apply to", err);
+    char *p = d->ans.data, *cell[5];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 5) == 5) {
+        if (!cell[0] || !cell[1] || !cell[2] || !cell[3] || strlen(cell[1]) != 64)
+            continue;
+        bp_chain_block_row b = {.block_timestamp = u64_of(cell[2]),
+                                .fees_paid_native = {strtod(cell[3], NULL), true}};
+        bp_opt_f64 now = usd_of(d, der, &b);
+        bp_opt_f64 was = {cell[4] ? strtod(cell[4], NULL) : 0, cell[4] != NULL};
+        bool reverted = false; /* (its number may get a new block in this batch) */
+        for (size_t k = 0; k < nrev && !reverted; k++)
+            reverted =
+                reverts[k]->number == u64_of(cell[0]) && strcmp(reverts[k]->hash + 2, cell[1]) == 0;
+        if (same_usd(now, was) || !now.set || reverted) /* (a price once known stays known) */
+            continue;
+        if (bp_grow((void **)&d->reprice, &d->capreprice, d->nreprice + 1, sizeof(*d->reprice)) ||
+            touch_all(d, b.block_timestamp))
+            return oom(err);
+        chd_reprice *r = &d->reprice[d->nreprice++];
+        r->number = u64_of(cell[0]);
+        snprintf(r->hash, sizeof(r->hash), "%s", cell[1]);
+        r->usd = now;
+    }
+    return rc;
+}
+
+/* The windows of the reverted blocks (from their rows, still there). */
+static int touch_reverted(bp_ch_derived *d, bp_error *err)
+{
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "SELECT any(block_timestamp)") |
+             sql_origin(d, "chain_metrics_block", "origin_key") |
+             bp_buf_printf(&d->sql, " AND (block_number, block_hash) IN (%s) GROUP BY block_number",
+                           d->refs.data);
+    rc = rc ? oom(err) : query(d, &d->ans, "reading the reverted blocks' derived rows", err);
+    char *p = d->ans.data, *cell[1];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 1) == 1)
+        if (cell[0] && touch_all(d, u64_of(cell[0])) != 0)
+            rc = oom(err);
+    return rc;
+}
+
+int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived *der,
+                          const bp_block *const *reverts, size_t nrev,
+                          const bp_block *const *applies, size_t napp, bp_error *err)
+{
+    int rc = set_chain(d, chain, err);
+    if (rc != 0)
+        return rc;
+    bp_windows_clear(&d->win);
+    bp_buf_reset(&d->refs);
+    d->nsets = 0;
+    d->shrinks = nrev > 0;
+    bp_keymap_clear(&d->touched);
+    for (size_t i = 0; i < nrev; i++)
+        rc |= bp_buf_printf(&d->refs, "%s(%" PRIu64 ", unhex('%s'))", i ? ", " : "",
+                            reverts[i]->number, reverts[i]->hash + 2);
+    if (rc != 0)
+        return oom(err);
+    if (nrev > 0) {
+        forget(d); /* the sets are read again without the reverted blocks' rows */
+        rc = touch_reverted(d, err);
+    }
+    uint64_t lo = UINT64_MAX, hi = 0;
+    size_t hint = 0;
+    for (size_t i = 0; rc == 0 && i < napp; i++) {
+        const bp_block_derived *bd = bp_derived_find(der, applies[i], &hint);
+        if (!bd)
+            return bp_error_set(err, BP_EINVAL, "block %" PRIu64 ": the batch has no derived rows",
+                                applies[i]->number);
+        uint64_t ts = bd->chain.block_timestamp;
+        lo = ts < lo ? ts : lo;
+        hi = ts > hi ? ts : hi;
+        if (touch_all(d, ts) != 0)
+            rc = oom(err);
+    }
+    /* the prices learnt: stored, and the blocks they price differently found */
+    uint64_t plo = UINT64_MAX, phi = 0;
+    for (size_t i = 0; i < der->price_count; i++) {
+        const bp_price_row *p = &der->prices[i];
+        if (strcasecmp(p->symbol, der->native_symbol) != 0)
+            continue;
+        plo = p->timestamp < plo ? p->timestamp : plo;
+        phi = p->timestamp > phi ? p->timestamp : phi;
+    }
+    phi = plo <= phi ? phi + der->price_max_age : 0;
+    if (d->check_prices && d->prices_known) /* a crash may have stored prices, not used them */
+        plo = 0, phi = UINT64_MAX / 2;
+    d->check_prices = false;
+    if (rc == 0)
+        rc = store_prices(d, der, err);
+    if (rc == 0)
+        rc = load_prices(d, der, plo < lo ? plo : lo, phi > hi ? phi : hi, err);
+    d->nreprice = 0;
+    if (rc == 0 && plo <= phi)
+        rc = find_repriced(d, der, plo, phi, reverts, nrev, err);
+    for (int g = 0; rc == 0 && g < BP_GRAIN_COUNT; g++)
+        rc = load_sets(d, g, err);
+    hint = 0;
+    for (size_t i = 0; rc == 0 && i < napp; i++)
+        if (block_sets(d, bp_derived_find(der, applies[i], &hint)) != 0)
+            rc = oom(err);
+    if (rc != 0)
+        forget(d); /* half added to memory */
+    return rc;
+}
+
+/* ---- a batch: the per-block rows ---------------------------------------------------------- */
+
+static void put_cols(bp_ch_enc *e, bp_dcol_id from, bp_dcol_id to, const void *row)
+{
+    for (int i = from; i <= (int)to; i++) {
+        bp_value v = bp_dvalue_of((bp_dcol_id)i, row);
+        bp_ch_put_value(e, bp_dcolumns[i].type, &v);
+    }
+}
+
+static void put_shape(bp_ch_enc *e, bp_dshape s, const void *row)
+{
+    size_t first, n = bp_dshape_columns(s, &first);
+    put_cols(e, (bp_dcol_id)first, (bp_dcol_id)(first + n - 1), row);
+}
+
+static void row_end(bp_ch_enc *e, uint64_t seq)
+{
+    bp_ch_put_i8(e, 1);
+    bp_ch_put_u64(e, seq);
+    bp_ch_row_end(e);
+}
+
+static void enc_block(bp_ch_derived *d, const bp_derived *der, const bp_block_derived *bd,
+                      uint64_t seq, bp_ch_enc *const *enc)
+{
+    bp_chain_block_row cb = bd->chain;
+    cb.fees_paid_usd = usd_of(d, der, &cb);
+    put_shape(enc[BP_CHD_BLOCK], BP_DS_CHAIN_BLOCK, &cb);
+    bp_ch_put_u64(enc[BP_CHD_BLOCK], 0);
+    row_end(enc[BP_CHD_BLOCK], seq);
+    for (size_t k = 0; k < bd->contract_count; k++) {
+        bp_ch_enc *e = enc[BP_CHD_CONTRACT_BLOCK];
+        put_cols(e, BP_D_KW_ORIGIN_KEY, BP_D_KW_ORIGIN_KEY, &bd->contracts[k]);
+        put_cols(e, BP_D_CB_BLOCK_NUMBER, BP_D_CB_BLOCK_TIMESTAMP, &cb);
+        put_cols(e, BP_D_KW_CONTRACT_ADDRESS, BP_D_KW_FEES_PAID_NATIVE, &bd->contracts[k]);
+        row_end(e, seq);
+    }
+    for (size_t k = 0; k < bd->transfer_count; k++) {
+        put_shape(enc[BP_CHD_TRANSFERS], BP_DS_TOKEN_TRANSFER, &bd->transfers[k]);
+        row_end(enc[BP_CHD_TRANSFERS], seq);
+    }
+    for (size_t k = 0; k < bd->prediction_count; k++) {
+        put_shape(enc[BP_CHD_PREDICTIONS], BP_DS_PREDICTION, &bd->predictions[k]);
+        bp_ch_put_hex(enc[BP_CHD_PREDICTIONS], cb.block_hash);
+        row_end(enc[BP_CHD_PREDICTIONS], seq);
+    }
+}
+
+int bp_ch_derived_encode(bp_ch_derived *d, const bp_derived *der, const bp_block *const *applies,
+                         size_t napp, uint64_t seq, bp_ch_enc *const *enc, bp_error *err)
+{
+    size_t hint = 0;
+    for (size_t i = 0; i < napp; i++) {
+        const bp_block_derived *bd = bp_derived_find(der, applies[i], &hint);
+        if (!bd)
+            return bp_error_set(err, BP_EINVAL, "block %" PRIu64 ": the batch has no derived rows",
+                                applies[i]->number);
+        enc_block(d, der, bd, seq, enc);
+    }
+    for (size_t i = 0; i < d->nsets; i++) {
+        const chd_set *s = &d->sets[i];
+        bool pair = s->row.contract_address != NULL;
+        bp_ch_enc *e = enc[pair ? BP_CHD_SENDERS : BP_CHD_ADDRESSES];
+        put_shape(e, pair ? BP_DS_CONTRACT_SENDER_SET : BP_DS_ADDRESS_SET, &s->row);
+        bp_ch_put_hex(e, s->hash);
+        row_end(e, seq);
+    }
+    return 0;
+}
+
+/* ---- a batch: rollups ------------------------------------------------------------------- */
+
+/* A chain window being recomputed: per column of the window shape its sum / min / max. */
+typedef struct chd_acc {
+    uint64_t u[24];
+    bp_u256 wei;
+    double usd;
+    bool usd_null;
+    size_t rows;
+} chd_acc;
+
+typedef struct chd_med {
+    size_t acc, col;
+    bp_u256 v;
+} chd_med;
+
+static int med_cmp(const void *pa, const void *pb)
+{
+    const chd_med *a = pa, *b = pb;
+    if (a->acc != b->acc)
+        return a->acc < b->acc ? -1 : 1;
+    if (a->col != b->col)
+        return a->col < b->col ? -1 : 1;
+    return bp_u256_cmp(&a->v, &b->v);
+}
+
+/* The window's index in d->acc (zeroed when new); SIZE_MAX when out of memory. */
+static size_t acc_of(bp_ch_derived *d, uint64_t w, const char *contract, size_t size, size_t *n)
+{
+    bool added;
+    size_t v;
+    if (bp_keymap_put(&d->map, w, contract, NULL, *n, &v, &added) != 0)
+        return SIZE_MAX;
+    if (added) {
+        if (bp_grow(&d->acc, &d->capacc, *n + 1, size) != 0)
+            return SIZE_MAX;
+        memset((char *)d->acc + *n * size, 0, size);
+        (*n)++;
+    }
+    return v;
+}
+
+static const char *chain_finer_col(const bp_dcolumn *c, int g, char *buf, size_t cap)
+{
+    switch (c->agg) {
+    case BP_AGG_COUNT:
+        return g ? "block_count" : "1";
+    case BP_AGG_FIRST_BLOCK:
+        return g ? "first_block" : "block_number";
+    case BP_AGG_LAST_BLOCK:
+        return g ? "last_block" : "block_number";
+    case BP_AGG_SUM:
+    case BP_AGG_USD:
+        snprintf(buf, cap, g ? "%s" : "argMax(%s, " NEWEST ")", c->name);
+        return buf;
+    case BP_AGG_SUM256:
+    case BP_AGG_MEDIAN:
+        snprintf(buf, cap, g ? "toString(%s)" : "toString(argMax(%s, " NEWEST "))", c->name);
+        return buf;
+    default:
+        return "0";
+    }
+}
+
+/* The finer rows of grain g's touched windows: "SELECT window, columns... FROM ...". */
+static int chain_finer_sql(bp_ch_derived *d, int g)
+{
+    uint64_t len = bp_grain_seconds[g];
+    size_t first, n = bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first);
+    const char *tcol = g ? "window_start" : "block_timestamp";
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_printf(&d->sql, "SELECT intDiv(%s, %" PRIu64 ") * %" PRIu64, tcol, len, len);
+    for (size_t i = first; i < first + n; i++) {
+        char buf[96];
+        const bp_dcolumn *c = &bp_dcolumns[i];
+        if (c->agg != BP_AGG_KEY && c->agg != BP_AGG_WINDOW)
+            rc |= bp_buf_printf(&d->sql, ", %s", chain_finer_col(c, g, buf, sizeof(buf)));
+    }
+    if (g == 0)
+        rc |= sql_origin(d, "chain_metrics_block", "origin_key");
+    else
+        rc |= bp_buf_printf(&d->sql, " FROM %s FINAL WHERE origin_key = ",
+                            bp_dtables[BP_DT_CHAIN_1M + g - 1].name) |
+              bp_ch_quote(&d->sql, d->chain);
+    rc |= bp_buf_printf(&d->sql, " AND intDiv(%s, %" PRIu64 ") * %" PRIu64 " IN (", tcol, len, len);
+    rc |= window_list(d, g) | bp_buf_putc(&d->sql, ')');
+    if (g == 0)
+        rc |= bp_buf_puts(&d->sql, " GROUP BY block_number, block_hash, block_timestamp"
+                                   " HAVING sum(" BP_CH_SIGN ") > 0");
+    return rc;
+}
+
+/* Adds one finer row (cells after the window's) to acc a. */
+static int chain_accumulate(bp_ch_derived *d, size_t a, char **cell, size_t n)
+{
+    chd_acc *acc = &((chd_acc *)d->acc)[a];
+    size_t first;
+    bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first);
+    acc->rows++;
+    for (size_t i = 2, k = 0; i < n; i++, k++) {
+        const bp_dcolumn *c = &bp_dcolumns[first + i];
+        const char *v = cell[k];
+        uint64_t x = u64_of(v);
+        bp_u256 q;
+        switch (c->agg) {
+        case BP_AGG_COUNT:
+        case BP_AGG_SUM:
+            acc->u[i] += x;
+            break;
+        case BP_AGG_FIRST_BLOCK:
+            acc->u[i] = acc->rows == 1 || x < acc->u[i] ? x : acc->u[i];
+            break;
+        case BP_AGG_LAST_BLOCK:
+            acc->u[i] = x > acc->u[i] ? x : acc->u[i];
+            break;
+        case BP_AGG_SUM256:
+            if (!v || bp_u256_from_dec(v, strlen(v), &q) != 0 ||
+                bp_u256_add(&acc->wei, &acc->wei, &q) != 0)
+                return BP_EDB;
+            break;
+        case BP_AGG_USD:
+            acc->usd_null |= !v;
+            acc->usd += v ? strtod(v, NULL) : 0;
+            break;
+        case BP_AGG_MEDIAN:
+            if (!v)
+                break;
+            if (bp_u256_from_dec(v, strlen(v), &q) != 0)
+                return BP_EDB;
+            if (bp_grow((void **)&d->med, &d->capmed, d->nmed + 1, sizeof(*d->med)) != 0)
+                return BP_ENOMEM;
+            d->med[d->nmed++] = (chd_med){a, i, q};
+            break;
+        default:
+            break;
+        }
+    }
+    return 0;
+}
+
+/* The lower median of acc a's column i (from the sorted d->med), NULL when none. */
+static const bp_u256 *median_of(const bp_ch_derived *d, size_t a, size_t i)
+{
+    size_t lo = 0, n = 0;
+    for (size_t k = 0; k < d->nmed; k++)
+        if (d->med[k].acc == a && d->med[k].col == i && n++ == 0)
+            lo = k;
+    return n ? &d->med[lo + (n - 1) / 2].v : NULL;
+}
+
+/* A block row (cells after the window's) of a block the batch reprices: its new USD. */
+static void patch_usd(const bp_ch_derived *d, char **cell, char *buf, size_t cap)
+{
+    size_t first, n = bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first);
+    size_t number = SIZE_MAX, usd = SIZE_MAX;
+    for (size_t i = 2; i < n; i++) {
+        if (bp_dcolumns[first + i].agg == BP_AGG_FIRST_BLOCK)
+            number = i - 2;
+        if (bp_dcolumns[first + i].agg == BP_AGG_USD)
+            usd = i - 2;
+    }
+    for (size_t k = 0; number != SIZE_MAX && usd != SIZE_MAX && k < d->nreprice; k++)
+        if (d->reprice[k].number == u64_of(cell[number])) {
+            snprintf(buf, cap, "%.17g", d->reprice[k].usd.v);
+            cell[usd] = buf;
+        }
+}
+
+static void chain_encode(bp_ch_derived *d, int g, uint64_t w, size_t a)
+{
+    static const chd_acc none = {.usd_null = true};
+    const chd_acc *acc = a == SIZE_MAX ? &none : &((chd_acc *)d->acc)[a];
+    bp_ch_enc *e = &d->enc[g];
+    size_t first, n = bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first);
+    for (size_t i = 0; i < n; i++) {
+        const bp_u256 *m;
+        switch (bp_dcolumns[first + i].agg) {
+        case BP_AGG_KEY:
+            bp_ch_put_text(e, d->chain, strlen(d->chain));
+            break;
+        case BP_AGG_WINDOW:
+            bp_ch_put_u64(e, w);
+            break;
+        case BP_AGG_SUM256:
+            bp_ch_put_u256(e, &acc->wei);
+            break;
+        case BP_AGG_NATIVE:
+            bp_ch_put_f64(e, bp_u256_to_double(&acc->wei) / 1e18);
+            break;
+        case BP_AGG_USD:
+            if (acc->rows && !acc->usd_null)
+                bp_ch_put_f64(e, acc->usd);
+            else
+                bp_ch_put_null(e);
+            break;
+        case BP_AGG_MEDIAN:
+            m = a == SIZE_MAX ? NULL : median_of(d, a, i);
+            if (m)
+                bp_ch_put_u256(e, m);
+            else
+                bp_ch_put_null(e);
+            break;
+        case BP_AGG_DISTINCT:
+            bp_ch_put_u64(e, cache_count(&d->cache[g], w, NULL));
+            break;
+        default:
+            bp_ch_put_u64(e, acc->u[i]);
+        }
+    }
+    bp_ch_put_u64(e, d->ver);
+    bp_ch_row_end(e);
+}
+
+static int insert_rollup(bp_ch_derived *d, int k, bp_error *err)
+{
+    bp_ch_enc *e = &d->enc[k];
+    if (e->rc != 0)
+        return bp_error_set(err, e->rc, "%s: column %s: the value does not fit its type",
+                            d->roll[k].name, d->roll[k].cols[e->bad].name);
+    bp_ch_piece pieces[BP_CH_MAX_PIECES(BP_CH_MAX_COLS)];
+    size_t n = bp_ch_enc_pieces(e, pieces, sizeof(pieces) / sizeof(pieces[0]));
+    char what[96];
+    snprintf(what, sizeof(what), "INSERT of %zu rows into %s", e->rows, d->roll[k].name);
+    return bp_ch_insert(d->h, d->insert[k].data, pieces, n, false, what, err);
+}
+
+static int chain_rollup(bp_ch_derived *d, int g, bp_error *err)
+{
+    size_t first, ncols = bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first), nacc = 0;
+    (void)first;
+    bp_keymap_clear(&d->map);
+    d->nmed = 0;
+    int rc = chain_finer_sql(d, g) ? oom(err) : query(d, &d->ans, "reading finer rows", err);
+    char *p = d->ans.data, *cell[24];
+    int n;
+    while (rc == 0 && (n = bp_ch_tsv_row(&p, cell, 24)) > 0) {
+        if ((size_t)n != ncols - 1 || !cell[0])
+            return bp_error_set(err, BP_EDB, "%s: a finer row of %d cells",
+                                bp_dtables[BP_DT_CHAIN_1M + g].name, n);
+        if (g > 0 && u64_of(cell[1]) == 0)
+            continue; /* a window left without blocks */
+        size_t a = acc_of(d, u64_of(cell[0]), NULL, sizeof(chd_acc), &nacc);
+        char usd[32];
+        if (g == 0 && d->nreprice > 0)
+            patch_usd(d, cell + 1, usd, sizeof(usd));
+        rc = a == SIZE_MAX ? oom(err) : chain_accumulate(d, a, cell + 1, ncols);
+        if (rc == BP_EDB)
+            rc = bp_error_set(err, BP_EDB, "%s: a finer row that is not a number",
+                              bp_dtables[BP_DT_CHAIN_1M + g].name);
+    }
+    if (rc != 0)
+        return rc == BP_ENOMEM ? oom(err) : rc;
+    if (d->nmed > 0)
+        qsort(d->med, d->nmed, sizeof(*d->med), med_cmp);
+    bp_ch_enc_reset(&d->enc[g]);
+    for (size_t i = 0; i < d->win.n[g]; i++) {
+        uint64_t w = d->win.v[g][i].w;
+        size_t *a = bp_keymap_get(&d->map, w, NULL, NULL);
+        chain_encode(d, g, w, a ? *a : SIZE_MAX);
+    }
+    return insert_rollup(d, g, err);
+}
+
+/* Contract windows: the finer rows' sums per (window, contract), unique senders from the
+ * sets; a contract the window had before but has no transactions in now gets a row of 0. */
+static int contract_finer_sql(bp_ch_derived *d, int g)
+{
+    uint64_t len = bp_grain_seconds[g];
+    const char *tcol = g ? "window_start" : "block_timestamp";
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_printf(&d->sql,
+                           "SELECT intDiv(%s, %" PRIu64 ") * %" PRIu64
+                           ", concat('0x', lower(hex(contract_address))), %s",
+                           tcol, len, len,
+                           g ? "txcount, gas_used, toString(fees_paid_wei)"
+                             : "any(txcount), any(gas_used), toString(any(fees_paid_wei))");
+    if (g == 0)
+        rc |= sql_origin(d, "contract_metrics_block", "origin_key");
+    else
+        rc |= bp_buf_printf(&d->sql, " FROM %s FINAL WHERE origin_key = ",
+                            bp_dtables[BP_DT_CONTRACT_1M + g - 1].name) |
+              bp_ch_quote(&d->sql, d->chain);
+    rc |= bp_buf_printf(&d->sql, " AND intDiv(%s, %" PRIu64 ") * %" PRIu64 " IN (", tcol, len, len);
+    rc |= window_list(d, g) | bp_buf_putc(&d->sql, ')');
+    if (g == 0)
+        rc |= bp_buf_puts(&d->sql,
+                          " GROUP BY block_number, block_hash, block_timestamp, contract_address"
+                          " HAVING sum(" BP_CH_SIGN ") > 0");
+    return rc;
+}
+
+static int contract_rollup(bp_ch_derived *d, int g, bp_error *err)
+{
+    size_t nacc = 0;
+    bp_keymap_clear(&d->map);
+    int rc = contract_finer_sql(d, g) ? oom(err) : query(d, &d->ans, "reading finer rows", err);
+    char *p = d->ans.data, *cell[5];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 5) == 5) {
+        bp_u256 fee;
+        uint64_t txs = u64_of(cell[2]);
+        if (txs == 0 || !cell[0] || !cell[1])
+            continue;
+        if (!cell[4] || bp_u256_from_dec(cell[4], strlen(cell[4]), &fee) != 0)
+            return bp_error_set(err, BP_EDB, "contract rows: fees_paid_wei '%s'",
+                                cell[4] ? cell[4] : "NULL");
+        size_t a = acc_of(d, u64_of(cell[0]), cell[1], sizeof(bp_contract_row), &nacc);
+        if (a == SIZE_MAX)
+            return oom(err);
+        bp_contract_row *r = &((bp_contract_row *)d->acc)[a];
+        r->window_start = u64_of(cell[0]);
+        r->contract_address = cell[1];
+        r->txcount += txs;
+        r->gas_used += u64_of(cell[3]);
+        r->fees_paid_wei.set = true;
+        if (bp_u256_add(&r->fees_paid_wei.v, &r->fees_paid_wei.v, &fee) != 0)
+            return bp_error_set(err, BP_EDB, "contract rows: fees overflow");
+    }
+    /* the contracts the windows have now, for the ones that went (only blocks taken away can
+     * take a contract out of a window) */
+    bp_buf_reset(&d->sql);
+    rc = rc || !d->shrinks ? rc
+         : bp_buf_puts(&d->sql, "SELECT window_start, concat('0x', lower(hex(contract_address))),"
+                                " txcount") |
+                 bp_buf_printf(&d->sql, " FROM %s FINAL WHERE origin_key = ",
+                               bp_dtables[BP_DT_CONTRACT_1M + g].name) |
+                 bp_ch_quote(&d->sql, d->chain) | bp_buf_puts(&d->sql, " AND window_start IN (") |
+                 window_list(d, g) | bp_buf_putc(&d->sql, ')')
+             ? oom(err)
+             : query(d, &d->ans2, "reading contract windows", err);
+    p = d->shrinks ? d->ans2.data : NULL;
+    while (rc == 0 && p && bp_ch_tsv_row(&p, cell, 3) == 3) {
+        if (!cell[0] || !cell[1] || u64_of(cell[2]) == 0 ||
+            bp_keymap_get(&d->map, u64_of(cell[0]), cell[1], NULL))
+            continue;
+        size_t a = acc_of(d, u64_of(cell[0]), cell[1], sizeof(bp_contract_row), &nacc);
+        if (a == SIZE_MAX)
+            return oom(err);
+        bp_contract_row *r = &((bp_contract_row *)d->acc)[a];
+        r->window_start = u64_of(cell[0]);
+        r->contract_address = cell[1];
+        r->fees_paid_wei.set = true;
+    }
+    if (rc != 0)
+        return rc;
+    bp_ch_enc *e = &d->enc[BP_GRAIN_COUNT + g];
+    bp_ch_enc_reset(e);
+    size_t rows = 0;
+    for (size_t i = 0; i < nacc; i++) {
+        bp_contract_row *r = &((bp_contract_row *)d->acc)[i];
+        if (!d->shrinks && !bp_keymap_get(&d->touched, 0, r->contract_address, NULL))
+            continue; /* unchanged: the batch only added blocks, none calling it */
+        rows++;
+        r->origin_key = d->chain;
+        r->fees_paid_native = (bp_opt_f64){bp_u256_to_double(&r->fees_paid_wei.v) / 1e18, true};
+        r->unique_senders =
+            r->txcount ? cache_count(&d->cache[g], r->window_start, r->contract_address) : 0;
+        put_shape(e, BP_DS_CONTRACT_WINDOW, r);
+        bp_ch_put_u64(e, d->ver);
+        bp_ch_row_end(e);
+    }
+    return rows ? insert_rollup(d, BP_GRAIN_COUNT + g, err) : 0;
+}
+
+/* One INSERT: for every repriced block still held, a -1 row cancelling its live key and a +1
+ * row of a new key (_rev = seq) with the new USD, both of batch seq. Two keys, so the order of
+ * the rows in the part does not matter (FINAL keeps a key only when its last row is a +1); the
+ * block's sign sum stays 1; the rows of one block are in one partition (one part): the pair
+ * lands whole or not at all; a rollback of the batch takes both back (the old price again,
+ * and the retried batch reprices it again). */
+static int reprice(bp_ch_derived *d, uint64_t seq, bp_error *err)
+{
+    if (d->nreprice == 0)
+        return 0;
+    size_t first, n = bp_dshape_columns(BP_DS_CHAIN_BLOCK, &first);
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "INSERT INTO chain_metrics_block (");
+    rc |= dcol_list(&d->sql, first, n);
+    rc |= bp_buf_puts(&d->sql, ", " REV ", " BP_CH_SIGN ", " BP_CH_SEQ ") SELECT ");
+    for (size_t i = first; i < first + n; i++) {
+        const bp_dcolumn *c = &bp_dcolumns[i];
+        const char *sep = i > first ? ", " : "";
+        if (c->flags & BP_COL_KEY || strcmp(c->name, "block_hash") == 0) {
+            rc |= bp_buf_printf(&d->sql, "%s%s", sep, c->name);
+        } else if (i == BP_D_CB_FEES_PAID_USD) {
+            /* (18.16's CASE x WHEN ... ELSE NULL gives NULL: multiIf, the old value last) */
+            rc |= bp_buf_printf(&d->sql, "%sif(s = 1, multiIf(", sep);
+            for (size_t k = 0; k < d->nreprice; k++)
+                rc |= bp_buf_printf(&d->sql, "block_number = %" PRIu64 ", %.17g, ",
+                                    d->reprice[k].number, d->reprice[k].usd.v);
+            rc |= bp_buf_printf(&d->sql, "argMax(%s, " NEWEST ")), argMax(%s, " NEWEST "))",
+                                c->name, c->name);
+        } else {
+            rc |= bp_buf_printf(&d->sql, "%sargMax(%s, " NEWEST ")", sep, c->name);
+        }
+    }
+    rc |= bp_buf_printf(&d->sql,
+                        ", if(s = 1, toUInt64(%" PRIu64 "), " REV "), toInt8(s),"
+                        " toUInt64(%" PRIu64 ")",
+                        d->ver, seq);
+    rc |= sql_origin(d, "chain_metrics_block", "origin_key");
+    rc |= bp_buf_puts(&d->sql, " AND (block_number, block_hash) IN (");
+    for (size_t k = 0; k < d->nreprice; k++)
+        rc |= bp_buf_printf(&d->sql, "%s(%" PRIu64 ", unhex('%s'))", k ? ", " : "",
+                            d->reprice[k].number, d->reprice[k].hash);
+    rc |= bp_buf_puts(&d->sql, ") GROUP BY origin_key, block_number, block_hash, " REV ", s"
+                               " HAVING sum(" BP_CH_SIGN ") > 0");
+    if (rc != 0)
+        return oom(err);
+    /* ARRAY JOIN goes after FROM: splice it in before WHERE */
+    char *where = strstr(d->sql.data, " WHERE origin_key = ");
+    size_t at = (size_t)(where - d->sql.data);
+    static const char aj[] = " ARRAY JOIN [-1, 1] AS s";
+    if (bp_buf_reserve(&d->sql, sizeof(aj)) != 0)
+        return oom(err);
+    where = d->sql.data + at;
+    memmove(where + sizeof(aj) - 1, where, d->sql.len - at + 1);
+    memcpy(where, aj, sizeof(aj) - 1);
+    d->sql.len += sizeof(aj) - 1;
+    rc = query(d, NULL, "repricing blocks", err);
+    return rc ? bp_error_prefix(err, "derived tables: ") : 0;
+}
+
+int bp_ch_derived_rollups(bp_ch_derived *d, uint64_t seq, bp_error *err)
+{
+    int rc = bp_windows_close(&d->win) ? oom(err) : 0;
+    for (int g = 0; rc == 0 && g < BP_GRAIN_COUNT; g++) {
+        if (d->win.n[g] == 0)
+            continue;
+        rc = load_sets(d, g, err); /* (a recovery's windows) */
+        if (rc == 0)
+            rc = chain_rollup(d, g, err);
+        if (rc == 0)
+            rc = contract_rollup(d, g, err);
+        if (rc == 0)
+            bp_crashpoint("clickhouse.mid_rollups");
+    }
+    /* after the rollups (which counted the new prices already): a crash between leaves the
+     * blocks unrepriced, which the check after the recovery finds (a crash after the blocks
+     * were repriced but before their windows would leave the windows stale for good) */
+    if (rc == 0 && d->nreprice > 0)
+        rc = reprice(d, seq, err);
+    d->nreprice = 0;
+    d->ver++;
+    if (rc != 0) {
+        forget(d);
+        return bp_error_prefix(err, "derived rollups: ");
+    }
+    return 0;
+}
+
+/* ---- recovery ----------------------------------------------------------------------------- */
+
+/* The timestamp from which windows may be stale: of the highest block row at or below
+ * below; 0 when the chain has none there. */
+static int stale_from(bp_ch_derived *d, uint64_t below, uint64_t *from, bp_error *err)
+{
+    *from = 0;
+    if (below == UINT64_MAX)
+        return 0;
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "SELECT block_number, any(block_timestamp)") |
+             sql_origin(d, "chain_metrics_block", "origin_key") |
+             bp_buf_printf(&d->sql,
+                           " AND block_number <= %" PRIu64 " AND block_number + 1024 > %" PRIu64
+                           " GROUP BY block_number, block_hash HAVING sum(" BP_CH_SIGN
+                           ") > 0 ORDER BY block_number DESC LIMIT 1",
+                           below, below);
+    rc = rc ? oom(err) : query(d, &d->ans, "reading the last block row", err);
+    char *p = d->ans.data, *cell[2];
+    if (rc == 0 && bp_ch_tsv_row(&p, cell, 2) == 2)
+        *from = u64_of(cell[1]);
+    return rc;
+}
+
+int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, bp_error *err)
+{
+    int rc = set_chain(d, chain, err);
+    uint64_t from = 0;
+    forget(d);
+    d->nreprice = 0; /* (a failed batch's) */
+    d->shrinks = true;
+    bp_windows_clear(&d->win);
+    bp_buf_reset(&d->refs);
+    if (rc == 0)
+        rc = stale_from(d, below, &from, err);
+    from = bp_window_of(from, BP_GRAIN_1M);
+    /* every minute from there that has a rollup row or a block row (taken back or not) */
+    bp_buf_reset(&d->sql);
+    rc = rc ? rc
+         : bp_buf_printf(&d->sql,
+                         "SELECT DISTINCT window_start FROM chain_metrics_1m WHERE origin_key ="
+                         " ") |
+                 bp_ch_quote(&d->sql, chain) |
+                 bp_buf_printf(&d->sql,
+                               " AND window_start >= %" PRIu64
+                               " UNION ALL SELECT DISTINCT intDiv(block_timestamp, 60) * 60"
+                               " FROM chain_metrics_block WHERE origin_key = ",
+                               from) |
+                 bp_ch_quote(&d->sql, chain) |
+                 bp_buf_printf(&d->sql, " AND block_timestamp >= %" PRIu64, from)
+             ? oom(err)
+             : query(d, &d->ans2, "reading the windows to check", err);
+    char *p = d->ans2.data, *cell[1];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 1) == 1)
+        if (cell[0] && bp_windows_touch(&d->win, BP_GRAIN_1M, u64_of(cell[0]), 0) != 0)
+            rc = oom(err);
+    if (rc == 0 && d->win.n[BP_GRAIN_1M] > 0)
+        rc = bp_ch_derived_rollups(d, 0, err);
+    d->check_prices = true;
+    return rc ? bp_error_prefix(err, "derived tables: ") : 0;
+}
+
+/* ---- retention ---------------------------------------------------------------------------- */
+
+/* Drops the partitions of table (of one grain, or any: NULL) that end at or before `before`. */
+static int drop_partitions(bp_ch_derived *d, const char *table, const char *col, const char *grain,
+                           uint64_t unit, uint64_t before, bp_error *err)
+{
+    uint64_t end = before - before % unit;
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_printf(&d->sql, "SELECT DISTINCT intDiv(%s, %" PRIu64 ")", col, unit) |
+             sql_origin(d, table, "origin_key");
+    if (grain)
+        rc |= bp_buf_printf(&d->sql, " AND grain = '%s'", grain);
+    rc |= bp_buf_printf(&d->sql, " AND %s < %" PRIu64, col, end);
+    rc = rc ? oom(err) : query(d, &d->ans, "finding expired partitions", err);
+    char *p = d->ans.data, *cell[1];
+    bp_buf sql;
+    bp_buf_init(&sql, 0);
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 1) == 1 && cell[0]) {
+        bp_buf_reset(&sql);
+        rc = bp_buf_printf(&sql, "ALTER TABLE %s DROP PARTITION (", table) |
+             bp_ch_quote(&sql, d->chain);
+        if (grain)
+            rc |= bp_buf_printf(&sql, ", '%s'", grain);
+        rc |= bp_buf_printf(&sql, ", %s)", cell[0]);
+        rc = rc ? oom(err) : bp_ch_query(d->h, sql.data, NULL, "dropping a partition", err);
+    }
+    bp_buf_release(&sql);
+    return rc;
+}
+
+/* Table, time column, grain and partition length of an expiry of the shared plan. */
+static int expire_one(bp_ch_derived *d, const bp_expiry *x, bp_error *err)
+{
+    const char *grain = x->grain >= 0 ? bp_grain_names[x->grain] : NULL;
+    switch (x->table) {
+    case BP_DT_CHAIN_BLOCK: {
+        int rc =
+            drop_partitions(d, "chain_metrics_block", "block_timestamp", NULL, DAY, x->before, err);
+        return rc ? rc
+                  : drop_partitions(d, "contract_metrics_block", "block_timestamp", NULL, DAY,
+                                    x->before, err);
+    }
+    case BP_DT_ACTIVE_ADDRESSES:
+    case BP_DT_CONTRACT_SENDERS: {
+        int rc = drop_partitions(d, bp_dtables[x->table].name, "window_start", grain, DAY,
+                                 x->before, err);
+        /* the minutes' sets (ClickHouse keeps them too) go with the hours' */
+        return rc || x->grain != BP_GRAIN_1H
+                   ? rc
+                   : drop_partitions(d, bp_dtables[x->table].name, "window_start",
+                                     bp_grain_names[BP_GRAIN_1M], DAY, x->before, err);
+    }
+    default: {
+        int g = x->table >= BP_DT_CONTRACT_1M ? x->table - BP_DT_CONTRACT_1M
+                                              : x->table - BP_DT_CHAIN_1M;
+        return drop_partitions(d, bp_dtables[x->table].name, "window_start", NULL, g_part_secs[g],
+                               x->before, err);
+    }
+    }
+}
+
+int bp_ch_derived_expire(bp_ch_derived *d, const bp_derived *der, bp_error *err)
+{
+    if (d->caps.ttl || !d->chain) /* TTL does it */
+        return 0;
+    bp_expiry plan[BP_EXPIRY_MAX];
+    size_t n = bp_retention_plan(&d->ret, der, plan);
+    for (size_t i = 0; i < n; i++) {
+        if (plan[i].before <= d->last_cut[i])
+            continue;
+        int rc = expire_one(d, &plan[i], err);
+        if (rc != 0)
+            return bp_error_prefix(err, "retention of %s: ", bp_dtables[plan[i].table].name);
+        d->last_cut[i] = plan[i].before;
+    }
+    return 0;
+}

@@ -1,0 +1,88 @@
+/* clickhouse_derived.h - the clickhouse output's derived analytics tables (blockpipe/derived.h),
+ * exactly once and reorg-correct with the raw tables' scheme (clickhouse.c).
+ *
+ * Two kinds of tables:
+ *   per-block rows   chain_metrics_block, contract_metrics_block (a block's sums per contract:
+ *                    what the contract windows are recomputed from), token_transfers,
+ *                    ml_predictions, and the window sets active_addresses / contract_senders
+ *                    (a row per (window, [contract,] address) carrying the window's first block
+ *                    the address sent in and that block's hash). CollapsingMergeTree with _sign
+ *                    and _seq, written with the batch's APPLY rows and taken back by its REVERTs
+ *                    and by the recovery exactly like the raw rows (clickhouse.c keeps them in
+ *                    its table list: block_col / hash_col say which block a row belongs to).
+ *   rollups          chain_metrics_1m/_1h/_1d, contract_metrics_1m/_1h/_1d: maintained by
+ *                    blockpipe, recomputed whole for every window a batch touched (a minute
+ *                    from the block rows, an hour from its minutes, a day from its hours;
+ *                    distinct counts from the sets), ReplacingMergeTree(_ver): the newest
+ *                    version of a window is its value (a window left without blocks gets a row
+ *                    of 0 blocks / 0 txs). Read through the _v views (FINAL, empty windows
+ *                    left out). A median cannot be taken back by a -1 row, hence
+ *                    recomputation rather than sign rows flowing through materialized views.
+ *
+ * Retention: TTL where the server has it; partition drops (partitions of a day, 30 days or 360
+ * days of chain time, per chain) where it does not. */
+#ifndef BP_SINK_CLICKHOUSE_DERIVED_H
+#define BP_SINK_CLICKHOUSE_DERIVED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "blockpipe/derived.h"
+#include "blockpipe/error.h"
+#include "sink/clickhouse_http.h"
+#include "sink/clickhouse_table.h"
+
+/* The per-block tables, in the order clickhouse.c appends them to its own. */
+enum {
+    BP_CHD_BLOCK,
+    BP_CHD_CONTRACT_BLOCK,
+    BP_CHD_TRANSFERS,
+    BP_CHD_PREDICTIONS,
+    BP_CHD_ADDRESSES,
+    BP_CHD_SENDERS,
+    BP_CHD_ROW_TABLES
+};
+
+/* Per-block table k (BP_CHD_*) / rollup k (0..5: chain 1m, 1h, 1d, contract 1m, 1h, 1d) as a
+ * server with caps makes it; ret (NULL: forever) gives the TTL where caps has TTL. */
+void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *ret,
+                             bp_ch_table *out);
+#define BP_CHD_ROLLUPS 6
+void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, const bp_retention *ret,
+                                bp_ch_table *out);
+
+/* Statement i of the derived schema (tables, prices, views) into out (appended); 1 when there
+ * is no statement i, BP_ENOMEM. */
+int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, bp_buf *out);
+/* Runs them all (migration 2). */
+int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
+                         bp_error *err);
+
+typedef struct bp_ch_derived bp_ch_derived;
+
+/* h is borrowed (the output's connection, its database in use). */
+int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format format,
+                      const bp_ch_caps *caps, const bp_retention *ret, bp_ch_derived **out,
+                      bp_error *err);
+void bp_ch_derived_free(bp_ch_derived *d);
+
+/* A batch (clickhouse.c's order): prepare, before anything is written (stores the prices
+ * learnt, reads what the batch reverts, works out the set rows its APPLYs add); encode, the
+ * per-block rows into enc[BP_CHD_*] (with the raw rows); rollups, once the REVERTs are
+ * written (the touched windows recomputed); expire, after the checkpoint. */
+int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived *der,
+                          const bp_block *const *reverts, size_t nrev,
+                          const bp_block *const *applies, size_t napp, bp_error *err);
+int bp_ch_derived_encode(bp_ch_derived *d, const bp_derived *der, const bp_block *const *applies,
+                         size_t napp, uint64_t seq, bp_ch_enc *const *enc, bp_error *err);
+/* (Then the blocks written before their price was known, found by prepare, get it: rows of
+ * batch seq.) */
+int bp_ch_derived_rollups(bp_ch_derived *d, uint64_t seq, bp_error *err);
+int bp_ch_derived_expire(bp_ch_derived *d, const bp_derived *der, bp_error *err);
+
+/* After the output's recovery of chain (rows above block `below` taken back or reverted;
+ * UINT64_MAX: the chain has no checkpoint): every window from the one of the block at `below`
+ * on is recomputed, so that rollups written before a crash match the blocks that stayed. */
+int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, bp_error *err);
+
+#endif
