@@ -135,6 +135,14 @@ typedef struct bp_read_query {
     bool ascending; /* default: newest first */
     bool any_order; /* no order at all: whichever rows come first (cheapest) */
     size_t limit;   /* 0: no limit */
+    /* A derived table (blockpipe/derived.h) in place of table: dtable is its bp_dtable + 1
+     * (0: table is read). The rows are the shape's columns in order; chain filters origin_key,
+     * the range filters window_start on the window tables and block_number on the others, tx_hash
+     * ml_predictions.transaction_hash; ordered by window_start (block_number, index) as asked,
+     * or with by_txcount by txcount (most first). hash, block_hash, address, topic0 and the
+     * cursor are refused. */
+    int dtable;
+    bool by_txcount;
 } bp_read_query;
 
 /* One cell: the text of the value (NULL for SQL null) - integers and 256-bit amounts in

@@ -87,7 +87,7 @@ typedef struct bucket {
 struct bp_api {
     bp_api_config cfg;
     bp_api_ctx ctx;
-    char *listen, *read_url, *chain, *token, *cors, *tls_cert, *tls_key;
+    char *listen, *read_url, *stream_store, *chain, *token, *cors, *tls_cert, *tls_key;
     struct lws_context *lws;
     struct lws_vhost *vhost;
     struct lws_protocols protocols[2];
@@ -893,7 +893,9 @@ static int http_request(bp_api *a, conn *c, struct lws *wsi, const char *path)
     }
     if (c->method == BP_API_OPTIONS)
         return preflight(a, c, j);
-    bool write = c->method != BP_API_GET && c->method != BP_API_HEAD;
+    /* POST /api/predictions asks (a list too long for a URL): a read. */
+    bool write =
+        c->method != BP_API_GET && c->method != BP_API_HEAD && j->route != BP_ROUTE_PREDICTIONS;
     if (!authorized(a, wsi, &j->req, write))
         return error_now(a, c, j, 401, "www-authenticate: Bearer\r\n", "%s",
                          "unauthorized: this needs the API token (Authorization: Bearer TOKEN)");
@@ -1047,6 +1049,7 @@ static void free_api(bp_api *a)
 {
     free(a->listen);
     free(a->read_url);
+    free(a->stream_store);
     free(a->chain);
     free(a->token);
     free(a->cors);
@@ -1071,6 +1074,7 @@ static int copy_config(bp_api *a, const bp_api_config *cfg)
     a->cfg = *cfg;
     a->listen = dup_or_null(cfg->listen, &oom);
     a->cfg.read_url = a->read_url = dup_or_null(cfg->read_url, &oom);
+    a->cfg.stream_store = a->stream_store = dup_or_null(cfg->stream_store, &oom);
     a->cfg.chain = a->chain = dup_or_null(cfg->chain, &oom);
     a->cfg.token = a->token = dup_or_null(cfg->token, &oom);
     a->cfg.cors = a->cors = dup_or_null(cfg->cors, &oom);

@@ -43,6 +43,22 @@ static const char *read_url(const bp_config *cfg)
     return NULL;
 }
 
+/* The keyed streams' store: --stream-store, else the first Redis output, else the first
+ * SQLite one (where `blockpipe stream` looks by default), NULL when none. */
+static const char *stream_store(const bp_config *cfg)
+{
+    static const char *const schemes[] = {"redis", "sqlite"};
+    if (cfg->stream_store)
+        return cfg->stream_store;
+    for (size_t s = 0; s < sizeof(schemes) / sizeof(schemes[0]); s++)
+        for (int i = 0; i < cfg->output_count; i++) {
+            const bp_sink_ops *ops = bp_sink_find(cfg->outputs[i]);
+            if (ops && strcmp(ops->scheme, schemes[s]) == 0)
+                return cfg->outputs[i];
+        }
+    return NULL;
+}
+
 static int start_alerts(const bp_config *cfg, bp_cli_api *out, bp_error *err)
 {
     bp_alert_rule rules[BP_MAX_ALERTS];
@@ -90,6 +106,7 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     bp_api_config ac = {
         .listen = cfg->api_listen ? cfg->api_listen : SERVE_DEFAULT_LISTEN,
         .read_url = url,
+        .stream_store = stream_store(cfg),
         .settings = &set,
         .chain = cfg->chain,
         .stats = out->stats,

@@ -31,6 +31,9 @@ typedef struct sqlite_reader {
 
 static int select_expr(bp_buf *out, const bp_column *c)
 {
+    /* A REAL as text has 15 digits: 17 give the double back exactly (NULL stays NULL). */
+    if (c->type == BP_COL_FLOAT)
+        return bp_buf_printf(out, "iif(%s IS NULL, NULL, printf('%%!.17g', %s))", c->name, c->name);
     return bp_buf_puts(out, c->name);
 }
 
