@@ -26,8 +26,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from anvil import Anvil, Workload  # noqa: E402
-from apiclient import Api, wait_http  # noqa: E402
+from anvil import Anvil, Workload, unq  # noqa: E402
+from apiclient import SSE, Api, wait_http  # noqa: E402
 from metricscheck import LAYOUT, read_pg, read_sqlite  # noqa: E402
 from pg import Postgres, free_port  # noqa: E402
 from redis import Redis  # noqa: E402
@@ -199,6 +199,33 @@ def check_streams(api, label, rng):
           flush=True)
 
 
+def check_minute_push(api, wl, node, proc, label):
+    """An SSE client of the metrics topic gets each minute the next blocks rewrite, as
+    chain_metrics_1m holds it once they are committed (the REST answer)."""
+    sse = SSE(api.port, "/api/events?topics=metrics")
+    minutes, last = set(), {}
+    for step in (30, 30, 61, 5):
+        node.rpc("evm_increaseTime", [step])
+        wl.mine_batch(3)
+        minutes.add(unq(node.block(node.block_number(), False)["timestamp"]) // 60 * 60)
+    wait_head(api, node.block_number(), proc, label)
+    rest = {r["window_start"]: r for r in api.ok(
+        "/api/analytics?grain=1m&limit=1000&top=0")["data"]["chain_metrics"]}
+    deadline = time.monotonic() + HANG
+    while any(last.get(m) != rest[m] for m in minutes):
+        if time.monotonic() > deadline:
+            fail(f"{label}: minute messages {last}, want the rows {[rest[m] for m in minutes]}")
+        ev = sse.next_event(timeout=HANG)
+        if ev is None:
+            fail(f"{label}: the SSE stream closed")
+        msg = ev["data"]
+        if msg["type"] == "minute":
+            last[msg["data"]["window_start"]] = msg["data"]
+    sse.close()
+    print(f"check: {label}: the metrics topic pushed the {len(minutes)} minutes the new blocks "
+          f"rewrote, equal to /api/analytics", flush=True)
+
+
 def main():
     print(__doc__)
     t0 = time.monotonic()
@@ -236,6 +263,9 @@ def main():
             answers[label] = check_analytics(api, db, label)
             check_predictions(api, db, hashes, label)
             check_streams(api, label, rng)
+        check_minute_push(runs[0][1], wl, node, runs[0][2], "sqlite")
+        head = node.block_number()
+        wait_head(runs[1][1], head, runs[1][2], "postgres")
         if answers["sqlite"] != answers["postgres"]:
             fail("SQLite and PostgreSQL answer different /api/analytics")
         print("check: SQLite and PostgreSQL answer the same /api/analytics", flush=True)
@@ -243,6 +273,7 @@ def main():
             n = db.execute("SELECT count(*) FROM keyed_entries").fetchone()[0]
         if n != 13:
             fail(f"the SQLite output's keyed_entries has {n} entries, want 13 (the default store)")
+        final = runs[0][1].ok("/api/analytics?grain=1h&limit=1000&top=100")["data"]
         for label, _, p in runs:
             stop(p, f"blockpipe run ({label})")
         port = free_port()  # a server without a token refuses to publish
@@ -254,7 +285,7 @@ def main():
         expect_post(api, "/api/v1/streaming/k", {"a": 1}, 403, "--api-token", token=False)
         if api.ok("/api/v1/streaming/pairs")["count"] != 2:
             fail("serve: the keys of the SQLite file's streams")
-        if api.ok("/api/analytics?grain=1h&limit=1000&top=100")["data"] != answers["sqlite"]["1h"]:
+        if api.ok("/api/analytics?grain=1h&limit=1000&top=100")["data"] != final:
             fail("serve: /api/analytics differs from the running pipeline's")
         stop(sp, "blockpipe serve")
         print("check: serve: 403 for a publish without --api-token; streams and analytics read",
