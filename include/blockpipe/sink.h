@@ -112,7 +112,7 @@ typedef struct bp_sink_settings {
 
 /* ---- reading an output back (the API) ----
  *
- * A backend that can be read (SQLite, PostgreSQL) has open_reader / read / close_reader: a
+ * A backend that can be read (SQLite, PostgreSQL, ClickHouse) has open_reader / read / close_reader: a
  * read-only connection of its own, never the writer's, used by one thread at a time (the API
  * keeps one per worker thread). A query names a table and filters; the rows come back as the
  * table's columns in the column table's order (columns.h), each as text. */

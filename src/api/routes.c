@@ -218,8 +218,10 @@ bp_sink_reader *bp_api_reader(bp_api_ctx *c, bp_api_worker *w, bp_api_response *
     if (w->reader)
         return w->reader;
     if (!c->cfg->read_url) {
-        bp_api_error(resp, 503,
-                     "no output to read: the data endpoints read a sqlite: or postgres: output");
+        bp_api_error(
+            resp, 503,
+            "no output to read: the data endpoints read a sqlite:, postgres: or clickhouse: "
+            "output");
         return NULL;
     }
     int64_t now = bp_api_mono_ms();

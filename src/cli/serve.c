@@ -32,7 +32,7 @@ int bp_cli_api_settings(bp_config *cfg, bp_error *err)
     return 0;
 }
 
-/* The first output the API can read back (SQLite, PostgreSQL), NULL when none. */
+/* The first output the API can read back (SQLite, PostgreSQL, ClickHouse), NULL when none. */
 static const char *read_url(const bp_config *cfg)
 {
     for (int i = 0; i < cfg->output_count; i++) {
@@ -85,8 +85,8 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     set = (bp_sink_settings){cfg->sink_settings, cfg->sink_setting_count};
     const char *url = read_url(cfg);
     if (!url)
-        bp_warn("api: no output can be read back (sqlite: or postgres:): the data endpoints "
-                "answer 503 and push carries block headers only");
+        bp_warn("api: no output can be read back (sqlite:, postgres: or clickhouse:): the data "
+                "endpoints answer 503 and push carries block headers only");
     if (cfg->command != BP_CMD_SERVE && !out->stats && !(out->stats = bp_stats_hub_new()))
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     bp_push_config pc = {

@@ -43,6 +43,7 @@
 #include "blockpipe/columns.h"
 #include "sink/clickhouse_conn.h"
 #include "sink/format.h"
+#include "sink/clickhouse_read.h"
 #include "sink/options.h"
 #include "util/crashpoint.h"
 #include "util/log.h"
@@ -887,4 +888,7 @@ const bp_sink_ops bp_sink_clickhouse_ops = {
     .flush = NULL,
     .close = ch_close,
     .migrate = ch_migrate,
+    .open_reader = bp_ch_open_reader,
+    .read = bp_ch_read,
+    .close_reader = bp_ch_close_reader,
 };

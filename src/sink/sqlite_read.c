@@ -44,7 +44,7 @@ static int param(bp_buf *out, int n, enum bp_sql_param_kind k)
     return bp_buf_putc(out, '?');
 }
 
-static const bp_sql_dialect g_dialect = {select_expr, param};
+static const bp_sql_dialect g_dialect = {.select_expr = select_expr, .param = param};
 
 int bp_sqlite_open_reader(bp_sink_reader **out, const char *target, const bp_sink_opts *opts,
                           bp_error *err)

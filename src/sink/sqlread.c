@@ -49,7 +49,7 @@ static int add_param(builder *b, bp_sql_param v)
     if (b->p->n == BP_SQL_MAX_PARAMS)
         return BP_EINVAL;
     b->p->p[b->p->n++] = v;
-    return b->d->param(b->sql, b->p->n, v.kind);
+    return b->d->literal ? b->d->literal(b->sql, &v) : b->d->param(b->sql, b->p->n, v.kind);
 }
 
 /* " WHERE col OP ?" or " AND col OP ?" */
@@ -131,7 +131,8 @@ static void select_one(builder *b, const bp_read_query *q, const table_shape *t,
     b->where = false;
     st(b, bp_buf_puts(b->sql, "SELECT "));
     columns(b, q->table);
-    st(b, bp_buf_printf(b->sql, " FROM %s", bp_table_name(q->table)));
+    st(b, bp_buf_printf(b->sql, " FROM %s%s", bp_table_name(q->table),
+                        b->d->table_suffix ? b->d->table_suffix : ""));
     if (q->chain)
         cond(b, "chain", "=", text(q->chain));
     if (q->has_min)
@@ -206,7 +207,7 @@ static int dselect(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d,
         st(&b, bp_buf_puts(sql, i ? ", " : ""));
         st(&b, d->select_expr(sql, &c));
     }
-    st(&b, bp_buf_printf(sql, " FROM %s", ti->name));
+    st(&b, bp_buf_printf(sql, " FROM %s%s", ti->name, d->table_suffix ? d->table_suffix : ""));
     if (q->chain)
         cond(&b, key, "=", text(q->chain));
     if (q->has_min)
@@ -247,12 +248,16 @@ int bp_sql_select(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d, 
     if (q->address && t->address_either) {
         /* "from = A OR to = A" as two index lookups, each ordered and limited, merged: one
          * condition with OR would make the planners walk the table in key order instead. */
+        if (d->wrap_union)
+            st(&b, bp_buf_puts(sql, "SELECT * FROM ("));
         for (int half = 1; half <= 2; half++) {
             st(&b, bp_buf_puts(sql, half == 1 ? "SELECT * FROM (" : " UNION ALL SELECT * FROM ("));
             select_one(&b, q, t, half);
             order_limit(&b, q, t);
             st(&b, bp_buf_printf(sql, ") AS half%d", half));
         }
+        if (d->wrap_union)
+            st(&b, bp_buf_puts(sql, ") AS halves"));
     } else {
         select_one(&b, q, t, 0);
     }
