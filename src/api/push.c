@@ -305,6 +305,14 @@ void bp_push_batch(void *hub, const bp_batch *b)
     pthread_mutex_unlock(&h->lock);
 }
 
+uint64_t bp_push_commits(bp_push_hub *h)
+{
+    pthread_mutex_lock(&h->ring_lock);
+    uint64_t n = h->batches;
+    pthread_mutex_unlock(&h->ring_lock);
+    return n;
+}
+
 /* ---- building an event's messages (the hub thread, no lock held)
  * ----------------------------------- */
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/push.h"
 #include "api/rows.h"
 #include "api/status.h"
 #include "util/jsonw.h"
@@ -477,6 +478,72 @@ static int one_row(void *ctx, const bp_read_cell *cells, size_t n)
     return STOP_READ;
 }
 
+/* ---- /api/blocks/latest without a query while nothing was committed ---- */
+
+void bp_api_latest_init(bp_api_latest *l)
+{
+    memset(l, 0, sizeof(*l));
+    pthread_mutex_init(&l->lock, NULL);
+    bp_buf_init(&l->body, BP_API_BODY_MAX);
+}
+
+void bp_api_latest_release(bp_api_latest *l)
+{
+    pthread_mutex_destroy(&l->lock);
+    bp_buf_release(&l->body);
+}
+
+/* With a pipeline the push hub counts its commits. */
+static bool commits_known(const bp_api_ctx *c)
+{
+    return c->cfg->stats && c->cfg->push;
+}
+
+/* The commits so far, or 0 serving without a pipeline (then the TTL decides). */
+static uint64_t commits(const bp_api_ctx *c)
+{
+    return commits_known(c) ? bp_push_commits(c->cfg->push) : 0;
+}
+
+static bool latest_fresh(const bp_api_ctx *c, const bp_api_latest *l, uint64_t now_commits)
+{
+    if (!l->valid || l->commits != now_commits)
+        return false;
+    return commits_known(c) || bp_api_mono_ms() - l->stored_ms < BP_API_LATEST_TTL_MS;
+}
+
+/* Copies the kept answer for chain into resp: true when there was a fresh one. */
+static bool latest_get(bp_api_ctx *c, const char *chain, bp_api_response *resp)
+{
+    bp_api_latest *l = &c->latest;
+    bool hit = false;
+    uint64_t now = commits(c);
+    pthread_mutex_lock(&l->lock);
+    if (latest_fresh(c, l, now) && strcmp(l->chain, chain ? chain : "") == 0)
+        hit = bp_buf_append(&resp->body, l->body.data, l->body.len) == 0;
+    pthread_mutex_unlock(&l->lock);
+    if (hit)
+        resp->status = 200;
+    return hit;
+}
+
+/* Keeps the answer read while the commits were still `before` (a commit since: not kept). */
+static void latest_put(bp_api_ctx *c, const char *chain, uint64_t before,
+                       const bp_api_response *resp)
+{
+    bp_api_latest *l = &c->latest;
+    if (resp->status != 200 || commits(c) != before ||
+        strlen(chain ? chain : "") >= sizeof(l->chain))
+        return;
+    pthread_mutex_lock(&l->lock);
+    bp_buf_reset(&l->body);
+    l->valid = bp_buf_append(&l->body, resp->body.data, resp->body.len) == 0;
+    l->commits = before;
+    l->stored_ms = bp_api_mono_ms();
+    snprintf(l->chain, sizeof(l->chain), "%s", chain ? chain : "");
+    pthread_mutex_unlock(&l->lock);
+}
+
 static void block(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
                   bp_api_response *resp)
 {
@@ -507,6 +574,10 @@ static void block(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
     if (!r)
         return;
     q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
+    bool latest = !q.hash && !q.has_min;
+    uint64_t before = latest ? commits(c) : 0;
+    if (latest && latest_get(c, q.chain, resp))
+        return;
     bp_jsonw w;
     bp_jsonw_init(&w, &resp->body, BP_JSONW_ESC_U);
     bp_jsonw_begin_object(&w);
@@ -522,6 +593,8 @@ static void block(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
         bp_api_error(resp, 404, "block %s not found", id);
     else
         resp->status = bp_jsonw_finish(&w) == 0 ? 200 : 500;
+    if (latest)
+        latest_put(c, q.chain, before, resp);
 }
 
 static void transaction(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,

@@ -3,6 +3,7 @@
 #ifndef BP_API_ROUTES_H
 #define BP_API_ROUTES_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -67,12 +68,29 @@ typedef struct bp_api_counters {
     _Atomic uint64_t latency_sum_us;
 } bp_api_counters;
 
-/* Shared by every worker (read-only after start but for the atomics). */
+/* The answer of /api/blocks/latest, kept until the next commit: with a pipeline the push hub
+ * counts commits (bp_push_commits), so the answer is exact; serving a database another process
+ * writes, nothing says when it commits and the answer is kept BP_API_LATEST_TTL_MS at most. */
+#define BP_API_LATEST_TTL_MS 100
+typedef struct bp_api_latest {
+    pthread_mutex_t lock;
+    bool valid;
+    uint64_t commits;  /* bp_push_commits when it was read */
+    int64_t stored_ms; /* monotonic */
+    char chain[128];   /* the chain asked for ("" none) */
+    bp_buf body;
+} bp_api_latest;
+
+/* Shared by every worker (read-only after start but for the atomics and the cache). */
 typedef struct bp_api_ctx {
     const bp_api_config *cfg;
     bp_api_counters counters;
     int64_t started_ms; /* monotonic */
+    bp_api_latest latest;
 } bp_api_ctx;
+
+void bp_api_latest_init(bp_api_latest *l);
+void bp_api_latest_release(bp_api_latest *l);
 
 /* One per worker thread. */
 typedef struct bp_api_worker {

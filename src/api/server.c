@@ -1058,6 +1058,7 @@ static void free_api(bp_api *a)
     free(a->workers);
     pthread_mutex_destroy(&a->qlock);
     pthread_cond_destroy(&a->qcv);
+    bp_api_latest_release(&a->ctx.latest);
     free(a);
 }
 
@@ -1176,6 +1177,7 @@ int bp_api_start(const bp_api_config *cfg, bp_api **out, bp_error *err)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     pthread_mutex_init(&a->qlock, NULL);
     pthread_cond_init(&a->qcv, NULL);
+    bp_api_latest_init(&a->ctx.latest);
     char host[128];
     int port = 0;
     int rc = copy_config(a, cfg) ? bp_error_set(err, BP_ENOMEM, "out of memory") : 0;

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from anvil import Anvil, Workload, unq  # noqa: E402
+from anvil import Anvil, Workload, unq, wait_until  # noqa: E402
 from apiclient import SSE, Api, wait_http  # noqa: E402
 from metricscheck import LAYOUT, read_pg, read_sqlite  # noqa: E402
 from pg import Postgres, free_port  # noqa: E402
@@ -204,11 +204,16 @@ def check_minute_push(api, wl, node, proc, label):
     chain_metrics_1m holds it once they are committed (the REST answer)."""
     sse = SSE(api.port, "/api/events?topics=metrics")
     minutes, last = set(), {}
+    before = api.ok("/api/blocks/latest")["data"]["number"]  # kept until the next commit
     for step in (30, 30, 61, 5):
         node.rpc("evm_increaseTime", [step])
         wl.mine_batch(3)
         minutes.add(unq(node.block(node.block_number(), False)["timestamp"]) // 60 * 60)
     wait_head(api, node.block_number(), proc, label)
+    # the commit is counted by the push hub just after sync-status moves: a short wait
+    head = node.block_number()
+    wait_until(lambda: api.ok("/api/blocks/latest")["data"]["number"] == head > before, HANG,
+               f"{label}: /api/blocks/latest (was {before}) to be {head} after its commit")
     rest = {r["window_start"]: r for r in api.ok(
         "/api/analytics?grain=1m&limit=1000&top=0")["data"]["chain_metrics"]}
     deadline = time.monotonic() + HANG
