@@ -68,6 +68,19 @@ static void entry_json(bp_jsonw *w, const char *key, const bp_keyed_entry *e)
     bp_jsonw_end_object(w);
 }
 
+/* {"data": entry}; releases it. */
+static void entry_answer(bp_api_response *resp, const char *key, bp_keyed_entry *e)
+{
+    bp_jsonw w;
+    bp_jsonw_init(&w, &resp->body, BP_JSONW_ESC_U);
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "data");
+    entry_json(&w, key, e);
+    bp_jsonw_end_object(&w);
+    bp_keyed_entry_release(e);
+    bp_api_finish(resp, &w);
+}
+
 static void pairs(bp_keyed *k, bp_api_worker *wk, const bp_api_request *req, bp_api_response *resp)
 {
     char **keys = NULL;
@@ -108,14 +121,7 @@ static void latest(bp_keyed *k, bp_api_worker *wk, const char *key, bp_api_respo
         bp_api_error(resp, 404, "stream '%s' has no entry", shown);
         return;
     }
-    bp_jsonw w;
-    bp_jsonw_init(&w, &resp->body, BP_JSONW_ESC_U);
-    bp_jsonw_begin_object(&w);
-    bp_jsonw_key(&w, "data");
-    entry_json(&w, key, &e);
-    bp_jsonw_end_object(&w);
-    bp_keyed_entry_release(&e);
-    bp_api_finish(resp, &w);
+    entry_answer(resp, key, &e);
 }
 
 static void history(bp_keyed *k, bp_api_worker *wk, const char *key, const bp_api_request *req,
@@ -173,14 +179,7 @@ static void publish(bp_keyed *k, bp_api_worker *wk, const char *key, const bp_ap
         store_error(wk, resp, &err);
         return;
     }
-    bp_jsonw w;
-    bp_jsonw_init(&w, &resp->body, BP_JSONW_ESC_U);
-    bp_jsonw_begin_object(&w);
-    bp_jsonw_key(&w, "data");
-    entry_json(&w, key, &e);
-    bp_jsonw_end_object(&w);
-    bp_keyed_entry_release(&e);
-    bp_api_finish(resp, &w);
+    entry_answer(resp, key, &e);
     if (resp->status == 200)
         resp->status = 201;
 }
