@@ -85,7 +85,8 @@ def check_analytics(api, db, label):
         rows = body["chain_metrics"]
         starts = [r["window_start"] for r in rows]
         if starts != sorted(db[table], reverse=True) or not starts:
-            fail(f"{label}: {grain} windows {starts}, database {sorted(db[table], reverse=True)}")
+            fail(f"{label}: {grain} windows {starts} of chain {body['chain']!r}, database "
+                 f"{sorted(db[table], reverse=True)}")
         for r in rows:
             same_row(label, table, r, db[table])
             want = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r["window_start"]))
