@@ -112,7 +112,7 @@ typedef struct bp_sink_settings {
 
 /* ---- reading an output back (the API) ----
  *
- * A backend that can be read (SQLite, PostgreSQL) has open_reader / read / close_reader: a
+ * A backend that can be read (SQLite, PostgreSQL, ClickHouse) has open_reader / read / close_reader: a
  * read-only connection of its own, never the writer's, used by one thread at a time (the API
  * keeps one per worker thread). A query names a table and filters; the rows come back as the
  * table's columns in the column table's order (columns.h), each as text. */
@@ -135,6 +135,14 @@ typedef struct bp_read_query {
     bool ascending; /* default: newest first */
     bool any_order; /* no order at all: whichever rows come first (cheapest) */
     size_t limit;   /* 0: no limit */
+    /* A derived table (blockpipe/derived.h) in place of table: dtable is its bp_dtable + 1
+     * (0: table is read). The rows are the shape's columns in order; chain filters origin_key,
+     * the range filters window_start on the window tables and block_number on the others, tx_hash
+     * ml_predictions.transaction_hash; ordered by window_start (block_number, index) as asked,
+     * or with by_txcount by txcount (most first). hash, block_hash, address, topic0 and the
+     * cursor are refused. */
+    int dtable;
+    bool by_txcount;
 } bp_read_query;
 
 /* One cell: the text of the value (NULL for SQL null) - integers and 256-bit amounts in

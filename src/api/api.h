@@ -27,6 +27,7 @@ typedef struct bp_push_hub bp_push_hub;
 typedef struct bp_api_config {
     const char *listen;               /* "HOST:PORT" (port 0: any free port, see bp_api_port) */
     const char *read_url;             /* the output the REST endpoints read, NULL: none */
+    const char *stream_store;         /* keyed streams (blockpipe/keyed.h), NULL: none */
     const bp_sink_settings *settings; /* its options (flags, environment, config file) */
     const char *chain;                /* default chain filter; NULL: the snapshot's chain */
     bp_stats_hub *stats;              /* the pipeline's snapshot; NULL: serving without one */

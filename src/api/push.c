@@ -15,6 +15,7 @@
 
 #include "api/rows.h"
 #include "api/status.h"
+#include "blockpipe/derived.h"
 #include "util/buf.h"
 #include "util/hex.h"
 #include "util/log.h"
@@ -98,7 +99,9 @@ struct bp_push_hub {
     size_t log_n, log_next;
     uint64_t log_counts[8];
     int64_t log_updated;
-    char seen_chain[64]; /* the batches' chain name */
+    char seen_chain[64];           /* the batches' chain name */
+    bool minutes;                  /* batches with derived rows touched [minute_lo, minute_hi] */
+    uint64_t minute_lo, minute_hi; /* since the last minute messages */
 
     /* Clients, the built messages, the service thread's side: under lock. */
     pthread_mutex_t lock;
@@ -256,6 +259,14 @@ void bp_push_batch(void *hub, const bp_batch *b)
     uint64_t batch = ++h->batches;
     if (b->chain)
         snprintf(h->seen_chain, sizeof(h->seen_chain), "%s", b->chain);
+    /* The minutes it rewrote (b->derived is the outputs' own, not set here: an output
+     * without derived tables has no rows to read back, which is no error). */
+    for (size_t i = 0; i < b->count; i++) {
+        uint64_t m = b->events[i].block->timestamp / 60 * 60;
+        h->minute_lo = h->minutes && h->minute_lo < m ? h->minute_lo : m;
+        h->minute_hi = h->minutes && h->minute_hi > m ? h->minute_hi : m;
+        h->minutes = true;
+    }
     for (size_t i = 0; i < b->count;) {
         const bp_event *ev = &b->events[i];
         ring_ev e = {.batch = batch, .unix_ms = now};
@@ -292,6 +303,14 @@ void bp_push_batch(void *hub, const bp_batch *b)
     h->work = true;
     pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->lock);
+}
+
+uint64_t bp_push_commits(bp_push_hub *h)
+{
+    pthread_mutex_lock(&h->ring_lock);
+    uint64_t n = h->batches;
+    pthread_mutex_unlock(&h->ring_lock);
+    return n;
 }
 
 /* ---- building an event's messages (the hub thread, no lock held)
@@ -977,6 +996,78 @@ static void status_messages(bp_push_hub *h)
     bp_push_msg_release(msgs[1]);
 }
 
+/* ---- minute metrics: the chain_metrics_1m rows the batches rewrote ---- */
+
+#define MINUTES_MAX 60 /* rows per tick: a backfill rewrites many; clients want the newest */
+
+typedef struct minute_ctx {
+    bp_push_hub *h;
+    bp_push_msg *msgs[MINUTES_MAX];
+    size_t n;
+} minute_ctx;
+
+static int minute_row(void *ctx, const bp_read_cell *cells, size_t n)
+{
+    minute_ctx *m = ctx;
+    bp_jsonw w;
+    bp_buf_reset(&m->h->json);
+    bp_jsonw_init(&w, &m->h->json, BP_JSONW_ESC_U);
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "topic");
+    bp_jsonw_str(&w, bp_push_topic_name(BP_TOPIC_METRICS));
+    bp_jsonw_key(&w, "type");
+    bp_jsonw_str(&w, "minute");
+    bp_jsonw_key(&w, "data");
+    bp_jsonw_begin_object(&w);
+    bp_api_drow_members(&w, BP_DT_CHAIN_1M + 1, cells, n);
+    bp_jsonw_end_object(&w);
+    bp_jsonw_end_object(&w);
+    if (bp_jsonw_finish(&w) != 0 || m->n == MINUTES_MAX)
+        return BP_ENOMEM;
+    m->msgs[m->n] = msg_new(&m->h->json, BP_TOPIC_METRICS, 0, 0);
+    return m->msgs[m->n++] ? 0 : BP_ENOMEM;
+}
+
+/* Called with lock held, which it leaves while it reads. A minute whose blocks were all
+ * reverted has no row any more: no message says so (the next block of it brings one). */
+static void minute_messages(bp_push_hub *h)
+{
+    bool want = false;
+    for (bp_push_client *c = h->clients; c; c = c->next)
+        want |= (c->f.topics & BP_TOPIC_METRICS) != 0;
+    pthread_mutex_lock(&h->ring_lock);
+    bool any = h->minutes;
+    uint64_t lo = h->minute_lo, hi = h->minute_hi;
+    h->minutes = false;
+    char chain[64];
+    snprintf(chain, sizeof(chain), "%s", h->chain ? h->chain : h->seen_chain);
+    pthread_mutex_unlock(&h->ring_lock);
+    if (!want || !any)
+        return;
+    pthread_mutex_unlock(&h->lock);
+    minute_ctx m = {.h = h};
+    bp_error err = {0};
+    bp_read_query q = {.dtable = BP_DT_CHAIN_1M + 1,
+                       .chain = chain[0] ? chain : NULL,
+                       .has_min = true,
+                       .has_max = true,
+                       .min = hi - lo >= MINUTES_MAX * 60 ? hi - (MINUTES_MAX - 1) * 60 : lo,
+                       .max = hi,
+                       .ascending = true,
+                       .limit = MINUTES_MAX};
+    bp_sink_reader *r = hub_reader(h);
+    if (r && bp_sink_read(r, &q, minute_row, &m, &err) != 0 && err.code)
+        bp_debug("api push: minute metrics: %s", err.msg); /* e.g. metrics off: no table */
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < m.n; i++) {
+        for (bp_push_client *c = h->clients; c; c = c->next)
+            if (!c->drop && (c->f.topics & BP_TOPIC_METRICS) &&
+                (!c->q_len || c->q_bytes + m.msgs[i]->len <= h->cfg.queue_bytes))
+                enqueue(h, c, m.msgs[i]);
+        bp_push_msg_release(m.msgs[i]);
+    }
+}
+
 static bool endpoint_up(const bp_stats_endpoint *e)
 {
     return strcmp(e->state, "healthy") == 0 || strcmp(e->state, "rate-limited") == 0;
@@ -1022,6 +1113,7 @@ static void tick(bp_push_hub *h, int64_t now)
         pthread_mutex_lock(&h->lock);
     }
     status_messages(h);
+    minute_messages(h);
     int64_t stall = (int64_t)(h->cfg.stall_timeout * 1000);
     for (bp_push_client *c = h->clients; c; c = c->next)
         if (c->q_len && c->stalled_since && now - c->stalled_since > stall)

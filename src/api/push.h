@@ -89,6 +89,9 @@ void bp_push_hub_free(bp_push_hub *h);
 
 /* The writer thread's hook (bp_pipeline_config.batch_committed; ctx is the hub). */
 void bp_push_batch(void *hub, const bp_batch *b);
+/* How many batches every output has committed so far (any thread): an answer read while it
+ * stays the same is still the database's. */
+uint64_t bp_push_commits(bp_push_hub *h);
 
 /* ---- the server's side (the libwebsockets service thread) ---- */
 

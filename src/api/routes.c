@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/push.h"
 #include "api/rows.h"
 #include "api/status.h"
 #include "util/jsonw.h"
@@ -19,12 +20,21 @@
 /* ---- counting -------------------------------------------------------------------------- */
 
 static const char *const g_route_names[BP_ROUTE_COUNT] = {
-    [BP_ROUTE_OTHER] = "other",           [BP_ROUTE_ROOT] = "/",
-    [BP_ROUTE_HEALTH] = "/health",        [BP_ROUTE_READY] = "/ready",
-    [BP_ROUTE_METRICS] = "/metrics",      [BP_ROUTE_STATUS] = "status",
-    [BP_ROUTE_BLOCKS] = "/api/blocks",    [BP_ROUTE_BLOCK] = "/api/blocks/{id}",
-    [BP_ROUTE_TXS] = "/api/transactions", [BP_ROUTE_TX] = "/api/transactions/{hash}",
-    [BP_ROUTE_LOGS] = "/api/logs",        [BP_ROUTE_WS] = "/api/ws",
+    [BP_ROUTE_OTHER] = "other",
+    [BP_ROUTE_ROOT] = "/",
+    [BP_ROUTE_HEALTH] = "/health",
+    [BP_ROUTE_READY] = "/ready",
+    [BP_ROUTE_METRICS] = "/metrics",
+    [BP_ROUTE_STATUS] = "status",
+    [BP_ROUTE_BLOCKS] = "/api/blocks",
+    [BP_ROUTE_BLOCK] = "/api/blocks/{id}",
+    [BP_ROUTE_TXS] = "/api/transactions",
+    [BP_ROUTE_TX] = "/api/transactions/{hash}",
+    [BP_ROUTE_LOGS] = "/api/logs",
+    [BP_ROUTE_ANALYTICS] = "/api/analytics",
+    [BP_ROUTE_PREDICTIONS] = "/api/predictions",
+    [BP_ROUTE_STREAMING] = "/api/v1/streaming",
+    [BP_ROUTE_WS] = "/api/ws",
     [BP_ROUTE_SSE] = "/api/events",
 };
 
@@ -91,6 +101,8 @@ enum bp_api_route_id bp_api_route_of(const char *path)
         {"/api/blocks", BP_ROUTE_BLOCKS},
         {"/api/transactions", BP_ROUTE_TXS},
         {"/api/logs", BP_ROUTE_LOGS},
+        {"/api/analytics", BP_ROUTE_ANALYTICS},
+        {"/api/predictions", BP_ROUTE_PREDICTIONS},
         {"/api/ws", BP_ROUTE_WS},
         {"/api/events", BP_ROUTE_SSE},
     };
@@ -101,6 +113,8 @@ enum bp_api_route_id bp_api_route_of(const char *path)
         return BP_ROUTE_BLOCK;
     if (starts(path, "/api/transactions/") && path[18] && !strchr(path + 18, '/'))
         return BP_ROUTE_TX;
+    if (starts(path, "/api/v1/streaming/") && path[18])
+        return BP_ROUTE_STREAMING;
     if (bp_api_status_route(path))
         return BP_ROUTE_STATUS;
     return BP_ROUTE_OTHER;
@@ -128,7 +142,7 @@ void bp_api_error(bp_api_response *resp, int status, const char *fmt, ...)
     resp->type = "application/json";
 }
 
-static void from_error(bp_api_response *resp, const bp_error *e)
+void bp_api_from_error(bp_api_response *resp, const bp_error *e)
 {
     int status = e->code == BP_EINVAL ? 400 : e->code == BP_ENOTFOUND ? 404 : 503;
     bp_api_error(resp, status, "%s", e->msg);
@@ -188,17 +202,27 @@ const char *bp_api_chain(const bp_api_ctx *c, bp_api_worker *w, const bp_api_req
 void bp_api_worker_release(bp_api_worker *w)
 {
     bp_sink_reader_close(w->reader);
+    bp_keyed_close(w->keyed);
     memset(w, 0, sizeof(*w));
 }
 
-/* The worker's reader, opened on first use (503 when there is none or it cannot be opened). */
-static bp_sink_reader *reader(bp_api_ctx *c, bp_api_worker *w, bp_api_response *resp)
+void bp_api_finish(bp_api_response *resp, const bp_jsonw *w)
+{
+    if (bp_jsonw_finish(w) != 0)
+        bp_api_error(resp, 500, "answer too large (more than %u MiB)", BP_API_BODY_MAX >> 20);
+    else
+        resp->status = 200;
+}
+
+bp_sink_reader *bp_api_reader(bp_api_ctx *c, bp_api_worker *w, bp_api_response *resp)
 {
     if (w->reader)
         return w->reader;
     if (!c->cfg->read_url) {
-        bp_api_error(resp, 503,
-                     "no output to read: the data endpoints read a sqlite: or postgres: output");
+        bp_api_error(
+            resp, 503,
+            "no output to read: the data endpoints read a sqlite:, postgres: or clickhouse: "
+            "output");
         return NULL;
     }
     int64_t now = bp_api_mono_ms();
@@ -278,7 +302,7 @@ static void list_answer(bp_api_response *resp, bp_sink_reader *r, const bp_read_
     bp_jsonw_key(&w, "data");
     int rc = read_rows(r, q, &w, &c, &err);
     if (rc != 0) {
-        from_error(resp, &err);
+        bp_api_from_error(resp, &err);
         return;
     }
     bp_jsonw_key(&w, "count");
@@ -295,10 +319,7 @@ static void list_answer(bp_api_response *resp, bp_sink_reader *r, const bp_read_
         bp_jsonw_null(&w);
     }
     bp_jsonw_end_object(&w);
-    if (bp_jsonw_finish(&w) != 0)
-        bp_api_error(resp, 500, "answer too large (more than %u MiB)", BP_API_BODY_MAX >> 20);
-    else
-        resp->status = 200;
+    bp_api_finish(resp, &w);
 }
 
 /* ---- parameters shared by the lists --------------------------------------------------------- */
@@ -366,10 +387,10 @@ static void blocks(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
     if (rc == 0)
         rc = list_params(req, &q, &err);
     if (rc != 0) {
-        from_error(resp, &err);
+        bp_api_from_error(resp, &err);
         return;
     }
-    bp_sink_reader *r = reader(c, wk, resp);
+    bp_sink_reader *r = bp_api_reader(c, wk, resp);
     if (!r)
         return;
     q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
@@ -395,10 +416,10 @@ static void transactions(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request 
     if (rc == 0) /* the indexed tables are the one source there is */
         rc = bp_api_param_enum(req, "source", "all|db", &set, &source, &err);
     if (rc != 0) {
-        from_error(resp, &err);
+        bp_api_from_error(resp, &err);
         return;
     }
-    bp_sink_reader *r = reader(c, wk, resp);
+    bp_sink_reader *r = bp_api_reader(c, wk, resp);
     if (!r)
         return;
     q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
@@ -427,10 +448,10 @@ static void logs(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp
         rc = bp_api_param_hex(req, "transaction", 32, &set, tx, &err);
     q.tx_hash = rc == 0 && set ? tx : NULL;
     if (rc != 0) {
-        from_error(resp, &err);
+        bp_api_from_error(resp, &err);
         return;
     }
-    bp_sink_reader *r = reader(c, wk, resp);
+    bp_sink_reader *r = bp_api_reader(c, wk, resp);
     if (!r)
         return;
     q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
@@ -457,6 +478,72 @@ static int one_row(void *ctx, const bp_read_cell *cells, size_t n)
     return STOP_READ;
 }
 
+/* ---- /api/blocks/latest without a query while nothing was committed ---- */
+
+void bp_api_latest_init(bp_api_latest *l)
+{
+    memset(l, 0, sizeof(*l));
+    pthread_mutex_init(&l->lock, NULL);
+    bp_buf_init(&l->body, BP_API_BODY_MAX);
+}
+
+void bp_api_latest_release(bp_api_latest *l)
+{
+    pthread_mutex_destroy(&l->lock);
+    bp_buf_release(&l->body);
+}
+
+/* With a pipeline the push hub counts its commits. */
+static bool commits_known(const bp_api_ctx *c)
+{
+    return c->cfg->stats && c->cfg->push;
+}
+
+/* The commits so far, or 0 serving without a pipeline (then the TTL decides). */
+static uint64_t commits(const bp_api_ctx *c)
+{
+    return commits_known(c) ? bp_push_commits(c->cfg->push) : 0;
+}
+
+static bool latest_fresh(const bp_api_ctx *c, const bp_api_latest *l, uint64_t now_commits)
+{
+    if (!l->valid || l->commits != now_commits)
+        return false;
+    return commits_known(c) || bp_api_mono_ms() - l->stored_ms < BP_API_LATEST_TTL_MS;
+}
+
+/* Copies the kept answer for chain into resp: true when there was a fresh one. */
+static bool latest_get(bp_api_ctx *c, const char *chain, bp_api_response *resp)
+{
+    bp_api_latest *l = &c->latest;
+    bool hit = false;
+    uint64_t now = commits(c);
+    pthread_mutex_lock(&l->lock);
+    if (latest_fresh(c, l, now) && strcmp(l->chain, chain ? chain : "") == 0)
+        hit = bp_buf_append(&resp->body, l->body.data, l->body.len) == 0;
+    pthread_mutex_unlock(&l->lock);
+    if (hit)
+        resp->status = 200;
+    return hit;
+}
+
+/* Keeps the answer read while the commits were still `before` (a commit since: not kept). */
+static void latest_put(bp_api_ctx *c, const char *chain, uint64_t before,
+                       const bp_api_response *resp)
+{
+    bp_api_latest *l = &c->latest;
+    if (resp->status != 200 || commits(c) != before ||
+        strlen(chain ? chain : "") >= sizeof(l->chain))
+        return;
+    pthread_mutex_lock(&l->lock);
+    bp_buf_reset(&l->body);
+    l->valid = bp_buf_append(&l->body, resp->body.data, resp->body.len) == 0;
+    l->commits = before;
+    l->stored_ms = bp_api_mono_ms();
+    snprintf(l->chain, sizeof(l->chain), "%s", chain ? chain : "");
+    pthread_mutex_unlock(&l->lock);
+}
+
 static void block(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
                   bp_api_response *resp)
 {
@@ -466,7 +553,7 @@ static void block(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
     bp_read_query q = {.table = BP_TABLE_BLOCKS, .limit = 1};
     bp_error err = {0};
     if (bp_api_params_known(req, known, &err) != 0) {
-        from_error(resp, &err);
+        bp_api_from_error(resp, &err);
         return;
     }
     if (bp_api_hex_ok(id, 32, hash)) {
@@ -483,10 +570,14 @@ static void block(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
                      shown);
         return;
     }
-    bp_sink_reader *r = reader(c, wk, resp);
+    bp_sink_reader *r = bp_api_reader(c, wk, resp);
     if (!r)
         return;
     q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
+    bool latest = !q.hash && !q.has_min;
+    uint64_t before = latest ? commits(c) : 0;
+    if (latest && latest_get(c, q.chain, resp))
+        return;
     bp_jsonw w;
     bp_jsonw_init(&w, &resp->body, BP_JSONW_ESC_U);
     bp_jsonw_begin_object(&w);
@@ -497,11 +588,13 @@ static void block(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
     bp_jsonw_end_object(&w);
     bp_jsonw_end_object(&w);
     if (rc != 0 && rc != STOP_READ)
-        from_error(resp, &err);
+        bp_api_from_error(resp, &err);
     else if (!o.found)
         bp_api_error(resp, 404, "block %s not found", id);
     else
         resp->status = bp_jsonw_finish(&w) == 0 ? 200 : 500;
+    if (latest)
+        latest_put(c, q.chain, before, resp);
 }
 
 static void transaction(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
@@ -512,7 +605,7 @@ static void transaction(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *
     char chain[128] = "", hash[67];
     bp_error err = {0};
     if (bp_api_params_known(req, known, &err) != 0) {
-        from_error(resp, &err);
+        bp_api_from_error(resp, &err);
         return;
     }
     if (!bp_api_hex_ok(id, 32, hash)) {
@@ -522,7 +615,7 @@ static void transaction(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *
                      shown);
         return;
     }
-    bp_sink_reader *r = reader(c, wk, resp);
+    bp_sink_reader *r = bp_api_reader(c, wk, resp);
     if (!r)
         return;
     bp_read_query q = {.table = BP_TABLE_TRANSACTIONS, .hash = hash, .limit = 1};
@@ -551,7 +644,7 @@ static void transaction(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *
     bp_jsonw_end_object(&w);
     bp_jsonw_end_object(&w);
     if (rc != 0 && rc != STOP_READ)
-        from_error(resp, &err);
+        bp_api_from_error(resp, &err);
     else if (!o.found)
         bp_api_error(resp, 404, "transaction %s not found", hash);
     else
@@ -570,7 +663,7 @@ static int any_row(void *ctx, const bp_read_cell *cells, size_t n)
 
 static void ready_db(bp_api_ctx *c, bp_api_worker *wk, bp_api_response *resp)
 {
-    bp_sink_reader *r = reader(c, wk, resp);
+    bp_sink_reader *r = bp_api_reader(c, wk, resp);
     if (!r)
         return;
     bool found = false;
@@ -600,12 +693,24 @@ static void ready_db(bp_api_ctx *c, bp_api_worker *wk, bp_api_response *resp)
 void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req, bp_api_response *resp)
 {
     resp->type = "application/json";
+    enum bp_api_route_id route = bp_api_route_of(req->path);
+    if (route == BP_ROUTE_PREDICTIONS) {
+        bp_api_predictions(c, w, req, resp);
+        return;
+    }
+    if (route == BP_ROUTE_STREAMING) { /* GET and POST */
+        bp_api_streaming(c, w, req, resp);
+        return;
+    }
     if (req->method != BP_API_GET && req->method != BP_API_HEAD) {
         bp_api_error(resp, 405, "%s takes GET only", req->path);
         snprintf(resp->headers, sizeof(resp->headers), "allow: GET, HEAD\r\n");
         return;
     }
-    switch (bp_api_route_of(req->path)) {
+    switch (route) {
+    case BP_ROUTE_ANALYTICS:
+        bp_api_analytics(c, w, req, resp);
+        return;
     case BP_ROUTE_BLOCKS:
         blocks(c, w, req, resp);
         return;

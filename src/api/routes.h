@@ -3,14 +3,17 @@
 #ifndef BP_API_ROUTES_H
 #define BP_API_ROUTES_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "api/api.h"
 #include "api/request.h"
+#include "blockpipe/keyed.h"
 #include "blockpipe/sink.h"
 #include "util/buf.h"
+#include "util/jsonw.h"
 
 #define BP_API_BODY_MAX (64u << 20) /* an answer larger than this is a 500, never a crash */
 #define BP_API_LIMIT_DEFAULT 20
@@ -36,6 +39,9 @@ enum bp_api_route_id {
     BP_ROUTE_TXS,
     BP_ROUTE_TX,
     BP_ROUTE_LOGS,
+    BP_ROUTE_ANALYTICS,
+    BP_ROUTE_PREDICTIONS,
+    BP_ROUTE_STREAMING, /* /api/v1/streaming/... */
     BP_ROUTE_WS,
     BP_ROUTE_SSE,
     BP_ROUTE_COUNT
@@ -62,12 +68,29 @@ typedef struct bp_api_counters {
     _Atomic uint64_t latency_sum_us;
 } bp_api_counters;
 
-/* Shared by every worker (read-only after start but for the atomics). */
+/* The answer of /api/blocks/latest, kept until the next commit: with a pipeline the push hub
+ * counts commits (bp_push_commits), so the answer is exact; serving a database another process
+ * writes, nothing says when it commits and the answer is kept BP_API_LATEST_TTL_MS at most. */
+#define BP_API_LATEST_TTL_MS 100
+typedef struct bp_api_latest {
+    pthread_mutex_t lock;
+    bool valid;
+    uint64_t commits;  /* bp_push_commits when it was read */
+    int64_t stored_ms; /* monotonic */
+    char chain[128];   /* the chain asked for ("" none) */
+    bp_buf body;
+} bp_api_latest;
+
+/* Shared by every worker (read-only after start but for the atomics and the cache). */
 typedef struct bp_api_ctx {
     const bp_api_config *cfg;
     bp_api_counters counters;
     int64_t started_ms; /* monotonic */
+    bp_api_latest latest;
 } bp_api_ctx;
+
+void bp_api_latest_init(bp_api_latest *l);
+void bp_api_latest_release(bp_api_latest *l);
 
 /* One per worker thread. */
 typedef struct bp_api_worker {
@@ -76,6 +99,9 @@ typedef struct bp_api_worker {
     int64_t chain_at;      /* when it was looked for (monotonic ms) */
     int64_t retry_open_ms; /* after a failed open, not before (monotonic) */
     char open_error[BP_ERROR_MSG_MAX];
+    bp_keyed *keyed; /* the keyed streams' store, opened on first use */
+    int64_t keyed_retry_ms;
+    char keyed_error[BP_ERROR_MSG_MAX];
 } bp_api_worker;
 
 void bp_api_worker_release(bp_api_worker *w);
@@ -93,6 +119,23 @@ void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
 /* {"error": message, "status": N} */
 void bp_api_error(bp_api_response *resp, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* A read's error as its answer: 400 (BP_EINVAL), 404 (BP_ENOTFOUND) or 503. */
+void bp_api_from_error(bp_api_response *resp, const bp_error *e);
+/* The worker's reader of the output, opened on first use; NULL with a 503 in resp when there is
+ * none or it cannot be opened. */
+bp_sink_reader *bp_api_reader(bp_api_ctx *c, bp_api_worker *w, bp_api_response *resp);
+/* resp's status from the writer: 200, or 500 when the answer outgrew BP_API_BODY_MAX. */
+void bp_api_finish(bp_api_response *resp, const bp_jsonw *w);
+
+/* The derived-table endpoints (analytics.c). */
+void bp_api_analytics(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
+                      bp_api_response *resp);
+void bp_api_predictions(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
+                        bp_api_response *resp);
+/* /api/v1/streaming/... (streams.c). */
+void bp_api_streaming(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
+                      bp_api_response *resp);
 
 /* The chain a request is about: ?chain, else the configured one, else the snapshot's, else
  * (serve) the chain of the database's first block row, NULL when it has none. Copied into

@@ -18,4 +18,10 @@ void bp_api_row_members(bp_jsonw *w, bp_table t, const bp_read_cell *cells, size
 /* The cell of column name in a row of table t (NULL cell text when absent or null). */
 const bp_read_cell *bp_api_cell(bp_table t, const bp_read_cell *cells, size_t n, const char *name);
 
+/* The members of a row of a derived table (bp_read_query.dtable, blockpipe/derived.h): its
+ * columns, doubles as JSON numbers (shortest exact form), and after window_start the view's
+ * time column (timestamp, hour_ts or day_ts: "YYYY-MM-DD HH:MM:SS", UTC). */
+void bp_api_drow_members(bp_jsonw *w, int dtable, const bp_read_cell *cells, size_t n);
+const bp_read_cell *bp_api_dcell(int dtable, const bp_read_cell *cells, size_t n, const char *name);
+
 #endif

@@ -87,7 +87,7 @@ typedef struct bucket {
 struct bp_api {
     bp_api_config cfg;
     bp_api_ctx ctx;
-    char *listen, *read_url, *chain, *token, *cors, *tls_cert, *tls_key;
+    char *listen, *read_url, *stream_store, *chain, *token, *cors, *tls_cert, *tls_key;
     struct lws_context *lws;
     struct lws_vhost *vhost;
     struct lws_protocols protocols[2];
@@ -893,7 +893,9 @@ static int http_request(bp_api *a, conn *c, struct lws *wsi, const char *path)
     }
     if (c->method == BP_API_OPTIONS)
         return preflight(a, c, j);
-    bool write = c->method != BP_API_GET && c->method != BP_API_HEAD;
+    /* POST /api/predictions asks (a list too long for a URL): a read. */
+    bool write =
+        c->method != BP_API_GET && c->method != BP_API_HEAD && j->route != BP_ROUTE_PREDICTIONS;
     if (!authorized(a, wsi, &j->req, write))
         return error_now(a, c, j, 401, "www-authenticate: Bearer\r\n", "%s",
                          "unauthorized: this needs the API token (Authorization: Bearer TOKEN)");
@@ -1047,6 +1049,7 @@ static void free_api(bp_api *a)
 {
     free(a->listen);
     free(a->read_url);
+    free(a->stream_store);
     free(a->chain);
     free(a->token);
     free(a->cors);
@@ -1055,6 +1058,7 @@ static void free_api(bp_api *a)
     free(a->workers);
     pthread_mutex_destroy(&a->qlock);
     pthread_cond_destroy(&a->qcv);
+    bp_api_latest_release(&a->ctx.latest);
     free(a);
 }
 
@@ -1071,6 +1075,7 @@ static int copy_config(bp_api *a, const bp_api_config *cfg)
     a->cfg = *cfg;
     a->listen = dup_or_null(cfg->listen, &oom);
     a->cfg.read_url = a->read_url = dup_or_null(cfg->read_url, &oom);
+    a->cfg.stream_store = a->stream_store = dup_or_null(cfg->stream_store, &oom);
     a->cfg.chain = a->chain = dup_or_null(cfg->chain, &oom);
     a->cfg.token = a->token = dup_or_null(cfg->token, &oom);
     a->cfg.cors = a->cors = dup_or_null(cfg->cors, &oom);
@@ -1172,6 +1177,7 @@ int bp_api_start(const bp_api_config *cfg, bp_api **out, bp_error *err)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     pthread_mutex_init(&a->qlock, NULL);
     pthread_cond_init(&a->qcv, NULL);
+    bp_api_latest_init(&a->ctx.latest);
     char host[128];
     int port = 0;
     int rc = copy_config(a, cfg) ? bp_error_set(err, BP_ENOMEM, "out of memory") : 0;

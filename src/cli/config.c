@@ -250,6 +250,10 @@ static const opt g_opts[] = {
     {"api-push-stall", NULL, "S", "API_PUSH_STALL", NULL, "api_push_stall", set_seconds,
      SECONDS(1, 86400), F(api_push_stall), .cmds = CMD_API, .def = "30",
      .help = "a push client that takes no message for S seconds while some wait is dropped"},
+    {"stream-store", NULL, "URL", "STREAM_STORE", NULL, "stream_store", set_string, F(stream_store),
+     .cmds = CMD_API, .def = "the first redis:// output, else the sqlite: one",
+     .help = "keyed streams store of /api/v1/streaming (sqlite:PATH or redis://..., as "
+             "`blockpipe stream --store`)"},
     {"alert", NULL, "RULE", "ALERTS", NULL, "alerts", set_alert, .cmds = CMD_BOTH, .def = "none",
      .help = "fire (and later resolve) an alert to the log and --alert-webhook when RULE holds: "
              "NAME>VALUE, NAME<VALUE or NAME, NAME one of lag, stalled (seconds without a new "
@@ -1513,6 +1517,8 @@ void bp_config_release(bp_config *cfg)
     free(cfg->api_cors);
     free(cfg->api_tls_cert);
     free(cfg->api_tls_key);
+    free(cfg->stream_store);
+    cfg->stream_store = NULL;
     for (int i = 0; i < cfg->alert_count; i++)
         free(cfg->alerts[i]);
     cfg->alert_count = 0;

@@ -89,6 +89,7 @@ typedef struct bp_config {
     bool api_token_reads;
     double api_rate; /* requests per second per client address, 0: no limit */
     char *api_cors;
+    char *stream_store; /* --stream-store, NULL: from the outputs */
     char *api_tls_cert, *api_tls_key;
     int api_threads;
     uint64_t ready_lag;

@@ -33,7 +33,7 @@ int bp_cli_api_settings(bp_config *cfg, bp_error *err)
     return 0;
 }
 
-/* The first output the API can read back (SQLite, PostgreSQL), NULL when none. */
+/* The first output the API can read back (SQLite, PostgreSQL, ClickHouse), NULL when none. */
 static const char *read_url(const bp_config *cfg)
 {
     for (int i = 0; i < cfg->output_count; i++) {
@@ -41,6 +41,22 @@ static const char *read_url(const bp_config *cfg)
         if (ops && ops->open_reader)
             return cfg->outputs[i];
     }
+    return NULL;
+}
+
+/* The keyed streams' store: --stream-store, else the first Redis output, else the first
+ * SQLite one (where `blockpipe stream` looks by default), NULL when none. */
+static const char *stream_store(const bp_config *cfg)
+{
+    static const char *const schemes[] = {"redis", "sqlite"};
+    if (cfg->stream_store)
+        return cfg->stream_store;
+    for (size_t s = 0; s < sizeof(schemes) / sizeof(schemes[0]); s++)
+        for (int i = 0; i < cfg->output_count; i++) {
+            const bp_sink_ops *ops = bp_sink_find(cfg->outputs[i]);
+            if (ops && strcmp(ops->scheme, schemes[s]) == 0)
+                return cfg->outputs[i];
+        }
     return NULL;
 }
 
@@ -70,8 +86,8 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     set = (bp_sink_settings){cfg->sink_settings, cfg->sink_setting_count};
     const char *url = read_url(cfg);
     if (!url)
-        bp_warn("api: no output can be read back (sqlite: or postgres:): the data endpoints "
-                "answer 503 and push carries block headers only");
+        bp_warn("api: no output can be read back (sqlite:, postgres: or clickhouse:): the data "
+                "endpoints answer 503 and push carries block headers only");
     if (cfg->command != BP_CMD_SERVE && !out->stats && !(out->stats = bp_stats_hub_new()))
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     bp_push_config pc = {
@@ -93,6 +109,7 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     bp_api_config ac = {
         .listen = cfg->api_listen ? cfg->api_listen : SERVE_DEFAULT_LISTEN,
         .read_url = url,
+        .stream_store = stream_store(cfg),
         .settings = &set,
         .chain = cfg->chain,
         .stats = out->stats,

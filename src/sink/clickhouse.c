@@ -45,6 +45,7 @@
 #include "sink/clickhouse_conn.h"
 #include "sink/clickhouse_derived.h"
 #include "sink/format.h"
+#include "sink/clickhouse_read.h"
 #include "sink/options.h"
 #include "util/crashpoint.h"
 #include "util/log.h"
@@ -928,4 +929,7 @@ const bp_sink_ops bp_sink_clickhouse_ops = {
     .flush = NULL,
     .close = ch_close,
     .migrate = ch_migrate,
+    .open_reader = bp_ch_open_reader,
+    .read = bp_ch_read,
+    .close_reader = bp_ch_close_reader,
 };

@@ -64,7 +64,7 @@ static int param(bp_buf *out, int n, enum bp_sql_param_kind k)
     return bp_buf_printf(out, "$%d", n);
 }
 
-static const bp_sql_dialect g_dialect = {select_expr, param};
+static const bp_sql_dialect g_dialect = {.select_expr = select_expr, .param = param};
 
 static int connect_reader(pg_reader *r, bp_error *err)
 {

@@ -31,6 +31,9 @@ typedef struct sqlite_reader {
 
 static int select_expr(bp_buf *out, const bp_column *c)
 {
+    /* A REAL as text has 15 digits: 17 give the double back exactly (NULL stays NULL). */
+    if (c->type == BP_COL_FLOAT)
+        return bp_buf_printf(out, "iif(%s IS NULL, NULL, printf('%%!.17g', %s))", c->name, c->name);
     return bp_buf_puts(out, c->name);
 }
 
@@ -41,7 +44,7 @@ static int param(bp_buf *out, int n, enum bp_sql_param_kind k)
     return bp_buf_putc(out, '?');
 }
 
-static const bp_sql_dialect g_dialect = {select_expr, param};
+static const bp_sql_dialect g_dialect = {.select_expr = select_expr, .param = param};
 
 int bp_sqlite_open_reader(bp_sink_reader **out, const char *target, const bp_sink_opts *opts,
                           bp_error *err)

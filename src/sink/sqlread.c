@@ -4,6 +4,8 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "blockpipe/derived.h"
+
 /* Per table: the block number column, the index that orders rows inside a block, the hash
  * column (NULL: none), and whether it has an address / topic0 / tx hash / block hash filter. */
 typedef struct table_shape {
@@ -47,7 +49,7 @@ static int add_param(builder *b, bp_sql_param v)
     if (b->p->n == BP_SQL_MAX_PARAMS)
         return BP_EINVAL;
     b->p->p[b->p->n++] = v;
-    return b->d->param(b->sql, b->p->n, v.kind);
+    return b->d->literal ? b->d->literal(b->sql, &v) : b->d->param(b->sql, b->p->n, v.kind);
 }
 
 /* " WHERE col OP ?" or " AND col OP ?" */
@@ -129,7 +131,8 @@ static void select_one(builder *b, const bp_read_query *q, const table_shape *t,
     b->where = false;
     st(b, bp_buf_puts(b->sql, "SELECT "));
     columns(b, q->table);
-    st(b, bp_buf_printf(b->sql, " FROM %s", bp_table_name(q->table)));
+    st(b, bp_buf_printf(b->sql, " FROM %s%s", bp_table_name(q->table),
+                        b->d->table_suffix ? b->d->table_suffix : ""));
     if (q->chain)
         cond(b, "chain", "=", text(q->chain));
     if (q->has_min)
@@ -169,9 +172,71 @@ static void order_limit(builder *b, const bp_read_query *q, const table_shape *t
         st(b, bp_buf_printf(b->sql, " LIMIT %zu", q->limit));
 }
 
+/* ---- derived tables ---- */
+
+static bool has_dcolumn(bp_dshape shape, const char *name)
+{
+    size_t first, n = bp_dshape_columns(shape, &first);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(bp_dcolumns[first + i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static int dselect(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d, bp_sql_params *p,
+                   bp_error *err)
+{
+    if (q->dtable < 1 || q->dtable > BP_DT_COUNT)
+        return bp_error_set(err, BP_EINVAL, "no such derived table");
+    const bp_dtable_info *ti = &bp_dtables[q->dtable - 1];
+    bool window = ti->grain != 0, block = has_dcolumn(ti->shape, "block_number");
+    const char *number = window ? "window_start" : block ? "block_number" : NULL;
+    const char *key = has_dcolumn(ti->shape, "origin_key") ? "origin_key" : "chain";
+    if (q->hash || q->block_hash || q->address || q->topic0 || q->has_after)
+        return bp_error_set(err, BP_EINVAL, "%s cannot be filtered so", ti->name);
+    if ((q->tx_hash && ti->shape != BP_DS_PREDICTION) || (q->by_txcount && !window) ||
+        ((q->has_min || q->has_max) && !number) || (q->chain && !has_dcolumn(ti->shape, key)))
+        return bp_error_set(err, BP_EINVAL, "%s cannot be filtered so", ti->name);
+    builder b = {.sql = sql, .d = d, .p = p};
+    p->n = 0;
+    st(&b, bp_buf_puts(sql, "SELECT "));
+    size_t first, n = bp_dshape_columns(ti->shape, &first);
+    for (size_t i = 0; i < n; i++) {
+        const bp_dcolumn *dc = &bp_dcolumns[first + i];
+        bp_column c = {.name = dc->name, .qname = dc->name, .type = dc->type, .flags = dc->flags};
+        st(&b, bp_buf_puts(sql, i ? ", " : ""));
+        st(&b, d->select_expr(sql, &c));
+    }
+    st(&b, bp_buf_printf(sql, " FROM %s%s", ti->name, d->table_suffix ? d->table_suffix : ""));
+    if (q->chain)
+        cond(&b, key, "=", text(q->chain));
+    if (q->has_min)
+        cond(&b, number, ">=", num(q->min));
+    if (q->has_max)
+        cond(&b, number, "<=", num(q->max));
+    if (q->tx_hash)
+        cond(&b, "transaction_hash", "=", hex(q->tx_hash));
+    const char *dir = q->ascending ? "ASC" : "DESC";
+    if (q->by_txcount)
+        st(&b, bp_buf_printf(sql, " ORDER BY txcount DESC, %s %s", number, dir));
+    else if (number && !q->any_order)
+        st(&b, bp_buf_printf(sql, " ORDER BY %s %s", number, dir));
+    if (!q->any_order && ti->shape == BP_DS_CONTRACT_WINDOW) /* ties in a fixed order */
+        st(&b, bp_buf_puts(sql, ", contract_address ASC"));
+    else if (!q->any_order && ti->shape == BP_DS_PREDICTION)
+        st(&b, bp_buf_printf(sql, ", transaction_index %s", dir));
+    if (q->limit)
+        st(&b, bp_buf_printf(sql, " LIMIT %zu", q->limit));
+    if (b.rc != 0)
+        return bp_error_set(err, b.rc, b.rc == BP_EINVAL ? "too many filters" : "out of memory");
+    return 0;
+}
+
 int bp_sql_select(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d, bp_sql_params *p,
                   bp_error *err)
 {
+    if (q->dtable)
+        return dselect(sql, q, d, p, err);
     if ((unsigned)q->table >= BP_TABLE_COUNT)
         return bp_error_set(err, BP_EINVAL, "no such table");
     const table_shape *t = &g_shapes[q->table];
@@ -183,12 +248,16 @@ int bp_sql_select(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d, 
     if (q->address && t->address_either) {
         /* "from = A OR to = A" as two index lookups, each ordered and limited, merged: one
          * condition with OR would make the planners walk the table in key order instead. */
+        if (d->wrap_union)
+            st(&b, bp_buf_puts(sql, "SELECT * FROM ("));
         for (int half = 1; half <= 2; half++) {
             st(&b, bp_buf_puts(sql, half == 1 ? "SELECT * FROM (" : " UNION ALL SELECT * FROM ("));
             select_one(&b, q, t, half);
             order_limit(&b, q, t);
             st(&b, bp_buf_printf(sql, ") AS half%d", half));
         }
+        if (d->wrap_union)
+            st(&b, bp_buf_puts(sql, ") AS halves"));
     } else {
         select_one(&b, q, t, 0);
     }

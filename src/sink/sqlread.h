@@ -34,6 +34,13 @@ typedef struct bp_sql_dialect {
     int (*select_expr)(bp_buf *out, const bp_column *c);
     /* Appends the placeholder of parameter number n (1-based) of kind k. */
     int (*param)(bp_buf *out, int n, enum bp_sql_param_kind k);
+    /* Optional, in place of param: appends the value itself as a literal (a server without
+     * bound parameters, ClickHouse over HTTP). */
+    int (*literal)(bp_buf *out, const bp_sql_param *v);
+    const char *table_suffix; /* after each table name (e.g. " FINAL"), NULL: none */
+    /* ORDER BY / LIMIT after a UNION ALL order only its last SELECT (ClickHouse): the union is
+     * wrapped in a subquery. */
+    bool wrap_union;
 } bp_sql_dialect;
 
 /* "SELECT <every column of q->table> FROM <table> WHERE ... ORDER BY ... LIMIT n" into sql

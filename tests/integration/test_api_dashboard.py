@@ -8,7 +8,9 @@ shows:
 - the head number it shows rises (two readings, the second higher) and equals what
   /api/sync-status says at about that time (within a few blocks);
 - its charts drew points, and its endpoint and output tables have a row each;
-- the new-blocks list fills from the blocks topic.
+- the new-blocks list fills from the blocks topic;
+- the minute and hour charts (chain_metrics_1m / _1h from /api/analytics, then the minutes the
+  metrics topic pushes) show the newest minute as the API has it, and every hour.
 A screenshot is kept as a test artifact: $BP_BUILD_DIR/artifacts/dashboard.png.
 """
 
@@ -78,6 +80,24 @@ def main():
             fail(f"the page's stream is {conn!r}, want live")
         if d["drawn"] <= 0 or d["messages"] < 2:
             fail(f"the charts drew nothing: {d}")
+        # the minute and hour charts: /api/analytics, then the minutes the metrics topic pushes
+        def newest_minute():
+            node.rpc("evm_increaseTime", [20])  # the next blocks in later minutes
+            page = dash()
+            rows = api.ok("/api/analytics?grain=1m&limit=1&top=0")["data"]["chain_metrics"]
+            want = {k: rows[0][k] for k in ("window_start", "txcount", "block_count")} \
+                if rows else None
+            return page["minuteMessages"] >= 3 and page["minutes"] >= 3 and want and \
+                page["lastMinute"] == want
+        wait_until(newest_minute, HANG, "the page's minute chart to show the newest "
+                   "chain_metrics_1m row (pushed over the metrics topic)")
+        d = dash()
+        hours = len(api.ok("/api/analytics?grain=1h&limit=48&top=0")["data"]["chain_metrics"])
+        if d["hours"] != hours or d["hours"] < 1:
+            fail(f"the page has {d['minutes']} minutes, {d['hours']} hours; the API {hours} hours")
+        print(f"check: the minute chart shows {d['minutes']} minutes ({d['minuteMessages']} "
+              f"pushed), the newest equal to /api/analytics; the hour chart {d['hours']}",
+              flush=True)
         rows = browser.evaluate("[document.querySelectorAll('#eps tr').length, "
                                 "document.querySelectorAll('#outs tr').length, "
                                 "document.querySelectorAll('#newblocks li').length]")

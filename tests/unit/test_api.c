@@ -16,6 +16,7 @@
 #include "api/routes.h"
 #include "api/rows.h"
 #include "api/status.h"
+#include "blockpipe/derived.h"
 #include "sink/sqlread.h"
 #include "util/histogram.h"
 #include "util/hex.h"
@@ -180,7 +181,7 @@ static int par(bp_buf *out, int n, enum bp_sql_param_kind k)
 static void test_sqlread(void **state)
 {
     (void)state;
-    static const bp_sql_dialect d = {sel, par};
+    static const bp_sql_dialect d = {.select_expr = sel, .param = par};
     bp_buf sql;
     bp_sql_params p;
     bp_error err = {0};
@@ -229,6 +230,70 @@ static void test_sqlread(void **state)
     bp_read_query t = {.table = BP_TABLE_BLOCKS, .topic0 = "0x1"};
     assert_int_equal(bp_sql_select(&sql, &t, &d, &p, &err), BP_EINVAL);
     assert_string_equal(err.msg, "blocks cannot be filtered by topic0");
+    bp_buf_release(&sql);
+}
+
+static int lit(bp_buf *out, const bp_sql_param *v)
+{
+    return v->kind == BP_SQL_P_INT ? bp_buf_printf(out, "%llu", (unsigned long long)v->u)
+                                   : bp_buf_printf(out, "'%s'", v->s);
+}
+
+/* ClickHouse's shape: values inline, FINAL after each table, the union wrapped (its ORDER BY
+ * would order the last SELECT only); and a derived table's SELECT. */
+static void test_sqlread_dialects(void **state)
+{
+    (void)state;
+    static const bp_sql_dialect ch = {.select_expr = sel,
+                                      .param = par,
+                                      .literal = lit,
+                                      .table_suffix = " FINAL",
+                                      .wrap_union = true};
+    static const bp_sql_dialect d = {.select_expr = sel, .param = par};
+    bp_buf sql;
+    bp_sql_params p;
+    bp_error err = {0};
+    bp_buf_init(&sql, 0);
+    bp_read_query q = {
+        .table = BP_TABLE_TRANSACTIONS, .chain = "main", .address = "0xab", .limit = 3};
+    assert_int_equal(bp_sql_select(&sql, &q, &ch, &p, &err), 0);
+    assert_true(strncmp(sql.data, "SELECT * FROM (SELECT * FROM (SELECT chain, ", 44) == 0);
+    assert_non_null(strstr(sql.data, " FROM transactions FINAL WHERE chain = 'main' AND "
+                                     "from_address = '0xab' ORDER BY"));
+    assert_non_null(strstr(sql.data, ") AS half2) AS halves ORDER BY block_number DESC, "
+                                     "transaction_index DESC LIMIT 3"));
+    assert_null(strstr(sql.data, "T1"));
+
+    bp_buf_reset(&sql);
+    bp_read_query w = {.dtable = BP_DT_CONTRACT_1H + 1,
+                       .chain = "main",
+                       .has_min = true,
+                       .min = 3600,
+                       .has_max = true,
+                       .max = 7200,
+                       .by_txcount = true,
+                       .limit = 10};
+    assert_int_equal(bp_sql_select(&sql, &w, &d, &p, &err), 0);
+    assert_non_null(strstr(sql.data, " FROM contract_metrics_1h WHERE origin_key = T1 AND "
+                                     "window_start >= I2 AND window_start <= I3 ORDER BY "
+                                     "txcount DESC, window_start DESC, contract_address ASC "
+                                     "LIMIT 10"));
+    bp_buf_reset(&sql);
+    bp_read_query m = {.dtable = BP_DT_ML_PREDICTIONS + 1,
+                       .has_min = true,
+                       .min = 7,
+                       .has_max = true,
+                       .max = 7,
+                       .tx_hash = "0xcd",
+                       .limit = 1};
+    assert_int_equal(bp_sql_select(&sql, &m, &d, &p, &err), 0);
+    assert_non_null(strstr(sql.data, " FROM ml_predictions WHERE block_number >= I1 AND "
+                                     "block_number <= I2 AND transaction_hash = H3 ORDER BY "
+                                     "block_number DESC, transaction_index DESC LIMIT 1"));
+    bp_read_query bad = {.dtable = BP_DT_CHAIN_1M + 1, .tx_hash = "0xcd"};
+    assert_int_equal(bp_sql_select(&sql, &bad, &d, &p, &err), BP_EINVAL);
+    bp_read_query badtx = {.dtable = BP_DT_PRICES + 1, .by_txcount = true};
+    assert_int_equal(bp_sql_select(&sql, &badtx, &d, &p, &err), BP_EINVAL);
     bp_buf_release(&sql);
 }
 
@@ -365,10 +430,11 @@ static void test_metrics_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query_decoding),  cmocka_unit_test(test_checked_values),
-        cmocka_unit_test(test_filter_params),   cmocka_unit_test(test_filter_json),
-        cmocka_unit_test(test_sqlread),         cmocka_unit_test(test_row_json),
-        cmocka_unit_test(test_latency_buckets), cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_query_decoding), cmocka_unit_test(test_checked_values),
+        cmocka_unit_test(test_filter_params),  cmocka_unit_test(test_filter_json),
+        cmocka_unit_test(test_sqlread),        cmocka_unit_test(test_sqlread_dialects),
+        cmocka_unit_test(test_row_json),       cmocka_unit_test(test_latency_buckets),
+        cmocka_unit_test(test_metrics_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
