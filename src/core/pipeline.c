@@ -25,6 +25,7 @@
 #include "core/reorder.h"
 #include "core/statsline.h"
 #include "core/writer.h"
+#include "metrics/metrics.h"
 #include "util/arena.h"
 #include "util/log.h"
 
@@ -35,6 +36,13 @@
 #define BP_MEM_PROCESS ((size_t)24 << 20)
 #define BP_MEM_PER_WORKER ((size_t)1 << 20)
 #define BP_MEM_PER_OUTPUT ((size_t)4 << 20)
+/* Each output that writes the derived tables: its per-batch rollup state and SQLite's larger
+ * page cache for them (sink/sqlite_derived.c). */
+#define BP_MEM_PER_DERIVED_OUTPUT ((size_t)16 << 20)
+/* The metrics module's open windows (their address sets) may hold this fraction of the memory
+ * left for blocks; past it they are given up (metrics/openwin.h). What they and the batch's
+ * derived rows hold is charged to the budget as it changes. */
+#define BP_DERIVED_SHARE 8
 /* What is left for blocks must hold at least this: below it nothing useful runs. */
 #define BP_MEM_MIN_BLOCKS ((size_t)16 << 20)
 /* A batch closes at --batch-size blocks or at this fraction of the memory left for blocks,
@@ -1283,14 +1291,17 @@ static int setup_budget(pipeline *p, bp_error *err)
     const bp_pipeline_config *c = p->cfg;
     size_t limit = c->max_memory ? c->max_memory : BP_PIPELINE_DEFAULT_MEMORY;
     int threads = bp_pool_capacity(&p->pool);
+    size_t derived = 0;
+    for (size_t i = 0; c->metrics && i < c->sink_count; i++)
+        derived += c->sinks[i]->derived;
     p->fixed_bytes = BP_MEM_PROCESS + (size_t)(threads > 256 ? 256 : threads) * BP_MEM_PER_WORKER +
-                     c->sink_count * BP_MEM_PER_OUTPUT;
+                     c->sink_count * BP_MEM_PER_OUTPUT + derived * BP_MEM_PER_DERIVED_OUTPUT;
     if (limit < p->fixed_bytes + BP_MEM_MIN_BLOCKS)
         return bp_error_set(err, BP_EINVAL,
                             "--max-memory %zu MiB is too small for %d fetch workers and %zu "
-                            "output(s): they take %zu MiB, and blocks need %zu MiB more "
-                            "(give at least %zu MiB, or fewer --workers)",
-                            limit >> 20, threads, c->sink_count, p->fixed_bytes >> 20,
+                            "output(s) (%zu with derived tables): they take %zu MiB, and blocks "
+                            "need %zu MiB more (give at least %zu MiB, or fewer --workers)",
+                            limit >> 20, threads, c->sink_count, derived, p->fixed_bytes >> 20,
                             BP_MEM_MIN_BLOCKS >> 20, (p->fixed_bytes + BP_MEM_MIN_BLOCKS) >> 20);
     bp_budget_init(&p->budget, limit);
     bp_budget_charge(&p->budget, p->fixed_bytes);
@@ -1307,6 +1318,8 @@ static int setup_budget(pipeline *p, bp_error *err)
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     mallopt(M_TRIM_THRESHOLD, 2 << 20);
 #endif
+    if (derived)
+        bp_metrics_set_budget(c->metrics, &p->budget, (limit - p->fixed_bytes) / BP_DERIVED_SHARE);
     p->batch_max_bytes = (limit - p->fixed_bytes) / BP_BATCH_SHARE;
     p->window_max_bytes = (limit - p->fixed_bytes) / BP_WINDOW_SHARE;
     p->ramp = 1;
@@ -1532,6 +1545,8 @@ static void release(pipeline *p)
     free(p->events);
     bp_reorder_release(&p->rb);
     bp_canon_release(&p->canon);
+    if (p->cfg->metrics)
+        bp_metrics_set_budget(p->cfg->metrics, NULL, 0);
     bp_budget_release(&p->budget); /* last: the writer, the workers and the window refund */
     bp_outputs_release(&p->out);
     close_endpoints(p);

@@ -31,6 +31,14 @@ typedef struct bp_metrics bp_metrics;
 bp_metrics *bp_metrics_new(const bp_metrics_config *cfg, bp_error *err);
 void bp_metrics_free(bp_metrics *m);
 
+struct bp_budget;
+/* Charges what the module holds (the batch's derived rows, the open windows' sets) to budget
+ * (NULL: none; what was charged to the previous one is refunded), and bounds the open windows
+ * at max_window_bytes (0: unbounded; metrics/openwin.h says what happens past it). */
+void bp_metrics_set_budget(bp_metrics *m, struct bp_budget *budget, size_t max_window_bytes);
+/* Windows given up for memory so far. */
+uint64_t bp_metrics_windows_dropped(const bp_metrics *m);
+
 /* Derives the batch's APPLY blocks into *out (owned by m, valid until the next call).
  * outputs_empty: no output it is for holds any block yet (the windows of the first block
  * begin with it). */

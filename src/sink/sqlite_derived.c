@@ -27,7 +27,7 @@
 #include "sink/sqlgen.h"
 #include "util/hex.h"
 
-#define BP_SQLITE_DERIVED_CACHE_KIB "65536"
+#define BP_SQLITE_DERIVED_CACHE_KIB "16384" /* core/pipeline.c charges it */
 
 /* The contract of a raw transactions row, as bp_metrics_contract_of decides it. */
 #define CONTRACT_OF_TX                                                                             \
