@@ -404,7 +404,7 @@ int bp_keyed_subscribe(bp_keyed *k, const char *key, const char *after_id,
         for (size_t i = 0; i < n; i++) {
             if (!done && !(stop && *stop)) {
                 done = fn(ctx, &batch[i]) != 0;
-                snprintf(cursor, sizeof(cursor), "%s", batch[i].id);
+                snprintf(cursor, sizeof(cursor), "%.*s", (int)sizeof(cursor) - 1, batch[i].id);
             }
             bp_keyed_entry_release(&batch[i]);
         }
