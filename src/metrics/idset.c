@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "blockpipe/error.h"
+#include "metrics/keymap.h"
 #include "util/arena.h"
 
 #define INTERN_ARENA_KEEP (1u << 20)
@@ -86,21 +87,9 @@ size_t bp_u64map_bytes(const bp_u64map *m)
 
 /* ---- interned strings ------------------------------------------------------------------ */
 
-/* 8 bytes at a time: addresses are 42-byte 0x-hex strings. */
 static uint64_t str_hash(const char *s, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull ^ n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, s + i, 8);
-        h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-        h ^= h >> 32;
-    }
-    uint64_t w = 0;
-    memcpy(&w, s + i, n - i);
-    h = (h ^ w) * 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 29);
+    return bp_hash_bytes(0xcbf29ce484222325ull, s, n);
 }
 
 void bp_intern_release(bp_intern *t)
