@@ -522,8 +522,13 @@ static void schedule_alone(pipeline *p, uint64_t t, int64_t now)
      * would only waste the node's work */
     bool uncut = s->too_big_at + s->too_big_at / 4 > usable || block_grant(p) > usable;
     want = want < BP_MIN_GRANT ? BP_MIN_GRANT : want > usable ? usable : want;
-    if (bp_budget_free(&p->budget) < want && n == p->rb.base && nothing_to_free(p))
+    if (bp_budget_free(&p->budget) < want && n == p->rb.base && nothing_to_free(p)) {
+        /* the metrics module's sets and spare arena would otherwise wait for a batch that
+         * waits for this block */
+        if (p->cfg->metrics && bp_metrics_shed(p->cfg->metrics))
+            bp_debug("block %" PRIu64 ": the metrics module let go of its memory for it", n);
         evict_for_base(p, want);
+    }
     if (bp_budget_free(&p->budget) < want)
         return; /* the writer, the commit or the fetches out give memory back */
     if (uncut && !p->warned_big) {

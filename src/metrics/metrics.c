@@ -314,6 +314,26 @@ static int recycle_arena(bp_metrics *m)
     return 0;
 }
 
+void bp_metrics_written(bp_metrics *m)
+{
+    if (recycle_arena(m) == 0)
+        charge(m);
+}
+
+size_t bp_metrics_shed(bp_metrics *m)
+{
+    size_t before = m->charged;
+    bp_arena *a = bp_arena_new(1u << 20);
+    if (a) {
+        bp_arena_free(m->arena);
+        m->arena = a;
+        m->arena_kept = 0;
+    }
+    bp_open_shed(&m->open);
+    charge(m);
+    return before > m->charged ? before - m->charged : 0;
+}
+
 static int reserve_blocks(bp_metrics *m, size_t n)
 {
     if (n <= m->cap)

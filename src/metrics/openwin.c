@@ -221,22 +221,36 @@ static int set_rows(bp_open_windows *o, bp_block_derived *bd, const uint32_t *id
     return 0;
 }
 
+/* Window g is given up for memory. */
+static void give_up(bp_open_windows *o, int g)
+{
+    bp_open_window *w = &o->win[g];
+    if (w->valid) {
+        o->dropped++;
+        bp_info("metrics: the open %s window at %" PRIu64 " outgrew the %zu MiB its address "
+                "sets may hold; its set rows are checked against the outputs' tables "
+                "until the next one",
+                bp_grain_names[g], w->w, o->max_bytes >> 20);
+    }
+    w->valid = false;
+    window_free(w);
+    forget_ids(o);
+}
+
 /* Over the bound: the coarsest windows are given up first (they hold the most). */
 static void bound(bp_open_windows *o)
 {
-    for (int g = BP_GRAIN_COUNT; g-- > 0 && o->max_bytes && bp_open_bytes(o) > o->max_bytes;) {
-        bp_open_window *w = &o->win[g];
-        if (w->valid) {
-            o->dropped++;
-            bp_info("metrics: the open %s window at %" PRIu64 " outgrew the %zu MiB its address "
-                    "sets may hold; its set rows are checked against the outputs' tables "
-                    "until the next one",
-                    bp_grain_names[g], w->w, o->max_bytes >> 20);
-        }
-        w->valid = false;
-        window_free(w);
-        forget_ids(o);
-    }
+    for (int g = BP_GRAIN_COUNT; g-- > 0 && o->max_bytes && bp_open_bytes(o) > o->max_bytes;)
+        give_up(o, g);
+}
+
+void bp_open_shed(bp_open_windows *o)
+{
+    for (int g = BP_GRAIN_COUNT; g-- > 0;)
+        give_up(o, g);
+    free(o->scratch);
+    o->scratch = NULL;
+    o->scratch_cap = 0;
 }
 
 int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uint64_t prev_ts,

@@ -47,6 +47,8 @@ typedef struct bp_open_windows {
 void bp_open_release(bp_open_windows *o);
 /* The bytes the windows hold (their sets, minute rows and interned addresses). */
 size_t bp_open_bytes(const bp_open_windows *o);
+/* Gives every window up and frees what it can (memory nothing else will give back). */
+void bp_open_shed(bp_open_windows *o);
 /* A batch begins. */
 void bp_open_begin(bp_open_windows *o);
 /* Block bd applied after a block at prev_ts (prev_known false: not known). Fills
