@@ -38,7 +38,7 @@
 #define BP_MEM_PER_OUTPUT ((size_t)4 << 20)
 /* Each output that writes the derived tables: its per-batch rollup state and SQLite's larger
  * page cache for them (sink/sqlite_derived.c). */
-#define BP_MEM_PER_DERIVED_OUTPUT ((size_t)16 << 20)
+#define BP_MEM_PER_DERIVED_OUTPUT ((size_t)8 << 20)
 /* The metrics module's open windows (their address sets) may hold this fraction of the memory
  * left for blocks; past it they are given up (metrics/openwin.h). What they and the batch's
  * derived rows hold is charged to the budget as it changes. */

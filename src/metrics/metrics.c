@@ -330,6 +330,9 @@ size_t bp_metrics_shed(bp_metrics *m)
         m->arena_kept = 0;
     }
     bp_open_shed(&m->open);
+    free(m->d.blocks); /* every byte: a block may need all the budget leaves */
+    m->d.blocks = NULL;
+    m->d.count = m->cap = 0;
     charge(m);
     return before > m->charged ? before - m->charged : 0;
 }
@@ -481,9 +484,12 @@ static int run_set_row(bp_derived_run *r, const bp_set_row *row)
     bp_set_row **rows = row->contract_address ? &r->pairs[g] : &r->addresses[g];
     size_t *count = row->contract_address ? &r->pair_count[g] : &r->address_count[g];
     size_t i;
-    bool added;
-    if (bp_keymap_put(&r->maps[kind * BP_GRAIN_COUNT + g], row->window_start, row->contract_address,
-                      row->address, *count, &i, &added) != 0 ||
+    bool added = true;
+    /* a row known to be new is in no earlier block of the run either: no look-up (a later
+     * row of the same key, from a window given up since, is one the output finds there) */
+    if ((!row->known_new &&
+         bp_keymap_put(&r->maps[kind * BP_GRAIN_COUNT + g], row->window_start,
+                       row->contract_address, row->address, *count, &i, &added) != 0) ||
         bp_grow((void **)rows, &r->cap[kind][g], *count + 1, sizeof(**rows)) != 0)
         return BP_ENOMEM;
     if (added)
