@@ -10,7 +10,8 @@
 - the per-window address sets (active_addresses, contract_senders: hours and days) of a
   1,000-tx/s chain (1,000-tx blocks one second apart): rows and bytes per window measured on a
   stretch of the chain, projected to a day, and the peak RSS of blockpipe itself with and
-  without them (the metrics module keeps the open hour's and day's members in memory).
+  without them (the metrics module keeps the open hour's and day's members in memory, charged
+  to --max-memory).
 Writes its section of docs/PERFORMANCE.md between <!-- metrics:begin --> and
 <!-- metrics:end -->; BENCH_QUICK=1 runs it small.
 """
@@ -194,7 +195,9 @@ def run(a):
     lines += [
         "",
         "In memory, blockpipe keeps the open minute's, hour's and day's members (the windows it "
-        "saw begin), so that only new set rows are written: peak RSS for this backfill "
+        "saw begin) as interned 32-bit address ids in 64-bit key sets, so that only new set rows "
+        "are written; they, the batch's derived rows and SQLite's page cache for the derived "
+        "tables are charged to `--max-memory` (default 256 MiB): peak RSS for this backfill "
         f"{sets['rss_on']:.0f} MiB with the derived tables, {sets['rss_off']:.0f} MiB without "
         f"({sets['seconds_on']:.1f} s vs {sets['seconds_off']:.1f} s).",
     ]

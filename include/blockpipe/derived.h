@@ -299,6 +299,10 @@ typedef struct bp_set_row {
     const char *contract_address;
     const char *address;
     uint64_t first_block;
+    /* The metrics module saw the window whole (from its start, no REVERT since): the row is
+     * in no output's table yet, an output may write it without looking (PostgreSQL COPYs it
+     * straight into its table). False: the output keeps it only if its table lacks it. */
+    bool known_new;
 } bp_set_row;
 
 typedef struct bp_token_transfer_row {

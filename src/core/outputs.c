@@ -421,7 +421,7 @@ static int derive(bp_outputs *o, const bp_batch *batch, const bp_derived **out, 
     return bp_metrics_compute(o->metrics, batch, empty, out, err);
 }
 
-int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
+static int write_all(bp_outputs *o, const bp_batch *batch, bp_error *err)
 {
     const bp_derived *derived = NULL;
     int drc = derive(o, batch, &derived, err);
@@ -473,6 +473,14 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         o->cps[i] = cp;
     }
     return 0;
+}
+
+int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
+{
+    int rc = write_all(o, batch, err);
+    if (o->metrics) /* the batch's derived rows were for its write only: their memory goes back */
+        bp_metrics_written(o->metrics);
+    return rc;
 }
 
 int bp_outputs_flush(bp_outputs *o, bp_error *err)

@@ -25,6 +25,7 @@
 #include "core/reorder.h"
 #include "core/statsline.h"
 #include "core/writer.h"
+#include "metrics/metrics.h"
 #include "util/arena.h"
 #include "util/log.h"
 
@@ -35,6 +36,13 @@
 #define BP_MEM_PROCESS ((size_t)24 << 20)
 #define BP_MEM_PER_WORKER ((size_t)1 << 20)
 #define BP_MEM_PER_OUTPUT ((size_t)4 << 20)
+/* Each output that writes the derived tables: its per-batch rollup state and SQLite's larger
+ * page cache for them (sink/sqlite_derived.c). */
+#define BP_MEM_PER_DERIVED_OUTPUT ((size_t)8 << 20)
+/* The metrics module's open windows (their address sets) may hold this fraction of the memory
+ * left for blocks; past it they are given up (metrics/openwin.h). What they and the batch's
+ * derived rows hold is charged to the budget as it changes. */
+#define BP_DERIVED_SHARE 8
 /* What is left for blocks must hold at least this: below it nothing useful runs. */
 #define BP_MEM_MIN_BLOCKS ((size_t)16 << 20)
 /* A batch closes at --batch-size blocks or at this fraction of the memory left for blocks,
@@ -515,8 +523,13 @@ static void schedule_alone(pipeline *p, uint64_t t, int64_t now)
      * would only waste the node's work */
     bool uncut = s->too_big_at + s->too_big_at / 4 > usable || block_grant(p) > usable;
     want = want < BP_MIN_GRANT ? BP_MIN_GRANT : want > usable ? usable : want;
-    if (bp_budget_free(&p->budget) < want && n == p->rb.base && nothing_to_free(p))
+    if (bp_budget_free(&p->budget) < want && n == p->rb.base && nothing_to_free(p)) {
+        /* the metrics module's sets and spare arena would otherwise wait for a batch that
+         * waits for this block */
+        if (p->cfg->metrics && bp_metrics_shed(p->cfg->metrics))
+            bp_debug("block %" PRIu64 ": the metrics module let go of its memory for it", n);
         evict_for_base(p, want);
+    }
     if (bp_budget_free(&p->budget) < want)
         return; /* the writer, the commit or the fetches out give memory back */
     if (uncut && !p->warned_big) {
@@ -1285,14 +1298,17 @@ static int setup_budget(pipeline *p, bp_error *err)
     const bp_pipeline_config *c = p->cfg;
     size_t limit = c->max_memory ? c->max_memory : BP_PIPELINE_DEFAULT_MEMORY;
     int threads = bp_pool_capacity(&p->pool);
+    size_t derived = 0;
+    for (size_t i = 0; c->metrics && i < c->sink_count; i++)
+        derived += c->sinks[i]->derived;
     p->fixed_bytes = BP_MEM_PROCESS + (size_t)(threads > 256 ? 256 : threads) * BP_MEM_PER_WORKER +
-                     c->sink_count * BP_MEM_PER_OUTPUT;
+                     c->sink_count * BP_MEM_PER_OUTPUT + derived * BP_MEM_PER_DERIVED_OUTPUT;
     if (limit < p->fixed_bytes + BP_MEM_MIN_BLOCKS)
         return bp_error_set(err, BP_EINVAL,
                             "--max-memory %zu MiB is too small for %d fetch workers and %zu "
-                            "output(s): they take %zu MiB, and blocks need %zu MiB more "
-                            "(give at least %zu MiB, or fewer --workers)",
-                            limit >> 20, threads, c->sink_count, p->fixed_bytes >> 20,
+                            "output(s) (%zu with derived tables): they take %zu MiB, and blocks "
+                            "need %zu MiB more (give at least %zu MiB, or fewer --workers)",
+                            limit >> 20, threads, c->sink_count, derived, p->fixed_bytes >> 20,
                             BP_MEM_MIN_BLOCKS >> 20, (p->fixed_bytes + BP_MEM_MIN_BLOCKS) >> 20);
     bp_budget_init(&p->budget, limit);
     bp_budget_charge(&p->budget, p->fixed_bytes);
@@ -1309,6 +1325,8 @@ static int setup_budget(pipeline *p, bp_error *err)
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
     mallopt(M_TRIM_THRESHOLD, 2 << 20);
 #endif
+    if (derived)
+        bp_metrics_set_budget(c->metrics, &p->budget, (limit - p->fixed_bytes) / BP_DERIVED_SHARE);
     p->batch_max_bytes = (limit - p->fixed_bytes) / BP_BATCH_SHARE;
     p->window_max_bytes = (limit - p->fixed_bytes) / BP_WINDOW_SHARE;
     p->ramp = 1;
@@ -1535,6 +1553,8 @@ static void release(pipeline *p)
     free(p->events);
     bp_reorder_release(&p->rb);
     bp_canon_release(&p->canon);
+    if (p->cfg->metrics)
+        bp_metrics_set_budget(p->cfg->metrics, NULL, 0);
     bp_budget_release(&p->budget); /* last: the writer, the workers and the window refund */
     bp_outputs_release(&p->out);
     close_endpoints(p);

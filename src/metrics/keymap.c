@@ -7,13 +7,9 @@
 
 #include "blockpipe/error.h"
 
-/* A string 8 bytes at a time: keys are 0x-hex addresses and hashes (42 and 66 bytes), hashed
- * several times per transaction. */
-static uint64_t mix(uint64_t h, const char *s)
+uint64_t bp_hash_bytes(uint64_t h, const char *s, size_t n)
 {
-    if (!s)
-        return (h ^ 0x9e37) * 0x9e3779b97f4a7c15ull;
-    size_t n = strlen(s), i = 0;
+    size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         uint64_t w;
         memcpy(&w, s + i, 8);
@@ -24,6 +20,13 @@ static uint64_t mix(uint64_t h, const char *s)
     memcpy(&w, s + i, n - i);
     h = (h ^ w ^ (uint64_t)n << 56) * 0x9e3779b97f4a7c15ull;
     return h ^ (h >> 29);
+}
+
+static uint64_t mix(uint64_t h, const char *s)
+{
+    if (!s)
+        return (h ^ 0x9e37) * 0x9e3779b97f4a7c15ull;
+    return bp_hash_bytes(h, s, strlen(s));
 }
 
 static uint64_t hash_of(uint64_t n, const char *a, const char *b)

@@ -23,6 +23,10 @@ typedef struct bp_keymap {
     uint32_t gen; /* emptying the map is a new generation, not a memset of every slot */
 } bp_keymap;
 
+/* A hash of s[0..n) mixed into h, 8 bytes at a time: keys are 0x-hex addresses and hashes (42
+ * and 66 bytes), hashed several times per transaction. */
+uint64_t bp_hash_bytes(uint64_t h, const char *s, size_t n);
+
 /* Makes room for need elements of size bytes in the array *p of capacity *cap (doubling).
  * 0 or BP_ENOMEM (the array is then as it was). The metrics module's one growth rule. */
 int bp_grow(void **p, size_t *cap, size_t need, size_t size);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/budget.h"
 #include "metrics/keymap.h"
 #include "metrics/model.h"
 #include "metrics/openwin.h"
@@ -13,7 +14,7 @@
 #include "util/arena.h"
 #include "util/hex.h"
 
-#define ARENA_KEEP (64u << 20)
+#define ARENA_KEEP (32u << 20)
 
 typedef struct ring_entry {
     uint64_t number, ts;
@@ -31,6 +32,9 @@ struct bp_metrics {
     size_t ring_cap, ring_head, ring_len;
     bp_open_windows open; /* the current minute, hour and day */
     bp_model *model;
+    bp_budget *budget; /* not owned; NULL: nothing charged */
+    size_t charged;    /* to budget: the arena's bytes and the open windows' */
+    size_t arena_kept; /* the chunk the arena kept from the batch before */
 };
 
 double bp_u256_to_double(const bp_u256 *v)
@@ -262,6 +266,77 @@ void bp_metrics_free(bp_metrics *m)
     free(m);
 }
 
+void bp_metrics_set_budget(bp_metrics *m, bp_budget *budget, size_t max_window_bytes)
+{
+    if (m->budget && m->charged)
+        bp_budget_refund(m->budget, m->charged);
+    m->charged = 0;
+    m->budget = budget;
+    m->open.max_bytes = max_window_bytes;
+}
+
+uint64_t bp_metrics_windows_dropped(const bp_metrics *m)
+{
+    return m->open.dropped;
+}
+
+/* The budget follows what the module holds now (memory in use: charged even past the limit,
+ * the fetches then wait for it). */
+static void charge(bp_metrics *m)
+{
+    if (!m->budget)
+        return;
+    size_t used = bp_arena_used(m->arena);
+    size_t now = (used > m->arena_kept ? used : m->arena_kept) + bp_open_bytes(&m->open) +
+                 m->cap * sizeof(*m->d.blocks);
+    if (now > m->charged)
+        bp_budget_charge(m->budget, now - m->charged);
+    else if (now < m->charged)
+        bp_budget_refund(m->budget, m->charged - now);
+    m->charged = now;
+}
+
+/* Empties the batch arena. When the last batch needed more than the chunk it keeps, one
+ * chunk of that size replaces them: chunks double, the largest was half of what a batch
+ * took, and every batch faulted the other half in afresh (a tenth of the writer's time). */
+static int recycle_arena(bp_metrics *m)
+{
+    size_t last = bp_arena_used(m->arena);
+    m->arena_kept = bp_arena_recycle(m->arena, ARENA_KEEP);
+    if (last <= m->arena_kept || last > ARENA_KEEP)
+        return 0;
+    bp_arena *a = bp_arena_new(last + last / 4);
+    if (!a)
+        return BP_ENOMEM;
+    bp_arena_free(m->arena);
+    m->arena = a;
+    m->arena_kept = last + last / 4;
+    return 0;
+}
+
+void bp_metrics_written(bp_metrics *m)
+{
+    if (recycle_arena(m) == 0)
+        charge(m);
+}
+
+size_t bp_metrics_shed(bp_metrics *m)
+{
+    size_t before = m->charged;
+    bp_arena *a = bp_arena_new(1u << 20);
+    if (a) {
+        bp_arena_free(m->arena);
+        m->arena = a;
+        m->arena_kept = 0;
+    }
+    bp_open_shed(&m->open);
+    free(m->d.blocks); /* every byte: a block may need all the budget leaves */
+    m->d.blocks = NULL;
+    m->d.count = m->cap = 0;
+    charge(m);
+    return before > m->charged ? before - m->charged : 0;
+}
+
 static int reserve_blocks(bp_metrics *m, size_t n)
 {
     if (n <= m->cap)
@@ -348,7 +423,8 @@ int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
                        const bp_derived **out, bp_error *err)
 {
     bp_derived *d = &m->d;
-    bp_arena_recycle(m->arena, ARENA_KEEP);
+    if (recycle_arena(m) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
     bp_open_begin(&m->open);
     d->origin_key = batch->chain;
     d->count = 0;
@@ -377,6 +453,7 @@ int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     d->minutes = minutes;
     int rc = take_prices(m, batch, err);
+    charge(m);
     if (rc != 0)
         return rc;
     *out = d;
@@ -414,9 +491,12 @@ static int run_set_row(bp_derived_run *r, const bp_set_row *row)
     bp_set_row **rows = row->contract_address ? &r->pairs[g] : &r->addresses[g];
     size_t *count = row->contract_address ? &r->pair_count[g] : &r->address_count[g];
     size_t i;
-    bool added;
-    if (bp_keymap_put(&r->maps[kind * BP_GRAIN_COUNT + g], row->window_start, row->contract_address,
-                      row->address, *count, &i, &added) != 0 ||
+    bool added = true;
+    /* a row known to be new is in no earlier block of the run either: no look-up (a later
+     * row of the same key, from a window given up since, is one the output finds there) */
+    if ((!row->known_new &&
+         bp_keymap_put(&r->maps[kind * BP_GRAIN_COUNT + g], row->window_start,
+                       row->contract_address, row->address, *count, &i, &added) != 0) ||
         bp_grow((void **)rows, &r->cap[kind][g], *count + 1, sizeof(**rows)) != 0)
         return BP_ENOMEM;
     if (added)

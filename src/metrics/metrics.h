@@ -31,6 +31,21 @@ typedef struct bp_metrics bp_metrics;
 bp_metrics *bp_metrics_new(const bp_metrics_config *cfg, bp_error *err);
 void bp_metrics_free(bp_metrics *m);
 
+struct bp_budget;
+/* Charges what the module holds (the batch's derived rows, the open windows' sets) to budget
+ * (NULL: none; what was charged to the previous one is refunded), and bounds the open windows
+ * at max_window_bytes (0: unbounded; metrics/openwin.h says what happens past it). */
+void bp_metrics_set_budget(bp_metrics *m, struct bp_budget *budget, size_t max_window_bytes);
+/* The batch *out of the last compute was written: its rows' memory is emptied (a chunk kept
+ * for the next batch) and the budget follows. */
+void bp_metrics_written(bp_metrics *m);
+/* Lets go of every byte it can: the batch arena and the open windows (given up, as past their
+ * bound). For a pipeline that waits for memory nothing else will give back; the writer must be
+ * idle. Returns the bytes refunded. */
+size_t bp_metrics_shed(bp_metrics *m);
+/* Windows given up for memory so far. */
+uint64_t bp_metrics_windows_dropped(const bp_metrics *m);
+
 /* Derives the batch's APPLY blocks into *out (owned by m, valid until the next call).
  * outputs_empty: no output it is for holds any block yet (the windows of the first block
  * begin with it). */

@@ -1,27 +1,54 @@
 /* openwin.c - the stream's open windows (openwin.h). */
 #include "metrics/openwin.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "blockpipe/error.h"
+#include "metrics/keymap.h"
 #include "metrics/metrics.h"
 #include "util/arena.h"
 #include "util/hex.h"
+#include "util/log.h"
 
-#define WINDOW_ARENA_KEEP (16u << 20)
+#define PAIR_BIT (1ull << 63)
+
+static uint64_t pair_key(uint32_t contract, uint32_t sender)
+{
+    return PAIR_BIT | (uint64_t)contract << 32 | sender;
+}
+
+/* Frees what the window holds (it keeps its place: w, used, valid). */
+static void window_free(bp_open_window *w)
+{
+    bp_u64map_release(&w->members);
+    bp_u64map_release(&w->contracts);
+    free(w->rows);
+    w->rows = NULL;
+    w->nrows = w->cap = 0;
+    w->senders = 0;
+}
 
 void bp_open_release(bp_open_windows *o)
 {
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        bp_open_window *w = &o->win[g];
-        bp_arena_free(w->arena);
-        bp_keymap_release(&w->members);
-        bp_keymap_release(&w->contracts);
-        free(w->rows);
-    }
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        window_free(&o->win[g]);
+    bp_intern_release(&o->ids);
     free(o->done);
+    free(o->scratch);
     memset(o, 0, sizeof(*o));
+}
+
+size_t bp_open_bytes(const bp_open_windows *o)
+{
+    size_t n = bp_intern_bytes(&o->ids) + o->scratch_cap * sizeof(*o->scratch);
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        const bp_open_window *w = &o->win[g];
+        n += bp_u64map_bytes(&w->members) + bp_u64map_bytes(&w->contracts) +
+             w->cap * sizeof(*w->rows);
+    }
+    return n;
 }
 
 void bp_open_begin(bp_open_windows *o)
@@ -63,83 +90,100 @@ static int enter(bp_open_windows *o, int g, uint64_t w, bool prev_known, uint64_
         return 0;
     if (g == BP_GRAIN_1M && finish_minute(o, win, batch) != 0)
         return BP_ENOMEM;
-    if (!win->arena && !(win->arena = bp_arena_new(1u << 16)))
-        return BP_ENOMEM;
-    bp_arena_recycle(win->arena, WINDOW_ARENA_KEEP);
-    bp_keymap_clear(&win->members);
-    bp_keymap_clear(&win->contracts);
+    /* the old window's storage is kept for the new one (it will be about as big) */
+    win->members.count = win->contracts.count = 0;
+    if (win->members.keys)
+        memset(win->members.keys, 0, win->members.cap * sizeof(*win->members.keys));
+    if (win->contracts.keys)
+        memset(win->contracts.keys, 0, win->contracts.cap * sizeof(*win->contracts.keys));
     win->nrows = 0;
     win->senders = 0;
     win->w = w;
     win->used = true;
     win->valid = prev_known && prev_ts < w;
+    if (!win->valid)
+        window_free(win);
     return 0;
 }
 
-/* Adds key (kind, a, b) to the window; *added when it is new. */
-static int member(bp_open_window *w, uint64_t kind, const char *a, const char *b, bool *added)
+/* No window holds an id any more: the interned addresses can go. */
+static void forget_ids(bp_open_windows *o)
 {
-    size_t *v = bp_keymap_ref(&w->members, kind, a, b, 0, added);
-    if (!v)
-        return BP_ENOMEM;
-    if (!*added)
-        return 0;
-    /* the key borrowed the block's strings: give it copies that outlive the batch */
-    const char *ca = a ? bp_arena_strndup(w->arena, a, strlen(a)) : NULL;
-    const char *cb = b ? bp_arena_strndup(w->arena, b, strlen(b)) : NULL;
-    if ((a && !ca) || (b && !cb))
-        return BP_ENOMEM;
-    bp_keymap_rekey(v, ca, cb);
-    return 0;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        if (o->win[g].members.count || o->win[g].nrows)
+            return;
+    bp_intern_clear(&o->ids);
 }
 
-/* The minute's row of contract c (created empty). */
-static int minute_row(bp_open_window *w, const bp_contract_row *c, bp_contract_row **out)
+/* The minute's row of contract id c (created empty). */
+static int minute_row(bp_open_windows *o, bp_open_window *w, const char *origin_key, uint32_t c,
+                      bp_contract_row **out)
 {
     bool added;
-    size_t *i = bp_keymap_ref(&w->contracts, 0, c->contract_address, NULL, w->nrows, &added);
-    if (!i)
+    uint32_t *i;
+    w->contracts.with_values = true; /* (the window starts zeroed) */
+    if (bp_u64map_put(&w->contracts, c, (uint32_t)w->nrows, &added, &i) != 0)
         return BP_ENOMEM;
     if (added) {
-        const char *a =
-            bp_arena_strndup(w->arena, c->contract_address, strlen(c->contract_address));
-        if (!a)
-            return BP_ENOMEM;
-        bp_keymap_rekey(i, a, NULL);
         if (bp_grow((void **)&w->rows, &w->cap, w->nrows + 1, sizeof(*w->rows)) != 0)
             return BP_ENOMEM;
-        w->rows[w->nrows++] = (bp_contract_row){.origin_key = c->origin_key,
+        w->rows[w->nrows++] = (bp_contract_row){.origin_key = origin_key,
                                                 .window_start = w->w,
-                                                .contract_address = a,
+                                                .contract_address = bp_intern_str(&o->ids, c),
                                                 .fees_paid_wei = {.set = true}};
     }
     *out = &w->rows[*i];
     return 0;
 }
 
+/* The ids of the block's senders (ids[0 .. senders)) and pairs (then contract, sender). */
+static int block_ids(bp_open_windows *o, const bp_block_derived *bd, uint32_t **out)
+{
+    size_t need = bd->sender_count + 2 * bd->pair_count + bd->contract_count;
+    if (bp_grow((void **)&o->scratch, &o->scratch_cap, need, sizeof(*o->scratch)) != 0)
+        return BP_ENOMEM;
+    uint32_t *ids = o->scratch;
+    for (size_t i = 0; i < bd->sender_count; i++)
+        if (bp_intern_id(&o->ids, bd->senders[i], &ids[i]) != 0)
+            return BP_ENOMEM;
+    uint32_t *p = ids + bd->sender_count;
+    for (size_t i = 0; i < bd->pair_count; i++)
+        if (bp_intern_id(&o->ids, bd->pairs[i].contract_address, &p[2 * i]) != 0 ||
+            bp_intern_id(&o->ids, bd->pairs[i].address, &p[2 * i + 1]) != 0)
+            return BP_ENOMEM;
+    uint32_t *c = p + 2 * bd->pair_count;
+    for (size_t i = 0; i < bd->contract_count; i++)
+        if (bp_intern_id(&o->ids, bd->contracts[i].contract_address, &c[i]) != 0)
+            return BP_ENOMEM;
+    *out = ids;
+    return 0;
+}
+
 /* The minute takes the block's senders and contract sums. */
-static int add_to_minute(bp_open_window *w, const bp_block_derived *bd)
+static int add_to_minute(bp_open_windows *o, bp_open_window *w, const bp_block_derived *bd,
+                         const uint32_t *ids)
 {
     bool added;
+    const uint32_t *pairs = ids + bd->sender_count, *contracts = pairs + 2 * bd->pair_count;
     for (size_t i = 0; i < bd->sender_count; i++) {
-        if (member(w, 0, bd->senders[i], NULL, &added) != 0)
+        if (bp_u64map_put(&w->members, ids[i], 0, &added, NULL) != 0)
             return BP_ENOMEM;
         w->senders += added;
     }
     for (size_t i = 0; i < bd->contract_count; i++) {
         const bp_contract_row *c = &bd->contracts[i];
         bp_contract_row *r;
-        if (minute_row(w, c, &r) != 0)
+        if (minute_row(o, w, c->origin_key, contracts[i], &r) != 0)
             return BP_ENOMEM;
         r->txcount += c->txcount;
         r->gas_used += c->gas_used;
         bp_u256_add(&r->fees_paid_wei.v, &r->fees_paid_wei.v, &c->fees_paid_wei.v);
     }
     for (size_t i = 0; i < bd->pair_count; i++) {
-        const bp_pair *p = &bd->pairs[i];
         bp_contract_row *r;
-        if (member(w, 1, p->contract_address, p->address, &added) != 0 ||
-            minute_row(w, &(bp_contract_row){.contract_address = p->contract_address}, &r) != 0)
+        if (bp_u64map_put(&w->members, pair_key(pairs[2 * i], pairs[2 * i + 1]), 0, &added, NULL) !=
+                0 ||
+            minute_row(o, w, bd->chain.origin_key, pairs[2 * i], &r) != 0)
             return BP_ENOMEM;
         r->unique_senders += added;
     }
@@ -147,29 +191,66 @@ static int add_to_minute(bp_open_window *w, const bp_block_derived *bd)
 }
 
 /* The block's set rows of the hour and day: the new ones (window seen whole) or all. */
-static int set_rows(bp_open_windows *o, bp_block_derived *bd, bp_arena *batch)
+static int set_rows(bp_open_windows *o, bp_block_derived *bd, const uint32_t *ids, bp_arena *batch)
 {
-    size_t cap = (bd->sender_count + bd->pair_count) * (BP_GRAIN_COUNT - BP_GRAIN_SETS);
-    bd->set_rows = cap ? bp_arena_calloc(batch, cap, sizeof(*bd->set_rows)) : NULL;
+    size_t n = bd->sender_count + bd->pair_count;
+    size_t cap = n * (BP_GRAIN_COUNT - BP_GRAIN_SETS);
+    bd->set_rows = cap ? bp_arena_alloc(batch, cap * sizeof(*bd->set_rows)) : NULL;
     bd->set_row_count = 0;
     if (cap && !bd->set_rows)
         return BP_ENOMEM;
     const bp_chain_block_row *c = &bd->chain;
+    const uint32_t *pairs = ids + bd->sender_count;
     for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         bp_open_window *w = &o->win[g];
-        for (size_t i = 0; i < bd->sender_count + bd->pair_count; i++) {
+        for (size_t i = 0; i < n; i++) {
             bool pair = i >= bd->sender_count, added = true;
-            const bp_pair *p = pair ? &bd->pairs[i - bd->sender_count] : NULL;
-            const char *addr = pair ? p->address : bd->senders[i];
-            const char *contract = pair ? p->contract_address : NULL;
-            if (w->valid && member(w, pair, pair ? contract : addr, pair ? addr : NULL, &added))
+            size_t k = i - bd->sender_count;
+            const char *addr = pair ? bd->pairs[k].address : bd->senders[i];
+            const char *contract = pair ? bd->pairs[k].contract_address : NULL;
+            if (w->valid &&
+                bp_u64map_put(&w->members, pair ? pair_key(pairs[2 * k], pairs[2 * k + 1]) : ids[i],
+                              0, &added, NULL) != 0)
                 return BP_ENOMEM;
             if (added)
-                bd->set_rows[bd->set_row_count++] = (bp_set_row){
-                    c->origin_key, bp_grain_names[g], w->w, contract, addr, c->block_number};
+                bd->set_rows[bd->set_row_count++] =
+                    (bp_set_row){c->origin_key, bp_grain_names[g], w->w,    contract,
+                                 addr,          c->block_number,   w->valid};
         }
     }
     return 0;
+}
+
+/* Window g is given up for memory. */
+static void give_up(bp_open_windows *o, int g)
+{
+    bp_open_window *w = &o->win[g];
+    if (w->valid) {
+        o->dropped++;
+        bp_info("metrics: the open %s window at %" PRIu64 " outgrew the %zu MiB its address "
+                "sets may hold; its set rows are checked against the outputs' tables "
+                "until the next one",
+                bp_grain_names[g], w->w, o->max_bytes >> 20);
+    }
+    w->valid = false;
+    window_free(w);
+    forget_ids(o);
+}
+
+/* Over the bound: the coarsest windows are given up first (they hold the most). */
+static void bound(bp_open_windows *o)
+{
+    for (int g = BP_GRAIN_COUNT; g-- > 0 && o->max_bytes && bp_open_bytes(o) > o->max_bytes;)
+        give_up(o, g);
+}
+
+void bp_open_shed(bp_open_windows *o)
+{
+    for (int g = BP_GRAIN_COUNT; g-- > 0;)
+        give_up(o, g);
+    free(o->scratch);
+    o->scratch = NULL;
+    o->scratch_cap = 0;
 }
 
 int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uint64_t prev_ts,
@@ -181,19 +262,31 @@ int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uin
             return BP_ENOMEM;
         o->win[g].touched = true;
     }
-    bp_open_window *minute = &o->win[BP_GRAIN_1M];
-    if (minute->valid && add_to_minute(minute, bd) != 0)
+    forget_ids(o);
+    bool any = false;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        any |= o->win[g].valid;
+    uint32_t *ids = NULL;
+    if (any && block_ids(o, bd, &ids) != 0)
         return BP_ENOMEM;
-    return set_rows(o, bd, batch);
+    bp_open_window *minute = &o->win[BP_GRAIN_1M];
+    if (minute->valid && add_to_minute(o, minute, bd, ids) != 0)
+        return BP_ENOMEM;
+    int rc = set_rows(o, bd, ids, batch);
+    bound(o);
+    return rc;
 }
 
 void bp_open_revert(bp_open_windows *o, uint64_t ts, bool ts_known)
 {
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
         bp_open_window *w = &o->win[g];
-        if (!ts_known || (w->used && w->w == bp_window_of(ts, g)))
+        if (!ts_known || (w->used && w->w == bp_window_of(ts, g))) {
             w->valid = false;
+            window_free(w);
+        }
     }
+    forget_ids(o);
     /* a minute this batch finished before the reorg reached back into it */
     size_t k = 0;
     for (size_t i = 0; i < o->ndone; i++)

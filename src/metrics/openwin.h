@@ -14,29 +14,41 @@
 #include <stdint.h>
 
 #include "blockpipe/derived.h"
-#include "metrics/keymap.h"
+#include "metrics/idset.h"
 
 struct bp_arena;
 
 typedef struct bp_open_window {
     uint64_t w;
     bool used, valid;
-    bool touched;           /* by this batch (a minute: its summary goes with the batch) */
-    struct bp_arena *arena; /* the copies of its keys (blocks are freed after their batch) */
-    bp_keymap members;      /* (0, sender) and (1, contract, sender) */
-    bp_keymap contracts;    /* minute: contract -> index in rows */
-    bp_contract_row *rows;  /* minute: per-contract sums */
+    bool touched;          /* by this batch (a minute: its summary goes with the batch) */
+    bp_u64map members;     /* sender ids, and (1 << 63 | contract id << 32 | sender id) */
+    bp_u64map contracts;   /* minute: contract id -> index in rows */
+    bp_contract_row *rows; /* minute: per-contract sums (contract_address: the interned copy) */
     size_t nrows, cap;
     uint64_t senders; /* minute: distinct senders */
 } bp_open_window;
 
+/* The memory is bounded: when the windows and their interned addresses hold more than
+ * max_bytes, the day, then the hour, then the minute are given up (no longer valid, their
+ * members freed): the outputs fall back to their own tables for them, exactly as after a
+ * restart, and the next window of that grain starts afresh. */
 typedef struct bp_open_windows {
     bp_open_window win[BP_GRAIN_COUNT];
+    bp_intern ids;           /* the addresses of the valid windows' members */
+    size_t max_bytes;        /* 0: unbounded */
+    uint64_t dropped;        /* windows given up for memory */
     bp_minute_summary *done; /* minutes this batch finished, valid ones (malloc'd) */
     size_t ndone, capdone;
+    uint32_t *scratch; /* a block's ids: senders, then pairs' (contract, sender) */
+    size_t scratch_cap;
 } bp_open_windows;
 
 void bp_open_release(bp_open_windows *o);
+/* The bytes the windows hold (their sets, minute rows and interned addresses). */
+size_t bp_open_bytes(const bp_open_windows *o);
+/* Gives every window up and frees what it can (memory nothing else will give back). */
+void bp_open_shed(bp_open_windows *o);
 /* A batch begins. */
 void bp_open_begin(bp_open_windows *o);
 /* Block bd applied after a block at prev_ts (prev_known false: not known). Fills

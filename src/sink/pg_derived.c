@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics/keymap.h"
 #include "metrics/metrics.h"
 #include "metrics/windows.h"
 #include "sink/pg_conn.h"
@@ -58,6 +59,13 @@ static const bp_dtable g_direct[] = {BP_DT_CHAIN_BLOCK, BP_DT_TOKEN_TRANSFERS,
                                      BP_DT_ML_PREDICTIONS};
 #define N_DIRECT (sizeof(g_direct) / sizeof(g_direct[0]))
 
+/* New (contract, sender) pairs of a window's contract, counted on the client. */
+typedef struct pair_count {
+    uint64_t window;
+    const char *contract;
+    size_t n;
+} pair_count;
+
 struct bp_pg_derived {
     bp_retention ret;
     bool have_temp;   /* the temporary tables exist on this connection */
@@ -71,6 +79,10 @@ struct bp_pg_derived {
     bp_derived_run run;
     bool foreign; /* the batch met blocks another process stored: no minute summaries */
     uint64_t last_cut[BP_EXPIRY_MAX];
+    bp_buf counts;       /* SQL: the counts of the run's rows known to be new */
+    bp_keymap pairs_new; /* (window, contract) -> index in pair_counts */
+    pair_count *pair_counts;
+    size_t pair_counts_cap;
     const bp_block_derived **keep; /* the blocks of a run to write */
     size_t keep_cap;
 };
@@ -102,6 +114,7 @@ int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *er
     bp_buf_init(&d->sql, 0);
     bp_buf_init(&d->data, 0);
     bp_buf_init(&d->cols, 0);
+    bp_buf_init(&d->counts, 0);
     bp_derived_run_init(&d->run);
     *out = d;
     return 0;
@@ -114,6 +127,9 @@ void bp_pg_derived_free(bp_pg_derived *d)
     bp_buf_release(&d->sql);
     bp_buf_release(&d->data);
     bp_buf_release(&d->cols);
+    bp_buf_release(&d->counts);
+    bp_keymap_release(&d->pairs_new);
+    free(d->pair_counts);
     bp_windows_release(&d->win);
     bp_derived_run_release(&d->run);
     free(d->origin);
@@ -423,19 +439,89 @@ static int copy_block_rows(bp_pg_derived *d, PGconn *c, const bp_block_derived *
     return rc;
 }
 
+/* Moves the rows known to be new (bp_set_row.known_new) to the front; their count. None when
+ * the batch met blocks another process stored (its rows may be in the table already). */
+static size_t known_first(const bp_pg_derived *d, bp_set_row *rows, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; !d->foreign && i < n; i++) {
+        if (!rows[i].known_new)
+            continue;
+        bp_set_row t = rows[k];
+        rows[k++] = rows[i];
+        rows[i] = t;
+    }
+    return k;
+}
+
+/* The new rows' counts, as the set upserts would have counted them: one more distinct address
+ * per row in its window (bp_d_aa_delta) and per (window, contract) (bp_d_cs_new). */
+static int count_known(bp_pg_derived *d, int g, const bp_set_row *aa, size_t naa,
+                       const bp_set_row *cs, size_t ncs)
+{
+    bp_buf *q = &d->counts;
+    int rc = 0;
+    for (size_t i = 0; i < naa;) {
+        size_t j = i;
+        while (j < naa && aa[j].window_start == aa[i].window_start)
+            j++;
+        rc |= bp_buf_printf(q, "INSERT INTO bp_d_aa_delta VALUES('%s', %" PRIu64 ", %zu);",
+                            bp_grain_names[g], aa[i].window_start, j - i);
+        i = j;
+    }
+    bp_keymap_clear(&d->pairs_new);
+    size_t nk = 0;
+    for (size_t i = 0; i < ncs; i++) {
+        size_t idx;
+        bool added;
+        if (bp_keymap_put(&d->pairs_new, cs[i].window_start, cs[i].contract_address, NULL, nk, &idx,
+                          &added) != 0 ||
+            bp_grow((void **)&d->pair_counts, &d->pair_counts_cap, nk + 1,
+                    sizeof(*d->pair_counts)) != 0)
+            return BP_ENOMEM;
+        if (added)
+            d->pair_counts[nk++] = (pair_count){cs[i].window_start, cs[i].contract_address, 0};
+        d->pair_counts[idx].n++;
+    }
+    for (size_t i = 0; i < nk; i++) {
+        const pair_count *p = &d->pair_counts[i];
+        const char *hex = p->contract[0] == '0' && p->contract[1] == 'x' ? p->contract + 2 : "";
+        rc |= bp_buf_printf(q, "%s('%s', %" PRIu64 ", decode('%s', 'hex'), %zu)",
+                            i ? ", " : "INSERT INTO bp_d_cs_new VALUES", bp_grain_names[g],
+                            p->window, hex, p->n);
+    }
+    rc |= nk ? bp_buf_putc(q, ';') : 0;
+    return rc ? BP_ENOMEM : 0;
+}
+
+/* The run's set rows and contract increments: the rows known to be new straight into their
+ * tables (counted here), the others and the increments into the temporary tables. */
 static int copy_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
 {
-    const bp_derived_run *r = &d->run;
+    bp_derived_run *r = &d->run;
+    bp_buf_reset(&d->counts);
     for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         char aa[64], cs[64], kw[64];
-        snprintf(aa, sizeof(aa), "bp_d_%s", bp_dtables[BP_DT_ACTIVE_ADDRESSES].name);
-        snprintf(cs, sizeof(cs), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_SENDERS].name);
+        const char *aat = bp_dtables[BP_DT_ACTIVE_ADDRESSES].name;
+        const char *cst = bp_dtables[BP_DT_CONTRACT_SENDERS].name;
+        snprintf(aa, sizeof(aa), "bp_d_%s", aat);
+        snprintf(cs, sizeof(cs), "bp_d_%s", cst);
         snprintf(kw, sizeof(kw), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_1M + g].name);
-        int rc = copy_rows(d, c, BP_DT_ACTIVE_ADDRESSES, aa, r->addresses[g], r->address_count[g],
+        size_t ka = known_first(d, r->addresses[g], r->address_count[g]);
+        size_t kp = known_first(d, r->pairs[g], r->pair_count[g]);
+        if (count_known(d, g, r->addresses[g], ka, r->pairs[g], kp) != 0)
+            return oom(err);
+        int rc = copy_rows(d, c, BP_DT_ACTIVE_ADDRESSES, aat, r->addresses[g], ka,
                            sizeof(bp_set_row), err);
         if (rc == 0)
-            rc = copy_rows(d, c, BP_DT_CONTRACT_SENDERS, cs, r->pairs[g], r->pair_count[g],
-                           sizeof(bp_set_row), err);
+            rc = copy_rows(d, c, BP_DT_CONTRACT_SENDERS, cst, r->pairs[g], kp, sizeof(bp_set_row),
+                           err);
+        if (rc == 0)
+            rc = copy_rows(d, c, BP_DT_ACTIVE_ADDRESSES, aa, r->addresses[g] + ka,
+                           r->address_count[g] - ka, sizeof(bp_set_row), err);
+        if (rc == 0)
+            rc = copy_rows(d, c, BP_DT_CONTRACT_SENDERS, cs, r->pairs[g] + kp,
+                           r->pair_count[g] - kp, sizeof(bp_set_row), err);
         if (rc == 0)
             rc = copy_rows(d, c, (bp_dtable)(BP_DT_CONTRACT_1M + g), kw, r->contracts[g],
                            r->contract_count[g], sizeof(bp_contract_row), err);
@@ -452,7 +538,8 @@ static int merge_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
     bp_buf_reset(q);
     /* a set row is written once (derived.h: bp_set_row): the rows inserted are the new
      * distinct addresses of their windows */
-    int rc = bp_buf_puts(
+    int rc = bp_buf_append(q, d->counts.data ? d->counts.data : "", d->counts.len);
+    rc |= bp_buf_puts(
         q, "WITH ins AS (INSERT INTO active_addresses SELECT * FROM bp_d_active_addresses"
            " ON CONFLICT(origin_key, grain, window_start, address) DO NOTHING"
            " RETURNING grain, window_start)"

@@ -140,7 +140,7 @@ def too_small(bp):
                             "1", "--workers", "100", "--max-memory", "64MiB", "--output",
                             f"sqlite:{tmp}/x.db"], capture_output=True, text=True, timeout=60)
     want = "--max-memory 64 MiB is too small for 100 fetch workers and 1 output(s)"
-    if p.returncode != 1 or want not in p.stderr or "at least 144 MiB" not in p.stderr:
+    if p.returncode != 1 or want not in p.stderr or "at least 152 MiB" not in p.stderr:
         fail(f"--max-memory 64MiB with 100 workers: exit {p.returncode}, {p.stderr[-1000:]}")
     print("ok: a budget too small for 100 workers is refused at start")
 

@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 
 #include "blockpipe/derived.h"
+#include "core/budget.h"
 #include "chain/json.h"
 #include "metrics/metrics.h"
 #include "metrics/model.h"
@@ -604,6 +605,72 @@ static void test_model_finds_planted_outliers(void **state)
 }
 
 /* A database of schema 1 (raw tables only) gets the derived tables when opened. */
+/* Open windows bounded to nothing: every window is given up as soon as it holds anything, a
+ * block's set rows are then all of its distinct ones (the outputs' tables decide what is new),
+ * and the SQLite output holds exactly what it holds with unbounded windows; what the module
+ * holds is charged to the budget, and refunded when it lets go of it (after the write, and
+ * all of it when the pipeline waits for memory). */
+static void test_window_bound(void **state)
+{
+    (void)state;
+    char pa[64], pb[64], url[96];
+    bp_sink *s[2];
+    bp_metrics *m[2];
+    bp_error err = {0};
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pa, sizeof(pa)));
+    assert_int_equal(bp_sink_open_url(url, &s[0], &err), 0);
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pb, sizeof(pb)));
+    assert_int_equal(bp_sink_open_url(url, &s[1], &err), 0);
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
+    bp_budget budget;
+    bp_budget_init(&budget, (size_t)1 << 30);
+    for (int i = 0; i < 2; i++)
+        assert_non_null(m[i] = bp_metrics_new(&mc, &err));
+    bp_metrics_set_budget(m[1], &budget, 1);
+    uint64_t nonces[40] = {0};
+    bp_block *b[7] = {0};
+    for (uint64_t n = 1; n <= 6; n++) {
+        b[n] = traffic_block(n, 30, nonces);
+        b[n]->timestamp = 1700000000 + 20 * n;
+        bp_event ev = {BP_EVENT_APPLY, b[n]};
+        for (int i = 0; i < 2; i++) {
+            bp_batch batch = {
+                .chain = "main", .events = &ev, .count = 1, .checkpoint = fx_cp(n, 0)};
+            assert_int_equal(bp_metrics_compute(m[i], &batch, n == 1, &batch.derived, &err), 0);
+            const bp_block_derived *bd = &batch.derived->blocks[0];
+            if (i == 1) { /* given up: every distinct sender and pair, in the hour and the day */
+                assert_int_equal(bd->set_row_count, 2 * (bd->sender_count + bd->pair_count));
+                assert_int_equal(batch.derived->minute_count, 0);
+                assert_true(bp_budget_used(&budget) > 0);
+            }
+            assert_int_equal(s[i]->ops->write(s[i], &batch, &err), 0);
+        }
+    }
+    /* after the write the batch's rows are let go of; shedding frees the rest */
+    size_t held = bp_budget_used(&budget);
+    bp_metrics_written(m[1]);
+    assert_true(bp_budget_used(&budget) <= held);
+    assert_true(bp_metrics_shed(m[1]) > 0);
+    assert_int_equal(bp_budget_used(&budget), 0);
+    assert_true(bp_metrics_windows_dropped(m[1]) >= 3);
+    assert_int_equal(bp_metrics_windows_dropped(m[0]), 0);
+    char *da = dump(pa), *db = dump(pb);
+    assert_string_equal(da, db);
+    free(da);
+    free(db);
+    bp_metrics_set_budget(m[1], NULL, 0);
+    assert_int_equal(bp_budget_used(&budget), 0);
+    bp_budget_release(&budget);
+    for (uint64_t n = 1; n <= 6; n++)
+        bp_block_free(b[n]);
+    for (int i = 0; i < 2; i++) {
+        bp_metrics_free(m[i]);
+        bp_sink_close(s[i]);
+    }
+    unlink(pa);
+    unlink(pb);
+}
+
 static void test_upgrade_from_schema_1(void **state)
 {
     (void)state;
@@ -650,6 +717,7 @@ int main(void)
         cmocka_unit_test(test_apply_revert_roundtrip),
         cmocka_unit_test(test_minute_summaries_equal_raw),
         cmocka_unit_test(test_model_finds_planted_outliers),
+        cmocka_unit_test(test_window_bound),
         cmocka_unit_test(test_upgrade_from_schema_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

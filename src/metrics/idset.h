@@ -1,0 +1,56 @@
+/* idset.h - compact exact sets for the metrics module's open windows: addresses interned to
+ * 32-bit ids (bp_intern), and hash sets / maps of 64-bit keys made of them (bp_u64map). A
+ * window's member is 8 bytes in a table at most half full, against a 48-byte string-keyed
+ * slot and two string copies before: the open day of a busy chain fits the budget for longer
+ * and every member test is one multiply and a probe, not a string hash and compare. */
+#ifndef BP_METRICS_IDSET_H
+#define BP_METRICS_IDSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bp_arena;
+
+/* Open addressing on non-zero 64-bit keys (0 marks an empty slot), optional 32-bit values. */
+typedef struct bp_u64map {
+    uint64_t *keys;
+    uint32_t *vals; /* NULL for a set */
+    size_t cap;     /* a power of two, 0 before the first put */
+    size_t count;
+    bool with_values;
+} bp_u64map;
+
+/* A map (with_values) or a set. */
+void bp_u64map_init(bp_u64map *m, bool with_values);
+/* Empties the map and frees its storage. */
+void bp_u64map_release(bp_u64map *m);
+/* Inserts key (non-zero) with value init when absent (*added set); the key's value slot (NULL
+ * for a set, or on BP_ENOMEM, see rc), valid until the next put. 0 or BP_ENOMEM. */
+int bp_u64map_put(bp_u64map *m, uint64_t key, uint32_t init, bool *added, uint32_t **val);
+/* The bytes the map holds. */
+size_t bp_u64map_bytes(const bp_u64map *m);
+
+/* Strings (addresses) to ids 1, 2, ... BP_INTERN_MAX and back; the strings are copied. */
+#define BP_INTERN_MAX 0x7fffffffu
+typedef struct bp_intern {
+    struct bp_arena *arena;
+    const char **strs; /* id - 1 -> the copy */
+    size_t n, cap_strs;
+    uint64_t *slots; /* (hash high 32 bits << 32) | id; 0: empty */
+    size_t cap;
+} bp_intern;
+
+void bp_intern_release(bp_intern *t);
+/* Forgets every string (ids start again at 1); keeps a little storage. */
+void bp_intern_clear(bp_intern *t);
+/* The id of s, made when new. 0 or BP_ENOMEM. */
+int bp_intern_id(bp_intern *t, const char *s, uint32_t *id);
+/* The interned copy of id's string. */
+static inline const char *bp_intern_str(const bp_intern *t, uint32_t id)
+{
+    return t->strs[id - 1];
+}
+size_t bp_intern_bytes(const bp_intern *t);
+
+#endif
