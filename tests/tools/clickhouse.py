@@ -33,7 +33,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import pg as _procs  # the same child-process bookkeeping as the PostgreSQL server's
+import server as _procs  # free ports, child processes: what every test server shares
+from server import ServerProcess
 
 USER = "bp"
 PASSWORD = "bp"
@@ -89,11 +90,10 @@ USERS = """<?xml version="1.0"?>
 """
 
 
-class ClickHouse:
+class ClickHouse(ServerProcess):
     """A running ClickHouse server on 127.0.0.1 (free HTTP and native ports)."""
 
     def __init__(self, start_timeout: float = 120.0):
-        _procs._hook()
         self.cmd = server_cmd()
         if not self.cmd:
             raise RuntimeError("no ClickHouse server (/usr/sbin/clickhouse-server or "
@@ -107,7 +107,7 @@ class ClickHouse:
             f.write(CONFIG.format(d=self.tmpdir, http=self.http_port, tcp=self.tcp_port))
         with open(os.path.join(self.tmpdir, "users.xml"), "w") as f:
             f.write(USERS.format(user=USER, password=PASSWORD))
-        _procs._LIVE.append(self)
+        self.register()
         try:
             self.start(start_timeout)
         except BaseException:
@@ -139,51 +139,13 @@ class ClickHouse:
                            + self.log_tail())
 
     def _halt(self, sig, timeout: float = 60.0):
-        if self.proc is not None and self.proc.poll() is None:
-            try:
-                self.proc.send_signal(sig)
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-            except ProcessLookupError:
-                pass
-        self.proc = None
+        super()._halt(sig, timeout)
         if self._out and not self._out.closed:
             self._out.close()
-
-    def shutdown(self):
-        """SIGTERM: the server finishes (or cancels) its queries and exits; data kept."""
-        self._halt(signal.SIGTERM)
-
-    def kill(self):
-        """SIGKILL (a crash); start() brings it back with what reached its parts."""
-        self._halt(signal.SIGKILL)
-
-    def restart(self, down_seconds: float = 0.0):
-        self.shutdown()
-        if down_seconds:
-            time.sleep(down_seconds)
-        self.start()
 
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def stop(self):
-        """Stops the server by PID and removes its temp dir."""
-        self._halt(signal.SIGTERM)
-        if self in _procs._LIVE:
-            _procs._LIVE.remove(self)
-        if self.tmpdir and os.path.isdir(self.tmpdir):
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
-            self.tmpdir = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
 
     def log_tail(self, n: int = 30) -> str:
         out = []

@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import time
 
-from server import ServerProcess, _child_setup, _hook, _LIVE, free_port  # noqa: F401 (re-exported)
+from server import ServerProcess, _child_setup, free_port  # noqa: F401 (free_port: re-exported)
 
 USER = "bp"
 PASSWORD = "bp"
