@@ -495,13 +495,20 @@ static int set_int(loader *ld, const opt *o, const char *v, const char *who, bp_
     return rc;
 }
 
-static int set_seconds(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+/* A decimal in [dmin, dmax] into its double field; what names the quantity in the error. */
+static int set_double(loader *ld, const opt *o, const char *v, const char *who, const char *what,
+                      bp_error *err)
 {
     double d;
     if (!parse_decimal(v, &d) || d < o->dmin || d > o->dmax)
-        return invalid(err, who, v, "expected a number of seconds from %g to %g", o->dmin, o->dmax);
+        return invalid(err, who, v, "expected %s from %g to %g", what, o->dmin, o->dmax);
     *(double *)((char *)ld->cfg + o->off) = d;
     return 0;
+}
+
+static int set_seconds(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    return set_double(ld, o, v, who, "a number of seconds", err);
 }
 
 static int set_size(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
@@ -669,11 +676,7 @@ static int set_listen(loader *ld, const opt *o, const char *v, const char *who, 
 
 static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
-    double d;
-    if (!parse_decimal(v, &d) || d < o->dmin || d > o->dmax)
-        return invalid(err, who, v, "expected a number from %g to %g", o->dmin, o->dmax);
-    *(double *)((char *)ld->cfg + o->off) = d;
-    return 0;
+    return set_double(ld, o, v, who, "a number", err);
 }
 
 /* --alert RULE (repeatable; the environment's value is a comma list). */
