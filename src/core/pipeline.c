@@ -36,8 +36,10 @@
 #define BP_MEM_PROCESS ((size_t)24 << 20)
 #define BP_MEM_PER_WORKER ((size_t)1 << 20)
 #define BP_MEM_PER_OUTPUT ((size_t)4 << 20)
-/* Each output that writes the derived tables: its per-batch rollup state and SQLite's larger
- * page cache for them (sink/sqlite_derived.c). */
+/* Each output that writes the derived tables: SQLite's larger page cache for them (4 MiB,
+ * sink/sqlite_derived.c), its sorter (at most the cache, sink/sqlite.c: a minute recomputed
+ * from its raw transactions sorts them) and the per-batch state (the run's contract rows, the
+ * sorted set rows, PostgreSQL's COPY piece). */
 #define BP_MEM_PER_DERIVED_OUTPUT ((size_t)8 << 20)
 /* The metrics module's open windows (their address sets) may hold this fraction of the memory
  * left for blocks; past it they are given up (metrics/openwin.h). What they and the batch's

@@ -27,6 +27,8 @@ struct bp_metrics {
     bp_derived d;
     size_t cap; /* of d.blocks */
     bp_keymap senders, contracts, pairs;
+    bp_contract_row *rows; /* a block's contract rows while it is derived (then copied) */
+    size_t rows_cap;
     /* the (number, timestamp) of the last reorg_window + 1 applied blocks, oldest first */
     ring_entry *ring;
     size_t ring_cap, ring_head, ring_len;
@@ -76,8 +78,14 @@ static void tx_fee(const bp_tx *tx, bp_u256 *price, bp_u256 *fee)
         bp_u256_mul_u64(fee, price, tx->receipt_gas_used);
 }
 
+/* A block's contract rows are gathered in `rows` (grown as contracts appear) and copied into
+ * the batch arena at their count: an array sized for one per transaction was 120 bytes a
+ * transaction (6 MiB of a 50,000-tx block, for its few hundred contracts), all of it in the
+ * batch arena while the batch is written. */
 typedef struct scratch {
     bp_keymap *senders, *contracts, *pairs;
+    bp_contract_row **rows;
+    size_t *rows_cap;
 } scratch;
 
 static int add_contract(bp_block_derived *d, scratch *s, const bp_tx *tx, const char *contract,
@@ -85,9 +93,10 @@ static int add_contract(bp_block_derived *d, scratch *s, const bp_tx *tx, const 
 {
     size_t i;
     bool added;
-    if (bp_keymap_put(s->contracts, 0, contract, NULL, d->contract_count, &i, &added) != 0)
+    if (bp_keymap_put(s->contracts, 0, contract, NULL, d->contract_count, &i, &added) != 0 ||
+        bp_grow((void **)s->rows, s->rows_cap, d->contract_count + 1, sizeof(**s->rows)) != 0)
         return BP_ENOMEM;
-    bp_contract_row *c = &d->contracts[i];
+    bp_contract_row *c = &(*s->rows)[i];
     if (added) {
         d->contract_count++;
         *c = (bp_contract_row){.origin_key = d->chain.origin_key,
@@ -152,9 +161,8 @@ static int derive_with(const char *origin_key, const bp_block *b, bp_arena *aren
     size_t n = b->tx_count;
     bp_u256 *prices = n ? bp_arena_calloc(arena, n, sizeof(*prices)) : NULL;
     d->senders = n ? bp_arena_calloc(arena, n, sizeof(*d->senders)) : NULL;
-    d->contracts = n ? bp_arena_calloc(arena, n, sizeof(*d->contracts)) : NULL;
     d->pairs = n ? bp_arena_calloc(arena, n, sizeof(*d->pairs)) : NULL;
-    if (n && (!prices || !d->senders || !d->contracts || !d->pairs))
+    if (n && (!prices || !d->senders || !d->pairs))
         return BP_ENOMEM;
     bp_keymap_clear(s->senders);
     bp_keymap_clear(s->contracts);
@@ -164,6 +172,11 @@ static int derive_with(const char *origin_key, const bp_block *b, bp_arena *aren
         return rc;
     c->active_addresses = d->sender_count;
     c->fees_paid_native = (bp_opt_f64){bp_u256_to_double(&c->fees_paid_wei.v) / 1e18, true};
+    size_t bytes = d->contract_count * sizeof(*d->contracts);
+    if (bytes && !(d->contracts = bp_arena_alloc(arena, bytes)))
+        return BP_ENOMEM;
+    if (bytes)
+        memcpy(d->contracts, *s->rows, bytes);
     for (size_t i = 0; i < d->contract_count; i++) {
         bp_contract_row *k = &d->contracts[i];
         k->fees_paid_native = (bp_opt_f64){bp_u256_to_double(&k->fees_paid_wei.v) / 1e18, true};
@@ -179,10 +192,13 @@ int bp_metrics_derive_block(const char *origin_key, const bp_block *b, bp_arena 
                             bp_block_derived *d)
 {
     bp_keymap maps[3] = {{0}};
-    scratch s = {&maps[0], &maps[1], &maps[2]};
+    bp_contract_row *rows = NULL;
+    size_t cap = 0;
+    scratch s = {&maps[0], &maps[1], &maps[2], &rows, &cap};
     int rc = derive_with(origin_key, b, arena, d, &s);
     for (int i = 0; i < 3; i++)
         bp_keymap_release(&maps[i]);
+    free(rows);
     return rc;
 }
 
@@ -258,6 +274,7 @@ void bp_metrics_free(bp_metrics *m)
     bp_keymap_release(&m->senders);
     bp_keymap_release(&m->contracts);
     bp_keymap_release(&m->pairs);
+    free(m->rows);
     bp_model_free(m->model);
     bp_open_release(&m->open);
     free(m->d.blocks);
@@ -405,7 +422,7 @@ static bool ring_ts(bp_metrics *m, uint64_t number, uint64_t *ts)
 static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_block_derived *bd,
                        bool outputs_empty)
 {
-    scratch s = {&m->senders, &m->contracts, &m->pairs};
+    scratch s = {&m->senders, &m->contracts, &m->pairs, &m->rows, &m->rows_cap};
     int rc = derive_with(chain, b, m->arena, bd, &s);
     if (rc == 0 && m->model)
         rc = bp_model_score_block(m->model, bd, m->arena, &bd->predictions, &bd->prediction_count);
@@ -417,6 +434,19 @@ static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
         rc = bp_open_apply(&m->open, bd, prev || first, prev ? last->ts : 0, m->arena);
     ring_apply(m, b->number, b->timestamp);
     return rc;
+}
+
+/* A big block's scratch maps hold megabytes (a 50,000-tx block's pairs: 128 Ki slots of 48
+ * bytes, 6 MiB) that nothing needs while the batch is written, the moment memory peaks: the
+ * big ones go (a map of 200-tx blocks stays well under the threshold and is kept). */
+#define SCRATCH_KEEP ((size_t)1 << 20)
+
+static void drop_big_scratch(bp_metrics *m)
+{
+    bp_keymap *maps[] = {&m->senders, &m->contracts, &m->pairs};
+    for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
+        if (maps[i]->cap * sizeof(*maps[i]->slots) > SCRATCH_KEEP)
+            bp_keymap_release(maps[i]);
 }
 
 int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
@@ -447,6 +477,7 @@ int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
             return bp_error_set(err, rc, "metrics of block %llu: %s", (unsigned long long)b->number,
                                 bp_strerror(rc));
     }
+    drop_big_scratch(m);
     frontier(m, d);
     bp_minute_summary *minutes;
     if (bp_open_summaries(&m->open, m->arena, &minutes, &d->minute_count) != 0)
@@ -462,8 +493,6 @@ int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
 
 /* ---- runs ----------------------------------------------------------------------------- */
 
-enum { MAP_ADDR, MAP_PAIR, MAP_CONTRACT };
-
 void bp_derived_run_init(bp_derived_run *r)
 {
     memset(r, 0, sizeof(*r));
@@ -471,37 +500,18 @@ void bp_derived_run_init(bp_derived_run *r)
 
 void bp_derived_run_release(bp_derived_run *r)
 {
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        free(r->addresses[g]);
-        free(r->pairs[g]);
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
         free(r->contracts[g]);
-    }
     if (r->maps)
-        for (int i = 0; i < 3 * BP_GRAIN_COUNT; i++)
-            bp_keymap_release(&r->maps[i]);
+        for (int g = 0; g < BP_GRAIN_COUNT; g++)
+            bp_keymap_release(&r->maps[g]);
     free(r->maps);
     memset(r, 0, sizeof(*r));
 }
 
-/* A set row of the run (the first block it appears in is the lowest). */
-static int run_set_row(bp_derived_run *r, const bp_set_row *row)
+int bp_derived_set_grain(const bp_set_row *row)
 {
-    int g = strcmp(row->grain, bp_grain_names[BP_GRAIN_1H]) == 0 ? BP_GRAIN_1H : BP_GRAIN_1D;
-    int kind = row->contract_address ? MAP_PAIR : MAP_ADDR;
-    bp_set_row **rows = row->contract_address ? &r->pairs[g] : &r->addresses[g];
-    size_t *count = row->contract_address ? &r->pair_count[g] : &r->address_count[g];
-    size_t i;
-    bool added = true;
-    /* a row known to be new is in no earlier block of the run either: no look-up (a later
-     * row of the same key, from a window given up since, is one the output finds there) */
-    if ((!row->known_new &&
-         bp_keymap_put(&r->maps[kind * BP_GRAIN_COUNT + g], row->window_start,
-                       row->contract_address, row->address, *count, &i, &added) != 0) ||
-        bp_grow((void **)rows, &r->cap[kind][g], *count + 1, sizeof(**rows)) != 0)
-        return BP_ENOMEM;
-    if (added)
-        (*rows)[(*count)++] = *row;
-    return 0;
+    return strcmp(row->grain, bp_grain_names[BP_GRAIN_1H]) == 0 ? BP_GRAIN_1H : BP_GRAIN_1D;
 }
 
 static int run_contract(bp_derived_run *r, int g, uint64_t w, const bp_contract_row *c)
@@ -509,10 +519,8 @@ static int run_contract(bp_derived_run *r, int g, uint64_t w, const bp_contract_
     size_t i;
     bool added;
     size_t *count = &r->contract_count[g];
-    if (bp_keymap_put(&r->maps[MAP_CONTRACT * BP_GRAIN_COUNT + g], w, c->contract_address, NULL,
-                      *count, &i, &added) != 0 ||
-        bp_grow((void **)&r->contracts[g], &r->cap[MAP_CONTRACT][g], *count + 1,
-                sizeof(*r->contracts[g])) != 0)
+    if (bp_keymap_put(&r->maps[g], w, c->contract_address, NULL, *count, &i, &added) != 0 ||
+        bp_grow((void **)&r->contracts[g], &r->cap[g], *count + 1, sizeof(*r->contracts[g])) != 0)
         return BP_ENOMEM;
     bp_contract_row *k = &r->contracts[g][i];
     if (added) {
@@ -529,32 +537,21 @@ static int run_contract(bp_derived_run *r, int g, uint64_t w, const bp_contract_
     return 0;
 }
 
-static int run_block(bp_derived_run *r, const bp_block_derived *b)
-{
-    for (size_t i = 0; i < b->set_row_count; i++)
-        if (run_set_row(r, &b->set_rows[i]) != 0)
-            return BP_ENOMEM;
-    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
-        uint64_t w = bp_window_of(b->chain.block_timestamp, g);
-        for (size_t i = 0; i < b->contract_count; i++)
-            if (run_contract(r, g, w, &b->contracts[i]) != 0)
-                return BP_ENOMEM;
-    }
-    return 0;
-}
-
 int bp_derived_run_build(bp_derived_run *r, const bp_block_derived *const *blocks, size_t n)
 {
-    if (!r->maps && !(r->maps = calloc(3 * BP_GRAIN_COUNT, sizeof(*r->maps))))
+    if (!r->maps && !(r->maps = calloc(BP_GRAIN_COUNT, sizeof(*r->maps))))
         return BP_ENOMEM;
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        r->address_count[g] = r->pair_count[g] = r->contract_count[g] = 0;
-        for (int k = 0; k < 3; k++)
-            bp_keymap_clear(&r->maps[k * BP_GRAIN_COUNT + g]);
+        r->contract_count[g] = 0;
+        bp_keymap_clear(&r->maps[g]);
     }
     for (size_t i = 0; i < n; i++)
-        if (run_block(r, blocks[i]) != 0)
-            return BP_ENOMEM;
+        for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+            uint64_t w = bp_window_of(blocks[i]->chain.block_timestamp, g);
+            for (size_t k = 0; k < blocks[i]->contract_count; k++)
+                if (run_contract(r, g, w, &blocks[i]->contracts[k]) != 0)
+                    return BP_ENOMEM;
+        }
     return 0;
 }
 

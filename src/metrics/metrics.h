@@ -68,16 +68,16 @@ const char *bp_metrics_contract_of(const bp_tx *tx);
  * row per transaction to write). */
 #define BP_GRAIN_SETS BP_GRAIN_1H
 
-/* Per grain from BP_GRAIN_SETS on (the 1m entries stay empty). */
+/* A run's contract window increments, per grain from BP_GRAIN_SETS on (the 1m entries stay
+ * empty). Its set rows are not gathered here: an output writes each block's bp_set_rows in
+ * block order (bp_derived_set_grain), so that the lowest block of a key comes first and is the
+ * one kept, without a copy of them or a map of their keys (for a 50,000-tx block that was
+ * 20 MiB: 100,000 rows and 48-byte slots). */
 typedef struct bp_derived_run {
-    bp_set_row *addresses[BP_GRAIN_COUNT]; /* active_addresses rows the run implies */
-    size_t address_count[BP_GRAIN_COUNT];
-    bp_set_row *pairs[BP_GRAIN_COUNT]; /* contract_senders rows the run implies */
-    size_t pair_count[BP_GRAIN_COUNT];
     bp_contract_row *contracts[BP_GRAIN_COUNT]; /* contract window increments */
     size_t contract_count[BP_GRAIN_COUNT];
     /* private */
-    size_t cap[3][BP_GRAIN_COUNT];
+    size_t cap[BP_GRAIN_COUNT];
     struct bp_keymap *maps;
 } bp_derived_run;
 
@@ -85,6 +85,9 @@ void bp_derived_run_init(bp_derived_run *r);
 void bp_derived_run_release(bp_derived_run *r);
 /* Aggregates blocks[0..n) into r (emptied first). 0 or BP_ENOMEM. */
 int bp_derived_run_build(bp_derived_run *r, const bp_block_derived *const *blocks, size_t n);
+
+/* The grain of a set row (BP_GRAIN_1H or BP_GRAIN_1D). */
+int bp_derived_set_grain(const bp_set_row *row);
 
 /* The window of grain g holding timestamp ts. */
 static inline uint64_t bp_window_of(uint64_t ts, int g)

@@ -2,9 +2,11 @@
  * sqlite_derived.c's; the difference is the shape of the work: one round trip per step, not one
  * statement per row.
  *
- * APPLY run: COPY the block rows into their tables and the run's 1h and 1d set rows and
- * contract increments (metrics.h: bp_derived_run) into temporary tables, then one round trip:
- * the set rows not there yet are inserted and counted per window (into bp_d_aa_delta for the
+ * APPLY run: COPY the block rows into their tables, the blocks' 1h and 1d set rows known to be
+ * new into theirs (counted on the client), the other set rows and the run's contract
+ * increments (metrics.h: bp_derived_run) into temporary tables, each COPY streamed in
+ * BP_PG_COPY_CHUNK pieces; then one round trip: the staged set rows not there yet are
+ * inserted, lowest first_block first, and counted per window (into bp_d_aa_delta for the
  * chain windows, bp_d_cs_new for the contract windows); the contract windows add their
  * increments and new senders.
  * REVERT (of the highest block): the block's senders, (contract, sender) pairs and
@@ -199,29 +201,98 @@ static void enc_row(bp_pgcopy *c, bp_dshape s, const void *row)
     }
 }
 
-/* count rows of table t's shape at rows (stride size) into one COPY of table name. */
-static int copy_rows(bp_pg_derived *d, PGconn *c, bp_dtable t, const char *name, const void *rows,
-                     size_t count, size_t size, bp_error *err)
+/* What one COPY sends: an array's rows, or one table's rows of the run's blocks (a block
+ * table, or the set rows of one grain, known to be new or not), in block order. */
+typedef struct row_src {
+    const bp_block_derived *const *blocks; /* NULL: the array */
+    size_t nblocks;
+    const char *array;
+    size_t count, size;
+    bp_dtable table;
+    int grain;
+    bool known;
+    bool foreign; /* no row counts as known to be new */
+    size_t i, k;  /* where it is */
+} row_src;
+
+static bool set_row_of(const row_src *s, const bp_set_row *r)
 {
-    if (count == 0)
+    return (r->contract_address != NULL) == (s->table == BP_DT_CONTRACT_SENDERS) &&
+           bp_derived_set_grain(r) == s->grain && (r->known_new && !s->foreign) == s->known;
+}
+
+/* The next row of s, NULL after the last. */
+static const void *next_row(row_src *s)
+{
+    if (!s->blocks)
+        return s->i < s->count ? s->array + s->size * s->i++ : NULL;
+    for (; s->i < s->nblocks; s->i++, s->k = 0) {
+        const bp_block_derived *b = s->blocks[s->i];
+        if (s->table == BP_DT_CHAIN_BLOCK && s->k++ == 0)
+            return &b->chain;
+        if (s->table == BP_DT_TOKEN_TRANSFERS && s->k < b->transfer_count)
+            return &b->transfers[s->k++];
+        if (s->table == BP_DT_ML_PREDICTIONS && s->k < b->prediction_count)
+            return &b->predictions[s->k++];
+        if (s->table != BP_DT_ACTIVE_ADDRESSES && s->table != BP_DT_CONTRACT_SENDERS)
+            continue;
+        while (s->k < b->set_row_count) {
+            const bp_set_row *r = &b->set_rows[s->k++];
+            if (set_row_of(s, r))
+                return r;
+        }
+    }
+    return NULL;
+}
+
+/* The rows of src (of table t's shape) in one COPY into table name (none: no COPY). They are
+ * encoded into d->data and sent each time it holds BP_PG_COPY_CHUNK bytes: a whole table's
+ * rows first were megabytes outside --max-memory for a 50,000-tx block. */
+static int copy_src(bp_pg_derived *d, PGconn *c, bp_dtable t, const char *name, row_src *src,
+                    bp_error *err)
+{
+    const void *row = next_row(src);
+    if (!row)
         return 0;
     bp_dshape shape = bp_dtables[t].shape;
-    bp_pgcopy p = {.buf = &d->data};
-    bp_buf_reset(&d->data);
     bp_buf_reset(&d->cols);
-    bp_pgcopy_header(&p);
-    for (size_t i = 0; i < count; i++)
-        enc_row(&p, shape, (const char *)rows + i * size);
-    bp_pgcopy_trailer(&p);
-    if (p.rc != 0)
-        return bp_error_set(err, p.rc == BP_EINVAL ? BP_EINVAL : p.rc,
-                            "%s: column %s: value does not fit its PostgreSQL type", name,
-                            p.bad_column ? p.bad_column : "?");
     if (bp_sql_dcolumns(&d->cols, shape, NULL) != 0)
         return oom(err);
     char what[96];
     snprintf(what, sizeof(what), "COPY into %s", name);
-    return bp_pg_copy(c, name, d->cols.data, &d->data, d->sqlstate, NULL, what, err);
+    int rc = bp_pg_copy_begin(c, name, d->cols.data, d->sqlstate, what, err);
+    bp_pgcopy p = {.buf = &d->data};
+    bp_buf_reset(&d->data);
+    bp_pgcopy_header(&p);
+    for (; rc == 0 && row; row = next_row(src)) {
+        enc_row(&p, shape, row);
+        if (p.rc == 0 && d->data.len >= BP_PG_COPY_CHUNK) {
+            rc = bp_pg_copy_put(c, &d->data, d->sqlstate, what, err);
+            bp_buf_reset(&d->data);
+        }
+        if (p.rc != 0)
+            break;
+    }
+    if (rc == 0)
+        bp_pgcopy_trailer(&p);
+    if (rc == 0 && p.rc != 0)
+        return bp_pg_copy_abort(c, "blockpipe could not encode a row",
+                                bp_error_set(err, p.rc == BP_EINVAL ? BP_EINVAL : p.rc,
+                                             "%s: column %s: value does not fit its PostgreSQL "
+                                             "type",
+                                             name, p.bad_column ? p.bad_column : "?"));
+    if (rc == 0)
+        rc = bp_pg_copy_put(c, &d->data, d->sqlstate, what, err);
+    bp_buf_reset(&d->data);
+    return rc ? rc : bp_pg_copy_end(c, d->sqlstate, NULL, what, err);
+}
+
+/* count rows of table t's shape at rows (stride size) into one COPY of table name. */
+static int copy_rows(bp_pg_derived *d, PGconn *c, bp_dtable t, const char *name, const void *rows,
+                     size_t count, size_t size, bp_error *err)
+{
+    row_src src = {.array = rows, .count = count, .size = size};
+    return copy_src(d, c, t, name, &src, err);
 }
 
 /* ---- batch begin ------------------------------------------------------------------------- */
@@ -401,86 +472,55 @@ static int without_existing(bp_pg_derived *d, PGconn *c, const bp_block_derived 
 static int copy_block_rows(bp_pg_derived *d, PGconn *c, const bp_block_derived *const *blocks,
                            size_t n, bp_error *err)
 {
-    /* each table in one COPY: gather its rows of every block first */
     int rc = 0;
     for (size_t t = 0; rc == 0 && t < N_DIRECT; t++) {
-        bp_dtable table = g_direct[t];
-        bp_pgcopy p = {.buf = &d->data};
-        bp_buf_reset(&d->data);
-        bp_pgcopy_header(&p);
-        size_t rows = 0;
-        bp_dshape shape = bp_dtables[table].shape;
-        for (size_t i = 0; i < n; i++) {
-            const bp_block_derived *b = blocks[i];
-            if (table == BP_DT_CHAIN_BLOCK) {
-                enc_row(&p, shape, &b->chain);
-                rows++;
-            }
-            for (size_t k = 0; table == BP_DT_TOKEN_TRANSFERS && k < b->transfer_count; k++, rows++)
-                enc_row(&p, shape, &b->transfers[k]);
-            for (size_t k = 0; table == BP_DT_ML_PREDICTIONS && k < b->prediction_count;
-                 k++, rows++)
-                enc_row(&p, shape, &b->predictions[k]);
-        }
-        bp_pgcopy_trailer(&p);
-        if (p.rc != 0)
-            return bp_error_set(err, p.rc, "%s: column %s: value does not fit its PostgreSQL type",
-                                bp_dtables[table].name, p.bad_column ? p.bad_column : "?");
-        if (rows == 0)
-            continue;
-        bp_buf_reset(&d->cols);
-        if (bp_sql_dcolumns(&d->cols, shape, NULL) != 0)
-            return oom(err);
-        char what[96];
-        snprintf(what, sizeof(what), "COPY into %s", bp_dtables[table].name);
-        rc = bp_pg_copy(c, bp_dtables[table].name, d->cols.data, &d->data, d->sqlstate, NULL, what,
-                        err);
+        row_src src = {.blocks = blocks, .nblocks = n, .table = g_direct[t]};
+        rc = copy_src(d, c, g_direct[t], bp_dtables[g_direct[t]].name, &src, err);
     }
     return rc;
 }
 
-/* Moves the rows known to be new (bp_set_row.known_new) to the front; their count. None when
- * the batch met blocks another process stored (its rows may be in the table already). */
-static size_t known_first(const bp_pg_derived *d, bp_set_row *rows, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; !d->foreign && i < n; i++) {
-        if (!rows[i].known_new)
-            continue;
-        bp_set_row t = rows[k];
-        rows[k++] = rows[i];
-        rows[i] = t;
-    }
-    return k;
-}
-
-/* The new rows' counts, as the set upserts would have counted them: one more distinct address
- * per row in its window (bp_d_aa_delta) and per (window, contract) (bp_d_cs_new). */
-static int count_known(bp_pg_derived *d, int g, const bp_set_row *aa, size_t naa,
-                       const bp_set_row *cs, size_t ncs)
+/* The counts of the grain's set rows known to be new (bp_set_row.known_new; none when the
+ * batch met blocks another process stored: its rows may be in the table already), as the set
+ * upserts would have counted them: one more distinct address per row in its window
+ * (bp_d_aa_delta) and per (window, contract) (bp_d_cs_new). */
+static int count_known(bp_pg_derived *d, const bp_block_derived *const *blocks, size_t n, int g)
 {
     bp_buf *q = &d->counts;
     int rc = 0;
-    for (size_t i = 0; i < naa;) {
-        size_t j = i;
-        while (j < naa && aa[j].window_start == aa[i].window_start)
-            j++;
+    row_src aa = {.blocks = blocks,
+                  .nblocks = n,
+                  .table = BP_DT_ACTIVE_ADDRESSES,
+                  .grain = g,
+                  .known = true,
+                  .foreign = d->foreign};
+    const bp_set_row *r = next_row(&aa);
+    while (r) { /* a window's rows are consecutive: the blocks are in order */
+        uint64_t w = r->window_start;
+        size_t k = 0;
+        for (; r && r->window_start == w; r = next_row(&aa))
+            k++;
         rc |= bp_buf_printf(q, "INSERT INTO bp_d_aa_delta VALUES('%s', %" PRIu64 ", %zu);",
-                            bp_grain_names[g], aa[i].window_start, j - i);
-        i = j;
+                            bp_grain_names[g], w, k);
     }
     bp_keymap_clear(&d->pairs_new);
     size_t nk = 0;
-    for (size_t i = 0; i < ncs; i++) {
+    row_src cs = {.blocks = blocks,
+                  .nblocks = n,
+                  .table = BP_DT_CONTRACT_SENDERS,
+                  .grain = g,
+                  .known = true,
+                  .foreign = d->foreign};
+    for (r = next_row(&cs); r; r = next_row(&cs)) {
         size_t idx;
         bool added;
-        if (bp_keymap_put(&d->pairs_new, cs[i].window_start, cs[i].contract_address, NULL, nk, &idx,
+        if (bp_keymap_put(&d->pairs_new, r->window_start, r->contract_address, NULL, nk, &idx,
                           &added) != 0 ||
             bp_grow((void **)&d->pair_counts, &d->pair_counts_cap, nk + 1,
                     sizeof(*d->pair_counts)) != 0)
             return BP_ENOMEM;
         if (added)
-            d->pair_counts[nk++] = (pair_count){cs[i].window_start, cs[i].contract_address, 0};
+            d->pair_counts[nk++] = (pair_count){r->window_start, r->contract_address, 0};
         d->pair_counts[idx].n++;
     }
     for (size_t i = 0; i < nk; i++) {
@@ -496,32 +536,30 @@ static int count_known(bp_pg_derived *d, int g, const bp_set_row *aa, size_t naa
 
 /* The run's set rows and contract increments: the rows known to be new straight into their
  * tables (counted here), the others and the increments into the temporary tables. */
-static int copy_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
+static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *const *blocks,
+                           size_t n, bp_error *err)
 {
     bp_derived_run *r = &d->run;
     bp_buf_reset(&d->counts);
     for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
-        char aa[64], cs[64], kw[64];
-        const char *aat = bp_dtables[BP_DT_ACTIVE_ADDRESSES].name;
-        const char *cst = bp_dtables[BP_DT_CONTRACT_SENDERS].name;
-        snprintf(aa, sizeof(aa), "bp_d_%s", aat);
-        snprintf(cs, sizeof(cs), "bp_d_%s", cst);
-        snprintf(kw, sizeof(kw), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_1M + g].name);
-        size_t ka = known_first(d, r->addresses[g], r->address_count[g]);
-        size_t kp = known_first(d, r->pairs[g], r->pair_count[g]);
-        if (count_known(d, g, r->addresses[g], ka, r->pairs[g], kp) != 0)
+        if (count_known(d, blocks, n, g) != 0)
             return oom(err);
-        int rc = copy_rows(d, c, BP_DT_ACTIVE_ADDRESSES, aat, r->addresses[g], ka,
-                           sizeof(bp_set_row), err);
-        if (rc == 0)
-            rc = copy_rows(d, c, BP_DT_CONTRACT_SENDERS, cst, r->pairs[g], kp, sizeof(bp_set_row),
-                           err);
-        if (rc == 0)
-            rc = copy_rows(d, c, BP_DT_ACTIVE_ADDRESSES, aa, r->addresses[g] + ka,
-                           r->address_count[g] - ka, sizeof(bp_set_row), err);
-        if (rc == 0)
-            rc = copy_rows(d, c, BP_DT_CONTRACT_SENDERS, cs, r->pairs[g] + kp,
-                           r->pair_count[g] - kp, sizeof(bp_set_row), err);
+        int rc = 0;
+        for (int staged = 0; rc == 0 && staged < 2; staged++)
+            for (int pairs = 0; rc == 0 && pairs < 2; pairs++) {
+                bp_dtable t = pairs ? BP_DT_CONTRACT_SENDERS : BP_DT_ACTIVE_ADDRESSES;
+                char name[64];
+                snprintf(name, sizeof(name), "%s%s", staged ? "bp_d_" : "", bp_dtables[t].name);
+                row_src src = {.blocks = blocks,
+                               .nblocks = n,
+                               .table = t,
+                               .grain = g,
+                               .known = !staged,
+                               .foreign = d->foreign};
+                rc = copy_src(d, c, t, name, &src, err);
+            }
+        char kw[64];
+        snprintf(kw, sizeof(kw), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_1M + g].name);
         if (rc == 0)
             rc = copy_rows(d, c, (bp_dtable)(BP_DT_CONTRACT_1M + g), kw, r->contracts[g],
                            r->contract_count[g], sizeof(bp_contract_row), err);
@@ -541,12 +579,13 @@ static int merge_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
     int rc = bp_buf_append(q, d->counts.data ? d->counts.data : "", d->counts.len);
     rc |= bp_buf_puts(
         q, "WITH ins AS (INSERT INTO active_addresses SELECT * FROM bp_d_active_addresses"
-           " ON CONFLICT(origin_key, grain, window_start, address) DO NOTHING"
+           " ORDER BY first_block ON CONFLICT(origin_key, grain, window_start, address) DO NOTHING"
            " RETURNING grain, window_start)"
            " INSERT INTO bp_d_aa_delta SELECT grain, window_start, count(*) FROM ins"
            " GROUP BY 1, 2;"
            "WITH ins AS (INSERT INTO contract_senders SELECT * FROM bp_d_contract_senders"
-           " ON CONFLICT(origin_key, grain, window_start, contract_address, address) DO NOTHING"
+           " ORDER BY first_block ON CONFLICT(origin_key, grain, window_start, contract_address, "
+           "address) DO NOTHING"
            " RETURNING grain, window_start, contract_address)"
            " INSERT INTO bp_d_cs_new SELECT grain, window_start, contract_address, count(*)"
            " FROM ins GROUP BY 1, 2, 3;");
@@ -600,7 +639,7 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
         return oom(err);
     int rc = copy_block_rows(d, c, blocks, n, err);
     if (rc == 0)
-        rc = copy_increments(d, c, err);
+        rc = copy_increments(d, c, blocks, n, err);
     if (rc == 0)
         rc = merge_increments(d, c, err);
     if (rc == 0)

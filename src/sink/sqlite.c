@@ -13,6 +13,7 @@
 #include "blockpipe/sink.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -583,8 +584,22 @@ static int prepare_all(sqlite_sink *s, bp_error *err)
     return 0;
 }
 
+/* SQLite's sorter (GROUP BY, DISTINCT, ORDER BY without an index) keeps at least
+ * SQLITE_SORTER_PMASZ (250) pages in memory before it spills to a temporary file: with our 64
+ * KiB pages 16 MiB, taken and given back within one statement and charged to nothing
+ * (measured: recomputing a minute of 50,000-tx blocks from its raw transactions lifted SQLite's
+ * heap from 4.6 to 20.8 MiB, the peak of the whole backfill). At 16 pages the sorter holds no
+ * more than the connection's page cache (PRAGMA cache_size), which the budget counts.
+ * Process-wide, and taken only before SQLite's first use (else it keeps its default). */
+static void limit_sorter(void)
+{
+    sqlite3_config(SQLITE_CONFIG_PMASZ, 16u);
+}
+
 static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
+    static pthread_once_t sorter_once = PTHREAD_ONCE_INIT;
+    pthread_once(&sorter_once, limit_sorter);
     *out = NULL;
     int rc = BP_ENOMEM;
     sqlite_sink *s = calloc(1, sizeof(*s));

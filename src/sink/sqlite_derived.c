@@ -1,12 +1,12 @@
 /* sqlite_derived.c - the SQLite output's derived tables (sqlite_derived.h).
  *
  * APPLY run: the block rows (chain_metrics_block, token_transfers, ml_predictions) are
- * inserted; the run's 1h and 1d set rows (metrics.h: bp_derived_run) are inserted into
- * active_addresses / contract_senders unless already there, a row inserted being one more
- * distinct address of its window; the 1h and 1d contract windows get their increments and
- * their new senders. A set row is written once (derived.h: bp_set_row), so a window's set
- * costs its distinct addresses, not one write per batch per address.
- * REVERT (of the highest block): the block's senders, (contract, sender) pairs and
+ * inserted; the blocks' 1h and 1d set rows (bp_block_derived.set_rows, in block order) are
+ * inserted into active_addresses / contract_senders unless already there, a row inserted being
+ * one more distinct address of its window; the 1h and 1d contract windows get the run's
+ * increments (metrics.h: bp_derived_run) and their new senders. A set row is written once
+ * (derived.h: bp_set_row), so a window's set costs its distinct addresses, not one write per batch
+ * per address. REVERT (of the highest block): the block's senders, (contract, sender) pairs and
  * per-contract sums are read from its raw transactions (still there: the raw rows are deleted
  * after this); the set rows whose first_block it is go (one address fewer); the contract
  * windows subtract the sums; the block's rows go.
@@ -634,25 +634,33 @@ static uint64_t new_pairs_of(bp_sqlite_derived *d, int g, const bp_contract_row 
     return n ? *n : 0;
 }
 
-static int upsert_sets(bp_sqlite_derived *d, int g, bp_error *err)
+/* One set row: a row inserted is one more distinct address of its window, or one more sender
+ * of its (window, contract). */
+static int upsert_set_row(bp_sqlite_derived *d, const bp_set_row *r, bp_error *err)
 {
-    const bp_derived_run *r = &d->run;
-    for (size_t i = 0; i < r->address_count[g]; i++) {
-        bool added;
-        if (upsert_set(d, S_UPS_AA, &r->addresses[g][i], &added) != SQLITE_OK)
-            return db_error(d, err, "upsert into active_addresses (window %" PRIu64 ")",
-                            r->addresses[g][i].window_start);
-        if (added && touch(d, g, r->addresses[g][i].window_start, 1) != 0)
-            return bp_error_set(err, BP_ENOMEM, "out of memory");
-    }
-    for (size_t i = 0; i < r->pair_count[g]; i++) {
-        bool added;
-        if (upsert_set(d, S_UPS_CS, &r->pairs[g][i], &added) != SQLITE_OK)
-            return db_error(d, err, "upsert into contract_senders (window %" PRIu64 ")",
-                            r->pairs[g][i].window_start);
-        if (added && new_pair(d, g, &r->pairs[g][i]) != 0)
-            return bp_error_set(err, BP_ENOMEM, "out of memory");
-    }
+    bool pair = r->contract_address != NULL, added;
+    int g = bp_derived_set_grain(r);
+    if (upsert_set(d, pair ? S_UPS_CS : S_UPS_AA, r, &added) != SQLITE_OK)
+        return db_error(d, err,
+                        pair ? "upsert into contract_senders (window %" PRIu64 ")"
+                             : "upsert into active_addresses (window %" PRIu64 ")",
+                        r->window_start);
+    if (added && (pair ? new_pair(d, g, r) : touch(d, g, r->window_start, 1)) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The blocks' set rows in block order: of a key the run has in several blocks, the lowest
+ * block's row is inserted (its first_block) and the others find it there. */
+static int upsert_sets(bp_sqlite_derived *d, const bp_block_derived *const *blocks, size_t n,
+                       bp_error *err)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < blocks[i]->set_row_count; k++) {
+            int rc = upsert_set_row(d, &blocks[i]->set_rows[k], err);
+            if (rc != 0)
+                return rc;
+        }
     return 0;
 }
 
@@ -692,14 +700,13 @@ int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
     }
     if (bp_derived_run_build(&d->run, blocks, n) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++)
         bp_keymap_clear(&d->new_pairs[g]);
-        int rc = upsert_sets(d, g, err);
-        if (rc == 0)
-            rc = upsert_contracts(d, g, err);
-        if (rc != 0)
-            return rc;
-    }
+    int rc = upsert_sets(d, blocks, n, err);
+    for (int g = BP_GRAIN_SETS; rc == 0 && g < BP_GRAIN_COUNT; g++)
+        rc = upsert_contracts(d, g, err);
+    if (rc != 0)
+        return rc;
     if (price_blocks(d, der, lo, hi) != SQLITE_OK)
         return db_error(d, err, "pricing the blocks from %" PRIu64, blocks[0]->chain.block_number);
     return 0;
