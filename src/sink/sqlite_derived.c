@@ -1,7 +1,7 @@
 /* sqlite_derived.c - the SQLite output's derived tables (sqlite_derived.h).
  *
  * APPLY run: the block rows (chain_metrics_block, token_transfers, ml_predictions) are
- * inserted; the blocks' 1h and 1d set rows (bp_block_derived.set_rows, sorted by key) are
+ * inserted; the blocks' 1h and 1d set rows (bp_block_derived.set_rows, in block order) are
  * inserted into active_addresses / contract_senders unless already there, a row inserted being
  * one more distinct address of its window; the 1h and 1d contract windows get the run's
  * increments (metrics.h: bp_derived_run) and their new senders. A set row is written once
@@ -339,8 +339,6 @@ struct bp_sqlite_derived {
     bp_windows win;                      /* the batch's touched windows */
     bp_keymap new_pairs[BP_GRAIN_COUNT]; /* (window, contract) -> new pairs of the run */
     bp_derived_run run;
-    const bp_set_row **order; /* the run's set rows, sorted (upsert_sets) */
-    size_t order_cap;
     bool foreign; /* the batch met blocks another process stored: no minute summaries */
     char msg[256];
 };
@@ -529,7 +527,6 @@ void bp_sqlite_derived_close(bp_sqlite_derived *d)
         bp_keymap_release(&d->new_pairs[g]);
     bp_windows_release(&d->win);
     bp_derived_run_release(&d->run);
-    free(d->order);
     free(d);
 }
 
@@ -653,53 +650,17 @@ static int upsert_set_row(bp_sqlite_derived *d, const bp_set_row *r, bp_error *e
     return 0;
 }
 
-static int strcmp_null(const char *a, const char *b)
-{
-    return a && b ? strcmp(a, b) : (a != NULL) - (b != NULL);
-}
-
-/* The order of the tables' keys (origin_key is the batch's), then the lowest block first. */
-static int cmp_set_rows(const void *pa, const void *pb)
-{
-    const bp_set_row *a = *(const bp_set_row *const *)pa, *b = *(const bp_set_row *const *)pb;
-    int c = strcmp_null(a->contract_address, b->contract_address);
-    if ((a->contract_address == NULL) != (b->contract_address == NULL))
-        return c; /* the two tables: each one's rows together */
-    if ((c = strcmp(a->grain, b->grain)) != 0)
-        return c;
-    if (a->window_start != b->window_start)
-        return a->window_start < b->window_start ? -1 : 1;
-    if (c != 0 || (c = strcmp(a->address, b->address)) != 0)
-        return c;
-    return a->first_block < b->first_block ? -1 : a->first_block > b->first_block;
-}
-
-/* The blocks' set rows in the order of the tables' keys: a random insert per new member dirtied
- * a page anywhere in its window's key range, and with the window bigger than the page cache
- * every few inserts spilled a dirty page to the WAL and read another back (measured: 40 % of
- * the writer in these upserts, a quarter of it in cache spills and preads); in key order each
- * page is loaded and dirtied once. Of a key the run has in several blocks the lowest block's
- * row comes first, is inserted (its first_block) and the others find it there. */
+/* The blocks' set rows in block order: of a key the run has in several blocks, the lowest
+ * block's row is inserted (its first_block) and the others find it there. */
 static int upsert_sets(bp_sqlite_derived *d, const bp_block_derived *const *blocks, size_t n,
                        bp_error *err)
 {
-    size_t count = 0;
     for (size_t i = 0; i < n; i++)
-        count += blocks[i]->set_row_count;
-    if (count == 0)
-        return 0;
-    if (bp_grow((void **)&d->order, &d->order_cap, count, sizeof(*d->order)) != 0)
-        return bp_error_set(err, BP_ENOMEM, "out of memory");
-    count = 0;
-    for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < blocks[i]->set_row_count; k++)
-            d->order[count++] = &blocks[i]->set_rows[k];
-    qsort(d->order, count, sizeof(*d->order), cmp_set_rows);
-    for (size_t i = 0; i < count; i++) {
-        int rc = upsert_set_row(d, d->order[i], err);
-        if (rc != 0)
-            return rc;
-    }
+        for (size_t k = 0; k < blocks[i]->set_row_count; k++) {
+            int rc = upsert_set_row(d, &blocks[i]->set_rows[k], err);
+            if (rc != 0)
+                return rc;
+        }
     return 0;
 }
 
