@@ -88,8 +88,10 @@ typedef struct ch_sink {
     bp_buf refs;                         /* "number:hash ..." of the batch's reverts */
     const bp_block **reverts, **applies; /* the batch reduced */
     size_t nrev, napp, cap;
-    bp_ch_derived *derived; /* the derived tables (metrics on), else NULL */
-    const bp_derived *der;  /* the batch's derived rows, NULL: none */
+    /* the derived tables: written with metrics on; with it off only their reverted blocks' rows
+     * taken back and windows recomputed (clickhouse_derived.h) */
+    bp_ch_derived *derived;
+    const bp_derived *der; /* the batch's derived rows, NULL: none */
 } ch_sink;
 
 /* ---- SQL helpers ---- */
@@ -617,8 +619,9 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     if (s->nrev + s->napp > 0)
         s->st.recovering = true; /* from here on a failure leaves rows of seq behind */
     /* (also a batch without events: it may bring prices) */
-    s->der = s->derived && b->derived ? b->derived : NULL;
-    if (s->der)
+    s->der = s->t.metrics && b->derived ? b->derived : NULL;
+    bool dwork = s->der || s->nrev > 0;
+    if (dwork)
         rc = bp_ch_derived_prepare(s->derived, b->chain, s->der, s->reverts, s->nrev, s->applies,
                                    s->napp, err);
     /* without reverts the rows are above the checkpoint, where the recovery looks anyway */
@@ -642,7 +645,7 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     }
     /* the windows the batch touched, from the rows as they are now (a crash before the
      * checkpoint leaves them for the recovery to recompute) */
-    if (rc == 0 && s->der) {
+    if (rc == 0 && dwork) {
         bp_crashpoint("clickhouse.before_rollups");
         rc = bp_ch_derived_rollups(s->derived, seq, err);
     }
@@ -654,7 +657,7 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     s->st.cp = b->checkpoint;
     s->st.recovering = false;
     /* retention only removes what can no longer change: no part of the batch's promise */
-    if (s->derived && b->derived && (rc = bp_ch_derived_expire(s->derived, b->derived, err)) != 0)
+    if (s->der && (rc = bp_ch_derived_expire(s->derived, b->derived, err)) != 0)
         bp_warn("clickhouse %s: %s (tried again after the next batch)", s->t.where, err->msg);
     return 0;
 }
@@ -783,14 +786,15 @@ static int prepare_tables(ch_sink *s, bp_error *err)
     for (int k = 0; k < T_RAW; k++)
         bp_ch_raw_table((bp_table)k, &s->caps, &defs[k]);
     s->ntabs = T_RAW;
-    /* the derived per-block tables: taken back and recovered with the raw ones */
-    for (int k = 0; s->t.metrics && k < BP_CHD_ROW_TABLES; k++)
+    /* the derived per-block tables: taken back and recovered with the raw ones (also with
+     * metrics off: the rows written while it was on leave with their blocks) */
+    for (int k = 0; k < BP_CHD_ROW_TABLES; k++)
         bp_ch_derived_row_table(k, &s->caps, &s->t.ret, &defs[s->ntabs++]);
     int rc = bp_ch_load_types(s->http, s->t.database, defs, s->ntabs, err);
     for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
         ch_tab *tab = &s->tabs[k];
         tab->t = defs[k];
-        tab->on = k >= T_RAW || s->t.tables[k];
+        tab->on = k >= T_RAW ? s->t.metrics : s->t.tables[k];
         if (bp_buf_printf(&tab->insert, "INSERT INTO %s (", tab->t.name) |
             bp_ch_col_list(&tab->insert, tab->t.cols, tab->t.ncols) |
             bp_buf_printf(&tab->insert, ") FORMAT %s", bp_ch_format_name(s->t.format)) |
@@ -821,10 +825,10 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
     if (rc == 0)
         rc = prepare_tables(s, err);
-    if (rc == 0 && s->t.metrics)
+    if (rc == 0)
         rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &s->caps, &s->t.ret,
-                               &s->derived, err);
-    s->base.derived = s->derived != NULL;
+                               s->t.metrics, &s->derived, err);
+    s->base.derived = s->derived != NULL && s->t.metrics;
     if (rc == 0)
         rc = recover_all(s, err);
     if (rc != 0) {

@@ -293,6 +293,7 @@ struct bp_ch_derived {
     bool prices_known; /* the prices table has rows (else no block is priced) */
     bool check_prices; /* after a recovery: every block row is checked against the prices */
     bool shrinks;      /* the batch takes blocks away (reverts, a recovery) */
+    bool writes;       /* metrics on: the output writes derived rows (else it only reverts) */
     bp_keymap touched; /* the contracts the batch's blocks call (theirs are the windows' rows
                           that change when it only adds blocks) */
     uint64_t ver;      /* the next rollup version */
@@ -426,14 +427,15 @@ static int read_version(bp_ch_derived *d, bp_error *err)
 }
 
 int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format format,
-                      const bp_ch_caps *caps, const bp_retention *ret, bp_ch_derived **out,
-                      bp_error *err)
+                      const bp_ch_caps *caps, const bp_retention *ret, bool writes,
+                      bp_ch_derived **out, bp_error *err)
 {
     *out = NULL;
     bp_ch_derived *d = calloc(1, sizeof(*d));
     if (!d)
         return oom(err);
     d->h = h;
+    d->writes = writes;
     d->caps = *caps;
     d->ret = *ret;
     bp_buf_init(&d->sql, 0);
@@ -754,6 +756,9 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
         forget(d); /* the sets are read again without the reverted blocks' rows */
         rc = touch_reverted(d, err);
     }
+    d->nreprice = 0;
+    if (!der) /* metrics off: the reverted blocks' windows only (their sets read by rollups) */
+        return rc;
     uint64_t lo = UINT64_MAX, hi = 0;
     size_t hint = 0;
     for (size_t i = 0; rc == 0 && i < napp; i++) {
@@ -784,7 +789,6 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
         rc = store_prices(d, der, err);
     if (rc == 0)
         rc = load_prices(d, der, plo < lo ? plo : lo, phi > hi ? phi : hi, err);
-    d->nreprice = 0;
     if (rc == 0 && plo <= phi)
         rc = find_repriced(d, der, plo, phi, reverts, nrev, err);
     for (int g = 0; rc == 0 && g < BP_GRAIN_COUNT; g++)
@@ -1322,10 +1326,11 @@ int bp_ch_derived_rollups(bp_ch_derived *d, uint64_t seq, bp_error *err)
 /* ---- recovery ----------------------------------------------------------------------------- */
 
 /* The timestamp from which windows may be stale: of the highest block row at or below
- * below; 0 when the chain has none there. */
-static int stale_from(bp_ch_derived *d, uint64_t below, uint64_t *from, bp_error *err)
+ * below (*found); 0 when the chain has none there. */
+static int stale_from(bp_ch_derived *d, uint64_t below, uint64_t *from, bool *found, bp_error *err)
 {
     *from = 0;
+    *found = false;
     if (below == UINT64_MAX)
         return 0;
     bp_buf_reset(&d->sql);
@@ -1338,8 +1343,10 @@ static int stale_from(bp_ch_derived *d, uint64_t below, uint64_t *from, bp_error
                            below, below);
     rc = rc ? oom(err) : query(d, &d->ans, "reading the last block row", err);
     char *p = d->ans.data, *cell[2];
-    if (rc == 0 && bp_ch_tsv_row(&p, cell, 2) == 2)
+    if (rc == 0 && bp_ch_tsv_row(&p, cell, 2) == 2) {
         *from = u64_of(cell[1]);
+        *found = true;
+    }
     return rc;
 }
 
@@ -1347,13 +1354,16 @@ int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, b
 {
     int rc = set_chain(d, chain, err);
     uint64_t from = 0;
+    bool found = false;
     forget(d);
     d->nreprice = 0; /* (a failed batch's) */
     d->shrinks = true;
     bp_windows_clear(&d->win);
     bp_buf_reset(&d->refs);
     if (rc == 0)
-        rc = stale_from(d, below, &from, err);
+        rc = stale_from(d, below, &from, &found, err);
+    if (rc == 0 && !d->writes && !found && below != UINT64_MAX)
+        return 0;
     from = bp_window_of(from, BP_GRAIN_1M);
     /* every minute from there that has a rollup row or a block row (taken back or not) */
     bp_buf_reset(&d->sql);

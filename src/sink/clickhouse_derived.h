@@ -60,14 +60,19 @@ int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retenti
 
 typedef struct bp_ch_derived bp_ch_derived;
 
-/* h is borrowed (the output's connection, its database in use). */
+/* h is borrowed (the output's connection, its database in use). writes: the output writes the
+ * derived rows (metrics on); false (metrics off): it writes none, but a REVERT still takes the
+ * reverted blocks' rows (those written while metrics was on) out of every derived table and
+ * their windows are recomputed, so the tables hold exactly the canonical blocks among those
+ * applied with metrics on (prepare with der NULL, then rollups). */
 int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format format,
-                      const bp_ch_caps *caps, const bp_retention *ret, bp_ch_derived **out,
-                      bp_error *err);
+                      const bp_ch_caps *caps, const bp_retention *ret, bool writes,
+                      bp_ch_derived **out, bp_error *err);
 void bp_ch_derived_free(bp_ch_derived *d);
 
 /* A batch (clickhouse.c's order): prepare, before anything is written (stores the prices
- * learnt, reads what the batch reverts, works out the set rows its APPLYs add); encode, the
+ * learnt, reads what the batch reverts, works out the set rows its APPLYs add; der NULL: only
+ * what it reverts, the batch writes no derived rows); encode, the
  * per-block rows into enc[BP_CHD_*] (with the raw rows); rollups, once the REVERTs are
  * written (the touched windows recomputed); expire, after the checkpoint. */
 int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived *der,
@@ -82,7 +87,9 @@ int bp_ch_derived_expire(bp_ch_derived *d, const bp_derived *der, bp_error *err)
 
 /* After the output's recovery of chain (rows above block `below` taken back or reverted;
  * UINT64_MAX: the chain has no checkpoint): every window from the one of the block at `below`
- * on is recomputed, so that rollups written before a crash match the blocks that stayed. */
+ * on is recomputed, so that rollups written before a crash match the blocks that stayed.
+ * Without writes, nothing when no block row is near `below` (the derived rows end further
+ * down: nothing the recovery took back had any). */
 int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, bp_error *err);
 
 #endif

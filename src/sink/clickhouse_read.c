@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockpipe/derived.h"
 #include "sink/clickhouse_conn.h"
 #include "sink/clickhouse_http.h"
 #include "sink/sqlread.h"
@@ -63,6 +64,7 @@ static const bp_sql_dialect g_dialect = {
     .literal = literal,
     .table_suffix = " FINAL",
     .wrap_union = true,
+    .empty_windows = true,
 };
 
 int bp_ch_open_reader(bp_sink_reader **out, const char *target, const bp_sink_opts *opts,
@@ -95,14 +97,12 @@ int bp_ch_read(bp_sink_reader *base, const bp_read_query *q, bp_read_row_fn fn, 
 {
     ch_reader *r = (ch_reader *)base;
     bp_sql_params p;
-    if (q->dtable)
-        return bp_error_set(err, BP_EDB, "%s: the derived tables are not read from ClickHouse",
-                            r->t.where);
     bp_buf_reset(&r->sql);
     bp_buf_reset(&r->ans);
     int rc = bp_sql_select(&r->sql, q, &g_dialect, &p, err);
     if (rc == 0)
-        rc = bp_ch_query(r->http, r->sql.data, &r->ans, bp_table_name(q->table), err);
+        rc = bp_ch_query(r->http, r->sql.data, &r->ans,
+                         q->dtable ? bp_dtables[q->dtable - 1].name : bp_table_name(q->table), err);
     if (rc != 0)
         return rc;
     bp_read_cell cells[CELLS_MAX];

@@ -207,7 +207,9 @@ static int dselect(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d,
         st(&b, bp_buf_puts(sql, i ? ", " : ""));
         st(&b, d->select_expr(sql, &c));
     }
-    st(&b, bp_buf_printf(sql, " FROM %s%s", ti->name, d->table_suffix ? d->table_suffix : ""));
+    bool live = d->empty_windows && window;
+    st(&b, bp_buf_printf(sql, " FROM %s%s%s", live ? "(SELECT * FROM " : "", ti->name,
+                         d->table_suffix ? d->table_suffix : ""));
     if (q->chain)
         cond(&b, key, "=", text(q->chain));
     if (q->has_min)
@@ -216,6 +218,9 @@ static int dselect(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d,
         cond(&b, number, "<=", num(q->max));
     if (q->tx_hash)
         cond(&b, "transaction_hash", "=", hex(q->tx_hash));
+    if (live)
+        st(&b, bp_buf_printf(sql, ") AS live WHERE %s > 0",
+                             ti->shape == BP_DS_CHAIN_WINDOW ? "block_count" : "txcount"));
     const char *dir = q->ascending ? "ASC" : "DESC";
     if (q->by_txcount)
         st(&b, bp_buf_printf(sql, " ORDER BY txcount DESC, %s %s", number, dir));

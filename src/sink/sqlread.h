@@ -41,6 +41,11 @@ typedef struct bp_sql_dialect {
     /* ORDER BY / LIMIT after a UNION ALL order only its last SELECT (ClickHouse): the union is
      * wrapped in a subquery. */
     bool wrap_union;
+    /* The window tables keep a row of 0 blocks / 0 transactions for a window left empty, and
+     * FINAL must see every row of a key before a filter on a column outside the key
+     * (ClickHouse's rollups): they are read as (SELECT * FROM t FINAL WHERE <key filters>)
+     * WHERE block_count > 0 (txcount > 0 for the contract windows). */
+    bool empty_windows;
 } bp_sql_dialect;
 
 /* "SELECT <every column of q->table> FROM <table> WHERE ... ORDER BY ... LIMIT n" into sql

@@ -248,7 +248,8 @@ static void test_sqlread_dialects(void **state)
                                       .param = par,
                                       .literal = lit,
                                       .table_suffix = " FINAL",
-                                      .wrap_union = true};
+                                      .wrap_union = true,
+                                      .empty_windows = true};
     static const bp_sql_dialect d = {.select_expr = sel, .param = par};
     bp_buf sql;
     bp_sql_params p;
@@ -278,6 +279,20 @@ static void test_sqlread_dialects(void **state)
                                      "window_start >= I2 AND window_start <= I3 ORDER BY "
                                      "txcount DESC, window_start DESC, contract_address ASC "
                                      "LIMIT 10"));
+    /* ClickHouse: FINAL over the key filters, the empty windows left out after it */
+    bp_buf_reset(&sql);
+    assert_int_equal(bp_sql_select(&sql, &w, &ch, &p, &err), 0);
+    assert_non_null(strstr(sql.data, " FROM (SELECT * FROM contract_metrics_1h FINAL WHERE "
+                                     "origin_key = 'main' AND window_start >= 3600 AND "
+                                     "window_start <= 7200) AS live WHERE txcount > 0 ORDER BY "
+                                     "txcount DESC, window_start DESC, contract_address ASC "
+                                     "LIMIT 10"));
+    bp_buf_reset(&sql);
+    bp_read_query cw = {.dtable = BP_DT_CHAIN_1D + 1, .chain = "main", .limit = 2};
+    assert_int_equal(bp_sql_select(&sql, &cw, &ch, &p, &err), 0);
+    assert_non_null(strstr(sql.data, " FROM (SELECT * FROM chain_metrics_1d FINAL WHERE "
+                                     "origin_key = 'main') AS live WHERE block_count > 0 ORDER BY "
+                                     "window_start DESC LIMIT 2"));
     bp_buf_reset(&sql);
     bp_read_query m = {.dtable = BP_DT_ML_PREDICTIONS + 1,
                        .has_min = true,
