@@ -1,9 +1,11 @@
-/* keyed_bench.c - round trips of the keyed streams API (include/blockpipe/keyed.h): one
- * client, one operation at a time, as `blockpipe stream publish` / `stream latest` and the
- * HTTP API do. Each operation is timed on its own; prints
- *   ops=N seconds=S ops_per_s=R mean_us=M p50_us=P p99_us=Q
- * usage: bench_keyed URL publish|latest N */
+/* keyed_bench.c - round trips of the keyed streams API (include/blockpipe/keyed.h) as the
+ * figures of the system we replace are measured: C concurrent clients (threads, each with its
+ * own handle, as the HTTP API's workers), each doing one operation at a time; every operation
+ * is timed on its own. Prints
+ *   clients=C ops=N seconds=S ops_per_s=R mean_us=M p50_us=P p99_us=Q
+ * usage: bench_keyed URL publish|latest N [C]   (C default 1) */
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,40 +45,86 @@ static int one(bp_keyed *k, bool publish, long i, bp_error *err)
     return rc;
 }
 
+typedef struct client {
+    const char *url;
+    bool publish;
+    long first, n;
+    int64_t *lat;
+    int rc;
+    bp_error err;
+    pthread_t tid;
+} client;
+
+static void *client_main(void *arg)
+{
+    client *c = arg;
+    bp_keyed *k = NULL;
+    c->rc = bp_keyed_open(c->url, &k, &c->err);
+    for (long i = 0; c->rc == 0 && i < c->n; i++) {
+        int64_t a = now_ns();
+        c->rc = one(k, c->publish, c->first + i, &c->err);
+        c->lat[i] = now_ns() - a;
+    }
+    bp_keyed_close(k);
+    return NULL;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 4 || (strcmp(argv[2], "publish") != 0 && strcmp(argv[2], "latest") != 0)) {
-        fprintf(stderr, "usage: bench_keyed URL publish|latest N\n");
+    if ((argc != 4 && argc != 5) ||
+        (strcmp(argv[2], "publish") != 0 && strcmp(argv[2], "latest") != 0)) {
+        fprintf(stderr, "usage: bench_keyed URL publish|latest N [CLIENTS]\n");
         return 2;
     }
     bool publish = strcmp(argv[2], "publish") == 0;
-    long n = strtol(argv[3], NULL, 10);
+    long n = strtol(argv[3], NULL, 10), nc = argc == 5 ? strtol(argv[4], NULL, 10) : 1;
+    if (n < 1 || nc < 1 || nc > 1024) {
+        fprintf(stderr, "bench_keyed: N >= 1 and 1 <= CLIENTS <= 1024\n");
+        return 2;
+    }
     bp_error err = {0};
     bp_keyed *k = NULL;
-    int64_t *lat = calloc(n > 0 ? (size_t)n : 1, sizeof(*lat));
-    int rc = lat ? bp_keyed_open(argv[1], &k, &err) : bp_error_set(&err, BP_ENOMEM, "no memory");
+    int64_t *lat = calloc((size_t)n, sizeof(*lat));
+    client *cs = calloc((size_t)nc, sizeof(*cs));
+    int rc =
+        lat && cs ? bp_keyed_open(argv[1], &k, &err) : bp_error_set(&err, BP_ENOMEM, "no memory");
     if (rc == 0 && !publish) /* something to read */
         rc = one(k, true, 0, &err);
     int64_t t0 = now_ns();
-    for (long i = 0; rc == 0 && i < n; i++) {
-        int64_t a = now_ns();
-        rc = one(k, publish, i, &err);
-        lat[i] = now_ns() - a;
+    long started = 0;
+    for (long i = 0, at = 0; rc == 0 && i < nc; i++) {
+        long share = n / nc + (i < n % nc);
+        cs[i] =
+            (client){.url = argv[1], .publish = publish, .first = at, .n = share, .lat = lat + at};
+        at += share;
+        if (pthread_create(&cs[i].tid, NULL, client_main, &cs[i]) != 0)
+            rc = bp_error_set(&err, BP_ENOMEM, "cannot start client %ld", i);
+        else
+            started++;
+    }
+    for (long i = 0; i < started; i++) {
+        pthread_join(cs[i].tid, NULL);
+        if (rc == 0 && cs[i].rc != 0) {
+            rc = cs[i].rc;
+            err = cs[i].err;
+        }
     }
     int64_t t1 = now_ns();
-    if (rc == 0 && n > 0) {
+    if (rc == 0) {
         double sum = 0;
         for (long i = 0; i < n; i++)
             sum += (double)lat[i];
         qsort(lat, (size_t)n, sizeof(*lat), cmp_i64);
         double s = (double)(t1 - t0) / 1e9;
-        printf("ops=%ld seconds=%.3f ops_per_s=%.0f mean_us=%.1f p50_us=%.1f p99_us=%.1f\n", n, s,
-               (double)n / s, sum / (double)n / 1e3, (double)lat[n / 2] / 1e3,
+        printf("clients=%ld ops=%ld seconds=%.3f ops_per_s=%.0f mean_us=%.1f p50_us=%.1f "
+               "p99_us=%.1f\n",
+               nc, n, s, (double)n / s, sum / (double)n / 1e3, (double)lat[n / 2] / 1e3,
                (double)lat[(size_t)((double)n * 0.99)] / 1e3);
     }
     if (rc != 0)
         fprintf(stderr, "bench_keyed: %s\n", err.msg);
     bp_keyed_close(k);
     free(lat);
+    free(cs);
     return rc == 0 ? 0 : 1;
 }

@@ -8,12 +8,12 @@
 
 #define FILTER_JSON_MAX 65536
 
-static const char *const g_topics[] = {"blocks", "transactions", "logs",
-                                       "reorgs", "metrics",      "status"};
+static const char *const g_topics[BP_PUSH_TOPICS] = {"blocks",  "transactions", "logs",   "reorgs",
+                                                     "metrics", "status",       "streams"};
 
 const char *bp_push_topic_name(unsigned bit)
 {
-    for (unsigned i = 0; i < 6; i++)
+    for (unsigned i = 0; i < BP_PUSH_TOPICS; i++)
         if (bit == 1u << i)
             return g_topics[i];
     return "?";
@@ -33,7 +33,7 @@ static int bad(const char *what, const char *v, size_t len, const char *expected
 /* Adds one topic word s[0..len) to *bits. */
 static int topic_word(const char *s, size_t len, unsigned *bits, bp_error *err)
 {
-    for (unsigned i = 0; i < 6; i++)
+    for (unsigned i = 0; i < BP_PUSH_TOPICS; i++)
         if (strlen(g_topics[i]) == len && memcmp(g_topics[i], s, len) == 0) {
             *bits |= 1u << i;
             return 0;
@@ -42,7 +42,8 @@ static int topic_word(const char *s, size_t len, unsigned *bits, bp_error *err)
         *bits |= BP_TOPIC_ALL;
         return 0;
     }
-    return bad("topics", s, len, "blocks, transactions, logs, reorgs, metrics, status or all", err);
+    return bad("topics", s, len,
+               "blocks, transactions, logs, reorgs, metrics, status, streams or all", err);
 }
 
 /* "blocks,logs" */
@@ -87,6 +88,19 @@ static int hex_value(const char *what, const char *s, size_t len, size_t bytes, 
     return 0;
 }
 
+/* A stream key: 1 to 512 bytes, no control characters (keyed.h). */
+static int key_value(const char *s, size_t len, char *key, bp_error *err)
+{
+    bool ok = len > 0 && len < BP_PUSH_KEY_MAX;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+    if (!ok)
+        return bad("key", s, len, "a stream key of 1 to 512 bytes without control characters", err);
+    memcpy(key, s, len);
+    key[len] = '\0';
+    return 0;
+}
+
 static int since_value(const char *s, size_t len, char *since, bp_error *err)
 {
     if (len >= BP_PUSH_CURSOR_MAX || memchr(s, '\0', len))
@@ -98,8 +112,8 @@ static int since_value(const char *s, size_t len, char *since, bp_error *err)
 
 int bp_push_filter_params(const bp_api_request *r, bp_push_filter *f, char *since, bp_error *err)
 {
-    static const char *const known[] = {"topics",    "topic", "address", "topic0",
-                                        "min_value", "since", "token",   NULL};
+    static const char *const known[] = {"topics", "topic", "address", "topic0", "min_value",
+                                        "since",  "key",   "token",   NULL};
     memset(f, 0, sizeof(*f));
     since[0] = '\0';
     int rc = bp_api_params_known(r, known, err);
@@ -120,6 +134,8 @@ int bp_push_filter_params(const bp_api_request *r, bp_push_filter *f, char *sinc
     }
     if (rc == 0 && (v = bp_api_param_get(r, "since")))
         rc = since_value(v, strlen(v), since, err);
+    if (rc == 0 && (v = bp_api_param_get(r, "key")))
+        rc = key_value(v, strlen(v), f->key, err);
     if (rc == 0 && !f->topics)
         f->topics = BP_TOPIC_BLOCKS;
     return rc;
@@ -149,10 +165,10 @@ static int json_member(const char *k, yajl_val v, bp_push_filter *f, char *since
         return 0;
     }
     if (strcmp(k, "address") != 0 && strcmp(k, "topic0") != 0 && strcmp(k, "min_value") != 0 &&
-        strcmp(k, "since") != 0)
+        strcmp(k, "since") != 0 && strcmp(k, "key") != 0)
         return bp_error_set(err, BP_EINVAL,
                             "unknown key '%.40s' (expected subscribe, address, topic0, min_value, "
-                            "since)",
+                            "since, key)",
                             k);
     if (strcmp(k, "min_value") == 0 && YAJL_IS_NUMBER(v)) {
         s = v->u.number.r;
@@ -173,6 +189,9 @@ static int json_member(const char *k, yajl_val v, bp_push_filter *f, char *since
     } else if (strcmp(k, "min_value") == 0) {
         rc = min_value(s, len, &f->min_value, err);
         flag = &f->has_min_value;
+    } else if (strcmp(k, "key") == 0) {
+        return memchr(s, '\0', len) ? bad("key", s, len, "a stream key", err)
+                                    : key_value(s, len, f->key, err);
     } else {
         return since_value(s, len, since, err);
     }

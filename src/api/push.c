@@ -73,6 +73,7 @@ struct bp_push_client {
     const char *drop;
     char drop_buf[160];
     bool flagged;
+    bool stream_started; /* streams: told where its key's entries start, and getting them */
     bp_push_client *next, *prev, *ready_next;
 };
 
@@ -113,6 +114,8 @@ struct bp_push_hub {
     bool work, stop;
     void (*wake)(void *ctx);
     void *wake_ctx;
+    void (*stream_wake)(void *ctx); /* the streams follower's (api/streams.c) */
+    void *stream_wake_ctx;
     pthread_t thread;
     bool started;
 
@@ -736,6 +739,18 @@ static void count_client(bp_push_hub *h, bp_push_client *c, int d)
         h->nws += (size_t)d;
 }
 
+/* A streams subscription that is new or follows another key starts again: the follower is
+ * woken to find its key's position (the same one again goes on: nothing is missed). Under
+ * lock; was: the filter before (NULL: a new client). */
+static void stream_changed(bp_push_hub *h, bp_push_client *c, const bp_push_filter *was)
+{
+    bool same = was && (was->topics & BP_TOPIC_STREAMS) && strcmp(was->key, c->f.key) == 0;
+    if (!(c->f.topics & BP_TOPIC_STREAMS) || !same)
+        c->stream_started = false;
+    if ((c->f.topics & BP_TOPIC_STREAMS) && !c->stream_started && h->stream_wake)
+        h->stream_wake(h->stream_wake_ctx);
+}
+
 bp_push_client *bp_push_attach(bp_push_hub *h, const bp_push_filter *f, const char *since, bool sse,
                                void *conn, bp_error *err)
 {
@@ -765,6 +780,7 @@ bp_push_client *bp_push_attach(bp_push_hub *h, const bp_push_filter *f, const ch
         count_client(h, c, 1);
         h->work = true;
         pthread_cond_signal(&h->cv);
+        stream_changed(h, c, NULL);
     }
     pthread_mutex_unlock(&h->lock);
     if (rc != 0) {
@@ -798,9 +814,11 @@ int bp_push_update(bp_push_client *c, const bp_push_filter *f, const char *since
         }
     }
     if (rc == 0) {
+        bp_push_filter was = c->f;
         c->f = *f;
         h->work = true;
         pthread_cond_signal(&h->cv);
+        stream_changed(h, c, since && since[0] ? NULL : &was); /* a replay emptied the queue */
     }
     pthread_mutex_unlock(&h->lock);
     return rc;
@@ -1068,6 +1086,112 @@ static void minute_messages(bp_push_hub *h)
     }
 }
 
+/* ---- keyed streams ---- */
+
+void bp_push_set_stream_wake(bp_push_hub *h, void (*fn)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&h->lock);
+    h->stream_wake = fn;
+    h->stream_wake_ctx = ctx;
+    pthread_mutex_unlock(&h->lock);
+}
+
+static bool wants_streams(const bp_push_client *c)
+{
+    return !c->drop && (c->f.topics & BP_TOPIC_STREAMS);
+}
+
+int bp_push_stream_keys(bp_push_hub *h, char ***keys, size_t *n, bool *all)
+{
+    int rc = 0;
+    *keys = NULL;
+    *n = 0;
+    *all = false;
+    pthread_mutex_lock(&h->lock);
+    size_t cap = h->nclients ? h->nclients : 1;
+    if (!(*keys = calloc(cap, sizeof(**keys))))
+        rc = BP_ENOMEM;
+    for (bp_push_client *c = h->clients; rc == 0 && c; c = c->next) {
+        if (!wants_streams(c))
+            continue;
+        if (!c->f.key[0]) {
+            *all = true;
+            continue;
+        }
+        size_t i = 0;
+        while (i < *n && strcmp((*keys)[i], c->f.key) != 0)
+            i++;
+        if (i == *n && !((*keys)[(*n)++] = strdup(c->f.key)))
+            rc = BP_ENOMEM;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+/* {"topic":"streams","type":"subscribed","key":K,"after":ID} (null: every key, no one id). */
+static bp_push_msg *started_msg(const char *key, const char *after)
+{
+    bp_buf b;
+    bp_jsonw w;
+    bp_buf_init(&b, 0);
+    bp_jsonw_init(&w, &b, BP_JSONW_ESC_U);
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "topic");
+    bp_jsonw_str(&w, bp_push_topic_name(BP_TOPIC_STREAMS));
+    bp_jsonw_key(&w, "type");
+    bp_jsonw_str(&w, "subscribed");
+    bp_jsonw_key(&w, "key");
+    bp_jsonw_str(&w, key[0] ? key : NULL);
+    bp_jsonw_key(&w, "after");
+    bp_jsonw_str(&w, after[0] ? after : NULL);
+    bp_jsonw_end_object(&w);
+    bp_push_msg *m = bp_jsonw_finish(&w) == 0 ? msg_new(&b, BP_TOPIC_STREAMS, 0, 0) : NULL;
+    bp_buf_release(&b);
+    return m;
+}
+
+void bp_push_stream_start(bp_push_hub *h, const char *(*after)(void *ctx, const char *key),
+                          void *ctx)
+{
+    pthread_mutex_lock(&h->lock);
+    for (bp_push_client *c = h->clients; c; c = c->next) {
+        if (!wants_streams(c) || c->stream_started)
+            continue;
+        const char *pos = after(ctx, c->f.key[0] ? c->f.key : NULL);
+        if (!pos)
+            continue; /* not followed yet: the next round */
+        bp_push_msg *m = started_msg(c->f.key, pos);
+        if (!m || enqueue(h, c, m) != 0)
+            drop(h, c, "out of memory");
+        bp_push_msg_release(m);
+        c->stream_started = true;
+    }
+    if (h->ready && h->wake) /* under the lock, as the hub's thread does */
+        h->wake(h->wake_ctx);
+    pthread_mutex_unlock(&h->lock);
+}
+
+void bp_push_stream_entry(bp_push_hub *h, const char *key, const bp_buf *json)
+{
+    bp_push_msg *m = msg_new(json, BP_TOPIC_STREAMS, 0, 0);
+    pthread_mutex_lock(&h->lock);
+    for (bp_push_client *c = h->clients; c; c = c->next) {
+        if (!wants_streams(c) || !c->stream_started || (c->f.key[0] && strcmp(c->f.key, key)))
+            continue;
+        if (!m)
+            drop(h, c, "out of memory");
+        else if (c->q_len && c->q_bytes + m->len > h->cfg.queue_bytes)
+            drop(h, c, "not reading: %zu messages (%zu bytes) of stream entries waiting", c->q_len,
+                 c->q_bytes);
+        else if (enqueue(h, c, m) != 0)
+            drop(h, c, "out of memory");
+    }
+    if (h->ready && h->wake)
+        h->wake(h->wake_ctx);
+    pthread_mutex_unlock(&h->lock);
+    bp_push_msg_release(m);
+}
+
 static bool endpoint_up(const bp_stats_endpoint *e)
 {
     return strcmp(e->state, "healthy") == 0 || strcmp(e->state, "rate-limited") == 0;
@@ -1252,7 +1376,7 @@ void bp_push_stats_read(bp_push_hub *h, bp_push_stats *out)
     out->ws_clients = h->nws;
     out->sse_clients = h->nsse;
     for (bp_push_client *c = h->clients; c; c = c->next)
-        for (unsigned i = 0; i < 6; i++)
+        for (unsigned i = 0; i < BP_PUSH_TOPICS; i++)
             out->topic_clients[i] += (c->f.topics >> i) & 1;
     out->messages = h->messages;
     out->bytes = h->bytes;

@@ -44,24 +44,29 @@ enum bp_push_topic {
     BP_TOPIC_REORGS = 8,
     BP_TOPIC_METRICS = 16,
     BP_TOPIC_STATUS = 32,
-    BP_TOPIC_ALL = 63,
+    BP_TOPIC_ALL = 63,     /* "all": the topics above (keyed streams are asked for by name) */
+    BP_TOPIC_STREAMS = 64, /* keyed streams: each entry published to a key (filter key) */
 };
+#define BP_PUSH_TOPICS 7
+#define BP_PUSH_KEY_MAX 513 /* a stream key and its NUL (blockpipe/keyed.h: 1 to 512 bytes) */
 
 typedef struct bp_push_filter {
     unsigned topics; /* BP_TOPIC_* bits */
     bool has_address, has_topic0, has_min_value;
-    char address[43];  /* transactions: from or to; logs: the emitter */
-    char topic0[67];   /* logs */
-    bp_u256 min_value; /* transactions */
+    char address[43];          /* transactions: from or to; logs: the emitter */
+    char topic0[67];           /* logs */
+    bp_u256 min_value;         /* transactions */
+    char key[BP_PUSH_KEY_MAX]; /* streams: the key followed, "" every key */
 } bp_push_filter;
 
 #define BP_PUSH_CURSOR_MAX 64
 
-/* The subscription of ?topics=a,b&address=..&topic0=..&min_value=..&since=CURSOR (since is
+/* The subscription of ?topics=a,b&address=..&topic0=..&min_value=..&key=..&since=CURSOR (since is
  * copied to since[BP_PUSH_CURSOR_MAX], "" when absent). Unknown parameters are refused. */
 int bp_push_filter_params(const bp_api_request *r, bp_push_filter *f, char *since, bp_error *err);
 /* The same from a WebSocket message {"subscribe": ["blocks", ...], "address": ..,
- * "topic0": .., "min_value": "..", "since": ".."} (topics may also be a comma list). */
+ * "topic0": .., "min_value": "..", "key": "..", "since": ".."} (topics may also be a comma
+ * list). */
 int bp_push_filter_json(const char *json, size_t len, bp_push_filter *f, char *since,
                         bp_error *err);
 
@@ -119,12 +124,30 @@ void bp_push_detach(bp_push_client *c);
 /* Calls fn(conn, ctx) for every client with messages or a drop reason since the last call. */
 void bp_push_ready(bp_push_hub *h, void (*fn)(void *conn, void *ctx), void *ctx);
 
+/* ---- keyed streams (api/streams.c follows the store and calls these) ----
+ * A streams subscription starts when the follower has the position of its key: the client is
+ * sent {"topic":"streams","type":"subscribed","key":K,"after":ID} and from then on every
+ * entry of K published after ID, once each, in order; key null: every key. Entries go straight
+ * to the clients' queues (no ring, no cursor); a full queue drops the client, as for blocks. */
+
+/* fn(ctx) is called (any thread) when a streams subscription starts or changes. */
+void bp_push_set_stream_wake(bp_push_hub *h, void (*fn)(void *ctx), void *ctx);
+/* The distinct keys the streams subscribers follow (malloc'd, bp_keyed_keys_free), *all when
+ * some follow every key. */
+int bp_push_stream_keys(bp_push_hub *h, char ***keys, size_t *n, bool *all);
+/* Starts the subscriptions not started yet whose key after(ctx, key) knows (key NULL: every
+ * key; after returns NULL for a key not followed yet, "" when there is no one position). */
+void bp_push_stream_start(bp_push_hub *h, const char *(*after)(void *ctx, const char *key),
+                          void *ctx);
+/* Queues the message json (an entry of key) to every started subscriber of key. */
+void bp_push_stream_entry(bp_push_hub *h, const char *key, const bp_buf *json);
+
 /* ---- what it knows, for the status endpoints and /metrics ---- */
 
 #define BP_PUSH_DEPTH_LE 8
 typedef struct bp_push_stats {
     size_t clients, ws_clients, sse_clients;
-    size_t topic_clients[6]; /* per topic bit, in enum order */
+    size_t topic_clients[BP_PUSH_TOPICS]; /* per topic bit, in enum order */
     uint64_t messages, bytes, dropped, refused, events, reorgs, reverted;
     uint64_t depth_le[BP_PUSH_DEPTH_LE]; /* reorg depth histogram: <= 1, 2, 4, ..., 128 */
     uint64_t depth_sum;

@@ -21,6 +21,7 @@
 #include "api/request.h"
 #include "api/routes.h"
 #include "api/status.h"
+#include "api/streams.h"
 #include "util/log.h"
 
 #define CHUNK (64u * 1024) /* bytes per write */
@@ -88,6 +89,7 @@ struct bp_api {
     bp_api_config cfg;
     bp_api_ctx ctx;
     char *listen, *read_url, *stream_store, *chain, *token, *cors, *tls_cert, *tls_key;
+    bp_api_follower *follower; /* the streams push topic's, NULL: none */
     struct lws_context *lws;
     struct lws_vhost *vhost;
     struct lws_protocols protocols[2];
@@ -664,7 +666,7 @@ static void ws_message(conn *c)
         return;
     }
     char topics[128] = "";
-    for (unsigned i = 0; i < 6; i++)
+    for (unsigned i = 0; i < BP_PUSH_TOPICS; i++)
         if (f.topics & (1u << i))
             snprintf(topics + strlen(topics), sizeof(topics) - strlen(topics), "%s%s",
                      topics[0] ? "," : "", bp_push_topic_name(1u << i));
@@ -1193,6 +1195,8 @@ int bp_api_start(const bp_api_config *cfg, bp_api **out, bp_error *err)
         bp_push_set_wake(a->cfg.push, wake, a);
     if (rc == 0)
         rc = start_threads(a, err);
+    if (rc == 0 && a->cfg.push && a->stream_store)
+        rc = bp_api_follower_start(a->stream_store, a->cfg.push, &a->follower, err);
     if (rc != 0) {
         bp_api_stop(a);
         return rc;
@@ -1212,6 +1216,8 @@ void bp_api_stop(bp_api *a)
 {
     if (!a)
         return;
+    bp_api_follower_stop(a->follower); /* it queues to push clients: before they go */
+    a->follower = NULL;
     if (a->service_started) { /* push clients are told why, for up to 1 s */
         atomic_store(&a->closing, true);
         lws_cancel_service(a->lws);

@@ -196,7 +196,7 @@ static void push_clients(bp_jsonw *w, const bp_push_stats *p)
     u64(w, "sse", p ? p->sse_clients : 0);
     bp_jsonw_key(w, "topics");
     bp_jsonw_begin_object(w);
-    for (unsigned i = 0; i < 6; i++)
+    for (unsigned i = 0; i < BP_PUSH_TOPICS; i++)
         u64(w, bp_push_topic_name(1u << i), p ? p->topic_clients[i] : 0);
     bp_jsonw_end_object(w);
     bp_jsonw_end_object(w);

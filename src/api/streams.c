@@ -3,13 +3,20 @@
  *   GET  {key}/latest              the newest entry (404 when the key has none)
  *   GET  {key}/history[?count=N]   the newest N entries, newest first
  *   POST {key}                     publishes the JSON body (needs the API token)
- * Each worker thread opens the store once (a bp_keyed is one thread's). */
+ * Each worker thread opens the store once (a bp_keyed is one thread's).
+ * The streams push topic's follower (streams.h) is here too. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/clock.h"
 #include "api/routes.h"
+#include "api/streams.h"
+#include "sink/keyed_internal.h"
+#include "util/log.h"
 
 #define PREFIX "/api/v1/streaming/"
 #define HISTORY_DEFAULT 10
@@ -242,4 +249,176 @@ void bp_api_streaming(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *re
         history(k, wk, key, req, resp);
     else
         publish(k, wk, key, req, resp);
+}
+
+/* ---- the streams push topic: the store followed for the keys subscribers want ---- */
+
+#define POLL_MS 100 /* SQLite: between two reads for other processes' entries; Redis: the wait */
+
+struct bp_api_follower {
+    char *store;
+    bp_push_hub *hub;
+    bp_keyed *k; /* the thread's */
+    int64_t retry_ms;
+    bp_buf json;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    bool stop, woken;
+    atomic_bool active; /* some key is followed: a publication here wakes the thread */
+};
+
+static void wake(void *ctx)
+{
+    bp_api_follower *fw = ctx;
+    pthread_mutex_lock(&fw->lock);
+    fw->woken = true;
+    pthread_cond_signal(&fw->cv);
+    pthread_mutex_unlock(&fw->lock);
+}
+
+/* bp_keyed_watch: an entry published by this process. */
+static void published(void *ctx, const char *key)
+{
+    (void)key;
+    bp_api_follower *fw = ctx;
+    if (atomic_load(&fw->active))
+        wake(fw);
+}
+
+static const char *after(void *ctx, const char *key)
+{
+    bp_api_follower *fw = ctx;
+    return bp_keyed_follow_after(fw->k, key);
+}
+
+/* {"topic":"streams","type":"entry","data":{"key","id","time_ms","value"}} to the hub. */
+static int entry_out(void *ctx, const char *key, const bp_keyed_entry *e)
+{
+    bp_api_follower *fw = ctx;
+    bp_jsonw w;
+    bp_buf_reset(&fw->json);
+    bp_jsonw_init(&w, &fw->json, BP_JSONW_ESC_U);
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "topic");
+    bp_jsonw_str(&w, "streams");
+    bp_jsonw_key(&w, "type");
+    bp_jsonw_str(&w, "entry");
+    bp_jsonw_key(&w, "data");
+    entry_json(&w, key, e);
+    bp_jsonw_end_object(&w);
+    if (bp_jsonw_finish(&w) == 0)
+        bp_push_stream_entry(fw->hub, key, &fw->json);
+    return 0;
+}
+
+/* One look: what the subscribers want, the subscriptions that can start, the new entries.
+ * *waited: the store waited for entries (Redis); *more: read again at once. */
+static int follow_round(bp_api_follower *fw, bool *waited, bool *more, bp_error *err)
+{
+    char **keys = NULL;
+    size_t n = 0;
+    bool all = false;
+    *waited = *more = false;
+    if (bp_push_stream_keys(fw->hub, &keys, &n, &all) != 0) {
+        bp_keyed_keys_free(keys, n);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    atomic_store(&fw->active, n || all);
+    int rc = 0;
+    if (bp_api_mono_ms() < fw->retry_ms || (!fw->k && !n && !all)) {
+        bp_keyed_keys_free(keys, n);
+        return 0;
+    }
+    if (!fw->k)
+        rc = bp_keyed_open(fw->store, &fw->k, err);
+    if (rc == 0)
+        rc = bp_keyed_follow_set(fw->k, keys, n, all, err);
+    bp_keyed_keys_free(keys, n);
+    if (rc == 0 && (n || all)) {
+        bp_push_stream_start(fw->hub, after, fw);
+        rc = bp_keyed_follow_poll(fw->k, POLL_MS, entry_out, fw, more, err);
+        *waited = rc == 0 && bp_keyed_follow_waits(fw->k);
+    }
+    /* The handle keeps its positions through a failure (a Redis store connects again by
+     * itself): the subscriptions go on where they were, nothing is skipped. */
+    if (rc != 0)
+        fw->retry_ms = bp_api_mono_ms() + REOPEN_MS;
+    return rc;
+}
+
+static void *follower_main(void *arg)
+{
+    bp_api_follower *fw = arg;
+    bool waited = false, more = false;
+    pthread_mutex_lock(&fw->lock);
+    while (!fw->stop) {
+        if (!fw->woken && !more && !waited) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += POLL_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&fw->cv, &fw->lock, &until);
+        }
+        if (fw->stop)
+            break;
+        fw->woken = false;
+        pthread_mutex_unlock(&fw->lock);
+        bp_error err = {0};
+        if (follow_round(fw, &waited, &more, &err) != 0)
+            bp_warn("api streams push: %s (trying again in %d ms)", err.msg, REOPEN_MS);
+        pthread_mutex_lock(&fw->lock);
+    }
+    pthread_mutex_unlock(&fw->lock);
+    return NULL;
+}
+
+int bp_api_follower_start(const char *store, bp_push_hub *hub, bp_api_follower **out, bp_error *err)
+{
+    *out = NULL;
+    bp_api_follower *fw = calloc(1, sizeof(*fw));
+    if (!fw || !(fw->store = strdup(store))) {
+        free(fw);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    fw->hub = hub;
+    bp_buf_init(&fw->json, 0);
+    pthread_mutex_init(&fw->lock, NULL);
+    pthread_cond_init(&fw->cv, NULL);
+    if (pthread_create(&fw->thread, NULL, follower_main, fw) != 0) {
+        pthread_mutex_destroy(&fw->lock);
+        pthread_cond_destroy(&fw->cv);
+        free(fw->store);
+        free(fw);
+        return bp_error_set(err, BP_ENOMEM, "cannot start the streams push thread");
+    }
+    bp_push_set_stream_wake(hub, wake, fw);
+    if (bp_keyed_watch_add(published, fw) != 0)
+        bp_warn("api streams push: too many watchers: this process's publications are seen "
+                "every %d ms",
+                POLL_MS);
+    *out = fw;
+    return 0;
+}
+
+void bp_api_follower_stop(bp_api_follower *fw)
+{
+    if (!fw)
+        return;
+    bp_keyed_watch_remove(published, fw);
+    bp_push_set_stream_wake(fw->hub, NULL, NULL);
+    pthread_mutex_lock(&fw->lock);
+    fw->stop = true;
+    pthread_cond_signal(&fw->cv);
+    pthread_mutex_unlock(&fw->lock);
+    pthread_join(fw->thread, NULL);
+    bp_keyed_close(fw->k);
+    bp_buf_release(&fw->json);
+    pthread_mutex_destroy(&fw->lock);
+    pthread_cond_destroy(&fw->cv);
+    free(fw->store);
+    free(fw);
 }

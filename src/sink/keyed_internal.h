@@ -5,6 +5,8 @@
 
 #include "blockpipe/keyed.h"
 
+typedef int (*bp_keyed_change_fn)(void *ctx, const char *key, const bp_keyed_entry *e);
+
 typedef struct bp_keyed_ops {
     int (*publish)(bp_keyed *k, const char *key, const char *json, bp_keyed_entry *out,
                    bp_error *err);
@@ -19,12 +21,49 @@ typedef struct bp_keyed_ops {
     /* The id before every entry ("0" and "0-0" name it for users). */
     const char *origin;
     void (*close)(bp_keyed *k);
+    /* Following many keys at once (bp_keyed_follow_*): the state is the handle's own. */
+    int (*follow_set)(bp_keyed *k, char *const *keys, size_t n, bool all, bp_error *err);
+    const char *(*follow_after)(bp_keyed *k, const char *key);
+    int (*follow_poll)(bp_keyed *k, int wait_ms, bp_keyed_change_fn fn, void *ctx, bool *more,
+                       bp_error *err);
+    bool follow_waits; /* follow_poll waits for an entry (the server tells) */
 } bp_keyed_ops;
 
 struct bp_keyed {
     const bp_keyed_ops *ops;
     char *where; /* the store's URL without credentials, for messages */
 };
+
+/* ---- following many keys (the API's streams push topic) ----
+ * One handle follows a set of keys, or every key, from positions it keeps: each followed key
+ * starts at its newest entry when it is first followed, and bp_keyed_follow_poll hands over
+ * each entry published after that exactly once, in order per key (SQLite: in publication
+ * order over all keys). Entries published by any process are seen: SQLite by reading the
+ * table from the last sequence seen (no waiting: the caller polls, or is woken by
+ * bp_keyed_watch), Redis by XREAD BLOCK over the followed streams (the server wakes it). */
+
+/* Follows keys[0..n) and, when all, every key (Redis: the key set is read again at most every
+ * second; a key that appears later is followed from its first entry). Keys no longer named
+ * are forgotten. */
+int bp_keyed_follow_set(bp_keyed *k, char *const *keys, size_t n, bool all, bp_error *err);
+/* The id after which the entries of key (NULL: of every key) are handed over, NULL when it is
+ * not followed (Redis with key NULL: "", the positions are per key). */
+const char *bp_keyed_follow_after(bp_keyed *k, const char *key);
+/* The next entries of the followed keys, fn(ctx, key, entry) for each (oldest first; the entry
+ * is valid during the call only), waiting up to wait_ms for one where the store can wait
+ * (Redis); *more: a full batch was read, call again at once. */
+int bp_keyed_follow_poll(bp_keyed *k, int wait_ms, bp_keyed_change_fn fn, void *ctx, bool *more,
+                         bp_error *err);
+
+/* Whether bp_keyed_follow_poll waits (Redis) or answers at once (SQLite: poll it). */
+bool bp_keyed_follow_waits(const bp_keyed *k);
+
+/* In-process notification: fn(ctx, key) is called by every bp_keyed_publish of this process
+ * once its entry is stored (on the publishing thread; fn must only note it and return).
+ * Publications of other processes are not seen here: follow the store for them. */
+int bp_keyed_watch_add(void (*fn)(void *ctx, const char *key), void *ctx);
+/* After it returns fn is not called any more. */
+void bp_keyed_watch_remove(void (*fn)(void *ctx, const char *key), void *ctx);
 
 /* A Redis store (keyed_redis.c, in the build when the Redis output is). */
 int bp_keyed_redis_open(const char *url, bp_keyed **out, bp_error *err);

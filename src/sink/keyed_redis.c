@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "sink/keyed_internal.h"
 #include "sink/redis_conn.h"
@@ -18,6 +19,12 @@ typedef struct rd_keyed {
     bp_redis *c;
     char *prefix, *set_key;
     char maxlen[24];
+    /* Following (bp_keyed_follow_*): a position per followed key, its stream's last id. */
+    char **fkeys;
+    char (*fcur)[48];
+    size_t nf;
+    bool fall;
+    int64_t frefreshed_ms; /* when every key was last listed (following all) */
 } rd_keyed;
 
 static char *stream_key(rd_keyed *s, const char *key)
@@ -190,9 +197,183 @@ static int rd_next(bp_keyed *k, const char *key, const char *after, size_t max, 
     return entries_of(s, r->element[0]->element[1], max, out, n, err);
 }
 
+/* ---- following many keys: XREAD BLOCK over their streams, a position per key ---- */
+
+#define FOLLOW_COUNT "256"
+#define REFRESH_MS 1000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static ssize_t find_key(char *const *keys, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i], key) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* The id of key's newest entry now ("0-0": none) into id. */
+static int newest_id(rd_keyed *s, const char *key, char *id, bp_error *err)
+{
+    bp_keyed_entry e = {0};
+    size_t n = 0;
+    int rc = rd_history(&s->base, key, 1, &e, &n, err);
+    snprintf(id, 48, "%s", rc == 0 && n ? e.id : "0-0");
+    bp_keyed_entry_release(&e);
+    return rc;
+}
+
+/* names[0..*n) += the keys of the set (following all), without those named already. */
+static int add_members(rd_keyed *s, char ***names, size_t *n, size_t *cap, bp_error *err)
+{
+    char **members = NULL;
+    size_t m = 0;
+    int rc = rd_keys(&s->base, &members, &m, err);
+    for (size_t i = 0; rc == 0 && i < m; i++) {
+        if (find_key(*names, *n, members[i]) >= 0)
+            continue;
+        if (*n == *cap) {
+            char **p = realloc(*names, (*cap = *cap * 2 + 16) * sizeof(*p));
+            if (!p) {
+                rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+                break;
+            }
+            *names = p;
+        }
+        (*names)[(*n)++] = members[i];
+        members[i] = NULL;
+    }
+    bp_keyed_keys_free(members, m);
+    return rc;
+}
+
+static int rd_follow_set(bp_keyed *k, char *const *keys, size_t n, bool all, bp_error *err)
+{
+    rd_keyed *s = (rd_keyed *)k;
+    size_t cap = n + s->nf + 16, nn = 0;
+    char **names = calloc(cap, sizeof(*names));
+    int rc = names ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (find_key(names, nn, keys[i]) < 0 && !(names[nn++] = strdup(keys[i])))
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    size_t named = nn;
+    bool listing = all && (!s->fall || mono_ms() - s->frefreshed_ms >= REFRESH_MS);
+    if (rc == 0 && listing)
+        rc = add_members(s, &names, &nn, &cap, err);
+    else if (rc == 0 && all) /* listed less than a second ago: the keys followed then */
+        for (size_t i = 0; rc == 0 && i < s->nf; i++)
+            if (find_key(names, nn, s->fkeys[i]) < 0 && !(names[nn++] = strdup(s->fkeys[i])))
+                rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    char(*cur)[48] = rc == 0 ? calloc(nn ? nn : 1, sizeof(*cur)) : NULL;
+    if (rc == 0 && !cur)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < nn; i++) {
+        ssize_t old = find_key(s->fkeys, s->nf, names[i]);
+        if (old >= 0)
+            memcpy(cur[i], s->fcur[old], sizeof(cur[i]));
+        else if (s->fall && listing && i >= named) /* not in the set a second ago: all is new */
+            snprintf(cur[i], sizeof(cur[i]), "0-0");
+        else
+            rc = newest_id(s, names[i], cur[i], err);
+    }
+    if (rc != 0) {
+        bp_keyed_keys_free(names, nn);
+        free(cur);
+        return rc;
+    }
+    if (listing)
+        s->frefreshed_ms = mono_ms();
+    bp_keyed_keys_free(s->fkeys, s->nf);
+    free(s->fcur);
+    s->fkeys = names;
+    s->fcur = cur;
+    s->nf = nn;
+    s->fall = all;
+    return 0;
+}
+
+static const char *rd_follow_after(bp_keyed *k, const char *key)
+{
+    rd_keyed *s = (rd_keyed *)k;
+    if (!key)
+        return s->fall ? "" : NULL;
+    ssize_t i = find_key(s->fkeys, s->nf, key);
+    return i >= 0 ? s->fcur[i] : NULL;
+}
+
+/* One stream of an XREAD reply: [name, [entries]]. */
+static int follow_stream(rd_keyed *s, const redisReply *st, bp_keyed_change_fn fn, void *ctx,
+                         bool *more, bp_error *err)
+{
+    if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
+        st->element[0]->type != REDIS_REPLY_STRING || st->element[1]->type != REDIS_REPLY_ARRAY)
+        return refused(s, "XREAD", st, err);
+    size_t plen = strlen(s->prefix) + 3;
+    const redisReply *name = st->element[0], *list = st->element[1];
+    ssize_t i = -1;
+    for (size_t j = 0; name->len >= plen && j < s->nf && i < 0; j++)
+        if (strlen(s->fkeys[j]) == name->len - plen &&
+            memcmp(s->fkeys[j], name->str + plen, name->len - plen) == 0)
+            i = (ssize_t)j;
+    if (i < 0)
+        return refused(s, "XREAD: a stream not asked for", name, err);
+    *more |= list->elements >= (size_t)atoi(FOLLOW_COUNT);
+    int rc = 0;
+    for (size_t j = 0; rc == 0 && j < list->elements; j++) {
+        bp_keyed_entry e = {0};
+        rc = entry_of(s, list->element[j], &e, err);
+        if (rc == 0) {
+            memcpy(s->fcur[i], e.id, sizeof(s->fcur[i]));
+            rc = fn(ctx, s->fkeys[i], &e);
+        }
+        bp_keyed_entry_release(&e);
+    }
+    return rc;
+}
+
+static int rd_follow_poll(bp_keyed *k, int wait_ms, bp_keyed_change_fn fn, void *ctx, bool *more,
+                          bp_error *err)
+{
+    rd_keyed *s = (rd_keyed *)k;
+    *more = false;
+    if (!s->nf)
+        return 0;
+    int argc = 6 + 2 * (int)s->nf, rc = 0;
+    const char **argv = calloc((size_t)argc, sizeof(*argv));
+    char block[24];
+    snprintf(block, sizeof(block), "%d", wait_ms > 0 ? wait_ms : 1);
+    if (!argv)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    argv[0] = "XREAD", argv[1] = "COUNT", argv[2] = FOLLOW_COUNT, argv[3] = "BLOCK";
+    argv[4] = block, argv[5] = "STREAMS";
+    for (size_t i = 0; rc == 0 && i < s->nf; i++) {
+        argv[6 + s->nf + i] = s->fcur[i];
+        if (!(argv[6 + i] = stream_key(s, s->fkeys[i])))
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    const redisReply *r = NULL;
+    if (rc == 0)
+        rc = read_call(s, argc, argv, &r, err);
+    if (rc == 0 && r->type != REDIS_REPLY_NIL && r->type != REDIS_REPLY_ARRAY)
+        rc = refused(s, "XREAD", r, err);
+    for (size_t i = 0; rc == 0 && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++)
+        rc = follow_stream(s, r->element[i], fn, ctx, more, err);
+    for (size_t i = 0; i < s->nf; i++)
+        free((char *)argv[6 + i]);
+    free(argv);
+    return rc;
+}
+
 static void rd_close(bp_keyed *k)
 {
     rd_keyed *s = (rd_keyed *)k;
+    bp_keyed_keys_free(s->fkeys, s->nf);
+    free(s->fcur);
     bp_redis_free(s->c);
     bp_redis_target_release(&s->t);
     free(s->prefix);
@@ -206,6 +387,10 @@ static const bp_keyed_ops g_redis_ops = {
     .next = rd_next,
     .origin = "0-0",
     .close = rd_close,
+    .follow_set = rd_follow_set,
+    .follow_after = rd_follow_after,
+    .follow_poll = rd_follow_poll,
+    .follow_waits = true,
 };
 
 int bp_keyed_redis_open(const char *url, bp_keyed **out, bp_error *err)

@@ -270,11 +270,17 @@ def check_api(api, node, chain, label, tmp):
 
 
 def wait_head(api, head, proc, label):
+    """Until every output holds the head. The chain's `indexed` is not enough: it moves when
+    the coordinator puts the block in a batch, before the writer thread has committed it, so
+    a database read right after it can miss the last batch (a backfill of the whole chain in
+    one batch then finds the tables empty)."""
     def at_head():
         if proc.poll() is not None:
             fail(f"{label}: blockpipe exited with {proc.returncode}")
         st, _, body = api.get("/api/sync-status")
-        return st == 200 and body["chains"] and body["chains"][0]["indexed"] == head
+        return (st == 200 and body["chains"] and body["chains"][0]["indexed"] == head
+                and body["outputs"]
+                and all(o["checkpoint"] == head for o in body["outputs"]))
     wait_until(at_head, HANG, f"{label} at head {head}")
 
 

@@ -184,12 +184,64 @@ static void test_subscribe(void **state)
     bp_keyed_close(k);
 }
 
+/* ---- concurrent publishers share transactions (group commit) ---- */
+
+#define PUBLISHERS 8
+#define EACH 150
+
+static void *group_publisher(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    bp_keyed *k = open_store();
+    char json[64];
+    for (int i = 0; i < EACH; i++) {
+        snprintf(json, sizeof(json), "[%d,%d]", t, i);
+        publish(k, t % 2 ? "g:odd" : "g:even", json, NULL);
+    }
+    bp_keyed_close(k);
+    return NULL;
+}
+
+static void test_group_commit(void **state)
+{
+    (void)state;
+    pthread_t t[PUBLISHERS];
+    for (int i = 0; i < PUBLISHERS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, group_publisher, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < PUBLISHERS; i++)
+        pthread_join(t[i], NULL);
+    /* every entry once; each publisher's in its order; ids growing */
+    bp_keyed *k = open_store();
+    bp_error err = {0};
+    static bp_keyed_entry e[PUBLISHERS * EACH];
+    int next[PUBLISHERS] = {0};
+    for (int key = 0; key < 2; key++) {
+        size_t n = 0;
+        assert_int_equal(
+            bp_keyed_history(k, key ? "g:odd" : "g:even", PUBLISHERS * EACH, e, &n, &err), 0);
+        assert_int_equal(n, PUBLISHERS / 2 * EACH);
+        for (size_t i = n; i-- > 0;) { /* oldest first */
+            int th = -1, seq = -1;
+            assert_int_equal(sscanf(e[i].value, "[%d,%d]", &th, &seq), 2);
+            assert_int_equal(th % 2, key);
+            assert_int_equal(seq, next[th]++);
+            if (i + 1 < n)
+                assert_true(strtoll(e[i].id, NULL, 10) > strtoll(e[i + 1].id, NULL, 10));
+            bp_keyed_entry_release(&e[i]);
+        }
+    }
+    for (int i = 0; i < PUBLISHERS; i++)
+        assert_int_equal(next[i], EACH);
+    bp_keyed_close(k);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publish_read),
         cmocka_unit_test(test_refused),
         cmocka_unit_test(test_subscribe),
+        cmocka_unit_test(test_group_commit),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
