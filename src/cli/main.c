@@ -265,7 +265,8 @@ static int verify_range(const bp_config *cfg, bp_sink **sinks, bp_metrics *metri
            r.duplicated, r.altered);
     if (cfg->repair)
         printf("; %" PRIu64 " repaired, %" PRIu64 " not", r.repaired, r.unrepaired);
-    printf("\n");
+    printf("; comparing took %.2f s (reading the output back and hashing it %.2f s)\n", r.compare_s,
+           r.read_s);
     fflush(stdout);
     if (r.blocks_differ == 0)
         return 0;

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/vrow.h"
 #include "metrics/metrics.h"
@@ -51,6 +52,13 @@ typedef struct vsink {
     uint64_t *bad; /* differing blocks found so far (a reorg takes some back) */
     size_t nbad, badcap;
 } vsink;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 /* ---- the columns that place a row ---- */
 
@@ -193,7 +201,9 @@ static int read_stored(vsink *s, bp_table t, uint64_t lo, uint64_t hi, rowset *k
                        .max = hi,
                        .ascending = true};
     read_ctx c = {.s = s, .t = t, .num_col = key_col(t, false), .keep = keep};
+    double t0 = now_s();
     int rc = bp_sink_read(s->reader, &q, on_stored_row, &c, err);
+    s->res->read_s += now_s() - t0;
     if (c.rc != 0)
         return bp_error_set(err, c.rc, "out of memory");
     return rc ? bp_error_prefix(err, "reading %s %" PRIu64 "..%" PRIu64 " back: ", bp_table_name(t),
@@ -581,7 +591,9 @@ static int vsink_write(bp_sink *base, const bp_batch *batch, bp_error *err)
         while (j < batch->count && batch->events[j].kind == BP_EVENT_APPLY &&
                batch->events[j].block->number == batch->events[j - 1].block->number + 1)
             j++;
+        double t0 = now_s();
         int rc = compare_run(s, batch, ev, j - i, err);
+        s->res->compare_s += now_s() - t0;
         if (rc != 0)
             return rc;
         i = j;

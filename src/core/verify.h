@@ -36,6 +36,8 @@ typedef struct bp_verify_result {
     uint64_t missing, extra, duplicated, altered; /* rows */
     uint64_t repaired;                            /* blocks rewritten and found equal afterwards */
     uint64_t unrepaired; /* differing blocks left as they are (or still differing) */
+    double compare_s;    /* seconds spent comparing (in the writer thread) */
+    double read_s;       /* of which reading the output's rows back and hashing them */
 } bp_verify_result;
 
 /* Verifies pc->from .. pc->to (pc is the backfill configuration: its sinks and metrics are
