@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "core/vrow.h"
+#include "metrics/keymap.h"
 #include "metrics/metrics.h"
 #include "util/log.h"
 
@@ -103,22 +104,7 @@ static bool parse_u64(const char *s, size_t n, uint64_t *out)
 
 /* ---- digests of a run of blocks ---- */
 
-static int grow(void **p, size_t *cap, size_t need, size_t size)
-{
-    if (need <= *cap)
-        return 0;
-    size_t c = *cap ? *cap : 64;
-    while (c < need)
-        c *= 2;
-    void *q = realloc(*p, c * size);
-    if (!q)
-        return BP_ENOMEM;
-    *p = q;
-    *cap = c;
-    return 0;
-}
-
-/* Calls fn for each row of table t of block b, as bp_row. */
+/* The node's rows of table t in block b. */
 static size_t node_rows(const bp_block *b, bp_table t)
 {
     return t == BP_TABLE_BLOCKS ? 1 : t == BP_TABLE_TRANSACTIONS ? b->tx_count : b->log_count;
@@ -175,7 +161,7 @@ static int on_stored_row(void *ctx, const bp_read_cell *cells, size_t n)
         return c->rc = BP_ENOMEM;
     if (c->keep) {
         rowset *rs = c->keep;
-        if (grow((void **)&rs->r, &rs->cap, rs->n + 1, sizeof(*rs->r)) != 0)
+        if (bp_grow((void **)&rs->r, &rs->cap, rs->n + 1, sizeof(*rs->r)) != 0)
             return c->rc = BP_ENOMEM;
         size_t ki = key_col(c->t, true);
         uint64_t key = UINT64_MAX;
@@ -223,7 +209,7 @@ static int node_rowset(vsink *s, const bp_block *b, bp_table t, rowset *rs)
 {
     rowset_reset(rs);
     size_t n = node_rows(b, t), ki = key_col(t, true);
-    if (grow((void **)&rs->r, &rs->cap, n + 1, sizeof(*rs->r)) != 0)
+    if (bp_grow((void **)&rs->r, &rs->cap, n + 1, sizeof(*rs->r)) != 0)
         return BP_ENOMEM;
     for (size_t k = 0; k < n; k++) {
         bp_row r = node_row(s->chain, b, t, k);
@@ -530,9 +516,13 @@ static int compare_run(vsink *s, const bp_batch *batch, const bp_event *ev, size
 {
     s->lo = ev[0].block->number;
     s->span = n;
-    if (grow((void **)&s->node, &s->dcap, n * NT, sizeof(digest)) != 0 ||
-        !(s->stored = realloc(s->stored, s->dcap * sizeof(digest))))
+    size_t cap = s->dcap;
+    digest *stored = NULL;
+    if (bp_grow((void **)&s->node, &s->dcap, n * NT, sizeof(digest)) != 0 ||
+        (s->dcap != cap && !(stored = realloc(s->stored, s->dcap * sizeof(digest)))))
         return bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (stored)
+        s->stored = stored;
     memset(s->stored, 0, n * NT * sizeof(digest));
     for (size_t i = 0; i < n; i++)
         if (node_digest(s, ev[i].block, &s->node[i * NT]) != 0)
@@ -550,8 +540,8 @@ static int compare_run(vsink *s, const bp_batch *batch, const bp_event *ev, size
             s->res->rows += a[t].rows;
         if (memcmp(a, b, NT * sizeof(digest)) == 0)
             continue;
-        if (grow((void **)&s->fixes, &s->fixcap, s->nfix + 1, sizeof(fix)) != 0 ||
-            grow((void **)&s->bad, &s->badcap, s->nbad + 1, sizeof(uint64_t)) != 0)
+        if (bp_grow((void **)&s->fixes, &s->fixcap, s->nfix + 1, sizeof(fix)) != 0 ||
+            bp_grow((void **)&s->bad, &s->badcap, s->nbad + 1, sizeof(uint64_t)) != 0)
             return bp_error_set(err, BP_ENOMEM, "out of memory");
         int rc = diff_block(s, ev[i].block, a, b, &s->fixes[s->nfix++], err);
         if (rc != 0)
