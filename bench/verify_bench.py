@@ -121,7 +121,7 @@ def run(a):
               "JSON otherwise than the node sends it, SQL text of numbers and hex per "
               "database) written once per database, and SQLite has none built in: verify "
               "hashes in C, one implementation for every output that can be read "
-              "that can be read (SQLite, PostgreSQL, ClickHouse)."]
+              "(SQLite, PostgreSQL, ClickHouse)."]
     perfdoc.publish(a.out, "verify", "\n".join(lines))
 
 
