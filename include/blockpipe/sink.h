@@ -52,6 +52,10 @@ typedef struct bp_batch {
      * output asked for them: outputs with derived tables write them in the same transaction
      * as the raw rows, the others ignore them. */
     const struct bp_derived *derived;
+    /* The batch writes again blocks at or below the output's checkpoint, which stays as it is
+     * (`blockpipe verify --repair`: REVERT + APPLY of each block): an unchanged checkpoint does
+     * not mean the batch was written already. */
+    bool rewrite;
 } bp_batch;
 
 typedef struct bp_sink bp_sink;
@@ -112,10 +116,10 @@ typedef struct bp_sink_settings {
 
 /* ---- reading an output back (the API) ----
  *
- * A backend that can be read (SQLite, PostgreSQL, ClickHouse) has open_reader / read / close_reader: a
- * read-only connection of its own, never the writer's, used by one thread at a time (the API
- * keeps one per worker thread). A query names a table and filters; the rows come back as the
- * table's columns in the column table's order (columns.h), each as text. */
+ * A backend that can be read (SQLite, PostgreSQL, ClickHouse) has open_reader / read /
+ * close_reader: a read-only connection of its own, never the writer's, used by one thread at a time
+ * (the API keeps one per worker thread). A query names a table and filters; the rows come back as
+ * the table's columns in the column table's order (columns.h), each as text. */
 typedef struct bp_sink_reader bp_sink_reader;
 
 typedef struct bp_read_query {

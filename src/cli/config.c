@@ -20,10 +20,12 @@
 #include "util/url.h"
 
 #define WHO_MAX 160
-#define CMD_BOTH (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL)
+#define CMD_VERIFY (1u << BP_CMD_VERIFY)
+#define CMD_BOTH (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL | CMD_VERIFY)
 #define CMD_BACKFILL (1u << BP_CMD_BACKFILL)
+#define CMD_RANGE (CMD_BACKFILL | CMD_VERIFY)
 #define CMD_ALL (CMD_BOTH | 1u << BP_CMD_MIGRATE | 1u << BP_CMD_SERVE)
-#define CMD_API (CMD_BOTH | 1u << BP_CMD_SERVE)
+#define CMD_API (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL | 1u << BP_CMD_SERVE)
 
 /* The source being applied. A repeatable option (--rpc, --output) set by a stronger source
  * replaces what a weaker one set instead of adding to it. */
@@ -119,8 +121,9 @@ static const opt g_opts[] = {
     {"key-file", NULL, "FILE", "RPC_KEY_FILE", NULL, "key_file", set_tls_file,
      .off = offsetof(bp_config, rpc_creds.key_file), .cmds = CMD_BOTH, .def = "in the --cert-file",
      .help = "private key (PEM) of --cert-file"},
-    {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain), .cmds = CMD_API,
-     .def = "the chain id in decimal (1, 31337)", .help = "value of the chain column"},
+    {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain),
+     .cmds = CMD_API | CMD_VERIFY, .def = "the chain id in decimal (1, 31337)",
+     .help = "value of the chain column"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
      .def = "sqlite:blockpipe.db", .env3 = "REDIS_URL",
      .help = "where to write (the kinds are listed below); repeat for several, each keeps its "
@@ -254,14 +257,15 @@ static const opt g_opts[] = {
      .cmds = CMD_API, .def = "the first redis:// output, else the sqlite: one",
      .help = "keyed streams store of /api/v1/streaming (sqlite:PATH or redis://..., as "
              "`blockpipe stream --store`)"},
-    {"alert", NULL, "RULE", "ALERTS", NULL, "alerts", set_alert, .cmds = CMD_BOTH, .def = "none",
+    {"alert", NULL, "RULE", "ALERTS", NULL, "alerts", set_alert, .cmds = CMD_BOTH & ~CMD_VERIFY,
+     .def = "none",
      .help = "fire (and later resolve) an alert to the log and --alert-webhook when RULE holds: "
              "NAME>VALUE, NAME<VALUE or NAME, NAME one of lag, stalled (seconds without a new "
              "head), endpoint_down, output_failing, waiting, failed, pending, blocks_per_s, "
              "txs_per_s, memory_used, head_to_commit_p99_ms, rpc_p99_ms, rpc_errors; repeat for "
              "several (environment: comma list)"},
     {"alert-webhook", NULL, "URL", "ALERT_WEBHOOK", NULL, "alert_webhook", set_string,
-     F(alert_webhook), .cmds = CMD_BOTH, .def = "none",
+     F(alert_webhook), .cmds = CMD_BOTH & ~CMD_VERIFY, .def = "none",
      .help = "POST each alert there as Slack-compatible JSON {\"text\": ...}"},
     {"native-token", NULL, "SYMBOL", "NATIVE_TOKEN", NULL, "native_token", set_string,
      F(native_token), .cmds = CMD_BOTH, .def = "ETH",
@@ -299,10 +303,14 @@ static const opt g_opts[] = {
      .def = "info", .help = "debug, info, warn or error"},
     {"log-format", NULL, "F", "LOG_FORMAT", NULL, "log_format", set_format, .cmds = CMD_ALL,
      .def = "text", .help = "text or json (one JSON object per line)"},
-    {"from", NULL, "N", NULL, NULL, NULL, set_from, RANGE(0, UINT64_MAX), .cmds = CMD_BACKFILL,
-     .def = "required", .help = "first block to index"},
-    {"to", NULL, "N", NULL, NULL, NULL, set_to, RANGE(0, UINT64_MAX), .cmds = CMD_BACKFILL,
-     .def = "required", .help = "last block to index, inclusive"},
+    {"from", NULL, "N", NULL, NULL, NULL, set_from, RANGE(0, UINT64_MAX), .cmds = CMD_RANGE,
+     .def = "required", .help = "first block to index (verify: to compare)"},
+    {"to", NULL, "N", NULL, NULL, NULL, set_to, RANGE(0, UINT64_MAX), .cmds = CMD_RANGE,
+     .def = "required", .help = "last block to index (verify: to compare), inclusive"},
+    {"repair", NULL, NULL, NULL, NULL, NULL, set_bool, F(repair), .cmds = CMD_VERIFY, .def = "off",
+     .help = "write the differing blocks again from the node, each as a REVERT of what is "
+             "stored and an APPLY of the node's block in one transaction (the checkpoint stays; "
+             "derived tables are redone as after a reorg)"},
 };
 #undef F
 #undef RANGE
@@ -346,6 +354,7 @@ static const opt *all_opts(size_t *n)
 static const char *cmd_name(enum bp_command cmd)
 {
     return cmd == BP_CMD_BACKFILL  ? "backfill"
+           : cmd == BP_CMD_VERIFY  ? "verify"
            : cmd == BP_CMD_MIGRATE ? "migrate"
            : cmd == BP_CMD_SERVE   ? "serve"
                                    : "run";
@@ -1449,13 +1458,17 @@ static int check_required(const bp_config *cfg, bp_error *err)
         return bp_error_set(err, BP_EINVAL,
                             "missing --rpc URL (or RPC_URL, or rpc/rpcs in the config file): "
                             "the JSON-RPC HTTP endpoint, e.g. --rpc http://127.0.0.1:8545");
-    if (cfg->command != BP_CMD_BACKFILL)
+    if (cfg->command != BP_CMD_BACKFILL && cfg->command != BP_CMD_VERIFY)
         return 0;
     if (!cfg->from_set || !cfg->to_set)
         return bp_error_set(err, BP_EINVAL,
-                            "backfill needs --from and --to (first and last block, inclusive); "
+                            "%s needs --from and --to (first and last block, inclusive); "
                             "missing %s",
-                            cfg->from_set ? "--to" : "--from");
+                            cmd_name(cfg->command), cfg->from_set ? "--to" : "--from");
+    if (cfg->command == BP_CMD_VERIFY && cfg->output_count != 1)
+        return bp_error_set(err, BP_EINVAL,
+                            "verify compares one output at a time: %d given (--output)",
+                            cfg->output_count);
     if (cfg->from_block > cfg->to_block)
         return bp_error_set(err, BP_EINVAL, "--from %llu is after --to %llu: expected from <= to",
                             (unsigned long long)cfg->from_block, (unsigned long long)cfg->to_block);
@@ -1694,6 +1707,18 @@ static const struct {
                       "  blockpipe serve --output sqlite:blockpipe.db\n"
                       "  blockpipe serve --output postgres://bp@localhost/chain --api "
                       "0.0.0.0:8080 --api-token secret --api-token-reads on\n"},
+    [BP_CMD_VERIFY] = {"blockpipe verify - read blocks A..B (inclusive) from the node again and "
+                       "compare them with what an output holds, row by row; exit 0 when equal, "
+                       "3 when something differs (each difference listed on stdout: block, "
+                       "table, missing / extra / duplicated / altered row and its columns), 4 "
+                       "when --repair wrote every differing block again and found it equal "
+                       "after, 1 on an error (node, output), 2 on bad usage",
+                       "blockpipe verify --rpc URL --from A --to B --output URL [--repair] "
+                       "[options]",
+                       "  blockpipe verify --rpc http://127.0.0.1:8545 --from 0 --to 1000 "
+                       "--output sqlite:blockpipe.db\n"
+                       "  blockpipe verify --config chain.yaml --from 17000000 --to 17009999 "
+                       "--output postgres://bp@localhost/chain --repair\n"},
 };
 
 static void usage_build(bp_buf *b, enum bp_command cmd)
@@ -1717,8 +1742,8 @@ static void usage_build(bp_buf *b, enum bp_command cmd)
 
 const char *bp_config_usage(enum bp_command cmd)
 {
-    static bp_buf texts[BP_CMD_SERVE + 1];
-    if ((unsigned)cmd > BP_CMD_SERVE || cmd < BP_CMD_RUN)
+    static bp_buf texts[BP_CMD_VERIFY + 1];
+    if ((unsigned)cmd > BP_CMD_VERIFY || cmd < BP_CMD_RUN)
         cmd = BP_CMD_RUN;
     if (!texts[cmd].data)
         usage_build(&texts[cmd], cmd);
@@ -1750,12 +1775,19 @@ static void md_code(FILE *out, const char *a, const char *b)
     md_cell(out, text);
 }
 
-static const char *md_commands(const opt *o)
+/* The commands an option is for, by name ("all" for every one). */
+static const char *md_commands(const opt *o, char *out, size_t cap)
 {
-    return o->cmds == CMD_ALL    ? "all"
-           : o->cmds == CMD_API  ? "run, backfill, serve"
-           : o->cmds == CMD_BOTH ? "run, backfill"
-                                 : "backfill";
+    static const enum bp_command order[] = {BP_CMD_RUN, BP_CMD_BACKFILL, BP_CMD_VERIFY,
+                                            BP_CMD_MIGRATE, BP_CMD_SERVE};
+    if (o->cmds == CMD_ALL)
+        return "all";
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if (opt_for(o, order[i]) && n < cap)
+            n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "", cmd_name(order[i]));
+    return out;
 }
 
 static void md_core(FILE *out)
@@ -1775,7 +1807,8 @@ static void md_core(FILE *out)
         md_code(out, t[i].env ? env : NULL, NULL);
         md_code(out, t[i].key, NULL);
         md_cell(out, t[i].def ? t[i].def : "none");
-        md_cell(out, md_commands(&t[i]));
+        char cmds[64];
+        md_cell(out, md_commands(&t[i], cmds, sizeof(cmds)));
         char help[1024];
         snprintf(help, sizeof(help), "%s%s%s%s", t[i].help, t[i].alias ? " (also `--" : "",
                  t[i].alias ? t[i].alias : "", t[i].alias ? "`)" : "");

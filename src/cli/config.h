@@ -18,7 +18,13 @@
 #define BP_MAX_SINK_SETTINGS 64
 #define BP_MAX_ALERTS 32
 
-enum bp_command { BP_CMD_RUN = 1, BP_CMD_BACKFILL = 2, BP_CMD_MIGRATE = 3, BP_CMD_SERVE = 4 };
+enum bp_command {
+    BP_CMD_RUN = 1,
+    BP_CMD_BACKFILL = 2,
+    BP_CMD_MIGRATE = 3,
+    BP_CMD_SERVE = 4,
+    BP_CMD_VERIFY = 5
+};
 
 #define BP_MAX_HEADERS 16
 
@@ -50,7 +56,8 @@ typedef struct bp_config {
     bool start_set;       /* --start-block N given */
     uint64_t start_block;
     bool from_set, to_set;
-    uint64_t from_block, to_block; /* backfill */
+    uint64_t from_block, to_block; /* backfill, verify */
+    bool repair;                   /* verify --repair */
     uint64_t confirmations;
     uint64_t reorg_window;
     int workers;

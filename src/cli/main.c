@@ -1,4 +1,5 @@
 /* main.c - the blockpipe command: argument dispatch, signals, outputs, pipeline. */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "cli/config.h"
 #include "cli/state.h"
 #include "core/pipeline.h"
+#include "core/verify.h"
 #include "metrics/metrics.h"
 #include "metrics/prices.h"
 #include "util/log.h"
@@ -56,6 +58,8 @@ static void usage(FILE *f)
             "usage:\n"
             "  blockpipe run --rpc URL [options]               follow the chain head\n"
             "  blockpipe backfill --rpc URL --from A --to B    index a range of blocks\n"
+            "  blockpipe verify --rpc URL --from A --to B --output URL [--repair]  compare an "
+            "output with the node\n"
             "  blockpipe retry-failed --state-dir DIR          run again the commands that left "
             "failed blocks\n"
             "  blockpipe migrate URL                           create or upgrade an output's "
@@ -234,6 +238,41 @@ static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->ws_stale_after = c->ws_stale_after;
 }
 
+/* `blockpipe verify`: its exit status (0 equal, 3 differences, 4 all repaired; 1 with err set
+ * on an error). sinks[0] is the output open for writing with --repair, else NULL. */
+static int verify_range(const bp_config *cfg, bp_sink **sinks, bp_metrics *metrics, bp_error *err)
+{
+    bp_pipeline_config pc;
+    bp_endpoint_spec eps[BP_MAX_RPCS];
+    map_config(cfg, sinks, eps, &pc);
+    bp_sink_settings set = {cfg->sink_settings, cfg->sink_setting_count};
+    bp_verify_config vc = {
+        .url = cfg->outputs[0], .settings = &set, .repair = sinks[0], .metrics = metrics};
+    vc.report = stdout;
+    bp_verify_result r;
+    if (bp_verify_run(&pc, &vc, &g_stop, &r, err) != 0)
+        return 1;
+    if (g_stop)
+        return bp_error_set(err, BP_EINVAL,
+                            "stopped by signal after %" PRIu64 " blocks: the "
+                            "range was not compared to its end",
+                            r.blocks),
+               1;
+    printf("verify: blocks %" PRIu64 "..%" PRIu64 ": %" PRIu64 " blocks and %" PRIu64
+           " node rows compared; %" PRIu64 " blocks differ (rows: %" PRIu64 " missing, %" PRIu64
+           " extra, %" PRIu64 " duplicated, %" PRIu64 " altered)",
+           cfg->from_block, cfg->to_block, r.blocks, r.rows, r.blocks_differ, r.missing, r.extra,
+           r.duplicated, r.altered);
+    if (cfg->repair)
+        printf("; %" PRIu64 " repaired, %" PRIu64 " not", r.repaired, r.unrepaired);
+    printf("; comparing took %.2f s (reading the output back and hashing it %.2f s)\n", r.compare_s,
+           r.read_s);
+    fflush(stdout);
+    if (r.blocks_differ == 0)
+        return 0;
+    return cfg->repair && r.unrepaired == 0 ? 4 : 3;
+}
+
 static int run_command(enum bp_command cmd, int argc, char **argv)
 {
     bp_config cfg;
@@ -258,18 +297,26 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_log_set_json(cfg.log_json);
     if (bp_rpc_global_init(&err) != 0)
         goto fail;
-    int rc = bp_cli_api_settings(&cfg, &err);
-    if (rc == 0)
+    /* verify reads the output with a reader of its own; it writes only with --repair */
+    bool verify = cmd == BP_CMD_VERIFY, writes = !verify || cfg.repair;
+    int rc = verify ? 0 : bp_cli_api_settings(&cfg, &err);
+    if (rc == 0 && writes)
         rc = open_outputs(&cfg, sinks, &err);
-    if (rc == 0)
+    if (rc == 0 && writes)
         rc = open_metrics(&cfg, sinks, &metrics, &prices, &err);
-    if (rc == 0)
+    if (rc == 0 && !verify)
         rc = bp_cli_api_start(&cfg, &api, &err);
     if (rc != 0) {
         status = rc == BP_EINVAL ? 2 : 1;
         goto fail;
     }
     install_signals();
+    if (verify) {
+        status = verify_range(&cfg, sinks, metrics, &err);
+        if (status == 1)
+            goto fail;
+        goto out;
+    }
     bp_pipeline_config pc;
     bp_endpoint_spec eps[BP_MAX_RPCS];
     bp_pipeline_report report = {0};
@@ -338,6 +385,8 @@ int main(int argc, char **argv)
         return run_command(BP_CMD_RUN, argc - 1, argv + 1);
     if (strcmp(cmd, "backfill") == 0)
         return run_command(BP_CMD_BACKFILL, argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0)
+        return run_command(BP_CMD_VERIFY, argc - 1, argv + 1);
     if (strcmp(cmd, "retry-failed") == 0)
         return bp_cmd_retry_failed(argc - 1, argv + 1);
     if (strcmp(cmd, "simnode") == 0)

@@ -388,7 +388,7 @@ static int begin(pg_sink *s, const bp_batch *batch, bool *done, bp_error *err)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     PGresult *r = NULL;
     int rc = exec(s, s->sql.data, &r, "BEGIN and read the checkpoint", err);
-    if (rc == 0 && PQntuples(r) == 1 && batch->checkpoint.set)
+    if (rc == 0 && PQntuples(r) == 1 && batch->checkpoint.set && !batch->rewrite)
         *done = strtoull(PQgetvalue(r, 0, 0), NULL, 10) == batch->checkpoint.number &&
                 strcmp(PQgetvalue(r, 0, 1), batch->checkpoint.hash) == 0;
     PQclear(r);
