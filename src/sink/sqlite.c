@@ -29,8 +29,9 @@
 #include "util/crashpoint.h"
 #include "util/hex.h"
 
-/* 1: blocks, transactions, logs, checkpoints; 2: the derived tables (derived.h) */
-#define SQLITE_SCHEMA_VERSION 2
+/* 1: blocks, transactions, logs, checkpoints; 2: the derived tables (derived.h); 3: the OP-stack
+ * and Arbitrum columns and each table's extra JSON (columns.h, BP_C_<TABLE>_V3) */
+#define SQLITE_SCHEMA_VERSION 3
 #define SQLITE_BUSY_MS 10000
 #define BP_STR_(x) #x
 #define BP_STR(x) BP_STR_(x)
@@ -534,6 +535,11 @@ static int create_schema(sqlite_sink *s, bp_error *err)
                           "upgrade blockpipe",
                           s->path, version, SQLITE_SCHEMA_VERSION);
     bp_buf_reset(&s->sql);
+    /* Version 3 added columns at the tables' ends (columns.h); a database made before gets
+     * them here (version 0: nothing there yet, the CREATEs below make it whole). */
+    for (bp_table t = 0; rc == 0 && version > 0 && version < 3 && t < BP_TABLE_COUNT; t++)
+        if (bp_sql_add_columns(&s->sql, t, bp_sql_v3_first(t), "", "", sqlite_type) != 0)
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     for (bp_table t = 0; rc == 0 && t < BP_TABLE_COUNT; t++)
         if (bp_sql_create_table(&s->sql, t, "IF NOT EXISTS ", "", sqlite_type, "") != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
