@@ -45,7 +45,8 @@ typedef struct bp_sql_dialect {
     const char *table_suffix; /* after a derived table's ")", e.g. " WITHOUT ROWID" (left off where
                                * it would trip SQLite 3.40: sqlgen_derived.c) */
     /* Over a raw transactions row: its contract (bp_metrics_contract_of's rule) and its fee
-     * (receipt gasUsed x effectiveGasPrice, gasPrice without one, 0 without a receipt). */
+     * (receipt gasUsed x effectiveGasPrice, gasPrice without one, plus receipt_l1_fee; 0
+     * without a receipt). */
     const char *contract_of_tx;
     const char *fee_of_tx;
 } bp_sql_dialect;
