@@ -37,15 +37,20 @@ static void same_block(const bp_block *a, const bp_block *b)
 {
     same_str("hash", a->hash, b->hash);
     same_str("extraData", a->extra_data, b->extra_data);
+    same_str("block extra", a->extra_json, b->extra_json);
     if (a->tx_count != b->tx_count || a->log_count != b->log_count)
         differ("counts", a->hash, b->hash);
     for (size_t i = 0; i < a->tx_count; i++) {
         same_str("tx hash", a->txs[i].hash, b->txs[i].hash);
         same_str("tx from", a->txs[i].from_address, b->txs[i].from_address);
         same_str("tx input", a->txs[i].input, b->txs[i].input);
+        same_str("tx extra", a->txs[i].extra_json, b->txs[i].extra_json);
+        same_str("receipt extra", a->txs[i].receipt_extra_json, b->txs[i].receipt_extra_json);
+        same_str("l1FeeScalar", a->txs[i].receipt_l1_fee_scalar, b->txs[i].receipt_l1_fee_scalar);
     }
     for (size_t i = 0; i < a->log_count; i++) {
         same_str("log data", a->logs[i].data, b->logs[i].data);
+        same_str("log extra", a->logs[i].extra_json, b->logs[i].extra_json);
         for (size_t t = 0; t < a->logs[i].topic_count; t++)
             same_str("log topic", a->logs[i].topics[t], b->logs[i].topics[t]);
     }

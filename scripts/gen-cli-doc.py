@@ -7,7 +7,8 @@ import pathlib
 import subprocess
 import sys
 
-PARTS = [("CLI.md", "options", "--help-markdown"), ("SCHEMA.md", "columns", "--help-columns"),
+PARTS = [("CLI.md", "options", "--help-markdown"), ("CLI.md", "presets", "--help-presets"),
+         ("SCHEMA.md", "columns", "--help-columns"),
          ("SCHEMA.md", "derived", "--help-derived")]
 
 

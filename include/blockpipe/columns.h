@@ -32,7 +32,7 @@ typedef enum bp_col_type {
     BP_COL_ADDRESS, /* 20-byte 0x-hex */
     BP_COL_BYTES,   /* 0x-hex of any length (input, data, extra_data, logs_bloom, nonce) */
     BP_COL_TEXT,    /* text (chain; v, r, s, y_parity: hex quantities kept as the node sent) */
-    BP_COL_JSON,    /* JSON text (access lists, withdrawals, raw transactions) */
+    BP_COL_JSON,    /* JSON text (access lists, withdrawals, raw transactions, extra fields) */
     BP_COL_BOOL,    /* true / false */
     BP_COL_FLOAT,   /* a double (derived tables: fees in the native token, USD, scores) */
 } bp_col_type;
@@ -86,6 +86,7 @@ typedef enum bp_col_type {
       parent_beacon_block_root, 0)                                                                 \
     X(BLOCK_REQUESTS_HASH, blocks, "requests_hash", NULL, HASH, BLOCK, STR, requests_hash, 0)      \
     X(BLOCK_UNCLE_COUNT, blocks, "uncle_count", NULL, INT64, BLOCK, SIZE, uncle_count, 0)          \
+    X(BLOCK_EXTRA, blocks, "extra", NULL, JSON, BLOCK, STR, extra_json, 0)                         \
                                                                                                    \
     X(TX_CHAIN, transactions, "chain", NULL, TEXT, CHAIN, STR, number,                             \
       BP_COL_NOTNULL | BP_COL_KEY)                                                                 \
@@ -142,6 +143,34 @@ typedef enum bp_col_type {
       QTY, receipt_blob_gas_price, 0)                                                              \
     X(TX_RECEIPT_LOGS_BLOOM, transactions, "receipt_logs_bloom", NULL, BYTES, RECEIPT, STR,        \
       receipt_logs_bloom, 0)                                                                       \
+    X(TX_SOURCE_HASH, transactions, "source_hash", NULL, HASH, TX, STR, source_hash, 0)            \
+    X(TX_MINT, transactions, "mint", NULL, UINT256, TX, QTY, mint, 0)                              \
+    X(TX_IS_SYSTEM_TX, transactions, "is_system_tx", NULL, BOOL, TX, OPT_U64, is_system_tx, 0)     \
+    X(TX_EXTRA, transactions, "extra", NULL, JSON, TX, STR, extra_json, 0)                         \
+    X(TX_RECEIPT_L1_FEE, transactions, "receipt_l1_fee", "l1_fee", UINT256, RECEIPT, QTY,          \
+      receipt_l1_fee, BP_COL_RECEIPTS)                                                             \
+    X(TX_RECEIPT_L1_GAS_USED, transactions, "receipt_l1_gas_used", "l1_gas_used", UINT256,         \
+      RECEIPT, QTY, receipt_l1_gas_used, BP_COL_RECEIPTS)                                          \
+    X(TX_RECEIPT_L1_GAS_PRICE, transactions, "receipt_l1_gas_price", "l1_gas_price", UINT256,      \
+      RECEIPT, QTY, receipt_l1_gas_price, BP_COL_RECEIPTS)                                         \
+    X(TX_RECEIPT_L1_FEE_SCALAR, transactions, "receipt_l1_fee_scalar", "l1_fee_scalar", TEXT,      \
+      RECEIPT, STR, receipt_l1_fee_scalar, BP_COL_RECEIPTS)                                        \
+    X(TX_RECEIPT_L1_BLOB_BASE_FEE, transactions, "receipt_l1_blob_base_fee", NULL, UINT256,        \
+      RECEIPT, QTY, receipt_l1_blob_base_fee, 0)                                                   \
+    X(TX_RECEIPT_L1_BASE_FEE_SCALAR, transactions, "receipt_l1_base_fee_scalar", NULL, INT64,      \
+      RECEIPT, OPT_U64, receipt_l1_base_fee_scalar, 0)                                             \
+    X(TX_RECEIPT_L1_BLOB_BASE_FEE_SCALAR, transactions, "receipt_l1_blob_base_fee_scalar", NULL,   \
+      INT64, RECEIPT, OPT_U64, receipt_l1_blob_base_fee_scalar, 0)                                 \
+    X(TX_RECEIPT_DEPOSIT_NONCE, transactions, "receipt_deposit_nonce", NULL, UINT64, RECEIPT,      \
+      OPT_U64, receipt_deposit_nonce, 0)                                                           \
+    X(TX_RECEIPT_DEPOSIT_RECEIPT_VERSION, transactions, "receipt_deposit_receipt_version", NULL,   \
+      INT64, RECEIPT, OPT_U64, receipt_deposit_receipt_version, 0)                                 \
+    X(TX_RECEIPT_GAS_USED_FOR_L1, transactions, "receipt_gas_used_for_l1", NULL, INT64, RECEIPT,   \
+      OPT_U64, receipt_gas_used_for_l1, 0)                                                         \
+    X(TX_RECEIPT_L1_BLOCK_NUMBER, transactions, "receipt_l1_block_number", NULL, INT64, RECEIPT,   \
+      OPT_U64, receipt_l1_block_number, 0)                                                         \
+    X(TX_RECEIPT_EXTRA, transactions, "receipt_extra", NULL, JSON, RECEIPT, STR,                   \
+      receipt_extra_json, 0)                                                                       \
                                                                                                    \
     X(LOG_CHAIN, logs, "chain", NULL, TEXT, CHAIN, STR, number, BP_COL_NOTNULL | BP_COL_KEY)       \
     X(LOG_BLOCK_NUMBER, logs, "block_number", "block_number", INT64, BLOCK, U64, number,           \
@@ -158,7 +187,8 @@ typedef enum bp_col_type {
     X(LOG_TOPIC0, logs, "topic0", NULL, HASH, LOG, STR, topics[0], 0)                              \
     X(LOG_TOPIC1, logs, "topic1", NULL, HASH, LOG, STR, topics[1], 0)                              \
     X(LOG_TOPIC2, logs, "topic2", NULL, HASH, LOG, STR, topics[2], 0)                              \
-    X(LOG_TOPIC3, logs, "topic3", NULL, HASH, LOG, STR, topics[3], 0)
+    X(LOG_TOPIC3, logs, "topic3", NULL, HASH, LOG, STR, topics[3], 0)                              \
+    X(LOG_EXTRA, logs, "extra", NULL, JSON, LOG, STR, extra_json, 0)
 
 typedef enum bp_col_id {
 #define BP_X_COL_ID(id, table, name, etl, type, src, rep, field, flags) BP_C_##id,
@@ -284,6 +314,13 @@ static inline __attribute__((always_inline)) bp_col_type bp_col_type_of(bp_col_i
         return BP_COL_TEXT;
     }
 }
+
+/* The columns schema version 3 added (OP stack, Arbitrum, the extra JSON of every table): each
+ * table's from these ids to its end. They are each table's last, so a table made new and one
+ * upgraded in place (ALTER TABLE ... ADD COLUMN appends) have the same column order. */
+#define BP_C_BLOCKS_V3 BP_C_BLOCK_EXTRA
+#define BP_C_TRANSACTIONS_V3 BP_C_TX_SOURCE_HASH
+#define BP_C_LOGS_V3 BP_C_LOG_EXTRA
 
 /* Each table's columns are the ids [BP_C_<TABLE>_FIRST, the next table's first). */
 #define BP_C_BLOCKS_FIRST BP_C_BLOCK_CHAIN

@@ -45,6 +45,8 @@ typedef struct bp_log {
     const char *topics[4]; /* topics[0..topic_count-1]; rest NULL */
     uint8_t topic_count;
     bool removed;
+    /* The log object's keys we do not model, as one compact JSON object (NULL: none). */
+    const char *extra_json;
 } bp_log;
 
 typedef struct bp_withdrawal {
@@ -80,6 +82,13 @@ typedef struct bp_tx {
     /* For a type this decoder does not know (> 4): the whole tx object as compact JSON, so
      * nothing the node said is lost. NULL for known types. */
     const char *raw_json;
+    /* OP-stack deposits (type 0x7e): the L1 source, the ETH minted on L2, a system tx. */
+    const char *source_hash;
+    bp_qty mint;
+    bp_opt_u64 is_system_tx; /* 0 / 1; unset when the node did not say */
+    /* The tx object's keys we do not model (a chain's own fields), one compact JSON object;
+     * NULL: none. */
+    const char *extra_json;
 
     /* Receipt fields; meaningful only when has_receipt. */
     bool has_receipt;
@@ -92,6 +101,22 @@ typedef struct bp_tx {
     bp_opt_u64 receipt_blob_gas_used;
     bp_qty receipt_blob_gas_price;
     const char *receipt_logs_bloom;
+    /* OP stack: the L1 data fee and what it was computed from (docs/SCHEMA.md). l1FeeScalar
+     * is a decimal fraction ("0.684"), kept as the node wrote it. */
+    bp_qty receipt_l1_fee;
+    bp_qty receipt_l1_gas_used;
+    bp_qty receipt_l1_gas_price;
+    bp_qty receipt_l1_blob_base_fee;
+    const char *receipt_l1_fee_scalar;
+    bp_opt_u64 receipt_l1_base_fee_scalar;
+    bp_opt_u64 receipt_l1_blob_base_fee_scalar;
+    bp_opt_u64 receipt_deposit_nonce;
+    bp_opt_u64 receipt_deposit_receipt_version;
+    /* Arbitrum: the part of gasUsed that paid for L1 data, and the L1 block it saw. */
+    bp_opt_u64 receipt_gas_used_for_l1;
+    bp_opt_u64 receipt_l1_block_number;
+    /* The receipt object's keys we do not model, as extra_json. */
+    const char *receipt_extra_json;
 
     /* This tx's logs are block->logs[log_offset .. log_offset + log_count). */
     size_t log_offset;
@@ -126,8 +151,13 @@ typedef struct bp_block {
     const char *parent_beacon_block_root;
     const char *requests_hash;
     size_t uncle_count;
+    /* The block object's keys we do not model (Arbitrum's l1BlockNumber, zkSync's
+     * l1BatchNumber, ...), one compact JSON object; NULL: none. */
+    const char *extra_json;
 
-    /* Number of transactions in the block; equals tx_count when the txs were fetched. */
+    /* Number of transactions in the block's list; tx_count is that when the txs were
+     * fetched, plus one for a Polygon PoS state-sync transaction found only in the receipts
+     * (txs[tx_count - 1], type 0x7f: see decode.c). */
     size_t transaction_count;
     bp_tx *txs;
     size_t tx_count;

@@ -66,29 +66,25 @@ const bp_field bp_dec_block_fields[] = {
 
 enum { TK_BLOCK_HASH, TK_BLOCK_NUMBER, TK_TX_INDEX };
 static const bp_field tx_fields[] = {
-    KEEP("blockHash", OPT),
-    KEEP("blockNumber", OPT),
-    KEEP("transactionIndex", OPT),
-    FLD("hash", K_HASH, MUST, bp_tx, hash),
-    FLD("from", K_ADDR, MUST, bp_tx, from_address),
-    FLD("to", K_ADDR, OPT, bp_tx, to_address),
-    FLD("nonce", K_U64, REQ, bp_tx, nonce),
-    FLD("gas", K_U64, REQ, bp_tx, gas),
-    FLD("value", K_QTY, REQ, bp_tx, value),
+    KEEP("blockHash", OPT), KEEP("blockNumber", OPT), KEEP("transactionIndex", OPT),
+    FLD("hash", K_HASH, MUST, bp_tx, hash), FLD("from", K_ADDR, MUST, bp_tx, from_address),
+    FLD("to", K_ADDR, OPT, bp_tx, to_address), FLD("nonce", K_U64, REQ, bp_tx, nonce),
+    FLD("gas", K_U64, REQ, bp_tx, gas), FLD("value", K_QTY, REQ, bp_tx, value),
     FLD("gasPrice", K_QTY, OPT, bp_tx, gas_price),
     FLD("maxFeePerGas", K_QTY, OPT, bp_tx, max_fee_per_gas),
     FLD("maxPriorityFeePerGas", K_QTY, OPT, bp_tx, max_priority_fee_per_gas),
     FLD("maxFeePerBlobGas", K_QTY, OPT, bp_tx, max_fee_per_blob_gas),
     FLD("type", K_OPT_U64, OPT, bp_tx, transaction_type),
-    FLD("chainId", K_OPT_U64, OPT, bp_tx, chain_id),
-    FLD("input", K_DATA, REQ, bp_tx, input),
-    FLD("v", K_DATA, OPT, bp_tx, v),
-    FLD("r", K_DATA, OPT, bp_tx, r),
-    FLD("s", K_DATA, OPT, bp_tx, s),
-    FLD("yParity", K_DATA, OPT, bp_tx, y_parity),
+    FLD("chainId", K_OPT_U64, OPT, bp_tx, chain_id), FLD("input", K_DATA, REQ, bp_tx, input),
+    FLD("v", K_DATA, OPT, bp_tx, v), FLD("r", K_DATA, OPT, bp_tx, r),
+    FLD("s", K_DATA, OPT, bp_tx, s), FLD("yParity", K_DATA, OPT, bp_tx, y_parity),
     FLD("accessList", K_JSON, OPT, bp_tx, access_list_json),
     FLD("blobVersionedHashes", K_JSON, OPT, bp_tx, blob_versioned_hashes_json),
     FLD("authorizationList", K_JSON, OPT, bp_tx, authorization_list_json),
+    /* OP-stack deposits (op-geth internal/ethapi RPCTransaction) */
+    FLD("sourceHash", K_HASH, OPT, bp_tx, source_hash), FLD("mint", K_QTY, OPT, bp_tx, mint),
+    FLD("isSystemTx", K_OPT_BOOL, OPT, bp_tx, is_system_tx),
+    FLD("depositReceiptVersion", K_SKIP, OPT, bp_tx, hash), /* the receipt's, stored there */
 };
 
 enum { RK_LOGS, RK_TX_HASH, RK_BLOCK_HASH, RK_TX_INDEX, RK_BLOCK_NUMBER };
@@ -107,6 +103,23 @@ static const bp_field receipt_fields[] = {
     FLD("blobGasUsed", K_OPT_U64, OPT, bp_tx, receipt_blob_gas_used),
     FLD("blobGasPrice", K_QTY, OPT, bp_tx, receipt_blob_gas_price),
     FLD("logsBloom", K_DATA, OPT, bp_tx, receipt_logs_bloom),
+    /* copies of the transaction's fields */
+    FLD("from", K_SKIP, OPT, bp_tx, hash),
+    FLD("to", K_SKIP, OPT, bp_tx, hash),
+    FLD("type", K_SKIP, OPT, bp_tx, hash),
+    /* OP stack (op-geth core/types/receipt.go) */
+    FLD("l1Fee", K_QTY, OPT, bp_tx, receipt_l1_fee),
+    FLD("l1GasUsed", K_QTY, OPT, bp_tx, receipt_l1_gas_used),
+    FLD("l1GasPrice", K_QTY, OPT, bp_tx, receipt_l1_gas_price),
+    FLD("l1BlobBaseFee", K_QTY, OPT, bp_tx, receipt_l1_blob_base_fee),
+    FLD("l1FeeScalar", K_TEXT, OPT, bp_tx, receipt_l1_fee_scalar),
+    FLD("l1BaseFeeScalar", K_OPT_U64, OPT, bp_tx, receipt_l1_base_fee_scalar),
+    FLD("l1BlobBaseFeeScalar", K_OPT_U64, OPT, bp_tx, receipt_l1_blob_base_fee_scalar),
+    FLD("depositNonce", K_OPT_U64, OPT, bp_tx, receipt_deposit_nonce),
+    FLD("depositReceiptVersion", K_OPT_U64, OPT, bp_tx, receipt_deposit_receipt_version),
+    /* Arbitrum (nitro's receipt marshalling) */
+    FLD("gasUsedForL1", K_OPT_U64, OPT, bp_tx, receipt_gas_used_for_l1),
+    FLD("l1BlockNumber", K_OPT_U64, OPT, bp_tx, receipt_l1_block_number),
 };
 
 enum { LK_TOPICS, LK_TX_HASH, LK_TX_INDEX, LK_BLOCK_HASH, LK_BLOCK_NUMBER };
@@ -120,6 +133,7 @@ static const bp_field log_fields[] = {
     FLD("address", K_ADDR, MUST, bp_log, address),
     FLD("data", K_DATA, MUST, bp_log, data),
     FLD("removed", K_BOOL, OPT, bp_log, removed),
+    FLD("blockTimestamp", K_SKIP, OPT, bp_log, removed), /* geth 1.16: the block's */
 };
 
 static const bp_field withdrawal_fields[] = {
@@ -303,6 +317,29 @@ static int json_text(dctx *c, const char *key, yajl_val v, const char **out)
     return BP_OK;
 }
 
+/* op-reth has been seen to send isSystemTx as the string "true": both spellings count. */
+static int put_opt_bool(dctx *c, const bp_field *f, yajl_val v, bp_opt_u64 *dst)
+{
+    bool t = YAJL_IS_TRUE(v) || (YAJL_IS_STRING(v) && strcmp(v->u.string, "true") == 0);
+    bool fl = YAJL_IS_FALSE(v) || (YAJL_IS_STRING(v) && strcmp(v->u.string, "false") == 0);
+    if (!t && !fl)
+        return bp_dec_wrong_type(c, f->key, "a boolean", v);
+    *dst = (bp_opt_u64){.v = t, .set = true};
+    return BP_OK;
+}
+
+/* A string or a number as the node wrote it (op-geth writes l1FeeScalar, a big.Float, as a
+ * string; alloy-based nodes as a JSON number). */
+static int put_plain_text(dctx *c, const bp_field *f, yajl_val v, const char **dst)
+{
+    const char *s = YAJL_IS_STRING(v) ? v->u.string : YAJL_IS_NUMBER(v) ? v->u.number.r : NULL;
+    if (!s)
+        return bp_dec_wrong_type(c, f->key, "a string or a number", v);
+    if (!(*dst = bp_arena_strndup(c->a, s, strlen(s))))
+        return bp_error_set(c->err, BP_ENOMEM, "field '%s': out of memory", f->key);
+    return BP_OK;
+}
+
 int bp_dec_put_field(dctx *c, const bp_field *f, yajl_val v, char *base, yajl_val *keep)
 {
     char *dst = base + f->off;
@@ -319,6 +356,12 @@ int bp_dec_put_field(dctx *c, const bp_field *f, yajl_val v, char *base, yajl_va
         if (!YAJL_IS_ARRAY(v))
             return bp_dec_wrong_type(c, f->key, "an array", v);
         return json_text(c, f->key, v, (const char **)(void *)dst);
+    case K_SKIP:
+        return BP_OK;
+    case K_OPT_BOOL:
+        return put_opt_bool(c, f, v, (bp_opt_u64 *)(void *)dst);
+    case K_TEXT:
+        return put_plain_text(c, f, v, (const char **)(void *)dst);
     default:
         break;
     }
@@ -371,12 +414,52 @@ static const bp_field *lookup(const bp_field *t, size_t n, const char *key, size
     return f;
 }
 
-/* One pass over obj's keys; unknown keys are ignored, null counts as absent and a key given
- * twice with values is refused. seen gets
- * a bit per table entry that had a value. keep[i] receives K_KEEP values (NULL if absent). */
-static int decode_fields(dctx *c, yajl_val obj, const bp_field *t, size_t n, void *base,
-                         yajl_val *keep, uint64_t *seen)
+/* The keys of obj no table entry knows, as one compact JSON object in the arena (nulls left
+ * out, as for known keys). at[0..n) are their positions; with more than fit, every key is
+ * looked up again (an object of a chain we model nothing of: rare, and still correct). */
+#define EXTRA_MAX 16
+static int extra_object(dctx *c, yajl_val obj, const bp_field *t, size_t nt, const size_t *at,
+                        size_t n, bool all, const char **out)
 {
+    if (!c->g && !(c->g = yajl_gen_alloc(NULL)))
+        return bp_error_set(c->err, BP_ENOMEM, "extra fields: out of memory");
+    yajl_gen_clear(c->g);
+    yajl_gen_reset(c->g, NULL);
+    yajl_gen_status st = yajl_gen_map_open(c->g);
+    size_t idx, count = all ? obj->u.object.len : n;
+    for (size_t i = 0; st == yajl_gen_status_ok && i < count; i++) {
+        size_t k = all ? i : at[i];
+        const char *key = obj->u.object.keys[k];
+        yajl_val v = obj->u.object.values[k];
+        if (!v || YAJL_IS_NULL(v) || (all && find_field(t, nt, key, &idx)))
+            continue;
+        st = yajl_gen_string(c->g, (const unsigned char *)key, strlen(key));
+        if (st == yajl_gen_status_ok)
+            st = gen_value(c->g, v);
+    }
+    if (st == yajl_gen_status_ok)
+        st = yajl_gen_map_close(c->g);
+    if (st != yajl_gen_status_ok)
+        return bp_error_set(c->err, BP_EPARSE,
+                            "extra fields: cannot re-serialise (nested too "
+                            "deep)");
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_get_buf(c->g, &buf, &len);
+    if (!(*out = bp_arena_strndup(c->a, (const char *)buf, len)))
+        return bp_error_set(c->err, BP_ENOMEM, "extra fields: out of memory");
+    return BP_OK;
+}
+
+/* One pass over obj's keys; null counts as absent and a key given twice with values is
+ * refused. Unknown keys go to *extra (a compact JSON object) when extra is given, else are
+ * ignored. seen gets a bit per table entry that had a value. keep[i] receives K_KEEP values
+ * (NULL if absent). */
+static int decode_fields(dctx *c, yajl_val obj, const bp_field *t, size_t n, void *base,
+                         yajl_val *keep, uint64_t *seen, const char **extra)
+{
+    size_t unknown[EXTRA_MAX], n_unknown = 0;
+    bool overflow = false;
     *seen = 0;
     for (size_t i = 0; i < n; i++)
         keep[i] = NULL;
@@ -385,6 +468,11 @@ static int decode_fields(dctx *c, yajl_val obj, const bp_field *t, size_t n, voi
         size_t idx = 0;
         const bp_field *f = lookup(t, n, obj->u.object.keys[k], k, guess, &idx);
         yajl_val v = obj->u.object.values[k];
+        if (!f && extra && v && !YAJL_IS_NULL(v)) {
+            overflow |= n_unknown == EXTRA_MAX;
+            if (!overflow)
+                unknown[n_unknown++] = k;
+        }
         if (!f || !v || YAJL_IS_NULL(v))
             continue;
         /* Which one would be meant? A streamed decode also reads the first one early. */
@@ -395,7 +483,11 @@ static int decode_fields(dctx *c, yajl_val obj, const bp_field *t, size_t n, voi
             return rc;
         *seen |= 1ULL << idx;
     }
-    return BP_OK;
+    if (extra)
+        *extra = NULL;
+    if (!extra || !n_unknown)
+        return BP_OK;
+    return extra_object(c, obj, t, n, unknown, n_unknown, overflow, extra);
 }
 
 static int check_required(dctx *c, const bp_field *t, size_t n, uint64_t seen, int level)
@@ -407,10 +499,11 @@ static int check_required(dctx *c, const bp_field *t, size_t n, uint64_t seen, i
     return BP_OK;
 }
 
-int bp_dec_object(dctx *c, yajl_val obj, const bp_field *t, size_t n, void *base, yajl_val *keep)
+int bp_dec_object(dctx *c, yajl_val obj, const bp_field *t, size_t n, void *base, yajl_val *keep,
+                  const char **extra)
 {
     uint64_t seen;
-    int rc = decode_fields(c, obj, t, n, base, keep, &seen);
+    int rc = decode_fields(c, obj, t, n, base, keep, &seen, extra);
     return rc != BP_OK ? rc : check_required(c, t, n, seen, REQ);
 }
 
@@ -458,15 +551,25 @@ static int check_hash_echo(dctx *c, const char *key, yajl_val v, const char *wan
     return BP_OK;
 }
 
+bool bp_l2_tx_type(uint64_t type)
+{
+    return type == 0x7e                      /* OP stack: deposit */
+           || (type >= 0x64 && type <= 0x6a) /* Arbitrum: deposit .. internal */
+           || type == 0x78                   /* Arbitrum: legacy (classic) */
+           || type == 0x71 || type == 0xff   /* zkSync Era: EIP-712, priority (L1) */
+           || type == 0x7f;                  /* Polygon PoS: state sync (PIP-74) */
+}
+
 static int decode_tx_body(dctx *c, yajl_val obj, size_t i, bp_tx *tx)
 {
     yajl_val keep[NFIELDS(tx_fields)];
     uint64_t seen;
-    int rc = decode_fields(c, obj, tx_fields, NFIELDS(tx_fields), tx, keep, &seen);
+    int rc = decode_fields(c, obj, tx_fields, NFIELDS(tx_fields), tx, keep, &seen, &tx->extra_json);
     if (rc != BP_OK)
         return rc;
-    bool known = !tx->transaction_type.set || tx->transaction_type.v <= 4;
-    rc = check_required(c, tx_fields, NFIELDS(tx_fields), seen, known ? REQ : MUST);
+    bool eth = !tx->transaction_type.set || tx->transaction_type.v <= 4;
+    bool known = eth || bp_l2_tx_type(tx->transaction_type.v);
+    rc = check_required(c, tx_fields, NFIELDS(tx_fields), seen, eth ? REQ : MUST);
     if (rc == BP_OK)
         rc = check_hash_echo(c, "blockHash", keep[TK_BLOCK_HASH], c->b->hash);
     if (rc == BP_OK)
@@ -556,7 +659,7 @@ int bp_dec_withdrawals(dctx *c, yajl_val arr)
         yajl_val keep[NFIELDS(withdrawal_fields)];
         int rc = YAJL_IS_OBJECT(v)
                      ? bp_dec_object(c, v, withdrawal_fields, NFIELDS(withdrawal_fields),
-                                     &b->withdrawals[i], keep)
+                                     &b->withdrawals[i], keep, NULL)
                      : bp_dec_wrong_type(c, "withdrawals", "an object", v);
         if (rc != BP_OK)
             return bp_error_prefix(c->err, "withdrawal %zu: ", i);
@@ -567,7 +670,8 @@ int bp_dec_withdrawals(dctx *c, yajl_val arr)
 static int decode_block_body(dctx *c, yajl_val obj, bool full)
 {
     yajl_val keep[NFIELDS(bp_dec_block_fields)];
-    int rc = bp_dec_object(c, obj, bp_dec_block_fields, NFIELDS(bp_dec_block_fields), c->b, keep);
+    int rc = bp_dec_object(c, obj, bp_dec_block_fields, NFIELDS(bp_dec_block_fields), c->b, keep,
+                           &c->b->extra_json);
     if (rc != BP_OK)
         return rc;
     yajl_val uncles = keep[BK_UNCLES];
@@ -622,7 +726,7 @@ static int decode_log(dctx *c, yajl_val v, const bp_tx *tx, bp_log *log)
         return bp_error_set(c->err, BP_EPARSE, "expected a log object, got %s",
                             bp_json_type_name(v));
     yajl_val keep[NFIELDS(log_fields)];
-    int rc = bp_dec_object(c, v, log_fields, NFIELDS(log_fields), log, keep);
+    int rc = bp_dec_object(c, v, log_fields, NFIELDS(log_fields), log, keep, &log->extra_json);
     if (rc == BP_OK)
         rc = check_hash_echo(c, "transactionHash", keep[LK_TX_HASH], tx->hash);
     if (rc == BP_OK)
@@ -656,7 +760,8 @@ static int decode_log(dctx *c, yajl_val v, const bp_tx *tx, bp_log *log)
 static int decode_receipt_body(dctx *c, yajl_val obj, bp_tx *tx, size_t *log_pos)
 {
     yajl_val keep[NFIELDS(receipt_fields)];
-    int rc = bp_dec_object(c, obj, receipt_fields, NFIELDS(receipt_fields), tx, keep);
+    int rc = bp_dec_object(c, obj, receipt_fields, NFIELDS(receipt_fields), tx, keep,
+                           &tx->receipt_extra_json);
     if (rc == BP_OK)
         rc = check_hash_echo(c, "blockHash", keep[RK_BLOCK_HASH], c->b->hash);
     if (rc == BP_OK)
@@ -729,26 +834,82 @@ int bp_dec_receipt(dctx *c, yajl_val r, size_t i, size_t *log_pos)
     return rc;
 }
 
+#define ZERO_ADDRESS "0x0000000000000000000000000000000000000000"
+
+/* bor (0xPolygon/bor#90) answers a block's state-sync events as one more receipt after the
+ * transactions' (hash keccak256("matic-bor-receipt-" + number + hash), no gas), which its
+ * block does not list; eth_getBlockReceipts includes it (bor#1654: "receipts length mismatch:
+ * 1 vs 0" when it is missing). Since PIP-74 the block lists it too, as type 0x7f. */
+int bp_dec_state_sync(dctx *c, yajl_val r, size_t i, bp_tx *tx, size_t *log_pos)
+{
+    tx_from_block(c->b, i, tx);
+    yajl_val h = YAJL_IS_OBJECT(r) ? bp_dec_object_get(r, "transactionHash") : NULL;
+    bp_field f = {"transactionHash", K_HASH, MUST, offsetof(bp_tx, hash)};
+    int rc = !r || YAJL_IS_NULL(r) ? bp_error_set(c->err, BP_ENOTFOUND, "receipt not found (null)")
+             : !YAJL_IS_OBJECT(r)
+                 ? bp_error_set(c->err, BP_EPARSE, "expected a receipt object, got %s",
+                                bp_json_type_name(r))
+             : !h || !YAJL_IS_STRING(h) ? bp_dec_wrong_type(c, "transactionHash", "a hex string", h)
+                                        : put_text(c, &f, h, (char *)tx);
+    if (rc == BP_OK)
+        rc = decode_receipt_body(c, r, tx, log_pos);
+    if (rc == BP_OK && tx->receipt_gas_used != 0)
+        rc = bp_error_set(c->err, BP_EPARSE,
+                          "one receipt more than the block's %zu transactions, and not a "
+                          "state-sync receipt (gasUsed %" PRIu64 ", not 0)",
+                          i, tx->receipt_gas_used);
+    if (rc != BP_OK)
+        return bp_error_prefix(c->err, "receipt %zu: ", i);
+    tx->from_address = tx->to_address = ZERO_ADDRESS;
+    tx->input = "0x";
+    tx->transaction_type = (bp_opt_u64){.v = 0x7f, .set = true};
+    return BP_OK;
+}
+
+int bp_dec_append_tx(dctx *c, const bp_tx *sync)
+{
+    bp_block *b = c->b;
+    size_t n = b->transaction_count;
+    bp_tx *txs = bp_arena_calloc(c->a, n + 1, sizeof(bp_tx));
+    if (!txs)
+        return bp_error_set(c->err, BP_ENOMEM, "transactions: out of memory");
+    if (n)
+        memcpy(txs, b->txs, n * sizeof(bp_tx));
+    txs[n] = *sync;
+    b->txs = txs;
+    b->tx_count = b->tx_count == n ? n + 1 : b->tx_count; /* hashes only: stays 0 */
+    return BP_OK;
+}
+
 static int decode_receipt_list(yajl_val const *receipts, size_t n, const bp_body *body, bp_block *b,
                                bp_error *err)
 {
     dctx c;
     bp_dec_ctx_init(&c, b, body, err);
     int rc = BP_OK;
-    if (n != b->transaction_count) {
-        rc = bp_error_set(err, BP_EPARSE, "%zu receipts for %zu transactions", n,
-                          b->transaction_count);
+    size_t ntx = b->transaction_count;
+    if (n != ntx && n != ntx + 1) {
+        rc = bp_error_set(err, BP_EPARSE, "%zu receipts for %zu transactions", n, ntx);
         goto out;
     }
     rc = alloc_logs(&c, receipts, n);
     size_t log_pos = 0;
-    for (size_t i = 0; rc == BP_OK && i < n; i++)
+    for (size_t i = 0; rc == BP_OK && i < ntx; i++)
         rc = bp_dec_receipt(&c, receipts[i], i, &log_pos);
+    bp_tx sync = {0};
+    if (rc == BP_OK && n > ntx)
+        rc = bp_dec_state_sync(&c, receipts[ntx], ntx, &sync, &log_pos);
+    if (rc == BP_OK && n > ntx)
+        rc = bp_dec_append_tx(&c, &sync);
+    if (rc != BP_OK && n > ntx) /* the count may be what is wrong */
+        bp_error_prefix(err, "%zu receipts for %zu transactions: ", n, ntx);
     if (rc == BP_OK) {
         b->log_count = log_pos;
         b->has_receipts = true;
     }
 out:
+    if (c.g)
+        yajl_gen_free(c.g);
     if (rc != BP_OK)
         bp_error_prefix(err, "block %" PRIu64 ": ", b->number);
     return rc;

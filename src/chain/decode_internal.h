@@ -27,7 +27,10 @@ enum fkind {
     K_DATA,    /* any-length hex, lower-cased */
     K_JSON,    /* compact JSON text of an array */
     K_BOOL,
-    K_KEEP, /* handed back to the caller (nested arrays) */
+    K_OPT_BOOL, /* true / false (or the strings "true" / "false") into bp_opt_u64 as 1 / 0 */
+    K_TEXT,     /* a string or a number, kept as text (OP's l1FeeScalar "0.684") */
+    K_SKIP,     /* known and not stored (a copy of another field): not an extra key */
+    K_KEEP,     /* handed back to the caller (nested arrays) */
 };
 
 /* 0: optional; 1: required when the object's shape is known; 2: always required. */
@@ -69,8 +72,10 @@ void bp_dec_ctx_init(dctx *c, bp_block *b, const bp_body *body, bp_error *err);
 int bp_dec_wrong_type(dctx *c, const char *key, const char *want, yajl_val v);
 /* One table entry's value into base + f->off (K_KEEP: into *keep). */
 int bp_dec_put_field(dctx *c, const bp_field *f, yajl_val v, char *base, yajl_val *keep);
-/* Every field of obj by table t (n entries), required ones checked; keep[n] gets K_KEEPs. */
-int bp_dec_object(dctx *c, yajl_val obj, const bp_field *t, size_t n, void *base, yajl_val *keep);
+/* Every field of obj by table t (n entries), required ones checked; keep[n] gets K_KEEPs.
+ * extra (NULL: dropped) gets the keys t does not know as one compact JSON object, or NULL. */
+int bp_dec_object(dctx *c, yajl_val obj, const bp_field *t, size_t n, void *base, yajl_val *keep,
+                  const char **extra);
 /* Strings equal ignoring ASCII case. */
 bool bp_dec_hex_equal(const char *a, const char *b);
 /* Transaction i of c->b from its object; errors start "transaction i: ". */
@@ -84,5 +89,12 @@ yajl_val bp_dec_object_get(yajl_val obj, const char *key);
 /* Receipt i merged into c->b->txs[i], its logs at c->b->logs[*log_pos..]; errors start
  * "receipt i: ". */
 int bp_dec_receipt(dctx *c, yajl_val r, size_t i, size_t *log_pos);
+/* Polygon PoS: the receipt one past the block's transactions (i == transaction_count), which
+ * bor adds for the block's state-sync events, decoded into *tx as a transaction of its own
+ * (type 0x7f, from and to the zero address, its hash the receipt's). Refused unless it looks
+ * like one (gasUsed 0). */
+int bp_dec_state_sync(dctx *c, yajl_val r, size_t i, bp_tx *tx, size_t *log_pos);
+/* The block's transactions with *sync appended (an arena copy; tx_count grows by one). */
+int bp_dec_append_tx(dctx *c, const bp_tx *sync);
 
 #endif

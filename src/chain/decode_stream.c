@@ -108,7 +108,7 @@ int bp_block_stream_receipt(bp_block_stream *s, size_t index, yajl_val r)
     dctx c;
     bp_block *b = s->b;
     s->n_seen++; /* a wrong count is reported before any decode error, as for a tree */
-    if (s->receipts_err.code != BP_OK || index >= b->transaction_count)
+    if (s->receipts_err.code != BP_OK || index > b->transaction_count)
         return s->receipts_err.code;
     stream_dctx(&c, b, &s->receipts_err);
     int rc = index + 1 == s->n_seen
@@ -118,8 +118,11 @@ int bp_block_stream_receipt(bp_block_stream *s, size_t index, yajl_val r)
         grow((void **)&s->logs, &s->cap_logs, s->n_logs + log_len(r), sizeof(bp_log)) != BP_OK)
         rc = bp_error_set(c.err, BP_ENOMEM, "logs: out of memory");
     b->logs = s->logs; /* bp_dec_receipt writes logs[n_logs..] */
-    if (rc == BP_OK)
+    if (rc == BP_OK && index == b->transaction_count)
+        rc = bp_dec_state_sync(&c, r, index, &s->sync, &s->n_logs);
+    else if (rc == BP_OK)
         rc = bp_dec_receipt(&c, r, index, &s->n_logs);
+    s->has_sync |= rc == BP_OK && index == b->transaction_count;
     return dctx_done(&c, rc);
 }
 
@@ -163,7 +166,8 @@ static int decode_streamed_block(yajl_val result, bp_block_stream *s, bp_error *
     yajl_val keep[BP_DEC_BLOCK_FIELDS];
     bp_tx *txs = s->txs; /* adopted below: decode_fields must not see a half-made block */
     /* In the tree decoder's order: header, uncles, transactions, withdrawals. */
-    int rc = bp_dec_object(&c, result, bp_dec_block_fields, BP_DEC_BLOCK_FIELDS, s->b, keep);
+    int rc = bp_dec_object(&c, result, bp_dec_block_fields, BP_DEC_BLOCK_FIELDS, s->b, keep,
+                           &s->b->extra_json);
     yajl_val uncles = keep[BK_UNCLES];
     if (rc == BP_OK && uncles && !YAJL_IS_ARRAY(uncles))
         rc = bp_dec_wrong_type(&c, "uncles", "an array", uncles);
@@ -198,7 +202,7 @@ int bp_decode_receipts_streamed(yajl_val result, bp_block_stream *s, bp_error *e
         return bp_decode_block_receipts_in(result, NULL, b, err);
     size_t n = s->n_seen + result->u.array.len;
     int rc = BP_OK;
-    if (n != b->transaction_count)
+    if (n != b->transaction_count && n != b->transaction_count + 1)
         rc = bp_error_set(err, BP_EPARSE, "%zu receipts for %zu transactions", n,
                           b->transaction_count);
     else if (s->receipts_err.code != BP_OK)
@@ -206,8 +210,16 @@ int bp_decode_receipts_streamed(yajl_val result, bp_block_stream *s, bp_error *e
     else if (result->u.array.len)
         rc = bp_error_set(err, BP_EPARSE, "receipt %zu: expected a receipt object, got %s",
                           s->n_seen, bp_json_type_name(result->u.array.values[0]));
+    if (rc != BP_OK && n == b->transaction_count + 1) /* as the tree decoder says it */
+        bp_error_prefix(err, "%zu receipts for %zu transactions: ", n, b->transaction_count);
     if (rc == BP_OK)
         rc = adopt_vec(b, (void **)&s->logs, s->n_logs * sizeof(bp_log), err);
+    if (rc == BP_OK && s->has_sync) {
+        dctx c;
+        stream_dctx(&c, b, err);
+        rc = dctx_done(&c, bp_dec_append_tx(&c, &s->sync));
+        s->has_sync = false;
+    }
     if (rc == BP_OK) {
         b->logs = s->n_logs ? b->logs : NULL;
         b->log_count = s->n_logs;

@@ -41,6 +41,8 @@ typedef struct bp_block_stream {
     bp_log *logs;
     size_t n_logs, cap_logs;
     size_t n_seen; /* receipts handed in */
+    bp_tx sync;    /* Polygon's state-sync receipt, one past the txs (has_sync) */
+    bool has_sync;
 } bp_block_stream;
 
 void bp_block_stream_init(bp_block_stream *s, bp_block *b);

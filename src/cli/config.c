@@ -14,6 +14,7 @@
 #include "api/alerts.h"
 #include "blockpipe/sink.h"
 #include "chain/fetch.h"
+#include "chain/presets.h"
 #include "cli/creds.h"
 #include "core/pipeline.h"
 #include "util/log.h"
@@ -72,6 +73,8 @@ static int set_ch_url(loader *ld, const opt *o, const char *v, const char *who, 
 static int set_string(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_start(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_u64(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_u64_given(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_preset(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_int(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_seconds(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_size(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -134,11 +137,17 @@ static const opt g_opts[] = {
              "the http:// or https:// address of its HTTP interface"},
     {"start-block", NULL, "N|latest", "START_BLOCK", NULL, "start_block", set_start,
      .cmds = CMD_BOTH, .def = "latest", .help = "where run seeds an empty output"},
-    {"confirmations", "reorg-depth", "N", "CONFIRMATIONS", NULL, "confirmations", set_u64,
-     RANGE(0, 100000), F(confirmations), .cmds = CMD_BOTH, .def = "0",
+    {"chain-preset", NULL, "NAME", "CHAIN_PRESET", NULL, "preset", set_preset, .cmds = CMD_BOTH,
+     .def = "none",
+     .help = "a known chain (the list: docs/CLI.md \"Chain presets\"; e.g. ethereum, base, "
+             "arbitrum, polygon): its chain id is checked against every endpoint's eth_chainId "
+             "at start, and its confirmations, reorg window and native token are the defaults "
+             "(a flag, variable or file setting of them still wins)"},
+    {"confirmations", "reorg-depth", "N", "CONFIRMATIONS", NULL, "confirmations", set_u64_given,
+     RANGE(0, 100000), F(confirmations), .cmds = CMD_BOTH, .def = "0 (the preset's)",
      .help = "apply only blocks at least N below the head"},
-    {"reorg-window", NULL, "N", "REORG_WINDOW", NULL, "reorg_window", set_u64, RANGE(1, 100000),
-     F(reorg_window), .cmds = CMD_BOTH, .def = "128",
+    {"reorg-window", NULL, "N", "REORG_WINDOW", NULL, "reorg_window", set_u64_given,
+     RANGE(1, 100000), F(reorg_window), .cmds = CMD_BOTH, .def = "128 (the preset's)",
      .help = "recent blocks kept to find a common ancestor; a deeper reorg stops with an error"},
     {"workers", NULL, "N", "WORKERS", NULL, "workers", set_int, RANGE(1, 1024), F(workers),
      .cmds = CMD_BOTH, .def = "8",
@@ -561,6 +570,41 @@ static int set_to(loader *ld, const opt *o, const char *v, const char *who, bp_e
     int rc = parse_ranged(o, v, who, &ld->cfg->to_block, err);
     ld->cfg->to_set = rc == 0;
     return rc;
+}
+
+static int set_u64_given(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    int rc = set_u64(ld, o, v, who, err);
+    if (rc == 0 && o->off == offsetof(bp_config, confirmations))
+        ld->cfg->confirmations_given = true;
+    if (rc == 0 && o->off == offsetof(bp_config, reorg_window))
+        ld->cfg->reorg_window_given = true;
+    return rc;
+}
+
+static int set_preset(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    (void)o;
+    const bp_chain_preset *p = bp_chain_preset_find(v);
+    if (!p)
+        return invalid(err, who, v, "expected one of %s", bp_chain_preset_names());
+    ld->cfg->preset = p;
+    return 0;
+}
+
+/* The preset's values where no source set them (after every source is read). */
+static int apply_preset(bp_config *cfg, bp_error *err)
+{
+    const bp_chain_preset *p = cfg->preset;
+    if (!p)
+        return 0;
+    if (!cfg->confirmations_given)
+        cfg->confirmations = p->confirmations;
+    if (!cfg->reorg_window_given)
+        cfg->reorg_window = p->reorg_window;
+    if (!cfg->native_token)
+        return replace_string(&cfg->native_token, p->native_token, err);
+    return 0;
 }
 
 static int set_string(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
@@ -1505,6 +1549,7 @@ int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, b
     rc = rc ? rc : apply_flags(&ld, fv, n, err);
     rc = rc ? rc : add_clickhouse_output(&ld, err);
     rc = rc ? rc : add_default_output(&ld, err);
+    rc = rc ? rc : apply_preset(cfg, err);
     rc = rc ? rc : check_required(cfg, err);
 out:
     free(fv);
@@ -1737,6 +1782,9 @@ static void usage_build(bp_buf *b, enum bp_command cmd)
     bp_buf_printf(b, "  --help%*sprint this help and exit\n", HELP_COL - 8, "");
     usage_outputs(b, cmd);
     usage_keys(b, cmd);
+    if (cmd == BP_CMD_RUN || cmd == BP_CMD_BACKFILL)
+        bp_buf_printf(b, "\nChain presets (--chain-preset; docs/CLI.md has their values):\n  %s\n",
+                      bp_chain_preset_names());
     bp_buf_printf(b, "\nExamples:\n%s", g_usage_text[cmd].examples);
 }
 

@@ -60,6 +60,10 @@ typedef struct bp_config {
     bool repair;                   /* verify --repair */
     uint64_t confirmations;
     uint64_t reorg_window;
+    bool confirmations_given, reorg_window_given; /* by a flag, variable or the file */
+    /* --chain-preset (chain/presets.h): its id is checked against eth_chainId at start, its
+     * confirmations, reorg window and native token are the defaults; NULL: none. */
+    const struct bp_chain_preset *preset;
     int workers;
     int batch_size;
     uint64_t max_memory;   /* bytes (--max-memory) */

@@ -15,6 +15,7 @@
 #include "cli/commands_serve.h"
 #include "cli/commands_sim.h"
 #include "cli/commands_stream.h"
+#include "chain/presets.h"
 #include "cli/config.h"
 #include "cli/state.h"
 #include "core/pipeline.h"
@@ -231,6 +232,8 @@ static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->rpc_timeout = c->rpc_timeout;
     pc->fetch = c->fetch;
     pc->strict_node = c->strict_node;
+    pc->expect_chain_id = c->preset ? c->preset->chain_id : 0;
+    pc->preset = c->preset ? c->preset->name : NULL;
     pc->output_keep_going = c->output_keep_going;
     pc->ws_url = c->realtime ? c->ws_url : NULL;
     pc->ws_reconnect_interval = c->ws_reconnect_interval;
@@ -367,6 +370,13 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "--help-markdown") == 0) { /* docs/CLI.md's tables (make docs) */
         bp_config_markdown(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--help-presets") == 0) { /* docs/CLI.md's chain presets (make docs) */
+        fputs("<!-- Made by `blockpipe --help-presets` from the preset table "
+              "(src/chain/presets.c); `make docs` rewrites it and a test checks it. -->\n\n",
+              stdout);
+        bp_chain_presets_markdown(stdout);
         return 0;
     }
     if (strcmp(cmd, "--help-columns") == 0) { /* docs/SCHEMA.md's table (make docs) */

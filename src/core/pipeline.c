@@ -2,6 +2,7 @@
  * (see pipeline.h for its threads and docs/ARCHITECTURE.md for the data flow and where each
  * delivery promise is kept). */
 #include "core/pipeline.h"
+#include "chain/presets.h"
 
 #include <inttypes.h>
 #ifdef __GLIBC__
@@ -1144,6 +1145,15 @@ static int get_chain_id(pipeline *p, bp_error *err)
                         i, p->pool.eps[i].url, e.msg);
             continue;
         }
+        if (p->cfg->expect_chain_id && id != p->cfg->expect_chain_id) {
+            const bp_chain_preset *is = bp_chain_preset_by_id(id);
+            return bp_error_set(err, BP_EINVAL,
+                                "--chain-preset %s is chain id %" PRIu64 ", but rpc[%zu] %s "
+                                "answers eth_chainId %" PRIu64 "%s%s%s: wrong endpoint or wrong "
+                                "preset",
+                                p->cfg->preset, p->cfg->expect_chain_id, i, p->pool.eps[i].url, id,
+                                is ? " (" : "", is ? is->title : "", is ? ")" : "");
+        }
         bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
         if (have && id != p->chain_id)
             return bp_error_set(err, BP_EINVAL,
@@ -1345,6 +1355,10 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
         rc = retry_start(p, get_chain_id, "reading eth_chainId", err);
     if (rc != 0)
         return rc;
+    if (c->preset)
+        bp_info("chain preset %s: eth_chainId %" PRIu64 " as expected; confirmations %" PRIu64
+                ", reorg window %" PRIu64,
+                c->preset, p->chain_id, c->confirmations, c->reorg_window);
     if (c->chain)
         snprintf(p->chain, sizeof(p->chain), "%s", c->chain);
     else

@@ -58,6 +58,8 @@ typedef struct bp_pipeline_config {
     double rpc_timeout;         /* s */
     unsigned fetch;             /* enum bp_fetch_what */
     bool strict_node;           /* --strict-node: a block that needs a repair fails */
+    uint64_t expect_chain_id;   /* --chain-preset's chain id (0: any); checked at start */
+    const char *preset;         /* its name, for the message */
     bp_pipeline_report *report; /* filled when the run ends, may be NULL */
     bp_stats_hub *stats;        /* where the snapshot is published (not owned); NULL: own */
     bool output_keep_going;     /* --output-failure continue */

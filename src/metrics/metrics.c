@@ -65,7 +65,9 @@ static int cmp_u256(const void *a, const void *b)
 }
 
 /* What the tx paid: receipt gasUsed x effectiveGasPrice (gasPrice when the node sent no
- * effective price); 0 without a receipt. */
+ * effective price), plus the L1 data fee an OP-stack receipt reports (l1Fee: charged on top of
+ * the L2 gas, so without it a rollup's fees are a fraction of what users paid); 0 without a
+ * receipt. Arbitrum's L1 part is inside gasUsed already (gasUsedForL1). */
 static void tx_fee(const bp_tx *tx, bp_u256 *price, bp_u256 *fee)
 {
     const bp_qty *p =
@@ -76,6 +78,8 @@ static void tx_fee(const bp_tx *tx, bp_u256 *price, bp_u256 *fee)
     memset(fee, 0, sizeof(*fee));
     if (tx->has_receipt)
         bp_u256_mul_u64(fee, price, tx->receipt_gas_used);
+    if (tx->has_receipt && tx->receipt_l1_fee.set)
+        bp_u256_add(fee, fee, &tx->receipt_l1_fee.v);
 }
 
 /* A block's contract rows are gathered in `rows` (grown as contracts appear) and copied into

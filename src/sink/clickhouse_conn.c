@@ -10,6 +10,7 @@
 
 #include "metrics/metrics.h"
 #include "sink/clickhouse_derived.h"
+#include "sink/sqlgen.h"
 #include "util/log.h"
 
 #define CH_BACKOFF_MAX_MS 4000
@@ -217,6 +218,57 @@ static int v2(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps,
     return bp_ch_derived_schema(h, caps, &target->ret, err);
 }
 
+/* Whether table.name exists in the current database. */
+static int has_column(bp_ch_http *h, const char *table, const char *name, bool *yes, bp_error *err)
+{
+    bp_buf sql, ans;
+    bp_buf_init(&sql, 0);
+    bp_buf_init(&ans, 1 << 16);
+    int rc = bp_buf_puts(&sql, "SELECT count() FROM system.columns WHERE database = "
+                               "currentDatabase() AND table = ") |
+             bp_ch_quote(&sql, table) | bp_buf_puts(&sql, " AND name = ") | bp_ch_quote(&sql, name);
+    rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory")
+            : bp_ch_query(h, sql.data, &ans, "reading the columns", err);
+    if (rc == 0)
+        *yes = atoi(ans.data) > 0;
+    bp_buf_release(&sql);
+    bp_buf_release(&ans);
+    return rc;
+}
+
+/* Version 3: the OP-stack and Arbitrum columns and each table's extra JSON (columns.h,
+ * BP_C_<TABLE>_V3), each placed after the column before it so a table upgraded in place has
+ * the order of one made new (which version 1, made from today's column table, already has:
+ * what is there is left alone; ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS). */
+static int v3(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err)
+{
+    (void)target;
+    bp_buf sql;
+    bp_buf_init(&sql, 0);
+    int rc = 0;
+    for (int k = 0; rc == 0 && k < BP_TABLE_COUNT; k++) {
+        bp_ch_table t;
+        bp_ch_raw_table((bp_table)k, caps, &t);
+        size_t first;
+        bp_table_columns((bp_table)k, &first);
+        for (size_t c = bp_sql_v3_first((bp_table)k) - first; rc == 0 && c < t.ncols; c++) {
+            bool yes = false;
+            if (t.cols[c].name[0] == '_' ||
+                (rc = has_column(h, t.name, t.cols[c].name, &yes, err)) != 0 || yes)
+                continue;
+            char type[64];
+            bp_ch_type_name(&t.cols[c].type, type, sizeof(type));
+            bp_buf_reset(&sql);
+            rc = bp_buf_printf(&sql, "ALTER TABLE %s ADD COLUMN %s %s AFTER %s", t.name,
+                               t.cols[c].name, type, t.cols[c - 1].name)
+                     ? bp_error_set(err, BP_ENOMEM, "out of memory")
+                     : bp_ch_query(h, sql.data, NULL, t.name, err);
+        }
+    }
+    bp_buf_release(&sql);
+    return rc;
+}
+
 static const struct {
     int version;
     const char *description;
@@ -227,6 +279,7 @@ static const struct {
      "derived analytics tables (chain_metrics_*, contract_metrics_*, active_addresses, "
      "contract_senders, token_transfers, prices, ml_predictions) and views",
      v2},
+    {3, "OP-stack and Arbitrum columns; extra JSON of blocks, transactions, receipts, logs", v3},
 };
 #define CH_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 

@@ -97,10 +97,10 @@ static const csv_cell g_receipts[] = {
     COL(TX_RECEIPT_ROOT),
     COL(TX_RECEIPT_STATUS),
     COL(TX_RECEIPT_EFFECTIVE_GAS_PRICE),
-    EMPTY("l1_fee"),
-    EMPTY("l1_gas_used"),
-    EMPTY("l1_gas_price"),
-    EMPTY("l1_fee_scalar"),
+    COL(TX_RECEIPT_L1_FEE),
+    COL(TX_RECEIPT_L1_GAS_USED),
+    COL(TX_RECEIPT_L1_GAS_PRICE),
+    COL(TX_RECEIPT_L1_FEE_SCALAR),
 };
 static const csv_cell g_logs[] = {
     COL(LOG_LOG_INDEX),

@@ -35,6 +35,8 @@ enum {
     K_RECEIPT,     /* the column's value, the key only when the tx has a receipt */
     K_TOPICS,      /* the log's topics as an array */
     K_WITHDRAWALS, /* the block's withdrawals as an array ([] when none were sent) */
+    K_SET,         /* the column's value, the key only when it is not null (the L2 columns
+                      after ethereum-etl's keys: an Ethereum line stays ethereum-etl's) */
 };
 
 typedef struct json_key {
@@ -55,11 +57,16 @@ typedef struct json_key {
     {                                                                                              \
         K_RECEIPT, BP_C_##id, NULL                                                                 \
     }
+#define SET(id)                                                                                    \
+    {                                                                                              \
+        K_SET, BP_C_##id, NULL                                                                     \
+    }
 
 /* ethereum-etl's stream format, its keys in its order (after "type" and "chain"). */
 #define COL_OF(id) COL(id),
 static const json_key g_block_keys[] = {
     BP_ETL_BLOCK_FIELDS(COL_OF){K_WITHDRAWALS, BP_C_BLOCK_WITHDRAWALS, NULL},
+    SET(BLOCK_EXTRA),
 };
 #undef COL_OF
 static const json_key g_tx_keys[] = {
@@ -84,6 +91,25 @@ static const json_key g_tx_keys[] = {
     RCPT(TX_RECEIPT_ROOT),
     RCPT(TX_RECEIPT_STATUS),
     RCPT(TX_RECEIPT_EFFECTIVE_GAS_PRICE),
+    SET(TX_SOURCE_HASH),
+    SET(TX_MINT),
+    SET(TX_IS_SYSTEM_TX),
+    SET(TX_EXTRA),
+};
+/* After item_id and item_timestamp, as ethereum-etl's stream writes its L1 fee fields. */
+static const json_key g_receipt_l2_keys[] = {
+    RCPT(TX_RECEIPT_L1_FEE),
+    RCPT(TX_RECEIPT_L1_GAS_USED),
+    RCPT(TX_RECEIPT_L1_GAS_PRICE),
+    RCPT(TX_RECEIPT_L1_FEE_SCALAR),
+    SET(TX_RECEIPT_L1_BLOB_BASE_FEE),
+    SET(TX_RECEIPT_L1_BASE_FEE_SCALAR),
+    SET(TX_RECEIPT_L1_BLOB_BASE_FEE_SCALAR),
+    SET(TX_RECEIPT_DEPOSIT_NONCE),
+    SET(TX_RECEIPT_DEPOSIT_RECEIPT_VERSION),
+    SET(TX_RECEIPT_GAS_USED_FOR_L1),
+    SET(TX_RECEIPT_L1_BLOCK_NUMBER),
+    SET(TX_RECEIPT_EXTRA),
 };
 static const json_key g_log_keys[] = {
     COL(LOG_LOG_INDEX),
@@ -95,6 +121,7 @@ static const json_key g_log_keys[] = {
     COL(LOG_BLOCK_NUMBER),
     COL_AS(BLOCK_TIMESTAMP, "block_timestamp"), /* the log's block's */
     COL(LOG_BLOCK_HASH),
+    SET(LOG_EXTRA),
 };
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -151,8 +178,15 @@ INLINE void keys(bp_fmt *f, const json_key *layout, size_t n, const bp_row *r)
         const json_key *jk = &layout[k];
         if (jk->kind == K_RECEIPT && !r->tx->has_receipt)
             continue;
+        bp_value v = {.kind = BP_VAL_NULL};
+        if (jk->kind == K_SET && (v = bp_value_of((bp_col_id)jk->col, r)).kind == BP_VAL_NULL)
+            continue;
         key(f, jk->key ? jk->key : bp_columns[jk->col].name);
-        if (jk->kind == K_TOPICS) {
+        if (jk->kind == K_SET && bp_col_type_of((bp_col_id)jk->col) == BP_COL_JSON) {
+            bp_fmt_str(f, v.s); /* JSON text already (the decoder made it) */
+        } else if (jk->kind == K_SET) {
+            value(f, &v);
+        } else if (jk->kind == K_TOPICS) {
             topics(f, r->log);
         } else if (jk->kind == K_WITHDRAWALS) {
             bp_fmt_char(f, '[');
@@ -160,7 +194,7 @@ INLINE void keys(bp_fmt *f, const json_key *layout, size_t n, const bp_row *r)
                 bp_fmt_withdrawals(f, r->block, "\"");
             bp_fmt_char(f, ']');
         } else {
-            bp_value v = bp_value_of((bp_col_id)jk->col, r);
+            v = bp_value_of((bp_col_id)jk->col, r);
             value(f, &v);
         }
     }
@@ -213,9 +247,7 @@ static int tx_line(bp_filesink *fs, const bp_row *r)
     bp_fmt f = start(fs, F_TXS, "transaction", r->chain);
     keys(&f, g_tx_keys, N(g_tx_keys), r);
     item(&f, "transaction_", t->hash, NULL, t->block_timestamp);
-    if (t->has_receipt)
-        bp_fmt_str(&f, ",\"receipt_l1_fee\":null,\"receipt_l1_gas_used\":null,"
-                       "\"receipt_l1_gas_price\":null,\"receipt_l1_fee_scalar\":null");
+    keys(&f, g_receipt_l2_keys, N(g_receipt_l2_keys), r);
     bp_fmt_str(&f, "}\n");
     return f.rc;
 }

@@ -67,6 +67,17 @@ static int v1(bp_buf *out)
                                  "NULL DEFAULT now(), PRIMARY KEY(chain, output));");
 }
 
+/* Version 3: the OP-stack and Arbitrum columns and each table's extra JSON, at the tables' ends
+ * (columns.h, BP_C_<TABLE>_V3). IF NOT EXISTS: version 1 made from today's column table has
+ * them already. */
+static int v3(bp_buf *out)
+{
+    int rc = 0;
+    for (bp_table t = 0; t < BP_TABLE_COUNT; t++)
+        rc |= bp_sql_add_columns(out, t, bp_sql_v3_first(t), "IF NOT EXISTS ", "", bp_pg_type);
+    return rc;
+}
+
 static const struct {
     int version;
     const char *description;
@@ -77,6 +88,7 @@ static const struct {
      "derived analytics tables (chain_metrics_*, contract_metrics_*, sets, token_transfers, "
      "prices, ml_predictions)",
      bp_pg_derived_schema},
+    {3, "OP-stack and Arbitrum columns; extra JSON of blocks, transactions, receipts, logs", v3},
 };
 #define PG_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 

@@ -123,6 +123,15 @@ void bp_pgcopy_i64(bp_pgcopy *c, uint64_t v, const char *col)
     }
 }
 
+void bp_pgcopy_bool(bp_pgcopy *c, uint64_t v)
+{
+    unsigned char *p = room(c, 5);
+    if (p) {
+        put_be32(p, 1);
+        p[4] = v != 0;
+    }
+}
+
 void bp_pgcopy_opt_i64(bp_pgcopy *c, bp_opt_u64 v, const char *col)
 {
     if (v.set)

@@ -33,6 +33,8 @@ void bp_pgcopy_text(bp_pgcopy *c, const char *s);
 void bp_pgcopy_jsonb(bp_pgcopy *c, const char *s);
 /* bigint; v above INT64_MAX fails naming col. */
 void bp_pgcopy_i64(bp_pgcopy *c, uint64_t v, const char *col);
+/* boolean: v != 0 */
+void bp_pgcopy_bool(bp_pgcopy *c, uint64_t v);
 void bp_pgcopy_opt_i64(bp_pgcopy *c, bp_opt_u64 v, const char *col);
 /* numeric of a u64 (any value). */
 void bp_pgcopy_num_u64(bp_pgcopy *c, uint64_t v);

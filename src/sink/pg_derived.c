@@ -49,7 +49,8 @@ static const bp_sql_dialect g_dialect = {
     .table_suffix = "",
     .contract_of_tx = CONTRACT_OF_TX,
     .fee_of_tx = "coalesce(receipt_gas_used, 0) *"
-                 " coalesce(receipt_effective_gas_price, gas_price, 0)",
+                 " coalesce(receipt_effective_gas_price, gas_price, 0)"
+                 " + coalesce(receipt_l1_fee, 0)",
 };
 
 /* The run's increments go through these (LIKE their tables). */

@@ -50,6 +50,8 @@ static int select_expr(bp_buf *out, const bp_column *c)
     case BP_COL_UINT256:
     case BP_COL_JSON:
         return bp_buf_printf(out, "%s::text", c->name);
+    case BP_COL_BOOL: /* 0 / 1 as the other outputs store it */
+        return bp_buf_printf(out, "%s::int::text", c->name);
     default:
         return bp_buf_puts(out, c->name);
     }

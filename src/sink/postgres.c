@@ -98,6 +98,8 @@ INLINE void enc_value(pg_sink *s, bp_pgcopy *c, bp_col_id id, const bp_value *v)
     case BP_VAL_U64:
         if (type == BP_COL_UINT64)
             bp_pgcopy_num_u64(c, v->u);
+        else if (type == BP_COL_BOOL)
+            bp_pgcopy_bool(c, v->u);
         else
             bp_pgcopy_i64(c, v->u, bp_columns[id].qname);
         return;

@@ -27,6 +27,24 @@ int bp_sql_create_table(bp_buf *out, bp_table t, const char *if_not_exists, cons
     return rc | bp_buf_printf(out, "))%s;", suffix);
 }
 
+int bp_sql_add_columns(bp_buf *out, bp_table t, bp_col_id from, const char *if_not_exists,
+                       const char *prefix, bp_sql_type_fn type_of)
+{
+    size_t first, n = bp_table_columns(t, &first);
+    int rc = 0;
+    for (size_t i = from; i < first + n; i++)
+        rc |= bp_buf_printf(out, "ALTER TABLE %s%s ADD COLUMN %s%s %s;", prefix, bp_table_name(t),
+                            if_not_exists, bp_columns[i].name, type_of(&bp_columns[i]));
+    return rc;
+}
+
+bp_col_id bp_sql_v3_first(bp_table t)
+{
+    return t == BP_TABLE_BLOCKS         ? BP_C_BLOCKS_V3
+           : t == BP_TABLE_TRANSACTIONS ? BP_C_TRANSACTIONS_V3
+                                        : BP_C_LOGS_V3;
+}
+
 int bp_sql_insert(bp_buf *out, bp_table t)
 {
     size_t first, n = bp_table_columns(t, &first);

@@ -14,6 +14,12 @@ typedef const char *(*bp_sql_type_fn)(const bp_column *c);
  * schema ("" for none), suffix e.g. an ENGINE clause ("" for none). */
 int bp_sql_create_table(bp_buf *out, bp_table t, const char *if_not_exists, const char *prefix,
                         bp_sql_type_fn type_of, const char *suffix);
+/* "ALTER TABLE <prefix><table> ADD COLUMN <if_not_exists>col type;" for each column of table t
+ * from id `from` to the table's end (the columns a schema version added: columns.h). */
+int bp_sql_add_columns(bp_buf *out, bp_table t, bp_col_id from, const char *if_not_exists,
+                       const char *prefix, bp_sql_type_fn type_of);
+/* The first column schema version 3 added to table t (BP_C_<TABLE>_V3). */
+bp_col_id bp_sql_v3_first(bp_table t);
 /* "chain, number, hash, ..." of table t. */
 int bp_sql_columns(bp_buf *out, bp_table t);
 /* "INSERT INTO <table>(cols) VALUES(?,?,...)". */
@@ -39,7 +45,8 @@ typedef struct bp_sql_dialect {
     const char *table_suffix; /* after a derived table's ")", e.g. " WITHOUT ROWID" (left off where
                                * it would trip SQLite 3.40: sqlgen_derived.c) */
     /* Over a raw transactions row: its contract (bp_metrics_contract_of's rule) and its fee
-     * (receipt gasUsed x effectiveGasPrice, gasPrice without one, 0 without a receipt). */
+     * (receipt gasUsed x effectiveGasPrice, gasPrice without one, plus receipt_l1_fee; 0
+     * without a receipt). */
     const char *contract_of_tx;
     const char *fee_of_tx;
 } bp_sql_dialect;

@@ -30,8 +30,9 @@
 #include "util/crashpoint.h"
 #include "util/hex.h"
 
-/* 1: blocks, transactions, logs, checkpoints; 2: the derived tables (derived.h) */
-#define SQLITE_SCHEMA_VERSION 2
+/* 1: blocks, transactions, logs, checkpoints; 2: the derived tables (derived.h); 3: the OP-stack
+ * and Arbitrum columns and each table's extra JSON (columns.h, BP_C_<TABLE>_V3) */
+#define SQLITE_SCHEMA_VERSION 3
 #define SQLITE_BUSY_MS 10000
 #define BP_STR_(x) #x
 #define BP_STR(x) BP_STR_(x)
@@ -522,6 +523,33 @@ static int user_version(sqlite_sink *s, int *out, bp_error *err)
     return rc == SQLITE_OK ? 0 : BP_EDB;
 }
 
+/* The columns of schema version 3 table t lacks (SQLite has no ADD COLUMN IF NOT EXISTS),
+ * appended to s->sql. */
+static int add_v3_columns(sqlite_sink *s, bp_table t, bp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    size_t first, n = bp_table_columns(t, &first);
+    int rc = sqlite3_prepare_v2(s->db, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2",
+                                -1, &st, NULL) == SQLITE_OK
+                 ? 0
+                 : bp_error_set(err, BP_EDB, "%s: reading the columns: %s", s->path,
+                                sqlite3_errmsg(s->db));
+    for (size_t i = bp_sql_v3_first(t); rc == 0 && i < first + n; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, bp_table_name(t), -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, bp_columns[i].name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_ROW)
+            rc = bp_error_set(err, BP_EDB, "%s: reading the columns of %s: %s", s->path,
+                              bp_table_name(t), sqlite3_errmsg(s->db));
+        else if (sqlite3_column_int(st, 0) == 0 &&
+                 bp_buf_printf(&s->sql, "ALTER TABLE %s ADD COLUMN %s %s;", bp_table_name(t),
+                               bp_columns[i].name, sqlite_type(&bp_columns[i])) != 0)
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
 /* Creates the schema when missing; refuses a database made by a newer blockpipe. */
 static int create_schema(sqlite_sink *s, bp_error *err)
 {
@@ -535,6 +563,10 @@ static int create_schema(sqlite_sink *s, bp_error *err)
                           "upgrade blockpipe",
                           s->path, version, SQLITE_SCHEMA_VERSION);
     bp_buf_reset(&s->sql);
+    /* Version 3 added columns at the tables' ends (columns.h); a database made before gets
+     * them here (version 0: nothing there yet, the CREATEs below make it whole). */
+    for (bp_table t = 0; rc == 0 && version > 0 && version < 3 && t < BP_TABLE_COUNT; t++)
+        rc = add_v3_columns(s, t, err);
     for (bp_table t = 0; rc == 0 && t < BP_TABLE_COUNT; t++)
         if (bp_sql_create_table(&s->sql, t, "IF NOT EXISTS ", "", sqlite_type, "") != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");

@@ -245,8 +245,9 @@ static const bp_sql_dialect g_dialect = {
     .view_prefix = "CREATE VIEW IF NOT EXISTS ",
     .table_suffix = " WITHOUT ROWID",
     .contract_of_tx = CONTRACT_OF_TX,
-    .fee_of_tx = "bp_mul256(coalesce(receipt_gas_used, 0),"
-                 " coalesce(receipt_effective_gas_price, gas_price, 0))",
+    .fee_of_tx = "bp_add256(bp_mul256(coalesce(receipt_gas_used, 0),"
+                 " coalesce(receipt_effective_gas_price, gas_price, 0)),"
+                 " coalesce(receipt_l1_fee, 0))",
 };
 
 static const char g_indexes[] = "CREATE INDEX IF NOT EXISTS chain_metrics_block_ts_idx"

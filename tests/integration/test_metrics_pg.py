@@ -43,8 +43,8 @@ class PgBackend:
 
 
 def upgrade_in_place(pg, sc, blockpipe):
-    """A schema holding blocks 0..10 at version 1 (no derived tables) is migrated to version 2
-    by the next run, which writes the derived rows of the blocks after it: they equal the
+    """A schema holding blocks 0..10 at version 1 (no derived tables) is migrated to the current
+    version (3) by the next run, which writes the derived rows of the blocks after it: they equal the
     recomputation of those blocks alone."""
     base = pg.url(query="schema=old")
     run = [blockpipe, "backfill", "--rpc", sc.node.url, "--chain", "megaeth",
@@ -57,13 +57,13 @@ def upgrade_in_place(pg, sc, blockpipe):
         drops.append(f"DROP VIEW old.{t[0]}")
     for t in DERIVED:
         drops.append(f"DROP TABLE old.{t}")
-    pg.sql("; ".join(drops) + "; DELETE FROM old.schema_migrations WHERE version = 2")
+    pg.sql("; ".join(drops) + "; DELETE FROM old.schema_migrations WHERE version >= 2")
     head = sc.node.block_number()
     p = subprocess.run(run + ["--output", base, "--from", "0", "--to", str(head)],
                        capture_output=True, text=True, timeout=300)
-    if p.returncode != 0 or "migrated from version 1 to 2" not in p.stderr:
+    if p.returncode != 0 or "migrated from version 1 to 3" not in p.stderr:
         raise Mismatch(f"the run on a version 1 schema: exit {p.returncode}, want 0 and a "
-                       f"'migrated from version 1 to 2' line:\n{p.stderr[-3000:]}")
+                       f"'migrated from version 1 to 3' line:\n{p.stderr[-3000:]}")
     blocks, receipts = sc.node_chain()
     counts = compare(Expected(blocks[11:], receipts[11:], "megaeth"), read_pg(pg, "megaeth", "old"),
                      label="upgraded schema: ")
@@ -91,8 +91,8 @@ def main():
         finally:
             sc.close()
         versions = pg.sql("SELECT version FROM schema_migrations ORDER BY 1")
-        if versions != [["1"], ["2"]]:
-            raise Mismatch(f"schema_migrations: {versions}, want versions 1 and 2")
+        if versions != [["1"], ["2"], ["3"]]:
+            raise Mismatch(f"schema_migrations: {versions}, want versions 1, 2 and 3")
     print("PASS")
 
 

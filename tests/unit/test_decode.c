@@ -841,14 +841,14 @@ static void test_xapi_type4_setcode(void **state)
     bp_block_free(b);
 }
 
-/* An OP-stack deposit (0x7e): not a type we model, so the whole object is kept verbatim. */
+/* A type nobody told us of (0x99): the whole object is kept verbatim. */
 static void test_unknown_type_raw_json(void **state)
 {
     (void)state;
     const char *tx =
         "{\"hash\":\"0xAB00000000000000000000000000000000000000000000000000000000000001\","
-        "\"from\":\"0xdeaddeaddeaddeaddeaddeaddeaddeaddead0001\",\"type\":\"0x7e\","
-        "\"sourceHash\":\"0x01\",\"mint\":\"0x0\",\"isSystemTx\":false,"
+        "\"from\":\"0xdeaddeaddeaddeaddeaddeaddeaddeaddead0001\",\"type\":\"0x99\","
+        "\"l2Field\":\"0x01\",\"flag\":false,"
         "\"gas\":\"0xf4240\",\"transactionIndex\":\"0x0\",\"extra\":[1.5,null,{}]}";
     char *body = wrap_tx(tx,
                          "0x"
@@ -860,10 +860,13 @@ static void test_unknown_type_raw_json(void **state)
     if (decode_block_text(body, true, &b, &err))
         fail_msg("%s", err.msg);
     const bp_tx *t = &b->txs[0];
-    assert_int_equal(t->transaction_type.v, 0x7e);
+    assert_int_equal(t->transaction_type.v, 0x99);
     assert_non_null(t->raw_json);
-    assert_non_null(strstr(t->raw_json, "\"sourceHash\":\"0x01\""));
-    assert_non_null(strstr(t->raw_json, "\"isSystemTx\":false"));
+    /* and what we do not model is in extra as well */
+    assert_non_null(t->extra_json);
+    assert_non_null(strstr(t->extra_json, "\"extra\":[1.5,null,{}]"));
+    assert_non_null(strstr(t->raw_json, "\"l2Field\":\"0x01\""));
+    assert_non_null(strstr(t->raw_json, "\"flag\":false"));
     assert_non_null(strstr(t->raw_json, "\"extra\":[1.5,null,{}]"));
     assert_string_equal(t->hash,
                         "0xab00000000000000000000000000000000000000000000000000000000000001");

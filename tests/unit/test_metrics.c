@@ -71,6 +71,24 @@ static void test_derive_fixture_block(void **state)
     bp_block_free(b);
 }
 
+/* An OP-stack receipt's l1Fee is part of what the tx paid (docs/ARCHITECTURE.md "fees_paid"). */
+static void test_fees_include_l1_fee(void **state)
+{
+    (void)state;
+    bp_block *b = fx_block(7, 0, true, true);
+    bp_arena *a = bp_arena_new(4096);
+    bp_block_derived d;
+    char buf[BP_U256_DEC_MAX];
+    b->txs[0].receipt_l1_fee = (bp_qty){.v = {{1000000000000000ull}}, .set = true};
+    assert_int_equal(bp_metrics_derive_block("main", b, a, &d), 0);
+    assert_string_equal(dec(&d.chain.fees_paid_wei, buf), "6061469115052000");
+    b->txs[0].has_receipt = false; /* no receipt: nothing paid that we know of */
+    assert_int_equal(bp_metrics_derive_block("main", b, a, &d), 0);
+    assert_string_equal(dec(&d.chain.fees_paid_wei, buf), "3150000000000000");
+    bp_arena_free(a);
+    bp_block_free(b);
+}
+
 /* ---- token transfers on ethereum-etl's fixtures --------------------------------------------- */
 
 /* "token_address,from_address,to_address,value,transaction_hash,log_index,block_number" */
@@ -696,7 +714,7 @@ static void test_upgrade_from_schema_1(void **state)
     snprintf(url, sizeof(url), "sqlite:%s", path);
     assert_int_equal(bp_sink_open_url(url, &s, &err), 0);
     assert_true(s->derived);
-    assert_one(db, "PRAGMA user_version", "2");
+    assert_one(db, "PRAGMA user_version", "3");
     assert_one(db, "SELECT count(*) FROM chain_metrics_1d_v", "0");
     /* 4 raw tables (blocks, transactions, logs, checkpoints) and the 12 derived ones */
     assert_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "16");
@@ -710,6 +728,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_derive_fixture_block),
+        cmocka_unit_test(test_fees_include_l1_fee),
         cmocka_unit_test(test_extract_job_fixture),
         cmocka_unit_test(test_export_job_fixture),
         cmocka_unit_test(test_erc1155),

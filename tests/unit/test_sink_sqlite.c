@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "sink/sqlgen.h"
 #include "sink_fixture.h"
 
 extern const bp_sink_ops bp_sink_sqlite_ops;
@@ -123,7 +124,7 @@ static void test_block_columns(void **state)
              "58750003716598352816469|1113|0xd783|30000000|143706|1683030000|4|80869370967|%s|"
              "[{\"index\":2210752,\"validator_index\":540230,\"address\":\"%s\","
              "\"amount\":45762059},{\"index\":2210753,\"validator_index\":540231,"
-             "\"address\":\"%s\",\"amount\":45762058}]|131072|0|%s|NULL|0",
+             "\"address\":\"%s\",\"amount\":45762058}]|131072|0|%s|NULL|0|NULL",
              H(0xb0, 1), H(0xb0, 0), H(0x5a, 0), H(0x70, 1), H(0x71, 1), H(0x72, 1), A(0xaa, 1),
              H(0x73, 1), H(0x74, 1), A(0xb9, 7), A(0xb9, 7), H(0x75, 1));
     assert_row(f->db, "SELECT * FROM blocks", want);
@@ -139,11 +140,13 @@ static void test_tx_columns(void **state)
     apply_range(f, "main", 7, 7);
     char want[4096];
     /* tx0: type 2, nonce 2^64-1 (exact digits, as a BLOB), value > 2^64. */
-    snprintf(want, sizeof(want),
-             "main|%s|18446744073709551615|%s|7|0|%s|%s|55340232221128654853|21000|91022338812|"
-             "0x|1683030006|91022338812|100000000|NULL|2|1|0x1b|%s|%s|0x1|[]|NULL|NULL|NULL|"
-             "21000|21000|NULL|NULL|1|91022338812|NULL|NULL|0x00",
-             H(0xe0, 7), H(0xb0, 7), A(0xf0, 0), A(0x70, 0), H(0x01, 0), H(0x02, 0));
+    snprintf(
+        want, sizeof(want),
+        "main|%s|18446744073709551615|%s|7|0|%s|%s|55340232221128654853|21000|91022338812|"
+        "0x|1683030006|91022338812|100000000|NULL|2|1|0x1b|%s|%s|0x1|[]|NULL|NULL|NULL|"
+        "21000|21000|NULL|NULL|1|91022338812|NULL|NULL|0x00|NULL|NULL|NULL|NULL|NULL|NULL|NULL|"
+        "NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL",
+        H(0xe0, 7), H(0xb0, 7), A(0xf0, 0), A(0x70, 0), H(0x01, 0), H(0x02, 0));
     assert_row(f->db, "SELECT * FROM transactions WHERE transaction_index = 0", want);
     assert_row(f->db,
                "SELECT typeof(nonce), typeof(value), typeof(gas), typeof(transaction_type)"
@@ -177,13 +180,13 @@ static void test_log_columns(void **state)
     apply_range(f, "main", 3, 3);
     assert_int_equal(count(f->db, "SELECT count(*) FROM logs"), 5);
     char want[2048];
-    snprintf(want, sizeof(want), "main|3|%s|0|%s|0|%s|%s|NULL|NULL|NULL|NULL", H(0xb0, 3),
+    snprintf(want, sizeof(want), "main|3|%s|0|%s|0|%s|%s|NULL|NULL|NULL|NULL|NULL", H(0xb0, 3),
              H(0xe0, 3), A(0xf4, 0), H(0xda, 0));
     assert_row(f->db, "SELECT * FROM logs WHERE log_index = 0", want);
-    snprintf(want, sizeof(want), "main|3|%s|1|%s|0|%s|0x|%s|NULL|NULL|NULL", H(0xb0, 3), H(0xe0, 3),
-             A(0xf4, 1), H(0x10, 1));
+    snprintf(want, sizeof(want), "main|3|%s|1|%s|0|%s|0x|%s|NULL|NULL|NULL|NULL", H(0xb0, 3),
+             H(0xe0, 3), A(0xf4, 1), H(0x10, 1));
     assert_row(f->db, "SELECT * FROM logs WHERE log_index = 1", want);
-    snprintf(want, sizeof(want), "main|3|%s|4|%s|2|%s|%s|%s|%s|%s|%s", H(0xb0, 3), H(0xe2, 3),
+    snprintf(want, sizeof(want), "main|3|%s|4|%s|2|%s|%s|%s|%s|%s|%s|NULL", H(0xb0, 3), H(0xe2, 3),
              A(0xf4, 4), H(0xda, 4), H(0x10, 4), H(0x11, 4), H(0x12, 4), H(0x13, 4));
     assert_row(f->db, "SELECT * FROM logs WHERE log_index = 4", want);
     assert_row(f->db, "SELECT group_concat(topic2 IS NULL) FROM logs ORDER BY log_index",
@@ -333,8 +336,48 @@ static void test_reopen_and_pragmas(void **state)
     assert_int_equal(bp_sink_sqlite_ops.checkpoint(f->sink, "main", &cp, &err), 0);
     assert_true(cp.set);
     assert_int_equal(cp.number, 1);
-    assert_row(f->db, "PRAGMA user_version", "2");
+    assert_row(f->db, "PRAGMA user_version", "3");
     assert_row(f->db, "PRAGMA journal_mode", "wal");
+    apply_range(f, "main", 2, 2);
+    assert_row(f->db, "SELECT count(*) FROM blocks", "2");
+}
+
+/* A database of schema version 2 (made before the L2 columns) is upgraded in place when
+ * opened: the columns appended, its rows kept, new rows written with them. */
+static void test_upgrade_from_v2(void **state)
+{
+    fixture *f = *state;
+    apply_range(f, "main", 1, 1);
+    bp_sink_sqlite_ops.close(f->sink);
+    f->sink = NULL;
+    bp_buf sql;
+    bp_buf_init(&sql, 0);
+    for (bp_table t = 0; t < BP_TABLE_COUNT; t++) {
+        size_t first, n = bp_table_columns(t, &first);
+        for (size_t i = bp_sql_v3_first(t); i < first + n; i++)
+            assert_int_equal(bp_buf_printf(&sql, "ALTER TABLE %s DROP COLUMN %s;", bp_table_name(t),
+                                           bp_columns[i].name),
+                             0);
+    }
+    assert_int_equal(bp_buf_puts(&sql, "PRAGMA user_version = 2;"), 0);
+    char *msg = NULL;
+    if (sqlite3_exec(f->db, sql.data, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s", msg);
+    bp_buf_release(&sql);
+    assert_row(f->db,
+               "SELECT count(*) FROM pragma_table_info('transactions') WHERE name LIKE"
+               " 'receipt_l1%'",
+               "0");
+    bp_error err = {0};
+    assert_int_equal(bp_sink_sqlite_ops.open(&f->sink, f->path, NULL, &err), 0);
+    assert_row(f->db, "PRAGMA user_version", "3");
+    assert_row(f->db,
+               "SELECT count(*) FROM pragma_table_info('transactions') WHERE name LIKE"
+               " 'receipt_l1%'",
+               "8");
+    assert_row(f->db, "SELECT name FROM pragma_table_info('logs') ORDER BY cid DESC LIMIT 1",
+               "extra");
+    assert_row(f->db, "SELECT count(*), count(extra) FROM blocks", "1|0");
     apply_range(f, "main", 2, 2);
     assert_row(f->db, "SELECT count(*) FROM blocks", "2");
 }
@@ -403,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_hash_apply_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_pragmas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_from_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insert_error_names_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_checkpoint, setup, teardown),
         cmocka_unit_test(test_open_errors),
