@@ -357,16 +357,36 @@ static void answer(bp_api_ctx *c, const char *path, const bp_stats *s, const bp_
         bp_api_error(resp, 500, "out of memory");
 }
 
+/* The snapshot ?chain=NAME asks for when the process runs several chains (the first's
+ * without it); NULL for a chain it does not run. */
+static bp_stats_hub *hub_of(const bp_api_ctx *c, const bp_api_request *req)
+{
+    const char *v = c->cfg->chain_count ? bp_api_param_get(req, "chain") : NULL;
+    if (!v)
+        return c->cfg->stats;
+    for (size_t i = 0; i < c->cfg->chain_count; i++)
+        if (strcmp(c->cfg->chain_names[i], v) == 0)
+            return c->cfg->chain_stats[i];
+    return NULL;
+}
+
 void bp_api_status(bp_api_ctx *c, const bp_api_request *req, bp_api_response *resp)
 {
     bp_stats *s = calloc(1, sizeof(*s));
     bp_push_stats p;
-    if (!s) {
-        bp_api_error(resp, 500, "out of memory");
+    bp_stats_hub *hub = hub_of(c, req);
+    if (!s || (!hub && c->cfg->stats)) {
+        char shown[80];
+        bp_api_printable(bp_api_param_get(req, "chain"), shown, sizeof(shown));
+        if (s)
+            bp_api_error(resp, 404, "no chain '%s' in this process", shown);
+        else
+            bp_api_error(resp, 500, "out of memory");
+        free(s);
         return;
     }
-    if (c->cfg->stats)
-        bp_stats_hub_read(c->cfg->stats, s);
+    if (hub)
+        bp_stats_hub_read(hub, s);
     if (c->cfg->push)
         bp_push_stats_read(c->cfg->push, &p);
     if (strcmp(req->path, "/metrics") == 0)
