@@ -1872,7 +1872,8 @@ static void usage_keys(bp_buf *b, enum bp_command cmd)
         bp_buf_printf(b, " %s,", k);
         col += strlen(k) + 2;
     }
-    bp_buf_puts(b, " (unknown keys are refused)\n");
+    bp_buf_puts(b, " (unknown keys are refused)\n  and chains: a list of chains, each {name, "
+                   "chain_id, rpcs, ...} with its own keys (docs/CLI.md)\n");
 }
 
 static const struct {

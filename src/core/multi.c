@@ -140,7 +140,7 @@ static int plan(bp_multi_config *mc, size_t *common, bp_error *err)
     }
     for (size_t i = 0; i < n; i++)
         mc->chains[i].pc.memory_reserved = reserve;
-    bp_info("%zu chains: %d fetch workers each at most, %zu MiB of memory for blocks: %zu MiB "
+    bp_info("%zu chains: up to %d fetch workers each, %zu MiB of memory for blocks: %zu MiB "
             "reserved per chain, %zu MiB common",
             n, share, blocks >> 20, reserve >> 20, *common >> 20);
     return 0;
