@@ -41,6 +41,7 @@ TITLES = {
     "streams": "Stream outputs: Redis and Kafka (mock cluster)",
     "api": "API: REST under wrk, push to 1,000 WebSocket clients",
     "metrics": "Derived analytics tables: cost of writing them, address sets at 1,000 tx/s",
+    "chains": "Many chains in one process (simnode, SQLite)",
 }
 
 
