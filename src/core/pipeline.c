@@ -592,8 +592,13 @@ static size_t memory_room(pipeline *p, size_t grant, bool *promised)
     size_t room = bp_budget_free(&p->budget) / grant;
     size_t ramp = p->ramp > p->inflight_blocks ? p->ramp - p->inflight_blocks : 0;
     size_t usable = p->budget.limit - p->fixed_bytes;
-    *promised = room == 0 && bp_budget_promised(&p->budget) == 0 && grant <= usable &&
-                p->rb.counts[BP_SLOT_RETRY] == 0 && p->rb.counts[BP_SLOT_FAILED] == 0;
+    /* Not with several chains (a memory pool): what this chain waits for may be held by
+     * another chain's promise, which waits for this chain's memory in turn - measured: every
+     * chain stalled 10 s at a time, until the promises timed out. The other chains keep the
+     * node and the CPU busy meanwhile, which is what a promise is for. */
+    *promised = room == 0 && !p->cfg->memory_pool && bp_budget_promised(&p->budget) == 0 &&
+                grant <= usable && p->rb.counts[BP_SLOT_RETRY] == 0 &&
+                p->rb.counts[BP_SLOT_FAILED] == 0;
     if (*promised)
         room = usable / grant;
     return room < ramp ? room : ramp;
