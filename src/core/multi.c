@@ -1,11 +1,15 @@
 /* multi.c - several chains in one process: their threads, shared outputs, shared memory. */
 #include "core/multi.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/budget.h"
 #include "util/log.h"
@@ -210,6 +214,18 @@ static int summary(const bp_multi_config *mc, bp_error *err)
     return rc;
 }
 
+/* glibc gives threads up to 8 malloc arenas per core, and each keeps what its threads freed:
+ * with 30 chains (120 threads) a backfill under a 256 MiB budget peaked at 244-272 MiB
+ * resident, against 193 MiB with 2 arenas and 176 MiB with 1 on 2 cores, as fast. One arena
+ * per core (at least 2). */
+static void limit_arenas(void)
+{
+#ifdef __GLIBC__
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    mallopt(M_ARENA_MAX, cores > 2 ? (int)cores : 2);
+#endif
+}
+
 int bp_multi_run(bp_multi_config *mc, volatile sig_atomic_t *stop, bp_error *err)
 {
     size_t n = mc->chain_count, common = 0;
@@ -225,6 +241,7 @@ int bp_multi_run(bp_multi_config *mc, volatile sig_atomic_t *stop, bp_error *err
     }
     if ((rc = plan(mc, &common, err)) != 0)
         goto out;
+    limit_arenas();
     bp_budget_pool_init(&pool, common);
     pool_ok = true;
     for (size_t i = 0; i < mc->sink_count; i++) {

@@ -30,7 +30,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import rowcheck  # noqa: E402
-from anvil import Anvil, Workload, log_calldata  # noqa: E402
+from anvil import Anvil, Workload  # noqa: E402
+from outcheck import reorg_txs  # noqa: E402
 from pg import Postgres  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
 from server import free_port  # noqa: E402
@@ -102,21 +103,12 @@ def config(path, db, pg, anvils, sim):
         chains.append({"name": f"a{i + 1}", "chain_id": 1001 + i, "rpcs": [{"url": node.url}],
                        "start_block": 0, "reorg_window": 3 if i == 1 else 32})
     chains.append({"name": "sim", "chain_id": 777, "rpc": sim.urls[0], "start_block": 0,
+                   "ws": sim.urls[0].replace("http://", "ws://"),
                    "fetch": ["blocks", "transactions", "receipts", "logs"]})
     cfg = {"outputs": [f"sqlite:{db}", pg.url()], "confirmations": 0, "poll_interval": 0.2,
            "stats_interval": 1, "max_memory": "256MiB", "workers": 2, "chains": chains}
     with open(path, "w") as f:
         json.dump(cfg, f, indent=1)  # JSON is YAML
-
-
-def reorg_txs(rng, wl, depth):
-    a = wl.accounts
-    pairs = [[{"from": rng.choice(a), "to": rng.choice(a), "gas": hex(21000),
-               "value": hex(rng.randrange(1, 10 ** 18))}, rng.randrange(depth)]]
-    if wl.contracts:
-        pairs.append([{"from": rng.choice(a), "to": rng.choice(wl.contracts), "gas": hex(150000),
-                       "data": log_calldata(rng, rng.randrange(1, 4))}, rng.randrange(depth)])
-    return pairs
 
 
 def config_errors(bp, tmp, anvil_url):

@@ -18,16 +18,14 @@ would be what is measured otherwise.
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rowcheck  # noqa: E402
 from simnode import Simnode  # noqa: E402
-from test_memory_budget import release_binary, vm_hwm_kib  # noqa: E402
+from test_memory_budget import peak_rss, release_binary  # noqa: E402
 
 CHAINS = 30
 LAST = 199
@@ -36,28 +34,6 @@ BUDGET_MIB = 256
 
 def fail(msg):
     raise AssertionError(msg)
-
-
-def run(cmd):
-    """Runs blockpipe; returns (peak RSS in MiB, stderr)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    hwm = [0]
-    done = threading.Event()
-
-    def sample():
-        while not done.wait(0.05):
-            hwm[0] = max(hwm[0], vm_hwm_kib(p.pid))
-
-    t = threading.Thread(target=sample)
-    t.start()
-    err = p.stderr.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    done.set()
-    t.join()
-    rc = os.waitstatus_to_exitcode(status)
-    if rc != 0:
-        fail(f"{' '.join(cmd[1:])} exited {rc}: {err[-3000:]}")
-    return max(usage.ru_maxrss, hwm[0]) / 1024.0, err
 
 
 def main():
@@ -78,7 +54,7 @@ def main():
             path = os.path.join(tmp, "chains.json")
             with open(path, "w") as f:
                 json.dump(cfg, f)
-            peak, log = run([bp, "backfill", "--config", path, "--from", "0", "--to", str(LAST)])
+            peak, log = peak_rss([bp, "backfill", "--config", path, "--from", "0", "--to", str(LAST)])
             if "beyond the budget" in log:
                 fail(f"a block was fetched beyond the budget: {log[-2000:]}")
             finished = sum(f"chain 'c{i:02d}' finished" in log for i in range(CHAINS))
