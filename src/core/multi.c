@@ -159,15 +159,31 @@ typedef struct chain_thread {
     bool started;
 } chain_thread;
 
+/* The chain's last snapshot says it stopped and why: its status is "waiting" with the error,
+ * and /ready is not ready, rather than the last moment it ran. */
+static void say_stopped(bp_multi_chain *c)
+{
+    bp_stats *s = c->pc.stats ? malloc(sizeof(*s)) : NULL;
+    if (!s)
+        return;
+    bp_stats_hub_read(c->pc.stats, s);
+    s->waiting = true;
+    s->waiting_on = s->have_indexed ? s->indexed + 1 : 0;
+    snprintf(s->waiting_error, sizeof(s->waiting_error), "stopped: %.200s", c->error.msg);
+    bp_stats_hub_publish(c->pc.stats, s);
+    free(s);
+}
+
 static void *chain_main(void *arg)
 {
     chain_thread *t = arg;
     bp_multi_chain *c = t->c;
     bp_log_set_context(c->pc.chain); /* every thread of the chain says whose it is */
     c->rc = bp_pipeline_run(&c->pc, t->stop, &c->error);
-    if (c->rc != 0)
+    if (c->rc != 0) {
         bp_err("chain '%s' stopped (the other chains go on): %s", c->pc.chain, c->error.msg);
-    else
+        say_stopped(c);
+    } else
         bp_info("chain '%s' finished", c->pc.chain);
     c->done = true;
     return NULL;

@@ -176,6 +176,9 @@ def main():
             data["sim"] = rowcheck.fetch(sim.urls[0], range(SIM_LAST + 1))
             for name, d in data.items():
                 exact(db, pg, name, d, "initial sync")
+            st, body = api_get(api_port, "/ready")
+            if st != 200 or sorted(c["chain"] for c in body.get("chains", [])) != sorted(want):
+                raise Fail(f"/ready with every chain at its head: {st} {body}")
             for out, cps in (("sqlite", sqlite_cps(db)), ("postgres", pg_cps(pg))):
                 if sorted(cps) != sorted(want):
                     raise Fail(f"{out}: checkpoints of {sorted(cps)}, want one per chain")
@@ -221,6 +224,13 @@ def main():
             sim_chain = (body.get("chains") or [{}])[0]
             if st != 200 or sim_chain.get("chain") != "sim" or sim_chain.get("indexed") != SIM_LAST:
                 raise Fail(f"/api/sync-status?chain=sim: {st} {body}")
+            st, body = api_get(api_port, "/api/sync-status?chain=a2")
+            a2_chain = (body.get("chains") or [{}])[0]
+            if a2_chain.get("mode") != "waiting" or "stopped" not in a2_chain.get("waiting_error", ""):
+                raise Fail(f"/api/sync-status?chain=a2 after it stopped: {st} {body}")
+            st, body = api_get(api_port, "/ready")
+            if st != 503 or body.get("ready") is not False:
+                raise Fail(f"/ready with a2 stopped: {st} {body}")
             st, _ = api_get(api_port, "/api/sync-status?chain=nope")
             if st != 404:
                 raise Fail(f"/api/sync-status?chain=nope answered {st}, want 404")
