@@ -167,6 +167,7 @@ static void say_stopped(bp_multi_chain *c)
     if (!s)
         return;
     bp_stats_hub_read(c->pc.stats, s);
+    snprintf(s->chain, sizeof(s->chain), "%s", c->pc.chain); /* it may have stopped at once */
     s->waiting = true;
     s->waiting_on = s->have_indexed ? s->indexed + 1 : 0;
     snprintf(s->waiting_error, sizeof(s->waiting_error), "stopped: %.200s", c->error.msg);

@@ -12,7 +12,9 @@ reorg_window (3): a1 must follow its reorg and simnode's chain and a1 keep going
 more blocks after the others failed), a2 must stop alone with an error line naming it (its
 rows stay exactly what it held, the old branch, consistent), a3 is reported by name (its
 log lines, and /metrics?chain=a3 shows its endpoint down) while its rows stay
-what it had. On SIGINT the process exits 1 (a chain failed) naming a2.
+what it had. A fifth chain, `wrongid`, says chain_id 9 for a1's node: it stops at its start,
+named, with both ids, while the others start. /ready lists every chain (503 while one is
+stopped), ?chain= picks one. On SIGINT the process exits 1 naming both failed chains.
 
 Config errors name the chain and the key: a bad value inside chains[1], a shared key put
 in a chain, a chain without endpoints, `--chain` naming no chain of the list.
@@ -102,6 +104,8 @@ def config(path, db, pg, anvils, sim):
     for i, node in enumerate(anvils):
         chains.append({"name": f"a{i + 1}", "chain_id": 1001 + i, "rpcs": [{"url": node.url}],
                        "start_block": 0, "reorg_window": 3 if i == 1 else 32})
+    # a chain whose endpoint serves another chain than it says: it stops at its start
+    chains.append({"name": "wrongid", "chain_id": 9, "rpc": anvils[0].url})
     chains.append({"name": "sim", "chain_id": 777, "rpc": sim.urls[0], "start_block": 0,
                    "ws": sim.urls[0].replace("http://", "ws://"),
                    "fetch": ["blocks", "transactions", "receipts", "logs"]})
@@ -172,13 +176,19 @@ def main():
             want = {n: head_of(a.url) for n, a in zip(names, anvils)}
             want["sim"] = head_of(sim.urls[0])
             wait_heads(db, pg, want, proc, err_path, "initial sync")
+            log = open(err_path, errors="replace").read()
+            bad = [ln for ln in log.splitlines() if "chain 'wrongid' stopped" in ln]
+            if not bad or "chain id 1001" not in bad[0] or "chain_id 9" not in bad[0]:
+                raise Fail(f"no line saying chain 'wrongid' stopped for its chain id:\n{tail(err_path)}")
             data = {n: rowcheck.fetch(a.url, range(want[n][0] + 1)) for n, a in zip(names, anvils)}
             data["sim"] = rowcheck.fetch(sim.urls[0], range(SIM_LAST + 1))
             for name, d in data.items():
                 exact(db, pg, name, d, "initial sync")
             st, body = api_get(api_port, "/ready")
-            if st != 200 or sorted(c["chain"] for c in body.get("chains", [])) != sorted(want):
-                raise Fail(f"/ready with every chain at its head: {st} {body}")
+            ready = {c["chain"]: c["ready"] for c in body.get("chains", [])}
+            if st != 503 or ready.pop("wrongid", None) is not False or \
+                    sorted(ready) != sorted(want) or not all(ready.values()):
+                raise Fail(f"/ready with every chain at its head but wrongid: {st} {body}")
             for out, cps in (("sqlite", sqlite_cps(db)), ("postgres", pg_cps(pg))):
                 if sorted(cps) != sorted(want):
                     raise Fail(f"{out}: checkpoints of {sorted(cps)}, want one per chain")
@@ -229,7 +239,8 @@ def main():
             if a2_chain.get("mode") != "waiting" or "stopped" not in a2_chain.get("waiting_error", ""):
                 raise Fail(f"/api/sync-status?chain=a2 after it stopped: {st} {body}")
             st, body = api_get(api_port, "/ready")
-            if st != 503 or body.get("ready") is not False:
+            ready = {c["chain"]: c["ready"] for c in body.get("chains", [])}
+            if st != 503 or ready.get("a2") is not False or ready.get("sim") is not True:
                 raise Fail(f"/ready with a2 stopped: {st} {body}")
             st, _ = api_get(api_port, "/api/sync-status?chain=nope")
             if st != 404:
@@ -239,7 +250,8 @@ def main():
             proc.send_signal(signal.SIGINT)
             rc = proc.wait(timeout=60)
             log = open(err_path, errors="replace").read()
-            if rc != 1 or "1 of 4 chains failed: 'a2'" not in log:
+            if rc != 1 or "2 of 5 chains failed: 'a2' (reorg" not in log or \
+                    "; 'wrongid' (reading eth_chainId" not in log:
                 raise Fail(f"exit {rc} after SIGINT, want 1 and the failed chain named:\n"
                            f"{tail(err_path)}")
             proc = None
