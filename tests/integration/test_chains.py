@@ -5,6 +5,8 @@ Three anvil chains (chain ids 1001, 1002, 1003) and a simnode chain (777) are fo
 server, tests/tools/pg.py). Every chain's checkpoint must reach its node's head in both
 outputs, and every row of every table of every chain must equal its node, field by field
 (tests/tools/rowcheck.py), under its own chain name; each output holds one checkpoint per chain.
+The derived tables (on by default) of every chain equal their recomputation from its node
+(tests/tools/metricscheck.py), after the events below.
 
 Then, while it runs: anvil a3 is killed by PID (every endpoint of that chain down), anvil a1
 is reorganised (anvil_reorg depth 3, +2 blocks) and a2 is reorganised deeper than its
@@ -33,6 +35,7 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 import rowcheck  # noqa: E402
 from anvil import Anvil, Workload  # noqa: E402
+from metricscheck import Expected, compare, read_pg, read_sqlite  # noqa: E402
 from outcheck import reorg_txs  # noqa: E402
 from pg import Postgres  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
@@ -60,6 +63,15 @@ def pg_cps(pg):
 def head_of(url):
     b = rowcheck.rpc_batch(url, [("eth_getBlockByNumber", ["latest", False])])[0]
     return int(b["number"], 16), b["hash"]
+
+
+def derived_exact(db, pg, name, data, label):
+    """Both outputs' derived tables of chain `name` equal their recomputation from its node
+    (tests/tools/metricscheck.py): each chain's rollups and sets are its own."""
+    exp = Expected([b for b, _ in data], [r for _, r in data], origin=name)
+    for out, got in (("sqlite", read_sqlite(db, name)), ("postgres", read_pg(pg, name))):
+        counts = compare(exp, got, label=f"{label}: {out} chain {name}: ")
+        print(f"{label}: {out} chain {name}: derived {counts}")
 
 
 def exact(db, pg, name, data, label):
@@ -215,8 +227,12 @@ def main():
                                                range(anvils[0].block_number() + 1)), "a1 reorg")
             exact(db, pg, "sim", data["sim"], "sim")
             exact(db, pg, "a3", data["a3"], "a3 down")  # what it had, untouched
+            a1_data = rowcheck.fetch(anvils[0].url, range(anvils[0].block_number() + 1))
             a2_old = data["a2"]  # stopped before the new branch: the old one, whole
             exact(db, pg, "a2", a2_old, "a2 stopped")
+            for name, d in (("a1", a1_data), ("a2", a2_old), ("a3", data["a3"]),
+                            ("sim", data["sim"])):
+                derived_exact(db, pg, name, d, "derived tables")
 
             log = open(err_path, errors="replace").read()
             a2_line = [ln for ln in log.splitlines() if "chain 'a2' stopped" in ln]
