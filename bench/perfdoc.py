@@ -42,6 +42,7 @@ TITLES = {
     "api": "API: REST under wrk, push to 1,000 WebSocket clients",
     "metrics": "Derived analytics tables: cost of writing them, address sets at 1,000 tx/s",
     "verify": "verify vs backfill of the same range (simnode)",
+    "chains": "Many chains in one process (simnode, SQLite)",
 }
 
 

@@ -31,18 +31,23 @@ typedef struct bp_api_config {
     const bp_sink_settings *settings; /* its options (flags, environment, config file) */
     const char *chain;                /* default chain filter; NULL: the snapshot's chain */
     bp_stats_hub *stats;              /* the pipeline's snapshot; NULL: serving without one */
-    bp_push_hub *push;                /* NULL: no push endpoints */
-    const char *token;                /* Bearer token; NULL: none */
-    bool token_reads;                 /* the token is required for reads too */
-    double rate;                      /* requests per second per client address; 0: no limit */
-    double burst;                     /* bucket size (0: 2 x rate) */
-    const char *cors;                 /* allowed origins ("*" or a comma list); NULL: no CORS */
-    const char *tls_cert, *tls_key;   /* both or neither: HTTPS / WSS */
-    int threads;                      /* REST worker threads */
-    uint64_t ready_lag;               /* /ready: at most this many blocks behind the head */
-    size_t max_body;                  /* request body bytes */
-    double request_timeout;           /* seconds for a request (headers to answer) */
-    int max_connections;              /* open connections in all */
+    /* Several chains in one process: each chain's snapshot by name (the status endpoints'
+     * ?chain=NAME; stats is the first's). 0: one chain. */
+    const char *const *chain_names;
+    bp_stats_hub *const *chain_stats;
+    size_t chain_count;
+    bp_push_hub *push;              /* NULL: no push endpoints */
+    const char *token;              /* Bearer token; NULL: none */
+    bool token_reads;               /* the token is required for reads too */
+    double rate;                    /* requests per second per client address; 0: no limit */
+    double burst;                   /* bucket size (0: 2 x rate) */
+    const char *cors;               /* allowed origins ("*" or a comma list); NULL: no CORS */
+    const char *tls_cert, *tls_key; /* both or neither: HTTPS / WSS */
+    int threads;                    /* REST worker threads */
+    uint64_t ready_lag;             /* /ready: at most this many blocks behind the head */
+    size_t max_body;                /* request body bytes */
+    double request_timeout;         /* seconds for a request (headers to answer) */
+    int max_connections;            /* open connections in all */
 } bp_api_config;
 
 typedef struct bp_api bp_api;

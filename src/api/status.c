@@ -357,16 +357,67 @@ static void answer(bp_api_ctx *c, const char *path, const bp_stats *s, const bp_
         bp_api_error(resp, 500, "out of memory");
 }
 
+/* The snapshot ?chain=NAME asks for when the process runs several chains (the first's
+ * without it); NULL for a chain it does not run. */
+static bp_stats_hub *hub_of(const bp_api_ctx *c, const bp_api_request *req)
+{
+    const char *v = c->cfg->chain_count ? bp_api_param_get(req, "chain") : NULL;
+    if (!v)
+        return c->cfg->stats;
+    for (size_t i = 0; i < c->cfg->chain_count; i++)
+        if (strcmp(c->cfg->chain_names[i], v) == 0)
+            return c->cfg->chain_stats[i];
+    return NULL;
+}
+
+/* /ready of a process running several chains: ready when every chain is, each listed. */
+static void ready_all(bp_api_ctx *c, bp_stats *s, bp_api_response *resp)
+{
+    uint64_t lag = c->cfg->ready_lag;
+    bool ready = true;
+    bp_jsonw w;
+    bp_jsonw_init(&w, &resp->body, BP_JSONW_ESC_U);
+    bp_jsonw_begin_object(&w);
+    bp_jsonw_key(&w, "chains");
+    bp_jsonw_begin_array(&w);
+    for (size_t i = 0; i < c->cfg->chain_count; i++) {
+        bp_stats_hub_read(c->cfg->chain_stats[i], s);
+        ready = ready && bp_api_is_ready(s, lag);
+        if (s->version)
+            chain_json(&w, s, lag);
+    }
+    bp_jsonw_end_array(&w);
+    boolean(&w, "ready", ready);
+    u64(&w, "ready_lag", lag);
+    bp_jsonw_end_object(&w);
+    resp->status = ready ? 200 : 503;
+    if (bp_jsonw_finish(&w) != 0)
+        bp_api_error(resp, 500, "out of memory");
+}
+
 void bp_api_status(bp_api_ctx *c, const bp_api_request *req, bp_api_response *resp)
 {
     bp_stats *s = calloc(1, sizeof(*s));
     bp_push_stats p;
-    if (!s) {
-        bp_api_error(resp, 500, "out of memory");
+    bp_stats_hub *hub = hub_of(c, req);
+    if (!s || (!hub && c->cfg->stats)) {
+        char shown[80];
+        bp_api_printable(bp_api_param_get(req, "chain"), shown, sizeof(shown));
+        if (s)
+            bp_api_error(resp, 404, "no chain '%s' in this process", shown);
+        else
+            bp_api_error(resp, 500, "out of memory");
+        free(s);
         return;
     }
-    if (c->cfg->stats)
-        bp_stats_hub_read(c->cfg->stats, s);
+    if (c->cfg->chain_count > 1 && strcmp(req->path, "/ready") == 0 &&
+        !bp_api_param_get(req, "chain")) {
+        ready_all(c, s, resp);
+        free(s);
+        return;
+    }
+    if (hub)
+        bp_stats_hub_read(hub, s);
     if (c->cfg->push)
         bp_push_stats_read(c->cfg->push, &p);
     if (strcmp(req->path, "/metrics") == 0)

@@ -949,7 +949,7 @@ int bp_ws_heads_start(bp_ws_heads **out, const bp_ws_config *cfg, bp_error *err)
     rc = create_context(w, &cfg->auth, err);
     if (rc != 0)
         goto out;
-    if (pthread_create(&w->thread, NULL, run, w) != 0) {
+    if (bp_thread_create(&w->thread, NULL, run, w) != 0) {
         rc = bp_error_set(err, BP_ENOMEM, "WebSocket '%s': cannot start a thread", w->endpoint);
         goto out;
     }

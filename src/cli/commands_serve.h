@@ -17,6 +17,9 @@ typedef struct bp_cli_api {
     bp_push_hub *push;
     bp_api *api;
     bp_alerts *alerts;
+    /* several chains with --api: each chain's snapshot (the first is stats), for ?chain= */
+    bp_stats_hub **chain_stats;
+    size_t chain_count;
 } bp_cli_api;
 
 /* Before the outputs are opened: with --api (or serve) the SQLite outputs create the lookup
@@ -26,6 +29,10 @@ int bp_cli_api_settings(bp_config *cfg, bp_error *err);
  * alerts when it has --alert (a no-op otherwise). Release with bp_cli_api_stop, also after a
  * failure. */
 int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err);
+/* bp_cli_api_start for several chains in one process: with --api each chain (names, n) gets
+ * a snapshot of its own in out->chain_stats, which the status endpoints pick by ?chain=. */
+int bp_cli_api_start_chains(const bp_config *cfg, const char *const *names, size_t n,
+                            bp_cli_api *out, bp_error *err);
 void bp_cli_api_stop(bp_cli_api *a);
 
 /* blockpipe serve [options]: the API over an existing output until SIGINT / SIGTERM. */

@@ -30,7 +30,7 @@
 
 /* The source being applied. A repeatable option (--rpc, --output) set by a stronger source
  * replaces what a weaker one set instead of adding to it. */
-enum layer { LAYER_FILE = 1, LAYER_ENV, LAYER_FLAG };
+enum layer { LAYER_FILE = 1, LAYER_ENV, LAYER_FLAG, LAYER_CHAIN };
 
 typedef struct loader {
     bp_config *cfg;
@@ -40,6 +40,8 @@ typedef struct loader {
     int outputs_layer;
     int alerts_layer;
     int rpc_headers_layer, ws_headers_layer;
+    int chain_index; /* the chains: item applied last (bp_config_load_chain), or -1 */
+    bool chain_pass; /* the file is read for that item only */
 } loader;
 
 typedef struct opt opt;
@@ -93,6 +95,7 @@ static int set_number(loader *ld, const opt *o, const char *v, const char *who, 
 static int set_alert(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_header(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_tls_file(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_chain_id(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
 #define F(field) .off = offsetof(bp_config, field)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
@@ -126,7 +129,16 @@ static const opt g_opts[] = {
      .help = "private key (PEM) of --cert-file"},
     {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain),
      .cmds = CMD_API | CMD_VERIFY, .def = "the chain id in decimal (1, 31337)",
-     .help = "value of the chain column"},
+     .help = "value of the chain column; with a chains: list in the config file, the one chain "
+             "of the list to run (its name)"},
+    {"chain-id", NULL, "N", "CHAIN_ID", NULL, "chain_id", set_chain_id, RANGE(1, UINT64_MAX - 1),
+     .cmds = CMD_BOTH, .def = "none",
+     .help = "the chain id the endpoints must serve (eth_chainId): another stops the run (with "
+             "a chains: list, that chain alone)"},
+    {"workers-total", NULL, "N", "WORKERS_TOTAL", NULL, "workers_total", set_int, RANGE(1, 65536),
+     F(workers_total), .cmds = CMD_BOTH, .def = "64",
+     .help = "with a chains: list, the fetch workers of every chain together: each chain gets "
+             "an equal share (at least 1), within what its endpoints allow"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
      .def = "sqlite:blockpipe.db", .env3 = "REDIS_URL",
      .help = "where to write (the kinds are listed below); repeat for several, each keeps its "
@@ -605,6 +617,13 @@ static int apply_preset(bp_config *cfg, bp_error *err)
     if (!cfg->native_token)
         return replace_string(&cfg->native_token, p->native_token, err);
     return 0;
+}
+
+static int set_chain_id(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    int rc = parse_ranged(o, v, who, &ld->cfg->chain_id, err);
+    ld->cfg->chain_id_set = rc == 0;
+    return rc;
 }
 
 static int set_string(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
@@ -1228,12 +1247,12 @@ static size_t distance(const char *a, const char *b)
 
 static int unknown_key(file_ctx *fc, const char *k, bp_error *err)
 {
-    static const char *const extra[] = {"rpcs", "outputs"};
+    static const char *const extra[] = {"rpcs", "outputs", "chains"};
     size_t n;
     const opt *t = all_opts(&n);
     const char *best = NULL;
     size_t best_d = 3; /* suggest only close keys */
-    for (size_t i = 0; i < n + 2; i++) {
+    for (size_t i = 0; i < n + 3; i++) {
         const char *cand = i < n ? t[i].key : extra[i - n];
         if (cand && (i >= n || opt_for(&t[i], fc->ld->cmd)) && distance(k, cand) < best_d) {
             best = cand;
@@ -1259,14 +1278,10 @@ static int check_duplicate(file_ctx *fc, yaml_node_pair_t *first, yaml_node_pair
     return 0;
 }
 
-static int file_pair(file_ctx *fc, yaml_node_pair_t *p, bp_error *err)
+/* Applies the value of key k (option o) from the file. */
+static int file_value(file_ctx *fc, const opt *o, const char *k, yaml_node_t *v, bp_error *err)
 {
-    const char *k = scalar_of(node_at(fc, p->key));
-    yaml_node_t *v = node_at(fc, p->value);
-    const opt *o = k ? find_key(k, fc->ld->cmd) : NULL;
     char who[WHO_MAX];
-    if (!o)
-        return unknown_key(fc, k ? k : "?", err);
     snprintf(who, sizeof(who), "%s (config file %s)", k, fc->path);
     if (v->type == YAML_SEQUENCE_NODE)
         return file_list(fc, o, v, who, err);
@@ -1281,10 +1296,178 @@ static int file_pair(file_ctx *fc, yaml_node_pair_t *p, bp_error *err)
     return rc ? rc : o->set(fc->ld, o, s, who, err);
 }
 
+/* ---- chains: a list of chains, each with its own keys ---- */
+
+/* What a chains: item may set: the chain's own. The outputs, the memory, the API, the logs
+ * and the state are the process's (top level only). */
+static const char *const g_chain_keys[] = {"rpc",
+                                           "rpc_headers",
+                                           "ca_file",
+                                           "cert_file",
+                                           "key_file",
+                                           "ws",
+                                           "ws_headers",
+                                           "realtime",
+                                           "start_block",
+                                           "confirmations",
+                                           "reorg_window",
+                                           "workers",
+                                           "fetch",
+                                           "batch_size",
+                                           "poll_interval",
+                                           "strict_node",
+                                           "rpc_timeout",
+                                           "max_retries",
+                                           "chain_id",
+                                           "stats_interval",
+                                           "ws_reconnect_interval",
+                                           "ws_max_reconnect_attempts",
+                                           "ws_stale_after",
+                                           NULL};
+
+static bool chain_key(const char *key)
+{
+    for (const char *const *k = g_chain_keys; *k; k++)
+        if (strcmp(*k, key) == 0)
+            return true;
+    return false;
+}
+
+static yaml_node_t *map_get(file_ctx *fc, yaml_node_t *map, const char *key)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const char *k = scalar_of(node_at(fc, p->key));
+        if (k && strcmp(k, key) == 0)
+            return node_at(fc, p->value);
+    }
+    return NULL;
+}
+
+/* The name of chains[idx]: its chain column, its checkpoints' key, its log lines' prefix. */
+static int chain_name(file_ctx *fc, yaml_node_t *item, int idx, const char **out, bp_error *err)
+{
+    const char *name = NULL;
+    if (!item || item->type != YAML_MAPPING_NODE)
+        return bp_error_set(err, BP_EINVAL,
+                            "config file %s: chains[%d]: expected a mapping {name: ..., rpcs: "
+                            "[...], ...}",
+                            fc->path, idx);
+    yaml_node_t *n = map_get(fc, item, "name");
+    name = scalar_of(n);
+    if (!n)
+        return bp_error_set(err, BP_EINVAL,
+                            "config file %s: chains[%d]: missing name (every chain needs one: "
+                            "its chain column and the key of its checkpoints)",
+                            fc->path, idx);
+    size_t len = name ? strlen(name) : 0;
+    if (!name || len == 0 || len > 63 ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOP"
+                     "QRSTUVWXYZ0123456789_.-") != len)
+        return bp_error_set(err, BP_EINVAL,
+                            "config file %s: chains[%d].name: '%s' is not valid: expected 1 to 63 "
+                            "letters, digits, '_', '.' or '-'",
+                            fc->path, idx, name ? name : "(a list or mapping)");
+    *out = name;
+    return 0;
+}
+
+/* The top-level pass: the names of the chains, checked (the items' keys are read for each
+ * chain by bp_config_load_chain). */
+static int chains_list(file_ctx *fc, yaml_node_t *v, bp_error *err)
+{
+    bp_config *cfg = fc->ld->cfg;
+    if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top == v->data.sequence.items.start)
+        return bp_error_set(err, BP_EINVAL,
+                            "chains (config file %s): expected a non-empty list of chains",
+                            fc->path);
+    for (int i = 0; i < cfg->chain_count; i++)
+        free(cfg->chain_names[i]);
+    cfg->chain_count = 0;
+    int idx = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
+         it++, idx++) {
+        const char *name;
+        int rc = chain_name(fc, node_at(fc, *it), idx, &name, err);
+        if (rc != 0)
+            return rc;
+        for (int j = 0; j < cfg->chain_count; j++)
+            if (strcmp(cfg->chain_names[j], name) == 0)
+                return bp_error_set(err, BP_EINVAL,
+                                    "config file %s: chains[%d].name: '%s' is also chains[%d]'s: "
+                                    "every chain needs a name of its own",
+                                    fc->path, idx, name, j);
+        if (cfg->chain_count == BP_MAX_CHAINS)
+            return bp_error_set(err, BP_EINVAL, "config file %s: more than %d chains", fc->path,
+                                BP_MAX_CHAINS);
+        if (!(cfg->chain_names[cfg->chain_count] = strdup(name)))
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        cfg->chain_count++;
+    }
+    return 0;
+}
+
+/* One key of a chains: item (fc->path names the chain). */
+static int chain_pair(file_ctx *fc, yaml_node_pair_t *p, bp_error *err)
+{
+    const char *k = scalar_of(node_at(fc, p->key));
+    yaml_node_t *v = node_at(fc, p->value);
+    const opt *o = k ? find_key(strcmp(k, "name") == 0 ? "chain" : k, fc->ld->cmd) : NULL;
+    if (!o)
+        return unknown_key(fc, k ? k : "?", err);
+    if (strcmp(k, "name") != 0 && !chain_key(o->key))
+        return bp_error_set(err, BP_EINVAL,
+                            "key '%s' in config file %s: it is shared by every chain, not a "
+                            "chain's own: put it at the top level of the file",
+                            k, fc->path);
+    return file_value(fc, o, k, v, err);
+}
+
+/* The chain pass: the keys of chains[ld->chain_index]. */
+static int chain_apply(file_ctx *fc, yaml_node_t *root, bp_error *err)
+{
+    int idx = fc->ld->chain_index, rc = 0;
+    yaml_node_t *list =
+        root && root->type == YAML_MAPPING_NODE ? map_get(fc, root, "chains") : NULL;
+    yaml_node_t *item = NULL;
+    if (list && list->type == YAML_SEQUENCE_NODE &&
+        idx < (int)(list->data.sequence.items.top - list->data.sequence.items.start))
+        item = node_at(fc, list->data.sequence.items.start[idx]);
+    if (!item) /* the file changed since it was read */
+        return bp_error_set(err, BP_EINVAL, "config file %s: no chains[%d]", fc->path, idx);
+    const char *name;
+    if ((rc = chain_name(fc, item, idx, &name, err)) != 0)
+        return rc;
+    char path[WHO_MAX];
+    snprintf(path, sizeof(path), "%s, chains[%d] '%s'", fc->path, idx, name);
+    file_ctx cfc = *fc;
+    cfc.path = path;
+    for (yaml_node_pair_t *p = item->data.mapping.pairs.start;
+         rc == 0 && p < item->data.mapping.pairs.top; p++) {
+        rc = check_duplicate(&cfc, item->data.mapping.pairs.start, p, err);
+        rc = rc ? rc : chain_pair(&cfc, p, err);
+    }
+    return rc;
+}
+
+static int file_pair(file_ctx *fc, yaml_node_pair_t *p, bp_error *err)
+{
+    const char *k = scalar_of(node_at(fc, p->key));
+    yaml_node_t *v = node_at(fc, p->value);
+    if (k && strcmp(k, "chains") == 0)
+        return chains_list(fc, v, err);
+    const opt *o = k ? find_key(k, fc->ld->cmd) : NULL;
+    if (!o)
+        return unknown_key(fc, k ? k : "?", err);
+    return file_value(fc, o, k, v, err);
+}
+
 static int file_apply(file_ctx *fc, bp_error *err)
 {
     yaml_node_t *root = yaml_document_get_root_node(fc->doc);
     int rc = 0;
+    if (fc->ld->chain_pass)
+        return chain_apply(fc, root, err);
     if (!root || (root->type == YAML_SCALAR_NODE && root->data.scalar.length == 0))
         return 0; /* an empty file sets nothing */
     if (root->type != YAML_MAPPING_NODE)
@@ -1323,7 +1506,7 @@ static int load_file(loader *ld, const char *path, const char *who, bp_error *er
                           parser.problem ? parser.problem : "invalid YAML");
         goto out;
     }
-    ld->layer = LAYER_FILE;
+    ld->layer = ld->chain_pass ? LAYER_CHAIN : LAYER_FILE;
     rc = file_apply(&(file_ctx){.ld = ld, .doc = &doc, .path = path, .kind = "config file "}, err);
 out:
     if (doc_ok)
@@ -1473,6 +1656,8 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->price_interval = 60;
     cfg->price_max_age = 7200;
     cfg->ml = false;
+    cfg->chain_index = -1;
+    cfg->workers_total = 64;
 }
 
 static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *err)
@@ -1498,7 +1683,12 @@ static int check_required(const bp_config *cfg, bp_error *err)
                                                 "argument, --output URL or DATABASE_URL");
     if (cfg->command == BP_CMD_SERVE)
         return 0;
-    if (cfg->rpc_count == 0)
+    if (cfg->rpc_count == 0 && cfg->chain_index >= 0)
+        return bp_error_set(err, BP_EINVAL,
+                            "config file %s, chains[%d] '%s': missing rpc or rpcs (the chain's "
+                            "JSON-RPC endpoints)",
+                            cfg->config_file, cfg->chain_index, cfg->chain_names[cfg->chain_index]);
+    if (cfg->rpc_count == 0 && cfg->chain_count == 0)
         return bp_error_set(err, BP_EINVAL,
                             "missing --rpc URL (or RPC_URL, or rpc/rpcs in the config file): "
                             "the JSON-RPC HTTP endpoint, e.g. --rpc http://127.0.0.1:8545");
@@ -1527,9 +1717,11 @@ static int add_default_output(loader *ld, bp_error *err)
     return set_output(ld, NULL, "sqlite:blockpipe.db", "default", err);
 }
 
-int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err)
+/* bp_config_load, then with index >= 0 the keys of chains[index]. */
+static int load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, int index,
+                bp_error *err)
 {
-    loader ld = {.cfg = cfg, .cmd = cmd};
+    loader ld = {.cfg = cfg, .cmd = cmd, .chain_index = index};
     flag_value *fv = NULL;
     int n = 0, rc = 0;
     set_defaults(cfg, cmd);
@@ -1547,6 +1739,13 @@ int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, b
     rc = rc ? rc : load_config_file(&ld, fv, n, err);
     rc = rc ? rc : apply_env(&ld, err);
     rc = rc ? rc : apply_flags(&ld, fv, n, err);
+    if (rc == 0 && index >= 0) {
+        if (index >= cfg->chain_count)
+            rc = bp_error_set(err, BP_EINVAL, "no chains[%d] in the config file", index);
+        cfg->chain_index = index;
+        ld.chain_pass = true;
+        rc = rc ? rc : load_file(&ld, cfg->config_file, "--config", err);
+    }
     rc = rc ? rc : add_clickhouse_output(&ld, err);
     rc = rc ? rc : add_default_output(&ld, err);
     rc = rc ? rc : apply_preset(cfg, err);
@@ -1554,6 +1753,17 @@ int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, b
 out:
     free(fv);
     return rc;
+}
+
+int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err)
+{
+    return load(cfg, cmd, argc, argv, -1, err);
+}
+
+int bp_config_load_chain(bp_config *cfg, enum bp_command cmd, int argc, char **argv, int index,
+                         bp_error *err)
+{
+    return load(cfg, cmd, argc, argv, index, err);
 }
 
 void bp_config_release(bp_config *cfg)
@@ -1592,6 +1802,9 @@ void bp_config_release(bp_config *cfg)
         free(*prices[i]);
         *prices[i] = NULL;
     }
+    for (int i = 0; i < cfg->chain_count; i++)
+        free(cfg->chain_names[i]);
+    cfg->chain_count = 0;
     cfg->rpc_count = cfg->output_count = 0;
     cfg->sink_setting_count = 0;
     cfg->chain = cfg->config_file = cfg->state_dir = cfg->ws_url = NULL;
@@ -1716,7 +1929,8 @@ static void usage_keys(bp_buf *b, enum bp_command cmd)
         bp_buf_printf(b, " %s,", k);
         col += strlen(k) + 2;
     }
-    bp_buf_puts(b, " (unknown keys are refused)\n");
+    bp_buf_puts(b, " (unknown keys are refused)\n  and chains: a list of chains, each {name, "
+                   "chain_id, rpcs, ...} with its own keys (docs/CLI.md)\n");
 }
 
 static const struct {

@@ -17,6 +17,7 @@
 #define BP_MAX_RPCS 16
 #define BP_MAX_SINK_SETTINGS 64
 #define BP_MAX_ALERTS 32
+#define BP_MAX_CHAINS 256
 
 enum bp_command {
     BP_CMD_RUN = 1,
@@ -48,7 +49,15 @@ typedef struct bp_config {
     enum bp_command command;
     bp_rpc_endpoint rpcs[BP_MAX_RPCS];
     int rpc_count;
-    char *chain; /* NULL: derived from eth_chainId */
+    char *chain;       /* NULL: derived from eth_chainId; with a chains: list, the chain to run */
+    bool chain_id_set; /* chain_id: the endpoints must serve it */
+    uint64_t chain_id;
+    /* The config file's `chains:` list (docs/ARCHITECTURE.md "Many chains in one process"):
+     * the names of its chains, in order (owned); 0 when the file has none. */
+    char *chain_names[BP_MAX_CHAINS];
+    int chain_count;
+    int chain_index;   /* the chain of the list this config is (bp_config_load_chain), or -1 */
+    int workers_total; /* fetch workers of every chain together (a chains: list only) */
     char *outputs[BP_MAX_OUTPUTS];
     int output_count;     /* defaults to one: sqlite:blockpipe.db */
     char *clickhouse_url; /* --clickhouse-url as an output URL (also in outputs), or NULL */
@@ -134,6 +143,12 @@ typedef struct bp_config {
  * lists of weaker sources. With --help (or -h) anywhere, only cfg->help is set and 0 is returned.
  */
 int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err);
+/* The config of chain `index` of the config file's chains: list (bp_config_load told how many
+ * there are): the top-level keys, the environment and the flags as bp_config_load reads them,
+ * then the chain's own keys, which win. A bad value is refused naming the chain and the key,
+ * e.g. "confirmations (config file x.yaml, chains[1] 'beta'): 'x' is not valid: ...". */
+int bp_config_load_chain(bp_config *cfg, enum bp_command cmd, int argc, char **argv, int index,
+                         bp_error *err);
 void bp_config_release(bp_config *cfg);
 /* What endpoint i (-1: the WebSocket) is reached with: its own headers and TLS files, else
  * the defaults of rpc_creds. Points into cfg. */

@@ -18,6 +18,7 @@
 #include "chain/presets.h"
 #include "cli/config.h"
 #include "cli/state.h"
+#include "core/multi.h"
 #include "core/pipeline.h"
 #include "core/verify.h"
 #include "metrics/metrics.h"
@@ -157,6 +158,18 @@ static int open_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
     return 0;
 }
 
+/* A chain's metrics module (the analytics of the outputs with derived tables). */
+static int chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, bp_error *err)
+{
+    bp_metrics_config mc = {.reorg_window = cfg->reorg_window,
+                            .native_symbol = cfg->native_token ? cfg->native_token : "ETH",
+                            .price_max_age = cfg->price_max_age,
+                            .prices = p,
+                            .predictions = cfg->ml};
+    *m = bp_metrics_new(&mc, err);
+    return *m ? 0 : err->code;
+}
+
 /* The analytics of the outputs with derived tables: the metrics module and its price source,
  * made when one of them wants it (*m stays NULL otherwise). */
 static int open_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,
@@ -190,13 +203,7 @@ static int open_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, b
         if (cfg->prices_file)
             bp_info("prices: %zu %s points from %s", bp_prices_count(*p), symbol, cfg->prices_file);
     }
-    bp_metrics_config mc = {.reorg_window = cfg->reorg_window,
-                            .native_symbol = symbol,
-                            .price_max_age = cfg->price_max_age,
-                            .prices = *p,
-                            .predictions = cfg->ml};
-    *m = bp_metrics_new(&mc, err);
-    return *m ? 0 : err->code;
+    return chain_metrics(cfg, *p, m, err);
 }
 
 static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *eps,
@@ -239,6 +246,179 @@ static void map_config(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->ws_reconnect_interval = c->ws_reconnect_interval;
     pc->ws_max_reconnect_attempts = c->ws_max_reconnect_attempts;
     pc->ws_stale_after = c->ws_stale_after;
+    pc->chain_id_set = c->chain_id_set;
+    pc->chain_id = c->chain_id;
+}
+
+/* ---- a chains: list: one pipeline per chain (core/multi.h) ---- */
+
+typedef struct chains_run {
+    size_t n;
+    bp_config *cfgs; /* per chain: the top-level keys, environment, flags, its own keys */
+    bp_multi_chain *chains;
+    bp_endpoint_spec (*eps)[BP_MAX_RPCS];
+    bp_pipeline_report *reports;
+    bp_metrics **metrics;
+} chains_run;
+
+/* --chain NAME (or CHAIN, or chain:) picks one chain of the list: *index, else -1. */
+static int chain_pick(const bp_config *cfg, int *index, bp_error *err)
+{
+    char names[512] = "";
+    size_t len = 0;
+    *index = -1;
+    if (!cfg->chain)
+        return 0;
+    for (int i = 0; i < cfg->chain_count; i++) {
+        if (strcmp(cfg->chain_names[i], cfg->chain) == 0)
+            return *index = i, 0;
+        if (len < sizeof(names))
+            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
+                                    cfg->chain_names[i]);
+    }
+    return bp_error_set(err, BP_EINVAL,
+                        "--chain '%s': no such chain in config file %s (its "
+                        "chains: %s)",
+                        cfg->chain, cfg->config_file, names);
+}
+
+static int chains_load(enum bp_command cmd, int argc, char **argv, const bp_config *base,
+                       chains_run *r, bp_error *err)
+{
+    int pick, rc = chain_pick(base, &pick, err);
+    if (rc != 0)
+        return rc;
+    r->n = pick >= 0 ? 1 : (size_t)base->chain_count;
+    r->cfgs = calloc(r->n, sizeof(*r->cfgs));
+    r->chains = calloc(r->n, sizeof(*r->chains));
+    r->eps = calloc(r->n, sizeof(*r->eps));
+    r->reports = calloc(r->n, sizeof(*r->reports));
+    r->metrics = calloc(r->n, sizeof(*r->metrics));
+    if (!r->cfgs || !r->chains || !r->eps || !r->reports || !r->metrics)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->n; i++) {
+        /* loaded one after another: a released config is all zeros, so a failure here leaves
+         * every config releasable */
+        rc = bp_config_load_chain(&r->cfgs[i], cmd, argc, argv, pick >= 0 ? pick : (int)i, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void chains_free(chains_run *r)
+{
+    for (size_t i = 0; r->cfgs && i < r->n; i++) {
+        bp_metrics_free(r->metrics ? r->metrics[i] : NULL);
+        bp_config_release(&r->cfgs[i]);
+    }
+    free(r->cfgs);
+    free(r->chains);
+    free(r->eps);
+    free(r->reports);
+    free(r->metrics);
+}
+
+/* Each chain's metrics module when an output writes the derived tables (one price source). */
+static int chains_metrics(chains_run *r, bp_sink **sinks, bp_prices **prices, bp_error *err)
+{
+    int rc = open_metrics(&r->cfgs[0], sinks, &r->metrics[0], prices, err);
+    for (size_t i = 1; rc == 0 && r->metrics[0] && i < r->n; i++)
+        rc = chain_metrics(&r->cfgs[i], *prices, &r->metrics[i], err);
+    return rc;
+}
+
+static void chains_map(chains_run *r, bp_sink **sinks, const bp_cli_api *api)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        bp_pipeline_config *pc = &r->chains[i].pc;
+        map_config(&r->cfgs[i], sinks, r->eps[i], pc);
+        pc->report = &r->reports[i];
+        pc->metrics = r->metrics[i];
+        if (api->push) {
+            pc->batch_committed = bp_push_batch;
+            pc->batch_ctx = api->push;
+        }
+        /* with --alert alone, the alerts watch the first chain */
+        pc->stats = api->chain_stats ? api->chain_stats[i] : i == 0 ? api->stats : NULL;
+    }
+}
+
+/* The state of each chain, its command narrowed to it (retry-failed runs that chain alone). */
+static void chains_save_state(const chains_run *r, const char *dir, int argc, char **argv)
+{
+    char **args = calloc((size_t)argc + 3, sizeof(*args));
+    for (size_t i = 0; args && i < r->n; i++) {
+        bp_error serr;
+        memcpy(args, argv, (size_t)argc * sizeof(*args));
+        args[argc] = "--chain";
+        args[argc + 1] = r->cfgs[i].chain;
+        if (r->reports[i].chain[0] &&
+            bp_state_save(dir, &r->reports[i], argc + 2, args, &serr) != 0)
+            bp_err("%s", serr.msg);
+    }
+    free(args);
+}
+
+static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *base)
+{
+    chains_run r = {0};
+    bp_error err = {0};
+    bp_sink *sinks[BP_MAX_OUTPUTS] = {0};
+    bp_cli_api api = {0};
+    bp_prices *prices = NULL;
+    const char *names[BP_MAX_CHAINS] = {0}; /* the API's, until it stops */
+    int status = 2;
+    int rc = chains_load(cmd, argc, argv, base, &r, &err);
+    if (rc != 0) {
+        bp_secret_scrub(err.msg);
+        fprintf(stderr, "blockpipe: %s\n", err.msg);
+        goto out;
+    }
+    bp_log_set_level((enum bp_log_level)base->log_level);
+    bp_log_set_json(base->log_json);
+    rc = bp_rpc_global_init(&err);
+    rc = rc ? rc : bp_cli_api_settings(base, &err);
+    rc = rc ? rc : open_outputs(base, sinks, &err);
+    rc = rc ? rc : chains_metrics(&r, sinks, &prices, &err);
+    for (size_t i = 0; i < r.n; i++)
+        names[i] = r.cfgs[i].chain;
+    rc = rc ? rc : bp_cli_api_start_chains(base, names, r.n, &api, &err);
+    if (rc != 0) {
+        bp_err("%s", err.msg);
+        status = rc == BP_EINVAL ? 2 : 1;
+        goto out;
+    }
+    install_signals();
+    chains_map(&r, sinks, &api);
+    size_t derived = 0;
+    for (int i = 0; i < base->output_count; i++)
+        derived += sinks[i]->derived;
+    bp_multi_config mc = {.chains = r.chains,
+                          .chain_count = r.n,
+                          .sinks = sinks,
+                          .sink_count = (size_t)base->output_count,
+                          .derived_outputs = derived,
+                          .max_memory = (size_t)base->max_memory,
+                          .workers_total = base->workers_total};
+    if (base->state_dir)
+        bp_state_announce(base->state_dir);
+    rc = bp_multi_run(&mc, &g_stop, &err);
+    if (base->state_dir)
+        chains_save_state(&r, base->state_dir, argc, argv);
+    status = rc == 0 ? 0 : rc == BP_EINVAL && !r.chains[0].done ? 2 : 1;
+    if (rc != 0)
+        bp_err("%s", err.msg);
+    else if (g_stop)
+        bp_info("stopped by signal; everything complete was committed");
+out:
+    bp_cli_api_stop(&api);
+    chains_free(&r);
+    bp_prices_free(prices);
+    for (int i = 0; i < BP_MAX_OUTPUTS; i++)
+        bp_sink_close(sinks[i]);
+    bp_rpc_global_cleanup();
+    return status;
 }
 
 /* `blockpipe verify`: its exit status (0 equal, 3 differences, 4 all repaired; 1 with err set
@@ -295,6 +475,11 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
         fputs(bp_config_usage(cmd), stdout);
         status = 0;
         goto out;
+    }
+    if (cfg.chain_count > 0) {
+        status = run_chains(cmd, argc, argv, &cfg);
+        bp_config_release(&cfg);
+        return status;
     }
     bp_log_set_level((enum bp_log_level)cfg.log_level);
     bp_log_set_json(cfg.log_json);

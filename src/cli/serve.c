@@ -72,7 +72,21 @@ static int start_alerts(const bp_config *cfg, bp_cli_api *out, bp_error *err)
                            &out->alerts, err);
 }
 
-int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
+/* The chains' snapshots (the first is out->stats). */
+static int chain_hubs(bp_cli_api *out, size_t n, bp_error *err)
+{
+    if (!(out->chain_stats = calloc(n, sizeof(*out->chain_stats))))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    out->chain_count = n;
+    out->chain_stats[0] = out->stats;
+    for (size_t i = 1; i < n; i++)
+        if (!(out->chain_stats[i] = bp_stats_hub_new()))
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
+static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cli_api *out,
+                 bp_error *err)
 {
     memset(out, 0, sizeof(*out));
     if (cfg->alert_count && cfg->command != BP_CMD_SERVE) {
@@ -90,6 +104,8 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
                 "endpoints answer 503 and push carries block headers only");
     if (cfg->command != BP_CMD_SERVE && !out->stats && !(out->stats = bp_stats_hub_new()))
         return bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (n > 0 && chain_hubs(out, n, err) != 0)
+        return err->code;
     bp_push_config pc = {
         .ring = (size_t)cfg->api_push_ring,
         .queue_bytes = (size_t)cfg->api_push_queue,
@@ -113,6 +129,9 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
         .settings = &set,
         .chain = cfg->chain,
         .stats = out->stats,
+        .chain_names = names,
+        .chain_stats = out->chain_stats,
+        .chain_count = out->chain_count,
         .push = out->push,
         .token = cfg->api_token,
         .token_reads = cfg->api_token_reads,
@@ -129,12 +148,26 @@ int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     return bp_api_start(&ac, &out->api, err);
 }
 
+int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err)
+{
+    return start(cfg, NULL, 0, out, err);
+}
+
+int bp_cli_api_start_chains(const bp_config *cfg, const char *const *names, size_t n,
+                            bp_cli_api *out, bp_error *err)
+{
+    return start(cfg, names, n, out, err);
+}
+
 void bp_cli_api_stop(bp_cli_api *a)
 {
     bp_alerts_stop(a->alerts);
     bp_api_stop(a->api); /* first: it detaches every push client */
     bp_push_hub_free(a->push);
     bp_stats_hub_free(a->stats);
+    for (size_t i = 1; i < a->chain_count; i++)
+        bp_stats_hub_free(a->chain_stats[i]);
+    free(a->chain_stats);
     memset(a, 0, sizeof(*a));
 }
 

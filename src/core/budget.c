@@ -18,6 +18,24 @@ void bp_budget_init(bp_budget *b, size_t limit)
     pthread_cond_init(&b->cv, NULL);
 }
 
+void bp_budget_pool_init(bp_budget_pool *p, size_t limit)
+{
+    memset(p, 0, sizeof(*p));
+    p->limit = limit;
+    pthread_mutex_init(&p->lock, NULL);
+}
+
+void bp_budget_pool_release(bp_budget_pool *p)
+{
+    pthread_mutex_destroy(&p->lock);
+}
+
+void bp_budget_share(bp_budget *b, bp_budget_pool *pool, size_t reserved)
+{
+    b->pool = pool;
+    b->reserved = reserved;
+}
+
 void bp_budget_release(bp_budget *b)
 {
     if (b->limit == 0)
@@ -26,19 +44,65 @@ void bp_budget_release(bp_budget *b)
     pthread_cond_destroy(&b->cv);
 }
 
+/* What b holds beyond its reserve when it holds `held` bytes. */
+static size_t over_of(const bp_budget *b, size_t held)
+{
+    return held > b->reserved ? held - b->reserved : 0;
+}
+
+/* Under b's lock, after used / promised changed from holding `before` bytes: the pool's
+ * count follows. */
+static void pool_follow(bp_budget *b, size_t before)
+{
+    if (!b->pool)
+        return;
+    size_t was = over_of(b, before), now = over_of(b, b->used + b->promised);
+    if (was == now)
+        return;
+    pthread_mutex_lock(&b->pool->lock);
+    b->pool->over = b->pool->over + now - was; /* unsigned wrap cancels: over >= was */
+    pthread_mutex_unlock(&b->pool->lock);
+}
+
+/* Under b's lock: the pool's room for more beyond the reserves, given that this budget
+ * counts `mine` in it now. */
+static size_t pool_room(const bp_budget *b, size_t mine)
+{
+    pthread_mutex_lock(&b->pool->lock);
+    size_t others = b->pool->over - mine;
+    size_t room = others < b->pool->limit ? b->pool->limit - others : 0;
+    pthread_mutex_unlock(&b->pool->lock);
+    return room;
+}
+
 /* Under the lock. */
 static void add_used(bp_budget *b, size_t n)
 {
+    size_t before = b->used + b->promised;
     b->used += n;
     if (b->used > b->peak)
         b->peak = b->used;
+    pool_follow(b, before);
+}
+
+/* Under the lock: what `held` bytes leave free (with a pool: the room of the reserve plus
+ * what the pool has beyond what the others hold). */
+static size_t free_at(const bp_budget *b, size_t held)
+{
+    size_t n = held < b->limit ? b->limit - held : 0;
+    if (!b->pool)
+        return n;
+    size_t mine = over_of(b, b->used + b->promised);
+    size_t room = pool_room(b, mine);
+    size_t within = b->reserved > held ? b->reserved - held : 0;
+    size_t beyond = room > over_of(b, held) ? room - over_of(b, held) : 0;
+    return within + beyond < n ? within + beyond : n;
 }
 
 /* Under the lock. */
 static size_t free_bytes(const bp_budget *b)
 {
-    size_t held = b->used + b->promised;
-    return held < b->limit ? b->limit - held : 0;
+    return free_at(b, b->used + b->promised);
 }
 
 bool bp_budget_try_charge(bp_budget *b, size_t n)
@@ -61,7 +125,9 @@ void bp_budget_charge(bp_budget *b, size_t n)
 void bp_budget_refund(bp_budget *b, size_t n)
 {
     pthread_mutex_lock(&b->lock);
+    size_t before = b->used + b->promised;
     b->used = b->used > n ? b->used - n : 0; /* more back than taken would be a caller's bug */
+    pool_follow(b, before);
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->lock);
 }
@@ -69,7 +135,9 @@ void bp_budget_refund(bp_budget *b, size_t n)
 void bp_budget_promise(bp_budget *b, size_t n)
 {
     pthread_mutex_lock(&b->lock);
+    size_t before = b->used + b->promised;
     b->promised += n;
+    pool_follow(b, before);
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -92,9 +160,12 @@ int bp_budget_take_promised(bp_budget *b, size_t n, long wait_ms, const volatile
     pthread_mutex_lock(&b->lock);
     for (;;) {
         /* The promised bytes are this caller's: only what is used counts against them. */
-        if (b->used <= b->limit && n <= b->limit - b->used) {
-            add_used(b, n);
+        if (n <= free_at(b, b->used)) {
+            size_t before = b->used + b->promised;
+            b->used += n;
+            b->peak = b->used > b->peak ? b->used : b->peak;
             b->promised -= n < b->promised ? n : b->promised;
+            pool_follow(b, before);
             rc = 0;
             break;
         }
@@ -115,7 +186,9 @@ int bp_budget_take_promised(bp_budget *b, size_t n, long wait_ms, const volatile
 void bp_budget_drop_promise(bp_budget *b, size_t n)
 {
     pthread_mutex_lock(&b->lock);
+    size_t before = b->used + b->promised;
     b->promised -= n < b->promised ? n : b->promised;
+    pool_follow(b, before);
     pthread_cond_broadcast(&b->cv);
     pthread_mutex_unlock(&b->lock);
 }

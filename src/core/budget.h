@@ -41,8 +41,23 @@
  * more in them than what the bytes decode into. */
 #define BP_BUDGET_RATIO_MIN_WIRE ((size_t)64 << 10)
 
+/* The memory several budgets share (many chains in one process, docs/ARCHITECTURE.md "Many
+ * chains in one process"): each budget holds its `reserved` bytes alone, and what it holds
+ * beyond them (used + promised - reserved) is counted here, against `limit`, so a budget
+ * may go past its reserve only while the common part has room. */
+typedef struct bp_budget_pool {
+    pthread_mutex_t lock; /* taken inside a budget's lock, never the other way round */
+    size_t limit;
+    size_t over; /* the sum of every budget's bytes beyond its reserve */
+} bp_budget_pool;
+
+void bp_budget_pool_init(bp_budget_pool *p, size_t limit);
+void bp_budget_pool_release(bp_budget_pool *p);
+
 typedef struct bp_budget {
     size_t limit;
+    bp_budget_pool *pool; /* NULL: limit is the budget's alone */
+    size_t reserved;      /* with a pool: what this budget may hold without it */
     pthread_mutex_t lock;
     pthread_cond_t cv; /* signalled when bytes come back */
     size_t used, promised, peak;
@@ -55,6 +70,9 @@ typedef struct bp_budget {
 } bp_budget;
 
 void bp_budget_init(bp_budget *b, size_t limit);
+/* Makes b share pool (before anything is charged): it may hold `reserved` bytes alone and,
+ * up to its limit, more while the pool has room. */
+void bp_budget_share(bp_budget *b, bp_budget_pool *pool, size_t reserved);
 void bp_budget_release(bp_budget *b);
 /* Takes n bytes when they fit under the limit and returns true; else takes nothing. */
 bool bp_budget_try_charge(bp_budget *b, size_t n);
@@ -71,7 +89,8 @@ int bp_budget_take_promised(bp_budget *b, size_t n, long wait_ms,
 void bp_budget_drop_promise(bp_budget *b, size_t n);
 size_t bp_budget_used(bp_budget *b);
 size_t bp_budget_promised(bp_budget *b);
-/* limit - used - promised, 0 when at or over the limit. */
+/* limit - used - promised, 0 when at or over the limit (with a pool: no more than the
+ * reserve's room plus the pool's). */
 size_t bp_budget_free(bp_budget *b);
 /* The highest `used` so far. */
 size_t bp_budget_peak(bp_budget *b);

@@ -14,6 +14,7 @@
 #endif
 
 #include "chain/rpc.h"
+#include "util/log.h"
 
 /* How much nicer than the rest of the process the fetch workers run (see lower_priority). */
 #define WORKER_NICE 5
@@ -278,7 +279,7 @@ int bp_fetcher_start(bp_fetcher **out, const bp_fetcher_config *cfg, bp_error *e
         w->rpcs = calloc(cfg->pool->count, sizeof(*w->rpcs));
         if (!w->rpcs)
             return bp_error_set(err, BP_ENOMEM, "out of memory");
-        if (pthread_create(&w->tid, NULL, worker_main, w) != 0)
+        if (bp_thread_create(&w->tid, NULL, worker_main, w) != 0)
             return bp_error_set(err, BP_ENOMEM, "cannot start fetch worker %d", i);
         w->started = true;
     }

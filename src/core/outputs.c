@@ -113,7 +113,7 @@ static void set_aside(bp_outputs *o, size_t i)
     probe_arg *a = malloc(sizeof(*a));
     if (a) {
         *a = (probe_arg){o, i};
-        o->probing[i] = pthread_create(&o->probes[i], NULL, probe_main, a) == 0;
+        o->probing[i] = bp_thread_create(&o->probes[i], NULL, probe_main, a) == 0;
     }
     if (!o->probing[i]) {
         free(a);

@@ -30,21 +30,10 @@
 #include "util/arena.h"
 #include "util/log.h"
 
-/* Memory (core/budget.h, docs/ARCHITECTURE.md "Memory bounds"). The fixed part of the
- * budget, charged at start: the process itself (code, libraries, the coordinator's and the
- * writer's buffers, SQLite's page cache), each fetch worker (its curl buffer, the JSON parser's
- * spare arena and scratch), each output (its buffers). Measured with the release build. */
-#define BP_MEM_PROCESS ((size_t)24 << 20)
-#define BP_MEM_PER_WORKER ((size_t)1 << 20)
-#define BP_MEM_PER_OUTPUT ((size_t)4 << 20)
-/* Each output that writes the derived tables: SQLite's larger page cache for them (4 MiB,
- * sink/sqlite_derived.c), its sorter (at most the cache, sink/sqlite.c: a minute recomputed
- * from its raw transactions sorts them) and the per-batch state (the run's contract rows, the
- * sorted set rows, PostgreSQL's COPY piece). */
-#define BP_MEM_PER_DERIVED_OUTPUT ((size_t)8 << 20)
-/* The metrics module's open windows (their address sets) may hold this fraction of the memory
- * left for blocks; past it they are given up (metrics/openwin.h). What they and the batch's
- * derived rows hold is charged to the budget as it changes. */
+/* Memory (core/budget.h, docs/ARCHITECTURE.md "Memory bounds"): the fixed part is in
+ * pipeline.h (BP_MEM_*). The metrics module's open windows (their address sets) may hold this
+ * fraction of the memory left for blocks; past it they are given up (metrics/openwin.h). What they
+ * and the batch's derived rows hold is charged to the budget as it changes. */
 #define BP_DERIVED_SHARE 8
 /* What is left for blocks must hold at least this: below it nothing useful runs. */
 #define BP_MEM_MIN_BLOCKS ((size_t)16 << 20)
@@ -190,10 +179,17 @@ static void close_endpoints(pipeline *p)
     bp_pool_release(&p->pool);
 }
 
+/* Fetch workers: what the endpoints allow, at most 256 and at most the chain's share. */
+static int worker_threads(const pipeline *p)
+{
+    int n = bp_pool_capacity(&p->pool), cap = p->cfg->max_threads;
+    n = n > 256 ? 256 : n;
+    return cap > 0 && n > cap ? cap : n;
+}
+
 static int start_workers(pipeline *p, size_t window, bp_error *err)
 {
-    int threads = bp_pool_capacity(&p->pool);
-    p->threads = (size_t)(threads > 256 ? 256 : threads);
+    p->threads = (size_t)worker_threads(p);
     bp_fetcher_config fc = {
         .pool = &p->pool,
         .shared = &p->shared,
@@ -597,8 +593,13 @@ static size_t memory_room(pipeline *p, size_t grant, bool *promised)
     size_t room = bp_budget_free(&p->budget) / grant;
     size_t ramp = p->ramp > p->inflight_blocks ? p->ramp - p->inflight_blocks : 0;
     size_t usable = p->budget.limit - p->fixed_bytes;
-    *promised = room == 0 && bp_budget_promised(&p->budget) == 0 && grant <= usable &&
-                p->rb.counts[BP_SLOT_RETRY] == 0 && p->rb.counts[BP_SLOT_FAILED] == 0;
+    /* Not with several chains (a memory pool): what this chain waits for may be held by
+     * another chain's promise, which waits for this chain's memory in turn - measured: every
+     * chain stalled 10 s at a time, until the promises timed out. The other chains keep the
+     * node and the CPU busy meanwhile, which is what a promise is for. */
+    *promised = room == 0 && !p->cfg->memory_pool && bp_budget_promised(&p->budget) == 0 &&
+                grant <= usable && p->rb.counts[BP_SLOT_RETRY] == 0 &&
+                p->rb.counts[BP_SLOT_FAILED] == 0;
     if (*promised)
         room = usable / grant;
     return room < ramp ? room : ramp;
@@ -1039,7 +1040,7 @@ static void fill_progress(pipeline *p, bp_stats *st)
     st->txs = p->txs_done;
     st->logs = p->logs_done;
     st->reorgs = p->reorgs;
-    st->workers = bp_pool_capacity(&p->pool);
+    st->workers = worker_threads(p);
     bp_slot *s = bp_reorder_slot(&p->rb, p->rb.base);
     st->waiting = s && (s->state == BP_SLOT_RETRY || s->state == BP_SLOT_FAILED);
     st->waiting_on = p->rb.base;
@@ -1169,6 +1170,11 @@ static int get_chain_id(pipeline *p, bp_error *err)
     }
     if (!have)
         *err = first;
+    if (have && p->cfg->chain_id_set && p->chain_id != p->cfg->chain_id)
+        return bp_error_set(err, BP_EINVAL,
+                            "rpc[%zu] %s serves chain id %" PRIu64 ", but chain_id %" PRIu64
+                            " is configured: refusing to write another chain's blocks",
+                            named, p->pool.eps[named].url, p->chain_id, p->cfg->chain_id);
     return have ? 0 : first.code;
 }
 
@@ -1309,12 +1315,17 @@ static int setup_budget(pipeline *p, bp_error *err)
 {
     const bp_pipeline_config *c = p->cfg;
     size_t limit = c->max_memory ? c->max_memory : BP_PIPELINE_DEFAULT_MEMORY;
-    int threads = bp_pool_capacity(&p->pool);
+    int threads = worker_threads(p);
     size_t derived = 0;
     for (size_t i = 0; c->metrics && i < c->sink_count; i++)
         derived += c->sinks[i]->derived;
-    p->fixed_bytes = BP_MEM_PROCESS + (size_t)(threads > 256 ? 256 : threads) * BP_MEM_PER_WORKER +
-                     c->sink_count * BP_MEM_PER_OUTPUT + derived * BP_MEM_PER_DERIVED_OUTPUT;
+    if (c->memory_pool) { /* the process and the outputs are the pool owner's to charge */
+        p->fixed_bytes = BP_MEM_PER_CHAIN + (size_t)threads * BP_MEM_PER_WORKER;
+        limit = p->fixed_bytes + c->memory_reserved + c->memory_pool->limit;
+    } else {
+        p->fixed_bytes = BP_MEM_PROCESS + (size_t)threads * BP_MEM_PER_WORKER +
+                         c->sink_count * BP_MEM_PER_OUTPUT + derived * BP_MEM_PER_DERIVED_OUTPUT;
+    }
     if (limit < p->fixed_bytes + BP_MEM_MIN_BLOCKS)
         return bp_error_set(err, BP_EINVAL,
                             "--max-memory %zu MiB is too small for %d fetch workers and %zu "
@@ -1323,6 +1334,8 @@ static int setup_budget(pipeline *p, bp_error *err)
                             limit >> 20, threads, c->sink_count, derived, p->fixed_bytes >> 20,
                             BP_MEM_MIN_BLOCKS >> 20, (p->fixed_bytes + BP_MEM_MIN_BLOCKS) >> 20);
     bp_budget_init(&p->budget, limit);
+    if (c->memory_pool)
+        bp_budget_share(&p->budget, c->memory_pool, p->fixed_bytes + c->memory_reserved);
     bp_budget_charge(&p->budget, p->fixed_bytes);
 #ifdef __GLIBC__
     /* A freed block must give its memory back, or the budget counts what the process no
@@ -1368,7 +1381,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     /* Room for every worker's largest request twice over: a slow request at the base (or a
      * busy writer) must not leave the other workers without numbers to fetch. Memory is
      * capped by the budget, not by this count. */
-    size_t window = (size_t)bp_pool_capacity(&p->pool) * BP_JOB_MAX * 2;
+    size_t window = (size_t)worker_threads(p) * BP_JOB_MAX * 2;
     window = window < 64 ? 64 : window > 4096 ? 4096 : window;
     if (bp_canon_init(&p->canon, (size_t)c->reorg_window) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");

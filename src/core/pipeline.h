@@ -18,12 +18,24 @@
 #include "blockpipe/error.h"
 #include "blockpipe/sink.h"
 #include "blockpipe/stats.h"
+#include "core/budget.h"
 #include "core/pool.h"
 
 #define BP_REPORT_MAX_FAILED 64
 
 /* --max-memory when not given: a laptop's share for one indexer. */
 #define BP_PIPELINE_DEFAULT_MEMORY ((size_t)256 << 20)
+
+/* The fixed part of the memory budget (docs/ARCHITECTURE.md "Memory bounds"), measured with
+ * the release build: the process itself (code, libraries, SQLite's page cache), each output
+ * (its buffers), each output with derived tables (its rollup state, SQLite's larger page
+ * cache), each fetch worker (its curl buffer, the JSON parser's scratch), and with several
+ * chains in one process each chain's own (its coordinator's and writer's buffers). */
+#define BP_MEM_PROCESS ((size_t)24 << 20)
+#define BP_MEM_PER_OUTPUT ((size_t)4 << 20)
+#define BP_MEM_PER_DERIVED_OUTPUT ((size_t)8 << 20)
+#define BP_MEM_PER_WORKER ((size_t)1 << 20)
+#define BP_MEM_PER_CHAIN ((size_t)2 << 20)
 
 /* What a run leaves behind, for the state file (blockpipe retry-failed). */
 typedef struct bp_pipeline_report {
@@ -64,6 +76,15 @@ typedef struct bp_pipeline_config {
     bp_stats_hub *stats;        /* where the snapshot is published (not owned); NULL: own */
     bool output_keep_going;     /* --output-failure continue */
     size_t max_memory;          /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY */
+    /* Several chains in one process (core/multi.h): the memory they share. Then the budget
+     * is this chain's fixed part (BP_MEM_PER_CHAIN and its workers; the process and the
+     * outputs are charged once, to the pool's owner) + memory_reserved + the pool's limit,
+     * and max_memory is not used. NULL: one chain, max_memory is all of it. */
+    bp_budget_pool *memory_pool;
+    size_t memory_reserved;
+    int max_threads;   /* fetch workers at most (a share of a global cap); 0: no cap */
+    bool chain_id_set; /* the endpoints must serve chain_id (else the run stops) */
+    uint64_t chain_id;
     /* Called on the writer thread with each batch once every output has committed it (the
      * API's push hub; see writer.h). NULL: none. */
     void (*batch_committed)(void *batch_ctx, const bp_batch *b);

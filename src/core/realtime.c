@@ -47,7 +47,7 @@ int bp_realtime_start(bp_realtime *rt, const bp_realtime_config *cfg, bp_error *
     int rc = bp_ws_heads_start(&rt->ws, &wc, err);
     if (rc != 0)
         return bp_error_prefix(err, "--ws: ");
-    if (pthread_create(&rt->forwarder, NULL, forward_heads, rt) != 0)
+    if (bp_thread_create(&rt->forwarder, NULL, forward_heads, rt) != 0)
         return bp_error_set(err, BP_ENOMEM, "cannot start the head forwarder thread");
     rt->forwarder_started = true;
     bp_ws_status st;

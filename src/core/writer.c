@@ -108,7 +108,7 @@ int bp_writer_start(bp_writer *w, const bp_writer_config *cfg, bp_error *err)
         snprintf(w->outs[i].url, sizeof(w->outs[i].url), "%s",
                  cfg->out->sinks[i]->url ? cfg->out->sinks[i]->url : "");
     snapshot_outputs(w);
-    if (pthread_create(&w->tid, NULL, writer_main, w) != 0)
+    if (bp_thread_create(&w->tid, NULL, writer_main, w) != 0)
         return bp_error_set(err, BP_ENOMEM, "cannot start the output writer thread");
     w->started = true;
     return 0;

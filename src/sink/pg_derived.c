@@ -326,6 +326,7 @@ static int origin_literal(bp_pg_derived *d, PGconn *c, const char *origin, bp_er
 {
     if (d->origin && strcmp(d->origin, origin) == 0)
         return 0;
+    memset(d->last_cut, 0, sizeof(d->last_cut)); /* another chain's cuts (chains share it) */
     free(d->origin);
     PQfreemem(d->origin_lit);
     d->origin = strdup(origin);

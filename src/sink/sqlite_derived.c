@@ -337,6 +337,7 @@ struct bp_sqlite_derived {
     sqlite3_stmt *st[S_COUNT];
     bp_retention ret;
     uint64_t last_cut[BP_EXPIRY_MAX];    /* retention: each delete's last cut */
+    char cut_origin[64];                 /* the chain they were (several chains share it) */
     bp_windows win;                      /* the batch's touched windows */
     bp_keymap new_pairs[BP_GRAIN_COUNT]; /* (window, contract) -> new pairs of the run */
     bp_derived_run run;
@@ -903,6 +904,11 @@ static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 {
     bp_expiry plan[BP_EXPIRY_MAX];
     size_t n = bp_retention_plan(&d->ret, der, plan);
+    if (strncmp(d->cut_origin, der->origin_key, sizeof(d->cut_origin)) != 0) {
+        /* another chain's cuts say nothing of this one's rows */
+        memset(d->last_cut, 0, sizeof(d->last_cut));
+        snprintf(d->cut_origin, sizeof(d->cut_origin), "%s", der->origin_key);
+    }
     for (size_t i = 0; i < n; i++)
         if (expire(d, der->origin_key, &plan[i], &d->last_cut[i]) != SQLITE_OK)
             return bp_error_set(err, BP_EDB, "retention of %s: %s", bp_dtables[plan[i].table].name,

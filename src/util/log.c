@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -15,6 +16,44 @@ static enum bp_log_level g_level = BP_LOG_INFO;
 static int g_json;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const g_names[] = {"debug", "info", "warn", "error"};
+static _Thread_local char t_context[64];
+
+void bp_log_set_context(const char *name)
+{
+    snprintf(t_context, sizeof(t_context), "%s", name ? name : "");
+}
+
+const char *bp_log_context(void)
+{
+    return t_context;
+}
+
+typedef struct thread_start {
+    void *(*fn)(void *);
+    void *arg;
+    char context[sizeof(t_context)];
+} thread_start;
+
+static void *thread_main(void *p)
+{
+    thread_start st = *(thread_start *)p;
+    free(p);
+    bp_log_set_context(st.context);
+    return st.fn(st.arg);
+}
+
+int bp_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    thread_start *st = malloc(sizeof(*st));
+    if (!st)
+        return -1;
+    *st = (thread_start){.fn = fn, .arg = arg};
+    memcpy(st->context, t_context, sizeof(st->context));
+    int rc = pthread_create(t, attr, thread_main, st);
+    if (rc != 0)
+        free(st);
+    return rc;
+}
 
 void bp_log_set_level(enum bp_log_level level)
 {
@@ -51,6 +90,10 @@ static void put_json_line(const char *when, long ms, const char *level, const ch
     bp_jsonw_str(&w, ts);
     bp_jsonw_key(&w, "level");
     bp_jsonw_str(&w, level);
+    if (t_context[0]) {
+        bp_jsonw_key(&w, "chain");
+        bp_jsonw_str(&w, t_context);
+    }
     bp_jsonw_key(&w, "msg");
     bp_jsonw_str(&w, msg);
     bp_jsonw_end_object(&w);
@@ -83,7 +126,8 @@ void bp_logf(enum bp_log_level level, const char *fmt, ...)
     if (g_json) {
         put_json_line(when, ts.tv_nsec / 1000000, g_names[level], msg);
     } else {
-        fprintf(stderr, "%s.%03ldZ %-5s %s\n", when, ts.tv_nsec / 1000000, g_names[level], msg);
+        fprintf(stderr, "%s.%03ldZ %-5s %s%s%s%s\n", when, ts.tv_nsec / 1000000, g_names[level],
+                t_context[0] ? "[" : "", t_context, t_context[0] ? "] " : "", msg);
     }
     fflush(stderr);
     pthread_mutex_unlock(&g_lock);

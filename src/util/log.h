@@ -2,6 +2,8 @@
 #ifndef BP_UTIL_LOG_H
 #define BP_UTIL_LOG_H
 
+#include <pthread.h>
+
 enum bp_log_level { BP_LOG_DEBUG = 0, BP_LOG_INFO, BP_LOG_WARN, BP_LOG_ERROR };
 
 void bp_log_set_level(enum bp_log_level level);
@@ -9,6 +11,15 @@ void bp_log_set_json(int json);
 /* Parses "debug|info|warn|error"; returns -1 if unknown. */
 int bp_log_level_parse(const char *s);
 void bp_logf(enum bp_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* A name every line this thread logs carries (text: "[NAME] " before the message; JSON: a
+ * "chain" member): the chain of a pipeline when one process runs several. NULL or "": none.
+ * Threads started by bp_thread_create take their creator's. */
+void bp_log_set_context(const char *name);
+const char *bp_log_context(void);
+/* pthread_create (same arguments and result) whose thread starts with the creator's log
+ * context. */
+int bp_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
 #define bp_debug(...) bp_logf(BP_LOG_DEBUG, __VA_ARGS__)
 #define bp_info(...) bp_logf(BP_LOG_INFO, __VA_ARGS__)

@@ -68,8 +68,12 @@ def vm_hwm_kib(pid):
 
 def backfill(bp, url, output, last, *extra):
     """Runs the backfill; returns (peak RSS in MiB, its stderr)."""
-    cmd = [bp, "backfill", "--rpc", url, "--from", "0", "--to", str(last), "--output", output,
-           "--rpc-timeout", "120", "--stats-interval", "1", *extra]
+    return peak_rss([bp, "backfill", "--rpc", url, "--from", "0", "--to", str(last), "--output",
+                     output, "--rpc-timeout", "120", "--stats-interval", "1", *extra])
+
+
+def peak_rss(cmd):
+    """Runs blockpipe's cmd, which must exit 0; returns (peak RSS in MiB, its stderr)."""
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     hwm = [0]
     done = threading.Event()

@@ -183,6 +183,48 @@ static void test_per_wire(void **state)
     bp_budget_release(&b);
 }
 
+/* Two chains sharing a pool: each keeps its reserve however much the other holds, and what
+ * they hold beyond their reserves never passes the pool. */
+static void test_pool_shares(void **state)
+{
+    (void)state;
+    bp_budget_pool pool;
+    bp_budget a, b;
+    bp_budget_pool_init(&pool, 40 * MiB);
+    bp_budget_init(&a, 60 * MiB); /* 20 reserved + 40 common */
+    bp_budget_init(&b, 60 * MiB);
+    bp_budget_share(&a, &pool, 20 * MiB);
+    bp_budget_share(&b, &pool, 20 * MiB);
+    assert_int_equal(bp_budget_free(&a), 60 * MiB);
+    assert_true(bp_budget_try_charge(&a, 55 * MiB)); /* a catching up takes the common part */
+    assert_int_equal(pool.over, 35 * MiB);
+    assert_int_equal(bp_budget_free(&b), 25 * MiB); /* b: its reserve + what is left */
+    assert_false(bp_budget_try_charge(&b, 26 * MiB));
+    assert_true(bp_budget_try_charge(&b, 20 * MiB)); /* its reserve is always there */
+    assert_int_equal(bp_budget_free(&a), 5 * MiB);
+    assert_true(bp_budget_try_charge(&b, 5 * MiB));
+    assert_int_equal(pool.over, 40 * MiB);
+    assert_int_equal(bp_budget_free(&a), 0);
+    assert_false(bp_budget_try_charge(&a, 1));
+    /* a promise is counted in the pool too; its bytes are taken once another gives back */
+    bp_budget_promise(&b, 10 * MiB);
+    assert_int_equal(pool.over, 50 * MiB);
+    volatile sig_atomic_t stop = 0;
+    assert_int_equal(bp_budget_take_promised(&b, 10 * MiB, 10, &stop), BP_ETIMEOUT);
+    bp_budget_refund(&a, 20 * MiB); /* no signal reaches b: its timed wait sees it */
+    assert_int_equal(bp_budget_take_promised(&b, 10 * MiB, 1000, &stop), 0);
+    assert_int_equal(bp_budget_used(&b), 35 * MiB);
+    assert_int_equal(pool.over, 30 * MiB);
+    assert_int_equal(bp_budget_free(&a), 10 * MiB);
+    bp_budget_refund(&a, 35 * MiB);
+    bp_budget_refund(&b, 35 * MiB);
+    assert_int_equal(pool.over, 0);
+    assert_int_equal(bp_budget_free(&a), 60 * MiB);
+    bp_budget_release(&a);
+    bp_budget_release(&b);
+    bp_budget_pool_release(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_block_cost),
         cmocka_unit_test(test_estimate),
         cmocka_unit_test(test_per_wire),
+        cmocka_unit_test(test_pool_shares),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

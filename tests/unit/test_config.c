@@ -541,6 +541,88 @@ static void test_yaml_rpcs_file(void **state)
     unlink(path);
 }
 
+/* A chains: list: the top-level keys and the flags are every chain's defaults, a chain's own
+ * keys win (its rpcs replace the flag's); shared keys and bad values in a chain are refused
+ * naming the chain and the key. */
+static void test_chains(void **state)
+{
+    char path[64];
+    result r;
+    (void)state;
+    temp_file(path, sizeof(path), ".yaml",
+              "output: sqlite:c.db\nconfirmations: 4\nmax_memory: 512MiB\nchains:\n"
+              "  - name: main\n    chain_id: 1\n    rpcs: [http://a:8545, http://b:8545]\n"
+              "  - name: side\n    rpc: {url: http://c:8545, max_workers: 2}\n"
+              "    confirmations: 0\n    reorg_window: 16\n");
+    assert_int_equal(load(&r, BP_CMD_RUN, "--config", path, "--workers", "3", NULL), 0);
+    assert_int_equal(r.cfg.chain_count, 2);
+    assert_string_equal(r.cfg.chain_names[1], "side");
+    assert_int_equal(r.cfg.rpc_count, 0); /* the top level has none: not required there */
+    assert_int_equal(r.cfg.workers_total, 64);
+    bp_config_release(&r.cfg);
+    char *argv[] = {"run", "--config", path, "--workers", "3", "--rpc", "http://flag:1", NULL};
+    bp_config c;
+    bp_error e = {0};
+    assert_int_equal(bp_config_load_chain(&c, BP_CMD_RUN, 7, argv, 1, &e), 0);
+    assert_string_equal(c.chain, "side");
+    assert_int_equal(c.chain_index, 1);
+    assert_int_equal(c.rpc_count, 1); /* its own, not the flag's */
+    assert_string_equal(c.rpcs[0].url, "http://c:8545");
+    assert_int_equal(c.rpcs[0].max_workers, 2);
+    assert_int_equal(c.confirmations, 0);
+    assert_int_equal(c.reorg_window, 16);
+    assert_int_equal(c.workers, 3);
+    assert_int_equal(c.max_memory, 512u << 20);
+    assert_false(c.chain_id_set);
+    bp_config_release(&c);
+    assert_int_equal(bp_config_load_chain(&c, BP_CMD_RUN, 7, argv, 0, &e), 0);
+    assert_string_equal(c.chain, "main");
+    assert_int_equal(c.rpc_count, 2);
+    assert_int_equal(c.confirmations, 4); /* the top level's */
+    assert_true(c.chain_id_set);
+    assert_int_equal(c.chain_id, 1);
+    bp_config_release(&c);
+    unlink(path);
+
+    static const struct {
+        const char *chain1;
+        const char *fragment[3];
+    } bad[] = {
+        {"    confirmations: x\n", {"confirmations (config file", "chains[1] 'b'", "'x'"}},
+        {"    max_memory: 1GiB\n", {"'max_memory'", "chains[1] 'b'", "top level"}},
+        {"    chain_id: 0\n", {"chain_id (config file", "chains[1] 'b'", "from 1"}},
+        {"    rpcs: [ws://x]\n", {"rpcs[0].url", "chains[1] 'b'", "WebSocket"}},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char text[512];
+        snprintf(text, sizeof(text),
+                 "chains:\n  - {name: a, rpc: http://a:1}\n"
+                 "  - name: b\n    rpc: http://b:1\n%s",
+                 bad[i].chain1);
+        temp_file(path, sizeof(path), ".yaml", text);
+        char *av[] = {"run", "--config", path, NULL};
+        memset(&r.err, 0, sizeof(r.err));
+        assert_int_equal(load(&r, BP_CMD_RUN, "--config", path, NULL), 0);
+        bp_config_release(&r.cfg);
+        r.rc = bp_config_load_chain(&r.cfg, BP_CMD_RUN, 3, av, 1, &r.err);
+        expect_error(&r, bad[i].fragment[0], bad[i].fragment[1], bad[i].fragment[2], NULL);
+        unlink(path);
+    }
+    static const char *const bad_lists[][2] = {
+        {"chains: []\n", "expected a non-empty list"},
+        {"chains:\n  - rpc: http://a:1\n", "chains[0]: missing name"},
+        {"chains:\n  - {name: a, rpc: http://a:1}\n  - {name: a, rpc: http://b:1}\n",
+         "chains[1].name: 'a' is also chains[0]'s"},
+        {"chains:\n  - {name: 'a b', rpc: http://a:1}\n", "chains[0].name: 'a b' is not valid"},
+    };
+    for (size_t i = 0; i < sizeof(bad_lists) / sizeof(bad_lists[0]); i++) {
+        temp_file(path, sizeof(path), ".yaml", bad_lists[i][0]);
+        load(&r, BP_CMD_RUN, "--config", path, NULL);
+        expect_error(&r, bad_lists[i][1], NULL);
+        unlink(path);
+    }
+}
+
 static void test_empty_file(void **state)
 {
     char path[64];
@@ -936,6 +1018,7 @@ int main(void)
         cmocka_unit_test_setup(test_precedence, clear_env),
         cmocka_unit_test_setup(test_json_rpcs_file, clear_env),
         cmocka_unit_test_setup(test_yaml_rpcs_file, clear_env),
+        cmocka_unit_test_setup(test_chains, clear_env),
         cmocka_unit_test_setup(test_empty_file, clear_env),
         cmocka_unit_test_setup(test_file_errors, clear_env),
         cmocka_unit_test_setup(test_flag_validation, clear_env),
