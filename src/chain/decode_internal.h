@@ -41,15 +41,20 @@ typedef struct bp_field {
     unsigned char kind;
     unsigned char req;
     unsigned short off;
+    bool l2; /* off is into bp_tx_l2, reached through bp_tx.l2 (made on first use) */
 } bp_field;
 
 #define FLD(key, kind, req, type, member)                                                          \
     {                                                                                              \
-        key, kind, req, (unsigned short)offsetof(type, member)                                     \
+        key, kind, req, (unsigned short)offsetof(type, member), false                              \
+    }
+#define FLD_L2(key, kind, member)                                                                  \
+    {                                                                                              \
+        key, kind, OPT, (unsigned short)offsetof(bp_tx_l2, member), true                           \
     }
 #define KEEP(key, req)                                                                             \
     {                                                                                              \
-        key, K_KEEP, req, 0                                                                        \
+        key, K_KEEP, req, 0, false                                                                 \
     }
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 

@@ -177,7 +177,9 @@ def main():
                 db = os.path.join(tmp, f"b{budget}.db")
                 peak, log = backfill(bp, node.urls[0], f"sqlite:{db}", LAST, *flags)
                 if "beyond the budget" in log:
-                    fail(f"{budget} MiB: a block was fetched beyond the budget: {log[-2000:]}")
+                    warned = [x for x in log.splitlines() if " warn " in x]
+                    fail(f"{budget} MiB: a block was fetched beyond the budget: {warned} "
+                         f"{log[-2000:]}")
                 if peak >= budget:
                     fail(f"peak RSS {peak:.0f} MiB with a budget of {budget} MiB")
                 if f"/{budget}MiB" not in log or " mem=" not in log:

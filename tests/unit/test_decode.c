@@ -875,6 +875,60 @@ static void test_unknown_type_raw_json(void **state)
     free(body);
 }
 
+/* geth 1.16's copy of the block's timestamp in a tx and a receipt is not an extra field; a
+ * receipt without logs has the all-zero bloom, one copy shared by every such receipt; an L1
+ * tx carries no L2 part. */
+static void test_block_timestamp_and_zero_bloom(void **state)
+{
+    (void)state;
+    const char *tx = "{\"hash\":\"0x%064d\",\"from\":\"0x%040d\",\"nonce\":\"0x0\",\"gas\":\"0x1\","
+                     "\"value\":\"0x0\",\"input\":\"0x\",\"transactionIndex\":\"0x%d\","
+                     "\"type\":\"0x2\",\"blockTimestamp\":\"0x1c2\"}";
+    char t0[512], t1[512], r[2048];
+    char zeros[515] = "0x";
+    memset(zeros + 2, '0', 512);
+    zeros[514] = '\0';
+    snprintf(t0, sizeof(t0), tx, 1, 0, 0);
+    snprintf(t1, sizeof(t1), tx, 2, 0, 1);
+    char both[1100];
+    snprintf(both, sizeof(both), "%s,%s", t0, t1);
+    const char *bh = "0x2222222222222222222222222222222222222222222222222222222222222222";
+    char *body = wrap_tx(both, bh, "0x5", 0);
+    bp_block *b;
+    bp_error err = {0};
+    if (decode_block_text(body, true, &b, &err))
+        fail_msg("%s", err.msg);
+    free(body);
+    assert_int_equal(b->tx_count, 2);
+    bp_buf rb;
+    bp_buf_init(&rb, 0);
+    bp_buf_puts(&rb, "{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":[");
+    for (int i = 0; i < 2; i++) {
+        snprintf(r, sizeof(r),
+                 "%s{\"transactionHash\":\"0x%064d\",\"blockHash\":\"%s\",\"cumulativeGasUsed\":"
+                 "\"0x1\",\"gasUsed\":\"0x1\",\"logs\":[],\"logsBloom\":\"%s\","
+                 "\"blockTimestamp\":\"0x1c2\",\"status\":\"0x1\"}",
+                 i ? "," : "", i + 1, bh, zeros);
+        bp_buf_puts(&rb, r);
+    }
+    bp_buf_puts(&rb, "]}");
+    answer a;
+    assert_int_equal(parse_one(rb.data, &a, &err), 0);
+    if (bp_decode_block_receipts(a.result, b, &err))
+        fail_msg("receipts: %s", err.msg);
+    bp_json_free(a.root);
+    bp_buf_release(&rb);
+    for (int i = 0; i < 2; i++) {
+        assert_null(b->txs[i].extra_json);
+        assert_null(b->txs[i].receipt_extra_json);
+        assert_null(b->txs[i].l2);
+        assert_string_equal(b->txs[i].receipt_logs_bloom, zeros);
+    }
+    if (!g_inplace) /* in place, each points into the answer's own text */
+        assert_ptr_equal(b->txs[0].receipt_logs_bloom, b->txs[1].receipt_logs_bloom);
+    bp_block_free(b);
+}
+
 /* ---- malformed answers ---- */
 
 static void expect_block_error(const char *body, int code, const char *const *needles)
@@ -1204,6 +1258,7 @@ int main(void)
         cmocka_unit_test(test_rpc_whole_batch_error),
         cmocka_unit_test(test_rpc_error_mapping),
         cmocka_unit_test(test_header_copy),
+        cmocka_unit_test(test_block_timestamp_and_zero_bloom),
     };
     int failed = cmocka_run_group_tests_name("copying", tests, NULL, NULL);
     g_inplace = true;
