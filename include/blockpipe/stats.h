@@ -81,7 +81,8 @@ typedef struct bp_stats {
     bool have_head;
     uint64_t head;
     bool have_indexed;
-    uint64_t indexed; /* the last block committed */
+    uint64_t indexed; /* the newest block ordered and handed to the outputs: in a batch being
+                       * written or written (what every output holds: their checkpoints) */
     uint64_t lag;     /* head - indexed */
     uint64_t pending, processing, done, failed;
     uint64_t txs, logs, reorgs;     /* committed since the start (reverted blocks subtracted) */

@@ -94,13 +94,33 @@ static const char *mode_of(const bp_stats *s, uint64_t ready_lag)
 
 /* ---- the endpoints -------------------------------------------------------------------------- */
 
+/* What every output holds: the lowest checkpoint of the outputs still written to (one set
+ * aside no longer moves). False when one of them has none yet. */
+static bool committed_of(const bp_stats *s, uint64_t *out)
+{
+    bool any = false;
+    for (size_t i = 0; i < s->output_count; i++) {
+        const bp_stats_output *o = &s->outputs[i];
+        if (o->set_aside)
+            continue;
+        if (!o->checkpoint_set)
+            return false;
+        *out = any && *out < o->checkpoint ? *out : o->checkpoint;
+        any = true;
+    }
+    return any;
+}
+
 static void chain_json(bp_jsonw *w, const bp_stats *s, uint64_t ready_lag)
 {
+    uint64_t committed = 0;
+    bool have_committed = committed_of(s, &committed);
     bp_jsonw_begin_object(w);
     str(w, "chain", s->chain);
     u64(w, "chain_id", s->chain_id);
     opt_u64(w, "head", s->have_head, s->head);
     opt_u64(w, "indexed", s->have_indexed, s->indexed);
+    opt_u64(w, "committed", have_committed, committed);
     u64(w, "lag", s->lag);
     num(w, "blocks_per_s", s->blocks_per_s);
     num(w, "txs_per_s", s->txs_per_s);
@@ -247,9 +267,12 @@ static void websocket_stats(bp_jsonw *w, const bp_stats *s, const bp_push_stats 
 
 void bp_api_live_members(bp_jsonw *w, const bp_stats *s, const bp_push_stats *p)
 {
+    uint64_t committed = 0;
+    bool have_committed = committed_of(s, &committed);
     str(w, "chain", s->version ? s->chain : NULL);
     opt_u64(w, "head", s->have_head, s->head);
     opt_u64(w, "indexed", s->have_indexed, s->indexed);
+    opt_u64(w, "committed", have_committed, committed);
     u64(w, "lag", s->lag);
     num(w, "blocks_per_s", s->blocks_per_s);
     num(w, "txs_per_s", s->txs_per_s);

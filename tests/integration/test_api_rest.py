@@ -220,7 +220,8 @@ def check_status(api, head, label, tmp):
         api.ok(path)
     sync = api.ok("/api/sync-status")
     c = sync["chains"][0]
-    if c["head"] != head or c["indexed"] != head or c["lag"] != 0 or not c["ready"]:
+    if (c["head"] != head or c["indexed"] != head or c["committed"] != head or c["lag"] != 0
+            or not c["ready"]):
         fail(f"{label}: /api/sync-status: {c}")
     if not sync["outputs"] or sync["outputs"][0]["checkpoint"] != head:
         fail(f"{label}: /api/sync-status outputs: {sync['outputs']}")
@@ -278,6 +279,14 @@ def wait_head(api, head, proc, label):
         if proc.poll() is not None:
             fail(f"{label}: blockpipe exited with {proc.returncode}")
         st, _, body = api.get("/api/sync-status")
+        if st == 200 and body["chains"] and body["outputs"]:
+            c = body["chains"][0]
+            low = min(o["checkpoint"] if o["checkpoint"] is not None else -1
+                      for o in body["outputs"])
+            if c["committed"] != (low if low >= 0 else None) or (
+                    low >= 0 and c["indexed"] is not None and low > c["indexed"]):
+                fail(f"{label}: committed {c['committed']} is not the outputs' lowest "
+                     f"checkpoint {low} (indexed {c['indexed']})")
         return (st == 200 and body["chains"] and body["chains"][0]["indexed"] == head
                 and body["outputs"]
                 and all(o["checkpoint"] == head for o in body["outputs"]))
