@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "blockpipe/columns.h"
@@ -301,6 +302,73 @@ static uint64_t unchanged_below(const ch_state *st, const ch_intent *in)
     return below;
 }
 
+/* The query_id prefix of every writer of this database: "bpw_<hash of the database>_". A
+ * writer's own queries carry <prefix><pid>_<start>_<n>. */
+static void writers_prefix(const char *database, char *out, size_t cap)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *c = database ? database : ""; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    snprintf(out, cap, "bpw_%016" PRIx64 "_", h);
+}
+
+static int tag_writes(ch_sink *s, bp_error *err)
+{
+    char prefix[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    writers_prefix(s->t.database, prefix, sizeof(prefix));
+    size_t n = strlen(prefix);
+    snprintf(prefix + n, sizeof(prefix) - n, "%ld_%lx%05lx_", (long)getpid(), (long)ts.tv_sec,
+             (long)(ts.tv_nsec >> 14));
+    return bp_ch_http_tag(s->http, prefix, err);
+}
+
+/* A writer that died (SIGKILL) or gave up on a request (a timeout) may have left its INSERT
+ * running on the server: the server reads the body it was sent and commits it whether or not
+ * anyone waits for the answer. A recovery that ran before it landed would leave its rows
+ * behind (seen: sum(_sign) 2 for keys of a batch written again after a SIGKILL on a loaded
+ * machine). So the recovery first waits until the writers' queries running now are gone (the
+ * ones it sees: those that start later are other writers' of other chains, or its own). */
+static int wait_for_orphans(ch_sink *s, bp_error *err)
+{
+    char prefix[64], seen[4096] = "";
+    writers_prefix(s->t.database, prefix, sizeof(prefix));
+    time_t deadline = time(NULL) + (s->t.wait_for_db > 0 ? s->t.wait_for_db : 30);
+    for (bool first = true;; first = false) {
+        bp_buf_reset(&s->sql);
+        int rc = bp_buf_printf(&s->sql,
+                               "SELECT query_id FROM system.processes WHERE substring(query_id, "
+                               "1, %zu) = '%s' AND query_id != '%s'",
+                               strlen(prefix), prefix, bp_ch_http_next_id(s->http));
+        if (!first && rc == 0 && seen[0]) /* only those seen first */
+            rc = bp_buf_printf(&s->sql, " AND has([%s], query_id)", seen);
+        if (rc != 0)
+            return oom(err);
+        if ((rc = run(s, &s->ans, "waiting for earlier writes", err)) != 0)
+            return rc;
+        if (s->ans.len == 0)
+            return 0;
+        if (first) { /* the ids as an array literal: [a-z0-9_] only, nothing to quote */
+            size_t at = 0;
+            for (char *p = s->ans.data, *cells[1]; bp_ch_tsv_row(&p, cells, 1) == 1;)
+                if (cells[0] && at + strlen(cells[0]) + 4 < sizeof(seen))
+                    at += (size_t)snprintf(seen + at, sizeof(seen) - at, "%s'%s'", at ? "," : "",
+                                           cells[0]);
+            bp_info("clickhouse %s: waiting for %s, left running by an earlier writer, before "
+                    "the recovery",
+                    s->t.where, seen);
+        }
+        if (time(NULL) > deadline)
+            return bp_error_set(err, BP_ETIMEOUT,
+                                "queries of an earlier writer (%s) still run on the server "
+                                "after %d s: recovering under them could leave their rows",
+                                seen, s->t.wait_for_db);
+        struct timespec ms100 = {0, 100000000L};
+        nanosleep(&ms100, NULL);
+    }
+}
+
 /* What a failure or a crash left of the batch after the checkpoint (seq + 1). Committed (its
  * intent has the commit): its reverts and its checkpoint are written now. Not committed: its
  * rows are taken back: those above the checkpoint's block (a batch that reverts nothing writes
@@ -345,9 +413,11 @@ static int recover_all(ch_sink *s, bp_error *err)
 {
     bp_buf chains;
     bp_buf_init(&chains, 16 << 20);
-    int rc = sql_start(s, "SELECT DISTINCT chain FROM (SELECT chain FROM checkpoint_intents"
-                          " WHERE output = '" BP_CH_OUTPUT "' UNION ALL SELECT chain FROM "
-                          "checkpoints WHERE output = '" BP_CH_OUTPUT "')");
+    int rc = wait_for_orphans(s, err);
+    rc = rc ? rc
+            : sql_start(s, "SELECT DISTINCT chain FROM (SELECT chain FROM checkpoint_intents"
+                           " WHERE output = '" BP_CH_OUTPUT "' UNION ALL SELECT chain FROM "
+                           "checkpoints WHERE output = '" BP_CH_OUTPUT "')");
     rc = rc ? oom(err) : run(s, &chains, "reading the chains", err);
     char *p = chains.data, *cells[1];
     while (rc == 0 && bp_ch_tsv_row(&p, cells, 1) == 1)
@@ -671,7 +741,8 @@ static bool same_cp(const bp_checkpoint *a, const bp_checkpoint *b)
  * its checkpoint landed (a lost reply): then the batch is done. */
 static int after_failure(ch_sink *s, const bp_batch *b, uint64_t seq, bool *done, bp_error *err)
 {
-    int rc = recover(s, b->chain, err);
+    int rc = wait_for_orphans(s, err);
+    rc = rc ? rc : recover(s, b->chain, err);
     *done = rc == 0 && s->st.seq == seq && same_cp(&s->st.cp, &b->checkpoint);
     return rc;
 }
@@ -821,6 +892,8 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     int rc = bp_ch_target_init(&s->t, target, opts, err);
     if (rc == 0)
         rc = bp_ch_connect(&s->t, &s->http, &s->caps, err);
+    if (rc == 0)
+        rc = tag_writes(s, err);
     if (rc == 0)
         rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
     if (rc == 0)

@@ -14,10 +14,13 @@
 struct bp_ch_http {
     CURL *curl;
     struct curl_slist *headers, *gzip_headers;
-    char *base;     /* "http://[userinfo@]host:port/" */
-    char *where;    /* "host:port" */
-    char *settings; /* "&name=value..." */
-    char *db_param; /* "database=<escaped>" or NULL */
+    char *base;                /* "http://[userinfo@]host:port/" */
+    char *where;               /* "host:port" */
+    char *settings;            /* "&name=value..." */
+    char *db_param;            /* "database=<escaped>" or NULL */
+    char *tag;                 /* query_id prefix or NULL */
+    unsigned long long tagged; /* requests tagged so far */
+    char next_id[96];
     long timeout_ms;
     size_t max_answer;
     int exception; /* of the last BP_EDB */
@@ -228,7 +231,26 @@ void bp_ch_http_free(bp_ch_http *h)
     free(h->where);
     free(h->settings);
     free(h->db_param);
+    free(h->tag);
     free(h);
+}
+
+int bp_ch_http_tag(bp_ch_http *h, const char *prefix, bp_error *err)
+{
+    free(h->tag);
+    h->tag = prefix ? strdup(prefix) : NULL;
+    if (prefix && (!h->tag || strlen(prefix) + 21 > sizeof(h->next_id)))
+        return bp_error_set(err, BP_EINVAL, "query_id prefix '%s': too long or out of memory",
+                            prefix);
+    return 0;
+}
+
+const char *bp_ch_http_next_id(bp_ch_http *h)
+{
+    if (!h->tag)
+        return "";
+    snprintf(h->next_id, sizeof(h->next_id), "%s%llu", h->tag, h->tagged);
+    return h->next_id;
 }
 
 int bp_ch_http_use(bp_ch_http *h, const char *database, bp_error *err)
@@ -305,12 +327,15 @@ static int perform(bp_ch_http *h, bp_buf *out, const char *what, bp_error *err)
     return 0;
 }
 
-/* base + "?" + [database&] + extra + settings */
+/* base + "?" + [database&] + extra + settings [+ &query_id=] */
 static int make_url(bp_ch_http *h, const char *extra, bp_error *err)
 {
     bp_buf_reset(&h->url);
     int rc = bp_buf_printf(&h->url, "%s?%s%s%s%s", h->base, h->db_param ? h->db_param : "",
                            h->db_param ? "&" : "", extra, h->settings);
+    if (rc == 0 && h->tag) /* the prefix is [a-z0-9_]: nothing to escape */
+        rc = bp_buf_printf(&h->url, "&query_id=%s", bp_ch_http_next_id(h));
+    h->tagged += h->tag != NULL;
     return rc ? bp_error_set(err, BP_ENOMEM, "out of memory") : 0;
 }
 

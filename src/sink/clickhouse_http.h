@@ -48,6 +48,11 @@ int bp_ch_http_new(bp_ch_http **out, const bp_ch_server *srv, const char *databa
                    size_t max_answer, bp_error *err);
 void bp_ch_http_free(bp_ch_http *h);
 int bp_ch_http_use(bp_ch_http *h, const char *database, bp_error *err);
+/* Every request from now on carries query_id=<prefix><n> (n counts up), so the server's
+ * system.processes tells this connection's queries from others'; NULL: none. */
+int bp_ch_http_tag(bp_ch_http *h, const char *prefix, bp_error *err);
+/* The query_id the next request will carry ("" when untagged). */
+const char *bp_ch_http_next_id(bp_ch_http *h);
 /* "host:port" */
 const char *bp_ch_http_where(const bp_ch_http *h);
 /* The exception code of the last BP_EDB failure, 0 when the last failure was not the server's
