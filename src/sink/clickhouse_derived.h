@@ -56,9 +56,9 @@ void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, bp_ch_table *out)
 int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, bp_buf *out);
 /* Runs them all (migration 2). */
 int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err);
-/* Removes the TTL that tables made by blockpipe before 2026-12 have on servers with TTL (it
- * counted the server's clock); a server that cannot (before REMOVE TTL) keeps it, with a
- * warning naming the table. Nothing on servers without TTL. */
+/* Removes the TTL that derived tables made by blockpipe before 2026-12 have on servers with
+ * TTL (it counted the server's clock); a server that cannot (before REMOVE TTL) keeps it, with
+ * a warning naming the table. (On servers without TTL no table has one: the query finds none.) */
 int bp_ch_derived_remove_ttl(bp_ch_http *h, const bp_ch_caps *caps, const char *where,
                              bp_error *err);
 

@@ -63,7 +63,7 @@ def main():
             if not counts.get(t):
                 raise Mismatch(f"every row of {t} went: retention did not count chain time")
         ttl = ch.sql(f"SELECT name FROM system.tables WHERE database = '{DB}'"
-                     " AND position(create_table_query, ' TTL ') > 0")
+                     " AND match(create_table_query, '[[:space:]]TTL[[:space:]]')")
         if ttl:
             raise Mismatch(f"tables with a TTL: {ttl}")
         print(f"{ch.sql('SELECT version()')[0][0]}: blocks {newest - int(time.time())} s from "
