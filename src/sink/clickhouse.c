@@ -860,7 +860,7 @@ static int prepare_tables(ch_sink *s, bp_error *err)
     /* the derived per-block tables: taken back and recovered with the raw ones (also with
      * metrics off: the rows written while it was on leave with their blocks) */
     for (int k = 0; k < BP_CHD_ROW_TABLES; k++)
-        bp_ch_derived_row_table(k, &s->caps, &s->t.ret, &defs[s->ntabs++]);
+        bp_ch_derived_row_table(k, &s->caps, &defs[s->ntabs++]);
     int rc = bp_ch_load_types(s->http, s->t.database, defs, s->ntabs, err);
     for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
         ch_tab *tab = &s->tabs[k];
@@ -908,10 +908,9 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         ch_close(&s->base);
         return rc;
     }
-    bp_info("clickhouse %s: server %s (%s, %s), %s inserts%s", s->t.where, s->caps.version,
+    bp_info("clickhouse %s: server %s (%s), %s inserts%s", s->t.where, s->caps.version,
             s->caps.uint256 ? "UInt256 amounts" : "no UInt256: amounts as decimal String",
-            s->caps.ttl ? "TTL" : "no TTL", bp_ch_format_name(s->t.format),
-            s->t.gzip ? " (gzip)" : "");
+            bp_ch_format_name(s->t.format), s->t.gzip ? " (gzip)" : "");
     *out = &s->base;
     return 0;
 }

@@ -212,10 +212,11 @@ static int v1(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps,
 }
 
 /* Version 2: the derived analytics tables, prices and the rollups' views
- * (clickhouse_derived.h); with TTL from the retention options where the server has TTL. */
+ * (clickhouse_derived.h; no TTL: retention drops partitions in chain time). */
 static int v2(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err)
 {
-    return bp_ch_derived_schema(h, caps, &target->ret, err);
+    (void)target;
+    return bp_ch_derived_schema(h, caps, err);
 }
 
 /* Whether table.name exists in the current database. */
@@ -347,6 +348,8 @@ int bp_ch_migrate(bp_ch_http *h, const bp_ch_target *t, const bp_ch_caps *caps, 
     for (size_t i = 0; rc == 0 && i < CH_MIGRATIONS; i++)
         if (g_migrations[i].version > before)
             rc = apply_migration(h, t, caps, i, err);
+    if (rc == 0)
+        rc = bp_ch_derived_remove_ttl(h, caps, t->where, err);
     if (rc != 0)
         return bp_error_prefix(err, "database \"%s\": ", t->database);
     if (before < BP_CH_SCHEMA_VERSION)

@@ -22,6 +22,7 @@
 #include "util/arena.h"
 #include "util/crashpoint.h"
 #include "util/hex.h"
+#include "util/log.h"
 
 #define VER "_ver"
 /* chain_metrics_block's price revision: 0, then the batch that repriced the block (a key column:
@@ -60,16 +61,10 @@ static void add_hash(bp_ch_table *t, const char *name, const bp_ch_caps *caps)
     t->cols[t->ncols++].name = name;
 }
 
-static void set_ttl(bp_ch_table *t, const bp_ch_caps *caps, const char *col, uint64_t keep,
-                    uint64_t extra)
-{
-    if (caps->ttl && keep > 0)
-        snprintf(t->ttl, sizeof(t->ttl), "TTL toDateTime(%s) + toIntervalSecond(%" PRIu64 ")", col,
-                 keep + extra);
-}
-
-void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *ret,
-                             bp_ch_table *out)
+/* No table has a TTL, on any server: TTL counts the server's clock, and a backfill of history
+ * older than a retention would lose rows before their windows were complete; retention drops
+ * partitions in chain time instead (bp_ch_derived_expire; docs/ARCHITECTURE.md). */
+void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, bp_ch_table *out)
 {
     static const struct {
         const char *name, *order, *part, *block, *hash, *chain;
@@ -99,9 +94,6 @@ void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *
                             "(origin_key, grain, intDiv(window_start, 86400))", "first_block",
                             "first_hash", "origin_key"},
     };
-    bp_retention r = {0};
-    if (ret)
-        bp_retention_effective(ret, &r);
     memset(out, 0, sizeof(*out));
     out->name = defs[k].name;
     out->engine = "CollapsingMergeTree(" BP_CH_SIGN ")";
@@ -114,7 +106,6 @@ void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *
     case BP_CHD_BLOCK:
         add_cols(out, BP_DS_CHAIN_BLOCK, 0, BP_D_COUNT, caps);
         out->cols[out->ncols++] = (bp_ch_col){REV, {.kind = BP_CH_UINT64}, true};
-        set_ttl(out, caps, "block_timestamp", r.block, 0);
         break;
     case BP_CHD_CONTRACT_BLOCK:
         /* a block's sums per contract: the contract window's columns, keyed by block */
@@ -122,7 +113,6 @@ void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *
         add_cols(out, BP_DS_CHAIN_BLOCK, BP_D_CB_BLOCK_NUMBER, BP_D_CB_BLOCK_TIMESTAMP, caps);
         add_cols(out, BP_DS_CONTRACT_WINDOW, BP_D_KW_CONTRACT_ADDRESS, BP_D_KW_FEES_PAID_NATIVE,
                  caps);
-        set_ttl(out, caps, "block_timestamp", r.block, 0);
         break;
     case BP_CHD_TRANSFERS:
         add_cols(out, BP_DS_TOKEN_TRANSFER, 0, BP_D_COUNT, caps);
@@ -135,14 +125,12 @@ void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *
         add_cols(out, k == BP_CHD_ADDRESSES ? BP_DS_ADDRESS_SET : BP_DS_CONTRACT_SENDER_SET, 0,
                  BP_D_COUNT, caps);
         add_hash(out, "first_hash", caps);
-        set_ttl(out, caps, "window_start", r.sets, DAY);
     }
     out->cols[out->ncols++] = (bp_ch_col){BP_CH_SIGN, {.kind = BP_CH_INT8}, false};
     out->cols[out->ncols++] = (bp_ch_col){BP_CH_SEQ, {.kind = BP_CH_UINT64}, false};
 }
 
-void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, const bp_retention *ret,
-                                bp_ch_table *out)
+void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, bp_ch_table *out)
 {
     static const char *const parts[BP_GRAIN_COUNT] = {
         "(origin_key, intDiv(window_start, 86400))",
@@ -151,9 +139,6 @@ void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, const bp_retentio
     };
     int g = k % BP_GRAIN_COUNT;
     bool chain = k < BP_GRAIN_COUNT;
-    bp_retention r = {0};
-    if (ret)
-        bp_retention_effective(ret, &r);
     memset(out, 0, sizeof(*out));
     out->name = bp_dtables[(chain ? BP_DT_CHAIN_1M : BP_DT_CONTRACT_1M) + g].name;
     out->engine = "ReplacingMergeTree(" VER ")";
@@ -163,7 +148,6 @@ void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, const bp_retentio
     out->chain_col = "origin_key";
     add_cols(out, chain ? BP_DS_CHAIN_WINDOW : BP_DS_CONTRACT_WINDOW, 0, BP_D_COUNT, caps);
     out->cols[out->ncols++] = (bp_ch_col){VER, {.kind = BP_CH_UINT64}, false};
-    set_ttl(out, caps, "window_start", r.grain[g], bp_grain_seconds[g]);
 }
 
 /* The view of rollup k: its time column as a UTC DateTime, addresses as 0x-hex, the newest
@@ -200,16 +184,16 @@ static int view_sql(int k, bp_buf *out)
                               chain ? "block_count" : "txcount");
 }
 
-int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, bp_buf *out)
+int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, bp_buf *out)
 {
     bp_ch_table t;
     if (i < BP_CHD_ROW_TABLES) {
-        bp_ch_derived_row_table((int)i, caps, ret, &t);
+        bp_ch_derived_row_table((int)i, caps, &t);
         return bp_ch_create_sql(out, &t);
     }
     i -= BP_CHD_ROW_TABLES;
     if (i < BP_CHD_ROLLUPS) {
-        bp_ch_derived_rollup_table((int)i, caps, ret, &t);
+        bp_ch_derived_rollup_table((int)i, caps, &t);
         return bp_ch_create_sql(out, &t);
     }
     i -= BP_CHD_ROLLUPS;
@@ -221,21 +205,70 @@ int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret,
     return i < BP_CHD_ROLLUPS ? view_sql((int)i, out) : 1;
 }
 
-int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
-                         bp_error *err)
+int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err)
 {
     bp_buf sql;
     bp_buf_init(&sql, 0);
     int rc = 0;
     for (size_t i = 0; rc == 0; i++) {
         bp_buf_reset(&sql);
-        int r = bp_ch_derived_ddl(i, caps, ret, &sql);
+        int r = bp_ch_derived_ddl(i, caps, &sql);
         if (r == 1)
             break;
         rc = r ? bp_error_set(err, BP_ENOMEM, "out of memory")
                : bp_ch_query(h, sql.data, NULL, "derived tables", err);
     }
     bp_buf_release(&sql);
+    return rc;
+}
+
+/* The names of the derived tables as a SQL list: ('chain_metrics_block', ...). */
+static int table_list(bp_buf *out, const bp_ch_caps *caps)
+{
+    int rc = bp_buf_putc(out, '(');
+    for (int k = 0; k < BP_CHD_ROW_TABLES + BP_CHD_ROLLUPS; k++) {
+        bp_ch_table t;
+        if (k < BP_CHD_ROW_TABLES)
+            bp_ch_derived_row_table(k, caps, &t);
+        else
+            bp_ch_derived_rollup_table(k - BP_CHD_ROW_TABLES, caps, &t);
+        rc |= bp_buf_printf(out, "%s'%s'", k ? ", " : "", t.name);
+    }
+    return rc | bp_buf_putc(out, ')');
+}
+
+int bp_ch_derived_remove_ttl(bp_ch_http *h, const bp_ch_caps *caps, const char *where,
+                             bp_error *err)
+{
+    /* (asked of servers without TTL too: one query at open, and the one the tests' 18.16
+     * server checks) */
+    bp_buf sql, ans;
+    bp_buf_init(&sql, 0);
+    bp_buf_init(&ans, 1 << 12);
+    int rc = bp_buf_puts(&sql, "SELECT name FROM system.tables WHERE database = "
+                               "currentDatabase() AND match(create_table_query, "
+                               "'[[:space:]]TTL[[:space:]]')"
+                               " AND name IN ") |
+             table_list(&sql, caps);
+    rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory")
+            : bp_ch_query(h, sql.data, &ans, "reading the tables' TTL", err);
+    char *p = ans.data, *cell[1];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 1) == 1 && cell[0]) {
+        bp_error e = {0};
+        bp_buf_reset(&sql);
+        if (bp_buf_printf(&sql, "ALTER TABLE %s REMOVE TTL", cell[0]) != 0)
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+        else if (bp_ch_query(h, sql.data, NULL, "REMOVE TTL", &e) != 0)
+            bp_warn("clickhouse %s: %s keeps the TTL an older blockpipe gave it, which counts the "
+                    "server's clock (a backfill of old history loses rows early): %s; remove it "
+                    "by hand",
+                    where, cell[0], e.msg);
+        else
+            bp_info("clickhouse %s: %s: TTL removed (retention drops partitions in chain time)",
+                    where, cell[0]);
+    }
+    bp_buf_release(&sql);
+    bp_buf_release(&ans);
     return rc;
 }
 
@@ -447,7 +480,7 @@ int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format for
         if (!(d->cache[g].arena = bp_arena_new(1 << 16)))
             rc = BP_ENOMEM;
     for (int k = 0; k < BP_CHD_ROLLUPS; k++) {
-        bp_ch_derived_rollup_table(k, caps, ret, &d->roll[k]);
+        bp_ch_derived_rollup_table(k, caps, &d->roll[k]);
         bp_buf_init(&d->insert[k], 0);
     }
     if (rc != 0) {
@@ -1454,7 +1487,7 @@ static int expire_one(bp_ch_derived *d, const bp_expiry *x, bp_error *err)
 
 int bp_ch_derived_expire(bp_ch_derived *d, const bp_derived *der, bp_error *err)
 {
-    if (d->caps.ttl || !d->chain) /* TTL does it */
+    if (!d->chain)
         return 0;
     bp_expiry plan[BP_EXPIRY_MAX];
     size_t n = bp_retention_plan(&d->ret, der, plan);

@@ -19,8 +19,10 @@
  *                    left out). A median cannot be taken back by a -1 row, hence
  *                    recomputation rather than sign rows flowing through materialized views.
  *
- * Retention: TTL where the server has it; partition drops (partitions of a day, 30 days or 360
- * days of chain time, per chain) where it does not. */
+ * Retention, on every server: partition drops (partitions of a day, 30 days or 360 days of
+ * chain time, per chain) at the shared plan's cuts in chain time (metrics/windows.h), as SQLite
+ * and PostgreSQL delete rows; never TTL, which counts the server's clock (a backfill of old
+ * history would lose rows too early). */
 #ifndef BP_SINK_CLICKHOUSE_DERIVED_H
 #define BP_SINK_CLICKHOUSE_DERIVED_H
 
@@ -44,19 +46,21 @@ enum {
 };
 
 /* Per-block table k (BP_CHD_*) / rollup k (0..5: chain 1m, 1h, 1d, contract 1m, 1h, 1d) as a
- * server with caps makes it; ret (NULL: forever) gives the TTL where caps has TTL. */
-void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, const bp_retention *ret,
-                             bp_ch_table *out);
+ * server with caps makes it (no TTL: see above). */
+void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, bp_ch_table *out);
 #define BP_CHD_ROLLUPS 6
-void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, const bp_retention *ret,
-                                bp_ch_table *out);
+void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, bp_ch_table *out);
 
 /* Statement i of the derived schema (tables, prices, views) into out (appended); 1 when there
  * is no statement i, BP_ENOMEM. */
-int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, bp_buf *out);
+int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, bp_buf *out);
 /* Runs them all (migration 2). */
-int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
-                         bp_error *err);
+int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err);
+/* Removes the TTL that derived tables made by blockpipe before 2026-12 have on servers with
+ * TTL (it counted the server's clock); a server that cannot (before REMOVE TTL) keeps it, with
+ * a warning naming the table. (On servers without TTL no table has one: the query finds none.) */
+int bp_ch_derived_remove_ttl(bp_ch_http *h, const bp_ch_caps *caps, const char *where,
+                             bp_error *err);
 
 typedef struct bp_ch_derived bp_ch_derived;
 

@@ -160,8 +160,7 @@ int bp_ch_create_sql(bp_buf *out, const bp_ch_table *t)
     rc |= bp_buf_printf(out, ") ENGINE = %s", t->engine);
     if (t->partition_by)
         rc |= bp_buf_printf(out, " PARTITION BY %s", t->partition_by);
-    rc |= bp_buf_printf(out, " ORDER BY (%s)", t->order_by);
-    return rc | (t->ttl[0] ? bp_buf_printf(out, " %s", t->ttl) : 0);
+    return rc | bp_buf_printf(out, " ORDER BY (%s)", t->order_by);
 }
 
 /* ---- rows ----------------------------------------------------------------------------------- */

@@ -52,7 +52,8 @@ void bp_ch_type_name(const bp_ch_type *t, char *out, size_t cap);
 typedef struct bp_ch_caps {
     char version[48];
     int major, minor;
-    bool ttl;     /* table TTL (19.6 and later); without it, retention drops partitions */
+    bool ttl;     /* table TTL (19.6 and later): blockpipe uses none (clickhouse_derived.h), but
+                     removes the TTL tables made by older versions have */
     bool uint256; /* UInt256 (a probe: big integers were behind a setting in 20.x) */
 } bp_ch_caps;
 
@@ -79,7 +80,6 @@ typedef struct bp_ch_table {
     const char *block_col;    /* the block number and block hash columns: what a REVERT and */
     const char *hash_col;     /* the crash recovery select rows by */
     const char *chain_col;    /* the chain's column ("chain"; derived tables: origin_key) */
-    char ttl[160];            /* "TTL ..." clause (servers with TTL), "" when none */
 } bp_ch_table;
 
 /* The bookkeeping columns every table the output writes ends with: _sign (+1 a row written,

@@ -421,12 +421,13 @@ static int store_prices(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_e
     return rc ? rc : touch_blocks_between(d, c, lo, hi, err);
 }
 
-int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
+int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const char *origin, const bp_derived *der,
+                        bp_error *err)
 {
     d->sqlstate[0] = '\0';
     d->foreign = false;
     bp_windows_clear(&d->win);
-    int rc = origin_literal(d, c, der->origin_key, err);
+    int rc = origin_literal(d, c, origin, err);
     if (rc == 0)
         rc = temp_tables(d, c, err);
     if (rc != 0)
@@ -435,7 +436,7 @@ int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_e
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(hashtext('blockpipe metrics ' || %s))",
              d->origin_lit);
     rc = run_sql(d, c, sql, NULL, "locking the chain's derived tables", err);
-    return rc ? rc : store_prices(d, c, der, err);
+    return rc || !der ? rc : store_prices(d, c, der, err);
 }
 
 /* ---- APPLY ----------------------------------------------------------------------------- */
@@ -774,7 +775,7 @@ static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q)
             char w[24], delta[200];
             uint64_t ws = d->win.v[g][i].w;
             const bp_minute_summary *sum =
-                g == BP_GRAIN_1M && !d->foreign ? bp_derived_minute(der, ws) : NULL;
+                g == BP_GRAIN_1M && !d->foreign && der ? bp_derived_minute(der, ws) : NULL;
             snprintf(w, sizeof(w), "%" PRIu64, ws);
             if (sum)
                 snprintf(delta, sizeof(delta), "%" PRIu64, sum->active_addresses);
@@ -819,8 +820,10 @@ int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_
 {
     uint64_t cuts[BP_EXPIRY_MAX];
     bp_buf_reset(&d->sql);
+    memcpy(cuts, d->last_cut, sizeof(cuts));
+    /* (retention follows the rows written: none with metrics off) */
     if (bp_windows_close(&d->win) != 0 || rollups_sql(d, der, &d->sql) != 0 ||
-        retention_sql(d, der, &d->sql, cuts) != 0)
+        (der && retention_sql(d, der, &d->sql, cuts) != 0))
         return oom(err);
     if (d->sql.len == 0)
         return 0;

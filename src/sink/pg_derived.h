@@ -25,11 +25,15 @@ void bp_pg_derived_reset(bp_pg_derived *d);
 /* The SQLSTATE of the last failure ("" when none). */
 const char *bp_pg_derived_sqlstate(const bp_pg_derived *d);
 
-/* A batch, inside its transaction: begin (serializes writers of the chain, stores the prices
- * learnt), then per run of APPLY events apply (skip_existing: only blocks without derived rows
- * yet, for a run another process may have written), per REVERT revert before the raw rows
- * go, finish (rollups, retention). */
-int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err);
+/* A batch of chain origin, inside its transaction: begin (serializes writers of the chain,
+ * stores the prices learnt), then per run of APPLY events apply (skip_existing: only blocks
+ * without derived rows yet, for a run another process may have written), per REVERT revert
+ * before the raw rows go, finish (rollups, retention). der NULL (metrics off: the output
+ * writes no derived rows): begin, the reverts and finish only, so that a REVERT still takes
+ * its block's rows (written while metrics was on) out of every derived table and its windows
+ * are recomputed; no prices, no retention. */
+int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const char *origin, const bp_derived *der,
+                        bp_error *err);
 int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
                         const bp_block_derived *const *blocks, size_t n, bool skip_existing,
                         bp_error *err);

@@ -56,17 +56,20 @@ typedef struct pg_sink {
     struct bp_sink base;
     bp_pg_target t;
     PGconn *conn;
-    bool have_stage;              /* the temporary staging tables exist on this connection */
-    char sqlstate[6];             /* of the last failed statement, "" when none */
-    long copy_line;               /* the COPY data line the server named in the last error, or 0 */
-    bp_buf data[T_COUNT];         /* COPY data not sent yet, < BP_PG_COPY_CHUNK + a row */
-    bp_buf cols[T_COUNT];         /* each table's column list, for COPY */
-    bp_buf sql;                   /* statement text (reused) */
-    bp_buf json;                  /* withdrawals JSON of one block (reused) */
-    char *chain;                  /* the chain chain_lit quotes */
-    char *chain_lit;              /* chain as an SQL literal */
-    char *output_lit;             /* t.checkpoint as an SQL literal */
-    bp_pg_derived *derived;       /* the derived tables (metrics on), else NULL */
+    bool have_stage;      /* the temporary staging tables exist on this connection */
+    char sqlstate[6];     /* of the last failed statement, "" when none */
+    long copy_line;       /* the COPY data line the server named in the last error, or 0 */
+    bp_buf data[T_COUNT]; /* COPY data not sent yet, < BP_PG_COPY_CHUNK + a row */
+    bp_buf cols[T_COUNT]; /* each table's column list, for COPY */
+    bp_buf sql;           /* statement text (reused) */
+    bp_buf json;          /* withdrawals JSON of one block (reused) */
+    char *chain;          /* the chain chain_lit quotes */
+    char *chain_lit;      /* chain as an SQL literal */
+    char *output_lit;     /* t.checkpoint as an SQL literal */
+    /* the derived tables: written with metrics on; off, only the reverted blocks' rows taken
+     * out (pg_derived.h) */
+    bp_pg_derived *derived;
+    bool metrics;                 /* metrics on: the output writes derived rows */
     const bp_block_derived **run; /* the derived rows of the APPLY run being written */
     size_t run_cap;
 } pg_sink;
@@ -452,32 +455,44 @@ static int derived_revert(pg_sink *s, const bp_batch *batch, const bp_event *ev,
     return 0;
 }
 
-/* A run of events of one kind: its raw rows and, with derived tables, their rows. */
+/* A run of events of one kind: its raw rows and, with derived tables, their rows (writes: the
+ * APPLYs' are written; else only the REVERTs take theirs out). */
 static int write_run(pg_sink *s, const bp_batch *batch, const bp_event *ev, size_t n, bool staging,
-                     bool derived, size_t *hint, bp_error *err)
+                     bool derived, bool writes, size_t *hint, bp_error *err)
 {
     if (ev[0].kind == BP_EVENT_APPLY) {
         int rc = apply_run(s, batch, ev, n, staging, err);
-        return rc || !derived ? rc : derived_apply(s, batch, ev, n, staging, hint, err);
+        return rc || !derived || !writes ? rc : derived_apply(s, batch, ev, n, staging, hint, err);
     }
     int rc = derived ? derived_revert(s, batch, ev, n, err) : 0;
     return rc ? rc : revert_run(s, ev, n, err);
 }
 
+static bool has_revert(const bp_batch *batch)
+{
+    for (size_t i = 0; i < batch->count; i++)
+        if (batch->events[i].kind == BP_EVENT_REVERT)
+            return true;
+    return false;
+}
+
 static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
 {
-    bool derived = s->derived && batch->derived;
+    const bp_derived *der = s->metrics ? batch->derived : NULL;
+    /* with metrics off only a batch that reverts touches the derived tables */
+    bool derived = s->derived && (der || has_revert(batch));
     size_t hint = 0;
-    int rc = derived ? bp_pg_derived_begin(s->derived, s->conn, batch->derived, err) : 0;
+    int rc = derived ? bp_pg_derived_begin(s->derived, s->conn, batch->chain, der, err) : 0;
     for (size_t i = 0; rc == 0 && i < batch->count;) {
         size_t j = i + 1;
         while (j < batch->count && batch->events[j].kind == batch->events[i].kind)
             j++;
-        rc = write_run(s, batch, batch->events + i, j - i, staging, derived, &hint, err);
+        rc = write_run(s, batch, batch->events + i, j - i, staging, derived, der != NULL, &hint,
+                       err);
         i = j;
     }
     if (rc == 0 && derived)
-        rc = bp_pg_derived_finish(s->derived, s->conn, batch->derived, err);
+        rc = bp_pg_derived_finish(s->derived, s->conn, der, err);
     if (rc != 0 && derived && !s->sqlstate[0])
         snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", bp_pg_derived_sqlstate(s->derived));
     return rc;
@@ -665,11 +680,12 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0 &&
         !(s->output_lit = PQescapeLiteral(s->conn, s->t.checkpoint, strlen(s->t.checkpoint))))
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc == 0 && bp_sink_opt_int(opts, "metrics")) {
+    if (rc == 0) { /* also with metrics off: REVERTs take out the rows written while on */
         bp_retention ret;
         bp_retention_from_opts(opts, &ret);
+        s->metrics = bp_sink_opt_int(opts, "metrics");
         rc = bp_pg_derived_new(&ret, &s->derived, err);
-        s->base.derived = rc == 0;
+        s->base.derived = rc == 0 && s->metrics;
     }
     if (rc != 0) {
         pg_close(&s->base);

@@ -104,10 +104,13 @@ typedef struct sqlite_sink {
     sqlite3 *db;
     sqlite3_stmt *st[ST_COUNT];
     char *path;
-    char lastmsg[256];            /* SQLite's message of the last failed step */
-    bp_buf wbuf;                  /* withdrawals JSON of the block being inserted (reused) */
-    bp_buf sql;                   /* generated statement text (open only) */
-    bp_sqlite_derived *derived;   /* the derived tables' writer (metrics on), else NULL */
+    char lastmsg[256]; /* SQLite's message of the last failed step */
+    bp_buf wbuf;       /* withdrawals JSON of the block being inserted (reused) */
+    bp_buf sql;        /* generated statement text (open only) */
+    /* the derived tables' writer: with metrics on it writes them; off, it only takes the
+     * reverted blocks' rows out (sqlite_derived.h) */
+    bp_sqlite_derived *derived;
+    bool metrics;                 /* metrics on: the output writes derived rows */
     const bp_block_derived **run; /* the APPLY run being written, for the derived tables */
     size_t run_len, run_cap;
 } sqlite_sink;
@@ -361,8 +364,10 @@ static int run_add(sqlite_sink *s, const bp_batch *batch, const bp_block *b, siz
     return 0;
 }
 
+/* derived: the batch's derived rows are written; reverts: its REVERTs take their blocks'
+ * derived rows out (also with metrics off). */
 static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev, bool derived,
-                       size_t *hint, bp_error *err)
+                       bool reverts, size_t *hint, bp_error *err)
 {
     if (ev->kind == BP_EVENT_APPLY) {
         bool skip = false;
@@ -372,23 +377,34 @@ static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev
         return rc || skip || !derived ? rc : run_add(s, batch, ev->block, hint, err);
     }
     int rc = derived ? flush_run(s, batch, err) : 0;
-    if (rc == 0 && derived)
+    if (rc == 0 && reverts)
         rc = bp_sqlite_derived_revert(s->derived, batch->chain, ev->block, err);
     return rc ? rc : revert_block(s, batch->chain, ev->block, err);
 }
 
+static bool has_revert(const bp_batch *batch)
+{
+    for (size_t i = 0; i < batch->count; i++)
+        if (batch->events[i].kind == BP_EVENT_REVERT)
+            return true;
+    return false;
+}
+
 static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
 {
-    bool derived = s->derived && batch->derived;
+    const bp_derived *der = s->metrics ? batch->derived : NULL;
+    bool derived = der != NULL;
+    /* with metrics off only a batch that reverts touches the derived tables */
+    bool reverts = s->derived && (derived || has_revert(batch));
     size_t hint = 0;
     s->run_len = 0;
-    int rc = derived ? bp_sqlite_derived_begin(s->derived, batch->derived, err) : 0;
+    int rc = reverts ? bp_sqlite_derived_begin(s->derived, der, err) : 0;
     for (size_t i = 0; rc == 0 && i < batch->count; i++)
-        rc = write_event(s, batch, &batch->events[i], derived, &hint, err);
+        rc = write_event(s, batch, &batch->events[i], derived, reverts, &hint, err);
     if (rc == 0 && derived)
         rc = flush_run(s, batch, err);
-    if (rc == 0 && derived)
-        rc = bp_sqlite_derived_finish(s->derived, batch->derived, err);
+    if (rc == 0 && reverts)
+        rc = bp_sqlite_derived_finish(s->derived, batch->chain, der, err);
     return rc ? rc : save_checkpoint(s, batch->chain, &batch->checkpoint, err);
 }
 
@@ -659,11 +675,12 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
         rc = exec(s, g_indexes_ddl, "creating the lookup indexes", err);
     if (rc == 0)
         rc = prepare_all(s, err);
-    if (rc == 0 && bp_sink_opt_int(opts, "metrics")) {
+    if (rc == 0) { /* also with metrics off: REVERTs take out the rows written while on */
         bp_retention ret;
         bp_retention_from_opts(opts, &ret);
-        rc = bp_sqlite_derived_open(s->db, s->path, &ret, &s->derived, err);
-        s->base.derived = rc == 0;
+        s->metrics = bp_sink_opt_int(opts, "metrics");
+        rc = bp_sqlite_derived_open(s->db, s->path, &ret, s->metrics, &s->derived, err);
+        s->base.derived = rc == 0 && s->metrics;
     }
 out:
     if (rc != 0) {

@@ -480,7 +480,7 @@ static int gen(bp_buf *b, int which)
     return bp_buf_puts(b, g_fixed[which]);
 }
 
-int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret,
+int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret, bool writes,
                            bp_sqlite_derived **out, bp_error *err)
 {
     *out = NULL;
@@ -494,8 +494,10 @@ int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *re
     /* A minute without the module's summary is recomputed from its raw transactions, read back
      * right after they were written: with SQLite's default 2 MiB page cache (32 of our 64 KiB
      * pages) every read went to pread() again. 4 MiB, charged to the budget (core/pipeline.c):
-     * with the summaries such reads are the exception (after a restart or a reorg). */
-    sqlite3_exec(db, "PRAGMA cache_size = -" BP_SQLITE_DERIVED_CACHE_KIB, NULL, NULL, NULL);
+     * with the summaries such reads are the exception (after a restart or a reorg). Only
+     * with metrics on: off, the derived tables are only read by REVERTs. */
+    if (writes)
+        sqlite3_exec(db, "PRAGMA cache_size = -" BP_SQLITE_DERIVED_CACHE_KIB, NULL, NULL, NULL);
     int rc = bp_sqlite_derived_functions(db) == SQLITE_OK
                  ? 0
                  : bp_error_set(err, BP_EDB, "%s: registering SQL functions: %s", path,
@@ -583,7 +585,7 @@ int bp_sqlite_derived_begin(bp_sqlite_derived *d, const bp_derived *der, bp_erro
 {
     bp_windows_clear(&d->win);
     d->foreign = false;
-    return store_prices(d, der, err);
+    return der ? store_prices(d, der, err) : 0;
 }
 
 /* ---- APPLY -------------------------------------------------------------------------------- */
@@ -848,32 +850,34 @@ static int contract_minute(bp_sqlite_derived *d, const char *origin, uint64_t w,
     return SQLITE_OK;
 }
 
-/* Window w of grain g recomputed (delta: the change of its set, for 1h and 1d). */
-static int rollup(bp_sqlite_derived *d, const bp_derived *der, int g, uint64_t w, int64_t delta)
+/* Window w of grain g recomputed (delta: the change of its set, for 1h and 1d; der NULL: no
+ * minute summaries, a minute is counted from its raw transactions). */
+static int rollup(bp_sqlite_derived *d, const char *origin, const bp_derived *der, int g,
+                  uint64_t w, int64_t delta)
 {
     const bp_minute_summary *sum =
-        g == BP_GRAIN_1M && !d->foreign ? bp_derived_minute(der, w) : NULL;
+        g == BP_GRAIN_1M && !d->foreign && der ? bp_derived_minute(der, w) : NULL;
     int which = sum ? S_ROLLUP_1M_N : S_ROLLUP + g;
     sqlite3_stmt *up = d->st[which], *prune = d->st[S_PRUNE + g];
-    int rc = g == BP_GRAIN_1M ? contract_minute(d, der->origin_key, w, sum) : SQLITE_OK;
+    int rc = g == BP_GRAIN_1M ? contract_minute(d, origin, w, sum) : SQLITE_OK;
     if (rc == SQLITE_OK)
-        rc = bind_text(up, 1, der->origin_key) | bind_u64(up, 2, w);
+        rc = bind_text(up, 1, origin) | bind_u64(up, 2, w);
     if (rc == SQLITE_OK && (g != BP_GRAIN_1M || sum)) /* else a minute counts its senders */
         rc = sqlite3_bind_int64(up, 3, sum ? (int64_t)sum->active_addresses : delta);
     if (rc != SQLITE_OK || (rc = run(up)) != SQLITE_OK)
         return rc;
-    rc = bind_text(prune, 1, der->origin_key) | bind_u64(prune, 2, w);
+    rc = bind_text(prune, 1, origin) | bind_u64(prune, 2, w);
     return rc != SQLITE_OK ? rc : run(prune);
 }
 
-static int rollups(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
+static int rollups(bp_sqlite_derived *d, const char *origin, const bp_derived *der, bp_error *err)
 {
     if (bp_windows_close(&d->win) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
         for (size_t i = 0; i < d->win.n[g]; i++) {
             const bp_window_delta *t = &d->win.v[g][i];
-            if (rollup(d, der, g, t->w, t->delta) != SQLITE_OK) {
+            if (rollup(d, origin, der, g, t->w, t->delta) != SQLITE_OK) {
                 db_error(d, err, "recomputing the window at %" PRIu64, t->w);
                 return bp_error_prefix(err, "%s: ", bp_dtables[BP_DT_CHAIN_1M + g].name);
             }
@@ -916,8 +920,10 @@ static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
     return 0;
 }
 
-int bp_sqlite_derived_finish(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
+int bp_sqlite_derived_finish(bp_sqlite_derived *d, const char *origin, const bp_derived *der,
+                             bp_error *err)
 {
-    int rc = rollups(d, der, err);
-    return rc ? rc : retention(d, der, err);
+    int rc = rollups(d, origin, der, err);
+    /* (retention follows the rows written: none with metrics off) */
+    return rc || !der ? rc : retention(d, der, err);
 }

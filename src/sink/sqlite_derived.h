@@ -14,20 +14,26 @@ typedef struct bp_sqlite_derived bp_sqlite_derived;
 
 /* The derived tables, their indexes and views (IF NOT EXISTS) appended to sql. */
 int bp_sqlite_derived_schema(bp_buf *sql);
-/* Registers the SQL functions the derived writes use and prepares the statements. */
-int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret,
+/* Registers the SQL functions the derived writes use and prepares the statements. writes: the
+ * output writes derived rows (metrics on); false (metrics off): it writes none, but a REVERT
+ * still takes the reverted block's rows (written while metrics was on) out of every derived
+ * table and the windows they were in are recomputed, so the tables hold exactly the canonical
+ * blocks among those applied with metrics on (begin and finish with der NULL, revert). */
+int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret, bool writes,
                            bp_sqlite_derived **out, bp_error *err);
 void bp_sqlite_derived_close(bp_sqlite_derived *d);
 
 /* A batch: begin (prices learnt), the runs and reverts in event order, finish (rollups of the
- * touched windows, retention). */
+ * touched windows of chain origin, retention). der NULL (metrics off): no prices, runs nor
+ * retention, only the reverts and their windows. */
 int bp_sqlite_derived_begin(bp_sqlite_derived *d, const bp_derived *der, bp_error *err);
 int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
                             const bp_block_derived *const *blocks, size_t n, bp_error *err);
 /* Before the raw rows of b are deleted (the revert reads the block's senders from them). */
 int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_block *b,
                              bp_error *err);
-int bp_sqlite_derived_finish(bp_sqlite_derived *d, const bp_derived *der, bp_error *err);
+int bp_sqlite_derived_finish(bp_sqlite_derived *d, const char *origin, const bp_derived *der,
+                             bp_error *err);
 
 /* The batch met a block already stored by another process (skipped): the module's minute
  * summaries do not describe this database's minutes then; they are counted from it. */
