@@ -2,14 +2,22 @@
 BUILD      ?= build
 TEST_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
+PREFIX     ?= /usr/local
+# DESTDIR (staged installs, packages) and CMAKE_ARGS (extra -D... for the release build) pass
+# through: make install PREFIX=/usr DESTDIR=/tmp/stage CMAKE_ARGS=-DBP_GIT_DESCRIBE=v1
 
-.PHONY: all build run test deps test-deps bench fuzz format docs clean
+.PHONY: all build install run test deps test-deps bench fuzz format docs clean
 
 all: build
 
 build:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_TESTS=OFF >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBP_TESTS=OFF $(CMAKE_ARGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The binary, include/blockpipe, the man page, the systemd unit and the sample config under
+# PREFIX (cmake/install.cmake lists them).
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
 
 deps:
 	bash scripts/install-deps.sh

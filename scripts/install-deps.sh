@@ -32,9 +32,13 @@ PKGS=(build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
 # Test extras: a PostgreSQL server for the postgres output's tests, a Redis server for the
 # redis output's, a ClickHouse server (Debian's 18.16) for the clickhouse output's, the
 # openssl command for the wss:// and rediss:// tests' certificates, promtool (prometheus) for
-# /metrics, wrk for the API benchmark, chromium for the dashboard test. A test that misses
-# one fails (it never skips). (Kafka needs no server: librdkafka's mock cluster.)
-TEST_PKGS=(postgresql-15 redis-server clickhouse-server openssl prometheus wrk chromium)
+# /metrics, wrk for the API benchmark, chromium for the dashboard test; for the packaging
+# test: yamllint (and python3-yaml) for compose.yaml, man-db to render the man page, systemd
+# for `systemd-analyze verify` of the unit (no systemd needs to run), binutils (objdump) for
+# the container's libraries. A test that misses one fails (it never skips). (Kafka needs no
+# server: librdkafka's mock cluster.)
+TEST_PKGS=(postgresql-15 redis-server clickhouse-server openssl prometheus wrk chromium
+           yamllint python3-yaml man-db systemd binutils)
 
 if [ "$WITH_TEST" = 1 ] && [ "${#TEST_PKGS[@]}" -gt 0 ]; then PKGS+=("${TEST_PKGS[@]}"); fi
 

@@ -5,5 +5,7 @@
 
 /* argv[0] is "simnode". Returns the process exit status (0, 2 for a bad option, 1 otherwise). */
 int bp_cmd_simnode(int argc, char **argv);
+/* The text of `blockpipe simnode --help` (also in the man page). */
+const char *bp_simnode_usage(void);
 
 #endif

@@ -6,5 +6,7 @@
 /* argv[0] is "stream". Returns the process exit status (0; 1 for a store error or no entry;
  * 2 for a bad command line). */
 int bp_cmd_stream(int argc, char **argv);
+/* The text of `blockpipe stream --help` (also in the man page). */
+const char *bp_stream_usage(void);
 
 #endif

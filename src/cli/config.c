@@ -2012,6 +2012,36 @@ const char *bp_config_usage(enum bp_command cmd)
     return texts[cmd].data ? texts[cmd].data : "out of memory\n";
 }
 
+bool bp_config_option_doc(size_t i, bp_option_doc *out)
+{
+    size_t n;
+    const opt *t = all_opts(&n);
+    if (i >= n)
+        return false;
+    *out = (bp_option_doc){.flag = t[i].flag,
+                           .alias = t[i].alias,
+                           .arg = t[i].arg,
+                           .env = t[i].env,
+                           .env2 = t[i].env2,
+                           .env3 = t[i].env3,
+                           .key = t[i].key,
+                           .def = t[i].def,
+                           .help = t[i].help,
+                           .backend = t[i].backend,
+                           .commands = t[i].cmds};
+    return true;
+}
+
+void bp_config_command_doc(enum bp_command cmd, const char **title, const char **synopsis,
+                           const char **examples)
+{
+    if ((unsigned)cmd > BP_CMD_VERIFY || cmd < BP_CMD_RUN)
+        cmd = BP_CMD_RUN;
+    *title = g_usage_text[cmd].title;
+    *synopsis = g_usage_text[cmd].synopsis;
+    *examples = g_usage_text[cmd].examples;
+}
+
 /* ---- docs/CLI.md ---- */
 
 /* A table cell: '|' escaped, the text otherwise as --help shows it. */

@@ -159,4 +159,21 @@ const char *bp_config_usage(enum bp_command cmd);
 /* The option tables of docs/CLI.md in Markdown (made from the same tables). */
 void bp_config_markdown(FILE *out);
 
+/* One option of the table --help is made from, for other documents made from it (the man
+ * page, src/cli/manpage.c). The strings are the table's own, valid until the program ends. */
+typedef struct bp_option_doc {
+    const char *flag, *alias, *arg; /* flag and alias without the leading "--" */
+    const char *env, *env2, *env3;  /* NULL when unset */
+    const char *key;                /* config file key; NULL: flag only */
+    const char *def, *help;         /* def: "required", a value, or NULL (none) */
+    const bp_sink_ops *backend;     /* an output's own option: the first output having it */
+    unsigned commands;              /* bit (1u << cmd) for each command that takes it */
+} bp_option_doc;
+/* Option i (the core options, then the outputs' settings); false when i is past the end. */
+bool bp_config_option_doc(size_t i, bp_option_doc *out);
+/* What `blockpipe CMD --help` opens and ends with: "blockpipe run - ...", its usage line and
+ * its examples (lines of "  blockpipe ..."). */
+void bp_config_command_doc(enum bp_command cmd, const char **title, const char **synopsis,
+                           const char **examples);
+
 #endif

@@ -78,6 +78,11 @@ static const char USAGE[] =
     "  blockpipe simnode --listen 127.0.0.1:0 --block-time 0 --length 10000 --endpoints 2 \\\n"
     "      --faults 'ep2:error_rate=0.05,rate_limit=50,reset_rate=0.01'\n";
 
+const char *bp_simnode_usage(void)
+{
+    return USAGE;
+}
+
 typedef struct sim_opts {
     bp_sim_server_config cfg;
     bp_sim_faults faults[BP_SIM_MAX_ENDPOINTS];

@@ -289,6 +289,11 @@ static const char retry_usage[] =
     "--max-retries, with their last error, and the command. retry-failed runs that command\n"
     "again; it resumes from the outputs' checkpoints, so the failed blocks come first.\n";
 
+const char *bp_retry_failed_usage(void)
+{
+    return retry_usage;
+}
+
 int bp_cmd_retry_failed(int argc, char **argv)
 {
     const char *dir = getenv("STATE_DIR"), *chain = NULL;

@@ -15,5 +15,7 @@ void bp_state_announce(const char *dir);
 /* `blockpipe retry-failed --state-dir DIR [--chain NAME]`: runs the saved command of every
  * chain whose last run left failed blocks. Returns the exit status. */
 int bp_cmd_retry_failed(int argc, char **argv);
+/* The text of `blockpipe retry-failed --help` (also in the man page). */
+const char *bp_retry_failed_usage(void);
 
 #endif

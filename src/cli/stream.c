@@ -34,6 +34,11 @@ static const char g_usage[] =
     "default " DEFAULT_STORE ".\n"
     "Each entry is printed as a JSON line: {\"key\":..,\"id\":..,\"time_ms\":..,\"value\":..}\n";
 
+const char *bp_stream_usage(void)
+{
+    return g_usage;
+}
+
 static void print_entry(const char *key, const bp_keyed_entry *e)
 {
     bp_buf b;

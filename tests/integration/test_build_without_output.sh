@@ -42,6 +42,10 @@ if grep -q s3cret "$tmp/out"; then echo "FAIL: the password was shown"; exit 1; 
 
 "$bin" --help | grep -q "postgres:.*not in this build (missing libpq" \
   || { echo "FAIL: --help does not say postgres is not in this build"; "$bin" --help; exit 1; }
+# --version names the outputs of this build and those left out
+"$bin" --version | grep -Eq "^outputs: +sqlite etl-csv jsonl redis kafka$" \
+  && "$bin" --version | grep -q "^left out: *postgres (missing libpq (Debian package libpq-dev)), clickhouse (missing zlib" \
+  || { echo "FAIL: --version does not list the outputs in and left out"; "$bin" --version; exit 1; }
 # the other outputs still work
 "$bin" migrate "sqlite:$tmp/x.db" | grep -Eq "schema version [0-9]+" || { echo "FAIL: sqlite migrate"; exit 1; }
 echo "ok: postgres and clickhouse left out cleanly"
