@@ -2,13 +2,17 @@
  * figures of the system we replace are measured: C concurrent clients (threads, each with its
  * own handle, as the HTTP API's workers), each doing one operation at a time; every operation
  * is timed on its own. Prints
- *   clients=C ops=N seconds=S ops_per_s=R mean_us=M p50_us=P p99_us=Q
+ *   clients=C ops=N seconds=S ops_per_s=R mean_us=M p50_us=P p99_us=Q cpu_us_per_op=U
+ * (U: this process's user + system CPU time over the operations: on a shared machine the rate
+ * is what the scheduler left us, the CPU time what an operation costs here; a Redis server's
+ * own CPU time is not in it)
  * usage: bench_keyed URL publish|latest N [C]   (C default 1) */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "blockpipe/keyed.h"
@@ -18,6 +22,14 @@ static int64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
+           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -90,7 +102,7 @@ int main(int argc, char **argv)
         lat && cs ? bp_keyed_open(argv[1], &k, &err) : bp_error_set(&err, BP_ENOMEM, "no memory");
     if (rc == 0 && !publish) /* something to read */
         rc = one(k, true, 0, &err);
-    int64_t t0 = now_ns();
+    int64_t t0 = now_ns(), c0 = cpu_ns();
     long started = 0;
     for (long i = 0, at = 0; rc == 0 && i < nc; i++) {
         long share = n / nc + (i < n % nc);
@@ -109,7 +121,7 @@ int main(int argc, char **argv)
             err = cs[i].err;
         }
     }
-    int64_t t1 = now_ns();
+    int64_t t1 = now_ns(), c1 = cpu_ns();
     if (rc == 0) {
         double sum = 0;
         for (long i = 0; i < n; i++)
@@ -117,9 +129,9 @@ int main(int argc, char **argv)
         qsort(lat, (size_t)n, sizeof(*lat), cmp_i64);
         double s = (double)(t1 - t0) / 1e9;
         printf("clients=%ld ops=%ld seconds=%.3f ops_per_s=%.0f mean_us=%.1f p50_us=%.1f "
-               "p99_us=%.1f\n",
+               "p99_us=%.1f cpu_us_per_op=%.1f\n",
                nc, n, s, (double)n / s, sum / (double)n / 1e3, (double)lat[n / 2] / 1e3,
-               (double)lat[(size_t)((double)n * 0.99)] / 1e3);
+               (double)lat[(size_t)((double)n * 0.99)] / 1e3, (double)(c1 - c0) / (double)n / 1e3);
     }
     if (rc != 0)
         fprintf(stderr, "bench_keyed: %s\n", err.msg);

@@ -3,6 +3,7 @@
 #include "blockpipe/keyed.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -12,7 +13,7 @@
 #include <strings.h>
 #include <time.h>
 #include <yajl/yajl_gen.h>
-#include <yajl/yajl_tree.h>
+#include <yajl/yajl_parse.h>
 
 #include "sink/keyed_internal.h"
 #include "sink/registry.h"
@@ -51,53 +52,97 @@ static int check_key(const bp_keyed *k, const char *key, bp_error *err)
                              k->where, (int)(n < 80 ? n : 80), key ? key : "", KEY_MAX);
 }
 
-/* v as compact JSON (numbers keep their digits). */
-static void gen(yajl_gen g, yajl_val v)
+/* yajl's parse events straight into its generator: the value made compact without building
+ * a tree (yajl_tree_parse allocated every node; a publication paid more for that than for its
+ * share of a group commit). Numbers keep their digits; strings are escaped again by yajl. */
+#define GEN_OK(call) return (call) == yajl_gen_status_ok
+
+static int on_null(void *g)
 {
-    if (YAJL_IS_OBJECT(v)) {
-        yajl_gen_map_open(g);
-        for (size_t i = 0; i < v->u.object.len; i++) {
-            yajl_gen_string(g, (const unsigned char *)v->u.object.keys[i],
-                            strlen(v->u.object.keys[i]));
-            gen(g, v->u.object.values[i]);
-        }
-        yajl_gen_map_close(g);
-    } else if (YAJL_IS_ARRAY(v)) {
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < v->u.array.len; i++)
-            gen(g, v->u.array.values[i]);
-        yajl_gen_array_close(g);
-    } else if (YAJL_IS_STRING(v)) {
-        yajl_gen_string(g, (const unsigned char *)v->u.string, strlen(v->u.string));
-    } else if (YAJL_IS_NUMBER(v)) {
-        yajl_gen_number(g, v->u.number.r, strlen(v->u.number.r));
-    } else if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
-        yajl_gen_bool(g, YAJL_IS_TRUE(v));
-    } else {
-        yajl_gen_null(g);
-    }
+    GEN_OK(yajl_gen_null(g));
 }
+
+static int on_bool(void *g, int b)
+{
+    GEN_OK(yajl_gen_bool(g, b));
+}
+
+static int on_number(void *g, const char *s, size_t n)
+{
+    GEN_OK(yajl_gen_number(g, s, n));
+}
+
+static int on_string(void *g, const unsigned char *s, size_t n)
+{
+    GEN_OK(yajl_gen_string(g, s, n));
+}
+
+static int on_map_open(void *g)
+{
+    GEN_OK(yajl_gen_map_open(g));
+}
+
+static int on_map_close(void *g)
+{
+    GEN_OK(yajl_gen_map_close(g));
+}
+
+static int on_array_open(void *g)
+{
+    GEN_OK(yajl_gen_array_open(g));
+}
+
+static int on_array_close(void *g)
+{
+    GEN_OK(yajl_gen_array_close(g));
+}
+
+static const yajl_callbacks g_compact = {
+    .yajl_null = on_null,
+    .yajl_boolean = on_bool,
+    .yajl_number = on_number,
+    .yajl_string = on_string,
+    .yajl_start_map = on_map_open,
+    .yajl_map_key = on_string,
+    .yajl_end_map = on_map_close,
+    .yajl_start_array = on_array_open,
+    .yajl_end_array = on_array_close,
+};
 
 /* json checked and made compact (one line: what subscribers and the CLI print), malloc'd. */
 static int compact_json(const bp_keyed *k, const char *json, char **out, bp_error *err)
 {
-    char msg[160];
     *out = NULL;
-    yajl_val v = json ? yajl_tree_parse(json, msg, sizeof(msg)) : NULL;
-    if (!v)
-        return bp_error_set(err, BP_EINVAL, "%s: the value is not JSON: %.*s", k->where,
-                            (int)strcspn(json ? msg : "(none)", "\n"), json ? msg : "(none)");
+    if (!json)
+        return bp_error_set(err, BP_EINVAL, "%s: the value is not JSON: (none)", k->where);
     yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_handle h = g ? yajl_alloc(&g_compact, NULL, g) : NULL;
+    if (!h) {
+        yajl_gen_free(g);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    yajl_config(h, yajl_allow_comments, 1); /* as yajl_tree_parse did */
+    size_t n = strlen(json);
+    yajl_status st = yajl_parse(h, (const unsigned char *)json, n);
+    if (st == yajl_status_ok)
+        st = yajl_complete_parse(h);
     const unsigned char *text = NULL;
     size_t len = 0;
-    if (g) {
-        gen(g, v);
-        if (yajl_gen_get_buf(g, &text, &len) == yajl_gen_status_ok)
-            *out = strndup((const char *)text, len);
-        yajl_gen_free(g);
+    int rc = 0;
+    if (st != yajl_status_ok) {
+        unsigned char *msg = yajl_get_error(h, 1, (const unsigned char *)json, n);
+        const char *m = msg ? (const char *)msg : "cannot be parsed";
+        rc = bp_error_set(err, BP_EINVAL, "%s: the value is not JSON: %.*s", k->where,
+                          (int)strcspn(m, "\n"), m);
+        if (msg)
+            yajl_free_error(h, msg);
+    } else if (yajl_gen_get_buf(g, &text, &len) != yajl_gen_status_ok ||
+               !(*out = strndup((const char *)text, len))) {
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     }
-    yajl_tree_free(v);
-    return *out ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+    yajl_free(h);
+    yajl_gen_free(g);
+    return rc;
 }
 
 /* ---- the SQLite store ------------------------------------------------------------------- */
@@ -116,7 +161,8 @@ typedef struct sq_keyed {
     char fpos[24];
     char **fkeys; /* sorted */
     size_t nfkeys;
-    struct sq_group *group; /* the file's publishers in this process */
+    bp_keyed_group *group; /* the file's publishers in this process */
+    int wal_pages;         /* in the WAL after this connection's last commit */
 } sq_keyed;
 
 /* The statement of sql (a string literal: cached by its address), reset; NULL on failure. */
@@ -194,76 +240,11 @@ static int sq_rows(sq_keyed *s, const char *sql, const char *key, int64_t num, s
     return rc;
 }
 
-/* ---- publishing: group commit ----
- * The handles of one file in this process publish through one queue: the first publisher to
- * find no commit under way leads, inserting every queued entry in one transaction on its own
- * connection, and the others wait for that COMMIT. Each publish still returns once its entry is
- * committed (as durable as a transaction of its own) and the entries of a key commit in the
- * order their publishers queued them; N concurrent publishers pay one commit instead of N. */
-
-#define GROUP_MAX 1024 /* entries in one transaction */
-
-typedef struct sq_pub {
-    const char *key, *json;
-    int64_t t, seq;
-    int rc;
-    bool done;
-    bp_error *err;
-    pthread_cond_t cv; /* its publisher waits here: woken when done or first in the queue */
-    struct sq_pub *next;
-} sq_pub;
-
-struct sq_group {
-    char *path;
-    int refs;
-    pthread_mutex_t lock;
-    sq_pub *head, **tail;
-    bool leading;
-    struct sq_group *next;
-};
-
-static pthread_mutex_t g_groups_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sq_group *g_groups;
-
-/* The group of the file path (its real path: two spellings of one file share it). */
-static struct sq_group *group_get(const char *path)
-{
-    char *real = realpath(path, NULL);
-    const char *name = real ? real : path;
-    pthread_mutex_lock(&g_groups_lock);
-    struct sq_group *g = g_groups;
-    while (g && strcmp(g->path, name) != 0)
-        g = g->next;
-    if (!g && (g = calloc(1, sizeof(*g))) && !(g->path = strdup(name))) {
-        free(g);
-        g = NULL;
-    } else if (g && !g->refs++) {
-        pthread_mutex_init(&g->lock, NULL);
-        g->tail = &g->head;
-        g->next = g_groups;
-        g_groups = g;
-    }
-    pthread_mutex_unlock(&g_groups_lock);
-    free(real);
-    return g;
-}
-
-static void group_put(struct sq_group *g)
-{
-    if (!g)
-        return;
-    pthread_mutex_lock(&g_groups_lock);
-    if (--g->refs == 0) {
-        struct sq_group **p = &g_groups;
-        while (*p != g)
-            p = &(*p)->next;
-        *p = g->next;
-        pthread_mutex_destroy(&g->lock);
-        free(g->path);
-        free(g);
-    }
-    pthread_mutex_unlock(&g_groups_lock);
-}
+/* ---- publishing: group commit (keyed_group.c) ----
+ * The handles of one file in this process publish through one group: a leader inserts every
+ * queued entry in one transaction on its own connection, and each publisher returns after the
+ * COMMIT that holds its entry (as durable as a transaction of its own); the entries of a key
+ * commit in the order their publishers queued them. */
 
 static int sq_exec(sq_keyed *s, const char *sql)
 {
@@ -274,21 +255,41 @@ static int sq_exec(sq_keyed *s, const char *sql)
     return r == SQLITE_DONE ? 0 : BP_EDB;
 }
 
-/* The leader's transaction: every entry of the list, in order, or none. */
-static int group_commit(sq_keyed *s, sq_pub *list, bp_error *err)
+/* WAL checkpoints: mostly not in COMMIT (SQLite's automatic checkpoint ran in the leader's
+ * COMMIT, so every publisher of the file waited for its fsyncs: 40 ms stalls, most of the time
+ * of a run), but by the leader after its group was released, PASSIVE (the next group commits
+ * meanwhile; a checkpoint under way elsewhere makes it return at once: the next one tries).
+ * Such a checkpoint rarely catches up with the writers, and the WAL only starts again from
+ * its beginning once every frame is copied: past WAL_BOUND_PAGES the leader checkpoints before
+ * it releases the group (the 32-publisher bench's WAL grew past 360 MB without that). */
+#define CHECKPOINT_PAGES 1000 /* SQLite's automatic checkpoint's */
+#define WAL_BOUND_PAGES 4000  /* 16 MB of 4 KiB pages */
+
+static int on_wal(void *ctx, sqlite3 *db, const char *name, int pages)
 {
+    (void)db;
+    (void)name;
+    ((sq_keyed *)ctx)->wal_pages = pages;
+    return SQLITE_OK;
+}
+
+/* The leader's transaction: every entry of the list, in order, or none. */
+static int sq_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
+{
+    sq_keyed *s = (sq_keyed *)k;
+    (void)n;
     int rc = sq_exec(s, "BEGIN IMMEDIATE") ? sq_failed(s, "publishing (BEGIN)", err) : 0;
     sqlite3_stmt *st = NULL;
     if (rc == 0 && !(st = sq_stmt(s, "INSERT INTO keyed_entries(key, time_ms, value) VALUES(?1,"
                                      " ?2, ?3)")))
         rc = sq_failed(s, "prepare", err);
-    for (sq_pub *p = list; rc == 0 && p; p = p->next) {
+    for (bp_keyed_pub *p = list; rc == 0 && p; p = p->next) {
         sqlite3_bind_text(st, 1, p->key, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 2, p->t);
+        sqlite3_bind_int64(st, 2, p->time_ms);
         sqlite3_bind_text(st, 3, p->json, -1, SQLITE_STATIC);
         if (sqlite3_step(st) != SQLITE_DONE)
             rc = sq_failed(s, "publishing", err);
-        p->seq = sqlite3_last_insert_rowid(s->db);
+        snprintf(p->id, sizeof(p->id), "%lld", (long long)sqlite3_last_insert_rowid(s->db));
         sqlite3_reset(st);
     }
     if (st)
@@ -297,63 +298,27 @@ static int group_commit(sq_keyed *s, sq_pub *list, bp_error *err)
         rc = sq_failed(s, "publishing (COMMIT)", err);
     if (rc != 0 && !sqlite3_get_autocommit(s->db))
         sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-    return rc;
-}
-
-/* Queued, then led or waited for; p->rc and p->seq say how it went. Only the publishers of a
- * finished transaction and the next leader are woken (not every waiter: on two cores the herd
- * made the groups small). */
-static void group_publish(sq_keyed *s, sq_pub *p)
-{
-    struct sq_group *g = s->group;
-    pthread_cond_init(&p->cv, NULL);
-    pthread_mutex_lock(&g->lock);
-    *g->tail = p;
-    g->tail = &p->next;
-    while (!p->done) {
-        if (g->leading) {
-            pthread_cond_wait(&p->cv, &g->lock);
-            continue;
-        }
-        g->leading = true; /* take up to GROUP_MAX queued entries (ours is among them) */
-        sq_pub *list = g->head, *last = list;
-        for (int n = 1; n < GROUP_MAX && last->next; n++)
-            last = last->next;
-        g->head = last->next;
-        if (!g->head)
-            g->tail = &g->head;
-        last->next = NULL;
-        pthread_mutex_unlock(&g->lock);
-        bp_error err = {0};
-        int rc = group_commit(s, list, &err);
-        pthread_mutex_lock(&g->lock);
-        for (sq_pub *q = list, *next; q; q = next) {
-            next = q->next;
-            q->rc = rc;
-            if (rc != 0)
-                *q->err = err;
-            q->done = true;
-            if (q != p)
-                pthread_cond_signal(&q->cv);
-        }
-        g->leading = false;
-        if (g->head) /* the next leader */
-            pthread_cond_signal(&g->head->cv);
+    if (rc == 0 && s->wal_pages >= WAL_BOUND_PAGES) { /* no writer of ours meanwhile */
+        s->wal_pages = 0;
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
     }
-    pthread_mutex_unlock(&g->lock);
-    pthread_cond_destroy(&p->cv);
+    return rc;
 }
 
 static int sq_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_entry *out,
                       bp_error *err)
 {
     sq_keyed *s = (sq_keyed *)k;
-    sq_pub p = {.key = key, .json = json, .t = now_ms(), .err = err};
-    group_publish(s, &p);
+    bp_keyed_pub p = {.key = key, .json = json, .time_ms = now_ms(), .err = err};
+    bp_keyed_group_publish(s->group, k, sq_commit, &p);
+    if (s->wal_pages >= CHECKPOINT_PAGES) { /* we led a commit that filled the WAL */
+        s->wal_pages = 0;
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    }
     if (p.rc != 0 || !out)
         return p.rc;
-    snprintf(out->id, sizeof(out->id), "%lld", (long long)p.seq);
-    out->time_ms = p.t;
+    memcpy(out->id, p.id, sizeof(out->id));
+    out->time_ms = p.time_ms;
     out->value = strdup(json);
     return out->value ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
 }
@@ -507,7 +472,7 @@ static int sq_follow_poll(bp_keyed *k, int wait_ms, bp_keyed_change_fn fn, void 
 static void sq_close(bp_keyed *k)
 {
     sq_keyed *s = (sq_keyed *)k;
-    group_put(s->group);
+    bp_keyed_group_put(s->group);
     bp_keyed_keys_free(s->fkeys, s->nfkeys);
     for (size_t i = 0; i < SQ_STMTS && s->sql[i]; i++)
         sqlite3_finalize(s->st[i]);
@@ -550,7 +515,12 @@ static int sq_open(const char *path, bp_keyed **out, bp_error *err)
                      NULL, NULL, NULL) != SQLITE_OK)
         return bp_error_set(err, BP_EDB, "sqlite:%s: creating keyed_entries: %s", path,
                             sqlite3_errmsg(s->db));
-    if (!(s->group = group_get(path)))
+    sqlite3_wal_hook(s->db, on_wal, s); /* in place of the automatic checkpoint */
+    /* the file's real path: two spellings of one file share the group */
+    char *real = realpath(path, NULL), name[PATH_MAX + 16];
+    snprintf(name, sizeof(name), "sqlite:%s", real ? real : path);
+    free(real);
+    if (!(s->group = bp_keyed_group_get(name)))
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     return 0;
 }

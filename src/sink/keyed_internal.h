@@ -3,6 +3,8 @@
 #ifndef BP_SINK_KEYED_INTERNAL_H
 #define BP_SINK_KEYED_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "blockpipe/keyed.h"
 
 typedef int (*bp_keyed_change_fn)(void *ctx, const char *key, const bp_keyed_entry *e);
@@ -64,6 +66,36 @@ bool bp_keyed_follow_waits(const bp_keyed *k);
 int bp_keyed_watch_add(void (*fn)(void *ctx, const char *key), void *ctx);
 /* After it returns fn is not called any more. */
 void bp_keyed_watch_remove(void (*fn)(void *ctx, const char *key), void *ctx);
+
+/* ---- group commit (keyed_group.c): the publishers of one store in this process share its
+ * commits. A publisher queues its entry and returns once the entry's outcome is known; the
+ * first publisher that finds no commit under way commits every queued entry (up to 1024, 4 MiB
+ * of values) at once on its own handle, in queue order, so N concurrent publishers pay one
+ * commit (one SQLite transaction, one Redis round trip) instead of N; each still returns only
+ * after the commit that holds its entry. ---- */
+
+typedef struct bp_keyed_pub {
+    const char *key, *json; /* json compact */
+    int64_t time_ms;
+    char id[48]; /* set by the commit */
+    int rc;      /* the entry's own outcome (0 until the commit sets it) */
+    bp_error *err;
+    atomic_int state;
+    struct bp_keyed_pub *next;
+} bp_keyed_pub;
+
+/* Commits the n entries of list (in order) on k: returns an error for all of them, or 0 with
+ * each entry's rc (and *err when not 0) set. */
+typedef int (*bp_keyed_commit_fn)(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err);
+
+typedef struct bp_keyed_group bp_keyed_group;
+
+/* The group of name (a store's identity: its file, its URL); NULL when out of memory. */
+bp_keyed_group *bp_keyed_group_get(const char *name);
+void bp_keyed_group_put(bp_keyed_group *g);
+/* Queues p (key, json, time_ms, err set) and returns when p->rc and p->id are its outcome. */
+void bp_keyed_group_publish(bp_keyed_group *g, bp_keyed *k, bp_keyed_commit_fn commit,
+                            bp_keyed_pub *p);
 
 /* A Redis store (keyed_redis.c, in the build when the Redis output is). */
 int bp_keyed_redis_open(const char *url, bp_keyed **out, bp_error *err);

@@ -12,6 +12,7 @@
 #include "sink/keyed_internal.h"
 #include "sink/redis_conn.h"
 #include "sink/registry.h"
+#include "util/buf.h"
 
 typedef struct rd_keyed {
     bp_keyed base;
@@ -25,6 +26,8 @@ typedef struct rd_keyed {
     size_t nf;
     bool fall;
     int64_t frefreshed_ms; /* when every key was last listed (following all) */
+    bp_keyed_group *group; /* the publishers of this URL in this process */
+    bp_buf sk;             /* a stream key (publishing) */
 } rd_keyed;
 
 static char *stream_key(rd_keyed *s, const char *key)
@@ -106,35 +109,75 @@ static int entries_of(rd_keyed *s, const redisReply *arr, size_t max, bp_keyed_e
     return 0;
 }
 
-static int rd_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_entry *out,
-                      bp_error *err)
+/* The group's entries in one MULTI/EXEC, one pipeline: an XADD each, in order, and one SADD
+ * of their keys (a key repeated from the entry before named once). The XADD's reply is each
+ * entry's outcome; a lost connection is every entry's (not sent again: it may have been
+ * published). */
+static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
 {
     rd_keyed *s = (rd_keyed *)k;
     int rc = conn(s, err);
     if (rc != 0)
         return rc;
-    char *sk = stream_key(s, key);
-    if (!sk)
-        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    size_t plen = strlen(s->prefix), nkeys = 0;
+    for (bp_keyed_pub *p = list, *prev = NULL; p; prev = p, p = p->next)
+        nkeys += !prev || strcmp(p->key, prev->key) != 0;
     rc = bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL);
-    rc |= bp_redis_cmd(
-        s->c, 8, (const char *[]){"XADD", sk, "MAXLEN", "~", s->maxlen, "*", "v", json}, NULL);
-    rc |= bp_redis_cmd(s->c, 3, (const char *[]){"SADD", s->set_key, key}, NULL);
+    for (bp_keyed_pub *p = list; p && rc == 0; p = p->next) {
+        size_t klen = strlen(p->key);
+        bp_buf_reset(&s->sk);
+        rc |= bp_buf_append(&s->sk, s->prefix, plen);
+        rc |= bp_buf_append(&s->sk, "kv:", 3);
+        rc |= bp_buf_append(&s->sk, p->key, klen);
+        rc |= bp_redis_cmd_begin(s->c, 8);
+        rc |= bp_redis_arg_str(s->c, "XADD");
+        rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
+        rc |= bp_redis_arg_str(s->c, "MAXLEN");
+        rc |= bp_redis_arg_str(s->c, "~");
+        rc |= bp_redis_arg_str(s->c, s->maxlen);
+        rc |= bp_redis_arg_str(s->c, "*");
+        rc |= bp_redis_arg_str(s->c, "v");
+        rc |= bp_redis_arg_str(s->c, p->json);
+    }
+    rc |= bp_redis_cmd_begin(s->c, 2 + (int)nkeys);
+    rc |= bp_redis_arg_str(s->c, "SADD");
+    rc |= bp_redis_arg_str(s->c, s->set_key);
+    for (bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
+        if (!prev || strcmp(p->key, prev->key) != 0)
+            rc |= bp_redis_arg_str(s->c, p->key);
     rc |= bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL);
-    free(sk);
-    if (rc != 0)
+    if (rc != 0) {
+        settle_conn(s, BP_ETRANSPORT); /* a half-queued pipeline: start again on a new one */
         return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
     if ((rc = bp_redis_exchange(s->c, err)) != 0)
-        return settle_conn(s, rc); /* not again: it may have been published */
-    const redisReply *r = bp_redis_reply(s->c, 3);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING)
-        return refused(s, "publishing", r, err);
-    if (!out)
-        return 0;
-    snprintf(out->id, sizeof(out->id), "%.*s",
-             (int)(r->element[0]->len < 47 ? r->element[0]->len : 47), r->element[0]->str);
-    out->time_ms = strtoll(out->id, NULL, 10);
+        return settle_conn(s, rc);                     /* not again: it may have been published */
+    const redisReply *r = bp_redis_reply(s->c, n + 2); /* MULTI, n XADD, SADD, EXEC */
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1)
+        return refused(s, "publishing", r ? r : bp_redis_reply(s->c, 1), err);
+    size_t i = 0;
+    for (bp_keyed_pub *p = list; p; p = p->next, i++) {
+        const redisReply *id = r->element[i];
+        if (id->type != REDIS_REPLY_STRING) {
+            p->rc = refused(s, "publishing", id, p->err);
+            continue;
+        }
+        snprintf(p->id, sizeof(p->id), "%.*s", (int)(id->len < 47 ? id->len : 47), id->str);
+        p->time_ms = strtoll(p->id, NULL, 10); /* the id's ms part: the server's clock */
+    }
+    return 0;
+}
+
+static int rd_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_entry *out,
+                      bp_error *err)
+{
+    rd_keyed *s = (rd_keyed *)k;
+    bp_keyed_pub p = {.key = key, .json = json, .err = err};
+    bp_keyed_group_publish(s->group, k, rd_commit, &p);
+    if (p.rc != 0 || !out)
+        return p.rc;
+    memcpy(out->id, p.id, sizeof(out->id));
+    out->time_ms = p.time_ms;
     out->value = strdup(json);
     return out->value ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
 }
@@ -374,6 +417,8 @@ static void rd_close(bp_keyed *k)
     rd_keyed *s = (rd_keyed *)k;
     bp_keyed_keys_free(s->fkeys, s->nf);
     free(s->fcur);
+    bp_keyed_group_put(s->group);
+    bp_buf_release(&s->sk);
     bp_redis_free(s->c);
     bp_redis_target_release(&s->t);
     free(s->prefix);
@@ -400,6 +445,9 @@ int bp_keyed_redis_open(const char *url, bp_keyed **out, bp_error *err)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     s->base.ops = &g_redis_ops;
     *out = &s->base;
+    bp_buf_init(&s->sk, 0);
+    if (!(s->group = bp_keyed_group_get(url))) /* the whole URL: the same store, same rules */
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
     bp_sink_resolved r;
     int rc = bp_sink_resolve(url, NULL, &r, err);
     if (rc != 0)

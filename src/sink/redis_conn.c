@@ -485,11 +485,18 @@ const redisReply *bp_redis_reply(const bp_redis *c, size_t i)
 
 /* ---- commands --------------------------------------------------------------------------- */
 
+/* "*argc\r\n" or "$len\r\n": written by hand (snprintf here was a tenth of the Redis
+ * output's CPU time: two headers for each of an entry's 18 arguments). */
 static int put_len(bp_redis *c, char kind, size_t n)
 {
-    char head[32];
-    int k = snprintf(head, sizeof(head), "%c%zu\r\n", kind, n);
-    return bp_buf_append(&c->out, head, (size_t)k);
+    char head[32], *p = head + sizeof(head);
+    *--p = '\n';
+    *--p = '\r';
+    do
+        *--p = (char)('0' + n % 10);
+    while ((n /= 10) > 0);
+    *--p = kind;
+    return bp_buf_append(&c->out, p, (size_t)(head + sizeof(head) - p));
 }
 
 int bp_redis_cmd_begin(bp_redis *c, int argc)

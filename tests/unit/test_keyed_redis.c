@@ -1,0 +1,192 @@
+/* test_keyed_redis.c - keyed streams in the Redis store (src/sink/keyed_redis.c) against a real
+ * redis-server started here on loopback: concurrent publishers of one URL share one pipelined
+ * MULTI/EXEC (keyed_group.c), and each still gets its own entry's outcome: every entry stored
+ * once, each publisher's in its order, the id each publish returned is its own entry's, the
+ * keys listed once; a publication into a key held by another type fails alone, the entries
+ * committed with it are stored. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "blockpipe/keyed.h"
+#include "sink/redis_conn.h"
+#include "testproc.h"
+
+static bp_test_server g_srv;
+static char g_dir[256], g_url[256];
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int start_server(void **state)
+{
+    (void)state;
+    snprintf(g_dir, sizeof(g_dir), "/tmp/bp-unit-kredis-XXXXXX");
+    if (!mkdtemp(g_dir))
+        return -1;
+    char port[16], log[512];
+    snprintf(port, sizeof(port), "%d", free_port());
+    snprintf(log, sizeof(log), "%s/redis.log", g_dir);
+    char *argv[] = {"redis-server", "--port", port, "--bind",       "127.0.0.1", "--dir",
+                    g_dir,          "--save", "",   "--appendonly", "no",        NULL};
+    if (bp_test_server_start(&g_srv, log, argv, "port=") != 0) {
+        fprintf(stderr, "redis-server did not start (Debian package redis-server)\n");
+        return -1;
+    }
+    snprintf(g_url, sizeof(g_url), "redis://127.0.0.1:%d/0?prefix=kg:&maxlen=0", g_srv.port);
+    return 0;
+}
+
+static int stop_server(void **state)
+{
+    (void)state;
+    bp_test_server_stop(&g_srv, SIGTERM);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static bp_keyed *open_store(void)
+{
+    bp_keyed *k = NULL;
+    bp_error e = {0};
+    for (int i = 0; i < 100 && bp_keyed_open(g_url, &k, &e) != 0; i++)
+        usleep(50000); /* the server may still be starting */
+    if (!k)
+        fail_msg("open: %s", e.msg);
+    return k;
+}
+
+/* A string where a key's stream would be: XADD answers WRONGTYPE. */
+static void in_the_way(const char *name)
+{
+    bp_redis_target t;
+    bp_redis *c = NULL;
+    bp_error e = {0};
+    char target[64];
+    const redisReply *r = NULL;
+    snprintf(target, sizeof(target), "127.0.0.1:%d/0", g_srv.port);
+    assert_int_equal(bp_redis_target_init(&t, target, false, &e), 0);
+    if (bp_redis_connect(&t, &c, &e) != 0 ||
+        bp_redis_call(c, 3, (const char *[]){"SET", name, "x"}, &r, &e) != 0)
+        fail_msg("SET %s: %s", name, e.msg);
+    bp_redis_free(c);
+    bp_redis_target_release(&t);
+}
+
+#define PUBLISHERS 8
+#define EACH 200
+#define BAD_EVERY 10 /* every 10th publication of a publisher goes to the key in the way */
+
+static char g_ids[PUBLISHERS][EACH][48]; /* the id each publish returned */
+static int g_failed[PUBLISHERS];         /* publications into the key in the way refused */
+static char g_error[PUBLISHERS][600];    /* anything else that went wrong (asserted after) */
+
+static void *publisher(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    bp_keyed *k = NULL;
+    bp_error err = {0};
+    if (bp_keyed_open(g_url, &k, &err) != 0) {
+        snprintf(g_error[t], sizeof(g_error[t]), "open: %s", err.msg);
+        return NULL;
+    }
+    for (int i = 0; i < EACH && !g_error[t][0]; i++) {
+        char json[64];
+        char compact[64];
+        bp_keyed_entry e = {0};
+        snprintf(json, sizeof(json), "[%d, %d]", t, i);
+        snprintf(compact, sizeof(compact), "[%d,%d]", t, i);
+        if (i % BAD_EVERY == BAD_EVERY - 1) {
+            if (bp_keyed_publish(k, "in-the-way", json, NULL, &err) == BP_EDB &&
+                strstr(err.msg, "WRONGTYPE"))
+                g_failed[t]++;
+            continue;
+        }
+        if (bp_keyed_publish(k, t % 2 ? "g:odd" : "g:even", json, &e, &err) != 0)
+            snprintf(g_error[t], sizeof(g_error[t]), "publish: %s", err.msg);
+        else if (strcmp(e.value, compact) != 0)
+            snprintf(g_error[t], sizeof(g_error[t]), "publish returned %s", e.value);
+        snprintf(g_ids[t][i], sizeof(g_ids[t][i]), "%s", e.id);
+        bp_keyed_entry_release(&e);
+    }
+    bp_keyed_close(k);
+    return NULL;
+}
+
+static void test_concurrent_publishers(void **state)
+{
+    (void)state;
+    bp_keyed *k = open_store();
+    bp_error err = {0};
+    in_the_way("kg:kv:in-the-way");
+
+    pthread_t th[PUBLISHERS];
+    for (int i = 0; i < PUBLISHERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, publisher, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < PUBLISHERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < PUBLISHERS; i++)
+        if (g_error[i][0])
+            fail_msg("publisher %d: %s", i, g_error[i]);
+
+    static bp_keyed_entry list[PUBLISHERS * EACH];
+    int next[PUBLISHERS] = {0};
+    for (int key = 0; key < 2; key++) {
+        size_t n = 0;
+        assert_int_equal(
+            bp_keyed_history(k, key ? "g:odd" : "g:even", PUBLISHERS * EACH, list, &n, &err), 0);
+        assert_int_equal(n, PUBLISHERS / 2 * (EACH - EACH / BAD_EVERY));
+        for (size_t i = n; i-- > 0;) { /* oldest first */
+            int t = -1, seq = -1;
+            assert_int_equal(sscanf(list[i].value, "[%d,%d]", &t, &seq), 2);
+            assert_int_equal(t % 2, key);
+            if (next[t] % BAD_EVERY == BAD_EVERY - 1)
+                next[t]++;
+            assert_int_equal(seq, next[t]++); /* each publisher's in its order, once */
+            assert_string_equal(list[i].id, g_ids[t][seq]);
+            bp_keyed_entry_release(&list[i]);
+        }
+    }
+    for (int t = 0; t < PUBLISHERS; t++) {
+        next[t] += next[t] % BAD_EVERY == BAD_EVERY - 1; /* the last was refused */
+        assert_int_equal(next[t], EACH);
+        assert_int_equal(g_failed[t], EACH / BAD_EVERY);
+    }
+    char **keys = NULL;
+    size_t nk = 0;
+    assert_int_equal(bp_keyed_keys(k, "g:", &keys, &nk, &err), 0);
+    assert_int_equal(nk, 2);
+    assert_string_equal(keys[0], "g:even");
+    assert_string_equal(keys[1], "g:odd");
+    bp_keyed_keys_free(keys, nk);
+    bp_keyed_close(k);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_concurrent_publishers),
+    };
+    return cmocka_run_group_tests(tests, start_server, stop_server);
+}
