@@ -518,6 +518,51 @@ int bp_derived_set_grain(const bp_set_row *row)
     return strcmp(row->grain, bp_grain_names[BP_GRAIN_1H]) == 0 ? BP_GRAIN_1H : BP_GRAIN_1D;
 }
 
+static int cmp_str(const char *a, const char *b)
+{
+    return a == b ? 0 : !a ? -1 : !b ? 1 : strcmp(a, b);
+}
+
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+    return (a > b) - (a < b);
+}
+
+static int cmp_set_rows(const void *pa, const void *pb)
+{
+    const bp_set_row *a = *(const bp_set_row *const *)pa, *b = *(const bp_set_row *const *)pb;
+    int c = (a->contract_address != NULL) - (b->contract_address != NULL);
+    if (c == 0)
+        c = cmp_str(a->origin_key, b->origin_key);
+    if (c == 0)
+        c = cmp_str(a->grain, b->grain);
+    if (c == 0)
+        c = cmp_u64(a->window_start, b->window_start);
+    if (c == 0)
+        c = cmp_str(a->contract_address, b->contract_address);
+    if (c == 0)
+        c = cmp_str(a->address, b->address);
+    return c != 0 ? c : cmp_u64(a->first_block, b->first_block);
+}
+
+int bp_derived_sorted_set_rows(const bp_block_derived *const *blocks, size_t n,
+                               const bp_set_row ***rows, size_t *cap, size_t *count)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += blocks[i]->set_row_count;
+    *count = 0;
+    if (k == 0)
+        return 0;
+    if (bp_grow((void **)rows, cap, k, sizeof(**rows)) != 0)
+        return BP_ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < blocks[i]->set_row_count; j++)
+            (*rows)[(*count)++] = &blocks[i]->set_rows[j];
+    qsort(*rows, k, sizeof(**rows), cmp_set_rows);
+    return 0;
+}
+
 static int run_contract(bp_derived_run *r, int g, uint64_t w, const bp_contract_row *c)
 {
     size_t i;

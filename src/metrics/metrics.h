@@ -69,10 +69,10 @@ const char *bp_metrics_contract_of(const bp_tx *tx);
 #define BP_GRAIN_SETS BP_GRAIN_1H
 
 /* A run's contract window increments, per grain from BP_GRAIN_SETS on (the 1m entries stay
- * empty). Its set rows are not gathered here: an output writes each block's bp_set_rows in
- * block order (bp_derived_set_grain), so that the lowest block of a key comes first and is the
- * one kept, without a copy of them or a map of their keys (for a 50,000-tx block that was
- * 20 MiB: 100,000 rows and 48-byte slots). */
+ * empty). Its set rows are not gathered here: an output writes the blocks' bp_set_rows in key
+ * order, the lowest block of a key first, so that it is the one kept
+ * (bp_derived_sorted_set_rows: 8 bytes of pointer per row, not a copy of them or a map of their
+ * keys, which for a 50,000-tx block was 20 MiB: 100,000 rows and 48-byte slots). */
 typedef struct bp_derived_run {
     bp_contract_row *contracts[BP_GRAIN_COUNT]; /* contract window increments */
     size_t contract_count[BP_GRAIN_COUNT];
@@ -88,6 +88,16 @@ int bp_derived_run_build(bp_derived_run *r, const bp_block_derived *const *block
 
 /* The grain of a set row (BP_GRAIN_1H or BP_GRAIN_1D). */
 int bp_derived_set_grain(const bp_set_row *row);
+
+/* The set rows of blocks[0..n) in the set tables' key order (active_addresses first, then
+ * contract_senders; origin_key, grain, window_start, contract_address, address as bytes, which
+ * is the order of SQLite's BINARY texts and of PostgreSQL's bytea), rows of one key lowest block
+ * first, as pointers into the blocks in *rows (grown to *cap; the caller frees it). An output
+ * that upserts them in this order visits each page of a set's index once per run; in block
+ * order every row lands on a random page of its window's key range. *count of them; 0 or
+ * BP_ENOMEM. */
+int bp_derived_sorted_set_rows(const bp_block_derived *const *blocks, size_t n,
+                               const bp_set_row ***rows, size_t *cap, size_t *count);
 
 /* The window of grain g holding timestamp ts. */
 static inline uint64_t bp_window_of(uint64_t ts, int g)

@@ -3,7 +3,7 @@
  * statement per row.
  *
  * APPLY run: COPY the block rows into their tables, the blocks' 1h and 1d set rows known to be
- * new into theirs (counted on the client), the other set rows and the run's contract
+ * new into theirs (in key order, counted on the client), the other set rows and the run's contract
  * increments (metrics.h: bp_derived_run) into temporary tables, each COPY streamed in
  * BP_PG_COPY_CHUNK pieces; then one round trip: the staged set rows not there yet are
  * inserted, lowest first_block first, and counted per window (into bp_d_aa_delta for the
@@ -12,11 +12,12 @@
  * REVERT (of the highest block): the block's senders, (contract, sender) pairs and
  * per-contract sums come from its raw transactions (deleted after this); the set rows whose
  * first_block it is go (counted); the contract windows subtract the sums.
- * Batch end, one round trip: every touched minute's contract rows and distinct senders from
- * its raw transactions, every touched chain window recomputed from its finer rows, the 1h and
- * 1d ones with active_addresses moved by the sum of their bp_d_aa_delta rows; retention. The
- * temporary tables empty at COMMIT. Writers of one chain are serialized by a
- * transaction-scoped advisory lock. */
+ * Batch end: the contract rows of the touched minutes the batch has summaries of COPYed into
+ * a temporary table, then one round trip: every touched minute's contract rows (those, or
+ * recomputed from its raw transactions) and distinct senders, every touched chain window recomputed
+ * from its finer rows, the 1h and 1d ones with active_addresses moved by the sum of their
+ * bp_d_aa_delta rows; retention. The temporary tables empty at COMMIT. Writers of one chain are
+ * serialized by a transaction-scoped advisory lock. */
 #include "sink/pg_derived.h"
 
 #include <inttypes.h>
@@ -53,6 +54,8 @@ static const bp_sql_dialect g_dialect = {
                  " + coalesce(receipt_l1_fee, 0)",
 };
 
+#define ORDER_KEEP 65536 /* set row pointers kept between runs */
+
 /* The run's increments go through these (LIKE their tables). */
 static const bp_dtable g_staged[] = {BP_DT_ACTIVE_ADDRESSES, BP_DT_CONTRACT_SENDERS,
                                      BP_DT_CONTRACT_1M, BP_DT_CONTRACT_1H, BP_DT_CONTRACT_1D};
@@ -88,6 +91,8 @@ struct bp_pg_derived {
     size_t pair_counts_cap;
     const bp_block_derived **keep; /* the blocks of a run to write */
     size_t keep_cap;
+    const bp_set_row **order; /* the run's set rows in key order (the COPYs straight in) */
+    size_t order_cap, order_count;
 };
 
 /* ---- schema --------------------------------------------------------------------------- */
@@ -138,6 +143,7 @@ void bp_pg_derived_free(bp_pg_derived *d)
     free(d->origin);
     PQfreemem(d->origin_lit);
     free(d->keep);
+    free(d->order);
     free(d);
 }
 
@@ -203,10 +209,15 @@ static void enc_row(bp_pgcopy *c, bp_dshape s, const void *row)
 }
 
 /* What one COPY sends: an array's rows, or one table's rows of the run's blocks (a block
- * table, or the set rows of one grain, known to be new or not), in block order. */
+ * table, or the set rows of one grain, known to be new or not), in block order or, for set
+ * rows, in the order of sorted. */
 typedef struct row_src {
     const bp_block_derived *const *blocks; /* NULL: the array */
     size_t nblocks;
+    const bp_set_row *const *sorted; /* not NULL: the set rows from here */
+    size_t nsorted;
+    const bp_derived *der; /* not NULL: the contract rows of the summarized touched minutes */
+    const bp_windows *win;
     const char *array;
     size_t count, size;
     bp_dtable table;
@@ -222,11 +233,31 @@ static bool set_row_of(const row_src *s, const bp_set_row *r)
            bp_derived_set_grain(r) == s->grain && (r->known_new && !s->foreign) == s->known;
 }
 
+/* The next contract row of the batch's summaries of the touched minutes (row_src.der). */
+static const void *next_minute_row(row_src *s)
+{
+    for (; s->i < s->win->n[BP_GRAIN_1M]; s->i++, s->k = 0) {
+        const bp_minute_summary *sum = bp_derived_minute(s->der, s->win->v[BP_GRAIN_1M][s->i].w);
+        if (sum && s->k < sum->contract_count)
+            return &sum->contracts[s->k++];
+    }
+    return NULL;
+}
+
 /* The next row of s, NULL after the last. */
 static const void *next_row(row_src *s)
 {
+    if (s->der)
+        return next_minute_row(s);
     if (!s->blocks)
         return s->i < s->count ? s->array + s->size * s->i++ : NULL;
+    while (s->sorted && s->i < s->nsorted) {
+        const bp_set_row *r = s->sorted[s->i++];
+        if (set_row_of(s, r))
+            return r;
+    }
+    if (s->sorted)
+        return NULL;
     for (; s->i < s->nblocks; s->i++, s->k = 0) {
         const bp_block_derived *b = s->blocks[s->i];
         if (s->table == BP_DT_CHAIN_BLOCK && s->k++ == 0)
@@ -544,6 +575,10 @@ static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *
 {
     bp_derived_run *r = &d->run;
     bp_buf_reset(&d->counts);
+    /* the rows known to be new go into the sets' primary key indexes in key order: the server
+     * descends to neighbouring leaf pages, not to random ones */
+    if (bp_derived_sorted_set_rows(blocks, n, &d->order, &d->order_cap, &d->order_count) != 0)
+        return oom(err);
     for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         if (count_known(d, blocks, n, g) != 0)
             return oom(err);
@@ -555,6 +590,8 @@ static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *
                 snprintf(name, sizeof(name), "%s%s", staged ? "bp_d_" : "", bp_dtables[t].name);
                 row_src src = {.blocks = blocks,
                                .nblocks = n,
+                               .sorted = staged ? NULL : d->order,
+                               .nsorted = d->order_count,
                                .table = t,
                                .grain = g,
                                .known = !staged,
@@ -643,6 +680,11 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
     int rc = copy_block_rows(d, c, blocks, n, err);
     if (rc == 0)
         rc = copy_increments(d, c, blocks, n, err);
+    if (d->order_cap > ORDER_KEEP) { /* a huge block's: not kept for the ordinary ones */
+        free(d->order);
+        d->order = NULL;
+        d->order_cap = d->order_count = 0;
+    }
     if (rc == 0)
         rc = merge_increments(d, c, err);
     if (rc == 0)
@@ -742,6 +784,8 @@ int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const 
 /* ---- batch end -------------------------------------------------------------------------- */
 
 /* A minute's contract rows: from the batch's summary, or from its raw transactions. */
+/* A minute's contract rows: recomputed from its raw transactions, or (a summary: sum) the
+ * batch's rows of it, COPYed into bp_d_contract_metrics_1m before (copy_minutes). */
 static int contract_minute_sql(bp_pg_derived *d, bp_buf *q, const char *w,
                                const bp_minute_summary *sum)
 {
@@ -749,27 +793,46 @@ static int contract_minute_sql(bp_pg_derived *d, bp_buf *q, const char *w,
     if (!sum)
         return rc | bp_sql_contract_minute_insert(q, &g_dialect, d->origin_lit, w) |
                bp_buf_putc(q, ';');
-    for (size_t i = 0; i < sum->contract_count; i++) {
-        const bp_contract_row *c = &sum->contracts[i];
-        char fee[BP_U256_DEC_MAX];
-        bp_u256_to_dec(&c->fees_paid_wei.v, fee);
-        if (i == 0) {
-            rc |= bp_buf_printf(q, "INSERT INTO %s(", bp_dtables[BP_DT_CONTRACT_1M].name);
-            rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
-            rc |= bp_buf_puts(q, ") VALUES");
-        }
-        rc |= bp_buf_printf(
-            q, "%s(%s, %s, decode('%s', 'hex'), %" PRIu64 ", %" PRIu64 ", %s, %.17g, %" PRIu64 ")",
-            i ? "," : "", d->origin_lit, w, c->contract_address + 2, c->txcount, c->gas_used, fee,
-            c->fees_paid_native.v, c->unique_senders);
-    }
-    return rc | (sum->contract_count ? bp_buf_putc(q, ';') : 0);
+    return rc;
 }
 
-static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q)
+/* The contract rows of the summarized touched minutes into bp_d_contract_metrics_1m (a binary
+ * COPY: as a VALUES list in the rollups' statement, a batch's 2,500 rows took the server as
+ * long as every other derived statement of the batch end); *copied whether there were any. */
+static int copy_minutes(bp_pg_derived *d, PGconn *c, const bp_derived *der, bool *copied,
+                        bp_error *err)
+{
+    row_src src = {.der = der, .win = &d->win};
+    *copied = false;
+    if (d->foreign)
+        return 0;
+    row_src probe = src;
+    if (!next_row(&probe))
+        return 0;
+    *copied = true;
+    char name[64];
+    snprintf(name, sizeof(name), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_1M].name);
+    return copy_src(d, c, BP_DT_CONTRACT_1M, name, &src, err);
+}
+
+/* After the minutes' deletes: their summarized rows from bp_d_contract_metrics_1m. */
+static int minutes_insert_sql(bp_buf *q)
+{
+    const char *t = bp_dtables[BP_DT_CONTRACT_1M].name;
+    int rc = bp_buf_printf(q, "INSERT INTO %s(", t);
+    rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
+    rc |= bp_buf_puts(q, ") SELECT ");
+    rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
+    return rc | bp_buf_printf(q, " FROM bp_d_%s;TRUNCATE bp_d_%s;", t, t);
+}
+
+/* minutes: the summarized minutes' contract rows wait in bp_d_contract_metrics_1m. */
+static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, bool minutes)
 {
     int rc = 0;
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        if (g == BP_GRAIN_1M + 1 && minutes) /* the minutes' rows, before the hours read them */
+            rc |= minutes_insert_sql(q);
         bp_dtable t = (bp_dtable)(BP_DT_CHAIN_1M + g);
         for (size_t i = 0; i < d->win.n[g]; i++) {
             char w[24], delta[200];
@@ -819,15 +882,21 @@ static int retention_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, uin
 int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
 {
     uint64_t cuts[BP_EXPIRY_MAX];
+    bool minutes;
     bp_buf_reset(&d->sql);
     memcpy(cuts, d->last_cut, sizeof(cuts));
+    if (bp_windows_close(&d->win) != 0)
+        return oom(err);
+    int rc = copy_minutes(d, c, der, &minutes, err); /* none with metrics off (der NULL) */
+    if (rc != 0)
+        return rc;
     /* (retention follows the rows written: none with metrics off) */
-    if (bp_windows_close(&d->win) != 0 || rollups_sql(d, der, &d->sql) != 0 ||
+    if (rollups_sql(d, der, &d->sql, minutes) != 0 ||
         (der && retention_sql(d, der, &d->sql, cuts) != 0))
         return oom(err);
     if (d->sql.len == 0)
         return 0;
-    int rc = run_sql(d, c, d->sql.data, NULL, "derived tables: rollups and retention", err);
+    rc = run_sql(d, c, d->sql.data, NULL, "derived tables: rollups and retention", err);
     if (rc == 0) /* (a rolled-back batch runs them again: the cut only moves on after this) */
         memcpy(d->last_cut, cuts, sizeof(cuts));
     return rc;

@@ -1,7 +1,7 @@
 /* sqlite_derived.c - the SQLite output's derived tables (sqlite_derived.h).
  *
  * APPLY run: the block rows (chain_metrics_block, token_transfers, ml_predictions) are
- * inserted; the blocks' 1h and 1d set rows (bp_block_derived.set_rows, in block order) are
+ * inserted; the blocks' 1h and 1d set rows (bp_block_derived.set_rows, in key order) are
  * inserted into active_addresses / contract_senders unless already there, a row inserted being
  * one more distinct address of its window; the 1h and 1d contract windows get the run's
  * increments (metrics.h: bp_derived_run) and their new senders. A set row is written once
@@ -28,6 +28,7 @@
 #include "util/hex.h"
 
 #define BP_SQLITE_DERIVED_CACHE_KIB "4096" /* core/pipeline.c charges it */
+#define ORDER_KEEP 65536                   /* set row pointers kept between runs */
 
 /* The contract of a raw transactions row, as bp_metrics_contract_of decides it. */
 #define CONTRACT_OF_TX                                                                             \
@@ -341,6 +342,8 @@ struct bp_sqlite_derived {
     bp_windows win;                      /* the batch's touched windows */
     bp_keymap new_pairs[BP_GRAIN_COUNT]; /* (window, contract) -> new pairs of the run */
     bp_derived_run run;
+    const bp_set_row **order; /* a run's set rows, sorted */
+    size_t order_cap;
     bool foreign; /* the batch met blocks another process stored: no minute summaries */
     char msg[256];
 };
@@ -531,6 +534,7 @@ void bp_sqlite_derived_close(bp_sqlite_derived *d)
         bp_keymap_release(&d->new_pairs[g]);
     bp_windows_release(&d->win);
     bp_derived_run_release(&d->run);
+    free(d->order);
     free(d);
 }
 
@@ -654,18 +658,27 @@ static int upsert_set_row(bp_sqlite_derived *d, const bp_set_row *r, bp_error *e
     return 0;
 }
 
-/* The blocks' set rows in block order: of a key the run has in several blocks, the lowest
- * block's row is inserted (its first_block) and the others find it there. */
+/* The blocks' set rows in key order: of a key the run has in several blocks, the lowest
+ * block's row is inserted (its first_block) and the others find it there. In block order each
+ * row landed on a random page of its window's key range, so a run dirtied most of the sets'
+ * pages many times over: more than SQLite's page cache, spilled to the WAL and read back
+ * (measured: 2.7 GiB of WAL writes and 3 GiB of reads for a backfill whose file is 290 MiB).
+ * In key order a run visits each page once. */
 static int upsert_sets(bp_sqlite_derived *d, const bp_block_derived *const *blocks, size_t n,
                        bp_error *err)
 {
-    for (size_t i = 0; i < n; i++)
-        for (size_t k = 0; k < blocks[i]->set_row_count; k++) {
-            int rc = upsert_set_row(d, &blocks[i]->set_rows[k], err);
-            if (rc != 0)
-                return rc;
-        }
-    return 0;
+    size_t count;
+    if (bp_derived_sorted_set_rows(blocks, n, &d->order, &d->order_cap, &count) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < count; i++)
+        rc = upsert_set_row(d, d->order[i], err);
+    if (d->order_cap > ORDER_KEEP) { /* a huge block's: not kept for the ordinary ones */
+        free(d->order);
+        d->order = NULL;
+        d->order_cap = 0;
+    }
+    return rc;
 }
 
 static int upsert_contracts(bp_sqlite_derived *d, int g, bp_error *err)
