@@ -12,8 +12,9 @@ through reorgs, then is built again out of tree against an installed copy of the
    must end it with status 0 (the library's stop; the signal handler is the example's).
 2. `cmake --install BUILD --prefix TMP`, then `cc examples/print_blocks.c $(pkg-config
    --cflags --libs blockpipe)` with PKG_CONFIG_PATH=TMP/lib/pkgconfig: the installed
-   headers and blockpipe.pc suffice. That binary backfills 0..head (from=0 to=HEAD) and
-   must print exactly the node's chain. The shared library exports bp_ symbols only and has
+   headers and blockpipe.pc suffice; a second build links libblockpipe.a with the .pc's
+   private requirements. Each binary backfills 0..head (from=0 to=HEAD) and must print
+   exactly the node's chain. The shared library exports bp_ symbols only and has
    a soname.
 """
 
@@ -221,9 +222,9 @@ def out_of_tree(node, src, build, tmp):
     if any(f.startswith("-I") and src in f for f in flags):
         fail(f"pkg-config points into the source tree: {flags}")
     exe = os.path.join(tmp, "print_blocks")
-    cc = [os.environ.get("CC", "cc"), "-std=c17", "-Wall", "-Wextra", "-Werror",
-          os.path.join(src, "examples", "print_blocks.c"), "-o", exe] + flags
-    cc += sanitize_flags(build)
+    base = [os.environ.get("CC", "cc"), "-std=c17", "-Wall", "-Wextra", "-Werror",
+            os.path.join(src, "examples", "print_blocks.c"), "-o"]
+    cc = base + [exe] + flags + sanitize_flags(build)
     print("building:", " ".join(shlex.quote(c) for c in cc))
     r = subprocess.run(cc, env=env, capture_output=True, text=True)
     if r.returncode != 0:
@@ -241,19 +242,34 @@ def out_of_tree(node, src, build, tmp):
     if not re.search(r"SONAME\s+libblockpipe\.so\.\d+", soname):
         fail("libblockpipe.so has no versioned SONAME")
     print(f"installed: {len(names)} exported symbols, all bp_; soname ok")
-    head = node.block_number()
-    r = subprocess.run([exe, node.url, "from=0", f"to={head}", "log_level=warn"],
-                       env=dict(os.environ, LD_LIBRARY_PATH=libdir), capture_output=True,
-                       text=True, timeout=120)
+    # libblockpipe.a: the .pc's Requires.private (their shared libraries: static builds of
+    # libcurl's own dependencies are not installed here) and Libs.private
+    mods = subprocess.run(["pkg-config", "--print-requires-private", "blockpipe"], env=env,
+                          check=True, capture_output=True, text=True).stdout.split()
+    deps = subprocess.run(["pkg-config", "--libs"] + mods, env=env, check=True,
+                          capture_output=True, text=True).stdout.split()
+    pc_text = open(os.path.join(pcdirs[0], "blockpipe.pc")).read()
+    private = re.search(r"^Libs\.private:(.*)$", pc_text, re.M)[1].split()
+    static_exe = exe + "-static"
+    cc_static = base + [static_exe] + [f for f in flags if f.startswith("-I")]
+    cc_static += [os.path.join(libdir, "libblockpipe.a")] + deps + private + sanitize_flags(build)
+    r = subprocess.run(cc_static, env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        fail(f"the out-of-tree print_blocks exited {r.returncode}:\n{r.stderr[-3000:]}")
-    known = {}
+        fail(f"linking with libblockpipe.a failed:\n{' '.join(cc_static)}\n{r.stderr[-3000:]}")
+    head = node.block_number()
     chain = node_chain(node)
+    known = {}
     remember(node, known, chain)
-    rp = Replay()
-    rp.feed(r.stdout.splitlines(), known)
-    rp.check_is(chain, "out-of-tree backfill 0..head")
-    print(f"out-of-tree build: backfilled {len(chain)} blocks exactly")
+    for prog, env_run in ((exe, dict(os.environ, LD_LIBRARY_PATH=libdir)),
+                          (static_exe, dict(os.environ))):
+        r = subprocess.run([prog, node.url, "from=0", f"to={head}", "log_level=warn"],
+                           env=env_run, capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            fail(f"the out-of-tree {prog} exited {r.returncode}:\n{r.stderr[-3000:]}")
+        rp = Replay()
+        rp.feed(r.stdout.splitlines(), known)
+        rp.check_is(chain, f"out-of-tree {os.path.basename(prog)}: backfill 0..head")
+    print(f"out-of-tree builds (shared and static): each backfilled {len(chain)} blocks exactly")
 
 
 def main():
