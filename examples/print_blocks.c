@@ -4,7 +4,9 @@
  *   cc print_blocks.c $(pkg-config --cflags --libs blockpipe) -o print_blocks
  *
  * KEY=VALUE: any key of blockpipe's config file, e.g. confirmations=0 start_block=0 (see
- * docs/CLI.md). Ctrl-C stops it after the blocks being delivered. */
+ * docs/CLI.md), or resume=N:HASH[,N-1:HASH...] - the last blocks this program printed before,
+ * newest first, where it goes on from (a program would keep them in its own database). Ctrl-C stops
+ * it after the blocks being delivered. */
 #include <blockpipe/blockpipe.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +30,33 @@ static int applied(void *user, const char *chain, const bp_block *b)
            b->tx_count, logs);
     fflush(stdout);
     return 0;
+}
+
+static bp_block_ref g_resume[8]; /* resume=N:HASH,... (newest first) */
+static int g_resume_count;
+
+static int resume(void *user, const char *chain, bp_block_ref *out, size_t max)
+{
+    (void)user;
+    (void)chain;
+    int n = 0;
+    for (; n < g_resume_count && (size_t)n < max; n++)
+        out[n] = g_resume[n];
+    return n; /* 0: nothing printed before, start where the config says */
+}
+
+/* "N:HASH,N-1:HASH,..." into g_resume; 0 when malformed. */
+static int parse_resume(char *list)
+{
+    for (char *item = strtok(list, ","); item; item = strtok(NULL, ",")) {
+        bp_block_ref *b = &g_resume[g_resume_count];
+        unsigned long long number;
+        if (g_resume_count == 8 || sscanf(item, "%llu:%66s", &number, b->hash) != 2)
+            return 0;
+        b->number = number;
+        g_resume_count++;
+    }
+    return g_resume_count > 0;
 }
 
 static int reverted(void *user, const char *chain, const bp_block *b)
@@ -55,9 +84,17 @@ int main(int argc, char **argv)
             return 2;
         }
         *eq = '\0';
+        if (strcmp(kv[n], "resume") == 0) { /* ours, not a config key */
+            if (!parse_resume(eq + 1)) {
+                fprintf(stderr, "%s: expected resume=N:HASH[,N-1:HASH...]\n", argv[i]);
+                return 2;
+            }
+            n--;
+            continue;
+        }
         opts[n] = (bp_option){kv[n], eq + 1};
     }
-    bp_callbacks cb = {.applied = applied, .reverted = reverted};
+    bp_callbacks cb = {.applied = applied, .reverted = reverted, .resume = resume};
     bp_error err;
     if (bp_pipe_open(opts, n, &cb, &g_pipe, &err) != 0) {
         fprintf(stderr, "print_blocks: %s\n", err.msg);

@@ -33,9 +33,9 @@
  * blocks of the batch delivered before it stay delivered). A callback may call bp_pipe_stop
  * and bp_pipe_stats, never bp_pipe_wait or bp_pipe_close (they wait for the callback).
  *
- * Where it starts: from resume's answer when given (your own record of the last block you
- * applied, e.g. read from your database: the pipeline goes on after it, reverting it first if
- * the chain left it), else from the lowest checkpoint of the configured outputs, else from
+ * Where it starts: from resume's answer when given (your own record of the last blocks you
+ * applied, e.g. read from your database: the pipeline goes on after the newest, reverting
+ * first those the chain left), else from the lowest checkpoint of the configured outputs, else from
  * start_block, else (following the head) at the head.
  *
  * Threads and ownership: bp_pipe_open copies the options and the callbacks struct (not
@@ -67,16 +67,25 @@ typedef struct bp_option {
     const char *value;
 } bp_option;
 
+/* A block by number and hash ("0x" + 64 hex digits). */
+typedef struct bp_block_ref {
+    uint64_t number;
+    char hash[BP_HASH_STRLEN];
+} bp_block_ref;
+
 typedef struct bp_callbacks {
     /* block joined the canonical chain (chain: the chain's name, e.g. "31337" or the key
      * chain). May be NULL. */
     int (*applied)(void *user, const char *chain, const bp_block *block);
     /* block (header only) left the canonical chain. May be NULL. */
     int (*reverted)(void *user, const char *chain, const bp_block *block);
-    /* Optional: the last block your program applied for chain: return 1 with *number and hash
-     * ("0x" + 64 hex digits) set, 0 when it has none, a negative value on an error (the start
-     * then fails). Called once, by bp_pipe_start, on its thread. */
-    int (*resume)(void *user, const char *chain, uint64_t *number, char hash[BP_HASH_STRLEN]);
+    /* Optional: where your program stands for chain - the blocks it applied last, newest
+     * first (out[0] the last one, then out[0].number - 1, ...), up to max (128) of them.
+     * Return how many were written (0: none), a negative value on an error (the run then
+     * fails). Give a few: when the chain left out[0] while you were stopped, the pipeline
+     * reverts down to the newest of them it still has; with out[0] alone it cannot, and stops
+     * with BP_EREORG. Called once, on the pipeline's thread, as the run starts. */
+    int (*resume)(void *user, const char *chain, bp_block_ref *out, size_t max);
     void *user;
 } bp_callbacks;
 

@@ -10,6 +10,9 @@ through reorgs, then is built again out of tree against an installed copy of the
    replayed tip; at the end the replayed chain must be the node's canonical chain 0..head,
    and each reorg must have reverted exactly the replaced blocks, highest first. SIGINT
    must end it with status 0 (the library's stop; the signal handler is the example's).
+   Then the resume callback: resume=N:HASH of a canonical block must print exactly N+1..head;
+   of a block the reorg replaced (with the two below it), "reverted N HASH" first, then
+   exactly N..head; of that block alone, exit 1 naming the reorg, nothing printed.
 2. `cmake --install BUILD --prefix TMP`, then `cc examples/print_blocks.c $(pkg-config
    --cflags --libs blockpipe)` with PKG_CONFIG_PATH=TMP/lib/pkgconfig: the installed
    headers and blockpipe.pc suffice; a second build links libblockpipe.a with the .pc's
@@ -192,11 +195,46 @@ def follow(example, node, wl, rng, tmp):
             fail(f"print_blocks exited {rc} after SIGINT, want 0 and its 'stopped' line:\n{log}")
         rp.check_is(node_chain(node), "after SIGINT")
         print(f"SIGINT: exit 0; {len(rp.reverts)} reverted lines, all checked")
+        return rp.reverts, known
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         err.close()
+
+
+def resumed(example, node, reverts, known):
+    """The resume callback: after a canonical block the run goes on from the next one; after
+    a block a reorg replaced (the node no longer has it), given with the two below it, it
+    first reverts that block; given alone, the run stops with the reorg error."""
+    chain = node_chain(node)
+    head = len(chain) - 1
+    n0, h0 = min(reverts)  # the lowest block the depth-3 reorg replaced
+    below = ",".join(f"{n}:{chain[n]['hash']}" for n in (n0 - 1, n0 - 2))
+    canon = head - 3
+    for n, h, arg, want_reverts in ((canon, chain[canon]["hash"],
+                                     f"{canon}:{chain[canon]['hash']}", []),
+                                    (n0, h0, f"{n0}:{h0},{below}", [(n0, h0)])):
+        r = subprocess.run([example, node.url, "from=0", f"to={head}", "log_level=warn",
+                            f"resume={arg}"], capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            fail(f"print_blocks resume={arg} exited {r.returncode}:\n{r.stderr[-3000:]}")
+        rp = Replay()
+        rp.chain = [(b["hash"], b["txs"], b["logs"]) for b in chain[:n]]
+        rp.chain.append((h,) + known[h][1:])
+        rp.feed(r.stdout.splitlines(), known)
+        rp.check_is(chain, f"resume after block {n} {h[:10]}")
+        if rp.reverts != want_reverts:
+            fail(f"resume after block {n} {h[:10]}: reverted {rp.reverts}, want {want_reverts}")
+        print(f"resume after block {n} ({'orphaned' if want_reverts else 'canonical'}): "
+              f"{len(r.stdout.splitlines())} lines, exactly the node's chain from there")
+    r = subprocess.run([example, node.url, "from=0", f"to={head}", "log_level=warn",
+                        f"resume={n0}:{h0}"], capture_output=True, text=True, timeout=120)
+    if r.returncode != 1 or "reorg" not in r.stderr or r.stdout:
+        fail(f"resume={n0}:{h0} alone (orphaned, nothing below it): exit {r.returncode}, "
+             f"stdout {r.stdout[:200]!r}, stderr {r.stderr[-500:]!r}; want exit 1 naming the "
+             "reorg, nothing delivered")
+    print("resume after an orphaned block alone: stops with the reorg error, nothing delivered")
 
 
 def sanitize_flags(build):
@@ -284,7 +322,8 @@ def main():
     try:
         wl = Workload(node, seed=SEED)
         wl.setup()
-        follow(example, node, wl, rng, tmp.name)
+        reverts, known = follow(example, node, wl, rng, tmp.name)
+        resumed(example, node, reverts, known)
         out_of_tree(node, src, os.environ["BP_BUILD_DIR"], tmp.name)
         print("OK: the library delivered every applied and reverted block exactly; "
               "the installed headers and blockpipe.pc build the example")
