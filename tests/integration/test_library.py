@@ -18,7 +18,8 @@ through reorgs, then is built again out of tree against an installed copy of the
    headers and blockpipe.pc suffice; a second build links libblockpipe.a with the .pc's
    private requirements. Each binary backfills 0..head (from=0 to=HEAD) and must print
    exactly the node's chain. The shared library exports bp_ symbols only and has
-   a soname.
+   a soname. A small program whose callback returns 7 at block 3 must see blocks 0..3 and
+   bp_pipe_wait's BP_ESTOPPED naming the callback.
 """
 
 import os
@@ -246,6 +247,33 @@ def sanitize_flags(build):
                                                           re.M) else []
 
 
+# A callback's non-zero return stops the pipeline: bp_pipe_wait says BP_ESTOPPED naming it.
+STOPPER = r"""
+#include <blockpipe/blockpipe.h>
+#include <stdio.h>
+static int applied(void *user, const char *chain, const bp_block *b)
+{
+    (void)user, (void)chain;
+    printf("applied %llu\n", (unsigned long long)b->number);
+    return b->number == 3 ? 7 : 0;
+}
+int main(int argc, char **argv)
+{
+    bp_option o[] = {{"rpc", argc > 1 ? argv[1] : ""}, {"from", "0"}, {"to", "8"},
+                     {"batch_size", "1"}, {"log_level", "error"}};
+    bp_callbacks cb = {.applied = applied};
+    bp_pipe *p;
+    bp_error err;
+    if (bp_pipe_open(o, 5, &cb, &p, &err) != 0 || bp_pipe_start(p, &err) != 0)
+        return printf("open: %s\n", err.msg), 2;
+    int rc = bp_pipe_wait(p, &err);
+    printf("rc=%d done=%d %s\n", rc, bp_pipe_done(p), rc ? err.msg : "");
+    bp_pipe_close(p);
+    return 0;
+}
+"""
+
+
 def out_of_tree(node, src, build, tmp):
     prefix = os.path.join(tmp, "prefix")
     subprocess.run(["cmake", "--install", build, "--prefix", prefix], check=True,
@@ -308,6 +336,21 @@ def out_of_tree(node, src, build, tmp):
         rp.feed(r.stdout.splitlines(), known)
         rp.check_is(chain, f"out-of-tree {os.path.basename(prog)}: backfill 0..head")
     print(f"out-of-tree builds (shared and static): each backfilled {len(chain)} blocks exactly")
+
+    stopper_c, stopper = os.path.join(tmp, "stopper.c"), os.path.join(tmp, "stopper")
+    open(stopper_c, "w").write(STOPPER)
+    cc = [base[0], "-std=c17", "-Wall", "-Wextra", "-Werror", stopper_c, "-o", stopper]
+    r = subprocess.run(cc + flags + sanitize_flags(build), env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"building the stopper failed:\n{r.stderr}")
+    r = subprocess.run([stopper, node.url], env=dict(os.environ, LD_LIBRARY_PATH=libdir),
+                       capture_output=True, text=True, timeout=120)
+    want = "applied 0\napplied 1\napplied 2\napplied 3\nrc=-13 done=1 "
+    if r.returncode != 0 or not r.stdout.startswith(want) or \
+            "the applied callback returned 7 at block 3" not in r.stdout:
+        fail(f"a callback returning 7 at block 3: exit {r.returncode}, stdout {r.stdout!r}, want "
+             f"blocks 0..3 then BP_ESTOPPED naming it; stderr {r.stderr[-1000:]!r}")
+    print("a callback's non-zero return stops the pipeline: BP_ESTOPPED naming it")
 
 
 def main():
