@@ -52,14 +52,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "blockpipe/error.h"
 #include "blockpipe/export.h"
-#include "blockpipe/model.h"
-#include "blockpipe/stats.h"
 
 #ifdef __cplusplus
-extern "C" {
+extern "C" { /* the headers below declare C functions too */
 #endif
+
+#include "blockpipe/error.h"
+#include "blockpipe/model.h"
+#include "blockpipe/stats.h"
 
 /* One config key and its value (see above). */
 typedef struct bp_option {
