@@ -5,6 +5,7 @@
 #define BLOCKPIPE_ERROR_H
 
 #include <stddef.h>
+#include "blockpipe/export.h"
 
 #define BP_ERRORS(X)                                                                               \
     X(BP_OK, 0, "ok")                                                                              \
@@ -38,12 +39,13 @@ typedef struct bp_error {
 } bp_error;
 
 /* Sets err (if not NULL) and returns code, so callers can `return bp_error_set(...)`. */
-int bp_error_set(bp_error *err, int code, const char *fmt, ...)
+BP_EXPORT int bp_error_set(bp_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Prepends context ("block 12: ") to an existing message; returns err->code. */
-int bp_error_prefix(bp_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void bp_error_clear(bp_error *err);
-const char *bp_strerror(int code);
+BP_EXPORT int bp_error_prefix(bp_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+BP_EXPORT void bp_error_clear(bp_error *err);
+BP_EXPORT const char *bp_strerror(int code);
 
 /* True for the errors another attempt may not meet, so worth retrying (with backoff, or at
  * another endpoint): a transport failure or timeout, an HTTP error or rate limit, a JSON-RPC
@@ -54,6 +56,6 @@ const char *bp_strerror(int code);
  * output's write (core/outputs.c) ask it; PostgreSQL also retries serialization failures and
  * deadlocks (bp_pg_retryable). A block fetch is retried whatever its error, up to
  * --max-retries: a node's answer may be bad once and good from another endpoint. */
-int bp_error_is_transient(int code);
+BP_EXPORT int bp_error_is_transient(int code);
 
 #endif

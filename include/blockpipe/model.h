@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "blockpipe/export.h"
 
 /* Unsigned 256-bit integer, four 64-bit limbs, w[0] least significant. */
 typedef struct bp_u256 {
@@ -184,11 +185,11 @@ typedef struct bp_block {
 } bp_block;
 
 /* Allocates an empty block with its own arena. Returns NULL when out of memory. */
-bp_block *bp_block_new(void);
+BP_EXPORT bp_block *bp_block_new(void);
 /* Frees the block and everything it owns. NULL is fine. */
-void bp_block_free(bp_block *b);
+BP_EXPORT void bp_block_free(bp_block *b);
 /* A header-only copy (number, hash, parent_hash, timestamp) for REVERT events and the
  * canonical chain. Returns NULL when out of memory. */
-bp_block *bp_block_header_copy(const bp_block *b);
+BP_EXPORT bp_block *bp_block_header_copy(const bp_block *b);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "blockpipe/export.h"
 
 #define BP_STATS_MAX_ENDPOINTS 16
 #define BP_STATS_MAX_OUTPUTS 16
@@ -22,7 +23,7 @@
  * below bp_stats_le_ms[i] (to the recording histogram's resolution: 8 buckets per power of
  * two, so a value up to 12.5% below a bound may be counted in the next one). */
 #define BP_STATS_LE_COUNT 14
-extern const double bp_stats_le_ms[BP_STATS_LE_COUNT];
+BP_EXPORT extern const double bp_stats_le_ms[BP_STATS_LE_COUNT];
 
 typedef struct bp_stats_latency {
     uint64_t count;
@@ -104,11 +105,11 @@ typedef struct bp_stats {
 typedef struct bp_stats_hub bp_stats_hub;
 
 /* NULL when out of memory. */
-bp_stats_hub *bp_stats_hub_new(void);
-void bp_stats_hub_free(bp_stats_hub *h);
+BP_EXPORT bp_stats_hub *bp_stats_hub_new(void);
+BP_EXPORT void bp_stats_hub_free(bp_stats_hub *h);
 /* The latest snapshot (out->version == 0 before the first). Any thread. */
-void bp_stats_hub_read(bp_stats_hub *h, bp_stats *out);
+BP_EXPORT void bp_stats_hub_read(bp_stats_hub *h, bp_stats *out);
 /* Replaces the snapshot (the pipeline's coordinator). */
-void bp_stats_hub_publish(bp_stats_hub *h, const bp_stats *s);
+BP_EXPORT void bp_stats_hub_publish(bp_stats_hub *h, const bp_stats *s);
 
 #endif

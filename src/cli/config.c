@@ -1755,6 +1755,82 @@ out:
     return rc;
 }
 
+/* One key of the library's pairs: a config file key, or from / to (flags only on the command
+ * line: backfill's range). */
+static const opt *pair_opt(const char *key, enum bp_command cmd)
+{
+    if (strcmp(key, "from") == 0 || strcmp(key, "to") == 0)
+        return find_flag(key, strlen(key), cmd);
+    return find_key(key, cmd);
+}
+
+static int apply_pairs(loader *ld, const char *const *keys, const char *const *values, size_t n,
+                       bp_error *err)
+{
+    ld->layer = LAYER_FLAG;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(keys[i], "config") == 0)
+            continue;
+        const opt *o = pair_opt(keys[i], ld->cmd);
+        if (!o)
+            return bp_error_set(err, BP_EINVAL,
+                                "unknown key '%s' (the keys are the config file's: see "
+                                "docs/CLI.md)",
+                                keys[i]);
+        char who[WHO_MAX];
+        snprintf(who, sizeof(who), "%s", keys[i]);
+        int rc = o->set(ld, o, values[i] ? values[i] : "", who, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The chains: item named by cfg->chain (which the library must give with a chains: list). */
+static int pairs_chain(loader *ld, bp_error *err)
+{
+    bp_config *cfg = ld->cfg;
+    if (cfg->chain_count == 0)
+        return 0;
+    for (int i = 0; i < cfg->chain_count && cfg->chain; i++)
+        if (strcmp(cfg->chain_names[i], cfg->chain) == 0) {
+            cfg->chain_index = i;
+            ld->chain_index = i;
+            ld->chain_pass = true;
+            return load_file(ld, cfg->config_file, "config", err);
+        }
+    return bp_error_set(err, BP_EINVAL,
+                        "config file %s has a chains: list: the key chain must name one of its "
+                        "chains (%s '%s')",
+                        cfg->config_file,
+                        cfg->chain ? "no chain" : "given:", cfg->chain ? cfg->chain : "none");
+}
+
+int bp_config_load_pairs(bp_config *cfg, const char *const *keys, const char *const *values,
+                         size_t n, bp_error *err)
+{
+    enum bp_command cmd = BP_CMD_RUN;
+    const char *file = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(keys[i], "to") == 0)
+            cmd = BP_CMD_BACKFILL;
+        if (strcmp(keys[i], "config") == 0)
+            file = values[i];
+    }
+    loader ld = {.cfg = cfg, .cmd = cmd, .chain_index = -1};
+    int rc = 0;
+    set_defaults(cfg, cmd);
+    if (file && *file) {
+        rc = replace_string(&cfg->config_file, file, err);
+        rc = rc ? rc : load_file(&ld, file, "config", err);
+    }
+    rc = rc ? rc : apply_pairs(&ld, keys, values, n, err);
+    rc = rc ? rc : pairs_chain(&ld, err);
+    rc = rc ? rc : add_clickhouse_output(&ld, err);
+    rc = rc ? rc : apply_preset(cfg, err);
+    return rc ? rc : check_required(cfg, err);
+}
+
 int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err)
 {
     return load(cfg, cmd, argc, argv, -1, err);

@@ -149,6 +149,13 @@ int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, b
  * e.g. "confirmations (config file x.yaml, chains[1] 'beta'): 'x' is not valid: ...". */
 int bp_config_load_chain(bp_config *cfg, enum bp_command cmd, int argc, char **argv, int index,
                          bp_error *err);
+/* The library's config (include/blockpipe/blockpipe.h): n (key, value) pairs with the config
+ * file's keys (a list key such as rpc or output repeated), plus "config" (a config file read
+ * first, the pairs winning over it) and "from" / "to" (with "to" the range is backfilled, else
+ * the head is followed). Neither the environment nor a command line is read, and there is no
+ * default output. With a chains: list in the file, the key chain picks the one chain to run. */
+int bp_config_load_pairs(bp_config *cfg, const char *const *keys, const char *const *values,
+                         size_t n, bp_error *err);
 void bp_config_release(bp_config *cfg);
 /* What endpoint i (-1: the WebSocket) is reached with: its own headers and TLS files, else
  * the defaults of rpc_creds. Points into cfg. */

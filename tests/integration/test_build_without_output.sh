@@ -16,7 +16,8 @@ nice cmake --build "$tmp/b" --target blockpipe -j "$(nproc)" >"$tmp/build.log" 2
   || { tail -30 "$tmp/build.log"; echo "FAIL: build without libpq"; exit 1; }
 bin="$tmp/b/blockpipe"
 
-if nm "$tmp/b/libblockpipe_core.a" 2>/dev/null | grep -q " U PQconnectdb"; then
+[ -f "$tmp/b/libblockpipe.a" ] || { echo "FAIL: no libblockpipe.a built"; exit 1; }
+if nm "$tmp/b/libblockpipe.a" 2>/dev/null | grep -q " U PQconnectdb"; then
   echo "FAIL: the library still refers to libpq"; exit 1
 fi
 

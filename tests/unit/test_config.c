@@ -1003,10 +1003,60 @@ static void test_migrate(void **state)
     assert_non_null(strstr(bp_config_usage(BP_CMD_MIGRATE), "--pg-schema NAME"));
 }
 
+/* The library's config (bp_config_load_pairs): the file's keys as pairs, a config file under
+ * them, from / to for a range; no environment, no default output. */
+static void test_pairs(void **state)
+{
+    (void)state;
+    result r = {0};
+    setenv("RPC_URL", "http://127.0.0.9:1", 1);
+    setenv("OUTPUT", "sqlite:/tmp/never.db", 1);
+    const char *k1[] = {"rpc", "rpc", "confirmations", "pg_schema", "fetch"};
+    const char *v1[] = {"http://a:1", "{\"url\":\"http://b:2\",\"priority\":3}", "4", "x",
+                        "blocks,transactions"};
+    assert_int_equal(bp_config_load_pairs(&r.cfg, k1, v1, 5, &r.err), 0);
+    assert_int_equal(r.cfg.command, BP_CMD_RUN);
+    assert_int_equal(r.cfg.rpc_count, 2);
+    assert_string_equal(r.cfg.rpcs[0].url, "http://a:1");
+    assert_int_equal(r.cfg.rpcs[1].priority, 3);
+    assert_int_equal(r.cfg.confirmations, 4);
+    assert_int_equal(r.cfg.output_count, 0); /* neither OUTPUT nor the default */
+    assert_int_equal(r.cfg.sink_setting_count, 1);
+    bp_config_release(&r.cfg);
+
+    char path[64];
+    temp_file(path, sizeof(path), ".yaml", "rpc: http://file:1\nreorg_window: 9\nworkers: 3\n");
+    const char *k2[] = {"config", "workers", "from", "to"};
+    const char *v2[] = {path, "5", "10", "20"};
+    assert_int_equal(bp_config_load_pairs(&r.cfg, k2, v2, 4, &r.err), 0);
+    assert_int_equal(r.cfg.command, BP_CMD_BACKFILL);
+    assert_string_equal(r.cfg.rpcs[0].url, "http://file:1");
+    assert_int_equal(r.cfg.reorg_window, 9);
+    assert_int_equal(r.cfg.workers, 5); /* the pair wins over the file */
+    assert_int_equal(r.cfg.from_block, 10);
+    assert_int_equal(r.cfg.to_block, 20);
+    bp_config_release(&r.cfg);
+    unlink(path);
+
+    const char *k3[] = {"confirmations"};
+    const char *v3[] = {"2"};
+    r.rc = bp_config_load_pairs(&r.cfg, k3, v3, 1, &r.err);
+    expect_error(&r, "missing --rpc", NULL); /* RPC_URL is not read */
+    const char *k4[] = {"rpc", "workerz"};
+    const char *v4[] = {"http://a:1", "2"};
+    r.rc = bp_config_load_pairs(&r.cfg, k4, v4, 2, &r.err);
+    expect_error(&r, "unknown key 'workerz'", NULL);
+    const char *k5[] = {"rpc", "workers"};
+    const char *v5[] = {"http://a:1", "0"};
+    r.rc = bp_config_load_pairs(&r.cfg, k5, v5, 2, &r.err);
+    expect_error(&r, "workers: '0' is not valid", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults_run, clear_env),
+        cmocka_unit_test_setup(test_pairs, clear_env),
         cmocka_unit_test_setup(test_clickhouse_url, clear_env),
         cmocka_unit_test_setup(test_inline_rpc_objects, clear_env),
         cmocka_unit_test_setup(test_realtime_options, clear_env),
