@@ -9,10 +9,11 @@
  *              the HTTP answer), parsed in place, the block adopting it (fetch before streaming)
  *   decode_stream  as fetch runs it: the text fed in 16 KiB pieces (curl's write size) to
  *              bp_json_stream, transactions and receipts decoded as they arrive
- * One `name=value` line per figure; decode_vs_sax is decode's MB/s over sax's, jp_sax_vs_sax
- * our lexer's over yajl's, decode_vs_jp_sax decode's over our lexer's (how much the work on
- * top of reading the JSON costs). bench/ingest_bench.py runs one figure per process (FIGURE)
- * for each one's peak RSS and computes the ratios itself.
+ * One `name=value` line per figure, after bytes=, txs= and arena_bytes= (the block's arena
+ * after a streamed decode: what the memory budget counts); decode_vs_sax is decode's MB/s
+ * over sax's, jp_sax_vs_sax our lexer's over yajl's, decode_vs_jp_sax decode's over our lexer's
+ * (how much the work on top of reading the JSON costs). bench/ingest_bench.py runs one figure per
+ * process (FIGURE) for each one's peak RSS and computes the ratios itself.
  *
  * usage: bench_decode FILE [SECONDS_PER_FIGURE [FIGURE]]   (FIGURE alone: for perf record;
  * record FILE with curl, see bench/run.sh) */
@@ -173,7 +174,9 @@ static bool run_decode_zc(const char *text, size_t len)
 
 #define STREAM_PIECE 16384
 
-static bool run_decode_stream(const char *text, size_t len)
+/* One streamed decode; *used (may be NULL) gets the block's arena bytes and *txs its
+ * transactions, read before the block is freed. */
+static bool decode_stream_once(const char *text, size_t len, size_t *used, size_t *txs)
 {
     bp_block_stream bs;
     bp_stream_route sr = {.bs = &bs, .count = 1, .per = 2};
@@ -201,18 +204,30 @@ static bool run_decode_stream(const char *text, size_t len)
     bp_block_stream_release(&bs);
     bp_json_stream_free(s);
     bp_json_free(root);
+    if (rc == 0 && used)
+        *used = bp_arena_used(b->arena);
+    if (rc == 0 && txs)
+        *txs = b->tx_count;
     bp_block_free(b);
     return rc == 0;
 }
 
+static bool run_decode_stream(const char *text, size_t len)
+{
+    return decode_stream_once(text, len, NULL, NULL);
+}
+
+/* The process's CPU time (user + system, page faults included): on a shared machine the wall
+ * clock also counts the time other processes had the core. */
 static double now_s(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Best of ROUNDS rounds of at least secs / ROUNDS each, in MB/s (10^6 bytes); < 0 on failure. */
+/* Best of ROUNDS rounds of at least secs / ROUNDS CPU seconds each, in MB/s (10^6 bytes per CPU
+ * second); < 0 on failure. */
 static double measure(bench_fn fn, const char *text, size_t len, double secs)
 {
     double best = 0;
@@ -273,7 +288,14 @@ int main(int argc, char **argv)
         {"decode", run_decode}, {"decode_zc", run_decode_zc}, {"decode_stream", run_decode_stream},
         {"jp_sax", run_jp_sax}};
     double mbs[7] = {0};
-    printf("bytes=%zu\n", len);
+    size_t used = 0, txs = 0;
+    if (!decode_stream_once(text, len, &used, &txs)) {
+        fprintf(stderr, "cannot decode %s\n", argv[1]);
+        free(text);
+        return 1;
+    }
+    /* the block as fetch leaves it (streamed): what the memory budget counts per block */
+    printf("bytes=%zu\ntxs=%zu\narena_bytes=%zu\n", len, txs, used);
     for (size_t i = 0; i < 7; i++) {
         if (only && strcmp(only, figs[i].name) != 0)
             continue;

@@ -43,6 +43,7 @@ TITLES = {
     "metrics": "Derived analytics tables: cost of writing them, address sets at 1,000 tx/s",
     "verify": "verify vs backfill of the same range (simnode)",
     "chains": "Many chains in one process (simnode, SQLite)",
+    "l2decode": "Decoding OP-stack and Arbitrum blocks vs Ethereum blocks of the same size",
 }
 
 

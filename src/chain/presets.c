@@ -1,8 +1,21 @@
-/* presets.c - the chain presets' table (presets.h). Chain ids as the chains publish them
- * (ethereum-lists/chains, chainlist.org; checked against each chain's docs where they differ);
- * block times are what the chain targets, the confirmations and reorg windows our defaults:
- * deep enough for the reorgs each chain has been seen to make, in blocks of its own length
- * (an L2 whose unsafe head follows L1 gets a window spanning several L1 blocks). */
+/* presets.c - the chain presets' table (presets.h). Block times are what the chain targets, the
+ * confirmations and reorg windows our defaults: deep enough for the reorgs each chain has been
+ * seen to make, in blocks of its own length (an L2 whose unsafe head follows L1 gets a window
+ * spanning several L1 blocks).
+ *
+ * Sources, checked 2026-12-04 (the comment after each row says which):
+ * - chain id and native token: every row against ethereum-lists/chains
+ *   _data/chains/eip155-<id>.json (what chainlist.org shows); all 39 ids agree.
+ * - block time: V = viem's chain definition (wevm/viem src/chains/definitions/<chain>.ts,
+ *   `blockTime`, commit 0912a29d5c7a); VOP = viem's OP-stack default for chains without their
+ *   own (src/op-stack/chainConfig.ts, 2 s); S = Ethereum's 12 s slot; D = the chain's own
+ *   documents: Scroll docs.scroll.io "Blocks" (3 s), Ink Kraken's launch (1 s), opBNB BEP-543
+ *   (500 ms; viem has only the OP default), MegaETH docs.megaeth.com "Mini-Blocks" (EVM blocks
+ *   every 1 s); U = no public figure found: our estimate, unverified.
+ * - Fraxtal's token is FRAX since its North Star hardfork (docs.frax.com; viem agrees; the
+ *   lists' stored copy still says frxETH).
+ * Changed by this check: zkSync Era and Abstract 1 s -> 200 ms (viem #4064; their windows
+ * 256 -> 1280 blocks, the same time), Avalanche 2 s -> 1.7 s, Sonic 500 -> 630 ms. */
 #include "chain/presets.h"
 
 #include <stdbool.h>
@@ -18,45 +31,45 @@
 
 /* name, aliases, title, chain id, token, block ms, confirmations, reorg window, family */
 const bp_chain_preset bp_chain_presets[] = {
-    {"ethereum", "mainnet,eth", "Ethereum", 1, "ETH", 12000, 2, 128, E},
-    {"sepolia", "", "Sepolia", 11155111, "ETH", 12000, 2, 128, E},
-    {"holesky", "", "Holesky", 17000, "ETH", 12000, 2, 128, E},
-    {"hoodi", "", "Hoodi", 560048, "ETH", 12000, 2, 128, E},
-    {"optimism", "op,op-mainnet", "OP Mainnet", 10, "ETH", 2000, 0, 512, OP},
-    {"op-sepolia", "", "OP Sepolia", 11155420, "ETH", 2000, 0, 512, OP},
-    {"base", "", "Base", 8453, "ETH", 2000, 0, 512, OP},
-    {"base-sepolia", "", "Base Sepolia", 84532, "ETH", 2000, 0, 512, OP},
-    {"arbitrum", "arbitrum-one,arb1", "Arbitrum One", 42161, "ETH", 250, 0, 2048, ARB},
-    {"arbitrum-nova", "nova", "Arbitrum Nova", 42170, "ETH", 250, 0, 2048, ARB},
-    {"arbitrum-sepolia", "", "Arbitrum Sepolia", 421614, "ETH", 250, 0, 2048, ARB},
-    {"zksync", "zksync-era", "zkSync Era", 324, "ETH", 1000, 0, 256, ZK},
-    {"abstract", "", "Abstract", 2741, "ETH", 1000, 0, 256, ZK},
-    {"linea", "", "Linea", 59144, "ETH", 2000, 0, 256, E},
-    {"scroll", "", "Scroll", 534352, "ETH", 3000, 0, 256, E},
-    {"polygon", "polygon-pos,matic", "Polygon PoS", 137, "POL", 2000, 16, 512, POS},
-    {"polygon-zkevm", "", "Polygon zkEVM", 1101, "ETH", 5000, 0, 128, E},
-    {"mantle", "", "Mantle", 5000, "MNT", 2000, 0, 512, OP},
-    {"blast", "", "Blast", 81457, "ETH", 2000, 0, 512, OP},
-    {"zora", "", "Zora", 7777777, "ETH", 2000, 0, 512, OP},
-    {"mode", "", "Mode", 34443, "ETH", 2000, 0, 512, OP},
-    {"unichain", "", "Unichain", 130, "ETH", 1000, 0, 1024, OP},
-    {"ink", "", "Ink", 57073, "ETH", 1000, 0, 1024, OP},
-    {"soneium", "", "Soneium", 1868, "ETH", 2000, 0, 512, OP},
-    {"worldchain", "world-chain,world", "World Chain", 480, "ETH", 2000, 0, 512, OP},
-    {"lisk", "", "Lisk", 1135, "ETH", 2000, 0, 512, OP},
-    {"fraxtal", "", "Fraxtal", 252, "FRAX", 2000, 0, 512, OP},
-    {"manta", "manta-pacific", "Manta Pacific", 169, "ETH", 2000, 0, 512, OP},
-    {"celo", "", "Celo", 42220, "CELO", 1000, 0, 1024, OP},
-    {"opbnb", "", "opBNB", 204, "BNB", 500, 0, 2048, OP},
-    {"metis", "metis-andromeda", "Metis Andromeda", 1088, "METIS", 2000, 0, 256, L2},
-    {"taiko", "", "Taiko", 167000, "ETH", 12000, 2, 128, L2},
-    {"megaeth", "", "MegaETH", 4326, "ETH", 1000, 0, 1024, L2},
-    {"gnosis", "xdai", "Gnosis", 100, "XDAI", 5000, 4, 128, E},
-    {"bsc", "bnb,binance", "BNB Smart Chain", 56, "BNB", 750, 3, 256, E},
-    {"avalanche", "avax,avalanche-c", "Avalanche C-Chain", 43114, "AVAX", 2000, 0, 128, E},
-    {"fantom", "opera", "Fantom Opera", 250, "FTM", 1000, 0, 128, E},
-    {"sonic", "", "Sonic", 146, "S", 500, 0, 256, E},
-    {"berachain", "bera", "Berachain", 80094, "BERA", 2000, 2, 128, E},
+    {"ethereum", "mainnet,eth", "Ethereum", 1, "ETH", 12000, 2, 128, E},                /* V */
+    {"sepolia", "", "Sepolia", 11155111, "ETH", 12000, 2, 128, E},                      /* S */
+    {"holesky", "", "Holesky", 17000, "ETH", 12000, 2, 128, E},                         /* S */
+    {"hoodi", "", "Hoodi", 560048, "ETH", 12000, 2, 128, E},                            /* S */
+    {"optimism", "op,op-mainnet", "OP Mainnet", 10, "ETH", 2000, 0, 512, OP},           /* VOP */
+    {"op-sepolia", "", "OP Sepolia", 11155420, "ETH", 2000, 0, 512, OP},                /* VOP */
+    {"base", "", "Base", 8453, "ETH", 2000, 0, 512, OP},                                /* VOP */
+    {"base-sepolia", "", "Base Sepolia", 84532, "ETH", 2000, 0, 512, OP},               /* VOP */
+    {"arbitrum", "arbitrum-one,arb1", "Arbitrum One", 42161, "ETH", 250, 0, 2048, ARB}, /* V */
+    {"arbitrum-nova", "nova", "Arbitrum Nova", 42170, "ETH", 250, 0, 2048, ARB},        /* U */
+    {"arbitrum-sepolia", "", "Arbitrum Sepolia", 421614, "ETH", 250, 0, 2048, ARB},     /* V */
+    {"zksync", "zksync-era", "zkSync Era", 324, "ETH", 200, 0, 1280, ZK},               /* V */
+    {"abstract", "", "Abstract", 2741, "ETH", 200, 0, 1280, ZK},                        /* V */
+    {"linea", "", "Linea", 59144, "ETH", 2000, 0, 256, E},                              /* V */
+    {"scroll", "", "Scroll", 534352, "ETH", 3000, 0, 256, E},                           /* V, D */
+    {"polygon", "polygon-pos,matic", "Polygon PoS", 137, "POL", 2000, 16, 512, POS},    /* V */
+    {"polygon-zkevm", "", "Polygon zkEVM", 1101, "ETH", 5000, 0, 128, E},               /* U */
+    {"mantle", "", "Mantle", 5000, "MNT", 2000, 0, 512, OP},                            /* U */
+    {"blast", "", "Blast", 81457, "ETH", 2000, 0, 512, OP},                             /* VOP */
+    {"zora", "", "Zora", 7777777, "ETH", 2000, 0, 512, OP},                             /* VOP */
+    {"mode", "", "Mode", 34443, "ETH", 2000, 0, 512, OP},                               /* VOP */
+    {"unichain", "", "Unichain", 130, "ETH", 1000, 0, 1024, OP},                        /* V */
+    {"ink", "", "Ink", 57073, "ETH", 1000, 0, 1024, OP},                                /* D */
+    {"soneium", "", "Soneium", 1868, "ETH", 2000, 0, 512, OP},                          /* VOP */
+    {"worldchain", "world-chain,world", "World Chain", 480, "ETH", 2000, 0, 512, OP},   /* VOP */
+    {"lisk", "", "Lisk", 1135, "ETH", 2000, 0, 512, OP},                                /* VOP */
+    {"fraxtal", "", "Fraxtal", 252, "FRAX", 2000, 0, 512, OP},                          /* VOP */
+    {"manta", "manta-pacific", "Manta Pacific", 169, "ETH", 2000, 0, 512, OP},          /* U */
+    {"celo", "", "Celo", 42220, "CELO", 1000, 0, 1024, OP},                             /* V */
+    {"opbnb", "", "opBNB", 204, "BNB", 500, 0, 2048, OP},                               /* D */
+    {"metis", "metis-andromeda", "Metis Andromeda", 1088, "METIS", 2000, 0, 256, L2},   /* U */
+    {"taiko", "", "Taiko", 167000, "ETH", 12000, 2, 128, L2},                           /* U */
+    {"megaeth", "", "MegaETH", 4326, "ETH", 1000, 0, 1024, L2},                         /* V, D */
+    {"gnosis", "xdai", "Gnosis", 100, "XDAI", 5000, 4, 128, E},                         /* V */
+    {"bsc", "bnb,binance", "BNB Smart Chain", 56, "BNB", 750, 3, 256, E},               /* V */
+    {"avalanche", "avax,avalanche-c", "Avalanche C-Chain", 43114, "AVAX", 1700, 0, 128, E}, /* V */
+    {"fantom", "opera", "Fantom Opera", 250, "FTM", 1000, 0, 128, E},                       /* U */
+    {"sonic", "", "Sonic", 146, "S", 630, 0, 256, E},                                       /* V */
+    {"berachain", "bera", "Berachain", 80094, "BERA", 2000, 2, 128, E},                     /* V */
 };
 const size_t bp_chain_preset_count = sizeof(bp_chain_presets) / sizeof(bp_chain_presets[0]);
 

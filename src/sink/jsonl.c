@@ -138,11 +138,14 @@ static void key(bp_fmt *f, const char *k)
     bp_fmt_str(f, "\":");
 }
 
-INLINE void value(bp_fmt *f, const bp_value *v)
+INLINE void value(bp_fmt *f, const bp_value *v, bp_col_type type)
 {
     switch (v->kind) {
     case BP_VAL_U64:
-        bp_fmt_u64(f, v->u);
+        if (type == BP_COL_BOOL) /* a JSON boolean, as the node and the API say */
+            bp_fmt_str(f, v->u ? "true" : "false");
+        else
+            bp_fmt_u64(f, v->u);
         break;
     case BP_VAL_U256:
         bp_fmt_qty(f, v->q, "null");
@@ -185,7 +188,7 @@ INLINE void keys(bp_fmt *f, const json_key *layout, size_t n, const bp_row *r)
         if (jk->kind == K_SET && bp_col_type_of((bp_col_id)jk->col) == BP_COL_JSON) {
             bp_fmt_str(f, v.s); /* JSON text already (the decoder made it) */
         } else if (jk->kind == K_SET) {
-            value(f, &v);
+            value(f, &v, bp_col_type_of((bp_col_id)jk->col));
         } else if (jk->kind == K_TOPICS) {
             topics(f, r->log);
         } else if (jk->kind == K_WITHDRAWALS) {
@@ -195,7 +198,7 @@ INLINE void keys(bp_fmt *f, const json_key *layout, size_t n, const bp_row *r)
             bp_fmt_char(f, ']');
         } else {
             v = bp_value_of((bp_col_id)jk->col, r);
-            value(f, &v);
+            value(f, &v, bp_col_type_of((bp_col_id)jk->col));
         }
     }
 }

@@ -14,7 +14,10 @@ INLINE void value(bp_fmt *f, bp_col_id id, const bp_row *r)
     bp_value v = bp_value_of(id, r);
     switch (v.kind) {
     case BP_VAL_U64:
-        bp_fmt_u64(f, v.u);
+        if (bp_col_type_of(id) == BP_COL_BOOL) /* a JSON boolean, as the node and the API say */
+            bp_fmt_str(f, v.u ? "true" : "false");
+        else
+            bp_fmt_u64(f, v.u);
         return;
     case BP_VAL_U256:
         bp_fmt_char(f, '"');
