@@ -131,8 +131,8 @@ static const opt g_opts[] = {
      .help = "private key (PEM) of --cert-file"},
     {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain),
      .cmds = CMD_API | CMD_VERIFY, .def = "the chain id in decimal (1, 31337)",
-     .help = "value of the chain column; with a chains: list in the config file, the one chain "
-             "of the list to run (its name)"},
+     .help = "value of the chain column; with a chains: list in the config file, the chains "
+             "of the list to run (their names, comma-separated)"},
     {"chain-id", NULL, "N", "CHAIN_ID", NULL, "chain_id", set_chain_id, RANGE(1, UINT64_MAX - 1),
      .cmds = CMD_BOTH, .def = "none",
      .help = "the chain id the endpoints must serve (eth_chainId): another stops the run (with "

@@ -13,11 +13,15 @@ Six simnode chains (a block every 0.2 s, seeds of their own) are listed in one c
 In the end, for every chain: the stored blocks are exactly 0..checkpoint, each with the node's
 hash and parent, its transactions the node's (none twice, none missing), and the checkpoint
 is the node's block.
+SQLite (one host): the lock is a byte lock on the file; a second process with --lock-wait 0
+refuses naming the first's pid, a third with --lock-wait 60 waits and takes the chain over
+when the first is killed.
 """
 
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -101,6 +105,40 @@ def check_chain(pg, node, chain, cp):
     return len(got)
 
 
+def sqlite_part(bp, node, tmp):
+    """SQLite: the lock is a byte lock on the file (one host); the same refusal and takeover."""
+    db = os.path.join(tmp, "one.db")
+    run = ["--rpc", node.urls[0], "--output", f"sqlite:{db}", "--chain", "s",
+           "--start-block", "0", "--poll-interval", "0.2"]
+    s1 = Proc(bp, tmp, "S1", run)
+    try:
+        def written():
+            try:
+                with sqlite3.connect(db, timeout=5) as c:
+                    return c.execute("SELECT count(*) FROM checkpoints").fetchone()[0] > 0
+            except sqlite3.Error:
+                return False
+        wait_for(lambda: s1.alive() and os.path.exists(db) and written(), 60,
+                 "S1 writing the SQLite file")
+        s2 = Proc(bp, tmp, "S2", run + ["--lock-wait", "0"])
+        rc = s2.p.wait(timeout=60)
+        out = s2.text()
+        if rc != 1 or f"process {s1.pid} (blockpipe) on this host" not in out:
+            raise Fail(f"S2 (--lock-wait 0, SQLite) exited {rc}, want 1 naming process "
+                       f"{s1.pid}:\n{out[-3000:]}")
+        print("SQLite: S2 refused:", [ln for ln in out.splitlines() if "already written" in ln][0])
+        s3 = Proc(bp, tmp, "S3", run + ["--lock-wait", "60"])
+        wait_for(lambda: s3.alive() and "waiting for it to let go" in s3.text(), 60,
+                 "S3 waiting for the SQLite chain")
+        s1.kill()
+        wait_for(lambda: s3.alive() and "this process writes the chain now" in s3.text(), 60,
+                 "S3 taking the SQLite chain over")
+        s3.stop()
+        print("SQLite: S3 waited and took the chain over when S1 was killed")
+    finally:
+        s1.kill()
+
+
 def main():
     print(__doc__.strip())
     bp = blockpipe_bin()
@@ -120,6 +158,14 @@ def main():
             with open(path, "w") as f:
                 json.dump(cfg, f)
             run = ["--config", path]
+            for args, want in ((["--shard", "3/2"], "expected K/N"),
+                               (["--shard", "7/7"], "no chain of config file"),
+                               (["--chain", "c1,zz"], "--chain 'zz': no such chain")):
+                p = subprocess.run([bp, "run", *run, *args], capture_output=True, text=True,
+                                   timeout=60)
+                if p.returncode != 2 or want not in p.stderr:
+                    raise Fail(f"run {args}: exit {p.returncode}, want 2 and {want!r}:\n"
+                               f"{p.stderr[-2000:]}")
 
             a = Proc(bp, tmp.name, "A", run + ["--shard", "1/2"])
             procs.append(a)
@@ -183,6 +229,7 @@ def main():
             final = checkpoints(pg)
             total = sum(check_chain(pg, nodes[i], ch, final[ch]) for i, ch in enumerate(CHAINS))
             print(f"every chain exactly once: checkpoints {final}, {total} transactions")
+            sqlite_part(bp, nodes[0], tmp.name)
         finally:
             for p in procs:
                 p.kill()
