@@ -1391,19 +1391,24 @@ static int claim_output(pipeline *p, size_t i, bp_error *err)
         if (rc != BP_EBUSY)
             return bp_error_prefix(err, "chain '%s': output '%s': ", p->chain, s->url);
         double waited = (double)(now_ms() - since) / 1000.0;
+        /* a range beside the chain's writer is a legitimate backfill: say how */
+        const char *hint = p->cfg->backfill ? "; to backfill a range beside it, give this "
+                                              "process a checkpoint name of its own "
+                                              "(--checkpoint-name NAME)"
+                                            : "";
         if (wait >= 0 && waited >= wait)
             return bp_error_set(err, BP_EBUSY,
                                 "chain '%s' is already written to output '%s' by %s; not "
-                                "writing it too (--lock-wait %g: %s)",
+                                "writing it too (--lock-wait %g: %s)%s",
                                 p->chain, s->url, holder, wait,
-                                wait == 0 ? "refuse at once" : "waited that long");
+                                wait == 0 ? "refuse at once" : "waited that long", hint);
         if (now_ms() >= next_say) { /* said at once, then every 5 minutes */
             char limit[32] = "forever";
             if (wait >= 0)
                 snprintf(limit, sizeof(limit), "%g s", wait);
             bp_warn("chain '%s' is already written to output '%s' by %s; waiting for it to let "
-                    "go (--lock-wait %s)",
-                    p->chain, s->url, holder, limit);
+                    "go (--lock-wait %s)%s",
+                    p->chain, s->url, holder, limit, hint);
             next_say = now_ms() + 300000;
         }
         for (int t = 0; t < 10 && !*p->stop; t++)

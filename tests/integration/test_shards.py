@@ -81,6 +81,7 @@ class Proc:
 
 
 def check_chain(pg, node, chain, cp):
+    """The chain's blocks are 0..cp, each the node's, its transactions the node's; checkpoint cp."""
     blocks = pg.sql(f"SELECT number, {hx('hash')}, {hx('parent_hash')} FROM blocks"
                     f" WHERE chain = '{chain}' ORDER BY number")
     numbers = [int(r[0]) for r in blocks]
@@ -99,7 +100,8 @@ def check_chain(pg, node, chain, cp):
     if got != node_txs:
         raise Fail(f"{chain}: {len(got)} transactions stored ({len(set(got))} distinct), the "
                    f"node has {len(node_txs)} up to block {cp}")
-    cph = pg.sql(f"SELECT {hx('hash')} FROM checkpoints WHERE chain = '{chain}'")[0][0]
+    cph = pg.sql(f"SELECT {hx('hash')} FROM checkpoints WHERE chain = '{chain}'"
+                  " AND output = 'postgres'")[0][0]
     if cph != want[cp]["hash"]:
         raise Fail(f"{chain}: checkpoint {cp} {cph}, the node's {want[cp]['hash']}")
     return len(got)
