@@ -30,7 +30,7 @@ static int ofd_lock(int fd, short type, off_t at)
 static int fd_locks(const char *pid, const char *fd, off_t at)
 {
     char path[300], line[256], want[48];
-    snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", pid, fd);
+    snprintf(path, sizeof(path), "/proc/%.20s/fdinfo/%.20s", pid, fd);
     snprintf(want, sizeof(want), " %lld %lld", (long long)at, (long long)at);
     FILE *f = fopen(path, "r");
     int found = 0;
@@ -53,24 +53,24 @@ static void find_holder(const struct stat *st, off_t at, char *out, size_t cap)
         if (p->d_name[0] < '1' || p->d_name[0] > '9' || atoi(p->d_name) == getpid())
             continue;
         char dir[300];
-        snprintf(dir, sizeof(dir), "/proc/%s/fd", p->d_name);
+        snprintf(dir, sizeof(dir), "/proc/%.20s/fd", p->d_name);
         DIR *fds = opendir(dir);
         struct dirent *d;
         while (fds && !found && (d = readdir(fds))) {
             char link[600];
             struct stat fst;
-            snprintf(link, sizeof(link), "%s/%s", dir, d->d_name);
+            snprintf(link, sizeof(link), "%s/%.20s", dir, d->d_name);
             if (d->d_name[0] == '.' || stat(link, &fst) != 0 || fst.st_ino != st->st_ino ||
                 fst.st_dev != st->st_dev || !fd_locks(p->d_name, d->d_name, at))
                 continue;
             char comm[300] = "", name[64] = "?";
-            snprintf(comm, sizeof(comm), "/proc/%s/comm", p->d_name);
+            snprintf(comm, sizeof(comm), "/proc/%.20s/comm", p->d_name);
             FILE *f = fopen(comm, "r");
             if (f && fgets(name, sizeof(name), f))
                 name[strcspn(name, "\n")] = '\0';
             if (f)
                 fclose(f);
-            snprintf(out, cap, "process %s (%s) on this host", p->d_name, name);
+            snprintf(out, cap, "process %.20s (%s) on this host", p->d_name, name);
             found = 1;
         }
         if (fds)
