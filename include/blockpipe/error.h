@@ -23,7 +23,8 @@
     X(BP_EREORG, -12, "reorg deeper than the reorg window")                                        \
     X(BP_ESTOPPED, -13, "stopped")                                                                 \
     X(BP_ETOOBIG, -14, "answer larger than the cap")                                               \
-    X(BP_ERATELIMIT, -15, "rate limited")
+    X(BP_ERATELIMIT, -15, "rate limited")                                                          \
+    X(BP_EBUSY, -16, "held by another writer")
 
 enum bp_error_code {
 #define BP_X_ENUM(name, value, text) name = value,

@@ -188,6 +188,15 @@ typedef struct bp_sink_ops {
     /* Make everything written durable (fsync / flush producers). May be NULL. */
     int (*flush)(bp_sink *s, bp_error *err);
     void (*close)(bp_sink *s);
+    /* Optional (both or neither): chain's writer lock in the output, held by this handle
+     * until unclaim or close, so that two processes never write one chain there
+     * (docs/ARCHITECTURE.md "Chains over several hosts"). claim never waits: 0 when held
+     * (taken now or already), BP_EBUSY when another holds it, with who it is as far as the
+     * output can tell in holder (cap bytes), another code on failure. The pipeline claims
+     * before it reads the chain's checkpoint; a backend whose connection drops takes its
+     * locks again and fails the writes of a chain whose lock another took meanwhile. */
+    int (*claim)(bp_sink *s, const char *chain, char *holder, size_t cap, bp_error *err);
+    void (*unclaim)(bp_sink *s, const char *chain);
     /* Optional: create or upgrade the backend's schema without writing anything (`blockpipe
      * migrate`); a one-line report of what it did goes into report. */
     int (*migrate)(const char *target, const bp_sink_opts *opts, char *report, size_t cap,

@@ -96,6 +96,8 @@ static int set_alert(loader *ld, const opt *o, const char *v, const char *who, b
 static int set_header(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_tls_file(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_chain_id(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_lock_wait(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_shard(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
 #define F(field) .off = offsetof(bp_config, field)
 #define RANGE(lo, hi) .min = (lo), .max = (hi)
@@ -129,8 +131,8 @@ static const opt g_opts[] = {
      .help = "private key (PEM) of --cert-file"},
     {"chain", NULL, "NAME", "CHAIN", NULL, "chain", set_string, F(chain),
      .cmds = CMD_API | CMD_VERIFY, .def = "the chain id in decimal (1, 31337)",
-     .help = "value of the chain column; with a chains: list in the config file, the one chain "
-             "of the list to run (its name)"},
+     .help = "value of the chain column; with a chains: list in the config file, the chains "
+             "of the list to run (their names, comma-separated)"},
     {"chain-id", NULL, "N", "CHAIN_ID", NULL, "chain_id", set_chain_id, RANGE(1, UINT64_MAX - 1),
      .cmds = CMD_BOTH, .def = "none",
      .help = "the chain id the endpoints must serve (eth_chainId): another stops the run (with "
@@ -139,6 +141,17 @@ static const opt g_opts[] = {
      F(workers_total), .cmds = CMD_BOTH, .def = "64",
      .help = "with a chains: list, the fetch workers of every chain together: each chain gets "
              "an equal share (at least 1), within what its endpoints allow"},
+    {"shard", NULL, "K/N", "SHARD", NULL, "shard", set_shard, .cmds = CMD_BOTH & ~CMD_VERIFY,
+     .def = "1/1 (every chain)",
+     .help = "with a chains: list, run only the chains at positions K, K+N, K+2N ... of the "
+             "list (1-based): N processes with shards 1/N to N/N run every chain once; with "
+             "--chain A,B,C the chains named"},
+    {"lock-wait", NULL, "S|forever", "LOCK_WAIT", NULL, "lock_wait", set_lock_wait,
+     SECONDS(0, 31536000), F(lock_wait), .cmds = CMD_BOTH & ~CMD_VERIFY, .def = "forever",
+     .help = "a chain another process writes to the same output (PostgreSQL: its writer lock) "
+             "is waited for this long, then taken over from its checkpoint when that process "
+             "lets go or dies; 0: refuse at once (the chain stops with an error naming the "
+             "holder)"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
      .def = "sqlite:blockpipe.db", .env3 = "REDIS_URL",
      .help = "where to write (the kinds are listed below); repeat for several, each keeps its "
@@ -539,6 +552,28 @@ static int set_double(loader *ld, const opt *o, const char *v, const char *who, 
 static int set_seconds(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     return set_double(ld, o, v, who, "a number of seconds", err);
+}
+
+static int set_lock_wait(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    if (strcmp(v, "forever") == 0) {
+        ld->cfg->lock_wait = -1;
+        return 0;
+    }
+    return set_double(ld, o, v, who, "a number of seconds (or forever)", err);
+}
+
+static int set_shard(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    (void)o;
+    unsigned k = 0, n = 0;
+    int end = 0;
+    if (sscanf(v, "%u/%u%n", &k, &n, &end) != 2 || v[end] || k < 1 || n < 1 || k > n ||
+        n > BP_MAX_CHAINS)
+        return invalid(err, who, v, "expected K/N with 1 <= K <= N <= %d, e.g. 2/3", BP_MAX_CHAINS);
+    ld->cfg->shard_k = (int)k;
+    ld->cfg->shard_n = (int)n;
+    return 0;
 }
 
 static int set_size(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
@@ -1658,6 +1693,8 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->ml = false;
     cfg->chain_index = -1;
     cfg->workers_total = 64;
+    cfg->lock_wait = -1;
+    cfg->shard_k = cfg->shard_n = 1;
 }
 
 static int load_config_file(loader *ld, const flag_value *fv, int n, bp_error *err)
@@ -1688,6 +1725,11 @@ static int check_required(const bp_config *cfg, bp_error *err)
                             "config file %s, chains[%d] '%s': missing rpc or rpcs (the chain's "
                             "JSON-RPC endpoints)",
                             cfg->config_file, cfg->chain_index, cfg->chain_names[cfg->chain_index]);
+    if (cfg->shard_n > 1 && cfg->chain_count == 0)
+        return bp_error_set(err, BP_EINVAL,
+                            "--shard %d/%d shares the chains of a config file's chains: list "
+                            "between processes; there is no such list",
+                            cfg->shard_k, cfg->shard_n);
     if (cfg->rpc_count == 0 && cfg->chain_count == 0)
         return bp_error_set(err, BP_EINVAL,
                             "missing --rpc URL (or RPC_URL, or rpc/rpcs in the config file): "

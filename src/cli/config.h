@@ -56,8 +56,10 @@ typedef struct bp_config {
      * the names of its chains, in order (owned); 0 when the file has none. */
     char *chain_names[BP_MAX_CHAINS];
     int chain_count;
-    int chain_index;   /* the chain of the list this config is (bp_config_load_chain), or -1 */
-    int workers_total; /* fetch workers of every chain together (a chains: list only) */
+    int chain_index;      /* the chain of the list this config is (bp_config_load_chain), or -1 */
+    int workers_total;    /* fetch workers of every chain together (a chains: list only) */
+    int shard_k, shard_n; /* --shard K/N: the chains at positions K, K+N ... (1-based) */
+    double lock_wait;     /* --lock-wait: s; < 0 forever */
     char *outputs[BP_MAX_OUTPUTS];
     int output_count;     /* defaults to one: sqlite:blockpipe.db */
     char *clickhouse_url; /* --clickhouse-url as an output URL (also in outputs), or NULL */

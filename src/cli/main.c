@@ -202,34 +202,71 @@ typedef struct chains_run {
     bp_metrics **metrics;
 } chains_run;
 
-/* --chain NAME (or CHAIN, or chain:) picks one chain of the list: *index, else -1. */
-static int chain_pick(const bp_config *cfg, int *index, bp_error *err)
+/* Is name one of --chain's comma-separated names? */
+static bool chain_named(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+            return true;
+    return false;
+}
+
+/* Every name of --chain is in the list. */
+static int chain_names_known(const bp_config *cfg, bp_error *err)
 {
     char names[512] = "";
     size_t len = 0;
-    *index = -1;
-    if (!cfg->chain)
-        return 0;
-    for (int i = 0; i < cfg->chain_count; i++) {
-        if (strcmp(cfg->chain_names[i], cfg->chain) == 0)
-            return *index = i, 0;
+    for (int i = 0; i < cfg->chain_count; i++)
         if (len < sizeof(names))
             len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
                                     cfg->chain_names[i]);
+    for (const char *p = cfg->chain; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        size_t n = strcspn(p, ",");
+        bool found = false;
+        for (int i = 0; i < cfg->chain_count && !found; i++)
+            found = strlen(cfg->chain_names[i]) == n && strncmp(cfg->chain_names[i], p, n) == 0;
+        if (!found)
+            return bp_error_set(err, BP_EINVAL,
+                                "--chain '%.*s': no such chain in config file %s (its "
+                                "chains: %s)",
+                                (int)n, p, cfg->config_file, names);
     }
-    return bp_error_set(err, BP_EINVAL,
-                        "--chain '%s': no such chain in config file %s (its "
-                        "chains: %s)",
-                        cfg->chain, cfg->config_file, names);
+    return 0;
+}
+
+/* The chains of the list this process runs, in list order: --chain NAME[,NAME...] (or CHAIN,
+ * or chain:) names them, --shard K/N takes positions K, K+N, ... of those. */
+static int chain_pick(const bp_config *cfg, int *picks, size_t *n, bp_error *err)
+{
+    int rc = cfg->chain ? chain_names_known(cfg, err) : 0;
+    if (rc != 0)
+        return rc;
+    size_t pos = 0;
+    *n = 0;
+    for (int i = 0; i < cfg->chain_count; i++) {
+        if (cfg->chain && !chain_named(cfg->chain, cfg->chain_names[i]))
+            continue;
+        if (pos++ % (size_t)cfg->shard_n == (size_t)cfg->shard_k - 1)
+            picks[(*n)++] = i;
+    }
+    if (*n == 0)
+        return bp_error_set(err, BP_EINVAL,
+                            "--shard %d/%d: no chain of config file %s falls in it (%zu chains "
+                            "to share)",
+                            cfg->shard_k, cfg->shard_n, cfg->config_file, pos);
+    if (cfg->shard_n > 1)
+        bp_info("--shard %d/%d: %zu of %zu chains", cfg->shard_k, cfg->shard_n, *n, pos);
+    return 0;
 }
 
 static int chains_load(enum bp_command cmd, int argc, char **argv, const bp_config *base,
                        chains_run *r, bp_error *err)
 {
-    int pick, rc = chain_pick(base, &pick, err);
+    int picks[BP_MAX_CHAINS];
+    int rc = chain_pick(base, picks, &r->n, err);
     if (rc != 0)
         return rc;
-    r->n = pick >= 0 ? 1 : (size_t)base->chain_count;
     r->cfgs = calloc(r->n, sizeof(*r->cfgs));
     r->chains = calloc(r->n, sizeof(*r->chains));
     r->eps = calloc(r->n, sizeof(*r->eps));
@@ -240,7 +277,7 @@ static int chains_load(enum bp_command cmd, int argc, char **argv, const bp_conf
     for (size_t i = 0; i < r->n; i++) {
         /* loaded one after another: a released config is all zeros, so a failure here leaves
          * every config releasable */
-        rc = bp_config_load_chain(&r->cfgs[i], cmd, argc, argv, pick >= 0 ? pick : (int)i, err);
+        rc = bp_config_load_chain(&r->cfgs[i], cmd, argc, argv, picks[i], err);
         if (rc != 0)
             return rc;
     }

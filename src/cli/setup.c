@@ -106,6 +106,7 @@ void bp_setup_pipeline(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->expect_chain_id = c->preset ? c->preset->chain_id : 0;
     pc->preset = c->preset ? c->preset->name : NULL;
     pc->output_keep_going = c->output_keep_going;
+    pc->lock_wait = c->lock_wait;
     pc->ws_url = c->realtime ? c->ws_url : NULL;
     pc->ws_reconnect_interval = c->ws_reconnect_interval;
     pc->ws_max_reconnect_attempts = c->ws_max_reconnect_attempts;

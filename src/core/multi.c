@@ -89,6 +89,22 @@ static int cs_flush(bp_sink *s, bp_error *err)
     return rc;
 }
 
+static int cs_claim(bp_sink *s, const char *chain, char *holder, size_t cap, bp_error *err)
+{
+    bp_sink *in = inner_take(s);
+    int rc = in->ops->claim ? in->ops->claim(in, chain, holder, cap, err) : 0;
+    inner_give(s);
+    return rc;
+}
+
+static void cs_unclaim(bp_sink *s, const char *chain)
+{
+    bp_sink *in = inner_take(s);
+    if (in->ops->unclaim)
+        in->ops->unclaim(in, chain);
+    inner_give(s);
+}
+
 static void cs_close(bp_sink *s)
 {
     free(s); /* the shared output is bp_multi_run's caller's */
@@ -102,6 +118,8 @@ static const bp_sink_ops g_chain_sink_ops = {
     .write = cs_write,
     .flush = cs_flush,
     .close = cs_close,
+    .claim = cs_claim, /* never waits: the chain's pipeline waits, not holding the output */
+    .unclaim = cs_unclaim,
 };
 
 /* ---- memory and workers ---------------------------------------------------------------- */

@@ -114,6 +114,8 @@ struct pipeline {
     bool alone_out;          /* that block is out */
     bool warned_big;         /* said once that blocks do not fit the budget */
 
+    bool *claimed; /* per output: we hold the chain's writer lock in it */
+
     bool stopping;
     int fatal_rc;
     bp_error fatal;
@@ -1366,6 +1368,80 @@ static int setup_budget(pipeline *p, bp_error *err)
     return 0;
 }
 
+/* ---- the chain's writer lock in each output (docs/ARCHITECTURE.md "Chains over several
+ * hosts") ---- */
+
+/* Takes the chain's lock in output i, waiting (cfg->lock_wait) while another process holds
+ * it: 0 when held, 1 when stopped meanwhile, else the error. */
+static int claim_output(pipeline *p, size_t i, bp_error *err)
+{
+    bp_sink *s = p->cfg->sinks[i];
+    double wait = p->cfg->lock_wait;
+    int64_t since = now_ms(), next_say = since;
+    char holder[256] = "";
+    for (;;) {
+        int rc = s->ops->claim(s, p->chain, holder, sizeof(holder), err);
+        if (rc == 0) {
+            if (next_say != since)
+                bp_info("chain '%s': output '%s': its writer let go; this process writes the "
+                        "chain now, from its checkpoint (waited %.0f s)",
+                        p->chain, s->url, (double)(now_ms() - since) / 1000.0);
+            return 0;
+        }
+        if (rc != BP_EBUSY)
+            return bp_error_prefix(err, "chain '%s': output '%s': ", p->chain, s->url);
+        double waited = (double)(now_ms() - since) / 1000.0;
+        /* a range beside the chain's writer is a legitimate backfill: say how */
+        const char *hint = p->cfg->backfill ? "; to backfill a range beside it, give this "
+                                              "process a checkpoint name of its own "
+                                              "(--checkpoint-name NAME)"
+                                            : "";
+        if (wait >= 0 && waited >= wait)
+            return bp_error_set(err, BP_EBUSY,
+                                "chain '%s' is already written to output '%s' by %s; not "
+                                "writing it too (--lock-wait %g: %s)%s",
+                                p->chain, s->url, holder, wait,
+                                wait == 0 ? "refuse at once" : "waited that long", hint);
+        if (now_ms() >= next_say) { /* said at once, then every 5 minutes */
+            char limit[32] = "forever";
+            if (wait >= 0)
+                snprintf(limit, sizeof(limit), "%g s", wait);
+            bp_warn("chain '%s' is already written to output '%s' by %s; waiting for it to let "
+                    "go (--lock-wait %s)%s",
+                    p->chain, s->url, holder, limit, hint);
+            next_say = now_ms() + 300000;
+        }
+        for (int t = 0; t < 10 && !*p->stop; t++)
+            sleep_ms(100);
+        if (*p->stop)
+            return 1;
+    }
+}
+
+static int claim_outputs(pipeline *p, bp_error *err)
+{
+    const bp_pipeline_config *c = p->cfg;
+    if (!(p->claimed = calloc(c->sink_count + 1, sizeof(*p->claimed))))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < c->sink_count; i++) {
+        if (!c->sinks[i]->ops->claim)
+            continue;
+        int rc = claim_output(p, i, err);
+        if (rc != 0)
+            return rc;
+        p->claimed[i] = true;
+    }
+    return 0;
+}
+
+static void unclaim_outputs(pipeline *p)
+{
+    for (size_t i = 0; p->claimed && i < p->cfg->sink_count; i++)
+        if (p->claimed[i])
+            p->cfg->sinks[i]->ops->unclaim(p->cfg->sinks[i], p->chain);
+    free(p->claimed);
+}
+
 static int setup(pipeline *p, uint64_t *start, bp_error *err)
 {
     const bp_pipeline_config *c = p->cfg;
@@ -1393,7 +1469,10 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     window = window < 64 ? 64 : window > 4096 ? 4096 : window;
     if (bp_canon_init(&p->canon, (size_t)c->reorg_window) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    rc = bp_outputs_init(&p->out, c->sinks, c->sink_count, p->chain, c->output_keep_going, err);
+    /* before the checkpoints are read: the holder's may still move */
+    rc = claim_outputs(p, err);
+    if (rc == 0)
+        rc = bp_outputs_init(&p->out, c->sinks, c->sink_count, p->chain, c->output_keep_going, err);
     if (rc != 0)
         return rc;
     p->out.metrics = c->metrics;
@@ -1594,6 +1673,7 @@ static void release(pipeline *p)
         bp_metrics_set_budget(p->cfg->metrics, NULL, 0);
     bp_budget_release(&p->budget); /* last: the writer, the workers and the window refund */
     bp_outputs_release(&p->out);
+    unclaim_outputs(p); /* after the last write */
     close_endpoints(p);
     bp_stats_hub_free(p->own_hub);
 }

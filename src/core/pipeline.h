@@ -75,7 +75,10 @@ typedef struct bp_pipeline_config {
     bp_pipeline_report *report; /* filled when the run ends, may be NULL */
     bp_stats_hub *stats;        /* where the snapshot is published (not owned); NULL: own */
     bool output_keep_going;     /* --output-failure continue */
-    size_t max_memory;          /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY */
+    /* --lock-wait: seconds to wait for the chain's writer lock in an output that has one
+     * (sink.h claim) while another process holds it; < 0: as long as it takes; 0: refuse. */
+    double lock_wait;
+    size_t max_memory; /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY */
     /* Several chains in one process (core/multi.h): the memory they share. Then the budget
      * is this chain's fixed part (BP_MEM_PER_CHAIN and its workers; the process and the
      * outputs are charged once, to the pool's owner) + memory_reserved + the pool's limit,

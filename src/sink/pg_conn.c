@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sink/pg_derived.h"
 #include "sink/sqlgen.h"
@@ -341,10 +342,23 @@ static void on_notice(void *arg, const char *message)
     bp_debug("postgres notice: %s", message);
 }
 
+/* "blockpipe HOST pid N": what pg_stat_activity shows of us, so that a process refused a
+ * chain's writer lock can name the process that holds it (an application_name in the URL
+ * wins). At most 63 bytes, the server's cap. */
+static void application_name(char *out, size_t cap)
+{
+    char host[64] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0)
+        snprintf(host, sizeof(host), "?");
+    snprintf(out, cap, "blockpipe %.36s pid %ld", host, (long)getpid());
+}
+
 static PGconn *connect_once(const bp_pg_target *t)
 {
+    char app[64];
+    application_name(app, sizeof(app));
     const char *keys[] = {"application_name", "connect_timeout", "dbname", NULL};
-    const char *vals[] = {"blockpipe", "10", t->conninfo, NULL};
+    const char *vals[] = {app, "10", t->conninfo, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 

@@ -17,6 +17,7 @@
 
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,17 @@ typedef struct pg_sink {
     bool metrics;                 /* metrics on: the output writes derived rows */
     const bp_block_derived **run; /* the derived rows of the APPLY run being written */
     size_t run_cap;
+    struct pg_claim *claims; /* the chains whose writer lock this session holds (or held) */
+    size_t claim_count, claim_cap;
 } pg_sink;
+
+/* A chain's writer lock: the session-level advisory lock (PG_LOCK_CLASS, key). */
+typedef struct pg_claim {
+    char *chain;
+    int32_t key;
+    bool lost; /* the session that held it died, and another took it before we reconnected */
+    char holder[200];
+} pg_claim;
 
 /* ---- rows ------------------------------------------------------------------------------- */
 
@@ -529,10 +540,108 @@ out:
     return rc;
 }
 
+/* ---- the chains' writer locks ---------------------------------------------------------- */
+
+/* A writer lock is the session-level advisory lock (PG_LOCK_CLASS, key), which pg_locks shows
+ * as classid PG_LOCK_CLASS, objid key, objsubid 2. The key is FNV-1a over the schema, the
+ * checkpoint name and the chain: processes writing a chain into the same tables under the
+ * same checkpoint name exclude each other; a backfill of a range under a checkpoint name of
+ * its own does not (docs/ARCHITECTURE.md "Chains over several hosts"). */
+#define PG_LOCK_CLASS 1651534192 /* "bpip" */
+#define PG_LOCK_CLASS_TEXT "1651534192"
+
+static int32_t lock_key(const pg_sink *s, const char *chain)
+{
+    const char *parts[] = {s->t.schema, s->t.checkpoint, chain};
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < 3; i++) {
+        const unsigned char *p = (const unsigned char *)parts[i];
+        do /* the NUL too: it separates the parts */
+            h = (h ^ *p) * 16777619u;
+        while (*p++);
+    }
+    return (int32_t)(h & 0x7fffffff); /* positive: objid is an oid */
+}
+
+/* Who holds lock key, as far as pg_stat_activity tells this role; *pid its backend (0: none
+ * found, it let go meanwhile). */
+static void lock_holder(pg_sink *s, int32_t key, char *out, size_t cap, int *pid)
+{
+    char k[16];
+    snprintf(k, sizeof(k), "%" PRId32, key);
+    const char *params[] = {k};
+    PGresult *r = PQexecParams(
+        s->conn,
+        "SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'),"
+        " coalesce(to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ'), '?')"
+        " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+        " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = " PG_LOCK_CLASS_TEXT
+        " AND l.objid = $1::bigint::oid AND l.objsubid = 2 LIMIT 1",
+        1, NULL, params, NULL, NULL, 0);
+    *pid = 0;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        *pid = atoi(PQgetvalue(r, 0, 0));
+        snprintf(out, cap, "'%s' (PostgreSQL backend %s, from %s, connected %s)",
+                 PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 2),
+                 PQgetvalue(r, 0, 3));
+    } else
+        snprintf(out, cap, "another session (gone since)");
+    PQclear(r);
+}
+
+static int try_lock(pg_sink *s, int32_t key, bool *got, bp_error *err)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d, %" PRId32 ")", PG_LOCK_CLASS, key);
+    PGresult *r = NULL;
+    int rc = bp_pg_exec(s->conn, sql, &r, "taking the chain's writer lock", err);
+    *got = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    return rc;
+}
+
+/* Takes key; when it is held by `former`, our own session before the connection dropped
+ * (the server has not noticed yet), ends that session and tries once more. */
+static int lock_again(pg_sink *s, pg_claim *c, int former, bool *got, bp_error *err)
+{
+    int pid = 0, rc = try_lock(s, c->key, got, err);
+    if (rc == 0 && !*got)
+        lock_holder(s, c->key, c->holder, sizeof(c->holder), &pid);
+    if (rc == 0 && !*got && pid != 0 && pid == former) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
+        PGresult *r = NULL;
+        if (bp_pg_exec(s->conn, sql, &r, "ending our former session", err) == 0)
+            rc = try_lock(s, c->key, got, err);
+        PQclear(r);
+    }
+    return rc;
+}
+
+/* After a reconnect: the locks went with the old session; take them again. */
+static int relock(pg_sink *s, int former, bp_error *err)
+{
+    for (size_t i = 0; i < s->claim_count; i++) {
+        pg_claim *c = &s->claims[i];
+        bool got = false;
+        int rc = c->lost ? 0 : lock_again(s, c, former, &got, err);
+        if (rc != 0)
+            return rc;
+        if (!c->lost && !got) {
+            c->lost = true;
+            bp_err("postgres %s: chain '%s': its writer lock went with the lost connection and "
+                   "%s took it meanwhile: this process no longer writes the chain",
+                   s->t.where, c->chain, c->holder);
+        }
+    }
+    return 0;
+}
+
 static int ensure_conn(pg_sink *s, bp_error *err)
 {
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
         return 0;
+    int former = s->conn ? PQbackendPID(s->conn) : 0;
     PQfinish(s->conn);
     s->conn = NULL;
     s->have_stage = false;
@@ -540,7 +649,84 @@ static int ensure_conn(pg_sink *s, bp_error *err)
         bp_pg_derived_reset(s->derived);
     bp_warn("postgres %s: connection lost; reconnecting (up to %d s)", s->t.where,
             s->t.wait_for_db);
-    return bp_pg_connect(&s->t, &s->conn, err);
+    int rc = bp_pg_connect(&s->t, &s->conn, err);
+    return rc ? rc : relock(s, former, err);
+}
+
+static pg_claim *find_claim(pg_sink *s, const char *chain)
+{
+    for (size_t i = 0; i < s->claim_count; i++)
+        if (strcmp(s->claims[i].chain, chain) == 0)
+            return &s->claims[i];
+    return NULL;
+}
+
+static int pg_claim_chain(bp_sink *base, const char *chain, char *holder, size_t cap, bp_error *err)
+{
+    pg_sink *s = (pg_sink *)base;
+    pg_claim *c = find_claim(s, chain);
+    if (c && !c->lost)
+        return 0;
+    int32_t key = lock_key(s, chain);
+    int pid = 0;
+    bool got = false;
+    int rc = ensure_conn(s, err);
+    if (rc == 0)
+        rc = try_lock(s, key, &got, err);
+    if (rc != 0)
+        return bp_error_prefix(err, "%s: ", s->t.where);
+    if (!got) {
+        lock_holder(s, key, holder, cap, &pid);
+        return bp_error_set(err, BP_EBUSY, "%s: chain '%s' is written by %s", s->t.where, chain,
+                            holder);
+    }
+    if (!c && s->claim_count == s->claim_cap) {
+        size_t ncap = s->claim_cap ? 2 * s->claim_cap : 8;
+        pg_claim *n = realloc(s->claims, ncap * sizeof(*n));
+        if (!n)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        s->claims = n;
+        s->claim_cap = ncap;
+    }
+    if (!c) {
+        c = &s->claims[s->claim_count];
+        *c = (pg_claim){.chain = strdup(chain), .key = key};
+        if (!c->chain)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        s->claim_count++;
+    }
+    c->lost = false;
+    bp_info("postgres %s: chain '%s': writer lock taken (advisory lock %d/%" PRId32 ")", s->t.where,
+            chain, PG_LOCK_CLASS, key);
+    return 0;
+}
+
+static void pg_unclaim_chain(bp_sink *base, const char *chain)
+{
+    pg_sink *s = (pg_sink *)base;
+    pg_claim *c = find_claim(s, chain);
+    if (!c)
+        return;
+    if (!c->lost && s->conn && PQstatus(s->conn) == CONNECTION_OK) {
+        char sql[96];
+        snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%d, %" PRId32 ")", PG_LOCK_CLASS,
+                 c->key);
+        PQclear(PQexec(s->conn, sql));
+    }
+    free(c->chain);
+    *c = s->claims[--s->claim_count];
+}
+
+/* A chain whose lock another session took while we were disconnected is not ours to write. */
+static int check_claim(pg_sink *s, const char *chain, bp_error *err)
+{
+    const pg_claim *c = find_claim(s, chain);
+    if (!c || !c->lost)
+        return 0;
+    return bp_error_set(err, BP_EBUSY,
+                        "chain '%s': its writer lock went with a lost connection and %s holds it "
+                        "now: not writing it (its holder does)",
+                        chain, c->holder);
 }
 
 static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
@@ -549,6 +735,8 @@ static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
     bool staging = s->t.staging;
     for (int attempt = 1;; attempt++) {
         int rc = ensure_conn(s, err);
+        if (rc == 0)
+            rc = check_claim(s, batch->chain, err);
         if (rc == 0)
             rc = write_once(s, batch, staging, err);
         if (rc == 0)
@@ -641,7 +829,10 @@ static void pg_close(bp_sink *base)
     pg_sink *s = (pg_sink *)base;
     if (!s)
         return;
-    PQfinish(s->conn);
+    PQfinish(s->conn); /* lets go of the writer locks */
+    for (size_t i = 0; i < s->claim_count; i++)
+        free(s->claims[i].chain);
+    free(s->claims);
     for (int t = 0; t < T_COUNT; t++) {
         bp_buf_release(&s->data[t]);
         bp_buf_release(&s->cols[t]);
@@ -758,6 +949,8 @@ const bp_sink_ops bp_sink_postgres_ops = {
     .write = pg_write,
     .flush = NULL,
     .close = pg_close,
+    .claim = pg_claim_chain,
+    .unclaim = pg_unclaim_chain,
     .migrate = pg_migrate,
     .open_reader = bp_pg_open_reader,
     .read = bp_pg_read,

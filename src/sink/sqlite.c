@@ -26,6 +26,7 @@
 #include "sink/sqlgen.h"
 #include "sink/sqlite_read.h"
 #include "sink/sqlite_derived.h"
+#include "sink/sqlite_lock.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
 #include "util/hex.h"
@@ -113,6 +114,7 @@ typedef struct sqlite_sink {
     bool metrics;                 /* metrics on: the output writes derived rows */
     const bp_block_derived **run; /* the APPLY run being written, for the derived tables */
     size_t run_len, run_cap;
+    bp_sqlite_locks locks; /* the chains' writer locks (sqlite_lock.h) */
 } sqlite_sink;
 
 /* ---- binding ---------------------------------------------------------------------------- */
@@ -507,10 +509,24 @@ static void sqlite_close(bp_sink *base)
     bp_sqlite_derived_close(s->derived);
     free(s->run);
     sqlite3_close(s->db);
+    /* after SQLite's descriptors: closing ours would drop the process's POSIX locks, SQLite's */
+    bp_sqlite_locks_close(&s->locks);
     bp_buf_release(&s->wbuf);
     bp_buf_release(&s->sql);
     free(s->path);
     free(s);
+}
+
+static int sqlite_claim(bp_sink *base, const char *chain, char *holder, size_t cap, bp_error *err)
+{
+    sqlite_sink *s = (sqlite_sink *)base;
+    return bp_sqlite_lock_take(&s->locks, s->path, chain, holder, cap, err);
+}
+
+static void sqlite_unclaim(bp_sink *base, const char *chain)
+{
+    sqlite_sink *s = (sqlite_sink *)base;
+    bp_sqlite_lock_drop(&s->locks, chain);
 }
 
 /* ---- open ------------------------------------------------------------------------------- */
@@ -651,6 +667,8 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
     *out = NULL;
     int rc = BP_ENOMEM;
     sqlite_sink *s = calloc(1, sizeof(*s));
+    if (s)
+        bp_sqlite_locks_init(&s->locks);
     if (!s || !(s->path = strdup(target))) {
         bp_error_set(err, BP_ENOMEM, "out of memory");
         goto out;
@@ -734,6 +752,8 @@ const bp_sink_ops bp_sink_sqlite_ops = {
     .write = sqlite_write,
     .flush = NULL,
     .close = sqlite_close,
+    .claim = sqlite_claim,
+    .unclaim = sqlite_unclaim,
     .open_reader = bp_sqlite_open_reader,
     .read = bp_sqlite_read,
     .close_reader = bp_sqlite_close_reader,

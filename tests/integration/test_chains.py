@@ -26,6 +26,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -48,7 +49,10 @@ DEADLINE = 180  # a hang guard only (ASan, a loaded machine)
 
 
 def sqlite_cps(db):
-    rows = rowcheck.sqlite_rows(db)["checkpoints"] if os.path.exists(db) else []
+    try:
+        rows = rowcheck.sqlite_rows(db)["checkpoints"] if os.path.exists(db) else []
+    except sqlite3.OperationalError:
+        rows = []  # the file is made, its tables not yet
     return {r["chain"]: (r["number"], r["hash"]) for r in rows}
 
 
