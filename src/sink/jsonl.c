@@ -127,7 +127,12 @@ static const json_key g_log_keys[] = {
 
 /* Loops over a layout are unrolled into one function per line kind, so each value folds to a
  * field read (see etlcsv.c). */
+#ifdef BP_FUZZ_BUILD /* the coverage instrumentation keeps clang from unrolling these (an          \
+                      * error under -Werror: -Wpass-failed); speed does not matter there */
+#define UNROLL
+#else
 #define UNROLL _Pragma("GCC unroll 32")
+#endif
 #define INLINE static inline __attribute__((always_inline))
 
 /* ,"key": */
