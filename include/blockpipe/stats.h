@@ -89,6 +89,9 @@ typedef struct bp_stats {
     uint64_t txs, logs, reorgs;     /* committed since the start (reverted blocks subtracted) */
     double blocks_per_s, txs_per_s; /* over the last ~10 s */
     int workers;
+    bool lock_waiting; /* not started: another process holds the chain's writer lock in an
+                        * output (--lock-wait); lock_holder names it */
+    char lock_holder[BP_STATS_TEXT];
     bool waiting; /* the commit waits on a block that keeps failing */
     uint64_t waiting_on;
     char waiting_error[BP_STATS_TEXT];

@@ -34,16 +34,22 @@ static const char *const g_names[] = {
     NULL,
 };
 
-struct bp_alerts {
-    bp_alert_rule *rules;
-    bool *firing;
-    size_t n;
-    char *webhook;
+/* What the rules remember of one chain between evaluations. */
+typedef struct chain_watch {
     bp_stats_hub *stats;
-    bp_stats *snap;
+    bool *firing; /* per rule */
     bool have_head;
     uint64_t last_head;
     double head_changed; /* monotonic s */
+} chain_watch;
+
+struct bp_alerts {
+    bp_alert_rule *rules;
+    size_t n;
+    chain_watch *chains;
+    size_t chain_count;
+    char *webhook;
+    bp_stats *snap; /* the chain being evaluated */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cv;
@@ -82,7 +88,7 @@ int bp_alert_parse(const char *spec, bp_alert_rule *out, bp_error *err)
 }
 
 /* The value a rule looks at, from the snapshot. */
-static double value_of(bp_alerts *a, const char *name, double now)
+static double value_of(const bp_alerts *a, const chain_watch *c, const char *name, double now)
 {
     const bp_stats *s = a->snap;
     double worst = 0, errors = 0, down = 0, failing = 0;
@@ -99,7 +105,7 @@ static double value_of(bp_alerts *a, const char *name, double now)
         double v;
     } vals[] = {
         {"lag", (double)s->lag},
-        {"stalled", now - a->head_changed},
+        {"stalled", now - c->head_changed},
         {"endpoint_down", down},
         {"output_failing", failing},
         {"waiting", s->waiting},
@@ -175,24 +181,25 @@ static void webhook(bp_alerts *a, const bp_alert_rule *r, bool firing, double v,
     bp_buf_release(&body);
 }
 
-static void evaluate(bp_alerts *a)
+/* Every rule on one chain's snapshot: each fires and resolves for that chain alone. */
+static void evaluate_chain(bp_alerts *a, chain_watch *c)
 {
     double now = now_s();
-    bp_stats_hub_read(a->stats, a->snap);
+    bp_stats_hub_read(c->stats, a->snap);
     if (!a->snap->version)
         return; /* nothing published yet */
-    if (a->snap->have_head && (!a->have_head || a->snap->head != a->last_head)) {
-        a->have_head = true;
-        a->last_head = a->snap->head;
-        a->head_changed = now;
+    if (a->snap->have_head && (!c->have_head || a->snap->head != c->last_head)) {
+        c->have_head = true;
+        c->last_head = a->snap->head;
+        c->head_changed = now;
     }
     for (size_t i = 0; i < a->n; i++) {
         const bp_alert_rule *r = &a->rules[i];
-        double v = value_of(a, r->name, now);
+        double v = value_of(a, c, r->name, now);
         bool on = r->above ? v > r->threshold : v < r->threshold;
-        if (on == a->firing[i])
+        if (on == c->firing[i])
             continue;
-        a->firing[i] = on;
+        c->firing[i] = on;
         char text[256];
         snprintf(text, sizeof(text), "[blockpipe %s] %s: %s (%s is %.6g)", a->snap->chain,
                  on ? "FIRING" : "resolved", r->spec, r->name, v);
@@ -202,6 +209,12 @@ static void evaluate(bp_alerts *a)
             bp_info("alert %s", text);
         webhook(a, r, on, v, text);
     }
+}
+
+static void evaluate(bp_alerts *a)
+{
+    for (size_t i = 0; i < a->chain_count; i++)
+        evaluate_chain(a, &a->chains[i]);
 }
 
 static void *alerts_main(void *arg)
@@ -222,29 +235,42 @@ static void *alerts_main(void *arg)
     return NULL;
 }
 
-int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *hook, bp_stats_hub *stats,
-                    bp_alerts **out, bp_error *err)
+/* One watch per hub, all its rules resolved; false when out of memory. */
+static bool watch_chains(bp_alerts *a, bp_stats_hub *const *stats, size_t count)
+{
+    if (!(a->chains = calloc(count ? count : 1, sizeof(*a->chains))))
+        return false;
+    a->chain_count = count;
+    double now = now_s();
+    for (size_t i = 0; i < count; i++) {
+        a->chains[i].stats = stats[i];
+        a->chains[i].head_changed = now;
+        if (!(a->chains[i].firing = calloc(a->n ? a->n : 1, sizeof(bool))))
+            return false;
+    }
+    return true;
+}
+
+int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *hook,
+                    bp_stats_hub *const *stats, size_t stats_count, bp_alerts **out, bp_error *err)
 {
     *out = NULL;
     bp_alerts *a = calloc(1, sizeof(*a));
     if (!a)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     a->rules = calloc(n ? n : 1, sizeof(*a->rules));
-    a->firing = calloc(n ? n : 1, sizeof(*a->firing));
+    a->n = n;
     a->snap = calloc(1, sizeof(*a->snap));
     a->webhook = hook ? strdup(hook) : NULL;
     if (hook) /* a Slack webhook's path is its key: never in a log line */
         bp_secret_add_url(hook);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cv, NULL);
-    if (!a->rules || !a->firing || !a->snap || (hook && !a->webhook)) {
+    if (!a->rules || !a->snap || (hook && !a->webhook) || !watch_chains(a, stats, stats_count)) {
         bp_alerts_stop(a);
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
     memcpy(a->rules, rules, n * sizeof(*rules));
-    a->n = n;
-    a->stats = stats;
-    a->head_changed = now_s();
     if (pthread_create(&a->thread, NULL, alerts_main, a) != 0) {
         bp_alerts_stop(a);
         return bp_error_set(err, BP_ENOMEM, "cannot start the alerts thread");
@@ -268,7 +294,9 @@ void bp_alerts_stop(bp_alerts *a)
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->cv);
     free(a->rules);
-    free(a->firing);
+    for (size_t i = 0; a->chains && i < a->chain_count; i++)
+        free(a->chains[i].firing);
+    free(a->chains);
     free(a->snap);
     free(a->webhook);
     free(a);

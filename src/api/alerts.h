@@ -11,6 +11,7 @@
  *   failed, pending     blocks (see the stats line)
  *   blocks_per_s, txs_per_s, memory_used, head_to_commit_p99_ms, rpc_p99_ms (the worst
  *   endpoint's), rpc_errors (all endpoints', since the start)
+ * With many chains in one process, every rule watches every chain on its own.
  * Evaluated every second by a thread of its own; it never makes the pipeline wait. */
 #ifndef BP_API_ALERTS_H
 #define BP_API_ALERTS_H
@@ -35,9 +36,11 @@ int bp_alert_parse(const char *spec, bp_alert_rule *out, bp_error *err);
 
 typedef struct bp_alerts bp_alerts;
 
-/* Starts evaluating rules[0..n) on the snapshots of stats; webhook may be NULL (log only). */
-int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *webhook, bp_stats_hub *stats,
-                    bp_alerts **out, bp_error *err);
+/* Starts evaluating rules[0..n) on the snapshots of each of stats[0..stats_count) (one hub
+ * per chain: every rule fires and resolves per chain, named in the log line and the webhook);
+ * webhook may be NULL (log only). */
+int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *webhook,
+                    bp_stats_hub *const *stats, size_t stats_count, bp_alerts **out, bp_error *err);
 /* Stops the thread (a webhook call in flight is given up to 5 s). Accepts NULL. */
 void bp_alerts_stop(bp_alerts *a);
 

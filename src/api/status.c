@@ -26,7 +26,7 @@ bool bp_api_status_route(const char *path)
 
 bool bp_api_is_ready(const bp_stats *s, uint64_t lag)
 {
-    return s->version && s->have_head && s->have_indexed && !s->waiting &&
+    return s->version && s->have_head && s->have_indexed && !s->waiting && !s->lock_waiting &&
            (s->head <= s->indexed || s->head - s->indexed <= lag);
 }
 
@@ -85,8 +85,10 @@ static const char *mode_of(const bp_stats *s, uint64_t ready_lag)
 {
     if (!s->version)
         return "starting";
-    if (s->waiting)
+    if (s->waiting) /* also a chain stopped while waiting for its lock */
         return "waiting";
+    if (s->lock_waiting)
+        return "waiting-for-lock";
     if (s->backfill)
         return "backfill";
     return bp_api_is_ready(s, ready_lag) ? "following" : "catching-up";
@@ -133,6 +135,8 @@ static void chain_json(bp_jsonw *w, const bp_stats *s, uint64_t ready_lag)
         bp_jsonw_null(w);
     str(w, "mode", mode_of(s, ready_lag));
     boolean(w, "ready", bp_api_is_ready(s, ready_lag));
+    if (s->lock_waiting)
+        str(w, "lock_holder", s->lock_holder);
     if (s->waiting) {
         u64(w, "waiting_on", s->waiting_on);
         str(w, "waiting_error", s->waiting_error);

@@ -317,8 +317,7 @@ static void chains_map(chains_run *r, bp_sink **sinks, const bp_cli_api *api)
             pc->batch_committed = bp_push_batch;
             pc->batch_ctx = api->push;
         }
-        /* with --alert alone, the alerts watch the first chain */
-        pc->stats = api->chain_stats ? api->chain_stats[i] : i == 0 ? api->stats : NULL;
+        pc->stats = api->chain_stats ? api->chain_stats[i] : NULL; /* --api or --alert */
     }
 }
 

@@ -66,9 +66,10 @@ static int start_alerts(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     for (int i = 0; i < cfg->alert_count; i++)
         if (bp_alert_parse(cfg->alerts[i], &rules[i], err) != 0)
             return err->code;
-    if (!out->stats && !(out->stats = bp_stats_hub_new()))
-        return bp_error_set(err, BP_ENOMEM, "out of memory");
-    return bp_alerts_start(rules, (size_t)cfg->alert_count, cfg->alert_webhook, out->stats,
+    /* every chain's snapshot when there are many, else the one */
+    bp_stats_hub *const *hubs = out->chain_count ? out->chain_stats : &out->stats;
+    size_t count = out->chain_count ? out->chain_count : 1;
+    return bp_alerts_start(rules, (size_t)cfg->alert_count, cfg->alert_webhook, hubs, count,
                            &out->alerts, err);
 }
 
@@ -89,11 +90,16 @@ static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cl
                  bp_error *err)
 {
     memset(out, 0, sizeof(*out));
-    if (cfg->alert_count && cfg->command != BP_CMD_SERVE) {
-        int rc = start_alerts(cfg, out, err);
-        if (rc != 0)
-            return rc;
-    }
+    bool alerts = cfg->alert_count && cfg->command != BP_CMD_SERVE;
+    if (!alerts && !api_on(cfg))
+        return 0;
+    /* the pipelines publish into these: `serve` has none */
+    if (cfg->command != BP_CMD_SERVE && !(out->stats = bp_stats_hub_new()))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (n > 0 && chain_hubs(out, n, err) != 0)
+        return err->code;
+    if (alerts && start_alerts(cfg, out, err) != 0)
+        return err->code;
     if (!api_on(cfg))
         return 0;
     static bp_sink_settings set; /* the config outlives the API: both end with the command */
@@ -102,10 +108,6 @@ static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cl
     if (!url)
         bp_warn("api: no output can be read back (sqlite:, postgres: or clickhouse:): the data "
                 "endpoints answer 503 and push carries block headers only");
-    if (cfg->command != BP_CMD_SERVE && !out->stats && !(out->stats = bp_stats_hub_new()))
-        return bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (n > 0 && chain_hubs(out, n, err) != 0)
-        return err->code;
     bp_push_config pc = {
         .ring = (size_t)cfg->api_push_ring,
         .queue_bytes = (size_t)cfg->api_push_queue,

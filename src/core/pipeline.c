@@ -1371,6 +1371,23 @@ static int setup_budget(pipeline *p, bp_error *err)
 /* ---- the chain's writer lock in each output (docs/ARCHITECTURE.md "Chains over several
  * hosts") ---- */
 
+/* The snapshot says the chain waits for its writer lock (/api/sync-status mode
+ * waiting-for-lock, /ready not ready) until the pipeline's own first one replaces it. */
+static void say_lock_waiting(pipeline *p, const char *holder)
+{
+    bp_stats *st = &p->snap;
+    memset(st, 0, sizeof(*st));
+    snprintf(st->chain, sizeof(st->chain), "%s", p->chain);
+    st->chain_id = p->chain_id;
+    st->backfill = p->cfg->backfill;
+    st->lock_waiting = true;
+    struct timespec wall;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    st->published_unix_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
+    snprintf(st->lock_holder, sizeof(st->lock_holder), "%s", holder);
+    bp_stats_hub_publish(p->hub, st);
+}
+
 /* Takes the chain's lock in output i, waiting (cfg->lock_wait) while another process holds
  * it: 0 when held, 1 when stopped meanwhile, else the error. */
 static int claim_output(pipeline *p, size_t i, bp_error *err)
@@ -1402,6 +1419,8 @@ static int claim_output(pipeline *p, size_t i, bp_error *err)
                                 "writing it too (--lock-wait %g: %s)%s",
                                 p->chain, s->url, holder, wait,
                                 wait == 0 ? "refuse at once" : "waited that long", hint);
+        if (next_say == since)
+            say_lock_waiting(p, holder);
         if (now_ms() >= next_say) { /* said at once, then every 5 minutes */
             char limit[32] = "forever";
             if (wait >= 0)

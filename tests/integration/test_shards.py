@@ -14,8 +14,9 @@ In the end, for every chain: the stored blocks are exactly 0..checkpoint, each w
 hash and parent, its transactions the node's (none twice, none missing), and the checkpoint
 is the node's block.
 SQLite (one host): the lock is a byte lock on the file; a second process with --lock-wait 0
-refuses naming the first's pid, a third with --lock-wait 60 waits and takes the chain over
-when the first is killed.
+refuses naming the first's pid, a third with --lock-wait 60 (and --api) waits, its
+/api/sync-status saying mode waiting-for-lock naming the holder and /ready 503, and takes
+the chain over when the first is killed (then its mode is no longer waiting-for-lock).
 """
 
 import json
@@ -26,10 +27,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, hx, tail, wait_for  # noqa: E402
+from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 CHAINS = [f"c{i}" for i in range(6)]
@@ -41,6 +45,16 @@ def checkpoints(pg):
     except RuntimeError:
         return {}
     return {c: int(n) for c, n in rows}
+
+
+def api_get(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+    except OSError:
+        return 0, {}  # not listening yet
 
 
 def head(node):
@@ -129,12 +143,27 @@ def sqlite_part(bp, node, tmp):
             raise Fail(f"S2 (--lock-wait 0, SQLite) exited {rc}, want 1 naming process "
                        f"{s1.pid}:\n{out[-3000:]}")
         print("SQLite: S2 refused:", [ln for ln in out.splitlines() if "already written" in ln][0])
-        s3 = Proc(bp, tmp, "S3", run + ["--lock-wait", "60"])
+        port = free_port()
+        s3 = Proc(bp, tmp, "S3", run + ["--lock-wait", "60", "--api", f"127.0.0.1:{port}"])
         wait_for(lambda: s3.alive() and "waiting for it to let go" in s3.text(), 60,
                  "S3 waiting for the SQLite chain")
+        wait_for(lambda: api_get(port, "/api/sync-status")[0] == 200, 60, "S3's API")
+        code, body = api_get(port, "/api/sync-status")
+        st = (body.get("chains") or [{}])[0]
+        if st.get("mode") != "waiting-for-lock" or str(s1.pid) not in st.get("lock_holder", ""):
+            raise Fail(f"S3 waiting: /api/sync-status {code} {body}: want mode waiting-for-lock "
+                       f"and lock_holder naming process {s1.pid}")
+        ready = api_get(port, "/ready")[0]
+        if ready != 503:
+            raise Fail(f"S3 waiting for the lock: /ready answered {ready}, want 503")
+        print(f"SQLite: S3 waiting: mode {st['mode']}, lock_holder {st['lock_holder']!r}, "
+              f"/ready {ready}")
         s1.kill()
         wait_for(lambda: s3.alive() and "this process writes the chain now" in s3.text(), 60,
                  "S3 taking the SQLite chain over")
+        wait_for(lambda: (api_get(port, "/api/sync-status")[1].get("chains") or [{}])[0]
+                 .get("mode") not in (None, "waiting-for-lock"), 60,
+                 "S3's mode after taking the chain over")
         s3.stop()
         print("SQLite: S3 waited and took the chain over when S1 was killed")
     finally:
