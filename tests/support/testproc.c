@@ -1,12 +1,15 @@
 /* testproc.c - child servers for tests: spawn, read the port they print, stop. */
 #include "testproc.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,4 +72,15 @@ const char *bp_test_anvil_path(void)
     const char *env = getenv("BP_ANVIL");
     const char *p = env && *env ? env : ANVIL_DEFAULT;
     return access(p, X_OK) == 0 ? p : NULL;
+}
+
+int bp_test_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(a);
+    bind(fd, (struct sockaddr *)&a, sizeof(a));
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
 }

@@ -16,6 +16,8 @@ int bp_test_server_start(bp_test_server *s, const char *log_path, char *const ar
                          const char *marker);
 /* Sends sig and reaps the child; harmless when it is not running. */
 void bp_test_server_stop(bp_test_server *s, int sig);
+/* A TCP port on 127.0.0.1 that was free a moment ago (for servers that take --port). */
+int bp_test_free_port(void);
 /* anvil from $BP_ANVIL or the project's .local install; NULL when neither is there. */
 const char *bp_test_anvil_path(void);
 

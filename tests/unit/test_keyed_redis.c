@@ -27,17 +27,6 @@
 static bp_test_server g_srv;
 static char g_dir[256], g_url[256];
 
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    bind(fd, (struct sockaddr *)&a, sizeof(a));
-    getsockname(fd, (struct sockaddr *)&a, &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
 static int start_server(void **state)
 {
     (void)state;
@@ -45,7 +34,7 @@ static int start_server(void **state)
     if (!mkdtemp(g_dir))
         return -1;
     char port[16], log[512];
-    snprintf(port, sizeof(port), "%d", free_port());
+    snprintf(port, sizeof(port), "%d", bp_test_free_port());
     snprintf(log, sizeof(log), "%s/redis.log", g_dir);
     char *argv[] = {"redis-server", "--port", port, "--bind",       "127.0.0.1", "--dir",
                     g_dir,          "--save", "",   "--appendonly", "no",        NULL};
