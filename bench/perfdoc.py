@@ -28,7 +28,8 @@ HEADER = """# Performance
 
 Written by `make bench` (bench/run.sh): each benchmark replaces its own section, stamped with
 the date and commit of its run. Absolute numbers on these shared machines are noisy: read the
-ratios.
+ratios. Notes written by hand inside a section, between `<!-- NAME:notes:begin -->` and
+`<!-- NAME:notes:end -->`, are kept after the new figures.
 """
 
 TITLES = {
@@ -51,11 +52,26 @@ def quick():
     return os.environ.get("BENCH_QUICK", "") not in ("", "0")
 
 
+def kept_notes(section, name):
+    """The hand-written notes of a section: the text between <!-- NAME:notes:begin --> and
+    <!-- NAME:notes:end --> (markers included), which a new run keeps at the end of the
+    section instead of dropping them; "" when there are none. Each note names the commit and
+    date it measured, so a kept note never passes for this run's figures."""
+    nb, ne = f"<!-- {name}:notes:begin -->", f"<!-- {name}:notes:end -->"
+    if section is None or nb not in section or ne not in section:
+        return ""
+    return section[section.index(nb):section.index(ne) + len(ne)]
+
+
 def write_section(path, name, text, legacy_heading=None):
-    """Replaces section NAME of path with text (appends it when absent). legacy_heading: a
-    '## ' heading of an older, unmarked version of the section, replaced up to the next one."""
+    """Replaces section NAME of path with text (appends it when absent), keeping its
+    hand-written notes (kept_notes). legacy_heading: a '## ' heading of an older, unmarked
+    version of the section, replaced up to the next one."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     old = open(path).read() if os.path.exists(path) else HEADER
+    notes = kept_notes(read_section(path, name), name)
+    if notes and notes not in text:
+        text = f"{text.strip()}\n\n{notes}"
     block = f"{begin}\n{text.strip()}\n{end}"
     if begin in old and end in old:
         new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
