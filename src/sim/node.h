@@ -55,7 +55,9 @@ typedef struct bp_sim_request {
      * they pass max_response_bytes, the rest answered -32003 "response too large" (geth). */
     size_t max_batch, max_response_bytes;
     enum bp_sim_bad bad; /* the rule its answers break (render.h) */
-    size_t calls;        /* out: calls answered */
+    /* NULL: the EVM methods; else the Arch Network ones (sim/arch.h) */
+    const struct bp_sim_arch *arch;
+    size_t calls; /* out: calls answered */
 } bp_sim_request;
 
 /* Answers body[0..len) (NUL-terminated) into out (reset first). Protocol errors are answers,

@@ -13,11 +13,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sim/arch.h"
 #include "sim/chain.h"
 
 /* One per endpoint: its settings and the connections it has running. */
 typedef struct bp_sim_ws_hub {
     bp_sim_chain *chain;
+    bp_sim_arch *arch;           /* NULL: EVM JSON-RPC; else Arch's subscribe messages and events */
     const atomic_bool *stopping; /* the server's: connections send close 1001 and end */
     double started;              /* server start (monotonic s): drops are every S from here */
     size_t endpoint;
