@@ -32,7 +32,8 @@ static const char USAGE[] =
     "get_best_block_hash, get_best_finalized_block_hash (6 below the head), is_node_ready; on\n"
     "the WebSocket {\"method\":\"subscribe\",\"params\":{\"topic\":T}} for the topics block,\n"
     "transaction, account_update, rolledback_transactions, reapplied_transactions and dkg;\n"
-    "events as {\"topic\":T,\"data\":{...}}. Faults and reorgs work as for EVM.\n"
+    "events as {\"topic\":T,\"data\":{...}}. Faults and reorgs work as for EVM (bad= is\n"
+    "EVM only).\n"
     "\n"
     "chain:\n"
     "  --chain-type evm|arch  the node's family (default evm)\n"
@@ -276,6 +277,12 @@ static int parse_args(sim_opts *o, int argc, char **argv, bp_error *err)
         o->faults_file ? bp_sim_faults_load(o->faults_file, o->faults, o->cfg.endpoints, err) : 0;
     if (rc == 0 && o->faults_spec)
         rc = bp_sim_faults_parse(o->faults_spec, o->faults, o->cfg.endpoints, err);
+    for (size_t i = 0; rc == 0 && o->cfg.arch && i < o->cfg.endpoints; i++)
+        if (o->faults[i].bad != BP_SIM_BAD_NONE)
+            rc = bp_error_set(err, BP_EINVAL,
+                              "ep%zu: bad=%s breaks an EVM answer's rule: not "
+                              "with --chain-type arch",
+                              i + 1, bp_sim_bad_name(o->faults[i].bad));
     return rc;
 }
 
