@@ -12,9 +12,10 @@ drops its WebSocket every second.
 2. WebSocket (ep1): a subscription to each of the six topics with request_id echoed, an unknown
    topic refused; then events until a fork, a rollback and its re-apply, and a dkg event have
    come: every payload has exactly the keys of the SDK's events.ts; block events answer by
-   get_block; transaction / account_update events name transactions of the block at their
-   block_height; a rollback's transactions show rollback_status rolledback until the
-   re-apply (same hashes, same height) brings back notRolledback; a fork re-announces its branch
+   get_block; transaction / account_update events name transactions the block announced next
+   at their block_height lists; a rollback's transactions show rollback_status rolledback
+   while it is simnode's newest episode (its /stats count), the re-apply (same hashes, same
+   height) brings back notRolledback; a fork re-announces its branch
    from the fork point up, linked by previous_block_hash to the block below, while the orphaned
    block still answers by hash; unsubscribe answered.
 3. ep2's WebSocket is dropped (no close frame) within a few seconds.
@@ -221,12 +222,20 @@ class Ws:
         return json.loads(data)
 
 
-def subscribe_all(ws):
+def subscribe_all(ws, early):
+    """Subscribes to every topic; events that come between the answers go to `early`."""
     ids = {}
+
+    def answer():
+        while True:
+            a = ws.message()
+            if "subscription_id" in a:
+                return a
+            early.append(a)
     for i, topic in enumerate(EVENT_KEYS):
         ws.send({"method": "subscribe", "params": {"topic": topic, "filter": {},
                                                    "request_id": f"req_{i}"}})
-        a = ws.message()
+        a = answer()
         if a.get("status") != "Subscribed" or a.get("topic") != topic or \
                 a.get("request_id") != f"req_{i}" or not a.get("subscription_id"):
             fail(f"subscribe {topic}: {a}")
@@ -234,7 +243,7 @@ def subscribe_all(ws):
     if len(set(ids.values())) != len(ids):
         fail(f"subscription ids repeat: {ids}")
     ws.send({"method": "subscribe", "params": {"topic": "nonsense", "request_id": "x"}})
-    a = ws.message()
+    a = answer()
     if a.get("status") != "Error" or a.get("request_id") != "x":
         fail(f"an unknown topic was not refused: {a}")
     return ids
@@ -243,20 +252,16 @@ def subscribe_all(ws):
 class Events:
     """The stream's state and the checks made as events arrive."""
 
-    def __init__(self, url):
-        self.url = url
+    def __init__(self, node, episode0):
+        self.node, self.url = node, node.urls[0]
         self.by_height = {}  # height -> the block hash last announced there
         self.top = -1
         self.forks = self.rollbacks = self.reapplies = self.dkg = 0
+        self.states = {"rolledback": 0, "notRolledback": 0}  # checked, per state
         self.pending = None  # the last rollback: (height, hashes)
         self.count = {t: 0 for t in EVENT_KEYS}
-        self.block_txs = {}
-
-    def txs_at(self, height):
-        if height not in self.block_txs:
-            h = call(self.url, "get_block_hash", [height])
-            self.block_txs[height] = set(call(self.url, "get_block", [h])["transactions"])
-        return self.block_txs[height]
+        self.txs = {}  # height -> txs named by transaction / account_update events
+        self.episode = episode0  # the index of the next rollback / re-apply event
 
     def on_block(self, d):
         b = call(self.url, "get_block", [d["hash"]])
@@ -271,13 +276,17 @@ class Events:
             if call(self.url, "get_block", [old])["block_height"] != n:
                 fail("the orphaned block no longer answers by hash")
             self.forks += 1
-            self.block_txs = {}
+        named = self.txs.pop(n, set())
+        if not named <= set(b["transactions"]):
+            fail(f"block {n}: events named transactions {named - set(b['transactions'])} that "
+                 f"it does not list")
         below = self.by_height.get(n - 1)
         if below is not None and b["previous_block_hash"] != below:
             fail(f"block {n}: previous_block_hash {b['previous_block_hash']} is not the block "
                  f"announced at {n - 1} ({below})")
         self.by_height[n] = d["hash"]
         self.top = n
+        self.txs = {k: v for k, v in self.txs.items() if k > n}  # a fork's orphans
 
     def on_episode(self, topic, d):
         hashes, n = d["transaction_hashes"], d["block_height"]
@@ -288,16 +297,23 @@ class Events:
             self.pending = (n, hashes)
             self.rollbacks += 1
         else:
-            if self.pending != (n, hashes):
+            # (the first episode event may re-apply a rollback from before the subscription)
+            if self.pending != (n, hashes) and (self.pending or self.rollbacks):
                 fail(f"reapplied {d} is not the last rollback {self.pending}")
             self.pending = None
             self.reapplies += 1
-        for h in hashes:
-            a = post(self.url, "get_processed_transaction", [h])
+        j, self.episode = self.episode, self.episode + 1
+        # The state is certain while this episode is the newest (simnode counts them).
+        before = self.node.stats()["episodes"]
+        got = [post(self.url, "get_processed_transaction", [h]) for h in hashes]
+        if before != j + 1 or self.node.stats()["episodes"] != j + 1:
+            return
+        for h, a in zip(hashes, got):
             if "error" in a:  # forked away since: unknown again
                 continue
             if a["result"]["rollback_status"]["type"] != want:
                 fail(f"{topic}: tx {h} has rollback_status {a['result']['rollback_status']}")
+            self.states[want] += 1
 
     def on(self, msg):
         topic, d = msg.get("topic"), msg.get("data")
@@ -313,10 +329,8 @@ class Events:
                 fail(f"transaction status: {d}")
             if topic == "account_update" and not is_hash(d["account"]):
                 fail(f"account: {d}")
-            if h not in self.txs_at(d["block_height"]):
-                self.block_txs.pop(d["block_height"], None)  # a fork may have come between
-                if h not in self.txs_at(d["block_height"]):
-                    fail(f"{topic}: tx {h} is not in block {d['block_height']}")
+            # checked against the block's own list when its block event comes (after them)
+            self.txs.setdefault(d["block_height"], set()).add(h)
         elif topic == "dkg":
             self.dkg += 1
         else:
@@ -324,13 +338,27 @@ class Events:
 
     def done(self):
         return self.forks >= 1 and self.reapplies >= 1 and self.dkg >= 1 and \
-            all(self.count.values())
+            min(self.states.values()) >= 1 and all(self.count.values())
 
 
-def check_ws(port, url):
-    ws = Ws(port)
-    ids = subscribe_all(ws)
-    ev = Events(url)
+def subscribed(node):
+    """A connection subscribed to every topic with the index of its first episode event: the
+    episode count when no episode came while it subscribed (else it tries again)."""
+    for _ in range(10):
+        e0 = node.stats()["episodes"]
+        ws, early = Ws(node.port(0)), []
+        ids = subscribe_all(ws, early)
+        if node.stats()["episodes"] == e0:
+            return ws, ids, early, e0
+        ws.s.close()
+    fail("an episode came during every one of 10 subscriptions")
+
+
+def check_ws(node):
+    ws, ids, early, e0 = subscribed(node)
+    ev = Events(node, e0)
+    for msg in early:
+        ev.on(msg)
     end = time.monotonic() + HANG
     while not ev.done():
         if time.monotonic() > end:
@@ -345,7 +373,7 @@ def check_ws(port, url):
     if a.get("status") != "Unsubscribed" or a.get("subscription_id") != ids["block"]:
         fail(f"unsubscribe: {a}")
     print(f"ws: events {ev.count}, forks {ev.forks}, rollbacks {ev.rollbacks}, "
-          f"re-applies {ev.reapplies}")
+          f"re-applies {ev.reapplies}, rollback states checked {ev.states}")
 
 
 def check_drop(port):
@@ -369,7 +397,7 @@ def main():
                                "ep2:error_rate=1,ws_drop_every=1"], endpoints=2)
     try:
         check_http(node.urls[0], node.urls[1])
-        check_ws(node.port(0), node.urls[0])
+        check_ws(node)
         check_drop(node.port(1))
         st = node.stop()
         if st.get("chain_type") != "arch" or st["episodes"] < 2 or st["reorgs"] < 1:
