@@ -362,6 +362,48 @@ static void test_malformed(void **state)
     bp_json_free(root);
 }
 
+/* simnode's subscribe / unsubscribe answers (SDK types/messages.ts). */
+static void test_ws_messages(void **state)
+{
+    fixture *f = *state;
+    bp_sim_arch_subs subs = {0};
+    bool sub = false;
+    static const char s1[] =
+        "{\"method\":\"subscribe\",\"params\":{\"topic\":\"account_update\",\"filter\":{},"
+        "\"request_id\":\"req_1\"}}";
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, s1, strlen(s1), &f->out, &sub), 0);
+    assert_true(sub);
+    assert_int_equal(bp_sim_arch_subs_mask(&subs), 1u << BP_SIM_ARCH_ACCOUNT_UPDATE);
+    yajl_val v = bp_json_parse(f->out.data, f->out.len, NULL, 0);
+    yajl_val st = yajl_tree_get(v, (const char *[]){"status", NULL}, yajl_t_string);
+    yajl_val id = yajl_tree_get(v, (const char *[]){"subscription_id", NULL}, yajl_t_string);
+    yajl_val rq = yajl_tree_get(v, (const char *[]){"request_id", NULL}, yajl_t_string);
+    assert_non_null(st);
+    assert_non_null(id);
+    assert_non_null(rq);
+    assert_string_equal(st->u.string, "Subscribed");
+    assert_string_equal(rq->u.string, "req_1");
+    char sid[40], body[160];
+    snprintf(sid, sizeof(sid), "%s", id->u.string);
+    bp_json_free(v);
+    static const char s2[] = "{\"method\":\"subscribe\",\"params\":{\"topic\":\"blocks\"}}";
+    sub = false;
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, s2, strlen(s2), &f->out, &sub), 0);
+    assert_false(sub);
+    assert_non_null(strstr(f->out.data, "\"status\":\"Error\""));
+    snprintf(body, sizeof(body),
+             "{\"method\":\"unsubscribe\",\"params\":{\"topic\":\"account_update\","
+             "\"subscription_id\":\"%s\"}}",
+             sid);
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, body, strlen(body), &f->out, &sub), 0);
+    assert_non_null(strstr(f->out.data, "\"status\":\"Unsubscribed\""));
+    assert_int_equal(bp_sim_arch_subs_mask(&subs), 0);
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, body, strlen(body), &f->out, &sub), 0);
+    assert_non_null(strstr(f->out.data, "\"status\":\"Error\""));
+    static const char rpc[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get_block_count\"}";
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, rpc, strlen(rpc), &f->out, &sub), 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -369,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ws_messages, setup, teardown),
         cmocka_unit_test(test_book_shapes),
         cmocka_unit_test(test_malformed),
     };
