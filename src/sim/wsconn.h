@@ -1,6 +1,8 @@
 /* wsconn.h - simnode's WebSocket JSON-RPC connections: a thread per upgraded socket that
  * answers calls (eth_subscribe "newHeads", eth_unsubscribe and every HTTP method) and
  * announces each new head, or each block of a reorg's new branch from the fork point up.
+ * With hub->arch set: Arch's subscribe / unsubscribe messages and topic events instead
+ * (sim/arch.h), the blocks announced in the same order.
  *
  * The HTTP server does the handshake and hands the socket over; the connection's thread
  * owns it until it calls done(done_arg), after which the hub no longer counts it. */
