@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Rewrites the generated parts of the docs from the program: the option tables of docs/CLI.md
-(`blockpipe --help-markdown`) and the column tables of docs/SCHEMA.md (`blockpipe
+(`blockpipe --help-markdown`), the simnode usage (`blockpipe simnode --help`) and the column tables of docs/SCHEMA.md (`blockpipe
 --help-columns`, `--help-derived`); with --check says whether they differ (exit 1).
 Usage: gen-cli-doc.py BLOCKPIPE [--check]"""
 import pathlib
@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 PARTS = [("CLI.md", "options", "--help-markdown"), ("CLI.md", "presets", "--help-presets"),
+         ("CLI.md", "simnode", "simnode --help"),
          ("SCHEMA.md", "columns", "--help-columns"),
          ("SCHEMA.md", "derived", "--help-derived")]
 
@@ -21,7 +22,7 @@ def main():
         doc = docs / name
         begin, end = f"<!-- {marker}:begin -->\n", f"<!-- {marker}:end -->\n"
         text = doc.read_text()
-        made = subprocess.run([sys.argv[1], flag], check=True, capture_output=True,
+        made = subprocess.run([sys.argv[1]] + flag.split(), check=True, capture_output=True,
                               text=True).stdout
         a, b = text.index(begin) + len(begin), text.index(end)
         if "--check" not in sys.argv[2:]:

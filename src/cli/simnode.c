@@ -27,7 +27,21 @@ static const char USAGE[] =
     "time from a 429 to the next request (\"min_gap_ms\");\n"
     "printed on SIGINT/SIGTERM too, then exit 0.\n"
     "\n"
+    "Arch Network (--chain-type arch): the same blocks as an Arch node shows them (docs/ARCH.md):\n"
+    "HTTP JSON-RPC get_block_count, get_block_hash, get_block, get_processed_transaction,\n"
+    "get_best_block_hash, get_best_finalized_block_hash (6 below the head), is_node_ready; on\n"
+    "the WebSocket {\"method\":\"subscribe\",\"params\":{\"topic\":T}} for the topics block,\n"
+    "transaction, account_update, rolledback_transactions, reapplied_transactions and dkg;\n"
+    "events as {\"topic\":T,\"data\":{...}}. Faults and reorgs work as for EVM (bad= is\n"
+    "EVM only).\n"
+    "\n"
     "chain:\n"
+    "  --chain-type evm|arch  the node's family (default evm)\n"
+    "  --rollback-every S     arch: every S seconds a rollback of every other transaction of\n"
+    "                         the newest block with transactions below the head, then S\n"
+    "                         later their re-apply (rolledback_transactions /\n"
+    "                         reapplied_transactions; get_processed_transaction's\n"
+    "                         rollback_status in between)\n"
     "  --seed N               chain seed (default 1)\n"
     "  --length N             blocks 0..N-1 at most (default 10000000)\n"
     "  --txs-per-block N|A-B  transactions per block, or uniform in A..B (default 200)\n"
@@ -169,6 +183,12 @@ static int set_option(sim_opts *o, const char *flag, const char *v, bp_error *er
     int rc = 0;
     if (strcmp(flag, "--seed") == 0)
         rc = set_number(flag, v, 0, UINT64_MAX, &p->seed, err);
+    else if (strcmp(flag, "--chain-type") == 0) {
+        if (strcmp(v, "evm") != 0 && strcmp(v, "arch") != 0)
+            return bad(flag, v, "evm or arch", err);
+        o->cfg.arch = strcmp(v, "arch") == 0;
+    } else if (strcmp(flag, "--rollback-every") == 0)
+        rc = to_seconds(v, &o->cfg.rollback_every) ? 0 : bad(flag, v, "seconds >= 0", err);
     else if (strcmp(flag, "--length") == 0)
         rc = set_number(flag, v, 1, 1ull << 40, &p->length, err);
     else if (strcmp(flag, "--txs-per-block") == 0)
@@ -248,6 +268,8 @@ static int parse_args(sim_opts *o, int argc, char **argv, bp_error *err)
         if (rc != 0)
             return rc;
     }
+    if (o->cfg.rollback_every > 0 && !o->cfg.arch)
+        return bp_error_set(err, BP_EINVAL, "--rollback-every needs --chain-type arch");
     if (o->cfg.chain.reorg_every > 0 && !o->depth_set)
         o->cfg.chain.reorg_depth = 3;
     bp_sim_faults_clear(o->faults, o->cfg.endpoints);
@@ -255,6 +277,12 @@ static int parse_args(sim_opts *o, int argc, char **argv, bp_error *err)
         o->faults_file ? bp_sim_faults_load(o->faults_file, o->faults, o->cfg.endpoints, err) : 0;
     if (rc == 0 && o->faults_spec)
         rc = bp_sim_faults_parse(o->faults_spec, o->faults, o->cfg.endpoints, err);
+    for (size_t i = 0; rc == 0 && o->cfg.arch && i < o->cfg.endpoints; i++)
+        if (o->faults[i].bad != BP_SIM_BAD_NONE)
+            rc = bp_error_set(err, BP_EINVAL,
+                              "ep%zu: bad=%s breaks an EVM answer's rule: not "
+                              "with --chain-type arch",
+                              i + 1, bp_sim_bad_name(o->faults[i].bad));
     return rc;
 }
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
+#include "sim/arch.h"
 #include "sim/render.h"
 #include "util/hex.h"
 #include "util/jsonw.h"
@@ -240,8 +241,23 @@ static int subscription(bp_sim_request *r, call *c, bool sub, yajl_val params, b
     return rc;
 }
 
+static int arch_dispatch(bp_sim_request *r, call *c, const char *m, yajl_val params, bp_buf *out)
+{
+    bp_sim_arch_fail f;
+    int rc = answer_result_open(out, c);
+    if (rc == 0)
+        rc = bp_sim_arch_result(r->arch, r, m, params, out, &f);
+    if (rc != 0)
+        return rc;
+    if (f.code != 0)
+        return fail(c, f.code, "%s", f.msg);
+    return bp_buf_putc(out, '}');
+}
+
 static int dispatch(bp_sim_request *r, call *c, const char *m, yajl_val params, bp_buf *out)
 {
+    if (r->arch)
+        return arch_dispatch(r, c, m, params, out);
     if (r->subs && strcmp(m, "eth_subscribe") == 0)
         return subscription(r, c, true, params, out);
     if (r->subs && strcmp(m, "eth_unsubscribe") == 0)
@@ -288,7 +304,8 @@ static int answer_call(bp_sim_request *r, yajl_val obj, bp_buf *out)
         fail(&c, E_REQUEST, "%s", "invalid request: no method");
         return put_error(out, &c);
     }
-    if (params && !YAJL_IS_ARRAY(params) && !YAJL_IS_NULL(params)) {
+    /* Arch's docs send bare values as params (get-processed-transaction.md) */
+    if (params && !YAJL_IS_ARRAY(params) && !YAJL_IS_NULL(params) && !r->arch) {
         fail(&c, E_PARAMS, "%s", "invalid params: expected an array");
         return put_error(out, &c);
     }

@@ -4,6 +4,8 @@
  * Methods: eth_chainId, eth_blockNumber, eth_getBlockByNumber, eth_getBlockByHash,
  * eth_getBlockReceipts, eth_getTransactionReceipt, net_version, web3_clientVersion; over a
  * WebSocket also eth_subscribe / eth_unsubscribe (through bp_sim_subs).
+ * With request.arch set, the Arch Network methods instead (sim/arch.h; params may be a bare
+ * value, as Arch's docs send them).
  * Ids are echoed exactly as sent (a number's own text, a string re-escaped).
  * Errors: -32700 malformed JSON, -32600 not a call object or a batch over max_batch,
  * -32601 unknown method, -32003 a batch answer over max_response_bytes,
@@ -55,7 +57,9 @@ typedef struct bp_sim_request {
      * they pass max_response_bytes, the rest answered -32003 "response too large" (geth). */
     size_t max_batch, max_response_bytes;
     enum bp_sim_bad bad; /* the rule its answers break (render.h) */
-    size_t calls;        /* out: calls answered */
+    /* NULL: the EVM methods; else the Arch Network ones (sim/arch.h) */
+    const struct bp_sim_arch *arch;
+    size_t calls; /* out: calls answered */
 } bp_sim_request;
 
 /* Answers body[0..len) (NUL-terminated) into out (reset first). Protocol errors are answers,

@@ -292,8 +292,11 @@ static enum MHD_Result serve_rpc(bp_sim_endpoint *ep, struct MHD_Connection *mc,
     bp_sim_chain *chain = &ep->srv->chain;
     double now = bp_sim_now();
     bp_sim_chain_tick(chain, now);
+    if (ep->srv->is_arch)
+        bp_sim_arch_tick(&ep->srv->arch, now);
     uint64_t head = bp_sim_chain_head(chain, now);
     bp_sim_request r = {.chain = chain,
+                        .arch = ep->srv->is_arch ? &ep->srv->arch : NULL,
                         .head = head > ep->f.lag ? head - ep->f.lag : 0,
                         .fail_call = fail_call,
                         .ud = ep,
@@ -516,10 +519,18 @@ int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_er
     int rc = bp_sim_chain_init(&s->chain, &cfg->chain, s->started, err);
     if (rc != 0)
         return rc;
+    s->is_arch = cfg->arch;
+    if (s->is_arch &&
+        (rc = bp_sim_arch_init(&s->arch, &s->chain, cfg->rollback_every, s->started, err)) != 0) {
+        bp_sim_chain_release(&s->chain);
+        return rc;
+    }
     s->eps = calloc(cfg->endpoints, sizeof(*s->eps));
     s->require_headers = cfg->require_headers;
     s->require_count = cfg->require_count;
     if (!s->eps) {
+        if (s->is_arch)
+            bp_sim_arch_release(&s->arch);
         bp_sim_chain_release(&s->chain);
         return bp_error_set(err, BP_ENOMEM, "simnode: out of memory");
     }
@@ -531,6 +542,7 @@ int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_er
         ep->min_gap = -1;
         pthread_mutex_init(&ep->rl_lock, NULL);
         ep->ws = (bp_sim_ws_hub){.chain = &s->chain,
+                                 .arch = s->is_arch ? &s->arch : NULL,
                                  .stopping = &s->stopping,
                                  .started = s->started,
                                  .endpoint = i,
@@ -590,13 +602,18 @@ int bp_sim_server_stats(bp_sim_server *s, bp_buf *out)
 {
     double now = bp_sim_now();
     bp_sim_chain_tick(&s->chain, now);
+    if (s->is_arch)
+        bp_sim_arch_tick(&s->arch, now);
     uint64_t head = bp_sim_chain_head(&s->chain, now);
     bp_buf_reset(out);
-    int rc = bp_buf_printf(out,
-                           "{\"head\":%llu,\"reorgs\":%u,\"fork\":%u,\"uptime_s\":%.3f,"
-                           "\"endpoints\":[",
+    int rc = bp_buf_printf(out, "{\"head\":%llu,\"reorgs\":%u,\"fork\":%u,\"uptime_s\":%.3f,",
                            (unsigned long long)head, atomic_load(&s->chain.nforks),
                            bp_sim_chain_fork_at(&s->chain, head), now - s->started);
+    if (rc == 0 && s->is_arch) /* episodes: even ones roll back, odd ones re-apply */
+        rc = bp_buf_printf(out, "\"chain_type\":\"arch\",\"episodes\":%u,",
+                           atomic_load(&s->arch.episodes));
+    if (rc == 0)
+        rc = bp_buf_puts(out, "\"endpoints\":[");
     for (size_t i = 0; rc == 0 && i < s->n; i++) {
         if (i > 0)
             rc = bp_buf_putc(out, ',');
@@ -620,5 +637,7 @@ void bp_sim_server_stop(bp_sim_server *s)
     free(s->eps);
     s->eps = NULL;
     s->n = 0;
+    if (s->is_arch)
+        bp_sim_arch_release(&s->arch);
     bp_sim_chain_release(&s->chain);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "blockpipe/error.h"
+#include "sim/arch.h"
 #include "sim/chain.h"
 #include "sim/faults.h"
 #include "util/buf.h"
@@ -21,8 +22,10 @@
 
 typedef struct bp_sim_server_config {
     bp_sim_params chain;
-    const char *host; /* IPv4 address, "localhost" allowed */
-    uint16_t port;    /* endpoint i listens on port + i; 0 = free ports */
+    bool arch;             /* --chain-type arch: Arch Network answers and events (sim/arch.h) */
+    double rollback_every; /* arch: seconds between rollback / re-apply episodes, 0 = none */
+    const char *host;      /* IPv4 address, "localhost" allowed */
+    uint16_t port;         /* endpoint i listens on port + i; 0 = free ports */
     size_t endpoints;
     const bp_sim_faults *faults; /* [endpoints] */
     /* "Name: value" headers every JSON-RPC request and WebSocket upgrade must carry (a
@@ -35,6 +38,8 @@ typedef struct bp_sim_endpoint bp_sim_endpoint;
 
 typedef struct bp_sim_server {
     bp_sim_chain chain;
+    bp_sim_arch arch;
+    bool is_arch;
     bp_sim_endpoint *eps;
     size_t n;
     atomic_bool stopping;

@@ -36,6 +36,8 @@ typedef struct conn {
     char sub_id[BP_SIM_SUB_ID_MAX]; /* "" = not subscribed */
     uint64_t last_n;                /* the last head announced (or the head at subscribe) */
     uint32_t last_fork;
+    bp_sim_arch_subs asubs; /* arch: the topics subscribed */
+    unsigned seen_episodes; /* arch: rollback / re-apply episodes announced */
 } conn;
 
 static void conn_free(conn *c)
@@ -53,6 +55,8 @@ static uint64_t endpoint_head(bp_sim_ws_hub *h, uint32_t *forks)
 {
     double now = bp_sim_now();
     bp_sim_chain_tick(h->chain, now);
+    if (h->arch)
+        bp_sim_arch_tick(h->arch, now);
     *forks = atomic_load_explicit(&h->chain->nforks, memory_order_acquire);
     uint64_t head = bp_sim_chain_head(h->chain, now);
     return head > h->lag ? head - h->lag : 0;
@@ -113,15 +117,41 @@ static int send_close(conn *c, unsigned code)
     return bp_wsframe_append_close(&c->frame, code) != 0 ? -1 : send_built(c);
 }
 
+/* Arch's subscribe / unsubscribe messages: 1 when text is neither (a JSON-RPC call). */
+static int arch_message(conn *c)
+{
+    bp_sim_ws_hub *h = c->hub;
+    bool sub = false;
+    int rc = bp_sim_arch_ws_message(h->arch, &c->asubs, c->text.data, c->text.len, &c->out, &sub);
+    if (rc != 0)
+        return rc > 0 ? 1 : -1;
+    if (sub && !c->sub_id[0]) { /* events start after the head of now */
+        uint32_t k;
+        c->last_n = endpoint_head(h, &k);
+        c->last_fork = bp_sim_chain_fork_upto(h->chain, c->last_n, k);
+        c->seen_episodes = atomic_load(&h->arch->episodes);
+        snprintf(c->sub_id, sizeof(c->sub_id), "arch");
+    }
+    if (sub)
+        atomic_fetch_add(&h->subscriptions, 1);
+    return send_frame(c, BP_WSFRAME_TEXT, c->out.data, c->out.len);
+}
+
 static int answer_text(conn *c, const uint8_t *p, size_t len)
 {
     bp_sim_ws_hub *h = c->hub;
     bp_buf_reset(&c->text);
     if (bp_buf_append(&c->text, p, len) != 0)
         return -1;
+    int arc = h->arch ? arch_message(c) : 1;
+    if (arc != 1)
+        return arc;
     uint32_t k;
-    bp_sim_request r = {
-        .chain = h->chain, .head = endpoint_head(h, &k), .scratch = &c->scratch, .subs = &c->subs};
+    bp_sim_request r = {.chain = h->chain,
+                        .arch = h->arch,
+                        .head = endpoint_head(h, &k),
+                        .scratch = &c->scratch,
+                        .subs = h->arch ? NULL : &c->subs};
     if (bp_sim_answer(&r, c->text.data, c->text.len, &c->out) != 0)
         return -1;
     return send_frame(c, BP_WSFRAME_TEXT, c->out.data, c->out.len);
@@ -213,6 +243,42 @@ static uint64_t first_new(const conn *c, uint64_t head, uint32_t k)
     return head >= CATCH_UP_MAX && from < head - CATCH_UP_MAX + 1 ? head - CATCH_UP_MAX + 1 : from;
 }
 
+static int arch_emit(void *ud, unsigned topic, const char *msg, size_t len)
+{
+    conn *c = ud;
+    if (send_frame(c, BP_WSFRAME_TEXT, msg, len) != 0)
+        return -1;
+    if (topic == BP_SIM_ARCH_BLOCK)
+        atomic_fetch_add(&c->hub->heads, 1);
+    return 0;
+}
+
+/* Arch: a block's events (its transactions', then its own), as the EVM path's heads. */
+static int announce_arch(conn *c, uint64_t n, uint32_t fork)
+{
+    bp_error err = {0};
+    bp_sim_scratch *s = &c->scratch;
+    s->valid = false;
+    if (bp_sim_block_gen(c->hub->chain, n, fork, &s->block, &err) != 0)
+        return -1;
+    return bp_sim_arch_block_events(c->hub->arch, &s->block, bp_sim_arch_subs_mask(&c->asubs),
+                                    &c->out, arch_emit, c) != 0
+               ? -1
+               : 0;
+}
+
+/* Arch: the rollback / re-apply episodes since the last announcement. */
+static int announce_episodes(conn *c)
+{
+    bp_sim_arch *a = c->hub->arch;
+    unsigned k = atomic_load(&a->episodes);
+    for (; c->seen_episodes < k; c->seen_episodes++)
+        if (bp_sim_arch_episode_event(a, c->seen_episodes, bp_sim_arch_subs_mask(&c->asubs),
+                                      &c->out, arch_emit, c) != 0)
+            return -1;
+    return 0;
+}
+
 static int announce(conn *c)
 {
     if (!c->sub_id[0] || c->hub->silent)
@@ -220,11 +286,15 @@ static int announce(conn *c)
     uint32_t k;
     uint64_t head = endpoint_head(c->hub, &k);
     uint32_t fork = bp_sim_chain_fork_upto(c->hub->chain, head, k);
+    if (c->hub->arch && announce_episodes(c) != 0)
+        return -1;
     if (head == c->last_n && fork == c->last_fork)
         return 0;
-    for (uint64_t n = first_new(c, head, k); n <= head; n++)
-        if (announce_one(c, n, bp_sim_chain_fork_upto(c->hub->chain, n, k)) != 0)
+    for (uint64_t n = first_new(c, head, k); n <= head; n++) {
+        uint32_t f = bp_sim_chain_fork_upto(c->hub->chain, n, k);
+        if ((c->hub->arch ? announce_arch(c, n, f) : announce_one(c, n, f)) != 0)
             return -1;
+    }
     c->last_n = head;
     c->last_fork = fork;
     return 0;

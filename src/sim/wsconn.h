@@ -1,6 +1,8 @@
 /* wsconn.h - simnode's WebSocket JSON-RPC connections: a thread per upgraded socket that
  * answers calls (eth_subscribe "newHeads", eth_unsubscribe and every HTTP method) and
  * announces each new head, or each block of a reorg's new branch from the fork point up.
+ * With hub->arch set: Arch's subscribe / unsubscribe messages and topic events instead
+ * (sim/arch.h), the blocks announced in the same order.
  *
  * The HTTP server does the handshake and hands the socket over; the connection's thread
  * owns it until it calls done(done_arg), after which the hub no longer counts it. */
@@ -13,11 +15,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sim/arch.h"
 #include "sim/chain.h"
 
 /* One per endpoint: its settings and the connections it has running. */
 typedef struct bp_sim_ws_hub {
     bp_sim_chain *chain;
+    bp_sim_arch *arch;           /* NULL: EVM JSON-RPC; else Arch's subscribe messages and events */
     const atomic_bool *stopping; /* the server's: connections send close 1001 and end */
     double started;              /* server start (monotonic s): drops are every S from here */
     size_t endpoint;

@@ -1,0 +1,419 @@
+/* test_arch_decode.c - the Arch decoder on JSON from simnode --chain-type arch (get_block,
+ * get_processed_transaction and every WebSocket topic, a rollback and its re-apply), on the
+ * book's variants of the shapes, and malformed input refused with the bad field named. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arch/arch_decode.h"
+#include "blockpipe/error.h"
+#include "chain/json.h"
+#include "sim/arch.h"
+#include "sim/chain.h"
+#include "sim/node.h"
+#include "util/buf.h"
+
+#define T0 1000.0
+#define HEAD 40
+
+typedef struct fixture {
+    bp_sim_chain chain;
+    bp_sim_arch arch;
+    bp_buf out;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    bp_error err = {0};
+    bp_sim_params p = {.seed = 7, .length = HEAD + 1, .txs_min = 1, .txs_max = 6, .chain_id = 1};
+    assert_int_equal(bp_sim_chain_init(&f->chain, &p, T0, &err), 0);
+    assert_int_equal(bp_sim_arch_init(&f->arch, &f->chain, 0, T0, &err), 0);
+    bp_buf_init(&f->out, 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    bp_buf_release(&f->out);
+    bp_sim_arch_release(&f->arch);
+    bp_sim_chain_release(&f->chain);
+    free(f);
+    return 0;
+}
+
+/* simnode's answer to one call, as text in f->out. */
+static const char *ask(fixture *f, const char *method, const char *params)
+{
+    char body[512];
+    bp_sim_scratch s;
+    snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\",\"params\":%s}",
+             method, params);
+    bp_sim_scratch_init(&s);
+    bp_sim_request r = {.chain = &f->chain, .head = HEAD, .scratch = &s, .arch = &f->arch};
+    assert_int_equal(bp_sim_answer(&r, body, strlen(body), &f->out), 0);
+    bp_sim_scratch_release(&s);
+    return f->out.data;
+}
+
+static void block_hash(fixture *f, uint64_t n, char hash[BP_ARCH_HEX])
+{
+    char p[32];
+    yajl_val root, res;
+    bp_error err = {0};
+    snprintf(p, sizeof(p), "[%llu]", (unsigned long long)n);
+    const char *a = ask(f, "get_block_hash", p);
+    assert_int_equal(bp_arch_result(a, strlen(a), "get_block_hash", &root, &res, &err), 0);
+    assert_true(YAJL_IS_STRING(res));
+    assert_int_equal(strlen(res->u.string), 64);
+    memcpy(hash, res->u.string, BP_ARCH_HEX);
+    bp_json_free(root);
+}
+
+static void get_block(fixture *f, uint64_t n, bp_arch_block *b)
+{
+    char hash[BP_ARCH_HEX], p[80];
+    yajl_val root, res;
+    bp_error err = {0};
+    block_hash(f, n, hash);
+    snprintf(p, sizeof(p), "[\"%s\"]", hash);
+    const char *a = ask(f, "get_block", p);
+    assert_int_equal(bp_arch_result(a, strlen(a), "get_block", &root, &res, &err), 0);
+    int rc = bp_arch_decode_block(res, hash, b, &err);
+    if (rc != 0)
+        fail_msg("%s", err.msg);
+    bp_json_free(root);
+}
+
+/* Blocks decode with their parent links, heights and counts; every tx decodes. */
+static void test_blocks_and_txs(void **state)
+{
+    fixture *f = *state;
+    bp_arch_block prev = {0};
+    size_t failed = 0, with_btc = 0, txs = 0;
+    for (uint64_t n = 0; n <= HEAD; n++) {
+        bp_arch_block b;
+        bp_error err = {0};
+        get_block(f, n, &b);
+        assert_int_equal(b.height, n);
+        assert_int_equal(b.txid_count, b.tx_count);
+        assert_true(b.bitcoin_height >= 850000);
+        if (n > 0)
+            assert_string_equal(b.prev_hash, prev.hash);
+        for (size_t i = 0; i < b.txid_count; i++) {
+            yajl_val root, res;
+            bp_arch_tx t;
+            char p[80];
+            snprintf(p, sizeof(p), "\"%s\"", b.txids[i]); /* the book's bare string */
+            const char *a = ask(f, "get_processed_transaction", p);
+            assert_int_equal(bp_arch_result(a, strlen(a), "gpt", &root, &res, &err), 0);
+            if (bp_arch_decode_tx(res, b.txids[i], n, &t, &err) != 0)
+                fail_msg("%s", err.msg);
+            assert_string_equal(t.txid, b.txids[i]);
+            assert_int_equal(t.account_count, 2);        /* signer and destination */
+            assert_int_equal(strlen(t.program_ids), 68); /* ["64 hex"] */
+            assert_false(t.rolled_back);
+            failed += t.status == BP_ARCH_FAILED;
+            assert_true(t.status == BP_ARCH_FAILED ? t.failure != NULL : t.failure == NULL);
+            with_btc += strcmp(t.bitcoin_txids, "[]") != 0;
+            txs++;
+            bp_arch_tx_free(&t);
+            bp_json_free(root);
+        }
+        bp_arch_block_free(&prev);
+        prev = b;
+    }
+    bp_arch_block_free(&prev);
+    assert_true(txs > HEAD);
+    assert_true(with_btc > 0 && with_btc < txs);
+    (void)failed;
+}
+
+/* An unknown block is BP_ENOTFOUND (the SDK's 404). */
+static void test_not_found(void **state)
+{
+    fixture *f = *state;
+    yajl_val root, res;
+    bp_error err = {0};
+    const char *a = ask(f, "get_block",
+                        "[\"" /* 64 digits */
+                        "00000000000000000000000000000000"
+                        "00000000000000000000000000000000\"]");
+    assert_int_equal(bp_arch_result(a, strlen(a), "get_block", &root, &res, &err), BP_ENOTFOUND);
+    assert_non_null(strstr(err.msg, "404"));
+    bp_json_free(root);
+}
+
+typedef struct collected {
+    char *msg[4096];
+    unsigned topic[4096];
+    size_t n;
+} collected;
+
+static int collect(void *ud, unsigned topic, const char *msg, size_t len)
+{
+    collected *c = ud;
+    assert_true(c->n < 4096);
+    c->msg[c->n] = strndup(msg, len);
+    c->topic[c->n++] = topic;
+    return 0;
+}
+
+static void collected_free(collected *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->msg[i]);
+    c->n = 0;
+}
+
+/* Every topic's events decode; block events name the block, tx events its transactions. */
+static void test_events(void **state)
+{
+    fixture *f = *state;
+    static collected c;
+    bp_buf s;
+    bp_buf_init(&s, 0);
+    size_t seen[BP_ARCH_T_COUNT] = {0};
+    for (uint64_t n = 1; n <= 32; n++) {
+        bp_sim_block b;
+        bp_error err = {0};
+        bp_sim_block_init(&b);
+        assert_int_equal(bp_sim_block_gen(&f->chain, n, 0, &b, &err), 0);
+        assert_int_equal(bp_sim_arch_block_events(&f->arch, &b, 0x3f, &s, collect, &c), 0);
+        bp_arch_block ab;
+        get_block(f, n, &ab);
+        for (size_t i = 0; i < c.n; i++) {
+            bp_arch_event e;
+            if (bp_arch_decode_event(c.msg[i], strlen(c.msg[i]), 1.5, &e, &err) != 0)
+                fail_msg("%s: %s", err.msg, c.msg[i]);
+            assert_int_equal((unsigned)e.topic, c.topic[i]);
+            assert_non_null(e.data);
+            assert_memory_equal(e.key, bp_arch_topic_name(e.topic),
+                                strlen(bp_arch_topic_name(e.topic)));
+            if (e.topic == BP_ARCH_T_BLOCK)
+                assert_string_equal(e.hash, ab.hash);
+            if (e.topic == BP_ARCH_T_TRANSACTION || e.topic == BP_ARCH_T_ACCOUNT_UPDATE) {
+                bool found = false;
+                for (size_t k = 0; k < ab.txid_count; k++)
+                    found |= strcmp(ab.txids[k], e.hash) == 0;
+                assert_true(found);
+                assert_int_equal(e.block_height, n);
+            }
+            seen[e.topic]++;
+            bp_arch_event_free(&e);
+        }
+        bp_arch_block_free(&ab);
+        collected_free(&c);
+        bp_sim_block_release(&b);
+    }
+    assert_true(seen[BP_ARCH_T_BLOCK] == 32 && seen[BP_ARCH_T_TRANSACTION] > 0 &&
+                seen[BP_ARCH_T_ACCOUNT_UPDATE] == 2 * seen[BP_ARCH_T_TRANSACTION] &&
+                seen[BP_ARCH_T_DKG] == 2);
+    bp_buf_release(&s);
+}
+
+/* A rollback: its event's hashes show rolled back in get_processed_transaction; the
+ * re-apply names the same and brings notRolledback back. Same event twice: same key. */
+static void test_rollback(void **state)
+{
+    fixture *f = *state;
+    static collected c;
+    bp_buf s;
+    bp_error err = {0};
+    bp_buf_init(&s, 0);
+    for (unsigned j = 0; j < 2; j++) {
+        assert_int_equal(bp_sim_arch_episode(&f->arch, T0), 0);
+        assert_int_equal(bp_sim_arch_episode_event(&f->arch, j, 0x3f, &s, collect, &c), 0);
+        assert_int_equal(c.n, 1);
+        bp_arch_event e, e2;
+        assert_int_equal(bp_arch_decode_event(c.msg[0], strlen(c.msg[0]), 2.0, &e, &err), 0);
+        assert_int_equal(bp_arch_decode_event(c.msg[0], strlen(c.msg[0]), 3.0, &e2, &err), 0);
+        assert_string_equal(e.key, e2.key);
+        assert_int_equal(e.topic, j == 0 ? BP_ARCH_T_ROLLEDBACK : BP_ARCH_T_REAPPLIED);
+        assert_true(e.hash_count > 0);
+        for (size_t i = 0; i < e.hash_count; i++) {
+            yajl_val root, res;
+            bp_arch_tx t;
+            char p[80];
+            snprintf(p, sizeof(p), "[\"%s\"]", e.hashes[i]);
+            const char *a = ask(f, "get_processed_transaction", p);
+            assert_int_equal(bp_arch_result(a, strlen(a), "gpt", &root, &res, &err), 0);
+            assert_int_equal(bp_arch_decode_tx(res, e.hashes[i], e.block_height, &t, &err), 0);
+            assert_int_equal(t.rolled_back, j == 0);
+            assert_true(j == 0 ? t.rollback_reason != NULL : t.rollback_reason == NULL);
+            bp_arch_tx_free(&t);
+            bp_json_free(root);
+        }
+        bp_arch_event_free(&e);
+        bp_arch_event_free(&e2);
+        collected_free(&c);
+    }
+    bp_buf_release(&s);
+}
+
+#define H64 "1111111111111111111111111111111111111111111111111111111111111111"
+
+/* The book's get_processed_transaction example: status "Confirmed", bitcoin_txids strings,
+ * no rollback_status. */
+static void test_book_shapes(void **state)
+{
+    (void)state;
+    static const char tx[] =
+        "{\"runtime_transaction\":{\"version\":0,\"signatures\":[],\"message\":{\"header\":"
+        "{\"num_required_signatures\":1,\"num_readonly_signed_accounts\":0,"
+        "\"num_readonly_unsigned_accounts\":1},\"account_keys\":[\"0x" H64 "\",\"" H64
+        "\"],\"recent_blockhash\":[],\"instructions\":[{\"program_id_index\":1,\"accounts\":[0],"
+        "\"data\":[]}]}},\"status\":\"Confirmed\",\"bitcoin_txids\":[\"" H64 "\",\"" H64 "\"]}";
+    bp_error err = {0};
+    yajl_val v = bp_json_parse(tx, strlen(tx), NULL, 0);
+    bp_arch_tx t;
+    assert_int_equal(bp_arch_decode_tx(v, H64, 9, &t, &err), 0);
+    assert_int_equal(t.status, BP_ARCH_PROCESSED);
+    assert_int_equal(t.account_count, 1);
+    assert_string_equal(t.program_ids, "[\"" H64 "\"]");
+    assert_string_equal(t.bitcoin_txids, "[\"" H64 "\",\"" H64 "\"]");
+    bp_arch_tx_free(&t);
+    bp_json_free(v);
+    static const char ev[] = "{\"topic\":\"transaction\",\"data\":{\"hash\":\"" H64
+                             "\",\"status\":{\"Failed\":\"out of funds\"},\"program_ids\":[],"
+                             "\"block_height\":3}}";
+    bp_arch_event e;
+    assert_int_equal(bp_arch_decode_event(ev, strlen(ev), 0, &e, &err), 0);
+    assert_int_equal(e.status, BP_ARCH_FAILED);
+    assert_string_equal(e.failure, "out of funds");
+    bp_arch_event_free(&e);
+}
+
+static void refused(const char *text, const char *want)
+{
+    bp_error err = {0};
+    bp_arch_event e;
+    int rc = bp_arch_decode_event(text, strlen(text), 0, &e, &err);
+    assert_true(rc == BP_EPARSE || rc == BP_EINVAL);
+    if (!strstr(err.msg, want))
+        fail_msg("'%s': message '%s' does not name '%s'", text, err.msg, want);
+}
+
+/* Malformed events and answers: refused, the message naming the field. */
+static void test_malformed(void **state)
+{
+    (void)state;
+    refused("{\"topic\":\"block\"", "not JSON");
+    refused("[1]", "message");
+    refused("{\"data\":{}}", "topic");
+    refused("{\"topic\":\"blocks\",\"data\":{}}", "unknown topic");
+    refused("{\"topic\":\"block\",\"data\":[]}", "data");
+    refused("{\"topic\":\"block\",\"data\":{\"hash\":\"12\",\"timestamp\":1}}", "hash");
+    refused("{\"topic\":\"block\",\"data\":{\"hash\":\"" H64 "\",\"timestamp\":-1}}", "timestamp");
+    refused("{\"topic\":\"transaction\",\"data\":{\"hash\":\"" H64
+            "\",\"status\":\"Weird\",\"program_ids\":[],\"block_height\":1}}",
+            "status");
+    refused("{\"topic\":\"transaction\",\"data\":{\"hash\":\"" H64
+            "\",\"status\":\"Processed\",\"program_ids\":[7],\"block_height\":1}}",
+            "program_ids[0]");
+    refused("{\"topic\":\"account_update\",\"data\":{\"account\":\"" H64
+            "\",\"transaction_hash\":\"" H64 "\"}}",
+            "block_height");
+    refused("{\"topic\":\"rolledback_transactions\",\"data\":{\"transaction_hashes\":[\"" H64
+            "\",\"x\"],\"block_height\":1}}",
+            "transaction_hashes[1]");
+    refused("{\"topic\":\"dkg\",\"data\":{\"status\":1}}", "status");
+    refused("{\"status\":\"Subscribed\",\"subscription_id\":\"a\",\"topic\":\"block\"}",
+            "not an event");
+
+    bp_error err = {0};
+    bp_arch_block b;
+    static const char blk[] = "{\"transactions\":[],\"previous_block_hash\":\"" H64
+                              "\",\"timestamp\":1,\"block_height\":2,\"bitcoin_block_height\":"
+                              "\"x\",\"transactions_count\":0,\"merkle_root\":\"" H64 "\"}";
+    yajl_val v = bp_json_parse(blk, strlen(blk), NULL, 0);
+    assert_int_equal(bp_arch_decode_block(v, H64, &b, &err), BP_EPARSE);
+    assert_non_null(strstr(err.msg, "bitcoin_block_height"));
+    bp_json_free(v);
+    static const char cnt[] = "{\"transactions\":[],\"previous_block_hash\":\"" H64
+                              "\",\"timestamp\":1,\"block_height\":2,\"bitcoin_block_height\":"
+                              "\"5\",\"transactions_count\":3,\"merkle_root\":\"" H64 "\"}";
+    v = bp_json_parse(cnt, strlen(cnt), NULL, 0);
+    assert_int_equal(bp_arch_decode_block(v, H64, &b, &err), BP_EPARSE);
+    assert_non_null(strstr(err.msg, "transactions_count"));
+    bp_json_free(v);
+    static const char tx[] = "{\"runtime_transaction\":{\"message\":{\"header\":{"
+                             "\"num_required_signatures\":3,\"num_readonly_signed_accounts\":0,"
+                             "\"num_readonly_unsigned_accounts\":0},\"account_keys\":[],"
+                             "\"instructions\":[]}},\"status\":{\"type\":\"processed\"}}";
+    v = bp_json_parse(tx, strlen(tx), NULL, 0);
+    bp_arch_tx t;
+    assert_int_equal(bp_arch_decode_tx(v, H64, 1, &t, &err), BP_EPARSE);
+    assert_non_null(strstr(err.msg, "message.header"));
+    bp_json_free(v);
+    yajl_val root, res;
+    assert_int_equal(
+        bp_arch_result("{\"jsonrpc\":\"2.0\",\"id\":1}", 24, "get_block_count", &root, &res, &err),
+        BP_EPARSE);
+    assert_non_null(strstr(err.msg, "result"));
+    bp_json_free(root);
+}
+
+/* simnode's subscribe / unsubscribe answers (SDK types/messages.ts). */
+static void test_ws_messages(void **state)
+{
+    fixture *f = *state;
+    bp_sim_arch_subs subs = {0};
+    bool sub = false;
+    static const char s1[] =
+        "{\"method\":\"subscribe\",\"params\":{\"topic\":\"account_update\",\"filter\":{},"
+        "\"request_id\":\"req_1\"}}";
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, s1, strlen(s1), &f->out, &sub), 0);
+    assert_true(sub);
+    assert_int_equal(bp_sim_arch_subs_mask(&subs), 1u << BP_SIM_ARCH_ACCOUNT_UPDATE);
+    yajl_val v = bp_json_parse(f->out.data, f->out.len, NULL, 0);
+    yajl_val st = yajl_tree_get(v, (const char *[]){"status", NULL}, yajl_t_string);
+    yajl_val id = yajl_tree_get(v, (const char *[]){"subscription_id", NULL}, yajl_t_string);
+    yajl_val rq = yajl_tree_get(v, (const char *[]){"request_id", NULL}, yajl_t_string);
+    assert_non_null(st);
+    assert_non_null(id);
+    assert_non_null(rq);
+    assert_string_equal(st->u.string, "Subscribed");
+    assert_string_equal(rq->u.string, "req_1");
+    char sid[40], body[160];
+    snprintf(sid, sizeof(sid), "%s", id->u.string);
+    bp_json_free(v);
+    static const char s2[] = "{\"method\":\"subscribe\",\"params\":{\"topic\":\"blocks\"}}";
+    sub = false;
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, s2, strlen(s2), &f->out, &sub), 0);
+    assert_false(sub);
+    assert_non_null(strstr(f->out.data, "\"status\":\"Error\""));
+    snprintf(body, sizeof(body),
+             "{\"method\":\"unsubscribe\",\"params\":{\"topic\":\"account_update\","
+             "\"subscription_id\":\"%s\"}}",
+             sid);
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, body, strlen(body), &f->out, &sub), 0);
+    assert_non_null(strstr(f->out.data, "\"status\":\"Unsubscribed\""));
+    assert_int_equal(bp_sim_arch_subs_mask(&subs), 0);
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, body, strlen(body), &f->out, &sub), 0);
+    assert_non_null(strstr(f->out.data, "\"status\":\"Error\""));
+    static const char rpc[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"get_block_count\"}";
+    assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, rpc, strlen(rpc), &f->out, &sub), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_blocks_and_txs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ws_messages, setup, teardown),
+        cmocka_unit_test(test_book_shapes),
+        cmocka_unit_test(test_malformed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
