@@ -25,23 +25,23 @@ def main():
                  "<!-- metrics:notes:end -->")
         with open(path, "w") as f:
             f.write(f"# Performance\n\n{other}\n\n<!-- metrics:begin -->\n## Derived\n\n"
-                    f"| old figure | 111 |\n\n{notes}\n<!-- metrics:end -->\n")
-        perfdoc.write_section(path, "metrics", "## Derived\n\n| new figure | 222 |\n")
+                    f"| old figure | old-figure-111 |\n\n{notes}\n<!-- metrics:end -->\n")
+        perfdoc.write_section(path, "metrics", "## Derived\n\n| new figure | new-figure-222 |\n")
         doc = open(path).read()
         sec = perfdoc.read_section(path, "metrics")
-        if "111" in sec or "222" not in sec:
+        if "old-figure-111" in sec or "new-figure-222" not in sec:
             fail(f"the section's figures were not replaced:\n{sec}")
-        if notes not in sec or sec.index("222") > sec.index(notes):
+        if notes not in sec or sec.index("new-figure-222") > sec.index(notes):
             fail(f"the hand-written notes were dropped or moved before the figures:\n{sec}")
         if other not in doc:
             fail("another section changed")
-        perfdoc.write_section(path, "metrics", "## Derived\n\n| newer | 333 |\n")
+        perfdoc.write_section(path, "metrics", "## Derived\n\n| newer | newer-figure-333 |\n")
         sec = perfdoc.read_section(path, "metrics")
-        if sec.count("metrics:notes:begin") != 1 or "333" not in sec:
+        if sec.count("metrics:notes:begin") != 1 or "newer-figure-333" not in sec:
             fail(f"a second run duplicated the notes or kept old figures:\n{sec}")
         perfdoc.not_run(path, "metrics", "simnode died")
         sec = perfdoc.read_section(path, "metrics")
-        if "333" in sec or notes not in sec or "Did not run" not in sec:
+        if "newer-figure-333" in sec or notes not in sec or "Did not run" not in sec:
             fail(f"a failed run must drop the figures and keep the notes:\n{sec}")
         perfdoc.write_section(path, "verify", "## verify\n\nfirst run\n")
         if "verify:notes" in open(path).read():
