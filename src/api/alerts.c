@@ -23,6 +23,7 @@ static const char *const g_names[] = {
     "endpoint_down",
     "output_failing",
     "waiting",
+    "waiting_for_lock",
     "failed",
     "pending",
     "blocks_per_s",
@@ -81,9 +82,9 @@ int bp_alert_parse(const char *spec, bp_alert_rule *out, bp_error *err)
         }
     return bp_error_set(err, BP_EINVAL,
                         "--alert: '%s' is not valid: expected NAME>VALUE, NAME<VALUE or NAME, "
-                        "NAME one of lag, stalled, endpoint_down, output_failing, waiting, failed, "
-                        "pending, blocks_per_s, txs_per_s, memory_used, head_to_commit_p99_ms, "
-                        "rpc_p99_ms, rpc_errors",
+                        "NAME one of lag, stalled, endpoint_down, output_failing, waiting, "
+                        "waiting_for_lock, failed, pending, blocks_per_s, txs_per_s, memory_used, "
+                        "head_to_commit_p99_ms, rpc_p99_ms, rpc_errors",
                         spec);
 }
 
@@ -109,6 +110,7 @@ static double value_of(const bp_alerts *a, const chain_watch *c, const char *nam
         {"endpoint_down", down},
         {"output_failing", failing},
         {"waiting", s->waiting},
+        {"waiting_for_lock", s->lock_waiting},
         {"failed", (double)s->failed},
         {"pending", (double)s->pending},
         {"blocks_per_s", s->blocks_per_s},

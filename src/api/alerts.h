@@ -8,6 +8,7 @@
  *   endpoint_down       endpoints not in use (ejected, probing, unchecked, other-chain)
  *   output_failing      outputs set aside after failing (--output-failure continue)
  *   waiting             1 while the commit waits on a block that keeps failing
+ *   waiting_for_lock    1 while another process holds the chain's writer lock (--lock-wait)
  *   failed, pending     blocks (see the stats line)
  *   blocks_per_s, txs_per_s, memory_used, head_to_commit_p99_ms, rpc_p99_ms (the worst
  *   endpoint's), rpc_errors (all endpoints', since the start)

@@ -295,7 +295,8 @@ static const opt g_opts[] = {
      .def = "none",
      .help = "fire (and later resolve) an alert to the log and --alert-webhook when RULE holds: "
              "NAME>VALUE, NAME<VALUE or NAME, NAME one of lag, stalled (seconds without a new "
-             "head), endpoint_down, output_failing, waiting, failed, pending, blocks_per_s, "
+             "head), endpoint_down, output_failing, waiting, waiting_for_lock (another process "
+             "holds the chain's writer lock), failed, pending, blocks_per_s, "
              "txs_per_s, memory_used, head_to_commit_p99_ms, rpc_p99_ms, rpc_errors; repeat for "
              "several (environment: comma list)"},
     {"alert-webhook", NULL, "URL", "ALERT_WEBHOOK", NULL, "alert_webhook", set_string,
