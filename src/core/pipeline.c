@@ -390,8 +390,10 @@ static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
     if (rc == 0 && !p->poll_ok[i])
         bp_info("head poll of rpc[%zu] works again", i);
     p->poll_ok[i] = rc == 0;
-    if (rc == 0)
+    if (rc == 0) {
         bp_pool_set_head(&p->pool, (int)i, h->number);
+        bp_pool_probed(&p->pool, (int)i, 0, NULL); /* an ejected one's probe, when due */
+    }
     return rc == 0;
 }
 
