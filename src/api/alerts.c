@@ -1,8 +1,7 @@
 /* alerts.c - --alert rules evaluated on the stats snapshot every second; firing and resolving
- * go to the log and to the webhook. */
+ * go to the log and to the webhooks (api/webhooks.c sends them). */
 #include "api/alerts.h"
 
-#include <curl/curl.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -10,12 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/webhooks.h"
 #include "util/buf.h"
 #include "util/jsonw.h"
 #include "util/log.h"
-#include "util/url.h"
-
-#define WEBHOOK_TIMEOUT_S 5
 
 static const char *const g_names[] = {
     "lag",
@@ -23,6 +20,7 @@ static const char *const g_names[] = {
     "endpoint_down",
     "output_failing",
     "waiting",
+    "waiting_for_lock",
     "failed",
     "pending",
     "blocks_per_s",
@@ -48,8 +46,8 @@ struct bp_alerts {
     size_t n;
     chain_watch *chains;
     size_t chain_count;
-    char *webhook;
-    bp_stats *snap; /* the chain being evaluated */
+    bp_webhooks *hooks; /* NULL: log only */
+    bp_stats *snap;     /* the chain being evaluated */
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cv;
@@ -81,9 +79,9 @@ int bp_alert_parse(const char *spec, bp_alert_rule *out, bp_error *err)
         }
     return bp_error_set(err, BP_EINVAL,
                         "--alert: '%s' is not valid: expected NAME>VALUE, NAME<VALUE or NAME, "
-                        "NAME one of lag, stalled, endpoint_down, output_failing, waiting, failed, "
-                        "pending, blocks_per_s, txs_per_s, memory_used, head_to_commit_p99_ms, "
-                        "rpc_p99_ms, rpc_errors",
+                        "NAME one of lag, stalled, endpoint_down, output_failing, waiting, "
+                        "waiting_for_lock, failed, pending, blocks_per_s, txs_per_s, memory_used, "
+                        "head_to_commit_p99_ms, rpc_p99_ms, rpc_errors",
                         spec);
 }
 
@@ -109,6 +107,7 @@ static double value_of(const bp_alerts *a, const chain_watch *c, const char *nam
         {"endpoint_down", down},
         {"output_failing", failing},
         {"waiting", s->waiting},
+        {"waiting_for_lock", s->lock_waiting},
         {"failed", (double)s->failed},
         {"pending", (double)s->pending},
         {"blocks_per_s", s->blocks_per_s},
@@ -124,17 +123,11 @@ static double value_of(const bp_alerts *a, const chain_watch *c, const char *nam
     return 0;
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *ud)
-{
-    (void)p;
-    (void)ud;
-    return size * n;
-}
-
-/* POSTs {"text": ..., "blockpipe": {...}} (Slack's incoming webhooks read "text"). */
+/* Queues {"text": ..., "blockpipe": {...}} for the webhooks (Slack's incoming webhooks read
+ * "text"); they send it on their own thread. */
 static void webhook(bp_alerts *a, const bp_alert_rule *r, bool firing, double v, const char *text)
 {
-    if (!a->webhook)
+    if (!a->hooks)
         return;
     bp_buf body;
     bp_jsonw w;
@@ -157,27 +150,10 @@ static void webhook(bp_alerts *a, const bp_alert_rule *r, bool firing, double v,
     bp_jsonw_str(&w, a->snap->chain);
     bp_jsonw_end_object(&w);
     bp_jsonw_end_object(&w);
-    CURL *c = curl_easy_init();
-    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
-    if (c && h && bp_jsonw_finish(&w) == 0) {
-        curl_easy_setopt(c, CURLOPT_URL, a->webhook);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, (long)WEBHOOK_TIMEOUT_S);
-        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
-        CURLcode rc = curl_easy_perform(c);
-        long status = 0;
-        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-        if (rc != CURLE_OK || status >= 300) {
-            char shown[512];
-            bp_url_redact(a->webhook, shown, sizeof(shown));
-            bp_warn("alert webhook %s: %s", shown,
-                    rc != CURLE_OK ? curl_easy_strerror(rc) : "answered an HTTP error");
-        }
-    }
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    if (bp_jsonw_finish(&w) == 0)
+        bp_webhooks_post(a->hooks, body.data, body.len);
+    else
+        bp_warn("alert webhook: out of memory: %s not sent", text);
     bp_buf_release(&body);
 }
 
@@ -251,8 +227,9 @@ static bool watch_chains(bp_alerts *a, bp_stats_hub *const *stats, size_t count)
     return true;
 }
 
-int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *hook,
-                    bp_stats_hub *const *stats, size_t stats_count, bp_alerts **out, bp_error *err)
+int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *const *webhooks,
+                    size_t webhook_count, bp_stats_hub *const *stats, size_t stats_count,
+                    bp_alerts **out, bp_error *err)
 {
     *out = NULL;
     bp_alerts *a = calloc(1, sizeof(*a));
@@ -261,14 +238,15 @@ int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *hook,
     a->rules = calloc(n ? n : 1, sizeof(*a->rules));
     a->n = n;
     a->snap = calloc(1, sizeof(*a->snap));
-    a->webhook = hook ? strdup(hook) : NULL;
-    if (hook) /* a Slack webhook's path is its key: never in a log line */
-        bp_secret_add_url(hook);
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->cv, NULL);
-    if (!a->rules || !a->snap || (hook && !a->webhook) || !watch_chains(a, stats, stats_count)) {
+    if (!a->rules || !a->snap || !watch_chains(a, stats, stats_count)) {
         bp_alerts_stop(a);
         return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    if (webhook_count && bp_webhooks_start(webhooks, webhook_count, &a->hooks, err) != 0) {
+        bp_alerts_stop(a);
+        return err->code;
     }
     memcpy(a->rules, rules, n * sizeof(*rules));
     if (pthread_create(&a->thread, NULL, alerts_main, a) != 0) {
@@ -291,6 +269,7 @@ void bp_alerts_stop(bp_alerts *a)
         pthread_mutex_unlock(&a->lock);
         pthread_join(a->thread, NULL);
     }
+    bp_webhooks_stop(a->hooks); /* after the thread: nothing posts any more */
     pthread_mutex_destroy(&a->lock);
     pthread_cond_destroy(&a->cv);
     free(a->rules);
@@ -298,6 +277,5 @@ void bp_alerts_stop(bp_alerts *a)
         free(a->chains[i].firing);
     free(a->chains);
     free(a->snap);
-    free(a->webhook);
     free(a);
 }

@@ -1,6 +1,6 @@
 /* alerts.h - --alert rules on the stats snapshot: each fires once when its condition becomes
- * true and resolves once when it is false again, to the log and to a Slack-compatible
- * webhook (--alert-webhook: POST {"text": ..., "blockpipe": {...}}).
+ * true and resolves once when it is false again, to the log and to every Slack-compatible
+ * webhook (--alert-webhook, repeatable: POST {"text": ..., "blockpipe": {...}}).
  *
  * A rule is NAME>VALUE or NAME<VALUE, or a NAME alone meaning NAME>0:
  *   lag                 blocks behind the head
@@ -8,6 +8,7 @@
  *   endpoint_down       endpoints not in use (ejected, probing, unchecked, other-chain)
  *   output_failing      outputs set aside after failing (--output-failure continue)
  *   waiting             1 while the commit waits on a block that keeps failing
+ *   waiting_for_lock    1 while another process holds the chain's writer lock (--lock-wait)
  *   failed, pending     blocks (see the stats line)
  *   blocks_per_s, txs_per_s, memory_used, head_to_commit_p99_ms, rpc_p99_ms (the worst
  *   endpoint's), rpc_errors (all endpoints', since the start)
@@ -38,10 +39,13 @@ typedef struct bp_alerts bp_alerts;
 
 /* Starts evaluating rules[0..n) on the snapshots of each of stats[0..stats_count) (one hub
  * per chain: every rule fires and resolves per chain, named in the log line and the webhook);
- * webhook may be NULL (log only). */
-int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *webhook,
-                    bp_stats_hub *const *stats, size_t stats_count, bp_alerts **out, bp_error *err);
-/* Stops the thread (a webhook call in flight is given up to 5 s). Accepts NULL. */
+ * each alert goes to every one of webhooks[0..webhook_count) (api/webhooks.h: side by side,
+ * never making the evaluation wait), or to the log only when there are none. */
+int bp_alerts_start(const bp_alert_rule *rules, size_t n, const char *const *webhooks,
+                    size_t webhook_count, bp_stats_hub *const *stats, size_t stats_count,
+                    bp_alerts **out, bp_error *err);
+/* Stops the thread, then the webhooks (what is in flight or queued is given up to
+ * BP_WEBHOOK_TIMEOUT_S). Accepts NULL. */
 void bp_alerts_stop(bp_alerts *a);
 
 #endif

@@ -121,6 +121,9 @@ static void chain_metrics(mw *m, const bp_stats *s, const char *cl)
         head(m, g[i].name, g[i].type, g[i].help);
         value(m, g[i].name, cl, g[i].kind == 1 ? *(const double *)p : (double)*(const uint64_t *)p);
     }
+    head(m, "blockpipe_waiting_for_lock", "gauge",
+         "1 while another process holds the chain's writer lock (--lock-wait)");
+    value(m, "blockpipe_waiting_for_lock", cl, s->lock_waiting);
     head(m, "blockpipe_uptime_seconds", "gauge", "Seconds since the pipeline started");
     value(m, "blockpipe_uptime_seconds", cl, (double)s->uptime_ms / 1000.0);
     head(m, "blockpipe_head_to_commit_seconds", "histogram",

@@ -38,7 +38,7 @@ typedef struct loader {
     int layer;
     int rpcs_layer;
     int outputs_layer;
-    int alerts_layer;
+    int alerts_layer, webhooks_layer;
     int rpc_headers_layer, ws_headers_layer;
     int chain_index; /* the chains: item applied last (bp_config_load_chain), or -1 */
     bool chain_pass; /* the file is read for that item only */
@@ -93,6 +93,7 @@ static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp
 static int set_listen(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_number(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_alert(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_webhook(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_header(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_tls_file(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_chain_id(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -295,12 +296,14 @@ static const opt g_opts[] = {
      .def = "none",
      .help = "fire (and later resolve) an alert to the log and --alert-webhook when RULE holds: "
              "NAME>VALUE, NAME<VALUE or NAME, NAME one of lag, stalled (seconds without a new "
-             "head), endpoint_down, output_failing, waiting, failed, pending, blocks_per_s, "
+             "head), endpoint_down, output_failing, waiting, waiting_for_lock (another process "
+             "holds the chain's writer lock), failed, pending, blocks_per_s, "
              "txs_per_s, memory_used, head_to_commit_p99_ms, rpc_p99_ms, rpc_errors; repeat for "
              "several (environment: comma list)"},
-    {"alert-webhook", NULL, "URL", "ALERT_WEBHOOK", NULL, "alert_webhook", set_string,
-     F(alert_webhook), .cmds = CMD_BOTH & ~CMD_VERIFY, .def = "none",
-     .help = "POST each alert there as Slack-compatible JSON {\"text\": ...}"},
+    {"alert-webhook", NULL, "URL", "ALERT_WEBHOOK", NULL, "alert_webhook", set_webhook,
+     .cmds = CMD_BOTH & ~CMD_VERIFY, .def = "none",
+     .help = "POST each alert there as Slack-compatible JSON {\"text\": ...}; repeat for several "
+             "(environment: comma list): all are sent to at once, each in order, 5 s each"},
     {"native-token", NULL, "SYMBOL", "NATIVE_TOKEN", NULL, "native_token", set_string,
      F(native_token), .cmds = CMD_BOTH, .def = "ETH",
      .help = "the chain's native token: the symbol of the USD prices that fees_paid_usd uses"},
@@ -817,6 +820,32 @@ static int set_alert(loader *ld, const opt *o, const char *v, const char *who, b
     return 0;
 }
 
+/* --alert-webhook URL (repeatable; the environment's value is a comma list). */
+static int set_webhook(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    bp_config *cfg = ld->cfg;
+    (void)o;
+    if (ld->webhooks_layer != ld->layer) {
+        for (int i = 0; i < cfg->alert_webhook_count; i++)
+            free(cfg->alert_webhooks[i]);
+        cfg->alert_webhook_count = 0;
+        ld->webhooks_layer = ld->layer;
+    }
+    while (*v) {
+        size_t n = ld->layer == LAYER_ENV ? strcspn(v, ",") : strlen(v);
+        if (cfg->alert_webhook_count == BP_MAX_WEBHOOKS)
+            return bp_error_set(err, BP_EINVAL, "%s: too many webhooks (at most %d)", who,
+                                BP_MAX_WEBHOOKS);
+        if (!(cfg->alert_webhooks[cfg->alert_webhook_count] = strndup(v, n)))
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        /* a Slack webhook's path is its key: never in a log line or the state file */
+        bp_secret_add_url(cfg->alert_webhooks[cfg->alert_webhook_count]);
+        cfg->alert_webhook_count++;
+        v += n + (v[n] == ',');
+    }
+    return 0;
+}
+
 static int set_format(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     (void)o;
@@ -1242,7 +1271,7 @@ static int file_list(file_ctx *fc, const opt *o, yaml_node_t *n, const char *who
         return fetch_list(fc, o, n, who, err);
     if (o->set == set_header)
         return item_headers(fc, who, n, header_list(fc->ld, o), err);
-    if (o->set != set_rpc && o->set != set_output && o->set != set_alert)
+    if (o->set != set_rpc && o->set != set_output && o->set != set_alert && o->set != set_webhook)
         return bp_error_set(err, BP_EINVAL, "%s: expected a single value, not a list", who);
     for (yaml_node_item_t *it = n->data.sequence.items.start;
          rc == 0 && it < n->data.sequence.items.top; it++, idx++) {
@@ -1911,8 +1940,9 @@ void bp_config_release(bp_config *cfg)
     for (int i = 0; i < cfg->alert_count; i++)
         free(cfg->alerts[i]);
     cfg->alert_count = 0;
-    free(cfg->alert_webhook);
-    cfg->alert_webhook = NULL;
+    for (int i = 0; i < cfg->alert_webhook_count; i++)
+        free(cfg->alert_webhooks[i]);
+    cfg->alert_webhook_count = 0;
     cfg->api_listen = cfg->api_token = cfg->api_cors = cfg->api_tls_cert = cfg->api_tls_key = NULL;
     char **prices[] = {&cfg->native_token, &cfg->prices_file, &cfg->price_url, &cfg->price_coin_id,
                        &cfg->coingecko_api_key};

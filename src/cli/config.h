@@ -17,6 +17,7 @@
 #define BP_MAX_RPCS 16
 #define BP_MAX_SINK_SETTINGS 64
 #define BP_MAX_ALERTS 32
+#define BP_MAX_WEBHOOKS 8
 #define BP_MAX_CHAINS 256
 
 enum bp_command {
@@ -124,7 +125,8 @@ typedef struct bp_config {
     double api_push_stall;
     char *alerts[BP_MAX_ALERTS]; /* --alert rules (src/api/alerts.h), checked */
     int alert_count;
-    char *alert_webhook;
+    char *alert_webhooks[BP_MAX_WEBHOOKS]; /* --alert-webhook URLs (src/api/webhooks.h) */
+    int alert_webhook_count;
     /* analytics (outputs with derived tables) */
     char *native_token;      /* NULL: ETH */
     char *prices_file;       /* --prices, NULL: none */

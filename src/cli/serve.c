@@ -69,8 +69,9 @@ static int start_alerts(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     /* every chain's snapshot when there are many, else the one */
     bp_stats_hub *const *hubs = out->chain_count ? out->chain_stats : &out->stats;
     size_t count = out->chain_count ? out->chain_count : 1;
-    return bp_alerts_start(rules, (size_t)cfg->alert_count, cfg->alert_webhook, hubs, count,
-                           &out->alerts, err);
+    return bp_alerts_start(rules, (size_t)cfg->alert_count,
+                           (const char *const *)cfg->alert_webhooks,
+                           (size_t)cfg->alert_webhook_count, hubs, count, &out->alerts, err);
 }
 
 /* The chains' snapshots (the first is out->stats). */

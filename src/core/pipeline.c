@@ -339,14 +339,35 @@ static bool chain_checked(pipeline *p, size_t i)
     return true;
 }
 
+/* An ejected endpoint that named the chain again is probed by the next worker request sent
+ * to it; a chain with no block to fetch sends none (nor does one whose preferred endpoint
+ * takes every request), and it would stay ejected (endpoint_down firing) for good: then this
+ * head request is its probe, answered it is healthy again, else ejected for twice as long. */
+static void probe_ejected(pipeline *p, size_t i)
+{
+    bp_error e;
+    bp_header h;
+    if (may_ask(p, i, &e) != 0)
+        return; /* paused by a 429: probed when the pause is over */
+    int rc = asked(p, i, bp_rpc_header(p->rpcs[i], UINT64_MAX, &h, &e));
+    if (rc == BP_ERATELIMIT)
+        return;
+    bp_pool_probed(&p->pool, (int)i, rc, rc != 0 ? e.msg : NULL);
+    if (rc == 0)
+        bp_pool_set_head(&p->pool, (int)i, h.number);
+}
+
 /* Ejected endpoints whose pause is over are asked at once, not at the next head poll
- * (a heartbeat of 5 s or more while the socket brings the heads). */
+ * (a heartbeat of 5 s or more while the socket brings the heads), and probed when no
+ * request probes them. */
 static void recheck_ejected(pipeline *p)
 {
     for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
         bool due;
         if (bp_pool_needs_recheck(&p->pool, (int)i, &due) && due)
             (void)chain_checked(p, i);
+        if (!p->stopping && bp_pool_probe_due(&p->pool, (int)i))
+            probe_ejected(p, i);
     }
 }
 
@@ -369,8 +390,10 @@ static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
     if (rc == 0 && !p->poll_ok[i])
         bp_info("head poll of rpc[%zu] works again", i);
     p->poll_ok[i] = rc == 0;
-    if (rc == 0)
+    if (rc == 0) {
         bp_pool_set_head(&p->pool, (int)i, h->number);
+        bp_pool_probed(&p->pool, (int)i, 0, NULL); /* an ejected one's probe, when due */
+    }
     return rc == 0;
 }
 

@@ -283,8 +283,8 @@ static void on_success(bp_pool *p, bp_endpoint *e, const bp_pool_outcome *o, int
     if (e->state == BP_EP_PROBING) {
         bp_info("rpc %s is healthy again", e->url);
         e->state = BP_EP_HEALTHY;
-        e->backoff_ms = 0;
     }
+    e->backoff_ms = 0; /* also after a probe of the coordinator's (bp_pool_probed) */
     if (++e->successes >= e->limit) {
         e->successes = 0;
         if (e->limit < e->max_workers)
@@ -431,6 +431,39 @@ void bp_pool_recheck_failed(bp_pool *p, int ep, const char *why)
     e->consecutive_failures++;
     snprintf(e->last_error, sizeof(e->last_error), "eth_chainId: %s", why);
     eject(p, e, now_ms());
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* Ejected, its pause over, and no worker probing it: the pool's own state says so. */
+static bool probe_due(const bp_endpoint *e, int64_t now)
+{
+    return e->state == BP_EP_EJECTED && e->chain == BP_EP_CHAIN_OK && !e->recheck &&
+           e->in_flight == 0 && now >= e->not_before_ms;
+}
+
+bool bp_pool_probe_due(bp_pool *p, int ep)
+{
+    pthread_mutex_lock(&p->lock);
+    bool due = probe_due(&p->eps[ep], now_ms());
+    pthread_mutex_unlock(&p->lock);
+    return due;
+}
+
+void bp_pool_probed(bp_pool *p, int ep, int rc, const char *why)
+{
+    pthread_mutex_lock(&p->lock);
+    bp_endpoint *e = &p->eps[ep];
+    int64_t now = now_ms();
+    if (probe_due(e, now) && rc == 0) {
+        bp_info("rpc %s is healthy again (it answered a probe for its head)", e->url);
+        e->state = BP_EP_HEALTHY;
+        e->consecutive_failures = 0;
+    } else if (probe_due(e, now)) {
+        e->consecutive_failures++;
+        snprintf(e->last_error, sizeof(e->last_error), "probe: %s", why ? why : "failed");
+        eject(p, e, now);
+    }
+    pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->lock);
 }
 

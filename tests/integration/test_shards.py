@@ -14,21 +14,28 @@ In the end, for every chain: the stored blocks are exactly 0..checkpoint, each w
 hash and parent, its transactions the node's (none twice, none missing), and the checkpoint
 is the node's block.
 SQLite (one host): the lock is a byte lock on the file; a second process with --lock-wait 0
-refuses naming the first's pid, a third with --lock-wait 60 (and --api) waits, its
-/api/sync-status saying mode waiting-for-lock naming the holder and /ready 503, and takes
-the chain over when the first is killed (then its mode is no longer waiting-for-lock).
+refuses naming the first's pid, a third with --lock-wait 60 (and --api, --alert
+waiting_for_lock with a webhook receiver of this test's) waits, its /api/sync-status saying
+mode waiting-for-lock naming the holder, /ready 503, /metrics blockpipe_waiting_for_lock 1
+(passing promtool check metrics) and the alert firing for the chain; it takes the chain over
+when the first is killed (then its mode is no longer waiting-for-lock, the gauge 0 and the
+alert resolved).
 """
 
 import json
 import os
+import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
@@ -55,6 +62,42 @@ def api_get(port, path):
         return e.code, json.loads(e.read() or b"{}")
     except OSError:
         return 0, {}  # not listening yet
+
+
+def metrics(port, tmp):
+    """/metrics as text, checked by promtool; blockpipe_waiting_for_lock's value (None: absent)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    path = os.path.join(tmp, "metrics.txt")
+    with open(path, "w") as f:
+        f.write(text)
+    promtool = shutil.which("promtool")
+    if not promtool:
+        raise Fail("promtool not found (Debian package prometheus)")
+    p = subprocess.run([promtool, "check", "metrics"], stdin=open(path), capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        raise Fail(f"promtool check metrics: {p.stdout}{p.stderr}")
+    m = re.search(r'^blockpipe_waiting_for_lock\{chain="s"\} (\S+)$', text, re.M)
+    return m and m.group(1)
+
+
+class Hook(BaseHTTPRequestHandler):
+    """A webhook receiver: the alerts' "blockpipe" objects in CALLS."""
+    CALLS = []
+
+    def do_POST(self):  # noqa: N802 - the stdlib's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        Hook.CALLS.append(json.loads(body)["blockpipe"])
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def lock_alerts():
+    return [(c["state"], c["chain"]) for c in Hook.CALLS if c["rule"] == "waiting_for_lock"]
 
 
 def head(node):
@@ -144,7 +187,11 @@ def sqlite_part(bp, node, tmp):
                        f"{s1.pid}:\n{out[-3000:]}")
         print("SQLite: S2 refused:", [ln for ln in out.splitlines() if "already written" in ln][0])
         port = free_port()
-        s3 = Proc(bp, tmp, "S3", run + ["--lock-wait", "60", "--api", f"127.0.0.1:{port}"])
+        hook = HTTPServer(("127.0.0.1", 0), Hook)
+        threading.Thread(target=hook.serve_forever, daemon=True).start()
+        s3 = Proc(bp, tmp, "S3", run + ["--lock-wait", "60", "--api", f"127.0.0.1:{port}",
+                                        "--alert", "waiting_for_lock", "--alert-webhook",
+                                        f"http://127.0.0.1:{hook.server_port}/hook"])
         wait_for(lambda: s3.alive() and "waiting for it to let go" in s3.text(), 60,
                  "S3 waiting for the SQLite chain")
         wait_for(lambda: api_get(port, "/api/sync-status")[0] == 200, 60, "S3's API")
@@ -156,15 +203,35 @@ def sqlite_part(bp, node, tmp):
         ready = api_get(port, "/ready")[0]
         if ready != 503:
             raise Fail(f"S3 waiting for the lock: /ready answered {ready}, want 503")
+        gauge = metrics(port, tmp)
+        if gauge != "1":
+            raise Fail(f"S3 waiting for the lock: /metrics blockpipe_waiting_for_lock "
+                       f"{gauge}, want 1")
+        wait_for(lambda: lock_alerts() == [("firing", "s")], 60,
+                 "the waiting_for_lock alert firing for chain s")
         print(f"SQLite: S3 waiting: mode {st['mode']}, lock_holder {st['lock_holder']!r}, "
-              f"/ready {ready}")
+              f"/ready {ready}, blockpipe_waiting_for_lock {gauge}, alert {lock_alerts()}")
         s1.kill()
         wait_for(lambda: s3.alive() and "this process writes the chain now" in s3.text(), 60,
                  "S3 taking the SQLite chain over")
         wait_for(lambda: (api_get(port, "/api/sync-status")[1].get("chains") or [{}])[0]
                  .get("mode") not in (None, "waiting-for-lock"), 60,
                  "S3's mode after taking the chain over")
+        gauge = metrics(port, tmp)
+        if gauge != "0":
+            raise Fail(f"S3 writing the chain: /metrics blockpipe_waiting_for_lock {gauge}, "
+                       f"want 0")
+        wait_for(lambda: lock_alerts() == [("firing", "s"), ("resolved", "s")], 60,
+                 "the waiting_for_lock alert resolved")
+        text = s3.text()
+        for needle in ("[blockpipe s] FIRING: waiting_for_lock",
+                       "[blockpipe s] resolved: waiting_for_lock"):
+            if needle not in text:
+                raise Fail(f"S3's log does not say {needle!r}")
+        print(f"SQLite: S3 took over: blockpipe_waiting_for_lock {gauge}, alert "
+              f"{lock_alerts()}")
         s3.stop()
+        hook.shutdown()
         print("SQLite: S3 waited and took the chain over when S1 was killed")
     finally:
         s1.kill()

@@ -55,6 +55,7 @@ static const char *const g_env[] = {
     "RPC_CA_FILE",
     "RPC_CERT_FILE",
     "RPC_KEY_FILE",
+    "ALERT_WEBHOOK",
 };
 
 static int clear_env(void **state)
@@ -232,6 +233,42 @@ static void test_repeated_flags(void **state)
     }
     r.rc = bp_config_load(&r.cfg, BP_CMD_RUN, argc, argv, &r.err);
     expect_error(&r, "--output", "at most 16", NULL);
+}
+
+/* --alert-webhook is repeatable: the environment's comma list, replaced by the flags; a
+ * config file's list; at most BP_MAX_WEBHOOKS. */
+static void test_alert_webhooks(void **state)
+{
+    result r;
+    (void)state;
+    setenv("ALERT_WEBHOOK", "http://env:1/a,http://env:2/b", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, NULL), 0);
+    assert_int_equal(r.cfg.alert_webhook_count, 2);
+    assert_string_equal(r.cfg.alert_webhooks[1], "http://env:2/b");
+    bp_config_release(&r.cfg);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--alert-webhook", "http://f:1/x,y",
+                          "--alert-webhook", "http://f:2/z", NULL),
+                     0);
+    assert_int_equal(r.cfg.alert_webhook_count, 2); /* the flags', a comma kept in a flag */
+    assert_string_equal(r.cfg.alert_webhooks[0], "http://f:1/x,y");
+    assert_string_equal(r.cfg.alert_webhooks[1], "http://f:2/z");
+    bp_config_release(&r.cfg);
+    unsetenv("ALERT_WEBHOOK");
+    char path[64];
+    temp_file(path, sizeof(path), ".yaml",
+              "alert_webhook:\n  - http://file:1/a\n  - http://file:2/b\n  - http://file:3/c\n");
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--config", path, NULL), 0);
+    assert_int_equal(r.cfg.alert_webhook_count, 3);
+    assert_string_equal(r.cfg.alert_webhooks[2], "http://file:3/c");
+    bp_config_release(&r.cfg);
+    unlink(path);
+    setenv("ALERT_WEBHOOK",
+           "http://1,http://2,http://3,http://4,http://5,http://6,http://7,"
+           "http://8,http://9",
+           1);
+    load(&r, BP_CMD_RUN, RPC, NULL);
+    expect_error(&r, "ALERT_WEBHOOK", "at most 8", NULL);
+    unsetenv("ALERT_WEBHOOK");
 }
 
 static void test_precedence(void **state)
@@ -1083,6 +1120,7 @@ int main(void)
         cmocka_unit_test_setup(test_aliases, clear_env),
         cmocka_unit_test_setup(test_migrate, clear_env),
         cmocka_unit_test_setup(test_credentials, clear_env),
+        cmocka_unit_test_setup(test_alert_webhooks, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -70,11 +70,64 @@ static void test_back_on_another_chain_never_used(void **state)
     bp_pool_release(&p);
 }
 
+/* No block request comes to probe it (an idle chain): the coordinator's head request does,
+ * only once it named the chain and its pause is over; failed, it is ejected for longer. */
+static void test_idle_probe_by_coordinator(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 1},
+                                {.url = "http://b:1", .max_workers = 1}};
+    bp_pool p;
+    bp_error err = {0};
+    assert_int_equal(bp_pool_init(&p, specs, 2, 4, 8, &err), 0);
+    eject(&p, 0);
+    long first = p.eps[0].backoff_ms;
+    assert_false(bp_pool_probe_due(&p, 0)); /* not before the recheck */
+    p.eps[0].not_before_ms = 0;
+    assert_false(bp_pool_probe_due(&p, 0));
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
+    assert_true(bp_pool_probe_due(&p, 0));
+    assert_false(bp_pool_probe_due(&p, 1)); /* healthy: nothing to probe */
+    bp_pool_probed(&p, 0, BP_ETRANSPORT, "connection refused");
+    assert_int_equal(p.eps[0].state, BP_EP_EJECTED);
+    assert_int_equal(p.eps[0].ejections, 2);
+    assert_int_equal(p.eps[0].backoff_ms, 2 * first); /* b is healthy: the backoff doubles */
+    assert_false(bp_pool_probe_due(&p, 0));           /* in its pause, to be rechecked */
+    p.eps[0].not_before_ms = 0;
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
+    bp_pool_probed(&p, 0, 0, NULL);
+    assert_int_equal(p.eps[0].state, BP_EP_HEALTHY);
+    assert_false(bp_pool_probe_due(&p, 0));
+    bp_pool_release(&p);
+}
+
+/* A worker's probe in flight: the coordinator neither probes nor judges it. */
+static void test_no_probe_beside_a_worker(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 1}};
+    bp_pool p;
+    bp_error err = {0};
+    assert_int_equal(bp_pool_init(&p, specs, 1, 4, 8, &err), 0);
+    eject(&p, 0);
+    p.eps[0].not_before_ms = 0;
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
+    int batch;
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    assert_false(bp_pool_probe_due(&p, 0));
+    bp_pool_probed(&p, 0, BP_ETRANSPORT, "late");
+    assert_int_equal(p.eps[0].state, BP_EP_PROBING);
+    assert_int_equal(p.eps[0].ejections, 1);
+    bp_pool_release(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ejected_is_rechecked),
         cmocka_unit_test(test_back_on_another_chain_never_used),
+        cmocka_unit_test(test_idle_probe_by_coordinator),
+        cmocka_unit_test(test_no_probe_beside_a_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

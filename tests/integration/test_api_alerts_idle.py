@@ -1,0 +1,131 @@
+"""An endpoint ejected on an idle chain is probed again and comes back (issue 12, alerts).
+
+A simnode chain that exists whole at once (`--block-time 0`, 30 blocks) is indexed by `blockpipe
+run --alert endpoint_down --alert-webhook URL --api` (a receiver in this test). Once every
+block is in, nothing is left to fetch: the chain is idle. The simnode is killed by PID: the
+head polls fail, the endpoint is ejected and endpoint_down fires. A simnode of the same chain
+on the same port comes back, still with no new block: the ejected endpoint gets no block
+request to probe it with, so the coordinator must probe it itself (a head request, with the
+ejection's backoff): endpoint_down must resolve and /metrics say blockpipe_rpc_up 1, with no
+block committed meanwhile (the chain really was idle).
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from apiclient import Api, wait_http  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
+from server import free_port  # noqa: E402
+from simnode import Simnode  # noqa: E402
+
+HANG = 90  # a hang guard only
+LENGTH = 30
+CALLS = []
+
+
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802 - the stdlib's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        CALLS.append(json.loads(body)["blockpipe"])
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def events():
+    return [c["state"] for c in CALLS if c["rule"] == "endpoint_down"]
+
+
+def metric(api, name):
+    """The value of metric `name` (the chain's one endpoint), None when absent."""
+    m = re.search(rf'^{name}\{{[^}}]*\}} (\S+)$', api.get("/metrics")[2], re.M)
+    return m and m.group(1)
+
+
+def rpc_up(api):
+    return metric(api, "blockpipe_rpc_up")
+
+
+def main():
+    print(__doc__.strip(), flush=True)
+    t0 = time.monotonic()
+    bp = blockpipe_bin()
+    tmp = tempfile.TemporaryDirectory(prefix="bp-alertidle-")
+    hook = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    chain = ["--length", str(LENGTH), "--block-time", "0", "--chain-id", "774"]
+    node, proc = Simnode(bp, chain), None
+    log = os.path.join(tmp.name, "bp.log")
+    port = free_port()
+    api = Api(port)
+    try:
+        cmd = [bp, "run", "--rpc", node.urls[0], "--start-block", "0", "--output",
+               f"sqlite:{tmp.name}/bp.db", "--poll-interval", "0.2", "--api",
+               f"127.0.0.1:{port}", "--alert", "endpoint_down", "--alert-webhook",
+               f"http://127.0.0.1:{hook.server_port}/hook"]
+        print("running:", " ".join(cmd), flush=True)
+        proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        wait_http(port, HANG, proc)
+
+        def chain_state():
+            return (api.ok("/api/sync-status").get("chains") or [{}])[0]  # [] at first
+        wait_for(lambda: chain_state().get("committed") == LENGTH - 1, HANG,
+                 f"every block (0..{LENGTH - 1}) committed")
+        done = metric(api, "blockpipe_blocks_total")
+        print(f"check: {done} blocks committed, the chain is idle", flush=True)
+        nport = node.port()
+        node.proc.kill()  # by PID
+        node.proc.wait()
+        wait_for(lambda: events() == ["firing"], HANG, "endpoint_down firing")
+        if rpc_up(api) != "0":
+            raise Fail(f"endpoint_down fired but /metrics says blockpipe_rpc_up {rpc_up(api)}")
+        print("check: endpoint_down fired once the idle chain's node was killed", flush=True)
+        node = Simnode(bp, chain + ["--listen", f"127.0.0.1:{nport}"])
+        wait_for(lambda: events() == ["firing", "resolved"], HANG,
+                 "endpoint_down resolved once the node answers again (an idle chain sends "
+                 "no block request: the coordinator must probe the ejected endpoint)")
+        up, total = rpc_up(api), metric(api, "blockpipe_blocks_total")
+        if up != "1":
+            raise Fail(f"after endpoint_down resolved: blockpipe_rpc_up {up}, want 1")
+        if total != done or chain_state()["committed"] != LENGTH - 1:
+            raise Fail(f"blocks were committed meanwhile ({total} != {done}): the chain was "
+                       f"not idle")
+        text = open(log, errors="replace").read()
+        for needle in ("ejected for", "is healthy again (it answered a probe",
+                       "FIRING: endpoint_down", "resolved: endpoint_down"):
+            if needle not in text:
+                raise Fail(f"the log does not say {needle!r}")
+        print("check: the node back on its port, the idle chain's endpoint was probed and is "
+              "healthy again: endpoint_down resolved, blockpipe_rpc_up 1", flush=True)
+        time.sleep(1.5)  # nothing more may come
+        if events() != ["firing", "resolved"]:
+            raise Fail(f"endpoint_down webhook calls {events()}, want firing, resolved")
+        proc.send_signal(signal.SIGINT)
+        if proc.wait(60) != 0:
+            raise Fail(f"blockpipe exited with {proc.returncode} after SIGINT:\n{tail(log)}")
+    except (Fail, AssertionError, TimeoutError, OSError, KeyError) as e:
+        print(tail(log, 60))
+        print("webhook calls:", CALLS)
+        sys.exit(f"FAIL: {e}")
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+        node.kill()
+        hook.shutdown()
+        tmp.cleanup()
+    print(f"OK: an endpoint ejected on an idle chain comes back ({time.monotonic() - t0:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()
