@@ -1409,10 +1409,11 @@ static int claim_output(pipeline *p, size_t i, bp_error *err)
             return bp_error_prefix(err, "chain '%s': output '%s': ", p->chain, s->url);
         double waited = (double)(now_ms() - since) / 1000.0;
         /* a range beside the chain's writer is a legitimate backfill: say how */
-        const char *hint = p->cfg->backfill ? "; to backfill a range beside it, give this "
-                                              "process a checkpoint name of its own "
-                                              "(--checkpoint-name NAME)"
-                                            : "";
+        const char *hint = p->cfg->lock_hint  ? p->cfg->lock_hint
+                           : p->cfg->backfill ? "; to backfill a range beside it, give this "
+                                                "process a checkpoint name of its own "
+                                                "(--checkpoint-name NAME)"
+                                              : "";
         if (wait >= 0 && waited >= wait)
             return bp_error_set(err, BP_EBUSY,
                                 "chain '%s' is already written to output '%s' by %s; not "
