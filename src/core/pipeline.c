@@ -1698,7 +1698,7 @@ static void release(pipeline *p)
     bp_stats_hub_free(p->own_hub);
 }
 
-int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, bp_error *err)
+static int run_once(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, bp_error *err)
 {
     pipeline p = {.cfg = cfg, .stop = stop};
     p.started_ms = p.stat_ms = now_ms();
@@ -1724,4 +1724,20 @@ int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, 
 out:
     release(&p);
     return rc;
+}
+
+/* A chain whose writer lock another process took while this one was cut off from the output
+ * (BP_ELOCKLOST: nothing of the failed batch was written) goes back to waiting for the lock, as
+ * a process started on a held chain does, and resumes from the checkpoint once it holds it. */
+int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, bp_error *err)
+{
+    for (;;) {
+        int rc = run_once(cfg, stop, err);
+        if (rc != BP_ELOCKLOST || *stop || cfg->lock_wait == 0)
+            return rc;
+        bp_warn("%s; waiting to take the chain's lock again (--lock-wait), then resuming from "
+                "its checkpoint",
+                err->msg);
+        bp_error_clear(err);
+    }
 }
