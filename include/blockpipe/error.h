@@ -24,7 +24,8 @@
     X(BP_ESTOPPED, -13, "stopped")                                                                 \
     X(BP_ETOOBIG, -14, "answer larger than the cap")                                               \
     X(BP_ERATELIMIT, -15, "rate limited")                                                          \
-    X(BP_EBUSY, -16, "held by another writer")
+    X(BP_EBUSY, -16, "held by another writer")                                                     \
+    X(BP_ELOCKLOST, -17, "writer lock lost to another writer")
 
 enum bp_error_code {
 #define BP_X_ENUM(name, value, text) name = value,

@@ -194,7 +194,9 @@ typedef struct bp_sink_ops {
      * (taken now or already), BP_EBUSY when another holds it, with who it is as far as the
      * output can tell in holder (cap bytes), another code on failure. The pipeline claims
      * before it reads the chain's checkpoint; a backend whose connection drops takes its
-     * locks again and fails the writes of a chain whose lock another took meanwhile. */
+     * locks again and fails the writes of a chain whose lock another took meanwhile
+     * with BP_ELOCKLOST (before writing anything of the batch): the pipeline then waits for
+     * the lock again. */
     int (*claim)(bp_sink *s, const char *chain, char *holder, size_t cap, bp_error *err);
     void (*unclaim)(bp_sink *s, const char *chain);
     /* Optional: create or upgrade the backend's schema without writing anything (`blockpipe

@@ -148,11 +148,11 @@ static const opt g_opts[] = {
              "list (1-based): N processes with shards 1/N to N/N run every chain once; with "
              "--chain A,B,C the chains named"},
     {"lock-wait", NULL, "S|forever", "LOCK_WAIT", NULL, "lock_wait", set_lock_wait,
-     SECONDS(0, 31536000), F(lock_wait), .cmds = CMD_BOTH & ~CMD_VERIFY, .def = "forever",
+     SECONDS(0, 31536000), F(lock_wait), .cmds = CMD_BOTH, .def = "forever",
      .help = "a chain another process writes to the same output (PostgreSQL: its writer lock) "
              "is waited for this long, then taken over from its checkpoint when that process "
              "lets go or dies; 0: refuse at once (the chain stops with an error naming the "
-             "holder)"},
+             "holder); verify --repair takes the same lock before it writes"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
      .def = "sqlite:blockpipe.db", .env3 = "REDIS_URL",
      .help = "where to write (the kinds are listed below); repeat for several, each keeps its "

@@ -337,6 +337,21 @@ static void chains_save_state(const chains_run *r, const char *dir, int argc, ch
     free(args);
 }
 
+/* An output whose rows do not name their chain cannot be shared by several chains. */
+static int chains_outputs_check(const bp_config *base, size_t chains, bp_error *err)
+{
+    for (int i = 0; chains > 1 && i < base->output_count; i++)
+        if (strncmp(base->outputs[i], "etl-csv:", 8) == 0)
+            return bp_error_set(err, BP_EINVAL,
+                                "output '%s' cannot be shared by %zu chains: ethereum-etl's CSV "
+                                "files have no chain column, so the chains' rows could not be "
+                                "told apart; use jsonl:DIR (each line names its chain), or run "
+                                "each chain with an etl-csv directory of its own (--chain NAME "
+                                "--output etl-csv:DIR/NAME)",
+                                base->outputs[i], chains);
+    return 0;
+}
+
 static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *base)
 {
     chains_run r = {0};
@@ -347,6 +362,7 @@ static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *bas
     const char *names[BP_MAX_CHAINS] = {0}; /* the API's, until it stops */
     int status = 2;
     int rc = chains_load(cmd, argc, argv, base, &r, &err);
+    rc = rc ? rc : chains_outputs_check(base, r.n, &err);
     if (rc != 0) {
         bp_secret_scrub(err.msg);
         fprintf(stderr, "blockpipe: %s\n", err.msg);

@@ -395,7 +395,8 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
 {
     bp_sink *s = o->sinks[i];
     bp_error_prefix(err, "output '%s': ", s->url);
-    if (!o->keep_going || o->failed_count + 1 == o->count)
+    /* a chain whose lock another process took is that process's to write, in every output */
+    if (!o->keep_going || o->failed_count + 1 == o->count || err->code == BP_ELOCKLOST)
         return err->code;
     bp_err("%s; this output is set aside (--output-failure continue) at its checkpoint %" PRIu64
            "; it is asked again every few seconds and, when it answers, caught up from there",

@@ -1432,10 +1432,11 @@ static int claim_output(pipeline *p, size_t i, bp_error *err)
             return bp_error_prefix(err, "chain '%s': output '%s': ", p->chain, s->url);
         double waited = (double)(now_ms() - since) / 1000.0;
         /* a range beside the chain's writer is a legitimate backfill: say how */
-        const char *hint = p->cfg->backfill ? "; to backfill a range beside it, give this "
-                                              "process a checkpoint name of its own "
-                                              "(--checkpoint-name NAME)"
-                                            : "";
+        const char *hint = p->cfg->lock_hint  ? p->cfg->lock_hint
+                           : p->cfg->backfill ? "; to backfill a range beside it, give this "
+                                                "process a checkpoint name of its own "
+                                                "(--checkpoint-name NAME)"
+                                              : "";
         if (wait >= 0 && waited >= wait)
             return bp_error_set(err, BP_EBUSY,
                                 "chain '%s' is already written to output '%s' by %s; not "
@@ -1720,7 +1721,7 @@ static void release(pipeline *p)
     bp_stats_hub_free(p->own_hub);
 }
 
-int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, bp_error *err)
+static int run_once(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, bp_error *err)
 {
     pipeline p = {.cfg = cfg, .stop = stop};
     p.started_ms = p.stat_ms = now_ms();
@@ -1746,4 +1747,20 @@ int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, 
 out:
     release(&p);
     return rc;
+}
+
+/* A chain whose writer lock another process took while this one was cut off from the output
+ * (BP_ELOCKLOST: nothing of the failed batch was written) goes back to waiting for the lock, as
+ * a process started on a held chain does, and resumes from the checkpoint once it holds it. */
+int bp_pipeline_run(const bp_pipeline_config *cfg, volatile sig_atomic_t *stop, bp_error *err)
+{
+    for (;;) {
+        int rc = run_once(cfg, stop, err);
+        if (rc != BP_ELOCKLOST || *stop || cfg->lock_wait == 0)
+            return rc;
+        bp_warn("%s; waiting to take the chain's lock again (--lock-wait), then resuming from "
+                "its checkpoint",
+                err->msg);
+        bp_error_clear(err);
+    }
 }

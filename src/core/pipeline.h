@@ -78,6 +78,9 @@ typedef struct bp_pipeline_config {
     /* --lock-wait: seconds to wait for the chain's writer lock in an output that has one
      * (sink.h claim) while another process holds it; < 0: as long as it takes; 0: refuse. */
     double lock_wait;
+    /* Appended to the waiting / refusal message (a way out); NULL: backfill's hint about
+     * --checkpoint-name when backfill, else none. */
+    const char *lock_hint;
     size_t max_memory; /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY */
     /* Several chains in one process (core/multi.h): the memory they share. Then the budget
      * is this chain's fixed part (BP_MEM_PER_CHAIN and its workers; the process and the

@@ -598,6 +598,22 @@ static int vsink_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out
     return 0;
 }
 
+/* --repair writes the output as the chain's writer does: it takes the chain's writer lock there
+ * first (the pipeline waits for it per --lock-wait), so that a repair never races a running
+ * `run` or backfill of the chain (docs/ARCHITECTURE.md "Chains over several hosts"). */
+static int vsink_claim(bp_sink *base, const char *chain, char *holder, size_t cap, bp_error *err)
+{
+    bp_sink *out = ((vsink *)base)->vc->repair;
+    return out && out->ops->claim ? out->ops->claim(out, chain, holder, cap, err) : 0;
+}
+
+static void vsink_unclaim(bp_sink *base, const char *chain)
+{
+    bp_sink *out = ((vsink *)base)->vc->repair;
+    if (out && out->ops->unclaim)
+        out->ops->unclaim(out, chain);
+}
+
 static void vsink_close(bp_sink *base)
 {
     (void)base; /* released by bp_verify_run */
@@ -608,6 +624,8 @@ static const bp_sink_ops g_vsink_ops = {
     .title = "verify",
     .checkpoint = vsink_checkpoint,
     .write = vsink_write,
+    .claim = vsink_claim,
+    .unclaim = vsink_unclaim,
     .close = vsink_close,
 };
 
@@ -644,6 +662,11 @@ int bp_verify_run(const bp_pipeline_config *pc, const bp_verify_config *vc,
         c.backfill = true;
         c.metrics = NULL;
         c.batch_committed = NULL;
+        if (vc->repair) {
+            s.base.url = vc->repair->url; /* the lock's messages name the output */
+            c.lock_hint = "; verify --repair writes the chain as its writer does: stop that "
+                          "process first, or verify without --repair";
+        }
         rc = bp_pipeline_run(&c, stop, err);
     }
     res->blocks_differ = s.nbad;

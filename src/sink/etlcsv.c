@@ -357,8 +357,25 @@ static int apply_rows(bp_filesink *fs, const bp_block *b)
     return rc;
 }
 
+/* ethereum-etl's files have no chain column: rows of two chains in one directory could not be
+ * told apart (nor could reverts.csv's), so a directory holds one chain. */
+static int one_chain(const bp_filesink *fs, const char *chain, bp_error *err)
+{
+    for (size_t i = 0; i < fs->nchains; i++)
+        if (strcmp(fs->chains[i].name, chain) != 0)
+            return bp_error_set(err, BP_EINVAL,
+                                "%s holds chain '%s': not writing chain '%s' there too "
+                                "(ethereum-etl's CSV files have no chain column; give each "
+                                "chain a directory of its own, or use jsonl:DIR)",
+                                fs->dir, fs->chains[i].name, chain);
+    return 0;
+}
+
 static int etlcsv_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)
 {
+    int rc0 = one_chain(fs, batch->chain, err);
+    if (rc0 != 0)
+        return rc0;
     for (size_t i = 0; i < batch->count; i++) {
         const bp_event *ev = &batch->events[i];
         int rc = ev->kind == BP_EVENT_APPLY ? apply_rows(fs, ev->block) : revert_row(fs, ev->block);

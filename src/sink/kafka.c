@@ -69,6 +69,10 @@ typedef struct kafka_sink {
     bp_stream_recent recent;
     uint64_t txn_base, txn_count;
     char txn[24];
+    /* Another producer started with our transactional.id: it writes the output now. Sticky:
+     * a new producer of ours would fence it back, and the two would take turns. */
+    bool fenced;
+    char txid[256];
     bp_buf data, msg, text;
 } kafka_sink;
 
@@ -82,11 +86,55 @@ static int kerr(kafka_sink *s, rd_kafka_resp_err_t e, const char *what, bp_error
     return bp_error_set(err, code, "kafka %s: %s: %s", s->brokers, what, rd_kafka_err2str(e));
 }
 
+static bool fenced_code(rd_kafka_resp_err_t e)
+{
+    return e == RD_KAFKA_RESP_ERR__FENCED || e == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+           e == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}
+
+static void mark_fenced(kafka_sink *s, const char *why)
+{
+    if (s->fenced)
+        return;
+    s->fenced = true;
+    bp_err("kafka %s: this process's producer (transactional.id '%s') was fenced: another "
+           "process started with the same transactional.id and writes the output now; this one "
+           "stops writing it (%s)",
+           s->brokers, s->txid, why);
+}
+
+/* Notes that the producer was fenced when its fatal error says so. */
+static void check_fenced(kafka_sink *s)
+{
+    char why[256];
+    if (s->p && !s->fenced && fenced_code(rd_kafka_fatal_error(s->p, why, sizeof(why))))
+        mark_fenced(s, why);
+}
+
+static int fenced_error(kafka_sink *s, bp_error *err)
+{
+    return bp_error_set(err, BP_EBUSY,
+                        "kafka %s: fenced: another process writes with transactional.id '%s'; "
+                        "not writing (each process needs an id of its own: "
+                        "--kafka-transactional-id blockpipe-$(hostname))",
+                        s->brokers, s->txid);
+}
+
 /* A transaction API error: fatal ones need a new producer (and leave the outcome unknown),
  * the others are worth another attempt of the batch. Takes e. */
 static int txn_failed(kafka_sink *s, rd_kafka_error_t *e, const char *what, bp_error *err)
 {
     bool fatal = rd_kafka_error_is_fatal(e);
+    if (fenced_code(rd_kafka_error_code(e)))
+        mark_fenced(s, rd_kafka_error_string(e));
+    else if (fatal)
+        check_fenced(s);
+    if (s->fenced) {
+        rd_kafka_error_destroy(e);
+        s->uncertain = true;
+        s->inited = false;
+        return fenced_error(s, err);
+    }
     int rc =
         bp_error_set(err, BP_ETRANSPORT, "kafka %s: %s: %s%s", s->brokers, what,
                      rd_kafka_error_string(e), fatal ? " (fatal: a new producer is made)" : "");
@@ -645,12 +693,19 @@ static int kafka_write(bp_sink *base, const bp_batch *b, bp_error *err)
     if (b->count == 0)
         return 0;
     bool done = false;
+    if (s->fenced)
+        return fenced_error(s, err);
     int rc = bp_stream_check_derived(s->entities, base->derived, b, err);
     if (rc != 0)
         return rc;
     rc = settle(s, b, &done, err);
     if (rc == 0 && !done)
         rc = write_txn(s, b, err);
+    if (rc != 0 && !s->fenced) {
+        check_fenced(s); /* a delivery or flush failure of a fenced producer */
+        if (s->fenced)
+            rc = fenced_error(s, err);
+    }
     if (rc != 0 && !s->inited)
         drop_producer(s); /* the next attempt makes a new one */
     return rc;
@@ -719,8 +774,10 @@ static uint64_t random_base(void)
 static int producer_conf(kafka_sink *s, const char *query, const bp_sink_opts *o, bp_error *err)
 {
     const char *txid = bp_sink_opt(o, "transactional_id");
-    char def[300];
-    snprintf(def, sizeof(def), "blockpipe-%s", s->name);
+    if (txid)
+        snprintf(s->txid, sizeof(s->txid), "%s", txid);
+    else
+        snprintf(s->txid, sizeof(s->txid), "blockpipe-%s", s->name);
     char timeout[24];
     snprintf(timeout, sizeof(timeout), "%d", s->timeout_ms);
     s->conf = rd_kafka_conf_new();
@@ -728,7 +785,7 @@ static int producer_conf(kafka_sink *s, const char *query, const bp_sink_opts *o
     rd_kafka_conf_set_dr_msg_cb(s->conf, on_delivery);
     rd_kafka_conf_set_log_cb(s->conf, on_log);
     const char *const ours[][2] = {
-        {"bootstrap.servers", s->brokers},   {"transactional.id", txid ? txid : def},
+        {"bootstrap.servers", s->brokers},   {"transactional.id", s->txid},
         {"enable.idempotence", "true"},      {"message.timeout.ms", timeout},
         {"socket.keepalive.enable", "true"}, {"linger.ms", "5"},
     };

@@ -723,7 +723,7 @@ static int check_claim(pg_sink *s, const char *chain, bp_error *err)
     const pg_claim *c = find_claim(s, chain);
     if (!c || !c->lost)
         return 0;
-    return bp_error_set(err, BP_EBUSY,
+    return bp_error_set(err, BP_ELOCKLOST,
                         "chain '%s': its writer lock went with a lost connection and %s holds it "
                         "now: not writing it (its holder does)",
                         chain, c->holder);

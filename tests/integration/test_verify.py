@@ -15,20 +15,29 @@ twice each: the output under test and an untouched copy. Then, per output:
 - the repaired raw tables equal the untouched copy row for row (independent of verify's own
   comparison), the checkpoint did not move, and the derived per-block rows
   (chain_metrics_block) of the repaired blocks equal the copy's.
+--repair writes as the chain's writer does, so it takes the chain's writer lock first (the
+PostgreSQL advisory lock / SQLite byte lock of `run`): while a `run` follows the same output,
+`verify --repair --lock-wait 0` exits 1 naming the chain, the output, the holder (the run's pid)
+and the way out, and writes nothing; `verify --repair` (waiting, the default) says it waits,
+naming the holder, and verifies once the run is stopped (SIGINT). A plain verify (no repair)
+takes no lock and runs beside it.
 """
 
 import os
 import random
 import re
 import shutil
+import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload  # noqa: E402
 from pg import Postgres  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, run  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, run, wait_for  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "11"))
 MIN_TXS = 150
@@ -117,6 +126,59 @@ def check_repair(label, bp, node, head, url, blocks):
     print(f"[{label}] repaired; verify again: exit 0")
 
 
+def repair_under_run(label, bp, node, head, url, tmp):
+    """A `run` of the same output holds the chain's writer lock: verify --repair refuses
+    (--lock-wait 0) or waits for it (the default), naming the holder; verify alone runs."""
+    log_path = os.path.join(tmp, f"run-{label}.log")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen([bp, "run", "--rpc", node.url, "--output", url,
+                                 "--confirmations", "0", "--poll-interval", "0.2",
+                                 "--stats-interval", "0.2", "--log-level", "debug"],
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    waiter = None
+    try:
+        # the lock is taken before the checkpoint is read, the first stats line after it
+        wait_for(lambda: proc.poll() is None and "head=" in open(log_path).read(), 60,
+                 f"{label}: the run's first stats line")
+        rc, out = verify(bp, node, head, url, "--repair", "--lock-wait", "0")
+        words = [f"chain '{CHAIN}' is already written to output", str(proc.pid),
+                 "--lock-wait 0", "verify --repair writes the chain as its writer does"]
+        if rc != 1 or not all(w in out for w in words) or "verify: blocks" in out:
+            raise Fail(f"{label}: verify --repair --lock-wait 0 beside a run (pid {proc.pid}) "
+                       f"exited {rc}, want 1 naming {words}, nothing verified:\n{out[-2000:]}")
+        print(f"[{label}] --repair --lock-wait 0 refused: "
+              + next(ln for ln in out.splitlines() if "already written" in ln)[-300:])
+        rc, out = verify(bp, node, head, url)
+        if rc != 0:
+            raise Fail(f"{label}: verify (no repair) beside a run exited {rc}:\n{out[-2000:]}")
+        wpath = os.path.join(tmp, f"wait-{label}.log")
+        with open(wpath, "w") as wlog:
+            waiter = subprocess.Popen([bp, "verify", "--rpc", node.url, "--from", "0", "--to",
+                                       str(head), "--output", url, "--repair"],
+                                      stdin=subprocess.DEVNULL, stdout=wlog, stderr=wlog)
+        wait_for(lambda: "waiting for it to let go" in open(wpath).read(), 60,
+                 f"{label}: verify --repair saying it waits")
+        time.sleep(0.5)
+        text = open(wpath).read()
+        if waiter.poll() is not None or str(proc.pid) not in text or "verify: blocks" in text:
+            raise Fail(f"{label}: verify --repair waiting: exit {waiter.poll()}, want it waiting "
+                       f"and naming pid {proc.pid}:\n{text[-2000:]}")
+        proc.send_signal(signal.SIGINT)
+        if proc.wait(60) != 0:
+            raise Fail(f"{label}: the run exited {proc.returncode} on SIGINT")
+        rc = waiter.wait(120)
+        text = open(wpath).read()
+        if rc != 0 or "0 blocks differ" not in text:
+            raise Fail(f"{label}: verify --repair after the run stopped exited {rc}, want 0:\n"
+                       f"{text[-2000:]}")
+        print(f"[{label}] --repair waited for the run and verified once it stopped")
+    finally:
+        for p in (proc, waiter):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 # ---- SQLite ---------------------------------------------------------------------------------
 
 def sqlite_cols(db, table):
@@ -169,6 +231,7 @@ def test_sqlite(bp, node, head, blocks, tmp):
     if rc != 0 or "0 blocks differ" not in out:
         raise Fail(f"sqlite: verify of a clean output exited {rc}, want 0:\n{out[-3000:]}")
     print(f"[sqlite] clean output: exit 0: {summary(out)}")
+    repair_under_run("sqlite", bp, node, head, url, tmp)
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(path + suffix):
             shutil.copy(path + suffix, clean + suffix)
@@ -217,7 +280,7 @@ def pg_same(label, pg, schema, clean, tables, where=""):
         raise Fail(f"{label}: checkpoint {cps[0]}, the untouched copy has {cps[1]}")
 
 
-def test_pg(bp, node, head, blocks):
+def test_pg(bp, node, head, blocks, tmp):
     with Postgres() as pg:
         for schema in ("v", "clean"):
             rc, out = run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
@@ -229,6 +292,7 @@ def test_pg(bp, node, head, blocks):
         if rc != 0 or "0 blocks differ" not in out:
             raise Fail(f"postgres: verify of a clean output exited {rc}, want 0:\n{out[-3000:]}")
         print(f"[postgres] clean output: exit 0: {summary(out)}")
+        repair_under_run("postgres", bp, node, head, url, tmp)
         dup_key = pg_edit(pg, "v", blocks)
         rc, out = verify(bp, node, head, url)
         check_report("postgres", rc, out, blocks, dup_key)
@@ -256,7 +320,7 @@ def main():
         blocks = pick_blocks(node_shape(node, head), rng)
         print(f"chain 0..{head}; edits in blocks {blocks}")
         test_sqlite(bp, node, head, blocks, tmp)
-        test_pg(bp, node, head, blocks)
+        test_pg(bp, node, head, blocks, tmp)
     print("OK")
 
 

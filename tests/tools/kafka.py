@@ -6,6 +6,7 @@ Kafka part ($BP_KAFKA_MOCK and $BP_KAFKA_CONSUME, set by ctest).
     with KafkaMock() as k:                  # a mock cluster in a child process
         url = k.url("entities=blocks,transactions")   # kafka://127.0.0.1:PORT?create_topics=off&...
         k.down(1); k.up(1)                  # broker 1 down (connections dropped, refused), up
+        k.fail(26, 90)                      # the next EndTxn answered PRODUCER_FENCED
         recs = k.consume("blocks", "transactions")     # every record, read_committed
         recs = committed(k, recs)           # only those of committed transactions (below)
 
@@ -64,6 +65,10 @@ class KafkaMock:
 
     def up(self, broker: int = 1):
         self._say(f"up {broker}")
+
+    def fail(self, api_key: int, code: int, count: int = 1):
+        """The next `count` requests of api_key (any client) answered with error `code`."""
+        self._say(f"fail {api_key} {code} {count}")
 
     def url(self, query: str = "") -> str:
         q = "create_topics=off" + ("&" + query if query else "")

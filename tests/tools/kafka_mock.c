@@ -3,7 +3,10 @@
  *
  *   kafka_mock [BROKERS]     prints "bootstrap=127.0.0.1:PORT,..." and serves until its
  *                            standard input ends or says "quit"; "down N" / "up N" take
- *                            broker N (1-based) down and up again (each answered "ok").
+ *                            broker N (1-based) down and up again (each answered "ok");
+ *                            "fail K CODE N": the next N requests of API key K (from any
+ *                            client) are answered with error CODE, as a broker answers a
+ *                            fenced producer (EndTxn = 26, PRODUCER_FENCED = 90).
  *
  * What the mock does (librdkafka 2.0.2): producer, idempotent producer, transactional
  * producer (InitProducerId, AddPartitionsToTxn, EndTxn accepted), consumers, topic
@@ -38,10 +41,15 @@ int main(int argc, char **argv)
     fflush(stdout);
     char line[256];
     while (fgets(line, sizeof(line), stdin)) {
-        int id = 0;
+        int id = 0, key = 0, code = 0, n = 0;
         if (strncmp(line, "quit", 4) == 0)
             break;
-        if (sscanf(line, "down %d", &id) == 1)
+        if (sscanf(line, "fail %d %d %d", &key, &code, &n) == 3 && n > 0 && n <= 64) {
+            rd_kafka_resp_err_t codes[64];
+            for (int i = 0; i < n; i++)
+                codes[i] = (rd_kafka_resp_err_t)code;
+            rd_kafka_mock_push_request_errors_array(m, (int16_t)key, (size_t)n, codes);
+        } else if (sscanf(line, "down %d", &id) == 1)
             rd_kafka_mock_broker_set_down(m, id);
         else if (sscanf(line, "up %d", &id) == 1)
             rd_kafka_mock_broker_set_up(m, id);

@@ -638,11 +638,20 @@ def jsonl_reverted(dirpath):
     return out
 
 
-def jsonl_exact(dirpath, data, chain, orphans=None, label="jsonl"):
+def jsonl_exact(dirpath, data, chain, orphans=None, label="jsonl", chains=None):
     """blocks.jsonl replayed (APPLY extends the tip, REVERT removes it) ends as `data`; the
     rows of its blocks are in blocks/transactions/logs.jsonl once per APPLY, every field
-    equal to the node (and `chain` in each line). Returns live row counts."""
-    blocks = _lines(os.path.join(dirpath, "blocks.jsonl"), label)
+    equal to the node (and `chain` in each line). chains: the files are shared by these
+    chains (every line names one of them), `chain`'s lines are checked. Returns live row
+    counts."""
+    def mine(lines, name):
+        if chains is None:
+            return lines
+        other = [o for o in lines if o.get("chain") not in chains]
+        if other:
+            raise Mismatch(f"{label}: {name} line {other[0]!r:.200}: chain not one of {chains}")
+        return [o for o in lines if o["chain"] == chain]
+    blocks = mine(_lines(os.path.join(dirpath, "blocks.jsonl"), label), "blocks.jsonl")
     events, block_rows = [], []
     for o in blocks:
         if o.get("chain") != chain or o.get("type") not in ("block", "revert"):
@@ -652,8 +661,9 @@ def jsonl_exact(dirpath, data, chain, orphans=None, label="jsonl"):
         if o["type"] == "block":
             block_rows.append(o)
     tables = {"blocks": block_rows,
-              "transactions": _lines(os.path.join(dirpath, "transactions.jsonl"), label),
-              "logs": _lines(os.path.join(dirpath, "logs.jsonl"), label)}
+              "transactions": mine(_lines(os.path.join(dirpath, "transactions.jsonl"), label),
+                                   "transactions.jsonl"),
+              "logs": mine(_lines(os.path.join(dirpath, "logs.jsonl"), label), "logs.jsonl")}
     for t in ("transactions", "logs"):
         for o in tables[t]:
             if o.get("chain") != chain or o.get("type") != t[:-1]:

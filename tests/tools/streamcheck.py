@@ -30,8 +30,9 @@ def _data(e):
 
 
 class ChainView:
-    def __init__(self, label: str):
+    def __init__(self, label: str, chain: str | None = None):
         self.label = label
+        self.chain = chain  # when given, every entry must name it
         self.blocks: dict[int, tuple[str, str]] = {}  # number -> (hash, parent_hash)
         self.txs: dict[str, list[str]] = {}           # block hash -> tx hashes in order
         self.logs: dict[str, set] = {}                # block hash -> {(tx index, log index)}
@@ -44,6 +45,8 @@ class ChainView:
         self.entries += 1
         typ, n, h = e["type"], int(e["number"]), e["hash"]
         where = f"{self.label}: {entity} entry #{self.entries} ({typ} {n} {h[:12]})"
+        if self.chain is not None and e.get("chain") != self.chain:
+            raise Fail(f"{where}: names chain {e.get('chain')!r}, want {self.chain!r}")
         if typ == "revert":
             self.reverts += 1
             if entity == "blocks":
@@ -179,7 +182,7 @@ class RedisConsumer:
     def __init__(self, r, chain: str, prefix: str = "blockpipe:", entities=ENTITIES,
                  label: str = "redis streams"):
         self.r, self.chain, self.prefix, self.entities = r, chain, prefix, entities
-        self.view = ChainView(label)
+        self.view = ChainView(label, chain)
         self.last = {e: "0" for e in entities}
 
     def poll(self):
@@ -250,17 +253,26 @@ def redis_checkpoint(r, chain: str, prefix: str = "blockpipe:", name: str = "red
 
 # ---- Kafka ------------------------------------------------------------------------------
 
-def kafka_view(k, chain: str, prefix: str = "", entities=ENTITIES, label: str = "kafka"):
+def kafka_view(k, chain: str, prefix: str = "", entities=ENTITIES, label: str = "kafka",
+               recs=None, chains=None):
     """A consumer of the topics {prefix}{entity} from the beginning, read committed (on the
     mock cluster: the records of transactions that wrote a checkpoint record, see
     tests/tools/kafka.py), folded into a ChainView. A chain's records must all be in one
-    partition of each topic (keyed by the chain): their order is then the order written."""
+    partition of each topic (keyed by the chain): their order is then the order written.
+    chains: the topics are shared by these chains (each record keyed by one of them, its
+    value naming the same); `chain`'s records are taken. recs: the records already read."""
     from kafka import committed  # noqa: PLC0415 - tests/tools on the path
-    view = ChainView(label)
-    recs = committed(k, k.consume(*[prefix + e for e in entities]), prefix)
-    recs.sort(key=lambda r: (r["topic"], r["partition"], r["offset"]))
+    view = ChainView(label, chain)
+    if recs is None:
+        recs = committed(k, k.consume(*[prefix + e for e in entities]), prefix)
+    recs = sorted(recs, key=lambda r: (r["topic"], r["partition"], r["offset"]))
+    for r in recs:
+        if chains is not None and (r["key"] not in chains or r["value"]["chain"] != r["key"]):
+            raise Fail(f"{label}: {r['topic']} record with key {r['key']}, chain "
+                       f"{r['value']['chain']}; want one of {sorted(chains)} in both")
     for e in entities:
-        mine = [r for r in recs if r["topic"] == prefix + e]
+        mine = [r for r in recs if r["topic"] == prefix + e
+                and (chains is None or r["key"] == chain)]
         parts = {r["partition"] for r in mine}
         if len(parts) > 1:
             raise Fail(f"{label}: topic {prefix + e}: chain {chain} in partitions {sorted(parts)}")

@@ -334,6 +334,30 @@ static void test_checkpoint_json_chains(void **state)
     bp_sink_close(s);
 }
 
+/* ethereum-etl's files have no chain column: a directory holds one chain, even reopened. */
+static void test_etlcsv_one_chain(void **state)
+{
+    fixture *f = *state;
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    bp_block *a = fx_block(5, 0, false, true), *b = fx_block(6, 1, false, true);
+    apply_one(s, "alpha", a);
+    bp_sink_close(s);
+    s = open_sink(&bp_sink_etlcsv_ops, f->dir);
+    long before = file_size(f->dir, "blocks.csv");
+    bp_event ev = {BP_EVENT_APPLY, b};
+    bp_batch batch = {.chain = "beta", .events = &ev, .count = 1, .checkpoint = {.set = true}};
+    bp_error err = {0};
+    assert_int_equal(s->ops->write(s, &batch, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "holds chain 'alpha'"));
+    assert_non_null(strstr(err.msg, "chain 'beta'"));
+    assert_int_equal(file_size(f->dir, "blocks.csv"), before);
+    apply_one(s, "alpha", b); /* its own chain goes on */
+    assert_true(file_size(f->dir, "blocks.csv") > before);
+    bp_block_free(a);
+    bp_block_free(b);
+    bp_sink_close(s);
+}
+
 static void test_refuses_foreign_or_lost_data(void **state)
 {
     fixture *f = *state;
@@ -951,6 +975,7 @@ int main(void)
         T(test_recent_kept_across_reopen),
         T(test_truncate_on_reopen),
         T(test_checkpoint_json_chains),
+        T(test_etlcsv_one_chain),
         T(test_refuses_foreign_or_lost_data),
         T(test_csv_conformance_block_with_logs),
         T(test_csv_conformance_genesis_and_pair),

@@ -1,0 +1,155 @@
+"""Kafka's transactional ids across processes (issue 13 part 6; docs/ARCHITECTURE.md "Chains
+over several hosts"), on librdkafka's mock cluster.
+
+Two simnode chains (k1, k2: a block every 0.2 s) in one `chains:` config, one Kafka output.
+- Process A runs `--shard 1/2` (k1) with `--kafka-transactional-id bp-host-a`, process B
+  `--shard 2/2` (k2) with `bp-host-b`: both produce into the same topics at once, neither is
+  fenced (no "fenced" line), both chains' checkpoints move.
+- B stops (SIGTERM, exit 0). A's next commit is answered PRODUCER_FENCED, as a broker answers
+  the older of two producers with one transactional id once the newer one has called
+  init_transactions (a host started twice, or two hosts given one id). librdkafka 2.0.2's mock
+  cluster does not fence by itself: it gives every InitProducerId a producer id of its own, so
+  two processes with one id both write there (tried: both went on); the test makes it answer
+  as a broker would (tests/tools/kafka_mock.c "fail"). A must say so (an error line naming
+  its id and saying it was fenced), stop writing k1 (exit 1: its only chain stopped) and make
+  no new producer (that would fence the newer one back, and the two would take turns).
+- Process C then runs A's shard with A's id: it resumes k1 from the last checkpoint record.
+- In the end (C stopped with SIGTERM, exit 0), a read-committed consumer of each chain
+  (tests/tools/kafka.py: the records of transactions that wrote a checkpoint record) holds
+  blocks 0..checkpoint of the chain's node, each once, in order, with its transactions.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import rowcheck  # noqa: E402
+from kafka import KafkaMock, checkpoint_of  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
+from simnode import Simnode  # noqa: E402
+from streamcheck import kafka_view  # noqa: E402
+
+CHAINS = ["k1", "k2"]
+PREFIX = "f_"
+ENTITIES = ("blocks", "transactions")
+HANG = 90
+
+
+class Proc:
+    def __init__(self, bp, tmp, name, args):
+        self.name, self.path = name, os.path.join(tmp, f"{name}.log")
+        with open(self.path, "w") as log:
+            self.p = subprocess.Popen([bp, "run", *args], stdin=subprocess.DEVNULL, stdout=log,
+                                      stderr=subprocess.STDOUT)
+
+    def text(self):
+        with open(self.path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        if self.p.poll() is not None:
+            raise Fail(f"{self.name} exited {self.p.returncode}:\n{tail(self.path)}")
+        return True
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        if self.p.wait(timeout=HANG) != 0:
+            raise Fail(f"{self.name} exited {self.p.returncode} on SIGTERM:\n{tail(self.path)}")
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+def cp(k, chain):
+    got = checkpoint_of(k, chain, prefix=PREFIX)
+    return got[0] if got else -1
+
+
+def node_chain(node, upto):
+    """[{hash, parent_hash, txs}] of blocks 0..upto (streamcheck.ChainView.check's shape)."""
+    blocks = rowcheck.rpc_batch(node.urls[0], [("eth_getBlockByNumber", [hex(n), False])
+                                               for n in range(upto + 1)])
+    return [{"hash": b["hash"], "parent_hash": b["parentHash"],
+             "txs": [h.lower() for h in b["transactions"]], "logs": 0} for b in blocks]
+
+
+def main():
+    print(__doc__.strip())
+    bp = blockpipe_bin()
+    tmp = tempfile.TemporaryDirectory(prefix="bp-kafka-fencing-")
+    nodes, procs = [], []
+    with KafkaMock() as k:
+        try:
+            for i in range(len(CHAINS)):
+                nodes.append(Simnode(bp, ["--chain-id", str(4001 + i), "--seed", str(40 + i),
+                                          "--block-time", "0.2", "--start-head", "10",
+                                          "--txs-per-block", "1-3"]))
+            cfg = {"output": k.url(f"entities={','.join(ENTITIES)}&prefix={PREFIX}"),
+                   "start_block": 0, "poll_interval": 0.2, "stats_interval": 5,
+                   "chains": [{"name": c, "chain_id": 4001 + i, "rpc": nodes[i].urls[0]}
+                              for i, c in enumerate(CHAINS)]}
+            path = os.path.join(tmp.name, "chains.json")
+            with open(path, "w") as f:
+                json.dump(cfg, f)
+            run = ["--config", path]
+            a = Proc(bp, tmp.name, "A", run + ["--shard", "1/2",
+                                               "--kafka-transactional-id", "bp-host-a"])
+            procs.append(a)
+            b = Proc(bp, tmp.name, "B", run + ["--shard", "2/2",
+                                               "--kafka-transactional-id", "bp-host-b"])
+            procs.append(b)
+            wait_for(lambda: a.alive() and b.alive() and min(cp(k, c) for c in CHAINS) >= 20,
+                     HANG, "A and B both writing their chain")
+            for p in (a, b):
+                if "fenced" in p.text():
+                    raise Fail(f"{p.name} was fenced with an id of its own:\n{tail(p.path)}")
+            print("A (bp-host-a) and B (bp-host-b) produce at once, unfenced:",
+                  {c: cp(k, c) for c in CHAINS})
+
+            b.stop()
+            k.fail(26, 90)  # EndTxn: PRODUCER_FENCED
+            try:
+                rc = a.p.wait(timeout=HANG)
+            except subprocess.TimeoutExpired:
+                raise Fail(f"A still runs after its commit was fenced:\n{tail(a.path)}") from None
+            text = a.text()
+            if rc != 1 or "was fenced" not in text or "'bp-host-a'" not in text:
+                raise Fail(f"A exited {rc}, want 1 with an error line saying it was fenced, "
+                           f"naming bp-host-a:\n{tail(a.path)}")
+            if text.count("init_transactions") or "a new producer is made" in text:
+                raise Fail(f"A made a new producer after it was fenced:\n{tail(a.path)}")
+            print("A fenced:", [ln for ln in text.splitlines() if "was fenced" in ln][0][:300])
+            at = cp(k, "k1")
+            c = Proc(bp, tmp.name, "C", run + ["--shard", "1/2",
+                                               "--kafka-transactional-id", "bp-host-a"])
+            procs.append(c)
+            wait_for(lambda: c.alive() and cp(k, "k1") >= at + 10, HANG, "C writing k1 after A")
+            if "fenced" in c.text():
+                raise Fail(f"C was fenced:\n{tail(c.path)}")
+            print(f"C took k1 over at {at}, now at {cp(k, 'k1')}")
+            c.stop()
+            for i, chain in enumerate(CHAINS):
+                top = cp(k, chain)
+                view = kafka_view(k, chain, PREFIX, ENTITIES, f"kafka {chain}", chains=CHAINS)
+                view.check(node_chain(nodes[i], top), "the end", ENTITIES)
+                print(f"{chain}: blocks 0..{top} once each, in order, with their transactions")
+        finally:
+            for p in procs:
+                p.kill()
+            for n in nodes:
+                n.kill()
+            tmp.cleanup()
+    print("OK")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (Fail, subprocess.TimeoutExpired, RuntimeError) as e:
+        sys.exit(f"FAIL: {e}")
