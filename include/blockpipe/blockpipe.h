@@ -106,7 +106,7 @@ typedef struct bp_callbacks {
 typedef struct bp_pipe bp_pipe;
 
 /* The library's version, e.g. "0.2.0" (0.2: several chains in one pipe, bp_pipe_chains,
- * bp_pipe_chain_stats, state_dir). */
+ * bp_pipe_chain_stats, state_dir; bp_tx's L2 fields in bp_tx_op / bp_tx_arb). */
 BP_EXPORT const char *bp_version(void);
 
 /* Reads the config (n options), opens the outputs it names and checks what can be checked
