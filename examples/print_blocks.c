@@ -1,12 +1,16 @@
-/* print_blocks.c - prints each new block as it arrives, and a line per reverted block.
+/* print_blocks.c - prints each new block as it arrives, and a line per reverted block, of one
+ * chain or of every chain of a config file's chains: list.
  *
  *   print_blocks RPC_URL [KEY=VALUE ...]
+ *   print_blocks config=chains.yaml [KEY=VALUE ...]
  *   cc print_blocks.c $(pkg-config --cflags --libs blockpipe) -o print_blocks
  *
  * KEY=VALUE: any key of blockpipe's config file, e.g. confirmations=0 start_block=0 (see
- * docs/CLI.md), or resume=N:HASH[,N-1:HASH...] - the last blocks this program printed before,
- * newest first, where it goes on from (a program would keep them in its own database). Ctrl-C stops
- * it after the blocks being delivered. */
+ * docs/CLI.md), config=FILE (a file with a chains: list runs each of its chains), or
+ * resume=N:HASH[,N-1:HASH...] - the last blocks this program printed before, newest first,
+ * where it goes on from (a program would keep them in its own database; one chain: with
+ * several, every chain would be given them). Ctrl-C stops it after the blocks being
+ * delivered. */
 #include <blockpipe/blockpipe.h>
 #include <signal.h>
 #include <stdio.h>
@@ -70,13 +74,15 @@ static int reverted(void *user, const char *chain, const bp_block *b)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s RPC_URL [KEY=VALUE ...]\n", argv[0]);
+        fprintf(stderr, "usage: %s RPC_URL|KEY=VALUE [KEY=VALUE ...]\n", argv[0]);
         return 2;
     }
     bp_option opts[64] = {{"rpc", argv[1]}};
     char kv[64][256];
-    size_t n = 1;
-    for (int i = 2; i < argc && n < 64; i++, n++) {
+    /* the first argument is the endpoint unless it is a KEY=VALUE (e.g. config=FILE) */
+    int first = strchr(argv[1], '=') && !strstr(argv[1], "://") ? 1 : 2;
+    size_t n = (size_t)(first - 1);
+    for (int i = first; i < argc && n < 64; i++, n++) {
         snprintf(kv[n], sizeof(kv[n]), "%s", argv[i]);
         char *eq = strchr(kv[n], '=');
         if (!eq) {
@@ -107,10 +113,12 @@ int main(int argc, char **argv)
         rc = bp_pipe_wait(g_pipe, &err);
     if (rc != 0)
         fprintf(stderr, "print_blocks: %s\n", err.msg);
-    bp_stats st;
-    bp_pipe_stats(g_pipe, &st);
-    fprintf(stderr, "print_blocks: stopped; %llu txs delivered, %llu reorgs\n",
-            (unsigned long long)st.txs, (unsigned long long)st.reorgs);
+    for (size_t i = 0; i < bp_pipe_chains(g_pipe); i++) {
+        bp_stats st;
+        bp_pipe_chain_stats(g_pipe, i, &st);
+        fprintf(stderr, "print_blocks: stopped; chain %s: %llu txs delivered, %llu reorgs\n",
+                st.chain, (unsigned long long)st.txs, (unsigned long long)st.reorgs);
+    }
     bp_pipe_close(g_pipe);
     return rc == 0 ? 0 : 1;
 }

@@ -46,8 +46,8 @@ static void same_block(const bp_block *a, const bp_block *b)
         same_str("tx input", a->txs[i].input, b->txs[i].input);
         same_str("tx extra", a->txs[i].extra_json, b->txs[i].extra_json);
         same_str("receipt extra", a->txs[i].receipt_extra_json, b->txs[i].receipt_extra_json);
-        same_str("l1FeeScalar", a->txs[i].l2 ? a->txs[i].l2->receipt_l1_fee_scalar : NULL,
-                 b->txs[i].l2 ? b->txs[i].l2->receipt_l1_fee_scalar : NULL);
+        same_str("l1FeeScalar", a->txs[i].op ? a->txs[i].op->receipt_l1_fee_scalar : NULL,
+                 b->txs[i].op ? b->txs[i].op->receipt_l1_fee_scalar : NULL);
     }
     for (size_t i = 0; i < a->log_count; i++) {
         same_str("log data", a->logs[i].data, b->logs[i].data);

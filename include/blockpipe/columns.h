@@ -44,7 +44,8 @@ typedef enum bp_col_type {
 /* X(id, table, name, etl_name, type, src, rep, field, flags): every column, each table's in
  * its SQL order. etl_name is NULL for a column ethereum-etl does not have. The value is
  * `field` of src: BLOCK (bp_row.block), TX (bp_row.tx), RECEIPT (bp_row.tx, null when it has
- * no receipt), L2 (bp_row.tx->l2, null without it), L2_RECEIPT (both), LOG (bp_row.log) or CHAIN
+ * no receipt), OP (bp_row.tx->op, null without it), OP_RECEIPT (both), ARB_RECEIPT (bp_row.tx->arb
+ * and a receipt), LOG (bp_row.log) or CHAIN
  * (bp_row.chain; field unused), read as rep: STR (const char *, NULL is null), U64, SIZE (size_t),
  * OPT_U64 (bp_opt_u64), QTY (bp_qty) or WITHDRAWALS (the block's withdrawals as a JSON array, null
  * when the node sent none). */
@@ -144,32 +145,32 @@ typedef enum bp_col_type {
       QTY, receipt_blob_gas_price, 0)                                                              \
     X(TX_RECEIPT_LOGS_BLOOM, transactions, "receipt_logs_bloom", NULL, BYTES, RECEIPT, STR,        \
       receipt_logs_bloom, 0)                                                                       \
-    X(TX_SOURCE_HASH, transactions, "source_hash", NULL, HASH, L2, STR, source_hash, 0)            \
-    X(TX_MINT, transactions, "mint", NULL, UINT256, L2, QTY, mint, 0)                              \
-    X(TX_IS_SYSTEM_TX, transactions, "is_system_tx", NULL, BOOL, L2, OPT_U64, is_system_tx, 0)     \
+    X(TX_SOURCE_HASH, transactions, "source_hash", NULL, HASH, OP, STR, source_hash, 0)            \
+    X(TX_MINT, transactions, "mint", NULL, UINT256, OP, QTY, mint, 0)                              \
+    X(TX_IS_SYSTEM_TX, transactions, "is_system_tx", NULL, BOOL, OP, OPT_U64, is_system_tx, 0)     \
     X(TX_EXTRA, transactions, "extra", NULL, JSON, TX, STR, extra_json, 0)                         \
-    X(TX_RECEIPT_L1_FEE, transactions, "receipt_l1_fee", "l1_fee", UINT256, L2_RECEIPT, QTY,       \
+    X(TX_RECEIPT_L1_FEE, transactions, "receipt_l1_fee", "l1_fee", UINT256, OP_RECEIPT, QTY,       \
       receipt_l1_fee, BP_COL_RECEIPTS)                                                             \
     X(TX_RECEIPT_L1_GAS_USED, transactions, "receipt_l1_gas_used", "l1_gas_used", UINT256,         \
-      L2_RECEIPT, QTY, receipt_l1_gas_used, BP_COL_RECEIPTS)                                       \
+      OP_RECEIPT, QTY, receipt_l1_gas_used, BP_COL_RECEIPTS)                                       \
     X(TX_RECEIPT_L1_GAS_PRICE, transactions, "receipt_l1_gas_price", "l1_gas_price", UINT256,      \
-      L2_RECEIPT, QTY, receipt_l1_gas_price, BP_COL_RECEIPTS)                                      \
+      OP_RECEIPT, QTY, receipt_l1_gas_price, BP_COL_RECEIPTS)                                      \
     X(TX_RECEIPT_L1_FEE_SCALAR, transactions, "receipt_l1_fee_scalar", "l1_fee_scalar", TEXT,      \
-      L2_RECEIPT, STR, receipt_l1_fee_scalar, BP_COL_RECEIPTS)                                     \
+      OP_RECEIPT, STR, receipt_l1_fee_scalar, BP_COL_RECEIPTS)                                     \
     X(TX_RECEIPT_L1_BLOB_BASE_FEE, transactions, "receipt_l1_blob_base_fee", NULL, UINT256,        \
-      L2_RECEIPT, QTY, receipt_l1_blob_base_fee, 0)                                                \
+      OP_RECEIPT, QTY, receipt_l1_blob_base_fee, 0)                                                \
     X(TX_RECEIPT_L1_BASE_FEE_SCALAR, transactions, "receipt_l1_base_fee_scalar", NULL, INT64,      \
-      L2_RECEIPT, OPT_U64, receipt_l1_base_fee_scalar, 0)                                          \
+      OP_RECEIPT, OPT_U64, receipt_l1_base_fee_scalar, 0)                                          \
     X(TX_RECEIPT_L1_BLOB_BASE_FEE_SCALAR, transactions, "receipt_l1_blob_base_fee_scalar", NULL,   \
-      INT64, L2_RECEIPT, OPT_U64, receipt_l1_blob_base_fee_scalar, 0)                              \
-    X(TX_RECEIPT_DEPOSIT_NONCE, transactions, "receipt_deposit_nonce", NULL, UINT64, L2_RECEIPT,   \
+      INT64, OP_RECEIPT, OPT_U64, receipt_l1_blob_base_fee_scalar, 0)                              \
+    X(TX_RECEIPT_DEPOSIT_NONCE, transactions, "receipt_deposit_nonce", NULL, UINT64, OP_RECEIPT,   \
       OPT_U64, receipt_deposit_nonce, 0)                                                           \
     X(TX_RECEIPT_DEPOSIT_RECEIPT_VERSION, transactions, "receipt_deposit_receipt_version", NULL,   \
-      INT64, L2_RECEIPT, OPT_U64, receipt_deposit_receipt_version, 0)                              \
+      INT64, OP_RECEIPT, OPT_U64, receipt_deposit_receipt_version, 0)                              \
     X(TX_RECEIPT_GAS_USED_FOR_L1, transactions, "receipt_gas_used_for_l1", NULL, INT64,            \
-      L2_RECEIPT, OPT_U64, receipt_gas_used_for_l1, 0)                                             \
+      ARB_RECEIPT, OPT_U64, receipt_gas_used_for_l1, 0)                                            \
     X(TX_RECEIPT_L1_BLOCK_NUMBER, transactions, "receipt_l1_block_number", NULL, INT64,            \
-      L2_RECEIPT, OPT_U64, receipt_l1_block_number, 0)                                             \
+      ARB_RECEIPT, OPT_U64, receipt_l1_block_number, 0)                                            \
     X(TX_RECEIPT_EXTRA, transactions, "receipt_extra", NULL, JSON, RECEIPT, STR,                   \
       receipt_extra_json, 0)                                                                       \
                                                                                                    \
@@ -278,9 +279,11 @@ static inline bp_value bp_val_withdrawals(const bp_block *b)
 #define BP_GET_BLOCK(r, REP, f) REP((r)->block, f)
 #define BP_GET_TX(r, REP, f) REP((r)->tx, f)
 #define BP_GET_RECEIPT(r, REP, f) ((r)->tx->has_receipt ? REP((r)->tx, f) : bp_val_null())
-#define BP_GET_L2(r, REP, f) ((r)->tx->l2 ? REP((r)->tx->l2, f) : bp_val_null())
-#define BP_GET_L2_RECEIPT(r, REP, f)                                                               \
-    ((r)->tx->has_receipt && (r)->tx->l2 ? REP((r)->tx->l2, f) : bp_val_null())
+#define BP_GET_OP(r, REP, f) ((r)->tx->op ? REP((r)->tx->op, f) : bp_val_null())
+#define BP_GET_OP_RECEIPT(r, REP, f)                                                               \
+    ((r)->tx->has_receipt && (r)->tx->op ? REP((r)->tx->op, f) : bp_val_null())
+#define BP_GET_ARB_RECEIPT(r, REP, f)                                                              \
+    ((r)->tx->has_receipt && (r)->tx->arb ? REP((r)->tx->arb, f) : bp_val_null())
 #define BP_GET_LOG(r, REP, f) REP((r)->log, f)
 #define BP_REP_STR_OF(p, f) bp_val_str((p)->f)
 #define BP_REP_U64_OF(p, f) bp_val_u64((p)->f)

@@ -57,18 +57,19 @@ typedef struct bp_withdrawal {
     uint64_t amount; /* Gwei */
 } bp_withdrawal;
 
-/* The fields only L2 chains send (OP stack, Arbitrum), kept out of bp_tx: an L1 block's
- * transactions would otherwise carry ~330 empty bytes each, 16 MiB more in a 50,000-tx
- * block's arena (the memory budget counts it: docs/ARCHITECTURE.md "Memory bounds").
- * Allocated in the block's arena by the decoder when the tx or its receipt has one. */
-typedef struct bp_tx_l2 {
+/* The fields only L2 chains send, kept out of bp_tx (an L1 block's transactions would
+ * otherwise carry their empty bytes each, megabytes more in a 50,000-tx block's arena: the
+ * memory budget counts it, docs/ARCHITECTURE.md "Memory bounds"), one struct per chain family
+ * so that a transaction carries only its family's: each allocated in the block's arena by the
+ * decoder when the tx or its receipt has one of its fields. */
+typedef struct bp_tx_op {
     /* The transaction's: OP-stack deposits (type 0x7e): the L1 source, the ETH minted on L2, a
      * system tx. */
     const char *source_hash;
     bp_qty mint;
     bp_opt_u64 is_system_tx; /* 0 / 1; unset when the node did not say */
-    /* OP stack: the L1 data fee and what it was computed from (docs/SCHEMA.md). l1FeeScalar
-     * is a decimal fraction ("0.684"), kept as the node wrote it. */
+    /* The receipt's: the L1 data fee and what it was computed from (docs/SCHEMA.md).
+     * l1FeeScalar is a decimal fraction ("0.684"), kept as the node wrote it. */
     bp_qty receipt_l1_fee;
     bp_qty receipt_l1_gas_used;
     bp_qty receipt_l1_gas_price;
@@ -78,10 +79,13 @@ typedef struct bp_tx_l2 {
     bp_opt_u64 receipt_l1_blob_base_fee_scalar;
     bp_opt_u64 receipt_deposit_nonce;
     bp_opt_u64 receipt_deposit_receipt_version;
-    /* Arbitrum: the part of gasUsed that paid for L1 data, and the L1 block it saw. */
+} bp_tx_op;
+
+/* Arbitrum's receipt: the part of gasUsed that paid for L1 data, and the L1 block it saw. */
+typedef struct bp_tx_arb {
     bp_opt_u64 receipt_gas_used_for_l1;
     bp_opt_u64 receipt_l1_block_number;
-} bp_tx_l2;
+} bp_tx_arb;
 
 typedef struct bp_tx {
     const char *hash;
@@ -109,8 +113,10 @@ typedef struct bp_tx {
     /* For a type this decoder does not know (> 4): the whole tx object as compact JSON, so
      * nothing the node said is lost. NULL for known types. */
     const char *raw_json;
-    /* What only L2 chains send; NULL when the tx and its receipt have none of it. */
-    bp_tx_l2 *l2;
+    /* What only OP-stack / Arbitrum chains send; NULL when the tx and its receipt have none of
+     * that family's fields. */
+    bp_tx_op *op;
+    bp_tx_arb *arb;
     /* The tx object's keys we do not model (a chain's own fields), one compact JSON object;
      * NULL: none. */
     const char *extra_json;

@@ -82,8 +82,8 @@ static const bp_field tx_fields[] = {
     FLD("blobVersionedHashes", K_JSON, OPT, bp_tx, blob_versioned_hashes_json),
     FLD("authorizationList", K_JSON, OPT, bp_tx, authorization_list_json),
     /* OP-stack deposits (op-geth internal/ethapi RPCTransaction) */
-    FLD_L2("sourceHash", K_HASH, source_hash), FLD_L2("mint", K_QTY, mint),
-    FLD_L2("isSystemTx", K_OPT_BOOL, is_system_tx),
+    FLD_OP("sourceHash", K_HASH, source_hash), FLD_OP("mint", K_QTY, mint),
+    FLD_OP("isSystemTx", K_OPT_BOOL, is_system_tx),
     FLD("depositReceiptVersion", K_SKIP, OPT, bp_tx, hash), /* the receipt's, stored there */
     FLD("blockTimestamp", K_SKIP, OPT, bp_tx, hash),        /* geth 1.16: the block's */
 };
@@ -110,18 +110,18 @@ static const bp_field receipt_fields[] = {
     FLD("type", K_SKIP, OPT, bp_tx, hash),
     FLD("blockTimestamp", K_SKIP, OPT, bp_tx, hash),
     /* OP stack (op-geth core/types/receipt.go) */
-    FLD_L2("l1Fee", K_QTY, receipt_l1_fee),
-    FLD_L2("l1GasUsed", K_QTY, receipt_l1_gas_used),
-    FLD_L2("l1GasPrice", K_QTY, receipt_l1_gas_price),
-    FLD_L2("l1BlobBaseFee", K_QTY, receipt_l1_blob_base_fee),
-    FLD_L2("l1FeeScalar", K_TEXT, receipt_l1_fee_scalar),
-    FLD_L2("l1BaseFeeScalar", K_OPT_U64, receipt_l1_base_fee_scalar),
-    FLD_L2("l1BlobBaseFeeScalar", K_OPT_U64, receipt_l1_blob_base_fee_scalar),
-    FLD_L2("depositNonce", K_OPT_U64, receipt_deposit_nonce),
-    FLD_L2("depositReceiptVersion", K_OPT_U64, receipt_deposit_receipt_version),
+    FLD_OP("l1Fee", K_QTY, receipt_l1_fee),
+    FLD_OP("l1GasUsed", K_QTY, receipt_l1_gas_used),
+    FLD_OP("l1GasPrice", K_QTY, receipt_l1_gas_price),
+    FLD_OP("l1BlobBaseFee", K_QTY, receipt_l1_blob_base_fee),
+    FLD_OP("l1FeeScalar", K_TEXT, receipt_l1_fee_scalar),
+    FLD_OP("l1BaseFeeScalar", K_OPT_U64, receipt_l1_base_fee_scalar),
+    FLD_OP("l1BlobBaseFeeScalar", K_OPT_U64, receipt_l1_blob_base_fee_scalar),
+    FLD_OP("depositNonce", K_OPT_U64, receipt_deposit_nonce),
+    FLD_OP("depositReceiptVersion", K_OPT_U64, receipt_deposit_receipt_version),
     /* Arbitrum (nitro's receipt marshalling) */
-    FLD_L2("gasUsedForL1", K_OPT_U64, receipt_gas_used_for_l1),
-    FLD_L2("l1BlockNumber", K_OPT_U64, receipt_l1_block_number),
+    FLD_ARB("gasUsedForL1", K_OPT_U64, receipt_gas_used_for_l1),
+    FLD_ARB("l1BlockNumber", K_OPT_U64, receipt_l1_block_number),
 };
 
 enum { LK_TOPICS, LK_TX_HASH, LK_TX_INDEX, LK_BLOCK_HASH, LK_BLOCK_NUMBER };
@@ -356,14 +356,23 @@ static int put_plain_text(dctx *c, const bp_field *f, yajl_val v, const char **d
     return BP_OK;
 }
 
+/* The chain family's part of tx that f is in, made on first use; NULL when out of memory. */
+static char *family_part(dctx *c, const bp_field *f, bp_tx *tx)
+{
+    if (f->fam == FAM_OP) {
+        if (!tx->op)
+            tx->op = bp_arena_calloc(c->a, 1, sizeof(*tx->op));
+        return (char *)tx->op;
+    }
+    if (!tx->arb)
+        tx->arb = bp_arena_calloc(c->a, 1, sizeof(*tx->arb));
+    return (char *)tx->arb;
+}
+
 int bp_dec_put_field(dctx *c, const bp_field *f, yajl_val v, char *base, yajl_val *keep)
 {
-    if (f->l2) {
-        bp_tx *tx = (bp_tx *)(void *)base;
-        if (!tx->l2 && !(tx->l2 = bp_arena_calloc(c->a, 1, sizeof(*tx->l2))))
-            return bp_error_set(c->err, BP_ENOMEM, "field '%s': out of memory", f->key);
-        base = (char *)tx->l2;
-    }
+    if (f->fam != FAM_NONE && !(base = family_part(c, f, (bp_tx *)(void *)base)))
+        return bp_error_set(c->err, BP_ENOMEM, "field '%s': out of memory", f->key);
     char *dst = base + f->off;
     switch (f->kind) {
     case K_KEEP:

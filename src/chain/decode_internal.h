@@ -41,20 +41,28 @@ typedef struct bp_field {
     unsigned char kind;
     unsigned char req;
     unsigned short off;
-    bool l2; /* off is into bp_tx_l2, reached through bp_tx.l2 (made on first use) */
+    /* 0: off is into the object; else into a chain family's part of bp_tx, made on first
+     * use: FAM_OP (bp_tx.op) or FAM_ARB (bp_tx.arb) */
+    unsigned char fam;
 } bp_field;
+
+enum { FAM_NONE, FAM_OP, FAM_ARB };
 
 #define FLD(key, kind, req, type, member)                                                          \
     {                                                                                              \
-        key, kind, req, (unsigned short)offsetof(type, member), false                              \
+        key, kind, req, (unsigned short)offsetof(type, member), FAM_NONE                           \
     }
-#define FLD_L2(key, kind, member)                                                                  \
+#define FLD_OP(key, kind, member)                                                                  \
     {                                                                                              \
-        key, kind, OPT, (unsigned short)offsetof(bp_tx_l2, member), true                           \
+        key, kind, OPT, (unsigned short)offsetof(bp_tx_op, member), FAM_OP                         \
+    }
+#define FLD_ARB(key, kind, member)                                                                 \
+    {                                                                                              \
+        key, kind, OPT, (unsigned short)offsetof(bp_tx_arb, member), FAM_ARB                       \
     }
 #define KEEP(key, req)                                                                             \
     {                                                                                              \
-        key, K_KEEP, req, 0, false                                                                 \
+        key, K_KEEP, req, 0, FAM_NONE                                                              \
     }
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 

@@ -11,7 +11,16 @@
  *   own (src/op-stack/chainConfig.ts, 2 s); S = Ethereum's 12 s slot; D = the chain's own
  *   documents: Scroll docs.scroll.io "Blocks" (3 s), Ink Kraken's launch (1 s), opBNB BEP-543
  *   (500 ms; viem has only the OP default), MegaETH docs.megaeth.com "Mini-Blocks" (EVM blocks
- *   every 1 s); U = no public figure found: our estimate, unverified.
+ *   every 1 s), Mantle docs-v2.mantle.xyz "What's New in Mantle v2 Tectonic" (a fixed 2 s;
+ *   Alchemy's network page says "<1s": the chain's own document kept), Arbitrum Nova
+ *   docs.arbitrum.io "Sequencer timing adjustments" (Nitro's default block time, 250 ms: no
+ *   Nova-specific figure found); U = no primary source found: our estimate, unverified.
+ *   Checked again 2026-12-04 for the U rows: Polygon zkEVM (only a third-party guide says
+ *   ~5 s), Manta Pacific (none), Metis (none from Metis; third parties say 1-2 s
+ *   confirmations), Fantom (no target: SpookySwap's docs say its block time follows the load,
+ *   0.97 s to 20+ s), Taiko (its docs' preconfirmation page says a 12 s block time before
+ *   preconfirmations; Taiko's own agent docs, taikoxyz/taiko-ai, say it targets 2 s with them:
+ *   not changed until a Taiko document states the mainnet figure).
  * - Fraxtal's token is FRAX since its North Star hardfork (docs.frax.com; viem agrees; the
  *   lists' stored copy still says frxETH).
  * Changed by this check: zkSync Era and Abstract 1 s -> 200 ms (viem #4064; their windows
@@ -40,7 +49,7 @@ const bp_chain_preset bp_chain_presets[] = {
     {"base", "", "Base", 8453, "ETH", 2000, 0, 512, OP},                                /* VOP */
     {"base-sepolia", "", "Base Sepolia", 84532, "ETH", 2000, 0, 512, OP},               /* VOP */
     {"arbitrum", "arbitrum-one,arb1", "Arbitrum One", 42161, "ETH", 250, 0, 2048, ARB}, /* V */
-    {"arbitrum-nova", "nova", "Arbitrum Nova", 42170, "ETH", 250, 0, 2048, ARB},        /* U */
+    {"arbitrum-nova", "nova", "Arbitrum Nova", 42170, "ETH", 250, 0, 2048, ARB},        /* D */
     {"arbitrum-sepolia", "", "Arbitrum Sepolia", 421614, "ETH", 250, 0, 2048, ARB},     /* V */
     {"zksync", "zksync-era", "zkSync Era", 324, "ETH", 200, 0, 1280, ZK},               /* V */
     {"abstract", "", "Abstract", 2741, "ETH", 200, 0, 1280, ZK},                        /* V */
@@ -48,7 +57,7 @@ const bp_chain_preset bp_chain_presets[] = {
     {"scroll", "", "Scroll", 534352, "ETH", 3000, 0, 256, E},                           /* V, D */
     {"polygon", "polygon-pos,matic", "Polygon PoS", 137, "POL", 2000, 16, 512, POS},    /* V */
     {"polygon-zkevm", "", "Polygon zkEVM", 1101, "ETH", 5000, 0, 128, E},               /* U */
-    {"mantle", "", "Mantle", 5000, "MNT", 2000, 0, 512, OP},                            /* U */
+    {"mantle", "", "Mantle", 5000, "MNT", 2000, 0, 512, OP},                            /* D */
     {"blast", "", "Blast", 81457, "ETH", 2000, 0, 512, OP},                             /* VOP */
     {"zora", "", "Zora", 7777777, "ETH", 2000, 0, 512, OP},                             /* VOP */
     {"mode", "", "Mode", 34443, "ETH", 2000, 0, 512, OP},                               /* VOP */

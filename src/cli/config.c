@@ -1857,28 +1857,23 @@ static int apply_pairs(loader *ld, const char *const *keys, const char *const *v
     return 0;
 }
 
-/* The chains: item named by cfg->chain (which the library must give with a chains: list). */
-static int pairs_chain(loader *ld, bp_error *err)
+/* With index >= 0, the keys of chains[index] (the pairs are the top level's; the chain's own
+ * keys win, as over the command line's flags). */
+static int pairs_chain(loader *ld, int index, bp_error *err)
 {
     bp_config *cfg = ld->cfg;
-    if (cfg->chain_count == 0)
+    if (index < 0)
         return 0;
-    for (int i = 0; i < cfg->chain_count && cfg->chain; i++)
-        if (strcmp(cfg->chain_names[i], cfg->chain) == 0) {
-            cfg->chain_index = i;
-            ld->chain_index = i;
-            ld->chain_pass = true;
-            return load_file(ld, cfg->config_file, "config", err);
-        }
-    return bp_error_set(err, BP_EINVAL,
-                        "config file %s has a chains: list: the key chain must name one of its "
-                        "chains (%s '%s')",
-                        cfg->config_file,
-                        cfg->chain ? "no chain" : "given:", cfg->chain ? cfg->chain : "none");
+    if (index >= cfg->chain_count)
+        return bp_error_set(err, BP_EINVAL, "no chains[%d] in the config file", index);
+    cfg->chain_index = index;
+    ld->chain_index = index;
+    ld->chain_pass = true;
+    return load_file(ld, cfg->config_file, "config", err);
 }
 
-int bp_config_load_pairs(bp_config *cfg, const char *const *keys, const char *const *values,
-                         size_t n, bp_error *err)
+static int load_pairs(bp_config *cfg, const char *const *keys, const char *const *values, size_t n,
+                      int index, bp_error *err)
 {
     enum bp_command cmd = BP_CMD_RUN;
     const char *file = NULL;
@@ -1896,10 +1891,22 @@ int bp_config_load_pairs(bp_config *cfg, const char *const *keys, const char *co
         rc = rc ? rc : load_file(&ld, file, "config", err);
     }
     rc = rc ? rc : apply_pairs(&ld, keys, values, n, err);
-    rc = rc ? rc : pairs_chain(&ld, err);
+    rc = rc ? rc : pairs_chain(&ld, index, err);
     rc = rc ? rc : add_clickhouse_output(&ld, err);
     rc = rc ? rc : apply_preset(cfg, err);
     return rc ? rc : check_required(cfg, err);
+}
+
+int bp_config_load_pairs(bp_config *cfg, const char *const *keys, const char *const *values,
+                         size_t n, bp_error *err)
+{
+    return load_pairs(cfg, keys, values, n, -1, err);
+}
+
+int bp_config_load_pairs_chain(bp_config *cfg, const char *const *keys, const char *const *values,
+                               size_t n, int index, bp_error *err)
+{
+    return load_pairs(cfg, keys, values, n, index, err);
 }
 
 int bp_config_load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, bp_error *err)

@@ -157,9 +157,14 @@ int bp_config_load_chain(bp_config *cfg, enum bp_command cmd, int argc, char **a
  * file's keys (a list key such as rpc or output repeated), plus "config" (a config file read
  * first, the pairs winning over it) and "from" / "to" (with "to" the range is backfilled, else
  * the head is followed). Neither the environment nor a command line is read, and there is no
- * default output. With a chains: list in the file, the key chain picks the one chain to run. */
+ * default output. With a chains: list in the file this is the top level, shared by the chains
+ * (chain_names lists them; the key chain, NAME[,NAME...], picks some, as --chain does). */
 int bp_config_load_pairs(bp_config *cfg, const char *const *keys, const char *const *values,
                          size_t n, bp_error *err);
+/* The config of chain `index` of the file's chains: list: the file's top level, the pairs,
+ * then the chain's own keys, which win (as bp_config_load_chain over the flags). */
+int bp_config_load_pairs_chain(bp_config *cfg, const char *const *keys, const char *const *values,
+                               size_t n, int index, bp_error *err);
 void bp_config_release(bp_config *cfg);
 /* What endpoint i (-1: the WebSocket) is reached with: its own headers and TLS files, else
  * the defaults of rpc_creds. Points into cfg. */

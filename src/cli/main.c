@@ -191,138 +191,23 @@ static void print_derived(FILE *f)
     }
 }
 
-/* ---- a chains: list: one pipeline per chain (core/multi.h) ---- */
+/* ---- a chains: list: one pipeline per chain (cli/setup.h, core/multi.h) ---- */
 
-typedef struct chains_run {
-    size_t n;
-    bp_config *cfgs; /* per chain: the top-level keys, environment, flags, its own keys */
-    bp_multi_chain *chains;
-    bp_endpoint_spec (*eps)[BP_MAX_RPCS];
-    bp_pipeline_report *reports;
-    bp_metrics **metrics;
-} chains_run;
+typedef struct chain_args {
+    enum bp_command cmd;
+    int argc;
+    char **argv;
+} chain_args;
 
-/* Is name one of --chain's comma-separated names? */
-static bool chain_named(const char *list, const char *name)
+/* The flags read again, then the chain's own keys. */
+static int load_chain_args(void *ctx, int index, bp_config *cfg, bp_error *err)
 {
-    size_t len = strlen(name);
-    for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
-        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
-            return true;
-    return false;
-}
-
-/* Every name of --chain is in the list. */
-static int chain_names_known(const bp_config *cfg, bp_error *err)
-{
-    char names[512] = "";
-    size_t len = 0;
-    for (int i = 0; i < cfg->chain_count; i++)
-        if (len < sizeof(names))
-            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
-                                    cfg->chain_names[i]);
-    for (const char *p = cfg->chain; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
-        size_t n = strcspn(p, ",");
-        bool found = false;
-        for (int i = 0; i < cfg->chain_count && !found; i++)
-            found = strlen(cfg->chain_names[i]) == n && strncmp(cfg->chain_names[i], p, n) == 0;
-        if (!found)
-            return bp_error_set(err, BP_EINVAL,
-                                "--chain '%.*s': no such chain in config file %s (its "
-                                "chains: %s)",
-                                (int)n, p, cfg->config_file, names);
-    }
-    return 0;
-}
-
-/* The chains of the list this process runs, in list order: --chain NAME[,NAME...] (or CHAIN,
- * or chain:) names them, --shard K/N takes positions K, K+N, ... of those. */
-static int chain_pick(const bp_config *cfg, int *picks, size_t *n, bp_error *err)
-{
-    int rc = cfg->chain ? chain_names_known(cfg, err) : 0;
-    if (rc != 0)
-        return rc;
-    size_t pos = 0;
-    *n = 0;
-    for (int i = 0; i < cfg->chain_count; i++) {
-        if (cfg->chain && !chain_named(cfg->chain, cfg->chain_names[i]))
-            continue;
-        if (pos++ % (size_t)cfg->shard_n == (size_t)cfg->shard_k - 1)
-            picks[(*n)++] = i;
-    }
-    if (*n == 0)
-        return bp_error_set(err, BP_EINVAL,
-                            "--shard %d/%d: no chain of config file %s falls in it (%zu chains "
-                            "to share)",
-                            cfg->shard_k, cfg->shard_n, cfg->config_file, pos);
-    if (cfg->shard_n > 1)
-        bp_info("--shard %d/%d: %zu of %zu chains", cfg->shard_k, cfg->shard_n, *n, pos);
-    return 0;
-}
-
-static int chains_load(enum bp_command cmd, int argc, char **argv, const bp_config *base,
-                       chains_run *r, bp_error *err)
-{
-    int picks[BP_MAX_CHAINS];
-    int rc = chain_pick(base, picks, &r->n, err);
-    if (rc != 0)
-        return rc;
-    r->cfgs = calloc(r->n, sizeof(*r->cfgs));
-    r->chains = calloc(r->n, sizeof(*r->chains));
-    r->eps = calloc(r->n, sizeof(*r->eps));
-    r->reports = calloc(r->n, sizeof(*r->reports));
-    r->metrics = calloc(r->n, sizeof(*r->metrics));
-    if (!r->cfgs || !r->chains || !r->eps || !r->reports || !r->metrics)
-        return bp_error_set(err, BP_ENOMEM, "out of memory");
-    for (size_t i = 0; i < r->n; i++) {
-        /* loaded one after another: a released config is all zeros, so a failure here leaves
-         * every config releasable */
-        rc = bp_config_load_chain(&r->cfgs[i], cmd, argc, argv, picks[i], err);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-static void chains_free(chains_run *r)
-{
-    for (size_t i = 0; r->cfgs && i < r->n; i++) {
-        bp_metrics_free(r->metrics ? r->metrics[i] : NULL);
-        bp_config_release(&r->cfgs[i]);
-    }
-    free(r->cfgs);
-    free(r->chains);
-    free(r->eps);
-    free(r->reports);
-    free(r->metrics);
-}
-
-/* Each chain's metrics module when an output writes the derived tables (one price source). */
-static int chains_metrics(chains_run *r, bp_sink **sinks, bp_prices **prices, bp_error *err)
-{
-    int rc = bp_setup_metrics(&r->cfgs[0], sinks, &r->metrics[0], prices, err);
-    for (size_t i = 1; rc == 0 && r->metrics[0] && i < r->n; i++)
-        rc = bp_setup_chain_metrics(&r->cfgs[i], *prices, &r->metrics[i], err);
-    return rc;
-}
-
-static void chains_map(chains_run *r, bp_sink **sinks, const bp_cli_api *api)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        bp_pipeline_config *pc = &r->chains[i].pc;
-        bp_setup_pipeline(&r->cfgs[i], sinks, r->eps[i], pc);
-        pc->report = &r->reports[i];
-        pc->metrics = r->metrics[i];
-        if (api->push) {
-            pc->batch_committed = bp_push_batch;
-            pc->batch_ctx = api->push;
-        }
-        pc->stats = api->chain_stats ? api->chain_stats[i] : NULL; /* --api or --alert */
-    }
+    chain_args *a = ctx;
+    return bp_config_load_chain(cfg, a->cmd, a->argc, a->argv, index, err);
 }
 
 /* The state of each chain, its command narrowed to it (retry-failed runs that chain alone). */
-static void chains_save_state(const chains_run *r, const char *dir, int argc, char **argv)
+static void chains_save_state(const bp_chains *r, const char *dir, int argc, char **argv)
 {
     char **args = calloc((size_t)argc + 3, sizeof(*args));
     for (size_t i = 0; args && i < r->n; i++) {
@@ -337,32 +222,17 @@ static void chains_save_state(const chains_run *r, const char *dir, int argc, ch
     free(args);
 }
 
-/* An output whose rows do not name their chain cannot be shared by several chains. */
-static int chains_outputs_check(const bp_config *base, size_t chains, bp_error *err)
-{
-    for (int i = 0; chains > 1 && i < base->output_count; i++)
-        if (strncmp(base->outputs[i], "etl-csv:", 8) == 0)
-            return bp_error_set(err, BP_EINVAL,
-                                "output '%s' cannot be shared by %zu chains: ethereum-etl's CSV "
-                                "files have no chain column, so the chains' rows could not be "
-                                "told apart; use jsonl:DIR (each line names its chain), or run "
-                                "each chain with an etl-csv directory of its own (--chain NAME "
-                                "--output etl-csv:DIR/NAME)",
-                                base->outputs[i], chains);
-    return 0;
-}
-
 static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *base)
 {
-    chains_run r = {0};
+    bp_chains r = {0};
+    chain_args args = {cmd, argc, argv};
     bp_error err = {0};
     bp_sink *sinks[BP_MAX_OUTPUTS] = {0};
     bp_cli_api api = {0};
     bp_prices *prices = NULL;
     const char *names[BP_MAX_CHAINS] = {0}; /* the API's, until it stops */
     int status = 2;
-    int rc = chains_load(cmd, argc, argv, base, &r, &err);
-    rc = rc ? rc : chains_outputs_check(base, r.n, &err);
+    int rc = bp_chains_load(base, load_chain_args, &args, &r, &err);
     if (rc != 0) {
         bp_secret_scrub(err.msg);
         fprintf(stderr, "blockpipe: %s\n", err.msg);
@@ -373,7 +243,7 @@ static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *bas
     rc = bp_rpc_global_init(&err);
     rc = rc ? rc : bp_cli_api_settings(base, &err);
     rc = rc ? rc : bp_setup_outputs(base, sinks, &err);
-    rc = rc ? rc : chains_metrics(&r, sinks, &prices, &err);
+    rc = rc ? rc : bp_chains_metrics(&r, sinks, &prices, &err);
     for (size_t i = 0; i < r.n; i++)
         names[i] = r.cfgs[i].chain;
     rc = rc ? rc : bp_cli_api_start_chains(base, names, r.n, &api, &err);
@@ -383,17 +253,9 @@ static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *bas
         goto out;
     }
     install_signals();
-    chains_map(&r, sinks, &api);
-    size_t derived = 0;
-    for (int i = 0; i < base->output_count; i++)
-        derived += sinks[i]->derived;
-    bp_multi_config mc = {.chains = r.chains,
-                          .chain_count = r.n,
-                          .sinks = sinks,
-                          .sink_count = (size_t)base->output_count,
-                          .derived_outputs = derived,
-                          .max_memory = (size_t)base->max_memory,
-                          .workers_total = base->workers_total};
+    bp_chains_map(&r, sinks, &api, NULL);
+    bp_multi_config mc;
+    bp_chains_multi(base, &r, sinks, (size_t)base->output_count, &mc);
     if (base->state_dir)
         bp_state_announce(base->state_dir);
     rc = bp_multi_run(&mc, &g_stop, &err);
@@ -406,7 +268,7 @@ static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *bas
         bp_info("stopped by signal; everything complete was committed");
 out:
     bp_cli_api_stop(&api);
-    chains_free(&r);
+    bp_chains_free(&r);
     bp_prices_free(prices);
     for (int i = 0; i < BP_MAX_OUTPUTS; i++)
         bp_sink_close(sinks[i]);

@@ -4,10 +4,13 @@
 #include "cli/setup.h"
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "chain/fetch.h"
 #include "chain/presets.h"
+#include "api/push.h"
 #include "util/log.h"
 
 int bp_setup_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
@@ -113,4 +116,157 @@ void bp_setup_pipeline(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->ws_stale_after = c->ws_stale_after;
     pc->chain_id_set = c->chain_id_set;
     pc->chain_id = c->chain_id;
+}
+
+/* ---- a chains: list: one pipeline per chain (core/multi.h) ---- */
+
+/* Is name one of the comma-separated names of list? */
+static bool chain_named(const char *list, const char *name)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+            return true;
+    return false;
+}
+
+/* Every name of cfg->chain is in the list. */
+static int chain_names_known(const bp_config *cfg, bp_error *err)
+{
+    char names[512] = "";
+    size_t len = 0;
+    for (int i = 0; i < cfg->chain_count; i++)
+        if (len < sizeof(names))
+            len += (size_t)snprintf(names + len, sizeof(names) - len, "%s%s", i ? ", " : "",
+                                    cfg->chain_names[i]);
+    for (const char *p = cfg->chain; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+        size_t n = strcspn(p, ",");
+        bool found = false;
+        for (int i = 0; i < cfg->chain_count && !found; i++)
+            found = strlen(cfg->chain_names[i]) == n && strncmp(cfg->chain_names[i], p, n) == 0;
+        if (!found)
+            return bp_error_set(err, BP_EINVAL,
+                                "--chain '%.*s': no such chain in config file %s (its "
+                                "chains: %s)",
+                                (int)n, p, cfg->config_file, names);
+    }
+    return 0;
+}
+
+/* The chains of the list this process runs, in list order. */
+static int chain_pick(const bp_config *cfg, int *picks, size_t *n, bp_error *err)
+{
+    int rc = cfg->chain ? chain_names_known(cfg, err) : 0;
+    if (rc != 0)
+        return rc;
+    size_t pos = 0;
+    *n = 0;
+    for (int i = 0; i < cfg->chain_count; i++) {
+        if (cfg->chain && !chain_named(cfg->chain, cfg->chain_names[i]))
+            continue;
+        if (pos++ % (size_t)cfg->shard_n == (size_t)cfg->shard_k - 1)
+            picks[(*n)++] = i;
+    }
+    if (*n == 0)
+        return bp_error_set(err, BP_EINVAL,
+                            "--shard %d/%d: no chain of config file %s falls in it (%zu chains "
+                            "to share)",
+                            cfg->shard_k, cfg->shard_n, cfg->config_file, pos);
+    if (cfg->shard_n > 1)
+        bp_info("--shard %d/%d: %zu of %zu chains", cfg->shard_k, cfg->shard_n, *n, pos);
+    return 0;
+}
+
+/* An output whose rows do not name their chain cannot be shared by several chains. */
+static int chains_outputs_check(const bp_config *base, size_t chains, bp_error *err)
+{
+    for (int i = 0; chains > 1 && i < base->output_count; i++)
+        if (strncmp(base->outputs[i], "etl-csv:", 8) == 0)
+            return bp_error_set(err, BP_EINVAL,
+                                "output '%s' cannot be shared by %zu chains: ethereum-etl's CSV "
+                                "files have no chain column, so the chains' rows could not be "
+                                "told apart; use jsonl:DIR (each line names its chain), or run "
+                                "each chain with an etl-csv directory of its own (--chain NAME "
+                                "--output etl-csv:DIR/NAME)",
+                                base->outputs[i], chains);
+    return 0;
+}
+
+int bp_chains_load(const bp_config *base, bp_chain_load_fn load, void *ctx, bp_chains *r,
+                   bp_error *err)
+{
+    int picks[BP_MAX_CHAINS];
+    memset(r, 0, sizeof(*r));
+    int rc = chain_pick(base, picks, &r->n, err);
+    rc = rc ? rc : chains_outputs_check(base, r->n, err);
+    if (rc != 0)
+        return rc;
+    r->cfgs = calloc(r->n, sizeof(*r->cfgs));
+    r->chains = calloc(r->n, sizeof(*r->chains));
+    r->eps = calloc(r->n, sizeof(*r->eps));
+    r->reports = calloc(r->n, sizeof(*r->reports));
+    r->metrics = calloc(r->n, sizeof(*r->metrics));
+    if (!r->cfgs || !r->chains || !r->eps || !r->reports || !r->metrics)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < r->n; i++) {
+        /* loaded one after another: a released config is all zeros, so a failure here leaves
+         * every config releasable */
+        rc = load(ctx, picks[i], &r->cfgs[i], err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+void bp_chains_free(bp_chains *r)
+{
+    for (size_t i = 0; r->cfgs && i < r->n; i++) {
+        bp_metrics_free(r->metrics ? r->metrics[i] : NULL);
+        bp_config_release(&r->cfgs[i]);
+    }
+    free(r->cfgs);
+    free(r->chains);
+    free(r->eps);
+    free(r->reports);
+    free(r->metrics);
+    memset(r, 0, sizeof(*r));
+}
+
+int bp_chains_metrics(bp_chains *r, bp_sink **sinks, bp_prices **prices, bp_error *err)
+{
+    int rc = bp_setup_metrics(&r->cfgs[0], sinks, &r->metrics[0], prices, err);
+    for (size_t i = 1; rc == 0 && r->metrics[0] && i < r->n; i++)
+        rc = bp_setup_chain_metrics(&r->cfgs[i], *prices, &r->metrics[i], err);
+    return rc;
+}
+
+void bp_chains_map(bp_chains *r, bp_sink **sinks, const bp_cli_api *api, bp_stats_hub **hubs)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        bp_pipeline_config *pc = &r->chains[i].pc;
+        bp_setup_pipeline(&r->cfgs[i], sinks, r->eps[i], pc);
+        pc->report = &r->reports[i];
+        pc->metrics = r->metrics[i];
+        if (api->push) {
+            pc->batch_committed = bp_push_batch;
+            pc->batch_ctx = api->push;
+        }
+        /* --api or --alert read the chain's snapshot; else the caller's, else its own */
+        pc->stats = api->chain_stats ? api->chain_stats[i] : hubs ? hubs[i] : NULL;
+    }
+}
+
+void bp_chains_multi(const bp_config *base, bp_chains *r, bp_sink **sinks, size_t sink_count,
+                     bp_multi_config *mc)
+{
+    size_t derived = 0;
+    for (size_t i = 0; i < sink_count; i++)
+        derived += sinks[i]->derived;
+    *mc = (bp_multi_config){.chains = r->chains,
+                            .chain_count = r->n,
+                            .sinks = sinks,
+                            .sink_count = sink_count,
+                            .derived_outputs = derived,
+                            .max_memory = (size_t)base->max_memory,
+                            .workers_total = base->workers_total};
 }

@@ -3,16 +3,25 @@
 #include "lib/callsink.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct callsink {
-    bp_sink base;
-    bp_callbacks cb;
+/* Where one chain stands (the chains of a chains: list share the output, each its own). */
+typedef struct chain_state {
+    char name[64];
     bool asked;         /* resume was called (once: later checkpoints are the ones written) */
     bp_checkpoint cp;   /* the last block delivered (or resume's newest) */
     bp_block_ref *held; /* resume's answer, newest first (the `recent` op) */
     size_t held_n;
+} chain_state;
+
+typedef struct callsink {
+    bp_sink base;
+    bp_callbacks cb;
+    /* the chains seen, by name (calls come one at a time: core/multi.c serializes them) */
+    chain_state *chains;
+    size_t n, cap;
 } callsink;
 
 #define HELD_MAX 128 /* as many as core/outputs.c keeps */
@@ -24,16 +33,37 @@ static bool hash_ok(const char *h)
     return strspn(h + 2, "0123456789abcdefABCDEF") == BP_HASH_STRLEN - 3;
 }
 
-/* Asks resume once: its blocks, checked (newest first, consecutive numbers, hashes). */
-static int ask_resume(callsink *c, const char *chain, bp_error *err)
+/* chain's state, added on first sight; NULL when out of memory. */
+static chain_state *state_of(callsink *c, const char *chain)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->chains[i].name, chain) == 0)
+            return &c->chains[i];
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 4;
+        chain_state *more = realloc(c->chains, cap * sizeof(*more));
+        if (!more)
+            return NULL;
+        c->chains = more;
+        c->cap = cap;
+    }
+    chain_state *st = &c->chains[c->n++];
+    memset(st, 0, sizeof(*st));
+    snprintf(st->name, sizeof(st->name), "%s", chain);
+    return st;
+}
+
+/* Asks resume once per chain: its blocks, checked (newest first, consecutive numbers,
+ * hashes). */
+static int ask_resume(callsink *cs, chain_state *c, const char *chain, bp_error *err)
 {
     c->asked = true;
-    if (!c->cb.resume)
+    if (!cs->cb.resume)
         return 0;
     c->held = calloc(HELD_MAX, sizeof(*c->held));
     if (!c->held)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    int r = c->cb.resume(c->cb.user, chain, c->held, HELD_MAX);
+    int r = cs->cb.resume(cs->cb.user, chain, c->held, HELD_MAX);
     if (r < 0 || r > HELD_MAX)
         return bp_error_set(err, BP_EINVAL, "the resume callback returned %d for chain %s", r,
                             chain);
@@ -59,8 +89,11 @@ static int ask_resume(callsink *c, const char *chain, bp_error *err)
 
 static int cs_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp_error *err)
 {
-    callsink *c = (callsink *)s;
-    int rc = c->asked ? 0 : ask_resume(c, chain, err);
+    callsink *cs = (callsink *)s;
+    chain_state *c = state_of(cs, chain);
+    if (!c)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    int rc = c->asked ? 0 : ask_resume(cs, c, chain, err);
     if (rc != 0)
         return rc;
     *out = c->cp;
@@ -71,10 +104,10 @@ static int cs_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp_e
 static int cs_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t max, size_t *n,
                      bp_error *err)
 {
-    callsink *c = (callsink *)s;
-    (void)chain;
-    (void)err;
+    chain_state *c = state_of((callsink *)s, chain);
     *n = 0;
+    if (!c)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
     bool from_resume = c->held_n > 0 && c->cp.number == c->held[0].number &&
                        strcmp(c->cp.hash, c->held[0].hash) == 0;
     for (size_t i = 0; from_resume && i < c->held_n && i < max; i++) {
@@ -90,22 +123,29 @@ static int cs_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t m
 static int cs_write(bp_sink *s, const bp_batch *b, bp_error *err)
 {
     callsink *c = (callsink *)s;
+    chain_state *st = state_of(c, b->chain);
+    if (!st)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; i < b->count; i++) {
         const bp_event *e = &b->events[i];
         bool apply = e->kind == BP_EVENT_APPLY;
         int (*fn)(void *, const char *, const bp_block *) = apply ? c->cb.applied : c->cb.reverted;
         int r = fn ? fn(c->cb.user, b->chain, e->block) : 0;
         if (r != 0)
-            return bp_error_set(err, BP_ESTOPPED, "the %s callback returned %d at block %" PRIu64,
-                                apply ? "applied" : "reverted", r, e->block->number);
+            return bp_error_set(err, BP_ESTOPPED,
+                                "the %s callback returned %d at block %" PRIu64 " of chain %s",
+                                apply ? "applied" : "reverted", r, e->block->number, b->chain);
     }
-    c->cp = b->checkpoint;
+    st->cp = b->checkpoint;
     return 0;
 }
 
 static void cs_close(bp_sink *s)
 {
-    free(((callsink *)s)->held);
+    callsink *c = (callsink *)s;
+    for (size_t i = 0; i < c->n; i++)
+        free(c->chains[i].held);
+    free(c->chains);
     free(s);
 }
 

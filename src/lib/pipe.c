@@ -1,6 +1,7 @@
 /* pipe.c - the library's pipeline handle (include/blockpipe/blockpipe.h): the config read by
  * cli/config.c, the outputs and analytics set up by cli/setup.c as the commands do, the
- * callbacks as one more output (callsink.c), and bp_pipeline_run on a thread of its own. */
+ * callbacks as one more output (callsink.c), and on a thread of its own bp_pipeline_run, or
+ * bp_multi_run for the chains of a chains: list (as `blockpipe run` with one). */
 #include "blockpipe/blockpipe.h"
 
 #include <pthread.h>
@@ -13,6 +14,8 @@
 #include "cli/commands_serve.h"
 #include "cli/config.h"
 #include "cli/setup.h"
+#include "cli/state.h"
+#include "core/multi.h"
 #include "lib/callsink.h"
 #include "util/log.h"
 #include "util/url.h"
@@ -23,13 +26,18 @@ struct bp_pipe {
     bool curl;                          /* bp_rpc_global_init succeeded */
     bp_sink *sinks[BP_MAX_OUTPUTS + 1]; /* the configured outputs, then the callbacks' */
     size_t sink_count;
+    /* one chain (no chains: list) */
     bp_endpoint_spec eps[BP_MAX_RPCS];
     bp_pipeline_config pc;
     bp_pipeline_report report;
     bp_metrics *metrics;
+    /* a chains: list: chains.n > 0, one pipeline per chain */
+    bp_chains chains;
+    bp_multi_config mc;
     bp_prices *prices;
-    bp_cli_api api;        /* the api / alert keys, as `blockpipe run` has them */
-    bp_stats_hub *own_hub; /* the snapshot when the API has none */
+    bp_cli_api api;          /* the api / alert keys, as `blockpipe run` has them */
+    bp_stats_hub **own_hubs; /* each chain's snapshot when the API has none */
+    size_t hub_count;
     volatile sig_atomic_t stop;
     pthread_t thread;
     bool started, joined;
@@ -43,33 +51,76 @@ const char *bp_version(void)
     return BP_VERSION;
 }
 
+typedef struct pairs {
+    const char **keys, **values;
+    size_t n;
+} pairs;
+
+/* bp_chain_load_fn: chain `index` of the list, from the same pairs. */
+static int load_chain_pairs(void *ctx, int index, bp_config *cfg, bp_error *err)
+{
+    const pairs *pr = ctx;
+    return bp_config_load_pairs_chain(cfg, pr->keys, pr->values, pr->n, index, err);
+}
+
+/* The config (the top level with a chains: list, and then each chain's). */
 static int load_config(bp_pipe *p, const bp_option *opts, size_t n, bp_error *err)
 {
-    const char **keys = calloc(n ? n : 1, sizeof(*keys));
-    const char **values = calloc(n ? n : 1, sizeof(*values));
-    int rc = keys && values ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+    pairs pr = {calloc(n ? n : 1, sizeof(char *)), calloc(n ? n : 1, sizeof(char *)), n};
+    int rc = pr.keys && pr.values ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < n; i++) {
         if (!opts[i].key)
             rc = bp_error_set(err, BP_EINVAL, "option %zu has no key", i);
-        keys[i] = opts[i].key;
-        values[i] = opts[i].value;
+        pr.keys[i] = opts[i].key;
+        pr.values[i] = opts[i].value;
     }
     if (rc == 0) {
         p->cfg_loaded = true;
-        rc = bp_config_load_pairs(&p->cfg, keys, values, n, err);
+        rc = bp_config_load_pairs(&p->cfg, pr.keys, pr.values, n, err);
     }
-    if (rc == 0 && p->cfg.state_dir)
-        rc = bp_error_set(err, BP_EINVAL,
-                          "state_dir: the state file is the blockpipe command's (retry-failed); "
-                          "the library reports failed blocks through bp_pipe_wait");
-    free(keys);
-    free(values);
+    if (rc == 0 && p->cfg.chain_count > 0)
+        rc = bp_chains_load(&p->cfg, load_chain_pairs, &pr, &p->chains, err);
+    free(pr.keys);
+    free(pr.values);
     if (rc != 0)
         bp_secret_scrub(err->msg);
     return rc;
 }
 
-/* The outputs, the analytics, the API: what run_command in cli/main.c sets up. */
+/* The API (with the api or alert key) and the snapshots bp_pipe_stats reads. */
+static int setup_api(bp_pipe *p, bp_error *err)
+{
+    const char *names[BP_MAX_CHAINS];
+    for (size_t i = 0; i < p->chains.n; i++)
+        names[i] = p->chains.cfgs[i].chain; /* they outlive the API */
+    int rc = p->chains.n ? bp_cli_api_start_chains(&p->cfg, names, p->chains.n, &p->api, err)
+                         : bp_cli_api_start(&p->cfg, &p->api, err);
+    if (rc != 0 || p->api.chain_stats || (p->api.stats && !p->chains.n))
+        return rc;
+    p->hub_count = p->chains.n ? p->chains.n : 1;
+    if (!(p->own_hubs = calloc(p->hub_count, sizeof(*p->own_hubs))))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->hub_count; i++)
+        if (!(p->own_hubs[i] = bp_stats_hub_new()))
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* One chain: its pipeline's settings. */
+static void setup_one(bp_pipe *p)
+{
+    bp_setup_pipeline(&p->cfg, p->sinks, p->eps, &p->pc);
+    p->pc.sink_count = p->sink_count;
+    p->pc.report = &p->report;
+    p->pc.metrics = p->metrics;
+    p->pc.stats = p->api.stats ? p->api.stats : p->own_hubs[0];
+    if (p->api.push) { /* the api key: the committed batches feed its push hub */
+        p->pc.batch_committed = bp_push_batch;
+        p->pc.batch_ctx = p->api.push;
+    }
+}
+
+/* The outputs, the analytics, the API: what run_command and run_chains in cli/main.c set up. */
 static int setup(bp_pipe *p, const bp_callbacks *cb, bp_error *err)
 {
     bp_config *cfg = &p->cfg;
@@ -80,8 +131,10 @@ static int setup(bp_pipe *p, const bp_callbacks *cb, bp_error *err)
     rc = rc ? rc : bp_cli_api_settings(cfg, err);
     rc = rc ? rc : bp_setup_outputs(cfg, p->sinks, err);
     p->sink_count = (size_t)cfg->output_count;
-    rc = rc ? rc : bp_setup_metrics(cfg, p->sinks, &p->metrics, &p->prices, err);
-    rc = rc ? rc : bp_cli_api_start(cfg, &p->api, err);
+    if (rc == 0)
+        rc = p->chains.n ? bp_chains_metrics(&p->chains, p->sinks, &p->prices, err)
+                         : bp_setup_metrics(cfg, p->sinks, &p->metrics, &p->prices, err);
+    rc = rc ? rc : setup_api(p, err);
     if (rc == 0 && cb) {
         rc = bp_callsink_open(cb, &p->sinks[p->sink_count], err);
         p->sink_count += rc == 0;
@@ -89,19 +142,14 @@ static int setup(bp_pipe *p, const bp_callbacks *cb, bp_error *err)
     if (rc == 0 && p->sink_count == 0)
         rc = bp_error_set(err, BP_EINVAL,
                           "nothing to write to: no output key and no callbacks given");
-    if (rc == 0 && !p->api.stats && !(p->own_hub = bp_stats_hub_new()))
-        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc != 0)
         return rc;
-    bp_setup_pipeline(cfg, p->sinks, p->eps, &p->pc);
-    p->pc.sink_count = p->sink_count;
-    p->pc.report = &p->report;
-    p->pc.metrics = p->metrics;
-    p->pc.stats = p->api.stats ? p->api.stats : p->own_hub;
-    if (p->api.push) { /* the api key: the committed batches feed its push hub */
-        p->pc.batch_committed = bp_push_batch;
-        p->pc.batch_ctx = p->api.push;
+    if (!p->chains.n) {
+        setup_one(p);
+        return 0;
     }
+    bp_chains_map(&p->chains, p->sinks, &p->api, p->own_hubs);
+    bp_chains_multi(cfg, &p->chains, p->sinks, p->sink_count, &p->mc);
     return 0;
 }
 
@@ -123,10 +171,27 @@ int bp_pipe_open(const bp_option *opts, size_t n, const bp_callbacks *cb, bp_pip
     return 0;
 }
 
+/* state_dir: each chain's report, as the commands save it (no command to run again). */
+static void save_state(const bp_pipe *p)
+{
+    size_t n = p->chains.n ? p->chains.n : 1;
+    for (size_t i = 0; i < n; i++) {
+        const bp_pipeline_report *r = p->chains.n ? &p->chains.reports[i] : &p->report;
+        bp_error serr;
+        if (r->chain[0] && bp_state_save(p->cfg.state_dir, r, 0, NULL, &serr) != 0)
+            bp_err("%s", serr.msg);
+    }
+}
+
 static void *run(void *arg)
 {
     bp_pipe *p = arg;
-    p->rc = bp_pipeline_run(&p->pc, &p->stop, &p->err);
+    if (p->cfg.state_dir)
+        bp_state_announce(p->cfg.state_dir);
+    p->rc = p->chains.n ? bp_multi_run(&p->mc, &p->stop, &p->err)
+                        : bp_pipeline_run(&p->pc, &p->stop, &p->err);
+    if (p->cfg.state_dir)
+        save_state(p);
     atomic_store(&p->done, true);
     return NULL;
 }
@@ -165,9 +230,24 @@ int bp_pipe_wait(bp_pipe *p, bp_error *err)
     return p->rc;
 }
 
+size_t bp_pipe_chains(bp_pipe *p)
+{
+    return p->chains.n ? p->chains.n : 1;
+}
+
+int bp_pipe_chain_stats(bp_pipe *p, size_t i, bp_stats *out)
+{
+    if (i >= bp_pipe_chains(p)) {
+        memset(out, 0, sizeof(*out));
+        return BP_EINVAL;
+    }
+    bp_stats_hub_read(p->chains.n ? p->chains.chains[i].pc.stats : p->pc.stats, out);
+    return 0;
+}
+
 void bp_pipe_stats(bp_pipe *p, bp_stats *out)
 {
-    bp_stats_hub_read(p->pc.stats ? p->pc.stats : p->own_hub, out);
+    bp_pipe_chain_stats(p, 0, out);
 }
 
 void bp_pipe_close(bp_pipe *p)
@@ -178,10 +258,13 @@ void bp_pipe_close(bp_pipe *p)
     bp_pipe_wait(p, NULL);
     bp_cli_api_stop(&p->api); /* before the outputs: the push hub read them */
     bp_metrics_free(p->metrics);
+    bp_chains_free(&p->chains); /* each chain's metrics, before their price source */
     bp_prices_free(p->prices);
     for (size_t i = 0; i < BP_MAX_OUTPUTS + 1; i++)
         bp_sink_close(p->sinks[i]);
-    bp_stats_hub_free(p->own_hub);
+    for (size_t i = 0; p->own_hubs && i < p->hub_count; i++)
+        bp_stats_hub_free(p->own_hubs[i]);
+    free(p->own_hubs);
     if (p->curl)
         bp_rpc_global_cleanup();
     if (p->cfg_loaded)

@@ -78,8 +78,8 @@ static void tx_fee(const bp_tx *tx, bp_u256 *price, bp_u256 *fee)
     memset(fee, 0, sizeof(*fee));
     if (tx->has_receipt)
         bp_u256_mul_u64(fee, price, tx->receipt_gas_used);
-    if (tx->has_receipt && tx->l2 && tx->l2->receipt_l1_fee.set)
-        bp_u256_add(fee, fee, &tx->l2->receipt_l1_fee.v);
+    if (tx->has_receipt && tx->op && tx->op->receipt_l1_fee.set)
+        bp_u256_add(fee, fee, &tx->op->receipt_l1_fee.v);
 }
 
 /* A block's contract rows are gathered in `rows` (grown as contracts appear) and copied into

@@ -13,7 +13,14 @@ through reorgs, then is built again out of tree against an installed copy of the
    Then the resume callback: resume=N:HASH of a canonical block must print exactly N+1..head;
    of a block the reorg replaced (with the two below it), "reverted N HASH" first, then
    exactly N..head; of that block alone, exit 1 naming the reorg, nothing printed.
-2. `cmake --install BUILD --prefix TMP`, then `cc examples/print_blocks.c $(pkg-config
+2. Two chains in one pipe: print_blocks config=FILE with a chains: list of two anvil nodes
+   (chain ids 31337 and 31338, names "one" and "two"), a shared SQLite output and state_dir.
+   Both are mined, one is reorganised (depth 2): each chain's lines (named by the callbacks'
+   chain argument) must replay exactly that node's chain, the reorg's reverts only on its
+   chain; SIGINT ends it with a stats line per chain; the SQLite output holds each chain's
+   blocks, and state_dir one state file per chain saved by the library. Then chain=two with
+   from/to runs that chain alone, and a chain name not in the list is refused at open.
+3. `cmake --install BUILD --prefix TMP`, then `cc examples/print_blocks.c $(pkg-config
    --cflags --libs blockpipe)` with PKG_CONFIG_PATH=TMP/lib/pkgconfig: the installed
    headers and blockpipe.pc suffice; a second build links libblockpipe.a with the .pc's
    private requirements. Each binary backfills 0..head (from=0 to=HEAD) and must print
@@ -27,6 +34,7 @@ import random
 import re
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -238,6 +246,124 @@ def resumed(example, node, reverts, known):
     print("resume after an orphaned block alone: stops with the reorg error, nothing delivered")
 
 
+def chain_lines(lines, name):
+    return [ln for ln in lines if ln.split(" ", 2)[1:2] == [name]]
+
+
+def two_chains(example, nodes, wls, rng, tmp):
+    """One pipe, two chains: each chain's lines replay its own node's chain exactly."""
+    names = ("one", "two")
+    db, state = os.path.join(tmp, "chains.db"), os.path.join(tmp, "state")
+    cfg = os.path.join(tmp, "chains.yaml")
+    with open(cfg, "w") as f:
+        f.write(f"output: sqlite:{db}\nstate_dir: {state}\nchains:\n")
+        for name, node in zip(names, nodes):
+            f.write(f"  - name: {name}\n    rpc: {node.url}\n    chain_id: "
+                    f"{int(node.rpc('eth_chainId'), 16)}\n")
+    err_path = os.path.join(tmp, "chains.err")
+    err = open(err_path, "w")
+    cmd = [example, f"config={cfg}", "confirmations=0", "start_block=0", "poll_interval=0.2",
+           "log_level=warn"]
+    print("running:", " ".join(cmd))
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
+                            text=True)
+    out = Reader(proc)
+    rps = {name: Replay() for name in names}
+    known = {name: {} for name in names}
+
+    def caught_up(label):
+        chains = {}
+        for name, node in zip(names, nodes):
+            chains[name] = node_chain(node)
+            remember(node, known[name], chains[name])
+
+        def ok():
+            if proc.poll() is not None:
+                fail(f"{label}: print_blocks exited with {proc.returncode}:\n"
+                     + open(err_path).read()[-3000:])
+            lines = out.snapshot()
+            for name in names:
+                rps[name].feed(chain_lines(lines, name), known[name])
+            return all(rps[n].tip() == (len(chains[n]) - 1, chains[n][-1]["hash"])
+                       for n in names)
+        try:
+            wait_until(ok, 60, f"{label}: both replayed tips are their nodes' heads", 0.1)
+        except TimeoutError as e:
+            fail(f"{e}; tips {[rps[n].tip() for n in names]}; stderr:\n"
+                 + open(err_path).read()[-3000:])
+        for name in names:
+            rps[name].check_is(chains[name], f"{label}, chain {name}")
+        print(f"{label}: ok, " + ", ".join(f"{n}: {len(chains[n])} blocks" for n in names))
+        return chains
+
+    try:
+        for _ in range(6):
+            for wl in wls:
+                wl.mine_batch(rng.randrange(0, 5))
+            time.sleep(0.03)
+        before = caught_up("two chains, initial sync")["two"]
+        head = len(before) - 1
+        a = wls[1].accounts
+        nodes[1].rpc("anvil_reorg", [2, [[{"from": rng.choice(a), "to": rng.choice(a),
+                                             "gas": hex(21000), "value": hex(777)}, 0]]])
+        wls[1].after_reorg()
+        wls[0].mine_batch(2)
+        wls[1].mine_batch(1)
+        chains = caught_up("two chains, chain two reorganised (depth 2)")
+        replaced = [(n, before[n]["hash"]) for n in (head, head - 1)
+                    if chains["two"][n]["hash"] != before[n]["hash"]]
+        if rps["two"].reverts != replaced or len(replaced) != 2 or rps["one"].reverts:
+            fail(f"reverts: two {rps['two'].reverts}, one {rps['one'].reverts}; want two "
+                 f"{replaced} (the replaced blocks, highest first), none on one")
+        proc.send_signal(signal.SIGINT)
+        try:
+            rc = proc.wait(15)
+        except subprocess.TimeoutExpired:
+            fail("print_blocks did not stop within 15 s of SIGINT")
+        out.t.join(5)
+        log = open(err_path).read()
+        if rc != 0 or any(f"stopped; chain {n}:" not in log for n in names):
+            fail(f"print_blocks exited {rc} after SIGINT, want 0 and a stats line per chain:\n"
+                 f"{log}")
+        print("SIGINT: exit 0, a stats line per chain")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err.close()
+    con = sqlite3.connect(db)
+    rows = dict(con.execute("SELECT chain, count(*) FROM blocks GROUP BY chain").fetchall())
+    hashes = {n: [h for (h,) in con.execute("SELECT hash FROM blocks WHERE chain = ? ORDER BY "
+                                             "number", (n,))] for n in names}
+    con.close()
+    for name in names:
+        want = [b["hash"] for b in node_chain(nodes[names.index(name)])]
+        if hashes[name] != want:
+            fail(f"the SQLite output's chain {name}: {len(hashes[name])} blocks, want the "
+                 f"node's {len(want)} (rows per chain: {rows})")
+    print(f"the shared SQLite output holds each chain's blocks: {rows}")
+    for name in names:
+        path = os.path.join(state, f"{name}.json")
+        if not os.path.exists(path) or "libblockpipe" not in open(path).read():
+            fail(f"state_dir: no state file {path} saved by the library "
+                 f"(dir has {os.listdir(state) if os.path.isdir(state) else 'nothing'})")
+    print("state_dir: a state file per chain, saved by libblockpipe")
+
+    head_two = nodes[1].block_number()
+    r = subprocess.run([example, f"config={cfg}", "chain=two", "from=0", f"to={head_two}",
+                        "log_level=warn"], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 or chain_lines(r.stdout.splitlines(), "one") or \
+            len(chain_lines(r.stdout.splitlines(), "two")) != head_two + 1:
+        fail(f"chain=two from=0 to={head_two}: exit {r.returncode}, want blocks 0..{head_two} "
+             f"of chain two alone; stdout {r.stdout[:300]!r}, stderr {r.stderr[-1000:]!r}")
+    r = subprocess.run([example, f"config={cfg}", "chain=three", "log_level=warn"],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 2 or "'three'" not in r.stderr or "one, two" not in r.stderr:
+        fail(f"chain=three (not in the list): exit {r.returncode}, stderr {r.stderr[-500:]!r}; "
+             "want exit 2 at open naming it and the list")
+    print("chain=NAME runs that chain alone; a name not in the list is refused at open")
+
+
 def sanitize_flags(build):
     try:
         cache = open(os.path.join(build, "CMakeCache.txt")).read()
@@ -301,7 +427,7 @@ def out_of_tree(node, src, build, tmp):
                          check=True).stdout.split("\n")
     names = [ln.split()[-1] for ln in dyn if ln.strip()]
     others = [n for n in names if not n.startswith("bp_") and not n.startswith("__odr_asan")]
-    if others or "bp_pipe_open" not in names:
+    if others or "bp_pipe_open" not in names or "bp_pipe_chain_stats" not in names:
         fail(f"libblockpipe.so exports {others[:10]} (want bp_ symbols only, bp_pipe_open "
              "among them)")
     soname = subprocess.run(["objdump", "-p", so], capture_output=True, text=True).stdout
@@ -367,9 +493,17 @@ def main():
         wl.setup()
         reverts, known = follow(example, node, wl, rng, tmp.name)
         resumed(example, node, reverts, known)
+        second = Anvil(["--chain-id", "31338"])
+        try:
+            wl2 = Workload(second, seed=SEED + 1)
+            wl2.setup()
+            two_chains(example, (node, second), (wl, wl2), rng, tmp.name)
+        finally:
+            second.stop()
         out_of_tree(node, src, os.environ["BP_BUILD_DIR"], tmp.name)
-        print("OK: the library delivered every applied and reverted block exactly; "
-              "the installed headers and blockpipe.pc build the example")
+        print("OK: the library delivered every applied and reverted block exactly, of one "
+              "chain and of two in one pipe; the installed headers and blockpipe.pc build the "
+              "example")
     except AssertionError as e:
         sys.exit(f"FAIL: {e}")
     finally:

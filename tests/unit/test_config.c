@@ -1089,11 +1089,48 @@ static void test_pairs(void **state)
     expect_error(&r, "workers: '0' is not valid", NULL);
 }
 
+/* The library with a chains: list: the pairs are the top level (no chain needed there), each
+ * chain's config is the file's top level, the pairs, then its own keys. */
+static void test_pairs_chains(void **state)
+{
+    (void)state;
+    char path[64];
+    temp_file(path, sizeof(path), ".yaml",
+              "confirmations: 4\nworkers: 2\nchains:\n  - name: a\n    rpc: http://a:1\n"
+              "  - name: b\n    rpc: http://b:1\n    workers: 7\n");
+    const char *k[] = {"config", "workers", "state_dir", "rpc"};
+    const char *v[] = {path, "5", "/tmp/st", "http://pair:1"};
+    result r = {0};
+    assert_int_equal(bp_config_load_pairs(&r.cfg, k, v, 4, &r.err), 0);
+    assert_int_equal(r.cfg.chain_count, 2);
+    assert_null(r.cfg.chain); /* every chain of the list */
+    assert_string_equal(r.cfg.state_dir, "/tmp/st");
+    bp_config_release(&r.cfg);
+    bp_config c;
+    assert_int_equal(bp_config_load_pairs_chain(&c, k, v, 4, 0, &r.err), 0);
+    assert_string_equal(c.chain, "a");
+    assert_int_equal(c.chain_index, 0);
+    assert_int_equal(c.rpc_count, 1);
+    assert_string_equal(c.rpcs[0].url, "http://a:1"); /* its own, not the pair's */
+    assert_int_equal(c.workers, 5);                   /* the pair over the top level */
+    assert_int_equal(c.confirmations, 4);
+    bp_config_release(&c);
+    assert_int_equal(bp_config_load_pairs_chain(&c, k, v, 4, 1, &r.err), 0);
+    assert_string_equal(c.chain, "b");
+    assert_int_equal(c.workers, 7); /* the chain's own over the pair */
+    bp_config_release(&c);
+    r.rc = bp_config_load_pairs_chain(&c, k, v, 4, 2, &r.err);
+    bp_config_release(&c);
+    expect_error(&r, "no chains[2]", NULL);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults_run, clear_env),
         cmocka_unit_test_setup(test_pairs, clear_env),
+        cmocka_unit_test_setup(test_pairs_chains, clear_env),
         cmocka_unit_test_setup(test_clickhouse_url, clear_env),
         cmocka_unit_test_setup(test_inline_rpc_objects, clear_env),
         cmocka_unit_test_setup(test_realtime_options, clear_env),

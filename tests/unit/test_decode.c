@@ -738,6 +738,55 @@ static const char *field_text(const char *json, const char *key, char *out, size
     return out;
 }
 
+/* Each chain family's fields go to its own part of bp_tx, made only when one appears: an
+ * Arbitrum receipt's gasUsedForL1 / l1BlockNumber make bp_tx.arb alone, an OP-stack receipt's
+ * l1Fee bp_tx.op alone (so an Arbitrum tx does not carry the OP fields' bytes). */
+static void test_l2_family_parts(void **state)
+{
+    (void)state;
+    const char *tx = "{\"hash\":\"0x%064d\",\"from\":\"0x%040d\",\"nonce\":\"0x0\",\"gas\":\"0x1\","
+                     "\"value\":\"0x0\",\"input\":\"0x\",\"transactionIndex\":\"0x%d\","
+                     "\"type\":\"0x2\"}";
+    char t0[512], t1[512], both[1100];
+    snprintf(t0, sizeof(t0), tx, 1, 0, 0);
+    snprintf(t1, sizeof(t1), tx, 2, 0, 1);
+    snprintf(both, sizeof(both), "%s,%s", t0, t1);
+    const char *bh = "0x3333333333333333333333333333333333333333333333333333333333333333";
+    char *body = wrap_tx(both, bh, "0x6", 0);
+    bp_block *b;
+    bp_error err = {0};
+    if (decode_block_text(body, true, &b, &err))
+        fail_msg("%s", err.msg);
+    free(body);
+    static const char *own[] = {"\"gasUsedForL1\":\"0x5\",\"l1BlockNumber\":\"0x10\"",
+                                "\"l1Fee\":\"0x7\",\"l1FeeScalar\":\"0.684\""};
+    char r[4096];
+    size_t len = (size_t)snprintf(r, sizeof(r), "{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":[");
+    for (int i = 0; i < 2; i++)
+        len += (size_t)snprintf(r + len, sizeof(r) - len,
+                                "%s{\"transactionHash\":\"0x%064d\",\"blockHash\":\"%s\","
+                                "\"cumulativeGasUsed\":\"0x1\",\"gasUsed\":\"0x1\",\"logs\":[],"
+                                "\"status\":\"0x1\",%s}",
+                                i ? "," : "", i + 1, bh, own[i]);
+    snprintf(r + len, sizeof(r) - len, "]}");
+    answer a;
+    assert_int_equal(parse_one(r, &a, &err), 0);
+    if (bp_decode_block_receipts(a.result, b, &err))
+        fail_msg("receipts: %s", err.msg);
+    bp_json_free(a.root);
+    assert_null(b->txs[0].op);
+    assert_non_null(b->txs[0].arb);
+    assert_true(b->txs[0].arb->receipt_gas_used_for_l1.set);
+    assert_int_equal(b->txs[0].arb->receipt_gas_used_for_l1.v, 5);
+    assert_int_equal(b->txs[0].arb->receipt_l1_block_number.v, 16);
+    assert_null(b->txs[1].arb);
+    assert_non_null(b->txs[1].op);
+    assert_true(b->txs[1].op->receipt_l1_fee.set);
+    assert_string_equal(b->txs[1].op->receipt_l1_fee_scalar, "0.684");
+    assert_false(b->txs[1].op->mint.set);
+    bp_block_free(b);
+}
+
 /* Decodes the tx and receipt fixtures of one execution-apis test name into a block. */
 static bp_block *decode_typed(const char *name, size_t *index)
 {
@@ -921,7 +970,8 @@ static void test_block_timestamp_and_zero_bloom(void **state)
     for (int i = 0; i < 2; i++) {
         assert_null(b->txs[i].extra_json);
         assert_null(b->txs[i].receipt_extra_json);
-        assert_null(b->txs[i].l2);
+        assert_null(b->txs[i].op);
+        assert_null(b->txs[i].arb);
         assert_string_equal(b->txs[i].receipt_logs_bloom, zeros);
     }
     if (!g_inplace) /* in place, each points into the answer's own text */
@@ -1259,6 +1309,7 @@ int main(void)
         cmocka_unit_test(test_rpc_error_mapping),
         cmocka_unit_test(test_header_copy),
         cmocka_unit_test(test_block_timestamp_and_zero_bloom),
+        cmocka_unit_test(test_l2_family_parts),
     };
     int failed = cmocka_run_group_tests_name("copying", tests, NULL, NULL);
     g_inplace = true;

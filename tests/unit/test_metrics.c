@@ -79,8 +79,8 @@ static void test_fees_include_l1_fee(void **state)
     bp_arena *a = bp_arena_new(4096);
     bp_block_derived d;
     char buf[BP_U256_DEC_MAX];
-    bp_tx_l2 l2 = {.receipt_l1_fee = {.v = {{1000000000000000ull}}, .set = true}};
-    b->txs[0].l2 = &l2;
+    bp_tx_op op = {.receipt_l1_fee = {.v = {{1000000000000000ull}}, .set = true}};
+    b->txs[0].op = &op;
     assert_int_equal(bp_metrics_derive_block("main", b, a, &d), 0);
     assert_string_equal(dec(&d.chain.fees_paid_wei, buf), "6061469115052000");
     b->txs[0].has_receipt = false; /* no receipt: nothing paid that we know of */
