@@ -3,7 +3,7 @@
  * MULTI/EXEC (keyed_group.c), and each still gets its own entry's outcome: every entry stored
  * once, each publisher's in its order, the id each publish returned is its own entry's, the
  * keys listed once; a publication into a key held by another type fails alone, the entries
- * committed with it are stored. */
+ * committed with it are stored, and its key is not listed (it has no entry). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -168,6 +168,11 @@ static void test_concurrent_publishers(void **state)
     assert_int_equal(nk, 2);
     assert_string_equal(keys[0], "g:even");
     assert_string_equal(keys[1], "g:odd");
+    bp_keyed_keys_free(keys, nk);
+    assert_int_equal(bp_keyed_keys(k, NULL, &keys, &nk, &err), 0);
+    for (size_t i = 0; i < nk; i++)
+        if (strcmp(keys[i], "in-the-way") == 0)
+            fail_msg("the key whose every publication was refused is listed");
     bp_keyed_keys_free(keys, nk);
     bp_keyed_close(k);
 }
