@@ -1,7 +1,7 @@
 /* keyed_redis.c - the Redis store of keyed streams (include/blockpipe/keyed.h): a stream
  * {prefix}kv:{key} per key, entries with one field v (the JSON value), trimmed with
  * XADD MAXLEN ~ maxlen, and the set {prefix}kv:keys of the keys that have entries, written by
- * one script per group of publications (keyed_group.c).
+ * one script per group of publications (keyed_group.c); concurrent reads share a pipeline.
  * The Redis output's URL parameters (prefix, maxlen, timeout, tls_*) and connection apply. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -28,7 +28,8 @@ typedef struct rd_keyed {
     bool fall;
     int64_t frefreshed_ms; /* when every key was last listed (following all) */
     bp_keyed_group *group; /* the publishers of this URL in this process */
-    bp_buf sk;             /* a stream key (publishing) */
+    bp_keyed_group *reads; /* and its readers */
+    bp_buf sk;             /* a stream key (publishing, reading) */
 } rd_keyed;
 
 static char *stream_key(rd_keyed *s, const char *key)
@@ -184,6 +185,43 @@ static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
     return 0;
 }
 
+/* The group's reads in one pipeline: an XREVRANGE each, sent in one write, every reply read in
+ * one exchange; each reply is its reader's outcome. Reads are tried again once on a new
+ * connection after a lost one (they change nothing). */
+static int rd_read_batch(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
+{
+    rd_keyed *s = (rd_keyed *)k;
+    (void)n;
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = conn(s, err);
+        for (bp_keyed_pub *p = list; p && rc == 0; p = p->next) {
+            rc = stream_key_buf(s, p->key);
+            rc |= bp_redis_cmd_begin(s->c, 6);
+            rc |= bp_redis_arg_str(s->c, "XREVRANGE");
+            rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
+            rc |= bp_redis_arg_str(s->c, "+");
+            rc |= bp_redis_arg_str(s->c, "-");
+            rc |= bp_redis_arg_str(s->c, "COUNT");
+            rc |= bp_redis_arg_u64(s->c, p->max);
+            if (rc != 0) {
+                settle_conn(s, BP_ETRANSPORT); /* a half-queued pipeline */
+                return bp_error_set(err, BP_ENOMEM, "out of memory");
+            }
+        }
+        if (rc == 0)
+            rc = bp_redis_exchange(s->c, err);
+        if (settle_conn(s, rc) == 0 || !bp_error_is_transient(rc))
+            break;
+    }
+    if (rc != 0)
+        return rc;
+    size_t i = 0;
+    for (bp_keyed_pub *p = list; p; p = p->next, i++)
+        p->rc = entries_of(s, bp_redis_reply(s->c, i), p->max, p->out, &p->n, p->err);
+    return 0;
+}
+
 static int rd_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_entry *out,
                       bp_error *err)
 {
@@ -202,14 +240,10 @@ static int rd_history(bp_keyed *k, const char *key, size_t max, bp_keyed_entry *
                       bp_error *err)
 {
     rd_keyed *s = (rd_keyed *)k;
-    char count[24], *sk = stream_key(s, key);
-    snprintf(count, sizeof(count), "%zu", max);
-    const redisReply *r = NULL;
-    int rc =
-        sk ? read_call(s, 6, (const char *[]){"XREVRANGE", sk, "+", "-", "COUNT", count}, &r, err)
-           : bp_error_set(err, BP_ENOMEM, "out of memory");
-    free(sk);
-    return rc ? rc : entries_of(s, r, max, out, n, err);
+    bp_keyed_pub p = {.key = key, .max = max, .out = out, .err = err};
+    bp_keyed_group_publish(s->reads, k, rd_read_batch, &p);
+    *n = p.n;
+    return p.rc;
 }
 
 static int rd_keys(bp_keyed *k, char ***keys, size_t *n, bp_error *err)
@@ -434,6 +468,7 @@ static void rd_close(bp_keyed *k)
     bp_keyed_keys_free(s->fkeys, s->nf);
     free(s->fcur);
     bp_keyed_group_put(s->group);
+    bp_keyed_group_put(s->reads);
     bp_buf_release(&s->sk);
     bp_redis_free(s->c);
     bp_redis_target_release(&s->t);
@@ -462,7 +497,15 @@ int bp_keyed_redis_open(const char *url, bp_keyed **out, bp_error *err)
     s->base.ops = &g_redis_ops;
     *out = &s->base;
     bp_buf_init(&s->sk, 0);
-    if (!(s->group = bp_keyed_group_get(url))) /* the whole URL: the same store, same rules */
+    /* the whole URL: the same store, same rules (reads: a name no URL has) */
+    size_t ulen = strlen(url);
+    char *rname = malloc(ulen + 7);
+    if (rname)
+        snprintf(rname, ulen + 7, "reads %s", url);
+    s->group = bp_keyed_group_get(url);
+    s->reads = rname ? bp_keyed_group_get(rname) : NULL;
+    free(rname);
+    if (!s->group || !s->reads)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     bp_sink_resolved r;
     int rc = bp_sink_resolve(url, NULL, &r, err);
