@@ -1,7 +1,7 @@
 /* keyed_redis.c - the Redis store of keyed streams (include/blockpipe/keyed.h): a stream
  * {prefix}kv:{key} per key, entries with one field v (the JSON value), trimmed with
- * XADD MAXLEN ~ maxlen, and the set {prefix}kv:keys of the keys that have entries, written by
- * one script per group of publications (keyed_group.c); concurrent reads share a pipeline.
+ * XADD MAXLEN ~ maxlen, and the set {prefix}kv:keys of the keys that have entries, written in
+ * one MULTI/EXEC per group of publications (keyed_group.c); concurrent reads share a pipeline.
  * The Redis output's URL parameters (prefix, maxlen, timeout, tls_*) and connection apply. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
@@ -111,24 +111,20 @@ static int entries_of(rd_keyed *s, const redisReply *arr, size_t max, bp_keyed_e
     return 0;
 }
 
-/* A group's publications, run by the server as one script (atomic, as MULTI/EXEC was): an
- * XADD each, in order, then one SADD of the keys whose XADD succeeded - a publication refused
- * (its key held by another type) must not list its key, which has no entry. MULTI could not
- * make the SADD depend on the XADDs (and answered QUEUED for every command).
- * KEYS[1] the key set, KEYS[2..] the entries' streams; ARGV[1] maxlen, ARGV[2] where the key
- * starts in a stream's name, ARGV[3..] the values. Returns each XADD's id or its error. */
-static const char g_publish_lua[] =
-    "local cut, out, seen, members = tonumber(ARGV[2]), {}, {}, {}\n"
-    "for i = 2, #KEYS do\n"
-    "  local id = redis.pcall('XADD', KEYS[i], 'MAXLEN', '~', ARGV[1], '*', 'v', ARGV[i + 1])\n"
-    "  out[i - 1] = id\n"
-    "  if type(id) == 'string' and not seen[KEYS[i]] then\n"
-    "    seen[KEYS[i]] = true\n"
-    "    members[#members + 1] = string.sub(KEYS[i], cut)\n"
-    "  end\n"
-    "end\n"
-    "if #members > 0 then redis.call('SADD', KEYS[1], unpack(members)) end\n"
-    "return out\n";
+/* The SADD of a group's keys, after their XADDs in the same MULTI/EXEC: only the keys whose
+ * stream exists - a publication refused (its key held by another type) must not list its key,
+ * which has no entry. MULTI alone cannot make a command depend on another's outcome; a script
+ * for the whole group (each XADD through Lua) cost the server twice as much a publication.
+ * KEYS[1] the key set, KEYS[2..] the group's streams; ARGV[1] where the key starts in a
+ * stream's name. */
+static const char g_list_lua[] = "local cut, members = tonumber(ARGV[1]), {}\n"
+                                 "for i = 2, #KEYS do\n"
+                                 "  if redis.call('TYPE', KEYS[i]).ok == 'stream' then\n"
+                                 "    members[#members + 1] = string.sub(KEYS[i], cut)\n"
+                                 "  end\n"
+                                 "end\n"
+                                 "if #members == 0 then return 0 end\n"
+                                 "return redis.call('SADD', KEYS[1], unpack(members))\n";
 
 /* The stream of key into s->sk. */
 static int stream_key_buf(rd_keyed *s, const char *key)
@@ -139,39 +135,53 @@ static int stream_key_buf(rd_keyed *s, const char *key)
     return rc | bp_buf_append(&s->sk, key, strlen(key));
 }
 
-/* The group's entries in one script call (g_publish_lua), one round trip. Its reply holds each
- * entry's outcome; a lost connection is every entry's (not sent again: it may have been
- * published). */
+/* The group's entries in one MULTI/EXEC, one pipeline: an XADD each, in order, then the SADD
+ * of the keys that have a stream (g_list_lua; a key repeated from the entry before named
+ * once). The XADD's reply is each entry's outcome; a lost connection is every entry's (not
+ * sent again: it may have been published). */
 static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
 {
     rd_keyed *s = (rd_keyed *)k;
     int rc = conn(s, err);
     if (rc != 0)
         return rc;
-    char cut[24];
-    snprintf(cut, sizeof(cut), "%zu", strlen(s->prefix) + 4);
-    rc = bp_redis_cmd_begin(s->c, 6 + 2 * (int)n);
-    rc |= bp_redis_arg_str(s->c, "EVAL");
-    rc |= bp_redis_arg_str(s->c, g_publish_lua);
-    rc |= bp_redis_arg_u64(s->c, n + 1);
-    rc |= bp_redis_arg_str(s->c, s->set_key);
+    size_t nkeys = 0;
+    for (bp_keyed_pub *p = list, *prev = NULL; p; prev = p, p = p->next)
+        nkeys += !prev || strcmp(p->key, prev->key) != 0;
+    rc = bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL);
     for (bp_keyed_pub *p = list; p && rc == 0; p = p->next) {
         rc |= stream_key_buf(s, p->key);
+        rc |= bp_redis_cmd_begin(s->c, 8);
+        rc |= bp_redis_arg_str(s->c, "XADD");
         rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
-    }
-    rc |= bp_redis_arg_str(s->c, s->maxlen);
-    rc |= bp_redis_arg_str(s->c, cut);
-    for (bp_keyed_pub *p = list; p && rc == 0; p = p->next)
+        rc |= bp_redis_arg_str(s->c, "MAXLEN");
+        rc |= bp_redis_arg_str(s->c, "~");
+        rc |= bp_redis_arg_str(s->c, s->maxlen);
+        rc |= bp_redis_arg_str(s->c, "*");
+        rc |= bp_redis_arg_str(s->c, "v");
         rc |= bp_redis_arg_str(s->c, p->json);
+    }
+    rc |= bp_redis_cmd_begin(s->c, 5 + (int)nkeys);
+    rc |= bp_redis_arg_str(s->c, "EVAL");
+    rc |= bp_redis_arg_str(s->c, g_list_lua);
+    rc |= bp_redis_arg_u64(s->c, nkeys + 1);
+    rc |= bp_redis_arg_str(s->c, s->set_key);
+    for (bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
+        if (!prev || strcmp(p->key, prev->key) != 0) {
+            rc |= stream_key_buf(s, p->key);
+            rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
+        }
+    rc |= bp_redis_arg_u64(s->c, strlen(s->prefix) + 4);
+    rc |= bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL);
     if (rc != 0) {
-        settle_conn(s, BP_ETRANSPORT); /* a half-queued command: start again on a new one */
+        settle_conn(s, BP_ETRANSPORT); /* a half-queued pipeline: start again on a new one */
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
     if ((rc = bp_redis_exchange(s->c, err)) != 0)
-        return settle_conn(s, rc); /* not again: it may have been published */
-    const redisReply *r = bp_redis_reply(s->c, 0);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n)
-        return refused(s, "publishing", r, err);
+        return settle_conn(s, rc);                     /* not again: it may have been published */
+    const redisReply *r = bp_redis_reply(s->c, n + 2); /* MULTI, n XADD, EVAL, EXEC */
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1)
+        return refused(s, "publishing", r ? r : bp_redis_reply(s->c, 1), err);
     size_t i = 0;
     for (bp_keyed_pub *p = list; p; p = p->next, i++) {
         const redisReply *id = r->element[i];
