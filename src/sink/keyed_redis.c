@@ -114,7 +114,7 @@ static int entries_of(rd_keyed *s, const redisReply *arr, size_t max, bp_keyed_e
 /* The SADD of a group's keys, after their XADDs in the same MULTI/EXEC: only the keys whose
  * stream exists - a publication refused (its key held by another type) must not list its key,
  * which has no entry. MULTI alone cannot make a command depend on another's outcome; a script
- * for the whole group (each XADD through Lua) cost the server twice as much a publication.
+ * for the whole group (each XADD through Lua) cost the server 1.5x as much a publication.
  * KEYS[1] the key set, KEYS[2..] the group's streams; ARGV[1] where the key starts in a
  * stream's name. */
 static const char g_list_lua[] = "local cut, members = tonumber(ARGV[1]), {}\n"
