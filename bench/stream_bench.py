@@ -131,12 +131,14 @@ def keyed_section(a, res):
         "",
         "A publication returns once it is stored: into SQLite a committed transaction (WAL, "
         "synchronous NORMAL: it survives the process, the WAL is synced at checkpoints), into "
-        "Redis an executed MULTI/EXEC (XADD and SADD). Concurrent publishers of one store in "
+        "Redis an executed MULTI/EXEC (the XADDs, and a script listing their keys). Concurrent "
+        "publishers of one store in "
         "one process share that commit (group commit, ARCHITECTURE.md: one SQLite transaction "
         "or one Redis pipeline for every entry queued while the previous commit ran), so the "
         "rate grows with the clients while one client's is bounded by the store's latency; "
-        "latest reads are one prepared SELECT (SQLite) or one XREVRANGE round trip (Redis) "
-        "each. The claimed figures do not say how many clients they used.",
+        "latest reads are one prepared SELECT each (SQLite) or an XREVRANGE each in a pipeline "
+        "that the concurrent readers of one Redis URL share the same way. The claimed figures "
+        "do not say how many clients they used.",
     ]
     return "\n".join(lines)
 

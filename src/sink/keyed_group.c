@@ -1,7 +1,8 @@
 /* keyed_group.c - group commit for keyed streams (keyed_internal.h): the publishers of one
  * store in this process queue their entries; the first to find no commit under way leads,
  * committing every queued entry at once on its own handle (one SQLite transaction, one Redis
- * pipeline), and the others sleep until their entry's outcome is known.
+ * pipeline), and the others sleep until their entry's outcome is known. The Redis store's reads
+ * use a group of their own the same way (one pipeline of every queued read).
  *
  * Waking: each publisher sleeps on a word of its own (a futex), not on the group's lock, so a
  * finished group wakes its publishers with one system call each and none of them queues on a
@@ -90,13 +91,14 @@ static void futex_wake(atomic_int *word)
     syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-/* Up to GROUP_MAX queued entries (GROUP_BYTES of values) off the queue; the lock is held. */
+/* Up to GROUP_MAX queued entries (GROUP_BYTES of values) off the queue; the lock is held.
+ * (A read's reply is not bounded here: the queue holds one read per reader thread.) */
 static bp_keyed_pub *take(bp_keyed_group *g, size_t *n)
 {
     bp_keyed_pub *list = g->head, *last = list;
-    size_t bytes = strlen(last->json);
+    size_t bytes = last->json ? strlen(last->json) : 0;
     for (*n = 1; *n < GROUP_MAX && last->next; (*n)++) {
-        bytes += strlen(last->next->json);
+        bytes += last->next->json ? strlen(last->next->json) : 0;
         if (bytes > GROUP_BYTES)
             break;
         last = last->next;

@@ -72,13 +72,17 @@ void bp_keyed_watch_remove(void (*fn)(void *ctx, const char *key), void *ctx);
  * first publisher that finds no commit under way commits every queued entry (up to 1024, 4 MiB
  * of values) at once on its own handle, in queue order, so N concurrent publishers pay one
  * commit (one SQLite transaction, one Redis round trip) instead of N; each still returns only
- * after the commit that holds its entry. ---- */
+ * after the commit that holds its entry. Readers share round trips the same way (a group of
+ * their own: the Redis store's reads, one pipeline of every queued read). ---- */
 
 typedef struct bp_keyed_pub {
-    const char *key, *json; /* json compact */
+    const char *key, *json; /* json compact (NULL: a read) */
     int64_t time_ms;
     char id[48]; /* set by the commit */
-    int rc;      /* the entry's own outcome (0 until the commit sets it) */
+    /* a read: up to max entries of key, newest first, into out[0..n) (set by the commit) */
+    size_t max, n;
+    bp_keyed_entry *out;
+    int rc; /* the entry's own outcome (0 until the commit sets it) */
     bp_error *err;
     atomic_int state;
     struct bp_keyed_pub *next;
@@ -90,10 +94,11 @@ typedef int (*bp_keyed_commit_fn)(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_
 
 typedef struct bp_keyed_group bp_keyed_group;
 
-/* The group of name (a store's identity: its file, its URL); NULL when out of memory. */
+/* The group of name (a store's identity: its file, its URL; its reads: another name); NULL
+ * when out of memory. */
 bp_keyed_group *bp_keyed_group_get(const char *name);
 void bp_keyed_group_put(bp_keyed_group *g);
-/* Queues p (key, json, time_ms, err set) and returns when p->rc and p->id are its outcome. */
+/* Queues p (key, json or max, time_ms, err set) and returns when p's outcome is set. */
 void bp_keyed_group_publish(bp_keyed_group *g, bp_keyed *k, bp_keyed_commit_fn commit,
                             bp_keyed_pub *p);
 

@@ -1,7 +1,8 @@
 /* keyed_redis.c - the Redis store of keyed streams (include/blockpipe/keyed.h): a stream
  * {prefix}kv:{key} per key, entries with one field v (the JSON value), trimmed with
- * XADD MAXLEN ~ maxlen, and the set {prefix}kv:keys, written in one MULTI/EXEC. The Redis
- * output's URL parameters (prefix, maxlen, timeout, tls_*) and connection apply. */
+ * XADD MAXLEN ~ maxlen, and the set {prefix}kv:keys of the keys that have entries, written in
+ * one MULTI/EXEC per group of publications (keyed_group.c); concurrent reads share a pipeline.
+ * The Redis output's URL parameters (prefix, maxlen, timeout, tls_*) and connection apply. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +28,8 @@ typedef struct rd_keyed {
     bool fall;
     int64_t frefreshed_ms; /* when every key was last listed (following all) */
     bp_keyed_group *group; /* the publishers of this URL in this process */
-    bp_buf sk;             /* a stream key (publishing) */
+    bp_keyed_group *reads; /* and its readers */
+    bp_buf sk;             /* a stream key (publishing, reading) */
 } rd_keyed;
 
 static char *stream_key(rd_keyed *s, const char *key)
@@ -109,26 +111,46 @@ static int entries_of(rd_keyed *s, const redisReply *arr, size_t max, bp_keyed_e
     return 0;
 }
 
-/* The group's entries in one MULTI/EXEC, one pipeline: an XADD each, in order, and one SADD
- * of their keys (a key repeated from the entry before named once). The XADD's reply is each
- * entry's outcome; a lost connection is every entry's (not sent again: it may have been
- * published). */
+/* The SADD of a group's keys, after their XADDs in the same MULTI/EXEC: only the keys whose
+ * stream exists - a publication refused (its key held by another type) must not list its key,
+ * which has no entry. MULTI alone cannot make a command depend on another's outcome; a script
+ * for the whole group (each XADD through Lua) cost the server 1.5x as much a publication.
+ * KEYS[1] the key set, KEYS[2..] the group's streams; ARGV[1] where the key starts in a
+ * stream's name. */
+static const char g_list_lua[] = "local cut, members = tonumber(ARGV[1]), {}\n"
+                                 "for i = 2, #KEYS do\n"
+                                 "  if redis.call('TYPE', KEYS[i]).ok == 'stream' then\n"
+                                 "    members[#members + 1] = string.sub(KEYS[i], cut)\n"
+                                 "  end\n"
+                                 "end\n"
+                                 "if #members == 0 then return 0 end\n"
+                                 "return redis.call('SADD', KEYS[1], unpack(members))\n";
+
+/* The stream of key into s->sk. */
+static int stream_key_buf(rd_keyed *s, const char *key)
+{
+    bp_buf_reset(&s->sk);
+    int rc = bp_buf_append(&s->sk, s->prefix, strlen(s->prefix));
+    rc |= bp_buf_append(&s->sk, "kv:", 3);
+    return rc | bp_buf_append(&s->sk, key, strlen(key));
+}
+
+/* The group's entries in one MULTI/EXEC, one pipeline: an XADD each, in order, then the SADD
+ * of the keys that have a stream (g_list_lua; a key repeated from the entry before named
+ * once). The XADD's reply is each entry's outcome; a lost connection is every entry's (not
+ * sent again: it may have been published). */
 static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
 {
     rd_keyed *s = (rd_keyed *)k;
     int rc = conn(s, err);
     if (rc != 0)
         return rc;
-    size_t plen = strlen(s->prefix), nkeys = 0;
+    size_t nkeys = 0;
     for (bp_keyed_pub *p = list, *prev = NULL; p; prev = p, p = p->next)
         nkeys += !prev || strcmp(p->key, prev->key) != 0;
     rc = bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL);
     for (bp_keyed_pub *p = list; p && rc == 0; p = p->next) {
-        size_t klen = strlen(p->key);
-        bp_buf_reset(&s->sk);
-        rc |= bp_buf_append(&s->sk, s->prefix, plen);
-        rc |= bp_buf_append(&s->sk, "kv:", 3);
-        rc |= bp_buf_append(&s->sk, p->key, klen);
+        rc |= stream_key_buf(s, p->key);
         rc |= bp_redis_cmd_begin(s->c, 8);
         rc |= bp_redis_arg_str(s->c, "XADD");
         rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
@@ -139,12 +161,17 @@ static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
         rc |= bp_redis_arg_str(s->c, "v");
         rc |= bp_redis_arg_str(s->c, p->json);
     }
-    rc |= bp_redis_cmd_begin(s->c, 2 + (int)nkeys);
-    rc |= bp_redis_arg_str(s->c, "SADD");
+    rc |= bp_redis_cmd_begin(s->c, 5 + (int)nkeys);
+    rc |= bp_redis_arg_str(s->c, "EVAL");
+    rc |= bp_redis_arg_str(s->c, g_list_lua);
+    rc |= bp_redis_arg_u64(s->c, nkeys + 1);
     rc |= bp_redis_arg_str(s->c, s->set_key);
     for (bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
-        if (!prev || strcmp(p->key, prev->key) != 0)
-            rc |= bp_redis_arg_str(s->c, p->key);
+        if (!prev || strcmp(p->key, prev->key) != 0) {
+            rc |= stream_key_buf(s, p->key);
+            rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
+        }
+    rc |= bp_redis_arg_u64(s->c, strlen(s->prefix) + 4);
     rc |= bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL);
     if (rc != 0) {
         settle_conn(s, BP_ETRANSPORT); /* a half-queued pipeline: start again on a new one */
@@ -152,7 +179,7 @@ static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
     }
     if ((rc = bp_redis_exchange(s->c, err)) != 0)
         return settle_conn(s, rc);                     /* not again: it may have been published */
-    const redisReply *r = bp_redis_reply(s->c, n + 2); /* MULTI, n XADD, SADD, EXEC */
+    const redisReply *r = bp_redis_reply(s->c, n + 2); /* MULTI, n XADD, EVAL, EXEC */
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1)
         return refused(s, "publishing", r ? r : bp_redis_reply(s->c, 1), err);
     size_t i = 0;
@@ -165,6 +192,43 @@ static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
         snprintf(p->id, sizeof(p->id), "%.*s", (int)(id->len < 47 ? id->len : 47), id->str);
         p->time_ms = strtoll(p->id, NULL, 10); /* the id's ms part: the server's clock */
     }
+    return 0;
+}
+
+/* The group's reads in one pipeline: an XREVRANGE each, sent in one write, every reply read in
+ * one exchange; each reply is its reader's outcome. Reads are tried again once on a new
+ * connection after a lost one (they change nothing). */
+static int rd_read_batch(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
+{
+    rd_keyed *s = (rd_keyed *)k;
+    (void)n;
+    int rc = 0;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rc = conn(s, err);
+        for (bp_keyed_pub *p = list; p && rc == 0; p = p->next) {
+            rc = stream_key_buf(s, p->key);
+            rc |= bp_redis_cmd_begin(s->c, 6);
+            rc |= bp_redis_arg_str(s->c, "XREVRANGE");
+            rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
+            rc |= bp_redis_arg_str(s->c, "+");
+            rc |= bp_redis_arg_str(s->c, "-");
+            rc |= bp_redis_arg_str(s->c, "COUNT");
+            rc |= bp_redis_arg_u64(s->c, p->max);
+            if (rc != 0) {
+                settle_conn(s, BP_ETRANSPORT); /* a half-queued pipeline */
+                return bp_error_set(err, BP_ENOMEM, "out of memory");
+            }
+        }
+        if (rc == 0)
+            rc = bp_redis_exchange(s->c, err);
+        if (settle_conn(s, rc) == 0 || !bp_error_is_transient(rc))
+            break;
+    }
+    if (rc != 0)
+        return rc;
+    size_t i = 0;
+    for (bp_keyed_pub *p = list; p; p = p->next, i++)
+        p->rc = entries_of(s, bp_redis_reply(s->c, i), p->max, p->out, &p->n, p->err);
     return 0;
 }
 
@@ -186,14 +250,10 @@ static int rd_history(bp_keyed *k, const char *key, size_t max, bp_keyed_entry *
                       bp_error *err)
 {
     rd_keyed *s = (rd_keyed *)k;
-    char count[24], *sk = stream_key(s, key);
-    snprintf(count, sizeof(count), "%zu", max);
-    const redisReply *r = NULL;
-    int rc =
-        sk ? read_call(s, 6, (const char *[]){"XREVRANGE", sk, "+", "-", "COUNT", count}, &r, err)
-           : bp_error_set(err, BP_ENOMEM, "out of memory");
-    free(sk);
-    return rc ? rc : entries_of(s, r, max, out, n, err);
+    bp_keyed_pub p = {.key = key, .max = max, .out = out, .err = err};
+    bp_keyed_group_publish(s->reads, k, rd_read_batch, &p);
+    *n = p.n;
+    return p.rc;
 }
 
 static int rd_keys(bp_keyed *k, char ***keys, size_t *n, bp_error *err)
@@ -418,6 +478,7 @@ static void rd_close(bp_keyed *k)
     bp_keyed_keys_free(s->fkeys, s->nf);
     free(s->fcur);
     bp_keyed_group_put(s->group);
+    bp_keyed_group_put(s->reads);
     bp_buf_release(&s->sk);
     bp_redis_free(s->c);
     bp_redis_target_release(&s->t);
@@ -446,7 +507,15 @@ int bp_keyed_redis_open(const char *url, bp_keyed **out, bp_error *err)
     s->base.ops = &g_redis_ops;
     *out = &s->base;
     bp_buf_init(&s->sk, 0);
-    if (!(s->group = bp_keyed_group_get(url))) /* the whole URL: the same store, same rules */
+    /* the whole URL: the same store, same rules (reads: a name no URL has) */
+    size_t ulen = strlen(url);
+    char *rname = malloc(ulen + 7);
+    if (rname)
+        snprintf(rname, ulen + 7, "reads %s", url);
+    s->group = bp_keyed_group_get(url);
+    s->reads = rname ? bp_keyed_group_get(rname) : NULL;
+    free(rname);
+    if (!s->group || !s->reads)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     bp_sink_resolved r;
     int rc = bp_sink_resolve(url, NULL, &r, err);

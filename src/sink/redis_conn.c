@@ -592,6 +592,11 @@ static int handshake(bp_redis *c, bp_error *err)
             continue;
         char text[512];
         bp_redis_reply_text(r, text, sizeof(text));
+        /* a server that just started answers LOADING until its data is in memory (it listens
+         * meanwhile): a state to wait out like a refused connection, not a refusal (the Redis
+         * output in stop mode gave up when it reconnected to a restarted server too soon) */
+        if (r->len >= 8 && strncmp(r->str, "LOADING ", 8) == 0)
+            return bp_error_set(err, BP_ETRANSPORT, "redis %s: %s", t->where, text);
         bool auth = t->password && i == 0;
         return bp_error_set(err, BP_EDB, "redis %s: %s refused: %s", t->where,
                             auth                                            ? "AUTH"

@@ -7,9 +7,10 @@
  * (a pipeline of any length never waits on a full socket buffer) with one timeout for "no
  * progress", keepalive set on the socket, and no SIGPIPE from a server that went away.
  *
- * Errors: BP_ETRANSPORT (connection refused, reset, TLS failure), BP_ETIMEOUT (no progress
- * for timeout_ms), BP_EPARSE (a reply hiredis cannot parse), BP_EDB (the server refused: AUTH,
- * SELECT), each naming the server; the connection is closed after any of them. */
+ * Errors: BP_ETRANSPORT (connection refused, reset, TLS failure; a server still loading its
+ * data, which answers LOADING), BP_ETIMEOUT (no progress for timeout_ms), BP_EPARSE (a reply
+ * hiredis cannot parse), BP_EDB (the server refused: AUTH, SELECT), each naming the server;
+ * the connection is closed after any of them. */
 #ifndef BP_SINK_REDIS_CONN_H
 #define BP_SINK_REDIS_CONN_H
 

@@ -82,6 +82,18 @@ def make_test_ca(d: str) -> dict:
                                                 ("client_key", "client.key"))}
 
 
+def hold_port() -> socket.socket:
+    """A loopback port held for a server that stops and starts again on it: a socket bound
+    (not listening) with SO_REUSEADDR. redis-server (SO_REUSEADDR too) can bind and listen on
+    it, while the kernel gives the port to no one else: not to another test's free_port()
+    (bind to port 0) nor as the local port of an outgoing connection - with a plain free_port()
+    either could take the port while the server was down, and its next start failed."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
+
+
 class Redis(ServerProcess):
     """A running redis-server. password: requirepass; tls: TLS only (a test CA)."""
 
@@ -91,7 +103,8 @@ class Redis(ServerProcess):
         self.password = password
         self.tls = tls
         self.tmpdir = tempfile.mkdtemp(prefix="bp-redis-")
-        self.port = free_port()
+        self.port_hold = hold_port()
+        self.port = self.port_hold.getsockname()[1]
         self.log_path = os.path.join(self.tmpdir, "redis.log")
         self.proc = None
         self.settings = {"appendonly": "yes", "appendfsync": "always", "save": "",
@@ -144,6 +157,10 @@ class Redis(ServerProcess):
             time.sleep(0.05)
         raise TimeoutError(f"redis-server not ready within {timeout:.0f}s ({last}):\n"
                            + self.log_tail())
+
+    def stop(self):
+        super().stop()
+        self.port_hold.close()
 
     # --- client side ------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
  * MULTI/EXEC (keyed_group.c), and each still gets its own entry's outcome: every entry stored
  * once, each publisher's in its order, the id each publish returned is its own entry's, the
  * keys listed once; a publication into a key held by another type fails alone, the entries
- * committed with it are stored. */
+ * committed with it are stored, and its key is not listed (it has no entry). Concurrent reads
+ * share one pipeline the same way: each reader gets its own key's entries or its own error. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -169,6 +170,96 @@ static void test_concurrent_publishers(void **state)
     assert_string_equal(keys[0], "g:even");
     assert_string_equal(keys[1], "g:odd");
     bp_keyed_keys_free(keys, nk);
+    assert_int_equal(bp_keyed_keys(k, NULL, &keys, &nk, &err), 0);
+    for (size_t i = 0; i < nk; i++)
+        if (strcmp(keys[i], "in-the-way") == 0)
+            fail_msg("the key whose every publication was refused is listed");
+    bp_keyed_keys_free(keys, nk);
+    bp_keyed_close(k);
+}
+
+/* ---- concurrent reads: one pipeline of XREVRANGEs, each reply to its reader ---- */
+
+#define READERS 8
+#define READS 300
+#define RKEYS 4 /* r:0 .. r:3, key i holding i + 1 entries; "r:none" none; "r:way" a string */
+
+static char g_rerror[READERS][600];
+
+/* Reader t's read number i: latest or history of one key, checked against what it holds;
+ * msg set when it is not. */
+static void read_one(bp_keyed *k, int t, int i, char *msg, size_t cap)
+{
+    bp_error err = {0};
+    bp_keyed_entry list[RKEYS + 1];
+    bool found = true;
+    int which = (t + i) % (RKEYS + 2);
+    if (which == RKEYS + 1) { /* the key in the way: this reader's own error */
+        if (bp_keyed_latest(k, "r:way", &list[0], &found, &err) != BP_EDB ||
+            !strstr(err.msg, "WRONGTYPE"))
+            snprintf(msg, cap, "r:way: not refused with WRONGTYPE (%s)", err.msg);
+        return;
+    }
+    if (which == RKEYS) {
+        if (bp_keyed_latest(k, "r:none", &list[0], &found, &err) != 0 || found)
+            snprintf(msg, cap, "r:none: found an entry or failed (%s)", err.msg);
+        bp_keyed_entry_release(&list[0]);
+        return;
+    }
+    char key[16], want[32];
+    snprintf(key, sizeof(key), "r:%d", which);
+    size_t n = 0, max = i % 3 ? 1 : RKEYS + 1, want_n = max == 1 ? 1 : (size_t)which + 1;
+    if (bp_keyed_history(k, key, max, list, &n, &err) != 0) {
+        snprintf(msg, cap, "%s: %s", key, err.msg);
+        return;
+    }
+    if (n != want_n)
+        snprintf(msg, cap, "%s: %zu entries, want %zu", key, n, want_n);
+    for (size_t j = 0; j < n; j++) { /* newest first */
+        snprintf(want, sizeof(want), "[%d,%zu]", which, (size_t)which - j);
+        if (!msg[0] && strcmp(list[j].value, want) != 0)
+            snprintf(msg, cap, "%s: entry %zu is %s, want %s", key, j, list[j].value, want);
+        bp_keyed_entry_release(&list[j]);
+    }
+}
+
+static void *reader(void *arg)
+{
+    int t = (int)(intptr_t)arg;
+    bp_keyed *k = NULL;
+    bp_error err = {0};
+    if (bp_keyed_open(g_url, &k, &err) != 0) {
+        snprintf(g_rerror[t], sizeof(g_rerror[t]), "open: %s", err.msg);
+        return NULL;
+    }
+    for (int i = 0; i < READS && !g_rerror[t][0]; i++)
+        read_one(k, t, i, g_rerror[t], sizeof(g_rerror[t]));
+    bp_keyed_close(k);
+    return NULL;
+}
+
+static void test_concurrent_readers(void **state)
+{
+    (void)state;
+    bp_keyed *k = open_store();
+    bp_error err = {0};
+    in_the_way("kg:kv:r:way");
+    for (int key = 0; key < RKEYS; key++)
+        for (int j = 0; j <= key; j++) {
+            char name[16], json[32];
+            snprintf(name, sizeof(name), "r:%d", key);
+            snprintf(json, sizeof(json), "[%d,%d]", key, j);
+            if (bp_keyed_publish(k, name, json, NULL, &err) != 0)
+                fail_msg("publish %s: %s", name, err.msg);
+        }
+    pthread_t th[READERS];
+    for (int i = 0; i < READERS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, reader, (void *)(intptr_t)i), 0);
+    for (int i = 0; i < READERS; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < READERS; i++)
+        if (g_rerror[i][0])
+            fail_msg("reader %d: %s", i, g_rerror[i]);
     bp_keyed_close(k);
 }
 
@@ -176,6 +267,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_publishers),
+        cmocka_unit_test(test_concurrent_readers),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
 }

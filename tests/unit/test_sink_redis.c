@@ -2,7 +2,8 @@
  * here on loopback: what a batch leaves in the streams, the latest keys (after a batch of
  * REVERTs only they are looked up in the stream: the new head, never an orphan; none left:
  * deleted), MAXLEN, the TTL, the checkpoint and recent blocks, the options' errors (an unknown
- * entity, 'metrics' with metrics=off, a wrong password, TLS files on redis://). */
+ * entity, 'metrics' with metrics=off, a wrong password, TLS files on redis://), and a server
+ * still loading its data (LOADING) is waited for like one that is not up yet. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <unistd.h>
@@ -326,12 +328,75 @@ static void test_errors(void **state)
     expect_error(url, "port '99999' is not valid");
 }
 
+/* redis-server in dir on port with extra arguments (NULL-terminated, at most 8). */
+static void start_in(bp_test_server *srv, const char *dir, const char *port, char **extra)
+{
+    char log[400];
+    snprintf(log, sizeof(log), "%s/redis.log", dir);
+    char *argv[20] = {"redis-server", "--port", (char *)port, "--bind",       "127.0.0.1", "--dir",
+                      (char *)dir,    "--save", "",           "--appendonly", "no"};
+    for (int i = 0; extra[i]; i++)
+        argv[11 + i] = extra[i];
+    if (bp_test_server_start(srv, log, argv, "port=") != 0)
+        fail_msg("redis-server did not start in %s", dir);
+}
+
+/* A restarted server listens before its data is loaded and answers LOADING meanwhile: that is
+ * a transient error (waited for within wait_for_db, as a refused connection is), not a refusal
+ * (the Redis output in stop mode gave up when it reconnected too soon after a restart). The
+ * load is slowed by key-load-delay (1 ms a key, 2,000 keys) and clients are served during it. */
+static void test_loading_is_transient(void **state)
+{
+    (void)state;
+    char dir[300], port[16], target[64];
+    snprintf(dir, sizeof(dir), "%s/loading", g_dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(port, sizeof(port), "%d", bp_test_free_port());
+    snprintf(target, sizeof(target), "127.0.0.1:%s/0", port);
+    bp_redis_target t;
+    bp_redis *c = NULL;
+    bp_error e = {0};
+    const redisReply *r = NULL;
+    assert_int_equal(bp_redis_target_init(&t, target, false, &e), 0);
+    bp_test_server srv;
+    start_in(&srv, dir, port, (char *[]){NULL});
+    if (bp_redis_connect(&t, &c, &e) != 0 ||
+        bp_redis_call(c, 3,
+                      (const char *[]){
+                          "EVAL", "for i = 1, 2000 do redis.call('SET', 'k' .. i, 'v') end", "0"},
+                      &r, &e) != 0 ||
+        bp_redis_call(c, 1, (const char *[]){"SAVE"}, &r, &e) != 0)
+        fail_msg("filling the dump: %s", e.msg);
+    bp_redis_free(c);
+    bp_test_server_stop(&srv, SIGTERM);
+
+    start_in(&srv, dir, port,
+             (char *[]){"--key-load-delay", "1000", "--loading-process-events-interval-bytes",
+                        "1024", NULL});
+    int rc = -1, loading = 0;
+    for (int i = 0; i < 3000 && rc != 0; i++) {
+        rc = bp_redis_connect(&t, &c, &e);
+        if (rc != 0 && !bp_error_is_transient(rc))
+            fail_msg("a server loading its data refused (not transient): %s", e.msg);
+        loading += rc != 0 && strstr(e.msg, "LOADING") != NULL;
+        if (rc != 0)
+            usleep(10000);
+    }
+    assert_int_equal(rc, 0);
+    bp_redis_free(c);
+    bp_test_server_stop(&srv, SIGTERM);
+    bp_redis_target_release(&t);
+    if (!loading)
+        fail_msg("the server was never seen loading: the test proved nothing");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_latest_after_reverts),
         cmocka_unit_test(test_maxlen_ttl_recent),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_loading_is_transient),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
 }
