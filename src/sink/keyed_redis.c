@@ -104,8 +104,11 @@ static int entries_of(rd_keyed *s, const redisReply *arr, size_t max, bp_keyed_e
         return refused(s, "reading entries", arr, err);
     for (size_t i = 0; i < arr->elements && *n < max; i++) {
         int rc = entry_of(s, arr->element[i], &out[*n], err);
-        if (rc != 0)
+        if (rc != 0) { /* none handed back: the caller frees only what it is told it has */
+            while (*n > 0)
+                bp_keyed_entry_release(&out[--(*n)]);
             return rc;
+        }
         (*n)++;
     }
     return 0;
