@@ -40,6 +40,7 @@ typedef struct bp_checkpoint {
 } bp_checkpoint;
 
 struct bp_derived;
+struct bp_derived_job;
 
 typedef struct bp_batch {
     const char *chain; /* chain name, e.g. "mainnet" or "anvil" */
@@ -52,6 +53,11 @@ typedef struct bp_batch {
      * output asked for them: outputs with derived tables write them in the same transaction
      * as the raw rows, the others ignore them. */
     const struct bp_derived *derived;
+    /* Set, with derived NULL, for an output that set bp_sink.derived_late while the metrics
+     * module is still computing the derived rows on another thread: the output writes its raw
+     * rows meanwhile and takes the derived ones with bp_batch_derived (metrics/derive_job.h),
+     * still in the batch's transaction. */
+    struct bp_derived_job *derived_job;
     /* The batch writes again blocks at or below the output's checkpoint, which stays as it is
      * (`blockpipe verify --repair`: REVERT + APPLY of each block): an unchanged checkpoint does
      * not mean the batch was written already. */
@@ -221,6 +227,8 @@ struct bp_sink {
     char *url;    /* as given by the user but without credentials, for messages; owned by the
                      registry code */
     bool derived; /* set by open(): this output writes the derived tables (bp_batch.derived) */
+    /* set by open(): it can take them late (bp_batch.derived_job), after its raw rows */
+    bool derived_late;
 };
 
 /* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, postgres://...),
