@@ -53,15 +53,15 @@ typedef struct bp_batch {
      * output asked for them: outputs with derived tables write them in the same transaction
      * as the raw rows, the others ignore them. */
     const struct bp_derived *derived;
+    /* The batch writes again blocks at or below the output's checkpoint, which stays as it is
+     * (`blockpipe verify --repair`: REVERT + APPLY of each block): an unchanged checkpoint does
+     * not mean the batch was written already. */
+    bool rewrite;
     /* Set, with derived NULL, for an output that set bp_sink.derived_late while the metrics
      * module is still computing the derived rows on another thread: the output writes its raw
      * rows meanwhile and takes the derived ones with bp_batch_derived (metrics/derive_job.h),
      * still in the batch's transaction. */
     struct bp_derived_job *derived_job;
-    /* The batch writes again blocks at or below the output's checkpoint, which stays as it is
-     * (`blockpipe verify --repair`: REVERT + APPLY of each block): an unchanged checkpoint does
-     * not mean the batch was written already. */
-    bool rewrite;
 } bp_batch;
 
 typedef struct bp_sink bp_sink;
