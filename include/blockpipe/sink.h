@@ -40,6 +40,7 @@ typedef struct bp_checkpoint {
 } bp_checkpoint;
 
 struct bp_derived;
+struct bp_derived_job;
 
 typedef struct bp_batch {
     const char *chain; /* chain name, e.g. "mainnet" or "anvil" */
@@ -56,6 +57,11 @@ typedef struct bp_batch {
      * (`blockpipe verify --repair`: REVERT + APPLY of each block): an unchanged checkpoint does
      * not mean the batch was written already. */
     bool rewrite;
+    /* Set, with derived NULL, for an output that set bp_sink.derived_late while the metrics
+     * module is still computing the derived rows on another thread: the output writes its raw
+     * rows meanwhile and takes the derived ones with bp_batch_derived (metrics/derive_job.h),
+     * still in the batch's transaction. */
+    struct bp_derived_job *derived_job;
 } bp_batch;
 
 typedef struct bp_sink bp_sink;
@@ -223,6 +229,8 @@ struct bp_sink {
     char *url;    /* as given by the user but without credentials, for messages; owned by the
                      registry code */
     bool derived; /* set by open(): this output writes the derived tables (bp_batch.derived) */
+    /* set by open(): it can take them late (bp_batch.derived_job), after its raw rows */
+    bool derived_late;
 };
 
 /* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, postgres://...),

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "metrics/derive_job.h"
 #include "metrics/metrics.h"
 #include "util/log.h"
 
@@ -407,27 +408,50 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
     return 0;
 }
 
-/* The batch's derived rows when an output writes them (computed once for all of them). */
-static int derive(bp_outputs *o, const bp_batch *batch, const bp_derived **out, bp_error *err)
+/* Whether the batch needs derived rows (an output writes them), whether every output that
+ * does is still empty (the windows of the first block begin with it), and whether they may
+ * come late: every output takes them after its raw rows (bp_sink.derived_late), so that
+ * none writes anything before a failure of the computation could stop the batch. */
+static bool derive_wanted(const bp_outputs *o, bool *empty, bool *late)
+{
+    bool wanted = false;
+    *empty = true;
+    *late = true;
+    for (size_t i = 0; i < o->count; i++) {
+        if (o->failed[i])
+            continue;
+        bool mine = o->sinks[i]->derived;
+        wanted |= mine;
+        *empty &= !mine || !o->cps[i].set;
+        *late &= mine && o->sinks[i]->derived_late;
+    }
+    return o->metrics && wanted;
+}
+
+/* The batch's derived rows when an output writes them (computed once for all of them): now, or
+ * started on the job's thread (*job set: the outputs write their raw rows meanwhile). */
+static int derive(bp_outputs *o, const bp_batch *batch, const bp_derived **out,
+                  bp_derived_job **job, bp_error *err)
 {
     *out = NULL;
-    bool wanted = false, empty = true;
-    for (size_t i = 0; i < o->count; i++) {
-        bool mine = !o->failed[i] && o->sinks[i]->derived;
-        wanted |= mine;
-        empty &= !mine || !o->cps[i].set;
-    }
-    if (!o->metrics || !wanted)
+    *job = NULL;
+    bool empty, late;
+    if (!derive_wanted(o, &empty, &late))
         return 0;
+    if (late) {
+        bp_error jerr = {0};
+        if (bp_derived_job_start(&o->job, o->metrics, batch, empty, &jerr) == 0) {
+            *job = &o->job;
+            return 0;
+        }
+        bp_debug("%s; computing them before the writes", jerr.msg);
+    }
     return bp_metrics_compute(o->metrics, batch, empty, out, err);
 }
 
-static int write_all(bp_outputs *o, const bp_batch *batch, bp_error *err)
+static int write_outputs(bp_outputs *o, const bp_batch *batch, const bp_derived *derived,
+                         bp_derived_job *job, bp_error *err)
 {
-    const bp_derived *derived = NULL;
-    int drc = derive(o, batch, &derived, err);
-    if (drc != 0)
-        return drc;
     /* every REVERT made for an output pops a block it held or got in this batch */
     size_t cap = batch->count + BP_OUTPUTS_HELD;
     if (cap > o->scratch_cap) {
@@ -458,6 +482,7 @@ static int write_all(bp_outputs *o, const bp_batch *batch, bp_error *err)
         bp_debug("output '%s': writing %zu events (%zu reverts) up to block %" PRIu64 " %s",
                  o->sinks[i]->url, n, count_reverts(&mine), cp.number, cp.hash);
         mine.derived = o->sinks[i]->derived ? derived : NULL;
+        mine.derived_job = o->sinks[i]->derived ? job : NULL;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         int wrc = write_one(o->sinks[i], &mine, err);
@@ -474,6 +499,25 @@ static int write_all(bp_outputs *o, const bp_batch *batch, bp_error *err)
         o->cps[i] = cp;
     }
     return 0;
+}
+
+static int write_all(bp_outputs *o, const bp_batch *batch, bp_error *err)
+{
+    const bp_derived *derived = NULL;
+    bp_derived_job *job = NULL;
+    int rc = derive(o, batch, &derived, &job, err);
+    if (rc != 0)
+        return rc;
+    rc = write_outputs(o, batch, derived, job, err);
+    if (job) { /* the module is idle again before the batch's write returns */
+        bp_error jerr = {0};
+        int jrc = bp_derived_job_wait(job, &derived, &jerr);
+        if (rc == 0 && jrc != 0) { /* no output took them: nothing was written */
+            *err = jerr;
+            rc = jrc;
+        }
+    }
+    return rc;
 }
 
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)

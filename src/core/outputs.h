@@ -26,6 +26,7 @@
 
 #include "blockpipe/model.h"
 #include "blockpipe/sink.h"
+#include "metrics/derive_job.h"
 #include "util/histogram.h"
 
 /* An output's newest blocks, kept to compare with the stream where the output is ahead of
@@ -67,6 +68,9 @@ typedef struct bp_outputs {
     /* Derives the analytics rows once per batch for the outputs that write them (not owned;
      * NULL: none). */
     struct bp_metrics *metrics;
+    /* The derivation of the batch being written when it runs beside the raw rows' writes
+     * (every output takes them late, bp_sink.derived_late). */
+    bp_derived_job job;
 } bp_outputs;
 
 /* Reads every output's checkpoint for chain, and its newest blocks (the `recent` op). With

@@ -130,7 +130,10 @@ static int agg_expr(bp_buf *out, const bp_dcolumn *c, const bp_sql_dialect *d, b
     }
 }
 
-/* The block numbers of window [w, w + 60) of chain_metrics_block: "BETWEEN (lo) AND (hi)". */
+/* The block numbers of window [w, w + 60) of chain_metrics_block: "BETWEEN (lo) AND (hi) AND
+ * block_number IN (...)". The range lets the transactions' index be read as one run; the IN
+ * leaves out the blocks between that have no block row: applied while metrics was off (a
+ * restart with the flag changed within the minute), they are in no window. */
 static int minute_blocks(bp_buf *out, const char *origin, const char *window)
 {
     static const char fmt[] =
@@ -139,7 +142,9 @@ static int minute_blocks(bp_buf *out, const char *origin, const char *window)
     int rc = bp_buf_puts(out, " BETWEEN ");
     rc |= bp_buf_printf(out, fmt, "min", origin, window, window);
     rc |= bp_buf_puts(out, " AND ");
-    return rc | bp_buf_printf(out, fmt, "max", origin, window, window);
+    rc |= bp_buf_printf(out, fmt, "max", origin, window, window);
+    rc |= bp_buf_puts(out, " AND block_number IN ");
+    return rc | bp_buf_printf(out, fmt, "", origin, window, window);
 }
 
 /* The minute's distinct senders, from its raw transactions. */

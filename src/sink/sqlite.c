@@ -21,6 +21,7 @@
 
 #include "blockpipe/columns.h"
 #include "blockpipe/derived.h"
+#include "metrics/derive_job.h"
 #include "metrics/metrics.h"
 #include "sink/format.h"
 #include "sink/sqlgen.h"
@@ -111,9 +112,13 @@ typedef struct sqlite_sink {
     /* the derived tables' writer: with metrics on it writes them; off, it only takes the
      * reverted blocks' rows out (sqlite_derived.h) */
     bp_sqlite_derived *derived;
-    bool metrics;                 /* metrics on: the output writes derived rows */
-    const bp_block_derived **run; /* the APPLY run being written, for the derived tables */
+    bool metrics; /* metrics on: the output writes derived rows */
+    /* the APPLY run being written, for the derived tables: its blocks, and their derived rows
+     * once the batch has them (bp_batch_derived) */
+    const bp_block **run_blocks;
+    const bp_block_derived **run;
     size_t run_len, run_cap;
+    bool foreign;          /* the batch met a block another process stored */
     bp_sqlite_locks locks; /* the chains' writer locks (sqlite_lock.h) */
 } sqlite_sink;
 
@@ -337,48 +342,48 @@ static int save_checkpoint(sqlite_sink *s, const char *chain, const bp_checkpoin
 /* ---- derived tables ----------------------------------------------------------------------- */
 
 /* The derived rows of the APPLY run collected so far, written (then the run is empty). */
-static int flush_run(sqlite_sink *s, const bp_batch *batch, bp_error *err)
+static int flush_run(sqlite_sink *s, const bp_derived *der, bp_error *err)
 {
-    int rc = s->run_len
-                 ? bp_sqlite_derived_apply(s->derived, batch->derived, s->run, s->run_len, err)
-                 : 0;
+    size_t n = s->run_len, hint = 0;
     s->run_len = 0;
-    return rc;
+    for (size_t i = 0; i < n; i++)
+        if (!(s->run[i] = bp_derived_find(der, s->run_blocks[i], &hint)))
+            return bp_error_set(err, BP_EINVAL,
+                                "block %" PRIu64 ": the batch has no derived rows for it",
+                                s->run_blocks[i]->number);
+    return n ? bp_sqlite_derived_apply(s->derived, der, s->run, n, err) : 0;
 }
 
-/* Adds the derived rows of the applied block b to the run. */
-static int run_add(sqlite_sink *s, const bp_batch *batch, const bp_block *b, size_t *hint,
-                   bp_error *err)
+/* Adds the applied block b to the run. */
+static int run_add(sqlite_sink *s, const bp_block *b, bp_error *err)
 {
-    const bp_block_derived *bd = bp_derived_find(batch->derived, b, hint);
-    if (!bd)
-        return bp_error_set(err, BP_EINVAL,
-                            "block %" PRIu64 ": the batch has no derived rows for it", b->number);
     if (s->run_len == s->run_cap) {
         size_t cap = s->run_cap ? s->run_cap * 2 : 64;
-        const bp_block_derived **p = realloc(s->run, cap * sizeof(*p));
+        const bp_block **pb = realloc(s->run_blocks, cap * sizeof(*pb));
+        if (pb)
+            s->run_blocks = pb;
+        const bp_block_derived **p = pb ? realloc(s->run, cap * sizeof(*p)) : NULL;
         if (!p)
             return bp_error_set(err, BP_ENOMEM, "out of memory");
         s->run = p;
         s->run_cap = cap;
     }
-    s->run[s->run_len++] = bd;
+    s->run_blocks[s->run_len++] = b;
     return 0;
 }
 
-/* derived: the batch's derived rows are written; reverts: its REVERTs take their blocks'
- * derived rows out (also with metrics off). */
+/* derived: the batch's derived rows are written (der: they are known already); reverts: its
+ * REVERTs take their blocks' derived rows out (also with metrics off). */
 static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev, bool derived,
-                       bool reverts, size_t *hint, bp_error *err)
+                       const bp_derived *der, bool reverts, bp_error *err)
 {
     if (ev->kind == BP_EVENT_APPLY) {
         bool skip = false;
         int rc = apply_block(s, batch->chain, ev->block, &skip, err);
-        if (skip && derived)
-            bp_sqlite_derived_foreign(s->derived);
-        return rc || skip || !derived ? rc : run_add(s, batch, ev->block, hint, err);
+        s->foreign |= skip && derived;
+        return rc || skip || !derived ? rc : run_add(s, ev->block, err);
     }
-    int rc = derived ? flush_run(s, batch, err) : 0;
+    int rc = derived ? flush_run(s, der, err) : 0;
     if (rc == 0 && reverts)
         rc = bp_sqlite_derived_revert(s->derived, batch->chain, ev->block, err);
     return rc ? rc : revert_block(s, batch->chain, ev->block, err);
@@ -392,19 +397,32 @@ static bool has_revert(const bp_batch *batch)
     return false;
 }
 
+/* A batch without REVERTs writes its raw rows first and its derived rows after them, while
+ * the metrics module may still be computing those (bp_batch.derived_job): the derived writes
+ * read nothing of the raw rows but a minute's transactions at the end, so the order within
+ * the transaction changes nothing. A REVERT reads the derived rows of its block and its raw
+ * rows before they go, so a batch with one takes the derived rows first. */
 static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
 {
-    const bp_derived *der = s->metrics ? batch->derived : NULL;
-    bool derived = der != NULL;
+    bool derived = s->metrics && (batch->derived || batch->derived_job);
+    bool revert = has_revert(batch);
     /* with metrics off only a batch that reverts touches the derived tables */
-    bool reverts = s->derived && (derived || has_revert(batch));
-    size_t hint = 0;
+    bool reverts = s->derived && (derived || revert);
+    bool late = derived && !revert;
+    const bp_derived *der = NULL;
     s->run_len = 0;
-    int rc = reverts ? bp_sqlite_derived_begin(s->derived, der, err) : 0;
+    s->foreign = false;
+    int rc = derived && !late ? bp_batch_derived(batch, &der, err) : 0;
+    if (rc == 0 && reverts && !late)
+        rc = bp_sqlite_derived_begin(s->derived, der, err);
     for (size_t i = 0; rc == 0 && i < batch->count; i++)
-        rc = write_event(s, batch, &batch->events[i], derived, reverts, &hint, err);
+        rc = write_event(s, batch, &batch->events[i], derived, der, reverts, err);
+    if (rc == 0 && late && (rc = bp_batch_derived(batch, &der, err)) == 0)
+        rc = bp_sqlite_derived_begin(s->derived, der, err);
+    if (rc == 0 && s->foreign)
+        bp_sqlite_derived_foreign(s->derived);
     if (rc == 0 && derived)
-        rc = flush_run(s, batch, err);
+        rc = flush_run(s, der, err);
     if (rc == 0 && reverts)
         rc = bp_sqlite_derived_finish(s->derived, batch->chain, der, err);
     return rc ? rc : save_checkpoint(s, batch->chain, &batch->checkpoint, err);
@@ -508,6 +526,7 @@ static void sqlite_close(bp_sink *base)
         sqlite3_finalize(s->st[i]);
     bp_sqlite_derived_close(s->derived);
     free(s->run);
+    free(s->run_blocks);
     sqlite3_close(s->db);
     /* after SQLite's descriptors: closing ours would drop the process's POSIX locks, SQLite's */
     bp_sqlite_locks_close(&s->locks);
@@ -699,6 +718,7 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
         s->metrics = bp_sink_opt_int(opts, "metrics");
         rc = bp_sqlite_derived_open(s->db, s->path, &ret, s->metrics, &s->derived, err);
         s->base.derived = rc == 0 && s->metrics;
+        s->base.derived_late = s->base.derived;
     }
 out:
     if (rc != 0) {

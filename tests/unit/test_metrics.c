@@ -19,6 +19,7 @@
 #include "blockpipe/derived.h"
 #include "core/budget.h"
 #include "chain/json.h"
+#include "metrics/derive_job.h"
 #include "metrics/metrics.h"
 #include "metrics/model.h"
 #include "metrics/tokens.h"
@@ -458,6 +459,72 @@ static void test_apply_revert_roundtrip(void **state)
     unlink(path);
 }
 
+/* write_batch with the derived rows computed on a bp_derived_job's thread while the output
+ * writes the raw rows (bp_batch.derived_job, as core/outputs.c gives them to an output that
+ * takes them late). */
+static void write_batch_late(bp_sink *s, bp_metrics *m, bp_event *ev, size_t n, bp_checkpoint cp)
+{
+    bp_batch batch = {.chain = "main", .events = ev, .count = n, .checkpoint = cp};
+    bp_error err = {0};
+    bp_derived_job job;
+    assert_int_equal(bp_derived_job_start(&job, m, &batch, false, &err), 0);
+    batch.derived_job = &job;
+    int rc = s->ops->write(s, &batch, &err);
+    const bp_derived *d;
+    assert_int_equal(bp_derived_job_wait(&job, &d, &err), 0);
+    assert_non_null(d);
+    if (rc != 0)
+        fail_msg("write: %s", err.msg);
+}
+
+/* The same batches (applies alone: the raw rows first, the derived ones after; a reorg: the
+ * derived rows taken before the REVERTs) written with the derived rows computed before the
+ * write and computed beside it: the same tables. */
+static void test_derived_late_equal(void **state)
+{
+    (void)state;
+    char pa[64], pb[64], url[96];
+    bp_sink *sa, *sb;
+    bp_error err = {0};
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pa, sizeof(pa)));
+    assert_int_equal(bp_sink_open_url(url, &sa, &err), 0);
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pb, sizeof(pb)));
+    assert_int_equal(bp_sink_open_url(url, &sb, &err), 0);
+    assert_true(sb->derived_late);
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
+    bp_metrics *ma = bp_metrics_new(&mc, &err), *mb = bp_metrics_new(&mc, &err);
+    bp_block *b[5], *f4 = fx_block(4, 1, true, true);
+    for (int i = 1; i <= 4; i++) {
+        b[i] = fx_block((uint64_t)i, 0, true, true);
+        b[i]->timestamp = 1700000000 + 40 * (uint64_t)i;
+    }
+    f4->timestamp = b[4]->timestamp + 1;
+    bp_event e1[] = {{BP_EVENT_APPLY, b[1]}, {BP_EVENT_APPLY, b[2]}, {BP_EVENT_APPLY, b[3]}};
+    bp_event e2[] = {{BP_EVENT_APPLY, b[4]}};
+    bp_block *h4 = bp_block_header_copy(b[4]);
+    bp_event e3[] = {{BP_EVENT_REVERT, h4}, {BP_EVENT_APPLY, f4}};
+    write_batch(sa, ma, e1, 3, fx_cp(3, 0));
+    write_batch_late(sb, mb, e1, 3, fx_cp(3, 0));
+    write_batch(sa, ma, e2, 1, fx_cp(4, 0));
+    write_batch_late(sb, mb, e2, 1, fx_cp(4, 0));
+    write_batch(sa, ma, e3, 2, fx_cp(4, 1));
+    write_batch_late(sb, mb, e3, 2, fx_cp(4, 1));
+    char *da = dump(pa), *db = dump(pb);
+    assert_string_equal(da, db);
+    free(da);
+    free(db);
+    for (int i = 1; i <= 4; i++)
+        bp_block_free(b[i]);
+    bp_block_free(f4);
+    bp_block_free(h4);
+    bp_metrics_free(ma);
+    bp_metrics_free(mb);
+    bp_sink_close(sa);
+    bp_sink_close(sb);
+    unlink(pa);
+    unlink(pb);
+}
+
 /* The minutes the metrics module saw whole come with the batch (bp_minute_summary) and are
  * written from it; the outputs fall back to reading the minute's raw transactions without
  * one. Both give the same tables: blocks 1..4 over two minutes, written with and without the
@@ -736,6 +803,7 @@ int main(void)
         cmocka_unit_test(test_sql_functions),
         cmocka_unit_test(test_apply_revert_roundtrip),
         cmocka_unit_test(test_minute_summaries_equal_raw),
+        cmocka_unit_test(test_derived_late_equal),
         cmocka_unit_test(test_model_finds_planted_outliers),
         cmocka_unit_test(test_window_bound),
         cmocka_unit_test(test_upgrade_from_schema_1),
