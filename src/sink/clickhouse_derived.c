@@ -4,7 +4,8 @@
  * when its address first sends in the window, with that block's number and hash in its key;
  * a REVERT of the block takes it back (its key's sign sum back to 0) like any other row of
  * the block. Which addresses a window already has is read from the table once per window and
- * then kept in memory (the last few windows of each grain), so the common batch reads
+ * then kept in memory as interned ids (the last few windows of each grain, CACHE_BYTES at
+ * most: a bigger window is held lean and read again per batch), so the common batch reads
  * nothing; a batch that reverts, a recovery or a failure forgets them, and they are read
  * again as the table is after the batch's REVERTs (their rows excluded). */
 #include "sink/clickhouse_derived.h"
