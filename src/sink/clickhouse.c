@@ -733,7 +733,9 @@ static int write_split(ch_sink *s, const char *chain, uint64_t seq, bp_error *er
     rc = insert_tables(s, s->http, &s->gz, 0, T_RAW, err);
     if (split)
         pthread_join(th, NULL);
-    if (rc == 0 && s->drc != 0) {
+    /* both failed (a server going away fails both): the derived half's failure is the one
+     * told, unless the raw rows' is one another attempt cannot get past */
+    if (s->drc != 0 && (rc == 0 || bp_ch_transient(s->http, rc))) {
         *err = s->derror;
         s->derr = true;
         rc = s->drc;
