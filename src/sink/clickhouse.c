@@ -16,18 +16,17 @@
  * batch is neither: what is left are REVERTs of blocks the output holds and APPLYs of new
  * ones); (2) when it reverts (or is a chain's first), an intent row: seq (the checkpoint's +
  * 1), the block range it applies, the blocks it reverts, its checkpoint; (3) the APPLY rows
- * with _seq = seq, one INSERT per table (in a batch that only applies, the derived tables'
- * rows and rollups at the same time on a connection of their own: write_split); with REVERTs (4)
- * the commit (the intent again, marked committed) and (5) the REVERTs; (6) the checkpoint row
- * (number, hash, seq), last, so that whoever waits for it sees the batch whole. A failure or crash
- * before the commit leaves APPLY rows of seq (above the checkpoint's block, or where the intent
- * says): before anything else is written (at open, and before the batch is tried again) they are
- * taken back (their keys brought to a sign sum of 0 among the rows of that _seq; a merge never
- * removes such a +1 row before: the engine drops a +1 only with a -1 after it). One after the
- * commit leaves the reverts or the checkpoint undone: they are finished (the sums over all the
- * block's rows, which merges keep). Both are idempotent, so a crash during a recovery is recovered
- * by the next. REVERTs come after the commit because a -1 row may merge with the +1 it cancels,
- * after which nothing could bring the row back.
+ * with _seq = seq, one INSERT per table; with REVERTs (4) the commit (the intent again, marked
+ * committed) and (5) the REVERTs; (6) the checkpoint row (number, hash, seq), last, so that
+ * whoever waits for it sees the batch whole. A failure or crash before the commit leaves APPLY
+ * rows of seq (above the checkpoint's block, or where the intent says): before anything else is
+ * written (at open, and before the batch is tried again) they are taken back (their keys brought
+ * to a sign sum of 0 among the rows of that _seq; a merge never removes such a +1 row before:
+ * the engine drops a +1 only with a -1 after it). One after the commit leaves the reverts or
+ * the checkpoint undone: they are finished (the sums over all the block's rows, which merges
+ * keep). Both are idempotent, so a crash during a recovery is recovered by the next. REVERTs
+ * come after the commit because a -1 row may merge with the +1 it cancels, after which nothing
+ * could bring the row back.
  *
  * FINAL and sign weights are exact once the checkpoint is written, except between a crash and
  * the next start (or the failed batch's retry), when the unfinished batch's APPLY rows (or,
@@ -35,7 +34,6 @@
 #include "blockpipe/sink.h"
 
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,15 +93,6 @@ typedef struct ch_sink {
      * taken back and windows recomputed (clickhouse_derived.h) */
     bp_ch_derived *derived;
     const bp_derived *der; /* the batch's derived rows, NULL: none */
-    /* The derived tables' own connection: in a batch that only applies blocks their rows and
-     * rollups go to the server from a thread of their own while the raw rows go on http
-     * (write_split); everything else of theirs runs in turn with the raw tables' work. */
-    bp_ch_http *dhttp;
-    bp_buf dgz;    /* gzip of their INSERT data */
-    bool derr;     /* the last attempt's failure came from dhttp */
-    uint64_t dseq; /* the split batch's: its derived half */
-    int drc;
-    bp_error derror;
 } ch_sink;
 
 /* ---- SQL helpers ---- */
@@ -332,13 +321,7 @@ static int tag_writes(ch_sink *s, bp_error *err)
     size_t n = strlen(prefix);
     snprintf(prefix + n, sizeof(prefix) - n, "%ld_%lx%05lx_", (long)getpid(), (long)ts.tv_sec,
              (long)(ts.tv_nsec >> 14));
-    int rc = bp_ch_http_tag(s->http, prefix, err);
-    if (rc != 0 || !s->dhttp)
-        return rc;
-    /* the derived connection's ids: the same writer prefix, its own counter ("d") */
-    n = strlen(prefix);
-    snprintf(prefix + n - 1, sizeof(prefix) - n + 1, "d_");
-    return bp_ch_http_tag(s->dhttp, prefix, err);
+    return bp_ch_http_tag(s->http, prefix, err);
 }
 
 /* A writer that died (SIGKILL) or gave up on a request (a timeout) may have left its INSERT
@@ -417,8 +400,8 @@ static int recover(ch_sink *s, const char *chain, bp_error *err)
             rc = rollback(s, chain, seq, in.from, in.to, err);
     }
     /* rollups written before a crash may count rows taken back since: recomputed */
-    if (rc == 0 && s->derived && (rc = bp_ch_derived_recover(s->derived, chain, below, err)) != 0)
-        s->derr = true;
+    if (rc == 0 && s->derived)
+        rc = bp_ch_derived_recover(s->derived, chain, below, err);
     if (rc != 0)
         return bp_error_prefix(err, "chain %s: ", chain);
     s->st.recovering = false;
@@ -546,47 +529,47 @@ static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
     return rc;
 }
 
-/* gzip of pieces[0..n) into gz, as one piece. */
-static int gzip_pieces(bp_buf *gz, bp_ch_piece *pieces, size_t *n, bp_error *err)
+/* gzip of pieces[0..n) into s->gz, as one piece. */
+static int gzip_pieces(ch_sink *s, bp_ch_piece *pieces, size_t *n, bp_error *err)
 {
     z_stream z = {0};
     if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return oom(err);
-    bp_buf_reset(gz);
+    bp_buf_reset(&s->gz);
     int zr = Z_OK;
     for (size_t i = 0; i <= *n && zr != Z_STREAM_ERROR; i++) {
         z.next_in = i < *n ? (Bytef *)pieces[i].data : NULL;
         z.avail_in = i < *n ? (uInt)pieces[i].len : 0;
         do {
-            if (bp_buf_reserve(gz, 1 << 16) != 0) {
+            if (bp_buf_reserve(&s->gz, 1 << 16) != 0) {
                 deflateEnd(&z);
                 return oom(err);
             }
-            z.next_out = (Bytef *)gz->data + gz->len;
+            z.next_out = (Bytef *)s->gz.data + s->gz.len;
             z.avail_out = 1 << 16;
             zr = deflate(&z, i < *n ? Z_NO_FLUSH : Z_FINISH);
-            gz->len = (size_t)((char *)z.next_out - gz->data);
+            s->gz.len = (size_t)((char *)z.next_out - s->gz.data);
         } while (z.avail_out == 0 || (i == *n && zr == Z_OK));
     }
     deflateEnd(&z);
     if (zr != Z_STREAM_END)
         return bp_error_set(err, BP_EINVAL, "gzip of the INSERT data failed (%d)", zr);
-    pieces[0] = (bp_ch_piece){gz->data, gz->len};
+    pieces[0] = (bp_ch_piece){s->gz.data, s->gz.len};
     *n = 1;
     return 0;
 }
 
-static int insert_table(ch_sink *s, bp_ch_http *h, bp_buf *gz, ch_tab *tab, bp_error *err)
+static int insert_table(ch_sink *s, ch_tab *tab, bp_error *err)
 {
     bp_ch_piece pieces[BP_CH_MAX_PIECES(BP_CH_MAX_COLS)];
     size_t n = bp_ch_enc_pieces(&tab->enc, pieces, sizeof(pieces) / sizeof(pieces[0]));
     if (tab->enc.rc != 0)
         return bp_error_set(err, tab->enc.rc, "%s: encoding the block header: %s", tab->t.name,
                             bp_strerror(tab->enc.rc));
-    int rc = s->t.gzip ? gzip_pieces(gz, pieces, &n, err) : 0;
+    int rc = s->t.gzip ? gzip_pieces(s, pieces, &n, err) : 0;
     char what[96];
     snprintf(what, sizeof(what), "INSERT of %zu rows into %s", tab->enc.rows, tab->t.name);
-    return rc ? rc : bp_ch_insert(h, tab->insert.data, pieces, n, s->t.gzip, what, err);
+    return rc ? rc : bp_ch_insert(s->http, tab->insert.data, pieces, n, s->t.gzip, what, err);
 }
 
 /* ---- a batch ---- */
@@ -666,81 +649,22 @@ static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committ
                     err);
 }
 
-/* The encoded tables [from, to) into h. */
-static int insert_tables(ch_sink *s, bp_ch_http *h, bp_buf *gz, size_t from, size_t to,
-                         bp_error *err)
+static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
-    int rc = 0;
-    for (size_t k = from; rc == 0 && k < to; k++) {
+    int rc = encode(s, chain, seq, err);
+    for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
         if (!s->tabs[k].on || s->tabs[k].enc.rows == 0)
             continue;
-        rc = insert_table(s, h, gz, &s->tabs[k], err);
+        rc = insert_table(s, &s->tabs[k], err);
         if (rc == 0 && k == T_BLOCKS)
             bp_crashpoint("clickhouse.after_blocks");
         if (rc == 0 && k == T_RAW + BP_CHD_BLOCK)
             bp_crashpoint("clickhouse.mid_derived");
     }
-    return rc;
-}
-
-static int rows_failed(ch_sink *s, bp_error *err)
-{
-    return bp_error_prefix(err, "blocks %" PRIu64 "..%" PRIu64 ": ", s->applies[0]->number,
-                           s->applies[s->napp - 1]->number);
-}
-
-static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
-{
-    int rc = encode(s, chain, seq, err);
-    if (rc == 0)
-        rc = insert_tables(s, s->http, &s->gz, 0, T_RAW, err);
-    if (rc == 0 && (rc = insert_tables(s, s->dhttp, &s->dgz, T_RAW, s->ntabs, err)) != 0)
-        s->derr = true;
-    return rc ? rows_failed(s, err) : 0;
-}
-
-/* The derived half of a batch that only applies blocks: its per-block rows, then the rollups
- * of the windows it touched (they read only derived tables). */
-static void *derived_half(void *arg)
-{
-    ch_sink *s = arg;
-    int rc = insert_tables(s, s->dhttp, &s->dgz, T_RAW, s->ntabs, &s->derror);
-    if (rc == 0) {
-        bp_crashpoint("clickhouse.before_rollups");
-        rc = bp_ch_derived_rollups(s->derived, s->dseq, &s->derror);
-    }
-    s->drc = rc;
-    return NULL;
-}
-
-/* A batch that only applies blocks, with derived rows: the raw rows (on http) and the derived
- * half (on dhttp, a thread) go to the server at the same time; both are done before the
- * checkpoint. Nothing of one depends on the other: the rollups read the derived tables only,
- * and a failure of either is a failure of the batch, whose rows the recovery takes back and
- * whose windows it recomputes, whatever got written. */
-static int write_split(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
-{
-    int rc = encode(s, chain, seq, err);
     if (rc != 0)
-        return rows_failed(s, err);
-    s->dseq = seq;
-    s->drc = 0;
-    memset(&s->derror, 0, sizeof(s->derror));
-    pthread_t th;
-    bool split = pthread_create(&th, NULL, derived_half, s) == 0;
-    if (!split)
-        derived_half(s); /* (no thread: in turn) */
-    rc = insert_tables(s, s->http, &s->gz, 0, T_RAW, err);
-    if (split)
-        pthread_join(th, NULL);
-    /* both failed (a server going away fails both): the derived half's failure is the one
-     * told, unless the raw rows' is one another attempt cannot get past */
-    if (s->drc != 0 && (rc == 0 || bp_ch_transient(s->http, rc))) {
-        *err = s->derror;
-        s->derr = true;
-        rc = s->drc;
-    }
-    return rc ? rows_failed(s, err) : 0;
+        bp_error_prefix(err, "blocks %" PRIu64 "..%" PRIu64 ": ", s->applies[0]->number,
+                        s->applies[s->napp - 1]->number);
+    return rc;
 }
 
 static int write_checkpoint(ch_sink *s, const char *chain, const bp_checkpoint *cp, uint64_t seq,
@@ -766,15 +690,15 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
         s->st.recovering = true; /* from here on a failure leaves rows of seq behind */
     /* (also a batch without events: it may bring prices) */
     s->der = s->t.metrics && b->derived ? b->derived : NULL;
-    bool dwork = s->der || s->nrev > 0, split = s->der && s->nrev == 0 && s->napp > 0;
-    if (dwork && (rc = bp_ch_derived_prepare(s->derived, b->chain, s->der, s->reverts, s->nrev,
-                                             s->applies, s->napp, err)) != 0)
-        s->derr = true;
+    bool dwork = s->der || s->nrev > 0;
+    if (dwork)
+        rc = bp_ch_derived_prepare(s->derived, b->chain, s->der, s->reverts, s->nrev, s->applies,
+                                   s->napp, err);
     /* without reverts the rows are above the checkpoint, where the recovery looks anyway */
     if (rc == 0 && (s->nrev > 0 || (s->napp > 0 && s->st.seq == 0)))
         rc = write_intent(s, b, seq, 0, err);
     if (rc == 0 && s->napp > 0)
-        rc = split ? write_split(s, b->chain, seq, err) : apply_rows(s, b->chain, seq, err);
+        rc = apply_rows(s, b->chain, seq, err);
     if (rc == 0)
         bp_crashpoint("clickhouse.before_commit");
     if (rc == 0 && s->nrev > 0) {
@@ -791,10 +715,9 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     }
     /* the windows the batch touched, from the rows as they are now (a crash before the
      * checkpoint leaves them for the recovery to recompute) */
-    if (rc == 0 && dwork && !split) {
+    if (rc == 0 && dwork) {
         bp_crashpoint("clickhouse.before_rollups");
-        if ((rc = bp_ch_derived_rollups(s->derived, seq, err)) != 0)
-            s->derr = true;
+        rc = bp_ch_derived_rollups(s->derived, seq, err);
     }
     if (rc == 0)
         rc = write_checkpoint(s, b->chain, &b->checkpoint, seq, err);
@@ -849,14 +772,12 @@ static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
     for (long delay = BP_CH_BACKOFF_FIRST_MS, attempt = 1;; attempt++) {
         bool done = false;
         time_t began = time(NULL);
-        s->derr = false;
         rc = s->st.recovering ? after_failure(s, b, seq, &done, err) : 0;
         if (rc == 0 && !done)
             rc = write_once(s, b, err);
         if (rc == 0 || time(NULL) > deadline)
             break;
-        if (!bp_ch_transient(s->derr ? s->dhttp : s->http, rc) &&
-            !(rc == BP_EDB && went_away(s, began)))
+        if (!bp_ch_transient(s->http, rc) && !(rc == BP_EDB && went_away(s, began)))
             break;
         bp_warn("clickhouse %s: %s; writing the batch again in %.2f s (attempt %ld, "
                 "wait_for_db=%d s)",
@@ -915,14 +836,12 @@ static void ch_close(bp_sink *base)
         bp_buf_release(&s->tabs[k].insert);
     }
     bp_ch_derived_free(s->derived);
-    bp_ch_http_free(s->dhttp);
     bp_ch_http_free(s->http);
     bp_ch_target_release(&s->t);
     bp_buf_release(&s->sql);
     bp_buf_release(&s->ans);
     bp_buf_release(&s->json);
     bp_buf_release(&s->gz);
-    bp_buf_release(&s->dgz);
     bp_buf_release(&s->intents);
     bp_buf_release(&s->refs);
     free(s->st.chain);
@@ -966,7 +885,6 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     bp_buf_init(&s->ans, 64 << 20);
     bp_buf_init(&s->json, 0);
     bp_buf_init(&s->gz, 0);
-    bp_buf_init(&s->dgz, 0);
     bp_buf_init(&s->intents, 256 << 20);
     bp_buf_init(&s->refs, 0);
     for (size_t k = 0; k < T_MAX; k++)
@@ -975,15 +893,13 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0)
         rc = bp_ch_connect(&s->t, &s->http, &s->caps, err);
     if (rc == 0)
-        rc = bp_ch_http_new(&s->dhttp, &s->t.srv, s->t.database, s->t.timeout_ms, 0, err);
-    if (rc == 0)
         rc = tag_writes(s, err);
     if (rc == 0)
         rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
     if (rc == 0)
         rc = prepare_tables(s, err);
     if (rc == 0)
-        rc = bp_ch_derived_new(s->dhttp, s->t.database, s->t.format, &s->caps, &s->t.ret,
+        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &s->caps, &s->t.ret,
                                s->t.metrics, &s->derived, err);
     s->base.derived = s->derived != NULL && s->t.metrics;
     if (rc == 0)
