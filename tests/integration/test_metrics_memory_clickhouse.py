@@ -1,17 +1,17 @@
 """--max-memory bounds a backfill into ClickHouse with the derived tables on (issue 10).
 
-bench/clickhouse_bench.py's chain: simnode serves 600 blocks of 200 transactions 12 s apart
-(2 hours of chain time, 120 minutes; about 126,000 set rows in active_addresses and 248,000
-in contract_senders over the three grains). A backfill of all of it into a private ClickHouse
-server (tests/tools/clickhouse.py: Debian's 18.16 here) with the default budget (256 MiB)
-must keep blockpipe's peak resident set (wait4 ru_maxrss of its PID, and VmHWM sampled while it
-runs) under the budget. It peaked at 259-289 MiB in 7 runs before the output's window sets
-were held as interned ids within a share of the budget (they were string-keyed maps with two
-string copies per member, uncounted: about 33 MiB here). Then every set-dependent number must equal a
-recomputation from the raw transactions the same database holds: the distinct senders of
-every minute, hour and day, and every contract window's transactions and distinct senders.
-Measured on a release build (test_memory_budget.release_binary: ASan's shadow memory would be
-what is measured).
+bench/clickhouse_bench.py's chain: simnode serves 600 blocks of 200 transactions 12 s apart (2
+hours of chain time, 120 minutes; about 126,000 set rows in active_addresses and 248,000 in
+contract_senders over the three grains). A backfill of all of it into a private ClickHouse
+server (tests/tools/clickhouse.py: Debian's 18.16 here) with the default budget (256 MiB) must
+keep blockpipe's peak resident set (wait4 ru_maxrss of its PID, and VmHWM sampled while it runs)
+under the budget. It peaked at 259-289 MiB in 7 runs before the output's window sets were held
+as interned ids within a share of the budget (they were string-keyed maps with two string copies
+per member, uncounted: about 33 MiB here). Then every set-dependent number must equal a
+recomputation from the raw transactions the same database holds: the distinct senders of every
+minute, hour and day, and every contract window's transactions and distinct senders. Measured on
+a release build (test_memory_budget.release_binary: ASan's shadow memory would be what is
+measured).
 """
 
 import os
