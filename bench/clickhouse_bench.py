@@ -174,7 +174,9 @@ With the derived tables the backfill runs at **{ratio:.2f}** of its speed withou
 issue's 0.8 is for SQLite and PostgreSQL). Where the time goes: about ten more INSERTs per
 batch (six per-block tables, up to six rollups) and the reads the rollups make (the finer rows
 of every touched window: for a one-day window, its hours), and a set row per distinct sender
-and (contract, sender) pair per minute, hour and day.
+and (contract, sender) pair per minute, hour and day. The window sets the output keeps in
+memory are interned ids within 4 MiB of the budget (the peak RSS column must stay under the
+256 MiB default: tests/integration/test_metrics_memory_clickhouse.py).
 """
 
 

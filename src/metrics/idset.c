@@ -80,6 +80,18 @@ int bp_u64map_put(bp_u64map *m, uint64_t key, uint32_t init, bool *added, uint32
     return 0;
 }
 
+uint32_t *bp_u64map_find(const bp_u64map *m, uint64_t key, bool *found)
+{
+    *found = false;
+    if (m->cap == 0)
+        return NULL;
+    size_t j = slot_hash(key) & (m->cap - 1);
+    while (m->keys[j] && m->keys[j] != key)
+        j = (j + 1) & (m->cap - 1);
+    *found = m->keys[j] != 0;
+    return *found && m->vals ? &m->vals[j] : NULL;
+}
+
 size_t bp_u64map_bytes(const bp_u64map *m)
 {
     return m->cap * (sizeof(uint64_t) + (m->with_values ? sizeof(uint32_t) : 0));
@@ -152,6 +164,20 @@ static int intern_add(bp_intern *t, const char *s, size_t n, uint64_t *slot)
         return BP_ENOMEM;
     t->strs[t->n++] = copy;
     *slot |= (uint64_t)t->n;
+    return 0;
+}
+
+uint32_t bp_intern_find(const bp_intern *t, const char *s)
+{
+    if (t->cap == 0)
+        return 0;
+    size_t n = strlen(s);
+    uint64_t h = str_hash(s, n), tag = h >> 32 << 32;
+    for (size_t j = h & (t->cap - 1); t->slots[j]; j = (j + 1) & (t->cap - 1)) {
+        uint32_t k = (uint32_t)t->slots[j];
+        if ((t->slots[j] & ~(uint64_t)UINT32_MAX) == tag && strcmp(t->strs[k - 1], s) == 0)
+            return k;
+    }
     return 0;
 }
 

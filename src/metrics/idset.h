@@ -28,6 +28,8 @@ void bp_u64map_release(bp_u64map *m);
 /* Inserts key (non-zero) with value init when absent (*added set); the key's value slot (NULL
  * for a set, or on BP_ENOMEM, see rc), valid until the next put. 0 or BP_ENOMEM. */
 int bp_u64map_put(bp_u64map *m, uint64_t key, uint32_t init, bool *added, uint32_t **val);
+/* Whether key is there (*found); its value slot (NULL for a set or when absent). */
+uint32_t *bp_u64map_find(const bp_u64map *m, uint64_t key, bool *found);
 /* The bytes the map holds. */
 size_t bp_u64map_bytes(const bp_u64map *m);
 
@@ -46,6 +48,8 @@ void bp_intern_release(bp_intern *t);
 void bp_intern_clear(bp_intern *t);
 /* The id of s, made when new. 0 or BP_ENOMEM. */
 int bp_intern_id(bp_intern *t, const char *s, uint32_t *id);
+/* The id of s, 0 when it is not interned. */
+uint32_t bp_intern_find(const bp_intern *t, const char *s);
 /* The interned copy of id's string. */
 static inline const char *bp_intern_str(const bp_intern *t, uint32_t id)
 {

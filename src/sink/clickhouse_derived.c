@@ -4,7 +4,8 @@
  * when its address first sends in the window, with that block's number and hash in its key;
  * a REVERT of the block takes it back (its key's sign sum back to 0) like any other row of
  * the block. Which addresses a window already has is read from the table once per window and
- * then kept in memory (the last few windows of each grain), so the common batch reads
+ * then kept in memory as interned ids (the last few windows of each grain, CACHE_BYTES at
+ * most: a bigger window is held lean and read again per batch), so the common batch reads
  * nothing; a batch that reverts, a recovery or a failure forgets them, and they are read
  * again as the table is after the batch's REVERTs (their rows excluded). */
 #include "sink/clickhouse_derived.h"
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "metrics/idset.h"
 #include "metrics/keymap.h"
 #include "metrics/metrics.h"
 #include "metrics/windows.h"
@@ -29,6 +31,14 @@
  * a repricing cancels the old row's key and writes a new key, in one INSERT in any order) */
 #define REV "_rev"
 #define CACHE_WINDOWS 8 /* windows of a grain kept in memory before they are forgotten */
+/* What the windows' sets may hold in memory (their ids, counts and interned addresses), inside
+ * the part of the budget an output with derived tables is charged at start
+ * (BP_MEM_PER_DERIVED_OUTPUT): a window whose rows would not fit is held lean (only the
+ * members the batch asks about) and read again by the next batch. */
+#define CACHE_BYTES ((size_t)4 << 20)
+/* What a member read whole may cost: its 8-byte key in a set at most half full, the set's
+ * doubling, and its address interned (a share: most addresses are in several windows) */
+#define MEMBER_BYTES 40
 
 /* Partition lengths in seconds of chain time: block rows, sets and minutes by day, hours by 30
  * days, days by 360 days (retention without TTL drops whole partitions). */
@@ -274,14 +284,23 @@ int bp_ch_derived_remove_ttl(bp_ch_http *h, const bp_ch_caps *caps, const char *
 
 /* ---- the window sets in memory ------------------------------------------------------------ */
 
+/* One window of a grain in memory: its members as interned ids and its distinct counts.
+ * A window read whole (whole_addrs / whole_pairs) has every member of its table; one too big
+ * for CACHE_BYTES only the members among the addresses interned when it was read (the
+ * batch's: what the batch asks about), and is read again by the next batch. */
+typedef struct chd_win {
+    uint64_t w;
+    bool whole_addrs, whole_pairs;
+    bool loading;        /* being read (load_sets) */
+    uint64_t senders;    /* distinct senders */
+    bp_u64map addrs;     /* sender ids */
+    bp_u64map pairs;     /* contract id << 32 | sender id */
+    bp_u64map contracts; /* contract id -> its distinct senders */
+} chd_win;
+
 typedef struct chd_cache {
-    bp_keymap members; /* (window, contract or NULL, address) -> first block */
-    bp_keymap counts;  /* (window, contract or NULL) -> index in cnt */
-    uint64_t *cnt;
-    size_t ncnt, capcnt;
-    bp_keymap loaded; /* windows read from the table */
-    size_t nloaded;
-    bp_arena *arena; /* the strings of the keys */
+    chd_win *win;
+    size_t n, cap;
 } chd_cache;
 
 /* A set row the batch adds, with its block's hash. */
@@ -314,9 +333,10 @@ struct bp_ch_derived {
     bp_ch_table roll[BP_CHD_ROLLUPS];
     bp_ch_enc enc[BP_CHD_ROLLUPS];
     bp_buf insert[BP_CHD_ROLLUPS];
-    bp_buf sql, ans, ans2, refs;
+    bp_buf sql, ans, ans2, refs, refs2;
     bp_windows win;
     chd_cache cache[BP_GRAIN_COUNT];
+    bp_intern ids; /* the addresses of the windows in memory (every grain's) */
     chd_set *sets;
     size_t nsets, capsets;
     chd_price *prices;
@@ -344,53 +364,136 @@ static int oom(bp_error *err)
     return bp_error_set(err, BP_ENOMEM, "out of memory");
 }
 
+static void win_release(chd_win *x)
+{
+    bp_u64map_release(&x->addrs);
+    bp_u64map_release(&x->pairs);
+    bp_u64map_release(&x->contracts);
+}
+
+static void win_reset(chd_win *x, uint64_t w)
+{
+    win_release(x);
+    *x = (chd_win){.w = w};
+    bp_u64map_init(&x->addrs, false);
+    bp_u64map_init(&x->pairs, false);
+    bp_u64map_init(&x->contracts, true);
+}
+
 static void cache_clear(chd_cache *c)
 {
-    bp_keymap_clear(&c->members);
-    bp_keymap_clear(&c->counts);
-    bp_keymap_clear(&c->loaded);
-    c->ncnt = c->nloaded = 0;
-    bp_arena_recycle(c->arena, 1 << 20);
+    for (size_t i = 0; i < c->n; i++)
+        win_release(&c->win[i]);
+    c->n = 0;
 }
 
 static void forget(bp_ch_derived *d)
 {
     for (int g = 0; g < BP_GRAIN_COUNT; g++)
         cache_clear(&d->cache[g]);
+    bp_intern_clear(&d->ids);
 }
 
-/* Adds (w, contract, address) first sent in block first; *added when it was not there. */
-static int cache_add(chd_cache *c, uint64_t w, const char *contract, const char *address,
-                     uint64_t first, bool *added)
+static size_t cache_bytes(const bp_ch_derived *d)
 {
-    size_t v;
-    if (bp_keymap_put(&c->members, w, contract, address, first, &v, added) != 0)
-        return BP_ENOMEM;
-    if (!*added)
-        return 0;
-    char *a = bp_arena_strndup(c->arena, address, strlen(address));
-    char *k = contract ? bp_arena_strndup(c->arena, contract, strlen(contract)) : NULL;
-    if (!a || (contract && !k))
-        return BP_ENOMEM;
-    size_t *slot = bp_keymap_get(&c->members, w, contract, address);
-    bp_keymap_rekey(slot, k, a);
-    bool fresh;
-    size_t *i = bp_keymap_ref(&c->counts, w, k, NULL, c->ncnt, &fresh);
-    if (!i)
-        return BP_ENOMEM;
-    if (fresh) {
-        if (bp_grow((void **)&c->cnt, &c->capcnt, c->ncnt + 1, sizeof(*c->cnt)) != 0)
+    size_t n = bp_intern_bytes(&d->ids);
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        for (size_t i = 0; i < d->cache[g].n; i++) {
+            const chd_win *x = &d->cache[g].win[i];
+            n += bp_u64map_bytes(&x->addrs) + bp_u64map_bytes(&x->pairs) +
+                 bp_u64map_bytes(&x->contracts);
+        }
+    return n;
+}
+
+static chd_win *win_find(const chd_cache *c, uint64_t w)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->win[i].w == w)
+            return &c->win[i];
+    return NULL;
+}
+
+/* A new (empty, not whole) window w; NULL when out of memory. */
+static chd_win *win_new(chd_cache *c, uint64_t w)
+{
+    if (bp_grow((void **)&c->win, &c->cap, c->n + 1, sizeof(*c->win)) != 0)
+        return NULL;
+    chd_win *x = &c->win[c->n++];
+    memset(x, 0, sizeof(*x));
+    win_reset(x, w);
+    return x;
+}
+
+/* Member (contract id k or 0, sender id a) into x; *added when it was not there. */
+static int win_put(chd_win *x, uint32_t k, uint32_t a, bool *added)
+{
+    if (!k) {
+        if (bp_u64map_put(&x->addrs, a, 0, added, NULL) != 0)
             return BP_ENOMEM;
-        c->cnt[c->ncnt++] = 0;
+        x->senders += *added;
+        return 0;
     }
-    c->cnt[*i]++;
+    if (bp_u64map_put(&x->pairs, (uint64_t)k << 32 | a, 0, added, NULL) != 0)
+        return BP_ENOMEM;
+    uint32_t *cnt;
+    bool fresh;
+    if (*added && bp_u64map_put(&x->contracts, k, 0, &fresh, &cnt) != 0)
+        return BP_ENOMEM;
+    if (*added)
+        (*cnt)++;
     return 0;
 }
 
-static uint64_t cache_count(const chd_cache *c, uint64_t w, const char *contract)
+/* Adds (w, contract, address) to the window in memory; *added when it was not there. */
+static int cache_add(bp_ch_derived *d, chd_cache *c, uint64_t w, const char *contract,
+                     const char *address, bool *added)
 {
-    size_t *i = bp_keymap_get(&c->counts, w, contract, NULL);
-    return i ? c->cnt[*i] : 0;
+    chd_win *x = win_find(c, w);
+    uint32_t a, k = 0;
+    *added = false;
+    if (!x) /* (load_sets read every window the batch touches) */
+        return BP_EINVAL;
+    if (bp_intern_id(&d->ids, address, &a) != 0 ||
+        (contract && bp_intern_id(&d->ids, contract, &k) != 0))
+        return BP_ENOMEM;
+    return win_put(x, k, a, added);
+}
+
+/* A row of the table read into x: a member when x is read whole or the address is one the
+ * batch asks about (interned), else only counted. */
+static int win_load(bp_ch_derived *d, chd_win *x, const char *contract, const char *address)
+{
+    uint32_t a, k = 0;
+    bool whole = contract ? x->whole_pairs : x->whole_addrs, added;
+    if (contract && bp_intern_id(&d->ids, contract, &k) != 0)
+        return BP_ENOMEM;
+    if (whole && bp_intern_id(&d->ids, address, &a) != 0)
+        return BP_ENOMEM;
+    if (!whole && (a = bp_intern_find(&d->ids, address)) == 0) {
+        uint32_t *cnt;
+        bool fresh;
+        if (!k) {
+            x->senders++;
+        } else if (bp_u64map_put(&x->contracts, k, 0, &fresh, &cnt) != 0) {
+            return BP_ENOMEM;
+        } else {
+            (*cnt)++;
+        }
+        return 0;
+    }
+    return win_put(x, k, a, &added);
+}
+
+static uint64_t cache_count(const bp_ch_derived *d, int g, uint64_t w, const char *contract)
+{
+    const chd_win *x = win_find(&d->cache[g], w);
+    if (!x || !contract)
+        return x ? x->senders : 0;
+    uint32_t k = bp_intern_find(&d->ids, contract);
+    bool found;
+    const uint32_t *v = k ? bp_u64map_find(&x->contracts, k, &found) : NULL;
+    return v ? *v : 0;
 }
 
 /* ---- SQL helpers ------------------------------------------------------------------------ */
@@ -475,10 +578,8 @@ int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format for
     bp_buf_init(&d->ans, 256 << 20);
     bp_buf_init(&d->ans2, 256 << 20);
     bp_buf_init(&d->refs, 0);
+    bp_buf_init(&d->refs2, 0);
     int rc = 0;
-    for (int g = 0; g < BP_GRAIN_COUNT; g++)
-        if (!(d->cache[g].arena = bp_arena_new(1 << 16)))
-            rc = BP_ENOMEM;
     for (int k = 0; k < BP_CHD_ROLLUPS; k++) {
         bp_ch_derived_rollup_table(k, caps, &d->roll[k]);
         bp_buf_init(&d->insert[k], 0);
@@ -515,16 +616,15 @@ void bp_ch_derived_free(bp_ch_derived *d)
         bp_buf_release(&d->insert[k]);
     }
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        bp_keymap_release(&d->cache[g].members);
-        bp_keymap_release(&d->cache[g].counts);
-        bp_keymap_release(&d->cache[g].loaded);
-        free(d->cache[g].cnt);
-        bp_arena_free(d->cache[g].arena);
+        cache_clear(&d->cache[g]);
+        free(d->cache[g].win);
     }
+    bp_intern_release(&d->ids);
     bp_buf_release(&d->sql);
     bp_buf_release(&d->ans);
     bp_buf_release(&d->ans2);
     bp_buf_release(&d->refs);
+    bp_buf_release(&d->refs2);
     bp_windows_release(&d->win);
     bp_keymap_release(&d->map);
     bp_keymap_release(&d->touched);
@@ -549,27 +649,52 @@ static int set_chain(bp_ch_derived *d, const char *chain, bp_error *err)
 
 /* ---- the sets: loading windows, adding the batch's rows -------------------------------- */
 
-/* The set rows of the touched windows of grain g that are not in memory (all of them when
- * the memory holds too many windows), without the rows of the blocks in d->refs. */
+/* Whether the rows of answer ans fit what the windows may hold (CACHE_BYTES) as members. */
+static bool fits(const bp_ch_derived *d, const bp_buf *ans)
+{
+    size_t rows = 0;
+    for (const char *p = ans->data; p && (p = memchr(p, '\n', ans->len - (size_t)(p - ans->data)));
+         p++)
+        rows++;
+    return cache_bytes(d) + rows * MEMBER_BYTES <= CACHE_BYTES;
+}
+
+/* The set rows of the touched windows of grain g that are not in memory whole (all of them
+ * when the memory holds too many windows), without the rows of the blocks in d->refs. */
 static int load_sets(bp_ch_derived *d, int g, bp_error *err)
 {
     chd_cache *c = &d->cache[g];
     size_t missing = 0;
-    for (size_t i = 0; i < d->win.n[g]; i++)
-        missing += !bp_keymap_get(&c->loaded, d->win.v[g][i].w, NULL, NULL);
+    for (size_t i = 0; i < d->win.n[g]; i++) {
+        const chd_win *x = win_find(c, d->win.v[g][i].w);
+        missing += !x || !x->whole_addrs || !x->whole_pairs;
+    }
     if (missing == 0)
         return 0;
-    if (c->nloaded + missing > CACHE_WINDOWS)
+    if (c->n + missing > CACHE_WINDOWS)
         cache_clear(c);
+    bp_buf_reset(&d->refs2);
+    for (size_t i = 0; i < d->win.n[g]; i++) {
+        uint64_t w = d->win.v[g][i].w;
+        chd_win *x = win_find(c, w);
+        if (x && x->whole_addrs && x->whole_pairs)
+            continue;
+        if (x)
+            win_reset(x, w);
+        else if (!(x = win_new(c, w)))
+            return oom(err);
+        x->loading = true;
+        if (bp_buf_printf(&d->refs2, "%s%" PRIu64, d->refs2.len ? ", " : "", w) != 0)
+            return oom(err);
+    }
     for (int set = 0; set < 2; set++) {
         bp_buf_reset(&d->sql);
-        int rc = bp_buf_printf(&d->sql,
-                               "SELECT window_start, %s, concat('0x', lower(hex(address))),"
-                               " first_block",
-                               set ? "concat('0x', lower(hex(contract_address)))" : "''");
+        int rc =
+            bp_buf_printf(&d->sql, "SELECT window_start, %s, concat('0x', lower(hex(address)))",
+                          set ? "concat('0x', lower(hex(contract_address)))" : "''");
         rc |= sql_origin(d, set ? "contract_senders" : "active_addresses", "origin_key");
-        rc |= bp_buf_printf(&d->sql, " AND grain = '%s' AND window_start IN (", bp_grain_names[g]);
-        rc |= window_list(d, g) | bp_buf_putc(&d->sql, ')');
+        rc |= bp_buf_printf(&d->sql, " AND grain = '%s' AND window_start IN (%s)",
+                            bp_grain_names[g], d->refs2.data);
         if (d->refs.len)
             rc |=
                 bp_buf_printf(&d->sql, " AND (first_block, first_hash) NOT IN (%s)", d->refs.data);
@@ -578,22 +703,21 @@ static int load_sets(bp_ch_derived *d, int g, bp_error *err)
                             " HAVING sum(" BP_CH_SIGN ") > 0",
                             set ? "contract_address, " : "");
         rc = rc ? oom(err) : query(d, &d->ans, "reading a window's set", err);
-        char *p = d->ans.data, *cell[4];
-        bool added;
-        while (rc == 0 && bp_ch_tsv_row(&p, cell, 4) == 4 && cell[0] && cell[2])
-            if (cache_add(c, u64_of(cell[0]), set ? cell[1] : NULL, cell[2], u64_of(cell[3]),
-                          &added) != 0)
+        bool whole = rc == 0 && fits(d, &d->ans);
+        for (size_t i = 0; rc == 0 && i < c->n; i++)
+            if (c->win[i].loading)
+                *(set ? &c->win[i].whole_pairs : &c->win[i].whole_addrs) = whole;
+        char *p = d->ans.data, *cell[3];
+        while (rc == 0 && bp_ch_tsv_row(&p, cell, 3) == 3 && cell[0] && cell[2]) {
+            chd_win *x = win_find(c, u64_of(cell[0]));
+            if (x && win_load(d, x, set ? cell[1] : NULL, cell[2]) != 0)
                 rc = oom(err);
+        }
         if (rc != 0)
             return rc;
     }
-    for (size_t i = 0; i < d->win.n[g]; i++) {
-        size_t v;
-        bool added;
-        if (bp_keymap_put(&c->loaded, d->win.v[g][i].w, NULL, NULL, 0, &v, &added) != 0)
-            return oom(err);
-        c->nloaded += added;
-    }
+    for (size_t i = 0; i < c->n; i++)
+        c->win[i].loading = false;
     return 0;
 }
 
@@ -602,6 +726,20 @@ static int push_set(bp_ch_derived *d, const bp_set_row *row, const char *hash)
     if (bp_grow((void **)&d->sets, &d->capsets, d->nsets + 1, sizeof(*d->sets)) != 0)
         return BP_ENOMEM;
     d->sets[d->nsets++] = (chd_set){*row, hash};
+    return 0;
+}
+
+/* The addresses of block bd interned: what a window held lean keeps of its table. */
+static int intern_block(bp_ch_derived *d, const bp_block_derived *bd)
+{
+    uint32_t id;
+    for (size_t i = 0; i < bd->sender_count; i++)
+        if (bp_intern_id(&d->ids, bd->senders[i], &id) != 0)
+            return BP_ENOMEM;
+    for (size_t i = 0; i < bd->pair_count; i++)
+        if (bp_intern_id(&d->ids, bd->pairs[i].contract_address, &id) != 0 ||
+            bp_intern_id(&d->ids, bd->pairs[i].address, &id) != 0)
+            return BP_ENOMEM;
     return 0;
 }
 
@@ -617,7 +755,7 @@ static int block_sets(bp_ch_derived *d, const bp_block_derived *bd)
                         .first_block = b->block_number};
         bool added;
         for (size_t i = 0; i < bd->sender_count; i++) {
-            if (cache_add(c, r.window_start, NULL, bd->senders[i], r.first_block, &added) != 0)
+            if (cache_add(d, c, r.window_start, NULL, bd->senders[i], &added) != 0)
                 return BP_ENOMEM;
             r.address = bd->senders[i];
             if (added && push_set(d, &r, b->block_hash) != 0)
@@ -625,8 +763,7 @@ static int block_sets(bp_ch_derived *d, const bp_block_derived *bd)
         }
         for (size_t i = 0; i < bd->pair_count; i++) {
             const bp_pair *p = &bd->pairs[i];
-            if (cache_add(c, r.window_start, p->contract_address, p->address, r.first_block,
-                          &added) != 0)
+            if (cache_add(d, c, r.window_start, p->contract_address, p->address, &added) != 0)
                 return BP_ENOMEM;
             size_t v;
             bool fresh;
@@ -824,6 +961,14 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
         rc = load_prices(d, der, plo < lo ? plo : lo, phi > hi ? phi : hi, err);
     if (rc == 0 && plo <= phi)
         rc = find_repriced(d, der, plo, phi, reverts, nrev, err);
+    /* over its share (the lean windows' interned addresses grow with every batch): read
+     * again, whole where it fits */
+    if (cache_bytes(d) > CACHE_BYTES)
+        forget(d);
+    hint = 0;
+    for (size_t i = 0; rc == 0 && i < napp; i++)
+        if (intern_block(d, bp_derived_find(der, applies[i], &hint)) != 0)
+            rc = oom(err);
     for (int g = 0; rc == 0 && g < BP_GRAIN_COUNT; g++)
         rc = load_sets(d, g, err);
     hint = 0;
@@ -1109,7 +1254,7 @@ static void chain_encode(bp_ch_derived *d, int g, uint64_t w, size_t a)
                 bp_ch_put_null(e);
             break;
         case BP_AGG_DISTINCT:
-            bp_ch_put_u64(e, cache_count(&d->cache[g], w, NULL));
+            bp_ch_put_u64(e, cache_count(d, g, w, NULL));
             break;
         default:
             bp_ch_put_u64(e, acc->u[i]);
@@ -1261,7 +1406,7 @@ static int contract_rollup(bp_ch_derived *d, int g, bp_error *err)
         r->origin_key = d->chain;
         r->fees_paid_native = (bp_opt_f64){bp_u256_to_double(&r->fees_paid_wei.v) / 1e18, true};
         r->unique_senders =
-            r->txcount ? cache_count(&d->cache[g], r->window_start, r->contract_address) : 0;
+            r->txcount ? cache_count(d, g, r->window_start, r->contract_address) : 0;
         put_shape(e, BP_DS_CONTRACT_WINDOW, r);
         bp_ch_put_u64(e, d->ver);
         bp_ch_row_end(e);
