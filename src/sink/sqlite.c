@@ -372,6 +372,32 @@ static int run_add(sqlite_sink *s, const bp_block *b, bp_error *err)
     return 0;
 }
 
+/* The lowest and highest block of a non-empty batch. */
+static void batch_range(const bp_batch *batch, uint64_t *lo, uint64_t *hi)
+{
+    *lo = UINT64_MAX;
+    *hi = 0;
+    for (size_t i = 0; i < batch->count; i++) {
+        uint64_t n = batch->events[i].block->number;
+        *lo = n < *lo ? n : *lo;
+        *hi = n > *hi ? n : *hi;
+    }
+}
+
+/* A derived table's write serves several blocks at once (a window's upsert, a run of block
+ * rows): its error names the batch's blocks, as a raw row's names its block. */
+static int in_batch(const bp_batch *batch, int rc, bp_error *err)
+{
+    if (rc == 0 || batch->count == 0)
+        return rc;
+    uint64_t lo, hi;
+    batch_range(batch, &lo, &hi);
+    bp_error_prefix(
+        err, "block %" PRIu64 ": derived tables of the batch of blocks %" PRIu64 "..%" PRIu64 ": ",
+        hi, lo, hi);
+    return rc;
+}
+
 /* derived: the batch's derived rows are written (der: they are known already); reverts: its
  * REVERTs take their blocks' derived rows out (also with metrics off). */
 static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev, bool derived,
@@ -386,7 +412,7 @@ static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev
     int rc = derived ? flush_run(s, der, err) : 0;
     if (rc == 0 && reverts)
         rc = bp_sqlite_derived_revert(s->derived, batch->chain, ev->block, err);
-    return rc ? rc : revert_block(s, batch->chain, ev->block, err);
+    return rc ? in_batch(batch, rc, err) : revert_block(s, batch->chain, ev->block, err);
 }
 
 static bool has_revert(const bp_batch *batch)
@@ -415,9 +441,12 @@ static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
     int rc = derived && !late ? bp_batch_derived(batch, &der, err) : 0;
     if (rc == 0 && reverts && !late)
         rc = bp_sqlite_derived_begin(s->derived, der, err);
+    rc = in_batch(batch, rc, err);
     for (size_t i = 0; rc == 0 && i < batch->count; i++)
         rc = write_event(s, batch, &batch->events[i], derived, der, reverts, err);
-    if (rc == 0 && late && (rc = bp_batch_derived(batch, &der, err)) == 0)
+    if (rc != 0)
+        return rc;
+    if (late && (rc = bp_batch_derived(batch, &der, err)) == 0)
         rc = bp_sqlite_derived_begin(s->derived, der, err);
     if (rc == 0 && s->foreign)
         bp_sqlite_derived_foreign(s->derived);
@@ -425,6 +454,7 @@ static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
         rc = flush_run(s, der, err);
     if (rc == 0 && reverts)
         rc = bp_sqlite_derived_finish(s->derived, batch->chain, der, err);
+    rc = in_batch(batch, rc, err);
     return rc ? rc : save_checkpoint(s, batch->chain, &batch->checkpoint, err);
 }
 
@@ -434,12 +464,8 @@ static int commit_failed(sqlite_sink *s, const bp_batch *batch, bp_error *err)
 {
     if (batch->count == 0)
         return bp_error_set(err, BP_EDB, "%s: COMMIT: %s", s->path, s->lastmsg);
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (size_t i = 0; i < batch->count; i++) {
-        uint64_t n = batch->events[i].block->number;
-        lo = n < lo ? n : lo;
-        hi = n > hi ? n : hi;
-    }
+    uint64_t lo, hi;
+    batch_range(batch, &lo, &hi);
     return bp_error_set(err, BP_EDB,
                         "%s: block %" PRIu64 ": COMMIT of the batch of blocks %" PRIu64 "..%" PRIu64
                         ": %s",
