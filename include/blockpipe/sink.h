@@ -101,6 +101,10 @@ typedef struct bp_sink_opts {
     size_t count;
     const char *scheme; /* the scheme the URL used: ops->scheme or one of its aliases */
     const char *values[BP_SINK_MAX_OPTIONS];
+    /* The chains this process writes to the output, comma-separated in any order (NULL:
+     * one, the chain its first checkpoint call names): what an output may derive a writer
+     * identity from (Kafka's default transactional.id). */
+    const char *chains;
 } bp_sink_opts;
 
 /* The value of option `name` (NULL when unset). name must be one of the backend's options. */
@@ -118,6 +122,7 @@ typedef struct bp_sink_setting {
 typedef struct bp_sink_settings {
     const bp_sink_setting *items;
     size_t count;
+    const char *chains; /* bp_sink_opts.chains (NULL: one chain) */
 } bp_sink_settings;
 
 /* ---- reading an output back (the API) ----

@@ -242,7 +242,7 @@ static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *bas
     bp_log_set_json(base->log_json);
     rc = bp_rpc_global_init(&err);
     rc = rc ? rc : bp_cli_api_settings(base, &err);
-    rc = rc ? rc : bp_setup_outputs(base, sinks, &err);
+    rc = rc ? rc : bp_setup_outputs(base, &r, sinks, &err);
     rc = rc ? rc : bp_chains_metrics(&r, sinks, &prices, &err);
     for (size_t i = 0; i < r.n; i++)
         names[i] = r.cfgs[i].chain;
@@ -283,7 +283,7 @@ static int verify_range(const bp_config *cfg, bp_sink **sinks, bp_metrics *metri
     bp_pipeline_config pc;
     bp_endpoint_spec eps[BP_MAX_RPCS];
     bp_setup_pipeline(cfg, sinks, eps, &pc);
-    bp_sink_settings set = {cfg->sink_settings, cfg->sink_setting_count};
+    bp_sink_settings set = {cfg->sink_settings, cfg->sink_setting_count, NULL};
     bp_verify_config vc = {
         .url = cfg->outputs[0], .settings = &set, .repair = sinks[0], .metrics = metrics};
     vc.report = stdout;
@@ -344,7 +344,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bool verify = cmd == BP_CMD_VERIFY, writes = !verify || cfg.repair;
     int rc = verify ? 0 : bp_cli_api_settings(&cfg, &err);
     if (rc == 0 && writes)
-        rc = bp_setup_outputs(&cfg, sinks, &err);
+        rc = bp_setup_outputs(&cfg, NULL, sinks, &err);
     if (rc == 0 && writes)
         rc = bp_setup_metrics(&cfg, sinks, &metrics, &prices, &err);
     if (rc == 0 && !verify)

@@ -24,7 +24,7 @@ int bp_cmd_migrate(int argc, char **argv)
     }
     bp_log_set_level((enum bp_log_level)cfg.log_level);
     bp_log_set_json(cfg.log_json);
-    bp_sink_settings set = {cfg.sink_settings, cfg.sink_setting_count};
+    bp_sink_settings set = {cfg.sink_settings, cfg.sink_setting_count, NULL};
     for (int i = 0; i < cfg.output_count && status == 0; i++) {
         char report[512] = "";
         int rc = bp_sink_migrate(cfg.outputs[i], &set, report, sizeof(report), &err);

@@ -104,7 +104,7 @@ static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cl
     if (!api_on(cfg))
         return 0;
     static bp_sink_settings set; /* the config outlives the API: both end with the command */
-    set = (bp_sink_settings){cfg->sink_settings, cfg->sink_setting_count};
+    set = (bp_sink_settings){cfg->sink_settings, cfg->sink_setting_count, NULL};
     const char *url = read_url(cfg);
     if (!url)
         bp_warn("api: no output can be read back (sqlite:, postgres: or clickhouse:): the data "
@@ -195,7 +195,7 @@ int bp_cmd_serve(int argc, char **argv, volatile sig_atomic_t *stop)
     int rc = bp_cli_api_settings(&cfg, &err);
     const char *url = read_url(&cfg);
     char report[512];
-    bp_sink_settings set = {cfg.sink_settings, cfg.sink_setting_count};
+    bp_sink_settings set = {cfg.sink_settings, cfg.sink_setting_count, NULL};
     /* The schema (and SQLite's lookup indexes) as the API expects them. */
     if (rc == 0 && url && bp_sink_migrate(url, &set, report, sizeof(report), &err) == 0)
         bp_info("serve: %s", report);

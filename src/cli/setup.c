@@ -13,16 +13,35 @@
 #include "api/push.h"
 #include "util/log.h"
 
-int bp_setup_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err)
+/* The names of r's chains, comma-separated (NULL: out of memory). */
+static char *chains_joined(const bp_chains *r)
 {
-    bp_sink_settings set = {cfg->sink_settings, cfg->sink_setting_count};
-    for (int i = 0; i < cfg->output_count; i++) {
-        int rc = bp_sink_open(cfg->outputs[i], &set, &sinks[i], err);
-        if (rc != 0)
-            return rc;
-        bp_info("output %d: %s", i + 1, sinks[i]->url);
+    size_t len = 1;
+    for (size_t i = 0; i < r->n; i++)
+        len += strlen(r->cfgs[i].chain) + 1;
+    char *out = malloc(len), *w = out;
+    for (size_t i = 0; out && i < r->n; i++)
+        w += sprintf(w, "%s%s", i ? "," : "", r->cfgs[i].chain);
+    if (out && r->n == 0)
+        *w = '\0';
+    return out;
+}
+
+int bp_setup_outputs(const bp_config *cfg, const bp_chains *r, bp_sink **sinks, bp_error *err)
+{
+    bp_sink_settings set = {cfg->sink_settings, cfg->sink_setting_count, NULL};
+    char *chains = r ? chains_joined(r) : NULL;
+    if (r && !chains)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    set.chains = chains;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < cfg->output_count; i++) {
+        rc = bp_sink_open(cfg->outputs[i], &set, &sinks[i], err);
+        if (rc == 0)
+            bp_info("output %d: %s", i + 1, sinks[i]->url);
     }
-    return 0;
+    free(chains);
+    return rc;
 }
 
 /* A chain's metrics module (the analytics of the outputs with derived tables). */

@@ -12,9 +12,6 @@
 #include "metrics/metrics.h"
 #include "metrics/prices.h"
 
-/* Opens cfg's outputs into sinks[0 .. output_count) (each logged without credentials); on a
- * failure the ones opened are left for the caller to close. */
-int bp_setup_outputs(const bp_config *cfg, bp_sink **sinks, bp_error *err);
 /* A chain's metrics module (the analytics of the outputs with derived tables), reading p. */
 int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, bp_error *err);
 /* The metrics module and its price source when an output writes the derived tables (*m and
@@ -58,5 +55,10 @@ void bp_chains_map(bp_chains *r, bp_sink **sinks, const bp_cli_api *api, bp_stat
 void bp_chains_multi(const bp_config *base, bp_chains *r, bp_sink **sinks, size_t sink_count,
                      bp_multi_config *mc);
 void bp_chains_free(bp_chains *r);
+
+/* Opens cfg's outputs into sinks[0 .. output_count) (each logged without credentials), told
+ * which chains this process writes: r's (NULL: the one chain of a config without a chains:
+ * list); on a failure the ones opened are left for the caller to close. */
+int bp_setup_outputs(const bp_config *cfg, const bp_chains *r, bp_sink **sinks, bp_error *err);
 
 #endif

@@ -129,7 +129,7 @@ static int setup(bp_pipe *p, const bp_callbacks *cb, bp_error *err)
     int rc = bp_rpc_global_init(err);
     p->curl = rc == 0;
     rc = rc ? rc : bp_cli_api_settings(cfg, err);
-    rc = rc ? rc : bp_setup_outputs(cfg, p->sinks, err);
+    rc = rc ? rc : bp_setup_outputs(cfg, p->chains.n ? &p->chains : NULL, p->sinks, err);
     p->sink_count = (size_t)cfg->output_count;
     if (rc == 0)
         rc = p->chains.n ? bp_chains_metrics(&p->chains, p->sinks, &p->prices, err)

@@ -115,8 +115,9 @@ static int fenced_error(kafka_sink *s, bp_error *err)
 {
     return bp_error_set(err, BP_EBUSY,
                         "kafka %s: fenced: another process writes with transactional.id '%s'; "
-                        "not writing (each process needs an id of its own: "
-                        "--kafka-transactional-id blockpipe-$(hostname))",
+                        "not writing (each process needs an id of its own: the default is one "
+                        "per checkpoint name and set of chains; an explicit "
+                        "--kafka-transactional-id must differ between processes too)",
                         s->brokers, s->txid);
 }
 
@@ -209,6 +210,70 @@ static int conf_list(rd_kafka_conf_t *conf, const char *text, char sep, bool dec
         p += n + (p[n] == sep);
     }
     return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The default transactional.id, from what this process writes: the checkpoint name and the
+ * set of chains (comma-separated, any order), blockpipe-{name}-{chain+chain...} sorted (a
+ * hash of them when that is long). Two processes writing different chains (two shards) never
+ * share it, so never fence each other; a process restarted with the same chains, on any
+ * host, has it again, so its init_transactions fences a predecessor still alive and aborts
+ * what a dead one left open. */
+static int default_txid(kafka_sink *s, const char *chains, bp_error *err)
+{
+    size_t n = 1, len = strlen(chains);
+    for (const char *p = chains; *p; p++)
+        n += *p == ',';
+    char *copy = strdup(chains), **names = calloc(n, sizeof(*names));
+    if (!copy || !names) {
+        free(copy);
+        free(names);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    n = 0;
+    for (char *p = copy, *next; p; p = next) {
+        next = strchr(p, ',');
+        if (next)
+            *next++ = '\0';
+        if (*p)
+            names[n++] = p;
+    }
+    qsort(names, n, sizeof(*names), by_name);
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a over the name and the chains */
+    int w = snprintf(s->txid, sizeof(s->txid), "blockpipe-%s-", s->name);
+    for (const char *p = s->name; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    for (size_t i = 0; i < n; i++) {
+        if (i && strcmp(names[i], names[i - 1]) == 0)
+            continue;
+        const char *p = names[i];
+        do /* the '\0' too: {a, b} is not {ab} */
+            h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+        while (*p++);
+        if (w >= 0 && (size_t)w < sizeof(s->txid))
+            w += snprintf(s->txid + w, sizeof(s->txid) - (size_t)w, "%s%s", i ? "+" : "", names[i]);
+    }
+    if (w < 0 || (size_t)w > 200 || len == 0)
+        snprintf(s->txid, sizeof(s->txid), "blockpipe-%.64s-%zu-chains-%016" PRIx64, s->name, n, h);
+    free(names);
+    free(copy);
+    return 0;
+}
+
+/* A process without a chains: list learns its chain's name at its first checkpoint read
+ * (from eth_chainId): the default transactional.id is chosen then, before any producer. */
+static int late_txid(kafka_sink *s, const char *chain, bp_error *err)
+{
+    int rc = default_txid(s, chain, err);
+    if (rc == 0)
+        rc = conf_set(s->conf, "transactional.id", s->txid, err);
+    if (rc == 0)
+        bp_info("kafka %s: transactional.id %s", s->brokers, s->txid);
+    return rc;
 }
 
 static int new_producer(kafka_sink *s, bp_error *err)
@@ -466,6 +531,8 @@ static int use_chain(kafka_sink *s, const char *chain, bp_error *err)
 static int state_of(kafka_sink *s, const char *chain, bp_error *err)
 {
     int rc = use_chain(s, chain, err);
+    if (rc == 0 && !s->txid[0])
+        rc = late_txid(s, chain, err);
     if (rc == 0)
         rc = ready(s, err); /* first: what an earlier instance left open is aborted */
     if (rc == 0 && (!s->loaded || s->uncertain))
@@ -774,10 +841,13 @@ static uint64_t random_base(void)
 static int producer_conf(kafka_sink *s, const char *query, const bp_sink_opts *o, bp_error *err)
 {
     const char *txid = bp_sink_opt(o, "transactional_id");
+    int rc = 0;
     if (txid)
         snprintf(s->txid, sizeof(s->txid), "%s", txid);
-    else
-        snprintf(s->txid, sizeof(s->txid), "blockpipe-%s", s->name);
+    else if (o->chains)
+        rc = default_txid(s, o->chains, err);
+    if (rc != 0)
+        return rc;
     char timeout[24];
     snprintf(timeout, sizeof(timeout), "%d", s->timeout_ms);
     s->conf = rd_kafka_conf_new();
@@ -785,12 +855,15 @@ static int producer_conf(kafka_sink *s, const char *query, const bp_sink_opts *o
     rd_kafka_conf_set_dr_msg_cb(s->conf, on_delivery);
     rd_kafka_conf_set_log_cb(s->conf, on_log);
     const char *const ours[][2] = {
-        {"bootstrap.servers", s->brokers},   {"transactional.id", s->txid},
-        {"enable.idempotence", "true"},      {"message.timeout.ms", timeout},
-        {"socket.keepalive.enable", "true"}, {"linger.ms", "5"},
+        {"bootstrap.servers", s->brokers},
+        {"enable.idempotence", "true"},
+        {"message.timeout.ms", timeout},
+        {"socket.keepalive.enable", "true"},
+        {"linger.ms", "5"},
+        {"transactional.id", s->txid},
     };
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < sizeof(ours) / sizeof(ours[0]); i++)
+    size_t count = sizeof(ours) / sizeof(ours[0]) - !s->txid[0]; /* unknown yet: late_txid */
+    for (size_t i = 0; rc == 0 && i < count; i++)
         rc = conf_set(s->conf, ours[i][0], ours[i][1], err);
     if (rc == 0 && s->timeout_ms > 60000)
         rc = conf_set(s->conf, "transaction.timeout.ms", timeout, err);
@@ -798,6 +871,10 @@ static int producer_conf(kafka_sink *s, const char *query, const bp_sink_opts *o
         rc = conf_list(s->conf, query, '&', true, err);
     if (rc == 0)
         rc = conf_list(s->conf, bp_sink_opt(o, "set"), ';', false, err);
+    size_t got = sizeof(s->txid); /* one given in the URL or --kafka-set wins: name it */
+    if (rc == 0 &&
+        rd_kafka_conf_get(s->conf, "transactional.id", s->txid, &got) != RD_KAFKA_CONF_OK)
+        s->txid[0] = '\0';
     return rc;
 }
 
@@ -834,7 +911,7 @@ static int kafka_open(bp_sink **out, const char *target, const bp_sink_opts *opt
     s->txn_base = random_base();
     /* No broker is asked yet: one that is down at start is the checkpoint read's business. */
     int rc = configure(s, target, opts, err);
-    if (rc == 0)
+    if (rc == 0 && s->txid[0])
         rc = new_producer(s, err);
     if (rc == 0)
         rc = new_reader(s, s->brokers, err);
@@ -842,8 +919,10 @@ static int kafka_open(bp_sink **out, const char *target, const bp_sink_opts *opt
         kafka_close(&s->base);
         return rc;
     }
-    bp_info("kafka %s: topics %s{blocks,transactions,logs,metrics}, checkpoint %s key %s:{chain}",
-            s->brokers, s->prefix, s->cp_topic, s->name);
+    bp_info("kafka %s: topics %s{blocks,transactions,logs,metrics}, checkpoint %s key "
+            "%s:{chain}, transactional.id %s",
+            s->brokers, s->prefix, s->cp_topic, s->name,
+            s->txid[0] ? s->txid : "(blockpipe-{name}-{chain}, once the chain is known)");
     *out = &s->base;
     return 0;
 }
@@ -874,7 +953,8 @@ static const bp_sink_option g_options[] = {
      .key = "kafka_transactional_id",
      .type = BP_SINK_OPT_STRING,
      .arg = "ID",
-     .help = "the producer's transactional.id (default blockpipe-{checkpoint name}): one "
+     .help = "the producer's transactional.id (default blockpipe-{checkpoint name}-{the "
+             "chains the process writes, sorted, joined by +}, so each shard has its own): one "
              "writer at a time, a new one fences the old"},
     {.name = "set",
      .flag = "kafka-set",

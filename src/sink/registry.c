@@ -268,6 +268,7 @@ static int build_opts(const bp_sink_ops *ops, const parsed_url *p, const bp_sink
     memset(o, 0, sizeof(*o));
     o->defs = ops->options;
     o->count = ops->option_count;
+    o->chains = set ? set->chains : NULL;
     for (size_t i = 0; i < ops->option_count; i++) {
         const bp_sink_option *d = &ops->options[i];
         const char *v = p->value_at[i] >= 0 ? p->store.data + p->value_at[i] : NULL;

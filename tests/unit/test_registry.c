@@ -69,7 +69,7 @@ static void test_url_beats_settings_beats_default(void **state)
 {
     bp_sink_setting items[] = {
         {"pg_schema", "from_flag"}, {"wait_for_db", "7"}, {"unrelated_key", "x"}};
-    bp_sink_settings set = {items, 3};
+    bp_sink_settings set = {items, 3, NULL};
     bp_sink_resolved r;
     bp_error err = {0};
     (void)state;
@@ -88,7 +88,7 @@ static void test_url_beats_settings_beats_default(void **state)
 static void test_bad_values_are_named(void **state)
 {
     bp_sink_setting items[] = {{"wait_for_db", "90000"}};
-    bp_sink_settings set = {items, 1};
+    bp_sink_settings set = {items, 1, NULL};
     bp_sink_resolved r;
     bp_error err = {0};
     (void)state;
