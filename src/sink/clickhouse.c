@@ -495,7 +495,45 @@ static int enc_failed(const ch_tab *tab, const bp_block *b, bp_error *err)
                         b->number, tab->t.name, tab->t.cols[e->bad].name, type);
 }
 
-/* The rows of the APPLYs, one encoder per table. */
+static int insert_rows(ch_sink *s, size_t k, bp_error *err);
+
+/* What the encoders may hold before the biggest table's rows go to the server (one more INSERT
+ * of the batch: its rows carry seq like the others, so the recovery takes them back alike).
+ * Without it the batch's encoded rows were held whole, uncounted: about as big as the batch
+ * (an eighth of the memory for blocks), more with the derived tables' set rows. */
+#define CH_HELD_BYTES ((size_t)2 << 20)
+
+static int flush_big(ch_sink *s, bp_error *err)
+{
+    for (;;) {
+        size_t total = 0, top = 0, k_top = 0;
+        for (size_t k = 0; k < s->ntabs; k++) {
+            size_t n = s->tabs[k].on ? bp_ch_enc_bytes(&s->tabs[k].enc) : 0;
+            total += n;
+            if (n > top)
+                top = n, k_top = k;
+        }
+        if (total <= CH_HELD_BYTES)
+            return 0;
+        int rc = insert_rows(s, k_top, err);
+        if (rc != 0)
+            return rc;
+        bp_ch_enc_reset(&s->tabs[k_top].enc);
+    }
+}
+
+/* flush_big for the derived encoding (its rows checked first, as encode checks the raw ones) */
+static int flush_derived(void *ctx, bp_error *err)
+{
+    ch_sink *s = ctx;
+    for (size_t k = T_RAW; k < s->ntabs; k++)
+        if (s->tabs[k].enc.rc != 0)
+            return enc_failed(&s->tabs[k], s->applies[s->napp - 1], err);
+    return flush_big(s, err);
+}
+
+/* The rows of the APPLYs, one encoder per table; what grows past CH_HELD_BYTES is inserted on
+ * the way (apply_rows inserts the rest). */
 static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
     for (size_t k = 0; k < s->ntabs; k++)
@@ -516,13 +554,17 @@ static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
         for (size_t k = 0; k < s->ntabs; k++)
             if (s->tabs[k].enc.rc != 0)
                 return enc_failed(&s->tabs[k], b, err);
+        int rc = flush_big(s, err);
+        if (rc != 0)
+            return rc;
     }
     if (!s->der)
         return 0;
     bp_ch_enc *enc[BP_CHD_ROW_TABLES];
     for (size_t k = 0; k < BP_CHD_ROW_TABLES; k++)
         enc[k] = &s->tabs[T_RAW + k].enc;
-    int rc = bp_ch_derived_encode(s->derived, s->der, s->applies, s->napp, seq, enc, err);
+    int rc = bp_ch_derived_encode(s->derived, s->der, s->applies, s->napp, seq, enc, flush_derived,
+                                  s, err);
     for (size_t k = T_RAW; rc == 0 && k < s->ntabs; k++)
         if (s->tabs[k].enc.rc != 0)
             rc = enc_failed(&s->tabs[k], s->applies[s->napp - 1], err);
@@ -570,6 +612,16 @@ static int insert_table(ch_sink *s, ch_tab *tab, bp_error *err)
     char what[96];
     snprintf(what, sizeof(what), "INSERT of %zu rows into %s", tab->enc.rows, tab->t.name);
     return rc ? rc : bp_ch_insert(s->http, tab->insert.data, pieces, n, s->t.gzip, what, err);
+}
+
+static int insert_rows(ch_sink *s, size_t k, bp_error *err)
+{
+    int rc = insert_table(s, &s->tabs[k], err);
+    if (rc == 0 && k == T_BLOCKS)
+        bp_crashpoint("clickhouse.after_blocks");
+    if (rc == 0 && k == T_RAW + BP_CHD_BLOCK)
+        bp_crashpoint("clickhouse.mid_derived");
+    return rc;
 }
 
 /* ---- a batch ---- */
@@ -652,15 +704,9 @@ static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committ
 static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
     int rc = encode(s, chain, seq, err);
-    for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
-        if (!s->tabs[k].on || s->tabs[k].enc.rows == 0)
-            continue;
-        rc = insert_table(s, &s->tabs[k], err);
-        if (rc == 0 && k == T_BLOCKS)
-            bp_crashpoint("clickhouse.after_blocks");
-        if (rc == 0 && k == T_RAW + BP_CHD_BLOCK)
-            bp_crashpoint("clickhouse.mid_derived");
-    }
+    for (size_t k = 0; rc == 0 && k < s->ntabs; k++)
+        if (s->tabs[k].on && s->tabs[k].enc.rows > 0)
+            rc = insert_rows(s, k, err);
     if (rc != 0)
         bp_error_prefix(err, "blocks %" PRIu64 "..%" PRIu64 ": ", s->applies[0]->number,
                         s->applies[s->napp - 1]->number);

@@ -11,6 +11,7 @@
 #include "sink/clickhouse_derived.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -649,14 +650,53 @@ static int set_chain(bp_ch_derived *d, const char *chain, bp_error *err)
 
 /* ---- the sets: loading windows, adding the batch's rows -------------------------------- */
 
-/* Whether the rows of answer ans fit what the windows may hold (CACHE_BYTES) as members. */
-static bool fits(const bp_ch_derived *d, const bp_buf *ans)
+/* CACHE_BYTES, or for tests BP_CH_SET_BYTES (read once; e.g. 1: every window read lean) */
+static size_t g_cache_cap = CACHE_BYTES;
+static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
+
+static void read_cache_cap(void)
 {
-    size_t rows = 0;
-    for (const char *p = ans->data; p && (p = memchr(p, '\n', ans->len - (size_t)(p - ans->data)));
-         p++)
-        rows++;
-    return cache_bytes(d) + rows * MEMBER_BYTES <= CACHE_BYTES;
+    const char *v = getenv("BP_CH_SET_BYTES");
+    if (v && *v)
+        g_cache_cap = (size_t)strtoull(v, NULL, 10);
+}
+
+static size_t cache_cap(void)
+{
+    pthread_once(&g_cache_once, read_cache_cap);
+    return g_cache_cap;
+}
+
+/* A set's answer being read (load_sets): its windows are read whole while its rows so far fit
+ * what the windows may hold (cache_cap) as members, lean from the row that does not on. */
+typedef struct chd_load {
+    bp_ch_derived *d;
+    chd_cache *c;
+    int set; /* 0: active_addresses, 1: contract_senders */
+    size_t base, rows;
+    bool whole;
+} chd_load;
+
+static void loading_whole(chd_cache *c, int set, bool whole)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->win[i].loading)
+            *(set ? &c->win[i].whole_pairs : &c->win[i].whole_addrs) = whole;
+}
+
+static int load_row(void *ctx, char **cell, int n)
+{
+    chd_load *l = ctx;
+    if (n != 3 || !cell[0] || !cell[2])
+        return 0;
+    if (l->whole && l->base + ++l->rows * MEMBER_BYTES > cache_cap()) {
+        /* the members read so far stay (their addresses are interned: a lean window keeps the
+         * interned ones), the rest of the answer is only counted */
+        l->whole = false;
+        loading_whole(l->c, l->set, false);
+    }
+    chd_win *x = win_find(l->c, u64_of(cell[0]));
+    return x ? win_load(l->d, x, l->set ? cell[1] : NULL, cell[2]) : 0;
 }
 
 /* The set rows of the touched windows of grain g that are not in memory whole (all of them
@@ -702,17 +742,12 @@ static int load_sets(bp_ch_derived *d, int g, bp_error *err)
                             " GROUP BY window_start, %saddress, first_block, first_hash"
                             " HAVING sum(" BP_CH_SIGN ") > 0",
                             set ? "contract_address, " : "");
-        rc = rc ? oom(err) : query(d, &d->ans, "reading a window's set", err);
-        bool whole = rc == 0 && fits(d, &d->ans);
-        for (size_t i = 0; rc == 0 && i < c->n; i++)
-            if (c->win[i].loading)
-                *(set ? &c->win[i].whole_pairs : &c->win[i].whole_addrs) = whole;
-        char *p = d->ans.data, *cell[3];
-        while (rc == 0 && bp_ch_tsv_row(&p, cell, 3) == 3 && cell[0] && cell[2]) {
-            chd_win *x = win_find(c, u64_of(cell[0]));
-            if (x && win_load(d, x, set ? cell[1] : NULL, cell[2]) != 0)
-                rc = oom(err);
-        }
+        chd_load l = {d, c, set, cache_bytes(d), 0, false};
+        l.whole = l.base <= cache_cap();
+        loading_whole(c, set, l.whole);
+        rc = rc ? oom(err)
+                : bp_ch_query_rows(d->h, d->sql.data, 3, load_row, &l, "reading a window's set",
+                                   err);
         if (rc != 0)
             return rc;
     }
@@ -963,7 +998,7 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
         rc = find_repriced(d, der, plo, phi, reverts, nrev, err);
     /* over its share (the lean windows' interned addresses grow with every batch): read
      * again, whole where it fits */
-    if (cache_bytes(d) > CACHE_BYTES)
+    if (cache_bytes(d) > cache_cap())
         forget(d);
     hint = 0;
     for (size_t i = 0; rc == 0 && i < napp; i++)
@@ -1030,17 +1065,22 @@ static void enc_block(bp_ch_derived *d, const bp_derived *der, const bp_block_de
 }
 
 int bp_ch_derived_encode(bp_ch_derived *d, const bp_derived *der, const bp_block *const *applies,
-                         size_t napp, uint64_t seq, bp_ch_enc *const *enc, bp_error *err)
+                         size_t napp, uint64_t seq, bp_ch_enc *const *enc, bp_ch_flush_fn flush,
+                         void *ctx, bp_error *err)
 {
     size_t hint = 0;
-    for (size_t i = 0; i < napp; i++) {
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < napp; i++) {
         const bp_block_derived *bd = bp_derived_find(der, applies[i], &hint);
         if (!bd)
             return bp_error_set(err, BP_EINVAL, "block %" PRIu64 ": the batch has no derived rows",
                                 applies[i]->number);
         enc_block(d, der, bd, seq, enc);
+        rc = flush(ctx, err);
     }
-    for (size_t i = 0; i < d->nsets; i++) {
+    for (size_t i = 0; rc == 0 && i < d->nsets; i++) {
+        if (i % 4096 == 4095 && (rc = flush(ctx, err)) != 0)
+            break;
         const chd_set *s = &d->sets[i];
         bool pair = s->row.contract_address != NULL;
         bp_ch_enc *e = enc[pair ? BP_CHD_SENDERS : BP_CHD_ADDRESSES];
@@ -1048,7 +1088,7 @@ int bp_ch_derived_encode(bp_ch_derived *d, const bp_derived *der, const bp_block
         bp_ch_put_hex(e, s->hash);
         row_end(e, seq);
     }
-    return 0;
+    return rc;
 }
 
 /* ---- a batch: rollups ------------------------------------------------------------------- */

@@ -82,8 +82,12 @@ void bp_ch_derived_free(bp_ch_derived *d);
 int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived *der,
                           const bp_block *const *reverts, size_t nrev,
                           const bp_block *const *applies, size_t napp, bp_error *err);
+/* (encode calls flush after each block and every few thousand set rows: the caller inserts
+ * what the encoders hold when it is much; a nonzero return stops the encoding and is returned) */
+typedef int (*bp_ch_flush_fn)(void *ctx, bp_error *err);
 int bp_ch_derived_encode(bp_ch_derived *d, const bp_derived *der, const bp_block *const *applies,
-                         size_t napp, uint64_t seq, bp_ch_enc *const *enc, bp_error *err);
+                         size_t napp, uint64_t seq, bp_ch_enc *const *enc, bp_ch_flush_fn flush,
+                         void *ctx, bp_error *err);
 /* (Then the blocks written before their price was known, found by prepare, get it: rows of
  * batch seq.) */
 int bp_ch_derived_rollups(bp_ch_derived *d, uint64_t seq, bp_error *err);

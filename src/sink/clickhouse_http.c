@@ -28,6 +28,10 @@ struct bp_ch_http {
     bp_buf answer; /* body of the request being made, when the caller wants none or it failed */
     bp_buf *into;  /* where the body goes */
     bool too_big;
+    bp_ch_row_fn row; /* bp_ch_query_rows: the answer goes to it a row at a time */
+    void *row_ctx;
+    int row_cells, row_rc;
+    bp_buf line;               /* bp_ch_query_rows: the answer's unfinished last row */
     const bp_ch_piece *pieces; /* the INSERT body being sent */
     size_t npieces, piece, offset;
     char curl_msg[CURL_ERROR_SIZE];
@@ -130,10 +134,45 @@ void bp_ch_server_release(bp_ch_server *s)
 
 /* ---- connection -------------------------------------------------------------------------- */
 
+/* The complete rows at the start of h->line to h->row (all of them at the end: last); what
+ * is left is the start of a row the next piece ends. */
+static int feed_rows(bp_ch_http *h, bool last)
+{
+    char *p = h->line.data, *end = p + h->line.len, *cells[16];
+    while (h->row_rc == 0 && p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (!nl && !last)
+            break;
+        char *next = nl ? nl + 1 : end;
+        *(nl ? nl : end) = '\0';
+        char *q = p;
+        int n = bp_ch_tsv_row(&q, cells, h->row_cells);
+        if (n > 0)
+            h->row_rc = h->row(h->row_ctx, cells, n);
+        p = next;
+    }
+    size_t left = (size_t)(end - p);
+    if (left > 0)
+        memmove(h->line.data, p, left);
+    h->line.len = left;
+    return h->row_rc;
+}
+
 static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
 {
     bp_ch_http *h = user;
     size_t n = size * nmemb;
+    long status = 0;
+    if (h->row && curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+        status == 200) {
+        if (h->line.len + n > h->max_answer) {
+            h->too_big = true;
+            return 0;
+        }
+        if (bp_buf_append(&h->line, data, n) != 0)
+            h->row_rc = BP_ENOMEM;
+        return h->row_rc == 0 && feed_rows(h, false) == 0 ? n : 0;
+    }
     if (h->into->len + n > h->max_answer) {
         h->too_big = true;
         return 0;
@@ -194,6 +233,7 @@ int bp_ch_http_new(bp_ch_http **out, const bp_ch_server *srv, const char *databa
     h->max_answer = max_answer ? max_answer : CH_MAX_ANSWER;
     bp_buf_init(&h->url, 0);
     bp_buf_init(&h->answer, 0);
+    bp_buf_init(&h->line, 0);
     h->base = strdup(srv->base);
     h->where = strdup(srv->where);
     h->settings = strdup(srv->settings ? srv->settings : "");
@@ -227,6 +267,7 @@ void bp_ch_http_free(bp_ch_http *h)
     curl_slist_free_all(h->gzip_headers);
     bp_buf_release(&h->url);
     bp_buf_release(&h->answer);
+    bp_buf_release(&h->line);
     free(h->base);
     free(h->where);
     free(h->settings);
@@ -348,6 +389,27 @@ int bp_ch_query(bp_ch_http *h, const char *sql, bp_buf *out, const char *what, b
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, sql);
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(sql));
     return perform(h, out, what, err);
+}
+
+int bp_ch_query_rows(bp_ch_http *h, const char *sql, int cells, bp_ch_row_fn row, void *ctx,
+                     const char *what, bp_error *err)
+{
+    h->row = row;
+    h->row_ctx = ctx;
+    h->row_cells = cells < 16 ? cells : 16;
+    h->row_rc = 0;
+    bp_buf_reset(&h->line);
+    int rc = bp_ch_query(h, sql, NULL, what, err);
+    if (rc == 0 || h->row_rc != 0) /* (a refusal by row stops curl with a write error) */
+        rc = h->row_rc ? h->row_rc : feed_rows(h, true);
+    if (h->row_rc != 0)
+        rc = bp_error_set(err, h->row_rc, "%s: ClickHouse %s: taking the answer's rows: %s", what,
+                          h->where, bp_strerror(h->row_rc));
+    h->row = NULL;
+    /* one row's room is kept; a long line's is not */
+    if (h->line.cap > ((size_t)1 << 20))
+        bp_buf_release(&h->line), bp_buf_init(&h->line, 0);
+    return rc;
 }
 
 int bp_ch_insert(bp_ch_http *h, const char *insert, const bp_ch_piece *pieces, size_t n, bool gzip,

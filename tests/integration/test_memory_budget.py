@@ -66,15 +66,16 @@ def vm_hwm_kib(pid):
     return 0
 
 
-def backfill(bp, url, output, last, *extra):
-    """Runs the backfill; returns (peak RSS in MiB, its stderr)."""
+def backfill(bp, url, output, last, *extra, env=None):
+    """Runs the backfill (in env: None, this one's); returns (peak RSS in MiB, its stderr)."""
     return peak_rss([bp, "backfill", "--rpc", url, "--from", "0", "--to", str(last), "--output",
-                     output, "--rpc-timeout", "120", "--stats-interval", "1", *extra])
+                     output, "--rpc-timeout", "120", "--stats-interval", "1", *extra], env=env)
 
 
-def peak_rss(cmd):
+def peak_rss(cmd, env=None):
     """Runs blockpipe's cmd, which must exit 0; returns (peak RSS in MiB, its stderr)."""
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         env=env)
     hwm = [0]
     done = threading.Event()
 

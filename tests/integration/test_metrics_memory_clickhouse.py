@@ -51,19 +51,20 @@ def same(ch, what, got_sql, want_sql):
     print(f"ok: {what} ({len(got)} rows) equal the recomputation from the raw transactions")
 
 
-def check(ch):
+def check(ch, db=DB):
+    """The set-dependent numbers of database db against its raw transactions."""
     for grain, secs in (("1m", 60), ("1h", 3600), ("1d", 86400)):
         win = f"intDiv(ts, {secs}) * {secs}"
         same(ch, f"chain_metrics_{grain}.active_addresses",
-             f"SELECT window_start, active_addresses FROM {DB}.chain_metrics_{grain} FINAL "
+             f"SELECT window_start, active_addresses FROM {db}.chain_metrics_{grain} FINAL "
              "WHERE block_count > 0",
-             f"SELECT {win} AS w, uniqExact(a) FROM ({TXS_SQL.replace('FROM ', f'FROM {DB}.')})"
+             f"SELECT {win} AS w, uniqExact(a) FROM ({TXS_SQL.replace('FROM ', f'FROM {db}.')})"
              " GROUP BY w")
         same(ch, f"contract_metrics_{grain} txcount and unique_senders",
              f"SELECT window_start, hex(contract_address), txcount, unique_senders "
-             f"FROM {DB}.contract_metrics_{grain} FINAL WHERE txcount > 0",
+             f"FROM {db}.contract_metrics_{grain} FINAL WHERE txcount > 0",
              f"SELECT {win} AS w, k, count(), uniqExact(a) FROM "
-             f"({TXS_SQL.replace('FROM ', f'FROM {DB}.')}) WHERE k != '' GROUP BY w, k")
+             f"({TXS_SQL.replace('FROM ', f'FROM {db}.')}) WHERE k != '' GROUP BY w, k")
 
 
 def main():
