@@ -43,12 +43,13 @@ fuzz: test-deps
 	CC=clang cmake -S . -B build-fuzz -DBP_FUZZ=ON -DBP_TESTS=OFF >/dev/null
 	cmake --build build-fuzz -j $(JOBS)
 	mkdir -p build-fuzz/corpus/rpc_block build-fuzz/corpus/json_tree build-fuzz/corpus/config \
-	  build-fuzz/corpus/arch_decode
+	  build-fuzz/corpus/arch_decode build-fuzz/corpus/api
 	./build-fuzz/fuzz/fuzz_rpc_block -max_total_time=60 build-fuzz/corpus/rpc_block fuzz/corpus/rpc_block
 	./build-fuzz/fuzz/fuzz_json_tree -max_total_time=60 build-fuzz/corpus/json_tree fuzz/corpus/json_tree
 	./build-fuzz/fuzz/fuzz_config -max_total_time=60 build-fuzz/corpus/config fuzz/corpus/config
 	./build-fuzz/fuzz/fuzz_arch_decode -max_total_time=60 build-fuzz/corpus/arch_decode \
 	  fuzz/corpus/arch_decode
+	./build-fuzz/fuzz/fuzz_api -max_total_time=60 build-fuzz/corpus/api fuzz/corpus/api
 
 docs: build
 	python3 scripts/gen-cli-doc.py $(BUILD)/blockpipe
