@@ -129,6 +129,7 @@ void bp_api_error(bp_api_response *resp, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    bp_jsonw_utf8_fix(msg); /* it may quote the request's bytes (a path, a key) */
     bp_buf_reset(&resp->body);
     bp_jsonw w;
     bp_jsonw_init(&w, &resp->body, BP_JSONW_ESC_U);

@@ -84,6 +84,36 @@ int bp_jsonw_quote(bp_buf *b, const char *s, enum bp_jsonw_esc esc)
     return quote_escaped(b, s, (size_t)(e - s) + strlen(e), esc);
 }
 
+/* The length of the well-formed UTF-8 sequence at s (its lead byte >= 0x80), 0 if none. */
+static size_t utf8_seq(const unsigned char *s)
+{
+    size_t n = s[0] >= 0xc2 && s[0] <= 0xdf   ? 2
+               : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+               : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4
+                                              : 0;
+    /* the second byte's range excludes overlong forms, surrogates and > U+10FFFF */
+    unsigned char lo = s[0] == 0xe0 ? 0xa0 : s[0] == 0xf0 ? 0x90 : 0x80;
+    unsigned char hi = s[0] == 0xed ? 0x9f : s[0] == 0xf4 ? 0x8f : 0xbf;
+    if (n == 0 || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
+}
+
+void bp_jsonw_utf8_fix(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t n = *p < 0x80 ? 1 : utf8_seq(p);
+        if (n == 0)
+            *p++ = '?';
+        else
+            p += n;
+    }
+}
+
 /* ---- the writer ---- */
 
 void bp_jsonw_init(bp_jsonw *w, bp_buf *b, enum bp_jsonw_esc esc)

@@ -27,6 +27,11 @@ int bp_jsonw_quote(bp_buf *b, const char *s, enum bp_jsonw_esc esc);
 /* s[0..n) as a JSON string literal (NUL bytes included, as \u0000). */
 int bp_jsonw_quote_n(bp_buf *b, const char *s, size_t n, enum bp_jsonw_esc esc);
 
+/* Replaces in place, with '?', every byte of s that is not part of a well-formed UTF-8
+ * sequence (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF), so that
+ * text taken from a request (a path, a key) can go into an answer that must be valid JSON. */
+void bp_jsonw_utf8_fix(char *s);
+
 /* ---- a writer that places the commas ----
  *
  * Sticky as bp_fmt: after the first failure every call does nothing and bp_jsonw_finish

@@ -222,12 +222,37 @@ static void test_writer_depth_and_cap(void **state)
     bp_buf_release(&b);
 }
 
+/* Request bytes quoted in an API error: well-formed UTF-8 stays, every other byte is '?'. */
+static void test_utf8_fix(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"plain ascii", "plain ascii"},
+        {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"},
+        {"/api/v1/streaming/\x9c\x9c", "/api/v1/streaming/??"}, /* lone continuation bytes */
+        {"\xc0\xaf", "??"},                                     /* overlong '/' */
+        {"\xed\xa0\x80", "???"},                                /* a surrogate */
+        {"\xf4\x90\x80\x80", "????"},                           /* past U+10FFFF */
+        {"\xe2\x82", "??"},                                     /* cut short by the end */
+        {"\xe2\x82x", "??x"},                                   /* cut short by ASCII */
+        {"\xff\xfe", "??"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char buf[64];
+        snprintf(buf, sizeof(buf), "%s", cases[i].in);
+        bp_jsonw_utf8_fix(buf);
+        assert_string_equal(buf, cases[i].out);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_byte),           cmocka_unit_test(test_strings),
         cmocka_unit_test(test_writer_document),      cmocka_unit_test(test_writer_refusals),
-        cmocka_unit_test(test_writer_depth_and_cap),
+        cmocka_unit_test(test_writer_depth_and_cap), cmocka_unit_test(test_utf8_fix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
