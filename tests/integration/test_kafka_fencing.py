@@ -27,7 +27,6 @@ Two simnode chains (k1, k2: a block every 0.2 s) in one `chains:` config, one Ka
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import rowcheck  # noqa: E402
 from kafka import KafkaMock, checkpoint_of  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
+from pgcheck import RunProc as Proc  # noqa: E402
 from simnode import Simnode  # noqa: E402
 from streamcheck import kafka_view  # noqa: E402
 
@@ -44,32 +44,6 @@ PREFIX = "f_"
 ENTITIES = ("blocks", "transactions")
 HANG = 90
 
-
-class Proc:
-    def __init__(self, bp, tmp, name, args):
-        self.name, self.path = name, os.path.join(tmp, f"{name}.log")
-        with open(self.path, "w") as log:
-            self.p = subprocess.Popen([bp, "run", *args], stdin=subprocess.DEVNULL, stdout=log,
-                                      stderr=subprocess.STDOUT)
-
-    def text(self):
-        with open(self.path, errors="replace") as f:
-            return f.read()
-
-    def alive(self):
-        if self.p.poll() is not None:
-            raise Fail(f"{self.name} exited {self.p.returncode}:\n{tail(self.path)}")
-        return True
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        if self.p.wait(timeout=HANG) != 0:
-            raise Fail(f"{self.name} exited {self.p.returncode} on SIGTERM:\n{tail(self.path)}")
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
 
 
 def txid(p):

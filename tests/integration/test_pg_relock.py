@@ -25,6 +25,7 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, hx, tail, wait_for  # noqa: E402
+from pgcheck import RunProc as Proc  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 CHAIN = "5001"
@@ -33,34 +34,6 @@ LOCK = ("SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l JOIN pg_
         "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
         "l.classid = 1651534192 AND l.objsubid = 2")
 
-
-class Proc:
-    def __init__(self, bp, tmp, name, args):
-        self.name, self.path = name, os.path.join(tmp, f"{name}.log")
-        with open(self.path, "w") as log:
-            self.p = subprocess.Popen([bp, "run", *args], stdin=subprocess.DEVNULL, stdout=log,
-                                      stderr=subprocess.STDOUT)
-        self.pid = self.p.pid
-
-    def text(self):
-        with open(self.path, errors="replace") as f:
-            return f.read()
-
-    def alive(self):
-        if self.p.poll() is not None:
-            raise Fail(f"{self.name} exited {self.p.returncode}:\n{tail(self.path)}")
-        return True
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        if self.p.wait(timeout=HANG) != 0:
-            raise Fail(f"{self.name} exited {self.p.returncode} on SIGTERM:\n{tail(self.path)}")
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGCONT)
-            self.p.kill()
-            self.p.wait()
 
 
 def cp(pg):

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -40,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, hx, tail, wait_for  # noqa: E402
+from pgcheck import RunProc  # noqa: E402
 from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
@@ -104,37 +104,10 @@ def head(node):
     return int(node.rpc_batch([("eth_blockNumber", [])])[0], 16)
 
 
-class Proc:
-    """A blockpipe process with its stderr in a file."""
 
-    def __init__(self, bp, tmp, name, args):
-        self.name = name
-        self.path = os.path.join(tmp, f"{name}.log")
-        self.log = open(self.path, "w")
-        self.p = subprocess.Popen([bp, "run", *args], stdin=subprocess.DEVNULL,
-                                  stdout=self.log, stderr=subprocess.STDOUT)
-        self.pid = self.p.pid
-
-    def text(self):
-        self.log.flush()
-        with open(self.path, errors="replace") as f:
-            return f.read()
-
-    def alive(self):
-        if self.p.poll() is not None:
-            raise Fail(f"{self.name} exited {self.p.returncode}:\n{tail(self.path)}")
-        return True
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        rc = self.p.wait(timeout=60)
-        if rc != 0:
-            raise Fail(f"{self.name} exited {rc} on SIGTERM:\n{tail(self.path)}")
-
-    def kill(self):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
+def Proc(bp, tmp, name, args):  # noqa: N802 - stands for the class it makes
+    """A blockpipe run process (pgcheck.RunProc) given 60 s to stop on SIGTERM."""
+    return RunProc(bp, tmp, name, args, stop_timeout=60)
 
 
 def check_chain(pg, node, chain, cp):

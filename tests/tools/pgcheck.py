@@ -4,6 +4,7 @@ read back from blockpipe's tables (through psql), and running blockpipe. stdlib 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 
@@ -104,3 +105,37 @@ def tail(path, n=40):
             return "".join(f.readlines()[-n:])
     except OSError:
         return ""
+
+
+class RunProc:
+    """A `blockpipe run ARGS` process with its output in TMP/NAME.log, stopped by its PID:
+    stop() with SIGTERM (a non-zero exit is a Fail), kill() with SIGKILL (after SIGCONT, in
+    case the test had stopped it). stop_timeout: seconds SIGTERM may take."""
+
+    def __init__(self, bp, tmp, name, args, stop_timeout=90):
+        self.name, self.path = name, os.path.join(tmp, f"{name}.log")
+        self.stop_timeout = stop_timeout
+        with open(self.path, "w") as log:
+            self.p = subprocess.Popen([bp, "run", *args], stdin=subprocess.DEVNULL, stdout=log,
+                                      stderr=subprocess.STDOUT)
+        self.pid = self.p.pid
+
+    def text(self):
+        with open(self.path, errors="replace") as f:
+            return f.read()
+
+    def alive(self):
+        if self.p.poll() is not None:
+            raise Fail(f"{self.name} exited {self.p.returncode}:\n{tail(self.path)}")
+        return True
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        if self.p.wait(timeout=self.stop_timeout) != 0:
+            raise Fail(f"{self.name} exited {self.p.returncode} on SIGTERM:\n{tail(self.path)}")
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGCONT)
+            self.p.kill()
+            self.p.wait()
