@@ -15,32 +15,20 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
 from simnode import Simnode  # noqa: E402
+from webhook import WebhookReceiver  # noqa: E402
 
 HANG = 120  # a hang guard only
 START = 20
-CALLS = []
 
 
-class Hook(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - the stdlib's name
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        CALLS.append(json.loads(body)["blockpipe"])
-        self.send_response(200)
-        self.end_headers()
 
-    def log_message(self, *args):
-        pass
-
-
-def events(chain):
-    return [c["state"] for c in CALLS if c["rule"] == "endpoint_down" and c["chain"] == chain]
+def events(hook, chain):
+    return [c["state"] for c in hook.calls if c["rule"] == "endpoint_down" and c["chain"] == chain]
 
 
 def main():
@@ -48,8 +36,7 @@ def main():
     t0 = time.monotonic()
     bp = blockpipe_bin()
     tmp = tempfile.TemporaryDirectory(prefix="bp-alertchains-")
-    hook = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    hook = WebhookReceiver()
     nodes, proc = [], None
     log = os.path.join(tmp.name, "bp.log")
     try:
@@ -64,7 +51,7 @@ def main():
             json.dump({"output": f"sqlite:{tmp.name}/bp.db", "confirmations": 0,
                        "poll_interval": 0.2, "chains": chains}, f)  # JSON is YAML
         cmd = [bp, "run", "--config", cfg, "--alert", "endpoint_down", "--alert-webhook",
-               f"http://127.0.0.1:{hook.server_port}/hook"]
+               hook.url]
         print("running:", " ".join(cmd), flush=True)
         proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
 
@@ -79,25 +66,25 @@ def main():
             return cps.get("one", 0) >= START and cps.get("two", 0) >= START
         wait_for(followed, HANG, "both chains at their node's head", 0.3)
         time.sleep(2)  # no alert may fire while both nodes answer
-        if CALLS:
-            raise Fail(f"webhook calls before anything went away: {CALLS}")
+        if hook.calls:
+            raise Fail(f"webhook calls before anything went away: {hook.calls}")
         port = nodes[1].port()
         head = int(nodes[1].rpc_batch([("eth_blockNumber", [])])[0], 16)
         nodes[1].proc.kill()  # by PID
         nodes[1].proc.wait()
-        wait_for(lambda: events("two") == ["firing"], HANG, "endpoint_down firing for two")
+        wait_for(lambda: events(hook, "two") == ["firing"], HANG, "endpoint_down firing for two")
         print("check: endpoint_down fired for chain two once its simnode was killed", flush=True)
         # the same chain on the same port, a little further on (a later --listen wins over
         # the helper's): new heads make the ejected endpoint be probed again
         nodes[1] = Simnode(bp, common + ["--chain-id", "772", "--start-head", str(head + 2),
                                          "--listen", f"127.0.0.1:{port}"])
-        wait_for(lambda: events("two") == ["firing", "resolved"], HANG,
+        wait_for(lambda: events(hook, "two") == ["firing", "resolved"], HANG,
                  "endpoint_down resolved for two once its simnode is back")
         print("check: it resolved once a simnode answered on that port again", flush=True)
         time.sleep(2)  # nothing more may come
-        if events("one") or events("two") != ["firing", "resolved"]:
-            raise Fail(f"webhook calls: one {events('one')}, two {events('two')}: want none "
-                       f"for one, firing then resolved for two")
+        if events(hook, "one") or events(hook, "two") != ["firing", "resolved"]:
+            raise Fail(f"webhook calls: one {events(hook, 'one')}, two {events(hook, 'two')}: "
+                       f"want none for one, firing then resolved for two")
         text = open(log, errors="replace").read()
         for needle in ("[blockpipe two] FIRING: endpoint_down",
                        "[blockpipe two] resolved: endpoint_down"):
@@ -111,14 +98,14 @@ def main():
             raise Fail(f"blockpipe exited with {proc.returncode} after SIGINT:\n{tail(log)}")
     except (Fail, AssertionError, TimeoutError, OSError) as e:
         print(tail(log, 60))
-        print("webhook calls:", CALLS)
+        print("webhook calls:", hook.calls)
         sys.exit(f"FAIL: {e}")
     finally:
         if proc and proc.poll() is None:
             proc.kill()
         for n in nodes:
             n.kill()
-        hook.shutdown()
+        hook.close()
         tmp.cleanup()
     print(f"OK: alerts fire and resolve per chain ({time.monotonic() - t0:.0f}s)")
 

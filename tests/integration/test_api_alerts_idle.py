@@ -10,41 +10,28 @@ ejection's backoff): endpoint_down must resolve and /metrics say blockpipe_rpc_u
 block committed meanwhile (the chain really was idle).
 """
 
-import json
 import os
 import re
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from apiclient import Api, wait_http  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
 from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
+from webhook import WebhookReceiver  # noqa: E402
 
 HANG = 90  # a hang guard only
 LENGTH = 30
-CALLS = []
 
 
-class Hook(BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802 - the stdlib's name
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        CALLS.append(json.loads(body)["blockpipe"])
-        self.send_response(200)
-        self.end_headers()
 
-    def log_message(self, *args):
-        pass
-
-
-def events():
-    return [c["state"] for c in CALLS if c["rule"] == "endpoint_down"]
+def events(hook):
+    return [c["state"] for c in hook.calls if c["rule"] == "endpoint_down"]
 
 
 def metric(api, name):
@@ -62,8 +49,7 @@ def main():
     t0 = time.monotonic()
     bp = blockpipe_bin()
     tmp = tempfile.TemporaryDirectory(prefix="bp-alertidle-")
-    hook = HTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    hook = WebhookReceiver()
     chain = ["--length", str(LENGTH), "--block-time", "0", "--chain-id", "774"]
     node, proc = Simnode(bp, chain), None
     log = os.path.join(tmp.name, "bp.log")
@@ -73,7 +59,7 @@ def main():
         cmd = [bp, "run", "--rpc", node.urls[0], "--start-block", "0", "--output",
                f"sqlite:{tmp.name}/bp.db", "--poll-interval", "0.2", "--api",
                f"127.0.0.1:{port}", "--alert", "endpoint_down", "--alert-webhook",
-               f"http://127.0.0.1:{hook.server_port}/hook"]
+               hook.url]
         print("running:", " ".join(cmd), flush=True)
         proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
         wait_http(port, HANG, proc)
@@ -87,12 +73,12 @@ def main():
         nport = node.port()
         node.proc.kill()  # by PID
         node.proc.wait()
-        wait_for(lambda: events() == ["firing"], HANG, "endpoint_down firing")
+        wait_for(lambda: events(hook) == ["firing"], HANG, "endpoint_down firing")
         if rpc_up(api) != "0":
             raise Fail(f"endpoint_down fired but /metrics says blockpipe_rpc_up {rpc_up(api)}")
         print("check: endpoint_down fired once the idle chain's node was killed", flush=True)
         node = Simnode(bp, chain + ["--listen", f"127.0.0.1:{nport}"])
-        wait_for(lambda: events() == ["firing", "resolved"], HANG,
+        wait_for(lambda: events(hook) == ["firing", "resolved"], HANG,
                  "endpoint_down resolved once the node answers again (an idle chain sends "
                  "no block request: the coordinator must probe the ejected endpoint)")
         up, total = rpc_up(api), metric(api, "blockpipe_blocks_total")
@@ -109,20 +95,20 @@ def main():
         print("check: the node back on its port, the idle chain's endpoint was probed and is "
               "healthy again: endpoint_down resolved, blockpipe_rpc_up 1", flush=True)
         time.sleep(1.5)  # nothing more may come
-        if events() != ["firing", "resolved"]:
-            raise Fail(f"endpoint_down webhook calls {events()}, want firing, resolved")
+        if events(hook) != ["firing", "resolved"]:
+            raise Fail(f"endpoint_down webhook calls {events(hook)}, want firing, resolved")
         proc.send_signal(signal.SIGINT)
         if proc.wait(60) != 0:
             raise Fail(f"blockpipe exited with {proc.returncode} after SIGINT:\n{tail(log)}")
     except (Fail, AssertionError, TimeoutError, OSError, KeyError) as e:
         print(tail(log, 60))
-        print("webhook calls:", CALLS)
+        print("webhook calls:", hook.calls)
         sys.exit(f"FAIL: {e}")
     finally:
         if proc and proc.poll() is None:
             proc.kill()
         node.kill()
-        hook.shutdown()
+        hook.close()
         tmp.cleanup()
     print(f"OK: an endpoint ejected on an idle chain comes back ({time.monotonic() - t0:.0f}s)")
 

@@ -30,11 +30,9 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
@@ -42,6 +40,7 @@ from pgcheck import Fail, blockpipe_bin, hx, tail, wait_for  # noqa: E402
 from pgcheck import RunProc  # noqa: E402
 from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
+from webhook import WebhookReceiver  # noqa: E402
 
 CHAINS = [f"c{i}" for i in range(6)]
 
@@ -82,22 +81,9 @@ def metrics(port, tmp):
     return m and m.group(1)
 
 
-class Hook(BaseHTTPRequestHandler):
-    """A webhook receiver: the alerts' "blockpipe" objects in CALLS."""
-    CALLS = []
 
-    def do_POST(self):  # noqa: N802 - the stdlib's name
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        Hook.CALLS.append(json.loads(body)["blockpipe"])
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
-def lock_alerts():
-    return [(c["state"], c["chain"]) for c in Hook.CALLS if c["rule"] == "waiting_for_lock"]
+def lock_alerts(hook):
+    return [(c["state"], c["chain"]) for c in hook.calls if c["rule"] == "waiting_for_lock"]
 
 
 def head(node):
@@ -160,11 +146,10 @@ def sqlite_part(bp, node, tmp):
                        f"{s1.pid}:\n{out[-3000:]}")
         print("SQLite: S2 refused:", [ln for ln in out.splitlines() if "already written" in ln][0])
         port = free_port()
-        hook = HTTPServer(("127.0.0.1", 0), Hook)
-        threading.Thread(target=hook.serve_forever, daemon=True).start()
+        hook = WebhookReceiver()
         s3 = Proc(bp, tmp, "S3", run + ["--lock-wait", "60", "--api", f"127.0.0.1:{port}",
                                         "--alert", "waiting_for_lock", "--alert-webhook",
-                                        f"http://127.0.0.1:{hook.server_port}/hook"])
+                                        hook.url])
         wait_for(lambda: s3.alive() and "waiting for it to let go" in s3.text(), 60,
                  "S3 waiting for the SQLite chain")
         wait_for(lambda: api_get(port, "/api/sync-status")[0] == 200, 60, "S3's API")
@@ -180,10 +165,10 @@ def sqlite_part(bp, node, tmp):
         if gauge != "1":
             raise Fail(f"S3 waiting for the lock: /metrics blockpipe_waiting_for_lock "
                        f"{gauge}, want 1")
-        wait_for(lambda: lock_alerts() == [("firing", "s")], 60,
+        wait_for(lambda: lock_alerts(hook) == [("firing", "s")], 60,
                  "the waiting_for_lock alert firing for chain s")
         print(f"SQLite: S3 waiting: mode {st['mode']}, lock_holder {st['lock_holder']!r}, "
-              f"/ready {ready}, blockpipe_waiting_for_lock {gauge}, alert {lock_alerts()}")
+              f"/ready {ready}, blockpipe_waiting_for_lock {gauge}, alert {lock_alerts(hook)}")
         s1.kill()
         wait_for(lambda: s3.alive() and "this process writes the chain now" in s3.text(), 60,
                  "S3 taking the SQLite chain over")
@@ -194,7 +179,7 @@ def sqlite_part(bp, node, tmp):
         if gauge != "0":
             raise Fail(f"S3 writing the chain: /metrics blockpipe_waiting_for_lock {gauge}, "
                        f"want 0")
-        wait_for(lambda: lock_alerts() == [("firing", "s"), ("resolved", "s")], 60,
+        wait_for(lambda: lock_alerts(hook) == [("firing", "s"), ("resolved", "s")], 60,
                  "the waiting_for_lock alert resolved")
         text = s3.text()
         for needle in ("[blockpipe s] FIRING: waiting_for_lock",
@@ -202,9 +187,9 @@ def sqlite_part(bp, node, tmp):
             if needle not in text:
                 raise Fail(f"S3's log does not say {needle!r}")
         print(f"SQLite: S3 took over: blockpipe_waiting_for_lock {gauge}, alert "
-              f"{lock_alerts()}")
+              f"{lock_alerts(hook)}")
         s3.stop()
-        hook.shutdown()
+        hook.close()
         print("SQLite: S3 waited and took the chain over when S1 was killed")
     finally:
         s1.kill()
