@@ -45,6 +45,7 @@ TITLES = {
     "verify": "verify vs backfill of the same range (simnode)",
     "chains": "Many chains in one process (simnode, SQLite)",
     "l2decode": "Decoding OP-stack and Arbitrum blocks vs Ethereum blocks of the same size",
+    "memory": "Memory per chain: at the head and in a full-speed backfill",
 }
 
 

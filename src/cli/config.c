@@ -182,10 +182,10 @@ static const opt g_opts[] = {
      RANGE(1, 100000), F(batch_size), .cmds = CMD_BOTH, .def = "100",
      .help = "blocks per output transaction (at the head every block commits at once)"},
     {"max-memory", NULL, "SIZE", "MAX_MEMORY", NULL, "max_memory", set_size,
-     RANGE(64ull << 20, 1ull << 40), F(max_memory), .cmds = CMD_BOTH, .def = "256MiB",
-     .help = "memory for blocks in flight, the reorder window, the batches and the outputs' "
-             "buffers, e.g. 256MiB, 1GiB, 512M (a block larger than it still goes through, alone, "
-             "with a warning)"},
+     RANGE(64ull << 20, 1ull << 40), F(max_memory), .cmds = CMD_BOTH, .def = "96MiB per chain",
+     .help = "the process's memory for blocks in flight, the reorder window, the batches and the "
+             "outputs' buffers, e.g. 256MiB, 1GiB, 512M (a block larger than it still goes "
+             "through, alone, with a warning)"},
     {"poll-interval", NULL, "S", "POLLING_INTERVAL", "ANKR_POLLING_INTERVAL", "poll_interval",
      set_seconds, SECONDS(0.01, 3600), F(poll_interval), .cmds = CMD_BOTH, .def = "1.0",
      .help = "seconds between HTTP head polls (a heartbeat every 10x while the WebSocket is "
@@ -1697,7 +1697,7 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->reorg_window = 128;
     cfg->workers = 8;
     cfg->batch_size = 100;
-    cfg->max_memory = BP_PIPELINE_DEFAULT_MEMORY;
+    cfg->max_memory = 0; /* not given: BP_PIPELINE_DEFAULT_MEMORY per chain */
     cfg->poll_interval = 1.0;
     cfg->stats_interval = 10;
     cfg->fetch = BP_FETCH_ALL;

@@ -118,7 +118,7 @@ void bp_setup_pipeline(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->reorg_window = c->reorg_window;
     pc->workers = c->workers;
     pc->batch_size = c->batch_size;
-    pc->max_memory = (size_t)c->max_memory;
+    pc->max_memory = (size_t)c->max_memory; /* 0: the default (pipeline.h) */
     pc->max_retries = c->max_retries;
     pc->poll_interval = c->poll_interval;
     pc->stats_interval = c->stats_interval;
@@ -286,6 +286,7 @@ void bp_chains_multi(const bp_config *base, bp_chains *r, bp_sink **sinks, size_
                             .sinks = sinks,
                             .sink_count = sink_count,
                             .derived_outputs = derived,
-                            .max_memory = (size_t)base->max_memory,
+                            .max_memory = base->max_memory ? (size_t)base->max_memory
+                                                           : r->n * BP_PIPELINE_DEFAULT_MEMORY,
                             .workers_total = base->workers_total};
 }

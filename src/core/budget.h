@@ -69,6 +69,11 @@ typedef struct bp_budget {
     size_t ratios, next_ratio;
 } bp_budget;
 
+/* Holds glibc's malloc to what the budget counts (process-wide; called before the threads
+ * that allocate start, and again by each pipeline): one arena per core (at least 2) and a
+ * fixed mmap threshold. Does nothing on other C libraries. */
+void bp_budget_tune_malloc(void);
+
 void bp_budget_init(bp_budget *b, size_t limit);
 /* Makes b share pool (before anything is charged): it may hold `reserved` bytes alone and,
  * up to its limit, more while the pool has room. */

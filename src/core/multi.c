@@ -2,7 +2,6 @@
 #include "core/multi.h"
 
 #ifdef __GLIBC__
-#include <malloc.h>
 #endif
 #include <pthread.h>
 #include <stdint.h>
@@ -147,6 +146,11 @@ static int plan(bp_multi_config *mc, size_t *common, bp_error *err)
     size_t process = BP_MEM_PROCESS + mc->sink_count * BP_MEM_PER_OUTPUT +
                      mc->derived_outputs * BP_MEM_PER_DERIVED_OUTPUT;
     size_t fixed = process + chains_fixed;
+    if (!mc->max_memory) { /* the default: BP_PIPELINE_DEFAULT_MEMORY per chain, or more */
+        mc->max_memory = n * BP_PIPELINE_DEFAULT_MEMORY;
+        if (mc->max_memory < fixed + n * BP_PIPELINE_DEFAULT_BLOCKS)
+            mc->max_memory = fixed + n * BP_PIPELINE_DEFAULT_BLOCKS;
+    }
     size_t blocks = mc->max_memory > fixed ? mc->max_memory - fixed : 0;
     size_t reserve = blocks / 2 / n;
     *common = blocks - reserve * n;
@@ -249,18 +253,6 @@ static int summary(const bp_multi_config *mc, bp_error *err)
     return rc;
 }
 
-/* glibc gives threads up to 8 malloc arenas per core, and each keeps what its threads freed:
- * with 30 chains (120 threads) a backfill under a 256 MiB budget peaked at 244-272 MiB
- * resident, against 193 MiB with 2 arenas and 176 MiB with 1 on 2 cores, as fast. One arena
- * per core (at least 2). */
-static void limit_arenas(void)
-{
-#ifdef __GLIBC__
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    mallopt(M_ARENA_MAX, cores > 2 ? (int)cores : 2);
-#endif
-}
-
 int bp_multi_run(bp_multi_config *mc, volatile sig_atomic_t *stop, bp_error *err)
 {
     size_t n = mc->chain_count, common = 0;
@@ -276,7 +268,7 @@ int bp_multi_run(bp_multi_config *mc, volatile sig_atomic_t *stop, bp_error *err
     }
     if ((rc = plan(mc, &common, err)) != 0)
         goto out;
-    limit_arenas();
+    bp_budget_tune_malloc();
     bp_budget_pool_init(&pool, common);
     pool_ok = true;
     for (size_t i = 0; i < mc->sink_count; i++) {

@@ -37,7 +37,7 @@ typedef struct bp_multi_config {
     bp_sink **sinks; /* the shared outputs (not owned; every chain writes each) */
     size_t sink_count;
     size_t derived_outputs; /* how many of them write the derived tables */
-    size_t max_memory;      /* the whole process's (bytes) */
+    size_t max_memory;      /* the whole process's (bytes); 0: the default, per chain */
     int workers_total;      /* fetch workers of every chain together */
 } bp_multi_config;
 

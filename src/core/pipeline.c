@@ -6,7 +6,6 @@
 
 #include <inttypes.h>
 #ifdef __GLIBC__
-#include <malloc.h>
 #endif
 #include <pthread.h>
 #include <stdatomic.h>
@@ -1356,6 +1355,8 @@ static int setup_budget(pipeline *p, bp_error *err)
     } else {
         p->fixed_bytes = BP_MEM_PROCESS + (size_t)threads * BP_MEM_PER_WORKER +
                          c->sink_count * BP_MEM_PER_OUTPUT + derived * BP_MEM_PER_DERIVED_OUTPUT;
+        if (!c->max_memory && limit < p->fixed_bytes + BP_PIPELINE_DEFAULT_BLOCKS)
+            limit = p->fixed_bytes + BP_PIPELINE_DEFAULT_BLOCKS;
     }
     if (limit < p->fixed_bytes + BP_MEM_MIN_BLOCKS)
         return bp_error_set(err, BP_EINVAL,
@@ -1368,19 +1369,7 @@ static int setup_budget(pipeline *p, bp_error *err)
     if (c->memory_pool)
         bp_budget_share(&p->budget, c->memory_pool, p->fixed_bytes + c->memory_reserved);
     bp_budget_charge(&p->budget, p->fixed_bytes);
-#ifdef __GLIBC__
-    /* A freed block must give its memory back, or the budget counts what the process no
-     * longer holds while the resident size stays up. glibc raises its mmap threshold to the
-     * size of the last mapped chunk freed (up to 32 MiB): after one big block, the arenas'
-     * chunks came from the heaps, whose freed pages stayed resident (measured: 160 MiB
-     * resident with 36 MiB in use, 281 MiB peak for a 256 MiB budget). A fixed threshold
-     * keeps every chunk of 1 MiB and more mapped, and unmapped when freed. Setting it fixes
-     * the trim threshold too, at 128 KiB: the heaps were then given back and faulted in again
-     * all the time (20 % more page faults, 10 % more CPU on 200-tx blocks); at 2 MiB the
-     * page faults are the default's again. */
-    mallopt(M_MMAP_THRESHOLD, 1 << 20);
-    mallopt(M_TRIM_THRESHOLD, 2 << 20);
-#endif
+    bp_budget_tune_malloc();
     if (derived) {
         p->derived_max = (limit - p->fixed_bytes) / BP_DERIVED_SHARE;
         bp_metrics_set_budget(c->metrics, &p->budget, p->derived_max);

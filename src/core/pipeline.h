@@ -23,8 +23,14 @@
 
 #define BP_REPORT_MAX_FAILED 64
 
-/* --max-memory when not given: a laptop's share for one indexer. */
-#define BP_PIPELINE_DEFAULT_MEMORY ((size_t)256 << 20)
+/* --max-memory when not given, per chain (a process of N chains gets N times it): a backfill
+ * of 200-tx or 2,000-tx blocks, derived tables on, went as fast as under 256 MiB and peaked
+ * at ~90 MiB resident (64 MiB made 2,000-tx blocks 40 % slower); the per-chain budget is
+ * 100 MB in a full-speed backfill (docs/PERFORMANCE.md "memory"). */
+#define BP_PIPELINE_DEFAULT_MEMORY ((size_t)96 << 20)
+/* ... or more when the fixed part below (many outputs, many workers) would leave blocks less
+ * than this: the default never refuses a configuration. */
+#define BP_PIPELINE_DEFAULT_BLOCKS ((size_t)48 << 20)
 
 /* The fixed part of the memory budget (docs/ARCHITECTURE.md "Memory bounds"), measured with
  * the release build: the process itself (code, libraries, SQLite's page cache), each output
@@ -81,7 +87,8 @@ typedef struct bp_pipeline_config {
     /* Appended to the waiting / refusal message (a way out); NULL: backfill's hint about
      * --checkpoint-name when backfill, else none. */
     const char *lock_hint;
-    size_t max_memory; /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY */
+    size_t max_memory; /* bytes (--max-memory); 0: BP_PIPELINE_DEFAULT_MEMORY, or the fixed
+                        * part + BP_PIPELINE_DEFAULT_BLOCKS when that is more */
     /* Several chains in one process (core/multi.h): the memory they share. Then the budget
      * is this chain's fixed part (BP_MEM_PER_CHAIN and its workers; the process and the
      * outputs are charged once, to the pool's owner) + memory_reserved + the pool's limit,

@@ -135,7 +135,7 @@ static void test_defaults_run(void **state)
     assert_int_equal(c->reorg_window, 128);
     assert_int_equal(c->workers, 8);
     assert_int_equal(c->batch_size, 100);
-    assert_int_equal(c->max_memory, 256u << 20);
+    assert_int_equal(c->max_memory, 0); /* not given: 96 MiB per chain (cli/setup.c) */
     assert_true(c->poll_interval == 1.0);
     assert_true(c->stats_interval == 10.0);
     assert_int_equal(c->fetch, BP_FETCH_ALL);
@@ -905,7 +905,7 @@ static void test_usage(void **state)
     static const char *const common[] = {
         "--rpc",           "--chain",        "--output",        "--start-block",
         "--confirmations", "--reorg-window", "--workers",       "--batch-size",
-        "--max-memory",    "default 256MiB", "--poll-interval", "--stats-interval",
+        "--max-memory",    "default 96MiB",  "--poll-interval", "--stats-interval",
         "--fetch",         "--rpc-timeout",  "--max-retries",   "--config",
         "--log-level",     "--log-format",   "--help",          "sqlite:blockpipe.db",
         "default 128",     "default 8",      "default 100",     "default 1.0",
