@@ -7,12 +7,16 @@
  *
  * KEY=VALUE: any key of blockpipe's config file, e.g. confirmations=0 start_block=0 (see
  * docs/CLI.md), config=FILE (a file with a chains: list runs each of its chains), or
- * resume=N:HASH[,N-1:HASH...] - the last blocks this program printed before, newest first,
- * where it goes on from (a program would keep them in its own database; one chain: with
- * several, every chain would be given them). Ctrl-C stops it after the blocks being
+ * resume=[CHAIN@]N:HASH[,N-1:HASH...] - the last blocks this program printed of a chain,
+ * newest first, where that chain goes on from (a program would keep them in its own
+ * database). CHAIN@ names the chain and is needed when the pipe runs several; give one
+ * resume= per chain, or several chains in one (resume=eth@9:0x..,8:0x..,op@5:0x..). A chain
+ * without a list starts where its config says. Ctrl-C stops it after the blocks being
  * delivered. */
 #include <blockpipe/blockpipe.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -36,31 +40,68 @@ static int applied(void *user, const char *chain, const bp_block *b)
     return 0;
 }
 
-static bp_block_ref g_resume[8]; /* resume=N:HASH,... (newest first) */
-static int g_resume_count;
+/* resume=: per chain ("" = the pipe's only chain), the blocks printed last, newest first */
+static struct {
+    char chain[64];
+    bp_block_ref blocks[8];
+    int count;
+    bool used; /* its chain asked */
+} g_resume[8];
+static int g_resumes;
+static size_t g_chains;              /* bp_pipe_chains: set before the pipe starts */
+static atomic_size_t g_resume_calls; /* each chain calls resume from its own thread */
 
 static int resume(void *user, const char *chain, bp_block_ref *out, size_t max)
 {
     (void)user;
-    (void)chain;
-    int n = 0;
-    for (; n < g_resume_count && (size_t)n < max; n++)
-        out[n] = g_resume[n];
+    int mine = -1, n = 0; /* the chain's own list, else the nameless one */
+    for (int i = 0; i < g_resumes; i++)
+        if (strcmp(g_resume[i].chain, chain) == 0 || (!g_resume[i].chain[0] && mine < 0))
+            mine = i;
+    if (mine >= 0) {
+        g_resume[mine].used = true;
+        for (; n < g_resume[mine].count && (size_t)n < max; n++)
+            out[n] = g_resume[mine].blocks[n];
+    }
+    /* the last chain to start: a list no chain took names a chain the pipe does not run */
+    if (atomic_fetch_add(&g_resume_calls, 1) + 1 == g_chains)
+        for (int i = 0; i < g_resumes; i++)
+            if (!g_resume[i].used) {
+                fprintf(stderr, "print_blocks: resume=%s%s...: no chain of the pipe is named so\n",
+                        g_resume[i].chain, g_resume[i].chain[0] ? "@" : "");
+                bp_pipe_stop(g_pipe);
+                return -1;
+            }
     return n; /* 0: nothing printed before, start where the config says */
 }
 
-/* "N:HASH,N-1:HASH,..." into g_resume; 0 when malformed. */
+/* "[CHAIN@]N:HASH,N-1:HASH,...[,CHAIN@N:HASH,...]" into g_resume; 0 when malformed. */
 static int parse_resume(char *list)
 {
+    int cur = -1;
     for (char *item = strtok(list, ","); item; item = strtok(NULL, ",")) {
-        bp_block_ref *b = &g_resume[g_resume_count];
+        char *at = strchr(item, '@');
+        if (at || cur < 0) { /* a new chain's list (the first one may be nameless) */
+            if (g_resumes == 8)
+                return 0;
+            cur = g_resumes++;
+            if (at) {
+                snprintf(g_resume[cur].chain, sizeof(g_resume[cur].chain), "%.*s", (int)(at - item),
+                         item);
+                item = at + 1;
+            }
+            for (int i = 0; i < cur; i++)
+                if (strcmp(g_resume[i].chain, g_resume[cur].chain) == 0)
+                    return 0; /* a chain given twice */
+        }
+        bp_block_ref *b = &g_resume[cur].blocks[g_resume[cur].count];
         unsigned long long number;
-        if (g_resume_count == 8 || sscanf(item, "%llu:%66s", &number, b->hash) != 2)
+        if (g_resume[cur].count == 8 || sscanf(item, "%llu:%66s", &number, b->hash) != 2)
             return 0;
         b->number = number;
-        g_resume_count++;
+        g_resume[cur].count++;
     }
-    return g_resume_count > 0;
+    return cur >= 0;
 }
 
 static int reverted(void *user, const char *chain, const bp_block *b)
@@ -92,7 +133,9 @@ int main(int argc, char **argv)
         *eq = '\0';
         if (strcmp(kv[n], "resume") == 0) { /* ours, not a config key */
             if (!parse_resume(eq + 1)) {
-                fprintf(stderr, "%s: expected resume=N:HASH[,N-1:HASH...]\n", argv[i]);
+                fprintf(stderr,
+                        "%s: expected resume=[CHAIN@]N:HASH[,N-1:HASH...], each chain once\n",
+                        argv[i]);
                 return 2;
             }
             n--;
@@ -106,6 +149,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "print_blocks: %s\n", err.msg);
         return 2;
     }
+    g_chains = bp_pipe_chains(g_pipe);
+    for (int i = 0; i < g_resumes && g_chains > 1; i++)
+        if (!g_resume[i].chain[0]) {
+            fprintf(stderr,
+                    "print_blocks: resume=N:HASH names no chain and the pipe runs %zu: give "
+                    "resume=CHAIN@N:HASH,... for each\n",
+                    g_chains);
+            bp_pipe_close(g_pipe);
+            return 2;
+        }
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     int rc = bp_pipe_start(g_pipe, &err);

@@ -196,18 +196,19 @@ static int chain_pick(const bp_config *cfg, int *picks, size_t *n, bp_error *err
     return 0;
 }
 
-/* An output whose rows do not name their chain cannot be shared by several chains. */
+/* An output whose rows do not name their chain cannot be shared by several chains, unless
+ * its path gives each chain a directory of its own. */
 static int chains_outputs_check(const bp_config *base, size_t chains, bp_error *err)
 {
     for (int i = 0; chains > 1 && i < base->output_count; i++)
-        if (strncmp(base->outputs[i], "etl-csv:", 8) == 0)
+        if (strncmp(base->outputs[i], "etl-csv:", 8) == 0 && !strstr(base->outputs[i], "{chain}"))
             return bp_error_set(err, BP_EINVAL,
                                 "output '%s' cannot be shared by %zu chains: ethereum-etl's CSV "
                                 "files have no chain column, so the chains' rows could not be "
-                                "told apart; use jsonl:DIR (each line names its chain), or run "
-                                "each chain with an etl-csv directory of its own (--chain NAME "
-                                "--output etl-csv:DIR/NAME)",
-                                base->outputs[i], chains);
+                                "told apart; put {chain} in its path for a directory per chain "
+                                "(etl-csv:%s/{chain}), or use jsonl:DIR (each line names its "
+                                "chain)",
+                                base->outputs[i], chains, base->outputs[i] + 8);
     return 0;
 }
 

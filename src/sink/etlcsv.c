@@ -16,11 +16,17 @@
  *   17173050,0x1dec...,0xa06f...
  * A block number may appear again after its revert line (the new branch).
  *
- * Exactly-once delivery and restart: see filesink.h (DIR/checkpoint.json). */
+ * Exactly-once delivery and restart: see filesink.h (DIR/checkpoint.json).
+ *
+ * etl-csv:DIR/{chain}: one directory per chain, {chain} replaced by the chain's name - the
+ * way several chains share the output (a `chains:` run). Each directory is an etl-csv output
+ * of its own (its files, its checkpoint.json), opened when its chain first asks for its
+ * checkpoint. */
 #include "blockpipe/sink.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "blockpipe/columns.h"
@@ -366,7 +372,8 @@ static int one_chain(const bp_filesink *fs, const char *chain, bp_error *err)
             return bp_error_set(err, BP_EINVAL,
                                 "%s holds chain '%s': not writing chain '%s' there too "
                                 "(ethereum-etl's CSV files have no chain column; give each "
-                                "chain a directory of its own, or use jsonl:DIR)",
+                                "chain a directory of its own, e.g. etl-csv:DIR/{chain}, or "
+                                "use jsonl:DIR)",
                                 fs->dir, fs->chains[i].name, chain);
     return 0;
 }
@@ -386,10 +393,143 @@ static int etlcsv_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)
     return 0;
 }
 
+/* ---- etl-csv:DIR/{chain}: a directory per chain ------------------------------------------ */
+
+#define CHAIN_MARK "{chain}"
+
+typedef struct chain_dir {
+    char *chain;
+    bp_sink *fs; /* the chain's directory: a bp_filesink */
+} chain_dir;
+
+/* The registry gives both kinds of etl-csv output the same ops, so the per-chain kind starts
+ * as a directory does, with no format callback to tell it apart (every directory has one):
+ * etl-csv:DIR stays the bp_filesink it always was. */
+typedef struct per_chain {
+    bp_filesink as; /* only .base and .format (NULL) are used */
+    char *pattern;  /* the target, with CHAIN_MARK */
+    chain_dir *dirs;
+    size_t n;
+} per_chain;
+
+static per_chain *per_chain_of(bp_sink *s)
+{
+    return ((bp_filesink *)s)->format ? NULL : (per_chain *)s;
+}
+
+/* pattern with every CHAIN_MARK replaced by chain (NULL: out of memory). */
+static char *expand(const char *pattern, const char *chain)
+{
+    size_t marks = 0, mlen = strlen(CHAIN_MARK), clen = strlen(chain);
+    for (const char *p = strstr(pattern, CHAIN_MARK); p; p = strstr(p + mlen, CHAIN_MARK))
+        marks++;
+    char *out = malloc(strlen(pattern) + marks * clen + 1), *w = out;
+    for (const char *p = pattern; out && *p;) {
+        if (strncmp(p, CHAIN_MARK, mlen) == 0) {
+            memcpy(w, chain, clen);
+            w += clen, p += mlen;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    if (out)
+        *w = '\0';
+    return out;
+}
+
+/* The directory of chain, opened the first time. */
+static int open_chain_dir(per_chain *pc, const char *chain, bp_sink **fs, bp_error *err)
+{
+    /* the name becomes part of a path: it must not lead out of the pattern's directory */
+    if (!*chain || strchr(chain, '/') || strcmp(chain, ".") == 0 || strcmp(chain, "..") == 0)
+        return bp_error_set(err, BP_EINVAL,
+                            "%s: chain name '%s' cannot stand for " CHAIN_MARK
+                            " (it must be a file name: no '/', not '.' or '..')",
+                            pc->pattern, chain);
+    chain_dir *grown = realloc(pc->dirs, (pc->n + 1) * sizeof(*grown));
+    if (!grown)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    pc->dirs = grown;
+    chain_dir *d = &pc->dirs[pc->n];
+    char *dir = expand(pc->pattern, chain);
+    if (!dir || !(d->chain = strdup(chain))) {
+        free(dir);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    int rc = bp_filesink_open(&d->fs, dir, g_names, F_COUNT, etlcsv_format, err);
+    free(dir);
+    if (rc != 0) {
+        free(d->chain);
+        return rc;
+    }
+    pc->n++;
+    *fs = d->fs;
+    return 0;
+}
+
+/* The directory chain's rows go to: s itself, or chain's of a per-chain output. */
+static int dir_of(bp_sink *s, const char *chain, bp_sink **fs, bp_error *err)
+{
+    per_chain *pc = per_chain_of(s);
+    if (!pc)
+        return *fs = s, 0;
+    for (size_t i = 0; i < pc->n; i++)
+        if (strcmp(pc->dirs[i].chain, chain) == 0)
+            return *fs = pc->dirs[i].fs, 0;
+    return open_chain_dir(pc, chain, fs, err);
+}
+
+static int etlcsv_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp_error *err)
+{
+    bp_sink *fs;
+    int rc = dir_of(s, chain, &fs, err);
+    return rc ? rc : bp_filesink_checkpoint(fs, chain, out, err);
+}
+
+static int etlcsv_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t max, size_t *n,
+                         bp_error *err)
+{
+    bp_sink *fs;
+    int rc = dir_of(s, chain, &fs, err);
+    return rc ? rc : bp_filesink_recent(fs, chain, out, max, n, err);
+}
+
+static int etlcsv_write(bp_sink *s, const bp_batch *batch, bp_error *err)
+{
+    bp_sink *fs;
+    int rc = dir_of(s, batch->chain, &fs, err);
+    return rc ? rc : bp_filesink_write(fs, batch, err);
+}
+
+static void etlcsv_close(bp_sink *s)
+{
+    per_chain *pc = per_chain_of(s);
+    if (!pc) {
+        bp_filesink_close(s);
+        return;
+    }
+    for (size_t i = 0; i < pc->n; i++) {
+        bp_filesink_close(pc->dirs[i].fs);
+        free(pc->dirs[i].chain);
+    }
+    free(pc->dirs);
+    free(pc->pattern);
+    free(pc);
+}
+
 static int etlcsv_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
     (void)opts;
-    return bp_filesink_open(out, target, g_names, F_COUNT, etlcsv_format, err);
+    if (!strstr(target, CHAIN_MARK))
+        return bp_filesink_open(out, target, g_names, F_COUNT, etlcsv_format, err);
+    /* a chain's directory is opened when the chain asks for its checkpoint, at its start */
+    per_chain *pc = calloc(1, sizeof(*pc));
+    if (!pc || !(pc->pattern = strdup(target))) {
+        free(pc);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    *out = &pc->as.base;
+    return 0;
 }
 
 const bp_sink_ops bp_sink_etlcsv_ops = {
@@ -397,11 +537,12 @@ const bp_sink_ops bp_sink_etlcsv_ops = {
     .title = "ethereum-etl CSV",
     .usage = "etl-csv:DIR",
     .description = "ethereum-etl's blocks, transactions, receipts and logs CSV files (and "
-                   "reverts.csv) in a directory",
+                   "reverts.csv) in a directory; etl-csv:DIR/{chain} gives each chain a "
+                   "directory of its own",
     .open = etlcsv_open,
-    .checkpoint = bp_filesink_checkpoint,
-    .recent = bp_filesink_recent,
-    .write = bp_filesink_write,
+    .checkpoint = etlcsv_checkpoint,
+    .recent = etlcsv_recent,
+    .write = etlcsv_write,
     .flush = NULL,
-    .close = bp_filesink_close,
+    .close = etlcsv_close,
 };

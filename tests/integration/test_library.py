@@ -20,6 +20,10 @@ through reorgs, then is built again out of tree against an installed copy of the
    chain; SIGINT ends it with a stats line per chain; the SQLite output holds each chain's
    blocks, and state_dir one state file per chain saved by the library. Then chain=two with
    from/to runs that chain alone, and a chain name not in the list is refused at open.
+   Resume per chain: resume=one@N:HASH (a canonical block) and resume=two@N:HASH,... (the
+   lowest block two's reorg replaced, with the two below) in one pipe: chain one prints
+   exactly N+1..head, chain two "reverted N HASH" first then N..head; the nameless
+   resume=N:HASH with two chains, and resume=three@... (no such chain), fail.
 3. `cmake --install BUILD --prefix TMP`, then `cc examples/print_blocks.c $(pkg-config
    --cflags --libs blockpipe)` with PKG_CONFIG_PATH=TMP/lib/pkgconfig: the installed
    headers and blockpipe.pc suffice; a second build links libblockpipe.a with the .pc's
@@ -362,6 +366,70 @@ def two_chains(example, nodes, wls, rng, tmp):
         fail(f"chain=three (not in the list): exit {r.returncode}, stderr {r.stderr[-500:]!r}; "
              "want exit 2 at open naming it and the list")
     print("chain=NAME runs that chain alone; a name not in the list is refused at open")
+    return known, replaced
+
+
+def two_chains_resumed(example, nodes, known, replaced, tmp):
+    """resume=CHAIN@N:HASH,... per chain of a two-chain pipe (no output: the callbacks are
+    all): chain one after a canonical block goes on from the next; chain two, given the
+    lowest block its reorg replaced and the two below, first reverts it. The nameless form
+    with two chains and a chain the pipe does not run are refused."""
+    names = ("one", "two")
+    cfg = os.path.join(tmp, "resume.yaml")
+    with open(cfg, "w") as f:
+        f.write("chains:\n" + "".join(
+            f"  - name: {n}\n    rpc: {node.url}\n    chain_id: "
+            f"{int(node.rpc('eth_chainId'), 16)}\n" for n, node in zip(names, nodes)))
+    chains = {n: node_chain(node) for n, node in zip(names, nodes)}
+    k1 = len(chains["one"]) - 3
+    n0, h0 = min(replaced)
+    starts = {"one": (k1, chains["one"][k1]["hash"]), "two": (n0, h0)}
+    args = [f"resume=one@{k1}:{chains['one'][k1]['hash']}",
+            f"resume=two@{n0}:{h0}," + ",".join(f"{n}:{chains['two'][n]['hash']}"
+                                                 for n in (n0 - 1, n0 - 2))]
+    base = [example, f"config={cfg}", "confirmations=0", "poll_interval=0.2", "log_level=warn"]
+    for bad, want in (([f"resume={k1}:{chains['one'][k1]['hash']}"], "names no chain"),
+                      (args + [f"resume=three@1:{h0}"], "resume=three@")):
+        r = subprocess.run(base + bad, capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        if r.returncode == 0 or want not in r.stderr:
+            fail(f"{bad}: exit {r.returncode}, want a failure saying {want!r}: "
+                 f"{r.stderr[-800:]!r}")
+    print("resume=N:HASH without a chain in a two-chain pipe, and resume=three@ (no such "
+          "chain): refused")
+    proc = subprocess.Popen(base + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    out = Reader(proc)
+    rps = {}
+    for name in names:
+        n, h = starts[name]
+        rps[name] = Replay()
+        rps[name].chain = [(b["hash"], b["txs"], b["logs"]) for b in chains[name][:n]]
+        rps[name].chain.append((h,) + known[name][h][1:])
+
+    def ok():
+        if proc.poll() is not None:
+            fail(f"resumed pipe exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        lines = out.snapshot()
+        for name in names:
+            rps[name].feed(chain_lines(lines, name), known[name])
+        return all(rps[n].tip() == (len(chains[n]) - 1, chains[n][-1]["hash"]) for n in names)
+    try:
+        wait_until(ok, 60, "both resumed chains at their nodes' heads", 0.1)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for name in names:
+        rps[name].check_is(chains[name], f"resumed chain {name}")
+    if rps["one"].reverts or rps["two"].reverts != [(n0, h0)]:
+        fail(f"resumed: reverts one {rps['one'].reverts}, two {rps['two'].reverts}; want none "
+             f"on one, [{(n0, h0)}] on two")
+    print(f"resume=one@{k1}:.. resume=two@{n0}:..(orphaned),..: chain one from {k1 + 1}, "
+          f"chain two reverted {n0} and went on from it; each exactly its node's chain")
 
 
 def sanitize_flags(build):
@@ -497,7 +565,8 @@ def main():
         try:
             wl2 = Workload(second, seed=SEED + 1)
             wl2.setup()
-            two_chains(example, (node, second), (wl, wl2), rng, tmp.name)
+            known2, replaced = two_chains(example, (node, second), (wl, wl2), rng, tmp.name)
+            two_chains_resumed(example, (node, second), known2, replaced, tmp.name)
         finally:
             second.stop()
         out_of_tree(node, src, os.environ["BP_BUILD_DIR"], tmp.name)

@@ -334,6 +334,46 @@ static void test_checkpoint_json_chains(void **state)
     bp_sink_close(s);
 }
 
+/* etl-csv:DIR/{chain}: each chain's rows and checkpoint in a directory of its own, found
+ * again on reopening; a name that is not a file name cannot stand for {chain}. */
+static void test_etlcsv_dir_per_chain(void **state)
+{
+    fixture *f = *state;
+    char pattern[128], da[128], db[128];
+    snprintf(pattern, sizeof(pattern), "%s/{chain}", f->dir);
+    snprintf(da, sizeof(da), "%s/alpha", f->dir);
+    snprintf(db, sizeof(db), "%s/beta", f->dir);
+    bp_sink *s = open_sink(&bp_sink_etlcsv_ops, pattern);
+    bp_block *a = fx_block(5, 0, false, true), *b = fx_block(9, 1, false, true);
+    apply_one(s, "alpha", a);
+    apply_one(s, "beta", b);
+    bp_error err = {0};
+    bp_checkpoint cp;
+    assert_int_equal(s->ops->checkpoint(s, "..", &cp, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "'..'"));
+    bp_sink_close(s);
+    char *rows = slurp_in(da, "blocks.csv"), *other = slurp_in(db, "blocks.csv");
+    assert_non_null(strstr(rows, a->hash));
+    assert_null(strstr(rows, b->hash));
+    assert_non_null(strstr(other, b->hash));
+    assert_null(strstr(other, a->hash));
+    free(rows);
+    free(other);
+    s = open_sink(&bp_sink_etlcsv_ops, pattern);
+    assert_int_equal(s->ops->checkpoint(s, "beta", &cp, &err), 0);
+    assert_true(cp.set);
+    assert_int_equal(cp.number, 9);
+    assert_int_equal(s->ops->checkpoint(s, "gamma", &cp, &err), 0);
+    assert_false(cp.set);
+    bp_sink_close(s);
+    s = open_sink(&bp_sink_etlcsv_ops, da); /* a chain's directory is a plain etl-csv one */
+    assert_int_equal(s->ops->checkpoint(s, "alpha", &cp, &err), 0);
+    assert_int_equal(cp.number, 5);
+    bp_sink_close(s);
+    bp_block_free(a);
+    bp_block_free(b);
+}
+
 /* ethereum-etl's files have no chain column: a directory holds one chain, even reopened. */
 static void test_etlcsv_one_chain(void **state)
 {
@@ -976,6 +1016,7 @@ int main(void)
         T(test_truncate_on_reopen),
         T(test_checkpoint_json_chains),
         T(test_etlcsv_one_chain),
+        T(test_etlcsv_dir_per_chain),
         T(test_refuses_foreign_or_lost_data),
         T(test_csv_conformance_block_with_logs),
         T(test_csv_conformance_genesis_and_pair),
