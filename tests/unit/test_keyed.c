@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "blockpipe/keyed.h"
+#include "keyed_async_case.h"
 
 static char g_url[300];
 
@@ -235,13 +236,20 @@ static void test_group_commit(void **state)
     bp_keyed_close(k);
 }
 
+/* The asynchronous calls (keyed_async_case.h): SQLite refuses no publication of a valid
+ * value, so there is no key in the way. */
+static void test_async(void **state)
+{
+    (void)state;
+    keyed_async_case(g_url, "async/x", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_publish_read),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_subscribe),
-        cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_publish_read), cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_subscribe),    cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_async),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -4,7 +4,9 @@
  * once, each publisher's in its order, the id each publish returned is its own entry's, the
  * keys listed once; a publication into a key held by another type fails alone, the entries
  * committed with it are stored, and its key is not listed (it has no entry). Concurrent reads
- * share one pipeline the same way: each reader gets its own key's entries or its own error. */
+ * share one pipeline the same way: each reader gets its own key's entries or its own error.
+ * The asynchronous calls (keyed_async_case.h), and all of it again on a server whose ACL
+ * refuses scripts (publishing with WATCH instead of the listing script). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,11 +24,13 @@
 #include <unistd.h>
 
 #include "blockpipe/keyed.h"
+#include "keyed_async_case.h"
 #include "sink/redis_conn.h"
 #include "testproc.h"
 
 static bp_test_server g_srv;
 static char g_dir[256], g_url[256];
+static char g_purl[256]; /* the publishers' store: g_url, or another prefix of the server */
 
 static int start_server(void **state)
 {
@@ -67,8 +71,8 @@ static bp_keyed *open_store(void)
     return k;
 }
 
-/* A string where a key's stream would be: XADD answers WRONGTYPE. */
-static void in_the_way(const char *name)
+/* A command on a connection of its own; its reply's text (an error's too) into text. */
+static void raw(int argc, const char *const *argv, char *text, size_t cap)
 {
     bp_redis_target t;
     bp_redis *c = NULL;
@@ -77,11 +81,18 @@ static void in_the_way(const char *name)
     const redisReply *r = NULL;
     snprintf(target, sizeof(target), "127.0.0.1:%d/0", g_srv.port);
     assert_int_equal(bp_redis_target_init(&t, target, false, &e), 0);
-    if (bp_redis_connect(&t, &c, &e) != 0 ||
-        bp_redis_call(c, 3, (const char *[]){"SET", name, "x"}, &r, &e) != 0)
-        fail_msg("SET %s: %s", name, e.msg);
+    if (bp_redis_connect(&t, &c, &e) != 0 || bp_redis_call(c, argc, argv, &r, &e) != 0)
+        fail_msg("%s: %s", argv[0], e.msg);
+    bp_redis_reply_text(r, text, cap);
     bp_redis_free(c);
     bp_redis_target_release(&t);
+}
+
+/* A string where a key's stream would be: XADD answers WRONGTYPE. */
+static void in_the_way(const char *name)
+{
+    char text[256];
+    raw(3, (const char *[]){"SET", name, "x"}, text, sizeof(text));
 }
 
 #define PUBLISHERS 8
@@ -97,7 +108,7 @@ static void *publisher(void *arg)
     int t = (int)(intptr_t)arg;
     bp_keyed *k = NULL;
     bp_error err = {0};
-    if (bp_keyed_open(g_url, &k, &err) != 0) {
+    if (bp_keyed_open(g_purl, &k, &err) != 0) {
         snprintf(g_error[t], sizeof(g_error[t]), "open: %s", err.msg);
         return NULL;
     }
@@ -124,12 +135,21 @@ static void *publisher(void *arg)
     return NULL;
 }
 
-static void test_concurrent_publishers(void **state)
+/* PUBLISHERS threads publishing into prefix (a store of the server at g_url's) at once. */
+static void publishers_case(const char *prefix)
 {
-    (void)state;
-    bp_keyed *k = open_store();
+    char way[64];
+    snprintf(g_purl, sizeof(g_purl), "redis://127.0.0.1:%d/0?prefix=%s&maxlen=0", g_srv.port,
+             prefix);
+    snprintf(way, sizeof(way), "%skv:in-the-way", prefix);
+    memset(g_ids, 0, sizeof(g_ids));
+    memset(g_failed, 0, sizeof(g_failed));
+    memset(g_error, 0, sizeof(g_error));
+    bp_keyed *k = NULL;
     bp_error err = {0};
-    in_the_way("kg:kv:in-the-way");
+    if (bp_keyed_open(g_purl, &k, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    in_the_way(way);
 
     pthread_t th[PUBLISHERS];
     for (int i = 0; i < PUBLISHERS; i++)
@@ -176,6 +196,13 @@ static void test_concurrent_publishers(void **state)
             fail_msg("the key whose every publication was refused is listed");
     bp_keyed_keys_free(keys, nk);
     bp_keyed_close(k);
+}
+
+static void test_concurrent_publishers(void **state)
+{
+    (void)state;
+    bp_keyed_close(open_store()); /* the server is up */
+    publishers_case("kg:");
 }
 
 /* ---- concurrent reads: one pipeline of XREVRANGEs, each reply to its reader ---- */
@@ -263,11 +290,43 @@ static void test_concurrent_readers(void **state)
     bp_keyed_close(k);
 }
 
+/* ---- asynchronous operations (keyed_async_case.h) ---- */
+
+static void test_async(void **state)
+{
+    (void)state;
+    bp_keyed_close(open_store());
+    in_the_way("kg:kv:a:way");
+    keyed_async_case(g_url, "a:x", "a:way");
+}
+
+/* ---- a server that refuses scripts (ACL without @scripting): publishing without EVAL, still
+ * never listing a key whose every publication was refused ---- */
+
+static void test_no_scripts(void **state)
+{
+    (void)state;
+    char text[512];
+    raw(4, (const char *[]){"ACL", "SETUSER", "default", "-@scripting"}, text, sizeof(text));
+    assert_string_equal(text, "OK");
+    raw(3, (const char *[]){"EVAL", "return 1", "0"}, text, sizeof(text));
+    if (strncmp(text, "NOPERM", 6) != 0)
+        fail_msg("EVAL was not refused: %s", text);
+    publishers_case("kn:");
+    in_the_way("kna:kv:a:way");
+    char url[256];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0?prefix=kna:&maxlen=0", g_srv.port);
+    keyed_async_case(url, "a:x", "a:way");
+    raw(4, (const char *[]){"ACL", "SETUSER", "default", "+@all"}, text, sizeof(text));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_publishers),
         cmocka_unit_test(test_concurrent_readers),
+        cmocka_unit_test(test_async),
+        cmocka_unit_test(test_no_scripts),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
 }
