@@ -64,8 +64,11 @@ void bp_keyed_entry_release(bp_keyed_entry *e);
  * its outcome. Redis: the publications in one MULTI/EXEC, the reads in one pipeline of
  * XREVRANGEs, so N operations cost about one round trip; SQLite: the publications in one
  * transaction, the reads one prepared SELECT each. Semantics are those of the calls above
- * (the same entries, ids, keys listed, errors); an operation's outcome is known to its
- * caller only when done is called.
+ * (the same entries, ids, keys listed, errors; each entry's own outcome); an operation's
+ * outcome is known to its caller only when done is called. A round's reads see its
+ * publications. Queued operations are sent by bp_keyed_poll only (not by the calls above,
+ * which may be made meanwhile); they are the handle's, not shared with other handles' group
+ * commits.
  *
  * Threading and ownership: the handle's thread submits and polls; done is called on it, inside
  * bp_keyed_poll (or bp_keyed_close), and may submit more (they are sent by the next poll). key
@@ -85,10 +88,11 @@ int bp_keyed_latest_async(bp_keyed *k, const char *key, bp_keyed_done_fn done, v
 /* Operations submitted and not yet done. */
 size_t bp_keyed_pending(const bp_keyed *k);
 /* Sends every operation queued when it is called (in rounds of up to 1024 operations and
- * 4 MiB of values), waits for their outcomes and calls done for each: the publications of a
- * round first, then its reads, each in submission order. Returns how many were done (store
- * errors are the operations' own, given to their done). bp_keyed_close calls done with
- * BP_ESTOPPED for the operations still queued. */
+ * 4 MiB of values), waits for their outcomes (each wait bounded by the store's timeout) and
+ * calls done for each: the publications of a round first, then its reads, each in submission
+ * order. Returns how many were done (store errors are the operations' own, given to their
+ * done; a lost connection fails its round's publications, not sent again: they may be
+ * stored). bp_keyed_close calls done with BP_ESTOPPED for the operations still queued. */
 size_t bp_keyed_poll(bp_keyed *k);
 
 #endif

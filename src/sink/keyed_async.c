@@ -82,16 +82,16 @@ size_t bp_keyed_pending(const bp_keyed *k)
     return k->aq_n;
 }
 
-/* The next round off the queue: its publications and its reads, each linked (p.next) in
- * submission order; the operations themselves stay linked by next. */
-static bp_keyed_async *take(bp_keyed *k, size_t *n, bp_keyed_pub **pubs, size_t *npubs,
+/* The next round off the queue (up to max operations): its publications and its reads, each
+ * linked (p.next) in submission order; the operations themselves stay linked by next. */
+static bp_keyed_async *take(bp_keyed *k, size_t max, size_t *n, bp_keyed_pub **pubs, size_t *npubs,
                             bp_keyed_pub **reads, size_t *nreads)
 {
     bp_keyed_pub **pt = pubs, **rt = reads;
     bp_keyed_async *round = k->aq, *a = round, *last = NULL;
     size_t bytes = 0;
     *n = *npubs = *nreads = 0;
-    for (; a && *n < ROUND_MAX; last = a, a = a->next, (*n)++) {
+    for (; a && *n < ROUND_MAX && *n < max; last = a, a = a->next, (*n)++) {
         bytes += a->p.json ? strlen(a->p.json) : 0;
         if (*n > 0 && bytes > ROUND_BYTES)
             break;
@@ -150,7 +150,7 @@ size_t bp_keyed_poll(bp_keyed *k)
     while (todo > 0 && k->aq) {
         size_t n, npubs, nreads;
         bp_keyed_pub *pubs, *reads;
-        bp_keyed_async *round = take(k, &n, &pubs, &npubs, &reads, &nreads);
+        bp_keyed_async *round = take(k, todo, &n, &pubs, &npubs, &reads, &nreads);
         bp_error err = {0};
         if (npubs)
             settle(pubs, k->ops->commit(k, pubs, npubs, &err), &err);
@@ -168,7 +168,7 @@ size_t bp_keyed_poll(bp_keyed *k)
                 finish(a);
             }
         total += n;
-        todo = todo > n ? todo - n : 0;
+        todo -= n;
     }
     return total;
 }
