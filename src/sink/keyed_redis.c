@@ -30,7 +30,7 @@ typedef struct rd_keyed {
     bp_keyed_group *group; /* the publishers of this URL in this process */
     bp_keyed_group *reads; /* and its readers */
     bp_buf sk;             /* a stream key (publishing, reading) */
-    bool no_eval;          /* the server refuses scripts: publish with WATCH (commit_watched) */
+    bool no_eval;          /* the server refuses scripts: commit_unscripted */
 } rd_keyed;
 
 static char *stream_key(rd_keyed *s, const char *key)
@@ -186,8 +186,7 @@ static void xadd_outcomes(rd_keyed *s, bp_keyed_pub *list, redisReply *const *xa
     }
 }
 
-#define AGAIN 1       /* a commit that changed nothing and is to be made again */
-#define WATCH_TRIES 8 /* commits whose watched keys changed before EXEC, in a row */
+#define AGAIN 1 /* a commit that changed nothing and is to be made again (without scripts) */
 
 /* Whether a reply refused a script: an ACL without @scripting (NOPERM), EVAL renamed away or
  * scripting off (an unknown command). */
@@ -269,84 +268,36 @@ static int commit_scripted(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *
     return 0;
 }
 
-/* Without scripts: WATCH the group's streams and read their types (one round trip), then the
- * MULTI/EXEC of the XADDs and of one SADD of the keys whose stream exists or will (a key held
- * by another type is not listed: its XADD is refused). EXEC runs only if no watched stream
- * changed meanwhile, so the types read hold when the XADDs run; otherwise nothing was done
- * and the commit is made again. Two round trips instead of one. */
-static int commit_watched(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *err)
+/* Without scripts: the MULTI/EXEC of the XADDs, then (a second round trip) the SADD of the
+ * keys whose XADD was stored (list_stored), so a key whose XADD is refused is never listed.
+ * Until that SADD a stored entry's key is not listed yet (a process killed in between leaves
+ * it unlisted until its key's next publication). Checking the types under WATCH first and
+ * listing in the same EXEC was exact, but publishers of one key on other connections (other
+ * processes, asynchronous handles) changed the watched streams before nearly every EXEC. */
+static int commit_unscripted(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *err)
 {
-    size_t nkeys = 0, listed = 0, k = 0;
-    for (bp_keyed_pub *p = list, *prev = NULL; p; prev = p, p = p->next)
-        nkeys += new_key(prev, p);
-    bool *ok = calloc(nkeys, sizeof(*ok));
-    int rc = ok ? bp_redis_cmd_begin(s->c, 1 + (int)nkeys) : -1;
-    rc |= bp_redis_arg_str(s->c, "WATCH");
-    for (bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
-        if (new_key(prev, p))
-            rc |= stream_key_buf(s, p->key) | bp_redis_arg(s->c, s->sk.data, s->sk.len);
-    for (bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
-        if (new_key(prev, p)) {
-            rc |= stream_key_buf(s, p->key) | bp_redis_cmd_begin(s->c, 2);
-            rc |= bp_redis_arg_str(s->c, "TYPE") | bp_redis_arg(s->c, s->sk.data, s->sk.len);
-        }
-    if (rc != 0) {
-        free(ok);
-        return unqueued(s, err);
-    }
-    if ((rc = bp_redis_exchange(s->c, err)) != 0) {
-        free(ok);
-        return settle_conn(s, rc); /* nothing was published yet */
-    }
-    for (size_t i = 0; i <= nkeys; i++) { /* WATCH's OK, then each TYPE */
-        const redisReply *t = bp_redis_reply(s->c, i);
-        if (t->type != REDIS_REPLY_STATUS) {
-            free(ok);
-            rc = refused(s, i ? "TYPE" : "WATCH", t, err);
-            settle_conn(s, BP_ETRANSPORT); /* the WATCH goes with the connection */
-            return rc;
-        }
-        if (i)
-            listed += ok[i - 1] = strcmp(t->str, "stream") == 0 || strcmp(t->str, "none") == 0;
-    }
-    rc = bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL);
+    int rc = bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL);
     rc |= queue_xadds(s, list);
-    if (rc == 0 && listed) {
-        rc |= bp_redis_cmd_begin(s->c, 2 + (int)listed);
-        rc |= bp_redis_arg_str(s->c, "SADD") | bp_redis_arg_str(s->c, s->set_key);
-        for (bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
-            if (new_key(prev, p) && ok[k++])
-                rc |= bp_redis_arg(s->c, p->key, strlen(p->key));
-    }
-    free(ok);
     rc |= bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL);
     if (rc != 0)
         return unqueued(s, err);
     if ((rc = bp_redis_exchange(s->c, err)) != 0)
-        return settle_conn(s, rc); /* not again: it may have been published */
-    const redisReply *r = bp_redis_reply(s->c, n + 1 + (listed > 0)); /* MULTI, XADDs, SADD */
-    if (r && r->type == REDIS_REPLY_NIL)
-        return AGAIN; /* a watched stream changed: nothing was done */
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n + (listed > 0))
+        return settle_conn(s, rc);                     /* not again: it may have been published */
+    const redisReply *r = bp_redis_reply(s->c, n + 1); /* MULTI, n XADD, EXEC */
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n)
         return refused(s, "publishing", r ? r : bp_redis_reply(s->c, 1), err);
     xadd_outcomes(s, list, r->element);
+    list_stored(s, list);
     return 0;
 }
 
 static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
 {
     rd_keyed *s = (rd_keyed *)k;
-    for (int i = 0; i < WATCH_TRIES; i++) {
-        int rc = conn(s, err);
-        if (rc == 0)
-            rc = s->no_eval ? commit_watched(s, list, n, err) : commit_scripted(s, list, n, err);
-        if (rc != AGAIN)
-            return rc;
-    }
-    return bp_error_set(err, BP_EBUSY,
-                        "%s: publishing: the streams changed before EXEC %d times in a row "
-                        "(other writers); nothing was published",
-                        s->base.where, WATCH_TRIES);
+    int rc = conn(s, err);
+    if (rc == 0 && !s->no_eval && (rc = commit_scripted(s, list, n, err)) != AGAIN)
+        return rc;
+    return rc == 0 || rc == AGAIN ? commit_unscripted(s, list, n, err) : rc;
 }
 
 /* The group's reads in one pipeline: an XREVRANGE each, sent in one write, every reply read in

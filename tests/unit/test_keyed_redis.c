@@ -6,7 +6,8 @@
  * committed with it are stored, and its key is not listed (it has no entry). Concurrent reads
  * share one pipeline the same way: each reader gets its own key's entries or its own error.
  * The asynchronous calls (keyed_async_case.h), and all of it again on a server whose ACL
- * refuses scripts (publishing with WATCH instead of the listing script). */
+ * refuses scripts (the keys listed by a SADD after the EXEC instead of the listing script),
+ * with two handles publishing into one key asynchronously at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -292,12 +293,98 @@ static void test_concurrent_readers(void **state)
 
 /* ---- asynchronous operations (keyed_async_case.h) ---- */
 
+#define ASYNC_THREADS 4
+#define ASYNC_EACH 1000
+#define ASYNC_WINDOW 64
+
+typedef struct async_pub {
+    char url[256], error[600];
+    int t, done, failed;
+} async_pub;
+
+static void async_done(void *ctx, int rc, bp_keyed_entry *e, const bp_error *err)
+{
+    async_pub *a = ctx;
+    (void)e;
+    a->done++;
+    if (rc != 0 && !a->failed++)
+        snprintf(a->error, sizeof(a->error), "%s", err->msg);
+}
+
+/* ASYNC_EACH publications of [t, i] into "c", ASYNC_WINDOW submitted per poll. */
+static void *async_publisher(void *arg)
+{
+    async_pub *a = arg;
+    bp_keyed *k = NULL;
+    bp_error err = {0};
+    if (bp_keyed_open(a->url, &k, &err) != 0) {
+        snprintf(a->error, sizeof(a->error), "open: %s", err.msg);
+        return NULL;
+    }
+    for (int i = 0; i < ASYNC_EACH && !a->error[0]; i++) {
+        char json[32];
+        snprintf(json, sizeof(json), "[%d,%d]", a->t, i);
+        if (bp_keyed_publish_async(k, "c", json, async_done, a, &err) != 0)
+            snprintf(a->error, sizeof(a->error), "submit: %s", err.msg);
+        if (i % ASYNC_WINDOW == ASYNC_WINDOW - 1)
+            bp_keyed_poll(k);
+    }
+    bp_keyed_poll(k);
+    bp_keyed_close(k);
+    return NULL;
+}
+
+/* Handles of their own (no group commit between them) publishing into one key at once: every
+ * publication stored, each thread's in its order. */
+static void concurrent_async_case(const char *prefix)
+{
+    static async_pub pubs[ASYNC_THREADS];
+    pthread_t th[ASYNC_THREADS];
+    for (int t = 0; t < ASYNC_THREADS; t++) {
+        pubs[t] = (async_pub){.t = t};
+        snprintf(pubs[t].url, sizeof(pubs[t].url), "redis://127.0.0.1:%d/0?prefix=%s&maxlen=0",
+                 g_srv.port, prefix);
+        assert_int_equal(pthread_create(&th[t], NULL, async_publisher, &pubs[t]), 0);
+    }
+    for (int t = 0; t < ASYNC_THREADS; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < ASYNC_THREADS; t++) {
+        if (pubs[t].error[0])
+            fail_msg("thread %d: %d failed: %s", t, pubs[t].failed, pubs[t].error);
+        assert_int_equal(pubs[t].done, ASYNC_EACH);
+    }
+    bp_keyed *k = NULL;
+    bp_error err = {0};
+    if (bp_keyed_open(pubs[0].url, &k, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    static bp_keyed_entry h[ASYNC_THREADS * ASYNC_EACH + 1];
+    size_t n = 0;
+    int next[ASYNC_THREADS] = {0};
+    assert_int_equal(bp_keyed_history(k, "c", ASYNC_THREADS * ASYNC_EACH + 1, h, &n, &err), 0);
+    assert_int_equal(n, ASYNC_THREADS * ASYNC_EACH);
+    for (size_t i = n; i-- > 0;) { /* oldest first */
+        int t = -1, seq = -1;
+        assert_int_equal(sscanf(h[i].value, "[%d,%d]", &t, &seq), 2);
+        assert_true(t >= 0 && t < ASYNC_THREADS);
+        assert_int_equal(seq, next[t]++);
+        bp_keyed_entry_release(&h[i]);
+    }
+    char **keys = NULL;
+    size_t nk = 0;
+    assert_int_equal(bp_keyed_keys(k, NULL, &keys, &nk, &err), 0);
+    assert_int_equal(nk, 1);
+    assert_string_equal(keys[0], "c");
+    bp_keyed_keys_free(keys, nk);
+    bp_keyed_close(k);
+}
+
 static void test_async(void **state)
 {
     (void)state;
     bp_keyed_close(open_store());
     in_the_way("kg:kv:a:way");
     keyed_async_case(g_url, "a:x", "a:way");
+    concurrent_async_case("kc:");
 }
 
 /* ---- a server that refuses scripts (ACL without @scripting): publishing without EVAL, still
@@ -317,6 +404,7 @@ static void test_no_scripts(void **state)
     char url[256];
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0?prefix=kna:&maxlen=0", g_srv.port);
     keyed_async_case(url, "a:x", "a:way");
+    concurrent_async_case("knc:");
     raw(4, (const char *[]){"ACL", "SETUSER", "default", "+@all"}, text, sizeof(text));
 }
 
