@@ -1,8 +1,10 @@
 /* keyed_redis.c - the Redis store of keyed streams (include/blockpipe/keyed.h): a stream
  * {prefix}kv:{key} per key, entries with one field v (the JSON value), trimmed with
  * XADD MAXLEN ~ maxlen, and the set {prefix}kv:keys of the keys that have entries, written in
- * one MULTI/EXEC per group of publications (keyed_group.c); concurrent reads share a pipeline.
- * The Redis output's URL parameters (prefix, maxlen, timeout, tls_*) and connection apply. */
+ * one MULTI/EXEC per group of publications (keyed_group.c) or per asynchronous round
+ * (keyed_async.c; a server that refuses scripts: the keys listed one round trip later);
+ * concurrent reads share a pipeline. The Redis output's URL parameters (prefix, maxlen, timeout,
+ * tls_*) and connection apply. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
