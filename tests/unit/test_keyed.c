@@ -1,8 +1,9 @@
 /* test_keyed.c - keyed streams (include/blockpipe/keyed.h) in the SQLite store: publish,
  * latest, history (newest first, limited), keys (sorted, by prefix), subscribe (replay from
  * "0", only new entries from "", entries published by another connection while it waits,
- * stopped by its callback or the stop flag), and the checks (key, JSON, store URL). The
- * Redis store is tested through the command line (integration/test_stream_cli.py). */
+ * stopped by its callback or the stop flag), the checks (key, JSON, store URL), and the
+ * asynchronous calls (keyed_async_case.h, as for Redis). The Redis store is tested in
+ * test_keyed_redis.c and through the command line (integration/test_stream_cli.py). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
