@@ -12,8 +12,9 @@
  * An entry's id grows with each publication under a key (a Redis stream id "ms-seq", or the
  * SQLite row's sequence number); ids of different stores are not comparable.
  *
- * Threading: one bp_keyed per thread. Errors: BP_EINVAL (bad URL, key, or a value that is not
- * JSON), BP_EDB / BP_ETRANSPORT / BP_ETIMEOUT from the store, with a message naming it. */
+ * Threading: one bp_keyed per thread (the asynchronous calls below too). Errors: BP_EINVAL (bad
+ * URL, key, or a value that is not JSON), BP_EDB / BP_ETRANSPORT / BP_ETIMEOUT from the store, with
+ * a message naming it. */
 #ifndef BLOCKPIPE_KEYED_H
 #define BLOCKPIPE_KEYED_H
 
@@ -56,5 +57,42 @@ int bp_keyed_subscribe(bp_keyed *k, const char *key, const char *after_id,
                        volatile sig_atomic_t *stop, bp_error *err);
 
 void bp_keyed_entry_release(bp_keyed_entry *e);
+
+/* ---- asynchronous operations: many in flight from one thread ----
+ * A submission queues the operation on the handle and returns at once; bp_keyed_poll then
+ * hands every queued operation to the store together and calls each one's done function with
+ * its outcome. Redis: the publications in one MULTI/EXEC, the reads in one pipeline of
+ * XREVRANGEs, so N operations cost about one round trip; SQLite: the publications in one
+ * transaction, the reads one prepared SELECT each. Semantics are those of the calls above
+ * (the same entries, ids, keys listed, errors; each entry's own outcome); an operation's
+ * outcome is known to its caller only when done is called. A round's reads see its
+ * publications. Queued operations are sent by bp_keyed_poll only (not by the calls above,
+ * which may be made meanwhile); they are the handle's, not shared with other handles' group
+ * commits.
+ *
+ * Threading and ownership: the handle's thread submits and polls; done is called on it, inside
+ * bp_keyed_poll (or bp_keyed_close), and may submit more (they are sent by the next poll). key
+ * and json are copied by the submission. The entry passed to done is valid during the call;
+ * done may keep its value by taking it (e->value = NULL after; free() it later).
+ * A submission that fails (a bad key or value, BP_EINVAL; out of memory) returns the error
+ * and done is never called for it; once it returned 0, done is called exactly once. */
+
+/* rc: 0 or the operation's error (err, NULL when rc is 0). e: a publication's entry as stored;
+ * a latest read's newest entry, NULL when the key has none; NULL when rc is not 0. */
+typedef void (*bp_keyed_done_fn)(void *ctx, int rc, bp_keyed_entry *e, const bp_error *err);
+
+int bp_keyed_publish_async(bp_keyed *k, const char *key, const char *json, bp_keyed_done_fn done,
+                           void *ctx, bp_error *err);
+int bp_keyed_latest_async(bp_keyed *k, const char *key, bp_keyed_done_fn done, void *ctx,
+                          bp_error *err);
+/* Operations submitted and not yet done. */
+size_t bp_keyed_pending(const bp_keyed *k);
+/* Sends every operation queued when it is called (in rounds of up to 1024 operations and
+ * 4 MiB of values), waits for their outcomes (each wait bounded by the store's timeout) and
+ * calls done for each: the publications of a round first, then its reads, each in submission
+ * order. Returns how many were done (store errors are the operations' own, given to their
+ * done; a lost connection fails its round's publications, not sent again: they may be
+ * stored). bp_keyed_close calls done with BP_ESTOPPED for the operations still queued. */
+size_t bp_keyed_poll(bp_keyed *k);
 
 #endif

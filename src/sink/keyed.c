@@ -39,7 +39,7 @@ void bp_keyed_keys_free(char **keys, size_t n)
     free(keys);
 }
 
-static int check_key(const bp_keyed *k, const char *key, bp_error *err)
+int bp_keyed_check_key(const bp_keyed *k, const char *key, bp_error *err)
 {
     size_t n = key ? strlen(key) : 0;
     bool ok = n > 0 && n <= KEY_MAX;
@@ -110,7 +110,7 @@ static const yajl_callbacks g_compact = {
 };
 
 /* json checked and made compact (one line: what subscribers and the CLI print), malloc'd. */
-static int compact_json(const bp_keyed *k, const char *json, char **out, bp_error *err)
+int bp_keyed_compact_json(const bp_keyed *k, const char *json, char **out, bp_error *err)
 {
     *out = NULL;
     if (!json)
@@ -323,6 +323,18 @@ static int sq_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_e
     return out->value ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
 }
 
+/* An asynchronous round's publications (bp_keyed_poll): one transaction, as a group's. */
+static int sq_commit_async(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
+{
+    sq_keyed *s = (sq_keyed *)k;
+    int rc = sq_commit(k, list, n, err);
+    if (s->wal_pages >= CHECKPOINT_PAGES) {
+        s->wal_pages = 0;
+        sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    }
+    return rc;
+}
+
 static int sq_history(bp_keyed *k, const char *key, size_t max, bp_keyed_entry *out, size_t *n,
                       bp_error *err)
 {
@@ -330,6 +342,16 @@ static int sq_history(bp_keyed *k, const char *key, size_t max, bp_keyed_entry *
                    "SELECT seq, time_ms, value FROM keyed_entries WHERE key = ?1 AND seq > ?2"
                    " ORDER BY seq DESC LIMIT ?3",
                    key, 0, max, out, n, err);
+}
+
+/* An asynchronous round's reads: each its own SELECT (no round trip to share). */
+static int sq_read_async(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
+{
+    (void)n;
+    (void)err;
+    for (bp_keyed_pub *p = list; p; p = p->next)
+        p->rc = sq_history(k, p->key, p->max, p->out, &p->n, p->err);
+    return 0;
 }
 
 static int sq_keys(bp_keyed *k, char ***keys, size_t *n, bp_error *err)
@@ -489,6 +511,8 @@ static const bp_keyed_ops g_sqlite_ops = {
     .follow_set = sq_follow_set,
     .follow_after = sq_follow_after,
     .follow_poll = sq_follow_poll,
+    .commit = sq_commit_async,
+    .read = sq_read_async,
 };
 
 static int sq_open(const char *path, bp_keyed **out, bp_error *err)
@@ -571,6 +595,7 @@ void bp_keyed_close(bp_keyed *k)
 {
     if (!k)
         return;
+    bp_keyed_async_cancel(k);
     char *where = k->where;
     k->ops->close(k);
     free(where);
@@ -615,7 +640,7 @@ void bp_keyed_watch_remove(void (*fn)(void *ctx, const char *key), void *ctx)
     pthread_mutex_unlock(&g_watch_lock);
 }
 
-static void notify(const char *key)
+void bp_keyed_notify(const char *key)
 {
     if (!atomic_load(&g_nwatch))
         return;
@@ -657,14 +682,14 @@ int bp_keyed_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_en
     if (out)
         memset(out, 0, sizeof(*out));
     char *compact = NULL;
-    int rc = check_key(k, key, err);
+    int rc = bp_keyed_check_key(k, key, err);
     if (rc == 0)
-        rc = compact_json(k, json, &compact, err);
+        rc = bp_keyed_compact_json(k, json, &compact, err);
     if (rc == 0)
         rc = k->ops->publish(k, key, compact, out, err);
     free(compact);
     if (rc == 0)
-        notify(key);
+        bp_keyed_notify(key);
     return rc;
 }
 
@@ -672,7 +697,7 @@ int bp_keyed_latest(bp_keyed *k, const char *key, bp_keyed_entry *out, bool *fou
 {
     size_t n = 0;
     memset(out, 0, sizeof(*out));
-    int rc = check_key(k, key, err);
+    int rc = bp_keyed_check_key(k, key, err);
     if (rc == 0)
         rc = k->ops->history(k, key, 1, out, &n, err);
     *found = rc == 0 && n == 1;
@@ -683,7 +708,7 @@ int bp_keyed_history(bp_keyed *k, const char *key, size_t max, bp_keyed_entry *o
                      bp_error *err)
 {
     *n = 0;
-    int rc = check_key(k, key, err);
+    int rc = bp_keyed_check_key(k, key, err);
     return rc || max == 0 ? rc : k->ops->history(k, key, max, out, n, err);
 }
 
@@ -712,7 +737,7 @@ int bp_keyed_subscribe(bp_keyed *k, const char *key, const char *after_id,
     char cursor[48];
     bp_keyed_entry batch[BATCH];
     size_t n = 0;
-    int rc = check_key(k, key, err);
+    int rc = bp_keyed_check_key(k, key, err);
     if (rc != 0)
         return rc;
     if (after_id && *after_id)

@@ -8,6 +8,11 @@
 #include "blockpipe/keyed.h"
 
 typedef int (*bp_keyed_change_fn)(void *ctx, const char *key, const bp_keyed_entry *e);
+typedef struct bp_keyed_pub bp_keyed_pub;
+/* Commits the n entries of list (in order) on k: returns an error for all of them, or 0 with
+ * each entry's rc (and *err when not 0) set. */
+typedef int (*bp_keyed_commit_fn)(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err);
+struct bp_keyed_async;
 
 typedef struct bp_keyed_ops {
     int (*publish)(bp_keyed *k, const char *key, const char *json, bp_keyed_entry *out,
@@ -29,12 +34,26 @@ typedef struct bp_keyed_ops {
     int (*follow_poll)(bp_keyed *k, int wait_ms, bp_keyed_change_fn fn, void *ctx, bool *more,
                        bp_error *err);
     bool follow_waits; /* follow_poll waits for an entry (the server tells) */
+    /* Asynchronous operations (bp_keyed_poll), on the handle's own connection, as a group's
+     * leader does: a list of publications in one commit, a list of reads in one round. */
+    bp_keyed_commit_fn commit, read;
 } bp_keyed_ops;
 
 struct bp_keyed {
     const bp_keyed_ops *ops;
     char *where; /* the store's URL without credentials, for messages */
+    /* asynchronous operations submitted, not sent yet (keyed.c) */
+    struct bp_keyed_async *aq, **aq_tail;
+    size_t aq_n;
 };
+
+/* The checks of keyed.c every entry point makes: a key, a value (made compact, malloc'd). */
+int bp_keyed_check_key(const bp_keyed *k, const char *key, bp_error *err);
+int bp_keyed_compact_json(const bp_keyed *k, const char *json, char **out, bp_error *err);
+/* Tells the in-process watchers (bp_keyed_watch_add) that key has a new entry. */
+void bp_keyed_notify(const char *key);
+/* done(BP_ESTOPPED) for every asynchronous operation still queued (keyed_async.c). */
+void bp_keyed_async_cancel(bp_keyed *k);
 
 /* ---- following many keys (the API's streams push topic) ----
  * One handle follows a set of keys, or every key, from positions it keeps: each followed key
@@ -75,7 +94,7 @@ void bp_keyed_watch_remove(void (*fn)(void *ctx, const char *key), void *ctx);
  * after the commit that holds its entry. Readers share round trips the same way (a group of
  * their own: the Redis store's reads, one pipeline of every queued read). ---- */
 
-typedef struct bp_keyed_pub {
+struct bp_keyed_pub {
     const char *key, *json; /* json compact (NULL: a read) */
     int64_t time_ms;
     char id[48]; /* set by the commit */
@@ -86,11 +105,7 @@ typedef struct bp_keyed_pub {
     bp_error *err;
     atomic_int state;
     struct bp_keyed_pub *next;
-} bp_keyed_pub;
-
-/* Commits the n entries of list (in order) on k: returns an error for all of them, or 0 with
- * each entry's rc (and *err when not 0) set. */
-typedef int (*bp_keyed_commit_fn)(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err);
+};
 
 typedef struct bp_keyed_group bp_keyed_group;
 

@@ -1,8 +1,10 @@
 /* keyed_redis.c - the Redis store of keyed streams (include/blockpipe/keyed.h): a stream
  * {prefix}kv:{key} per key, entries with one field v (the JSON value), trimmed with
  * XADD MAXLEN ~ maxlen, and the set {prefix}kv:keys of the keys that have entries, written in
- * one MULTI/EXEC per group of publications (keyed_group.c); concurrent reads share a pipeline.
- * The Redis output's URL parameters (prefix, maxlen, timeout, tls_*) and connection apply. */
+ * one MULTI/EXEC per group of publications (keyed_group.c) or per asynchronous round
+ * (keyed_async.c; a server that refuses scripts: the keys listed one round trip later);
+ * concurrent reads share a pipeline. The Redis output's URL parameters (prefix, maxlen, timeout,
+ * tls_*) and connection apply. */
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@ typedef struct rd_keyed {
     bp_keyed_group *group; /* the publishers of this URL in this process */
     bp_keyed_group *reads; /* and its readers */
     bp_buf sk;             /* a stream key (publishing, reading) */
+    bool no_eval;          /* the server refuses scripts: commit_unscripted */
 } rd_keyed;
 
 static char *stream_key(rd_keyed *s, const char *key)
@@ -138,21 +141,11 @@ static int stream_key_buf(rd_keyed *s, const char *key)
     return rc | bp_buf_append(&s->sk, key, strlen(key));
 }
 
-/* The group's entries in one MULTI/EXEC, one pipeline: an XADD each, in order, then the SADD
- * of the keys that have a stream (g_list_lua; a key repeated from the entry before named
- * once). The XADD's reply is each entry's outcome; a lost connection is every entry's (not
- * sent again: it may have been published). */
-static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
+/* An XADD for each entry of list, in order. */
+static int queue_xadds(rd_keyed *s, const bp_keyed_pub *list)
 {
-    rd_keyed *s = (rd_keyed *)k;
-    int rc = conn(s, err);
-    if (rc != 0)
-        return rc;
-    size_t nkeys = 0;
-    for (bp_keyed_pub *p = list, *prev = NULL; p; prev = p, p = p->next)
-        nkeys += !prev || strcmp(p->key, prev->key) != 0;
-    rc = bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL);
-    for (bp_keyed_pub *p = list; p && rc == 0; p = p->next) {
+    int rc = 0;
+    for (const bp_keyed_pub *p = list; p && rc == 0; p = p->next) {
         rc |= stream_key_buf(s, p->key);
         rc |= bp_redis_cmd_begin(s->c, 8);
         rc |= bp_redis_arg_str(s->c, "XADD");
@@ -164,30 +157,28 @@ static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
         rc |= bp_redis_arg_str(s->c, "v");
         rc |= bp_redis_arg_str(s->c, p->json);
     }
-    rc |= bp_redis_cmd_begin(s->c, 5 + (int)nkeys);
-    rc |= bp_redis_arg_str(s->c, "EVAL");
-    rc |= bp_redis_arg_str(s->c, g_list_lua);
-    rc |= bp_redis_arg_u64(s->c, nkeys + 1);
-    rc |= bp_redis_arg_str(s->c, s->set_key);
-    for (bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
-        if (!prev || strcmp(p->key, prev->key) != 0) {
-            rc |= stream_key_buf(s, p->key);
-            rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
-        }
-    rc |= bp_redis_arg_u64(s->c, strlen(s->prefix) + 4);
-    rc |= bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL);
-    if (rc != 0) {
-        settle_conn(s, BP_ETRANSPORT); /* a half-queued pipeline: start again on a new one */
-        return bp_error_set(err, BP_ENOMEM, "out of memory");
-    }
-    if ((rc = bp_redis_exchange(s->c, err)) != 0)
-        return settle_conn(s, rc);                     /* not again: it may have been published */
-    const redisReply *r = bp_redis_reply(s->c, n + 2); /* MULTI, n XADD, EVAL, EXEC */
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1)
-        return refused(s, "publishing", r ? r : bp_redis_reply(s->c, 1), err);
+    return rc;
+}
+
+/* Whether p names another key than the entry before it (the keys of a list, each run once). */
+static bool new_key(const bp_keyed_pub *prev, const bp_keyed_pub *p)
+{
+    return !prev || strcmp(p->key, prev->key) != 0;
+}
+
+/* A queued pipeline that could not be built (out of memory): dropped with its connection. */
+static int unqueued(rd_keyed *s, bp_error *err)
+{
+    settle_conn(s, BP_ETRANSPORT);
+    return bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
+/* Each entry's outcome from the XADD replies xadds[0..): its id, or its own error. */
+static void xadd_outcomes(rd_keyed *s, bp_keyed_pub *list, redisReply *const *xadds)
+{
     size_t i = 0;
     for (bp_keyed_pub *p = list; p; p = p->next, i++) {
-        const redisReply *id = r->element[i];
+        const redisReply *id = xadds[i];
         if (id->type != REDIS_REPLY_STRING) {
             p->rc = refused(s, "publishing", id, p->err);
             continue;
@@ -195,7 +186,120 @@ static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
         snprintf(p->id, sizeof(p->id), "%.*s", (int)(id->len < 47 ? id->len : 47), id->str);
         p->time_ms = strtoll(p->id, NULL, 10); /* the id's ms part: the server's clock */
     }
+}
+
+#define AGAIN 1 /* a commit that changed nothing and is to be made again (without scripts) */
+
+/* Whether a reply refused a script: an ACL without @scripting (NOPERM), EVAL renamed away or
+ * scripting off (an unknown command). */
+static bool eval_refused(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && r->str &&
+           (strncmp(r->str, "NOPERM", 6) == 0 || strstr(r->str, "unknown command") ||
+            strstr(r->str, "cript"));
+}
+
+/* SADD of the keys of list whose XADD was stored (after a script that was to list them did not
+ * run): a stream holds their entry now. Its failure is every stored entry's. */
+static void list_stored(rd_keyed *s, bp_keyed_pub *list)
+{
+    size_t nkeys = 0;
+    for (bp_keyed_pub *p = list; p; p = p->next)
+        nkeys += p->rc == 0;
+    if (!nkeys)
+        return;
+    int rc = bp_redis_cmd_begin(s->c, 2 + (int)nkeys);
+    rc |= bp_redis_arg_str(s->c, "SADD");
+    rc |= bp_redis_arg_str(s->c, s->set_key);
+    for (bp_keyed_pub *p = list; p && rc == 0; p = p->next)
+        if (p->rc == 0)
+            rc |= bp_redis_arg(s->c, p->key, strlen(p->key));
+    bp_error err = {0};
+    rc = rc ? unqueued(s, &err) : settle_conn(s, bp_redis_exchange(s->c, &err));
+    const redisReply *r = rc == 0 ? bp_redis_reply(s->c, 0) : NULL;
+    if (rc == 0 && r->type != REDIS_REPLY_INTEGER)
+        rc = refused(s, "listing the keys published", r, &err);
+    for (bp_keyed_pub *p = list; p && rc != 0; p = p->next)
+        if (p->rc == 0) {
+            p->rc = rc;
+            *p->err = err;
+            bp_error_prefix(p->err, "stored, but its key is not listed: ");
+        }
+}
+
+/* The group's entries in one MULTI/EXEC, one pipeline: an XADD each, in order, then the SADD
+ * of the keys that have a stream (g_list_lua; a key repeated from the entry before named
+ * once). The XADD's reply is each entry's outcome; a lost connection is every entry's (not
+ * sent again: it may have been published). A server that refuses the script (EVAL is queued,
+ * so the whole transaction is discarded) is published to without it from then on. */
+static int commit_scripted(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *err)
+{
+    size_t nkeys = 0;
+    for (bp_keyed_pub *p = list, *prev = NULL; p; prev = p, p = p->next)
+        nkeys += new_key(prev, p);
+    int rc = bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL);
+    rc |= queue_xadds(s, list);
+    rc |= bp_redis_cmd_begin(s->c, 5 + (int)nkeys);
+    rc |= bp_redis_arg_str(s->c, "EVAL");
+    rc |= bp_redis_arg_str(s->c, g_list_lua);
+    rc |= bp_redis_arg_u64(s->c, nkeys + 1);
+    rc |= bp_redis_arg_str(s->c, s->set_key);
+    for (bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
+        if (new_key(prev, p)) {
+            rc |= stream_key_buf(s, p->key);
+            rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
+        }
+    rc |= bp_redis_arg_u64(s->c, strlen(s->prefix) + 4);
+    rc |= bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL);
+    if (rc != 0)
+        return unqueued(s, err);
+    if ((rc = bp_redis_exchange(s->c, err)) != 0)
+        return settle_conn(s, rc);                     /* not again: it may have been published */
+    const redisReply *r = bp_redis_reply(s->c, n + 2); /* MULTI, n XADD, EVAL, EXEC */
+    if (r && r->type == REDIS_REPLY_ERROR && eval_refused(bp_redis_reply(s->c, n + 1))) {
+        s->no_eval = true; /* EXECABORT: nothing was done */
+        return AGAIN;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1)
+        return refused(s, "publishing", r ? r : bp_redis_reply(s->c, 1), err);
+    xadd_outcomes(s, list, r->element);
+    if (r->element[n]->type == REDIS_REPLY_ERROR) { /* the script was refused as it ran */
+        s->no_eval = eval_refused(r->element[n]);
+        list_stored(s, list);
+    }
     return 0;
+}
+
+/* Without scripts: the MULTI/EXEC of the XADDs, then (a second round trip) the SADD of the
+ * keys whose XADD was stored (list_stored), so a key whose XADD is refused is never listed.
+ * Until that SADD a stored entry's key is not listed yet (a process killed in between leaves
+ * it unlisted until its key's next publication). Checking the types under WATCH first and
+ * listing in the same EXEC was exact, but publishers of one key on other connections (other
+ * processes, asynchronous handles) changed the watched streams before nearly every EXEC. */
+static int commit_unscripted(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *err)
+{
+    int rc = bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL);
+    rc |= queue_xadds(s, list);
+    rc |= bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL);
+    if (rc != 0)
+        return unqueued(s, err);
+    if ((rc = bp_redis_exchange(s->c, err)) != 0)
+        return settle_conn(s, rc);                     /* not again: it may have been published */
+    const redisReply *r = bp_redis_reply(s->c, n + 1); /* MULTI, n XADD, EXEC */
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n)
+        return refused(s, "publishing", r ? r : bp_redis_reply(s->c, 1), err);
+    xadd_outcomes(s, list, r->element);
+    list_stored(s, list);
+    return 0;
+}
+
+static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
+{
+    rd_keyed *s = (rd_keyed *)k;
+    int rc = conn(s, err);
+    if (rc == 0 && !s->no_eval && (rc = commit_scripted(s, list, n, err)) != AGAIN)
+        return rc;
+    return rc == 0 || rc == AGAIN ? commit_unscripted(s, list, n, err) : rc;
 }
 
 /* The group's reads in one pipeline: an XREVRANGE each, sent in one write, every reply read in
@@ -500,6 +604,8 @@ static const bp_keyed_ops g_redis_ops = {
     .follow_after = rd_follow_after,
     .follow_poll = rd_follow_poll,
     .follow_waits = true,
+    .commit = rd_commit,
+    .read = rd_read_batch,
 };
 
 int bp_keyed_redis_open(const char *url, bp_keyed **out, bp_error *err)

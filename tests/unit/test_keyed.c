@@ -1,8 +1,9 @@
 /* test_keyed.c - keyed streams (include/blockpipe/keyed.h) in the SQLite store: publish,
  * latest, history (newest first, limited), keys (sorted, by prefix), subscribe (replay from
  * "0", only new entries from "", entries published by another connection while it waits,
- * stopped by its callback or the stop flag), and the checks (key, JSON, store URL). The
- * Redis store is tested through the command line (integration/test_stream_cli.py). */
+ * stopped by its callback or the stop flag), the checks (key, JSON, store URL), and the
+ * asynchronous calls (keyed_async_case.h, as for Redis). The Redis store is tested in
+ * test_keyed_redis.c and through the command line (integration/test_stream_cli.py). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include "blockpipe/keyed.h"
+#include "keyed_async_case.h"
 
 static char g_url[300];
 
@@ -235,13 +237,20 @@ static void test_group_commit(void **state)
     bp_keyed_close(k);
 }
 
+/* The asynchronous calls (keyed_async_case.h): SQLite refuses no publication of a valid
+ * value, so there is no key in the way. */
+static void test_async(void **state)
+{
+    (void)state;
+    keyed_async_case(g_url, "async/x", NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_publish_read),
-        cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_subscribe),
-        cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_publish_read), cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_subscribe),    cmocka_unit_test(test_group_commit),
+        cmocka_unit_test(test_async),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

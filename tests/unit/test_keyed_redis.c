@@ -4,7 +4,10 @@
  * once, each publisher's in its order, the id each publish returned is its own entry's, the
  * keys listed once; a publication into a key held by another type fails alone, the entries
  * committed with it are stored, and its key is not listed (it has no entry). Concurrent reads
- * share one pipeline the same way: each reader gets its own key's entries or its own error. */
+ * share one pipeline the same way: each reader gets its own key's entries or its own error.
+ * The asynchronous calls (keyed_async_case.h), and all of it again on a server whose ACL
+ * refuses scripts (the keys listed by a SADD after the EXEC instead of the listing script),
+ * with two handles publishing into one key asynchronously at once. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,11 +25,13 @@
 #include <unistd.h>
 
 #include "blockpipe/keyed.h"
+#include "keyed_async_case.h"
 #include "sink/redis_conn.h"
 #include "testproc.h"
 
 static bp_test_server g_srv;
 static char g_dir[256], g_url[256];
+static char g_purl[256]; /* the publishers' store: g_url, or another prefix of the server */
 
 static int start_server(void **state)
 {
@@ -67,8 +72,8 @@ static bp_keyed *open_store(void)
     return k;
 }
 
-/* A string where a key's stream would be: XADD answers WRONGTYPE. */
-static void in_the_way(const char *name)
+/* A command on a connection of its own; its reply's text (an error's too) into text. */
+static void raw(int argc, const char *const *argv, char *text, size_t cap)
 {
     bp_redis_target t;
     bp_redis *c = NULL;
@@ -77,11 +82,18 @@ static void in_the_way(const char *name)
     const redisReply *r = NULL;
     snprintf(target, sizeof(target), "127.0.0.1:%d/0", g_srv.port);
     assert_int_equal(bp_redis_target_init(&t, target, false, &e), 0);
-    if (bp_redis_connect(&t, &c, &e) != 0 ||
-        bp_redis_call(c, 3, (const char *[]){"SET", name, "x"}, &r, &e) != 0)
-        fail_msg("SET %s: %s", name, e.msg);
+    if (bp_redis_connect(&t, &c, &e) != 0 || bp_redis_call(c, argc, argv, &r, &e) != 0)
+        fail_msg("%s: %s", argv[0], e.msg);
+    bp_redis_reply_text(r, text, cap);
     bp_redis_free(c);
     bp_redis_target_release(&t);
+}
+
+/* A string where a key's stream would be: XADD answers WRONGTYPE. */
+static void in_the_way(const char *name)
+{
+    char text[256];
+    raw(3, (const char *[]){"SET", name, "x"}, text, sizeof(text));
 }
 
 #define PUBLISHERS 8
@@ -97,7 +109,7 @@ static void *publisher(void *arg)
     int t = (int)(intptr_t)arg;
     bp_keyed *k = NULL;
     bp_error err = {0};
-    if (bp_keyed_open(g_url, &k, &err) != 0) {
+    if (bp_keyed_open(g_purl, &k, &err) != 0) {
         snprintf(g_error[t], sizeof(g_error[t]), "open: %s", err.msg);
         return NULL;
     }
@@ -124,12 +136,21 @@ static void *publisher(void *arg)
     return NULL;
 }
 
-static void test_concurrent_publishers(void **state)
+/* PUBLISHERS threads publishing into prefix (a store of the server at g_url's) at once. */
+static void publishers_case(const char *prefix)
 {
-    (void)state;
-    bp_keyed *k = open_store();
+    char way[64];
+    snprintf(g_purl, sizeof(g_purl), "redis://127.0.0.1:%d/0?prefix=%s&maxlen=0", g_srv.port,
+             prefix);
+    snprintf(way, sizeof(way), "%skv:in-the-way", prefix);
+    memset(g_ids, 0, sizeof(g_ids));
+    memset(g_failed, 0, sizeof(g_failed));
+    memset(g_error, 0, sizeof(g_error));
+    bp_keyed *k = NULL;
     bp_error err = {0};
-    in_the_way("kg:kv:in-the-way");
+    if (bp_keyed_open(g_purl, &k, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    in_the_way(way);
 
     pthread_t th[PUBLISHERS];
     for (int i = 0; i < PUBLISHERS; i++)
@@ -176,6 +197,13 @@ static void test_concurrent_publishers(void **state)
             fail_msg("the key whose every publication was refused is listed");
     bp_keyed_keys_free(keys, nk);
     bp_keyed_close(k);
+}
+
+static void test_concurrent_publishers(void **state)
+{
+    (void)state;
+    bp_keyed_close(open_store()); /* the server is up */
+    publishers_case("kg:");
 }
 
 /* ---- concurrent reads: one pipeline of XREVRANGEs, each reply to its reader ---- */
@@ -263,11 +291,130 @@ static void test_concurrent_readers(void **state)
     bp_keyed_close(k);
 }
 
+/* ---- asynchronous operations (keyed_async_case.h) ---- */
+
+#define ASYNC_THREADS 4
+#define ASYNC_EACH 1000
+#define ASYNC_WINDOW 64
+
+typedef struct async_pub {
+    char url[256], error[600];
+    int t, done, failed;
+} async_pub;
+
+static void async_done(void *ctx, int rc, bp_keyed_entry *e, const bp_error *err)
+{
+    async_pub *a = ctx;
+    (void)e;
+    a->done++;
+    if (rc != 0 && !a->failed++)
+        snprintf(a->error, sizeof(a->error), "%s", err->msg);
+}
+
+/* ASYNC_EACH publications of [t, i] into "c", ASYNC_WINDOW submitted per poll. */
+static void *async_publisher(void *arg)
+{
+    async_pub *a = arg;
+    bp_keyed *k = NULL;
+    bp_error err = {0};
+    if (bp_keyed_open(a->url, &k, &err) != 0) {
+        snprintf(a->error, sizeof(a->error), "open: %s", err.msg);
+        return NULL;
+    }
+    for (int i = 0; i < ASYNC_EACH && !a->error[0]; i++) {
+        char json[32];
+        snprintf(json, sizeof(json), "[%d,%d]", a->t, i);
+        if (bp_keyed_publish_async(k, "c", json, async_done, a, &err) != 0)
+            snprintf(a->error, sizeof(a->error), "submit: %s", err.msg);
+        if (i % ASYNC_WINDOW == ASYNC_WINDOW - 1)
+            bp_keyed_poll(k);
+    }
+    bp_keyed_poll(k);
+    bp_keyed_close(k);
+    return NULL;
+}
+
+/* Handles of their own (no group commit between them) publishing into one key at once: every
+ * publication stored, each thread's in its order. */
+static void concurrent_async_case(const char *prefix)
+{
+    static async_pub pubs[ASYNC_THREADS];
+    pthread_t th[ASYNC_THREADS];
+    for (int t = 0; t < ASYNC_THREADS; t++) {
+        pubs[t] = (async_pub){.t = t};
+        snprintf(pubs[t].url, sizeof(pubs[t].url), "redis://127.0.0.1:%d/0?prefix=%s&maxlen=0",
+                 g_srv.port, prefix);
+        assert_int_equal(pthread_create(&th[t], NULL, async_publisher, &pubs[t]), 0);
+    }
+    for (int t = 0; t < ASYNC_THREADS; t++)
+        pthread_join(th[t], NULL);
+    for (int t = 0; t < ASYNC_THREADS; t++) {
+        if (pubs[t].error[0])
+            fail_msg("thread %d: %d failed: %s", t, pubs[t].failed, pubs[t].error);
+        assert_int_equal(pubs[t].done, ASYNC_EACH);
+    }
+    bp_keyed *k = NULL;
+    bp_error err = {0};
+    if (bp_keyed_open(pubs[0].url, &k, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    static bp_keyed_entry h[ASYNC_THREADS * ASYNC_EACH + 1];
+    size_t n = 0;
+    int next[ASYNC_THREADS] = {0};
+    assert_int_equal(bp_keyed_history(k, "c", ASYNC_THREADS * ASYNC_EACH + 1, h, &n, &err), 0);
+    assert_int_equal(n, ASYNC_THREADS * ASYNC_EACH);
+    for (size_t i = n; i-- > 0;) { /* oldest first */
+        int t = -1, seq = -1;
+        assert_int_equal(sscanf(h[i].value, "[%d,%d]", &t, &seq), 2);
+        assert_true(t >= 0 && t < ASYNC_THREADS);
+        assert_int_equal(seq, next[t]++);
+        bp_keyed_entry_release(&h[i]);
+    }
+    char **keys = NULL;
+    size_t nk = 0;
+    assert_int_equal(bp_keyed_keys(k, NULL, &keys, &nk, &err), 0);
+    assert_int_equal(nk, 1);
+    assert_string_equal(keys[0], "c");
+    bp_keyed_keys_free(keys, nk);
+    bp_keyed_close(k);
+}
+
+static void test_async(void **state)
+{
+    (void)state;
+    bp_keyed_close(open_store());
+    in_the_way("kg:kv:a:way");
+    keyed_async_case(g_url, "a:x", "a:way");
+    concurrent_async_case("kc:");
+}
+
+/* ---- a server that refuses scripts (ACL without @scripting): publishing without EVAL, still
+ * never listing a key whose every publication was refused ---- */
+
+static void test_no_scripts(void **state)
+{
+    (void)state;
+    char text[512];
+    raw(4, (const char *[]){"ACL", "SETUSER", "default", "-@scripting"}, text, sizeof(text));
+    assert_string_equal(text, "OK");
+    raw(3, (const char *[]){"EVAL", "return 1", "0"}, text, sizeof(text));
+    if (strncmp(text, "NOPERM", 6) != 0)
+        fail_msg("EVAL was not refused: %s", text);
+    publishers_case("kn:");
+    in_the_way("kna:kv:a:way");
+    char url[256];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0?prefix=kna:&maxlen=0", g_srv.port);
+    keyed_async_case(url, "a:x", "a:way");
+    concurrent_async_case("knc:");
+    raw(4, (const char *[]){"ACL", "SETUSER", "default", "+@all"}, text, sizeof(text));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_concurrent_publishers),
         cmocka_unit_test(test_concurrent_readers),
+        cmocka_unit_test(test_async),
+        cmocka_unit_test(test_no_scripts),
     };
     return cmocka_run_group_tests(tests, start_server, stop_server);
 }
