@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "blockpipe/error.h"
+#include "blockpipe/export.h"
 
 typedef struct bp_keyed bp_keyed;
 
@@ -33,30 +34,32 @@ typedef struct bp_keyed_entry {
     char *value;     /* JSON text; owned by the entry (bp_keyed_entry_release) */
 } bp_keyed_entry;
 
-int bp_keyed_open(const char *url, bp_keyed **out, bp_error *err);
-void bp_keyed_close(bp_keyed *k);
+BP_EXPORT int bp_keyed_open(const char *url, bp_keyed **out, bp_error *err);
+BP_EXPORT void bp_keyed_close(bp_keyed *k);
 /* key: 1 to 512 bytes, no control characters. json: a JSON value (checked), stored compact
  * (one line; numbers keep their digits). out (may be NULL) gets the entry as stored. */
-int bp_keyed_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_entry *out,
-                     bp_error *err);
+BP_EXPORT int bp_keyed_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_entry *out,
+                               bp_error *err);
 /* The newest entry of key; *found false when the key has none. */
-int bp_keyed_latest(bp_keyed *k, const char *key, bp_keyed_entry *out, bool *found, bp_error *err);
+BP_EXPORT int bp_keyed_latest(bp_keyed *k, const char *key, bp_keyed_entry *out, bool *found,
+                              bp_error *err);
 /* Up to max entries of key, newest first, into out[0..*n). */
-int bp_keyed_history(bp_keyed *k, const char *key, size_t max, bp_keyed_entry *out, size_t *n,
-                     bp_error *err);
+BP_EXPORT int bp_keyed_history(bp_keyed *k, const char *key, size_t max, bp_keyed_entry *out,
+                               size_t *n, bp_error *err);
 /* The keys that start with prefix ("" or NULL: all), sorted; free with bp_keyed_keys_free. */
-int bp_keyed_keys(bp_keyed *k, const char *prefix, char ***keys, size_t *n, bp_error *err);
-void bp_keyed_keys_free(char **keys, size_t n);
+BP_EXPORT int bp_keyed_keys(bp_keyed *k, const char *prefix, char ***keys, size_t *n,
+                            bp_error *err);
+BP_EXPORT void bp_keyed_keys_free(char **keys, size_t n);
 
 /* Calls fn for each entry of key published after the entry after_id, in order: NULL or "":
  * only entries published from now on; "0": every entry kept. Returns 0 when fn returned
  * non-zero or *stop (may be NULL) became non-zero (checked at least every second), or the
  * store's error. The entry passed to fn is valid during the call only. */
-int bp_keyed_subscribe(bp_keyed *k, const char *key, const char *after_id,
-                       int (*fn)(void *ctx, const bp_keyed_entry *e), void *ctx,
-                       volatile sig_atomic_t *stop, bp_error *err);
+BP_EXPORT int bp_keyed_subscribe(bp_keyed *k, const char *key, const char *after_id,
+                                 int (*fn)(void *ctx, const bp_keyed_entry *e), void *ctx,
+                                 volatile sig_atomic_t *stop, bp_error *err);
 
-void bp_keyed_entry_release(bp_keyed_entry *e);
+BP_EXPORT void bp_keyed_entry_release(bp_keyed_entry *e);
 
 /* ---- asynchronous operations: many in flight from one thread ----
  * A submission queues the operation on the handle and returns at once; bp_keyed_poll then
@@ -81,18 +84,18 @@ void bp_keyed_entry_release(bp_keyed_entry *e);
  * a latest read's newest entry, NULL when the key has none; NULL when rc is not 0. */
 typedef void (*bp_keyed_done_fn)(void *ctx, int rc, bp_keyed_entry *e, const bp_error *err);
 
-int bp_keyed_publish_async(bp_keyed *k, const char *key, const char *json, bp_keyed_done_fn done,
-                           void *ctx, bp_error *err);
-int bp_keyed_latest_async(bp_keyed *k, const char *key, bp_keyed_done_fn done, void *ctx,
-                          bp_error *err);
+BP_EXPORT int bp_keyed_publish_async(bp_keyed *k, const char *key, const char *json,
+                                     bp_keyed_done_fn done, void *ctx, bp_error *err);
+BP_EXPORT int bp_keyed_latest_async(bp_keyed *k, const char *key, bp_keyed_done_fn done, void *ctx,
+                                    bp_error *err);
 /* Operations submitted and not yet done. */
-size_t bp_keyed_pending(const bp_keyed *k);
+BP_EXPORT size_t bp_keyed_pending(const bp_keyed *k);
 /* Sends every operation queued when it is called (in rounds of up to 1024 operations and
  * 4 MiB of values), waits for their outcomes (each wait bounded by the store's timeout) and
  * calls done for each: the publications of a round first, then its reads, each in submission
  * order. Returns how many were done (store errors are the operations' own, given to their
  * done; a lost connection fails its round's publications, not sent again: they may be
  * stored). bp_keyed_close calls done with BP_ESTOPPED for the operations still queued. */
-size_t bp_keyed_poll(bp_keyed *k);
+BP_EXPORT size_t bp_keyed_poll(bp_keyed *k);
 
 #endif

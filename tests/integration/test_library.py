@@ -468,6 +468,65 @@ int main(int argc, char **argv)
 """
 
 
+KEYED_PROGRAM = r"""
+#include <blockpipe/keyed.h>
+#include <stdio.h>
+static int done_calls;
+static void done(void *ctx, int rc, bp_keyed_entry *e, const bp_error *err)
+{
+    (void)ctx; (void)err;
+    if (rc == 0 && e)
+        printf("async %s\n", e->value);
+    done_calls++;
+}
+int main(int argc, char **argv)
+{
+    bp_keyed *k;
+    bp_keyed_entry e;
+    bp_error err = {0};
+    bool found = false;
+    if (argc < 2 || bp_keyed_open(argv[1], &k, &err) != 0)
+        return 1;
+    if (bp_keyed_publish(k, "price", "{\"usd\": 7}", &e, &err) != 0)
+        return 2;
+    bp_keyed_entry_release(&e);
+    if (bp_keyed_latest(k, "price", &e, &found, &err) != 0 || !found)
+        return 3;
+    printf("latest %s\n", e.value);
+    bp_keyed_entry_release(&e);
+    if (bp_keyed_publish_async(k, "price", "{\"usd\": 8}", done, NULL, &err) != 0)
+        return 4;
+    while (bp_keyed_pending(k))
+        bp_keyed_poll(k);
+    bp_keyed_close(k);
+    return done_calls == 1 ? 0 : 5;
+}
+"""
+
+
+def keyed_out_of_tree(tmp, base, flags, env, libdir, build):
+    """The keyed-stream functions (blockpipe/keyed.h) are installed and exported: a program
+    of its own builds against the installed library and publishes and reads back."""
+    src = os.path.join(tmp, "keyed_prog.c")
+    with open(src, "w") as f:
+        f.write(KEYED_PROGRAM)
+    exe = os.path.join(tmp, "keyed_prog")
+    cc = [base[0], "-std=c17", "-Wall", "-Wextra", "-Werror", src, "-o", exe] + flags + \
+        sanitize_flags(build)
+    r = subprocess.run(cc, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        fail(f"a keyed-stream program does not build against the installed library:\n"
+             f"{r.stderr[-3000:]}")
+    r = subprocess.run([exe, "sqlite:" + os.path.join(tmp, "keyed.db")],
+                       env=dict(os.environ, LD_LIBRARY_PATH=libdir), capture_output=True,
+                       text=True, timeout=60)
+    want = ['latest {"usd": 7}', 'async {"usd": 8}']
+    if r.returncode != 0 or [ln.replace('{"usd":7}', '{"usd": 7}').replace(
+            '{"usd":8}', '{"usd": 8}') for ln in r.stdout.splitlines()] != want:
+        fail(f"keyed-stream program: exit {r.returncode}, {r.stdout!r} {r.stderr[-2000:]}")
+    print("installed: blockpipe/keyed.h builds and runs against libblockpipe.so")
+
+
 def out_of_tree(node, src, build, tmp):
     prefix = os.path.join(tmp, "prefix")
     subprocess.run(["cmake", "--install", build, "--prefix", prefix], check=True,
@@ -502,6 +561,7 @@ def out_of_tree(node, src, build, tmp):
     if not re.search(r"SONAME\s+libblockpipe\.so\.\d+", soname):
         fail("libblockpipe.so has no versioned SONAME")
     print(f"installed: {len(names)} exported symbols, all bp_; soname ok")
+    keyed_out_of_tree(tmp, base, flags, env, libdir, build)
     # libblockpipe.a: the .pc's Requires.private (their shared libraries: static builds of
     # libcurl's own dependencies are not installed here) and Libs.private
     mods = subprocess.run(["pkg-config", "--print-requires-private", "blockpipe"], env=env,
