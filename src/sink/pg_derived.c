@@ -470,6 +470,11 @@ int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const char *origin, const b
     return rc || !der ? rc : store_prices(d, c, der, err);
 }
 
+int bp_pg_derived_prices(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
+{
+    return store_prices(d, c, der, err);
+}
+
 /* ---- APPLY ----------------------------------------------------------------------------- */
 
 /* blocks[0..n) without the ones that already have derived rows (another process wrote them),

@@ -34,6 +34,9 @@ const char *bp_pg_derived_sqlstate(const bp_pg_derived *d);
  * are recomputed; no prices, no retention. */
 int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const char *origin, const bp_derived *der,
                         bp_error *err);
+/* The prices of der, for a batch whose derived rows came after begin (with der NULL) and the
+ * raw rows: before its first apply. */
+int bp_pg_derived_prices(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err);
 int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
                         const bp_block_derived *const *blocks, size_t n, bool skip_existing,
                         bp_error *err);

@@ -24,6 +24,7 @@
 
 #include "blockpipe/columns.h"
 #include "blockpipe/derived.h"
+#include "metrics/derive_job.h"
 #include "metrics/metrics.h"
 #include "sink/format.h"
 #include "sink/options.h"
@@ -436,8 +437,8 @@ static int commit(pg_sink *s, const bp_batch *batch, bp_error *err)
     return exec(s, s->sql.data, NULL, what, err);
 }
 
-/* The derived rows of the APPLY run ev[0..n). */
-static int derived_apply(pg_sink *s, const bp_batch *batch, const bp_event *ev, size_t n,
+/* The derived rows der has of the APPLY run ev[0..n). */
+static int derived_apply(pg_sink *s, const bp_derived *der, const bp_event *ev, size_t n,
                          bool staging, size_t *hint, bp_error *err)
 {
     if (n > s->run_cap) {
@@ -448,11 +449,11 @@ static int derived_apply(pg_sink *s, const bp_batch *batch, const bp_event *ev, 
         s->run_cap = n;
     }
     for (size_t i = 0; i < n; i++)
-        if (!(s->run[i] = bp_derived_find(batch->derived, ev[i].block, hint)))
+        if (!(s->run[i] = bp_derived_find(der, ev[i].block, hint)))
             return bp_error_set(err, BP_EINVAL,
                                 "block %" PRIu64 ": the batch has no derived rows for it",
                                 ev[i].block->number);
-    return bp_pg_derived_apply(s->derived, s->conn, batch->derived, s->run, n, staging, err);
+    return bp_pg_derived_apply(s->derived, s->conn, der, s->run, n, staging, err);
 }
 
 static int derived_revert(pg_sink *s, const bp_batch *batch, const bp_event *ev, size_t n,
@@ -466,14 +467,14 @@ static int derived_revert(pg_sink *s, const bp_batch *batch, const bp_event *ev,
     return 0;
 }
 
-/* A run of events of one kind: its raw rows and, with derived tables, their rows (writes: the
- * APPLYs' are written; else only the REVERTs take theirs out). */
+/* A run of events of one kind: its raw rows and, with derived tables, their rows (der: the
+ * APPLYs' are written; NULL: only the REVERTs take theirs out, or the APPLYs' come later). */
 static int write_run(pg_sink *s, const bp_batch *batch, const bp_event *ev, size_t n, bool staging,
-                     bool derived, bool writes, size_t *hint, bp_error *err)
+                     bool derived, const bp_derived *der, size_t *hint, bp_error *err)
 {
     if (ev[0].kind == BP_EVENT_APPLY) {
         int rc = apply_run(s, batch, ev, n, staging, err);
-        return rc || !derived || !writes ? rc : derived_apply(s, batch, ev, n, staging, hint, err);
+        return rc || !derived || !der ? rc : derived_apply(s, der, ev, n, staging, hint, err);
     }
     int rc = derived ? derived_revert(s, batch, ev, n, err) : 0;
     return rc ? rc : revert_run(s, ev, n, err);
@@ -487,19 +488,36 @@ static bool has_revert(const bp_batch *batch)
     return false;
 }
 
+/* A batch without REVERTs is one APPLY run: its raw rows are COPYed while the metrics module
+ * may still be computing the derived rows (bp_batch.derived_job), which follow in the same
+ * transaction; they read nothing of the raw rows but a minute's transactions at the end. The
+ * chain's advisory lock is taken first either way (bp_pg_derived_begin), so writers of a
+ * chain take their locks in the same order as before; only the prices wait for the rows.
+ * A REVERT reads its block's derived rows and raw rows before they go: such a batch takes the
+ * derived rows first. */
 static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
 {
-    const bp_derived *der = s->metrics ? batch->derived : NULL;
+    bool metrics = s->metrics && (batch->derived || batch->derived_job);
+    bool revert = has_revert(batch);
     /* with metrics off only a batch that reverts touches the derived tables */
-    bool derived = s->derived && (der || has_revert(batch));
+    bool derived = s->derived && (metrics || revert);
+    bool late = metrics && !revert;
+    const bp_derived *der = NULL;
     size_t hint = 0;
-    int rc = derived ? bp_pg_derived_begin(s->derived, s->conn, batch->chain, der, err) : 0;
+    int rc = metrics && !late ? bp_batch_derived(batch, &der, err) : 0;
+    if (rc == 0 && derived)
+        rc = bp_pg_derived_begin(s->derived, s->conn, batch->chain, der, err);
     for (size_t i = 0; rc == 0 && i < batch->count;) {
         size_t j = i + 1;
         while (j < batch->count && batch->events[j].kind == batch->events[i].kind)
             j++;
-        rc = write_run(s, batch, batch->events + i, j - i, staging, derived, der != NULL, &hint,
-                       err);
+        rc = write_run(s, batch, batch->events + i, j - i, staging, derived, der, &hint, err);
+        if (rc == 0 && late)
+            bp_crashpoint("postgres.before_late_derived"); /* raw rows only, uncommitted */
+        if (rc == 0 && late && (rc = bp_batch_derived(batch, &der, err)) == 0)
+            rc = bp_pg_derived_prices(s->derived, s->conn, der, err);
+        if (rc == 0 && late)
+            rc = derived_apply(s, der, batch->events + i, j - i, staging, &hint, err);
         i = j;
     }
     if (rc == 0 && derived)
@@ -877,6 +895,7 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         s->metrics = bp_sink_opt_int(opts, "metrics");
         rc = bp_pg_derived_new(&ret, &s->derived, err);
         s->base.derived = rc == 0 && s->metrics;
+        s->base.derived_late = s->base.derived;
     }
     if (rc != 0) {
         pg_close(&s->base);
