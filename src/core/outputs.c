@@ -194,7 +194,8 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
             continue;
         }
         bp_error_prefix(err, "output '%s': reading checkpoint: ", sinks[i]->url);
-        if (!keep_going || o->failed_count + 1 == count)
+        /* a chain whose lock another process holds is that process's, in every output */
+        if (!keep_going || o->failed_count + 1 == count || rc == BP_ELOCKLOST)
             return rc;
         bp_err("%s; this output is set aside (--output-failure continue) and asked again "
                "every few seconds; when it answers it is caught up from its checkpoint",

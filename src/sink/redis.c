@@ -230,7 +230,9 @@ static int with_retries(redis_sink *s, int (*fn)(redis_sink *, void *, bp_error 
 
 static int state_of(redis_sink *s, void *chain, bp_error *err)
 {
-    int rc = use_chain(s, chain, err);
+    int rc = bp_redis_lease_settle(&s->leases, s->c, chain, s->t.where, err);
+    if (rc == 0)
+        rc = use_chain(s, chain, err);
     if (rc == 0 && (!s->loaded || s->uncertain))
         rc = load_state(s, err);
     if (rc == 0)
@@ -241,7 +243,9 @@ static int state_of(redis_sink *s, void *chain, bp_error *err)
 static int redis_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
 {
     redis_sink *s = (redis_sink *)base;
+    bp_redis_leases_lock(&s->leases);
     int rc = with_retries(s, state_of, (void *)chain, err);
+    bp_redis_leases_unlock(&s->leases);
     *out = rc == 0 ? s->cp : (bp_checkpoint){0};
     return rc;
 }
@@ -251,7 +255,9 @@ static int redis_recent(bp_sink *base, const char *chain, bp_checkpoint *out, si
 {
     redis_sink *s = (redis_sink *)base;
     *n = 0;
+    bp_redis_leases_lock(&s->leases);
     int rc = with_retries(s, state_of, (void *)chain, err);
+    bp_redis_leases_unlock(&s->leases);
     if (rc == 0)
         *n = bp_stream_recent_list(&s->recent, out, max);
     return rc;
@@ -602,7 +608,9 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
     const bp_batch *b = arg;
     bool done = false;
     bp_redis_lease *lease = bp_redis_lease_of(&s->leases, b->chain);
-    int rc = lease ? bp_redis_lease_fence(&s->leases, s->c, lease, s->t.where, err) : 0;
+    int rc = bp_redis_lease_settle(&s->leases, s->c, b->chain, s->t.where, err);
+    if (rc == 0 && lease)
+        rc = bp_redis_lease_fence(&s->leases, s->c, lease, s->t.where, err);
     if (rc == 0)
         rc = settle(s, b, &done, err);
     if (rc != 0 || done) {
@@ -701,6 +709,12 @@ static int redis_claim(bp_sink *base, const char *chain, char *holder, size_t ca
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     int rc = with_retries(s, claim_once, &a, err);
     free(a.key);
+    if (rc != 0 && bp_error_is_transient(rc)) {
+        bp_warn("%s; chain '%s': its writer lease is taken before its first read or write here",
+                err->msg, chain);
+        bp_error_clear(err);
+        rc = 0;
+    }
     if (rc == 0)
         s->loaded = false; /* the chain's last writer may have moved its checkpoint */
     return rc;
@@ -715,7 +729,8 @@ static void redis_unclaim(bp_sink *base, const char *chain)
 static int check_once(redis_sink *s, void *arg, bp_error *err)
 {
     bp_redis_lease *e = bp_redis_lease_of(&s->leases, arg);
-    return e ? bp_redis_lease_renew(&s->leases, s->c, e, s->t.where, err) : 0;
+    int rc = bp_redis_lease_settle(&s->leases, s->c, arg, s->t.where, err);
+    return rc == 0 && e ? bp_redis_lease_renew(&s->leases, s->c, e, s->t.where, err) : rc;
 }
 
 static int redis_check(bp_sink *base, const char *chain, bp_error *err)

@@ -103,7 +103,8 @@ static void renew_all(bp_redis_leases *l)
     int rc = l->c ? 0 : bp_redis_connect(l->t, &l->c, &err);
     size_t queued = 0;
     for (size_t i = 0; rc == 0 && i < l->n; i++)
-        if (!l->v[i].lost && queue_script(l->c, RENEW, l->v[i].key, l->v[i].owner, ttl, NULL) == 0)
+        if (!l->v[i].lost && !l->v[i].pending &&
+            queue_script(l->c, RENEW, l->v[i].key, l->v[i].owner, ttl, NULL) == 0)
             queued++;
     if (rc == 0 && queued > 0)
         rc = bp_redis_exchange(l->c, &err);
@@ -119,7 +120,7 @@ static void renew_all(bp_redis_leases *l)
     }
     l->warned = false;
     for (size_t i = 0, k = 0; i < l->n && k < queued; i++) {
-        if (l->v[i].lost)
+        if (l->v[i].lost || l->v[i].pending)
             continue;
         if (!is_int(bp_redis_reply(l->c, k++), 1))
             l->v[i].lost = true; /* said below, once the replies are no longer needed */
@@ -244,17 +245,28 @@ static int try_take(bp_redis_leases *l, bp_redis *c, const bp_redis_lease *e, ch
     return 1;
 }
 
+static void taken(bp_redis_leases *l, bp_redis_lease *e, const char *where)
+{
+    e->pending = false;
+    bp_info("redis %s: chain '%s': writer lease %s taken (%lld ms, renewed every %lld ms)", where,
+            e->chain, e->key, l->ttl_ms, l->ttl_ms / 3);
+    if (!l->running && pthread_create(&l->tid, NULL, renewer, l) == 0)
+        l->running = true;
+}
+
 int bp_redis_lease_take(bp_redis_leases *l, bp_redis *c, const char *key, const char *chain,
                         char *holder, size_t cap, const char *where, bp_error *err)
 {
     pthread_mutex_lock(&l->mu);
     bp_redis_lease *e = bp_redis_lease_of(l, chain);
     int rc = 0;
-    if (e && !e->lost)
+    if (e && !e->lost && !e->pending)
         goto out;
-    if (e)
+    if (e && e->lost) {
         forget(l, e);
-    if (add(l, key, chain, &e) != 0) {
+        e = NULL;
+    }
+    if (!e && add(l, key, chain, &e) != 0) {
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
         goto out;
     }
@@ -262,10 +274,11 @@ int bp_redis_lease_take(bp_redis_leases *l, bp_redis *c, const char *key, const 
     rc = try_take(l, c, e, cur, sizeof(cur), err);
     if (rc == 1) {
         rc = 0;
-        bp_info("redis %s: chain '%s': writer lease %s taken (%lld ms, renewed every %lld ms)",
-                where, chain, key, l->ttl_ms, l->ttl_ms / 3);
-        if (!l->running && pthread_create(&l->tid, NULL, renewer, l) == 0)
-            l->running = true;
+        taken(l, e, where);
+        goto out;
+    }
+    if (rc < 0 && bp_error_is_transient(rc)) {
+        e->pending = true; /* the server is away: taken when the chain first uses it */
         goto out;
     }
     forget(l, e);
@@ -280,11 +293,32 @@ out:
     return rc;
 }
 
+int bp_redis_lease_settle(bp_redis_leases *l, bp_redis *c, const char *chain, const char *where,
+                          bp_error *err)
+{
+    bp_redis_lease *e = bp_redis_lease_of(l, chain);
+    if (!e || !e->pending)
+        return 0;
+    char cur[256] = "";
+    int rc = try_take(l, c, e, cur, sizeof(cur), err);
+    if (rc == 1) {
+        taken(l, e, where);
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    describe(c, e->key, e->holder, sizeof(e->holder));
+    return bp_error_set(err, BP_ELOCKLOST,
+                        "redis %s: chain '%s': its writer lease %s, not taken while the server "
+                        "was away, is held by %s: not writing it (its holder does)",
+                        where, chain, e->key, e->holder);
+}
+
 void bp_redis_lease_drop(bp_redis_leases *l, bp_redis *c, const char *chain)
 {
     pthread_mutex_lock(&l->mu);
     bp_redis_lease *e = bp_redis_lease_of(l, chain);
-    if (e && !e->lost) {
+    if (e && !e->lost && !e->pending) {
         bp_error err = {0};
         bp_redis **conn = c ? &c : &l->c;
         if ((*conn || bp_redis_connect(l->t, conn, &err) == 0) &&

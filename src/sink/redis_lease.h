@@ -28,6 +28,7 @@ typedef struct bp_redis_lease {
     char *chain, *key;
     char owner[160];
     bool lost;        /* another took it, or it expired: this handle writes the chain no more */
+    bool pending;     /* claimed while the server was away: taken at the chain's first use */
     char holder[300]; /* who has it instead, when lost */
 } bp_redis_lease;
 
@@ -50,11 +51,16 @@ void bp_redis_leases_lock(bp_redis_leases *l);
 void bp_redis_leases_unlock(bp_redis_leases *l);
 
 /* Takes chain's lease (key) on connection c: 0 when ours (now or already), BP_EBUSY with the
- * holder named in holder (cap bytes) and err, another code on failure. */
+ * holder named in holder (cap bytes) and err, another code on failure; after a transient one
+ * the lease stays pending (bp_redis_lease_settle). */
 int bp_redis_lease_take(bp_redis_leases *l, bp_redis *c, const char *key, const char *chain,
                         char *holder, size_t cap, const char *where, bp_error *err);
 /* Gives chain's lease up on c (NULL: the renewing thread's connection). */
 void bp_redis_lease_drop(bp_redis_leases *l, bp_redis *c, const char *chain);
+/* Takes a pending lease of chain on c, under the lock: 0 when ours (or none is pending),
+ * BP_ELOCKLOST naming the holder when another has it, another code on failure. */
+int bp_redis_lease_settle(bp_redis_leases *l, bp_redis *c, const char *chain, const char *where,
+                          bp_error *err);
 /* chain's lease, NULL when none was taken. Under bp_redis_leases_lock. */
 bp_redis_lease *bp_redis_lease_of(bp_redis_leases *l, const char *chain);
 /* Renews it on c: 0 while ours, BP_ELOCKLOST (marked lost) when not. Under the lock. */
