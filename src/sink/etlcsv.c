@@ -404,4 +404,6 @@ const bp_sink_ops bp_sink_etlcsv_ops = {
     .write = bp_filesink_write,
     .flush = NULL,
     .close = bp_filesink_close,
+    .claim = bp_filesink_claim,
+    .unclaim = bp_filesink_unclaim,
 };
