@@ -4,7 +4,8 @@ whose advisory lock is the one that can be lost, is listed AFTER a jsonl output.
 
 A simnode chain (a block every 0.2 s); A and W each write a jsonl directory of their own and
 then the shared PostgreSQL (--output jsonl:DIR --output postgres://...).
-1. A writes; W waits for the chain's lock, naming A.
+1. A writes; W waits for the chain's lock, naming A. X, with A's jsonl directory as its only
+   output and --lock-wait 0, is refused, naming A and the directory's lock file.
 2. A is paused (SIGSTOP) and its backend terminated (the lock goes with it): W takes the chain
    over. A's jsonl checkpoint is read while A is paused.
 3. A is let go (SIGCONT): its next batch must find the lock gone before writing anything, so
@@ -24,7 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, hx, tail, wait_for  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, hx, run, tail, wait_for  # noqa: E402
 from pgcheck import RunProc as Proc  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
@@ -70,7 +71,16 @@ def main():
             procs.append(w)
             wait_for(lambda: w.alive() and "waiting for it to let go" in w.text(), HANG,
                      "W waiting for the lock")
-            print("1: A writes, W waits")
+            # a jsonl directory has one writer: X on A's directory alone is refused, naming A
+            rc, out = run([bp, "run", "--rpc", node.urls[0], "--output", f"jsonl:{tmp.name}/a",
+                           "--start-block", "0", "--lock-wait", "0"], timeout=HANG)
+            refused = [ln for ln in out.splitlines() if "not writing it too" in ln]
+            if rc == 0 or not refused or f"pid {a.pid}" not in refused[0] \
+                    or "blockpipe.lock" not in refused[0]:
+                raise Fail(f"X on A's jsonl directory must be refused naming A (pid {a.pid}) "
+                           f"and the lock file; exit {rc}:\n{out[-2000:]}")
+            print("1: A writes, W waits; X on A's jsonl directory is refused:",
+                  refused[0][-160:])
 
             a.p.send_signal(signal.SIGSTOP)
             time.sleep(0.5)  # a write A was in the middle of is cut short by the terminate
