@@ -11,7 +11,11 @@ A simnode chain (a block every 0.2 s) is followed into Redis with a 3 s lease (l
    lease), say that B has the lease and wait for it again, naming B.
 4. B is killed (kill -9): A sees that B's process is gone from this host and takes the chain
    over without waiting for the lease to expire.
-5. A is stopped (SIGTERM): it gives the lease up (the key is gone).
+5. The lease is given to another holder under A (as if it had expired and been taken): A
+   must commit nothing after that (no stream entry with a later server time), say so and
+   wait; stopped (SIGTERM), it leaves that lease alone.
+6. That lease deleted, D takes the chain, writes, and gives the lease up when stopped (the key
+   is gone).
 A consumer reading the blocks and transactions streams from the start must hold exactly the
 node's blocks 0..checkpoint, as the node has them, each delivered once.
 """
@@ -126,17 +130,41 @@ def main():
                      HANG, "A taking the chain over from the killed B")
             print(f"4: B killed at {at}; A took the lease over without waiting for it")
 
-            # 5. A stopped: the lease is given up
+            # 5. the lease changes hands under A (as if it had expired and another took it):
+            # nothing A commits may come after that (stream ids are the server's time in ms)
+            taker = "blockpipe elsewhere pid 8 start 1 lease 1"
+            r.call("SET", KEY, taker, "PX", "600000")
+            tm = r.call("TIME")
+            t0 = int(tm[0]) * 1000 + int(tm[1]) // 1000
+            wait_for(lambda: said(a, "waiting for it to let go", 3), HANG,
+                     "A noticing the lease changed hands")
+            last = r.call("XREVRANGE", f"blockpipe:blocks:{CHAIN}", "+", "-", "COUNT", "1")
+            last_ms = int(last[0][0].split("-")[0])
+            if last_ms > t0:
+                raise Fail(f"A committed an entry ({last[0][0]}) after its lease was taken at "
+                           f"{t0} ms")
             a.stop()
+            if r.call("GET", KEY) != taker:
+                raise Fail(f"A, stopped, must leave the lease it lost alone: {r.call('GET', KEY)!r}")
+            print(f"5: the lease taken from A: A committed nothing after it (last entry "
+                  f"{last[0][0]}, taken at {t0} ms), waited, and left it alone when stopped")
+            # 6. a clean stop gives the lease up
+            r.call("DEL", KEY)
+            d = Proc(bp, tmp.name, "D", args)
+            procs.append(d)
+            at = cp(r)
+            wait_for(lambda: d.alive() and cp(r) >= at + 5, HANG, "D writing")
+            d.stop()
             if r.call("GET", KEY) is not None:
-                raise Fail(f"A stopped but the lease is still {r.call('GET', KEY)!r}")
+                raise Fail(f"D stopped but the lease is still {r.call('GET', KEY)!r}")
+            print("6: D took the free lease, wrote, and gave it up when stopped")
             top = cp(r)
             consumer = RedisConsumer(r, CHAIN, entities=("blocks", "transactions"))
             consumer.poll()
             consumer.view.check(node_chain(Node(sim), top), "after the takeovers",
                                 ("blocks", "transactions"))
             v = consumer.view
-            print(f"5: A stopped, lease given up; the streams hold blocks 0..{top} once each "
+            print(f"   the streams hold blocks 0..{top} once each "
                   f"({v.applies['blocks']} block entries, {v.applies['transactions']} "
                   f"transaction entries, {v.reverts} reverts)")
     finally:
