@@ -223,11 +223,11 @@ typedef struct bp_sink_ops {
     void (*close_reader)(bp_sink_reader *r);
     /* Optional, with claim (last, so that the members before it keep their offsets), for a
      * lock that can be lost (a server's session or lease): asks the output whether this handle
-     * still holds chain's lock (a round trip): 0 when it does or the chain was never claimed, BP_ELOCKLOST
-     * when another took it or may have, another code when it cannot tell now (a transient one
-     * is asked again). The pipeline asks every such output at the start of each batch but the
-     * first written (whose own write checks, inside its commit), so that a lost lock stops the
-     * batch before any output of it is written, whatever the outputs' order. */
+     * still holds chain's lock (a round trip): 0 when it does or the chain was never claimed,
+     * BP_ELOCKLOST when another took it or may have, another code when it cannot tell now (a
+     * transient one is asked again). The pipeline asks every such output at the start of each batch
+     * but the first written (whose own write checks, inside its commit), so that a lost lock stops
+     * the batch before any output of it is written, whatever the outputs' order. */
     int (*check)(bp_sink *s, const char *chain, bp_error *err);
 } bp_sink_ops;
 

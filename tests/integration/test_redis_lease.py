@@ -145,7 +145,8 @@ def main():
                            f"{t0} ms")
             a.stop()
             if r.call("GET", KEY) != taker:
-                raise Fail(f"A, stopped, must leave the lease it lost alone: {r.call('GET', KEY)!r}")
+                raise Fail(f"A, stopped, must leave the lease it lost alone: "
+                           f"{r.call('GET', KEY)!r}")
             print(f"5: the lease taken from A: A committed nothing after it (last entry "
                   f"{last[0][0]}, taken at {t0} ms), waited, and left it alone when stopped")
             # 6. a clean stop gives the lease up
