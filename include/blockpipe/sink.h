@@ -221,6 +221,14 @@ typedef struct bp_sink_ops {
     int (*read)(bp_sink_reader *r, const bp_read_query *q, bp_read_row_fn fn, void *ctx,
                 bp_error *err);
     void (*close_reader)(bp_sink_reader *r);
+    /* Optional, with claim (last, so that the members before it keep their offsets), for a
+     * lock that can be lost (a server's session or lease): asks the output whether this handle
+     * still holds chain's lock (a round trip): 0 when it does or the chain was never claimed,
+     * BP_ELOCKLOST when another took it or may have, another code when it cannot tell now (a
+     * transient one is asked again). The pipeline asks every such output at the start of each batch
+     * but the first written (whose own write checks, inside its commit), so that a lost lock stops
+     * the batch before any output of it is written, whatever the outputs' order. */
+    int (*check)(bp_sink *s, const char *chain, bp_error *err);
 } bp_sink_ops;
 
 /* Every backend's reader embeds this first. */

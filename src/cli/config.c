@@ -149,7 +149,8 @@ static const opt g_opts[] = {
              "--chain A,B,C the chains named"},
     {"lock-wait", NULL, "S|forever", "LOCK_WAIT", NULL, "lock_wait", set_lock_wait,
      SECONDS(0, 31536000), F(lock_wait), .cmds = CMD_BOTH, .def = "forever",
-     .help = "a chain another process writes to the same output (PostgreSQL: its writer lock) "
+     .help = "a chain another process writes to the same output (its writer lock: PostgreSQL, "
+             "SQLite, Redis, a jsonl / etl-csv directory) "
              "is waited for this long, then taken over from its checkpoint when that process "
              "lets go or dies; 0: refuse at once (the chain stops with an error naming the "
              "holder); verify --repair takes the same lock before it writes"},

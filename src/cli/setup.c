@@ -27,6 +27,28 @@ static char *chains_joined(const bp_chains *r)
     return out;
 }
 
+/* ClickHouse has no compare-and-set to build a lock on and Kafka's transactional ids fence
+ * only a process with the same chains: with only such outputs nothing but the deployment keeps
+ * a second process off a chain (docs/ARCHITECTURE.md "Chains over several hosts"). */
+static void warn_unlocked(const bp_config *cfg, bp_sink **sinks)
+{
+    char titles[256] = "";
+    size_t len = 0;
+    for (int i = 0; i < cfg->output_count; i++) {
+        if (sinks[i]->ops->claim)
+            return;
+        if (len < sizeof(titles))
+            len += (size_t)snprintf(titles + len, sizeof(titles) - len, "%s%s", i ? ", " : "",
+                                    sinks[i]->ops->title);
+    }
+    if (cfg->output_count > 0 && (cfg->command == BP_CMD_RUN || cfg->command == BP_CMD_BACKFILL))
+        bp_warn("no output holds a chain writer lock (%s): nothing keeps a second blockpipe "
+                "process off these chains, and two would write them twice; run each chain in "
+                "one process only (--shard K/N or --chain lists), or add an output that locks "
+                "(PostgreSQL, SQLite, Redis, a jsonl or etl-csv directory)",
+                titles);
+}
+
 int bp_setup_outputs(const bp_config *cfg, const bp_chains *r, bp_sink **sinks, bp_error *err)
 {
     bp_sink_settings set = {cfg->sink_settings, cfg->sink_setting_count, NULL};
@@ -40,6 +62,8 @@ int bp_setup_outputs(const bp_config *cfg, const bp_chains *r, bp_sink **sinks, 
         if (rc == 0)
             bp_info("output %d: %s", i + 1, sinks[i]->url);
     }
+    if (rc == 0)
+        warn_unlocked(cfg, sinks);
     free(chains);
     return rc;
 }

@@ -104,6 +104,14 @@ static void cs_unclaim(bp_sink *s, const char *chain)
     inner_give(s);
 }
 
+static int cs_check(bp_sink *s, const char *chain, bp_error *err)
+{
+    bp_sink *in = inner_take(s);
+    int rc = in->ops->check ? in->ops->check(in, chain, err) : 0;
+    inner_give(s);
+    return rc;
+}
+
 static void cs_close(bp_sink *s)
 {
     free(s); /* the shared output is bp_multi_run's caller's */
@@ -119,6 +127,7 @@ static const bp_sink_ops g_chain_sink_ops = {
     .close = cs_close,
     .claim = cs_claim, /* never waits: the chain's pipeline waits, not holding the output */
     .unclaim = cs_unclaim,
+    .check = cs_check,
 };
 
 /* ---- memory and workers ---------------------------------------------------------------- */

@@ -194,7 +194,8 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
             continue;
         }
         bp_error_prefix(err, "output '%s': reading checkpoint: ", sinks[i]->url);
-        if (!keep_going || o->failed_count + 1 == count)
+        /* a chain whose lock another process holds is that process's, in every output */
+        if (!keep_going || o->failed_count + 1 == count || rc == BP_ELOCKLOST)
             return rc;
         bp_err("%s; this output is set aside (--output-failure continue) and asked again "
                "every few seconds; when it answers it is caught up from its checkpoint",
@@ -449,6 +450,45 @@ static int derive(bp_outputs *o, const bp_batch *batch, const bp_derived **out,
     return bp_metrics_compute(o->metrics, batch, empty, out, err);
 }
 
+/* Asks output i whether it still holds the chain's lock, again after transient errors as a
+ * write is tried again. */
+static int check_one(bp_sink *s, const char *chain, bp_error *err)
+{
+    long delay_ms = 500;
+    for (int attempt = 1;; attempt++) {
+        int rc = s->ops->check(s, chain, err);
+        if (rc == 0 || !bp_error_is_transient(rc) || attempt == 4)
+            return rc;
+        bp_warn("output '%s': checking the chain's writer lock: %s (attempt %d of 4, again in "
+                "%ld ms)",
+                s->url, err->msg, attempt, delay_ms);
+        struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        delay_ms *= 2;
+    }
+}
+
+/* Before any output writes the batch: every output whose lock can be lost (sink.h check)
+ * still holds it, but the first one written, whose own write checks inside its commit. A lock
+ * another process took stops the batch here, with nothing of it written anywhere. */
+static int check_locks(bp_outputs *o, const bp_batch *batch, bp_error *err)
+{
+    bool first = true;
+    for (size_t i = 0; i < o->count; i++) {
+        if (o->failed[i])
+            continue;
+        bp_sink *s = o->sinks[i];
+        bool was_first = first;
+        first = false;
+        if (was_first || !s->ops->check)
+            continue;
+        int rc = check_one(s, batch->chain, err);
+        if (rc != 0 && (rc = output_failed(o, i, batch, err)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int write_outputs(bp_outputs *o, const bp_batch *batch, const bp_derived *derived,
                          bp_derived_job *job, bp_error *err)
 {
@@ -464,6 +504,9 @@ static int write_outputs(bp_outputs *o, const bp_batch *batch, const bp_derived 
         o->own = r;
         o->scratch_cap = cap;
     }
+    int crc = check_locks(o, batch, err);
+    if (crc != 0)
+        return crc;
     for (size_t i = 0; i < o->count; i++) {
         if (o->failed[i])
             continue;

@@ -501,6 +501,22 @@ static int etlcsv_write(bp_sink *s, const bp_batch *batch, bp_error *err)
     return rc ? rc : bp_filesink_write(fs, batch, err);
 }
 
+/* The writer lock of the directory chain's rows go to (DIR/blockpipe.lock). */
+static int etlcsv_claim(bp_sink *s, const char *chain, char *holder, size_t cap, bp_error *err)
+{
+    bp_sink *fs;
+    int rc = dir_of(s, chain, &fs, err);
+    return rc ? rc : bp_filesink_claim(fs, chain, holder, cap, err);
+}
+
+static void etlcsv_unclaim(bp_sink *s, const char *chain)
+{
+    bp_sink *fs;
+    bp_error err = {0};
+    if (dir_of(s, chain, &fs, &err) == 0)
+        bp_filesink_unclaim(fs, chain);
+}
+
 static void etlcsv_close(bp_sink *s)
 {
     per_chain *pc = per_chain_of(s);
@@ -545,4 +561,6 @@ const bp_sink_ops bp_sink_etlcsv_ops = {
     .write = etlcsv_write,
     .flush = NULL,
     .close = etlcsv_close,
+    .claim = etlcsv_claim,
+    .unclaim = etlcsv_unclaim,
 };

@@ -7,17 +7,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
 #include "sink/format.h"
 #include "util/crashpoint.h"
+#include "util/holder.h"
 #include "util/log.h"
 
 #define CP_NAME "checkpoint.json"
 #define CP_TMP "checkpoint.json.tmp"
 #define CP_MAX (16u << 20) /* a checkpoint.json larger than this is not ours */
+#define LOCK_NAME "blockpipe.lock"
 
 /* ---- small I/O helpers ------------------------------------------------------------------ */
 
@@ -312,17 +315,14 @@ static int open_files(bp_filesink *fs, bool have_cp, const uint64_t *sizes, bp_e
     return 0;
 }
 
+/* The files and checkpoint.json, read (and torn ends cut) once the directory is ours. */
 static int load(bp_filesink *fs, bp_error *err)
 {
     uint64_t sizes[BP_FILESINK_MAX_FILES] = {0};
     bool found = false;
     bp_buf text;
     bp_buf_init(&text, CP_MAX);
-    int rc = make_dirs(fs->dir, err);
-    if (rc == 0 && (fs->dirfd = open(fs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        rc = bp_error_set(err, BP_EIO, "%s: cannot open directory: %s", fs->dir, strerror(errno));
-    if (rc == 0)
-        rc = read_cp_file(fs, &text, &found, err);
+    int rc = read_cp_file(fs, &text, &found, err);
     if (rc == 0 && found)
         rc = parse_cp(fs, text.data ? text.data : "", sizes, err);
     if (rc == 0)
@@ -330,6 +330,88 @@ static int load(bp_filesink *fs, bp_error *err)
     if (rc == 0 && !found)
         rc = save_cp(fs, sizes, err);
     bp_buf_release(&text);
+    return rc;
+}
+
+/* ---- the directory's writer lock ---------------------------------------------------------
+ * The files are shared by the directory's chains and checkpoint.json covers them all, so the
+ * lock is the directory's: flock on DIR/blockpipe.lock, which names its holder. Taken at open
+ * or, while another process holds it, by the first claim (or read) that finds it free; then
+ * the files are read, never before (opening cuts a torn batch off: not while another writes).
+ * Held until close: a process killed lets go at once (the kernel drops the lock). */
+
+static void lock_holder(bp_filesink *fs, char *out, size_t cap)
+{
+    char text[200] = "";
+    ssize_t n = pread(fs->lockfd, text, sizeof(text) - 1, 0);
+    text[n > 0 ? n : 0] = '\0';
+    text[strcspn(text, "\n")] = '\0';
+    if (text[0])
+        snprintf(out, cap, "'%s' (lock file %s/" LOCK_NAME ")", text, fs->dir);
+    else
+        snprintf(out, cap, "another process (lock file %s/" LOCK_NAME ")", fs->dir);
+}
+
+/* 0 when the directory is ours and loaded, BP_EBUSY naming its holder, another code. */
+static int take_dir(bp_filesink *fs, char *holder, size_t cap, bp_error *err)
+{
+    if (fs->loaded)
+        return 0;
+    if (flock(fs->lockfd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK)
+            return io_error(err, fs, LOCK_NAME, "cannot lock");
+        lock_holder(fs, holder, cap);
+        return bp_error_set(err, BP_EBUSY,
+                            "%s: written by %s (a file output's directory has one writer: give "
+                            "each process a directory of its own)",
+                            fs->dir, holder);
+    }
+    char self[160];
+    bp_holder_self(self, sizeof(self));
+    size_t n = strlen(self);
+    self[n++] = '\n';
+    if (ftruncate(fs->lockfd, 0) != 0 || pwrite(fs->lockfd, self, n, 0) != (ssize_t)n)
+        bp_warn("%s/" LOCK_NAME ": cannot write who holds it: %s", fs->dir, strerror(errno));
+    int rc = load(fs, err);
+    fs->loaded = rc == 0;
+    return rc;
+}
+
+static int ensure_dir(bp_filesink *fs, bp_error *err)
+{
+    char holder[256];
+    return take_dir(fs, holder, sizeof(holder), err);
+}
+
+int bp_filesink_claim(bp_sink *s, const char *chain, char *holder, size_t cap, bp_error *err)
+{
+    (void)chain;
+    return take_dir((bp_filesink *)s, holder, cap, err);
+}
+
+void bp_filesink_unclaim(bp_sink *s, const char *chain)
+{
+    (void)s, (void)chain; /* the directory stays ours until close: its other chains write on */
+}
+
+static int open_dir(bp_filesink *fs, bp_error *err)
+{
+    int rc = make_dirs(fs->dir, err);
+    if (rc == 0 && (fs->dirfd = open(fs->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        rc = bp_error_set(err, BP_EIO, "%s: cannot open directory: %s", fs->dir, strerror(errno));
+    if (rc == 0 &&
+        (fs->lockfd = openat(fs->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
+        rc = io_error(err, fs, LOCK_NAME, "cannot open");
+    if (rc != 0)
+        return rc;
+    bp_error busy = {0};
+    rc = ensure_dir(fs, &busy);
+    if (rc == BP_EBUSY) { /* the pipeline's claim waits for it (--lock-wait) */
+        bp_info("%s", busy.msg);
+        return 0;
+    }
+    if (rc != 0)
+        *err = busy;
     return rc;
 }
 
@@ -344,7 +426,7 @@ int bp_filesink_open(bp_sink **out, const char *dir, const char *const *names, s
         free(fs);
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
-    fs->dirfd = -1;
+    fs->dirfd = fs->lockfd = -1;
     fs->format = format;
     fs->nfiles = n;
     for (size_t i = 0; i < n; i++) {
@@ -352,7 +434,7 @@ int bp_filesink_open(bp_sink **out, const char *dir, const char *const *names, s
         fs->files[i].fd = -1;
         bp_buf_init(&fs->files[i].buf, 0);
     }
-    int rc = load(fs, err);
+    int rc = open_dir(fs, err);
     if (rc != 0) {
         bp_filesink_close(&fs->base);
         return rc;
@@ -463,7 +545,10 @@ static int commit(bp_filesink *fs, const bp_batch *batch, bp_error *err)
 int bp_filesink_write(bp_sink *s, const bp_batch *batch, bp_error *err)
 {
     bp_filesink *fs = (bp_filesink *)s;
-    int rc = fs->format(fs, batch, err);
+    int rc = ensure_dir(fs, err);
+    if (rc != 0)
+        return rc;
+    rc = fs->format(fs, batch, err);
     if (rc == 0)
         rc = commit(fs, batch, err);
     else
@@ -478,7 +563,10 @@ int bp_filesink_write(bp_sink *s, const bp_batch *batch, bp_error *err)
 
 int bp_filesink_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp_error *err)
 {
-    (void)err;
+    memset(out, 0, sizeof(*out));
+    int rc = ensure_dir((bp_filesink *)s, err);
+    if (rc != 0)
+        return rc;
     const bp_filesink_chain *c = find_chain((bp_filesink *)s, chain);
     if (c)
         *out = c->cp;
@@ -490,9 +578,11 @@ int bp_filesink_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp
 int bp_filesink_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t max, size_t *n,
                        bp_error *err)
 {
-    (void)err;
-    const bp_filesink_chain *c = find_chain((bp_filesink *)s, chain);
     *n = 0;
+    int rc = ensure_dir((bp_filesink *)s, err);
+    if (rc != 0)
+        return rc;
+    const bp_filesink_chain *c = find_chain((bp_filesink *)s, chain);
     for (size_t k = c ? c->nrecent : 0; k-- > 0 && *n < max;)
         out[(*n)++] = c->recent[k];
     return 0;
@@ -513,6 +603,8 @@ void bp_filesink_close(bp_sink *s)
     free(fs->chains);
     if (fs->dirfd >= 0)
         close(fs->dirfd);
+    if (fs->lockfd >= 0)
+        close(fs->lockfd); /* lets the directory go */
     free(fs->dir);
     free(fs);
 }

@@ -9,13 +9,16 @@
  *   {"version":1,"chains":{"mainnet":{"number":17173050,"hash":"0x.."}},
  *    "sizes":{"blocks.csv":123,"transactions.csv":0,...}}
  *
- * "sizes" are the bytes of each file that the checkpoints cover. open() truncates every file
- * back to its recorded size (a batch torn by a crash disappears; a file missing from the
- * record goes back to 0) and refuses a file shorter than its record (data was lost). A
+ * "sizes" are the bytes of each file that the checkpoints cover. open() (or, while another
+ * process holds the directory, the claim that takes its lock) truncates every file back to
+ * its recorded size (a batch torn by a crash disappears; a file missing from the record goes
+ * back to 0) and refuses a file shorter than its record (data was lost). A
  * directory with non-empty files and no checkpoint.json is not ours: open() refuses it rather
  * than overwrite it. A new directory gets an initial checkpoint.json with every size 0.
  *
- * Every file is created at open, so an entity with no rows is an empty file (no header). */
+ * Every file is created at open, so an entity with no rows is an empty file (no header).
+ *
+ * One writer per directory: DIR/blockpipe.lock (bp_filesink_claim). */
 #ifndef BP_SINK_FILESINK_H
 #define BP_SINK_FILESINK_H
 
@@ -58,6 +61,8 @@ struct bp_filesink {
     struct bp_sink base;
     char *dir;
     int dirfd;
+    int lockfd;  /* DIR/blockpipe.lock: flock while this handle writes the directory */
+    bool loaded; /* the lock is ours and the files are read */
     bp_filesink_format_fn format;
     size_t nfiles;
     bp_filesink_file files[BP_FILESINK_MAX_FILES];
@@ -88,5 +93,11 @@ int bp_filesink_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t
                        bp_error *err);
 int bp_filesink_write(bp_sink *s, const bp_batch *batch, bp_error *err);
 void bp_filesink_close(bp_sink *s);
+/* The directory's writer lock (sink.h claim): one for all its chains, flock on
+ * DIR/blockpipe.lock (naming its holder), held until close. While another process holds it,
+ * open() succeeds without reading the files; claim (and any read or write) takes the lock once
+ * free and reads them then. */
+int bp_filesink_claim(bp_sink *s, const char *chain, char *holder, size_t cap, bp_error *err);
+void bp_filesink_unclaim(bp_sink *s, const char *chain);
 
 #endif

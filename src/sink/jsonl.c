@@ -333,4 +333,6 @@ const bp_sink_ops bp_sink_jsonl_ops = {
     .write = bp_filesink_write,
     .flush = NULL,
     .close = bp_filesink_close,
+    .claim = bp_filesink_claim,
+    .unclaim = bp_filesink_unclaim,
 };

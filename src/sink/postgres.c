@@ -747,6 +747,29 @@ static int check_claim(pg_sink *s, const char *chain, bp_error *err)
                         chain, c->holder);
 }
 
+/* A session-level lock is ours while the session lives: one round trip tells, and a session
+ * found dead is replaced (its locks taken again, or found taken: BP_ELOCKLOST). */
+static int pg_check(bp_sink *base, const char *chain, bp_error *err)
+{
+    pg_sink *s = (pg_sink *)base;
+    const pg_claim *c = find_claim(s, chain);
+    if (!c)
+        return 0;
+    int rc = c->lost ? 0 : ensure_conn(s, err);
+    if (rc == 0 && !c->lost) {
+        PGresult *r = NULL;
+        rc = bp_pg_exec(s->conn, "SELECT 1", &r, "checking the chain's writer lock", err);
+        PQclear(r);
+        if (rc != 0 && PQstatus(s->conn) != CONNECTION_OK) {
+            bp_error_clear(err);
+            rc = ensure_conn(s, err);
+        }
+    }
+    if (rc == 0)
+        rc = check_claim(s, chain, err);
+    return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+}
+
 static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
 {
     pg_sink *s = (pg_sink *)base;
@@ -970,6 +993,7 @@ const bp_sink_ops bp_sink_postgres_ops = {
     .close = pg_close,
     .claim = pg_claim_chain,
     .unclaim = pg_unclaim_chain,
+    .check = pg_check,
     .migrate = pg_migrate,
     .open_reader = bp_pg_open_reader,
     .read = bp_pg_read,

@@ -6,6 +6,8 @@
  *   {prefix}{entity}_updates:{chain}    a pub/sub channel: the same message as JSON
  *   {prefix}latest:{entity}:{chain}     the newest canonical entry's message, with a TTL
  *   {prefix}checkpoint:{name}:{chain}   this output's checkpoint (hash: number, hash, recent)
+ *   {prefix}lock:{name}:{chain}         the chain's writer lease (redis_lease.h): the process
+ *                                       that writes the chain here, and no other, commits
  *
  * An entry's fields: type (apply | revert), chain, number, hash, parent_hash (the block's)
  * and data (the row as JSON, sink/rowjson.h, or for metrics the block's chain_metrics_block
@@ -22,6 +24,10 @@
  * is lost after EXEC was sent, the outcome is unknown: the next attempt reads the stored
  * checkpoint first and skips the batch when it is there. Durable as the server's persistence
  * is (AOF with appendfsync for a crash of the server itself).
+ *
+ * One writer per chain: the pipeline claims the chain's lease before it reads the checkpoint,
+ * and each batch's MULTI/EXEC is fenced by it (WATCH): a process that lost its lease (it was
+ * paused past it, or cut off from the server, and another took the chain) commits nothing.
  *
  * The latest key after a batch: the last row of the newest block still canonical at the end
  * of the batch; when the batch reverted blocks and left no such row, the stream is read
@@ -40,6 +46,7 @@
 #include "blockpipe/columns.h"
 #include "sink/options.h"
 #include "sink/redis_conn.h"
+#include "sink/redis_lease.h"
 #include "sink/stream.h"
 #include "util/crashpoint.h"
 #include "util/log.h"
@@ -66,6 +73,8 @@ typedef struct redis_sink {
     char *keys[BP_STREAM_ENTITY_COUNT][3]; /* stream, channel, latest */
     char *cp_key;
     bp_buf data, msg, text; /* scratch */
+    bp_redis_leases leases; /* the chains' writer leases (ttl 0: none) */
+    bool leases_init;
 } redis_sink;
 
 enum { K_STREAM, K_CHANNEL, K_LATEST };
@@ -221,7 +230,9 @@ static int with_retries(redis_sink *s, int (*fn)(redis_sink *, void *, bp_error 
 
 static int state_of(redis_sink *s, void *chain, bp_error *err)
 {
-    int rc = use_chain(s, chain, err);
+    int rc = bp_redis_lease_settle(&s->leases, s->c, chain, s->t.where, err);
+    if (rc == 0)
+        rc = use_chain(s, chain, err);
     if (rc == 0 && (!s->loaded || s->uncertain))
         rc = load_state(s, err);
     if (rc == 0)
@@ -232,7 +243,9 @@ static int state_of(redis_sink *s, void *chain, bp_error *err)
 static int redis_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
 {
     redis_sink *s = (redis_sink *)base;
+    bp_redis_leases_lock(&s->leases);
     int rc = with_retries(s, state_of, (void *)chain, err);
+    bp_redis_leases_unlock(&s->leases);
     *out = rc == 0 ? s->cp : (bp_checkpoint){0};
     return rc;
 }
@@ -242,7 +255,9 @@ static int redis_recent(bp_sink *base, const char *chain, bp_checkpoint *out, si
 {
     redis_sink *s = (redis_sink *)base;
     *n = 0;
+    bp_redis_leases_lock(&s->leases);
     int rc = with_retries(s, state_of, (void *)chain, err);
+    bp_redis_leases_unlock(&s->leases);
     if (rc == 0)
         *n = bp_stream_recent_list(&s->recent, out, max);
     return rc;
@@ -576,11 +591,28 @@ static int lookups(redis_sink *s, const bp_batch *b, const bp_stream_shape *sh, 
     return 0;
 }
 
+/* EXEC answered nil: a WATCHed key changed, and only the lease is watched. */
+static int exec_aborted(redis_sink *s, const bp_batch *b, bp_error *err)
+{
+    bp_redis_lease *e = bp_redis_lease_of(&s->leases, b->chain);
+    int rc = e ? bp_redis_lease_renew(&s->leases, s->c, e, s->t.where, err) : 0;
+    return rc ? rc
+              : bp_error_set(err, BP_ETRANSPORT,
+                             "redis %s: EXEC aborted (the chain's lease changed) but the lease "
+                             "is still ours",
+                             s->t.where);
+}
+
 static int write_once(redis_sink *s, void *arg, bp_error *err)
 {
     const bp_batch *b = arg;
     bool done = false;
-    int rc = settle(s, b, &done, err);
+    bp_redis_lease *lease = bp_redis_lease_of(&s->leases, b->chain);
+    int rc = bp_redis_lease_settle(&s->leases, s->c, b->chain, s->t.where, err);
+    if (rc == 0 && lease)
+        rc = bp_redis_lease_fence(&s->leases, s->c, lease, s->t.where, err);
+    if (rc == 0)
+        rc = settle(s, b, &done, err);
     if (rc != 0 || done) {
         if (done)
             bp_info("redis %s: batch up to %" PRIu64 " was committed before the connection was "
@@ -607,6 +639,8 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0 && queue_checkpoint(s, b, &sh) != 0)
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0 && lease && bp_redis_lease_queue_renew(&s->leases, s->c, lease) != 0)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0)
         rc = bp_redis_send(s->c, err);
     if (rc == 0)
@@ -615,8 +649,11 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0)
         rc = bp_redis_exchange(s->c, err);
-    if (rc == 0)
-        rc = exec_reply(s, err);
+    if (rc == 0) {
+        size_t n = bp_redis_reply_count(s->c);
+        const redisReply *r = n ? bp_redis_reply(s->c, n - 1) : NULL;
+        rc = r && r->type == REDIS_REPLY_NIL ? exec_aborted(s, b, err) : exec_reply(s, err);
+    }
     if (rc == 0) {
         s->cp = b->checkpoint;
         s->recent = sh.recent;
@@ -636,7 +673,74 @@ static int redis_write(bp_sink *base, const bp_batch *batch, bp_error *err)
     if (batch->count == 0)
         return 0;
     int rc = bp_stream_check_derived(s->entities, base->derived, batch, err);
-    return rc ? rc : with_retries(s, write_once, (void *)batch, err);
+    if (rc != 0)
+        return rc;
+    bp_redis_leases_lock(&s->leases); /* the renewing thread waits: it would touch the WATCH */
+    rc = with_retries(s, write_once, (void *)batch, err);
+    bp_redis_leases_unlock(&s->leases);
+    return rc;
+}
+
+/* ---- the chains' writer leases ---------------------------------------------------------- */
+
+typedef struct claim_arg {
+    const char *chain;
+    char *key, *holder;
+    size_t cap;
+} claim_arg;
+
+static int claim_once(redis_sink *s, void *arg, bp_error *err)
+{
+    claim_arg *a = arg;
+    return bp_redis_lease_take(&s->leases, s->c, a->key, a->chain, a->holder, a->cap, s->t.where,
+                               err);
+}
+
+static int redis_claim(bp_sink *base, const char *chain, char *holder, size_t cap, bp_error *err)
+{
+    redis_sink *s = (redis_sink *)base;
+    if (s->leases.ttl_ms == 0)
+        return 0;
+    claim_arg a = {.chain = chain,
+                   .holder = holder,
+                   .cap = cap,
+                   .key = key_of("%slock:%s:%s", s->prefix, s->name, chain)};
+    if (!a.key)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    int rc = with_retries(s, claim_once, &a, err);
+    free(a.key);
+    if (rc != 0 && bp_error_is_transient(rc)) {
+        bp_warn("%s; chain '%s': its writer lease is taken before its first read or write here",
+                err->msg, chain);
+        bp_error_clear(err);
+        rc = 0;
+    }
+    if (rc == 0)
+        s->loaded = false; /* the chain's last writer may have moved its checkpoint */
+    return rc;
+}
+
+static void redis_unclaim(bp_sink *base, const char *chain)
+{
+    redis_sink *s = (redis_sink *)base;
+    bp_redis_lease_drop(&s->leases, s->c, chain);
+}
+
+static int check_once(redis_sink *s, void *arg, bp_error *err)
+{
+    bp_redis_lease *e = bp_redis_lease_of(&s->leases, arg);
+    int rc = bp_redis_lease_settle(&s->leases, s->c, arg, s->t.where, err);
+    return rc == 0 && e ? bp_redis_lease_renew(&s->leases, s->c, e, s->t.where, err) : rc;
+}
+
+static int redis_check(bp_sink *base, const char *chain, bp_error *err)
+{
+    redis_sink *s = (redis_sink *)base;
+    bp_redis_leases_lock(&s->leases);
+    int rc =
+        bp_redis_lease_of(&s->leases, chain) ? with_retries(s, check_once, (void *)chain, err) : 0;
+    bp_redis_leases_unlock(&s->leases);
+    return rc;
 }
 
 /* ---- open / close ----------------------------------------------------------------------- */
@@ -646,6 +750,8 @@ static void redis_close(bp_sink *base)
     redis_sink *s = (redis_sink *)base;
     if (!s)
         return;
+    if (s->leases_init)
+        bp_redis_leases_release(&s->leases); /* gives the leases up: the chains are free now */
     drop_conn(s);
     free_keys(s);
     free(s->prefix);
@@ -683,6 +789,8 @@ static int configure(redis_sink *s, const char *target, const bp_sink_opts *o, b
     s->publish = bp_sink_opt_int(o, "publish") != 0;
     s->wait_s = (int)bp_sink_opt_int(o, "wait_for_db");
     s->retries = (int)bp_sink_opt_int(o, "retries");
+    bp_redis_leases_init(&s->leases, &s->t, bp_sink_opt_int(o, "lock_ttl") * 1000);
+    s->leases_init = true;
     if (!s->prefix || !s->name)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     if (!tls && (s->t.tls_ca || s->t.tls_cert))
@@ -786,6 +894,19 @@ static const bp_sink_option g_options[] = {
      .min = 0,
      .max = 7200,
      .help = "TCP keepalive idle seconds; 0: off"},
+    {.name = "lock_ttl",
+     .flag = "redis-lock-ttl",
+     .env = "REDIS_LOCK_TTL",
+     .key = "redis_lock_ttl",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "30",
+     .min = 0,
+     .max = 86400,
+     .help = "seconds a chain's writer lease {prefix}lock:{checkpoint}:{chain} lives unless "
+             "renewed (every third of it): a holder that vanished keeps the chain that long "
+             "(one of this host: not at all); 0: no lease (another output's lock or --shard "
+             "must keep a second process off the chain)"},
     BP_SINK_OPTION_WAIT_FOR_DB("30"),
     BP_SINK_OPTION_CHECKPOINT_NAME("redis"),
     {.name = "tls_ca",
@@ -829,4 +950,7 @@ const bp_sink_ops bp_sink_redis_ops = {
     .write = redis_write,
     .flush = NULL,
     .close = redis_close,
+    .claim = redis_claim,
+    .unclaim = redis_unclaim,
+    .check = redis_check,
 };

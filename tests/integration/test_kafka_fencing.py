@@ -5,7 +5,8 @@ Two simnode chains (k1, k2: a block every 0.2 s) in one `chains:` config, one Ka
 - Process A runs `--shard 1/2` (k1), process B `--shard 2/2` (k2), both with the default
   transactional id: each logs an id of its own, derived from its checkpoint name and chains
   (the ids differ and name the chain), and both produce into the same topics at once, neither
-  fenced (no "fenced" line), both chains' checkpoints move. The mock cluster does not fence by
+  fenced (no "fenced" line), both chains' checkpoints move, and each warns at start that no
+  output holds a chain writer lock (Kafka has none). The mock cluster does not fence by
   itself (below), so the ids logged are what shows that two shards never share one.
 - B stops (SIGTERM, exit 0). A's next commit is answered PRODUCER_FENCED, as a broker answers
   the older of two producers with one transactional id once the newer one has called
@@ -99,6 +100,9 @@ def main():
             for p in (a, b):
                 if "fenced" in p.text():
                     raise Fail(f"{p.name} was fenced with an id of its own:\n{tail(p.path)}")
+                # Kafka alone keeps no second process off a chain: each says so at start
+                if "no output holds a chain writer lock (Kafka)" not in p.text():
+                    raise Fail(f"{p.name} did not warn that no output locks:\n{tail(p.path)}")
             print(f"A ({ida}) and B ({idb}), default ids, produce at once, unfenced:",
                   {c: cp(k, c) for c in CHAINS})
 

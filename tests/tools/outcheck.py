@@ -181,7 +181,8 @@ class Outputs:
             return None
         if not os.path.exists(path):
             # a directory being created: no checkpoint yet is fine while no file has data
-            data = [n for n in os.listdir(d) if not n.startswith("checkpoint.json")
+            data = [n for n in os.listdir(d)
+                    if not n.startswith(("checkpoint.json", "blockpipe.lock"))
                     and os.path.getsize(os.path.join(d, n)) > 0]
             if data:
                 raise Fail(f"{d}: no checkpoint.json, but {data} hold data")

@@ -259,6 +259,33 @@ static void test_recent_kept_across_reopen(void **state)
     bp_sink_close(s);
 }
 
+/* One writer per directory: a second handle on it reads nothing and is refused its claim,
+ * naming the holder, until the first closes; then it takes the lock and reads the files. */
+static void test_directory_lock(void **state)
+{
+    fixture *f = *state;
+    bp_sink *a = open_sink(&bp_sink_jsonl_ops, f->dir);
+    bp_block *b = fx_block(1, 0, false, false);
+    apply_one(a, "main", b);
+    bp_sink *w = open_sink(&bp_sink_jsonl_ops, f->dir); /* opens, waiting for the lock */
+    char holder[256] = "", self[64];
+    bp_error err = {0};
+    assert_int_equal(w->ops->claim(w, "main", holder, sizeof(holder), &err), BP_EBUSY);
+    snprintf(self, sizeof(self), "pid %ld start", (long)getpid());
+    assert_non_null(strstr(holder, self));
+    assert_non_null(strstr(err.msg, "blockpipe.lock"));
+    bp_checkpoint cp;
+    assert_int_equal(w->ops->checkpoint(w, "main", &cp, &err), BP_EBUSY);
+    assert_int_equal(a->ops->claim(a, "main", holder, sizeof(holder), &err), 0); /* ours */
+    bp_sink_close(a);
+    assert_int_equal(w->ops->claim(w, "main", holder, sizeof(holder), &err), 0);
+    assert_int_equal(w->ops->checkpoint(w, "main", &cp, &err), 0);
+    assert_true(cp.set);
+    assert_int_equal(cp.number, 1);
+    bp_block_free(b);
+    bp_sink_close(w);
+}
+
 /* ---- checkpoint.json and recovery ------------------------------------------------------- */
 
 static void test_truncate_on_reopen(void **state)
@@ -1013,6 +1040,7 @@ int main(void)
         T(test_csv_exact_lines),
         T(test_csv_lazy_header_and_reverts),
         T(test_recent_kept_across_reopen),
+        T(test_directory_lock),
         T(test_truncate_on_reopen),
         T(test_checkpoint_json_chains),
         T(test_etlcsv_one_chain),
