@@ -9,11 +9,13 @@ with a 4 KiB receive buffer and never reads. anvil then mines 40 blocks of 5 tra
 - every one of the 150 others holds exactly the node's blocks from the first new one to the
   head, each once (a replica that applies them; a block twice or missing fails);
 - 1,000 more WebSocket clients (bench_ws_fanout: one epoll thread in C) each get the 40 new
-  blocks' messages once, and none is closed;
+  blocks' messages once, and none is closed - blockpipe started with Debian's default soft
+  limit of 1,024 open files (it raises it within the hard limit for --api-max-connections);
 - blockpipe reached the node's head, and exits 0 on SIGINT.
 """
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -81,8 +83,11 @@ def main():
                "--poll-interval", "0.2", "--api-rate-limit", "0", "--api-push-queue", "16384",
                "--api-push-stall", "3"]
         print("running:", " ".join(cmd), flush=True)
+        # Debian's default soft limit of open files: blockpipe must raise it for its clients
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         proc = subprocess.Popen(cmd, stdout=open(f"{tmp.name}/bp.log", "w"),
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, preexec_fn=lambda: resource.setrlimit(
+                                    resource.RLIMIT_NOFILE, (1024, hard)))
         wait_http(port, HANG, proc)
         api = Api(port)
         start = node.block_number()
