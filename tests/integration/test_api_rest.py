@@ -13,7 +13,8 @@ exactly what the node says:
 - /api/logs?address=&topic0= and ?transaction=;
 - bad parameters are 400 naming the parameter (invalid UTF-8 included), unknown things 404,
   writes to read endpoints 405;
-- /metrics passes `promtool check metrics`; /health, /ready and the status endpoints say the
+- /metrics passes `promtool check metrics` and has every metric docs/API.md documents;
+  /health, /ready and the status endpoints say the
   chain is caught up.
 Then `blockpipe serve` over the SQLite file answers the same without indexing, and stops on
 SIGINT with exit 0.
@@ -21,6 +22,7 @@ SIGINT with exit 0.
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -240,6 +242,29 @@ def check_errors(api, label):
           flush=True)
 
 
+def documented_metrics():
+    """The metric families of docs/API.md's /metrics table (`_x_total` after a name is that
+    name's prefix with the suffix: `blockpipe_rpc_requests_total`, `_errors_total`)."""
+    doc = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                            "API.md")).read()
+    table = doc[doc.index("## Prometheus"):doc.index("## Push")]
+    names = set()
+    for line in table.splitlines():
+        if not line.startswith("| `"):
+            continue
+        base = None
+        for tok in re.findall(r"`([^`]+)`", line.split("|")[1]):
+            tok = tok.split("{")[0].strip()
+            if tok.startswith("blockpipe_"):
+                names.add(tok)
+                base = tok
+            elif tok.startswith("_") and base:
+                names.add(base[:base.rindex("_requests_total")] + tok)
+    if len(names) < 40:
+        fail(f"docs/API.md: only {len(names)} metrics found in its table: {sorted(names)}")
+    return names
+
+
 def check_status(api, head, label, tmp):
     for path in ("/health", "/ready"):
         api.ok(path)
@@ -271,6 +296,10 @@ def check_status(api, head, label, tmp):
                  "blockpipe_reorg_depth_blocks_bucket"):
         if f"\n{name}" not in text:
             fail(f"{label}: /metrics has no {name}")
+    typed = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    missing = sorted(documented_metrics() - typed)
+    if missing:
+        fail(f"{label}: /metrics lacks metrics docs/API.md documents: {missing}")
     if f'blockpipe_indexed_block{{chain="31337"}} {head}\n' not in text:
         fail(f"{label}: /metrics does not say indexed block {head}")
     promtool = shutil.which("promtool")
@@ -284,7 +313,8 @@ def check_status(api, head, label, tmp):
     if r.returncode != 0:
         fail(f"{label}: promtool check metrics: {r.stdout}{r.stderr}")
     print(f"check: {label}: /health, /ready, status endpoints at head {head}; /metrics "
-          f"({len(text.splitlines())} lines) passes promtool check metrics", flush=True)
+          f"({len(text.splitlines())} lines, every metric docs/API.md documents) passes "
+          f"promtool check metrics", flush=True)
 
 
 def check_api(api, node, chain, label, tmp):
