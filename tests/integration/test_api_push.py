@@ -41,6 +41,31 @@ TOPICS = "blocks,transactions,logs,reorgs"
 MIN_VALUE = 2 ** 64  # wei: only the workload's big transfers reach it
 
 
+def check_reorg_events(api):
+    """/api/realtime/events lists each reorg with the blocks it reverted (from the lowest,
+    `block`, up) and the new branch's blocks applied after them in the same batch
+    (from that lowest number up)."""
+    ev = api.ok("/api/realtime/events")
+    reorgs = [e for e in ev["events"] if e["type"] == "reorg"]
+    if ev["counts"]["reorg"] < 6 or len(reorgs) < 6:
+        fail(f"/api/realtime/events: want the 6 reorgs: {ev['counts']} {reorgs}")
+    applied = 0
+    for e in reorgs:
+        rv, ap = e["reverted"], e["applied"]
+        if rv["from"] != e["block"] or rv["to"] - rv["from"] + 1 != rv["count"] or \
+                not 1 <= rv["count"] <= 3:
+            fail(f"/api/realtime/events: reorg {e}: reverted is not the blocks from-to")
+        if ap["count"] and (ap["from"] != e["block"] or ap["to"] - ap["from"] + 1 != ap["count"]):
+            fail(f"/api/realtime/events: reorg {e}: applied is not the new branch from "
+                 f"{e['block']}")
+        applied += ap["count"] > 0
+    if not applied:
+        fail(f"/api/realtime/events: no reorg lists the blocks applied after it: {reorgs}")
+    print(f"check: /api/realtime/events lists the {len(reorgs)} reorgs with their reverted "
+          f"blocks ({applied} with the new branch's applied in the same batch), e.g. "
+          f"{reorgs[0]}", flush=True)
+
+
 def check_value_and_emitter(node, first, head, value, emitter_client, emitter):
     """The min_value client holds exactly the canonical transactions of at least MIN_VALUE wei,
     the emitter client exactly the canonical logs of `emitter` (reverted blocks dropped)."""
@@ -321,6 +346,7 @@ def main():
         print(f"check: sse-status: {len(clients[5].status_heads)} status/metrics messages, "
               f"the last at head {head}", flush=True)
         check_value_and_emitter(node, first, head, clients[6], clients[7], emitter)
+        check_reorg_events(api)
         for c in clients:
             c.close()
         proc.send_signal(signal.SIGINT)
