@@ -46,6 +46,22 @@ def run(cmd, **kw):
     return r.stdout
 
 
+def stop_rss(p, sig=signal.SIGINT, timeout=60):
+    """Stops process p (sig, then SIGKILL after timeout s) and returns its peak RSS in MiB
+    (wait4 on that process: its own high-water mark, not the driver's)."""
+    p.send_signal(sig)
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            p.returncode = os.waitstatus_to_exitcode(status)
+            return ru.ru_maxrss / 1024.0
+        if time.monotonic() > deadline:
+            p.kill()
+            deadline = float("inf")
+        time.sleep(0.05)
+
+
 def wrk(url, duration, conns=32):
     out = run(["wrk", "-t2", f"-c{conns}", f"-d{duration}s", "--latency", url])
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -94,14 +110,15 @@ def rest(args, tmp):
                         ).returncode == 0, 30, "the static server")
                         srps, sp99 = wrk(f"http://127.0.0.1:{sport}/", args.duration)
                     finally:
-                        st.kill()
-                        st.wait()
-                    rows.append((name, path.split("?")[0] + ("?address=" if "?" in path else ""),
-                                 size, rps, p99, srps, sp99))
+                        srss = stop_rss(st, signal.SIGKILL)
+                    rows.append([name, path.split("?")[0] + ("?address=" if "?" in path else ""),
+                                 size, rps, p99, srps, sp99, srss])
                     print(rows[-1], flush=True)
             finally:
-                srv.send_signal(signal.SIGINT)
-                srv.wait(30)
+                rss = stop_rss(srv)
+            for r in rows:  # the server's high-water mark over both endpoints' runs
+                if r[0] == name:
+                    r.append(rss)
     finally:
         pg.stop()
         node.stop()
@@ -136,13 +153,14 @@ def push(args, tmp):
         if reader.returncode != 0 or len(out) != 5:
             raise SystemExit(f"bench_ws_fanout: {reader.returncode} {out}")
         p50, p99, mx, count = float(out[1]), float(out[2]), float(out[3]), int(out[4])
-        return args.clients, count, p50, p99, mx
+        rss = stop_rss(proc)
+        proc = None
+        return args.clients, count, p50, p99, mx, rss
     finally:
         if reader and reader.poll() is None:
             reader.kill()
         if proc:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(60)
+            stop_rss(proc)
         node.stop()
 
 
@@ -157,10 +175,10 @@ def lib_choice(args):
             wait_until(lambda: subprocess.run(["curl", "-sf", "-o", "/dev/null",
                                                f"http://127.0.0.1:{port}/"]).returncode == 0,
                        30, lib)
-            out.append((lib, *wrk(f"http://127.0.0.1:{port}/", args.duration)))
+            res = wrk(f"http://127.0.0.1:{port}/", args.duration)
         finally:
-            p.kill()
-            p.wait()
+            rss = stop_rss(p, signal.SIGKILL)
+        out.append((lib, *res, rss))
     return out
 
 
@@ -169,23 +187,24 @@ def report(args, rows, pushed, libs):
              f"-t2 -c32 for {args.duration} s per row; the chain: {args.blocks + 1} simnode "
              f"blocks of 50 transactions; `blockpipe serve --api-threads 2` (release build).",
              "", "| output | endpoint | answer bytes | API req/s | API p99 ms | static req/s | "
-             "static p99 ms | ratio (target ≥ 0.5) |", "|---|---|---|---|---|---|---|---|"]
-    for name, path, size, rps, p99, srps, sp99 in rows:
+             "static p99 ms | ratio (target ≥ 0.5) | serve peak RSS MiB | static peak RSS MiB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, path, size, rps, p99, srps, sp99, srss, rss in rows:
         lines.append(f"| {name} | `{path}` | {size} | {rps:.0f} | {p99:.2f} | {srps:.0f} | "
-                     f"{sp99:.2f} | {rps / srps:.2f} |")
+                     f"{sp99:.2f} | {rps / srps:.2f} | {rss:.0f} | {srss:.0f} |")
     lines += ["", "The PostgreSQL rows pay a round trip per request to a PostgreSQL server on the same "
               "cores (statements are prepared once per connection); SQLite is read in process."]
-    n, samples, p50, p99, mx = pushed
+    n, samples, p50, p99, mx, prss = pushed
     lines += ["", f"Push: {n} WebSocket clients (topic blocks; bench_ws_fanout, one epoll thread "
               f"in C) while anvil mines a block a second: {samples} block messages, "
               f"commit-to-client latency p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {mx:.1f} ms "
-              f"(target p99 < 50 ms).", "",
+              f"(target p99 < 50 ms); `blockpipe run` peak RSS {prss:.0f} MiB.", "",
               "The server library (static 1 KiB answer, the same wrk):", "",
-              "| library | req/s | p99 ms |", "|---|---|---|"]
-    for lib, rps, p99 in libs:
+              "| library | req/s | p99 ms | peak RSS MiB |", "|---|---|---|---|"]
+    for lib, rps, p99, rss in libs:
         name = {"mhd": "libmicrohttpd 0.9.75 (pool of 2, epoll)",
                 "lws": "libwebsockets 4.1.6 (one service thread)"}[lib]
-        lines.append(f"| {name} | {rps:.0f} | {p99:.2f} |")
+        lines.append(f"| {name} | {rps:.0f} | {p99:.2f} | {rss:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,8 @@
  * commit-to-client latency benchmark (bench/api_bench.py): each block message carries
  * committed_ms (unix ms when every output had the block); receive time minus it, over every
  * client and block, is printed as "latency_ms p50 p99 max count" once every client has seen
- * `blocks` blocks (or after `seconds`).
+ * `blocks` blocks (or after `seconds`). Exit status 3 when a client was closed or had fewer
+ * than `blocks` (tests/integration/test_api_clients.py runs it with 1,000 clients too).
  *
  *   bench_ws_fanout PORT CLIENTS BLOCKS SECONDS
  *
@@ -172,9 +173,15 @@ int main(int argc, char **argv)
     }
     printf("latency_ms %.2f %.2f %.2f %zu\n", lat[nlat / 2], lat[(size_t)(0.99 * (double)nlat)],
            lat[nlat - 1], nlat);
-    for (int i = 0; i < n; i++)
+    int short_of = 0;
+    for (int i = 0; i < n; i++) {
+        short_of += !cs[i].open || cs[i].blocks < blocks;
         close(cs[i].fd);
+    }
+    if (short_of)
+        fprintf(stderr, "%d of %d clients were closed or got fewer than %d blocks\n", short_of, n,
+                blocks);
     free(cs);
     free(lat);
-    return 0;
+    return short_of ? 3 : 0;
 }

@@ -39,6 +39,7 @@ banner() { # $1: what the data comes from
   echo "================================================================"
   echo " blockpipe: indexing $1"
   echo " output:    $OUT"
+  echo " dashboard: http://$API/  (open it in a browser: the chain moving, live)"
   echo " API:       http://$API/  (status: http://$API/api/sync-status, metrics: http://$API/metrics,"
   echo "            blocks: http://$API/api/blocks, live: http://$API/api/events?topics=blocks)"
   if [ -n "$db" ]; then

@@ -82,6 +82,10 @@ typedef struct log_entry {
     int64_t unix_ms;
     uint64_t number;
     char text[200];
+    /* a reorg: the blocks reverted (number is the lowest) and those applied after them in
+     * the same batch (the new branch, lowest first) */
+    uint64_t reverted_hi, applied_lo, applied_hi;
+    uint32_t reverted, applied;
 } log_entry;
 
 struct bp_push_hub {
@@ -216,6 +220,7 @@ static void log_add(bp_push_hub *h, int type, const char *name, uint64_t number,
     e->type = name;
     e->unix_ms = h->log_updated = bp_api_unix_ms();
     e->number = number;
+    e->reverted = e->applied = 0;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(e->text, sizeof(e->text), fmt, ap);
@@ -270,6 +275,8 @@ void bp_push_batch(void *hub, const bp_batch *b)
         h->minute_hi = h->minutes && h->minute_hi > m ? h->minute_hi : m;
         h->minutes = true;
     }
+    log_entry *reorg = NULL; /* the last reorg's entry: the applies after it extend it */
+    size_t since = 0;        /* entries logged after it (the log is a ring) */
     for (size_t i = 0; i < b->count;) {
         const bp_event *ev = &b->events[i];
         ring_ev e = {.batch = batch, .unix_ms = now};
@@ -277,6 +284,11 @@ void bp_push_batch(void *hub, const bp_batch *b)
             e.kind = EV_APPLY;
             header(&e, ev->block);
             push_ev(h, &e);
+            if (reorg && since++ < EVENTS_MAX - 1) {
+                reorg->applied_lo = reorg->applied ? reorg->applied_lo : e.number;
+                reorg->applied_hi = e.number;
+                reorg->applied++;
+            }
             log_add(h, L_BLOCK, g_log_names[L_BLOCK], e.number, "block %" PRIu64 " %s", e.number,
                     e.hash);
             i++;
@@ -295,6 +307,10 @@ void bp_push_batch(void *hub, const bp_batch *b)
         log_add(h, L_REORG, g_log_names[L_REORG], e.number,
                 "reorg: %u block(s) reverted from %" PRIu64 " down to %" PRIu64, e.depth,
                 b->events[i].block->number, e.number);
+        reorg = &h->log[(h->log_next + EVENTS_MAX - 1) % EVENTS_MAX];
+        reorg->reverted = e.depth;
+        reorg->reverted_hi = b->events[i].block->number;
+        since = 0;
         for (; i < end; i++) {
             ring_ev r = {.batch = batch, .unix_ms = now, .kind = EV_REVERT};
             header(&r, b->events[i].block);
@@ -1420,6 +1436,23 @@ void bp_push_stats_read(bp_push_hub *h, bp_push_stats *out)
     pthread_mutex_unlock(&h->ring_lock);
 }
 
+/* {"from": lo, "to": hi, "count": n}: a reorg's reverted or applied blocks ({"count": 0}:
+ * none yet, the new branch comes with a later batch). */
+static void range_json(bp_jsonw *w, const char *key, uint64_t lo, uint64_t hi, uint32_t n)
+{
+    bp_jsonw_key(w, key);
+    bp_jsonw_begin_object(w);
+    if (n) {
+        bp_jsonw_key(w, "from");
+        bp_jsonw_u64(w, lo);
+        bp_jsonw_key(w, "to");
+        bp_jsonw_u64(w, hi);
+    }
+    bp_jsonw_key(w, "count");
+    bp_jsonw_u64(w, n);
+    bp_jsonw_end_object(w);
+}
+
 void bp_push_events_json(bp_push_hub *h, bp_jsonw *w, size_t max)
 {
     pthread_mutex_lock(&h->ring_lock);
@@ -1439,6 +1472,10 @@ void bp_push_events_json(bp_push_hub *h, bp_jsonw *w, size_t max)
         }
         bp_jsonw_key(w, "text");
         bp_jsonw_str(w, e->text);
+        if (e->reverted)
+            range_json(w, "reverted", e->number, e->reverted_hi, e->reverted);
+        if (e->reverted)
+            range_json(w, "applied", e->applied_lo, e->applied_hi, e->applied);
         bp_jsonw_end_object(w);
     }
     bp_jsonw_end_array(w);

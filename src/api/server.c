@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -1111,6 +1112,33 @@ static void lws_log(int level, const char *line)
     bp_debug("api lws[%d]: %.*s", level, (int)n, line);
 }
 
+/* File descriptors the rest of the process may hold beside the API's connections (outputs,
+ * RPC connections of every worker, the node's socket, logs). */
+#define FD_SPARE 512
+
+/* Every connection is a descriptor, and libwebsockets sizes its table by the limit when the
+ * context is made: a soft limit of 1024 (Debian's default) would refuse clients long before
+ * --api-max-connections. The soft limit goes up to what they need, within the hard limit. */
+static void room_for_connections(const bp_api *a)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)a->cfg.max_connections + FD_SPARE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    rlim_t was = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+    if (rl.rlim_cur > was && setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        bp_debug("api: open files limit raised from %llu to %llu for --api-max-connections %d",
+                 (unsigned long long)was, (unsigned long long)rl.rlim_cur, a->cfg.max_connections);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
+        bp_warn("api: --api-max-connections %d, but the open files limit is %llu (hard limit "
+                "%llu): connections past about %llu are refused (raise it: ulimit -n, "
+                "LimitNOFILE= in a systemd unit)",
+                a->cfg.max_connections, (unsigned long long)rl.rlim_cur,
+                (unsigned long long)rl.rlim_max,
+                (unsigned long long)(rl.rlim_cur > FD_SPARE ? rl.rlim_cur - FD_SPARE : 0));
+}
+
 static int create_context(bp_api *a, const char *host, int port, bp_error *err)
 {
     struct lws_context_creation_info info;
@@ -1145,6 +1173,7 @@ static int create_context(bp_api *a, const char *host, int port, bp_error *err)
         info.ssl_private_key_filepath = a->tls_key;
     }
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    room_for_connections(a);
     a->lws = lws_create_context(&info);
     if (!a->lws)
         return bp_error_set(err, BP_EINVAL,

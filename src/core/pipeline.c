@@ -21,6 +21,7 @@
 #include "core/outputs.h"
 #include "core/fetcher.h"
 #include "core/pool.h"
+#include "core/prober.h"
 #include "core/realtime.h"
 #include "core/reorder.h"
 #include "core/statsline.h"
@@ -72,9 +73,12 @@ struct pipeline {
     char chain[64];
     uint64_t chain_id;
     bp_pool pool;
-    bp_rpc **rpcs; /* the coordinator's own, one per endpoint: head polls and reorg walks */
-    bool *poll_ok; /* per endpoint: the last head poll worked (to log changes only) */
-    int walk_ep;   /* endpoint with the best head: the reorg walk asks it */
+    bp_rpc **rpcs;     /* the coordinator's own, one per endpoint: reorg walks */
+    bp_prober *prober; /* head polls, chain checks and probes, off the coordinator's thread */
+    bool *poll_ok;     /* per endpoint: the last head poll worked (to log changes only) */
+    bool *asked_again; /* per endpoint: its question out is a recheck (it was down) */
+    int64_t polled_ms; /* when the last head poll was asked */
+    int walk_ep;       /* endpoint with the best head: the reorg walk asks it */
     bp_fetch_shared shared;
     bp_fetcher *fetcher;
     size_t inflight;                   /* jobs out to workers, stale ones included */
@@ -153,27 +157,34 @@ static int open_endpoints(pipeline *p, bp_error *err)
         return rc;
     p->rpcs = calloc(c->endpoint_count, sizeof(*p->rpcs));
     p->poll_ok = calloc(c->endpoint_count, sizeof(*p->poll_ok));
-    if (!p->rpcs || !p->poll_ok)
+    p->asked_again = calloc(c->endpoint_count, sizeof(*p->asked_again));
+    bp_rpc_config *rcfgs = calloc(c->endpoint_count ? c->endpoint_count : 1, sizeof(*rcfgs));
+    if (!p->rpcs || !p->poll_ok || !p->asked_again || !rcfgs) {
+        free(rcfgs);
         return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
     long timeout_ms = (long)(c->rpc_timeout * 1000.0);
-    for (size_t i = 0; i < c->endpoint_count; i++) {
+    for (size_t i = 0; i < c->endpoint_count && rc == 0; i++) {
         /* not abortable: a reorg walk that started must finish */
-        bp_rpc_config rcfg = {
+        rcfgs[i] = (bp_rpc_config){
             .url = c->endpoints[i].url,
             .auth = c->endpoints[i].auth,
             .timeout_ms = timeout_ms,
             .connect_timeout_ms = timeout_ms < 5000 ? timeout_ms : 5000,
         };
-        rc = bp_rpc_new(&p->rpcs[i], &rcfg, err);
-        if (rc != 0)
-            return rc;
+        rc = bp_rpc_new(&p->rpcs[i], &rcfgs[i], err);
         p->poll_ok[i] = true;
     }
-    return 0;
+    if (rc == 0)
+        rc = bp_prober_new(&p->prober, &p->pool, rcfgs, c->endpoint_count, err);
+    free(rcfgs);
+    return rc;
 }
 
 static void close_endpoints(pipeline *p)
 {
+    bp_prober_free(p->prober); /* first: its threads use the pool */
+    free(p->asked_again);
     for (size_t i = 0; p->rpcs && i < p->cfg->endpoint_count; i++)
         bp_rpc_free(p->rpcs[i]);
     free(p->rpcs);
@@ -218,6 +229,7 @@ static bool target(const pipeline *p, uint64_t *out)
 }
 
 static int reorg_from(pipeline *p, uint64_t start_k, bp_error *err);
+static double poll_every(pipeline *p);
 static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error *err);
 
 /* A head seen by a poll or announced on the socket. The head only moves forward, unless
@@ -304,116 +316,127 @@ static int asked(pipeline *p, size_t i, int rc)
     return rc;
 }
 
-/* An endpoint that did not answer eth_chainId at start is asked again on every poll, and
- * one that was ejected or unreachable is asked again when its pause is over (the node
- * behind the URL may have changed while it was down): it gets requests (and its head
- * counts) only once it names this chain. */
-static bool chain_checked(pipeline *p, size_t i)
+/* ---- the coordinator's questions (core/prober.h) ---------------------------------------
+ *
+ * Head polls, the eth_chainId check of an endpoint that did not answer it at start (asked again
+ * on every poll) or that was ejected or unreachable (asked again when its pause is over: the
+ * node behind the URL may have changed while it was down), and an ejected endpoint's probe are
+ * asked on the prober's threads: an endpoint that accepts and never answers holds its own
+ * thread for the RPC timeout, never the coordinator. Each step takes the answers in. An
+ * endpoint gets requests (and its head counts) only once it names this chain. */
+
+/* Asks endpoint i what it needs asked now, if anything: at a poll its head (its chain first
+ * when that is unchecked or to be checked again); between polls only a recheck whose pause is
+ * over, or the probe of an ejected one no block request probes (a chain with no block to
+ * fetch sends none, nor does one whose preferred endpoint takes every request: it would stay
+ * ejected, endpoint_down firing, for good). */
+static void ask_endpoint(pipeline *p, size_t i, bool poll)
 {
-    uint64_t id;
     bp_error e;
+    if (bp_prober_busy(p->prober, i))
+        return; /* its last question is still out: it is not asked twice */
     bool due, again = bp_pool_needs_recheck(&p->pool, (int)i, &due);
     if (again && !due)
-        return false;
-    if (!again && chain_of(p, i) != BP_EP_CHAIN_UNCHECKED)
-        return chain_of(p, i) == BP_EP_CHAIN_OK;
-    if (may_ask(p, i, &e) != 0)
-        return false; /* paused by a 429: asked again when the pause is over */
-    int rc = asked(p, i, bp_rpc_chain_id(p->rpcs[i], &id, &e));
-    if (rc != 0) {
-        if (again && rc != BP_ERATELIMIT)
-            bp_pool_recheck_failed(&p->pool, (int)i, e.msg);
+        return;
+    bool check = again || chain_of(p, i) == BP_EP_CHAIN_UNCHECKED;
+    if (!check && chain_of(p, i) != BP_EP_CHAIN_OK)
+        return; /* another chain: never asked again */
+    if (!poll && !again && !bp_pool_probe_due(&p->pool, (int)i))
+        return;
+    if (bp_prober_ask(p->prober, i, check, p->chain_id, &e) != 0) {
+        bp_warn("rpc[%zu] %s: %s", i, p->pool.eps[i].url, e.msg);
+        return;
+    }
+    p->asked_again[i] = again;
+}
+
+static void ask_endpoints(pipeline *p, bool poll)
+{
+    for (size_t i = 0; i < p->cfg->endpoint_count; i++)
+        ask_endpoint(p, i, poll);
+}
+
+/* What eth_chainId said of endpoint i; true when it named this chain. A 429 (now or still in
+ * force) is not a failed check: it is asked again when the pause is over. */
+static bool chain_answer(pipeline *p, size_t i, const bp_probe_answer *a)
+{
+    bool again = p->asked_again[i];
+    if (a->chain_rc != 0) {
+        if (again && a->chain_rc != BP_ERATELIMIT)
+            bp_pool_recheck_failed(&p->pool, (int)i, a->err.msg);
         return false;
     }
-    if (id != p->chain_id) {
+    if (a->chain_id != p->chain_id) {
         bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OTHER);
         bp_err("rpc[%zu] %s serves chain id %" PRIu64 ", not %" PRIu64
                ": it is never used (every endpoint of a chain must serve the same chain)",
-               i, p->pool.eps[i].url, id, p->chain_id);
+               i, p->pool.eps[i].url, a->chain_id, p->chain_id);
         return false;
     }
     bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
-    bp_info("rpc[%zu] %s answers eth_chainId %" PRIu64 " %s", i, p->pool.eps[i].url, id,
+    bp_info("rpc[%zu] %s answers eth_chainId %" PRIu64 " %s", i, p->pool.eps[i].url, a->chain_id,
             again ? "again after it was down: in use" : "now: in use");
     return true;
 }
 
-/* An ejected endpoint that named the chain again is probed by the next worker request sent
- * to it; a chain with no block to fetch sends none (nor does one whose preferred endpoint
- * takes every request), and it would stay ejected (endpoint_down firing) for good: then this
- * head request is its probe, answered it is healthy again, else ejected for twice as long. */
-static void probe_ejected(pipeline *p, size_t i)
+/* What the head request to endpoint i got; logs only when it changes (good to bad and back).
+ * Answered, an ejected endpoint whose probe was due is healthy again; failed, it is ejected
+ * again for twice as long (bp_pool_probed ignores both when no probe was due). */
+static bool head_answer(pipeline *p, size_t i, const bp_probe_answer *a)
 {
-    bp_error e;
-    bp_header h;
-    if (may_ask(p, i, &e) != 0)
-        return; /* paused by a 429: probed when the pause is over */
-    int rc = asked(p, i, bp_rpc_header(p->rpcs[i], UINT64_MAX, &h, &e));
-    if (rc == BP_ERATELIMIT)
-        return;
-    bp_pool_probed(&p->pool, (int)i, rc, rc != 0 ? e.msg : NULL);
-    if (rc == 0)
-        bp_pool_set_head(&p->pool, (int)i, h.number);
-}
-
-/* Ejected endpoints whose pause is over are asked at once, not at the next head poll
- * (a heartbeat of 5 s or more while the socket brings the heads), and probed when no
- * request probes them. */
-static void recheck_ejected(pipeline *p)
-{
-    for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
-        bool due;
-        if (bp_pool_needs_recheck(&p->pool, (int)i, &due) && due)
-            (void)chain_checked(p, i);
-        if (!p->stopping && bp_pool_probe_due(&p->pool, (int)i))
-            probe_ejected(p, i);
-    }
-}
-
-/* Asks one endpoint for its head; logs only when its answer changes (good to bad and back). A
- * 429 (now or still in force) is not a failed poll: the endpoint is skipped this time. */
-static bool poll_endpoint(pipeline *p, size_t i, bp_header *h)
-{
-    bp_error e;
-    if (!chain_checked(p, i) || may_ask(p, i, &e) != 0)
-        return false;
-    int rc = asked(p, i, bp_rpc_header(p->rpcs[i], UINT64_MAX, h, &e));
+    int rc = a->head_rc;
     if (rc == BP_ERATELIMIT)
         return false;
     if (rc != 0 && p->poll_ok[i])
-        bp_warn("head poll of rpc[%zu] failed: %s", i, e.msg);
+        bp_warn("head poll of rpc[%zu] failed: %s", i, a->err.msg);
+    if (rc == 0 && !p->poll_ok[i])
+        bp_info("head poll of rpc[%zu] works again", i);
+    p->poll_ok[i] = rc == 0;
+    if (rc == 0)
+        bp_pool_set_head(&p->pool, (int)i, a->head.number);
+    bp_pool_probed(&p->pool, (int)i, rc, rc != 0 ? a->err.msg : NULL);
     /* unreachable: when it answers again it may be another node (it is not asked for blocks
      * above its last head meanwhile, so it might never be ejected) */
     if (rc == BP_ETRANSPORT || rc == BP_ETIMEOUT || rc == BP_EHTTP)
         bp_pool_recheck(&p->pool, (int)i);
-    if (rc == 0 && !p->poll_ok[i])
-        bp_info("head poll of rpc[%zu] works again", i);
-    p->poll_ok[i] = rc == 0;
-    if (rc == 0) {
-        bp_pool_set_head(&p->pool, (int)i, h->number);
-        bp_pool_probed(&p->pool, (int)i, 0, NULL); /* an ejected one's probe, when due */
-    }
     return rc == 0;
 }
 
-/* The head is the highest any endpoint reports; the others are not asked for blocks above
- * their own head (the pool knows each one's). */
-static int poll_head(pipeline *p, bp_error *err)
+/* Takes in every answer there is. The head is the highest of the heads they bring; the other
+ * endpoints are not asked for blocks above their own head (the pool knows each one's). */
+static int take_answers(pipeline *p, bp_error *err)
 {
-    bp_header best, h;
+    bp_probe_answer a, best;
     int best_ep = -1;
+    bool had = p->have_head;
     for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
-        if (!poll_endpoint(p, i, &h))
+        if (!bp_prober_take(p->prober, i, &a))
             continue;
-        if (best_ep < 0 || h.number > best.number) {
-            best = h;
+        if (a.chain_asked && !chain_answer(p, i, &a))
+            continue;
+        if (!a.head_asked || !head_answer(p, i, &a))
+            continue;
+        if (best_ep < 0 || a.head.number > best.head.number) {
+            best = a;
             best_ep = (int)i;
         }
     }
     if (best_ep < 0)
         return 0; /* the next poll tries again; nothing depends on one poll */
     p->walk_ep = best_ep;
-    return take_head(p, &best, now_ms(), err);
+    int rc = take_head(p, &best.head, best.done_ms, err);
+    /* Again once the first head is known: what it taught counts. Before it the 1 s interval
+     * put a second poll in the middle of a backfill that was meant to get a heartbeat. */
+    if (!had && p->have_head && p->polled_ms)
+        p->next_poll_ms = p->polled_ms + (int64_t)(poll_every(p) * 1000.0);
+    return rc;
+}
+
+/* Every endpoint is asked for its head; the answers come in with the next steps. */
+static void poll_head(pipeline *p)
+{
+    p->polled_ms = now_ms();
+    ask_endpoints(p, true);
 }
 
 /* ---- scheduling --------------------------------------------------------------------- */
@@ -1157,7 +1180,7 @@ static int retry_start(pipeline *p, int (*fn)(pipeline *, bp_error *), const cha
 
 /* Every endpoint must serve the same chain: a pool mixing chains would fork the output. One
  * that is down at start does not block the start: it gets no requests until a head poll
- * finds it answering with this chain's id (chain_checked). */
+ * finds it answering with this chain's id (ask_endpoint). */
 static int get_chain_id(pipeline *p, bp_error *err)
 {
     bool have = false;
@@ -1208,9 +1231,17 @@ static int get_chain_id(pipeline *p, bp_error *err)
     return have ? 0 : first.code;
 }
 
+/* The first answer with a head will do: the others raise it when they come (one that hangs
+ * must not hold the start for the RPC timeout). */
 static int get_head(pipeline *p, bp_error *err)
 {
-    (void)poll_head(p, err);
+    poll_head(p);
+    while (!p->have_head && bp_prober_any_busy(p->prober) && !*p->stop) {
+        bp_prober_wait(p->prober, 100);
+        int rc = take_answers(p, err);
+        if (rc != 0)
+            return rc;
+    }
     return p->have_head ? 0 : bp_error_set(err, BP_ETRANSPORT, "no endpoint answered");
 }
 
@@ -1517,6 +1548,8 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     p->next_fetch = p->first = *start;
     rc = start_workers(p, window, err);
     if (rc == 0)
+        bp_prober_set_wake(p->prober, wake_coordinator, p); /* an answer ends its wait */
+    if (rc == 0)
         rc = start_realtime(p, err);
     return rc ? rc : start_writer(p, err);
 }
@@ -1594,6 +1627,8 @@ static double poll_every(pipeline *p)
 static int step(pipeline *p, bp_error *err)
 {
     int rc = take_announced(p, err);
+    if (rc == 0)
+        rc = take_answers(p, err);
     if (rc != 0)
         return rc;
     bool was_ws = p->rt.mode_ws;
@@ -1602,15 +1637,11 @@ static int step(pipeline *p, bp_error *err)
     if (was_ws && !p->rt.mode_ws)
         p->next_poll_ms = now; /* the socket just failed: poll at once */
     if (now >= p->next_poll_ms && !p->stopping) {
-        rc = poll_head(p, err);
-        if (rc != 0)
-            return rc;
-        /* Again: what the poll learnt counts. Before the first poll there is no head, and
-         * the 1 s interval computed then put a second poll in the middle of a backfill that
-         * was meant to get a heartbeat. */
+        poll_head(p);
         p->next_poll_ms = now + (int64_t)(poll_every(p) * 1000.0);
-    } else {
-        recheck_ejected(p);
+    } else if (!p->stopping) {
+        ask_endpoints(p, false); /* rechecks and probes due, not at the next poll (a heartbeat
+                                    of 5 s or more while the socket brings the heads) */
     }
     schedule(p);
     long wait = (long)(p->next_poll_ms - now_ms());
@@ -1696,6 +1727,8 @@ static void release(pipeline *p)
         fill_report(p, p->cfg->report);
     if (p->rt_started)
         bp_realtime_stop(&p->rt); /* before bp_fetcher_stop: its thread wakes the fetcher */
+    if (p->prober)                /* so do the prober's threads */
+        bp_prober_set_wake(p->prober, NULL, NULL);
     bp_fetcher_stop(p->fetcher);
     free_batch(p);
     free(p->events);

@@ -458,6 +458,10 @@ void bp_pool_probed(bp_pool *p, int ep, int rc, const char *why)
         bp_info("rpc %s is healthy again (it answered a probe for its head)", e->url);
         e->state = BP_EP_HEALTHY;
         e->consecutive_failures = 0;
+        /* as a worker's probe does: its next outage starts again at the first backoff, not at
+         * twice the last one (a backup endpoint that gets no block request would keep the
+         * 60 s of an old outage for good) */
+        e->backoff_ms = 0;
     } else if (probe_due(e, now)) {
         e->consecutive_failures++;
         snprintf(e->last_error, sizeof(e->last_error), "probe: %s", why ? why : "failed");

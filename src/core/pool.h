@@ -11,7 +11,9 @@
  *   - a health state: HEALTHY; EJECTED after 3 consecutive failures (exponential backoff
  *     from 1 s to 60 s); PROBING when the backoff ends (one request at a time: success makes
  *     it HEALTHY, failure ejects it again for twice as long); when no request comes to probe
- *     it (an idle chain), the coordinator's head request does (bp_pool_probe_due);
+ *     it (an idle chain), the coordinator's head request does (bp_pool_probe_due), asked on
+ *     a thread of its own (core/prober.h) so that a hanging endpoint never holds the
+ *     coordinator;
  *   - rate limiting by the provider (core/ratelimit.h): HTTP 429 / -32005 is not a
  *     failure. It pauses the endpoint for every worker and the coordinator until the instant
  *     Retry-After names (1 s when absent) and teaches the request rate the endpoint accepts,
@@ -152,9 +154,9 @@ void bp_pool_recheck_failed(bp_pool *p, int ep, const char *why);
  * it none, so it would stay ejected for good. The coordinator probes it then: true while
  * endpoint ep is ejected, named the chain again, its pause over and no worker probing it. */
 bool bp_pool_probe_due(bp_pool *p, int ep);
-/* What the coordinator's probe (a head request) got: rc 0 makes it HEALTHY again (its
- * backoff is kept until a block fetch from it succeeds), a failure ejects it again for twice
- * as long (why: the error, for the log). Ignored when the probe is no longer due. */
+/* What the coordinator's probe (a head request) got: rc 0 makes it HEALTHY again and resets
+ * its backoff (as a worker's successful probe does), a failure ejects it again for twice as
+ * long (why: the error, for the log). Ignored when the probe is no longer due. */
 void bp_pool_probed(bp_pool *p, int ep, int rc, const char *why);
 /* A head announced elsewhere (the WebSocket): every endpoint is trusted up to it until its
  * own poll or a "not found" says it is behind. */

@@ -92,8 +92,15 @@ def main():
                        "FIRING: endpoint_down", "resolved: endpoint_down"):
             if needle not in text:
                 raise Fail(f"the log does not say {needle!r}")
+        ev = api.ok("/api/realtime/events")
+        kinds = [e["type"] for e in ev["events"]]  # newest first
+        if ev["counts"]["endpoint_down"] != 1 or ev["counts"]["endpoint_up"] != 1 or \
+                kinds.index("endpoint_up") > kinds.index("endpoint_down"):
+            raise Fail(f"/api/realtime/events: want one endpoint_down then one endpoint_up: "
+                       f"{ev['counts']} {kinds[:10]}")
         print("check: the node back on its port, the idle chain's endpoint was probed and is "
-              "healthy again: endpoint_down resolved, blockpipe_rpc_up 1", flush=True)
+              "healthy again: endpoint_down resolved, blockpipe_rpc_up 1, /api/realtime/events "
+              "endpoint_down then endpoint_up", flush=True)
         time.sleep(1.5)  # nothing more may come
         if events(hook) != ["firing", "resolved"]:
             raise Fail(f"endpoint_down webhook calls {events(hook)}, want firing, resolved")

@@ -2,16 +2,20 @@
 reason, the others get every block and the pipeline keeps going.
 
 `blockpipe run --api --api-push-queue 16384 --api-push-stall 3` follows anvil. 100 WebSocket
-and 50 SSE clients subscribe to blocks; one more WebSocket client subscribes to everything
+and 50 SSE clients (and 1,000 more WebSocket clients) subscribe to blocks; one more WebSocket client subscribes to everything
 with a 4 KiB receive buffer and never reads. anvil then mines 40 blocks of 5 transactions.
 - the slow client is dropped: /api/websocket/stats counts it, and what it finally reads ends
   with a close frame 4408 giving the reason;
 - every one of the 150 others holds exactly the node's blocks from the first new one to the
   head, each once (a replica that applies them; a block twice or missing fails);
+- 1,000 more WebSocket clients (bench_ws_fanout: one epoll thread in C) each get the 40 new
+  blocks' messages once, and none is closed - blockpipe started with Debian's default soft
+  limit of 1,024 open files (it raises it within the hard limit for --api-max-connections);
 - blockpipe reached the node's head, and exits 0 on SIGINT.
 """
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -25,6 +29,7 @@ from apiclient import SSE, WS, Api, Closed, wait_http  # noqa: E402
 from pg import free_port  # noqa: E402
 
 N_WS, N_SSE, BLOCKS = 100, 50, 40
+N_FANOUT = 1000  # more WebSocket clients, on one epoll thread in C (bench_ws_fanout)
 HANG = 300
 
 
@@ -78,8 +83,11 @@ def main():
                "--poll-interval", "0.2", "--api-rate-limit", "0", "--api-push-queue", "16384",
                "--api-push-stall", "3"]
         print("running:", " ".join(cmd), flush=True)
+        # Debian's default soft limit of open files: blockpipe must raise it for its clients
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         proc = subprocess.Popen(cmd, stdout=open(f"{tmp.name}/bp.log", "w"),
-                                stderr=subprocess.STDOUT)
+                                stderr=subprocess.STDOUT, preexec_fn=lambda: resource.setrlimit(
+                                    resource.RLIMIT_NOFILE, (1024, hard)))
         wait_http(port, HANG, proc)
         api = Api(port)
         start = node.block_number()
@@ -93,9 +101,17 @@ def main():
                 fail(f"SSE client {i}: {s.status_line}")
             readers.append(Reader(s, "sse"))
         slow = WS(port, "/api/ws?topics=all", rcvbuf=4096)
+        fanout = subprocess.Popen([os.path.join(os.path.dirname(os.environ["BLOCKPIPE"]),
+                                                "bench_ws_fanout"), str(port), str(N_FANOUT),
+                                   str(BLOCKS), str(HANG)], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        if not fanout.stdout.readline().startswith("ready"):
+            fail(f"bench_ws_fanout did not connect its clients: {fanout.stderr.read()}")
+        clients = N_WS + N_SSE + 1 + N_FANOUT
         wait_until(lambda: api.ok("/api/websocket/stats")["server"]["subscriptions"]["clients"]
-                   == N_WS + N_SSE + 1, HANG, "every client attached")
-        print(f"check: {N_WS} WebSocket + {N_SSE} SSE + 1 slow client attached", flush=True)
+                   == clients, HANG, "every client attached")
+        print(f"check: {N_WS} + {N_FANOUT} WebSocket + {N_SSE} SSE + 1 slow client attached",
+              flush=True)
         for _ in range(BLOCKS):
             wl.mine_batch(5)
         head = node.block_number()
@@ -129,10 +145,16 @@ def main():
                      f"{start + 1}..{head}")
         print(f"check: all {len(readers)} clients hold exactly blocks {start + 1}..{head} "
               f"(each once)", flush=True)
-        stats = api.ok("/api/websocket/stats")["server"]
-        if stats["subscriptions"]["clients"] != N_WS + N_SSE:
-            fail(f"after the drop: {stats['subscriptions']['clients']} clients, "
-                 f"want {N_WS + N_SSE}")
+        out, err = fanout.communicate(timeout=HANG)
+        words = out.split()
+        if fanout.returncode != 0 or len(words) != 5 or int(words[4]) != N_FANOUT * BLOCKS:
+            fail(f"bench_ws_fanout: exit {fanout.returncode}, {out!r} {err!r}: want each of "
+                 f"{N_FANOUT} clients to get the {BLOCKS} blocks once ({N_FANOUT * BLOCKS})")
+        print(f"check: {N_FANOUT} more WebSocket clients got each of the {BLOCKS} blocks once "
+              f"(commit-to-client p99 {words[2]} ms under ASan, not a target)", flush=True)
+        wait_until(lambda: api.ok("/api/websocket/stats")["server"]["subscriptions"]["clients"]
+                   == N_WS + N_SSE, HANG, f"{N_WS + N_SSE} clients left (the slow one dropped, "
+                   f"the {N_FANOUT} gone)")
         for r in readers:
             r.stop = True
         proc.send_signal(signal.SIGINT)
@@ -152,7 +174,7 @@ def main():
             proc.kill()
         node.stop()
         tmp.cleanup()
-    print(f"OK: {N_WS + N_SSE} push clients got every block, the slow one was dropped with the "
+    print(f"OK: {N_WS + N_SSE + N_FANOUT} push clients got every block, the slow one was dropped with the "
           f"reason ({time.monotonic() - t0:.0f}s)")
 
 

@@ -3,8 +3,8 @@
   with --api-token-reads every request but /health needs it, from the Authorization header or
   ?token= (SSE and WebSocket clients); a wrong token is 401, a WebSocket without it is closed
   4401 with the reason;
-- --api-rate-limit: a burst over the bucket gets 429 with Retry-After; after waiting that
-  long the next request is answered;
+- --api-rate-limit: a burst over the bucket gets 429 with Retry-After, a WebSocket upgrade
+  then is closed 4429 with the reason; after waiting that long the next request is answered;
 - --api-cors: an allowed Origin is echoed (and preflights answered 204), another is not
   (preflight 403);
 - limits: headers over 8 KiB, a body over --api-max-body (413; a chunked one is closed unanswered), a client
@@ -253,10 +253,21 @@ def check_rate_limit(port):
         fail(f"40 requests at once against --api-rate-limit 5 were never refused: {codes}")
     if not retry or not retry.isdigit() or int(retry) < 1:
         fail(f"429 without a Retry-After of whole seconds: {retry!r}")
+    ws = WS(port, f"/api/ws?topics=blocks&token={TOKEN}")  # still over the bucket: upgrades too
+    try:
+        for _ in range(100):
+            ws.recv(20)
+        fail("a WebSocket upgrade over the rate limit was kept open")
+    except Closed as e:
+        if e.code != 4429 or "rate limited" not in e.reason:
+            fail(f"a WebSocket upgrade over the rate limit: want close 4429, got {e.code} "
+                 f"{e.reason!r}")
+    finally:
+        ws.sock.close()
     time.sleep(int(retry))
     want(api.get("/api/blocks?limit=1"), 200, f"a request after Retry-After {retry}")
     print(f"check: rate limit: 429 after {codes.count(200)} requests, Retry-After {retry} s, "
-          f"then answered again", flush=True)
+          f"a WebSocket upgrade meanwhile closed 4429, then answered again", flush=True)
 
 
 def main():

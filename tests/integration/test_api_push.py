@@ -7,14 +7,17 @@ these clients subscribe to blocks, transactions, logs and reorgs:
 - a WebSocket client that drops its connection three times and comes back with
   ?since=<its last cursor>, and an SSE client that does the same with Last-Event-ID;
 - a WebSocket client that subscribes by message to transactions of one address only;
-- an SSE client of the status and metrics topics.
+- an SSE client of the status and metrics topics;
+- an SSE client of transactions with min_value=2^64 wei (a 256-bit comparison), and a
+  WebSocket client of the logs one contract emits (address filter on the logs topic).
 Then anvil mines blocks of every transaction type and reorgs the chain (anvil_reorg, depth 1
 to 3, with and without a block after), 6 times. When blockpipe has the node's head, each
 replica (apply adds, revert drops the block and all of it) must equal the node's canonical
 chain from its first block: blocks by number and hash, transactions in index order, logs. The
 reconnecting clients' cursors must strictly increase across reconnects (nothing twice) and
 their replicas are exact too (nothing missed). The filtered client must hold exactly the
-address's transactions; the status client must see the head. A cursor of another run, and one
+address's transactions, the min_value client exactly the transactions of at least 2^64 wei,
+the emitter client exactly that contract's logs; the status client must see the head. A cursor of another run, and one
 that is malformed, are refused with the reason.
 """
 
@@ -35,6 +38,70 @@ from pg import free_port  # noqa: E402
 SEED = int(os.environ.get("BP_SEED", "777"))
 HANG = 180
 TOPICS = "blocks,transactions,logs,reorgs"
+MIN_VALUE = 2 ** 64  # wei: only the workload's big transfers reach it
+
+
+def check_reorg_events(api):
+    """/api/realtime/events lists each reorg with the blocks it reverted (from the lowest,
+    `block`, up) and the new branch's blocks applied after them in the same batch
+    (from that lowest number up)."""
+    ev = api.ok("/api/realtime/events")
+    reorgs = [e for e in ev["events"] if e["type"] == "reorg"]
+    if ev["counts"]["reorg"] < 6 or len(reorgs) < 6:
+        fail(f"/api/realtime/events: want the 6 reorgs: {ev['counts']} {reorgs}")
+    applied = 0
+    for e in reorgs:
+        rv, ap = e["reverted"], e["applied"]
+        if rv["from"] != e["block"] or rv["to"] - rv["from"] + 1 != rv["count"] or \
+                not 1 <= rv["count"] <= 3:
+            fail(f"/api/realtime/events: reorg {e}: reverted is not the blocks from-to")
+        if ap["count"] and (ap["from"] != e["block"] or ap["to"] - ap["from"] + 1 != ap["count"]):
+            fail(f"/api/realtime/events: reorg {e}: applied is not the new branch from "
+                 f"{e['block']}")
+        applied += ap["count"] > 0
+    if not applied:
+        fail(f"/api/realtime/events: no reorg lists the blocks applied after it: {reorgs}")
+    print(f"check: /api/realtime/events lists the {len(reorgs)} reorgs with their reverted "
+          f"blocks ({applied} with the new branch's applied in the same batch), e.g. "
+          f"{reorgs[0]}", flush=True)
+
+
+def check_value_and_emitter(node, first, head, value, emitter_client, emitter):
+    """The min_value client holds exactly the canonical transactions of at least MIN_VALUE wei,
+    the emitter client exactly the canonical logs of `emitter` (reverted blocks dropped)."""
+    want_tx, want_logs, below, others = {}, {}, 0, 0
+    for n in range(first, head + 1):
+        b = node.block(n, True)
+        hs = {i: t["hash"] for i, t in enumerate(b["transactions"])
+              if int(t["value"], 16) >= MIN_VALUE}
+        below += len(b["transactions"]) - len(hs)
+        if hs:
+            want_tx[b["hash"]] = hs
+        lg = {}
+        for rc in node.receipts(n):
+            for x in rc["logs"]:
+                if x["address"].lower() == emitter:
+                    lg[int(x["logIndex"], 16)] = (emitter, x["topics"][0] if x["topics"] else None)
+                else:
+                    others += 1
+        if lg:
+            want_logs[b["hash"]] = lg
+    if not want_tx or not below:
+        fail(f"the workload must make transactions on both sides of min_value: "
+             f"{len(want_tx)} blocks above, {below} below")
+    got = {h: t for h, t in value.rep.txs.items() if t}
+    if got != want_tx:
+        fail(f"sse-value: transactions {got} != the node's of >= {MIN_VALUE} wei: {want_tx}")
+    if not want_logs:
+        fail(f"the workload made no log of {emitter} (want some to check the filter)")
+    got = {h: {i: (a.lower(), t0) for i, (a, t0) in lg.items()}
+           for h, lg in emitter_client.rep.logs.items() if lg}
+    if got != want_logs:
+        fail(f"ws-emitter: logs {got} != the node's of {emitter}: {want_logs}")
+    print(f"check: sse-value: exactly the {sum(len(v) for v in want_tx.values())} transactions "
+          f"of >= 2^64 wei ({below} below it not sent); ws-emitter: exactly the "
+          f"{sum(len(v) for v in want_logs.values())} logs of {emitter[:10]}… ({others} of "
+          f"other emitters not sent)", flush=True)
 
 
 def fail(msg):
@@ -192,6 +259,7 @@ def main():
                    api.ok("/api/sync-status")["chains"][0]["indexed"] == head0, HANG,
                    "initial sync")
         addr = wl.accounts[1].lower()
+        emitter = wl.contracts[0].lower()  # the logger setup() deployed; later deploys add others
         clients = [
             Client("ws", port, "ws", f"/api/ws?topics={TOPICS}"),
             Client("sse", port, "sse", f"/api/events?topics={TOPICS}"),
@@ -201,6 +269,9 @@ def main():
                    subscribe=f'{{"subscribe": ["blocks", "transactions"], "address": "{addr.upper()}"}}'
                    .replace("0X", "0x")),
             Client("sse-status", port, "sse", "/api/events?topics=status,metrics"),
+            Client("sse-value", port, "sse",
+                   f"/api/events?topics=blocks,transactions&min_value={MIN_VALUE}"),
+            Client("ws-emitter", port, "ws", f"/api/ws?topics=blocks,logs&address={emitter}"),
         ]
         for c in clients:
             c.ready.wait(HANG)
@@ -274,6 +345,8 @@ def main():
                  f"want the head {head}")
         print(f"check: sse-status: {len(clients[5].status_heads)} status/metrics messages, "
               f"the last at head {head}", flush=True)
+        check_value_and_emitter(node, first, head, clients[6], clients[7], emitter)
+        check_reorg_events(api)
         for c in clients:
             c.close()
         proc.send_signal(signal.SIGINT)

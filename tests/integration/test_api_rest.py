@@ -4,15 +4,17 @@ anvil gets a workload of every transaction type (transfers with 256-bit values, 
 deployments, logging and reverting calls). Two `blockpipe run --api` follow it, one into
 SQLite, one into a private PostgreSQL. Once both have the node's head, each API must answer
 exactly what the node says:
-- /api/blocks (all, and page by page through next_cursor, newest first and ?order=asc),
-  /api/blocks/{number|hash|latest};
+- /api/blocks (all, and page by page through next_cursor, newest first and ?order=asc, a
+  ?from/?to range), /api/blocks/{number|hash|latest};
 - /api/transactions?block=N (every block, in index order), ?address=A (sender or receiver,
   paged), /api/transactions/{hash} with its receipt fields and logs, 256-bit values as exact
   decimal strings;
+- /api/transactions?from_block=&to_block=, /api/logs?from=&to= (exactly the range, paged);
 - /api/logs?address=&topic0= and ?transaction=;
 - bad parameters are 400 naming the parameter (invalid UTF-8 included), unknown things 404,
   writes to read endpoints 405;
-- /metrics passes `promtool check metrics`; /health, /ready and the status endpoints say the
+- /metrics passes `promtool check metrics` and has every metric docs/API.md documents;
+  /health, /ready and the status endpoints say the
   chain is caught up.
 Then `blockpipe serve` over the SQLite file answers the same without indexing, and stops on
 SIGINT with exit 0.
@@ -20,6 +22,7 @@ SIGINT with exit 0.
 
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -113,8 +116,19 @@ def check_blocks(api, chain, label):
         fail(f"{label}: /api/blocks/{n} and by hash differ: {by_num} {by_hash}")
     if api.ok("/api/blocks/latest")["data"]["number"] != head:
         fail(f"{label}: /api/blocks/latest is not {head}")
+    lo, hi = block_range(head)
+    for q in (f"from={lo}&to={hi}", f"from_block={lo}&to_block={hi}"):
+        got = [r["number"] for r in page_all(api, f"/api/blocks?{q}", 2)[0]]
+        if got != list(range(hi, lo - 1, -1)):
+            fail(f"{label}: /api/blocks?{q} paged by 2: {got}")
     print(f"check: {label}: blocks 0..{head} equal the node's (all at once, and in {pages} "
-          f"pages of 3 through next_cursor), by number, hash and latest", flush=True)
+          f"pages of 3 through next_cursor), by number, hash and latest; ?from={lo}&to={hi} "
+          f"(and from_block/to_block) exactly that range, paged", flush=True)
+
+
+def block_range(head):
+    """A block range inside the chain for the ?from/?to checks (inclusive)."""
+    return head // 3, max(head // 3, 2 * head // 3)
 
 
 def check_transactions(api, chain, label):
@@ -138,6 +152,12 @@ def check_transactions(api, chain, label):
     keys = [(r["block_number"], r["transaction_index"]) for r in rows]
     if keys != sorted(keys, reverse=True):
         fail(f"{label}: ?address= rows are not newest first: {keys}")
+    lo, hi = block_range(len(chain) - 1)
+    want = [t["hash"] for b, _ in chain[lo:hi + 1] for t in b["transactions"]]
+    got = [r["hash"] for r in page_all(
+        api, f"/api/transactions?from_block={lo}&to_block={hi}&order=asc", 3)[0]]
+    if got != want:
+        fail(f"{label}: /api/transactions?from_block={lo}&to_block={hi}: {got} != node {want}")
     # every transaction in detail: exact value and receipt, its logs
     big = 0
     for b, receipts in chain:
@@ -180,8 +200,15 @@ def check_logs(api, chain, label):
     every, _ = page_all(api, "/api/logs", 7)
     if len(every) != len(logs):
         fail(f"{label}: /api/logs paged: {len(every)} rows, node has {len(logs)}")
-    print(f"check: {label}: logs by address+topic0 ({len(rows)}) and all {len(logs)} paged",
-          flush=True)
+    lo, hi = block_range(len(chain) - 1)
+    exp = [(unq(lg["blockNumber"]), unq(lg["logIndex"])) for lg in logs
+           if lo <= unq(lg["blockNumber"]) <= hi]
+    got = [(r["block_number"], r["log_index"])
+           for r in page_all(api, f"/api/logs?from={lo}&to={hi}&order=asc", 3)[0]]
+    if got != exp:
+        fail(f"{label}: /api/logs?from={lo}&to={hi}: {got} != node {exp}")
+    print(f"check: {label}: logs by address+topic0 ({len(rows)}), all {len(logs)} paged, and "
+          f"the {len(exp)} of blocks {lo}..{hi} (?from&to)", flush=True)
 
 
 def check_errors(api, label):
@@ -215,6 +242,29 @@ def check_errors(api, label):
           flush=True)
 
 
+def documented_metrics():
+    """The metric families of docs/API.md's /metrics table (`_x_total` after a name is that
+    name's prefix with the suffix: `blockpipe_rpc_requests_total`, `_errors_total`)."""
+    doc = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                            "API.md")).read()
+    table = doc[doc.index("## Prometheus"):doc.index("## Push")]
+    names = set()
+    for line in table.splitlines():
+        if not line.startswith("| `"):
+            continue
+        base = None
+        for tok in re.findall(r"`([^`]+)`", line.split("|")[1]):
+            tok = tok.split("{")[0].strip()
+            if tok.startswith("blockpipe_"):
+                names.add(tok)
+                base = tok
+            elif tok.startswith("_") and base:
+                names.add(base[:base.rindex("_requests_total")] + tok)
+    if len(names) < 40:
+        fail(f"docs/API.md: only {len(names)} metrics found in its table: {sorted(names)}")
+    return names
+
+
 def check_status(api, head, label, tmp):
     for path in ("/health", "/ready"):
         api.ok(path)
@@ -246,6 +296,10 @@ def check_status(api, head, label, tmp):
                  "blockpipe_reorg_depth_blocks_bucket"):
         if f"\n{name}" not in text:
             fail(f"{label}: /metrics has no {name}")
+    typed = set(re.findall(r"^# TYPE (\S+) ", text, re.M))
+    missing = sorted(documented_metrics() - typed)
+    if missing:
+        fail(f"{label}: /metrics lacks metrics docs/API.md documents: {missing}")
     if f'blockpipe_indexed_block{{chain="31337"}} {head}\n' not in text:
         fail(f"{label}: /metrics does not say indexed block {head}")
     promtool = shutil.which("promtool")
@@ -259,7 +313,8 @@ def check_status(api, head, label, tmp):
     if r.returncode != 0:
         fail(f"{label}: promtool check metrics: {r.stdout}{r.stderr}")
     print(f"check: {label}: /health, /ready, status endpoints at head {head}; /metrics "
-          f"({len(text.splitlines())} lines) passes promtool check metrics", flush=True)
+          f"({len(text.splitlines())} lines, every metric docs/API.md documents) passes "
+          f"promtool check metrics", flush=True)
 
 
 def check_api(api, node, chain, label, tmp):

@@ -16,7 +16,8 @@ rows stay exactly what it held, the old branch, consistent), a3 is reported by n
 log lines, and /metrics?chain=a3 shows its endpoint down) while its rows stay
 what it had. A fifth chain, `wrongid`, says chain_id 9 for a1's node: it stops at its start,
 named, with both ids, while the others start. /ready lists every chain (503 while one is
-stopped), ?chain= picks one. On SIGINT the process exits 1 naming both failed chains.
+stopped), ?chain= picks one (status, /api/blocks/latest and /api/analytics over the shared
+outputs). On SIGINT the process exits 1 naming both failed chains.
 
 Config errors name the chain and the key: a bad value inside chains[1], a shared key put
 in a chain, a chain without endpoints, `--chain` naming no chain of the list.
@@ -265,6 +266,18 @@ def main():
             st, _ = api_get(api_port, "/api/sync-status?chain=nope")
             if st != 404:
                 raise Fail(f"/api/sync-status?chain=nope answered {st}, want 404")
+            # REST over the shared outputs: ?chain= picks the chain's rows
+            for name, last in (("sim", SIM_LAST), ("a1", anvils[0].block_number())):
+                st, body = api_get(api_port, f"/api/blocks/latest?chain={name}")
+                if st != 200 or body["data"]["number"] != last:
+                    raise Fail(f"/api/blocks/latest?chain={name}: {st} {body}, want block {last}")
+                st, body = api_get(api_port, f"/api/analytics?grain=1m&chain={name}")
+                rows = body.get("data", {}).get("chain_metrics") or []
+                if st != 200 or not rows or any(r["origin_key"] != name for r in rows):
+                    raise Fail(f"/api/analytics?grain=1m&chain={name}: {st} {body}")
+            st, body = api_get(api_port, "/api/blocks?chain=nope")  # a filter matching no row
+            if st != 200 or body.get("count") != 0:
+                raise Fail(f"/api/blocks?chain=nope answered {st} {body}, want no block")
             print(f"a3 down: {up}; a2 stopped: {a2_line[0][:160]}")
 
             proc.send_signal(signal.SIGINT)

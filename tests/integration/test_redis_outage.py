@@ -7,10 +7,11 @@
     head: a stream consumer (XREAD from the start, applying each apply) holds exactly the
     node's chain and was never handed a duplicate.
  2. --output-failure continue with --wait-for-db 1: Redis is down for ~12 s. The Redis output
-    is set aside (log line, stats line outputs_set_aside=1) and SQLite keeps advancing past
-    it; when Redis is back the output is caught up from its own checkpoint, re-read from the
+    is set aside (log line, stats line outputs_set_aside=1, --alert output_failing firing to
+    a webhook of the test's own) and SQLite keeps advancing past it; when Redis is back the output is caught up from its own checkpoint, re-read from the
     node (the pipeline goes back to it; SQLite skips what it has): the consumer holds exactly
-    the chain again, no duplicate, nothing missing, and SQLite is exact.
+    the chain again, no duplicate, nothing missing, and SQLite is exact; output_failing has
+    resolved, once.
  3. Redis down at start with continue: the run starts with Redis set aside, SQLite goes on,
     and Redis is caught up once it is started.
 Every phase ends with SIGINT and exit 0.
@@ -28,6 +29,7 @@ import outage  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, tail  # noqa: E402
 from redis import Redis  # noqa: E402
 from streamcheck import RedisConsumer, redis_checkpoint  # noqa: E402
+from webhook import WebhookReceiver  # noqa: E402
 
 CHAIN = "31337"
 URL_QUERY = "entities=blocks,transactions,logs&maxlen=0&retries=0"
@@ -40,8 +42,13 @@ def settle(node, r, run, db, consumer, label):
     return outage.settle(node, run, db, lambda: redis_checkpoint(r, CHAIN), view, label)
 
 
-def start(bp, node, r, db, log_path, mode, wait):
-    return Run(bp, node, db, log_path, mode, r.url(query=URL_QUERY), ["--wait-for-db", str(wait)])
+def start(bp, node, r, db, log_path, mode, wait, extra=()):
+    return Run(bp, node, db, log_path, mode, r.url(query=URL_QUERY),
+               ["--wait-for-db", str(wait), *extra])
+
+
+def output_failing(hook):
+    return [c["state"] for c in hook.calls if c["rule"] == "output_failing"]
 
 
 def main():
@@ -76,7 +83,9 @@ def main():
                   f"{consumer.view.entries} entries, no duplicate")
 
             # 2. continue mode: down longer than --wait-for-db
-            run = start(bp, node, r, db, os.path.join(tmp.name, "2.log"), "continue", 1)
+            hook = WebhookReceiver()
+            run = start(bp, node, r, db, os.path.join(tmp.name, "2.log"), "continue", 1,
+                        ["--alert", "output_failing", "--alert-webhook", hook.url])
             miner.for_seconds(1, run, "2: start")
             r.shutdown()
             down_at = redis_cp = None
@@ -84,6 +93,8 @@ def main():
                         "2: the Redis output set aside")
             miner.until(lambda: run.has("outputs_set_aside=1"), run,
                         "2: a stats line saying so")
+            miner.until(lambda: output_failing(hook) == ["firing"], run,
+                        "2: --alert output_failing firing (webhook)")
             down_at = sqlite_cp(db)
             miner.until(lambda: (sqlite_cp(db) or 0) >= down_at + 8, run,
                         "2: SQLite advancing while Redis is down")
@@ -95,9 +106,17 @@ def main():
             head = settle(node, r, run, db, consumer, "2: after Redis was down for a while")
             if not run.has("to catch it up"):
                 raise Fail("2: the pipeline never went back for Redis:\n" + tail(run.log_path))
+            miner.until(lambda: output_failing(hook) == ["firing", "resolved"], run,
+                        "2: --alert output_failing resolved once Redis is caught up")
             run.stop("2")
+            hook.close()
+            if output_failing(hook) != ["firing", "resolved"] or not run.has(
+                    "resolved: output_failing"):
+                raise Fail(f"2: output_failing webhook calls {output_failing(hook)}, want "
+                           f"firing, resolved (and the log line)")
             print(f"2 ok: Redis set aside at {redis_cp[0]} while SQLite went from {down_at} on; "
-                  f"caught up to {head}, exact, no duplicate")
+                  f"caught up to {head}, exact, no duplicate; --alert output_failing fired "
+                  f"and resolved once each")
 
             # 3. down at start
             r.shutdown()

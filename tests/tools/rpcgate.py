@@ -5,6 +5,13 @@ blockpipe runs (stdlib only, a thread per connection).
     g.hold_from = N               # requests naming a block >= N wait until g.release()
     g.fail_block = N              # requests naming block N answer HTTP 500 (None: healed)
     g.down = True                 # every request: the connection is closed, no answer
+    g.hang = True                 # requests naming no block (eth_chainId, the head) are
+                                  # accepted and never answered (held until g.close());
+                                  # requests naming a block are refused at once (so that a
+                                  # worker's request is not held with its blocks)
+    g.hang_except = {"eth_chainId"}   # with hang: these methods are answered
+    g.holding                     # requests held by hang right now; g.held_log: their
+                                  # (arrival, method) in arrival order
     g.upstream = other_url        # forward to another node from now on
     mark = g.switch(upstream=other_url, down=False)   # both at once: the arrival number
                                   # of the first request that sees the change
@@ -36,6 +43,11 @@ class RpcGate:
         self.hold_from = None
         self.fail_block = None
         self.down = False
+        self.hang = False
+        self.hang_except = set()
+        self.holding = 0
+        self.held_log = []
+        self._closed = threading.Event()
         self.held = 0
         self.failed = 0
         self.calls = collections.Counter()
@@ -78,6 +90,7 @@ class RpcGate:
 
     def close(self):
         self._open.set()
+        self._closed.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -94,6 +107,7 @@ class RpcGate:
     def answer(self, h, body):
         with self._lock:  # what the proxy was when the request came in
             arrival, upstream, down = self.arrivals, self.upstream, self.down
+            hang, hang_except = self.hang, set(self.hang_except)
             self.arrivals += 1
         if down:
             h.close_connection = True
@@ -105,6 +119,20 @@ class RpcGate:
             calls = []
         calls = calls if isinstance(calls, list) else [calls]
         named = self._named_blocks(calls)
+        methods = [c.get("method") for c in calls]
+        if hang and named:
+            h.close_connection = True
+            h.connection.close()
+            return
+        if hang and any(m not in hang_except for m in methods):
+            with self._lock:
+                self.holding += 1
+                self.held_log.append((arrival, ",".join(map(str, methods))))
+            self._closed.wait()  # accepted, never answered
+            with self._lock:
+                self.holding -= 1
+            h.close_connection = True
+            return
         if self.hold_from is not None and not self._open.is_set() and \
                 any(n >= self.hold_from for n in named):
             with self._lock:

@@ -101,6 +101,35 @@ static void test_idle_probe_by_coordinator(void **state)
     bp_pool_release(&p);
 }
 
+/* An answered probe of the coordinator's resets the backoff, as a worker's answered probe
+ * does: the next outage is ejected for the first backoff, not for twice the last one (a backup
+ * endpoint that no block request reaches would keep an old outage's 60 s for good). */
+static void test_probe_resets_backoff(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 1},
+                                {.url = "http://b:1", .max_workers = 1}};
+    bp_pool p;
+    bp_error err = {0};
+    assert_int_equal(bp_pool_init(&p, specs, 2, 4, 8, &err), 0);
+    eject(&p, 0);
+    long first = p.eps[0].backoff_ms;
+    for (int i = 0; i < 3; i++) { /* a long outage: the backoff grows */
+        p.eps[0].not_before_ms = 0;
+        bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
+        bp_pool_probed(&p, 0, BP_ETIMEOUT, "timed out");
+    }
+    assert_int_equal(p.eps[0].backoff_ms, 8 * first);
+    p.eps[0].not_before_ms = 0;
+    bp_pool_set_chain(&p, 0, BP_EP_CHAIN_OK);
+    bp_pool_probed(&p, 0, 0, NULL); /* back */
+    assert_int_equal(p.eps[0].state, BP_EP_HEALTHY);
+    assert_int_equal(p.eps[0].backoff_ms, 0);
+    eject(&p, 0); /* a new outage, much later */
+    assert_int_equal(p.eps[0].backoff_ms, first);
+    bp_pool_release(&p);
+}
+
 /* A worker's probe in flight: the coordinator neither probes nor judges it. */
 static void test_no_probe_beside_a_worker(void **state)
 {
@@ -127,6 +156,7 @@ int main(void)
         cmocka_unit_test(test_ejected_is_rechecked),
         cmocka_unit_test(test_back_on_another_chain_never_used),
         cmocka_unit_test(test_idle_probe_by_coordinator),
+        cmocka_unit_test(test_probe_resets_backoff),
         cmocka_unit_test(test_no_probe_beside_a_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
