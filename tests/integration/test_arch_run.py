@@ -1,0 +1,234 @@
+"""`blockpipe run --chain-type arch` into SQLite against `blockpipe simnode --chain-type arch`
+with forks and rollbacks, killed with SIGKILL and restarted, then compared with the node.
+
+The node grows a block every 0.1 s from height 120 (0-8 transactions each), makes a depth-3
+fork every 1.5 s (--reorg-every) and a rollback / re-apply episode every 1.1 s
+(--rollback-every). blockpipe follows it by HTTP polling from block 0 (so each start is a
+backfill then a follow). KILLS times a run is SIGKILLed at a random moment (seeded) after it committed
+past the previous run's checkpoint, then started again from its checkpoint; a last run catches up and stops on SIGINT (exit 0).
+Then the tables must hold exactly the node's canonical chain:
+- arch_blocks: heights 0..checkpoint, each once (no gap, no duplicate), the checkpoint's hash
+  the row's; every row's previous_hash is the hash of the row below (the hash chain);
+- every height up to checkpoint - depth (the node may fork the top `depth` blocks again after
+  the run stopped) has the node's canonical hash (get_block_hash): blocks of forks the node
+  left are gone;
+- arch_transactions: per block, the txids in tx_index order are exactly get_block's
+  transactions of that block (batched get_block), each row's block_hash the block's;
+- arch_account_updates: every row belongs to a stored transaction, every stored transaction
+  that writes accounts has its rows (simnode's transactions write 1-3 accounts);
+- the node made forks while blockpipe ran and blockpipe logged a reorg at least once, so the
+  revert path was exercised (else the test fails: nothing was tested).
+What is not compared: rolled_back / rollback_reason (the value when fetched; the rollback
+events are not read yet, docs/ARCH.md). Stdlib only; needs BLOCKPIPE.
+"""
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from simnode import Simnode  # noqa: E402
+
+SEED = int(os.environ.get("BP_SEED", "1414"))
+KILLS = 3
+DEPTH = 3
+HANG = 90  # guards against a hang only
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+def call(url, calls):
+    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        answers = sorted(json.loads(r.read()), key=lambda a: a["id"])
+    for a in answers:
+        if "error" in a:
+            fail(f"node error: {a}")
+    return [a["result"] for a in answers]
+
+
+def node_head(url):
+    return call(url, [("get_block_count", [])])[0] - 1
+
+
+def checkpoint(db):
+    if not os.path.exists(db):
+        return None
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        row = con.execute("SELECT number, hash FROM checkpoints WHERE chain = 'arch'").fetchone()
+    except sqlite3.OperationalError:
+        row = None  # the schema is not there yet
+    con.close()
+    return row
+
+
+def start(bp, url, db, log):
+    cmd = [bp, "run", "--chain-type", "arch", "--rpc", url, "--output", f"sqlite:{db}",
+           "--start-block", "0", "--poll-interval", "0.1", "--reorg-window", "64",
+           "--log-level", "info"]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_progress(db, proc, last, label):
+    """Until this run has committed past the last run's checkpoint."""
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        cp = checkpoint(db)
+        if cp and cp[0] > last:
+            return
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode}")
+        time.sleep(0.05)
+    fail(f"{label}: no progress past checkpoint {last} within {HANG} s")
+
+
+def wait_caught_up(url, db, proc, label):
+    deadline = time.monotonic() + HANG
+    want = node_head(url)
+    while time.monotonic() < deadline:
+        cp = checkpoint(db)
+        if cp and cp[0] >= want:
+            return
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode} before catching up")
+        time.sleep(0.1)
+    fail(f"{label}: not caught up with head {want} within {HANG} s (checkpoint {checkpoint(db)})")
+
+
+def check_tables(url, db):
+    con = sqlite3.connect(db)
+    cp = con.execute("SELECT number, hash FROM checkpoints WHERE chain = 'arch'").fetchone()
+    blocks = con.execute("SELECT height, hash, previous_hash, transaction_count FROM arch_blocks "
+                         "WHERE chain = 'arch' ORDER BY height").fetchall()
+    if not cp:
+        fail("no checkpoint")
+    heights = [b[0] for b in blocks]
+    if heights != list(range(cp[0] + 1)):
+        fail(f"arch_blocks heights are not exactly 0..{cp[0]}: {len(heights)} rows, "
+             f"first missing/extra near {next((i for i, h in enumerate(heights) if h != i), '?')}")
+    if blocks[-1][1] != cp[1]:
+        fail(f"checkpoint hash {cp[1]} is not block {cp[0]}'s {blocks[-1][1]}")
+    for lo, hi in zip(blocks, blocks[1:]):
+        if hi[2] != lo[1]:
+            fail(f"block {hi[0]}: previous_hash {hi[2]} but block {lo[0]} is {lo[1]}")
+    strict = cp[0] - DEPTH
+    hashes = call(url, [("get_block_hash", [h]) for h in range(strict + 1)])
+    for h in range(strict + 1):
+        if blocks[h][1] != hashes[h]:
+            fail(f"block {h}: stored {blocks[h][1]}, the node's canonical is {hashes[h]}")
+    got = {}
+    for height, idx, txid, bhash in con.execute(
+            "SELECT block_height, tx_index, txid, block_hash FROM arch_transactions "
+            "WHERE chain = 'arch' ORDER BY block_height, tx_index"):
+        if bhash != blocks[height][1]:
+            fail(f"tx {txid}: block_hash {bhash}, block {height} is {blocks[height][1]}")
+        lst = got.setdefault(height, [])
+        if idx != len(lst):
+            fail(f"block {height}: tx_index {idx} after {len(lst)} transactions")
+        lst.append(txid)
+    ntx = 0
+    for i in range(0, len(blocks), 100):
+        chunk = blocks[i:i + 100]
+        for b, body in zip(chunk, call(url, [("get_block", [b[1]]) for b in chunk])):
+            ntx += len(body["transactions"])
+            if got.get(b[0], []) != body["transactions"] or b[3] != len(body["transactions"]):
+                fail(f"block {b[0]}: stored txids {got.get(b[0], [])} (count {b[3]}), the node's "
+                     f"{body['transactions']}")
+    orphans = con.execute("SELECT count(*) FROM arch_account_updates a WHERE chain = 'arch' AND "
+                          "NOT EXISTS (SELECT 1 FROM arch_transactions t WHERE t.chain = a.chain "
+                          "AND t.block_height = a.block_height AND t.tx_index = a.tx_index "
+                          "AND t.txid = a.txid)").fetchone()[0]
+    bare = con.execute("SELECT count(*) FROM arch_transactions t WHERE chain = 'arch' AND NOT "
+                       "EXISTS (SELECT 1 FROM arch_account_updates a WHERE a.chain = t.chain AND "
+                       "a.block_height = t.block_height AND a.tx_index = t.tx_index)").fetchone()[0]
+    nacc = con.execute("SELECT count(*) FROM arch_account_updates").fetchone()[0]
+    con.close()
+    if orphans or bare:
+        fail(f"arch_account_updates: {orphans} rows without their transaction, {bare} "
+             f"transactions without account rows")
+    if ntx == 0:
+        fail("no transactions at all: nothing was compared")
+    print(f"tables match the node: blocks 0..{cp[0]} ({strict + 1} checked against "
+          f"get_block_hash), {ntx} transactions, {nacc} account updates")
+
+
+def main():
+    print(__doc__.strip(), flush=True)
+    bp = os.environ.get("BLOCKPIPE")
+    if not bp:
+        fail("BLOCKPIPE is not set")
+    rng = random.Random(SEED)
+    tmp = tempfile.TemporaryDirectory(prefix="bp-arch-run-")
+    db = os.path.join(tmp.name, "arch.db")
+    logpath = os.path.join(tmp.name, "run.log")
+    node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.1", "--start-head", "120",
+                        "--txs-per-block", "0-8", "--reorg-every", "1.5", "--reorg-depth",
+                        str(DEPTH), "--rollback-every", "1.1", "--seed", str(SEED)])
+    url = node.urls[0]
+    proc = None
+    try:
+        with open(logpath, "w") as log:
+            reorgs0 = node.stats()["reorgs"]
+            last = -1
+            for k in range(KILLS):
+                proc = start(bp, url, db, log)
+                wait_progress(db, proc, last, f"run {k + 1}")
+                time.sleep(rng.uniform(0.0, 0.6))  # mid-batch or between batches
+                if proc.poll() is not None:
+                    fail(f"run {k + 1} exited {proc.returncode} before the kill")
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                cp = checkpoint(db)
+                last = cp[0]
+                print(f"kill {k + 1}: SIGKILL, checkpoint then {cp[0]} (node head "
+                      f"{node_head(url)})", flush=True)
+            proc = start(bp, url, db, log)
+            wait_caught_up(url, db, proc, "last run")
+            time.sleep(2.0)  # follow the head through another fork or two
+            wait_caught_up(url, db, proc, "last run")
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(timeout=HANG)
+            if rc != 0:
+                fail(f"last run exited {rc} on SIGINT")
+            reorgs = node.stats()["reorgs"] - reorgs0
+        text = open(logpath).read()
+        # warnings are expected (a tx of a block the node just orphaned answers 404: retried)
+        errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
+        if errors:
+            fail("blockpipe logged errors:\n" + "\n".join(errors)[:3000])
+        walked = text.count("reorg: ")
+        print(f"node forks during the runs: {reorgs}; blockpipe reorg walks: {walked}")
+        if reorgs < 2 or walked < 1:
+            fail("no fork reached blockpipe: the revert path was not exercised")
+        check_tables(url, db)
+        print("OK")
+    except AssertionError:
+        if os.path.exists(logpath):
+            print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-4000:])
+        raise
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        node.kill()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAIL: {e}")
+        sys.exit(1)
