@@ -1506,13 +1506,12 @@ static int family_supported(const pipeline *p, bp_error *err)
                             "--chain-type %s: the analytics tables (--metrics) are EVM-only",
                             p->src->name);
     for (size_t i = 0; i < c->sink_count; i++) {
-        const char *scheme = c->sinks[i]->ops->scheme;
-        if (strcmp(scheme, "sqlite") != 0 && strcmp(scheme, "callbacks") != 0)
+        const bp_sink *o = c->sinks[i];
+        if (!(o->families & (1u << p->src->family)) && strcmp(o->ops->scheme, "callbacks") != 0)
             return bp_error_set(err, BP_EINVAL,
-                                "--chain-type %s: output %s (%s) has no %s tables yet; use a "
-                                "sqlite: output",
-                                p->src->name, c->sinks[i]->url, c->sinks[i]->ops->title,
-                                p->src->name);
+                                "--chain-type %s: output %s has no %s tables yet; use a sqlite: "
+                                "output",
+                                p->src->name, o->url, p->src->name);
     }
     return 0;
 }

@@ -751,6 +751,7 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
         rc = prepare_all(s, err);
     if (rc == 0)
         rc = bp_sqlite_arch_open(s->db, s->path, &s->arch, err);
+    s->base.families = 1u << BP_FAMILY_ARCH;
     if (rc == 0) { /* also with metrics off: REVERTs take out the rows written while on */
         bp_retention ret;
         bp_retention_from_opts(opts, &ret);

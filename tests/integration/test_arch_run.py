@@ -18,6 +18,8 @@ Then the tables must hold exactly the node's canonical chain:
   that writes accounts has its rows (simnode's transactions write 1-3 accounts);
 - the node made forks while blockpipe ran and blockpipe logged a reorg at least once, so the
   revert path was exercised (else the test fails: nothing was tested).
+Then `backfill` of a config file's chains: entry with `chain_type: arch` must store the same
+rows for the canonical blocks, and a jsonl output must be refused for an Arch chain.
 What is not compared: rolled_back / rollback_reason (the value when fetched; the rollback
 events are not read yet, docs/ARCH.md). Stdlib only; needs BLOCKPIPE.
 """
@@ -162,6 +164,46 @@ def check_tables(url, db):
         fail("no transactions at all: nothing was compared")
     print(f"tables match the node: blocks 0..{cp[0]} ({strict + 1} checked against "
           f"get_block_hash), {ntx} transactions, {nacc} account updates")
+    return strict
+
+
+def rows(db, chain, upto):
+    con = sqlite3.connect(db)
+    out = [con.execute(f"SELECT {cols} FROM {t} WHERE chain = ? AND {h} <= ? ORDER BY {order}",
+                       (chain, upto)).fetchall()
+           for t, h, cols, order in (
+               ("arch_blocks", "height", "height, hash, previous_hash, timestamp, "
+                "bitcoin_block_height, transaction_count, merkle_root", "height"),
+               ("arch_transactions", "block_height", "block_height, tx_index, txid, block_hash, "
+                "status, failure_reason, program_ids, bitcoin_txids", "block_height, tx_index"),
+               ("arch_account_updates", "block_height", "block_height, tx_index, account, txid",
+                "block_height, tx_index, account"))]
+    con.close()
+    return out
+
+
+def check_config_backfill(bp, url, db, tmp, upto):
+    """`backfill` of a chains: entry with chain_type: arch gives the same rows (0..upto, all
+    canonical) as the run; an output without Arch tables is refused at start."""
+    cfg = os.path.join(tmp, "chains.yaml")
+    db2 = os.path.join(tmp, "config.db")
+    with open(cfg, "w") as f:
+        f.write(f"output: sqlite:{db2}\nchains:\n  - name: arch\n    chain_type: arch\n"
+                f"    rpc: {url}\n")
+    r = subprocess.run([bp, "backfill", "--config", cfg, "--from", "0", "--to", str(upto)],
+                       capture_output=True, text=True, timeout=HANG)
+    if r.returncode != 0:
+        fail(f"backfill of a chains: entry with chain_type arch exited {r.returncode}: "
+             f"{r.stderr[-2000:]}")
+    if rows(db2, "arch", upto) != rows(db, "arch", upto):
+        fail(f"backfill --config (chain_type: arch) of 0..{upto} differs from the run's rows")
+    r = subprocess.run([bp, "backfill", "--chain-type", "arch", "--rpc", url, "--from", "0",
+                        "--to", "3", "--output", "jsonl:" + os.path.join(tmp, "j")],
+                       capture_output=True, text=True, timeout=HANG)
+    if r.returncode == 0 or "has no arch tables" not in r.stderr:
+        fail(f"a jsonl output was not refused for an Arch chain: exit {r.returncode}, "
+             f"{r.stderr[-1000:]}")
+    print(f"backfill of a chains: entry (chain_type: arch) 0..{upto}: same rows; jsonl refused")
 
 
 def main():
@@ -212,7 +254,8 @@ def main():
         print(f"node forks during the runs: {reorgs}; blockpipe reorg walks: {walked}")
         if reorgs < 2 or walked < 1:
             fail("no fork reached blockpipe: the revert path was not exercised")
-        check_tables(url, db)
+        strict = check_tables(url, db)
+        check_config_backfill(bp, url, db, tmp.name, min(strict, 40))
         print("OK")
     except AssertionError:
         if os.path.exists(logpath):
