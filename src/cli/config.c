@@ -137,7 +137,7 @@ static const opt g_opts[] = {
      .help = "value of the chain column; with a chains: list in the config file, the chains "
              "of the list to run (their names, comma-separated)"},
     {"chain-type", NULL, "evm|arch", "CHAIN_TYPE", NULL, "chain_type", set_chain_type,
-     .cmds = CMD_BOTH, .def = "evm",
+     .cmds = CMD_BOTH & ~CMD_VERIFY, .def = "evm",
      .help = "the chain's family: evm (Ethereum JSON-RPC) or arch (Arch Network: arch_blocks, "
              "arch_transactions, arch_account_updates; sqlite outputs only, HTTP polling, "
              "docs/ARCH.md)"},
