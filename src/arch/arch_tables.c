@@ -87,9 +87,9 @@ int bp_arch_create_table(bp_buf *out, enum bp_arch_table t, const char *if_not_e
     return rc ? BP_ENOMEM : 0;
 }
 
-int bp_arch_insert(bp_buf *out, enum bp_arch_table t, bool dollar)
+int bp_arch_insert(bp_buf *out, const char *verb, enum bp_arch_table t, bool dollar)
 {
-    int rc = bp_buf_printf(out, "INSERT INTO %s(", bp_arch_table_name(t));
+    int rc = bp_buf_printf(out, "%s INTO %s(", verb, bp_arch_table_name(t));
     size_t n = 0;
     for (size_t i = 0; rc == 0 && i < bp_arch_column_count; i++)
         if (bp_arch_columns[i].table == t)

@@ -44,8 +44,9 @@ const char *bp_arch_coltype_name(enum bp_arch_coltype t);
 /* CREATE TABLE <if_not_exists>name(...) with type_of(column)'s SQL types. BP_ENOMEM. */
 int bp_arch_create_table(bp_buf *out, enum bp_arch_table t, const char *if_not_exists,
                          const char *(*type_of)(enum bp_arch_coltype));
-/* INSERT INTO name(cols) VALUES(?, ...) (SQLite / PostgreSQL $n placeholders when dollar). */
-int bp_arch_insert(bp_buf *out, enum bp_arch_table t, bool dollar);
+/* <verb> INTO name(cols) VALUES(?, ...) (PostgreSQL $n placeholders when dollar); verb:
+ * "INSERT", "INSERT OR IGNORE", ... */
+int bp_arch_insert(bp_buf *out, const char *verb, enum bp_arch_table t, bool dollar);
 /* The table of every column as Markdown (docs/SCHEMA.md). */
 void bp_arch_columns_markdown(FILE *f);
 

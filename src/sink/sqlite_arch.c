@@ -68,7 +68,10 @@ int bp_sqlite_arch_open(sqlite3 *db, const char *path, bp_sqlite_arch **out, bp_
         bp_buf_reset(&sql);
         const char *text = g_del[i];
         if (i <= A_INS_ACCOUNT) {
-            if (bp_arch_insert(&sql, ins[i], false) != 0) {
+            /* an account a transaction lists twice (simnode's sender = receiver) is one
+             * update */
+            const char *verb = i == A_INS_ACCOUNT ? "INSERT OR IGNORE" : "INSERT";
+            if (bp_arch_insert(&sql, verb, ins[i], false) != 0) {
                 rc = bp_error_set(err, BP_ENOMEM, "out of memory");
                 break;
             }
