@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Rewrites the generated parts of the docs from the program: the option tables of docs/CLI.md
 (`blockpipe --help-markdown`), the simnode usage (`blockpipe simnode --help`) and the column tables of docs/SCHEMA.md (`blockpipe
---help-columns`, `--help-derived`); with --check says whether they differ (exit 1).
+--help-columns`, `--help-derived`, `--help-arch-columns`); with --check says whether they differ (exit 1).
 Usage: gen-cli-doc.py BLOCKPIPE [--check]"""
 import pathlib
 import subprocess
@@ -10,7 +10,8 @@ import sys
 PARTS = [("CLI.md", "options", "--help-markdown"), ("CLI.md", "presets", "--help-presets"),
          ("CLI.md", "simnode", "simnode --help"),
          ("SCHEMA.md", "columns", "--help-columns"),
-         ("SCHEMA.md", "derived", "--help-derived")]
+         ("SCHEMA.md", "derived", "--help-derived"),
+         ("SCHEMA.md", "arch", "--help-arch-columns")]
 
 
 def main():

@@ -142,6 +142,14 @@ typedef struct bp_tx {
 
 typedef struct bp_arena bp_arena;
 
+/* The chain family a block comes from (--chain-type). */
+enum bp_family {
+    BP_FAMILY_EVM = 0,
+    BP_FAMILY_ARCH = 1, /* Arch Network: the rows are in bp_block.arch */
+};
+
+struct bp_arch_rows;
+
 typedef struct bp_block {
     uint64_t number;
     const char *hash;
@@ -188,6 +196,13 @@ typedef struct bp_block {
     size_t withdrawal_count;
 
     bp_arena *arena; /* owns every string and array above */
+
+    /* BP_FAMILY_ARCH: number, hash, parent_hash and timestamp are the Arch block's (hashes
+     * as 64 hex digits without 0x), the EVM fields above stay empty and arch holds the
+     * arch_* rows (src/arch/arch_rows.h; owned through the arena); NULL in a REVERT's
+     * header-only block. */
+    enum bp_family family;
+    const struct bp_arch_rows *arch;
 } bp_block;
 
 /* Allocates an empty block with its own arena. Returns NULL when out of memory. */

@@ -244,6 +244,10 @@ struct bp_sink {
     bool derived; /* set by open(): this output writes the derived tables (bp_batch.derived) */
     /* set by open(): it can take them late (bp_batch.derived_job), after its raw rows */
     bool derived_late;
+    /* set by open(): bit (1 << f) for each enum bp_family other than EVM whose blocks it
+     * stores (BP_FAMILY_ARCH: the arch_* tables); a pipeline of such a family refuses an
+     * output without its bit */
+    unsigned families;
 };
 
 /* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, postgres://...),

@@ -49,6 +49,7 @@ bp_block *bp_block_header_copy(const bp_block *b)
     c->number = b->number;
     c->timestamp = b->timestamp;
     c->transaction_count = b->transaction_count;
+    c->family = b->family;
     c->hash = dup_opt(c->arena, b->hash, &failed);
     c->parent_hash = dup_opt(c->arena, b->parent_hash, &failed);
     if (failed) {

@@ -17,6 +17,7 @@
 #include "chain/presets.h"
 #include "cli/creds.h"
 #include "core/pipeline.h"
+#include "core/source.h"
 #include "util/log.h"
 #include "util/url.h"
 
@@ -97,6 +98,7 @@ static int set_webhook(loader *ld, const opt *o, const char *v, const char *who,
 static int set_header(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_tls_file(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_chain_id(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_chain_type(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_lock_wait(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_shard(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 
@@ -134,6 +136,11 @@ static const opt g_opts[] = {
      .cmds = CMD_API | CMD_VERIFY, .def = "the chain id in decimal (1, 31337)",
      .help = "value of the chain column; with a chains: list in the config file, the chains "
              "of the list to run (their names, comma-separated)"},
+    {"chain-type", NULL, "evm|arch", "CHAIN_TYPE", NULL, "chain_type", set_chain_type,
+     .cmds = CMD_BOTH & ~CMD_VERIFY, .def = "evm",
+     .help = "the chain's family: evm (Ethereum JSON-RPC) or arch (Arch Network: arch_blocks, "
+             "arch_transactions, arch_account_updates; sqlite outputs only, HTTP polling, "
+             "docs/ARCH.md)"},
     {"chain-id", NULL, "N", "CHAIN_ID", NULL, "chain_id", set_chain_id, RANGE(1, UINT64_MAX - 1),
      .cmds = CMD_BOTH, .def = "none",
      .help = "the chain id the endpoints must serve (eth_chainId): another stops the run (with "
@@ -663,6 +670,16 @@ static int set_chain_id(loader *ld, const opt *o, const char *v, const char *who
     int rc = parse_ranged(o, v, who, &ld->cfg->chain_id, err);
     ld->cfg->chain_id_set = rc == 0;
     return rc;
+}
+
+static int set_chain_type(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    (void)o;
+    const bp_source_ops *src = bp_source_find(v);
+    if (!src)
+        return invalid(err, who, v, "expected one of %s", bp_source_names());
+    ld->cfg->chain_type = src->name;
+    return 0;
 }
 
 static int set_string(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
@@ -1384,6 +1401,7 @@ static const char *const g_chain_keys[] = {"rpc",
                                            "rpc_timeout",
                                            "max_retries",
                                            "chain_id",
+                                           "chain_type",
                                            "stats_interval",
                                            "ws_reconnect_interval",
                                            "ws_max_reconnect_attempts",

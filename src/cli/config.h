@@ -50,8 +50,9 @@ typedef struct bp_config {
     enum bp_command command;
     bp_rpc_endpoint rpcs[BP_MAX_RPCS];
     int rpc_count;
-    char *chain;       /* NULL: derived from eth_chainId; with a chains: list, the chain to run */
-    bool chain_id_set; /* chain_id: the endpoints must serve it */
+    char *chain; /* NULL: derived from eth_chainId; with a chains: list, the chain to run */
+    const char *chain_type; /* --chain-type: "evm" (the default) or "arch" (core/source.h) */
+    bool chain_id_set;      /* chain_id: the endpoints must serve it */
     uint64_t chain_id;
     /* The config file's `chains:` list (docs/ARCHITECTURE.md "Many chains in one process"):
      * the names of its chains, in order (owned); 0 when the file has none. */

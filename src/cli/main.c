@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "arch/arch_tables.h"
 #include "blockpipe/columns.h"
 #include "blockpipe/derived.h"
 #include "blockpipe/sink.h"
@@ -80,6 +81,7 @@ static const bp_cli_flag g_flags[] = {
     {"--help-markdown", "the option tables of docs/CLI.md"},
     {"--help-presets", "the chain presets of docs/CLI.md"},
     {"--help-columns", "the column table of docs/SCHEMA.md"},
+    {"--help-arch-columns", "the Arch tables' columns of docs/SCHEMA.md"},
     {"--help-derived", "the derived tables of docs/SCHEMA.md"},
 };
 #define N_FLAGS (sizeof(g_flags) / sizeof(g_flags[0]))
@@ -421,6 +423,10 @@ int main(int argc, char **argv)
               "(src/chain/presets.c); `make docs` rewrites it and a test checks it. -->\n\n",
               stdout);
         bp_chain_presets_markdown(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--help-arch-columns") == 0) { /* docs/SCHEMA.md's Arch tables */
+        bp_arch_columns_markdown(stdout);
         return 0;
     }
     if (strcmp(cmd, "--help-columns") == 0) { /* docs/SCHEMA.md's table (make docs) */

@@ -10,6 +10,7 @@
 
 #include "chain/fetch.h"
 #include "chain/presets.h"
+#include "core/source.h"
 #include "api/push.h"
 #include "util/log.h"
 
@@ -71,6 +72,8 @@ int bp_setup_outputs(const bp_config *cfg, const bp_chains *r, bp_sink **sinks, 
 /* A chain's metrics module (the analytics of the outputs with derived tables). */
 int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, bp_error *err)
 {
+    if (cfg->chain_type && strcmp(cfg->chain_type, "evm") != 0)
+        return 0; /* the analytics are EVM's: an Arch chain writes its arch_* tables only */
     bp_metrics_config mc = {.reorg_window = cfg->reorg_window,
                             .native_symbol = cfg->native_token ? cfg->native_token : "ETH",
                             .price_max_age = cfg->price_max_age,
@@ -131,6 +134,7 @@ void bp_setup_pipeline(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->endpoints = eps;
     pc->endpoint_count = (size_t)c->rpc_count;
     pc->chain = c->chain;
+    pc->source = bp_source_find(c->chain_type ? c->chain_type : "evm");
     pc->sinks = sinks;
     pc->sink_count = (size_t)c->output_count;
     pc->backfill = c->command == BP_CMD_BACKFILL;

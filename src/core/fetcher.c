@@ -1,6 +1,8 @@
 /* fetcher.c - fetch worker threads over the endpoint pool. */
 #include "core/fetcher.h"
 
+#include "core/source.h"
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -28,6 +30,9 @@ typedef struct worker {
 
 struct bp_fetcher {
     bp_fetcher_config cfg;
+    /* the family's block fetch (bp_fetch_range for EVM), read once: no lookup per job */
+    int (*fetch_range)(bp_rpc *, bp_fetch_shared *, uint64_t, size_t, bp_block **, int *,
+                       bp_error *);
     bp_queue jobs, results;
     worker *workers;
     atomic_bool wake_pending; /* at most one wake-up item waits in results */
@@ -146,8 +151,8 @@ static int fetch_chunk(worker *w, bp_job *job, int ep, size_t off, size_t n)
     admission a = {.w = w, .job = job, .t0_us = t0};
     bp_rpc_set_share(rpc, job->share_per_block * n);
     bp_rpc_set_admit(rpc, admit, &a);
-    int rc = bp_fetch_range(rpc, w->f->cfg.shared, job->first + off, n, job->blocks + off,
-                            job->rcs + off, job->errs + off);
+    int rc = w->f->fetch_range(rpc, w->f->cfg.shared, job->first + off, n, job->blocks + off,
+                               job->rcs + off, job->errs + off);
     size_t wire = bp_rpc_share_used(rpc, &cut);
     bp_rpc_set_share(rpc, 0);
     bp_rpc_set_admit(rpc, NULL, NULL);
@@ -268,6 +273,7 @@ int bp_fetcher_start(bp_fetcher **out, const bp_fetcher_config *cfg, bp_error *e
     if (!f)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     f->cfg = *cfg;
+    f->fetch_range = cfg->source ? cfg->source->fetch_range : bp_fetch_range;
     f->workers = calloc((size_t)cfg->threads, sizeof(*f->workers));
     /* Every queued job plus one per worker and a wake-up fit in results. */
     if (!f->workers || bp_queue_init(&f->jobs, cfg->queue_cap) != 0 ||

@@ -51,8 +51,9 @@ typedef struct bp_job {
 typedef struct bp_fetcher bp_fetcher;
 
 typedef struct bp_fetcher_config {
-    bp_pool *pool;           /* not owned */
-    bp_fetch_shared *shared; /* not owned */
+    bp_pool *pool;                      /* not owned */
+    bp_fetch_shared *shared;            /* not owned */
+    const struct bp_source_ops *source; /* the family's fetch (core/source.h); NULL: EVM */
     int threads;
     size_t queue_cap;
     double rpc_timeout;                /* seconds */

@@ -231,7 +231,8 @@ static int chain_handles(bp_multi_config *mc, shared_output *outs, bp_sink **han
                 return bp_error_set(err, BP_ENOMEM, "out of memory");
             cs->base = (bp_sink){.ops = &g_chain_sink_ops,
                                  .url = outs[i].sink->url,
-                                 .derived = outs[i].sink->derived};
+                                 .derived = outs[i].sink->derived,
+                                 .families = outs[i].sink->families};
             cs->out = &outs[i];
             handles[c * mc->sink_count + i] = &cs->base;
         }

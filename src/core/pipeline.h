@@ -60,6 +60,8 @@ typedef struct bp_pipeline_config {
     const bp_endpoint_spec *endpoints; /* the RPC pool of this chain */
     size_t endpoint_count;
     const char *chain; /* NULL: the chain id in decimal */
+    /* The chain family (--chain-type, core/source.h); NULL: EVM. */
+    const struct bp_source_ops *source;
     bp_sink **sinks;
     size_t sink_count;
     bool backfill; /* index [from, to] and return; else follow the head */

@@ -21,6 +21,7 @@ typedef struct slot {
 
 struct bp_prober {
     bp_pool *pool;
+    const bp_source_ops *src;
     slot *slots;
     size_t count;
     volatile sig_atomic_t abort; /* the rpcs' abort_flag: set by bp_prober_free */
@@ -37,8 +38,8 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int bp_prober_new(bp_prober **out, bp_pool *pool, const bp_rpc_config *cfgs, size_t n,
-                  bp_error *err)
+int bp_prober_new(bp_prober **out, bp_pool *pool, const bp_source_ops *src,
+                  const bp_rpc_config *cfgs, size_t n, bp_error *err)
 {
     bp_prober *pr = calloc(1, sizeof(*pr));
     slot *slots = calloc(n ? n : 1, sizeof(*slots));
@@ -48,6 +49,7 @@ int bp_prober_new(bp_prober **out, bp_pool *pool, const bp_rpc_config *cfgs, siz
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
     pr->pool = pool;
+    pr->src = src;
     pr->slots = slots;
     pr->count = n;
     pthread_mutex_init(&pr->lock, NULL);
@@ -94,12 +96,12 @@ static int framed(slot *s, int (*ask)(slot *s, bp_probe_answer *a), bp_probe_ans
 
 static int ask_chain(slot *s, bp_probe_answer *a)
 {
-    return bp_rpc_chain_id(s->rpc, &a->chain_id, &a->err);
+    return s->pr->src->identity(s->rpc, &a->chain_id, &a->err);
 }
 
 static int ask_head(slot *s, bp_probe_answer *a)
 {
-    return bp_rpc_header(s->rpc, UINT64_MAX, &a->head, &a->err);
+    return s->pr->src->header(s->rpc, UINT64_MAX, &a->head, &a->err);
 }
 
 static void *run(void *arg)

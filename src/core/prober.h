@@ -19,6 +19,7 @@
 #include "blockpipe/error.h"
 #include "chain/rpc.h"
 #include "core/pool.h"
+#include "core/source.h"
 
 typedef struct bp_probe_answer {
     bool chain_asked; /* eth_chainId was part of the question */
@@ -34,13 +35,15 @@ typedef struct bp_probe_answer {
 typedef struct bp_prober bp_prober;
 
 /* One bp_rpc per endpoint of `pool`, from cfgs[i] (their abort_flag is replaced by the
- * prober's own: bp_prober_free stops what is in flight at once). */
-int bp_prober_new(bp_prober **out, bp_pool *pool, const bp_rpc_config *cfgs, size_t n,
-                  bp_error *err);
+ * prober's own: bp_prober_free stops what is in flight at once); questions are asked in
+ * src's protocol (its identity and header calls). */
+int bp_prober_new(bp_prober **out, bp_pool *pool, const bp_source_ops *src,
+                  const bp_rpc_config *cfgs, size_t n, bp_error *err);
 /* Called (from a prober thread, under the prober's lock) when an answer is ready: the
  * coordinator sleeps elsewhere. NULL: nobody to wake. Clear it before what it wakes goes. */
 void bp_prober_set_wake(bp_prober *pr, void (*wake)(void *ctx), void *ctx);
-/* Asks endpoint ep (check_chain: eth_chainId first, the head only when it says want_chain).
+/* Asks endpoint ep (check_chain: its identity first - EVM eth_chainId -, the head only when
+ * it says want_chain).
  * BP_EBUSY when its previous question has no answer yet (it is not asked twice). */
 int bp_prober_ask(bp_prober *pr, size_t ep, bool check_chain, uint64_t want_chain, bp_error *err);
 /* A question to ep is out and its answer not taken yet. */

@@ -26,6 +26,7 @@
 #include "sink/format.h"
 #include "sink/sqlgen.h"
 #include "sink/sqlite_read.h"
+#include "sink/sqlite_arch.h"
 #include "sink/sqlite_derived.h"
 #include "sink/sqlite_lock.h"
 #include "util/buf.h"
@@ -98,7 +99,9 @@ static const char *const g_sql[ST_COUNT] = {
     [ST_DEL_CP] = "DELETE FROM checkpoints WHERE chain = ? AND output = '" SQLITE_OUTPUT "'",
     [ST_GET_CP] =
         "SELECT number, hash FROM checkpoints WHERE chain = ? AND output = '" SQLITE_OUTPUT "'",
-    [ST_RECENT] = "SELECT number, hash FROM blocks WHERE chain = ? ORDER BY number DESC LIMIT ?",
+    /* a chain's blocks are in one of the two (its family's) */
+    [ST_RECENT] = "SELECT number, hash FROM blocks WHERE chain = ?1 UNION ALL SELECT height, hash"
+                  " FROM arch_blocks WHERE chain = ?1 ORDER BY 1 DESC LIMIT ?2",
 };
 
 typedef struct sqlite_sink {
@@ -119,6 +122,7 @@ typedef struct sqlite_sink {
     const bp_block_derived **run;
     size_t run_len, run_cap;
     bool foreign;          /* the batch met a block another process stored */
+    bp_sqlite_arch *arch;  /* the Arch tables' statements (--chain-type arch) */
     bp_sqlite_locks locks; /* the chains' writer locks (sqlite_lock.h) */
 } sqlite_sink;
 
@@ -403,6 +407,12 @@ static int in_batch(const bp_batch *batch, int rc, bp_error *err)
 static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev, bool derived,
                        const bp_derived *der, bool reverts, bp_error *err)
 {
+    if (ev->block->family == BP_FAMILY_ARCH) { /* no derived rows: the analytics are EVM's */
+        bool skip = false;
+        return ev->kind == BP_EVENT_APPLY
+                   ? bp_sqlite_arch_apply(s->arch, batch->chain, ev->block, &skip, err)
+                   : bp_sqlite_arch_revert(s->arch, batch->chain, ev->block, err);
+    }
     if (ev->kind == BP_EVENT_APPLY) {
         bool skip = false;
         int rc = apply_block(s, batch->chain, ev->block, &skip, err);
@@ -551,6 +561,7 @@ static void sqlite_close(bp_sink *base)
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     bp_sqlite_derived_close(s->derived);
+    bp_sqlite_arch_close(s->arch);
     free(s->run);
     free(s->run_blocks);
     sqlite3_close(s->db);
@@ -647,8 +658,8 @@ static int create_schema(sqlite_sink *s, bp_error *err)
     for (bp_table t = 0; rc == 0 && t < BP_TABLE_COUNT; t++)
         if (bp_sql_create_table(&s->sql, t, "IF NOT EXISTS ", "", sqlite_type, "") != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc == 0 &&
-        (bp_buf_puts(&s->sql, g_checkpoints_ddl) != 0 || bp_sqlite_derived_schema(&s->sql) != 0))
+    if (rc == 0 && (bp_buf_puts(&s->sql, g_checkpoints_ddl) != 0 ||
+                    bp_sqlite_derived_schema(&s->sql) != 0 || bp_sqlite_arch_schema(&s->sql) != 0))
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0)
         rc = exec(s, s->sql.data, "creating the schema", err);
@@ -738,6 +749,9 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
         rc = exec(s, g_indexes_ddl, "creating the lookup indexes", err);
     if (rc == 0)
         rc = prepare_all(s, err);
+    if (rc == 0)
+        rc = bp_sqlite_arch_open(s->db, s->path, &s->arch, err);
+    s->base.families = 1u << BP_FAMILY_ARCH;
     if (rc == 0) { /* also with metrics off: REVERTs take out the rows written while on */
         bp_retention ret;
         bp_retention_from_opts(opts, &ret);

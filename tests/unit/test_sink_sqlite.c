@@ -5,12 +5,15 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "arch/arch_rows.h"
 #include "sink/sqlgen.h"
+#include "util/arena.h"
 #include "sink_fixture.h"
 
 extern const bp_sink_ops bp_sink_sqlite_ops;
@@ -268,6 +271,81 @@ static void test_revert(void **state)
     assert_row(f->db, "SELECT hash FROM blocks WHERE chain = 'main' AND number = 2", H(0xb1, 2));
 }
 
+/* An Arch block at height n whose hash is n's digit repeated (parent: n - 1's) with two
+ * transactions, the first listing one account twice. */
+static bp_block *arch_block(uint64_t n, char digit)
+{
+    bp_block *b = bp_block_new();
+    bp_arch_rows *r = calloc(1, sizeof(*r));
+    assert_true(b && r);
+    memset(r->block.hash, digit, 64);
+    memset(r->block.prev_hash, digit - 1, 64);
+    memset(r->block.merkle_root, 'f', 64);
+    r->block.height = n;
+    r->block.timestamp = 1700000000 + n;
+    r->block.tx_count = 2;
+    r->txs = calloc(2, sizeof(*r->txs));
+    r->tx_count = 2;
+    for (size_t i = 0; i < 2; i++) {
+        bp_arch_tx *t = &r->txs[i];
+        memset(t->txid, (char)('a' + i), 64);
+        t->block_height = n;
+        t->status = i ? BP_ARCH_FAILED : BP_ARCH_PROCESSED;
+        t->failure = i ? strdup("custom program error: 0x1") : NULL;
+        t->program_ids = strdup("[]");
+        t->bitcoin_txids = strdup("[]");
+        t->accounts = calloc(2, sizeof(*t->accounts));
+        t->account_count = 2;
+        memset(t->accounts[0], '1', 64);
+        memset(t->accounts[1], i ? '2' : '1', 64); /* tx 0: the same account twice */
+    }
+    b->family = BP_FAMILY_ARCH;
+    b->number = n;
+    b->hash = bp_arena_strndup(b->arena, r->block.hash, 64);
+    b->parent_hash = bp_arena_strndup(b->arena, r->block.prev_hash, 64);
+    assert_int_equal(bp_arena_adopt_fn(b->arena, r, 0, bp_arch_rows_free), 0);
+    b->arch = r;
+    return b;
+}
+
+static void test_arch_rows(void **state)
+{
+    fixture *f = *state;
+    bp_block *b1 = arch_block(1, '4'), *b2 = arch_block(2, '5');
+    bp_event ev[] = {{BP_EVENT_APPLY, b1}, {BP_EVENT_APPLY, b2}};
+    bp_checkpoint cp = {.set = true, .number = 2};
+    memcpy(cp.hash, b2->hash, 65);
+    bp_error err = {0};
+    assert_int_equal(write_events(f, "arch", ev, 2, cp, &err), 0);
+    assert_row(f->db, "SELECT group_concat(height) FROM arch_blocks WHERE chain = 'arch'", "1,2");
+    assert_row(f->db,
+               "SELECT count(*), group_concat(status), group_concat(failure_reason)"
+               " FROM arch_transactions WHERE block_height = 2",
+               "2|processed,failed|custom program error: 0x1");
+    /* tx 0's account listed twice is one update */
+    assert_int_equal(count(f->db, "SELECT count(*) FROM arch_account_updates"), 6);
+    assert_int_equal(count(f->db, "SELECT count(*) FROM blocks"), 0);
+    bp_checkpoint recent[4];
+    size_t n = 0;
+    assert_int_equal(bp_sink_sqlite_ops.recent(f->sink, "arch", recent, 4, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(recent[0].hash, b2->hash);
+    bp_block *r2 = bp_block_header_copy(b2);
+    r2->arch = NULL; /* a REVERT carries the header and the family only */
+    bp_event rev = {BP_EVENT_REVERT, r2};
+    cp.number = 1;
+    memcpy(cp.hash, b1->hash, 65);
+    assert_int_equal(write_events(f, "arch", &rev, 1, cp, &err), 0);
+    assert_row(f->db,
+               "SELECT (SELECT group_concat(height) FROM arch_blocks),"
+               " (SELECT count(*) FROM arch_transactions WHERE block_height = 2),"
+               " (SELECT count(*) FROM arch_account_updates WHERE block_height = 2)",
+               "1|0|0");
+    bp_block_free(r2);
+    bp_block_free(b1);
+    bp_block_free(b2);
+}
+
 /* The second APPLY collides with a different hash: the whole batch and its checkpoint are
  * rolled back, and the error names the block and both hashes. */
 static void test_batch_is_atomic(void **state)
@@ -442,6 +520,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_without_receipts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revert, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arch_rows, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_hash_apply_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent, setup, teardown),

@@ -1,0 +1,383 @@
+/* arch_source.c - the Arch Network family behind the source interface (core/source.h).
+ *
+ * Calls (docs/ARCH.md): is_node_ready (identity: an Arch node has no chain id, the chain's
+ * name is its identity), get_best_block_hash + get_block (the head), get_block_hash (a
+ * height's canonical hash: the reorg walk), and per run of blocks three batched requests:
+ * get_block_hash × heights, get_block × hashes, get_processed_transaction × the txids the
+ * blocks list (in requests of at most TX_PER_REQUEST). A single parameter goes bare, as the
+ * SDK's postData sends it (docs/ARCH.md "HTTP JSON-RPC"). */
+#include "core/source.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch/arch_rows.h"
+#include "chain/rpc_envelope.h"
+#include "util/arena.h"
+#include "util/buf.h"
+
+#define TX_PER_REQUEST 512
+
+void bp_arch_rows_free(void *p)
+{
+    bp_arch_rows *r = p;
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->tx_count; i++)
+        bp_arch_tx_free(&r->txs[i]);
+    free(r->txs);
+    bp_arch_block_free(&r->block);
+    free(r);
+}
+
+static size_t slen(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+size_t bp_arch_rows_bytes(const bp_arch_rows *r)
+{
+    size_t n = sizeof(*r) + r->block.txid_count * sizeof(bp_arch_hash);
+    for (size_t i = 0; i < r->tx_count; i++) {
+        const bp_arch_tx *t = &r->txs[i];
+        n += sizeof(*t) + slen(t->failure) + slen(t->rollback_reason) + slen(t->program_ids) +
+             slen(t->bitcoin_txids) + t->account_count * sizeof(bp_arch_hash);
+    }
+    return n;
+}
+
+/* A JSON-RPC error object of method: the SDK's 404 is BP_ENOTFOUND (a node behind: tried
+ * again), the rest as for EVM (rate limits, unknown methods). */
+static int call_error(yajl_val error, const char *method, bp_error *err)
+{
+    yajl_val code = yajl_tree_get(error, (const char *[]){"code", NULL}, yajl_t_number);
+    if (code && YAJL_IS_INTEGER(code) && code->u.number.i == 404)
+        return bp_error_set(err, BP_ENOTFOUND, "%s: node error 404 (not found)", method);
+    return bp_decode_rpc_error(error, method, err);
+}
+
+/* Posts n calls of method (params[i] already JSON) and hands back the answers. */
+typedef struct calls {
+    bp_buf body;
+    yajl_val root;
+    yajl_val *results, *errors;
+    size_t cap;
+} calls;
+
+static int calls_run(bp_rpc *rpc, calls *c, const char *method, size_t n,
+                     int (*param)(bp_buf *out, void *ctx, size_t i), void *ctx, bp_error *err)
+{
+    bp_json_free(c->root);
+    c->root = NULL;
+    if (n > c->cap) {
+        yajl_val *r = realloc(c->results, n * sizeof(*r));
+        if (r)
+            c->results = r;
+        yajl_val *e = r ? realloc(c->errors, n * sizeof(*e)) : NULL;
+        if (!e)
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        c->errors = e;
+        c->cap = n;
+    }
+    bp_buf_reset(&c->body);
+    int rc = n > 1 ? bp_buf_puts(&c->body, "[") : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = bp_buf_printf(&c->body,
+                           "%s{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"%s\",\"params\":",
+                           i ? "," : "", i, method);
+        if (rc == 0)
+            rc = param(&c->body, ctx, i);
+        if (rc == 0)
+            rc = bp_buf_puts(&c->body, "}");
+    }
+    if (rc == 0 && n > 1)
+        rc = bp_buf_puts(&c->body, "]");
+    if (rc != 0)
+        return bp_error_set(err, BP_ENOMEM, "%s: cannot build the request", method);
+    return bp_rpc_batch(rpc, c->body.data, c->body.len, n, &c->root, c->results, c->errors, err);
+}
+
+static void calls_free(calls *c)
+{
+    bp_json_free(c->root);
+    free(c->results);
+    free(c->errors);
+    bp_buf_release(&c->body);
+}
+
+static int no_param(bp_buf *out, void *ctx, size_t i)
+{
+    (void)ctx, (void)i;
+    return bp_buf_puts(out, "[]");
+}
+
+static int height_param(bp_buf *out, void *ctx, size_t i)
+{
+    return bp_buf_printf(out, "%" PRIu64, *(const uint64_t *)ctx + i);
+}
+
+static int string_param(bp_buf *out, void *ctx, size_t i)
+{
+    return bp_buf_printf(out, "\"%s\"", ((const char *const *)ctx)[i]);
+}
+
+/* A hash answer (64 hex digits, 0x or not) into h. */
+static int hash_of(yajl_val v, const char *method, bp_arch_hash h, bp_error *err)
+{
+    const char *s = v && YAJL_IS_STRING(v) ? v->u.string : NULL;
+    size_t off = s && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') ? 2 : 0;
+    if (!s || strlen(s + off) != 64 || strspn(s + off, "0123456789abcdefABCDEF") != 64)
+        return bp_error_set(err, BP_EPARSE, "%s result: expected 64 hex digits", method);
+    for (int i = 0; i < 64; i++)
+        h[i] = (char)(s[off + i] | 0x20); /* digits stay, letters go lower case */
+    h[64] = '\0';
+    return 0;
+}
+
+static int arch_identity(bp_rpc *rpc, uint64_t *id, bp_error *err)
+{
+    calls c = {0};
+    int rc = calls_run(rpc, &c, "is_node_ready", 1, no_param, NULL, err);
+    if (rc == 0 && c.errors[0])
+        rc = call_error(c.errors[0], "is_node_ready", err);
+    if (rc == 0 && !YAJL_IS_TRUE(c.results[0]))
+        rc = bp_error_set(err, BP_ERPC, "is_node_ready: the node is not ready");
+    *id = 0;
+    calls_free(&c);
+    return rc;
+}
+
+/* One call of method with one string parameter (or none) answering a hash. */
+static int hash_call(bp_rpc *rpc, calls *c, const char *method, const uint64_t *height,
+                     bp_arch_hash h, bp_error *err)
+{
+    int rc = height ? calls_run(rpc, c, method, 1, height_param, (void *)height, err)
+                    : calls_run(rpc, c, method, 1, no_param, NULL, err);
+    if (rc == 0 && c->errors[0])
+        rc = call_error(c->errors[0], method, err);
+    return rc ? rc : hash_of(c->results[0], method, h, err);
+}
+
+static int arch_header(bp_rpc *rpc, uint64_t number, bp_header *out, bp_error *err)
+{
+    calls c = {0};
+    bp_arch_hash h;
+    bp_arch_block b = {0};
+    memset(out, 0, sizeof(*out));
+    bool head = number == UINT64_MAX;
+    int rc = head ? hash_call(rpc, &c, "get_best_block_hash", NULL, h, err)
+                  : hash_call(rpc, &c, "get_block_hash", &number, h, err);
+    if (rc == 0 && !head) { /* the reorg walk needs the hash only */
+        out->number = number;
+        memcpy(out->hash, h, sizeof(h));
+        goto out;
+    }
+    const char *hp = h;
+    if (rc == 0)
+        rc = calls_run(rpc, &c, "get_block", 1, string_param, &hp, err);
+    if (rc == 0 && c.errors[0])
+        rc = call_error(c.errors[0], "get_block", err);
+    if (rc == 0)
+        rc = bp_arch_decode_block(c.results[0], h, &b, err);
+    if (rc == 0) {
+        out->number = b.height;
+        out->timestamp = b.timestamp;
+        memcpy(out->hash, b.hash, sizeof(b.hash));
+        memcpy(out->parent_hash, b.prev_hash, sizeof(b.prev_hash));
+        bp_arch_block_free(&b);
+    }
+out:
+    calls_free(&c);
+    return rc;
+}
+
+/* ---- a run of blocks ---- */
+
+typedef struct range {
+    uint64_t first;
+    size_t count;
+    bp_arch_rows **rows; /* [count]; NULL where the block failed */
+    int *rcs;
+    bp_error *errs;
+} range;
+
+static void fail_block(range *r, size_t i, int rc, const bp_error *e)
+{
+    if (r->rcs[i] != 0)
+        return;
+    r->rcs[i] = rc;
+    r->errs[i] = *e;
+    bp_arch_rows_free(r->rows[i]);
+    r->rows[i] = NULL;
+}
+
+/* Every block not failed yet fails with e (a transport error fails the request's all). */
+static void fail_rest(range *r, int rc, const bp_error *e)
+{
+    for (size_t i = 0; i < r->count; i++)
+        fail_block(r, i, rc, e);
+}
+
+static int get_blocks(bp_rpc *rpc, calls *c, range *r, bp_error *err)
+{
+    bp_arch_hash *h = calloc(r->count, sizeof(*h));
+    const char **hp = calloc(r->count, sizeof(*hp));
+    int rc = h && hp ? calls_run(rpc, c, "get_block_hash", r->count, height_param, &r->first, err)
+                     : bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < r->count; i++) {
+        bp_error e;
+        int brc = c->errors[i] ? call_error(c->errors[i], "get_block_hash", &e)
+                               : hash_of(c->results[i], "get_block_hash", h[i], &e);
+        if (brc != 0)
+            fail_block(r, i, brc, &e);
+        hp[i] = h[i];
+    }
+    if (rc == 0)
+        rc = calls_run(rpc, c, "get_block", r->count, string_param, hp, err);
+    for (size_t i = 0; rc == 0 && i < r->count; i++) {
+        bp_error e;
+        if (r->rcs[i] != 0)
+            continue;
+        int brc = c->errors[i] ? call_error(c->errors[i], "get_block", &e) : 0;
+        if (brc == 0 && !(r->rows[i] = calloc(1, sizeof(bp_arch_rows))))
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        if (brc == 0)
+            brc = bp_arch_decode_block(c->results[i], h[i], &r->rows[i]->block, &e);
+        if (brc == 0 && r->rows[i]->block.height != r->first + i)
+            brc = bp_error_set(&e, BP_EPARSE,
+                               "get_block %s: block_height %" PRIu64 ", but get_block_hash(%" PRIu64
+                               ") named it",
+                               h[i], r->rows[i]->block.height, r->first + i);
+        if (brc != 0)
+            fail_block(r, i, brc, &e);
+    }
+    free(h);
+    free(hp);
+    return rc;
+}
+
+/* The txids of the blocks still in the run, in order, and where each block's start. */
+typedef struct txlist {
+    const char **ids;
+    size_t *block; /* ids[k] is listed by block[k] */
+    size_t n;
+} txlist;
+
+static int list_txs(range *r, txlist *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->count; i++)
+        n += r->rows[i] ? r->rows[i]->block.txid_count : 0;
+    t->ids = calloc(n ? n : 1, sizeof(*t->ids));
+    t->block = calloc(n ? n : 1, sizeof(*t->block));
+    if (!t->ids || !t->block)
+        return BP_ENOMEM;
+    for (size_t i = 0; i < r->count; i++) {
+        bp_arch_rows *w = r->rows[i];
+        if (!w)
+            continue;
+        if (w->block.txid_count && !(w->txs = calloc(w->block.txid_count, sizeof(*w->txs))))
+            return BP_ENOMEM;
+        for (size_t k = 0; k < w->block.txid_count; k++) {
+            t->ids[t->n] = w->block.txids[k];
+            t->block[t->n++] = i;
+        }
+    }
+    return 0;
+}
+
+/* get_processed_transaction for ids[from .. from+n) into their blocks' rows. */
+static int get_txs(bp_rpc *rpc, calls *c, range *r, const txlist *t, size_t from, size_t n,
+                   bp_error *err)
+{
+    int rc = calls_run(rpc, c, "get_processed_transaction", n, string_param,
+                       (void *)(t->ids + from), err);
+    for (size_t k = 0; rc == 0 && k < n; k++) {
+        size_t i = t->block[from + k];
+        bp_arch_rows *w = r->rows[i];
+        if (!w) /* an earlier tx of the block failed it */
+            continue;
+        bp_error e;
+        int trc = c->errors[k] ? call_error(c->errors[k], "get_processed_transaction", &e)
+                               : bp_arch_decode_tx(c->results[k], t->ids[from + k], w->block.height,
+                                                   &w->txs[w->tx_count], &e);
+        if (trc == 0)
+            w->tx_count++;
+        else
+            fail_block(r, i, trc, &e);
+    }
+    return rc;
+}
+
+/* The rows of block i as a bp_block (the rows move into its arena). */
+static int to_block(range *r, size_t i, bp_block **out)
+{
+    bp_arch_rows *w = r->rows[i];
+    bp_block *b = bp_block_new();
+    if (!b)
+        return BP_ENOMEM;
+    b->family = BP_FAMILY_ARCH;
+    b->number = w->block.height;
+    b->timestamp = w->block.timestamp;
+    b->transaction_count = w->block.txid_count;
+    b->hash = bp_arena_strndup(b->arena, w->block.hash, 64);
+    b->parent_hash = bp_arena_strndup(b->arena, w->block.prev_hash, 64);
+    if (!b->hash || !b->parent_hash ||
+        bp_arena_adopt_fn(b->arena, w, bp_arch_rows_bytes(w), bp_arch_rows_free) != 0) {
+        bp_block_free(b);
+        return BP_ENOMEM;
+    }
+    r->rows[i] = NULL;
+    b->arch = w;
+    *out = b;
+    return 0;
+}
+
+static int arch_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t count,
+                            bp_block **out, int *rcs, bp_error *errs)
+{
+    (void)shared;
+    calls c = {0};
+    txlist t = {0};
+    bp_error err;
+    range r = {.first = first, .count = count, .rcs = rcs, .errs = errs};
+    memset(rcs, 0, count * sizeof(*rcs));
+    for (size_t i = 0; i < count; i++)
+        out[i] = NULL;
+    r.rows = calloc(count, sizeof(*r.rows));
+    int rc =
+        r.rows ? get_blocks(rpc, &c, &r, &err) : bp_error_set(&err, BP_ENOMEM, "out of memory");
+    if (rc == 0 && list_txs(&r, &t) != 0)
+        rc = bp_error_set(&err, BP_ENOMEM, "out of memory");
+    for (size_t k = 0; rc == 0 && k < t.n; k += TX_PER_REQUEST)
+        rc = get_txs(rpc, &c, &r, &t, k, t.n - k < TX_PER_REQUEST ? t.n - k : TX_PER_REQUEST, &err);
+    if (rc != 0)
+        fail_rest(&r, rc, &err);
+    int first_rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        if (rcs[i] == 0 && to_block(&r, i, &out[i]) != 0)
+            fail_block(&r, i, BP_ENOMEM, &(bp_error){.code = BP_ENOMEM, .msg = "out of memory"});
+        if (rcs[i] != 0 && !first_rc)
+            first_rc = rcs[i];
+    }
+    if (r.rows)
+        for (size_t i = 0; i < count; i++)
+            bp_arch_rows_free(r.rows[i]);
+    free(r.rows);
+    free(t.ids);
+    free(t.block);
+    calls_free(&c);
+    return first_rc;
+}
+
+const bp_source_ops bp_source_arch = {
+    .name = "arch",
+    .family = BP_FAMILY_ARCH,
+    .identity_call = "is_node_ready",
+    .identity = arch_identity,
+    .header = arch_header,
+    .fetch_range = arch_fetch_range,
+    .newheads_ws = false,
+};

@@ -1,0 +1,194 @@
+/* sqlite_arch.c - the Arch tables of the SQLite output. */
+#include "sink/sqlite_arch.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arch/arch_rows.h"
+#include "arch/arch_tables.h"
+
+enum {
+    A_INS_BLOCK,
+    A_INS_TX,
+    A_INS_ACCOUNT,
+    A_SEL_HASH,
+    A_DEL_ACCOUNTS,
+    A_DEL_TXS,
+    A_DEL_BLOCK,
+    A_COUNT
+};
+
+static const char *const g_del[] = {
+    [A_SEL_HASH] = "SELECT hash FROM arch_blocks WHERE chain = ? AND height = ?",
+    [A_DEL_ACCOUNTS] = "DELETE FROM arch_account_updates WHERE chain = ? AND block_height = ?",
+    [A_DEL_TXS] = "DELETE FROM arch_transactions WHERE chain = ? AND block_height = ?",
+    [A_DEL_BLOCK] = "DELETE FROM arch_blocks WHERE chain = ? AND height = ?",
+};
+
+struct bp_sqlite_arch {
+    sqlite3 *db;
+    const char *path;
+    sqlite3_stmt *st[A_COUNT];
+};
+
+static const char *sqlite_type(enum bp_arch_coltype t)
+{
+    return t == BP_ARCH_INT || t == BP_ARCH_BOOL ? "INTEGER" : t == BP_ARCH_REAL ? "REAL" : "TEXT";
+}
+
+int bp_sqlite_arch_schema(bp_buf *sql)
+{
+    for (int t = 0; t < BP_ARCH_TABLE_COUNT; t++)
+        if (bp_arch_create_table(sql, (enum bp_arch_table)t, "IF NOT EXISTS ", sqlite_type) != 0)
+            return BP_ENOMEM;
+    return 0;
+}
+
+void bp_sqlite_arch_close(bp_sqlite_arch *a)
+{
+    if (!a)
+        return;
+    for (int i = 0; i < A_COUNT; i++)
+        sqlite3_finalize(a->st[i]);
+    free(a);
+}
+
+int bp_sqlite_arch_open(sqlite3 *db, const char *path, bp_sqlite_arch **out, bp_error *err)
+{
+    static const enum bp_arch_table ins[] = {[A_INS_BLOCK] = BP_ARCH_BLOCKS,
+                                             [A_INS_TX] = BP_ARCH_TRANSACTIONS,
+                                             [A_INS_ACCOUNT] = BP_ARCH_ACCOUNT_UPDATES};
+    bp_buf sql;
+    bp_buf_init(&sql, 0);
+    bp_sqlite_arch *a = calloc(1, sizeof(*a));
+    int rc = a ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (int i = 0; rc == 0 && i < A_COUNT; i++) {
+        bp_buf_reset(&sql);
+        const char *text = g_del[i];
+        if (i <= A_INS_ACCOUNT) {
+            /* an account a transaction lists twice (simnode's sender = receiver) is one
+             * update */
+            const char *verb = i == A_INS_ACCOUNT ? "INSERT OR IGNORE" : "INSERT";
+            if (bp_arch_insert(&sql, verb, ins[i], false) != 0) {
+                rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+                break;
+            }
+            text = sql.data;
+        }
+        if (sqlite3_prepare_v3(db, text, -1, SQLITE_PREPARE_PERSISTENT, &a->st[i], NULL) !=
+            SQLITE_OK)
+            rc = bp_error_set(err, BP_EDB, "%s: preparing \"%.60s...\": %s", path, text,
+                              sqlite3_errmsg(db));
+    }
+    bp_buf_release(&sql);
+    if (rc != 0) {
+        bp_sqlite_arch_close(a);
+        return rc;
+    }
+    a->db = db;
+    a->path = path;
+    *out = a;
+    return 0;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
+}
+
+static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+    return sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+/* Steps st once and resets it: SQLITE_DONE (or ROW) as SQLITE_OK, else SQLite's code. */
+static int step(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
+}
+
+static int db_error(bp_sqlite_arch *a, const bp_block *b, const char *what, bp_error *err)
+{
+    return bp_error_set(err, BP_EDB, "%s: block %" PRIu64 ": %s: %s", a->path, b->number, what,
+                        sqlite3_errmsg(a->db));
+}
+
+/* The block row exists: the same hash is the block stored already, another is an error. */
+static int conflict(bp_sqlite_arch *a, const char *chain, const bp_block *b, bool *skip,
+                    bp_error *err)
+{
+    sqlite3_stmt *st = a->st[A_SEL_HASH];
+    char have[80] = "";
+    int rc = bind_text(st, 1, chain) | bind_u64(st, 2, b->number);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+        snprintf(have, sizeof(have), "%s", (const char *)sqlite3_column_text(st, 0));
+    sqlite3_reset(st);
+    if (have[0] && strcmp(have, b->hash) == 0) {
+        *skip = true;
+        return 0;
+    }
+    return bp_error_set(err, BP_EDB,
+                        "block %" PRIu64 " of chain '%s': table arch_blocks already holds hash "
+                        "%s, cannot apply hash %s (was it reverted?)",
+                        b->number, chain, have[0] ? have : "(unreadable)", b->hash);
+}
+
+static int insert_tx(bp_sqlite_arch *a, const char *chain, const bp_block *b, size_t i)
+{
+    const bp_arch_tx *t = &b->arch->txs[i];
+    sqlite3_stmt *st = a->st[A_INS_TX];
+    int rc = bind_text(st, 1, chain) | bind_u64(st, 2, b->number) | bind_u64(st, 3, i) |
+             bind_text(st, 4, t->txid) | bind_text(st, 5, b->hash) |
+             bind_text(st, 6, bp_arch_status_name(t->status)) | bind_text(st, 7, t->failure) |
+             sqlite3_bind_int(st, 8, t->rolled_back) | bind_text(st, 9, t->rollback_reason) |
+             bind_text(st, 10, t->program_ids) | bind_text(st, 11, t->bitcoin_txids) |
+             (t->has_fee ? bind_u64(st, 12, t->fee) : sqlite3_bind_null(st, 12)) |
+             (t->has_compute ? bind_u64(st, 13, t->compute_units) : sqlite3_bind_null(st, 13));
+    rc = rc == SQLITE_OK ? step(st) : rc;
+    st = a->st[A_INS_ACCOUNT];
+    for (size_t k = 0; rc == SQLITE_OK && k < t->account_count; k++) {
+        rc = bind_text(st, 1, chain) | bind_u64(st, 2, b->number) | bind_u64(st, 3, i) |
+             bind_text(st, 4, t->accounts[k]) | bind_text(st, 5, t->txid);
+        rc = rc == SQLITE_OK ? step(st) : rc;
+    }
+    return rc;
+}
+
+int bp_sqlite_arch_apply(bp_sqlite_arch *a, const char *chain, const bp_block *b, bool *skip,
+                         bp_error *err)
+{
+    const bp_arch_rows *r = b->arch;
+    if (!r)
+        return bp_error_set(err, BP_EINVAL, "block %" PRIu64 ": an Arch block without its rows",
+                            b->number);
+    sqlite3_stmt *st = a->st[A_INS_BLOCK];
+    int rc = bind_text(st, 1, chain) | bind_u64(st, 2, b->number) | bind_text(st, 3, b->hash) |
+             bind_text(st, 4, b->parent_hash) | bind_u64(st, 5, r->block.timestamp) |
+             bind_u64(st, 6, r->block.bitcoin_height) | bind_u64(st, 7, r->block.tx_count) |
+             bind_text(st, 8, r->block.merkle_root);
+    rc = rc == SQLITE_OK ? step(st) : rc;
+    if ((rc & 0xff) == SQLITE_CONSTRAINT)
+        return conflict(a, chain, b, skip, err);
+    if (rc != SQLITE_OK)
+        return db_error(a, b, "insert into arch_blocks", err);
+    for (size_t i = 0; i < r->tx_count; i++)
+        if (insert_tx(a, chain, b, i) != SQLITE_OK)
+            return db_error(a, b, "insert into arch_transactions / arch_account_updates", err);
+    return 0;
+}
+
+int bp_sqlite_arch_revert(bp_sqlite_arch *a, const char *chain, const bp_block *b, bp_error *err)
+{
+    for (int i = A_DEL_ACCOUNTS; i <= A_DEL_BLOCK; i++) {
+        sqlite3_stmt *st = a->st[i];
+        int rc = bind_text(st, 1, chain) | bind_u64(st, 2, b->number);
+        if ((rc == SQLITE_OK ? step(st) : rc) != SQLITE_OK)
+            return db_error(a, b, "revert: delete from the arch tables", err);
+    }
+    return 0;
+}

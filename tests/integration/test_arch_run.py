@@ -1,0 +1,300 @@
+"""`blockpipe run --chain-type arch` into SQLite against `blockpipe simnode --chain-type arch`
+with forks and rollbacks, killed with SIGKILL and restarted, then compared with the node.
+
+The node grows a block every 0.2 s from height 120 (0-8 transactions each), makes a depth-5
+fork every 1.5 s (--reorg-every) and a rollback / re-apply episode every 1.1 s
+(--rollback-every). blockpipe follows it by HTTP polling from block 0 (so each start is a
+backfill then a follow). KILLS times a run is SIGKILLed at a random moment (seeded) after it committed
+past the previous run's checkpoint, then started again from its checkpoint. blockpipe has two endpoints, the second with FAULTS
+(errors, cut and non-JSON answers, resets). A last run catches up and stops on SIGINT (exit 0).
+Then the tables must hold exactly the node's canonical chain:
+- arch_blocks: heights 0..checkpoint, each once (no gap, no duplicate), the checkpoint's hash
+  the row's; every row's previous_hash is the hash of the row below (the hash chain);
+- every height up to checkpoint - depth (the node may fork the top `depth` blocks again after
+  the run stopped) has the node's canonical hash (get_block_hash): blocks of forks the node
+  left are gone;
+- arch_transactions: per block, the txids in tx_index order are exactly get_block's
+  transactions of that block (batched get_block), each row's block_hash the block's;
+- arch_account_updates: every row belongs to a stored transaction, every stored transaction
+  that writes accounts has its rows (simnode's transactions write 1-3 accounts);
+- the last run follows the head until it walked back one of the node's forks (a REVERT of
+  stored blocks; none within HANG fails the test: nothing would have been tested).
+Then `backfill` of a config file's chains: entry with `chain_type: arch` must store the same
+rows for the canonical blocks, and a jsonl output must be refused for an Arch chain.
+What is not compared: rolled_back / rollback_reason (the value when fetched; the rollback
+events are not read yet, docs/ARCH.md). Stdlib only; needs BLOCKPIPE.
+"""
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from simnode import Simnode  # noqa: E402
+
+SEED = int(os.environ.get("BP_SEED", "1414"))
+KILLS = 3
+DEPTH = 5
+HANG = 90  # guards against a hang only
+# the second endpoint fails some calls every way an HTTP node can: errors, cut and non-JSON
+# answers, resets (the pool retries them elsewhere; nothing may be lost or stored twice)
+FAULTS = "ep2:error_rate=0.05,truncate_rate=0.03,garbage_rate=0.03,reset_rate=0.03"
+
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+def call(url, calls):
+    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    req = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        answers = sorted(json.loads(r.read()), key=lambda a: a["id"])
+    for a in answers:
+        if "error" in a:
+            fail(f"node error: {a}")
+    return [a["result"] for a in answers]
+
+
+def node_head(url):
+    return call(url, [("get_block_count", [])])[0] - 1
+
+
+def checkpoint(db):
+    if not os.path.exists(db):
+        return None
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        row = con.execute("SELECT number, hash FROM checkpoints WHERE chain = 'arch'").fetchone()
+    except sqlite3.OperationalError:
+        row = None  # the schema is not there yet
+    con.close()
+    return row
+
+
+def start(bp, urls, db, log):
+    cmd = [bp, "run", "--chain-type", "arch", "--rpc", urls[0], "--rpc", urls[1],
+           "--output", f"sqlite:{db}",
+           "--start-block", "0", "--poll-interval", "0.1", "--reorg-window", "64",
+           "--log-level", "info"]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_progress(db, proc, last, label):
+    """Until this run has committed past the last run's checkpoint."""
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        cp = checkpoint(db)
+        if cp and cp[0] > last:
+            return
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode}")
+        time.sleep(0.05)
+    fail(f"{label}: no progress past checkpoint {last} within {HANG} s")
+
+
+def wait_reorg(logpath, mark, proc):
+    """Until the run (its log from offset mark) walked back a fork."""
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        with open(logpath) as f:
+            f.seek(mark)
+            if "reorg: " in f.read():
+                return
+        if proc.poll() is not None:
+            fail(f"last run: blockpipe exited {proc.returncode}")
+        time.sleep(0.1)
+    fail(f"last run: no fork reached blockpipe within {HANG} s at the head")
+
+
+def wait_caught_up(url, db, proc, label):
+    deadline = time.monotonic() + HANG
+    want = node_head(url)
+    while time.monotonic() < deadline:
+        cp = checkpoint(db)
+        if cp and cp[0] >= want:
+            return
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode} before catching up")
+        time.sleep(0.1)
+    fail(f"{label}: not caught up with head {want} within {HANG} s (checkpoint {checkpoint(db)})")
+
+
+def check_tables(url, db):
+    con = sqlite3.connect(db)
+    cp = con.execute("SELECT number, hash FROM checkpoints WHERE chain = 'arch'").fetchone()
+    blocks = con.execute("SELECT height, hash, previous_hash, transaction_count FROM arch_blocks "
+                         "WHERE chain = 'arch' ORDER BY height").fetchall()
+    if not cp:
+        fail("no checkpoint")
+    heights = [b[0] for b in blocks]
+    if heights != list(range(cp[0] + 1)):
+        fail(f"arch_blocks heights are not exactly 0..{cp[0]}: {len(heights)} rows, "
+             f"first missing/extra near {next((i for i, h in enumerate(heights) if h != i), '?')}")
+    if blocks[-1][1] != cp[1]:
+        fail(f"checkpoint hash {cp[1]} is not block {cp[0]}'s {blocks[-1][1]}")
+    for lo, hi in zip(blocks, blocks[1:]):
+        if hi[2] != lo[1]:
+            fail(f"block {hi[0]}: previous_hash {hi[2]} but block {lo[0]} is {lo[1]}")
+    strict = cp[0] - DEPTH
+    hashes = call(url, [("get_block_hash", [h]) for h in range(strict + 1)])
+    for h in range(strict + 1):
+        if blocks[h][1] != hashes[h]:
+            fail(f"block {h}: stored {blocks[h][1]}, the node's canonical is {hashes[h]}")
+    got = {}
+    for height, idx, txid, bhash in con.execute(
+            "SELECT block_height, tx_index, txid, block_hash FROM arch_transactions "
+            "WHERE chain = 'arch' ORDER BY block_height, tx_index"):
+        if bhash != blocks[height][1]:
+            fail(f"tx {txid}: block_hash {bhash}, block {height} is {blocks[height][1]}")
+        lst = got.setdefault(height, [])
+        if idx != len(lst):
+            fail(f"block {height}: tx_index {idx} after {len(lst)} transactions")
+        lst.append(txid)
+    ntx = 0
+    for i in range(0, len(blocks), 100):
+        chunk = blocks[i:i + 100]
+        for b, body in zip(chunk, call(url, [("get_block", [b[1]]) for b in chunk])):
+            ntx += len(body["transactions"])
+            if got.get(b[0], []) != body["transactions"] or b[3] != len(body["transactions"]):
+                fail(f"block {b[0]}: stored txids {got.get(b[0], [])} (count {b[3]}), the node's "
+                     f"{body['transactions']}")
+    orphans = con.execute("SELECT count(*) FROM arch_account_updates a WHERE chain = 'arch' AND "
+                          "NOT EXISTS (SELECT 1 FROM arch_transactions t WHERE t.chain = a.chain "
+                          "AND t.block_height = a.block_height AND t.tx_index = a.tx_index "
+                          "AND t.txid = a.txid)").fetchone()[0]
+    bare = con.execute("SELECT count(*) FROM arch_transactions t WHERE chain = 'arch' AND NOT "
+                       "EXISTS (SELECT 1 FROM arch_account_updates a WHERE a.chain = t.chain AND "
+                       "a.block_height = t.block_height AND a.tx_index = t.tx_index)").fetchone()[0]
+    nacc = con.execute("SELECT count(*) FROM arch_account_updates").fetchone()[0]
+    con.close()
+    if orphans or bare:
+        fail(f"arch_account_updates: {orphans} rows without their transaction, {bare} "
+             f"transactions without account rows")
+    if ntx == 0:
+        fail("no transactions at all: nothing was compared")
+    print(f"tables match the node: blocks 0..{cp[0]} ({strict + 1} checked against "
+          f"get_block_hash), {ntx} transactions, {nacc} account updates")
+    return strict
+
+
+def rows(db, chain, upto):
+    con = sqlite3.connect(db)
+    out = [con.execute(f"SELECT {cols} FROM {t} WHERE chain = ? AND {h} <= ? ORDER BY {order}",
+                       (chain, upto)).fetchall()
+           for t, h, cols, order in (
+               ("arch_blocks", "height", "height, hash, previous_hash, timestamp, "
+                "bitcoin_block_height, transaction_count, merkle_root", "height"),
+               ("arch_transactions", "block_height", "block_height, tx_index, txid, block_hash, "
+                "status, failure_reason, program_ids, bitcoin_txids", "block_height, tx_index"),
+               ("arch_account_updates", "block_height", "block_height, tx_index, account, txid",
+                "block_height, tx_index, account"))]
+    con.close()
+    return out
+
+
+def check_config_backfill(bp, url, db, tmp, upto):
+    """`backfill` of a chains: entry with chain_type: arch gives the same rows (0..upto, all
+    canonical) as the run; an output without Arch tables is refused at start."""
+    cfg = os.path.join(tmp, "chains.yaml")
+    db2 = os.path.join(tmp, "config.db")
+    with open(cfg, "w") as f:
+        f.write(f"output: sqlite:{db2}\nchains:\n  - name: arch\n    chain_type: arch\n"
+                f"    rpc: {url}\n")
+    r = subprocess.run([bp, "backfill", "--config", cfg, "--from", "0", "--to", str(upto)],
+                       capture_output=True, text=True, timeout=HANG)
+    if r.returncode != 0:
+        fail(f"backfill of a chains: entry with chain_type arch exited {r.returncode}: "
+             f"{r.stderr[-2000:]}")
+    if rows(db2, "arch", upto) != rows(db, "arch", upto):
+        fail(f"backfill --config (chain_type: arch) of 0..{upto} differs from the run's rows")
+    r = subprocess.run([bp, "backfill", "--chain-type", "arch", "--rpc", url, "--from", "0",
+                        "--to", "3", "--output", "jsonl:" + os.path.join(tmp, "j")],
+                       capture_output=True, text=True, timeout=HANG)
+    if r.returncode == 0 or "has no arch tables" not in r.stderr:
+        fail(f"a jsonl output was not refused for an Arch chain: exit {r.returncode}, "
+             f"{r.stderr[-1000:]}")
+    print(f"backfill of a chains: entry (chain_type: arch) 0..{upto}: same rows; jsonl refused")
+
+
+def main():
+    print(__doc__.strip(), flush=True)
+    bp = os.environ.get("BLOCKPIPE")
+    if not bp:
+        fail("BLOCKPIPE is not set")
+    rng = random.Random(SEED)
+    tmp = tempfile.TemporaryDirectory(prefix="bp-arch-run-")
+    db = os.path.join(tmp.name, "arch.db")
+    logpath = os.path.join(tmp.name, "run.log")
+    node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "120",
+                        "--txs-per-block", "0-8", "--reorg-every", "1.5", "--reorg-depth",
+                        str(DEPTH), "--rollback-every", "1.1", "--seed", str(SEED),
+                        "--faults", FAULTS], endpoints=2)
+    url = node.urls[0]
+    proc = None
+    try:
+        with open(logpath, "w") as log:
+            reorgs0 = node.stats()["reorgs"]
+            last = -1
+            for k in range(KILLS):
+                proc = start(bp, node.urls, db, log)
+                wait_progress(db, proc, last, f"run {k + 1}")
+                time.sleep(rng.uniform(0.0, 0.6))  # mid-batch or between batches
+                if proc.poll() is not None:
+                    fail(f"run {k + 1} exited {proc.returncode} before the kill")
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                cp = checkpoint(db)
+                last = cp[0]
+                print(f"kill {k + 1}: SIGKILL, checkpoint then {cp[0]} (node head "
+                      f"{node_head(url)})", flush=True)
+            log.flush()
+            mark = os.path.getsize(logpath)
+            proc = start(bp, node.urls, db, log)
+            wait_caught_up(url, db, proc, "last run")
+            wait_reorg(logpath, mark, proc)  # at the head, through a fork of the node's
+            wait_caught_up(url, db, proc, "last run")
+            proc.send_signal(signal.SIGINT)
+            rc = proc.wait(timeout=HANG)
+            if rc != 0:
+                fail(f"last run exited {rc} on SIGINT")
+            reorgs = node.stats()["reorgs"] - reorgs0
+        text = open(logpath).read()
+        # warnings are expected (a tx of a block the node just orphaned answers 404: retried)
+        errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
+        if errors:
+            fail("blockpipe logged errors:\n" + "\n".join(errors)[:3000])
+        walked = text.count("reorg: ")
+        print(f"node forks during the runs: {reorgs}; blockpipe reorg walks: {walked}")
+        if walked < 1:
+            fail("no fork reached blockpipe: the revert path was not exercised")
+        strict = check_tables(url, db)
+        check_config_backfill(bp, url, db, tmp.name, min(strict, 40))
+        print("OK")
+    except AssertionError:
+        if os.path.exists(logpath):
+            print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-4000:])
+        raise
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        node.kill()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAIL: {e}")
+        sys.exit(1)
