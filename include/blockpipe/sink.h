@@ -41,6 +41,7 @@ typedef struct bp_checkpoint {
 
 struct bp_derived;
 struct bp_derived_job;
+struct bp_budget;
 
 typedef struct bp_batch {
     const char *chain; /* chain name, e.g. "mainnet" or "anvil" */
@@ -62,6 +63,12 @@ typedef struct bp_batch {
      * rows meanwhile and takes the derived ones with bp_batch_derived (metrics/derive_job.h),
      * still in the batch's transaction. */
     struct bp_derived_job *derived_job;
+    /* The memory budget (--max-memory, core/budget.h) of the pipeline writing the batch, NULL:
+     * nothing counted. An output whose buffers may grow past its fixed part of the budget
+     * (charged at start: docs/ARCHITECTURE.md "Memory bounds") charges what they hold beyond it
+     * while it writes, and has refunded it all when write() returns (what it keeps between
+     * writes stays within the fixed part). */
+    struct bp_budget *budget;
 } bp_batch;
 
 typedef struct bp_sink bp_sink;
@@ -248,6 +255,9 @@ struct bp_sink {
      * stores (BP_FAMILY_ARCH: the arch_* tables); a pipeline of such a family refuses an
      * output without its bit */
     unsigned families;
+    /* The most the output charged to bp_batch.budget during one write so far (0: it never
+     * needed more than its fixed part); kept by the backend, reported when the run ends. */
+    size_t memory_peak;
 };
 
 /* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, postgres://...),

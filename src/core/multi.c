@@ -76,6 +76,7 @@ static int cs_write(bp_sink *s, const bp_batch *batch, bp_error *err)
 {
     bp_sink *in = inner_take(s);
     int rc = in->ops->write(in, batch, err);
+    s->memory_peak = in->memory_peak; /* every chain's writes: the output's */
     inner_give(s);
     return rc;
 }

@@ -526,6 +526,7 @@ static int write_outputs(bp_outputs *o, const bp_batch *batch, const bp_derived 
                  o->sinks[i]->url, n, count_reverts(&mine), cp.number, cp.hash);
         mine.derived = o->sinks[i]->derived ? derived : NULL;
         mine.derived_job = o->sinks[i]->derived ? job : NULL;
+        mine.budget = o->budget;
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         int wrc = write_one(o->sinks[i], &mine, err);

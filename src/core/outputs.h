@@ -68,6 +68,8 @@ typedef struct bp_outputs {
     /* Derives the analytics rows once per batch for the outputs that write them (not owned;
      * NULL: none). */
     struct bp_metrics *metrics;
+    /* The pipeline's memory budget, handed to every write (bp_batch.budget; NULL: none). */
+    struct bp_budget *budget;
     /* The derivation of the batch being written when it runs beside the raw rows' writes
      * (every output takes them late, bp_sink.derived_late). */
     bp_derived_job job;

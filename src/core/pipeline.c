@@ -1576,6 +1576,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
     if (rc != 0)
         return rc;
     p->out.metrics = c->metrics;
+    p->out.budget = &p->budget; /* what an output's buffers hold beyond its fixed part */
     rc = resume_point(p, start, err);
     if (rc != 0)
         return rc;
@@ -1732,6 +1733,13 @@ static void log_summary(const pipeline *p)
             " seconds=%.2f blocks/s=%.1f tx/s=%.1f reorgs=%" PRIu64,
             p->cfg->backfill ? "backfill" : "run", p->blocks_done, p->txs_done, p->logs_done, secs,
             (double)p->blocks_done / secs, (double)p->txs_done / secs, p->reorgs);
+    for (size_t i = 0; i < p->cfg->sink_count; i++) {
+        const bp_sink *s = p->cfg->sinks[i];
+        if (s->memory_peak)
+            bp_info("output '%s': its buffers held up to %.1f MiB beyond its fixed part of the "
+                    "memory budget, charged to it while held",
+                    s->url, (double)s->memory_peak / 1048576.0);
+    }
 }
 
 static void fill_report(pipeline *p, bp_pipeline_report *r)

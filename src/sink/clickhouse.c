@@ -42,6 +42,7 @@
 #include <zlib.h>
 
 #include "blockpipe/columns.h"
+#include "core/budget.h"
 #include "metrics/metrics.h"
 #include "sink/clickhouse_conn.h"
 #include "sink/clickhouse_derived.h"
@@ -93,6 +94,12 @@ typedef struct ch_sink {
      * taken back and windows recomputed (clickhouse_derived.h) */
     bp_ch_derived *derived;
     const bp_derived *der; /* the batch's derived rows, NULL: none */
+    /* Memory (mem_follow): what the buffers may hold within the output's fixed part of the
+     * budget, and what is charged to the writing batch's budget beyond it */
+    size_t keep;
+    bp_budget *budget;
+    size_t charged;
+    size_t held_peak; /* the most held during this write (debug) */
 } ch_sink;
 
 /* ---- SQL helpers ---- */
@@ -497,6 +504,74 @@ static int enc_failed(const ch_tab *tab, const bp_block *b, bp_error *err)
 
 static int insert_rows(ch_sink *s, size_t k, bp_error *err);
 
+/* ---- memory: the buffers against the budget ---- */
+
+/* What the buffers of a batch's write may hold within the output's fixed part of the budget
+ * (BP_MEM_PER_OUTPUT, and BP_MEM_PER_DERIVED_OUTPUT less the window sets' CACHE_BYTES with
+ * derived tables: core/pipeline.h). BP_CH_KEEP_BYTES (tests) sets it. */
+#define CH_KEEP_BYTES ((size_t)4 << 20)
+
+static size_t keep_bytes(bool derived)
+{
+    const char *env = getenv("BP_CH_KEEP_BYTES");
+    if (env && *env)
+        return (size_t)strtoull(env, NULL, 10);
+    return derived ? 2 * CH_KEEP_BYTES : CH_KEEP_BYTES;
+}
+
+/* Bytes the buffers hold now: the encoders (what grew past CH_HELD_BYTES is sent, but their
+ * buffers keep what they grew to), the gzip copy, the answers and the SQL, the derived tables'
+ * per-batch state. */
+static size_t held_bytes(const ch_sink *s)
+{
+    size_t n = s->sql.cap + s->ans.cap + s->json.cap + s->gz.cap + s->intents.cap + s->refs.cap;
+    for (size_t k = 0; k < s->ntabs; k++)
+        n += bp_ch_enc_held(&s->tabs[k].enc);
+    return n + (s->derived ? bp_ch_derived_held(s->derived) : 0);
+}
+
+/* The budget follows what the buffers hold beyond s->keep (memory in use: charged even past the
+ * limit; the fetches then wait for it). Called where they may have grown. */
+static void mem_follow(ch_sink *s)
+{
+    size_t held = held_bytes(s), now = held > s->keep ? held - s->keep : 0;
+    if (held > s->held_peak)
+        s->held_peak = held;
+    if (!s->budget)
+        return;
+    if (now > s->charged)
+        bp_budget_charge(s->budget, now - s->charged);
+    else if (now < s->charged)
+        bp_budget_refund(s->budget, s->charged - now);
+    s->charged = now;
+    if (now > s->base.memory_peak)
+        s->base.memory_peak = now;
+}
+
+/* The write's end: buffers that hold more than s->keep are given back (they grow again with the
+ * next big batch), and nothing stays charged (the next write may be another chain's budget). */
+static void mem_settle(ch_sink *s)
+{
+    mem_follow(s);
+    bp_debug("clickhouse %s: the write's buffers held up to %zu bytes (%zu within the fixed part)",
+             s->t.where, s->held_peak, s->keep);
+    s->held_peak = 0;
+    if (held_bytes(s) > s->keep) {
+        for (size_t k = 0; k < s->ntabs; k++)
+            bp_ch_enc_trim(&s->tabs[k].enc);
+        bp_buf_release(&s->gz);
+        bp_buf_release(&s->ans);
+        bp_buf_release(&s->json);
+        bp_buf_release(&s->intents);
+        if (s->derived)
+            bp_ch_derived_trim(s->derived);
+    }
+    if (s->budget && s->charged)
+        bp_budget_refund(s->budget, s->charged);
+    s->charged = 0;
+    s->budget = NULL;
+}
+
 /* What the encoders may hold before the biggest table's rows go to the server (one more INSERT
  * of the batch: its rows carry seq like the others, so the recovery takes them back alike).
  * Without it the batch's encoded rows were held whole, uncounted: about as big as the batch
@@ -513,6 +588,7 @@ static int flush_big(ch_sink *s, bp_error *err)
             if (n > top)
                 top = n, k_top = k;
         }
+        mem_follow(s); /* the most the encoders hold: before their biggest table goes */
         if (total <= CH_HELD_BYTES)
             return 0;
         int rc = insert_rows(s, k_top, err);
@@ -532,6 +608,19 @@ static int flush_derived(void *ctx, bp_error *err)
     return flush_big(s, err);
 }
 
+/* A big block's rows are checked against CH_HELD_BYTES every this many transactions or logs
+ * (not only after the block: a 50,000-tx block's encoded rows are tens of MiB). */
+#define CH_CHECK_ROWS 4096
+
+/* flush_big once the encoders' rows are known good */
+static int flush_checked(ch_sink *s, const bp_block *b, bp_error *err)
+{
+    for (size_t k = 0; k < s->ntabs; k++)
+        if (s->tabs[k].enc.rc != 0)
+            return enc_failed(&s->tabs[k], b, err);
+    return flush_big(s, err);
+}
+
 /* The rows of the APPLYs, one encoder per table; what grows past CH_HELD_BYTES is inserted on
  * the way (apply_rows inserts the rest). */
 static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
@@ -542,19 +631,22 @@ static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
         const bp_block *b = s->applies[i];
         bp_row r = {.chain = chain, .block = b};
         enc_block(s, &r, seq);
-        for (size_t k = 0; s->tabs[T_TXS].on && k < b->tx_count; k++) {
+        int rc = 0;
+        for (size_t k = 0; rc == 0 && s->tabs[T_TXS].on && k < b->tx_count; k++) {
             r.tx = &b->txs[k];
             enc_tx(s, &r, seq);
+            if (k % CH_CHECK_ROWS == CH_CHECK_ROWS - 1)
+                rc = flush_checked(s, b, err);
         }
         r.tx = NULL;
-        for (size_t k = 0; s->tabs[T_LOGS].on && b->has_receipts && k < b->log_count; k++) {
+        for (size_t k = 0; rc == 0 && s->tabs[T_LOGS].on && b->has_receipts && k < b->log_count;
+             k++) {
             r.log = &b->logs[k];
             enc_log(s, &r, seq);
+            if (k % CH_CHECK_ROWS == CH_CHECK_ROWS - 1)
+                rc = flush_checked(s, b, err);
         }
-        for (size_t k = 0; k < s->ntabs; k++)
-            if (s->tabs[k].enc.rc != 0)
-                return enc_failed(&s->tabs[k], b, err);
-        int rc = flush_big(s, err);
+        rc = rc ? rc : flush_checked(s, b, err);
         if (rc != 0)
             return rc;
     }
@@ -609,6 +701,8 @@ static int insert_table(ch_sink *s, ch_tab *tab, bp_error *err)
         return bp_error_set(err, tab->enc.rc, "%s: encoding the block header: %s", tab->t.name,
                             bp_strerror(tab->enc.rc));
     int rc = s->t.gzip ? gzip_pieces(s, pieces, &n, err) : 0;
+    if (s->t.gzip)
+        mem_follow(s);
     char what[96];
     snprintf(what, sizeof(what), "INSERT of %zu rows into %s", tab->enc.rows, tab->t.name);
     return rc ? rc : bp_ch_insert(s->http, tab->insert.data, pieces, n, s->t.gzip, what, err);
@@ -740,6 +834,7 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     if (dwork)
         rc = bp_ch_derived_prepare(s->derived, b->chain, s->der, s->reverts, s->nrev, s->applies,
                                    s->napp, err);
+    mem_follow(s); /* what it read, the set rows it made */
     /* without reverts the rows are above the checkpoint, where the recovery looks anyway */
     if (rc == 0 && (s->nrev > 0 || (s->napp > 0 && s->st.seq == 0)))
         rc = write_intent(s, b, seq, 0, err);
@@ -764,6 +859,7 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     if (rc == 0 && dwork) {
         bp_crashpoint("clickhouse.before_rollups");
         rc = bp_ch_derived_rollups(s->derived, seq, err);
+        mem_follow(s);
     }
     if (rc == 0)
         rc = write_checkpoint(s, b->chain, &b->checkpoint, seq, err);
@@ -805,9 +901,8 @@ static bool went_away(ch_sink *s, time_t since)
     return strtoll(s->ans.data, NULL, 10) <= (long long)(time(NULL) - since) + 1;
 }
 
-static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
+static int write_batch(ch_sink *s, const bp_batch *b, bp_error *err)
 {
-    ch_sink *s = (ch_sink *)base;
     bool known = s->st.chain && strcmp(s->st.chain, b->chain) == 0 && !s->st.recovering;
     int rc = known ? 0 : recover(s, b->chain, err);
     rc = rc ? rc : reduce(s, b, err);
@@ -832,6 +927,15 @@ static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
         s->st.recovering = true;
     }
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
+}
+
+static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
+{
+    ch_sink *s = (ch_sink *)base;
+    s->budget = b->budget;
+    int rc = write_batch(s, b, err);
+    mem_settle(s);
+    return rc;
 }
 
 /* ---- reads ---- */
@@ -948,6 +1052,7 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &s->caps, &s->t.ret,
                                s->t.metrics, &s->derived, err);
     s->base.derived = s->derived != NULL && s->t.metrics;
+    s->keep = keep_bytes(s->base.derived);
     if (rc == 0)
         rc = recover_all(s, err);
     if (rc != 0) {

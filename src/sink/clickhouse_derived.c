@@ -358,6 +358,7 @@ struct bp_ch_derived {
     size_t capacc;
     struct chd_med *med;
     size_t nmed, capmed;
+    bp_arena *strs; /* the contract addresses of the rows read (they are taken a row at a time) */
 };
 
 static int oom(bp_error *err)
@@ -634,6 +635,7 @@ void bp_ch_derived_free(bp_ch_derived *d)
     free(d->reprice);
     free(d->acc);
     free(d->med);
+    bp_arena_free(d->strs);
     free(d->chain);
     free(d);
 }
@@ -885,6 +887,55 @@ static bool same_usd(bp_opt_f64 a, bp_opt_f64 b)
     return a.set == b.set && (!a.set || a.v == b.v);
 }
 
+/* A read taken a row at a time (bp_ch_query_rows): what a row callback needs, and the error it
+ * met (its message, kept over bp_ch_query_rows' own). */
+typedef struct chd_read {
+    bp_ch_derived *d;
+    const bp_derived *der;
+    const bp_block *const *reverts;
+    size_t nrev;
+    int g;
+    size_t ncols, nacc;
+    int rc;
+    bp_error e;
+} chd_read;
+
+/* rc of a bp_ch_query_rows whose rows may have failed with r->e */
+static int read_rc(chd_read *r, int rc, bp_error *err)
+{
+    if (r->rc != 0) {
+        *err = r->e;
+        return r->rc;
+    }
+    return rc;
+}
+
+static int repriced_row(void *ctx, char **cell, int n)
+{
+    chd_read *x = ctx;
+    bp_ch_derived *d = x->d;
+    if (n != 5 || !cell[0] || !cell[1] || !cell[2] || !cell[3] || strlen(cell[1]) != 64)
+        return 0;
+    bp_chain_block_row b = {.block_timestamp = u64_of(cell[2]),
+                            .fees_paid_native = {strtod(cell[3], NULL), true}};
+    bp_opt_f64 now = usd_of(d, x->der, &b);
+    bp_opt_f64 was = {cell[4] ? strtod(cell[4], NULL) : 0, cell[4] != NULL};
+    bool reverted = false; /* (its number may get a new block in this batch) */
+    for (size_t k = 0; k < x->nrev && !reverted; k++)
+        reverted = x->reverts[k]->number == u64_of(cell[0]) &&
+                   strcmp(x->reverts[k]->hash + 2, cell[1]) == 0;
+    if (same_usd(now, was) || !now.set || reverted) /* (a price once known stays known) */
+        return 0;
+    if (bp_grow((void **)&d->reprice, &d->capreprice, d->nreprice + 1, sizeof(*d->reprice)) ||
+        touch_all(d, b.block_timestamp))
+        return x->rc = oom(&x->e);
+    chd_reprice *r = &d->reprice[d->nreprice++];
+    r->number = u64_of(cell[0]);
+    snprintf(r->hash, sizeof(r->hash), "%s", cell[1]);
+    r->usd = now;
+    return 0;
+}
+
 /* The blocks written with timestamps in [lo, hi] whose USD the prices now make different. */
 static int find_repriced(bp_ch_derived *d, const bp_derived *der, uint64_t lo, uint64_t hi,
                          const bp_block *const *reverts, size_t nrev, bp_error *err)
@@ -898,30 +949,12 @@ static int find_repriced(bp_ch_derived *d, const bp_derived *der, uint64_t lo, u
                            " AND block_timestamp >= %" PRIu64 " AND block_timestamp <= %" PRIu64
                            " GROUP BY block_number, block_hash HAVING sum(" BP_CH_SIGN ") > 0",
                            lo, hi);
-    rc = rc ? oom(err) : query(d, &d->ans, "reading the blocks new prices apply to", err);
-    char *p = d->ans.data, *cell[5];
-    while (rc == 0 && bp_ch_tsv_row(&p, cell, 5) == 5) {
-        if (!cell[0] || !cell[1] || !cell[2] || !cell[3] || strlen(cell[1]) != 64)
-            continue;
-        bp_chain_block_row b = {.block_timestamp = u64_of(cell[2]),
-                                .fees_paid_native = {strtod(cell[3], NULL), true}};
-        bp_opt_f64 now = usd_of(d, der, &b);
-        bp_opt_f64 was = {cell[4] ? strtod(cell[4], NULL) : 0, cell[4] != NULL};
-        bool reverted = false; /* (its number may get a new block in this batch) */
-        for (size_t k = 0; k < nrev && !reverted; k++)
-            reverted =
-                reverts[k]->number == u64_of(cell[0]) && strcmp(reverts[k]->hash + 2, cell[1]) == 0;
-        if (same_usd(now, was) || !now.set || reverted) /* (a price once known stays known) */
-            continue;
-        if (bp_grow((void **)&d->reprice, &d->capreprice, d->nreprice + 1, sizeof(*d->reprice)) ||
-            touch_all(d, b.block_timestamp))
-            return oom(err);
-        chd_reprice *r = &d->reprice[d->nreprice++];
-        r->number = u64_of(cell[0]);
-        snprintf(r->hash, sizeof(r->hash), "%s", cell[1]);
-        r->usd = now;
-    }
-    return rc;
+    if (rc != 0)
+        return oom(err);
+    chd_read x = {.d = d, .der = der, .reverts = reverts, .nrev = nrev};
+    rc = bp_ch_query_rows(d->h, d->sql.data, 5, repriced_row, &x,
+                          "reading the blocks new prices apply to", err);
+    return read_rc(&x, rc, err);
 }
 
 /* The windows of the reverted blocks (from their rows, still there). */
@@ -1107,6 +1140,9 @@ typedef struct chd_med {
     bp_u256 v;
 } chd_med;
 
+#define ACC_SIZE                                                                                   \
+    (sizeof(chd_acc) > sizeof(bp_contract_row) ? sizeof(chd_acc) : sizeof(bp_contract_row))
+
 static int med_cmp(const void *pa, const void *pb)
 {
     const chd_med *a = pa, *b = pb;
@@ -1117,7 +1153,9 @@ static int med_cmp(const void *pa, const void *pb)
     return bp_u256_cmp(&a->v, &b->v);
 }
 
-/* The window's index in d->acc (zeroed when new); SIZE_MAX when out of memory. */
+/* The window's index in d->acc (zeroed when new); SIZE_MAX when out of memory. d->acc holds
+ * chain accumulators and contract rows in turn, its capacity counted in elements of the larger
+ * (counted in the one asked for, a chain rollup after a contract one wrote past the end). */
 static size_t acc_of(bp_ch_derived *d, uint64_t w, const char *contract, size_t size, size_t *n)
 {
     bool added;
@@ -1125,7 +1163,7 @@ static size_t acc_of(bp_ch_derived *d, uint64_t w, const char *contract, size_t 
     if (bp_keymap_put(&d->map, w, contract, NULL, *n, &v, &added) != 0)
         return SIZE_MAX;
     if (added) {
-        if (bp_grow(&d->acc, &d->capacc, *n + 1, size) != 0)
+        if (bp_grow(&d->acc, &d->capacc, *n + 1, ACC_SIZE) != 0)
             return SIZE_MAX;
         memset((char *)d->acc + *n * size, 0, size);
         (*n)++;
@@ -1317,32 +1355,39 @@ static int insert_rollup(bp_ch_derived *d, int k, bp_error *err)
     return bp_ch_insert(d->h, d->insert[k].data, pieces, n, false, what, err);
 }
 
+static int chain_row(void *ctx, char **cell, int n)
+{
+    chd_read *x = ctx;
+    bp_ch_derived *d = x->d;
+    const char *table = bp_dtables[BP_DT_CHAIN_1M + x->g].name;
+    if ((size_t)n != x->ncols - 1 || !cell[0])
+        return x->rc = bp_error_set(&x->e, BP_EDB, "%s: a finer row of %d cells", table, n);
+    if (x->g > 0 && u64_of(cell[1]) == 0)
+        return 0; /* a window left without blocks */
+    size_t a = acc_of(d, u64_of(cell[0]), NULL, sizeof(chd_acc), &x->nacc);
+    char usd[32];
+    if (x->g == 0 && d->nreprice > 0)
+        patch_usd(d, cell + 1, usd, sizeof(usd));
+    int rc = a == SIZE_MAX ? BP_ENOMEM : chain_accumulate(d, a, cell + 1, x->ncols);
+    if (rc == BP_EDB)
+        return x->rc = bp_error_set(&x->e, BP_EDB, "%s: a finer row that is not a number", table);
+    return rc ? (x->rc = oom(&x->e)) : 0;
+}
+
 static int chain_rollup(bp_ch_derived *d, int g, bp_error *err)
 {
-    size_t first, ncols = bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first), nacc = 0;
-    (void)first;
+    size_t first;
+    chd_read x = {.d = d, .g = g, .ncols = bp_dshape_columns(BP_DS_CHAIN_WINDOW, &first)};
     bp_keymap_clear(&d->map);
     d->nmed = 0;
-    int rc = chain_finer_sql(d, g) ? oom(err) : query(d, &d->ans, "reading finer rows", err);
-    char *p = d->ans.data, *cell[24];
-    int n;
-    while (rc == 0 && (n = bp_ch_tsv_row(&p, cell, 24)) > 0) {
-        if ((size_t)n != ncols - 1 || !cell[0])
-            return bp_error_set(err, BP_EDB, "%s: a finer row of %d cells",
-                                bp_dtables[BP_DT_CHAIN_1M + g].name, n);
-        if (g > 0 && u64_of(cell[1]) == 0)
-            continue; /* a window left without blocks */
-        size_t a = acc_of(d, u64_of(cell[0]), NULL, sizeof(chd_acc), &nacc);
-        char usd[32];
-        if (g == 0 && d->nreprice > 0)
-            patch_usd(d, cell + 1, usd, sizeof(usd));
-        rc = a == SIZE_MAX ? oom(err) : chain_accumulate(d, a, cell + 1, ncols);
-        if (rc == BP_EDB)
-            rc = bp_error_set(err, BP_EDB, "%s: a finer row that is not a number",
-                              bp_dtables[BP_DT_CHAIN_1M + g].name);
-    }
+    if (x.ncols - 1 > BP_CH_ROW_CELLS)
+        return bp_error_set(err, BP_EINVAL, "a window row of %zu cells", x.ncols - 1);
+    int rc = chain_finer_sql(d, g) ? oom(err)
+                                   : bp_ch_query_rows(d->h, d->sql.data, BP_CH_ROW_CELLS, chain_row,
+                                                      &x, "reading finer rows", err);
+    rc = read_rc(&x, rc, err);
     if (rc != 0)
-        return rc == BP_ENOMEM ? oom(err) : rc;
+        return rc;
     if (d->nmed > 0)
         qsort(d->med, d->nmed, sizeof(*d->med), med_cmp);
     bp_ch_enc_reset(&d->enc[g]);
@@ -1382,57 +1427,84 @@ static int contract_finer_sql(bp_ch_derived *d, int g)
     return rc;
 }
 
+/* The accumulator of (window, contract): the contract's address copied (the row's cells live
+ * during the row only); NULL when out of memory. */
+static bp_contract_row *contract_acc(chd_read *x, const char *window, const char *contract)
+{
+    bp_ch_derived *d = x->d;
+    uint64_t w = u64_of(window);
+    size_t *v = bp_keymap_get(&d->map, w, contract, NULL);
+    if (!v) {
+        char *copy = d->strs ? bp_arena_strndup(d->strs, contract, strlen(contract)) : NULL;
+        size_t a = copy ? acc_of(d, w, copy, sizeof(bp_contract_row), &x->nacc) : SIZE_MAX;
+        if (a == SIZE_MAX)
+            return NULL;
+        bp_contract_row *r = &((bp_contract_row *)d->acc)[a];
+        r->window_start = w;
+        r->contract_address = copy;
+        r->fees_paid_wei.set = true;
+        return r;
+    }
+    return &((bp_contract_row *)d->acc)[*v];
+}
+
+static int contract_row(void *ctx, char **cell, int n)
+{
+    chd_read *x = ctx;
+    bp_u256 fee;
+    uint64_t txs = n == 5 ? u64_of(cell[2]) : 0;
+    if (txs == 0 || !cell[0] || !cell[1])
+        return 0;
+    if (!cell[4] || bp_u256_from_dec(cell[4], strlen(cell[4]), &fee) != 0)
+        return x->rc = bp_error_set(&x->e, BP_EDB, "contract rows: fees_paid_wei '%s'",
+                                    cell[4] ? cell[4] : "NULL");
+    bp_contract_row *r = contract_acc(x, cell[0], cell[1]);
+    if (!r)
+        return x->rc = oom(&x->e);
+    r->txcount += txs;
+    r->gas_used += u64_of(cell[3]);
+    if (bp_u256_add(&r->fees_paid_wei.v, &r->fees_paid_wei.v, &fee) != 0)
+        return x->rc = bp_error_set(&x->e, BP_EDB, "contract rows: fees overflow");
+    return 0;
+}
+
+/* A contract the window had before: a row of 0 unless it has transactions now. */
+static int contract_had_row(void *ctx, char **cell, int n)
+{
+    chd_read *x = ctx;
+    if (n != 3 || !cell[0] || !cell[1] || u64_of(cell[2]) == 0)
+        return 0;
+    return contract_acc(x, cell[0], cell[1]) ? 0 : (x->rc = oom(&x->e));
+}
+
 static int contract_rollup(bp_ch_derived *d, int g, bp_error *err)
 {
-    size_t nacc = 0;
+    chd_read x = {.d = d, .g = g};
     bp_keymap_clear(&d->map);
-    int rc = contract_finer_sql(d, g) ? oom(err) : query(d, &d->ans, "reading finer rows", err);
-    char *p = d->ans.data, *cell[5];
-    while (rc == 0 && bp_ch_tsv_row(&p, cell, 5) == 5) {
-        bp_u256 fee;
-        uint64_t txs = u64_of(cell[2]);
-        if (txs == 0 || !cell[0] || !cell[1])
-            continue;
-        if (!cell[4] || bp_u256_from_dec(cell[4], strlen(cell[4]), &fee) != 0)
-            return bp_error_set(err, BP_EDB, "contract rows: fees_paid_wei '%s'",
-                                cell[4] ? cell[4] : "NULL");
-        size_t a = acc_of(d, u64_of(cell[0]), cell[1], sizeof(bp_contract_row), &nacc);
-        if (a == SIZE_MAX)
-            return oom(err);
-        bp_contract_row *r = &((bp_contract_row *)d->acc)[a];
-        r->window_start = u64_of(cell[0]);
-        r->contract_address = cell[1];
-        r->txcount += txs;
-        r->gas_used += u64_of(cell[3]);
-        r->fees_paid_wei.set = true;
-        if (bp_u256_add(&r->fees_paid_wei.v, &r->fees_paid_wei.v, &fee) != 0)
-            return bp_error_set(err, BP_EDB, "contract rows: fees overflow");
-    }
+    if (!d->strs && !(d->strs = bp_arena_new(64 << 10)))
+        return oom(err);
+    bp_arena_recycle(d->strs, 64 << 10);
+    int rc = contract_finer_sql(d, g) ? oom(err)
+                                      : bp_ch_query_rows(d->h, d->sql.data, 5, contract_row, &x,
+                                                         "reading finer rows", err);
+    rc = read_rc(&x, rc, err);
     /* the contracts the windows have now, for the ones that went (only blocks taken away can
      * take a contract out of a window) */
     bp_buf_reset(&d->sql);
-    rc = rc || !d->shrinks ? rc
-         : bp_buf_puts(&d->sql, "SELECT window_start, concat('0x', lower(hex(contract_address))),"
-                                " txcount") |
-                 bp_buf_printf(&d->sql, " FROM %s FINAL WHERE origin_key = ",
-                               bp_dtables[BP_DT_CONTRACT_1M + g].name) |
-                 bp_ch_quote(&d->sql, d->chain) | bp_buf_puts(&d->sql, " AND window_start IN (") |
-                 window_list(d, g) | bp_buf_putc(&d->sql, ')')
-             ? oom(err)
-             : query(d, &d->ans2, "reading contract windows", err);
-    p = d->shrinks ? d->ans2.data : NULL;
-    while (rc == 0 && p && bp_ch_tsv_row(&p, cell, 3) == 3) {
-        if (!cell[0] || !cell[1] || u64_of(cell[2]) == 0 ||
-            bp_keymap_get(&d->map, u64_of(cell[0]), cell[1], NULL))
-            continue;
-        size_t a = acc_of(d, u64_of(cell[0]), cell[1], sizeof(bp_contract_row), &nacc);
-        if (a == SIZE_MAX)
-            return oom(err);
-        bp_contract_row *r = &((bp_contract_row *)d->acc)[a];
-        r->window_start = u64_of(cell[0]);
-        r->contract_address = cell[1];
-        r->fees_paid_wei.set = true;
+    if (rc == 0 && d->shrinks) {
+        rc = bp_buf_puts(&d->sql, "SELECT window_start, concat('0x', lower(hex(contract_address))),"
+                                  " txcount") |
+                     bp_buf_printf(&d->sql, " FROM %s FINAL WHERE origin_key = ",
+                                   bp_dtables[BP_DT_CONTRACT_1M + g].name) |
+                     bp_ch_quote(&d->sql, d->chain) |
+                     bp_buf_puts(&d->sql, " AND window_start IN (") | window_list(d, g) |
+                     bp_buf_putc(&d->sql, ')')
+                 ? oom(err)
+                 : bp_ch_query_rows(d->h, d->sql.data, 3, contract_had_row, &x,
+                                    "reading contract windows", err);
+        rc = read_rc(&x, rc, err);
     }
+    size_t nacc = x.nacc;
     if (rc != 0)
         return rc;
     bp_ch_enc *e = &d->enc[BP_GRAIN_COUNT + g];
@@ -1685,4 +1757,45 @@ int bp_ch_derived_expire(bp_ch_derived *d, const bp_derived *der, bp_error *err)
         d->last_cut[i] = plan[i].before;
     }
     return 0;
+}
+
+/* ---- memory --------------------------------------------------------------------------- */
+
+size_t bp_ch_derived_held(const bp_ch_derived *d)
+{
+    size_t n = d->sql.cap + d->ans.cap + d->ans2.cap + d->refs.cap + d->refs2.cap +
+               d->capsets * sizeof(*d->sets) + d->capreprice * sizeof(*d->reprice) +
+               d->capacc * ACC_SIZE + d->capmed * sizeof(*d->med) +
+               (d->map.cap + d->touched.cap) * sizeof(bp_keymap_slot) +
+               (d->strs ? bp_arena_used(d->strs) : 0);
+    for (int k = 0; k < BP_CHD_ROLLUPS; k++)
+        n += bp_ch_enc_held(&d->enc[k]);
+    return n;
+}
+
+void bp_ch_derived_trim(bp_ch_derived *d)
+{
+    bp_buf_release(&d->sql);
+    bp_buf_release(&d->ans);
+    bp_buf_release(&d->ans2);
+    bp_buf_release(&d->refs);
+    bp_buf_release(&d->refs2);
+    for (int k = 0; k < BP_CHD_ROLLUPS; k++)
+        bp_ch_enc_trim(&d->enc[k]);
+    free(d->sets);
+    d->sets = NULL;
+    d->nsets = d->capsets = 0;
+    free(d->reprice);
+    d->reprice = NULL;
+    d->nreprice = d->capreprice = 0;
+    free(d->acc);
+    d->acc = NULL;
+    d->capacc = 0;
+    free(d->med);
+    d->med = NULL;
+    d->nmed = d->capmed = 0;
+    bp_keymap_release(&d->map);
+    bp_keymap_release(&d->touched);
+    bp_arena_free(d->strs);
+    d->strs = NULL;
 }

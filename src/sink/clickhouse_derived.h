@@ -93,6 +93,12 @@ int bp_ch_derived_encode(bp_ch_derived *d, const bp_derived *der, const bp_block
 int bp_ch_derived_rollups(bp_ch_derived *d, uint64_t seq, bp_error *err);
 int bp_ch_derived_expire(bp_ch_derived *d, const bp_derived *der, bp_error *err);
 
+/* Bytes the per-batch state holds (answers, SQL, the rollups' encoders and scratch, the batch's
+ * set rows; not the window sets in memory, which keep to CACHE_BYTES), and giving it back
+ * between batches (the clickhouse output charges it to the budget past its fixed part). */
+size_t bp_ch_derived_held(const bp_ch_derived *d);
+void bp_ch_derived_trim(bp_ch_derived *d);
+
 /* After the output's recovery of chain (rows above block `below` taken back or reverted;
  * UINT64_MAX: the chain has no checkpoint): every window from the one of the block at `below`
  * on is recomputed, so that rollups written before a crash match the blocks that stayed.

@@ -138,7 +138,7 @@ void bp_ch_server_release(bp_ch_server *s)
  * is left is the start of a row the next piece ends. */
 static int feed_rows(bp_ch_http *h, bool last)
 {
-    char *p = h->line.data, *end = p + h->line.len, *cells[16];
+    char *p = h->line.data, *end = p + h->line.len, *cells[BP_CH_ROW_CELLS];
     while (h->row_rc == 0 && p < end) {
         char *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl && !last)
@@ -396,7 +396,7 @@ int bp_ch_query_rows(bp_ch_http *h, const char *sql, int cells, bp_ch_row_fn row
 {
     h->row = row;
     h->row_ctx = ctx;
-    h->row_cells = cells < 16 ? cells : 16;
+    h->row_cells = cells < BP_CH_ROW_CELLS ? cells : BP_CH_ROW_CELLS;
     h->row_rc = 0;
     bp_buf_reset(&h->line);
     int rc = bp_ch_query(h, sql, NULL, what, err);

@@ -65,11 +65,12 @@ int bp_ch_http_exception(const bp_ch_http *h);
 int bp_ch_query(bp_ch_http *h, const char *sql, bp_buf *out, const char *what, bp_error *err);
 
 /* Runs one statement like bp_ch_query, its TabSeparated answer handed to row one row at a time
- * as it arrives (at most cells cells, at most 16, made as bp_ch_tsv_row makes them and valid
- * during the call) instead of held whole: what is held is curl's piece and the row it ends in.
- * A nonzero return of row stops the answer and is returned. A failure after some rows were
+ * as it arrives (at most cells cells, at most BP_CH_ROW_CELLS, made as bp_ch_tsv_row makes them and
+ * valid during the call) instead of held whole: what is held is curl's piece and the row it ends
+ * in. A nonzero return of row stops the answer and is returned. A failure after some rows were
  * handed over (a connection lost mid-answer) leaves them handed over: the caller drops what it
  * made of them. */
+#define BP_CH_ROW_CELLS 32
 typedef int (*bp_ch_row_fn)(void *ctx, char **cells, int n);
 int bp_ch_query_rows(bp_ch_http *h, const char *sql, int cells, bp_ch_row_fn row, void *ctx,
                      const char *what, bp_error *err);

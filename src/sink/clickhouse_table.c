@@ -224,6 +224,29 @@ size_t bp_ch_enc_bytes(const bp_ch_enc *e)
     return n;
 }
 
+size_t bp_ch_enc_held(const bp_ch_enc *e)
+{
+    size_t n = e->head.cap, nbufs = e->format == BP_CH_NATIVE ? e->ncols : 1;
+    for (size_t i = 0; e->data && i < nbufs; i++)
+        n += e->data[i].cap;
+    for (size_t i = 0; e->nulls && i < e->ncols; i++)
+        n += e->nulls[i].cap;
+    return n;
+}
+
+void bp_ch_enc_trim(bp_ch_enc *e)
+{
+    size_t nbufs = e->format == BP_CH_NATIVE ? e->ncols : 1;
+    for (size_t i = 0; e->data && i < nbufs; i++)
+        bp_buf_release(&e->data[i]);
+    for (size_t i = 0; e->nulls && i < e->ncols; i++)
+        bp_buf_release(&e->nulls[i]);
+    bp_buf_release(&e->head);
+    e->col = e->rows = 0;
+    e->rc = 0;
+    e->bad = 0;
+}
+
 static void fail(bp_ch_enc *e, int rc)
 {
     if (e->rc == 0) {

@@ -131,6 +131,10 @@ void bp_ch_enc_release(bp_ch_enc *e);
 void bp_ch_enc_reset(bp_ch_enc *e);
 /* Bytes held (the batch's encoded size so far). */
 size_t bp_ch_enc_bytes(const bp_ch_enc *e);
+/* Bytes its buffers take (what they grew to; reset keeps them). */
+size_t bp_ch_enc_held(const bp_ch_enc *e);
+/* Gives the buffers' storage back (and resets). */
+void bp_ch_enc_trim(bp_ch_enc *e);
 
 void bp_ch_put_null(bp_ch_enc *e);
 void bp_ch_put_u64(bp_ch_enc *e, uint64_t v);

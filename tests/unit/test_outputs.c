@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/budget.h"
 #include "core/outputs.h"
 
 /* Block n of branch b has hash "0x<b>..<n>". */
@@ -29,6 +30,7 @@ typedef struct fake {
     char held[64][67];
     size_t n; /* blocks 0..n-1 */
     int reverts, applies;
+    const struct bp_budget *budget; /* the last write's bp_batch.budget */
 } fake;
 
 static int fake_checkpoint(bp_sink *s, const char *chain, bp_checkpoint *out, bp_error *err)
@@ -62,6 +64,7 @@ static int fake_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t
 static int fake_write(bp_sink *s, const bp_batch *b, bp_error *err)
 {
     fake *f = (fake *)s;
+    f->budget = b->budget;
     for (size_t i = 0; i < b->count; i++) {
         const bp_block *blk = b->events[i].block;
         if (b->events[i].kind == BP_EVENT_APPLY) {
@@ -235,6 +238,28 @@ static void test_in_step(void **state)
     bp_outputs_release(&o);
 }
 
+/* Every write is handed the pipeline's budget (bp_batch.budget), where an output charges what
+ * its buffers hold beyond its fixed part (the ClickHouse output). */
+static void test_writes_get_the_budget(void **state)
+{
+    (void)state;
+    fake a, b;
+    hold(&a, 5, 0, 99);
+    hold(&b, 3, 0, 99);
+    bp_sink *list[2] = {&a.base, &b.base};
+    bp_outputs o;
+    bp_error err;
+    bp_budget budget;
+    bp_budget_init(&budget, (size_t)64 << 20);
+    assert_int_equal(bp_outputs_init(&o, list, 2, "c", false, &err), 0);
+    o.budget = &budget;
+    assert_int_equal(write_stream(&o, 0, 99, 0, 0, 0, 99, 4, 7, &err), 0);
+    assert_ptr_equal(a.budget, &budget);
+    assert_ptr_equal(b.budget, &budget);
+    bp_outputs_release(&o);
+    bp_budget_release(&budget);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -242,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_output_ahead_skips_reverts_it_does_not_hold),
         cmocka_unit_test(test_output_ahead_on_orphans_reverts_them),
         cmocka_unit_test(test_in_step),
+        cmocka_unit_test(test_writes_get_the_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
