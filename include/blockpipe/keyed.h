@@ -95,7 +95,8 @@ BP_EXPORT size_t bp_keyed_pending(const bp_keyed *k);
  * calls done for each: the publications of a round first, then its reads, each in submission
  * order. Returns how many were done (store errors are the operations' own, given to their
  * done; a lost connection fails its round's publications, not sent again: they may be
- * stored). bp_keyed_close calls done with BP_ESTOPPED for the operations still queued. */
+ * stored). bp_keyed_close calls done with BP_ESTOPPED for the operations still queued (an
+ * operation a done function submits meanwhile is refused: BP_ESTOPPED). */
 BP_EXPORT size_t bp_keyed_poll(bp_keyed *k);
 
 #endif

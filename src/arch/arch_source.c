@@ -241,8 +241,10 @@ static int get_blocks(bp_rpc *rpc, calls *c, range *r, bp_error *err)
         if (r->rcs[i] != 0)
             continue;
         int brc = c->errors[i] ? call_error(c->errors[i], "get_block", &e) : 0;
-        if (brc == 0 && !(r->rows[i] = calloc(1, sizeof(bp_arch_rows))))
-            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        if (brc == 0 && !(r->rows[i] = calloc(1, sizeof(bp_arch_rows)))) {
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+            break;
+        }
         if (brc == 0)
             brc = bp_arch_decode_block(c->results[i], h[i], &r->rows[i]->block, &e);
         if (brc == 0 && r->rows[i]->block.height != r->first + i)

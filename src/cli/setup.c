@@ -315,7 +315,6 @@ void bp_chains_multi(const bp_config *base, bp_chains *r, bp_sink **sinks, size_
                             .sinks = sinks,
                             .sink_count = sink_count,
                             .derived_outputs = derived,
-                            .max_memory = base->max_memory ? (size_t)base->max_memory
-                                                           : r->n * BP_PIPELINE_DEFAULT_MEMORY,
+                            .max_memory = (size_t)base->max_memory, /* 0: the default (multi.c) */
                             .workers_total = base->workers_total};
 }

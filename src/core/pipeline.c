@@ -426,6 +426,12 @@ static int take_answers(pipeline *p, bp_error *err)
     }
     if (best_ep < 0)
         return 0; /* the next poll tries again; nothing depends on one poll */
+    /* Answers come in one endpoint at a time, not as one poll's best: a head not above the
+     * one we follow is news only from the endpoint that gave it (its chain changed branch or
+     * got shorter); from another it is a node behind, maybe still on a branch we left, and
+     * must not start a reorg walk that asks it. */
+    if (had && best.head.number <= p->head.number && best_ep != p->walk_ep)
+        return 0;
     p->walk_ep = best_ep;
     int rc = take_head(p, &best.head, best.done_ms, err);
     /* Again once the first head is known: what it taught counts. Before it the 1 s interval

@@ -36,6 +36,10 @@ static int64_t wall_ms(void)
 static int submit(bp_keyed *k, const char *key, char *json, bp_keyed_done_fn done, void *ctx,
                   bp_error *err)
 {
+    if (k->closing) {
+        free(json);
+        return bp_error_set(err, BP_ESTOPPED, "%s: closing", k->where ? k->where : "stream store");
+    }
     size_t klen = strlen(key) + 1;
     bp_keyed_async *a = malloc(sizeof(*a) + klen);
     if (!a) {
@@ -175,13 +179,18 @@ size_t bp_keyed_poll(bp_keyed *k)
 
 void bp_keyed_async_cancel(bp_keyed *k)
 {
-    while (k->aq) {
-        bp_keyed_async *a = k->aq;
-        k->aq = a->next;
+    /* the queue is detached first and submissions refused: a done function that submits
+     * again gets BP_ESTOPPED instead of linking to an operation about to be freed */
+    k->closing = true;
+    bp_keyed_async *q = k->aq;
+    k->aq = NULL;
+    k->aq_tail = &k->aq;
+    k->aq_n = 0;
+    while (q) {
+        bp_keyed_async *a = q;
+        q = a->next;
         a->p.rc = bp_error_set(&a->err, BP_ESTOPPED, "%s: closed before the operation was sent",
                                k->where ? k->where : "stream store");
         finish(a);
     }
-    k->aq_tail = &k->aq;
-    k->aq_n = 0;
 }

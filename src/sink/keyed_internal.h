@@ -45,6 +45,7 @@ struct bp_keyed {
     /* asynchronous operations submitted, not sent yet (keyed.c) */
     struct bp_keyed_async *aq, **aq_tail;
     size_t aq_n;
+    bool closing; /* bp_keyed_close runs: submissions (from a done function) are refused */
 };
 
 /* The checks of keyed.c every entry point makes: a key, a value (made compact, malloc'd). */

@@ -607,8 +607,9 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
 {
     const bp_batch *b = arg;
     bool done = false;
-    bp_redis_lease *lease = bp_redis_lease_of(&s->leases, b->chain);
     int rc = bp_redis_lease_settle(&s->leases, s->c, b->chain, s->t.where, err);
+    /* after settling: a server that refuses scripts turns the leases off there */
+    bp_redis_lease *lease = bp_redis_lease_of(&s->leases, b->chain);
     if (rc == 0 && lease)
         rc = bp_redis_lease_fence(&s->leases, s->c, lease, s->t.where, err);
     if (rc == 0)
@@ -728,8 +729,8 @@ static void redis_unclaim(bp_sink *base, const char *chain)
 
 static int check_once(redis_sink *s, void *arg, bp_error *err)
 {
-    bp_redis_lease *e = bp_redis_lease_of(&s->leases, arg);
     int rc = bp_redis_lease_settle(&s->leases, s->c, arg, s->t.where, err);
+    bp_redis_lease *e = bp_redis_lease_of(&s->leases, arg); /* after: see write_once */
     return rc == 0 && e ? bp_redis_lease_renew(&s->leases, s->c, e, s->t.where, err) : rc;
 }
 

@@ -245,6 +245,35 @@ static int try_take(bp_redis_leases *l, bp_redis *c, const bp_redis_lease *e, ch
     return 1;
 }
 
+/* Renewing needs EVAL (a compare-and-expire in one round trip); a server whose ACL or
+ * configuration refuses scripts would fail every batch's fence, so a lease just taken is
+ * renewed once at once: refused, it is given back and the leases are off (as with
+ * --redis-lock-ttl 0), said once. True when they are. */
+static bool scripts_refused(bp_redis_leases *l, bp_redis *c, bp_redis_lease *e, const char *where)
+{
+    char ttl[24];
+    bp_error err = {0};
+    snprintf(ttl, sizeof(ttl), "%lld", l->ttl_ms);
+    if (queue_script(c, RENEW, e->key, e->owner, ttl, NULL) != 0 || bp_redis_exchange(c, &err) != 0)
+        return false; /* not known: the batch's fence says what is wrong */
+    const redisReply *r = bp_redis_reply(c, 0);
+    if (!r || r->type != REDIS_REPLY_ERROR || !r->str ||
+        !(strncmp(r->str, "NOPERM", 6) == 0 || strstr(r->str, "unknown command") ||
+          strstr(r->str, "cript")))
+        return false;
+    char text[160];
+    snprintf(text, sizeof(text), "%.*s", (int)r->len, r->str);
+    if (bp_redis_cmd(c, 2, (const char *[]){"DEL", e->key}, NULL) == 0)
+        (void)bp_redis_exchange(c, &err);
+    bp_warn("redis %s: the server refuses scripts (EVAL: %s): the chains' writer leases are off, "
+            "as with --redis-lock-ttl 0 - nothing keeps another process from writing the same "
+            "chains here (allow EVAL for this user to have them)",
+            where, text);
+    forget(l, e);
+    l->ttl_ms = 0;
+    return true;
+}
+
 static void taken(bp_redis_leases *l, bp_redis_lease *e, const char *where)
 {
     e->pending = false;
@@ -274,7 +303,8 @@ int bp_redis_lease_take(bp_redis_leases *l, bp_redis *c, const char *key, const 
     rc = try_take(l, c, e, cur, sizeof(cur), err);
     if (rc == 1) {
         rc = 0;
-        taken(l, e, where);
+        if (!scripts_refused(l, c, e, where))
+            taken(l, e, where);
         goto out;
     }
     if (rc < 0 && bp_error_is_transient(rc)) {
@@ -302,7 +332,8 @@ int bp_redis_lease_settle(bp_redis_leases *l, bp_redis *c, const char *chain, co
     char cur[256] = "";
     int rc = try_take(l, c, e, cur, sizeof(cur), err);
     if (rc == 1) {
-        taken(l, e, where);
+        if (!scripts_refused(l, c, e, where))
+            taken(l, e, where);
         return 0;
     }
     if (rc < 0)

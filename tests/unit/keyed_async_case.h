@@ -54,7 +54,7 @@ static void ac_done(void *ctx, int rc, bp_keyed_entry *e, const bp_error *err)
 
 static void keyed_async_case(const char *url, const char *key, const char *way)
 {
-    static ac_op ops[AC_OPS], first, last, none, chained, closed[3];
+    static ac_op ops[AC_OPS], first, last, none, chained, closed[3], resubmitted;
     bp_keyed *k = NULL;
     bp_error err = {0};
     if (bp_keyed_open(url, &k, &err) != 0)
@@ -163,6 +163,9 @@ static void keyed_async_case(const char *url, const char *key, const char *way)
     if (bp_keyed_open(url, &k2, &err) != 0)
         fail_msg("open: %s", err.msg);
     memset(closed, 0, sizeof(closed));
+    memset(&resubmitted, 0, sizeof(resubmitted));
+    closed[0].chain = k2; /* its done submits again while the handle closes: refused */
+    closed[0].next_op = &resubmitted;
     assert_int_equal(bp_keyed_publish_async(k2, key, "1", ac_done, &closed[0], &err), 0);
     assert_int_equal(bp_keyed_latest_async(k2, key, ac_done, &closed[1], &err), 0);
     assert_int_equal(bp_keyed_publish_async(k2, key, "2", ac_done, &closed[2], &err), 0);
@@ -171,6 +174,8 @@ static void keyed_async_case(const char *url, const char *key, const char *way)
         assert_int_equal(closed[i].calls, 1);
         assert_int_equal(closed[i].rc, BP_ESTOPPED);
     }
+    assert_int_equal(resubmitted.calls, 0);
+    assert_non_null(strstr(closed[0].err, "chained: "));
     assert_int_equal(bp_keyed_history(k, key, AC_OPS + 1, h, &n, &err), 0);
     assert_int_equal(n, AC_OPS - refused);
     for (size_t i = 0; i < n; i++)
