@@ -92,6 +92,10 @@ def main():
                        "FIRING: endpoint_down", "resolved: endpoint_down"):
             if needle not in text:
                 raise Fail(f"the log does not say {needle!r}")
+        # the events come from the stats snapshots (every status interval), not the alert's
+        # path: endpoint_up may show up to an interval after the alert resolved
+        wait_for(lambda: api.ok("/api/realtime/events")["counts"]["endpoint_up"] >= 1, 30,
+                 "endpoint_up in /api/realtime/events")
         ev = api.ok("/api/realtime/events")
         kinds = [e["type"] for e in ev["events"]]  # newest first
         if ev["counts"]["endpoint_down"] != 1 or ev["counts"]["endpoint_up"] != 1 or \

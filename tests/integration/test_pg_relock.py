@@ -112,8 +112,11 @@ def main():
             at = cp(pg)
             wait_for(lambda: w.alive() and cp(pg) >= at + 5, HANG, "W writing")
             a.p.send_signal(signal.SIGCONT)
-            wait_for(lambda: a.alive() and "waiting to take the chain's lock again" in a.text(),
-                     HANG, "A noticing it lost the lock")
+            # the wait naming W follows the loss's message by a moment: both are waited for
+            wait_for(lambda: a.alive() and "waiting to take the chain's lock again" in a.text()
+                     and any(f"pid {w.pid}" in ln for ln in a.text().splitlines()
+                             if "waiting for it to let go" in ln),
+                     HANG, "A noticing it lost the lock and waiting for W")
             text = a.text()
             lost = [ln for ln in text.splitlines() if "took it meanwhile" in ln]
             waits = [ln for ln in text.splitlines() if "waiting for it to let go" in ln]
