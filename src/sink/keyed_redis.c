@@ -190,15 +190,6 @@ static void xadd_outcomes(rd_keyed *s, bp_keyed_pub *list, redisReply *const *xa
 
 #define AGAIN 1 /* a commit that changed nothing and is to be made again (without scripts) */
 
-/* Whether a reply refused a script: an ACL without @scripting (NOPERM), EVAL renamed away or
- * scripting off (an unknown command). */
-static bool eval_refused(const redisReply *r)
-{
-    return r && r->type == REDIS_REPLY_ERROR && r->str &&
-           (strncmp(r->str, "NOPERM", 6) == 0 || strstr(r->str, "unknown command") ||
-            strstr(r->str, "cript"));
-}
-
 /* SADD of the keys of list whose XADD was stored (after a script that was to list them did not
  * run): a stream holds their entry now. Its failure is every stored entry's. */
 static void list_stored(rd_keyed *s, bp_keyed_pub *list)
@@ -256,7 +247,7 @@ static int commit_scripted(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *
     if ((rc = bp_redis_exchange(s->c, err)) != 0)
         return settle_conn(s, rc);                     /* not again: it may have been published */
     const redisReply *r = bp_redis_reply(s->c, n + 2); /* MULTI, n XADD, EVAL, EXEC */
-    if (r && r->type == REDIS_REPLY_ERROR && eval_refused(bp_redis_reply(s->c, n + 1))) {
+    if (r && r->type == REDIS_REPLY_ERROR && bp_redis_script_refused(bp_redis_reply(s->c, n + 1))) {
         s->no_eval = true; /* EXECABORT: nothing was done */
         return AGAIN;
     }
@@ -264,7 +255,7 @@ static int commit_scripted(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *
         return refused(s, "publishing", r ? r : bp_redis_reply(s->c, 1), err);
     xadd_outcomes(s, list, r->element);
     if (r->element[n]->type == REDIS_REPLY_ERROR) { /* the script was refused as it ran */
-        s->no_eval = eval_refused(r->element[n]);
+        s->no_eval = bp_redis_script_refused(r->element[n]);
         list_stored(s, list);
     }
     return 0;

@@ -538,6 +538,13 @@ size_t bp_redis_queued_bytes(const bp_redis *c)
     return c->out.len - c->sent;
 }
 
+bool bp_redis_script_refused(const redisReply *r)
+{
+    return r && r->type == REDIS_REPLY_ERROR && r->str &&
+           (strncmp(r->str, "NOPERM", 6) == 0 || strstr(r->str, "unknown command") ||
+            strstr(r->str, "cript"));
+}
+
 const char *bp_redis_reply_text(const redisReply *r, char *buf, size_t cap)
 {
     if (!r)

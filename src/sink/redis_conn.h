@@ -75,4 +75,8 @@ int bp_redis_call(bp_redis *c, int argc, const char *const *argv, const redisRep
 /* The text of an error or status reply, or a description of an unexpected one. */
 const char *bp_redis_reply_text(const redisReply *r, char *buf, size_t cap);
 
+/* r is the server refusing a script: an ACL without @scripting (-NOPERM), EVAL renamed away
+ * (unknown command), scripting disabled. */
+bool bp_redis_script_refused(const redisReply *r);
+
 #endif

@@ -257,12 +257,10 @@ static bool scripts_refused(bp_redis_leases *l, bp_redis *c, bp_redis_lease *e, 
     if (queue_script(c, RENEW, e->key, e->owner, ttl, NULL) != 0 || bp_redis_exchange(c, &err) != 0)
         return false; /* not known: the batch's fence says what is wrong */
     const redisReply *r = bp_redis_reply(c, 0);
-    if (!r || r->type != REDIS_REPLY_ERROR || !r->str ||
-        !(strncmp(r->str, "NOPERM", 6) == 0 || strstr(r->str, "unknown command") ||
-          strstr(r->str, "cript")))
+    if (!bp_redis_script_refused(r))
         return false;
     char text[160];
-    snprintf(text, sizeof(text), "%.*s", (int)r->len, r->str);
+    bp_redis_reply_text(r, text, sizeof(text));
     if (bp_redis_cmd(c, 2, (const char *[]){"DEL", e->key}, NULL) == 0)
         (void)bp_redis_exchange(c, &err);
     bp_warn("redis %s: the server refuses scripts (EVAL: %s): the chains' writer leases are off, "
