@@ -156,11 +156,8 @@ static int plan(bp_multi_config *mc, size_t *common, bp_error *err)
     size_t process = BP_MEM_PROCESS + mc->sink_count * BP_MEM_PER_OUTPUT +
                      mc->derived_outputs * BP_MEM_PER_DERIVED_OUTPUT;
     size_t fixed = process + chains_fixed;
-    if (!mc->max_memory) { /* the default: BP_PIPELINE_DEFAULT_MEMORY per chain, or more */
-        mc->max_memory = n * BP_PIPELINE_DEFAULT_MEMORY;
-        if (mc->max_memory < fixed + n * BP_PIPELINE_DEFAULT_BLOCKS)
-            mc->max_memory = fixed + n * BP_PIPELINE_DEFAULT_BLOCKS;
-    }
+    if (!mc->max_memory)
+        mc->max_memory = bp_pipeline_default_memory(n, fixed);
     size_t blocks = mc->max_memory > fixed ? mc->max_memory - fixed : 0;
     size_t reserve = blocks / 2 / n;
     *common = blocks - reserve * n;

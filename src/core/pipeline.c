@@ -1385,7 +1385,7 @@ static int start_writer(pipeline *p, bp_error *err)
 static int setup_budget(pipeline *p, bp_error *err)
 {
     const bp_pipeline_config *c = p->cfg;
-    size_t limit = c->max_memory ? c->max_memory : BP_PIPELINE_DEFAULT_MEMORY;
+    size_t limit = c->max_memory;
     int threads = worker_threads(p);
     size_t derived = 0;
     for (size_t i = 0; c->metrics && i < c->sink_count; i++)
@@ -1396,8 +1396,8 @@ static int setup_budget(pipeline *p, bp_error *err)
     } else {
         p->fixed_bytes = BP_MEM_PROCESS + (size_t)threads * BP_MEM_PER_WORKER +
                          c->sink_count * BP_MEM_PER_OUTPUT + derived * BP_MEM_PER_DERIVED_OUTPUT;
-        if (!c->max_memory && limit < p->fixed_bytes + BP_PIPELINE_DEFAULT_BLOCKS)
-            limit = p->fixed_bytes + BP_PIPELINE_DEFAULT_BLOCKS;
+        if (!limit)
+            limit = bp_pipeline_default_memory(1, p->fixed_bytes);
     }
     if (limit < p->fixed_bytes + BP_MEM_MIN_BLOCKS)
         return bp_error_set(err, BP_EINVAL,

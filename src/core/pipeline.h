@@ -32,6 +32,15 @@
  * than this: the default never refuses a configuration. */
 #define BP_PIPELINE_DEFAULT_BLOCKS ((size_t)48 << 20)
 
+/* The memory of a process of `chains` chains when --max-memory is not given: the default per
+ * chain, or their fixed part (`fixed` bytes) + BP_PIPELINE_DEFAULT_BLOCKS each when more. */
+static inline size_t bp_pipeline_default_memory(size_t chains, size_t fixed)
+{
+    size_t per_chain = chains * BP_PIPELINE_DEFAULT_MEMORY;
+    size_t room = fixed + chains * BP_PIPELINE_DEFAULT_BLOCKS;
+    return per_chain > room ? per_chain : room;
+}
+
 /* The fixed part of the memory budget (docs/ARCHITECTURE.md "Memory bounds"), measured with
  * the release build: the process itself (code, libraries, SQLite's page cache), each output
  * (its buffers), each output with derived tables (its rollup state, SQLite's larger page
