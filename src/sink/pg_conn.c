@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sink/pg_arch.h"
 #include "sink/pg_derived.h"
 #include "sink/sqlgen.h"
 #include "util/buf.h"
@@ -90,6 +91,8 @@ static const struct {
      "prices, ml_predictions)",
      bp_pg_derived_schema},
     {3, "OP-stack and Arbitrum columns; extra JSON of blocks, transactions, receipts, logs", v3},
+    {4, "Arch Network tables (arch_blocks, arch_transactions, arch_account_updates, arch_events)",
+     bp_pg_arch_schema},
 };
 #define PG_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 

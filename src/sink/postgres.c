@@ -28,6 +28,7 @@
 #include "metrics/metrics.h"
 #include "sink/format.h"
 #include "sink/options.h"
+#include "sink/pg_arch.h"
 #include "sink/pg_conn.h"
 #include "sink/pg_copy.h"
 #include "sink/pg_derived.h"
@@ -76,6 +77,7 @@ typedef struct pg_sink {
     size_t run_cap;
     struct pg_claim *claims; /* the chains whose writer lock this session holds (or held) */
     size_t claim_count, claim_cap;
+    bp_pg_arch *arch; /* the Arch tables (--chain-type arch) */
 } pg_sink;
 
 /* A chain's writer lock: the session-level advisory lock (PG_LOCK_CLASS, key). */
@@ -339,16 +341,24 @@ static int apply_run(pg_sink *s, const bp_batch *batch, const bp_event *ev, size
     return rc ? rc : merge_stage(s, lo, hi, err);
 }
 
-/* "0x" + even-length lower-case hex: safe to splice into SQL as decode('...', 'hex'). */
+/* The digits of an even-length lower-case hex hash, "0x" + digits (EVM) or bare digits (Arch,
+ * docs/ARCH.md): safe to splice into SQL as decode('...', 'hex'); NULL for anything else. */
+static const char *hex_digits(const char *h)
+{
+    if (!h)
+        return NULL;
+    const char *d = h[0] == '0' && h[1] == 'x' ? h + 2 : h;
+    size_t n = 0;
+    for (const char *p = d; *p; p++, n++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return NULL;
+    return n % 2 == 0 ? d : NULL;
+}
+
+/* "0x" + even-length lower-case hex. */
 static bool plain_hex(const char *h)
 {
-    if (!h || h[0] != '0' || h[1] != 'x')
-        return false;
-    size_t n = 0;
-    for (const char *p = h + 2; *p; p++, n++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return n % 2 == 0;
+    return h && h[0] == '0' && h[1] == 'x' && hex_digits(h);
 }
 
 /* REVERTs ev[0..n): delete the orphaned blocks' rows (by number and hash), one round trip. */
@@ -399,15 +409,16 @@ static int begin(pg_sink *s, const bp_batch *batch, bool *done, bp_error *err)
     *done = false;
     bp_buf_reset(&s->sql);
     if (bp_buf_printf(&s->sql,
-                      "BEGIN; SELECT number, '0x' || encode(hash, 'hex') FROM checkpoints"
+                      "BEGIN; SELECT number, encode(hash, 'hex') FROM checkpoints"
                       " WHERE chain = %s AND output = %s",
                       s->chain_lit, s->output_lit) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     PGresult *r = NULL;
     int rc = exec(s, s->sql.data, &r, "BEGIN and read the checkpoint", err);
-    if (rc == 0 && PQntuples(r) == 1 && batch->checkpoint.set && !batch->rewrite)
+    const char *digits = hex_digits(batch->checkpoint.hash);
+    if (rc == 0 && PQntuples(r) == 1 && batch->checkpoint.set && !batch->rewrite && digits)
         *done = strtoull(PQgetvalue(r, 0, 0), NULL, 10) == batch->checkpoint.number &&
-                strcmp(PQgetvalue(r, 0, 1), batch->checkpoint.hash) == 0;
+                strcmp(PQgetvalue(r, 0, 1), digits) == 0;
     PQclear(r);
     return rc;
 }
@@ -420,7 +431,7 @@ static int commit(pg_sink *s, const bp_batch *batch, bp_error *err)
     if (!cp->set)
         rc = bp_buf_printf(&s->sql, "DELETE FROM checkpoints WHERE chain = %s AND output = %s;",
                            s->chain_lit, s->output_lit);
-    else if (!plain_hex(cp->hash) || cp->number > (uint64_t)INT64_MAX)
+    else if (!hex_digits(cp->hash) || cp->number > (uint64_t)INT64_MAX)
         return bp_error_set(err, BP_EINVAL, "checkpoint %" PRIu64 " %s: not storable", cp->number,
                             cp->hash);
     else
@@ -429,7 +440,7 @@ static int commit(pg_sink *s, const bp_batch *batch, bp_error *err)
                            " VALUES(%s, %s, %" PRIu64 ", decode('%s', 'hex'), now())"
                            " ON CONFLICT(chain, output) DO UPDATE SET number = excluded.number,"
                            " hash = excluded.hash, updated_at = excluded.updated_at;",
-                           s->chain_lit, s->output_lit, cp->number, cp->hash + 2);
+                           s->chain_lit, s->output_lit, cp->number, hex_digits(cp->hash));
     if (rc != 0 || bp_buf_puts(&s->sql, "COMMIT") != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     char what[96];
@@ -497,6 +508,9 @@ static bool has_revert(const bp_batch *batch)
  * derived rows first. */
 static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
 {
+    /* a chain's blocks are of one family; no derived rows: the analytics are EVM's */
+    if (batch->count && batch->events[0].block->family == BP_FAMILY_ARCH)
+        return bp_pg_arch_write(s->arch, s->conn, batch, staging, s->sqlstate, err);
     bool metrics = s->metrics && (batch->derived || batch->derived_job);
     bool revert = has_revert(batch);
     /* with metrics off only a batch that reverts touches the derived tables */
@@ -555,6 +569,8 @@ out:
         PQclear(PQexec(s->conn, "ROLLBACK"));
     if (rc != 0 && s->derived) /* temporary tables created in the rolled-back transaction */
         bp_pg_derived_reset(s->derived);
+    if (rc != 0)
+        bp_pg_arch_reset(s->arch);
     return rc;
 }
 
@@ -665,6 +681,7 @@ static int ensure_conn(pg_sink *s, bp_error *err)
     s->have_stage = false;
     if (s->derived)
         bp_pg_derived_reset(s->derived);
+    bp_pg_arch_reset(s->arch);
     bp_warn("postgres %s: connection lost; reconnecting (up to %d s)", s->t.where,
             s->t.wait_for_db);
     int rc = bp_pg_connect(&s->t, &s->conn, err);
@@ -826,8 +843,8 @@ static int pg_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, b
     const char *params[] = {chain, s->t.checkpoint};
     PGresult *r = NULL;
     int rc = query(s,
-                   "SELECT number, '0x' || encode(hash, 'hex') FROM checkpoints"
-                   " WHERE chain = $1 AND output = $2",
+                   "SELECT number, " BP_PG_ARCH_CP_HASH("$1") " FROM checkpoints"
+                                                              " WHERE chain = $1 AND output = $2",
                    params, 2, &r, "reading the checkpoint", err);
     if (rc == 0 && PQntuples(r) == 1) {
         out->set = true;
@@ -847,11 +864,16 @@ static int pg_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_
     const char *params[] = {chain, s->t.checkpoint, lim};
     PGresult *r = NULL;
     *n = 0;
-    /* Only at or below our checkpoint: another writer may have stored blocks above it. */
+    /* Only at or below our checkpoint: another writer may have stored blocks above it. A
+     * chain's blocks are in one of the two tables (its family's). */
     int rc = query(s,
-                   "SELECT number, '0x' || encode(hash, 'hex') FROM blocks WHERE chain = $1"
-                   " AND number <= coalesce((SELECT number FROM checkpoints WHERE chain = $1"
-                   " AND output = $2), -1) ORDER BY number DESC LIMIT $3::bigint",
+                   "WITH cp AS (SELECT coalesce((SELECT number FROM checkpoints WHERE chain = $1"
+                   " AND output = $2), -1) AS n)"
+                   " (SELECT number, '0x' || encode(hash, 'hex') FROM blocks WHERE chain = $1"
+                   " AND number <= (SELECT n FROM cp) ORDER BY number DESC LIMIT $3::bigint)"
+                   " UNION ALL (SELECT height, encode(hash, 'hex') FROM arch_blocks WHERE"
+                   " chain = $1 AND height <= (SELECT n FROM cp) ORDER BY height DESC"
+                   " LIMIT $3::bigint) ORDER BY 1 DESC LIMIT $3::bigint",
                    params, 3, &r, "reading recent blocks", err);
     for (int i = 0; rc == 0 && i < PQntuples(r) && *n < max; i++) {
         bp_checkpoint *c = &out[(*n)++];
@@ -885,6 +907,7 @@ static void pg_close(bp_sink *base)
     PQfreemem(s->output_lit);
     bp_pg_target_release(&s->t);
     bp_pg_derived_free(s->derived);
+    bp_pg_arch_free(s->arch);
     free(s->run);
     free(s);
 }
@@ -920,6 +943,9 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         s->base.derived = rc == 0 && s->metrics;
         s->base.derived_late = s->base.derived;
     }
+    if (rc == 0)
+        rc = bp_pg_arch_new(&s->arch, err);
+    s->base.families = 1u << BP_FAMILY_ARCH;
     if (rc != 0) {
         pg_close(&s->base);
         return rc;

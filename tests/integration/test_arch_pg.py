@@ -1,0 +1,274 @@
+"""`blockpipe run --chain-type arch` into PostgreSQL against `blockpipe simnode --chain-type
+arch` with forks and rollbacks, killed with SIGKILL and restarted, then compared with the node
+(test_arch_run.py's scenario with a PostgreSQL output, tests/tools/pg.py's real server).
+
+The node grows a block every 0.2 s from height 120 (0-8 transactions each), makes a depth-5
+fork every 1.5 s and a rollback / re-apply episode every 1.1 s. blockpipe follows it from block
+0 (a backfill then a follow) with two endpoints, the second with FAULTS. KILLS times a run is
+SIGKILLed at a random moment (seeded) after it committed past the previous run's checkpoint,
+then started again. Each restart must re-seed its reorg window from arch_blocks (the log says
+"lists no recent blocks" otherwise: a fork then found below the checkpoint would stop the run).
+While a run holds the chain, a second `run` on the same output is refused at once (--lock-wait
+0) naming the holder: the chain's advisory lock, as for EVM. A last run catches up, walks back
+one of the node's forks and stops on SIGINT (exit 0). Then the tables must hold exactly the
+node's canonical chain (hashes are bytea, read as hex):
+- arch_blocks: heights 0..checkpoint, each once, the checkpoint's hash the row's, every row's
+  previous_hash the hash of the row below; every height up to checkpoint - depth has the
+  node's canonical hash (get_block_hash);
+- arch_transactions: per block, the txids in tx_index order are exactly get_block's
+  transactions, each row's block_hash the block's;
+- arch_account_updates: every row belongs to a stored transaction, every stored transaction
+  has its rows;
+- a `backfill` of canonical blocks 0..N into SQLite stores the same rows as PostgreSQL holds.
+Stdlib only; needs BLOCKPIPE and a PostgreSQL server (tests/tools/pg.py).
+"""
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pg import Postgres  # noqa: E402
+from simnode import Simnode  # noqa: E402
+from test_arch_run import DEPTH, FAULTS, HANG, call, fail, node_head, wait_reorg  # noqa: E402
+
+SEED = int(os.environ.get("BP_SEED", "1415"))
+KILLS = 3
+SCHEMA = "archpg"
+
+
+def checkpoint(pg):
+    try:
+        rows = pg.sql(f"SELECT number, encode(hash, 'hex') FROM {SCHEMA}.checkpoints "
+                      "WHERE chain = 'arch'")
+    except RuntimeError:
+        return None  # the schema is not there yet
+    return (int(rows[0][0]), rows[0][1]) if rows else None
+
+
+def start(bp, urls, out, log, extra=()):
+    cmd = [bp, "run", "--chain-type", "arch", "--rpc", urls[0], "--rpc", urls[1],
+           "--output", out, "--start-block", "0", "--poll-interval", "0.1",
+           "--reorg-window", "64", "--log-level", "info", *extra]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_progress(pg, proc, last, label):
+    deadline = time.monotonic() + HANG
+    while time.monotonic() < deadline:
+        cp = checkpoint(pg)
+        if cp and cp[0] > last:
+            return
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode}")
+        time.sleep(0.1)
+    fail(f"{label}: no progress past checkpoint {last} within {HANG} s")
+
+
+def wait_caught_up(url, pg, proc, label):
+    deadline = time.monotonic() + HANG
+    want = node_head(url)
+    while time.monotonic() < deadline:
+        cp = checkpoint(pg)
+        if cp and cp[0] >= want:
+            return
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode} before catching up")
+        time.sleep(0.1)
+    fail(f"{label}: not caught up with head {want} within {HANG} s (checkpoint {checkpoint(pg)})")
+
+
+def check_lock(bp, urls, out, tmp):
+    """A second writer of the chain into the same output is refused, naming the holder."""
+    r = subprocess.run([bp, "run", "--chain-type", "arch", "--rpc", urls[0], "--output", out,
+                        "--lock-wait", "0", "--log-level", "warn"],
+                       capture_output=True, text=True, timeout=HANG, cwd=tmp)
+    if r.returncode == 0 or "is already written to output" not in r.stderr:
+        fail(f"a second writer of chain 'arch' was not refused: exit {r.returncode}, "
+             f"{r.stderr[-1500:]}")
+    print("a second writer of the chain is refused (the chain's advisory lock)")
+
+
+def pg_rows(pg, upto):
+    q = {
+        "arch_blocks": "SELECT height, encode(hash, 'hex'), encode(previous_hash, 'hex'), "
+                       "timestamp, bitcoin_block_height, transaction_count, "
+                       "encode(merkle_root, 'hex') FROM {s}.arch_blocks WHERE chain = 'arch' "
+                       "AND height <= {u} ORDER BY height",
+        "arch_transactions": "SELECT block_height, tx_index, encode(txid, 'hex'), "
+                             "encode(block_hash, 'hex'), status, coalesce(failure_reason, ''), "
+                             "program_ids::text, bitcoin_txids::text FROM {s}.arch_transactions "
+                             "WHERE chain = 'arch' AND block_height <= {u} "
+                             "ORDER BY block_height, tx_index",
+        "arch_account_updates": "SELECT block_height, tx_index, encode(account, 'hex'), "
+                                "encode(txid, 'hex') FROM {s}.arch_account_updates WHERE "
+                                "chain = 'arch' AND block_height <= {u} "
+                                "ORDER BY block_height, tx_index, account",
+    }
+    return {t: pg.sql(sql.format(s=SCHEMA, u=upto)) for t, sql in q.items()}
+
+
+def check_tables(url, pg):
+    cp = checkpoint(pg)
+    if not cp:
+        fail("no checkpoint")
+    rows = pg_rows(pg, cp[0])
+    blocks = [(int(b[0]), b[1], b[2], int(b[5])) for b in rows["arch_blocks"]]
+    heights = [b[0] for b in blocks]
+    if heights != list(range(cp[0] + 1)):
+        fail(f"arch_blocks heights are not exactly 0..{cp[0]}: {len(heights)} rows")
+    if blocks[-1][1] != cp[1]:
+        fail(f"checkpoint hash {cp[1]} is not block {cp[0]}'s {blocks[-1][1]}")
+    for lo, hi in zip(blocks, blocks[1:]):
+        if hi[2] != lo[1]:
+            fail(f"block {hi[0]}: previous_hash {hi[2]} but block {lo[0]} is {lo[1]}")
+    strict = cp[0] - DEPTH
+    hashes = call(url, [("get_block_hash", [h]) for h in range(strict + 1)])
+    for h in range(strict + 1):
+        if blocks[h][1] != hashes[h]:
+            fail(f"block {h}: stored {blocks[h][1]}, the node's canonical is {hashes[h]}")
+    got, txs = {}, set()
+    for t in rows["arch_transactions"]:
+        height, idx, txid, bhash = int(t[0]), int(t[1]), t[2], t[3]
+        if bhash != blocks[height][1]:
+            fail(f"tx {txid}: block_hash {bhash}, block {height} is {blocks[height][1]}")
+        lst = got.setdefault(height, [])
+        if idx != len(lst):
+            fail(f"block {height}: tx_index {idx} after {len(lst)} transactions")
+        lst.append(txid)
+        txs.add((height, idx, txid))
+    ntx = 0
+    for i in range(0, len(blocks), 100):
+        chunk = blocks[i:i + 100]
+        for b, body in zip(chunk, call(url, [("get_block", [b[1]]) for b in chunk])):
+            ntx += len(body["transactions"])
+            if got.get(b[0], []) != body["transactions"] or b[3] != len(body["transactions"]):
+                fail(f"block {b[0]}: stored txids {got.get(b[0], [])} (count {b[3]}), the node's "
+                     f"{body['transactions']}")
+    acc = {(int(a[0]), int(a[1]), a[3]) for a in rows["arch_account_updates"]}
+    if acc - txs or txs - acc:
+        fail(f"arch_account_updates: {len(acc - txs)} rows without their transaction, "
+             f"{len(txs - acc)} transactions without account rows")
+    if ntx == 0:
+        fail("no transactions at all: nothing was compared")
+    print(f"tables match the node: blocks 0..{cp[0]} ({strict + 1} checked against "
+          f"get_block_hash), {ntx} transactions, {len(rows['arch_account_updates'])} account "
+          "updates")
+    return strict
+
+
+def check_same_as_sqlite(bp, url, pg, tmp, upto):
+    """A backfill of the canonical 0..upto into SQLite stores what PostgreSQL holds."""
+    db = os.path.join(tmp, "same.db")
+    r = subprocess.run([bp, "backfill", "--chain-type", "arch", "--rpc", url, "--from", "0",
+                        "--to", str(upto), "--output", f"sqlite:{db}"],
+                       capture_output=True, text=True, timeout=HANG)
+    if r.returncode != 0:
+        fail(f"backfill into SQLite exited {r.returncode}: {r.stderr[-2000:]}")
+    con = sqlite3.connect(db)
+    lite = {
+        "arch_blocks": con.execute(
+            "SELECT height, hash, previous_hash, timestamp, bitcoin_block_height, "
+            "transaction_count, merkle_root FROM arch_blocks WHERE height <= ? ORDER BY height",
+            (upto,)).fetchall(),
+        "arch_transactions": con.execute(
+            "SELECT block_height, tx_index, txid, block_hash, status, coalesce(failure_reason, "
+            "''), program_ids, bitcoin_txids FROM arch_transactions WHERE block_height <= ? "
+            "ORDER BY block_height, tx_index", (upto,)).fetchall(),
+        "arch_account_updates": con.execute(
+            "SELECT block_height, tx_index, account, txid FROM arch_account_updates WHERE "
+            "block_height <= ? ORDER BY block_height, tx_index, account", (upto,)).fetchall(),
+    }
+    con.close()
+    pgr = pg_rows(pg, upto)
+    for t, want in lite.items():
+        # jsonb prints ", " between array items; SQLite keeps the compact text
+        norm = [[str(v) if not isinstance(v, str) else v.replace(" ", "") for v in row]
+                for row in want]
+        have = [[v.replace(" ", "") for v in row] for row in pgr[t]]
+        if norm != have:
+            diff = next((i for i, (a, b) in enumerate(zip(norm, have)) if a != b), len(norm))
+            fail(f"{t}: SQLite and PostgreSQL differ (rows {len(norm)} / {len(have)}, first at "
+                 f"{diff}: {norm[diff:diff + 1]} / {have[diff:diff + 1]})")
+    print(f"a SQLite backfill of 0..{upto} holds the same rows as PostgreSQL")
+
+
+def main():
+    print(__doc__.strip(), flush=True)
+    bp = os.environ.get("BLOCKPIPE")
+    if not bp:
+        fail("BLOCKPIPE is not set")
+    rng = random.Random(SEED)
+    tmp = tempfile.TemporaryDirectory(prefix="bp-arch-pg-")
+    logpath = os.path.join(tmp.name, "run.log")
+    node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "120",
+                        "--txs-per-block", "0-8", "--reorg-every", "1.5", "--reorg-depth",
+                        str(DEPTH), "--rollback-every", "1.1", "--seed", str(SEED),
+                        "--faults", FAULTS], endpoints=2)
+    url = node.urls[0]
+    proc = None
+    try:
+        with Postgres() as pg, open(logpath, "w") as log:
+            out = pg.url(query=f"schema={SCHEMA}")
+            reorgs0 = node.stats()["reorgs"]
+            last = -1
+            for k in range(KILLS):
+                proc = start(bp, node.urls, out, log)
+                wait_progress(pg, proc, last, f"run {k + 1}")
+                if k == 0:
+                    check_lock(bp, node.urls, out, tmp.name)
+                time.sleep(rng.uniform(0.0, 0.6))
+                if proc.poll() is not None:
+                    fail(f"run {k + 1} exited {proc.returncode} before the kill")
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                last = checkpoint(pg)[0]
+                print(f"kill {k + 1}: SIGKILL, checkpoint then {last} (node head "
+                      f"{node_head(url)})", flush=True)
+            log.flush()
+            mark = os.path.getsize(logpath)
+            proc = start(bp, node.urls, out, log)
+            wait_caught_up(url, pg, proc, "last run")
+            wait_reorg(logpath, mark, proc)
+            wait_caught_up(url, pg, proc, "last run")
+            proc.send_signal(signal.SIGINT)
+            if proc.wait(timeout=HANG) != 0:
+                fail(f"last run exited {proc.returncode} on SIGINT")
+            reorgs = node.stats()["reorgs"] - reorgs0
+            text = open(logpath).read()
+            errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
+            if errors:
+                fail("blockpipe logged errors:\n" + "\n".join(errors)[:3000])
+            if "lists no recent blocks" in text:
+                fail("a restart did not re-seed its reorg window from arch_blocks")
+            walked = text.count("reorg: ")
+            print(f"node forks during the runs: {reorgs}; blockpipe reorg walks: {walked}")
+            if walked < 1:
+                fail("no fork reached blockpipe: the revert path was not exercised")
+            strict = check_tables(url, pg)
+            check_same_as_sqlite(bp, url, pg, tmp.name, min(strict, 40))
+        print("OK")
+    except AssertionError:
+        if os.path.exists(logpath):
+            print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-4000:])
+        raise
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        node.kill()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAIL: {e}")
+        sys.exit(1)
