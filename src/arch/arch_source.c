@@ -1,9 +1,9 @@
 /* arch_source.c - the Arch Network family behind the source interface (core/source.h).
  *
- * Calls (docs/ARCH.md): is_node_ready (identity: an Arch node has no chain id, the chain's
- * name is its identity), get_best_block_hash + get_block (the head), get_block_hash (a
- * height's canonical hash: the reorg walk), and per run of blocks three batched requests:
- * get_block_hash × heights, get_block × hashes, get_processed_transaction × the txids the
+ * Calls (docs/ARCH.md): is_node_ready + get_block_hash(0) (identity: an Arch node has no
+ * chain id, the genesis hash tells networks apart), get_best_block_hash + get_block (the head),
+ * get_block_hash (a height's canonical hash: the reorg walk), and per run of blocks three batched
+ * requests: get_block_hash × heights, get_block × hashes, get_processed_transaction × the txids the
  * blocks list (in requests of at most TX_PER_REQUEST). A single parameter goes bare, as the
  * SDK's postData sends it (docs/ARCH.md "HTTP JSON-RPC"). */
 #include "core/source.h"
@@ -136,19 +136,6 @@ static int hash_of(yajl_val v, const char *method, bp_arch_hash h, bp_error *err
     return 0;
 }
 
-static int arch_identity(bp_rpc *rpc, uint64_t *id, bp_error *err)
-{
-    calls c = {0};
-    int rc = calls_run(rpc, &c, "is_node_ready", 1, no_param, NULL, err);
-    if (rc == 0 && c.errors[0])
-        rc = call_error(c.errors[0], "is_node_ready", err);
-    if (rc == 0 && !YAJL_IS_TRUE(c.results[0]))
-        rc = bp_error_set(err, BP_ERPC, "is_node_ready: the node is not ready");
-    *id = 0;
-    calls_free(&c);
-    return rc;
-}
-
 /* One call of method with one string parameter (or none) answering a hash. */
 static int hash_call(bp_rpc *rpc, calls *c, const char *method, const uint64_t *height,
                      bp_arch_hash h, bp_error *err)
@@ -158,6 +145,33 @@ static int hash_call(bp_rpc *rpc, calls *c, const char *method, const uint64_t *
     if (rc == 0 && c->errors[0])
         rc = call_error(c->errors[0], method, err);
     return rc ? rc : hash_of(c->results[0], method, h, err);
+}
+
+/* An Arch node has no chain id: the identity is the genesis block's hash (get_block_hash(0)),
+ * its first 8 bytes as a number, so that an endpoint of another Arch network (another
+ * genesis) is refused like an EVM endpoint of another chain id. Never 0. */
+static int arch_identity(bp_rpc *rpc, uint64_t *id, bp_error *err)
+{
+    calls c = {0};
+    bp_arch_hash genesis;
+    const uint64_t zero = 0;
+    int rc = calls_run(rpc, &c, "is_node_ready", 1, no_param, NULL, err);
+    if (rc == 0 && c.errors[0])
+        rc = call_error(c.errors[0], "is_node_ready", err);
+    if (rc == 0 && !YAJL_IS_TRUE(c.results[0]))
+        rc = bp_error_set(err, BP_ERPC, "is_node_ready: the node is not ready");
+    if (rc == 0)
+        rc = hash_call(rpc, &c, "get_block_hash", &zero, genesis, err);
+    *id = 0;
+    if (rc == 0) {
+        char head[17];
+        memcpy(head, genesis, 16);
+        head[16] = '\0';
+        *id = strtoull(head, NULL, 16);
+        *id = *id ? *id : 1;
+    }
+    calls_free(&c);
+    return rc;
 }
 
 static int arch_header(bp_rpc *rpc, uint64_t number, bp_header *out, bp_error *err)
@@ -377,7 +391,8 @@ static int arch_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first
 const bp_source_ops bp_source_arch = {
     .name = "arch",
     .family = BP_FAMILY_ARCH,
-    .identity_call = "is_node_ready",
+    .identity_call = "get_block_hash(0)",
+    .identity_name = "genesis id",
     .identity = arch_identity,
     .header = arch_header,
     .fetch_range = arch_fetch_range,

@@ -9,6 +9,7 @@ const bp_source_ops bp_source_evm = {
     .name = "evm",
     .family = BP_FAMILY_EVM,
     .identity_call = "eth_chainId",
+    .identity_name = "chain id",
     .identity = bp_rpc_chain_id,
     .header = bp_rpc_header,
     .fetch_range = bp_fetch_range,

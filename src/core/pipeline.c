@@ -359,6 +359,21 @@ static void ask_endpoints(pipeline *p, bool poll)
         ask_endpoint(p, i, poll);
 }
 
+/* An endpoint's identity as its family shows it: EVM's chain id in decimal, another's in hex. */
+typedef struct id_text {
+    char s[48];
+} id_text;
+
+static id_text show_id(const pipeline *p, uint64_t id)
+{
+    id_text t;
+    if (p->src->family == BP_FAMILY_EVM)
+        snprintf(t.s, sizeof(t.s), "%" PRIu64, id);
+    else
+        snprintf(t.s, sizeof(t.s), "%016" PRIx64, id);
+    return t;
+}
+
 /* What eth_chainId said of endpoint i; true when it named this chain. A 429 (now or still in
  * force) is not a failed check: it is asked again when the pause is over. */
 static bool chain_answer(pipeline *p, size_t i, const bp_probe_answer *a)
@@ -371,14 +386,15 @@ static bool chain_answer(pipeline *p, size_t i, const bp_probe_answer *a)
     }
     if (a->chain_id != p->chain_id) {
         bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OTHER);
-        bp_err("rpc[%zu] %s serves chain id %" PRIu64 ", not %" PRIu64
-               ": it is never used (every endpoint of a chain must serve the same chain)",
-               i, p->pool.eps[i].url, a->chain_id, p->chain_id);
+        bp_err("rpc[%zu] %s serves %s %s, not %s: it is never used (every endpoint of a chain must "
+               "serve the same chain)",
+               i, p->pool.eps[i].url, p->src->identity_name, show_id(p, a->chain_id).s,
+               show_id(p, p->chain_id).s);
         return false;
     }
     bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
-    bp_info("rpc[%zu] %s answers %s %" PRIu64 " %s", i, p->pool.eps[i].url, p->src->identity_call,
-            a->chain_id, again ? "again after it was down: in use" : "now: in use");
+    bp_info("rpc[%zu] %s answers %s %s %s", i, p->pool.eps[i].url, p->src->identity_call,
+            show_id(p, a->chain_id).s, again ? "again after it was down: in use" : "now: in use");
     return true;
 }
 
@@ -1221,11 +1237,14 @@ static int get_chain_id(pipeline *p, bp_error *err)
         bp_pool_set_chain(&p->pool, (int)i, BP_EP_CHAIN_OK);
         if (have && id != p->chain_id)
             return bp_error_set(err, BP_EINVAL,
-                                "rpc[%zu] %s serves chain id %" PRIu64 " but rpc[%zu] %s serves "
-                                "%" PRIu64 ": every endpoint of a chain must serve the same "
-                                "chain",
-                                i, p->pool.eps[i].url, id, named, p->pool.eps[named].url,
-                                p->chain_id);
+                                "rpc[%zu] %s serves %s %s but rpc[%zu] %s serves %s: every "
+                                "endpoint of a chain must serve the same chain%s",
+                                i, p->pool.eps[i].url, p->src->identity_name, show_id(p, id).s,
+                                named, p->pool.eps[named].url, show_id(p, p->chain_id).s,
+                                p->src->family == BP_FAMILY_EVM
+                                    ? ""
+                                    : " (the genesis block hashes, get_block_hash(0), differ: "
+                                      "another network)");
         if (!have)
             named = i;
         p->chain_id = id;
@@ -1331,8 +1350,9 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
     int rc = low.set && *start == next ? seed_canon(p, &low, idx, next, err) : 0;
     if (rc != 0)
         return rc;
-    bp_info("chain %s (id %" PRIu64 "): starting at block %" PRIu64 "%s", p->chain, p->chain_id,
-            *start,
+    bp_info("chain %s (%s %s): starting at block %" PRIu64 "%s", p->chain,
+            p->src->family == BP_FAMILY_EVM ? "id" : p->src->identity_name,
+            show_id(p, p->chain_id).s, *start,
             !low.set || *start != next ? ""
             : next == low.number + 1
                 ? " (after the outputs' lowest checkpoint)"
@@ -1536,7 +1556,7 @@ static int family_supported(const pipeline *p, bp_error *err)
         if (!(o->families & (1u << p->src->family)) && strcmp(o->ops->scheme, "callbacks") != 0)
             return bp_error_set(err, BP_EINVAL,
                                 "--chain-type %s: output %s has no %s tables yet; use a sqlite: "
-                                "output",
+                                "or postgres: output",
                                 p->src->name, o->url, p->src->name);
     }
     return 0;
@@ -1552,7 +1572,8 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
         rc = setup_budget(p, err);
     if (rc == 0)
         rc = retry_start(p, get_chain_id,
-                         p->src == &bp_source_evm ? "reading eth_chainId" : "asking is_node_ready",
+                         p->src == &bp_source_evm ? "reading eth_chainId"
+                                                  : "asking is_node_ready and get_block_hash(0)",
                          err);
     if (rc != 0)
         return rc;

@@ -23,10 +23,13 @@
 typedef struct bp_source_ops {
     const char *name;      /* "evm", "arch": --chain-type's value */
     enum bp_family family; /* what its blocks carry (bp_block.family) */
-    /* The call that names the chain, for messages: "eth_chainId", "is_node_ready". */
+    /* The call that names the chain, for messages: "eth_chainId", "get_block_hash(0)". */
     const char *identity_call;
-    /* The endpoint's chain identity: EVM its chain id; a family without one answers 0 once
-     * the node says it is ready (the chain's name is then its identity). */
+    /* What the identity is, for messages: "chain id", "genesis id"; a family other than EVM's
+     * shows it in hex. */
+    const char *identity_name;
+    /* The endpoint's chain identity: EVM its chain id; Arch the first 8 bytes of its genesis
+     * block's hash, once the node says it is ready (docs/ARCH.md). */
     int (*identity)(bp_rpc *rpc, uint64_t *id, bp_error *err);
     /* The head (number UINT64_MAX) or the canonical block at number: at least number and
      * hash (the reorg walk needs no more); the head also parent_hash and timestamp. */
