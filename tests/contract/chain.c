@@ -5,8 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/arch_rows.h"
 #include "contract.h"
 #include "sink_fixture.h"
+
+bool ct_arch;
 
 void ct_die(const char *fmt, ...)
 {
@@ -106,8 +109,34 @@ static void render_tx(ct_lines *l, const bp_block *b, const bp_tx *t)
                  t->hash, status, t->receipt_gas_used);
 }
 
+/* An Arch block's lines (an account a transaction lists twice is one U line). */
+static void render_arch(ct_lines *l, const bp_block *b)
+{
+    const bp_arch_rows *r = b->arch;
+    ct_lines_add(l, "A %" PRIu64 " %s %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %s", b->number,
+                 b->hash, b->parent_hash, r->block.timestamp, r->block.bitcoin_height,
+                 r->block.tx_count, r->block.merkle_root);
+    for (size_t i = 0; i < r->tx_count; i++) {
+        const bp_arch_tx *t = &r->txs[i];
+        ct_lines_add(l, "X %" PRIu64 " %zu %s %s %s %s %d %s %s", b->number, i, t->txid, b->hash,
+                     bp_arch_status_name(t->status), or_dash(t->failure), t->rolled_back,
+                     t->program_ids, t->bitcoin_txids);
+        for (size_t k = 0; k < t->account_count; k++) {
+            size_t j = 0;
+            while (j < k && strcmp(t->accounts[j], t->accounts[k]) != 0)
+                j++;
+            if (j == k)
+                ct_lines_add(l, "U %" PRIu64 " %zu %s %s", b->number, i, t->accounts[k], t->txid);
+        }
+    }
+}
+
 void ct_render_block(ct_lines *l, const bp_block *b)
 {
+    if (b->family == BP_FAMILY_ARCH) {
+        render_arch(l, b);
+        return;
+    }
     ct_lines_add(l, "B %" PRIu64 " %s %s %" PRIu64 " %zu", b->number, b->hash, b->parent_hash,
                  b->timestamp, b->transaction_count);
     for (size_t i = 0; i < b->tx_count; i++)
@@ -196,8 +225,80 @@ static void gen_logs(bp_block *b, unsigned branch, uint64_t *rng)
     }
 }
 
+/* 64 hex digits (an Arch hash: no 0x) of tag and id. */
+static void arch_hex(bp_arch_hash out, unsigned tag, uint64_t id)
+{
+    snprintf(out, BP_ARCH_HEX, "%016x%016" PRIx64 "%016" PRIx64 "%016x", tag, id, id * 31 + tag,
+             tag);
+}
+
+static char *dup_str(const char *s)
+{
+    char *d = strdup(s);
+    CT_CHECK(d, "out of memory");
+    return d;
+}
+
+/* Arch transaction i of block id: failed and rolled-back ones, 0..2 programs and bitcoin
+ * txids, 1..3 writable accounts (some listed twice). */
+static void gen_arch_tx(bp_arch_tx *t, uint64_t id, uint64_t number, size_t i, uint64_t *rng)
+{
+    uint64_t r = mix(rng), tid = (id << 8) | i;
+    char a[BP_ARCH_HEX], b[BP_ARCH_HEX], json[2 * BP_ARCH_HEX + 16];
+    arch_hex(t->txid, 0xa0, tid);
+    t->block_height = number;
+    t->status = r % 4 == 0 ? BP_ARCH_FAILED : BP_ARCH_PROCESSED;
+    t->failure = t->status == BP_ARCH_FAILED ? dup_str("custom program error: 0x1") : NULL;
+    t->rolled_back = (r >> 8) % 5 == 0;
+    t->rollback_reason = t->rolled_back ? dup_str("rolled back by the node") : NULL;
+    arch_hex(a, 0xc0, r % 7);
+    arch_hex(b, 0xc1, tid);
+    unsigned np = (unsigned)((r >> 16) % 3);
+    snprintf(json, sizeof(json), np == 0 ? "[]" : np == 1 ? "[\"%s\"]" : "[\"%s\",\"%s\"]", a, b);
+    t->program_ids = dup_str(json);
+    t->bitcoin_txids = dup_str((r >> 20) % 3 ? "[]" : "[\"0a0b\"]");
+    t->account_count = 1 + (size_t)((r >> 24) % 3);
+    t->accounts = calloc(t->account_count, sizeof(*t->accounts));
+    CT_CHECK(t->accounts, "out of memory");
+    for (size_t k = 0; k < t->account_count; k++)
+        arch_hex(t->accounts[k], 0xac, k == 2 && (r >> 28) % 2 ? tid << 2 : (tid << 2) | k);
+}
+
+static bp_block *gen_arch_block(unsigned branch, uint64_t number, const char *parent_hash)
+{
+    bp_block *b = bp_block_new();
+    bp_arch_rows *r = calloc(1, sizeof(*r));
+    CT_CHECK(b && r, "out of memory");
+    uint64_t id = block_id(branch, number), rng = id;
+    arch_hex(r->block.hash, 0xb0, id);
+    if (parent_hash)
+        snprintf(r->block.prev_hash, BP_ARCH_HEX, "%s", parent_hash);
+    else
+        arch_hex(r->block.prev_hash, 0, 0);
+    arch_hex(r->block.merkle_root, 0x3e, id);
+    r->block.height = number;
+    r->block.timestamp = 1700000000 + 2 * number + branch;
+    r->block.bitcoin_height = 800000 + number / 10;
+    r->block.tx_count = r->tx_count = mix(&rng) % 5;
+    r->txs = calloc(r->tx_count ? r->tx_count : 1, sizeof(*r->txs));
+    CT_CHECK(r->txs, "out of memory");
+    for (size_t i = 0; i < r->tx_count; i++)
+        gen_arch_tx(&r->txs[i], id, number, i, &rng);
+    b->family = BP_FAMILY_ARCH;
+    b->number = number;
+    b->timestamp = r->block.timestamp;
+    b->hash = fx_str(b, r->block.hash);
+    b->parent_hash = fx_str(b, r->block.prev_hash);
+    CT_CHECK(bp_arena_adopt_fn(b->arena, r, bp_arch_rows_bytes(r), bp_arch_rows_free) == 0,
+             "out of memory");
+    b->arch = r;
+    return b;
+}
+
 static bp_block *gen_block(unsigned branch, uint64_t number, const char *parent_hash)
 {
+    if (ct_arch)
+        return gen_arch_block(branch, number, parent_hash);
     bp_block *b = bp_block_new();
     CT_CHECK(b, "out of memory");
     fx_fill_header(b, 0, number);

@@ -19,12 +19,22 @@ void ct_die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn)
             ct_die(__VA_ARGS__);                                                                   \
     } while (0)
 
+/* --family arch: the chain is made of Arch blocks (bp_block.arch, arch/arch_rows.h) and the
+ * readers read the arch_* tables (docs/SCHEMA.md); only outputs with the family's bit
+ * (bp_sink.families) are tested so. */
+extern bool ct_arch;
+
 /* ---- normalised content ----------------------------------------------------------------
  * What an output holds, one line per row, "-" for a missing value, topics joined by ",":
  *   B number hash parent_hash timestamp transaction_count
  *   T block_number transaction_index hash block_hash from_address to_address value
  *   R block_number transaction_index transaction_hash receipt_status receipt_gas_used
  *   L block_number log_index block_hash transaction_hash transaction_index address data topics
+ * and with --family arch:
+ *   A height hash previous_hash timestamp bitcoin_block_height transaction_count merkle_root
+ *   X block_height tx_index txid block_hash status failure_reason rolled_back program_ids
+ *     bitcoin_txids
+ *   U block_height tx_index account txid
  * Compared as sorted multisets: a row stored twice is a difference. */
 typedef struct ct_lines {
     char **v;

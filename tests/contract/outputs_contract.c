@@ -3,7 +3,7 @@
  * pipeline may do to it and checks after every step that it holds exactly the canonical
  * chain.
  *
- *   outputs_contract [--seed N] [--kills N] [--crash POINT]... URL
+ *   outputs_contract [--seed N] [--kills N] [--family evm|arch] [--crash POINT]... URL
  *   outputs_contract --schemes      (the registered backends, for the driver's coverage check)
  *
  * The output is opened by URL through bp_sink_open_url only, so any registered backend can be
@@ -55,6 +55,9 @@
  *    test's own record, so a wrong recent() shows as a wrong output.
  *  - --seed changes the random parts (reorg shapes, batch cuts, kill times); the blocks of
  *    a (branch, number) are always the same.
+ * --family arch runs the same scenario with Arch blocks (chain.c: transactions failed or rolled
+ * back, accounts listed twice) on an output that stores them (bp_sink.families): the REVERTs a
+ * resume builds carry the family, as the pipeline's do.
  * A failed check prints FAIL, the output and the step (the batch's events as +APPLY /
  * -REVERT numbers), and exits 1. */
 #include <inttypes.h>
@@ -320,6 +323,7 @@ static bp_block *recent_header(const bp_checkpoint *rec, size_t k, size_t n)
     bp_block *b = bp_block_new();
     CT_CHECK(b, "out of memory");
     b->number = rec[k].number;
+    b->family = ct_arch ? BP_FAMILY_ARCH : BP_FAMILY_EVM;
     b->hash = bp_arena_strndup(b->arena, rec[k].hash, strlen(rec[k].hash));
     const char *parent = k + 1 < n ? rec[k + 1].hash : "";
     b->parent_hash = bp_arena_strndup(b->arena, parent, strlen(parent));
@@ -608,7 +612,8 @@ static void phase_kills(ctx *c, int rounds)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: outputs_contract [--seed N] [--kills N] [--crash POINT]... URL\n"
+    fprintf(stderr, "usage: outputs_contract [--seed N] [--kills N] [--family evm|arch] "
+                    "[--crash POINT]... URL\n"
                     "       outputs_contract --schemes   (the registered backends' schemes)\n");
     exit(2);
 }
@@ -632,6 +637,8 @@ int main(int argc, char **argv)
             c.rng = strtoull(argv[++i], NULL, 10) | 1;
         else if (strcmp(argv[i], "--kills") == 0 && i + 1 < argc)
             kills = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--family") == 0 && i + 1 < argc)
+            ct_arch = strcmp(argv[++i], "arch") == 0;
         else if (strcmp(argv[i], "--schemes") == 0)
             return print_schemes();
         else if (strcmp(argv[i], "--crash") == 0 && i + 1 < argc && npoints < MAX_POINTS)
@@ -647,6 +654,9 @@ int main(int argc, char **argv)
     bp_log_set_level(BP_LOG_WARN);
     snprintf(c.step, sizeof(c.step), "open (new output)");
     open_output(&c);
+    CT_CHECK(!ct_arch || (c.sink->families & (1u << BP_FAMILY_ARCH)),
+             "%s: --family arch: the output does not store Arch blocks (bp_sink.families)",
+             c.shown);
     verify(&c);
     phase_stream(&c);
     for (size_t i = 0; i < npoints; i++)
@@ -658,9 +668,10 @@ int main(int argc, char **argv)
     open_output(&c);
     verify(&c);
     CT_CHECK(c.have.len == c.chain.len, "test bug: the output ended below the chain");
-    printf("%s: ok: %zu batches, %zu events, %zu checks, %zu crash points, chain of %zu blocks "
+    printf("%s%s: ok: %zu batches, %zu events, %zu checks, %zu crash points, chain of %zu blocks "
            "(%zu made on %u branches)\n",
-           c.shown, c.batches, c.events, c.checks, npoints, c.chain.len, c.world.n, c.next_branch);
+           c.shown, ct_arch ? " (Arch rows)" : "", c.batches, c.events, c.checks, npoints,
+           c.chain.len, c.world.n, c.next_branch);
     close_output(&c);
     ct_world_free(&c.world);
     return 0;

@@ -86,6 +86,58 @@ static const struct {
 };
 #define N_SQL (sizeof(g_sql) / sizeof(g_sql[0]))
 
+/* --family arch: the arch_* tables (PostgreSQL: bytea hashes as bare hex, booleans as 0/1,
+ * jsonb arrays without the spaces it prints). */
+static const struct {
+    char tag;
+    int topics_at;
+    const char *sqlite, *pg;
+} g_arch_sql[] = {
+#define AX(c) "encode(" c ", 'hex')"
+#define JS(c) "replace(" c "::text, ', ', ',')"
+    {'A', -1,
+     "SELECT height, hash, previous_hash, timestamp, bitcoin_block_height, transaction_count,"
+     " merkle_root FROM arch_blocks",
+     "SELECT height, " AX("hash") ", " AX("previous_hash") ", timestamp, bitcoin_block_height,"
+                                                           " transaction_count, " AX(
+                                                               "merkle_root") " FROM arch_blocks"},
+    {'X', -1,
+     "SELECT block_height, tx_index, txid, block_hash, status, failure_reason, rolled_back,"
+     " program_ids, bitcoin_txids FROM arch_transactions",
+     "SELECT block_height, tx_index, " AX("txid") ", " AX("block_hash") ", status, failure_reason, "
+                                                                        "rolled_back::int, " JS("pr"
+                                                                                                "og"
+                                                                                                "ra"
+                                                                                                "m_"
+                                                                                                "id"
+                                                                                                "s") ", " JS(
+                                                                            "bitcoin_txids") " FROM"
+                                                                                             " arch"
+                                                                                             "_tran"
+                                                                                             "sacti"
+                                                                                             "ons"},
+    {'U', -1, "SELECT block_height, tx_index, account, txid FROM arch_account_updates",
+     "SELECT block_height, tx_index, " AX("account") ", " AX("txid") " FROM arch_account_updates"},
+#undef AX
+#undef JS
+};
+#define N_ARCH_SQL (sizeof(g_arch_sql) / sizeof(g_arch_sql[0]))
+
+/* The queries of the chain's family: query q's tag, topics_at and SQL. */
+static size_t n_sql(void)
+{
+    return ct_arch ? N_ARCH_SQL : N_SQL;
+}
+
+static const char *sql_of(size_t q, bool pg, char *tag, int *topics_at)
+{
+    *tag = ct_arch ? g_arch_sql[q].tag : g_sql[q].tag;
+    *topics_at = ct_arch ? g_arch_sql[q].topics_at : g_sql[q].topics_at;
+    if (ct_arch)
+        return pg ? g_arch_sql[q].pg : g_arch_sql[q].sqlite;
+    return pg ? g_sql[q].pg : g_sql[q].sqlite;
+}
+
 static void read_sqlite(const char *url, const char *shown, const char *path, const char *chain,
                         ct_lines *out)
 {
@@ -93,9 +145,10 @@ static void read_sqlite(const char *url, const char *shown, const char *path, co
     sqlite3 *db = NULL;
     CT_CHECK(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK,
              "%s: cannot open: %s", shown, db ? sqlite3_errmsg(db) : "out of memory");
-    for (size_t q = 0; q < N_SQL; q++) {
-        char sql[512];
-        snprintf(sql, sizeof(sql), "%s WHERE chain = ?1", g_sql[q].sqlite);
+    for (size_t q = 0; q < n_sql(); q++) {
+        char sql[512], tag;
+        int topics_at;
+        snprintf(sql, sizeof(sql), "%s WHERE chain = ?1", sql_of(q, false, &tag, &topics_at));
         sqlite3_stmt *st = NULL;
         CT_CHECK(sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK, "%s: %s: %s", shown, sql,
                  sqlite3_errmsg(db));
@@ -106,7 +159,7 @@ static void read_sqlite(const char *url, const char *shown, const char *path, co
             int n = sqlite3_column_count(st);
             for (int i = 0; i < n; i++)
                 cells[i] = (const char *)sqlite3_column_text(st, i); /* NULL for NULL */
-            emit(out, g_sql[q].tag, cells, n, g_sql[q].topics_at);
+            emit(out, tag, cells, n, topics_at);
         }
         CT_CHECK(rc == SQLITE_DONE, "%s: %s: %s", shown, sql, sqlite3_errmsg(db));
         sqlite3_finalize(st);
@@ -133,12 +186,14 @@ static void read_pg(const char *url, const char *shown, const char *target, cons
     CT_CHECK(PQstatus(c) == CONNECTION_OK, "%s: cannot connect: %s", shown, PQerrorMessage(c));
     char *id = PQescapeIdentifier(c, schema, strlen(schema));
     char *lit = PQescapeLiteral(c, chain, strlen(chain));
-    for (size_t k = 0; k <= N_SQL; k++) {
-        char sql[1024];
+    for (size_t k = 0; k <= n_sql(); k++) {
+        char sql[1024], tag = 0;
+        int topics_at = -1;
         if (k == 0)
             snprintf(sql, sizeof(sql), "SET search_path TO %s", id);
         else
-            snprintf(sql, sizeof(sql), "%s WHERE chain = %s", g_sql[k - 1].pg, lit);
+            snprintf(sql, sizeof(sql), "%s WHERE chain = %s", sql_of(k - 1, true, &tag, &topics_at),
+                     lit);
         PGresult *r = PQexec(c, sql);
         ExecStatusType st = PQresultStatus(r);
         CT_CHECK(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK, "%s: %s: %s", shown, sql,
@@ -148,7 +203,7 @@ static void read_pg(const char *url, const char *shown, const char *target, cons
             int n = PQnfields(r);
             for (int i = 0; i < n; i++)
                 cells[i] = PQgetisnull(r, row, i) ? NULL : PQgetvalue(r, row, i);
-            emit(out, g_sql[k - 1].tag, cells, n, g_sql[k - 1].topics_at);
+            emit(out, tag, cells, n, topics_at);
         }
         PQclear(r);
     }
