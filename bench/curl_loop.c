@@ -8,13 +8,22 @@
  * thread (a request takes at most remaining / THREADS blocks, rounded up) so the run does not
  * end waiting on one long request.
  *
- * usage: bench_curl_loop URL FROM TO THREADS [BLOCKS_PER_REQUEST]   (default 1) */
+ * usage: bench_curl_loop URL FROM TO THREADS [BLOCKS_PER_REQUEST]   (default 1)
+ *
+ * Replay (a family whose requests depend on earlier answers, e.g. Arch: get_block_hash, then
+ * get_block of those hashes, then get_processed_transaction of the txids they list):
+ *        bench_curl_loop --replay FILE URL THREADS
+ * FILE: one job per line, "BLOCKS<TAB>BODY<RS>BODY..." (RS: byte 0x1e), made by the caller from
+ * the node's answers beforehand; the threads take the jobs in order and send a job's bodies one
+ * after another, as blockpipe's fetch of one chunk does. */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #define MAX_PER_REQUEST 1024
@@ -99,8 +108,118 @@ static void *loop(void *arg)
     return NULL;
 }
 
+/* ---- replay ---- */
+
+static char **g_jobs;                  /* each: "BLOCKS\tBODY\x1eBODY..." */
+static size_t g_job_count, g_job_next; /* under g_lock */
+static uint64_t g_replay_blocks;
+
+static char *take_job(void)
+{
+    pthread_mutex_lock(&g_lock);
+    char *j = g_job_next < g_job_count ? g_jobs[g_job_next++] : NULL;
+    pthread_mutex_unlock(&g_lock);
+    return j;
+}
+
+static void *replay_loop(void *arg)
+{
+    (void)arg;
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (!c || !h) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, g_url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
+    for (char *job; (job = take_job());) {
+        for (char *body = strchr(job, '\t') + 1, *next; body; body = next) {
+            next = strchr(body, '\x1e');
+            if (next)
+                *next++ = '\0';
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+            long status = 0;
+            if (curl_easy_perform(c) != CURLE_OK ||
+                curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
+                status != 200) {
+                fprintf(stderr, "replay: request failed (HTTP %ld)\n", status);
+                exit(1);
+            }
+            atomic_fetch_add(&g_requests, 1);
+        }
+    }
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return NULL;
+}
+
+/* Reads FILE's jobs (their bodies modified in place while sent: each is sent once). */
+static int load_jobs(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] == '\n')
+            line[--n] = '\0';
+        if (!strchr(line, '\t'))
+            continue;
+        char **j = realloc(g_jobs, (g_job_count + 1) * sizeof(*j));
+        if (!j || !(j[g_job_count] = strdup(line)))
+            return -1;
+        g_jobs = j;
+        g_replay_blocks += strtoull(line, NULL, 10);
+        g_job_count++;
+    }
+    free(line);
+    fclose(f);
+    return g_job_count ? 0 : -1;
+}
+
+static int replay(int argc, char **argv)
+{
+    int threads = argc == 5 ? atoi(argv[4]) : 0;
+    if (threads < 1 || threads > 256) {
+        fprintf(stderr, "usage: %s --replay FILE URL THREADS (1..256)\n", argv[0]);
+        return 2;
+    }
+    if (load_jobs(argv[2]) != 0) {
+        fprintf(stderr, "%s: cannot read jobs from %s\n", argv[0], argv[2]);
+        return 2;
+    }
+    g_url = argv[3];
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    pthread_t t[256];
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, replay_loop, NULL);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    printf("blocks=%" PRIu64 " seconds=%.3f blocks/s=%.1f bytes=%" PRIuFAST64
+           " requests=%" PRIuFAST64 "\n",
+           g_replay_blocks, s, (double)g_replay_blocks / s, atomic_load(&g_bytes),
+           atomic_load(&g_requests));
+    for (size_t i = 0; i < g_job_count; i++)
+        free(g_jobs[i]);
+    free(g_jobs);
+    curl_global_cleanup();
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--replay") == 0)
+        return replay(argc, argv);
     if (argc != 5 && argc != 6) {
         fprintf(stderr, "usage: %s URL FROM TO THREADS [BLOCKS_PER_REQUEST]\n", argv[0]);
         return 2;

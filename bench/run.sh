@@ -26,6 +26,8 @@ bench clickhouse python3 bench/clickhouse_bench.py --ch-bench "$BUILD/bench_ch" 
 bench ingest python3 bench/ingest_bench.py --blockpipe "$BUILD/blockpipe" \
     --curl-loop "$BUILD/bench_curl_loop" --sqlite-bench "$BUILD/bench_sqlite" \
     --decode "$BUILD/bench_decode" --out "$OUT"
+bench arch python3 bench/arch_bench.py --blockpipe "$BUILD/blockpipe" \
+    --curl-loop "$BUILD/bench_curl_loop" --out "$OUT"
 bench l2decode python3 bench/l2_decode_bench.py --decode "$BUILD/bench_decode" --out "$OUT"
 bench metrics python3 bench/metrics_bench.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench realtime python3 bench/realtime_latency.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
