@@ -9,10 +9,6 @@ pipeline does it. After every step the output must hold exactly the canonical ch
 checkpoint, recent() and every block, transaction, receipt and log once, nothing of an
 orphaned branch (read back by the backend's reader in readers.c).
 
-Then the same with Arch rows (--family arch: Arch blocks with transactions and account updates,
-read back from the arch_* tables) against every output that stores them (ARCH_BACKENDS: SQLite
-and PostgreSQL, also through its staging tables).
-
 Adding a backend: one line in BACKENDS (and a reader in tests/contract/readers.c); when it
 needs a server, one entry in SERVERS with the helper that starts it. A registered URL scheme
 that no line of BACKENDS uses is a FAILURE, and so is a server that cannot start: nothing is
@@ -78,17 +74,6 @@ BACKENDS = [
 ]
 
 
-# (name, server or None, URL, crash points) of the outputs that store Arch blocks
-# (bp_sink.families): run with --family arch
-ARCH_BACKENDS = [
-    ("sqlite, Arch rows", None, lambda d, s: f"sqlite:{d}/arch.db", ["sqlite.before_commit"]),
-    ("postgres, Arch rows", "postgres", lambda d, s: s.url(query="schema=contract_arch"),
-     PG_POINTS),
-    ("postgres, staging tables, Arch rows", "postgres",
-     lambda d, s: s.url(query="schema=contract_arch_staging&mode=staging"), PG_POINTS),
-]
-
-
 def program():
     prog = os.environ.get("BP_OUTPUTS_CONTRACT") or os.path.join(
         os.environ.get("BP_BUILD_DIR", "build"), "tests", "outputs_contract")
@@ -112,13 +97,12 @@ def main():
     with contextlib.ExitStack() as stack:
         servers = {}
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bp-contract-"))
-        runs = [(b, []) for b in BACKENDS] + [(b, ["--family", "arch"]) for b in ARCH_BACKENDS]
-        for i, ((name, need, url_of, points), extra) in enumerate(runs):
+        for i, (name, need, url_of, points) in enumerate(BACKENDS):
             if need and need not in servers:
                 servers[need] = stack.enter_context(SERVERS[need]())
             d = os.path.join(tmp, str(i))
             os.mkdir(d)
-            cmd = [prog, "--seed", SEED, "--kills", KILLS, *extra]
+            cmd = [prog, "--seed", SEED, "--kills", KILLS]
             for point in points:
                 cmd += ["--crash", point]
             url = url_of(d, servers.get(need))
@@ -139,8 +123,7 @@ def main():
     if failed:
         print(f"FAIL: the output contract does not hold for: {', '.join(failed)}")
         return 1
-    print(f"ok: {len(BACKENDS)} backends hold the output contract, {len(ARCH_BACKENDS)} of them "
-          "with Arch rows too")
+    print(f"ok: {len(BACKENDS)} backends hold the output contract")
     return 0
 
 
