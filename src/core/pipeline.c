@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "chain/fetch.h"
 #include "chain/rpc.h"
@@ -1461,37 +1462,91 @@ static void say_lock_waiting(pipeline *p, const char *holder)
     bp_stats_hub_publish(p->hub, st);
 }
 
-/* Takes the chain's lock in output i, waiting (cfg->lock_wait) while another process holds
- * it: 0 when held, 1 when stopped meanwhile, else the error. */
-static int claim_output(pipeline *p, size_t i, bp_error *err)
+/* Takes the chain's lock in output i, never waiting: 0 when held (p->claimed[i]), BP_EBUSY
+ * with the holder in holder, else the error. */
+static int claim_one(pipeline *p, size_t i, char *holder, size_t cap, bp_error *err)
 {
     bp_sink *s = p->cfg->sinks[i];
-    double wait = p->cfg->lock_wait;
+    if (!s->ops->claim || p->claimed[i])
+        return 0;
+    int rc = s->ops->claim(s, p->chain, holder, cap, err);
+    if (rc == 0)
+        p->claimed[i] = true;
+    else if (rc != BP_EBUSY)
+        bp_error_prefix(err, "chain '%s': output '%s': ", p->chain, s->url);
+    return rc;
+}
+
+/* Every lock taken so far given back: a chain never waits for one while it holds another. */
+static void give_back(pipeline *p, size_t busy)
+{
+    for (size_t i = 0; i < p->cfg->sink_count; i++) {
+        if (!p->claimed[i])
+            continue;
+        p->cfg->sinks[i]->ops->unclaim(p->cfg->sinks[i], p->chain);
+        p->claimed[i] = false;
+        bp_debug("chain '%s': output '%s': its lock given back while output '%s' is busy", p->chain,
+                 p->cfg->sinks[i]->url, p->cfg->sinks[busy]->url);
+    }
+}
+
+/* One try at every lock, the busy one first (taken when free: it is the one waited for),
+ * then the others in order: 0 when all are held; BP_EBUSY (*busy the output, none held)
+ * when one is held by another process; else the error. */
+static int claim_all(pipeline *p, size_t *busy, char *holder, size_t cap, bp_error *err)
+{
+    size_t n = p->cfg->sink_count;
+    int rc = *busy < n ? claim_one(p, *busy, holder, cap, err) : 0;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if ((rc = claim_one(p, i, holder, cap, err)) == BP_EBUSY)
+            *busy = i;
+    if (rc == BP_EBUSY)
+        give_back(p, *busy);
+    return rc;
+}
+
+/* Takes the chain's lock in every output that has one, waiting (cfg->lock_wait) while another
+ * process holds one: 0 when all are held, 1 when stopped meanwhile, else the error. While it
+ * waits it holds none of them: a process that held one lock while it waited for another could
+ * wait for a process doing the reverse (a writer that lost its PostgreSQL lock and waits for
+ * it again, holding its jsonl directory, and a standby that took the PostgreSQL lock and waits
+ * for the directory), whatever order each lists its outputs in. So locks are never waited
+ * for holding one, and a deadlock across processes cannot form; the polls are a second apart
+ * with some jitter, so that two processes giving each other's lock back do not meet again. */
+static int claim_outputs(pipeline *p, bp_error *err)
+{
+    const bp_pipeline_config *c = p->cfg;
+    if (!(p->claimed = calloc(c->sink_count + 1, sizeof(*p->claimed))))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    double wait = c->lock_wait;
     int64_t since = now_ms(), next_say = since;
-    char holder[256] = "";
+    unsigned seed = (unsigned)getpid() ^ (unsigned)since;
+    size_t busy = SIZE_MAX;
+    char holder[512] = "";
     for (;;) {
-        int rc = s->ops->claim(s, p->chain, holder, sizeof(holder), err);
+        int rc = claim_all(p, &busy, holder, sizeof(holder), err);
         if (rc == 0) {
             if (next_say != since)
                 bp_info("chain '%s': output '%s': its writer let go; this process writes the "
                         "chain now, from its checkpoint (waited %.0f s)",
-                        p->chain, s->url, (double)(now_ms() - since) / 1000.0);
+                        p->chain, c->sinks[busy]->url, (double)(now_ms() - since) / 1000.0);
             return 0;
         }
         if (rc != BP_EBUSY)
-            return bp_error_prefix(err, "chain '%s': output '%s': ", p->chain, s->url);
+            return rc;
+        const char *url = c->sinks[busy]->url;
         double waited = (double)(now_ms() - since) / 1000.0;
         /* a range beside the chain's writer is a legitimate backfill: say how */
-        const char *hint = p->cfg->lock_hint  ? p->cfg->lock_hint
-                           : p->cfg->backfill ? "; to backfill a range beside it, give this "
-                                                "process a checkpoint name of its own "
-                                                "(--checkpoint-name NAME)"
-                                              : "";
+        const char *hint = c->lock_hint  ? c->lock_hint
+                           : c->backfill ? "; to backfill a range beside it, give this "
+                                           "process a checkpoint name of its own "
+                                           "(--checkpoint-name NAME)"
+                                         : "";
         if (wait >= 0 && waited >= wait)
             return bp_error_set(err, BP_EBUSY,
                                 "chain '%s' is already written to output '%s' by %s; not "
                                 "writing it too (--lock-wait %g: %s)%s",
-                                p->chain, s->url, holder, wait,
+                                p->chain, url, holder, wait,
                                 wait == 0 ? "refuse at once" : "waited that long", hint);
         if (next_say == since)
             say_lock_waiting(p, holder);
@@ -1501,30 +1556,15 @@ static int claim_output(pipeline *p, size_t i, bp_error *err)
                 snprintf(limit, sizeof(limit), "%g s", wait);
             bp_warn("chain '%s' is already written to output '%s' by %s; waiting for it to let "
                     "go (--lock-wait %s)%s",
-                    p->chain, s->url, holder, limit, hint);
+                    p->chain, url, holder, limit, hint);
             next_say = now_ms() + 300000;
         }
-        for (int t = 0; t < 10 && !*p->stop; t++)
+        int steps = 7 + (int)(rand_r(&seed) % 7); /* 0.7 to 1.3 s */
+        for (int t = 0; t < steps && !*p->stop; t++)
             sleep_ms(100);
         if (*p->stop)
             return 1;
     }
-}
-
-static int claim_outputs(pipeline *p, bp_error *err)
-{
-    const bp_pipeline_config *c = p->cfg;
-    if (!(p->claimed = calloc(c->sink_count + 1, sizeof(*p->claimed))))
-        return bp_error_set(err, BP_ENOMEM, "out of memory");
-    for (size_t i = 0; i < c->sink_count; i++) {
-        if (!c->sinks[i]->ops->claim)
-            continue;
-        int rc = claim_output(p, i, err);
-        if (rc != 0)
-            return rc;
-        p->claimed[i] = true;
-    }
-    return 0;
 }
 
 static void unclaim_outputs(pipeline *p)

@@ -315,7 +315,26 @@ static int open_files(bp_filesink *fs, bool have_cp, const uint64_t *sizes, bp_e
     return 0;
 }
 
-/* The files and checkpoint.json, read (and torn ends cut) once the directory is ours. */
+/* What load() read, let go: the files closed, the chains forgotten (another process may write
+ * the directory next: what is known of it is read again once it is ours again). */
+static void forget_files(bp_filesink *fs)
+{
+    for (size_t i = 0; i < fs->nfiles; i++) {
+        if (fs->files[i].fd >= 0)
+            close(fs->files[i].fd);
+        fs->files[i].fd = -1;
+        fs->files[i].size = 0;
+    }
+    for (size_t i = 0; i < fs->nchains; i++)
+        free(fs->chains[i].name);
+    free(fs->chains);
+    fs->chains = NULL;
+    fs->nchains = 0;
+}
+
+/* The files and checkpoint.json, read (and torn ends cut) once the directory is ours. On
+ * failure nothing read is kept (the files opened before the failing one are closed): a claim
+ * asked again reads everything again. */
 static int load(bp_filesink *fs, bp_error *err)
 {
     uint64_t sizes[BP_FILESINK_MAX_FILES] = {0};
@@ -330,19 +349,24 @@ static int load(bp_filesink *fs, bp_error *err)
     if (rc == 0 && !found)
         rc = save_cp(fs, sizes, err);
     bp_buf_release(&text);
+    if (rc != 0)
+        forget_files(fs);
     return rc;
 }
 
 /* ---- the directory's writer lock ---------------------------------------------------------
  * The files are shared by the directory's chains and checkpoint.json covers them all, so the
- * lock is the directory's: flock on DIR/blockpipe.lock, which names its holder. Taken at open
- * or, while another process holds it, by the first claim (or read) that finds it free; then
- * the files are read, never before (opening cuts a torn batch off: not while another writes).
- * Held until close: a process killed lets go at once (the kernel drops the lock). */
+ * lock is the directory's: flock on DIR/blockpipe.lock, which names its holder. Taken by the
+ * first claim of a chain (or, for a caller that claims nothing, the first read or write), then
+ * the files are read, never before (reading cuts a torn batch off: not while another writes).
+ * Let go when the last chain claimed is unclaimed, so that a chain waiting for another lock
+ * of its (a PostgreSQL lock it lost) does not keep the directory from a process that holds
+ * that one and waits for the directory; a process killed lets go at once (the kernel drops
+ * the lock). */
 
 static void lock_holder(bp_filesink *fs, char *out, size_t cap)
 {
-    char text[200] = "";
+    char text[BP_HOLDER_MAX + 16] = "";
     ssize_t n = pread(fs->lockfd, text, sizeof(text) - 1, 0);
     text[n > 0 ? n : 0] = '\0';
     text[strcspn(text, "\n")] = '\0';
@@ -366,34 +390,81 @@ static int take_dir(bp_filesink *fs, char *holder, size_t cap, bp_error *err)
                             "each process a directory of its own)",
                             fs->dir, holder);
     }
-    char self[160];
-    bp_holder_self(self, sizeof(self));
+    char self[BP_HOLDER_MAX + 1];
+    bp_holder_self(self, sizeof(self) - 1);
     size_t n = strlen(self);
     self[n++] = '\n';
     if (ftruncate(fs->lockfd, 0) != 0 || pwrite(fs->lockfd, self, n, 0) != (ssize_t)n)
         bp_warn("%s/" LOCK_NAME ": cannot write who holds it: %s", fs->dir, strerror(errno));
     int rc = load(fs, err);
     fs->loaded = rc == 0;
+    if (rc != 0)
+        (void)flock(fs->lockfd, LOCK_UN); /* nothing of ours is written meanwhile */
     return rc;
+}
+
+/* The directory let go: what was read of it forgotten, the lock file no longer naming us. */
+static void drop_dir(bp_filesink *fs)
+{
+    if (!fs->loaded)
+        return;
+    forget_files(fs);
+    if (ftruncate(fs->lockfd, 0) != 0)
+        bp_debug("%s/" LOCK_NAME ": cannot empty it: %s", fs->dir, strerror(errno));
+    (void)flock(fs->lockfd, LOCK_UN);
+    fs->loaded = false;
 }
 
 static int ensure_dir(bp_filesink *fs, bp_error *err)
 {
-    char holder[256];
+    char holder[BP_ERROR_MSG_MAX];
     return take_dir(fs, holder, sizeof(holder), err);
+}
+
+static bool claimed(const bp_filesink *fs, const char *chain, size_t *at)
+{
+    for (size_t i = 0; i < fs->nclaims; i++)
+        if (strcmp(fs->claims[i], chain) == 0)
+            return *at = i, true;
+    return false;
 }
 
 int bp_filesink_claim(bp_sink *s, const char *chain, char *holder, size_t cap, bp_error *err)
 {
-    (void)chain;
-    return take_dir((bp_filesink *)s, holder, cap, err);
+    bp_filesink *fs = (bp_filesink *)s;
+    size_t at;
+    int rc = take_dir(fs, holder, cap, err);
+    if (rc != 0 || claimed(fs, chain, &at))
+        return rc;
+    char **v = realloc(fs->claims, (fs->nclaims + 1) * sizeof(*v));
+    if (v)
+        fs->claims = v;
+    if (!v || !(v[fs->nclaims] = strdup(chain))) {
+        if (fs->nclaims == 0)
+            drop_dir(fs);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    fs->nclaims++;
+    return 0;
 }
 
 void bp_filesink_unclaim(bp_sink *s, const char *chain)
 {
-    (void)s, (void)chain; /* the directory stays ours until close: its other chains write on */
+    bp_filesink *fs = (bp_filesink *)s;
+    size_t at;
+    if (!claimed(fs, chain, &at))
+        return;
+    free(fs->claims[at]);
+    fs->claims[at] = fs->claims[--fs->nclaims];
+    if (fs->nclaims > 0 || !fs->loaded)
+        return; /* the directory's other chains write on */
+    drop_dir(fs);
+    bp_debug("%s/" LOCK_NAME ": let go (no chain of this process claims the directory)", fs->dir);
 }
 
+/* The directory made and its lock file opened. When nobody holds the lock its files are read
+ * at once (a directory that is not ours is refused at start) and the lock let go again: it is
+ * taken by the first claim. */
 static int open_dir(bp_filesink *fs, bp_error *err)
 {
     int rc = make_dirs(fs->dir, err);
@@ -412,6 +483,7 @@ static int open_dir(bp_filesink *fs, bp_error *err)
     }
     if (rc != 0)
         *err = busy;
+    drop_dir(fs);
     return rc;
 }
 
@@ -601,6 +673,9 @@ void bp_filesink_close(bp_sink *s)
     for (size_t i = 0; i < fs->nchains; i++)
         free(fs->chains[i].name);
     free(fs->chains);
+    for (size_t i = 0; i < fs->nclaims; i++)
+        free(fs->claims[i]);
+    free(fs->claims);
     if (fs->dirfd >= 0)
         close(fs->dirfd);
     if (fs->lockfd >= 0)

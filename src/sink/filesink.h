@@ -9,8 +9,8 @@
  *   {"version":1,"chains":{"mainnet":{"number":17173050,"hash":"0x.."}},
  *    "sizes":{"blocks.csv":123,"transactions.csv":0,...}}
  *
- * "sizes" are the bytes of each file that the checkpoints cover. open() (or, while another
- * process holds the directory, the claim that takes its lock) truncates every file back to
+ * "sizes" are the bytes of each file that the checkpoints cover. open() (when nobody holds
+ * the directory's lock) and the claim that takes the lock truncate every file back to
  * its recorded size (a batch torn by a crash disappears; a file missing from the record goes
  * back to 0) and refuses a file shorter than its record (data was lost). A
  * directory with non-empty files and no checkpoint.json is not ours: open() refuses it rather
@@ -61,8 +61,10 @@ struct bp_filesink {
     struct bp_sink base;
     char *dir;
     int dirfd;
-    int lockfd;  /* DIR/blockpipe.lock: flock while this handle writes the directory */
-    bool loaded; /* the lock is ours and the files are read */
+    int lockfd;    /* DIR/blockpipe.lock: flock while this handle writes the directory */
+    bool loaded;   /* the lock is ours and the files are read */
+    char **claims; /* the chains claimed (bp_filesink_claim): the lock is held while any is */
+    size_t nclaims;
     bp_filesink_format_fn format;
     size_t nfiles;
     bp_filesink_file files[BP_FILESINK_MAX_FILES];
@@ -94,9 +96,11 @@ int bp_filesink_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t
 int bp_filesink_write(bp_sink *s, const bp_batch *batch, bp_error *err);
 void bp_filesink_close(bp_sink *s);
 /* The directory's writer lock (sink.h claim): one for all its chains, flock on
- * DIR/blockpipe.lock (naming its holder), held until close. While another process holds it,
- * open() succeeds without reading the files; claim (and any read or write) takes the lock once
- * free and reads them then. */
+ * DIR/blockpipe.lock (naming its holder), taken by the first claim (the files then read) and
+ * let go (the files closed, what was read of them forgotten) when the last chain claimed is
+ * unclaimed, or at close. open() reads the files to check them when the lock is free, and
+ * lets it go again; while another process holds it, open() succeeds without reading them.
+ * A read or write without a claim takes the lock too, held until a last unclaim or close. */
 int bp_filesink_claim(bp_sink *s, const char *chain, char *holder, size_t cap, bp_error *err);
 void bp_filesink_unclaim(bp_sink *s, const char *chain);
 

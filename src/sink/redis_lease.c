@@ -78,7 +78,7 @@ static void describe(bp_redis *c, const char *key, char *out, size_t cap)
         return;
     double left = ttl->type == REDIS_REPLY_INTEGER ? (double)ttl->integer / 1000.0 : -1;
     snprintf(out, cap, "'%.*s' (Redis lease %s, %.1f s left unless its holder renews it)",
-             (int)(v->len < 160 ? v->len : 160), v->str, key, left);
+             (int)(v->len < 255 ? v->len : 255), v->str, key, left);
 }
 
 /* ---- the renewing thread ---------------------------------------------------------------- */
@@ -193,7 +193,7 @@ static int add(bp_redis_leases *l, const char *key, const char *chain, bp_redis_
         free(e->key);
         return BP_ENOMEM;
     }
-    char self[128];
+    char self[BP_HOLDER_MAX];
     bp_holder_self(self, sizeof(self));
     snprintf(e->owner, sizeof(e->owner), "%s lease %u", self, atomic_fetch_add(&g_serial, 1) + 1);
     l->n++;
@@ -297,7 +297,7 @@ int bp_redis_lease_take(bp_redis_leases *l, bp_redis *c, const char *key, const 
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
         goto out;
     }
-    char cur[256] = "";
+    char cur[BP_HOLDER_MAX + 64] = "";
     rc = try_take(l, c, e, cur, sizeof(cur), err);
     if (rc == 1) {
         rc = 0;
@@ -327,7 +327,7 @@ int bp_redis_lease_settle(bp_redis_leases *l, bp_redis *c, const char *chain, co
     bp_redis_lease *e = bp_redis_lease_of(l, chain);
     if (!e || !e->pending)
         return 0;
-    char cur[256] = "";
+    char cur[BP_HOLDER_MAX + 64] = "";
     int rc = try_take(l, c, e, cur, sizeof(cur), err);
     if (rc == 1) {
         if (!scripts_refused(l, c, e, where))

@@ -23,13 +23,14 @@
 
 #include "blockpipe/error.h"
 #include "sink/redis_conn.h"
+#include "util/holder.h"
 
 typedef struct bp_redis_lease {
     char *chain, *key;
-    char owner[160];
-    bool lost;        /* another took it, or it expired: this handle writes the chain no more */
-    bool pending;     /* claimed while the server was away: taken at the chain's first use */
-    char holder[300]; /* who has it instead, when lost */
+    char owner[BP_HOLDER_MAX + 24]; /* bp_holder_self's name + " lease N" */
+    bool lost;    /* another took it, or it expired: this handle writes the chain no more */
+    bool pending; /* claimed while the server was away: taken at the chain's first use */
+    char holder[BP_HOLDER_MAX + 160]; /* who has it instead, when lost */
 } bp_redis_lease;
 
 typedef struct bp_redis_leases {

@@ -1,12 +1,14 @@
 /* test_sink_files.c - the etl-csv and jsonl outputs: exact ethereum-etl lines (hand-built
  * blocks and the conformance answers), lazy headers, reverts, checkpoint.json and
  * truncate-on-reopen, JSON lines with exact big numbers. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -283,6 +285,125 @@ static void test_directory_lock(void **state)
     assert_true(cp.set);
     assert_int_equal(cp.number, 1);
     bp_block_free(b);
+    bp_sink_close(w);
+}
+
+/* Whether DIR/blockpipe.lock is free now (a flock of our own, given back at once). */
+static bool lock_free(const char *dir)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/blockpipe.lock", dir);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0);
+    bool free_now = flock(fd, LOCK_EX | LOCK_NB) == 0;
+    close(fd);
+    return free_now;
+}
+
+/* The lock is held while a chain claims the directory, not until close: a chain that waits
+ * for another of its locks must not keep it (docs/ARCHITECTURE.md, "Files"). */
+static void test_directory_lock_follows_claims(void **state)
+{
+    fixture *f = *state;
+    bp_sink *a = open_sink(&bp_sink_jsonl_ops, f->dir);
+    assert_true(lock_free(f->dir)); /* open read the files and let the lock go */
+    char holder[256] = "";
+    bp_error err = {0};
+    assert_int_equal(a->ops->claim(a, "main", holder, sizeof(holder), &err), 0);
+    assert_int_equal(a->ops->claim(a, "side", holder, sizeof(holder), &err), 0);
+    assert_false(lock_free(f->dir));
+    bp_block *b = fx_block(1, 0, false, false);
+    apply_one(a, "main", b);
+    a->ops->unclaim(a, "main");
+    assert_false(lock_free(f->dir)); /* "side" still claims it */
+    bp_sink *w = open_sink(&bp_sink_jsonl_ops, f->dir);
+    assert_int_equal(w->ops->claim(w, "main", holder, sizeof(holder), &err), BP_EBUSY);
+    a->ops->unclaim(a, "side");
+    a->ops->unclaim(a, "side"); /* not claimed: nothing */
+    assert_true(lock_free(f->dir));
+    assert_int_equal(w->ops->claim(w, "main", holder, sizeof(holder), &err), 0);
+    bp_checkpoint cp;
+    assert_int_equal(w->ops->checkpoint(w, "main", &cp, &err), 0);
+    assert_int_equal(cp.number, 1);
+    assert_int_equal(a->ops->claim(a, "main", holder, sizeof(holder), &err), BP_EBUSY);
+    bp_block *c = fx_block(2, 0, false, false);
+    apply_one(w, "main", c); /* w writes on */
+    w->ops->unclaim(w, "main");
+    /* a takes it again and reads what w wrote meanwhile */
+    assert_int_equal(a->ops->claim(a, "main", holder, sizeof(holder), &err), 0);
+    assert_int_equal(a->ops->checkpoint(a, "main", &cp, &err), 0);
+    assert_int_equal(cp.number, 2);
+    bp_block_free(c);
+    c = fx_block(3, 0, false, false);
+    apply_one(a, "main", c);
+    char *blocks = slurp_in(f->dir, "blocks.jsonl");
+    assert_non_null(blocks);
+    int lines = 0;
+    for (const char *p = blocks; *p; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 3); /* 1 (a), 2 (w), 3 (a) */
+    free(blocks);
+    bp_block_free(b);
+    bp_block_free(c);
+    bp_sink_close(w);
+    bp_sink_close(a);
+    assert_true(lock_free(f->dir));
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    assert_non_null(d);
+    int n = 0;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* A claim whose reading of the files fails (here a file shorter than checkpoint.json records)
+ * after an open that found the directory busy: each retry (the pipeline claims again and
+ * again while it waits) must leave no descriptor open and the lock free. */
+static void test_failed_load_leaks_nothing(void **state)
+{
+    fixture *f = *state;
+    bp_sink *a = open_sink(&bp_sink_jsonl_ops, f->dir);
+    bp_block *b = fx_block(1, 0, true, true);
+    apply_one(a, "main", b);
+    bp_block_free(b);
+    bp_sink *w = open_sink(&bp_sink_jsonl_ops, f->dir); /* busy: nothing read */
+    bp_sink_close(a);
+    /* the last file's record made longer than the file: the first two load, the last fails */
+    char *cp = slurp_in(f->dir, "checkpoint.json"), path[256];
+    assert_non_null(cp);
+    char *at = strstr(cp, "\"logs.jsonl\":");
+    assert_non_null(at);
+    snprintf(path, sizeof(path), "%s/checkpoint.json", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "%.*s\"logs.jsonl\":99999999}}\n", (int)(at - cp), cp);
+    fclose(fp);
+    int before = count_fds();
+    char holder[256] = "";
+    bp_error err = {0};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(w->ops->claim(w, "main", holder, sizeof(holder), &err), BP_EIO);
+        assert_non_null(strstr(err.msg, "data was lost"));
+        bp_checkpoint c;
+        assert_int_equal(w->ops->checkpoint(w, "main", &c, &err), BP_EIO);
+        assert_int_equal(count_fds(), before);
+        assert_true(lock_free(f->dir));
+    }
+    /* put right, the claim reads it all */
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(cp, fp);
+    fclose(fp);
+    free(cp);
+    assert_int_equal(w->ops->claim(w, "main", holder, sizeof(holder), &err), 0);
+    assert_int_equal(count_fds(), before + 3); /* its three files */
+    w->ops->unclaim(w, "main");
+    assert_int_equal(count_fds(), before);
     bp_sink_close(w);
 }
 
@@ -1041,6 +1162,8 @@ int main(void)
         T(test_csv_lazy_header_and_reverts),
         T(test_recent_kept_across_reopen),
         T(test_directory_lock),
+        T(test_directory_lock_follows_claims),
+        T(test_failed_load_leaks_nothing),
         T(test_truncate_on_reopen),
         T(test_checkpoint_json_chains),
         T(test_etlcsv_one_chain),
