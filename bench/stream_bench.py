@@ -222,9 +222,8 @@ def keyed_section(a, res):
         "rate grows with the clients while one client's is bounded by the store's latency; "
         "latest reads are one prepared SELECT each (SQLite) or an XREVRANGE each in a pipeline "
         "that the concurrent readers of one Redis URL share the same way. The asynchronous "
-        "calls do the same without a thread per operation: each round of what was submitted "
-        "is one commit and one pipeline of reads on the handle's own connection, Redis "
-        "sending the next round while it reads the one before. "
+        "calls do the same without a thread per operation: each bp_keyed_poll sends what was "
+        "submitted as one commit and one pipeline of reads on the handle's own connection. "
         "The claimed figures do not say how many clients they used.",
     ]
     return "\n".join(lines)

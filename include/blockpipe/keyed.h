@@ -74,8 +74,7 @@ BP_EXPORT void bp_keyed_entry_release(bp_keyed_entry *e);
  * commits.
  *
  * Threading and ownership: the handle's thread submits and polls; done is called on it, inside
- * bp_keyed_poll (or bp_keyed_close), and may submit more (sent by this poll or the next, done
- * by a later one: see bp_keyed_poll). key
+ * bp_keyed_poll (or bp_keyed_close), and may submit more (they are sent by the next poll). key
  * and json are copied by the submission. The entry passed to done is valid during the call;
  * done may keep its value by taking it (e->value = NULL after; free() it later).
  * A submission that fails (a bad key or value, BP_EINVAL; out of memory) returns the error
@@ -96,14 +95,8 @@ BP_EXPORT size_t bp_keyed_pending(const bp_keyed *k);
  * calls done for each: the publications of a round first, then its reads, each in submission
  * order. Returns how many were done (store errors are the operations' own, given to their
  * done; a lost connection fails its round's publications, not sent again: they may be
- * stored). Redis pipelines two rounds on a connection of the handle's own: what done
- * submits is sent while the next round's outcomes are read, and left in flight when the
- * poll returns (bp_keyed_pending counts it; the next poll waits for it); the operations
- * queued at once go in two rounds when a read of the first would see the same publications
- * as in one. A read sees every publication submitted before it on the handle, whatever the
- * rounds. bp_keyed_close waits for the rounds in flight (their done gets their outcome) and
- * calls done with BP_ESTOPPED for the operations still queued (an operation a done function
- * submits meanwhile is refused: BP_ESTOPPED). */
+ * stored). bp_keyed_close calls done with BP_ESTOPPED for the operations still queued (an
+ * operation a done function submits meanwhile is refused: BP_ESTOPPED). */
 BP_EXPORT size_t bp_keyed_poll(bp_keyed *k);
 
 #endif

@@ -5,7 +5,6 @@
  * Redis pipeline), then calls each operation's done. One thread keeps any number of operations
  * in flight without a thread, a wake-up or a lock per operation. */
 #include <stdint.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -84,30 +83,31 @@ int bp_keyed_latest_async(bp_keyed *k, const char *key, bp_keyed_done_fn done, v
 
 size_t bp_keyed_pending(const bp_keyed *k)
 {
-    return k->aq_n + k->rounds_n;
+    return k->aq_n;
 }
 
-/* The next round off the queue (up to max operations) into r: its publications and its reads,
- * each linked (p.next) in submission order; the operations themselves stay linked by next. */
-static void take(bp_keyed *k, size_t max, bp_keyed_round *r)
+/* The next round off the queue (up to max operations): its publications and its reads, each
+ * linked (p.next) in submission order; the operations themselves stay linked by next. */
+static bp_keyed_async *take(bp_keyed *k, size_t max, size_t *n, bp_keyed_pub **pubs, size_t *npubs,
+                            bp_keyed_pub **reads, size_t *nreads)
 {
-    bp_keyed_pub **pt = &r->pubs, **rt = &r->reads;
-    bp_keyed_async *a = k->aq, *last = NULL;
+    bp_keyed_pub **pt = pubs, **rt = reads;
+    bp_keyed_async *round = k->aq, *a = round, *last = NULL;
     size_t bytes = 0;
-    *r = (bp_keyed_round){.ops = k->aq};
-    for (; a && r->n < ROUND_MAX && r->n < max; last = a, a = a->next, r->n++) {
+    *n = *npubs = *nreads = 0;
+    for (; a && *n < ROUND_MAX && *n < max; last = a, a = a->next, (*n)++) {
         bytes += a->p.json ? strlen(a->p.json) : 0;
-        if (r->n > 0 && bytes > ROUND_BYTES)
+        if (*n > 0 && bytes > ROUND_BYTES)
             break;
         a->p.next = NULL;
         if (a->p.json) {
             *pt = &a->p;
             pt = &a->p.next;
-            r->npubs++;
+            (*npubs)++;
         } else {
             *rt = &a->p;
             rt = &a->p.next;
-            r->nreads++;
+            (*nreads)++;
         }
     }
     *pt = *rt = NULL;
@@ -115,7 +115,8 @@ static void take(bp_keyed *k, size_t max, bp_keyed_round *r)
     k->aq = a;
     if (!a)
         k->aq_tail = &k->aq;
-    k->aq_n -= r->n;
+    k->aq_n -= *n;
+    return round;
 }
 
 /* The outcome of a round's list: the store's error for each when the round failed as a whole. */
@@ -147,112 +148,31 @@ static void finish(bp_keyed_async *a)
     free(a);
 }
 
-/* How much of the queue the first of two rounds takes: half, unless that changes what a read
- * sees (a round's reads see its publications: a read in the first half would miss a
- * publication of the second), then all of it. */
-static size_t first_round(const bp_keyed *k)
-{
-    size_t half = (k->aq_n + 1) / 2, i = 0;
-    bool reads = false, pubs = false;
-    for (const bp_keyed_async *a = k->aq; a; a = a->next, i++) {
-        if (i < half)
-            reads |= a->p.json == NULL;
-        else
-            pubs |= a->p.json != NULL;
-    }
-    return reads && pubs ? SIZE_MAX : half;
-}
-
-/* Sends rounds off the queue until two are in flight (a store that pipelines) or one is taken
- * (one that does not: it is made when received). A pipelining store's first round is half the
- * queue (first_round), so that one half's outcomes are read while the store works on the
- * other; every later round is what the callers submitted meanwhile. Without pipelining a round
- * holds only what was queued before the poll (todo). */
-static void fill(bp_keyed *k, size_t todo)
-{
-    while (k->aq && k->nrounds < 2 &&
-           !(k->nrounds && k->rounds[(k->rhead + k->nrounds - 1) % 2].sync)) {
-        bool pipe = k->ops->send && k->ops->send(k, NULL, NULL, NULL) == 0;
-        size_t max = !pipe ? todo : !k->nrounds && k->aq_n > 1 ? first_round(k) : SIZE_MAX;
-        bp_keyed_round *r = &k->rounds[(k->rhead + k->nrounds) % 2];
-        take(k, max, r);
-        k->nrounds++;
-        k->rounds_n += r->n;
-        if (pipe)
-            r->rc = k->ops->send(k, r->pubs, r->reads, &r->err);
-        r->sync = !pipe || r->rc == BP_KEYED_UNPIPELINED;
-        if (r->sync) {
-            r->rc = 0;
-            break;
-        }
-    }
-}
-
-/* A round's reads after its connection failed: made again by read (they change nothing, as a
- * read call is tried again on a new connection), or given the round's error. */
-static void reads_failed(bp_keyed *k, bp_keyed_round *r, int rc, const bp_error *err)
-{
-    if (bp_error_is_transient(rc) && r->nreads) {
-        bp_error e = {0};
-        settle(r->reads, k->ops->read(k, r->reads, r->nreads, &e), &e);
-    } else {
-        settle(r->reads, rc, err);
-    }
-}
-
-/* The outcomes of the oldest round: made now (sync), read from the store, or its failure. */
-static void outcomes(bp_keyed *k, bp_keyed_round *r)
-{
-    bp_error err = {0};
-    int rc = r->rc;
-    if (!r->sync && rc == 0)
-        rc = k->ops->recv(k, r->pubs, r->npubs, r->reads, r->nreads, &err);
-    else
-        err = r->err;
-    if (r->sync || rc == BP_KEYED_REDO) {
-        if (r->npubs)
-            settle(r->pubs, k->ops->commit(k, r->pubs, r->npubs, &err), &err);
-        if (r->nreads)
-            settle(r->reads, k->ops->read(k, r->reads, r->nreads, &err), &err);
-    } else if (rc != 0) {
-        settle(r->pubs, rc, &err); /* not again: they may have been published */
-        reads_failed(k, r, rc, &err);
-    }
-}
-
-/* The oldest round done: its outcomes, then done for each operation, the publications first,
- * then the reads, each in submission order. Returns how many. */
-static size_t complete(bp_keyed *k)
-{
-    bp_keyed_round r = k->rounds[k->rhead];
-    outcomes(k, &r);
-    k->rhead = (k->rhead + 1) % 2;
-    k->nrounds--;
-    k->rounds_n -= r.n;
-    for (int pass = 0; pass < 2; pass++)
-        for (bp_keyed_async *a = r.ops, *next, **prev = &r.ops; a; a = next) {
-            next = a->next;
-            if ((a->p.json != NULL) != (pass == 0)) {
-                prev = &a->next;
-                continue;
-            }
-            *prev = next;
-            finish(a);
-        }
-    return r.n;
-}
-
 size_t bp_keyed_poll(bp_keyed *k)
 {
-    /* what was submitted before the call, not what done submits meanwhile (it may be sent,
-     * to keep the store busy, and is done by a later poll) */
-    size_t total = 0, todo = bp_keyed_pending(k);
-    while (todo > 0 && (k->aq || k->nrounds)) {
-        if (!k->closing)
-            fill(k, todo);
-        size_t n = complete(k);
+    size_t total = 0, todo = k->aq_n; /* not what done submits meanwhile */
+    while (todo > 0 && k->aq) {
+        size_t n, npubs, nreads;
+        bp_keyed_pub *pubs, *reads;
+        bp_keyed_async *round = take(k, todo, &n, &pubs, &npubs, &reads, &nreads);
+        bp_error err = {0};
+        if (npubs)
+            settle(pubs, k->ops->commit(k, pubs, npubs, &err), &err);
+        if (nreads)
+            settle(reads, k->ops->read(k, reads, nreads, &err), &err);
+        /* publications first, then reads, each in submission order */
+        for (int pass = 0; pass < 2; pass++)
+            for (bp_keyed_async *a = round, *next, **prev = &round; a; a = next) {
+                next = a->next;
+                if ((a->p.json != NULL) != (pass == 0)) {
+                    prev = &a->next;
+                    continue;
+                }
+                *prev = next;
+                finish(a);
+            }
         total += n;
-        todo -= n < todo ? n : todo;
+        todo -= n;
     }
     return total;
 }
@@ -260,15 +180,12 @@ size_t bp_keyed_poll(bp_keyed *k)
 void bp_keyed_async_cancel(bp_keyed *k)
 {
     /* the queue is detached first and submissions refused: a done function that submits
-     * again gets BP_ESTOPPED instead of linking to an operation about to be freed; the rounds
-     * already sent get their outcomes (they may be stored) */
+     * again gets BP_ESTOPPED instead of linking to an operation about to be freed */
     k->closing = true;
     bp_keyed_async *q = k->aq;
     k->aq = NULL;
     k->aq_tail = &k->aq;
     k->aq_n = 0;
-    while (k->nrounds)
-        complete(k);
     while (q) {
         bp_keyed_async *a = q;
         q = a->next;

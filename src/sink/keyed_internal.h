@@ -37,31 +37,7 @@ typedef struct bp_keyed_ops {
     /* Asynchronous operations (bp_keyed_poll), on the handle's own connection, as a group's
      * leader does: a list of publications in one commit, a list of reads in one round. */
     bp_keyed_commit_fn commit, read;
-    /* Optional (NULL: every round by commit and read, one at a time): pipelined rounds. send
-     * queues a round's publications and reads and sends them without waiting; recv reads the
-     * outcomes of the oldest round sent (rounds are received in the order sent), setting each
-     * entry's rc. send returns BP_KEYED_UNPIPELINED when it sent nothing and the round is to
-     * be made by commit and read; recv returns BP_KEYED_REDO when the store did nothing of the
-     * round (none of its outcomes set: it is made again by commit and read), or an error that
-     * is every entry's (a lost connection: the publications may be stored). send(k, NULL,
-     * NULL, NULL) sends nothing and tells whether the store pipelines now (0). */
-    int (*send)(bp_keyed *k, bp_keyed_pub *pubs, bp_keyed_pub *reads, bp_error *err);
-    int (*recv)(bp_keyed *k, bp_keyed_pub *pubs, size_t npubs, bp_keyed_pub *reads, size_t nreads,
-                bp_error *err);
 } bp_keyed_ops;
-
-#define BP_KEYED_UNPIPELINED 1
-#define BP_KEYED_REDO 2
-
-/* An asynchronous round: operations taken off the queue together (keyed_async.c). */
-typedef struct bp_keyed_round {
-    struct bp_keyed_async *ops; /* linked by next, in submission order */
-    bp_keyed_pub *pubs, *reads; /* the same, linked by p.next */
-    size_t n, npubs, nreads;
-    bool sync; /* to be made by commit and read when its turn comes (not sent) */
-    int rc;    /* send failed: every operation's outcome */
-    bp_error err;
-} bp_keyed_round;
 
 struct bp_keyed {
     const bp_keyed_ops *ops;
@@ -69,10 +45,6 @@ struct bp_keyed {
     /* asynchronous operations submitted, not sent yet (keyed.c) */
     struct bp_keyed_async *aq, **aq_tail;
     size_t aq_n;
-    /* rounds taken off the queue and not done, oldest first (a ring): two, so that the store
-     * works on one while the other's outcomes are read and their callers submit more */
-    bp_keyed_round rounds[2];
-    size_t rhead, nrounds, rounds_n; /* rounds_n: their operations */
     bool closing; /* bp_keyed_close runs: submissions (from a done function) are refused */
 };
 

@@ -33,11 +33,6 @@ typedef struct rd_keyed {
     bp_keyed_group *reads; /* and its readers */
     bp_buf sk;             /* a stream key (publishing, reading) */
     bool no_eval;          /* the server refuses scripts: commit_unscripted */
-    /* pipelined asynchronous rounds: their connection, the rounds sent on it and not read, the
-     * rounds failed with it (a_err) and those to be made again (rd_recv) */
-    bp_redis *ac;
-    size_t a_inflight, a_lost, a_redo;
-    bp_error a_err;
 } rd_keyed;
 
 static char *stream_key(rd_keyed *s, const char *key)
@@ -223,12 +218,15 @@ static void list_stored(rd_keyed *s, bp_keyed_pub *list)
         }
 }
 
-/* The group's entries in one MULTI/EXEC: an XADD each, in order, then the SADD of the keys
- * that have a stream (g_list_lua; a key repeated from the entry before named once). */
-static int queue_scripted(rd_keyed *s, const bp_keyed_pub *list)
+/* The group's entries in one MULTI/EXEC, one pipeline: an XADD each, in order, then the SADD
+ * of the keys that have a stream (g_list_lua; a key repeated from the entry before named
+ * once). The XADD's reply is each entry's outcome; a lost connection is every entry's (not
+ * sent again: it may have been published). A server that refuses the script (EVAL is queued,
+ * so the whole transaction is discarded) is published to without it from then on. */
+static int commit_scripted(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *err)
 {
     size_t nkeys = 0;
-    for (const bp_keyed_pub *p = list, *prev = NULL; p; prev = p, p = p->next)
+    for (bp_keyed_pub *p = list, *prev = NULL; p; prev = p, p = p->next)
         nkeys += new_key(prev, p);
     int rc = bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL);
     rc |= queue_xadds(s, list);
@@ -237,50 +235,30 @@ static int queue_scripted(rd_keyed *s, const bp_keyed_pub *list)
     rc |= bp_redis_arg_str(s->c, g_list_lua);
     rc |= bp_redis_arg_u64(s->c, nkeys + 1);
     rc |= bp_redis_arg_str(s->c, s->set_key);
-    for (const bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
+    for (bp_keyed_pub *p = list, *prev = NULL; p && rc == 0; prev = p, p = p->next)
         if (new_key(prev, p)) {
             rc |= stream_key_buf(s, p->key);
             rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
         }
     rc |= bp_redis_arg_u64(s->c, strlen(s->prefix) + 4);
-    return rc | bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL);
-}
-
-#define UNLISTED 3 /* stored, but the script that lists the keys failed as it ran */
-
-/* The outcomes of queue_scripted's n XADDs from its replies (0 .. n+2: MULTI, n XADD, EVAL,
- * EXEC): AGAIN when the server refused the script (EXECABORT: nothing was done; published to
- * without it from then on). */
-static int scripted_outcomes(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *err)
-{
-    const redisReply *r = bp_redis_reply(s->c, n + 2);
+    rc |= bp_redis_cmd(s->c, 1, (const char *[]){"EXEC"}, NULL);
+    if (rc != 0)
+        return unqueued(s, err);
+    if ((rc = bp_redis_exchange(s->c, err)) != 0)
+        return settle_conn(s, rc);                     /* not again: it may have been published */
+    const redisReply *r = bp_redis_reply(s->c, n + 2); /* MULTI, n XADD, EVAL, EXEC */
     if (r && r->type == REDIS_REPLY_ERROR && bp_redis_script_refused(bp_redis_reply(s->c, n + 1))) {
-        s->no_eval = true;
+        s->no_eval = true; /* EXECABORT: nothing was done */
         return AGAIN;
     }
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != n + 1)
         return refused(s, "publishing", r ? r : bp_redis_reply(s->c, 1), err);
     xadd_outcomes(s, list, r->element);
-    if (r->element[n]->type != REDIS_REPLY_ERROR)
-        return 0;
-    s->no_eval = bp_redis_script_refused(r->element[n]);
-    return UNLISTED;
-}
-
-/* The group's entries in one MULTI/EXEC, one pipeline (queue_scripted). The XADD's reply is
- * each entry's outcome; a lost connection is every entry's (not sent again: it may have been
- * published). */
-static int commit_scripted(rd_keyed *s, bp_keyed_pub *list, size_t n, bp_error *err)
-{
-    if (queue_scripted(s, list) != 0)
-        return unqueued(s, err);
-    int rc = bp_redis_exchange(s->c, err);
-    if (rc != 0)
-        return settle_conn(s, rc); /* not again: it may have been published */
-    rc = scripted_outcomes(s, list, n, err);
-    if (rc == UNLISTED)
+    if (r->element[n]->type == REDIS_REPLY_ERROR) { /* the script was refused as it ran */
+        s->no_eval = bp_redis_script_refused(r->element[n]);
         list_stored(s, list);
-    return rc == UNLISTED ? 0 : rc;
+    }
+    return 0;
 }
 
 /* Without scripts: the MULTI/EXEC of the XADDs, then (a second round trip) the SADD of the
@@ -315,31 +293,6 @@ static int rd_commit(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *err)
     return rc == 0 || rc == AGAIN ? commit_unscripted(s, list, n, err) : rc;
 }
 
-/* An XREVRANGE ... COUNT max for each read of list, in order. */
-static int queue_reads(rd_keyed *s, const bp_keyed_pub *list)
-{
-    int rc = 0;
-    for (const bp_keyed_pub *p = list; p && rc == 0; p = p->next) {
-        rc = stream_key_buf(s, p->key);
-        rc |= bp_redis_cmd_begin(s->c, 6);
-        rc |= bp_redis_arg_str(s->c, "XREVRANGE");
-        rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
-        rc |= bp_redis_arg_str(s->c, "+");
-        rc |= bp_redis_arg_str(s->c, "-");
-        rc |= bp_redis_arg_str(s->c, "COUNT");
-        rc |= bp_redis_arg_u64(s->c, p->max);
-    }
-    return rc;
-}
-
-/* Each read's outcome from the replies from first on. */
-static void read_outcomes(rd_keyed *s, bp_keyed_pub *list, size_t first)
-{
-    size_t i = first;
-    for (bp_keyed_pub *p = list; p; p = p->next, i++)
-        p->rc = entries_of(s, bp_redis_reply(s->c, i), p->max, p->out, &p->n, p->err);
-}
-
 /* The group's reads in one pipeline: an XREVRANGE each, sent in one write, every reply read in
  * one exchange; each reply is its reader's outcome. Reads are tried again once on a new
  * connection after a lost one (they change nothing). */
@@ -350,109 +303,31 @@ static int rd_read_batch(bp_keyed *k, bp_keyed_pub *list, size_t n, bp_error *er
     int rc = 0;
     for (int attempt = 0; attempt < 2; attempt++) {
         rc = conn(s, err);
-        if (rc == 0 && queue_reads(s, list) != 0)
-            return unqueued(s, err); /* a half-queued pipeline */
+        for (bp_keyed_pub *p = list; p && rc == 0; p = p->next) {
+            rc = stream_key_buf(s, p->key);
+            rc |= bp_redis_cmd_begin(s->c, 6);
+            rc |= bp_redis_arg_str(s->c, "XREVRANGE");
+            rc |= bp_redis_arg(s->c, s->sk.data, s->sk.len);
+            rc |= bp_redis_arg_str(s->c, "+");
+            rc |= bp_redis_arg_str(s->c, "-");
+            rc |= bp_redis_arg_str(s->c, "COUNT");
+            rc |= bp_redis_arg_u64(s->c, p->max);
+            if (rc != 0) {
+                settle_conn(s, BP_ETRANSPORT); /* a half-queued pipeline */
+                return bp_error_set(err, BP_ENOMEM, "out of memory");
+            }
+        }
         if (rc == 0)
             rc = bp_redis_exchange(s->c, err);
         if (settle_conn(s, rc) == 0 || !bp_error_is_transient(rc))
             break;
     }
-    if (rc == 0)
-        read_outcomes(s, list, 0);
-    return rc;
-}
-
-/* ---- pipelined asynchronous rounds (bp_keyed_poll): a round's MULTI/EXEC and XREVRANGEs are
- * sent while the round before is still to be read. They go on a connection of their own
- * (s->ac), as the calls above read every reply of theirs at once; the functions here work on
- * s->c, so the rounds' connection is swapped in for the time of a call. ---- */
-
-static void swap_conn(rd_keyed *s)
-{
-    bp_redis *c = s->c;
-    s->c = s->ac;
-    s->ac = c;
-}
-
-/* The rounds' connection failed or was dropped: every round in flight on it failed with err. */
-static void rounds_lost(rd_keyed *s, const bp_error *err)
-{
-    bp_redis_free(s->c);
-    s->c = NULL;
-    s->a_lost += s->a_inflight;
-    s->a_inflight = 0;
-    s->a_err = *err;
-}
-
-static int rd_send(bp_keyed *k, bp_keyed_pub *pubs, bp_keyed_pub *reads, bp_error *err)
-{
-    rd_keyed *s = (rd_keyed *)k;
-    if (s->no_eval) /* without scripts a commit takes two round trips (list_stored) */
-        return BP_KEYED_UNPIPELINED;
-    if (!pubs && !reads)
-        return 0;
-    swap_conn(s);
-    int rc = conn(s, err);
-    if (rc == 0 && ((pubs && queue_scripted(s, pubs) != 0) || queue_reads(s, reads) != 0))
-        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc == 0)
-        rc = bp_redis_send(s->c, err);
-    if (rc == 0)
-        s->a_inflight++;
-    else if (s->c)
-        rounds_lost(s, err);
-    swap_conn(s);
-    return rc;
-}
-
-/* A round's outcomes: its commit's (when it has publications), then its reads'. A commit the
- * server refused the script of did nothing; the rounds sent after it are made again too,
- * so that their reads follow its publications. */
-static int rd_recv(bp_keyed *k, bp_keyed_pub *pubs, size_t npubs, bp_keyed_pub *reads,
-                   size_t nreads, bp_error *err)
-{
-    rd_keyed *s = (rd_keyed *)k;
-    if (s->a_lost) {
-        s->a_lost--;
-        *err = s->a_err;
-        return err->code;
-    }
-    swap_conn(s);
-    s->a_inflight--;
-    size_t first = npubs ? npubs + 3 : 0; /* MULTI, the XADDs, EVAL, EXEC */
-    int rc = bp_redis_receive(s->c, first + nreads, err);
-    if (rc != 0) {
-        rounds_lost(s, err);
-        swap_conn(s);
+    if (rc != 0)
         return rc;
-    }
-    if (s->a_redo) {
-        s->a_redo--;
-        rc = BP_KEYED_REDO;
-    } else if (npubs) {
-        rc = scripted_outcomes(s, pubs, npubs, err);
-        if (rc == AGAIN)
-            s->a_redo = s->a_inflight;
-        for (bp_keyed_pub *p = pubs; rc != 0 && rc != AGAIN && rc != UNLISTED && p; p = p->next) {
-            p->rc = rc; /* the commit's own failure: the reads are answered */
-            *p->err = *err;
-        }
-    }
-    if (rc != AGAIN && rc != BP_KEYED_REDO)
-        read_outcomes(s, reads, first);
-    swap_conn(s);
-    if (rc == UNLISTED) { /* on the calls' connection: this one has rounds in flight */
-        bp_error e = {0};
-        if (conn(s, &e) == 0)
-            list_stored(s, pubs);
-        for (bp_keyed_pub *p = pubs; e.code && p; p = p->next)
-            if (p->rc == 0) {
-                p->rc = e.code;
-                *p->err = e;
-                bp_error_prefix(p->err, "stored, but its key is not listed: ");
-            }
-    }
-    return rc == AGAIN || rc == BP_KEYED_REDO ? BP_KEYED_REDO : 0;
+    size_t i = 0;
+    for (bp_keyed_pub *p = list; p; p = p->next, i++)
+        p->rc = entries_of(s, bp_redis_reply(s->c, i), p->max, p->out, &p->n, p->err);
+    return 0;
 }
 
 static int rd_publish(bp_keyed *k, const char *key, const char *json, bp_keyed_entry *out,
@@ -704,7 +579,6 @@ static void rd_close(bp_keyed *k)
     bp_keyed_group_put(s->reads);
     bp_buf_release(&s->sk);
     bp_redis_free(s->c);
-    bp_redis_free(s->ac);
     bp_redis_target_release(&s->t);
     free(s->prefix);
     free(s->set_key);
@@ -723,8 +597,6 @@ static const bp_keyed_ops g_redis_ops = {
     .follow_waits = true,
     .commit = rd_commit,
     .read = rd_read_batch,
-    .send = rd_send,
-    .recv = rd_recv,
 };
 
 int bp_keyed_redis_open(const char *url, bp_keyed **out, bp_error *err)

@@ -473,22 +473,6 @@ int bp_redis_exchange(bp_redis *c, bp_error *err)
     return rc;
 }
 
-int bp_redis_receive(bp_redis *c, size_t n, bp_error *err)
-{
-    drop_replies(c);
-    if (n > c->expected)
-        return bp_error_set(err, BP_EINVAL, "redis %s: %zu replies awaited, %zu commands sent",
-                            c->t->where, n, c->expected);
-    int rc = pump(c, n, false, "waiting for replies", err);
-    if (rc == 0)
-        c->expected -= n;
-    if (c->sent == c->out.len) { /* all of it sent (pump returns only then, or failed) */
-        bp_buf_reset(&c->out);
-        c->sent = 0;
-    }
-    return rc;
-}
-
 size_t bp_redis_reply_count(const bp_redis *c)
 {
     return c->nreplies;

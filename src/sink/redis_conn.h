@@ -68,11 +68,6 @@ const redisReply *bp_redis_reply(const bp_redis *c, size_t i);
  * exchange): the bytes reach the server before a crash point. */
 int bp_redis_send(bp_redis *c, bp_error *err);
 
-/* Pipelining: reads the replies of the oldest n commands not answered yet (sending what is
- * queued first), kept as bp_redis_reply(0..n); the later commands' replies stay to be read by
- * the next receive or exchange. */
-int bp_redis_receive(bp_redis *c, size_t n, bp_error *err);
-
 /* One command, its one reply (valid until the next exchange). */
 int bp_redis_call(bp_redis *c, int argc, const char *const *argv, const redisReply **reply,
                   bp_error *err);
