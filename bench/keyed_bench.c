@@ -67,6 +67,7 @@ typedef struct client {
     long submitted, finished;
     int64_t *started; /* per operation: when it was submitted (async) */
     int64_t *lat;
+    bp_keyed *k; /* async: the handle the next operations are submitted on */
     int rc;
     bp_error err;
     pthread_t tid;
@@ -94,6 +95,7 @@ static void on_done(void *ctx, int rc, bp_keyed_entry *e, const bp_error *err)
     if (c->rc == 0)
         c->rc = rc;
     sl->i = -1;
+    submit_next(c->k, sl); /* the outcome in hand: that client's next operation */
 }
 
 static void submit_next(bp_keyed *k, slot *sl)
@@ -128,12 +130,8 @@ static void run_async(client *c, bp_keyed *k)
         slots[j] = (slot){.c = c, .i = -1};
         submit_next(k, &slots[j]);
     }
-    while (bp_keyed_pending(k) > 0) {
+    while (bp_keyed_pending(k) > 0)
         bp_keyed_poll(k);
-        for (long j = 0; j < c->window; j++) /* an outcome in hand: that client's next */
-            if (slots[j].i < 0)
-                submit_next(k, &slots[j]);
-    }
     if (c->rc == 0 && c->finished != c->n)
         c->rc = bp_error_set(&c->err, BP_EINVAL, "%ld of %ld operations done", c->finished, c->n);
     free(slots);
@@ -145,6 +143,7 @@ static void *client_main(void *arg)
     bp_keyed *k = NULL;
     c->rc = bp_keyed_open(c->url, &k, &c->err);
     if (c->rc == 0 && c->window > 0) {
+        c->k = k;
         run_async(c, k);
         bp_keyed_close(k);
         return NULL;

@@ -112,7 +112,7 @@ def measure_keyed(a, r, tmp):
             for op in ("publish", "latest"):
                 for clients, window in keyed_modes(a):
                     for build, binary in keyed_builds(a):
-                        if window and build != "this":
+                        if window and build != "this" and not a.keyed_before_async:
                             continue
                         tag = f"{rnd}{build}{clients}x{window}"
                         url = (f"sqlite:{tmp}/keyed{tag}.db" if store == "sqlite"
@@ -162,7 +162,9 @@ def redis_benchmark(a, r, op):
 
 def keyed_section(a, res):
     before = (f" `before` is bench_keyed built from `{a.keyed_before_rev}`, the build before "
-              "the change, run in the same rounds (its calls only)." if a.keyed_before else "")
+              "the change, run in the same rounds" + ("" if a.keyed_before_async else
+                                                      " (its calls only)") + "."
+              if a.keyed_before else "")
     lines = [
         "",
         f"Keyed streams: bench_keyed (the C API of `blockpipe stream`, as the API's workers use "
@@ -299,6 +301,8 @@ if __name__ == "__main__":
                     help="only the keyed streams (the outputs' table is kept from the last run)")
     ap.add_argument("--keyed-before", help="another bench_keyed (an earlier build) run in the "
                     "same rounds, for a before/after comparison")
+    ap.add_argument("--keyed-before-async", action="store_true",
+                    help="--keyed-before has the asynchronous calls: run its async modes too")
     ap.add_argument("--keyed-before-rev", default="an earlier commit",
                     help="what --keyed-before was built from (for the text)")
     ap.add_argument("--blocks", type=int, default=2000 if q else 20000)

@@ -134,6 +134,12 @@ void bp_api_analytics(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req
 void bp_api_predictions(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
                         bp_api_response *resp);
 /* /api/v1/streaming/... (streams.c). */
+/* Whether req is a latest read or a publication: answered with others by
+ * bp_api_streaming_batch. */
+bool bp_api_streaming_batchable(const bp_api_request *req);
+/* Answers reqs[i] into resps[i] (each batchable), their store operations in one round. */
+void bp_api_streaming_batch(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *const *reqs,
+                            bp_api_response *const *resps, size_t n);
 void bp_api_streaming(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
                       bp_api_response *resp);
 

@@ -37,6 +37,7 @@
 /* A push connection's kernel send buffer: fixed (no autotuning up to tcp_wmem's 4 MiB), so
  * what one client can hold is this plus its queue (--api-push-queue), whatever it reads. */
 #define PUSH_SNDBUF (64 * 1024)
+#define BATCH_MAX 64 /* keyed-stream requests a worker answers in one round */
 
 enum conn_kind { C_NONE, C_HTTP, C_SSE, C_WS };
 
@@ -312,27 +313,61 @@ static void count_latency(bp_api *a, const job *j)
                               memory_order_relaxed);
 }
 
+/* The first pending job and, when it is a keyed stream's latest read or publication, the
+ * other pending ones that are (up to BATCH_MAX, in queue order), unlinked into b[]; qlock
+ * held. Returns how many. */
+static size_t take_jobs(bp_api *a, job **b)
+{
+    size_t n = 0;
+    bool batch = bp_api_streaming_batchable(&a->pending->req);
+    job **prev = &a->pending, *last = NULL;
+    for (job *j = a->pending; j && n < (batch ? BATCH_MAX : 1); j = *prev) {
+        if (n > 0 && !bp_api_streaming_batchable(&j->req)) {
+            last = j;
+            prev = &j->next;
+            continue;
+        }
+        *prev = j->next;
+        j->next = NULL;
+        b[n++] = j;
+    }
+    if (!*prev) /* looked at to the end: the last one kept is the tail */
+        a->pending_tail = last;
+    return n;
+}
+
 static void *worker_main(void *arg)
 {
     bp_api *a = arg;
     bp_api_worker w = {0};
+    job *b[BATCH_MAX];
+    const bp_api_request *reqs[BATCH_MAX];
+    bp_api_response *resps[BATCH_MAX];
     pthread_mutex_lock(&a->qlock);
     for (;;) {
         while (!a->pending && !a->workers_stop)
             pthread_cond_wait(&a->qcv, &a->qlock);
         if (a->workers_stop)
             break;
-        job *j = a->pending;
-        a->pending = j->next;
-        if (!a->pending)
-            a->pending_tail = NULL;
+        size_t n = take_jobs(a, b);
         pthread_mutex_unlock(&a->qlock);
-        bp_api_route(&a->ctx, &w, &j->req, &j->resp);
-        bp_api_count(&a->ctx, j->route, j->resp.status);
-        count_latency(a, j);
+        for (size_t i = 0; i < n; i++) {
+            reqs[i] = &b[i]->req;
+            resps[i] = &b[i]->resp;
+        }
+        if (n > 1 || bp_api_streaming_batchable(reqs[0]))
+            bp_api_streaming_batch(&a->ctx, &w, reqs, resps, n);
+        else
+            bp_api_route(&a->ctx, &w, reqs[0], resps[0]);
+        for (size_t i = 0; i < n; i++) {
+            bp_api_count(&a->ctx, b[i]->route, b[i]->resp.status);
+            count_latency(a, b[i]);
+        }
         pthread_mutex_lock(&a->qlock);
-        j->next = a->done;
-        a->done = j;
+        for (size_t i = 0; i < n; i++) {
+            b[i]->next = a->done;
+            a->done = b[i];
+        }
         pthread_mutex_unlock(&a->qlock);
         lws_cancel_service(a->lws);
         pthread_mutex_lock(&a->qlock);

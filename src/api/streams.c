@@ -3,7 +3,10 @@
  *   GET  {key}/latest              the newest entry (404 when the key has none)
  *   GET  {key}/history[?count=N]   the newest N entries, newest first
  *   POST {key}                     publishes the JSON body (needs the API token)
- * Each worker thread opens the store once (a bp_keyed is one thread's).
+ * Each worker thread opens the store once (a bp_keyed is one thread's). The latest reads and
+ * publications waiting together are answered together (bp_api_streaming_batch): submitted on
+ * the worker's handle with the asynchronous calls and sent in one round, as the group commit
+ * does for the calls of concurrent threads.
  * The streams push topic's follower (streams.h) is here too. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -215,30 +218,38 @@ static const char *operation(const char *path, char *key, size_t cap)
     return op;
 }
 
-void bp_api_streaming(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
-                      bp_api_response *resp)
+/* The checks of every request: its operation (key into key), or NULL with the answer in resp. */
+static const char *checked(bp_api_ctx *c, const bp_api_request *req, char *key, size_t cap,
+                           bp_api_response *resp)
 {
     static const char *const known_get[] = {"count", "prefix", NULL}, *const known_post[] = {NULL};
-    char key[BP_API_PATH_MAX];
     bp_error err = {0};
-    const char *op = operation(req->path, key, sizeof(key));
+    const char *op = operation(req->path, key, cap);
     bool post = strcmp(op, "publish") == 0;
     bool reading = req->method == BP_API_GET || req->method == BP_API_HEAD;
     if (post ? req->method != BP_API_POST : !reading) {
         bp_api_error(resp, 405, "%s takes %s only", req->path, post ? "POST" : "GET");
         snprintf(resp->headers, sizeof(resp->headers), "allow: %s\r\n",
                  post ? "POST" : "GET, HEAD");
-        return;
+        return NULL;
     }
     if (post && !c->cfg->token) {
         bp_api_error(resp, 403, "publishing needs the server to have an --api-token (a write)");
-        return;
+        return NULL;
     }
     if (bp_api_params_known(req, post ? known_post : known_get, &err) != 0) {
         bp_api_from_error(resp, &err);
-        return;
+        return NULL;
     }
-    bp_keyed *k = store(c, wk, resp);
+    return op;
+}
+
+void bp_api_streaming(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
+                      bp_api_response *resp)
+{
+    char key[BP_API_PATH_MAX];
+    const char *op = checked(c, req, key, sizeof(key), resp);
+    bp_keyed *k = op ? store(c, wk, resp) : NULL;
     if (!k)
         return;
     if (strcmp(op, "pairs") == 0)
@@ -249,6 +260,96 @@ void bp_api_streaming(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *re
         history(k, wk, key, req, resp);
     else
         publish(k, wk, key, req, resp);
+}
+
+/* ---- concurrent requests in one round: the asynchronous calls (blockpipe/keyed.h) ---- */
+
+bool bp_api_streaming_batchable(const bp_api_request *req)
+{
+    char key[BP_API_PATH_MAX];
+    if (bp_api_route_of(req->path) != BP_ROUTE_STREAMING)
+        return false;
+    const char *op = operation(req->path, key, sizeof(key));
+    return strcmp(op, "latest") == 0 || strcmp(op, "publish") == 0;
+}
+
+typedef struct batched {
+    bp_api_response *resp;
+    bool publish, store_failed; /* store_failed: a store error (the handle is closed after) */
+    char key[BP_API_PATH_MAX];
+} batched;
+
+/* An operation's outcome into its answer, as latest() and publish() make it. */
+static void batched_done(void *ctx, int rc, bp_keyed_entry *e, const bp_error *err)
+{
+    batched *b = ctx;
+    if (rc != 0) {
+        bp_api_error(b->resp, err->code == BP_EINVAL ? 400 : 503, "%s", err->msg);
+        b->store_failed = err->code != BP_EINVAL;
+        return;
+    }
+    if (!e) {
+        char shown[300];
+        bp_api_printable(b->key, shown, sizeof(shown));
+        bp_api_error(b->resp, 404, "stream '%s' has no entry", shown);
+        return;
+    }
+    bp_keyed_entry copy = *e; /* entry_answer releases it: the value is taken from e */
+    e->value = NULL;
+    entry_answer(b->resp, b->key, &copy);
+    if (b->publish && b->resp->status == 200)
+        b->resp->status = 201;
+}
+
+/* Submits req's operation on k (the answer in its resp when it is refused at once). */
+static void batched_submit(bp_keyed *k, const bp_api_request *req, batched *b)
+{
+    bp_error err = {0};
+    int rc;
+    if (b->publish) {
+        char *value = strndup(req->body ? req->body : "", req->body_len);
+        rc = value ? bp_keyed_publish_async(k, b->key, value, batched_done, b, &err)
+                   : bp_error_set(&err, BP_ENOMEM, "out of memory");
+        free(value);
+    } else {
+        rc = bp_keyed_latest_async(k, b->key, batched_done, b, &err);
+    }
+    if (rc != 0)
+        bp_api_error(b->resp,
+                     err.code == BP_EINVAL   ? 400
+                     : err.code == BP_ENOMEM ? 500
+                                             : 503,
+                     "%s", err.msg);
+}
+
+void bp_api_streaming_batch(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *const *reqs,
+                            bp_api_response *const *resps, size_t n)
+{
+    batched *bs = calloc(n, sizeof(*bs));
+    bool store_failed = false;
+    for (size_t i = 0; i < n; i++) {
+        resps[i]->type = "application/json";
+        if (!bs) {
+            bp_api_error(resps[i], 500, "out of memory");
+            continue;
+        }
+        bs[i].resp = resps[i];
+        const char *op = checked(c, reqs[i], bs[i].key, sizeof(bs[i].key), resps[i]);
+        bp_keyed *k = op ? store(c, wk, resps[i]) : NULL;
+        if (!k)
+            continue;
+        bs[i].publish = strcmp(op, "publish") == 0;
+        batched_submit(k, reqs[i], &bs[i]);
+    }
+    while (wk->keyed && bp_keyed_pending(wk->keyed) > 0)
+        bp_keyed_poll(wk->keyed);
+    for (size_t i = 0; bs && i < n; i++)
+        store_failed |= bs[i].store_failed;
+    if (store_failed) { /* a connection that failed is opened again by the next request */
+        bp_keyed_close(wk->keyed);
+        wk->keyed = NULL;
+    }
+    free(bs);
 }
 
 /* ---- the streams push topic: the store followed for the keys subscribers want ---- */

@@ -12,10 +12,12 @@ a private PostgreSQL (its keyed streams in a private Redis). Once both have the 
 - POST /api/predictions gives every transaction's ml_predictions row (fraud_score equal to
   the database's), unknown hashes as found=false with fraud_score null, in the order asked;
 - /api/v1/streaming: publish (POST, needs the token: 401 without it, 403 on a server that has
-  none), latest, history?count=, pairs, each entry's value exactly as published;
+  none), latest, history?count=, pairs, each entry's value exactly as published; concurrent
+  publications, reads and bad bodies (answered in rounds) each get their own answer;
 - bad parameters and bodies are 4xx naming what is wrong.
 """
 
+import concurrent.futures
 import json
 import os
 import random
@@ -198,6 +200,45 @@ def check_streams(api, label, rng):
     expect_post(api, f"{base}/{quoted}/latest", {"a": 1}, 405, "GET")
     print(f"check: {label}: /api/v1/streaming publish, latest, history, pairs; 401, 404, 400",
           flush=True)
+    return len(sent) + 1 + check_streams_concurrent(api, label)
+
+
+def check_streams_concurrent(api, label, n=48):
+    """Publications, latest reads and bad bodies at once from 16 connections (a worker
+    answers the ones waiting together in one round): each its own answer - a publication its
+    entry (stored once, as sent), a bad body its 400, a read 404 or one of the entries."""
+    base, key = "/api/v1/streaming", f"conc:{label}"
+
+    def one(i):
+        if i % 3 == 2:
+            return "read", i, api.get(f"{base}/{key}/latest")
+        body = b"{bad" if i % 9 == 4 else {"i": i}
+        return "publish", i, post(api, f"{base}/{key}", body)
+
+    with concurrent.futures.ThreadPoolExecutor(16) as ex:
+        results = list(ex.map(one, range(n)))
+    ids, reads = {}, []
+    for what, i, (got, _, body) in results:
+        if what == "read":
+            if got != 404:
+                reads.append((got, body))
+        elif i % 9 == 4:
+            if got != 400 or "JSON" not in body.get("error", ""):
+                fail(f"{label}: concurrent bad body {i}: {got} {body}")
+        elif got != 201 or body["data"]["value"] != {"i": i} or body["data"]["key"] != key:
+            fail(f"{label}: concurrent publish {i}: {got} {body}")
+        else:
+            ids[body["data"]["id"]] = {"i": i}
+    every = api.ok(f"{base}/{key}/history?count=1000")["data"]
+    if sorted((e["id"], json.dumps(e["value"])) for e in every) != \
+            sorted((k, json.dumps(v)) for k, v in ids.items()):
+        fail(f"{label}: concurrent: history has {len(every)} entries, {len(ids)} were published")
+    for got, body in reads:
+        if got != 200 or ids.get(body["data"]["id"]) != body["data"]["value"]:
+            fail(f"{label}: concurrent latest: {got} {body}")
+    print(f"check: {label}: {n} concurrent streaming requests, {len(ids)} publications stored "
+          f"once each, {len(reads)} reads of them", flush=True)
+    return len(ids)
 
 
 def check_minute_push(api, wl, node, proc, label):
@@ -260,7 +301,7 @@ def main():
                       os.path.join(tmp, f"{label}.log"))
             procs.append(p)
             runs.append((label, Api(port), p))
-        answers = {}
+        answers, published = {}, {}
         for label, api, p in runs:
             wait_http(api.port, HANG, p)
             wait_head(api, head, p, label)
@@ -268,7 +309,7 @@ def main():
             db = read_sqlite(f"{tmp}/bp.db", chain) if label == "sqlite" else read_pg(pg, chain)
             answers[label] = check_analytics(api, db, label)
             check_predictions(api, db, hashes, label)
-            check_streams(api, label, rng)
+            published[label] = check_streams(api, label, rng)
         check_minute_push(runs[0][1], wl, node, runs[0][2], "sqlite")
         head = node.block_number()
         wait_head(runs[1][1], head, runs[1][2], "postgres")
@@ -277,8 +318,9 @@ def main():
         print("check: SQLite and PostgreSQL answer the same /api/analytics", flush=True)
         with sqlite3.connect(f"{tmp}/bp.db") as db:
             n = db.execute("SELECT count(*) FROM keyed_entries").fetchone()[0]
-        if n != 13:
-            fail(f"the SQLite output's keyed_entries has {n} entries, want 13 (the default store)")
+        if n != published["sqlite"]:
+            fail(f"the SQLite output's keyed_entries has {n} entries, want {published['sqlite']} "
+                 "(the default store)")
         final = runs[0][1].ok("/api/analytics?grain=1h&limit=1000&top=100")["data"]
         for label, _, p in runs:
             stop(p, f"blockpipe run ({label})")
@@ -289,7 +331,7 @@ def main():
         wait_http(port, HANG, sp)
         api = Api(port)
         expect_post(api, "/api/v1/streaming/k", {"a": 1}, 403, "--api-token", token=False)
-        if api.ok("/api/v1/streaming/pairs")["count"] != 2:
+        if api.ok("/api/v1/streaming/pairs")["count"] != 3:  # check_streams's keys
             fail("serve: the keys of the SQLite file's streams")
         if api.ok("/api/analytics?grain=1h&limit=1000&top=100")["data"] != final:
             fail("serve: /api/analytics differs from the running pipeline's")

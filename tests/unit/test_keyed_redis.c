@@ -7,7 +7,9 @@
  * share one pipeline the same way: each reader gets its own key's entries or its own error.
  * The asynchronous calls (keyed_async_case.h), and all of it again on a server whose ACL
  * refuses scripts (the keys listed by a SADD after the EXEC instead of the listing script),
- * with two handles publishing into one key asynchronously at once. */
+ * with two handles publishing into one key asynchronously at once; and a closed loop of
+ * asynchronous publications and reads (each done submits the next) keeps every operation's
+ * order and outcome, also when the server drops every connection in the middle of it. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -378,6 +380,139 @@ static void concurrent_async_case(const char *prefix)
     bp_keyed_close(k);
 }
 
+/* ---- a closed loop: each done submits the next operation (sent by the next poll), as
+ * bench_keyed and redis-benchmark keep their operations in flight ---- */
+
+#define LOOP_OPS 3000
+#define LOOP_WINDOW 64
+#define LOOP_READ_EVERY 4 /* every 4th operation reads the latest */
+
+typedef struct loop_op {
+    int calls, rc;
+    bool read, found;
+    char id[48];
+} loop_op;
+
+typedef struct loop {
+    bp_keyed *k;
+    loop_op ops[LOOP_OPS];
+    int submitted, kill_at; /* kill_at: the done that has the server drop every client */
+    char error[600];
+} loop;
+
+static loop g_loop;
+
+static void loop_submit(loop *l);
+
+static void loop_done(void *ctx, int rc, bp_keyed_entry *e, const bp_error *err)
+{
+    loop_op *o = ctx;
+    o->calls++;
+    o->rc = rc;
+    o->found = e != NULL;
+    if (e)
+        snprintf(o->id, sizeof(o->id), "%s", e->id);
+    if (rc != 0 && rc != BP_ETRANSPORT && !g_loop.error[0])
+        snprintf(g_loop.error, sizeof(g_loop.error), "op %d: %s", (int)(o - g_loop.ops), err->msg);
+    if (o - g_loop.ops == g_loop.kill_at) {
+        char text[256];
+        raw(6, (const char *[]){"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"}, text,
+            sizeof(text));
+    }
+    loop_submit(&g_loop);
+}
+
+static void loop_submit(loop *l)
+{
+    if (l->submitted >= LOOP_OPS)
+        return;
+    int i = l->submitted++;
+    bp_error err = {0};
+    char json[32];
+    snprintf(json, sizeof(json), "{\"i\":%d}", i);
+    l->ops[i].read = i % LOOP_READ_EVERY == LOOP_READ_EVERY - 1;
+    int rc = l->ops[i].read
+                 ? bp_keyed_latest_async(l->k, "loop", loop_done, &l->ops[i], &err)
+                 : bp_keyed_publish_async(l->k, "loop", json, loop_done, &l->ops[i], &err);
+    if (rc != 0)
+        snprintf(l->error, sizeof(l->error), "submit %d: %s", i, err.msg);
+}
+
+/* Redis stream ids "ms-seq" in order: <0, 0, >0. */
+static int id_cmp(const char *a, const char *b)
+{
+    unsigned long long am = 0, as = 0, bm = 0, bs = 0;
+    sscanf(a, "%llu-%llu", &am, &as);
+    sscanf(b, "%llu-%llu", &bm, &bs);
+    return am != bm ? (am > bm) - (am < bm) : (as > bs) - (as < bs);
+}
+
+/* LOOP_OPS operations on one handle, LOOP_WINDOW in flight: each done exactly once; the
+ * publications stored in submission order with the ids their done got; each read sees the
+ * publications submitted before it (or a newer one of its round), never older than a read
+ * before it saw. With
+ * kill_at >= 0 the server drops every connection then: the publications of the next round fail
+ * with a transport error (they may be stored, so a read may see them), its reads are made
+ * again, the loop goes on, on a new connection. */
+static void closed_loop_case(const char *url, int kill_at)
+{
+    memset(&g_loop, 0, sizeof(g_loop));
+    g_loop.kill_at = kill_at;
+    bp_error err = {0};
+    if (bp_keyed_open(url, &g_loop.k, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    for (int i = 0; i < LOOP_WINDOW; i++)
+        loop_submit(&g_loop);
+    while (bp_keyed_pending(g_loop.k) > 0 && !g_loop.error[0])
+        bp_keyed_poll(g_loop.k);
+    if (g_loop.error[0])
+        fail_msg("%s", g_loop.error);
+    assert_int_equal(g_loop.submitted, LOOP_OPS);
+    const char *last = NULL, *seen = NULL; /* the newest publication stored, read */
+    int failed = 0;
+    for (int i = 0; i < LOOP_OPS; i++) {
+        loop_op *o = &g_loop.ops[i];
+        assert_int_equal(o->calls, 1);
+        if (o->rc != 0) {
+            assert_int_equal(o->rc, BP_ETRANSPORT);
+            assert_false(o->read); /* reads are made again */
+            failed++;
+            continue;
+        }
+        if (!o->read) {
+            if (last && id_cmp(o->id, last) <= 0)
+                fail_msg("publication %d: id %s after %s", i, o->id, last);
+            last = o->id;
+            continue;
+        }
+        assert_true(o->found);
+        if (last && id_cmp(o->id, last) < 0) /* a round's reads see its publications: maybe newer */
+            fail_msg("read %d saw %s, older than %s, published before it", i, o->id, last);
+        if (seen && id_cmp(o->id, seen) < 0)
+            fail_msg("read %d saw %s, older than %s, seen by a read before it", i, o->id, seen);
+        seen = o->id;
+    }
+    assert_true(kill_at < 0 ? failed == 0 : failed > 0);
+    static bp_keyed_entry h[LOOP_OPS];
+    size_t n = 0;
+    assert_int_equal(bp_keyed_history(g_loop.k, "loop", LOOP_OPS, h, &n, &err), 0);
+    size_t want = 0;
+    for (int i = 0; i < LOOP_OPS; i++)
+        want += !g_loop.ops[i].read && g_loop.ops[i].rc == 0;
+    assert_true(n >= want && n <= want + (size_t)failed);
+    for (size_t i = 0, j = LOOP_OPS; i < n; i++) { /* newest first: the ids done got */
+        while (kill_at < 0 && j-- > 0 && g_loop.ops[j].read)
+            ;
+        if (kill_at < 0)
+            assert_string_equal(h[i].id, g_loop.ops[j].id);
+        bp_keyed_entry_release(&h[i]);
+    }
+    bp_keyed_close(g_loop.k);
+    char text[256];
+    raw(2, (const char *[]){"DEL", "kg:kv:loop"}, text, sizeof(text));
+    raw(2, (const char *[]){"DEL", "kna:kv:loop"}, text, sizeof(text));
+}
+
 static void test_async(void **state)
 {
     (void)state;
@@ -385,6 +520,8 @@ static void test_async(void **state)
     in_the_way("kg:kv:a:way");
     keyed_async_case(g_url, "a:x", "a:way");
     concurrent_async_case("kc:");
+    closed_loop_case(g_url, -1);
+    closed_loop_case(g_url, LOOP_OPS / 2);
 }
 
 /* ---- a server that refuses scripts (ACL without @scripting): publishing without EVAL, still
@@ -405,6 +542,7 @@ static void test_no_scripts(void **state)
     snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0?prefix=kna:&maxlen=0", g_srv.port);
     keyed_async_case(url, "a:x", "a:way");
     concurrent_async_case("knc:");
+    closed_loop_case(url, -1);
     raw(4, (const char *[]){"ACL", "SETUSER", "default", "+@all"}, text, sizeof(text));
 }
 
