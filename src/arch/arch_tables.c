@@ -104,6 +104,27 @@ int bp_arch_insert(bp_buf *out, const char *verb, enum bp_arch_table t, bool dol
     return rc ? BP_ENOMEM : 0;
 }
 
+int bp_arch_txid_index(bp_buf *out, const char *if_not_exists)
+{
+    return bp_buf_printf(out,
+                         "CREATE INDEX %sarch_transactions_txid ON arch_transactions(chain, txid);",
+                         if_not_exists)
+               ? BP_ENOMEM
+               : 0;
+}
+
+int bp_arch_rollback_sql(bp_buf *out, bool dollar)
+{
+    const char *const q[] = {"?", "?", "?"}, *const d[] = {"$1", "$2", "$3"};
+    const char *const *p = dollar ? d : q;
+    return bp_buf_printf(out,
+                         "UPDATE arch_transactions SET rolled_back = %s, rollback_reason = NULL "
+                         "WHERE chain = %s AND txid = %s",
+                         p[0], p[1], p[2])
+               ? BP_ENOMEM
+               : 0;
+}
+
 void bp_arch_columns_markdown(FILE *f)
 {
     fputs("<!-- Made by `blockpipe --help-arch-columns` from the Arch column table "
