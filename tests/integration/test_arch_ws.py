@@ -20,6 +20,9 @@ Part 2 (ep2: rollbacks exactly): a fresh run from near the head, stopped (SIGINT
 rollback episode. For every stored transaction of the blocks made after the run started,
 rolled_back must equal the node's get_processed_transaction rollback_status then (and the
 stopped run saw at least one rollback and one re-apply event; some rows are rolled back).
+Part 3 (finality): a run with --confirmations 3 commits up to the node's best finalized block
+(get_best_finalized_block_hash, 6 below simnode's head), not 3 below the head: its checkpoint
+never passes the finalized height read after it, and reaches it within 2 blocks.
 Stdlib only; needs BLOCKPIPE.
 """
 
@@ -173,6 +176,42 @@ def part2(bp, node, tmp):
           f"back), events {topics}")
 
 
+def finalized(url):
+    h = arch.call(url, [("get_best_finalized_block_hash", [])])[0]
+    return arch.call(url, [("get_block", [h])])[0]["block_height"]
+
+
+def part3(bp, node, tmp):
+    url = node.urls[1]
+    db = os.path.join(tmp, "fin.db")
+    head = arch.node_head(url)
+    with open(os.path.join(tmp, "fin.log"), "w") as log:
+        ws = "ws://" + url.split("://", 1)[1]
+        proc = subprocess.Popen([bp, "run", "--chain-type", "arch", "--rpc", url, "--ws", ws,
+                                 "--output", f"sqlite:{db}", "--start-block", str(head - 20),
+                                 "--confirmations", "3", "--log-level", "info"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            arch.wait_progress(db, proc, head - 15, "part 3")
+            seen = []
+            for _ in range(20):
+                cp = arch.checkpoint(db)[0]
+                fin = finalized(url)  # after the checkpoint: it only grows
+                seen.append(fin - cp)
+                if cp > fin:
+                    fail(f"checkpoint {cp} passed the node's finalized block {fin}")
+                time.sleep(0.1)
+            stop(proc, "part 3")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if min(seen) > 2:
+        fail(f"the checkpoint stayed {min(seen)}+ blocks below the finalized block: {seen}")
+    print(f"part 3: --confirmations 3 follows the finalized block (finalized - checkpoint: "
+          f"{min(seen)}..{max(seen)})")
+
+
 def main():
     print(__doc__.strip(), flush=True)
     bp = os.environ.get("BLOCKPIPE")
@@ -186,9 +225,10 @@ def main():
     try:
         part1(bp, node, tmp.name, rng)
         part2(bp, node, tmp.name)
+        part3(bp, node, tmp.name)
         print("OK")
     except AssertionError:
-        for name in ("ws.log", "rb.log"):
+        for name in ("ws.log", "rb.log", "fin.log"):
             p = os.path.join(tmp.name, name)
             if os.path.exists(p):
                 print(f"--- {name} (tail) ---\n" + open(p).read()[-3000:])
