@@ -46,6 +46,7 @@ TITLES = {
     "chains": "Many chains in one process (simnode, SQLite)",
     "l2decode": "Decoding OP-stack and Arbitrum blocks vs Ethereum blocks of the same size",
     "memory": "Memory per chain: at the head and in a full-speed backfill",
+    "archws": "Arch WebSocket events through blockpipe vs the raw transport (simnode)",
 }
 
 

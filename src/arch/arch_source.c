@@ -105,7 +105,10 @@ static int calls_run_m(bp_rpc *rpc, calls *c, const char *method, const char *co
     if (rc == 0 && n > 1)
         rc = bp_buf_puts(&c->body, "]");
     if (rc != 0)
-        return bp_error_set(err, BP_ENOMEM, "%s: cannot build the request", method);
+        return bp_error_set(err, BP_ENOMEM, "%s: cannot build the request",
+                            methods  ? methods[0]
+                            : method ? method
+                                     : "?");
     return bp_rpc_batch(rpc, c->body.data, c->body.len, n, &c->root, c->results, c->errors, err);
 }
 
