@@ -11,6 +11,8 @@
  *     rolled_back = 1, rollback_reason = NULL (the event has no reason) - even when the event's
  *     row was a duplicate: the same set rolled back again after a re-apply has the same key;
  *   - reapplied_transactions: those rows get rolled_back = 0, rollback_reason = NULL.
+ *   - a resync event (bp_arch_event.resync: made from the node's rollback_status after the
+ *     socket came back, arch_ws.h) does the same to the rows but has no arch_events row.
  * The rows stay (their account updates too): a rolled-back transaction is one whose
  * rolled_back is 1, as get_processed_transaction's rollback_status says (docs/ARCH.md).
  * bp_arch_rollback_sql (arch_tables.h) makes the UPDATE. */

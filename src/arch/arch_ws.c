@@ -15,6 +15,7 @@ struct bp_arch_ws {
     bp_arch_event *q; /* received, not taken yet: arrival order */
     size_t len, cap;
     uint64_t received, malformed;
+    uint64_t epoch; /* subscriptions completed (the last topic answered) */
     bool warned_full;
 };
 
@@ -37,7 +38,7 @@ static int subscribe(void *ctx, size_t i, bp_buf *out)
 }
 
 /* SDK types/messages.ts SubscriptionResponse {status, subscription_id, topic, request_id}. */
-static enum bp_ws_verdict answer(const char *text, size_t len, bp_error *err)
+static enum bp_ws_verdict answer(bp_arch_ws *a, const char *text, size_t len, bp_error *err)
 {
     yajl_val root = bp_json_parse(text, len, NULL, 0);
     yajl_val st =
@@ -49,6 +50,11 @@ static enum bp_ws_verdict answer(const char *text, size_t len, bp_error *err)
     enum bp_ws_verdict v = BP_WS_IGNORED;
     if (st && strcmp(st->u.string, "Subscribed") == 0) {
         v = BP_WS_ANSWERED;
+        if (topic && strcmp(topic->u.string, bp_arch_topic_name(BP_ARCH_T_COUNT - 1)) == 0) {
+            pthread_mutex_lock(&a->lock); /* the last topic: the subscription is complete */
+            a->epoch++;
+            pthread_mutex_unlock(&a->lock);
+        }
     } else if (st && strcmp(st->u.string, "Error") == 0) {
         bp_error_set(err, BP_ERPC, "subscribe to topic '%.40s' refused: %.200s",
                      topic ? topic->u.string : "?", msg ? msg->u.string : "(no message)");
@@ -86,7 +92,7 @@ static enum bp_ws_verdict on_message(void *ctx, const char *text, size_t len, bp
     bp_arch_event e;
     int rc = bp_arch_decode_event(text, len, unix_now(), &e, err);
     if (rc == BP_EINVAL) /* not an event: a subscription answer */
-        return answer(text, len, err);
+        return answer(a, text, len, err);
     if (rc != 0) {
         pthread_mutex_lock(&a->lock);
         a->malformed++;
@@ -164,6 +170,40 @@ int bp_arch_ws_take(bp_arch_ws *a, bool have_committed, uint64_t committed, bp_a
         r->events = ev;
     *out = r;
     return 0;
+}
+
+static int resync_event(bp_arch_ws *a, enum bp_arch_topic t, const bp_arch_hash *h, size_t n)
+{
+    bp_arch_event e = {.topic = t, .resync = true};
+    if (n == 0)
+        return 0;
+    e.hashes = malloc(n * sizeof(*h));
+    if (!e.hashes)
+        return BP_ENOMEM;
+    memcpy(e.hashes, h, n * sizeof(*h));
+    e.hash_count = n;
+    push(a, &e);
+    pthread_mutex_lock(&a->lock);
+    a->received--; /* not received: made here */
+    pthread_mutex_unlock(&a->lock);
+    return 0;
+}
+
+int bp_arch_ws_resync(bp_arch_ws *a, const bp_arch_hash *rolled, size_t nr,
+                      const bp_arch_hash *kept, size_t nk, bp_error *err)
+{
+    if (resync_event(a, BP_ARCH_T_ROLLEDBACK, rolled, nr) != 0 ||
+        resync_event(a, BP_ARCH_T_REAPPLIED, kept, nk) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
+uint64_t bp_arch_ws_epoch(bp_arch_ws *a)
+{
+    pthread_mutex_lock(&a->lock);
+    uint64_t e = a->epoch;
+    pthread_mutex_unlock(&a->lock);
+    return e;
 }
 
 void bp_arch_ws_stats(bp_arch_ws *a, uint64_t *received, uint64_t *malformed, size_t *held)

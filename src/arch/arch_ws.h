@@ -41,6 +41,16 @@ const bp_ws_protocol *bp_arch_ws_protocol(bp_arch_ws *a);
  * is NULL when none, else a bp_arch_rows carrying only events (the caller owns it). */
 int bp_arch_ws_take(bp_arch_ws *a, bool have_committed, uint64_t committed, bp_arch_rows **out,
                     bp_error *err);
+/* How many times every topic was subscribed (each connection once): a new value means a
+ * subscription since the last look, after which a resync is due. */
+uint64_t bp_arch_ws_epoch(bp_arch_ws *a);
+/* After the socket was (re)subscribed, what the node says now of the transactions of the
+ * blocks committed before (their rollback_status): events sent meanwhile (while the socket was
+ * down, or to a process killed before it committed them) are not replayed by the node. Queued
+ * as two resync events (bp_arch_event.resync) after everything received so far: the listed
+ * rolled-back transactions (rolled, nr of them) and the others (kept, nk). Copies the hashes. */
+int bp_arch_ws_resync(bp_arch_ws *a, const bp_arch_hash *rolled, size_t nr,
+                      const bp_arch_hash *kept, size_t nk, bp_error *err);
 /* Events received, malformed, and held now. */
 void bp_arch_ws_stats(bp_arch_ws *a, uint64_t *received, uint64_t *malformed, size_t *held);
 void bp_arch_ws_free(bp_arch_ws *a);

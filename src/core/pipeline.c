@@ -101,7 +101,8 @@ struct pipeline {
     int64_t next_poll_ms;
     bp_realtime rt;
     bool rt_started;
-    bp_arch_ws *aws; /* --ws of a family with its own event stream (ws_events): its events */
+    bp_arch_ws *aws;    /* --ws of a family with its own event stream (ws_events): its events */
+    uint64_t aws_epoch; /* its subscriptions already resynced (bp_arch_ws_epoch) */
 
     /* the batch being built: events and the blocks they point to (owned until handed to the
      * writer) */
@@ -1730,6 +1731,74 @@ static double poll_every(pipeline *p)
     return p->cfg->poll_interval;
 }
 
+#define RESYNC_BLOCKS 64
+
+/* The rollback state of blocks lo..lo+n-1 as the node has it now, into the socket's queue:
+ * only blocks still ours (a block the node replaced is the reorg path's). */
+static int resync_blocks(pipeline *p, uint64_t lo, size_t n, bp_block **out, int *rcs,
+                         bp_error *errs)
+{
+    size_t ntx = 0, nr = 0, nk = 0;
+    for (size_t i = 0; i < n; i++)
+        ntx += out[i] && out[i]->arch ? out[i]->arch->tx_count : 0;
+    bp_arch_hash *rolled = calloc(ntx ? ntx : 1, sizeof(*rolled));
+    bp_arch_hash *kept = calloc(ntx ? ntx : 1, sizeof(*kept));
+    for (size_t i = 0; rolled && kept && i < n; i++) {
+        const bp_canon_entry *e = bp_canon_at(&p->canon, lo + i);
+        if (rcs[i] != 0 || !out[i] || !out[i]->arch || !e || strcmp(e->hash, out[i]->hash) != 0)
+            continue;
+        for (size_t k = 0; k < out[i]->arch->tx_count; k++) {
+            const bp_arch_tx *t = &out[i]->arch->txs[k];
+            memcpy(t->rolled_back ? rolled[nr++] : kept[nk++], t->txid, sizeof(t->txid));
+        }
+    }
+    int rc = rolled && kept ? bp_arch_ws_resync(p->aws, rolled, nr, kept, nk, errs)
+                            : bp_error_set(errs, BP_ENOMEM, "out of memory");
+    free(rolled);
+    free(kept);
+    if (rc == 0)
+        bp_info("arch websocket: subscribed again: rollback state of blocks %" PRIu64 "..%" PRIu64
+                " re-read (%zu rolled back, %zu not)",
+                lo, lo + n - 1, nr, nk);
+    return rc;
+}
+
+/* The socket was (re)subscribed: events the node sent while it was down (or to a process
+ * killed before it committed them) are not replayed, so the rollback state of the last
+ * RESYNC_BLOCKS committed blocks is read again from the node and applied after what was
+ * received (arch_ws.h bp_arch_ws_resync). A failure is logged, not retried. */
+static void resync_rollbacks(pipeline *p)
+{
+    uint64_t epoch = bp_arch_ws_epoch(p->aws);
+    const bp_canon_entry *tip = bp_canon_tip(&p->canon), *low = bp_canon_lowest(&p->canon);
+    if (epoch == p->aws_epoch)
+        return;
+    p->aws_epoch = epoch;
+    if (!tip) /* nothing committed yet: nothing to read again */
+        return;
+    uint64_t lo = tip->number + 1 > RESYNC_BLOCKS ? tip->number + 1 - RESYNC_BLOCKS : 0;
+    lo = low && low->number > lo ? low->number : lo;
+    size_t n = (size_t)(tip->number - lo + 1), ep = (size_t)p->walk_ep;
+    bp_block **out = calloc(n, sizeof(*out));
+    int *rcs = calloc(n, sizeof(*rcs));
+    bp_error *errs = calloc(n, sizeof(*errs));
+    int rc = out && rcs && errs ? may_ask(p, ep, errs) : BP_ENOMEM;
+    if (rc == 0)
+        rc = asked(p, ep, p->src->fetch_range(p->rpcs[ep], &p->shared, lo, n, out, rcs, errs));
+    if (rc == 0 || rc == BP_ENOTFOUND || rc == BP_EPARSE) /* per block: those that came */
+        rc = resync_blocks(p, lo, n, out, rcs, errs);
+    if (rc != 0)
+        bp_warn("arch websocket: subscribed again, but the rollback state of blocks %" PRIu64
+                "..%" PRIu64 " could not be read again (%s): a rollback or re-apply sent while "
+                "the socket was down may be missing",
+                lo, tip->number, errs ? errs[0].msg : "out of memory");
+    for (size_t i = 0; out && i < n; i++)
+        bp_block_free(out[i]);
+    free(out);
+    free(rcs);
+    free(errs);
+}
+
 static int step(pipeline *p, bp_error *err)
 {
     int rc = take_announced(p, err);
@@ -1739,6 +1808,8 @@ static int step(pipeline *p, bp_error *err)
         return rc;
     bool was_ws = p->rt.mode_ws;
     (void)poll_every(p); /* notices a socket that just failed (mode_ws) */
+    if (p->aws && !p->stopping)
+        resync_rollbacks(p);
     int64_t now = now_ms();
     if (was_ws && !p->rt.mode_ws)
         p->next_poll_ms = now; /* the socket just failed: poll at once */

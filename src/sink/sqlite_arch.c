@@ -202,11 +202,14 @@ int bp_sqlite_arch_revert(bp_sqlite_arch *a, const char *chain, const bp_block *
 static int write_event(bp_sqlite_arch *a, const char *chain, const bp_arch_event *e)
 {
     sqlite3_stmt *st = a->st[A_INS_EVENT];
-    int rc = bind_text(st, 1, chain) | bind_text(st, 2, e->key) |
+    int rc = SQLITE_OK;
+    if (!e->resync) { /* a resync is made from the node's state: no row of its own */
+        rc = bind_text(st, 1, chain) | bind_text(st, 2, e->key) |
              bind_text(st, 3, bp_arch_topic_name(e->topic)) |
              (e->has_height ? bind_u64(st, 4, e->block_height) : sqlite3_bind_null(st, 4)) |
              bind_text(st, 5, e->data) | sqlite3_bind_double(st, 6, e->received_at);
-    rc = rc == SQLITE_OK ? step(st) : rc;
+        rc = rc == SQLITE_OK ? step(st) : rc;
+    }
     bool back = e->topic == BP_ARCH_T_ROLLEDBACK;
     if (!back && e->topic != BP_ARCH_T_REAPPLIED)
         return rc;

@@ -2,18 +2,22 @@
 the node's six WebSocket topics in the pipeline (docs/ARCH.md "WebSocket event stream").
 
 The node grows a block every 0.2 s from height 60 (1-8 transactions each) and makes a
-rollback / re-apply episode every 2 s (--rollback-every: the even transactions of a recent
+rollback / re-apply episode every 4 s (--rollback-every: the even transactions of a recent
 block rolled back, then re-applied). Endpoint ep1 drops every WebSocket connection every 1.3 s
 (ws_drop_every) and sends a malformed event after every 40th (ws_bad_every); ep2 has no faults.
 
 Part 1 (ep1: socket cuts, malformed events, kill -9): a run follows the node with --ws, is
 SIGKILLed twice at random moments after it committed past the last checkpoint, restarted, and
-stopped by SIGINT after catching up. Then:
+stopped by SIGINT after catching up, just after a rollback episode. Then:
 - the tables hold exactly the node's chain (test_arch_run.check_tables: every height once,
   the hash chain, the canonical hashes, every block's transactions and account updates):
   the blocks announced while the socket was down came by polling;
 - the socket was cut and reconnected (the log), and every malformed event was logged as an
   error naming the topic and the field (and nothing else was an error);
+- every stored transaction's rolled_back is the node's get_processed_transaction
+  rollback_status then: the episodes whose events came while the socket was down or to a
+  killed run are caught by the re-read of the last 64 blocks' rollback state at every
+  (re)subscription (logged once per start and reconnect);
 - arch_events holds events of every run (receive times in each run's span), one row per key,
   and none of a block above the checkpoint (an event waits for its block's batch).
 Part 2 (ep2: rollbacks exactly): a fresh run from near the head, stopped (SIGINT) just after a
@@ -43,7 +47,7 @@ import test_arch_run as arch  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1415"))
 HANG = 90
-EPISODE_S = 2.0
+EPISODE_S = 4.0
 FAULTS = "ep1:ws_drop_every=1.3,ws_bad_every=40"
 
 
@@ -87,7 +91,11 @@ def part1(bp, node, tmp, rng):
                 else:
                     time.sleep(2.0)
                     arch.wait_caught_up(url, db, proc, "last run")
+                    episode = wait_episode(node, True)  # stopped just after a rollback
+                    t = time.monotonic()
+                    time.sleep(1.0)
                     stop(proc, "last run")
+                    back, n = compare_rollbacks(node, url, db, -1, episode, t)
             finally:
                 if proc.poll() is None:
                     proc.kill()
@@ -105,6 +113,8 @@ def part1(bp, node, tmp, rng):
     if cuts < 1 or "subscribed (subscribe (Arch topics))" not in text:
         fail(f"the socket was never cut and resubscribed ({cuts} switches to polling)")
     arch.check_tables(url, db)
+    if text.count("rollback state of blocks") < 3:
+        fail("the rollback state was not read again after each start and reconnect")
     con = sqlite3.connect(db)
     cp = con.execute("SELECT number FROM checkpoints WHERE chain = 'arch'").fetchone()[0]
     over = con.execute("SELECT count(*) FROM arch_events WHERE block_height > ?", (cp,)).fetchone()[0]
@@ -123,7 +133,8 @@ def part1(bp, node, tmp, rng):
         if not topics.get(t):
             fail(f"no {t} event stored: {topics}")
     print(f"part 1: {cuts} socket cuts, {len(bad)} malformed events reported, events {topics}, "
-          f"none above checkpoint {cp}")
+          f"none above checkpoint {cp}; all {n} transactions' rolled_back as the node's "
+          f"rollback_status ({back} rolled back) after 2 kills and the cuts")
 
 
 def wait_episode(node, odd):
@@ -138,6 +149,27 @@ def wait_episode(node, odd):
     fail("no rollback episode from the node")
 
 
+def compare_rollbacks(node, url, db, above, episode, since):
+    """Every stored transaction of the blocks above `above`: rolled_back must be the node's
+    rollback_status now (the node still at `episode`). Returns (rolled back, compared)."""
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT txid, rolled_back FROM arch_transactions WHERE block_height > ? "
+                       "ORDER BY block_height, tx_index", (above,)).fetchall()
+    con.close()
+    node_view = []
+    for i in range(0, len(rows), 200):
+        node_view += arch.call(url, [("get_processed_transaction", [r[0]]) for r in rows[i:i + 200]])
+    if node.stats()["episodes"] != episode:
+        fail(f"the node made another episode before it was compared ({time.monotonic() - since:.1f} s "
+             f"after the one compared): raise EPISODE_S")
+    wrong = [(r[0], r[1], v["rollback_status"]) for r, v in zip(rows, node_view)
+             if r[1] != (v["rollback_status"]["type"] == "rolledback")]
+    if wrong:
+        fail(f"{len(wrong)} of {len(rows)} transactions' rolled_back differ from the node: "
+             f"{wrong[:3]}")
+    return sum(r[1] for r in rows), len(rows)
+
+
 def part2(bp, node, tmp):
     url = node.urls[1]
     db = os.path.join(tmp, "rb.db")
@@ -145,34 +177,26 @@ def part2(bp, node, tmp):
     with open(os.path.join(tmp, "rb.log"), "w") as log:
         proc = start(bp, url, db, log, head)
         try:
+            arch.wait_progress(db, proc, head, "part 2")  # subscribed by now
+            time.sleep(0.5)
             wait_episode(node, False)  # a re-apply,
             e = wait_episode(node, True)  # then a rollback: its event reaches the tables
+            t = time.monotonic()
             time.sleep(0.5)
             stop(proc, "part 2")
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+    back, n = compare_rollbacks(node, url, db, head + 5, e, t)
     con = sqlite3.connect(db)
-    rows = con.execute("SELECT txid, rolled_back FROM arch_transactions WHERE block_height > ? "
-                       "ORDER BY block_height, tx_index", (head + 5,)).fetchall()
     topics = dict(con.execute("SELECT topic, count(*) FROM arch_events GROUP BY topic").fetchall())
     con.close()
-    node_view = []
-    for i in range(0, len(rows), 200):
-        node_view += arch.call(url, [("get_processed_transaction", [r[0]]) for r in rows[i:i + 200]])
-    if node.stats()["episodes"] != e:
-        fail("the node made another episode before it was compared: raise EPISODE_S")
-    wrong = [(r[0], r[1], v["rollback_status"]) for r, v in zip(rows, node_view)
-             if r[1] != (v["rollback_status"]["type"] == "rolledback")]
-    if wrong:
-        fail(f"{len(wrong)} of {len(rows)} transactions' rolled_back differ from the node: {wrong[:3]}")
-    back = sum(r[1] for r in rows)
     if not topics.get("rolledback_transactions") or not topics.get("reapplied_transactions"):
         fail(f"no rollback and re-apply events stored: {topics}")
     if not back:
         fail("no stored transaction is rolled back after a rollback episode: nothing compared")
-    print(f"part 2: {len(rows)} transactions match the node's rollback_status ({back} rolled "
+    print(f"part 2: {n} transactions match the node's rollback_status ({back} rolled "
           f"back), events {topics}")
 
 

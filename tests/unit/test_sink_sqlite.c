@@ -412,6 +412,24 @@ static void test_arch_events(void **state)
                " (SELECT count(*) FROM arch_events), (SELECT block_height FROM arch_events WHERE"
                " topic = 'rolledback_transactions'), (SELECT number FROM checkpoints)",
                "1,0|3|1|1");
+    /* a resync (arch_ws.h): the rows change, no arch_events row */
+    bp_block *e4 = arch_events(NULL, 0);
+    bp_arch_rows *r4 = (bp_arch_rows *)e4->arch;
+    free(r4->events);
+    r4->events = calloc(1, sizeof(*r4->events));
+    r4->events[0] = (bp_arch_event){.topic = BP_ARCH_T_REAPPLIED,
+                                    .resync = true,
+                                    .hashes = calloc(1, sizeof(bp_arch_hash)),
+                                    .hash_count = 1};
+    memset(r4->events[0].hashes[0], 'a', 64);
+    r4->event_count = 1;
+    ev = (bp_event){BP_EVENT_ARCH_EVENTS, e4};
+    assert_int_equal(write_events(f, "arch", &ev, 1, cp, &err), 0);
+    assert_row(f->db,
+               "SELECT (SELECT group_concat(rolled_back) FROM arch_transactions),"
+               " (SELECT count(*) FROM arch_events)",
+               "0,0|3");
+    bp_block_free(e4);
     bp_block_free(b1);
     bp_block_free(e1);
     bp_block_free(e2);
