@@ -47,6 +47,7 @@ TITLES = {
     "l2decode": "Decoding OP-stack and Arbitrum blocks vs Ethereum blocks of the same size",
     "memory": "Memory per chain: at the head and in a full-speed backfill",
     "arch": "Arch Network (simnode --chain-type arch): blocks/s vs the raw transport",
+    "archws": "Arch WebSocket events through blockpipe vs the raw transport (simnode)",
 }
 
 

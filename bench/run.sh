@@ -38,6 +38,7 @@ bench api python3 bench/api_bench.py --build "$BUILD" --out "$OUT"
 bench verify python3 bench/verify_bench.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench chains python3 bench/chains_bench.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench memory python3 bench/memory_bench.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
+bench archws python3 bench/arch_ws_bench.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 if ((${#failed[@]})); then
     echo "bench: did not run: ${failed[*]} (see their sections in $OUT)" >&2
     exit 1

@@ -25,6 +25,12 @@
 typedef enum bp_event_kind {
     BP_EVENT_APPLY = 1,  /* block (full) joined the canonical chain */
     BP_EVENT_REVERT = 2, /* block (header only: number, hash, parent_hash, timestamp) left it */
+    /* An Arch chain's WebSocket events (--chain-type arch with --ws): block is a carrier
+     * (family BP_FAMILY_ARCH, number and hash of the newest block committed before it, or 0 and
+     * "") whose arch rows hold the events in arrival order and no block row. It follows the
+     * APPLYs of the blocks its events name, and changes no checkpoint. Only outputs that store
+     * Arch (bp_sink.families) see it; what they do with it: src/arch/arch_rows.h. */
+    BP_EVENT_ARCH_EVENTS = 3,
 } bp_event_kind;
 
 typedef struct bp_event {

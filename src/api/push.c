@@ -270,6 +270,8 @@ void bp_push_batch(void *hub, const bp_batch *b)
     /* The minutes it rewrote (b->derived is the outputs' own, not set here: an output
      * without derived tables has no rows to read back, which is no error). */
     for (size_t i = 0; i < b->count; i++) {
+        if (b->events[i].kind == BP_EVENT_ARCH_EVENTS)
+            continue;
         uint64_t m = b->events[i].block->timestamp / 60 * 60;
         h->minute_lo = h->minutes && h->minute_lo < m ? h->minute_lo : m;
         h->minute_hi = h->minutes && h->minute_hi > m ? h->minute_hi : m;
@@ -280,6 +282,10 @@ void bp_push_batch(void *hub, const bp_batch *b)
     for (size_t i = 0; i < b->count;) {
         const bp_event *ev = &b->events[i];
         ring_ev e = {.batch = batch, .unix_ms = now};
+        if (ev->kind == BP_EVENT_ARCH_EVENTS) { /* no block: nothing to announce */
+            i++;
+            continue;
+        }
         if (ev->kind == BP_EVENT_APPLY) {
             e.kind = EV_APPLY;
             header(&e, ev->block);

@@ -95,6 +95,10 @@ typedef struct bp_arch_event {
     bp_arch_hash *hashes;       /* owned; rolledback / reapplied transaction_hashes */
     size_t hash_count;
     char *dkg_status; /* owned; dkg */
+    /* Not received: made by blockpipe from the node's rollback_status after the socket was
+     * (re)subscribed (arch/arch_ws.h bp_arch_ws_resync): applied to arch_transactions like a
+     * rolledback / reapplied event, but no arch_events row (key and data are empty). */
+    bool resync;
 } bp_arch_event;
 
 /* The result of a JSON-RPC answer text: *root (free with bp_json_free) and *result inside it.

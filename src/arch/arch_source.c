@@ -28,6 +28,9 @@ void bp_arch_rows_free(void *p)
     for (size_t i = 0; i < r->tx_count; i++)
         bp_arch_tx_free(&r->txs[i]);
     free(r->txs);
+    for (size_t i = 0; i < r->event_count; i++)
+        bp_arch_event_free(&r->events[i]);
+    free(r->events);
     bp_arch_block_free(&r->block);
     free(r);
 }
@@ -44,6 +47,11 @@ size_t bp_arch_rows_bytes(const bp_arch_rows *r)
         const bp_arch_tx *t = &r->txs[i];
         n += sizeof(*t) + slen(t->failure) + slen(t->rollback_reason) + slen(t->program_ids) +
              slen(t->bitcoin_txids) + t->account_count * sizeof(bp_arch_hash);
+    }
+    for (size_t i = 0; i < r->event_count; i++) {
+        const bp_arch_event *e = &r->events[i];
+        n += sizeof(*e) + slen(e->data) + slen(e->failure) + slen(e->program_ids) +
+             slen(e->dkg_status) + e->hash_count * sizeof(bp_arch_hash);
     }
     return n;
 }
@@ -66,8 +74,10 @@ typedef struct calls {
     size_t cap;
 } calls;
 
-static int calls_run(bp_rpc *rpc, calls *c, const char *method, size_t n,
-                     int (*param)(bp_buf *out, void *ctx, size_t i), void *ctx, bp_error *err)
+/* methods[i] (NULL: method) is the i-th call's. */
+static int calls_run_m(bp_rpc *rpc, calls *c, const char *method, const char *const *methods,
+                       size_t n, int (*param)(bp_buf *out, void *ctx, size_t i), void *ctx,
+                       bp_error *err)
 {
     bp_json_free(c->root);
     c->root = NULL;
@@ -86,7 +96,7 @@ static int calls_run(bp_rpc *rpc, calls *c, const char *method, size_t n,
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = bp_buf_printf(&c->body,
                            "%s{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"%s\",\"params\":",
-                           i ? "," : "", i, method);
+                           i ? "," : "", i, methods ? methods[i] : method);
         if (rc == 0)
             rc = param(&c->body, ctx, i);
         if (rc == 0)
@@ -95,8 +105,17 @@ static int calls_run(bp_rpc *rpc, calls *c, const char *method, size_t n,
     if (rc == 0 && n > 1)
         rc = bp_buf_puts(&c->body, "]");
     if (rc != 0)
-        return bp_error_set(err, BP_ENOMEM, "%s: cannot build the request", method);
+        return bp_error_set(err, BP_ENOMEM, "%s: cannot build the request",
+                            methods  ? methods[0]
+                            : method ? method
+                                     : "?");
     return bp_rpc_batch(rpc, c->body.data, c->body.len, n, &c->root, c->results, c->errors, err);
+}
+
+static int calls_run(bp_rpc *rpc, calls *c, const char *method, size_t n,
+                     int (*param)(bp_buf *out, void *ctx, size_t i), void *ctx, bp_error *err)
+{
+    return calls_run_m(rpc, c, method, NULL, n, param, ctx, err);
 }
 
 static void calls_free(calls *c)
@@ -174,35 +193,70 @@ static int arch_identity(bp_rpc *rpc, uint64_t *id, bp_error *err)
     return rc;
 }
 
+/* The best and the best finalized hash, in one request (book get-best-block-hash.md,
+ * get-best-finalized-block-hash.md). A node without the second (an error, or no hash) has no
+ * finalized block: *final stays false. */
+static int best_hashes(bp_rpc *rpc, calls *c, bp_arch_hash best, bp_arch_hash fin, bool *final,
+                       bp_error *err)
+{
+    static const char *const m[] = {"get_best_block_hash", "get_best_finalized_block_hash"};
+    bp_error e;
+    *final = false;
+    int rc = calls_run_m(rpc, c, NULL, m, 2, no_param, NULL, err);
+    if (rc == 0 && c->errors[0])
+        rc = call_error(c->errors[0], m[0], err);
+    if (rc == 0)
+        rc = hash_of(c->results[0], m[0], best, err);
+    if (rc == 0 && !c->errors[1])
+        *final = hash_of(c->results[1], m[1], fin, &e) == 0;
+    return rc;
+}
+
+/* get_block of the head (and of the finalized block): height, previous hash, timestamp. */
+static int arch_head(bp_rpc *rpc, calls *c, bp_header *out, bp_error *err)
+{
+    bp_arch_hash h[2];
+    bp_arch_block b = {0}, f = {0};
+    bool final;
+    int rc = best_hashes(rpc, c, h[0], h[1], &final, err);
+    const char *hp[2] = {h[0], h[1]};
+    if (rc == 0)
+        rc = calls_run(rpc, c, "get_block", final ? 2 : 1, string_param, hp, err);
+    if (rc == 0 && c->errors[0])
+        rc = call_error(c->errors[0], "get_block", err);
+    if (rc == 0)
+        rc = bp_arch_decode_block(c->results[0], h[0], &b, err);
+    if (rc != 0)
+        return rc;
+    out->number = b.height;
+    out->timestamp = b.timestamp;
+    memcpy(out->hash, b.hash, sizeof(b.hash));
+    memcpy(out->parent_hash, b.prev_hash, sizeof(b.prev_hash));
+    bp_error e;
+    if (final && !c->errors[1] && bp_arch_decode_block(c->results[1], h[1], &f, &e) == 0 &&
+        f.height <= b.height) {
+        out->has_final = true;
+        out->final_number = f.height;
+    }
+    bp_arch_block_free(&b);
+    bp_arch_block_free(&f);
+    return 0;
+}
+
 static int arch_header(bp_rpc *rpc, uint64_t number, bp_header *out, bp_error *err)
 {
     calls c = {0};
     bp_arch_hash h;
-    bp_arch_block b = {0};
     memset(out, 0, sizeof(*out));
-    bool head = number == UINT64_MAX;
-    int rc = head ? hash_call(rpc, &c, "get_best_block_hash", NULL, h, err)
-                  : hash_call(rpc, &c, "get_block_hash", &number, h, err);
-    if (rc == 0 && !head) { /* the reorg walk needs the hash only */
+    int rc;
+    if (number == UINT64_MAX) {
+        rc = arch_head(rpc, &c, out, err);
+    } else { /* the reorg walk needs the hash only */
+        rc = hash_call(rpc, &c, "get_block_hash", &number, h, err);
         out->number = number;
-        memcpy(out->hash, h, sizeof(h));
-        goto out;
+        if (rc == 0)
+            memcpy(out->hash, h, sizeof(h));
     }
-    const char *hp = h;
-    if (rc == 0)
-        rc = calls_run(rpc, &c, "get_block", 1, string_param, &hp, err);
-    if (rc == 0 && c.errors[0])
-        rc = call_error(c.errors[0], "get_block", err);
-    if (rc == 0)
-        rc = bp_arch_decode_block(c.results[0], h, &b, err);
-    if (rc == 0) {
-        out->number = b.height;
-        out->timestamp = b.timestamp;
-        memcpy(out->hash, b.hash, sizeof(b.hash));
-        memcpy(out->parent_hash, b.prev_hash, sizeof(b.prev_hash));
-        bp_arch_block_free(&b);
-    }
-out:
     calls_free(&c);
     return rc;
 }
@@ -397,4 +451,5 @@ const bp_source_ops bp_source_arch = {
     .header = arch_header,
     .fetch_range = arch_fetch_range,
     .newheads_ws = false,
+    .ws_events = true,
 };

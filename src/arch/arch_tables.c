@@ -25,7 +25,8 @@ const bp_arch_column bp_arch_columns[] = {
     COL(TRANSACTIONS, "block_hash", HASH, false, true, "that block's hash"),
     COL(TRANSACTIONS, "status", TEXT, false, true, "queued, processing, processed or failed"),
     COL(TRANSACTIONS, "failure_reason", TEXT, false, false, "the failed status' message"),
-    COL(TRANSACTIONS, "rolled_back", BOOL, false, true, "rollback_status rolledback when fetched"),
+    COL(TRANSACTIONS, "rolled_back", BOOL, false, true,
+        "rollback_status when fetched, then the rollback events"),
     COL(TRANSACTIONS, "rollback_reason", TEXT, false, false, "its message"),
     COL(TRANSACTIONS, "program_ids", JSON, false, true, "the instructions' programs, distinct"),
     COL(TRANSACTIONS, "bitcoin_txids", JSON, false, true, "bitcoin_txids / bitcoin_txid"),
@@ -102,6 +103,27 @@ int bp_arch_insert(bp_buf *out, const char *verb, enum bp_arch_table t, bool dol
     if (rc == 0)
         rc = bp_buf_puts(out, ")");
     return rc ? BP_ENOMEM : 0;
+}
+
+int bp_arch_txid_index(bp_buf *out, const char *if_not_exists)
+{
+    return bp_buf_printf(out,
+                         "CREATE INDEX %sarch_transactions_txid ON arch_transactions(chain, txid);",
+                         if_not_exists)
+               ? BP_ENOMEM
+               : 0;
+}
+
+int bp_arch_rollback_sql(bp_buf *out, bool dollar)
+{
+    const char *const q[] = {"?", "?", "?"}, *const d[] = {"$1", "$2", "$3"};
+    const char *const *p = dollar ? d : q;
+    return bp_buf_printf(out,
+                         "UPDATE arch_transactions SET rolled_back = %s, rollback_reason = NULL "
+                         "WHERE chain = %s AND txid = %s",
+                         p[0], p[1], p[2])
+               ? BP_ENOMEM
+               : 0;
 }
 
 void bp_arch_columns_markdown(FILE *f)

@@ -47,6 +47,13 @@ int bp_arch_create_table(bp_buf *out, enum bp_arch_table t, const char *if_not_e
 /* <verb> INTO name(cols) VALUES(?, ...) (PostgreSQL $n placeholders when dollar); verb:
  * "INSERT", "INSERT OR IGNORE", ... */
 int bp_arch_insert(bp_buf *out, const char *verb, enum bp_arch_table t, bool dollar);
+/* The index the rollback UPDATE needs: CREATE INDEX <if_not_exists>arch_transactions_txid ON
+ * arch_transactions(chain, txid); BP_ENOMEM. */
+int bp_arch_txid_index(bp_buf *out, const char *if_not_exists);
+/* What a rolledback_transactions / reapplied_transactions event does to one listed txid
+ * (arch/arch_rows.h): UPDATE arch_transactions SET rolled_back = <1>, rollback_reason = NULL
+ * WHERE chain = <2> AND txid = <3> (PostgreSQL $n placeholders when dollar). BP_ENOMEM. */
+int bp_arch_rollback_sql(bp_buf *out, bool dollar);
 /* The table of every column as Markdown (docs/SCHEMA.md). */
 void bp_arch_columns_markdown(FILE *f);
 

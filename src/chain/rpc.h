@@ -98,6 +98,11 @@ typedef struct bp_header {
     uint64_t timestamp;
     char hash[67];
     char parent_hash[67];
+    /* The head only, from a family whose node names its best finalized block (Arch's
+     * get_best_finalized_block_hash): --confirmations then means "up to it" (core/pipeline.c
+     * target()); false: --confirmations counts blocks below the head. */
+    bool has_final;
+    uint64_t final_number;
 } bp_header;
 int bp_rpc_header(bp_rpc *rpc, uint64_t number, bp_header *out, bp_error *err);
 

@@ -43,6 +43,8 @@ struct bp_ws_heads {
     double interval_s, stale_cfg_s, sub_timeout_s;
     int max_attempts;
     size_t max_msg, qcap;
+    const bp_ws_protocol *proto; /* NULL: eth_subscribe newHeads */
+    const char *sub_what;        /* "eth_subscribe" or proto->what, for messages */
 
     /* Service thread only (libwebsockets callbacks and the tick). */
     struct lws_context *ctx;
@@ -58,6 +60,7 @@ struct bp_ws_heads {
     char close_why[BP_ERROR_MSG_MAX];
     char last_malformed[BP_ERROR_MSG_MAX];
     char sub_id[128];
+    size_t sub_sent, sub_answered; /* proto: subscribe messages sent / confirmed */
     bp_buf msg;
     uint64_t rng, prev_number, prev_ts;
 
@@ -277,7 +280,9 @@ static void begin_stop(bp_ws_heads *w)
 {
     w->stopping = true;
     w->stop_deadline = mono_ms() + STOP_DEADLINE_MS;
-    if (w->conn_live && w->wsi && w->phase == PH_SUBSCRIBED && w->sub_id[0]) {
+    if (w->conn_live && w->wsi && w->proto && w->phase != PH_CLOSING) {
+        kill_conn(w, "stopped"); /* nothing to unsubscribe from: the close ends it */
+    } else if (w->conn_live && w->wsi && w->phase == PH_SUBSCRIBED && w->sub_id[0]) {
         w->want_unsubscribe = true;
         set_phase(w, PH_UNSUBSCRIBING);
         lws_callback_on_writable(w->wsi);
@@ -298,7 +303,7 @@ static void check_timeouts(bp_ws_heads *w, int64_t now)
     if (w->phase == PH_HANDSHAKE && now - w->phase_ms > HANDSHAKE_TIMEOUT_MS) {
         kill_conn(w, "no WebSocket handshake within 15 s");
     } else if (w->phase == PH_SUBSCRIBING && now - w->phase_ms > w->sub_timeout_s * 1000.0) {
-        snprintf(why, sizeof(why), "eth_subscribe: no answer within %.1f s%s%.300s",
+        snprintf(why, sizeof(why), "%s: no answer within %.1f s%s%.300s", w->sub_what,
                  w->sub_timeout_s, w->last_malformed[0] ? "; last bad message: " : "",
                  w->last_malformed);
         kill_conn(w, why);
@@ -335,7 +340,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 /* One small text message; lws_write wants LWS_PRE bytes of headroom before it. */
 static int send_text(struct lws *wsi, const char *text)
 {
-    unsigned char buf[LWS_PRE + 256];
+    unsigned char buf[LWS_PRE + 512];
     size_t n = strlen(text);
     if (n > sizeof(buf) - LWS_PRE)
         return -1;
@@ -350,6 +355,18 @@ static int on_writable(bp_ws_heads *w, struct lws *wsi)
         return -1;
     }
     char text[256];
+    if (w->want_subscribe && w->proto) { /* one message per writable callback */
+        bp_buf m;
+        bp_buf_init(&m, 0);
+        int rc = w->proto->subscribe(w->proto->ctx, w->sub_sent++, &m) == 0 && m.data
+                     ? send_text(wsi, m.data)
+                     : -1;
+        bp_buf_release(&m);
+        w->want_subscribe = w->sub_sent < w->proto->subscriptions;
+        if (w->want_subscribe)
+            lws_callback_on_writable(wsi);
+        return rc;
+    }
     if (w->want_subscribe) {
         w->want_subscribe = false;
         return send_text(wsi, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_subscribe\","
@@ -513,8 +530,42 @@ static void on_answer(bp_ws_heads *w, yajl_val root, long long id)
         bp_debug("websocket %s: unexpected answer with id %lld ignored", w->endpoint, id);
 }
 
+/* A message of another protocol (bp_ws_protocol). */
+static void on_proto_message(bp_ws_heads *w, const char *text, size_t len)
+{
+    bp_ws_head h;
+    bp_error e = {0};
+    memset(&h, 0, sizeof(h));
+    switch (w->proto->message(w->proto->ctx, text, len, &h, &e)) {
+    case BP_WS_ANSWERED:
+        if (w->phase == PH_SUBSCRIBING && ++w->sub_answered == w->proto->subscriptions) {
+            w->last_head_mono = mono_ms();
+            set_phase(w, PH_SUBSCRIBED);
+            bp_info("websocket %s: subscribed (%s)", w->endpoint, w->sub_what);
+        }
+        return;
+    case BP_WS_REFUSED:
+        kill_conn(w, e.msg);
+        return;
+    case BP_WS_HEAD:
+        w->last_head_mono = h.received_ms = mono_ms();
+        push_head(w, &h);
+        return;
+    case BP_WS_MALFORMED:
+        count_malformed(w, e.msg);
+        return;
+    case BP_WS_EVENT:
+    case BP_WS_IGNORED:
+        return;
+    }
+}
+
 static void on_message(bp_ws_heads *w, const char *text)
 {
+    if (w->proto) {
+        on_proto_message(w, text, w->msg.len);
+        return;
+    }
     char yerr[128] = "";
     char msg[BP_ERROR_MSG_MAX];
     yajl_val root = yajl_tree_parse(text, yerr, sizeof(yerr));
@@ -603,8 +654,10 @@ static int append_auth(bp_ws_heads *w, struct lws *wsi, void *in, size_t len)
 
 static void on_closed(bp_ws_heads *w)
 {
+    char why[160];
+    snprintf(why, sizeof(why), "connection closed by the server before answering %s", w->sub_what);
     if (w->phase == PH_SUBSCRIBING)
-        conn_ended(w, "connection closed by the server before answering eth_subscribe");
+        conn_ended(w, why);
     else
         conn_ended(w, "connection closed by the server");
 }
@@ -630,6 +683,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
         w->want_subscribe = true;
+        w->sub_sent = w->sub_answered = 0;
         set_phase(w, PH_SUBSCRIBING);
         bp_debug("websocket %s: open, subscribing", w->endpoint);
         lws_callback_on_writable(wsi);
@@ -851,6 +905,11 @@ static int apply_config(bp_ws_heads *w, const bp_ws_config *cfg, bp_error *err)
     w->sub_timeout_s =
         cfg->subscribe_timeout_s > 0 ? cfg->subscribe_timeout_s : BP_WS_DEFAULT_SUBSCRIBE_TIMEOUT_S;
     w->qcap = cfg->queue_capacity ? cfg->queue_capacity : BP_WS_DEFAULT_QUEUE;
+    w->proto = cfg->protocol;
+    w->sub_what = w->proto ? w->proto->what : "eth_subscribe";
+    if (w->proto && (!w->proto->subscriptions || !w->proto->subscribe || !w->proto->message))
+        return bp_error_set(err, BP_EINVAL, "WebSocket '%s': a protocol without subscriptions",
+                            w->endpoint);
     w->q = calloc(w->qcap, sizeof(*w->q));
     if (!w->q)
         return bp_error_set(err, BP_ENOMEM, "out of memory");

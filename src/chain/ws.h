@@ -33,8 +33,37 @@ typedef struct bp_ws_head {
     int64_t received_ms; /* CLOCK_MONOTONIC ms when the notification was parsed */
 } bp_ws_head;
 
+/* What a message of another protocol was (bp_ws_protocol.message). */
+enum bp_ws_verdict {
+    BP_WS_IGNORED,   /* nothing for the client */
+    BP_WS_ANSWERED,  /* one subscription confirmed: subscribed once every one is */
+    BP_WS_REFUSED,   /* a subscription refused (err says why): the connection is closed and
+                        tried again later */
+    BP_WS_EVENT,     /* an event the protocol took */
+    BP_WS_HEAD,      /* an event that announces a head: *head filled, queued for _next, and the
+                        connection is alive (the staleness clock restarts) */
+    BP_WS_MALFORMED, /* err names what was wrong: logged and counted, the connection goes on */
+};
+
+/* Another subscription protocol than eth_subscribe newHeads on the same connection machinery
+ * (reconnect with backoff, pings, staleness, status): e.g. the Arch topics (arch/arch_ws.h).
+ * Its callbacks run on the client's thread and must not block. No unsubscribe is sent at
+ * stop: the connection is closed. */
+typedef struct bp_ws_protocol {
+    const char *what;     /* in messages: "subscribe (Arch topics)" */
+    size_t subscriptions; /* messages sent once the socket opens, each answered */
+    /* The i-th subscribe message into out: 0 or BP_ENOMEM. */
+    int (*subscribe)(void *ctx, size_t i, bp_buf *out);
+    /* Every message received (text, len: the whole message). */
+    enum bp_ws_verdict (*message)(void *ctx, const char *text, size_t len, bp_ws_head *head,
+                                  bp_error *err);
+    void *ctx;
+} bp_ws_protocol;
+
 /* Zero/NULL members take the default. The strings are copied at start. */
 typedef struct bp_ws_config {
+    const bp_ws_protocol *protocol; /* NULL: eth_subscribe newHeads; else not copied: it must
+                                       outlive the client */
     const char *url;             /* ws://… or wss://…; user:password@ is sent as Basic auth */
     double reconnect_interval_s; /* first backoff delay, default 5; doubles, ±20%, cap 60 s */
     int max_reconnect_attempts;  /* default 10: when the first attempt and this many reconnects

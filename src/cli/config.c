@@ -139,8 +139,8 @@ static const opt g_opts[] = {
     {"chain-type", NULL, "evm|arch", "CHAIN_TYPE", NULL, "chain_type", set_chain_type,
      .cmds = CMD_BOTH & ~CMD_VERIFY, .def = "evm",
      .help = "the chain's family: evm (Ethereum JSON-RPC) or arch (Arch Network: arch_blocks, "
-             "arch_transactions, arch_account_updates; sqlite and postgres outputs, HTTP "
-             "polling, no --api; docs/ARCH.md)"},
+             "arch_transactions, arch_account_updates, arch_events with --ws; sqlite and "
+             "postgres outputs, no --api; docs/ARCH.md)"},
     {"chain-id", NULL, "N", "CHAIN_ID", NULL, "chain_id", set_chain_id, RANGE(1, UINT64_MAX - 1),
      .cmds = CMD_BOTH, .def = "none",
      .help = "the chain id the endpoints must serve (eth_chainId): another stops the run (with "
@@ -179,7 +179,8 @@ static const opt g_opts[] = {
              "(a flag, variable or file setting of them still wins)"},
     {"confirmations", "reorg-depth", "N", "CONFIRMATIONS", NULL, "confirmations", set_u64_given,
      RANGE(0, 100000), F(confirmations), .cmds = CMD_BOTH, .def = "0 (the preset's)",
-     .help = "apply only blocks at least N below the head"},
+     .help = "apply only blocks at least N below the head (Arch: up to the node's "
+             "get_best_finalized_block_hash when it answers one)"},
     {"reorg-window", NULL, "N", "REORG_WINDOW", NULL, "reorg_window", set_u64_given,
      RANGE(1, 100000), F(reorg_window), .cmds = CMD_BOTH, .def = "128 (the preset's)",
      .help = "recent blocks kept to find a common ancestor; a deeper reorg stops with an error"},
@@ -226,7 +227,8 @@ static const opt g_opts[] = {
              "others go on (continue) and caught up from its checkpoint when it answers again"},
     {"ws", NULL, "URL|JSON", "WEBSOCKET_URL", NULL, "ws", set_ws, .cmds = CMD_BOTH, .def = "none",
      .help = "WebSocket endpoint (ws:// or wss://) of the node: new heads by "
-             "eth_subscribe(newHeads), HTTP polling as the fallback (run only); or an object "
+             "eth_subscribe(newHeads) (Arch: its six topics, stored in arch_events), HTTP "
+             "polling as the fallback (run only); or an object "
              "{\"url\":URL,\"headers\":{NAME:VALUE},\"ca_file\":F,\"cert_file\":F,\"key_file\":F}"},
     {"ws-header", NULL, "'NAME: VALUE'", "WS_HEADER", NULL, "ws_headers", set_header,
      .cmds = CMD_BOTH, .def = "none",

@@ -80,6 +80,7 @@ static const char USAGE[] =
     "  lag=N                  this endpoint's head is N blocks behind (WebSocket heads too)\n"
     "  ws_drop_every=S        every WebSocket connection dropped (no close frame) every S s\n"
     "  ws_silent=1            eth_subscribe answered, but no head ever announced\n"
+    "  ws_bad_every=N         Arch: a malformed event after every Nth a connection sends\n"
     "  max_batch=N            a batch of more than N calls answered with one error object\n"
     "                         (-32600 \"batch of M exceeds the limit of N\"); 1: no batches\n"
     "  max_response_bytes=N   a batch's calls after its answers pass N bytes get -32003\n"

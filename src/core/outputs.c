@@ -360,8 +360,11 @@ static int filter_events(bp_outputs *o, size_t i, bp_checkpoint *cp, const bp_ba
     int rc = 0;
     for (size_t k = 0; k < batch->count && rc == 0; k++) {
         const bp_event *ev = &batch->events[k];
-        rc = ev->kind == BP_EVENT_APPLY ? take_apply(&v, i, ev->block, err)
-                                        : take_revert(&v, i, ev->block, err);
+        if (ev->kind == BP_EVENT_ARCH_EVENTS) /* every output stores them (deduplicated) */
+            v.o->scratch[v.n++] = *ev;
+        else
+            rc = ev->kind == BP_EVENT_APPLY ? take_apply(&v, i, ev->block, err)
+                                            : take_revert(&v, i, ev->block, err);
     }
     *cp = v.cp;
     *n = v.n;

@@ -24,6 +24,7 @@
 #include "core/pool.h"
 #include "core/prober.h"
 #include "core/realtime.h"
+#include "arch/arch_ws.h"
 #include "core/source.h"
 #include "core/reorder.h"
 #include "core/statsline.h"
@@ -101,6 +102,8 @@ struct pipeline {
     int64_t next_poll_ms;
     bp_realtime rt;
     bool rt_started;
+    bp_arch_ws *aws;    /* --ws of a family with its own event stream (ws_events): its events */
+    uint64_t aws_epoch; /* its subscriptions already resynced (bp_arch_ws_epoch) */
 
     /* the batch being built: events and the blocks they point to (owned until handed to the
      * writer) */
@@ -223,9 +226,15 @@ static int start_workers(pipeline *p, size_t window, bp_error *err)
 
 static bool target(const pipeline *p, uint64_t *out)
 {
-    if (!p->have_head || p->head.number < p->cfg->confirmations)
+    if (!p->have_head)
         return false;
-    uint64_t t = p->head.number - p->cfg->confirmations;
+    uint64_t t;
+    if (p->cfg->confirmations > 0 && p->head.has_final) /* the node's finality (bp_header) */
+        t = p->head.final_number;
+    else if (p->head.number < p->cfg->confirmations)
+        return false;
+    else
+        t = p->head.number - p->cfg->confirmations;
     if (p->cfg->backfill && t > p->cfg->to)
         t = p->cfg->to;
     *out = t;
@@ -285,6 +294,11 @@ static int take_announced(pipeline *p, bp_error *err)
 {
     bp_ws_head a;
     while (p->rt_started && bp_realtime_take(&p->rt, &a)) {
+        if (p->src->ws_events) { /* a block event has no height: the head poll asks it now */
+            bp_debug("block %s announced: polling the head", a.hash);
+            p->next_poll_ms = now_ms();
+            continue;
+        }
         bp_header h = {.number = a.number, .timestamp = a.timestamp};
         memcpy(h.hash, a.hash, sizeof(h.hash));
         memcpy(h.parent_hash, a.parent_hash, sizeof(h.parent_hash));
@@ -869,6 +883,40 @@ static void free_batch(pipeline *p)
     p->nevents = 0;
 }
 
+/* The socket's events that may go out now (arch/arch_ws.h: those of blocks committed), as
+ * one entry after the batch's blocks. */
+static int add_ws_events(pipeline *p, bp_error *err)
+{
+    if (!p->aws)
+        return 0;
+    const bp_canon_entry *tip = bp_canon_tip(&p->canon);
+    bp_arch_rows *r;
+    int rc = bp_arch_ws_take(p->aws, tip != NULL, tip ? tip->number : 0, &r, err);
+    if (rc != 0 || !r)
+        return rc;
+    bp_block *b = bp_block_new();
+    if (b) {
+        b->family = p->src->family;
+        b->number = tip ? tip->number : 0;
+        b->timestamp = tip ? tip->timestamp : 0;
+        b->hash = bp_arena_strndup(b->arena, tip ? tip->hash : "", tip ? strlen(tip->hash) : 0);
+        b->parent_hash = bp_arena_strndup(b->arena, "", 0);
+    }
+    if (!b || !b->hash || !b->parent_hash ||
+        bp_arena_adopt_fn(b->arena, r, bp_arch_rows_bytes(r), bp_arch_rows_free) != 0) {
+        bp_block_free(b);
+        bp_arch_rows_free(r);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    b->arch = r;
+    bp_budget_charge(&p->budget, bp_budget_block_cost(b));
+    if (add_event(p, BP_EVENT_ARCH_EVENTS, b) != 0) {
+        bp_budget_free_block(&p->budget, b);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
 /* Hands the batch to the writer thread unless it is still writing the previous one:
  * returns 1 then (the batch stays; the writer wakes us when it is done), 0 when handed over
  * (or empty), or the error of an earlier write. */
@@ -878,6 +926,9 @@ static int hand_over(pipeline *p, bp_error *err)
         return bp_writer_error(&p->writer, err);
     if (bp_writer_busy(&p->writer))
         return 1;
+    int arc = add_ws_events(p, err);
+    if (arc != 0)
+        return arc;
     bp_batch batch = {
         .chain = p->chain,
         .chain_id = p->chain_id,
@@ -1057,6 +1108,12 @@ static int commit_ready(pipeline *p, bp_error *err)
     }
     uint64_t t;
     bool caught_up = !target(p, &t) || p->rb.base > t;
+    /* events without blocks to go with (a rollback of an older block, dkg) go out alone */
+    if (p->aws && p->nevents == 0 && (caught_up || p->stopping) && !bp_writer_busy(&p->writer)) {
+        int rc = add_ws_events(p, err);
+        if (rc != 0)
+            return rc;
+    }
     if (p->nevents &&
         (batch_full(p) || caught_up || p->stopping || now_ms() - p->batch_started_ms >= 1000)) {
         int rc = hand_over(p, err);
@@ -1369,7 +1426,13 @@ static void wake_coordinator(void *ctx)
 static int start_realtime(pipeline *p, bp_error *err)
 {
     const bp_pipeline_config *c = p->cfg;
+    if (c->ws_url && !c->backfill && p->src->ws_events) {
+        int arc = bp_arch_ws_new(&p->aws, err);
+        if (arc != 0)
+            return arc;
+    }
     bp_realtime_config rc = {
+        .protocol = p->aws ? bp_arch_ws_protocol(p->aws) : NULL,
         .ws_url = c->backfill ? NULL : c->ws_url,
         .ws_auth = c->ws_auth,
         .reconnect_interval_s = c->ws_reconnect_interval,
@@ -1582,7 +1645,7 @@ static int family_supported(const pipeline *p, bp_error *err)
     const bp_pipeline_config *c = p->cfg;
     if (p->src->family == BP_FAMILY_EVM)
         return 0;
-    if (c->ws_url && !c->backfill && !p->src->newheads_ws)
+    if (c->ws_url && !c->backfill && !p->src->newheads_ws && !p->src->ws_events)
         return bp_error_set(err, BP_EINVAL,
                             "--chain-type %s follows the head by HTTP polling only: drop --ws "
                             "(its WebSocket topics are not read yet)",
@@ -1729,6 +1792,74 @@ static double poll_every(pipeline *p)
     return p->cfg->poll_interval;
 }
 
+#define RESYNC_BLOCKS 64
+
+/* The rollback state of blocks lo..lo+n-1 as the node has it now, into the socket's queue:
+ * only blocks still ours (a block the node replaced is the reorg path's). */
+static int resync_blocks(pipeline *p, uint64_t lo, size_t n, bp_block **out, int *rcs,
+                         bp_error *errs)
+{
+    size_t ntx = 0, nr = 0, nk = 0;
+    for (size_t i = 0; i < n; i++)
+        ntx += out[i] && out[i]->arch ? out[i]->arch->tx_count : 0;
+    bp_arch_hash *rolled = calloc(ntx ? ntx : 1, sizeof(*rolled));
+    bp_arch_hash *kept = calloc(ntx ? ntx : 1, sizeof(*kept));
+    for (size_t i = 0; rolled && kept && i < n; i++) {
+        const bp_canon_entry *e = bp_canon_at(&p->canon, lo + i);
+        if (rcs[i] != 0 || !out[i] || !out[i]->arch || !e || strcmp(e->hash, out[i]->hash) != 0)
+            continue;
+        for (size_t k = 0; k < out[i]->arch->tx_count; k++) {
+            const bp_arch_tx *t = &out[i]->arch->txs[k];
+            memcpy(t->rolled_back ? rolled[nr++] : kept[nk++], t->txid, sizeof(t->txid));
+        }
+    }
+    int rc = rolled && kept ? bp_arch_ws_resync(p->aws, rolled, nr, kept, nk, errs)
+                            : bp_error_set(errs, BP_ENOMEM, "out of memory");
+    free(rolled);
+    free(kept);
+    if (rc == 0)
+        bp_info("arch websocket: subscribed again: rollback state of blocks %" PRIu64 "..%" PRIu64
+                " re-read (%zu rolled back, %zu not)",
+                lo, lo + n - 1, nr, nk);
+    return rc;
+}
+
+/* The socket was (re)subscribed: events the node sent while it was down (or to a process
+ * killed before it committed them) are not replayed, so the rollback state of the last
+ * RESYNC_BLOCKS committed blocks is read again from the node and applied after what was
+ * received (arch_ws.h bp_arch_ws_resync). A failure is logged, not retried. */
+static void resync_rollbacks(pipeline *p)
+{
+    uint64_t epoch = bp_arch_ws_epoch(p->aws);
+    const bp_canon_entry *tip = bp_canon_tip(&p->canon), *low = bp_canon_lowest(&p->canon);
+    if (epoch == p->aws_epoch)
+        return;
+    p->aws_epoch = epoch;
+    if (!tip) /* nothing committed yet: nothing to read again */
+        return;
+    uint64_t lo = tip->number + 1 > RESYNC_BLOCKS ? tip->number + 1 - RESYNC_BLOCKS : 0;
+    lo = low && low->number > lo ? low->number : lo;
+    size_t n = (size_t)(tip->number - lo + 1), ep = (size_t)p->walk_ep;
+    bp_block **out = calloc(n, sizeof(*out));
+    int *rcs = calloc(n, sizeof(*rcs));
+    bp_error *errs = calloc(n, sizeof(*errs));
+    int rc = out && rcs && errs ? may_ask(p, ep, errs) : BP_ENOMEM;
+    if (rc == 0)
+        rc = asked(p, ep, p->src->fetch_range(p->rpcs[ep], &p->shared, lo, n, out, rcs, errs));
+    if (rc == 0 || rc == BP_ENOTFOUND || rc == BP_EPARSE) /* per block: those that came */
+        rc = resync_blocks(p, lo, n, out, rcs, errs);
+    if (rc != 0)
+        bp_warn("arch websocket: subscribed again, but the rollback state of blocks %" PRIu64
+                "..%" PRIu64 " could not be read again (%s): a rollback or re-apply sent while "
+                "the socket was down may be missing",
+                lo, tip->number, errs ? errs[0].msg : "out of memory");
+    for (size_t i = 0; out && i < n; i++)
+        bp_block_free(out[i]);
+    free(out);
+    free(rcs);
+    free(errs);
+}
+
 static int step(pipeline *p, bp_error *err)
 {
     int rc = take_announced(p, err);
@@ -1738,6 +1869,8 @@ static int step(pipeline *p, bp_error *err)
         return rc;
     bool was_ws = p->rt.mode_ws;
     (void)poll_every(p); /* notices a socket that just failed (mode_ws) */
+    if (p->aws && !p->stopping)
+        resync_rollbacks(p);
     int64_t now = now_ms();
     if (was_ws && !p->rt.mode_ws)
         p->next_poll_ms = now; /* the socket just failed: poll at once */
@@ -1839,7 +1972,16 @@ static void release(pipeline *p)
         fill_report(p, p->cfg->report);
     if (p->rt_started)
         bp_realtime_stop(&p->rt); /* before bp_fetcher_stop: its thread wakes the fetcher */
-    if (p->prober)                /* so do the prober's threads */
+    if (p->aws) {                 /* after the socket: nothing pushes events any more */
+        uint64_t got, bad;
+        size_t held;
+        bp_arch_ws_stats(p->aws, &got, &bad, &held);
+        bp_info("arch websocket: %" PRIu64 " events received, %" PRIu64 " malformed, %zu not "
+                "written (their blocks were not committed)",
+                got, bad, held);
+        bp_arch_ws_free(p->aws);
+    }
+    if (p->prober) /* so do the prober's threads */
         bp_prober_set_wake(p->prober, NULL, NULL);
     bp_fetcher_stop(p->fetcher);
     free_batch(p);

@@ -43,6 +43,7 @@ int bp_realtime_start(bp_realtime *rt, const bp_realtime_config *cfg, bp_error *
         .reconnect_interval_s = cfg->reconnect_interval_s,
         .max_reconnect_attempts = cfg->max_reconnect_attempts,
         .stale_after_s = cfg->stale_after_s,
+        .protocol = cfg->protocol,
     };
     int rc = bp_ws_heads_start(&rt->ws, &wc, err);
     if (rc != 0)
@@ -52,9 +53,8 @@ int bp_realtime_start(bp_realtime *rt, const bp_realtime_config *cfg, bp_error *
     rt->forwarder_started = true;
     bp_ws_status st;
     bp_ws_heads_status(rt->ws, &st);
-    bp_info("realtime: new heads from %s (eth_subscribe newHeads); HTTP polling is the "
-            "fallback",
-            st.endpoint);
+    bp_info("realtime: new heads from %s (%s); HTTP polling is the fallback", st.endpoint,
+            cfg->protocol ? cfg->protocol->what : "eth_subscribe newHeads");
     return 0;
 }
 

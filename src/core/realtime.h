@@ -55,6 +55,9 @@ typedef struct bp_realtime_config {
     double reconnect_interval_s;
     int max_reconnect_attempts;
     double stale_after_s;
+    /* NULL: eth_subscribe newHeads; else the family's own topics (chain/ws.h), whose heads
+     * may carry no number (bp_source_ops.ws_events) */
+    const bp_ws_protocol *protocol;
     void (*wake)(void *ctx); /* called from the forwarder thread when a head arrives */
     void *wake_ctx;
 } bp_realtime_config;

@@ -42,6 +42,10 @@ typedef struct bp_source_ops {
     /* The head subscription is eth_subscribe newHeads (core/realtime.c): without it the
      * family follows the head by polling only (a ws URL is refused at start). */
     bool newheads_ws;
+    /* Instead: the family's own event stream over --ws (Arch: arch/arch_ws.h), whose events
+     * go into the batches (BP_EVENT_ARCH_EVENTS) and whose block events, without a height,
+     * make the next head poll happen at once. */
+    bool ws_events;
 } bp_source_ops;
 
 extern const bp_source_ops bp_source_evm;

@@ -303,6 +303,11 @@ int bp_sim_arch_render_ptx(const bp_sim_arch *a, const bp_sim_block *b, size_t i
     if (rc == 0)
         rc = bp_buf_printf(out, ",\"logs\":[\"Program %s invoke [1]\",\"Program %s %s\"]", pid, pid,
                            tx->status ? "success" : "failed");
+    /* A rolled-back transaction: the book's get-processed-transaction.md has no rollback
+     * field at all; the SDK's struct/processed-transaction.ts RollbackStatus is
+     * {type: "rolledback", message} | {type: "notRolledback"} beside an unchanged status, so
+     * that is the answer from the rolledback_transactions event to the reapplied_transactions
+     * one (docs/ARCH.md item 12). */
     if (rc == 0 && bp_sim_arch_rolled_back(a, b->number, b->fork, (uint32_t)idx))
         rc = bp_buf_puts(out, ",\"rollback_status\":{\"type\":\"rolledback\",\"message\":"
                               "\"bitcoin transaction replaced (simnode)\"}}");

@@ -29,7 +29,7 @@ static const struct {
 #define KEYS_TEXT                                                                                  \
     "latency, error_rate, rate_limit, quota, quota_window, retry_after, http500_rate, "            \
     "truncate_rate, garbage_rate, reset_rate, stall_rate, stall, lag, ws_drop_every, ws_silent, "  \
-    "max_batch, max_response_bytes, bad"
+    "ws_bad_every, max_batch, max_response_bytes, bad"
 
 const char *bp_sim_fault_name(enum bp_sim_fault f)
 {
@@ -127,6 +127,12 @@ static int set_ws_key(bp_sim_faults *f, const char *ep, const char *key, const c
         if (!(parse_number(v, &d) || parse_duration(v, &d)) || d > 86400)
             return bad_value(ep, key, v, "seconds like 5 or 500ms (0 = never, at most 1 day)", err);
         f->ws_drop_every = d;
+        return 0;
+    }
+    if (strcmp(key, "ws_bad_every") == 0) {
+        if (!parse_number(v, &d) || d != floor(d) || d > 1e9)
+            return bad_value(ep, key, v, "a whole number of events (0 = never)", err);
+        f->ws_bad_every = (uint64_t)d;
         return 0;
     }
     if (strcmp(key, "ws_silent") == 0) {

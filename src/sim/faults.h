@@ -23,6 +23,8 @@
  *   ws_drop_every=S    every WebSocket connection closed (no close frame) at each multiple
  *                      of S seconds since start (a bare number is seconds)
  *   ws_silent=1        eth_subscribe answered, but no head ever announced
+ *   ws_bad_every=N     Arch: after every Nth event a connection sends, a malformed one of the
+ *                      same topic (its data lacks the fields: {"hash":"zz"})
  *   max_batch=N        a provider's batch cap: a batch of more than N calls is answered with
  *                      one error object (-32600 "batch of M exceeds the limit of N"); 1: no
  *                      batches at all
@@ -70,6 +72,7 @@ typedef struct bp_sim_faults {
     uint64_t lag;
     double ws_drop_every; /* seconds, 0 = never */
     bool ws_silent;
+    uint64_t ws_bad_every;       /* Arch: after every Nth event a malformed one; 0 = never */
     uint64_t max_batch;          /* calls per batch, 0 = no cap */
     uint64_t max_response_bytes; /* of a batch answer, 0 = no cap */
     enum bp_sim_bad bad;

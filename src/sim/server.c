@@ -548,7 +548,8 @@ int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_er
                                  .endpoint = i,
                                  .lag = ep->f.lag,
                                  .drop_every = ep->f.ws_drop_every,
-                                 .silent = ep->f.ws_silent};
+                                 .silent = ep->f.ws_silent,
+                                 .bad_every = ep->f.ws_bad_every};
         bp_sim_ws_hub_init(&ep->ws);
         s->n = i + 1;
         rc = start_endpoint(ep, cfg, err);

@@ -38,6 +38,7 @@ typedef struct conn {
     uint32_t last_fork;
     bp_sim_arch_subs asubs; /* arch: the topics subscribed */
     unsigned seen_episodes; /* arch: rollback / re-apply episodes announced */
+    uint64_t events;        /* arch: events sent (ws_bad_every counts them) */
 } conn;
 
 static void conn_free(conn *c)
@@ -250,6 +251,12 @@ static int arch_emit(void *ud, unsigned topic, const char *msg, size_t len)
         return -1;
     if (topic == BP_SIM_ARCH_BLOCK)
         atomic_fetch_add(&c->hub->heads, 1);
+    if (c->hub->bad_every && ++c->events % c->hub->bad_every == 0) { /* ws_bad_every */
+        char bad[96];
+        int n = snprintf(bad, sizeof(bad), "{\"topic\":\"%s\",\"data\":{\"hash\":\"zz\"}}",
+                         bp_sim_arch_topic_name(topic));
+        return send_frame(c, BP_WSFRAME_TEXT, bad, (size_t)n);
+    }
     return 0;
 }
 

@@ -25,9 +25,10 @@ typedef struct bp_sim_ws_hub {
     const atomic_bool *stopping; /* the server's: connections send close 1001 and end */
     double started;              /* server start (monotonic s): drops are every S from here */
     size_t endpoint;
-    uint64_t lag;      /* heads announced this many blocks behind */
-    double drop_every; /* ws_drop_every: close every connection at each multiple of S; 0 off */
-    bool silent;       /* ws_silent: subscriptions are accepted, nothing announced */
+    uint64_t lag;       /* heads announced this many blocks behind */
+    double drop_every;  /* ws_drop_every: close every connection at each multiple of S; 0 off */
+    bool silent;        /* ws_silent: subscriptions are accepted, nothing announced */
+    uint64_t bad_every; /* ws_bad_every (Arch): a malformed event after every Nth; 0 off */
     pthread_mutex_t lock;
     pthread_cond_t idle;
     unsigned active;

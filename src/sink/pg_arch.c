@@ -298,6 +298,71 @@ static int revert_run(bp_pg_arch *a, PGconn *conn, const char *chain_lit, const 
     return bp_pg_run(conn, a->sql.data, NULL, sqlstate, what, err);
 }
 
+/* A BP_EVENT_ARCH_EVENTS entry (arch/arch_rows.h): each event's arch_events row (a key already
+ * there is kept) and what a rollback / re-apply does to the transactions it lists, in arrival
+ * order, one round trip. The hashes were checked as hex by the decoder. */
+static int events_run(bp_pg_arch *a, PGconn *conn, const char *chain_lit, const bp_block *b,
+                      char *sqlstate, bp_error *err)
+{
+    const bp_arch_rows *r = b->arch;
+    bp_buf_reset(&a->sql);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && r && i < r->event_count; i++) {
+        const bp_arch_event *e = &r->events[i];
+        if (!e->resync) { /* a resync is made from the node's state: no row of its own */
+            const char *d = e->data ? e->data : "{}";
+            char *data = PQescapeLiteral(conn, d, strlen(d));
+            char height[24] = "NULL";
+            if (e->has_height)
+                snprintf(height, sizeof(height), "%" PRIu64, e->block_height);
+            rc = !data ||
+                 bp_buf_printf(&a->sql,
+                               "INSERT INTO arch_events (chain, key, topic, "
+                               "block_height, data, received_at) VALUES (%s, '%s', '%s', %s, %s, "
+                               "%.6f) ON CONFLICT DO NOTHING;",
+                               chain_lit, e->key, bp_arch_topic_name(e->topic), height, data,
+                               e->received_at);
+            PQfreemem(data);
+        }
+        bool back = e->topic == BP_ARCH_T_ROLLEDBACK;
+        if (!back && e->topic != BP_ARCH_T_REAPPLIED)
+            continue;
+        for (size_t k = 0; rc == 0 && k < e->hash_count; k++)
+            rc = bp_buf_printf(&a->sql,
+                               "UPDATE arch_transactions SET rolled_back = %s, rollback_reason = "
+                               "NULL WHERE chain = %s AND txid = '\\x%s';",
+                               back ? "true" : "false", chain_lit, e->hashes[k]);
+    }
+    if (rc != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (a->sql.len == 0)
+        return 0;
+    return bp_pg_run(conn, a->sql.data, NULL, sqlstate,
+                     "Arch events into arch_events / arch_transactions", err);
+}
+
+int bp_pg_arch_write_events(bp_pg_arch *a, PGconn *conn, const bp_batch *batch, char *sqlstate,
+                            bp_error *err)
+{
+    char *lit = PQescapeLiteral(conn, batch->chain, strlen(batch->chain));
+    if (!lit)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < batch->count; i++)
+        if (batch->events[i].kind == BP_EVENT_ARCH_EVENTS)
+            rc = events_run(a, conn, lit, batch->events[i].block, sqlstate, err);
+    PQfreemem(lit);
+    return rc;
+}
+
+bool bp_pg_arch_has_events(const bp_batch *batch)
+{
+    for (size_t i = 0; i < batch->count; i++)
+        if (batch->events[i].kind == BP_EVENT_ARCH_EVENTS)
+            return true;
+    return false;
+}
+
 int bp_pg_arch_write(bp_pg_arch *a, PGconn *conn, const bp_batch *batch, bool staging,
                      char *sqlstate, bp_error *err)
 {
@@ -315,7 +380,10 @@ int bp_pg_arch_write(bp_pg_arch *a, PGconn *conn, const bp_batch *batch, bool st
                 rc = bp_error_set(err, BP_EINVAL,
                                   "block %" PRIu64 ": an Arch block without its rows",
                                   batch->events[k].block->number);
-        if (rc == 0 && ev->kind == BP_EVENT_REVERT)
+        if (ev->kind == BP_EVENT_ARCH_EVENTS) {
+            for (size_t k = i; rc == 0 && k < j; k++)
+                rc = events_run(a, conn, lit, batch->events[k].block, sqlstate, err);
+        } else if (rc == 0 && ev->kind == BP_EVENT_REVERT)
             rc = revert_run(a, conn, lit, ev, j - i, sqlstate, err);
         else if (rc == 0)
             rc = staging ? staged_run(a, conn, batch->chain, ev, j - i, sqlstate, err)

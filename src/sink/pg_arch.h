@@ -29,6 +29,15 @@ void bp_pg_arch_reset(bp_pg_arch *a);
 int bp_pg_arch_write(bp_pg_arch *a, PGconn *c, const bp_batch *batch, bool staging, char *sqlstate,
                      bp_error *err);
 
+/* Whether batch has a BP_EVENT_ARCH_EVENTS entry (WebSocket events, arch/arch_rows.h). */
+bool bp_pg_arch_has_events(const bp_batch *batch);
+/* Only the batch's BP_EVENT_ARCH_EVENTS entries: a batch the checkpoint already covers may
+ * still carry events (an entry of events alone carries the tip's checkpoint, which is stored
+ * already); writing them again is harmless (arch_events is keyed, the rollback UPDATEs set a
+ * value), skipping them would lose them. */
+int bp_pg_arch_write_events(bp_pg_arch *a, PGconn *conn, const bp_batch *batch, char *sqlstate,
+                            bp_error *err);
+
 /* SQL: the checkpoint hash column `hash` (bytea) of chain `chain_expr` as the chain's blocks
  * spell hashes: bare hex for a chain arch_blocks has rows of, else 0x-hex. */
 #define BP_PG_ARCH_CP_HASH(chain_expr)                                                             \

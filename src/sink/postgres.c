@@ -552,6 +552,12 @@ static int write_once(pg_sink *s, const bp_batch *batch, bool staging, bp_error 
         rc = begin(s, batch, &done, err);
     if (rc != 0)
         goto out;
+    if (done && bp_pg_arch_has_events(batch)) {
+        rc = bp_pg_arch_write_events(s->arch, s->conn, batch, s->sqlstate, err);
+        if (rc == 0)
+            rc = exec(s, "COMMIT", NULL, "COMMIT", err);
+        goto out;
+    }
     if (done) {
         bp_debug("postgres %s: batch up to %" PRIu64 " is already committed", s->t.where,
                  batch->checkpoint.number);

@@ -409,6 +409,8 @@ static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev
 {
     if (ev->block->family == BP_FAMILY_ARCH) { /* no derived rows: the analytics are EVM's */
         bool skip = false;
+        if (ev->kind == BP_EVENT_ARCH_EVENTS)
+            return bp_sqlite_arch_events(s->arch, batch->chain, ev->block, err);
         return ev->kind == BP_EVENT_APPLY
                    ? bp_sqlite_arch_apply(s->arch, batch->chain, ev->block, &skip, err)
                    : bp_sqlite_arch_revert(s->arch, batch->chain, ev->block, err);

@@ -13,6 +13,8 @@ enum {
     A_INS_BLOCK,
     A_INS_TX,
     A_INS_ACCOUNT,
+    A_INS_EVENT,
+    A_ROLLBACK,
     A_SEL_HASH,
     A_DEL_ACCOUNTS,
     A_DEL_TXS,
@@ -43,7 +45,7 @@ int bp_sqlite_arch_schema(bp_buf *sql)
     for (int t = 0; t < BP_ARCH_TABLE_COUNT; t++)
         if (bp_arch_create_table(sql, (enum bp_arch_table)t, "IF NOT EXISTS ", sqlite_type) != 0)
             return BP_ENOMEM;
-    return 0;
+    return bp_arch_txid_index(sql, "IF NOT EXISTS ");
 }
 
 void bp_sqlite_arch_close(bp_sqlite_arch *a)
@@ -59,7 +61,8 @@ int bp_sqlite_arch_open(sqlite3 *db, const char *path, bp_sqlite_arch **out, bp_
 {
     static const enum bp_arch_table ins[] = {[A_INS_BLOCK] = BP_ARCH_BLOCKS,
                                              [A_INS_TX] = BP_ARCH_TRANSACTIONS,
-                                             [A_INS_ACCOUNT] = BP_ARCH_ACCOUNT_UPDATES};
+                                             [A_INS_ACCOUNT] = BP_ARCH_ACCOUNT_UPDATES,
+                                             [A_INS_EVENT] = BP_ARCH_EVENTS};
     bp_buf sql;
     bp_buf_init(&sql, 0);
     bp_sqlite_arch *a = calloc(1, sizeof(*a));
@@ -67,11 +70,13 @@ int bp_sqlite_arch_open(sqlite3 *db, const char *path, bp_sqlite_arch **out, bp_
     for (int i = 0; rc == 0 && i < A_COUNT; i++) {
         bp_buf_reset(&sql);
         const char *text = g_del[i];
-        if (i <= A_INS_ACCOUNT) {
+        if (i <= A_ROLLBACK) {
             /* an account a transaction lists twice (simnode's sender = receiver) is one
-             * update */
-            const char *verb = i == A_INS_ACCOUNT ? "INSERT OR IGNORE" : "INSERT";
-            if (bp_arch_insert(&sql, verb, ins[i], false) != 0) {
+             * update; an event seen again (its key) is the row there */
+            const char *verb =
+                i == A_INS_ACCOUNT || i == A_INS_EVENT ? "INSERT OR IGNORE" : "INSERT";
+            if ((i == A_ROLLBACK ? bp_arch_rollback_sql(&sql, false)
+                                 : bp_arch_insert(&sql, verb, ins[i], false)) != 0) {
                 rc = bp_error_set(err, BP_ENOMEM, "out of memory");
                 break;
             }
@@ -190,5 +195,40 @@ int bp_sqlite_arch_revert(bp_sqlite_arch *a, const char *chain, const bp_block *
         if ((rc == SQLITE_OK ? step(st) : rc) != SQLITE_OK)
             return db_error(a, b, "revert: delete from the arch tables", err);
     }
+    return 0;
+}
+
+/* One event's row, and what a rollback / re-apply does to the transactions it lists. */
+static int write_event(bp_sqlite_arch *a, const char *chain, const bp_arch_event *e)
+{
+    sqlite3_stmt *st = a->st[A_INS_EVENT];
+    int rc = SQLITE_OK;
+    if (!e->resync) { /* a resync is made from the node's state: no row of its own */
+        rc = bind_text(st, 1, chain) | bind_text(st, 2, e->key) |
+             bind_text(st, 3, bp_arch_topic_name(e->topic)) |
+             (e->has_height ? bind_u64(st, 4, e->block_height) : sqlite3_bind_null(st, 4)) |
+             bind_text(st, 5, e->data) | sqlite3_bind_double(st, 6, e->received_at);
+        rc = rc == SQLITE_OK ? step(st) : rc;
+    }
+    bool back = e->topic == BP_ARCH_T_ROLLEDBACK;
+    if (!back && e->topic != BP_ARCH_T_REAPPLIED)
+        return rc;
+    st = a->st[A_ROLLBACK];
+    for (size_t k = 0; rc == SQLITE_OK && k < e->hash_count; k++) {
+        rc = sqlite3_bind_int(st, 1, back) | bind_text(st, 2, chain) |
+             bind_text(st, 3, e->hashes[k]);
+        rc = rc == SQLITE_OK ? step(st) : rc;
+    }
+    return rc;
+}
+
+int bp_sqlite_arch_events(bp_sqlite_arch *a, const char *chain, const bp_block *b, bp_error *err)
+{
+    const bp_arch_rows *r = b->arch;
+    for (size_t i = 0; r && i < r->event_count; i++)
+        if (write_event(a, chain, &r->events[i]) != SQLITE_OK)
+            return bp_error_set(
+                err, BP_EDB, "%s: %s event %s: into arch_events / arch_transactions: %s", a->path,
+                bp_arch_topic_name(r->events[i].topic), r->events[i].key, sqlite3_errmsg(a->db));
     return 0;
 }

@@ -22,5 +22,8 @@ void bp_sqlite_arch_close(bp_sqlite_arch *a);
 int bp_sqlite_arch_apply(bp_sqlite_arch *a, const char *chain, const bp_block *b, bool *skip,
                          bp_error *err);
 int bp_sqlite_arch_revert(bp_sqlite_arch *a, const char *chain, const bp_block *b, bp_error *err);
+/* A BP_EVENT_ARCH_EVENTS entry (b->arch->events): arch_events rows (a key already there is
+ * kept) and the rollbacks / re-applies of arch_transactions rows, as arch/arch_rows.h says. */
+int bp_sqlite_arch_events(bp_sqlite_arch *a, const char *chain, const bp_block *b, bp_error *err);
 
 #endif

@@ -20,6 +20,9 @@ node's canonical chain (hashes are bytea, read as hex):
 - arch_account_updates: every row belongs to a stored transaction, every stored transaction
   has its rows;
 - a `backfill` of canonical blocks 0..N into SQLite stores the same rows as PostgreSQL holds.
+Then a run with --ws (its own node, episodes 4 s apart) into another schema: after a rollback
+episode every stored transaction's rolled_back is the node's rollback_status, and arch_events
+holds the rollback and re-apply events (part_ws).
 Stdlib only; needs BLOCKPIPE and a PostgreSQL server (tests/tools/pg.py).
 """
 
@@ -36,6 +39,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pg import Postgres  # noqa: E402
 from simnode import Simnode  # noqa: E402
+import test_arch_ws as ws  # noqa: E402
 from test_arch_run import DEPTH, FAULTS, HANG, call, fail, node_head, wait_reorg  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1415"))
@@ -43,9 +47,9 @@ KILLS = 3
 SCHEMA = "archpg"
 
 
-def checkpoint(pg):
+def checkpoint(pg, schema=SCHEMA):
     try:
-        rows = pg.sql(f"SELECT number, encode(hash, 'hex') FROM {SCHEMA}.checkpoints "
+        rows = pg.sql(f"SELECT number, encode(hash, 'hex') FROM {schema}.checkpoints "
                       "WHERE chain = 'arch'")
     except RuntimeError:
         return None  # the schema is not there yet
@@ -59,10 +63,10 @@ def start(bp, urls, out, log, extra=()):
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_progress(pg, proc, last, label):
+def wait_progress(pg, proc, last, label, schema=SCHEMA):
     deadline = time.monotonic() + HANG
     while time.monotonic() < deadline:
-        cp = checkpoint(pg)
+        cp = checkpoint(pg, schema)
         if cp and cp[0] > last:
             return
         if proc.poll() is not None:
@@ -199,6 +203,67 @@ def check_same_as_sqlite(bp, url, pg, tmp, upto):
     print(f"a SQLite backfill of 0..{upto} holds the same rows as PostgreSQL")
 
 
+def part_ws(bp, pg, tmp):
+    """--ws into PostgreSQL: the node's events in arch_events (one row per key) and its
+    rollback / re-apply episodes in arch_transactions.rolled_back, compared with the node as
+    test_arch_ws.py part 2 does for SQLite (its own node: episodes 4 s apart, so none comes
+    between the stop and the comparison)."""
+    schema = "archws"
+    node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "60",
+                        "--txs-per-block", "1-8", "--rollback-every", str(ws.EPISODE_S),
+                        "--seed", str(SEED + 1)], endpoints=1)
+    url = node.urls[0]
+    head = node_head(url)
+    proc = None
+    try:
+        with open(os.path.join(tmp, "ws.log"), "w") as log:
+            proc = start(bp, [url, url], pg.url(query=f"schema={schema}"), log,
+                         ["--ws", "ws://" + url.split("://", 1)[1], "--start-block", str(head)])
+            wait_progress(pg, proc, head, "ws run", schema)
+            time.sleep(0.5)
+            ws.wait_episode(node, False)  # a re-apply,
+            q = (f"SELECT count(*) FROM {schema}.arch_events "
+                 "WHERE topic = 'rolledback_transactions'")
+            n0 = int(pg.sql(q)[0][0])
+            e = ws.wait_episode(node, True)  # then a rollback: its event reaches the tables
+            t = time.monotonic()
+            while int(pg.sql(q)[0][0]) == n0:  # (a loaded machine may take a while)
+                if time.monotonic() - t > ws.EPISODE_S / 2:
+                    fail("the rollback episode's event was not stored within "
+                         f"{ws.EPISODE_S / 2} s")
+                time.sleep(0.05)
+            ws.stop(proc, "ws run")
+        rows = pg.sql(f"SELECT encode(txid, 'hex'), rolled_back FROM {schema}.arch_transactions "
+                      f"WHERE block_height > {head + 5} ORDER BY block_height, tx_index")
+        view = []
+        for i in range(0, len(rows), 200):
+            view += call(url, [("get_processed_transaction", [r[0]]) for r in rows[i:i + 200]])
+        if node.stats()["episodes"] != e:
+            fail(f"the node made another episode before it was compared "
+                 f"({time.monotonic() - t:.1f} s after)")
+        wrong = [(r, v["rollback_status"]) for r, v in zip(rows, view)
+                 if (r[1] == "t") != (v["rollback_status"]["type"] == "rolledback")]
+        if wrong:
+            fail(f"{len(wrong)} of {len(rows)} transactions' rolled_back differ from the node: "
+                 f"{wrong[:3]}")
+        back = sum(r[1] == "t" for r in rows)
+        topics = dict(pg.sql(f"SELECT topic, count(*) FROM {schema}.arch_events GROUP BY topic"))
+        if not topics.get("rolledback_transactions") or not topics.get("reapplied_transactions"):
+            fail(f"no rollback and re-apply events stored: {topics}")
+        if not back:
+            fail("no stored transaction is rolled back after a rollback episode")
+        print(f"--ws: {len(rows)} transactions match the node's rollback_status ({back} rolled "
+              f"back), events {topics}")
+    except AssertionError:
+        print("--- ws.log (tail) ---\n" + open(os.path.join(tmp, "ws.log")).read()[-6000:])
+        raise
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        node.kill()
+
+
 def main():
     print(__doc__.strip(), flush=True)
     bp = os.environ.get("BLOCKPIPE")
@@ -253,6 +318,7 @@ def main():
                 fail("no fork reached blockpipe: the revert path was not exercised")
             strict = check_tables(url, pg)
             check_same_as_sqlite(bp, url, pg, tmp.name, min(strict, 40))
+            part_ws(bp, pg, tmp.name)
         print("OK")
     except AssertionError:
         if os.path.exists(logpath):

@@ -346,6 +346,96 @@ static void test_arch_rows(void **state)
     bp_block_free(b2);
 }
 
+/* A BP_EVENT_ARCH_EVENTS entry carrying the events decoded from texts (arch_rows.h). */
+static bp_block *arch_events(const char *const *texts, size_t n)
+{
+    bp_block *b = bp_block_new();
+    bp_arch_rows *r = calloc(1, sizeof(*r));
+    assert_true(b && r);
+    r->events = calloc(n, sizeof(*r->events));
+    for (size_t i = 0; i < n; i++) {
+        bp_error err = {0};
+        assert_int_equal(bp_arch_decode_event(texts[i], strlen(texts[i]), 1700000000.5 + (double)i,
+                                              &r->events[i], &err),
+                         0);
+        r->event_count++;
+    }
+    b->family = BP_FAMILY_ARCH;
+    b->number = 1;
+    b->hash = bp_arena_strndup(b->arena, "", 0);
+    b->parent_hash = bp_arena_strndup(b->arena, "", 0);
+    assert_int_equal(bp_arena_adopt_fn(b->arena, r, 0, bp_arch_rows_free), 0);
+    b->arch = r;
+    return b;
+}
+
+#define TXA "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""
+#define ROLLBACK                                                                                   \
+    "{\"topic\":\"rolledback_transactions\",\"data\":{\"transaction_hashes\":[" TXA                \
+    "],\"block_height\":1}}"
+#define REAPPLY                                                                                    \
+    "{\"topic\":\"reapplied_transactions\",\"data\":{\"transaction_hashes\":[" TXA                 \
+    "],\"block_height\":1}}"
+#define DKG "{\"topic\":\"dkg\",\"data\":{\"status\":\"Completed\"}}"
+
+/* Rollbacks and re-applies change the listed transactions' rolled_back in event order, a key
+ * seen again is one arch_events row (but its rollback still counts), the checkpoint stays. */
+static void test_arch_events(void **state)
+{
+    fixture *f = *state;
+    bp_block *b1 = arch_block(1, '4');
+    bp_event ev = {BP_EVENT_APPLY, b1};
+    bp_checkpoint cp = {.set = true, .number = 1};
+    memcpy(cp.hash, b1->hash, 65);
+    bp_error err = {0};
+    assert_int_equal(write_events(f, "arch", &ev, 1, cp, &err), 0);
+    const char *first[] = {ROLLBACK, DKG, DKG};
+    bp_block *e1 = arch_events(first, 3);
+    ev = (bp_event){BP_EVENT_ARCH_EVENTS, e1};
+    assert_int_equal(write_events(f, "arch", &ev, 1, cp, &err), 0);
+    assert_row(f->db, "SELECT group_concat(rolled_back) FROM arch_transactions ORDER BY tx_index",
+               "1,0");
+    assert_row(f->db, "SELECT count(*), group_concat(topic) FROM arch_events",
+               "2|rolledback_transactions,dkg");
+    const char *second[] = {REAPPLY, ROLLBACK, REAPPLY};
+    bp_block *e2 = arch_events(second, 3);
+    ev = (bp_event){BP_EVENT_ARCH_EVENTS, e2};
+    assert_int_equal(write_events(f, "arch", &ev, 1, cp, &err), 0);
+    assert_row(f->db, "SELECT group_concat(rolled_back) FROM arch_transactions ORDER BY tx_index",
+               "0,0");
+    const char *third[] = {ROLLBACK};
+    bp_block *e3 = arch_events(third, 1);
+    ev = (bp_event){BP_EVENT_ARCH_EVENTS, e3};
+    assert_int_equal(write_events(f, "arch", &ev, 1, cp, &err), 0);
+    assert_row(f->db,
+               "SELECT (SELECT group_concat(rolled_back) FROM arch_transactions),"
+               " (SELECT count(*) FROM arch_events), (SELECT block_height FROM arch_events WHERE"
+               " topic = 'rolledback_transactions'), (SELECT number FROM checkpoints)",
+               "1,0|3|1|1");
+    /* a resync (arch_ws.h): the rows change, no arch_events row */
+    bp_block *e4 = arch_events(NULL, 0);
+    bp_arch_rows *r4 = (bp_arch_rows *)e4->arch;
+    free(r4->events);
+    r4->events = calloc(1, sizeof(*r4->events));
+    r4->events[0] = (bp_arch_event){.topic = BP_ARCH_T_REAPPLIED,
+                                    .resync = true,
+                                    .hashes = calloc(1, sizeof(bp_arch_hash)),
+                                    .hash_count = 1};
+    memset(r4->events[0].hashes[0], 'a', 64);
+    r4->event_count = 1;
+    ev = (bp_event){BP_EVENT_ARCH_EVENTS, e4};
+    assert_int_equal(write_events(f, "arch", &ev, 1, cp, &err), 0);
+    assert_row(f->db,
+               "SELECT (SELECT group_concat(rolled_back) FROM arch_transactions),"
+               " (SELECT count(*) FROM arch_events)",
+               "0,0|3");
+    bp_block_free(e4);
+    bp_block_free(b1);
+    bp_block_free(e1);
+    bp_block_free(e2);
+    bp_block_free(e3);
+}
+
 /* The second APPLY collides with a different hash: the whole batch and its checkpoint are
  * rolled back, and the error names the block and both hashes. */
 static void test_batch_is_atomic(void **state)
@@ -521,6 +611,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arch_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arch_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_hash_apply_is_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recent, setup, teardown),

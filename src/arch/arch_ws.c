@@ -1,0 +1,227 @@
+/* arch_ws.c - the Arch topics over the WebSocket client, and the events held for the batches. */
+#include "arch/arch_ws.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chain/json.h"
+#include "util/log.h"
+
+struct bp_arch_ws {
+    bp_ws_protocol proto;
+    pthread_mutex_t lock;
+    bp_arch_event *q; /* received, not taken yet: arrival order */
+    size_t len, cap;
+    uint64_t received, malformed;
+    uint64_t epoch; /* subscriptions completed (the last topic answered) */
+    bool warned_full;
+};
+
+static double unix_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* SDK managers/ws-adapter.ts: {"method":"subscribe","params":{topic, filter, request_id}}; no
+ * filter: every event of the topic. */
+static int subscribe(void *ctx, size_t i, bp_buf *out)
+{
+    (void)ctx;
+    return bp_buf_printf(out,
+                         "{\"method\":\"subscribe\",\"params\":{\"topic\":\"%s\",\"filter\":{},"
+                         "\"request_id\":\"blockpipe-%zu\"}}",
+                         bp_arch_topic_name((enum bp_arch_topic)i), i);
+}
+
+/* SDK types/messages.ts SubscriptionResponse {status, subscription_id, topic, request_id}. */
+static enum bp_ws_verdict answer(bp_arch_ws *a, const char *text, size_t len, bp_error *err)
+{
+    yajl_val root = bp_json_parse(text, len, NULL, 0);
+    yajl_val st =
+        root ? yajl_tree_get(root, (const char *[]){"status", NULL}, yajl_t_string) : NULL;
+    yajl_val topic =
+        root ? yajl_tree_get(root, (const char *[]){"topic", NULL}, yajl_t_string) : NULL;
+    yajl_val msg =
+        root ? yajl_tree_get(root, (const char *[]){"message", NULL}, yajl_t_string) : NULL;
+    enum bp_ws_verdict v = BP_WS_IGNORED;
+    if (st && strcmp(st->u.string, "Subscribed") == 0) {
+        v = BP_WS_ANSWERED;
+        if (topic && strcmp(topic->u.string, bp_arch_topic_name(BP_ARCH_T_COUNT - 1)) == 0) {
+            pthread_mutex_lock(&a->lock); /* the last topic: the subscription is complete */
+            a->epoch++;
+            pthread_mutex_unlock(&a->lock);
+        }
+    } else if (st && strcmp(st->u.string, "Error") == 0) {
+        bp_error_set(err, BP_ERPC, "subscribe to topic '%.40s' refused: %.200s",
+                     topic ? topic->u.string : "?", msg ? msg->u.string : "(no message)");
+        v = BP_WS_REFUSED;
+    }
+    bp_json_free(root);
+    return v;
+}
+
+static void push(bp_arch_ws *a, bp_arch_event *e)
+{
+    pthread_mutex_lock(&a->lock);
+    if (a->len == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        bp_arch_event *q = realloc(a->q, cap * sizeof(*q));
+        if (!q) {
+            pthread_mutex_unlock(&a->lock);
+            bp_err("arch websocket: out of memory: a %s event is lost",
+                   bp_arch_topic_name(e->topic));
+            bp_arch_event_free(e);
+            return;
+        }
+        a->q = q;
+        a->cap = cap;
+    }
+    a->q[a->len++] = *e;
+    a->received++;
+    pthread_mutex_unlock(&a->lock);
+}
+
+static enum bp_ws_verdict on_message(void *ctx, const char *text, size_t len, bp_ws_head *head,
+                                     bp_error *err)
+{
+    bp_arch_ws *a = ctx;
+    bp_arch_event e;
+    int rc = bp_arch_decode_event(text, len, unix_now(), &e, err);
+    if (rc == BP_EINVAL) /* not an event: a subscription answer */
+        return answer(a, text, len, err);
+    if (rc != 0) {
+        pthread_mutex_lock(&a->lock);
+        a->malformed++;
+        pthread_mutex_unlock(&a->lock);
+        return BP_WS_MALFORMED;
+    }
+    bool block = e.topic == BP_ARCH_T_BLOCK;
+    if (block) { /* no height: the head poll asks it */
+        memcpy(head->hash, e.hash, sizeof(e.hash));
+        head->timestamp = e.timestamp;
+    }
+    push(a, &e);
+    return block ? BP_WS_HEAD : BP_WS_EVENT;
+}
+
+int bp_arch_ws_new(bp_arch_ws **out, bp_error *err)
+{
+    bp_arch_ws *a = calloc(1, sizeof(*a));
+    if (!a)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    pthread_mutex_init(&a->lock, NULL);
+    a->proto = (bp_ws_protocol){
+        .what = "subscribe (Arch topics)",
+        .subscriptions = BP_ARCH_T_COUNT,
+        .subscribe = subscribe,
+        .message = on_message,
+        .ctx = a,
+    };
+    *out = a;
+    return 0;
+}
+
+const bp_ws_protocol *bp_arch_ws_protocol(bp_arch_ws *a)
+{
+    return &a->proto;
+}
+
+static bool ready(const bp_arch_event *e, bool have, uint64_t committed)
+{
+    return !e->has_height || (have && e->block_height <= committed);
+}
+
+int bp_arch_ws_take(bp_arch_ws *a, bool have_committed, uint64_t committed, bp_arch_rows **out,
+                    bp_error *err)
+{
+    *out = NULL;
+    pthread_mutex_lock(&a->lock);
+    bool full = a->len > BP_ARCH_WS_HELD_MAX;
+    size_t n = 0;
+    for (size_t i = 0; i < a->len; i++)
+        n += full || ready(&a->q[i], have_committed, committed);
+    bp_arch_rows *r = n ? calloc(1, sizeof(*r)) : NULL;
+    bp_arch_event *ev = r ? malloc(n * sizeof(*ev)) : NULL;
+    if (n && !ev) {
+        pthread_mutex_unlock(&a->lock);
+        free(r);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < a->len; i++) {
+        if (full || ready(&a->q[i], have_committed, committed))
+            ev[r->event_count++] = a->q[i];
+        else
+            a->q[kept++] = a->q[i];
+    }
+    a->len = kept;
+    if (full && !a->warned_full) {
+        a->warned_full = true;
+        bp_warn("arch websocket: more than %d events wait for their blocks (the pipeline is far "
+                "below the head): they are written before their blocks from now on",
+                BP_ARCH_WS_HELD_MAX);
+    }
+    pthread_mutex_unlock(&a->lock);
+    if (r)
+        r->events = ev;
+    *out = r;
+    return 0;
+}
+
+static int resync_event(bp_arch_ws *a, enum bp_arch_topic t, const bp_arch_hash *h, size_t n)
+{
+    bp_arch_event e = {.topic = t, .resync = true};
+    if (n == 0)
+        return 0;
+    e.hashes = malloc(n * sizeof(*h));
+    if (!e.hashes)
+        return BP_ENOMEM;
+    memcpy(e.hashes, h, n * sizeof(*h));
+    e.hash_count = n;
+    push(a, &e);
+    pthread_mutex_lock(&a->lock);
+    a->received--; /* not received: made here */
+    pthread_mutex_unlock(&a->lock);
+    return 0;
+}
+
+int bp_arch_ws_resync(bp_arch_ws *a, const bp_arch_hash *rolled, size_t nr,
+                      const bp_arch_hash *kept, size_t nk, bp_error *err)
+{
+    if (resync_event(a, BP_ARCH_T_ROLLEDBACK, rolled, nr) != 0 ||
+        resync_event(a, BP_ARCH_T_REAPPLIED, kept, nk) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
+uint64_t bp_arch_ws_epoch(bp_arch_ws *a)
+{
+    pthread_mutex_lock(&a->lock);
+    uint64_t e = a->epoch;
+    pthread_mutex_unlock(&a->lock);
+    return e;
+}
+
+void bp_arch_ws_stats(bp_arch_ws *a, uint64_t *received, uint64_t *malformed, size_t *held)
+{
+    pthread_mutex_lock(&a->lock);
+    *received = a->received;
+    *malformed = a->malformed;
+    *held = a->len;
+    pthread_mutex_unlock(&a->lock);
+}
+
+void bp_arch_ws_free(bp_arch_ws *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->len; i++)
+        bp_arch_event_free(&a->q[i]);
+    free(a->q);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}

@@ -1,0 +1,283 @@
+"""`blockpipe run --chain-type arch --ws` into SQLite against `blockpipe simnode --chain-type arch`:
+the node's six WebSocket topics in the pipeline (docs/ARCH.md "WebSocket event stream").
+
+The node grows a block every 0.2 s from height 60 (1-8 transactions each) and makes a
+rollback / re-apply episode every 4 s (--rollback-every: the even transactions of a recent
+block rolled back, then re-applied). Endpoint ep1 drops every WebSocket connection every 1.3 s
+(ws_drop_every) and sends a malformed event after every 40th (ws_bad_every); ep2 has no faults.
+
+Part 1 (ep1: socket cuts, malformed events, kill -9): a run follows the node with --ws, is
+SIGKILLed twice at random moments after it committed past the last checkpoint, restarted, and
+stopped by SIGINT after catching up, just after a rollback episode. Then:
+- the tables hold exactly the node's chain (test_arch_run.check_tables: every height once,
+  the hash chain, the canonical hashes, every block's transactions and account updates):
+  the blocks announced while the socket was down came by polling;
+- the socket was cut and reconnected (the log), and every malformed event was logged as an
+  error naming the topic and the field (and nothing else was an error);
+- every stored transaction's rolled_back is the node's get_processed_transaction
+  rollback_status then: the episodes whose events came while the socket was down or to a
+  killed run are caught by the re-read of the last 64 blocks' rollback state at every
+  (re)subscription (logged once per start and reconnect);
+- arch_events holds events of every run (receive times in each run's span), one row per key,
+  and none of a block above the checkpoint (an event waits for its block's batch).
+Part 2 (ep2: rollbacks exactly): a fresh run from near the head, stopped (SIGINT) just after a
+rollback episode. For every stored transaction of the blocks made after the run started,
+rolled_back must equal the node's get_processed_transaction rollback_status then (and the
+stopped run saw at least one rollback and one re-apply event; some rows are rolled back).
+Part 3 (finality): a run with --confirmations 3 commits up to the node's best finalized block
+(get_best_finalized_block_hash, 6 below simnode's head), not 3 below the head: its checkpoint
+never passes the finalized height read after it, and reaches it within 2 blocks.
+Stdlib only; needs BLOCKPIPE.
+"""
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+sys.path.insert(0, HERE)
+from simnode import Simnode  # noqa: E402
+import test_arch_run as arch  # noqa: E402
+
+SEED = int(os.environ.get("BP_SEED", "1415"))
+HANG = 90
+EPISODE_S = 4.0
+FAULTS = "ep1:ws_drop_every=1.3,ws_bad_every=40"
+
+
+def fail(msg):
+    raise AssertionError(msg)
+
+
+def start(bp, url, db, log, first):
+    ws = "ws://" + url.split("://", 1)[1]
+    cmd = [bp, "run", "--chain-type", "arch", "--rpc", url, "--ws", ws,
+           "--output", f"sqlite:{db}", "--start-block", str(first), "--poll-interval", "0.5",
+           "--ws-reconnect-interval", "0.2", "--log-level", "info"]
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop(proc, label):
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(timeout=HANG)
+    if rc != 0:
+        fail(f"{label}: exited {rc} on SIGINT")
+
+
+def part1(bp, node, tmp, rng):
+    url = node.urls[0]
+    db = os.path.join(tmp, "ws.db")
+    logpath = os.path.join(tmp, "ws.log")
+    spans = []
+    with open(logpath, "w") as log:
+        last = -1
+        for k in range(3):
+            t0 = time.time()
+            proc = start(bp, url, db, log, 0)
+            try:
+                arch.wait_progress(db, proc, last, f"run {k + 1}")
+                if k < 2:
+                    time.sleep(rng.uniform(0.2, 1.5))  # through a cut or two
+                    proc.send_signal(signal.SIGKILL)
+                    proc.wait()
+                    last = arch.checkpoint(db)[0]
+                    print(f"kill {k + 1}: SIGKILL at checkpoint {last}", flush=True)
+                else:
+                    time.sleep(2.0)
+                    arch.wait_caught_up(url, db, proc, "last run")
+                    episode = wait_episode(node, True)  # stopped just after a rollback
+                    t = time.monotonic()
+                    time.sleep(1.0)
+                    stop(proc, "last run")
+                    back, n = compare_rollbacks(node, url, db, -1, episode, t)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            spans.append((t0, time.time()))
+    text = open(logpath).read()
+    errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
+    bad = [ln for ln in errors if " event: " in ln and "websocket ws://" in ln]
+    if len(bad) != len(errors):
+        fail("errors other than the malformed events:\n" + "\n".join(
+            ln for ln in errors if ln not in bad)[:3000])
+    if not bad or not all("zz" in ln or "missing" in ln or "expected" in ln for ln in bad):
+        fail(f"malformed events not reported with the field: {bad[:3]}")
+    cuts = text.count("head source is HTTP polling")
+    if cuts < 1 or "subscribed (subscribe (Arch topics))" not in text:
+        fail(f"the socket was never cut and resubscribed ({cuts} switches to polling)")
+    arch.check_tables(url, db)
+    if text.count("rollback state of blocks") < 3:
+        fail("the rollback state was not read again after each start and reconnect")
+    con = sqlite3.connect(db)
+    cp = con.execute("SELECT number FROM checkpoints WHERE chain = 'arch'").fetchone()[0]
+    over = con.execute("SELECT count(*) FROM arch_events WHERE block_height > ?", (cp,)).fetchone()[0]
+    if over:
+        fail(f"{over} arch_events rows of blocks above the checkpoint {cp}")
+    dup = con.execute("SELECT count(*) - count(DISTINCT chain || key) FROM arch_events").fetchone()[0]
+    times = [r[0] for r in con.execute("SELECT received_at FROM arch_events")]
+    topics = dict(con.execute("SELECT topic, count(*) FROM arch_events GROUP BY topic").fetchall())
+    con.close()
+    if dup:
+        fail(f"{dup} duplicate arch_events keys")
+    for i, (t0, t1) in enumerate(spans):
+        if not any(t0 <= t <= t1 for t in times):
+            fail(f"run {i + 1}: none of its events is in arch_events")
+    for t in ("block", "transaction", "account_update"):
+        if not topics.get(t):
+            fail(f"no {t} event stored: {topics}")
+    print(f"part 1: {cuts} socket cuts, {len(bad)} malformed events reported, events {topics}, "
+          f"none above checkpoint {cp}; all {n} transactions' rolled_back as the node's "
+          f"rollback_status ({back} rolled back) after 2 kills and the cuts")
+
+
+def wait_episode(node, odd):
+    """Until the node has just made an episode (odd: a rollback); returns its number."""
+    deadline = time.monotonic() + HANG
+    e0 = node.stats()["episodes"]
+    while time.monotonic() < deadline:
+        e = node.stats()["episodes"]
+        if e != e0 and e % 2 == (1 if odd else 0):
+            return e
+        time.sleep(0.05)
+    fail("no rollback episode from the node")
+
+
+def compare_rollbacks(node, url, db, above, episode, since):
+    """Every stored transaction of the blocks above `above`: rolled_back must be the node's
+    rollback_status now (the node still at `episode`). Returns (rolled back, compared)."""
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT txid, rolled_back FROM arch_transactions WHERE block_height > ? "
+                       "ORDER BY block_height, tx_index", (above,)).fetchall()
+    con.close()
+    node_view = []
+    for i in range(0, len(rows), 200):
+        node_view += arch.call(url, [("get_processed_transaction", [r[0]]) for r in rows[i:i + 200]])
+    if node.stats()["episodes"] != episode:
+        fail(f"the node made another episode before it was compared ({time.monotonic() - since:.1f} s "
+             f"after the one compared): raise EPISODE_S")
+    wrong = [(r[0], r[1], v["rollback_status"]) for r, v in zip(rows, node_view)
+             if r[1] != (v["rollback_status"]["type"] == "rolledback")]
+    if wrong:
+        fail(f"{len(wrong)} of {len(rows)} transactions' rolled_back differ from the node: "
+             f"{wrong[:3]}")
+    return sum(r[1] for r in rows), len(rows)
+
+
+def rollback_events(db):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute("SELECT count(*) FROM arch_events "
+                           "WHERE topic = 'rolledback_transactions'").fetchone()[0]
+    finally:
+        con.close()
+
+
+def part2(bp, node, tmp):
+    url = node.urls[1]
+    db = os.path.join(tmp, "rb.db")
+    head = arch.node_head(url)
+    with open(os.path.join(tmp, "rb.log"), "w") as log:
+        proc = start(bp, url, db, log, head)
+        try:
+            arch.wait_progress(db, proc, head, "part 2")  # subscribed by now
+            time.sleep(0.5)
+            wait_episode(node, False)  # a re-apply,
+            n0 = rollback_events(db)
+            e = wait_episode(node, True)  # then a rollback: its event reaches the tables
+            t = time.monotonic()
+            while rollback_events(db) == n0:  # (a loaded machine may take a while)
+                if time.monotonic() - t > EPISODE_S / 2:
+                    fail(f"the rollback episode's event was not stored within {EPISODE_S / 2} s")
+                time.sleep(0.05)
+            stop(proc, "part 2")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    back, n = compare_rollbacks(node, url, db, head + 5, e, t)
+    con = sqlite3.connect(db)
+    topics = dict(con.execute("SELECT topic, count(*) FROM arch_events GROUP BY topic").fetchall())
+    con.close()
+    if not topics.get("rolledback_transactions") or not topics.get("reapplied_transactions"):
+        fail(f"no rollback and re-apply events stored: {topics}")
+    if not back:
+        fail("no stored transaction is rolled back after a rollback episode: nothing compared")
+    print(f"part 2: {n} transactions match the node's rollback_status ({back} rolled "
+          f"back), events {topics}")
+
+
+def finalized(url):
+    h = arch.call(url, [("get_best_finalized_block_hash", [])])[0]
+    return arch.call(url, [("get_block", [h])])[0]["block_height"]
+
+
+def part3(bp, node, tmp):
+    url = node.urls[1]
+    db = os.path.join(tmp, "fin.db")
+    head = arch.node_head(url)
+    with open(os.path.join(tmp, "fin.log"), "w") as log:
+        ws = "ws://" + url.split("://", 1)[1]
+        proc = subprocess.Popen([bp, "run", "--chain-type", "arch", "--rpc", url, "--ws", ws,
+                                 "--output", f"sqlite:{db}", "--start-block", str(head - 20),
+                                 "--confirmations", "3", "--log-level", "info"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        try:
+            arch.wait_progress(db, proc, head - 15, "part 3")
+            seen = []
+            for _ in range(20):
+                cp = arch.checkpoint(db)[0]
+                fin = finalized(url)  # after the checkpoint: it only grows
+                seen.append(fin - cp)
+                if cp > fin:
+                    fail(f"checkpoint {cp} passed the node's finalized block {fin}")
+                time.sleep(0.1)
+            stop(proc, "part 3")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    if min(seen) > 2:
+        fail(f"the checkpoint stayed {min(seen)}+ blocks below the finalized block: {seen}")
+    print(f"part 3: --confirmations 3 follows the finalized block (finalized - checkpoint: "
+          f"{min(seen)}..{max(seen)})")
+
+
+def main():
+    print(__doc__.strip(), flush=True)
+    bp = os.environ.get("BLOCKPIPE")
+    if not bp:
+        fail("BLOCKPIPE is not set")
+    rng = random.Random(SEED)
+    tmp = tempfile.TemporaryDirectory(prefix="bp-arch-ws-")
+    node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "60",
+                        "--txs-per-block", "1-8", "--rollback-every", str(EPISODE_S),
+                        "--seed", str(SEED), "--faults", FAULTS], endpoints=2)
+    try:
+        part1(bp, node, tmp.name, rng)
+        part2(bp, node, tmp.name)
+        part3(bp, node, tmp.name)
+        print("OK")
+    except AssertionError:
+        for name in ("ws.log", "rb.log", "fin.log"):
+            p = os.path.join(tmp.name, name)
+            if os.path.exists(p):
+                print(f"--- {name} (tail) ---\n" + open(p).read()[-3000:])
+        raise
+    finally:
+        node.kill()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAIL: {e}")
+        sys.exit(1)

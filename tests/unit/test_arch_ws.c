@@ -1,0 +1,121 @@
+/* test_arch_ws.c - the Arch topics' protocol (arch/arch_ws.h): the SDK's subscribe messages,
+ * subscription answers, events queued (block events as heads), malformed ones named, and the
+ * events held until the block they name is committed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "arch/arch_ws.h"
+
+#define H64 "\"5555555555555555555555555555555555555555555555555555555555555555\""
+
+static enum bp_ws_verdict send(const bp_ws_protocol *p, const char *text, bp_ws_head *h,
+                               bp_error *err)
+{
+    memset(h, 0, sizeof(*h));
+    return p->message(p->ctx, text, strlen(text), h, err);
+}
+
+static void test_subscribe(void **state)
+{
+    (void)state;
+    bp_arch_ws *a;
+    bp_error err = {0};
+    assert_int_equal(bp_arch_ws_new(&a, &err), 0);
+    const bp_ws_protocol *p = bp_arch_ws_protocol(a);
+    assert_int_equal(p->subscriptions, 6);
+    const char *topics[] = {"block",
+                            "transaction",
+                            "account_update",
+                            "rolledback_transactions",
+                            "reapplied_transactions",
+                            "dkg"};
+    for (size_t i = 0; i < 6; i++) {
+        bp_buf m;
+        char want[64];
+        bp_buf_init(&m, 0);
+        assert_int_equal(p->subscribe(p->ctx, i, &m), 0);
+        snprintf(want, sizeof(want), "\"topic\":\"%s\",\"filter\":{}", topics[i]);
+        assert_non_null(strstr(m.data, want));
+        assert_non_null(strstr(m.data, "{\"method\":\"subscribe\",\"params\":{"));
+        bp_buf_release(&m);
+    }
+    bp_ws_head h;
+    assert_int_equal(send(p,
+                          "{\"status\":\"Subscribed\",\"subscription_id\":\"s1\",\"topic\":"
+                          "\"block\",\"request_id\":\"blockpipe-0\"}",
+                          &h, &err),
+                     BP_WS_ANSWERED);
+    assert_int_equal(send(p,
+                          "{\"status\":\"Error\",\"subscription_id\":\"\",\"topic\":\"dkg\","
+                          "\"message\":\"no such topic\"}",
+                          &h, &err),
+                     BP_WS_REFUSED);
+    assert_non_null(strstr(err.msg, "'dkg' refused: no such topic"));
+    bp_arch_ws_free(a);
+}
+
+static void test_events_held(void **state)
+{
+    (void)state;
+    bp_arch_ws *a;
+    bp_error err = {0};
+    assert_int_equal(bp_arch_ws_new(&a, &err), 0);
+    const bp_ws_protocol *p = bp_arch_ws_protocol(a);
+    bp_ws_head h;
+    assert_int_equal(send(p,
+                          "{\"topic\":\"transaction\",\"data\":{\"hash\":" H64
+                          ",\"status\":\"Processed\",\"program_ids\":[],\"block_height\":5}}",
+                          &h, &err),
+                     BP_WS_EVENT);
+    assert_int_equal(
+        send(p, "{\"topic\":\"block\",\"data\":{\"hash\":" H64 ",\"timestamp\":7}}", &h, &err),
+        BP_WS_HEAD);
+    assert_string_equal(h.hash, "5555555555555555555555555555555555555555555555555555555555555555");
+    assert_int_equal(h.timestamp, 7);
+    assert_int_equal(send(p, "{\"topic\":\"transaction\",\"data\":{\"hash\":\"zz\"}}", &h, &err),
+                     BP_WS_MALFORMED);
+    assert_non_null(strstr(err.msg, "transaction event"));
+    assert_non_null(strstr(err.msg, "hash"));
+    assert_int_equal(
+        send(p, "{\"status\":\"Unsubscribed\",\"subscription_id\":\"s1\",\"message\":\"\"}", &h,
+             &err),
+        BP_WS_IGNORED);
+
+    bp_arch_rows *r;
+    assert_int_equal(bp_arch_ws_take(a, false, 0, &r, &err), 0); /* nothing committed yet */
+    assert_non_null(r);
+    assert_int_equal(r->event_count, 1);
+    assert_int_equal(r->events[0].topic, BP_ARCH_T_BLOCK);
+    bp_arch_rows_free(r);
+    assert_int_equal(bp_arch_ws_take(a, true, 4, &r, &err), 0); /* block 5 not yet */
+    assert_null(r);
+    assert_int_equal(bp_arch_ws_take(a, true, 5, &r, &err), 0);
+    assert_non_null(r);
+    assert_int_equal(r->event_count, 1);
+    assert_int_equal(r->events[0].block_height, 5);
+    assert_null(r->txs);
+    bp_arch_rows_free(r);
+    uint64_t got, bad;
+    size_t held;
+    bp_arch_ws_stats(a, &got, &bad, &held);
+    assert_int_equal(got, 2);
+    assert_int_equal(bad, 1);
+    assert_int_equal(held, 0);
+    bp_arch_ws_free(a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_subscribe),
+        cmocka_unit_test(test_events_held),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
