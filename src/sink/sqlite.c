@@ -489,11 +489,14 @@ static int commit_failed(sqlite_sink *s, const bp_batch *batch, bp_error *err)
  * comes. The 4 MiB cache (sqlite_derived.c) is for backfill batches and the minutes recomputed
  * from their raw transactions; kept at the head it was most of the process's own memory (4.6 of
  * 12 MiB with one chain of 200-tx blocks). A batch of more transactions (a backfill's, or a
- * chain of big blocks) takes the big cache back. The lines the smaller cache drops go back to
- * malloc (SQLITE_CONFIG_PAGECACHE below), and from it to the system once the batch is written
- * (core/writer.c trims after small batches). The price is CPU: a 200-tx block's pages no longer
- * all fit and are read again, 1.25 s of CPU a minute at the head instead of 0.8 (1 MiB cost as
- * little CPU as 4 MiB, but kept the process above 19 MiB). */
+ * chain of big blocks) takes the big cache back. SQLite's bulk allocation of 20 cache lines
+ * (1.3 MiB with our 64 KiB pages, taken at the connection's first page and kept) stays: without
+ * it (SQLITE_CONFIG_PAGECACHE 0 lines) the head was 0.3-0.5 MiB smaller, but a backfill of
+ * 2,000-tx blocks under the default budget was 10-20 % slower (5 of 5 interleaved pairs; also
+ * with a 512 KiB bulk). The lines the smaller cache drops go back to malloc, and from it to the
+ * system once the batch is written (core/writer.c trims after small batches). The price is CPU: a
+ * 200-tx block's pages no longer all fit and are read again, 1.25 s of CPU a minute at the head
+ * instead of 0.8 (1 MiB cost as little CPU as 4 MiB, but kept the process above 19 MiB). */
 #define HEAD_BATCH_TXS 1024
 #define HEAD_CACHE_KIB 512
 
@@ -759,20 +762,15 @@ static int prepare_all(sqlite_sink *s, bp_error *err)
  * heap from 4.6 to 20.8 MiB, the peak of the whole backfill). At 16 pages the sorter holds no
  * more than the connection's page cache (PRAGMA cache_size), which the budget counts.
  * Process-wide, and taken only before SQLite's first use (else it keeps its default). */
-static void configure_sqlite(void)
+static void limit_sorter(void)
 {
     sqlite3_config(SQLITE_CONFIG_PMASZ, 16u);
-    /* No bulk allocation of page cache lines per connection: by default each connection takes
-     * 20 lines at its first page, 1.3 MiB with our 64 KiB pages, kept until it closes (the
-     * writer's, the API's readers'), whatever its cache size (fit_cache) later is. Lines
-     * malloc'd one by one go back when the cache shrinks. */
-    sqlite3_config(SQLITE_CONFIG_PAGECACHE, (void *)NULL, 0, 0);
 }
 
 static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
-    static pthread_once_t config_once = PTHREAD_ONCE_INIT;
-    pthread_once(&config_once, configure_sqlite);
+    static pthread_once_t sorter_once = PTHREAD_ONCE_INIT;
+    pthread_once(&sorter_once, limit_sorter);
     *out = NULL;
     int rc = BP_ENOMEM;
     sqlite_sink *s = calloc(1, sizeof(*s));
