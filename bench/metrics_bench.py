@@ -197,7 +197,7 @@ def run(a):
         "In memory, blockpipe keeps the open minute's, hour's and day's members (the windows it "
         "saw begin) as interned 32-bit address ids in 64-bit key sets, so that only new set rows "
         "are written; they, the batch's derived rows and SQLite's page cache for the derived "
-        "tables are charged to `--max-memory` (default 256 MiB): peak RSS for this backfill "
+        "tables are charged to `--max-memory` (default 96 MiB for one chain): peak RSS for this backfill "
         f"{sets['rss_on']:.0f} MiB with the derived tables, {sets['rss_off']:.0f} MiB without "
         f"({sets['seconds_on']:.1f} s vs {sets['seconds_off']:.1f} s).",
     ]

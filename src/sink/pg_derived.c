@@ -642,8 +642,13 @@ static int merge_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
             bp_buf_printf(q,
                           ") SELECT d.origin_key, d.window_start, d.contract_address, d.txcount,"
                           " d.gas_used, d.fees_paid_wei, d.fees_paid_native, coalesce(n.n, 0)"
-                          " FROM bp_d_%s d LEFT JOIN bp_d_cs_new n ON n.grain = '%s'"
-                          " AND n.window_start = d.window_start"
+                          /* summed: a (window, contract) whose window the module gave up
+                           * within the run has a count of the rows known to be new and one of
+                           * the staged rows inserted, and two joined rows would update the
+                           * contract window twice (SQLSTATE 21000) */
+                          " FROM bp_d_%s d LEFT JOIN (SELECT grain, window_start,"
+                          " contract_address, sum(n) AS n FROM bp_d_cs_new GROUP BY 1, 2, 3) n"
+                          " ON n.grain = '%s' AND n.window_start = d.window_start"
                           " AND n.contract_address = d.contract_address"
                           " ON CONFLICT(origin_key, window_start, contract_address) DO UPDATE SET ",
                           t, bp_grain_names[g]);

@@ -24,8 +24,9 @@ int bp_sql_dcolumns(bp_buf *out, bp_dshape s, const char *prefix)
 
 /* Whether a NOT NULL column that is not in the key comes before a key column. SQLite 3.40's
  * PRAGMA integrity_check (Debian 12's) reads the wrong column of such a WITHOUT ROWID table
- * and reports "NULL value in t.c" for every row (token_transfers: its key is chain, log_index,
- * block_number, batch_index, with token_address between them), so those tables keep a rowid. */
+ * and reports "NULL value in t.c" for every row (token_transfers: its key columns are chain,
+ * log_index, block_number, batch_index, with token_address between them), so those tables keep
+ * a rowid. */
 static bool notnull_before_key(size_t first, size_t n)
 {
     bool seen = false;
@@ -36,6 +37,28 @@ static bool notnull_before_key(size_t first, size_t n)
         seen |= (f & BP_COL_NOTNULL) && !(f & BP_COL_KEY);
     }
     return false;
+}
+
+/* The key columns (indexes from first) in the order of the table's primary key: column order,
+ * except that block_number comes right after the leading key column (the chain). A key that
+ * leads with the block appends a block's rows at the end of the index, and a REVERT's delete
+ * by (chain, block_number) reads it as a range; token_transfers' columns have log_index
+ * first: in that order a block's transfers landed at one place per log index all over the
+ * index, and its REVERT delete read every row of the chain. *count of them. */
+static void key_order(size_t first, size_t n, size_t *keys, size_t max, size_t *count)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < max; i++) {
+        if (!(bp_dcolumns[first + i].flags & BP_COL_KEY))
+            continue;
+        keys[k] = i;
+        if (k > 1 && strcmp(bp_dcolumns[first + i].name, "block_number") == 0) {
+            memmove(keys + 2, keys + 1, (k - 1) * sizeof(*keys));
+            keys[1] = i;
+        }
+        k++;
+    }
+    *count = k;
 }
 
 int bp_sql_create_dtable(bp_buf *out, bp_dtable t, const char *if_not_exists,
@@ -50,10 +73,11 @@ int bp_sql_create_dtable(bp_buf *out, bp_dtable t, const char *if_not_exists,
         rc |= bp_buf_printf(out, "%s %s%s, ", c->name, d->type_of(as_column(c, &tmp)),
                             c->flags & BP_COL_NOTNULL ? " NOT NULL" : "");
     }
+    size_t keys[16], nkeys;
+    key_order(first, n, keys, sizeof(keys) / sizeof(keys[0]), &nkeys);
     rc |= bp_buf_puts(out, "PRIMARY KEY(");
-    for (size_t i = 0, k = 0; i < n; i++)
-        if (bp_dcolumns[first + i].flags & BP_COL_KEY)
-            rc |= bp_buf_printf(out, "%s%s", k++ ? ", " : "", bp_dcolumns[first + i].name);
+    for (size_t k = 0; k < nkeys; k++)
+        rc |= bp_buf_printf(out, "%s%s", k ? ", " : "", bp_dcolumns[first + keys[k]].name);
     return rc | bp_buf_printf(out, "))%s;", notnull_before_key(first, n) ? "" : d->table_suffix);
 }
 

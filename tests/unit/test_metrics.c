@@ -459,6 +459,35 @@ static void test_apply_revert_roundtrip(void **state)
     unlink(path);
 }
 
+/* token_transfers' key leads with (chain, block_number): a block's rows append to it, and a
+ * REVERT's delete of a block's transfers reads them as a range, not every row of the chain
+ * (its columns have log_index before block_number). */
+static void test_token_transfers_key(void **state)
+{
+    (void)state;
+    char path[64], url[96];
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(path, sizeof(path)));
+    bp_sink *s;
+    bp_error err = {0};
+    assert_int_equal(bp_sink_open_url(url, &s, &err), 0);
+    bp_sink_close(s);
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "EXPLAIN QUERY PLAN DELETE FROM token_transfers"
+                                        " WHERE chain = ?1 AND block_number = ?2",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    bool ranged = false;
+    while (sqlite3_step(st) == SQLITE_ROW)
+        ranged |= strstr((const char *)sqlite3_column_text(st, 3), "block_number=?") != NULL;
+    sqlite3_finalize(st);
+    assert_true(ranged);
+    sqlite3_close(db);
+    unlink(path);
+}
+
 /* write_batch with the derived rows computed on a bp_derived_job's thread while the output
  * writes the raw rows (bp_batch.derived_job, as core/outputs.c gives them to an output that
  * takes them late). */
@@ -803,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_erc1155),
         cmocka_unit_test(test_sql_functions),
         cmocka_unit_test(test_apply_revert_roundtrip),
+        cmocka_unit_test(test_token_transfers_key),
         cmocka_unit_test(test_minute_summaries_equal_raw),
         cmocka_unit_test(test_derived_late_equal),
         cmocka_unit_test(test_model_finds_planted_outliers),
