@@ -684,6 +684,12 @@ static int gzip_pieces(ch_sink *s, bp_ch_piece *pieces, size_t *n, bp_error *err
  * (one part on the server: it squashes the blocks), as big as the batch. */
 #define CH_PART_BYTES ((size_t)1 << 20)
 
+static size_t part_bytes(void)
+{
+    const char *env = getenv("BP_CH_PART_BYTES"); /* (experiments) */
+    return env && *env ? (size_t)strtoull(env, NULL, 10) : CH_PART_BYTES;
+}
+
 typedef struct ch_stream {
     ch_sink *s;
     size_t k; /* the table (T_BLOCKS, T_TXS, T_LOGS) */
@@ -691,6 +697,7 @@ typedef struct ch_stream {
     uint64_t seq;
     size_t blk, row; /* the next row: applies[blk]'s row-th transaction or log */
     size_t rows;     /* encoded so far */
+    size_t part;     /* bytes of a part */
     bool gzip, finished;
     z_stream z;
     bp_ch_piece pieces[BP_CH_MAX_PIECES(BP_CH_MAX_COLS)];
@@ -723,10 +730,10 @@ static void encode_part(ch_stream *st)
                 r.tx = &b->txs[st->row], enc_tx(s, &r, st->seq);
             else
                 r.log = &b->logs[st->row], enc_log(s, &r, st->seq);
-            if (++st->row % 64 == 0 && st->row < n && bp_ch_enc_bytes(e) >= CH_PART_BYTES)
+            if (++st->row % 64 == 0 && st->row < n && bp_ch_enc_bytes(e) >= st->part)
                 return;
         }
-        if (bp_ch_enc_bytes(e) >= CH_PART_BYTES) {
+        if (bp_ch_enc_bytes(e) >= st->part) {
             st->blk++, st->row = 0;
             return;
         }
@@ -778,7 +785,8 @@ static int stream_rows(ch_sink *s, size_t k, const char *chain, uint64_t seq, bp
     ch_stream *st = calloc(1, sizeof(*st));
     if (!st)
         return oom(err);
-    *st = (ch_stream){.s = s, .k = k, .chain = chain, .seq = seq, .gzip = s->t.gzip};
+    *st = (ch_stream){
+        .s = s, .k = k, .chain = chain, .seq = seq, .gzip = s->t.gzip, .part = part_bytes()};
     int rc = st->gzip ? gzip_start(&st->z, err) : 0;
     char what[96];
     snprintf(what, sizeof(what), "INSERT into %s", s->tabs[k].t.name);
