@@ -461,15 +461,19 @@ int bp_ch_insert(bp_ch_http *h, const char *insert, const bp_ch_piece *pieces, s
 int bp_ch_insert_stream(bp_ch_http *h, const char *insert, bp_ch_produce_fn produce, void *ctx,
                         bool gzip, const char *what, bp_error *err)
 {
+    bp_error perr = {0};
     h->produce = produce;
     h->produce_ctx = ctx;
-    h->produce_err = err;
+    h->produce_err = &perr;
     h->produce_rc = 0;
     h->produced_all = false;
     /* no length: curl sends the body chunked as the producer makes it */
     int rc = bp_ch_insert(h, insert, NULL, 0, gzip, what, err);
-    if (h->produce_rc != 0) /* its own message, not curl's "aborted by callback" */
+    if (h->produce_rc != 0) { /* its own message, not curl's "aborted by callback" */
         rc = h->produce_rc;
+        if (err)
+            *err = perr;
+    }
     h->produce = NULL;
     h->npieces = h->piece = 0;
     return rc;
