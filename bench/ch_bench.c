@@ -7,8 +7,9 @@
  *   ch_bench insert BASE DIR BATCHES FMT           per batch i, per table t: POST
  *       BASE&query=INSERT INTO t FORMAT FMT with the body DIR/<i>.<t> (BASE is
  *       "http://user:pass@host:port/?database=DB"): nothing but the rows
- * sink prints "rows=N seconds=S rows_per_s=R", insert "bytes=N seconds=S"; seconds count only
- * the work with the server (blocks are built, files read, before each batch's clock starts). */
+ * sink prints "rows=N seconds=S rows_per_s=R cpu=C", insert "bytes=N seconds=S cpu=C"; seconds
+ * (and cpu, the client's CPU seconds) count only the work with the server (blocks are built,
+ * files read, before each batch's clock starts). */
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -69,19 +70,20 @@ static int bench_insert(const char *base, const char *dir, size_t batches, const
         curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
     }
     uint64_t bytes = 0;
-    double secs = 0;
+    double secs = 0, cpu = 0;
     for (size_t i = 0; ok && i < batches; i++) {
         for (int t = 0; ok && t < TABLES; t++)
             ok = bench_slurp("ch_bench", dir, i, g_tables[t], &data[t]);
-        double t0 = bench_now_s();
+        double t0 = bench_now_s(), c0 = bench_cpu_s();
         for (int t = 0; ok && t < TABLES; t++) {
             ok = data[t].len == 0 || insert(c, base, g_tables[t], fmt, &data[t], &answer);
             bytes += data[t].len;
         }
         secs += bench_now_s() - t0;
+        cpu += bench_cpu_s() - c0;
     }
     if (ok)
-        printf("bytes=%" PRIu64 " seconds=%.3f\n", bytes, secs);
+        printf("bytes=%" PRIu64 " seconds=%.3f cpu=%.3f\n", bytes, secs, cpu);
     for (int t = 0; t < TABLES; t++)
         bp_buf_release(&data[t]);
     bp_buf_release(&answer);

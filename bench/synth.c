@@ -17,6 +17,13 @@ double bench_now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+double bench_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static uint64_t mix(uint64_t x)
 {
     x += 0x9e3779b97f4a7c15ull;
@@ -147,7 +154,7 @@ int bench_sink(const char *prog, const char *url, uint64_t blocks, size_t txs, s
     bp_block **bl = calloc(batch, sizeof(*bl));
     bp_event *ev = calloc(batch, sizeof(*ev));
     uint64_t rows = 0;
-    double secs = 0;
+    double secs = 0, cpu = 0;
     int rc = bl && ev ? 0 : 1;
     for (uint64_t i = 0; i < blocks && rc == 0; i += batch) {
         size_t n = blocks - i < batch ? (size_t)(blocks - i) : batch;
@@ -159,16 +166,18 @@ int bench_sink(const char *prog, const char *url, uint64_t blocks, size_t txs, s
         bp_batch b = {.chain = "bench", .chain_id = 1, .events = ev, .count = n};
         b.checkpoint = (bp_checkpoint){.set = true, .number = bl[n - 1]->number};
         snprintf(b.checkpoint.hash, sizeof(b.checkpoint.hash), "%s", bl[n - 1]->hash);
-        double t0 = bench_now_s();
+        double t0 = bench_now_s(), c0 = bench_cpu_s();
         rc = s->ops->write(s, &b, &err);
         secs += bench_now_s() - t0;
+        cpu += bench_cpu_s() - c0;
         for (size_t k = 0; k < n; k++)
             bp_block_free(bl[k]);
     }
     if (rc != 0)
         fprintf(stderr, "%s: %s\n", prog, bl && ev ? err.msg : "out of memory");
     else
-        printf("rows=%" PRIu64 " seconds=%.3f rows_per_s=%.0f\n", rows, secs, (double)rows / secs);
+        printf("rows=%" PRIu64 " seconds=%.3f rows_per_s=%.0f cpu=%.3f\n", rows, secs,
+               (double)rows / secs, cpu);
     free(bl);
     free(ev);
     bp_sink_close(s);

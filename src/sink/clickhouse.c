@@ -572,13 +572,13 @@ static void mem_settle(ch_sink *s)
     s->budget = NULL;
 }
 
-/* What the encoders may hold before the biggest table's rows go to the server (one more INSERT
- * of the batch: its rows carry seq like the others, so the recovery takes them back alike).
- * Without it the batch's encoded rows were held whole, uncounted: about as big as the batch
- * (an eighth of the memory for blocks), more with the derived tables' set rows. What they
- * hold is charged to the budget. Each piece is an INSERT and a part more on the server:
- * bench_ch sink (1,000 blocks of 200 txs, 100-block batches) made 27-34k rows/s with 2 MiB
- * pieces, 45-47k with 8, 58-65k with 16, 68-72k with 64 (interleaved, one run). */
+/* What the derived tables' encoders may hold before the biggest table's rows go to the server
+ * (one more INSERT of the batch: its rows carry seq like the others, so the recovery takes them
+ * back alike; the raw tables are streamed a part at a time, stream_rows). Without it the
+ * batch's encoded rows were held whole, uncounted. What they hold is charged to the budget.
+ * Each piece is an INSERT and a part more on the server: bench_ch sink (1,000 blocks of 200
+ * txs, 100-block batches, the raw tables in pieces too) made 27-34k rows/s with 2 MiB pieces,
+ * 45-47k with 8, 58-65k with 16, 68-72k with 64 (interleaved, one run). */
 #define CH_HELD_BYTES ((size_t)16 << 20)
 
 static int flush_big(ch_sink *s, bp_error *err)
@@ -611,53 +611,15 @@ static int flush_derived(void *ctx, bp_error *err)
     return flush_big(s, err);
 }
 
-/* A big block's rows are checked against CH_HELD_BYTES every this many transactions or logs
- * (not only after the block: a 50,000-tx block's encoded rows are tens of MiB). */
-#define CH_CHECK_ROWS 4096
-
-/* flush_big once the encoders' rows are known good */
-static int flush_checked(ch_sink *s, const bp_block *b, bp_error *err)
-{
-    for (size_t k = 0; k < s->ntabs; k++)
-        if (s->tabs[k].enc.rc != 0)
-            return enc_failed(&s->tabs[k], b, err);
-    return flush_big(s, err);
-}
-
-/* The rows of the APPLYs, one encoder per table; what grows past CH_HELD_BYTES is inserted on
+/* The derived tables' rows into their encoders; what grows past CH_HELD_BYTES is inserted on
  * the way (apply_rows inserts the rest). */
-static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
+static int encode_derived(ch_sink *s, uint64_t seq, bp_error *err)
 {
-    for (size_t k = 0; k < s->ntabs; k++)
-        bp_ch_enc_reset(&s->tabs[k].enc);
-    for (size_t i = 0; i < s->napp; i++) {
-        const bp_block *b = s->applies[i];
-        bp_row r = {.chain = chain, .block = b};
-        enc_block(s, &r, seq);
-        int rc = 0;
-        for (size_t k = 0; rc == 0 && s->tabs[T_TXS].on && k < b->tx_count; k++) {
-            r.tx = &b->txs[k];
-            enc_tx(s, &r, seq);
-            if (k % CH_CHECK_ROWS == CH_CHECK_ROWS - 1)
-                rc = flush_checked(s, b, err);
-        }
-        r.tx = NULL;
-        for (size_t k = 0; rc == 0 && s->tabs[T_LOGS].on && b->has_receipts && k < b->log_count;
-             k++) {
-            r.log = &b->logs[k];
-            enc_log(s, &r, seq);
-            if (k % CH_CHECK_ROWS == CH_CHECK_ROWS - 1)
-                rc = flush_checked(s, b, err);
-        }
-        rc = rc ? rc : flush_checked(s, b, err);
-        if (rc != 0)
-            return rc;
-    }
-    if (!s->der)
-        return 0;
     bp_ch_enc *enc[BP_CHD_ROW_TABLES];
-    for (size_t k = 0; k < BP_CHD_ROW_TABLES; k++)
+    for (size_t k = 0; k < BP_CHD_ROW_TABLES; k++) {
         enc[k] = &s->tabs[T_RAW + k].enc;
+        bp_ch_enc_reset(enc[k]);
+    }
     int rc = bp_ch_derived_encode(s->derived, s->der, s->applies, s->napp, seq, enc, flush_derived,
                                   s, err);
     for (size_t k = T_RAW; rc == 0 && k < s->ntabs; k++)
@@ -666,34 +628,178 @@ static int encode(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
     return rc;
 }
 
+/* deflate of pieces[0..n) appended to s->gz (finish: the stream's end) */
+static int gzip_add(ch_sink *s, z_stream *z, const bp_ch_piece *pieces, size_t n, bool finish,
+                    bp_error *err)
+{
+    int zr = Z_OK;
+    for (size_t i = 0; i <= n && zr != Z_STREAM_ERROR; i++) {
+        if (i == n && !finish)
+            break;
+        z->next_in = i < n ? (Bytef *)pieces[i].data : NULL;
+        z->avail_in = i < n ? (uInt)pieces[i].len : 0;
+        do {
+            if (bp_buf_reserve(&s->gz, 1 << 16) != 0)
+                return oom(err);
+            z->next_out = (Bytef *)s->gz.data + s->gz.len;
+            z->avail_out = 1 << 16;
+            zr = deflate(z, i < n ? Z_NO_FLUSH : Z_FINISH);
+            s->gz.len = (size_t)((char *)z->next_out - s->gz.data);
+        } while (z->avail_out == 0 || (i == n && zr == Z_OK));
+    }
+    if (zr == Z_STREAM_ERROR || (finish && zr != Z_STREAM_END))
+        return bp_error_set(err, BP_EINVAL, "gzip of the INSERT data failed (%d)", zr);
+    return 0;
+}
+
+static int gzip_start(z_stream *z, bp_error *err)
+{
+    memset(z, 0, sizeof(*z));
+    return deflateInit2(z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK ? 0 : oom(err);
+}
+
 /* gzip of pieces[0..n) into s->gz, as one piece. */
 static int gzip_pieces(ch_sink *s, bp_ch_piece *pieces, size_t *n, bp_error *err)
 {
-    z_stream z = {0};
-    if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        return oom(err);
+    z_stream z;
+    int rc = gzip_start(&z, err);
+    if (rc != 0)
+        return rc;
     bp_buf_reset(&s->gz);
-    int zr = Z_OK;
-    for (size_t i = 0; i <= *n && zr != Z_STREAM_ERROR; i++) {
-        z.next_in = i < *n ? (Bytef *)pieces[i].data : NULL;
-        z.avail_in = i < *n ? (uInt)pieces[i].len : 0;
-        do {
-            if (bp_buf_reserve(&s->gz, 1 << 16) != 0) {
-                deflateEnd(&z);
-                return oom(err);
-            }
-            z.next_out = (Bytef *)s->gz.data + s->gz.len;
-            z.avail_out = 1 << 16;
-            zr = deflate(&z, i < *n ? Z_NO_FLUSH : Z_FINISH);
-            s->gz.len = (size_t)((char *)z.next_out - s->gz.data);
-        } while (z.avail_out == 0 || (i == *n && zr == Z_OK));
-    }
+    rc = gzip_add(s, &z, pieces, *n, true, err);
     deflateEnd(&z);
-    if (zr != Z_STREAM_END)
-        return bp_error_set(err, BP_EINVAL, "gzip of the INSERT data failed (%d)", zr);
-    pieces[0] = (bp_ch_piece){s->gz.data, s->gz.len};
-    *n = 1;
+    if (rc == 0) {
+        pieces[0] = (bp_ch_piece){s->gz.data, s->gz.len};
+        *n = 1;
+    }
+    return rc;
+}
+
+/* ---- the raw rows: one streamed INSERT per table ---- */
+
+/* The rows of a raw table's INSERT are encoded a part at a time while the request is sent
+ * (bp_ch_insert_stream): a Native block, or RowBinary rows, of about this many bytes. The
+ * encoder's buffers are reused part after part (they neither grow nor take fresh pages), the
+ * server parses a part while the next one is encoded, and the batch is one INSERT per table
+ * (one part on the server: it squashes the blocks), as big as the batch. */
+#define CH_PART_BYTES ((size_t)1 << 20)
+
+static size_t part_bytes(void)
+{
+    const char *env = getenv("BP_CH_PART_BYTES"); /* (experiments) */
+    return env && *env ? (size_t)strtoull(env, NULL, 10) : CH_PART_BYTES;
+}
+
+typedef struct ch_stream {
+    ch_sink *s;
+    size_t k; /* the table (T_BLOCKS, T_TXS, T_LOGS) */
+    const char *chain;
+    uint64_t seq;
+    size_t blk, row; /* the next row: applies[blk]'s row-th transaction or log */
+    size_t rows;     /* encoded so far */
+    size_t part;     /* bytes of a part */
+    bool gzip, finished;
+    z_stream z;
+    bp_ch_piece pieces[BP_CH_MAX_PIECES(BP_CH_MAX_COLS)];
+} ch_stream;
+
+/* Rows of table k in block b. */
+static size_t raw_rows(size_t k, const bp_block *b)
+{
+    if (k == T_BLOCKS)
+        return 1;
+    if (k == T_TXS)
+        return b->tx_count;
+    return b->has_receipts ? b->log_count : 0;
+}
+
+/* The next part's rows into the table's encoder (from the stream's row on, until it holds
+ * CH_PART_BYTES or the batch's rows end). */
+static void encode_part(ch_stream *st)
+{
+    ch_sink *s = st->s;
+    bp_ch_enc *e = &s->tabs[st->k].enc;
+    bp_ch_enc_reset(e);
+    for (; st->blk < s->napp && e->rc == 0; st->blk++, st->row = 0) {
+        const bp_block *b = s->applies[st->blk];
+        bp_row r = {.chain = st->chain, .block = b};
+        for (size_t n = raw_rows(st->k, b); st->row < n && e->rc == 0;) {
+            if (st->k == T_BLOCKS)
+                enc_block(s, &r, st->seq);
+            else if (st->k == T_TXS)
+                r.tx = &b->txs[st->row], enc_tx(s, &r, st->seq);
+            else
+                r.log = &b->logs[st->row], enc_log(s, &r, st->seq);
+            if (++st->row % 64 == 0 && st->row < n && bp_ch_enc_bytes(e) >= st->part)
+                return;
+        }
+        if (bp_ch_enc_bytes(e) >= st->part) {
+            st->blk++, st->row = 0;
+            return;
+        }
+    }
+}
+
+static int produce_part(void *ctx, const bp_ch_piece **out, size_t *n, bp_error *err)
+{
+    ch_stream *st = ctx;
+    ch_tab *tab = &st->s->tabs[st->k];
+    *n = 0;
+    while (!st->finished) {
+        encode_part(st);
+        mem_follow(st->s);
+        if (tab->enc.rc != 0) {
+            const bp_block *b = st->s->applies[st->blk < st->s->napp ? st->blk : st->s->napp - 1];
+            return enc_failed(tab, b, err);
+        }
+        st->rows += tab->enc.rows;
+        st->finished = tab->enc.rows == 0;
+        size_t np = st->finished ? 0
+                                 : bp_ch_enc_pieces(&tab->enc, st->pieces,
+                                                    sizeof(st->pieces) / sizeof(st->pieces[0]));
+        if (tab->enc.rc != 0)
+            return bp_error_set(err, tab->enc.rc, "%s: encoding the block header: %s", tab->t.name,
+                                bp_strerror(tab->enc.rc));
+        if (!st->gzip) {
+            *out = st->pieces;
+            *n = np;
+            return 0;
+        }
+        bp_buf_reset(&st->s->gz);
+        int rc = gzip_add(st->s, &st->z, st->pieces, np, st->finished, err);
+        if (rc != 0)
+            return rc;
+        if (st->s->gz.len > 0) { /* (deflate may keep a part's output for the next) */
+            st->pieces[0] = (bp_ch_piece){st->s->gz.data, st->s->gz.len};
+            *out = st->pieces;
+            *n = 1;
+            return 0;
+        }
+    }
     return 0;
+}
+
+/* The batch's rows of raw table k: one INSERT, encoded while it is sent. */
+static int stream_rows(ch_sink *s, size_t k, const char *chain, uint64_t seq, bp_error *err)
+{
+    ch_stream *st = calloc(1, sizeof(*st));
+    if (!st)
+        return oom(err);
+    *st = (ch_stream){
+        .s = s, .k = k, .chain = chain, .seq = seq, .gzip = s->t.gzip, .part = part_bytes()};
+    int rc = st->gzip ? gzip_start(&st->z, err) : 0;
+    char what[96];
+    snprintf(what, sizeof(what), "INSERT into %s", s->tabs[k].t.name);
+    if (rc == 0)
+        rc = bp_ch_insert_stream(s->http, s->tabs[k].insert.data, produce_part, st, st->gzip, what,
+                                 err);
+    if (rc == 0)
+        bp_debug("clickhouse %s: %zu rows into %s", s->t.where, st->rows, s->tabs[k].t.name);
+    if (st->gzip)
+        deflateEnd(&st->z);
+    bp_ch_enc_reset(&s->tabs[k].enc);
+    free(st);
+    return rc;
 }
 
 static int insert_table(ch_sink *s, ch_tab *tab, bp_error *err)
@@ -711,11 +817,10 @@ static int insert_table(ch_sink *s, ch_tab *tab, bp_error *err)
     return rc ? rc : bp_ch_insert(s->http, tab->insert.data, pieces, n, s->t.gzip, what, err);
 }
 
+/* A derived table's rows as its encoder holds them. */
 static int insert_rows(ch_sink *s, size_t k, bp_error *err)
 {
     int rc = insert_table(s, &s->tabs[k], err);
-    if (rc == 0 && k == T_BLOCKS)
-        bp_crashpoint("clickhouse.after_blocks");
     if (rc == 0 && k == T_RAW + BP_CHD_BLOCK)
         bp_crashpoint("clickhouse.mid_derived");
     return rc;
@@ -798,10 +903,21 @@ static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committ
                     err);
 }
 
+/* The raw tables' rows (blocks first: the recovery looks there), then the derived ones. */
 static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
-    int rc = encode(s, chain, seq, err);
-    for (size_t k = 0; rc == 0 && k < s->ntabs; k++)
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < T_RAW; k++) {
+        size_t rows = 0;
+        for (size_t i = 0; s->tabs[k].on && i < s->napp && rows == 0; i++)
+            rows = raw_rows(k, s->applies[i]);
+        rc = rows ? stream_rows(s, k, chain, seq, err) : 0;
+        if (rc == 0 && k == T_BLOCKS)
+            bp_crashpoint("clickhouse.after_blocks");
+    }
+    if (rc == 0 && s->der)
+        rc = encode_derived(s, seq, err);
+    for (size_t k = T_RAW; rc == 0 && k < s->ntabs; k++)
         if (s->tabs[k].on && s->tabs[k].enc.rows > 0)
             rc = insert_rows(s, k, err);
     if (rc != 0)

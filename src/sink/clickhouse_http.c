@@ -34,6 +34,11 @@ struct bp_ch_http {
     bp_buf line;               /* bp_ch_query_rows: the answer's unfinished last row */
     const bp_ch_piece *pieces; /* the INSERT body being sent */
     size_t npieces, piece, offset;
+    bp_ch_produce_fn produce; /* bp_ch_insert_stream: where the next pieces come from */
+    void *produce_ctx;
+    bp_error *produce_err;
+    int produce_rc;
+    bool produced_all;
     char curl_msg[CURL_ERROR_SIZE];
 };
 
@@ -180,11 +185,23 @@ static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
     return bp_buf_append(h->into, data, n) == 0 ? n : 0;
 }
 
+/* The next pieces of a streamed body; false at its end or when the producer failed. */
+static bool produce_more(bp_ch_http *h)
+{
+    while (h->produce && !h->produced_all && h->produce_rc == 0 && h->piece == h->npieces) {
+        h->piece = h->offset = 0;
+        h->npieces = 0;
+        h->produce_rc = h->produce(h->produce_ctx, &h->pieces, &h->npieces, h->produce_err);
+        h->produced_all = h->produce_rc == 0 && h->npieces == 0;
+    }
+    return h->piece < h->npieces;
+}
+
 static size_t on_read(char *dst, size_t size, size_t nmemb, void *user)
 {
     bp_ch_http *h = user;
     size_t room = size * nmemb, done = 0;
-    while (done < room && h->piece < h->npieces) {
+    while (done < room && (h->piece < h->npieces || produce_more(h))) {
         const bp_ch_piece *p = &h->pieces[h->piece];
         size_t n = p->len - h->offset < room - done ? p->len - h->offset : room - done;
         memcpy(dst + done, (const char *)p->data + h->offset, n);
@@ -195,7 +212,8 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *user)
             h->offset = 0;
         }
     }
-    return done;
+    /* a failed producer ends the request as a failure (never as a shorter body) */
+    return h->produce_rc != 0 ? CURL_READFUNC_ABORT : done;
 }
 
 static int set_options(bp_ch_http *h)
@@ -434,9 +452,30 @@ int bp_ch_insert(bp_ch_http *h, const char *insert, const bp_ch_piece *pieces, s
     h->piece = h->offset = 0;
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, gzip ? h->gzip_headers : h->headers);
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, NULL);
-    curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, total);
+    curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, h->produce ? (curl_off_t)-1 : total);
     rc = perform(h, NULL, what, err);
     h->pieces = NULL;
+    return rc;
+}
+
+int bp_ch_insert_stream(bp_ch_http *h, const char *insert, bp_ch_produce_fn produce, void *ctx,
+                        bool gzip, const char *what, bp_error *err)
+{
+    bp_error perr = {0};
+    h->produce = produce;
+    h->produce_ctx = ctx;
+    h->produce_err = &perr;
+    h->produce_rc = 0;
+    h->produced_all = false;
+    /* no length: curl sends the body chunked as the producer makes it */
+    int rc = bp_ch_insert(h, insert, NULL, 0, gzip, what, err);
+    if (h->produce_rc != 0) { /* its own message, not curl's "aborted by callback" */
+        rc = h->produce_rc;
+        if (err)
+            *err = perr;
+    }
+    h->produce = NULL;
+    h->npieces = h->piece = 0;
     return rc;
 }
 

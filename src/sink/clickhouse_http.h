@@ -86,6 +86,18 @@ typedef struct bp_ch_piece {
 int bp_ch_insert(bp_ch_http *h, const char *insert, const bp_ch_piece *pieces, size_t n, bool gzip,
                  const char *what, bp_error *err);
 
+/* A streamed INSERT's producer: the next pieces of the body into *pieces[0..*n) (its memory,
+ * valid until the next call), *n = 0 at the end. A nonzero return (with err set) ends the
+ * request as a failure: returned by bp_ch_insert_stream with the producer's message. */
+typedef int (*bp_ch_produce_fn)(void *ctx, const bp_ch_piece **pieces, size_t *n, bp_error *err);
+
+/* Runs insert with a body that produce makes while it is sent (HTTP chunked: the server parses
+ * one part while the next is made, and the caller holds one part at a time). A body cut short
+ * (a failed producer, a lost connection) may still leave on the server the rows of the parts it
+ * got whole: the caller takes them back as it does after any failed INSERT. */
+int bp_ch_insert_stream(bp_ch_http *h, const char *insert, bp_ch_produce_fn produce, void *ctx,
+                        bool gzip, const char *what, bp_error *err);
+
 /* True for the server exceptions that another attempt may not meet: too many parts or
  * simultaneous queries, timeouts, network errors between servers, memory limits, queries
  * cancelled and tables or databases missing while the server shuts down. */
