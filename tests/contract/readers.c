@@ -104,18 +104,18 @@ static const struct {
     {'X', -1,
      "SELECT block_height, tx_index, txid, block_hash, status, failure_reason, rolled_back,"
      " program_ids, bitcoin_txids FROM arch_transactions",
-     "SELECT block_height, tx_index, " AX("txid") ", " AX("block_hash") ", status, failure_reason, "
-                                                                        "rolled_back::int, " JS("pr"
-                                                                                                "og"
-                                                                                                "ra"
-                                                                                                "m_"
-                                                                                                "id"
-                                                                                                "s") ", " JS(
-                                                                            "bitcoin_txids") " FROM"
-                                                                                             " arch"
-                                                                                             "_tran"
-                                                                                             "sacti"
-                                                                                             "ons"},
+     "SELECT block_height, tx_index, " AX("txid") ", " AX(
+         "block_hash") ", status, failure_reason, "
+                       "rolled_back::int, " JS("pr"
+                                               "og"
+                                               "ra"
+                                               "m_"
+                                               "id"
+                                               "s") ", " JS("bitcoin_txids") " FROM"
+                                                                             " arch"
+                                                                             "_tran"
+                                                                             "sacti"
+                                                                             "ons"},
     {'U', -1, "SELECT block_height, tx_index, account, txid FROM arch_account_updates",
      "SELECT block_height, tx_index, " AX("account") ", " AX("txid") " FROM arch_account_updates"},
 #undef AX
