@@ -4,7 +4,7 @@ arch` with forks and rollbacks, killed with SIGKILL and restarted, then compared
 
 The node grows a block every 0.2 s from height 120 (0-8 transactions each), makes a depth-5
 fork every 1.5 s and a rollback / re-apply episode every 1.1 s. blockpipe follows it from block
-0 (a backfill then a follow) with two endpoints, the second with FAULTS. KILLS times a run is
+0 (a backfill then a follow) with two endpoints, the second with FAULTS. test_arch_run.KILLS times a run is
 SIGKILLed at a random moment (seeded) after it committed past the previous run's checkpoint,
 then started again. Each restart must re-seed its reorg window from arch_blocks (the log says
 "lists no recent blocks" otherwise: a fork then found below the checkpoint would stop the run).
@@ -28,7 +28,6 @@ Stdlib only; needs BLOCKPIPE and a PostgreSQL server (tests/tools/pg.py).
 
 import os
 import random
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -39,11 +38,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pg import Postgres  # noqa: E402
 from simnode import Simnode  # noqa: E402
+import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
-from test_arch_run import DEPTH, FAULTS, HANG, call, fail, node_head, wait_reorg  # noqa: E402
+from test_arch_run import DEPTH, HANG, call, fail, node_head  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1415"))
-KILLS = 3
 SCHEMA = "archpg"
 
 
@@ -54,38 +53,6 @@ def checkpoint(pg, schema=SCHEMA):
     except RuntimeError:
         return None  # the schema is not there yet
     return (int(rows[0][0]), rows[0][1]) if rows else None
-
-
-def start(bp, urls, out, log, extra=()):
-    cmd = [bp, "run", "--chain-type", "arch", "--rpc", urls[0], "--rpc", urls[1],
-           "--output", out, "--start-block", "0", "--poll-interval", "0.1",
-           "--reorg-window", "64", "--log-level", "info", *extra]
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_progress(pg, proc, last, label, schema=SCHEMA):
-    deadline = time.monotonic() + HANG
-    while time.monotonic() < deadline:
-        cp = checkpoint(pg, schema)
-        if cp and cp[0] > last:
-            return
-        if proc.poll() is not None:
-            fail(f"{label}: blockpipe exited {proc.returncode}")
-        time.sleep(0.1)
-    fail(f"{label}: no progress past checkpoint {last} within {HANG} s")
-
-
-def wait_caught_up(url, pg, proc, label):
-    deadline = time.monotonic() + HANG
-    want = node_head(url)
-    while time.monotonic() < deadline:
-        cp = checkpoint(pg)
-        if cp and cp[0] >= want:
-            return
-        if proc.poll() is not None:
-            fail(f"{label}: blockpipe exited {proc.returncode} before catching up")
-        time.sleep(0.1)
-    fail(f"{label}: not caught up with head {want} within {HANG} s (checkpoint {checkpoint(pg)})")
 
 
 def check_lock(bp, urls, out, tmp):
@@ -217,9 +184,10 @@ def part_ws(bp, pg, tmp):
     proc = None
     try:
         with open(os.path.join(tmp, "ws.log"), "w") as log:
-            proc = start(bp, [url, url], pg.url(query=f"schema={schema}"), log,
-                         ["--ws", "ws://" + url.split("://", 1)[1], "--start-block", str(head)])
-            wait_progress(pg, proc, head, "ws run", schema)
+            proc = arch.start(bp, [url, url], pg.url(query=f"schema={schema}"), log,
+                              ["--ws", "ws://" + url.split("://", 1)[1], "--start-block",
+                               str(head)])
+            arch.wait_progress(lambda: checkpoint(pg, schema), proc, head, "ws run")
             time.sleep(0.5)
             ws.wait_episode(node, False)  # a re-apply,
             q = (f"SELECT count(*) FROM {schema}.arch_events "
@@ -272,50 +240,13 @@ def main():
     rng = random.Random(SEED)
     tmp = tempfile.TemporaryDirectory(prefix="bp-arch-pg-")
     logpath = os.path.join(tmp.name, "run.log")
-    node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "120",
-                        "--txs-per-block", "0-8", "--reorg-every", "1.5", "--reorg-depth",
-                        str(DEPTH), "--rollback-every", "1.1", "--seed", str(SEED),
-                        "--faults", FAULTS], endpoints=2)
+    node = Simnode(bp, arch.node_args(), endpoints=2)
     url = node.urls[0]
-    proc = None
     try:
         with Postgres() as pg, open(logpath, "w") as log:
             out = pg.url(query=f"schema={SCHEMA}")
-            reorgs0 = node.stats()["reorgs"]
-            last = -1
-            for k in range(KILLS):
-                proc = start(bp, node.urls, out, log)
-                wait_progress(pg, proc, last, f"run {k + 1}")
-                if k == 0:
-                    check_lock(bp, node.urls, out, tmp.name)
-                time.sleep(rng.uniform(0.0, 0.6))
-                if proc.poll() is not None:
-                    fail(f"run {k + 1} exited {proc.returncode} before the kill")
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                last = checkpoint(pg)[0]
-                print(f"kill {k + 1}: SIGKILL, checkpoint then {last} (node head "
-                      f"{node_head(url)})", flush=True)
-            log.flush()
-            mark = os.path.getsize(logpath)
-            proc = start(bp, node.urls, out, log)
-            wait_caught_up(url, pg, proc, "last run")
-            wait_reorg(logpath, mark, proc)
-            wait_caught_up(url, pg, proc, "last run")
-            proc.send_signal(signal.SIGINT)
-            if proc.wait(timeout=HANG) != 0:
-                fail(f"last run exited {proc.returncode} on SIGINT")
-            reorgs = node.stats()["reorgs"] - reorgs0
-            text = open(logpath).read()
-            errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
-            if errors:
-                fail("blockpipe logged errors:\n" + "\n".join(errors)[:3000])
-            if "lists no recent blocks" in text:
-                fail("a restart did not re-seed its reorg window from arch_blocks")
-            walked = text.count("reorg: ")
-            print(f"node forks during the runs: {reorgs}; blockpipe reorg walks: {walked}")
-            if walked < 1:
-                fail("no fork reached blockpipe: the revert path was not exercised")
+            arch.kill_and_follow(bp, node, out, lambda: checkpoint(pg), log, logpath, rng,
+                                 lambda proc: check_lock(bp, node.urls, out, tmp.name))
             strict = check_tables(url, pg)
             check_same_as_sqlite(bp, url, pg, tmp.name, min(strict, 40))
             part_ws(bp, pg, tmp.name)
@@ -325,9 +256,6 @@ def main():
             print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-4000:])
         raise
     finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-            proc.wait()
         node.kill()
         tmp.cleanup()
 

@@ -81,19 +81,25 @@ def checkpoint(db):
     return row
 
 
-def start(bp, urls, db, log):
+def start(bp, urls, out, log, extra=()):
+    """A run from block 0 into output URL out (an SQLite path is made sqlite:PATH)."""
+    out = out if ":" in out else f"sqlite:{out}"
     cmd = [bp, "run", "--chain-type", "arch", "--rpc", urls[0], "--rpc", urls[1],
-           "--output", f"sqlite:{db}",
-           "--start-block", "0", "--poll-interval", "0.1", "--reorg-window", "64",
-           "--log-level", "info"]
+           "--output", out, "--start-block", "0", "--poll-interval", "0.1",
+           "--reorg-window", "64", "--log-level", "info", *extra]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
 
 
+def read_cp(where):
+    """The checkpoint of where: an SQLite file's path, or a function answering it."""
+    return where() if callable(where) else checkpoint(where)
+
+
 def wait_progress(db, proc, last, label):
-    """Until this run has committed past the last run's checkpoint."""
+    """Until this run has committed past the last run's checkpoint (db: as read_cp)."""
     deadline = time.monotonic() + HANG
     while time.monotonic() < deadline:
-        cp = checkpoint(db)
+        cp = read_cp(db)
         if cp and cp[0] > last:
             return
         if proc.poll() is not None:
@@ -120,13 +126,13 @@ def wait_caught_up(url, db, proc, label):
     deadline = time.monotonic() + HANG
     want = node_head(url)
     while time.monotonic() < deadline:
-        cp = checkpoint(db)
+        cp = read_cp(db)
         if cp and cp[0] >= want:
             return
         if proc.poll() is not None:
             fail(f"{label}: blockpipe exited {proc.returncode} before catching up")
         time.sleep(0.1)
-    fail(f"{label}: not caught up with head {want} within {HANG} s (checkpoint {checkpoint(db)})")
+    fail(f"{label}: not caught up with head {want} within {HANG} s (checkpoint {read_cp(db)})")
 
 
 def check_tables(url, db):
@@ -226,6 +232,65 @@ def check_config_backfill(bp, url, db, tmp, upto):
     print(f"backfill of a chains: entry (chain_type: arch) 0..{upto}: same rows; jsonl refused")
 
 
+def node_args():
+    """The scenario's node: forks of DEPTH every 1.5 s, rollback episodes every 1.1 s."""
+    return ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "120",
+            "--txs-per-block", "0-8", "--reorg-every", "1.5", "--reorg-depth", str(DEPTH),
+            "--rollback-every", "1.1", "--seed", str(SEED), "--faults", FAULTS]
+
+
+def kill_and_follow(bp, node, out, where, log, logpath, rng, first_run=None):
+    """KILLS runs into output out, each SIGKILLed at a random moment after it committed past
+    the last one's checkpoint (where: as read_cp); then a last run that catches up, walks
+    back a fork of the node's and stops on SIGINT (exit 0); its log must have no error and a
+    reorg walk. first_run(proc) is called once the first run made progress. Every process it
+    started has exited when it returns."""
+    url = node.urls[0]
+    reorgs0 = node.stats()["reorgs"]
+    last = -1
+    proc = None
+    try:
+        for k in range(KILLS):
+            proc = start(bp, node.urls, out, log)
+            wait_progress(where, proc, last, f"run {k + 1}")
+            if k == 0 and first_run:
+                first_run(proc)
+            time.sleep(rng.uniform(0.0, 0.6))  # mid-batch or between batches
+            if proc.poll() is not None:
+                fail(f"run {k + 1} exited {proc.returncode} before the kill")
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            last = read_cp(where)[0]
+            print(f"kill {k + 1}: SIGKILL, checkpoint then {last} (node head "
+                  f"{node_head(url)})", flush=True)
+        log.flush()
+        mark = os.path.getsize(logpath)
+        proc = start(bp, node.urls, out, log)
+        wait_caught_up(url, where, proc, "last run")
+        wait_reorg(logpath, mark, proc)  # at the head, through a fork of the node's
+        wait_caught_up(url, where, proc, "last run")
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=HANG)
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if rc != 0:
+        fail(f"last run exited {rc} on SIGINT")
+    reorgs = node.stats()["reorgs"] - reorgs0
+    text = open(logpath).read()
+    # warnings are expected (a tx of a block the node just orphaned answers 404: retried)
+    errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
+    if errors:
+        fail("blockpipe logged errors:\n" + "\n".join(errors)[:3000])
+    if "lists no recent blocks" in text:
+        fail("a restart did not re-seed its reorg window from the stored blocks")
+    walked = text.count("reorg: ")
+    print(f"node forks during the runs: {reorgs}; blockpipe reorg walks: {walked}")
+    if walked < 1:
+        fail("no fork reached blockpipe: the revert path was not exercised")
+
+
 def main():
     print(__doc__.strip(), flush=True)
     bp = os.environ.get("BLOCKPIPE")
@@ -235,48 +300,11 @@ def main():
     tmp = tempfile.TemporaryDirectory(prefix="bp-arch-run-")
     db = os.path.join(tmp.name, "arch.db")
     logpath = os.path.join(tmp.name, "run.log")
-    node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "120",
-                        "--txs-per-block", "0-8", "--reorg-every", "1.5", "--reorg-depth",
-                        str(DEPTH), "--rollback-every", "1.1", "--seed", str(SEED),
-                        "--faults", FAULTS], endpoints=2)
+    node = Simnode(bp, node_args(), endpoints=2)
     url = node.urls[0]
-    proc = None
     try:
         with open(logpath, "w") as log:
-            reorgs0 = node.stats()["reorgs"]
-            last = -1
-            for k in range(KILLS):
-                proc = start(bp, node.urls, db, log)
-                wait_progress(db, proc, last, f"run {k + 1}")
-                time.sleep(rng.uniform(0.0, 0.6))  # mid-batch or between batches
-                if proc.poll() is not None:
-                    fail(f"run {k + 1} exited {proc.returncode} before the kill")
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                cp = checkpoint(db)
-                last = cp[0]
-                print(f"kill {k + 1}: SIGKILL, checkpoint then {cp[0]} (node head "
-                      f"{node_head(url)})", flush=True)
-            log.flush()
-            mark = os.path.getsize(logpath)
-            proc = start(bp, node.urls, db, log)
-            wait_caught_up(url, db, proc, "last run")
-            wait_reorg(logpath, mark, proc)  # at the head, through a fork of the node's
-            wait_caught_up(url, db, proc, "last run")
-            proc.send_signal(signal.SIGINT)
-            rc = proc.wait(timeout=HANG)
-            if rc != 0:
-                fail(f"last run exited {rc} on SIGINT")
-            reorgs = node.stats()["reorgs"] - reorgs0
-        text = open(logpath).read()
-        # warnings are expected (a tx of a block the node just orphaned answers 404: retried)
-        errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
-        if errors:
-            fail("blockpipe logged errors:\n" + "\n".join(errors)[:3000])
-        walked = text.count("reorg: ")
-        print(f"node forks during the runs: {reorgs}; blockpipe reorg walks: {walked}")
-        if walked < 1:
-            fail("no fork reached blockpipe: the revert path was not exercised")
+            kill_and_follow(bp, node, db, db, log, logpath, rng)
         strict = check_tables(url, db)
         check_config_backfill(bp, url, db, tmp.name, min(strict, 40))
         print("OK")
@@ -285,9 +313,6 @@ def main():
             print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-4000:])
         raise
     finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-            proc.wait()
         node.kill()
         tmp.cleanup()
 
