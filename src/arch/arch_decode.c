@@ -492,6 +492,20 @@ static uint64_t fnv1a(const char *s, size_t n, uint64_t h)
     return h;
 }
 
+/* A NUL in a string (written as \u0000) becomes U+FFFD: PostgreSQL's jsonb refuses \u0000
+ * (SQLSTATE 22P05), and one such event would stop the output's every batch. The dedup key is
+ * made before, from what the node sent. */
+static void replace_nul(char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 6 <= n && memcmp(s + i + 2, "0000", 4) == 0)
+            memcpy(s + i + 2, "fffd", 4);
+        i++; /* the escaped character */
+    }
+}
+
 static int event_data(yajl_val data, bp_arch_event *e, bp_error *err)
 {
     bp_buf b;
@@ -505,6 +519,7 @@ static int event_data(yajl_val data, bp_arch_event *e, bp_error *err)
         uint64_t h2 = fnv1a(b.data, b.len, h1 ^ 0x9e3779b97f4a7c15ull);
         snprintf(e->key, sizeof(e->key), "%s:%016llx%016llx", TOPIC[e->topic],
                  (unsigned long long)h1, (unsigned long long)h2);
+        replace_nul(b.data, b.len);
         rc = dup_buf(&b, &e->data, err);
     } else {
         rc = bp_error_set(err, rc, "event data: cannot be written back (%s)",

@@ -141,9 +141,10 @@ int bp_arch_ws_take(bp_arch_ws *a, bool have_committed, uint64_t committed, bp_a
     *out = NULL;
     pthread_mutex_lock(&a->lock);
     bool full = a->len > BP_ARCH_WS_HELD_MAX;
-    size_t n = 0;
-    for (size_t i = 0; i < a->len; i++)
-        n += full || ready(&a->q[i], have_committed, committed);
+    size_t n = 0; /* the ready prefix: a later event never overtakes a held one (a re-apply
+                     must not land before the rollback it answers) */
+    while (n < a->len && (full || ready(&a->q[n], have_committed, committed)))
+        n++;
     bp_arch_rows *r = n ? calloc(1, sizeof(*r)) : NULL;
     bp_arch_event *ev = r ? malloc(n * sizeof(*ev)) : NULL;
     if (n && !ev) {
@@ -151,14 +152,13 @@ int bp_arch_ws_take(bp_arch_ws *a, bool have_committed, uint64_t committed, bp_a
         free(r);
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
-    size_t kept = 0;
-    for (size_t i = 0; i < a->len; i++) {
-        if (full || ready(&a->q[i], have_committed, committed))
-            ev[r->event_count++] = a->q[i];
-        else
-            a->q[kept++] = a->q[i];
+    if (n) {
+        memcpy(ev, a->q, n * sizeof(*ev));
+        memmove(a->q, a->q + n, (a->len - n) * sizeof(*ev));
+        a->len -= n;
+        r->events = ev;
+        r->event_count = n;
     }
-    a->len = kept;
     if (full && !a->warned_full) {
         a->warned_full = true;
         bp_warn("arch websocket: more than %d events wait for their blocks (the pipeline is far "
@@ -166,13 +166,44 @@ int bp_arch_ws_take(bp_arch_ws *a, bool have_committed, uint64_t committed, bp_a
                 BP_ARCH_WS_HELD_MAX);
     }
     pthread_mutex_unlock(&a->lock);
-    if (r)
-        r->events = ev;
     *out = r;
     return 0;
 }
 
-static int resync_event(bp_arch_ws *a, enum bp_arch_topic t, const bp_arch_hash *h, size_t n)
+size_t bp_arch_ws_mark(bp_arch_ws *a)
+{
+    pthread_mutex_lock(&a->lock);
+    size_t n = a->len;
+    pthread_mutex_unlock(&a->lock);
+    return n;
+}
+
+/* Queues e at position *at (events received after the mark stay after it), then *at moves
+ * past it. */
+static int insert_at(bp_arch_ws *a, bp_arch_event *e, size_t *at)
+{
+    pthread_mutex_lock(&a->lock);
+    if (a->len == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 256;
+        bp_arch_event *q = realloc(a->q, cap * sizeof(*q));
+        if (!q) {
+            pthread_mutex_unlock(&a->lock);
+            return BP_ENOMEM;
+        }
+        a->q = q;
+        a->cap = cap;
+    }
+    size_t i = *at < a->len ? *at : a->len;
+    memmove(a->q + i + 1, a->q + i, (a->len - i) * sizeof(*a->q));
+    a->q[i] = *e;
+    a->len++;
+    *at = i + 1;
+    pthread_mutex_unlock(&a->lock);
+    return 0;
+}
+
+static int resync_event(bp_arch_ws *a, enum bp_arch_topic t, const bp_arch_hash *h, size_t n,
+                        size_t *at)
 {
     bp_arch_event e = {.topic = t, .resync = true};
     if (n == 0)
@@ -182,18 +213,19 @@ static int resync_event(bp_arch_ws *a, enum bp_arch_topic t, const bp_arch_hash 
         return BP_ENOMEM;
     memcpy(e.hashes, h, n * sizeof(*h));
     e.hash_count = n;
-    push(a, &e);
-    pthread_mutex_lock(&a->lock);
-    a->received--; /* not received: made here */
-    pthread_mutex_unlock(&a->lock);
+    if (insert_at(a, &e, at) != 0) {
+        free(e.hashes);
+        return BP_ENOMEM;
+    }
     return 0;
 }
 
-int bp_arch_ws_resync(bp_arch_ws *a, const bp_arch_hash *rolled, size_t nr,
+int bp_arch_ws_resync(bp_arch_ws *a, size_t mark, const bp_arch_hash *rolled, size_t nr,
                       const bp_arch_hash *kept, size_t nk, bp_error *err)
 {
-    if (resync_event(a, BP_ARCH_T_ROLLEDBACK, rolled, nr) != 0 ||
-        resync_event(a, BP_ARCH_T_REAPPLIED, kept, nk) != 0)
+    size_t at = mark;
+    if (resync_event(a, BP_ARCH_T_ROLLEDBACK, rolled, nr, &at) != 0 ||
+        resync_event(a, BP_ARCH_T_REAPPLIED, kept, nk, &at) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     return 0;
 }

@@ -36,20 +36,27 @@ typedef struct bp_arch_ws bp_arch_ws;
 int bp_arch_ws_new(bp_arch_ws **out, bp_error *err);
 /* The protocol for bp_ws_config.protocol; valid until bp_arch_ws_free. */
 const bp_ws_protocol *bp_arch_ws_protocol(bp_arch_ws *a);
-/* The events that may go into a batch now, in arrival order: those without a height and
- * those at or below `committed` (have_committed false: nothing is, only the former go). *out
- * is NULL when none, else a bp_arch_rows carrying only events (the caller owns it). */
+/* The events that may go into a batch now, in arrival order: the longest run from the oldest
+ * of events without a height or at or below `committed` (have_committed false: nothing is);
+ * an event held for its block holds back every later one, so a re-apply never lands before
+ * the rollback it answers. *out is NULL when none, else a bp_arch_rows carrying only events
+ * (the caller owns it). */
 int bp_arch_ws_take(bp_arch_ws *a, bool have_committed, uint64_t committed, bp_arch_rows **out,
                     bp_error *err);
 /* How many times every topic was subscribed (each connection once): a new value means a
  * subscription since the last look, after which a resync is due. */
 uint64_t bp_arch_ws_epoch(bp_arch_ws *a);
+/* How many events are queued now: the place for a resync's events (bp_arch_ws_resync) read
+ * from the node after this moment. Only the coordinator takes events, so that place stays. */
+size_t bp_arch_ws_mark(bp_arch_ws *a);
 /* After the socket was (re)subscribed, what the node says now of the transactions of the
  * blocks committed before (their rollback_status): events sent meanwhile (while the socket was
  * down, or to a process killed before it committed them) are not replayed by the node. Queued
- * as two resync events (bp_arch_event.resync) after everything received so far: the listed
- * rolled-back transactions (rolled, nr of them) and the others (kept, nk). Copies the hashes. */
-int bp_arch_ws_resync(bp_arch_ws *a, const bp_arch_hash *rolled, size_t nr,
+ * as two resync events (bp_arch_event.resync) at `mark` (bp_arch_ws_mark taken before the
+ * node was asked): after everything received before, before what came while it was read (an
+ * event received meanwhile is newer than what was read). The listed rolled-back transactions
+ * (rolled, nr of them) and the others (kept, nk). Copies the hashes. */
+int bp_arch_ws_resync(bp_arch_ws *a, size_t mark, const bp_arch_hash *rolled, size_t nr,
                       const bp_arch_hash *kept, size_t nk, bp_error *err);
 /* Events received, malformed, and held now. */
 void bp_arch_ws_stats(bp_arch_ws *a, uint64_t *received, uint64_t *malformed, size_t *held);

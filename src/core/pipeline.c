@@ -102,8 +102,10 @@ struct pipeline {
     int64_t next_poll_ms;
     bp_realtime rt;
     bool rt_started;
-    bp_arch_ws *aws;    /* --ws of a family with its own event stream (ws_events): its events */
-    uint64_t aws_epoch; /* its subscriptions already resynced (bp_arch_ws_epoch) */
+    bp_arch_ws *aws;      /* --ws of a family with its own event stream (ws_events): its events */
+    uint64_t aws_epoch;   /* its subscriptions already resynced (bp_arch_ws_epoch) */
+    int64_t aws_retry_ms; /* a failed resync is tried again from then, */
+    size_t aws_tries;     /* on the endpoint after the one that failed */
 
     /* the batch being built: events and the blocks they point to (owned until handed to the
      * writer) */
@@ -1796,7 +1798,7 @@ static double poll_every(pipeline *p)
 
 /* The rollback state of blocks lo..lo+n-1 as the node has it now, into the socket's queue:
  * only blocks still ours (a block the node replaced is the reorg path's). */
-static int resync_blocks(pipeline *p, uint64_t lo, size_t n, bp_block **out, int *rcs,
+static int resync_blocks(pipeline *p, size_t mark, uint64_t lo, size_t n, bp_block **out, int *rcs,
                          bp_error *errs)
 {
     size_t ntx = 0, nr = 0, nk = 0;
@@ -1813,7 +1815,7 @@ static int resync_blocks(pipeline *p, uint64_t lo, size_t n, bp_block **out, int
             memcpy(t->rolled_back ? rolled[nr++] : kept[nk++], t->txid, sizeof(t->txid));
         }
     }
-    int rc = rolled && kept ? bp_arch_ws_resync(p->aws, rolled, nr, kept, nk, errs)
+    int rc = rolled && kept ? bp_arch_ws_resync(p->aws, mark, rolled, nr, kept, nk, errs)
                             : bp_error_set(errs, BP_ENOMEM, "out of memory");
     free(rolled);
     free(kept);
@@ -1826,20 +1828,27 @@ static int resync_blocks(pipeline *p, uint64_t lo, size_t n, bp_block **out, int
 
 /* The socket was (re)subscribed: events the node sent while it was down (or to a process
  * killed before it committed them) are not replayed, so the rollback state of the last
- * RESYNC_BLOCKS committed blocks is read again from the node and applied after what was
- * received (arch_ws.h bp_arch_ws_resync). A failure is logged, not retried. */
+ * RESYNC_BLOCKS committed blocks is read again from the node and queued after what was
+ * received before the question, before what came while it was asked (arch_ws.h
+ * bp_arch_ws_resync). A failure is logged and tried again 2 s later (the next endpoint
+ * the walk uses), until one succeeds or the socket subscribes again. */
 static void resync_rollbacks(pipeline *p)
 {
     uint64_t epoch = bp_arch_ws_epoch(p->aws);
     const bp_canon_entry *tip = bp_canon_tip(&p->canon), *low = bp_canon_lowest(&p->canon);
-    if (epoch == p->aws_epoch)
+    if (epoch == p->aws_epoch || now_ms() < p->aws_retry_ms)
         return;
-    p->aws_epoch = epoch;
-    if (!tip) /* nothing committed yet: nothing to read again */
+    if (!tip) { /* nothing committed yet: nothing to read again */
+        p->aws_epoch = epoch;
         return;
+    }
     uint64_t lo = tip->number + 1 > RESYNC_BLOCKS ? tip->number + 1 - RESYNC_BLOCKS : 0;
     lo = low && low->number > lo ? low->number : lo;
-    size_t n = (size_t)(tip->number - lo + 1), ep = (size_t)p->walk_ep;
+    size_t n = (size_t)(tip->number - lo + 1);
+    size_t ep = ((size_t)p->walk_ep + p->aws_tries) % p->cfg->endpoint_count;
+    for (size_t i = 0; i < p->cfg->endpoint_count && chain_of(p, ep) != BP_EP_CHAIN_OK; i++)
+        ep = (ep + 1) % p->cfg->endpoint_count; /* another chain's endpoint is never asked */
+    size_t mark = bp_arch_ws_mark(p->aws);
     bp_block **out = calloc(n, sizeof(*out));
     int *rcs = calloc(n, sizeof(*rcs));
     bp_error *errs = calloc(n, sizeof(*errs));
@@ -1847,12 +1856,17 @@ static void resync_rollbacks(pipeline *p)
     if (rc == 0)
         rc = asked(p, ep, p->src->fetch_range(p->rpcs[ep], &p->shared, lo, n, out, rcs, errs));
     if (rc == 0 || rc == BP_ENOTFOUND || rc == BP_EPARSE) /* per block: those that came */
-        rc = resync_blocks(p, lo, n, out, rcs, errs);
-    if (rc != 0)
+        rc = resync_blocks(p, mark, lo, n, out, rcs, errs);
+    if (rc == 0) {
+        p->aws_epoch = epoch;
+        p->aws_tries = 0;
+    } else {
+        p->aws_retry_ms = now_ms() + 2000;
+        p->aws_tries++;
         bp_warn("arch websocket: subscribed again, but the rollback state of blocks %" PRIu64
-                "..%" PRIu64 " could not be read again (%s): a rollback or re-apply sent while "
-                "the socket was down may be missing",
+                "..%" PRIu64 " could not be read again (%s): trying again in 2 s",
                 lo, tip->number, errs ? errs[0].msg : "out of memory");
+    }
     for (size_t i = 0; out && i < n; i++)
         bp_block_free(out[i]);
     free(out);

@@ -220,6 +220,25 @@ static void test_events(void **state)
     bp_buf_release(&s);
 }
 
+/* A NUL in an event's string is stored as U+FFFD (PostgreSQL's jsonb refuses \u0000); an
+ * escaped backslash followed by u0000 is text, kept; the key is made from what was sent. */
+static void test_event_nul(void **state)
+{
+    (void)state;
+    const char *a = "{\"topic\":\"dkg\",\"data\":{\"status\":\"x\\u0000y\",\"n\":\"\\\\u0000\"}}";
+    const char *b = "{\"topic\":\"dkg\",\"data\":{\"status\":\"xy\",\"n\":\"\\\\u0000\"}}";
+    bp_arch_event e, f;
+    bp_error err = {0};
+    assert_int_equal(bp_arch_decode_event(a, strlen(a), 1.0, &e, &err), 0);
+    assert_int_equal(bp_arch_decode_event(b, strlen(b), 1.0, &f, &err), 0);
+    assert_null(strstr(e.data, "x\\u0000"));
+    assert_non_null(strstr(e.data, "x\\ufffdy"));
+    assert_non_null(strstr(e.data, "\\\\u0000"));
+    assert_string_not_equal(e.key, f.key);
+    bp_arch_event_free(&e);
+    bp_arch_event_free(&f);
+}
+
 /* A rollback: its event's hashes show rolled back in get_processed_transaction; the
  * re-apply names the same and brings notRolledback back. Same event twice: same key. */
 static void test_rollback(void **state)
@@ -410,6 +429,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_blocks_and_txs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test(test_event_nul),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_messages, setup, teardown),
         cmocka_unit_test(test_book_shapes),

@@ -89,17 +89,16 @@ static void test_events_held(void **state)
         BP_WS_IGNORED);
 
     bp_arch_rows *r;
+    /* the block event (no height) waits behind the one held for block 5: arrival order */
     assert_int_equal(bp_arch_ws_take(a, false, 0, &r, &err), 0); /* nothing committed yet */
-    assert_non_null(r);
-    assert_int_equal(r->event_count, 1);
-    assert_int_equal(r->events[0].topic, BP_ARCH_T_BLOCK);
-    bp_arch_rows_free(r);
+    assert_null(r);
     assert_int_equal(bp_arch_ws_take(a, true, 4, &r, &err), 0); /* block 5 not yet */
     assert_null(r);
     assert_int_equal(bp_arch_ws_take(a, true, 5, &r, &err), 0);
     assert_non_null(r);
-    assert_int_equal(r->event_count, 1);
+    assert_int_equal(r->event_count, 2);
     assert_int_equal(r->events[0].block_height, 5);
+    assert_int_equal(r->events[1].topic, BP_ARCH_T_BLOCK);
     assert_null(r->txs);
     bp_arch_rows_free(r);
     uint64_t got, bad;
@@ -111,11 +110,56 @@ static void test_events_held(void **state)
     bp_arch_ws_free(a);
 }
 
+/* A resync read while a re-apply arrived goes before it: the re-apply is newer than the
+ * node's state that was read (bp_arch_ws_mark before the question). */
+static void test_resync_order(void **state)
+{
+    (void)state;
+    bp_arch_ws *a;
+    bp_error err = {0};
+    bp_ws_head h;
+    assert_int_equal(bp_arch_ws_new(&a, &err), 0);
+    const bp_ws_protocol *p = bp_arch_ws_protocol(a);
+    assert_int_equal(send(p,
+                          "{\"topic\":\"rolledback_transactions\",\"data\":{"
+                          "\"transaction_hashes\":[" H64 "],\"block_height\":3}}",
+                          &h, &err),
+                     BP_WS_EVENT);
+    size_t mark = bp_arch_ws_mark(a);
+    assert_int_equal(mark, 1);
+    assert_int_equal(send(p,
+                          "{\"topic\":\"reapplied_transactions\",\"data\":{"
+                          "\"transaction_hashes\":[" H64 "],\"block_height\":3}}",
+                          &h, &err),
+                     BP_WS_EVENT);
+    bp_arch_hash kept[1];
+    memset(kept[0], '5', 64);
+    kept[0][64] = '\0';
+    assert_int_equal(bp_arch_ws_resync(a, mark, kept, 0, kept, 1, &err), 0);
+    bp_arch_rows *r;
+    assert_int_equal(bp_arch_ws_take(a, true, 5, &r, &err), 0);
+    assert_non_null(r);
+    assert_int_equal(r->event_count, 3);
+    assert_int_equal(r->events[0].topic, BP_ARCH_T_ROLLEDBACK);
+    assert_false(r->events[0].resync);
+    assert_int_equal(r->events[1].topic, BP_ARCH_T_REAPPLIED);
+    assert_true(r->events[1].resync);
+    assert_int_equal(r->events[2].topic, BP_ARCH_T_REAPPLIED);
+    assert_false(r->events[2].resync);
+    bp_arch_rows_free(r);
+    uint64_t got, bad;
+    size_t held;
+    bp_arch_ws_stats(a, &got, &bad, &held);
+    assert_int_equal(got, 2); /* the resync was not received */
+    bp_arch_ws_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_subscribe),
         cmocka_unit_test(test_events_held),
+        cmocka_unit_test(test_resync_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
