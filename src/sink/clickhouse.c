@@ -695,9 +695,10 @@ typedef struct ch_stream {
     size_t k; /* the table (T_BLOCKS, T_TXS, T_LOGS) */
     const char *chain;
     uint64_t seq;
-    size_t blk, row; /* the next row: applies[blk]'s row-th transaction or log */
-    size_t rows;     /* encoded so far */
-    size_t part;     /* bytes of a part */
+    size_t blk, row;   /* the next row: applies[blk]'s row-th transaction or log */
+    size_t rows;       /* encoded so far */
+    size_t part;       /* bytes of a part */
+    size_t failed_blk; /* the block an encoding error stopped at */
     bool gzip, finished;
     z_stream z;
     bp_ch_piece pieces[BP_CH_MAX_PIECES(BP_CH_MAX_COLS)];
@@ -733,6 +734,10 @@ static void encode_part(ch_stream *st)
             if (++st->row % 64 == 0 && st->row < n && bp_ch_enc_bytes(e) >= st->part)
                 return;
         }
+        if (e->rc != 0) { /* stay at the failing block: the error names it */
+            st->failed_blk = st->blk;
+            return;
+        }
         if (bp_ch_enc_bytes(e) >= st->part) {
             st->blk++, st->row = 0;
             return;
@@ -749,8 +754,7 @@ static int produce_part(void *ctx, const bp_ch_piece **out, size_t *n, bp_error 
         encode_part(st);
         mem_follow(st->s);
         if (tab->enc.rc != 0) {
-            const bp_block *b = st->s->applies[st->blk < st->s->napp ? st->blk : st->s->napp - 1];
-            return enc_failed(tab, b, err);
+            return enc_failed(tab, st->s->applies[st->failed_blk], err);
         }
         st->rows += tab->enc.rows;
         st->finished = tab->enc.rows == 0;
