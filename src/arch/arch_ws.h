@@ -12,7 +12,8 @@
  * block h (the batch that applies h, or a later one, carries it after its blocks): a block
  * fetched before a rolledback_transactions event arrived but committed after it must not
  * overwrite what the event says. Events without a height go out with the next batch. A block
- * fetched after the event already shows the node's state then.
+ * fetched after the event already shows the node's state then. Events go in arrival order: a
+ * held one holds back the later ones (a re-apply must not land before its rollback).
  *
  * Threading: the protocol's callbacks run on the WebSocket client's thread; _take and _stats
  * on the coordinator's; one lock between them. */
