@@ -8,7 +8,8 @@
  *   - every event: one arch_events row (chain, key, topic, block_height or NULL, data,
  *     received_at); a row with the same (chain, key) already there is kept (dedup);
  *   - rolledback_transactions: the arch_transactions rows of the chain whose txid is listed get
- *     rolled_back = 1, rollback_reason = NULL (the event has no reason) - even when the event's
+ *     rolled_back = 1, rollback_reason kept (the event has none; a fetch or an earlier
+ *     rollback may have stored the node's message) - even when the event's
  *     row was a duplicate: the same set rolled back again after a re-apply has the same key;
  *   - reapplied_transactions: those rows get rolled_back = 0, rollback_reason = NULL.
  *   - a resync event (bp_arch_event.resync: made from the node's rollback_status after the

@@ -330,8 +330,9 @@ static int events_run(bp_pg_arch *a, PGconn *conn, const char *chain_lit, const 
         for (size_t k = 0; rc == 0 && k < e->hash_count; k++)
             rc = bp_buf_printf(&a->sql,
                                "UPDATE arch_transactions SET rolled_back = %s, rollback_reason = "
-                               "NULL WHERE chain = %s AND txid = '\\x%s';",
-                               back ? "true" : "false", chain_lit, e->hashes[k]);
+                               "%s WHERE chain = %s AND txid = '\\x%s';",
+                               back ? "true" : "false", back ? "rollback_reason" : "NULL",
+                               chain_lit, e->hashes[k]);
     }
     if (rc != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");

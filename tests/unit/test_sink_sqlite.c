@@ -403,6 +403,12 @@ static void test_arch_events(void **state)
     assert_int_equal(write_events(f, "arch", &ev, 1, cp, &err), 0);
     assert_row(f->db, "SELECT group_concat(rolled_back) FROM arch_transactions ORDER BY tx_index",
                "0,0");
+    /* a rollback keeps the node's message a fetch stored; a re-apply clears it */
+    assert_int_equal(sqlite3_exec(f->db,
+                                  "UPDATE arch_transactions SET rollback_reason = 'replaced' "
+                                  "WHERE tx_index = 0",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
     const char *third[] = {ROLLBACK};
     bp_block *e3 = arch_events(third, 1);
     ev = (bp_event){BP_EVENT_ARCH_EVENTS, e3};
@@ -410,8 +416,9 @@ static void test_arch_events(void **state)
     assert_row(f->db,
                "SELECT (SELECT group_concat(rolled_back) FROM arch_transactions),"
                " (SELECT count(*) FROM arch_events), (SELECT block_height FROM arch_events WHERE"
-               " topic = 'rolledback_transactions'), (SELECT number FROM checkpoints)",
-               "1,0|3|1|1");
+               " topic = 'rolledback_transactions'), (SELECT number FROM checkpoints),"
+               " (SELECT rollback_reason FROM arch_transactions WHERE tx_index = 0)",
+               "1,0|3|1|1|replaced");
     /* a resync (arch_ws.h): the rows change, no arch_events row */
     bp_block *e4 = arch_events(NULL, 0);
     bp_arch_rows *r4 = (bp_arch_rows *)e4->arch;
@@ -427,8 +434,9 @@ static void test_arch_events(void **state)
     assert_int_equal(write_events(f, "arch", &ev, 1, cp, &err), 0);
     assert_row(f->db,
                "SELECT (SELECT group_concat(rolled_back) FROM arch_transactions),"
-               " (SELECT count(*) FROM arch_events)",
-               "0,0|3");
+               " (SELECT count(*) FROM arch_events),"
+               " (SELECT rollback_reason IS NULL FROM arch_transactions WHERE tx_index = 0)",
+               "0,0|3|1");
     bp_block_free(e4);
     bp_block_free(b1);
     bp_block_free(e1);
