@@ -48,13 +48,9 @@ static enum bp_ws_verdict answer(bp_arch_ws *a, const char *text, size_t len, bp
     yajl_val msg =
         root ? yajl_tree_get(root, (const char *[]){"message", NULL}, yajl_t_string) : NULL;
     enum bp_ws_verdict v = BP_WS_IGNORED;
+    (void)a;
     if (st && strcmp(st->u.string, "Subscribed") == 0) {
-        v = BP_WS_ANSWERED;
-        if (topic && strcmp(topic->u.string, bp_arch_topic_name(BP_ARCH_T_COUNT - 1)) == 0) {
-            pthread_mutex_lock(&a->lock); /* the last topic: the subscription is complete */
-            a->epoch++;
-            pthread_mutex_unlock(&a->lock);
-        }
+        v = BP_WS_ANSWERED; /* the client counts them: subscribed() when all six are */
     } else if (st && strcmp(st->u.string, "Error") == 0) {
         bp_error_set(err, BP_ERPC, "subscribe to topic '%.40s' refused: %.200s",
                      topic ? topic->u.string : "?", msg ? msg->u.string : "(no message)");
@@ -108,6 +104,16 @@ static enum bp_ws_verdict on_message(void *ctx, const char *text, size_t len, bp
     return block ? BP_WS_HEAD : BP_WS_EVENT;
 }
 
+/* Every topic answered "Subscribed" on this connection (chain/ws.c counts the answers): a
+ * resync is due (bp_arch_ws_epoch). */
+static void subscribed(void *ctx)
+{
+    bp_arch_ws *a = ctx;
+    pthread_mutex_lock(&a->lock);
+    a->epoch++;
+    pthread_mutex_unlock(&a->lock);
+}
+
 int bp_arch_ws_new(bp_arch_ws **out, bp_error *err)
 {
     bp_arch_ws *a = calloc(1, sizeof(*a));
@@ -119,6 +125,7 @@ int bp_arch_ws_new(bp_arch_ws **out, bp_error *err)
         .subscriptions = BP_ARCH_T_COUNT,
         .subscribe = subscribe,
         .message = on_message,
+        .subscribed = subscribed,
         .ctx = a,
     };
     *out = a;

@@ -542,6 +542,8 @@ static void on_proto_message(bp_ws_heads *w, const char *text, size_t len)
             w->last_head_mono = mono_ms();
             set_phase(w, PH_SUBSCRIBED);
             bp_info("websocket %s: subscribed (%s)", w->endpoint, w->sub_what);
+            if (w->proto->subscribed)
+                w->proto->subscribed(w->proto->ctx);
         }
         return;
     case BP_WS_REFUSED:

@@ -57,6 +57,8 @@ typedef struct bp_ws_protocol {
     /* Every message received (text, len: the whole message). */
     enum bp_ws_verdict (*message)(void *ctx, const char *text, size_t len, bp_ws_head *head,
                                   bp_error *err);
+    /* Every subscription answered (each connection once), or NULL. */
+    void (*subscribed)(void *ctx);
     void *ctx;
 } bp_ws_protocol;
 

@@ -52,6 +52,11 @@ static void test_subscribe(void **state)
                           "\"block\",\"request_id\":\"blockpipe-0\"}",
                           &h, &err),
                      BP_WS_ANSWERED);
+    /* complete only when the client has every answer (chain/ws.c calls subscribed) */
+    assert_int_equal(bp_arch_ws_epoch(a), 0);
+    assert_non_null(p->subscribed);
+    p->subscribed(p->ctx);
+    assert_int_equal(bp_arch_ws_epoch(a), 1);
     assert_int_equal(send(p,
                           "{\"status\":\"Error\",\"subscription_id\":\"\",\"topic\":\"dkg\","
                           "\"message\":\"no such topic\"}",
