@@ -183,6 +183,24 @@ static int load_jobs(const char *path)
     return g_job_count ? 0 : -1;
 }
 
+/* Runs fn on `threads` threads (1..256) to the end and prints the result line the benches
+ * read: `blocks` fetched over the wall time. */
+static void run_threads(void *(*fn)(void *), int threads, uint64_t blocks)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    pthread_t t[256];
+    for (int i = 0; i < threads; i++)
+        pthread_create(&t[i], NULL, fn, NULL);
+    for (int i = 0; i < threads; i++)
+        pthread_join(t[i], NULL);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+    printf("blocks=%" PRIu64 " seconds=%.3f blocks/s=%.1f bytes=%" PRIuFAST64
+           " requests=%" PRIuFAST64 "\n",
+           blocks, s, (double)blocks / s, atomic_load(&g_bytes), atomic_load(&g_requests));
+}
+
 static int replay(int argc, char **argv)
 {
     int threads = argc == 5 ? atoi(argv[4]) : 0;
@@ -196,19 +214,7 @@ static int replay(int argc, char **argv)
     }
     g_url = argv[3];
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    pthread_t t[256];
-    for (int i = 0; i < threads; i++)
-        pthread_create(&t[i], NULL, replay_loop, NULL);
-    for (int i = 0; i < threads; i++)
-        pthread_join(t[i], NULL);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    printf("blocks=%" PRIu64 " seconds=%.3f blocks/s=%.1f bytes=%" PRIuFAST64
-           " requests=%" PRIuFAST64 "\n",
-           g_replay_blocks, s, (double)g_replay_blocks / s, atomic_load(&g_bytes),
-           atomic_load(&g_requests));
+    run_threads(replay_loop, threads, g_replay_blocks);
     for (size_t i = 0; i < g_job_count; i++)
         free(g_jobs[i]);
     free(g_jobs);
@@ -238,18 +244,7 @@ int main(int argc, char **argv)
     g_threads = (uint64_t)threads;
     uint64_t blocks = g_to - g_next + 1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    struct timespec a, b;
-    clock_gettime(CLOCK_MONOTONIC, &a);
-    pthread_t t[256];
-    for (int i = 0; i < threads; i++)
-        pthread_create(&t[i], NULL, loop, NULL);
-    for (int i = 0; i < threads; i++)
-        pthread_join(t[i], NULL);
-    clock_gettime(CLOCK_MONOTONIC, &b);
-    double s = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
-    printf("blocks=%" PRIu64 " seconds=%.3f blocks/s=%.1f bytes=%" PRIuFAST64
-           " requests=%" PRIuFAST64 "\n",
-           blocks, s, (double)blocks / s, atomic_load(&g_bytes), atomic_load(&g_requests));
+    run_threads(loop, threads, blocks);
     curl_global_cleanup();
     return 0;
 }
