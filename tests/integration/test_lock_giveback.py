@@ -28,30 +28,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, hx, tail, wait_for  # noqa: E402
+from pgcheck import (  # noqa: E402
+    Fail, blockpipe_bin, chain_number, hx, lock_holder, tail, wait_for)
 from pgcheck import RunProc as Proc  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 CHAIN = "5001"
 HANG = 90
-LOCK = ("SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l JOIN pg_stat_activity a "
-        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
-        "l.classid = 1651534192 AND l.objsubid = 2")
-
-
-def cp(pg, schema):
-    try:
-        rows = pg.sql(f"SELECT number FROM {schema}.checkpoints WHERE chain = '{CHAIN}'")
-    except RuntimeError:
-        return -1
-    return int(rows[0][0]) if rows else -1
-
-
-def holder(pg):
-    rows = pg.sql(LOCK)
-    if len(rows) > 1:
-        raise Fail(f"{len(rows)} sessions hold a writer lock of one chain: {rows}")
-    return (int(rows[0][0]), rows[0][1]) if rows else None
 
 
 def jsonl_blocks(d):
@@ -73,7 +56,7 @@ def jsonl_blocks(d):
 
 
 def check(pg, node, schema, d):
-    top = cp(pg, schema)
+    top = chain_number(pg, CHAIN, schema)
     blocks = pg.sql(f"SELECT number, {hx('hash')} FROM {schema}.blocks WHERE chain = "
                     f"'{CHAIN}' ORDER BY number")
     if [int(b[0]) for b in blocks] != list(range(top + 1)):
@@ -104,7 +87,8 @@ def scenario(bp, node, pg, tmp, order):
     try:
         a = Proc(bp, tmp, f"A-{order}", args)
         procs.append(a)
-        wait_for(lambda: a.alive() and cp(pg, schema) >= 15, HANG, f"{order}: A writing")
+        wait_for(lambda: a.alive() and chain_number(pg, CHAIN, schema) >= 15, HANG,
+                 f"{order}: A writing")
         b = Proc(bp, tmp, f"B-{order}", args)
         procs.append(b)
         wait_for(lambda: b.alive() and "waiting for it to let go" in b.text(), HANG,
@@ -113,19 +97,19 @@ def scenario(bp, node, pg, tmp, order):
 
         a.p.send_signal(signal.SIGSTOP)
         time.sleep(0.5)
-        h = holder(pg)
+        h = lock_holder(pg)
         if not h or f"pid {a.pid}" not in h[1]:
             raise Fail(f"{order}: the lock holder is {h}, want A (pid {a.pid})")
         pg.sql(f"SELECT pg_terminate_backend({h[0]})")
-        paused_at = cp(pg, schema)
+        paused_at = chain_number(pg, CHAIN, schema)
         if order == "pg-first":
             # B takes the free PostgreSQL lock and finds D held by A: it must give the lock
             # back (a debug line) - before the fix it kept it (pg_locks shows B holding it)
             def b_tried():
-                hb = holder(pg)
+                hb = lock_holder(pg)
                 return (hb and f"pid {b.pid}" in hb[1]) or "its lock given back" in b.text()
             wait_for(b_tried, HANG, f"{order}: B trying the free PostgreSQL lock")
-            hb = holder(pg)
+            hb = lock_holder(pg)
             print(f"{order} 2: A paused, its backend terminated; B tried the lock, holder now "
                   f"{hb}")
         else:
@@ -134,24 +118,26 @@ def scenario(bp, node, pg, tmp, order):
 
         a.p.send_signal(signal.SIGCONT)
         try:
-            wait_for(lambda: a.alive() and b.alive() and cp(pg, schema) >= paused_at + 5, HANG,
+            wait_for(lambda: a.alive() and b.alive()
+                     and chain_number(pg, CHAIN, schema) >= paused_at + 5, HANG,
                      f"{order}: the chain moving on after A was let go")
         except Fail as e:
             raise Fail(f"{e} (a deadlock: neither writes)\nA:\n{tail(a.path)}\n"
                        f"B:\n{tail(b.path)}") from None
-        h = holder(pg)
+        h = lock_holder(pg)
         writer, other = (a, b) if h and f"pid {a.pid}" in h[1] else (b, a)
         if not h or f"pid {writer.pid}" not in h[1]:
             raise Fail(f"{order}: the lock holder is {h}, neither A nor B")
-        print(f"{order} 3: A let go; {writer.name} writes ({paused_at} -> {cp(pg, schema)})")
+        print(f"{order} 3: A let go; {writer.name} writes ({paused_at} -> "
+              f"{chain_number(pg, CHAIN, schema)})")
 
         writer.stop()
-        at = cp(pg, schema)
+        at = chain_number(pg, CHAIN, schema)
         wait_for(lambda: other.alive() and "this process writes the chain now" in other.text()
-                 and cp(pg, schema) >= at + 5, HANG,
+                 and chain_number(pg, CHAIN, schema) >= at + 5, HANG,
                  f"{order}: {other.name} taking the chain over from {writer.name}")
         print(f"{order} 4: {writer.name} stopped at {at}; {other.name} took the chain over and "
-              f"writes ({cp(pg, schema)})")
+              f"writes ({chain_number(pg, CHAIN, schema)})")
         other.stop()
         top, jtop = check(pg, node, schema, d)
         print(f"{order} 5: PostgreSQL blocks 0..{top} and {d} blocks 0..{jtop}, each once, the "

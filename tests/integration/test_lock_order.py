@@ -30,22 +30,13 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, hx, run, tail, wait_for  # noqa: E402
+from pgcheck import (  # noqa: E402
+    Fail, blockpipe_bin, chain_number, hx, run, WRITER_LOCK, tail, wait_for)
 from pgcheck import RunProc as Proc  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 CHAIN = "5001"
 HANG = 90
-LOCK = ("SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.granted AND "
-        "l.classid = 1651534192 AND l.objsubid = 2")
-
-
-def cp(pg):
-    try:
-        rows = pg.sql(f"SELECT number FROM checkpoints WHERE chain = '{CHAIN}'")
-    except RuntimeError:
-        return -1
-    return int(rows[0][0]) if rows else -1
 
 
 def jsonl_cp(d):
@@ -75,7 +66,7 @@ def main():
                         "--stats-interval", "5", "--log-level", "debug"]
             a = Proc(bp, tmp.name, "A", args("a"))
             procs.append(a)
-            wait_for(lambda: a.alive() and cp(pg) >= 15, HANG, "A writing")
+            wait_for(lambda: a.alive() and chain_number(pg, CHAIN) >= 15, HANG, "A writing")
             w = Proc(bp, tmp.name, "W", args("w"))
             procs.append(w)
             wait_for(lambda: w.alive() and "waiting for it to let go" in w.text(), HANG,
@@ -94,11 +85,11 @@ def main():
             a.p.send_signal(signal.SIGSTOP)
             time.sleep(0.5)  # stopped for sure: what A has fetched is at or below this head
             top_paused = head(node)
-            pg.sql(f"SELECT pg_terminate_backend({pg.sql(LOCK)[0][0]})")
+            pg.sql(f"SELECT pg_terminate_backend({pg.sql(WRITER_LOCK)[0][0]})")
             wait_for(lambda: w.alive() and "this process writes the chain now" in w.text(),
                      HANG, "W taking the chain over")
-            at = cp(pg)
-            wait_for(lambda: w.alive() and cp(pg) >= at + 5, HANG, "W writing")
+            at = chain_number(pg, CHAIN)
+            wait_for(lambda: w.alive() and chain_number(pg, CHAIN) >= at + 5, HANG, "W writing")
             held = jsonl_cp(f"{tmp.name}/a")
             wait_for(lambda: head(node) >= top_paused + 10, HANG, "the node going on")
             print(f"2: A paused with its jsonl at block {held} (the node's head {top_paused}); "
@@ -124,7 +115,7 @@ def main():
 
             w.stop()
             a.stop()
-            top = cp(pg)
+            top = chain_number(pg, CHAIN)
             blocks = pg.sql(f"SELECT number, {hx('hash')} FROM blocks WHERE chain = '{CHAIN}' "
                             f"ORDER BY number")
             if [int(b[0]) for b in blocks] != list(range(top + 1)):

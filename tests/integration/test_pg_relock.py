@@ -24,32 +24,13 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, hx, tail, wait_for  # noqa: E402
+from pgcheck import (  # noqa: E402
+    Fail, blockpipe_bin, chain_number, hx, lock_holder, tail, wait_for)
 from pgcheck import RunProc as Proc  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 CHAIN = "5001"
 HANG = 90
-LOCK = ("SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l JOIN pg_stat_activity a "
-        "ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
-        "l.classid = 1651534192 AND l.objsubid = 2")
-
-
-
-def cp(pg):
-    try:
-        rows = pg.sql(f"SELECT number FROM checkpoints WHERE chain = '{CHAIN}'")
-    except RuntimeError:
-        return -1
-    return int(rows[0][0]) if rows else -1
-
-
-def holder(pg):
-    """(backend pid, application_name) of the chain's lock holder, None when free."""
-    rows = pg.sql(LOCK)
-    if len(rows) > 1:
-        raise Fail(f"{len(rows)} sessions hold a writer lock of one chain: {rows}")
-    return (int(rows[0][0]), rows[0][1]) if rows else None
 
 
 def check_chain(pg, node, top):
@@ -83,22 +64,22 @@ def main():
                    "--poll-interval", "0.2", "--stats-interval", "5"]
             a = Proc(bp, tmp.name, "A", run)
             procs.append(a)
-            wait_for(lambda: a.alive() and cp(pg) >= 15, HANG, "A writing")
-            first = holder(pg)
+            wait_for(lambda: a.alive() and chain_number(pg, CHAIN) >= 15, HANG, "A writing")
+            first = lock_holder(pg)
             if not first or f"pid {a.pid}" not in first[1]:
                 raise Fail(f"the lock holder is {first}, want A (pid {a.pid})")
 
             # 1. nobody else wants the chain: A takes its lock again and goes on
             pg.sql(f"SELECT pg_terminate_backend({first[0]})")
-            at = cp(pg)
+            at = chain_number(pg, CHAIN)
             wait_for(lambda: a.alive() and "connection lost; reconnecting" in a.text()
-                     and cp(pg) >= at + 5, HANG, "A reconnecting and writing on")
-            again = holder(pg)
+                     and chain_number(pg, CHAIN) >= at + 5, HANG, "A reconnecting and writing on")
+            again = lock_holder(pg)
             if not again or again[0] == first[0] or f"pid {a.pid}" not in again[1]:
                 raise Fail(f"after the terminate the lock holder is {again}, want A (pid "
                            f"{a.pid}) on a new backend (not {first[0]})")
             print(f"1: backend {first[0]} terminated; A took the lock again on backend "
-                  f"{again[0]} and writes on (checkpoint {at} -> {cp(pg)})")
+                  f"{again[0]} and writes on (checkpoint {at} -> {chain_number(pg, CHAIN)})")
 
             # 2. W waits; A is cut off and W takes over; A waits, then takes it back
             w = Proc(bp, tmp.name, "W", run)
@@ -109,8 +90,8 @@ def main():
             pg.sql(f"SELECT pg_terminate_backend({again[0]})")
             wait_for(lambda: w.alive() and "this process writes the chain now" in w.text(),
                      HANG, "W taking the chain over")
-            at = cp(pg)
-            wait_for(lambda: w.alive() and cp(pg) >= at + 5, HANG, "W writing")
+            at = chain_number(pg, CHAIN)
+            wait_for(lambda: w.alive() and chain_number(pg, CHAIN) >= at + 5, HANG, "W writing")
             a.p.send_signal(signal.SIGCONT)
             # the wait naming W follows the loss's message by a moment: both are waited for
             wait_for(lambda: a.alive() and "waiting to take the chain's lock again" in a.text()
@@ -124,19 +105,20 @@ def main():
                     or f"pid {w.pid}" not in waits[-1]:
                 raise Fail(f"A must say W (pid {w.pid}) took the lock and wait for it:\n"
                            f"{tail(a.path)}")
-            h = holder(pg)
+            h = lock_holder(pg)
             if not h or f"pid {w.pid}" not in h[1]:
                 raise Fail(f"the lock holder is {h}, want W (pid {w.pid})")
             print("2: A cut off, W took over; A says:", lost[0][-200:])
             print("   and waits:", waits[-1][-200:])
             w.stop()
-            at = cp(pg)
+            at = chain_number(pg, CHAIN)
             wait_for(lambda: a.alive() and text.count("this process writes the chain now")
                      < a.text().count("this process writes the chain now")
-                     and cp(pg) >= at + 5, HANG, "A taking the chain back")
-            print(f"   W stopped at {at}; A took the chain back and writes ({cp(pg)})")
+                     and chain_number(pg, CHAIN) >= at + 5, HANG, "A taking the chain back")
+            print(f"   W stopped at {at}; A took the chain back and writes "
+                  f"({chain_number(pg, CHAIN)})")
             a.stop()
-            top = cp(pg)
+            top = chain_number(pg, CHAIN)
             n = check_chain(pg, node, top)
             print(f"blocks 0..{top} once each, as the node's; {n} transactions, each once")
     finally:

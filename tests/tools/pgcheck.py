@@ -39,6 +39,30 @@ def checkpoint(pg, schema="public", output="postgres"):
     return (int(rows[0][0]), rows[0][1]) if rows else None
 
 
+def chain_number(pg, chain, schema="public"):
+    """The checkpoint's block number of chain, -1 when absent or the tables do not exist."""
+    try:
+        rows = pg.sql(f"SELECT number FROM {schema}.checkpoints WHERE chain = '{chain}'")
+    except RuntimeError:
+        return -1
+    return int(rows[0][0]) if rows else -1
+
+
+# the sessions holding a chain's writer lock (blockpipe's advisory lock namespace)
+WRITER_LOCK = ("SELECT l.pid, coalesce(a.application_name, '') FROM pg_locks l JOIN "
+               "pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
+               "AND l.classid = 1651534192 AND l.objsubid = 2")
+
+
+def lock_holder(pg):
+    """(backend pid, application_name) of the chain's writer lock holder, None when free (one
+    chain in the database)."""
+    rows = pg.sql(WRITER_LOCK)
+    if len(rows) > 1:
+        raise Fail(f"{len(rows)} sessions hold a writer lock of one chain: {rows}")
+    return (int(rows[0][0]), rows[0][1]) if rows else None
+
+
 def check_chain(pg, chain, label, schema="public"):
     """The tables equal the node's chain exactly: every block (hash, parent), the tx hashes of
     every block in order, the log count of every block, no row off the canonical chain.
