@@ -309,3 +309,11 @@ void bp_budget_tune_malloc(void)
     mallopt(M_TRIM_THRESHOLD, 2 << 20);
 #endif
 }
+
+bool bp_budget_head_batch(const bp_batch *b)
+{
+    size_t txs = 0;
+    for (size_t i = 0; i < b->count && txs <= BP_HEAD_BATCH_TXS; i++)
+        txs += b->events[i].block->transaction_count;
+    return txs <= BP_HEAD_BATCH_TXS;
+}

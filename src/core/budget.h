@@ -32,6 +32,7 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
+#include "blockpipe/sink.h"
 
 /* Blocks the estimate remembers: it is the largest cost among them. */
 #define BP_BUDGET_RECENT 64
@@ -68,6 +69,13 @@ typedef struct bp_budget {
     double ratio[BP_BUDGET_RATIOS];
     size_t ratios, next_ratio;
 } bp_budget;
+
+/* A batch of at most this many transactions is one at the head (a block or two, written every
+ * block time): the writer gives its freed memory back to the system after it (core/writer.c)
+ * and SQLite writes it with a small page cache (sink/sqlite.c); bigger batches (a backfill's)
+ * keep both. */
+#define BP_HEAD_BATCH_TXS 1024
+bool bp_budget_head_batch(const bp_batch *b); /* true for an empty batch */
 
 /* Holds glibc's malloc to what the budget counts (process-wide; called before the threads
  * that allocate start, and again by each pipeline): one arena per core (at least 2) and a

@@ -60,22 +60,6 @@ static void snapshot_outputs(bp_writer *w)
     }
 }
 
-/* At the head a batch is a block or two, written every block time: what its blocks, their
- * decoding and the outputs' work left freed in malloc's heaps stays resident (malloc returns
- * only the top of a heap, past 2 MiB: core/budget.c), and that was a third of the process's
- * own memory with one chain at the head (3 of 9 MiB). Once such a batch is written and freed
- * malloc_trim gives it back: a walk of the free chunks, well under a millisecond there. Not
- * after a backfill's batches: the next ones fault the same pages in again at once. */
-#define SMALL_BATCH_TXS 1024
-
-static bool small_batch(const bp_batch *b)
-{
-    size_t txs = 0;
-    for (size_t i = 0; i < b->count && txs <= SMALL_BATCH_TXS; i++)
-        txs += b->events[i].block->transaction_count;
-    return b->count > 0 && txs <= SMALL_BATCH_TXS;
-}
-
 static void *writer_main(void *arg)
 {
     bp_writer *w = arg;
@@ -88,9 +72,15 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->lock);
         bp_error e = {0};
         int rc = write_batch(w, &e);
-        bool small = small_batch(&w->batch);
+        /* At the head (bp_budget_head_batch) what the batch's blocks, their decoding and the
+         * outputs' work left freed in malloc's heaps stays resident (malloc returns only the
+         * top of a heap, past 2 MiB: core/budget.c): a third of the process's own memory with
+         * one chain at the head (3 of 9 MiB). malloc_trim gives it back, a walk of the free
+         * chunks, well under a millisecond there. Not after a backfill's batches: the next
+         * ones fault the same pages in again at once. */
+        bool head = w->batch.count > 0 && bp_budget_head_batch(&w->batch);
         free_events(w, w->events, w->batch.count);
-        if (small)
+        if (head)
             malloc_trim(0);
         size_t set_aside = w->cfg.out->failed_count;
         pthread_mutex_lock(&w->lock);

@@ -21,6 +21,7 @@
 
 #include "blockpipe/columns.h"
 #include "blockpipe/derived.h"
+#include "core/budget.h"
 #include "metrics/derive_job.h"
 #include "metrics/metrics.h"
 #include "sink/format.h"
@@ -499,7 +500,6 @@ static int commit_failed(sqlite_sink *s, const bp_batch *batch, bp_error *err)
  * system once the batch is written (core/writer.c trims after small batches). The price is CPU: a
  * 200-tx block's pages no longer all fit and are read again, 1.25 s of CPU a minute at the head
  * instead of 0.8 (1 MiB cost as little CPU as 4 MiB, but kept the process above 19 MiB). */
-#define HEAD_BATCH_TXS 1024
 #define HEAD_CACHE_KIB 512
 
 /* The connection's page cache as set at open (SQLite's default, or the derived tables' size). */
@@ -521,10 +521,7 @@ static int cache_kib(sqlite3 *db)
 
 static void fit_cache(sqlite_sink *s, const bp_batch *batch)
 {
-    size_t txs = 0;
-    for (size_t i = 0; i < batch->count && txs <= HEAD_BATCH_TXS; i++)
-        txs += batch->events[i].block->transaction_count;
-    bool head = txs <= HEAD_BATCH_TXS;
+    bool head = bp_budget_head_batch(batch);
     if (head == s->head_cache)
         return;
     char sql[48];
