@@ -16,7 +16,7 @@
  *     socket came back, arch_ws.h) does the same to the rows but has no arch_events row.
  * The rows stay (their account updates too): a rolled-back transaction is one whose
  * rolled_back is 1, as get_processed_transaction's rollback_status says (docs/ARCH.md).
- * bp_arch_rollback_sql (arch_tables.h) makes the UPDATE. */
+ * SQLite: sink/sqlite_arch.c; PostgreSQL: sink/pg_arch.c (events_run). */
 #ifndef BP_ARCH_ROWS_H
 #define BP_ARCH_ROWS_H
 

@@ -114,18 +114,6 @@ int bp_arch_txid_index(bp_buf *out, const char *if_not_exists)
                : 0;
 }
 
-int bp_arch_rollback_sql(bp_buf *out, bool dollar)
-{
-    const char *const q[] = {"?1", "?2", "?3"}, *const d[] = {"$1", "$2", "$3"};
-    const char *const *p = dollar ? d : q;
-    return bp_buf_printf(out,
-                         "UPDATE arch_transactions SET rolled_back = %s, rollback_reason = CASE "
-                         "WHEN %s THEN rollback_reason END WHERE chain = %s AND txid = %s",
-                         p[0], p[0], p[1], p[2])
-               ? BP_ENOMEM
-               : 0;
-}
-
 void bp_arch_columns_markdown(FILE *f)
 {
     fputs("<!-- Made by `blockpipe --help-arch-columns` from the Arch column table "

@@ -50,11 +50,6 @@ int bp_arch_insert(bp_buf *out, const char *verb, enum bp_arch_table t, bool dol
 /* The index the rollback UPDATE needs: CREATE INDEX <if_not_exists>arch_transactions_txid ON
  * arch_transactions(chain, txid); BP_ENOMEM. */
 int bp_arch_txid_index(bp_buf *out, const char *if_not_exists);
-/* What a rolledback_transactions / reapplied_transactions event does to one listed txid
- * (arch/arch_rows.h): UPDATE arch_transactions SET rolled_back = <1>, rollback_reason = (kept
- * when <1>, else NULL) WHERE chain = <2> AND txid = <3> (numbered placeholders: ?n, or
- * PostgreSQL's $n when dollar). BP_ENOMEM. */
-int bp_arch_rollback_sql(bp_buf *out, bool dollar);
 /* The table of every column as Markdown (docs/SCHEMA.md). */
 void bp_arch_columns_markdown(FILE *f);
 

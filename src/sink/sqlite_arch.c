@@ -22,7 +22,12 @@ enum {
     A_COUNT
 };
 
-static const char *const g_del[] = {
+/* The fixed statements (the inserts are made from the column table). The rollback UPDATE is
+ * what a rolledback / reapplied_transactions event does to one listed txid (arch/arch_rows.h):
+ * ?1 the new rolled_back, which keeps rollback_reason when 1 and clears it when 0. */
+static const char *const g_fixed[] = {
+    [A_ROLLBACK] = "UPDATE arch_transactions SET rolled_back = ?1, rollback_reason = CASE WHEN ?1 "
+                   "THEN rollback_reason END WHERE chain = ?2 AND txid = ?3",
     [A_SEL_HASH] = "SELECT hash FROM arch_blocks WHERE chain = ? AND height = ?",
     [A_DEL_ACCOUNTS] = "DELETE FROM arch_account_updates WHERE chain = ? AND block_height = ?",
     [A_DEL_TXS] = "DELETE FROM arch_transactions WHERE chain = ? AND block_height = ?",
@@ -69,14 +74,13 @@ int bp_sqlite_arch_open(sqlite3 *db, const char *path, bp_sqlite_arch **out, bp_
     int rc = a ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
     for (int i = 0; rc == 0 && i < A_COUNT; i++) {
         bp_buf_reset(&sql);
-        const char *text = g_del[i];
-        if (i <= A_ROLLBACK) {
+        const char *text = g_fixed[i];
+        if (i < A_ROLLBACK) {
             /* an account a transaction lists twice (simnode's sender = receiver) is one
              * update; an event seen again (its key) is the row there */
             const char *verb =
                 i == A_INS_ACCOUNT || i == A_INS_EVENT ? "INSERT OR IGNORE" : "INSERT";
-            if ((i == A_ROLLBACK ? bp_arch_rollback_sql(&sql, false)
-                                 : bp_arch_insert(&sql, verb, ins[i], false)) != 0) {
+            if (bp_arch_insert(&sql, verb, ins[i], false) != 0) {
                 rc = bp_error_set(err, BP_ENOMEM, "out of memory");
                 break;
             }
