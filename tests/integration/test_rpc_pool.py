@@ -1,8 +1,10 @@
 """An RPC pool: a preferred endpoint that fails every request and a healthy fallback.
 
 rpc[0] (priority 0, preferred) is a fault proxy in front of anvil that answers eth_chainId
-(an endpoint must name the chain before it gets requests) and every block request with HTTP
-500, a reset connection or garbage (each of the three seen at least once); rpc[1]
+(an endpoint must name the chain before it gets requests) and its head polls ("latest")
+unharmed -- so it is healthy and preferred when the backfill starts, whichever request comes
+first -- and every other block request with HTTP 500, a reset connection or garbage (each of
+the three seen at least once); rpc[1]
 (priority 1) is anvil itself. Both are given as inline JSON objects to --rpc. The backfill
 must end exact (every block, tx and log as the node has them, field by field, and the
 checkpoint at the head), the failing endpoint must be ejected (said on stderr and counted in
@@ -37,7 +39,7 @@ def main():
                                   "--upstream", node.url, "--faults", "http500,reset,garbage",
                                   "--every", "1", "--stats-file", stats, "--lifetime", "300",
                                   "--only-methods",
-                                  "eth_getBlockByNumber,eth_getBlockReceipts"],
+                                  "eth_getBlockByNumber,eth_getBlockReceipts", "--pass-latest"],
                                  stdout=subprocess.PIPE, text=True)
         try:
             port = int(proxy.stdout.readline().split()[1])

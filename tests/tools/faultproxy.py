@@ -72,7 +72,7 @@ class Schedule:
         os.replace(tmp, self.stats_file)
 
 
-def make_handler(upstream, schedule, hang_seconds, only_methods=()):
+def make_handler(upstream, schedule, hang_seconds, only_methods=(), pass_latest=False):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -105,7 +105,8 @@ def make_handler(upstream, schedule, hang_seconds, only_methods=()):
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if only_methods and not any(m.encode() in body for m in only_methods):
+            spared = pass_latest and b'"latest"' in body
+            if spared or (only_methods and not any(m.encode() in body for m in only_methods)):
                 status, data = self.forward(body)  # not a request the faults are meant for
                 self.reply(status, data)
                 return
@@ -154,12 +155,15 @@ def main():
     ap.add_argument("--only-methods", default="",
                     help="comma-separated JSON-RPC methods: only requests naming one of them "
                          "get faults (default: every request)")
+    ap.add_argument("--pass-latest", action="store_true",
+                    help="forward requests naming the \"latest\" block (head polls) unharmed")
     args = ap.parse_args()
     if args.every < 1:
         sys.exit("faultproxy: --every must be >= 1")
     schedule = Schedule(parse_faults(args.faults), args.every, args.stats_file)
     only = tuple(m for m in args.only_methods.split(",") if m)
-    handler = make_handler(args.upstream, schedule, min(args.hang_seconds, 40.0), only)
+    handler = make_handler(args.upstream, schedule, min(args.hang_seconds, 40.0), only,
+                           args.pass_latest)
     server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True  # a hanging handler must not keep the process alive
 
