@@ -10,8 +10,10 @@
  *       pipelined XADD key MAXLEN ~ MAXLEN * ... (and PUBLISH when PUBLISH is 1), BATCH
  *       blocks' entries per pipeline - redis-benchmark's way
  *   stream_bench kafka-sink BLOCKS BATCH       through the kafka output into librdkafka's mock
- *   stream_bench kafka-plain BLOCKS BATCH      cluster (made in this process): one transaction
- *       per write; or the same messages from a plain producer loop (no transactions), flushed
+ *   stream_bench kafka-sink-head BLOCKS BATCH  cluster (made in this process), every write but
+ *   stream_bench kafka-plain BLOCKS BATCH      the last marked as a backfill's (bp_batch.more:
+ *       the output groups batches in a transaction), or none (one transaction per write, as at
+ *       the head); or the same messages from a plain producer loop (no transactions), flushed
  *       after each batch's worth
  * Every mode carries blocks, transactions and logs. Each prints
  * "msgs=N seconds=S msgs_per_s=R"; seconds count only the writing. */
@@ -68,7 +70,8 @@ static void free_blocks(bp_block **bl, size_t n)
 
 /* ---- through a sink --------------------------------------------------------------------- */
 
-static int bench_sink(const char *url, uint64_t blocks, size_t batch)
+/* more: each batch but the last is written as a backfill's (bp_batch.more). */
+static int bench_sink(const char *url, uint64_t blocks, size_t batch, bool more)
 {
     bp_sink *s = NULL;
     bp_error err = {0};
@@ -93,7 +96,8 @@ static int bench_sink(const char *url, uint64_t blocks, size_t batch)
                       .chain_id = 1,
                       .events = ev,
                       .count = n,
-                      .checkpoint = fx_cp(bl[n - 1]->number, 0)};
+                      .checkpoint = fx_cp(bl[n - 1]->number, 0),
+                      .more = more && i + n < blocks};
         double t0 = now_s();
         rc = s->ops->write(s, &b, &err);
         secs += now_s() - t0;
@@ -302,7 +306,7 @@ static int usage(void)
 {
     fprintf(stderr, "usage: stream_bench redis-sink URL BLOCKS BATCH\n"
                     "       stream_bench redis-plain HOST PORT BLOCKS BATCH MAXLEN PUBLISH\n"
-                    "       stream_bench kafka-sink|kafka-plain BLOCKS BATCH\n");
+                    "       stream_bench kafka-sink|kafka-sink-head|kafka-plain BLOCKS BATCH\n");
     return 2;
 }
 
@@ -310,7 +314,7 @@ int main(int argc, char **argv)
 {
     bp_log_set_level(BP_LOG_WARN);
     if (argc == 5 && strcmp(argv[1], "redis-sink") == 0)
-        return bench_sink(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
+        return bench_sink(argv[2], strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10), true);
     if (argc == 8 && strcmp(argv[1], "redis-plain") == 0)
         return bench_redis_plain(argv[2], atoi(argv[3]), strtoull(argv[4], NULL, 10),
                                  strtoull(argv[5], NULL, 10), argv[6], atoi(argv[7]));
@@ -330,7 +334,7 @@ int main(int argc, char **argv)
         char url[512];
         snprintf(url, sizeof(url), "kafka://%s?create_topics=off&entities=blocks,transactions,logs",
                  bs);
-        rc = bench_sink(url, blocks, batch);
+        rc = bench_sink(url, blocks, batch, strcmp(argv[1], "kafka-sink") == 0);
     }
     rd_kafka_mock_cluster_destroy(g_mock);
     rd_kafka_destroy(g_mock_rk);

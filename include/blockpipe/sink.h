@@ -75,6 +75,17 @@ typedef struct bp_batch {
      * while it writes, and has refunded it all when write() returns (what it keeps between
      * writes stays within the fixed part). */
     struct bp_budget *budget;
+    /* The pipeline is behind the chain's head (a backfill, a catch-up: the batch was full and
+     * blocks up to the head are left) and hands over the chain's next batch as soon as it is
+     * built. An output may then keep the batch's transaction open for later batches and commit
+     * them together (Kafka: sink/kafka.c), if it keeps to this: what write() accepted is
+     * committed by a later write, flush() or close(), written again by the output itself when
+     * that transaction fails (the pipeline counts it written: its stats, the API's push and the
+     * other outputs have it), or else never - its checkpoint op then reads the older
+     * checkpoint, and dropping what was not committed is where a set-aside output or a restart
+     * resumes. A crash between writes loses the open transaction whole, the checkpoint with it.
+     * false at the head: one transaction per batch, committed before write() returns. */
+    bool more;
 } bp_batch;
 
 typedef struct bp_sink bp_sink;

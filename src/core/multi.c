@@ -74,8 +74,12 @@ static int cs_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t m
 
 static int cs_write(bp_sink *s, const bp_batch *batch, bp_error *err)
 {
+    /* No transaction left open across the chains' turns (bp_batch.more): the next write may
+     * be another chain's, which would have to end it. */
+    bp_batch mine = *batch;
+    mine.more = false;
     bp_sink *in = inner_take(s);
-    int rc = in->ops->write(in, batch, err);
+    int rc = in->ops->write(in, &mine, err);
     s->memory_peak = in->memory_peak; /* every chain's writes: the output's */
     inner_give(s);
     return rc;

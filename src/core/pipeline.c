@@ -919,6 +919,20 @@ static int add_ws_events(pipeline *p, bp_error *err)
     return 0;
 }
 
+static bool batch_full(const pipeline *p)
+{
+    return p->nevents >= (size_t)p->cfg->batch_size || p->batch_bytes >= p->batch_max_bytes;
+}
+
+/* bp_batch.more: the batch is full and blocks up to the target are left, so the next one
+ * follows as soon as it is built. Not for a batch cut by time or by having caught up: the
+ * next may then be long in coming, and an output would hold its transaction open meanwhile. */
+static bool behind(const pipeline *p)
+{
+    uint64_t t;
+    return batch_full(p) && !p->stopping && target(p, &t) && p->rb.base <= t;
+}
+
 /* Hands the batch to the writer thread unless it is still writing the previous one:
  * returns 1 then (the batch stays; the writer wakes us when it is done), 0 when handed over
  * (or empty), or the error of an earlier write. */
@@ -937,16 +951,12 @@ static int hand_over(pipeline *p, bp_error *err)
         .events = p->events,
         .count = p->nevents,
         .fetched = p->cfg->fetch,
+        .more = behind(p),
     };
     int rc = bp_writer_submit(&p->writer, &batch, err); /* owns the blocks from now on */
     p->nevents = 0;
     p->batch_bytes = 0;
     return rc;
-}
-
-static bool batch_full(const pipeline *p)
-{
-    return p->nevents >= (size_t)p->cfg->batch_size || p->batch_bytes >= p->batch_max_bytes;
 }
 
 static void canon_entry_of(const bp_block *b, bp_canon_entry *e)

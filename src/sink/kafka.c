@@ -13,6 +13,17 @@
  *   {"chain":"..","number":N,"hash":"0x..","txn":"<bp-txn>","recent":"n:hash n:hash ..."}
  * The delivery reports of the batch's messages are awaited (a failed one aborts the
  * transaction) before the checkpoint record is produced, then the transaction is committed.
+ * Behind the head (bp_batch.more: a backfill, a catch-up) several batches share one
+ * transaction (a group, bounded by GROUP_BATCHES, GROUP_BYTES and GROUP_MS; one per batch at
+ * the head, as before): a batch written with more set is produced and left in the open
+ * transaction, and the group's last batch - the first without more, the bounds', or a flush -
+ * awaits the deliveries and commits the group with the checkpoint of its last batch. What a
+ * transaction costs is mostly waiting for its deliveries (about 30 ms a batch on the mock
+ * cluster): inside a group the next batch is produced while the one before is in flight. The
+ * group's messages are kept until it commits, so that a transaction that fails is written
+ * again whole (a new one) by the retry of the batch that ended it: the pipeline counts the
+ * earlier batches written. If that retry never comes (the output set aside, the process
+ * stopped) the checkpoint read back is the group's start, which is where the pipeline resumes.
  * At start init_transactions (same transactional.id) fences an earlier instance and aborts
  * what it left open, and the checkpoint is read back with read_committed: a crash anywhere
  * leaves the batch and its checkpoint committed together or neither. A commit whose outcome
@@ -47,6 +58,15 @@
 #include "util/log.h"
 
 #define TAIL_RECORDS 1000 /* the checkpoint is looked for in the topic's tail first */
+/* A group of batches in one transaction (bp_batch.more) ends at the first of: this many
+ * batches, this many bytes of messages kept (they are held between writes: within the output's
+ * fixed 4 MiB of the memory budget), this long since its transaction began (how late a
+ * read_committed consumer sees its first batch). bench/stream_bench.c's batches (1,000
+ * messages, 1.9 MB) go two to a transaction: 1.9x the rate of one each (docs/PERFORMANCE.md,
+ * streams). */
+#define GROUP_BATCHES 8
+#define GROUP_BYTES ((size_t)2 << 20)
+#define GROUP_MS 500
 
 typedef struct kafka_sink {
     struct bp_sink base;
@@ -69,6 +89,18 @@ typedef struct kafka_sink {
     bp_stream_recent recent;
     uint64_t txn_base, txn_count;
     char txn[24];
+    bool txn_open; /* a transaction of ours is open (a group's, between writes) */
+    /* The batches accepted into the open transaction and not committed yet (a group). */
+    struct {
+        size_t batches;
+        int64_t started_ms;      /* when its transaction began */
+        bp_checkpoint cp;        /* its last batch's */
+        bp_stream_recent recent; /* the recent blocks after it */
+        /* its messages (entity: 1 byte, value length: 4, value) to write again whole when
+         * the transaction fails; keeping stops at GROUP_BYTES (the group then ends) */
+        bp_buf kept;
+        bool keeping;
+    } grp;
     /* Another producer started with our transactional.id: it writes the output now. Sticky:
      * a new producer of ours would fence it back, and the two would take turns. */
     bool fenced;
@@ -304,6 +336,7 @@ static void drop_producer(kafka_sink *s)
     rd_kafka_destroy(s->p);
     s->p = NULL;
     s->inited = false;
+    s->txn_open = false; /* the group's batches go in the next producer's first transaction */
 }
 
 static int new_reader(kafka_sink *s, const char *brokers, bp_error *err)
@@ -418,6 +451,8 @@ static int ready(kafka_sink *s, bp_error *err)
 }
 
 /* ---- the checkpoint --------------------------------------------------------------------- */
+
+static void group_drop(kafka_sink *s);
 
 static const char *jstr(yajl_val v, const char *key)
 {
@@ -545,6 +580,7 @@ static int state_of(kafka_sink *s, const char *chain, bp_error *err)
 static int kafka_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
 {
     kafka_sink *s = (kafka_sink *)base;
+    group_drop(s);
     int rc = state_of(s, chain, err);
     *out = rc == 0 ? s->cp : (bp_checkpoint){0};
     return rc;
@@ -555,6 +591,7 @@ static int kafka_recent(bp_sink *base, const char *chain, bp_checkpoint *out, si
 {
     kafka_sink *s = (kafka_sink *)base;
     *n = 0;
+    group_drop(s);
     int rc = state_of(s, chain, err);
     if (rc == 0)
         *n = bp_stream_recent_list(&s->recent, out, max);
@@ -564,13 +601,13 @@ static int kafka_recent(bp_sink *base, const char *chain, bp_checkpoint *out, si
 /* ---- a batch ---------------------------------------------------------------------------- */
 
 /* One message, waiting for room in librdkafka's queue when it is full. */
-static int produce(kafka_sink *s, int t, int32_t partition, const char *key, const bp_buf *value,
-                   bp_error *err)
+static int produce(kafka_sink *s, int t, int32_t partition, const char *key, const char *value,
+                   size_t len, bp_error *err)
 {
     for (int waited = 0;; waited += 100) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             s->p, RD_KAFKA_V_RKT(s->rkt[t]), RD_KAFKA_V_PARTITION(partition),
-            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(value->data, value->len),
+            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER("bp-txn", s->txn, (ssize_t)strlen(s->txn)), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -581,6 +618,41 @@ static int produce(kafka_sink *s, int t, int32_t partition, const char *key, con
     }
 }
 
+/* A copy of an entry's message in the group's, while they fit in GROUP_BYTES. */
+static int keep(kafka_sink *s, int e, const bp_buf *msg, bp_error *err)
+{
+    bp_buf *k = &s->grp.kept;
+    if (!s->grp.keeping)
+        return 0;
+    if (k->len + 5 + msg->len > GROUP_BYTES) {
+        s->grp.keeping = false; /* the group ends with this batch */
+        return 0;
+    }
+    uint8_t head[5] = {(uint8_t)e, (uint8_t)(msg->len >> 24), (uint8_t)(msg->len >> 16),
+                       (uint8_t)(msg->len >> 8), (uint8_t)msg->len};
+    if (bp_buf_append(k, head, sizeof(head)) != 0 || bp_buf_append(k, msg->data, msg->len) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The group's earlier batches, produced again in a new transaction (the last one failed). */
+static int replay(kafka_sink *s, bp_error *err)
+{
+    const bp_buf *k = &s->grp.kept;
+    for (size_t at = 0; at + 5 <= k->len;) {
+        const uint8_t *h = (const uint8_t *)k->data + at;
+        size_t len = (size_t)h[1] << 24 | (size_t)h[2] << 16 | (size_t)h[3] << 8 | h[4];
+        int rc = produce(s, h[0], RD_KAFKA_PARTITION_UA, s->chain, k->data + at + 5, len, err);
+        if (rc != 0)
+            return rc;
+        at += 5 + len;
+    }
+    bp_info("kafka %s: %zu batch(es) up to block %" PRIu64 " written again in transaction %s "
+            "(the one they were in failed)",
+            s->brokers, s->grp.batches, s->grp.cp.number, s->txn);
+    return 0;
+}
+
 static int produce_entry(kafka_sink *s, int e, const char *type, const bp_block *b,
                          const char *data, size_t dlen, bp_error *err)
 {
@@ -588,7 +660,10 @@ static int produce_entry(kafka_sink *s, int e, const char *type, const bp_block 
                                b->parent_hash ? b->parent_hash : "", data, dlen);
     if (rc != 0)
         return bp_error_set(err, rc, "block %" PRIu64 ": %s", b->number, bp_strerror(rc));
-    return produce(s, e, RD_KAFKA_PARTITION_UA, s->chain, &s->msg, err);
+    rc = keep(s, e, &s->msg, err);
+    if (rc == 0)
+        rc = produce(s, e, RD_KAFKA_PARTITION_UA, s->chain, s->msg.data, s->msg.len, err);
+    return rc;
 }
 
 static int produce_events(kafka_sink *s, const bp_batch *b, bp_error *err)
@@ -633,12 +708,12 @@ static int delivered(kafka_sink *s, const char *what, bp_error *err)
     return 0;
 }
 
-static int produce_checkpoint(kafka_sink *s, const bp_batch *b, const bp_stream_shape *sh,
-                              bp_error *err)
+static int produce_checkpoint(kafka_sink *s, const bp_checkpoint *cp,
+                              const bp_stream_recent *recent, bp_error *err)
 {
     char key[512];
     snprintf(key, sizeof(key), "%s:%s", s->name, s->chain);
-    int rc = bp_stream_recent_format(&sh->recent, &s->text);
+    int rc = bp_stream_recent_format(recent, &s->text);
     bp_jsonw w;
     bp_buf_reset(&s->msg);
     bp_jsonw_init(&w, &s->msg, BP_JSONW_ESC_SHORT);
@@ -646,12 +721,12 @@ static int produce_checkpoint(kafka_sink *s, const bp_batch *b, const bp_stream_
     bp_jsonw_key(&w, "chain");
     bp_jsonw_str(&w, s->chain);
     bp_jsonw_key(&w, "number");
-    if (b->checkpoint.set)
-        bp_jsonw_u64(&w, b->checkpoint.number);
+    if (cp->set)
+        bp_jsonw_u64(&w, cp->number);
     else
         bp_jsonw_null(&w);
     bp_jsonw_key(&w, "hash");
-    bp_jsonw_str(&w, b->checkpoint.set ? b->checkpoint.hash : NULL);
+    bp_jsonw_str(&w, cp->set ? cp->hash : NULL);
     bp_jsonw_key(&w, "txn");
     bp_jsonw_str(&w, s->txn);
     bp_jsonw_key(&w, "recent");
@@ -661,7 +736,7 @@ static int produce_checkpoint(kafka_sink *s, const bp_batch *b, const bp_stream_
         rc = bp_jsonw_finish(&w);
     if (rc != 0)
         return bp_error_set(err, rc, "checkpoint record: %s", bp_strerror(rc));
-    return produce(s, BP_STREAM_ENTITY_COUNT, 0, key, &s->msg, err);
+    return produce(s, BP_STREAM_ENTITY_COUNT, 0, key, s->msg.data, s->msg.len, err);
 }
 
 static bool same_cp(const bp_checkpoint *a, const bp_checkpoint *b)
@@ -712,31 +787,24 @@ static int commit(kafka_sink *s, bp_error *err)
     }
 }
 
-static int write_txn(kafka_sink *s, const bp_batch *b, bp_error *err)
+static int64_t mono_ms(void)
 {
-    bp_stream_shape sh = {0};
-    int rc = bp_stream_shape_of(b, &s->recent, &sh, err);
-    if (rc != 0)
-        return rc;
-    snprintf(s->txn, sizeof(s->txn), "%016" PRIx64, s->txn_base + s->txn_count++);
-    s->dr_failed = 0;
-    rd_kafka_error_t *e = rd_kafka_begin_transaction(s->p);
-    if (e) {
-        bp_stream_shape_release(&sh);
-        return txn_failed(s, e, "begin_transaction", err);
-    }
-    rc = produce_events(s, b, err);
-    if (rc == 0)
-        rc = delivered(s, "delivering the batch", err);
-    if (rc == 0)
-        bp_crashpoint("kafka.before_checkpoint");
-    if (rc == 0)
-        rc = produce_checkpoint(s, b, &sh, err);
-    if (rc == 0)
-        rc = delivered(s, "delivering the checkpoint", err);
-    if (rc == 0)
-        rc = commit(s, err);
-    else if (s->inited) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void group_clear(kafka_sink *s)
+{
+    s->grp.batches = 0;
+    bp_buf_reset(&s->grp.kept);
+}
+
+/* Ends the open transaction unwritten (a failure): what it held of the group is written
+ * again from the kept copies by the next one. */
+static void abort_open(kafka_sink *s)
+{
+    if (s->txn_open && s->inited) {
         /* An abort that fails leaves the producer in no state to begin again: a new one
          * (its init_transactions aborts what this one left open). */
         rd_kafka_error_t *a = rd_kafka_abort_transaction(s->p, s->timeout_ms);
@@ -746,12 +814,125 @@ static int write_txn(kafka_sink *s, const bp_batch *b, bp_error *err)
             s->inited = false;
         }
     }
+    s->txn_open = false;
+}
+
+/* A transaction begun, holding the group's earlier batches again if the one they were in
+ * failed. */
+static int begin(kafka_sink *s, bp_error *err)
+{
+    if (s->txn_open)
+        return 0;
+    snprintf(s->txn, sizeof(s->txn), "%016" PRIx64, s->txn_base + s->txn_count++);
+    rd_kafka_poll(s->p, 0); /* an aborted transaction's reports (purged) are not this one's */
+    s->dr_failed = 0;
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(s->p);
+    if (e)
+        return txn_failed(s, e, "begin_transaction", err);
+    s->txn_open = true;
+    s->grp.started_ms = mono_ms();
+    return s->grp.batches ? replay(s, err) : 0;
+}
+
+/* The open transaction's deliveries awaited, then the checkpoint record, then the commit. */
+static int finish(kafka_sink *s, const bp_checkpoint *cp, const bp_stream_recent *recent,
+                  bp_error *err)
+{
+    int rc = delivered(s, "delivering the batch", err);
+    if (rc == 0)
+        bp_crashpoint("kafka.before_checkpoint");
+    if (rc == 0)
+        rc = produce_checkpoint(s, cp, recent, err);
+    if (rc == 0)
+        rc = delivered(s, "delivering the checkpoint", err);
+    if (rc == 0)
+        rc = commit(s, err);
     if (rc == 0) {
-        s->cp = b->checkpoint;
-        s->recent = sh.recent;
+        s->txn_open = false;
+        s->cp = *cp;
+        s->recent = *recent;
+        group_clear(s);
+    }
+    return rc;
+}
+
+/* Whether batch b (its messages produced) stays in the open transaction for a later one to
+ * commit: the pipeline has more to write at once and the group is within its bounds. */
+static bool stays_open(const kafka_sink *s, const bp_batch *b)
+{
+    return b->more && s->grp.keeping && s->grp.batches + 1 < GROUP_BATCHES &&
+           mono_ms() - s->grp.started_ms < GROUP_MS;
+}
+
+static int write_txn(kafka_sink *s, const bp_batch *b, bp_error *err)
+{
+    bp_stream_shape sh = {0};
+    int rc = bp_stream_shape_of(b, s->grp.batches ? &s->grp.recent : &s->recent, &sh, err);
+    if (rc != 0)
+        return rc;
+    size_t mark = s->grp.kept.len;
+    s->grp.keeping = b->more;
+    rc = begin(s, err);
+    if (rc == 0)
+        rc = produce_events(s, b, err);
+    if (rc == 0 && stays_open(s, b)) {
+        s->grp.batches++;
+        s->grp.cp = b->checkpoint;
+        s->grp.recent = sh.recent;
+        rd_kafka_poll(s->p, 0); /* the delivery reports so far: their messages are freed */
+        if (s->grp.batches >= 2)
+            bp_crashpoint("kafka.mid_group");
+    } else if (rc == 0) {
+        if (s->grp.batches)
+            bp_debug("kafka %s: transaction %s: %zu batches up to block %" PRIu64 " (%zu bytes "
+                     "kept)",
+                     s->brokers, s->txn, s->grp.batches + 1, b->checkpoint.number, s->grp.kept.len);
+        rc = finish(s, &b->checkpoint, &sh.recent, err);
+    }
+    if (rc != 0) {
+        s->grp.kept.len = mark; /* the batch is the pipeline's to write again, not ours */
+        abort_open(s);
     }
     bp_stream_shape_release(&sh);
     return rc;
+}
+
+/* Commits the group left open by the last write (flush, close, another chain's batch). */
+static int end_group(kafka_sink *s, bp_error *err)
+{
+    if (!s->grp.batches || s->fenced)
+        return 0;
+    bp_stream_recent recent = s->grp.recent;
+    bp_checkpoint cp = s->grp.cp;
+    bool done = false;
+    int rc = settle(s, &(bp_batch){.chain = s->chain, .checkpoint = cp}, &done, err);
+    if (rc == 0 && done)
+        group_clear(s);
+    if (rc == 0 && !done)
+        rc = begin(s, err);
+    if (rc == 0 && !done)
+        rc = finish(s, &cp, &recent, err);
+    if (rc != 0) {
+        abort_open(s);
+        if (!s->inited)
+            drop_producer(s);
+    }
+    return rc;
+}
+
+/* A caller reading the checkpoint starts over from what is committed: a group not committed
+ * is dropped (the pipeline writes its batches again from there). */
+static void group_drop(kafka_sink *s)
+{
+    if (!s->grp.batches && !s->txn_open)
+        return;
+    abort_open(s);
+    if (s->grp.batches)
+        bp_warn("kafka %s: %zu batch(es) up to block %" PRIu64 " were not committed; the "
+                "checkpoint is read back",
+                s->brokers, s->grp.batches, s->grp.cp.number);
+    group_clear(s);
+    s->loaded = false;
 }
 
 static int kafka_write(bp_sink *base, const bp_batch *b, bp_error *err)
@@ -765,7 +946,12 @@ static int kafka_write(bp_sink *base, const bp_batch *b, bp_error *err)
     int rc = bp_stream_check_derived(s->entities, base->derived, b, err);
     if (rc != 0)
         return rc;
-    rc = settle(s, b, &done, err);
+    if (s->grp.batches && strcmp(s->chain, b->chain) != 0)
+        rc = end_group(s, err); /* a group is one chain's (a shared output gets no more) */
+    if (rc == 0)
+        rc = settle(s, b, &done, err);
+    if (rc == 0 && done)
+        group_clear(s); /* the batch ended the group: all of it was committed */
     if (rc == 0 && !done)
         rc = write_txn(s, b, err);
     if (rc != 0 && !s->fenced) {
@@ -781,6 +967,9 @@ static int kafka_write(bp_sink *base, const bp_batch *b, bp_error *err)
 static int kafka_flush(bp_sink *base, bp_error *err)
 {
     kafka_sink *s = (kafka_sink *)base;
+    int rc = end_group(s, err);
+    if (rc != 0)
+        return rc;
     rd_kafka_resp_err_t e = s->p ? rd_kafka_flush(s->p, s->timeout_ms) : RD_KAFKA_RESP_ERR_NO_ERROR;
     return e ? kerr(s, e, "flush", err) : 0;
 }
@@ -792,6 +981,9 @@ static void kafka_close(bp_sink *base)
     kafka_sink *s = (kafka_sink *)base;
     if (!s)
         return;
+    bp_error gerr = {0};
+    if (s->grp.batches && end_group(s, &gerr) != 0) /* accepted: the pipeline counts them */
+        bp_warn("kafka %s: committing the last batches at close: %s", s->brokers, gerr.msg);
     if (s->p)
         rd_kafka_flush(s->p, s->timeout_ms);
     drop_producer(s);
@@ -811,6 +1003,7 @@ static void kafka_close(bp_sink *base)
     bp_buf_release(&s->data);
     bp_buf_release(&s->msg);
     bp_buf_release(&s->text);
+    bp_buf_release(&s->grp.kept);
     free(s);
 }
 
@@ -908,6 +1101,7 @@ static int kafka_open(bp_sink **out, const char *target, const bp_sink_opts *opt
     bp_buf_init(&s->data, 0);
     bp_buf_init(&s->msg, 0);
     bp_buf_init(&s->text, 0);
+    bp_buf_init(&s->grp.kept, 0);
     s->txn_base = random_base();
     /* No broker is asked yet: one that is down at start is the checkpoint read's business. */
     int rc = configure(s, target, opts, err);

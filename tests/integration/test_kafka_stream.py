@@ -11,12 +11,17 @@
     receipts; each topic keeps the chain's records in one partition (keyed by chain). SIGINT
     exits 0.
  2. kill -9: `BP_CRASHPOINT=kafka.before_checkpoint blockpipe backfill` dies with its first
-    batch's records delivered in an open transaction and no checkpoint record (exit 86);
-    then rounds of backfills SIGKILLed a random 0-20 ms after their checkpoint passed a random
-    block, and a run to the end: the consumer holds blocks 0..head once each, and their
-    metrics rows as recomputed.
+    batch's records delivered in an open transaction and no checkpoint record (exit 86); a
+    backfill to a quarter of the range, then one that dies with two batches in its open
+    transaction (a group, bp_batch.more; crash point kafka.mid_group): blocks 0..quarter once
+    each; then rounds of backfills (the node held to 10 requests/s) SIGKILLed a random 0-20 ms
+    after their checkpoint passed a random block, and a run to the end: the consumer holds
+    blocks 0..head once each, and their metrics rows as recomputed.
+ 3. A backfill whose first Produce request is refused: the group of batches it was in is
+    written again whole in a new transaction; blocks 0..head once each.
 """
 
+import json
 import os
 import random
 import signal
@@ -35,6 +40,7 @@ CHAIN = "31337"
 ALL = ("blocks", "transactions", "logs", "metrics")
 URL_ENTITIES = "entities=" + ",".join(ALL)
 HANG = 120
+RPS = 10
 
 
 def caught_up(k, node, prefix, proc, err_path, label):
@@ -112,7 +118,12 @@ def kills(bp, k, node, wl, rng, tmp):
         raise Fail(f"2: the consumer got {view.entries} records of the crashed transaction")
     print(f"  crash point: {len(leaked)} records of the open transaction on the mock cluster, "
           "none read committed")
-    mid = kill_rounds(base + ["--batch-size", "2"],
+    mid_group(base, k, node, prefix, head, log_path)
+    # The node held to a few requests a second: a backfill's groups of batches (one Kafka
+    # transaction for up to 500 ms of them) made the range faster than the polls of the
+    # checkpoint, and every kill landed after its end.
+    slow = [json.dumps({"url": node.url, "rps": RPS}) if a == node.url else a for a in base]
+    mid = kill_rounds(slow + ["--batch-size", "2"],
                       lambda: checkpoint_of(k, CHAIN, prefix=prefix), head, 6, rng, log_path)
     with open(log_path, "w") as log:
         rc = subprocess.run(base + ["--batch-size", "2"], stdin=subprocess.DEVNULL, stdout=log,
@@ -130,6 +141,57 @@ def kills(bp, k, node, wl, rng, tmp):
           "rows as recomputed")
 
 
+def mid_group(base, k, node, prefix, head, log_path):
+    """A backfill writes several batches in one transaction (bp_batch.more): killed with two
+    batches accepted into the open one (crash point kafka.mid_group), it leaves what was
+    committed before it (a backfill to a quarter of the range) exactly, and nothing of the
+    open one."""
+    half = head // 4  # the rest is the kill rounds'
+    first = [a if a != str(head) else str(half) for a in base] + ["--batch-size", "2"]
+    with open(log_path, "w") as log:
+        rc = subprocess.run(first, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            timeout=HANG).returncode
+    cp = checkpoint_of(k, CHAIN, prefix=prefix)
+    if rc != 0 or not cp or cp[0] != half:
+        raise Fail(f"2: backfill to {half}: exit {rc}, checkpoint {cp}:\n{tail(log_path)}")
+    env = dict(os.environ, BP_CRASHPOINT="kafka.mid_group")
+    with open(log_path, "w") as log:
+        rc = subprocess.run(base + ["--batch-size", "2"], env=env, stdin=subprocess.DEVNULL,
+                            stdout=log, stderr=log, timeout=HANG).returncode
+    if rc != 86:
+        raise Fail(f"2: exit {rc}, want 86 (the crash point mid-group):\n{tail(log_path)}")
+    if checkpoint_of(k, CHAIN, prefix=prefix) != cp:
+        raise Fail(f"2: checkpoint {checkpoint_of(k, CHAIN, prefix=prefix)} after a crash "
+                   f"mid-group, want {cp}")
+    view = kafka_view(k, CHAIN, prefix, ALL)
+    view.check(node_chain(node, half), "after a crash mid-group", ALL)
+    print(f"  crash mid-group: blocks 0..{half} once each, nothing of the open transaction")
+
+
+def written_again(bp, k, node, tmp):
+    """The first Produce request of a backfill refused (TOPIC_AUTHORIZATION_FAILED): the
+    group's first batch is not delivered, its transaction is aborted when the group ends, and
+    the retry writes the whole group again in a new one."""
+    prefix = "r_"
+    head = node.block_number()
+    log_path = os.path.join(tmp, "again.log")
+    k.fail(0, 29, 1)
+    with open(log_path, "w") as log:
+        rc = subprocess.run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
+                             "--batch-size", "2", "--output",
+                             k.url(f"{URL_ENTITIES}&prefix={prefix}")],
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            timeout=HANG).returncode
+    with open(log_path) as f:
+        again = [line for line in f if "written again in transaction" in line]
+    if rc != 0 or not again:
+        raise Fail(f"3: exit {rc}, {len(again)} group(s) written again, want 0 and 1:\n"
+                   f"{tail(log_path)}")
+    view = kafka_view(k, CHAIN, prefix, ALL)
+    view.check(node_chain(node), "after a failed transaction", ALL)
+    print(f"3 ok: {again[0].split(': ', 1)[1].strip()}; blocks 0..{head} once each")
+
+
 def main():
     print(__doc__.strip())
     bp = blockpipe_bin()
@@ -141,7 +203,9 @@ def main():
             wl.mine_batch(rng.randrange(0, 6))
         reorgs(bp, k, node, wl, rng, tmp)
         kills(bp, k, node, wl, rng, tmp)
-        print("OK: Kafka through reorgs and kill -9: exactly the canonical chain, once")
+        written_again(bp, k, node, tmp)
+        print("OK: Kafka through reorgs, kill -9 and a failed transaction: exactly the canonical "
+              "chain, once")
 
 
 if __name__ == "__main__":
