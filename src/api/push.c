@@ -805,7 +805,8 @@ static int build(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
     else if (parts & BP_TOPIC_REORGS)
         rc = build_reorg(h, e, b);
     if (rc == 0) {
-        qsort(b->msgs, b->n, sizeof(*b->msgs), cmp_ord);
+        if (b->n > 1) /* none (an empty block on transactions alone): msgs is NULL */
+            qsort(b->msgs, b->n, sizeof(*b->msgs), cmp_ord);
         b->seq = e->seq;
         b->parts = parts;
     }

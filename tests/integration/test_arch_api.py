@@ -2,7 +2,7 @@
 tables and push (WebSocket and SSE) of its blocks, forks, rollbacks and re-applies.
 
 simnode --chain-type arch grows a block every 0.3 s from height 20 (1-6 transactions each),
-forks its last 2 blocks every 6 s and makes a rollback / re-apply episode every 3 s. blockpipe
+forks its last 2 blocks every 6 s and makes a rollback / re-apply episode every 4 s. blockpipe
 follows it with --ws into SQLite with --api; a WebSocket and an SSE subscriber
 (topics=blocks,transactions,reorgs) are attached from the start. Then:
 - both subscribers get blocks and transactions as `apply`, a fork as a `reorgs` message with
@@ -42,7 +42,7 @@ import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 
 HANG = 90
-EPISODE_S = 3.0
+EPISODE_S = 4.0
 
 
 def fail(msg):
