@@ -182,6 +182,20 @@ typedef struct bp_read_query {
      * cursor are refused. */
     int dtable;
     bool by_txcount;
+    /* An Arch Network table (--chain-type arch; src/arch/arch_tables.h) in place of table: arch
+     * is its enum bp_arch_table + 1 (0: table is read). The rows are its columns in order,
+     * hashes and keys as 64 lower-case hex digits without 0x (as the Arch node spells them).
+     * The range filters height (arch_blocks) or block_height; hash is arch_blocks.hash or
+     * arch_transactions.txid; block_hash arch_transactions.block_hash; tx_hash
+     * arch_account_updates.txid; address arch_account_updates.account; topic
+     * arch_events.topic; rolled_back 1: only rolled-back transactions, 2: only the others.
+     * Rows are ordered by (height, tx_index, account), events by (received_at, key); the
+     * cursor is after_number / after_index / after_key in that order (events: after_key is
+     * the key, after_real the received_at text). */
+    int arch;
+    const char *topic;
+    int rolled_back;
+    const char *after_key, *after_real;
 } bp_read_query;
 
 /* One cell: the text of the value (NULL for SQL null) - integers and 256-bit amounts in

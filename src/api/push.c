@@ -15,6 +15,8 @@
 
 #include "api/rows.h"
 #include "api/status.h"
+#include "arch/arch_rows.h"
+#include "arch/arch_tables.h"
 #include "blockpipe/derived.h"
 #include "util/buf.h"
 #include "util/hex.h"
@@ -26,7 +28,10 @@
 #define LOG_ORD (1ull << 32)
 #define REOPEN_MS 1000
 
-enum ev_kind { EV_APPLY = 1, EV_REVERT, EV_REORG };
+/* EV_TX_REVERT / EV_TX_APPLY: an Arch transaction rolled back / re-applied (hash: its txid). */
+enum ev_kind { EV_APPLY = 1, EV_REVERT, EV_REORG, EV_TX_REVERT, EV_TX_APPLY };
+
+#define ROLLED_MAX 4096 /* Arch txids kept as announced rolled back (the oldest forgotten) */
 
 /* One committed block event, as the writer thread copied it. */
 typedef struct ring_ev {
@@ -37,6 +42,8 @@ typedef struct ring_ev {
     uint64_t batch;  /* the batch it came in */
     uint32_t depth;  /* EV_REORG: blocks reverted */
     int64_t unix_ms; /* committed */
+    bool arch;       /* an Arch chain's: its rows are in the arch_* tables */
+    bool resync;     /* EV_TX_*: found by the re-read after a resubscription, not an event */
 } ring_ev;
 
 struct bp_push_msg {
@@ -107,6 +114,11 @@ struct bp_push_hub {
     char seen_chain[64];           /* the batches' chain name */
     bool minutes;                  /* batches with derived rows touched [minute_lo, minute_hi] */
     uint64_t minute_lo, minute_hi; /* since the last minute messages */
+    /* Arch: the transactions announced (or applied) rolled back and not re-applied since, so
+     * that a resync (which restates every transaction of the blocks it re-read) is announced
+     * only where it changes something. */
+    bp_arch_hash *rolled;
+    size_t rolled_n;
 
     /* Clients, the built messages, the service thread's side: under lock. */
     pthread_mutex_t lock;
@@ -259,6 +271,67 @@ static void count_reorg(bp_push_hub *h, uint32_t depth)
             h->depth_le[i]++;
 }
 
+/* ---- Arch transactions rolled back / re-applied (under ring_lock) ---- */
+
+static size_t rolled_find(const bp_push_hub *h, const char *txid)
+{
+    for (size_t i = h->rolled_n; i-- > 0;)
+        if (memcmp(h->rolled[i], txid, sizeof(bp_arch_hash)) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* Marks txid rolled back (true) or not; whether that changed what was known. */
+static bool rolled_set(bp_push_hub *h, const char *txid, bool back)
+{
+    size_t i = rolled_find(h, txid);
+    if (!back || i != SIZE_MAX) {
+        if (!back && i != SIZE_MAX)
+            memmove(h->rolled[i], h->rolled[i + 1], (h->rolled_n-- - i - 1) * sizeof(*h->rolled));
+        return back != (i != SIZE_MAX);
+    }
+    if (!h->rolled && !(h->rolled = malloc(ROLLED_MAX * sizeof(*h->rolled))))
+        return true; /* announced anyway: a repeated revert is harmless, a missed one not */
+    if (h->rolled_n == ROLLED_MAX)
+        memmove(h->rolled[0], h->rolled[1], --h->rolled_n * sizeof(*h->rolled));
+    memcpy(h->rolled[h->rolled_n++], txid, sizeof(bp_arch_hash));
+    return true;
+}
+
+/* The rolledback_transactions / reapplied_transactions of an Arch events entry: one ring event
+ * per transaction. A received event announces each transaction it lists; a resync (the node's
+ * rollback_status read again after a resubscription, restating every transaction of the blocks
+ * it read) only those whose state it changes. */
+static void arch_events(bp_push_hub *h, const bp_arch_rows *rows, uint64_t batch, int64_t now)
+{
+    for (size_t i = 0; rows && i < rows->event_count; i++) {
+        const bp_arch_event *ev = &rows->events[i];
+        bool back = ev->topic == BP_ARCH_T_ROLLEDBACK;
+        if (!back && ev->topic != BP_ARCH_T_REAPPLIED)
+            continue;
+        for (size_t k = 0; k < ev->hash_count; k++) {
+            if (!rolled_set(h, ev->hashes[k], back) && ev->resync)
+                continue;
+            ring_ev e = {.batch = batch,
+                         .unix_ms = now,
+                         .kind = back ? EV_TX_REVERT : EV_TX_APPLY,
+                         .number = ev->has_height ? ev->block_height : 0,
+                         .arch = true,
+                         .resync = ev->resync};
+            memcpy(e.hash, ev->hashes[k], sizeof(bp_arch_hash));
+            push_ev(h, &e);
+        }
+    }
+}
+
+/* An applied Arch block's transactions that were rolled back when fetched. */
+static void arch_block(bp_push_hub *h, const bp_block *b)
+{
+    for (size_t i = 0; b->arch && i < b->arch->tx_count; i++)
+        if (b->arch->txs[i].rolled_back)
+            rolled_set(h, b->arch->txs[i].txid, true);
+}
+
 void bp_push_batch(void *hub, const bp_batch *b)
 {
     bp_push_hub *h = hub;
@@ -270,7 +343,8 @@ void bp_push_batch(void *hub, const bp_batch *b)
     /* The minutes it rewrote (b->derived is the outputs' own, not set here: an output
      * without derived tables has no rows to read back, which is no error). */
     for (size_t i = 0; i < b->count; i++) {
-        if (b->events[i].kind == BP_EVENT_ARCH_EVENTS)
+        if (b->events[i].kind == BP_EVENT_ARCH_EVENTS ||
+            b->events[i].block->family == BP_FAMILY_ARCH) /* no derived tables */
             continue;
         uint64_t m = b->events[i].block->timestamp / 60 * 60;
         h->minute_lo = h->minutes && h->minute_lo < m ? h->minute_lo : m;
@@ -282,12 +356,16 @@ void bp_push_batch(void *hub, const bp_batch *b)
     for (size_t i = 0; i < b->count;) {
         const bp_event *ev = &b->events[i];
         ring_ev e = {.batch = batch, .unix_ms = now};
-        if (ev->kind == BP_EVENT_ARCH_EVENTS) { /* no block: nothing to announce */
+        if (ev->kind == BP_EVENT_ARCH_EVENTS) { /* no block: its rollbacks and re-applies */
+            arch_events(h, ev->block->arch, batch, now);
             i++;
             continue;
         }
         if (ev->kind == BP_EVENT_APPLY) {
             e.kind = EV_APPLY;
+            e.arch = ev->block->family == BP_FAMILY_ARCH;
+            if (e.arch)
+                arch_block(h, ev->block);
             header(&e, ev->block);
             push_ev(h, &e);
             if (reorg && since++ < EVENTS_MAX - 1) {
@@ -346,6 +424,7 @@ typedef struct build_ctx {
     const ring_ev *e;
     built *b;
     bp_table table;
+    int atable; /* an Arch table's rows (enum bp_arch_table), -1: table's */
     int rc;
     size_t rows;
 } build_ctx;
@@ -548,7 +627,7 @@ static int build_reorg(bp_push_hub *h, const ring_ev *e, built *b)
             const ring_ev *x = slot(h, s);
             if (x->batch != e->batch || x->kind == EV_REORG)
                 break;
-            if ((x->kind == EV_REVERT) != (k == 0))
+            if ((x->kind != EV_REVERT && x->kind != EV_APPLY) || (x->kind == EV_REVERT) != (k == 0))
                 continue;
             bp_jsonw_begin_object(&w);
             bp_jsonw_key(&w, "number");
@@ -563,11 +642,162 @@ static int build_reorg(bp_push_hub *h, const ring_ev *e, built *b)
     return built_add(b, finish(h, &w, BP_TOPIC_REORGS, e, 0, cursor));
 }
 
+/* ---- Arch ---- */
+
+/* An applied Arch block's arch_blocks row (topic blocks) or one of its arch_transactions rows
+ * (topic transactions, ordinal 1 + tx_index), as /api/arch/... answers them. */
+static int arch_row(void *ctx, const bp_read_cell *cells, size_t n)
+{
+    build_ctx *c = ctx;
+    bool tx = c->atable == BP_ARCH_TRANSACTIONS;
+    unsigned topic = tx ? BP_TOPIC_TRANSACTIONS : BP_TOPIC_BLOCKS;
+    uint64_t ord = tx ? 1 + cell_u64(bp_api_acell(c->atable, cells, n, "tx_index")) : 0;
+    bp_jsonw w;
+    char cursor[BP_PUSH_CURSOR_MAX];
+    envelope(c->h, &w, topic, "apply", c->e, ord, cursor);
+    bp_jsonw_key(&w, "chain_type");
+    bp_jsonw_str(&w, "arch");
+    bp_jsonw_key(&w, "data");
+    bp_jsonw_begin_object(&w);
+    bp_api_arow_members(&w, c->atable, cells, n);
+    bp_jsonw_end_object(&w);
+    c->rows++;
+    c->rc = built_add(c->b, finish(c->h, &w, topic, c->e, ord, cursor));
+    return c->rc;
+}
+
+static int read_arch(bp_push_hub *h, bp_sink_reader *r, const bp_read_query *q, build_ctx *c)
+{
+    bp_error err = {0};
+    int rc = bp_sink_read(r, q, arch_row, c, &err);
+    if (rc != 0 && c->rc == 0) {
+        bp_warn("api push: reading Arch block %" PRIu64 ": %s", c->e->number, err.msg);
+        bp_sink_reader_close(h->reader); /* opened again for the next event */
+        h->reader = NULL;
+    }
+    return rc;
+}
+
+static int build_arch_apply(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
+{
+    bp_sink_reader *r = hub_reader(h);
+    if (!r)
+        return parts & BP_TOPIC_BLOCKS ? header_only(h, e, b) : 0;
+    for (int t = BP_ARCH_BLOCKS; t <= BP_ARCH_TRANSACTIONS; t++) {
+        bool blocks = t == BP_ARCH_BLOCKS;
+        if (!(parts & (blocks ? BP_TOPIC_BLOCKS : BP_TOPIC_TRANSACTIONS)))
+            continue;
+        bp_read_query q = {.arch = t + 1,
+                           .chain = h->build_chain[0] ? h->build_chain : NULL,
+                           .has_min = true,
+                           .has_max = true,
+                           .min = e->number,
+                           .max = e->number,
+                           .ascending = true};
+        if (blocks)
+            q.hash = e->hash;
+        else
+            q.block_hash = e->hash;
+        build_ctx c = {.h = h, .e = e, .b = b, .atable = t};
+        int rc = read_arch(h, r, &q, &c);
+        if (rc != 0)
+            return rc;
+        if (blocks && c.rows == 0 && header_only(h, e, b) != 0)
+            return BP_ENOMEM;
+    }
+    return 0;
+}
+
+/* A transaction's row for its rollback / re-apply message. */
+typedef struct tx_ctx {
+    bp_jsonw *w;
+    bool found;
+    uint64_t height, index;
+    char block_hash[BP_ARCH_HEX];
+} tx_ctx;
+
+static int tx_row(void *ctx, const bp_read_cell *cells, size_t n)
+{
+    tx_ctx *t = ctx;
+    const int a = BP_ARCH_TRANSACTIONS;
+    t->found = true;
+    t->height = cell_u64(bp_api_acell(a, cells, n, "block_height"));
+    t->index = cell_u64(bp_api_acell(a, cells, n, "tx_index"));
+    key_copy(t->block_hash, sizeof(t->block_hash), bp_api_acell(a, cells, n, "block_hash"));
+    bp_jsonw_begin_object(t->w);
+    bp_api_arow_members(t->w, a, cells, n);
+    bp_jsonw_end_object(t->w);
+    return 1; /* the newest one (a txid is in one block of the canonical chain) */
+}
+
+/* {"topic":"transactions","type":"revert"|"apply","cursor":..,"block_number":..,
+ *  "block_hash":..,"txid":..,"tx_index":..,"reason":"rollback"|"reapply","resync":bool,
+ *  "data":{the row now}}: an Arch transaction rolled back (revert: drop it, or mark it as
+ * its row says) or re-applied (apply). The envelope's block is the row's (read back); a
+ * transaction the output no longer has (its block reverted since) has no data. */
+static int build_arch_tx(bp_push_hub *h, const ring_ev *e, built *b)
+{
+    bool revert = e->kind == EV_TX_REVERT;
+    bp_buf row;
+    bp_jsonw rw;
+    tx_ctx t = {.w = &rw};
+    bp_buf_init(&row, 0);
+    bp_jsonw_init(&rw, &row, BP_JSONW_ESC_U);
+    bp_sink_reader *r = hub_reader(h);
+    if (r) {
+        bp_read_query q = {.arch = BP_ARCH_TRANSACTIONS + 1,
+                           .chain = h->build_chain[0] ? h->build_chain : NULL,
+                           .hash = e->hash,
+                           .limit = 1};
+        bp_error err = {0};
+        int rc = bp_sink_read(r, &q, tx_row, &t, &err);
+        if (rc != 0 && rc != 1) {
+            bp_warn("api push: reading Arch transaction %s: %s", e->hash, err.msg);
+            bp_sink_reader_close(h->reader);
+            h->reader = NULL;
+            bp_buf_release(&row);
+            return rc;
+        }
+    }
+    ring_ev at = *e; /* the envelope names the transaction's block */
+    at.number = t.found ? t.height : e->number;
+    snprintf(at.hash, sizeof(at.hash), "%s", t.found ? t.block_hash : "");
+    bp_jsonw w;
+    char cursor[BP_PUSH_CURSOR_MAX];
+    envelope(h, &w, BP_TOPIC_TRANSACTIONS, revert ? "revert" : "apply", &at, 0, cursor);
+    bp_jsonw_key(&w, "chain_type");
+    bp_jsonw_str(&w, "arch");
+    bp_jsonw_key(&w, "txid");
+    bp_jsonw_str(&w, e->hash);
+    bp_jsonw_key(&w, "tx_index");
+    if (t.found)
+        bp_jsonw_u64(&w, t.index);
+    else
+        bp_jsonw_null(&w);
+    bp_jsonw_key(&w, "reason");
+    bp_jsonw_str(&w, revert ? "rollback" : "reapply");
+    bp_jsonw_key(&w, "resync");
+    bp_jsonw_bool(&w, e->resync);
+    if (t.found && bp_jsonw_finish(&rw) == 0) {
+        bp_jsonw_key(&w, "data");
+        bp_jsonw_raw(&w, row.data, row.len);
+    }
+    bp_buf_release(&row);
+    bp_push_msg *m = finish(h, &w, BP_TOPIC_TRANSACTIONS, &at, 0, cursor);
+    if (m)
+        m->revert = revert;
+    return built_add(b, m);
+}
+
 /* Builds the messages of event e for the topics in parts into b (b->parts says what is in). */
 static int build(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
 {
     int rc = 0;
-    if (e->kind == EV_APPLY)
+    if (e->kind == EV_TX_REVERT || e->kind == EV_TX_APPLY)
+        rc = parts & BP_TOPIC_TRANSACTIONS ? build_arch_tx(h, e, b) : 0;
+    else if (e->kind == EV_APPLY && e->arch)
+        rc = build_arch_apply(h, e, parts & (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS), b);
+    else if (e->kind == EV_APPLY)
         rc =
             build_apply(h, e, parts & (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS | BP_TOPIC_LOGS), b);
     else if (e->kind == EV_REVERT)
@@ -575,7 +805,8 @@ static int build(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
     else if (parts & BP_TOPIC_REORGS)
         rc = build_reorg(h, e, b);
     if (rc == 0) {
-        qsort(b->msgs, b->n, sizeof(*b->msgs), cmp_ord);
+        if (b->n > 1) /* none (an empty block on transactions alone): msgs is NULL */
+            qsort(b->msgs, b->n, sizeof(*b->msgs), cmp_ord);
         b->seq = e->seq;
         b->parts = parts;
     }
@@ -1380,6 +1611,7 @@ void bp_push_hub_free(bp_push_hub *h)
     pthread_mutex_destroy(&h->lock);
     pthread_cond_destroy(&h->cv);
     free(h->ring);
+    free(h->rolled);
     free(h->snap);
     free(h->prev_snap);
     free(h->read_url);

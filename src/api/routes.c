@@ -36,6 +36,12 @@ static const char *const g_route_names[BP_ROUTE_COUNT] = {
     [BP_ROUTE_STREAMING] = "/api/v1/streaming",
     [BP_ROUTE_WS] = "/api/ws",
     [BP_ROUTE_SSE] = "/api/events",
+    [BP_ROUTE_ARCH_BLOCKS] = "/api/arch/blocks",
+    [BP_ROUTE_ARCH_BLOCK] = "/api/arch/blocks/{id}",
+    [BP_ROUTE_ARCH_TXS] = "/api/arch/transactions",
+    [BP_ROUTE_ARCH_TX] = "/api/arch/transactions/{txid}",
+    [BP_ROUTE_ARCH_ACCOUNTS] = "/api/arch/account_updates",
+    [BP_ROUTE_ARCH_EVENTS] = "/api/arch/events",
 };
 
 static const char *const g_code_names[BP_CODE_COUNT] = {
@@ -105,6 +111,10 @@ enum bp_api_route_id bp_api_route_of(const char *path)
         {"/api/predictions", BP_ROUTE_PREDICTIONS},
         {"/api/ws", BP_ROUTE_WS},
         {"/api/events", BP_ROUTE_SSE},
+        {"/api/arch/blocks", BP_ROUTE_ARCH_BLOCKS},
+        {"/api/arch/transactions", BP_ROUTE_ARCH_TXS},
+        {"/api/arch/account_updates", BP_ROUTE_ARCH_ACCOUNTS},
+        {"/api/arch/events", BP_ROUTE_ARCH_EVENTS},
     };
     for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
         if (strcmp(path, exact[i].path) == 0)
@@ -113,6 +123,10 @@ enum bp_api_route_id bp_api_route_of(const char *path)
         return BP_ROUTE_BLOCK;
     if (starts(path, "/api/transactions/") && path[18] && !strchr(path + 18, '/'))
         return BP_ROUTE_TX;
+    if (starts(path, "/api/arch/blocks/") && path[17] && !strchr(path + 17, '/'))
+        return BP_ROUTE_ARCH_BLOCK;
+    if (starts(path, "/api/arch/transactions/") && path[23] && !strchr(path + 23, '/'))
+        return BP_ROUTE_ARCH_TX;
     if (starts(path, "/api/v1/streaming/") && path[18])
         return BP_ROUTE_STREAMING;
     if (bp_api_status_route(path))
@@ -726,6 +740,14 @@ void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req, bp
         return;
     case BP_ROUTE_LOGS:
         logs(c, w, req, resp);
+        return;
+    case BP_ROUTE_ARCH_BLOCKS:
+    case BP_ROUTE_ARCH_BLOCK:
+    case BP_ROUTE_ARCH_TXS:
+    case BP_ROUTE_ARCH_TX:
+    case BP_ROUTE_ARCH_ACCOUNTS:
+    case BP_ROUTE_ARCH_EVENTS:
+        bp_api_arch(c, w, req, resp, route);
         return;
     case BP_ROUTE_READY:
         if (!c->cfg->stats) {

@@ -44,6 +44,12 @@ enum bp_api_route_id {
     BP_ROUTE_STREAMING, /* /api/v1/streaming/... */
     BP_ROUTE_WS,
     BP_ROUTE_SSE,
+    BP_ROUTE_ARCH_BLOCKS, /* /api/arch/... (arch.c) */
+    BP_ROUTE_ARCH_BLOCK,
+    BP_ROUTE_ARCH_TXS,
+    BP_ROUTE_ARCH_TX,
+    BP_ROUTE_ARCH_ACCOUNTS,
+    BP_ROUTE_ARCH_EVENTS,
     BP_ROUTE_COUNT
 };
 enum bp_api_code_id {
@@ -133,6 +139,9 @@ void bp_api_analytics(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req
                       bp_api_response *resp);
 void bp_api_predictions(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req,
                         bp_api_response *resp);
+/* /api/arch/... (arch.c): an Arch Network chain's tables; route is one of BP_ROUTE_ARCH_*. */
+void bp_api_arch(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req, bp_api_response *resp,
+                 enum bp_api_route_id route);
 /* /api/v1/streaming/... (streams.c). */
 /* Whether req is a latest read or a publication: answered with others by
  * bp_api_streaming_batch. */

@@ -24,4 +24,10 @@ const bp_read_cell *bp_api_cell(bp_table t, const bp_read_cell *cells, size_t n,
 void bp_api_drow_members(bp_jsonw *w, int dtable, const bp_read_cell *cells, size_t n);
 const bp_read_cell *bp_api_dcell(int dtable, const bp_read_cell *cells, size_t n, const char *name);
 
+/* The members of a row of an Arch table (bp_read_query.arch; atable is the enum
+ * bp_arch_table, arch/arch_tables.h): integers as numbers, rolled_back as a boolean, JSON
+ * columns as JSON, hashes and keys as strings of 64 hex digits without 0x. */
+void bp_api_arow_members(bp_jsonw *w, int atable, const bp_read_cell *cells, size_t n);
+const bp_read_cell *bp_api_acell(int atable, const bp_read_cell *cells, size_t n, const char *name);
+
 #endif

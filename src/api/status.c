@@ -321,9 +321,19 @@ static void root(bp_jsonw *w)
     str(w, "status", "ok");
     bp_jsonw_key(w, "endpoints");
     bp_jsonw_begin_array(w);
-    static const char *const eps[] = {
-        "/health",   "/ready",  "/metrics",    "/api/blocks", "/api/transactions",
-        "/api/logs", "/api/ws", "/api/events", NULL};
+    static const char *const eps[] = {"/health",
+                                      "/ready",
+                                      "/metrics",
+                                      "/api/blocks",
+                                      "/api/transactions",
+                                      "/api/logs",
+                                      "/api/arch/blocks",
+                                      "/api/arch/transactions",
+                                      "/api/arch/account_updates",
+                                      "/api/arch/events",
+                                      "/api/ws",
+                                      "/api/events",
+                                      NULL};
     for (const char *const *e = eps; *e; e++)
         bp_jsonw_str(w, *e);
     for (const char *const *e = g_status_paths; *e; e++)

@@ -29,10 +29,6 @@ int bp_cli_api_settings(bp_config *cfg, bp_error *err);
  * alerts when it has --alert (a no-op otherwise). Release with bp_cli_api_stop, also after a
  * failure. */
 int bp_cli_api_start(const bp_config *cfg, bp_cli_api *out, bp_error *err);
-/* The API (--api of run / backfill) cannot serve a chain of chain_type (NULL: evm) yet: BP_EINVAL
- * saying so (chain: its name in a chains: list, or NULL), else 0. */
-int bp_cli_api_family(const bp_config *cfg, const char *chain_type, const char *chain,
-                      bp_error *err);
 /* bp_cli_api_start for several chains in one process: with --api each chain (names, n) gets
  * a snapshot of its own in out->chain_stats, which the status endpoints pick by ?chain=. */
 int bp_cli_api_start_chains(const bp_config *cfg, const char *const *names, size_t n,

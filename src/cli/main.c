@@ -244,8 +244,6 @@ static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *bas
     bp_log_set_json(base->log_json);
     rc = bp_rpc_global_init(&err);
     rc = rc ? rc : bp_cli_api_settings(base, &err);
-    for (size_t i = 0; rc == 0 && i < r.n; i++) /* before the outputs are made */
-        rc = bp_cli_api_family(base, r.cfgs[i].chain_type, r.cfgs[i].chain, &err);
     rc = rc ? rc : bp_setup_outputs(base, &r, sinks, &err);
     rc = rc ? rc : bp_chains_metrics(&r, sinks, &prices, &err);
     for (size_t i = 0; i < r.n; i++)

@@ -21,8 +21,6 @@ int bp_cli_api_settings(bp_config *cfg, bp_error *err)
 {
     if (!api_on(cfg))
         return 0;
-    if (bp_cli_api_family(cfg, cfg->chain_type, NULL, err) != 0)
-        return err->code;
     for (size_t i = 0; i < cfg->sink_setting_count; i++)
         if (strcmp(cfg->sink_settings[i].key, "sqlite_indexes") == 0)
             return 0; /* the user said */
@@ -87,21 +85,6 @@ static int chain_hubs(bp_cli_api *out, size_t n, bp_error *err)
         if (!(out->chain_stats[i] = bp_stats_hub_new()))
             return bp_error_set(err, BP_ENOMEM, "out of memory");
     return 0;
-}
-
-int bp_cli_api_family(const bp_config *cfg, const char *chain_type, const char *chain,
-                      bp_error *err)
-{
-    if (!cfg->api_listen || cfg->command == BP_CMD_SERVE || !chain_type ||
-        strcmp(chain_type, "evm") == 0)
-        return 0;
-    return bp_error_set(err, BP_EINVAL,
-                        "%s%s%s--chain-type %s with --api: the API's readers and push (REST, "
-                        "WebSocket, SSE, webhooks) serve the EVM tables and blocks only; an %s "
-                        "chain's rows are in arch_blocks, arch_transactions and "
-                        "arch_account_updates: read them with SQL (docs/ARCH.md), or drop --api",
-                        chain ? "chain '" : "", chain ? chain : "", chain ? "': " : "", chain_type,
-                        chain_type);
 }
 
 static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cli_api *out,

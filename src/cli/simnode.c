@@ -29,7 +29,7 @@ static const char USAGE[] =
     "\n"
     "Arch Network (--chain-type arch): the same blocks as an Arch node shows them (docs/ARCH.md):\n"
     "HTTP JSON-RPC get_block_count, get_block_hash, get_block, get_processed_transaction,\n"
-    "get_best_block_hash, get_best_finalized_block_hash (6 below the head), is_node_ready; on\n"
+    "get_best_block_hash, get_best_finalized_block_hash (--finality), is_node_ready; on\n"
     "the WebSocket {\"method\":\"subscribe\",\"params\":{\"topic\":T}} for the topics block,\n"
     "transaction, account_update, rolledback_transactions, reapplied_transactions and dkg;\n"
     "events as {\"topic\":T,\"data\":{...}}. Faults and reorgs work as for EVM (bad= is\n"
@@ -42,6 +42,9 @@ static const char USAGE[] =
     "                         later their re-apply (rolledback_transactions /\n"
     "                         reapplied_transactions; get_processed_transaction's\n"
     "                         rollback_status in between)\n"
+    "  --rollback-depth N     arch: that block is at least N below the head (default 1)\n"
+    "  --finality N           arch: get_best_finalized_block_hash is N below the head\n"
+    "                         (default 6)\n"
     "  --seed N               chain seed (default 1)\n"
     "  --length N             blocks 0..N-1 at most (default 10000000)\n"
     "  --txs-per-block N|A-B  transactions per block, or uniform in A..B (default 200)\n"
@@ -190,6 +193,10 @@ static int set_option(sim_opts *o, const char *flag, const char *v, bp_error *er
         o->cfg.arch = strcmp(v, "arch") == 0;
     } else if (strcmp(flag, "--rollback-every") == 0)
         rc = to_seconds(v, &o->cfg.rollback_every) ? 0 : bad(flag, v, "seconds >= 0", err);
+    else if (strcmp(flag, "--rollback-depth") == 0)
+        rc = set_number(flag, v, 1, 1ull << 40, &o->cfg.rollback_depth, err);
+    else if (strcmp(flag, "--finality") == 0)
+        rc = set_number(flag, v, 1, 1ull << 40, &o->cfg.finality, err);
     else if (strcmp(flag, "--length") == 0)
         rc = set_number(flag, v, 1, 1ull << 40, &p->length, err);
     else if (strcmp(flag, "--txs-per-block") == 0)

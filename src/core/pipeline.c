@@ -106,6 +106,10 @@ struct pipeline {
     uint64_t aws_epoch;   /* its subscriptions already resynced (bp_arch_ws_epoch) */
     int64_t aws_retry_ms; /* a failed resync is tried again from then, */
     size_t aws_tries;     /* on the endpoint after the one that failed */
+    /* The node's best finalized height last seen while the socket was subscribed: a block
+     * above it may have been rolled back while the socket was down, even one final now. */
+    bool aws_final_set;
+    uint64_t aws_final;
 
     /* the batch being built: events and the blocks they point to (owned until handed to the
      * writer) */
@@ -1804,7 +1808,10 @@ static double poll_every(pipeline *p)
     return p->cfg->poll_interval;
 }
 
-#define RESYNC_BLOCKS 64
+/* Blocks whose rollback state is read again at most, per (re)subscription: the span above the
+ * node's best finalized block is normally a few blocks; a node whose finality stalls must not
+ * make every reconnect fetch thousands of blocks. */
+#define RESYNC_MAX 1024
 
 /* The rollback state of blocks lo..lo+n-1 as the node has it now, into the socket's queue:
  * only blocks still ours (a block the node replaced is the reorg path's). */
@@ -1836,24 +1843,59 @@ static int resync_blocks(pipeline *p, size_t mark, uint64_t lo, size_t n, bp_blo
     return rc;
 }
 
+/* The lowest committed block whose rollback state is read again: the one above the node's
+ * best finalized block as it was when the socket was last subscribed (a rollback only
+ * touches blocks that are not final; one that happened while the socket was down may be in a
+ * block final since), or, not known (a start), as it is now; with no finality, the lowest the
+ * reorg window holds. At most RESYNC_MAX and the window below the tip, with a warning naming
+ * what stays unread. */
+static uint64_t resync_low(pipeline *p, const bp_canon_entry *tip, const bp_canon_entry *low)
+{
+    bool final = p->head.has_final || p->aws_final_set;
+    uint64_t f = p->head.has_final ? p->head.final_number : p->aws_final;
+    if (p->aws_final_set && p->aws_final < f)
+        f = p->aws_final;
+    uint64_t lo = final ? f + 1 : 0, want = lo;
+    if (tip->number >= lo && tip->number - lo + 1 > RESYNC_MAX)
+        lo = tip->number + 1 - RESYNC_MAX;
+    if (low && low->number > lo)
+        lo = low->number;
+    if (final && lo > want)
+        bp_warn("arch websocket: %" PRIu64 " committed blocks are above the node's best "
+                "finalized block %" PRIu64 " (tip %" PRIu64 "), more than the %" PRIu64
+                " whose rollback state is read again (at most %d, and what --reorg-window "
+                "holds): a rollback of blocks %" PRIu64 "..%" PRIu64
+                " while the socket was down stays missed",
+                tip->number - want + 1, f, tip->number, tip->number - lo + 1, RESYNC_MAX, want,
+                lo - 1);
+    return lo;
+}
+
 /* The socket was (re)subscribed: events the node sent while it was down (or to a process
- * killed before it committed them) are not replayed, so the rollback state of the last
- * RESYNC_BLOCKS committed blocks is read again from the node and queued after what was
- * received before the question, before what came while it was asked (arch_ws.h
+ * killed before it committed them) are not replayed, so the rollback state of the committed
+ * blocks that are not final yet (resync_low) is read again from the node and queued after
+ * what was received before the question, before what came while it was asked (arch_ws.h
  * bp_arch_ws_resync). A failure is logged and tried again 2 s later (the next endpoint
  * the walk uses), until one succeeds or the socket subscribes again. */
 static void resync_rollbacks(pipeline *p)
 {
     uint64_t epoch = bp_arch_ws_epoch(p->aws);
     const bp_canon_entry *tip = bp_canon_tip(&p->canon), *low = bp_canon_lowest(&p->canon);
+    if (epoch == p->aws_epoch && bp_realtime_use_ws(&p->rt) && p->head.has_final) {
+        p->aws_final = p->head.final_number; /* listening: a rollback from now on is heard */
+        p->aws_final_set = true;
+    }
     if (epoch == p->aws_epoch || now_ms() < p->aws_retry_ms)
         return;
-    if (!tip) { /* nothing committed yet: nothing to read again */
+    uint64_t lo = tip ? resync_low(p, tip, low) : 0;
+    if (!tip || lo > tip->number) { /* nothing committed that is not final: nothing to read */
+        if (tip)
+            bp_info("arch websocket: subscribed again: every committed block is final (tip %" PRIu64
+                    "): no rollback state to read again",
+                    tip->number);
         p->aws_epoch = epoch;
         return;
     }
-    uint64_t lo = tip->number + 1 > RESYNC_BLOCKS ? tip->number + 1 - RESYNC_BLOCKS : 0;
-    lo = low && low->number > lo ? low->number : lo;
     size_t n = (size_t)(tip->number - lo + 1);
     size_t ep = ((size_t)p->walk_ep + p->aws_tries) % p->cfg->endpoint_count;
     for (size_t i = 0; i < p->cfg->endpoint_count && chain_of(p, ep) != BP_EP_CHAIN_OK; i++)

@@ -32,6 +32,8 @@ int bp_sim_arch_init(bp_sim_arch *a, bp_sim_chain *c, double rollback_every, dou
     a->chain = c;
     a->t0 = now;
     a->rollback_every = rollback_every;
+    a->rollback_depth = 1;
+    a->finality = BP_SIM_ARCH_FINALITY;
     atomic_init(&a->episodes, 0);
     a->ep_height = calloc(BP_SIM_ARCH_MAX_EPISODES, sizeof(*a->ep_height));
     a->ep_fork = calloc(BP_SIM_ARCH_MAX_EPISODES, sizeof(*a->ep_fork));
@@ -53,14 +55,16 @@ void bp_sim_arch_release(bp_sim_arch *a)
     a->ep_fork = NULL;
 }
 
-/* The newest canonical block with transactions below head (within SEARCH_BACK). */
+/* The newest canonical block with transactions at least rollback_depth below head (within
+ * SEARCH_BACK more). */
 static bool rollback_target(const bp_sim_arch *a, uint64_t head, uint64_t *n, uint32_t *fork)
 {
     bp_sim_block b;
     bp_error err;
     bool found = false;
+    uint64_t d = a->rollback_depth;
     bp_sim_block_init(&b);
-    for (uint64_t x = head > 0 ? head - 1 : 0, i = 0; !found && i < SEARCH_BACK; x--, i++) {
+    for (uint64_t x = head > d ? head - d : 0, i = 0; !found && i < SEARCH_BACK; x--, i++) {
         uint32_t f = bp_sim_chain_fork_at(a->chain, x);
         if (bp_sim_block_gen(a->chain, x, f, &b, &err) != 0)
             break;
@@ -548,7 +552,7 @@ int bp_sim_arch_result(const bp_sim_arch *a, bp_sim_request *r, const char *m, y
     if (strcmp(m, "get_best_block_hash") == 0) /* get-best-block-hash.md */
         return hash_result(a, head, out);
     if (strcmp(m, "get_best_finalized_block_hash") == 0) /* get-best-finalized-block-hash.md */
-        return hash_result(a, head > BP_SIM_ARCH_FINALITY ? head - BP_SIM_ARCH_FINALITY : 0, out);
+        return hash_result(a, head > a->finality ? head - a->finality : 0, out);
     if (strcmp(m, "is_node_ready") == 0) /* is-node-ready.md */
         return bp_buf_puts(out, "true");
     if (strcmp(m, "get_block") == 0) /* get-block.md; a second param (a filter) is ignored */

@@ -27,7 +27,7 @@
 #include "util/buf.h"
 
 #define BP_SIM_ARCH_MAX_EPISODES 65536u
-#define BP_SIM_ARCH_FINALITY 6    /* get_best_finalized_block_hash: this many below the head */
+#define BP_SIM_ARCH_FINALITY 6    /* get_best_finalized_block_hash's default depth below the head */
 #define BP_SIM_ARCH_DKG_EVERY 16  /* a dkg event with every 16th block */
 #define BP_SIM_ARCH_NOT_FOUND 404 /* the error code of an unknown block / tx (the SDK's) */
 
@@ -47,6 +47,8 @@ const char *bp_sim_arch_topic_name(unsigned t);
 typedef struct bp_sim_arch {
     bp_sim_chain *chain;
     double t0, rollback_every; /* 0: no rollbacks */
+    uint64_t rollback_depth;   /* an episode's block is at least this many below the head */
+    uint64_t finality;         /* get_best_finalized_block_hash: this many below the head */
     pthread_mutex_t lock;      /* bp_sim_arch_tick */
     atomic_uint episodes;      /* applied so far */
     uint64_t *ep_height;       /* [BP_SIM_ARCH_MAX_EPISODES]: the block of episode j */

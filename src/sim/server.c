@@ -525,6 +525,10 @@ int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_er
         bp_sim_chain_release(&s->chain);
         return rc;
     }
+    if (s->is_arch && cfg->rollback_depth)
+        s->arch.rollback_depth = cfg->rollback_depth;
+    if (s->is_arch && cfg->finality)
+        s->arch.finality = cfg->finality;
     s->eps = calloc(cfg->endpoints, sizeof(*s->eps));
     s->require_headers = cfg->require_headers;
     s->require_count = cfg->require_count;

@@ -22,10 +22,12 @@
 
 typedef struct bp_sim_server_config {
     bp_sim_params chain;
-    bool arch;             /* --chain-type arch: Arch Network answers and events (sim/arch.h) */
-    double rollback_every; /* arch: seconds between rollback / re-apply episodes, 0 = none */
-    const char *host;      /* IPv4 address, "localhost" allowed */
-    uint16_t port;         /* endpoint i listens on port + i; 0 = free ports */
+    bool arch;               /* --chain-type arch: Arch Network answers and events (sim/arch.h) */
+    double rollback_every;   /* arch: seconds between rollback / re-apply episodes, 0 = none */
+    uint64_t rollback_depth; /* arch: an episode's block at least this many below the head (0: 1) */
+    uint64_t finality;       /* arch: the best finalized block this many below the head (0: 6) */
+    const char *host;        /* IPv4 address, "localhost" allowed */
+    uint16_t port;           /* endpoint i listens on port + i; 0 = free ports */
     size_t endpoints;
     const bp_sim_faults *faults; /* [endpoints] */
     /* "Name: value" headers every JSON-RPC request and WebSocket upgrade must carry (a

@@ -52,7 +52,12 @@ int bp_pg_arch_schema(bp_buf *sql)
     return bp_buf_puts(sql, "CREATE INDEX IF NOT EXISTS arch_transactions_txid_idx ON "
                             "arch_transactions(txid);"
                             "CREATE INDEX IF NOT EXISTS arch_account_updates_account_idx ON "
-                            "arch_account_updates(account, block_height);") != 0
+                            "arch_account_updates(account, block_height);"
+                            /* the API's (/api/arch/...): a block by hash, events in arrival
+                             * order */
+                            "CREATE INDEX IF NOT EXISTS arch_blocks_hash_idx ON arch_blocks(hash);"
+                            "CREATE INDEX IF NOT EXISTS arch_events_received_idx ON "
+                            "arch_events(chain, received_at, key);") != 0
                ? BP_ENOMEM
                : 0;
 }

@@ -63,10 +63,19 @@ static int param(bp_buf *out, int n, enum bp_sql_param_kind k)
         return bp_buf_printf(out, "decode($%d, 'hex')", n);
     if (k == BP_SQL_P_INT)
         return bp_buf_printf(out, "$%d::bigint", n);
+    if (k == BP_SQL_P_REAL)
+        return bp_buf_printf(out, "$%d::double precision", n);
     return bp_buf_printf(out, "$%d", n);
 }
 
-static const bp_sql_dialect g_dialect = {.select_expr = select_expr, .param = param};
+/* Arch hashes are bytea (sink/pg_arch.c), read as the bare hex SQLite stores. */
+static int arch_hash_expr(bp_buf *out, const char *column)
+{
+    return bp_buf_printf(out, "encode(%s, 'hex')", column);
+}
+
+static const bp_sql_dialect g_dialect = {
+    .select_expr = select_expr, .param = param, .arch_hash_expr = arch_hash_expr};
 
 static int connect_reader(pg_reader *r, bp_error *err)
 {

@@ -61,7 +61,13 @@ static const char g_indexes_ddl[] =
     "CREATE INDEX IF NOT EXISTS transactions_to_idx ON transactions(chain, to_address,"
     " block_number, transaction_index);"
     "CREATE INDEX IF NOT EXISTS logs_address_idx ON logs(chain, address, block_number, log_index);"
-    "CREATE INDEX IF NOT EXISTS logs_topic0_idx ON logs(chain, topic0, block_number, log_index);";
+    "CREATE INDEX IF NOT EXISTS logs_topic0_idx ON logs(chain, topic0, block_number, log_index);"
+    /* Arch (/api/arch/...): blocks by hash, the updates of an account, events in arrival
+     * order (arch_transactions(chain, txid) is there always: the rollback UPDATE's) */
+    "CREATE INDEX IF NOT EXISTS arch_blocks_hash_idx ON arch_blocks(hash);"
+    "CREATE INDEX IF NOT EXISTS arch_account_updates_account_idx ON arch_account_updates(chain,"
+    " account, block_height, tx_index);"
+    "CREATE INDEX IF NOT EXISTS arch_events_received_idx ON arch_events(chain, received_at, key);";
 
 static const char g_checkpoints_ddl[] =
     "CREATE TABLE IF NOT EXISTS checkpoints(chain TEXT NOT NULL, output TEXT NOT NULL,"

@@ -44,7 +44,14 @@ static int param(bp_buf *out, int n, enum bp_sql_param_kind k)
     return bp_buf_putc(out, '?');
 }
 
-static const bp_sql_dialect g_dialect = {.select_expr = select_expr, .param = param};
+/* Arch hashes are stored as the bare hex text they are read as. */
+static int arch_hash_expr(bp_buf *out, const char *column)
+{
+    return bp_buf_puts(out, column);
+}
+
+static const bp_sql_dialect g_dialect = {
+    .select_expr = select_expr, .param = param, .arch_hash_expr = arch_hash_expr};
 
 int bp_sqlite_open_reader(bp_sink_reader **out, const char *target, const bp_sink_opts *opts,
                           bp_error *err)
@@ -105,6 +112,8 @@ static int bind_params(sqlite3_stmt *st, const bp_sql_params *p)
         const bp_sql_param *v = &p->p[i];
         if (v->kind == BP_SQL_P_INT)
             rc = sqlite3_bind_int64(st, i + 1, (sqlite3_int64)v->u);
+        else if (v->kind == BP_SQL_P_REAL)
+            rc = sqlite3_bind_double(st, i + 1, strtod(v->s, NULL));
         else
             rc = sqlite3_bind_text(st, i + 1, v->s, -1, SQLITE_STATIC);
     }

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "arch/arch_tables.h"
 #include "blockpipe/derived.h"
 
 /* Per table: the block number column, the index that orders rows inside a block, the hash
@@ -237,9 +238,153 @@ static int dselect(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d,
     return 0;
 }
 
+/* ---- Arch tables ---- */
+
+/* Per Arch table: the block column, the keyset columns after it (NULL: none), and the
+ * columns of the hash / block hash / tx hash / address / topic filters (NULL: refused). */
+typedef struct arch_shape {
+    const char *number, *index, *key, *hash, *block_hash, *tx_hash, *address, *topic;
+    bool by_time; /* events: ordered by (received_at, key), the range filters block_height */
+} arch_shape;
+
+static const arch_shape g_arch[BP_ARCH_TABLE_COUNT] = {
+    [BP_ARCH_BLOCKS] = {.number = "height", .hash = "hash"},
+    [BP_ARCH_TRANSACTIONS] = {.number = "block_height",
+                              .index = "tx_index",
+                              .hash = "txid",
+                              .block_hash = "block_hash"},
+    [BP_ARCH_ACCOUNT_UPDATES] = {.number = "block_height",
+                                 .index = "tx_index",
+                                 .key = "account",
+                                 .tx_hash = "txid",
+                                 .address = "account"},
+    [BP_ARCH_EVENTS] = {.number = "block_height", .key = "key", .topic = "topic", .by_time = true},
+};
+
+static void arch_columns(builder *b, enum bp_arch_table t)
+{
+    const char *sep = "";
+    for (size_t i = 0; i < bp_arch_column_count; i++) {
+        const bp_arch_column *c = &bp_arch_columns[i];
+        if (c->table != t)
+            continue;
+        st(b, bp_buf_puts(b->sql, sep));
+        sep = ", ";
+        if (c->type == BP_ARCH_HASH) {
+            st(b, b->d->arch_hash_expr(b->sql, c->name));
+        } else {
+            bp_col_type ty = c->type == BP_ARCH_INT    ? BP_COL_INT64
+                             : c->type == BP_ARCH_JSON ? BP_COL_JSON
+                             : c->type == BP_ARCH_BOOL ? BP_COL_BOOL
+                             : c->type == BP_ARCH_REAL ? BP_COL_FLOAT
+                                                       : BP_COL_TEXT;
+            bp_column col = {.name = c->name, .qname = c->name, .type = ty};
+            st(b, b->d->select_expr(b->sql, &col));
+        }
+    }
+}
+
+static int arch_refused(const char *table, const char *what, bp_error *err)
+{
+    return bp_error_set(err, BP_EINVAL, "%s cannot be filtered by %s", table, what);
+}
+
+/* Keyset: the row strictly after the cursor in the order asked for. */
+static void arch_after(builder *b, const bp_read_query *q, const arch_shape *s)
+{
+    st(b, bp_buf_printf(b->sql, " %s (", b->where ? "AND" : "WHERE"));
+    b->where = true;
+    if (s->by_time)
+        st(b, bp_buf_printf(b->sql, "received_at, %s", s->key));
+    else
+        st(b, bp_buf_printf(b->sql, "%s%s%s%s%s", s->number, s->index ? ", " : "",
+                            s->index ? s->index : "", s->key ? ", " : "", s->key ? s->key : ""));
+    st(b, bp_buf_printf(b->sql, ") %s (", q->ascending ? ">" : "<"));
+    if (s->by_time) {
+        st(b, add_param(b, (bp_sql_param){.kind = BP_SQL_P_REAL, .s = q->after_real}));
+        st(b, bp_buf_puts(b->sql, ", "));
+        st(b, add_param(b, text(q->after_key)));
+    } else {
+        st(b, add_param(b, num(q->after_number)));
+        if (s->index) {
+            st(b, bp_buf_puts(b->sql, ", "));
+            st(b, add_param(b, num(q->after_index)));
+        }
+        if (s->key) {
+            st(b, bp_buf_puts(b->sql, ", "));
+            st(b, add_param(b, hex(q->after_key)));
+        }
+    }
+    st(b, bp_buf_putc(b->sql, ')'));
+}
+
+static int arch_select(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d,
+                       bp_sql_params *p, bp_error *err)
+{
+    if (q->arch < 1 || q->arch > BP_ARCH_TABLE_COUNT)
+        return bp_error_set(err, BP_EINVAL, "no such Arch table");
+    enum bp_arch_table t = (enum bp_arch_table)(q->arch - 1);
+    const arch_shape *s = &g_arch[t];
+    const char *name = bp_arch_table_name(t);
+    if (!d->arch_hash_expr)
+        return bp_error_set(err, BP_EINVAL, "this output has no Arch tables (%s)", name);
+    if ((q->hash && !s->hash) || (q->block_hash && !s->block_hash) || (q->tx_hash && !s->tx_hash))
+        return arch_refused(name, "hash", err);
+    if ((q->address && !s->address) || (q->topic && !s->topic) || q->topic0)
+        return arch_refused(name, q->topic0 ? "topic0" : "address or topic", err);
+    if (q->rolled_back && t != BP_ARCH_TRANSACTIONS)
+        return arch_refused(name, "rolled_back", err);
+    if (q->has_after && (s->key || s->by_time) && (!q->after_key || (s->by_time && !q->after_real)))
+        return arch_refused(name, "a cursor without its key", err);
+    builder b = {.sql = sql, .d = d, .p = p};
+    p->n = 0;
+    st(&b, bp_buf_puts(sql, "SELECT "));
+    arch_columns(&b, t);
+    st(&b, bp_buf_printf(sql, " FROM %s", name));
+    if (q->chain)
+        cond(&b, "chain", "=", text(q->chain));
+    if (q->has_min)
+        cond(&b, s->number, ">=", num(q->min));
+    if (q->has_max)
+        cond(&b, s->number, "<=", num(q->max));
+    if (q->hash)
+        cond(&b, s->hash, "=", hex(q->hash));
+    if (q->block_hash)
+        cond(&b, s->block_hash, "=", hex(q->block_hash));
+    if (q->tx_hash)
+        cond(&b, s->tx_hash, "=", hex(q->tx_hash));
+    if (q->address)
+        cond(&b, s->address, "=", hex(q->address));
+    if (q->topic)
+        cond(&b, s->topic, "=", text(q->topic));
+    if (q->rolled_back) {
+        st(&b, bp_buf_printf(sql, " %s %srolled_back", b.where ? "AND" : "WHERE",
+                             q->rolled_back == 1 ? "" : "NOT "));
+        b.where = true;
+    }
+    if (q->has_after)
+        arch_after(&b, q, s);
+    const char *dir = q->ascending ? "ASC" : "DESC";
+    if (!q->any_order && s->by_time)
+        st(&b, bp_buf_printf(sql, " ORDER BY received_at %s, %s %s", dir, s->key, dir));
+    else if (!q->any_order)
+        st(&b, bp_buf_printf(sql, " ORDER BY %s %s%s%s%s%s%s%s", s->number, dir,
+                             s->index ? ", " : "", s->index ? s->index : "", s->index ? " " : "",
+                             s->index ? dir : "", s->key ? ", " : "", s->key ? s->key : ""));
+    if (!q->any_order && !s->by_time && s->key)
+        st(&b, bp_buf_printf(sql, " %s", dir));
+    if (q->limit)
+        st(&b, bp_buf_printf(sql, " LIMIT %zu", q->limit));
+    if (b.rc != 0)
+        return bp_error_set(err, b.rc, b.rc == BP_EINVAL ? "too many filters" : "out of memory");
+    return 0;
+}
+
 int bp_sql_select(bp_buf *sql, const bp_read_query *q, const bp_sql_dialect *d, bp_sql_params *p,
                   bp_error *err)
 {
+    if (q->arch)
+        return arch_select(sql, q, d, p, err);
     if (q->dtable)
         return dselect(sql, q, d, p, err);
     if ((unsigned)q->table >= BP_TABLE_COUNT)

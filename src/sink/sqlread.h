@@ -15,7 +15,8 @@
 enum bp_sql_param_kind {
     BP_SQL_P_TEXT, /* chain */
     BP_SQL_P_INT,  /* a block number or an index (.u) */
-    BP_SQL_P_HEX,  /* 0x-hex of a hash or an address column */
+    BP_SQL_P_HEX,  /* 0x-hex of a hash or an address column (Arch: bare hex) */
+    BP_SQL_P_REAL, /* a double, as text (.s) */
 };
 
 typedef struct bp_sql_param {
@@ -46,6 +47,10 @@ typedef struct bp_sql_dialect {
      * (ClickHouse's rollups): they are read as (SELECT * FROM t FINAL WHERE <key filters>)
      * WHERE block_count > 0 (txcount > 0 for the contract windows). */
     bool empty_windows;
+    /* The Arch tables (bp_read_query.arch): appends the SELECT expression of an Arch hash
+     * column as bare lower-case hex (e.g. "encode(c, 'hex')"). NULL: the output has no Arch
+     * tables and such a read is refused. */
+    int (*arch_hash_expr)(bp_buf *out, const char *column);
 } bp_sql_dialect;
 
 /* "SELECT <every column of q->table> FROM <table> WHERE ... ORDER BY ... LIMIT n" into sql

@@ -16,7 +16,7 @@ stopped by SIGINT after catching up, just after a rollback episode. Then:
   error naming the topic and the field (and nothing else was an error);
 - every stored transaction's rolled_back is the node's get_processed_transaction
   rollback_status then: the episodes whose events came while the socket was down or to a
-  killed run are caught by the re-read of the last 64 blocks' rollback state at every
+  killed run are caught by the re-read of the unfinalized blocks' rollback state at every
   (re)subscription (logged once per start and reconnect);
 - arch_events holds events of every run (receive times in each run's span), one row per key,
   and none of a block above the checkpoint (an event waits for its block's batch).
