@@ -286,6 +286,9 @@ struct bp_sink {
      * stores (BP_FAMILY_ARCH: the arch_* tables); a pipeline of such a family refuses an
      * output without its bit */
     unsigned families;
+    /* set by open() (may stay NULL): why it does not take the other families, for the
+     * pipeline's refusal, e.g. "etl-csv is ethereum-etl's EVM format" */
+    const char *families_why;
     /* The most the output charged to bp_batch.budget during one write so far (0: it never
      * needed more than its fixed part); kept by the backend, reported when the run ends. */
     size_t memory_peak;

@@ -234,7 +234,8 @@ static int chain_handles(bp_multi_config *mc, shared_output *outs, bp_sink **han
             cs->base = (bp_sink){.ops = &g_chain_sink_ops,
                                  .url = outs[i].sink->url,
                                  .derived = outs[i].sink->derived,
-                                 .families = outs[i].sink->families};
+                                 .families = outs[i].sink->families,
+                                 .families_why = outs[i].sink->families_why};
             cs->out = &outs[i];
             handles[c * mc->sink_count + i] = &cs->base;
         }

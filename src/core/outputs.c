@@ -293,9 +293,10 @@ static void view_event(view *v, bp_event_kind kind, const bp_block *b)
         held_push(v->held, v->cp.number, v->cp.hash);
 }
 
-/* A REVERT of the output's newest block, made from what it holds: false when it keeps
- * nothing below it to name the parent by. */
-static bool revert_tip(view *v)
+/* A REVERT of the output's newest block, made from what it holds (a block of the chain's
+ * family: an Arch output reverts arch_* rows): false when it keeps nothing below it to name
+ * the parent by. */
+static bool revert_tip(view *v, enum bp_family family)
 {
     const bp_checkpoint *top = held_top(v->held);
     const char *parent = top && top->number > 0 ? held_hash(v->held, top->number - 1) : NULL;
@@ -306,6 +307,7 @@ static bool revert_tip(view *v)
     snprintf(r->hash, sizeof(r->hash), "%s", top->hash);
     snprintf(r->parent, sizeof(r->parent), "%s", parent);
     r->b.number = top->number;
+    r->b.family = family;
     r->b.hash = r->hash;
     r->b.parent_hash = r->parent;
     view_event(v, BP_EVENT_REVERT, &r->b);
@@ -331,7 +333,7 @@ static int take_apply(view *v, size_t i, const bp_block *b, bp_error *err)
         if (!mine || strcmp(mine, b->hash) == 0)
             return 0; /* it has this block, or one older than it keeps (taken by number) */
         while (cp->set && cp->number >= b->number) /* its branch left the chain here */
-            if (!revert_tip(v))
+            if (!revert_tip(v, b->family))
                 return forked(v, i, b, err);
     }
     view_event(v, BP_EVENT_APPLY, b);
@@ -346,7 +348,7 @@ static int take_revert(view *v, size_t i, const bp_block *b, bp_error *err)
     if (mine && strcmp(mine, b->hash) != 0)
         return 0;                    /* it holds another block there */
     while (v->cp.number > b->number) /* its blocks above an orphan are orphans too */
-        if (!revert_tip(v))
+        if (!revert_tip(v, b->family))
             return forked(v, i, b, err);
     view_event(v, BP_EVENT_REVERT, b);
     return 0;

@@ -1673,10 +1673,11 @@ static int family_supported(const pipeline *p, bp_error *err)
     for (size_t i = 0; i < c->sink_count; i++) {
         const bp_sink *o = c->sinks[i];
         if (!(o->families & (1u << p->src->family)) && strcmp(o->ops->scheme, "callbacks") != 0)
-            return bp_error_set(err, BP_EINVAL,
-                                "--chain-type %s: output %s has no %s tables yet; use a sqlite: "
-                                "or postgres: output",
-                                p->src->name, o->url, p->src->name);
+            return bp_error_set(err, BP_EINVAL, "--chain-type %s: output %s has no %s tables: %s",
+                                p->src->name, o->url, p->src->name,
+                                o->families_why ? o->families_why
+                                                : "not yet (a sqlite:, postgres:, jsonl:, "
+                                                  "redis: or kafka: output has them)");
     }
     return 0;
 }

@@ -533,17 +533,27 @@ static void etlcsv_close(bp_sink *s)
     free(pc);
 }
 
+/* Why an Arch chain is refused here (the pipeline's message). */
+#define NO_ARCH                                                                                    \
+    "etl-csv is ethereum-etl's EVM format (its blocks, transactions, receipts and logs columns "   \
+    "have no place for Arch blocks, transactions or account updates): use jsonl: for files"
+
 static int etlcsv_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
     (void)opts;
-    if (!strstr(target, CHAIN_MARK))
-        return bp_filesink_open(out, target, g_names, F_COUNT, etlcsv_format, err);
+    if (!strstr(target, CHAIN_MARK)) {
+        int rc = bp_filesink_open(out, target, g_names, F_COUNT, etlcsv_format, err);
+        if (rc == 0)
+            (*out)->families_why = NO_ARCH;
+        return rc;
+    }
     /* a chain's directory is opened when the chain asks for its checkpoint, at its start */
     per_chain *pc = calloc(1, sizeof(*pc));
     if (!pc || !(pc->pattern = strdup(target))) {
         free(pc);
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
+    pc->as.base.families_why = NO_ARCH;
     *out = &pc->as.base;
     return 0;
 }

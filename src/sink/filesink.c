@@ -572,6 +572,8 @@ static void track_recent(bp_filesink_chain *c, const bp_batch *batch)
 {
     for (size_t i = 0; i < batch->count; i++) {
         const bp_block *b = batch->events[i].block;
+        if (batch->events[i].kind == BP_EVENT_ARCH_EVENTS)
+            continue; /* no block: the checkpoint stays */
         if (batch->events[i].kind == BP_EVENT_REVERT) {
             while (c->nrecent && c->recent[c->nrecent - 1].number >= b->number)
                 c->nrecent--;

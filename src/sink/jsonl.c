@@ -11,21 +11,51 @@
  * order with the block lines:
  *   {"type":"revert","chain":"mainnet","number":N,"hash":"0x..","parent_hash":"0x.."}
  *
+ * An Arch chain (--chain-type arch, docs/ARCH.md "Stream and file outputs") has files of its
+ * own, one line per row of the SQL outputs' tables, its columns' names and order after "type"
+ * (arch/arch_json.h):
+ *   arch_blocks.jsonl            {"type":"arch_block","chain":..,"height":N,"hash":..,...}, and
+ *                                the revert lines of its blocks (as above; the reverted
+ *                                block's transactions and account updates go with it)
+ *   arch_transactions.jsonl      {"type":"arch_transaction",...}, and a line per transaction a
+ *                                rolledback / reapplied_transactions event lists:
+ *                                {"type":"rollback"|"reapply","chain":..,"txid":..,
+ *                                 "rolled_back":true|false,"block_height":N|null,"cause":..}
+ *   arch_account_updates.jsonl   {"type":"arch_account_update",...}
+ *   arch_events.jsonl            {"type":"arch_event","chain":..,"key":..,"topic":..,...}
+ * A reader that drops the rows of reverted blocks and sets each transaction's rolled_back by
+ * the last rollback / reapply line naming it holds what the SQL tables hold.
+ *
  * Exactly-once delivery and restart: see filesink.h (DIR/checkpoint.json). */
 #include "blockpipe/sink.h"
 
 #include <inttypes.h>
+#include <string.h>
 
+#include "arch/arch_json.h"
 #include "blockpipe/columns.h"
 #include "sink/filesink.h"
 #include "sink/format.h"
 
-enum { F_BLOCKS, F_TXS, F_LOGS, F_COUNT };
+enum {
+    F_BLOCKS,
+    F_TXS,
+    F_LOGS,
+    F_ARCH_BLOCKS,
+    F_ARCH_TXS,
+    F_ARCH_ACCOUNTS,
+    F_ARCH_EVENTS,
+    F_COUNT
+};
 
 static const char *const g_names[F_COUNT] = {
     [F_BLOCKS] = "blocks.jsonl",
     [F_TXS] = "transactions.jsonl",
     [F_LOGS] = "logs.jsonl",
+    [F_ARCH_BLOCKS] = "arch_blocks.jsonl",
+    [F_ARCH_TXS] = "arch_transactions.jsonl",
+    [F_ARCH_ACCOUNTS] = "arch_account_updates.jsonl",
+    [F_ARCH_EVENTS] = "arch_events.jsonl",
 };
 
 /* A key of a line: a column of the column table (under its name), or one of ethereum-etl's
@@ -302,12 +332,95 @@ static int apply_lines(bp_filesink *fs, const char *chain, const bp_block *b)
     return rc;
 }
 
+/* ---- Arch ------------------------------------------------------------------------------ */
+
+/* An object of arch_json.h (begin: where its '{' is in buf) as a line of type `type`. */
+static int arch_line(bp_buf *buf, size_t begin, const char *type, int rc)
+{
+    if (rc != 0)
+        return rc;
+    size_t n = buf->len - begin - 1; /* the object without its '{' */
+    size_t head = strlen(type) + 11; /* {"type":"T", */
+    if (bp_buf_printf(buf, "%*s", (int)head, "") != 0 || bp_buf_puts(buf, "\n") != 0)
+        return BP_ENOMEM;
+    char *p = buf->data + begin;
+    memmove(p + head, p + 1, n);
+    memcpy(p, "{\"type\":\"", 9);
+    memcpy(p + 9, type, strlen(type));
+    memcpy(p + 9 + strlen(type), "\",", 2);
+    buf->len = begin + head + n + 1;
+    buf->data[buf->len - 1] = '\n';
+    buf->data[buf->len] = '\0';
+    return 0;
+}
+
+#define ARCH_LINE(file, type, call)                                                                \
+    do {                                                                                           \
+        bp_buf *buf_ = bp_filesink_buf(fs, file);                                                  \
+        size_t at_ = buf_->len;                                                                    \
+        int rc_ = arch_line(buf_, at_, type, call);                                                \
+        if (rc_ != 0)                                                                              \
+            return rc_;                                                                            \
+    } while (0)
+
+static int arch_apply_lines(bp_filesink *fs, const char *chain, const bp_block *b)
+{
+    if (!b->arch)
+        return BP_EINVAL;
+    ARCH_LINE(F_ARCH_BLOCKS, "arch_block", bp_arch_json_block(buf_, chain, b));
+    for (size_t i = 0; i < b->arch->tx_count; i++) {
+        const bp_arch_tx *t = &b->arch->txs[i];
+        ARCH_LINE(F_ARCH_TXS, "arch_transaction", bp_arch_json_tx(buf_, chain, b, i));
+        for (size_t k = 0; k < t->account_count; k++)
+            if (bp_arch_account_first(t, k))
+                ARCH_LINE(F_ARCH_ACCOUNTS, "arch_account_update",
+                          bp_arch_json_account(buf_, chain, b, i, k));
+    }
+    return 0;
+}
+
+static int arch_event_lines(bp_filesink *fs, const char *chain, const bp_block *b)
+{
+    for (size_t i = 0; b->arch && i < b->arch->event_count; i++) {
+        const bp_arch_event *e = &b->arch->events[i];
+        if (!e->resync)
+            ARCH_LINE(F_ARCH_EVENTS, "arch_event", bp_arch_json_event(buf_, chain, e));
+        const char *type = e->topic == BP_ARCH_T_ROLLEDBACK ? "rollback" : "reapply";
+        for (size_t k = 0; bp_arch_event_is_state(e) && k < e->hash_count; k++)
+            ARCH_LINE(F_ARCH_TXS, type, bp_arch_json_state(buf_, chain, e, k));
+    }
+    return 0;
+}
+
+static int arch_revert_line(bp_filesink *fs, const char *chain, const bp_block *b)
+{
+    bp_fmt f = start(fs, F_ARCH_BLOCKS, "revert", chain);
+    key(&f, "number");
+    bp_fmt_u64(&f, b->number);
+    key(&f, "hash");
+    bp_fmt_json_str(&f, b->hash);
+    key(&f, "parent_hash");
+    bp_fmt_json_str(&f, b->parent_hash);
+    bp_fmt_str(&f, "}\n");
+    return f.rc;
+}
+
+static int lines_of(bp_filesink *fs, const char *chain, const bp_event *ev)
+{
+    if (ev->kind == BP_EVENT_ARCH_EVENTS)
+        return arch_event_lines(fs, chain, ev->block);
+    if (ev->block->family == BP_FAMILY_ARCH)
+        return ev->kind == BP_EVENT_APPLY ? arch_apply_lines(fs, chain, ev->block)
+                                          : arch_revert_line(fs, chain, ev->block);
+    return ev->kind == BP_EVENT_APPLY ? apply_lines(fs, chain, ev->block)
+                                      : revert_line(fs, chain, ev->block);
+}
+
 static int jsonl_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)
 {
     for (size_t i = 0; i < batch->count; i++) {
         const bp_event *ev = &batch->events[i];
-        int rc = ev->kind == BP_EVENT_APPLY ? apply_lines(fs, batch->chain, ev->block)
-                                            : revert_line(fs, batch->chain, ev->block);
+        int rc = lines_of(fs, batch->chain, ev);
         if (rc != 0)
             return bp_error_set(err, rc, "%s: block %" PRIu64 ": formatting lines: %s", fs->dir,
                                 ev->block->number, bp_strerror(rc));
@@ -318,7 +431,10 @@ static int jsonl_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)
 static int jsonl_open(bp_sink **out, const char *target, const bp_sink_opts *opts, bp_error *err)
 {
     (void)opts;
-    return bp_filesink_open(out, target, g_names, F_COUNT, jsonl_format, err);
+    int rc = bp_filesink_open(out, target, g_names, F_COUNT, jsonl_format, err);
+    if (rc == 0)
+        (*out)->families = 1u << BP_FAMILY_ARCH;
+    return rc;
 }
 
 const bp_sink_ops bp_sink_jsonl_ops = {
@@ -326,7 +442,7 @@ const bp_sink_ops bp_sink_jsonl_ops = {
     .title = "JSON lines",
     .usage = "jsonl:DIR",
     .description = "JSON lines in ethereum-etl's stream format (blocks, transactions, logs; "
-                   "revert lines) in a directory",
+                   "revert lines; Arch chains: arch_*.jsonl) in a directory",
     .open = jsonl_open,
     .checkpoint = bp_filesink_checkpoint,
     .recent = bp_filesink_recent,

@@ -86,6 +86,7 @@ typedef struct kafka_sink {
     char *chain;
     bool loaded, uncertain;
     bp_checkpoint cp;
+    uint64_t events; /* the Arch events written with the checkpoint (stream.h) */
     bp_stream_recent recent;
     uint64_t txn_base, txn_count;
     char txn[24];
@@ -96,6 +97,7 @@ typedef struct kafka_sink {
         int64_t started_ms;      /* when its transaction began */
         bp_checkpoint cp;        /* its last batch's */
         bp_stream_recent recent; /* the recent blocks after it */
+        uint64_t events;         /* the Arch events written with the checkpoint after it */
         /* its messages (entity: 1 byte, value length: 4, value) to write again whole when
          * the transaction fails; keeping stops at GROUP_BYTES (the group then ends) */
         bp_buf kept;
@@ -466,13 +468,15 @@ static bool parse_checkpoint(kafka_sink *s, const char *value, size_t len)
     char *text = strndup(value, len), msg[128];
     yajl_val v = text ? yajl_tree_parse(text, msg, sizeof(msg)) : NULL;
     free(text);
-    const char *path[] = {"number", NULL};
+    const char *path[] = {"number", NULL}, *epath[] = {"events", NULL};
     yajl_val num = v ? yajl_tree_get(v, path, yajl_t_any) : NULL;
+    yajl_val events = v ? yajl_tree_get(v, epath, yajl_t_number) : NULL;
     const char *hash = v ? jstr(v, "hash") : NULL, *recent = v ? jstr(v, "recent") : NULL;
     bool ok = num && (YAJL_IS_NULL(num) || (YAJL_IS_INTEGER(num) && hash));
     if (ok) {
         memset(&s->cp, 0, sizeof(s->cp));
         s->recent.n = 0;
+        s->events = events && YAJL_IS_INTEGER(events) ? (uint64_t)YAJL_GET_INTEGER(events) : 0;
         if (YAJL_IS_INTEGER(num)) {
             s->cp.set = true;
             s->cp.number = (uint64_t)YAJL_GET_INTEGER(num);
@@ -537,6 +541,7 @@ static int load_state(kafka_sink *s, const char *chain, bp_error *err)
         rd_kafka_query_watermark_offsets(s->c, s->cp_topic, 0, &lo, &hi, s->timeout_ms);
     bool found = false;
     memset(&s->cp, 0, sizeof(s->cp));
+    s->events = 0;
     s->recent.n = 0;
     int rc = 0;
     if (e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || e == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION)
@@ -666,14 +671,51 @@ static int produce_entry(kafka_sink *s, int e, const char *type, const bp_block 
     return rc;
 }
 
+typedef struct arch_ctx {
+    kafka_sink *s;
+    int e;
+    const bp_block *b;
+    bp_error *err;
+} arch_ctx;
+
+static int arch_entry(void *p, const char *type, const char *data, size_t dlen)
+{
+    arch_ctx *a = p;
+    return produce_entry(a->s, a->e, type, a->b, data, dlen, a->err);
+}
+
+/* The entries of an Arch chain's event i (stream.h); err is set on failure. */
+static int produce_arch(kafka_sink *s, const bp_batch *b, size_t i, bp_error *err)
+{
+    arch_ctx a = {.s = s, .b = b->events[i].block, .err = err};
+    for (a.e = 0; a.e < BP_STREAM_ENTITY_COUNT; a.e++) {
+        if (!(s->entities & (1u << a.e)) || !((1u << a.e) & BP_STREAM_ARCH_MASK))
+            continue;
+        bp_error_clear(err);
+        int rc = bp_stream_arch_entries(a.e, b, i, &s->data, arch_entry, &a);
+        if (rc != 0 && !err->msg[0])
+            bp_error_set(err, rc, "block %" PRIu64 ": %s: %s", a.b->number,
+                         bp_stream_entity_names[a.e], bp_strerror(rc));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int produce_events(kafka_sink *s, const bp_batch *b, bp_error *err)
 {
     size_t hint = 0;
     for (size_t i = 0; i < b->count; i++) {
         const bp_block *blk = b->events[i].block;
         bool apply = b->events[i].kind == BP_EVENT_APPLY;
+        if (b->events[i].kind == BP_EVENT_ARCH_EVENTS || blk->family == BP_FAMILY_ARCH) {
+            int rc = produce_arch(s, b, i, err);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
         for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
-            if (!(s->entities & (1u << e)))
+            if (!(s->entities & (1u << e)) || ((1u << e) & BP_STREAM_ARCH_MASK))
                 continue;
             if (!apply) {
                 int rc = produce_entry(s, e, "revert", blk, "null", 4, err);
@@ -708,8 +750,10 @@ static int delivered(kafka_sink *s, const char *what, bp_error *err)
     return 0;
 }
 
+/* events: the Arch events written with the checkpoint, this transaction's too (0: the key is
+ * left out). */
 static int produce_checkpoint(kafka_sink *s, const bp_checkpoint *cp,
-                              const bp_stream_recent *recent, bp_error *err)
+                              const bp_stream_recent *recent, uint64_t events, bp_error *err)
 {
     char key[512];
     snprintf(key, sizeof(key), "%s:%s", s->name, s->chain);
@@ -731,6 +775,10 @@ static int produce_checkpoint(kafka_sink *s, const bp_checkpoint *cp,
     bp_jsonw_str(&w, s->txn);
     bp_jsonw_key(&w, "recent");
     bp_jsonw_str(&w, s->text.data);
+    if (events) {
+        bp_jsonw_key(&w, "events");
+        bp_jsonw_u64(&w, events);
+    }
     bp_jsonw_end_object(&w);
     if (rc == 0)
         rc = bp_jsonw_finish(&w);
@@ -744,30 +792,39 @@ static bool same_cp(const bp_checkpoint *a, const bp_checkpoint *b)
     return a->set == b->set && (!a->set || (a->number == b->number && !strcmp(a->hash, b->hash)));
 }
 
-/* After a fatal error or a commit with no answer the batch may be committed already: the
- * checkpoint read back says. */
-static int settle(kafka_sink *s, const bp_batch *b, bool *done, bp_error *err)
+/* After a fatal error or a commit with no answer the write of the batch (or group) up to cp
+ * may be committed already: the checkpoint read back says, with the count of Arch events it
+ * leaves (ev1: a batch of events alone keeps the checkpoint). */
+static int settle(kafka_sink *s, const char *chain, const bp_checkpoint *cp, uint64_t ev1,
+                  bool *done, bp_error *err)
 {
     bp_checkpoint before = s->cp;
-    bool was = s->loaded && s->chain && strcmp(s->chain, b->chain) == 0 && s->uncertain;
+    uint64_t ev0 = s->events;
+    bool was = s->loaded && s->chain && strcmp(s->chain, chain) == 0 && s->uncertain;
     *done = false;
-    int rc = state_of(s, b->chain, err);
+    int rc = state_of(s, chain, err);
     if (rc != 0 || !was)
         return rc;
-    if (same_cp(&s->cp, &b->checkpoint) && !same_cp(&before, &b->checkpoint)) {
+    if (same_cp(&s->cp, cp) && s->events == ev1 && !(same_cp(&before, cp) && ev0 == ev1)) {
         *done = true;
         bp_info("kafka %s: batch up to %" PRIu64 " was committed before the error; not written "
                 "again",
-                s->brokers, b->checkpoint.number);
+                s->brokers, cp->number);
         return 0;
     }
-    if (!same_cp(&s->cp, &before))
+    if (!same_cp(&s->cp, &before) || s->events != ev0)
         return bp_error_set(err, BP_EDB,
                             "kafka %s: the checkpoint of %s is at %" PRIu64 " %s, expected %" PRIu64
                             " %s: another process writes with the same checkpoint name?",
-                            s->brokers, b->chain, s->cp.number, s->cp.hash, before.number,
+                            s->brokers, chain, s->cp.number, s->cp.hash, before.number,
                             before.hash);
     return 0;
+}
+
+/* The Arch events written once batch b is: after the open group's, or the checkpoint's. */
+static uint64_t events_after(const kafka_sink *s, const bp_batch *b)
+{
+    return (s->grp.batches ? s->grp.events : s->events) + bp_stream_arch_event_count(b);
 }
 
 static int commit(kafka_sink *s, bp_error *err)
@@ -836,13 +893,13 @@ static int begin(kafka_sink *s, bp_error *err)
 
 /* The open transaction's deliveries awaited, then the checkpoint record, then the commit. */
 static int finish(kafka_sink *s, const bp_checkpoint *cp, const bp_stream_recent *recent,
-                  bp_error *err)
+                  uint64_t events, bp_error *err)
 {
     int rc = delivered(s, "delivering the batch", err);
     if (rc == 0)
         bp_crashpoint("kafka.before_checkpoint");
     if (rc == 0)
-        rc = produce_checkpoint(s, cp, recent, err);
+        rc = produce_checkpoint(s, cp, recent, events, err);
     if (rc == 0)
         rc = delivered(s, "delivering the checkpoint", err);
     if (rc == 0)
@@ -850,6 +907,7 @@ static int finish(kafka_sink *s, const bp_checkpoint *cp, const bp_stream_recent
     if (rc == 0) {
         s->txn_open = false;
         s->cp = *cp;
+        s->events = events;
         s->recent = *recent;
         group_clear(s);
     }
@@ -871,6 +929,7 @@ static int write_txn(kafka_sink *s, const bp_batch *b, bp_error *err)
     if (rc != 0)
         return rc;
     size_t mark = s->grp.kept.len;
+    uint64_t events = events_after(s, b);
     s->grp.keeping = b->more;
     rc = begin(s, err);
     if (rc == 0)
@@ -879,6 +938,7 @@ static int write_txn(kafka_sink *s, const bp_batch *b, bp_error *err)
         s->grp.batches++;
         s->grp.cp = b->checkpoint;
         s->grp.recent = sh.recent;
+        s->grp.events = events;
         rd_kafka_poll(s->p, 0); /* the delivery reports so far: their messages are freed */
         if (s->grp.batches >= 2)
             bp_crashpoint("kafka.mid_group");
@@ -887,7 +947,7 @@ static int write_txn(kafka_sink *s, const bp_batch *b, bp_error *err)
             bp_debug("kafka %s: transaction %s: %zu batches up to block %" PRIu64 " (%zu bytes "
                      "kept)",
                      s->brokers, s->txn, s->grp.batches + 1, b->checkpoint.number, s->grp.kept.len);
-        rc = finish(s, &b->checkpoint, &sh.recent, err);
+        rc = finish(s, &b->checkpoint, &sh.recent, events, err);
     }
     if (rc != 0) {
         s->grp.kept.len = mark; /* the batch is the pipeline's to write again, not ours */
@@ -905,13 +965,14 @@ static int end_group(kafka_sink *s, bp_error *err)
     bp_stream_recent recent = s->grp.recent;
     bp_checkpoint cp = s->grp.cp;
     bool done = false;
-    int rc = settle(s, &(bp_batch){.chain = s->chain, .checkpoint = cp}, &done, err);
+    uint64_t events = s->grp.events;
+    int rc = settle(s, s->chain, &cp, events, &done, err);
     if (rc == 0 && done)
         group_clear(s);
     if (rc == 0 && !done)
         rc = begin(s, err);
     if (rc == 0 && !done)
-        rc = finish(s, &cp, &recent, err);
+        rc = finish(s, &cp, &recent, events, err);
     if (rc != 0) {
         abort_open(s);
         if (!s->inited)
@@ -949,7 +1010,7 @@ static int kafka_write(bp_sink *base, const bp_batch *b, bp_error *err)
     if (s->grp.batches && strcmp(s->chain, b->chain) != 0)
         rc = end_group(s, err); /* a group is one chain's (a shared output gets no more) */
     if (rc == 0)
-        rc = settle(s, b, &done, err);
+        rc = settle(s, b->chain, &b->checkpoint, events_after(s, b), &done, err);
     if (rc == 0 && done)
         group_clear(s); /* the batch ended the group: all of it was committed */
     if (rc == 0 && !done)
@@ -1085,6 +1146,8 @@ static int configure(kafka_sink *s, const char *target, const bp_sink_opts *o, b
     for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
         s->topics[e] = joined(s->prefix, bp_stream_entity_names[e]);
     int rc = bp_stream_entities_of(o, &s->entities, &s->base.derived, err);
+    if (rc == 0)
+        bp_stream_families(s->entities, &s->base);
     if (rc == 0 && !s->brokers[0])
         rc = bp_error_set(err, BP_EINVAL, "no broker: expected kafka://host:port[,host:port]");
     if (rc == 0)
@@ -1113,7 +1176,7 @@ static int kafka_open(bp_sink **out, const char *target, const bp_sink_opts *opt
         kafka_close(&s->base);
         return rc;
     }
-    bp_info("kafka %s: topics %s{blocks,transactions,logs,metrics}, checkpoint %s key "
+    bp_info("kafka %s: topics %s{entity}, checkpoint %s key "
             "%s:{chain}, transactional.id %s",
             s->brokers, s->prefix, s->cp_topic, s->name,
             s->txid[0] ? s->txid : "(blockpipe-{name}-{chain}, once the chain is known)");

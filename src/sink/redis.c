@@ -42,7 +42,9 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <yajl/yajl_tree.h>
 
+#include "arch/arch_json.h"
 #include "blockpipe/columns.h"
 #include "sink/options.h"
 #include "sink/redis_conn.h"
@@ -69,6 +71,7 @@ typedef struct redis_sink {
     char *chain;
     bool loaded, uncertain;
     bp_checkpoint cp;
+    uint64_t events; /* the Arch events written with the checkpoint (stream.h) */
     bp_stream_recent recent;
     char *keys[BP_STREAM_ENTITY_COUNT][3]; /* stream, channel, latest */
     char *cp_key;
@@ -143,9 +146,10 @@ static int load_state(redis_sink *s, bp_error *err)
         return bp_error_set(err, BP_EDB, "redis %s: HGETALL %s: %s", s->t.where, s->cp_key,
                             bp_redis_reply_text(r, text, sizeof(text)));
     const redisReply *num = field(r, "number"), *hash = field(r, "hash"),
-                     *recent = field(r, "recent");
+                     *recent = field(r, "recent"), *events = field(r, "events");
     memset(&s->cp, 0, sizeof(s->cp));
     s->recent.n = 0;
+    s->events = events && events->type == REDIS_REPLY_STRING ? strtoull(events->str, NULL, 10) : 0;
     if (num && hash && num->type == REDIS_REPLY_STRING && hash->type == REDIS_REPLY_STRING) {
         s->cp.set = true;
         s->cp.number = strtoull(num->str, NULL, 10);
@@ -153,7 +157,7 @@ static int load_state(redis_sink *s, bp_error *err)
                  hash->str);
         if (recent && recent->type == REDIS_REPLY_STRING)
             bp_stream_recent_parse(&s->recent, recent->str, recent->len);
-    } else if (r->elements > 0) {
+    } else if (r->elements > 0 && !events) {
         return bp_error_set(err, BP_EDB, "redis %s: %s is not a blockpipe checkpoint", s->t.where,
                             s->cp_key);
     }
@@ -270,11 +274,89 @@ typedef struct rcp {
     char hash[67];
 } rcp;
 
+/* Transactions' rollback state (Arch): the batch's after its events, or the newest a stream
+ * says. */
+typedef struct txstate {
+    bp_arch_hash *id;
+    bool *back;
+    size_t n, cap;
+} txstate;
+
+static int txstate_get(const txstate *t, const char *txid)
+{
+    for (size_t i = t->n; i-- > 0;)
+        if (strcmp(t->id[i], txid) == 0)
+            return t->back[i];
+    return -1;
+}
+
+/* Sets txid's state; keep: a known state stays (a stream read newest first). */
+static int txstate_set(txstate *t, const char *txid, bool back, bool keep)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->id[i], txid) == 0) {
+            t->back[i] = keep ? t->back[i] : back;
+            return 0;
+        }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        bp_arch_hash *id = realloc(t->id, cap * sizeof(*id));
+        if (id)
+            t->id = id;
+        bool *bk = id ? realloc(t->back, cap * sizeof(*bk)) : NULL;
+        if (!bk)
+            return BP_ENOMEM;
+        t->back = bk;
+        t->cap = cap;
+    }
+    snprintf(t->id[t->n], sizeof(t->id[0]), "%s", txid);
+    t->back[t->n++] = back;
+    return 0;
+}
+
+static void txstate_release(txstate *t)
+{
+    free(t->id);
+    free(t->back);
+    memset(t, 0, sizeof(*t));
+}
+
+/* The rollback state the batch's events leave (the last event naming a transaction wins). */
+static int txstate_of_batch(txstate *t, const bp_batch *b)
+{
+    for (size_t i = 0; i < b->count; i++) {
+        const bp_arch_rows *r = b->events[i].block->arch;
+        if (b->events[i].kind != BP_EVENT_ARCH_EVENTS || !r)
+            continue;
+        for (size_t k = 0; k < r->event_count; k++) {
+            const bp_arch_event *e = &r->events[k];
+            for (size_t j = 0; bp_arch_event_is_state(e) && j < e->hash_count; j++)
+                if (txstate_set(t, e->hashes[j], e->topic == BP_ARCH_T_ROLLEDBACK, false) != 0)
+                    return BP_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static bool is_arch(int e)
+{
+    return ((1u << e) & BP_STREAM_ARCH_MASK) != 0;
+}
+
+/* Entities whose rows belong to a transaction that may be rolled back. */
+static bool per_tx(int e)
+{
+    return e == BP_STREAM_ARCH_TXS || e == BP_STREAM_ARCH_ACCOUNTS;
+}
+
 typedef struct lookup {
     const bp_batch *b;
     const bp_stream_shape *sh;
     rcp *reverted; /* revert entries seen (and the batch's own REVERTs) */
     size_t nrev, caprev;
+    int e;
+    const txstate *batch; /* Arch: the batch's rollback state changes */
+    txstate seen;         /* Arch: the newest state change of each transaction in the stream */
 } lookup;
 
 static bool add_reverted(lookup *l, uint64_t n, const char *hash)
@@ -317,6 +399,36 @@ static const char *fstr(const redisReply *kv, const char *name, size_t *len)
     return v->str;
 }
 
+static const char *jstr(yajl_val v, const char *key)
+{
+    const char *path[] = {key, NULL};
+    return YAJL_GET_STRING(yajl_tree_get(v, path, yajl_t_string));
+}
+
+/* An Arch transaction's or account update's entry: a state change is noted (the newest of a
+ * transaction counts); *live: a row whose transaction is not rolled back at the end of the
+ * batch. */
+static int arch_entry_live(lookup *l, bool revert, const char *data, size_t dl, bool *live)
+{
+    char *text = strndup(data, dl), msg[64];
+    yajl_val v = text ? yajl_tree_parse(text, msg, sizeof(msg)) : NULL;
+    free(text);
+    const char *path[] = {"rolled_back", NULL};
+    yajl_val back = v ? yajl_tree_get(v, path, yajl_t_any) : NULL;
+    const char *txid = v ? jstr(v, "txid") : NULL, *cause = v ? jstr(v, "cause") : NULL;
+    int rc = 0;
+    *live = false;
+    if (txid && cause) {
+        rc = txstate_set(&l->seen, txid, revert, true);
+    } else if (txid && !revert) {
+        int st = txstate_get(l->batch, txid);
+        st = st >= 0 ? st : txstate_get(&l->seen, txid);
+        *live = st >= 0 ? !st : !(back && YAJL_IS_TRUE(back));
+    }
+    yajl_tree_free(v);
+    return rc;
+}
+
 /* One stream entry [id, [field, value, ...]]: the message into s->msg when it is the one. */
 static int entry_found(redis_sink *s, lookup *l, const redisReply *entry, bool *found)
 {
@@ -328,10 +440,17 @@ static int entry_found(redis_sink *s, lookup *l, const redisReply *entry, bool *
     if (!type || !num || !hash || !parent || !data)
         return 0;
     uint64_t n = strtoull(num, NULL, 10);
-    if (strcmp(type, "revert") == 0)
+    bool revert = strcmp(type, "revert") == 0, block = dl == 4 && memcmp(data, "null", 4) == 0;
+    if (revert && block)
         return add_reverted(l, n, hash) ? 0 : BP_ENOMEM;
-    if (strcmp(type, "apply") != 0 || !canonical(l, n, hash))
+    if (per_tx(l->e)) { /* a rollback state change, or a row of a transaction */
+        bool live = false;
+        int rc = arch_entry_live(l, revert, data, dl, &live);
+        if (rc != 0 || !live || !canonical(l, n, hash))
+            return rc;
+    } else if (revert || strcmp(type, "apply") != 0 || !canonical(l, n, hash)) {
         return 0;
+    }
     *found = true;
     return bp_stream_message(&s->msg, "apply", s->chain, n, hash, parent, data, dl);
 }
@@ -339,9 +458,9 @@ static int entry_found(redis_sink *s, lookup *l, const redisReply *entry, bool *
 /* The newest canonical apply entry of stream e into s->msg (*found false when none in the
  * last LOOKUP_PAGES pages). */
 static int find_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream_shape *sh,
-                       bool *found, bp_error *err)
+                       const txstate *ts, bool *found, bp_error *err)
 {
-    lookup l = {.b = b, .sh = sh};
+    lookup l = {.b = b, .sh = sh, .e = e, .batch = ts};
     int rc = 0;
     *found = false;
     for (size_t i = 0; i < b->count && rc == 0; i++)
@@ -371,6 +490,7 @@ static int find_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream_
             bp_error_set(err, rc, "out of memory");
     }
     free(l.reverted);
+    txstate_release(&l.seen);
     return rc;
 }
 
@@ -459,9 +579,132 @@ static int add_apply(redis_sink *s, const bp_batch *batch, const bp_block *b, si
 static int add_revert(redis_sink *s, const bp_block *b, bp_error *err)
 {
     for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
-        if ((s->entities & (1u << e)) && add_entry(s, e, "revert", b, "null", 4) != 0)
+        if ((s->entities & (1u << e)) && !is_arch(e) &&
+            add_entry(s, e, "revert", b, "null", 4) != 0)
             return bp_error_set(err, BP_ENOMEM, "out of memory");
     return 0;
+}
+
+typedef struct arch_ctx {
+    redis_sink *s;
+    int e;
+    const bp_block *b;
+    bp_error *err;
+    bool told; /* err is set */
+} arch_ctx;
+
+static int arch_entry(void *p, const char *type, const char *data, size_t dlen)
+{
+    arch_ctx *a = p;
+    int rc = add_entry(a->s, a->e, type, a->b, data, dlen);
+    if (rc != 0)
+        return rc; /* err not set: add_arch says what failed */
+    rc = piece(a->s, a->err);
+    a->told = rc != 0;
+    return rc;
+}
+
+/* The entries of an Arch chain's event i (stream.h). */
+static int add_arch(redis_sink *s, const bp_batch *batch, size_t i, bp_error *err)
+{
+    arch_ctx a = {.s = s, .b = batch->events[i].block, .err = err};
+    for (a.e = 0; a.e < BP_STREAM_ENTITY_COUNT; a.e++) {
+        if (!(s->entities & (1u << a.e)) || !is_arch(a.e))
+            continue;
+        a.told = false;
+        int rc = bp_stream_arch_entries(a.e, batch, i, &s->data, arch_entry, &a);
+        if (rc != 0 && !a.told)
+            bp_error_set(err, rc, "block %" PRIu64 ": %s: %s", a.b->number,
+                         bp_stream_entity_names[a.e], bp_strerror(rc));
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- the latest entry of an Arch entity ----------------------------------------------------
+ * The newest row the batch leaves canonical whose transaction (arch_transactions,
+ * arch_account_updates) is not rolled back at its end; of arch_events the newest event (an
+ * event stays when its block is reverted, as in the SQL outputs' arch_events). */
+
+typedef struct apos {
+    size_t ev, tx, acc;
+} apos;
+
+static bool tx_live(const txstate *ts, const bp_arch_tx *t)
+{
+    int st = txstate_get(ts, t->txid);
+    return st >= 0 ? !st : !t->rolled_back;
+}
+
+/* Within APPLY ev (surviving): the newest live row of e. */
+static bool arch_row_in(int e, const bp_block *b, const txstate *ts, apos *at)
+{
+    const bp_arch_rows *r = b->arch;
+    if (e == BP_STREAM_ARCH_BLOCKS)
+        return true;
+    for (size_t i = r->tx_count; i-- > 0;) {
+        const bp_arch_tx *t = &r->txs[i];
+        if (!tx_live(ts, t))
+            continue;
+        at->tx = i;
+        if (e == BP_STREAM_ARCH_TXS)
+            return true;
+        for (size_t k = t->account_count; k-- > 0;)
+            if (bp_arch_account_first(t, k)) {
+                at->acc = k;
+                return true;
+            }
+    }
+    return false;
+}
+
+static bool arch_latest_at(int e, const bp_batch *b, const bp_stream_shape *sh, const txstate *ts,
+                           apos *at)
+{
+    for (size_t i = b->count; i-- > 0;) {
+        const bp_event *ev = &b->events[i];
+        const bp_arch_rows *r = ev->block->arch;
+        at->ev = i;
+        if (e == BP_STREAM_ARCH_EVENTS && ev->kind == BP_EVENT_ARCH_EVENTS && r) {
+            for (size_t k = r->event_count; k-- > 0;)
+                if (!r->events[k].resync) {
+                    at->tx = k;
+                    return true;
+                }
+        } else if (e != BP_STREAM_ARCH_EVENTS && ev->kind == BP_EVENT_APPLY && sh->survives[i] &&
+                   r && arch_row_in(e, ev->block, ts, at)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static int arch_row_json(bp_buf *out, int e, const bp_batch *b, const apos *at)
+{
+    const bp_block *blk = b->events[at->ev].block;
+    bp_buf_reset(out);
+    switch (e) {
+    case BP_STREAM_ARCH_BLOCKS:
+        return bp_arch_json_block(out, b->chain, blk);
+    case BP_STREAM_ARCH_TXS:
+        return bp_arch_json_tx(out, b->chain, blk, at->tx);
+    case BP_STREAM_ARCH_ACCOUNTS:
+        return bp_arch_json_account(out, b->chain, blk, at->tx, at->acc);
+    default:
+        return bp_arch_json_event(out, b->chain, &blk->arch->events[at->tx]);
+    }
+}
+
+/* Is the stream read for e's latest entry (before MULTI)? When the batch leaves none of its
+ * own and reverted written blocks, or changed transactions' rollback state. */
+static bool arch_lookup_needed(int e, const bp_batch *b, const bp_stream_shape *sh,
+                               const txstate *ts)
+{
+    apos at;
+    if (e == BP_STREAM_ARCH_EVENTS || arch_latest_at(e, b, sh, ts, &at))
+        return false;
+    return sh->below || (per_tx(e) && ts->n > 0);
 }
 
 static int set_latest(redis_sink *s, int e)
@@ -480,9 +723,21 @@ static int set_latest(redis_sink *s, int e)
  * with rows; else, when the batch reverted written blocks, the stream's newest canonical
  * entry (looked up before MULTI: found[e] / s->latest[e]); else unchanged. */
 static int queue_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream_shape *sh,
-                        const bp_buf *looked_up, const bool *found)
+                        const txstate *ts, const bp_buf *looked_up, const bool *found)
 {
-    for (size_t i = b->count, hint = 0; i-- > 0;) {
+    apos at;
+    if (is_arch(e) && arch_latest_at(e, b, sh, ts, &at)) {
+        const bp_block *blk = b->events[at.ev].block;
+        int rc = arch_row_json(&s->data, e, b, &at);
+        if (rc == 0)
+            rc = bp_stream_message(&s->msg, "apply", b->chain, blk->number, blk->hash,
+                                   blk->parent_hash ? blk->parent_hash : "", s->data.data,
+                                   s->data.len);
+        return rc ? rc : set_latest(s, e);
+    }
+    if (is_arch(e) && !arch_lookup_needed(e, b, sh, ts))
+        return 0;
+    for (size_t i = b->count, hint = 0; !is_arch(e) && i-- > 0;) {
         const bp_block *blk = b->events[i].block;
         size_t n = sh->survives[i] ? bp_stream_rows(e, blk) : 0;
         if (n == 0)
@@ -494,7 +749,7 @@ static int queue_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream
                                    s->data.len);
         return rc ? rc : set_latest(s, e);
     }
-    if (!sh->below)
+    if (!sh->below && !is_arch(e))
         return 0;
     if (!found[e])
         return bp_redis_cmd(s->c, 2, (const char *[]){"DEL", s->keys[e][K_LATEST]}, NULL);
@@ -503,17 +758,25 @@ static int queue_latest(redis_sink *s, int e, const bp_batch *b, const bp_stream
     return rc ? rc : set_latest(s, e);
 }
 
-static int queue_checkpoint(redis_sink *s, const bp_batch *b, const bp_stream_shape *sh)
+/* events: the Arch events written with the checkpoint, this batch's too (0: none ever, the
+ * field is left out). */
+static int queue_checkpoint(redis_sink *s, const bp_batch *b, const bp_stream_shape *sh,
+                            uint64_t events)
 {
-    if (!b->checkpoint.set)
+    if (!b->checkpoint.set && !events)
         return bp_redis_cmd(s->c, 2, (const char *[]){"DEL", s->cp_key}, NULL);
+    char ev[24];
+    snprintf(ev, sizeof(ev), "%" PRIu64, events);
+    if (!b->checkpoint.set) /* events before the chain's first block: the count alone */
+        return bp_redis_cmd(s->c, 4, (const char *[]){"HSET", s->cp_key, "events", ev}, NULL);
     int rc = bp_stream_recent_format(&sh->recent, &s->text);
     char num[24];
     snprintf(num, sizeof(num), "%" PRIu64, b->checkpoint.number);
     return rc ? rc
-              : bp_redis_cmd(s->c, 8,
+              : bp_redis_cmd(s->c, events ? 10 : 8,
                              (const char *[]){"HSET", s->cp_key, "number", num, "hash",
-                                              b->checkpoint.hash, "recent", s->text.data},
+                                              b->checkpoint.hash, "recent", s->text.data, "events",
+                                              ev},
                              NULL);
 }
 
@@ -524,21 +787,25 @@ static bool same_cp(const bp_checkpoint *a, const bp_checkpoint *b)
     return a->set == b->set && (!a->set || (a->number == b->number && !strcmp(a->hash, b->hash)));
 }
 
-/* After a lost connection the last EXEC may or may not have run: the stored checkpoint says.
+/* After a lost connection the last EXEC may or may not have run: the stored checkpoint (and
+ * the count of Arch events with it: a batch of events alone keeps the checkpoint) says.
  * *done when it is the batch's. */
 static int settle(redis_sink *s, const bp_batch *b, bool *done, bp_error *err)
 {
     bp_checkpoint before = s->cp;
+    uint64_t ev0 = s->events, ev1 = ev0 + bp_stream_arch_event_count(b);
     bool was_loaded = s->loaded && s->chain && strcmp(s->chain, b->chain) == 0;
     *done = false;
     int rc = state_of(s, (void *)b->chain, err);
     if (rc != 0 || !was_loaded)
         return rc;
-    if (same_cp(&s->cp, &b->checkpoint) && !same_cp(&before, &b->checkpoint)) {
+    if (same_cp(&s->cp, &b->checkpoint) && s->events == ev1 &&
+        !(same_cp(&before, &b->checkpoint) && ev0 == ev1)) {
         *done = true;
+        s->events = ev1;
         return 0;
     }
-    if (!same_cp(&s->cp, &before))
+    if (!same_cp(&s->cp, &before) || s->events != ev0)
         return bp_error_set(err, BP_EDB,
                             "redis %s: checkpoint %s is at %" PRIu64 " %s, expected %" PRIu64
                             " %s: another process writes this chain with the same prefix and "
@@ -570,19 +837,23 @@ static int exec_reply(redis_sink *s, bp_error *err)
 }
 
 /* The latest entries the batch's reverts may need, read before MULTI. */
-static int lookups(redis_sink *s, const bp_batch *b, const bp_stream_shape *sh, bp_buf *out,
-                   bool *found, bp_error *err)
+static int lookups(redis_sink *s, const bp_batch *b, const bp_stream_shape *sh, const txstate *ts,
+                   bp_buf *out, bool *found, bp_error *err)
 {
     for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
         found[e] = false;
-        if (!(s->entities & (1u << e)) || !sh->below)
+        if (!(s->entities & (1u << e)))
+            continue;
+        if (is_arch(e) && !arch_lookup_needed(e, b, sh, ts))
+            continue;
+        if (!is_arch(e) && !sh->below)
             continue;
         bool have = false;
         for (size_t i = 0; i < b->count && !have; i++)
             have = sh->survives[i] && bp_stream_rows(e, b->events[i].block) > 0;
         if (have)
             continue;
-        int rc = find_latest(s, e, b, sh, &found[e], err);
+        int rc = find_latest(s, e, b, sh, ts, &found[e], err);
         if (rc == 0 && found[e])
             rc = bp_buf_append(&out[e], s->msg.data, s->msg.len);
         if (rc != 0)
@@ -625,20 +896,29 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
     bp_buf looked[BP_STREAM_ENTITY_COUNT];
     bool found[BP_STREAM_ENTITY_COUNT];
     size_t hint = 0;
+    txstate ts = {0};
+    uint64_t events = s->events + bp_stream_arch_event_count(b);
     for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
         bp_buf_init(&looked[e], 0);
     rc = bp_stream_shape_of(b, &s->recent, &sh, err);
+    if (rc == 0 && txstate_of_batch(&ts, b) != 0)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0)
-        rc = lookups(s, b, &sh, looked, found, err);
+        rc = lookups(s, b, &sh, &ts, looked, found, err);
     if (rc == 0 && bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL) != 0)
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < b->count; i++)
-        rc = b->events[i].kind == BP_EVENT_APPLY ? add_apply(s, b, b->events[i].block, &hint, err)
-                                                 : add_revert(s, b->events[i].block, err);
+    for (size_t i = 0; rc == 0 && i < b->count; i++) {
+        const bp_event *ev = &b->events[i];
+        if (ev->kind == BP_EVENT_ARCH_EVENTS || ev->block->family == BP_FAMILY_ARCH)
+            rc = add_arch(s, b, i, err);
+        else
+            rc = ev->kind == BP_EVENT_APPLY ? add_apply(s, b, ev->block, &hint, err)
+                                            : add_revert(s, ev->block, err);
+    }
     for (int e = 0; rc == 0 && e < BP_STREAM_ENTITY_COUNT; e++)
-        if ((s->entities & (1u << e)) && queue_latest(s, e, b, &sh, looked, found) != 0)
+        if ((s->entities & (1u << e)) && queue_latest(s, e, b, &sh, &ts, looked, found) != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc == 0 && queue_checkpoint(s, b, &sh) != 0)
+    if (rc == 0 && queue_checkpoint(s, b, &sh, events) != 0)
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0 && lease && bp_redis_lease_queue_renew(&s->leases, s->c, lease) != 0)
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
@@ -657,6 +937,7 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
     }
     if (rc == 0) {
         s->cp = b->checkpoint;
+        s->events = events;
         s->recent = sh.recent;
     } else if (!bp_error_is_transient(rc)) {
         drop_conn(s); /* a MULTI may be open on it */
@@ -665,6 +946,7 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
     for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
         bp_buf_release(&looked[e]);
     bp_stream_shape_release(&sh);
+    txstate_release(&ts);
     return rc;
 }
 
@@ -778,6 +1060,7 @@ static int configure(redis_sink *s, const char *target, const bp_sink_opts *o, b
         rc = bp_stream_entities_of(o, &s->entities, &s->base.derived, err);
     if (rc != 0)
         return rc;
+    bp_stream_families(s->entities, &s->base);
     s->t.timeout_ms = (int)bp_sink_opt_int(o, "timeout") * 1000;
     s->t.keepalive_s = (int)bp_sink_opt_int(o, "keepalive");
     s->t.tls_ca = dup_opt(o, "tls_ca");

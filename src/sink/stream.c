@@ -7,12 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/arch_json.h"
 #include "blockpipe/columns.h"
 #include "sink/rowjson.h"
 #include "util/jsonw.h"
 
-const char *const bp_stream_entity_names[BP_STREAM_ENTITY_COUNT] = {"blocks", "transactions",
-                                                                    "logs", "metrics"};
+const char *const bp_stream_entity_names[BP_STREAM_ENTITY_COUNT] = {"blocks",
+                                                                    "transactions",
+                                                                    "logs",
+                                                                    "metrics",
+                                                                    "arch_blocks",
+                                                                    "arch_transactions",
+                                                                    "arch_account_updates",
+                                                                    "arch_events"};
+
+#define KNOWN                                                                                      \
+    "blocks, transactions, logs, metrics, arch_blocks, arch_transactions, arch_account_updates, "  \
+    "arch_events"
 
 int bp_stream_entities(const char *list, unsigned *out, bp_error *err)
 {
@@ -28,15 +39,11 @@ int bp_stream_entities(const char *list, unsigned *out, bp_error *err)
             }
         if (!known)
             return bp_error_set(err, BP_EINVAL,
-                                "entity '%.*s' is not known: expected a list of blocks, "
-                                "transactions, logs, metrics",
-                                (int)n, p);
+                                "entity '%.*s' is not known: expected a list of " KNOWN, (int)n, p);
         p += n + (p[n] == ',');
     }
     if (!*out)
-        return bp_error_set(
-            err, BP_EINVAL,
-            "no entity chosen: expected a list of blocks, transactions, logs, metrics");
+        return bp_error_set(err, BP_EINVAL, "no entity chosen: expected a list of " KNOWN);
     return 0;
 }
 
@@ -52,12 +59,23 @@ int bp_stream_entities_of(const bp_sink_opts *opts, unsigned *out, bool *derived
     return rc;
 }
 
+void bp_stream_families(unsigned entities, bp_sink *sink)
+{
+    if (entities & BP_STREAM_ARCH_MASK)
+        sink->families = 1u << BP_FAMILY_ARCH;
+    else
+        sink->families_why =
+            "its entities (--stream-entities) name none of arch_blocks, "
+            "arch_transactions, arch_account_updates, arch_events: add the ones to "
+            "carry";
+}
+
 int bp_stream_check_derived(unsigned entities, bool derived, const bp_batch *b, bp_error *err)
 {
     if (!(entities & (1u << BP_STREAM_METRICS)) || (derived && b->derived))
         return 0;
     for (size_t i = 0; i < b->count; i++)
-        if (b->events[i].kind == BP_EVENT_APPLY)
+        if (b->events[i].kind == BP_EVENT_APPLY && b->events[i].block->family == BP_FAMILY_EVM)
             return bp_error_set(err, BP_EINVAL,
                                 "the entity 'metrics' needs the derived rows, which this run "
                                 "does not compute (they need transactions and receipts: --fetch)");
@@ -66,6 +84,8 @@ int bp_stream_check_derived(unsigned entities, bool derived, const bp_batch *b, 
 
 size_t bp_stream_rows(int e, const bp_block *b)
 {
+    if (b->family != BP_FAMILY_EVM || e > BP_STREAM_METRICS)
+        return 0;
     return e == BP_STREAM_BLOCKS || e == BP_STREAM_METRICS ? 1
            : e == BP_STREAM_TXS                            ? b->tx_count
            : b->has_receipts                               ? b->log_count
@@ -161,6 +181,78 @@ int bp_stream_message(bp_buf *out, const char *type, const char *chain, uint64_t
     return bp_jsonw_finish(&w);
 }
 
+/* ---- Arch entries ---------------------------------------------------------------------- */
+
+/* One entry: data made by the caller into scratch (reset before), handed to fn. */
+#define ENTRY(type, made)                                                                          \
+    do {                                                                                           \
+        bp_buf_reset(scratch);                                                                     \
+        int rc_ = (made);                                                                          \
+        if (rc_ == 0)                                                                              \
+            rc_ = fn(ctx, type, scratch->data, scratch->len);                                      \
+        if (rc_ != 0)                                                                              \
+            return rc_;                                                                            \
+    } while (0)
+
+static int arch_apply(int e, const char *chain, const bp_block *b, bp_buf *scratch,
+                      bp_stream_entry_fn fn, void *ctx)
+{
+    if (!b->arch)
+        return BP_EINVAL;
+    if (e == BP_STREAM_ARCH_BLOCKS)
+        ENTRY("apply", bp_arch_json_block(scratch, chain, b));
+    for (size_t i = 0; e == BP_STREAM_ARCH_TXS && i < b->arch->tx_count; i++)
+        ENTRY("apply", bp_arch_json_tx(scratch, chain, b, i));
+    for (size_t i = 0; e == BP_STREAM_ARCH_ACCOUNTS && i < b->arch->tx_count; i++) {
+        const bp_arch_tx *t = &b->arch->txs[i];
+        for (size_t k = 0; k < t->account_count; k++)
+            if (bp_arch_account_first(t, k))
+                ENTRY("apply", bp_arch_json_account(scratch, chain, b, i, k));
+    }
+    return 0;
+}
+
+static int arch_events(int e, const char *chain, const bp_block *b, bp_buf *scratch,
+                       bp_stream_entry_fn fn, void *ctx)
+{
+    for (size_t i = 0; b->arch && i < b->arch->event_count; i++) {
+        const bp_arch_event *ev = &b->arch->events[i];
+        if (e == BP_STREAM_ARCH_EVENTS && !ev->resync)
+            ENTRY("apply", bp_arch_json_event(scratch, chain, ev));
+        if ((e != BP_STREAM_ARCH_TXS && e != BP_STREAM_ARCH_ACCOUNTS) ||
+            !bp_arch_event_is_state(ev))
+            continue;
+        const char *type = ev->topic == BP_ARCH_T_ROLLEDBACK ? "revert" : "apply";
+        for (size_t k = 0; k < ev->hash_count; k++)
+            ENTRY(type, bp_arch_json_state(scratch, chain, ev, k));
+    }
+    return 0;
+}
+
+int bp_stream_arch_entries(int e, const bp_batch *batch, size_t i, bp_buf *scratch,
+                           bp_stream_entry_fn fn, void *ctx)
+{
+    const bp_event *ev = &batch->events[i];
+    if (ev->kind == BP_EVENT_ARCH_EVENTS)
+        return arch_events(e, batch->chain, ev->block, scratch, fn, ctx);
+    if (e == BP_STREAM_ARCH_EVENTS || !((1u << e) & BP_STREAM_ARCH_MASK))
+        return 0;
+    if (ev->kind == BP_EVENT_REVERT)
+        return fn(ctx, "revert", "null", 4);
+    return arch_apply(e, batch->chain, ev->block, scratch, fn, ctx);
+}
+
+uint64_t bp_stream_arch_event_count(const bp_batch *batch)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < batch->count; i++) {
+        const bp_block *b = batch->events[i].block;
+        if (batch->events[i].kind == BP_EVENT_ARCH_EVENTS && b->arch)
+            n += b->arch->event_count;
+    }
+    return n;
+}
+
 /* ---- recent blocks ---------------------------------------------------------------------- */
 
 void bp_stream_recent_parse(bp_stream_recent *r, const char *text, size_t len)
@@ -217,6 +309,8 @@ int bp_stream_shape_of(const bp_batch *b, const bp_stream_recent *before, bp_str
     bp_stream_recent *r = &sh->recent;
     for (size_t i = 0; i < b->count; i++) {
         const bp_block *blk = b->events[i].block;
+        if (b->events[i].kind == BP_EVENT_ARCH_EVENTS)
+            continue; /* no block: the checkpoint stays */
         if (b->events[i].kind == BP_EVENT_APPLY) {
             stack[top++] = i;
             memmove(&r->at[1], &r->at[0], (BP_STREAM_RECENT_MAX - 1) * sizeof(r->at[0]));

@@ -23,9 +23,25 @@
 #include "blockpipe/sink.h"
 #include "util/buf.h"
 
-enum { BP_STREAM_BLOCKS, BP_STREAM_TXS, BP_STREAM_LOGS, BP_STREAM_METRICS, BP_STREAM_ENTITY_COUNT };
+/* The EVM entities, then the Arch ones (--chain-type arch: the arch_* tables, docs/ARCH.md
+ * "Stream and file outputs"). An entity carries the rows of its family's chains only. */
+enum {
+    BP_STREAM_BLOCKS,
+    BP_STREAM_TXS,
+    BP_STREAM_LOGS,
+    BP_STREAM_METRICS,
+    BP_STREAM_ARCH_BLOCKS,
+    BP_STREAM_ARCH_TXS,
+    BP_STREAM_ARCH_ACCOUNTS,
+    BP_STREAM_ARCH_EVENTS,
+    BP_STREAM_ENTITY_COUNT
+};
+#define BP_STREAM_ARCH_MASK                                                                        \
+    ((1u << BP_STREAM_ARCH_BLOCKS) | (1u << BP_STREAM_ARCH_TXS) |                                  \
+     (1u << BP_STREAM_ARCH_ACCOUNTS) | (1u << BP_STREAM_ARCH_EVENTS))
 
-/* "blocks", "transactions", "logs", "metrics". */
+/* "blocks", "transactions", "logs", "metrics", "arch_blocks", "arch_transactions",
+ * "arch_account_updates", "arch_events". */
 extern const char *const bp_stream_entity_names[BP_STREAM_ENTITY_COUNT];
 
 /* The option every stream output has (shared key: one flag sets them all). */
@@ -35,7 +51,8 @@ extern const char *const bp_stream_entity_names[BP_STREAM_ENTITY_COUNT];
         .key = "stream_entities", .type = BP_SINK_OPT_STRING, .arg = "LIST", .def = "blocks",      \
         .help =                                                                                    \
             "what the stream outputs (Redis, Kafka) carry: a list of blocks, transactions, logs, " \
-            "metrics (chain_metrics_block rows)"                                                   \
+            "metrics (chain_metrics_block rows); for --chain-type arch chains arch_blocks, "       \
+            "arch_transactions, arch_account_updates, arch_events"                                 \
     }
 
 /* The stream outputs' switch of the metrics entity: the same setting as the SQL outputs'
@@ -54,11 +71,14 @@ int bp_stream_entities(const char *list, unsigned *out, bp_error *err);
 /* The entities and metrics options of an output (opts lists BP_STREAM_ENTITIES_OPTION and
  * BP_STREAM_METRICS_OPTION) into *out; *derived: the output needs the batches' derived rows. */
 int bp_stream_entities_of(const bp_sink_opts *opts, unsigned *out, bool *derived, bp_error *err);
+/* The chain families the entities carry into sink->families (BP_FAMILY_ARCH with an arch_*
+ * entity), and why not (sink->families_why) without one. */
+void bp_stream_families(unsigned entities, bp_sink *sink);
 /* BP_EINVAL when the batch has APPLYs but not the derived rows the metrics entity needs
  * (derived: the output's bp_sink.derived, which the CLI clears without receipts). */
 int bp_stream_check_derived(unsigned entities, bool derived, const bp_batch *b, bp_error *err);
 
-/* Rows of entity e in block b (a block's logs only when it was fetched with receipts). */
+/* Rows of EVM entity e in block b (a block's logs only when it was fetched with receipts). */
 size_t bp_stream_rows(int e, const bp_block *b);
 /* Row i of entity e of block b (an event of batch) as JSON into out (reset first); *hint is
  * bp_derived_find's (0 at first). */
@@ -70,6 +90,28 @@ int bp_stream_metrics_json(bp_buf *out, const bp_chain_block_row *row, const bp_
 /* The message of an entry into out (reset first): data is JSON text ("null" for a revert). */
 int bp_stream_message(bp_buf *out, const char *type, const char *chain, uint64_t number,
                       const char *hash, const char *parent, const char *data, size_t dlen);
+
+/* ---- Arch entries (arch/arch_json.h for the data) ------------------------------------------
+ * Event i of an Arch chain's batch makes, for Arch entity e, in order:
+ *   APPLY: arch_blocks one "apply" entry (the arch_blocks row), arch_transactions one per
+ *     transaction, arch_account_updates one per account update (the SQL tables' rows);
+ *   REVERT: one "revert" entry (data null) on arch_blocks, arch_transactions and
+ *     arch_account_updates, as an EVM block's;
+ *   BP_EVENT_ARCH_EVENTS: arch_events one "apply" entry per event received (its arch_events
+ *     row; a resync has none); arch_transactions and arch_account_updates one entry per
+ *     transaction a rolledback / reapplied_transactions event (or a resync) lists: "revert"
+ *     when it is rolled back, "apply" when re-applied, data its rollback state change
+ *     (arch_json.h: txid, rolled_back, ...): a revert whose data is not null names a
+ *     transaction, not a block. Their number / hash: the event entry's carrier (the chain's
+ *     newest committed block then, sink.h).
+ * fn gets each entry's type and data (in scratch); a non-zero return stops and is returned. */
+typedef int (*bp_stream_entry_fn)(void *ctx, const char *type, const char *data, size_t dlen);
+int bp_stream_arch_entries(int e, const bp_batch *batch, size_t i, bp_buf *scratch,
+                           bp_stream_entry_fn fn, void *ctx);
+/* How many events the batch's BP_EVENT_ARCH_EVENTS entries carry (0 for an EVM batch): the
+ * stream outputs count them with the checkpoint, so that a batch of events alone, whose
+ * checkpoint is the one stored already, is told from one already written. */
+uint64_t bp_stream_arch_event_count(const bp_batch *batch);
 
 /* ---- the recent blocks kept with the checkpoint (for the reorg window after a restart) ---- */
 

@@ -20,7 +20,8 @@ Then the tables must hold exactly the node's canonical chain:
 - the last run follows the head until it walked back one of the node's forks (a REVERT of
   stored blocks; none within HANG fails the test: nothing would have been tested).
 Then `backfill` of a config file's chains: entry with `chain_type: arch` must store the same
-rows for the canonical blocks, and a jsonl output must be refused for an Arch chain.
+rows for the canonical blocks, and an etl-csv output (ethereum-etl's EVM columns) must be refused
+for an Arch chain, saying why.
 What is not compared: rolled_back / rollback_reason (the value when fetched; the rollback
 events are not read yet, docs/ARCH.md). Stdlib only; needs BLOCKPIPE.
 """
@@ -224,12 +225,13 @@ def check_config_backfill(bp, url, db, tmp, upto):
     if rows(db2, "arch", upto) != rows(db, "arch", upto):
         fail(f"backfill --config (chain_type: arch) of 0..{upto} differs from the run's rows")
     r = subprocess.run([bp, "backfill", "--chain-type", "arch", "--rpc", url, "--from", "0",
-                        "--to", "3", "--output", "jsonl:" + os.path.join(tmp, "j")],
+                        "--to", "3", "--output", "etl-csv:" + os.path.join(tmp, "c")],
                        capture_output=True, text=True, timeout=HANG)
-    if r.returncode == 0 or "has no arch tables" not in r.stderr:
-        fail(f"a jsonl output was not refused for an Arch chain: exit {r.returncode}, "
+    if r.returncode == 0 or "has no arch tables: etl-csv is ethereum-etl's EVM format" \
+            not in r.stderr:
+        fail(f"an etl-csv output was not refused for an Arch chain: exit {r.returncode}, "
              f"{r.stderr[-1000:]}")
-    print(f"backfill of a chains: entry (chain_type: arch) 0..{upto}: same rows; jsonl refused")
+    print(f"backfill of a chains: entry (chain_type: arch) 0..{upto}: same rows; etl-csv refused")
 
 
 def node_args():

@@ -61,12 +61,17 @@ static int fake_recent(bp_sink *s, const char *chain, bp_checkpoint *out, size_t
     return 0;
 }
 
+static enum bp_family g_family; /* of the blocks header() makes */
+
 static int fake_write(bp_sink *s, const bp_batch *b, bp_error *err)
 {
     fake *f = (fake *)s;
     f->budget = b->budget;
     for (size_t i = 0; i < b->count; i++) {
         const bp_block *blk = b->events[i].block;
+        if (blk->family != g_family) /* an Arch output reverts arch_* rows, not EVM ones */
+            return bp_error_set(err, BP_EINVAL, "block %" PRIu64 " of family %d, the chain's is %d",
+                                blk->number, (int)blk->family, (int)g_family);
         if (b->events[i].kind == BP_EVENT_APPLY) {
             if (blk->number != f->n || (f->n && strcmp(blk->parent_hash, f->held[f->n - 1])))
                 return bp_error_set(err, BP_EINVAL, "APPLY %" PRIu64 " does not extend %zu",
@@ -115,6 +120,7 @@ static bp_block *header(int branch, uint64_t fork, uint64_t n)
     b->number = n;
     b->hash = h;
     b->parent_hash = p;
+    b->family = g_family;
     return b;
 }
 
@@ -171,6 +177,15 @@ static void test_output_behind_a_reorg_heals(void **state)
     assert_int_equal(b.applies, 6); /* 11..16 */
     assert_int_equal(o.cps[1].number, 16);
     bp_outputs_release(&o);
+}
+
+/* The same with an Arch chain: the REVERTs made from what B holds are Arch blocks too (an
+ * SQLite output given EVM ones deleted no arch_* row, then refused the new branch's APPLY). */
+static void test_own_reverts_have_the_chains_family(void **state)
+{
+    g_family = BP_FAMILY_ARCH;
+    test_output_behind_a_reorg_heals(state);
+    g_family = BP_FAMILY_EVM;
 }
 
 /* The other way round: B (lowest, branch 0 up to 12) still holds orphans, A already wrote
@@ -264,6 +279,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_behind_a_reorg_heals),
+        cmocka_unit_test(test_own_reverts_have_the_chains_family),
         cmocka_unit_test(test_output_ahead_skips_reverts_it_does_not_hold),
         cmocka_unit_test(test_output_ahead_on_orphans_reverts_them),
         cmocka_unit_test(test_in_step),
