@@ -1660,8 +1660,8 @@ static int family_supported(const pipeline *p, bp_error *err)
         const bp_sink *o = c->sinks[i];
         if (!(o->families & (1u << p->src->family)) && strcmp(o->ops->scheme, "callbacks") != 0)
             return bp_error_set(err, BP_EINVAL,
-                                "--chain-type %s: output %s has no %s tables yet; use a sqlite: "
-                                "or postgres: output",
+                                "--chain-type %s: output %s has no %s tables yet; use a sqlite:, "
+                                "postgres: or clickhouse: output",
                                 p->src->name, o->url, p->src->name);
     }
     return 0;
