@@ -139,8 +139,8 @@ static const opt g_opts[] = {
     {"chain-type", NULL, "evm|arch", "CHAIN_TYPE", NULL, "chain_type", set_chain_type,
      .cmds = CMD_BOTH & ~CMD_VERIFY, .def = "evm",
      .help = "the chain's family: evm (Ethereum JSON-RPC) or arch (Arch Network: arch_blocks, "
-             "arch_transactions, arch_account_updates, arch_events with --ws; sqlite and "
-             "postgres outputs, no --api; docs/ARCH.md)"},
+             "arch_transactions, arch_account_updates, arch_events with --ws; every output "
+             "but etl-csv, and --api; docs/ARCH.md)"},
     {"chain-id", NULL, "N", "CHAIN_ID", NULL, "chain_id", set_chain_id, RANGE(1, UINT64_MAX - 1),
      .cmds = CMD_BOTH, .def = "none",
      .help = "the chain id the endpoints must serve (eth_chainId): another stops the run (with "

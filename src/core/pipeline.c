@@ -1676,8 +1676,8 @@ static int family_supported(const pipeline *p, bp_error *err)
             return bp_error_set(err, BP_EINVAL, "--chain-type %s: output %s has no %s tables: %s",
                                 p->src->name, o->url, p->src->name,
                                 o->families_why ? o->families_why
-                                                : "not yet (a sqlite:, postgres:, jsonl:, "
-                                                  "redis: or kafka: output has them)");
+                                                : "not yet (a sqlite:, postgres:, clickhouse:, "
+                                                  "jsonl:, redis: or kafka: output has them)");
     }
     return 0;
 }

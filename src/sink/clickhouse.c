@@ -41,9 +41,11 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "arch/arch_rows.h"
 #include "blockpipe/columns.h"
 #include "core/budget.h"
 #include "metrics/metrics.h"
+#include "sink/clickhouse_arch.h"
 #include "sink/clickhouse_conn.h"
 #include "sink/clickhouse_derived.h"
 #include "sink/format.h"
@@ -75,6 +77,7 @@ typedef struct ch_state {
     bp_checkpoint cp;
     uint64_t seq;    /* of the checkpoint; 0: none */
     bool recovering; /* rows of seq + 1 may be in the tables: recover before writing */
+    bool arch;       /* an Arch chain (arch_blocks has rows of it): hashes without 0x */
 } ch_state;
 
 typedef struct ch_sink {
@@ -84,6 +87,8 @@ typedef struct ch_sink {
     bp_ch_caps caps;
     ch_tab tabs[T_MAX];
     size_t ntabs;
+    size_t arch_first; /* tabs[arch_first + BP_CHA_*]: the Arch tables an APPLY writes */
+    bp_ch_arch *arch;  /* arch_events and arch_rollbacks (clickhouse_arch.h) */
     ch_state st;
     bp_buf sql, ans, json, gz;
     bp_buf intents;                      /* recovery: the intents read */
@@ -109,12 +114,13 @@ static int oom(bp_error *err)
     return bp_error_set(err, BP_ENOMEM, "out of memory");
 }
 
-/* "0x" + 64 lower-case hex digits: safe to splice into SQL as unhex('...'). */
-static bool hash_hex(const char *h)
+/* The 64 lower-case hex digits of hash h ("0x" + 64 of them for EVM, the 64 alone for Arch):
+ * safe to splice into SQL as unhex('...'); NULL for anything else. */
+static const char *hex64(const char *h)
 {
-    if (!h || h[0] != '0' || h[1] != 'x' || strlen(h) != 66)
-        return false;
-    return strspn(h + 2, "0123456789abcdef") == 64;
+    if (h && h[0] == '0' && h[1] == 'x')
+        h += 2;
+    return h && strlen(h) == 64 && strspn(h, "0123456789abcdef") == 64 ? h : NULL;
 }
 
 /* Runs the statement built in s->sql (sql_start, then bp_buf_* and bp_ch_quote). */
@@ -147,20 +153,25 @@ static int load_state(ch_sink *s, const char *chain, bp_error *err)
         if (!(st->chain = strdup(chain)))
             return oom(err);
     }
-    int rc = sql_start(s, "SELECT number, lower(hex(hash)), seq FROM checkpoints") |
+    /* an Arch chain's hashes are spelled without 0x (as PostgreSQL's BP_PG_ARCH_CP_HASH) */
+    int rc = sql_start(s, "SELECT number, lower(hex(hash)), seq, (SELECT count() FROM (SELECT 1 "
+                          "FROM arch_blocks WHERE chain = ") |
+             bp_ch_quote(&s->sql, chain) | bp_buf_puts(&s->sql, " LIMIT 1)) FROM checkpoints") |
              where_ours(s, chain) | bp_buf_puts(&s->sql, " ORDER BY seq DESC LIMIT 1");
     rc = rc ? oom(err) : run(s, &s->ans, "reading the checkpoint", err);
     if (rc != 0)
         return rc;
-    char *p = s->ans.data, *cells[3];
+    char *p = s->ans.data, *cells[4];
     memset(&st->cp, 0, sizeof(st->cp));
     st->seq = 0;
-    if (bp_ch_tsv_row(&p, cells, 3) == 3) {
+    st->arch = false;
+    if (bp_ch_tsv_row(&p, cells, 4) == 4) {
         st->seq = strtoull(cells[2], NULL, 10);
+        st->arch = cells[3] && strcmp(cells[3], "0") != 0;
         st->cp.set = cells[0] && cells[1];
         if (st->cp.set) {
             st->cp.number = strtoull(cells[0], NULL, 10);
-            snprintf(st->cp.hash, sizeof(st->cp.hash), "0x%s", cells[1]);
+            snprintf(st->cp.hash, sizeof(st->cp.hash), "%s%s", st->arch ? "" : "0x", cells[1]);
         }
     }
     return 0;
@@ -527,7 +538,7 @@ static size_t held_bytes(const ch_sink *s)
     size_t n = s->sql.cap + s->ans.cap + s->json.cap + s->gz.cap + s->intents.cap + s->refs.cap;
     for (size_t k = 0; k < s->ntabs; k++)
         n += bp_ch_enc_held(&s->tabs[k].enc);
-    return n + (s->derived ? bp_ch_derived_held(s->derived) : 0);
+    return n + (s->derived ? bp_ch_derived_held(s->derived) : 0) + bp_ch_arch_held(s->arch);
 }
 
 /* The budget follows what the buffers hold beyond s->keep (memory in use: charged even past the
@@ -565,6 +576,7 @@ static void mem_settle(ch_sink *s)
         bp_buf_release(&s->intents);
         if (s->derived)
             bp_ch_derived_trim(s->derived);
+        bp_ch_arch_trim(s->arch);
     }
     if (s->budget && s->charged)
         bp_budget_refund(s->budget, s->charged);
@@ -857,7 +869,12 @@ static int reduce(ch_sink *s, const bp_batch *b, bp_error *err)
     int rc = grow(s, b->count, err);
     for (size_t i = 0; rc == 0 && i < b->count; i++) {
         const bp_block *blk = b->events[i].block;
-        if (b->events[i].kind == BP_EVENT_APPLY) {
+        if (b->events[i].kind == BP_EVENT_ARCH_EVENTS) /* rows of their own (write_once) */
+            continue;
+        if (b->events[i].kind == BP_EVENT_APPLY && blk->family == BP_FAMILY_ARCH && !blk->arch) {
+            rc = bp_error_set(err, BP_EINVAL, "block %" PRIu64 ": an Arch block without its rows",
+                              blk->number);
+        } else if (b->events[i].kind == BP_EVENT_APPLY) {
             s->applies[s->napp++] = blk;
         } else if (s->napp == 0) {
             s->reverts[s->nrev++] = blk;
@@ -870,7 +887,7 @@ static int reduce(ch_sink *s, const bp_batch *b, bp_error *err)
         }
     }
     for (size_t i = 0; rc == 0 && i < s->nrev; i++)
-        if (!hash_hex(s->reverts[i]->hash))
+        if (!hex64(s->reverts[i]->hash))
             rc = bp_error_set(err, BP_EINVAL, "revert of block %" PRIu64 ": bad hash '%s'",
                               s->reverts[i]->number, s->reverts[i]->hash);
     return rc;
@@ -881,7 +898,7 @@ static int put_cp(bp_buf *sql, const bp_checkpoint *cp)
 {
     if (!cp->set)
         return bp_buf_puts(sql, ", NULL, NULL");
-    return bp_buf_printf(sql, ", %" PRIu64 ", unhex('%s')", cp->number, cp->hash + 2);
+    return bp_buf_printf(sql, ", %" PRIu64 ", unhex('%s')", cp->number, hex64(cp->hash));
 }
 
 /* The intent of batch seq (committed 0: before its rows) or its commit (1: after them): the
@@ -895,7 +912,7 @@ static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committ
         bp_buf_reset(&s->refs);
         for (size_t i = 0; i < s->nrev; i++)
             rc |= bp_buf_printf(&s->refs, "%s%" PRIu64 ":%s", i ? " " : "", s->reverts[i]->number,
-                                s->reverts[i]->hash + 2);
+                                hex64(s->reverts[i]->hash));
     }
     rc |= sql_start(s, "INSERT INTO checkpoint_intents SELECT ") | bp_ch_quote(&s->sql, b->chain) |
           bp_buf_printf(&s->sql, ", '" BP_CH_OUTPUT "', %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", ",
@@ -907,10 +924,45 @@ static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committ
                     err);
 }
 
+/* An Arch batch's APPLY rows (arch_blocks first: the recovery's count looks at blocks, but
+ * takes back every table's rows of seq either way), each table one INSERT unless its rows
+ * grow past CH_HELD_BYTES (flush_big). */
+static int apply_arch(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
+{
+    bp_ch_enc *enc[BP_CHA_ROW_TABLES];
+    for (size_t k = 0; k < BP_CHA_ROW_TABLES; k++) {
+        enc[k] = &s->tabs[s->arch_first + k].enc;
+        bp_ch_enc_reset(enc[k]);
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < s->napp; i++) {
+        bp_ch_arch_encode(enc, chain, s->applies[i], seq);
+        for (size_t k = 0; rc == 0 && k < BP_CHA_ROW_TABLES; k++)
+            if (enc[k]->rc != 0)
+                rc = enc_failed(&s->tabs[s->arch_first + k], s->applies[i], err);
+        if (rc == 0)
+            rc = flush_big(s, err);
+    }
+    for (size_t k = 0; rc == 0 && k < BP_CHA_ROW_TABLES; k++) {
+        if (enc[k]->rows > 0)
+            rc = insert_rows(s, s->arch_first + k, err);
+        bp_ch_enc_reset(enc[k]);
+        if (rc == 0 && k == BP_CHA_BLOCKS)
+            bp_crashpoint("clickhouse.after_blocks");
+    }
+    return rc;
+}
+
 /* The raw tables' rows (blocks first: the recovery looks there), then the derived ones. */
 static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
     int rc = 0;
+    if (s->applies[0]->family == BP_FAMILY_ARCH) {
+        rc = apply_arch(s, chain, seq, err);
+        return rc ? bp_error_prefix(err, "blocks %" PRIu64 "..%" PRIu64 ": ", s->applies[0]->number,
+                                    s->applies[s->napp - 1]->number)
+                  : 0;
+    }
     for (size_t k = 0; rc == 0 && k < T_RAW; k++) {
         size_t rows = 0;
         for (size_t i = 0; s->tabs[k].on && i < s->napp && rows == 0; i++)
@@ -946,14 +998,16 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
 {
     uint64_t seq = s->st.seq + 1;
     int rc = 0;
-    if (b->checkpoint.set && !hash_hex(b->checkpoint.hash))
+    if (b->checkpoint.set && !hex64(b->checkpoint.hash))
         return bp_error_set(err, BP_EINVAL, "checkpoint %" PRIu64 " %s: not storable",
                             b->checkpoint.number, b->checkpoint.hash);
     if (s->nrev + s->napp > 0)
         s->st.recovering = true; /* from here on a failure leaves rows of seq behind */
     /* (also a batch without events: it may bring prices) */
     s->der = s->t.metrics && b->derived ? b->derived : NULL;
-    bool dwork = s->der || s->nrev > 0;
+    /* (an Arch chain has no derived rows: the analytics are EVM's) */
+    bool arch = b->count > 0 && b->events[0].block->family == BP_FAMILY_ARCH;
+    bool dwork = !arch && (s->der || s->nrev > 0);
     if (dwork)
         rc = bp_ch_derived_prepare(s->derived, b->chain, s->der, s->reverts, s->nrev, s->applies,
                                    s->napp, err);
@@ -963,6 +1017,10 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
         rc = write_intent(s, b, seq, 0, err);
     if (rc == 0 && s->napp > 0)
         rc = apply_rows(s, b->chain, seq, err);
+    /* an entry of events alone carries the checkpoint stored already: written all the same,
+     * before the checkpoint (clickhouse_arch.h: a repeat is harmless) */
+    if (rc == 0 && arch && bp_ch_arch_has_events(b))
+        rc = bp_ch_arch_events(s->arch, s->http, b, err);
     if (rc == 0)
         bp_crashpoint("clickhouse.before_commit");
     if (rc == 0 && s->nrev > 0) {
@@ -991,6 +1049,7 @@ static int write_once(ch_sink *s, const bp_batch *b, bp_error *err)
     s->st.seq = seq;
     s->st.cp = b->checkpoint;
     s->st.recovering = false;
+    s->st.arch |= arch;
     /* retention only removes what can no longer change: no part of the batch's promise */
     if (s->der && (rc = bp_ch_derived_expire(s->derived, b->derived, err)) != 0)
         bp_warn("clickhouse %s: %s (tried again after the next batch)", s->t.where, err->msg);
@@ -1080,19 +1139,22 @@ static int ch_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_
     if (rc != 0 || !s->st.cp.set)
         return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
     /* at or below the checkpoint: the recovery at open took back anything above it */
-    rc = sql_start(s, "SELECT number, lower(hex(hash)) FROM blocks WHERE chain = ") |
+    const char *num = s->st.arch ? "height" : "number";
+    rc = sql_start(s, "SELECT ") |
+         bp_buf_printf(&s->sql, "%s, lower(hex(hash)) FROM %s WHERE chain = ", num,
+                       s->st.arch ? "arch_blocks" : "blocks") |
          bp_ch_quote(&s->sql, chain) |
          bp_buf_printf(&s->sql,
-                       " AND number <= %" PRIu64 " GROUP BY number, hash HAVING sum(" BP_CH_SIGN
-                       ") > 0 ORDER BY number DESC LIMIT %zu",
-                       s->st.cp.number, max);
+                       " AND %s <= %" PRIu64 " GROUP BY %s, hash HAVING sum(" BP_CH_SIGN
+                       ") > 0 ORDER BY %s DESC LIMIT %zu",
+                       num, s->st.cp.number, num, num, max);
     rc = rc ? oom(err) : run(s, &s->ans, "reading recent blocks", err);
     char *p = s->ans.data, *cells[2];
     while (rc == 0 && *n < max && bp_ch_tsv_row(&p, cells, 2) == 2 && cells[0] && cells[1]) {
         bp_checkpoint *c = &out[(*n)++];
         c->set = true;
         c->number = strtoull(cells[0], NULL, 10);
-        snprintf(c->hash, sizeof(c->hash), "0x%s", cells[1]);
+        snprintf(c->hash, sizeof(c->hash), "%s%s", s->st.arch ? "" : "0x", cells[1]);
     }
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
 }
@@ -1109,6 +1171,7 @@ static void ch_close(bp_sink *base)
         bp_buf_release(&s->tabs[k].insert);
     }
     bp_ch_derived_free(s->derived);
+    bp_ch_arch_free(s->arch);
     bp_ch_http_free(s->http);
     bp_ch_target_release(&s->t);
     bp_buf_release(&s->sql);
@@ -1134,11 +1197,22 @@ static int prepare_tables(ch_sink *s, bp_error *err)
      * metrics off: the rows written while it was on leave with their blocks) */
     for (int k = 0; k < BP_CHD_ROW_TABLES; k++)
         bp_ch_derived_row_table(k, &s->caps, &defs[s->ntabs++]);
-    int rc = bp_ch_load_types(s->http, s->t.database, defs, s->ntabs, err);
+    /* the Arch tables an APPLY writes: taken back and recovered with the others; then the
+     * events' two, which are not (clickhouse_arch.h) */
+    s->arch_first = s->ntabs;
+    for (int k = 0; k < BP_CHA_TABLES; k++)
+        bp_ch_arch_table(k, &defs[s->ntabs + (size_t)k]);
+    s->ntabs += BP_CHA_ROW_TABLES;
+    int rc = bp_ch_load_types(s->http, s->t.database, defs,
+                              s->ntabs + BP_CHA_TABLES - BP_CHA_ROW_TABLES, err);
+    if (rc == 0)
+        rc = bp_ch_arch_new(&s->arch, s->t.format,
+                            &defs[s->ntabs + (BP_CHA_EVENTS - BP_CHA_ROW_TABLES)],
+                            &defs[s->ntabs + (BP_CHA_ROLLBACKS - BP_CHA_ROW_TABLES)], err);
     for (size_t k = 0; rc == 0 && k < s->ntabs; k++) {
         ch_tab *tab = &s->tabs[k];
         tab->t = defs[k];
-        tab->on = k >= T_RAW ? s->t.metrics : s->t.tables[k];
+        tab->on = k >= s->arch_first ? true : k >= T_RAW ? s->t.metrics : s->t.tables[k];
         if (bp_buf_printf(&tab->insert, "INSERT INTO %s (", tab->t.name) |
             bp_ch_col_list(&tab->insert, tab->t.cols, tab->t.ncols) |
             bp_buf_printf(&tab->insert, ") FORMAT %s", bp_ch_format_name(s->t.format)) |
@@ -1175,6 +1249,7 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &s->caps, &s->t.ret,
                                s->t.metrics, &s->derived, err);
     s->base.derived = s->derived != NULL && s->t.metrics;
+    s->base.families = 1u << BP_FAMILY_ARCH;
     s->keep = keep_bytes(s->base.derived);
     if (rc == 0)
         rc = recover_all(s, err);

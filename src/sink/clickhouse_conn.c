@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "metrics/metrics.h"
+#include "sink/clickhouse_arch.h"
 #include "sink/clickhouse_derived.h"
 #include "sink/sqlgen.h"
 #include "util/log.h"
@@ -270,6 +271,15 @@ static int v3(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps,
     return rc;
 }
 
+/* Version 4: the Arch tables and the view of their transactions' rollback state
+ * (clickhouse_arch.h). */
+static int v4(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err)
+{
+    (void)target;
+    (void)caps;
+    return bp_ch_arch_schema(h, err);
+}
+
 static const struct {
     int version;
     const char *description;
@@ -281,6 +291,10 @@ static const struct {
      "contract_senders, token_transfers, prices, ml_predictions) and views",
      v2},
     {3, "OP-stack and Arbitrum columns; extra JSON of blocks, transactions, receipts, logs", v3},
+    {4,
+     "Arch tables (arch_blocks, arch_transactions, arch_account_updates, arch_events, "
+     "arch_rollbacks) and the view arch_transactions_current",
+     v4},
 };
 #define CH_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 

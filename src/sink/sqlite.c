@@ -106,10 +106,14 @@ static const char *const g_sql[ST_COUNT] = {
     [ST_DEL_CP] = "DELETE FROM checkpoints WHERE chain = ? AND output = '" SQLITE_OUTPUT "'",
     [ST_GET_CP] =
         "SELECT number, hash FROM checkpoints WHERE chain = ? AND output = '" SQLITE_OUTPUT "'",
-    /* a chain's blocks are in one of the two (its family's) */
-    [ST_RECENT] = "SELECT number, hash FROM blocks WHERE chain = ?1 UNION ALL SELECT height, hash"
-                  " FROM arch_blocks WHERE chain = ?1 ORDER BY 1 DESC LIMIT ?2",
+    /* ST_RECENT: SQLITE_RECENT or SQLITE_RECENT_ARCH (prepare_all, arch_open) */
 };
+
+/* A chain's blocks are in one of the two (its family's); arch_blocks once the file has it. */
+#define SQLITE_RECENT "SELECT number, hash FROM blocks WHERE chain = ?1 ORDER BY 1 DESC LIMIT ?2"
+#define SQLITE_RECENT_ARCH                                                                         \
+    "SELECT number, hash FROM blocks WHERE chain = ?1 UNION ALL SELECT height, hash"               \
+    " FROM arch_blocks WHERE chain = ?1 ORDER BY 1 DESC LIMIT ?2"
 
 typedef struct sqlite_sink {
     struct bp_sink base;
@@ -128,10 +132,12 @@ typedef struct sqlite_sink {
     const bp_block **run_blocks;
     const bp_block_derived **run;
     size_t run_len, run_cap;
-    int cache_kib;         /* the page cache for big batches (PRAGMA cache_size = -KiB) */
-    bool head_cache;       /* the smaller cache of batches at the head is on */
-    bool foreign;          /* the batch met a block another process stored */
-    bp_sqlite_arch *arch;  /* the Arch tables' statements (--chain-type arch) */
+    int cache_kib;   /* the page cache for big batches (PRAGMA cache_size = -KiB) */
+    bool head_cache; /* the smaller cache of batches at the head is on */
+    bool foreign;    /* the batch met a block another process stored */
+    /* the Arch tables' statements (--chain-type arch); NULL while the file has no Arch tables
+     * (arch_tables makes them when an Arch chain first writes) */
+    bp_sqlite_arch *arch;
     bp_sqlite_locks locks; /* the chains' writer locks (sqlite_lock.h) */
 } sqlite_sink;
 
@@ -537,9 +543,17 @@ static void fit_cache(sqlite_sink *s, const bp_batch *batch)
     s->head_cache = head;
 }
 
+static int arch_tables(sqlite_sink *s, bp_error *err);
+
 static int sqlite_write(bp_sink *base, const bp_batch *batch, bp_error *err)
 {
     sqlite_sink *s = (sqlite_sink *)base;
+    /* a chain's blocks are of one family */
+    if (!s->arch && batch->count && batch->events[0].block->family == BP_FAMILY_ARCH) {
+        int rc = arch_tables(s, err);
+        if (rc != 0)
+            return rc;
+    }
     fit_cache(s, batch);
     int rc = run(s, ST_BEGIN);
     if (rc != SQLITE_OK)
@@ -714,8 +728,9 @@ static int create_schema(sqlite_sink *s, bp_error *err)
     for (bp_table t = 0; rc == 0 && t < BP_TABLE_COUNT; t++)
         if (bp_sql_create_table(&s->sql, t, "IF NOT EXISTS ", "", sqlite_type, "") != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    if (rc == 0 && (bp_buf_puts(&s->sql, g_checkpoints_ddl) != 0 ||
-                    bp_sqlite_derived_schema(&s->sql) != 0 || bp_sqlite_arch_schema(&s->sql) != 0))
+    /* (the Arch tables: when an Arch chain first writes, arch_tables) */
+    if (rc == 0 &&
+        (bp_buf_puts(&s->sql, g_checkpoints_ddl) != 0 || bp_sqlite_derived_schema(&s->sql) != 0))
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     if (rc == 0)
         rc = exec(s, s->sql.data, "creating the schema", err);
@@ -734,6 +749,53 @@ static int prepare(sqlite_sink *s, int i, const char *sql, bp_error *err)
         return bp_error_set(err, BP_EDB, "%s: preparing \"%.60s...\": %s", s->path, sql,
                             sqlite3_errmsg(s->db));
     return 0;
+}
+
+/* Whether the file has table name. */
+static int has_table(sqlite_sink *s, const char *name, bool *yes, bp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+                                "AND name = ?1",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *yes = sqlite3_column_int(st, 0) > 0;
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK)
+        bp_error_set(err, BP_EDB, "%s: looking for table %s: %s", s->path, name,
+                     sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : BP_EDB;
+}
+
+/* The Arch statements and recent()'s, for a file that has the Arch tables. */
+static int arch_open(sqlite_sink *s, bp_error *err)
+{
+    int rc = bp_sqlite_arch_open(s->db, s->path, &s->arch, err);
+    if (rc != 0)
+        return rc;
+    sqlite3_finalize(s->st[ST_RECENT]);
+    s->st[ST_RECENT] = NULL;
+    return prepare(s, ST_RECENT, SQLITE_RECENT_ARCH, err);
+}
+
+/* The Arch tables (CREATE ... IF NOT EXISTS, in a transaction of their own before the batch's),
+ * made when an Arch chain first writes to the file: an EVM chain's file has none. A file made
+ * before this has them already (every file had them), and arch_open found them at open. */
+static int arch_tables(sqlite_sink *s, bp_error *err)
+{
+    bp_buf_reset(&s->sql);
+    int rc = bp_buf_puts(&s->sql, "BEGIN IMMEDIATE;") != 0 || bp_sqlite_arch_schema(&s->sql) != 0 ||
+                     bp_buf_puts(&s->sql, "COMMIT") != 0
+                 ? bp_error_set(err, BP_ENOMEM, "out of memory")
+                 : exec(s, s->sql.data, "creating the Arch tables", err);
+    if (rc != 0 && !sqlite3_get_autocommit(s->db))
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc ? rc : arch_open(s, err);
 }
 
 static int prepare_all(sqlite_sink *s, bp_error *err)
@@ -757,7 +819,11 @@ static int prepare_all(sqlite_sink *s, bp_error *err)
         if (rc != 0)
             return rc;
     }
-    return 0;
+    bool arch = false;
+    int rc = has_table(s, "arch_blocks", &arch, err);
+    if (rc == 0)
+        rc = arch ? arch_open(s, err) : prepare(s, ST_RECENT, SQLITE_RECENT, err);
+    return rc;
 }
 
 /* SQLite's sorter (GROUP BY, DISTINCT, ORDER BY without an index) keeps at least
@@ -805,8 +871,6 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
         rc = exec(s, g_indexes_ddl, "creating the lookup indexes", err);
     if (rc == 0)
         rc = prepare_all(s, err);
-    if (rc == 0)
-        rc = bp_sqlite_arch_open(s->db, s->path, &s->arch, err);
     s->base.families = 1u << BP_FAMILY_ARCH;
     if (rc == 0) { /* also with metrics off: REVERTs take out the rows written while on */
         bp_retention ret;

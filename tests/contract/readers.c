@@ -239,6 +239,27 @@ static const struct {
                  "address") ", " CH_HX("data") ", " CH_HX("topic0") ", " CH_HX("topic1") ", " CH_HX("topic2") ", " CH_HX("topic3")},
 };
 
+/* --family arch: the Arch tables as SQLite shows them (hashes bare hex; rolled_back as fetched:
+ * the contract's batches carry no WebSocket events). */
+#define CH_AX(c) "lower(hex(" c "))"
+static const struct {
+    char tag;
+    int topics_at;
+    const char *table, *sql;
+} g_ch_arch[] = {
+    {'A', -1, "arch_blocks",
+     "SELECT height, " CH_AX("hash") ", " CH_AX(
+         "previous_hash") ", timestamp, "
+                          "bitcoin_block_height, transaction_count, " CH_AX("merkle_root")},
+    {'X', -1, "arch_transactions",
+     "SELECT block_height, tx_index, " CH_AX("txid") ", " CH_AX(
+         "block_hash") ", status, "
+                       "failure_reason, rolled_back, program_ids, bitcoin_txids"},
+    {'U', -1, "arch_account_updates",
+     "SELECT block_height, tx_index, " CH_AX("account") ", " CH_AX("txid")},
+};
+#undef CH_AX
+
 static void ch_run(bp_ch_http *h, const char *shown, const char *sql, bp_buf *ans)
 {
     bp_error e = {0};
@@ -264,27 +285,31 @@ static void read_ch(const char *url, const char *shown, const char *target, cons
     bp_buf sql, ans;
     bp_buf_init(&sql, 0);
     bp_buf_init(&ans, 0);
-    for (size_t q = 0; q < sizeof(g_ch) / sizeof(g_ch[0]); q++) {
+    size_t nq = ct_arch ? sizeof(g_ch_arch) / sizeof(g_ch_arch[0]) : sizeof(g_ch) / sizeof(g_ch[0]);
+    for (size_t q = 0; q < nq; q++) {
+        char tag = ct_arch ? g_ch_arch[q].tag : g_ch[q].tag;
+        int topics_at = ct_arch ? g_ch_arch[q].topics_at : g_ch[q].topics_at;
+        const char *table = ct_arch ? g_ch_arch[q].table : g_ch[q].table;
         bp_buf_reset(&sql);
-        bp_buf_printf(&sql, "%s, _sign FROM %s FINAL WHERE chain = ", g_ch[q].sql, g_ch[q].table);
+        bp_buf_printf(&sql, "%s, _sign FROM %s FINAL WHERE chain = ",
+                      ct_arch ? g_ch_arch[q].sql : g_ch[q].sql, table);
         bp_ch_quote(&sql, chain);
         ch_run(h, shown, sql.data, &ans);
         char *p = ans.data, *cells[16];
         size_t rows = 0;
         for (int n; (n = bp_ch_tsv_row(&p, cells, 16)) > 0; rows++) {
             CT_CHECK(cells[n - 1] && !strcmp(cells[n - 1], "1"),
-                     "%s: %s: a row with _sign %s under FINAL (%s ...)", shown, g_ch[q].table,
+                     "%s: %s: a row with _sign %s under FINAL (%s ...)", shown, table,
                      cells[n - 1] ? cells[n - 1] : "NULL", cells[0] ? cells[0] : "NULL");
-            emit(out, g_ch[q].tag, (const char *const *)cells, n - 1, g_ch[q].topics_at);
+            emit(out, tag, (const char *const *)cells, n - 1, topics_at);
         }
         /* the other way to read the tables: sign weights, no FINAL */
         bp_buf_reset(&sql);
-        bp_buf_printf(&sql, "SELECT sum(_sign) FROM %s WHERE chain = ", g_ch[q].table);
+        bp_buf_printf(&sql, "SELECT sum(_sign) FROM %s WHERE chain = ", table);
         bp_ch_quote(&sql, chain);
         ch_run(h, shown, sql.data, &ans);
         CT_CHECK(strtoull(ans.data, NULL, 10) == rows,
-                 "%s: %s: sum(_sign) is %s, FINAL shows %zu rows", shown, g_ch[q].table, ans.data,
-                 rows);
+                 "%s: %s: sum(_sign) is %s, FINAL shows %zu rows", shown, table, ans.data, rows);
     }
     bp_buf_release(&sql);
     bp_buf_release(&ans);

@@ -1,6 +1,6 @@
 """The output contract (tests/contract/outputs_contract.c, test_outputs_contract.py) with Arch
 rows: `outputs_contract --family arch` drives every output that stores Arch blocks
-(bp_sink.families: SQLite and PostgreSQL, the latter also through its staging tables) through
+(bp_sink.families: SQLite, PostgreSQL, also through its staging tables, and ClickHouse) through
 the same scenario - batches of APPLY, reorgs cut anywhere in APPLY/REVERT runs, a reorg back to
 a branch reverted before, crashes at the backend's crash points, SIGKILLs at random times, each
 followed by a reopen and a resume as the pipeline does it - with a chain of Arch blocks (failed
@@ -20,16 +20,18 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clickhouse import ClickHouse  # noqa: E402
 from pg import Postgres  # noqa: E402
-from test_outputs_contract import KILLS, PG_POINTS, SEED, program  # noqa: E402
+from test_outputs_contract import CH_POINTS, KILLS, PG_POINTS, SEED, program  # noqa: E402
 
-# (name, needs PostgreSQL, URL of a fresh output from (temp dir, server), crash points)
+# (name, server or None, URL of a fresh output from (temp dir, server), crash points)
 ARCH_BACKENDS = [
-    ("sqlite", False, lambda d, s: f"sqlite:{d}/arch.db", ["sqlite.before_commit"]),
-    ("postgres", True, lambda d, s: s.url(query="schema=contract_arch"), PG_POINTS),
-    ("postgres, staging tables", True,
+    ("sqlite", None, lambda d, s: f"sqlite:{d}/arch.db", ["sqlite.before_commit"]),
+    ("postgres", Postgres, lambda d, s: s.url(query="schema=contract_arch"), PG_POINTS),
+    ("postgres, staging tables", Postgres,
      lambda d, s: s.url(scheme="postgresql", query="schema=contract_arch_staging&mode=staging"),
      PG_POINTS),
+    ("clickhouse", ClickHouse, lambda d, s: s.url("contract_arch"), CH_POINTS),
 ]
 
 
@@ -39,16 +41,16 @@ def main():
     failed = []
     with contextlib.ExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bp-contract-arch-"))
-        pg = None
-        for i, (name, need_pg, url_of, points) in enumerate(ARCH_BACKENDS):
-            if need_pg and pg is None:
-                pg = stack.enter_context(Postgres())
+        servers = {}
+        for i, (name, server, url_of, points) in enumerate(ARCH_BACKENDS):
+            if server and server not in servers:
+                servers[server] = stack.enter_context(server())
             d = os.path.join(tmp, str(i))
             os.mkdir(d)
             cmd = [prog, "--seed", SEED, "--kills", KILLS, "--family", "arch"]
             for point in points:
                 cmd += ["--crash", point]
-            cmd.append(url_of(d, pg))
+            cmd.append(url_of(d, servers.get(server)))
             t0 = time.monotonic()
             p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=600)

@@ -1,0 +1,274 @@
+"""`blockpipe run --chain-type arch` into ClickHouse against `blockpipe simnode --chain-type
+arch` with forks and rollbacks, killed with SIGKILL and restarted, then compared with the node
+(test_arch_pg.py's scenario with a ClickHouse output, tests/tools/clickhouse.py's real server).
+
+Part 1 (test_arch_run.kill_and_follow): the node grows a block every 0.2 s from height 120,
+forks its top 5 blocks every 1.5 s and makes rollback / re-apply episodes every 1.1 s;
+blockpipe follows it from block 0 by polling with two endpoints (the second with FAULTS), is
+SIGKILLed test_arch_run.KILLS times at random moments and restarted; a last run walks back one
+of the node's forks (REVERT: the +1 rows taken back by -1 rows) and stops on SIGINT. Then
+arch_blocks / arch_transactions / arch_account_updates read with FINAL must hold exactly the
+node's canonical chain (test_arch_pg.check_tables' checks), every row key once (sum(_sign) 1:
+nothing twice, nothing of an abandoned fork or a killed batch left), and the same rows as a
+SQLite backfill of the canonical blocks.
+Part 2 (--ws, its own node, episodes 4 s apart): a run with --ws is SIGKILLed once it made
+progress and started again; after a re-apply then a rollback episode, the view
+arch_transactions_current must give every stored transaction the node's rollback_status,
+arch_events must hold the rollback and re-apply events, each key once.
+Stdlib only; needs BLOCKPIPE and a ClickHouse server (tests/tools/clickhouse.py).
+"""
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clickhouse import ClickHouse  # noqa: E402
+from simnode import Simnode  # noqa: E402
+import test_arch_run as arch  # noqa: E402
+import test_arch_ws as ws  # noqa: E402
+from test_arch_run import DEPTH, HANG, call, fail, node_head  # noqa: E402
+
+SEED = int(os.environ.get("BP_SEED", "1416"))
+DB = "archch"
+
+
+def checkpoint(ch, db=DB):
+    try:
+        rows = ch.sql(f"SELECT number, lower(hex(hash)) FROM {db}.checkpoints WHERE chain = "
+                      "'arch' ORDER BY seq DESC LIMIT 1")
+    except RuntimeError:
+        return None  # the database is not there yet
+    return (int(rows[0][0]), rows[0][1]) if rows else None
+
+
+def ch_rows(ch, upto, db=DB):
+    q = {
+        "arch_blocks": "SELECT height, lower(hex(hash)), lower(hex(previous_hash)), timestamp, "
+                       "bitcoin_block_height, transaction_count, lower(hex(merkle_root)) "
+                       "FROM {d}.arch_blocks FINAL WHERE chain = 'arch' AND height <= {u} "
+                       "ORDER BY height",
+        "arch_transactions": "SELECT block_height, tx_index, lower(hex(txid)), "
+                             "lower(hex(block_hash)), status, ifNull(failure_reason, ''), "
+                             "program_ids, bitcoin_txids FROM {d}.arch_transactions FINAL "
+                             "WHERE chain = 'arch' AND block_height <= {u} "
+                             "ORDER BY block_height, tx_index",
+        "arch_account_updates": "SELECT block_height, tx_index, lower(hex(account)), "
+                                "lower(hex(txid)) FROM {d}.arch_account_updates FINAL WHERE "
+                                "chain = 'arch' AND block_height <= {u} "
+                                "ORDER BY block_height, tx_index, account",
+    }
+    return {t: ch.sql(sql.format(d=db, u=upto)) for t, sql in q.items()}
+
+
+def check_signs(ch):
+    """Every row key's signs sum to 0 or 1: nothing written twice, nothing taken back twice."""
+    keys = {"arch_blocks": "height, hash",
+            "arch_transactions": "block_height, block_hash, tx_index",
+            "arch_account_updates": "block_height, block_hash, tx_index, account"}
+    for t, k in keys.items():
+        bad = ch.sql(f"SELECT {k}, sum(_sign) AS s FROM {DB}.{t} WHERE chain = 'arch' "
+                     f"GROUP BY {k} HAVING s NOT IN (0, 1) LIMIT 3")
+        if bad:
+            fail(f"{t}: row keys with a sign sum other than 0 or 1: {bad}")
+    print("every row key's sign sum is 0 or 1")
+
+
+def check_tables(url, ch):
+    """test_arch_pg.check_tables' checks on the ClickHouse tables (FINAL)."""
+    cp = checkpoint(ch)
+    if not cp:
+        fail("no checkpoint")
+    rows = ch_rows(ch, cp[0])
+    blocks = [(int(b[0]), b[1], b[2], int(b[5])) for b in rows["arch_blocks"]]
+    if [b[0] for b in blocks] != list(range(cp[0] + 1)):
+        fail(f"arch_blocks heights are not exactly 0..{cp[0]}: {len(blocks)} rows")
+    if blocks[-1][1] != cp[1]:
+        fail(f"checkpoint hash {cp[1]} is not block {cp[0]}'s {blocks[-1][1]}")
+    for lo, hi in zip(blocks, blocks[1:]):
+        if hi[2] != lo[1]:
+            fail(f"block {hi[0]}: previous_hash {hi[2]} but block {lo[0]} is {lo[1]}")
+    strict = cp[0] - DEPTH
+    hashes = call(url, [("get_block_hash", [h]) for h in range(strict + 1)])
+    for h in range(strict + 1):
+        if blocks[h][1] != hashes[h]:
+            fail(f"block {h}: stored {blocks[h][1]}, the node's canonical is {hashes[h]}")
+    got, txs = {}, set()
+    for t in rows["arch_transactions"]:
+        height, idx, txid, bhash = int(t[0]), int(t[1]), t[2], t[3]
+        if bhash != blocks[height][1]:
+            fail(f"tx {txid}: block_hash {bhash}, block {height} is {blocks[height][1]}")
+        lst = got.setdefault(height, [])
+        if idx != len(lst):
+            fail(f"block {height}: tx_index {idx} after {len(lst)} transactions")
+        lst.append(txid)
+        txs.add((height, idx, txid))
+    ntx = 0
+    for i in range(0, len(blocks), 100):
+        chunk = blocks[i:i + 100]
+        for b, body in zip(chunk, call(url, [("get_block", [b[1]]) for b in chunk])):
+            ntx += len(body["transactions"])
+            if got.get(b[0], []) != body["transactions"] or b[3] != len(body["transactions"]):
+                fail(f"block {b[0]}: stored txids {got.get(b[0], [])} (count {b[3]}), the "
+                     f"node's {body['transactions']}")
+    acc = {(int(a[0]), int(a[1]), a[3]) for a in rows["arch_account_updates"]}
+    if acc - txs or txs - acc:
+        fail(f"arch_account_updates: {len(acc - txs)} rows without their transaction, "
+             f"{len(txs - acc)} transactions without account rows")
+    if ntx == 0:
+        fail("no transactions at all: nothing was compared")
+    print(f"tables match the node: blocks 0..{cp[0]} ({strict + 1} checked against "
+          f"get_block_hash), {ntx} transactions, {len(rows['arch_account_updates'])} account "
+          "updates")
+    return strict
+
+
+def check_same_as_sqlite(bp, url, ch, tmp, upto):
+    """A backfill of the canonical 0..upto into SQLite stores what ClickHouse holds."""
+    db = os.path.join(tmp, "same.db")
+    r = subprocess.run([bp, "backfill", "--chain-type", "arch", "--rpc", url, "--from", "0",
+                        "--to", str(upto), "--output", f"sqlite:{db}"],
+                       capture_output=True, text=True, timeout=HANG)
+    if r.returncode != 0:
+        fail(f"backfill into SQLite exited {r.returncode}: {r.stderr[-2000:]}")
+    con = sqlite3.connect(db)
+    lite = {
+        "arch_blocks": con.execute(
+            "SELECT height, hash, previous_hash, timestamp, bitcoin_block_height, "
+            "transaction_count, merkle_root FROM arch_blocks WHERE height <= ? ORDER BY height",
+            (upto,)).fetchall(),
+        "arch_transactions": con.execute(
+            "SELECT block_height, tx_index, txid, block_hash, status, coalesce(failure_reason, "
+            "''), program_ids, bitcoin_txids FROM arch_transactions WHERE block_height <= ? "
+            "ORDER BY block_height, tx_index", (upto,)).fetchall(),
+        "arch_account_updates": con.execute(
+            "SELECT block_height, tx_index, account, txid FROM arch_account_updates WHERE "
+            "block_height <= ? ORDER BY block_height, tx_index, account", (upto,)).fetchall(),
+    }
+    con.close()
+    have = ch_rows(ch, upto)
+    for t, want in lite.items():
+        want = [[str(v) for v in row] for row in want]
+        if want != have[t]:
+            diff = next((i for i, (a, b) in enumerate(zip(want, have[t])) if a != b), len(want))
+            fail(f"{t}: SQLite and ClickHouse differ (rows {len(want)} / {len(have[t])}, first "
+                 f"at {diff}: {want[diff:diff + 1]} / {have[t][diff:diff + 1]})")
+    print(f"a SQLite backfill of 0..{upto} holds the same rows as ClickHouse")
+
+
+def part_ws(bp, ch, tmp):
+    """--ws into ClickHouse, SIGKILLed once and started again: the rollback state through the
+    view matches the node after a rollback episode; arch_events has one row per key."""
+    db = "archws"
+    node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "60",
+                        "--txs-per-block", "1-8", "--rollback-every", str(ws.EPISODE_S),
+                        "--seed", str(SEED + 1)], endpoints=1)
+    url = node.urls[0]
+    head = node_head(url)
+    out = ch.url(db)
+    extra = ["--ws", "ws://" + url.split("://", 1)[1], "--start-block", str(head)]
+    proc = None
+    logpath = os.path.join(tmp, "ws.log")
+    try:
+        with open(logpath, "w") as log:
+            proc = arch.start(bp, [url, url], out, log, extra)
+            arch.wait_progress(lambda: checkpoint(ch, db), proc, head, "ws run 1")
+            ws.wait_episode(node, True)  # a rollback's event on its way: the kill may lose it
+            time.sleep(random.Random(SEED).uniform(0.0, 0.4))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            last = checkpoint(ch, db)[0]
+            print(f"--ws: SIGKILL at checkpoint {last}", flush=True)
+            proc = arch.start(bp, [url, url], out, log, extra)
+            arch.wait_progress(lambda: checkpoint(ch, db), proc, last, "ws run 2")
+            time.sleep(0.5)
+            ws.wait_episode(node, False)  # a re-apply,
+            q = (f"SELECT count() FROM {db}.arch_events FINAL "
+                 "WHERE topic = 'rolledback_transactions'")
+            n0 = int(ch.sql(q)[0][0])
+            e = ws.wait_episode(node, True)  # then a rollback: its event reaches the tables
+            t = time.monotonic()
+            while int(ch.sql(q)[0][0]) == n0:
+                if time.monotonic() - t > ws.EPISODE_S / 2:
+                    fail(f"the rollback episode's event was not stored within "
+                         f"{ws.EPISODE_S / 2} s")
+                time.sleep(0.05)
+            ws.stop(proc, "ws run 2")
+        rows = ch.sql(f"SELECT lower(hex(txid)), rolled_back FROM {db}.arch_transactions_current "
+                      f"WHERE chain = 'arch' AND block_height > {head + 5} "
+                      "ORDER BY block_height, tx_index")
+        view = []
+        for i in range(0, len(rows), 200):
+            view += call(url, [("get_processed_transaction", [r[0]]) for r in rows[i:i + 200]])
+        if node.stats()["episodes"] != e:
+            fail(f"the node made another episode before it was compared "
+                 f"({time.monotonic() - t:.1f} s after)")
+        wrong = [(r, v["rollback_status"]) for r, v in zip(rows, view)
+                 if (r[1] == "1") != (v["rollback_status"]["type"] == "rolledback")]
+        if wrong:
+            fail(f"{len(wrong)} of {len(rows)} transactions' rolled_back differ from the node: "
+                 f"{wrong[:3]}")
+        back = sum(r[1] == "1" for r in rows)
+        if not back:
+            fail("no stored transaction is rolled back after a rollback episode")
+        topics = dict(ch.sql(f"SELECT topic, count() FROM {db}.arch_events FINAL "
+                             "GROUP BY topic"))
+        if not topics.get("rolledback_transactions") or not topics.get("reapplied_transactions"):
+            fail(f"no rollback and re-apply events stored: {topics}")
+        dup = ch.sql(f"SELECT key, count() AS n FROM {db}.arch_events GROUP BY key "
+                     "HAVING n > 1 LIMIT 3")
+        if dup:
+            fail(f"arch_events keys stored more than once: {dup}")
+        print(f"--ws: {len(rows)} transactions match the node's rollback_status ({back} rolled "
+              f"back) through arch_transactions_current, events {topics}, each key once")
+    except AssertionError:
+        print("--- ws.log (tail) ---\n" + open(logpath).read()[-6000:])
+        raise
+    finally:
+        if proc and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        node.kill()
+
+
+def main():
+    print(__doc__.strip(), flush=True)
+    bp = os.environ.get("BLOCKPIPE")
+    if not bp:
+        fail("BLOCKPIPE is not set")
+    rng = random.Random(SEED)
+    tmp = tempfile.TemporaryDirectory(prefix="bp-arch-ch-")
+    logpath = os.path.join(tmp.name, "run.log")
+    node = Simnode(bp, arch.node_args(), endpoints=2)
+    url = node.urls[0]
+    try:
+        with ClickHouse() as ch, open(logpath, "w") as log:
+            if os.environ.get("BP_ARCH_CH_PART") != "ws":
+                arch.kill_and_follow(bp, node, ch.url(DB), lambda: checkpoint(ch), log, logpath,
+                                     rng)
+                strict = check_tables(url, ch)
+                check_signs(ch)
+                check_same_as_sqlite(bp, url, ch, tmp.name, min(strict, 40))
+            part_ws(bp, ch, tmp.name)
+        print("OK")
+    except AssertionError:
+        if os.path.exists(logpath):
+            print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-4000:])
+        raise
+    finally:
+        node.kill()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAIL: {e}")
+        sys.exit(1)
