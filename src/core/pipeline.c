@@ -1813,6 +1813,8 @@ static double poll_every(pipeline *p)
  * node's best finalized block is normally a few blocks; a node whose finality stalls must not
  * make every reconnect fetch thousands of blocks. */
 #define RESYNC_MAX 1024
+/* ... and at least, at a start, the last this many (resync_low). */
+#define RESYNC_START 64
 
 /* The rollback state of blocks lo..lo+n-1 as the node has it now, into the socket's queue:
  * only blocks still ours (a block the node replaced is the reorg path's). */
@@ -1857,6 +1859,11 @@ static uint64_t resync_low(pipeline *p, const bp_canon_entry *tip, const bp_cano
     if (p->aws_final_set && p->aws_final < f)
         f = p->aws_final;
     uint64_t lo = final ? f + 1 : 0, want = lo;
+    /* A start: what became final while no process of ours listened is not known (a rollback
+     * re-applied, or rolled back, while this one was down may be in a block final since), so
+     * at least the last RESYNC_START blocks, as before finality was followed. */
+    if (!p->aws_final_set && tip->number + 1 >= RESYNC_START && lo > tip->number + 1 - RESYNC_START)
+        lo = tip->number + 1 - RESYNC_START;
     if (tip->number >= lo && tip->number - lo + 1 > RESYNC_MAX)
         lo = tip->number + 1 - RESYNC_MAX;
     if (low && low->number > lo)

@@ -61,9 +61,12 @@ static const char g_indexes_ddl[] =
     "CREATE INDEX IF NOT EXISTS transactions_to_idx ON transactions(chain, to_address,"
     " block_number, transaction_index);"
     "CREATE INDEX IF NOT EXISTS logs_address_idx ON logs(chain, address, block_number, log_index);"
-    "CREATE INDEX IF NOT EXISTS logs_topic0_idx ON logs(chain, topic0, block_number, log_index);"
-    /* Arch (/api/arch/...): blocks by hash, the updates of an account, events in arrival
-     * order (arch_transactions(chain, txid) is there always: the rollback UPDATE's) */
+    "CREATE INDEX IF NOT EXISTS logs_topic0_idx ON logs(chain, topic0, block_number, log_index);";
+
+/* Arch (/api/arch/...): blocks by hash, the updates of an account, events in arrival order
+ * (arch_transactions(chain, txid) is there always: the rollback UPDATE's). Made with the Arch
+ * tables (arch_open), which an EVM chain's file does not have. */
+static const char g_arch_indexes_ddl[] =
     "CREATE INDEX IF NOT EXISTS arch_blocks_hash_idx ON arch_blocks(hash);"
     "CREATE INDEX IF NOT EXISTS arch_account_updates_account_idx ON arch_account_updates(chain,"
     " account, block_height, tx_index);"
@@ -138,6 +141,7 @@ typedef struct sqlite_sink {
     /* the Arch tables' statements (--chain-type arch); NULL while the file has no Arch tables
      * (arch_tables makes them when an Arch chain first writes) */
     bp_sqlite_arch *arch;
+    bool indexes;          /* the lookup indexes (option indexes): the Arch tables' too when made */
     bp_sqlite_locks locks; /* the chains' writer locks (sqlite_lock.h) */
 } sqlite_sink;
 
@@ -775,7 +779,9 @@ static int has_table(sqlite_sink *s, const char *name, bool *yes, bp_error *err)
 /* The Arch statements and recent()'s, for a file that has the Arch tables. */
 static int arch_open(sqlite_sink *s, bp_error *err)
 {
-    int rc = bp_sqlite_arch_open(s->db, s->path, &s->arch, err);
+    int rc = s->indexes ? exec(s, g_arch_indexes_ddl, "creating the Arch lookup indexes", err) : 0;
+    if (rc == 0)
+        rc = bp_sqlite_arch_open(s->db, s->path, &s->arch, err);
     if (rc != 0)
         return rc;
     sqlite3_finalize(s->st[ST_RECENT]);
@@ -867,7 +873,8 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
               "setting WAL mode", err);
     if (rc == 0)
         rc = create_schema(s, err);
-    if (rc == 0 && opts && bp_sink_opt_int(opts, "indexes"))
+    s->indexes = opts && bp_sink_opt_int(opts, "indexes");
+    if (rc == 0 && s->indexes)
         rc = exec(s, g_indexes_ddl, "creating the lookup indexes", err);
     if (rc == 0)
         rc = prepare_all(s, err);

@@ -154,6 +154,10 @@ int bp_sqlite_read(bp_sink_reader *base, const bp_read_query *q, bp_read_row_fn 
     if (rc != 0)
         return rc;
     sqlite3_stmt *st = statement(r, r->sql.data);
+    /* A file no Arch chain has written to has no arch_* tables (sink/sqlite.c makes them at
+     * its first batch): nothing to read yet, as for an empty table. */
+    if (!st && q->arch && strncmp(sqlite3_errmsg(r->db), "no such table: arch_", 20) == 0)
+        return 0;
     if (!st)
         return bp_error_set(err, BP_EDB, "%s: preparing a read of %s: %s", r->path,
                             bp_table_name(q->table), sqlite3_errmsg(r->db));

@@ -45,6 +45,8 @@ def stored(db):
         return 0
     con = sqlite3.connect(db)
     try:
+        if not con.execute("SELECT 1 FROM sqlite_master WHERE name = 'arch_blocks'").fetchone():
+            return 0  # made at an Arch chain's first write
         return con.execute("SELECT count(*) FROM arch_blocks").fetchone()[0]
     finally:
         con.close()
