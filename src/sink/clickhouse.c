@@ -30,7 +30,8 @@
  *
  * FINAL and sign weights are exact once the checkpoint is written, except between a crash and
  * the next start (or the failed batch's retry), when the unfinished batch's APPLY rows (or,
- * past the commit, its reverted blocks) still count. One writer per chain and database. */
+ * past the commit, its reverted blocks) still count; a batch the output gives up on is
+ * recovered before the error is returned. One writer per chain and database. */
 #include "blockpipe/sink.h"
 
 #include <inttypes.h>
@@ -943,6 +944,28 @@ static bool went_away(ch_sink *s, time_t since)
     return strtoll(s->ans.data, NULL, 10) <= (long long)(time(NULL) - since) + 1;
 }
 
+/* A batch given up (a failure another attempt would meet, such as a value that does not fit
+ * its column, or wait_for_db spent) after it may have written rows: the recovery runs now
+ * instead of at the next start, so that readers never see the unfinished batch's rows (an
+ * output that stops may not start again soon). It waits for the batch's INSERT the failure cut
+ * short (the server may commit what it got). True when the batch turns out written (a lost
+ * reply: its checkpoint landed, or its commit did and the recovery finished it). */
+static bool give_up(ch_sink *s, const bp_batch *b, uint64_t seq)
+{
+    bp_error e = {0};
+    bool done = false;
+    if (after_failure(s, b, seq, &done, &e) != 0) {
+        bp_warn("clickhouse %s: taking back the unfinished batch %" PRIu64 ": %s (the next "
+                "start's recovery takes it back)",
+                s->t.where, seq, e.msg);
+        s->st.recovering = true;
+        return false;
+    }
+    bp_info("clickhouse %s: chain %s: the unfinished batch %" PRIu64 " %s", s->t.where, b->chain,
+            seq, done ? "was written after all" : "was taken back");
+    return done;
+}
+
 static int write_batch(ch_sink *s, const bp_batch *b, bp_error *err)
 {
     bool known = s->st.chain && strcmp(s->st.chain, b->chain) == 0 && !s->st.recovering;
@@ -968,6 +991,8 @@ static int write_batch(ch_sink *s, const bp_batch *b, bp_error *err)
         bp_ch_backoff(&delay);
         s->st.recovering = true;
     }
+    if (rc != 0 && s->st.recovering && give_up(s, b, seq))
+        rc = 0;
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
 }
 
