@@ -30,7 +30,8 @@
  *
  * FINAL and sign weights are exact once the checkpoint is written, except between a crash and
  * the next start (or the failed batch's retry), when the unfinished batch's APPLY rows (or,
- * past the commit, its reverted blocks) still count. One writer per chain and database. */
+ * past the commit, its reverted blocks) still count; a batch the output gives up on is
+ * recovered before the error is returned. One writer per chain and database. */
 #include "blockpipe/sink.h"
 
 #include <inttypes.h>
@@ -513,8 +514,6 @@ static int enc_failed(const ch_tab *tab, const bp_block *b, bp_error *err)
                         b->number, tab->t.name, tab->t.cols[e->bad].name, type);
 }
 
-static int insert_rows(ch_sink *s, size_t k, bp_error *err);
-
 /* ---- memory: the buffers against the budget ---- */
 
 /* What the buffers of a batch's write may hold within the output's fixed part of the budget
@@ -530,9 +529,8 @@ static size_t keep_bytes(bool derived)
     return derived ? 2 * CH_KEEP_BYTES : CH_KEEP_BYTES;
 }
 
-/* Bytes the buffers hold now: the encoders (what grew past CH_HELD_BYTES is sent, but their
- * buffers keep what they grew to), the gzip copy, the answers and the SQL, the derived tables'
- * per-batch state. */
+/* Bytes the buffers hold now: the encoders (a part each, once streamed), the gzip copy, the answers
+ * and the SQL, the derived tables' per-batch state. */
 static size_t held_bytes(const ch_sink *s)
 {
     size_t n = s->sql.cap + s->ans.cap + s->json.cap + s->gz.cap + s->intents.cap + s->refs.cap;
@@ -584,62 +582,6 @@ static void mem_settle(ch_sink *s)
     s->budget = NULL;
 }
 
-/* What the derived tables' encoders may hold before the biggest table's rows go to the server
- * (one more INSERT of the batch: its rows carry seq like the others, so the recovery takes them
- * back alike; the raw tables are streamed a part at a time, stream_rows). Without it the
- * batch's encoded rows were held whole, uncounted. What they hold is charged to the budget.
- * Each piece is an INSERT and a part more on the server: bench_ch sink (1,000 blocks of 200
- * txs, 100-block batches, the raw tables in pieces too) made 27-34k rows/s with 2 MiB pieces,
- * 45-47k with 8, 58-65k with 16, 68-72k with 64 (interleaved, one run). */
-#define CH_HELD_BYTES ((size_t)16 << 20)
-
-static int flush_big(ch_sink *s, bp_error *err)
-{
-    for (;;) {
-        size_t total = 0, top = 0, k_top = 0;
-        for (size_t k = 0; k < s->ntabs; k++) {
-            size_t n = s->tabs[k].on ? bp_ch_enc_bytes(&s->tabs[k].enc) : 0;
-            total += n;
-            if (n > top)
-                top = n, k_top = k;
-        }
-        mem_follow(s); /* the most the encoders hold: before their biggest table goes */
-        if (total <= CH_HELD_BYTES)
-            return 0;
-        int rc = insert_rows(s, k_top, err);
-        if (rc != 0)
-            return rc;
-        bp_ch_enc_reset(&s->tabs[k_top].enc);
-    }
-}
-
-/* flush_big for the derived encoding (its rows checked first, as encode checks the raw ones) */
-static int flush_derived(void *ctx, bp_error *err)
-{
-    ch_sink *s = ctx;
-    for (size_t k = T_RAW; k < s->ntabs; k++)
-        if (s->tabs[k].enc.rc != 0)
-            return enc_failed(&s->tabs[k], s->applies[s->napp - 1], err);
-    return flush_big(s, err);
-}
-
-/* The derived tables' rows into their encoders; what grows past CH_HELD_BYTES is inserted on
- * the way (apply_rows inserts the rest). */
-static int encode_derived(ch_sink *s, uint64_t seq, bp_error *err)
-{
-    bp_ch_enc *enc[BP_CHD_ROW_TABLES];
-    for (size_t k = 0; k < BP_CHD_ROW_TABLES; k++) {
-        enc[k] = &s->tabs[T_RAW + k].enc;
-        bp_ch_enc_reset(enc[k]);
-    }
-    int rc = bp_ch_derived_encode(s->derived, s->der, s->applies, s->napp, seq, enc, flush_derived,
-                                  s, err);
-    for (size_t k = T_RAW; rc == 0 && k < s->ntabs; k++)
-        if (s->tabs[k].enc.rc != 0)
-            rc = enc_failed(&s->tabs[k], s->applies[s->napp - 1], err);
-    return rc;
-}
-
 /* deflate of pieces[0..n) appended to s->gz (finish: the stream's end) */
 static int gzip_add(ch_sink *s, z_stream *z, const bp_ch_piece *pieces, size_t n, bool finish,
                     bp_error *err)
@@ -670,53 +612,38 @@ static int gzip_start(z_stream *z, bp_error *err)
     return deflateInit2(z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK ? 0 : oom(err);
 }
 
-/* gzip of pieces[0..n) into s->gz, as one piece. */
-static int gzip_pieces(ch_sink *s, bp_ch_piece *pieces, size_t *n, bp_error *err)
-{
-    z_stream z;
-    int rc = gzip_start(&z, err);
-    if (rc != 0)
-        return rc;
-    bp_buf_reset(&s->gz);
-    rc = gzip_add(s, &z, pieces, *n, true, err);
-    deflateEnd(&z);
-    if (rc == 0) {
-        pieces[0] = (bp_ch_piece){s->gz.data, s->gz.len};
-        *n = 1;
-    }
-    return rc;
-}
+/* ---- the rows: one streamed INSERT per table ---- */
 
-/* ---- the raw rows: one streamed INSERT per table ---- */
-
-/* The rows of a raw table's INSERT are encoded a part at a time while the request is sent
- * (bp_ch_insert_stream): a Native block, or RowBinary rows, of about this many bytes. The
- * encoder's buffers are reused part after part (they neither grow nor take fresh pages), the
- * server parses a part while the next one is encoded, and the batch is one INSERT per table
+/* The rows of a table's INSERT (raw or derived) are encoded a part at a time while the request
+ * is sent (bp_ch_insert_stream): a Native block, or RowBinary rows, of about this many bytes.
+ * The encoder's buffers are reused part after part (they neither grow nor take fresh pages),
+ * the server parses a part while the next one is encoded, and the batch is one INSERT per table
  * (one part on the server: it squashes the blocks), as big as the batch. */
 #define CH_PART_BYTES ((size_t)1 << 20)
 
 static size_t part_bytes(void)
 {
-    const char *env = getenv("BP_CH_PART_BYTES"); /* (experiments) */
+    const char *env = getenv("BP_CH_PART_BYTES"); /* (experiments, tests) */
     return env && *env ? (size_t)strtoull(env, NULL, 10) : CH_PART_BYTES;
 }
 
 typedef struct ch_stream {
     ch_sink *s;
-    size_t k; /* the table (T_BLOCKS, T_TXS, T_LOGS) */
+    size_t k; /* the table: T_BLOCKS, T_TXS, T_LOGS or a derived one (T_RAW + BP_CHD_*) */
     const char *chain;
     uint64_t seq;
-    size_t blk, row;   /* the next row: applies[blk]'s row-th transaction or log */
-    size_t rows;       /* encoded so far */
-    size_t part;       /* bytes of a part */
-    size_t failed_blk; /* the block an encoding error stopped at */
+    size_t blk, row;     /* raw: the next row, applies[blk]'s row-th transaction or log */
+    bp_ch_derived_at at; /* derived: the next row */
+    size_t rows;         /* encoded so far */
+    size_t part;         /* bytes of a part */
+    bool primed;         /* the encoder holds the first part, made before the request */
     bool gzip, finished;
+    bool arch_sent; /* an Arch table's rows, encoded before the stream, made its part */
     z_stream z;
     bp_ch_piece pieces[BP_CH_MAX_PIECES(BP_CH_MAX_COLS)];
 } ch_stream;
 
-/* Rows of table k in block b. */
+/* Rows of raw table k in block b. */
 static size_t raw_rows(size_t k, const bp_block *b)
 {
     if (k == T_BLOCKS)
@@ -726,14 +653,13 @@ static size_t raw_rows(size_t k, const bp_block *b)
     return b->has_receipts ? b->log_count : 0;
 }
 
-/* The next part's rows into the table's encoder (from the stream's row on, until it holds
- * CH_PART_BYTES or the batch's rows end). */
-static void encode_part(ch_stream *st)
+/* The next part's rows of a raw table into its encoder (from the stream's row on, until it
+ * holds a part or the batch's rows end). An encoding error leaves st->blk at its block. */
+static void encode_raw(ch_stream *st)
 {
     ch_sink *s = st->s;
     bp_ch_enc *e = &s->tabs[st->k].enc;
-    bp_ch_enc_reset(e);
-    for (; st->blk < s->napp && e->rc == 0; st->blk++, st->row = 0) {
+    for (; st->blk < s->napp; st->blk++, st->row = 0) {
         const bp_block *b = s->applies[st->blk];
         bp_row r = {.chain = st->chain, .block = b};
         for (size_t n = raw_rows(st->k, b); st->row < n && e->rc == 0;) {
@@ -746,15 +672,39 @@ static void encode_part(ch_stream *st)
             if (++st->row % 64 == 0 && st->row < n && bp_ch_enc_bytes(e) >= st->part)
                 return;
         }
-        if (e->rc != 0) { /* stay at the failing block: the error names it */
-            st->failed_blk = st->blk;
+        if (e->rc != 0)
             return;
-        }
         if (bp_ch_enc_bytes(e) >= st->part) {
             st->blk++, st->row = 0;
             return;
         }
     }
+}
+
+/* The table's next part into its encoder (no rows: the table's rows are done). */
+static int encode_part(ch_stream *st, bp_error *err)
+{
+    ch_sink *s = st->s;
+    ch_tab *tab = &s->tabs[st->k];
+    if (st->k >= s->arch_first) { /* encoded before (apply_arch): that is the one part */
+        if (st->arch_sent)
+            bp_ch_enc_reset(&tab->enc);
+        st->arch_sent = true;
+        return 0;
+    }
+    bp_ch_enc_reset(&tab->enc);
+    int rc = 0;
+    size_t blk = st->blk;
+    if (st->k < T_RAW)
+        encode_raw(st), blk = st->blk;
+    else
+        rc = bp_ch_derived_encode_part(s->derived, s->der, s->applies, s->napp, st->seq,
+                                       (int)(st->k - T_RAW), &tab->enc, &st->at, st->part, err),
+        blk = st->at.blk;
+    mem_follow(s);
+    if (rc == 0 && tab->enc.rc != 0)
+        rc = enc_failed(tab, s->applies[blk < s->napp ? blk : s->napp - 1], err);
+    return rc;
 }
 
 static int produce_part(void *ctx, const bp_ch_piece **out, size_t *n, bp_error *err)
@@ -763,11 +713,10 @@ static int produce_part(void *ctx, const bp_ch_piece **out, size_t *n, bp_error 
     ch_tab *tab = &st->s->tabs[st->k];
     *n = 0;
     while (!st->finished) {
-        encode_part(st);
-        mem_follow(st->s);
-        if (tab->enc.rc != 0) {
-            return enc_failed(tab, st->s->applies[st->failed_blk], err);
-        }
+        int rc = st->primed ? 0 : encode_part(st, err);
+        st->primed = false;
+        if (rc != 0)
+            return rc;
         st->rows += tab->enc.rows;
         st->finished = tab->enc.rows == 0;
         size_t np = st->finished ? 0
@@ -782,7 +731,7 @@ static int produce_part(void *ctx, const bp_ch_piece **out, size_t *n, bp_error 
             return 0;
         }
         bp_buf_reset(&st->s->gz);
-        int rc = gzip_add(st->s, &st->z, st->pieces, np, st->finished, err);
+        rc = gzip_add(st->s, &st->z, st->pieces, np, st->finished, err);
         if (rc != 0)
             return rc;
         if (st->s->gz.len > 0) { /* (deflate may keep a part's output for the next) */
@@ -795,7 +744,8 @@ static int produce_part(void *ctx, const bp_ch_piece **out, size_t *n, bp_error 
     return 0;
 }
 
-/* The batch's rows of raw table k: one INSERT, encoded while it is sent. */
+/* The batch's rows of table k: one INSERT, encoded while it is sent; none when it has no rows
+ * (the first part is made before the request: an error in it sends nothing). */
 static int stream_rows(ch_sink *s, size_t k, const char *chain, uint64_t seq, bp_error *err)
 {
     ch_stream *st = calloc(1, sizeof(*st));
@@ -803,42 +753,22 @@ static int stream_rows(ch_sink *s, size_t k, const char *chain, uint64_t seq, bp
         return oom(err);
     *st = (ch_stream){
         .s = s, .k = k, .chain = chain, .seq = seq, .gzip = s->t.gzip, .part = part_bytes()};
-    int rc = st->gzip ? gzip_start(&st->z, err) : 0;
+    int rc = encode_part(st, err);
+    st->primed = true;
+    bool any = rc == 0 && s->tabs[k].enc.rows > 0;
+    if (any && st->gzip)
+        rc = gzip_start(&st->z, err);
     char what[96];
     snprintf(what, sizeof(what), "INSERT into %s", s->tabs[k].t.name);
-    if (rc == 0)
+    if (any && rc == 0)
         rc = bp_ch_insert_stream(s->http, s->tabs[k].insert.data, produce_part, st, st->gzip, what,
                                  err);
-    if (rc == 0)
+    if (any && rc == 0)
         bp_debug("clickhouse %s: %zu rows into %s", s->t.where, st->rows, s->tabs[k].t.name);
-    if (st->gzip)
+    if (any && st->gzip)
         deflateEnd(&st->z);
     bp_ch_enc_reset(&s->tabs[k].enc);
     free(st);
-    return rc;
-}
-
-static int insert_table(ch_sink *s, ch_tab *tab, bp_error *err)
-{
-    bp_ch_piece pieces[BP_CH_MAX_PIECES(BP_CH_MAX_COLS)];
-    size_t n = bp_ch_enc_pieces(&tab->enc, pieces, sizeof(pieces) / sizeof(pieces[0]));
-    if (tab->enc.rc != 0)
-        return bp_error_set(err, tab->enc.rc, "%s: encoding the block header: %s", tab->t.name,
-                            bp_strerror(tab->enc.rc));
-    int rc = s->t.gzip ? gzip_pieces(s, pieces, &n, err) : 0;
-    if (s->t.gzip)
-        mem_follow(s);
-    char what[96];
-    snprintf(what, sizeof(what), "INSERT of %zu rows into %s", tab->enc.rows, tab->t.name);
-    return rc ? rc : bp_ch_insert(s->http, tab->insert.data, pieces, n, s->t.gzip, what, err);
-}
-
-/* A derived table's rows as its encoder holds them. */
-static int insert_rows(ch_sink *s, size_t k, bp_error *err)
-{
-    int rc = insert_table(s, &s->tabs[k], err);
-    if (rc == 0 && k == T_RAW + BP_CHD_BLOCK)
-        bp_crashpoint("clickhouse.mid_derived");
     return rc;
 }
 
@@ -924,9 +854,10 @@ static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committ
                     err);
 }
 
-/* An Arch batch's APPLY rows (arch_blocks first: the recovery's count looks at blocks, but
- * takes back every table's rows of seq either way), each table one INSERT unless its rows
- * grow past CH_HELD_BYTES (flush_big). */
+/* An Arch batch's APPLY rows: every block's rows of the three tables encoded at once
+ * (bp_ch_arch_encode), then each table one INSERT of them (stream_rows sends what is encoded
+ * as its one part: encode_part), arch_blocks first (the recovery's count looks at blocks, but
+ * takes back every table's rows of seq either way). Arch batches are small beside EVM's. */
 static int apply_arch(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
     bp_ch_enc *enc[BP_CHA_ROW_TABLES];
@@ -940,42 +871,35 @@ static int apply_arch(ch_sink *s, const char *chain, uint64_t seq, bp_error *err
         for (size_t k = 0; rc == 0 && k < BP_CHA_ROW_TABLES; k++)
             if (enc[k]->rc != 0)
                 rc = enc_failed(&s->tabs[s->arch_first + k], s->applies[i], err);
-        if (rc == 0)
-            rc = flush_big(s, err);
     }
+    mem_follow(s);
     for (size_t k = 0; rc == 0 && k < BP_CHA_ROW_TABLES; k++) {
-        if (enc[k]->rows > 0)
-            rc = insert_rows(s, s->arch_first + k, err);
-        bp_ch_enc_reset(enc[k]);
+        rc = stream_rows(s, s->arch_first + k, chain, seq, err);
         if (rc == 0 && k == BP_CHA_BLOCKS)
             bp_crashpoint("clickhouse.after_blocks");
     }
+    for (size_t k = 0; k < BP_CHA_ROW_TABLES; k++)
+        bp_ch_enc_reset(enc[k]);
     return rc;
 }
 
-/* The raw tables' rows (blocks first: the recovery looks there), then the derived ones. */
+/* The raw tables' rows (blocks first: the recovery looks there), then the derived ones: one
+ * streamed INSERT per table with rows. */
 static int apply_rows(ch_sink *s, const char *chain, uint64_t seq, bp_error *err)
 {
     int rc = 0;
-    if (s->applies[0]->family == BP_FAMILY_ARCH) {
+    if (s->applies[0]->family == BP_FAMILY_ARCH)
         rc = apply_arch(s, chain, seq, err);
-        return rc ? bp_error_prefix(err, "blocks %" PRIu64 "..%" PRIu64 ": ", s->applies[0]->number,
-                                    s->applies[s->napp - 1]->number)
-                  : 0;
-    }
-    for (size_t k = 0; rc == 0 && k < T_RAW; k++) {
-        size_t rows = 0;
-        for (size_t i = 0; s->tabs[k].on && i < s->napp && rows == 0; i++)
-            rows = raw_rows(k, s->applies[i]);
-        rc = rows ? stream_rows(s, k, chain, seq, err) : 0;
+    for (size_t k = 0; rc == 0 && s->applies[0]->family != BP_FAMILY_ARCH && k < s->arch_first;
+         k++) {
+        if (!s->tabs[k].on || (k >= T_RAW && !s->der))
+            continue;
+        rc = stream_rows(s, k, chain, seq, err);
         if (rc == 0 && k == T_BLOCKS)
             bp_crashpoint("clickhouse.after_blocks");
+        if (rc == 0 && k == T_RAW + BP_CHD_BLOCK)
+            bp_crashpoint("clickhouse.mid_derived");
     }
-    if (rc == 0 && s->der)
-        rc = encode_derived(s, seq, err);
-    for (size_t k = T_RAW; rc == 0 && k < s->ntabs; k++)
-        if (s->tabs[k].on && s->tabs[k].enc.rows > 0)
-            rc = insert_rows(s, k, err);
     if (rc != 0)
         bp_error_prefix(err, "blocks %" PRIu64 "..%" PRIu64 ": ", s->applies[0]->number,
                         s->applies[s->napp - 1]->number);
@@ -1083,6 +1007,28 @@ static bool went_away(ch_sink *s, time_t since)
     return strtoll(s->ans.data, NULL, 10) <= (long long)(time(NULL) - since) + 1;
 }
 
+/* A batch given up (a failure another attempt would meet, such as a value that does not fit
+ * its column, or wait_for_db spent) after it may have written rows: the recovery runs now
+ * instead of at the next start, so that readers never see the unfinished batch's rows (an
+ * output that stops may not start again soon). It waits for the batch's INSERT the failure cut
+ * short (the server may commit what it got). True when the batch turns out written (a lost
+ * reply: its checkpoint landed, or its commit did and the recovery finished it). */
+static bool give_up(ch_sink *s, const bp_batch *b, uint64_t seq)
+{
+    bp_error e = {0};
+    bool done = false;
+    if (after_failure(s, b, seq, &done, &e) != 0) {
+        bp_warn("clickhouse %s: taking back the unfinished batch %" PRIu64 ": %s (the next "
+                "start's recovery takes it back)",
+                s->t.where, seq, e.msg);
+        s->st.recovering = true;
+        return false;
+    }
+    bp_info("clickhouse %s: chain %s: the unfinished batch %" PRIu64 " %s", s->t.where, b->chain,
+            seq, done ? "was written after all" : "was taken back");
+    return done;
+}
+
 static int write_batch(ch_sink *s, const bp_batch *b, bp_error *err)
 {
     bool known = s->st.chain && strcmp(s->st.chain, b->chain) == 0 && !s->st.recovering;
@@ -1108,6 +1054,8 @@ static int write_batch(ch_sink *s, const bp_batch *b, bp_error *err)
         bp_ch_backoff(&delay);
         s->st.recovering = true;
     }
+    if (rc != 0 && s->st.recovering && give_up(s, b, seq))
+        rc = 0;
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
 }
 

@@ -1071,57 +1071,90 @@ static void row_end(bp_ch_enc *e, uint64_t seq)
     bp_ch_row_end(e);
 }
 
-static void enc_block(bp_ch_derived *d, const bp_derived *der, const bp_block_derived *bd,
-                      uint64_t seq, bp_ch_enc *const *enc)
+/* Rows of per-block table k in block bd. */
+static size_t block_rows(int k, const bp_block_derived *bd)
 {
-    bp_chain_block_row cb = bd->chain;
-    cb.fees_paid_usd = usd_of(d, der, &cb);
-    put_shape(enc[BP_CHD_BLOCK], BP_DS_CHAIN_BLOCK, &cb);
-    bp_ch_put_u64(enc[BP_CHD_BLOCK], 0);
-    row_end(enc[BP_CHD_BLOCK], seq);
-    for (size_t k = 0; k < bd->contract_count; k++) {
-        bp_ch_enc *e = enc[BP_CHD_CONTRACT_BLOCK];
-        put_cols(e, BP_D_KW_ORIGIN_KEY, BP_D_KW_ORIGIN_KEY, &bd->contracts[k]);
-        put_cols(e, BP_D_CB_BLOCK_NUMBER, BP_D_CB_BLOCK_TIMESTAMP, &cb);
-        put_cols(e, BP_D_KW_CONTRACT_ADDRESS, BP_D_KW_FEES_PAID_NATIVE, &bd->contracts[k]);
-        row_end(e, seq);
-    }
-    for (size_t k = 0; k < bd->transfer_count; k++) {
-        put_shape(enc[BP_CHD_TRANSFERS], BP_DS_TOKEN_TRANSFER, &bd->transfers[k]);
-        row_end(enc[BP_CHD_TRANSFERS], seq);
-    }
-    for (size_t k = 0; k < bd->prediction_count; k++) {
-        put_shape(enc[BP_CHD_PREDICTIONS], BP_DS_PREDICTION, &bd->predictions[k]);
-        bp_ch_put_hex(enc[BP_CHD_PREDICTIONS], cb.block_hash);
-        row_end(enc[BP_CHD_PREDICTIONS], seq);
+    switch (k) {
+    case BP_CHD_BLOCK:
+        return 1;
+    case BP_CHD_CONTRACT_BLOCK:
+        return bd->contract_count;
+    case BP_CHD_TRANSFERS:
+        return bd->transfer_count;
+    default:
+        return bd->prediction_count;
     }
 }
 
-int bp_ch_derived_encode(bp_ch_derived *d, const bp_derived *der, const bp_block *const *applies,
-                         size_t napp, uint64_t seq, bp_ch_enc *const *enc, bp_ch_flush_fn flush,
-                         void *ctx, bp_error *err)
+/* Row i of per-block table k of block bd. */
+static void enc_row(bp_ch_derived *d, const bp_derived *der, const bp_block_derived *bd, int k,
+                    size_t i, uint64_t seq, bp_ch_enc *e)
 {
-    size_t hint = 0;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < napp; i++) {
-        const bp_block_derived *bd = bp_derived_find(der, applies[i], &hint);
-        if (!bd)
-            return bp_error_set(err, BP_EINVAL, "block %" PRIu64 ": the batch has no derived rows",
-                                applies[i]->number);
-        enc_block(d, der, bd, seq, enc);
-        rc = flush(ctx, err);
+    bp_chain_block_row cb = bd->chain;
+    switch (k) {
+    case BP_CHD_BLOCK:
+        cb.fees_paid_usd = usd_of(d, der, &cb);
+        put_shape(e, BP_DS_CHAIN_BLOCK, &cb);
+        bp_ch_put_u64(e, 0);
+        break;
+    case BP_CHD_CONTRACT_BLOCK:
+        put_cols(e, BP_D_KW_ORIGIN_KEY, BP_D_KW_ORIGIN_KEY, &bd->contracts[i]);
+        put_cols(e, BP_D_CB_BLOCK_NUMBER, BP_D_CB_BLOCK_TIMESTAMP, &cb);
+        put_cols(e, BP_D_KW_CONTRACT_ADDRESS, BP_D_KW_FEES_PAID_NATIVE, &bd->contracts[i]);
+        break;
+    case BP_CHD_TRANSFERS:
+        put_shape(e, BP_DS_TOKEN_TRANSFER, &bd->transfers[i]);
+        break;
+    default:
+        put_shape(e, BP_DS_PREDICTION, &bd->predictions[i]);
+        bp_ch_put_hex(e, cb.block_hash);
     }
-    for (size_t i = 0; rc == 0 && i < d->nsets; i++) {
-        if (i % 4096 == 4095 && (rc = flush(ctx, err)) != 0)
-            break;
-        const chd_set *s = &d->sets[i];
-        bool pair = s->row.contract_address != NULL;
-        bp_ch_enc *e = enc[pair ? BP_CHD_SENDERS : BP_CHD_ADDRESSES];
-        put_shape(e, pair ? BP_DS_CONTRACT_SENDER_SET : BP_DS_ADDRESS_SET, &s->row);
+    row_end(e, seq);
+}
+
+/* The batch's set rows of one table (addresses or (contract, sender) pairs) from at->row on. */
+static void enc_sets(bp_ch_derived *d, int k, uint64_t seq, bp_ch_enc *e, bp_ch_derived_at *at,
+                     size_t part)
+{
+    bool pairs = k == BP_CHD_SENDERS;
+    while (at->row < d->nsets && e->rc == 0) {
+        const chd_set *s = &d->sets[at->row++];
+        if ((s->row.contract_address != NULL) != pairs)
+            continue;
+        put_shape(e, pairs ? BP_DS_CONTRACT_SENDER_SET : BP_DS_ADDRESS_SET, &s->row);
         bp_ch_put_hex(e, s->hash);
         row_end(e, seq);
+        if (e->rows % 64 == 0 && bp_ch_enc_bytes(e) >= part)
+            return;
     }
-    return rc;
+}
+
+int bp_ch_derived_encode_part(bp_ch_derived *d, const bp_derived *der,
+                              const bp_block *const *applies, size_t napp, uint64_t seq, int k,
+                              bp_ch_enc *e, bp_ch_derived_at *at, size_t part, bp_error *err)
+{
+    if (k >= BP_CHD_ADDRESSES) {
+        enc_sets(d, k, seq, e, at, part);
+        return 0;
+    }
+    for (; at->blk < napp; at->blk++, at->row = 0) {
+        const bp_block_derived *bd = bp_derived_find(der, applies[at->blk], &at->hint);
+        if (!bd)
+            return bp_error_set(err, BP_EINVAL, "block %" PRIu64 ": the batch has no derived rows",
+                                applies[at->blk]->number);
+        for (size_t n = block_rows(k, bd); at->row < n && e->rc == 0;) {
+            enc_row(d, der, bd, k, at->row, seq, e);
+            if (++at->row % 64 == 0 && at->row < n && bp_ch_enc_bytes(e) >= part)
+                return 0;
+        }
+        if (e->rc != 0) /* at->blk stays at the failing block: the error names it */
+            return 0;
+        if (bp_ch_enc_bytes(e) >= part) {
+            at->blk++, at->row = 0;
+            return 0;
+        }
+    }
+    return 0;
 }
 
 /* ---- a batch: rollups ------------------------------------------------------------------- */

@@ -77,17 +77,23 @@ void bp_ch_derived_free(bp_ch_derived *d);
 /* A batch (clickhouse.c's order): prepare, before anything is written (stores the prices
  * learnt, reads what the batch reverts, works out the set rows its APPLYs add; der NULL: only
  * what it reverts, the batch writes no derived rows); encode, the
- * per-block rows into enc[BP_CHD_*] (with the raw rows); rollups, once the REVERTs are
+ * per-block rows of each table, a part at a time (with the raw rows); rollups, once the REVERTs are
  * written (the touched windows recomputed); expire, after the checkpoint. */
 int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived *der,
                           const bp_block *const *reverts, size_t nrev,
                           const bp_block *const *applies, size_t napp, bp_error *err);
-/* (encode calls flush after each block and every few thousand set rows: the caller inserts
- * what the encoders hold when it is much; a nonzero return stops the encoding and is returned) */
-typedef int (*bp_ch_flush_fn)(void *ctx, bp_error *err);
-int bp_ch_derived_encode(bp_ch_derived *d, const bp_derived *der, const bp_block *const *applies,
-                         size_t napp, uint64_t seq, bp_ch_enc *const *enc, bp_ch_flush_fn flush,
-                         void *ctx, bp_error *err);
+/* Where the encoding of one per-block table of a batch is (zeroed at its start). */
+typedef struct bp_ch_derived_at {
+    size_t blk, row; /* the next row: applies[blk]'s row-th of the table (sets: row-th set row) */
+    size_t hint;     /* bp_derived_find's */
+} bp_ch_derived_at;
+/* The next rows of per-block table k (BP_CHD_*) of the batch into e, from *at on, until e holds
+ * about part bytes or the table's rows end (then none are added: the table is done). A value
+ * that does not fit its column stops e (e->rc; at->blk is the block, for the table's of block
+ * rows); BP_EINVAL when a block has no derived rows. */
+int bp_ch_derived_encode_part(bp_ch_derived *d, const bp_derived *der,
+                              const bp_block *const *applies, size_t napp, uint64_t seq, int k,
+                              bp_ch_enc *e, bp_ch_derived_at *at, size_t part, bp_error *err);
 /* (Then the blocks written before their price was known, found by prepare, get it: rows of
  * batch seq.) */
 int bp_ch_derived_rollups(bp_ch_derived *d, uint64_t seq, bp_error *err);

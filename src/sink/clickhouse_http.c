@@ -39,6 +39,7 @@ struct bp_ch_http {
     bp_error *produce_err;
     int produce_rc;
     bool produced_all;
+    bool poisoned; /* the failed producer's last byte is sent */
     char curl_msg[CURL_ERROR_SIZE];
 };
 
@@ -212,8 +213,21 @@ static size_t on_read(char *dst, size_t size, size_t nmemb, void *user)
             h->offset = 0;
         }
     }
-    /* a failed producer ends the request as a failure (never as a shorter body) */
-    return h->produce_rc != 0 ? CURL_READFUNC_ABORT : done;
+    if (h->produce_rc == 0)
+        return done;
+    /* A failed producer ends the request as a failure, never as a shorter body: ClickHouse
+     * (18.16 at least) takes a chunked body whose connection is cut at a chunk's end for the
+     * whole body and commits the rows it parsed (Native, RowBinary). The producer is asked
+     * for more only once its pieces are all copied, so what is sent ends at a part's end; the
+     * last chunk is those bytes and one more that begins a block or a row (or breaks a gzip
+     * stream), then the connection is cut: the server meets the body's end inside that block
+     * and discards the INSERT. (done < room here: the loop asks only with room left.) */
+    if (!h->poisoned && done < room) {
+        h->poisoned = true;
+        dst[done] = 1;
+        return done + 1;
+    }
+    return CURL_READFUNC_ABORT;
 }
 
 static int set_options(bp_ch_http *h)
@@ -467,6 +481,7 @@ int bp_ch_insert_stream(bp_ch_http *h, const char *insert, bp_ch_produce_fn prod
     h->produce_err = &perr;
     h->produce_rc = 0;
     h->produced_all = false;
+    h->poisoned = false;
     /* no length: curl sends the body chunked as the producer makes it */
     int rc = bp_ch_insert(h, insert, NULL, 0, gzip, what, err);
     if (h->produce_rc != 0) { /* its own message, not curl's "aborted by callback" */

@@ -92,9 +92,11 @@ int bp_ch_insert(bp_ch_http *h, const char *insert, const bp_ch_piece *pieces, s
 typedef int (*bp_ch_produce_fn)(void *ctx, const bp_ch_piece **pieces, size_t *n, bp_error *err);
 
 /* Runs insert with a body that produce makes while it is sent (HTTP chunked: the server parses
- * one part while the next is made, and the caller holds one part at a time). A body cut short
- * (a failed producer, a lost connection) may still leave on the server the rows of the parts it
- * got whole: the caller takes them back as it does after any failed INSERT. */
+ * one part while the next is made, and the caller holds one part at a time). A failed producer
+ * ends the body with one byte more than the parts it made (a block or row begun, never ended)
+ * and cuts the connection, so that the server fails the INSERT rather than take the parts for
+ * the whole body. A lost connection may still leave on the server the rows of the parts it got
+ * whole: the caller takes them back as it does after any failed INSERT. */
 int bp_ch_insert_stream(bp_ch_http *h, const char *insert, bp_ch_produce_fn produce, void *ctx,
                         bool gzip, const char *what, bp_error *err);
 
