@@ -358,6 +358,8 @@ static int flush_run(sqlite_sink *s, const bp_derived *der, bp_error *err)
             return bp_error_set(err, BP_EINVAL,
                                 "block %" PRIu64 ": the batch has no derived rows for it",
                                 s->run_blocks[i]->number);
+    if (s->foreign) /* (the batch's blocks another process stored so far) */
+        bp_sqlite_derived_foreign(s->derived);
     return n ? bp_sqlite_derived_apply(s->derived, der, s->run, n, err) : 0;
 }
 
