@@ -254,10 +254,10 @@ static const bp_sql_dialect g_dialect = {
                  " coalesce(receipt_l1_fee, 0))",
 };
 
+/* (the rollups and pricing read blocks by time; token_transfers' lookup by token is one of
+ * the output's optional lookup indexes, sqlite.c) */
 static const char g_indexes[] = "CREATE INDEX IF NOT EXISTS chain_metrics_block_ts_idx"
-                                " ON chain_metrics_block(origin_key, block_timestamp);"
-                                "CREATE INDEX IF NOT EXISTS token_transfers_token_idx"
-                                " ON token_transfers(token_address, block_number);";
+                                " ON chain_metrics_block(origin_key, block_timestamp);";
 
 int bp_sqlite_derived_schema(bp_buf *sql)
 {
