@@ -3,17 +3,20 @@
  * APPLY run: the block rows (chain_metrics_block, token_transfers, ml_predictions) are
  * inserted; the blocks' 1h and 1d set rows (bp_block_derived.set_rows, in key order) are
  * inserted into active_addresses / contract_senders unless already there, a row inserted being
- * one more distinct address of its window; the 1h and 1d contract windows get the run's
- * increments (metrics.h: bp_derived_run) and their new senders. A set row is written once
- * (derived.h: bp_set_row), so a window's set costs its distinct addresses, not one write per batch
- * per address. REVERT (of the highest block): the block's senders, (contract, sender) pairs and
- * per-contract sums are read from its raw transactions (still there: the raw rows are deleted
- * after this); the set rows whose first_block it is go (one address fewer); the contract
- * windows subtract the sums; the block's rows go.
- * Batch end: every touched minute's contract rows and distinct senders are recomputed from its
- * raw transactions, every touched chain window from its finer rows (block -> 1m -> 1h -> 1d),
- * the 1h and 1d ones with active_addresses moved by their set's change; retention.
- * Amounts of wei are exact decimal TEXT: the SQL functions below do their arithmetic. */
+ * one more distinct address of its window - only for a window whose set is stored: one the
+ * metrics module saw whole, with no stored set, just counts its rows (all new), and any other
+ * one gets its set stored from its raw transactions first (plan_windows); the 1h and 1d contract
+ * windows get the run's increments (metrics.h: bp_derived_run) and their new senders. A set row is
+ * written once (derived.h: bp_set_row), so a window's set costs its distinct addresses, not one
+ * write per batch per address. REVERT (of the highest block): the block's senders, (contract,
+ * sender) pairs and per-contract sums are read from its raw transactions (still there: the raw rows
+ * are deleted after this); the set rows whose first_block it is go (one address fewer); the
+ * contract windows subtract the sums; the block's rows go (a window without a stored set gets it
+ * from the raw transactions first, the block's included). Batch end: every touched minute's
+ * contract rows and distinct senders are recomputed from its raw transactions, every touched chain
+ * window from its finer rows (block -> 1m -> 1h -> 1d), the 1h and 1d ones with active_addresses
+ * moved by their set's change; retention. Amounts of wei are exact decimal TEXT: the SQL functions
+ * below do their arithmetic. */
 #include "sink/sqlite_derived.h"
 
 #include <inttypes.h>
@@ -251,10 +254,10 @@ static const bp_sql_dialect g_dialect = {
                  " coalesce(receipt_l1_fee, 0))",
 };
 
+/* (the rollups and pricing read blocks by time; token_transfers' lookup by token is one of
+ * the output's optional lookup indexes, sqlite.c) */
 static const char g_indexes[] = "CREATE INDEX IF NOT EXISTS chain_metrics_block_ts_idx"
-                                " ON chain_metrics_block(origin_key, block_timestamp);"
-                                "CREATE INDEX IF NOT EXISTS token_transfers_token_idx"
-                                " ON token_transfers(token_address, block_number);";
+                                " ON chain_metrics_block(origin_key, block_timestamp);";
 
 int bp_sqlite_derived_schema(bp_buf *sql)
 {
@@ -292,6 +295,10 @@ enum {
     S_DEL_TT,
     S_DEL_ML,
     S_UPS_PRICE,
+    S_SET_HAS,
+    S_CB_IN,
+    S_MAT_AA,
+    S_MAT_CS,
     S_PRICE_BLOCKS,
     S_PRICED_MINUTES,
     S_COUNT
@@ -306,6 +313,28 @@ static const char *const g_fixed[S_COUNT] = {
                  " address, first_block) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
                  " ON CONFLICT(origin_key, grain, window_start, contract_address, address)"
                  " DO NOTHING",
+    /* a window's set is stored (materialized) or not at all: one row says which */
+    [S_SET_HAS] = "SELECT 1 FROM active_addresses WHERE origin_key = ?1 AND grain = ?2"
+                  " AND window_start = ?3 LIMIT 1",
+    [S_CB_IN] = "SELECT 1 FROM chain_metrics_block WHERE origin_key = ?1"
+                " AND block_timestamp >= ?2 AND block_timestamp < ?3 LIMIT 1",
+    /* a window's set from the raw transactions of its blocks below ?5 that have derived rows
+     * (blocks applied with metrics off are in no window; ?3, ?4: the window's start and end) */
+    [S_MAT_AA] = "INSERT INTO active_addresses(origin_key, grain, window_start, address,"
+                 " first_block) SELECT ?1, ?2, ?3, t.from_address, min(t.block_number)"
+                 " FROM chain_metrics_block c JOIN transactions t ON t.chain = c.origin_key"
+                 " AND t.block_number = c.block_number WHERE c.origin_key = ?1"
+                 " AND c.block_timestamp >= ?3 AND c.block_timestamp < ?4 AND c.block_number < ?5"
+                 " GROUP BY t.from_address",
+    [S_MAT_CS] =
+        "INSERT INTO contract_senders(origin_key, grain, window_start, contract_address,"
+        " address, first_block) SELECT ?1, ?2, ?3, k, a, min(n) FROM (SELECT"
+        " CASE WHEN t.to_address IS NULL THEN t.receipt_contract_address"
+        " WHEN t.input IS NOT NULL AND t.input <> '0x' THEN t.to_address END AS k,"
+        " t.from_address AS a, t.block_number AS n FROM chain_metrics_block c"
+        " JOIN transactions t ON t.chain = c.origin_key AND t.block_number = c.block_number"
+        " WHERE c.origin_key = ?1 AND c.block_timestamp >= ?3 AND c.block_timestamp < ?4"
+        " AND c.block_number < ?5) WHERE k IS NOT NULL GROUP BY k, a",
     [S_HAS_CB] = "SELECT block_timestamp FROM chain_metrics_block WHERE origin_key = ?1"
                  " AND block_number = ?2 AND block_hash = ?3",
     /* the reverted block is the window's highest: the rows it was the first block of go */
@@ -332,6 +361,14 @@ static const char *const g_fixed[S_COUNT] = {
                          " AND block_timestamp >= ?2 AND block_timestamp <= ?3",
 };
 
+/* An hour or day window of a run's set rows: fast when its set is not stored and the metrics
+ * module knows every row of it new (its rows are only counted). */
+typedef struct set_window {
+    int g;
+    uint64_t w;
+    bool all_new, fast;
+} set_window;
+
 struct bp_sqlite_derived {
     sqlite3 *db;
     const char *path;
@@ -344,6 +381,8 @@ struct bp_sqlite_derived {
     bp_derived_run run;
     const bp_set_row **order; /* a run's set rows, sorted */
     size_t order_cap;
+    set_window *wins; /* the run's set windows */
+    size_t nwins, wins_cap;
     bool foreign; /* the batch met blocks another process stored: no minute summaries */
     char msg[256];
 };
@@ -397,6 +436,12 @@ static int bind_value(sqlite3_stmt *st, int i, const bp_value *v)
     default:
         return sqlite3_bind_null(st, i);
     }
+}
+
+static int bind_set_key(sqlite3_stmt *st, const char *origin, int g, uint64_t w, uint64_t number)
+{
+    return bind_text(st, 1, origin) | bind_text(st, 2, bp_grain_names[g]) | bind_u64(st, 3, w) |
+           bind_u64(st, 4, number);
 }
 
 /* Inserts one row of table t (its shape's row struct). */
@@ -535,6 +580,7 @@ void bp_sqlite_derived_close(bp_sqlite_derived *d)
     bp_windows_release(&d->win);
     bp_derived_run_release(&d->run);
     free(d->order);
+    free(d->wins);
     free(d);
 }
 
@@ -608,6 +654,95 @@ static int insert_block_rows(bp_sqlite_derived *d, const bp_block_derived *b, bp
     return 0;
 }
 
+/* ---- stored sets: only where a count needs them ---------------------------------------- */
+
+/* Whether window w of grain g has its set stored (a stored set is complete: it has a row). */
+static int set_stored(bp_sqlite_derived *d, const char *origin, int g, uint64_t w, bool *stored)
+{
+    sqlite3_stmt *st = d->st[S_SET_HAS];
+    int rc = bind_text(st, 1, origin) | bind_text(st, 2, bp_grain_names[g]) | bind_u64(st, 3, w);
+    if (rc != SQLITE_OK)
+        return rc;
+    rc = sqlite3_step(st);
+    *stored = rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Stores window w's set (grain g) as of its blocks below `below` that have derived rows, from
+ * their raw transactions (in this file, written before the derived rows; chain_metrics_block
+ * says which blocks are in the windows, and retention keeps its rows while an unstored window
+ * needs them: keep_sets_exact): from then on the window's set rows are upserted against it. */
+static int materialize(bp_sqlite_derived *d, const char *origin, int g, uint64_t w, uint64_t below)
+{
+    int rc = SQLITE_OK;
+    for (int which = S_MAT_AA; rc == SQLITE_OK && which <= S_MAT_CS; which++) {
+        sqlite3_stmt *st = d->st[which];
+        rc = bind_text(st, 1, origin) | bind_text(st, 2, bp_grain_names[g]) | bind_u64(st, 3, w) |
+             bind_u64(st, 4, w + bp_grain_seconds[g]) |
+             bind_u64(st, 5, below > INT64_MAX ? INT64_MAX : below);
+        rc = rc != SQLITE_OK ? rc : run(st);
+    }
+    return rc;
+}
+
+/* The window entry of (g, w) in d->wins (added). */
+static set_window *set_window_of(bp_sqlite_derived *d, int g, uint64_t w)
+{
+    for (size_t i = d->nwins; i-- > 0;)
+        if (d->wins[i].g == g && d->wins[i].w == w)
+            return &d->wins[i];
+    if (bp_grow((void **)&d->wins, &d->wins_cap, d->nwins + 1, sizeof(*d->wins)) != 0)
+        return NULL;
+    d->wins[d->nwins] = (set_window){g, w, true, false};
+    return &d->wins[d->nwins++];
+}
+
+/* Which of the run's windows are fast. A window whose set is not stored and whose rows the
+ * metrics module knows to be new (it saw the window whole) needs no set rows: a row is one
+ * more distinct address. Any other one (after a restart, a REVERT, the module giving its sets
+ * up for memory, blocks another process stored) has its set stored from the raw
+ * transactions first, if it is not yet, and its rows upserted against it. */
+static int plan_windows(bp_sqlite_derived *d, const bp_block_derived *const *blocks, size_t n,
+                        bool *all_fast, bp_error *err)
+{
+    uint64_t run_first = UINT64_MAX;
+    d->nwins = 0;
+    for (size_t i = 0; i < n; i++) {
+        const bp_block_derived *b = blocks[i];
+        run_first = b->chain.block_number < run_first ? b->chain.block_number : run_first;
+        for (size_t j = 0; j < b->set_row_count; j++) {
+            const bp_set_row *r = &b->set_rows[j];
+            set_window *sw = set_window_of(d, bp_derived_set_grain(r), r->window_start);
+            if (!sw)
+                return bp_error_set(err, BP_ENOMEM, "out of memory");
+            sw->all_new &= r->known_new;
+        }
+    }
+    const char *origin = n ? blocks[0]->chain.origin_key : NULL;
+    *all_fast = true;
+    for (size_t i = 0; i < d->nwins; i++) {
+        set_window *sw = &d->wins[i];
+        bool stored;
+        int rc = set_stored(d, origin, sw->g, sw->w, &stored);
+        sw->fast = rc == SQLITE_OK && !stored && sw->all_new && !d->foreign;
+        if (rc == SQLITE_OK && !stored && !sw->fast)
+            rc = materialize(d, origin, sw->g, sw->w, run_first);
+        if (rc != SQLITE_OK)
+            return db_error(d, err, "storing the address set of the window at %" PRIu64, sw->w);
+        *all_fast &= sw->fast;
+    }
+    return 0;
+}
+
+static bool row_fast(bp_sqlite_derived *d, const bp_set_row *r)
+{
+    set_window *sw = set_window_of(d, bp_derived_set_grain(r), r->window_start);
+    return sw && sw->fast;
+}
+
+/* ---- set rows ---------------------------------------------------------------------------- */
+
 /* Inserts a set row unless its address is in the window's set already: *added when it was
  * not (one more distinct address). */
 static int upsert_set(bp_sqlite_derived *d, int which, const bp_set_row *r, bool *added)
@@ -646,9 +781,9 @@ static uint64_t new_pairs_of(bp_sqlite_derived *d, int g, const bp_contract_row 
  * of its (window, contract). */
 static int upsert_set_row(bp_sqlite_derived *d, const bp_set_row *r, bp_error *err)
 {
-    bool pair = r->contract_address != NULL, added;
+    bool pair = r->contract_address != NULL, added = true;
     int g = bp_derived_set_grain(r);
-    if (upsert_set(d, pair ? S_UPS_CS : S_UPS_AA, r, &added) != SQLITE_OK)
+    if (!row_fast(d, r) && upsert_set(d, pair ? S_UPS_CS : S_UPS_AA, r, &added) != SQLITE_OK)
         return db_error(d, err,
                         pair ? "upsert into contract_senders (window %" PRIu64 ")"
                              : "upsert into active_addresses (window %" PRIu64 ")",
@@ -667,10 +802,17 @@ static int upsert_set_row(bp_sqlite_derived *d, const bp_set_row *r, bp_error *e
 static int upsert_sets(bp_sqlite_derived *d, const bp_block_derived *const *blocks, size_t n,
                        bp_error *err)
 {
+    bool all_fast = false;
+    int rc = plan_windows(d, blocks, n, &all_fast, err);
+    if (rc != 0 || all_fast) { /* rows only counted: in any order */
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            for (size_t j = 0; rc == 0 && j < blocks[i]->set_row_count; j++)
+                rc = upsert_set_row(d, &blocks[i]->set_rows[j], err);
+        return rc;
+    }
     size_t count;
     if (bp_derived_sorted_set_rows(blocks, n, &d->order, &d->order_cap, &count) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    int rc = 0;
     for (size_t i = 0; rc == 0 && i < count; i++)
         rc = upsert_set_row(d, d->order[i], err);
     if (d->order_cap > ORDER_KEEP) { /* a huge block's: not kept for the ordinary ones */
@@ -745,12 +887,6 @@ static int has_rows(bp_sqlite_derived *d, const char *origin, const bp_block *b,
     *ts = *has ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
     sqlite3_reset(st);
     return rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static int bind_set_key(sqlite3_stmt *st, const char *origin, int g, uint64_t w, uint64_t number)
-{
-    return bind_text(st, 1, origin) | bind_text(st, 2, bp_grain_names[g]) | bind_u64(st, 3, w) |
-           bind_u64(st, 4, number);
 }
 
 /* The senders the block was the only block of leave the window's set: *removed of them. */
@@ -828,7 +964,13 @@ int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_
     for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         uint64_t w = bp_window_of(ts, g);
         int removed = 0;
-        int rc = revert_addresses(d, origin, g, w, b->number, &removed);
+        bool stored;
+        /* the block's own raw rows are still there: the set as of it */
+        int rc = set_stored(d, origin, g, w, &stored);
+        if (rc == SQLITE_OK && !stored)
+            rc = materialize(d, origin, g, w, b->number + 1);
+        if (rc == SQLITE_OK)
+            rc = revert_addresses(d, origin, g, w, b->number, &removed);
         if (rc == SQLITE_OK)
             rc = revert_pairs(d, origin, g, w, b->number);
         if (rc == SQLITE_OK)
@@ -917,6 +1059,34 @@ static int expire(bp_sqlite_derived *d, const char *origin, const bp_expiry *e, 
     return rc;
 }
 
+/* Block rows below `before` are about to expire: an hour or day that holds some of them and
+ * can still change gets its set stored first, while they still say which blocks are in it
+ * (materialize). With the default 12 h a day is stored from its 12th hour on. */
+static int keep_sets_exact(bp_sqlite_derived *d, const bp_derived *der, uint64_t before)
+{
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+        uint64_t w = bp_window_of(before - 1, g);
+        bool stored = false, expiring = false;
+        if (w + bp_grain_seconds[g] <= der->frozen_ts)
+            continue; /* final: nothing will read its set */
+        sqlite3_stmt *st = d->st[S_CB_IN];
+        int rc = bind_text(st, 1, der->origin_key) | bind_u64(st, 2, w) | bind_u64(st, 3, before);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(st);
+            expiring = rc == SQLITE_ROW;
+            rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+            sqlite3_reset(st);
+        }
+        if (rc == SQLITE_OK && expiring)
+            rc = set_stored(d, der->origin_key, g, w, &stored);
+        if (rc == SQLITE_OK && expiring && !stored)
+            rc = materialize(d, der->origin_key, g, w, UINT64_MAX);
+        if (rc != SQLITE_OK)
+            return rc;
+    }
+    return SQLITE_OK;
+}
+
 static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 {
     bp_expiry plan[BP_EXPIRY_MAX];
@@ -927,7 +1097,9 @@ static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
         snprintf(d->cut_origin, sizeof(d->cut_origin), "%s", der->origin_key);
     }
     for (size_t i = 0; i < n; i++)
-        if (expire(d, der->origin_key, &plan[i], &d->last_cut[i]) != SQLITE_OK)
+        if ((plan[i].table == BP_DT_CHAIN_BLOCK && plan[i].before > d->last_cut[i] &&
+             keep_sets_exact(d, der, plan[i].before) != SQLITE_OK) ||
+            expire(d, der->origin_key, &plan[i], &d->last_cut[i]) != SQLITE_OK)
             return bp_error_set(err, BP_EDB, "retention of %s: %s", bp_dtables[plan[i].table].name,
                                 sqlite3_errmsg(d->db));
     return 0;

@@ -11,9 +11,10 @@ The sets' share of that budget (an eighth of what the fixed part leaves) is too 
 the hour's and day's sets here, so the log must say a window was given up, and then every
 set-dependent number must still equal a recomputation from the raw transactions the same
 database holds: the 1h and 1d windows' active_addresses, every contract window's
-unique_senders, and the active_addresses / contract_senders rows themselves (each address
-with the lowest block of the window it sent in). Measured on a release build
-(test_memory_budget.release_binary: ASan's shadow memory would be what is measured).
+unique_senders, and the active_addresses / contract_senders rows of the windows SQLite stored
+(those given up, at least one: each address with the lowest block of the window it sent in).
+Measured on a release build (test_memory_budget.release_binary: ASan's shadow memory would be
+what is measured).
 
 The same chain into PostgreSQL at the default budget, where the sets are given up too: within
 a run of blocks, a (window, contract) then had a count of the rows known to be new and one of
@@ -46,9 +47,16 @@ def fail(msg):
     raise AssertionError(msg)
 
 
-def same(db, what, got_sql, want_sql):
+def same(db, what, got_sql, want_sql, stored_only=False):
+    """stored_only: the windows (first column) of the stored rows only."""
     got = sorted(db.execute(got_sql).fetchall())
     want = sorted(db.execute(want_sql).fetchall())
+    if stored_only:
+        windows = {g[0] for g in got}
+        want = [r for r in want if r[0] in windows]
+        if not got:
+            print(f"ok: {what}: none stored (the window was seen whole)")
+            return
     if not want:
         fail(f"{what}: the recomputation is empty")
     if got != want:
@@ -58,7 +66,11 @@ def same(db, what, got_sql, want_sql):
 
 
 def check(db):
-    """The set-dependent derived numbers against the raw transactions."""
+    """The set-dependent derived numbers against the raw transactions. SQLite stores the set
+    rows of a window only when a count needs them (docs/SCHEMA.md): those of a window given up
+    for memory, which must then be its whole set."""
+    if not db.execute("SELECT count(*) FROM active_addresses").fetchone()[0]:
+        fail("no window's set was stored, though one was given up for memory")
     txs = ("SELECT t.block_number AS b, c.block_timestamp AS ts, t.from_address AS a, "
            f"{CONTRACT_OF} AS k FROM transactions t JOIN chain_metrics_block c "
            "ON c.block_number = t.block_number")
@@ -67,11 +79,12 @@ def check(db):
         same(db, f"active_addresses rows of {grain}",
              f"SELECT window_start, address, first_block FROM active_addresses "
              f"WHERE grain = '{grain}'",
-             f"SELECT {win}, a, min(b) FROM ({txs}) GROUP BY 1, 2")
+             f"SELECT {win}, a, min(b) FROM ({txs}) GROUP BY 1, 2", stored_only=True)
         same(db, f"contract_senders rows of {grain}",
              f"SELECT window_start, contract_address, address, first_block FROM contract_senders"
              f" WHERE grain = '{grain}'",
-             f"SELECT {win}, k, a, min(b) FROM ({txs}) WHERE k IS NOT NULL GROUP BY 1, 2, 3")
+             f"SELECT {win}, k, a, min(b) FROM ({txs}) WHERE k IS NOT NULL GROUP BY 1, 2, 3",
+             stored_only=True)
         same(db, f"chain_metrics_{grain}.active_addresses",
              f"SELECT window_start, active_addresses FROM chain_metrics_{grain}",
              f"SELECT {win}, count(DISTINCT a) FROM ({txs}) GROUP BY 1")
