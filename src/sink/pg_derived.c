@@ -88,6 +88,7 @@ struct bp_pg_derived {
     bp_retention ret;
     uint64_t lazy_max_txs; /* LAZY_MAX_TXS, or for tests BP_PG_LAZY_TXS */
     bool have_temp;        /* the temporary tables exist on this connection */
+    unsigned batches;      /* since they were last truncated */
     char sqlstate[6];      /* of the last failure */
     char *origin;          /* the chain origin_lit quotes */
     char *origin_lit;
@@ -537,23 +538,34 @@ static int find_lazy(bp_pg_derived *d, PGconn *c, const bp_block_derived *const 
 
 /* ---- batch begin ------------------------------------------------------------------------- */
 
+/* The temporary tables are emptied by DELETE after each use, not at COMMIT: ON COMMIT DELETE
+ * ROWS truncated the eight of them (and their TOAST tables and indexes) at every commit. Their
+ * dead rows go every TRUNCATE_EVERY batches. */
+#define TRUNCATE_EVERY 64
+
 static int temp_tables(bp_pg_derived *d, PGconn *c, bp_error *err)
 {
-    if (d->have_temp)
+    if (d->have_temp && ++d->batches % TRUNCATE_EVERY != 0)
         return 0;
+    if (d->have_temp) {
+        bp_buf_reset(&d->sql);
+        int rc = bp_buf_puts(&d->sql, "TRUNCATE bp_d_aa_delta, bp_d_cs_new, bp_d_cs_gone");
+        for (size_t i = 0; i < N_STAGED; i++)
+            rc |= bp_buf_printf(&d->sql, ", bp_d_%s", bp_dtables[g_staged[i]].name);
+        return rc ? oom(err)
+                  : run_sql(d, c, d->sql.data, NULL, "emptying the temporary tables", err);
+    }
     bp_buf_reset(&d->sql);
     int rc = 0;
     for (size_t i = 0; i < N_STAGED; i++)
-        rc |= bp_buf_printf(
-            &d->sql, "CREATE TEMP TABLE IF NOT EXISTS bp_d_%s (LIKE %s) ON COMMIT DELETE ROWS;",
-            bp_dtables[g_staged[i]].name, bp_dtables[g_staged[i]].name);
+        rc |= bp_buf_printf(&d->sql, "CREATE TEMP TABLE IF NOT EXISTS bp_d_%s (LIKE %s);",
+                            bp_dtables[g_staged[i]].name, bp_dtables[g_staged[i]].name);
     rc |= bp_buf_puts(
         &d->sql, "CREATE TEMP TABLE IF NOT EXISTS bp_d_aa_delta(grain text, window_start bigint,"
-                 " n bigint) ON COMMIT DELETE ROWS;"
+                 " n bigint);"
                  "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_new(grain text, window_start bigint,"
-                 " contract_address bytea, n bigint) ON COMMIT DELETE ROWS;"
-                 "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_gone(contract_address bytea, n bigint)"
-                 " ON COMMIT DELETE ROWS");
+                 " contract_address bytea, n bigint);"
+                 "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_gone(contract_address bytea, n bigint)");
     if (rc != 0)
         return oom(err);
     rc = run_sql(d, c, d->sql.data, NULL, "creating the derived tables' temporary tables", err);
@@ -871,9 +883,10 @@ static int merge_increments(bp_pg_derived *d, PGconn *c, uint64_t first, bp_erro
         rc |=
             bp_buf_printf(q, ", unique_senders = %s.unique_senders + excluded.unique_senders;", t);
     }
-    rc |= bp_buf_puts(q, "TRUNCATE bp_d_cs_new");
+    /* (temp_tables says why DELETE) */
+    rc |= bp_buf_puts(q, "DELETE FROM bp_d_cs_new;");
     for (size_t i = 0; i < N_STAGED; i++)
-        rc |= bp_buf_printf(q, ", bp_d_%s", bp_dtables[g_staged[i]].name);
+        rc |= bp_buf_printf(q, "DELETE FROM bp_d_%s;", bp_dtables[g_staged[i]].name);
     if (rc != 0)
         return oom(err);
     return run_sql(d, c, q->data, NULL, "merging the run's set and contract increments", err);
@@ -967,7 +980,7 @@ static int revert_grain_sql(bp_pg_derived *d, bp_buf *q, int g, uint64_t w, uint
                         " b WHERE c.origin_key = %s AND c.window_start = %" PRIu64
                         " AND c.contract_address = b.contract_address;"
                         "DELETE FROM %s WHERE origin_key = %s AND window_start = %" PRIu64
-                        " AND txcount = 0;TRUNCATE bp_d_cs_gone;",
+                        " AND txcount = 0;DELETE FROM bp_d_cs_gone;",
                         o, w, kw, o, w);
     return rc;
 }
@@ -1054,7 +1067,7 @@ static int minutes_insert_sql(bp_buf *q)
     rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
     rc |= bp_buf_puts(q, ") SELECT ");
     rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
-    return rc | bp_buf_printf(q, " FROM bp_d_%s;TRUNCATE bp_d_%s;", t, t);
+    return rc | bp_buf_printf(q, " FROM bp_d_%s;DELETE FROM bp_d_%s;", t, t);
 }
 
 /* minutes: the summarized minutes' contract rows wait in bp_d_contract_metrics_1m. */
@@ -1144,8 +1157,8 @@ int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_
     if (rollups_sql(d, der, &d->sql, minutes) != 0 ||
         (der && (big_lazy_sql(d, &d->sql) != 0 || retention_sql(d, der, &d->sql, cuts) != 0)))
         return oom(err);
-    if (d->sql.len == 0)
-        return 0;
+    if (bp_buf_puts(&d->sql, "DELETE FROM bp_d_aa_delta") != 0) /* (temp_tables) */
+        return oom(err);
     rc = run_sql(d, c, d->sql.data, NULL, "derived tables: rollups and retention", err);
     if (rc == 0) /* (a rolled-back batch runs them again: the cut only moves on after this) */
         memcpy(d->last_cut, cuts, sizeof(cuts));
