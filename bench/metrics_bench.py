@@ -113,6 +113,9 @@ def set_sizes(a, tmp, pg):
         on = backfill(a, url, last, f"sqlite:{db}", "on", KEEP_ALL)
         off = backfill(a, url, last, f"sqlite:{os.path.join(tmp, 'nosets.db')}", "off")
         backfill(a, url, last, pg.url(query="schema=sets"), "on", KEEP_ALL)
+        # PostgreSQL keeps an open window's set as its raw transactions (lazy_set_windows) until
+        # something needs its rows: an output opened with metrics off stores them
+        backfill(a, url, last, pg.url(query="schema=sets"), "off", KEEP_ALL)
     finally:
         sim.terminate()
         sim.wait()
@@ -181,7 +184,9 @@ def run(a):
         "no set (their distinct senders come from the minute itself: the metrics module's "
         "summary, or the minute's raw transactions). An hour's or a day's set stops growing here "
         "once simnode's 4,096 senders (x 256 contracts) have all appeared: a real chain's are "
-        "larger, with fewer pairs per transaction. Rows: PostgreSQL's tables. SQLite stores no "
+        "larger, with fewer pairs per transaction. Rows: PostgreSQL's tables (it writes the "
+        "rows of a window only once something needs them, docs/SCHEMA.md: here once the "
+        "backfill is over, by an open with `metrics=off`). SQLite stores no "
         "set of a window blockpipe saw whole since its start (it counts the module's new "
         "members; the raw transactions in the same file hold the set), only the sets a count "
         "needed after a restart, a reorg or the sets given up for memory: none in this backfill. "

@@ -93,6 +93,8 @@ static const struct {
     {3, "OP-stack and Arbitrum columns; extra JSON of blocks, transactions, receipts, logs", v3},
     {4, "Arch Network tables (arch_blocks, arch_transactions, arch_account_updates, arch_events)",
      bp_pg_arch_schema},
+    {5, "lazy_set_windows: hour and day sets kept as their raw transactions while open",
+     bp_pg_derived_schema_lazy},
 };
 #define PG_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 

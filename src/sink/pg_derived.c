@@ -55,6 +55,9 @@ static const bp_sql_dialect g_dialect = {
 };
 
 #define ORDER_KEEP 65536 /* set row pointers kept between runs */
+/* A lazy window with more transactions is stored at the end of the batch (then written row by
+ * row): what storing one costs later (a REVERT into it, a restart) stays bounded. */
+#define LAZY_MAX_TXS 1000000
 
 /* The run's increments go through these (LIKE their tables). */
 static const bp_dtable g_staged[] = {BP_DT_ACTIVE_ADDRESSES, BP_DT_CONTRACT_SENDERS,
@@ -72,11 +75,22 @@ typedef struct pair_count {
     size_t n;
 } pair_count;
 
+/* An hour or day window of a run's set rows: whether some are known to be new, some staged,
+ * and whether its set is lazy (lazy_set_windows: its rows not stored, its set the distinct
+ * senders of its blocks' raw transactions). */
+typedef struct set_window {
+    int grain;
+    uint64_t w;
+    bool known, staged, lazy;
+} set_window;
+
 struct bp_pg_derived {
     bp_retention ret;
-    bool have_temp;   /* the temporary tables exist on this connection */
-    char sqlstate[6]; /* of the last failure */
-    char *origin;     /* the chain origin_lit quotes */
+    uint64_t lazy_max_txs; /* LAZY_MAX_TXS, or for tests BP_PG_LAZY_TXS */
+    bool have_temp;        /* the temporary tables exist on this connection */
+    unsigned batches;      /* since they were last truncated */
+    char sqlstate[6];      /* of the last failure */
+    char *origin;          /* the chain origin_lit quotes */
     char *origin_lit;
     bp_buf sql;
     bp_buf data;
@@ -93,6 +107,8 @@ struct bp_pg_derived {
     size_t keep_cap;
     const bp_set_row **order; /* the run's set rows in key order (the COPYs straight in) */
     size_t order_cap, order_count;
+    set_window *wins; /* the hour and day windows of the run's set rows */
+    size_t nwins, wins_cap;
 };
 
 /* ---- schema --------------------------------------------------------------------------- */
@@ -111,6 +127,13 @@ int bp_pg_derived_schema(bp_buf *sql)
                                  " ON token_transfers(token_address, block_number);");
 }
 
+int bp_pg_derived_schema_lazy(bp_buf *sql)
+{
+    return bp_buf_puts(sql, "CREATE TABLE IF NOT EXISTS lazy_set_windows(origin_key text NOT NULL,"
+                            " grain text NOT NULL, window_start bigint NOT NULL,"
+                            " PRIMARY KEY(origin_key, grain, window_start));");
+}
+
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
 int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *err)
@@ -119,6 +142,8 @@ int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *er
     if (!d)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     d->ret = *ret;
+    const char *v = getenv("BP_PG_LAZY_TXS");
+    d->lazy_max_txs = v && *v ? strtoull(v, NULL, 10) : LAZY_MAX_TXS;
     bp_buf_init(&d->sql, 0);
     bp_buf_init(&d->data, 0);
     bp_buf_init(&d->cols, 0);
@@ -144,6 +169,7 @@ void bp_pg_derived_free(bp_pg_derived *d)
     PQfreemem(d->origin_lit);
     free(d->keep);
     free(d->order);
+    free(d->wins);
     free(d);
 }
 
@@ -223,14 +249,18 @@ typedef struct row_src {
     bp_dtable table;
     int grain;
     bool known;
-    bool foreign; /* no row counts as known to be new */
-    size_t i, k;  /* where it is */
+    bool foreign;                   /* no row counts as known to be new */
+    const bp_pg_derived *skip_lazy; /* not NULL: not the rows of d's lazy windows */
+    size_t i, k;                    /* where it is */
 } row_src;
+
+static bool is_lazy(const bp_pg_derived *d, const bp_set_row *r);
 
 static bool set_row_of(const row_src *s, const bp_set_row *r)
 {
     return (r->contract_address != NULL) == (s->table == BP_DT_CONTRACT_SENDERS) &&
-           bp_derived_set_grain(r) == s->grain && (r->known_new && !s->foreign) == s->known;
+           bp_derived_set_grain(r) == s->grain && (r->known_new && !s->foreign) == s->known &&
+           !(s->skip_lazy && is_lazy(s->skip_lazy, r));
 }
 
 /* The next contract row of the batch's summaries of the touched minutes (row_src.der). */
@@ -327,25 +357,215 @@ static int copy_rows(bp_pg_derived *d, PGconn *c, bp_dtable t, const char *name,
     return copy_src(d, c, t, name, &src, err);
 }
 
+/* ---- lazy sets -------------------------------------------------------------------------- */
+
+/* While the metrics module holds a window whole (its set rows known to be new: derived.h
+ * bp_set_row) its set is not written row by row: the window is listed in lazy_set_windows and
+ * its set is the distinct senders and (contract, sender) pairs of its blocks' raw transactions
+ * in this database, each with the lowest block it sent in. Whatever needs the rows first stores
+ * them from those transactions, in its batch's transaction: a REVERT into the window, a run
+ * whose rows of it are not known to be new (after a restart or a reorg, the module giving the
+ * window up for memory, another process's blocks), an output opened with metrics off (which
+ * writes blocks without derived rows). Written row by row the sets were most of what the
+ * derived tables cost PostgreSQL (docs/PERFORMANCE.md). */
+
+#define WIN_LEN "(CASE WHEN m.grain = '1h' THEN 3600 ELSE 86400 END)"
+
+/* The FROM items of the lazy windows m (of lazy_set_windows) with r.lo and r.hi, the range of
+ * their blocks, from their block rows and rollups (whichever are kept: the block rows go after
+ * 12 h, an open day's minutes and hours stay; a row of a block reverted in this batch is in the
+ * range, its raw transactions are not). */
+static int lazy_from_sql(bp_buf *q)
+{
+    return bp_buf_puts(
+        q, " FROM lazy_set_windows m CROSS JOIN LATERAL (SELECT least(b.lo, x.lo, y.lo) AS lo,"
+           " greatest(b.hi, x.hi, y.hi) AS hi FROM"
+           " (SELECT min(block_number) AS lo, max(block_number) AS hi FROM chain_metrics_block"
+           " WHERE origin_key = m.origin_key AND block_timestamp >= m.window_start"
+           " AND block_timestamp < m.window_start + " WIN_LEN ") b,"
+           " (SELECT min(first_block) AS lo, max(last_block) AS hi FROM chain_metrics_1m"
+           " WHERE origin_key = m.origin_key AND window_start >= m.window_start"
+           " AND window_start < m.window_start + " WIN_LEN ") x,"
+           " (SELECT min(first_block) AS lo, max(last_block) AS hi FROM chain_metrics_1h"
+           " WHERE origin_key = m.origin_key AND window_start >= m.window_start"
+           " AND window_start < m.window_start + " WIN_LEN ") y) r");
+}
+
+/* SQL storing the sets of the lazy windows m that match where (on m) from their blocks below
+ * hi (0: all) and taking them off the list. */
+static int materialize_sql(bp_buf *q, const char *where, uint64_t hi)
+{
+    char below[48] = "";
+    if (hi)
+        snprintf(below, sizeof(below), " AND block_number < %" PRIu64, hi);
+    int rc = bp_buf_puts(q, "INSERT INTO active_addresses(origin_key, grain, window_start,"
+                            " address, first_block) SELECT m.origin_key, m.grain, m.window_start,"
+                            " t.a, min(t.b)");
+    rc |= lazy_from_sql(q);
+    rc |= bp_buf_printf(q,
+                        " CROSS JOIN LATERAL (SELECT from_address AS a, block_number AS b"
+                        " FROM transactions WHERE chain = m.origin_key AND block_number >= r.lo"
+                        " AND block_number <= r.hi%s) t WHERE %s AND t.a IS NOT NULL"
+                        " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;",
+                        below, where);
+    rc |= bp_buf_puts(q, "INSERT INTO contract_senders(origin_key, grain, window_start,"
+                         " contract_address, address, first_block) SELECT m.origin_key, m.grain,"
+                         " m.window_start, t.c, t.a, min(t.b)");
+    rc |= lazy_from_sql(q);
+    rc |= bp_buf_printf(q,
+                        " CROSS JOIN LATERAL (SELECT " CONTRACT_OF_TX " AS c, from_address AS a,"
+                        " block_number AS b FROM transactions WHERE chain = m.origin_key"
+                        " AND block_number >= r.lo AND block_number <= r.hi%s) t"
+                        " WHERE %s AND t.c IS NOT NULL AND t.a IS NOT NULL"
+                        " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5;",
+                        below, where);
+    return rc | bp_buf_printf(q, "DELETE FROM lazy_set_windows m WHERE %s;", where);
+}
+
+/* SQL storing the set of window w of grain g (if lazy) from its blocks below hi. */
+static int materialize_window_sql(bp_pg_derived *d, bp_buf *q, int g, uint64_t w, uint64_t hi)
+{
+    char where[256];
+    snprintf(where, sizeof(where),
+             "m.origin_key = %s AND m.grain = '%s' AND m.window_start = %" PRIu64, d->origin_lit,
+             bp_grain_names[g], w);
+    return materialize_sql(q, where, hi);
+}
+
+int bp_pg_derived_unlazy(PGconn *c, bp_error *err)
+{
+    bp_buf q;
+    bp_buf_init(&q, 0);
+    int rc = materialize_sql(&q, "true", 0) != 0
+                 ? bp_error_set(err, BP_ENOMEM, "out of memory")
+                 : bp_pg_exec(c, q.data, NULL, "storing the lazy windows' sets", err);
+    bp_buf_release(&q);
+    return rc;
+}
+
+/* The window (g, w) of the run's set rows (added unless there). */
+static set_window *run_window(bp_pg_derived *d, int g, uint64_t w)
+{
+    for (size_t i = d->nwins; i-- > 0;)
+        if (d->wins[i].grain == g && d->wins[i].w == w)
+            return &d->wins[i];
+    if (bp_grow((void **)&d->wins, &d->wins_cap, d->nwins + 1, sizeof(*d->wins)) != 0)
+        return NULL;
+    d->wins[d->nwins] = (set_window){.grain = g, .w = w};
+    return &d->wins[d->nwins++];
+}
+
+static bool is_lazy(const bp_pg_derived *d, const bp_set_row *r)
+{
+    int g = bp_derived_set_grain(r);
+    for (size_t i = 0; i < d->nwins; i++)
+        if (d->wins[i].grain == g && d->wins[i].w == r->window_start)
+            return d->wins[i].lazy;
+    return false;
+}
+
+/* Which windows of the run's set rows are lazy (d->wins): of those whose rows are all known to
+ * be new, the ones listed and the ones without a stored row yet (listed now: a window with no
+ * row has an empty set, which its raw transactions give too). A window with staged rows is not:
+ * they are checked against its stored rows, which are stored first (merge_increments). */
+static int find_lazy(bp_pg_derived *d, PGconn *c, const bp_block_derived *const *blocks, size_t n,
+                     bool *any_stored, bp_error *err)
+{
+    d->nwins = 0;
+    *any_stored = false;
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < blocks[i]->set_row_count; k++) {
+            const bp_set_row *r = &blocks[i]->set_rows[k];
+            set_window *sw = run_window(d, bp_derived_set_grain(r), r->window_start);
+            if (!sw)
+                return oom(err);
+            if (r->known_new && !d->foreign)
+                sw->known = true;
+            else
+                sw->staged = true;
+        }
+    bp_buf *q = &d->sql;
+    bp_buf_reset(q);
+    int rc = 0;
+    size_t asked = 0;
+    for (size_t i = 0; i < d->nwins; i++) {
+        const set_window *sw = &d->wins[i];
+        if (sw->known && !sw->staged)
+            rc |= bp_buf_printf(q, "%s('%s', %" PRIu64 "::bigint)", asked++ ? ", " : "",
+                                bp_grain_names[sw->grain], sw->w);
+    }
+    if (rc != 0)
+        return oom(err);
+    if (asked == 0) { /* (a window with known rows has staged ones too: its known are stored) */
+        for (size_t i = 0; i < d->nwins; i++)
+            *any_stored |= d->wins[i].known;
+        return 0;
+    }
+    bp_buf rest;
+    bp_buf_init(&rest, 0);
+    const char *o = d->origin_lit;
+    rc = bp_buf_printf(
+        &rest,
+        "WITH v(g, w) AS (VALUES %s), ins AS (INSERT INTO lazy_set_windows"
+        " SELECT %s, v.g, v.w FROM v WHERE NOT EXISTS (SELECT 1 FROM lazy_set_windows m"
+        " WHERE m.origin_key = %s AND m.grain = v.g AND m.window_start = v.w)"
+        " AND NOT EXISTS (SELECT 1 FROM active_addresses x WHERE x.origin_key = %s"
+        " AND x.grain = v.g AND x.window_start = v.w)"
+        " AND NOT EXISTS (SELECT 1 FROM contract_senders x WHERE x.origin_key = %s"
+        " AND x.grain = v.g AND x.window_start = v.w) RETURNING grain, window_start)"
+        " SELECT grain, window_start FROM ins UNION ALL SELECT m.grain, m.window_start"
+        " FROM lazy_set_windows m JOIN v ON m.origin_key = %s AND m.grain = v.g"
+        " AND m.window_start = v.w",
+        q->data, o, o, o, o, o);
+    PGresult *res = NULL;
+    if (rc == 0)
+        rc = run_sql(d, c, rest.data, &res, "listing the run's lazy windows", err);
+    else
+        rc = oom(err);
+    bp_buf_release(&rest);
+    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+        int g = strcmp(PQgetvalue(res, i, 0), bp_grain_names[BP_GRAIN_1H]) == 0 ? BP_GRAIN_1H
+                                                                                : BP_GRAIN_1D;
+        set_window *sw = run_window(d, g, strtoull(PQgetvalue(res, i, 1), NULL, 10));
+        if (sw)
+            sw->lazy = true;
+    }
+    PQclear(res);
+    for (size_t i = 0; rc == 0 && i < d->nwins; i++)
+        *any_stored |= d->wins[i].known && !d->wins[i].lazy;
+    return rc;
+}
+
 /* ---- batch begin ------------------------------------------------------------------------- */
+
+/* The temporary tables are emptied by DELETE after each use, not at COMMIT: ON COMMIT DELETE
+ * ROWS truncated the eight of them (and their TOAST tables and indexes) at every commit. Their
+ * dead rows go every TRUNCATE_EVERY batches. */
+#define TRUNCATE_EVERY 64
 
 static int temp_tables(bp_pg_derived *d, PGconn *c, bp_error *err)
 {
-    if (d->have_temp)
+    if (d->have_temp && ++d->batches % TRUNCATE_EVERY != 0)
         return 0;
+    if (d->have_temp) {
+        bp_buf_reset(&d->sql);
+        int rc = bp_buf_puts(&d->sql, "TRUNCATE bp_d_aa_delta, bp_d_cs_new, bp_d_cs_gone");
+        for (size_t i = 0; i < N_STAGED; i++)
+            rc |= bp_buf_printf(&d->sql, ", bp_d_%s", bp_dtables[g_staged[i]].name);
+        return rc ? oom(err)
+                  : run_sql(d, c, d->sql.data, NULL, "emptying the temporary tables", err);
+    }
     bp_buf_reset(&d->sql);
     int rc = 0;
     for (size_t i = 0; i < N_STAGED; i++)
-        rc |= bp_buf_printf(
-            &d->sql, "CREATE TEMP TABLE IF NOT EXISTS bp_d_%s (LIKE %s) ON COMMIT DELETE ROWS;",
-            bp_dtables[g_staged[i]].name, bp_dtables[g_staged[i]].name);
+        rc |= bp_buf_printf(&d->sql, "CREATE TEMP TABLE IF NOT EXISTS bp_d_%s (LIKE %s);",
+                            bp_dtables[g_staged[i]].name, bp_dtables[g_staged[i]].name);
     rc |= bp_buf_puts(
         &d->sql, "CREATE TEMP TABLE IF NOT EXISTS bp_d_aa_delta(grain text, window_start bigint,"
-                 " n bigint) ON COMMIT DELETE ROWS;"
+                 " n bigint);"
                  "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_new(grain text, window_start bigint,"
-                 " contract_address bytea, n bigint) ON COMMIT DELETE ROWS;"
-                 "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_gone(contract_address bytea, n bigint)"
-                 " ON COMMIT DELETE ROWS");
+                 " contract_address bytea, n bigint);"
+                 "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_gone(contract_address bytea, n bigint)");
     if (rc != 0)
         return oom(err);
     rc = run_sql(d, c, d->sql.data, NULL, "creating the derived tables' temporary tables", err);
@@ -576,20 +796,21 @@ static int count_known(bp_pg_derived *d, const bp_block_derived *const *blocks, 
 /* The run's set rows and contract increments: the rows known to be new straight into their
  * tables (counted here), the others and the increments into the temporary tables. */
 static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *const *blocks,
-                           size_t n, bp_error *err)
+                           size_t n, bool stored, bp_error *err)
 {
     bp_derived_run *r = &d->run;
     bp_buf_reset(&d->counts);
     /* the rows known to be new go into the sets' primary key indexes in key order: the server
-     * descends to neighbouring leaf pages, not to random ones */
-    if (bp_derived_sorted_set_rows(blocks, n, &d->order, &d->order_cap, &d->order_count) != 0)
+     * descends to neighbouring leaf pages, not to random ones (none: their windows are lazy) */
+    if (stored &&
+        bp_derived_sorted_set_rows(blocks, n, &d->order, &d->order_cap, &d->order_count) != 0)
         return oom(err);
     for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         if (count_known(d, blocks, n, g) != 0)
             return oom(err);
         int rc = 0;
         for (int staged = 0; rc == 0 && staged < 2; staged++)
-            for (int pairs = 0; rc == 0 && pairs < 2; pairs++) {
+            for (int pairs = 0; rc == 0 && pairs < 2 && (staged || stored); pairs++) {
                 bp_dtable t = pairs ? BP_DT_CONTRACT_SENDERS : BP_DT_ACTIVE_ADDRESSES;
                 char name[64];
                 snprintf(name, sizeof(name), "%s%s", staged ? "bp_d_" : "", bp_dtables[t].name);
@@ -600,7 +821,8 @@ static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *
                                .table = t,
                                .grain = g,
                                .known = !staged,
-                               .foreign = d->foreign};
+                               .foreign = d->foreign,
+                               .skip_lazy = staged ? NULL : d};
                 rc = copy_src(d, c, t, name, &src, err);
             }
         char kw[64];
@@ -615,13 +837,18 @@ static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *
 }
 
 /* Counts the new set rows, upserts the sets, adds the contract windows' increments. */
-static int merge_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
+static int merge_increments(bp_pg_derived *d, PGconn *c, uint64_t first, bp_error *err)
 {
     bp_buf *q = &d->sql;
     bp_buf_reset(q);
     /* a set row is written once (derived.h: bp_set_row): the rows inserted are the new
      * distinct addresses of their windows */
     int rc = bp_buf_append(q, d->counts.data ? d->counts.data : "", d->counts.len);
+    /* the staged rows are checked against the stored set: a lazy one is stored first (from its
+     * blocks before the run's) */
+    for (size_t i = 0; i < d->nwins; i++)
+        if (d->wins[i].staged)
+            rc |= materialize_window_sql(d, q, d->wins[i].grain, d->wins[i].w, first);
     rc |= bp_buf_puts(
         q, "WITH ins AS (INSERT INTO active_addresses SELECT * FROM bp_d_active_addresses"
            " ORDER BY first_block ON CONFLICT(origin_key, grain, window_start, address) DO NOTHING"
@@ -656,9 +883,10 @@ static int merge_increments(bp_pg_derived *d, PGconn *c, bp_error *err)
         rc |=
             bp_buf_printf(q, ", unique_senders = %s.unique_senders + excluded.unique_senders;", t);
     }
-    rc |= bp_buf_puts(q, "TRUNCATE bp_d_cs_new");
+    /* (temp_tables says why DELETE) */
+    rc |= bp_buf_puts(q, "DELETE FROM bp_d_cs_new;");
     for (size_t i = 0; i < N_STAGED; i++)
-        rc |= bp_buf_printf(q, ", bp_d_%s", bp_dtables[g_staged[i]].name);
+        rc |= bp_buf_printf(q, "DELETE FROM bp_d_%s;", bp_dtables[g_staged[i]].name);
     if (rc != 0)
         return oom(err);
     return run_sql(d, c, q->data, NULL, "merging the run's set and contract increments", err);
@@ -687,16 +915,19 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
     }
     if (bp_derived_run_build(&d->run, blocks, n) != 0)
         return oom(err);
+    bool stored;
     int rc = copy_block_rows(d, c, blocks, n, err);
     if (rc == 0)
-        rc = copy_increments(d, c, blocks, n, err);
+        rc = find_lazy(d, c, blocks, n, &stored, err);
+    if (rc == 0)
+        rc = copy_increments(d, c, blocks, n, stored, err);
     if (d->order_cap > ORDER_KEEP) { /* a huge block's: not kept for the ordinary ones */
         free(d->order);
         d->order = NULL;
         d->order_cap = d->order_count = 0;
     }
     if (rc == 0)
-        rc = merge_increments(d, c, err);
+        rc = merge_increments(d, c, blocks[0]->chain.block_number, err);
     if (rc == 0)
         rc = price_sql(d, c, der, lo, hi, err);
     return rc ? bp_error_prefix(err, "derived tables of blocks %" PRIu64 "..%" PRIu64 ": ",
@@ -707,8 +938,9 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
 /* ---- REVERT ---------------------------------------------------------------------------- */
 
 /* The SQL of one grain's part of reverting block number (its window w). */
-static int revert_grain_sql(bp_buf *q, const char *o, int g, uint64_t w, uint64_t number)
+static int revert_grain_sql(bp_pg_derived *d, bp_buf *q, int g, uint64_t w, uint64_t number)
 {
+    const char *o = d->origin_lit;
     const char *gn = bp_grain_names[g], *kw = bp_dtables[BP_DT_CONTRACT_1M + g].name;
     char senders[1024], pairs[1024], key[1024];
     snprintf(senders, sizeof(senders),
@@ -721,12 +953,14 @@ static int revert_grain_sql(bp_buf *q, const char *o, int g, uint64_t w, uint64_
              o, number);
     snprintf(key, sizeof(key), "x.origin_key = %s AND x.grain = '%s' AND x.window_start = %" PRIu64,
              o, gn, w);
-    /* the reverted block is the window's highest: the rows it was the first block of go */
-    int rc = bp_buf_printf(q,
-                           "WITH d AS (DELETE FROM active_addresses x USING %s t WHERE %s"
-                           " AND x.address = t.a AND x.first_block = %" PRIu64 " RETURNING 1)"
-                           " INSERT INTO bp_d_aa_delta SELECT '%s', %" PRIu64 ", -count(*) FROM d;",
-                           senders, key, number, gn, w);
+    /* the reverted block is the window's highest: the rows it was the first block of go (of a
+     * lazy window's set, stored first) */
+    int rc = materialize_window_sql(d, q, g, w, number + 1);
+    rc |= bp_buf_printf(q,
+                        "WITH d AS (DELETE FROM active_addresses x USING %s t WHERE %s"
+                        " AND x.address = t.a AND x.first_block = %" PRIu64 " RETURNING 1)"
+                        " INSERT INTO bp_d_aa_delta SELECT '%s', %" PRIu64 ", -count(*) FROM d;",
+                        senders, key, number, gn, w);
     rc |= bp_buf_printf(q,
                         "WITH d AS (DELETE FROM contract_senders x USING %s t WHERE %s"
                         " AND x.contract_address = t.c AND x.address = t.a"
@@ -746,7 +980,7 @@ static int revert_grain_sql(bp_buf *q, const char *o, int g, uint64_t w, uint64_
                         " b WHERE c.origin_key = %s AND c.window_start = %" PRIu64
                         " AND c.contract_address = b.contract_address;"
                         "DELETE FROM %s WHERE origin_key = %s AND window_start = %" PRIu64
-                        " AND txcount = 0;TRUNCATE bp_d_cs_gone;",
+                        " AND txcount = 0;DELETE FROM bp_d_cs_gone;",
                         o, w, kw, o, w);
     return rc;
 }
@@ -775,7 +1009,7 @@ int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const 
     /* its minute is recomputed from the raw rows at the end of the batch */
     rc = bp_windows_touch(&d->win, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0);
     for (int g = BP_GRAIN_SETS; rc == 0 && g < BP_GRAIN_COUNT; g++)
-        rc = revert_grain_sql(&d->sql, d->origin_lit, g, bp_window_of(ts, g), b->number) ||
+        rc = revert_grain_sql(d, &d->sql, g, bp_window_of(ts, g), b->number) ||
              bp_windows_touch(&d->win, g, bp_window_of(ts, g), 0);
     rc |= bp_buf_printf(&d->sql,
                         "DELETE FROM chain_metrics_block WHERE origin_key = %1$s"
@@ -833,7 +1067,7 @@ static int minutes_insert_sql(bp_buf *q)
     rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
     rc |= bp_buf_puts(q, ") SELECT ");
     rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
-    return rc | bp_buf_printf(q, " FROM bp_d_%s;TRUNCATE bp_d_%s;", t, t);
+    return rc | bp_buf_printf(q, " FROM bp_d_%s;DELETE FROM bp_d_%s;", t, t);
 }
 
 /* minutes: the summarized minutes' contract rows wait in bp_d_contract_metrics_1m. */
@@ -885,8 +1119,27 @@ static int retention_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, uin
         if (plan[i].grain >= 0)
             rc |= bp_buf_printf(q, " AND grain = '%s'", bp_grain_names[plan[i].grain]);
         rc |= bp_buf_printf(q, " AND %s < %" PRIu64 ";", plan[i].column, plan[i].before);
+        if (plan[i].table == BP_DT_ACTIVE_ADDRESSES) /* a lazy window's set goes with them */
+            rc |= bp_buf_printf(q,
+                                "DELETE FROM lazy_set_windows WHERE origin_key = %s"
+                                " AND grain = '%s' AND window_start < %" PRIu64 ";",
+                                d->origin_lit, bp_grain_names[plan[i].grain], plan[i].before);
     }
     return rc;
+}
+
+/* After the rollups: the lazy windows of the chain past lazy_max_txs transactions are stored. */
+static int big_lazy_sql(bp_pg_derived *d, bp_buf *q)
+{
+    char where[768];
+    snprintf(where, sizeof(where),
+             "m.origin_key = %s AND coalesce(CASE WHEN m.grain = '1h' THEN (SELECT txcount FROM"
+             " chain_metrics_1h h WHERE h.origin_key = m.origin_key"
+             " AND h.window_start = m.window_start) ELSE (SELECT txcount FROM chain_metrics_1d h"
+             " WHERE h.origin_key = m.origin_key AND h.window_start = m.window_start) END, 0)"
+             " > %" PRIu64,
+             d->origin_lit, d->lazy_max_txs);
+    return materialize_sql(q, where, 0);
 }
 
 int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
@@ -902,10 +1155,10 @@ int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_
         return rc;
     /* (retention follows the rows written: none with metrics off) */
     if (rollups_sql(d, der, &d->sql, minutes) != 0 ||
-        (der && retention_sql(d, der, &d->sql, cuts) != 0))
+        (der && (big_lazy_sql(d, &d->sql) != 0 || retention_sql(d, der, &d->sql, cuts) != 0)))
         return oom(err);
-    if (d->sql.len == 0)
-        return 0;
+    if (bp_buf_puts(&d->sql, "DELETE FROM bp_d_aa_delta") != 0) /* (temp_tables) */
+        return oom(err);
     rc = run_sql(d, c, d->sql.data, NULL, "derived tables: rollups and retention", err);
     if (rc == 0) /* (a rolled-back batch runs them again: the cut only moves on after this) */
         memcpy(d->last_cut, cuts, sizeof(cuts));

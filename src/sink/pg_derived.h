@@ -17,6 +17,12 @@ typedef struct bp_pg_derived bp_pg_derived;
 
 /* Schema version 2: the derived tables, their indexes and views. */
 int bp_pg_derived_schema(bp_buf *sql);
+/* Schema version 5: lazy_set_windows, the hour and day windows whose sets are not stored row by
+ * row but are their blocks' raw transactions' (pg_derived.c, "lazy sets"). */
+int bp_pg_derived_schema_lazy(bp_buf *sql);
+/* Stores the sets of every lazy window (of every chain) and empties the list: for an output
+ * opened with metrics off, whose blocks have raw rows but no derived rows. */
+int bp_pg_derived_unlazy(PGconn *c, bp_error *err);
 
 int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *err);
 void bp_pg_derived_free(bp_pg_derived *d);

@@ -948,6 +948,9 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc = bp_pg_derived_new(&ret, &s->derived, err);
         s->base.derived = rc == 0 && s->metrics;
         s->base.derived_late = s->base.derived;
+        /* its blocks get no derived rows: a lazy window's set must not take their senders */
+        if (rc == 0 && !s->metrics)
+            rc = bp_pg_derived_unlazy(s->conn, err);
     }
     if (rc == 0)
         rc = bp_pg_arch_new(&s->arch, err);

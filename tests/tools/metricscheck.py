@@ -323,6 +323,26 @@ def read_sqlite(path, origin):
     return got
 
 
+# PostgreSQL keeps the set of an hour or day listed in lazy_set_windows as its blocks' raw
+# transactions (docs/SCHEMA.md): these are its rows, from the raw blocks and transactions.
+_LAZY_TXS = ("FROM {s}.lazy_set_windows m JOIN {s}.blocks b ON b.chain = m.origin_key"
+             " AND b.timestamp >= m.window_start AND b.timestamp < m.window_start"
+             " + CASE WHEN m.grain = '1h' THEN 3600 ELSE 86400 END"
+             " JOIN {s}.transactions t ON t.chain = b.chain AND t.block_number = b.number"
+             " WHERE m.origin_key = {lit}")
+LAZY_PG = {
+    "active_addresses": "SELECT m.grain, m.window_start::text, '0x' || encode(t.from_address,"
+                        " 'hex'), min(t.block_number)::text " + _LAZY_TXS +
+                        " AND t.from_address IS NOT NULL GROUP BY 1, 2, 3",
+    "contract_senders": "SELECT grain, w, '0x' || encode(c, 'hex'), '0x' || encode(a, 'hex'),"
+                        " min(n)::text FROM (SELECT m.grain, m.window_start::text AS w,"
+                        " CASE WHEN t.to_address IS NULL THEN t.receipt_contract_address"
+                        " WHEN length(t.input) > 0 THEN t.to_address END AS c,"
+                        " t.from_address AS a, t.block_number AS n " + _LAZY_TXS +
+                        ") x WHERE c IS NOT NULL AND a IS NOT NULL GROUP BY 1, 2, 3, 4",
+}
+
+
 def read_pg(pg, origin, schema="public"):
     got = {}
     lit = "'" + origin.replace("'", "''") + "'"
@@ -336,7 +356,12 @@ def read_pg(pg, origin, schema="public"):
                 cols.append(f"{c}::text")
         rows = pg.sql(f"SELECT {', '.join(cols)} FROM {schema}.{t}"
                       f" WHERE {ORIGIN.get(t, 'origin_key')} = {lit}")
+        if t in LAZY_PG:
+            rows += pg.sql(LAZY_PG[t].format(s=schema, lit=lit))
         got[t] = _rows(t, rows)
+        if len(got[t]) != len(rows):
+            raise Mismatch(f"{t}: {len(rows) - len(got[t])} rows both stored and in a window of "
+                           f"lazy_set_windows")
     got["ml_predictions"] = [
         (int(n), int(i), h, float(f)) for n, i, h, f in pg.sql(
             PREDICTIONS.format(h="'0x' || encode(transaction_hash, 'hex')")
