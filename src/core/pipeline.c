@@ -110,6 +110,11 @@ struct pipeline {
      * above it may have been rolled back while the socket was down, even one final now. */
     bool aws_final_set;
     uint64_t aws_final;
+    /* The transactions the outputs hold as rolled back (from a fetched block, an event, a
+     * re-read) with their blocks' heights: the re-apply of one may come while the socket is
+     * down, in a block final by then, so the re-read reaches down to the lowest (resync_low). */
+    struct aws_rolled *aws_rolled;
+    size_t aws_nrolled, aws_caprolled;
 
     /* the batch being built: events and the blocks they point to (owned until handed to the
      * writer) */
@@ -862,6 +867,79 @@ static void drain_results(pipeline *p, long wait_ms)
     }
 }
 
+/* ---- rolled-back transactions the outputs hold (pipeline.aws_rolled) ------------------ */
+
+struct aws_rolled {
+    bp_arch_hash txid;
+    uint64_t height;
+};
+
+static void rolled_drop(pipeline *p, const char *txid)
+{
+    for (size_t i = 0; i < p->aws_nrolled; i++)
+        if (strcmp(p->aws_rolled[i].txid, txid) == 0) {
+            p->aws_rolled[i] = p->aws_rolled[--p->aws_nrolled];
+            return;
+        }
+}
+
+/* Out of memory: the entry is left out (logged), the re-read then may stay above it. */
+static void rolled_add(pipeline *p, const char *txid, uint64_t height)
+{
+    rolled_drop(p, txid);
+    if (p->aws_nrolled == p->aws_caprolled) {
+        size_t cap = p->aws_caprolled ? p->aws_caprolled * 2 : 16;
+        struct aws_rolled *r = realloc(p->aws_rolled, cap * sizeof(*r));
+        if (!r) {
+            bp_warn("arch websocket: out of memory: the rolled-back transaction %s is not "
+                    "followed (its re-apply while the socket is down may be missed)",
+                    txid);
+            return;
+        }
+        p->aws_rolled = r;
+        p->aws_caprolled = cap;
+    }
+    struct aws_rolled *e = &p->aws_rolled[p->aws_nrolled++];
+    snprintf(e->txid, sizeof(e->txid), "%s", txid);
+    e->height = height;
+}
+
+/* Forgets those of blocks lo..hi (read again, or below what the canon holds). */
+static void rolled_forget(pipeline *p, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < p->aws_nrolled;)
+        if (p->aws_rolled[i].height >= lo && p->aws_rolled[i].height <= hi)
+            p->aws_rolled[i] = p->aws_rolled[--p->aws_nrolled];
+        else
+            i++;
+}
+
+static bool rolled_lowest(const pipeline *p, uint64_t *h)
+{
+    for (size_t i = 0; i < p->aws_nrolled; i++)
+        if (i == 0 || p->aws_rolled[i].height < *h)
+            *h = p->aws_rolled[i].height;
+    return p->aws_nrolled > 0;
+}
+
+/* What the rows going out say of rollback state: a fetched block's rolled-back transactions,
+ * and the socket's events (a resync's rolled-back ones are noted when read, resync_blocks). */
+static void rolled_note(pipeline *p, const bp_arch_rows *r)
+{
+    for (size_t k = 0; k < r->tx_count; k++)
+        if (r->txs[k].rolled_back)
+            rolled_add(p, r->txs[k].txid, r->txs[k].block_height);
+    for (size_t i = 0; i < r->event_count; i++) {
+        const bp_arch_event *e = &r->events[i];
+        for (size_t k = 0; k < e->hash_count; k++) {
+            if (e->topic == BP_ARCH_T_REAPPLIED)
+                rolled_drop(p, e->hashes[k]);
+            else if (e->topic == BP_ARCH_T_ROLLEDBACK && e->has_height && !e->resync)
+                rolled_add(p, e->hashes[k], e->block_height);
+        }
+    }
+}
+
 /* ---- the ordered commit ------------------------------------------------------------- */
 
 static int add_event(pipeline *p, bp_event_kind kind, bp_block *b)
@@ -915,6 +993,7 @@ static int add_ws_events(pipeline *p, bp_error *err)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
     b->arch = r;
+    rolled_note(p, r);
     bp_budget_charge(&p->budget, bp_budget_block_cost(b));
     if (add_event(p, BP_EVENT_ARCH_EVENTS, b) != 0) {
         bp_budget_free_block(&p->budget, b);
@@ -1117,6 +1196,8 @@ static int commit_ready(pipeline *p, bp_error *err)
             bp_budget_free_block(&p->budget, b);
             return bp_error_set(err, BP_ENOMEM, "out of memory");
         }
+        if (p->aws && b->arch)
+            rolled_note(p, b->arch);
         bp_canon_push(&p->canon, &e);
         p->blocks_done++;
         p->txs_done += b->transaction_count;
@@ -1816,6 +1897,21 @@ static double poll_every(pipeline *p)
 /* ... and at least, at a start, the last this many (resync_low). */
 #define RESYNC_START 64
 
+/* The rolled-back transactions followed (pipeline.aws_rolled) of blocks lo..lo+n-1: those the
+ * node has now (a block it replaced has none: the reorg path's). */
+static void note_resync(pipeline *p, uint64_t lo, size_t n, bp_block **out, const int *rcs)
+{
+    rolled_forget(p, lo, lo + n - 1);
+    for (size_t i = 0; i < n; i++) {
+        const bp_canon_entry *e = bp_canon_at(&p->canon, lo + i);
+        if (rcs[i] != 0 || !out[i] || !out[i]->arch || !e || strcmp(e->hash, out[i]->hash) != 0)
+            continue;
+        for (size_t k = 0; k < out[i]->arch->tx_count; k++)
+            if (out[i]->arch->txs[k].rolled_back)
+                rolled_add(p, out[i]->arch->txs[k].txid, lo + i);
+    }
+}
+
 /* The rollback state of blocks lo..lo+n-1 as the node has it now, into the socket's queue:
  * only blocks still ours (a block the node replaced is the reorg path's). */
 static int resync_blocks(pipeline *p, size_t mark, uint64_t lo, size_t n, bp_block **out, int *rcs,
@@ -1837,6 +1933,8 @@ static int resync_blocks(pipeline *p, size_t mark, uint64_t lo, size_t n, bp_blo
     }
     int rc = rolled && kept ? bp_arch_ws_resync(p->aws, mark, rolled, nr, kept, nk, errs)
                             : bp_error_set(errs, BP_ENOMEM, "out of memory");
+    if (rc == 0) /* what the outputs will hold of these blocks: the node's state now */
+        note_resync(p, lo, n, out, rcs);
     free(rolled);
     free(kept);
     if (rc == 0)
@@ -1858,7 +1956,12 @@ static uint64_t resync_low(pipeline *p, const bp_canon_entry *tip, const bp_cano
     uint64_t f = p->head.has_final ? p->head.final_number : p->aws_final;
     if (p->aws_final_set && p->aws_final < f)
         f = p->aws_final;
-    uint64_t lo = final ? f + 1 : 0, want = lo;
+    uint64_t lo = final ? f + 1 : 0, r;
+    /* A re-apply touches the block of its rollback, which may be final by then: down to the
+     * lowest block holding a transaction the outputs hold as rolled back. */
+    if (final && rolled_lowest(p, &r) && r < lo)
+        lo = r;
+    uint64_t want = lo;
     /* A start: what became final while no process of ours listened is not known (a rollback
      * re-applied, or rolled back, while this one was down may be in a block final since), so
      * at least the last RESYNC_START blocks, as before finality was followed. */
@@ -1895,6 +1998,8 @@ static void resync_rollbacks(pipeline *p)
     }
     if (epoch == p->aws_epoch || now_ms() < p->aws_retry_ms)
         return;
+    if (low && low->number > 0) /* no longer read again: the reorg window is above them */
+        rolled_forget(p, 0, low->number - 1);
     uint64_t lo = tip ? resync_low(p, tip, low) : 0;
     if (!tip || lo > tip->number) { /* nothing committed that is not final: nothing to read */
         if (tip)
@@ -2055,6 +2160,7 @@ static void release(pipeline *p)
                 got, bad, held);
         bp_arch_ws_free(p->aws);
     }
+    free(p->aws_rolled);
     if (p->prober) /* so do the prober's threads */
         bp_prober_set_wake(p->prober, NULL, NULL);
     bp_fetcher_stop(p->fetcher);

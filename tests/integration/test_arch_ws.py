@@ -17,7 +17,8 @@ stopped by SIGINT after catching up, just after a rollback episode. Then:
 - every stored transaction's rolled_back is the node's get_processed_transaction
   rollback_status then: the episodes whose events came while the socket was down or to a
   killed run are caught by the re-read of the unfinalized blocks' rollback state at every
-  (re)subscription (logged once per start and reconnect);
+  (re)subscription (logged once per start and reconnect), down to a block holding a stored
+  rollback not seen re-applied: its re-apply (~20 blocks later) touches a block final by then;
 - arch_events holds events of every run (receive times in each run's span), one row per key,
   and none of a block above the checkpoint (an event waits for its block's batch).
 Part 2 (ep2: rollbacks exactly): a fresh run from near the head, stopped (SIGINT) just after a
