@@ -90,6 +90,9 @@ typedef struct bp_batch {
 
 typedef struct bp_sink bp_sink;
 
+/* How long an output may hold batches open (bp_sink.holds_open) with nothing new to write. */
+#define BP_OPEN_BATCHES_MS 500
+
 enum bp_sink_option_type {
     BP_SINK_OPT_STRING = 1, /* any non-empty text */
     BP_SINK_OPT_INT,        /* a whole number from min to max */
@@ -292,6 +295,11 @@ struct bp_sink {
     /* The most the output charged to bp_batch.budget during one write so far (0: it never
      * needed more than its fixed part); kept by the backend, reported when the run ends. */
     size_t memory_peak;
+    /* Kept by the backend: write() left batches in an open transaction (bp_batch.more) that
+     * a later write or flush() commits. The writer thread flushes such an output when no
+     * batch came for BP_OPEN_BATCHES_MS: a transaction must not stay open while the pipeline
+     * waits on a slow node (the broker would abort it). */
+    bool holds_open;
 };
 
 /* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, postgres://...),

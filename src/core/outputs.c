@@ -577,6 +577,28 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
     return rc;
 }
 
+bool bp_outputs_holding(const bp_outputs *o)
+{
+    for (size_t i = 0; i < o->count; i++)
+        if (!o->failed[i] && o->sinks[i]->holds_open)
+            return true;
+    return false;
+}
+
+void bp_outputs_end_open(bp_outputs *o)
+{
+    for (size_t i = 0; i < o->count; i++) {
+        bp_sink *s = o->sinks[i];
+        bp_error e = {0};
+        if (o->failed[i] || !s->holds_open || !s->ops->flush)
+            continue;
+        if (s->ops->flush(s, &e) != 0)
+            bp_warn("output '%s': committing the batches it held open: %s (its next write or "
+                    "its close tries again)",
+                    s->url, e.msg);
+    }
+}
+
 int bp_outputs_flush(bp_outputs *o, bp_error *err)
 {
     for (size_t i = 0; i < o->count; i++) {

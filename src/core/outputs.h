@@ -96,6 +96,10 @@ uint64_t bp_outputs_agreed(const bp_outputs *o, size_t idx);
  * another block than the stream's it first gets REVERTs of its own blocks down to there. */
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err);
 int bp_outputs_flush(bp_outputs *o, bp_error *err);
+/* Whether an output holds batches open (bp_sink.holds_open), and committing them (each such
+ * output's flush; one that fails is logged and left to its next write or its close). */
+bool bp_outputs_holding(const bp_outputs *o);
+void bp_outputs_end_open(bp_outputs *o);
 /* A set-aside output that answers again: true with the lowest such checkpoint and its output.
  * Any thread (it reads what the probe threads published). */
 bool bp_outputs_rejoin_point(bp_outputs *o, bp_checkpoint *cp, size_t *index);

@@ -1,6 +1,7 @@
 /* writer.c - the output writer thread (one batch in flight, written in order). */
 #include "core/writer.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -65,8 +66,24 @@ static void *writer_main(void *arg)
     bp_writer *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
-        while (!w->busy && !w->closing)
-            pthread_cond_wait(&w->cv, &w->lock);
+        while (!w->busy && !w->closing) {
+            if (!w->cfg.out || !bp_outputs_holding(w->cfg.out)) {
+                pthread_cond_wait(&w->cv, &w->lock);
+                continue;
+            }
+            /* an output holds batches open (bp_batch.more): committed if none follows soon */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += (long)BP_OPEN_BATCHES_MS * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            if (pthread_cond_timedwait(&w->cv, &w->lock, &until) == ETIMEDOUT && !w->busy &&
+                !w->closing) {
+                pthread_mutex_unlock(&w->lock);
+                bp_outputs_end_open(w->cfg.out);
+                pthread_mutex_lock(&w->lock);
+            }
+        }
         if (!w->busy)
             break; /* closing with nothing left */
         pthread_mutex_unlock(&w->lock);

@@ -854,6 +854,7 @@ static int64_t mono_ms(void)
 static void group_clear(kafka_sink *s)
 {
     s->grp.batches = 0;
+    s->base.holds_open = false;
     bp_buf_reset(&s->grp.kept);
 }
 
@@ -936,6 +937,7 @@ static int write_txn(kafka_sink *s, const bp_batch *b, bp_error *err)
         rc = produce_events(s, b, err);
     if (rc == 0 && stays_open(s, b)) {
         s->grp.batches++;
+        s->base.holds_open = true;
         s->grp.cp = b->checkpoint;
         s->grp.recent = sh.recent;
         s->grp.events = events;
