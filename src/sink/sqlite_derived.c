@@ -297,6 +297,7 @@ enum {
     S_UPS_PRICE,
     S_SET_HAS,
     S_CB_IN,
+    S_CB_MIN,
     S_MAT_AA,
     S_MAT_CS,
     S_PRICE_BLOCKS,
@@ -318,6 +319,8 @@ static const char *const g_fixed[S_COUNT] = {
                   " AND window_start = ?3 LIMIT 1",
     [S_CB_IN] = "SELECT 1 FROM chain_metrics_block WHERE origin_key = ?1"
                 " AND block_timestamp >= ?2 AND block_timestamp < ?3 LIMIT 1",
+    [S_CB_MIN] = "SELECT min(block_timestamp) FROM chain_metrics_block WHERE origin_key = ?1"
+                 " AND block_timestamp < ?2",
     /* a window's set from the raw transactions of its blocks below ?5 that have derived rows
      * (blocks applied with metrics off are in no window; ?3, ?4: the window's start and end) */
     [S_MAT_AA] = "INSERT INTO active_addresses(origin_key, grain, window_start, address,"
@@ -325,7 +328,7 @@ static const char *const g_fixed[S_COUNT] = {
                  " FROM chain_metrics_block c JOIN transactions t ON t.chain = c.origin_key"
                  " AND t.block_number = c.block_number WHERE c.origin_key = ?1"
                  " AND c.block_timestamp >= ?3 AND c.block_timestamp < ?4 AND c.block_number < ?5"
-                 " GROUP BY t.from_address",
+                 " AND t.from_address IS NOT NULL GROUP BY t.from_address",
     [S_MAT_CS] =
         "INSERT INTO contract_senders(origin_key, grain, window_start, contract_address,"
         " address, first_block) SELECT ?1, ?2, ?3, k, a, min(n) FROM (SELECT"
@@ -334,7 +337,7 @@ static const char *const g_fixed[S_COUNT] = {
         " t.from_address AS a, t.block_number AS n FROM chain_metrics_block c"
         " JOIN transactions t ON t.chain = c.origin_key AND t.block_number = c.block_number"
         " WHERE c.origin_key = ?1 AND c.block_timestamp >= ?3 AND c.block_timestamp < ?4"
-        " AND c.block_number < ?5) WHERE k IS NOT NULL GROUP BY k, a",
+        " AND c.block_number < ?5) WHERE k IS NOT NULL AND a IS NOT NULL GROUP BY k, a",
     [S_HAS_CB] = "SELECT block_timestamp FROM chain_metrics_block WHERE origin_key = ?1"
                  " AND block_number = ?2 AND block_hash = ?3",
     /* the reverted block is the window's highest: the rows it was the first block of go */
@@ -1059,32 +1062,52 @@ static int expire(bp_sqlite_derived *d, const char *origin, const bp_expiry *e, 
     return rc;
 }
 
-/* Block rows below `before` are about to expire: an hour or day that holds some of them and
- * can still change gets its set stored first, while they still say which blocks are in it
- * (materialize). With the default 12 h a day is stored from its 12th hour on. */
-static int keep_sets_exact(bp_sqlite_derived *d, const bp_derived *der, uint64_t before)
+/* Before the chain_metrics_block rows below `before` go: they say which blocks a window
+ * counts, so every window of theirs whose set is not stored (a window only counted while
+ * blockpipe saw it whole) has it stored from the raw transactions first - also a final one,
+ * whose set rows --retention-sets may keep longer than the block rows. The windows from the
+ * last cut on (the oldest such row's after a start); one that cannot change any more and has
+ * no set row left to keep costs one INSERT ... SELECT once. */
+static int oldest_block_row(bp_sqlite_derived *d, const char *origin, uint64_t before, uint64_t *ts,
+                            bool *any)
 {
-    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
-        uint64_t w = bp_window_of(before - 1, g);
-        bool stored = false, expiring = false;
-        if (w + bp_grain_seconds[g] <= der->frozen_ts)
-            continue; /* final: nothing will read its set */
-        sqlite3_stmt *st = d->st[S_CB_IN];
-        int rc = bind_text(st, 1, der->origin_key) | bind_u64(st, 2, w) | bind_u64(st, 3, before);
-        if (rc == SQLITE_OK) {
-            rc = sqlite3_step(st);
-            expiring = rc == SQLITE_ROW;
-            rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-            sqlite3_reset(st);
-        }
-        if (rc == SQLITE_OK && expiring)
-            rc = set_stored(d, der->origin_key, g, w, &stored);
-        if (rc == SQLITE_OK && expiring && !stored)
-            rc = materialize(d, der->origin_key, g, w, UINT64_MAX);
-        if (rc != SQLITE_OK)
-            return rc;
+    sqlite3_stmt *st = d->st[S_CB_MIN];
+    int rc = bind_text(st, 1, origin) | bind_u64(st, 2, before);
+    *any = false;
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *any = sqlite3_column_type(st, 0) != SQLITE_NULL;
+        *ts = *any ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
+        rc = SQLITE_OK;
     }
-    return SQLITE_OK;
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int keep_sets_exact(bp_sqlite_derived *d, const bp_derived *der, uint64_t after,
+                           uint64_t before)
+{
+    uint64_t lo = after;
+    bool any = true;
+    int rc = after ? SQLITE_OK : oldest_block_row(d, der->origin_key, before, &lo, &any);
+    for (int g = BP_GRAIN_SETS; rc == SQLITE_OK && any && g < BP_GRAIN_COUNT; g++) {
+        for (uint64_t w = bp_window_of(lo, g); rc == SQLITE_OK && w < before;
+             w += bp_grain_seconds[g]) {
+            bool stored = false, expiring = false;
+            sqlite3_stmt *st = d->st[S_CB_IN];
+            rc = bind_text(st, 1, der->origin_key) | bind_u64(st, 2, w) | bind_u64(st, 3, before);
+            if (rc == SQLITE_OK) {
+                rc = sqlite3_step(st);
+                expiring = rc == SQLITE_ROW;
+                rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+                sqlite3_reset(st);
+            }
+            if (rc == SQLITE_OK && expiring)
+                rc = set_stored(d, der->origin_key, g, w, &stored);
+            if (rc == SQLITE_OK && expiring && !stored)
+                rc = materialize(d, der->origin_key, g, w, UINT64_MAX);
+        }
+    }
+    return rc;
 }
 
 static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
@@ -1098,7 +1121,7 @@ static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
     }
     for (size_t i = 0; i < n; i++)
         if ((plan[i].table == BP_DT_CHAIN_BLOCK && plan[i].before > d->last_cut[i] &&
-             keep_sets_exact(d, der, plan[i].before) != SQLITE_OK) ||
+             keep_sets_exact(d, der, d->last_cut[i], plan[i].before) != SQLITE_OK) ||
             expire(d, der->origin_key, &plan[i], &d->last_cut[i]) != SQLITE_OK)
             return bp_error_set(err, BP_EDB, "retention of %s: %s", bp_dtables[plan[i].table].name,
                                 sqlite3_errmsg(d->db));
