@@ -1114,6 +1114,16 @@ static int retention_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, uin
         if (plan[i].before <= d->last_cut[i])
             continue;
         cuts[i] = plan[i].before;
+        if (plan[i].table == (bp_dtable)(BP_DT_CHAIN_1M + BP_GRAIN_1H)) {
+            /* a lazy window's blocks are known from these rows once the block rows are gone
+             * (lazy_from_sql): its set is stored before they go (sets kept longer than them) */
+            bp_buf where;
+            bp_buf_init(&where, 0);
+            rc |= bp_buf_printf(&where, "m.origin_key = %s AND m.window_start < %" PRIu64,
+                                d->origin_lit, plan[i].before);
+            rc |= rc ? rc : materialize_sql(q, where.data, 0);
+            bp_buf_release(&where);
+        }
         rc |= bp_buf_printf(q, "DELETE FROM %s WHERE origin_key = %s",
                             bp_dtables[plan[i].table].name, d->origin_lit);
         if (plan[i].grain >= 0)

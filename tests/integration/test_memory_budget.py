@@ -19,6 +19,7 @@ holds; measuring that would be measuring ASan. Stdlib only; needs BP_SOURCE_DIR 
 BP_BUILD_DIR (set by ctest), cmake and a C compiler.
 """
 
+import fcntl
 import os
 import sqlite3
 import subprocess
@@ -45,6 +46,10 @@ def release_binary():
     if not src or not build:
         fail("BP_SOURCE_DIR / BP_BUILD_DIR are not set (run through ctest)")
     out = os.path.join(build, "rss-release")
+    os.makedirs(out, exist_ok=True)
+    # several tests build it, and ctest runs them side by side: one build at a time
+    lock = open(os.path.join(out, ".build.lock"), "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     for cmd in (["cmake", "-S", src, "-B", out, "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
                  "-DBP_TESTS=OFF", "-DBP_SANITIZE=OFF", "-DBP_FUZZ=OFF"],
                 ["nice", "cmake", "--build", out, "--target", "blockpipe", "-j2"]):
@@ -52,6 +57,7 @@ def release_binary():
         if p.returncode != 0:
             fail(f"building the release binary failed: {' '.join(cmd)}\n{p.stdout[-2000:]}"
                  f"\n{p.stderr[-2000:]}")
+    lock.close()
     return os.path.join(out, "blockpipe")
 
 
