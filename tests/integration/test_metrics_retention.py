@@ -9,10 +9,11 @@ hours and 1h rows by whole days (their windows are recomputed from them); the 1m
 at least block + 1 h, the 1h one at least block + 1 day. Every remaining row must equal the
 recomputation from the node's blocks (tests/tools/metricscheck.py), and exactly the rows the
 rule keeps must remain. Then more blocks are written by `run`, and the same holds again.
-Last, SQLite with the sets kept forever (--retention-sets 0) beside the 2 h block rows: a
-window SQLite only counted while it saw it whole (its set is its blocks' raw transactions,
-and the block rows say which blocks) must have its set stored before those rows go, so every
-hour's and day's set is stored, whole, once its blocks are gone.
+Last, the sets kept forever (--retention-sets 0) beside the 2 h block rows and 30 h hourly
+rollups: a window SQLite only counted while it saw it whole (its set is its blocks' raw
+transactions, and the block rows say which blocks) must have its set stored before those
+rows go, and a PostgreSQL lazy window (its block range from block rows and rollups) before
+its hourly rollups go: every hour's and day's set is then stored, whole.
 """
 import os
 import sqlite3
@@ -115,43 +116,54 @@ def scenario(bp, node, wl, output, read, label):
     check(f"{label} after following", node, read)
 
 
-def sets_outlive_blocks(bp, node, tmp):
-    db = os.path.join(tmp, "forever.db")
+def sets_outlive_blocks(bp, node, tmp, pg=None):
+    """With the sets kept forever, every hour's and day's set whose block rows (SQLite) or
+    hourly rollups (PostgreSQL: a lazy window's block range) expired is stored whole."""
+    label = "postgres" if pg else "sqlite"
+    output = pg.url(query="schema=forever") if pg else f"sqlite:{os.path.join(tmp, 'forever.db')}"
     flags = list(FLAGS)
     flags[flags.index("--retention-sets") + 1] = "0"
     head = node.block_number()
-    p = subprocess.run([bp, "backfill", "--rpc", node.url, "--output", f"sqlite:{db}", "--chain",
+    p = subprocess.run([bp, "backfill", "--rpc", node.url, "--output", output, "--chain",
                         ORIGIN, "--from", "0", "--to", str(head), "--batch-size", "20"] + flags,
                        capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
-        raise Mismatch(f"sets kept forever: backfill exit {p.returncode}:\n{p.stderr[-3000:]}")
+        raise Mismatch(f"{label}, sets kept forever: backfill exit {p.returncode}:\n"
+                       f"{p.stderr[-3000:]}")
     blocks = [node.block(n, True) for n in range(head + 1)]
     full = Expected(blocks, [node.receipts(n) for n in range(head + 1)], ORIGIN)
     ts = [int(b["timestamp"], 16) for b in blocks]
-    gone_below = cut(ts[-1], ts[-1 - REORG_WINDOW], KEEP["block"], 60)
+    newest, frozen = ts[-1], ts[-1 - REORG_WINDOW]
+    # SQLite: a counted window's blocks are its block rows; PostgreSQL: a lazy one's range
+    # comes from its hourly rollups once the block rows are gone (they leave by whole days)
+    gone_below = (cut(newest, frozen, max(KEEP["1h"], KEEP["block"] + 86400), 86400) if pg
+                  else cut(newest, frozen, KEEP["block"], 60))
     want = {}
     for (g, w, a) in full.tables["active_addresses"]:
-        if w + GRAIN[g] <= gone_below:  # every block row of the window has expired
+        if w + GRAIN[g] <= gone_below:
             want.setdefault((g, w), set()).add(a.lower())
-    con = sqlite3.connect(db)
-    try:
-        got = {}
-        for g, w, a in con.execute("SELECT grain, window_start, address FROM active_addresses "
-                                   "WHERE origin_key = ?", (ORIGIN,)):
-            got.setdefault((g, int(w)), set()).add(a.lower())
-        left = con.execute("SELECT count(*) FROM chain_metrics_block WHERE origin_key = ?",
-                           (ORIGIN,)).fetchone()[0]
-    finally:
-        con.close()
-    if not want or left >= head + 1:
-        raise Mismatch(f"sets kept forever: no window's block rows expired ({left} of {head + 1} "
-                       f"left): the chain is too short to test")
+    got = {}
+    if pg:
+        rows = pg.sql("SELECT grain, window_start, '0x' || encode(address, 'hex') FROM "
+                      f"forever.active_addresses WHERE origin_key = '{ORIGIN}'")
+    else:
+        con = sqlite3.connect(output.split(":", 1)[1])
+        try:
+            rows = con.execute("SELECT grain, window_start, address FROM active_addresses "
+                               "WHERE origin_key = ?", (ORIGIN,)).fetchall()
+        finally:
+            con.close()
+    for g, w, a in rows:
+        got.setdefault((g, int(w)), set()).add(a.lower())
+    if not want:
+        raise Mismatch(f"{label}, sets kept forever: no window's rows expired: the chain is too "
+                       "short to test")
     bad = [k for k in want if got.get(k) != want[k]]
     if bad:
-        raise Mismatch(f"sets kept forever: {len(bad)} of {len(want)} windows whose block rows "
-                       f"expired lack their whole set, e.g. {sorted(bad)[:3]}")
-    print(f"sqlite, sets kept forever: the {len(want)} hour/day sets whose block rows expired "
-          f"are stored whole")
+        raise Mismatch(f"{label}, sets kept forever: {len(bad)} of {len(want)} windows whose "
+                       f"rows expired lack their whole set, e.g. {sorted(bad)[:3]}")
+    print(f"{label}, sets kept forever: the {len(want)} hour/day sets whose rows expired are "
+          f"stored whole")
 
 
 def main():
@@ -166,6 +178,7 @@ def main():
         sets_outlive_blocks(bp, node, tmp)
         with Postgres() as pg:
             scenario(bp, node, wl, pg.url(), lambda: read_pg(pg, ORIGIN), "postgres")
+            sets_outlive_blocks(bp, node, tmp, pg)
     print("PASS")
 
 
