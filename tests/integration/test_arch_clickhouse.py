@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clickhouse import ClickHouse  # noqa: E402
 from simnode import Simnode  # noqa: E402
+import test_arch_pg as archpg  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 from test_arch_run import DEPTH, HANG, call, fail, node_head  # noqa: E402
@@ -81,52 +82,11 @@ def check_signs(ch):
 
 
 def check_tables(url, ch):
-    """test_arch_pg.check_tables' checks on the ClickHouse tables (FINAL)."""
+    """test_arch_pg's checks of the rows (check_rows) on the ClickHouse tables (FINAL)."""
     cp = checkpoint(ch)
     if not cp:
         fail("no checkpoint")
-    rows = ch_rows(ch, cp[0])
-    blocks = [(int(b[0]), b[1], b[2], int(b[5])) for b in rows["arch_blocks"]]
-    if [b[0] for b in blocks] != list(range(cp[0] + 1)):
-        fail(f"arch_blocks heights are not exactly 0..{cp[0]}: {len(blocks)} rows")
-    if blocks[-1][1] != cp[1]:
-        fail(f"checkpoint hash {cp[1]} is not block {cp[0]}'s {blocks[-1][1]}")
-    for lo, hi in zip(blocks, blocks[1:]):
-        if hi[2] != lo[1]:
-            fail(f"block {hi[0]}: previous_hash {hi[2]} but block {lo[0]} is {lo[1]}")
-    strict = cp[0] - DEPTH
-    hashes = call(url, [("get_block_hash", [h]) for h in range(strict + 1)])
-    for h in range(strict + 1):
-        if blocks[h][1] != hashes[h]:
-            fail(f"block {h}: stored {blocks[h][1]}, the node's canonical is {hashes[h]}")
-    got, txs = {}, set()
-    for t in rows["arch_transactions"]:
-        height, idx, txid, bhash = int(t[0]), int(t[1]), t[2], t[3]
-        if bhash != blocks[height][1]:
-            fail(f"tx {txid}: block_hash {bhash}, block {height} is {blocks[height][1]}")
-        lst = got.setdefault(height, [])
-        if idx != len(lst):
-            fail(f"block {height}: tx_index {idx} after {len(lst)} transactions")
-        lst.append(txid)
-        txs.add((height, idx, txid))
-    ntx = 0
-    for i in range(0, len(blocks), 100):
-        chunk = blocks[i:i + 100]
-        for b, body in zip(chunk, call(url, [("get_block", [b[1]]) for b in chunk])):
-            ntx += len(body["transactions"])
-            if got.get(b[0], []) != body["transactions"] or b[3] != len(body["transactions"]):
-                fail(f"block {b[0]}: stored txids {got.get(b[0], [])} (count {b[3]}), the "
-                     f"node's {body['transactions']}")
-    acc = {(int(a[0]), int(a[1]), a[3]) for a in rows["arch_account_updates"]}
-    if acc - txs or txs - acc:
-        fail(f"arch_account_updates: {len(acc - txs)} rows without their transaction, "
-             f"{len(txs - acc)} transactions without account rows")
-    if ntx == 0:
-        fail("no transactions at all: nothing was compared")
-    print(f"tables match the node: blocks 0..{cp[0]} ({strict + 1} checked against "
-          f"get_block_hash), {ntx} transactions, {len(rows['arch_account_updates'])} account "
-          "updates")
-    return strict
+    return archpg.check_rows(url, ch_rows(ch, cp[0]), cp)
 
 
 def check_same_as_sqlite(bp, url, ch, tmp, upto):

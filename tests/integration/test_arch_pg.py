@@ -90,6 +90,13 @@ def check_tables(url, pg):
     if not cp:
         fail("no checkpoint")
     rows = pg_rows(pg, cp[0])
+    return check_rows(url, rows, cp)
+
+
+def check_rows(url, rows, cp):
+    """The stored rows (arch_blocks, arch_transactions, arch_account_updates as pg_rows gives
+    them) of a chain whose checkpoint is cp hold exactly the node's chain; the strictly
+    checked height (below the reorg depth) is returned."""
     blocks = [(int(b[0]), b[1], b[2], int(b[5])) for b in rows["arch_blocks"]]
     heights = [b[0] for b in blocks]
     if heights != list(range(cp[0] + 1)):
