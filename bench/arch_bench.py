@@ -187,8 +187,9 @@ def main():
                      f"off), end to end | {med['pg']:.2f} | {n / med['pg']:.0f} | "
                      f"{ntx / med['pg']:.0f} | {rss['pg']:.0f} | "
                      f"{med['curl'] / med['pg']:.2f} of transport |")
-    lines += ["", "The events/s figure of the issue (the WebSocket topics) is not here: the "
-              "topics are read by another change (docs/ARCH.md)."]
+    lines += ["", "The events/s figure of the issue (the WebSocket topics) is in the next "
+              "section, \"Arch WebSocket events through blockpipe vs the raw transport\" "
+              "(bench/arch_ws_bench.py)."]
     perfdoc.publish(a.out, "arch", "\n".join(lines))
     print(perfdoc.read_section(a.out, "arch"))
 

@@ -9,7 +9,8 @@ SIGKILLed test_arch_run.KILLS times at random moments and restarted; a last run 
 of the node's forks (REVERT: the +1 rows taken back by -1 rows) and stops on SIGINT. Then
 arch_blocks / arch_transactions / arch_account_updates read with FINAL must hold exactly the
 node's canonical chain (test_arch_pg.check_tables' checks), every row key once (sum(_sign) 1:
-nothing twice, nothing of an abandoned fork or a killed batch left), and the same rows as a
+nothing twice, nothing of an abandoned fork or a killed batch left), every column the value
+computed in Python from the node's answers (tests/tools/archcheck.py), and the same rows as a
 SQLite backfill of the canonical blocks.
 Part 2 (--ws, its own node, episodes 4 s apart): a run with --ws is SIGKILLed once it made
 progress and started again; after a re-apply then a rollback episode, the view
@@ -30,6 +31,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clickhouse import ClickHouse  # noqa: E402
+import archcheck  # noqa: E402
 from simnode import Simnode  # noqa: E402
 import test_arch_pg as archpg  # noqa: E402
 import test_arch_run as arch  # noqa: E402
@@ -86,7 +88,9 @@ def check_tables(url, ch):
     cp = checkpoint(ch)
     if not cp:
         fail("no checkpoint")
-    return archpg.check_rows(url, ch_rows(ch, cp[0]), cp)
+    strict = archpg.check_rows(url, ch_rows(ch, cp[0]), cp)
+    archcheck.check_values(url, archcheck.ch_rows(ch, DB, "arch", strict))
+    return strict
 
 
 def check_same_as_sqlite(bp, url, ch, tmp, upto):

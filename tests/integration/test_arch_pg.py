@@ -19,10 +19,13 @@ node's canonical chain (hashes are bytea, read as hex):
   transactions, each row's block_hash the block's;
 - arch_account_updates: every row belongs to a stored transaction, every stored transaction
   has its rows;
+- every column of the three tables has the value computed in Python from the node's answers
+  (tests/tools/archcheck.py; rolled_back as fetched);
 - a `backfill` of canonical blocks 0..N into SQLite stores the same rows as PostgreSQL holds.
 Then a run with --ws (its own node, episodes 4 s apart) into another schema: after a rollback
 episode every stored transaction's rolled_back is the node's rollback_status, and arch_events
-holds the rollback and re-apply events (part_ws).
+holds the rollback and re-apply events, and every column of its rows is the node's, rolled_back
+included (part_ws).
 Stdlib only; needs BLOCKPIPE and a PostgreSQL server (tests/tools/pg.py).
 """
 
@@ -37,6 +40,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pg import Postgres  # noqa: E402
+import archcheck  # noqa: E402
 from simnode import Simnode  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
@@ -90,7 +94,9 @@ def check_tables(url, pg):
     if not cp:
         fail("no checkpoint")
     rows = pg_rows(pg, cp[0])
-    return check_rows(url, rows, cp)
+    strict = check_rows(url, rows, cp)
+    archcheck.check_values(url, archcheck.pg_rows(pg, SCHEMA, "arch", strict))
+    return strict
 
 
 def check_rows(url, rows, cp):
@@ -221,6 +227,11 @@ def part_ws(bp, pg, tmp):
         if wrong:
             fail(f"{len(wrong)} of {len(rows)} transactions' rolled_back differ from the node: "
                  f"{wrong[:3]}")
+        # every column, rolled_back as the node says now (the episodes' events applied)
+        archcheck.check_values(url, archcheck.pg_rows(pg, schema, "arch", 1 << 62, head + 5),
+                               rollback="exact", variety=False)
+        if node.stats()["episodes"] != e:
+            fail("the node made another episode before its columns were compared")
         back = sum(r[1] == "t" for r in rows)
         topics = dict(pg.sql(f"SELECT topic, count(*) FROM {schema}.arch_events GROUP BY topic"))
         if not topics.get("rolledback_transactions") or not topics.get("reapplied_transactions"):

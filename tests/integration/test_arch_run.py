@@ -22,8 +22,14 @@ Then the tables must hold exactly the node's canonical chain:
 Then `backfill` of a config file's chains: entry with `chain_type: arch` must store the same
 rows for the canonical blocks, and an etl-csv output (ethereum-etl's EVM columns) must be refused
 for an Arch chain, saying why.
-What is not compared: rolled_back / rollback_reason (the value when fetched; the rollback
-events are not read yet, docs/ARCH.md). Stdlib only; needs BLOCKPIPE.
+- every column of every stored row of the three tables has the value computed from the
+  node's get_block / get_processed_transaction answers in Python (tests/tools/archcheck.py,
+  not blockpipe's decoder): timestamp, bitcoin_block_height, merkle_root, status,
+  failure_reason, program_ids, bitcoin_txids, the writable account keys, ...
+What is not compared with the node: rolled_back (this run has no --ws, so it is the value when
+fetched, which the node's later rollback episodes change; test_arch_ws.py and test_arch_pg.py's
+--ws part compare it), only that a row not rolled back has no rollback_reason and a rolled-back
+one the node's message. Stdlib only; needs BLOCKPIPE.
 """
 
 import json
@@ -39,6 +45,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from simnode import Simnode  # noqa: E402
+import archcheck  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1414"))
 KILLS = 3
@@ -308,6 +315,9 @@ def main():
         with open(logpath, "w") as log:
             kill_and_follow(bp, node, db, db, log, logpath, rng)
         strict = check_tables(url, db)
+        # the blocks the node cannot fork any more (above, a transaction of an orphaned
+        # block may already be unknown to it)
+        archcheck.check_values(url, archcheck.sqlite_rows(db, "arch", strict))
         check_config_backfill(bp, url, db, tmp.name, min(strict, 40))
         print("OK")
     except AssertionError:
