@@ -129,7 +129,7 @@ def check_analytics(api, db, label):
 
 
 def check_predictions(api, db, hashes, label):
-    scores = {h: (n, i, f) for n, i, h, f in db["ml_predictions"]}
+    scores = {h: (n, i, f) for n, i, h, f, _ in db["ml_predictions"]}
     if not scores or not set(scores) < set(hashes):  # the first ones taught the model
         fail(f"{label}: ml_predictions has {len(scores)} rows for {len(hashes)} transactions")
     unknown = "0x" + "ab" * 32

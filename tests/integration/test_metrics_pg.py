@@ -1,7 +1,7 @@
 """The derived analytics tables of the PostgreSQL output through crashes, SIGKILLs and reorgs
 (tests/tools/metricsdrive.py tells the scenario): every row of chain_metrics_block,
-chain_metrics_1m/_1h/_1d, contract_metrics_*, active_addresses, contract_senders and
-token_transfers must equal a recomputation in Python from the node's own blocks and receipts
+chain_metrics_1m/_1h/_1d, contract_metrics_*, active_addresses, contract_senders,
+token_transfers and ml_predictions (the follow runs with --ml on) must equal a recomputation in Python from the node's own blocks and receipts
 after each step, and the issue's three example queries (without the database prefix) must
 return the recomputed rows. The first crash lands between a batch's raw rows and its derived
 rows (computed beside the raw rows' COPY). Also: a schema of version 1 with data is migrated in
@@ -89,7 +89,7 @@ def main():
         v = pg.sql("SELECT 1")  # the server answers
         if v != [["1"]]:
             raise Mismatch(f"psql: {v}")
-        sc = Scenario(blockpipe, PgBackend(pg), tmp, SEED)
+        sc = Scenario(blockpipe, PgBackend(pg), tmp, SEED, ml=True)
         try:
             sc.run(lambda w: datetime.datetime.fromtimestamp(w, datetime.timezone.utc)
                    .strftime("%Y-%m-%d %H:%M:%S"))

@@ -1,7 +1,7 @@
 """The derived analytics tables of the SQLite output through crashes, SIGKILLs and reorgs
 (tests/tools/metricsdrive.py tells the scenario): every row of chain_metrics_block,
-chain_metrics_1m/_1h/_1d, contract_metrics_*, active_addresses, contract_senders and
-token_transfers must equal a recomputation in Python from the node's own blocks and receipts
+chain_metrics_1m/_1h/_1d, contract_metrics_*, active_addresses, contract_senders,
+token_transfers and ml_predictions (the follow runs with --ml on) must equal a recomputation in Python from the node's own blocks and receipts
 after each step, and the issue's three example queries must return the recomputed rows."""
 import datetime
 import os
@@ -56,7 +56,7 @@ def main():
     print(__doc__)
     blockpipe = os.environ["BLOCKPIPE"]
     with tempfile.TemporaryDirectory(prefix="bp-metrics-") as tmp:
-        sc = Scenario(blockpipe, SqliteBackend(os.path.join(tmp, "bp.db")), tmp, SEED)
+        sc = Scenario(blockpipe, SqliteBackend(os.path.join(tmp, "bp.db")), tmp, SEED, ml=True)
         try:
             sc.run(lambda w: datetime.datetime.fromtimestamp(w, datetime.timezone.utc)
                    .strftime("%Y-%m-%d %H:%M:%S"))

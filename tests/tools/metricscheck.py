@@ -296,7 +296,9 @@ def _rows(table, records):
     return out
 
 
-PREDICTIONS = "SELECT block_number, transaction_index, {h}, fraud_score FROM ml_predictions"
+PREDICTIONS = ("SELECT block_number, transaction_index, {h}, fraud_score, model"
+               " FROM ml_predictions")
+MODEL = "iforest-v1"  # docs/SCHEMA.md
 
 
 # SQLite stores a window's address sets only once a count needs them (docs/SCHEMA.md): the
@@ -363,7 +365,7 @@ def read_pg(pg, origin, schema="public"):
             raise Mismatch(f"{t}: {len(rows) - len(got[t])} rows both stored and in a window of "
                            f"lazy_set_windows")
     got["ml_predictions"] = [
-        (int(n), int(i), h, float(f)) for n, i, h, f in pg.sql(
+        (int(n), int(i), h, float(f), m) for n, i, h, f, m in pg.sql(
             PREDICTIONS.format(h="'0x' || encode(transaction_hash, 'hex')")
             + f" WHERE origin_key = {lit}")]
     return got
@@ -406,7 +408,7 @@ def read_clickhouse(ch, db, origin):
                 raise Mismatch(f"{t}: sum(_sign) = {signs[0][0]} but FINAL has {final[0][0]} "
                                f"rows: a key's signs do not alternate")
     got["ml_predictions"] = [
-        (int(n), int(i), h, float(f)) for n, i, h, f in ch.sql(
+        (int(n), int(i), h, float(f), m) for n, i, h, f, m in ch.sql(
             PREDICTIONS.format(h="concat('0x', lower(hex(transaction_hash)))")
             .replace("FROM ml_predictions", f"FROM {db}.ml_predictions FINAL")
             + f" WHERE origin_key = {lit}")]
@@ -429,9 +431,12 @@ def _expected_view(exp, table):
     return {k: {c: v for c, v in r.items() if c in LAYOUT[table][1]} for k, r in rows.items()}
 
 
-def compare(exp, got, only=None, label=""):
+def compare(exp, got, only=None, label="", scored=()):
     """Every row of every table equal (floats to 1e-9): raises Mismatch with the first
-    difference; returns {table: rows}."""
+    difference; returns {table: rows}. ml_predictions: every row a canonical transaction's
+    (none of a reverted block's), with a score in [0, 1] and the model's name, a block's
+    transactions all scored or none (a block is scored whole), and the blocks numbered in
+    scored (those a process with a trained model applied) scored."""
     counts = {}
     for t in only or TABLES:
         want, have = _expected_view(exp, t), got[t]
@@ -450,12 +455,21 @@ def compare(exp, got, only=None, label=""):
                 if not ok:
                     raise Mismatch(f"{label}{t} {k}: {c} = {h!r}, recomputed from the node: {v!r}")
         counts[t] = len(want)
-    for n, i, h, score in got.get("ml_predictions", ()):
-        if exp.txs.get((n, i)) != h or not 0 <= score <= 1:
-            raise Mismatch(f"{label}ml_predictions: ({n}, {i}, {h}, {score}) is not a canonical "
-                           f"transaction with a score in [0, 1] (the node has "
-                           f"{exp.txs.get((n, i))})")
-    counts["ml_predictions"] = len(got.get("ml_predictions", ()))
+    per_block, preds = {}, got.get("ml_predictions", ())
+    for n, i, h, score, model in preds:
+        if exp.txs.get((n, i)) != h or not 0 <= score <= 1 or model != MODEL:
+            raise Mismatch(f"{label}ml_predictions: ({n}, {i}, {h}, {score}, {model!r}) is not a "
+                           f"canonical transaction with a score in [0, 1] by {MODEL} (the node "
+                           f"has {exp.txs.get((n, i))})")
+        per_block.setdefault(n, []).append(i)
+    txs = {}
+    for n, i in exp.txs:
+        txs.setdefault(n, []).append(i)
+    for n in set(per_block) | {n for n in scored if n in txs}:
+        if sorted(per_block.get(n, [])) != sorted(txs.get(n, [])):
+            raise Mismatch(f"{label}ml_predictions: block {n} has rows for transactions "
+                           f"{sorted(per_block.get(n, []))}, the node's are {sorted(txs[n])}")
+    counts["ml_predictions"] = len(preds)
     return counts
 
 

@@ -6,6 +6,11 @@ random times during its inserts, then finished; `run --confirmations 0` followin
 through reorgs of depth 1..5 and a SIGKILL; after each step every row of every derived table
 must equal tests/tools/metricscheck.py's recomputation from the node's own blocks and
 receipts; then the issue's three example queries, unchanged, must return the recomputed rows.
+With ml=True (test_metrics_sqlite.py, test_metrics_pg.py) the follow runs with `--ml on`: its
+first blocks carry ML_WARM transactions (more than the model's warm-up, docs/SCHEMA.md) so that
+the run scores every later block, and ml_predictions must hold one row per canonical transaction
+of each block the trained process applied (from the first after the warm-up to the SIGKILL),
+every block scored whole, none of a reverted block's transactions after the reorgs.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ ORIGIN = "megaeth"  # so that the issue's queries run literally
 CATCH_UP_TIMEOUT = 90
 # seconds between blocks: same minute, next minutes, next hours, next days
 STEPS = (1, 2, 7, 13, 59, 61, 250, 3599, 3601, 7300, 86399, 86401, 200000)
+ML_WARM = (5, 60)  # blocks x transactions: 300 > the model's 256-transaction warm-up
 RETENTION_FOREVER = ["--retention-block", "0", "--retention-sets", "0", "--retention-1m", "0",
                      "--retention-1h", "0"]
 QUERIES = (
@@ -45,8 +51,12 @@ class Scenario:
     """backend: .url (output URL), .checkpoint() -> (number, hash) | None, .read(origin),
     .query(sql) -> rows (lists of text), .label."""
 
-    def __init__(self, blockpipe, backend, tmpdir, seed):
+    def __init__(self, blockpipe, backend, tmpdir, seed, ml=False):
         self.bp, self.be, self.tmp = blockpipe, backend, tmpdir
+        self.ml = ml
+        # the heights a run with a trained model applied: ml_first.. (ml_last excluded, None:
+        # up to the head)
+        self.ml_first, self.ml_last = None, None
         self.rng = random.Random(seed)
         self.node = Anvil()
         self.wl = Workload(self.node, seed=seed)
@@ -78,8 +88,12 @@ class Scenario:
     def check(self, label):
         blocks, receipts = self.node_chain()
         exp = Expected(blocks, receipts, ORIGIN)
+        scored = range(0) if self.ml_first is None else range(
+            self.ml_first, len(blocks) if self.ml_last is None else self.ml_last)
         try:
-            counts = compare(exp, self.be.read(ORIGIN), label=f"{label}: ")
+            counts = compare(exp, self.be.read(ORIGIN), label=f"{label}: ", scored=scored)
+            if self.ml_first is not None and not counts["ml_predictions"]:
+                raise Mismatch(f"{label}: ml_predictions is empty with --ml on")
         except Mismatch as e:
             raise Mismatch(f"{e}\nblockpipe stderr:\n{tail(self.err_path)}") from None
         print(f"{label}: every derived row equals the recomputation: "
@@ -150,9 +164,14 @@ class Scenario:
             raise Mismatch(f"{e}; have {self.be.checkpoint()}\n{tail(self.err_path)}") from None
 
     def follow(self):
-        args = ("--confirmations", "0", "--poll-interval", "0.2", "--batch-size", "4")
+        args = ("--confirmations", "0", "--poll-interval", "0.2", "--batch-size", "4",
+                *(("--ml", "on") if self.ml else ()))
         proc = self.spawn(self.cmd("run", *args))
         try:
+            if self.ml:  # the model learns from these (no rows), then scores every block
+                for _ in range(ML_WARM[0]):
+                    self.mine(ML_WARM[1])
+                self.ml_first = self.node.block_number() + 1
             for _ in range(6):
                 self.mine()
             self.wait_caught_up(proc, "following")
@@ -168,6 +187,12 @@ class Scenario:
                            "data": "0x" + self.em.calldata("erc20")}, self.rng.randrange(depth)]]
                 self.node.rpc("anvil_reorg", [depth, pairs])
                 self.wl.after_reorg()
+                if depth >= 3 and self.ml_first is not None:
+                    # the SIGKILL below may come before the run applied this reorg, and the
+                    # run started again learns anew (no rows): from here no block must be
+                    # scored, the ones below stay as the trained run scored them
+                    low = before - depth + 1
+                    self.ml_last = low if self.ml_last is None else min(self.ml_last, low)
                 if self.node.block_number() != before:
                     raise Mismatch(f"anvil_reorg({depth}) moved the head")
                 for _ in range(depth % 3):
