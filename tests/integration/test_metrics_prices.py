@@ -7,7 +7,9 @@ most --price-max-age older), the others and every window holding one of them sta
 too; (3) `--price-url` against this test's own CoinGecko-shaped server (simple/price and
 market_chart/range, the API key in x-cg-demo-api-key), which answers the first range request
 with 429 + Retry-After: blockpipe waits and asks again, and the blocks are priced from the
-history it got; (4) a server that only fails (HTTP 500, then malformed JSON): the backfill
+history it got; the same with `--native-token BNB` and the key from COINGECKO_API_KEY (not
+logged): binancecoin is asked for with that key, a --prices file's ETH rows are ignored, and
+the blocks are priced from the BNB points; (4) a server that only fails (HTTP 500, then malformed JSON): the backfill
 still succeeds, USD stays NULL, the failure is logged. Every check compares every derived row
 with tests/tools/metricscheck.py's recomputation from the node's blocks and the output's own
 prices table (which must hold the points given).
@@ -82,8 +84,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(200, "{not json")
         if u.path == "/api/v3/simple/price":
             # a fixed past time: the current price must not change the blocks' expected USD
-            return self.answer(200, {"ethereum": {"usd": 1.5, "last_updated_at": 1000}})
-        if u.path == "/api/v3/coins/ethereum/market_chart/range":
+            return self.answer(200, {q.get("ids", "?"): {"usd": 1.5, "last_updated_at": 1000}})
+        if u.path.startswith("/api/v3/coins/") and u.path.endswith("/market_chart/range"):
             if n_range == 1:
                 return self.answer(429, {"status": {"error_code": 429,
                                                     "error_message": "rate limit"}},
@@ -110,8 +112,8 @@ def points(lo, hi):
     return [(t, price_of(t)) for t in range(lo - lo % 300, hi + 1, 300) if t >= lo]
 
 
-def run(cmd, timeout=300):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def run(cmd, timeout=300, env=None):
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if p.returncode != 0:
         raise Mismatch(f"{' '.join(cmd)}: exit {p.returncode}:\n{p.stderr[-3000:]}")
     return p.stderr
@@ -202,6 +204,7 @@ def fetcher_phases(bp, node, blocks, receipts, tmp):
                        f"asked for or not stored: {current[:2]}, prices {have[:3]}")
     check("CoinGecko range history after a 429", blocks, receipts, read_sqlite(db, ORIGIN), have,
           False, True)
+    native_token_phase(bp, node, blocks, receipts, tmp)
 
     for mode in ("fail", "garbage"):
         srv = FakeGecko(mode)
@@ -218,11 +221,51 @@ def fetcher_phases(bp, node, blocks, receipts, tmp):
               [], True, False)
 
 
-def sqlite_prices(path):
+def native_token_phase(bp, node, blocks, receipts, tmp):
+    """--native-token BNB, the API key from COINGECKO_API_KEY: the fetcher asks for
+    binancecoin with the key, stores BNB prices (a --prices file's ETH rows are ignored), and
+    the blocks are priced from them (looked up by symbol: none would be ETH's)."""
+    head = len(blocks) - 1
+    eth = os.path.join(tmp, "eth-decoy.csv")
+    ts = [int(b["timestamp"], 16) for b in blocks]
+    with open(eth, "w") as f:
+        f.write("timestamp,symbol,usd\n")
+        for t in range(ts[0] - 600, ts[-1] + 1, 300):
+            f.write(f"{t},ETH,7.0\n")
+    srv = FakeGecko()
+    db = os.path.join(tmp, "bnb.db")
+    try:
+        err = run([bp, "backfill", "--rpc", node.url, "--output", f"sqlite:{db}", "--chain",
+                   ORIGIN, "--from", "0", "--to", str(head), "--price-url", srv.url,
+                   "--price-max-age", str(MAX_AGE), "--price-interval", "0.2", "--native-token",
+                   "BNB", "--prices", eth] + KEEP,
+                  env=dict(os.environ, COINGECKO_API_KEY="env-secret-key"))
+    finally:
+        srv.stop()
+    if not srv.requests or any(k != "env-secret-key" for _, _, k in srv.requests):
+        raise Mismatch(f"COINGECKO_API_KEY: requests without its key: {srv.requests}")
+    if "env-secret-key" in err:
+        raise Mismatch("COINGECKO_API_KEY's value is in the log")
+    coins = {p.split("/")[4] for p, _, _ in srv.requests if p.startswith("/api/v3/coins/")}
+    ids = {q.get("ids") for p, q, _ in srv.requests if p.endswith("/simple/price")}
+    if coins != {"binancecoin"} or ids - {"binancecoin"}:
+        raise Mismatch(f"--native-token BNB: asked for coins {coins}, simple/price ids {ids}, "
+                       "want binancecoin")
+    have = stored_prices(lambda: sqlite_prices(db, "BNB"))
+    others = stored_prices(lambda: sqlite_prices(db, "ETH"))
+    if not have or others:
+        raise Mismatch(f"prices table: {len(have)} BNB points (want some), {len(others)} ETH "
+                       "points (want none: the file's ETH rows are another symbol's)")
+    check("--native-token BNB, COINGECKO_API_KEY", blocks, receipts, read_sqlite(db, ORIGIN),
+          have, False, True)
+
+
+def sqlite_prices(path, symbol="ETH"):
     import sqlite3
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return db.execute("SELECT timestamp, usd FROM prices WHERE symbol = 'ETH'").fetchall()
+        return db.execute("SELECT timestamp, usd FROM prices WHERE symbol = ?",
+                          (symbol,)).fetchall()
     finally:
         db.close()
 
