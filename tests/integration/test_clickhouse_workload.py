@@ -9,7 +9,8 @@ equal eth_getBlockByNumber + eth_getBlockReceipts column by column (FixedString 
 FINAL's row count, and the checkpoint is the head (tests/tools/rowcheck.py).
   migrate     `blockpipe migrate clickhouse://...` creates the schema (version 4), a second run
               says it is up to date; the tables' types are the ones for this server
-  native      backfill with the default Native inserts
+  native      backfill with the default Native inserts; then with a URL that names no
+              database: it goes to the default database, gtp
   rowbinary   the same with --clickhouse-url http://... --clickhouse-db --clickhouse-format
               rowbinary and gzip, then CLICKHOUSE_URL / CLICKHOUSE_DB from the environment
               with another SQLite output beside it
@@ -133,6 +134,9 @@ def main():
             migrate(bp, ch)
             backfill(bp, node, head, "--output", ch.url("native"))
             expect_exact(ch, "native", data, "native")
+            # a URL without a database: the default, gtp (the issue's queries name gtp.)
+            backfill(bp, node, head, "--output", ch.url("").rstrip("/"))
+            expect_exact(ch, "gtp", data, "no database in the URL: gtp")
             http = f"http://bp:bp@127.0.0.1:{ch.http_port}"
             out = backfill(bp, node, head, "--clickhouse-url", http + "?compression=gzip",
                            "--clickhouse-db", "rb", "--clickhouse-format", "rowbinary")
