@@ -9,8 +9,8 @@ market_chart/range, the API key in x-cg-demo-api-key), which answers the first r
 with 429 + Retry-After: blockpipe waits and asks again, and the blocks are priced from the
 history it got; the same with `--native-token BNB` and the key from COINGECKO_API_KEY (not
 logged): binancecoin is asked for with that key, a --prices file's ETH rows are ignored, and
-the blocks are priced from the BNB points; (4) a server that only fails (HTTP 500, then malformed JSON): the backfill
-still succeeds, USD stays NULL, the failure is logged. Every check compares every derived row
+the blocks are priced from the BNB points; (4) a server that only fails (HTTP 500, then
+malformed JSON): the backfill still succeeds, USD stays NULL, the failure is logged. Every check compares every derived row
 with tests/tools/metricscheck.py's recomputation from the node's blocks and the output's own
 prices table (which must hold the points given).
 """
