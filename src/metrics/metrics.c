@@ -438,6 +438,8 @@ static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
      * applied again are in their sets and minute sums already), so none is known any more. */
     if (last && !prev)
         bp_open_revert(&m->open, 0, false);
+    if (rc == 0 && last && last->number >= b->number && m->cfg.prices) /* and missed prices */
+        rc = bp_prices_resend(m->cfg.prices);
     /* nothing before it in the outputs: its windows begin with it */
     bool first = !last && (outputs_empty || b->number == 0);
     if (rc == 0)

@@ -7,14 +7,19 @@ one day) before and during the first outage; minutes and an hour boundary inside
 the second; a day boundary during the third. After each catch-up every row of every derived
 table of BOTH outputs (chain_metrics_block/_1m/_1h/_1d, contract_metrics_*, active_addresses,
 contract_senders, token_transfers) must equal tests/tools/metricscheck.py's recomputation from
-the node's own blocks and receipts: the catch-up replays blocks the metrics module saw already,
-and its open windows (their sender sets, the minute's contract sums) must not count them twice
-nor take them for known."""
+the node's own blocks and receipts and the USD prices given: the catch-up replays blocks the
+metrics module saw already, and its open windows (their sender sets, the minute's contract sums)
+must not count them twice nor take them for known. Prices come from this test's CoinGecko-shaped
+server; a new one is learnt while PostgreSQL is out (it reprices a block PostgreSQL holds): an
+output prices its blocks from its own `prices` table, so the rejoined one must get it too."""
+import http.server
+import json
 import os
 import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import wait_until  # noqa: E402
@@ -25,6 +30,61 @@ from pg import Postgres  # noqa: E402
 SEED = int(os.environ.get("BP_SEED", "3030"))
 HANG = 120  # seconds: only a guard against a hang, never a measure
 SET_ASIDE = "this output is set aside (--output-failure continue)"
+MAX_AGE = 10 * 86400  # every point prices every block after it in this test
+
+
+class Gecko(http.server.ThreadingHTTPServer):
+    """Answers /simple/price with the point the test set last (no history: the range endpoint
+    has none), counting the answers since."""
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), GeckoHandler)
+        self.lock = threading.Lock()
+        self.point, self.answers, self.points = None, 0, []
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}/api/v3"
+
+    def set_point(self, ts, usd):
+        """The current price from now on."""
+        with self.lock:
+            self.point, self.answers = (ts, usd), 0
+            self.points.append((ts, usd))
+
+    def wait_taken(self):
+        """Until blockpipe took the point (asked twice since: its fetcher adds a point before
+        it asks again)."""
+        wait_until(lambda: self.answers >= 2, HANG, f"blockpipe to fetch the price {self.point}")
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class GeckoHandler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):  # noqa: N802
+        srv = self.server
+        with srv.lock:
+            point = srv.point
+            if self.path.startswith("/api/v3/simple/price"):
+                srv.answers += 1
+        if self.path.startswith("/api/v3/simple/price"):
+            body = {"ethereum": {"usd": point[1], "last_updated_at": point[0]}}
+        elif "/market_chart/range" in self.path:
+            body = {"prices": [], "market_caps": [], "total_volumes": []}
+        else:
+            body = {"status": {"error_code": 404, "error_message": "not found"}}
+        data = json.dumps(body).encode()
+        self.send_response(200 if "status" not in body else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
 
 class SqliteBackend:
@@ -50,6 +110,13 @@ class SqliteBackend:
     def read(self, origin):
         return read_sqlite(self.path, origin)
 
+    def prices(self):
+        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        try:
+            return db.execute("SELECT timestamp, usd FROM prices WHERE symbol = 'ETH'").fetchall()
+        finally:
+            db.close()
+
 
 class PgBackend:
     label = "postgres"
@@ -68,9 +135,13 @@ class PgBackend:
     def read(self, origin):
         return read_pg(self.pg, origin)
 
+    def prices(self):
+        return self.pg.sql("SELECT timestamp, usd FROM prices WHERE symbol = 'ETH'")
+
 
 class Rejoin:
-    def __init__(self, bp, tmp, pg):
+    def __init__(self, bp, tmp, pg, gecko):
+        self.gecko = gecko
         self.lite = SqliteBackend(os.path.join(tmp, "bp.db"))
         self.pgb = PgBackend(pg)
         self.pg = pg
@@ -112,7 +183,8 @@ class Rejoin:
                "--output", self.lite.url, "--output", self.pgb.url, "--output-failure",
                "continue", "--wait-for-db", "1", "--start-block", "0", "--confirmations", "0",
                "--poll-interval", "0.2", "--batch-size", "4", "--stats-interval", "1",
-               *RETENTION_FOREVER]
+               "--price-url", self.gecko.url, "--price-interval", "0.2", "--price-max-age",
+               str(MAX_AGE), *RETENTION_FOREVER]
         self.proc = self.sc.spawn(cmd)
 
     def log(self):
@@ -135,20 +207,27 @@ class Rejoin:
 
     def check(self, label, backends):
         blocks, receipts = self.sc.node_chain()
-        exp = Expected(blocks, receipts, ORIGIN)
+        points = sorted(self.gecko.points)
+        exp = Expected(blocks, receipts, ORIGIN, prices=points, max_age=MAX_AGE)
         for be in backends:
             try:
                 counts = compare(exp, be.read(ORIGIN), label=f"{label}: {be.label}: ")
+                have = sorted((int(t), float(u)) for t, u in be.prices())
+                if have != points:
+                    raise Mismatch(f"{label}: {be.label}: prices {have}, want {points}")
             except Mismatch as e:
                 raise Mismatch(f"{e}\nblockpipe stderr:\n{tail(self.err_path)}") from None
             print(f"{label}: {be.label}: every derived row equals the recomputation: "
                   + " ".join(f"{t}={n}" for t, n in counts.items() if n))
 
-    def outage(self, label, steps, senders):
-        """PostgreSQL dies; blocks at steps come; SQLite takes them alone; PostgreSQL comes back
-        and is caught up."""
+    def outage(self, label, steps, senders, usd=None):
+        """PostgreSQL dies; (a new price at the newest block it holds;) blocks at steps come;
+        SQLite takes them alone; PostgreSQL comes back and is caught up."""
         aside, back = self.log().count(SET_ASIDE), self.log().count("answers again")
         self.pg.kill()
+        if usd:
+            self.gecko.set_point(self.sc.ts, usd)
+            self.gecko.wait_taken()
         self.mine(steps, senders)
         self.wait_at_head(self.lite, f"{label}, PostgreSQL down")
         wait_until(lambda: self.log().count(SET_ASIDE) > aside, HANG,
@@ -164,14 +243,16 @@ class Rejoin:
     def run(self):
         # day D, 05:00:30: room for the outages below inside one day
         self.mine([self.align(86400, 5 * 3600 + 30)] + [1, 2, 7, 13, 59, 61], 3, txs=4)
+        self.gecko.set_point(self.sc.ts - 5 * 3600, 2000.25)
         self.start()
+        self.gecko.wait_taken()
+        # a minute's first block in both outputs (its batch brings the price at the latest),
+        # the rest of the minute while PostgreSQL is out
+        self.mine([self.align(60, 5)], 3)
         self.wait_at_head(self.lite, "start")
         self.wait_at_head(self.pgb, "start")
         self.check("start", [self.lite, self.pgb])
-        # a minute's first block in both outputs, the rest of the minute while PostgreSQL is out
-        self.mine([self.align(60, 5)], 3)
-        self.wait_at_head(self.pgb, "minute begun")
-        self.outage("outage 1 (one minute)", [1, 2, 3, 2], 6)
+        self.outage("outage 1 (one minute)", [1, 2, 3, 2], 6, usd=2100.5)
         # minutes and an hour boundary, inside day D
         self.outage("outage 2 (minutes, an hour)", [7, 61, 250, 3601, 13, 2], 8)
         # a day boundary
@@ -194,8 +275,9 @@ class Rejoin:
 def main():
     print(__doc__.strip().splitlines()[0])
     bp = os.environ["BLOCKPIPE"]
+    gecko = Gecko()
     with Postgres() as pg, tempfile.TemporaryDirectory(prefix="bp-rejoin-") as tmp:
-        r = Rejoin(bp, tmp, pg)
+        r = Rejoin(bp, tmp, pg, gecko)
         try:
             r.run()
             rc = r.proc.poll()
@@ -203,6 +285,7 @@ def main():
                 raise Mismatch(f"blockpipe exited {rc}:\n{tail(r.err_path)}")
         finally:
             r.close()
+            gecko.stop()
     print("PASS")
 
 
