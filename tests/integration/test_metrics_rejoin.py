@@ -140,11 +140,13 @@ class PgBackend:
 
 
 class Rejoin:
-    def __init__(self, bp, tmp, pg, gecko):
+    """server: the dropping output's (.kill(), .start()); out: its backend (.url, .label,
+    .checkpoint(), .read(origin), .prices())."""
+
+    def __init__(self, bp, tmp, server, out, gecko):
         self.gecko = gecko
         self.lite = SqliteBackend(os.path.join(tmp, "bp.db"))
-        self.pgb = PgBackend(pg)
-        self.pg = pg
+        self.out, self.server = out, server
         self.sc = Scenario(bp, self.lite, tmp, SEED)
         self.bp = bp
         self.err_path = self.sc.err_path
@@ -180,7 +182,7 @@ class Rejoin:
 
     def start(self):
         cmd = [self.bp, "run", "--rpc", self.sc.node.url, "--chain", ORIGIN,
-               "--output", self.lite.url, "--output", self.pgb.url, "--output-failure",
+               "--output", self.lite.url, "--output", self.out.url, "--output-failure",
                "continue", "--wait-for-db", "1", "--start-block", "0", "--confirmations", "0",
                "--poll-interval", "0.2", "--batch-size", "4", "--stats-interval", "1",
                "--price-url", self.gecko.url, "--price-interval", "0.2", "--price-max-age",
@@ -221,24 +223,24 @@ class Rejoin:
                   + " ".join(f"{t}={n}" for t, n in counts.items() if n))
 
     def outage(self, label, steps, senders, usd=None):
-        """PostgreSQL dies; (a new price at the newest block it holds;) blocks at steps come;
-        SQLite takes them alone; PostgreSQL comes back and is caught up."""
+        """The output's server dies; (a new price at the newest block it holds;) blocks at steps
+        come; SQLite takes them alone; the server comes back and the output is caught up."""
         aside, back = self.log().count(SET_ASIDE), self.log().count("answers again")
-        self.pg.kill()
+        self.server.kill()
         if usd:
             self.gecko.set_point(self.sc.ts, usd)
             self.gecko.wait_taken()
         self.mine(steps, senders)
-        self.wait_at_head(self.lite, f"{label}, PostgreSQL down")
+        self.wait_at_head(self.lite, f"{label}, {self.out.label} down")
         wait_until(lambda: self.log().count(SET_ASIDE) > aside, HANG,
-                   f"{label}: PostgreSQL to be set aside")
-        self.check(f"{label}, PostgreSQL down", [self.lite])
-        self.pg.start()
-        self.wait_at_head(self.pgb, f"{label}, PostgreSQL back")
+                   f"{label}: {self.out.label} to be set aside")
+        self.check(f"{label}, {self.out.label} down", [self.lite])
+        self.server.start()
+        self.wait_at_head(self.out, f"{label}, {self.out.label} back")
         if self.log().count("answers again") <= back:
-            raise Mismatch(f"{label}: PostgreSQL reached the head without rejoining the run:\n"
-                           f"{tail(self.err_path)}")
-        self.check(f"{label}, PostgreSQL caught up", [self.lite, self.pgb])
+            raise Mismatch(f"{label}: {self.out.label} reached the head without rejoining the "
+                           f"run:\n{tail(self.err_path)}")
+        self.check(f"{label}, {self.out.label} caught up", [self.lite, self.out])
 
     def run(self):
         # day D, 05:00:30: room for the outages below inside one day
@@ -247,11 +249,11 @@ class Rejoin:
         self.start()
         self.gecko.wait_taken()
         # a minute's first block in both outputs (its batch brings the price at the latest),
-        # the rest of the minute while PostgreSQL is out
+        # the rest of the minute while the other output is out
         self.mine([self.align(60, 5)], 3)
         self.wait_at_head(self.lite, "start")
-        self.wait_at_head(self.pgb, "start")
-        self.check("start", [self.lite, self.pgb])
+        self.wait_at_head(self.out, "start")
+        self.check("start", [self.lite, self.out])
         self.outage("outage 1 (one minute)", [1, 2, 3, 2], 6, usd=2100.5)
         # minutes and an hour boundary, inside day D
         self.outage("outage 2 (minutes, an hour)", [7, 61, 250, 3601, 13, 2], 8)
@@ -259,8 +261,8 @@ class Rejoin:
         self.outage("outage 3 (a day)", [59, self.align(86400, 20), 2, 61], 10)
         self.mine([1, 70], 10)
         self.wait_at_head(self.lite, "both up")
-        self.wait_at_head(self.pgb, "both up")
-        self.check("at the end", [self.lite, self.pgb])
+        self.wait_at_head(self.out, "both up")
+        self.check("at the end", [self.lite, self.out])
 
     def close(self):
         if self.proc and self.proc.poll() is None:
@@ -272,20 +274,24 @@ class Rejoin:
         self.sc.close()
 
 
+def drive(bp, tmp, server, out):
+    """The scenario, with the output `out` (on `server`) dropping out beside SQLite."""
+    gecko = Gecko()
+    r = Rejoin(bp, tmp, server, out, gecko)
+    try:
+        r.run()
+        rc = r.proc.poll()
+        if rc is not None:
+            raise Mismatch(f"blockpipe exited {rc}:\n{tail(r.err_path)}")
+    finally:
+        r.close()
+        gecko.stop()
+
+
 def main():
     print(__doc__.strip().splitlines()[0])
-    bp = os.environ["BLOCKPIPE"]
-    gecko = Gecko()
     with Postgres() as pg, tempfile.TemporaryDirectory(prefix="bp-rejoin-") as tmp:
-        r = Rejoin(bp, tmp, pg, gecko)
-        try:
-            r.run()
-            rc = r.proc.poll()
-            if rc is not None:
-                raise Mismatch(f"blockpipe exited {rc}:\n{tail(r.err_path)}")
-        finally:
-            r.close()
-            gecko.stop()
+        drive(os.environ["BLOCKPIPE"], tmp, pg, PgBackend(pg))
     print("PASS")
 
 
