@@ -432,6 +432,14 @@ static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
         rc = bp_model_score_block(m->model, bd, m->arena, &bd->predictions, &bd->prediction_count);
     const ring_entry *last = m->ring_len ? ring_at(m, m->ring_len - 1) : NULL;
     bool prev = last && last->number + 1 == b->number;
+    /* The stream went back without REVERTs (an output set aside rejoins: the blocks from its
+     * checkpoint on come again, core/pipeline.c rejoin) or skipped blocks: the open windows
+     * hold what the module saw, not what the outputs written from here hold (the blocks
+     * applied again are in their sets and minute sums already), so none is known any more. */
+    if (last && !prev)
+        bp_open_revert(&m->open, 0, false);
+    if (rc == 0 && last && last->number >= b->number && m->cfg.prices) /* and missed prices */
+        rc = bp_prices_resend(m->cfg.prices);
     /* nothing before it in the outputs: its windows begin with it */
     bool first = !last && (outputs_empty || b->number == 0);
     if (rc == 0)

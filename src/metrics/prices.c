@@ -65,6 +65,19 @@ int bp_prices_add(bp_prices *p, uint64_t ts, double usd, const char *source)
     return rc;
 }
 
+int bp_prices_resend(bp_prices *p)
+{
+    pthread_mutex_lock(&p->lock);
+    /* every point, fresh ones included (a point changed since is in pts as it is now) */
+    int rc = bp_grow((void **)&p->fresh, &p->capfresh, p->n, sizeof(*p->fresh)) ? BP_ENOMEM : 0;
+    if (rc == 0 && p->n)
+        memcpy(p->fresh, p->pts, p->n * sizeof(*p->pts));
+    if (rc == 0)
+        p->nfresh = p->n;
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
 bool bp_prices_at(bp_prices *p, uint64_t ts, double *usd)
 {
     pthread_mutex_lock(&p->lock);

@@ -44,6 +44,9 @@ void bp_prices_free(bp_prices *p);
 void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi);
 /* The points learnt since the last call, as rows in arena. 0 or BP_ENOMEM. */
 int bp_prices_take_new(bp_prices *p, struct bp_arena *a, bp_price_row **rows, size_t *n);
+/* Every point is handed again by the next take_new: an output that was set aside missed the
+ * ones handed meanwhile, and prices its blocks from its own table. 0 or BP_ENOMEM. */
+int bp_prices_resend(bp_prices *p);
 /* The price at ts under the max-age rule: true and *usd, or false. */
 bool bp_prices_at(bp_prices *p, uint64_t ts, double *usd);
 /* Points added so far (stats, tests). */
