@@ -655,8 +655,8 @@ int main(int argc, char **argv)
     snprintf(c.step, sizeof(c.step), "open (new output)");
     open_output(&c);
     CT_CHECK(!ct_arch || (c.sink->families & (1u << BP_FAMILY_ARCH)),
-             "%s: --family arch: the output does not store Arch blocks (bp_sink.families)",
-             c.shown);
+             "%s: --family arch: the output does not store Arch blocks (bp_sink.families): %s",
+             c.shown, c.sink->families_why ? c.sink->families_why : "(no reason given)");
     verify(&c);
     phase_stream(&c);
     for (size_t i = 0; i < npoints; i++)
