@@ -60,8 +60,10 @@
  * resume builds carry the family, as the pipeline's do. Step 3 has batches of WebSocket events
  * too (BP_EVENT_ARCH_EVENTS: a block event, rolledback / reapplied_transactions, a resync):
  * alone, before a reorg reverts their transactions' blocks and one applies them again, and
- * after the APPLYs of a batch; the output must then hold each event's arch_events row once (E
- * lines) and every transaction's rolled_back as the node says it now.
+ * after the APPLYs of a batch, and at the end of step 4's batches (--no-crash-events: not
+ * there, for an output that keeps a crashed batch's events, as ClickHouse does by design); the
+ * output must then hold each event's arch_events row once (E lines) and every transaction's
+ * rolled_back as the node says it now - nothing of a crashed batch's events.
  * A failed check prints FAIL, the output and the step (the batch's events as +APPLY /
  * -REVERT numbers), and exits 1. */
 #include <inttypes.h>
@@ -108,6 +110,7 @@ typedef struct ctx {
     char step[160]; /* what is being checked, for messages */
     size_t batches, events, checks;
     ct_lines arch_events; /* --family arch: the E lines of the events written */
+    bool crash_events;    /* the crash rounds' batches end with events (--no-crash-events) */
     unsigned next_event;
     size_t state_changes; /* transactions rolled back or re-applied by events written */
 } ctx;
@@ -678,6 +681,13 @@ static void crash_round(ctx *c, const char *point)
     ct_fork(&c->world, &target, target.len - 2, c->next_branch++, 4);
     plan p = {0};
     plan_transition(&p, &c->have, &target);
+    if (ct_arch && c->crash_events) { /* events of blocks the fork keeps, after its APPLYs */
+        ct_view kept = before;
+        kept.len = target.len - 4;
+        c->have = target;
+        plan_events(c, &p, &kept);
+        c->have = before;
+    }
     size_t all = p.n;
     snprintf(c->step, sizeof(c->step), "crash at %s", point ? point : "the end of write()");
     close_output(c);
@@ -685,8 +695,10 @@ static void crash_round(ctx *c, const char *point)
     check_status(c, status, point ? BP_CRASHPOINT_EXIT : CHILD_WROTE, false);
     open_output(c);
     c->have = before;
-    if (!point) /* the whole batch is there */
+    if (!point) { /* the whole batch is there */
         (void)make_batch(p.ev, p.n, &c->have);
+        events_written(c, p.ev, p.n);
+    }
     verify(c);
     plan_free(&p);
     c->chain = target;
@@ -805,7 +817,7 @@ static void phase_kills(ctx *c, int rounds)
 static void usage(void)
 {
     fprintf(stderr, "usage: outputs_contract [--seed N] [--kills N] [--family evm|arch] "
-                    "[--crash POINT]... URL\n"
+                    "[--no-crash-events] [--crash POINT]... URL\n"
                     "       outputs_contract --schemes   (the registered backends' schemes)\n");
     exit(2);
 }
@@ -820,7 +832,7 @@ static int print_schemes(void)
 
 int main(int argc, char **argv)
 {
-    ctx c = {.rng = 1, .next_branch = 1};
+    ctx c = {.rng = 1, .next_branch = 1, .crash_events = true};
     const char *points[MAX_POINTS];
     size_t npoints = 0;
     int kills = 10;
@@ -831,6 +843,8 @@ int main(int argc, char **argv)
             kills = atoi(argv[++i]);
         else if (strcmp(argv[i], "--family") == 0 && i + 1 < argc)
             ct_arch = strcmp(argv[++i], "arch") == 0;
+        else if (strcmp(argv[i], "--no-crash-events") == 0)
+            c.crash_events = false;
         else if (strcmp(argv[i], "--schemes") == 0)
             return print_schemes();
         else if (strcmp(argv[i], "--crash") == 0 && i + 1 < argc && npoints < MAX_POINTS)

@@ -5,8 +5,9 @@ Redis streams, also over TLS with a password, and Kafka on librdkafka's mock clu
 the same scenario - batches of APPLY, reorgs cut anywhere in APPLY/REVERT runs, a reorg back to
 a branch reverted before, batches of WebSocket events (rolledback_transactions and
 reapplied_transactions among them, a rolled-back transaction's block reverted and applied
-again), crashes at the backend's crash points (the EVM contract's: the same list), SIGKILLs at
-random times, each followed by a reopen and a resume as the pipeline does it - with a chain of
+again), crashes at the backend's crash points (the EVM contract's: the same list) in batches
+that end with events (ClickHouse: blocks only, it keeps a crashed batch's events by design),
+SIGKILLs at random times, each followed by a reopen and a resume as the pipeline does it - with a chain of
 Arch blocks (failed and rolled-back transactions, accounts a transaction lists twice), read
 back after every step: the SQL tables as they are (ClickHouse: arch_transactions_current), the
 files and streams with their revert and rollback / re-apply entries replayed in order (each
@@ -56,12 +57,19 @@ ARCH_BACKENDS = [
      KAFKA_POINTS),
 ]
 
+# Outputs that keep a crashed batch's WebSocket events (their arch_events rows and rollback
+# states: what the node said, not sent again; clickhouse_arch.h): their crash rounds write
+# blocks only.
+KEEP_CRASHED_EVENTS = {"clickhouse", "ch"}
+
 # Outputs that refuse an Arch chain, and the words their reason must have.
 REFUSED = {"etl-csv": "etl-csv is ethereum-etl's EVM format"}
 
 
 def run(prog, name, url, points):
     cmd = [prog, "--seed", SEED, "--kills", KILLS, "--family", "arch"]
+    if url.split(":", 1)[0] in KEEP_CRASHED_EVENTS:
+        cmd.append("--no-crash-events")
     for point in points:
         cmd += ["--crash", point]
     t0 = time.monotonic()
