@@ -57,13 +57,15 @@
  *    a (branch, number) are always the same.
  * --family arch runs the same scenario with Arch blocks (chain.c: transactions failed or rolled
  * back, accounts listed twice) on an output that stores them (bp_sink.families): the REVERTs a
- * resume builds carry the family, as the pipeline's do. Step 3 has batches of WebSocket events
- * too (BP_EVENT_ARCH_EVENTS: a block event, rolledback / reapplied_transactions, a resync):
- * alone, before a reorg reverts their transactions' blocks and one applies them again, and
- * after the APPLYs of a batch, and at the end of step 4's batches (--no-crash-events: not
- * there, for an output that keeps a crashed batch's events, as ClickHouse does by design); the
- * output must then hold each event's arch_events row once (E lines) and every transaction's
- * rolled_back as the node says it now - nothing of a crashed batch's events.
+ * resume builds carry the family, as the pipeline's do. Batches carry WebSocket events too
+ * (BP_EVENT_ARCH_EVENTS: a block event, rolledback / reapplied_transactions, a resync): in step
+ * 3 alone, before a reorg reverts their transactions' blocks and one applies them again, and
+ * after the APPLYs of a batch; at the end of step 4's batch and after the first APPLY of each
+ * step 5 round (in that APPLY's batch, so that the checkpoint tells whether it was written).
+ * The output must hold each written event's arch_events row once (E lines), every
+ * transaction's rolled_back as the node says it now, and nothing of a crashed batch's events.
+ * --no-crash-events leaves steps 4 and 5 without events, for an output that keeps a crashed
+ * batch's events (ClickHouse does by design: clickhouse_arch.h).
  * A failed check prints FAIL, the output and the step (the batch's events as +APPLY /
  * -REVERT numbers), and exits 1. */
 #include <inttypes.h>
@@ -110,7 +112,7 @@ typedef struct ctx {
     char step[160]; /* what is being checked, for messages */
     size_t batches, events, checks;
     ct_lines arch_events; /* --family arch: the E lines of the events written */
-    bool crash_events;    /* the crash rounds' batches end with events (--no-crash-events) */
+    bool crash_events;    /* crash and kill rounds' batches have events (--no-crash-events) */
     unsigned next_event;
     size_t state_changes; /* transactions rolled back or re-applied by events written */
 } ctx;
@@ -294,6 +296,11 @@ static void close_output(ctx *c)
 static size_t batch_len(const plan *p, size_t off, size_t i, const size_t *sizes, size_t nsizes)
 {
     size_t want = sizes[i % nsizes];
+    /* an events entry stays in the batch of the APPLY before it: a batch of events alone has
+     * the checkpoint of the one before, so a kill round could not tell whether it was written */
+    if (off + want < p->n && p->ev[off + want].kind == BP_EVENT_ARCH_EVENTS && off + want > 0 &&
+        p->ev[off + want - 1].kind == BP_EVENT_APPLY)
+        want++;
     return want < p->n - off ? want : p->n - off;
 }
 
@@ -479,6 +486,25 @@ static void plan_events(ctx *c, plan *p, const ct_view *pick)
     b->arch = r;
     plan_add(p, BP_EVENT_ARCH_EVENTS, b);
     p->owned[p->nowned++] = b;
+}
+
+/* An events entry into p right after its first APPLY (a plan from c->have), of the blocks up to
+ * that one: the kill rounds' batches carry events too. */
+static void plan_events_after_apply(ctx *c, plan *p)
+{
+    size_t first = 0;
+    while (first < p->n && p->ev[first].kind != BP_EVENT_APPLY)
+        first++;
+    if (first == p->n)
+        return;
+    ct_view was = c->have, upto = c->have;
+    (void)make_batch(p->ev, first + 1, &upto);
+    c->have = upto;
+    plan_events(c, p, &upto);
+    c->have = was;
+    bp_event ev = p->ev[p->n - 1]; /* to first + 1, the others moved up one */
+    memmove(&p->ev[first + 2], &p->ev[first + 1], (p->n - first - 2) * sizeof(*p->ev));
+    p->ev[first + 1] = ev;
 }
 
 /* A batch of events alone on top of what the output holds. */
@@ -759,14 +785,16 @@ static int run_killed(ctx *c, const plan *p, const size_t *sizes, kill_at at, do
  * Counts where the output was found: landed[0] before any batch, [1] between, [2] after all. */
 static void kill_round(ctx *c, int round, kill_at at, size_t *landed, double *t)
 {
-    ct_view target = c->chain, states[8];
+    ct_view target = c->chain, states[12];
     size_t depth = (size_t)rnd(c, 4), sizes[3];
     ct_fork(&c->world, &target, target.len - depth, c->next_branch++, 2 + (size_t)rnd(c, 5));
     plan p = {0};
     plan_transition(&p, &c->have, &target);
+    if (ct_arch && c->crash_events)
+        plan_events_after_apply(c, &p);
     for (size_t i = 0; i < 3; i++)
         sizes[i] = 1 + (size_t)rnd(c, 4);
-    size_t nb = boundaries(c, &p, sizes, 3, states, 8);
+    size_t nb = boundaries(c, &p, sizes, 3, states, 12);
     snprintf(c->step, sizeof(c->step), "kill round %d (%zu events in %zu batches)", round, p.n,
              nb - 1);
     close_output(c);
@@ -786,6 +814,10 @@ static void kill_round(ctx *c, int round, kill_at at, size_t *landed, double *t)
     if (at.delay >= 0)
         landed[k == 0 ? 0 : k + 1 < nb ? 1 : 2]++;
     c->have = states[k];
+    size_t off = 0; /* the events of the k batches written */
+    for (size_t i = 0; i < k; i++)
+        off += batch_len(&p, off, i, sizes, 3);
+    events_written(c, p.ev, off);
     verify(c);
     plan_free(&p);
     c->chain = target;

@@ -5,9 +5,9 @@ Redis streams, also over TLS with a password, and Kafka on librdkafka's mock clu
 the same scenario - batches of APPLY, reorgs cut anywhere in APPLY/REVERT runs, a reorg back to
 a branch reverted before, batches of WebSocket events (rolledback_transactions and
 reapplied_transactions among them, a rolled-back transaction's block reverted and applied
-again), crashes at the backend's crash points (the EVM contract's: the same list) in batches
-that end with events (ClickHouse: blocks only, it keeps a crashed batch's events by design),
-SIGKILLs at random times, each followed by a reopen and a resume as the pipeline does it - with a chain of
+again), crashes at the backend's crash points (the EVM contract's: the same list) and SIGKILLs
+at random times in batches with events (ClickHouse: blocks only, it keeps a crashed batch's
+events by design), each followed by a reopen and a resume as the pipeline does it - with a chain of
 Arch blocks (failed and rolled-back transactions, accounts a transaction lists twice), read
 back after every step: the SQL tables as they are (ClickHouse: arch_transactions_current), the
 files and streams with their revert and rollback / re-apply entries replayed in order (each
@@ -15,7 +15,7 @@ block applied once more than reverted, its rows whole copies, nothing of a block
 applied). The output must hold exactly the canonical chain, every transaction's rolled_back as
 the node says it now, the events written, its checkpoint and recent() the chain's top (Arch
 hashes: bare hex). etl-csv refuses an Arch chain, with its reason. A separate test from the
-EVM one so that each stays well within its time limit; the outputs run two at a time.
+EVM one so that each stays well within its time limit; the outputs run three at a time.
 BP_SEED and BP_CONTRACT_KILLS change the random parts; BP_CONTRACT_ONLY=NAME runs only the
 outputs whose name starts with NAME (no coverage check then).
 """
@@ -35,31 +35,34 @@ from test_outputs_contract import (  # noqa: E402
 
 ARCH_STREAMS = "entities=arch_blocks,arch_transactions,arch_account_updates,arch_events"
 ONLY = os.environ.get("BP_CONTRACT_ONLY", "")
+# outputs at a time: a run mostly waits (fsync, servers, children), a third of it on the CPU
+WORKERS = 3
 REDIS_POINTS = ["redis.before_exec"]
 KAFKA_POINTS = ["kafka.before_checkpoint"]
 
-# (name, server or None, URL of a fresh output from (temp dir, server), crash points)
+# (name, server or None, URL of a fresh output from (temp dir, server), crash points); the
+# longest runs first, so that the pool ends together
 ARCH_BACKENDS = [
-    ("sqlite", None, lambda d, s: f"sqlite:{d}/arch.db", ["sqlite.before_commit"]),
-    ("postgres", "postgres", lambda d, s: s.url(query="schema=contract_arch"), PG_POINTS),
-    ("postgres, staging tables", "postgres",
-     lambda d, s: s.url(scheme="postgresql", query="schema=contract_arch_staging&mode=staging"),
-     PG_POINTS),
     ("clickhouse", "clickhouse", lambda d, s: s.url("contract_arch"), CH_POINTS),
-    ("jsonl", None, lambda d, s: f"jsonl://{d}/jsonl", FILE_POINTS),
-    ("redis", "redis", lambda d, s: s.url(query=ARCH_STREAMS + "&maxlen=0&prefix=contract:"),
-     REDIS_POINTS),
-    ("rediss (TLS, password)", "redis-tls",
-     lambda d, s: s.url(query=ARCH_STREAMS + "&maxlen=0"), REDIS_POINTS),
     # the mock cluster serves aborted transactions' records: the reader keeps the records of
     # transactions with a checkpoint record (test_outputs_contract.py)
     ("kafka (mock cluster)", "kafka", lambda d, s: s.url(ARCH_STREAMS + "&prefix=contract_"),
      KAFKA_POINTS),
+    ("postgres, staging tables", "postgres",
+     lambda d, s: s.url(scheme="postgresql", query="schema=contract_arch_staging&mode=staging"),
+     PG_POINTS),
+    ("postgres", "postgres", lambda d, s: s.url(query="schema=contract_arch"), PG_POINTS),
+    ("rediss (TLS, password)", "redis-tls",
+     lambda d, s: s.url(query=ARCH_STREAMS + "&maxlen=0"), REDIS_POINTS),
+    ("redis", "redis", lambda d, s: s.url(query=ARCH_STREAMS + "&maxlen=0&prefix=contract:"),
+     REDIS_POINTS),
+    ("jsonl", None, lambda d, s: f"jsonl://{d}/jsonl", FILE_POINTS),
+    ("sqlite", None, lambda d, s: f"sqlite:{d}/arch.db", ["sqlite.before_commit"]),
 ]
 
 # Outputs that keep a crashed batch's WebSocket events (their arch_events rows and rollback
-# states: what the node said, not sent again; clickhouse_arch.h): their crash rounds write
-# blocks only.
+# states: what the node said, not sent again; clickhouse_arch.h): their crash and kill
+# rounds write blocks only.
 KEEP_CRASHED_EVENTS = {"clickhouse", "ch"}
 
 # Outputs that refuse an Arch chain, and the words their reason must have.
@@ -113,7 +116,7 @@ def main():
             url = url_of(d, servers.get(need))
             tested.add(url.split(":", 1)[0])
             jobs.append((name, url, points))
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             results = list(pool.map(lambda j: run(prog, *j), jobs))
         for (name, _, _), (p, took) in zip(jobs, results):
             out = (p.stdout + p.stderr).strip()
