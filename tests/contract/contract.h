@@ -35,6 +35,7 @@ extern bool ct_arch;
  *   X block_height tx_index txid block_hash status failure_reason rolled_back program_ids
  *     bitcoin_txids
  *   U block_height tx_index account txid
+ *   E key topic block_height                      (arch_events: the WebSocket events)
  * Compared as sorted multisets: a row stored twice is a difference. */
 typedef struct ct_lines {
     char **v;

@@ -57,7 +57,15 @@
  *    a (branch, number) are always the same.
  * --family arch runs the same scenario with Arch blocks (chain.c: transactions failed or rolled
  * back, accounts listed twice) on an output that stores them (bp_sink.families): the REVERTs a
- * resume builds carry the family, as the pipeline's do.
+ * resume builds carry the family, as the pipeline's do. Batches carry WebSocket events too
+ * (BP_EVENT_ARCH_EVENTS: a block event, rolledback / reapplied_transactions, a resync): in step
+ * 3 alone, before a reorg reverts their transactions' blocks and one applies them again, and
+ * after the APPLYs of a batch; at the end of step 4's batch and after the first APPLY of each
+ * step 5 round (in that APPLY's batch, so that the checkpoint tells whether it was written).
+ * The output must hold each written event's arch_events row once (E lines), every
+ * transaction's rolled_back as the node says it now, and nothing of a crashed batch's events.
+ * --no-crash-events leaves steps 4 and 5 without events, for an output that keeps a crashed
+ * batch's events (ClickHouse does by design: clickhouse_arch.h).
  * A failed check prints FAIL, the output and the step (the batch's events as +APPLY /
  * -REVERT numbers), and exits 1. */
 #include <inttypes.h>
@@ -69,6 +77,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch/arch_json.h"
+#include "arch/arch_rows.h"
 #include "contract.h"
 #include "util/arena.h"
 #include "util/crashpoint.h"
@@ -101,6 +111,10 @@ typedef struct ctx {
     unsigned next_branch;
     char step[160]; /* what is being checked, for messages */
     size_t batches, events, checks;
+    ct_lines arch_events; /* --family arch: the E lines of the events written */
+    bool crash_events;    /* crash and kill rounds' batches have events (--no-crash-events) */
+    unsigned next_event;
+    size_t state_changes; /* transactions rolled back or re-applied by events written */
 } ctx;
 
 static uint64_t rnd(ctx *c, uint64_t n)
@@ -168,6 +182,8 @@ static bp_batch make_batch(const bp_event *ev, size_t n, ct_view *state)
     for (size_t i = 0; i < n; i++) {
         const bp_block *b = ev[i].block;
         const bp_block *top = state->len ? state->at[state->len - 1] : NULL;
+        if (ev[i].kind == BP_EVENT_ARCH_EVENTS)
+            continue; /* no block of the chain: the checkpoint stays */
         if (ev[i].kind == BP_EVENT_REVERT) {
             CT_CHECK(top && strcmp(top->hash, b->hash) == 0,
                      "test bug: REVERT %" PRIu64 " is not the top", b->number);
@@ -194,7 +210,10 @@ static void describe(char *out, size_t cap, const bp_event *ev, size_t n)
     size_t i;
     for (i = 0; i < n && off + 28 < cap; i++)
         off += (size_t)snprintf(out + off, cap - off, "%s%c%" PRIu64, i ? " " : "",
-                                ev[i].kind == BP_EVENT_APPLY ? '+' : '-', ev[i].block->number);
+                                ev[i].kind == BP_EVENT_APPLY    ? '+'
+                                : ev[i].kind == BP_EVENT_REVERT ? '-'
+                                                                : 'e',
+                                ev[i].block->number);
     if (i < n)
         snprintf(out + off, cap - off, " ...");
 }
@@ -241,6 +260,8 @@ static void verify(ctx *c)
              want.set ? want.hash : "(unset)");
     ct_lines exp = {0}, got = {0};
     ct_render_view(&exp, &c->have);
+    for (size_t i = 0; i < c->arch_events.n; i++)
+        ct_lines_add(&exp, "%s", c->arch_events.v[i]);
     ct_lines_sort(&exp);
     ct_read(c->url, CHAIN, &got);
     char diff[4096];
@@ -275,8 +296,15 @@ static void close_output(ctx *c)
 static size_t batch_len(const plan *p, size_t off, size_t i, const size_t *sizes, size_t nsizes)
 {
     size_t want = sizes[i % nsizes];
+    /* an events entry stays in the batch of the APPLY before it: a batch of events alone has
+     * the checkpoint of the one before, so a kill round could not tell whether it was written */
+    if (off + want < p->n && p->ev[off + want].kind == BP_EVENT_ARCH_EVENTS && off + want > 0 &&
+        p->ev[off + want - 1].kind == BP_EVENT_APPLY)
+        want++;
     return want < p->n - off ? want : p->n - off;
 }
+
+static void events_written(ctx *c, const bp_event *ev, size_t n);
 
 /* Writes p in batches of sizes[], checking the output after each. */
 static void write_plan(ctx *c, const plan *p, const size_t *sizes, size_t nsizes)
@@ -292,6 +320,7 @@ static void write_plan(ctx *c, const plan *p, const size_t *sizes, size_t nsizes
         CT_CHECK(c->sink->ops->write(c->sink, &b, &e) == 0, "%s: %s: write: %s", c->shown, c->step,
                  e.msg);
         c->have = after;
+        events_written(c, p->ev + off, n);
         c->batches++;
         c->events += n;
         verify(c);
@@ -312,6 +341,179 @@ static void sync_output(ctx *c, const size_t *sizes, size_t nsizes)
 static void reorg(ctx *c, size_t depth, size_t count)
 {
     ct_fork(&c->world, &c->chain, c->chain.len - depth, c->next_branch++, count);
+}
+
+/* ---- Arch WebSocket events (--family arch) -----------------------------------------------
+ * A BP_EVENT_ARCH_EVENTS entry (sink.h, arch/arch_rows.h): a carrier block whose arch rows hold
+ * events. Each event the output must keep is an E line of c->arch_events; a rolledback /
+ * reapplied_transactions event (or a resync, which has no arch_events row) changes the node's
+ * state of its transactions: the world's blocks are changed, so that their rows, rendered or
+ * applied again later, say what the node says now. Both once the batch that has the entry is
+ * written (events_written): an APPLY before it in that batch carries the state it had when it
+ * was fetched, as the pipeline's do. */
+
+/* One event of the carrier's rows r, with the next key ("topic:" and 32 hex digits). */
+static bp_arch_event *event_add(ctx *c, bp_arch_rows *r, enum bp_arch_topic topic, bool resync)
+{
+    r->events = realloc(r->events, (r->event_count + 1) * sizeof(*r->events));
+    CT_CHECK(r->events, "out of memory");
+    bp_arch_event *e = &r->events[r->event_count++];
+    memset(e, 0, sizeof(*e));
+    e->topic = topic;
+    e->resync = resync;
+    unsigned id = c->next_event++;
+    e->received_at = 1700000000.0 + id / 8.0;
+    if (!resync)
+        snprintf(e->key, sizeof(e->key), "%s:%016x%016x", bp_arch_topic_name(topic), id,
+                 0xe0u + topic);
+    return e;
+}
+
+/* A block event of the output's top block (a key seen once). */
+static void event_block(ctx *c, bp_arch_rows *r)
+{
+    const bp_block *top = c->have.at[c->have.len - 1];
+    bp_arch_event *e = event_add(c, r, BP_ARCH_T_BLOCK, false);
+    e->has_height = true;
+    e->block_height = top->number;
+    snprintf(e->hash, sizeof(e->hash), "%s", top->hash);
+    char data[200];
+    snprintf(data, sizeof(data), "{\"hash\":\"%s\",\"timestamp\":%" PRIu64 "}", top->hash,
+             top->timestamp);
+    e->data = strdup(data);
+    CT_CHECK(e->data, "out of memory");
+}
+
+/* The world's transaction txid (NULL: none). */
+static bp_arch_tx *world_tx(ctx *c, const char *txid)
+{
+    for (size_t i = 0; i < c->world.n; i++) {
+        bp_arch_rows *r = (bp_arch_rows *)c->world.blocks[i]->arch; /* the world owns them */
+        for (size_t k = 0; r && k < r->tx_count; k++)
+            if (strcmp(r->txs[k].txid, txid) == 0)
+                return &r->txs[k];
+    }
+    return NULL;
+}
+
+/* Whether an event of r names transaction txid. */
+static bool named(const bp_arch_rows *r, const char *txid)
+{
+    for (size_t i = 0; i < r->event_count; i++)
+        for (size_t k = 0; k < r->events[i].hash_count; k++)
+            if (strcmp(r->events[i].hashes[k], txid) == 0)
+                return true;
+    return false;
+}
+
+/* A rolledback (back) or reapplied_transactions event, or a resync of that kind, of up to max
+ * transactions of the top 3 blocks of pick whose state it changes; false when none. */
+static bool event_state(ctx *c, bp_arch_rows *r, const ct_view *pick, bool back, bool resync,
+                        size_t max)
+{
+    bp_arch_hash ids[4];
+    size_t n = 0;
+    for (size_t k = pick->len; k-- > 0 && k + 3 >= pick->len && n < max && n < 4;) {
+        const bp_arch_rows *b = pick->at[k]->arch;
+        for (size_t i = 0; i < b->tx_count && n < max && n < 4; i++)
+            if (b->txs[i].rolled_back != back && !named(r, b->txs[i].txid))
+                snprintf(ids[n++], sizeof(ids[0]), "%s", b->txs[i].txid);
+    }
+    if (n == 0)
+        return false;
+    bp_arch_event *e = event_add(c, r, back ? BP_ARCH_T_ROLLEDBACK : BP_ARCH_T_REAPPLIED, resync);
+    e->hashes = calloc(n, sizeof(*e->hashes));
+    char data[400] = "{\"transaction_hashes\":[";
+    CT_CHECK(e->hashes, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        memcpy(e->hashes[i], ids[i], sizeof(ids[i]));
+        snprintf(data + strlen(data), sizeof(data) - strlen(data), "%s\"%s\"", i ? "," : "",
+                 ids[i]);
+    }
+    e->hash_count = n;
+    strcat(data, "]}");
+    if (!resync) {
+        e->data = strdup(data);
+        CT_CHECK(e->data, "out of memory");
+    }
+    return true;
+}
+
+/* What the output must hold once the batch ev[0..n) is written: its events' rows (not a
+ * resync's) and the node's state of the transactions they roll back or re-apply. */
+static void events_written(ctx *c, const bp_event *ev, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const bp_arch_rows *r = ev[i].kind == BP_EVENT_ARCH_EVENTS ? ev[i].block->arch : NULL;
+        for (size_t k = 0; r && k < r->event_count; k++) {
+            const bp_arch_event *e = &r->events[k];
+            char height[24] = "-";
+            if (e->has_height)
+                snprintf(height, sizeof(height), "%" PRIu64, e->block_height);
+            if (!e->resync)
+                ct_lines_add(&c->arch_events, "E %s %s %s", e->key, bp_arch_topic_name(e->topic),
+                             height);
+            for (size_t j = 0; bp_arch_event_is_state(e) && j < e->hash_count; j++) {
+                bp_arch_tx *t = world_tx(c, e->hashes[j]);
+                CT_CHECK(t, "test bug: transaction %s is not in the world", e->hashes[j]);
+                t->rolled_back = e->topic == BP_ARCH_T_ROLLEDBACK;
+                c->state_changes++;
+            }
+        }
+    }
+}
+
+/* Adds to p an events entry on top of c->have: a block event of its top, then of the top 3
+ * blocks of pick (applied before the entry) a re-apply of a rolled back transaction, a
+ * rollback of up to two, a resync re-applying another; the carrier is owned by p. */
+static void plan_events(ctx *c, plan *p, const ct_view *pick)
+{
+    bp_arch_rows *r = calloc(1, sizeof(*r));
+    bp_block *b = bp_block_new();
+    CT_CHECK(r && b && c->have.len, "out of memory (or test bug: no block yet)");
+    event_block(c, r);
+    event_state(c, r, pick, false, false, 1);
+    event_state(c, r, pick, true, false, 2);
+    event_state(c, r, pick, false, true, 1);
+    const bp_block *top = c->have.at[c->have.len - 1];
+    b->family = BP_FAMILY_ARCH;
+    b->number = top->number;
+    b->hash = bp_arena_strndup(b->arena, top->hash, strlen(top->hash));
+    b->parent_hash = bp_arena_strndup(b->arena, "", 0);
+    CT_CHECK(b->hash && b->parent_hash &&
+                 bp_arena_adopt_fn(b->arena, r, bp_arch_rows_bytes(r), bp_arch_rows_free) == 0,
+             "out of memory");
+    b->arch = r;
+    plan_add(p, BP_EVENT_ARCH_EVENTS, b);
+    p->owned[p->nowned++] = b;
+}
+
+/* An events entry into p right after its first APPLY (a plan from c->have), of the blocks up to
+ * that one: the kill rounds' batches carry events too. */
+static void plan_events_after_apply(ctx *c, plan *p)
+{
+    size_t first = 0;
+    while (first < p->n && p->ev[first].kind != BP_EVENT_APPLY)
+        first++;
+    if (first == p->n)
+        return;
+    ct_view was = c->have, upto = c->have;
+    (void)make_batch(p->ev, first + 1, &upto);
+    c->have = upto;
+    plan_events(c, p, &upto);
+    c->have = was;
+    bp_event ev = p->ev[p->n - 1]; /* to first + 1, the others moved up one */
+    memmove(&p->ev[first + 2], &p->ev[first + 1], (p->n - first - 2) * sizeof(*p->ev));
+    p->ev[first + 1] = ev;
+}
+
+/* A batch of events alone on top of what the output holds. */
+static void write_events(ctx *c)
+{
+    plan p = {0};
+    plan_events(c, &p, &c->have);
+    write_plan(c, &p, (size_t[]){1}, 1);
+    plan_free(&p);
 }
 
 /* ---- restart ---------------------------------------------------------------------------- */
@@ -447,6 +649,8 @@ static void phase_stream(ctx *c)
 {
     ct_extend(&c->world, &c->chain, 0, 10);
     sync_output(c, (size_t[]){1, 4, 5}, 3);
+    if (ct_arch) /* events alone; some of their transactions' blocks reverted next */
+        write_events(c);
     ct_fork(&c->world, &c->chain, 7, 1, 5); /* REVERT 9 8 7, APPLY 7..11 of branch 1 */
     sync_output(c, (size_t[]){8}, 1);
 
@@ -459,6 +663,11 @@ static void phase_stream(ctx *c)
     ct_extend(&c->world, &v3, 1, 2);
     plan p = {0};
     plan_transition(&p, &c->have, &v1);
+    if (ct_arch) { /* branch 1's 12 13 with transactions rolled back, reverted, applied again */
+        write_plan(c, &p, (size_t[]){2}, 1);
+        plan_free(&p);
+        write_events(c);
+    }
     plan_transition(&p, &v1, &v2);
     plan_transition(&p, &v2, &v3);
     write_plan(c, &p, (size_t[]){3, 5, 4, 2}, 4);
@@ -470,6 +679,18 @@ static void phase_stream(ctx *c)
     reorg(c, 2, 0);
     sync_output(c, (size_t[]){16}, 1);
     ct_extend(&c->world, &c->chain, c->next_branch - 1, 3);
+    if (ct_arch) { /* events after the APPLYs in the batches they end, cut anywhere */
+        plan_transition(&p, &c->have, &c->chain);
+        ct_view top = c->have;
+        (void)make_batch(p.ev, p.n, &top);
+        ct_view was = c->have;
+        c->have = top; /* the events follow the APPLYs of the blocks they name */
+        plan_events(c, &p, &top);
+        c->have = was;
+        write_plan(c, &p, (size_t[]){2, 2}, 2);
+        plan_free(&p);
+        CT_CHECK(c->state_changes > 0, "test bug: no transaction rolled back or re-applied");
+    }
     sync_output(c, (size_t[]){2}, 1);
 
     snprintf(c->step, sizeof(c->step), "reopen");
@@ -486,6 +707,13 @@ static void crash_round(ctx *c, const char *point)
     ct_fork(&c->world, &target, target.len - 2, c->next_branch++, 4);
     plan p = {0};
     plan_transition(&p, &c->have, &target);
+    if (ct_arch && c->crash_events) { /* events of blocks the fork keeps, after its APPLYs */
+        ct_view kept = before;
+        kept.len = target.len - 4;
+        c->have = target;
+        plan_events(c, &p, &kept);
+        c->have = before;
+    }
     size_t all = p.n;
     snprintf(c->step, sizeof(c->step), "crash at %s", point ? point : "the end of write()");
     close_output(c);
@@ -493,8 +721,10 @@ static void crash_round(ctx *c, const char *point)
     check_status(c, status, point ? BP_CRASHPOINT_EXIT : CHILD_WROTE, false);
     open_output(c);
     c->have = before;
-    if (!point) /* the whole batch is there */
+    if (!point) { /* the whole batch is there */
         (void)make_batch(p.ev, p.n, &c->have);
+        events_written(c, p.ev, p.n);
+    }
     verify(c);
     plan_free(&p);
     c->chain = target;
@@ -555,14 +785,16 @@ static int run_killed(ctx *c, const plan *p, const size_t *sizes, kill_at at, do
  * Counts where the output was found: landed[0] before any batch, [1] between, [2] after all. */
 static void kill_round(ctx *c, int round, kill_at at, size_t *landed, double *t)
 {
-    ct_view target = c->chain, states[8];
+    ct_view target = c->chain, states[12];
     size_t depth = (size_t)rnd(c, 4), sizes[3];
     ct_fork(&c->world, &target, target.len - depth, c->next_branch++, 2 + (size_t)rnd(c, 5));
     plan p = {0};
     plan_transition(&p, &c->have, &target);
+    if (ct_arch && c->crash_events)
+        plan_events_after_apply(c, &p);
     for (size_t i = 0; i < 3; i++)
         sizes[i] = 1 + (size_t)rnd(c, 4);
-    size_t nb = boundaries(c, &p, sizes, 3, states, 8);
+    size_t nb = boundaries(c, &p, sizes, 3, states, 12);
     snprintf(c->step, sizeof(c->step), "kill round %d (%zu events in %zu batches)", round, p.n,
              nb - 1);
     close_output(c);
@@ -582,6 +814,10 @@ static void kill_round(ctx *c, int round, kill_at at, size_t *landed, double *t)
     if (at.delay >= 0)
         landed[k == 0 ? 0 : k + 1 < nb ? 1 : 2]++;
     c->have = states[k];
+    size_t off = 0; /* the events of the k batches written */
+    for (size_t i = 0; i < k; i++)
+        off += batch_len(&p, off, i, sizes, 3);
+    events_written(c, p.ev, off);
     verify(c);
     plan_free(&p);
     c->chain = target;
@@ -613,7 +849,7 @@ static void phase_kills(ctx *c, int rounds)
 static void usage(void)
 {
     fprintf(stderr, "usage: outputs_contract [--seed N] [--kills N] [--family evm|arch] "
-                    "[--crash POINT]... URL\n"
+                    "[--no-crash-events] [--crash POINT]... URL\n"
                     "       outputs_contract --schemes   (the registered backends' schemes)\n");
     exit(2);
 }
@@ -628,7 +864,7 @@ static int print_schemes(void)
 
 int main(int argc, char **argv)
 {
-    ctx c = {.rng = 1, .next_branch = 1};
+    ctx c = {.rng = 1, .next_branch = 1, .crash_events = true};
     const char *points[MAX_POINTS];
     size_t npoints = 0;
     int kills = 10;
@@ -639,6 +875,8 @@ int main(int argc, char **argv)
             kills = atoi(argv[++i]);
         else if (strcmp(argv[i], "--family") == 0 && i + 1 < argc)
             ct_arch = strcmp(argv[++i], "arch") == 0;
+        else if (strcmp(argv[i], "--no-crash-events") == 0)
+            c.crash_events = false;
         else if (strcmp(argv[i], "--schemes") == 0)
             return print_schemes();
         else if (strcmp(argv[i], "--crash") == 0 && i + 1 < argc && npoints < MAX_POINTS)
@@ -655,8 +893,8 @@ int main(int argc, char **argv)
     snprintf(c.step, sizeof(c.step), "open (new output)");
     open_output(&c);
     CT_CHECK(!ct_arch || (c.sink->families & (1u << BP_FAMILY_ARCH)),
-             "%s: --family arch: the output does not store Arch blocks (bp_sink.families)",
-             c.shown);
+             "%s: --family arch: the output does not store Arch blocks (bp_sink.families): %s",
+             c.shown, c.sink->families_why ? c.sink->families_why : "(no reason given)");
     verify(&c);
     phase_stream(&c);
     for (size_t i = 0; i < npoints; i++)
@@ -668,11 +906,16 @@ int main(int argc, char **argv)
     open_output(&c);
     verify(&c);
     CT_CHECK(c.have.len == c.chain.len, "test bug: the output ended below the chain");
+    char arch[160] = "";
+    if (ct_arch)
+        snprintf(arch, sizeof(arch), ", %zu WebSocket events, %zu rollback state changes",
+                 c.arch_events.n, c.state_changes);
     printf("%s%s: ok: %zu batches, %zu events, %zu checks, %zu crash points, chain of %zu blocks "
-           "(%zu made on %u branches)\n",
+           "(%zu made on %u branches)%s\n",
            c.shown, ct_arch ? " (Arch rows)" : "", c.batches, c.events, c.checks, npoints,
-           c.chain.len, c.world.n, c.next_branch);
+           c.chain.len, c.world.n, c.next_branch, arch);
     close_output(&c);
     ct_world_free(&c.world);
+    ct_lines_free(&c.arch_events);
     return 0;
 }

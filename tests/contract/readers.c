@@ -15,6 +15,7 @@
 #include <hiredis/hiredis.h>
 #include <yajl/yajl_tree.h>
 
+#include "arch/arch_decode.h"
 #include "contract.h"
 #include "sink/clickhouse_http.h"
 #include "sink/redis_conn.h"
@@ -118,6 +119,8 @@ static const struct {
                                                                              "ons"},
     {'U', -1, "SELECT block_height, tx_index, account, txid FROM arch_account_updates",
      "SELECT block_height, tx_index, " AX("account") ", " AX("txid") " FROM arch_account_updates"},
+    {'E', -1, "SELECT key, topic, block_height FROM arch_events",
+     "SELECT key, topic, block_height FROM arch_events"},
 #undef AX
 #undef JS
 };
@@ -243,24 +246,30 @@ static const struct {
                  "address") ", " CH_HX("data") ", " CH_HX("topic0") ", " CH_HX("topic1") ", " CH_HX("topic2") ", " CH_HX("topic3")},
 };
 
-/* --family arch: the Arch tables as SQLite shows them (hashes bare hex; rolled_back as fetched:
- * the contract's batches carry no WebSocket events). */
+/* --family arch: the Arch tables as SQLite shows them (hashes bare hex). rolled_back: the view
+ * arch_transactions_current (fetched, then the rollback events: clickhouse_arch.h), whose rows
+ * are arch_transactions FINAL's (sum(_sign) of the table checks them); arch_events is no
+ * CollapsingMergeTree (no _sign): FINAL dedups its keys. */
 #define CH_AX(c) "lower(hex(" c "))"
 static const struct {
     char tag;
     int topics_at;
     const char *table, *sql;
+    const char *from; /* NULL: table FINAL, its rows' _sign checked */
 } g_ch_arch[] = {
     {'A', -1, "arch_blocks",
      "SELECT height, " CH_AX("hash") ", " CH_AX(
          "previous_hash") ", timestamp, "
-                          "bitcoin_block_height, transaction_count, " CH_AX("merkle_root")},
+                          "bitcoin_block_height, transaction_count, " CH_AX("merkle_root"),
+     NULL},
     {'X', -1, "arch_transactions",
      "SELECT block_height, tx_index, " CH_AX("txid") ", " CH_AX(
          "block_hash") ", status, "
-                       "failure_reason, rolled_back, program_ids, bitcoin_txids"},
+                       "failure_reason, rolled_back, program_ids, bitcoin_txids",
+     "arch_transactions_current"},
     {'U', -1, "arch_account_updates",
-     "SELECT block_height, tx_index, " CH_AX("account") ", " CH_AX("txid")},
+     "SELECT block_height, tx_index, " CH_AX("account") ", " CH_AX("txid"), NULL},
+    {'E', -1, "arch_events", "SELECT key, topic, block_height", "arch_events FINAL"},
 };
 #undef CH_AX
 
@@ -294,19 +303,25 @@ static void read_ch(const char *url, const char *shown, const char *target, cons
         char tag = ct_arch ? g_ch_arch[q].tag : g_ch[q].tag;
         int topics_at = ct_arch ? g_ch_arch[q].topics_at : g_ch[q].topics_at;
         const char *table = ct_arch ? g_ch_arch[q].table : g_ch[q].table;
+        const char *from = ct_arch ? g_ch_arch[q].from : NULL;
         bp_buf_reset(&sql);
-        bp_buf_printf(&sql, "%s, _sign FROM %s FINAL WHERE chain = ",
-                      ct_arch ? g_ch_arch[q].sql : g_ch[q].sql, table);
+        if (from)
+            bp_buf_printf(&sql, "%s FROM %s WHERE chain = ", g_ch_arch[q].sql, from);
+        else
+            bp_buf_printf(&sql, "%s, _sign FROM %s FINAL WHERE chain = ",
+                          ct_arch ? g_ch_arch[q].sql : g_ch[q].sql, table);
         bp_ch_quote(&sql, chain);
         ch_run(h, shown, sql.data, &ans);
         char *p = ans.data, *cells[16];
         size_t rows = 0;
         for (int n; (n = bp_ch_tsv_row(&p, cells, 16)) > 0; rows++) {
-            CT_CHECK(cells[n - 1] && !strcmp(cells[n - 1], "1"),
+            CT_CHECK(from || (cells[n - 1] && !strcmp(cells[n - 1], "1")),
                      "%s: %s: a row with _sign %s under FINAL (%s ...)", shown, table,
                      cells[n - 1] ? cells[n - 1] : "NULL", cells[0] ? cells[0] : "NULL");
-            emit(out, tag, (const char *const *)cells, n - 1, topics_at);
+            emit(out, tag, (const char *const *)cells, from ? n : n - 1, topics_at);
         }
+        if (tag == 'E')
+            continue; /* no _sign */
         /* the other way to read the tables: sign weights, no FINAL */
         bp_buf_reset(&sql);
         bp_buf_printf(&sql, "SELECT sum(_sign) FROM %s WHERE chain = ", table);
@@ -332,8 +347,17 @@ typedef struct fblock {
 
 typedef struct frow {
     char *block_hash;
-    char *line; /* a T, R or L line */
+    char *line; /* a T, R or L line; Arch: X (rolled_back as ROLLED), U or E */
 } frow;
+
+/* --family arch: a transaction's rolled_back as the output says it now - its row's or a later
+ * rollback state change's, whichever came last (arch_rows.h) - and the block of its last row
+ * (the JSONL account updates name their transaction, not their block). */
+#define ROLLED '\x01' /* an X line's rolled_back until files_result puts the state in */
+typedef struct fstate {
+    char *txid, *block_hash;
+    char rolled_back; /* '0' or '1' */
+} fstate;
 
 /* What the files of one output say, before the reverts are applied. */
 typedef struct files {
@@ -343,6 +367,8 @@ typedef struct files {
     size_t nb, capb;
     frow *rows;
     size_t nr, capr;
+    fstate *states;
+    size_t ns, caps;
 } files;
 
 static fblock *fblock_find(const files *f, const char *hash)
@@ -369,11 +395,12 @@ static fblock *fblock_get(files *f, const char *hash)
     return b;
 }
 
+/* A block row (B, or A with --family arch: hash in cells[1] either way). */
 static void file_apply(files *f, const char *where, const char *const *cells)
 {
     fblock *b = fblock_get(f, cells[1]);
     ct_lines one = {0};
-    emit(&one, 'B', cells, 5, -1);
+    emit(&one, ct_arch ? 'A' : 'B', cells, ct_arch ? 7 : 5, -1);
     CT_CHECK(!b->line || strcmp(b->line, one.v[0]) == 0,
              "%s: %s: block %s applied twice with different rows:\n  %s\n  %s", f->url, where,
              cells[1], b->line, one.v[0]);
@@ -391,6 +418,34 @@ static void file_revert(files *f, const char *where, const char *hash)
     CT_CHECK(f->ordered ? b->applied == b->reverted + 1 : b->reverted < b->applied,
              "%s: %s: revert of block %s, which is not applied there", f->url, where, hash);
     b->reverted++;
+}
+
+static fstate *fstate_get(const files *f, const char *txid)
+{
+    for (size_t i = 0; i < f->ns; i++)
+        if (strcmp(f->states[i].txid, txid) == 0)
+            return &f->states[i];
+    return NULL;
+}
+
+/* A transaction's state from a row (block_hash set) or a rollback state change (NULL). */
+static void fstate_set(files *f, const char *txid, const char *block_hash, bool rolled_back)
+{
+    fstate *st = fstate_get(f, txid);
+    if (!st) {
+        if (f->ns == f->caps) {
+            f->caps = f->caps ? 2 * f->caps : 64;
+            f->states = realloc(f->states, f->caps * sizeof(*f->states));
+            CT_CHECK(f->states, "out of memory");
+        }
+        st = &f->states[f->ns++];
+        *st = (fstate){strdup(txid), NULL, '0'};
+    }
+    if (block_hash) {
+        free(st->block_hash);
+        st->block_hash = strdup(block_hash);
+    }
+    st->rolled_back = rolled_back ? '1' : '0';
 }
 
 static void file_row(files *f, char tag, const char *block_hash, const char *const *cells, int n,
@@ -436,12 +491,26 @@ static void block_rows(const files *f, const fblock *b, const size_t *row, size_
                  "%s: block %s: its '%c' rows are not whole copies of one application:\n  %s\n"
                  "  %s",
                  f->url, b->hash, tag, r[row[i % chunk]].line, r[row[i]].line);
-    for (size_t i = 0; b->applied - b->reverted == 1 && i < chunk; i++)
-        ct_lines_add(out, "%s", r[row[i]].line);
+    for (size_t i = 0; b->applied - b->reverted == 1 && i < chunk; i++) {
+        char *line = r[row[i]].line, *rolled = strchr(line, ROLLED);
+        if (rolled) {
+            char txid[BP_ARCH_HEX];
+            CT_CHECK(sscanf(line, "X %*s %*s %64s", txid) == 1, "bad X line %s", line);
+            const fstate *st = fstate_get(f, txid);
+            CT_CHECK(st, "%s: no state of transaction %s", f->url, txid);
+            *rolled = st->rolled_back;
+        }
+        ct_lines_add(out, "%s", line);
+    }
 }
 
 static void files_free(files *f)
 {
+    for (size_t i = 0; i < f->ns; i++) {
+        free(f->states[i].txid);
+        free(f->states[i].block_hash);
+    }
+    free(f->states);
     for (size_t i = 0; i < f->nb; i++) {
         free(f->blocks[i].hash);
         free(f->blocks[i].line);
@@ -461,7 +530,7 @@ static void files_result(files *f, ct_lines *out)
         int live = b->applied - b->reverted;
         CT_CHECK(live == 0 || live == 1, "%s: block %s applied %d times, reverted %d times", f->url,
                  b->hash, b->applied, b->reverted);
-        if (live)
+        if (live && b->line) /* not the events' pseudo block */
             ct_lines_add(out, "%s", b->line);
     }
     size_t *order = malloc((f->nr + 1) * sizeof(*order));
@@ -725,11 +794,166 @@ static void jsonl_log(files *f, const char *where, yajl_val obj)
     file_row(f, 'L', cells[2], cells, 8, 7);
 }
 
+/* ---- Arch rows in the file and stream outputs (--family arch) ----------------------------
+ * The objects of arch/arch_json.h: a JSONL line with a "type" in front, a stream entry's data.
+ * Values as SQLite stores them but for rolled_back (true / false: 1 / 0) and the JSON columns
+ * (nested arrays: written back compact). A rollback state change (a "rollback" / "reapply"
+ * line, a stream entry whose data has a "cause") sets its transaction's rolled_back. */
+
+static const char *const g_arch_block_keys[] = {
+    "height",     "hash", "previous_hash", "timestamp", "bitcoin_block_height", "transaction_count",
+    "merkle_root"};
+static const char *const g_arch_tx_keys[] = {"block_height", "tx_index",    "txid",
+                                             "block_hash",   "status",      "failure_reason",
+                                             "rolled_back",  "program_ids", "bitcoin_txids"};
+static const char *const g_arch_acc_keys[] = {"block_height", "tx_index", "account", "txid"};
+static const char *const g_arch_event_keys[] = {"key", "topic", "block_height"};
+
+/* jtext, and true / false as 1 / 0, an array of strings as compact JSON. */
+static const char *ajtext(yajl_val obj, const char *key, char *buf, size_t cap, const char *where)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(obj, path, yajl_t_any);
+    CT_CHECK(v, "%s: no key \"%s\"", where, key);
+    if (YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v)) {
+        snprintf(buf, cap, "%d", YAJL_IS_TRUE(v));
+        return buf;
+    }
+    if (!YAJL_IS_ARRAY(v))
+        return jtext(obj, key, buf, cap, where);
+    size_t off = (size_t)snprintf(buf, cap, "[");
+    for (size_t i = 0; i < v->u.array.len && off < cap; i++) {
+        const char *s = YAJL_GET_STRING(v->u.array.values[i]);
+        CT_CHECK(s, "%s: \"%s\"[%zu] is not a string", where, key, i);
+        off += (size_t)snprintf(buf + off, cap - off, "%s\"%s\"", i ? "," : "", s);
+    }
+    if (off < cap)
+        off += (size_t)snprintf(buf + off, cap - off, "]");
+    CT_CHECK(off < cap, "%s: \"%s\" too long", where, key);
+    return buf;
+}
+
+static void ajcells(yajl_val obj, const char *const *keys, int n, char (*buf)[1024],
+                    const char **cells, const char *where)
+{
+    for (int i = 0; i < n; i++)
+        cells[i] = ajtext(obj, keys[i], buf[i], sizeof(buf[i]), where);
+}
+
+static bool has_key(yajl_val obj, const char *key)
+{
+    const char *path[] = {key, NULL};
+    return obj && yajl_tree_get(obj, path, yajl_t_any);
+}
+
+/* A rollback state change: rolled_back must be what the entry's kind says. */
+static void arch_state(files *f, const char *where, yajl_val obj, bool back)
+{
+    char buf[2][1024];
+    const char *txid = ajtext(obj, "txid", buf[0], sizeof(buf[0]), where);
+    const char *rb = ajtext(obj, "rolled_back", buf[1], sizeof(buf[1]), where);
+    CT_CHECK(strcmp(rb, back ? "1" : "0") == 0, "%s: a %s with rolled_back %s", where,
+             back ? "rollback" : "re-apply", rb);
+    fstate_set(f, txid, NULL, back);
+}
+
+static void arch_block_row(files *f, const char *where, yajl_val obj, const char *hash)
+{
+    char buf[7][1024];
+    const char *cells[7];
+    ajcells(obj, g_arch_block_keys, 7, buf, cells, where);
+    CT_CHECK(!hash || strcmp(cells[1], hash) == 0, "%s: entry hash %s, data hash %s", where, hash,
+             cells[1]);
+    file_apply(f, where, cells);
+}
+
+/* A transaction row: its rolled_back now, in the X line when its block is kept. */
+static void arch_tx_row(files *f, const char *where, yajl_val obj)
+{
+    char buf[9][1024];
+    const char *cells[9];
+    ajcells(obj, g_arch_tx_keys, 9, buf, cells, where);
+    fstate_set(f, cells[2], cells[3], strcmp(cells[6], "1") == 0);
+    static const char rolled[] = {ROLLED, '\0'};
+    cells[6] = rolled;
+    file_row(f, 'X', cells[3], cells, 9, -1);
+}
+
+/* An account update of block hash (NULL: its transaction's, from the rows read before). */
+static void arch_acc_row(files *f, const char *where, yajl_val obj, const char *hash)
+{
+    char buf[4][1024];
+    const char *cells[4];
+    ajcells(obj, g_arch_acc_keys, 4, buf, cells, where);
+    if (!hash) {
+        const fstate *st = fstate_get(f, cells[3]);
+        CT_CHECK(st && st->block_hash, "%s: an account update of transaction %s, which has no row",
+                 where, cells[3]);
+        hash = st->block_hash;
+    }
+    file_row(f, 'U', hash, cells, 4, -1);
+}
+
+/* Events belong to no block: one pseudo block "events", applied once, holds them. */
+#define EVENTS_BLOCK "events"
+
+static void arch_event_row(files *f, const char *where, yajl_val obj)
+{
+    char buf[3][1024];
+    const char *cells[3];
+    ajcells(obj, g_arch_event_keys, 3, buf, cells, where);
+    fblock *b = fblock_get(f, EVENTS_BLOCK);
+    b->applied = 1;
+    file_row(f, 'E', EVENTS_BLOCK, cells, 3, -1);
+}
+
+static int g_arch_file; /* the arch_*.jsonl file being read: 0..3 as its table */
+
+static void jsonl_arch_line(files *f, const char *where, yajl_val obj)
+{
+    static const char *const in[] = {"revert arch_block", "arch_transaction rollback reapply",
+                                     "arch_account_update", "arch_event"};
+    char type[32], hash[1024], word[40];
+    jtext(obj, "type", type, sizeof(type), where);
+    snprintf(word, sizeof(word), " %s ", type);
+    char list[64];
+    snprintf(list, sizeof(list), " %s ", in[g_arch_file]);
+    CT_CHECK(strstr(list, word), "%s: a line of type \"%s\" in that file", where, type);
+    if (strcmp(type, "revert") == 0)
+        file_revert(f, where, jtext(obj, "hash", hash, sizeof(hash), where));
+    else if (strcmp(type, "arch_block") == 0)
+        arch_block_row(f, where, obj, NULL);
+    else if (strcmp(type, "arch_transaction") == 0)
+        arch_tx_row(f, where, obj);
+    else if (strcmp(type, "rollback") == 0 || strcmp(type, "reapply") == 0)
+        arch_state(f, where, obj, type[1] == 'o');
+    else if (strcmp(type, "arch_account_update") == 0)
+        arch_acc_row(f, where, obj, NULL);
+    else if (strcmp(type, "arch_event") == 0)
+        arch_event_row(f, where, obj);
+    else
+        ct_die("%s: type \"%s\"", where, type);
+}
+
+/* The four arch_*.jsonl files, in the order that puts rows before what refers to them. */
+static void read_jsonl_arch(const char *dir, const char *chain, files *f)
+{
+    static const char *const names[] = {"arch_blocks.jsonl", "arch_transactions.jsonl",
+                                        "arch_account_updates.jsonl", "arch_events.jsonl"};
+    for (g_arch_file = 0; g_arch_file < 4; g_arch_file++)
+        jsonl_each(f, dir, names[g_arch_file], chain, jsonl_arch_line);
+}
+
 static void read_jsonl(const char *url, const char *shown, const char *dir, const char *chain,
                        ct_lines *out)
 {
     (void)url;
     files f = {.url = shown, .ordered = true};
+    if (ct_arch) {
+        read_jsonl_arch(dir, chain, &f);
+        files_result(&f, out);
+        return;
+    }
     jsonl_each(&f, dir, "blocks.jsonl", chain, jsonl_block);
     jsonl_each(&f, dir, "transactions.jsonl", chain, jsonl_tx);
     jsonl_each(&f, dir, "logs.jsonl", chain, jsonl_log);
@@ -786,6 +1010,60 @@ static void stream_log(files *f, const char *where, const char *type, const char
     file_row(f, 'L', cells[2], cells, 11, 7);
 }
 
+/* --family arch: the arch_* streams. A revert entry with data is a rollback state change of a
+ * transaction (stream.h), one without a block's revert (arch_blocks) or nothing more (the
+ * other streams' rows go with their block). */
+static void stream_arch_block(files *f, const char *where, const char *type, const char *hash,
+                              yajl_val data)
+{
+    if (strcmp(type, "revert") == 0) {
+        CT_CHECK(!data, "%s: an arch_blocks revert with data", where);
+        file_revert(f, where, hash);
+    } else {
+        arch_block_row(f, where, data, hash);
+    }
+}
+
+static void stream_arch_tx(files *f, const char *where, const char *type, const char *hash,
+                           yajl_val data)
+{
+    (void)hash;
+    if (has_key(data, "cause"))
+        arch_state(f, where, data, strcmp(type, "revert") == 0);
+    else if (strcmp(type, "apply") == 0)
+        arch_tx_row(f, where, data);
+    else
+        CT_CHECK(!data, "%s: a revert whose data is no state change", where);
+}
+
+/* The state changes here repeat arch_transactions' (read before: checked, not applied again). */
+static void stream_arch_acc(files *f, const char *where, const char *type, const char *hash,
+                            yajl_val data)
+{
+    char buf[1024];
+    if (has_key(data, "cause"))
+        CT_CHECK(strcmp(ajtext(data, "rolled_back", buf, sizeof(buf), where),
+                        strcmp(type, "revert") == 0 ? "1" : "0") == 0,
+                 "%s: a %s with rolled_back %s", where, type, buf);
+    else if (strcmp(type, "apply") == 0)
+        arch_acc_row(f, where, data, hash);
+    else
+        CT_CHECK(!data, "%s: a revert whose data is no state change", where);
+}
+
+static void stream_arch_event(files *f, const char *where, const char *type, const char *hash,
+                              yajl_val data)
+{
+    (void)hash;
+    CT_CHECK(strcmp(type, "apply") == 0, "%s: an arch_events %s", where, type);
+    arch_event_row(f, where, data);
+}
+
+static const char *const g_arch_streams[] = {"arch_blocks", "arch_transactions",
+                                             "arch_account_updates", "arch_events"};
+static const stream_fn g_arch_stream_fns[] = {stream_arch_block, stream_arch_tx, stream_arch_acc,
+                                              stream_arch_event};
+
 /* An entry's fields, checked, to fn. */
 static void stream_entry(files *f, const char *where, const char *type, const char *chain,
                          const char *entry_chain, const char *hash, const char *data, stream_fn fn)
@@ -798,7 +1076,7 @@ static void stream_entry(files *f, const char *where, const char *type, const ch
     CT_CHECK(strcmp(type, "apply") == 0 || strcmp(type, "revert") == 0, "%s: type \"%s\"", where,
              type);
     yajl_val obj = NULL;
-    if (strcmp(type, "apply") == 0) {
+    if (strcmp(type, "apply") == 0 || (ct_arch && strcmp(data, "null") != 0)) {
         obj = yajl_tree_parse(data, msg, sizeof(msg));
         CT_CHECK(obj && YAJL_IS_OBJECT(obj), "%s: data is not a JSON object: %s", where, msg);
     }
@@ -851,9 +1129,13 @@ static void read_redis(const char *url, const char *shown, const char *target, c
     CT_CHECK(bp_redis_connect(&t, &c, &e) == 0, "%s: %s", shown, e.msg);
     const char *prefix = bp_sink_opt(&res.opts, "prefix");
     files f = {.url = shown, .ordered = true};
-    redis_each(&f, c, prefix, "blocks", chain, stream_block);
-    redis_each(&f, c, prefix, "transactions", chain, stream_tx);
-    redis_each(&f, c, prefix, "logs", chain, stream_log);
+    for (int i = 0; ct_arch && i < 4; i++)
+        redis_each(&f, c, prefix, g_arch_streams[i], chain, g_arch_stream_fns[i]);
+    if (!ct_arch) {
+        redis_each(&f, c, prefix, "blocks", chain, stream_block);
+        redis_each(&f, c, prefix, "transactions", chain, stream_tx);
+        redis_each(&f, c, prefix, "logs", chain, stream_log);
+    }
     files_result(&f, out);
     bp_redis_free(c);
     bp_redis_target_release(&t);
@@ -940,10 +1222,13 @@ static void kafka_each(files *f, const char *bootstrap, const krecs *cps, const 
         yajl_val data = kget(r, "value", "data");
         CT_CHECK(type && c && hash && data, "%s: a record lacks type, chain, hash or data", where);
         CT_CHECK(strcmp(c, chain) == 0, "%s: chain %s, expected %s", where, c, chain);
-        CT_CHECK(strcmp(type, "apply") == 0 ? YAJL_IS_OBJECT(data)
-                                            : strcmp(type, "revert") == 0 && YAJL_IS_NULL(data),
+        /* an Arch revert with data: a rollback state change (stream.h) */
+        CT_CHECK(strcmp(type, "apply") == 0
+                     ? YAJL_IS_OBJECT(data)
+                     : strcmp(type, "revert") == 0 &&
+                           (YAJL_IS_NULL(data) || (ct_arch && YAJL_IS_OBJECT(data))),
                  "%s: type %s with data of the wrong kind", where, type);
-        fn(f, where, type, hash, strcmp(type, "apply") == 0 ? data : NULL);
+        fn(f, where, type, hash, YAJL_IS_OBJECT(data) ? data : NULL);
     }
     krecs_free(&recs);
 }
@@ -966,9 +1251,10 @@ static void read_kafka(const char *url, const char *shown, const char *target, c
     files f = {.url = shown, .ordered = true};
     static const char *const entities[] = {"blocks", "transactions", "logs"};
     static const stream_fn fns[] = {stream_block, stream_tx, stream_log};
-    for (int i = 0; i < 3; i++) {
-        snprintf(topic, sizeof(topic), "%s%s", pre ? pre : "", entities[i]);
-        kafka_each(&f, bootstrap, &cps, topic, chain, fns[i]);
+    for (int i = 0; i < (ct_arch ? 4 : 3); i++) {
+        snprintf(topic, sizeof(topic), "%s%s", pre ? pre : "",
+                 ct_arch ? g_arch_streams[i] : entities[i]);
+        kafka_each(&f, bootstrap, &cps, topic, chain, ct_arch ? g_arch_stream_fns[i] : fns[i]);
     }
     files_result(&f, out);
     krecs_free(&cps);
