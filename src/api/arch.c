@@ -180,28 +180,7 @@ static int parse_cursor(const char *cur, bp_read_query *q, char *key, char *real
 static int list_params(const bp_api_request *req, bp_read_query *q, char *key, char *real,
                        bp_error *err)
 {
-    uint64_t v;
-    bool set;
-    const char *order;
-    int rc = bp_api_param_u64(req, "limit", 1, BP_API_LIMIT_MAX, &set, &v, err);
-    q->limit = set ? (size_t)v : BP_API_LIMIT_DEFAULT;
-    if (rc == 0)
-        rc = bp_api_param_enum(req, "order", "desc|asc", &set, &order, err);
-    q->ascending = rc == 0 && set && strcmp(order, "asc") == 0;
-    static const char *const lo[] = {"from_block", "from"}, *const hi[] = {"to_block", "to"};
-    for (int i = 0; i < 2 && rc == 0; i++) {
-        rc = bp_api_param_u64(req, lo[i], 0, INT64_MAX, &set, &v, err);
-        if (rc == 0 && set)
-            q->has_min = true, q->min = v;
-        if (rc == 0)
-            rc = bp_api_param_u64(req, hi[i], 0, INT64_MAX, &set, &v, err);
-        if (rc == 0 && set)
-            q->has_max = true, q->max = v;
-    }
-    if (rc == 0)
-        rc = bp_api_param_u64(req, "block", 0, INT64_MAX, &set, &v, err);
-    if (rc == 0 && set)
-        q->has_min = q->has_max = true, q->min = q->max = v;
+    int rc = bp_api_list_range(req, q, err);
     const char *cur = bp_api_param_get(req, "cursor");
     if (rc == 0 && cur)
         rc = parse_cursor(cur, q, key, real, err);
@@ -234,7 +213,7 @@ static void list(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp
         [BP_ARCH_EVENTS] = {"topic", NULL},
     };
     bp_read_query q = {.arch = (int)t + 1};
-    char chain[128] = "", key[KEY_MAX], real[48], account[HEX64], tx[HEX64];
+    char key[KEY_MAX], real[48], account[HEX64], tx[HEX64];
     bp_error err = {0};
     bool set;
     const char *v;
@@ -254,15 +233,7 @@ static void list(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp
                                "block|transaction|account_update|rolledback_transactions|"
                                "reapplied_transactions|dkg",
                                &set, &q.topic, &err);
-    if (rc != 0) {
-        bp_api_from_error(resp, &err);
-        return;
-    }
-    bp_sink_reader *r = bp_api_reader(c, wk, resp);
-    if (!r)
-        return;
-    q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
-    list_answer(resp, r, &q);
+    bp_api_list(c, wk, req, resp, rc, &err, &q, list_answer);
 }
 
 /* ---- one block, one transaction ------------------------------------------------------------- */

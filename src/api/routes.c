@@ -337,11 +337,25 @@ static void list_answer(bp_api_response *resp, bp_sink_reader *r, const bp_read_
     bp_api_finish(resp, &w);
 }
 
+void bp_api_list(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp_api_response *resp,
+                 int rc, const bp_error *err, bp_read_query *q, bp_api_list_answer *answer)
+{
+    if (rc != 0) {
+        bp_api_from_error(resp, err);
+        return;
+    }
+    bp_sink_reader *r = bp_api_reader(c, wk, resp);
+    if (!r)
+        return;
+    char chain[128] = "";
+    q->chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
+    answer(resp, r, q);
+    q->chain = NULL; /* chain[] ends here */
+}
+
 /* ---- parameters shared by the lists --------------------------------------------------------- */
 
-/* limit, cursor, order, chain and the block range (from_block / to_block, and the names
- * given: from / to for blocks and logs, block for one block). */
-static int list_params(const bp_api_request *req, bp_read_query *q, bp_error *err)
+int bp_api_list_range(const bp_api_request *req, bp_read_query *q, bp_error *err)
 {
     uint64_t v;
     bool set;
@@ -353,8 +367,7 @@ static int list_params(const bp_api_request *req, bp_read_query *q, bp_error *er
     q->ascending = rc == 0 && set && strcmp(order, "asc") == 0;
     static const char *const lo[] = {"from_block", "from"}, *const hi[] = {"to_block", "to"};
     for (int i = 0; i < 2 && rc == 0; i++) {
-        if (rc == 0)
-            rc = bp_api_param_u64(req, lo[i], 0, INT64_MAX, &set, &v, err);
+        rc = bp_api_param_u64(req, lo[i], 0, INT64_MAX, &set, &v, err);
         if (rc == 0 && set)
             q->has_min = true, q->min = v;
         if (rc == 0)
@@ -366,6 +379,14 @@ static int list_params(const bp_api_request *req, bp_read_query *q, bp_error *er
         rc = bp_api_param_u64(req, "block", 0, INT64_MAX, &set, &v, err);
     if (rc == 0 && set)
         q->has_min = q->has_max = true, q->min = q->max = v;
+    return rc;
+}
+
+/* limit, cursor, order and the block range (bp_api_list_range; the handler's known names
+ * say which of from / to and block it takes). */
+static int list_params(const bp_api_request *req, bp_read_query *q, bp_error *err)
+{
+    int rc = bp_api_list_range(req, q, err);
     const char *cur = bp_api_param_get(req, "cursor");
     if (rc == 0 && cur) {
         char a[24] = "", b[24] = "";
@@ -396,20 +417,11 @@ static void blocks(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
     static const char *const known[] = {"limit", "cursor",     "order",    "chain", "from",
                                         "to",    "from_block", "to_block", "block", NULL};
     bp_read_query q = {.table = BP_TABLE_BLOCKS};
-    char chain[128] = "";
     bp_error err = {0};
     int rc = bp_api_params_known(req, known, &err);
     if (rc == 0)
         rc = list_params(req, &q, &err);
-    if (rc != 0) {
-        bp_api_from_error(resp, &err);
-        return;
-    }
-    bp_sink_reader *r = bp_api_reader(c, wk, resp);
-    if (!r)
-        return;
-    q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
-    list_answer(resp, r, &q);
+    bp_api_list(c, wk, req, resp, rc, &err, &q, list_answer);
 }
 
 static void transactions(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req,
@@ -418,7 +430,7 @@ static void transactions(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request 
     static const char *const known[] = {"limit",    "cursor", "order",   "chain",  "from_block",
                                         "to_block", "block",  "address", "source", NULL};
     bp_read_query q = {.table = BP_TABLE_TRANSACTIONS};
-    char chain[128] = "", address[43];
+    char address[43];
     const char *source;
     bool set;
     bp_error err = {0};
@@ -430,15 +442,7 @@ static void transactions(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request 
     q.address = rc == 0 && set ? address : NULL;
     if (rc == 0) /* the indexed tables are the one source there is */
         rc = bp_api_param_enum(req, "source", "all|db", &set, &source, &err);
-    if (rc != 0) {
-        bp_api_from_error(resp, &err);
-        return;
-    }
-    bp_sink_reader *r = bp_api_reader(c, wk, resp);
-    if (!r)
-        return;
-    q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
-    list_answer(resp, r, &q);
+    bp_api_list(c, wk, req, resp, rc, &err, &q, list_answer);
 }
 
 static void logs(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp_api_response *resp)
@@ -447,7 +451,7 @@ static void logs(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp
                                         "to",     "from_block",  "to_block", "block", "address",
                                         "topic0", "transaction", NULL};
     bp_read_query q = {.table = BP_TABLE_LOGS};
-    char chain[128] = "", address[43], topic0[67], tx[67];
+    char address[43], topic0[67], tx[67];
     bool set;
     bp_error err = {0};
     int rc = bp_api_params_known(req, known, &err);
@@ -462,15 +466,7 @@ static void logs(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp
     if (rc == 0)
         rc = bp_api_param_hex(req, "transaction", 32, &set, tx, &err);
     q.tx_hash = rc == 0 && set ? tx : NULL;
-    if (rc != 0) {
-        bp_api_from_error(resp, &err);
-        return;
-    }
-    bp_sink_reader *r = bp_api_reader(c, wk, resp);
-    if (!r)
-        return;
-    q.chain = bp_api_chain(c, wk, req, chain, sizeof(chain));
-    list_answer(resp, r, &q);
+    bp_api_list(c, wk, req, resp, rc, &err, &q, list_answer);
 }
 
 /* ---- one block, one transaction ---------------------------------------------------------------

@@ -131,6 +131,15 @@ void bp_api_from_error(bp_api_response *resp, const bp_error *e);
 /* The worker's reader of the output, opened on first use; NULL with a 503 in resp when there is
  * none or it cannot be opened. */
 bp_sink_reader *bp_api_reader(bp_api_ctx *c, bp_api_worker *w, bp_api_response *resp);
+/* The parameters every list takes but its cursor: limit (default BP_API_LIMIT_DEFAULT), order
+ * (desc|asc) and the block range (from_block / to_block, from / to, block) into q. */
+int bp_api_list_range(const bp_api_request *req, bp_read_query *q, bp_error *err);
+/* A list's answer to q (q->chain set) from r: {"data": [...], "count": n, "next_cursor"}. */
+typedef void bp_api_list_answer(bp_api_response *resp, bp_sink_reader *r, const bp_read_query *q);
+/* The end every list handler shares: the error of its parameters (rc, err) answered, else q
+ * for the request's chain (bp_api_chain) answered by answer from the worker's reader. */
+void bp_api_list(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *req, bp_api_response *resp,
+                 int rc, const bp_error *err, bp_read_query *q, bp_api_list_answer *answer);
 /* resp's status from the writer: 200, or 500 when the answer outgrew BP_API_BODY_MAX. */
 void bp_api_finish(bp_api_response *resp, const bp_jsonw *w);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arch/arch_tables.h"
 #include "sink/sqlread.h"
 #include "util/buf.h"
 
@@ -27,6 +28,7 @@ typedef struct sqlite_reader {
     bp_buf sql;
     cached cache[CACHE_SLOTS];
     uint64_t tick;
+    bool arch_found[BP_ARCH_TABLE_COUNT]; /* in sqlite_master once: the writer drops none */
 } sqlite_reader;
 
 static int select_expr(bp_buf *out, const bp_column *c)
@@ -120,7 +122,13 @@ static int bind_params(sqlite3_stmt *st, const bp_sql_params *p)
     return rc;
 }
 
-static int rows(sqlite_reader *r, sqlite3_stmt *st, bp_table t, bp_read_row_fn fn, void *ctx,
+static const char *table_of(const bp_read_query *q)
+{
+    return q->arch ? bp_arch_table_name((enum bp_arch_table)(q->arch - 1))
+                   : bp_table_name(q->table);
+}
+
+static int rows(sqlite_reader *r, sqlite3_stmt *st, const char *table, bp_read_row_fn fn, void *ctx,
                 bp_error *err)
 {
     bp_read_cell cells[64];
@@ -139,7 +147,33 @@ static int rows(sqlite_reader *r, sqlite3_stmt *st, bp_table t, bp_read_row_fn f
             return frc;
     }
     if (rc != SQLITE_DONE)
-        return bp_error_set(err, BP_EDB, "%s: reading %s: %s", r->path, bp_table_name(t),
+        return bp_error_set(err, BP_EDB, "%s: reading %s: %s", r->path, table,
+                            sqlite3_errmsg(r->db));
+    return 0;
+}
+
+/* Whether the file has Arch table t. A file no Arch chain has written to has none (sink/sqlite.c
+ * makes them at its first batch, maybe after this reader opened): sqlite_master is asked until
+ * it has it. Not the prepare's error text: a real error that names a table must not read as
+ * an empty one. */
+static int arch_table_found(sqlite_reader *r, enum bp_arch_table t, bool *found, bp_error *err)
+{
+    *found = r->arch_found[t];
+    if (*found)
+        return 0;
+    sqlite3_stmt *st =
+        statement(r, "SELECT 1 FROM sqlite_master WHERE type IN ('table', 'view') AND name = ?1");
+    if (!st)
+        return bp_error_set(err, BP_EDB, "%s: preparing a look for %s: %s", r->path,
+                            bp_arch_table_name(t), sqlite3_errmsg(r->db));
+    int rc = sqlite3_bind_text(st, 1, bp_arch_table_name(t), -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    *found = r->arch_found[t] = rc == SQLITE_ROW;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return bp_error_set(err, BP_EDB, "%s: looking for %s: %s", r->path, bp_arch_table_name(t),
                             sqlite3_errmsg(r->db));
     return 0;
 }
@@ -153,18 +187,20 @@ int bp_sqlite_read(bp_sink_reader *base, const bp_read_query *q, bp_read_row_fn 
     int rc = bp_sql_select(&r->sql, q, &g_dialect, &p, err);
     if (rc != 0)
         return rc;
+    if (q->arch) { /* bp_sql_select checked its range */
+        bool found;
+        rc = arch_table_found(r, (enum bp_arch_table)(q->arch - 1), &found, err);
+        if (rc != 0 || !found)
+            return rc; /* none yet: nothing to read, as from an empty table */
+    }
     sqlite3_stmt *st = statement(r, r->sql.data);
-    /* A file no Arch chain has written to has no arch_* tables (sink/sqlite.c makes them at
-     * its first batch): nothing to read yet, as for an empty table. */
-    if (!st && q->arch && strncmp(sqlite3_errmsg(r->db), "no such table: arch_", 20) == 0)
-        return 0;
     if (!st)
-        return bp_error_set(err, BP_EDB, "%s: preparing a read of %s: %s", r->path,
-                            bp_table_name(q->table), sqlite3_errmsg(r->db));
+        return bp_error_set(err, BP_EDB, "%s: preparing a read of %s: %s", r->path, table_of(q),
+                            sqlite3_errmsg(r->db));
     if (bind_params(st, &p) != SQLITE_OK)
         rc = bp_error_set(err, BP_EDB, "%s: bind: %s", r->path, sqlite3_errmsg(r->db));
     else
-        rc = rows(r, st, q->table, fn, ctx, err);
+        rc = rows(r, st, table_of(q), fn, ctx, err);
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return rc;

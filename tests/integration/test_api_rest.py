@@ -16,8 +16,9 @@ exactly what the node says:
 - /metrics passes `promtool check metrics` and has every metric docs/API.md documents;
   /health, /ready and the status endpoints say the
   chain is caught up.
-Then `blockpipe serve` over the SQLite file answers the same without indexing, and stops on
-SIGINT with exit 0.
+Then `blockpipe serve` over the SQLite file answers the same without indexing (and
+/api/arch/blocks an empty list: an EVM chain's file has no Arch tables), and stops on SIGINT
+with exit 0.
 """
 
 import os
@@ -388,9 +389,12 @@ def main():
         check_blocks(api, chain, "serve")
         api.ok("/ready")
         expect_status(api, "/api/blocks?limit=x", 400, "limit")
+        arch = api.ok("/api/arch/blocks")
+        if arch != {"data": [], "count": 0, "next_cursor": None}:
+            fail(f"serve: /api/arch/blocks of a file without Arch tables: {arch}")
         stop(sp, "blockpipe serve")
-        print("check: serve: the SQLite file's blocks, /ready, a 400; exit 0 on SIGINT",
-              flush=True)
+        print("check: serve: the SQLite file's blocks, /ready, a 400, no Arch blocks; exit 0 "
+              "on SIGINT", flush=True)
     except AssertionError as e:
         for name in ("sqlite.log", "postgres.log", "serve.log"):
             path = os.path.join(tmp, name)

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "arch/arch_rows.h"
+#include "arch/arch_tables.h"
 #include "sink/sqlgen.h"
 #include "util/arena.h"
 #include "sink_fixture.h"
@@ -362,6 +363,67 @@ static void test_arch_rows(void **state)
     bp_block_free(b2);
 }
 
+static int count_row(void *ctx, const bp_read_cell *cells, size_t n)
+{
+    (void)cells;
+    (void)n;
+    (*(size_t *)ctx)++;
+    return 0;
+}
+
+/* rows of Arch table t of chain through the reader r: its rc, and their count in *n */
+static int arch_read(bp_sink_reader *r, enum bp_arch_table t, size_t *n, bp_error *err)
+{
+    bp_read_query q = {.arch = (int)t + 1, .chain = "arch", .limit = 10};
+    *n = 0;
+    return bp_sink_sqlite_ops.read(r, &q, count_row, n, err);
+}
+
+/* The reader answers an Arch read of a file without Arch tables (an EVM chain's) with no rows,
+ * and the rows once an Arch chain's first write made them, the reader opened before; an
+ * arch_* table that is there but cannot be read is an error, though its message names a
+ * missing table. */
+static void test_arch_read_absent(void **state)
+{
+    fixture *f = *state;
+    bp_error err = {0};
+    bp_sink_reader *r = NULL;
+    size_t n = 99;
+    apply_range(f, "main", 1, 2);
+    assert_int_equal(bp_sink_sqlite_ops.open_reader(&r, f->path, NULL, &err), 0);
+    for (int t = 0; t < BP_ARCH_TABLE_COUNT; t++) {
+        assert_int_equal(arch_read(r, (enum bp_arch_table)t, &n, &err), 0);
+        assert_int_equal(n, 0);
+    }
+    bp_block *b = arch_block(1, '4');
+    bp_event ev = {BP_EVENT_APPLY, b};
+    bp_checkpoint cp = {.set = true, .number = 1};
+    memcpy(cp.hash, b->hash, 65);
+    assert_int_equal(write_events(f, "arch", &ev, 1, cp, &err), 0);
+    assert_int_equal(arch_read(r, BP_ARCH_BLOCKS, &n, &err), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(arch_read(r, BP_ARCH_TRANSACTIONS, &n, &err), 0);
+    assert_int_equal(n, 2);
+    bp_sink_sqlite_ops.close_reader(r);
+    bp_block_free(b);
+
+    char path[160];
+    sqlite3 *db = NULL;
+    snprintf(path, sizeof(path), "%s/broken.db", f->dir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db, "CREATE VIEW arch_blocks AS SELECT * FROM arch_gone", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(bp_sink_sqlite_ops.open_reader(&r, path, NULL, &err), 0);
+    assert_int_equal(arch_read(r, BP_ARCH_BLOCKS, &n, &err), BP_EDB);
+    assert_non_null(strstr(err.msg, "arch_blocks"));
+    assert_non_null(strstr(err.msg, "no such table: main.arch_gone"));
+    assert_int_equal(arch_read(r, BP_ARCH_EVENTS, &n, &err), 0); /* absent: no rows */
+    assert_int_equal(n, 0);
+    bp_sink_sqlite_ops.close_reader(r);
+}
+
 /* A BP_EVENT_ARCH_EVENTS entry carrying the events decoded from texts (arch_rows.h). */
 static bp_block *arch_events(const char *const *texts, size_t n)
 {
@@ -635,6 +697,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checkpoint_row, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revert, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arch_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_arch_read_absent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arch_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_is_atomic, setup, teardown),
         cmocka_unit_test_setup_teardown(test_same_hash_apply_is_skipped, setup, teardown),
