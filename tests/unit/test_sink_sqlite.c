@@ -528,7 +528,7 @@ static void test_reopen_and_pragmas(void **state)
     assert_int_equal(bp_sink_sqlite_ops.checkpoint(f->sink, "main", &cp, &err), 0);
     assert_true(cp.set);
     assert_int_equal(cp.number, 1);
-    assert_row(f->db, "PRAGMA user_version", "3");
+    assert_row(f->db, "PRAGMA user_version", "4");
     assert_row(f->db, "PRAGMA journal_mode", "wal");
     apply_range(f, "main", 2, 2);
     assert_row(f->db, "SELECT count(*) FROM blocks", "2");
@@ -562,7 +562,7 @@ static void test_upgrade_from_v2(void **state)
                "0");
     bp_error err = {0};
     assert_int_equal(bp_sink_sqlite_ops.open(&f->sink, f->path, NULL, &err), 0);
-    assert_row(f->db, "PRAGMA user_version", "3");
+    assert_row(f->db, "PRAGMA user_version", "4");
     assert_row(f->db,
                "SELECT count(*) FROM pragma_table_info('transactions') WHERE name LIKE"
                " 'receipt_l1%'",
