@@ -2,9 +2,9 @@
 are caught at the next start (docs/ARCH.md item 17, "resync floor"): each output stores with
 its checkpoint the lowest block a start must read the rollback state of again.
 
-simnode --chain-type arch grows a block every 0.1 s; its best finalized block is 260 below
+simnode --chain-type arch grows a block every 0.1 s; its best finalized block is 275 below
 the head, and every EVERY s an episode either rolls back the even transactions of the newest
-block with transactions at least 240 below the head (not final), or re-applies them.
+block with transactions at least 255 below the head (not final), or re-applies them.
 blockpipe follows it with --ws into SQLite, PostgreSQL, Redis and JSON lines. A rollback (R1)
 is stored; shortly before its re-apply blockpipe stops (SIGINT). While it is down the node
 re-applies R1, then rolls back R2, a block blockpipe stored ~95 below its tip and above the
@@ -37,7 +37,7 @@ import test_arch_streams as streams  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 
 HANG = 90
-EVERY = 12.0  # seconds between episodes: the restart, re-read and stop fit in R2's
+EVERY = 14.0  # seconds between episodes: the restart, re-read and stop fit in R2's
 SCHEMA = "floor"
 
 
@@ -126,10 +126,11 @@ def run(bp, node, pg, r, tmp):
         print(f"stopped with R1 stored: {len(r1)} transactions of block {min(r1.values())} "
               f"rolled back", flush=True)
         e3 = ws.wait_episode(node, True)  # the re-apply of R1, then R2: no process listens
+        t3 = time.monotonic()
         if e3 != e1 + 2:
             fail(f"episode {e3} after {e1}: blockpipe stopped too slowly")
         h3 = arch.node_head(url)
-        while arch.node_head(url) < h3 + 40:  # R2's block (h3 - 240) 20 below the final one
+        while arch.node_head(url) < h3 + 40:  # R2's block (h3 - 255) 20 below the final one
             time.sleep(0.05)
         log.flush()
         mark = os.path.getsize(logpath)
@@ -142,6 +143,8 @@ def run(bp, node, pg, r, tmp):
         ws.stop(proc, "the restart")
         if node.stats()["episodes"] != e3:
             fail("the node re-applied R2 before blockpipe stopped: raise EVERY")
+        print(f"the restart stopped {time.monotonic() - t3:.1f} s after R2 (its re-apply at "
+              f"{EVERY:.0f} s)", flush=True)
         text = open(logpath).read()
     errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
     if errors:
@@ -176,7 +179,7 @@ def main():
             Redis() as r:
         node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.1", "--start-head", "200",
                             "--txs-per-block", "1-4", "--rollback-every", str(EVERY),
-                            "--rollback-depth", "240", "--finality", "260", "--seed", "11"])
+                            "--rollback-depth", "255", "--finality", "275", "--seed", "11"])
         try:
             run(bp, node, pg, r, tmp)
         except AssertionError:
