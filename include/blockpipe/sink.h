@@ -43,6 +43,13 @@ typedef struct bp_checkpoint {
     bool set; /* false: the output has nothing for this chain yet */
     uint64_t number;
     char hash[67];
+    /* An Arch chain followed over --ws: the lowest block whose rollback state the next start
+     * reads again (core/pipeline.c resync_floor), stored with the checkpoint by every output
+     * and read back by checkpoint(). floor_set false: none (EVM, no socket yet, an output made
+     * before). In a batch: the pipeline's, or none, and the output's own then stays
+     * (core/outputs.c). */
+    bool floor_set;
+    uint64_t floor;
 } bp_checkpoint;
 
 struct bp_derived;

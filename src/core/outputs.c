@@ -262,6 +262,13 @@ void bp_outputs_lowest(const bp_outputs *o, bp_checkpoint *out, size_t *lowest_i
             *lowest_index = i;
         }
     }
+    out->floor_set = false; /* the lowest of every output's, not the lowest checkpoint's */
+    for (size_t i = 0; i < o->count; i++)
+        if (!(o->failed && o->failed[i]) && o->cps[i].set && o->cps[i].floor_set &&
+            (!out->floor_set || o->cps[i].floor < out->floor)) {
+            out->floor_set = true;
+            out->floor = o->cps[i].floor;
+        }
 }
 
 /* ---- one output's view of the stream ------------------------------------------------- */
@@ -525,6 +532,10 @@ static int write_outputs(bp_outputs *o, const bp_batch *batch, const bp_derived 
         bp_batch mine = *batch;
         mine.events = o->scratch;
         mine.count = n;
+        if (batch->checkpoint.floor_set) { /* the pipeline's; none: the output's stays */
+            cp.floor_set = true;
+            cp.floor = batch->checkpoint.floor;
+        }
         mine.checkpoint = cp;
         /* The kill -9 tests tell from these two lines whether a kill landed mid-write. */
         bp_debug("output '%s': writing %zu events (%zu reverts) up to block %" PRIu64 " %s",

@@ -83,7 +83,7 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
 void bp_outputs_release(bp_outputs *o);
 /* The lowest checkpoint over the outputs that have one (out->set is false when none has);
  * *lowest_index is the output holding it; *any_unset tells whether some output has none.
- * Outputs set aside do not count. */
+ * out->floor is the lowest floor over them (bp_checkpoint). Outputs set aside do not count. */
 void bp_outputs_lowest(const bp_outputs *o, bp_checkpoint *out, size_t *lowest_index,
                        bool *any_unset);
 /* Where the stream must start so that every output can be brought onto the chain: the

@@ -115,6 +115,11 @@ struct pipeline {
      * down, in a block final by then, so the re-read reaches down to the lowest (resync_low). */
     struct aws_rolled *aws_rolled;
     size_t aws_nrolled, aws_caprolled;
+    /* The lowest resync floor the outputs stored (bp_checkpoint.floor: what an earlier process
+     * had not seen final or re-applied), until a re-read from it succeeded (resync_low). */
+    bool aws_floor_set;
+    bool aws_floor_read; /* ... read: kept until the re-read's rows are handed over */
+    uint64_t aws_floor;
 
     /* the batch being built: events and the blocks they point to (owned until handed to the
      * writer) */
@@ -940,6 +945,24 @@ static void rolled_note(pipeline *p, const bp_arch_rows *r)
     }
 }
 
+/* The lowest block the next start must read the rollback state of again, stored with the
+ * outputs' checkpoints (bp_checkpoint.floor): what a start cannot know otherwise, the best
+ * finalized block last seen while subscribed and the rolled-back transactions this process
+ * follows, the outputs' own floor while it has not read from there yet. Computed when a batch is
+ * handed over, after its rows were noted: the floor goes with the rows it covers. */
+static bool resync_floor(const pipeline *p, uint64_t *floor)
+{
+    bool set = p->aws_final_set, r_set;
+    uint64_t r;
+    *floor = p->aws_final + 1;
+    if ((r_set = rolled_lowest(p, &r)) && (!set || r < *floor))
+        *floor = r;
+    set = set || r_set;
+    if (p->aws_floor_set && (!set || p->aws_floor < *floor))
+        *floor = p->aws_floor;
+    return set || p->aws_floor_set;
+}
+
 /* ---- the ordered commit ------------------------------------------------------------- */
 
 static int add_event(pipeline *p, bp_event_kind kind, bp_block *b)
@@ -1028,6 +1051,12 @@ static int hand_over(pipeline *p, bp_error *err)
     int arc = add_ws_events(p, err);
     if (arc != 0)
         return arc;
+    uint64_t received, malformed;
+    size_t held = 0;
+    if (p->aws && p->aws_floor_read)
+        bp_arch_ws_stats(p->aws, &received, &malformed, &held);
+    if (p->aws_floor_read && held == 0) /* the re-read from the outputs' floor goes out now */
+        p->aws_floor_set = p->aws_floor_read = false;
     bp_batch batch = {
         .chain = p->chain,
         .chain_id = p->chain_id,
@@ -1036,6 +1065,8 @@ static int hand_over(pipeline *p, bp_error *err)
         .fetched = p->cfg->fetch,
         .more = behind(p),
     };
+    if (p->aws)
+        batch.checkpoint.floor_set = resync_floor(p, &batch.checkpoint.floor);
     int rc = bp_writer_submit(&p->writer, &batch, err); /* owns the blocks from now on */
     p->nevents = 0;
     p->batch_bytes = 0;
@@ -1477,6 +1508,8 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
     size_t idx;
     bool any_unset;
     bp_outputs_lowest(&p->out, &low, &idx, &any_unset);
+    p->aws_floor_set = low.floor_set;
+    p->aws_floor = low.floor;
     /* low.number + 1, or lower where the outputs hold different blocks */
     uint64_t next = low.set ? bp_outputs_agreed(&p->out, idx) : 0;
     if (c->backfill) {
@@ -1961,6 +1994,9 @@ static uint64_t resync_low(pipeline *p, const bp_canon_entry *tip, const bp_cano
      * lowest block holding a transaction the outputs hold as rolled back. */
     if (final && rolled_lowest(p, &r) && r < lo)
         lo = r;
+    /* A start: down to the floor an earlier process stored (resync_floor). */
+    if (final && p->aws_floor_set && p->aws_floor < lo)
+        lo = p->aws_floor;
     uint64_t want = lo;
     /* A start: what became final while no process of ours listened is not known (a rollback
      * re-applied, or rolled back, while this one was down may be in a block final since), so
@@ -2007,6 +2043,7 @@ static void resync_rollbacks(pipeline *p)
                     "): no rollback state to read again",
                     tip->number);
         p->aws_epoch = epoch;
+        p->aws_floor_set = false;
         return;
     }
     size_t n = (size_t)(tip->number - lo + 1);
@@ -2025,6 +2062,11 @@ static void resync_rollbacks(pipeline *p)
     if (rc == 0) {
         p->aws_epoch = epoch;
         p->aws_tries = 0;
+        p->aws_floor_read = true;
+        if (p->head.has_final) { /* the re-read went down to it: from now on a rollback is heard */
+            p->aws_final = p->head.final_number;
+            p->aws_final_set = true;
+        }
     } else {
         p->aws_retry_ms = now_ms() + 2000;
         p->aws_tries++;

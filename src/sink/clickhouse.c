@@ -145,6 +145,13 @@ static int where_ours(ch_sink *s, const char *chain)
 
 /* ---- state: checkpoint and intents ---- */
 
+/* A resync_floor cell (NULL: \N, bp_ch_tsv_row's NULL) into cp. */
+static void get_floor(bp_checkpoint *cp, const char *cell)
+{
+    cp->floor_set = cp->set && cell;
+    cp->floor = cp->floor_set ? strtoull(cell, NULL, 10) : 0;
+}
+
 static int load_state(ch_sink *s, const char *chain, bp_error *err)
 {
     ch_state *st = &s->st;
@@ -157,16 +164,17 @@ static int load_state(ch_sink *s, const char *chain, bp_error *err)
     /* an Arch chain's hashes are spelled without 0x (as PostgreSQL's BP_PG_ARCH_CP_HASH) */
     int rc = sql_start(s, "SELECT number, lower(hex(hash)), seq, (SELECT count() FROM (SELECT 1 "
                           "FROM arch_blocks WHERE chain = ") |
-             bp_ch_quote(&s->sql, chain) | bp_buf_puts(&s->sql, " LIMIT 1)) FROM checkpoints") |
+             bp_ch_quote(&s->sql, chain) |
+             bp_buf_puts(&s->sql, " LIMIT 1)), resync_floor FROM checkpoints") |
              where_ours(s, chain) | bp_buf_puts(&s->sql, " ORDER BY seq DESC LIMIT 1");
     rc = rc ? oom(err) : run(s, &s->ans, "reading the checkpoint", err);
     if (rc != 0)
         return rc;
-    char *p = s->ans.data, *cells[4];
+    char *p = s->ans.data, *cells[5];
     memset(&st->cp, 0, sizeof(st->cp));
     st->seq = 0;
     st->arch = false;
-    if (bp_ch_tsv_row(&p, cells, 4) == 4) {
+    if (bp_ch_tsv_row(&p, cells, 5) == 5) {
         st->seq = strtoull(cells[2], NULL, 10);
         st->arch = cells[3] && strcmp(cells[3], "0") != 0;
         st->cp.set = cells[0] && cells[1];
@@ -174,6 +182,7 @@ static int load_state(ch_sink *s, const char *chain, bp_error *err)
             st->cp.number = strtoull(cells[0], NULL, 10);
             snprintf(st->cp.hash, sizeof(st->cp.hash), "%s%s", st->arch ? "" : "0x", cells[1]);
         }
+        get_floor(&st->cp, cells[4]);
     }
     return 0;
 }
@@ -287,11 +296,11 @@ static int read_intent(ch_sink *s, const char *chain, uint64_t seq, ch_intent *i
     memset(in, 0, sizeof(*in));
     in->from = UINT64_MAX;
     int rc = sql_start(s, "SELECT applied_from, applied_to, reverted, number, lower(hex(hash)), "
-                          "committed FROM checkpoint_intents") |
+                          "committed, resync_floor FROM checkpoint_intents") |
              where_ours(s, chain) | bp_buf_printf(&s->sql, " AND seq = %" PRIu64, seq);
     rc = rc ? oom(err) : run(s, &s->intents, "reading the intents", err);
-    char *p = s->intents.data, *c[6];
-    while (rc == 0 && bp_ch_tsv_row(&p, c, 6) == 6 && c[0] && c[1] && c[2] && c[5]) {
+    char *p = s->intents.data, *c[7];
+    while (rc == 0 && bp_ch_tsv_row(&p, c, 7) == 7 && c[0] && c[1] && c[2] && c[5]) {
         uint64_t from = strtoull(c[0], NULL, 10), to = strtoull(c[1], NULL, 10);
         in->found = true;
         in->from = from < in->from ? from : in->from;
@@ -303,6 +312,7 @@ static int read_intent(ch_sink *s, const char *chain, uint64_t seq, ch_intent *i
             in->cp.number = strtoull(c[3], NULL, 10);
             snprintf(in->cp.hash, sizeof(in->cp.hash), "0x%s", c[4]);
         }
+        get_floor(&in->cp, c[6]);
     }
     return rc;
 }
@@ -831,6 +841,13 @@ static int put_cp(bp_buf *sql, const bp_checkpoint *cp)
     return bp_buf_printf(sql, ", %" PRIu64 ", unhex('%s')", cp->number, hex64(cp->hash));
 }
 
+/* ", resync_floor" of cp (the last column of checkpoints and checkpoint_intents). */
+static int put_floor(bp_buf *sql, const bp_checkpoint *cp)
+{
+    return cp->set && cp->floor_set ? bp_buf_printf(sql, ", toUInt64(%" PRIu64 ")", cp->floor)
+                                    : bp_buf_puts(sql, ", NULL");
+}
+
 /* The intent of batch seq (committed 0: before its rows) or its commit (1: after them): the
  * block range it applies, "number:hash ..." of what it reverts, its checkpoint. */
 static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committed, bp_error *err)
@@ -848,7 +865,7 @@ static int write_intent(ch_sink *s, const bp_batch *b, uint64_t seq, int committ
           bp_buf_printf(&s->sql, ", '" BP_CH_OUTPUT "', %" PRIu64 ", %" PRIu64 ", %" PRIu64 ", ",
                         seq, from, to) |
           bp_ch_quote(&s->sql, s->refs.data ? s->refs.data : "") | put_cp(&s->sql, &b->checkpoint) |
-          bp_buf_printf(&s->sql, ", %d, now()", committed);
+          bp_buf_printf(&s->sql, ", %d, now()", committed) | put_floor(&s->sql, &b->checkpoint);
     return rc ? oom(err)
               : run(s, NULL, committed ? "committing the batch" : "writing the batch's intent",
                     err);
@@ -911,7 +928,7 @@ static int write_checkpoint(ch_sink *s, const char *chain, const bp_checkpoint *
 {
     int rc = sql_start(s, "INSERT INTO checkpoints SELECT ") | bp_ch_quote(&s->sql, chain) |
              bp_buf_puts(&s->sql, ", '" BP_CH_OUTPUT "'") | put_cp(&s->sql, cp) |
-             bp_buf_printf(&s->sql, ", %" PRIu64 ", now()", seq);
+             bp_buf_printf(&s->sql, ", %" PRIu64 ", now()", seq) | put_floor(&s->sql, cp);
     char what[64];
     snprintf(what, sizeof(what), "checkpoint %" PRIu64, cp->number);
     return rc ? oom(err) : run(s, NULL, what, err);

@@ -280,6 +280,26 @@ static int v4(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps,
     return bp_ch_arch_schema(h, err);
 }
 
+/* Version 5: an Arch chain's resync floor with the checkpoint and the intent (bp_checkpoint.floor;
+ * an intent's is what the recovery writes with the checkpoint), last in both. */
+static int v5(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err)
+{
+    (void)target;
+    (void)caps;
+    static const char *const tables[] = {"checkpoints", "checkpoint_intents"};
+    char sql[128];
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < sizeof(tables) / sizeof(tables[0]); k++) {
+        bool yes = false;
+        if ((rc = has_column(h, tables[k], "resync_floor", &yes, err)) != 0 || yes)
+            continue;
+        snprintf(sql, sizeof(sql), "ALTER TABLE %s ADD COLUMN resync_floor Nullable(UInt64)",
+                 tables[k]);
+        rc = bp_ch_query(h, sql, NULL, tables[k], err);
+    }
+    return rc;
+}
+
 static const struct {
     int version;
     const char *description;
@@ -295,6 +315,7 @@ static const struct {
      "Arch tables (arch_blocks, arch_transactions, arch_account_updates, arch_events, "
      "arch_rollbacks) and the view arch_transactions_current",
      v4},
+    {5, "checkpoints.resync_floor, checkpoint_intents.resync_floor (Arch)", v5},
 };
 #define CH_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 

@@ -168,6 +168,10 @@ static int parse_chain(bp_filesink *fs, const char *name, yajl_val v, bp_error *
     c->cp.set = true;
     c->cp.number = n;
     snprintf(c->cp.hash, sizeof(c->cp.hash), "%s", hash);
+    /* an Arch chain's resync floor (bp_checkpoint.floor), when there is one */
+    const char *pf[] = {"resync_floor", NULL};
+    yajl_val floor = yajl_tree_get(v, pf, yajl_t_number);
+    c->cp.floor_set = floor && parse_u64(floor, &c->cp.floor) == 0;
     parse_recent(c, v);
     return 0;
 }
@@ -216,6 +220,10 @@ static void format_cp(const bp_filesink *fs, const uint64_t *sizes, bp_fmt *f)
         bp_fmt_u64(f, c->cp.number);
         bp_fmt_str(f, ",\"hash\":");
         bp_fmt_json_str(f, c->cp.hash);
+        if (c->cp.floor_set) {
+            bp_fmt_str(f, ",\"resync_floor\":");
+            bp_fmt_u64(f, c->cp.floor);
+        }
         bp_fmt_str(f, ",\"recent\":[");
         for (size_t k = 0; k < c->nrecent; k++) {
             bp_fmt_str(f, k ? ",[" : "[");

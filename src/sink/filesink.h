@@ -9,12 +9,13 @@
  *   {"version":1,"chains":{"mainnet":{"number":17173050,"hash":"0x.."}},
  *    "sizes":{"blocks.csv":123,"transactions.csv":0,...}}
  *
- * "sizes" are the bytes of each file that the checkpoints cover. open() (when nobody holds
- * the directory's lock) and the claim that takes the lock truncate every file back to
- * its recorded size (a batch torn by a crash disappears; a file missing from the record goes
- * back to 0) and refuses a file shorter than its record (data was lost). A
- * directory with non-empty files and no checkpoint.json is not ours: open() refuses it rather
- * than overwrite it. A new directory gets an initial checkpoint.json with every size 0.
+ * "sizes" are the bytes of each file that the checkpoints cover; a chain also has "recent"
+ * (below) and, an Arch chain with --ws, "resync_floor" (bp_checkpoint.floor). open() (when nobody
+ * holds the directory's lock) and the claim that takes the lock truncate every file back to its
+ * recorded size (a batch torn by a crash disappears; a file missing from the record goes back to 0)
+ * and refuses a file shorter than its record (data was lost). A directory with non-empty files and
+ * no checkpoint.json is not ours: open() refuses it rather than overwrite it. A new directory gets
+ * an initial checkpoint.json with every size 0.
  *
  * Every file is created at open, so an entity with no rows is an empty file (no header).
  *

@@ -468,9 +468,11 @@ static bool parse_checkpoint(kafka_sink *s, const char *value, size_t len)
     char *text = strndup(value, len), msg[128];
     yajl_val v = text ? yajl_tree_parse(text, msg, sizeof(msg)) : NULL;
     free(text);
-    const char *path[] = {"number", NULL}, *epath[] = {"events", NULL};
+    const char *path[] = {"number", NULL}, *epath[] = {"events", NULL},
+               *fpath[] = {"resync_floor", NULL};
     yajl_val num = v ? yajl_tree_get(v, path, yajl_t_any) : NULL;
     yajl_val events = v ? yajl_tree_get(v, epath, yajl_t_number) : NULL;
+    yajl_val floor = v ? yajl_tree_get(v, fpath, yajl_t_number) : NULL;
     const char *hash = v ? jstr(v, "hash") : NULL, *recent = v ? jstr(v, "recent") : NULL;
     bool ok = num && (YAJL_IS_NULL(num) || (YAJL_IS_INTEGER(num) && hash));
     if (ok) {
@@ -481,6 +483,8 @@ static bool parse_checkpoint(kafka_sink *s, const char *value, size_t len)
             s->cp.set = true;
             s->cp.number = (uint64_t)YAJL_GET_INTEGER(num);
             snprintf(s->cp.hash, sizeof(s->cp.hash), "%s", hash);
+            s->cp.floor_set = floor && YAJL_IS_INTEGER(floor) && YAJL_GET_INTEGER(floor) >= 0;
+            s->cp.floor = s->cp.floor_set ? (uint64_t)YAJL_GET_INTEGER(floor) : 0;
             if (recent)
                 bp_stream_recent_parse(&s->recent, recent, strlen(recent));
         }
@@ -778,6 +782,10 @@ static int produce_checkpoint(kafka_sink *s, const bp_checkpoint *cp,
     if (events) {
         bp_jsonw_key(&w, "events");
         bp_jsonw_u64(&w, events);
+    }
+    if (cp->set && cp->floor_set) { /* an Arch chain's resync floor (bp_checkpoint.floor) */
+        bp_jsonw_key(&w, "resync_floor");
+        bp_jsonw_u64(&w, cp->floor);
     }
     bp_jsonw_end_object(&w);
     if (rc == 0)

@@ -80,6 +80,13 @@ static int v3(bp_buf *out)
     return rc;
 }
 
+/* Version 6: an Arch chain's resync floor with its checkpoint (bp_checkpoint.floor). */
+static int v6(bp_buf *out)
+{
+    return bp_buf_puts(out,
+                       "ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS resync_floor bigint;");
+}
+
 static const struct {
     int version;
     const char *description;
@@ -95,6 +102,8 @@ static const struct {
      bp_pg_arch_schema},
     {5, "lazy_set_windows: hour and day sets kept as their raw transactions while open",
      bp_pg_derived_schema_lazy},
+    {6, "checkpoints.resync_floor: where an Arch chain's next start reads rollback state again",
+     v6},
 };
 #define PG_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 

@@ -423,6 +423,19 @@ static int begin(pg_sink *s, const bp_batch *batch, bool *done, bp_error *err)
     return rc;
 }
 
+/* The checkpoint's resync floor as SQL: a number or NULL. */
+static struct floor_text {
+    char s[24];
+} floor_lit(const bp_checkpoint *cp)
+{
+    struct floor_text t;
+    if (cp->floor_set && cp->floor <= (uint64_t)INT64_MAX)
+        snprintf(t.s, sizeof(t.s), "%" PRIu64, cp->floor);
+    else
+        snprintf(t.s, sizeof(t.s), "NULL");
+    return t;
+}
+
 static int commit(pg_sink *s, const bp_batch *batch, bp_error *err)
 {
     const bp_checkpoint *cp = &batch->checkpoint;
@@ -436,11 +449,13 @@ static int commit(pg_sink *s, const bp_batch *batch, bp_error *err)
                             cp->hash);
     else
         rc = bp_buf_printf(&s->sql,
-                           "INSERT INTO checkpoints(chain, output, number, hash, updated_at)"
-                           " VALUES(%s, %s, %" PRIu64 ", decode('%s', 'hex'), now())"
-                           " ON CONFLICT(chain, output) DO UPDATE SET number = excluded.number,"
-                           " hash = excluded.hash, updated_at = excluded.updated_at;",
-                           s->chain_lit, s->output_lit, cp->number, hex_digits(cp->hash));
+                           "INSERT INTO checkpoints(chain, output, number, hash, updated_at,"
+                           " resync_floor) VALUES(%s, %s, %" PRIu64 ", decode('%s', 'hex'), now(),"
+                           " %s) ON CONFLICT(chain, output) DO UPDATE SET number = excluded.number,"
+                           " hash = excluded.hash, updated_at = excluded.updated_at,"
+                           " resync_floor = excluded.resync_floor;",
+                           s->chain_lit, s->output_lit, cp->number, hex_digits(cp->hash),
+                           floor_lit(cp).s);
     if (rc != 0 || bp_buf_puts(&s->sql, "COMMIT") != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     char what[96];
@@ -552,10 +567,10 @@ static int write_once(pg_sink *s, const bp_batch *batch, bool staging, bp_error 
         rc = begin(s, batch, &done, err);
     if (rc != 0)
         goto out;
-    if (done && bp_pg_arch_has_events(batch)) {
+    if (done && bp_pg_arch_has_events(batch)) { /* the checkpoint again: its resync floor */
         rc = bp_pg_arch_write_events(s->arch, s->conn, batch, s->sqlstate, err);
         if (rc == 0)
-            rc = exec(s, "COMMIT", NULL, "COMMIT", err);
+            rc = commit(s, batch, err);
         goto out;
     }
     if (done) {
@@ -849,13 +864,15 @@ static int pg_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, b
     const char *params[] = {chain, s->t.checkpoint};
     PGresult *r = NULL;
     int rc = query(s,
-                   "SELECT number, " BP_PG_ARCH_CP_HASH("$1") " FROM checkpoints"
+                   "SELECT number, " BP_PG_ARCH_CP_HASH("$1") ", resync_floor FROM checkpoints"
                                                               " WHERE chain = $1 AND output = $2",
                    params, 2, &r, "reading the checkpoint", err);
     if (rc == 0 && PQntuples(r) == 1) {
         out->set = true;
         out->number = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
         snprintf(out->hash, sizeof(out->hash), "%s", PQgetvalue(r, 0, 1));
+        out->floor_set = !PQgetisnull(r, 0, 2);
+        out->floor = out->floor_set ? strtoull(PQgetvalue(r, 0, 2), NULL, 10) : 0;
     }
     PQclear(r);
     return rc;

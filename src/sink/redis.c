@@ -146,7 +146,8 @@ static int load_state(redis_sink *s, bp_error *err)
         return bp_error_set(err, BP_EDB, "redis %s: HGETALL %s: %s", s->t.where, s->cp_key,
                             bp_redis_reply_text(r, text, sizeof(text)));
     const redisReply *num = field(r, "number"), *hash = field(r, "hash"),
-                     *recent = field(r, "recent"), *events = field(r, "events");
+                     *recent = field(r, "recent"), *events = field(r, "events"),
+                     *floor = field(r, "floor");
     memset(&s->cp, 0, sizeof(s->cp));
     s->recent.n = 0;
     s->events = events && events->type == REDIS_REPLY_STRING ? strtoull(events->str, NULL, 10) : 0;
@@ -155,6 +156,8 @@ static int load_state(redis_sink *s, bp_error *err)
         s->cp.number = strtoull(num->str, NULL, 10);
         snprintf(s->cp.hash, sizeof(s->cp.hash), "%.*s", (int)(hash->len < 66 ? hash->len : 66),
                  hash->str);
+        s->cp.floor_set = floor && floor->type == REDIS_REPLY_STRING;
+        s->cp.floor = s->cp.floor_set ? strtoull(floor->str, NULL, 10) : 0;
         if (recent && recent->type == REDIS_REPLY_STRING)
             bp_stream_recent_parse(&s->recent, recent->str, recent->len);
     } else if (r->elements > 0 && !events) {
@@ -770,14 +773,24 @@ static int queue_checkpoint(redis_sink *s, const bp_batch *b, const bp_stream_sh
     if (!b->checkpoint.set) /* events before the chain's first block: the count alone */
         return bp_redis_cmd(s->c, 4, (const char *[]){"HSET", s->cp_key, "events", ev}, NULL);
     int rc = bp_stream_recent_format(&sh->recent, &s->text);
-    char num[24];
+    char num[24], floor[24];
     snprintf(num, sizeof(num), "%" PRIu64, b->checkpoint.number);
-    return rc ? rc
-              : bp_redis_cmd(s->c, events ? 10 : 8,
-                             (const char *[]){"HSET", s->cp_key, "number", num, "hash",
-                                              b->checkpoint.hash, "recent", s->text.data, "events",
-                                              ev},
-                             NULL);
+    snprintf(floor, sizeof(floor), "%" PRIu64, b->checkpoint.floor);
+    const char *argv[12] = {"HSET", s->cp_key,          "number", num,
+                            "hash", b->checkpoint.hash, "recent", s->text.data};
+    int argc = 8;
+    if (events) {
+        argv[argc++] = "events";
+        argv[argc++] = ev;
+    }
+    if (b->checkpoint.floor_set) { /* an Arch chain's resync floor (bp_checkpoint.floor) */
+        argv[argc++] = "floor";
+        argv[argc++] = floor;
+    } else if (s->cp.floor_set &&
+               bp_redis_cmd(s->c, 3, (const char *[]){"HDEL", s->cp_key, "floor"}, NULL) != 0) {
+        return BP_ENOMEM;
+    }
+    return rc ? rc : bp_redis_cmd(s->c, argc, argv, NULL);
 }
 
 /* ---- a batch: writing it ---------------------------------------------------------------- */

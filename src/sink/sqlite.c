@@ -35,8 +35,9 @@
 #include "util/hex.h"
 
 /* 1: blocks, transactions, logs, checkpoints; 2: the derived tables (derived.h); 3: the OP-stack
- * and Arbitrum columns and each table's extra JSON (columns.h, BP_C_<TABLE>_V3) */
-#define SQLITE_SCHEMA_VERSION 3
+ * and Arbitrum columns and each table's extra JSON (columns.h, BP_C_<TABLE>_V3); 4:
+ * checkpoints.resync_floor (an Arch chain's bp_checkpoint.floor) */
+#define SQLITE_SCHEMA_VERSION 4
 #define SQLITE_BUSY_MS 10000
 #define BP_STR_(x) #x
 #define BP_STR(x) BP_STR_(x)
@@ -79,7 +80,8 @@ static const char g_arch_indexes_ddl[] =
 
 static const char g_checkpoints_ddl[] =
     "CREATE TABLE IF NOT EXISTS checkpoints(chain TEXT NOT NULL, output TEXT NOT NULL,"
-    " number INTEGER, hash TEXT, updated_at TEXT, PRIMARY KEY(chain, output));";
+    " number INTEGER, hash TEXT, updated_at TEXT, resync_floor INTEGER,"
+    " PRIMARY KEY(chain, output));";
 
 enum {
     ST_BEGIN,
@@ -107,13 +109,14 @@ static const char *const g_sql[ST_COUNT] = {
     [ST_DEL_LOGS] = "DELETE FROM logs WHERE chain = ? AND block_number = ?",
     [ST_DEL_TXS] = "DELETE FROM transactions WHERE chain = ? AND block_number = ?",
     [ST_DEL_BLOCK] = "DELETE FROM blocks WHERE chain = ? AND number = ?",
-    [ST_PUT_CP] = "INSERT INTO checkpoints(chain, output, number, hash, updated_at)"
-                  " VALUES(?, '" SQLITE_OUTPUT "', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))"
+    [ST_PUT_CP] = "INSERT INTO checkpoints(chain, output, number, hash, updated_at, resync_floor)"
+                  " VALUES(?, '" SQLITE_OUTPUT "', ?, ?, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?)"
                   " ON CONFLICT(chain, output) DO UPDATE SET number = excluded.number,"
-                  " hash = excluded.hash, updated_at = excluded.updated_at",
+                  " hash = excluded.hash, updated_at = excluded.updated_at,"
+                  " resync_floor = excluded.resync_floor",
     [ST_DEL_CP] = "DELETE FROM checkpoints WHERE chain = ? AND output = '" SQLITE_OUTPUT "'",
-    [ST_GET_CP] =
-        "SELECT number, hash FROM checkpoints WHERE chain = ? AND output = '" SQLITE_OUTPUT "'",
+    [ST_GET_CP] = "SELECT number, hash, resync_floor FROM checkpoints WHERE chain = ? AND output = "
+                  "'" SQLITE_OUTPUT "'",
     /* ST_RECENT: SQLITE_RECENT or SQLITE_RECENT_ARCH (prepare_all, arch_open) */
 };
 
@@ -357,7 +360,8 @@ static int save_checkpoint(sqlite_sink *s, const char *chain, const bp_checkpoin
     sqlite3_stmt *st = s->st[which];
     int rc = bind_text(st, 1, chain);
     if (cp->set)
-        rc |= bind_u64(st, 2, cp->number) | bind_text(st, 3, cp->hash);
+        rc |= bind_u64(st, 2, cp->number) | bind_text(st, 3, cp->hash) |
+              (cp->floor_set ? bind_u64(st, 4, cp->floor) : sqlite3_bind_null(st, 4));
     rc = rc != SQLITE_OK ? bind_failed(s) : run(s, which);
     if (rc != SQLITE_OK)
         return bp_error_set(err, BP_EDB, "checkpoint of chain '%s' (block %" PRIu64 "): %s", chain,
@@ -603,6 +607,8 @@ static int sqlite_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *ou
         out->set = true;
         out->number = column_u64(st, 0);
         snprintf(out->hash, sizeof(out->hash), "%s", h ? (const char *)h : "");
+        out->floor_set = sqlite3_column_type(st, 2) != SQLITE_NULL;
+        out->floor = out->floor_set ? column_u64(st, 2) : 0;
         rc = SQLITE_DONE;
     }
     if (rc != SQLITE_DONE)
@@ -719,6 +725,28 @@ static int add_v3_columns(sqlite_sink *s, bp_table t, bp_error *err)
     return rc;
 }
 
+/* Version 4: checkpoints.resync_floor, when missing (a file set back to an older version may
+ * have it). */
+static int add_floor_column(sqlite_sink *s, bp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT count(*) FROM pragma_table_info('checkpoints')"
+                                " WHERE name = 'resync_floor'",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        rc = sqlite3_column_int(st, 0) > 0 ||
+                     bp_buf_puts(&s->sql,
+                                 "ALTER TABLE checkpoints ADD COLUMN resync_floor INTEGER;") == 0
+                 ? SQLITE_OK
+                 : SQLITE_NOMEM;
+    if (rc != SQLITE_OK)
+        bp_error_set(err, BP_EDB, "%s: reading the columns of checkpoints: %s", s->path,
+                     sqlite3_errmsg(s->db));
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : BP_EDB;
+}
+
 /* Creates the schema when missing; refuses a database made by a newer blockpipe. */
 static int create_schema(sqlite_sink *s, bp_error *err)
 {
@@ -736,6 +764,8 @@ static int create_schema(sqlite_sink *s, bp_error *err)
      * them here (version 0: nothing there yet, the CREATEs below make it whole). */
     for (bp_table t = 0; rc == 0 && version > 0 && version < 3 && t < BP_TABLE_COUNT; t++)
         rc = add_v3_columns(s, t, err);
+    if (rc == 0 && version > 0 && version < 4)
+        rc = add_floor_column(s, err);
     for (bp_table t = 0; rc == 0 && t < BP_TABLE_COUNT; t++)
         if (bp_sql_create_table(&s->sql, t, "IF NOT EXISTS ", "", sqlite_type, "") != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");

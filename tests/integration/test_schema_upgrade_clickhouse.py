@@ -1,11 +1,11 @@
-"""ClickHouse: a database of schema version 2 is upgraded to 4 in place, its columns in the order
+"""ClickHouse: a database of schema version 2 is upgraded to 5 in place, its columns in the order
 of one made new.
 
-`blockpipe migrate` makes a new database (version 4); the columns version 3 added are dropped
-and the schema_migrations rows of 3 and 4 removed (what a version 2 database looks like; version
-4's Arch tables stay: every step is IF NOT EXISTS); `migrate` again must say "migrated from
-version 2 to 4" and leave every raw table with exactly the columns, in
-the order, of the new one (ALTER ... ADD COLUMN ... AFTER the column before it)."""
+`blockpipe migrate` makes a new database (version 5); the columns version 3 added are dropped
+and the schema_migrations rows of 3 to 5 removed (what a version 2 database looks like; version
+4's Arch tables and version 5's resync_floor columns stay: every step is IF NOT EXISTS or looks
+first); `migrate` again must say "migrated from version 2 to 5" and leave every raw table
+with exactly the columns, in the order, of the new one (ALTER ... ADD COLUMN ... AFTER the column before it)."""
 import os
 import subprocess
 import sys
@@ -32,7 +32,7 @@ def main():
     print(__doc__.strip().splitlines()[0])
     bp = os.environ["BLOCKPIPE"]
     with ClickHouse() as ch:
-        migrate(bp, ch, "migrated from version 0 to 4")
+        migrate(bp, ch, "migrated from version 0 to 5")
         new = columns(ch)
         for t, c in V3:
             ch.sql(f"ALTER TABLE s.{t} DROP COLUMN {c}")
@@ -42,7 +42,7 @@ def main():
         ch.sql("RENAME TABLE s.sm2 TO s.schema_migrations")
         if len(columns(ch)) != len(new) - len(V3):
             sys.exit("FAIL: the version 3 columns were not dropped")
-        migrate(bp, ch, "migrated from version 2 to 4")
+        migrate(bp, ch, "migrated from version 2 to 5")
         got = columns(ch)
         if got != new:
             sys.exit(f"FAIL: upgraded columns differ from a new database's:\n{got}\n{new}")

@@ -922,7 +922,7 @@ static void test_upgrade_from_schema_1(void **state)
     snprintf(url, sizeof(url), "sqlite:%s", path);
     assert_int_equal(bp_sink_open_url(url, &s, &err), 0);
     assert_true(s->derived);
-    assert_one(db, "PRAGMA user_version", "3");
+    assert_one(db, "PRAGMA user_version", "4");
     assert_one(db, "SELECT count(*) FROM chain_metrics_1d_v", "0");
     /* 4 raw tables (blocks, transactions, logs, checkpoints) and the 12 derived ones (the
      * arch_* ones only once an Arch chain writes) */

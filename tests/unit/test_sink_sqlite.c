@@ -590,7 +590,7 @@ static void test_reopen_and_pragmas(void **state)
     assert_int_equal(bp_sink_sqlite_ops.checkpoint(f->sink, "main", &cp, &err), 0);
     assert_true(cp.set);
     assert_int_equal(cp.number, 1);
-    assert_row(f->db, "PRAGMA user_version", "3");
+    assert_row(f->db, "PRAGMA user_version", "4");
     assert_row(f->db, "PRAGMA journal_mode", "wal");
     apply_range(f, "main", 2, 2);
     assert_row(f->db, "SELECT count(*) FROM blocks", "2");
@@ -624,7 +624,7 @@ static void test_upgrade_from_v2(void **state)
                "0");
     bp_error err = {0};
     assert_int_equal(bp_sink_sqlite_ops.open(&f->sink, f->path, NULL, &err), 0);
-    assert_row(f->db, "PRAGMA user_version", "3");
+    assert_row(f->db, "PRAGMA user_version", "4");
     assert_row(f->db,
                "SELECT count(*) FROM pragma_table_info('transactions') WHERE name LIKE"
                " 'receipt_l1%'",
@@ -634,6 +634,39 @@ static void test_upgrade_from_v2(void **state)
     assert_row(f->db, "SELECT count(*), count(extra) FROM blocks", "1|0");
     apply_range(f, "main", 2, 2);
     assert_row(f->db, "SELECT count(*) FROM blocks", "2");
+}
+
+/* The checkpoint's resync floor (an Arch chain's, bp_checkpoint.floor) is stored and read back
+ * with it; a file of schema version 3 (no resync_floor column) gets the column when opened. */
+static void test_checkpoint_floor(void **state)
+{
+    fixture *f = *state;
+    bp_block *b = fx_block(1, 0, true, true);
+    bp_event ev = {.kind = BP_EVENT_APPLY, .block = b};
+    bp_checkpoint cp = fx_cp(1, 0);
+    cp.floor_set = true;
+    cp.floor = 7;
+    bp_error err = {0};
+    assert_int_equal(write_events(f, "main", &ev, 1, cp, &err), 0);
+    bp_block_free(b);
+    bp_checkpoint got;
+    assert_int_equal(bp_sink_sqlite_ops.checkpoint(f->sink, "main", &got, &err), 0);
+    assert_true(got.set && got.floor_set);
+    assert_int_equal(got.floor, 7);
+    bp_sink_sqlite_ops.close(f->sink);
+    f->sink = NULL;
+    assert_int_equal(sqlite3_exec(f->db,
+                                  "ALTER TABLE checkpoints DROP COLUMN resync_floor;"
+                                  "PRAGMA user_version = 3;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(bp_sink_sqlite_ops.open(&f->sink, f->path, NULL, &err), 0);
+    assert_row(f->db, "PRAGMA user_version", "4");
+    assert_int_equal(bp_sink_sqlite_ops.checkpoint(f->sink, "main", &got, &err), 0);
+    assert_true(got.set && !got.floor_set);
+    assert_int_equal(got.number, 1);
+    apply_range(f, "main", 2, 2); /* no floor: NULL */
+    assert_row(f->db, "SELECT number, resync_floor IS NULL FROM checkpoints", "2|1");
 }
 
 /* A block the insert refuses for another reason than its key: the error names the block and
@@ -704,6 +737,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_recent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_and_pragmas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_from_v2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_floor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_insert_error_names_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_checkpoint, setup, teardown),
         cmocka_unit_test(test_open_errors),
