@@ -1,16 +1,16 @@
 """The PostgreSQL output's derived tables cost few round trips per batch: statements that return
 nothing ride with the batch's next round trip (the chain's lock with the first raw COPY, a
 run's merges and pricing with the next COPY, the rollups and retention with the checkpoint
-and COMMIT), and the touched minutes' contract rows are COPYed straight into
-contract_metrics_1m. A backfill of a simnode chain with `--metrics off` and one with
-`--metrics on` into one server that logs every statement (log_min_duration_statement=0: one
-entry per simple query or COPY): with the derived tables the writer's connection may send at
-most 6 more per batch (the COPYs of chain_metrics_block, token_transfers, the hour's and
-day's contract increments and the minutes' contract rows, and the query listing the run's lazy
-windows; the code before sent 10). The derived tables are there and equal the rows of a
-backfill of the same chain into SQLite (whose writes are statement by statement): the
-contract windows, the chain windows, their unique_senders and active_addresses (counted on the
-client now) included."""
+and COMMIT), the query listing the run's lazy windows goes ahead of the block rows' COPY, the
+hour's and day's contract increments share one COPY, and the touched minutes' contract rows
+are COPYed straight into contract_metrics_1m. A backfill of a simnode chain with `--metrics
+off` and one with `--metrics on` into one server that logs every statement
+(log_min_duration_statement=0: one entry per simple query or COPY): with the derived tables the
+writer's connection may send at most 4 more per batch (the COPYs of chain_metrics_block,
+token_transfers, the contract increments and the minutes' contract rows; the code before sent
+10). The derived tables are there and equal the rows of a backfill of the same chain into
+SQLite (whose writes are statement by statement): the contract windows, the chain windows,
+their unique_senders and active_addresses (counted on the client now) included."""
 import collections
 import os
 import re
