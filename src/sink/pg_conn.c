@@ -271,19 +271,52 @@ int bp_pg_copy_end(PGconn *c, char *sqlstate, long *line, const char *what, bp_e
     return rc;
 }
 
+int bp_pg_copy_begin_after(PGconn *c, const char *before, const char *table, const char *cols,
+                           PGresult **res, char *sqlstate, const char *what, bp_error *err)
+{
+    if (res)
+        *res = NULL;
+    bp_buf sql;
+    bp_buf_init(&sql, 0);
+    if ((before && bp_buf_puts(&sql, before) != 0) ||
+        bp_buf_printf(&sql, "COPY %s(%s) FROM STDIN (FORMAT binary)", table, cols) != 0) {
+        bp_buf_release(&sql);
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    }
+    int sent = PQsendQuery(c, sql.data);
+    bp_buf_release(&sql);
+    if (!sent)
+        return result_error(c, NULL, sqlstate, what, err);
+    /* the statements' results, up to the COPY's CopyInResponse; one that failed made the server
+     * skip the rest (the COPY too): its error ends the results */
+    PGresult *r, *rows = NULL;
+    int rc = 0;
+    bool copying = false;
+    while (!copying && (r = PQgetResult(c)) != NULL) {
+        ExecStatusType st = PQresultStatus(r);
+        copying = st == PGRES_COPY_IN;
+        if (st == PGRES_TUPLES_OK && rc == 0) {
+            PQclear(rows);
+            rows = r;
+            continue;
+        }
+        if (!copying && st != PGRES_COMMAND_OK && rc == 0)
+            rc = result_error(c, r, sqlstate, what, err);
+        PQclear(r);
+    }
+    if (rc == 0 && !copying)
+        rc = result_error(c, NULL, sqlstate, what, err);
+    if (rc == 0 && res)
+        *res = rows;
+    else
+        PQclear(rows);
+    return rc;
+}
+
 int bp_pg_copy_begin(PGconn *c, const char *table, const char *cols, char *sqlstate,
                      const char *what, bp_error *err)
 {
-    char sql[4096];
-    snprintf(sql, sizeof(sql), "COPY %s(%s) FROM STDIN (FORMAT binary)", table, cols);
-    PGresult *r = PQexec(c, sql);
-    if (!r || PQresultStatus(r) != PGRES_COPY_IN) {
-        int rc = result_error(c, r, sqlstate, what, err);
-        PQclear(r);
-        return rc;
-    }
-    PQclear(r);
-    return 0;
+    return bp_pg_copy_begin_after(c, NULL, table, cols, NULL, sqlstate, what, err);
 }
 
 int bp_pg_copy_put(PGconn *c, const bp_buf *data, char *sqlstate, const char *what, bp_error *err)

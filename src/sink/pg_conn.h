@@ -82,6 +82,11 @@ int bp_pg_copy(PGconn *c, const char *table, const char *cols, const bp_buf *dat
  * err already holds: the server is told why, and the caller rolls the transaction back). */
 int bp_pg_copy_begin(PGconn *c, const char *table, const char *cols, char *sqlstate,
                      const char *what, bp_error *err);
+/* bp_pg_copy_begin after the statements before (none when NULL) in the same round trip: a
+ * failure of theirs is the one reported; res (may be NULL): the rows of the last of them that
+ * returns rows (NULL when none; the caller PQclears it). */
+int bp_pg_copy_begin_after(PGconn *c, const char *before, const char *table, const char *cols,
+                           PGresult **res, char *sqlstate, const char *what, bp_error *err);
 int bp_pg_copy_put(PGconn *c, const bp_buf *data, char *sqlstate, const char *what, bp_error *err);
 int bp_pg_copy_end(PGconn *c, char *sqlstate, long *line, const char *what, bp_error *err);
 int bp_pg_copy_abort(PGconn *c, const char *why, int rc);

@@ -3,21 +3,25 @@
  * statement per row.
  *
  * APPLY run: COPY the block rows into their tables, the blocks' 1h and 1d set rows known to be
- * new into theirs (in key order, counted on the client), the other set rows and the run's contract
+ * new into theirs (in key order, counted on the client: the new (contract, sender) pairs into
+ * the unique_senders of the run's contract increments), the other set rows and the run's contract
  * increments (metrics.h: bp_derived_run) into temporary tables, each COPY streamed in
- * BP_PG_COPY_CHUNK pieces; then one round trip: the staged set rows not there yet are
+ * BP_PG_COPY_CHUNK pieces; then the merge: the staged set rows not there yet are
  * inserted, lowest first_block first, and counted per window (into bp_d_aa_delta for the
  * chain windows, bp_d_cs_new for the contract windows); the contract windows add their
  * increments and new senders.
  * REVERT (of the highest block): the block's senders, (contract, sender) pairs and
  * per-contract sums come from its raw transactions (deleted after this); the set rows whose
  * first_block it is go (counted); the contract windows subtract the sums.
- * Batch end: the contract rows of the touched minutes the batch has summaries of COPYed into
- * a temporary table, then one round trip: every touched minute's contract rows (those, or
- * recomputed from its raw transactions) and distinct senders, every touched chain window recomputed
- * from its finer rows, the 1h and 1d ones with active_addresses moved by the sum of their
- * bp_d_aa_delta rows; retention. The temporary tables empty at COMMIT. Writers of one chain are
- * serialized by a transaction-scoped advisory lock. */
+ * Batch end: the touched minutes the batch has summaries of get their contract rows deleted and
+ * COPYed straight in; then every other touched minute's contract rows (recomputed from its raw
+ * transactions) and distinct senders, every touched chain window recomputed from its finer
+ * rows, the 1h and 1d ones with active_addresses moved by the sum of their bp_d_aa_delta rows;
+ * retention. The temporary tables are emptied by DELETE. Writers of one chain are serialized by
+ * a transaction-scoped advisory lock.
+ * Round trips: a statement that returns nothing (the lock, a merge, pricing, the batch end's)
+ * waits in d->pend and goes ahead of the batch's next query or COPY, the output's included
+ * (bp_pg_derived_pending: the batch end's with the checkpoint and COMMIT). */
 #include "sink/pg_derived.h"
 
 #include <inttypes.h>
@@ -59,9 +63,9 @@ static const bp_sql_dialect g_dialect = {
  * row): what storing one costs later (a REVERT into it, a restart) stays bounded. */
 #define LAZY_MAX_TXS 1000000
 
-/* The run's increments go through these (LIKE their tables). */
-static const bp_dtable g_staged[] = {BP_DT_ACTIVE_ADDRESSES, BP_DT_CONTRACT_SENDERS,
-                                     BP_DT_CONTRACT_1M, BP_DT_CONTRACT_1H, BP_DT_CONTRACT_1D};
+/* The run's staged set rows go through these (LIKE their tables); its contract increments
+ * through bp_d_contract_inc (LIKE contract_metrics_1h, and their grain). */
+static const bp_dtable g_staged[] = {BP_DT_ACTIVE_ADDRESSES, BP_DT_CONTRACT_SENDERS};
 #define N_STAGED (sizeof(g_staged) / sizeof(g_staged[0]))
 /* The block rows COPYed straight into their tables. */
 static const bp_dtable g_direct[] = {BP_DT_CHAIN_BLOCK, BP_DT_TOKEN_TRANSFERS,
@@ -95,6 +99,17 @@ struct bp_pg_derived {
     bp_buf sql;
     bp_buf data;
     bp_buf cols;
+    /* Statements that return nothing, waiting for the batch's next round trip (a query's or a
+     * COPY's, here or the output's: bp_pg_derived_pending): each one alone was a round trip the
+     * writer waited for while the server had nothing else to do. */
+    bp_buf pend;
+    bp_buf ask;                       /* a question (rows) for the next COPY to ask before it */
+    PGresult *answer;                 /* its answer, once asked */
+    uint64_t pend_cut[BP_EXPIRY_MAX]; /* retention's cuts, once the pending SQL is committed */
+    bool pend_cuts;
+    bool cs_new;      /* the run's bp_d_cs_new has rows (staged pairs, or counts without a row) */
+    bool staged_sets; /* the run staged set rows */
+    bool staged_contracts[BP_GRAIN_COUNT]; /* the run's contract increments of the grain */
     bp_windows win;
     bp_derived_run run;
     bool foreign; /* the batch met blocks another process stored: no minute summaries */
@@ -147,6 +162,8 @@ int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *er
     bp_buf_init(&d->sql, 0);
     bp_buf_init(&d->data, 0);
     bp_buf_init(&d->cols, 0);
+    bp_buf_init(&d->pend, 0);
+    bp_buf_init(&d->ask, 0);
     bp_buf_init(&d->counts, 0);
     bp_derived_run_init(&d->run);
     *out = d;
@@ -160,6 +177,9 @@ void bp_pg_derived_free(bp_pg_derived *d)
     bp_buf_release(&d->sql);
     bp_buf_release(&d->data);
     bp_buf_release(&d->cols);
+    bp_buf_release(&d->pend);
+    bp_buf_release(&d->ask);
+    PQclear(d->answer);
     bp_buf_release(&d->counts);
     bp_keymap_release(&d->pairs_new);
     free(d->pair_counts);
@@ -176,6 +196,26 @@ void bp_pg_derived_free(bp_pg_derived *d)
 void bp_pg_derived_reset(bp_pg_derived *d)
 {
     d->have_temp = false;
+    bp_buf_reset(&d->pend);
+    d->pend_cuts = false;
+}
+
+const char *bp_pg_derived_pending(const bp_pg_derived *d)
+{
+    return d && d->pend.len ? d->pend.data : NULL;
+}
+
+void bp_pg_derived_sent(bp_pg_derived *d)
+{
+    bp_buf_reset(&d->pend);
+}
+
+void bp_pg_derived_committed(bp_pg_derived *d)
+{
+    if (d && d->pend_cuts) /* (a rolled-back batch runs them again: the cut moves on after) */
+        memcpy(d->last_cut, d->pend_cut, sizeof(d->last_cut));
+    if (d)
+        d->pend_cuts = false;
 }
 
 const char *bp_pg_derived_sqlstate(const bp_pg_derived *d)
@@ -183,15 +223,34 @@ const char *bp_pg_derived_sqlstate(const bp_pg_derived *d)
     return d->sqlstate;
 }
 
-static int run_sql(bp_pg_derived *d, PGconn *c, const char *sql, PGresult **res, const char *what,
-                   bp_error *err)
-{
-    return bp_pg_run(c, sql, res, d->sqlstate, what, err);
-}
-
 static int oom(bp_error *err)
 {
     return bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
+/* sql after the pending statements, in one round trip (PQexec gives the last statement's
+ * result, or the failure that made the server skip the rest). */
+static int run_sql(bp_pg_derived *d, PGconn *c, const char *sql, PGresult **res, const char *what,
+                   bp_error *err)
+{
+    if (d->pend.len == 0)
+        return bp_pg_run(c, sql, res, d->sqlstate, what, err);
+    if (res)
+        *res = NULL;
+    int rc = bp_buf_puts(&d->pend, sql) != 0
+                 ? oom(err)
+                 : bp_pg_run(c, d->pend.data, res, d->sqlstate, what, err);
+    bp_buf_reset(&d->pend);
+    return rc;
+}
+
+/* sql (statements that return nothing) waits for the next round trip. */
+static int defer_sql(bp_pg_derived *d, const char *sql, bp_error *err)
+{
+    if (bp_buf_puts(&d->pend, sql) != 0 ||
+        (d->pend.len && d->pend.data[d->pend.len - 1] != ';' && bp_buf_putc(&d->pend, ';') != 0))
+        return oom(err);
+    return 0;
 }
 
 /* ---- rows ------------------------------------------------------------------------------- */
@@ -224,14 +283,17 @@ static void enc_value(bp_pgcopy *c, const bp_dcolumn *col, const bp_value *v)
     }
 }
 
-static void enc_row(bp_pgcopy *c, bp_dshape s, const void *row)
+/* A row of shape s, then extra (a text column) unless NULL. */
+static void enc_row(bp_pgcopy *c, bp_dshape s, const void *row, const char *extra)
 {
     size_t first, n = bp_dshape_columns(s, &first);
-    bp_pgcopy_row(c, (uint16_t)n);
+    bp_pgcopy_row(c, (uint16_t)(n + (extra != NULL)));
     for (size_t i = 0; i < n; i++) {
         bp_value v = bp_dvalue_of((bp_dcol_id)(first + i), row);
         enc_value(c, &bp_dcolumns[first + i], &v);
     }
+    if (extra)
+        bp_pgcopy_text(c, extra);
 }
 
 /* What one COPY sends: an array's rows, or one table's rows of the run's blocks (a block
@@ -242,7 +304,9 @@ typedef struct row_src {
     size_t nblocks;
     const bp_set_row *const *sorted; /* not NULL: the set rows from here */
     size_t nsorted;
-    const bp_derived *der; /* not NULL: the contract rows of the summarized touched minutes */
+    const bp_derived *der;     /* not NULL: the contract rows of the summarized touched minutes */
+    const bp_derived_run *run; /* not NULL: its hour and day increments, their grain after */
+    const char *grain_name;    /* (run: the current row's) */
     const bp_windows *win;
     const char *array;
     size_t count, size;
@@ -252,6 +316,7 @@ typedef struct row_src {
     bool foreign;                   /* no row counts as known to be new */
     const bp_pg_derived *skip_lazy; /* not NULL: not the rows of d's lazy windows */
     size_t i, k;                    /* where it is */
+    size_t sent;                    /* rows given out */
 } row_src;
 
 static bool is_lazy(const bp_pg_derived *d, const bp_set_row *r);
@@ -274,11 +339,27 @@ static const void *next_minute_row(row_src *s)
     return NULL;
 }
 
+static const void *next_row_of(row_src *s);
+
 /* The next row of s, NULL after the last. */
 static const void *next_row(row_src *s)
 {
+    const void *row = next_row_of(s);
+    s->sent += row != NULL;
+    return row;
+}
+
+static const void *next_row_of(row_src *s)
+{
     if (s->der)
         return next_minute_row(s);
+    for (; s->run && s->i < BP_GRAIN_COUNT; s->i++, s->k = 0)
+        if (s->i >= BP_GRAIN_SETS && s->k < s->run->contract_count[s->i]) {
+            s->grain_name = bp_grain_names[s->i];
+            return &s->run->contracts[s->i][s->k++];
+        }
+    if (s->run)
+        return NULL;
     if (!s->blocks)
         return s->i < s->count ? s->array + s->size * s->i++ : NULL;
     while (s->sorted && s->i < s->nsorted) {
@@ -318,16 +399,24 @@ static int copy_src(bp_pg_derived *d, PGconn *c, bp_dtable t, const char *name, 
         return 0;
     bp_dshape shape = bp_dtables[t].shape;
     bp_buf_reset(&d->cols);
-    if (bp_sql_dcolumns(&d->cols, shape, NULL) != 0)
+    if (bp_sql_dcolumns(&d->cols, shape, NULL) != 0 ||
+        (src->run && bp_buf_puts(&d->cols, ", grain") != 0))
         return oom(err);
-    char what[96];
-    snprintf(what, sizeof(what), "COPY into %s", name);
-    int rc = bp_pg_copy_begin(c, name, d->cols.data, d->sqlstate, what, err);
+    char what[128];
+    snprintf(what, sizeof(what), "%sCOPY into %s",
+             d->pend.len || d->ask.len ? "pending statements and " : "", name);
+    if (d->ask.len && defer_sql(d, d->ask.data, err) != 0)
+        return oom(err);
+    /* (the question asked with it: its answer is the last statement's rows before the COPY) */
+    int rc = bp_pg_copy_begin_after(c, d->pend.len ? d->pend.data : NULL, name, d->cols.data,
+                                    d->ask.len ? &d->answer : NULL, d->sqlstate, what, err);
+    bp_buf_reset(&d->ask);
+    bp_buf_reset(&d->pend);
     bp_pgcopy p = {.buf = &d->data};
     bp_buf_reset(&d->data);
     bp_pgcopy_header(&p);
     for (; rc == 0 && row; row = next_row(src)) {
-        enc_row(&p, shape, row);
+        enc_row(&p, shape, row, src->run ? src->grain_name : NULL);
         if (p.rc == 0 && d->data.len >= BP_PG_COPY_CHUNK) {
             rc = bp_pg_copy_put(c, &d->data, d->sqlstate, what, err);
             bp_buf_reset(&d->data);
@@ -349,12 +438,11 @@ static int copy_src(bp_pg_derived *d, PGconn *c, bp_dtable t, const char *name, 
     return rc ? rc : bp_pg_copy_end(c, d->sqlstate, NULL, what, err);
 }
 
-/* count rows of table t's shape at rows (stride size) into one COPY of table name. */
-static int copy_rows(bp_pg_derived *d, PGconn *c, bp_dtable t, const char *name, const void *rows,
-                     size_t count, size_t size, bp_error *err)
+/* The run's hour and day contract increments into bp_d_contract_inc, one COPY. */
+static int copy_increments_of(bp_pg_derived *d, PGconn *c, bp_error *err)
 {
-    row_src src = {.array = rows, .count = count, .size = size};
-    return copy_src(d, c, t, name, &src, err);
+    row_src src = {.run = &d->run};
+    return copy_src(d, c, BP_DT_CONTRACT_1H, "bp_d_contract_inc", &src, err);
 }
 
 /* ---- lazy sets -------------------------------------------------------------------------- */
@@ -467,12 +555,16 @@ static bool is_lazy(const bp_pg_derived *d, const bp_set_row *r)
 /* Which windows of the run's set rows are lazy (d->wins): of those whose rows are all known to
  * be new, the ones listed and the ones without a stored row yet (listed now: a window with no
  * row has an empty set, which its raw transactions give too). A window with staged rows is not:
- * they are checked against its stored rows, which are stored first (merge_increments). */
-static int find_lazy(bp_pg_derived *d, PGconn *c, const bp_block_derived *const *blocks, size_t n,
-                     bool *any_stored, bp_error *err)
+ * they are checked against its stored rows, which are stored first (merge_increments). The
+ * question that lists and finds them goes to d->ask, asked with the run's first COPY
+ * (find_lazy_answer). */
+static int find_lazy_ask(bp_pg_derived *d, const bp_block_derived *const *blocks, size_t n,
+                         bp_error *err)
 {
     d->nwins = 0;
-    *any_stored = false;
+    bp_buf_reset(&d->ask);
+    PQclear(d->answer);
+    d->answer = NULL;
     for (size_t i = 0; i < n; i++)
         for (size_t k = 0; k < blocks[i]->set_row_count; k++) {
             const bp_set_row *r = &blocks[i]->set_rows[k];
@@ -496,16 +588,11 @@ static int find_lazy(bp_pg_derived *d, PGconn *c, const bp_block_derived *const 
     }
     if (rc != 0)
         return oom(err);
-    if (asked == 0) { /* (a window with known rows has staged ones too: its known are stored) */
-        for (size_t i = 0; i < d->nwins; i++)
-            *any_stored |= d->wins[i].known;
+    if (asked == 0) /* (a window with known rows has staged ones too: its known are stored) */
         return 0;
-    }
-    bp_buf rest;
-    bp_buf_init(&rest, 0);
     const char *o = d->origin_lit;
     rc = bp_buf_printf(
-        &rest,
+        &d->ask,
         "WITH v(g, w) AS (VALUES %s), ins AS (INSERT INTO lazy_set_windows"
         " SELECT %s, v.g, v.w FROM v WHERE NOT EXISTS (SELECT 1 FROM lazy_set_windows m"
         " WHERE m.origin_key = %s AND m.grain = v.g AND m.window_start = v.w)"
@@ -517,13 +604,22 @@ static int find_lazy(bp_pg_derived *d, PGconn *c, const bp_block_derived *const 
         " FROM lazy_set_windows m JOIN v ON m.origin_key = %s AND m.grain = v.g"
         " AND m.window_start = v.w",
         q->data, o, o, o, o, o);
-    PGresult *res = NULL;
-    if (rc == 0)
-        rc = run_sql(d, c, rest.data, &res, "listing the run's lazy windows", err);
-    else
-        rc = oom(err);
-    bp_buf_release(&rest);
-    for (int i = 0; rc == 0 && i < PQntuples(res); i++) {
+    return rc ? oom(err) : 0;
+}
+
+/* The answer to find_lazy_ask's question (asked now if no COPY took it): the lazy windows
+ * marked; *any_stored: some of the run's rows known to be new go straight into the set tables. */
+static int find_lazy_answer(bp_pg_derived *d, PGconn *c, bool *any_stored, bp_error *err)
+{
+    int rc = 0;
+    *any_stored = false;
+    if (d->ask.len) { /* (no COPY asked it) */
+        PQclear(d->answer);
+        rc = run_sql(d, c, d->ask.data, &d->answer, "listing the run's lazy windows", err);
+        bp_buf_reset(&d->ask);
+    }
+    PGresult *res = d->answer;
+    for (int i = 0; rc == 0 && res && i < PQntuples(res); i++) {
         int g = strcmp(PQgetvalue(res, i, 0), bp_grain_names[BP_GRAIN_1H]) == 0 ? BP_GRAIN_1H
                                                                                 : BP_GRAIN_1D;
         set_window *sw = run_window(d, g, strtoull(PQgetvalue(res, i, 1), NULL, 10));
@@ -531,6 +627,7 @@ static int find_lazy(bp_pg_derived *d, PGconn *c, const bp_block_derived *const 
             sw->lazy = true;
     }
     PQclear(res);
+    d->answer = NULL;
     for (size_t i = 0; rc == 0 && i < d->nwins; i++)
         *any_stored |= d->wins[i].known && !d->wins[i].lazy;
     return rc;
@@ -543,17 +640,17 @@ static int find_lazy(bp_pg_derived *d, PGconn *c, const bp_block_derived *const 
  * dead rows go every TRUNCATE_EVERY batches. */
 #define TRUNCATE_EVERY 64
 
-static int temp_tables(bp_pg_derived *d, PGconn *c, bp_error *err)
+static int temp_tables(bp_pg_derived *d, bp_error *err)
 {
     if (d->have_temp && ++d->batches % TRUNCATE_EVERY != 0)
         return 0;
     if (d->have_temp) {
         bp_buf_reset(&d->sql);
-        int rc = bp_buf_puts(&d->sql, "TRUNCATE bp_d_aa_delta, bp_d_cs_new, bp_d_cs_gone");
+        int rc = bp_buf_puts(
+            &d->sql, "TRUNCATE bp_d_aa_delta, bp_d_cs_new, bp_d_cs_gone, bp_d_contract_inc");
         for (size_t i = 0; i < N_STAGED; i++)
             rc |= bp_buf_printf(&d->sql, ", bp_d_%s", bp_dtables[g_staged[i]].name);
-        return rc ? oom(err)
-                  : run_sql(d, c, d->sql.data, NULL, "emptying the temporary tables", err);
+        return rc ? oom(err) : defer_sql(d, d->sql.data, err);
     }
     bp_buf_reset(&d->sql);
     int rc = 0;
@@ -565,10 +662,13 @@ static int temp_tables(bp_pg_derived *d, PGconn *c, bp_error *err)
                  " n bigint);"
                  "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_new(grain text, window_start bigint,"
                  " contract_address bytea, n bigint);"
-                 "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_gone(contract_address bytea, n bigint)");
+                 "CREATE TEMP TABLE IF NOT EXISTS bp_d_cs_gone(contract_address bytea, n bigint);"
+                 "CREATE TEMP TABLE IF NOT EXISTS bp_d_contract_inc(LIKE contract_metrics_1h,"
+                 " grain text)");
     if (rc != 0)
         return oom(err);
-    rc = run_sql(d, c, d->sql.data, NULL, "creating the derived tables' temporary tables", err);
+    /* (created with the batch's first round trip; a failed batch makes them again) */
+    rc = defer_sql(d, d->sql.data, err);
     d->have_temp = rc == 0;
     return rc;
 }
@@ -622,7 +722,7 @@ static int price_sql(bp_pg_derived *d, PGconn *c, const bp_derived *der, uint64_
                       " AND b.block_timestamp >= %" PRIu64 " AND b.block_timestamp <= %" PRIu64,
                       sym, der->price_max_age, d->origin_lit, lo, hi);
     PQfreemem(sym);
-    return rc ? oom(err) : run_sql(d, c, d->sql.data, NULL, "pricing blocks", err);
+    return rc ? oom(err) : defer_sql(d, d->sql.data, err);
 }
 
 /* The prices learnt: stored; the blocks they price differently are priced again. */
@@ -677,16 +777,19 @@ int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const char *origin, const b
 {
     d->sqlstate[0] = '\0';
     d->foreign = false;
+    bp_buf_reset(&d->pend);
+    d->pend_cuts = false;
     bp_windows_clear(&d->win);
     int rc = origin_literal(d, c, origin, err);
     if (rc == 0)
-        rc = temp_tables(d, c, err);
+        rc = temp_tables(d, err);
     if (rc != 0)
         return rc;
     char sql[256];
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(hashtext('blockpipe metrics ' || %s))",
              d->origin_lit);
-    rc = run_sql(d, c, sql, NULL, "locking the chain's derived tables", err);
+    /* taken with the batch's next round trip, before its rows (the output's raw COPY) */
+    rc = defer_sql(d, sql, err);
     return rc || !der ? rc : store_prices(d, c, der, err);
 }
 
@@ -742,7 +845,9 @@ static int copy_block_rows(bp_pg_derived *d, PGconn *c, const bp_block_derived *
 /* The counts of the grain's set rows known to be new (bp_set_row.known_new; none when the
  * batch met blocks another process stored: its rows may be in the table already), as the set
  * upserts would have counted them: one more distinct address per row in its window
- * (bp_d_aa_delta) and per (window, contract) (bp_d_cs_new). */
+ * (bp_d_aa_delta) and per (window, contract): added to the unique_senders of the run's
+ * increment of that contract window, which the upsert adds (a pair without one, which the
+ * metrics module does not make, goes through bp_d_cs_new like a staged row's). */
 static int count_known(bp_pg_derived *d, const bp_block_derived *const *blocks, size_t n, int g)
 {
     bp_buf *q = &d->counts;
@@ -771,6 +876,11 @@ static int count_known(bp_pg_derived *d, const bp_block_derived *const *blocks, 
                   .known = true,
                   .foreign = d->foreign};
     for (r = next_row(&cs); r; r = next_row(&cs)) {
+        size_t *inc = bp_keymap_get(&d->run.maps[g], r->window_start, r->contract_address, NULL);
+        if (inc) {
+            d->run.contracts[g][*inc].unique_senders++;
+            continue;
+        }
         size_t idx;
         bool added;
         if (bp_keymap_put(&d->pairs_new, r->window_start, r->contract_address, NULL, nk, &idx,
@@ -790,6 +900,7 @@ static int count_known(bp_pg_derived *d, const bp_block_derived *const *blocks, 
                             p->window, hex, p->n);
     }
     rc |= nk ? bp_buf_putc(q, ';') : 0;
+    d->cs_new |= nk > 0;
     return rc ? BP_ENOMEM : 0;
 }
 
@@ -800,6 +911,7 @@ static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *
 {
     bp_derived_run *r = &d->run;
     bp_buf_reset(&d->counts);
+    d->cs_new = d->staged_sets = false;
     /* the rows known to be new go into the sets' primary key indexes in key order: the server
      * descends to neighbouring leaf pages, not to random ones (none: their windows are lazy) */
     if (stored &&
@@ -824,20 +936,19 @@ static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *
                                .foreign = d->foreign,
                                .skip_lazy = staged ? NULL : d};
                 rc = copy_src(d, c, t, name, &src, err);
+                d->staged_sets |= staged && src.sent > 0;
+                d->cs_new |= staged && pairs && src.sent > 0;
             }
-        char kw[64];
-        snprintf(kw, sizeof(kw), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_1M + g].name);
-        if (rc == 0)
-            rc = copy_rows(d, c, (bp_dtable)(BP_DT_CONTRACT_1M + g), kw, r->contracts[g],
-                           r->contract_count[g], sizeof(bp_contract_row), err);
+        d->staged_contracts[g] = r->contract_count[g] > 0;
         if (rc != 0)
             return rc;
     }
-    return 0;
+    return copy_increments_of(d, c, err); /* (with their counts) */
 }
 
-/* Counts the new set rows, upserts the sets, adds the contract windows' increments. */
-static int merge_increments(bp_pg_derived *d, PGconn *c, uint64_t first, bp_error *err)
+/* Counts the new set rows, upserts the sets, adds the contract windows' increments: SQL that
+ * waits for the batch's next round trip. Only the temporary tables the run wrote are read. */
+static int merge_increments(bp_pg_derived *d, uint64_t first, bp_error *err)
 {
     bp_buf *q = &d->sql;
     bp_buf_reset(q);
@@ -849,47 +960,59 @@ static int merge_increments(bp_pg_derived *d, PGconn *c, uint64_t first, bp_erro
     for (size_t i = 0; i < d->nwins; i++)
         if (d->wins[i].staged)
             rc |= materialize_window_sql(d, q, d->wins[i].grain, d->wins[i].w, first);
-    rc |= bp_buf_puts(
-        q, "WITH ins AS (INSERT INTO active_addresses SELECT * FROM bp_d_active_addresses"
-           " ORDER BY first_block ON CONFLICT(origin_key, grain, window_start, address) DO NOTHING"
-           " RETURNING grain, window_start)"
-           " INSERT INTO bp_d_aa_delta SELECT grain, window_start, count(*) FROM ins"
-           " GROUP BY 1, 2;"
-           "WITH ins AS (INSERT INTO contract_senders SELECT * FROM bp_d_contract_senders"
-           " ORDER BY first_block ON CONFLICT(origin_key, grain, window_start, contract_address, "
-           "address) DO NOTHING"
-           " RETURNING grain, window_start, contract_address)"
-           " INSERT INTO bp_d_cs_new SELECT grain, window_start, contract_address, count(*)"
-           " FROM ins GROUP BY 1, 2, 3;");
+    rc |=
+        !d->staged_sets
+            ? 0
+            : bp_buf_puts(
+                  q,
+                  "WITH ins AS (INSERT INTO active_addresses SELECT * FROM bp_d_active_addresses"
+                  " ORDER BY first_block ON CONFLICT(origin_key, grain, window_start, address) DO "
+                  "NOTHING"
+                  " RETURNING grain, window_start)"
+                  " INSERT INTO bp_d_aa_delta SELECT grain, window_start, count(*) FROM ins"
+                  " GROUP BY 1, 2;"
+                  "WITH ins AS (INSERT INTO contract_senders SELECT * FROM bp_d_contract_senders"
+                  " ORDER BY first_block ON CONFLICT(origin_key, grain, window_start, "
+                  "contract_address, "
+                  "address) DO NOTHING"
+                  " RETURNING grain, window_start, contract_address)"
+                  " INSERT INTO bp_d_cs_new SELECT grain, window_start, contract_address, count(*)"
+                  " FROM ins GROUP BY 1, 2, 3;");
     for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
         const char *t = bp_dtables[BP_DT_CONTRACT_1M + g].name;
+        if (!d->staged_contracts[g])
+            continue;
         rc |= bp_buf_printf(q, "INSERT INTO %s(", t);
         rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
-        rc |=
-            bp_buf_printf(q,
-                          ") SELECT d.origin_key, d.window_start, d.contract_address, d.txcount,"
-                          " d.gas_used, d.fees_paid_wei, d.fees_paid_native, coalesce(n.n, 0)"
-                          /* summed: a (window, contract) whose window the module gave up
-                           * within the run has a count of the rows known to be new and one of
-                           * the staged rows inserted, and two joined rows would update the
-                           * contract window twice (SQLSTATE 21000) */
-                          " FROM bp_d_%s d LEFT JOIN (SELECT grain, window_start,"
-                          " contract_address, sum(n) AS n FROM bp_d_cs_new GROUP BY 1, 2, 3) n"
-                          " ON n.grain = '%s' AND n.window_start = d.window_start"
-                          " AND n.contract_address = d.contract_address"
-                          " ON CONFLICT(origin_key, window_start, contract_address) DO UPDATE SET ",
-                          t, bp_grain_names[g]);
+        rc |= bp_buf_puts(q, ") SELECT d.origin_key, d.window_start, d.contract_address,"
+                             " d.txcount, d.gas_used, d.fees_paid_wei, d.fees_paid_native,"
+                             " d.unique_senders");
+        /* the pairs known to be new are counted in d (count_known); those of staged rows
+         * inserted are in bp_d_cs_new, summed: a (window, contract) whose window the module
+         * gave up within the run has a count of both, and two joined rows would update the
+         * contract window twice (SQLSTATE 21000) */
+        if (d->cs_new)
+            rc |= bp_buf_puts(q, " + coalesce(n.n, 0) FROM bp_d_contract_inc d LEFT JOIN (SELECT"
+                                 " grain, window_start, contract_address, sum(n) AS n"
+                                 " FROM bp_d_cs_new GROUP BY 1, 2, 3) n ON n.grain = d.grain"
+                                 " AND n.window_start = d.window_start"
+                                 " AND n.contract_address = d.contract_address");
+        else
+            rc |= bp_buf_puts(q, " FROM bp_d_contract_inc d");
+        rc |= bp_buf_printf(q, " WHERE d.grain = '%s'", bp_grain_names[g]);
+        rc |= bp_buf_puts(
+            q, " ON CONFLICT(origin_key, window_start, contract_address) DO UPDATE SET ");
         rc |= bp_sql_contract_combine(q, &g_dialect, t, '+', "excluded");
         rc |=
             bp_buf_printf(q, ", unique_senders = %s.unique_senders + excluded.unique_senders;", t);
     }
     /* (temp_tables says why DELETE) */
-    rc |= bp_buf_puts(q, "DELETE FROM bp_d_cs_new;");
-    for (size_t i = 0; i < N_STAGED; i++)
+    rc |= d->cs_new ? bp_buf_puts(q, "DELETE FROM bp_d_cs_new;") : 0;
+    for (size_t i = 0; i < N_STAGED && d->staged_sets; i++)
         rc |= bp_buf_printf(q, "DELETE FROM bp_d_%s;", bp_dtables[g_staged[i]].name);
-    if (rc != 0)
-        return oom(err);
-    return run_sql(d, c, q->data, NULL, "merging the run's set and contract increments", err);
+    if (d->staged_contracts[BP_GRAIN_1H] || d->staged_contracts[BP_GRAIN_1D])
+        rc |= bp_buf_puts(q, "DELETE FROM bp_d_contract_inc;");
+    return rc ? oom(err) : defer_sql(d, q->data, err);
 }
 
 int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
@@ -916,9 +1039,11 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
     if (bp_derived_run_build(&d->run, blocks, n) != 0)
         return oom(err);
     bool stored;
-    int rc = copy_block_rows(d, c, blocks, n, err);
+    int rc = find_lazy_ask(d, blocks, n, err); /* (asked with the block rows' COPY) */
     if (rc == 0)
-        rc = find_lazy(d, c, blocks, n, &stored, err);
+        rc = copy_block_rows(d, c, blocks, n, err);
+    if (rc == 0)
+        rc = find_lazy_answer(d, c, &stored, err);
     if (rc == 0)
         rc = copy_increments(d, c, blocks, n, stored, err);
     if (d->order_cap > ORDER_KEEP) { /* a huge block's: not kept for the ordinary ones */
@@ -927,7 +1052,7 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
         d->order_cap = d->order_count = 0;
     }
     if (rc == 0)
-        rc = merge_increments(d, c, blocks[0]->chain.block_number, err);
+        rc = merge_increments(d, blocks[0]->chain.block_number, err);
     if (rc == 0)
         rc = price_sql(d, c, der, lo, hi, err);
     return rc ? bp_error_prefix(err, "derived tables of blocks %" PRIu64 "..%" PRIu64 ": ",
@@ -1027,62 +1152,54 @@ int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const 
 
 /* ---- batch end -------------------------------------------------------------------------- */
 
-/* A minute's contract rows: from the batch's summary, or from its raw transactions. */
-/* A minute's contract rows: recomputed from its raw transactions, or (a summary: sum) the
- * batch's rows of it, COPYed into bp_d_contract_metrics_1m before (copy_minutes). */
-static int contract_minute_sql(bp_pg_derived *d, bp_buf *q, const char *w,
-                               const bp_minute_summary *sum)
+/* A minute's contract rows recomputed from its raw transactions (one the batch has no summary
+ * of: those of the others are COPYed by copy_minutes). */
+static int contract_minute_sql(bp_pg_derived *d, bp_buf *q, const char *w)
 {
-    int rc = bp_sql_contract_minute_delete(q, d->origin_lit, w) | bp_buf_putc(q, ';');
-    if (!sum)
-        return rc | bp_sql_contract_minute_insert(q, &g_dialect, d->origin_lit, w) |
-               bp_buf_putc(q, ';');
-    return rc;
+    return bp_sql_contract_minute_delete(q, d->origin_lit, w) | bp_buf_putc(q, ';') |
+           bp_sql_contract_minute_insert(q, &g_dialect, d->origin_lit, w) | bp_buf_putc(q, ';');
 }
 
-/* The contract rows of the summarized touched minutes into bp_d_contract_metrics_1m (a binary
- * COPY: as a VALUES list in the rollups' statement, a batch's 2,500 rows took the server as
- * long as every other derived statement of the batch end); *copied whether there were any. */
-static int copy_minutes(bp_pg_derived *d, PGconn *c, const bp_derived *der, bool *copied,
-                        bp_error *err)
+/* The batch's summary of touched minute ws, or NULL (its rows come from its raw transactions). */
+static const bp_minute_summary *minute_summary(const bp_pg_derived *d, const bp_derived *der,
+                                               uint64_t ws)
 {
-    row_src src = {.der = der, .win = &d->win};
-    *copied = false;
-    if (d->foreign)
-        return 0;
-    row_src probe = src;
-    if (!next_row(&probe))
-        return 0;
-    *copied = true;
-    char name[64];
-    snprintf(name, sizeof(name), "bp_d_%s", bp_dtables[BP_DT_CONTRACT_1M].name);
-    return copy_src(d, c, BP_DT_CONTRACT_1M, name, &src, err);
+    return !d->foreign && der ? bp_derived_minute(der, ws) : NULL;
 }
 
-/* After the minutes' deletes: their summarized rows from bp_d_contract_metrics_1m. */
-static int minutes_insert_sql(bp_buf *q)
+/* The contract rows of the summarized touched minutes: their old rows deleted and theirs
+ * COPYed straight in (through a temporary table and an INSERT they cost the server twice; as a
+ * VALUES list in the rollups' statement, a batch's 2,500 rows took the server as long as every
+ * other derived statement of the batch end). */
+static int copy_minutes(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
 {
-    const char *t = bp_dtables[BP_DT_CONTRACT_1M].name;
-    int rc = bp_buf_printf(q, "INSERT INTO %s(", t);
-    rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
-    rc |= bp_buf_puts(q, ") SELECT ");
-    rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
-    return rc | bp_buf_printf(q, " FROM bp_d_%s;DELETE FROM bp_d_%s;", t, t);
+    bp_buf_reset(&d->sql);
+    int rc = 0;
+    for (size_t i = 0; i < d->win.n[BP_GRAIN_1M]; i++) {
+        uint64_t ws = d->win.v[BP_GRAIN_1M][i].w;
+        char w[24];
+        snprintf(w, sizeof(w), "%" PRIu64, ws);
+        if (minute_summary(d, der, ws))
+            rc |= bp_sql_contract_minute_delete(&d->sql, d->origin_lit, w) |
+                  bp_buf_putc(&d->sql, ';');
+    }
+    if (rc != 0 || (d->sql.len && defer_sql(d, d->sql.data, err) != 0))
+        return oom(err);
+    row_src src = {.der = d->foreign ? NULL : der, .win = &d->win};
+    return copy_src(d, c, BP_DT_CONTRACT_1M, bp_dtables[BP_DT_CONTRACT_1M].name, &src, err);
 }
 
-/* minutes: the summarized minutes' contract rows wait in bp_d_contract_metrics_1m. */
-static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, bool minutes)
+/* After copy_minutes: the touched windows recomputed (a minute without a summary with its
+ * contract rows). */
+static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q)
 {
     int rc = 0;
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        if (g == BP_GRAIN_1M + 1 && minutes) /* the minutes' rows, before the hours read them */
-            rc |= minutes_insert_sql(q);
         bp_dtable t = (bp_dtable)(BP_DT_CHAIN_1M + g);
         for (size_t i = 0; i < d->win.n[g]; i++) {
             char w[24], delta[200];
             uint64_t ws = d->win.v[g][i].w;
-            const bp_minute_summary *sum =
-                g == BP_GRAIN_1M && !d->foreign && der ? bp_derived_minute(der, ws) : NULL;
+            const bp_minute_summary *sum = g == BP_GRAIN_1M ? minute_summary(d, der, ws) : NULL;
             snprintf(w, sizeof(w), "%" PRIu64, ws);
             if (sum)
                 snprintf(delta, sizeof(delta), "%" PRIu64, sum->active_addresses);
@@ -1091,8 +1208,8 @@ static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, bool 
                          "coalesce((SELECT sum(n) FROM bp_d_aa_delta WHERE grain = '%s'"
                          " AND window_start = %s), 0)",
                          bp_grain_names[g], w);
-            if (g == BP_GRAIN_1M)
-                rc |= contract_minute_sql(d, q, w, sum);
+            if (g == BP_GRAIN_1M && !sum)
+                rc |= contract_minute_sql(d, q, w);
             /* a minute without a summary counts the senders of its raw transactions */
             rc |= bp_sql_rollup(q, t, &g_dialect, d->origin_lit, w,
                                 g == BP_GRAIN_1M && !sum ? NULL : delta);
@@ -1154,23 +1271,22 @@ static int big_lazy_sql(bp_pg_derived *d, bp_buf *q)
 
 int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
 {
-    uint64_t cuts[BP_EXPIRY_MAX];
-    bool minutes;
-    bp_buf_reset(&d->sql);
-    memcpy(cuts, d->last_cut, sizeof(cuts));
     if (bp_windows_close(&d->win) != 0)
         return oom(err);
-    int rc = copy_minutes(d, c, der, &minutes, err); /* none with metrics off (der NULL) */
+    int rc = copy_minutes(d, c, der, err); /* none with metrics off (der NULL) */
     if (rc != 0)
         return rc;
     /* (retention follows the rows written: none with metrics off) */
-    if (rollups_sql(d, der, &d->sql, minutes) != 0 ||
-        (der && (big_lazy_sql(d, &d->sql) != 0 || retention_sql(d, der, &d->sql, cuts) != 0)))
+    memcpy(d->pend_cut, d->last_cut, sizeof(d->pend_cut));
+    bp_buf_reset(&d->sql);
+    if (rollups_sql(d, der, &d->sql) != 0 ||
+        (der &&
+         (big_lazy_sql(d, &d->sql) != 0 || retention_sql(d, der, &d->sql, d->pend_cut) != 0)))
         return oom(err);
     if (bp_buf_puts(&d->sql, "DELETE FROM bp_d_aa_delta") != 0) /* (temp_tables) */
         return oom(err);
-    rc = run_sql(d, c, d->sql.data, NULL, "derived tables: rollups and retention", err);
-    if (rc == 0) /* (a rolled-back batch runs them again: the cut only moves on after this) */
-        memcpy(d->last_cut, cuts, sizeof(cuts));
-    return rc;
+    /* with the output's checkpoint and COMMIT (bp_pg_derived_pending), whose success moves the
+     * retention's cut on (bp_pg_derived_committed) */
+    d->pend_cuts = true;
+    return defer_sql(d, d->sql.data, err);
 }

@@ -48,6 +48,15 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
                         bp_error *err);
 int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const bp_block *b,
                          bp_error *err);
+/* Leaves the batch end's statements pending: they go with the checkpoint and COMMIT. */
 int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err);
+
+/* Between begin and COMMIT, statements that return nothing wait for the batch's next round
+ * trip (the chain's lock, the runs' merges, the batch end): the SQL the output's next round
+ * trip of the batch must run first (NULL: none; d may be NULL), and that it was sent. */
+const char *bp_pg_derived_pending(const bp_pg_derived *d);
+void bp_pg_derived_sent(bp_pg_derived *d);
+/* The batch's COMMIT succeeded (retention's cut moves on). */
+void bp_pg_derived_committed(bp_pg_derived *d);
 
 #endif

@@ -65,6 +65,7 @@ typedef struct pg_sink {
     bp_buf data[T_COUNT]; /* COPY data not sent yet, < BP_PG_COPY_CHUNK + a row */
     bp_buf cols[T_COUNT]; /* each table's column list, for COPY */
     bp_buf sql;           /* statement text (reused) */
+    bp_buf sql2;          /* it after the derived tables' pending statements */
     bp_buf json;          /* withdrawals JSON of one block (reused) */
     char *chain;          /* the chain chain_lit quotes */
     char *chain_lit;      /* chain as an SQL literal */
@@ -208,9 +209,17 @@ static int failed(pg_sink *s, PGresult *r, const char *what, bp_error *err)
     return bp_error_set(err, code, "%s: %s", what, msg);
 }
 
+/* sql after the derived tables' pending statements (bp_pg_derived_pending), one round trip. */
 static int exec(pg_sink *s, const char *sql, PGresult **res, const char *what, bp_error *err)
 {
-    return bp_pg_run(s->conn, sql, res, s->sqlstate, what, err);
+    const char *before = bp_pg_derived_pending(s->derived);
+    if (!before)
+        return bp_pg_run(s->conn, sql, res, s->sqlstate, what, err);
+    bp_buf_reset(&s->sql2);
+    if (bp_buf_puts(&s->sql2, before) != 0 || bp_buf_puts(&s->sql2, sql) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    bp_pg_derived_sent(s->derived);
+    return bp_pg_run(s->conn, s->sql2.data, res, s->sqlstate, what, err);
 }
 
 /* One binary COPY of table t's rows of the run ev[0..n) into `table`. The rows are encoded
@@ -221,7 +230,10 @@ static int exec(pg_sink *s, const char *sql, PGresult **res, const char *what, b
 static int copy_table(pg_sink *s, const char *table, int t, const char *chain, const bp_event *ev,
                       size_t n, const char *what, bp_error *err)
 {
-    int rc = bp_pg_copy_begin(s->conn, table, s->cols[t].data, s->sqlstate, what, err);
+    int rc = bp_pg_copy_begin_after(s->conn, bp_pg_derived_pending(s->derived), table,
+                                    s->cols[t].data, NULL, s->sqlstate, what, err);
+    if (s->derived)
+        bp_pg_derived_sent(s->derived);
     if (rc != 0)
         return rc;
     bp_buf *data = &s->data[t];
@@ -458,9 +470,14 @@ static int commit(pg_sink *s, const bp_batch *batch, bp_error *err)
                            floor_lit(cp).s);
     if (rc != 0 || bp_buf_puts(&s->sql, "COMMIT") != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
-    char what[96];
-    snprintf(what, sizeof(what), "checkpoint %" PRIu64 " and COMMIT", cp->number);
-    return exec(s, s->sql.data, NULL, what, err);
+    char what[128];
+    snprintf(what, sizeof(what), "%scheckpoint %" PRIu64 " and COMMIT",
+             bp_pg_derived_pending(s->derived) ? "derived tables' rollups and retention, " : "",
+             cp->number);
+    rc = exec(s, s->sql.data, NULL, what, err);
+    if (rc == 0 && s->derived)
+        bp_pg_derived_committed(s->derived);
+    return rc;
 }
 
 /* The derived rows der has of the APPLY run ev[0..n). */
@@ -924,6 +941,7 @@ static void pg_close(bp_sink *base)
         bp_buf_release(&s->cols[t]);
     }
     bp_buf_release(&s->sql);
+    bp_buf_release(&s->sql2);
     bp_buf_release(&s->json);
     free(s->chain);
     PQfreemem(s->chain_lit);
@@ -948,6 +966,7 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc |= bp_sql_columns(&s->cols[t], (bp_table)t);
     }
     bp_buf_init(&s->sql, PG_SQL_MAX);
+    bp_buf_init(&s->sql2, 0);
     bp_buf_init(&s->json, 0);
     rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory")
             : bp_pg_target_init(&s->t, target, opts, err);
