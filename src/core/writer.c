@@ -99,6 +99,10 @@ static void *writer_main(void *arg)
         free_events(w, w->events, w->batch.count);
         if (head)
             malloc_trim(0);
+        if (head && !w->at_head)
+            bp_budget_drop_file_pages();
+        if (w->batch.count > 0)
+            w->at_head = head;
         size_t set_aside = w->cfg.out->failed_count;
         pthread_mutex_lock(&w->lock);
         if (rc != 0 && w->rc == 0) {

@@ -51,6 +51,7 @@ typedef struct bp_writer {
     pthread_cond_t cv;
     bool busy;    /* a batch is handed over and not written yet */
     bool closing; /* write what was handed over, then end */
+    bool at_head; /* the writer thread's: the last batch was one at the head */
     bp_batch batch;
     bp_event *events; /* the batch in flight; its blocks are owned */
     size_t cap;
