@@ -332,7 +332,6 @@ typedef struct file_map {
 } file_map;
 
 #define DROP_MAX 1024
-#define DROP_EVERY_MS 10000
 
 static size_t droppable(file_map (*out)[DROP_MAX])
 {
@@ -364,18 +363,9 @@ void bp_budget_drop_file_pages(void)
 {
     static file_map maps[DROP_MAX]; /* one caller at a time: under lock */
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static int64_t last_ms = INT64_MIN / 2;
     pthread_mutex_lock(&lock);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    /* a backfill of small blocks may pass from big batches to small ones often: the pages it
-     * runs would come back each time */
-    if (now - last_ms >= DROP_EVERY_MS) {
-        last_ms = now;
-        size_t n = droppable(&maps);
-        for (size_t i = 0; i < n; i++)
-            madvise((void *)maps[i].lo, maps[i].hi - maps[i].lo, MADV_DONTNEED);
-    }
+    size_t n = droppable(&maps);
+    for (size_t i = 0; i < n; i++)
+        madvise((void *)maps[i].lo, maps[i].hi - maps[i].lo, MADV_DONTNEED);
     pthread_mutex_unlock(&lock);
 }
