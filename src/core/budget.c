@@ -338,7 +338,8 @@ static size_t droppable(file_map (*out)[DROP_MAX])
     FILE *f = fopen("/proc/self/smaps", "re");
     if (!f)
         return 0;
-    char line[512];
+    char line[4352]; /* a whole header line, PATH_MAX of path included: no piece of one is
+                        read as a line of its own */
     file_map m = {0};
     size_t n = 0;
     while (fgets(line, sizeof(line), f)) {
