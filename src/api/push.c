@@ -33,18 +33,21 @@ enum ev_kind { EV_APPLY = 1, EV_REVERT, EV_REORG, EV_TX_REVERT, EV_TX_APPLY };
 
 #define ROLLED_MAX 4096 /* Arch txids kept as announced rolled back (the oldest forgotten) */
 
-/* One committed block event, as the writer thread copied it. */
+/* One committed block event, as the writer thread copied it (fields in this order: no
+ * padding between them). */
 typedef struct ring_ev {
     uint64_t seq;
     enum ev_kind kind;
+    uint32_t depth; /* EV_REORG: blocks reverted */
     uint64_t number, timestamp;
-    char hash[67], parent[67];
     uint64_t batch;  /* the batch it came in */
-    uint32_t depth;  /* EV_REORG: blocks reverted */
     int64_t unix_ms; /* committed */
     bool arch;       /* an Arch chain's: its rows are in the arch_* tables */
     bool resync;     /* EV_TX_*: found by the re-read after a resubscription, not an event */
+    char hash[67], parent[67];
 } ring_ev;
+/* --api-push-ring's help and docs/PERFORMANCE.md give the ring's size in bytes from this */
+_Static_assert(sizeof(ring_ev) <= 184, "a ring event outgrew its documented 184 bytes");
 
 struct bp_push_msg {
     atomic_uint refs;
@@ -1570,6 +1573,11 @@ bp_push_hub *bp_push_hub_new(const bp_push_config *cfg, bp_error *err)
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cv, NULL);
     h->ring = calloc(h->cfg.ring, sizeof(*h->ring));
+    /* Resident from the start at its full size (4,096 events of 184 bytes: 736 KiB), not
+     * page by page as blocks come (over hours at the head): what the process holds at the
+     * head is measured with it full (docs/PERFORMANCE.md "memory"). */
+    for (size_t i = 0; h->ring && i < h->cfg.ring * sizeof(*h->ring); i += 4096)
+        ((volatile char *)h->ring)[i] = 0;
     h->snap = calloc(1, sizeof(*h->snap));
     h->prev_snap = calloc(1, sizeof(*h->prev_snap));
     h->read_url = cfg->read_url ? strdup(cfg->read_url) : NULL;

@@ -21,6 +21,7 @@
 #include "cli/manpage.h"
 #include "cli/setup.h"
 #include "cli/state.h"
+#include "core/budget.h"
 #include "core/multi.h"
 #include "core/pipeline.h"
 #include "core/verify.h"
@@ -243,6 +244,7 @@ static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *bas
     bp_log_set_level((enum bp_log_level)base->log_level);
     bp_log_set_json(base->log_json);
     rc = bp_rpc_global_init(&err);
+    bp_budget_drop_file_pages(); /* what initialising the libraries touched: OpenSSL, gnutls */
     rc = rc ? rc : bp_cli_api_settings(base, &err);
     rc = rc ? rc : bp_setup_outputs(base, &r, sinks, &err);
     rc = rc ? rc : bp_chains_metrics(&r, sinks, &prices, &err);
@@ -342,6 +344,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     bp_log_set_json(cfg.log_json);
     if (bp_rpc_global_init(&err) != 0)
         goto fail;
+    bp_budget_drop_file_pages(); /* what initialising the libraries touched: OpenSSL, gnutls */
     /* verify reads the output with a reader of its own; it writes only with --repair */
     bool verify = cmd == BP_CMD_VERIFY, writes = !verify || cfg.repair;
     int rc = verify ? 0 : bp_cli_api_settings(&cfg, &err);

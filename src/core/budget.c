@@ -1,7 +1,11 @@
 /* budget.c - the memory budget: a byte counter under a lock, and the per-block cost estimate. */
 #include "core/budget.h"
 
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef __GLIBC__
@@ -316,4 +320,53 @@ bool bp_budget_head_batch(const bp_batch *b)
     for (size_t i = 0; i < b->count && txs <= BP_HEAD_BATCH_TXS; i++)
         txs += b->events[i].block->transaction_count;
     return txs <= BP_HEAD_BATCH_TXS;
+}
+
+/* One mapping of /proc/self/smaps that may be dropped: a file's, not writable, with no page
+ * of its own (Anonymous: 0; a read-only mapping with some is a library's relocated data,
+ * written before it was made read-only, whose pages a drop would read back unrelocated). */
+typedef struct file_map {
+    uintptr_t lo, hi;
+    bool file, writable;
+    size_t rss_kib, anon_kib;
+} file_map;
+
+#define DROP_MAX 1024
+
+static size_t droppable(file_map (*out)[DROP_MAX])
+{
+    FILE *f = fopen("/proc/self/smaps", "re");
+    if (!f)
+        return 0;
+    char line[4352]; /* a whole header line, PATH_MAX of path included: no piece of one is
+                        read as a line of its own */
+    file_map m = {0};
+    size_t n = 0;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long lo, hi;
+        char perms[8], path[8] = "";
+        size_t kib;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %7s", &lo, &hi, perms, path) >= 3)
+            m = (file_map){.lo = lo, .hi = hi, .file = path[0] == '/', .writable = perms[1] == 'w'};
+        else if (sscanf(line, "Rss: %zu kB", &kib) == 1)
+            m.rss_kib = kib;
+        else if (sscanf(line, "Anonymous: %zu kB", &kib) == 1)
+            m.anon_kib = kib;
+        else if (strncmp(line, "VmFlags:", 8) == 0 && m.file && !m.writable && m.rss_kib &&
+                 !m.anon_kib && n < DROP_MAX)
+            (*out)[n++] = m;
+    }
+    fclose(f);
+    return n;
+}
+
+void bp_budget_drop_file_pages(void)
+{
+    static file_map maps[DROP_MAX]; /* one caller at a time: under lock */
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&lock);
+    size_t n = droppable(&maps);
+    for (size_t i = 0; i < n; i++)
+        madvise((void *)maps[i].lo, maps[i].hi - maps[i].lo, MADV_DONTNEED);
+    pthread_mutex_unlock(&lock);
 }

@@ -99,6 +99,14 @@ static void *writer_main(void *arg)
         free_events(w, w->events, w->batch.count);
         if (head)
             malloc_trim(0);
+        /* the first batch at the head, and any after bigger ones (a backfill of small blocks
+         * may go from big batches to small ones often: not more than every 10 s) */
+        if (head && !w->at_head && (!w->dropped_ms || now_ms() - w->dropped_ms >= 10000)) {
+            bp_budget_drop_file_pages();
+            w->dropped_ms = now_ms();
+        }
+        if (w->batch.count > 0)
+            w->at_head = head;
         size_t set_aside = w->cfg.out->failed_count;
         pthread_mutex_lock(&w->lock);
         if (rc != 0 && w->rc == 0) {

@@ -49,8 +49,10 @@ typedef struct bp_writer {
     bool started;
     pthread_mutex_t lock;
     pthread_cond_t cv;
-    bool busy;    /* a batch is handed over and not written yet */
-    bool closing; /* write what was handed over, then end */
+    bool busy;          /* a batch is handed over and not written yet */
+    bool closing;       /* write what was handed over, then end */
+    bool at_head;       /* the writer thread's: the last batch was one at the head */
+    int64_t dropped_ms; /* and when it last dropped file pages (bp_budget_drop_file_pages) */
     bp_batch batch;
     bp_event *events; /* the batch in flight; its blocks are owned */
     size_t cap;
