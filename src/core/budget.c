@@ -233,7 +233,7 @@ size_t bp_budget_free(bp_budget *b)
  * arena, 125 MiB more resident once decoded. The eighth covers malloc's rounding and what a
  * block's decoding leaves freed in malloc's heaps. (Counted from the bytes handed out, a
  * 200-tx block cost 506 KiB and held 680: 600 simnode blocks into ClickHouse with the derived
- * tables peaked at 104-109 MiB resident under the 96 MiB budget.) */
+ * tables peaked at 98-112 MiB resident under the 96 MiB budget; 83-91 MiB now.) */
 static size_t variable_cost(size_t arena_bytes)
 {
     return arena_bytes + arena_bytes / 8;
