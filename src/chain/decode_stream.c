@@ -126,7 +126,8 @@ int bp_block_stream_receipt(bp_block_stream *s, size_t index, yajl_val r)
     return dctx_done(&c, rc);
 }
 
-/* The block owns v from now on (memory accounting counts it). */
+/* The block owns v from now on (memory accounting counts bytes: its capacity, whose spare
+ * room was zeroed by grow, so resident). */
 static int adopt_vec(bp_block *b, void **v, size_t bytes, bp_error *err)
 {
     if (!*v)
@@ -151,7 +152,7 @@ static int finish_streamed_txs(dctx *c, bp_block_stream *s, yajl_val arr)
     bp_block *b = s->b;
     int rc = streamed_rest(arr, "transactions", c->err);
     if (rc == BP_OK)
-        rc = adopt_vec(b, (void **)&s->txs, s->n_txs * sizeof(bp_tx), c->err);
+        rc = adopt_vec(b, (void **)&s->txs, s->cap_txs * sizeof(bp_tx), c->err);
     if (rc != BP_OK)
         return rc;
     b->txs = s->n_txs ? b->txs : NULL;
@@ -213,7 +214,7 @@ int bp_decode_receipts_streamed(yajl_val result, bp_block_stream *s, bp_error *e
     if (rc != BP_OK && n == b->transaction_count + 1) /* as the tree decoder says it */
         bp_error_prefix(err, "%zu receipts for %zu transactions: ", n, b->transaction_count);
     if (rc == BP_OK)
-        rc = adopt_vec(b, (void **)&s->logs, s->n_logs * sizeof(bp_log), err);
+        rc = adopt_vec(b, (void **)&s->logs, s->cap_logs * sizeof(bp_log), err);
     if (rc == BP_OK && s->has_sync) {
         dctx c;
         stream_dctx(&c, b, err);

@@ -818,7 +818,7 @@ static void learn(pipeline *p, const bp_job *job)
     for (size_t i = 0; i < job->count; i++)
         if (job->rcs[i] == 0) {
             bp_budget_learn(&p->budget, job->blocks[i]);
-            arena += bp_arena_used(job->blocks[i]->arena);
+            arena += bp_arena_held(job->blocks[i]->arena);
             ok++;
         }
     if (ok == job->count)

@@ -209,6 +209,6 @@ int bp_intern_id(bp_intern *t, const char *s, uint32_t *id)
 
 size_t bp_intern_bytes(const bp_intern *t)
 {
-    return (t->arena ? bp_arena_used(t->arena) : 0) + t->cap_strs * sizeof(*t->strs) +
+    return (t->arena ? bp_arena_held(t->arena) : 0) + t->cap_strs * sizeof(*t->strs) +
            t->cap * sizeof(*t->slots);
 }

@@ -307,9 +307,7 @@ static void charge(bp_metrics *m)
 {
     if (!m->budget)
         return;
-    size_t used = bp_arena_used(m->arena);
-    size_t now = (used > m->arena_kept ? used : m->arena_kept) + bp_open_bytes(&m->open) +
-                 m->cap * sizeof(*m->d.blocks);
+    size_t now = bp_arena_held(m->arena) + bp_open_bytes(&m->open) + m->cap * sizeof(*m->d.blocks);
     if (now > m->charged)
         bp_budget_charge(m->budget, now - m->charged);
     else if (now < m->charged)

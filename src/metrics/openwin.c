@@ -248,6 +248,7 @@ void bp_open_shed(bp_open_windows *o)
 {
     for (int g = BP_GRAIN_COUNT; g-- > 0;)
         give_up(o, g);
+    bp_intern_release(&o->ids); /* (its arena's kept chunk too: it is charged) */
     free(o->scratch);
     o->scratch = NULL;
     o->scratch_cap = 0;

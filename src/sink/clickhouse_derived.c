@@ -1800,7 +1800,7 @@ size_t bp_ch_derived_held(const bp_ch_derived *d)
                d->capsets * sizeof(*d->sets) + d->capreprice * sizeof(*d->reprice) +
                d->capacc * ACC_SIZE + d->capmed * sizeof(*d->med) +
                (d->map.cap + d->touched.cap) * sizeof(bp_keymap_slot) +
-               (d->strs ? bp_arena_used(d->strs) : 0);
+               (d->strs ? bp_arena_held(d->strs) : 0);
     for (int k = 0; k < BP_CHD_ROLLUPS; k++)
         n += bp_ch_enc_held(&d->enc[k]);
     return n;

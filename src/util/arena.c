@@ -1,12 +1,18 @@
-/* arena.c - bump allocator behind bp_block: geometric chunks, freed all at once. */
+/* arena.c - bump allocator behind bp_block: chunks of a quarter of what it holds, freed all at
+ * once. */
 #include "util/arena.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define BP_ARENA_ALIGN 16
 #define BP_ARENA_MIN_CHUNK 1024
+/* malloc maps chunks from this size on (blockpipe fixes glibc's mmap threshold at 1 MiB:
+ * budget.c): their pages are resident only once touched */
+#define BP_ARENA_MAPPED ((size_t)1 << 20)
+#define PAGE 4096
 
 typedef struct bp_chunk {
     struct bp_chunk *prev;
@@ -25,8 +31,10 @@ typedef struct bp_adopted {
 struct bp_arena {
     bp_chunk *head;
     bp_adopted *adopted;
-    size_t next_size;
+    size_t next_size; /* the smallest chunk made (the first one's size) */
     size_t used;
+    size_t chunks; /* the chunks' bytes, headers included (what the next chunk follows) */
+    size_t adopted_bytes;
 };
 
 static size_t align_up(size_t n)
@@ -72,35 +80,47 @@ void bp_arena_free(bp_arena *a)
     free(a);
 }
 
-/* Adds a chunk big enough for n; doubling keeps the number of mallocs logarithmic. */
+/* The next chunk: a quarter of what the arena holds (at least its first chunk's size), so
+ * that the free tail of the last one, lost when the arena is freed, is at most a fifth of the
+ * arena. (Doubling chunks left 30 % of a 200-tx block's arena unused on average: 640 KiB held
+ * for 446 KiB handed out, uncounted by bp_arena_used, resident.) */
+static size_t next_chunk(const bp_arena *a)
+{
+    size_t quarter = (a->chunks / 4 + PAGE - 1) & ~(size_t)(PAGE - 1);
+    return quarter > a->next_size ? quarter : a->next_size;
+}
+
+/* Adds a chunk for n: the next one when n fits it, else one of n bytes of its own, put behind
+ * the current chunk so that the current one's free tail stays in use. */
 static int arena_grow(bp_arena *a, size_t n)
 {
-    size_t size = a->next_size;
-    while (size < n) {
-        if (size > SIZE_MAX / 2)
-            return -1;
-        size *= 2;
-    }
-    bp_chunk *c = chunk_new(size);
+    size_t size = next_chunk(a);
+    bool own = n > size;
+    bp_chunk *c = chunk_new(own ? n : size);
     if (!c)
         return -1;
-    c->prev = a->head;
-    a->head = c;
-    if (a->next_size <= SIZE_MAX / 2)
-        a->next_size *= 2;
+    if (own && a->head) {
+        c->prev = a->head->prev;
+        a->head->prev = c;
+    } else {
+        c->prev = a->head;
+        a->head = c;
+    }
+    a->chunks += sizeof(bp_chunk) + c->size;
     return 0;
 }
 
 void *bp_arena_alloc(bp_arena *a, size_t n)
 {
-    if (!a || n > SIZE_MAX - BP_ARENA_ALIGN)
+    if (!a || n > SIZE_MAX - BP_ARENA_ALIGN - sizeof(bp_chunk))
         return NULL;
     size_t need = align_up(n ? n : 1);
     bp_chunk *c = a->head;
     if (!c || c->size - c->used < need) {
         if (arena_grow(a, need) != 0)
             return NULL;
-        c = a->head;
+        /* the new chunk is the head, or behind it when it was made for n alone */
+        c = a->head->size - a->head->used >= need ? a->head : a->head->prev;
     }
     void *p = c->mem + c->used;
     c->used += need;
@@ -159,7 +179,9 @@ size_t bp_arena_recycle(bp_arena *a, size_t max_keep)
     }
     a->head = keep;
     a->used = 0;
-    /* Growth starts over: chunks double from the kept size, not from where they got to. */
+    a->chunks = keep ? sizeof(bp_chunk) + keep->size : 0;
+    a->adopted_bytes = 0;
+    /* Growth starts over from the kept size, not from where it got to. */
     a->next_size = keep ? keep->size : BP_ARENA_MIN_CHUNK;
     if (!keep)
         return 0;
@@ -178,6 +200,7 @@ int bp_arena_adopt_fn(bp_arena *a, void *p, size_t bytes, void (*release)(void *
     d->release = release;
     a->adopted = d;
     a->used += bytes;
+    a->adopted_bytes += bytes;
     return 0;
 }
 
@@ -189,4 +212,16 @@ int bp_arena_adopt(bp_arena *a, void *p)
 size_t bp_arena_used(const bp_arena *a)
 {
     return a ? a->used : 0;
+}
+
+size_t bp_arena_held(const bp_arena *a)
+{
+    if (!a)
+        return 0;
+    size_t n = a->adopted_bytes;
+    for (const bp_chunk *c = a->head; c; c = c->prev)
+        n += sizeof(bp_chunk) + (c->size + sizeof(bp_chunk) < BP_ARENA_MAPPED
+                                     ? c->size
+                                     : (c->used + PAGE - 1) & ~(size_t)(PAGE - 1));
+    return n;
 }

@@ -31,5 +31,10 @@ int bp_arena_adopt_fn(bp_arena *a, void *p, size_t bytes, void (*release)(void *
 size_t bp_arena_recycle(bp_arena *a, size_t max_keep);
 /* Total bytes handed out plus bytes declared by bp_arena_adopt_fn (for memory accounting). */
 size_t bp_arena_used(const bp_arena *a);
+/* What the arena holds resident (for memory accounting): its chunks whole (a chunk's free
+ * tail is memory too, resident once malloc reuses freed pages for it), but of a chunk malloc
+ * maps (1 MiB and more) only the pages handed out, plus the bytes declared by
+ * bp_arena_adopt_fn. Walks the chunks (a few dozen for the biggest blocks). */
+size_t bp_arena_held(const bp_arena *a);
 
 #endif
