@@ -205,7 +205,7 @@ static bool decode_stream_once(const char *text, size_t len, size_t *used, size_
     bp_json_stream_free(s);
     bp_json_free(root);
     if (rc == 0 && used)
-        *used = bp_arena_used(b->arena);
+        *used = bp_arena_held(b->arena);
     if (rc == 0 && txs)
         *txs = b->tx_count;
     bp_block_free(b);

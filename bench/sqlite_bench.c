@@ -87,7 +87,7 @@ static size_t next_batch(source *src, bp_block **bl, size_t batch, int *rc)
 {
     size_t n = 0, bytes = 0;
     while (n < batch && bytes < BATCH_MAX_BYTES && (bl[n] = next_block(src, rc)) != NULL)
-        bytes += bp_arena_used(bl[n++]->arena);
+        bytes += bp_arena_held(bl[n++]->arena);
     return n;
 }
 
