@@ -1,10 +1,13 @@
 /* budget.c - the memory budget: a byte counter under a lock, and the per-block cost estimate. */
+#define _GNU_SOURCE /* dl_iterate_phdr (link.h) */
 #include "core/budget.h"
 
+#include <link.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -324,51 +327,37 @@ bool bp_budget_head_batch(const bp_batch *b)
     return txs <= BP_HEAD_BATCH_TXS;
 }
 
-/* One mapping of /proc/self/smaps that may be dropped: a file's, not writable, with no page
- * of its own (Anonymous: 0; a read-only mapping with some is a library's relocated data,
- * written before it was made read-only, whose pages a drop would read back unrelocated). */
-typedef struct file_map {
-    uintptr_t lo, hi;
-    bool file, writable;
-    size_t rss_kib, anon_kib;
-} file_map;
-
-#define DROP_MAX 1024
-
-static size_t droppable(file_map (*out)[DROP_MAX])
+/* The loaded objects' read-only PT_LOAD segments (code, constants): file pages no write made
+ * private. Enumerated with dl_iterate_phdr and dropped inside its callback, which runs under
+ * the loader's lock: a dlopen on another thread (getaddrinfo's NSS module, a TLS trust module)
+ * first maps a library whole and read-only, then its data over part of it, so a list of
+ * mappings read before the drop (/proc/self/smaps) could name a range whose relocated data a
+ * drop would wipe. Each range is shrunk to whole pages inside the segment, so no page of a
+ * neighbouring writable segment is touched; the vDSO is the kernel's, not a file's. */
+static int drop_object(struct dl_phdr_info *info, size_t size, void *data)
 {
-    FILE *f = fopen("/proc/self/smaps", "re");
-    if (!f)
+    (void)size;
+    uintptr_t page = *(const uintptr_t *)data, vdso = (uintptr_t)getauxval(AT_SYSINFO_EHDR);
+    if ((vdso && info->dlpi_addr == vdso) || strstr(info->dlpi_name, "linux-vdso"))
         return 0;
-    char line[4352]; /* a whole header line, PATH_MAX of path included: no piece of one is
-                        read as a line of its own */
-    file_map m = {0};
-    size_t n = 0;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long lo, hi;
-        char perms[8], path[8] = "";
-        size_t kib;
-        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %7s", &lo, &hi, perms, path) >= 3)
-            m = (file_map){.lo = lo, .hi = hi, .file = path[0] == '/', .writable = perms[1] == 'w'};
-        else if (sscanf(line, "Rss: %zu kB", &kib) == 1)
-            m.rss_kib = kib;
-        else if (sscanf(line, "Anonymous: %zu kB", &kib) == 1)
-            m.anon_kib = kib;
-        else if (strncmp(line, "VmFlags:", 8) == 0 && m.file && !m.writable && m.rss_kib &&
-                 !m.anon_kib && n < DROP_MAX)
-            (*out)[n++] = m;
+    for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || (ph->p_flags & PF_W))
+            continue;
+        uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
+        lo = (lo + page - 1) & ~(page - 1);
+        hi &= ~(page - 1);
+        if (hi > lo)
+            madvise((void *)lo, hi - lo, MADV_DONTNEED);
     }
-    fclose(f);
-    return n;
+    return 0;
 }
 
 void bp_budget_drop_file_pages(void)
 {
-    static file_map maps[DROP_MAX]; /* one caller at a time: under lock */
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     pthread_mutex_lock(&lock);
-    size_t n = droppable(&maps);
-    for (size_t i = 0; i < n; i++)
-        madvise((void *)maps[i].lo, maps[i].hi - maps[i].lo, MADV_DONTNEED);
+    dl_iterate_phdr(drop_object, &page);
     pthread_mutex_unlock(&lock);
 }

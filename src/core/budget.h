@@ -78,11 +78,12 @@ typedef struct bp_budget {
 bool bp_budget_head_batch(const bp_batch *b); /* true for an empty batch */
 
 /* Unmaps from the process the pages of its binary and shared libraries that no write made
- * its own (read-only file mappings without anonymous pages: code and constants), so that
+ * its own (their read-only PT_LOAD segments: code and constants), so that
  * what start-up and a backfill touched and the head does not use stops counting in its
  * resident set; what the head runs faults back in from the kernel's page cache (minor faults,
  * once). Process-wide (the CLI after the libraries' initialisation, each writer at the head:
- * core/writer.c); a no-op where /proc/self/smaps cannot be read. */
+ * core/writer.c): the loaded objects' read-only segments, found and dropped under the
+ * loader's lock (a library another thread is loading is never half-dropped). */
 void bp_budget_drop_file_pages(void);
 
 /* Holds glibc's malloc to what the budget counts (process-wide; called before the threads
