@@ -18,6 +18,9 @@ typedef struct bp_chunk {
     struct bp_chunk *prev;
     size_t size; /* usable bytes after the header */
     size_t used;
+    /* the most ever used: a recycled chunk's pages stay resident past used = 0 (the header
+     * padding to mem's alignment has room for it) */
+    size_t touched;
     _Alignas(BP_ARENA_ALIGN) unsigned char mem[];
 } bp_chunk;
 
@@ -52,6 +55,7 @@ static bp_chunk *chunk_new(size_t size)
     c->prev = NULL;
     c->size = size;
     c->used = 0;
+    c->touched = 0;
     return c;
 }
 
@@ -124,6 +128,8 @@ void *bp_arena_alloc(bp_arena *a, size_t n)
     }
     void *p = c->mem + c->used;
     c->used += need;
+    if (c->used > c->touched)
+        c->touched = c->used;
     a->used += need;
     return p;
 }
@@ -222,6 +228,6 @@ size_t bp_arena_held(const bp_arena *a)
     for (const bp_chunk *c = a->head; c; c = c->prev)
         n += sizeof(bp_chunk) + (c->size + sizeof(bp_chunk) < BP_ARENA_MAPPED
                                      ? c->size
-                                     : (c->used + PAGE - 1) & ~(size_t)(PAGE - 1));
+                                     : (c->touched + PAGE - 1) & ~(size_t)(PAGE - 1));
     return n;
 }

@@ -33,8 +33,8 @@ size_t bp_arena_recycle(bp_arena *a, size_t max_keep);
 size_t bp_arena_used(const bp_arena *a);
 /* What the arena holds resident (for memory accounting): its chunks whole (a chunk's free
  * tail is memory too, resident once malloc reuses freed pages for it), but of a chunk malloc
- * maps (1 MiB and more) only the pages handed out, plus the bytes declared by
- * bp_arena_adopt_fn. Walks the chunks (a few dozen for the biggest blocks). */
+ * maps (1 MiB and more) only the pages ever handed out (a recycled one's stay resident), plus
+ * the bytes declared by bp_arena_adopt_fn. Walks the chunks (a few dozen for the biggest blocks). */
 size_t bp_arena_held(const bp_arena *a);
 
 #endif
