@@ -1871,6 +1871,15 @@ static int rejoin(pipeline *p, size_t idx, const bp_checkpoint *cp, bp_error *er
         return rc;
     bp_sink *s = p->cfg->sinks[idx];
     bp_outputs_rejoin(&p->out, idx);
+    /* The socket's events written while it was set aside are not replayed to it below its
+     * checkpoint: its floor is kept (the next batches carry it) and read from again now. */
+    if (p->aws && cp->set && cp->floor_set) {
+        if (!p->aws_floor_set || cp->floor < p->aws_floor)
+            p->aws_floor = cp->floor;
+        p->aws_floor_set = true;
+        p->aws_floor_read = false;
+        p->aws_epoch = bp_arch_ws_epoch(p->aws) - 1; /* resync_rollbacks reads again */
+    }
     /* where it agrees with the others, as at a start (it may hold another branch) */
     uint64_t from = cp->set ? bp_outputs_agreed(&p->out, idx) : p->first;
     if (from >= p->rb.base) /* not behind what was handed over: the filter skips the rest */
@@ -2062,6 +2071,13 @@ static void resync_rollbacks(pipeline *p)
     if (rc == 0) {
         p->aws_epoch = epoch;
         p->aws_tries = 0;
+        /* Kept as the floor until the re-read's results are handed over (hand_over): they
+         * may queue behind events held for blocks above the tip, while aws_final and the
+         * followed rolled-back transactions below move on now; a crash before would leave no
+         * floor as low as this re-read (the reviewer's finding). */
+        if (!p->aws_floor_set || lo < p->aws_floor)
+            p->aws_floor = lo;
+        p->aws_floor_set = true;
         p->aws_floor_read = true;
         if (p->head.has_final) { /* the re-read went down to it: from now on a rollback is heard */
             p->aws_final = p->head.final_number;
