@@ -786,9 +786,8 @@ static int queue_checkpoint(redis_sink *s, const bp_batch *b, const bp_stream_sh
     if (b->checkpoint.floor_set) { /* an Arch chain's resync floor (bp_checkpoint.floor) */
         argv[argc++] = "floor";
         argv[argc++] = floor;
-    } else if (s->cp.floor_set &&
-               bp_redis_cmd(s->c, 3, (const char *[]){"HDEL", s->cp_key, "floor"}, NULL) != 0) {
-        return BP_ENOMEM;
+    } else if (rc == 0 && s->cp.floor_set) {
+        rc = bp_redis_cmd(s->c, 3, (const char *[]){"HDEL", s->cp_key, "floor"}, NULL);
     }
     return rc ? rc : bp_redis_cmd(s->c, argc, argv, NULL);
 }
