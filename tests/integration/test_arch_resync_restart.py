@@ -18,7 +18,6 @@ Stdlib only; needs BLOCKPIPE, PostgreSQL and redis-server.
 """
 
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -35,8 +34,8 @@ from simnode import Simnode  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_streams as streams  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
+from test_arch_resync import wait_log  # noqa: E402
 
-HANG = 90
 EVERY = 14.0  # seconds between episodes: the restart, re-read and stop fit in R2's
 SCHEMA = "floor"
 
@@ -52,20 +51,6 @@ def start(bp, url, outs, log):
     for o in outs:
         cmd += ["--output", o]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-
-
-def wait_log(path, offset, pattern, proc, what):
-    deadline = time.monotonic() + HANG
-    while time.monotonic() < deadline:
-        with open(path) as f:
-            f.seek(offset)
-            m = re.search(pattern, f.read())
-        if m:
-            return m
-        if proc.poll() is not None:
-            fail(f"{what}: blockpipe exited {proc.returncode}")
-        time.sleep(0.1)
-    fail(f"{what}: no {pattern!r} in {path} within {HANG} s")
 
 
 def sqlite_rows(db):
