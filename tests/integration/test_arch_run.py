@@ -32,7 +32,6 @@ fetched, which the node's later rollback episodes change; test_arch_ws.py and te
 one the node's message. Stdlib only; needs BLOCKPIPE.
 """
 
-import json
 import os
 import random
 import signal
@@ -41,7 +40,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from simnode import Simnode  # noqa: E402
@@ -62,15 +60,7 @@ def fail(msg):
 
 
 def call(url, calls):
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    req = urllib.request.Request(url, data=json.dumps(body).encode(),
-                                 headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as r:
-        answers = sorted(json.loads(r.read()), key=lambda a: a["id"])
-    for a in answers:
-        if "error" in a:
-            fail(f"node error: {a}")
-    return [a["result"] for a in answers]
+    return archcheck.call(url, calls, timeout=30)
 
 
 def node_head(url):

@@ -16,16 +16,19 @@ import http.server
 import json
 import os
 import signal
-import sqlite3
 import sys
 import tempfile
 import threading
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+sys.path.insert(0, HERE)
 from anvil import wait_until  # noqa: E402
-from metricscheck import Expected, Mismatch, compare, read_pg, read_sqlite  # noqa: E402
+from metricscheck import Expected, Mismatch, compare  # noqa: E402
 from metricsdrive import ORIGIN, RETENTION_FOREVER, Scenario, tail  # noqa: E402
 from pg import Postgres  # noqa: E402
+import test_metrics_pg  # noqa: E402
+import test_metrics_sqlite  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "3030"))
 HANG = 120  # seconds: only a guard against a hang, never a measure
@@ -87,54 +90,27 @@ class GeckoHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class SqliteBackend:
-    label = "sqlite"
-
-    def __init__(self, path):
-        self.path = path
-        self.url = f"sqlite:{path}"
-
-    def checkpoint(self):
-        if not os.path.exists(self.path):
-            return None
-        try:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
-            try:
-                rows = db.execute("SELECT number, hash FROM checkpoints").fetchall()
-            finally:
-                db.close()
-        except sqlite3.OperationalError:
-            return None
-        return tuple(rows[0]) if rows else None
-
-    def read(self, origin):
-        return read_sqlite(self.path, origin)
-
+class SqliteBackend(test_metrics_sqlite.SqliteBackend):
     def prices(self):
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+        db = self._db()
         try:
             return db.execute("SELECT timestamp, usd FROM prices WHERE symbol = 'ETH'").fetchall()
         finally:
             db.close()
 
 
-class PgBackend:
-    label = "postgres"
-
-    def __init__(self, pg):
-        self.pg = pg
-        self.url = pg.url()
+class ServerDown:
+    """Mixed into the backend of the output that drops out: while its server is down it has
+    no checkpoint to read."""
 
     def checkpoint(self):
         try:
-            rows = self.pg.sql("SELECT number, '0x' || encode(hash, 'hex') FROM checkpoints")
-        except (RuntimeError, OSError):
-            return None  # not created yet, or the server is down
-        return (int(rows[0][0]), rows[0][1]) if rows else None
+            return super().checkpoint()
+        except OSError:
+            return None
 
-    def read(self, origin):
-        return read_pg(self.pg, origin)
 
+class PgBackend(ServerDown, test_metrics_pg.PgBackend):
     def prices(self):
         return self.pg.sql("SELECT timestamp, usd FROM prices WHERE symbol = 'ETH'")
 

@@ -10,28 +10,12 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
-import rowcheck  # noqa: E402
 import test_metrics_rejoin as rejoin  # noqa: E402
 from clickhouse import ClickHouse  # noqa: E402
-from metricscheck import read_clickhouse  # noqa: E402
+import test_metrics_clickhouse  # noqa: E402
 
 
-class ChBackend:
-    label = "clickhouse"
-
-    def __init__(self, ch, db):
-        self.ch, self.db = ch, db
-        self.url = ch.url(db)
-
-    def checkpoint(self):
-        try:
-            return rowcheck.ch_checkpoints(self.ch, self.db, rejoin.ORIGIN).get("clickhouse")
-        except (RuntimeError, OSError):
-            return None  # not created yet, or the server is down
-
-    def read(self, origin):
-        return read_clickhouse(self.ch, self.db, origin)
-
+class ChBackend(rejoin.ServerDown, test_metrics_clickhouse.ChBackend):
     def prices(self):
         return self.ch.sql(f"SELECT timestamp, usd FROM {self.db}.prices FINAL"
                            " WHERE symbol = 'ETH'")

@@ -35,11 +35,12 @@ class Mismatch(AssertionError):
     pass
 
 
-def call(url, calls):
+def call(url, calls, timeout=60):
+    """Results of a JSON-RPC batch to an Arch node, in call order; an error answer fails."""
     body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
     req = urllib.request.Request(url, data=json.dumps(body).encode(),
                                  headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as r:
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         answers = sorted(json.loads(r.read()), key=lambda a: a["id"])
     for a in answers:
         if "error" in a:

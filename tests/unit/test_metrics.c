@@ -438,6 +438,15 @@ static char *dump(const char *path)
     return out.data ? out.data : strdup("");
 }
 
+/* The two files hold the same derived rows (dump). */
+static void assert_same_tables(const char *pa, const char *pb)
+{
+    char *da = dump(pa), *db = dump(pb);
+    assert_string_equal(da, db);
+    free(da);
+    free(db);
+}
+
 static char *temp_db(char *path, size_t cap)
 {
     snprintf(path, cap, "/tmp/bp_test_metrics_XXXXXX");
@@ -594,10 +603,7 @@ static void test_derived_late_equal(void **state)
     write_batch_late(sb, mb, e2, 1, fx_cp(4, 0));
     write_batch(sa, ma, e3, 2, fx_cp(4, 1));
     write_batch_late(sb, mb, e3, 2, fx_cp(4, 1));
-    char *da = dump(pa), *db = dump(pb);
-    assert_string_equal(da, db);
-    free(da);
-    free(db);
+    assert_same_tables(pa, pb);
     for (int i = 1; i <= 4; i++)
         bp_block_free(b[i]);
     bp_block_free(f4);
@@ -775,6 +781,17 @@ static void test_model_finds_planted_outliers(void **state)
     bp_metrics_free(m);
 }
 
+/* Two SQLite outputs in fresh temporary files (their paths in pa and pb). */
+static void open_pair(char pa[64], char pb[64], bp_sink *s[2])
+{
+    bp_error err = {0};
+    char url[96];
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pa, 64));
+    assert_int_equal(bp_sink_open_url(url, &s[0], &err), 0);
+    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pb, 64));
+    assert_int_equal(bp_sink_open_url(url, &s[1], &err), 0);
+}
+
 /* An output set aside at block 3 rejoins (core/pipeline.c rejoin): the module, which went on to
  * block 6 for the other output, gets blocks 4..6 again. All six share a minute (so an hour and
  * a day) whose sets and sums already hold 4..6: the blocks applied again must not be taken for
@@ -783,13 +800,10 @@ static void test_model_finds_planted_outliers(void **state)
 static void test_replay_after_rejoin(void **state)
 {
     (void)state;
-    char pa[64], pb[64], url[96];
+    char pa[64], pb[64];
     bp_sink *s[2];
     bp_error err = {0};
-    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pa, sizeof(pa)));
-    assert_int_equal(bp_sink_open_url(url, &s[0], &err), 0);
-    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pb, sizeof(pb)));
-    assert_int_equal(bp_sink_open_url(url, &s[1], &err), 0);
+    open_pair(pa, pb, s);
     bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
     bp_metrics *m = bp_metrics_new(&mc, &err);
     assert_non_null(m);
@@ -814,10 +828,7 @@ static void test_replay_after_rejoin(void **state)
     assert_int_equal(batch.derived->minute_count, 0);
     if (s[1]->ops->write(s[1], &batch, &err) != 0)
         fail_msg("write: %s", err.msg);
-    char *da = dump(pa), *db = dump(pb);
-    assert_string_equal(da, db);
-    free(da);
-    free(db);
+    assert_same_tables(pa, pb);
     for (uint64_t n = 1; n <= 6; n++)
         bp_block_free(b[n]);
     bp_metrics_free(m);
@@ -827,7 +838,6 @@ static void test_replay_after_rejoin(void **state)
     unlink(pb);
 }
 
-/* A database of schema 1 (raw tables only) gets the derived tables when opened. */
 /* Open windows bounded to nothing: every window is given up as soon as it holds anything, a
  * block's set rows are then all of its distinct ones (the outputs' tables decide what is new),
  * and the SQLite output holds exactly what it holds with unbounded windows; what the module
@@ -836,14 +846,11 @@ static void test_replay_after_rejoin(void **state)
 static void test_window_bound(void **state)
 {
     (void)state;
-    char pa[64], pb[64], url[96];
+    char pa[64], pb[64];
     bp_sink *s[2];
     bp_metrics *m[2];
     bp_error err = {0};
-    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pa, sizeof(pa)));
-    assert_int_equal(bp_sink_open_url(url, &s[0], &err), 0);
-    snprintf(url, sizeof(url), "sqlite:%s", temp_db(pb, sizeof(pb)));
-    assert_int_equal(bp_sink_open_url(url, &s[1], &err), 0);
+    open_pair(pa, pb, s);
     bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
     bp_budget budget;
     bp_budget_init(&budget, (size_t)1 << 30);
@@ -880,10 +887,7 @@ static void test_window_bound(void **state)
     /* given up, the hour's and day's sets are stored; seen whole, they need not be */
     assert_int_equal(stored_set_windows(pa), 0);
     assert_int_equal(stored_set_windows(pb), 2);
-    char *da = dump(pa), *db = dump(pb);
-    assert_string_equal(da, db);
-    free(da);
-    free(db);
+    assert_same_tables(pa, pb);
     bp_metrics_set_budget(m[1], NULL, 0);
     assert_int_equal(bp_budget_used(&budget), 0);
     bp_budget_release(&budget);
@@ -897,6 +901,7 @@ static void test_window_bound(void **state)
     unlink(pb);
 }
 
+/* A database of schema 1 (raw tables only) gets the derived tables when opened. */
 static void test_upgrade_from_schema_1(void **state)
 {
     (void)state;
