@@ -1939,14 +1939,21 @@ static double poll_every(pipeline *p)
 /* ... and at least, at a start, the last this many (resync_low). */
 #define RESYNC_START 64
 
+/* Whether a block read again at height h is the one the outputs hold (the node may have
+ * replaced it since: that is the reorg path's, not the re-read's). */
+static bool still_ours(const pipeline *p, uint64_t h, const bp_block *b, int rc)
+{
+    const bp_canon_entry *e = bp_canon_at(&p->canon, h);
+    return rc == 0 && b && b->arch && e && strcmp(e->hash, b->hash) == 0;
+}
+
 /* The rolled-back transactions followed (pipeline.aws_rolled) of blocks lo..lo+n-1: those the
  * node has now (a block it replaced has none: the reorg path's). */
 static void note_resync(pipeline *p, uint64_t lo, size_t n, bp_block **out, const int *rcs)
 {
     rolled_forget(p, lo, lo + n - 1);
     for (size_t i = 0; i < n; i++) {
-        const bp_canon_entry *e = bp_canon_at(&p->canon, lo + i);
-        if (rcs[i] != 0 || !out[i] || !out[i]->arch || !e || strcmp(e->hash, out[i]->hash) != 0)
+        if (!still_ours(p, lo + i, out[i], rcs[i]))
             continue;
         for (size_t k = 0; k < out[i]->arch->tx_count; k++)
             if (out[i]->arch->txs[k].rolled_back)
@@ -1965,8 +1972,7 @@ static int resync_blocks(pipeline *p, size_t mark, uint64_t lo, size_t n, bp_blo
     bp_arch_hash *rolled = calloc(ntx ? ntx : 1, sizeof(*rolled));
     bp_arch_hash *kept = calloc(ntx ? ntx : 1, sizeof(*kept));
     for (size_t i = 0; rolled && kept && i < n; i++) {
-        const bp_canon_entry *e = bp_canon_at(&p->canon, lo + i);
-        if (rcs[i] != 0 || !out[i] || !out[i]->arch || !e || strcmp(e->hash, out[i]->hash) != 0)
+        if (!still_ours(p, lo + i, out[i], rcs[i]))
             continue;
         for (size_t k = 0; k < out[i]->arch->tx_count; k++) {
             const bp_arch_tx *t = &out[i]->arch->txs[k];
