@@ -37,7 +37,9 @@ int bp_sim_arch_init(bp_sim_arch *a, bp_sim_chain *c, double rollback_every, dou
     atomic_init(&a->episodes, 0);
     a->ep_height = calloc(BP_SIM_ARCH_MAX_EPISODES, sizeof(*a->ep_height));
     a->ep_fork = calloc(BP_SIM_ARCH_MAX_EPISODES, sizeof(*a->ep_fork));
-    if (!a->ep_height || !a->ep_fork) {
+    a->ep_txs = calloc(BP_SIM_ARCH_MAX_EPISODES, sizeof(*a->ep_txs));
+    a->ep_ntx = calloc(BP_SIM_ARCH_MAX_EPISODES, sizeof(*a->ep_ntx));
+    if (!a->ep_height || !a->ep_fork || !a->ep_txs || !a->ep_ntx) {
         bp_sim_arch_release(a);
         return bp_error_set(err, BP_ENOMEM, "simnode: out of memory");
     }
@@ -47,12 +49,18 @@ int bp_sim_arch_init(bp_sim_arch *a, bp_sim_chain *c, double rollback_every, dou
 
 void bp_sim_arch_release(bp_sim_arch *a)
 {
-    if (a->ep_height && a->ep_fork)
+    if (a->ep_height && a->ep_fork && a->ep_txs && a->ep_ntx)
         pthread_mutex_destroy(&a->lock);
+    for (unsigned j = 0; a->ep_txs && j < BP_SIM_ARCH_MAX_EPISODES; j++)
+        free(a->ep_txs[j]);
     free(a->ep_height);
     free(a->ep_fork);
+    free(a->ep_txs);
+    free(a->ep_ntx);
     a->ep_height = NULL;
     a->ep_fork = NULL;
+    a->ep_txs = NULL;
+    a->ep_ntx = NULL;
 }
 
 /* The newest canonical block with transactions at least rollback_depth below head (within
@@ -96,12 +104,10 @@ static int make_episode(bp_sim_arch *a, unsigned j, double at)
     return 0;
 }
 
-unsigned bp_sim_arch_tick(bp_sim_arch *a, double now)
+/* The episodes due by now (the lock held). */
+static unsigned tick_locked(bp_sim_arch *a, double now)
 {
-    if (a->rollback_every <= 0)
-        return 0;
     unsigned made = 0;
-    pthread_mutex_lock(&a->lock);
     for (;;) {
         unsigned j = atomic_load(&a->episodes);
         double due = a->t0 + (double)(j + 1) * a->rollback_every;
@@ -109,6 +115,15 @@ unsigned bp_sim_arch_tick(bp_sim_arch *a, double now)
             break;
         made++;
     }
+    return made;
+}
+
+unsigned bp_sim_arch_tick(bp_sim_arch *a, double now)
+{
+    if (a->rollback_every <= 0)
+        return 0;
+    pthread_mutex_lock(&a->lock);
+    unsigned made = tick_locked(a, now);
     pthread_mutex_unlock(&a->lock);
     return made;
 }
@@ -121,10 +136,158 @@ int bp_sim_arch_episode(bp_sim_arch *a, double now)
     return rc;
 }
 
+bool bp_sim_arch_episode_has(const bp_sim_arch *a, unsigned j, uint32_t idx)
+{
+    unsigned e = j & ~1u; /* a re-apply is of its rollback's transactions */
+    const uint32_t *list = a->ep_txs[e];
+    if (!list)
+        return idx % 2 == 0;
+    for (size_t lo = 0, hi = a->ep_ntx[e]; lo < hi;) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (list[mid] == idx)
+            return true;
+        if (list[mid] < idx)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+static int cmp_u32(const void *x, const void *y)
+{
+    uint32_t a = *(const uint32_t *)x, b = *(const uint32_t *)y;
+    return a < b ? -1 : a > b;
+}
+
+/* The transactions txids[0..n) as indices of one canonical block at or below head: *height /
+ * *fork set (a given *height must be theirs), idx sorted without duplicates. */
+static int txids_block(const bp_sim_arch *a, uint64_t head, const bp_sim_h256 *txids, size_t n,
+                       bool have_height, uint64_t *height, uint32_t *fork, uint32_t *idx,
+                       size_t *count, bp_error *err)
+{
+    bp_sim_block b;
+    bp_sim_block_init(&b);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        uint64_t tn;
+        uint32_t tf;
+        char hex[65] = {0};
+        bp_sim_arch_put_hex(hex, &txids[i]);
+        if (!bp_sim_tx_hash_decode(a->chain, &txids[i], &tn, &tf, &idx[i]) || tn > head ||
+            bp_sim_chain_fork_at(a->chain, tn) != tf ||
+            (rc = bp_sim_block_gen(a->chain, tn, tf, &b, err)) != 0 || idx[i] >= b.tx_count) {
+            rc = rc ? rc
+                    : bp_error_set(err, BP_EINVAL,
+                                   "txids[%zu] %s: not a transaction of the canonical chain", i,
+                                   hex);
+        } else if ((i > 0 || have_height) && tn != *height) {
+            rc = bp_error_set(err, BP_EINVAL,
+                              "txids[%zu] %s: in block %llu, not %llu (one block per rollback)", i,
+                              hex, (unsigned long long)tn, (unsigned long long)*height);
+        }
+        *height = tn;
+        *fork = tf;
+    }
+    bp_sim_block_release(&b);
+    if (rc != 0)
+        return rc;
+    qsort(idx, n, sizeof(*idx), cmp_u32);
+    *count = 0;
+    for (size_t i = 0; i < n; i++)
+        if (*count == 0 || idx[*count - 1] != idx[i])
+            idx[(*count)++] = idx[i];
+    return 0;
+}
+
+/* Where a rollback of block `height` (or, without one, the timer's choice) is: its fork, and
+ * that it has transactions. */
+static int height_block(const bp_sim_arch *a, uint64_t head, bool have_height, uint64_t *height,
+                        uint32_t *fork, bp_error *err)
+{
+    if (!have_height) {
+        if (!rollback_target(a, head, height, fork))
+            return bp_error_set(err, BP_EINVAL, "no block with transactions near the head %llu",
+                                (unsigned long long)head);
+        return 0;
+    }
+    if (*height > head)
+        return bp_error_set(err, BP_EINVAL, "height %llu: above the head %llu",
+                            (unsigned long long)*height, (unsigned long long)head);
+    bp_sim_block b;
+    bp_sim_block_init(&b);
+    *fork = bp_sim_chain_fork_at(a->chain, *height);
+    int rc = bp_sim_block_gen(a->chain, *height, *fork, &b, err);
+    if (rc == 0 && b.tx_count == 0)
+        rc = bp_error_set(err, BP_EINVAL, "height %llu: the block has no transactions",
+                          (unsigned long long)*height);
+    bp_sim_block_release(&b);
+    return rc;
+}
+
+int bp_sim_arch_rollback(bp_sim_arch *a, double now, const uint64_t *height,
+                         const bp_sim_h256 *txids, size_t n, unsigned *episode, bp_error *err)
+{
+    uint32_t *idx = n ? malloc(n * sizeof(*idx)) : NULL;
+    if (n && !idx)
+        return bp_error_set(err, BP_ENOMEM, "simnode: out of memory");
+    pthread_mutex_lock(&a->lock);
+    if (a->rollback_every > 0)
+        tick_locked(a, now);
+    unsigned j = atomic_load(&a->episodes);
+    uint64_t head = bp_sim_chain_head(a->chain, now), h = height ? *height : 0;
+    uint32_t fork = 0;
+    size_t count = 0;
+    int rc = 0;
+    if (j % 2 == 1)
+        rc = bp_error_set(err, BP_EINVAL,
+                          "transactions of block %llu are rolled back: simnode_reapply first",
+                          (unsigned long long)a->ep_height[j - 1]);
+    else if (j >= BP_SIM_ARCH_MAX_EPISODES)
+        rc = bp_error_set(err, BP_EINVAL, "no episode left: all %u are used",
+                          BP_SIM_ARCH_MAX_EPISODES);
+    else if (n > 0)
+        rc = txids_block(a, head, txids, n, height != NULL, &h, &fork, idx, &count, err);
+    else
+        rc = height_block(a, head, height != NULL, &h, &fork, err);
+    if (rc == 0) {
+        free(a->ep_txs[j]);
+        a->ep_txs[j] = n ? idx : NULL; /* NULL: the timer's choice, every other transaction */
+        a->ep_ntx[j] = (uint32_t)count;
+        idx = NULL;
+        a->ep_height[j] = h;
+        a->ep_fork[j] = fork;
+        atomic_store_explicit(&a->episodes, j + 1, memory_order_release);
+        *episode = j;
+    }
+    pthread_mutex_unlock(&a->lock);
+    free(idx);
+    return rc;
+}
+
+int bp_sim_arch_reapply(bp_sim_arch *a, double now, unsigned *episode, bp_error *err)
+{
+    pthread_mutex_lock(&a->lock);
+    if (a->rollback_every > 0)
+        tick_locked(a, now);
+    unsigned j = atomic_load(&a->episodes);
+    int rc = 0;
+    if (j % 2 == 0)
+        rc = bp_error_set(err, BP_EINVAL, "nothing is rolled back: simnode_rollback first");
+    else if (j >= BP_SIM_ARCH_MAX_EPISODES)
+        rc = bp_error_set(err, BP_EINVAL, "no episode left: all %u are used",
+                          BP_SIM_ARCH_MAX_EPISODES);
+    else if ((rc = make_episode(a, j, now)) == 0)
+        *episode = j;
+    pthread_mutex_unlock(&a->lock);
+    return rc;
+}
+
 bool bp_sim_arch_rolled_back(const bp_sim_arch *a, uint64_t n, uint32_t fork, uint32_t idx)
 {
     unsigned k = atomic_load_explicit(&a->episodes, memory_order_acquire);
-    return k % 2 == 1 && a->ep_height[k - 1] == n && a->ep_fork[k - 1] == fork && idx % 2 == 0;
+    return k % 2 == 1 && a->ep_height[k - 1] == n && a->ep_fork[k - 1] == fork &&
+           bp_sim_arch_episode_has(a, k - 1, idx);
 }
 
 char *bp_sim_arch_put_hex(char *p, const bp_sim_h256 *h)
@@ -431,8 +594,10 @@ int bp_sim_arch_episode_event(const bp_sim_arch *a, unsigned j, unsigned mask, b
         rc = put_event_open(s, topic);
     if (rc == 0)
         rc = bp_buf_puts(s, "{\"transaction_hashes\":[");
-    for (size_t i = 0; rc == 0 && i < b.tx_count; i += 2) {
-        if (i > 0)
+    for (size_t i = 0, k = 0; rc == 0 && i < b.tx_count; i++) {
+        if (!bp_sim_arch_episode_has(a, j, (uint32_t)i))
+            continue;
+        if (k++ > 0)
             rc = bp_buf_putc(s, ',');
         if (rc == 0)
             rc = put_hex_q(s, &b.txs[i].hash);

@@ -11,6 +11,10 @@
  * rolls back every other transaction (indices 0, 2, 4, ...) of the newest block with
  * transactions below the head; the odd episode after it re-applies exactly those. So at most
  * one set is rolled back at a time: the last episode's when their count is odd.
+ * On demand (simnode_rollback / simnode_reapply, sim/control.h): the same episodes, made at
+ * once, of a chosen block or chosen transactions of one block (ep_txs); they take the next
+ * episode numbers, so a running --rollback-every schedule re-applies an on-demand rollback and
+ * its later episodes come that much later.
  * Hashes are 64 lower-case hex digits without 0x (the get_block_hash doc's example). */
 #ifndef BP_SIM_ARCH_H
 #define BP_SIM_ARCH_H
@@ -53,6 +57,8 @@ typedef struct bp_sim_arch {
     atomic_uint episodes;      /* applied so far */
     uint64_t *ep_height;       /* [BP_SIM_ARCH_MAX_EPISODES]: the block of episode j */
     uint32_t *ep_fork;
+    uint32_t **ep_txs; /* [j] of a rollback: its transaction indices, sorted; NULL: every other */
+    uint32_t *ep_ntx;
 } bp_sim_arch;
 
 int bp_sim_arch_init(bp_sim_arch *a, bp_sim_chain *c, double rollback_every, double now,
@@ -62,6 +68,16 @@ void bp_sim_arch_release(bp_sim_arch *a);
 unsigned bp_sim_arch_tick(bp_sim_arch *a, double now);
 /* Makes one episode at once (tests). BP_EINVAL when there is no block with txs. */
 int bp_sim_arch_episode(bp_sim_arch *a, double now);
+/* A rollback at once, after the episodes due by now: of the transactions txids[0..n) (one
+ * canonical block at or below the head), else of every other transaction of block *height,
+ * else of the timer's choice. BP_EINVAL with a message naming what was wrong (a set rolled
+ * back already, an unknown txid, ...). *episode: its number. */
+int bp_sim_arch_rollback(bp_sim_arch *a, double now, const uint64_t *height,
+                         const bp_sim_h256 *txids, size_t n, unsigned *episode, bp_error *err);
+/* The re-apply of the set rolled back (BP_EINVAL when none is). */
+int bp_sim_arch_reapply(bp_sim_arch *a, double now, unsigned *episode, bp_error *err);
+/* True when tx idx of its block is in episode j's set (a re-apply's: its rollback's). */
+bool bp_sim_arch_episode_has(const bp_sim_arch *a, unsigned j, uint32_t idx);
 /* True when tx idx of block (n, fork) is rolled back as of the episodes applied. */
 bool bp_sim_arch_rolled_back(const bp_sim_arch *a, uint64_t n, uint32_t fork, uint32_t idx);
 

@@ -74,6 +74,8 @@ int bp_sim_chain_init(bp_sim_chain *c, const bp_sim_params *p, double now, bp_er
     }
     pthread_mutex_init(&c->tick_lock, NULL);
     atomic_init(&c->nforks, 0);
+    atomic_init(&c->first_dip, 0);
+    atomic_init(&c->timer_forks, 0);
     return 0;
 }
 
@@ -99,56 +101,97 @@ uint64_t bp_sim_chain_head(const bp_sim_chain *c, double now)
     return c->p.start_head + (uint64_t)grown;
 }
 
-/* Appends fork k+1 for a reorg at time `at`; caller holds tick_lock. */
-static int add_fork(bp_sim_chain *c, double at)
+/* Appends fork k+1 replacing the last `depth` blocks below the head at time `at` (at most
+ * down to block 1); caller holds tick_lock. */
+static int add_fork(bp_sim_chain *c, double at, uint64_t depth, bp_sim_fork_info *info)
 {
     unsigned k = atomic_load(&c->nforks);
     if (k >= BP_SIM_MAX_FORKS)
         return BP_EINVAL;
     uint64_t head = bp_sim_chain_head(c, at);
-    uint64_t depth = c->p.reorg_depth ? c->p.reorg_depth : 1;
     uint64_t start = head >= depth ? head - depth + 1 : 1;
-    /* Starts never go down: the head never does and the depth is fixed. */
-    if (start < c->fork_start[k])
-        start = c->fork_start[k];
     c->fork_start[k + 1] = start;
     c->fork_head[k + 1] = head;
+    /* An on-demand fork deeper than the one before: fork_start stops being monotonic here */
+    if (start < c->fork_start[k] && atomic_load(&c->first_dip) == 0)
+        atomic_store_explicit(&c->first_dip, k + 1, memory_order_relaxed);
     atomic_store_explicit(&c->nforks, k + 1, memory_order_release);
+    if (info)
+        *info = (bp_sim_fork_info){.fork = k + 1, .start = start, .head = head};
     return 0;
 }
 
 int bp_sim_chain_reorg(bp_sim_chain *c, double now)
 {
     pthread_mutex_lock(&c->tick_lock);
-    int rc = add_fork(c, now);
+    int rc = add_fork(c, now, c->p.reorg_depth ? c->p.reorg_depth : 1, NULL);
     pthread_mutex_unlock(&c->tick_lock);
     return rc;
 }
 
-unsigned bp_sim_chain_tick(bp_sim_chain *c, double now)
+/* The timer's reorgs due by now (the schedule counts its own: on-demand forks do not make it
+ * skip one). */
+static unsigned timer_due(const bp_sim_chain *c, double now)
 {
     if (c->p.reorg_every <= 0 || c->p.reorg_depth == 0)
         return 0;
-    double due_f = floor((now - c->t0) / c->p.reorg_every);
-    if (due_f < 1)
-        return 0;
-    unsigned due = due_f > BP_SIM_MAX_FORKS ? BP_SIM_MAX_FORKS : (unsigned)due_f;
-    if (atomic_load_explicit(&c->nforks, memory_order_acquire) >= due)
-        return 0;
-    unsigned made = 0;
-    pthread_mutex_lock(&c->tick_lock);
-    for (unsigned k = atomic_load(&c->nforks); k < due; k++) {
-        if (add_fork(c, c->t0 + (double)(k + 1) * c->p.reorg_every) != 0)
+    double due = floor((now - c->t0) / c->p.reorg_every);
+    return due < 1 ? 0 : due > BP_SIM_MAX_FORKS ? BP_SIM_MAX_FORKS : (unsigned)due;
+}
+
+/* Caller holds tick_lock. */
+static unsigned tick_locked(bp_sim_chain *c, double now)
+{
+    unsigned due = timer_due(c, now), made = 0;
+    for (unsigned k = atomic_load(&c->timer_forks); k < due; k++) {
+        if (add_fork(c, c->t0 + (double)(k + 1) * c->p.reorg_every, c->p.reorg_depth, NULL) != 0)
             break;
+        atomic_store(&c->timer_forks, k + 1);
         made++;
     }
+    return made;
+}
+
+unsigned bp_sim_chain_tick(bp_sim_chain *c, double now)
+{
+    if (atomic_load_explicit(&c->timer_forks, memory_order_acquire) >= timer_due(c, now))
+        return 0;
+    pthread_mutex_lock(&c->tick_lock);
+    unsigned made = tick_locked(c, now);
     pthread_mutex_unlock(&c->tick_lock);
     return made;
 }
 
-/* Largest j <= k with fork_start[j] <= n (fork_start is non-decreasing). */
+int bp_sim_chain_fork(bp_sim_chain *c, double now, uint64_t depth, bp_sim_fork_info *info,
+                      bp_error *err)
+{
+    pthread_mutex_lock(&c->tick_lock);
+    tick_locked(c, now);
+    uint64_t head = bp_sim_chain_head(c, now);
+    int rc = 0;
+    if (depth == 0 || depth > head)
+        rc = bp_error_set(
+            err, BP_EINVAL, "depth %llu: expected 1 to %llu (the blocks above genesis: head %llu)",
+            (unsigned long long)depth, (unsigned long long)head, (unsigned long long)head);
+    else if (add_fork(c, now, depth, info) != 0)
+        rc = bp_error_set(err, BP_EINVAL, "no fork left: all %u fork ids are used",
+                          BP_SIM_MAX_FORKS);
+    pthread_mutex_unlock(&c->tick_lock);
+    return rc;
+}
+
+/* Largest j <= k with fork_start[j] <= n. fork_start is non-decreasing below first_dip (the
+ * timer's forks, and on-demand ones no deeper than the fork before): a binary search there;
+ * the forks from first_dip on are scanned (only on-demand forks make a dip). */
 static uint32_t fork_at_upto(const bp_sim_chain *c, uint64_t n, uint32_t k)
 {
+    uint32_t dip = atomic_load_explicit(&c->first_dip, memory_order_relaxed);
+    if (dip != 0 && k >= dip) {
+        for (uint32_t j = k; j >= dip; j--)
+            if (c->fork_start[j] <= n)
+                return j;
+        k = dip - 1;
+    }
     uint32_t lo = 0, hi = k;
     while (lo < hi) {
         uint32_t mid = lo + (hi - lo + 1) / 2;

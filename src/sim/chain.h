@@ -7,9 +7,12 @@
  * O(1): decode the coordinates, regenerate the hash, compare.
  *
  * Forks: fork 0 is the original chain. Reorg k (k = 1, 2, ...) replaces the heights
- * start_k..head with fork k, start_k = max(1, head - depth + 1). The canonical fork at height
- * n is the largest k with start_k <= n; start_k never decreases (the head never goes back),
- * so that is a binary search. Blocks of an orphaned fork still answer by hash.
+ * start_k..head with fork k, start_k = max(1, head - depth + 1); the timer's (--reorg-every)
+ * and the on-demand ones (bp_sim_chain_fork: simnode_fork) are numbered in the order made.
+ * The canonical fork at height n is the largest k with start_k <= n: a binary search while
+ * start_k never decreases (the timer's depth is fixed and the head never goes back), a scan
+ * of the forks from the first one deeper than the fork before (first_dip, on demand only).
+ * Blocks of an orphaned fork still answer by hash.
  *
  * Threading: bp_sim_chain_tick may run in any thread (one at a time under an internal lock);
  * every other function reads a consistent prefix of the reorg list without locking. */
@@ -107,10 +110,18 @@ typedef struct bp_sim_chain {
     bp_sim_params p;
     double t0; /* clock value at bp_sim_chain_init */
     pthread_mutex_t tick_lock;
-    atomic_uint nforks;   /* reorgs so far: forks 1..nforks exist */
-    uint64_t *fork_start; /* [0..BP_SIM_MAX_FORKS]: first height of fork k (fork_start[0] = 0) */
-    uint64_t *fork_head;  /* head when fork k was made */
+    atomic_uint nforks;      /* reorgs so far: forks 1..nforks exist */
+    uint64_t *fork_start;    /* [0..BP_SIM_MAX_FORKS]: first height of fork k (fork_start[0] = 0) */
+    uint64_t *fork_head;     /* head when fork k was made */
+    atomic_uint first_dip;   /* the first k with fork_start[k] < fork_start[k - 1], 0: none */
+    atomic_uint timer_forks; /* forks the --reorg-every schedule made */
 } bp_sim_chain;
+
+/* What a fork did: fork `fork` replaced the heights start..head (the fork point: start - 1). */
+typedef struct bp_sim_fork_info {
+    uint32_t fork;
+    uint64_t start, head;
+} bp_sim_fork_info;
 
 /* Checks p (message names the bad parameter) and starts the clock at now (seconds). */
 int bp_sim_chain_init(bp_sim_chain *c, const bp_sim_params *p, double now, bp_error *err);
@@ -121,6 +132,11 @@ unsigned bp_sim_chain_tick(bp_sim_chain *c, double now);
 /* Makes one reorg at once (for tests and the reorg schedule). Returns BP_EINVAL when the
  * fork ids are used up. */
 int bp_sim_chain_reorg(bp_sim_chain *c, double now);
+/* A fork of the last `depth` blocks at once (simnode_fork), after the reorgs due by now:
+ * BP_EINVAL with a message when depth is 0 or more than the blocks above genesis, or the fork
+ * ids are used up. info (may be NULL) says what it replaced. */
+int bp_sim_chain_fork(bp_sim_chain *c, double now, uint64_t depth, bp_sim_fork_info *info,
+                      bp_error *err);
 /* The chain head at time now (block_time growth, capped by length). */
 uint64_t bp_sim_chain_head(const bp_sim_chain *c, double now);
 /* The canonical fork at height n (as of the reorgs applied so far). */

@@ -6,6 +6,7 @@
 #include <yajl/yajl_tree.h>
 
 #include "sim/arch.h"
+#include "sim/control.h"
 #include "sim/render.h"
 #include "util/hex.h"
 #include "util/jsonw.h"
@@ -286,6 +287,21 @@ static int dispatch(bp_sim_request *r, call *c, const char *m, yajl_val params, 
     return fail(c, E_METHOD, "the method %.100s does not exist/is not available", m);
 }
 
+/* simnode_*: a fork / rollback / re-apply at once (sim/control.h). */
+static int control_call(bp_sim_request *r, call *c, const char *m, yajl_val params, bp_buf *out)
+{
+    size_t mark = out->len;
+    int rc = answer_result_open(out, c);
+    if (rc == 0)
+        rc = bp_sim_control_result(r->control, m, params, out, &c->code, c->msg);
+    if (rc != 0)
+        return rc;
+    if (c->code == 0)
+        return bp_buf_putc(out, '}');
+    out->len = mark;
+    return put_error(out, c);
+}
+
 /* One call object: its answer appended to out. */
 static int answer_call(bp_sim_request *r, yajl_val obj, bp_buf *out)
 {
@@ -309,6 +325,9 @@ static int answer_call(bp_sim_request *r, yajl_val obj, bp_buf *out)
         fail(&c, E_PARAMS, "%s", "invalid params: expected an array");
         return put_error(out, &c);
     }
+    /* a test's control call is not a provider's call: no injected error */
+    if (r->control && bp_sim_control_method(method->u.string))
+        return control_call(r, &c, method->u.string, params, out);
     if (r->fail_call && r->fail_call(r->ud)) {
         fail(&c, E_INTERNAL, "%s", "internal error (injected by simnode)");
         return put_error(out, &c);

@@ -5,7 +5,8 @@
  * eth_getBlockReceipts, eth_getTransactionReceipt, net_version, web3_clientVersion; over a
  * WebSocket also eth_subscribe / eth_unsubscribe (through bp_sim_subs).
  * With request.arch set, the Arch Network methods instead (sim/arch.h; params may be a bare
- * value, as Arch's docs send them).
+ * value, as Arch's docs send them). With request.control set, also the simnode_* control
+ * methods (sim/control.h), never failed by fail_call.
  * Ids are echoed exactly as sent (a number's own text, a string re-escaped).
  * Errors: -32700 malformed JSON, -32600 not a call object or a batch over max_batch,
  * -32601 unknown method, -32003 a batch answer over max_response_bytes,
@@ -59,6 +60,8 @@ typedef struct bp_sim_request {
     enum bp_sim_bad bad; /* the rule its answers break (render.h) */
     /* NULL: the EVM methods; else the Arch Network ones (sim/arch.h) */
     const struct bp_sim_arch *arch;
+    /* simnode_fork / _rollback / _reapply (sim/control.h); NULL: unknown methods */
+    const struct bp_sim_control *control;
     size_t calls; /* out: calls answered */
 } bp_sim_request;
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sim/control.h"
 #include "sim/node.h"
 #include "sim/wsconn.h"
 #include "util/wsframe.h"
@@ -295,8 +296,10 @@ static enum MHD_Result serve_rpc(bp_sim_endpoint *ep, struct MHD_Connection *mc,
     if (ep->srv->is_arch)
         bp_sim_arch_tick(&ep->srv->arch, now);
     uint64_t head = bp_sim_chain_head(chain, now);
+    bp_sim_control ctl = {.chain = chain, .arch = ep->srv->is_arch ? &ep->srv->arch : NULL};
     bp_sim_request r = {.chain = chain,
                         .arch = ep->srv->is_arch ? &ep->srv->arch : NULL,
+                        .control = &ctl,
                         .head = head > ep->f.lag ? head - ep->f.lag : 0,
                         .fail_call = fail_call,
                         .ud = ep,

@@ -12,6 +12,7 @@
 #include <sys/time.h>
 
 #include "blockpipe/error.h"
+#include "sim/control.h"
 #include "sim/node.h"
 #include "sim/render.h"
 #include "sim/server.h"
@@ -148,8 +149,10 @@ static int answer_text(conn *c, const uint8_t *p, size_t len)
     if (arc != 1)
         return arc;
     uint32_t k;
+    bp_sim_control ctl = {.chain = h->chain, .arch = h->arch};
     bp_sim_request r = {.chain = h->chain,
                         .arch = h->arch,
+                        .control = &ctl,
                         .head = endpoint_head(h, &k),
                         .scratch = &c->scratch,
                         .subs = h->arch ? NULL : &c->subs};

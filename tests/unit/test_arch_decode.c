@@ -16,6 +16,7 @@
 #include "chain/json.h"
 #include "sim/arch.h"
 #include "sim/chain.h"
+#include "sim/control.h"
 #include "sim/node.h"
 #include "util/buf.h"
 
@@ -58,7 +59,9 @@ static const char *ask(fixture *f, const char *method, const char *params)
     snprintf(body, sizeof(body), "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"%s\",\"params\":%s}",
              method, params);
     bp_sim_scratch_init(&s);
-    bp_sim_request r = {.chain = &f->chain, .head = HEAD, .scratch = &s, .arch = &f->arch};
+    bp_sim_control ctl = {.chain = &f->chain, .arch = &f->arch};
+    bp_sim_request r = {
+        .chain = &f->chain, .head = HEAD, .scratch = &s, .arch = &f->arch, .control = &ctl};
     assert_int_equal(bp_sim_answer(&r, body, strlen(body), &f->out), 0);
     bp_sim_scratch_release(&s);
     return f->out.data;
@@ -423,6 +426,133 @@ static void test_ws_messages(void **state)
     assert_int_equal(bp_sim_arch_ws_message(&f->arch, &subs, rpc, strlen(rpc), &f->out, &sub), 1);
 }
 
+/* rollback_status of transaction idx of block n: true when rolled back. */
+static bool rolled(fixture *f, const bp_sim_block *b, size_t idx)
+{
+    char p[80] = "[\"";
+    bp_sim_arch_put_hex(p + 2, &b->txs[idx].hash);
+    strcpy(p + 66, "\"]");
+    const char *a = ask(f, "get_processed_transaction", p);
+    assert_non_null(strstr(a, "\"rollback_status\""));
+    return strstr(a, "\"rollback_status\":{\"type\":\"rolledback\"") != NULL;
+}
+
+static void expect_error(fixture *f, const char *method, const char *params, int code,
+                         const char *words)
+{
+    const char *a = ask(f, method, params);
+    char c[64];
+    snprintf(c, sizeof(c), "\"error\":{\"code\":%d,", code);
+    if (!strstr(a, c) || !strstr(a, words))
+        fail_msg("%s %s: want %s ... %s, got %s", method, params, c, words, a);
+}
+
+/* simnode_rollback / simnode_reapply: the timer's choice by default, a chosen block, chosen
+ * txids; answers name exactly what was rolled back; the event lists the same; bad params
+ * (unknown txid, two blocks, above the head, a rollback over a rollback, a re-apply of
+ * nothing) are -32602 naming what was wrong, and change nothing. */
+static void test_control_rollback(void **state)
+{
+    fixture *f = *state;
+    bp_sim_block b;
+    bp_error err = {0};
+    bp_sim_block_init(&b);
+    expect_error(f, "simnode_reapply", "[]", -32602, "nothing is rolled back");
+    uint64_t n = 30; /* a block with 2 transactions or more */
+    for (; n > 0; n--) {
+        assert_int_equal(bp_sim_block_gen(&f->chain, n, 0, &b, &err), 0);
+        if (b.tx_count >= 2)
+            break;
+    }
+    assert_true(n > 0);
+    char want[2048], p[200];
+    snprintf(p, sizeof(p), "[{\"height\":%llu}]", (unsigned long long)n);
+    const char *a = ask(f, "simnode_rollback", p);
+    int len = snprintf(want, sizeof(want), "{\"episode\":0,\"block_height\":%llu,\"block_hash\":\"",
+                       (unsigned long long)n);
+    char *w = bp_sim_arch_put_hex(want + len, &b.hash);
+    w += sprintf(w, "\",\"txids\":[");
+    for (size_t i = 0; i < b.tx_count; i += 2) {
+        w += sprintf(w, "%s", i ? ",\"" : "\"");
+        w = bp_sim_arch_put_hex(w, &b.txs[i].hash);
+        *w++ = '"';
+    }
+    strcpy(w, "]}");
+    assert_non_null(strstr(a, want));
+    for (size_t i = 0; i < b.tx_count; i++)
+        assert_int_equal(rolled(f, &b, i), i % 2 == 0);
+    char words[100];
+    snprintf(words, sizeof(words), "block %llu are rolled back: simnode_reapply",
+             (unsigned long long)n);
+    expect_error(f, "simnode_rollback", "[]", -32602, words);
+    a = ask(f, "simnode_reapply", "[]");
+    want[11] = '1'; /* "episode":1, the same block and txids */
+    assert_non_null(strstr(a, want));
+    for (size_t i = 0; i < b.tx_count; i++)
+        assert_false(rolled(f, &b, i));
+
+    /* one chosen transaction (an odd index, which the timer never picks) */
+    strcpy(p, "[{\"txids\":[\"");
+    bp_sim_arch_put_hex(p + strlen(p), &b.txs[1].hash);
+    strcat(p, "\"]}]");
+    a = ask(f, "simnode_rollback", p);
+    snprintf(words, sizeof(words), "\"episode\":2,\"block_height\":%llu,", (unsigned long long)n);
+    assert_non_null(strstr(a, words));
+    for (size_t i = 0; i < b.tx_count; i++)
+        assert_int_equal(rolled(f, &b, i), i == 1);
+    static collected c;
+    bp_buf s;
+    bp_buf_init(&s, 0);
+    assert_int_equal(bp_sim_arch_episode_event(&f->arch, 2, 0x3f, &s, collect, &c), 0);
+    assert_int_equal(c.n, 1);
+    char one[80];
+    one[0] = '"';
+    bp_sim_arch_put_hex(one + 1, &b.txs[1].hash);
+    strcpy(one + 65, "\"]");
+    assert_non_null(strstr(c.msg[0], "\"transaction_hashes\":["));
+    assert_non_null(strstr(c.msg[0], one)); /* the only one: it closes the list */
+    assert_int_equal(strstr(c.msg[0], one) - strstr(c.msg[0], "[") - 1, 0);
+    collected_free(&c);
+    bp_buf_release(&s);
+    a = ask(f, "simnode_reapply", "[]");
+    snprintf(words, sizeof(words), "\"episode\":3,\"block_height\":%llu,", (unsigned long long)n);
+    assert_non_null(strstr(a, words));
+
+    /* bad params: nothing made */
+    char bad[300];
+    snprintf(bad, sizeof(bad), "[{\"txids\":[\"%064d\"]}]", 0);
+    expect_error(f, "simnode_rollback", bad, -32602, "txids[0] 0000");
+    expect_error(f, "simnode_rollback", bad, -32602, "not a transaction of the canonical chain");
+    expect_error(f, "simnode_rollback", "[{\"txids\":[\"zz\"]}]", -32602,
+                 "txids[0]: expected 64 hex digits");
+    expect_error(f, "simnode_rollback", "[{\"txids\":[]}]", -32602, "txids: expected a list");
+    expect_error(f, "simnode_rollback", "[{\"height\":41}]", -32602, "height 41: above the head");
+    expect_error(f, "simnode_rollback", "[{\"height\":\"x\"}]", -32602, "height: expected");
+    expect_error(f, "simnode_rollback", "[7]", -32602, "invalid params");
+    bp_sim_block b2;
+    bp_sim_block_init(&b2);
+    assert_int_equal(bp_sim_block_gen(&f->chain, n + 1, 0, &b2, &err), 0);
+    assert_true(b2.tx_count > 0);
+    char two[300] = "[{\"txids\":[\"";
+    bp_sim_arch_put_hex(two + strlen(two), &b.txs[0].hash);
+    strcat(two, "\",\"");
+    bp_sim_arch_put_hex(two + strlen(two), &b2.txs[0].hash);
+    strcat(two, "\"]}]");
+    snprintf(words, sizeof(words), "in block %llu, not %llu (one block per rollback)",
+             (unsigned long long)n + 1, (unsigned long long)n);
+    expect_error(f, "simnode_rollback", two, -32602, words);
+    two[strlen(two) - 2] = '\0';
+    snprintf(two + strlen(two), 40, ",\"height\":%llu}]", (unsigned long long)n - 1);
+    snprintf(words, sizeof(words), "in block %llu, not %llu", (unsigned long long)n,
+             (unsigned long long)n - 1);
+    expect_error(f, "simnode_rollback", two, -32602, words);
+    expect_error(f, "simnode_fork", "[41]", -32602, "depth 41: expected 1 to 40");
+    expect_error(f, "simnode_nope", "[]", -32601, "simnode_nope does not exist");
+    assert_int_equal(atomic_load(&f->arch.episodes), 4);
+    bp_sim_block_release(&b2);
+    bp_sim_block_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test(test_event_nul),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_control_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_messages, setup, teardown),
         cmocka_unit_test(test_book_shapes),
         cmocka_unit_test(test_malformed),

@@ -18,6 +18,7 @@
 #include "chain/json.h"
 #include "chain/rpc_envelope.h"
 #include "sim/chain.h"
+#include "sim/control.h"
 #include "sim/faults.h"
 #include "sim/node.h"
 #include "sim/render.h"
@@ -47,6 +48,19 @@ static void ask(const bp_sim_chain *c, const char *body, bp_buf *out)
     bp_sim_scratch s;
     bp_sim_scratch_init(&s);
     bp_sim_request r = {.chain = c, .head = bp_sim_chain_head(c, T0), .scratch = &s};
+    bp_buf_reset(out);
+    assert_int_equal(bp_sim_answer(&r, body, strlen(body), out), 0);
+    bp_sim_scratch_release(&s);
+}
+
+/* The same with the control methods (simnode_*) on. */
+static void ask_ctl(bp_sim_chain *c, const char *body, bp_buf *out)
+{
+    bp_sim_scratch s;
+    bp_sim_scratch_init(&s);
+    bp_sim_control ctl = {.chain = c};
+    bp_sim_request r = {
+        .chain = c, .head = bp_sim_chain_head(c, T0), .scratch = &s, .control = &ctl};
     bp_buf_reset(out);
     assert_int_equal(bp_sim_answer(&r, body, strlen(body), out), 0);
     bp_sim_scratch_release(&s);
@@ -314,6 +328,102 @@ static void test_clock_head_and_reorg_schedule(void **state)
     bp_sim_chain_release(&c);
 }
 
+/* simnode_fork: the answer names the fork point and both branches' hashes exactly; a deeper
+ * fork after a shallower one (fork_start no longer monotonic) still gives every height its
+ * newest fork and the old forks their own ancestry; bad depths are -32602 naming the range. */
+static void test_control_fork(void **state)
+{
+    (void)state;
+    bp_sim_chain c;
+    bp_sim_params p = params(9, 2);
+    p.length = 20;
+    chain_init(&c, &p);
+    bp_buf out;
+    bp_buf_init(&out, 0);
+    char before[20][BP_HASH_STRLEN], h[BP_HASH_STRLEN], want[200];
+    for (uint64_t n = 0; n < 20; n++)
+        hash_of(&c, n, before[n]);
+    ask_ctl(&c, "{\"id\":1,\"method\":\"simnode_fork\",\"params\":[3]}", &out);
+    assert_non_null(strstr(out.data, "\"result\":{\"fork\":1,\"depth\":3,\"fork_point\":16,"
+                                     "\"head\":19,\"hashes\":[\""));
+    for (uint64_t n = 0; n < 20; n++) {
+        hash_of(&c, n, h);
+        snprintf(want, sizeof(want), "\"%s\"", h);
+        if (n <= 16) {
+            assert_string_equal(h, before[n]);
+        } else {
+            assert_string_not_equal(h, before[n]);
+            assert_non_null(strstr(out.data, want)); /* listed in hashes */
+            snprintf(want, sizeof(want), "\"%s\"", before[n]);
+            assert_non_null(strstr(out.data, want)); /* and the old one in replaced */
+        }
+    }
+    ask_ctl(&c, "{\"id\":2,\"method\":\"simnode_fork\",\"params\":[5]}", &out);
+    assert_non_null(strstr(out.data, "{\"fork\":2,\"depth\":5,\"fork_point\":14,"));
+    ask_ctl(&c, "{\"id\":3,\"method\":\"simnode_fork\",\"params\":[1]}", &out);
+    assert_non_null(strstr(out.data, "{\"fork\":3,\"depth\":1,\"fork_point\":18,"));
+    assert_int_equal(bp_sim_chain_fork_at(&c, 14), 0);
+    for (uint64_t n = 15; n <= 18; n++)
+        assert_int_equal(bp_sim_chain_fork_at(&c, n), 2);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 19), 3);
+    assert_int_equal(bp_sim_chain_fork_upto(&c, 18, 1), 1); /* fork 1's own ancestry */
+    assert_int_equal(bp_sim_chain_fork_upto(&c, 16, 1), 0);
+    bp_sim_block b;
+    bp_error err = {0};
+    bp_sim_h256 parent;
+    bp_sim_block_init(&b);
+    assert_int_equal(bp_sim_block_gen(&c, 15, 2, &b, &err), 0);
+    bp_sim_block_hash(&c, 14, 0, &parent);
+    assert_memory_equal(&b.parent_hash, &parent, sizeof(parent));
+    assert_int_equal(bp_sim_block_gen(&c, 19, 3, &b, &err), 0);
+    bp_sim_block_hash(&c, 18, 2, &parent);
+    assert_memory_equal(&b.parent_hash, &parent, sizeof(parent));
+    bp_sim_block_release(&b);
+    /* the same calls on the same seed: the same chain */
+    bp_sim_chain d;
+    chain_init(&d, &p);
+    bp_buf again;
+    bp_buf_init(&again, 0);
+    static const int depths[] = {3, 5, 1};
+    for (size_t i = 0; i < 3; i++) {
+        char body[100];
+        snprintf(body, sizeof(body), "{\"id\":1,\"method\":\"simnode_fork\",\"params\":[%d]}",
+                 depths[i]);
+        ask_ctl(&d, body, &again);
+    }
+    assert_string_equal(strstr(again.data, "\"result\""), strstr(out.data, "\"result\""));
+    for (uint64_t n = 0; n < 20; n++) {
+        char hd[BP_HASH_STRLEN];
+        hash_of(&c, n, h);
+        hash_of(&d, n, hd);
+        assert_string_equal(h, hd);
+    }
+    bp_buf_release(&again);
+    bp_sim_chain_release(&d);
+
+    static const char *const bad[][2] = {
+        {"[0]", "depth 0: expected 1 to 19"}, {"[20]", "depth 20: expected 1 to 19"},
+        {"[\"3\"]", "expected [depth]"},      {"[]", "expected [depth]"},
+        {"[-1]", "expected [depth]"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char body[100];
+        snprintf(body, sizeof(body), "{\"id\":7,\"method\":\"simnode_fork\",\"params\":%s}",
+                 bad[i][0]);
+        ask_ctl(&c, body, &out);
+        assert_non_null(strstr(out.data, "\"error\":{\"code\":-32602,\"message\":\""));
+        assert_non_null(strstr(out.data, bad[i][1]));
+    }
+    assert_int_equal(atomic_load(&c.nforks), 3); /* refused calls made nothing */
+    ask_ctl(&c, "{\"id\":8,\"method\":\"simnode_rollback\",\"params\":[]}", &out);
+    assert_non_null(strstr(out.data, "\"code\":-32601"));
+    assert_non_null(strstr(out.data, "--chain-type arch only"));
+    ask(&c, "{\"id\":9,\"method\":\"simnode_fork\",\"params\":[1]}", &out); /* no control */
+    assert_non_null(strstr(out.data, "\"code\":-32601"));
+    bp_buf_release(&out);
+    bp_sim_chain_release(&c);
+}
+
 static void test_rpc_envelopes(void **state)
 {
     (void)state;
@@ -523,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_decoder_accepts_every_block),
         cmocka_unit_test(test_reorg_replaces_last_depth),
         cmocka_unit_test(test_clock_head_and_reorg_schedule),
+        cmocka_unit_test(test_control_fork),
         cmocka_unit_test(test_rpc_envelopes),
         cmocka_unit_test(test_by_hash_and_tx_receipt),
         cmocka_unit_test(test_fault_syntax),
