@@ -20,7 +20,7 @@ bool bp_sim_control_method(const char *m)
 static int fail(int *code, char msg[160], int c, const char *what)
 {
     *code = c;
-    snprintf(msg, 160, "%s", what);
+    snprintf(msg, 160, "%.159s", what);
     return 0;
 }
 
@@ -129,7 +129,8 @@ static int put_episode(const bp_sim_control *ctl, unsigned j, bp_buf *out)
     return rc != 0 ? rc : bp_buf_puts(out, "]}");
 }
 
-/* The txids of simnode_rollback's params into *txids (malloc'd; NULL when none). */
+/* The txids of simnode_rollback's params into *txids (malloc'd; NULL when none). false with
+ * msg set for a bad list; *txids NULL and *n non-zero when out of memory. */
 static bool parse_txids(yajl_val list, bp_sim_h256 **txids, size_t *n, char msg[160])
 {
     *txids = NULL;
@@ -141,21 +142,20 @@ static bool parse_txids(yajl_val list, bp_sim_h256 **txids, size_t *n, char msg[
                  MAX_TXIDS);
         return false;
     }
-    *txids = malloc(list->u.array.len * sizeof(**txids));
-    if (!*txids) {
-        snprintf(msg, 160, "simnode: out of memory");
-        return false;
-    }
+    *n = list->u.array.len;
+    *txids = malloc(*n * sizeof(**txids));
+    if (!*txids)
+        return true;
     for (size_t i = 0; i < list->u.array.len; i++) {
         yajl_val t = list->u.array.values[i];
         if (!YAJL_IS_STRING(t) || !bp_sim_arch_parse_hex(t->u.string, &(*txids)[i])) {
             snprintf(msg, 160, "invalid params: txids[%zu]: expected 64 hex digits", i);
             free(*txids);
             *txids = NULL;
+            *n = 0;
             return false;
         }
     }
-    *n = list->u.array.len;
     return true;
 }
 
@@ -177,6 +177,8 @@ static int do_rollback(const bp_sim_control *ctl, yajl_val params, bp_buf *out, 
         *code = E_PARAMS;
         return 0;
     }
+    if (n > 0 && !txids)
+        return BP_ENOMEM;
     unsigned j;
     bp_error err = {0};
     int rc = bp_sim_arch_rollback(ctl->arch, bp_sim_now(), hv ? &height : NULL, txids, n, &j, &err);

@@ -493,7 +493,7 @@ static void test_control_rollback(void **state)
 
     /* one chosen transaction (an odd index, which the timer never picks) */
     strcpy(p, "[{\"txids\":[\"");
-    bp_sim_arch_put_hex(p + strlen(p), &b.txs[1].hash);
+    *bp_sim_arch_put_hex(p + strlen(p), &b.txs[1].hash) = '\0';
     strcat(p, "\"]}]");
     a = ask(f, "simnode_rollback", p);
     snprintf(words, sizeof(words), "\"episode\":2,\"block_height\":%llu,", (unsigned long long)n);
@@ -534,9 +534,9 @@ static void test_control_rollback(void **state)
     assert_int_equal(bp_sim_block_gen(&f->chain, n + 1, 0, &b2, &err), 0);
     assert_true(b2.tx_count > 0);
     char two[300] = "[{\"txids\":[\"";
-    bp_sim_arch_put_hex(two + strlen(two), &b.txs[0].hash);
+    *bp_sim_arch_put_hex(two + strlen(two), &b.txs[0].hash) = '\0';
     strcat(two, "\",\"");
-    bp_sim_arch_put_hex(two + strlen(two), &b2.txs[0].hash);
+    *bp_sim_arch_put_hex(two + strlen(two), &b2.txs[0].hash) = '\0';
     strcat(two, "\"]}]");
     snprintf(words, sizeof(words), "in block %llu, not %llu (one block per rollback)",
              (unsigned long long)n + 1, (unsigned long long)n);

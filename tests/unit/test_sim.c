@@ -348,13 +348,13 @@ static void test_control_fork(void **state)
                                      "\"head\":19,\"hashes\":[\""));
     for (uint64_t n = 0; n < 20; n++) {
         hash_of(&c, n, h);
-        snprintf(want, sizeof(want), "\"%s\"", h);
+        snprintf(want, sizeof(want), "\"%.66s\"", h);
         if (n <= 16) {
             assert_string_equal(h, before[n]);
         } else {
             assert_string_not_equal(h, before[n]);
             assert_non_null(strstr(out.data, want)); /* listed in hashes */
-            snprintf(want, sizeof(want), "\"%s\"", before[n]);
+            snprintf(want, sizeof(want), "\"%.66s\"", before[n]);
             assert_non_null(strstr(out.data, want)); /* and the old one in replaced */
         }
     }
