@@ -424,6 +424,44 @@ static void test_control_fork(void **state)
     bp_sim_chain_release(&c);
 }
 
+/* An on-demand fork between the timer's: the schedule still makes its own two (it counts
+ * its forks, not all of them), numbered after it; a deeper one later makes a dip. */
+static void test_fork_between_timer_reorgs(void **state)
+{
+    (void)state;
+    bp_sim_chain c;
+    bp_sim_params p = params(5, 1);
+    p.length = 50;
+    p.block_time = 2;
+    p.start_head = 10;
+    p.reorg_every = 10;
+    p.reorg_depth = 2;
+    chain_init(&c, &p);
+    bp_sim_fork_info f;
+    bp_error err = {0};
+    assert_int_equal(bp_sim_chain_fork(&c, T0 + 5, 1, &f, &err), 0); /* head 12 */
+    assert_true(f.fork == 1 && f.start == 12 && f.head == 12);
+    assert_int_equal(bp_sim_chain_tick(&c, T0 + 25), 2); /* t=10: 14..15, t=20: 19..20 */
+    assert_int_equal(bp_sim_chain_tick(&c, T0 + 25), 0);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 11), 0);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 13), 1);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 14), 2);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 19), 3);
+    /* at t=29 (head 24): the timer's reorg of t=20 is made; a fork of 20 goes below 19 */
+    assert_int_equal(bp_sim_chain_fork(&c, T0 + 29, 20, &f, &err), 0);
+    assert_true(f.fork == 4 && f.start == 5 && f.head == 24);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 4), 0);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 5), 4);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 24), 4);
+    assert_int_equal(bp_sim_chain_fork_upto(&c, 13, 3), 1); /* the history stays */
+    assert_int_equal(bp_sim_chain_tick(&c, T0 + 31), 1);    /* t=30: 24..25 */
+    assert_int_equal(bp_sim_chain_fork_at(&c, 23), 4);
+    assert_int_equal(bp_sim_chain_fork_at(&c, 24), 5);
+    assert_int_equal(bp_sim_chain_fork(&c, T0 + 31, 0, &f, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "depth 0: expected 1 to 25"));
+    bp_sim_chain_release(&c);
+}
+
 static void test_rpc_envelopes(void **state)
 {
     (void)state;
@@ -634,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_reorg_replaces_last_depth),
         cmocka_unit_test(test_clock_head_and_reorg_schedule),
         cmocka_unit_test(test_control_fork),
+        cmocka_unit_test(test_fork_between_timer_reorgs),
         cmocka_unit_test(test_rpc_envelopes),
         cmocka_unit_test(test_by_hash_and_tx_receipt),
         cmocka_unit_test(test_fault_syntax),
