@@ -8,15 +8,23 @@
   (Ethereum's pace, 17 tx/s) and 1 s apart (200 tx/s: every minute, hour and day set much
   fuller);
 - the per-window address sets (active_addresses, contract_senders: hours and days) of a
-  1,000-tx/s chain (1,000-tx blocks one second apart): rows and bytes per window measured on a
-  stretch of the chain, projected to a day, and the peak RSS of blockpipe itself with and
-  without them (the metrics module keeps the open hour's and day's members in memory, charged
-  to --max-memory).
-Writes its section of docs/PERFORMANCE.md between <!-- metrics:begin --> and
-<!-- metrics:end -->; BENCH_QUICK=1 runs it small.
+  1,000-tx/s chain (1,000-tx blocks one second apart) whose senders do not run out: simnode
+  --senders 100000000 --contracts 100000 --zipf 1 (a few busy addresses, a long tail). On
+  --set-blocks seconds of it: the distinct senders and (contract, sender) pairs as the window
+  grows (from the raw transactions), what the metrics module's in-memory sets held per member
+  and per interned address (its own accounting, logged at the end of a backfill), the peak RSS
+  with them and without, what the default --max-memory does (windows given up, their sets
+  stored as rows), and bytes per row in SQLite and PostgreSQL. A day's figure is those
+  measured costs times the distinct senders of a day, an assumption stated in the output.
+--case throughput (the default) writes section `metrics` of docs/PERFORMANCE.md, --case sets
+section `metrics-sets` (bench/run.sh runs both); BENCH_QUICK=1 runs them small.
 """
 import argparse
+import bisect
+import itertools
+import math
 import os
+import re
 import sqlite3
 import statistics
 import subprocess
@@ -104,43 +112,126 @@ def throughput(a, tmp, pg, spacing):
     return {k: statistics.median(v) for k, v in res.items()}, rss, counts
 
 
-def set_sizes(a, tmp, pg):
-    """Rows per window of each grain and bytes per row of the sets at 1,000 tx/s."""
-    sim, url = start_simnode(a.blockpipe, *chain_args(a.set_blocks, 1, 1000))
-    last = a.set_blocks - 1
-    db = os.path.join(tmp, "sets.db")
-    try:
-        on = backfill(a, url, last, f"sqlite:{db}", "on", KEEP_ALL)
-        off = backfill(a, url, last, f"sqlite:{os.path.join(tmp, 'nosets.db')}", "off")
-        backfill(a, url, last, pg.url(query="schema=sets"), "on", KEEP_ALL)
-        # PostgreSQL keeps an open window's set as its raw transactions (lazy_set_windows) until
-        # something needs its rows: an output opened with metrics off stores them
-        backfill(a, url, last, pg.url(query="schema=sets"), "off", KEEP_ALL)
-    finally:
-        sim.terminate()
-        sim.wait()
+POPULATION = ["--senders", "100000000", "--contracts", "100000", "--zipf", "1"]
+SETS_LOG = re.compile(
+    r"held at most (\d+) bytes \(bound (\d+)\): (\d+) interned addresses in (\d+) bytes, (\d+) "
+    r"members \(minute (\d+), hour (\d+), day (\d+)\) in the rest; (\d+) windows given up")
+GIVEN_UP = re.compile(r"open (\w+) window at \d+ outgrew the (\d+) MiB its address sets may hold "
+                      r"\((\d+) bytes: (\d+) members in it")
+
+
+def sets_held(log):
+    """The metrics module's account of its sets at their largest (bp_metrics_log_sets)."""
+    m = SETS_LOG.search(log)
+    if not m:
+        sys.exit(f"no account of the address sets in the log:\n{log[-2000:]}")
+    keys = ("bytes", "bound", "ids", "id_bytes", "members", "m1", "h1", "d1", "dropped")
+    return dict(zip(keys, map(int, m.groups())))
+
+
+def growth(db, last):
+    """Distinct senders, (contract, sender) pairs and contracts of blocks 1..n (n seconds of
+    chain), at every tenth of the span."""
     c = sqlite3.connect(db)
-    out = {"rss_on": on.rss_mib, "rss_off": off.rss_mib, "seconds_on": on.seconds,
-           "seconds_off": off.seconds}
-    for t in SET_TABLES:
-        per = {}  # PostgreSQL's: SQLite stores no set of a window it saw whole
-        for grain, windows, rows in pg.sql(
-                f"SELECT grain, count(DISTINCT window_start), count(*) FROM sets.{t} GROUP BY grain"):
-            per[grain] = int(rows) / max(int(windows), 1)
-        out[t] = per
+    try:
+        firsts = {}
+        for what, sql in (
+                ("senders", "SELECT min(block_number) FROM transactions GROUP BY from_address"),
+                ("pairs", f"SELECT min(block_number) FROM transactions WHERE ({CONTRACT_OF}) IS "
+                          f"NOT NULL GROUP BY {CONTRACT_OF}, from_address"),
+                ("contracts", f"SELECT min(block_number) FROM transactions WHERE ({CONTRACT_OF}) "
+                              f"IS NOT NULL GROUP BY {CONTRACT_OF}")):
+            firsts[what] = sorted(r[0] for r in c.execute(sql))
+        per_block = sorted(c.execute("SELECT block_number, count(*) FROM transactions GROUP BY 1"))
+    finally:
+        c.close()
+    numbers = [b for b, _ in per_block]
+    cumulative = list(itertools.accumulate(n for _, n in per_block))
+    points = []
+    for n in sorted({max(1, last * k // 10) for k in range(1, 11)}):
+        i = bisect.bisect_right(numbers, n)
+        points.append({"blocks": n, "txs": cumulative[i - 1] if i else 0,
+                       **{k: bisect.bisect_right(v, n) for k, v in firsts.items()}})
+    return points
+
+
+def zipf_distinct(draws, pool=100_000_000, s=1.0):
+    """Expected distinct ranks of `draws` draws from simnode's Zipf-like pool (its continuous
+    power law on [1, pool + 1), rank floor(x) - 1), ranks bucketed 1 % wide."""
+    def cdf(x):
+        return math.log(x) / math.log(pool + 1) if s == 1 else \
+            (x ** (1 - s) - 1) / ((pool + 1) ** (1 - s) - 1)
+    total, k = 0.0, 1
+    while k <= pool:
+        k2 = min(pool + 1, max(k + 1, int(k * 1.01)))
+        p = (cdf(k2) - cdf(k)) / (k2 - k)
+        total += (k2 - k) * -math.expm1(-p * draws)
+        k = k2
+    return total
+
+
+CONTRACT_OF = ("CASE WHEN to_address IS NULL THEN receipt_contract_address"
+               " WHEN input IS NOT NULL AND input <> '0x' THEN to_address END")
+
+
+def sqlite_bpr(db, t):
+    c = sqlite3.connect(db)
+    try:
+        n = c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
         try:
             size = c.execute("SELECT sum(pgsize) FROM dbstat WHERE name = ?", (t,)).fetchone()[0]
         except sqlite3.OperationalError:
             size = None  # SQLite built without dbstat
-        n = c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-        out[t + "_sqlite_bpr"] = size / n if size and n else None
+        windows = c.execute(f"SELECT grain, count(DISTINCT window_start), count(*) FROM {t} "
+                            "GROUP BY grain").fetchall()
+    finally:
+        c.close()
+    return (size / n if size and n else None), n, windows
+
+
+def big_budget(a):
+    """A --max-memory whose eighth (the sets' share) holds every set of --set-blocks seconds of
+    POPULATION (about 0.11 MB of sets per second of chain): none given up."""
+    return f"{max(512, 2 * a.set_blocks)}MiB"
+
+
+def set_sizes(a, tmp, pg):
+    """The address sets of a 1,000-tx/s chain whose senders keep coming: memory and rows."""
+    sim, url = start_simnode(a.blockpipe, *chain_args(a.set_blocks, 1, 1000), *POPULATION)
+    last = a.set_blocks - 1
+    db = {k: os.path.join(tmp, f"sets-{k}.db") for k in ("off", "whole", "default", "off0")}
+    info = ["--log-level", "info"]
+    big = ("--max-memory", big_budget(a))
+    try:
+        off = backfill(a, url, last, f"sqlite:{db['off']}", "off", big)
+        whole = backfill(a, url, last, f"sqlite:{db['whole']}", "on", (*big, *info, *KEEP_ALL))
+        off0 = backfill(a, url, last, f"sqlite:{db['off0']}", "off")
+        default = backfill(a, url, last, f"sqlite:{db['default']}", "on", (*info, *KEEP_ALL))
+        pg_last = min(last, a.pg_blocks - 1)
+        backfill(a, url, pg_last, pg.url(query="schema=sets"), "on", KEEP_ALL)
+        # PostgreSQL keeps an open window's set as its raw transactions (lazy_set_windows) until
+        # something needs its rows: an output opened with metrics off stores them
+        backfill(a, url, pg_last, pg.url(query="schema=sets"), "off", KEEP_ALL)
+    finally:
+        sim.terminate()
+        sim.wait()
+    out = {"off": off, "whole": whole, "off0": off0, "default": default, "pg_blocks": pg_last + 1,
+           "held": sets_held(whole.out), "held_default": sets_held(default.out),
+           "given_up": [(g, int(mb), int(b), int(n)) for g, mb, b, n in
+                        GIVEN_UP.findall(default.out)],
+           "growth": growth(db["whole"], last)}
+    for t in SET_TABLES:
+        out[t + "_sqlite"] = sqlite_bpr(db["default"], t)
         pgb = pg.sql(f"SELECT pg_total_relation_size('sets.{t}'), (SELECT count(*) FROM sets.{t})")
         out[t + "_pg_bpr"] = int(pgb[0][0]) / max(int(pgb[0][1]), 1)
-    c.close()
+        out[t + "_pg_rows"] = {g: int(n) for g, n in pg.sql(
+            f"SELECT grain, count(*) FROM sets.{t} GROUP BY grain")}
     return out
 
 
 def mib(x):
+    if x >= 10 * 2 ** 30:
+        return f"{x / 2 ** 30:,.0f} GiB"
     return f"{x / 2 ** 20:,.0f} MiB" if x >= 2 ** 20 else f"{x / 1024:,.0f} KiB"
 
 
@@ -162,56 +253,174 @@ def table_of(a, med, rss, counts, spacing):
     return lines
 
 
-def run(a):
+DAY_TXS = 86_400_000
+# Distinct addresses per transaction over a day on real chains (senders and receivers both:
+# an upper bound for the senders alone at that ratio).
+RATIOS = [("Ethereum, 2023-05-23: 398,403 active addresses, 1.113 M transactions (YCharts, "
+           "quoted by web-mind.io, \"Ethereum statistics\")", 398_403 / 1_113_000),
+          ("Base, 2024-12-02: 877,800 daily active addresses (Artemis, quoted by "
+           "etrendystock.com) against its 9.3 M transactions of 2024-11-26 (breakingaltcoinnews"
+           ".com)", 877_800 / 9_320_000)]
+
+
+def pow2_at_least(n, first):
+    cap = first
+    while cap < n:
+        cap *= 2
+    return cap
+
+
+def set_table_bytes(ids, members):
+    """What the module's tables take for `ids` interned addresses and the member counts of
+    the open windows (src/metrics/idset.c): a 42-character address copied into the arena at
+    16-byte alignment (48 bytes), its pointer (an array doubling from 512) and its slot (8
+    bytes, a table doubling from 1,024 and at most half full); a member is an 8-byte key in a
+    table doubling from 256 and at most half full. Not in it: the arena's unused chunk tail,
+    the minute's contract rows, a block's scratch ids."""
+    total = 48 * ids + 8 * pow2_at_least(ids, 512) + 8 * pow2_at_least(2 * ids, 1024)
+    return total + sum(8 * pow2_at_least(2 * m, 256) for m in members if m)
+
+
+def sets_text(a, sets):
+    held, hd, g = sets["held"], sets["held_default"], sets["growth"]
+    end = g[-1]
+    per_id = held["id_bytes"] / max(held["ids"], 1)
+    per_member = (held["bytes"] - held["id_bytes"]) / max(held["members"], 1)
+    lines = [
+        f"**Address sets at 1,000 tx/s**: {a.set_blocks} simnode blocks of 1,000 transactions one "
+        f"second apart ({a.set_blocks / 60:.0f} minutes of chain, one hour and one day window), "
+        f"drawn from `{' '.join(POPULATION)}`: senders do not run out, as simnode's default "
+        "4,096 did within minutes. Distinct senders, (contract, sender) pairs and called "
+        "contracts of the window so far (the raw transactions), against the expectation of "
+        "simnode's Zipf draw (the model the day's figure below extrapolates with):",
+        "",
+        "| minutes of chain | transactions | distinct senders (per tx) | Zipf model | pairs | "
+        "contracts |",
+        "|---|---|---|---|---|---|"]
+    for p in g:
+        lines.append(f"| {p['blocks'] / 60:.1f} | {p['txs']:,} | {p['senders']:,} "
+                     f"({p['senders'] / max(p['txs'], 1):.2f}) | "
+                     f"{zipf_distinct(p['txs']):,.0f} | {p['pairs']:,} | {p['contracts']:,} |")
+    big = big_budget(a)
+    rows = [("without the derived tables", sets["off"], None, big),
+            ("with, sets kept whole", sets["whole"], held, big),
+            ("without the derived tables", sets["off0"], None, "default"),
+            ("with, the default budget", sets["default"], hd, "default")]
+    lines += [
+        "",
+        "In memory (SQLite output; the metrics module's own account of its sets at their "
+        "largest, logged at the end of a backfill: interned addresses, then the members of the "
+        "open minute's, hour's and day's sets, which are 8-byte keys in open-addressing tables "
+        "at most half full):",
+        "",
+        "| backfill | --max-memory (sets' bound) | seconds | peak RSS | sets held at most | "
+        "interned addresses (bytes each) | set members (bytes each) | windows given up |",
+        "|---|---|---|---|---|---|---|---|"]
+    for name, r, h, budget in rows:
+        if not h:
+            lines.append(f"| {name} | {budget} | {r.seconds:.1f} | {r.rss_mib:.0f} MiB | - | - | "
+                         "- | - |")
+            continue
+        lines.append(
+            f"| {name} | {budget} ({h['bound'] / 2 ** 20:.0f} MiB) | {r.seconds:.1f} | "
+            f"{r.rss_mib:.0f} MiB | {mib(h['bytes'])} | {h['ids']:,} "
+            f"({h['id_bytes'] / max(h['ids'], 1):.0f}) | {h['members']:,} "
+            f"({(h['bytes'] - h['id_bytes']) / max(h['members'], 1):.0f}) | {h['dropped']} |")
+    ups = sets["given_up"]
+    if ups:
+        lines += ["", "With the default budget the windows were given up at: " + "; ".join(
+            f"{grain} with {n:,} members ({mib(b)} held in all)" for grain, _, b, n in ups[:4])
+            + (f" and {len(ups) - 4} more" if len(ups) > 4 else "") +
+            ". From then on the output checks that window's set rows against its own table "
+            "(SQLite stores the window's set from its raw transactions, then upserts), so the "
+            "memory stays at the bound and the cost moves into rows. Bytes per row: SQLite's "
+            "dbstat of those stored sets; PostgreSQL's pg_total_relation_size (both with the "
+            "primary key) after a backfill with the sets whole, whose rows PostgreSQL writes "
+            "once something needs them (here an open with `metrics=off` after it):"]
+    lines += [
+        "",
+        "| set | SQLite rows stored (default budget) | bytes/row SQLite | PostgreSQL rows "
+        f"(first {sets['pg_blocks']} blocks) | bytes/row PostgreSQL |",
+        "|---|---|---|---|---|"]
+    for t in SET_TABLES:
+        bpr, n, _ = sets[t + "_sqlite"]
+        pgr = sets[t + "_pg_rows"]
+        lines.append(f"| {t} | {n:,} | {f'{bpr:.0f}' if bpr else '-'} | "
+                     f"{', '.join(f'{k} {v:,}' for k, v in sorted(pgr.items()))} | "
+                     f"{sets[t + '_pg_bpr']:.0f} |")
+    pairs_per_sender = end["pairs"] / max(end["senders"], 1)
+    ids_per_sender = held["ids"] / max(end["senders"], 1)
+    formula = set_table_bytes(held["ids"], (held["m1"], held["h1"], held["d1"]))
+    slack = held["bytes"] / formula
+    lite_aa = sets["active_addresses_sqlite"][0] or 0
+    lite_cs = sets["contract_senders_sqlite"][0] or 0
+    hour = zipf_distinct(3_600_000)
+    minute = zipf_distinct(60_000)
+    lines += [
+        "",
+        f"**A day at 1,000 tx/s** ({DAY_TXS / 1e6:.1f} M transactions). Not measured: a whole "
+        "day's distinct senders. Measured above, at the end of the span: "
+        f"{ids_per_sender:.2f} interned addresses and {pairs_per_sender:.2f} (contract, sender) "
+        "pairs per distinct sender (simnode's population, not a real chain's), and the sets' "
+        f"bytes: {mib(held['bytes'])} where the tables' sizes alone "
+        f"(`set_table_bytes` in this bench: 48 bytes of address copy, 8-byte pointers, 8-byte "
+        f"slots and keys in power-of-two tables at most half full) come to {mib(formula)}, "
+        f"x{slack:.2f} (the arena's unused tail, the minute's contract rows, a block's "
+        "scratch). Extrapolated with those: the tables at a day's size, x that factor, for "
+        "the day's distinct senders S (the assumption), S x "
+        f"{ids_per_sender:.2f} interned addresses, S x (1 + {pairs_per_sender:.2f}) day members, "
+        f"and an hour's ({hour / 1e6:.2f} M senders) and a minute's ({minute:,.0f}) by the "
+        "Zipf model, with as many pairs per sender:",
+        "",
+        "| distinct senders of the day (assumption) | S | sets in memory at the day's end "
+        "(per sender) | --max-memory to keep them (x 8: the sets' share) | the day window's "
+        "rows, SQLite / PostgreSQL |",
+        "|---|---|---|---|---|"]
+    cases = [(f"simnode's Zipf model above ({zipf_distinct(DAY_TXS) / DAY_TXS:.2f} per tx)",
+              zipf_distinct(DAY_TXS))]
+    cases += [(f"{src}: {r:.2f} per tx", r * DAY_TXS) for src, r in RATIOS]
+    for what, n in cases:
+        k = 1 + pairs_per_sender
+        mem = slack * set_table_bytes(int(n * ids_per_sender), (int(minute * k), int(hour * k),
+                                                                 int(n * k)))
+        rows_lite = n * (lite_aa + pairs_per_sender * lite_cs)
+        rows_pg = n * (sets["active_addresses_pg_bpr"] + pairs_per_sender *
+                       sets["contract_senders_pg_bpr"])
+        lines.append(f"| {what} | {n / 1e6:.1f} M | {mib(mem)} ({mem / n:.0f} B) | {mib(8 * mem)} "
+                     f"| {mib(rows_lite) if rows_lite else '-'} / {mib(rows_pg)} |")
+    lines += [
+        "",
+        "So the sets of a busy chain's day do not stay in memory at the default budget (an "
+        f"eighth of what the fixed part leaves: {hd['bound'] / 2 ** 20:.0f} MiB here): the day, "
+        "then the hour are given up within minutes and the output keeps their sets as rows "
+        "(held for `--retention-sets`, 12 h by default; each hour adds its own rows beside the "
+        "day's). Minutes keep no set rows (their distinct senders come with the batch or from "
+        "the minute's raw transactions); under the Zipf model the 24 hours' sets hold "
+        f"{24 * hour / zipf_distinct(DAY_TXS):.1f}x the day's senders again as rows. Peak RSS: "
+        "wait4 of blockpipe."]
+    return lines
+
+
+def run_throughput(a):
     with tempfile.TemporaryDirectory(prefix="bp-metrics-bench-") as tmp, Postgres() as pg:
         slow = throughput(a, tmp, pg, 12)
         fast = throughput(a, tmp, pg, 1)
-        sets = set_sizes(a, tmp, pg)
     lines = [f"The same binary backfilling the same simnode chain with and without the derived "
              f"tables, {a.rounds} round(s) each way interleaved, medians; simnode draws senders "
              "from 4,096 addresses and calls from 256 contracts at random, so nearly every call "
-             "is a new (contract, sender) pair of its hour: the worst case for contract_senders.",
+             "is a new (contract, sender) pair of its hour: the worst case for contract_senders. "
+             "The address sets of a chain whose senders do not run out: the next section.",
              ""]
     lines += table_of(a, *slow, 12) + [""] + table_of(a, *fast, 1)
-
-    def cost(rows, key):
-        bpr = sets[key]
-        return f"{rows:,.0f} rows ({mib(rows * bpr)})" if bpr else f"{rows:,.0f} rows"
-    lines += [
-        "",
-        f"Address sets at 1,000 tx/s: {a.set_blocks} simnode blocks of 1,000 transactions one "
-        f"second apart ({a.set_blocks / 60:.0f} minutes of chain), every set kept. Minutes keep "
-        "no set (their distinct senders come from the minute itself: the metrics module's "
-        "summary, or the minute's raw transactions). An hour's or a day's set stops growing here "
-        "once simnode's 4,096 senders (x 256 contracts) have all appeared: a real chain's are "
-        "larger, with fewer pairs per transaction. Rows: PostgreSQL's tables (it writes the "
-        "rows of a window only once something needs them, docs/SCHEMA.md: here once the "
-        "backfill is over, by an open with `metrics=off`). SQLite stores no "
-        "set of a window blockpipe saw whole since its start (it counts the module's new "
-        "members; the raw transactions in the same file hold the set), only the sets a count "
-        "needed after a restart, a reorg or the sets given up for memory: none in this backfill. "
-        "Sizes: SQLite dbstat (of such stored sets; '-': none), PostgreSQL "
-        "pg_total_relation_size, both with the primary key; a day's cost at PostgreSQL's.",
-        "",
-        "| set | rows per 1h window | per 1d window | a day of windows (24 h + 1 d) | bytes/row "
-        "SQLite / PostgreSQL |",
-        "|---|---|---|---|---|",
-    ]
-    for t in SET_TABLES:
-        h, d = sets[t].get("1h", 0), sets[t].get("1d", 0)
-        lite = sets[t + "_sqlite_bpr"]
-        lines.append(f"| {t} | {h:,.0f} | {d:,.0f} | {cost(24 * h + d, t + '_pg_bpr')} | "
-                     f"{f'{lite:.0f}' if lite else '-'} / {sets[t + '_pg_bpr']:.0f} |")
-    lines += [
-        "",
-        "In memory, blockpipe keeps the open minute's, hour's and day's members (the windows it "
-        "saw begin) as interned 32-bit address ids in 64-bit key sets, so that only new set rows "
-        "are written; they, the batch's derived rows and SQLite's page cache for the derived "
-        "tables are charged to `--max-memory` (default 96 MiB for one chain): peak RSS for this backfill "
-        f"{sets['rss_on']:.0f} MiB with the derived tables, {sets['rss_off']:.0f} MiB without "
-        f"({sets['seconds_on']:.1f} s vs {sets['seconds_off']:.1f} s).",
-    ]
     perfdoc.publish(a.out, "metrics", "\n".join(lines))
+    print("\n".join(lines))
+
+
+def run_sets(a):
+    with tempfile.TemporaryDirectory(prefix="bp-metrics-sets-") as tmp, Postgres() as pg:
+        sets = set_sizes(a, tmp, pg)
+    lines = sets_text(a, sets)
+    perfdoc.publish(a.out, "metrics-sets", "\n".join(lines))
     print("\n".join(lines))
 
 
@@ -220,11 +429,17 @@ def main():
     ap.add_argument("--blockpipe", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--blocks", type=int, default=100 if perfdoc.quick() else 1000)
-    ap.add_argument("--set-blocks", type=int, default=150 if perfdoc.quick() else 600)
+    ap.add_argument("--set-blocks", type=int, default=180 if perfdoc.quick() else 600)
+    ap.add_argument("--pg-blocks", type=int, default=150 if perfdoc.quick() else 300)
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=1 if perfdoc.quick() else 3)
+    ap.add_argument("--case", choices=("throughput", "sets"), default="throughput",
+                    help="throughput: section metrics; sets: section metrics-sets")
     a = ap.parse_args()
-    perfdoc.guarded(a.out, "metrics", lambda: run(a))
+    if a.case == "sets":
+        perfdoc.guarded(a.out, "metrics-sets", lambda: run_sets(a))
+    else:
+        perfdoc.guarded(a.out, "metrics", lambda: run_throughput(a))
 
 
 if __name__ == "__main__":

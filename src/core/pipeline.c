@@ -2232,8 +2232,10 @@ static void release(pipeline *p)
     free(p->events);
     bp_reorder_release(&p->rb);
     bp_canon_release(&p->canon);
-    if (p->cfg->metrics)
+    if (p->cfg->metrics) {
+        bp_metrics_log_sets(p->cfg->metrics);
         bp_metrics_set_budget(p->cfg->metrics, NULL, 0);
+    }
     bp_budget_release(&p->budget); /* last: the writer, the workers and the window refund */
     bp_outputs_release(&p->out);
     unclaim_outputs(p); /* after the last write */

@@ -1,6 +1,7 @@
 /* metrics.c - per-block derivation and the per-batch engine (metrics.h). */
 #include "metrics/metrics.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "metrics/tokens.h"
 #include "util/arena.h"
 #include "util/hex.h"
+#include "util/log.h"
 
 #define ARENA_KEEP (32u << 20)
 
@@ -299,6 +301,21 @@ void bp_metrics_set_budget(bp_metrics *m, bp_budget *budget, size_t max_window_b
 uint64_t bp_metrics_windows_dropped(const bp_metrics *m)
 {
     return m->open.dropped;
+}
+
+void bp_metrics_log_sets(const bp_metrics *m)
+{
+    const bp_open_peak *p = &m->open.peak;
+    size_t members = 0;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        members += p->members[g];
+    if (!p->bytes)
+        return;
+    bp_info("metrics: the open windows' address sets held at most %zu bytes (bound %zu): %zu "
+            "interned addresses in %zu bytes, %zu members (minute %zu, hour %zu, day %zu) in "
+            "the rest; %" PRIu64 " windows given up for memory",
+            p->bytes, m->open.max_bytes, p->ids, p->id_bytes, members, p->members[BP_GRAIN_1M],
+            p->members[BP_GRAIN_1H], p->members[BP_GRAIN_1D], m->open.dropped);
 }
 
 /* The budget follows what the module holds now (memory in use: charged even past the limit,

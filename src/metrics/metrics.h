@@ -45,6 +45,9 @@ void bp_metrics_written(bp_metrics *m);
 size_t bp_metrics_shed(bp_metrics *m);
 /* Windows given up for memory so far. */
 uint64_t bp_metrics_windows_dropped(const bp_metrics *m);
+/* Logs (info) the most the open windows' address sets held, per member, and the windows given
+ * up for memory: what sizes --max-memory for a chain's distinct senders. */
+void bp_metrics_log_sets(const bp_metrics *m);
 
 /* Derives the batch's APPLY blocks into *out (owned by m, valid until the next call).
  * outputs_empty: no output it is for holds any block yet (the windows of the first block

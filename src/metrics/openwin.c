@@ -221,6 +221,16 @@ static int set_rows(bp_open_windows *o, bp_block_derived *bd, const uint32_t *id
     return 0;
 }
 
+/* Members (senders and pairs) of every open window: with the interned addresses, what the
+ * bytes are paid for (the give-up message says both: bytes per member measured in place). */
+static size_t open_members(const bp_open_windows *o)
+{
+    size_t n = 0;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        n += o->win[g].members.count;
+    return n;
+}
+
 /* Window g is given up for memory. */
 static void give_up(bp_open_windows *o, int g)
 {
@@ -228,9 +238,11 @@ static void give_up(bp_open_windows *o, int g)
     if (w->valid) {
         o->dropped++;
         bp_info("metrics: the open %s window at %" PRIu64 " outgrew the %zu MiB its address "
-                "sets may hold; its set rows are checked against the outputs' tables "
+                "sets may hold (%zu bytes: %zu members in it, %zu in all open windows, %zu "
+                "interned addresses); its set rows are checked against the outputs' tables "
                 "until the next one",
-                bp_grain_names[g], w->w, o->max_bytes >> 20);
+                bp_grain_names[g], w->w, o->max_bytes >> 20, bp_open_bytes(o), w->members.count,
+                open_members(o), o->ids.n);
     }
     w->valid = false;
     window_free(w);
@@ -254,6 +266,16 @@ void bp_open_shed(bp_open_windows *o)
     o->scratch_cap = 0;
 }
 
+static void note_peak(bp_open_windows *o)
+{
+    size_t bytes = bp_open_bytes(o);
+    if (bytes <= o->peak.bytes)
+        return;
+    o->peak = (bp_open_peak){.bytes = bytes, .id_bytes = bp_intern_bytes(&o->ids), .ids = o->ids.n};
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        o->peak.members[g] = o->win[g].members.count;
+}
+
 int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uint64_t prev_ts,
                   bp_arena *batch)
 {
@@ -275,6 +297,7 @@ int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uin
         return BP_ENOMEM;
     int rc = set_rows(o, bd, ids, batch);
     bound(o);
+    note_peak(o);
     return rc;
 }
 

@@ -29,6 +29,14 @@ typedef struct bp_open_window {
     uint64_t senders; /* minute: distinct senders */
 } bp_open_window;
 
+/* What the windows held at their largest: what the sets cost per member, measured in place
+ * (docs/PERFORMANCE.md, the address sets at 1,000 tx/s). */
+typedef struct bp_open_peak {
+    size_t bytes;                   /* bp_open_bytes */
+    size_t id_bytes, ids;           /* of it, the interned addresses; how many */
+    size_t members[BP_GRAIN_COUNT]; /* senders and (contract, sender) pairs per window */
+} bp_open_peak;
+
 /* The memory is bounded: when the windows and their interned addresses hold more than
  * max_bytes, the day, then the hour, then the minute are given up (no longer valid, their
  * members freed): the outputs fall back to their own tables for them, exactly as after a
@@ -42,6 +50,7 @@ typedef struct bp_open_windows {
     size_t ndone, capdone;
     uint32_t *scratch; /* a block's ids: senders, then pairs' (contract, sender) */
     size_t scratch_cap;
+    bp_open_peak peak; /* the most the windows held after a block (bp_open_apply) */
 } bp_open_windows;
 
 void bp_open_release(bp_open_windows *o);

@@ -20,8 +20,6 @@ enum {
 
 #define GENESIS_TIME 1700000000ull
 #define GWEI 1000000000ull
-#define EOA_POOL 4096u
-#define CONTRACT_POOL 256u
 #define EVENT_POOL 16u
 #define GAS_PER_BLOB 131072ull
 
@@ -55,6 +53,11 @@ static int check_params(const bp_sim_params *p, bp_error *err)
                             (unsigned long long)p->start_head, (unsigned long long)p->length);
     if (p->chain_id == 0)
         return bp_error_set(err, BP_EINVAL, "--chain-id: must not be 0");
+    if (p->senders > BP_SIM_MAX_POOL || p->contracts > BP_SIM_MAX_POOL)
+        return bp_error_set(err, BP_EINVAL, "--senders / --contracts: expected at most 2^40");
+    if (!(p->zipf >= 0 && p->zipf <= BP_SIM_MAX_ZIPF))
+        return bp_error_set(err, BP_EINVAL, "--zipf %g: expected 0 to %g", p->zipf,
+                            BP_SIM_MAX_ZIPF);
     return 0;
 }
 
@@ -65,6 +68,10 @@ int bp_sim_chain_init(bp_sim_chain *c, const bp_sim_params *p, double now, bp_er
     if (rc != 0)
         return rc;
     c->p = *p;
+    if (!c->p.senders)
+        c->p.senders = BP_SIM_DEFAULT_SENDERS;
+    if (!c->p.contracts)
+        c->p.contracts = BP_SIM_DEFAULT_CONTRACTS;
     c->t0 = now;
     c->fork_start = calloc(BP_SIM_MAX_FORKS + 1, sizeof(uint64_t));
     c->fork_head = calloc(BP_SIM_MAX_FORKS + 1, sizeof(uint64_t));
@@ -367,14 +374,28 @@ static uint64_t below(gen *g, uint64_t n)
     return rnd(g) % n;
 }
 
+/* A rank of a pool of n: uniform, or by the inverse of the continuous power law x^-s on
+ * [1, n + 1) (rank floor(x) - 1): one draw and a pow, however large the pool. At zipf 0 the
+ * draw is the one the chain always made, so the default chain's bytes do not change. */
+static uint64_t pool_rank(gen *g, uint64_t n)
+{
+    double s = g->c->p.zipf;
+    if (s <= 0)
+        return below(g, n);
+    double u = (double)(rnd(g) >> 11) * 0x1p-53, top = (double)n + 1;
+    double x = s == 1.0 ? pow(top, u) : pow((pow(top, 1 - s) - 1) * u + 1, 1 / (1 - s));
+    uint64_t r = x < 1 ? 0 : (uint64_t)x - 1;
+    return r < n ? r : n - 1;
+}
+
 static void eoa(gen *g, bp_sim_addr *a)
 {
-    pool_addr(g->c, SALT_EOA, below(g, EOA_POOL), a);
+    pool_addr(g->c, SALT_EOA, pool_rank(g, g->c->p.senders), a);
 }
 
 static void contract(gen *g, bp_sim_addr *a)
 {
-    pool_addr(g->c, SALT_CONTRACT, below(g, CONTRACT_POOL), a);
+    pool_addr(g->c, SALT_CONTRACT, pool_rank(g, g->c->p.contracts), a);
 }
 
 static int gen_transfer_log(gen *g, const bp_sim_tx *tx)

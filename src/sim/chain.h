@@ -42,7 +42,18 @@ typedef struct bp_sim_params {
     uint64_t chain_id;
     double reorg_every; /* seconds; 0 = no reorgs */
     uint32_t reorg_depth;
+    /* The address populations: externally owned accounts (senders, recipients, log topics,
+     * withdrawals) and called contracts, drawn uniformly (zipf 0) or Zipf-like: rank r of the
+     * pool with probability about proportional to (r + 1)^-zipf, so distinct addresses keep
+     * growing over a window as on a real chain. 0: the defaults (4,096 and 256). */
+    uint64_t senders, contracts;
+    double zipf;
 } bp_sim_params;
+
+#define BP_SIM_DEFAULT_SENDERS 4096u
+#define BP_SIM_DEFAULT_CONTRACTS 256u
+#define BP_SIM_MAX_POOL (1ull << 40)
+#define BP_SIM_MAX_ZIPF 4.0
 
 /* 32 bytes as four big-endian words, w[0] first. */
 typedef struct bp_sim_h256 {

@@ -24,6 +24,7 @@ above.
 """
 
 import os
+import re
 import sqlite3
 import sys
 import tempfile
@@ -104,6 +105,21 @@ SET_NUMBERS += [f"SELECT window_start, lower(CONTRACT), txcount, unique_senders 
                 f"contract_metrics_{g}" for g in ("1m", "1h", "1d")]
 
 
+def check_sets_account(log):
+    """The module's account of its sets at the end (bp_metrics_log_sets): never above their
+    bound after a block, and as many windows given up as the log said one by one."""
+    m = re.search(r"held at most (\d+) bytes \(bound (\d+)\): (\d+) interned addresses in "
+                  r"(\d+) bytes, (\d+) members .* (\d+) windows given up", log)
+    if not m:
+        fail(f"no account of the address sets at the end: {log[-2000:]}")
+    held, bound, ids, id_bytes, members, dropped = map(int, m.groups())
+    if not 0 < held <= bound or not 0 < id_bytes < held or ids <= 0 or members <= 0:
+        fail(f"the sets' account is not consistent: {m.group(0)}")
+    if dropped != log.count("outgrew the"):
+        fail(f"{dropped} windows given up by the account, {log.count('outgrew the')} in the log")
+    print(f"ok: sets held at most {held} of {bound} bytes: {members} members, {ids} addresses")
+
+
 def pg_same_as_sqlite(bp, url, db):
     """The chain into PostgreSQL at the default budget: the same numbers as SQLite's."""
     with Postgres() as pg:
@@ -138,6 +154,7 @@ def main():
             if "outgrew the" not in log:
                 fail(f"no open window was given up for memory: {log[-2000:]}")
             print("ok: " + next(line for line in log.splitlines() if "outgrew the" in line))
+            check_sets_account(log)
             db = sqlite3.connect(path)
             try:
                 n = db.execute("SELECT count(*) FROM chain_metrics_block").fetchone()[0]

@@ -13,6 +13,10 @@
    least 4 below its checkpoint canonical, the ones above at worst orphaned by a reorg that
    came after the stop, parent links unbroken, every field of every block, tx and log equal
    to simnode's block of that hash.
+4. --senders / --contracts / --zipf: the defaults spelled out serve the same blocks and
+   receipts as no flags; --senders 5 --contracts 2 has exactly 5 senders and 2 called
+   contracts; --senders 100000000 --zipf 1 more distinct senders than the default pool holds;
+   a --zipf out of range is refused (exit 2).
 Stdlib only; needs BLOCKPIPE.
 """
 
@@ -177,6 +181,41 @@ def reorg_run(tmp):
         node.kill()
 
 
+def blocks_of(args, last=3):
+    node = Simnode(BLOCKPIPE, ["--block-time", "0", "--length", "100", *args])
+    try:
+        calls = []
+        for n in range(1, last + 1):
+            calls += [("eth_getBlockByNumber", [hex(n), True]), ("eth_getBlockReceipts", [hex(n)])]
+        return node.rpc_batch(calls)
+    finally:
+        node.kill()
+
+
+def population_run():
+    base = ["--txs-per-block", "1000"]
+    default = blocks_of(base)
+    if blocks_of(base + ["--senders", "4096", "--contracts", "256", "--zipf", "0"]) != default:
+        fail("the default populations spelled out changed the chain")
+    senders = lambda res: {t["from"] for b in res[0::2] for t in b["transactions"]}  # noqa: E731
+    called = lambda res: {t["to"] for b in res[0::2] for t in b["transactions"]  # noqa: E731
+                          if t["to"] and t["input"] != "0x"}
+    small = blocks_of(base + ["--senders", "5", "--contracts", "2"])
+    if len(senders(small)) != 5 or len(called(small)) != 2:
+        fail(f"--senders 5 --contracts 2: {len(senders(small))} senders, "
+             f"{len(called(small))} contracts called")
+    many = blocks_of(["--txs-per-block", "3000", "--senders", "100000000", "--zipf", "1"], 5)
+    if len(senders(many)) <= 4096 or len(senders(default)) > 4096:
+        fail(f"--zipf 1 over 10^8 senders: {len(senders(many))} distinct of 15,000, the default "
+             f"{len(senders(default))}")
+    bad = subprocess.run([BLOCKPIPE, "simnode", "--zipf", "5"], capture_output=True, text=True,
+                         timeout=HANG)
+    if bad.returncode != 2 or "--zipf" not in bad.stderr:
+        fail(f"--zipf 5 was not refused: exit {bad.returncode}, {bad.stderr!r}")
+    print(f"populations: default {len(senders(default))} senders of 3,000 txs, zipf "
+          f"{len(senders(many))} of 15,000")
+
+
 def main():
     if not BLOCKPIPE:
         fail("BLOCKPIPE must point at the blockpipe binary")
@@ -184,6 +223,7 @@ def main():
         clean_run(tmp)
         faulty_run(tmp)
         reorg_run(tmp)
+    population_run()
     print("test_simnode: ok")
 
 

@@ -88,6 +88,123 @@ static void hash_of(const bp_sim_chain *c, uint64_t n, char out[BP_HASH_STRLEN])
     out[66] = '\0';
 }
 
+static int addr_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(bp_sim_addr));
+}
+
+/* FNV-1a of the JSON of blocks 0..7 (full transactions) and their receipts. */
+static uint64_t chain_digest(const bp_sim_params *p)
+{
+    bp_sim_chain c;
+    bp_buf out;
+    uint64_t h = 0xcbf29ce484222325ull;
+    chain_init(&c, p);
+    bp_buf_init(&out, 0);
+    for (uint64_t n = 0; n < 8; n++) {
+        render_block(&c, n, &out);
+        for (size_t i = 0; i < out.len; i++)
+            h = (h ^ (unsigned char)out.data[i]) * 0x100000001b3ull;
+    }
+    bp_buf_release(&out);
+    bp_sim_chain_release(&c);
+    return h;
+}
+
+/* The default populations are the chain simnode always served: the digest was taken with
+ * the code before --senders / --contracts / --zipf existed (tests elsewhere and people's
+ * benchmark notes compare that chain), and spelling the defaults out changes nothing. */
+static void test_default_population_unchanged(void **state)
+{
+    (void)state;
+    bp_sim_params p = params(1, 200);
+    assert_true(chain_digest(&p) == 0x563647d6bbd7e4c4ull);
+    p.senders = BP_SIM_DEFAULT_SENDERS;
+    p.contracts = BP_SIM_DEFAULT_CONTRACTS;
+    assert_true(chain_digest(&p) == 0x563647d6bbd7e4c4ull);
+    p.senders++;
+    assert_true(chain_digest(&p) != 0x563647d6bbd7e4c4ull);
+}
+
+typedef struct population {
+    size_t txs, senders, contracts; /* distinct senders; distinct `to` of calls */
+    size_t top;                     /* transactions of the busiest sender */
+} population;
+
+static size_t distinct(bp_sim_addr *a, size_t n, size_t *top)
+{
+    size_t d = 0, run = 0;
+    *top = 0;
+    qsort(a, n, sizeof(*a), addr_cmp);
+    for (size_t i = 0; i < n; i++) {
+        bool same = i > 0 && memcmp(&a[i], &a[i - 1], sizeof(*a)) == 0;
+        d += !same;
+        run = same ? run + 1 : 1;
+        *top = run > *top ? run : *top;
+    }
+    return d;
+}
+
+static population population_of(const bp_sim_params *p, uint64_t blocks)
+{
+    bp_sim_chain c;
+    bp_sim_block b;
+    bp_error err = {0};
+    population pop = {0};
+    size_t cap = (size_t)blocks * p->txs_max, nf = 0, nc = 0, top;
+    bp_sim_addr *from = calloc(cap, sizeof(*from)), *to = calloc(cap, sizeof(*to));
+    assert_non_null(from);
+    assert_non_null(to);
+    chain_init(&c, p);
+    bp_sim_block_init(&b);
+    for (uint64_t n = 1; n <= blocks; n++) {
+        assert_int_equal(bp_sim_block_gen(&c, n, 0, &b, &err), 0);
+        for (size_t i = 0; i < b.tx_count; i++) {
+            from[nf++] = b.txs[i].from;
+            if (b.txs[i].input_kind == BP_SIM_IN_CALL || b.txs[i].input_kind == BP_SIM_IN_TRANSFER)
+                to[nc++] = b.txs[i].to;
+        }
+    }
+    pop.txs = nf;
+    pop.senders = distinct(from, nf, &pop.top);
+    pop.contracts = distinct(to, nc, &top);
+    bp_sim_block_release(&b);
+    bp_sim_chain_release(&c);
+    free(from);
+    free(to);
+    return pop;
+}
+
+/* --senders / --contracts bound the distinct addresses; a large pool drawn Zipf-like keeps
+ * adding new senders where the default pool has run out, with a busiest sender far above a
+ * uniform draw's. */
+static void test_populations(void **state)
+{
+    (void)state;
+    bp_sim_params p = params(9, 1000);
+    population def = population_of(&p, 20);
+    assert_int_equal(def.txs, 20000);
+    assert_true(def.senders <= BP_SIM_DEFAULT_SENDERS && def.senders > 4000);
+    assert_true(def.contracts <= BP_SIM_DEFAULT_CONTRACTS);
+
+    p.senders = 10;
+    p.contracts = 3;
+    population small = population_of(&p, 20);
+    assert_int_equal(small.senders, 10);
+    assert_int_equal(small.contracts, 3);
+
+    p.senders = 100000000;
+    p.contracts = 100000;
+    p.zipf = 1.0;
+    population zipf = population_of(&p, 20);
+    /* about 0.58 of 20,000 (simnode --help); uniform over 10^8 would be all of them */
+    assert_true(zipf.senders > 2 * BP_SIM_DEFAULT_SENDERS && zipf.senders < 19000);
+    assert_true(zipf.contracts > BP_SIM_DEFAULT_CONTRACTS);
+    /* rank 0 takes ln 2 / ln(10^8 + 1) = 3.8 % of the draws: about 750 of 20,000 */
+    assert_true(zipf.top > 500 && zipf.top < 1000);
+    assert_true(def.top < 30);
+}
+
 static void test_deterministic(void **state)
 {
     (void)state;
@@ -667,6 +784,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_default_population_unchanged),
+        cmocka_unit_test(test_populations),
         cmocka_unit_test(test_parent_links_and_hash_coordinates),
         cmocka_unit_test(test_decoder_accepts_every_block),
         cmocka_unit_test(test_reorg_replaces_last_depth),
