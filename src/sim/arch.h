@@ -11,7 +11,12 @@
  * rolls back every other transaction (indices 0, 2, 4, ...) of the newest block with
  * transactions below the head; the odd episode after it re-applies exactly those. So at most
  * one set is rolled back at a time: the last episode's when their count is odd.
- * Hashes are 64 lower-case hex digits without 0x (the get_block_hash doc's example). */
+ * Shapes: by default arch-sdk's wire format (sdk/src/types/, pinned by
+ * sdk/tests/rpc_wire_format.rs: what a current node answers: Block hashes as arrays of 32 byte
+ * numbers, timestamps in milliseconds, the block event's as a string, Status as
+ * {"type": ...}); with ts_shape the TypeScript SDK's (src/struct/, websocket-client/types/:
+ * hex strings, transactions_count, merkle_root, timestamps in seconds, "Processed"). Hashes
+ * given as strings are 64 lower-case hex digits without 0x (the get_block_hash doc's example). */
 #ifndef BP_SIM_ARCH_H
 #define BP_SIM_ARCH_H
 
@@ -49,6 +54,7 @@ typedef struct bp_sim_arch {
     double t0, rollback_every; /* 0: no rollbacks */
     uint64_t rollback_depth;   /* an episode's block is at least this many below the head */
     uint64_t finality;         /* get_best_finalized_block_hash: this many below the head */
+    bool ts_shape;             /* the TypeScript SDK's shapes, else arch-sdk's wire format */
     pthread_mutex_t lock;      /* bp_sim_arch_tick */
     atomic_uint episodes;      /* applied so far */
     uint64_t *ep_height;       /* [BP_SIM_ARCH_MAX_EPISODES]: the block of episode j */
