@@ -54,7 +54,8 @@ def checkpoint(ch, db=DB):
 def ch_rows(ch, upto, db=DB):
     q = {
         "arch_blocks": "SELECT height, lower(hex(hash)), lower(hex(previous_hash)), timestamp, "
-                       "bitcoin_block_height, transaction_count, ifNull(lower(hex(merkle_root)), '') "
+                       "bitcoin_block_height, transaction_count, "
+                       "ifNull(lower(hex(merkle_root)), '') "
                        "FROM {d}.arch_blocks FINAL WHERE chain = 'arch' AND height <= {u} "
                        "ORDER BY height",
         "arch_transactions": "SELECT block_height, tx_index, lower(hex(txid)), "

@@ -10,9 +10,10 @@ drops its WebSocket every second.
 1. HTTP (ep1): is_node_ready, get_block_count, get_best_block_hash,
    get_best_finalized_block_hash, get_block_hash (a number and the book's "680000" string
    form), get_block (the Block's keys in order and each one's type, the hash as ["hash"] and
-   bare, parent links walked from the finalized block down), get_processed_transaction (params as the book's bare string and as
-   an array; the ProcessedTransaction's keys and types), 404 for an
-   unknown block / tx, -32601 for an unknown method; ep2: -32000 on every call.
+   bare, parent links walked from the finalized block down), get_processed_transaction
+   (params as the book's bare string and as an array; the ProcessedTransaction's keys in
+   order and their types), 404 for an unknown block / tx, -32601 for an unknown method; ep2:
+   -32000 on every call.
 2. WebSocket (ep1): a subscription to each of the six topics with request_id echoed, an unknown
    topic refused; then events until a fork, a rollback and its re-apply, and a dkg event have
    come: every payload has exactly the keys of event.rs / events.ts; block events answer by
