@@ -66,7 +66,8 @@ def make_jobs(url, last, chunk, path):
         hashes += rpc(url, "get_block_hash", list(range(lo, min(lo + 500, last + 1))))
     lists = []
     for lo in range(0, len(hashes), 200):
-        lists += [b["transactions"] for b in rpc(url, "get_block", hashes[lo:lo + 200])]
+        lists += [[t if isinstance(t, str) else bytes(t).hex() for t in b["transactions"]]
+                  for b in rpc(url, "get_block", hashes[lo:lo + 200])]
     with open(path, "w") as f:
         for lo in range(0, last + 1, chunk):
             hi = min(lo + chunk, last + 1)

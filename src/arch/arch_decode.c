@@ -1,6 +1,7 @@
 /* arch_decode.c - Arch Network JSON answers and events into table rows (shapes: docs/ARCH.md). */
 #include "arch/arch_decode.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,14 +95,38 @@ static int get_u64(yajl_val v, const char *ctx, const char *field, bool strings_
     }
     if (strings_ok && v && YAJL_IS_STRING(v) && v->u.string[0] >= '0' && v->u.string[0] <= '9') {
         char *end;
+        errno = 0;
         unsigned long long x = strtoull(v->u.string, &end, 10);
-        if (!*end && strlen(v->u.string) <= 19) {
+        if (!*end && errno == 0) {
             *out = x;
             return 0;
         }
     }
     return bad(err, ctx, field,
                strings_ok ? "a non-negative integer (or its digits)" : "a non-negative integer", v);
+}
+
+/* A timestamp in unix seconds. The node sends Block.timestamp as a u128 number (arch-sdk
+ * sdk/src/types/block.rs; its rpc_wire_format.rs fixture: milliseconds), the block event's as
+ * the digits of a u128 (sdk/src/types/event.rs serialize_u128_as_string), the TypeScript SDK
+ * a number with no unit; arch-rust-indexer reads microseconds (indexer/src/utils.rs). The unit
+ * is told by size: a date from 1973 to 5138 is below 1e11 in seconds, in [1e11, 1e14) in
+ * milliseconds, [1e14, 1e17) in microseconds, above in nanoseconds (docs/ARCH.md). */
+static int get_time(yajl_val v, const char *ctx, const char *field, uint64_t *out, bp_error *err)
+{
+    uint64_t x = 0;
+    int rc = get_u64(v, ctx, field, true, &x, err);
+    if (rc != 0 && v && YAJL_IS_STRING(v))
+        rc =
+            bp_error_set(err, BP_EPARSE, "%s: %s: expected a time (digits of a u64), got \"%.60s\"",
+                         ctx, field, v->u.string);
+    if (rc != 0)
+        return rc;
+    *out = x < 100000000000ull         ? x
+           : x < 100000000000000ull    ? x / 1000u
+           : x < 100000000000000000ull ? x / 1000000u
+                                       : x / 1000000000u;
+    return 0;
 }
 
 static int dup(const char *s, char **out, bp_error *err)
@@ -130,7 +155,7 @@ static int hash_list(yajl_val v, const char *ctx, const char *field, bp_arch_has
     for (size_t i = 0; i < n; i++) {
         char name[64];
         snprintf(name, sizeof(name), "%s[%zu]", field, i);
-        int rc = get_hash(v->u.array.values[i], ctx, name, false, (*out)[i], err);
+        int rc = get_hash(v->u.array.values[i], ctx, name, true, (*out)[i], err);
         if (rc != 0)
             return rc;
         *count = i + 1;
@@ -174,29 +199,36 @@ int bp_arch_decode_block(yajl_val r, const char *hash, bp_arch_block *b, bp_erro
                                                  "%s: the block hash asked for "
                                                  "is not 64 hex digits",
                                                  ctx);
+    /* arch-sdk sdk/src/types/block.rs: Hash([u8; 32]) is an array of 32 numbers; the
+     * TypeScript SDK's struct/block.ts: a hex string */
     if (rc == 0)
-        rc = get_hash(member(r, "previous_block_hash"), ctx, "previous_block_hash", false,
+        rc = get_hash(member(r, "previous_block_hash"), ctx, "previous_block_hash", true,
                       b->prev_hash, err);
     if (rc == 0)
         rc = get_u64(member(r, "block_height"), ctx, "block_height", false, &b->height, err);
     if (rc == 0)
-        rc = get_u64(member(r, "timestamp"), ctx, "timestamp", false, &b->timestamp, err);
-    /* a string in the SDK's block.ts */
-    if (rc == 0)
-        rc = get_u64(member(r, "bitcoin_block_height"), ctx, "bitcoin_block_height", true,
-                     &b->bitcoin_height, err);
-    if (rc == 0)
-        rc = get_u64(member(r, "transactions_count"), ctx, "transactions_count", false,
-                     &b->tx_count, err);
-    if (rc == 0)
-        rc = get_hash(member(r, "merkle_root"), ctx, "merkle_root", false, b->merkle_root, err);
+        rc = get_time(member(r, "timestamp"), ctx, "timestamp", &b->timestamp, err);
+    /* u64 in block.rs, a string in block.ts, an Option (null) in arch-rust-indexer's
+     * indexer/src/arch_rpc/mod.rs BlockResponse */
+    yajl_val btc = member(r, "bitcoin_block_height");
+    b->no_bitcoin_height = !btc || YAJL_IS_NULL(btc);
+    if (rc == 0 && !b->no_bitcoin_height)
+        rc = get_u64(btc, ctx, "bitcoin_block_height", true, &b->bitcoin_height, err);
     if (rc == 0)
         rc = hash_list(member(r, "transactions"), ctx, "transactions", &b->txids, &b->txid_count,
                        err);
-    if (rc == 0 && b->txid_count != b->tx_count)
-        rc =
-            bp_error_set(err, BP_EPARSE, "%s: transactions_count: %llu, but transactions lists %zu",
-                         ctx, (unsigned long long)b->tx_count, b->txid_count);
+    /* transactions_count and merkle_root: block.ts only (block.rs has neither) */
+    yajl_val count = member(r, "transactions_count"), root = member(r, "merkle_root");
+    b->tx_count = b->txid_count;
+    if (rc == 0 && count && !YAJL_IS_NULL(count)) {
+        rc = get_u64(count, ctx, "transactions_count", false, &b->tx_count, err);
+        if (rc == 0 && b->tx_count != b->txid_count)
+            rc = bp_error_set(err, BP_EPARSE,
+                              "%s: transactions_count: %llu, but transactions lists %zu", ctx,
+                              (unsigned long long)b->tx_count, b->txid_count);
+    }
+    if (rc == 0 && root && !YAJL_IS_NULL(root))
+        rc = get_hash(root, ctx, "merkle_root", true, b->merkle_root, err);
     if (rc != 0)
         bp_arch_block_free(b);
     return rc;
@@ -248,11 +280,15 @@ static int get_status(yajl_val v, const char *ctx, enum bp_arch_status *st, char
             return dup(f->u.string, failure, err);
         }
     }
-    if (v && YAJL_IS_STRING(v))
-        return bp_error_set(err, BP_EPARSE, "%s: status: unknown status \"%.60s\"", ctx,
-                            v->u.string);
+    /* any other string: processed, as arch-sdk's Status::from_value reads it
+     * (sdk/src/types/processed_transaction.rs: "Queued" is queued, every other string
+     * Processed) */
+    if (v && YAJL_IS_STRING(v)) {
+        *st = BP_ARCH_PROCESSED;
+        return 0;
+    }
     return bad(err, ctx, "status",
-               "Processed/Processing/Queued/Failed, {\"type\",\"message\"} or {\"Failed\"}", v);
+               "a string, {\"type\": queued/processed/failed, \"message\"} or {\"Failed\"}", v);
 }
 
 static int get_rollback(yajl_val v, const char *ctx, bp_arch_tx *t, bp_error *err)
@@ -559,11 +595,11 @@ static int event_fields(yajl_val d, bp_arch_event *e, bp_error *err)
     int rc = 0;
     switch (e->topic) {
     case BP_ARCH_T_BLOCK:
-        rc = get_hash(member(d, "hash"), ctx, "hash", false, e->hash, err);
-        return rc ? rc
-                  : get_u64(member(d, "timestamp"), ctx, "timestamp", false, &e->timestamp, err);
+        rc = get_hash(member(d, "hash"), ctx, "hash", true, e->hash, err);
+        /* a string of digits in arch-sdk's event.rs BlockEvent, a number in events.ts */
+        return rc ? rc : get_time(member(d, "timestamp"), ctx, "timestamp", &e->timestamp, err);
     case BP_ARCH_T_TRANSACTION:
-        rc = get_hash(member(d, "hash"), ctx, "hash", false, e->hash, err);
+        rc = get_hash(member(d, "hash"), ctx, "hash", true, e->hash, err);
         if (rc == 0)
             rc = get_status(member(d, "status"), ctx, &e->status, &e->failure, err);
         if (rc == 0)
@@ -572,7 +608,7 @@ static int event_fields(yajl_val d, bp_arch_event *e, bp_error *err)
     case BP_ARCH_T_ACCOUNT_UPDATE:
         rc = get_hash(member(d, "account"), ctx, "account", true, e->account, err);
         if (rc == 0)
-            rc = get_hash(member(d, "transaction_hash"), ctx, "transaction_hash", false, e->hash,
+            rc = get_hash(member(d, "transaction_hash"), ctx, "transaction_hash", true, e->hash,
                           err);
         break;
     case BP_ARCH_T_ROLLEDBACK:
@@ -603,7 +639,13 @@ int bp_arch_decode_event(const char *text, size_t len, double received_at, bp_ar
     char why[256];
     yajl_val root = bp_json_parse(text, len, why, sizeof(why));
     int rc = 0;
-    yajl_val topic = root ? member(root, "topic") : NULL, data = root ? member(root, "data") : NULL;
+    /* {"topic": T, "data": ...}: arch-sdk's Event (sdk/src/types/event.rs, serde tag "topic",
+     * content "data"); {"event": T, "data": ...}: also taken by the TypeScript SDK's
+     * managers/ws-adapter.ts */
+    yajl_val topic = root && YAJL_IS_OBJECT(root) ? member(root, "topic") : NULL;
+    yajl_val data = root && YAJL_IS_OBJECT(root) ? member(root, "data") : NULL;
+    if (root && YAJL_IS_OBJECT(root) && !topic)
+        topic = member(root, "event");
     if (!root)
         rc = bp_error_set(err, BP_EPARSE, "event: not JSON: %s", why);
     else if (!YAJL_IS_OBJECT(root))

@@ -1,18 +1,27 @@
 /* arch_decode.h - Arch Network answers and WebSocket events into rows for the tables
  * arch_blocks, arch_transactions, arch_account_updates and arch_events (issue 14).
  *
- * Shapes: docs/ARCH.md (the book's src/rpc/http-methods/ pages and the TypeScript SDK's
- * src/struct/ and src/websocket-client/types/). Where the two disagree, both are read:
- *   - ProcessedTransaction.status: "Processed" / "Confirmed" / ... (book, WS events),
- *     {"type": "processed"|"processing"|"failed", "message"} (SDK struct) or
- *     {"Failed": "message"} (SDK TransactionEvent);
- *   - bitcoin_txids: a list of strings (book) or bitcoin_txid: a byte array or null (SDK);
- *   - hashes and keys: 64 hex digits with or without 0x (both in the book's examples), keys
- *     also as 32-byte number arrays (the SDK's serialized Pubkey).
+ * Shapes (docs/ARCH.md lists each field and its source): the Rust SDK's wire format
+ * (Arch-Network/arch-sdk sdk/src/types/block.rs, processed_transaction.rs, event.rs, pinned by
+ * sdk/tests/rpc_wire_format.rs: what a current node answers), the TypeScript SDK's objects
+ * (SaturnBTC/arch-typescript-sdk src/struct/, src/websocket-client/types/, older) and the
+ * book's examples (Arch-Network/book src/rpc/http-methods/). Where they disagree, all are read:
+ *   - hashes and keys: 64 hex digits with or without 0x (book, TS SDK, event strings) or
+ *     arrays of 32 byte numbers (serde's Hash / Pubkey: Block.transactions,
+ *     previous_block_hash, account_keys, bitcoin_txid);
+ *   - Block: transactions_count and merkle_root only in the TS SDK (optional here; a count
+ *     that is not the list's length is an error), bitcoin_block_height a number, a string
+ *     (TS SDK) or null (arch-rust-indexer), timestamp in s / ms / us / ns (to seconds);
+ *   - status: {"type": "queued"|"processed"|"failed", "message"} (serde's Status, TS struct),
+ *     a string (book "Confirmed", TS events "Processed"; any unknown string is processed, as
+ *     arch-sdk's Status::from_value reads it) or {"Failed": "message"};
+ *   - bitcoin_txids: a list of strings (book) or bitcoin_txid: a byte array or null (SDKs);
+ *   - events: {"topic": T, "data"} (event.rs) or {"event": T, "data"} (TS ws-adapter.ts);
+ *     the block event's timestamp a number or a string of digits (event.rs).
  * Hashes and keys come out as 64 lower-case hex digits without 0x.
  *
  * Every malformed input is an error (BP_EPARSE) whose message names the field, e.g.
- * "get_block result: previous_block_hash: expected 64 hex digits, got a number". */
+ * "get_block result: previous_block_hash: expected 64 hex digits or 32 bytes, got a number". */
 #ifndef BP_ARCH_DECODE_H
 #define BP_ARCH_DECODE_H
 
@@ -32,11 +41,12 @@ typedef struct bp_arch_block {
     bp_arch_hash hash; /* the block's own hash: get_block's parameter (Block has no hash) */
     bp_arch_hash prev_hash;
     uint64_t height;
-    uint64_t timestamp;
+    uint64_t timestamp; /* unix seconds, whatever unit the node sent (bp_arch_decode_block) */
     uint64_t bitcoin_height;
-    uint64_t tx_count; /* transactions_count */
-    bp_arch_hash merkle_root;
-    bp_arch_hash *txids; /* owned */
+    bool no_bitcoin_height;   /* null or absent: the column is NULL */
+    uint64_t tx_count;        /* the transactions listed (= transactions_count where sent) */
+    bp_arch_hash merkle_root; /* "" when the node sends none (arch-sdk's Block has none): NULL */
+    bp_arch_hash *txids;      /* owned */
     size_t txid_count;
 } bp_arch_block;
 
@@ -107,8 +117,8 @@ typedef struct bp_arch_event {
 int bp_arch_result(const char *text, size_t len, const char *method, yajl_val *root,
                    yajl_val *result, bp_error *err);
 
-/* get_block's result (a Block) for the block of hash `hash` (get_block's parameter). The
- * block's transactions_count must equal its list of transactions. */
+/* get_block's result (a Block) for the block of hash `hash` (get_block's parameter). A
+ * transactions_count, where sent, must equal the list of transactions. */
 int bp_arch_decode_block(yajl_val result, const char *hash, bp_arch_block *out, bp_error *err);
 void bp_arch_block_free(bp_arch_block *b);
 
@@ -117,7 +127,8 @@ int bp_arch_decode_tx(yajl_val result, const char *txid, uint64_t block_height, 
                       bp_error *err);
 void bp_arch_tx_free(bp_arch_tx *t);
 
-/* One WebSocket message {"topic": T, "data": {...}} received at received_at (unix seconds).
+/* One WebSocket message {"topic": T, "data": {...}} (or {"event": T, ...}) received at
+ * received_at (unix seconds).
  * Subscription answers ({"status", "subscription_id", ...}) are BP_EINVAL "not an event". */
 int bp_arch_decode_event(const char *text, size_t len, double received_at, bp_arch_event *out,
                          bp_error *err);

@@ -59,8 +59,10 @@ int bp_arch_json_block(bp_buf *out, const char *chain, const bp_block *b)
     if (!b->arch)
         return BP_EINVAL;
     const bp_arch_block *r = &b->arch->block;
-    const aval v[] = {S(chain),        U(b->number),         S(b->hash),     S(b->parent_hash),
-                      U(r->timestamp), U(r->bitcoin_height), U(r->tx_count), S(r->merkle_root)};
+    const aval v[] = {S(chain),        U(b->number),
+                      S(b->hash),      S(b->parent_hash),
+                      U(r->timestamp), r->no_bitcoin_height ? S(NULL) : U(r->bitcoin_height),
+                      U(r->tx_count),  S(r->merkle_root[0] ? r->merkle_root : NULL)};
     return object(out, BP_ARCH_BLOCKS, v, sizeof(v) / sizeof(v[0]));
 }
 

@@ -33,7 +33,8 @@ static const char USAGE[] =
     "the WebSocket {\"method\":\"subscribe\",\"params\":{\"topic\":T}} for the topics block,\n"
     "transaction, account_update, rolledback_transactions, reapplied_transactions and dkg;\n"
     "events as {\"topic\":T,\"data\":{...}}. Faults and reorgs work as for EVM (bad= is\n"
-    "EVM only).\n"
+    "EVM only). Objects in the Rust SDK's wire format (arch-sdk rpc_wire_format.rs, what a\n"
+    "current node answers) or, with --arch-shape ts, the TypeScript SDK's.\n"
     "\n"
     "Control methods (JSON-RPC on every endpoint, HTTP and WebSocket; a namespace no real node\n"
     "uses; never failed by error_rate, HTTP faults still apply): what the timers do, at a\n"
@@ -59,6 +60,10 @@ static const char USAGE[] =
     "  --rollback-depth N     arch: that block is at least N below the head (default 1)\n"
     "  --finality N           arch: get_best_finalized_block_hash is N below the head\n"
     "                         (default 6)\n"
+    "  --arch-shape rust|ts   arch: the objects' shape: rust = arch-sdk's wire format (hashes\n"
+    "                         as byte arrays, timestamps in ms, no transactions_count /\n"
+    "                         merkle_root); ts = the TypeScript SDK's (hex strings, seconds,\n"
+    "                         both fields) (default rust; docs/ARCH.md)\n"
     "  --seed N               chain seed (default 1)\n"
     "  --length N             blocks 0..N-1 at most (default 10000000)\n"
     "  --txs-per-block N|A-B  transactions per block, or uniform in A..B (default 200)\n"
@@ -232,7 +237,11 @@ static int set_option(sim_opts *o, const char *flag, const char *v, bp_error *er
         rc = set_number(flag, v, 1, 1ull << 40, &o->cfg.rollback_depth, err);
     else if (strcmp(flag, "--finality") == 0)
         rc = set_number(flag, v, 1, 1ull << 40, &o->cfg.finality, err);
-    else if (strcmp(flag, "--length") == 0)
+    else if (strcmp(flag, "--arch-shape") == 0) {
+        if (strcmp(v, "rust") != 0 && strcmp(v, "ts") != 0)
+            return bad(flag, v, "rust or ts", err);
+        o->cfg.arch_ts = strcmp(v, "ts") == 0;
+    } else if (strcmp(flag, "--length") == 0)
         rc = set_number(flag, v, 1, 1ull << 40, &p->length, err);
     else if (strcmp(flag, "--txs-per-block") == 0)
         rc = set_txs(o, v, err);
@@ -321,6 +330,8 @@ static int parse_args(sim_opts *o, int argc, char **argv, bp_error *err)
     }
     if (o->cfg.rollback_every > 0 && !o->cfg.arch)
         return bp_error_set(err, BP_EINVAL, "--rollback-every needs --chain-type arch");
+    if (o->cfg.arch_ts && !o->cfg.arch)
+        return bp_error_set(err, BP_EINVAL, "--arch-shape ts needs --chain-type arch");
     if (o->cfg.chain.reorg_every > 0 && !o->depth_set)
         o->cfg.chain.reorg_depth = 3;
     bp_sim_faults_clear(o->faults, o->cfg.endpoints);

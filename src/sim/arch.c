@@ -371,28 +371,59 @@ static unsigned fail_code(const bp_sim_tx *tx)
     return (unsigned)(tx->hash.w[0] & 0xff) + 1;
 }
 
-/* Book src/rpc/http-methods/get-block.md (result: a Block); fields: SDK src/struct/block.ts. */
+/* A hash as 32 byte numbers (serde's Hash([u8; 32]): arch-sdk program/src/hash.rs). */
+static int put_hash_bytes(bp_buf *out, const bp_sim_h256 *h)
+{
+    uint8_t b[32];
+    h256_bytes(h, b);
+    return put_bytes(out, b, 32);
+}
+
+/* A hash the way the shape writes a Hash field: bytes (Rust) or a hex string (TS). */
+static int put_hash_field(const bp_sim_arch *a, bp_buf *out, const bp_sim_h256 *h)
+{
+    return a->ts_shape ? put_hex_q(out, h) : put_hash_bytes(out, h);
+}
+
+/* The block's time in milliseconds (the Rust shape's unit): its seconds and a sub-second part
+ * from the hash, so a reader that takes them for seconds (or drops the part) shows. */
+static unsigned long long block_ms(const bp_sim_block *b)
+{
+    return (unsigned long long)b->timestamp * 1000u + (unsigned long long)(b->hash.w[1] % 1000u);
+}
+
+/* Book src/rpc/http-methods/get-block.md (result: a Block). Fields: arch-sdk
+ * sdk/src/types/block.rs struct Block {transactions: Vec<Hash>, previous_block_hash: Hash,
+ * timestamp: u128 (ms: rpc_wire_format.rs block_response_deserialization), block_height: u64,
+ * bitcoin_block_height: u64}; with ts_shape the TypeScript SDK's src/struct/block.ts (hex
+ * strings, timestamp in seconds here, bitcoin_block_height a string, transactions_count,
+ * merkle_root). */
 int bp_sim_arch_render_block(const bp_sim_arch *a, const bp_sim_block *b, bp_buf *out)
 {
-    (void)a;
     int rc = bp_buf_puts(out, "{\"transactions\":[");
     for (size_t i = 0; rc == 0 && i < b->tx_count; i++) {
         if (i > 0)
             rc = bp_buf_putc(out, ',');
         if (rc == 0)
-            rc = put_hex_q(out, &b->txs[i].hash);
+            rc = put_hash_field(a, out, &b->txs[i].hash);
     }
     if (rc == 0)
         rc = bp_buf_puts(out, "],\"previous_block_hash\":");
     if (rc == 0)
-        rc = put_hex_q(out, &b->parent_hash);
+        rc = put_hash_field(a, out, &b->parent_hash);
+    unsigned long long btc = BTC_HEIGHT0 + b->number / BTC_EVERY;
+    if (rc == 0 && !a->ts_shape)
+        return bp_buf_printf(out,
+                             ",\"timestamp\":%llu,\"block_height\":%llu,"
+                             "\"bitcoin_block_height\":%llu}",
+                             block_ms(b), (unsigned long long)b->number, btc);
     /* bitcoin_block_height is a string in block.ts (unlike block_height) */
     if (rc == 0)
         rc = bp_buf_printf(out,
                            ",\"timestamp\":%llu,\"block_height\":%llu,\"bitcoin_block_height\":"
                            "\"%llu\",\"transactions_count\":%zu,\"merkle_root\":",
-                           (unsigned long long)b->timestamp, (unsigned long long)b->number,
-                           (unsigned long long)(BTC_HEIGHT0 + b->number / BTC_EVERY), b->tx_count);
+                           (unsigned long long)b->timestamp, (unsigned long long)b->number, btc,
+                           b->tx_count);
     if (rc == 0)
         rc = put_hex_q(out, &b->transactions_root);
     return rc != 0 ? rc : bp_buf_putc(out, '}');
@@ -436,9 +467,13 @@ static int render_runtime_tx(const bp_sim_block *b, const bp_sim_tx *tx, const b
     return rc != 0 ? rc : bp_buf_puts(out, "}]}}");
 }
 
-/* Book src/rpc/http-methods/get-processed-transaction.md (a ProcessedTransaction); fields:
- * SDK src/struct/processed-transaction.ts (status / rollback_status as {type, message}, one
- * bitcoin_txid or null: the book's example shows bitcoin_txids, a list of strings). */
+/* Book src/rpc/http-methods/get-processed-transaction.md (a ProcessedTransaction). Fields:
+ * arch-sdk sdk/src/types/processed_transaction.rs struct ProcessedTransaction
+ * {runtime_transaction, status, bitcoin_txid: Option<Hash>, logs, rollback_status,
+ * inner_instructions_list} (rpc_wire_format.rs processed_transaction_response_deserialization;
+ * Status and RollbackStatus serde-tagged {"type", "message"}); the TypeScript SDK's
+ * src/struct/processed-transaction.ts is the same but inner_instructions_list. The book's
+ * example shows bitcoin_txids, a list of strings, instead. */
 int bp_sim_arch_render_ptx(const bp_sim_arch *a, const bp_sim_block *b, size_t idx, bp_buf *out)
 {
     const bp_sim_tx *tx = &b->txs[idx];
@@ -477,10 +512,13 @@ int bp_sim_arch_render_ptx(const bp_sim_arch *a, const bp_sim_block *b, size_t i
      * one (docs/ARCH.md item 12). */
     if (rc == 0 && bp_sim_arch_rolled_back(a, b->number, b->fork, (uint32_t)idx))
         rc = bp_buf_puts(out, ",\"rollback_status\":{\"type\":\"rolledback\",\"message\":"
-                              "\"bitcoin transaction replaced (simnode)\"}}");
+                              "\"bitcoin transaction replaced (simnode)\"}");
     else if (rc == 0)
-        rc = bp_buf_puts(out, ",\"rollback_status\":{\"type\":\"notRolledback\"}}");
-    return rc;
+        rc = bp_buf_puts(out, ",\"rollback_status\":{\"type\":\"notRolledback\"}");
+    /* InnerInstructionsList (sdk/src/types/inner_instruction.rs): a list per instruction */
+    if (rc == 0 && !a->ts_shape)
+        rc = bp_buf_puts(out, ",\"inner_instructions_list\":[[]]");
+    return rc != 0 ? rc : bp_buf_putc(out, '}');
 }
 
 static int put_event_open(bp_buf *out, unsigned topic)
@@ -495,8 +533,10 @@ static int send_event(bp_buf *out, unsigned topic, bp_sim_arch_emit emit, void *
     return rc != 0 ? rc : emit(ud, topic, out->data, out->len);
 }
 
-/* SDK src/websocket-client/types/events.ts: TransactionEvent (status Processed or
- * {"Failed": message}; program_ids and hashes as hex strings: the type says string only). */
+/* arch-sdk sdk/src/types/event.rs TransactionEvent {hash: String, status: Status (serde:
+ * {"type": "processed"} / {"type": "failed", "message"}), program_ids: Vec<String>,
+ * block_height}; ts_shape: the TypeScript SDK's src/websocket-client/types/events.ts (status
+ * "Processed" or {"Failed": message}). Strings are hex (Hash's and Pubkey's Display). */
 static int tx_event(const bp_sim_arch *a, const bp_sim_block *b, size_t i, bp_buf *s,
                     bp_sim_arch_emit emit, void *ud)
 {
@@ -509,9 +549,13 @@ static int tx_event(const bp_sim_arch *a, const bp_sim_block *b, size_t i, bp_bu
     if (rc == 0)
         rc = put_hex_q(s, &tx->hash);
     if (rc == 0 && tx->status)
-        rc = bp_buf_puts(s, ",\"status\":\"Processed\"");
+        rc = bp_buf_puts(s, a->ts_shape ? ",\"status\":\"Processed\""
+                                        : ",\"status\":{\"type\":\"processed\"}");
     else if (rc == 0)
-        rc = bp_buf_printf(s, ",\"status\":{\"Failed\":\"custom program error: 0x%x\"}",
+        rc = bp_buf_printf(s,
+                           a->ts_shape ? ",\"status\":{\"Failed\":\"custom program error: 0x%x\"}"
+                                       : ",\"status\":{\"type\":\"failed\",\"message\":\"custom "
+                                         "program error: 0x%x\"}",
                            fail_code(tx));
     if (rc == 0)
         rc = bp_buf_puts(s, ",\"program_ids\":[");
@@ -522,7 +566,8 @@ static int tx_event(const bp_sim_arch *a, const bp_sim_block *b, size_t i, bp_bu
     return rc != 0 ? rc : send_event(s, BP_SIM_ARCH_TRANSACTION, emit, ud);
 }
 
-/* SDK events.ts: AccountUpdateEvent, one per writable account of the tx. */
+/* event.rs / events.ts AccountUpdateEvent {account, transaction_hash, block_height} (the same
+ * in both), one per writable account of the tx. */
 static int account_events(const bp_sim_arch *a, const bp_sim_block *b, size_t i, bp_buf *s,
                           bp_sim_arch_emit emit, void *ud)
 {
@@ -557,19 +602,23 @@ int bp_sim_arch_block_events(const bp_sim_arch *a, const bp_sim_block *b, unsign
         if (rc == 0 && (mask & (1u << BP_SIM_ARCH_ACCOUNT_UPDATE)))
             rc = account_events(a, b, i, s, emit, ud);
     }
-    if (rc == 0 && (mask & (1u << BP_SIM_ARCH_BLOCK))) { /* events.ts: BlockEvent */
+    /* BlockEvent {hash: String, timestamp: u128 written as a string (event.rs
+     * serialize_u128_as_string; ms, Block.timestamp's unit)}; events.ts: a number */
+    if (rc == 0 && (mask & (1u << BP_SIM_ARCH_BLOCK))) {
         rc = put_event_open(s, BP_SIM_ARCH_BLOCK);
         if (rc == 0)
             rc = bp_buf_puts(s, "{\"hash\":");
         if (rc == 0)
             rc = put_hex_q(s, &b->hash);
-        if (rc == 0)
+        if (rc == 0 && a->ts_shape)
             rc = bp_buf_printf(s, ",\"timestamp\":%llu}", (unsigned long long)b->timestamp);
+        else if (rc == 0)
+            rc = bp_buf_printf(s, ",\"timestamp\":\"%llu\"}", block_ms(b));
         if (rc == 0)
             rc = send_event(s, BP_SIM_ARCH_BLOCK, emit, ud);
     }
     if (rc == 0 && (mask & (1u << BP_SIM_ARCH_DKG)) && b->number % BP_SIM_ARCH_DKG_EVERY == 0 &&
-        b->number > 0) { /* events.ts: DKGEvent, a status string (values undocumented) */
+        b->number > 0) { /* event.rs / events.ts DKGEvent, a status string (values undocumented) */
         rc = put_event_open(s, BP_SIM_ARCH_DKG);
         if (rc == 0)
             rc = bp_buf_puts(s, "{\"status\":\"Completed\"}");
@@ -579,7 +628,8 @@ int bp_sim_arch_block_events(const bp_sim_arch *a, const bp_sim_block *b, unsign
     return rc;
 }
 
-/* SDK events.ts: RolledbackTransactionsEvent / ReappliedTransactionsEvent. */
+/* event.rs / events.ts RolledbackTransactionsEvent / ReappliedTransactionsEvent
+ * {block_height, transaction_hashes: Vec<String>} (the same fields in both). */
 int bp_sim_arch_episode_event(const bp_sim_arch *a, unsigned j, unsigned mask, bp_buf *s,
                               bp_sim_arch_emit emit, void *ud)
 {

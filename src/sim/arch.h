@@ -15,7 +15,12 @@
  * once, of a chosen block or chosen transactions of one block (ep_txs); they take the next
  * episode numbers, so a running --rollback-every schedule re-applies an on-demand rollback and
  * its later episodes come that much later.
- * Hashes are 64 lower-case hex digits without 0x (the get_block_hash doc's example). */
+ * Shapes: by default arch-sdk's wire format (sdk/src/types/, pinned by
+ * sdk/tests/rpc_wire_format.rs: what a current node answers: Block hashes as arrays of 32 byte
+ * numbers, timestamps in milliseconds, the block event's as a string, Status as
+ * {"type": ...}); with ts_shape the TypeScript SDK's (src/struct/, websocket-client/types/:
+ * hex strings, transactions_count, merkle_root, timestamps in seconds, "Processed"). Hashes
+ * given as strings are 64 lower-case hex digits without 0x (the get_block_hash doc's example). */
 #ifndef BP_SIM_ARCH_H
 #define BP_SIM_ARCH_H
 
@@ -53,6 +58,7 @@ typedef struct bp_sim_arch {
     double t0, rollback_every; /* 0: no rollbacks */
     uint64_t rollback_depth;   /* an episode's block is at least this many below the head */
     uint64_t finality;         /* get_best_finalized_block_hash: this many below the head */
+    bool ts_shape;             /* the TypeScript SDK's shapes, else arch-sdk's wire format */
     pthread_mutex_t lock;      /* bp_sim_arch_tick */
     atomic_uint episodes;      /* applied so far */
     uint64_t *ep_height;       /* [BP_SIM_ARCH_MAX_EPISODES]: the block of episode j */

@@ -26,6 +26,7 @@ typedef struct bp_sim_server_config {
     double rollback_every;   /* arch: seconds between rollback / re-apply episodes, 0 = none */
     uint64_t rollback_depth; /* arch: an episode's block at least this many below the head (0: 1) */
     uint64_t finality;       /* arch: the best finalized block this many below the head (0: 6) */
+    bool arch_ts;            /* arch: the TypeScript SDK's shapes (--arch-shape ts, sim/arch.h) */
     const char *host;        /* IPv4 address, "localhost" allowed */
     uint16_t port;           /* endpoint i listens on port + i; 0 = free ports */
     size_t endpoints;

@@ -164,9 +164,12 @@ static void enc_block(bp_ch_enc *e, const char *chain, const bp_block *b, uint64
     put_hash(e, b->hash);
     put_hash(e, b->parent_hash);
     bp_ch_put_u64(e, r->timestamp);
-    bp_ch_put_u64(e, r->bitcoin_height);
+    put_opt(e, !r->no_bitcoin_height, r->bitcoin_height);
     bp_ch_put_u64(e, r->tx_count);
-    put_hash(e, r->merkle_root);
+    if (r->merkle_root[0])
+        put_hash(e, r->merkle_root);
+    else
+        bp_ch_put_null(e);
     row_end(e, seq);
 }
 

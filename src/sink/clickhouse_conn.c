@@ -300,6 +300,27 @@ static int v5(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps,
     return rc;
 }
 
+/* Version 6: arch_blocks.merkle_root Nullable (arch-sdk's Block, what a current node answers,
+ * has none). Version 4 made from today's column table has it so already. */
+static int v6(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err)
+{
+    (void)target;
+    (void)caps;
+    bp_buf ans;
+    bp_buf_init(&ans, 1 << 16);
+    int rc = bp_ch_query(h,
+                         "SELECT type FROM system.columns WHERE database = currentDatabase() AND "
+                         "table = 'arch_blocks' AND name = 'merkle_root'",
+                         &ans, "reading the columns", err);
+    if (rc == 0 && strncmp(ans.data, "FixedString", 11) == 0)
+        rc = bp_ch_query(h,
+                         "ALTER TABLE arch_blocks MODIFY COLUMN merkle_root "
+                         "Nullable(FixedString(32))",
+                         NULL, "arch_blocks", err);
+    bp_buf_release(&ans);
+    return rc;
+}
+
 static const struct {
     int version;
     const char *description;
@@ -316,6 +337,7 @@ static const struct {
      "arch_rollbacks) and the view arch_transactions_current",
      v4},
     {5, "checkpoints.resync_floor, checkpoint_intents.resync_floor (Arch)", v5},
+    {6, "arch_blocks.merkle_root Nullable (the Rust SDK's Block has none)", v6},
 };
 #define CH_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 

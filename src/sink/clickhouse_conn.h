@@ -19,7 +19,7 @@
 #define BP_CH_DEFAULT_WAIT 30
 #define BP_CH_OUTPUT "clickhouse" /* checkpoints.output of this output */
 /* The newest schema version this program knows (schema_migrations.version). */
-#define BP_CH_SCHEMA_VERSION 5
+#define BP_CH_SCHEMA_VERSION 6
 
 typedef struct bp_ch_target {
     bp_ch_server srv;

@@ -123,9 +123,13 @@ static void enc_block(const bp_pg_arch *a, bp_pgcopy *c, const char *chain, cons
     enc_hash(c, b->hash, "arch_blocks.hash");
     enc_hash(c, b->parent_hash, "arch_blocks.previous_hash");
     bp_pgcopy_i64(c, r->timestamp, "arch_blocks.timestamp");
-    bp_pgcopy_i64(c, r->bitcoin_height, "arch_blocks.bitcoin_block_height");
+    bp_pgcopy_opt_i64(c, (bp_opt_u64){.set = !r->no_bitcoin_height, .v = r->bitcoin_height},
+                      "arch_blocks.bitcoin_block_height");
     bp_pgcopy_i64(c, r->tx_count, "arch_blocks.transaction_count");
-    enc_hash(c, r->merkle_root, "arch_blocks.merkle_root");
+    if (r->merkle_root[0])
+        enc_hash(c, r->merkle_root, "arch_blocks.merkle_root");
+    else
+        bp_pgcopy_null(c);
 }
 
 static void enc_tx(const bp_pg_arch *a, bp_pgcopy *c, const char *chain, const bp_block *b,

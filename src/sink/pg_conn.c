@@ -87,6 +87,14 @@ static int v6(bp_buf *out)
                        "ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS resync_floor bigint;");
 }
 
+/* Version 7: arch_blocks.merkle_root may be NULL (arch-sdk's Block, what a current node
+ * answers, has none; the TypeScript SDK's has one). Version 4 made from today's column table
+ * has it so already: DROP NOT NULL then changes nothing. */
+static int v7(bp_buf *out)
+{
+    return bp_buf_puts(out, "ALTER TABLE arch_blocks ALTER COLUMN merkle_root DROP NOT NULL;");
+}
+
 static const struct {
     int version;
     const char *description;
@@ -104,6 +112,7 @@ static const struct {
      bp_pg_derived_schema_lazy},
     {6, "checkpoints.resync_floor: where an Arch chain's next start reads rollback state again",
      v6},
+    {7, "arch_blocks.merkle_root may be NULL (the Rust SDK's Block has none)", v7},
 };
 #define PG_MIGRATIONS (sizeof(g_migrations) / sizeof(g_migrations[0]))
 

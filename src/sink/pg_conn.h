@@ -21,7 +21,7 @@
 #define BP_PG_DEFAULT_WAIT 30
 #define BP_PG_DEFAULT_CHECKPOINT "postgres"
 /* The newest schema version this program knows (schema_migrations.version). */
-#define BP_PG_SCHEMA_VERSION 6
+#define BP_PG_SCHEMA_VERSION 7
 
 typedef struct bp_pg_target {
     char *conninfo;   /* "postgresql://..." without our parameters, for libpq */

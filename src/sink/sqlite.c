@@ -766,6 +766,8 @@ static int create_schema(sqlite_sink *s, bp_error *err)
         rc = add_v3_columns(s, t, err);
     if (rc == 0 && version > 0 && version < 4)
         rc = add_floor_column(s, err);
+    if (rc == 0 && version > 0) /* the Arch tables are made outside the version (arch_tables) */
+        rc = bp_sqlite_arch_upgrade(s->db, s->path, &s->sql, err);
     for (bp_table t = 0; rc == 0 && t < BP_TABLE_COUNT; t++)
         if (bp_sql_create_table(&s->sql, t, "IF NOT EXISTS ", "", sqlite_type, "") != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");

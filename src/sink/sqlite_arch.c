@@ -53,6 +53,34 @@ int bp_sqlite_arch_schema(bp_buf *sql)
     return bp_arch_txid_index(sql, "IF NOT EXISTS ");
 }
 
+int bp_sqlite_arch_upgrade(sqlite3 *db, const char *path, bp_buf *sql, bp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    bool notnull = false;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT \"notnull\" FROM pragma_table_info('arch_blocks')"
+                                " WHERE name = 'merkle_root'",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        notnull = sqlite3_column_int(st, 0) != 0;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        bp_error_set(err, BP_EDB, "%s: reading the columns of arch_blocks: %s", path,
+                     sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return BP_EDB;
+    if (!notnull)
+        return 0;
+    /* the same columns in the same order: SELECT * copies them (its indexes go with the old
+     * table; arch_open makes them again) */
+    if (bp_buf_puts(sql, "ALTER TABLE arch_blocks RENAME TO arch_blocks_notnull;") != 0 ||
+        bp_arch_create_table(sql, BP_ARCH_BLOCKS, "", sqlite_type) != 0 ||
+        bp_buf_puts(sql, "INSERT INTO arch_blocks SELECT * FROM arch_blocks_notnull;"
+                         "DROP TABLE arch_blocks_notnull;") != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
 void bp_sqlite_arch_close(bp_sqlite_arch *a)
 {
     if (!a)
@@ -178,8 +206,10 @@ int bp_sqlite_arch_apply(bp_sqlite_arch *a, const char *chain, const bp_block *b
     sqlite3_stmt *st = a->st[A_INS_BLOCK];
     int rc = bind_text(st, 1, chain) | bind_u64(st, 2, b->number) | bind_text(st, 3, b->hash) |
              bind_text(st, 4, b->parent_hash) | bind_u64(st, 5, r->block.timestamp) |
-             bind_u64(st, 6, r->block.bitcoin_height) | bind_u64(st, 7, r->block.tx_count) |
-             bind_text(st, 8, r->block.merkle_root);
+             (r->block.no_bitcoin_height ? sqlite3_bind_null(st, 6)
+                                         : bind_u64(st, 6, r->block.bitcoin_height)) |
+             bind_u64(st, 7, r->block.tx_count) |
+             bind_text(st, 8, r->block.merkle_root[0] ? r->block.merkle_root : NULL);
     rc = rc == SQLITE_OK ? step(st) : rc;
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
         return conflict(a, chain, b, skip, err);

@@ -15,6 +15,10 @@ typedef struct bp_sqlite_arch bp_sqlite_arch;
 
 /* Appends the CREATE TABLE IF NOT EXISTS statements of the four tables. BP_ENOMEM. */
 int bp_sqlite_arch_schema(bp_buf *sql);
+/* Appends what makes an arch_blocks made before merkle_root could be NULL (arch-sdk's Block
+ * has none) take NULLs: the table again with its rows (SQLite cannot drop a NOT NULL); nothing
+ * when there is no arch_blocks or it takes NULLs. For the caller's open transaction. */
+int bp_sqlite_arch_upgrade(sqlite3 *db, const char *path, bp_buf *sql, bp_error *err);
 /* Prepares the statements on db (after the schema exists); path names the file in messages. */
 int bp_sqlite_arch_open(sqlite3 *db, const char *path, bp_sqlite_arch **out, bp_error *err);
 void bp_sqlite_arch_close(bp_sqlite_arch *a);

@@ -113,9 +113,12 @@ static void render_tx(ct_lines *l, const bp_block *b, const bp_tx *t)
 static void render_arch(ct_lines *l, const bp_block *b)
 {
     const bp_arch_rows *r = b->arch;
-    ct_lines_add(l, "A %" PRIu64 " %s %s %" PRIu64 " %" PRIu64 " %" PRIu64 " %s", b->number,
-                 b->hash, b->parent_hash, r->block.timestamp, r->block.bitcoin_height,
-                 r->block.tx_count, r->block.merkle_root);
+    char btc[24] = "-";
+    if (!r->block.no_bitcoin_height)
+        snprintf(btc, sizeof(btc), "%" PRIu64, r->block.bitcoin_height);
+    ct_lines_add(l, "A %" PRIu64 " %s %s %" PRIu64 " %s %" PRIu64 " %s", b->number, b->hash,
+                 b->parent_hash, r->block.timestamp, btc, r->block.tx_count,
+                 r->block.merkle_root[0] ? r->block.merkle_root : "-");
     for (size_t i = 0; i < r->tx_count; i++) {
         const bp_arch_tx *t = &r->txs[i];
         ct_lines_add(l, "X %" PRIu64 " %zu %s %s %s %s %d %s %s", b->number, i, t->txid, b->hash,
@@ -275,10 +278,14 @@ static bp_block *gen_arch_block(unsigned branch, uint64_t number, const char *pa
         snprintf(r->block.prev_hash, BP_ARCH_HEX, "%s", parent_hash);
     else
         arch_hex(r->block.prev_hash, 0, 0);
-    arch_hex(r->block.merkle_root, 0x3e, id);
+    /* every third block as a current node sends it (arch-sdk's Block): no merkle_root; every
+     * fifth with a null bitcoin_block_height (arch-rust-indexer's Option): NULL columns */
+    if (number % 3 != 0)
+        arch_hex(r->block.merkle_root, 0x3e, id);
     r->block.height = number;
     r->block.timestamp = 1700000000 + 2 * number + branch;
     r->block.bitcoin_height = 800000 + number / 10;
+    r->block.no_bitcoin_height = number % 5 == 0;
     r->block.tx_count = r->tx_count = mix(&rng) % 5;
     r->txs = calloc(r->tx_count ? r->tx_count : 1, sizeof(*r->txs));
     CT_CHECK(r->txs, "out of memory");

@@ -39,6 +39,7 @@ sys.path.insert(0, HERE)
 from apiclient import SSE, WS, Api, wait_http  # noqa: E402
 from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
+import archcheck  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 
@@ -158,9 +159,10 @@ def node_vs_rest(node, url, api, db, episode, since):
     for t in txs:
         by_block.setdefault(t["block_height"], []).append(t["txid"])
     for b, h, nb in zip(blocks, hashes, nblocks):
+        listed = archcheck.block_txids(nb)
         if (b["hash"], b["previous_hash"], b["transaction_count"]) != \
-                (h, nb["previous_block_hash"], nb["transactions_count"]) or \
-                by_block.get(b["height"], []) != nb["transactions"]:
+                (h, archcheck.key_hex(nb["previous_block_hash"], "previous_block_hash"),
+                 len(listed)) or by_block.get(b["height"], []) != listed:
             fail(f"REST block {b} differs from the node's {h} {nb}")
     back = sum(t["rolled_back"] for t in txs)
     print(f"REST vs node: {len(txs)} transactions ({back} rolled back) and {len(blocks)} blocks "

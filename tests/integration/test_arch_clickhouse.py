@@ -54,7 +54,8 @@ def checkpoint(ch, db=DB):
 def ch_rows(ch, upto, db=DB):
     q = {
         "arch_blocks": "SELECT height, lower(hex(hash)), lower(hex(previous_hash)), timestamp, "
-                       "bitcoin_block_height, transaction_count, lower(hex(merkle_root)) "
+                       "bitcoin_block_height, transaction_count, "
+                       "ifNull(lower(hex(merkle_root)), '') "
                        "FROM {d}.arch_blocks FINAL WHERE chain = 'arch' AND height <= {u} "
                        "ORDER BY height",
         "arch_transactions": "SELECT block_height, tx_index, lower(hex(txid)), "
@@ -105,7 +106,8 @@ def check_same_as_sqlite(bp, url, ch, tmp, upto):
     lite = {
         "arch_blocks": con.execute(
             "SELECT height, hash, previous_hash, timestamp, bitcoin_block_height, "
-            "transaction_count, merkle_root FROM arch_blocks WHERE height <= ? ORDER BY height",
+            "transaction_count, coalesce(merkle_root, '') FROM arch_blocks WHERE height <= ? "
+            "ORDER BY height",
             (upto,)).fetchall(),
         "arch_transactions": con.execute(
             "SELECT block_height, tx_index, txid, block_hash, status, coalesce(failure_reason, "

@@ -21,7 +21,8 @@ Then the tables must hold exactly the node's canonical chain:
   stored blocks; none within HANG fails the test: nothing would have been tested).
 Then `backfill` of a config file's chains: entry with `chain_type: arch` must store the same
 rows for the canonical blocks, and an etl-csv output (ethereum-etl's EVM columns) must be refused
-for an Arch chain, saying why.
+for an Arch chain, saying why; and a file whose arch_blocks.merkle_root is NOT NULL (as made
+before the Rust SDK's wire format) is made again at the next open, its rows kept.
 - every column of every stored row of the three tables has the value computed from the
   node's get_block / get_processed_transaction answers in Python (tests/tools/archcheck.py,
   not blockpipe's decoder): timestamp, bitcoin_block_height, merkle_root, status,
@@ -168,10 +169,11 @@ def check_tables(url, db):
     for i in range(0, len(blocks), 100):
         chunk = blocks[i:i + 100]
         for b, body in zip(chunk, call(url, [("get_block", [b[1]]) for b in chunk])):
-            ntx += len(body["transactions"])
-            if got.get(b[0], []) != body["transactions"] or b[3] != len(body["transactions"]):
+            listed = archcheck.block_txids(body)
+            ntx += len(listed)
+            if got.get(b[0], []) != listed or b[3] != len(listed):
                 fail(f"block {b[0]}: stored txids {got.get(b[0], [])} (count {b[3]}), the node's "
-                     f"{body['transactions']}")
+                     f"{listed}")
     orphans = con.execute("SELECT count(*) FROM arch_account_updates a WHERE chain = 'arch' AND "
                           "NOT EXISTS (SELECT 1 FROM arch_transactions t WHERE t.chain = a.chain "
                           "AND t.block_height = a.block_height AND t.tx_index = a.tx_index "
@@ -229,6 +231,43 @@ def check_config_backfill(bp, url, db, tmp, upto):
         fail(f"an etl-csv output was not refused for an Arch chain: exit {r.returncode}, "
              f"{r.stderr[-1000:]}")
     print(f"backfill of a chains: entry (chain_type: arch) 0..{upto}: same rows; etl-csv refused")
+
+
+def check_sqlite_upgrade(bp, url, tmp):
+    """A SQLite file whose arch_blocks was made before merkle_root could be NULL (NOT NULL, as
+    every file before the Rust SDK's wire format, which has no merkle_root): the next open makes
+    the table again with its rows; the rows kept, the new ones NULL (docs/ARCH.md item 18)."""
+    db = os.path.join(tmp, "old.db")
+
+    def backfill(to):
+        r = subprocess.run([bp, "backfill", "--chain-type", "arch", "--rpc", url, "--from", "0",
+                            "--to", str(to), "--output", f"sqlite:{db}"],
+                           capture_output=True, text=True, timeout=HANG)
+        if r.returncode != 0:
+            fail(f"backfill 0..{to} into {db} exited {r.returncode}: {r.stderr[-2000:]}")
+    backfill(10)
+    con = sqlite3.connect(db)
+    ddl = con.execute("SELECT sql FROM sqlite_master WHERE name = 'arch_blocks'").fetchone()[0]
+    old = ddl.replace("merkle_root TEXT", "merkle_root TEXT NOT NULL")
+    if old == ddl:
+        fail(f"arch_blocks: {ddl}: no nullable merkle_root")
+    con.executescript("BEGIN; ALTER TABLE arch_blocks RENAME TO a0; " + old + "; INSERT INTO "
+                      "arch_blocks SELECT chain, height, hash, previous_hash, timestamp, "
+                      f"bitcoin_block_height, transaction_count, '{'ab' * 32}' FROM a0; "
+                      "DROP TABLE a0; COMMIT;")
+    con.close()
+    backfill(20)
+    con = sqlite3.connect(db)
+    notnull = con.execute("SELECT \"notnull\" FROM pragma_table_info('arch_blocks') "
+                          "WHERE name = 'merkle_root'").fetchone()[0]
+    roots = con.execute("SELECT height, merkle_root FROM arch_blocks ORDER BY height").fetchall()
+    con.close()
+    want = [(h, "ab" * 32 if h <= 10 else None) for h in range(21)]
+    if notnull or roots != want:
+        fail(f"an arch_blocks with NOT NULL merkle_root, opened again: notnull {notnull}, "
+             f"merkle roots {roots}")
+    print("a file's arch_blocks with NOT NULL merkle_root is made again at open: its 11 rows "
+          "kept, the next 10 NULL")
 
 
 def node_args():
@@ -309,6 +348,7 @@ def main():
         # block may already be unknown to it)
         archcheck.check_values(url, archcheck.sqlite_rows(db, "arch", strict))
         check_config_backfill(bp, url, db, tmp.name, min(strict, 40))
+        check_sqlite_upgrade(bp, url, tmp.name)
         print("OK")
     except AssertionError:
         if os.path.exists(logpath):

@@ -68,7 +68,7 @@ def expect_exact(ch, db, data, label):
 
 def migrate(bp, ch):
     url = ch.url("mig")
-    for want in ("migrated from version 0 to 5", "is up to date (version 5"):
+    for want in ("migrated from version 0 to 6", "is up to date (version 6"):
         rc, out = run([bp, "migrate", url])
         if rc != 0 or want not in out or "bp:bp@" in out:
             raise Fail(f"migrate: exit {rc}, want '{want}' (and no password):\n{out}")
@@ -90,7 +90,7 @@ def migrate(bp, ch):
     if [v[0] for v in views] != sorted(["arch_transactions_current"] + [
             f"{k}_metrics_{g}_v" for k in ("chain", "contract") for g in ("1d", "1h", "1m")]):
         raise Fail(f"migrate: views {views}, want the six rollup views and the Arch one")
-    print("[migrate] OK: version 5 (with the derived tables, the Arch tables and the views), then up to date; "
+    print("[migrate] OK: version 6 (with the derived tables, the Arch tables and the views), then up to date; "
           "18.16 types (String amounts)")
 
 
@@ -101,7 +101,7 @@ def refusals(bp, ch, node, head):
     ch.sql("INSERT INTO newer.schema_migrations VALUES (7, 'from the future', now())")
     rc, out = run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
                    "--output", ch.url("newer")])
-    if rc == 0 or "schema version 7 is newer than this blockpipe knows (5)" not in out:
+    if rc == 0 or "schema version 7 is newer than this blockpipe knows (6)" not in out:
         raise Fail(f"refusals: a newer schema: exit {rc}:\n{out[-2000:]}")
     rc, out = run([bp, "backfill", "--rpc", node.url, "--from", "0", "--to", str(head),
                    "--output", ch.url("pw", password="wrong"), "--wait-for-db", "60"],

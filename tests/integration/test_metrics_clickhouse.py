@@ -186,8 +186,8 @@ def main():
         finally:
             sc.close()
         versions = ch.sql(f"SELECT version FROM {DB}.schema_migrations ORDER BY 1")
-        if versions != [["1"], ["2"], ["3"], ["4"], ["5"]]:
-            raise Mismatch(f"schema_migrations: {versions}, want versions 1 to 5")
+        if versions != [["1"], ["2"], ["3"], ["4"], ["5"], ["6"]]:
+            raise Mismatch(f"schema_migrations: {versions}, want versions 1 to 6")
         prices(blockpipe, ch, tmp)
         retention(blockpipe, ch)
     print("PASS")

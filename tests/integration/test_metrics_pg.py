@@ -67,9 +67,9 @@ def upgrade_in_place(pg, sc, blockpipe):
     head = sc.node.block_number()
     p = subprocess.run(run + ["--output", base, "--from", "0", "--to", str(head)],
                        capture_output=True, text=True, timeout=300)
-    if p.returncode != 0 or "migrated from version 1 to 6" not in p.stderr:
+    if p.returncode != 0 or "migrated from version 1 to 7" not in p.stderr:
         raise Mismatch(f"the run on a version 1 schema: exit {p.returncode}, want 0 and a "
-                       f"'migrated from version 1 to 6' line:\n{p.stderr[-3000:]}")
+                       f"'migrated from version 1 to 7' line:\n{p.stderr[-3000:]}")
     blocks, receipts = sc.node_chain()
     counts = compare(Expected(blocks[11:], receipts[11:], "megaeth"), read_pg(pg, "megaeth", "old"),
                      label="upgraded schema: ")
@@ -97,8 +97,8 @@ def main():
         finally:
             sc.close()
         versions = pg.sql("SELECT version FROM schema_migrations ORDER BY 1")
-        if versions != [["1"], ["2"], ["3"], ["4"], ["5"], ["6"]]:
-            raise Mismatch(f"schema_migrations: {versions}, want versions 1 to 6")
+        if versions != [["1"], ["2"], ["3"], ["4"], ["5"], ["6"], ["7"]]:
+            raise Mismatch(f"schema_migrations: {versions}, want versions 1 to 7")
     print("PASS")
 
 

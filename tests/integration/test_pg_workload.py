@@ -148,10 +148,10 @@ def main():
             wl.mine_batch(k)
             sent += k
         rc, out = run([bp, "migrate", pg.url(), "--pg-schema", "w"])
-        if rc != 0 or "migrated from version 0 to 6" not in out:
-            raise Fail(f"migrate: exit {rc}, want 0 and 'migrated from version 0 to 6':\n{out}")
+        if rc != 0 or "migrated from version 0 to 7" not in out:
+            raise Fail(f"migrate: exit {rc}, want 0 and 'migrated from version 0 to 7':\n{out}")
         rc, out = run([bp, "migrate", pg.url(query="schema=w")])
-        if rc != 0 or "up to date (version 6)" not in out:
+        if rc != 0 or "up to date (version 7)" not in out:
             raise Fail(f"second migrate: exit {rc}, want 0 and 'up to date':\n{out}")
 
         rc, out = backfill(bp, node, pg.url(query="schema=w"))

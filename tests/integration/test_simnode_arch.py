@@ -1,17 +1,22 @@
 """`blockpipe simnode --chain-type arch` against the documented Arch Network shapes (docs/ARCH.md).
 
-Two endpoints over one chain growing a block every 0.2 s, a depth-3 fork every 2 s and a
+Run twice: in the default shape, the Rust SDK's wire format (Arch-Network/arch-sdk
+sdk/src/types/block.rs, processed_transaction.rs, event.rs, pinned by
+sdk/tests/rpc_wire_format.rs: what a current node answers), and with --arch-shape ts, the
+TypeScript SDK's (SaturnBTC/arch-typescript-sdk src/struct/, websocket-client/types/events.ts).
+Each run: two endpoints over one chain growing a block every 0.2 s, a depth-3 fork every 2 s and a
 rollback / re-apply episode every 1.5 s; ep2 answers every call with an injected error and
 drops its WebSocket every second.
 1. HTTP (ep1): is_node_ready, get_block_count, get_best_block_hash,
    get_best_finalized_block_hash, get_block_hash (a number and the book's "680000" string
-   form), get_block (the Block keys of the SDK's block.ts with their types, parent links walked
-   from the finalized block down), get_processed_transaction (params as the book's bare string
-   and as an array; the ProcessedTransaction keys of processed-transaction.ts), 404 for an
-   unknown block / tx, -32601 for an unknown method; ep2: -32000 on every call.
+   form), get_block (the Block's keys in order and each one's type, the hash as ["hash"] and
+   bare, parent links walked from the finalized block down), get_processed_transaction
+   (params as the book's bare string and as an array; the ProcessedTransaction's keys in
+   order and their types), 404 for an unknown block / tx, -32601 for an unknown method; ep2:
+   -32000 on every call.
 2. WebSocket (ep1): a subscription to each of the six topics with request_id echoed, an unknown
    topic refused; then events until a fork, a rollback and its re-apply, and a dkg event have
-   come: every payload has exactly the keys of the SDK's events.ts; block events answer by
+   come: every payload has exactly the keys of event.rs / events.ts; block events answer by
    get_block; transaction / account_update events name transactions the block announced next
    at their block_height lists; a rollback's transactions show rollback_status rolledback
    while it is simnode's newest episode (its /stats count), the re-apply (same hashes, same
@@ -38,9 +43,31 @@ from simnode import Simnode  # noqa: E402
 BLOCKPIPE = os.environ.get("BLOCKPIPE")
 HANG = 60
 HEX = set("0123456789abcdef")
-BLOCK_KEYS = {"transactions", "previous_block_hash", "timestamp", "block_height",
-              "bitcoin_block_height", "transactions_count", "merkle_root"}
-PTX_KEYS = {"runtime_transaction", "status", "bitcoin_txid", "logs", "rollback_status"}
+# The Rust SDK's wire format (arch-sdk), field by field:
+RUST = {
+    # sdk/src/types/block.rs struct Block, in its field order (serde writes them so);
+    # rpc_wire_format.rs block_response_deserialization: hashes 32 byte numbers, timestamp
+    # u128 milliseconds, bitcoin_block_height a number
+    "block": ["transactions", "previous_block_hash", "timestamp", "block_height",
+              "bitcoin_block_height"],
+    # processed_transaction.rs struct ProcessedTransaction (processed_transaction_response_
+    # deserialization; inner_instructions_list: inner_instruction.rs, a list per instruction)
+    "ptx": ["runtime_transaction", "status", "bitcoin_txid", "logs", "rollback_status",
+            "inner_instructions_list"],
+    # Status: serde tag "type", content "message", camelCase (status_response_deserialization)
+    "status_types": ("queued", "processed", "failed"),
+}
+# The TypeScript SDK's: struct/block.ts (hex strings, bitcoin_block_height a string, both
+# transactions_count and merkle_root; simnode's timestamp in seconds), struct/processed-
+# transaction.ts (no inner_instructions_list; status processing / processed / failed).
+TS = {
+    "block": ["transactions", "previous_block_hash", "timestamp", "block_height",
+              "bitcoin_block_height", "transactions_count", "merkle_root"],
+    "ptx": ["runtime_transaction", "status", "bitcoin_txid", "logs", "rollback_status"],
+    "status_types": ("processing", "processed", "failed"),
+}
+SHAPE = RUST  # the run's (main)
+# event.rs / events.ts: the same keys in both
 EVENT_KEYS = {
     "block": {"hash", "timestamp"},
     "transaction": {"hash", "status", "program_ids", "block_height"},
@@ -64,6 +91,16 @@ def is_bytes(v, n):
                                                        for x in v)
 
 
+def is_hash_field(v):
+    """A Hash field of a get_block answer: 32 byte numbers (Rust), 64 hex digits (TS)."""
+    return is_bytes(v, 32) if SHAPE is RUST else is_hash(v)
+
+
+def hexof(v):
+    """A hash field as the hex a call takes (get_block's parameter)."""
+    return v if isinstance(v, str) else bytes(v).hex()
+
+
 def post(url, method, params, rid=1):
     body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
     req = urllib.request.Request(url, data=body.encode(),
@@ -83,21 +120,26 @@ def call(url, method, params=None):
 
 
 def check_block(b, height=None):
-    if set(b) != BLOCK_KEYS:
-        fail(f"get_block keys {sorted(b)} != {sorted(BLOCK_KEYS)}")
-    if not (is_hash(b["previous_block_hash"]) and is_hash(b["merkle_root"])
-            and isinstance(b["timestamp"], int) and isinstance(b["block_height"], int)
-            and isinstance(b["bitcoin_block_height"], str) and b["bitcoin_block_height"].isdigit()
+    if list(b) != SHAPE["block"]:
+        fail(f"get_block keys {list(b)} != {SHAPE['block']}")
+    ok = is_hash_field(b["previous_block_hash"]) and isinstance(b["block_height"], int) and \
+        isinstance(b["timestamp"], int) and all(is_hash_field(t) for t in b["transactions"])
+    if SHAPE is RUST:  # ms: 1e11 <= t < 1e14 for a date after 1973 (docs/ARCH.md)
+        ok = ok and 10**11 <= b["timestamp"] < 10**14 and \
+            isinstance(b["bitcoin_block_height"], int)
+    else:
+        ok = ok and b["timestamp"] < 10**11 and is_hash(b["merkle_root"]) and \
+            isinstance(b["bitcoin_block_height"], str) and b["bitcoin_block_height"].isdigit() \
             and b["transactions_count"] == len(b["transactions"])
-            and all(is_hash(t) for t in b["transactions"])):
+    if not ok:
         fail(f"get_block field types: {b}")
     if height is not None and b["block_height"] != height:
         fail(f"get_block: block_height {b['block_height']}, expected {height}")
 
 
 def check_ptx(p):
-    if set(p) != PTX_KEYS:
-        fail(f"get_processed_transaction keys {sorted(p)} != {sorted(PTX_KEYS)}")
+    if list(p) != SHAPE["ptx"]:
+        fail(f"get_processed_transaction keys {list(p)} != {SHAPE['ptx']}")
     rt = p["runtime_transaction"]
     if set(rt) != {"version", "signatures", "message"} or not all(is_bytes(s, 64)
                                                                   for s in rt["signatures"]):
@@ -116,9 +158,12 @@ def check_ptx(p):
                 ins["program_id_index"] >= len(m["account_keys"]):
             fail(f"instruction: {ins}")
     st = p["status"]
-    if st.get("type") not in ("processing", "processed", "failed") or \
+    if st.get("type") not in SHAPE["status_types"] or \
             (st["type"] == "failed") != isinstance(st.get("message"), str):
         fail(f"status: {st}")
+    if SHAPE is RUST and (len(p["inner_instructions_list"]) != len(m["instructions"]) or
+                          not all(x == [] for x in p["inner_instructions_list"])):
+        fail(f"inner_instructions_list: {p['inner_instructions_list']}")
     if p["bitcoin_txid"] is not None and not is_bytes(p["bitcoin_txid"], 32):
         fail(f"bitcoin_txid: {p['bitcoin_txid']}")
     if p["rollback_status"].get("type") not in ("notRolledback", "rolledback"):
@@ -135,20 +180,23 @@ def check_http(url, bad_url):
         fail(f"count {count}, best {best}, finalized {fin}")
     if call(url, "get_block_hash", [5]) != call(url, "get_block_hash", ["5"]):
         fail("get_block_hash: a number and its digits name different blocks")
-    b = call(url, "get_block", [fin])
+    b = call(url, "get_block", [fin])  # the book's ["hash"]
     check_block(b)
+    if call(url, "get_block", fin) != b:  # the Rust SDK's bare string (docs/ARCH.md item 19)
+        fail("get_block: a bare hash and [hash] answer differently")
     h, walked = fin, 0
     while b["block_height"] > 0 and walked < 6:  # parent links, down from the finalized block
-        parent = call(url, "get_block", [b["previous_block_hash"]])
+        prev = hexof(b["previous_block_hash"])
+        parent = call(url, "get_block", [prev])
         check_block(parent, b["block_height"] - 1)
-        if call(url, "get_block_hash", [parent["block_height"]]) != b["previous_block_hash"]:
+        if call(url, "get_block_hash", [parent["block_height"]]) != prev:
             fail(f"finalized chain: get_block_hash({parent['block_height']}) is not the parent")
-        h, b, walked = b["previous_block_hash"], parent, walked + 1
+        h, b, walked = prev, parent, walked + 1
     txs = 0
     for n in range(1, 12):
         blk = call(url, "get_block", [call(url, "get_block_hash", [n])])
         check_block(blk, n)
-        for t in blk["transactions"]:
+        for t in map(hexof, blk["transactions"]):
             p1 = call(url, "get_processed_transaction", t)  # the book's bare string
             p2 = call(url, "get_processed_transaction", [t])
             if p1 != p2:
@@ -266,8 +314,10 @@ class Events:
     def on_block(self, d):
         b = call(self.url, "get_block", [d["hash"]])
         check_block(b)
-        if b["timestamp"] != d["timestamp"]:
-            fail(f"block event timestamp {d['timestamp']} != get_block's {b['timestamp']}")
+        # event.rs BlockEvent: the u128 as a string (block_event_timestamp_serializes_as_string)
+        want = str(b["timestamp"]) if SHAPE is RUST else b["timestamp"]
+        if d["timestamp"] != want:
+            fail(f"block event timestamp {d['timestamp']!r} != get_block's {want!r}")
         n = b["block_height"]
         if n <= self.top:  # a fork: the new branch from its fork point up
             old = self.by_height.get(n)
@@ -276,12 +326,11 @@ class Events:
             if call(self.url, "get_block", [old])["block_height"] != n:
                 fail("the orphaned block no longer answers by hash")
             self.forks += 1
-        named = self.txs.pop(n, set())
-        if not named <= set(b["transactions"]):
-            fail(f"block {n}: events named transactions {named - set(b['transactions'])} that "
-                 f"it does not list")
+        named, listed = self.txs.pop(n, set()), set(map(hexof, b["transactions"]))
+        if not named <= listed:
+            fail(f"block {n}: events named transactions {named - listed} that it does not list")
         below = self.by_height.get(n - 1)
-        if below is not None and b["previous_block_hash"] != below:
+        if below is not None and hexof(b["previous_block_hash"]) != below:
             fail(f"block {n}: previous_block_hash {b['previous_block_hash']} is not the block "
                  f"announced at {n - 1} ({below})")
         self.by_height[n] = d["hash"]
@@ -324,8 +373,7 @@ class Events:
             self.on_block(d)
         elif topic in ("transaction", "account_update"):
             h = d["hash"] if topic == "transaction" else d["transaction_hash"]
-            if topic == "transaction" and (d["status"] != "Processed" and
-                                           not isinstance(d["status"].get("Failed"), str)):
+            if topic == "transaction" and not tx_status_ok(d["status"]):
                 fail(f"transaction status: {d}")
             if topic == "account_update" and not is_hash(d["account"]):
                 fail(f"account: {d}")
@@ -339,6 +387,17 @@ class Events:
     def done(self):
         return self.forks >= 1 and self.reapplies >= 1 and self.dkg >= 1 and \
             min(self.states.values()) >= 1 and all(self.count.values())
+
+
+def tx_status_ok(st):
+    """event.rs TransactionEvent.status is a Status (serde: {"type": "processed"} /
+    {"type": "failed", "message"}); events.ts: "Processed" or {"Failed": message}."""
+    if SHAPE is RUST:
+        return isinstance(st, dict) and (st == {"type": "processed"} or (
+            set(st) == {"type", "message"} and st["type"] == "failed" and
+            isinstance(st["message"], str)))
+    return st == "Processed" or (isinstance(st, dict) and list(st) == ["Failed"] and
+                                 isinstance(st["Failed"], str))
 
 
 def subscribed(node):
@@ -388,12 +447,14 @@ def check_drop(port):
     fail("ep2's WebSocket was never dropped")
 
 
-def main():
-    if not BLOCKPIPE:
-        fail("BLOCKPIPE is not set")
-    node = Simnode(BLOCKPIPE, ["--chain-type", "arch", "--block-time", "0.2", "--start-head",
-                               "30", "--txs-per-block", "1-4", "--reorg-every", "2",
-                               "--reorg-depth", "3", "--rollback-every", "1.5", "--faults",
+def run(shape):
+    global SHAPE
+    SHAPE = shape
+    name = "rust" if shape is RUST else "ts"
+    print(f"--arch-shape {name}")
+    node = Simnode(BLOCKPIPE, ["--chain-type", "arch", "--arch-shape", name, "--block-time", "0.2",
+                               "--start-head", "30", "--txs-per-block", "1-4", "--reorg-every",
+                               "2", "--reorg-depth", "3", "--rollback-every", "1.5", "--faults",
                                "ep2:error_rate=1,ws_drop_every=1"], endpoints=2)
     try:
         check_http(node.urls[0], node.urls[1])
@@ -405,6 +466,13 @@ def main():
         print(f"simnode: head {st['head']}, reorgs {st['reorgs']}, episodes {st['episodes']}")
     finally:
         node.kill()
+
+
+def main():
+    if not BLOCKPIPE:
+        fail("BLOCKPIPE is not set")
+    run(RUST)
+    run(TS)
     print("ok")
 
 

@@ -2,9 +2,12 @@
 
 The expected value of each column of arch_blocks, arch_transactions and arch_account_updates is
 computed here, in Python, from the node's JSON (get_block, get_processed_transaction), following
-docs/ARCH.md's mapping and the shapes it cites (the SDK's struct/block.ts,
-processed-transaction.ts, sanitized-message.ts, header.ts; the book's get-block.md,
-get-processed-transaction.md) -- not from blockpipe's decoder (src/arch/arch_decode.c), so a
+docs/ARCH.md's mapping and the shapes it cites: the Rust SDK's wire format (arch-sdk
+sdk/src/types/block.rs, processed_transaction.rs, pinned by sdk/tests/rpc_wire_format.rs:
+hashes as 32 byte numbers, timestamp in ms, no transactions_count / merkle_root; simnode's
+default) and the TypeScript SDK's (struct/block.ts, processed-transaction.ts,
+sanitized-message.ts, header.ts; simnode --arch-shape ts), the book's get-block.md,
+get-processed-transaction.md -- not from blockpipe's decoder (src/arch/arch_decode.c), so a
 decoder that swaps, drops or mis-reads a field fails here while a run compared with a backfill
 (the same decoder) would not.
 
@@ -70,23 +73,44 @@ def key_hex(v, what):
     raise Mismatch(f"{what}: not a hash: {v!r:.100}")
 
 
+def seconds(t):
+    """A timestamp in unix seconds: s, ms, us or ns told apart by size (docs/ARCH.md)."""
+    t = int(t)  # the block event's is a string of digits (arch-sdk event.rs)
+    for unit, below in ((1, 10**11), (1000, 10**14), (10**6, 10**17)):
+        if t < below:
+            return t // unit
+    return t // 10**9
+
+
+def block_txids(b):
+    """get_block's transactions as hex txids (byte arrays in block.rs, strings in block.ts)."""
+    return [key_hex(t, f"transactions[{i}]") for i, t in enumerate(b["transactions"])]
+
+
 def want_block(hash_, b):
-    """arch_blocks' row of get_block(hash_)'s answer b (SDK struct/block.ts)."""
+    """arch_blocks' row of get_block(hash_)'s answer b (arch-sdk block.rs or TS block.ts)."""
+    txids = block_txids(b)
+    if b.get("transactions_count") is not None and b["transactions_count"] != len(txids):
+        raise Mismatch(f"get_block({hash_}): transactions_count {b['transactions_count']}, "
+                       f"{len(txids)} listed")
+    btc = b.get("bitcoin_block_height")
+    root = b.get("merkle_root")
     return {"height": b["block_height"], "hash": key_hex(hash_, "get_block's parameter"),
             "previous_hash": key_hex(b["previous_block_hash"], "previous_block_hash"),
-            "timestamp": b["timestamp"],
-            "bitcoin_block_height": int(b["bitcoin_block_height"]),  # a string in block.ts
-            "transaction_count": b["transactions_count"],
-            "merkle_root": key_hex(b["merkle_root"], "merkle_root")}
+            "timestamp": seconds(b["timestamp"]),
+            "bitcoin_block_height": None if btc is None else int(btc),  # a string in block.ts
+            "transaction_count": len(txids),
+            "merkle_root": None if root is None else key_hex(root, "merkle_root")}
 
 
 def want_status(s):
-    """(status, failure_reason): "Confirmed"/"Processed" (book), {type, message} (SDK struct),
-    {"Failed": message} (SDK event)."""
+    """(status, failure_reason): "Confirmed"/"Processed" (book), {type, message} (serde's Status
+    in arch-sdk, the TS struct), {"Failed": message} (TS event); any other string is processed
+    (arch-sdk's Status::from_value)."""
     words = {"processed": "processed", "confirmed": "processed", "processing": "processing",
              "queued": "queued", "failed": "failed"}
     if isinstance(s, str):
-        return words[s.lower()], None
+        return words.get(s.lower(), "processed"), None
     if "type" in s:
         st = words[s["type"].lower()]
         return st, (s["message"] if st == "failed" else None)
@@ -147,7 +171,8 @@ def _bool(v):
 def _rows(blocks, txs, accs):
     return {
         "arch_blocks": [{**dict(zip(BLOCK_COLS, r)), "height": int(r[0]), "timestamp": int(r[3]),
-                         "bitcoin_block_height": _int(r[4]), "transaction_count": int(r[5])}
+                         "bitcoin_block_height": _int(r[4]), "transaction_count": int(r[5]),
+                         "merkle_root": _text(r[6])}
                         for r in blocks],
         "arch_transactions": [{**dict(zip(TX_COLS, r)), "block_height": int(r[0]),
                                "tx_index": int(r[1]), "failure_reason": _text(r[5]),
@@ -178,6 +203,7 @@ def _sql_rows(sql, hexf, nullf, table_suffix, chain, upto, since):
     """PostgreSQL / ClickHouse: hashes through hexf, nullable columns through nullf."""
     h = {c: hexf(c) for c in ("hash", "previous_hash", "merkle_root", "txid", "block_hash",
                               "account")}
+    h["merkle_root"] = nullf(h["merkle_root"])  # NULL where the node sends none (block.rs)
     blocks = sql(f"SELECT height, {h['hash']}, {h['previous_hash']}, timestamp, "
                  f"{nullf('bitcoin_block_height')}, transaction_count, {h['merkle_root']} "
                  f"FROM {{t}}arch_blocks{table_suffix} WHERE chain = '{chain}' AND height <= "
@@ -224,7 +250,7 @@ def check_values(url, rows, rollback="fetched", variety=True):
                 raise Mismatch(f"arch_blocks height {b['height']}: {c} is {b[c]!r}, the node's "
                                f"get_block gives {want[c]!r}")
     by_block = {b["height"]: b for b in blocks}
-    listed = {b["height"]: a["transactions"] for b, a in zip(blocks, answers)}
+    listed = {b["height"]: block_txids(a) for b, a in zip(blocks, answers)}
     answers = batched(url, [("get_processed_transaction", [t["txid"]]) for t in txs], 400)
     accs, rolled, counts = set(), 0, {}
     for t, ans in zip(txs, answers):

@@ -1,6 +1,8 @@
-/* test_arch_decode.c - the Arch decoder on JSON from simnode --chain-type arch (get_block,
- * get_processed_transaction and every WebSocket topic, a rollback and its re-apply), on the
- * book's variants of the shapes, and malformed input refused with the bad field named. */
+/* test_arch_decode.c - the Arch decoder on JSON from simnode --chain-type arch in both its
+ * shapes (get_block, get_processed_transaction and every WebSocket topic, a rollback and its
+ * re-apply), on the JSON fixtures of arch-sdk's sdk/tests/rpc_wire_format.rs and event.rs
+ * tests (the wire format a current node answers), on the book's and the TypeScript SDK's
+ * variants, and malformed input refused with the bad field named. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,6 +40,14 @@ static int setup(void **state)
     assert_int_equal(bp_sim_arch_init(&f->arch, &f->chain, 0, T0, &err), 0);
     bp_buf_init(&f->out, 0);
     *state = f;
+    return 0;
+}
+
+/* simnode --arch-shape ts: the TypeScript SDK's shapes. */
+static int setup_ts(void **state)
+{
+    setup(state);
+    ((fixture *)*state)->arch.ts_shape = true;
     return 0;
 }
 
@@ -108,7 +118,10 @@ static void test_blocks_and_txs(void **state)
         get_block(f, n, &b);
         assert_int_equal(b.height, n);
         assert_int_equal(b.txid_count, b.tx_count);
-        assert_true(b.bitcoin_height >= 850000);
+        assert_true(b.bitcoin_height >= 850000 && !b.no_bitcoin_height);
+        /* seconds: the Rust shape's milliseconds divided down, the TS shape's as sent */
+        assert_true(b.timestamp >= 1700000000 && b.timestamp < 1800000000);
+        assert_int_equal(b.merkle_root[0] != '\0', f->arch.ts_shape); /* block.ts only */
         if (n > 0)
             assert_string_equal(b.prev_hash, prev.hash);
         for (size_t i = 0; i < b.txid_count; i++) {
@@ -314,6 +327,242 @@ static void test_book_shapes(void **state)
     bp_arch_event_free(&e);
 }
 
+/* ---- arch-sdk's wire format (sdk/tests/rpc_wire_format.rs, sdk/src/types/event.rs tests):
+ * their JSON values written out here (serde's Hash / Pubkey: arrays of 32 byte numbers) ---- */
+
+#define B4(x) x "," x "," x "," x
+#define B32(x) "[" B4(x) "," B4(x) "," B4(x) "," B4(x) "," B4(x) "," B4(x) "," B4(x) "," B4(x) "]"
+#define Z32 B32("0")
+#define ZHEX "0000000000000000000000000000000000000000000000000000000000000000"
+
+static yajl_val parse(const char *text)
+{
+    yajl_val v = bp_json_parse(text, strlen(text), NULL, 0);
+    assert_non_null(v);
+    return v;
+}
+
+static void decode_block(const char *text, bp_arch_block *b)
+{
+    bp_error err = {0};
+    yajl_val v = parse(text);
+    if (bp_arch_decode_block(v, H64, b, &err) != 0)
+        fail_msg("%s", err.msg);
+    bp_json_free(v);
+}
+
+static void decode_tx(const char *text, bp_arch_tx *t)
+{
+    bp_error err = {0};
+    yajl_val v = parse(text);
+    if (bp_arch_decode_tx(v, H64, 7, t, &err) != 0)
+        fail_msg("%s", err.msg);
+    bp_json_free(v);
+}
+
+/* block_response_deserialization, block_json_round_trip; full_block_response_deserialization
+ * (get_full_block_*, not asked by blockpipe: refused by get_block's decoder, naming the field) */
+static void test_wire_block(void **state)
+{
+    (void)state;
+    bp_arch_block b;
+    decode_block(
+        "{\"transactions\":[" Z32 "],\"previous_block_hash\":" Z32
+        ",\"timestamp\":1700000000000,\"block_height\":42,\"bitcoin_block_height\":800000}",
+        &b);
+    assert_int_equal(b.height, 42);
+    assert_int_equal(b.bitcoin_height, 800000);
+    assert_false(b.no_bitcoin_height);
+    assert_int_equal(b.txid_count, 1);
+    assert_int_equal(b.tx_count, 1); /* the list's length: Block has no transactions_count */
+    assert_string_equal(b.txids[0], ZHEX);
+    assert_string_equal(b.prev_hash, ZHEX);
+    assert_int_equal(b.timestamp, 1700000000); /* ms to seconds */
+    assert_string_equal(b.merkle_root, "");    /* none: NULL in arch_blocks */
+    assert_string_equal(b.hash, H64);          /* get_block's parameter */
+    bp_arch_block_free(&b);
+
+    decode_block("{\"transactions\":[" B32("1") "," B32("2") "],\"previous_block_hash\":" B32(
+                     "3") ",\"timestamp\":1700000000000,\"block_height\":100,"
+                          "\"bitcoin_block_height\":800000}",
+                 &b);
+    assert_int_equal(b.txid_count, 2);
+    assert_string_equal(b.txids[0],
+                        "0101010101010101010101010101010101010101010101010101010101010101");
+    assert_string_equal(b.txids[1],
+                        "0202020202020202020202020202020202020202020202020202020202020202");
+    assert_string_equal(b.prev_hash,
+                        "0303030303030303030303030303030303030303030303030303030303030303");
+    assert_int_equal(b.height, 100);
+    bp_arch_block_free(&b);
+
+    bp_error err = {0};
+    yajl_val v =
+        parse("{\"transactions\":[{\"runtime_transaction\":{}}],\"previous_block_hash\":" Z32
+              ",\"timestamp\":1700000000000,\"block_height\":100,"
+              "\"bitcoin_block_height\":800001}");
+    assert_int_equal(bp_arch_decode_block(v, H64, &b, &err), BP_EPARSE);
+    assert_non_null(strstr(err.msg, "transactions[0]"));
+    bp_json_free(v);
+}
+
+/* processed_transaction_response_deserialization, processed_transaction_json_round_trip,
+ * runtime_transaction_response_deserialization (as a ProcessedTransaction's),
+ * status_response_deserialization, rollback_status_response_deserialization. */
+static void test_wire_tx(void **state)
+{
+    (void)state;
+#define MSG0                                                                                       \
+    "{\"header\":{\"num_required_signatures\":0,\"num_readonly_signed_accounts\":0,"               \
+    "\"num_readonly_unsigned_accounts\":0},\"account_keys\":[],\"recent_blockhash\":" Z32          \
+    ",\"instructions\":[]}"
+#define PTX(msg, status, btc, rb)                                                                  \
+    "{\"runtime_transaction\":{\"version\":0,\"signatures\":[],\"message\":" msg                   \
+    "},\"status\":" status ",\"bitcoin_txid\":" btc                                                \
+    ",\"logs\":[\"Program log: hello\"],\"rollback_status\":" rb                                   \
+    ",\"inner_instructions_list\":[]}"
+    bp_arch_tx t;
+    decode_tx(PTX(MSG0, "{\"type\":\"processed\"}", "null", "{\"type\":\"notRolledback\"}"), &t);
+    assert_int_equal(t.status, BP_ARCH_PROCESSED);
+    assert_null(t.failure);
+    assert_string_equal(t.bitcoin_txids, "[]");
+    assert_false(t.rolled_back);
+    assert_null(t.rollback_reason);
+    assert_string_equal(t.program_ids, "[]");
+    assert_int_equal(t.account_count, 0);
+    assert_int_equal(t.block_height, 7);
+    bp_arch_tx_free(&t);
+
+    decode_tx(PTX(MSG0, "{\"type\":\"failed\",\"message\":\"test error\"}", B32("255"),
+                  "{\"type\":\"rolledback\",\"message\":\"reason\"}"),
+              &t);
+    assert_int_equal(t.status, BP_ARCH_FAILED);
+    assert_string_equal(t.failure, "test error");
+    assert_string_equal(t.bitcoin_txids,
+                        "[\"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\"]");
+    assert_true(t.rolled_back);
+    assert_string_equal(t.rollback_reason, "reason");
+    bp_arch_tx_free(&t);
+
+    /* header {1, 0, 1}, account_keys [zeros, ones], one instruction of program 1 */
+    decode_tx(PTX("{\"header\":{\"num_required_signatures\":1,\"num_readonly_signed_accounts\":0,"
+                  "\"num_readonly_unsigned_accounts\":1},\"account_keys\":[" Z32
+                  "," B32("1") "],\"recent_blockhash\":" Z32
+                               ",\"instructions\":[{\"program_id_index\":1,"
+                               "\"accounts\":[0],\"data\":[1,2,3]}]}",
+                  "{\"type\":\"queued\"}", "null", "{\"type\":\"notRolledback\"}"),
+              &t);
+    assert_int_equal(t.status, BP_ARCH_QUEUED);
+    assert_string_equal(t.program_ids,
+                        "[\"0101010101010101010101010101010101010101010101010101010101010101\"]");
+    assert_int_equal(t.account_count, 1); /* the signer; the program is read-only */
+    assert_string_equal(t.accounts[0], ZHEX);
+    bp_arch_tx_free(&t);
+    decode_tx(PTX(MSG0, "{\"type\":\"failed\",\"message\":\"out of gas\"}", "null",
+                  "{\"type\":\"notRolledback\"}"),
+              &t);
+    assert_string_equal(t.failure, "out of gas");
+    bp_arch_tx_free(&t);
+    /* Status::from_value: any string but "Queued" is processed */
+    decode_tx(PTX(MSG0, "\"Weird\"", "null", "{\"type\":\"notRolledback\"}"), &t);
+    assert_int_equal(t.status, BP_ARCH_PROCESSED);
+    bp_arch_tx_free(&t);
+#undef PTX
+#undef MSG0
+}
+
+static void decode_ev(const char *text, bp_arch_event *e)
+{
+    bp_error err = {0};
+    if (bp_arch_decode_event(text, strlen(text), 5.0, e, &err) != 0)
+        fail_msg("%s: %s", err.msg, text);
+}
+
+/* event.rs: Event is {"topic", "data"} (serde tag / content); BlockEvent's timestamp a string
+ * (block_event_timestamp_serializes_as_string, with a 64-digit hash for its "h"); a
+ * TransactionEvent's status a serde Status; the others' fields; the TypeScript SDK's
+ * {"event", "data"} envelope and number timestamp. */
+static void test_wire_events(void **state)
+{
+    (void)state;
+    bp_arch_event e;
+    decode_ev("{\"topic\":\"block\",\"data\":{\"hash\":\"" H64
+              "\",\"timestamp\":\"12345678901234567890\"}}",
+              &e);
+    assert_int_equal(e.topic, BP_ARCH_T_BLOCK);
+    assert_string_equal(e.hash, H64);
+    assert_int_equal(e.timestamp, 12345678901ull); /* taken for nanoseconds by its size */
+    bp_arch_event_free(&e);
+    decode_ev("{\"topic\":\"block\",\"data\":{\"hash\":\"" H64
+              "\",\"timestamp\":\"1700000000123\"}}",
+              &e);
+    assert_int_equal(e.timestamp, 1700000000);
+    bp_arch_event_free(&e);
+    decode_ev("{\"event\":\"block\",\"data\":{\"hash\":\"" H64 "\",\"timestamp\":1700000000}}", &e);
+    assert_int_equal(e.topic, BP_ARCH_T_BLOCK);
+    assert_int_equal(e.timestamp, 1700000000);
+    bp_arch_event_free(&e);
+    decode_ev("{\"topic\":\"transaction\",\"data\":{\"hash\":\"" H64
+              "\",\"status\":{\"type\":\"failed\",\"message\":\"boom\"},\"program_ids\":[\"" ZHEX
+              "\"],\"block_height\":9}}",
+              &e);
+    assert_int_equal(e.status, BP_ARCH_FAILED);
+    assert_string_equal(e.failure, "boom");
+    assert_string_equal(e.program_ids, "[\"" ZHEX "\"]");
+    assert_int_equal(e.block_height, 9);
+    bp_arch_event_free(&e);
+    decode_ev("{\"topic\":\"transaction\",\"data\":{\"hash\":\"" H64
+              "\",\"status\":\"Settled\",\"program_ids\":[],\"block_height\":9}}",
+              &e);
+    assert_int_equal(e.status, BP_ARCH_PROCESSED); /* Status::from_value */
+    bp_arch_event_free(&e);
+    decode_ev("{\"topic\":\"account_update\",\"data\":{\"account\":\"" ZHEX
+              "\",\"transaction_hash\":\"" H64 "\",\"block_height\":3}}",
+              &e);
+    assert_string_equal(e.account, ZHEX);
+    assert_string_equal(e.hash, H64);
+    bp_arch_event_free(&e);
+    decode_ev("{\"topic\":\"rolledback_transactions\",\"data\":{\"block_height\":4,"
+              "\"transaction_hashes\":[\"" H64 "\",\"" ZHEX "\"]}}",
+              &e);
+    assert_int_equal(e.topic, BP_ARCH_T_ROLLEDBACK);
+    assert_int_equal(e.hash_count, 2);
+    assert_string_equal(e.hashes[1], ZHEX);
+    assert_int_equal(e.block_height, 4);
+    bp_arch_event_free(&e);
+    decode_ev("{\"topic\":\"reapplied_transactions\",\"data\":{\"block_height\":4,"
+              "\"transaction_hashes\":[\"" H64 "\"]}}",
+              &e);
+    assert_int_equal(e.topic, BP_ARCH_T_REAPPLIED);
+    bp_arch_event_free(&e);
+    decode_ev("{\"topic\":\"dkg\",\"data\":{\"status\":\"Completed\"}}", &e);
+    assert_string_equal(e.dkg_status, "Completed");
+    bp_arch_event_free(&e);
+}
+
+/* The variants no one source has all of: hex strings with a us timestamp, a null
+ * bitcoin_block_height and merkle_root, both counts given and agreeing; seconds. */
+static void test_block_variants(void **state)
+{
+    (void)state;
+    bp_arch_block b;
+    decode_block("{\"transactions\":[\"" H64 "\"],\"previous_block_hash\":\"0x" H64
+                 "\",\"timestamp\":1700000000999999,\"block_height\":1,\"bitcoin_block_height\":"
+                 "null,\"transactions_count\":1,\"merkle_root\":null}",
+                 &b);
+    assert_int_equal(b.timestamp, 1700000000); /* microseconds (arch-rust-indexer's reading) */
+    assert_true(b.no_bitcoin_height);
+    assert_string_equal(b.merkle_root, "");
+    assert_int_equal(b.tx_count, 1);
+    bp_arch_block_free(&b);
+    decode_block("{\"transactions\":[],\"previous_block_hash\":\"" H64
+                 "\",\"timestamp\":99999999999,\"block_height\":1}",
+                 &b);
+    assert_int_equal(b.timestamp, 99999999999ull); /* below 1e11: seconds */
+    assert_true(b.no_bitcoin_height);
+    bp_arch_block_free(&b);
+}
+
 static void refused(const char *text, const char *want)
 {
     bp_error err = {0};
@@ -336,8 +585,18 @@ static void test_malformed(void **state)
     refused("{\"topic\":\"block\",\"data\":{\"hash\":\"12\",\"timestamp\":1}}", "hash");
     refused("{\"topic\":\"block\",\"data\":{\"hash\":\"" H64 "\",\"timestamp\":-1}}", "timestamp");
     refused("{\"topic\":\"transaction\",\"data\":{\"hash\":\"" H64
-            "\",\"status\":\"Weird\",\"program_ids\":[],\"block_height\":1}}",
+            "\",\"status\":7,\"program_ids\":[],\"block_height\":1}}",
             "status");
+    refused("{\"topic\":\"transaction\",\"data\":{\"hash\":\"" H64
+            "\",\"status\":{\"type\":\"weird\"},\"program_ids\":[],\"block_height\":1}}",
+            "status");
+    refused("{\"topic\":\"block\",\"data\":{\"hash\":\"" H64 "\",\"timestamp\":\"12a\"}}",
+            "timestamp");
+    /* event.rs block_event_timestamp_handles_u128_max: a u128 no u64 holds */
+    refused("{\"topic\":\"block\",\"data\":{\"hash\":\"" H64
+            "\",\"timestamp\":\"340282366920938463463374607431768211455\"}}",
+            "timestamp");
+    refused("{\"event\":7,\"data\":{}}", "topic");
     refused("{\"topic\":\"transaction\",\"data\":{\"hash\":\"" H64
             "\",\"status\":\"Processed\",\"program_ids\":[7],\"block_height\":1}}",
             "program_ids[0]");
@@ -557,14 +816,20 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_blocks_and_txs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_blocks_and_txs, setup_ts, teardown),
         cmocka_unit_test_setup_teardown(test_not_found, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup_ts, teardown),
         cmocka_unit_test(test_event_nul),
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_control_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_messages, setup, teardown),
         cmocka_unit_test(test_book_shapes),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_wire_block),
+        cmocka_unit_test(test_wire_tx),
+        cmocka_unit_test(test_wire_events),
+        cmocka_unit_test(test_block_variants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
