@@ -309,7 +309,7 @@ static int answer_call(bp_sim_request *r, yajl_val obj, bp_buf *out)
         fail(&c, E_PARAMS, "%s", "invalid params: expected an array");
         return put_error(out, &c);
     }
-    if (r->fail_call && r->fail_call(r->ud)) {
+    if (r->fail_call && r->fail_call(r->ud, method->u.string)) {
         fail(&c, E_INTERNAL, "%s", "internal error (injected by simnode)");
         return put_error(out, &c);
     }
