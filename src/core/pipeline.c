@@ -104,6 +104,7 @@ struct pipeline {
     bool rt_started;
     bp_arch_ws *aws;      /* --ws of a family with its own event stream (ws_events): its events */
     uint64_t aws_epoch;   /* its subscriptions already resynced (bp_arch_ws_epoch) */
+    uint64_t aws_lost;    /* ... of which malformed events (what the log says) */
     int64_t aws_retry_ms; /* a failed resync is tried again from then, */
     size_t aws_tries;     /* on the endpoint after the one that failed */
     /* The node's best finalized height last seen while the socket was subscribed: a block
@@ -1878,7 +1879,7 @@ static int rejoin(pipeline *p, size_t idx, const bp_checkpoint *cp, bp_error *er
             p->aws_floor = cp->floor;
         p->aws_floor_set = true;
         p->aws_floor_read = false;
-        p->aws_epoch = bp_arch_ws_epoch(p->aws) - 1; /* resync_rollbacks reads again */
+        p->aws_epoch = bp_arch_ws_epoch(p->aws, NULL) - 1; /* resync_rollbacks reads again */
     }
     /* where it agrees with the others, as at a start (it may hold another branch) */
     uint64_t from = cp->set ? bp_outputs_agreed(&p->out, idx) : p->first;
@@ -1963,8 +1964,8 @@ static void note_resync(pipeline *p, uint64_t lo, size_t n, bp_block **out, cons
 
 /* The rollback state of blocks lo..lo+n-1 as the node has it now, into the socket's queue:
  * only blocks still ours (a block the node replaced is the reorg path's). */
-static int resync_blocks(pipeline *p, size_t mark, uint64_t lo, size_t n, bp_block **out, int *rcs,
-                         bp_error *errs)
+static int resync_blocks(pipeline *p, const char *why, size_t mark, uint64_t lo, size_t n,
+                         bp_block **out, int *rcs, bp_error *errs)
 {
     size_t ntx = 0, nr = 0, nk = 0;
     for (size_t i = 0; i < n; i++)
@@ -1986,9 +1987,9 @@ static int resync_blocks(pipeline *p, size_t mark, uint64_t lo, size_t n, bp_blo
     free(rolled);
     free(kept);
     if (rc == 0)
-        bp_info("arch websocket: subscribed again: rollback state of blocks %" PRIu64 "..%" PRIu64
+        bp_info("arch websocket: %s: rollback state of blocks %" PRIu64 "..%" PRIu64
                 " re-read (%zu rolled back, %zu not)",
-                lo, lo + n - 1, nr, nk);
+                why, lo, lo + n - 1, nr, nk);
     return rc;
 }
 
@@ -2041,7 +2042,7 @@ static uint64_t resync_low(pipeline *p, const bp_canon_entry *tip, const bp_cano
  * the walk uses), until one succeeds or the socket subscribes again. */
 static void resync_rollbacks(pipeline *p)
 {
-    uint64_t epoch = bp_arch_ws_epoch(p->aws);
+    uint64_t lost, epoch = bp_arch_ws_epoch(p->aws, &lost);
     const bp_canon_entry *tip = bp_canon_tip(&p->canon), *low = bp_canon_lowest(&p->canon);
     if (epoch == p->aws_epoch && bp_realtime_use_ws(&p->rt) && p->head.has_final) {
         p->aws_final = p->head.final_number; /* listening: a rollback from now on is heard */
@@ -2049,15 +2050,20 @@ static void resync_rollbacks(pipeline *p)
     }
     if (epoch == p->aws_epoch || now_ms() < p->aws_retry_ms)
         return;
+    /* a malformed event may have been a rollback / re-apply: read as after a reconnect */
+    const char *why = lost != p->aws_lost && epoch - p->aws_epoch <= lost - p->aws_lost
+                          ? "a malformed event was dropped"
+                          : "subscribed again";
     if (low && low->number > 0) /* no longer read again: the reorg window is above them */
         rolled_forget(p, 0, low->number - 1);
     uint64_t lo = tip ? resync_low(p, tip, low) : 0;
     if (!tip || lo > tip->number) { /* nothing committed that is not final: nothing to read */
         if (tip)
-            bp_info("arch websocket: subscribed again: every committed block is final (tip %" PRIu64
+            bp_info("arch websocket: %s: every committed block is final (tip %" PRIu64
                     "): no rollback state to read again",
-                    tip->number);
+                    why, tip->number);
         p->aws_epoch = epoch;
+        p->aws_lost = lost;
         p->aws_floor_set = false;
         return;
     }
@@ -2073,9 +2079,10 @@ static void resync_rollbacks(pipeline *p)
     if (rc == 0)
         rc = asked(p, ep, p->src->fetch_range(p->rpcs[ep], &p->shared, lo, n, out, rcs, errs));
     if (rc == 0 || rc == BP_ENOTFOUND || rc == BP_EPARSE) /* per block: those that came */
-        rc = resync_blocks(p, mark, lo, n, out, rcs, errs);
+        rc = resync_blocks(p, why, mark, lo, n, out, rcs, errs);
     if (rc == 0) {
         p->aws_epoch = epoch;
+        p->aws_lost = lost;
         p->aws_tries = 0;
         /* Kept as the floor until the re-read's results are handed over (hand_over): they
          * may queue behind events held for blocks above the tip, while aws_final and the
@@ -2092,9 +2099,9 @@ static void resync_rollbacks(pipeline *p)
     } else {
         p->aws_retry_ms = now_ms() + 2000;
         p->aws_tries++;
-        bp_warn("arch websocket: subscribed again, but the rollback state of blocks %" PRIu64
-                "..%" PRIu64 " could not be read again (%s): trying again in 2 s",
-                lo, tip->number, errs ? errs[0].msg : "out of memory");
+        bp_warn("arch websocket: %s, but the rollback state of blocks %" PRIu64 "..%" PRIu64
+                " could not be read again (%s): trying again in 2 s",
+                why, lo, tip->number, errs ? errs[0].msg : "out of memory");
     }
     for (size_t i = 0; out && i < n; i++)
         bp_block_free(out[i]);
