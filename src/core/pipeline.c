@@ -99,6 +99,10 @@ struct pipeline {
 
     bool have_head;
     bp_header head;
+    /* The node's finalized height last answered (bp_header.has_final): a poll whose finalized
+     * call failed keeps it, rather than falling back to head - --confirmations (take_head). */
+    bool final_seen;
+    uint64_t final_last;
     int64_t next_poll_ms;
     bp_realtime rt;
     bool rt_started;
@@ -268,8 +272,26 @@ static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error 
  * branch: nothing above it minus --confirmations may be fetched) and the reorg path
  * starts at once. A head that changed branch at the same height above our tip (with
  * --confirmations) is checked against our tip too: the reorg may reach below it. */
-static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error *err)
+/* The head with the node's finalized height: as answered, or, when this poll did not get it
+ * (the call failed once), the last one answered, so that --confirmations never commits above
+ * the node's finalized block; head - N only for a node that never answered one. */
+static bp_header with_final(pipeline *p, const bp_header *in)
 {
+    bp_header h = *in;
+    if (h.has_final) {
+        p->final_seen = true;
+        p->final_last = h.final_number;
+    } else if (p->final_seen && p->final_last <= h.number) {
+        h.has_final = true;
+        h.final_number = p->final_last;
+    }
+    return h;
+}
+
+static int take_head(pipeline *p, const bp_header *in, int64_t seen_ms, bp_error *err)
+{
+    bp_header hf = with_final(p, in);
+    const bp_header *h = &hf;
     bool had = p->have_head;
     uint64_t prev = p->head.number;
     const bp_canon_entry *mine = bp_canon_at(&p->canon, h->number);
