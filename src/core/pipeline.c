@@ -106,11 +106,12 @@ struct pipeline {
     int64_t next_poll_ms;
     bp_realtime rt;
     bool rt_started;
-    bp_arch_ws *aws;      /* --ws of a family with its own event stream (ws_events): its events */
-    uint64_t aws_epoch;   /* its subscriptions already resynced (bp_arch_ws_epoch) */
-    uint64_t aws_lost;    /* ... of which malformed events (what the log says) */
-    int64_t aws_retry_ms; /* a failed resync is tried again from then, */
-    size_t aws_tries;     /* on the endpoint after the one that failed */
+    bp_arch_ws *aws;    /* --ws of a family with its own event stream (ws_events): its events */
+    uint64_t aws_epoch; /* its subscriptions already resynced (bp_arch_ws_epoch) */
+    uint64_t aws_lost;  /* ... of which malformed events (what the log says) */
+    uint64_t aws_lost_seen, aws_lost_upto; /* the last loss noticed, committed up to first */
+    int64_t aws_retry_ms;                  /* a failed resync is tried again from then, */
+    size_t aws_tries;                      /* on the endpoint after the one that failed */
     /* The node's best finalized height last seen while the socket was subscribed: a block
      * above it may have been rolled back while the socket was down, even one final now. */
     bool aws_final_set;
@@ -2056,6 +2057,21 @@ static uint64_t resync_low(pipeline *p, const bp_canon_entry *tip, const bp_cano
     return lo;
 }
 
+/* A malformed event may have been the rollback of a block fetched before it and committed
+ * after the re-read (the event itself would have waited for that block, arch_ws.h): the
+ * re-read waits until the blocks up to the commit target as it was when the loss was first
+ * seen are committed (those fetched later show the node's state after it). True: wait. */
+static bool lost_wait(pipeline *p, uint64_t lost, const bp_canon_entry *tip)
+{
+    uint64_t t = 0;
+    bool have = target(p, &t);
+    if (lost != p->aws_lost_seen) { /* another loss: what was fetched until now counts too */
+        p->aws_lost_seen = lost;
+        p->aws_lost_upto = have ? t : 0;
+    }
+    return tip && tip->number < p->aws_lost_upto && have && t >= p->aws_lost_upto;
+}
+
 /* The socket was (re)subscribed: events the node sent while it was down (or to a process
  * killed before it committed them) are not replayed, so the rollback state of the committed
  * blocks that are not final yet (resync_low) is read again from the node and queued after
@@ -2073,9 +2089,10 @@ static void resync_rollbacks(pipeline *p)
     if (epoch == p->aws_epoch || now_ms() < p->aws_retry_ms)
         return;
     /* a malformed event may have been a rollback / re-apply: read as after a reconnect */
-    const char *why = lost != p->aws_lost && epoch - p->aws_epoch <= lost - p->aws_lost
-                          ? "a malformed event was dropped"
-                          : "subscribed again";
+    bool only_lost = lost != p->aws_lost && epoch - p->aws_epoch <= lost - p->aws_lost;
+    if (only_lost && lost_wait(p, lost, tip))
+        return;
+    const char *why = only_lost ? "a malformed event was dropped" : "subscribed again";
     if (low && low->number > 0) /* no longer read again: the reorg window is above them */
         rolled_forget(p, 0, low->number - 1);
     uint64_t lo = tip ? resync_low(p, tip, low) : 0;
