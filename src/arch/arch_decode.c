@@ -635,6 +635,7 @@ int bp_arch_decode_event(const char *text, size_t len, double received_at, bp_ar
                          bp_error *err)
 {
     memset(e, 0, sizeof(*e));
+    e->topic = BP_ARCH_T_COUNT; /* kept on failure: what was lost (none read: COUNT) */
     e->received_at = received_at;
     char why[256];
     yajl_val root = bp_json_parse(text, len, why, sizeof(why));
@@ -655,7 +656,6 @@ int bp_arch_decode_event(const char *text, size_t len, double received_at, bp_ar
     else if (!topic || !YAJL_IS_STRING(topic))
         rc = bad(err, "event", "topic", "a string", topic);
     if (rc == 0) {
-        e->topic = BP_ARCH_T_COUNT;
         for (int t = 0; t < BP_ARCH_T_COUNT; t++)
             if (strcmp(topic->u.string, TOPIC[t]) == 0)
                 e->topic = (enum bp_arch_topic)t;

@@ -129,7 +129,9 @@ void bp_arch_tx_free(bp_arch_tx *t);
 
 /* One WebSocket message {"topic": T, "data": {...}} (or {"event": T, ...}) received at
  * received_at (unix seconds).
- * Subscription answers ({"status", "subscription_id", ...}) are BP_EINVAL "not an event". */
+ * Subscription answers ({"status", "subscription_id", ...}) are BP_EINVAL "not an event".
+ * A malformed event (another error) leaves out->topic the topic it named, BP_ARCH_T_COUNT when
+ * none could be read (not JSON, no topic, an unknown one): the caller knows what was lost. */
 int bp_arch_decode_event(const char *text, size_t len, double received_at, bp_arch_event *out,
                          bp_error *err);
 void bp_arch_event_free(bp_arch_event *e);

@@ -9,14 +9,18 @@
 #include "core/source.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "arch/arch_rows.h"
+#include "chain/limits.h"
+#include "chain/rpc.h"
 #include "chain/rpc_envelope.h"
 #include "util/arena.h"
 #include "util/buf.h"
+#include "util/log.h"
 
 #define TX_PER_REQUEST 512
 
@@ -66,39 +70,55 @@ static int call_error(yajl_val error, const char *method, bp_error *err)
     return bp_decode_rpc_error(error, method, err);
 }
 
-/* Posts n calls of method (params[i] already JSON) and hands back the answers. */
+/* Posts n calls of method (params[i] already JSON) and hands back the answers: one request
+ * of n calls, or as many as the endpoint's learnt cap on calls per request takes (its answer
+ * trees kept in roots until the next run). */
 typedef struct calls {
     bp_buf body;
-    yajl_val root;
+    yajl_val *roots;
+    size_t nroots;
     yajl_val *results, *errors;
     size_t cap;
 } calls;
 
-/* methods[i] (NULL: method) is the i-th call's. */
-static int calls_run_m(bp_rpc *rpc, calls *c, const char *method, const char *const *methods,
-                       size_t n, int (*param)(bp_buf *out, void *ctx, size_t i), void *ctx,
-                       bp_error *err)
+static void calls_clear(calls *c)
 {
-    bp_json_free(c->root);
-    c->root = NULL;
-    if (n > c->cap) {
-        yajl_val *r = realloc(c->results, n * sizeof(*r));
-        if (r)
-            c->results = r;
-        yajl_val *e = r ? realloc(c->errors, n * sizeof(*e)) : NULL;
-        if (!e)
-            return bp_error_set(err, BP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < c->nroots; i++)
+        bp_json_free(c->roots[i]);
+    c->nroots = 0;
+}
+
+static int calls_reserve(calls *c, size_t n, bp_error *err)
+{
+    if (n <= c->cap)
+        return 0;
+    yajl_val *r = realloc(c->results, n * sizeof(*r));
+    if (r)
+        c->results = r;
+    yajl_val *e = r ? realloc(c->errors, n * sizeof(*e)) : NULL;
+    if (e)
         c->errors = e;
-        c->cap = n;
-    }
+    yajl_val *t = e ? realloc(c->roots, n * sizeof(*t)) : NULL;
+    if (!t)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    c->roots = t;
+    c->cap = n;
+    return 0;
+}
+
+/* Calls from..from+n-1 in one request (ids 0..n-1; one call goes as a bare object). */
+static int post_calls(bp_rpc *rpc, calls *c, const char *method, const char *const *methods,
+                      size_t from, size_t n, int (*param)(bp_buf *out, void *ctx, size_t i),
+                      void *ctx, yajl_val *root, bp_error *err)
+{
     bp_buf_reset(&c->body);
     int rc = n > 1 ? bp_buf_puts(&c->body, "[") : 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         rc = bp_buf_printf(&c->body,
                            "%s{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"%s\",\"params\":",
-                           i ? "," : "", i, methods ? methods[i] : method);
+                           i ? "," : "", i, methods ? methods[from + i] : method);
         if (rc == 0)
-            rc = param(&c->body, ctx, i);
+            rc = param(&c->body, ctx, from + i);
         if (rc == 0)
             rc = bp_buf_puts(&c->body, "}");
     }
@@ -106,10 +126,57 @@ static int calls_run_m(bp_rpc *rpc, calls *c, const char *method, const char *co
         rc = bp_buf_puts(&c->body, "]");
     if (rc != 0)
         return bp_error_set(err, BP_ENOMEM, "%s: cannot build the request",
-                            methods  ? methods[0]
-                            : method ? method
-                                     : "?");
-    return bp_rpc_batch(rpc, c->body.data, c->body.len, n, &c->root, c->results, c->errors, err);
+                            methods ? methods[from] : method);
+    return bp_rpc_batch(rpc, c->body.data, c->body.len, n, root, c->results + from,
+                        c->errors + from, err);
+}
+
+/* One error object answered a batch of n calls refusing it for its size (Arch's docs and
+ * SDKs never send batches; a node or gateway may cap or refuse them): the cap is learnt for
+ * the endpoint, as the EVM fetch does (chain/fetch.c batch_refused). True when it was. */
+static bool batch_refused(bp_rpc *rpc, const calls *c, size_t from, size_t n)
+{
+    yajl_val e = n > 1 ? c->errors[from] : NULL;
+    int cap = e && e == c->errors[from + n - 1] ? bp_rpc_batch_cap(e, n) : 0;
+    if (cap <= 0)
+        return false;
+    if (bp_rpc_limits_learn_calls(bp_rpc_limits_of(rpc), cap)) {
+        bp_error why;
+        bp_decode_rpc_error(e, "batch", &why);
+        if (cap == 1)
+            bp_info("rpc %s refuses batches (%s): one call per request from now on (not a "
+                    "failure)",
+                    bp_rpc_url(rpc), why.msg);
+        else
+            bp_info("rpc %s refuses a batch of %zu calls (%s): at most %d calls per request "
+                    "from now on (not a failure)",
+                    bp_rpc_url(rpc), n, why.msg, cap);
+    }
+    return true;
+}
+
+/* methods[i] (NULL: method) is the i-th call's. */
+static int calls_run_m(bp_rpc *rpc, calls *c, const char *method, const char *const *methods,
+                       size_t n, int (*param)(bp_buf *out, void *ctx, size_t i), void *ctx,
+                       bp_error *err)
+{
+    calls_clear(c);
+    int rc = calls_reserve(c, n, err);
+    for (size_t from = 0; rc == 0 && from < n;) {
+        int cap = atomic_load(&bp_rpc_limits_of(rpc)->max_calls);
+        size_t m = cap > 0 && (size_t)cap < n - from ? (size_t)cap : n - from;
+        yajl_val root = NULL;
+        rc = post_calls(rpc, c, method, methods, from, m, param, ctx, &root, err);
+        if (rc != 0)
+            break;
+        if (batch_refused(rpc, c, from, m)) { /* the cap is below m now: asked again within it */
+            bp_json_free(root);
+            continue;
+        }
+        c->roots[c->nroots++] = root;
+        from += m;
+    }
+    return rc;
 }
 
 static int calls_run(bp_rpc *rpc, calls *c, const char *method, size_t n,
@@ -120,7 +187,8 @@ static int calls_run(bp_rpc *rpc, calls *c, const char *method, size_t n,
 
 static void calls_free(calls *c)
 {
-    bp_json_free(c->root);
+    calls_clear(c);
+    free(c->roots);
     free(c->results);
     free(c->errors);
     bp_buf_release(&c->body);

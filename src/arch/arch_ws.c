@@ -2,6 +2,7 @@
 #include "arch/arch_ws.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,7 @@ struct bp_arch_ws {
     size_t len, cap;
     uint64_t received, malformed;
     uint64_t epoch; /* subscriptions completed (the last topic answered) */
+    uint64_t lost;  /* malformed events that may have changed rollback state (lost_state) */
     bool warned_full;
 };
 
@@ -81,6 +83,21 @@ static void push(bp_arch_ws *a, bp_arch_event *e)
     pthread_mutex_unlock(&a->lock);
 }
 
+/* A malformed event of this topic may have been a rollback or a re-apply (or part of one: one
+ * bad txid fails the list): the rows it would have changed are set from the node instead, by
+ * the same re-read a reconnect makes (bp_arch_ws_epoch). block / transaction / account_update /
+ * dkg events change no row the blocks fetched over HTTP do not bring. */
+static bool lost_state(enum bp_arch_topic t)
+{
+    return t == BP_ARCH_T_ROLLEDBACK || t == BP_ARCH_T_REAPPLIED || t == BP_ARCH_T_COUNT;
+}
+
+static void append(bp_error *err, const char *text)
+{
+    size_t n = strlen(err->msg);
+    snprintf(err->msg + n, sizeof(err->msg) - n, "%s", text);
+}
+
 static enum bp_ws_verdict on_message(void *ctx, const char *text, size_t len, bp_ws_head *head,
                                      bp_error *err)
 {
@@ -90,8 +107,12 @@ static enum bp_ws_verdict on_message(void *ctx, const char *text, size_t len, bp
     if (rc == BP_EINVAL) /* not an event: a subscription answer */
         return answer(a, text, len, err);
     if (rc != 0) {
+        bool lost = lost_state(e.topic);
+        if (lost)
+            append(err, ": dropped; the rollback state is read again from the node");
         pthread_mutex_lock(&a->lock);
         a->malformed++;
+        a->lost += lost;
         pthread_mutex_unlock(&a->lock);
         return BP_WS_MALFORMED;
     }
@@ -237,10 +258,12 @@ int bp_arch_ws_resync(bp_arch_ws *a, size_t mark, const bp_arch_hash *rolled, si
     return 0;
 }
 
-uint64_t bp_arch_ws_epoch(bp_arch_ws *a)
+uint64_t bp_arch_ws_epoch(bp_arch_ws *a, uint64_t *lost)
 {
     pthread_mutex_lock(&a->lock);
-    uint64_t e = a->epoch;
+    uint64_t e = a->epoch + a->lost;
+    if (lost)
+        *lost = a->lost;
     pthread_mutex_unlock(&a->lock);
     return e;
 }

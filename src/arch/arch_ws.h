@@ -44,9 +44,13 @@ const bp_ws_protocol *bp_arch_ws_protocol(bp_arch_ws *a);
  * (the caller owns it). */
 int bp_arch_ws_take(bp_arch_ws *a, bool have_committed, uint64_t committed, bp_arch_rows **out,
                     bp_error *err);
-/* How many times every topic was subscribed (each connection once): a new value means a
- * subscription since the last look, after which a resync is due. */
-uint64_t bp_arch_ws_epoch(bp_arch_ws *a);
+/* How many times every topic was subscribed (each connection once), plus the malformed
+ * events that may have been rollbacks or re-applies (their topic, or none could be read;
+ * *lost, when not NULL, is that count): a new value means a subscription, or a lost event,
+ * since the last look, after which a resync is due. A malformed event is logged, counted and
+ * dropped (it is not in arch_events: it has no data to store); what it would have changed is
+ * read back from the node by that resync. */
+uint64_t bp_arch_ws_epoch(bp_arch_ws *a, uint64_t *lost);
 /* How many events are queued now: the place for a resync's events (bp_arch_ws_resync) read
  * from the node after this moment. Only the coordinator takes events, so that place stays. */
 size_t bp_arch_ws_mark(bp_arch_ws *a);

@@ -99,13 +99,19 @@ struct pipeline {
 
     bool have_head;
     bp_header head;
+    /* The node's finalized height last answered (bp_header.has_final): a poll whose finalized
+     * call failed keeps it, rather than falling back to head - --confirmations (take_head). */
+    bool final_seen;
+    uint64_t final_last;
     int64_t next_poll_ms;
     bp_realtime rt;
     bool rt_started;
-    bp_arch_ws *aws;      /* --ws of a family with its own event stream (ws_events): its events */
-    uint64_t aws_epoch;   /* its subscriptions already resynced (bp_arch_ws_epoch) */
-    int64_t aws_retry_ms; /* a failed resync is tried again from then, */
-    size_t aws_tries;     /* on the endpoint after the one that failed */
+    bp_arch_ws *aws;    /* --ws of a family with its own event stream (ws_events): its events */
+    uint64_t aws_epoch; /* its subscriptions already resynced (bp_arch_ws_epoch) */
+    uint64_t aws_lost;  /* ... of which malformed events (what the log says) */
+    uint64_t aws_lost_seen, aws_lost_upto; /* the last loss noticed, committed up to first */
+    int64_t aws_retry_ms;                  /* a failed resync is tried again from then, */
+    size_t aws_tries;                      /* on the endpoint after the one that failed */
     /* The node's best finalized height last seen while the socket was subscribed: a block
      * above it may have been rolled back while the socket was down, even one final now. */
     bool aws_final_set;
@@ -267,8 +273,26 @@ static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error 
  * branch: nothing above it minus --confirmations may be fetched) and the reorg path
  * starts at once. A head that changed branch at the same height above our tip (with
  * --confirmations) is checked against our tip too: the reorg may reach below it. */
-static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error *err)
+/* The head with the node's finalized height: as answered, or, when this poll did not get it
+ * (the call failed once), the last one answered, so that --confirmations never commits above
+ * the node's finalized block; head - N only for a node that never answered one. */
+static bp_header with_final(pipeline *p, const bp_header *in)
 {
+    bp_header h = *in;
+    if (h.has_final) {
+        p->final_seen = true;
+        p->final_last = h.final_number;
+    } else if (p->final_seen && p->final_last <= h.number) {
+        h.has_final = true;
+        h.final_number = p->final_last;
+    }
+    return h;
+}
+
+static int take_head(pipeline *p, const bp_header *in, int64_t seen_ms, bp_error *err)
+{
+    bp_header hf = with_final(p, in);
+    const bp_header *h = &hf;
     bool had = p->have_head;
     uint64_t prev = p->head.number;
     const bp_canon_entry *mine = bp_canon_at(&p->canon, h->number);
@@ -1878,7 +1902,7 @@ static int rejoin(pipeline *p, size_t idx, const bp_checkpoint *cp, bp_error *er
             p->aws_floor = cp->floor;
         p->aws_floor_set = true;
         p->aws_floor_read = false;
-        p->aws_epoch = bp_arch_ws_epoch(p->aws) - 1; /* resync_rollbacks reads again */
+        p->aws_epoch = bp_arch_ws_epoch(p->aws, NULL) - 1; /* resync_rollbacks reads again */
     }
     /* where it agrees with the others, as at a start (it may hold another branch) */
     uint64_t from = cp->set ? bp_outputs_agreed(&p->out, idx) : p->first;
@@ -1963,8 +1987,8 @@ static void note_resync(pipeline *p, uint64_t lo, size_t n, bp_block **out, cons
 
 /* The rollback state of blocks lo..lo+n-1 as the node has it now, into the socket's queue:
  * only blocks still ours (a block the node replaced is the reorg path's). */
-static int resync_blocks(pipeline *p, size_t mark, uint64_t lo, size_t n, bp_block **out, int *rcs,
-                         bp_error *errs)
+static int resync_blocks(pipeline *p, const char *why, size_t mark, uint64_t lo, size_t n,
+                         bp_block **out, int *rcs, bp_error *errs)
 {
     size_t ntx = 0, nr = 0, nk = 0;
     for (size_t i = 0; i < n; i++)
@@ -1986,9 +2010,9 @@ static int resync_blocks(pipeline *p, size_t mark, uint64_t lo, size_t n, bp_blo
     free(rolled);
     free(kept);
     if (rc == 0)
-        bp_info("arch websocket: subscribed again: rollback state of blocks %" PRIu64 "..%" PRIu64
+        bp_info("arch websocket: %s: rollback state of blocks %" PRIu64 "..%" PRIu64
                 " re-read (%zu rolled back, %zu not)",
-                lo, lo + n - 1, nr, nk);
+                why, lo, lo + n - 1, nr, nk);
     return rc;
 }
 
@@ -2033,6 +2057,21 @@ static uint64_t resync_low(pipeline *p, const bp_canon_entry *tip, const bp_cano
     return lo;
 }
 
+/* A malformed event may have been the rollback of a block fetched before it and committed
+ * after the re-read (the event itself would have waited for that block, arch_ws.h): the
+ * re-read waits until the blocks up to the commit target as it was when the loss was first
+ * seen are committed (those fetched later show the node's state after it). True: wait. */
+static bool lost_wait(pipeline *p, uint64_t lost, const bp_canon_entry *tip)
+{
+    uint64_t t = 0;
+    bool have = target(p, &t);
+    if (lost != p->aws_lost_seen) { /* another loss: what was fetched until now counts too */
+        p->aws_lost_seen = lost;
+        p->aws_lost_upto = have ? t : 0;
+    }
+    return tip && tip->number < p->aws_lost_upto && have && t >= p->aws_lost_upto;
+}
+
 /* The socket was (re)subscribed: events the node sent while it was down (or to a process
  * killed before it committed them) are not replayed, so the rollback state of the committed
  * blocks that are not final yet (resync_low) is read again from the node and queued after
@@ -2041,7 +2080,7 @@ static uint64_t resync_low(pipeline *p, const bp_canon_entry *tip, const bp_cano
  * the walk uses), until one succeeds or the socket subscribes again. */
 static void resync_rollbacks(pipeline *p)
 {
-    uint64_t epoch = bp_arch_ws_epoch(p->aws);
+    uint64_t lost, epoch = bp_arch_ws_epoch(p->aws, &lost);
     const bp_canon_entry *tip = bp_canon_tip(&p->canon), *low = bp_canon_lowest(&p->canon);
     if (epoch == p->aws_epoch && bp_realtime_use_ws(&p->rt) && p->head.has_final) {
         p->aws_final = p->head.final_number; /* listening: a rollback from now on is heard */
@@ -2049,15 +2088,21 @@ static void resync_rollbacks(pipeline *p)
     }
     if (epoch == p->aws_epoch || now_ms() < p->aws_retry_ms)
         return;
+    /* a malformed event may have been a rollback / re-apply: read as after a reconnect */
+    bool only_lost = lost != p->aws_lost && epoch - p->aws_epoch <= lost - p->aws_lost;
+    if (only_lost && lost_wait(p, lost, tip))
+        return;
+    const char *why = only_lost ? "a malformed event was dropped" : "subscribed again";
     if (low && low->number > 0) /* no longer read again: the reorg window is above them */
         rolled_forget(p, 0, low->number - 1);
     uint64_t lo = tip ? resync_low(p, tip, low) : 0;
     if (!tip || lo > tip->number) { /* nothing committed that is not final: nothing to read */
         if (tip)
-            bp_info("arch websocket: subscribed again: every committed block is final (tip %" PRIu64
+            bp_info("arch websocket: %s: every committed block is final (tip %" PRIu64
                     "): no rollback state to read again",
-                    tip->number);
+                    why, tip->number);
         p->aws_epoch = epoch;
+        p->aws_lost = lost;
         p->aws_floor_set = false;
         return;
     }
@@ -2073,9 +2118,10 @@ static void resync_rollbacks(pipeline *p)
     if (rc == 0)
         rc = asked(p, ep, p->src->fetch_range(p->rpcs[ep], &p->shared, lo, n, out, rcs, errs));
     if (rc == 0 || rc == BP_ENOTFOUND || rc == BP_EPARSE) /* per block: those that came */
-        rc = resync_blocks(p, mark, lo, n, out, rcs, errs);
+        rc = resync_blocks(p, why, mark, lo, n, out, rcs, errs);
     if (rc == 0) {
         p->aws_epoch = epoch;
+        p->aws_lost = lost;
         p->aws_tries = 0;
         /* Kept as the floor until the re-read's results are handed over (hand_over): they
          * may queue behind events held for blocks above the tip, while aws_final and the
@@ -2092,9 +2138,9 @@ static void resync_rollbacks(pipeline *p)
     } else {
         p->aws_retry_ms = now_ms() + 2000;
         p->aws_tries++;
-        bp_warn("arch websocket: subscribed again, but the rollback state of blocks %" PRIu64
-                "..%" PRIu64 " could not be read again (%s): trying again in 2 s",
-                lo, tip->number, errs ? errs[0].msg : "out of memory");
+        bp_warn("arch websocket: %s, but the rollback state of blocks %" PRIu64 "..%" PRIu64
+                " could not be read again (%s): trying again in 2 s",
+                why, lo, tip->number, errs ? errs[0].msg : "out of memory");
     }
     for (size_t i = 0; out && i < n; i++)
         bp_block_free(out[i]);

@@ -9,6 +9,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "sim/arch.h"
+
 static const char *const NAMES[BP_SIM_F_COUNT] = {
     [BP_SIM_F_LATENCY] = "latency",       [BP_SIM_F_ERROR] = "error",
     [BP_SIM_F_RATE_LIMIT] = "rate_limit", [BP_SIM_F_HTTP500] = "http500",
@@ -29,7 +31,8 @@ static const struct {
 #define KEYS_TEXT                                                                                  \
     "latency, error_rate, rate_limit, quota, quota_window, retry_after, http500_rate, "            \
     "truncate_rate, garbage_rate, reset_rate, stall_rate, stall, lag, ws_drop_every, ws_silent, "  \
-    "ws_bad_every, max_batch, max_response_bytes, bad"
+    "ws_bad_every, ws_corrupt_every, ws_corrupt_topic, error_method, max_batch, "                  \
+    "max_response_bytes, bad"
 
 const char *bp_sim_fault_name(enum bp_sim_fault f)
 {
@@ -116,6 +119,28 @@ static int set_limit_key(bp_sim_faults *f, const char *ep, const char *key, cons
                      err);
 }
 
+/* "rolledback_transactions+reapplied_transactions": the topics ws_corrupt_every counts. */
+static int set_topics(bp_sim_faults *f, const char *ep, const char *v, bp_error *err)
+{
+    unsigned mask = 0;
+    for (const char *p = v; *p;) {
+        size_t n = strcspn(p, "+");
+        unsigned t = 0;
+        while (bp_sim_arch_topic_name(t) &&
+               (strlen(bp_sim_arch_topic_name(t)) != n || strncmp(p, bp_sim_arch_topic_name(t), n)))
+            t++;
+        if (!bp_sim_arch_topic_name(t))
+            return bad_value(ep, "ws_corrupt_topic", v,
+                             "Arch topics joined by '+' (block, transaction, account_update, "
+                             "rolledback_transactions, reapplied_transactions, dkg)",
+                             err);
+        mask |= 1u << t;
+        p += n + (p[n] == '+');
+    }
+    f->ws_corrupt_topics = mask;
+    return 0;
+}
+
 static int set_ws_key(bp_sim_faults *f, const char *ep, const char *key, const char *v,
                       bp_error *err)
 {
@@ -133,6 +158,20 @@ static int set_ws_key(bp_sim_faults *f, const char *ep, const char *key, const c
         if (!parse_number(v, &d) || d != floor(d) || d > 1e9)
             return bad_value(ep, key, v, "a whole number of events (0 = never)", err);
         f->ws_bad_every = (uint64_t)d;
+        return 0;
+    }
+    if (strcmp(key, "ws_corrupt_every") == 0) {
+        if (!parse_number(v, &d) || d != floor(d) || d > 1e9)
+            return bad_value(ep, key, v, "a whole number of events (0 = never)", err);
+        f->ws_corrupt_every = (uint64_t)d;
+        return 0;
+    }
+    if (strcmp(key, "ws_corrupt_topic") == 0)
+        return set_topics(f, ep, v, err);
+    if (strcmp(key, "error_method") == 0) {
+        if (!v[0] || strlen(v) >= sizeof(f->error_method))
+            return bad_value(ep, key, v, "a method name (at most 63 characters)", err);
+        snprintf(f->error_method, sizeof(f->error_method), "%s", v);
         return 0;
     }
     if (strcmp(key, "ws_silent") == 0) {

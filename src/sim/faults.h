@@ -25,6 +25,12 @@
  *   ws_silent=1        eth_subscribe answered, but no head ever announced
  *   ws_bad_every=N     Arch: after every Nth event a connection sends, a malformed one of the
  *                      same topic (its data lacks the fields: {"hash":"zz"})
+ *   ws_corrupt_every=N Arch: every Nth event of ws_corrupt_topic a connection sends goes out
+ *                      broken instead of correctly: its first hash or key (a list's first
+ *                      element) starts "zz"; an event without one (dkg) is cut in half
+ *   ws_corrupt_topic=T the topics ws_corrupt_every counts, joined by '+'
+ *                      (rolledback_transactions+reapplied_transactions); default every topic
+ *   error_method=M     error_rate applies to the calls of method M only (default: every call)
  *   max_batch=N        a provider's batch cap: a batch of more than N calls is answered with
  *                      one error object (-32600 "batch of M exceeds the limit of N"); 1: no
  *                      batches at all
@@ -73,6 +79,9 @@ typedef struct bp_sim_faults {
     double ws_drop_every; /* seconds, 0 = never */
     bool ws_silent;
     uint64_t ws_bad_every;       /* Arch: after every Nth event a malformed one; 0 = never */
+    uint64_t ws_corrupt_every;   /* Arch: every Nth event (of the topics below) broken; 0 = never */
+    unsigned ws_corrupt_topics;  /* bit t: topic t (sim/arch.h) counts; 0 = every topic */
+    char error_method[64];       /* error_rate for this method's calls only; "" = every call */
     uint64_t max_batch;          /* calls per batch, 0 = no cap */
     uint64_t max_response_bytes; /* of a batch answer, 0 = no cap */
     enum bp_sim_bad bad;

@@ -328,7 +328,7 @@ static int answer_call(bp_sim_request *r, yajl_val obj, bp_buf *out)
     /* a test's control call is not a provider's call: no injected error */
     if (r->control && bp_sim_control_method(method->u.string))
         return control_call(r, &c, method->u.string, params, out);
-    if (r->fail_call && r->fail_call(r->ud)) {
+    if (r->fail_call && r->fail_call(r->ud, method->u.string)) {
         fail(&c, E_INTERNAL, "%s", "internal error (injected by simnode)");
         return put_error(out, &c);
     }

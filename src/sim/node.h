@@ -48,8 +48,9 @@ typedef struct bp_sim_subs {
 typedef struct bp_sim_request {
     const bp_sim_chain *chain;
     uint64_t head; /* this endpoint's head (its lag applied) */
-    /* Called once per call; true answers the call with -32000 (fault injection). May be NULL. */
-    bool (*fail_call)(void *ud);
+    /* Called once per call with its method; true answers the call with -32000 (fault
+     * injection). May be NULL. */
+    bool (*fail_call)(void *ud, const char *method);
     void *ud;
     bp_sim_scratch *scratch;
     const bp_sim_subs *subs; /* NULL: no subscriptions (HTTP) */

@@ -83,9 +83,11 @@ static bool roll(const bp_sim_endpoint *ep, uint64_t seq, enum bp_sim_fault f)
     return (double)(x >> 11) * 0x1p-53 < p;
 }
 
-static bool fail_call(void *ud)
+static bool fail_call(void *ud, const char *method)
 {
     bp_sim_endpoint *ep = ud;
+    if (ep->f.error_method[0] && strcmp(method, ep->f.error_method) != 0)
+        return false; /* error_method: the other methods are answered */
     if (!roll(ep, atomic_fetch_add(&ep->call_seq, 1), BP_SIM_F_ERROR))
         return false;
     count(ep, BP_SIM_F_ERROR);
@@ -558,7 +560,9 @@ int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_er
                                  .lag = ep->f.lag,
                                  .drop_every = ep->f.ws_drop_every,
                                  .silent = ep->f.ws_silent,
-                                 .bad_every = ep->f.ws_bad_every};
+                                 .bad_every = ep->f.ws_bad_every,
+                                 .corrupt_every = ep->f.ws_corrupt_every,
+                                 .corrupt_topics = ep->f.ws_corrupt_topics};
         bp_sim_ws_hub_init(&ep->ws);
         s->n = i + 1;
         rc = start_endpoint(ep, cfg, err);
@@ -600,11 +604,12 @@ static int endpoint_stats(bp_sim_endpoint *ep, uint64_t head, bp_buf *out)
     if (rc == 0)
         rc = bp_buf_printf(out,
                            "},\"ws\":{\"connections\":%llu,\"subscriptions\":%llu,\"heads\":%llu,"
-                           "\"drops\":%llu}",
+                           "\"drops\":%llu,\"corrupted\":%llu}",
                            (unsigned long long)atomic_load(&ep->ws.connections),
                            (unsigned long long)atomic_load(&ep->ws.subscriptions),
                            (unsigned long long)atomic_load(&ep->ws.heads),
-                           (unsigned long long)atomic_load(&ep->ws.drops));
+                           (unsigned long long)atomic_load(&ep->ws.drops),
+                           (unsigned long long)atomic_load(&ep->ws.corrupted));
     return rc != 0 ? rc : bp_buf_putc(out, '}');
 }
 

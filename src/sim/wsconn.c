@@ -40,6 +40,8 @@ typedef struct conn {
     bp_sim_arch_subs asubs; /* arch: the topics subscribed */
     unsigned seen_episodes; /* arch: rollback / re-apply episodes announced */
     uint64_t events;        /* arch: events sent (ws_bad_every counts them) */
+    uint64_t corruptible;   /* arch: events of ws_corrupt_topic sent (ws_corrupt_every) */
+    bp_buf broken;          /* arch: the event ws_corrupt_every breaks */
 } conn;
 
 static void conn_free(conn *c)
@@ -48,6 +50,7 @@ static void conn_free(conn *c)
     bp_buf_release(&c->text);
     bp_buf_release(&c->out);
     bp_buf_release(&c->frame);
+    bp_buf_release(&c->broken);
     bp_sim_scratch_release(&c->scratch);
     free(c);
 }
@@ -247,9 +250,43 @@ static uint64_t first_new(const conn *c, uint64_t head, uint32_t k)
     return head >= CATCH_UP_MAX && from < head - CATCH_UP_MAX + 1 ? head - CATCH_UP_MAX + 1 : from;
 }
 
+/* ws_corrupt_every: the event as it goes out broken (c->broken): the first hash or key of its
+ * data (64 hex digits in quotes; a rolledback / reapplied list's first element) starts "zz",
+ * so the decoder names that field; an event without one (dkg) is cut in half (not JSON). */
+static int corrupt(conn *c, const char *msg, size_t len)
+{
+    bp_buf_reset(&c->broken);
+    if (bp_buf_append(&c->broken, msg, len) != 0 || bp_buf_putc(&c->broken, '\0') != 0)
+        return -1;
+    c->broken.len = len;
+    char *p = c->broken.data, *end = p + len, *data = strstr(p, "\"data\"");
+    for (char *q = data ? data + 6 : end; q + 65 < end; q++)
+        if (q[0] == '"' && q[65] == '"' && strspn(q + 1, "0123456789abcdef") >= 64) {
+            q[1] = q[2] = 'z';
+            return 0;
+        }
+    c->broken.len = len / 2;
+    return 0;
+}
+
+static bool corrupt_due(conn *c, unsigned topic)
+{
+    const bp_sim_ws_hub *h = c->hub;
+    if (!h->corrupt_every || (h->corrupt_topics && !(h->corrupt_topics & (1u << topic))))
+        return false;
+    return ++c->corruptible % h->corrupt_every == 0;
+}
+
 static int arch_emit(void *ud, unsigned topic, const char *msg, size_t len)
 {
     conn *c = ud;
+    if (corrupt_due(c, topic)) { /* ws_corrupt_every: this one goes out broken */
+        if (corrupt(c, msg, len) != 0)
+            return -1;
+        msg = c->broken.data;
+        len = c->broken.len;
+        atomic_fetch_add(&c->hub->corrupted, 1);
+    }
     if (send_frame(c, BP_WSFRAME_TEXT, msg, len) != 0)
         return -1;
     if (topic == BP_SIM_ARCH_BLOCK)
@@ -398,6 +435,7 @@ static conn *conn_new(bp_sim_ws_hub *h, int fd, const char *extra, size_t extra_
     bp_buf_init(&c->text, MESSAGE_MAX + 1);
     bp_buf_init(&c->out, ANSWER_MAX);
     bp_buf_init(&c->frame, ANSWER_MAX + BP_WSFRAME_HEADER_MAX);
+    bp_buf_init(&c->broken, MESSAGE_MAX);
     bp_sim_scratch_init(&c->scratch);
     if (extra_len > 0 && bp_buf_append(&c->rx, extra, extra_len) != 0) {
         conn_free(c);

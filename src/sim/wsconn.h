@@ -25,14 +25,16 @@ typedef struct bp_sim_ws_hub {
     const atomic_bool *stopping; /* the server's: connections send close 1001 and end */
     double started;              /* server start (monotonic s): drops are every S from here */
     size_t endpoint;
-    uint64_t lag;       /* heads announced this many blocks behind */
-    double drop_every;  /* ws_drop_every: close every connection at each multiple of S; 0 off */
-    bool silent;        /* ws_silent: subscriptions are accepted, nothing announced */
-    uint64_t bad_every; /* ws_bad_every (Arch): a malformed event after every Nth; 0 off */
+    uint64_t lag;           /* heads announced this many blocks behind */
+    double drop_every;      /* ws_drop_every: close every connection at each multiple of S; 0 off */
+    bool silent;            /* ws_silent: subscriptions are accepted, nothing announced */
+    uint64_t bad_every;     /* ws_bad_every (Arch): a malformed event after every Nth; 0 off */
+    uint64_t corrupt_every; /* ws_corrupt_every (Arch): every Nth event sent broken; 0 off */
+    unsigned corrupt_topics; /* ws_corrupt_topic: bit t counts topic t; 0 every topic */
     pthread_mutex_t lock;
     pthread_cond_t idle;
     unsigned active;
-    atomic_uint_fast64_t connections, subscriptions, heads, drops, seq;
+    atomic_uint_fast64_t connections, subscriptions, heads, drops, seq, corrupted;
 } bp_sim_ws_hub;
 
 /* The fields above `lock` are the caller's to set before the first connection. */

@@ -53,10 +53,10 @@ static void test_subscribe(void **state)
                           &h, &err),
                      BP_WS_ANSWERED);
     /* complete only when the client has every answer (chain/ws.c calls subscribed) */
-    assert_int_equal(bp_arch_ws_epoch(a), 0);
+    assert_int_equal(bp_arch_ws_epoch(a, NULL), 0);
     assert_non_null(p->subscribed);
     p->subscribed(p->ctx);
-    assert_int_equal(bp_arch_ws_epoch(a), 1);
+    assert_int_equal(bp_arch_ws_epoch(a, NULL), 1);
     assert_int_equal(send(p,
                           "{\"status\":\"Error\",\"subscription_id\":\"\",\"topic\":\"dkg\","
                           "\"message\":\"no such topic\"}",
@@ -88,6 +88,9 @@ static void test_events_held(void **state)
                      BP_WS_MALFORMED);
     assert_non_null(strstr(err.msg, "transaction event"));
     assert_non_null(strstr(err.msg, "hash"));
+    /* a transaction event's content comes with its block over HTTP: no re-read */
+    assert_null(strstr(err.msg, "read again"));
+    assert_int_equal(bp_arch_ws_epoch(a, NULL), 0);
     assert_int_equal(
         send(p, "{\"status\":\"Unsubscribed\",\"subscription_id\":\"s1\",\"message\":\"\"}", &h,
              &err),
@@ -112,6 +115,43 @@ static void test_events_held(void **state)
     assert_int_equal(got, 2);
     assert_int_equal(bad, 1);
     assert_int_equal(held, 0);
+    bp_arch_ws_free(a);
+}
+
+/* A malformed rollback / re-apply (one bad txid in its list), or a message whose topic cannot
+ * be read, is dropped with its field named, and asks for the re-read a reconnect makes (the
+ * epoch moves; *lost counts them); the list's good txids are not applied alone. */
+static void test_malformed_rollback(void **state)
+{
+    (void)state;
+    bp_arch_ws *a;
+    bp_error err = {0};
+    assert_int_equal(bp_arch_ws_new(&a, &err), 0);
+    const bp_ws_protocol *p = bp_arch_ws_protocol(a);
+    bp_ws_head h;
+    uint64_t lost;
+    assert_int_equal(send(p,
+                          "{\"topic\":\"rolledback_transactions\",\"data\":{\"transaction_hashes\":"
+                          "[" H64 ",\"zz55\"],\"block_height\":9}}",
+                          &h, &err),
+                     BP_WS_MALFORMED);
+    assert_non_null(strstr(err.msg, "rolledback_transactions event"));
+    assert_non_null(strstr(err.msg, "transaction_hashes[1]"));
+    assert_non_null(strstr(err.msg, "the rollback state is read again"));
+    assert_int_equal(bp_arch_ws_epoch(a, &lost), 1);
+    assert_int_equal(lost, 1);
+    assert_int_equal(send(p, "{\"topic\":\"reapplied_transactions\",\"data\":{}}", &h, &err),
+                     BP_WS_MALFORMED);
+    assert_int_equal(send(p, "{\"topic\":\"rolledback_transac", &h, &err), BP_WS_MALFORMED);
+    assert_non_null(strstr(err.msg, "not JSON"));
+    assert_int_equal(bp_arch_ws_epoch(a, &lost), 3);
+    assert_int_equal(lost, 3);
+    p->subscribed(p->ctx); /* a subscription counts too, not as lost */
+    assert_int_equal(bp_arch_ws_epoch(a, &lost), 4);
+    assert_int_equal(lost, 3);
+    bp_arch_rows *r;
+    assert_int_equal(bp_arch_ws_take(a, true, 100, &r, &err), 0);
+    assert_null(r); /* nothing of them queued */
     bp_arch_ws_free(a);
 }
 
@@ -164,6 +204,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_subscribe),
         cmocka_unit_test(test_events_held),
+        cmocka_unit_test(test_malformed_rollback),
         cmocka_unit_test(test_resync_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

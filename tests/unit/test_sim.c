@@ -707,6 +707,16 @@ static void test_fault_syntax(void **state)
     assert_non_null(strstr(err.msg, "retry_after='soon'"));
     assert_int_equal(bp_sim_faults_parse("ep1:quota=2.5", f, 3, &err), BP_EINVAL);
     assert_int_equal(bp_sim_faults_parse("ep1:quota_window=0", f, 3, &err), BP_EINVAL);
+    /* Arch: events broken in place (some topics), errors on one method only */
+    assert_int_equal(bp_sim_faults_parse("ep2:ws_corrupt_every=3,ws_corrupt_topic=rolledback_"
+                                         "transactions+dkg,error_method=get_block",
+                                         f, 3, &err),
+                     0);
+    assert_int_equal(f[1].ws_corrupt_every, 3);
+    assert_int_equal(f[1].ws_corrupt_topics, (1u << 3) | (1u << 5));
+    assert_string_equal(f[1].error_method, "get_block");
+    assert_int_equal(bp_sim_faults_parse("ep2:ws_corrupt_topic=rolledback", f, 3, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "ws_corrupt_topic='rolledback'"));
 
     char path[] = "/tmp/bp_test_sim_faults_XXXXXX";
     int fd = mkstemp(path);
