@@ -16,7 +16,9 @@
  * process (FIGURE) for each one's peak RSS and computes the ratios itself.
  *
  * usage: bench_decode FILE [SECONDS_PER_FIGURE [FIGURE]]   (FIGURE alone: for perf record;
- * record FILE with curl, see bench/run.sh) */
+ * record FILE with curl, see bench/run.sh)
+ *        bench_decode FILE --resident K   (what K decoded blocks add to the resident set,
+ *        against what the memory budget charges them: see resident() below) */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 #include "chain/rpc_envelope.h"
 #include "chain/json.h"
 #include "chain/jsonparse.h"
+#include "core/budget.h"
 #include "util/arena.h"
 
 #define ROUNDS 3
@@ -175,8 +178,10 @@ static bool run_decode_zc(const char *text, size_t len)
 #define STREAM_PIECE 16384
 
 /* One streamed decode; *used (may be NULL) gets the block's arena bytes and *txs its
- * transactions, read before the block is freed. */
-static bool decode_stream_once(const char *text, size_t len, size_t *used, size_t *txs)
+ * transactions, read before the block is freed; with keep the block is not freed but handed
+ * there (NULL on failure). */
+static bool decode_stream_keep(const char *text, size_t len, size_t *used, size_t *txs,
+                               bp_block **keep)
 {
     bp_block_stream bs;
     bp_stream_route sr = {.bs = &bs, .count = 1, .per = 2};
@@ -208,13 +213,95 @@ static bool decode_stream_once(const char *text, size_t len, size_t *used, size_
         *used = bp_arena_held(b->arena);
     if (rc == 0 && txs)
         *txs = b->tx_count;
-    bp_block_free(b);
+    if (keep && rc == 0)
+        *keep = b;
+    else
+        bp_block_free(b);
     return rc == 0;
+}
+
+static bool decode_stream_once(const char *text, size_t len, size_t *used, size_t *txs)
+{
+    return decode_stream_keep(text, len, used, txs, NULL);
 }
 
 static bool run_decode_stream(const char *text, size_t len)
 {
     return decode_stream_once(text, len, NULL, NULL);
+}
+
+/* A field of /proc/self/status in bytes (RssAnon: what the process allocated; VmHWM, VmRSS). */
+static size_t status_bytes(const char *field)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256], fmt[64];
+    size_t kib = 0;
+    snprintf(fmt, sizeof(fmt), "%s: %%zu", field);
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, fmt, &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib << 10;
+}
+
+static size_t rss_anon(void)
+{
+    return status_bytes("RssAnon");
+}
+
+/* Resets VmHWM to the current VmRSS (Linux: clear_refs 5). */
+static void reset_hwm(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (f) {
+        fputs("5", f);
+        fclose(f);
+    }
+}
+
+/* --resident K: what a decoded block costs in resident memory against what the memory budget
+ * charges it (src/core/budget.c variable_cost). With blockpipe's malloc settings, the blocks
+ * are decoded one after another (as a fetch worker does, streamed) and kept (as the reorder
+ * window and the batches keep them), twice: the first round on a fresh heap, the second after
+ * the first's blocks were freed (malloc's heaps as a running backfill leaves them). Per block:
+ * the RssAnon it added, bp_arena_held (what the budget counts before its margin) and the
+ * budget's charge; then what stays resident once they are freed. */
+static int resident(const char *text, size_t len, int k)
+{
+    bp_budget_tune_malloc();
+    bp_block **blocks = calloc((size_t)k, sizeof(*blocks));
+    if (!blocks)
+        return 1;
+    size_t txs = 0, base = rss_anon();
+    printf("bytes=%zu\nbase_rss_anon=%zu\n", len, base);
+    for (int round = 1; round <= 2; round++) {
+        size_t r0 = rss_anon(), held = 0, cost = 0;
+        reset_hwm();
+        for (int i = 0; i < k; i++) {
+            size_t used = 0;
+            if (!decode_stream_keep(text, len, &used, &txs, &blocks[i])) {
+                fprintf(stderr, "cannot decode the answer\n");
+                return 1;
+            }
+            held += used;
+            cost += bp_budget_block_cost(blocks[i]);
+        }
+        size_t r1 = rss_anon(), added = r1 > r0 ? r1 - r0 : 0;
+        /* the decoding's own peak on top of the blocks it leaves (parser, vectors moving) */
+        long long transient = (long long)status_bytes("VmHWM") - (long long)status_bytes("VmRSS");
+        for (int i = 0; i < k; i++)
+            bp_block_free(blocks[i]);
+        size_t r2 = rss_anon();
+        printf("round=%d txs=%zu blocks=%d arena_held=%zu rss_added=%zu budget_cost=%zu "
+               "rss_over_held=%.4f rss_over_cost=%.4f beyond_arena_per_block=%lld "
+               "kept_after_free=%lld decode_peak_over_kept=%lld\n",
+               round, txs, k, held / (size_t)k, added / (size_t)k, cost / (size_t)k,
+               (double)added / (double)held, (double)added / (double)cost,
+               ((long long)added - (long long)held) / k, (long long)r2 - (long long)r0, transient);
+    }
+    free(blocks);
+    return 0;
 }
 
 /* The process's CPU time (user + system, page faults included): on a shared machine the wall
@@ -269,11 +356,17 @@ static char *read_file(const char *path, size_t *len)
 int main(int argc, char **argv)
 {
     if (argc < 2 || argc > 4) {
-        fprintf(stderr, "usage: %s FILE [SECONDS_PER_FIGURE [FIGURE]]\n", argv[0]);
+        fprintf(stderr, "usage: %s FILE [SECONDS_PER_FIGURE [FIGURE]] | FILE --resident K\n",
+                argv[0]);
         return 2;
     }
     size_t len;
     char *text = read_file(argv[1], &len);
+    if (text && argc == 4 && strcmp(argv[2], "--resident") == 0) {
+        int rc = resident(text, len, atoi(argv[3]) > 0 ? atoi(argv[3]) : 1);
+        free(text);
+        return rc;
+    }
     double secs = argc >= 3 ? atof(argv[2]) : 3.0;
     const char *only = argc == 4 ? argv[3] : NULL;
     if (!text) {

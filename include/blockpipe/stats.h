@@ -97,6 +97,10 @@ typedef struct bp_stats {
     char waiting_error[BP_STATS_TEXT];
     size_t outputs_set_aside;
     uint64_t memory_used, memory_budget; /* bytes the pipeline holds / may hold; 0: unknown */
+    /* Of memory_budget: what is left for blocks once the fixed part is charged (with several
+     * chains: this chain's reserve and the common part), and the API's push ring, in the
+     * process's fixed part (0: no API; one ring for every chain of the process). */
+    uint64_t memory_blocks, memory_push_ring;
     size_t endpoint_count;
     bp_stats_endpoint endpoints[BP_STATS_MAX_ENDPOINTS];
     size_t output_count;

@@ -105,6 +105,14 @@ static void chain_metrics(mw *m, const bp_stats *s, const char *cl)
         {"blockpipe_blocks_failed", "gauge", "Blocks that used up their retries", U(failed)},
         {"blockpipe_memory_used_bytes", "gauge", "Bytes of blocks the pipeline holds",
          U(memory_used)},
+        {"blockpipe_memory_budget_bytes", "gauge", "The chain's memory budget (--max-memory)",
+         U(memory_budget)},
+        {"blockpipe_memory_blocks_bytes", "gauge",
+         "Of the budget, what the fixed part (process, workers, outputs, push ring) leaves for "
+         "blocks",
+         U(memory_blocks)},
+        {"blockpipe_memory_push_ring_bytes", "gauge",
+         "The API's push ring, in the process's fixed part (--api-push-ring)", U(memory_push_ring)},
 #undef U
         {"blockpipe_blocks_per_second", "gauge", "Blocks committed per second (last ~10 s)",
          offsetof(bp_stats, blocks_per_s), 1},

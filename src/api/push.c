@@ -1598,6 +1598,16 @@ bp_push_hub *bp_push_hub_new(const bp_push_config *cfg, bp_error *err)
     return h;
 }
 
+size_t bp_push_ring_bytes(size_t events)
+{
+    return events * sizeof(ring_ev);
+}
+
+size_t bp_push_hub_ring_bytes(const bp_push_hub *h)
+{
+    return h ? bp_push_ring_bytes(h->cfg.ring) : 0;
+}
+
 void bp_push_hub_free(bp_push_hub *h)
 {
     if (!h)

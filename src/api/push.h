@@ -91,6 +91,11 @@ typedef struct bp_push_msg bp_push_msg;
 bp_push_hub *bp_push_hub_new(const bp_push_config *cfg, bp_error *err);
 /* Stops the thread; every client must be detached first. Accepts NULL. */
 void bp_push_hub_free(bp_push_hub *h);
+/* What a ring of `events` events takes: resident from the hub's start, for the whole run, so
+ * the memory budget counts it in the process's fixed part (core/pipeline.h push_ring_bytes). */
+size_t bp_push_ring_bytes(size_t events);
+/* The ring h holds (bp_push_ring_bytes of its size); 0 for NULL. */
+size_t bp_push_hub_ring_bytes(const bp_push_hub *h);
 
 /* The writer thread's hook (bp_pipeline_config.batch_committed; ctx is the hub). */
 void bp_push_batch(void *hub, const bp_batch *b);

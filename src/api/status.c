@@ -141,6 +141,15 @@ static void chain_json(bp_jsonw *w, const bp_stats *s, uint64_t ready_lag)
         u64(w, "waiting_on", s->waiting_on);
         str(w, "waiting_error", s->waiting_error);
     }
+    if (s->memory_budget) { /* bytes: --max-memory, what its fixed part leaves for blocks */
+        bp_jsonw_key(w, "memory");
+        bp_jsonw_begin_object(w);
+        u64(w, "used", s->memory_used);
+        u64(w, "budget", s->memory_budget);
+        u64(w, "blocks", s->memory_blocks);
+        u64(w, "push_ring", s->memory_push_ring);
+        bp_jsonw_end_object(w);
+    }
     bp_jsonw_end_object(w);
 }
 

@@ -290,9 +290,10 @@ static const opt g_opts[] = {
      .help = "WebSocket and SSE clients at most"},
     {"api-push-ring", NULL, "N", "API_PUSH_RING", NULL, "api_push_ring", set_int,
      RANGE(16, 10000000), F(api_push_ring), .cmds = CMD_API, .def = "4096",
-     .help =
-         "block events kept for clients that reconnect with a cursor; a client further "
-         "behind is dropped (184 bytes an event, all resident from the start: 736 KiB for 4096)"},
+     .help = "block events kept for clients that reconnect with a cursor; a client further "
+             "behind is dropped (184 bytes an event, all resident from the start: 736 KiB for "
+             "4096; part of --max-memory's fixed part, once per process: a ring that does not fit "
+             "in it is refused at start)"},
     {"api-push-queue", NULL, "BYTES", "API_PUSH_QUEUE", NULL, "api_push_queue", set_u64,
      RANGE(4096, 1u << 30), F(api_push_queue), .cmds = CMD_API, .def = "1048576",
      .help = "messages queued per push client at most"},

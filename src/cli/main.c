@@ -374,6 +374,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     if (api.push) {       /* --api: the committed batches feed its push hub */
         pc.batch_committed = bp_push_batch;
         pc.batch_ctx = api.push;
+        pc.push_ring_bytes = bp_push_hub_ring_bytes(api.push); /* charged to the budget */
     }
     pc.metrics = metrics;
     if (cfg.state_dir)

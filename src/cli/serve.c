@@ -87,6 +87,25 @@ static int chain_hubs(bp_cli_api *out, size_t n, bp_error *err)
     return 0;
 }
 
+/* The push ring is resident from the start and counted in --max-memory (core/pipeline.h
+ * push_ring_bytes): one that does not fit in the budget alone is refused before it is made
+ * (at 10M events it is 1.7 GiB). One that fits but leaves blocks too little room is refused by
+ * the pipeline, naming the rest of the fixed part too. `serve` has no budget. */
+static int ring_fits(const bp_config *cfg, bp_error *err)
+{
+    size_t ring = bp_push_ring_bytes((size_t)cfg->api_push_ring);
+    if (cfg->command == BP_CMD_SERVE || !cfg->max_memory || ring < (size_t)cfg->max_memory)
+        return 0;
+    return bp_error_set(err, BP_EINVAL,
+                        "--api-push-ring %d takes %.1f MiB (%zu bytes an event, resident from the "
+                        "start) and --max-memory is %.1f MiB: the ring alone does not fit in the "
+                        "memory budget (give a smaller --api-push-ring, well under %zu events so "
+                        "that blocks have room, or a larger --max-memory)",
+                        cfg->api_push_ring, (double)ring / 1048576.0, bp_push_ring_bytes(1),
+                        (double)cfg->max_memory / 1048576.0,
+                        (size_t)cfg->max_memory / bp_push_ring_bytes(1));
+}
+
 static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cli_api *out,
                  bp_error *err)
 {
@@ -103,6 +122,8 @@ static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cl
         return err->code;
     if (!api_on(cfg))
         return 0;
+    if (ring_fits(cfg, err) != 0)
+        return err->code;
     static bp_sink_settings set; /* the config outlives the API: both end with the command */
     set = (bp_sink_settings){cfg->sink_settings, cfg->sink_setting_count, NULL};
     const char *url = read_url(cfg);

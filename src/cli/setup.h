@@ -51,7 +51,8 @@ int bp_chains_metrics(bp_chains *r, bp_sink **sinks, bp_prices **prices, bp_erro
  * hub and its snapshot: api->chain_stats[i], else hubs[i] (hubs may be NULL: the pipeline's
  * own). */
 void bp_chains_map(bp_chains *r, bp_sink **sinks, const bp_cli_api *api, bp_stats_hub **hubs);
-/* bp_multi_run's settings: r's chains writing the sink_count outputs of sinks. */
+/* bp_multi_run's settings: r's chains writing the sink_count outputs of sinks (after
+ * bp_chains_map: the API's push ring it gave every chain is charged once, the process's). */
 void bp_chains_multi(const bp_config *base, bp_chains *r, bp_sink **sinks, size_t sink_count,
                      bp_multi_config *mc);
 void bp_chains_free(bp_chains *r);

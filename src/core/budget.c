@@ -235,15 +235,21 @@ size_t bp_budget_free(bp_budget *b)
     return n;
 }
 
-/* What the arena holds (its chunks whole, the transaction and log vectors at their capacity)
- * and an eighth more: measured with a 50,000-tx block (simnode, receipts), 114.5 MiB in its
- * arena, 125 MiB more resident once decoded. The eighth covers malloc's rounding and what a
- * block's decoding leaves freed in malloc's heaps. (Counted from the bytes handed out, a
- * 200-tx block cost 506 KiB and held 680: 600 simnode blocks into ClickHouse with the derived
- * tables peaked at 98-112 MiB resident under the 96 MiB budget; 83-91 MiB now.) */
+/* What the arena holds (its chunks whole, the transaction and log vectors at their capacity,
+ * a mapped chunk's touched pages) and 1/BP_BLOCK_MARGIN more: what a decoded block adds to
+ * the resident set beyond that, measured with `bench_decode FILE --resident K` (simnode
+ * blocks with receipts, streamed as a fetch worker decodes them, K of them kept, blockpipe's
+ * malloc settings, twice: on a fresh heap and on the heap the first K left): a 200-tx block
+ * (512 KiB held) added 2.4 % and 1.6 % beyond its held bytes and BLOCK_OVERHEAD, a 2,000-tx
+ * one 3 to 6 % less than it holds (its big chunks' untouched pages), a 50,000-tx one (116 MiB
+ * held) at most 1.2 % more; nothing outside the arena is kept per block (the decoder's
+ * vectors are adopted by it, its parser's state is the worker's fixed part). An eighth was
+ * charged until then (set when the arena was counted by the bytes it handed out, before its
+ * chunks were counted whole): 10-19 % more than a block added, 14.5 MiB of every 50,000-tx
+ * block (docs/PERFORMANCE.md "memory", notes). */
 static size_t variable_cost(size_t arena_bytes)
 {
-    return arena_bytes + arena_bytes / 8;
+    return arena_bytes + arena_bytes / BP_BLOCK_MARGIN;
 }
 
 size_t bp_budget_block_cost(const bp_block *blk)

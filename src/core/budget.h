@@ -117,6 +117,9 @@ size_t bp_budget_free(bp_budget *b);
 /* The highest `used` so far. */
 size_t bp_budget_peak(bp_budget *b);
 
+/* A decoded block is charged what its arena holds and 1/BP_BLOCK_MARGIN more, and a few KiB
+ * (budget.c variable_cost: the measurement). */
+#define BP_BLOCK_MARGIN 32
 /* What a decoded block holds in memory: its arena and what the allocator adds to it. */
 size_t bp_budget_block_cost(const bp_block *blk);
 /* Refunds blk's cost to b (b may be NULL: nothing counted) and frees blk (NULL is fine). */

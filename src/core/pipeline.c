@@ -136,7 +136,7 @@ struct pipeline {
 
     /* memory: every fetch, parked block and batch is charged to the budget */
     bp_budget budget;
-    size_t fixed_bytes;      /* its fixed part (process, workers, outputs) */
+    size_t fixed_bytes;      /* its fixed part (process, workers, outputs, push ring) */
     size_t derived_max;      /* what the metrics module's open windows may hold (0: none) */
     size_t batch_max_bytes;  /* a batch closes at this many bytes of blocks */
     size_t window_max_bytes; /* no new fetch while the parked blocks hold this many */
@@ -1338,6 +1338,8 @@ static void fill_progress(pipeline *p, bp_stats *st)
     st->outputs_set_aside = bp_writer_set_aside(&p->writer);
     st->memory_used = bp_budget_used(&p->budget);
     st->memory_budget = p->budget.limit;
+    st->memory_blocks = p->budget.limit > p->fixed_bytes ? p->budget.limit - p->fixed_bytes : 0;
+    st->memory_push_ring = p->cfg->push_ring_bytes;
 }
 
 /* Publishes the pipeline's state into the stats hub (the stats line, the API and the metrics
@@ -1631,19 +1633,27 @@ static int setup_budget(pipeline *p, bp_error *err)
     if (c->memory_pool) { /* the process and the outputs are the pool owner's to charge */
         p->fixed_bytes = BP_MEM_PER_CHAIN + (size_t)threads * BP_MEM_PER_WORKER;
         limit = p->fixed_bytes + c->memory_reserved + c->memory_pool->limit;
-    } else {
+    } else { /* the push ring is the process's: one chain's budget holds it */
         p->fixed_bytes = BP_MEM_PROCESS + (size_t)threads * BP_MEM_PER_WORKER +
-                         c->sink_count * BP_MEM_PER_OUTPUT + derived * BP_MEM_PER_DERIVED_OUTPUT;
+                         c->sink_count * BP_MEM_PER_OUTPUT + derived * BP_MEM_PER_DERIVED_OUTPUT +
+                         c->push_ring_bytes;
         if (!limit)
             limit = bp_pipeline_default_memory(1, p->fixed_bytes);
     }
-    if (limit < p->fixed_bytes + BP_MEM_MIN_BLOCKS)
+    if (limit < p->fixed_bytes + BP_MEM_MIN_BLOCKS) {
+        char ring[96] = "";
+        if (c->push_ring_bytes && !c->memory_pool)
+            snprintf(ring, sizeof(ring), " and the API's push ring (%.1f MiB: --api-push-ring)",
+                     (double)c->push_ring_bytes / 1048576.0);
+        size_t need = p->fixed_bytes + BP_MEM_MIN_BLOCKS;
         return bp_error_set(err, BP_EINVAL,
                             "--max-memory %zu MiB is too small for %d fetch workers and %zu "
-                            "output(s) (%zu with derived tables): they take %zu MiB, and blocks "
+                            "output(s) (%zu with derived tables)%s: they take %zu MiB, and blocks "
                             "need %zu MiB more (give at least %zu MiB, or fewer --workers)",
-                            limit >> 20, threads, c->sink_count, derived, p->fixed_bytes >> 20,
-                            BP_MEM_MIN_BLOCKS >> 20, (p->fixed_bytes + BP_MEM_MIN_BLOCKS) >> 20);
+                            limit >> 20, threads, c->sink_count, derived, ring,
+                            p->fixed_bytes >> 20, BP_MEM_MIN_BLOCKS >> 20,
+                            (need + (1 << 20) - 1) >> 20);
+    }
     bp_budget_init(&p->budget, limit);
     if (c->memory_pool)
         bp_budget_share(&p->budget, c->memory_pool, p->fixed_bytes + c->memory_reserved);

@@ -106,6 +106,11 @@ typedef struct bp_pipeline_config {
      * and max_memory is not used. NULL: one chain, max_memory is all of it. */
     bp_budget_pool *memory_pool;
     size_t memory_reserved;
+    /* The API's push ring (api/push.h bp_push_ring_bytes; 0: no API): resident for the whole
+     * run and one per process, however many chains it serves, so it is part of the process's
+     * fixed part: charged with it here (one chain), set aside with it by bp_multi_run (several;
+     * bp_multi_config.push_ring_bytes), and shown in every chain's snapshot. */
+    size_t push_ring_bytes;
     int max_threads;   /* fetch workers at most (a share of a global cap); 0: no cap */
     bool chain_id_set; /* the endpoints must serve chain_id (else the run stops) */
     uint64_t chain_id;

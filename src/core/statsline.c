@@ -13,8 +13,11 @@ static void main_line(const bp_stats *s, double bps, double tps, bp_buf *out)
                   s->have_head ? s->head : 0, s->have_indexed ? s->indexed : 0, s->lag, s->pending,
                   s->processing, s->done, s->failed, bps, tps, s->workers, s->reorgs);
     if (s->memory_budget)
-        bp_buf_printf(out, " mem=%.1f/%.0fMiB", (double)s->memory_used / 1048576.0,
-                      (double)s->memory_budget / 1048576.0);
+        bp_buf_printf(out, " mem=%.1f/%.0fMiB mem_blocks=%.0fMiB",
+                      (double)s->memory_used / 1048576.0, (double)s->memory_budget / 1048576.0,
+                      (double)s->memory_blocks / 1048576.0);
+    if (s->memory_budget && s->memory_push_ring)
+        bp_buf_printf(out, " push_ring=%.1fMiB", (double)s->memory_push_ring / 1048576.0);
     bool first = true;
     for (size_t i = 0; i < s->endpoint_count; i++) {
         if (!s->endpoints[i].rate_limited)

@@ -117,6 +117,7 @@ static void setup_one(bp_pipe *p)
     if (p->api.push) { /* the api key: the committed batches feed its push hub */
         p->pc.batch_committed = bp_push_batch;
         p->pc.batch_ctx = p->api.push;
+        p->pc.push_ring_bytes = bp_push_hub_ring_bytes(p->api.push); /* charged to the budget */
     }
 }
 
