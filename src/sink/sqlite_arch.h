@@ -9,12 +9,14 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
+#include "blockpipe/columns.h"
 #include "util/buf.h"
 
 typedef struct bp_sqlite_arch bp_sqlite_arch;
 
-/* Appends the CREATE TABLE IF NOT EXISTS statements of the four tables. BP_ENOMEM. */
-int bp_sqlite_arch_schema(bp_buf *sql);
+/* Appends the CREATE TABLE IF NOT EXISTS statements of the Arch set's tables, typed by
+ * type_of (the output's, the same as the EVM tables'), and their index. BP_ENOMEM. */
+int bp_sqlite_arch_schema(bp_buf *sql, const char *(*type_of)(bp_col_type t));
 /* Prepares the statements on db (after the schema exists); path names the file in messages. */
 int bp_sqlite_arch_open(sqlite3 *db, const char *path, bp_sqlite_arch **out, bp_error *err);
 void bp_sqlite_arch_close(bp_sqlite_arch *a);
