@@ -132,46 +132,23 @@ const bp_read_cell *bp_api_dcell(int dtable, const bp_read_cell *cells, size_t n
     return &none;
 }
 
-/* The column type an Arch column is shown as (hashes: strings of bare hex). */
-static bp_col_type arch_type(enum bp_arch_coltype t)
-{
-    switch (t) {
-    case BP_ARCH_INT:
-        return BP_COL_INT64;
-    case BP_ARCH_JSON:
-        return BP_COL_JSON;
-    case BP_ARCH_BOOL:
-        return BP_COL_BOOL;
-    case BP_ARCH_REAL:
-        return BP_COL_FLOAT;
-    default:
-        return BP_COL_TEXT;
-    }
-}
-
 void bp_api_arow_members(bp_jsonw *w, int atable, const bp_read_cell *cells, size_t n)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < bp_arch_column_count && k < n; i++) {
-        const bp_arch_column *c = &bp_arch_columns[i];
-        if ((int)c->table != atable)
-            continue;
+    const bp_set_table *t = &bp_tables_arch.tables[atable];
+    for (size_t k = 0; k < t->column_count && k < n; k++) {
+        const bp_set_column *c = &t->columns[k];
         bp_jsonw_key(w, c->name);
-        cell_json(w, arch_type(c->type), &cells[k++]);
+        /* hashes: strings of bare hex, as stored */
+        cell_json(w, c->type == BP_COL_HASH ? BP_COL_TEXT : c->type, &cells[k]);
     }
 }
 
 const bp_read_cell *bp_api_acell(int atable, const bp_read_cell *cells, size_t n, const char *name)
 {
     static const bp_read_cell none = {NULL, 0};
-    size_t k = 0;
-    for (size_t i = 0; i < bp_arch_column_count && k < n; i++) {
-        const bp_arch_column *c = &bp_arch_columns[i];
-        if ((int)c->table != atable)
-            continue;
-        if (strcmp(c->name, name) == 0)
+    const bp_set_table *t = &bp_tables_arch.tables[atable];
+    for (size_t k = 0; k < t->column_count && k < n; k++)
+        if (strcmp(t->columns[k].name, name) == 0)
             return &cells[k];
-        k++;
-    }
     return &none;
 }

@@ -1,11 +1,7 @@
-/* arch_json.h - Arch rows as compact JSON objects keyed by the arch_* tables' column names, in
- * the column table's order (arch_tables.h; "chain" first): the data of a stream entry (Redis,
- * Kafka) and, with a "type" in front, a line of the JSONL output.
- *
- * Values as the SQLite output stores them: integers as JSON numbers, hashes and keys as 64
- * lower-case hex digits without 0x, rolled_back as true / false, the JSON columns (program_ids,
- * bitcoin_txids, an event's data) nested, received_at as seconds with 6 decimals, a missing
- * value as null.
+/* arch_json.h - what the Arch family's stream and file rows have besides its tables' rows
+ * (those are its table set's, blockpipe/tableset.h bp_table_row_json: compact JSON objects keyed
+ * by the arch_* tables' column names, in the column table's order, "chain" first; the data of
+ * a stream entry (Redis, Kafka) and, with a "type" in front, a line of the JSONL output).
  *
  * A rollback state change (rolledback_transactions, reapplied_transactions, or a resync made
  * after the socket came back: arch_rows.h) is one object per listed transaction:
@@ -22,18 +18,9 @@
 #include "blockpipe/model.h"
 #include "util/buf.h"
 
-/* Each appends one object to out: 0, or BP_ENOMEM / BP_ETOOBIG (bp_buf's), BP_EINVAL when
- * the block has no Arch rows. */
-int bp_arch_json_block(bp_buf *out, const char *chain, const bp_block *b);
-/* Transaction i of block b. */
-int bp_arch_json_tx(bp_buf *out, const char *chain, const bp_block *b, size_t i);
-/* The update of account k of transaction i of block b. */
-int bp_arch_json_account(bp_buf *out, const char *chain, const bp_block *b, size_t i, size_t k);
 /* False when transaction t lists account k before (simnode's sender = receiver): one update,
  * one arch_account_updates row, as the SQL outputs keep it. */
 bool bp_arch_account_first(const bp_arch_tx *t, size_t k);
-/* Event e's arch_events row (a resync event has none: BP_EINVAL). */
-int bp_arch_json_event(bp_buf *out, const char *chain, const bp_arch_event *e);
 /* True for the events that change transactions' rollback state (rolledback / reapplied
  * transactions, resyncs included): their hashes[0..hash_count). */
 bool bp_arch_event_is_state(const bp_arch_event *e);

@@ -513,6 +513,7 @@ static int arch_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first
 const bp_source_ops bp_source_arch = {
     .name = "arch",
     .family = BP_FAMILY_ARCH,
+    .tables = &bp_tables_arch,
     .identity_call = "get_block_hash(0)",
     .identity_name = "genesis id",
     .identity = arch_identity,

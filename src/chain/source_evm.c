@@ -8,6 +8,7 @@
 const bp_source_ops bp_source_evm = {
     .name = "evm",
     .family = BP_FAMILY_EVM,
+    .tables = &bp_tables_evm,
     .identity_call = "eth_chainId",
     .identity_name = "chain id",
     .identity = bp_rpc_chain_id,

@@ -430,7 +430,10 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "--help-arch-columns") == 0) { /* docs/SCHEMA.md's Arch tables */
-        bp_arch_columns_markdown(stdout);
+        fputs("<!-- Made by `blockpipe --help-arch-columns` from the Arch column table "
+              "(src/arch/arch_tables.c); `make docs` rewrites it and a test checks it. -->\n\n",
+              stdout);
+        bp_table_set_markdown(&bp_tables_arch, stdout);
         return 0;
     }
     if (strcmp(cmd, "--help-columns") == 0) { /* docs/SCHEMA.md's table (make docs) */

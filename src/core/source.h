@@ -17,6 +17,7 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
+#include "blockpipe/tableset.h"
 #include "chain/fetch.h"
 #include "chain/rpc.h"
 
@@ -42,6 +43,10 @@ typedef struct bp_source_ops {
     /* The head subscription is eth_subscribe newHeads (core/realtime.c): without it the
      * family follows the head by polling only (a ws URL is refused at start). */
     bool newheads_ws;
+    /* The tables its blocks are written to (blockpipe/tableset.h): names, columns, the rows
+     * each event brings and their values; the outputs find it by the blocks' family
+     * (bp_table_set_of), which is this. */
+    const bp_table_set *tables;
     /* Instead: the family's own event stream over --ws (Arch: arch/arch_ws.h), whose events
      * go into the batches (BP_EVENT_ARCH_EVENTS) and whose block events, without a height,
      * make the next head poll happen at once. */

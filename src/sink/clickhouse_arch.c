@@ -11,38 +11,17 @@
 
 /* ---- tables ----------------------------------------------------------------------------- */
 
-static bp_ch_type ch_type(enum bp_arch_coltype t, bool nullable)
-{
-    bp_ch_type r = {.nullable = nullable};
-    switch (t) {
-    case BP_ARCH_INT:
-        r.kind = BP_CH_UINT64;
-        break;
-    case BP_ARCH_HASH:
-        r.kind = BP_CH_FIXED;
-        r.len = 32;
-        break;
-    case BP_ARCH_BOOL:
-        r.kind = BP_CH_UINT8;
-        break;
-    case BP_ARCH_REAL:
-        r.kind = BP_CH_FLOAT64;
-        break;
-    default: /* text, JSON text */
-        r.kind = BP_CH_STRING;
-    }
-    return r;
-}
-
-/* The column table's columns of t; key: the ones in order_by (never Nullable). */
+/* The Arch set's columns of t, typed as an EVM column of the same logical type (hashes
+ * FixedString(32)); key: the ones in order_by (never Nullable). */
 static void add_cols(bp_ch_table *out, enum bp_arch_table t)
 {
-    for (size_t i = 0; i < bp_arch_column_count; i++) {
-        const bp_arch_column *c = &bp_arch_columns[i];
-        if (c->table != t)
-            continue;
+    static const bp_ch_caps caps; /* the Arch tables have no 256-bit column */
+    const bp_set_table *tab = &bp_tables_arch.tables[t];
+    for (size_t i = 0; i < tab->column_count; i++) {
+        const bp_set_column *c = &tab->columns[i];
         bool key = bp_ch_in_list(out->order_by, c->name);
-        out->cols[out->ncols++] = (bp_ch_col){c->name, ch_type(c->type, !key && !c->notnull), key};
+        out->cols[out->ncols++] =
+            (bp_ch_col){c->name, bp_ch_coltype(c->type, c->flags, &caps, key), key};
     }
 }
 
@@ -141,14 +120,6 @@ static void put_opt(bp_ch_enc *e, bool set, uint64_t v)
         bp_ch_put_null(e);
 }
 
-static void put_str(bp_ch_enc *e, const char *s)
-{
-    if (s)
-        bp_ch_put_text(e, s, strlen(s));
-    else
-        bp_ch_put_null(e);
-}
-
 static void row_end(bp_ch_enc *e, uint64_t seq)
 {
     bp_ch_put_i8(e, 1);
@@ -156,72 +127,35 @@ static void row_end(bp_ch_enc *e, uint64_t seq)
     bp_ch_row_end(e);
 }
 
-static void enc_block(bp_ch_enc *e, const char *chain, const bp_block *b, uint64_t seq)
+/* The rows APPLY ev brings to table t, from the Arch table set, each with the columns
+ * bp_ch_arch_table adds: arch_account_updates its block's hash (a revert's key), every table
+ * the sign and _seq. */
+static void enc_rows(bp_ch_enc *e, enum bp_arch_table t, const char *chain, const bp_event *ev,
+                     uint64_t seq)
 {
-    const bp_arch_block *r = &b->arch->block;
-    bp_ch_put_text(e, chain, strlen(chain));
-    bp_ch_put_u64(e, b->number);
-    put_hash(e, b->hash);
-    put_hash(e, b->parent_hash);
-    bp_ch_put_u64(e, r->timestamp);
-    put_opt(e, !r->no_bitcoin_height, r->bitcoin_height);
-    bp_ch_put_u64(e, r->tx_count);
-    if (r->merkle_root[0])
-        put_hash(e, r->merkle_root);
-    else
-        bp_ch_put_null(e);
-    row_end(e, seq);
-}
-
-static void enc_tx(bp_ch_enc *e, const char *chain, const bp_block *b, size_t i, uint64_t seq)
-{
-    const bp_arch_tx *t = &b->arch->txs[i];
-    bp_ch_put_text(e, chain, strlen(chain));
-    bp_ch_put_u64(e, b->number);
-    bp_ch_put_u64(e, i);
-    put_hash(e, t->txid);
-    put_hash(e, b->hash);
-    const char *status = bp_arch_status_name(t->status);
-    bp_ch_put_text(e, status, strlen(status));
-    put_str(e, t->failure);
-    bp_ch_put_u64(e, t->rolled_back);
-    put_str(e, t->rollback_reason);
-    put_str(e, t->program_ids ? t->program_ids : "[]");
-    put_str(e, t->bitcoin_txids ? t->bitcoin_txids : "[]");
-    put_opt(e, t->has_fee, t->fee);
-    put_opt(e, t->has_compute, t->compute_units);
-    row_end(e, seq);
-}
-
-/* An account a transaction lists twice is one update (as SQLite's INSERT OR IGNORE and
- * PostgreSQL's pg_arch.c make it): a second +1 row of the key would break the sign
- * alternation. */
-static void enc_accounts(bp_ch_enc *e, const char *chain, const bp_block *b, size_t i, uint64_t seq)
-{
-    const bp_arch_tx *t = &b->arch->txs[i];
-    for (size_t k = 0; k < t->account_count; k++) {
-        size_t j = 0;
-        while (j < k && strcmp(t->accounts[j], t->accounts[k]) != 0)
-            j++;
-        if (j < k)
-            continue;
-        bp_ch_put_text(e, chain, strlen(chain));
-        bp_ch_put_u64(e, b->number);
-        bp_ch_put_u64(e, i);
-        put_hash(e, t->accounts[k]);
-        put_hash(e, t->txid);
-        put_hash(e, b->hash);
+    const bp_set_table *tab = &bp_tables_arch.tables[t];
+    bp_table_row r;
+    bp_table_rows(&r, &bp_tables_arch, chain, ev, t);
+    while (bp_table_next(&r)) {
+        for (size_t k = 0; k < tab->column_count; k++) {
+            bp_value v = bp_tables_arch.value(&r, k);
+            if (tab->columns[k].type == BP_COL_HASH && v.kind == BP_VAL_STR)
+                put_hash(e, v.s);
+            else
+                bp_ch_put_value(e, tab->columns[k].type, &v);
+        }
+        if (t == BP_ARCH_ACCOUNT_UPDATES)
+            put_hash(e, ev->block->hash);
         row_end(e, seq);
     }
 }
 
 void bp_ch_arch_encode(bp_ch_enc *const *enc, const char *chain, const bp_block *b, uint64_t seq)
 {
-    enc_block(enc[BP_CHA_BLOCKS], chain, b, seq);
-    for (size_t i = 0; i < b->arch->tx_count; i++) {
-        enc_tx(enc[BP_CHA_TXS], chain, b, i, seq);
-        enc_accounts(enc[BP_CHA_ACCOUNTS], chain, b, i, seq);
-    }
+    const bp_event ev = {.kind = BP_EVENT_APPLY, .block = b};
+    enc_rows(enc[BP_CHA_BLOCKS], BP_ARCH_BLOCKS, chain, &ev, seq);
+    enc_rows(enc[BP_CHA_TXS], BP_ARCH_TRANSACTIONS, chain, &ev, seq);
+    enc_rows(enc[BP_CHA_ACCOUNTS], BP_ARCH_ACCOUNT_UPDATES, chain, &ev, seq);
 }
 
 /* ---- events ----------------------------------------------------------------------------- */

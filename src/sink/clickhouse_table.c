@@ -68,8 +68,13 @@ int bp_ch_caps_from_version(const char *version, bp_ch_caps *caps)
 
 bp_ch_type bp_ch_type_of(const bp_column *c, const bp_ch_caps *caps, bool key)
 {
-    bp_ch_type t = {.nullable = !key && !(c->flags & BP_COL_NOTNULL)};
-    switch (c->type) {
+    return bp_ch_coltype(c->type, c->flags, caps, key);
+}
+
+bp_ch_type bp_ch_coltype(bp_col_type type, unsigned flags, const bp_ch_caps *caps, bool key)
+{
+    bp_ch_type t = {.nullable = !key && !(flags & BP_COL_NOTNULL)};
+    switch (type) {
     case BP_COL_INT64:
     case BP_COL_UINT64:
         t.kind = BP_CH_UINT64;

@@ -94,6 +94,8 @@ void bp_ch_raw_table(bp_table t, const bp_ch_caps *caps, bp_ch_table *out);
 /* Our type of column c of the column table on a server with caps; key: it is in the sort key
  * (never Nullable). */
 bp_ch_type bp_ch_type_of(const bp_column *c, const bp_ch_caps *caps, bool key);
+/* The same of a logical type and BP_COL_* flags (any family's table set's column). */
+bp_ch_type bp_ch_coltype(bp_col_type type, unsigned flags, const bp_ch_caps *caps, bool key);
 
 /* "CREATE TABLE IF NOT EXISTS name (col type, ...) ENGINE = ... [PARTITION BY ...] ORDER BY
  * (...) [TTL ...]" */

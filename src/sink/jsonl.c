@@ -13,7 +13,7 @@
  *
  * An Arch chain (--chain-type arch, docs/ARCH.md "Stream and file outputs") has files of its
  * own, one line per row of the SQL outputs' tables, its columns' names and order after "type"
- * (arch/arch_json.h):
+ * (the Arch table set's rows, arch/arch_tables.h):
  *   arch_blocks.jsonl            {"type":"arch_block","chain":..,"height":N,"hash":..,...}, and
  *                                the revert lines of its blocks (as above; the reverted
  *                                block's transactions and account updates go with it)
@@ -33,7 +33,9 @@
 #include <string.h>
 
 #include "arch/arch_json.h"
+#include "arch/arch_tables.h"
 #include "blockpipe/columns.h"
+#include "blockpipe/tableset.h"
 #include "sink/filesink.h"
 #include "sink/format.h"
 
@@ -301,9 +303,10 @@ static int log_line(bp_filesink *fs, const bp_row *r)
     return f.rc;
 }
 
-static int revert_line(bp_filesink *fs, const char *chain, const bp_block *b)
+/* In the blocks file of the block's family (blocks.jsonl, arch_blocks.jsonl). */
+static int revert_line(bp_filesink *fs, size_t file, const char *chain, const bp_block *b)
 {
-    bp_fmt f = start(fs, F_BLOCKS, "revert", chain);
+    bp_fmt f = start(fs, file, "revert", chain);
     key(&f, "number");
     bp_fmt_u64(&f, b->number);
     key(&f, "hash");
@@ -363,28 +366,30 @@ static int arch_line(bp_buf *buf, size_t begin, const char *type, int rc)
             return rc_;                                                                            \
     } while (0)
 
-static int arch_apply_lines(bp_filesink *fs, const char *chain, const bp_block *b)
+/* The rows event ev brings to each table of the Arch set, a line each in its file. */
+static int arch_row_lines(bp_filesink *fs, const char *chain, const bp_event *ev)
 {
-    if (!b->arch)
+    /* the line types and files of the Arch tables (arch_tables.h's order) */
+    static const char *const types[BP_ARCH_TABLE_COUNT] = {"arch_block", "arch_transaction",
+                                                           "arch_account_update", "arch_event"};
+    static const size_t files[BP_ARCH_TABLE_COUNT] = {F_ARCH_BLOCKS, F_ARCH_TXS, F_ARCH_ACCOUNTS,
+                                                      F_ARCH_EVENTS};
+    if (ev->kind == BP_EVENT_APPLY && !ev->block->arch)
         return BP_EINVAL;
-    ARCH_LINE(F_ARCH_BLOCKS, "arch_block", bp_arch_json_block(buf_, chain, b));
-    for (size_t i = 0; i < b->arch->tx_count; i++) {
-        const bp_arch_tx *t = &b->arch->txs[i];
-        ARCH_LINE(F_ARCH_TXS, "arch_transaction", bp_arch_json_tx(buf_, chain, b, i));
-        for (size_t k = 0; k < t->account_count; k++)
-            if (bp_arch_account_first(t, k))
-                ARCH_LINE(F_ARCH_ACCOUNTS, "arch_account_update",
-                          bp_arch_json_account(buf_, chain, b, i, k));
+    for (size_t t = 0; t < BP_ARCH_TABLE_COUNT; t++) {
+        bp_table_row r;
+        bp_table_rows(&r, &bp_tables_arch, chain, ev, t);
+        while (bp_table_next(&r))
+            ARCH_LINE(files[t], types[t], bp_table_row_json(buf_, &r));
     }
     return 0;
 }
 
-static int arch_event_lines(bp_filesink *fs, const char *chain, const bp_block *b)
+/* An event carrier's rollback state changes. */
+static int arch_state_lines(bp_filesink *fs, const char *chain, const bp_block *b)
 {
     for (size_t i = 0; b->arch && i < b->arch->event_count; i++) {
         const bp_arch_event *e = &b->arch->events[i];
-        if (!e->resync)
-            ARCH_LINE(F_ARCH_EVENTS, "arch_event", bp_arch_json_event(buf_, chain, e));
         const char *type = e->topic == BP_ARCH_T_ROLLEDBACK ? "rollback" : "reapply";
         for (size_t k = 0; bp_arch_event_is_state(e) && k < e->hash_count; k++)
             ARCH_LINE(F_ARCH_TXS, type, bp_arch_json_state(buf_, chain, e, k));
@@ -392,28 +397,15 @@ static int arch_event_lines(bp_filesink *fs, const char *chain, const bp_block *
     return 0;
 }
 
-static int arch_revert_line(bp_filesink *fs, const char *chain, const bp_block *b)
-{
-    bp_fmt f = start(fs, F_ARCH_BLOCKS, "revert", chain);
-    key(&f, "number");
-    bp_fmt_u64(&f, b->number);
-    key(&f, "hash");
-    bp_fmt_json_str(&f, b->hash);
-    key(&f, "parent_hash");
-    bp_fmt_json_str(&f, b->parent_hash);
-    bp_fmt_str(&f, "}\n");
-    return f.rc;
-}
-
 static int lines_of(bp_filesink *fs, const char *chain, const bp_event *ev)
 {
-    if (ev->kind == BP_EVENT_ARCH_EVENTS)
-        return arch_event_lines(fs, chain, ev->block);
-    if (ev->block->family == BP_FAMILY_ARCH)
-        return ev->kind == BP_EVENT_APPLY ? arch_apply_lines(fs, chain, ev->block)
-                                          : arch_revert_line(fs, chain, ev->block);
-    return ev->kind == BP_EVENT_APPLY ? apply_lines(fs, chain, ev->block)
-                                      : revert_line(fs, chain, ev->block);
+    if (ev->block->family == BP_FAMILY_EVM) /* ethereum-etl's format, not the set's columns */
+        return ev->kind == BP_EVENT_APPLY ? apply_lines(fs, chain, ev->block)
+                                          : revert_line(fs, F_BLOCKS, chain, ev->block);
+    if (ev->kind == BP_EVENT_REVERT)
+        return revert_line(fs, F_ARCH_BLOCKS, chain, ev->block);
+    int rc = arch_row_lines(fs, chain, ev);
+    return rc || ev->kind != BP_EVENT_ARCH_EVENTS ? rc : arch_state_lines(fs, chain, ev->block);
 }
 
 static int jsonl_format(bp_filesink *fs, const bp_batch *batch, bp_error *err)

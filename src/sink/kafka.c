@@ -675,68 +675,36 @@ static int produce_entry(kafka_sink *s, int e, const char *type, const bp_block 
     return rc;
 }
 
-typedef struct arch_ctx {
+typedef struct entry_ctx {
     kafka_sink *s;
     int e;
     const bp_block *b;
     bp_error *err;
-} arch_ctx;
+} entry_ctx;
 
-static int arch_entry(void *p, const char *type, const char *data, size_t dlen)
+static int entry(void *p, const char *type, const char *data, size_t dlen)
 {
-    arch_ctx *a = p;
+    entry_ctx *a = p;
     return produce_entry(a->s, a->e, type, a->b, data, dlen, a->err);
 }
 
-/* The entries of an Arch chain's event i (stream.h); err is set on failure. */
-static int produce_arch(kafka_sink *s, const bp_batch *b, size_t i, bp_error *err)
-{
-    arch_ctx a = {.s = s, .b = b->events[i].block, .err = err};
-    for (a.e = 0; a.e < BP_STREAM_ENTITY_COUNT; a.e++) {
-        if (!(s->entities & (1u << a.e)) || !((1u << a.e) & BP_STREAM_ARCH_MASK))
-            continue;
-        bp_error_clear(err);
-        int rc = bp_stream_arch_entries(a.e, b, i, &s->data, arch_entry, &a);
-        if (rc != 0 && !err->msg[0])
-            bp_error_set(err, rc, "block %" PRIu64 ": %s: %s", a.b->number,
-                         bp_stream_entity_names[a.e], bp_strerror(rc));
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
+/* The entries of every event of the batch for each entity (stream.h: the rows of its family's
+ * table, reverts, Arch rollback states); err is set on failure. */
 static int produce_events(kafka_sink *s, const bp_batch *b, bp_error *err)
 {
     size_t hint = 0;
     for (size_t i = 0; i < b->count; i++) {
-        const bp_block *blk = b->events[i].block;
-        bool apply = b->events[i].kind == BP_EVENT_APPLY;
-        if (b->events[i].kind == BP_EVENT_ARCH_EVENTS || blk->family == BP_FAMILY_ARCH) {
-            int rc = produce_arch(s, b, i, err);
+        entry_ctx a = {.s = s, .b = b->events[i].block, .err = err};
+        for (a.e = 0; a.e < BP_STREAM_ENTITY_COUNT; a.e++) {
+            if (!(s->entities & (1u << a.e)))
+                continue;
+            bp_error_clear(err);
+            int rc = bp_stream_entries(a.e, b, i, &s->data, &hint, entry, &a);
+            if (rc != 0 && !err->msg[0])
+                bp_error_set(err, rc, "block %" PRIu64 ": %s: %s", a.b->number,
+                             bp_stream_entity_names[a.e], bp_strerror(rc));
             if (rc != 0)
                 return rc;
-            continue;
-        }
-        for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
-            if (!(s->entities & (1u << e)) || ((1u << e) & BP_STREAM_ARCH_MASK))
-                continue;
-            if (!apply) {
-                int rc = produce_entry(s, e, "revert", blk, "null", 4, err);
-                if (rc != 0)
-                    return rc;
-                continue;
-            }
-            for (size_t k = 0; k < bp_stream_rows(e, blk); k++) {
-                int rc = bp_stream_row_json(&s->data, e, b, blk, k, &hint);
-                if (rc == 0)
-                    rc = produce_entry(s, e, "apply", blk, s->data.data, s->data.len, err);
-                else
-                    rc = bp_error_set(err, rc, "block %" PRIu64 ": %s", blk->number,
-                                      bp_strerror(rc));
-                if (rc != 0)
-                    return rc;
-            }
         }
     }
     return 0;

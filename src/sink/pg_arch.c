@@ -10,6 +10,7 @@
 #include "arch/arch_tables.h"
 #include "sink/pg_conn.h"
 #include "sink/pg_copy.h"
+#include "sink/sqlgen.h"
 
 /* The tables an APPLY writes, in arch_tables.h order (arch_events is the events' own). */
 enum { A_BLOCKS, A_TXS, A_ACCOUNTS, A_COUNT };
@@ -20,34 +21,15 @@ static const char *const g_stage[A_COUNT] = {"bp_stage_arch_blocks", "bp_stage_a
 struct bp_pg_arch {
     bp_buf data;          /* COPY data not sent yet, < BP_PG_COPY_CHUNK + a row */
     bp_buf cols[A_COUNT]; /* each table's column list, for COPY */
-    uint16_t ncols[A_COUNT];
     bp_buf sql;
     bool have_stage; /* the temporary staging tables exist on this connection */
 };
 
-static const char *pg_type(enum bp_arch_coltype t)
-{
-    switch (t) {
-    case BP_ARCH_INT:
-        return "bigint";
-    case BP_ARCH_HASH:
-        return "bytea";
-    case BP_ARCH_JSON:
-        return "jsonb";
-    case BP_ARCH_BOOL:
-        return "boolean";
-    case BP_ARCH_REAL:
-        return "double precision";
-    default:
-        return "text";
-    }
-}
-
 int bp_pg_arch_schema(bp_buf *sql)
 {
-    for (int t = 0; t < BP_ARCH_TABLE_COUNT; t++)
-        if (bp_arch_create_table(sql, (enum bp_arch_table)t, "IF NOT EXISTS ", pg_type) != 0)
-            return BP_ENOMEM;
+    /* the family's tables, typed as an EVM table's columns are (hashes bytea) */
+    if (bp_sql_create_set(sql, &bp_tables_arch, "IF NOT EXISTS ", bp_pg_coltype) != 0)
+        return BP_ENOMEM;
     /* the transactions of an account, newest first (the primary keys lead with the block) */
     return bp_buf_puts(sql, "CREATE INDEX IF NOT EXISTS arch_transactions_txid_idx ON "
                             "arch_transactions(txid);"
@@ -83,12 +65,10 @@ int bp_pg_arch_new(bp_pg_arch **out, bp_error *err)
     int rc = 0;
     for (int t = 0; t < A_COUNT; t++)
         bp_buf_init(&a->cols[t], 0);
-    for (size_t i = 0; i < bp_arch_column_count; i++) {
-        const bp_arch_column *c = &bp_arch_columns[i];
-        if ((int)c->table >= A_COUNT)
-            continue;
-        rc |= bp_buf_printf(&a->cols[c->table], "%s%s", a->ncols[c->table] ? ", " : "", c->name);
-        a->ncols[c->table]++;
+    for (int t = 0; t < A_COUNT; t++) {
+        const bp_set_table *tab = &bp_tables_arch.tables[t];
+        for (size_t i = 0; i < tab->column_count; i++)
+            rc |= bp_buf_printf(&a->cols[t], "%s%s", i ? ", " : "", tab->columns[i].name);
     }
     if (rc != 0) {
         bp_pg_arch_free(a);
@@ -114,75 +94,49 @@ static void enc_hash(bp_pgcopy *c, const char *h, const char *col)
     bp_pgcopy_hex(c, x, col);
 }
 
-static void enc_block(const bp_pg_arch *a, bp_pgcopy *c, const char *chain, const bp_block *b)
+/* One value of column col in its COPY form (the type bp_pg_coltype gave the column). */
+static void enc_value(bp_pgcopy *c, const bp_set_column *col, bp_value v)
 {
-    const bp_arch_block *r = &b->arch->block;
-    bp_pgcopy_row(c, a->ncols[A_BLOCKS]);
-    bp_pgcopy_text(c, chain);
-    bp_pgcopy_i64(c, b->number, "arch_blocks.height");
-    enc_hash(c, b->hash, "arch_blocks.hash");
-    enc_hash(c, b->parent_hash, "arch_blocks.previous_hash");
-    bp_pgcopy_i64(c, r->timestamp, "arch_blocks.timestamp");
-    bp_pgcopy_opt_i64(c, (bp_opt_u64){.set = !r->no_bitcoin_height, .v = r->bitcoin_height},
-                      "arch_blocks.bitcoin_block_height");
-    bp_pgcopy_i64(c, r->tx_count, "arch_blocks.transaction_count");
-    if (r->merkle_root[0])
-        enc_hash(c, r->merkle_root, "arch_blocks.merkle_root");
-    else
+    switch (v.kind) {
+    case BP_VAL_NULL:
         bp_pgcopy_null(c);
-}
-
-static void enc_tx(const bp_pg_arch *a, bp_pgcopy *c, const char *chain, const bp_block *b,
-                   size_t i)
-{
-    const bp_arch_tx *t = &b->arch->txs[i];
-    bp_pgcopy_row(c, a->ncols[A_TXS]);
-    bp_pgcopy_text(c, chain);
-    bp_pgcopy_i64(c, b->number, "arch_transactions.block_height");
-    bp_pgcopy_i64(c, i, "arch_transactions.tx_index");
-    enc_hash(c, t->txid, "arch_transactions.txid");
-    enc_hash(c, b->hash, "arch_transactions.block_hash");
-    bp_pgcopy_text(c, bp_arch_status_name(t->status));
-    bp_pgcopy_text(c, t->failure);
-    bp_pgcopy_bool(c, t->rolled_back);
-    bp_pgcopy_text(c, t->rollback_reason);
-    bp_pgcopy_jsonb(c, t->program_ids);
-    bp_pgcopy_jsonb(c, t->bitcoin_txids);
-    bp_pgcopy_opt_i64(c, (bp_opt_u64){.set = t->has_fee, .v = t->fee}, "arch_transactions.fee");
-    bp_pgcopy_opt_i64(c, (bp_opt_u64){.set = t->has_compute, .v = t->compute_units},
-                      "arch_transactions.compute_units");
-}
-
-/* An account a transaction lists twice (simnode's sender = receiver) is one update, as
- * SQLite's INSERT OR IGNORE makes it: a second COPY row would break the primary key. */
-static void enc_accounts(const bp_pg_arch *a, bp_pgcopy *c, const char *chain, const bp_block *b,
-                         size_t i)
-{
-    const bp_arch_tx *t = &b->arch->txs[i];
-    for (size_t k = 0; k < t->account_count; k++) {
-        size_t j = 0;
-        while (j < k && strcmp(t->accounts[j], t->accounts[k]) != 0)
-            j++;
-        if (j < k)
-            continue;
-        bp_pgcopy_row(c, a->ncols[A_ACCOUNTS]);
-        bp_pgcopy_text(c, chain);
-        bp_pgcopy_i64(c, b->number, "arch_account_updates.block_height");
-        bp_pgcopy_i64(c, i, "arch_account_updates.tx_index");
-        enc_hash(c, t->accounts[k], "arch_account_updates.account");
-        enc_hash(c, t->txid, "arch_account_updates.txid");
-    }
-}
-
-/* Table t's rows of block b. */
-static void enc_rows(const bp_pg_arch *a, bp_pgcopy *c, int t, const char *chain, const bp_block *b)
-{
-    if (t == A_BLOCKS) {
-        enc_block(a, c, chain, b);
         return;
+    case BP_VAL_U64:
+        if (col->type == BP_COL_BOOL)
+            bp_pgcopy_bool(c, v.u);
+        else
+            bp_pgcopy_i64(c, v.u, col->name);
+        return;
+    case BP_VAL_STR:
+        if (col->type == BP_COL_HASH)
+            enc_hash(c, v.s, col->name);
+        else if (col->type == BP_COL_JSON)
+            bp_pgcopy_jsonb(c, v.s);
+        else
+            bp_pgcopy_text(c, v.s);
+        return;
+    case BP_VAL_F64:
+        bp_pgcopy_f64(c, v.f);
+        return;
+    default: /* no Arch column is a 256-bit amount or withdrawals */
+        if (c->rc == 0) {
+            c->rc = BP_EINVAL;
+            c->bad_column = col->name;
+        }
     }
-    for (size_t i = 0; i < b->arch->tx_count && c->rc == 0; i++)
-        (t == A_TXS ? enc_tx : enc_accounts)(a, c, chain, b, i);
+}
+
+/* The rows APPLY ev brings to table t, from the Arch table set. */
+static void enc_rows(bp_pgcopy *c, int t, const char *chain, const bp_event *ev)
+{
+    const bp_set_table *tab = &bp_tables_arch.tables[t];
+    bp_table_row r;
+    bp_table_rows(&r, &bp_tables_arch, chain, ev, (size_t)t);
+    while (c->rc == 0 && bp_table_next(&r)) {
+        bp_pgcopy_row(c, (uint16_t)tab->column_count);
+        for (size_t k = 0; k < tab->column_count; k++)
+            enc_value(c, &tab->columns[k], bp_tables_arch.value(&r, k));
+    }
 }
 
 /* ---- statements ------------------------------------------------------------------------- */
@@ -203,15 +157,15 @@ static int copy_table(bp_pg_arch *a, PGconn *conn, const char *table, int t, con
     bp_pgcopy_header(&c);
     for (size_t i = 0; i < n; i++) {
         const bp_block *b = ev[i].block;
-        enc_rows(a, &c, t, chain, b);
+        enc_rows(&c, t, chain, &ev[i]);
         if (c.rc != 0)
-            return bp_pg_copy_abort(conn, "blockpipe could not encode a row",
-                                    bp_error_set(err, c.rc == BP_EINVAL ? BP_EINVAL : c.rc,
-                                                 "block %" PRIu64 ": column %s: %s", b->number,
-                                                 c.bad_column ? c.bad_column : "?",
-                                                 c.rc == BP_EINVAL
-                                                     ? "value does not fit its PostgreSQL type"
-                                                     : bp_strerror(c.rc)));
+            return bp_pg_copy_abort(
+                conn, "blockpipe could not encode a row",
+                bp_error_set(err, c.rc == BP_EINVAL ? BP_EINVAL : c.rc,
+                             "block %" PRIu64 ": column %s.%s: %s", b->number,
+                             bp_arch_table_name(t), c.bad_column ? c.bad_column : "?",
+                             c.rc == BP_EINVAL ? "value does not fit its PostgreSQL type"
+                                               : bp_strerror(c.rc)));
         if (a->data.len < BP_PG_COPY_CHUNK)
             continue;
         if ((rc = bp_pg_copy_put(conn, &a->data, sqlstate, what, err)) != 0)

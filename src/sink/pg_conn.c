@@ -24,7 +24,12 @@
  * quantities are bigint except nonce and chain_id, which may use all 64 bits (numeric). */
 const char *bp_pg_type(const bp_column *c)
 {
-    switch (c->type) {
+    return bp_pg_coltype(c->type);
+}
+
+const char *bp_pg_coltype(bp_col_type t)
+{
+    switch (t) {
     case BP_COL_INT64:
         return "bigint";
     case BP_COL_UINT64:
@@ -61,7 +66,7 @@ static int v1(bp_buf *out)
     };
     int rc = 0;
     for (bp_table t = 0; t < BP_TABLE_COUNT; t++) {
-        rc |= bp_sql_create_table(out, t, "", "", bp_pg_type, "");
+        rc |= bp_sql_create_set_table(out, &bp_tables_evm.tables[t], "", "", bp_pg_coltype, "");
         rc |= bp_buf_puts(out, indexes[t]);
     }
     return rc | bp_buf_puts(out, "CREATE TABLE checkpoints(chain text NOT NULL, output text NOT "

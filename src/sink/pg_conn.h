@@ -45,6 +45,8 @@ int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err);
 
 /* PostgreSQL's type of a column (also what the COPY encoder writes for it). */
 const char *bp_pg_type(const bp_column *c);
+/* The same of a logical type: what both families' tables are made with (bp_sql_create_set). */
+const char *bp_pg_coltype(bp_col_type t);
 
 /* Brings the schema to BP_PG_SCHEMA_VERSION in one transaction (serialized between processes
  * by an advisory lock); refuses a schema newer than this program. *from / *to (may be NULL)

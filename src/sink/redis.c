@@ -45,7 +45,9 @@
 #include <yajl/yajl_tree.h>
 
 #include "arch/arch_json.h"
+#include "arch/arch_tables.h"
 #include "blockpipe/columns.h"
+#include "blockpipe/tableset.h"
 #include "sink/options.h"
 #include "sink/redis_conn.h"
 #include "sink/redis_lease.h"
@@ -558,64 +560,35 @@ static int piece(redis_sink *s, bp_error *err)
     return rc ? rc : check_queued(s, err);
 }
 
-static int add_apply(redis_sink *s, const bp_batch *batch, const bp_block *b, size_t *hint,
-                     bp_error *err)
-{
-    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++) {
-        if (!(s->entities & (1u << e)))
-            continue;
-        for (size_t i = 0; i < bp_stream_rows(e, b); i++) {
-            int rc = bp_stream_row_json(&s->data, e, batch, b, i, hint);
-            if (rc == 0)
-                rc = add_entry(s, e, "apply", b, s->data.data, s->data.len);
-            if (rc != 0)
-                return bp_error_set(err, rc, "block %" PRIu64 ": %s: %s", b->number,
-                                    bp_stream_entity_names[e], bp_strerror(rc));
-            rc = piece(s, err);
-            if (rc != 0)
-                return rc;
-        }
-    }
-    return 0;
-}
-
-static int add_revert(redis_sink *s, const bp_block *b, bp_error *err)
-{
-    for (int e = 0; e < BP_STREAM_ENTITY_COUNT; e++)
-        if ((s->entities & (1u << e)) && !is_arch(e) &&
-            add_entry(s, e, "revert", b, "null", 4) != 0)
-            return bp_error_set(err, BP_ENOMEM, "out of memory");
-    return 0;
-}
-
-typedef struct arch_ctx {
+typedef struct entry_ctx {
     redis_sink *s;
     int e;
     const bp_block *b;
     bp_error *err;
     bool told; /* err is set */
-} arch_ctx;
+} entry_ctx;
 
-static int arch_entry(void *p, const char *type, const char *data, size_t dlen)
+static int entry(void *p, const char *type, const char *data, size_t dlen)
 {
-    arch_ctx *a = p;
+    entry_ctx *a = p;
     int rc = add_entry(a->s, a->e, type, a->b, data, dlen);
     if (rc != 0)
-        return rc; /* err not set: add_arch says what failed */
+        return rc; /* err not set: add_event says what failed */
     rc = piece(a->s, a->err);
     a->told = rc != 0;
     return rc;
 }
 
-/* The entries of an Arch chain's event i (stream.h). */
-static int add_arch(redis_sink *s, const bp_batch *batch, size_t i, bp_error *err)
+/* The entries of event i for each entity (stream.h: the rows of its family's table, reverts,
+ * Arch rollback states); *hint: bp_stream_entries'. */
+static int add_event(redis_sink *s, const bp_batch *batch, size_t i, size_t *hint, bp_error *err)
 {
-    arch_ctx a = {.s = s, .b = batch->events[i].block, .err = err};
+    entry_ctx a = {.s = s, .b = batch->events[i].block, .err = err};
     for (a.e = 0; a.e < BP_STREAM_ENTITY_COUNT; a.e++) {
-        if (!(s->entities & (1u << a.e)) || !is_arch(a.e))
+        if (!(s->entities & (1u << a.e)))
             continue;
         a.told = false;
-        int rc = bp_stream_arch_entries(a.e, batch, i, &s->data, arch_entry, &a);
+        int rc = bp_stream_entries(a.e, batch, i, &s->data, hint, entry, &a);
         if (rc != 0 && !a.told)
             bp_error_set(err, rc, "block %" PRIu64 ": %s: %s", a.b->number,
                          bp_stream_entity_names[a.e], bp_strerror(rc));
@@ -685,18 +658,11 @@ static bool arch_latest_at(int e, const bp_batch *b, const bp_stream_shape *sh, 
 
 static int arch_row_json(bp_buf *out, int e, const bp_batch *b, const apos *at)
 {
-    const bp_block *blk = b->events[at->ev].block;
+    bp_table_row r; /* an Arch entity is its table of the Arch set (stream.c) */
+    bp_table_row_at(&r, &bp_tables_arch, b->chain, &b->events[at->ev],
+                    (size_t)(e - BP_STREAM_ARCH_BLOCKS), at->tx, at->acc);
     bp_buf_reset(out);
-    switch (e) {
-    case BP_STREAM_ARCH_BLOCKS:
-        return bp_arch_json_block(out, b->chain, blk);
-    case BP_STREAM_ARCH_TXS:
-        return bp_arch_json_tx(out, b->chain, blk, at->tx);
-    case BP_STREAM_ARCH_ACCOUNTS:
-        return bp_arch_json_account(out, b->chain, blk, at->tx, at->acc);
-    default:
-        return bp_arch_json_event(out, b->chain, &blk->arch->events[at->tx]);
-    }
+    return bp_table_row_json(out, &r);
 }
 
 /* Is the stream read for e's latest entry (before MULTI)? When the batch leaves none of its
@@ -919,14 +885,8 @@ static int write_once(redis_sink *s, void *arg, bp_error *err)
         rc = lookups(s, b, &sh, &ts, looked, found, err);
     if (rc == 0 && bp_redis_cmd(s->c, 1, (const char *[]){"MULTI"}, NULL) != 0)
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < b->count; i++) {
-        const bp_event *ev = &b->events[i];
-        if (ev->kind == BP_EVENT_ARCH_EVENTS || ev->block->family == BP_FAMILY_ARCH)
-            rc = add_arch(s, b, i, err);
-        else
-            rc = ev->kind == BP_EVENT_APPLY ? add_apply(s, b, ev->block, &hint, err)
-                                            : add_revert(s, ev->block, err);
-    }
+    for (size_t i = 0; rc == 0 && i < b->count; i++)
+        rc = add_event(s, b, i, &hint, err);
     for (int e = 0; rc == 0 && e < BP_STREAM_ENTITY_COUNT; e++)
         if ((s->entities & (1u << e)) && queue_latest(s, e, b, &sh, &ts, looked, found) != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");

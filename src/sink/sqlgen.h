@@ -4,16 +4,25 @@
 #define BP_SINK_SQLGEN_H
 
 #include "blockpipe/columns.h"
+#include "blockpipe/tableset.h"
 #include "util/buf.h"
 
 /* The output's SQL type of a column, e.g. "numeric(78,0)". */
 typedef const char *(*bp_sql_type_fn)(const bp_column *c);
 
-/* "CREATE TABLE <if_not_exists><prefix><table>(col type [NOT NULL], ...,
- *  PRIMARY KEY(keys))<suffix>;" — if_not_exists is "" or "IF NOT EXISTS ", prefix e.g. a
- * schema ("" for none), suffix e.g. an ENGINE clause ("" for none). */
-int bp_sql_create_table(bp_buf *out, bp_table t, const char *if_not_exists, const char *prefix,
-                        bp_sql_type_fn type_of, const char *suffix);
+/* The output's SQL type of a logical type (both families' columns). */
+typedef const char *(*bp_sql_coltype_fn)(bp_col_type t);
+
+/* "CREATE TABLE <if_not_exists><prefix><name>(col type [NOT NULL], ...,
+ *  PRIMARY KEY(keys))<suffix>;" of a table of a family's table set (blockpipe/tableset.h):
+ * if_not_exists is "" or "IF NOT EXISTS ", prefix e.g. a schema ("" for none), suffix e.g. an
+ * ENGINE clause ("" for none). */
+int bp_sql_create_set_table(bp_buf *out, const bp_set_table *t, const char *if_not_exists,
+                            const char *prefix, bp_sql_coltype_fn type_of, const char *suffix);
+/* The same for every table of set. */
+int bp_sql_create_set(bp_buf *out, const bp_table_set *set, const char *if_not_exists,
+                      bp_sql_coltype_fn type_of);
+
 /* "ALTER TABLE <prefix><table> ADD COLUMN <if_not_exists>col type;" for each column of table t
  * from id `from` to the table's end (the columns a schema version added: columns.h). */
 int bp_sql_add_columns(bp_buf *out, bp_table t, bp_col_id from, const char *if_not_exists,

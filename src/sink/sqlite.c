@@ -45,10 +45,13 @@
 
 /* SQLite's type of a column: 64-bit integers are INTEGER (see bind_u64 for values above
  * INT64_MAX), everything else TEXT (256-bit amounts as exact decimal text). */
-static const char *sqlite_type(const bp_column *c)
+/* Every family's tables (blockpipe/tableset.h): integers INTEGER (a u64 above INT64_MAX is
+ * stored as its decimal digits), floats REAL, everything else TEXT. */
+static const char *sqlite_coltype(bp_col_type t)
 {
-    return c->type == BP_COL_INT64 || c->type == BP_COL_UINT64 || c->type == BP_COL_BOOL ? "INTEGER"
-                                                                                         : "TEXT";
+    return t == BP_COL_INT64 || t == BP_COL_UINT64 || t == BP_COL_BOOL ? "INTEGER"
+           : t == BP_COL_FLOAT                                         ? "REAL"
+                                                                       : "TEXT";
 }
 
 /* The API's lookups (the PostgreSQL output always has them): by hash, by address as sender or
@@ -718,7 +721,7 @@ static int add_v3_columns(sqlite_sink *s, bp_table t, bp_error *err)
                               bp_table_name(t), sqlite3_errmsg(s->db));
         else if (sqlite3_column_int(st, 0) == 0 &&
                  bp_buf_printf(&s->sql, "ALTER TABLE %s ADD COLUMN %s %s;", bp_table_name(t),
-                               bp_columns[i].name, sqlite_type(&bp_columns[i])) != 0)
+                               bp_columns[i].name, sqlite_coltype(bp_columns[i].type)) != 0)
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     }
     sqlite3_finalize(st);
@@ -767,10 +770,10 @@ static int create_schema(sqlite_sink *s, bp_error *err)
     if (rc == 0 && version > 0 && version < 4)
         rc = add_floor_column(s, err);
     if (rc == 0 && version > 0) /* the Arch tables are made outside the version (arch_tables) */
-        rc = bp_sqlite_arch_upgrade(s->db, s->path, &s->sql, err);
-    for (bp_table t = 0; rc == 0 && t < BP_TABLE_COUNT; t++)
-        if (bp_sql_create_table(&s->sql, t, "IF NOT EXISTS ", "", sqlite_type, "") != 0)
-            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+        rc = bp_sqlite_arch_upgrade(s->db, s->path, &s->sql, sqlite_coltype, err);
+    if (rc == 0 &&
+        bp_sql_create_set(&s->sql, &bp_tables_evm, "IF NOT EXISTS ", sqlite_coltype) != 0)
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
     /* (the Arch tables: when an Arch chain first writes, arch_tables) */
     if (rc == 0 &&
         (bp_buf_puts(&s->sql, g_checkpoints_ddl) != 0 || bp_sqlite_derived_schema(&s->sql) != 0))
@@ -834,7 +837,8 @@ static int arch_open(sqlite_sink *s, bp_error *err)
 static int arch_tables(sqlite_sink *s, bp_error *err)
 {
     bp_buf_reset(&s->sql);
-    int rc = bp_buf_puts(&s->sql, "BEGIN IMMEDIATE;") != 0 || bp_sqlite_arch_schema(&s->sql) != 0 ||
+    int rc = bp_buf_puts(&s->sql, "BEGIN IMMEDIATE;") != 0 ||
+                     bp_sqlite_arch_schema(&s->sql, sqlite_coltype) != 0 ||
                      bp_buf_puts(&s->sql, "COMMIT") != 0
                  ? bp_error_set(err, BP_ENOMEM, "out of memory")
                  : exec(s, s->sql.data, "creating the Arch tables", err);

@@ -8,6 +8,7 @@
 
 #include "arch/arch_rows.h"
 #include "arch/arch_tables.h"
+#include "sink/sqlgen.h"
 
 enum {
     A_INS_BLOCK,
@@ -40,20 +41,15 @@ struct bp_sqlite_arch {
     sqlite3_stmt *st[A_COUNT];
 };
 
-static const char *sqlite_type(enum bp_arch_coltype t)
+int bp_sqlite_arch_schema(bp_buf *sql, const char *(*type_of)(bp_col_type t))
 {
-    return t == BP_ARCH_INT || t == BP_ARCH_BOOL ? "INTEGER" : t == BP_ARCH_REAL ? "REAL" : "TEXT";
-}
-
-int bp_sqlite_arch_schema(bp_buf *sql)
-{
-    for (int t = 0; t < BP_ARCH_TABLE_COUNT; t++)
-        if (bp_arch_create_table(sql, (enum bp_arch_table)t, "IF NOT EXISTS ", sqlite_type) != 0)
-            return BP_ENOMEM;
+    if (bp_sql_create_set(sql, &bp_tables_arch, "IF NOT EXISTS ", type_of) != 0)
+        return BP_ENOMEM;
     return bp_arch_txid_index(sql, "IF NOT EXISTS ");
 }
 
-int bp_sqlite_arch_upgrade(sqlite3 *db, const char *path, bp_buf *sql, bp_error *err)
+int bp_sqlite_arch_upgrade(sqlite3 *db, const char *path, bp_buf *sql,
+                           const char *(*type_of)(bp_col_type t), bp_error *err)
 {
     sqlite3_stmt *st = NULL;
     bool notnull = false;
@@ -74,7 +70,8 @@ int bp_sqlite_arch_upgrade(sqlite3 *db, const char *path, bp_buf *sql, bp_error 
     /* the same columns in the same order: SELECT * copies them (its indexes go with the old
      * table; arch_open makes them again) */
     if (bp_buf_puts(sql, "ALTER TABLE arch_blocks RENAME TO arch_blocks_notnull;") != 0 ||
-        bp_arch_create_table(sql, BP_ARCH_BLOCKS, "", sqlite_type) != 0 ||
+        bp_sql_create_set_table(sql, &bp_tables_arch.tables[BP_ARCH_BLOCKS], "", "", type_of, "") !=
+            0 ||
         bp_buf_puts(sql, "INSERT INTO arch_blocks SELECT * FROM arch_blocks_notnull;"
                          "DROP TABLE arch_blocks_notnull;") != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
@@ -175,22 +172,44 @@ static int conflict(bp_sqlite_arch *a, const char *chain, const bp_block *b, boo
                         b->number, chain, have[0] ? have : "(unreadable)", b->hash);
 }
 
-static int insert_tx(bp_sqlite_arch *a, const char *chain, const bp_block *b, size_t i)
+/* Binds row r's values to st, whose parameters are its table's columns in order
+ * (bp_arch_insert). An integer above INT64_MAX is stored as its bits, as it always was. */
+static int bind_row(sqlite3_stmt *st, const bp_table_row *r)
 {
-    const bp_arch_tx *t = &b->arch->txs[i];
-    sqlite3_stmt *st = a->st[A_INS_TX];
-    int rc = bind_text(st, 1, chain) | bind_u64(st, 2, b->number) | bind_u64(st, 3, i) |
-             bind_text(st, 4, t->txid) | bind_text(st, 5, b->hash) |
-             bind_text(st, 6, bp_arch_status_name(t->status)) | bind_text(st, 7, t->failure) |
-             sqlite3_bind_int(st, 8, t->rolled_back) | bind_text(st, 9, t->rollback_reason) |
-             bind_text(st, 10, t->program_ids) | bind_text(st, 11, t->bitcoin_txids) |
-             (t->has_fee ? bind_u64(st, 12, t->fee) : sqlite3_bind_null(st, 12)) |
-             (t->has_compute ? bind_u64(st, 13, t->compute_units) : sqlite3_bind_null(st, 13));
-    rc = rc == SQLITE_OK ? step(st) : rc;
-    st = a->st[A_INS_ACCOUNT];
-    for (size_t k = 0; rc == SQLITE_OK && k < t->account_count; k++) {
-        rc = bind_text(st, 1, chain) | bind_u64(st, 2, b->number) | bind_u64(st, 3, i) |
-             bind_text(st, 4, t->accounts[k]) | bind_text(st, 5, t->txid);
+    const bp_set_table *t = &r->set->tables[r->table];
+    int rc = SQLITE_OK;
+    for (size_t c = 0; rc == SQLITE_OK && c < t->column_count; c++) {
+        bp_value v = r->set->value(r, c);
+        int i = (int)c + 1;
+        switch (v.kind) {
+        case BP_VAL_NULL:
+            rc = sqlite3_bind_null(st, i);
+            break;
+        case BP_VAL_U64:
+            rc = bind_u64(st, i, v.u);
+            break;
+        case BP_VAL_STR:
+            rc = bind_text(st, i, v.s);
+            break;
+        case BP_VAL_F64:
+            rc = sqlite3_bind_double(st, i, v.f);
+            break;
+        default: /* no Arch column is a 256-bit amount or withdrawals */
+            rc = SQLITE_MISUSE;
+        }
+    }
+    return rc;
+}
+
+/* Inserts the rows ev brings to table t with st. */
+static int insert_rows(sqlite3_stmt *st, const char *chain, const bp_event *ev,
+                       enum bp_arch_table t)
+{
+    bp_table_row r;
+    bp_table_rows(&r, &bp_tables_arch, chain, ev, t);
+    int rc = SQLITE_OK;
+    while (rc == SQLITE_OK && bp_table_next(&r)) {
+        rc = bind_row(st, &r);
         rc = rc == SQLITE_OK ? step(st) : rc;
     }
     return rc;
@@ -199,25 +218,18 @@ static int insert_tx(bp_sqlite_arch *a, const char *chain, const bp_block *b, si
 int bp_sqlite_arch_apply(bp_sqlite_arch *a, const char *chain, const bp_block *b, bool *skip,
                          bp_error *err)
 {
-    const bp_arch_rows *r = b->arch;
-    if (!r)
+    if (!b->arch)
         return bp_error_set(err, BP_EINVAL, "block %" PRIu64 ": an Arch block without its rows",
                             b->number);
-    sqlite3_stmt *st = a->st[A_INS_BLOCK];
-    int rc = bind_text(st, 1, chain) | bind_u64(st, 2, b->number) | bind_text(st, 3, b->hash) |
-             bind_text(st, 4, b->parent_hash) | bind_u64(st, 5, r->block.timestamp) |
-             (r->block.no_bitcoin_height ? sqlite3_bind_null(st, 6)
-                                         : bind_u64(st, 6, r->block.bitcoin_height)) |
-             bind_u64(st, 7, r->block.tx_count) |
-             bind_text(st, 8, r->block.merkle_root[0] ? r->block.merkle_root : NULL);
-    rc = rc == SQLITE_OK ? step(st) : rc;
+    const bp_event ev = {.kind = BP_EVENT_APPLY, .block = b};
+    int rc = insert_rows(a->st[A_INS_BLOCK], chain, &ev, BP_ARCH_BLOCKS);
     if ((rc & 0xff) == SQLITE_CONSTRAINT)
         return conflict(a, chain, b, skip, err);
     if (rc != SQLITE_OK)
         return db_error(a, b, "insert into arch_blocks", err);
-    for (size_t i = 0; i < r->tx_count; i++)
-        if (insert_tx(a, chain, b, i) != SQLITE_OK)
-            return db_error(a, b, "insert into arch_transactions / arch_account_updates", err);
+    if (insert_rows(a->st[A_INS_TX], chain, &ev, BP_ARCH_TRANSACTIONS) != SQLITE_OK ||
+        insert_rows(a->st[A_INS_ACCOUNT], chain, &ev, BP_ARCH_ACCOUNT_UPDATES) != SQLITE_OK)
+        return db_error(a, b, "insert into arch_transactions / arch_account_updates", err);
     return 0;
 }
 
@@ -232,22 +244,14 @@ int bp_sqlite_arch_revert(bp_sqlite_arch *a, const char *chain, const bp_block *
     return 0;
 }
 
-/* One event's row, and what a rollback / re-apply does to the transactions it lists. */
-static int write_event(bp_sqlite_arch *a, const char *chain, const bp_arch_event *e)
+/* What a rollback / re-apply does to the transactions event e lists. */
+static int write_state(bp_sqlite_arch *a, const char *chain, const bp_arch_event *e)
 {
-    sqlite3_stmt *st = a->st[A_INS_EVENT];
-    int rc = SQLITE_OK;
-    if (!e->resync) { /* a resync is made from the node's state: no row of its own */
-        rc = bind_text(st, 1, chain) | bind_text(st, 2, e->key) |
-             bind_text(st, 3, bp_arch_topic_name(e->topic)) |
-             (e->has_height ? bind_u64(st, 4, e->block_height) : sqlite3_bind_null(st, 4)) |
-             bind_text(st, 5, e->data) | sqlite3_bind_double(st, 6, e->received_at);
-        rc = rc == SQLITE_OK ? step(st) : rc;
-    }
     bool back = e->topic == BP_ARCH_T_ROLLEDBACK;
     if (!back && e->topic != BP_ARCH_T_REAPPLIED)
-        return rc;
-    st = a->st[A_ROLLBACK];
+        return SQLITE_OK;
+    sqlite3_stmt *st = a->st[A_ROLLBACK];
+    int rc = SQLITE_OK;
     for (size_t k = 0; rc == SQLITE_OK && k < e->hash_count; k++) {
         rc = sqlite3_bind_int(st, 1, back) | bind_text(st, 2, chain) |
              bind_text(st, 3, e->hashes[k]);
@@ -259,10 +263,15 @@ static int write_event(bp_sqlite_arch *a, const char *chain, const bp_arch_event
 int bp_sqlite_arch_events(bp_sqlite_arch *a, const char *chain, const bp_block *b, bp_error *err)
 {
     const bp_arch_rows *r = b->arch;
+    const bp_event ev = {.kind = BP_EVENT_ARCH_EVENTS, .block = b};
+    /* the received events' rows (a resync is made from the node's state: none) */
+    if (insert_rows(a->st[A_INS_EVENT], chain, &ev, BP_ARCH_EVENTS) != SQLITE_OK)
+        return bp_error_set(err, BP_EDB, "%s: events: into arch_events: %s", a->path,
+                            sqlite3_errmsg(a->db));
     for (size_t i = 0; r && i < r->event_count; i++)
-        if (write_event(a, chain, &r->events[i]) != SQLITE_OK)
-            return bp_error_set(
-                err, BP_EDB, "%s: %s event %s: into arch_events / arch_transactions: %s", a->path,
-                bp_arch_topic_name(r->events[i].topic), r->events[i].key, sqlite3_errmsg(a->db));
+        if (write_state(a, chain, &r->events[i]) != SQLITE_OK)
+            return bp_error_set(err, BP_EDB, "%s: %s event %s: into arch_transactions: %s", a->path,
+                                bp_arch_topic_name(r->events[i].topic), r->events[i].key,
+                                sqlite3_errmsg(a->db));
     return 0;
 }

@@ -9,16 +9,19 @@
 
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
+#include "blockpipe/columns.h"
 #include "util/buf.h"
 
 typedef struct bp_sqlite_arch bp_sqlite_arch;
 
-/* Appends the CREATE TABLE IF NOT EXISTS statements of the four tables. BP_ENOMEM. */
-int bp_sqlite_arch_schema(bp_buf *sql);
+/* Appends the CREATE TABLE IF NOT EXISTS statements of the Arch set's tables, typed by
+ * type_of (the output's, the same as the EVM tables'), and their index. BP_ENOMEM. */
+int bp_sqlite_arch_schema(bp_buf *sql, const char *(*type_of)(bp_col_type t));
 /* Appends what makes an arch_blocks made before merkle_root could be NULL (arch-sdk's Block
  * has none) take NULLs: the table again with its rows (SQLite cannot drop a NOT NULL); nothing
  * when there is no arch_blocks or it takes NULLs. For the caller's open transaction. */
-int bp_sqlite_arch_upgrade(sqlite3 *db, const char *path, bp_buf *sql, bp_error *err);
+int bp_sqlite_arch_upgrade(sqlite3 *db, const char *path, bp_buf *sql,
+                           const char *(*type_of)(bp_col_type t), bp_error *err);
 /* Prepares the statements on db (after the schema exists); path names the file in messages. */
 int bp_sqlite_arch_open(sqlite3 *db, const char *path, bp_sqlite_arch **out, bp_error *err);
 void bp_sqlite_arch_close(bp_sqlite_arch *a);

@@ -263,22 +263,14 @@ static const arch_shape g_arch[BP_ARCH_TABLE_COUNT] = {
 
 static void arch_columns(builder *b, enum bp_arch_table t)
 {
-    const char *sep = "";
-    for (size_t i = 0; i < bp_arch_column_count; i++) {
-        const bp_arch_column *c = &bp_arch_columns[i];
-        if (c->table != t)
-            continue;
-        st(b, bp_buf_puts(b->sql, sep));
-        sep = ", ";
-        if (c->type == BP_ARCH_HASH) {
+    const bp_set_table *tab = &bp_tables_arch.tables[t];
+    for (size_t i = 0; i < tab->column_count; i++) {
+        const bp_set_column *c = &tab->columns[i];
+        st(b, bp_buf_puts(b->sql, i ? ", " : ""));
+        if (c->type == BP_COL_HASH) { /* bare hex, not an EVM hash's 0x */
             st(b, b->d->arch_hash_expr(b->sql, c->name));
         } else {
-            bp_col_type ty = c->type == BP_ARCH_INT    ? BP_COL_INT64
-                             : c->type == BP_ARCH_JSON ? BP_COL_JSON
-                             : c->type == BP_ARCH_BOOL ? BP_COL_BOOL
-                             : c->type == BP_ARCH_REAL ? BP_COL_FLOAT
-                                                       : BP_COL_TEXT;
-            bp_column col = {.name = c->name, .qname = c->name, .type = ty};
+            bp_column col = {.name = c->name, .qname = c->name, .type = c->type};
             st(b, b->d->select_expr(b->sql, &col));
         }
     }

@@ -8,8 +8,9 @@
 #include <string.h>
 
 #include "arch/arch_json.h"
+#include "arch/arch_tables.h"
 #include "blockpipe/columns.h"
-#include "sink/rowjson.h"
+#include "blockpipe/tableset.h"
 #include "util/jsonw.h"
 
 const char *const bp_stream_entity_names[BP_STREAM_ENTITY_COUNT] = {"blocks",
@@ -82,6 +83,11 @@ int bp_stream_check_derived(unsigned entities, bool derived, const bp_batch *b, 
     return 0;
 }
 
+_Static_assert((int)BP_STREAM_BLOCKS == (int)BP_TABLE_BLOCKS &&
+                   (int)BP_STREAM_TXS == (int)BP_TABLE_TRANSACTIONS &&
+                   (int)BP_STREAM_LOGS == (int)BP_TABLE_LOGS,
+               "the EVM entities are the EVM tables");
+
 size_t bp_stream_rows(int e, const bp_block *b)
 {
     if (b->family != BP_FAMILY_EVM || e > BP_STREAM_METRICS)
@@ -145,17 +151,12 @@ int bp_stream_row_json(bp_buf *out, int e, const bp_batch *batch, const bp_block
         const bp_block_derived *bd = bp_derived_find(batch->derived, b, hint);
         return bd ? bp_stream_metrics_json(out, &bd->chain, batch->derived) : BP_EINVAL;
     }
-    bp_row r = {.chain = batch->chain, .block = b};
-    bp_table t = BP_TABLE_BLOCKS;
-    if (e == BP_STREAM_TXS) {
-        r.tx = &b->txs[i];
-        t = BP_TABLE_TRANSACTIONS;
-    } else if (e == BP_STREAM_LOGS) {
-        r.log = &b->logs[i];
-        t = BP_TABLE_LOGS;
-    }
+    /* the entities blocks, transactions, logs are the EVM set's tables, in order */
+    const bp_event ev = {.kind = BP_EVENT_APPLY, .block = b};
+    bp_table_row r;
+    bp_table_row_at(&r, &bp_tables_evm, batch->chain, &ev, (size_t)e, i, 0);
     bp_buf_reset(out);
-    return bp_rowjson(out, t, &r);
+    return bp_table_row_json(out, &r);
 }
 
 int bp_stream_message(bp_buf *out, const char *type, const char *chain, uint64_t number,
@@ -181,7 +182,7 @@ int bp_stream_message(bp_buf *out, const char *type, const char *chain, uint64_t
     return bp_jsonw_finish(&w);
 }
 
-/* ---- Arch entries ---------------------------------------------------------------------- */
+/* ---- entries ---------------------------------------------------------------------- */
 
 /* One entry: data made by the caller into scratch (reset before), handed to fn. */
 #define ENTRY(type, made)                                                                          \
@@ -194,31 +195,19 @@ int bp_stream_message(bp_buf *out, const char *type, const char *chain, uint64_t
             return rc_;                                                                            \
     } while (0)
 
-static int arch_apply(int e, const char *chain, const bp_block *b, bp_buf *scratch,
-                      bp_stream_entry_fn fn, void *ctx)
-{
-    if (!b->arch)
-        return BP_EINVAL;
-    if (e == BP_STREAM_ARCH_BLOCKS)
-        ENTRY("apply", bp_arch_json_block(scratch, chain, b));
-    for (size_t i = 0; e == BP_STREAM_ARCH_TXS && i < b->arch->tx_count; i++)
-        ENTRY("apply", bp_arch_json_tx(scratch, chain, b, i));
-    for (size_t i = 0; e == BP_STREAM_ARCH_ACCOUNTS && i < b->arch->tx_count; i++) {
-        const bp_arch_tx *t = &b->arch->txs[i];
-        for (size_t k = 0; k < t->account_count; k++)
-            if (bp_arch_account_first(t, k))
-                ENTRY("apply", bp_arch_json_account(scratch, chain, b, i, k));
-    }
-    return 0;
-}
+/* An Arch entity is a table of the Arch set (arch/arch_tables.h), in the same order. */
+_Static_assert(BP_STREAM_ARCH_EVENTS - BP_STREAM_ARCH_BLOCKS == (int)BP_ARCH_EVENTS &&
+                   BP_STREAM_ARCH_ACCOUNTS - BP_STREAM_ARCH_BLOCKS ==
+                       (int)BP_ARCH_ACCOUNT_UPDATES &&
+                   BP_STREAM_ARCH_TXS - BP_STREAM_ARCH_BLOCKS == (int)BP_ARCH_TRANSACTIONS,
+               "the Arch entities are the Arch tables");
 
-static int arch_events(int e, const char *chain, const bp_block *b, bp_buf *scratch,
+/* An event carrier's rollback state changes on arch_transactions and arch_account_updates. */
+static int arch_states(int e, const char *chain, const bp_block *b, bp_buf *scratch,
                        bp_stream_entry_fn fn, void *ctx)
 {
     for (size_t i = 0; b->arch && i < b->arch->event_count; i++) {
         const bp_arch_event *ev = &b->arch->events[i];
-        if (e == BP_STREAM_ARCH_EVENTS && !ev->resync)
-            ENTRY("apply", bp_arch_json_event(scratch, chain, ev));
         if ((e != BP_STREAM_ARCH_TXS && e != BP_STREAM_ARCH_ACCOUNTS) ||
             !bp_arch_event_is_state(ev))
             continue;
@@ -229,17 +218,42 @@ static int arch_events(int e, const char *chain, const bp_block *b, bp_buf *scra
     return 0;
 }
 
-int bp_stream_arch_entries(int e, const bp_batch *batch, size_t i, bp_buf *scratch,
-                           bp_stream_entry_fn fn, void *ctx)
+/* Entity e's table (a table of one family's set); false for metrics (derived rows). */
+static bool entity_table(int e, const bp_table_set **set, size_t *table)
+{
+    if (e == BP_STREAM_METRICS)
+        return false;
+    bool arch = (1u << e) & BP_STREAM_ARCH_MASK;
+    *set = arch ? &bp_tables_arch : &bp_tables_evm;
+    *table = (size_t)(arch ? e - BP_STREAM_ARCH_BLOCKS : e);
+    return true;
+}
+
+int bp_stream_entries(int e, const bp_batch *batch, size_t i, bp_buf *scratch, size_t *hint,
+                      bp_stream_entry_fn fn, void *ctx)
 {
     const bp_event *ev = &batch->events[i];
-    if (ev->kind == BP_EVENT_ARCH_EVENTS)
-        return arch_events(e, batch->chain, ev->block, scratch, fn, ctx);
-    if (e == BP_STREAM_ARCH_EVENTS || !((1u << e) & BP_STREAM_ARCH_MASK))
-        return 0;
+    const bp_table_set *set = &bp_tables_evm; /* metrics: the EVM chains' */
+    size_t table = 0;
+    bool rows = entity_table(e, &set, &table);
+    if (bp_table_set_of(ev->block->family) != set)
+        return 0; /* an entity carries its family's chains only */
     if (ev->kind == BP_EVENT_REVERT)
-        return fn(ctx, "revert", "null", 4);
-    return arch_apply(e, batch->chain, ev->block, scratch, fn, ctx);
+        return rows && set->tables[table].kept_on_revert ? 0 : fn(ctx, "revert", "null", 4);
+    if (!rows) {
+        if (ev->kind == BP_EVENT_APPLY)
+            ENTRY("apply", bp_stream_row_json(scratch, e, batch, ev->block, 0, hint));
+        return 0;
+    }
+    if (set->family == BP_FAMILY_ARCH && ev->kind == BP_EVENT_APPLY && !ev->block->arch)
+        return BP_EINVAL; /* an Arch block without its rows: the pipeline's mistake */
+    bp_table_row r;
+    bp_table_rows(&r, set, batch->chain, ev, table);
+    while (bp_table_next(&r))
+        ENTRY("apply", bp_table_row_json(scratch, &r));
+    return ev->kind == BP_EVENT_ARCH_EVENTS
+               ? arch_states(e, batch->chain, ev->block, scratch, fn, ctx)
+               : 0;
 }
 
 uint64_t bp_stream_arch_event_count(const bp_batch *batch)

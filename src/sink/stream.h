@@ -91,23 +91,27 @@ int bp_stream_metrics_json(bp_buf *out, const bp_chain_block_row *row, const bp_
 int bp_stream_message(bp_buf *out, const char *type, const char *chain, uint64_t number,
                       const char *hash, const char *parent, const char *data, size_t dlen);
 
-/* ---- Arch entries (arch/arch_json.h for the data) ------------------------------------------
- * Event i of an Arch chain's batch makes, for Arch entity e, in order:
- *   APPLY: arch_blocks one "apply" entry (the arch_blocks row), arch_transactions one per
- *     transaction, arch_account_updates one per account update (the SQL tables' rows);
- *   REVERT: one "revert" entry (data null) on arch_blocks, arch_transactions and
- *     arch_account_updates, as an EVM block's;
- *   BP_EVENT_ARCH_EVENTS: arch_events one "apply" entry per event received (its arch_events
- *     row; a resync has none); arch_transactions and arch_account_updates one entry per
- *     transaction a rolledback / reapplied_transactions event (or a resync) lists: "revert"
- *     when it is rolled back, "apply" when re-applied, data its rollback state change
- *     (arch_json.h: txid, rolled_back, ...): a revert whose data is not null names a
+/* ---- entries ------------------------------------------------------------------------------
+ * Event i of a batch makes, for entity e, in order (an entity is a table of one family's table
+ * set, blockpipe/tableset.h, or metrics; it carries that family's chains only):
+ *   APPLY: one "apply" entry per row the event brings to the table (the set's row as JSON:
+ *     blocks one, transactions one per transaction, logs one per log when fetched with
+ *     receipts; arch_blocks one, arch_transactions one per transaction, arch_account_updates
+ *     one per account update: the SQL tables' rows); metrics the block's chain_metrics_block
+ *     row (*hint: bp_derived_find's, 0 at first);
+ *   REVERT: one "revert" entry (data null) unless the table keeps its rows on a revert
+ *     (arch_events);
+ *   BP_EVENT_ARCH_EVENTS (Arch): arch_events one "apply" entry per event received (its
+ *     arch_events row; a resync has none); arch_transactions and arch_account_updates one entry
+ *     per transaction a rolledback / reapplied_transactions event (or a resync) lists:
+ *     "revert" when it is rolled back, "apply" when re-applied, data its rollback state change
+ *     (arch/arch_json.h: txid, rolled_back, ...): a revert whose data is not null names a
  *     transaction, not a block. Their number / hash: the event entry's carrier (the chain's
  *     newest committed block then, sink.h).
  * fn gets each entry's type and data (in scratch); a non-zero return stops and is returned. */
 typedef int (*bp_stream_entry_fn)(void *ctx, const char *type, const char *data, size_t dlen);
-int bp_stream_arch_entries(int e, const bp_batch *batch, size_t i, bp_buf *scratch,
-                           bp_stream_entry_fn fn, void *ctx);
+int bp_stream_entries(int e, const bp_batch *batch, size_t i, bp_buf *scratch, size_t *hint,
+                      bp_stream_entry_fn fn, void *ctx);
 /* How many events the batch's BP_EVENT_ARCH_EVENTS entries carry (0 for an EVM batch): the
  * stream outputs count them with the checkpoint, so that a batch of events alone, whose
  * checkpoint is the one stored already, is told from one already written. */

@@ -1,4 +1,5 @@
-/* test_arch_json.c - Arch rows as JSON (arch/arch_json.h): each object has its table's columns
+/* test_arch_json.c - Arch rows as JSON (the Arch table set, arch/arch_tables.h, and
+ * arch/arch_json.h): the rows each event brings to each table; each object has its table's columns
  * in the column table's order with each value's JSON type (booleans, nested JSON, null for a
  * missing value); an account a transaction lists twice is one update; a rollback state change
  * names its transaction and cause; the stream entries an Arch batch makes (sink/stream.h). */
@@ -15,6 +16,7 @@
 
 #include "arch/arch_json.h"
 #include "arch/arch_tables.h"
+#include "blockpipe/tableset.h"
 #include "sink/stream.h"
 
 #define H(c)                                                                                       \
@@ -36,13 +38,24 @@ static yajl_val parse(const bp_buf *b)
 /* v has exactly table t's columns, in order. */
 static void has_columns(yajl_val v, enum bp_arch_table t)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < bp_arch_column_count; i++)
-        if (bp_arch_columns[i].table == t) {
-            assert_true(k < v->u.object.len);
-            assert_string_equal(v->u.object.keys[k++], bp_arch_columns[i].name);
-        }
-    assert_int_equal(k, v->u.object.len);
+    const bp_set_table *tab = &bp_tables_arch.tables[t];
+    assert_int_equal(tab->column_count, v->u.object.len);
+    for (size_t i = 0; i < tab->column_count; i++)
+        assert_string_equal(v->u.object.keys[i], tab->columns[i].name);
+}
+
+/* Row n (from 0) of the rows event ev brings to table t, as JSON into b (reset first); false
+ * when it has fewer. */
+static bool row_json(bp_buf *b, const bp_event *ev, enum bp_arch_table t, size_t n)
+{
+    bp_table_row r;
+    bp_table_rows(&r, &bp_tables_arch, "arch", ev, t);
+    for (size_t i = 0; i <= n; i++)
+        if (!bp_table_next(&r))
+            return false;
+    bp_buf_reset(b);
+    assert_int_equal(bp_table_row_json(b, &r), 0);
+    return true;
 }
 
 static yajl_val get(yajl_val v, const char *key)
@@ -105,7 +118,10 @@ static void test_rows(void **state)
     make(&f);
     bp_buf b;
     bp_buf_init(&b, 0);
-    assert_int_equal(bp_arch_json_block(&b, "arch", &f.b), 0);
+    const bp_event apply = {.kind = BP_EVENT_APPLY, .block = &f.b};
+    assert_true(row_json(&b, &apply, BP_ARCH_BLOCKS, 0));
+    assert_false(row_json(&b, &apply, BP_ARCH_BLOCKS, 1));
+    assert_false(row_json(&b, &apply, BP_ARCH_EVENTS, 0)); /* an APPLY has no events */
     yajl_val v = parse(&b);
     has_columns(v, BP_ARCH_BLOCKS);
     assert_string_equal(YAJL_GET_STRING(get(v, "chain")), "arch");
@@ -113,8 +129,7 @@ static void test_rows(void **state)
     assert_string_equal(YAJL_GET_STRING(get(v, "previous_hash")), HB);
     yajl_tree_free(v);
 
-    bp_buf_reset(&b);
-    assert_int_equal(bp_arch_json_tx(&b, "arch", &f.b, 0), 0);
+    assert_true(row_json(&b, &apply, BP_ARCH_TRANSACTIONS, 0));
     v = parse(&b);
     has_columns(v, BP_ARCH_TRANSACTIONS);
     assert_true(YAJL_IS_TRUE(get(v, "rolled_back")));
@@ -129,21 +144,25 @@ static void test_rows(void **state)
     assert_true(bp_arch_account_first(&f.tx, 0));
     assert_true(bp_arch_account_first(&f.tx, 1));
     assert_false(bp_arch_account_first(&f.tx, 2));
-    bp_buf_reset(&b);
-    assert_int_equal(bp_arch_json_account(&b, "arch", &f.b, 0, 1), 0);
+    assert_true(row_json(&b, &apply, BP_ARCH_ACCOUNT_UPDATES, 1));
+    assert_false(row_json(&b, &apply, BP_ARCH_ACCOUNT_UPDATES, 2)); /* the third is the first's */
     v = parse(&b);
     has_columns(v, BP_ARCH_ACCOUNT_UPDATES);
     assert_string_equal(YAJL_GET_STRING(get(v, "account")), HB);
     yajl_tree_free(v);
 
-    bp_buf_reset(&b);
-    assert_int_equal(bp_arch_json_event(&b, "arch", &f.ev[0]), 0);
+    /* an event carrier: its events' rows (not the resync's), no block row */
+    bp_arch_rows carried = {.events = f.ev, .event_count = 2};
+    bp_block carrier = {.family = BP_FAMILY_ARCH, .arch = &carried, .hash = ""};
+    const bp_event events = {.kind = BP_EVENT_ARCH_EVENTS, .block = &carrier};
+    assert_false(row_json(&b, &events, BP_ARCH_BLOCKS, 0));
+    assert_false(row_json(&b, &events, BP_ARCH_EVENTS, 1)); /* ev[1] is a resync */
+    assert_true(row_json(&b, &events, BP_ARCH_EVENTS, 0));
     v = parse(&b);
     has_columns(v, BP_ARCH_EVENTS);
     assert_true(YAJL_IS_OBJECT(get(v, "data")));
     assert_true(YAJL_GET_DOUBLE(get(v, "received_at")) == 12.5);
     yajl_tree_free(v);
-    assert_int_equal(bp_arch_json_event(&b, "arch", &f.ev[1]), BP_EINVAL); /* a resync */
     bp_buf_release(&b);
 }
 
@@ -191,7 +210,8 @@ static size_t entries(int e, const bp_batch *batch, size_t i, seen *s)
     bp_buf b;
     bp_buf_init(&b, 0);
     s->n = 0;
-    assert_int_equal(bp_stream_arch_entries(e, batch, i, &b, note, s), 0);
+    size_t hint = 0;
+    assert_int_equal(bp_stream_entries(e, batch, i, &b, &hint, note, s), 0);
     bp_buf_release(&b);
     return s->n;
 }
@@ -222,6 +242,9 @@ static void test_entries(void **state)
     assert_int_equal(entries(BP_STREAM_ARCH_ACCOUNTS, &batch, 2, &s), 1);
     assert_string_equal(s.types[0], "revert");
     assert_int_equal(entries(BP_STREAM_ARCH_EVENTS, &batch, 2, &s), 0); /* events stay */
+    assert_int_equal(entries(BP_STREAM_METRICS, &batch, 0, &s), 0);     /* EVM's */
+    assert_int_equal(entries(BP_STREAM_METRICS, &batch, 2, &s), 0);
+    assert_int_equal(entries(BP_STREAM_LOGS, &batch, 2, &s), 0);
     assert_int_equal(bp_stream_arch_event_count(&batch), 2);
     assert_int_equal(bp_stream_rows(BP_STREAM_BLOCKS, &f.b), 0);
 }
