@@ -30,7 +30,7 @@ from test_metrics_prices import KEEP, FakeGecko, sqlite_prices, stored_prices  #
 
 CHAINS = {"p1": 1401, "p2": 1402}
 MAX_AGE = 900
-ROUNDS = 3
+ROUNDS = 2
 
 
 def head_ts(node):
