@@ -1,7 +1,8 @@
 /* prices_fetch.c - the CoinGecko-shaped price fetcher (prices.h): /simple/price on an interval
  * on its own thread, /coins/{id}/market_chart/range for history a batch needs. A 429 waits
- * Retry-After (seconds; 10 s when absent); the API key goes in CoinGecko's header
- * (x-cg-pro-api-key for a pro-api host, else x-cg-demo-api-key), never in the URL. */
+ * Retry-After (seconds; 10 s when absent; history of the head's blocks is asked again later
+ * instead); the API key goes in CoinGecko's header (x-cg-pro-api-key for a pro-api host, else
+ * x-cg-demo-api-key), never in the URL. */
 #include "metrics/keymap.h"
 #include "metrics/prices_internal.h"
 
@@ -233,8 +234,9 @@ static bool answered(const bp_prices *p, uint64_t lo, uint64_t hi)
     return false;
 }
 
-static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, uint64_t *newest, answer *a,
-                       bp_error *err)
+/* patient: 429s are waited out (up to RATE_WAIT_MAX); else one is a transient failure. */
+static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, bool patient, uint64_t *newest,
+                       answer *a, bp_error *err)
 {
     char url[1024];
     snprintf(url, sizeof(url), "%s/coins/%s/market_chart/range?vs_currency=usd&from=%llu&to=%llu",
@@ -252,7 +254,7 @@ static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, uint64_t *newest,
             return rc;
         }
         long wait = a->retry_after > 0 ? a->retry_after : RATE_WAIT_DEFAULT;
-        if (a->status != 429 || waited + wait > RATE_WAIT_MAX || !nap(p, (double)wait))
+        if (a->status != 429 || !patient || waited + wait > RATE_WAIT_MAX || !nap(p, (double)wait))
             return http_error("market_chart/range", a, err);
         waited += wait;
         bp_info("prices: rate-limited (HTTP 429); asking again in %ld s", wait);
@@ -317,11 +319,12 @@ void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi)
         return;
     uint64_t from = lo > p->cfg.max_age ? lo - p->cfg.max_age : 0;
     pthread_mutex_lock(&p->lock);
-    /* another chain's writer is asking: its answer may hold this batch's points */
-    while (p->asking)
-        pthread_cond_wait(&p->asked, &p->lock);
     double usd;
-    bool need = !(bp_prices_at_locked(p, lo, &usd) && bp_prices_at_locked(p, hi, &usd));
+    bool need;
+    /* another chain's writer is asking: its answer may hold the points this batch lacks */
+    while ((need = !(bp_prices_at_locked(p, lo, &usd) && bp_prices_at_locked(p, hi, &usd))) &&
+           p->asking)
+        pthread_cond_wait(&p->asked, &p->lock);
     if (need && !answered(p, from, hi))
         want(p, from, hi);
     bool go = !p->asking && p->nwanted && now_s() >= p->next_ask;
@@ -339,7 +342,11 @@ void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi)
     answer a = {0};
     bp_buf_init(&a.body, BODY_MAX);
     bp_error e = {0};
-    int rc = fetch_range(p, w.lo, to, &newest, &a, &e);
+    /* at the head the current price prices the blocks and a span not answered is asked again:
+     * the writers do not wait out rate limits there, a backfill's history is worth the wait */
+    bool head = w.hi + p->cfg.max_age >= asked_at && w.hi <= asked_at + p->cfg.max_age;
+    bool patient = !head;
+    int rc = fetch_range(p, w.lo, to, patient, &newest, &a, &e);
     bp_buf_release(&a.body);
     if (rc != 0)
         bp_warn("%s%s", e.msg,
