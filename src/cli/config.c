@@ -334,7 +334,9 @@ static const opt g_opts[] = {
     {"coingecko-api-key", NULL, "KEY", "COINGECKO_API_KEY", NULL, "coingecko_api_key", set_string,
      F(coingecko_api_key), .cmds = CMD_BOTH, .def = "none",
      .help = "sent as x-cg-pro-api-key (pro-api host) or x-cg-demo-api-key; prefer the "
-             "environment variable"},
+             "environment variable. Without --price-url the key alone starts the fetcher on "
+             "https://api.coingecko.com/api/v3 (a demo key; a pro key needs --price-url "
+             "https://pro-api.coingecko.com/api/v3)"},
     {"price-interval", NULL, "S", "PRICE_INTERVAL", NULL, "price_interval", set_seconds,
      SECONDS(0.1, 86400), F(price_interval), .cmds = CMD_BOTH, .def = "60",
      .help = "seconds between current-price requests"},

@@ -102,10 +102,18 @@ int bp_setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_p
         return 0;
     }
     const char *symbol = cfg->native_token ? cfg->native_token : "ETH";
-    if (cfg->prices_file || cfg->price_url) {
+    /* a key alone means CoinGecko itself: its public host, which takes a demo key */
+    const char *url = cfg->price_url           ? cfg->price_url
+                      : cfg->coingecko_api_key ? "https://api.coingecko.com/api/v3"
+                                               : NULL;
+    if (url && !cfg->price_url)
+        bp_info("prices: COINGECKO_API_KEY without --price-url: asking %s with the key as a "
+                "demo key (a pro key: --price-url https://pro-api.coingecko.com/api/v3)",
+                url);
+    if (cfg->prices_file || url) {
         bp_prices_config pc = {.symbol = symbol,
                                .file = cfg->prices_file,
-                               .url = cfg->price_url,
+                               .url = url,
                                .coin_id = cfg->price_coin_id,
                                .api_key = cfg->coingecko_api_key,
                                .interval = cfg->price_interval,

@@ -36,6 +36,7 @@ struct bp_metrics {
     size_t ring_cap, ring_head, ring_len;
     bp_open_windows open; /* the current minute, hour and day */
     bp_model *model;
+    int price_reader;  /* its place in cfg.prices (each chain's module takes every point) */
     bp_budget *budget; /* not owned; NULL: nothing charged */
     size_t charged;    /* to budget: the arena's bytes and the open windows' */
     size_t arena_kept; /* the chunk the arena kept from the batch before */
@@ -254,6 +255,7 @@ bp_metrics *bp_metrics_new(const bp_metrics_config *cfg, bp_error *err)
         return NULL;
     }
     m->cfg = *cfg;
+    m->price_reader = -1;
     m->ring_cap = (size_t)cfg->reorg_window + 1;
     m->ring = calloc(m->ring_cap, sizeof(*m->ring));
     m->native_symbol = strdup(cfg->native_symbol ? cfg->native_symbol : "ETH");
@@ -264,6 +266,12 @@ bp_metrics *bp_metrics_new(const bp_metrics_config *cfg, bp_error *err)
         return NULL;
     }
     m->cfg.native_symbol = m->native_symbol;
+    m->price_reader = cfg->prices ? bp_prices_join(cfg->prices) : -1;
+    if (cfg->prices && m->price_reader < 0) {
+        bp_metrics_free(m);
+        bp_error_set(err, BP_ENOMEM, "out of memory");
+        return NULL;
+    }
     if (cfg->predictions && !(m->model = bp_model_new())) {
         bp_metrics_free(m);
         bp_error_set(err, BP_ENOMEM, "out of memory");
@@ -276,6 +284,8 @@ void bp_metrics_free(bp_metrics *m)
 {
     if (!m)
         return;
+    if (m->cfg.prices && m->price_reader >= 0)
+        bp_prices_leave(m->cfg.prices, m->price_reader);
     bp_arena_free(m->arena);
     bp_keymap_release(&m->senders);
     bp_keymap_release(&m->contracts);
@@ -418,7 +428,7 @@ static int take_prices(bp_metrics *m, const bp_batch *batch, bp_error *err)
     if (lo <= hi)
         bp_prices_cover(m->cfg.prices, lo, hi);
     bp_price_row *rows = NULL;
-    int rc = bp_prices_take_new(m->cfg.prices, m->arena, &rows, &d->price_count);
+    int rc = bp_prices_take_new(m->cfg.prices, m->price_reader, m->arena, &rows, &d->price_count);
     if (rc != 0)
         return bp_error_set(err, rc, "prices: out of memory");
     d->prices = rows;
@@ -454,7 +464,7 @@ static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
     if (last && !prev)
         bp_open_revert(&m->open, 0, false);
     if (rc == 0 && last && last->number >= b->number && m->cfg.prices) /* and missed prices */
-        rc = bp_prices_resend(m->cfg.prices);
+        bp_prices_resend(m->cfg.prices, m->price_reader);
     /* nothing before it in the outputs: its windows begin with it */
     bool first = !last && (outputs_empty || b->number == 0);
     if (rc == 0)

@@ -40,6 +40,24 @@ static int push(bp_price_point **v, size_t *n, size_t *cap, bp_price_point pt)
     return 0;
 }
 
+/* Queues a new or changed point for every reader. A reader that fell behind by as many points
+ * as the store holds is handed all of them instead (its list stays bounded). Under the lock. */
+static int queue_fresh(bp_prices *p, bp_price_point pt)
+{
+    for (size_t r = 0; r < p->nreaders; r++) {
+        bp_price_reader *rd = &p->readers[r];
+        if (!rd->used || rd->all)
+            continue;
+        if (rd->n >= p->n) {
+            rd->all = true;
+            rd->n = 0;
+        } else if (push(&rd->fresh, &rd->n, &rd->cap, pt) != 0) {
+            return BP_ENOMEM;
+        }
+    }
+    return 0;
+}
+
 int bp_prices_add_locked(bp_prices *p, uint64_t ts, double usd, const char *source)
 {
     long i = last_at_or_before(p, ts);
@@ -54,7 +72,7 @@ int bp_prices_add_locked(bp_prices *p, uint64_t ts, double usd, const char *sour
         memmove(&p->pts[i + 2], &p->pts[i + 1], (p->n - 1 - (size_t)(i + 1)) * sizeof(*p->pts));
         p->pts[i + 1] = (bp_price_point){ts, usd, source};
     }
-    return push(&p->fresh, &p->nfresh, &p->capfresh, (bp_price_point){ts, usd, source});
+    return queue_fresh(p, (bp_price_point){ts, usd, source});
 }
 
 int bp_prices_add(bp_prices *p, uint64_t ts, double usd, const char *source)
@@ -65,26 +83,58 @@ int bp_prices_add(bp_prices *p, uint64_t ts, double usd, const char *source)
     return rc;
 }
 
-int bp_prices_resend(bp_prices *p)
+int bp_prices_join(bp_prices *p)
 {
     pthread_mutex_lock(&p->lock);
-    /* every point, fresh ones included (a point changed since is in pts as it is now) */
-    int rc = bp_grow((void **)&p->fresh, &p->capfresh, p->n, sizeof(*p->fresh)) ? BP_ENOMEM : 0;
-    if (rc == 0 && p->n)
-        memcpy(p->fresh, p->pts, p->n * sizeof(*p->pts));
-    if (rc == 0)
-        p->nfresh = p->n;
+    size_t r = 0;
+    while (r < p->nreaders && p->readers[r].used)
+        r++;
+    int id = -1;
+    if (r < p->nreaders ||
+        bp_grow((void **)&p->readers, &p->capreaders, p->nreaders + 1, sizeof(*p->readers)) == 0) {
+        if (r == p->nreaders)
+            p->readers[p->nreaders++] = (bp_price_reader){0};
+        p->readers[r].used = true;
+        p->readers[r].all = true;
+        id = (int)r;
+    }
     pthread_mutex_unlock(&p->lock);
-    return rc;
+    return id;
+}
+
+void bp_prices_leave(bp_prices *p, int reader)
+{
+    pthread_mutex_lock(&p->lock);
+    if (reader >= 0 && (size_t)reader < p->nreaders) {
+        free(p->readers[reader].fresh);
+        p->readers[reader] = (bp_price_reader){0};
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+void bp_prices_resend(bp_prices *p, int reader)
+{
+    pthread_mutex_lock(&p->lock);
+    if (reader >= 0 && (size_t)reader < p->nreaders) {
+        p->readers[reader].all = true;
+        p->readers[reader].n = 0;
+    }
+    pthread_mutex_unlock(&p->lock);
+}
+
+bool bp_prices_at_locked(const bp_prices *p, uint64_t ts, double *usd)
+{
+    long i = last_at_or_before(p, ts);
+    bool ok = i >= 0 && ts - p->pts[i].ts <= p->cfg.max_age;
+    if (ok)
+        *usd = p->pts[i].usd;
+    return ok;
 }
 
 bool bp_prices_at(bp_prices *p, uint64_t ts, double *usd)
 {
     pthread_mutex_lock(&p->lock);
-    long i = last_at_or_before(p, ts);
-    bool ok = i >= 0 && ts - p->pts[i].ts <= p->cfg.max_age;
-    if (ok)
-        *usd = p->pts[i].usd;
+    bool ok = bp_prices_at_locked(p, ts, usd);
     pthread_mutex_unlock(&p->lock);
     return ok;
 }
@@ -97,24 +147,50 @@ size_t bp_prices_count(bp_prices *p)
     return n;
 }
 
-int bp_prices_take_new(bp_prices *p, bp_arena *a, bp_price_row **rows, size_t *n)
+static int cmp_point_ts(const void *a, const void *b)
+{
+    uint64_t x = ((const bp_price_point *)a)->ts, y = ((const bp_price_point *)b)->ts;
+    return x < y ? -1 : x > y;
+}
+
+/* The reader's points as rows, one per timestamp with the store's value now (a point changed
+ * twice in between is one row: PostgreSQL refuses an upsert that changes a row twice). Under
+ * the lock. */
+static size_t fresh_rows(bp_prices *p, bp_price_reader *rd, bp_price_row *r)
+{
+    const bp_price_point *src = rd->all ? p->pts : rd->fresh;
+    size_t n = rd->all ? p->n : rd->n, k = 0;
+    if (!rd->all)
+        qsort(rd->fresh, n, sizeof(*rd->fresh), cmp_point_ts);
+    for (size_t i = 0; i < n; i++) {
+        if (k && r[k - 1].timestamp == src[i].ts)
+            continue;
+        const bp_price_point *now = &p->pts[last_at_or_before(p, src[i].ts)];
+        r[k++] = (bp_price_row){p->cfg.symbol, now->ts, {now->usd, true}, now->source};
+    }
+    return k;
+}
+
+int bp_prices_take_new(bp_prices *p, int reader, bp_arena *a, bp_price_row **rows, size_t *n)
 {
     *rows = NULL;
     *n = 0;
     pthread_mutex_lock(&p->lock);
     int rc = 0;
-    if (p->nfresh) {
-        bp_price_row *r = bp_arena_calloc(a, p->nfresh, sizeof(*r));
+    bp_price_reader *rd = reader >= 0 && (size_t)reader < p->nreaders ? &p->readers[reader] : NULL;
+    size_t want = !rd ? 0 : rd->all ? p->n : rd->n;
+    if (want) {
+        bp_price_row *r = bp_arena_calloc(a, want, sizeof(*r));
         if (!r) {
             rc = BP_ENOMEM;
         } else {
-            for (size_t i = 0; i < p->nfresh; i++)
-                r[i] = (bp_price_row){
-                    p->cfg.symbol, p->fresh[i].ts, {p->fresh[i].usd, true}, p->fresh[i].source};
+            *n = fresh_rows(p, rd, r);
             *rows = r;
-            *n = p->nfresh;
-            p->nfresh = 0;
         }
+    }
+    if (rc == 0 && rd) {
+        rd->all = false;
+        rd->n = 0;
     }
     pthread_mutex_unlock(&p->lock);
     return rc;
@@ -331,6 +407,7 @@ bp_prices *bp_prices_new(const bp_prices_config *cfg, bp_error *err)
     }
     pthread_mutex_init(&p->lock, NULL);
     pthread_cond_init(&p->cv, NULL);
+    pthread_cond_init(&p->asked, NULL);
     p->cfg = *cfg;
     const char *id = cfg->coin_id ? cfg->coin_id : coin_id_of(cfg->symbol ? cfg->symbol : "ETH");
     p->cfg.symbol = strdup(cfg->symbol ? cfg->symbol : "ETH");
@@ -365,9 +442,13 @@ void bp_prices_free(bp_prices *p)
     bp_prices_stop(p);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cv);
+    pthread_cond_destroy(&p->asked);
     free(p->pts);
-    free(p->fresh);
+    for (size_t r = 0; r < p->nreaders; r++)
+        free(p->readers[r].fresh);
+    free(p->readers);
     free(p->spans);
+    free(p->wanted);
     free((char *)p->cfg.symbol);
     free((char *)p->cfg.file);
     free((char *)p->cfg.url);

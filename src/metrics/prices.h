@@ -1,10 +1,11 @@
 /* prices.h - USD prices of the chain's native token: a store of (timestamp, usd) points fed
  * by a file (--prices: CSV or JSON lines of timestamp, symbol, usd) and by a fetcher that
  * speaks CoinGecko's HTTP API (current price every interval on its own thread; history over
- * the range endpoint when a batch holds blocks no point covers). The metrics module hands the
- * points learnt since the previous batch to the outputs, which store them in their `prices`
- * table and price their blocks from that table: a block's USD price is the latest point at or
- * before its timestamp and at most max_age older, else none (NULL; no invented fallback).
+ * the range endpoint when a batch holds blocks no point covers). Each chain's metrics module
+ * (a reader of the store) hands the points learnt since its previous batch to the outputs,
+ * which store them in their `prices` table and price their blocks from that table: a block's USD
+ * price is the latest point at or before its timestamp and at most max_age older, else none (NULL;
+ * no invented fallback).
  *
  * Threading: every function may be called from any thread (one lock). */
 #ifndef BP_METRICS_PRICES_H
@@ -40,13 +41,23 @@ int bp_prices_start(bp_prices *p, bp_error *err);
 void bp_prices_free(bp_prices *p);
 
 /* With a fetcher: makes sure [lo, hi] is covered, asking the range endpoint for what is not
- * (once per uncovered span; rate limits waited for up to a bound). Blocks the caller. */
+ * (once per uncovered span; rate limits waited for up to a bound). A span not answered (the
+ * source failed, or the span was newer than the answer) is kept and asked again by a later
+ * call once the source answers, so USD left NULL by an outage is filled in. Blocks the caller
+ * (one caller asks at a time; another chain's writer waits for its answer, which may hold the
+ * points it needs). */
 void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi);
-/* The points learnt since the last call, as rows in arena. 0 or BP_ENOMEM. */
-int bp_prices_take_new(bp_prices *p, struct bp_arena *a, bp_price_row **rows, size_t *n);
-/* Every point is handed again by the next take_new: an output that was set aside missed the
- * ones handed meanwhile, and prices its blocks from its own table. 0 or BP_ENOMEM. */
-int bp_prices_resend(bp_prices *p);
+/* A reader of the store (one per chain's metrics module): its id (>= 0), or -1 out of
+ * memory. Its first take_new hands every point. */
+int bp_prices_join(bp_prices *p);
+void bp_prices_leave(bp_prices *p, int reader);
+/* The points this reader was not handed yet, as rows in arena, one per timestamp (its value
+ * now: points changed twice in between come once). 0 or BP_ENOMEM. */
+int bp_prices_take_new(bp_prices *p, int reader, struct bp_arena *a, bp_price_row **rows,
+                       size_t *n);
+/* Every point is handed again to this reader by its next take_new: an output that was set
+ * aside missed the ones handed meanwhile, and prices its blocks from its own table. */
+void bp_prices_resend(bp_prices *p, int reader);
 /* The price at ts under the max-age rule: true and *usd, or false. */
 bool bp_prices_at(bp_prices *p, uint64_t ts, double *usd);
 /* Points added so far (stats, tests). */

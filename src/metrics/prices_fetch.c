@@ -1,7 +1,8 @@
 /* prices_fetch.c - the CoinGecko-shaped price fetcher (prices.h): /simple/price on an interval
  * on its own thread, /coins/{id}/market_chart/range for history a batch needs. A 429 waits
- * Retry-After (seconds; 10 s when absent); the API key goes in CoinGecko's header
- * (x-cg-pro-api-key for a pro-api host, else x-cg-demo-api-key), never in the URL. */
+ * Retry-After (seconds; 10 s when absent; history of the head's blocks is asked again later
+ * instead); the API key goes in CoinGecko's header (x-cg-pro-api-key for a pro-api host, else
+ * x-cg-demo-api-key), never in the URL. */
 #include "metrics/keymap.h"
 #include "metrics/prices_internal.h"
 
@@ -19,7 +20,9 @@
 
 #define BODY_MAX (16u << 20)
 #define HISTORY_SPAN (30u * 86400) /* one range request covers this much (hourly points) */
-#define RETRY_LATER 30             /* seconds before a failed span is asked again */
+#define RETRY_LATER 30             /* seconds at most before history not answered is asked again */
+#define FINAL_AFTER 86400          /* a span that ended this long before it was asked is final */
+#define WANTED_MAX 64              /* spans wanted kept apart (more are merged) */
 #define RATE_WAIT_MAX 60           /* seconds a history request waits out 429s */
 #define RATE_WAIT_DEFAULT 10
 
@@ -114,8 +117,9 @@ static int parse_current(bp_prices *p, const answer *a, bp_error *err)
     return bp_prices_add(p, ok_ts && ts > 0 ? (uint64_t)ts : now_s(), usd, "coingecko");
 }
 
-/* {"prices": [[ms, usd], ...], ...}: *added points. */
-static int parse_range(bp_prices *p, const answer *a, size_t *added, bp_error *err)
+/* {"prices": [[ms, usd], ...], ...}: *added points, *newest the newest one's time. */
+static int parse_range(bp_prices *p, const answer *a, size_t *added, uint64_t *newest,
+                       bp_error *err)
 {
     yajl_val root = bp_json_parse(a->body.data, a->body.len, NULL, 0);
     const char *path[] = {"prices", NULL};
@@ -141,6 +145,7 @@ static int parse_range(bp_prices *p, const answer *a, size_t *added, bp_error *e
         }
         rc = bp_prices_add(p, (uint64_t)(t / 1000), u, "coingecko");
         *added += rc == 0;
+        *newest = (uint64_t)(t / 1000) > *newest ? (uint64_t)(t / 1000) : *newest;
     }
     bp_json_free(root);
     return rc;
@@ -220,18 +225,18 @@ void bp_prices_stop(bp_prices *p)
 
 /* ---- history -------------------------------------------------------------------------- */
 
-/* Is [lo, hi] inside a span already asked for (or one failed recently)? Under the lock. */
-static bool asked(const bp_prices *p, uint64_t lo, uint64_t hi)
+/* Is [lo, hi] inside a span answered already? Under the lock. */
+static bool answered(const bp_prices *p, uint64_t lo, uint64_t hi)
 {
-    for (size_t i = 0; i < p->nspans; i++) {
-        const bp_price_span *s = &p->spans[i];
-        if (s->lo <= lo && hi <= s->hi && (s->done || s->retry_at > now_s()))
+    for (size_t i = 0; i < p->nspans; i++)
+        if (p->spans[i].lo <= lo && hi <= p->spans[i].hi)
             return true;
-    }
     return false;
 }
 
-static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, answer *a, bp_error *err)
+/* patient: 429s are waited out (up to RATE_WAIT_MAX); else one is a transient failure. */
+static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, bool patient, uint64_t *newest,
+                       answer *a, bp_error *err)
 {
     char url[1024];
     snprintf(url, sizeof(url), "%s/coins/%s/market_chart/range?vs_currency=usd&from=%llu&to=%llu",
@@ -242,51 +247,114 @@ static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, answer *a, bp_err
             return rc;
         if (a->status >= 200 && a->status <= 299) {
             size_t added;
-            rc = parse_range(p, a, &added, err);
+            rc = parse_range(p, a, &added, newest, err);
             if (rc == 0)
                 bp_info("prices: %zu %s points for %llu..%llu from the range endpoint", added,
                         p->cfg.symbol, (unsigned long long)lo, (unsigned long long)hi);
             return rc;
         }
         long wait = a->retry_after > 0 ? a->retry_after : RATE_WAIT_DEFAULT;
-        if (a->status != 429 || waited + wait > RATE_WAIT_MAX || !nap(p, (double)wait))
+        if (a->status != 429 || !patient || waited + wait > RATE_WAIT_MAX || !nap(p, (double)wait))
             return http_error("market_chart/range", a, err);
         waited += wait;
         bp_info("prices: rate-limited (HTTP 429); asking again in %ld s", wait);
     }
 }
 
-static void record_span(bp_prices *p, uint64_t lo, uint64_t hi, bool done)
+static void add_span(bp_price_span **v, size_t *n, size_t *cap, uint64_t lo, uint64_t hi)
 {
-    pthread_mutex_lock(&p->lock);
-    if (bp_grow((void **)&p->spans, &p->capspans, p->nspans + 1, sizeof(*p->spans)) != 0) {
-        pthread_mutex_unlock(&p->lock);
-        return;
+    if (bp_grow((void **)v, cap, *n + 1, sizeof(**v)) == 0)
+        (*v)[(*n)++] = (bp_price_span){lo, hi};
+}
+
+/* Adds [lo, hi] to the spans wanted, merged with those it overlaps or nearly touches (a batch's
+ * span begins max_age before its first block: consecutive batches overlap). Under the lock. */
+static void want(bp_prices *p, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < p->nwanted;) {
+        bp_price_span *w = &p->wanted[i];
+        bool near = p->nwanted >= WANTED_MAX ||
+                    (w->lo <= hi + p->cfg.max_age && lo <= w->hi + p->cfg.max_age);
+        if (!near) {
+            i++;
+            continue;
+        }
+        lo = w->lo < lo ? w->lo : lo;
+        hi = w->hi > hi ? w->hi : hi;
+        *w = p->wanted[--p->nwanted];
     }
-    p->spans[p->nspans++] = (bp_price_span){lo, hi, done, done ? 0 : now_s() + RETRY_LATER};
-    pthread_mutex_unlock(&p->lock);
+    add_span(&p->wanted, &p->nwanted, &p->capwanted, lo, hi);
+}
+
+/* Seconds before history not answered is asked again: the --price-interval, at most 30. */
+static uint64_t retry_wait(const bp_prices *p)
+{
+    double s = p->cfg.interval < RETRY_LATER ? p->cfg.interval : RETRY_LATER;
+    return s < 1 ? 1 : (uint64_t)s;
+}
+
+/* Records what asking [w.lo, to] at `asked_at` answered: up to its newest point (+ max_age, the
+ * blocks that point prices) unless the span was long over when asked (then whatever came is
+ * all there is); a refusal for good counts as answered. The rest of w is wanted again, after
+ * a pause, like a span that failed. Under the lock. */
+static void settle(bp_prices *p, bp_price_span w, uint64_t to, uint64_t asked_at, int rc,
+                   uint64_t newest)
+{
+    uint64_t upto = w.lo;
+    if ((rc == 0 && to + FINAL_AFTER <= asked_at) || (rc != 0 && !bp_error_is_transient(rc)))
+        upto = to;
+    else if (rc == 0 && newest > w.lo)
+        upto = newest + p->cfg.max_age < to ? newest + p->cfg.max_age : to;
+    if (upto > w.lo)
+        add_span(&p->spans, &p->nspans, &p->capspans, w.lo, upto);
+    if (upto < w.hi) {
+        want(p, upto > w.lo ? upto : w.lo, w.hi);
+        p->next_ask = now_s() + retry_wait(p);
+    }
 }
 
 void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi)
 {
-    double usd;
-    if (!p->cfg.url || (bp_prices_at(p, lo, &usd) && bp_prices_at(p, hi, &usd)))
+    if (!p->cfg.url)
         return;
     uint64_t from = lo > p->cfg.max_age ? lo - p->cfg.max_age : 0;
-    uint64_t to = hi > lo + HISTORY_SPAN ? hi : lo + HISTORY_SPAN;
     pthread_mutex_lock(&p->lock);
-    bool skip = asked(p, from, hi);
+    double usd;
+    bool need;
+    /* another chain's writer is asking: its answer may hold the points this batch lacks */
+    while ((need = !(bp_prices_at_locked(p, lo, &usd) && bp_prices_at_locked(p, hi, &usd))) &&
+           p->asking)
+        pthread_cond_wait(&p->asked, &p->lock);
+    if (need && !answered(p, from, hi))
+        want(p, from, hi);
+    bool go = !p->asking && p->nwanted && now_s() >= p->next_ask;
+    bp_price_span w = go ? p->wanted[0] : (bp_price_span){0};
+    if (go) {
+        p->wanted[0] = p->wanted[--p->nwanted];
+        p->asking = true;
+    }
     pthread_mutex_unlock(&p->lock);
-    if (skip)
+    if (!go)
         return;
+    /* one request covers a backfill's next batches too */
+    uint64_t to = w.hi > w.lo + HISTORY_SPAN ? w.hi : w.lo + HISTORY_SPAN, newest = 0;
+    uint64_t asked_at = now_s();
     answer a = {0};
     bp_buf_init(&a.body, BODY_MAX);
     bp_error e = {0};
-    int rc = fetch_range(p, from, to, &a, &e);
+    /* at the head the current price prices the blocks and a span not answered is asked again:
+     * the writers do not wait out rate limits there, a backfill's history is worth the wait */
+    bool head = w.hi + p->cfg.max_age >= asked_at && w.hi <= asked_at + p->cfg.max_age;
+    bool patient = !head;
+    int rc = fetch_range(p, w.lo, to, patient, &newest, &a, &e);
     bp_buf_release(&a.body);
     if (rc != 0)
         bp_warn("%s%s", e.msg,
                 bp_error_is_transient(rc) ? " (asked again later; USD stays NULL until then)"
                                           : " (not asked again)");
-    record_span(p, from, to, rc == 0 || !bp_error_is_transient(rc));
+    pthread_mutex_lock(&p->lock);
+    p->asking = false;
+    settle(p, w, to, asked_at, rc, newest);
+    pthread_cond_broadcast(&p->asked);
+    pthread_mutex_unlock(&p->lock);
 }

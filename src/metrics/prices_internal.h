@@ -13,13 +13,19 @@ typedef struct bp_price_point {
     const char *source; /* "file" or "coingecko" (static strings) */
 } bp_price_point;
 
-/* A span of history asked for: done (answered, or refused for good) or retry_at (unix
- * seconds) after a transient failure. */
+/* A span of time: of history answered (or refused for good), or wanted and not answered yet. */
 typedef struct bp_price_span {
     uint64_t lo, hi;
-    bool done;
-    uint64_t retry_at;
 } bp_price_span;
+
+/* One chain's metrics module's view of the store: the points learnt since it last took them.
+ * Each has its own, so that every chain stores and reprices with every point. */
+typedef struct bp_price_reader {
+    bp_price_point *fresh;
+    size_t n, cap;
+    bool all;  /* hand every point at the next take (joined, set aside, or fell far behind) */
+    bool used; /* a slot of a reader that left is reused */
+} bp_price_reader;
 
 struct bp_prices {
     pthread_mutex_t lock;
@@ -27,17 +33,24 @@ struct bp_prices {
     bp_prices_config cfg; /* strings owned */
     bp_price_point *pts;  /* sorted by ts, one per ts */
     size_t n, cap;
-    bp_price_point *fresh; /* learnt, not handed to the outputs yet */
-    size_t nfresh, capfresh;
-    bp_price_span *spans;
+    bp_price_reader *readers;
+    size_t nreaders, capreaders;
+    bp_price_span *spans; /* history answered: a point in them is known if it exists */
     size_t nspans, capspans;
+    bp_price_span *wanted; /* history not answered yet (failed, or asked before it existed) */
+    size_t nwanted, capwanted;
+    uint64_t next_ask;    /* unix seconds: no history request before (after a failure) */
+    bool asking;          /* a writer is asking the range endpoint */
+    pthread_cond_t asked; /* signalled when it is done: the others wait for its points */
     pthread_t thread;
     bool running, stopping;
 };
 
-/* Adds or changes a point (a changed or new one is also queued as fresh). BP_ENOMEM. */
+/* Adds or changes a point (a changed or new one is also queued for every reader). BP_ENOMEM. */
 int bp_prices_add_locked(bp_prices *p, uint64_t ts, double usd, const char *source);
 int bp_prices_add(bp_prices *p, uint64_t ts, double usd, const char *source);
+/* bp_prices_at under the lock. */
+bool bp_prices_at_locked(const bp_prices *p, uint64_t ts, double *usd);
 /* Ends the fetcher thread if it runs. */
 void bp_prices_stop(bp_prices *p);
 

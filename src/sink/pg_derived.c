@@ -725,11 +725,14 @@ static int price_sql(bp_pg_derived *d, PGconn *c, const bp_derived *der, uint64_
     return rc ? oom(err) : defer_sql(d, d->sql.data, err);
 }
 
-/* The prices learnt: stored; the blocks they price differently are priced again. */
+/* The prices learnt: stored; the blocks they may price are priced again. Whether the row
+ * changed does not matter: another writer (a chain or a --shard sharing the database) may
+ * have stored the point first, and this chain's blocks are priced only here. */
 static int store_prices(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
 {
     if (der->price_count == 0)
         return 0;
+    uint64_t lo = UINT64_MAX, hi = 0;
     bp_buf_reset(&d->sql);
     int rc = bp_buf_puts(&d->sql, "INSERT INTO prices(symbol, timestamp, usd, source) VALUES");
     for (size_t i = 0; rc == 0 && i < der->price_count; i++) {
@@ -742,29 +745,16 @@ static int store_prices(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_e
                                           sym, p->timestamp, p->usd.v, src);
         PQfreemem(sym);
         PQfreemem(src);
+        if (strcmp(p->symbol, der->native_symbol) == 0) {
+            lo = p->timestamp < lo ? p->timestamp : lo;
+            hi = p->timestamp > hi ? p->timestamp : hi;
+        }
     }
-    char *native = PQescapeLiteral(c, der->native_symbol, strlen(der->native_symbol));
-    if (rc != 0 || !native ||
-        bp_buf_printf(&d->sql,
-                      " ON CONFLICT(symbol, timestamp) DO UPDATE SET usd = excluded.usd,"
-                      " source = excluded.source WHERE prices.usd IS DISTINCT FROM excluded.usd"
-                      " RETURNING CASE WHEN symbol = %s THEN timestamp END",
-                      native ? native : "''") != 0) {
-        PQfreemem(native);
+    if (rc != 0 || bp_buf_puts(&d->sql, " ON CONFLICT(symbol, timestamp) DO UPDATE SET usd ="
+                                        " excluded.usd, source = excluded.source"
+                                        " WHERE prices.usd IS DISTINCT FROM excluded.usd") != 0)
         return oom(err);
-    }
-    PQfreemem(native);
-    PGresult *r;
-    rc = run_sql(d, c, d->sql.data, &r, "storing prices", err);
-    uint64_t lo = UINT64_MAX, hi = 0;
-    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
-        if (PQgetisnull(r, i, 0))
-            continue;
-        uint64_t ts = strtoull(PQgetvalue(r, i, 0), NULL, 10);
-        lo = ts < lo ? ts : lo;
-        hi = ts > hi ? ts : hi;
-    }
-    PQclear(r);
+    rc = run_sql(d, c, d->sql.data, NULL, "storing prices", err);
     if (rc != 0 || lo > hi)
         return rc;
     hi += der->price_max_age;

@@ -610,7 +610,9 @@ static int touch_priced(bp_sqlite_derived *d, const bp_derived *der, uint64_t lo
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* The prices learnt: stored; the blocks whose price they change are priced again. */
+/* The prices learnt: stored; the blocks they may price are priced again. Whether the row
+ * changed does not matter: another writer (a chain sharing the file) may have stored the
+ * point first, and this chain's blocks are priced only here. */
 static int store_prices(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 {
     uint64_t lo = UINT64_MAX, hi = 0;
@@ -621,7 +623,7 @@ static int store_prices(bp_sqlite_derived *d, const bp_derived *der, bp_error *e
                  sqlite3_bind_double(st, 3, p->usd.v) | bind_text(st, 4, p->source);
         if (rc != SQLITE_OK || run(st) != SQLITE_OK)
             return db_error(d, err, "storing the price at %" PRIu64, p->timestamp);
-        if (sqlite3_changes(d->db) > 0 && strcmp(p->symbol, der->native_symbol) == 0) {
+        if (strcmp(p->symbol, der->native_symbol) == 0) {
             lo = p->timestamp < lo ? p->timestamp : lo;
             hi = p->timestamp > hi ? p->timestamp : hi;
         }

@@ -1,8 +1,9 @@
 """USD prices of the derived tables (fees_paid_usd), SQLite and PostgreSQL.
 
 A chain of blocks every ~10 minutes over ~4 hours. (1) `--prices FILE` (CSV) covering only
-the first half: blocks there get fees_paid_native x the latest price at or before them (at
-most --price-max-age older), the others and every window holding one of them stay NULL; (2) a
+the first half, each point twice in its second in milliseconds (the later value counts):
+blocks there get fees_paid_native x the latest price at or before them (at most
+--price-max-age older), the others and every window holding one of them stay NULL; (2) a
 `run` given a JSON-lines file covering the rest fills them in with its first batch, windows
 too; (3) `--price-url` against this test's own CoinGecko-shaped server (simple/price and
 market_chart/range, the API key in x-cg-demo-api-key), which answers the first range request
@@ -40,9 +41,20 @@ def price_of(t):
 
 
 class FakeGecko(http.server.ThreadingHTTPServer):
-    def __init__(self, mode="ok"):
+    """CoinGecko's /simple/price and /coins/{id}/market_chart/range. mode "fail" answers 500,
+    "garbage" malformed JSON. Without a clock /simple/price answers a fixed past time (1000)
+    and the range endpoint any span; with `clock` set (unix seconds, the test advances it)
+    /simple/price answers price_of(clock) last updated at clock, and the range endpoint knows
+    no point after it, as the real API. `down` (settable): every request answers 500 (429
+    with Retry-After for /simple/price) until cleared. `rate_limit_first`: the first range
+    request gets a 429."""
+
+    def __init__(self, mode="ok", clock=None, rate_limit_first=True):
         super().__init__(("127.0.0.1", 0), Handler)
         self.mode = mode
+        self.clock = clock
+        self.down = False
+        self.rate_limit_first = rate_limit_first
         self.requests = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -78,19 +90,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with srv.lock:
             srv.requests.append((u.path, q, self.headers.get("x-cg-demo-api-key")))
             n_range = sum(1 for p, _, _ in srv.requests if p.endswith("/market_chart/range"))
-        if srv.mode == "fail":
+        clock = srv.clock
+        if srv.down and u.path == "/api/v3/simple/price":
+            return self.answer(429, {"status": {"error_code": 429, "error_message": "limit"}},
+                               [("Retry-After", "1")])
+        if srv.mode == "fail" or srv.down:
             return self.answer(500, {"status": {"error_code": 500, "error_message": "down"}})
         if srv.mode == "garbage":
             return self.answer(200, "{not json")
         if u.path == "/api/v3/simple/price":
+            if clock is not None:
+                return self.answer(200, {q.get("ids", "?"): {"usd": price_of(clock),
+                                                             "last_updated_at": clock}})
             # a fixed past time: the current price must not change the blocks' expected USD
             return self.answer(200, {q.get("ids", "?"): {"usd": 1.5, "last_updated_at": 1000}})
         if u.path.startswith("/api/v3/coins/") and u.path.endswith("/market_chart/range"):
-            if n_range == 1:
+            if n_range == 1 and srv.rate_limit_first:
                 return self.answer(429, {"status": {"error_code": 429,
                                                     "error_message": "rate limit"}},
                                    [("Retry-After", "1")])
             lo, hi = int(q["from"]), int(q["to"])
+            hi = hi if clock is None else min(hi, clock)
             pts = [[t * 1000, price_of(t)] for t in range(lo - lo % 300, hi + 1, 300) if t >= lo]
             return self.answer(200, {"prices": pts, "market_caps": [], "total_volumes": []})
         return self.answer(404, {"error": "not found"})
@@ -145,7 +165,9 @@ def file_phases(bp, node, wl, blocks, receipts, tmp, output, read, read_prices, 
     with open(first, "w") as f:
         f.write("timestamp,symbol,usd\n")
         for t, u in points(ts[0] - 600, mid):
-            f.write(f"{t},ETH,{u!r}\n")
+            # two ticks in one second (milliseconds): one point, the later value (PostgreSQL
+            # refuses an upsert that changes a row twice)
+            f.write(f"{t * 1000 + 123},ETH,{u + 1!r}\n{t * 1000 + 456},ETH,{u!r}\n")
             f.write(f"{t},BTC,99999.0\n")  # another symbol: ignored
     run([bp, "backfill", "--rpc", node.url, "--output", output, "--chain", ORIGIN, "--from", "0",
          "--to", str(head), "--prices", first, "--price-max-age", str(MAX_AGE)] + KEEP)

@@ -1,0 +1,166 @@
+/* test_prices.c - the price store's readers (src/metrics/prices.c): every chain's metrics
+ * module takes every point (one reader each), a point changed twice before a take comes once
+ * with its last value (PostgreSQL refuses an upsert that changes a row twice), a resend hands
+ * everything again to that reader only, a reader that falls far behind is handed the whole
+ * store, and a --prices file's ticks in one second are one point. (The fetcher, end to end:
+ * integration/test_metrics_prices*.py.) */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "metrics/prices_internal.h"
+#include "util/arena.h"
+
+static bp_prices *store(void)
+{
+    bp_prices_config cfg = {.symbol = "ETH", .max_age = 600};
+    bp_error e = {0};
+    bp_prices *p = bp_prices_new(&cfg, &e);
+    assert_non_null(p);
+    return p;
+}
+
+/* The rows reader r takes now, as "ts=usd ts=usd ..." */
+static const char *take(bp_prices *p, int r, bp_arena *a)
+{
+    static char out[512];
+    bp_price_row *rows;
+    size_t n;
+    assert_int_equal(bp_prices_take_new(p, r, a, &rows, &n), 0);
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(rows[i].symbol, "ETH");
+        assert_true(rows[i].usd.set);
+        snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%llu=%g", i ? " " : "",
+                 (unsigned long long)rows[i].timestamp, rows[i].usd.v);
+    }
+    return out;
+}
+
+static void test_every_reader_takes_every_point(void **state)
+{
+    (void)state;
+    bp_prices *p = store();
+    bp_arena *a = bp_arena_new(4096);
+    assert_int_equal(bp_prices_add(p, 100, 1.5, "file"), 0);
+    int r1 = bp_prices_join(p), r2 = bp_prices_join(p);
+    assert_true(r1 >= 0 && r2 >= 0 && r1 != r2);
+    /* a reader's first take hands what the store held when it joined */
+    assert_string_equal(take(p, r1, a), "100=1.5");
+    assert_int_equal(bp_prices_add(p, 200, 2, "coingecko"), 0);
+    assert_string_equal(take(p, r1, a), "200=2");
+    assert_string_equal(take(p, r1, a), "");
+    /* the other chain was not robbed of them */
+    assert_string_equal(take(p, r2, a), "100=1.5 200=2");
+    assert_string_equal(take(p, r2, a), "");
+    /* the same value again is no news; a changed one is */
+    assert_int_equal(bp_prices_add(p, 200, 2, "coingecko"), 0);
+    assert_string_equal(take(p, r1, a), "");
+    assert_int_equal(bp_prices_add(p, 200, 3, "coingecko"), 0);
+    assert_string_equal(take(p, r2, a), "200=3");
+    assert_string_equal(take(p, r1, a), "200=3");
+    bp_arena_free(a);
+    bp_prices_free(p);
+}
+
+static void test_changed_twice_comes_once(void **state)
+{
+    (void)state;
+    bp_prices *p = store();
+    bp_arena *a = bp_arena_new(4096);
+    int r = bp_prices_join(p);
+    assert_string_equal(take(p, r, a), "");
+    assert_int_equal(bp_prices_add(p, 300, 1, "coingecko"), 0);
+    assert_int_equal(bp_prices_add(p, 100, 5, "coingecko"), 0);
+    assert_int_equal(bp_prices_add(p, 300, 2, "coingecko"), 0);
+    assert_int_equal(bp_prices_add(p, 300, 4, "coingecko"), 0);
+    assert_int_equal(bp_prices_add(p, 200, 7, "coingecko"), 0);
+    assert_string_equal(take(p, r, a), "100=5 200=7 300=4");
+    bp_arena_free(a);
+    bp_prices_free(p);
+}
+
+static void test_resend_and_leave(void **state)
+{
+    (void)state;
+    bp_prices *p = store();
+    bp_arena *a = bp_arena_new(4096);
+    int r1 = bp_prices_join(p), r2 = bp_prices_join(p);
+    assert_int_equal(bp_prices_add(p, 100, 1, "file"), 0);
+    assert_int_equal(bp_prices_add(p, 200, 2, "file"), 0);
+    assert_string_equal(take(p, r1, a), "100=1 200=2");
+    assert_string_equal(take(p, r2, a), "100=1 200=2");
+    bp_prices_resend(p, r1);
+    assert_string_equal(take(p, r1, a), "100=1 200=2");
+    assert_string_equal(take(p, r2, a), "");
+    /* a reader that left takes nothing more, and its slot goes to the next that joins */
+    bp_prices_leave(p, r2);
+    assert_int_equal(bp_prices_add(p, 300, 3, "file"), 0);
+    assert_string_equal(take(p, r2, a), "");
+    assert_int_equal(bp_prices_join(p), r2);
+    assert_string_equal(take(p, r2, a), "100=1 200=2 300=3");
+    assert_string_equal(take(p, r1, a), "300=3");
+    bp_arena_free(a);
+    bp_prices_free(p);
+}
+
+/* A chain that writes no batch for a long time: its list stays bounded by the store's size
+ * (it is handed the whole store instead). */
+static void test_idle_reader_bounded(void **state)
+{
+    (void)state;
+    bp_prices *p = store();
+    bp_arena *a = bp_arena_new(4096);
+    int idle = bp_prices_join(p), busy = bp_prices_join(p);
+    assert_string_equal(take(p, idle, a), "");
+    for (int i = 0; i < 1000; i++)
+        assert_int_equal(bp_prices_add(p, 100 + (uint64_t)(i % 3), i, "coingecko"), 0);
+    assert_true(p->readers[idle].n <= p->n);
+    assert_string_equal(take(p, idle, a), "100=999 101=997 102=998");
+    assert_string_equal(take(p, busy, a), "100=999 101=997 102=998");
+    bp_arena_free(a);
+    bp_prices_free(p);
+}
+
+/* --prices with millisecond ticks in one second: one point, the file's last value. */
+static void test_file_ticks_in_one_second(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/bp-test-prices-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("timestamp,symbol,usd\n1700000000123,ETH,2000\n1700000000456,ETH,2001\n"
+          "1700000001000,ETH,2002\n",
+          f);
+    fclose(f);
+    bp_prices_config cfg = {.symbol = "ETH", .file = path, .max_age = 600};
+    bp_error e = {0};
+    bp_prices *p = bp_prices_new(&cfg, &e);
+    unlink(path);
+    assert_non_null(p);
+    bp_arena *a = bp_arena_new(4096);
+    int r = bp_prices_join(p);
+    assert_string_equal(take(p, r, a), "1700000000=2001 1700000001=2002");
+    bp_arena_free(a);
+    bp_prices_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_reader_takes_every_point),
+        cmocka_unit_test(test_changed_twice_comes_once),
+        cmocka_unit_test(test_resend_and_leave),
+        cmocka_unit_test(test_idle_reader_bounded),
+        cmocka_unit_test(test_file_ticks_in_one_second),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
