@@ -261,22 +261,32 @@ static int arch_identity(bp_rpc *rpc, uint64_t *id, bp_error *err)
     return rc;
 }
 
+/* JSON-RPC's "method not found": a node without get_best_finalized_block_hash. */
+static bool method_unknown(yajl_val error)
+{
+    yajl_val code = yajl_tree_get(error, (const char *[]){"code", NULL}, yajl_t_number);
+    return code && YAJL_IS_INTEGER(code) && code->u.number.i == -32601;
+}
+
 /* The best and the best finalized hash, in one request (book get-best-block-hash.md,
- * get-best-finalized-block-hash.md). A node without the second (an error, or no hash) has no
- * finalized block: *final stays false. */
+ * get-best-finalized-block-hash.md). A node without the second (the method unknown to it, or
+ * a null answer) has no finalized block: *final stays false; any other failure of it sets
+ * *unknown (the node has one, it did not say which this time). */
 static int best_hashes(bp_rpc *rpc, calls *c, bp_arch_hash best, bp_arch_hash fin, bool *final,
-                       bp_error *err)
+                       bool *unknown, bp_error *err)
 {
     static const char *const m[] = {"get_best_block_hash", "get_best_finalized_block_hash"};
     bp_error e;
-    *final = false;
+    *final = *unknown = false;
     int rc = calls_run_m(rpc, c, NULL, m, 2, no_param, NULL, err);
     if (rc == 0 && c->errors[0])
         rc = call_error(c->errors[0], m[0], err);
     if (rc == 0)
         rc = hash_of(c->results[0], m[0], best, err);
-    if (rc == 0 && !c->errors[1])
-        *final = hash_of(c->results[1], m[1], fin, &e) == 0;
+    if (rc == 0 && c->errors[1])
+        *unknown = !method_unknown(c->errors[1]);
+    else if (rc == 0 && !YAJL_IS_NULL(c->results[1]))
+        *unknown = !(*final = hash_of(c->results[1], m[1], fin, &e) == 0);
     return rc;
 }
 
@@ -285,8 +295,8 @@ static int arch_head(bp_rpc *rpc, calls *c, bp_header *out, bp_error *err)
 {
     bp_arch_hash h[2];
     bp_arch_block b = {0}, f = {0};
-    bool final;
-    int rc = best_hashes(rpc, c, h[0], h[1], &final, err);
+    bool final, unknown;
+    int rc = best_hashes(rpc, c, h[0], h[1], &final, &unknown, err);
     const char *hp[2] = {h[0], h[1]};
     if (rc == 0)
         rc = calls_run(rpc, c, "get_block", final ? 2 : 1, string_param, hp, err);
@@ -306,6 +316,7 @@ static int arch_head(bp_rpc *rpc, calls *c, bp_header *out, bp_error *err)
         out->has_final = true;
         out->final_number = f.height;
     }
+    out->final_unknown = !out->has_final && (unknown || final);
     bp_arch_block_free(&b);
     bp_arch_block_free(&f);
     return 0;

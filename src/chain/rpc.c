@@ -553,6 +553,7 @@ int bp_rpc_header(bp_rpc *rpc, uint64_t number, bp_header *out, bp_error *err)
     char params[48], label[32];
     yajl_val root, result;
     const char *bad = "";
+    out->has_final = out->final_unknown = false; /* an EVM node names no finalized block here */
     if (number == UINT64_MAX) {
         snprintf(params, sizeof(params), "[\"latest\",false]");
         snprintf(label, sizeof(label), "latest");

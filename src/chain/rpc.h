@@ -103,6 +103,10 @@ typedef struct bp_header {
      * target()); false: --confirmations counts blocks below the head. */
     bool has_final;
     uint64_t final_number;
+    /* The node has a finalized block but did not say which this time (its call failed, or
+     * the block's get_block did), unlike a node without one (the method unknown to it): a
+     * pipeline that never learnt a finalized height then waits rather than count blocks. */
+    bool final_unknown;
 } bp_header;
 int bp_rpc_header(bp_rpc *rpc, uint64_t number, bp_header *out, bp_error *err);
 

@@ -253,6 +253,8 @@ static bool target(const pipeline *p, uint64_t *out)
     uint64_t t;
     if (p->cfg->confirmations > 0 && p->head.has_final) /* the node's finality (bp_header) */
         t = p->head.final_number;
+    else if (p->cfg->confirmations > 0 && p->head.final_unknown)
+        return false; /* it has one, not yet told: counting blocks could pass it */
     else if (p->head.number < p->cfg->confirmations)
         return false;
     else
@@ -275,7 +277,8 @@ static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error 
  * --confirmations) is checked against our tip too: the reorg may reach below it. */
 /* The head with the node's finalized height: as answered, or, when this poll did not get it
  * (the call failed once), the last one answered, so that --confirmations never commits above
- * the node's finalized block; head - N only for a node that never answered one. */
+ * the node's finalized block; head - N only for a node that has none (a node that has one but
+ * never said which yet: final_unknown, target() waits). */
 static bp_header with_final(pipeline *p, const bp_header *in)
 {
     bp_header h = *in;
