@@ -1,23 +1,27 @@
 #!/usr/bin/env python3
-"""metrics_ab.py - the derived analytics tables' cost in PostgreSQL, binary A against binary B
-in one session (issue 10, part 6: backfill with the derived tables on >= 0.8 of off).
+"""metrics_ab.py - the derived analytics tables' cost in PostgreSQL or SQLite, binary A against
+binary B in one session (issue 10, part 6: backfill with the derived tables on >= 0.8 of off).
 
     python3 bench/metrics_ab.py --binary before=OLD/blockpipe --binary after=build/blockpipe
+    python3 bench/metrics_ab.py --output sqlite --blocks 1000 --binary ...
 
-Backfills bench/metrics_bench.py's 12 s chain (600 simnode blocks of 200 transactions, 8
-workers) into one private PostgreSQL server (tests/tools/pg.py, autovacuum off, a CHECKPOINT
-before each run) with `--metrics off` and `--metrics on`, every binary and mode in every
-round, the order reversed every other round, each backfill into a schema of its own (run the
-whole script under `nice`: the server, simnode and blockpipe then share the same weight). Per run: wall seconds, blockpipe's CPU (user + system, wait4), the server's CPU (the
-postmaster's own and its children's, reaped or live, from /proc, 0.5 s after the run), peak
-RSS, the load average. Prints each run and the medians; writes nothing (notes in
-docs/PERFORMANCE.md are written by hand from its output).
+Backfills bench/metrics_bench.py's 12 s chain (600 simnode blocks of 200 transactions by
+default, 8 workers) with `--metrics off` and `--metrics on`, every binary and mode in every
+round, the order reversed every other round: into one private PostgreSQL server
+(tests/tools/pg.py, autovacuum off, a CHECKPOINT before each run), each backfill into a schema
+of its own, or into a new SQLite file in a temporary directory (run the whole script under
+`nice`: the server, simnode and blockpipe then share the same weight). Per run: wall seconds,
+blockpipe's CPU (user + system, wait4), the server's CPU (PostgreSQL: the postmaster's own and
+its children's, reaped or live, from /proc, 0.5 s after the run; SQLite: 0), peak RSS, the load
+average. Prints each run and the medians; writes nothing (notes in docs/PERFORMANCE.md are
+written by hand from its output).
 """
 import argparse
 import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -62,12 +66,60 @@ def run(cmd):
     return dt, ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024.0
 
 
+class PgTarget:
+    def __init__(self, pg):
+        self.pg = pg
+
+    def before(self, name):
+        self.pg.sql("CHECKPOINT")
+        self.schema = name
+        return server_cpu(self.pg.proc.pid), self.pg.url(query=f"schema={name}")
+
+    def after(self, s0):
+        time.sleep(0.5)
+        srv = server_cpu(self.pg.proc.pid) - s0
+        self.pg.sql(f"DROP SCHEMA {self.schema} CASCADE")
+        return srv
+
+
+class SqliteTarget:
+    def __init__(self, tmp):
+        self.tmp = tmp
+
+    def before(self, name):
+        self.db = os.path.join(self.tmp, name + ".db")
+        return 0.0, f"sqlite:{self.db}"
+
+    def after(self, s0):
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.db + suffix):
+                os.remove(self.db + suffix)
+        return 0.0
+
+
+def rounds(a, bins, url, res, target):
+    for r in range(a.rounds):
+        order = [(n, p, m) for n, p in bins for m in ("off", "on")]
+        for name, path, mode in order if r % 2 == 0 else reversed(order):
+            load = os.getloadavg()[0]
+            s0, output = target.before(f"r{r}_{name}_{mode}".replace("-", "_"))
+            wall, cpu, rss = run([path, "backfill", "--rpc", url, "--from", "0", "--to",
+                                  str(a.blocks - 1), "--workers", str(a.workers), "--output",
+                                  output, "--metrics", mode, "--log-level", "warn"])
+            srv = target.after(s0)
+            res.setdefault((name, mode), []).append((wall, cpu, srv, rss, load))
+            print(f"round {r + 1} {name:>8} {mode:>3}: {wall:6.2f} s, blockpipe CPU "
+                  f"{cpu:5.2f} s, server CPU {srv:5.2f} s, peak RSS {rss:4.0f} MiB, "
+                  f"load {load:.1f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", action="append", required=True, help="NAME=PATH")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--blocks", type=int, default=600)
     ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--output", choices=("postgres", "sqlite"), default="postgres")
     a = ap.parse_args()
     bins = [b.split("=", 1) for b in a.binary]
     sim = subprocess.Popen([bins[0][1], "simnode", "--listen", "127.0.0.1:0", "--block-time",
@@ -76,27 +128,12 @@ def main():
     url = sim.stdout.readline().split()[-1]
     res = {}
     try:
-        with Postgres(settings={"autovacuum": "off"}) as pg:
-            pm = pg.proc.pid
-            for r in range(a.rounds):
-                order = [(n, p, m) for n, p in bins for m in ("off", "on")]
-                for name, path, mode in order if r % 2 == 0 else reversed(order):
-                    schema = f"r{r}_{name}_{mode}".replace("-", "_")
-                    pg.sql("CHECKPOINT")
-                    load = os.getloadavg()[0]
-                    s0 = server_cpu(pm)
-                    wall, cpu, rss = run([path, "backfill", "--rpc", url, "--from", "0",
-                                          "--to", str(a.blocks - 1), "--workers",
-                                          str(a.workers), "--output",
-                                          pg.url(query=f"schema={schema}"), "--metrics", mode,
-                                          "--log-level", "warn"])
-                    time.sleep(0.5)
-                    srv = server_cpu(pm) - s0
-                    pg.sql(f"DROP SCHEMA {schema} CASCADE")
-                    res.setdefault((name, mode), []).append((wall, cpu, srv, rss, load))
-                    print(f"round {r + 1} {name:>8} {mode:>3}: {wall:6.2f} s, blockpipe CPU "
-                          f"{cpu:5.2f} s, server CPU {srv:5.2f} s, peak RSS {rss:4.0f} MiB, "
-                          f"load {load:.1f}", flush=True)
+        if a.output == "sqlite":
+            with tempfile.TemporaryDirectory() as tmp:
+                rounds(a, bins, url, res, SqliteTarget(tmp))
+        else:
+            with Postgres(settings={"autovacuum": "off"}) as pg:
+                rounds(a, bins, url, res, PgTarget(pg))
     finally:
         sim.terminate()
         sim.wait()

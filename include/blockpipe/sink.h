@@ -93,6 +93,11 @@ typedef struct bp_batch {
      * resumes. A crash between writes loses the open transaction whole, the checkpoint with it.
      * false at the head: one transaction per batch, committed before write() returns. */
     bool more;
+    /* The batch takes the pipeline to its target (the chain's head less the confirmations, or
+     * a backfill's last block): nothing is left to fetch when it is handed over. What an output
+     * leaves undone through a backfill (PostgreSQL: token_transfers' lookup index) it may do
+     * after such a batch. */
+    bool head;
 } bp_batch;
 
 typedef struct bp_sink bp_sink;

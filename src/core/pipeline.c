@@ -1066,6 +1066,13 @@ static bool behind(const pipeline *p)
     return batch_full(p) && !p->stopping && target(p, &t) && p->rb.base <= t;
 }
 
+/* bp_batch.head: every block up to the target is in the batch or an earlier one. */
+static bool at_target(const pipeline *p)
+{
+    uint64_t t;
+    return target(p, &t) && p->rb.base > t;
+}
+
 /* Hands the batch to the writer thread unless it is still writing the previous one:
  * returns 1 then (the batch stays; the writer wakes us when it is done), 0 when handed over
  * (or empty), or the error of an earlier write. */
@@ -1091,6 +1098,7 @@ static int hand_over(pipeline *p, bp_error *err)
         .count = p->nevents,
         .fetched = p->cfg->fetch,
         .more = behind(p),
+        .head = at_target(p),
     };
     if (p->aws)
         batch.checkpoint.floor_set = resync_floor(p, &batch.checkpoint.floor);

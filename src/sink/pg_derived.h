@@ -15,8 +15,12 @@
 
 typedef struct bp_pg_derived bp_pg_derived;
 
-/* Schema version 2: the derived tables, their indexes and views. */
+/* Schema version 2: the derived tables, the index the rollups read by and the views. */
 int bp_pg_derived_schema(bp_buf *sql);
+/* The lookup indexes of the derived tables that nothing in blockpipe reads by
+ * (token_transfers_token_idx): not in the schema version, made by a writer once its backfill is
+ * over (postgres.c: make_lookup_indexes), IF NOT EXISTS (a schema made before has it). */
+extern const char bp_pg_derived_lookup_indexes[];
 /* Schema version 5: lazy_set_windows, the hour and day windows whose sets are not stored row by
  * row but are their blocks' raw transactions' (pg_derived.c, "lazy sets"). */
 int bp_pg_derived_schema_lazy(bp_buf *sql);

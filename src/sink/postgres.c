@@ -73,8 +73,9 @@ typedef struct pg_sink {
     /* the derived tables: written with metrics on; off, only the reverted blocks' rows taken
      * out (pg_derived.h) */
     bp_pg_derived *derived;
-    bool metrics;                 /* metrics on: the output writes derived rows */
-    const bp_block_derived **run; /* the derived rows of the APPLY run being written */
+    bool metrics;                   /* metrics on: the output writes derived rows */
+    bool lookup_tried, lookup_made; /* make_lookup_indexes ran; and succeeded */
+    const bp_block_derived **run;   /* the derived rows of the APPLY run being written */
     size_t run_cap;
     struct pg_claim *claims; /* the chains whose writer lock this session holds (or held) */
     size_t claim_count, claim_cap;
@@ -825,6 +826,36 @@ static int pg_check(bp_sink *base, const char *chain, bp_error *err)
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
 }
 
+/* The derived tables' lookup indexes (pg_derived.h), once per handle, when its writes reach
+ * the head or it closes: a backfill writes its token transfers without keeping an index on
+ * them up to date, and the index is one sort over the finished table. Under the migrations'
+ * lock: two processes making it at once would collide in the catalog. */
+static void make_lookup_indexes(pg_sink *s)
+{
+    s->lookup_tried = true;
+    char *lit = PQescapeLiteral(s->conn, s->t.schema, strlen(s->t.schema));
+    bp_buf_reset(&s->sql);
+    bp_error err;
+    int rc = !lit || bp_buf_printf(&s->sql,
+                                   "SELECT pg_advisory_xact_lock(hashtext('blockpipe migrate ' ||"
+                                   " %s)); %s",
+                                   lit, bp_pg_derived_lookup_indexes) != 0
+                 ? bp_error_set(&err, BP_ENOMEM, "out of memory")
+                 : bp_pg_run(s->conn, s->sql.data, NULL, s->sqlstate,
+                             "creating token_transfers_token_idx", &err);
+    PQfreemem(lit);
+    s->lookup_made = rc == 0;
+    if (rc != 0)
+        bp_warn("postgres %s: %s (tried again at close)", s->t.where, err.msg);
+}
+
+/* Whether the handle makes its lookup indexes after batch: the first batch at the pipeline's
+ * target (bp_batch.head) of an output that writes the derived tables. */
+static bool lookup_due(const pg_sink *s, const bp_batch *batch)
+{
+    return s->base.derived && !s->lookup_tried && batch->head;
+}
+
 static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
 {
     pg_sink *s = (pg_sink *)base;
@@ -835,6 +866,8 @@ static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
             rc = check_claim(s, batch->chain, err);
         if (rc == 0)
             rc = write_once(s, batch, staging, err);
+        if (rc == 0 && lookup_due(s, batch))
+            make_lookup_indexes(s);
         if (rc == 0)
             return 0;
         if (rc == BP_EDB && !staging && strcmp(s->sqlstate, "23505") == 0) {
@@ -932,6 +965,9 @@ static void pg_close(bp_sink *base)
     pg_sink *s = (pg_sink *)base;
     if (!s)
         return;
+    if (s->base.derived && s->conn && PQstatus(s->conn) == CONNECTION_OK &&
+        PQtransactionStatus(s->conn) == PQTRANS_IDLE && !s->lookup_made)
+        make_lookup_indexes(s);
     PQfinish(s->conn); /* lets go of the writer locks */
     for (size_t i = 0; i < s->claim_count; i++)
         free(s->claims[i].chain);

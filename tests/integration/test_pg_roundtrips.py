@@ -10,7 +10,12 @@ writer's connection may send at most 4 more per batch (the COPYs of chain_metric
 token_transfers, the contract increments and the minutes' contract rows; the code before sent
 10). The derived tables are there and equal the rows of a backfill of the same chain into
 SQLite (whose writes are statement by statement): the contract windows, the chain windows,
-their unique_senders and active_addresses (counted on the client now) included."""
+their unique_senders and active_addresses (counted on the client now) included.
+
+token_transfers_token_idx, which nothing blockpipe does reads, is not kept up during a backfill:
+the backfill makes it after its last COPY into token_transfers (at its last batch or its close),
+and a `run` makes it once it writes at the head (before any close: it is killed). A lookup by
+token then reads it and finds the rows SQLite has."""
 import collections
 import os
 import re
@@ -18,6 +23,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
@@ -44,14 +50,14 @@ def backfill(bp, rpc, output, mode):
 
 def statements(log_text):
     """Per backend pid: the number of statements logged from its first batch on (not the
-    schema's migration) and of COMMITs among them."""
+    schema's migration, nor the token index made once) and of COMMITs among them."""
     n, commits, began = collections.Counter(), collections.Counter(), set()
     for m in re.finditer(r"\[(\d+)\] LOG:  duration: [\d.]+ ms  statement: (.*?)(?=\n\S|\Z)",
                          log_text, re.S):
         pid, sql = m.group(1), m.group(2).strip()
         if sql.startswith("BEGIN; SELECT number"):
             began.add(pid)
-        if pid in began:
+        if pid in began and "token_transfers_token_idx" not in sql:  # (once, not per batch)
             n[pid] += 1
             commits[pid] += sql.rstrip(";").endswith("COMMIT")
     return n, commits
@@ -77,6 +83,48 @@ def norm(v):
     return int(f) if f == int(f) and abs(f) < 2 ** 53 and "." not in str(v) else round(f, 6)
 
 
+def check_token_index(pg, log_text, lite):
+    """The index is made after the backfill's last COPY into token_transfers, and used."""
+    made = [m.start() for m in re.finditer(r"CREATE INDEX[^;]*token_transfers_token_idx", log_text)]
+    copies = [m.start() for m in re.finditer(r"COPY token_transfers\b", log_text)]
+    if not copies or len(made) != 1 or made[0] < copies[-1]:
+        raise AssertionError(f"token_transfers_token_idx made at {made}, COPYs into "
+                             f"token_transfers at {copies[:3]}..{copies[-1:]}: not after them")
+    token, n = lite.execute("SELECT token_address, count(*) FROM token_transfers"
+                            " GROUP BY 1 ORDER BY 2 DESC LIMIT 1").fetchone()
+    q = (f"SELECT count(*) FROM m_on.token_transfers WHERE token_address ="
+         f" decode('{token[2:]}', 'hex')")
+    plan = "\n".join(r[0] for r in pg.sql(f"SET enable_seqscan = off; EXPLAIN {q}"))
+    got = int(pg.sql(q)[0][0])
+    if "token_transfers_token_idx" not in plan or got != n:
+        raise AssertionError(f"lookup of token {token}: {got} rows (want {n}), plan:\n{plan}")
+    print(f"token_transfers_token_idx made after the backfill's {len(copies)} COPYs; "
+          f"a lookup reads it ({got} rows of {token})")
+
+
+def index_at_head(bp, rpc, pg):
+    """A run that reaches the head makes the index before it closes."""
+    run = subprocess.Popen([bp, "run", "--rpc", rpc, "--start-block", str(BLOCKS - 30),
+                            "--batch-size", "10", "--output", pg.url(query="schema=m_run"),
+                            "--log-level", "warn"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if pg.sql("SELECT count(*) FROM pg_indexes WHERE schemaname = 'm_run'"
+                      " AND indexname = 'token_transfers_token_idx'")[0][0] == "1":
+                break
+            if run.poll() is not None:
+                raise AssertionError(f"run exited {run.returncode}: {run.stderr.read()[-2000:]}")
+            time.sleep(0.1)
+        else:
+            raise AssertionError("run at the head made no token_transfers_token_idx in 60 s")
+        rows = pg.sql("SELECT count(*) FROM m_run.token_transfers")[0][0]
+    finally:
+        run.kill()
+        run.wait()
+    print(f"run made token_transfers_token_idx at the head ({rows} transfers), not at close")
+
+
 def main():
     bp = os.environ["BLOCKPIPE"]
     print(__doc__.strip().splitlines()[0])
@@ -88,13 +136,14 @@ def main():
         with Postgres(settings={"log_min_duration_statement": "0",
                                 "log_line_prefix": "%m [%p] "}) as pg, \
                 tempfile.TemporaryDirectory(prefix="bp-rt-") as tmp:
-            sent = {}
+            sent, logs = {}, {}
             for mode in ("off", "on"):
                 start = os.path.getsize(pg.log_path)
                 backfill(bp, rpc, pg.url(query=f"schema=m_{mode}"), mode)
                 with open(pg.log_path, errors="replace") as f:
                     f.seek(start)
-                    sent[mode] = writer(f.read())
+                    logs[mode] = f.read()
+                    sent[mode] = writer(logs[mode])
             (n_off, b_off), (n_on, b_on) = sent["off"], sent["on"]
             print(f"off: {n_off} statements in {b_off} batches, on: {n_on} in {b_on}")
             if b_on < 5 or b_off < 5:
@@ -121,6 +170,8 @@ def main():
                     raise AssertionError(f"{t}: {len(got)} rows, want {len(want)}; first "
                                          f"difference {bad}")
                 print(f"{t}: {len(got)} rows equal SQLite's")
+            check_token_index(pg, logs["on"], lite)
+            index_at_head(bp, rpc, pg)
     finally:
         sim.terminate()
         sim.wait()
