@@ -133,26 +133,11 @@ static int post_calls(bp_rpc *rpc, calls *c, const char *method, const char *con
 
 /* One error object answered a batch of n calls refusing it for its size (Arch's docs and
  * SDKs never send batches; a node or gateway may cap or refuse them): the cap is learnt for
- * the endpoint, as the EVM fetch does (chain/fetch.c batch_refused). True when it was. */
+ * the endpoint, as the EVM fetch does (bp_fetch_batch_refused). True when it was. */
 static bool batch_refused(bp_rpc *rpc, const calls *c, size_t from, size_t n)
 {
     yajl_val e = n > 1 ? c->errors[from] : NULL;
-    int cap = e && e == c->errors[from + n - 1] ? bp_rpc_batch_cap(e, n) : 0;
-    if (cap <= 0)
-        return false;
-    if (bp_rpc_limits_learn_calls(bp_rpc_limits_of(rpc), cap)) {
-        bp_error why;
-        bp_decode_rpc_error(e, "batch", &why);
-        if (cap == 1)
-            bp_info("rpc %s refuses batches (%s): one call per request from now on (not a "
-                    "failure)",
-                    bp_rpc_url(rpc), why.msg);
-        else
-            bp_info("rpc %s refuses a batch of %zu calls (%s): at most %d calls per request "
-                    "from now on (not a failure)",
-                    bp_rpc_url(rpc), n, why.msg, cap);
-    }
-    return true;
+    return e && e == c->errors[from + n - 1] && bp_fetch_batch_refused(rpc, e, n);
 }
 
 /* methods[i] (NULL: method) is the i-th call's. */

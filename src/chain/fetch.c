@@ -156,13 +156,11 @@ static void note_no_block_receipts(bp_rpc *rpc, bp_fetch_shared *shared, yajl_va
             bp_rpc_url(rpc), why.msg, shared->receipt_batch);
 }
 
-/* One error object answered the whole batch of `asked` calls: a batch-size refusal teaches
- * the endpoint's cap. AGAIN when it did (send again within it), else 0. */
-static int batch_refused(bp_rpc *rpc, yajl_val error, size_t asked)
+bool bp_fetch_batch_refused(bp_rpc *rpc, yajl_val error, size_t asked)
 {
     int cap = bp_rpc_batch_cap(error, asked);
     if (cap <= 0)
-        return 0;
+        return false;
     if (bp_rpc_limits_learn_calls(bp_rpc_limits_of(rpc), cap)) {
         bp_error why;
         bp_decode_rpc_error(error, "batch", &why);
@@ -175,7 +173,13 @@ static int batch_refused(bp_rpc *rpc, yajl_val error, size_t asked)
                     "from now on (not a failure)",
                     bp_rpc_url(rpc), asked, why.msg, cap);
     }
-    return AGAIN;
+    return true;
+}
+
+/* AGAIN when a batch-size refusal taught the endpoint's cap (send again within it), else 0. */
+static int batch_refused(bp_rpc *rpc, yajl_val error, size_t asked)
+{
+    return bp_fetch_batch_refused(rpc, error, asked) ? AGAIN : 0;
 }
 
 /* The answer to a range of `count` blocks was refused for its size at block `ok` (the

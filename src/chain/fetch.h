@@ -54,4 +54,9 @@ int bp_fetch_range(bp_rpc *rpc, bp_fetch_shared *shared, uint64_t first, size_t 
 int bp_fetch_block_by_hash(bp_rpc *rpc, bp_fetch_shared *shared, const char *hash, bp_block **out,
                            bp_error *err);
 
+/* One error object answered a whole batch of `asked` calls: when it refuses the batch for its
+ * size, the endpoint learns the cap (bp_rpc_limits_learn_calls; logged once) and this is true:
+ * send again within it. Any family's batches (EVM fetch, Arch source). */
+bool bp_fetch_batch_refused(bp_rpc *rpc, yajl_val error, size_t asked);
+
 #endif

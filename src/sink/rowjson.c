@@ -11,33 +11,7 @@
 
 INLINE void value(bp_fmt *f, bp_col_id id, const bp_row *r)
 {
-    bp_value v = bp_value_of(id, r);
-    switch (v.kind) {
-    case BP_VAL_U64:
-        if (bp_col_type_of(id) == BP_COL_BOOL) /* a JSON boolean, as the node and the API say */
-            bp_fmt_str(f, v.u ? "true" : "false");
-        else
-            bp_fmt_u64(f, v.u);
-        return;
-    case BP_VAL_U256:
-        bp_fmt_char(f, '"');
-        bp_fmt_qty(f, v.q, "");
-        bp_fmt_char(f, '"');
-        return;
-    case BP_VAL_STR:
-        if (bp_col_type_of(id) == BP_COL_JSON)
-            bp_fmt_str(f, v.s); /* JSON text already (the decoder made it) */
-        else
-            bp_fmt_json_str(f, v.s);
-        return;
-    case BP_VAL_WITHDRAWALS:
-        bp_fmt_char(f, '[');
-        bp_fmt_withdrawals(f, v.block, "\"");
-        bp_fmt_char(f, ']');
-        return;
-    default:
-        bp_fmt_str(f, "null");
-    }
+    bp_rowjson_value(f, bp_col_type_of(id), bp_value_of(id, r));
 }
 
 INLINE int object(bp_buf *out, int first, int end, const bp_row *r)

@@ -2,8 +2,6 @@
  * the same for every set (blockpipe/tableset.h). The Arch set: src/arch/arch_tables.c. */
 #include "blockpipe/tableset.h"
 
-#include <math.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "sink/format.h"
@@ -104,45 +102,6 @@ void bp_table_rows(bp_table_row *r, const bp_table_set *set, const char *chain, 
     *r = (bp_table_row){.set = set, .chain = chain, .ev = ev, .table = table};
 }
 
-static void json_value(bp_fmt *f, bp_col_type type, bp_value v)
-{
-    char num[48];
-    switch (v.kind) {
-    case BP_VAL_U64:
-        if (type == BP_COL_BOOL)
-            bp_fmt_str(f, v.u ? "true" : "false");
-        else
-            bp_fmt_u64(f, v.u);
-        return;
-    case BP_VAL_U256:
-        bp_fmt_char(f, '"');
-        bp_fmt_qty(f, v.q, "");
-        bp_fmt_char(f, '"');
-        return;
-    case BP_VAL_STR:
-        if (type == BP_COL_JSON)
-            bp_fmt_str(f, v.s); /* JSON text already (the decoder made it) */
-        else
-            bp_fmt_json_str(f, v.s);
-        return;
-    case BP_VAL_WITHDRAWALS:
-        bp_fmt_char(f, '[');
-        bp_fmt_withdrawals(f, v.block, "\"");
-        bp_fmt_char(f, ']');
-        return;
-    case BP_VAL_F64:
-        if (isfinite(v.f)) {
-            snprintf(num, sizeof(num), "%.6f", v.f);
-            bp_fmt_str(f, num);
-            return;
-        }
-        break;
-    default:
-        break;
-    }
-    bp_fmt_str(f, "null");
-}
-
 int bp_table_row_json_generic(bp_buf *out, const bp_table_row *r)
 {
     const bp_set_table *t = &r->set->tables[r->table];
@@ -151,7 +110,7 @@ int bp_table_row_json_generic(bp_buf *out, const bp_table_row *r)
         bp_fmt_str(&f, c == 0 ? "{\"" : ",\"");
         bp_fmt_str(&f, t->columns[c].name);
         bp_fmt_str(&f, "\":");
-        json_value(&f, t->columns[c].type, r->set->value(r, c));
+        bp_rowjson_value(&f, t->columns[c].type, r->set->value(r, c));
     }
     bp_fmt_char(&f, '}');
     return f.rc;
