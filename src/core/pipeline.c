@@ -109,7 +109,7 @@ struct pipeline {
     bp_arch_ws *aws;    /* --ws of a family with its own event stream (ws_events): its events */
     uint64_t aws_epoch; /* its subscriptions already resynced (bp_arch_ws_epoch) */
     uint64_t aws_lost;  /* ... of which malformed events (what the log says) */
-    uint64_t aws_lost_seen, aws_lost_upto; /* the last loss noticed, committed up to first */
+    uint64_t aws_lost_seen, aws_lost_upto; /* the last loss noticed, fetched below then */
     int64_t aws_retry_ms;                  /* a failed resync is tried again from then, */
     size_t aws_tries;                      /* on the endpoint after the one that failed */
     /* The node's best finalized height last seen while the socket was subscribed: a block
@@ -2078,19 +2078,20 @@ static uint64_t resync_low(pipeline *p, const bp_canon_entry *tip, const bp_cano
     return lo;
 }
 
-/* A malformed event may have been the rollback of a block fetched before it and committed
- * after the re-read (the event itself would have waited for that block, arch_ws.h): the
- * re-read waits until the blocks up to the commit target as it was when the loss was first
- * seen are committed (those fetched later show the node's state after it). True: wait. */
-static bool lost_wait(pipeline *p, uint64_t lost, const bp_canon_entry *tip)
+/* A lost event (a malformed one, or any sent while the socket was down) may have been the
+ * rollback of a block fetched before it and committed after the re-read (a well-formed event
+ * waits for its block, arch_ws.h): the re-read waits until every block asked for before the
+ * loss was first seen (below next_fetch then) is committed; blocks asked for later show the
+ * node's state after it. A reorg that sends the fetch back below that mark ends the wait (the
+ * blocks above are asked again). key changes with every loss. True: wait. */
+static bool lost_wait(pipeline *p, uint64_t key, const bp_canon_entry *tip)
 {
-    uint64_t t = 0;
-    bool have = target(p, &t);
-    if (lost != p->aws_lost_seen) { /* another loss: what was fetched until now counts too */
-        p->aws_lost_seen = lost;
-        p->aws_lost_upto = have ? t : 0;
+    if (key != p->aws_lost_seen) {
+        p->aws_lost_seen = key;
+        p->aws_lost_upto = p->next_fetch;
     }
-    return tip && tip->number < p->aws_lost_upto && have && t >= p->aws_lost_upto;
+    uint64_t committed = tip ? tip->number + 1 : 0;
+    return committed < p->aws_lost_upto && p->next_fetch >= p->aws_lost_upto;
 }
 
 /* The socket was (re)subscribed: events the node sent while it was down (or to a process
@@ -2111,7 +2112,7 @@ static void resync_rollbacks(pipeline *p)
         return;
     /* a malformed event may have been a rollback / re-apply: read as after a reconnect */
     bool only_lost = lost != p->aws_lost && epoch - p->aws_epoch <= lost - p->aws_lost;
-    if (only_lost && lost_wait(p, lost, tip))
+    if (lost_wait(p, epoch + lost, tip))
         return;
     const char *why = only_lost ? "a malformed event was dropped" : "subscribed again";
     if (low && low->number > 0) /* no longer read again: the reorg window is above them */
