@@ -75,6 +75,7 @@ typedef struct pg_sink {
     bp_pg_derived *derived;
     bool metrics;                   /* metrics on: the output writes derived rows */
     bool lookup_tried, lookup_made; /* make_lookup_indexes ran; and succeeded */
+    bool write_failed;              /* a batch failed for good (the run stops with its error) */
     const bp_block_derived **run;   /* the derived rows of the APPLY run being written */
     size_t run_cap;
     struct pg_claim *claims; /* the chains whose writer lock this session holds (or held) */
@@ -878,8 +879,10 @@ static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
             continue;
         }
         bool again = bp_error_is_transient(rc) || (rc == BP_EDB && bp_pg_retryable(s->sqlstate));
-        if (!again || attempt >= PG_MAX_ATTEMPTS)
+        if (!again || attempt >= PG_MAX_ATTEMPTS) {
+            s->write_failed = true; /* no index made at close: the server just refused a write */
             return bp_error_prefix(err, "%s: ", s->t.where);
+        }
         bp_warn("postgres %s: %s; writing the batch again (attempt %d of %d)", s->t.where, err->msg,
                 attempt + 1, PG_MAX_ATTEMPTS);
     }
@@ -966,7 +969,7 @@ static void pg_close(bp_sink *base)
     if (!s)
         return;
     if (s->base.derived && s->conn && PQstatus(s->conn) == CONNECTION_OK &&
-        PQtransactionStatus(s->conn) == PQTRANS_IDLE && !s->lookup_made)
+        PQtransactionStatus(s->conn) == PQTRANS_IDLE && !s->lookup_made && !s->write_failed)
         make_lookup_indexes(s);
     PQfinish(s->conn); /* lets go of the writer locks */
     for (size_t i = 0; i < s->claim_count; i++)
