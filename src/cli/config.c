@@ -1412,6 +1412,9 @@ static const char *const g_chain_keys[] = {"rpc",
                                            "ws_reconnect_interval",
                                            "ws_max_reconnect_attempts",
                                            "ws_stale_after",
+                                           "preset",
+                                           "native_token",
+                                           "price_coin_id",
                                            NULL};
 
 static bool chain_key(const char *key)

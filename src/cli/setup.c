@@ -288,11 +288,21 @@ void bp_chains_free(bp_chains *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* Every chain prices with its own native token: the store of its symbol among *prices's. */
 int bp_chains_metrics(bp_chains *r, bp_sink **sinks, bp_prices **prices, bp_error *err)
 {
     int rc = bp_setup_metrics(&r->cfgs[0], sinks, &r->metrics[0], prices, err);
-    for (size_t i = 1; rc == 0 && r->metrics[0] && i < r->n; i++)
-        rc = bp_setup_chain_metrics(&r->cfgs[i], *prices, &r->metrics[i], err);
+    for (size_t i = 1; rc == 0 && r->metrics[0] && i < r->n; i++) {
+        const bp_config *c = &r->cfgs[i];
+        bp_prices *p = *prices;
+        if (p && !(p = bp_prices_for(*prices, c->native_token ? c->native_token : "ETH",
+                                     c->price_coin_id, err)))
+            return err->code;
+        if (p != *prices && c->prices_file)
+            bp_info("prices: %zu %s points from %s (chain %s)", bp_prices_count(p), c->native_token,
+                    c->prices_file, c->chain);
+        rc = bp_setup_chain_metrics(c, p, &r->metrics[i], err);
+    }
     return rc;
 }
 

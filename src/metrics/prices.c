@@ -423,7 +423,7 @@ bp_prices *bp_prices_new(const bp_prices_config *cfg, bp_error *err)
     if (cfg->url && !id) {
         bp_error_set(err, BP_EINVAL,
                      "--price-url: CoinGecko's id of '%s' is not known; give it with "
-                     "--price-coin-id",
+                     "--price-coin-id (in a chains: item, price_coin_id)",
                      p->cfg.symbol);
         goto fail;
     }
@@ -435,11 +435,34 @@ fail:
     return NULL;
 }
 
+bp_prices *bp_prices_for(bp_prices *p, const char *symbol, const char *coin_id, bp_error *err)
+{
+    pthread_mutex_lock(&p->lock);
+    bp_prices *s = p, *last = p;
+    while (s && strcasecmp(s->cfg.symbol, symbol) != 0) {
+        last = s;
+        s = s->next;
+    }
+    pthread_mutex_unlock(&p->lock);
+    if (s)
+        return s;
+    bp_prices_config cfg = p->cfg;
+    cfg.symbol = symbol;
+    cfg.coin_id = coin_id;
+    if (!(s = bp_prices_new(&cfg, err)))
+        return NULL;
+    pthread_mutex_lock(&p->lock);
+    last->next = s;
+    pthread_mutex_unlock(&p->lock);
+    return s;
+}
+
 void bp_prices_free(bp_prices *p)
 {
     if (!p)
         return;
     bp_prices_stop(p);
+    bp_prices_free(p->next);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->cv);
     pthread_cond_destroy(&p->asked);

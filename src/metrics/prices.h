@@ -1,8 +1,8 @@
-/* prices.h - USD prices of the chain's native token: a store of (timestamp, usd) points fed
- * by a file (--prices: CSV or JSON lines of timestamp, symbol, usd) and by a fetcher that
- * speaks CoinGecko's HTTP API (current price every interval on its own thread; history over
- * the range endpoint when a batch holds blocks no point covers). Each chain's metrics module
- * (a reader of the store) hands the points learnt since its previous batch to the outputs,
+/* prices.h - USD prices of a chain's native token (one store per symbol in use): a store of
+ * (timestamp, usd) points fed by a file (--prices: CSV or JSON lines of timestamp, symbol, usd) and
+ * by a fetcher that speaks CoinGecko's HTTP API (current price every interval on its own thread;
+ * history over the range endpoint when a batch holds blocks no point covers). Each chain's metrics
+ * module (a reader of the store) hands the points learnt since its previous batch to the outputs,
  * which store them in their `prices` table and price their blocks from that table: a block's USD
  * price is the latest point at or before its timestamp and at most max_age older, else none (NULL;
  * no invented fallback).
@@ -35,6 +35,12 @@ typedef struct bp_prices bp_prices;
 /* Loads the file (BP_EINVAL naming the file, line and value when it does not parse). The
  * fetcher is not started yet. */
 bp_prices *bp_prices_new(const bp_prices_config *cfg, bp_error *err);
+/* The store of another symbol's prices, made on first use with p's file, URL and key (its
+ * own rows of the file; coin_id NULL: from the symbol), owned and freed by p; p itself when
+ * symbol is p's. Its current price comes with p's in one /simple/price request (ids=a,b),
+ * its history from the range endpoint of its own id. NULL and err (BP_EINVAL: no CoinGecko
+ * id known for the symbol, or its file rows do not parse; BP_ENOMEM). */
+bp_prices *bp_prices_for(bp_prices *p, const char *symbol, const char *coin_id, bp_error *err);
 /* Starts the current-price thread (when a URL is set). */
 int bp_prices_start(bp_prices *p, bp_error *err);
 /* Stops the thread and frees everything. NULL is fine. */

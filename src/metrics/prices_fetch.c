@@ -1,8 +1,8 @@
 /* prices_fetch.c - the CoinGecko-shaped price fetcher (prices.h): /simple/price on an interval
- * on its own thread, /coins/{id}/market_chart/range for history a batch needs. A 429 waits
- * Retry-After (seconds; 10 s when absent; history of the head's blocks is asked again later
- * instead); the API key goes in CoinGecko's header (x-cg-pro-api-key for a pro-api host, else
- * x-cg-demo-api-key), never in the URL. */
+ * on its own thread (every symbol's store in one request), /coins/{id}/market_chart/range for
+ * history a batch needs. A 429 waits Retry-After (seconds; 10 s when absent; history of the head's
+ * blocks is asked again later instead); the API key goes in CoinGecko's header (x-cg-pro-api-key
+ * for a pro-api host, else x-cg-demo-api-key), never in the URL. */
 #include "metrics/keymap.h"
 #include "metrics/prices_internal.h"
 
@@ -101,20 +101,27 @@ static double number_of(yajl_val v, bool *ok)
     return *ok ? v->u.number.d : 0;
 }
 
-/* {"<id>": {"usd": X, "last_updated_at": T}} */
-static int parse_current(bp_prices *p, const answer *a, bp_error *err)
+/* The store after s among p's (p first), or NULL. */
+static bp_prices *next_store(bp_prices *p, bp_prices *s)
 {
-    yajl_val root = bp_json_parse(a->body.data, a->body.len, NULL, 0);
-    const char *usd_path[] = {p->cfg.coin_id, "usd", NULL};
-    const char *ts_path[] = {p->cfg.coin_id, "last_updated_at", NULL};
+    pthread_mutex_lock(&p->lock);
+    bp_prices *n = s->next;
+    pthread_mutex_unlock(&p->lock);
+    return n;
+}
+
+/* {"<id>": {"usd": X, "last_updated_at": T}, ...}: s's point from it. */
+static int parse_current(bp_prices *s, yajl_val root, const answer *a, bp_error *err)
+{
+    const char *usd_path[] = {s->cfg.coin_id, "usd", NULL};
+    const char *ts_path[] = {s->cfg.coin_id, "last_updated_at", NULL};
     bool ok, ok_ts;
     double usd = number_of(root ? yajl_tree_get(root, usd_path, yajl_t_number) : NULL, &ok);
     double ts = number_of(root ? yajl_tree_get(root, ts_path, yajl_t_number) : NULL, &ok_ts);
-    bp_json_free(root);
     if (!ok || !(usd >= 0))
         return bp_error_set(err, BP_EPARSE, "prices: /simple/price: no %s.usd in %.200s",
-                            p->cfg.coin_id, a->body.data ? a->body.data : "");
-    return bp_prices_add(p, ok_ts && ts > 0 ? (uint64_t)ts : now_s(), usd, "coingecko");
+                            s->cfg.coin_id, a->body.data ? a->body.data : "");
+    return bp_prices_add(s, ok_ts && ts > 0 ? (uint64_t)ts : now_s(), usd, "coingecko");
 }
 
 /* {"prices": [[ms, usd], ...], ...}: *added points, *newest the newest one's time. */
@@ -153,16 +160,35 @@ static int parse_range(bp_prices *p, const answer *a, size_t *added, uint64_t *n
 
 /* ---- the current price, on its own thread ------------------------------------------------ */
 
+/* The current price of every store's token (p first) in one request: ids=a,b,... */
 static int fetch_current(bp_prices *p, answer *a, bp_error *err)
 {
-    char url[1024];
-    snprintf(url, sizeof(url),
-             "%s/simple/price?ids=%s&vs_currencies=usd&include_last_updated_at=true", p->cfg.url,
-             p->cfg.coin_id);
-    int rc = get(p, url, a, err);
+    bp_buf url;
+    bp_buf_init(&url, 1u << 16);
+    int rc = bp_buf_printf(&url, "%s/simple/price?ids=", p->cfg.url);
+    for (bp_prices *s = p; rc == 0 && s; s = next_store(p, s))
+        rc = bp_buf_printf(&url, "%s%s", s == p ? "" : ",", s->cfg.coin_id);
+    rc = rc ? rc : bp_buf_printf(&url, "&vs_currencies=usd&include_last_updated_at=true");
+    rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory") : get(p, url.data, a, err);
+    bp_buf_release(&url);
     if (rc == 0 && (a->status < 200 || a->status > 299))
         rc = http_error("/simple/price", a, err);
-    return rc ? rc : parse_current(p, a, err);
+    if (rc != 0)
+        return rc;
+    yajl_val root = bp_json_parse(a->body.data, a->body.len, NULL, 0);
+    /* a token CoinGecko did not answer leaves the others' prices stored */
+    for (bp_prices *s = p; s; s = next_store(p, s)) {
+        bp_error e = {0};
+        int one = parse_current(s, root, a, &e);
+        if (one != 0 && rc == 0) {
+            rc = one;
+            *err = e;
+        } else if (one != 0) {
+            bp_warn("%s", e.msg);
+        }
+    }
+    bp_json_free(root);
+    return rc;
 }
 
 /* Sleeps s seconds or until stopped: false when stopping. */
@@ -215,10 +241,13 @@ void bp_prices_stop(bp_prices *p)
 {
     if (!p->running)
         return;
-    pthread_mutex_lock(&p->lock);
-    p->stopping = true;
-    pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->lock);
+    /* the other stores' writers may be waiting out a rate limit (fetch_range's nap) */
+    for (bp_prices *s = p; s; s = next_store(p, s)) {
+        pthread_mutex_lock(&s->lock);
+        s->stopping = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->lock);
+    }
     pthread_join(p->thread, NULL);
     p->running = false;
 }

@@ -44,6 +44,10 @@ struct bp_prices {
     pthread_cond_t asked; /* signalled when it is done: the others wait for its points */
     pthread_t thread;
     bool running, stopping;
+    /* The stores of the other symbols in use (chains with another native token), owned by
+     * the first store: its fetcher thread asks /simple/price for every one in one request.
+     * Appended under the first store's lock, never removed before bp_prices_free. */
+    bp_prices *next;
 };
 
 /* Adds or changes a point (a changed or new one is also queued for every reader). BP_ENOMEM. */

@@ -35,13 +35,17 @@ KEEP = ["--retention-block", "0", "--retention-sets", "0", "--retention-1m", "0"
         "--retention-1h", "0"]
 
 
-def price_of(t):
-    """The server's (and the files') price at a point."""
-    return 1000.0 + (t // 300) % 500 + 0.25
+COIN_OFFSET = {"binancecoin": 700.0}  # another token's prices differ from ethereum's
+
+
+def price_of(t, coin="ethereum"):
+    """The server's (and the files') price at a point (CoinGecko's id `coin`)."""
+    return 1000.0 + (t // 300) % 500 + 0.25 - COIN_OFFSET.get(coin, 0.0)
 
 
 class FakeGecko(http.server.ThreadingHTTPServer):
-    """CoinGecko's /simple/price and /coins/{id}/market_chart/range. mode "fail" answers 500,
+    """CoinGecko's /simple/price (ids=a,b: each id's price) and /coins/{id}/market_chart/range
+    (price_of the id). mode "fail" answers 500,
     "garbage" malformed JSON. Without a clock /simple/price answers a fixed past time (1000)
     and the range endpoint any span; with `clock` set (unix seconds, the test advances it)
     /simple/price answers price_of(clock) last updated at clock, and the range endpoint knows
@@ -99,11 +103,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if srv.mode == "garbage":
             return self.answer(200, "{not json")
         if u.path == "/api/v3/simple/price":
+            ids = q.get("ids", "?").split(",")
             if clock is not None:
-                return self.answer(200, {q.get("ids", "?"): {"usd": price_of(clock),
-                                                             "last_updated_at": clock}})
+                return self.answer(200, {c: {"usd": price_of(clock, c), "last_updated_at": clock}
+                                         for c in ids})
             # a fixed past time: the current price must not change the blocks' expected USD
-            return self.answer(200, {q.get("ids", "?"): {"usd": 1.5, "last_updated_at": 1000}})
+            return self.answer(200, {c: {"usd": 1.5, "last_updated_at": 1000} for c in ids})
         if u.path.startswith("/api/v3/coins/") and u.path.endswith("/market_chart/range"):
             if n_range == 1 and srv.rate_limit_first:
                 return self.answer(429, {"status": {"error_code": 429,
@@ -111,7 +116,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                    [("Retry-After", "1")])
             lo, hi = int(q["from"]), int(q["to"])
             hi = hi if clock is None else min(hi, clock)
-            pts = [[t * 1000, price_of(t)] for t in range(lo - lo % 300, hi + 1, 300) if t >= lo]
+            coin = u.path.split("/")[4]
+            pts = [[t * 1000, price_of(t, coin)] for t in range(lo - lo % 300, hi + 1, 300)
+                   if t >= lo]
             return self.answer(200, {"prices": pts, "market_caps": [], "total_volumes": []})
         return self.answer(404, {"error": "not found"})
 

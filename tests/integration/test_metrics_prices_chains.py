@@ -1,19 +1,23 @@
 """USD prices with several chains in one process (issue 10 part 4).
 
-Two anvil chains (`p1`, `p2`) are followed by one `blockpipe run --config FILE` (a `chains:`
-list) into one SQLite file and one PostgreSQL database, both shared by the chains, with prices
-from test_metrics_prices.py's CoinGecko-shaped server whose clock the test advances:
-/simple/price answers the price at the clock, last updated at the clock, and the range
-endpoint knows no point after it. Each round mines blocks on both chains at chain time t,
-waits until both outputs hold them (no price yet: USD NULL), moves the clock to t - 60 (a
-current price older than the blocks, within --price-max-age: it prices them, as CoinGecko's
-last_updated_at lies before the blocks written just before it arrives), waits until the
-fetcher has it and mines a block per chain until a round of them stored no new point (a
-chain hands the points learnt meanwhile to the outputs with its next batch). Then every derived row of both chains in both outputs equals
-tests/tools/metricscheck.py's recomputation from the node and the output's own prices table, and every block with transactions from the rounds has USD: the
-point reached both chains' metrics modules (not only the one that computed next) and
-repriced both chains' blocks and windows, although the other chain had stored the identical
-price row first (SQLite changed no row, PostgreSQL's upsert updated none).
+Three anvil chains (`p1`, `p2` with ETH, `p3` with `native_token: BNB`, whose prices the server
+makes differ from ETH's) are followed by one `blockpipe run --config FILE` (a `chains:` list)
+into one SQLite file and one PostgreSQL database, both shared by the chains, with prices from
+test_metrics_prices.py's CoinGecko-shaped server whose clock the test advances: /simple/price
+answers the price at the clock, last updated at the clock, and the range endpoint knows no
+point after it. Each round mines blocks on every chain at chain time t, waits until both
+outputs hold them (no price yet: USD NULL), moves the clock to t - 60 (a current price older
+than the blocks, within --price-max-age: it prices them, as CoinGecko's last_updated_at lies
+before the blocks written just before it arrives), waits until the fetcher has it and mines a
+block per chain until a round of them stored no new point (a chain hands the points learnt
+meanwhile to the outputs with its next batch). Then every derived row of every chain in both
+outputs equals tests/tools/metricscheck.py's recomputation from the node and the output's own
+prices table of the chain's own token, and every block with transactions from the rounds has
+USD (p3's from BNB's store: one /simple/price request asks ids=ethereum,binancecoin, and the
+range endpoint is asked per id): the point reached every chain's metrics module of its token
+(not only the one that computed next) and repriced their blocks and windows, although another
+chain had stored the identical price row first (SQLite changed no row, PostgreSQL's upsert
+updated none).
 """
 import json
 import os
@@ -28,7 +32,8 @@ from metricscheck import Expected, Mismatch, compare, read_pg, read_sqlite  # no
 from pg import Postgres  # noqa: E402
 from test_metrics_prices import KEEP, FakeGecko, sqlite_prices, stored_prices  # noqa: E402
 
-CHAINS = {"p1": 1401, "p2": 1402}
+CHAINS = {"p1": (1401, "ETH"), "p2": (1402, "ETH"), "p3": (1403, "BNB")}
+SYMBOLS = sorted({sym for _, sym in CHAINS.values()})
 MAX_AGE = 900
 ROUNDS = 2
 
@@ -57,22 +62,28 @@ def written(outputs, heads):
                for o in outputs for name, n in heads.items())
 
 
+def all_prices(o):
+    """An output's stored points of every symbol in use."""
+    return {sym: stored_prices(lambda: o["prices"](sym)) for sym in SYMBOLS}
+
+
 def check_round(label, nodes, outputs, since):
     for o in outputs:
-        have = stored_prices(o["prices"])
         for name, node in nodes.items():
+            sym = CHAINS[name][1]
+            have = all_prices(o)[sym]
             head = node.block_number()
             blocks = [node.block(n, True) for n in range(head + 1)]
             receipts = [node.receipts(n) for n in range(head + 1)]
             got = o["read"](name)
-            compare(Expected(blocks, receipts, name, prices=have, max_age=MAX_AGE), got,
+            compare(Expected(blocks, receipts, name, prices=have, max_age=MAX_AGE, symbol=sym), got,
                     label=f"{label}: {o['name']} chain {name}: ")
             bare = [n for n, r in got["chain_metrics_block"].items()
                     if n >= since[name] and r["txcount"] > 0 and r["fees_paid_usd"] is None]
             if bare:
                 raise Mismatch(f"{label}: {o['name']} chain {name}: blocks {bare} have no USD")
             print(f"{label}: {o['name']} chain {name}: every derived row equals the "
-                  f"recomputation ({len(have)} prices)")
+                  f"recomputation ({len(have)} {sym} prices)")
 
 
 def main():
@@ -82,7 +93,7 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bp-prices-chains-") as tmp, Postgres() as pg:
         try:
             wls = {}
-            for i, (name, cid) in enumerate(CHAINS.items()):
+            for i, (name, (cid, _)) in enumerate(CHAINS.items()):
                 nodes[name] = Anvil(["--chain-id", str(cid)])
                 wls[name] = Workload(nodes[name], seed=31 + i)
                 wls[name].setup()
@@ -91,14 +102,16 @@ def main():
             db = os.path.join(tmp, "p.db")
             outputs = [
                 {"name": "sqlite", "read": lambda name: read_sqlite(db, name),
-                 "prices": lambda: sqlite_prices(db)},
+                 "prices": lambda sym: sqlite_prices(db, sym)},
                 {"name": "postgres", "read": lambda name: read_pg(pg, name),
-                 "prices": lambda: pg.sql("SELECT timestamp, usd FROM prices "
-                                          "WHERE symbol = 'ETH'")}]
+                 "prices": lambda sym: pg.sql("SELECT timestamp, usd FROM prices "
+                                              f"WHERE symbol = '{sym}'")}]
             cfg = {"outputs": [f"sqlite:{db}", pg.url()], "confirmations": 0,
                    "poll_interval": 0.2,
-                   "chains": [{"name": n, "chain_id": c, "rpc": nodes[n].url, "start_block": 0}
-                              for n, c in CHAINS.items()]}
+                   "chains": [dict({"name": n, "chain_id": c, "rpc": nodes[n].url,
+                                    "start_block": 0},
+                                   **({"native_token": sym} if sym != "ETH" else {}))
+                              for n, (c, sym) in CHAINS.items()]}
             path = os.path.join(tmp, "chains.json")
             with open(path, "w") as f:
                 json.dump(cfg, f)
@@ -118,20 +131,30 @@ def main():
                 # a chain takes the points learnt meanwhile with its next batch: blocks until
                 # a round of them stored no new point (every chain took every stored point)
                 for k in range(10):
-                    before = [stored_prices(o["prices"]) for o in outputs]
+                    before = [all_prices(o) for o in outputs]
                     heads = {name: mine_at(node, wls[name], t + 300 + 10 * k + 3 * i, 1)
                              for i, (name, node) in enumerate(nodes.items())}
                     wait_until(lambda: proc.poll() is None and written(outputs, heads), 90,
                                f"round {r}: the blocks after the price written")
-                    if k and before == [stored_prices(o["prices"]) for o in outputs]:
+                    if k and before == [all_prices(o) for o in outputs]:
                         break
                 for o in outputs:
-                    if t - 60 not in dict(stored_prices(o["prices"])):
-                        raise Mismatch(f"round {r}: {o['name']}: the price at {t - 60} was "
-                                       "not stored")
+                    for sym, have in all_prices(o).items():
+                        if t - 60 not in dict(have):
+                            raise Mismatch(f"round {r}: {o['name']}: the {sym} price at {t - 60} "
+                                           "was not stored")
                 check_round(f"round {r}", nodes, outputs, since)
             if proc.poll() is not None:
                 raise Mismatch(f"blockpipe exited {proc.returncode}")
+            with srv.lock:
+                ids = {q.get("ids") for p, q, _ in srv.requests if p.endswith("/simple/price")}
+                coins = {p.split("/")[4] for p, _, _ in srv.requests
+                         if p.endswith("/market_chart/range")}
+            if coins - {"ethereum", "binancecoin"}:
+                raise Mismatch(f"the range endpoint was asked for coins {coins}")
+            if ids != {"ethereum,binancecoin"}:
+                raise Mismatch(f"/simple/price asked for ids {ids}, want ethereum,binancecoin "
+                               "in one request")
         except BaseException:
             if log:
                 log.flush()

@@ -2,7 +2,8 @@
  * module takes every point (one reader each), a point changed twice before a take comes once
  * with its last value (PostgreSQL refuses an upsert that changes a row twice), a resend hands
  * everything again to that reader only, a reader that falls far behind is handed the whole
- * store, and a --prices file's ticks in one second are one point. (The fetcher, end to end:
+ * store, a --prices file's ticks in one second are one point, and each symbol in use has its
+ * own store. (The fetcher, end to end:
  * integration/test_metrics_prices*.py.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -153,6 +154,48 @@ static void test_file_ticks_in_one_second(void **state)
     bp_prices_free(p);
 }
 
+/* Chains with other native tokens in one process: each symbol its own store (its rows of
+ * the file, its own points and readers), the first store's symbol the first store itself. */
+static void test_store_per_symbol(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/bp-test-prices-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fputs("timestamp,symbol,usd\n1700000000,ETH,2000\n1700000000,BNB,300\n"
+          "1700000060,BNB,301\n",
+          f);
+    fclose(f);
+    bp_prices_config cfg = {.symbol = "ETH", .file = path, .max_age = 600};
+    bp_error e = {0};
+    bp_prices *p = bp_prices_new(&cfg, &e);
+    assert_non_null(p);
+    bp_prices *bnb = bp_prices_for(p, "BNB", NULL, &e);
+    unlink(path);
+    assert_non_null(bnb);
+    assert_ptr_not_equal(bnb, p);
+    assert_ptr_equal(bp_prices_for(p, "eth", NULL, &e), p);
+    assert_ptr_equal(bp_prices_for(p, "bnb", NULL, &e), bnb);
+    assert_string_equal(bnb->cfg.coin_id, "binancecoin");
+    double usd = 0;
+    assert_true(bp_prices_at(p, 1700000100, &usd));
+    assert_true(usd == 2000);
+    assert_true(bp_prices_at(bnb, 1700000100, &usd));
+    assert_true(usd == 301);
+    bp_arena *a = bp_arena_new(4096);
+    int r = bp_prices_join(bnb);
+    bp_price_row *rows;
+    size_t n;
+    assert_int_equal(bp_prices_take_new(bnb, r, a, &rows, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(rows[0].symbol, "BNB");
+    assert_true(rows[1].usd.v == 301);
+    assert_string_equal(take(p, bp_prices_join(p), a), "1700000000=2000");
+    bp_arena_free(a);
+    bp_prices_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_resend_and_leave),
         cmocka_unit_test(test_idle_reader_bounded),
         cmocka_unit_test(test_file_ticks_in_one_second),
+        cmocka_unit_test(test_store_per_symbol),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
