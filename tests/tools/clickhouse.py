@@ -118,15 +118,18 @@ class ClickHouse(ServerProcess):
 
     def start(self, timeout: float = 120.0):
         """Starts the server (the same data dir and ports after a stop or kill) and waits
-        until it answers a query."""
-        self._out = open(os.path.join(self.tmpdir, "stdout.log"), "ab")
-        self.proc = subprocess.Popen(
-            self.cmd + [f"--config-file={self.tmpdir}/config.xml"], cwd=self.tmpdir,
-            stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
-            preexec_fn=_procs._child_setup(None, None))
+        until it answers a query. A restart whose port is still held (the killed server's
+        socket not yet let go, or a process that took the free port for a moment) is tried
+        again until the timeout."""
         deadline = time.monotonic() + timeout
+        self._spawn()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "Address already in use" in self.log_tail(5) and \
+                        time.monotonic() + 1 < deadline:
+                    time.sleep(0.5)
+                    self._spawn()
+                    continue
                 raise RuntimeError(f"clickhouse-server exited with {self.proc.returncode} at "
                                    f"start:\n{self.log_tail()}")
             try:
@@ -137,6 +140,15 @@ class ClickHouse(ServerProcess):
             time.sleep(0.1)
         raise TimeoutError(f"clickhouse-server not ready within {timeout:.0f}s:\n"
                            + self.log_tail())
+
+    def _spawn(self):
+        if self._out and not self._out.closed:
+            self._out.close()
+        self._out = open(os.path.join(self.tmpdir, "stdout.log"), "ab")
+        self.proc = subprocess.Popen(
+            self.cmd + [f"--config-file={self.tmpdir}/config.xml"], cwd=self.tmpdir,
+            stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+            preexec_fn=_procs._child_setup(None, None))
 
     def _halt(self, sig, timeout: float = 60.0):
         super()._halt(sig, timeout)
