@@ -35,7 +35,8 @@ rolled_back must equal the node's get_processed_transaction rollback_status then
 stopped run saw at least one rollback and one re-apply event; some rows are rolled back).
 Part 3 (finality): a run with --confirmations 3 commits up to the node's best finalized block
 (get_best_finalized_block_hash, 6 below simnode's head), not 3 below the head: its checkpoint
-never passes the finalized height read after it, and reaches it within 2 blocks.
+never passes the finalized height read after it (20+ samples), and reaches it within 2 blocks
+(sampled until it does, a loaded machine's lag waited for).
 Stdlib only; needs BLOCKPIPE.
 """
 
@@ -366,7 +367,8 @@ def part3(bp, node, tmp):
         try:
             arch.wait_progress(db, proc, head - 15, "part 3")
             seen = []
-            for _ in range(20):
+            deadline = time.monotonic() + HANG  # (20 samples, more until one within 2 blocks)
+            while len(seen) < 20 or (min(seen) > 2 and time.monotonic() < deadline):
                 cp = arch.checkpoint(db)[0]
                 fin = finalized(url)  # after the checkpoint: it only grows
                 seen.append(fin - cp)
@@ -379,7 +381,8 @@ def part3(bp, node, tmp):
                 proc.kill()
                 proc.wait()
     if min(seen) > 2:
-        fail(f"the checkpoint stayed {min(seen)}+ blocks below the finalized block: {seen}")
+        fail(f"the checkpoint stayed {min(seen)}+ blocks below the finalized block for {HANG} s: "
+             f"{seen[:40]}")
     print(f"part 3: --confirmations 3 follows the finalized block (finalized - checkpoint: "
           f"{min(seen)}..{max(seen)})")
 
