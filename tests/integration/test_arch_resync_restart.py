@@ -3,16 +3,18 @@ are caught at the next start (docs/ARCH.md item 17, "resync floor"): each output
 its checkpoint the lowest block a start must read the rollback state of again.
 
 simnode --chain-type arch grows a block every 0.1 s; its best finalized block is 275 below
-the head, and every EVERY s an episode either rolls back the even transactions of the newest
-block with transactions at least 255 below the head (not final), or re-applies them.
-blockpipe follows it with --ws into SQLite, PostgreSQL, Redis and JSON lines. A rollback (R1)
-is stored; shortly before its re-apply blockpipe stops (SIGINT). While it is down the node
-re-applies R1, then rolls back R2, a block blockpipe stored ~95 below its tip and above the
-finalized block it last saw; blockpipe starts again once R2's block is final, and stops once
+the head. The test makes the rollback episodes on demand (simnode's control methods,
+docs/ARCH.md), so the node changes only when the test says, however loaded the machine.
+blockpipe follows it with --ws into SQLite, PostgreSQL, Redis and JSON lines. A rollback (R1:
+simnode_rollback, the even transactions of the newest block with transactions at least 255
+below the head, not final) is stored in every output; then blockpipe stops (SIGINT). While it
+is down the node re-applies R1 (simnode_reapply), then rolls back R2 (simnode_rollback of the
+block blockpipe stored 95 below its tip, above the finalized block it last saw); blockpipe
+starts again once R2's block is final (20 blocks below the finalized one), and stops once
 caught up. Then every stored transaction's rolled_back - SQLite's and PostgreSQL's column, the
 last Redis state entry or JSON line naming it - must be the node's rollback_status
 (get_processed_transaction), the node still at R2. Without the floor a start re-reads the
-blocks above the node's finalized block now, at least the last 64: R2's block is final and ~95
+blocks above the node's finalized block now, at least the last 64: R2's block is final and 95
 below the tip, R1's lower still (both missed).
 Stdlib only; needs BLOCKPIPE, PostgreSQL and redis-server.
 """
@@ -36,7 +38,10 @@ import test_arch_streams as streams  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 from test_arch_resync import wait_log  # noqa: E402
 
-EVERY = 14.0  # seconds between episodes: the restart, re-read and stop fit in R2's
+FINALITY = 275  # simnode's finalized block below its head
+DEPTH = 255  # R1: simnode_rollback's choice this far below the head (--rollback-depth)
+R2_BELOW = 95  # R2: this far below the tip blockpipe stopped at
+HANG = 90  # guards against a hang only
 SCHEMA = "floor"
 
 
@@ -60,11 +65,14 @@ def sqlite_rows(db):
     return {t: (h, bool(b)) for t, h, b in rows}
 
 
-def outputs(db, pg, r, jdir):
-    """{output: {txid: (block height, rolled_back)}}"""
+def outputs(db, pg, r, jdir, logs=True):
+    """{output: {txid: (block height, rolled_back)}} (logs: Redis and JSON lines too, read
+    whole once blockpipe stopped)"""
     got = {"sqlite": sqlite_rows(db)}
     got["postgres"] = {t: (int(h), b == "t") for t, h, b in pg.sql(
         f"SELECT encode(txid, 'hex'), block_height, rolled_back FROM {SCHEMA}.arch_transactions")}
+    if not logs:
+        return got
     got["redis"] = {t: (h, b) for h, _, t, b in streams.fold_redis(r).result()[1]}
     got["jsonl"] = {t: (h, b) for h, _, t, b in streams.fold_jsonl(jdir).result()[1]}
     return got
@@ -81,6 +89,25 @@ def node_rolled(url, txids):
     return out
 
 
+def wait_rolled(outs, want, proc, label, soft=False):
+    """Until every output outs() reads holds exactly `want` rolled back ({txid: height}).
+    soft: False after HANG s (the caller's checks then say what is wrong), not a failure."""
+    deadline = time.monotonic() + HANG
+    while True:
+        got = outs()
+        if all({t for t, (_, b) in rows.items() if b} == set(want) for rows in got.values()):
+            return True
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode}")
+        if time.monotonic() > deadline:
+            if soft:
+                return False
+            fail(f"{label}: not in every output within {HANG} s: " + ", ".join(
+                f"{n} {len({t for t, (_, b) in rows.items() if b})} rolled back"
+                for n, rows in got.items()) + f", want {len(want)}")
+        time.sleep(0.2)
+
+
 def run(bp, node, pg, r, tmp):
     url = node.urls[0]
     db, jdir = os.path.join(tmp, "a.db"), os.path.join(tmp, "jsonl")
@@ -91,31 +118,26 @@ def run(bp, node, pg, r, tmp):
         proc = start(bp, url, outs, log)
         arch.wait_caught_up(url, db, proc, "first run")
         wait_log(logpath, 0, r"subscribed \(subscribe \(Arch topics\)\)", proc, "first run")
-        e1 = ws.wait_episode(node, True)  # R1: its event reaches the outputs
-        t1 = time.monotonic()
-        deadline = t1 + EVERY / 2
-        while not any(b for _, b in sqlite_rows(db).values()):
-            if time.monotonic() > deadline:
-                fail(f"R1's rollback not stored within {EVERY / 2} s")
+        if node.stats()["episodes"]:
+            fail(f"the node made episodes of its own: {node.stats()}")
+        while arch.node_head(url) < DEPTH + 20:  # R1's block: 255 below the head
             time.sleep(0.05)
-        time.sleep(max(0.0, t1 + EVERY - 2.5 - time.monotonic()))  # shortly before R1's re-apply
+        a1 = node.control("simnode_rollback")  # R1: its event reaches the outputs
+        r1 = {t: a1["block_height"] for t in a1["txids"]}
+        wait_rolled(lambda: outputs(db, pg, r, jdir, logs=False), r1, proc, "R1's rollback")
         ws.stop(proc, "first run")
-        if node.stats()["episodes"] != e1:
-            fail("the node re-applied R1 before blockpipe stopped: raise EVERY")
         tip = arch.checkpoint(db)[0]
         before = outputs(db, pg, r, jdir)
-        r1 = {t: h for t, (h, b) in before["sqlite"].items() if b}
         for name, rows in before.items():
             if {t for t, (_, b) in rows.items() if b} != set(r1):
-                fail(f"{name} before the stop: rolled back {len(r1)} in SQLite, not in {name}")
-        print(f"stopped with R1 stored: {len(r1)} transactions of block {min(r1.values())} "
-              f"rolled back", flush=True)
-        e3 = ws.wait_episode(node, True)  # the re-apply of R1, then R2: no process listens
+                fail(f"{name} after the stop: not R1's {len(r1)} transactions rolled back")
+        print(f"stopped at {tip} with R1 stored: {len(r1)} transactions of block "
+              f"{a1['block_height']} rolled back", flush=True)
+        node.control("simnode_reapply")  # the re-apply of R1, then R2: no process listens
+        a2 = node.control("simnode_rollback", {"height": tip - R2_BELOW})
+        e3 = node.stats()["episodes"]
         t3 = time.monotonic()
-        if e3 != e1 + 2:
-            fail(f"episode {e3} after {e1}: blockpipe stopped too slowly")
-        h3 = arch.node_head(url)
-        while arch.node_head(url) < h3 + 40:  # R2's block (h3 - 255) 20 below the final one
+        while arch.node_head(url) < a2["block_height"] + FINALITY + 20:  # R2's block final
             time.sleep(0.05)
         log.flush()
         mark = os.path.getsize(logpath)
@@ -124,12 +146,15 @@ def run(bp, node, pg, r, tmp):
                      r"\((\d+) rolled back", proc, "the restart's re-read")
         lo, hi = int(m.group(1)), int(m.group(2))
         arch.wait_caught_up(url, db, proc, "the restart")  # the re-read goes after the events
-        time.sleep(0.5)  # received meanwhile, which wait for their blocks
+        # received meanwhile, which wait for their blocks: until the tables show it (or
+        # HANG s: the checks below then say what is missing)
+        want2 = {t: a2["block_height"] for t in a2["txids"]}
+        wait_rolled(lambda: outputs(db, pg, r, jdir, logs=False), want2, proc, "the restart",
+                    soft=True)
         ws.stop(proc, "the restart")
         if node.stats()["episodes"] != e3:
-            fail("the node re-applied R2 before blockpipe stopped: raise EVERY")
-        print(f"the restart stopped {time.monotonic() - t3:.1f} s after R2 (its re-apply at "
-              f"{EVERY:.0f} s)", flush=True)
+            fail(f"the node made an episode of its own after R2: {node.stats()}")
+        print(f"the restart stopped {time.monotonic() - t3:.1f} s after R2", flush=True)
         text = open(logpath).read()
     errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
     if errors:
@@ -163,8 +188,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bp-arch-floor-") as tmp, Postgres() as pg, \
             Redis() as r:
         node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.1", "--start-head", "200",
-                            "--txs-per-block", "1-4", "--rollback-every", str(EVERY),
-                            "--rollback-depth", "255", "--finality", "275", "--seed", "11"])
+                            "--txs-per-block", "1-4", "--rollback-depth", str(DEPTH),
+                            "--finality", str(FINALITY), "--seed", "11"])
         try:
             run(bp, node, pg, r, tmp)
         except AssertionError:

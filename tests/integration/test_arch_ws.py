@@ -1,14 +1,21 @@
 """`blockpipe run --chain-type arch --ws` into SQLite against `blockpipe simnode --chain-type arch`:
 the node's six WebSocket topics in the pipeline (docs/ARCH.md "WebSocket event stream").
 
-The node grows a block every 0.2 s from height 60 (1-8 transactions each) and makes a
-rollback / re-apply episode every 4 s (--rollback-every: the even transactions of a recent
-block rolled back, then re-applied). Endpoint ep1 drops every WebSocket connection every 1.3 s
-(ws_drop_every) and sends a malformed event after every 40th (ws_bad_every); ep2 has no faults.
+The node grows a block every 0.2 s from height 60 (1-8 transactions each). The test makes its
+rollback / re-apply episodes on demand (simnode's control methods on ep2, docs/ARCH.md: the
+even transactions of the newest block below the head rolled back, then re-applied), in part 1
+every 4 s from a thread as the --rollback-every timer would, and stops making them before it
+compares with the node: the node cannot change between the read and the compare, however
+loaded the machine. Endpoint ep1 drops every WebSocket connection every 1.3 s (ws_drop_every)
+and sends a malformed event after every 40th (ws_bad_every); ep2 has no faults.
 
 Part 1 (ep1: socket cuts, malformed events, kill -9): a run follows the node with --ws, is
-SIGKILLed twice at random moments after it committed past the last checkpoint, restarted, and
-stopped by SIGINT after catching up, just after a rollback episode. Then:
+SIGKILLed twice at random moments after it committed past the last checkpoint and committed
+events of its own, restarted, and stopped by SIGINT after catching up, once a last rollback
+episode (the episodes stopped) is in its tables. The thread's episodes meet cuts and kills by
+chance; besides, the test rolls back a block while no run is up (after kill 1; run 2 waits
+until it holds it rolled back, and no other episode comes meanwhile) and re-applies it while
+no run is up (after kill 2): only run 3's re-read of the rollback state can see that. Then:
 - the tables hold exactly the node's chain (test_arch_run.check_tables: every height once,
   the hash chain, the canonical hashes, every block's transactions and account updates):
   the blocks announced while the socket was down came by polling;
@@ -21,13 +28,15 @@ stopped by SIGINT after catching up, just after a rollback episode. Then:
   rollback not seen re-applied: its re-apply (~20 blocks later) touches a block final by then;
 - arch_events holds events of every run (receive times in each run's span), one row per key,
   and none of a block above the checkpoint (an event waits for its block's batch).
-Part 2 (ep2: rollbacks exactly): a fresh run from near the head, stopped (SIGINT) just after a
-rollback episode. For every stored transaction of the blocks made after the run started,
+Part 2 (ep2: rollbacks exactly): a fresh run from near the head; once it is subscribed and 10
+blocks on, a re-apply and then a rollback on demand; stopped (SIGINT) once the rollback is in
+its tables. For every stored transaction of the blocks made after the run started,
 rolled_back must equal the node's get_processed_transaction rollback_status then (and the
 stopped run saw at least one rollback and one re-apply event; some rows are rolled back).
 Part 3 (finality): a run with --confirmations 3 commits up to the node's best finalized block
 (get_best_finalized_block_hash, 6 below simnode's head), not 3 below the head: its checkpoint
-never passes the finalized height read after it, and reaches it within 2 blocks.
+never passes the finalized height read after it (20+ samples), and reaches it within 2 blocks
+(sampled until it does, a loaded machine's lag waited for).
 Stdlib only; needs BLOCKPIPE.
 """
 
@@ -38,6 +47,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,8 +57,9 @@ from simnode import Simnode  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1415"))
-HANG = 90
-EPISODE_S = 4.0
+HANG = 90  # guards against a hang only
+EPISODE_S = 4.0  # between part 1's episodes (other tests' timers: --rollback-every)
+CTL = 1  # the endpoint without faults: control calls go there
 FAULTS = "ep1:ws_drop_every=1.3,ws_bad_every=40"
 
 
@@ -71,37 +82,158 @@ def stop(proc, label):
         fail(f"{label}: exited {rc} on SIGINT")
 
 
+class Episodes(threading.Thread):
+    """Part 1's episodes: every EPISODE_S a rollback (simnode_rollback: the timer's choice of
+    block), then its re-apply, ..., as --rollback-every makes them, until stop(). The test
+    makes its own ones between (holding `lock`: none of the thread's meanwhile)."""
+
+    def __init__(self, node):
+        super().__init__(daemon=True)
+        self.node, self.lock, self.done = node, threading.Lock(), threading.Event()
+        self.rolled, self.made, self.error = False, 0, None
+
+    def step(self):
+        """The next episode: a rollback or the re-apply of the set rolled back; its answer."""
+        r = self.node.control("simnode_reapply" if self.rolled else "simnode_rollback", ep=CTL)
+        self.rolled, self.made = not self.rolled, self.made + 1
+        return r
+
+    def rollback(self):
+        """A rollback now (the re-apply of the set rolled back first): its answer."""
+        if self.rolled:
+            self.step()
+        return self.step()
+
+    def run(self):
+        try:
+            while not self.done.wait(EPISODE_S):
+                with self.lock:
+                    if not self.done.is_set():
+                        self.step()
+        except Exception as e:  # (AssertionError too) reported by stop()
+            self.error = e
+
+    def stop(self):
+        """No episode of the thread's after this returns; fails if a control call failed."""
+        self.done.set()
+        self.join(timeout=HANG)
+        if self.is_alive() or self.error:
+            fail(f"the episode thread: {self.error or 'hangs in a control call'}")
+
+
+def rolled_back_stored(db, txids):
+    """How many of txids are stored rolled back."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute("SELECT count(*) FROM arch_transactions WHERE rolled_back = 1 AND txid "
+                           f"IN ({','.join('?' * len(txids))})", txids).fetchone()[0]
+    finally:
+        con.close()
+
+
+def wait_rollback_stored(db, proc, r, label):
+    """Until every transaction of rollback r (simnode_rollback's answer) is stored rolled
+    back: its event reached the tables."""
+    deadline = time.monotonic() + HANG
+    while rolled_back_stored(db, r["txids"]) != len(r["txids"]):
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode}")
+        if time.monotonic() > deadline:
+            fail(f"{label}: the rollback of block {r['block_height']} (episode "
+                 f"{r['episode']}) not stored within {HANG} s")
+        time.sleep(0.05)
+
+
+def wait_subscribed(logpath, proc, label):
+    deadline = time.monotonic() + HANG
+    while "subscribed (subscribe (Arch topics))" not in open(logpath).read():
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode}")
+        if time.monotonic() > deadline:
+            fail(f"{label}: not subscribed to the node's topics within {HANG} s")
+        time.sleep(0.05)
+
+
+def own_events(db, since):
+    """arch_events rows received since `since` (unix seconds) that are committed."""
+    if not os.path.exists(db):
+        return 0
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute("SELECT count(*) FROM arch_events WHERE received_at >= ?",
+                           (since,)).fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0  # the schema is not there yet
+    finally:
+        con.close()
+
+
+def wait_own_events(db, proc, since, label):
+    """Until the run started at `since` committed an event it received: a kill after this
+    leaves events of this run in arch_events, whatever the machine's load."""
+    deadline = time.monotonic() + HANG
+    while not own_events(db, since):
+        if proc.poll() is not None:
+            fail(f"{label}: blockpipe exited {proc.returncode}")
+        if time.monotonic() > deadline:
+            fail(f"{label}: no event it received committed to arch_events within {HANG} s")
+        time.sleep(0.05)
+
+
 def part1(bp, node, tmp, rng):
     url = node.urls[0]
     db = os.path.join(tmp, "ws.db")
     logpath = os.path.join(tmp, "ws.log")
     spans = []
-    with open(logpath, "w") as log:
-        last = -1
-        for k in range(3):
-            t0 = time.time()
-            proc = start(bp, url, db, log, 0)
-            try:
-                arch.wait_progress(db, proc, last, f"run {k + 1}")
-                if k < 2:
-                    time.sleep(rng.uniform(0.2, 1.5))  # through a cut or two
-                    proc.send_signal(signal.SIGKILL)
-                    proc.wait()
-                    last = arch.checkpoint(db)[0]
-                    print(f"kill {k + 1}: SIGKILL at checkpoint {last}", flush=True)
-                else:
-                    time.sleep(2.0)
-                    arch.wait_caught_up(url, db, proc, "last run")
-                    episode = wait_episode(node, True)  # stopped just after a rollback
-                    t = time.monotonic()
-                    time.sleep(1.0)
-                    stop(proc, "last run")
-                    back, n = compare_rollbacks(node, url, db, -1, episode, t)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-            spans.append((t0, time.time()))
+    episodes = Episodes(node)
+    episodes.start()
+    held = False
+    try:
+        with open(logpath, "w") as log:
+            last = -1
+            for k in range(3):
+                t0 = time.time()
+                proc = start(bp, url, db, log, 0)
+                try:
+                    arch.wait_progress(db, proc, last, f"run {k + 1}")
+                    wait_own_events(db, proc, t0, f"run {k + 1}")
+                    if k == 1:
+                        wait_rollback_stored(db, proc, down, "run 2")
+                    if k < 2:
+                        time.sleep(rng.uniform(0.2, 1.5))  # through a cut or two
+                        proc.send_signal(signal.SIGKILL)
+                        proc.wait()
+                        last = arch.checkpoint(db)[0]
+                        print(f"kill {k + 1}: SIGKILL at checkpoint {last}", flush=True)
+                        if k == 0:  # while no run is up: a rollback,
+                            episodes.lock.acquire()
+                            held = True
+                            down = episodes.rollback()
+                        else:  # and its re-apply: only a re-read shows it to run 3
+                            episodes.step()
+                            episodes.lock.release()
+                            held = False
+                            print(f"block {down['block_height']}: rolled back after kill 1, "
+                                  f"stored so by run 2, re-applied after kill 2", flush=True)
+                    else:
+                        time.sleep(2.0)
+                        arch.wait_caught_up(url, db, proc, "last run")
+                        episodes.stop()  # the node changes no more but for its new blocks,
+                        r = episodes.rollback()  # and stops just after this rollback
+                        episode = node.stats()["episodes"]
+                        wait_rollback_stored(db, proc, r, "last run")
+                        t = time.monotonic()
+                        stop(proc, "last run")
+                        back, n = compare_rollbacks(node, url, db, -1, episode, t)
+                finally:
+                    if proc.poll() is None:
+                        proc.kill()
+                        proc.wait()
+                spans.append((t0, time.time()))
+    finally:
+        if held:
+            episodes.lock.release()
+        episodes.stop()
     text = open(logpath).read()
     errors = [ln for ln in text.splitlines() if ln.split()[1:2] == ["error"]]
     bad = [ln for ln in errors if " event: " in ln and "websocket ws://" in ln]
@@ -139,7 +271,8 @@ def part1(bp, node, tmp, rng):
 
 
 def wait_episode(node, odd):
-    """Until the node has just made an episode (odd: a rollback); returns its number."""
+    """Until the node's --rollback-every timer has just made an episode (odd: a rollback);
+    returns its number. (Other tests' helper: this one makes its episodes on demand.)"""
     deadline = time.monotonic() + HANG
     e0 = node.stats()["episodes"]
     while time.monotonic() < deadline:
@@ -184,19 +317,21 @@ def part2(bp, node, tmp):
     url = node.urls[1]
     db = os.path.join(tmp, "rb.db")
     head = arch.node_head(url)
-    with open(os.path.join(tmp, "rb.log"), "w") as log:
+    logpath = os.path.join(tmp, "rb.log")
+    with open(logpath, "w") as log:
         proc = start(bp, url, db, log, head)
         try:
-            arch.wait_progress(db, proc, head, "part 2")  # subscribed by now
-            time.sleep(0.5)
-            wait_episode(node, False)  # a re-apply,
+            wait_subscribed(logpath, proc, "part 2")
+            arch.wait_progress(db, proc, head + 10, "part 2")  # the rollback's block above head + 5
+            if node.stats()["episodes"] % 2 == 0:  # (part 1 left a set rolled back)
+                fail("part 2: nothing rolled back to re-apply")
+            node.control("simnode_reapply", ep=CTL)  # a re-apply,
             n0 = rollback_events(db)
-            e = wait_episode(node, True)  # then a rollback: its event reaches the tables
-            t = time.monotonic()
-            while rollback_events(db) == n0:  # (a loaded machine may take a while)
-                if time.monotonic() - t > EPISODE_S / 2:
-                    fail(f"the rollback episode's event was not stored within {EPISODE_S / 2} s")
-                time.sleep(0.05)
+            r = node.control("simnode_rollback", ep=CTL)  # then a rollback: its event is stored
+            e, t = node.stats()["episodes"], time.monotonic()
+            wait_rollback_stored(db, proc, r, "part 2")
+            if rollback_events(db) == n0:
+                fail("part 2: the rollback stored without its rolledback_transactions event")
             stop(proc, "part 2")
         finally:
             if proc.poll() is None:
@@ -232,7 +367,8 @@ def part3(bp, node, tmp):
         try:
             arch.wait_progress(db, proc, head - 15, "part 3")
             seen = []
-            for _ in range(20):
+            deadline = time.monotonic() + HANG  # (20 samples, more until one within 2 blocks)
+            while len(seen) < 20 or (min(seen) > 2 and time.monotonic() < deadline):
                 cp = arch.checkpoint(db)[0]
                 fin = finalized(url)  # after the checkpoint: it only grows
                 seen.append(fin - cp)
@@ -245,7 +381,8 @@ def part3(bp, node, tmp):
                 proc.kill()
                 proc.wait()
     if min(seen) > 2:
-        fail(f"the checkpoint stayed {min(seen)}+ blocks below the finalized block: {seen}")
+        fail(f"the checkpoint stayed {min(seen)}+ blocks below the finalized block for {HANG} s: "
+             f"{seen[:40]}")
     print(f"part 3: --confirmations 3 follows the finalized block (finalized - checkpoint: "
           f"{min(seen)}..{max(seen)})")
 
@@ -258,8 +395,8 @@ def main():
     rng = random.Random(SEED)
     tmp = tempfile.TemporaryDirectory(prefix="bp-arch-ws-")
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "60",
-                        "--txs-per-block", "1-8", "--rollback-every", str(EPISODE_S),
-                        "--seed", str(SEED), "--faults", FAULTS], endpoints=2)
+                        "--txs-per-block", "1-8", "--seed", str(SEED), "--faults", FAULTS],
+                   endpoints=2)
     try:
         part1(bp, node, tmp.name, rng)
         part2(bp, node, tmp.name)
