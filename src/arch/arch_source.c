@@ -246,17 +246,10 @@ static int arch_identity(bp_rpc *rpc, uint64_t *id, bp_error *err)
     return rc;
 }
 
-/* JSON-RPC's "method not found": a node without get_best_finalized_block_hash. */
-static bool method_unknown(yajl_val error)
-{
-    yajl_val code = yajl_tree_get(error, (const char *[]){"code", NULL}, yajl_t_number);
-    return code && YAJL_IS_INTEGER(code) && code->u.number.i == -32601;
-}
-
 /* The best and the best finalized hash, in one request (book get-best-block-hash.md,
- * get-best-finalized-block-hash.md). A node without the second (the method unknown to it, or
- * a null answer) has no finalized block: *final stays false; any other failure of it sets
- * *unknown (the node has one, it did not say which this time). */
+ * get-best-finalized-block-hash.md). A node without the second (the method unknown to it:
+ * bp_rpc_is_method_missing, or a null answer) has no finalized block: *final stays false; any other
+ * failure of it sets *unknown (the node has one, it did not say which this time). */
 static int best_hashes(bp_rpc *rpc, calls *c, bp_arch_hash best, bp_arch_hash fin, bool *final,
                        bool *unknown, bp_error *err)
 {
@@ -269,7 +262,7 @@ static int best_hashes(bp_rpc *rpc, calls *c, bp_arch_hash best, bp_arch_hash fi
     if (rc == 0)
         rc = hash_of(c->results[0], m[0], best, err);
     if (rc == 0 && c->errors[1])
-        *unknown = !method_unknown(c->errors[1]);
+        *unknown = !bp_rpc_is_method_missing(c->errors[1]);
     else if (rc == 0 && !YAJL_IS_NULL(c->results[1]))
         *unknown = !(*final = hash_of(c->results[1], m[1], fin, &e) == 0);
     return rc;

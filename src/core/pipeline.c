@@ -103,6 +103,7 @@ struct pipeline {
      * call failed keeps it, rather than falling back to head - --confirmations (take_head). */
     bool final_seen;
     uint64_t final_last;
+    int final_unknown_polls; /* head polls whose finalized call failed, none answered yet */
     int64_t next_poll_ms;
     bp_realtime rt;
     bool rt_started;
@@ -278,7 +279,8 @@ static int take_head(pipeline *p, const bp_header *h, int64_t seen_ms, bp_error 
 /* The head with the node's finalized height: as answered, or, when this poll did not get it
  * (the call failed once), the last one answered, so that --confirmations never commits above
  * the node's finalized block; head - N only for a node that has none (a node that has one but
- * never said which yet: final_unknown, target() waits). */
+ * never said which yet: final_unknown, target() waits, for FINAL_UNKNOWN_POLLS polls). */
+#define FINAL_UNKNOWN_POLLS 10
 static bp_header with_final(pipeline *p, const bp_header *in)
 {
     bp_header h = *in;
@@ -288,6 +290,14 @@ static bp_header with_final(pipeline *p, const bp_header *in)
     } else if (p->final_seen && p->final_last <= h.number) {
         h.has_final = true;
         h.final_number = p->final_last;
+    } else if (h.final_unknown) {
+        /* a node that fails the call every time has none we can use: count blocks, say so */
+        if (p->final_unknown_polls < FINAL_UNKNOWN_POLLS &&
+            ++p->final_unknown_polls == FINAL_UNKNOWN_POLLS)
+            bp_warn("the node did not name its finalized block in %d head polls: "
+                    "--confirmations %" PRIu64 " counts blocks below the head until it does",
+                    FINAL_UNKNOWN_POLLS, (uint64_t)p->cfg->confirmations);
+        h.final_unknown = p->final_unknown_polls < FINAL_UNKNOWN_POLLS;
     }
     return h;
 }
