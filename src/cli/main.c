@@ -189,7 +189,8 @@ static void print_derived(FILE *f)
                     c->flags & BP_COL_KEY       ? "key"
                     : c->flags & BP_COL_NOTNULL ? "not null"
                                                 : "",
-                    agg_text(c->agg));
+                    /* a block row has no finer rows: its values are the block's own */
+                    s == BP_DS_CHAIN_BLOCK ? "" : agg_text(c->agg));
         }
     }
 }
