@@ -330,6 +330,13 @@ static int map_status(bp_rpc *rpc, long status, const bp_buf *resp, long retry_a
         return bp_error_set(err, BP_ERATELIMIT,
                             "POST %s: HTTP 429 Too Many Requests (Retry-After: %lds): %s",
                             rpc->shown_url, retry_after, excerpt);
+    /* A 503 that says when to come back is a provider shedding load (some send it for an
+     * exhausted plan): "slower", as a 429. One without is a failure like any other (a node
+     * that is down: the pool ejects it). */
+    if (status == 503 && retry_after > 0)
+        return bp_error_set(err, BP_ERATELIMIT,
+                            "POST %s: HTTP 503 Service Unavailable (Retry-After: %lds): %s",
+                            rpc->shown_url, retry_after, excerpt);
     return bp_error_set(err, BP_EHTTP, "POST %s: HTTP %ld: %s%s", rpc->shown_url, status, excerpt,
                         resp->len > BP_RPC_BODY_EXCERPT ? "..." : "");
 }

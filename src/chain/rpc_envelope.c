@@ -166,13 +166,33 @@ static bool contains_ci(const char *hay, const char *needle)
     return false;
 }
 
+/* A provider saying "slower" in its own words: Infura -32005 ("daily request count exceeded,
+ * request rate limited"), QuickNode -32007 ("15/second request limit reached"), Alchemy's
+ * "exceeded its compute units per second capacity", others' "rate limit" / "too many requests"
+ * / quota. Not the caps on a request's size ("batch limit exceeded", "block range limit",
+ * "response size exceeded"): limits.c learns those, and pausing for them would never help. */
+static bool is_rate_limit(long long code, const char *msg)
+{
+    if (code == -32005 || code == -32007 || code == 429)
+        return true;
+    if (contains_ci(msg, "rate limit") || contains_ci(msg, "rate-limit") ||
+        contains_ci(msg, "ratelimit") || contains_ci(msg, "too many requests"))
+        return true;
+    if (contains_ci(msg, "batch") || contains_ci(msg, "range") || contains_ci(msg, "response") ||
+        contains_ci(msg, "result") || contains_ci(msg, "size"))
+        return false;
+    return contains_ci(msg, "request limit") || contains_ci(msg, "requests limit") ||
+           contains_ci(msg, "compute units") || contains_ci(msg, "quota") ||
+           contains_ci(msg, "daily request count") || contains_ci(msg, "capacity exceeded") ||
+           contains_ci(msg, "per second capacity");
+}
+
 static int classify_rpc_error(long long code, const char *msg)
 {
     if (code == -32601 || contains_ci(msg, "method not found") ||
         contains_ci(msg, "not supported") || contains_ci(msg, "does not exist"))
         return BP_EUNSUPPORTED;
-    if (code == -32005 || code == 429 || contains_ci(msg, "rate limit") ||
-        contains_ci(msg, "too many requests"))
+    if (is_rate_limit(code, msg))
         return BP_ERATELIMIT;
     return BP_ERPC;
 }

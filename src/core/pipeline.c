@@ -1423,17 +1423,44 @@ static void log_stats(pipeline *p)
 
 /* ---- start-up ----------------------------------------------------------------------- */
 
+/* The shortest pause the endpoints' rate limits have left (0: one may be asked now). */
+static long start_pause_left(pipeline *p)
+{
+    long least = -1;
+    for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
+        long left = bp_pool_pause_left(&p->pool, (int)i);
+        if (least < 0 || left < least)
+            least = left;
+    }
+    return least < 0 ? 0 : least;
+}
+
 /* Calls that must succeed before anything starts are retried a few times: a node that is
- * still starting should not need a second launch. */
+ * still starting should not need a second launch. A provider that says "slower" (a 429, its
+ * Retry-After, or an endpoint still paused by one, which is skipped without a request) is
+ * waited for and costs no attempt: a restart while the quota is spent must wait for it, not
+ * fail after the five attempts' 15 s. */
 static int retry_start(pipeline *p, int (*fn)(pipeline *, bp_error *), const char *what,
                        bp_error *err)
 {
-    for (int attempt = 1;; attempt++) {
+    bool told = false;
+    for (int attempt = 1;;) {
         int rc = fn(p, err);
+        if (rc == BP_ERATELIMIT && !*p->stop) {
+            long left = start_pause_left(p);
+            if (!told)
+                bp_warn("%s: the provider asks for a pause (%s); waiting %ld ms, then asking "
+                        "again (not a failed attempt)",
+                        what, err->msg, left);
+            told = true;
+            sleep_ms(left < 50 ? 50 : left > 250 ? 250 : left); /* *p->stop is seen soon */
+            continue;
+        }
         if (rc == 0 || !bp_error_is_transient(rc) || attempt == 5 || *p->stop)
             return rc ? bp_error_prefix(err, "%s: ", what) : 0;
         bp_warn("%s failed (attempt %d of 5): %s", what, attempt, err->msg);
         sleep_ms(500L << attempt);
+        attempt++;
     }
 }
 

@@ -29,7 +29,7 @@ static const struct {
 };
 
 #define KEYS_TEXT                                                                                  \
-    "latency, error_rate, rate_limit, quota, quota_window, retry_after, http500_rate, "            \
+    "latency, error_rate, rate_limit, quota, quota_window, limit_answer, retry_after, http500_rate, "            \
     "truncate_rate, garbage_rate, reset_rate, stall_rate, stall, lag, ws_drop_every, ws_silent, "  \
     "ws_bad_every, ws_corrupt_every, ws_corrupt_topic, error_method, max_batch, "                  \
     "max_response_bytes, bad"
@@ -199,6 +199,15 @@ static int set_quota_key(bp_sim_faults *f, const char *ep, const char *key, cons
             return bad_value(ep, key, v, "a duration like 4s or 500ms (at most 1h)", err);
         f->quota_window = d;
         return 0;
+    }
+    if (strcmp(key, "limit_answer") == 0) {
+        static const char *const KINDS[] = {"http429", "http503", "rpc32007"};
+        for (int k = 0; k < 3; k++)
+            if (strcmp(v, KINDS[k]) == 0) {
+                f->limit_answer = (enum bp_sim_limit_answer)k;
+                return 0;
+            }
+        return bad_value(ep, key, v, "http429, http503 or rpc32007", err);
     }
     if (strcmp(key, "retry_after") == 0) {
         static const char *const MODES[] = {"auto", "", "none", "date"};

@@ -9,6 +9,10 @@
  *                      4s; a window starts at the first request after the last one ended),
  *                      the rest of the window HTTP 429 + Retry-After: the whole seconds left
  *   quota_window=4s
+ *   limit_answer=http429  how a limit (rate_limit, quota) is said: http429 (HTTP 429 and a
+ *                      -32005 body), http503 (HTTP 503 with the Retry-After), rpc32007
+ *                      (QuickNode's: HTTP 200, JSON-RPC -32007 "N/second request limit
+ *                      reached", no Retry-After)
  *   retry_after=auto   the Retry-After of every 429: auto (the seconds left in the window,
  *                      rounded up), N (always N seconds), none (no header) or date (an
  *                      HTTP-date: the window's end, rounded up to a whole second)
@@ -63,6 +67,9 @@ enum bp_sim_fault {
     BP_SIM_F_COUNT
 };
 
+/* How a limit is said (key limit_answer). */
+enum bp_sim_limit_answer { BP_SIM_LA_HTTP429 = 0, BP_SIM_LA_HTTP503, BP_SIM_LA_RPC32007 };
+
 /* What a 429's Retry-After header says (key retry_after). */
 enum bp_sim_retry_after { BP_SIM_RA_AUTO = 0, BP_SIM_RA_FIXED, BP_SIM_RA_NONE, BP_SIM_RA_DATE };
 
@@ -73,6 +80,7 @@ typedef struct bp_sim_faults {
     uint64_t quota;              /* requests per quota window, 0 = none */
     double quota_window;         /* seconds */
     enum bp_sim_retry_after retry_after;
+    enum bp_sim_limit_answer limit_answer;
     uint64_t retry_after_s; /* BP_SIM_RA_FIXED */
     double stall_s;
     uint64_t lag;

@@ -29,6 +29,10 @@
 static const char GARBAGE[] = "<html><body>502 Bad Gateway (simnode garbage)</body></html>\n";
 static const char RATE_LIMITED[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32005,"
                                    "\"message\":\"rate limit exceeded (simnode)\"}}";
+static const char UNAVAILABLE[] = "503 Service Unavailable (simnode: over the limit)\n";
+static const char LIMIT_32007[] = "{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32007,"
+                                  "\"message\":\"15/second request limit reached - reduce calls "
+                                  "per second or upgrade your account at quicknode.com\"}}";
 
 struct bp_sim_endpoint {
     bp_sim_server *srv;
@@ -253,8 +257,15 @@ static bool early_fault(bp_sim_endpoint *ep, struct MHD_Connection *mc, uint64_t
         const char *ra = retry_after(ep, left, buf, sizeof(buf), &wait);
         count(ep, BP_SIM_F_RATE_LIMIT);
         note_429(ep, wait);
-        *ret = respond(mc, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", RATE_LIMITED,
-                       sizeof(RATE_LIMITED) - 1, ra);
+        if (ep->f.limit_answer == BP_SIM_LA_HTTP503)
+            *ret = respond(mc, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain", UNAVAILABLE,
+                           sizeof(UNAVAILABLE) - 1, ra);
+        else if (ep->f.limit_answer == BP_SIM_LA_RPC32007)
+            *ret = respond(mc, MHD_HTTP_OK, "application/json", LIMIT_32007,
+                           sizeof(LIMIT_32007) - 1, NULL);
+        else
+            *ret = respond(mc, MHD_HTTP_TOO_MANY_REQUESTS, "application/json", RATE_LIMITED,
+                           sizeof(RATE_LIMITED) - 1, ra);
         return true;
     }
     if (roll(ep, seq, BP_SIM_F_RESET)) {

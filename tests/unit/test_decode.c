@@ -1260,6 +1260,26 @@ static void test_rpc_error_mapping(void **state)
     assert_int_equal(classify("{\"code\":429,\"message\":\"x\"}"), BP_ERATELIMIT);
     assert_int_equal(classify("{\"code\":-32000,\"message\":\"Too Many Requests\"}"),
                      BP_ERATELIMIT);
+    /* Providers' own words for "slower" (QuickNode, Alchemy, quotas)... */
+    assert_int_equal(classify("{\"code\":-32007,\"message\":\"15/second request limit "
+                              "reached - reduce calls per second or upgrade your account\"}"),
+                     BP_ERATELIMIT);
+    assert_int_equal(classify("{\"code\":-32000,\"message\":\"Your app has exceeded its compute "
+                              "units per second capacity\"}"),
+                     BP_ERATELIMIT);
+    assert_int_equal(classify("{\"code\":-32000,\"message\":\"daily request count exceeded, "
+                              "request rate limited\"}"),
+                     BP_ERATELIMIT);
+    assert_int_equal(classify("{\"code\":-32000,\"message\":\"monthly quota exhausted\"}"),
+                     BP_ERATELIMIT);
+    /* ... but not a cap on one request's size, which limits.c learns (a pause never helps). */
+    assert_int_equal(classify("{\"code\":-32000,\"message\":\"batch request limit exceeded\"}"),
+                     BP_ERPC);
+    assert_int_equal(
+        classify("{\"code\":-32000,\"message\":\"block range limit exceeded (max 1000)\"}"),
+        BP_ERPC);
+    assert_int_equal(classify("{\"code\":-32000,\"message\":\"response size limit reached\"}"),
+                     BP_ERPC);
     assert_int_equal(classify("{\"code\":-32000,\"message\":\"header not found\"}"), BP_ERPC);
     assert_int_equal(classify("{\"message\":17}"), BP_ERPC);
     assert_int_equal(classify("[]"), BP_ERPC);
