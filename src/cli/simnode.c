@@ -102,6 +102,8 @@ static const char USAGE[] =
     "  quota=K                a strict provider: K requests per window, then HTTP 429 with\n"
     "                         Retry-After: the whole seconds left in the window\n"
     "  quota_window=S         the quota's window (default 4s; starts at the first request)\n"
+    "  limit_answer=http429|http503|rpc32007  how a limit is said: HTTP 429 + -32005 body,\n"
+    "                         HTTP 503 + Retry-After, or QuickNode's HTTP 200 + JSON-RPC -32007\n"
     "  retry_after=auto|N|none|date  a 429's Retry-After: seconds left rounded up (auto),\n"
     "                         always N, no header, or an HTTP-date\n"
     "  http500_rate=p         HTTP 500\n"
