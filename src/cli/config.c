@@ -74,6 +74,7 @@ static int set_rpc(loader *ld, const opt *o, const char *v, const char *who, bp_
 static int set_output(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_ch_url(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_string(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_secret(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_start(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_u64(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_u64_given(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -250,7 +251,7 @@ static const opt g_opts[] = {
      .cmds = CMD_API, .def = "off (serve: 127.0.0.1:8080)",
      .help = "serve the HTTP API here: REST over the output, status, /metrics, WebSocket and "
              "SSE push, the dashboard (docs/API.md); a non-loopback address exposes it"},
-    {"api-token", NULL, "TOKEN", "API_TOKEN", NULL, "api_token", set_string, F(api_token),
+    {"api-token", NULL, "TOKEN", "API_TOKEN", NULL, "api_token", set_secret, F(api_token),
      .cmds = CMD_API, .def = "none",
      .help = "Bearer token the API requires for writes (and reads with --api-token-reads); "
              "SSE and WebSocket clients may pass ?token="},
@@ -331,7 +332,7 @@ static const opt g_opts[] = {
     {"price-coin-id", NULL, "ID", "PRICE_COIN_ID", NULL, "price_coin_id", set_string,
      F(price_coin_id), .cmds = CMD_BOTH, .def = "from --native-token (ETH: ethereum)",
      .help = "CoinGecko's id of the native token"},
-    {"coingecko-api-key", NULL, "KEY", "COINGECKO_API_KEY", NULL, "coingecko_api_key", set_string,
+    {"coingecko-api-key", NULL, "KEY", "COINGECKO_API_KEY", NULL, "coingecko_api_key", set_secret,
      F(coingecko_api_key), .cmds = CMD_BOTH, .def = "none",
      .help = "sent as x-cg-pro-api-key (pro-api host) or x-cg-demo-api-key; prefer the "
              "environment variable. Without --price-url the key alone starts the fetcher on "
@@ -695,6 +696,14 @@ static int set_string(loader *ld, const opt *o, const char *v, const char *who, 
     return replace_string((char **)((char *)ld->cfg + o->off), v, err);
 }
 
+/* A key or token: registered at once, so that no log line, error, stats snapshot or state
+ * file written after this shows it (a price API's error body may quote the key). */
+static int set_secret(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    bp_secret_add(v);
+    return set_string(ld, o, v, who, err);
+}
+
 static int set_level(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     int level = bp_log_level_parse(v);
@@ -995,6 +1004,7 @@ static int set_output(loader *ld, const opt *o, const char *v, const char *who, 
         return bp_error_set(err, BP_EINVAL, "%s: too many outputs (at most %d)", who,
                             BP_MAX_OUTPUTS);
     cfg->outputs[cfg->output_count] = NULL;
+    bp_secret_add_dsn(v); /* libpq, librdkafka and hiredis errors may quote the URL */
     int rc = replace_string(&cfg->outputs[cfg->output_count], v, err);
     if (rc == 0)
         cfg->output_count++;
@@ -1005,6 +1015,7 @@ static int set_output(loader *ld, const opt *o, const char *v, const char *who, 
 static int set_ch_url(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     (void)o;
+    bp_secret_add_dsn(v);
     bool tls = has_prefix_ci(v, "https://");
     const char *rest = tls ? v + 8 : has_prefix_ci(v, "http://") ? v + 7 : NULL;
     if (!rest && bp_sink_find(v) != bp_sink_find("clickhouse:"))

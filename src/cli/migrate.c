@@ -6,6 +6,7 @@
 #include "blockpipe/sink.h"
 #include "cli/config.h"
 #include "util/log.h"
+#include "util/url.h"
 
 int bp_cmd_migrate(int argc, char **argv)
 {
@@ -13,6 +14,7 @@ int bp_cmd_migrate(int argc, char **argv)
     bp_error err = {0};
     int status = 0;
     if (bp_config_load(&cfg, BP_CMD_MIGRATE, argc, argv, &err) != 0) {
+        bp_secret_scrub(err.msg);
         fprintf(stderr, "blockpipe migrate: %s\n", err.msg);
         bp_config_release(&cfg);
         return 2;
@@ -31,6 +33,7 @@ int bp_cmd_migrate(int argc, char **argv)
         if (rc == 0) {
             printf("%s\n", report);
         } else {
+            bp_secret_scrub(err.msg);
             fprintf(stderr, "blockpipe migrate: %s\n", err.msg);
             status = rc == BP_EINVAL ? 2 : 1;
         }

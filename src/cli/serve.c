@@ -202,6 +202,7 @@ int bp_cmd_serve(int argc, char **argv, volatile sig_atomic_t *stop)
     bp_cli_api api = {0};
     int status = 1;
     if (bp_config_load(&cfg, BP_CMD_SERVE, argc, argv, &err) != 0) {
+        bp_secret_scrub(err.msg);
         fprintf(stderr, "blockpipe serve: %s\n", err.msg);
         bp_config_release(&cfg);
         return 2;

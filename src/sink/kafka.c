@@ -56,6 +56,7 @@
 #include "util/hex.h"
 #include "util/jsonw.h"
 #include "util/log.h"
+#include "util/url.h"
 
 #define TAIL_RECORDS 1000 /* the checkpoint is looked for in the topic's tail first */
 /* A group of batches in one transaction (bp_batch.more) ends at the first of: this many
@@ -203,11 +204,19 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 /* ---- handles ---------------------------------------------------------------------------- */
 
+/* A secret setting's value (sasl.password, ssl.key.password, ...) is registered, so that
+ * librdkafka's own messages quoting it are scrubbed, and never put in an error. */
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, bp_error *err)
 {
     char e[512];
-    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK)
-        return bp_error_set(err, BP_EINVAL, "librdkafka setting %s=%s: %s", k, v, e);
+    bool secret = bp_secret_name(k, strlen(k));
+    if (secret)
+        bp_secret_add(v);
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        bp_secret_scrub(e);
+        return bp_error_set(err, BP_EINVAL, "librdkafka setting %s=%s: %s", k, secret ? "***" : v,
+                            e);
+    }
     return 0;
 }
 
@@ -235,7 +244,10 @@ static int conf_list(rd_kafka_conf_t *conf, const char *text, char sep, bool dec
         char *eq = strchr(kv, '=');
         int rc = 0;
         if (n && !eq)
-            rc = bp_error_set(err, BP_EINVAL, "librdkafka setting '%s': expected key=value", kv);
+            rc = bp_error_set(err, BP_EINVAL,
+                              "librdkafka setting of %zu characters: expected "
+                              "key=value",
+                              strlen(kv)); /* it may be a secret */
         else if (n)
             *eq = '\0', rc = conf_set(conf, kv, eq + 1, err);
         free(kv);

@@ -11,13 +11,30 @@
 
 #define MASK "***"
 
+/* A setting's name that says its value is a secret: exact key names, or a word inside a longer
+ * one (libpq's sslpassword, librdkafka's sasl.password / ssl.key.password /
+ * sasl.oauthbearer.client.secret, a mistyped "sasl.pasword" too: "pass"). */
+bool bp_secret_name(const char *name, size_t len)
+{
+    static const char *const exact[] = {"key", "sig", "auth"};
+    static const char *const words[] = {"pass",       "pasw",    "pwd",     "secret",
+                                        "token",      "apikey",  "api_key", "api-key",
+                                        "credential", "private", "key.pem", "oauthbearer.config"};
+    for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+        if (strlen(exact[i]) == len && strncasecmp(exact[i], name, len) == 0)
+            return true;
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        size_t n = strlen(words[i]);
+        for (size_t at = 0; at + n <= len; at++)
+            if (strncasecmp(name + at, words[i], n) == 0)
+                return true;
+    }
+    return false;
+}
+
 static bool secret_param(const char *name, size_t len)
 {
-    static const char *const names[] = {"password", "apikey", "api_key", "key", "token"};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-        if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
-            return true;
-    return false;
+    return bp_secret_name(name, len);
 }
 
 /* Appends s[0..n) to out at *pos, never past outsz - 1. */
@@ -35,19 +52,22 @@ static void put_mask(char *out, size_t outsz, size_t *pos)
 
 bool bp_url_key_like(const char *seg, size_t n)
 {
-    bool letter = false, digit = false;
+    bool letter = false, digit = false, upper = false, lower = false;
     if (n < 10)
         return false;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)seg[i];
         if (isalpha(c))
-            letter = true;
+            letter = true, upper |= isupper(c) != 0, lower |= islower(c) != 0;
         else if (isdigit(c))
             digit = true;
-        else if (!strchr("-_.~+=%", c))
+        else if (!strchr("-_.~+=%;", c)) /* ';': a path parameter, "/;apikey=K" */
             return false;
     }
-    return (letter && digit) || n >= 32;
+    /* Letters of both cases (20+) or digits alone (16+) are keys too: no word or chain name
+     * looks like either. */
+    return (letter && digit) || n >= 32 || (upper && lower && !digit && n >= 20) ||
+           (digit && !letter && n >= 16);
 }
 
 /* An RPC endpoint's URL: its path and every query value may carry the key. */
@@ -235,6 +255,27 @@ void bp_secret_add_url(const char *url)
     }
     if (*p == '?')
         add_query_values(p + 1);
+}
+
+void bp_secret_add_dsn(const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : url;
+    const char *at = userinfo_at(auth);
+    if (at) {
+        const char *colon = memchr(auth, ':', (size_t)(at - auth));
+        if (colon) /* a database URL's user name alone is worth seeing */
+            add_n(colon + 1, (size_t)(at - colon - 1));
+    }
+    const char *q = strchr(url, '?');
+    while (q) { /* every name=value piece: "?a=1&b=2" and libpq's "key=value key=value" */
+        q++;
+        size_t seg = strcspn(q, "&# ");
+        const char *eq = memchr(q, '=', seg);
+        if (eq && secret_param(q, (size_t)(eq - q)))
+            add_n(eq + 1, (size_t)(q + seg - eq - 1));
+        q = q[seg] ? q + seg : NULL;
+    }
 }
 
 void bp_secret_add_header(const char *header)

@@ -7,8 +7,9 @@
  *     "#fragment";
  *   - key-like path segments: at least 10 characters of letters, digits and "-_.~+=%" with
  *     both a letter and a digit (Infura, Alchemy, QuickNode, Ankr, Chainstack, UUIDs, and
- *     "SECRETKEY123"), or any such segment of 32 characters or more. Words ("v2", "rpc",
- *     "eth-mainnet", "polygon-zkevm") are kept.
+ *     "SECRETKEY123"), any such segment of 32 characters or more, 20 or more letters of both
+ *     cases, 16 or more digits, and ";name=value" path parameters of that shape. Words ("v2",
+ *     "rpc", "eth-mainnet", "polygon-zkevm") are kept.
  * The scheme, host and port are always kept: they say which endpoint it is.
  *
  * Besides, every secret the configuration names (passwords, key-like path segments, query
@@ -38,6 +39,11 @@ bool bp_url_key_like(const char *seg, size_t n);
 #define BP_SECRET_MIN 6
 void bp_secret_add(const char *s);
 void bp_secret_add_url(const char *url);
+/* A database or broker URL (an output's): its password and the values of its secret-named
+ * settings (bp_secret_name), not its path or its other settings, which say which database. */
+void bp_secret_add_dsn(const char *url);
+/* True when a setting named name[0..len) holds a secret (password, secret, token, key...). */
+bool bp_secret_name(const char *name, size_t len);
 void bp_secret_add_header(const char *header);
 /* Replaces every registered secret in the NUL-terminated text by "***", in place. */
 void bp_secret_scrub(char *text);

@@ -61,6 +61,42 @@ static void test_path_keys(void **state)
     assert_false(bp_url_key_like("polygon-zkevm-mainnet", 21));
     assert_true(bp_url_key_like("abcdefabcdefabcdefabcdefabcdefab", 32));
     assert_false(bp_url_key_like("abc/def123456", 13));
+    /* the audit's shapes: letters of both cases, digits alone, a path parameter */
+    check("http://h/v3/abcdefghijklmnopqrstuvwxyzABCD", "http://h/v3/***");
+    check("http://h/1234567890123456789012", "http://h/***");
+    check("http://h/;apikey=Secret123x", "http://h/***");
+    check("http://h/ethereum-mainnet-archive-node/1", "http://h/ethereum-mainnet-archive-node/1");
+    check("http://h/EthereumMainnet", "http://h/EthereumMainnet"); /* a CamelCase name, < 20 */
+    check("http://h/chain/8453", "http://h/chain/8453");           /* a chain id */
+}
+
+/* An output's URL: its password and secret-named settings, whatever the library calls them,
+ * shown masked and registered for free text; its database and other settings kept. */
+static void test_output_urls(void **state)
+{
+    (void)state;
+    check("postgres://bp@h/db?sslpassword=PgKeyPass99&sslmode=require",
+          "postgres://***@h/db?sslpassword=***&sslmode=require"); /* a bare userinfo: masked */
+    check("kafka://b:9092/t?ssl.key.password=Hunter2Secret&sasl.password=Saslpw77&acks=all",
+          "kafka://b:9092/t?ssl.key.password=***&sasl.password=***&acks=all");
+    check("kafka://b/t?sasl.oauthbearer.client.secret=CS123456",
+          "kafka://b/t?sasl.oauthbearer.client.secret=***");
+    bp_secret_clear();
+    bp_secret_add_dsn("postgresql://bp:secretpw@[::1/blockpipe2024?sslpassword=PgKeyPass99&"
+                      "application_name=indexer");
+    bp_secret_add_dsn("kafka://b/t?ssl.key.password=Hunter2Secret&linger.ms=100000");
+    char text[512];
+    snprintf(text, sizeof(text),
+             "invalid URI \"postgresql://bp:secretpw@[::1/blockpipe2024\" PgKeyPass99 "
+             "Hunter2Secret indexer 100000");
+    bp_secret_scrub(text);
+    assert_string_equal(text, "invalid URI \"postgresql://bp:***@[::1/blockpipe2024\" *** *** "
+                              "indexer 100000");
+    bp_secret_clear();
+    assert_true(bp_secret_name("sasl.pasword", 12)); /* mistyped, still a password */
+    assert_true(bp_secret_name("x-api-key", 9));
+    assert_false(bp_secret_name("sslmode", 7));
+    assert_false(bp_secret_name("linger.ms", 9));
 }
 
 static void check_header(const char *in, const char *want)
@@ -102,8 +138,9 @@ static void test_scrub(void **state)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_redact), cmocka_unit_test(test_path_keys),
-        cmocka_unit_test(test_headers), cmocka_unit_test(test_scrub)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_redact),
+                                       cmocka_unit_test(test_path_keys),
+                                       cmocka_unit_test(test_headers), cmocka_unit_test(test_scrub),
+                                       cmocka_unit_test(test_output_urls)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
