@@ -541,6 +541,10 @@ void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi)
             break;
         bp_price_span w = p->wanted[i];
         p->wanted[i] = p->wanted[--p->nwanted];
+        if (answered(p, w.lo, w.hi)) { /* by another span's chunk meanwhile: no request */
+            k--;
+            continue;
+        }
         p->asking = true;
         bool go_on = ask(p, w);
         p->asking = false;
