@@ -328,7 +328,9 @@ static const opt g_opts[] = {
     {"price-url", NULL, "URL", "PRICE_URL", NULL, "price_url", set_string, F(price_url),
      .cmds = CMD_BOTH, .def = "none",
      .help = "base of a CoinGecko-shaped API (https://api.coingecko.com/api/v3): the current "
-             "price every --price-interval, history over the range endpoint for older blocks"},
+             "price every --price-interval, history over the range endpoint for older blocks "
+             "(in ranges of up to 90 days, hourly points; 2 s apart at least; the demo plan "
+             "refuses history older than 365 days: those blocks keep NULL USD, logged once)"},
     {"price-coin-id", NULL, "ID", "PRICE_COIN_ID", NULL, "price_coin_id", set_string,
      F(price_coin_id), .cmds = CMD_BOTH, .def = "from --native-token (ETH: ethereum)",
      .help = "CoinGecko's id of the native token"},
@@ -344,7 +346,9 @@ static const opt g_opts[] = {
     {"price-max-age", NULL, "S", "PRICE_MAX_AGE", NULL, "price_max_age", set_u64,
      RANGE(1, 315360000), F(price_max_age), .cmds = CMD_BOTH, .def = "7200",
      .help = "a block's USD price is the latest at or before it, at most S seconds older; "
-             "without one its USD columns stay NULL until a price arrives"},
+             "without one its USD columns stay NULL until a price arrives. CoinGecko's "
+             "history is hourly (5-minutely for the last day only): below 3600 older blocks "
+             "away from an hourly point stay NULL"},
     {"ml", NULL, "on|off", "ML_PREDICTIONS", NULL, "ml", set_bool, F(ml), .cmds = CMD_BOTH,
      .def = "off",
      .help = "score every transaction with the online anomaly model into ml_predictions "

@@ -2,7 +2,8 @@
  * on its own thread (every symbol's store in one request), /coins/{id}/market_chart/range for
  * history a batch needs. A 429 waits Retry-After (seconds; 10 s when absent; history of the head's
  * blocks is asked again later instead); the API key goes in CoinGecko's header (x-cg-pro-api-key
- * for a pro-api host, else x-cg-demo-api-key), never in the URL. */
+ * for a pro-api host, else x-cg-demo-api-key), never in the URL. History is asked in chunks
+ * whose points are dense enough for --price-max-age (chunk_end), spaced HISTORY_GAP apart. */
 #include "metrics/keymap.h"
 #include "metrics/prices_internal.h"
 
@@ -19,11 +20,19 @@
 #include "util/url.h"
 
 #define BODY_MAX (16u << 20)
-#define HISTORY_SPAN (30u * 86400) /* one range request covers this much (hourly points) */
-#define RETRY_LATER 30             /* seconds at most before history not answered is asked again */
-#define FINAL_AFTER 86400          /* a span that ended this long before it was asked is final */
-#define WANTED_MAX 64              /* spans wanted kept apart (more are merged) */
-#define RATE_WAIT_MAX 60           /* seconds a history request waits out 429s */
+/* CoinGecko picks a range's granularity by its length: a day from now gets 5-minute points,
+ * up to 90 days hourly ones, longer ranges daily ones (00:00 UTC). A request never spans more
+ * than the points --price-max-age needs allow (chunk_end). */
+#define DAY 86400u
+#define HOURLY_MAX (90u * DAY)
+#define DAILY_CHUNK (365u * DAY)
+#define DEMO_REACH (365u * DAY) /* the demo/public plan serves this much history, no more */
+#define HISTORY_GAP 2.0         /* seconds at least between history requests (~30 a minute) */
+#define ASKS_PER_COVER 8        /* history requests one batch makes at most (more: later) */
+#define RETRY_LATER 30          /* seconds at most before history not answered is asked again */
+#define FINAL_AFTER 86400       /* a span that ended this long before it was asked is final */
+#define WANTED_MAX 64           /* spans wanted kept apart (more: the closest two are merged) */
+#define RATE_WAIT_MAX 60        /* seconds a history request waits out 429s */
 #define RATE_WAIT_DEFAULT 10
 
 typedef struct answer {
@@ -87,12 +96,21 @@ static int get(bp_prices *p, const char *url, answer *a, bp_error *err)
     return 0;
 }
 
-/* A non-2xx answer as an error naming the status and what CoinGecko said. */
+/* A non-2xx answer as an error naming the status and what CoinGecko said: its error_message
+ * ({"status": {...}}, or {"error": {"status": {...}}} as its plan limits answer), else the
+ * body's beginning. */
 static int http_error(const char *what, const answer *a, bp_error *err)
 {
-    return bp_error_set(err, a->status == 429 || a->status >= 500 ? BP_ETRANSPORT : BP_EINVAL,
-                        "prices: %s: HTTP %ld: %.200s", what, a->status,
-                        a->body.data ? a->body.data : "");
+    int code = a->status == 429 || a->status >= 500 ? BP_ETRANSPORT : BP_EINVAL;
+    yajl_val root = a->body.data ? bp_json_parse(a->body.data, a->body.len, NULL, 0) : NULL;
+    const char *p1[] = {"status", "error_message", NULL};
+    const char *p2[] = {"error", "status", "error_message", NULL};
+    yajl_val m = root ? yajl_tree_get(root, p1, yajl_t_string) : NULL;
+    m = m || !root ? m : yajl_tree_get(root, p2, yajl_t_string);
+    const char *words = m ? YAJL_GET_STRING(m) : a->body.data ? a->body.data : "";
+    int rc = bp_error_set(err, code, "prices: %s: HTTP %ld: %.300s", what, a->status, words);
+    bp_json_free(root);
+    return rc;
 }
 
 static double number_of(yajl_val v, bool *ok)
@@ -124,9 +142,10 @@ static int parse_current(bp_prices *s, yajl_val root, const answer *a, bp_error 
     return bp_prices_add(s, ok_ts && ts > 0 ? (uint64_t)ts : now_s(), usd, "coingecko");
 }
 
-/* {"prices": [[ms, usd], ...], ...}: *added points, *newest the newest one's time. */
+/* {"prices": [[ms, usd], ...], ...}: *added points, *newest the newest one's time, *gap the
+ * widest gap between two of them (in the order CoinGecko gives them: ascending). */
 static int parse_range(bp_prices *p, const answer *a, size_t *added, uint64_t *newest,
-                       bp_error *err)
+                       uint64_t *gap, bp_error *err)
 {
     yajl_val root = bp_json_parse(a->body.data, a->body.len, NULL, 0);
     const char *path[] = {"prices", NULL};
@@ -135,6 +154,8 @@ static int parse_range(bp_prices *p, const answer *a, size_t *added, uint64_t *n
                  : bp_error_set(err, BP_EPARSE, "prices: market_chart/range: no prices in %.200s",
                                 a->body.data ? a->body.data : "");
     *added = 0;
+    *gap = 0;
+    uint64_t prev = 0;
     for (size_t i = 0; rc == 0 && i < arr->u.array.len; i++) {
         yajl_val pt = arr->u.array.values[i];
         bool ok_t = false, ok_u = false;
@@ -150,9 +171,12 @@ static int parse_range(bp_prices *p, const answer *a, size_t *added, uint64_t *n
                               i);
             break;
         }
-        rc = bp_prices_add(p, (uint64_t)(t / 1000), u, "coingecko");
+        uint64_t ts = (uint64_t)(t / 1000);
+        rc = bp_prices_add(p, ts, u, "coingecko");
         *added += rc == 0;
-        *newest = (uint64_t)(t / 1000) > *newest ? (uint64_t)(t / 1000) : *newest;
+        *gap = i > 0 && ts > prev && ts - prev > *gap ? ts - prev : *gap;
+        prev = ts;
+        *newest = ts > *newest ? ts : *newest;
     }
     bp_json_free(root);
     return rc;
@@ -254,6 +278,23 @@ void bp_prices_stop(bp_prices *p)
 
 /* ---- history -------------------------------------------------------------------------- */
 
+static double mono_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* t as "2024-01-31 00:00" (UTC), for the log. */
+static const char *utc(uint64_t t, char *buf, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || strftime(buf, n, "%Y-%m-%d %H:%M", &tm) == 0)
+        snprintf(buf, n, "%llu", (unsigned long long)t);
+    return buf;
+}
+
 /* Is [lo, hi] inside a span answered already? Under the lock. */
 static bool answered(const bp_prices *p, uint64_t lo, uint64_t hi)
 {
@@ -263,9 +304,26 @@ static bool answered(const bp_prices *p, uint64_t lo, uint64_t hi)
     return false;
 }
 
-/* patient: 429s are waited out (up to RATE_WAIT_MAX); else one is a transient failure. */
+/* The end of the request asking history from lo at `now`: as far as CoinGecko still answers
+ * with points at most max_age apart. A max_age of a day or more is served by daily points
+ * (ranges of a year: fewer requests), of an hour or more by hourly ones (ranges up to 90
+ * days). Below an hour only the last day's 5-minute points serve (a range of a day within
+ * it): older history comes hourly whatever is asked, in 90-day ranges up to the last day. */
+static uint64_t chunk_end(const bp_prices *p, uint64_t lo, uint64_t now)
+{
+    if (p->cfg.max_age >= DAY)
+        return lo + DAILY_CHUNK;
+    if (p->cfg.max_age >= 3600)
+        return lo + HOURLY_MAX;
+    if (lo + DAY >= now)
+        return lo + DAY;
+    return lo + HOURLY_MAX < now - DAY ? lo + HOURLY_MAX : now - DAY;
+}
+
+/* patient: 429s are waited out (up to RATE_WAIT_MAX); else one is a transient failure.
+ * *gap: the widest gap between the points answered. */
 static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, bool patient, uint64_t *newest,
-                       answer *a, bp_error *err)
+                       uint64_t *gap, answer *a, bp_error *err)
 {
     char url[1024];
     snprintf(url, sizeof(url), "%s/coins/%s/market_chart/range?vs_currency=usd&from=%llu&to=%llu",
@@ -276,7 +334,7 @@ static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, bool patient, uin
             return rc;
         if (a->status >= 200 && a->status <= 299) {
             size_t added;
-            rc = parse_range(p, a, &added, newest, err);
+            rc = parse_range(p, a, &added, newest, gap, err);
             if (rc == 0)
                 bp_info("prices: %zu %s points for %llu..%llu from the range endpoint", added,
                         p->cfg.symbol, (unsigned long long)lo, (unsigned long long)hi);
@@ -296,15 +354,37 @@ static void add_span(bp_price_span **v, size_t *n, size_t *cap, uint64_t lo, uin
         (*v)[(*n)++] = (bp_price_span){lo, hi};
 }
 
+/* Adds [lo, hi] to the spans answered, merged with those it overlaps or touches (consecutive
+ * chunks: a batch across their seam is answered). Under the lock. */
+static void add_answered(bp_prices *p, uint64_t lo, uint64_t hi)
+{
+    for (size_t i = 0; i < p->nspans;) {
+        bp_price_span *s = &p->spans[i];
+        if (s->lo > hi || lo > s->hi) {
+            i++;
+            continue;
+        }
+        lo = s->lo < lo ? s->lo : lo;
+        hi = s->hi > hi ? s->hi : hi;
+        *s = p->spans[--p->nspans];
+    }
+    add_span(&p->spans, &p->nspans, &p->capspans, lo, hi);
+}
+
+static uint64_t gap_between(bp_price_span a, bp_price_span b)
+{
+    return a.lo > b.hi ? a.lo - b.hi : b.lo > a.hi ? b.lo - a.hi : 0;
+}
+
 /* Adds [lo, hi] to the spans wanted, merged with those it overlaps or nearly touches (a batch's
- * span begins max_age before its first block: consecutive batches overlap). Under the lock. */
+ * span begins max_age before its first block: consecutive batches overlap). Past WANTED_MAX
+ * the two closest become one: a span is asked in chunks whatever its width, so merging costs
+ * the requests of the gap between them, never the points' density. Under the lock. */
 static void want(bp_prices *p, uint64_t lo, uint64_t hi)
 {
     for (size_t i = 0; i < p->nwanted;) {
         bp_price_span *w = &p->wanted[i];
-        bool near = p->nwanted >= WANTED_MAX ||
-                    (w->lo <= hi + p->cfg.max_age && lo <= w->hi + p->cfg.max_age);
-        if (!near) {
+        if (!(w->lo <= hi + p->cfg.max_age && lo <= w->hi + p->cfg.max_age)) {
             i++;
             continue;
         }
@@ -313,6 +393,21 @@ static void want(bp_prices *p, uint64_t lo, uint64_t hi)
         *w = p->wanted[--p->nwanted];
     }
     add_span(&p->wanted, &p->nwanted, &p->capwanted, lo, hi);
+    if (p->nwanted <= WANTED_MAX)
+        return;
+    size_t bi = 0, bj = 1;
+    uint64_t best = UINT64_MAX;
+    for (size_t i = 0; i < p->nwanted; i++)
+        for (size_t j = i + 1; j < p->nwanted; j++)
+            if (gap_between(p->wanted[i], p->wanted[j]) < best) {
+                best = gap_between(p->wanted[i], p->wanted[j]);
+                bi = i;
+                bj = j;
+            }
+    bp_price_span *a = &p->wanted[bi], b = p->wanted[bj];
+    a->lo = b.lo < a->lo ? b.lo : a->lo;
+    a->hi = b.hi > a->hi ? b.hi : a->hi;
+    p->wanted[bj] = p->wanted[--p->nwanted];
 }
 
 /* Seconds before history not answered is asked again: the --price-interval, at most 30. */
@@ -322,24 +417,104 @@ static uint64_t retry_wait(const bp_prices *p)
     return s < 1 ? 1 : (uint64_t)s;
 }
 
-/* Records what asking [w.lo, to] at `asked_at` answered: up to its newest point (+ max_age, the
- * blocks that point prices) unless the span was long over when asked (then whatever came is
- * all there is); a refusal for good counts as answered. The rest of w is wanted again, after
- * a pause, like a span that failed. Under the lock. */
-static void settle(bp_prices *p, bp_price_span w, uint64_t to, uint64_t asked_at, int rc,
-                   uint64_t newest)
+/* Records what asking [w.lo, to] (w's first chunk) at `asked_at` answered: up to its newest
+ * point (+ max_age, the blocks that point prices) unless the chunk was long over when asked
+ * (then whatever came is all there is). A refusal for good counts as answered, but for a
+ * chunk reaching from beyond the demo plan's reach (a year) well into it: its part within
+ * the reach is asked again alone. The rest of w is wanted again: at once when the chunk was
+ * answered whole (the next chunk), after a pause when not (like a span that failed). The end
+ * of what counts as answered now. Under the lock. */
+static uint64_t settle(bp_prices *p, bp_price_span w, uint64_t to, uint64_t asked_at, int rc,
+                       uint64_t newest)
 {
     uint64_t upto = w.lo;
-    if ((rc == 0 && to + FINAL_AFTER <= asked_at) || (rc != 0 && !bp_error_is_transient(rc)))
+    bool refused = rc != 0 && !bp_error_is_transient(rc);
+    if (refused) {
+        uint64_t reach = asked_at > DEMO_REACH ? asked_at - DEMO_REACH + DAY : 0;
+        upto = w.lo + DAY / 2 < reach && reach < to ? reach : to;
+    } else if (rc == 0 && to + FINAL_AFTER <= asked_at) {
         upto = to;
-    else if (rc == 0 && newest > w.lo)
+    } else if (rc == 0 && newest > w.lo) {
         upto = newest + p->cfg.max_age < to ? newest + p->cfg.max_age : to;
+    }
     if (upto > w.lo)
-        add_span(&p->spans, &p->nspans, &p->capspans, w.lo, upto);
+        add_answered(p, w.lo, upto);
     if (upto < w.hi) {
         want(p, upto > w.lo ? upto : w.lo, w.hi);
-        p->next_ask = now_s() + retry_wait(p);
+        if (!refused && upto < to)
+            p->next_ask = now_s() + retry_wait(p);
     }
+    return upto;
+}
+
+/* The wanted span to ask next: the earliest one overlapping [lo, hi], or -1. Under the lock. */
+static long pick(const bp_prices *p, uint64_t lo, uint64_t hi)
+{
+    long best = -1;
+    for (size_t i = 0; i < p->nwanted; i++) {
+        const bp_price_span *w = &p->wanted[i];
+        if (w->lo <= hi && lo <= w->hi && (best < 0 || w->lo < p->wanted[best].lo))
+            best = (long)i;
+    }
+    return best;
+}
+
+/* Says why USD stays NULL: a refusal of history for good (the first as a warning, naming the
+ * span and CoinGecko's words; the others as info), or points too sparse for max_age (once). */
+static void tell(bp_prices *p, int rc, const bp_error *e, uint64_t lo, uint64_t upto, uint64_t gap)
+{
+    char a[32], b[32];
+    if (rc != 0 && bp_error_is_transient(rc)) {
+        bp_warn("%s (asked again later; USD stays NULL until then)", e->msg);
+    } else if (rc != 0 && !p->told_refused) {
+        p->told_refused = true;
+        bp_warn("%s: CoinGecko refused %s history %s..%s UTC for good: the blocks it would "
+                "price keep NULL USD (the demo/public plan serves the last 365 days only; a "
+                "paid plan's key with --price-url https://pro-api.coingecko.com/api/v3, or "
+                "--prices FILE, prices them)",
+                e->msg, p->cfg.symbol, utc(lo, a, sizeof(a)), utc(upto, b, sizeof(b)));
+    } else if (rc != 0) {
+        bp_info("prices: CoinGecko refused %s history %s..%s UTC too (USD stays NULL there)",
+                p->cfg.symbol, utc(lo, a, sizeof(a)), utc(upto, b, sizeof(b)));
+    } else if (gap > p->cfg.max_age && !p->told_sparse) {
+        p->told_sparse = true;
+        bp_warn("prices: CoinGecko answered %s history %s..%s UTC with points up to %llu s "
+                "apart, more than --price-max-age %llu s: blocks further than that from a "
+                "point keep NULL USD (history older than a day comes in hourly points at "
+                "best; --prices FILE with denser points prices them)",
+                p->cfg.symbol, utc(lo, a, sizeof(a)), utc(upto, b, sizeof(b)),
+                (unsigned long long)gap, (unsigned long long)p->cfg.max_age);
+    }
+}
+
+/* Asks w's first chunk (at most chunk_end wide: a backfill's next batches are in it too) and
+ * settles it. Called with the lock held and p->asking set by the caller; returns with the
+ * lock held and p->asking still set. false: stopping. */
+static bool ask(bp_prices *p, bp_price_span w)
+{
+    double wait = p->last_ask + HISTORY_GAP - mono_s();
+    pthread_mutex_unlock(&p->lock);
+    /* spaced: a backfill asks chunk after chunk, and CoinGecko's plans allow few a minute */
+    bool go_on = !(p->last_ask > 0 && wait > 0) || nap(p, wait);
+    uint64_t asked_at = now_s(), to = chunk_end(p, w.lo, asked_at), newest = 0, gap = 0;
+    answer a = {0};
+    bp_buf_init(&a.body, BODY_MAX);
+    bp_error e = {0};
+    /* at the head the current price prices the blocks and a span not answered is asked again:
+     * the writers do not wait out rate limits there, a backfill's history is worth the wait */
+    uint64_t end = to < w.hi ? to : w.hi;
+    bool head = end + p->cfg.max_age >= asked_at && end <= asked_at + p->cfg.max_age;
+    int rc = go_on ? fetch_range(p, w.lo, to, !head, &newest, &gap, &a, &e)
+                   : bp_error_set(&e, BP_ETRANSPORT, "prices: stopping");
+    bp_buf_release(&a.body);
+    pthread_mutex_lock(&p->lock);
+    p->last_ask = mono_s();
+    uint64_t upto = settle(p, w, to, asked_at, rc, newest);
+    pthread_mutex_unlock(&p->lock);
+    if (go_on)
+        tell(p, rc, &e, w.lo, rc != 0 ? upto : to, gap);
+    pthread_mutex_lock(&p->lock);
+    return go_on;
 }
 
 void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi)
@@ -356,34 +531,26 @@ void bp_prices_cover(bp_prices *p, uint64_t lo, uint64_t hi)
         pthread_cond_wait(&p->asked, &p->lock);
     if (need && !answered(p, from, hi))
         want(p, from, hi);
-    bool go = !p->asking && p->nwanted && now_s() >= p->next_ask;
-    bp_price_span w = go ? p->wanted[0] : (bp_price_span){0};
-    if (go) {
-        p->wanted[0] = p->wanted[--p->nwanted];
+    /* this batch's history chunk after chunk (a sparse chain's batch may span years), up to
+     * a bound; with none of it wanted, one span wanted before (an outage's) */
+    for (int k = 0; k < ASKS_PER_COVER && !p->asking && now_s() >= p->next_ask; k++) {
+        long i = pick(p, from, hi);
+        if (i < 0 && k == 0)
+            i = pick(p, 0, UINT64_MAX);
+        if (i < 0)
+            break;
+        bp_price_span w = p->wanted[i];
+        p->wanted[i] = p->wanted[--p->nwanted];
+        if (answered(p, w.lo, w.hi)) { /* by another span's chunk meanwhile: no request */
+            k--;
+            continue;
+        }
         p->asking = true;
+        bool go_on = ask(p, w);
+        p->asking = false;
+        pthread_cond_broadcast(&p->asked);
+        if (!go_on)
+            break;
     }
-    pthread_mutex_unlock(&p->lock);
-    if (!go)
-        return;
-    /* one request covers a backfill's next batches too */
-    uint64_t to = w.hi > w.lo + HISTORY_SPAN ? w.hi : w.lo + HISTORY_SPAN, newest = 0;
-    uint64_t asked_at = now_s();
-    answer a = {0};
-    bp_buf_init(&a.body, BODY_MAX);
-    bp_error e = {0};
-    /* at the head the current price prices the blocks and a span not answered is asked again:
-     * the writers do not wait out rate limits there, a backfill's history is worth the wait */
-    bool head = w.hi + p->cfg.max_age >= asked_at && w.hi <= asked_at + p->cfg.max_age;
-    bool patient = !head;
-    int rc = fetch_range(p, w.lo, to, patient, &newest, &a, &e);
-    bp_buf_release(&a.body);
-    if (rc != 0)
-        bp_warn("%s%s", e.msg,
-                bp_error_is_transient(rc) ? " (asked again later; USD stays NULL until then)"
-                                          : " (not asked again)");
-    pthread_mutex_lock(&p->lock);
-    p->asking = false;
-    settle(p, w, to, asked_at, rc, newest);
-    pthread_cond_broadcast(&p->asked);
     pthread_mutex_unlock(&p->lock);
 }

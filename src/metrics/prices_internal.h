@@ -40,6 +40,9 @@ struct bp_prices {
     bp_price_span *wanted; /* history not answered yet (failed, or asked before it existed) */
     size_t nwanted, capwanted;
     uint64_t next_ask;    /* unix seconds: no history request before (after a failure) */
+    double last_ask;      /* CLOCK_MONOTONIC seconds of the last history request (spacing) */
+    bool told_refused;    /* a refusal of history was logged as a warning (the others: info) */
+    bool told_sparse;     /* an answer too sparse for max_age was logged */
     bool asking;          /* a writer is asking the range endpoint */
     pthread_cond_t asked; /* signalled when it is done: the others wait for its points */
     pthread_t thread;

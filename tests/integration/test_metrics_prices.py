@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
@@ -43,23 +44,44 @@ def price_of(t, coin="ethereum"):
     return 1000.0 + (t // 300) % 500 + 0.25 - COIN_OFFSET.get(coin, 0.0)
 
 
+DAY = 86400
+
+
+def step_of(lo, hi, now):
+    """The seconds between the points CoinGecko's range endpoint answers [lo, hi] with when
+    asked at `now` (its automatic granularity): a day within the last day 5-minutely, up to
+    90 days hourly, longer ranges daily (00:00 UTC)."""
+    if hi - lo <= DAY and lo >= now - DAY:
+        return 300
+    return 3600 if hi - lo <= 90 * DAY else DAY
+
+
+def gecko_points(lo, hi, step, coin="ethereum"):
+    return [(t, price_of(t, coin)) for t in range(lo - lo % step, hi + 1, step) if t >= lo]
+
+
 class FakeGecko(http.server.ThreadingHTTPServer):
     """CoinGecko's /simple/price (ids=a,b: each id's price) and /coins/{id}/market_chart/range
-    (price_of the id). mode "fail" answers 500,
+    (price_of the id, with the real API's granularity by the range's length: step_of; `now`
+    is the clock when set, else the wall clock). mode "fail" answers 500,
     "garbage" malformed JSON. Without a clock /simple/price answers a fixed past time (1000)
     and the range endpoint any span; with `clock` set (unix seconds, the test advances it)
     /simple/price answers price_of(clock) last updated at clock, and the range endpoint knows
     no point after it, as the real API. `down` (settable): every request answers 500 (429
     with Retry-After for /simple/price) until cleared. `rate_limit_first`: the first range
-    request gets a 429."""
+    request gets a 429. `reach_days`: a range beginning more than that many days before now
+    is refused as the demo plan does (HTTP 401, error_code 10012). `steps`: each range
+    answered, (from, to, step)."""
 
-    def __init__(self, mode="ok", clock=None, rate_limit_first=True):
+    def __init__(self, mode="ok", clock=None, rate_limit_first=True, reach_days=None):
         super().__init__(("127.0.0.1", 0), Handler)
         self.mode = mode
         self.clock = clock
         self.down = False
         self.rate_limit_first = rate_limit_first
+        self.reach_days = reach_days
         self.requests = []
+        self.steps = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
         self.thread.start()
@@ -71,6 +93,11 @@ class FakeGecko(http.server.ThreadingHTTPServer):
     def stop(self):
         self.shutdown()
         self.server_close()
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            return  # a client killed in the middle of an answer (tests SIGKILL blockpipe)
+        super().handle_error(request, client_address)
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -115,11 +142,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                                     "error_message": "rate limit"}},
                                    [("Retry-After", "1")])
             lo, hi = int(q["from"]), int(q["to"])
-            hi = hi if clock is None else min(hi, clock)
+            now = time.time() if clock is None else clock
+            if srv.reach_days is not None and lo < now - srv.reach_days * DAY:
+                return self.answer(401, {"error": {"status": {
+                    "timestamp": "2026-01-01T00:00:00.000Z", "error_code": 10012,
+                    "error_message": "Your request exceeds the allowed time range. Public API "
+                    f"users are limited to querying historical data within the past "
+                    f"{srv.reach_days} days."}}})
+            step = step_of(lo, hi, now)
             coin = u.path.split("/")[4]
-            pts = [[t * 1000, price_of(t, coin)] for t in range(lo - lo % 300, hi + 1, 300)
-                   if t >= lo]
-            return self.answer(200, {"prices": pts, "market_caps": [], "total_volumes": []})
+            with srv.lock:
+                srv.steps.append((lo, hi, step))
+            pts = gecko_points(lo, hi if clock is None else min(hi, clock), step, coin)
+            return self.answer(200, {"prices": [[t * 1000, p] for t, p in pts],
+                                     "market_caps": [], "total_volumes": []})
         return self.answer(404, {"error": "not found"})
 
 
@@ -136,7 +172,7 @@ def build_chain(node, wl):
 
 
 def points(lo, hi):
-    return [(t, price_of(t)) for t in range(lo - lo % 300, hi + 1, 300) if t >= lo]
+    return gecko_points(lo, hi, 300)
 
 
 def run(cmd, timeout=300, env=None):
@@ -225,8 +261,10 @@ def fetcher_phases(bp, node, blocks, receipts, tmp):
     if any(k != "test-key" for _, _, k in srv.requests):
         raise Mismatch(f"requests without the API key header: {srv.requests}")
     have = stored_prices(lambda: sqlite_prices(db))
-    if not set(points(int(ranges[-1][1]["from"]), int(ranges[-1][1]["to"]))) <= set(have):
-        raise Mismatch("the prices table lacks points the range endpoint gave")
+    lo, hi, step = srv.steps[-1]
+    if step != 300 or not set(gecko_points(lo, hi, step)) <= set(have):
+        raise Mismatch(f"the prices table lacks points the range endpoint gave, or the range "
+                       f"asked ({lo}..{hi}, {step} s points) is not a day's 5-minute points")
     current = [r for r in srv.requests if r[0].endswith("/simple/price")]
     if not current or current[0][1].get("ids") != "ethereum" or (1000, 1.5) not in have:
         raise Mismatch(f"the current price (/simple/price, every --price-interval) was not "

@@ -11,6 +11,10 @@ first blocks carry ML_WARM transactions (more than the model's warm-up, docs/SCH
 the run scores every later block, and ml_predictions must hold one row per canonical transaction
 of each block the trained process applied (from the first after the warm-up to the SIGKILL),
 every block scored whole, none of a reverted block's transactions after the reorgs.
+With prices (test_metrics_prices_reorg.py) every command gets prices.args (a CoinGecko-shaped
+server), prices.mined(ts) is told each block's timestamp before it is mined, and every check
+recomputes fees_paid_usd from the output's own prices table (backend.prices()) under
+prices.max_age.
 """
 
 from __future__ import annotations
@@ -51,9 +55,10 @@ class Scenario:
     """backend: .url (output URL), .checkpoint() -> (number, hash) | None, .read(origin),
     .query(sql) -> rows (lists of text), .label."""
 
-    def __init__(self, blockpipe, backend, tmpdir, seed, ml=False):
+    def __init__(self, blockpipe, backend, tmpdir, seed, ml=False, prices=None):
         self.bp, self.be, self.tmp = blockpipe, backend, tmpdir
         self.ml = ml
+        self.prices = prices
         # the heights a run with a trained model applied: ml_first.. (ml_last excluded, None:
         # up to the head)
         self.ml_first, self.ml_last = None, None
@@ -69,6 +74,8 @@ class Scenario:
     # --- the chain ------------------------------------------------------------------------
     def mine(self, k=None):
         self.ts += self.rng.choice(STEPS)
+        if self.prices:
+            self.prices.mined(self.ts)
         self.node.rpc("evm_setNextBlockTimestamp", [self.ts])
         for _ in range(self.rng.randrange(0, 7) if k is None else k):
             if self.rng.random() < 0.3:
@@ -85,25 +92,43 @@ class Scenario:
         receipts = [self.node.receipts(n) for n in range(head + 1)]
         return blocks, receipts
 
+    def read(self):
+        """The derived rows and the prices they were priced from (read again until the prices
+        did not change meanwhile: a batch stores its points and reprices in one transaction)."""
+        if not self.prices:
+            return self.be.read(ORIGIN), {}
+        while True:
+            before = sorted((int(t), float(u)) for t, u in self.be.prices())
+            got = self.be.read(ORIGIN)
+            if before == sorted((int(t), float(u)) for t, u in self.be.prices()):
+                return got, {"prices": before, "max_age": self.prices.max_age}
+
     def check(self, label):
         blocks, receipts = self.node_chain()
-        exp = Expected(blocks, receipts, ORIGIN)
+        got, priced = self.read()
+        exp = Expected(blocks, receipts, ORIGIN, **priced)
         scored = range(0) if self.ml_first is None else range(
             self.ml_first, len(blocks) if self.ml_last is None else self.ml_last)
         try:
-            counts = compare(exp, self.be.read(ORIGIN), label=f"{label}: ", scored=scored)
+            counts = compare(exp, got, label=f"{label}: ", scored=scored)
             if self.ml_first is not None and not counts["ml_predictions"]:
                 raise Mismatch(f"{label}: ml_predictions is empty with --ml on")
         except Mismatch as e:
             raise Mismatch(f"{e}\nblockpipe stderr:\n{tail(self.err_path)}") from None
+        usd = ""
+        if self.prices:
+            rows = [r for r in got["chain_metrics_block"].values() if r["txcount"] > 0]
+            usd = (f" (USD: {sum(r['fees_paid_usd'] is not None for r in rows)} of {len(rows)} "
+                   f"blocks with transactions, {len(priced['prices'])} prices)")
         print(f"{label}: every derived row equals the recomputation: "
-              + " ".join(f"{t}={n}" for t, n in counts.items() if n))
+              + " ".join(f"{t}={n}" for t, n in counts.items() if n) + usd)
         return exp
 
     # --- blockpipe --------------------------------------------------------------------------
     def cmd(self, verb, *extra):
         return [self.bp, verb, "--rpc", self.node.url, "--output", self.be.url, "--chain",
-                ORIGIN, "--stats-interval", "1", *RETENTION_FOREVER, *extra]
+                ORIGIN, "--stats-interval", "1", *RETENTION_FOREVER,
+                *(self.prices.args if self.prices else ()), *extra]
 
     def spawn(self, cmd, env=None):
         err = open(self.err_path, "a")
