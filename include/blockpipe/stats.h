@@ -101,6 +101,9 @@ typedef struct bp_stats {
      * chains: this chain's reserve and the common part), and the API's push ring, in the
      * process's fixed part (0: no API; one ring for every chain of the process). */
     uint64_t memory_blocks, memory_push_ring;
+    /* The API's push share in that fixed part (--api-push-memory: the messages built for the
+     * push clients and their queues) and what it holds now (0: no API). */
+    uint64_t memory_push, memory_push_held;
     size_t endpoint_count;
     bp_stats_endpoint endpoints[BP_STATS_MAX_ENDPOINTS];
     size_t output_count;

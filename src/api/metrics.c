@@ -113,6 +113,11 @@ static void chain_metrics(mw *m, const bp_stats *s, const char *cl)
          U(memory_blocks)},
         {"blockpipe_memory_push_ring_bytes", "gauge",
          "The API's push ring, in the process's fixed part (--api-push-ring)", U(memory_push_ring)},
+        {"blockpipe_memory_push_bytes", "gauge",
+         "The API's push share, in the process's fixed part (--api-push-memory)", U(memory_push)},
+        {"blockpipe_memory_push_held_bytes", "gauge",
+         "What the push share holds: messages built for push clients and queued (each once)",
+         U(memory_push_held)},
 #undef U
         {"blockpipe_blocks_per_second", "gauge", "Blocks committed per second (last ~10 s)",
          offsetof(bp_stats, blocks_per_s), 1},

@@ -22,9 +22,11 @@
 #include "util/hex.h"
 #include "util/log.h"
 
-#define CACHE_MAX 256      /* built events kept (messages shared by every client) */
-#define BUILD_PER_ROUND 16 /* events built before clients are filled again */
-#define EVENTS_MAX 128     /* /api/realtime/events entries */
+#define CACHE_MAX 256       /* built events kept (messages shared by every client) */
+#define STALL_SHARE_MS 1000 /* a full share drops a client whose queue stood still this long */
+#define STARVED_MS 20       /* how often a full share is looked at again */
+#define BUILD_PER_ROUND 16  /* events built before clients are filled again */
+#define EVENTS_MAX 128      /* /api/realtime/events entries */
 #define LOG_ORD (1ull << 32)
 #define REOPEN_MS 1000
 
@@ -51,6 +53,7 @@ _Static_assert(sizeof(ring_ev) <= 184, "a ring event outgrew its documented 184 
 
 struct bp_push_msg {
     atomic_uint refs;
+    atomic_size_t *held; /* the hub's count of the message bytes alive */
     unsigned topic;
     uint64_t seq, ord;
     bool revert;
@@ -68,6 +71,7 @@ typedef struct built {
     unsigned parts; /* topics built */
     bp_push_msg **msgs;
     size_t n, cap;
+    size_t bytes; /* what its messages and their array take (msg_bytes) */
 } built;
 
 struct bp_push_client {
@@ -129,8 +133,14 @@ struct bp_push_hub {
     bp_push_client *clients, *ready;
     size_t nclients, nws, nsse;
     built cache[CACHE_MAX];
+    size_t cache_bytes; /* the built events' messages (their shared bytes, counted once) */
+    /* Every message alive (the cache's, the queues', those being sent; each counted once) and
+     * the queues' index arrays: what the push side holds beyond the ring, kept within
+     * cfg.memory_bytes (see build_needs). Atomic: messages are freed by the server's thread. */
+    atomic_size_t held, index_bytes;
     uint64_t messages, bytes, dropped, refused;
     bool work, stop;
+    bool starved; /* events wait to be built while the push share is full */
     void (*wake)(void *ctx);
     void *wake_ctx;
     void (*stream_wake)(void *ctx); /* the streams follower's (api/streams.c) */
@@ -149,12 +159,21 @@ struct bp_push_hub {
 
 /* ---- messages ----------------------------------------------------------------------------- */
 
-static bp_push_msg *msg_new(const bp_buf *json, unsigned topic, uint64_t seq, uint64_t ord)
+/* What a message takes: its struct (filter keys, cursor) and its JSON. */
+static size_t msg_bytes(size_t json_len)
 {
-    bp_push_msg *m = calloc(1, sizeof(*m) + json->len + 1);
+    return sizeof(bp_push_msg) + json_len + 1;
+}
+
+static bp_push_msg *msg_new(bp_push_hub *h, const bp_buf *json, unsigned topic, uint64_t seq,
+                            uint64_t ord)
+{
+    bp_push_msg *m = calloc(1, msg_bytes(json->len));
     if (!m)
         return NULL;
     atomic_init(&m->refs, 1);
+    m->held = &h->held;
+    atomic_fetch_add(m->held, msg_bytes(json->len));
     m->topic = topic;
     m->seq = seq;
     m->ord = ord;
@@ -165,8 +184,10 @@ static bp_push_msg *msg_new(const bp_buf *json, unsigned topic, uint64_t seq, ui
 
 void bp_push_msg_release(bp_push_msg *m)
 {
-    if (m && atomic_fetch_sub(&m->refs, 1) == 1)
+    if (m && atomic_fetch_sub(&m->refs, 1) == 1) {
+        atomic_fetch_sub(m->held, msg_bytes(m->len));
         free(m);
+    }
 }
 
 const char *bp_push_msg_json(const bp_push_msg *m, size_t *len)
@@ -204,10 +225,12 @@ static int built_add(built *b, bp_push_msg *m)
             bp_push_msg_release(m);
             return BP_ENOMEM;
         }
+        b->bytes += (cap - b->cap) * sizeof(*p);
         b->msgs = p;
         b->cap = cap;
     }
     b->msgs[b->n++] = m;
+    b->bytes += msg_bytes(m->len);
     return 0;
 }
 
@@ -460,7 +483,7 @@ static bp_push_msg *finish(bp_push_hub *h, bp_jsonw *w, unsigned topic, const ri
     bp_jsonw_end_object(w);
     if (bp_jsonw_finish(w) != 0)
         return NULL;
-    bp_push_msg *m = msg_new(&h->json, topic, e->seq, ord);
+    bp_push_msg *m = msg_new(h, &h->json, topic, e->seq, ord);
     if (m)
         snprintf(m->cursor, sizeof(m->cursor), "%s", cursor);
     return m;
@@ -820,6 +843,12 @@ static int build(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
 
 #define EVENT_TOPICS (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS | BP_TOPIC_LOGS | BP_TOPIC_REORGS)
 
+static void cache_drop(bp_push_hub *h, built *b)
+{
+    h->cache_bytes -= b->bytes;
+    built_clear(b);
+}
+
 static built *cached(bp_push_hub *h, uint64_t seq, unsigned needed)
 {
     built *b = &h->cache[seq % CACHE_MAX];
@@ -883,6 +912,7 @@ static int enqueue(bp_push_hub *h, bp_push_client *c, bp_push_msg *m)
         bp_push_msg **q = malloc(cap * sizeof(*q));
         if (!q)
             return BP_ENOMEM;
+        atomic_fetch_add(&h->index_bytes, (cap - c->q_cap) * sizeof(*q));
         for (size_t i = 0; i < c->q_len; i++)
             q[i] = c->q[(c->q_head + i) % c->q_cap];
         free(c->q);
@@ -1130,6 +1160,9 @@ void bp_push_detach(bp_push_client *c)
         }
     count_client(h, c, -1);
     clear_queue(c);
+    atomic_fetch_sub(&h->index_bytes, c->q_cap * sizeof(*c->q));
+    h->work = true; /* what only it still needed is freed (trim) */
+    pthread_cond_signal(&h->cv);
     pthread_mutex_unlock(&h->lock);
     free(c->q);
     free(c);
@@ -1194,10 +1227,22 @@ static size_t find_needs(bp_push_hub *h, uint64_t first, uint64_t next, need *ou
     return n;
 }
 
-/* Builds the needed events without the lock (database reads), then installs them. */
-static void build_needs(bp_push_hub *h, const need *needs, size_t n)
+/* The messages alone: the queues' index arrays (8 bytes a message queued, kept at the most a
+ * queue held) are shown with them but cannot be freed by waiting. */
+static bool share_full(bp_push_hub *h)
+{
+    return atomic_load(&h->held) >= h->cfg.memory_bytes;
+}
+
+/* Builds the needed events without the lock (database reads), then installs them. Nothing is
+ * built while the messages alive fill the push share (cfg.memory_bytes): what the push side
+ * holds stays within it, and one event's messages more (those being built). Returns false when
+ * the share stopped it. */
+static bool build_needs(bp_push_hub *h, const need *needs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
+        if (share_full(h))
+            return false;
         ring_ev e;
         bool have = false;
         pthread_mutex_lock(&h->ring_lock);
@@ -1220,10 +1265,66 @@ static void build_needs(bp_push_hub *h, const need *needs, size_t n)
             continue; /* tried again in the next round */
         }
         pthread_mutex_lock(&h->lock);
-        built_clear(old);
+        cache_drop(h, old);
         *old = b;
+        h->cache_bytes += b.bytes;
         pthread_mutex_unlock(&h->lock);
     }
+    return true;
+}
+
+/* After the clients were filled (under lock): the events every client has passed are freed
+ * (all of them when no client follows the event topics), then the oldest while the cache holds
+ * more than half the push share. A client that needs an event freed here has it built again
+ * from the output, as a client that reconnects with a cursor does. */
+static void trim(bp_push_hub *h)
+{
+    uint64_t low = UINT64_MAX;
+    for (bp_push_client *c = h->clients; c; c = c->next)
+        if (!c->drop && (c->f.topics & EVENT_TOPICS) && c->pos_seq < low)
+            low = c->pos_seq;
+    built *oldest;
+    do {
+        oldest = NULL;
+        size_t kept = 0;
+        for (size_t i = 0; i < CACHE_MAX; i++) {
+            built *b = &h->cache[i];
+            if (!b->parts)
+                continue;
+            if (b->seq < low) {
+                cache_drop(h, b);
+                continue;
+            }
+            kept++;
+            if (!oldest || b->seq < oldest->seq)
+                oldest = b;
+        }
+        /* The newest stays even when it alone is more: the clients at the head read it, and
+         * one block bigger than the cache's half would otherwise be built again for every
+         * queue's worth of it. */
+        if (kept > 1 && h->cache_bytes > h->cfg.memory_bytes / 2)
+            cache_drop(h, oldest);
+        else
+            oldest = NULL;
+    } while (oldest);
+}
+
+/* The share is full and events wait to be built: the queue that stood still the longest (at
+ * least STALL_SHARE_MS) is what keeps it full, and its client is dropped, so that one client
+ * that stops reading does not hold up the others until --api-push-stall. */
+static void drop_stalled(bp_push_hub *h, int64_t now)
+{
+    bp_push_client *worst = NULL;
+    for (bp_push_client *c = h->clients; c; c = c->next)
+        if (!c->drop && c->q_len && c->stalled_since && now - c->stalled_since >= STALL_SHARE_MS &&
+            (!worst || c->stalled_since < worst->stalled_since))
+            worst = c;
+    if (worst)
+        drop(h, worst,
+             "too slow: the push memory (--api-push-memory %.1f MiB) is full and its %zu queued "
+             "messages (%zu bytes) were not read for %.1f s",
+             (double)h->cfg.memory_bytes / 1048576.0, worst->q_len, worst->q_bytes,
+             (double)(now - worst->stalled_since) / 1000.0);
 }
 
 static void status_messages(bp_push_hub *h)
@@ -1258,7 +1359,7 @@ static void status_messages(bp_push_hub *h)
         bp_jsonw_end_object(&w);
         bp_jsonw_end_object(&w);
         if (bp_jsonw_finish(&w) == 0)
-            msgs[k] = msg_new(&h->json, topic, 0, 0);
+            msgs[k] = msg_new(h, &h->json, topic, 0, 0);
     }
     pthread_mutex_lock(&h->lock);
     for (bp_push_client *c = h->clients; c; c = c->next)
@@ -1298,7 +1399,7 @@ static int minute_row(void *ctx, const bp_read_cell *cells, size_t n)
     bp_jsonw_end_object(&w);
     if (bp_jsonw_finish(&w) != 0 || m->n == MINUTES_MAX)
         return BP_ENOMEM;
-    m->msgs[m->n] = msg_new(&m->h->json, BP_TOPIC_METRICS, 0, 0);
+    m->msgs[m->n] = msg_new(m->h, &m->h->json, BP_TOPIC_METRICS, 0, 0);
     return m->msgs[m->n++] ? 0 : BP_ENOMEM;
 }
 
@@ -1385,7 +1486,7 @@ int bp_push_stream_keys(bp_push_hub *h, char ***keys, size_t *n, bool *all)
 }
 
 /* {"topic":"streams","type":"subscribed","key":K,"after":ID} (null: every key, no one id). */
-static bp_push_msg *started_msg(const char *key, const char *after)
+static bp_push_msg *started_msg(bp_push_hub *h, const char *key, const char *after)
 {
     bp_buf b;
     bp_jsonw w;
@@ -1401,7 +1502,7 @@ static bp_push_msg *started_msg(const char *key, const char *after)
     bp_jsonw_key(&w, "after");
     bp_jsonw_str(&w, after[0] ? after : NULL);
     bp_jsonw_end_object(&w);
-    bp_push_msg *m = bp_jsonw_finish(&w) == 0 ? msg_new(&b, BP_TOPIC_STREAMS, 0, 0) : NULL;
+    bp_push_msg *m = bp_jsonw_finish(&w) == 0 ? msg_new(h, &b, BP_TOPIC_STREAMS, 0, 0) : NULL;
     bp_buf_release(&b);
     return m;
 }
@@ -1416,7 +1517,7 @@ void bp_push_stream_start(bp_push_hub *h, const char *(*after)(void *ctx, const 
         const char *pos = after(ctx, c->f.key[0] ? c->f.key : NULL);
         if (!pos)
             continue; /* not followed yet: the next round */
-        bp_push_msg *m = started_msg(c->f.key, pos);
+        bp_push_msg *m = started_msg(h, c->f.key, pos);
         if (!m || enqueue(h, c, m) != 0)
             drop(h, c, "out of memory");
         bp_push_msg_release(m);
@@ -1429,7 +1530,7 @@ void bp_push_stream_start(bp_push_hub *h, const char *(*after)(void *ctx, const 
 
 void bp_push_stream_entry(bp_push_hub *h, const char *key, const bp_buf *json)
 {
-    bp_push_msg *m = msg_new(json, BP_TOPIC_STREAMS, 0, 0);
+    bp_push_msg *m = msg_new(h, json, BP_TOPIC_STREAMS, 0, 0);
     pthread_mutex_lock(&h->lock);
     for (bp_push_client *c = h->clients; c; c = c->next) {
         if (!wants_streams(c) || !c->stream_started || (c->f.key[0] && strcmp(c->f.key, key)))
@@ -1507,15 +1608,26 @@ static void round_of_work(bp_push_hub *h)
     need needs[BUILD_PER_ROUND];
     ring_bounds(h, &first, &next);
     size_t n = find_needs(h, first, next, needs, BUILD_PER_ROUND);
+    bool built_all = true;
     if (n) {
         pthread_mutex_unlock(&h->lock);
-        build_needs(h, needs, n);
+        built_all = build_needs(h, needs, n);
         pthread_mutex_lock(&h->lock);
-        h->work = true; /* more may be needed once these are handed out */
+        h->work = built_all; /* more may be needed once these are handed out */
     }
     for (bp_push_client *c = h->clients; c; c = c->next)
         fill(h, c, next);
-    tick(h, bp_api_mono_ms());
+    trim(h);
+    int64_t now = bp_api_mono_ms();
+    /* Starved: messages the clients send free the share without telling the hub (they are
+     * released on the server's thread), so it looks again soon (hub_main). */
+    h->starved = !built_all;
+    if (h->starved) {
+        drop_stalled(h, now);
+        if (!share_full(h))
+            h->work = true;
+    }
+    tick(h, now);
 }
 
 static void *hub_main(void *arg)
@@ -1526,7 +1638,7 @@ static void *hub_main(void *arg)
         if (!h->work) {
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            long ms = (long)(h->cfg.status_interval * 1000);
+            long ms = h->starved ? STARVED_MS : (long)(h->cfg.status_interval * 1000);
             until.tv_sec += ms / 1000;
             until.tv_nsec += (ms % 1000) * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
@@ -1563,6 +1675,8 @@ bp_push_hub *bp_push_hub_new(const bp_push_config *cfg, bp_error *err)
         h->cfg.stall_timeout = 30;
     if (!h->cfg.max_clients)
         h->cfg.max_clients = 4096;
+    if (!h->cfg.memory_bytes)
+        h->cfg.memory_bytes = BP_PUSH_MEMORY_DEFAULT;
     if (h->cfg.status_interval <= 0)
         h->cfg.status_interval = 1;
     /* a cursor of another run of the process names another epoch */
@@ -1608,6 +1722,17 @@ size_t bp_push_hub_ring_bytes(const bp_push_hub *h)
     return h ? bp_push_ring_bytes(h->cfg.ring) : 0;
 }
 
+size_t bp_push_hub_memory_bytes(const bp_push_hub *h)
+{
+    return h ? h->cfg.memory_bytes : 0;
+}
+
+size_t bp_push_hub_held(void *hub)
+{
+    bp_push_hub *h = hub;
+    return h ? atomic_load(&h->held) + atomic_load(&h->index_bytes) : 0;
+}
+
 void bp_push_hub_free(bp_push_hub *h)
 {
     if (!h)
@@ -1622,7 +1747,7 @@ void bp_push_hub_free(bp_push_hub *h)
     while (h->clients)
         bp_push_detach(h->clients);
     for (size_t i = 0; i < CACHE_MAX; i++)
-        built_clear(&h->cache[i]);
+        cache_drop(h, &h->cache[i]);
     bp_sink_reader_close(h->reader);
     bp_buf_release(&h->json);
     pthread_mutex_destroy(&h->ring_lock);

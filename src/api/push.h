@@ -20,7 +20,16 @@
  * Slow clients: a client's queue holds at most queue_bytes; the hub fills it as it drains, so
  * a slow client falls behind instead of growing memory. A client more than `ring` events
  * behind, or whose queue has not moved for stall_timeout seconds, is dropped with the reason.
- * Nothing a client does slows the pipeline or the other clients.
+ * Nothing a client does slows the pipeline.
+ *
+ * Memory: the messages built for an event are shared by every client (a cache of built events,
+ * each freed once every client has passed it) and queued by reference. Everything alive (the
+ * cache, the queues, messages being sent, each message counted once) is kept within
+ * memory_bytes, a fixed share of the memory budget: no event is built while it is full (one
+ * event's messages may go beyond it while they are built), the cache keeps at most half of it
+ * (the oldest events are freed first, the newest is kept, and a freed one is built again from
+ * the output when a client reaches it), and when it stays full the client whose queue stood still
+ * the longest (1 s or more) is dropped.
  *
  * A revert message means: the block (number, hash) left the chain; drop it and every
  * transaction and log of it. */
@@ -80,6 +89,7 @@ typedef struct bp_push_config {
     const char *chain;      /* the pipeline's chain name (NULL: from the snapshot) */
     bp_stats_hub *stats;    /* for the status and metrics topics; may be NULL */
     double status_interval; /* seconds between status / metrics messages */
+    size_t memory_bytes;    /* the push share: messages alive at most (0: the default) */
     uint64_t ready_lag;     /* for the status topic's "ready" */
 } bp_push_config;
 
@@ -96,6 +106,14 @@ void bp_push_hub_free(bp_push_hub *h);
 size_t bp_push_ring_bytes(size_t events);
 /* The ring h holds (bp_push_ring_bytes of its size); 0 for NULL. */
 size_t bp_push_hub_ring_bytes(const bp_push_hub *h);
+/* --api-push-memory's default: the messages the push side may hold (cache and queues). */
+#define BP_PUSH_MEMORY_DEFAULT ((size_t)3 << 20)
+/* The push share (bp_push_config.memory_bytes): charged in the process's fixed part with the
+ * ring (core/pipeline.h push_memory_bytes); 0 for NULL. */
+size_t bp_push_hub_memory_bytes(const bp_push_hub *h);
+/* What the push side holds now within that share (any thread; hub is a bp_push_hub, NULL: 0):
+ * the messages alive, each once, and the queues' index arrays. */
+size_t bp_push_hub_held(void *hub);
 
 /* The writer thread's hook (bp_pipeline_config.batch_committed; ctx is the hub). */
 void bp_push_batch(void *hub, const bp_batch *b);

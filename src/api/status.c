@@ -148,6 +148,8 @@ static void chain_json(bp_jsonw *w, const bp_stats *s, uint64_t ready_lag)
         u64(w, "budget", s->memory_budget);
         u64(w, "blocks", s->memory_blocks);
         u64(w, "push_ring", s->memory_push_ring);
+        u64(w, "push", s->memory_push);
+        u64(w, "push_held", s->memory_push_held);
         bp_jsonw_end_object(w);
     }
     bp_jsonw_end_object(w);

@@ -298,6 +298,12 @@ static const opt g_opts[] = {
     {"api-push-queue", NULL, "BYTES", "API_PUSH_QUEUE", NULL, "api_push_queue", set_u64,
      RANGE(4096, 1u << 30), F(api_push_queue), .cmds = CMD_API, .def = "1048576",
      .help = "messages queued per push client at most"},
+    {"api-push-memory", NULL, "BYTES", "API_PUSH_MEMORY", NULL, "api_push_memory", set_u64,
+     RANGE(1u << 20, 1u << 30), F(api_push_memory), .cmds = CMD_API, .def = "3145728",
+     .help = "messages the push side holds at most: the events built for the clients and every "
+             "client's queue together, each message once (part of --max-memory's fixed part, "
+             "with the ring; when it is full no event is built until the clients read, and a "
+             "client that has not read for 1 s is dropped)"},
     {"api-push-stall", NULL, "S", "API_PUSH_STALL", NULL, "api_push_stall", set_seconds,
      SECONDS(1, 86400), F(api_push_stall), .cmds = CMD_API, .def = "30",
      .help = "a push client that takes no message for S seconds while some wait is dropped"},
@@ -1759,6 +1765,7 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->api_push_clients = 4096;
     cfg->api_push_ring = 4096;
     cfg->api_push_queue = 1u << 20;
+    cfg->api_push_memory = 3u << 20;
     cfg->api_push_stall = 30;
     cfg->price_interval = 60;
     cfg->price_max_age = 7200;

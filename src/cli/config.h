@@ -123,6 +123,7 @@ typedef struct bp_config {
     int api_push_clients;
     int api_push_ring;
     uint64_t api_push_queue;
+    uint64_t api_push_memory;
     double api_push_stall;
     char *alerts[BP_MAX_ALERTS]; /* --alert rules (src/api/alerts.h), checked */
     int alert_count;

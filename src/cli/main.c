@@ -376,6 +376,8 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
         pc.batch_committed = bp_push_batch;
         pc.batch_ctx = api.push;
         pc.push_ring_bytes = bp_push_hub_ring_bytes(api.push); /* charged to the budget */
+        pc.push_memory_bytes = bp_push_hub_memory_bytes(api.push);
+        pc.push_held = bp_push_hub_held;
     }
     pc.metrics = metrics;
     if (cfg.state_dir)

@@ -134,6 +134,7 @@ static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cl
         .ring = (size_t)cfg->api_push_ring,
         .queue_bytes = (size_t)cfg->api_push_queue,
         .stall_timeout = cfg->api_push_stall,
+        .memory_bytes = (size_t)cfg->api_push_memory,
         .max_clients = (size_t)cfg->api_push_clients,
         .read_url = url,
         .settings = &set,

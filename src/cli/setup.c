@@ -325,6 +325,8 @@ void bp_chains_map(bp_chains *r, bp_sink **sinks, const bp_cli_api *api, bp_stat
             pc->batch_committed = bp_push_batch;
             pc->batch_ctx = api->push;
             pc->push_ring_bytes = bp_push_hub_ring_bytes(api->push);
+            pc->push_memory_bytes = bp_push_hub_memory_bytes(api->push);
+            pc->push_held = bp_push_hub_held;
         }
         /* --api or --alert read the chain's snapshot; else the caller's, else its own */
         pc->stats = api->chain_stats ? api->chain_stats[i] : hubs ? hubs[i] : NULL;
@@ -345,5 +347,6 @@ void bp_chains_multi(const bp_config *base, bp_chains *r, bp_sink **sinks, size_
                             .max_memory = (size_t)base->max_memory, /* 0: the default (multi.c) */
                             /* bp_chains_map gave each chain the API's one ring */
                             .push_ring_bytes = r->n ? r->chains[0].pc.push_ring_bytes : 0,
+                            .push_memory_bytes = r->n ? r->chains[0].pc.push_memory_bytes : 0,
                             .workers_total = base->workers_total};
 }

@@ -159,7 +159,8 @@ static int plan(bp_multi_config *mc, size_t *common, bp_error *err)
     }
     /* the API's push ring is one for every chain: the process's */
     size_t process = BP_MEM_PROCESS + mc->sink_count * BP_MEM_PER_OUTPUT +
-                     mc->derived_outputs * BP_MEM_PER_DERIVED_OUTPUT + mc->push_ring_bytes;
+                     mc->derived_outputs * BP_MEM_PER_DERIVED_OUTPUT + mc->push_ring_bytes +
+                     mc->push_memory_bytes;
     size_t fixed = process + chains_fixed;
     if (!mc->max_memory)
         mc->max_memory = bp_pipeline_default_memory(n, fixed);
@@ -168,15 +169,18 @@ static int plan(bp_multi_config *mc, size_t *common, bp_error *err)
     *common = blocks - reserve * n;
     if (reserve < MIN_RESERVE || reserve + *common < MIN_BLOCKS) {
         size_t need = MIN_RESERVE * n > MIN_BLOCKS / 2 ? 2 * MIN_RESERVE * n : MIN_BLOCKS;
-        return bp_error_set(err, BP_EINVAL,
-                            "max_memory %zu MiB is too small for %zu chains: the process and "
-                            "%zu output(s)%s take %zu MiB, the chains' %d-worker shares and "
-                            "buffers %zu MiB, and blocks need %zu MiB more (give at least %zu "
-                            "MiB, or a smaller workers_total)",
-                            mc->max_memory >> 20, n, mc->sink_count,
-                            mc->push_ring_bytes ? " and the API's push ring (api_push_ring)" : "",
-                            process >> 20, share, chains_fixed >> 20, need >> 20,
-                            (fixed + need + (1 << 20) - 1) >> 20);
+        return bp_error_set(
+            err, BP_EINVAL,
+            "max_memory %zu MiB is too small for %zu chains: the process and "
+            "%zu output(s)%s take %zu MiB, the chains' %d-worker shares and "
+            "buffers %zu MiB, and blocks need %zu MiB more (give at least %zu "
+            "MiB, or a smaller workers_total)",
+            mc->max_memory >> 20, n, mc->sink_count,
+            mc->push_ring_bytes
+                ? " and the API's push ring and memory (api_push_ring, api_push_memory)"
+                : "",
+            process >> 20, share, chains_fixed >> 20, need >> 20,
+            (fixed + need + (1 << 20) - 1) >> 20);
     }
     for (size_t i = 0; i < n; i++)
         mc->chains[i].pc.memory_reserved = reserve;

@@ -36,10 +36,11 @@ typedef struct bp_multi_config {
     size_t chain_count;
     bp_sink **sinks; /* the shared outputs (not owned; every chain writes each) */
     size_t sink_count;
-    size_t derived_outputs; /* how many of them write the derived tables */
-    size_t max_memory;      /* the whole process's (bytes); 0: the default, per chain */
-    size_t push_ring_bytes; /* the API's push ring, in the process's fixed part (0: none) */
-    int workers_total;      /* fetch workers of every chain together */
+    size_t derived_outputs;   /* how many of them write the derived tables */
+    size_t max_memory;        /* the whole process's (bytes); 0: the default, per chain */
+    size_t push_ring_bytes;   /* the API's push ring, in the process's fixed part (0: none) */
+    size_t push_memory_bytes; /* and its push share (messages and queues), the same way */
+    int workers_total;        /* fetch workers of every chain together */
 } bp_multi_config;
 
 /* Runs every chain until each pipeline returns (backfill done, *stop, or its own error).

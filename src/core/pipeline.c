@@ -1361,6 +1361,8 @@ static void fill_progress(pipeline *p, bp_stats *st)
     st->memory_budget = p->budget.limit;
     st->memory_blocks = p->budget.limit > p->fixed_bytes ? p->budget.limit - p->fixed_bytes : 0;
     st->memory_push_ring = p->cfg->push_ring_bytes;
+    st->memory_push = p->cfg->push_memory_bytes;
+    st->memory_push_held = p->cfg->push_held ? p->cfg->push_held(p->cfg->batch_ctx) : 0;
 }
 
 /* Publishes the pipeline's state into the stats hub (the stats line, the API and the metrics
@@ -1684,15 +1686,17 @@ static int setup_budget(pipeline *p, bp_error *err)
     } else { /* the push ring is the process's: one chain's budget holds it */
         p->fixed_bytes = BP_MEM_PROCESS + (size_t)threads * BP_MEM_PER_WORKER +
                          c->sink_count * BP_MEM_PER_OUTPUT + derived * BP_MEM_PER_DERIVED_OUTPUT +
-                         c->push_ring_bytes;
+                         c->push_ring_bytes + c->push_memory_bytes;
         if (!limit)
             limit = bp_pipeline_default_memory(1, p->fixed_bytes);
     }
     if (limit < p->fixed_bytes + BP_MEM_MIN_BLOCKS) {
-        char ring[96] = "";
+        char ring[160] = "";
         if (c->push_ring_bytes && !c->memory_pool)
-            snprintf(ring, sizeof(ring), " and the API's push ring (%.1f MiB: --api-push-ring)",
-                     (double)c->push_ring_bytes / 1048576.0);
+            snprintf(ring, sizeof(ring),
+                     " and the API's push ring and memory (%.1f MiB: --api-push-ring, "
+                     "--api-push-memory)",
+                     (double)(c->push_ring_bytes + c->push_memory_bytes) / 1048576.0);
         size_t need = p->fixed_bytes + BP_MEM_MIN_BLOCKS;
         return bp_error_set(err, BP_EINVAL,
                             "--max-memory %zu MiB is too small for %d fetch workers and %zu "

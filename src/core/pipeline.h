@@ -111,6 +111,11 @@ typedef struct bp_pipeline_config {
      * fixed part: charged with it here (one chain), set aside with it by bp_multi_run (several;
      * bp_multi_config.push_ring_bytes), and shown in every chain's snapshot. */
     size_t push_ring_bytes;
+    /* The API's push share (api/push.h bp_push_hub_memory_bytes: the built messages and the
+     * clients' queues, kept within it by the hub; 0: no API): charged with the ring, the same
+     * way. push_held(batch_ctx) says what it holds now, for the snapshot (NULL: nothing). */
+    size_t push_memory_bytes;
+    size_t (*push_held)(void *batch_ctx);
     int max_threads;   /* fetch workers at most (a share of a global cap); 0: no cap */
     bool chain_id_set; /* the endpoints must serve chain_id (else the run stops) */
     uint64_t chain_id;

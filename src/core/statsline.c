@@ -18,6 +18,9 @@ static void main_line(const bp_stats *s, double bps, double tps, bp_buf *out)
                       (double)s->memory_blocks / 1048576.0);
     if (s->memory_budget && s->memory_push_ring)
         bp_buf_printf(out, " push_ring=%.1fMiB", (double)s->memory_push_ring / 1048576.0);
+    if (s->memory_budget && s->memory_push)
+        bp_buf_printf(out, " push_mem=%.1f/%.0fMiB", (double)s->memory_push_held / 1048576.0,
+                      (double)s->memory_push / 1048576.0);
     bool first = true;
     for (size_t i = 0; i < s->endpoint_count; i++) {
         if (!s->endpoints[i].rate_limited)

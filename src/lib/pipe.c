@@ -118,6 +118,8 @@ static void setup_one(bp_pipe *p)
         p->pc.batch_committed = bp_push_batch;
         p->pc.batch_ctx = p->api.push;
         p->pc.push_ring_bytes = bp_push_hub_ring_bytes(p->api.push); /* charged to the budget */
+        p->pc.push_memory_bytes = bp_push_hub_memory_bytes(p->api.push);
+        p->pc.push_held = bp_push_hub_held;
     }
 }
 

@@ -13,7 +13,8 @@
 #include "util/buf.h"
 
 #define READ_BUSY_MS 5000
-#define CACHE_SLOTS 32 /* prepared statements kept, by SQL text (a few shapes per endpoint) */
+#define READ_CACHE_KIB 512 /* see bp_sqlite_open_reader */
+#define CACHE_SLOTS 32     /* prepared statements kept, by SQL text (a few shapes per endpoint) */
 
 typedef struct cached {
     char *sql;
@@ -76,6 +77,13 @@ int bp_sqlite_open_reader(bp_sink_reader **out, const char *target, const bp_sin
         return rc;
     }
     sqlite3_busy_timeout(r->db, READ_BUSY_MS);
+    /* Its page cache as the writer's at the head (sqlite.c HEAD_CACHE_KIB), not SQLite's 2 MiB:
+     * the API's readers (the push hub's, each REST connection's) read a block's rows once,
+     * the file's pages stay in the OS's cache, and at the head with a push client the default
+     * was 2 MiB of the 20 MB a chain may hold (tests/integration/test_memory_push_head.py). */
+    char sql[48];
+    snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%d", READ_CACHE_KIB);
+    sqlite3_exec(r->db, sql, NULL, NULL, NULL);
     *out = &r->base;
     return 0;
 }
