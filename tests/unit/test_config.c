@@ -56,6 +56,8 @@ static const char *const g_env[] = {
     "RPC_CERT_FILE",
     "RPC_KEY_FILE",
     "ALERT_WEBHOOK",
+    "PRICE_COIN_ID",
+    "NATIVE_TOKEN",
 };
 
 static int clear_env(void **state)
@@ -1125,12 +1127,68 @@ static void test_pairs_chains(void **state)
     unlink(path);
 }
 
+/* A top-level price_coin_id is the top level's native token's id: a chains: item of that token
+ * inherits it, one of another token (its own native_token or its preset's) without an id of its
+ * own gets that token's default (NULL here: bp_prices_new maps BNB to binancecoin); a chain's
+ * own id always wins. The same from the flag and through the library's pairs. */
+static void test_chains_coin_id(void **state)
+{
+    (void)state;
+    char path[64];
+    temp_file(path, sizeof(path), ".yaml",
+              "price_coin_id: weth-x\nchains:\n"
+              "  - {name: e, rpc: http://a:1}\n"
+              "  - {name: e2, rpc: http://a:1, native_token: eth}\n"
+              "  - {name: b, rpc: http://b:1, native_token: BNB}\n"
+              "  - {name: p, rpc: http://b:1, preset: bsc}\n"
+              "  - {name: own, rpc: http://c:1, native_token: BNB, price_coin_id: bnb-y}\n");
+    static const char *const want[] = {"weth-x", "weth-x", NULL, NULL, "bnb-y"};
+    char *argv[] = {"run", "--config", path, NULL};
+    for (int i = 0; i < 5; i++) {
+        bp_config c;
+        bp_error e = {0};
+        assert_int_equal(bp_config_load_chain(&c, BP_CMD_RUN, 3, argv, i, &e), 0);
+        if (want[i])
+            assert_string_equal(c.price_coin_id, want[i]);
+        else
+            assert_null(c.price_coin_id);
+        bp_config_release(&c);
+    }
+    /* the flags are the top level's too: with a BNB top level, its id reaches the chains of
+     * BNB only (e's token is the top level's now, e2's is still ETH) */
+    char *flag[] = {"run", "--config",        path,    "--native-token",
+                    "BNB", "--price-coin-id", "bnb-z", NULL};
+    static const char *const want_flag[] = {"bnb-z", NULL, "bnb-z", "bnb-z", "bnb-y"};
+    for (int i = 0; i < 5; i++) {
+        bp_config c;
+        bp_error e = {0};
+        assert_int_equal(bp_config_load_chain(&c, BP_CMD_RUN, 7, flag, i, &e), 0);
+        if (want_flag[i])
+            assert_string_equal(c.price_coin_id, want_flag[i]);
+        else
+            assert_null(c.price_coin_id);
+        bp_config_release(&c);
+    }
+    const char *k[] = {"config", "price_coin_id"};
+    const char *v[] = {path, "weth-p"};
+    bp_config c;
+    bp_error e = {0};
+    assert_int_equal(bp_config_load_pairs_chain(&c, k, v, 2, 0, &e), 0);
+    assert_string_equal(c.price_coin_id, "weth-p");
+    bp_config_release(&c);
+    assert_int_equal(bp_config_load_pairs_chain(&c, k, v, 2, 2, &e), 0);
+    assert_null(c.price_coin_id);
+    bp_config_release(&c);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults_run, clear_env),
         cmocka_unit_test_setup(test_pairs, clear_env),
         cmocka_unit_test_setup(test_pairs_chains, clear_env),
+        cmocka_unit_test_setup(test_chains_coin_id, clear_env),
         cmocka_unit_test_setup(test_clickhouse_url, clear_env),
         cmocka_unit_test_setup(test_inline_rpc_objects, clear_env),
         cmocka_unit_test_setup(test_realtime_options, clear_env),
