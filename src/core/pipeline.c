@@ -573,17 +573,24 @@ static int push_job(pipeline *p, uint64_t first, size_t count, int avoid_ep, siz
     return 0;
 }
 
-/* A job is back (or was taken off the queue): its grant returns to the budget. */
-static void job_returned(pipeline *p, const bp_job *job)
+/* Whether the budget's `used` holds job's grant (a promise counts there once a worker took it). */
+static bool grant_held(const bp_job *job)
+{
+    return !job->promised || job->taken;
+}
+
+/* A job is back (or was taken off the queue): what its blocks did not take of its grant
+ * (`unused`: all of it for a job taken off the queue) returns to the budget. */
+static void job_returned(pipeline *p, const bp_job *job, size_t unused)
 {
     p->inflight--;
     p->inflight_blocks -= job->count;
     if (job->alone)
         p->alone_out = false;
-    if (job->promised && !job->taken)
+    if (!grant_held(job))
         bp_budget_drop_promise(&p->budget, job->grant);
     else
-        bp_budget_refund(&p->budget, job->grant);
+        bp_budget_refund(&p->budget, unused);
 }
 
 /* What one more block is granted: the largest recent cost and an eighth more, so that the
@@ -899,11 +906,14 @@ static void drain_results(pipeline *p, long wait_ms)
     bp_job *job = bp_fetcher_result(p->fetcher, wait_ms);
     while (job) {
         learn(p, job);
+        /* its blocks are paid out of its grant first, then the rest is refunded: the
+         * counter never holds both (a peak, or another chain's pool, would see the blocks
+         * twice), nor dips below the blocks (a worker waiting for a promise would see
+         * their memory as free) */
+        bp_reorder_prepay(&p->rb, grant_held(job) ? job->grant : 0);
         for (size_t i = 0; i < job->count; i++)
             job_block_result(p, job, i);
-        /* after: its blocks are charged before its grant is refunded, so a worker waiting
-         * for a promise never sees the memory of both as free */
-        job_returned(p, job);
+        job_returned(p, job, bp_reorder_prepaid_left(&p->rb));
         bp_job_free(job);
         job = bp_fetcher_result(p->fetcher, 0);
     }
@@ -2229,7 +2239,7 @@ static int shutdown_pipeline(pipeline *p, bp_error *err)
     bp_pool_close(&p->pool); /* workers waiting for an endpoint give up */
     bp_job *job;
     while ((job = bp_fetcher_unqueue(p->fetcher)) != NULL) {
-        job_returned(p, job);
+        job_returned(p, job, job->grant);
         for (size_t i = 0; i < job->count; i++) {
             bp_slot *s = bp_reorder_slot(&p->rb, job->first + i);
             if (s && s->epoch == job->epochs[i] && s->state == BP_SLOT_FETCHING)
