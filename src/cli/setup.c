@@ -84,9 +84,10 @@ int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, b
 }
 
 /* The analytics of the outputs with derived tables: the metrics module and its price source,
- * made when one of them wants it (*m stays NULL otherwise). */
-int bp_setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,
-                     bp_error *err)
+ * made when one of them wants it (*m stays NULL otherwise); the price fetcher is started when
+ * `start` (else by the caller, once every chain's store is in *p's list). */
+static int setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,
+                         bool start, bp_error *err)
 {
     bool wanted = false;
     for (int i = 0; i < cfg->output_count; i++)
@@ -119,12 +120,18 @@ int bp_setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_p
                                .interval = cfg->price_interval,
                                .max_age = cfg->price_max_age,
                                .timeout = cfg->rpc_timeout};
-        if (!(*p = bp_prices_new(&pc, err)) || bp_prices_start(*p, err) != 0)
+        if (!(*p = bp_prices_new(&pc, err)) || (start && bp_prices_start(*p, err) != 0))
             return err->code;
         if (cfg->prices_file)
             bp_info("prices: %zu %s points from %s", bp_prices_count(*p), symbol, cfg->prices_file);
     }
     return bp_setup_chain_metrics(cfg, *p, m, err);
+}
+
+int bp_setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,
+                     bp_error *err)
+{
+    return setup_metrics(cfg, sinks, m, p, true, err);
 }
 
 void bp_setup_pipeline(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *eps,
@@ -288,10 +295,12 @@ void bp_chains_free(bp_chains *r)
     memset(r, 0, sizeof(*r));
 }
 
-/* Every chain prices with its own native token: the store of its symbol among *prices's. */
+/* Every chain prices with its own native token: the store of its symbol among *prices's. The
+ * fetcher starts once every store is there: its first /simple/price asks for every token, not
+ * the first chain's alone. */
 int bp_chains_metrics(bp_chains *r, bp_sink **sinks, bp_prices **prices, bp_error *err)
 {
-    int rc = bp_setup_metrics(&r->cfgs[0], sinks, &r->metrics[0], prices, err);
+    int rc = setup_metrics(&r->cfgs[0], sinks, &r->metrics[0], prices, false, err);
     for (size_t i = 1; rc == 0 && r->metrics[0] && i < r->n; i++) {
         const bp_config *c = &r->cfgs[i];
         bp_prices *p = *prices;
@@ -303,7 +312,7 @@ int bp_chains_metrics(bp_chains *r, bp_sink **sinks, bp_prices **prices, bp_erro
                     c->prices_file, c->chain);
         rc = bp_setup_chain_metrics(c, p, &r->metrics[i], err);
     }
-    return rc;
+    return rc == 0 && *prices ? bp_prices_start(*prices, err) : rc;
 }
 
 void bp_chains_map(bp_chains *r, bp_sink **sinks, const bp_cli_api *api, bp_stats_hub **hubs)
