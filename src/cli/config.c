@@ -76,6 +76,7 @@ static int set_rpc(loader *ld, const opt *o, const char *v, const char *who, bp_
 static int set_output(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_ch_url(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_string(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+static int set_secret(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_start(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_u64(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_u64_given(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -368,7 +369,7 @@ static const opt g_opts[] = {
      .help = "CoinGecko's id of the native token; in a chains: list the top level's applies "
              "to the chains of the top level's native token only, a chain of another token "
              "without a price_coin_id of its own gets that token's id"},
-    {"coingecko-api-key", NULL, "KEY", "COINGECKO_API_KEY", NULL, "coingecko_api_key", set_string,
+    {"coingecko-api-key", NULL, "KEY", "COINGECKO_API_KEY", NULL, "coingecko_api_key", set_secret,
      F(coingecko_api_key), .cmds = CMD_BOTH, .def = "none",
      .help = "sent as x-cg-pro-api-key (pro-api host) or x-cg-demo-api-key; prefer the "
              "environment variable. Without --price-url the key alone starts the fetcher on "
@@ -732,6 +733,72 @@ static int set_string(loader *ld, const opt *o, const char *v, const char *who, 
     return replace_string((char **)((char *)ld->cfg + o->off), v, err);
 }
 
+/* A string that is a key (--coingecko-api-key): never shown, the state file's argv included. */
+static int set_secret(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
+{
+    int rc = set_string(ld, o, v, who, err);
+    if (rc == 0)
+        bp_secret_add(v);
+    return rc;
+}
+
+/* Whether an output's setting (a URL's query parameter, a librdkafka setting) holds a secret,
+ * by its name: a password (password, sslpassword, ssl.key.password), a secret, a token, an
+ * API key, any sasl.* setting. bp_url_redact masks a few query names only, and libpq and
+ * librdkafka quote what they refuse. */
+static bool secret_setting(const char *name, size_t n)
+{
+    static const char *const words[] = {"password", "secret", "token", "apikey", "api_key"};
+    char low[64];
+    n = n < sizeof(low) - 1 ? n : sizeof(low) - 1;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)tolower((unsigned char)name[i]);
+    low[n] = '\0';
+    if (strncmp(low, "sasl.", 5) == 0)
+        return true;
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+        if (strstr(low, words[i]))
+            return true;
+    return false;
+}
+
+/* Registers the secret values of "name=value" pairs separated by one of seps. */
+static void add_setting_secrets(const char *s, const char *seps)
+{
+    while (*s && *s != '#') {
+        size_t seg = strcspn(s, seps);
+        const char *eq = memchr(s, '=', seg);
+        char *v = eq && secret_setting(s, (size_t)(eq - s))
+                      ? strndup(eq + 1, (size_t)(s + seg - eq - 1))
+                      : NULL;
+        if (v)
+            bp_secret_add(v);
+        free(v);
+        s += seg + (s[seg] != '\0');
+    }
+}
+
+/* An output URL's secrets: the password of scheme://user:password@ (the last '@' before the
+ * path: libpq quotes a URI it cannot parse, password included) and the values of its
+ * secret-named parameters. A file output's path is no secret. */
+static void add_output_secrets(const char *url)
+{
+    const char *scheme = strstr(url, "://");
+    if (!scheme)
+        return;
+    const char *auth = scheme + 3, *at = NULL;
+    for (const char *c = auth; *c && !strchr("/?#", *c); c++)
+        at = *c == '@' ? c : at;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    char *pw = colon ? strndup(colon + 1, (size_t)(at - colon - 1)) : NULL;
+    if (pw)
+        bp_secret_add(pw);
+    free(pw);
+    const char *q = strchr(auth, '?');
+    if (q)
+        add_setting_secrets(q + 1, "&");
+}
+
 static int set_level(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     int level = bp_log_level_parse(v);
@@ -941,6 +1008,8 @@ static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp
             if ((*b)->options[i].key && strcmp((*b)->options[i].key, o->key) == 0 &&
                 bp_sink_option_check(&(*b)->options[i], v, who, &canon, err) != 0)
                 return err->code;
+    if (strcmp(o->key, "kafka_set") == 0) /* librdkafka's K=V;... (sasl.password=...) */
+        add_setting_secrets(v, ";");
     size_t k = 0;
     while (k < cfg->sink_setting_count && strcmp(cfg->sink_settings[k].key, o->key) != 0)
         k++;
@@ -1032,6 +1101,7 @@ static int set_output(loader *ld, const opt *o, const char *v, const char *who, 
         return bp_error_set(err, BP_EINVAL, "%s: too many outputs (at most %d)", who,
                             BP_MAX_OUTPUTS);
     cfg->outputs[cfg->output_count] = NULL;
+    add_output_secrets(v);
     int rc = replace_string(&cfg->outputs[cfg->output_count], v, err);
     if (rc == 0)
         cfg->output_count++;
@@ -1052,6 +1122,7 @@ static int set_ch_url(loader *ld, const opt *o, const char *v, const char *who, 
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     const char *tls_param = !tls ? "" : strchr(rest, '?') ? "&tls=on" : "?tls=on";
     snprintf(url, cap, rest ? "clickhouse://%s%s" : "%s%s", rest ? rest : v, tls_param);
+    add_output_secrets(url);
     free(ld->cfg->clickhouse_url);
     ld->cfg->clickhouse_url = url;
     return 0;

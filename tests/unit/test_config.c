@@ -1182,6 +1182,31 @@ static void test_chains_coin_id(void **state)
     unlink(path);
 }
 
+/* An output URL's password and its secret-named parameters, --kafka-set's secret settings and
+ * --coingecko-api-key are registered secrets (every log line, the stats and the state file
+ * scrub them: libpq and librdkafka quote what they refuse); a file output's path and the
+ * ordinary settings are not. */
+static void test_output_secrets(void **state)
+{
+    (void)state;
+    result r;
+    bp_secret_clear();
+    assert_int_equal(
+        load(&r, BP_CMD_RUN, "--rpc", "http://a:1", "--output",
+             "postgresql://bp:Secr3tPw@[::1/db?sslpassword=PgKeyPass99&sslmode=require", "--output",
+             "sqlite:/data/chain-1234567890/x.db", "--output",
+             "kafka://127.0.0.1:1/t?ssl.key.password=Hunter2Secret&acks=all", "--kafka-set",
+             "sasl.password=SaslPass77;linger.ms=20000", "--clickhouse-url",
+             "http://u:ChPass1234@ch:8123/db", "--coingecko-api-key", "CGSECRET9", NULL),
+        0);
+    bp_config_release(&r.cfg);
+    char text[] = "Secr3tPw PgKeyPass99 Hunter2Secret SaslPass77 ChPass1234 CGSECRET9 require "
+                  "chain-1234567890 20000";
+    bp_secret_scrub(text);
+    assert_string_equal(text, "*** *** *** *** *** *** require chain-1234567890 20000");
+    bp_secret_clear();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1189,6 +1214,7 @@ int main(void)
         cmocka_unit_test_setup(test_pairs, clear_env),
         cmocka_unit_test_setup(test_pairs_chains, clear_env),
         cmocka_unit_test_setup(test_chains_coin_id, clear_env),
+        cmocka_unit_test_setup(test_output_secrets, clear_env),
         cmocka_unit_test_setup(test_clickhouse_url, clear_env),
         cmocka_unit_test_setup(test_inline_rpc_objects, clear_env),
         cmocka_unit_test_setup(test_realtime_options, clear_env),
