@@ -171,8 +171,9 @@ static int classify_rpc_error(long long code, const char *msg)
     if (code == -32601 || contains_ci(msg, "method not found") ||
         contains_ci(msg, "not supported") || contains_ci(msg, "does not exist"))
         return BP_EUNSUPPORTED;
-    if (code == -32005 || code == 429 || contains_ci(msg, "rate limit") ||
-        contains_ci(msg, "too many requests"))
+    /* -32007 and "request limit reached": QuickNode's ("15/second request limit reached") */
+    if (code == -32005 || code == -32007 || code == 429 || contains_ci(msg, "rate limit") ||
+        contains_ci(msg, "too many requests") || contains_ci(msg, "request limit reached"))
         return BP_ERATELIMIT;
     return BP_ERPC;
 }
