@@ -1433,13 +1433,35 @@ static void log_stats(pipeline *p)
 
 /* ---- start-up ----------------------------------------------------------------------- */
 
+/* Until the first endpoint's rate-limit pause is over (at least 1 s: a rate limit that set
+ * none; at most 60 s at a time), or a stop. */
+static void wait_rate_limit(pipeline *p, const char *what, const bp_error *err)
+{
+    long wait = 0;
+    for (size_t i = 0; i < p->cfg->endpoint_count; i++) {
+        long left = bp_pool_paused_ms(&p->pool, (int)i);
+        wait = i == 0 || left < wait ? left : wait;
+    }
+    wait = wait < 1000 ? 1000 : wait > 60000 ? 60000 : wait;
+    bp_warn("%s: %s; waiting %.1f s (a rate limit is no failed attempt)", what, err->msg,
+            (double)wait / 1000);
+    for (long t = 0; t < wait && !*p->stop; t += 100)
+        sleep_ms(100);
+}
+
 /* Calls that must succeed before anything starts are retried a few times: a node that is
- * still starting should not need a second launch. */
+ * still starting should not need a second launch. A rate limit is waited out instead, however
+ * long: the provider's quota window may outlast the attempts' 15 s. */
 static int retry_start(pipeline *p, int (*fn)(pipeline *, bp_error *), const char *what,
                        bp_error *err)
 {
     for (int attempt = 1;; attempt++) {
         int rc = fn(p, err);
+        if (rc == BP_ERATELIMIT && !*p->stop) {
+            wait_rate_limit(p, what, err);
+            attempt--;
+            continue;
+        }
         if (rc == 0 || !bp_error_is_transient(rc) || attempt == 5 || *p->stop)
             return rc ? bp_error_prefix(err, "%s: ", what) : 0;
         bp_warn("%s failed (attempt %d of 5): %s", what, attempt, err->msg);

@@ -377,6 +377,14 @@ long bp_pool_may_call(bp_pool *p, int ep)
     return left;
 }
 
+long bp_pool_paused_ms(bp_pool *p, int ep)
+{
+    pthread_mutex_lock(&p->lock);
+    long left = bp_ratelimit_wait(&p->eps[ep].rl, now_ms());
+    pthread_mutex_unlock(&p->lock);
+    return left;
+}
+
 void bp_pool_called(bp_pool *p, int ep, int rc, long retry_after_s)
 {
     pthread_mutex_lock(&p->lock);

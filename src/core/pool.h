@@ -134,6 +134,8 @@ void bp_pool_done(bp_pool *p, int ep, const bp_pool_outcome *o);
  * none is left (the coordinator never waits). Else the ms left of a pause a 429 asked for:
  * send nothing, skip the endpoint this time. */
 long bp_pool_may_call(bp_pool *p, int ep);
+/* The ms left of ep's rate-limit pause (0: none), taking nothing. */
+long bp_pool_paused_ms(bp_pool *p, int ep);
 /* What such a request got: a 429 / -32005 (rc BP_ERATELIMIT) pauses the endpoint for
  * everyone, as a worker's would; an accepted one counts for the rate it learns. */
 void bp_pool_called(bp_pool *p, int ep, int rc, long retry_after_s);
