@@ -1127,6 +1127,22 @@ static void test_pairs_chains(void **state)
     unlink(path);
 }
 
+/* Loads chains[0..5) of argv's config file: each one's price_coin_id must be want[i] (NULL:
+ * none, its token's default). */
+static void expect_coin_ids(char **argv, int argc, const char *const want[5])
+{
+    for (int i = 0; i < 5; i++) {
+        bp_config c;
+        bp_error e = {0};
+        assert_int_equal(bp_config_load_chain(&c, BP_CMD_RUN, argc, argv, i, &e), 0);
+        if (want[i])
+            assert_string_equal(c.price_coin_id, want[i]);
+        else
+            assert_null(c.price_coin_id);
+        bp_config_release(&c);
+    }
+}
+
 /* A top-level price_coin_id is the top level's native token's id: a chains: item of that token
  * inherits it, one of another token (its own native_token or its preset's) without an id of its
  * own gets that token's default (NULL here: bp_prices_new maps BNB to binancecoin); a chain's
@@ -1144,31 +1160,13 @@ static void test_chains_coin_id(void **state)
               "  - {name: own, rpc: http://c:1, native_token: BNB, price_coin_id: bnb-y}\n");
     static const char *const want[] = {"weth-x", "weth-x", NULL, NULL, "bnb-y"};
     char *argv[] = {"run", "--config", path, NULL};
-    for (int i = 0; i < 5; i++) {
-        bp_config c;
-        bp_error e = {0};
-        assert_int_equal(bp_config_load_chain(&c, BP_CMD_RUN, 3, argv, i, &e), 0);
-        if (want[i])
-            assert_string_equal(c.price_coin_id, want[i]);
-        else
-            assert_null(c.price_coin_id);
-        bp_config_release(&c);
-    }
+    expect_coin_ids(argv, 3, want);
     /* the flags are the top level's too: with a BNB top level, its id reaches the chains of
      * BNB only (e's token is the top level's now, e2's is still ETH) */
     char *flag[] = {"run", "--config",        path,    "--native-token",
                     "BNB", "--price-coin-id", "bnb-z", NULL};
     static const char *const want_flag[] = {"bnb-z", NULL, "bnb-z", "bnb-z", "bnb-y"};
-    for (int i = 0; i < 5; i++) {
-        bp_config c;
-        bp_error e = {0};
-        assert_int_equal(bp_config_load_chain(&c, BP_CMD_RUN, 7, flag, i, &e), 0);
-        if (want_flag[i])
-            assert_string_equal(c.price_coin_id, want_flag[i]);
-        else
-            assert_null(c.price_coin_id);
-        bp_config_release(&c);
-    }
+    expect_coin_ids(flag, 7, want_flag);
     const char *k[] = {"config", "price_coin_id"};
     const char *v[] = {path, "weth-p"};
     bp_config c;
