@@ -99,6 +99,7 @@ struct pipeline {
 
     bool have_head;
     bp_header head;
+    bool said_short; /* a backfill's --to above what the head lets us fetch: said once */
     /* The node's finalized height last answered (bp_header.has_final): a poll whose finalized
      * call failed keeps it, rather than falling back to head - --confirmations (take_head). */
     bool final_seen;
@@ -302,6 +303,19 @@ static bp_header with_final(pipeline *p, const bp_header *in)
     return h;
 }
 
+/* A backfill whose --to the head does not reach yet waits for the chain to grow: said once,
+ * else nothing but the stats lines tells why it does not end. */
+static void say_short(pipeline *p)
+{
+    uint64_t t;
+    if (!p->cfg->backfill || p->said_short || !target(p, &t) || t >= p->cfg->to)
+        return;
+    p->said_short = true;
+    bp_info("backfill --to %" PRIu64 ": the node's head is %" PRIu64 " (--confirmations %" PRIu64
+            "): waiting for the chain to reach it",
+            p->cfg->to, p->head.number, (uint64_t)p->cfg->confirmations);
+}
+
 static int take_head(pipeline *p, const bp_header *in, int64_t seen_ms, bp_error *err)
 {
     bp_header hf = with_final(p, in);
@@ -318,6 +332,7 @@ static int take_head(pipeline *p, const bp_header *in, int64_t seen_ms, bp_error
         bp_realtime_seen(&p->rt, h->number, seen_ms, had, prev);
         p->head = *h;
         p->have_head = true;
+        say_short(p);
     } else if (h->number == prev || other_block || other_parent) {
         p->head = *h; /* same height, maybe another branch; or a shorter branch */
     }
