@@ -43,6 +43,8 @@ typedef struct loader {
     int rpc_headers_layer, ws_headers_layer;
     int chain_index; /* the chains: item applied last (bp_config_load_chain), or -1 */
     bool chain_pass; /* the file is read for that item only */
+    /* the top level's price_coin_id and native token, held over the chain pass (chain_coin) */
+    char *top_coin_id, *top_native;
 } loader;
 
 typedef struct opt opt;
@@ -98,6 +100,39 @@ static int set_alert(loader *ld, const opt *o, const char *v, const char *who, b
 static int set_webhook(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_header(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_tls_file(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
+/* The native token a config prices with: its own, its preset's, or ETH. */
+static const char *native_of(const bp_config *cfg)
+{
+    return cfg->native_token ? cfg->native_token : cfg->preset ? cfg->preset->native_token : "ETH";
+}
+
+/* Before the chain pass: the top level's price_coin_id is taken aside with its native token, so
+ * that after it (chain_coin_end) the chain has the id it gave itself or, failing that, the
+ * top level's only if it prices the same token: a BNB chain under a top level of ETH with
+ * price_coin_id: ethereum must not be priced with ethereum's id. */
+static int chain_coin_begin(loader *ld, bp_error *err)
+{
+    bp_config *cfg = ld->cfg;
+    if (!(ld->top_native = strdup(native_of(cfg))))
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    ld->top_coin_id = cfg->price_coin_id;
+    cfg->price_coin_id = NULL;
+    return 0;
+}
+
+/* After the chain pass and the preset (the chain's token is final); also on a failed load. */
+static void chain_coin_end(loader *ld)
+{
+    bp_config *cfg = ld->cfg;
+    if (ld->top_native && !cfg->price_coin_id && strcasecmp(native_of(cfg), ld->top_native) == 0) {
+        cfg->price_coin_id = ld->top_coin_id;
+        ld->top_coin_id = NULL;
+    }
+    free(ld->top_coin_id);
+    free(ld->top_native);
+    ld->top_coin_id = ld->top_native = NULL;
+}
+
 static int set_chain_id(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_chain_type(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
 static int set_lock_wait(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -339,7 +374,9 @@ static const opt g_opts[] = {
              "refuses history older than 365 days: those blocks keep NULL USD, logged once)"},
     {"price-coin-id", NULL, "ID", "PRICE_COIN_ID", NULL, "price_coin_id", set_string,
      F(price_coin_id), .cmds = CMD_BOTH, .def = "from --native-token (ETH: ethereum)",
-     .help = "CoinGecko's id of the native token"},
+     .help = "CoinGecko's id of the native token; in a chains: list the top level's applies "
+             "to the chains of the top level's native token only, a chain of another token "
+             "without a price_coin_id of its own gets that token's id"},
     {"coingecko-api-key", NULL, "KEY", "COINGECKO_API_KEY", NULL, "coingecko_api_key", set_secret,
      F(coingecko_api_key), .cmds = CMD_BOTH, .def = "none",
      .help = "sent as x-cg-pro-api-key (pro-api host) or x-cg-demo-api-key; prefer the "
@@ -714,6 +751,22 @@ static int set_secret(loader *ld, const opt *o, const char *v, const char *who, 
     return set_string(ld, o, v, who, err);
 }
 
+/* Registers the secret values of "name=value" pairs separated by one of seps. */
+static void add_setting_secrets(const char *s, const char *seps)
+{
+    while (*s && *s != '#') {
+        size_t seg = strcspn(s, seps);
+        const char *eq = memchr(s, '=', seg);
+        char *v = eq && bp_secret_name(s, (size_t)(eq - s))
+                      ? strndup(eq + 1, (size_t)(s + seg - eq - 1))
+                      : NULL;
+        if (v)
+            bp_secret_add(v);
+        free(v);
+        s += seg + (s[seg] != '\0');
+    }
+}
+
 static int set_level(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     int level = bp_log_level_parse(v);
@@ -923,6 +976,8 @@ static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp
             if ((*b)->options[i].key && strcmp((*b)->options[i].key, o->key) == 0 &&
                 bp_sink_option_check(&(*b)->options[i], v, who, &canon, err) != 0)
                 return err->code;
+    if (strcmp(o->key, "kafka_set") == 0) /* librdkafka's K=V;... (sasl.password=...) */
+        add_setting_secrets(v, ";");
     size_t k = 0;
     while (k < cfg->sink_setting_count && strcmp(cfg->sink_settings[k].key, o->key) != 0)
         k++;
@@ -1036,6 +1091,7 @@ static int set_ch_url(loader *ld, const opt *o, const char *v, const char *who, 
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     const char *tls_param = !tls ? "" : strchr(rest, '?') ? "&tls=on" : "?tls=on";
     snprintf(url, cap, rest ? "clickhouse://%s%s" : "%s%s", rest ? rest : v, tls_param);
+    bp_secret_add_dsn(url);
     free(ld->cfg->clickhouse_url);
     ld->cfg->clickhouse_url = url;
     return 0;
@@ -1865,11 +1921,13 @@ static int load(bp_config *cfg, enum bp_command cmd, int argc, char **argv, int 
             rc = bp_error_set(err, BP_EINVAL, "no chains[%d] in the config file", index);
         cfg->chain_index = index;
         ld.chain_pass = true;
+        rc = rc ? rc : chain_coin_begin(&ld, err);
         rc = rc ? rc : load_file(&ld, cfg->config_file, "--config", err);
     }
     rc = rc ? rc : add_clickhouse_output(&ld, err);
     rc = rc ? rc : add_default_output(&ld, err);
     rc = rc ? rc : apply_preset(cfg, err);
+    chain_coin_end(&ld);
     rc = rc ? rc : check_required(cfg, err);
 out:
     free(fv);
@@ -1919,7 +1977,8 @@ static int pairs_chain(loader *ld, int index, bp_error *err)
     cfg->chain_index = index;
     ld->chain_index = index;
     ld->chain_pass = true;
-    return load_file(ld, cfg->config_file, "config", err);
+    int rc = chain_coin_begin(ld, err);
+    return rc ? rc : load_file(ld, cfg->config_file, "config", err);
 }
 
 static int load_pairs(bp_config *cfg, const char *const *keys, const char *const *values, size_t n,
@@ -1944,6 +2003,7 @@ static int load_pairs(bp_config *cfg, const char *const *keys, const char *const
     rc = rc ? rc : pairs_chain(&ld, index, err);
     rc = rc ? rc : add_clickhouse_output(&ld, err);
     rc = rc ? rc : apply_preset(cfg, err);
+    chain_coin_end(&ld);
     return rc ? rc : check_required(cfg, err);
 }
 

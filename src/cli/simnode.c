@@ -60,6 +60,8 @@ static const char USAGE[] =
     "  --rollback-depth N     arch: that block is at least N below the head (default 1)\n"
     "  --finality N           arch: get_best_finalized_block_hash is N below the head\n"
     "                         (default 6)\n"
+    "  --dkg-status S         arch: the dkg events' status string, sent JSON-escaped\n"
+    "                         (default Completed; a test's awkward text)\n"
     "  --arch-shape rust|ts   arch: the objects' shape: rust = arch-sdk's wire format (hashes\n"
     "                         as byte arrays, timestamps in ms, no transactions_count /\n"
     "                         merkle_root); ts = the TypeScript SDK's (hex strings, seconds,\n"
@@ -244,6 +246,8 @@ static int set_option(sim_opts *o, const char *flag, const char *v, bp_error *er
         rc = set_number(flag, v, 1, 1ull << 40, &o->cfg.rollback_depth, err);
     else if (strcmp(flag, "--finality") == 0)
         rc = set_number(flag, v, 1, 1ull << 40, &o->cfg.finality, err);
+    else if (strcmp(flag, "--dkg-status") == 0)
+        o->cfg.dkg_status = v;
     else if (strcmp(flag, "--arch-shape") == 0) {
         if (strcmp(v, "rust") != 0 && strcmp(v, "ts") != 0)
             return bad(flag, v, "rust or ts", err);
@@ -339,6 +343,8 @@ static int parse_args(sim_opts *o, int argc, char **argv, bp_error *err)
         return bp_error_set(err, BP_EINVAL, "--rollback-every needs --chain-type arch");
     if (o->cfg.arch_ts && !o->cfg.arch)
         return bp_error_set(err, BP_EINVAL, "--arch-shape ts needs --chain-type arch");
+    if (o->cfg.dkg_status && !o->cfg.arch)
+        return bp_error_set(err, BP_EINVAL, "--dkg-status needs --chain-type arch");
     if (o->cfg.chain.reorg_every > 0 && !o->depth_set)
         o->cfg.chain.reorg_depth = 3;
     bp_sim_faults_clear(o->faults, o->cfg.endpoints);

@@ -5,8 +5,10 @@
  *   - at start: the fixed part (process, threads, connections, the outputs' buffers);
  *   - the coordinator, per fetch job: a grant sized from the estimate below, before the job
  *     is queued (a request whose answer could not be held is not started: the worker cuts an
- *     answer that outgrows its grant); when the job comes back the grant is refunded and
- *     every block it brought is charged at its real cost (bp_budget_block_cost);
+ *     answer that outgrows its grant); when the job comes back every block it brought is
+ *     charged at its real cost (bp_budget_block_cost) out of the grant first, beyond it
+ *     if bigger, and what the blocks left of the grant is refunded (bp_reorder_prepay): the
+ *     counter holds the grant or the blocks, never both at once;
  *   - a block's cost stays charged while it is parked in the reorder window, in the batch
  *     being built and in the writer, and is refunded where the block is freed
  *     (bp_budget_free_block: reorder discards, the writer after writing).

@@ -99,6 +99,7 @@ struct pipeline {
 
     bool have_head;
     bp_header head;
+    bool said_short; /* a backfill's --to above what the head lets us fetch: said once */
     /* The node's finalized height last answered (bp_header.has_final): a poll whose finalized
      * call failed keeps it, rather than falling back to head - --confirmations (take_head). */
     bool final_seen;
@@ -302,6 +303,19 @@ static bp_header with_final(pipeline *p, const bp_header *in)
     return h;
 }
 
+/* A backfill whose --to the head does not reach yet waits for the chain to grow: said once,
+ * else nothing but the stats lines tells why it does not end. */
+static void say_short(pipeline *p)
+{
+    uint64_t t;
+    if (!p->cfg->backfill || p->said_short || !target(p, &t) || t >= p->cfg->to)
+        return;
+    p->said_short = true;
+    bp_info("backfill --to %" PRIu64 ": the node's head is %" PRIu64 " (--confirmations %" PRIu64
+            "): waiting for the chain to reach it",
+            p->cfg->to, p->head.number, (uint64_t)p->cfg->confirmations);
+}
+
 static int take_head(pipeline *p, const bp_header *in, int64_t seen_ms, bp_error *err)
 {
     bp_header hf = with_final(p, in);
@@ -318,6 +332,7 @@ static int take_head(pipeline *p, const bp_header *in, int64_t seen_ms, bp_error
         bp_realtime_seen(&p->rt, h->number, seen_ms, had, prev);
         p->head = *h;
         p->have_head = true;
+        say_short(p);
     } else if (h->number == prev || other_block || other_parent) {
         p->head = *h; /* same height, maybe another branch; or a shorter branch */
     }
@@ -573,17 +588,24 @@ static int push_job(pipeline *p, uint64_t first, size_t count, int avoid_ep, siz
     return 0;
 }
 
-/* A job is back (or was taken off the queue): its grant returns to the budget. */
-static void job_returned(pipeline *p, const bp_job *job)
+/* Whether the budget's `used` holds job's grant (a promise counts there once a worker took it). */
+static bool grant_held(const bp_job *job)
+{
+    return !job->promised || job->taken;
+}
+
+/* A job is back (or was taken off the queue): what its blocks did not take of its grant
+ * (`unused`: all of it for a job taken off the queue) returns to the budget. */
+static void job_returned(pipeline *p, const bp_job *job, size_t unused)
 {
     p->inflight--;
     p->inflight_blocks -= job->count;
     if (job->alone)
         p->alone_out = false;
-    if (job->promised && !job->taken)
+    if (!grant_held(job))
         bp_budget_drop_promise(&p->budget, job->grant);
     else
-        bp_budget_refund(&p->budget, job->grant);
+        bp_budget_refund(&p->budget, unused);
 }
 
 /* What one more block is granted: the largest recent cost and an eighth more, so that the
@@ -899,11 +921,14 @@ static void drain_results(pipeline *p, long wait_ms)
     bp_job *job = bp_fetcher_result(p->fetcher, wait_ms);
     while (job) {
         learn(p, job);
+        /* its blocks are paid out of its grant first, then the rest is refunded: the
+         * counter never holds both (a peak, or another chain's pool, would see the blocks
+         * twice), nor dips below the blocks (a worker waiting for a promise would see
+         * their memory as free) */
+        bp_reorder_prepay(&p->rb, grant_held(job) ? job->grant : 0);
         for (size_t i = 0; i < job->count; i++)
             job_block_result(p, job, i);
-        /* after: its blocks are charged before its grant is refunded, so a worker waiting
-         * for a promise never sees the memory of both as free */
-        job_returned(p, job);
+        job_returned(p, job, bp_reorder_prepaid_left(&p->rb));
         bp_job_free(job);
         job = bp_fetcher_result(p->fetcher, 0);
     }
@@ -1452,7 +1477,7 @@ static int retry_start(pipeline *p, int (*fn)(pipeline *, bp_error *), const cha
             long left = start_pause_left(p);
             if (!told)
                 bp_warn("%s: the provider asks for a pause (%s); waiting %ld ms, then asking "
-                        "again (not a failed attempt)",
+                        "again (a rate limit is no failed attempt)",
                         what, err->msg, left);
             told = true;
             sleep_ms(left < 50 ? 50 : left > 250 ? 250 : left); /* *p->stop is seen soon */
@@ -2260,7 +2285,7 @@ static int shutdown_pipeline(pipeline *p, bp_error *err)
     bp_pool_close(&p->pool); /* workers waiting for an endpoint give up */
     bp_job *job;
     while ((job = bp_fetcher_unqueue(p->fetcher)) != NULL) {
-        job_returned(p, job);
+        job_returned(p, job, job->grant);
         for (size_t i = 0; i < job->count; i++) {
             bp_slot *s = bp_reorder_slot(&p->rb, job->first + i);
             if (s && s->epoch == job->epochs[i] && s->state == BP_SLOT_FETCHING)

@@ -52,10 +52,24 @@ bool bp_reorder_put(bp_reorder *r, uint64_t n, uint32_t epoch, bp_block *b)
     s->block = b;
     s->bytes = bp_budget_block_cost(b);
     r->parked_bytes += s->bytes;
-    if (r->budget)
-        bp_budget_charge(r->budget, s->bytes);
+    size_t paid = s->bytes < r->prepaid ? s->bytes : r->prepaid;
+    r->prepaid -= paid;
+    if (r->budget && s->bytes > paid)
+        bp_budget_charge(r->budget, s->bytes - paid);
     bp_reorder_set_state(r, s, BP_SLOT_DONE);
     return true;
+}
+
+void bp_reorder_prepay(bp_reorder *r, size_t bytes)
+{
+    r->prepaid = bytes;
+}
+
+size_t bp_reorder_prepaid_left(bp_reorder *r)
+{
+    size_t left = r->prepaid;
+    r->prepaid = 0;
+    return left;
 }
 
 /* Lets go of the slot's block (freed or handed out) and its bytes. */

@@ -9,6 +9,9 @@
  * The window's size caps the numbers in play: nothing beyond base + cap is ever fetched.
  * A parked block's cost (bp_budget_block_cost) is charged to `budget` when it is put and
  * refunded when it is discarded; a block taken out keeps its charge (the taker owns both).
+ * The blocks of a returning fetch job are paid first out of its grant, which the budget holds
+ * already (bp_reorder_prepay): the counter never holds a block's cost and the grant that
+ * covered it at once, not even between the puts and the grant's refund.
  * Owned by the coordinator thread only. */
 #ifndef BP_CORE_REORDER_H
 #define BP_CORE_REORDER_H
@@ -50,6 +53,7 @@ typedef struct bp_reorder {
     size_t counts[BP_SLOT_FAILED + 1]; /* slots per state, for the stats line */
     size_t parked_bytes;               /* cost of the blocks in DONE slots */
     bp_budget *budget;                 /* NULL: nothing is counted */
+    size_t prepaid; /* charged already: the next puts draw their cost from it first */
 } bp_reorder;
 
 int bp_reorder_init(bp_reorder *r, size_t cap, uint64_t base);
@@ -60,6 +64,11 @@ void bp_reorder_set_state(bp_reorder *r, bp_slot *s, enum bp_slot_state state);
 /* Parks a fetched block in slot n if its epoch still matches: returns false (and frees the
  * block) when the slot was invalidated meanwhile. */
 bool bp_reorder_put(bp_reorder *r, uint64_t n, uint32_t epoch, bp_block *b);
+/* Bytes the budget holds already for the blocks about to be put (a returning job's grant):
+ * each put charges only what its block costs beyond what is left of them. */
+void bp_reorder_prepay(bp_reorder *r, size_t bytes);
+/* Ends a prepay: what the puts did not use, which the caller refunds. */
+size_t bp_reorder_prepaid_left(bp_reorder *r);
 /* Frees the block of DONE slot s (a stale answer); the caller sets the new state. */
 void bp_reorder_discard(bp_reorder *r, bp_slot *s);
 /* Takes the block at base when DONE: returns it (caller owns it and its charge) and

@@ -621,7 +621,11 @@ int bp_sim_arch_block_events(const bp_sim_arch *a, const bp_sim_block *b, unsign
         b->number > 0) { /* event.rs / events.ts DKGEvent, a status string (values undocumented) */
         rc = put_event_open(s, BP_SIM_ARCH_DKG);
         if (rc == 0)
-            rc = bp_buf_puts(s, "{\"status\":\"Completed\"}");
+            rc = bp_buf_puts(s, "{\"status\":");
+        if (rc == 0)
+            rc = bp_jsonw_quote(s, a->dkg_status ? a->dkg_status : "Completed", BP_JSONW_ESC_U);
+        if (rc == 0)
+            rc = bp_buf_putc(s, '}');
         if (rc == 0)
             rc = send_event(s, BP_SIM_ARCH_DKG, emit, ud);
     }

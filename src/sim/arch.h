@@ -59,6 +59,7 @@ typedef struct bp_sim_arch {
     uint64_t rollback_depth;   /* an episode's block is at least this many below the head */
     uint64_t finality;         /* get_best_finalized_block_hash: this many below the head */
     bool ts_shape;             /* the TypeScript SDK's shapes, else arch-sdk's wire format */
+    const char *dkg_status;    /* the dkg events' status (not owned); NULL: "Completed" */
     pthread_mutex_t lock;      /* bp_sim_arch_tick */
     atomic_uint episodes;      /* applied so far */
     uint64_t *ep_height;       /* [BP_SIM_ARCH_MAX_EPISODES]: the block of episode j */

@@ -545,8 +545,10 @@ int bp_sim_server_start(bp_sim_server *s, const bp_sim_server_config *cfg, bp_er
         s->arch.rollback_depth = cfg->rollback_depth;
     if (s->is_arch && cfg->finality)
         s->arch.finality = cfg->finality;
-    if (s->is_arch)
+    if (s->is_arch) {
         s->arch.ts_shape = cfg->arch_ts;
+        s->arch.dkg_status = cfg->dkg_status;
+    }
     s->eps = calloc(cfg->endpoints, sizeof(*s->eps));
     s->require_headers = cfg->require_headers;
     s->require_count = cfg->require_count;

@@ -27,6 +27,7 @@ typedef struct bp_sim_server_config {
     uint64_t rollback_depth; /* arch: an episode's block at least this many below the head (0: 1) */
     uint64_t finality;       /* arch: the best finalized block this many below the head (0: 6) */
     bool arch_ts;            /* arch: the TypeScript SDK's shapes (--arch-shape ts, sim/arch.h) */
+    const char *dkg_status;  /* arch: the dkg events' status (--dkg-status); NULL: Completed */
     const char *host;        /* IPv4 address, "localhost" allowed */
     uint16_t port;           /* endpoint i listens on port + i; 0 = free ports */
     size_t endpoints;

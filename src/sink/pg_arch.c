@@ -14,15 +14,17 @@
 
 /* The tables an APPLY writes, in arch_tables.h order (arch_events is the events' own). */
 enum { A_BLOCKS, A_TXS, A_ACCOUNTS, A_COUNT };
+_Static_assert((int)A_COUNT == (int)BP_ARCH_EVENTS, "the APPLY tables come before arch_events");
 
 static const char *const g_stage[A_COUNT] = {"bp_stage_arch_blocks", "bp_stage_arch_transactions",
                                              "bp_stage_arch_account_updates"};
 
 struct bp_pg_arch {
-    bp_buf data;          /* COPY data not sent yet, < BP_PG_COPY_CHUNK + a row */
-    bp_buf cols[A_COUNT]; /* each table's column list, for COPY */
+    bp_buf data;                      /* COPY data not sent yet, < BP_PG_COPY_CHUNK + a row */
+    bp_buf cols[BP_ARCH_TABLE_COUNT]; /* each table's column list, for COPY */
     bp_buf sql;
-    bool have_stage; /* the temporary staging tables exist on this connection */
+    bool have_stage;       /* the temporary staging tables exist on this connection */
+    bool have_event_stage; /* bp_stage_arch_events does */
 };
 
 int bp_pg_arch_schema(bp_buf *sql)
@@ -49,7 +51,7 @@ void bp_pg_arch_free(bp_pg_arch *a)
     if (!a)
         return;
     bp_buf_release(&a->data);
-    for (int t = 0; t < A_COUNT; t++)
+    for (int t = 0; t < BP_ARCH_TABLE_COUNT; t++)
         bp_buf_release(&a->cols[t]);
     bp_buf_release(&a->sql);
     free(a);
@@ -63,9 +65,9 @@ int bp_pg_arch_new(bp_pg_arch **out, bp_error *err)
     bp_buf_init(&a->data, 0);
     bp_buf_init(&a->sql, 0);
     int rc = 0;
-    for (int t = 0; t < A_COUNT; t++)
+    for (int t = 0; t < BP_ARCH_TABLE_COUNT; t++)
         bp_buf_init(&a->cols[t], 0);
-    for (int t = 0; t < A_COUNT; t++) {
+    for (int t = 0; t < BP_ARCH_TABLE_COUNT; t++) {
         const bp_set_table *tab = &bp_tables_arch.tables[t];
         for (size_t i = 0; i < tab->column_count; i++)
             rc |= bp_buf_printf(&a->cols[t], "%s%s", i ? ", " : "", tab->columns[i].name);
@@ -81,7 +83,7 @@ int bp_pg_arch_new(bp_pg_arch **out, bp_error *err)
 void bp_pg_arch_reset(bp_pg_arch *a)
 {
     if (a)
-        a->have_stage = false;
+        a->have_stage = a->have_event_stage = false;
 }
 
 /* ---- rows ------------------------------------------------------------------------------- */
@@ -147,8 +149,11 @@ static int copy_table(bp_pg_arch *a, PGconn *conn, const char *table, int t, con
                       const bp_event *ev, size_t n, char *sqlstate, bp_error *err)
 {
     char what[160];
-    snprintf(what, sizeof(what), "blocks %" PRIu64 "..%" PRIu64 ": COPY into %s",
-             ev[0].block->number, ev[n - 1].block->number, table);
+    if (t == BP_ARCH_EVENTS) /* an events carrier is no block of its own */
+        snprintf(what, sizeof(what), "Arch events: COPY into %s", table);
+    else
+        snprintf(what, sizeof(what), "blocks %" PRIu64 "..%" PRIu64 ": COPY into %s",
+                 ev[0].block->number, ev[n - 1].block->number, table);
     int rc = bp_pg_copy_begin(conn, table, a->cols[t].data, sqlstate, what, err);
     if (rc != 0)
         return rc;
@@ -261,41 +266,59 @@ static int revert_run(bp_pg_arch *a, PGconn *conn, const char *chain_lit, const 
     return bp_pg_run(conn, a->sql.data, NULL, sqlstate, what, err);
 }
 
-/* A BP_EVENT_ARCH_EVENTS entry (arch/arch_rows.h): each event's arch_events row (a key already
- * there is kept) and what a rollback / re-apply does to the transactions it lists, in arrival
- * order, one round trip. The hashes were checked as hex by the decoder. */
-static int events_run(bp_pg_arch *a, PGconn *conn, const char *chain_lit, const bp_block *b,
-                      char *sqlstate, bp_error *err)
+/* The arch_events rows of ev[0..n) (the table set's, as every other table's): one binary COPY
+ * into a temporary table, from which the caller's statement moves them. */
+static int events_stage(bp_pg_arch *a, PGconn *conn, const char *chain, const bp_event *ev,
+                        size_t n, char *sqlstate, bp_error *err)
 {
-    const bp_arch_rows *r = b->arch;
-    bp_buf_reset(&a->sql);
     int rc = 0;
-    for (size_t i = 0; rc == 0 && r && i < r->event_count; i++) {
-        const bp_arch_event *e = &r->events[i];
-        if (!e->resync) { /* a resync is made from the node's state: no row of its own */
-            const char *d = e->data ? e->data : "{}";
-            char *data = PQescapeLiteral(conn, d, strlen(d));
-            char height[24] = "NULL";
-            if (e->has_height)
-                snprintf(height, sizeof(height), "%" PRIu64, e->block_height);
-            rc = !data ||
-                 bp_buf_printf(&a->sql,
-                               "INSERT INTO arch_events (chain, key, topic, "
-                               "block_height, data, received_at) VALUES (%s, '%s', '%s', %s, %s, "
-                               "%.6f) ON CONFLICT DO NOTHING;",
-                               chain_lit, e->key, bp_arch_topic_name(e->topic), height, data,
-                               e->received_at);
-            PQfreemem(data);
+    if (!a->have_event_stage) {
+        rc = bp_pg_run(conn,
+                       "CREATE TEMP TABLE IF NOT EXISTS bp_stage_arch_events(LIKE arch_events)"
+                       " ON COMMIT DELETE ROWS",
+                       NULL, sqlstate, "creating the Arch events' staging table", err);
+        a->have_event_stage = rc == 0;
+    }
+    return rc ? rc
+              : copy_table(a, conn, "bp_stage_arch_events", BP_ARCH_EVENTS, chain, ev, n, sqlstate,
+                           err);
+}
+
+/* A run ev[0..n) of BP_EVENT_ARCH_EVENTS entries (arch/arch_rows.h): each event's arch_events
+ * row (a key already there, or met earlier in the run, is kept: the staged rows go in in
+ * arrival order, the order one COPY into a table emptied by the previous run put them in) and
+ * what a rollback / re-apply does to the transactions it lists, in arrival order. The values
+ * travel as COPY data, never as SQL text; the UPDATEs' hashes were checked as hex by the
+ * decoder. Two round trips: the COPY, then the statements. */
+static int events_run(bp_pg_arch *a, PGconn *conn, const char *chain, const char *chain_lit,
+                      const bp_event *ev, size_t n, char *sqlstate, bp_error *err)
+{
+    bool rows = false; /* a resync is made from the node's state: no row of its own */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; ev[i].block->arch && k < ev[i].block->arch->event_count; k++)
+            rows |= !ev[i].block->arch->events[k].resync;
+    int rc = rows ? events_stage(a, conn, chain, ev, n, sqlstate, err) : 0;
+    if (rc != 0)
+        return rc;
+    bp_buf_reset(&a->sql);
+    if (rows)
+        rc = bp_buf_puts(&a->sql, "INSERT INTO arch_events SELECT * FROM bp_stage_arch_events"
+                                  " ORDER BY ctid ON CONFLICT DO NOTHING;"
+                                  "DELETE FROM bp_stage_arch_events;");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const bp_arch_rows *r = ev[i].block->arch;
+        for (size_t j = 0; rc == 0 && r && j < r->event_count; j++) {
+            const bp_arch_event *e = &r->events[j];
+            bool back = e->topic == BP_ARCH_T_ROLLEDBACK;
+            if (!back && e->topic != BP_ARCH_T_REAPPLIED)
+                continue;
+            for (size_t k = 0; rc == 0 && k < e->hash_count; k++)
+                rc = bp_buf_printf(&a->sql,
+                                   "UPDATE arch_transactions SET rolled_back = %s, "
+                                   "rollback_reason = %s WHERE chain = %s AND txid = '\\x%s';",
+                                   back ? "true" : "false", back ? "rollback_reason" : "NULL",
+                                   chain_lit, e->hashes[k]);
         }
-        bool back = e->topic == BP_ARCH_T_ROLLEDBACK;
-        if (!back && e->topic != BP_ARCH_T_REAPPLIED)
-            continue;
-        for (size_t k = 0; rc == 0 && k < e->hash_count; k++)
-            rc = bp_buf_printf(&a->sql,
-                               "UPDATE arch_transactions SET rolled_back = %s, rollback_reason = "
-                               "%s WHERE chain = %s AND txid = '\\x%s';",
-                               back ? "true" : "false", back ? "rollback_reason" : "NULL",
-                               chain_lit, e->hashes[k]);
     }
     if (rc != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
@@ -312,9 +335,14 @@ int bp_pg_arch_write_events(bp_pg_arch *a, PGconn *conn, const bp_batch *batch, 
     if (!lit)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < batch->count; i++)
-        if (batch->events[i].kind == BP_EVENT_ARCH_EVENTS)
-            rc = events_run(a, conn, lit, batch->events[i].block, sqlstate, err);
+    for (size_t i = 0, j; rc == 0 && i < batch->count; i = j) {
+        for (j = i; j < batch->count && batch->events[j].kind == BP_EVENT_ARCH_EVENTS;)
+            j++;
+        if (j > i)
+            rc = events_run(a, conn, batch->chain, lit, batch->events + i, j - i, sqlstate, err);
+        else
+            j++;
+    }
     PQfreemem(lit);
     return rc;
 }
@@ -344,10 +372,9 @@ int bp_pg_arch_write(bp_pg_arch *a, PGconn *conn, const bp_batch *batch, bool st
                 rc = bp_error_set(err, BP_EINVAL,
                                   "block %" PRIu64 ": an Arch block without its rows",
                                   batch->events[k].block->number);
-        if (ev->kind == BP_EVENT_ARCH_EVENTS) {
-            for (size_t k = i; rc == 0 && k < j; k++)
-                rc = events_run(a, conn, lit, batch->events[k].block, sqlstate, err);
-        } else if (rc == 0 && ev->kind == BP_EVENT_REVERT)
+        if (rc == 0 && ev->kind == BP_EVENT_ARCH_EVENTS)
+            rc = events_run(a, conn, batch->chain, lit, ev, j - i, sqlstate, err);
+        else if (rc == 0 && ev->kind == BP_EVENT_REVERT)
             rc = revert_run(a, conn, lit, ev, j - i, sqlstate, err);
         else if (rc == 0)
             rc = staging ? staged_run(a, conn, batch->chain, ev, j - i, sqlstate, err)

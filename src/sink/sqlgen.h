@@ -4,6 +4,7 @@
 #define BP_SINK_SQLGEN_H
 
 #include "blockpipe/columns.h"
+#include "blockpipe/derived.h"
 #include "blockpipe/tableset.h"
 #include "util/buf.h"
 
@@ -34,11 +35,7 @@ int bp_sql_columns(bp_buf *out, bp_table t);
 /* "INSERT INTO <table>(cols) VALUES(?,?,...)". */
 int bp_sql_insert(bp_buf *out, bp_table t);
 
-#endif
-
 /* ---- derived tables (blockpipe/derived.h) ---------------------------------------------- */
-
-#include "blockpipe/derived.h"
 
 /* What differs between the SQL outputs in the derived tables' SQL. Formats take one or two
  * %s (SQL expressions). */
@@ -95,3 +92,5 @@ int bp_sql_contract_combine(bp_buf *out, const bp_sql_dialect *d, const char *lh
                             const char *rhs);
 /* The finer table a rollup is recomputed from, and its time column. */
 bp_dtable bp_sql_rollup_child(bp_dtable t, const char **timecol);
+
+#endif

@@ -50,7 +50,7 @@ class PgBackend:
 
 def upgrade_in_place(pg, sc, blockpipe):
     """A schema holding blocks 0..10 at version 1 (no derived tables) is migrated to the current
-    version (3) by the next run, which writes the derived rows of the blocks after it: they equal the
+    version (7) by the next run, which writes the derived rows of the blocks after it: they equal the
     recomputation of those blocks alone."""
     base = pg.url(query="schema=old")
     run = [blockpipe, "backfill", "--rpc", sc.node.url, "--chain", "megaeth",

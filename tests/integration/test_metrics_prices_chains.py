@@ -14,7 +14,9 @@ meanwhile to the outputs with its next batch). Then every derived row of every c
 outputs equals tests/tools/metricscheck.py's recomputation from the node and the output's own
 prices table of the chain's own token, and every block with transactions from the rounds has
 USD (p3's from BNB's store: one /simple/price request asks ids=ethereum,binancecoin, and the
-range endpoint is asked per id): the point reached every chain's metrics module of its token
+range endpoint is asked per id, although the command line's --price-coin-id ethereum is every
+chain's default: it names the top level's token's coin, ETH's, so the BNB chain keeps
+binancecoin): the point reached every chain's metrics module of its token
 (not only the one that computed next) and repriced their blocks and windows, although another
 chain had stored the identical price row first (SQLite changed no row, PostgreSQL's upsert
 updated none).
@@ -116,7 +118,9 @@ def main():
             with open(path, "w") as f:
                 json.dump(cfg, f)
             log = open(os.path.join(tmp, "run.log"), "w")
+            # --price-coin-id names ETH's coin: the BNB chain keeps binancecoin (not ethereum)
             proc = subprocess.Popen([bp, "run", "--config", path, "--price-url", srv.url,
+                                     "--price-coin-id", "ethereum",
                                      "--price-interval", "0.2", "--price-max-age", str(MAX_AGE)]
                                     + KEEP, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
             since = {name: node.block_number() + 1 for name, node in nodes.items()}

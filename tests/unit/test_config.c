@@ -56,6 +56,8 @@ static const char *const g_env[] = {
     "RPC_CERT_FILE",
     "RPC_KEY_FILE",
     "ALERT_WEBHOOK",
+    "PRICE_COIN_ID",
+    "NATIVE_TOKEN",
 };
 
 static int clear_env(void **state)
@@ -1125,12 +1127,92 @@ static void test_pairs_chains(void **state)
     unlink(path);
 }
 
+/* Loads chains[0..5) of argv's config file: each one's price_coin_id must be want[i] (NULL:
+ * none, its token's default). */
+static void expect_coin_ids(char **argv, int argc, const char *const want[5])
+{
+    for (int i = 0; i < 5; i++) {
+        bp_config c;
+        bp_error e = {0};
+        assert_int_equal(bp_config_load_chain(&c, BP_CMD_RUN, argc, argv, i, &e), 0);
+        if (want[i])
+            assert_string_equal(c.price_coin_id, want[i]);
+        else
+            assert_null(c.price_coin_id);
+        bp_config_release(&c);
+    }
+}
+
+/* A top-level price_coin_id is the top level's native token's id: a chains: item of that token
+ * inherits it, one of another token (its own native_token or its preset's) without an id of its
+ * own gets that token's default (NULL here: bp_prices_new maps BNB to binancecoin); a chain's
+ * own id always wins. The same from the flag and through the library's pairs. */
+static void test_chains_coin_id(void **state)
+{
+    (void)state;
+    char path[64];
+    temp_file(path, sizeof(path), ".yaml",
+              "price_coin_id: weth-x\nchains:\n"
+              "  - {name: e, rpc: http://a:1}\n"
+              "  - {name: e2, rpc: http://a:1, native_token: eth}\n"
+              "  - {name: b, rpc: http://b:1, native_token: BNB}\n"
+              "  - {name: p, rpc: http://b:1, preset: bsc}\n"
+              "  - {name: own, rpc: http://c:1, native_token: BNB, price_coin_id: bnb-y}\n");
+    static const char *const want[] = {"weth-x", "weth-x", NULL, NULL, "bnb-y"};
+    char *argv[] = {"run", "--config", path, NULL};
+    expect_coin_ids(argv, 3, want);
+    /* the flags are the top level's too: with a BNB top level, its id reaches the chains of
+     * BNB only (e's token is the top level's now, e2's is still ETH) */
+    char *flag[] = {"run", "--config",        path,    "--native-token",
+                    "BNB", "--price-coin-id", "bnb-z", NULL};
+    static const char *const want_flag[] = {"bnb-z", NULL, "bnb-z", "bnb-z", "bnb-y"};
+    expect_coin_ids(flag, 7, want_flag);
+    const char *k[] = {"config", "price_coin_id"};
+    const char *v[] = {path, "weth-p"};
+    bp_config c;
+    bp_error e = {0};
+    assert_int_equal(bp_config_load_pairs_chain(&c, k, v, 2, 0, &e), 0);
+    assert_string_equal(c.price_coin_id, "weth-p");
+    bp_config_release(&c);
+    assert_int_equal(bp_config_load_pairs_chain(&c, k, v, 2, 2, &e), 0);
+    assert_null(c.price_coin_id);
+    bp_config_release(&c);
+    unlink(path);
+}
+
+/* An output URL's password and its secret-named parameters, --kafka-set's secret settings and
+ * --coingecko-api-key are registered secrets (every log line, the stats and the state file
+ * scrub them: libpq and librdkafka quote what they refuse); a file output's path and the
+ * ordinary settings are not. */
+static void test_output_secrets(void **state)
+{
+    (void)state;
+    result r;
+    bp_secret_clear();
+    assert_int_equal(
+        load(&r, BP_CMD_RUN, "--rpc", "http://a:1", "--output",
+             "postgresql://bp:Secr3tPw@[::1/db?sslpassword=PgKeyPass99&sslmode=require", "--output",
+             "sqlite:/data/chain-1234567890/x.db", "--output",
+             "kafka://127.0.0.1:1/t?ssl.key.password=Hunter2Secret&acks=all", "--kafka-set",
+             "sasl.password=SaslPass77;linger.ms=20000", "--clickhouse-url",
+             "http://u:ChPass1234@ch:8123/db", "--coingecko-api-key", "CGSECRET9", NULL),
+        0);
+    bp_config_release(&r.cfg);
+    char text[] = "Secr3tPw PgKeyPass99 Hunter2Secret SaslPass77 ChPass1234 CGSECRET9 require "
+                  "chain-1234567890 20000";
+    bp_secret_scrub(text);
+    assert_string_equal(text, "*** *** *** *** *** *** require chain-1234567890 20000");
+    bp_secret_clear();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_defaults_run, clear_env),
         cmocka_unit_test_setup(test_pairs, clear_env),
         cmocka_unit_test_setup(test_pairs_chains, clear_env),
+        cmocka_unit_test_setup(test_chains_coin_id, clear_env),
+        cmocka_unit_test_setup(test_output_secrets, clear_env),
         cmocka_unit_test_setup(test_clickhouse_url, clear_env),
         cmocka_unit_test_setup(test_inline_rpc_objects, clear_env),
         cmocka_unit_test_setup(test_realtime_options, clear_env),

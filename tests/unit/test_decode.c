@@ -1280,6 +1280,13 @@ static void test_rpc_error_mapping(void **state)
         BP_ERPC);
     assert_int_equal(classify("{\"code\":-32000,\"message\":\"response size limit reached\"}"),
                      BP_ERPC);
+    /* QuickNode's, by code and by message */
+    assert_int_equal(classify("{\"code\":-32007,\"message\":\"15/second request limit reached - "
+                              "reduce calls per second or upgrade your account at "
+                              "quicknode.com\"}"),
+                     BP_ERATELIMIT);
+    assert_int_equal(classify("{\"code\":-32000,\"message\":\"request limit reached\"}"),
+                     BP_ERATELIMIT);
     assert_int_equal(classify("{\"code\":-32000,\"message\":\"header not found\"}"), BP_ERPC);
     assert_int_equal(classify("{\"message\":17}"), BP_ERPC);
     assert_int_equal(classify("[]"), BP_ERPC);

@@ -122,13 +122,63 @@ static void test_parked_bytes(void **state)
     bp_budget_release(&budget);
 }
 
+/* A returning job's blocks are paid out of its grant, which the budget holds already: the
+ * counter never holds the grant and the blocks at once (its peak stays the grant), a block of
+ * an invalidated slot takes nothing, what is left is the caller's to refund; a block bigger
+ * than what is left is charged the difference. */
+static void test_prepaid_grant(void **state)
+{
+    (void)state;
+    bp_reorder r;
+    bp_budget budget;
+    bp_budget_init(&budget, (size_t)1 << 30);
+    assert_int_equal(bp_reorder_init(&r, 8, 10), 0);
+    r.budget = &budget;
+    size_t grant = 3 * 100000;
+    bp_budget_charge(&budget, grant); /* the coordinator's, when it sent the job */
+    size_t cost[3] = {0};
+    bp_reorder_prepay(&r, grant);
+    for (uint64_t n = 10; n < 13; n++) {
+        fetching(&r, n);
+        bp_block *b = blk(n);
+        assert_non_null(bp_arena_alloc(b->arena, 20000 * (n - 9)));
+        cost[n - 10] = bp_budget_block_cost(b);
+        /* block 11's slot was invalidated meanwhile (a reorg): freed, nothing charged */
+        uint32_t epoch = bp_reorder_slot(&r, n)->epoch + (n == 11);
+        assert_int_equal(bp_reorder_put(&r, n, epoch, b), n != 11);
+        assert_int_equal(bp_budget_used(&budget), grant);
+    }
+    size_t parked = cost[0] + cost[2];
+    assert_true(parked < grant);
+    size_t left = bp_reorder_prepaid_left(&r);
+    assert_int_equal(left, grant - parked);
+    assert_int_equal(bp_reorder_prepaid_left(&r), 0);
+    bp_budget_refund(&budget, left);
+    assert_int_equal(bp_budget_used(&budget), parked);
+    assert_int_equal(bp_budget_peak(&budget), grant);
+    /* a grant smaller than the block: the rest is charged */
+    bp_budget_charge(&budget, 1000);
+    bp_reorder_prepay(&r, 1000);
+    fetching(&r, 13);
+    bp_block *b = blk(13);
+    size_t c = bp_budget_block_cost(b);
+    assert_true(c > 1000);
+    assert_true(bp_reorder_put(&r, 13, bp_reorder_slot(&r, 13)->epoch, b));
+    assert_int_equal(bp_reorder_prepaid_left(&r), 0);
+    assert_int_equal(bp_budget_used(&budget), parked + c);
+    assert_int_equal(r.parked_bytes, parked + c);
+    bp_reorder_reset_from(&r, 10);
+    assert_int_equal(bp_budget_used(&budget), 0);
+    bp_reorder_release(&r);
+    bp_budget_release(&budget);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_in_order_take),
-        cmocka_unit_test(test_stale_result_dropped),
-        cmocka_unit_test(test_put_outside_window),
-        cmocka_unit_test(test_parked_bytes),
+        cmocka_unit_test(test_in_order_take),      cmocka_unit_test(test_stale_result_dropped),
+        cmocka_unit_test(test_put_outside_window), cmocka_unit_test(test_parked_bytes),
+        cmocka_unit_test(test_prepaid_grant),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
