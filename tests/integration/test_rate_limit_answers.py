@@ -89,8 +89,8 @@ def main():
     print(__doc__.strip().splitlines()[0])
     part("quota spent at start", "quota=20,quota_window=20s", 30, spend=21,
          want_in_log="asks for a pause")
-    part("QuickNode -32007", "rate_limit=6,limit_answer=rpc32007", 150)
-    part("503 + Retry-After", "quota=8,quota_window=2s,limit_answer=http503", 150)
+    part("QuickNode -32007", "rate_limit=6,limit_answer=rpc32007", 60)
+    part("503 + Retry-After", "quota=8,quota_window=2s,limit_answer=http503", 60)
 
 
 if __name__ == "__main__":
