@@ -12,6 +12,8 @@ and which blockpipe does not use), with no failed attempt in its log:
    "15/second request limit reached" and no Retry-After. It used to be an ordinary error:
    the block failed after --max-retries.
 3. a 503 with a Retry-After (a provider shedding load) over a strict quota: a pause, as a 429.
+Parts 2 and 3 refuse JSON-RPC batches (max_batch=1): every block is a request of its own, so
+the backfill's requests outrun the limit whatever the machine's speed.
 """
 
 import os
@@ -89,8 +91,8 @@ def main():
     print(__doc__.strip().splitlines()[0])
     part("quota spent at start", "quota=20,quota_window=20s", 30, spend=21,
          want_in_log="asks for a pause")
-    part("QuickNode -32007", "rate_limit=6,limit_answer=rpc32007", 60)
-    part("503 + Retry-After", "quota=8,quota_window=2s,limit_answer=http503", 60)
+    part("QuickNode -32007", "rate_limit=6,limit_answer=rpc32007,max_batch=1", 40)
+    part("503 + Retry-After", "quota=8,quota_window=2s,limit_answer=http503,max_batch=1", 40)
 
 
 if __name__ == "__main__":
