@@ -14,8 +14,8 @@
   grows (from the raw transactions), what the metrics module's in-memory sets held per member
   and per interned address (its own accounting, logged at the end of a backfill), the peak RSS
   with them and without, what the default --max-memory does (windows given up, their sets
-  stored as rows), and bytes per row in SQLite and PostgreSQL. A day's figure is those
-  measured costs times the distinct senders of a day, an assumption stated in the output.
+  stored as rows), and bytes per row in SQLite and PostgreSQL. A whole day is measured by
+  bench_daysets (bench/daysets_bench.py, section `metrics-day`), not extrapolated here.
 --case throughput (the default) writes section `metrics` of docs/PERFORMANCE.md, --case sets
 section `metrics-sets` (bench/run.sh runs both); BENCH_QUICK=1 runs them small.
 """
@@ -255,7 +255,8 @@ def table_of(a, med, rss, counts, spacing):
 
 DAY_TXS = 86_400_000
 # Distinct addresses per transaction over a day on real chains (senders and receivers both:
-# an upper bound for the senders alone at that ratio).
+# an upper bound for the senders alone at that ratio): bench/daysets_bench.py's assumption-based
+# context beside its measured day.
 RATIOS = [("Ethereum, 2023-05-23: 398,403 active addresses, 1.113 M transactions (YCharts, "
            "quoted by web-mind.io, \"Ethereum statistics\")", 398_403 / 1_113_000),
           ("Base, 2024-12-02: 877,800 daily active addresses (Artemis, quoted by "
@@ -263,36 +264,15 @@ RATIOS = [("Ethereum, 2023-05-23: 398,403 active addresses, 1.113 M transactions
            ".com)", 877_800 / 9_320_000)]
 
 
-def pow2_at_least(n, first):
-    cap = first
-    while cap < n:
-        cap *= 2
-    return cap
-
-
-def set_table_bytes(ids, members):
-    """What the module's tables take for `ids` interned addresses and the member counts of
-    the open windows (src/metrics/idset.c): a 42-character address copied into the arena at
-    16-byte alignment (48 bytes), its pointer (an array doubling from 512) and its slot (8
-    bytes, a table doubling from 1,024 and at most half full); a member is an 8-byte key in a
-    table doubling from 256 and at most half full. Not in it: the arena's unused chunk tail,
-    the minute's contract rows, a block's scratch ids."""
-    total = 48 * ids + 8 * pow2_at_least(ids, 512) + 8 * pow2_at_least(2 * ids, 1024)
-    return total + sum(8 * pow2_at_least(2 * m, 256) for m in members if m)
-
-
 def sets_text(a, sets):
     held, hd, g = sets["held"], sets["held_default"], sets["growth"]
-    end = g[-1]
-    per_id = held["id_bytes"] / max(held["ids"], 1)
-    per_member = (held["bytes"] - held["id_bytes"]) / max(held["members"], 1)
     lines = [
         f"**Address sets at 1,000 tx/s**: {a.set_blocks} simnode blocks of 1,000 transactions one "
         f"second apart ({a.set_blocks / 60:.0f} minutes of chain, one hour and one day window), "
         f"drawn from `{' '.join(POPULATION)}`: senders do not run out, as simnode's default "
         "4,096 did within minutes. Distinct senders, (contract, sender) pairs and called "
         "contracts of the window so far (the raw transactions), against the expectation of "
-        "simnode's Zipf draw (the model the day's figure below extrapolates with):",
+        "simnode's Zipf draw:",
         "",
         "| minutes of chain | transactions | distinct senders (per tx) | Zipf model | pairs | "
         "contracts |",
@@ -348,56 +328,17 @@ def sets_text(a, sets):
         lines.append(f"| {t} | {n:,} | {f'{bpr:.0f}' if bpr else '-'} | "
                      f"{', '.join(f'{k} {v:,}' for k, v in sorted(pgr.items()))} | "
                      f"{sets[t + '_pg_bpr']:.0f} |")
-    pairs_per_sender = end["pairs"] / max(end["senders"], 1)
-    ids_per_sender = held["ids"] / max(end["senders"], 1)
-    formula = set_table_bytes(held["ids"], (held["m1"], held["h1"], held["d1"]))
-    slack = held["bytes"] / formula
-    lite_aa = sets["active_addresses_sqlite"][0] or 0
-    lite_cs = sets["contract_senders_sqlite"][0] or 0
-    hour = zipf_distinct(3_600_000)
-    minute = zipf_distinct(60_000)
     lines += [
         "",
-        f"**A day at 1,000 tx/s** ({DAY_TXS / 1e6:.1f} M transactions). Not measured: a whole "
-        "day's distinct senders. Measured above, at the end of the span: "
-        f"{ids_per_sender:.2f} interned addresses and {pairs_per_sender:.2f} (contract, sender) "
-        "pairs per distinct sender (simnode's population, not a real chain's), and the sets' "
-        f"bytes: {mib(held['bytes'])} where the tables' sizes alone "
-        f"(`set_table_bytes` in this bench: 48 bytes of address copy, 8-byte pointers, 8-byte "
-        f"slots and keys in power-of-two tables at most half full) come to {mib(formula)}, "
-        f"x{slack:.2f} (the arena's unused tail, the minute's contract rows, a block's "
-        "scratch). Extrapolated with those: the tables at a day's size, x that factor, for "
-        "the day's distinct senders S (the assumption), S x "
-        f"{ids_per_sender:.2f} interned addresses, S x (1 + {pairs_per_sender:.2f}) day members, "
-        f"and an hour's ({hour / 1e6:.2f} M senders) and a minute's ({minute:,.0f}) by the "
-        "Zipf model, with as many pairs per sender:",
-        "",
-        "| distinct senders of the day (assumption) | S | sets in memory at the day's end "
-        "(per sender) | --max-memory to keep them (x 8: the sets' share) | the day window's "
-        "rows, SQLite / PostgreSQL |",
-        "|---|---|---|---|---|"]
-    cases = [(f"simnode's Zipf model above ({zipf_distinct(DAY_TXS) / DAY_TXS:.2f} per tx)",
-              zipf_distinct(DAY_TXS))]
-    cases += [(f"{src}: {r:.2f} per tx", r * DAY_TXS) for src, r in RATIOS]
-    for what, n in cases:
-        k = 1 + pairs_per_sender
-        mem = slack * set_table_bytes(int(n * ids_per_sender), (int(minute * k), int(hour * k),
-                                                                 int(n * k)))
-        rows_lite = n * (lite_aa + pairs_per_sender * lite_cs)
-        rows_pg = n * (sets["active_addresses_pg_bpr"] + pairs_per_sender *
-                       sets["contract_senders_pg_bpr"])
-        lines.append(f"| {what} | {n / 1e6:.1f} M | {mib(mem)} ({mem / n:.0f} B) | {mib(8 * mem)} "
-                     f"| {mib(rows_lite) if rows_lite else '-'} / {mib(rows_pg)} |")
-    lines += [
-        "",
-        "So the sets of a busy chain's day do not stay in memory at the default budget (an "
-        f"eighth of what the fixed part leaves: {hd['bound'] / 2 ** 20:.0f} MiB here): the day, "
-        "then the hour are given up within minutes and the output keeps their sets as rows "
-        "(held for `--retention-sets`, 12 h by default; each hour adds its own rows beside the "
-        "day's). Minutes keep no set rows (their distinct senders come with the batch or from "
-        "the minute's raw transactions); under the Zipf model the 24 hours' sets hold "
-        f"{24 * hour / zipf_distinct(DAY_TXS):.1f}x the day's senders again as rows. Peak RSS: "
-        "wait4 of blockpipe."]
+        "**A day at 1,000 tx/s** is measured, not extrapolated from these minutes: section "
+        "metrics-day (bench_daysets: 86,400 blocks of this chain through the module's sets, "
+        "which the first 10 minutes there match exactly). So the sets of a busy chain's day do "
+        "not stay in memory at the default budget (an eighth of what the fixed part leaves: "
+        f"{hd['bound'] / 2 ** 20:.0f} MiB here): the day, then the hour are given up within "
+        "minutes and the output keeps their sets as rows (held for `--retention-sets`, 12 h by "
+        "default; each hour adds its own rows beside the day's: section metrics-day counts "
+        "both). Minutes keep no set rows (their distinct senders come with the batch or from the "
+        "minute's raw transactions). Peak RSS: wait4 of blockpipe."]
     return lines
 
 

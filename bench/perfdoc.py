@@ -43,6 +43,7 @@ TITLES = {
     "api": "API: REST under wrk, push to 1,000 WebSocket clients",
     "metrics": "Derived analytics tables: cost of writing them",
     "metrics-sets": "Address sets of a 1,000 tx/s chain: memory and rows per distinct sender",
+    "metrics-day": "Address sets through a whole day of a 1,000 tx/s chain (measured)",
     "verify": "verify vs backfill of the same range (simnode)",
     "chains": "Many chains in one process (simnode, SQLite)",
     "l2decode": "Decoding OP-stack and Arbitrum blocks vs Ethereum blocks of the same size",

@@ -32,6 +32,7 @@ bench l2decode python3 bench/l2_decode_bench.py --decode "$BUILD/bench_decode" -
 bench metrics python3 bench/metrics_bench.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench metrics-sets python3 bench/metrics_bench.py --case sets --blockpipe "$BUILD/blockpipe" \
     --out "$OUT"
+bench metrics-day python3 bench/daysets_bench.py --bench "$BUILD/bench_daysets" --out "$OUT"
 bench realtime python3 bench/realtime_latency.py --blockpipe "$BUILD/blockpipe" --out "$OUT"
 bench fetchpath python3 bench/fetch_transport.py --out "$OUT"
 bench streams python3 bench/stream_bench.py --bench "$BUILD/bench_stream" \

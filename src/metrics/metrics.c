@@ -328,13 +328,23 @@ void bp_metrics_log_sets(const bp_metrics *m)
             p->members[BP_GRAIN_1H], p->members[BP_GRAIN_1D], m->open.dropped);
 }
 
+void bp_metrics_sets_now(const bp_metrics *m, bp_open_peak *now)
+{
+    bp_open_account(&m->open, now);
+}
+
+size_t bp_metrics_held(const bp_metrics *m)
+{
+    return bp_arena_held(m->arena) + bp_open_bytes(&m->open) + m->cap * sizeof(*m->d.blocks);
+}
+
 /* The budget follows what the module holds now (memory in use: charged even past the limit,
  * the fetches then wait for it). */
 static void charge(bp_metrics *m)
 {
     if (!m->budget)
         return;
-    size_t now = bp_arena_held(m->arena) + bp_open_bytes(&m->open) + m->cap * sizeof(*m->d.blocks);
+    size_t now = bp_metrics_held(m);
     if (now > m->charged)
         bp_budget_charge(m->budget, now - m->charged);
     else if (now < m->charged)

@@ -45,6 +45,14 @@ void bp_metrics_written(bp_metrics *m);
 size_t bp_metrics_shed(bp_metrics *m);
 /* Windows given up for memory so far. */
 uint64_t bp_metrics_windows_dropped(const bp_metrics *m);
+struct bp_open_peak;
+/* What the open windows' address sets hold now (bytes, interned addresses, members per
+ * window: the account bp_metrics_log_sets gives of their peak); bench/daysets.c reports it
+ * through a day of chain. */
+void bp_metrics_sets_now(const bp_metrics *m, struct bp_open_peak *now);
+/* The bytes the module holds now, as it charges them to its budget: the batch's rows, the
+ * open windows, the derived blocks' array. */
+size_t bp_metrics_held(const bp_metrics *m);
 /* Logs (info) the most the open windows' address sets held, per member, and the windows given
  * up for memory: what sizes --max-memory for a chain's distinct senders. */
 void bp_metrics_log_sets(const bp_metrics *m);

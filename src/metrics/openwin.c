@@ -266,14 +266,18 @@ void bp_open_shed(bp_open_windows *o)
     o->scratch_cap = 0;
 }
 
+void bp_open_account(const bp_open_windows *o, bp_open_peak *now)
+{
+    *now = (bp_open_peak){
+        .bytes = bp_open_bytes(o), .id_bytes = bp_intern_bytes(&o->ids), .ids = o->ids.n};
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        now->members[g] = o->win[g].members.count;
+}
+
 static void note_peak(bp_open_windows *o)
 {
-    size_t bytes = bp_open_bytes(o);
-    if (bytes <= o->peak.bytes)
-        return;
-    o->peak = (bp_open_peak){.bytes = bytes, .id_bytes = bp_intern_bytes(&o->ids), .ids = o->ids.n};
-    for (int g = 0; g < BP_GRAIN_COUNT; g++)
-        o->peak.members[g] = o->win[g].members.count;
+    if (bp_open_bytes(o) > o->peak.bytes)
+        bp_open_account(o, &o->peak);
 }
 
 int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uint64_t prev_ts,

@@ -56,6 +56,8 @@ typedef struct bp_open_windows {
 void bp_open_release(bp_open_windows *o);
 /* The bytes the windows hold (their sets, minute rows and interned addresses). */
 size_t bp_open_bytes(const bp_open_windows *o);
+/* What the windows hold now, in the terms of bp_open_peak. */
+void bp_open_account(const bp_open_windows *o, bp_open_peak *now);
 /* Gives every window up and frees what it can (memory nothing else will give back). */
 void bp_open_shed(bp_open_windows *o);
 /* A batch begins. */

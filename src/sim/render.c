@@ -77,7 +77,7 @@ char *bp_sim_put_h256(char *p, const bp_sim_h256 *h)
     return p;
 }
 
-static char *put_addr(char *p, const bp_sim_addr *a)
+char *bp_sim_put_addr(char *p, const bp_sim_addr *a)
 {
     p = PUT(p, "\"0x");
     p = put_word(p, a->w[0], 8);
@@ -167,7 +167,7 @@ static char *put_access_list(char *p, const bp_sim_tx *tx)
     for (unsigned i = 0; i < tx->access_count; i++) {
         bp_sim_addr a = {{bp_sim_next(&rng), bp_sim_next(&rng), bp_sim_next(&rng)}};
         p = PUT(p, "{\"address\":");
-        p = put_addr(p, &a);
+        p = bp_sim_put_addr(p, &a);
         p = PUT(p, ",\"storageKeys\":[");
         unsigned keys = (unsigned)(bp_sim_next(&rng) % 3);
         for (unsigned k = 0; k < keys; k++) {
@@ -213,7 +213,7 @@ static char *put_auth_list(char *p, const bp_sim_tx *tx, uint64_t chain_id)
         p = PUT(p, "{\"chainId\":");
         p = put_qty(p, chain_id);
         p = PUT(p, ",\"address\":");
-        p = put_addr(p, &a);
+        p = bp_sim_put_addr(p, &a);
         p = PUT(p, ",\"nonce\":");
         p = put_qty(p, bp_sim_next(&rng) % 1000);
         p = PUT(p, ",\"yParity\":");
@@ -286,7 +286,7 @@ static char *put_tx(char *p, const bp_sim_tx *tx, size_t idx, const prefix *pre,
     *p++ = '{';
     p = put(p, pre->s, pre->len);
     p = PUT(p, "\"from\":");
-    p = put_addr(p, &tx->from);
+    p = bp_sim_put_addr(p, &tx->from);
     p = PUT(p, ",\"gas\":");
     p = put_qty(p, tx->gas);
     p = put_fees(p, tx);
@@ -297,7 +297,7 @@ static char *put_tx(char *p, const bp_sim_tx *tx, size_t idx, const prefix *pre,
     p = PUT(p, ",\"nonce\":");
     p = put_qty(p, tx->nonce);
     p = PUT(p, ",\"to\":");
-    p = tx->has_to ? put_addr(p, &tx->to) : PUT(p, "null");
+    p = tx->has_to ? bp_sim_put_addr(p, &tx->to) : PUT(p, "null");
     p = PUT(p, ",\"transactionIndex\":");
     p = put_qty(p, idx);
     p = PUT(p, ",\"value\":");
@@ -364,7 +364,7 @@ static char *put_header_a(char *p, const bp_sim_block *b)
     p = PUT(p, ",\"logsBloom\":");
     p = put_bloom(p, b->bloom);
     p = PUT(p, ",\"miner\":");
-    p = put_addr(p, &b->miner);
+    p = bp_sim_put_addr(p, &b->miner);
     bp_sim_h256 mix = {{b->hash.w[3] ^ 0x5a, b->hash.w[2], b->hash.w[1] ^ 0xa5, b->hash.w[0]}};
     p = PUT(p, ",\"mixHash\":");
     p = bp_sim_put_h256(p, &mix);
@@ -401,7 +401,7 @@ static char *put_header_b(char *p, const bp_sim_block *b)
         p = PUT(p, ",\"validatorIndex\":");
         p = put_qty(p, w->validator_index);
         p = PUT(p, ",\"address\":");
-        p = put_addr(p, &w->address);
+        p = bp_sim_put_addr(p, &w->address);
         p = PUT(p, ",\"amount\":");
         p = put_qty(p, w->amount);
         *p++ = '}';
@@ -481,7 +481,7 @@ static char *put_log(char *p, const bp_sim_log *l, const bp_sim_tx *tx, size_t i
                      size_t log_index, const bp_sim_block *b)
 {
     p = PUT(p, "{\"address\":");
-    p = put_addr(p, &l->address);
+    p = bp_sim_put_addr(p, &l->address);
     p = PUT(p, ",\"topics\":[");
     for (unsigned t = 0; t < l->topic_count; t++) {
         p = bp_sim_put_h256(p, &l->topics[t]);
@@ -528,13 +528,13 @@ static char *put_receipt_head(char *p, const bp_sim_block *b, const bp_sim_tx *t
     p = PUT(p, ",\"blockNumber\":");
     p = put_qty(p, b->number + (bad == BP_SIM_BAD_RECEIPT_NUMBER));
     p = PUT(p, ",\"contractAddress\":");
-    p = tx->has_to ? PUT(p, "null") : put_addr(p, &tx->contract);
+    p = tx->has_to ? PUT(p, "null") : bp_sim_put_addr(p, &tx->contract);
     p = PUT(p, ",\"cumulativeGasUsed\":");
     p = put_qty(p, tx->cumulative_gas_used);
     p = PUT(p, ",\"effectiveGasPrice\":");
     p = put_qty(p, tx->gas_price);
     p = PUT(p, ",\"from\":");
-    p = put_addr(p, &tx->from);
+    p = bp_sim_put_addr(p, &tx->from);
     p = PUT(p, ",\"gasUsed\":");
     p = put_qty(p, tx->gas_used);
     return PUT(p, ",\"logs\":[");
@@ -554,7 +554,7 @@ static char *put_receipt_tail(char *p, const bp_sim_block *b, const bp_sim_tx *t
     p = PUT(p, ",\"status\":");
     p = put_qty(p, tx->status ? 1 : 0);
     p = PUT(p, ",\"to\":");
-    p = tx->has_to ? put_addr(p, &tx->to) : PUT(p, "null");
+    p = tx->has_to ? bp_sim_put_addr(p, &tx->to) : PUT(p, "null");
     p = PUT(p, ",\"transactionHash\":");
     p = bp_sim_put_h256(p, &named->hash);
     p = PUT(p, ",\"transactionIndex\":");

@@ -41,6 +41,9 @@ int bp_sim_render_receipts_as(const bp_sim_block *b, enum bp_sim_bad bad, bp_buf
 int bp_sim_render_receipt(const bp_sim_block *b, size_t idx, enum bp_sim_bad bad, bp_buf *out);
 /* "0x" + 64 hex digits, quoted (68 bytes, no NUL). Returns the end. */
 char *bp_sim_put_h256(char *p, const bp_sim_h256 *h);
+/* "0x" + 40 hex digits, quoted (44 bytes, no NUL), as every address is rendered. Returns the
+ * end. */
+char *bp_sim_put_addr(char *p, const bp_sim_addr *a);
 /* Parses "0x" + 64 hex digits; false otherwise. */
 bool bp_sim_parse_h256(const char *s, bp_sim_h256 *h);
 
