@@ -135,8 +135,8 @@ static int take_tx(void *ctx, const bp_read_cell *cells, size_t n)
     return 0;
 }
 
-/* Where the replay must begin for the state before block `below`'s anchor (the file's
- * comment): *from. */
+/* The block the replay begins at (*from) for a state from the first block with transactions
+ * at or after anchor on (the file's comment). */
 static int replay_start(const bp_metrics_history *h, const char *chain, uint64_t anchor,
                         uint64_t *from, bp_error *err)
 {

@@ -507,6 +507,8 @@ static int score_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
         m->model_valid = false;
         return rc;
     }
+    while (m->nlive && m->live[m->nlive - 1]->number >= b->number)
+        m->nlive--; /* the stream went back (a rejoin): they are not below b */
     m->live[m->nlive++] = b;
     m->model_next = b->number + 1;
     return 0;

@@ -16,10 +16,11 @@
  * run gives it:
  *   - the window is the last BP_MODEL_WINDOW points before the block, and a sender's age is
  *     counted from its first transaction in that window;
- *   - the forest is rebuilt before block N, from the window, with a random stream seeded by N,
- *     when the window is warm (BP_MODEL_WARMUP points) and the block before was not, when N is
- *     a multiple of BP_MODEL_ANCHOR, or when BP_MODEL_REBUILD points came since the last
- *     rebuild (the anchor bounds how far back that count must be replayed);
+ *   - the forest is rebuilt before block N (one with transactions: empty blocks change
+ *     nothing), from the window, with a random stream seeded by N, once the window is warm
+ *     (BP_MODEL_WARMUP points): when there is no warm forest yet, when BP_MODEL_REBUILD points
+ *     came since the last rebuild, or when a multiple of BP_MODEL_ANCHOR lies in (the last
+ *     rebuild's block, N] (the anchor bounds how far back that count must be replayed);
  *   - before warm-up (the first transactions an output holds) every block is scored by a forest
  *     of everything so far, the block's own points included (a lone first transaction: 0.5), so
  *     that no transaction goes unscored.
