@@ -19,6 +19,7 @@
 #include "util/hex.h"
 
 #define CELL(id) ((size_t)(BP_C_TX_##id - BP_C_TRANSACTIONS_FIRST))
+#define PAGE 8192 /* rows per read of the replay */
 
 /* The block numbers of a newest-first read. */
 typedef struct numbers {
@@ -74,6 +75,8 @@ typedef struct replay {
     bp_tx *txs;
     size_t cap;
     size_t learnt;
+    size_t page_rows;        /* rows of the page being read */
+    uint64_t last_n, last_i; /* the last row's (block_number, transaction_index) */
 } replay;
 
 static int flush_block(replay *r)
@@ -111,6 +114,9 @@ static int take_tx(void *ctx, const bp_read_cell *cells, size_t n)
             return rc;
     }
     r->b.number = number;
+    r->page_rows++;
+    r->last_n = number;
+    r->last_i = index;
     if (bp_grow((void **)&r->txs, &r->cap, r->b.tx_count + 1, sizeof(*r->txs)) != 0)
         return BP_ENOMEM;
     r->b.txs = r->txs;
@@ -189,14 +195,23 @@ int bp_model_history_restore(bp_model *m, const bp_metrics_history *h, const cha
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
             goto out;
         }
+        /* in pages: a reader may hold a whole answer in memory (PostgreSQL's does), and
+         * the blocks since the anchor can be many big ones */
         bp_read_query q = {.table = BP_TABLE_TRANSACTIONS,
                            .chain = chain,
                            .has_min = true,
                            .min = from,
                            .has_max = true,
                            .max = written - 1,
-                           .ascending = true};
-        rc = h->read(h->ctx, &q, take_tx, &r, err);
+                           .ascending = true,
+                           .limit = PAGE};
+        do {
+            r.page_rows = 0;
+            rc = h->read(h->ctx, &q, take_tx, &r, err);
+            q.has_after = true;
+            q.after_number = r.last_n;
+            q.after_index = r.last_i;
+        } while (rc == 0 && r.page_rows == PAGE);
         if (rc == 0)
             rc = flush_block(&r);
         if (rc != 0 && !err->msg[0])
