@@ -69,6 +69,55 @@ int bp_setup_outputs(const bp_config *cfg, const bp_chains *r, bp_sink **sinks, 
     return rc;
 }
 
+/* The output the anomaly model reads its history back from (metrics.h bp_metrics_history):
+ * the first that can be read. A reader is opened for each read: they come after a start or a
+ * reorg only, and a connection kept between them could have gone stale. */
+typedef struct history_src {
+    char *url;
+    bp_sink_settings set;
+} history_src;
+
+static int history_read(void *ctx, const bp_read_query *q, bp_read_row_fn fn, void *fctx,
+                        bp_error *err)
+{
+    history_src *h = ctx;
+    bp_sink_reader *r = NULL;
+    int rc = bp_sink_reader_open(h->url, &h->set, &r, err);
+    if (rc == 0)
+        rc = bp_sink_read(r, q, fn, fctx, err);
+    bp_sink_reader_close(r);
+    return rc;
+}
+
+static void history_close(void *ctx)
+{
+    history_src *h = ctx;
+    if (h)
+        free(h->url);
+    free(h);
+}
+
+static int history_of(const bp_config *cfg, bp_metrics_history *out, bp_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; cfg->ml && i < cfg->output_count; i++) {
+        const bp_sink_ops *ops = bp_sink_find(cfg->outputs[i]);
+        if (!ops || !ops->open_reader)
+            continue;
+        history_src *h = calloc(1, sizeof(*h));
+        if (h)
+            h->url = strdup(cfg->outputs[i]);
+        if (!h || !h->url) {
+            history_close(h);
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
+        }
+        h->set = (bp_sink_settings){cfg->sink_settings, cfg->sink_setting_count, NULL};
+        *out = (bp_metrics_history){history_read, history_close, h};
+        return 0;
+    }
+    return 0;
+}
+
 /* A chain's metrics module (the analytics of the outputs with derived tables). */
 int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, bp_error *err)
 {
@@ -79,6 +128,8 @@ int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, b
                             .price_max_age = cfg->price_max_age,
                             .prices = p,
                             .predictions = cfg->ml};
+    if (history_of(cfg, &mc.history, err) != 0)
+        return err->code;
     *m = bp_metrics_new(&mc, err);
     return *m ? 0 : err->code;
 }

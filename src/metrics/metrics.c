@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/budget.h"
+#include "metrics/history.h"
 #include "metrics/keymap.h"
 #include "metrics/model.h"
 #include "metrics/openwin.h"
@@ -36,6 +37,12 @@ struct bp_metrics {
     size_t ring_cap, ring_head, ring_len;
     bp_open_windows open; /* the current minute, hour and day */
     bp_model *model;
+    /* the model has learnt every block below model_next (model_valid), and the batch's
+     * applied blocks still canonical are live[0..nlive): not in any output yet */
+    uint64_t model_next;
+    bool model_valid;
+    const bp_block **live;
+    size_t nlive, live_cap;
     int price_reader;  /* its place in cfg.prices (each chain's module takes every point) */
     bp_budget *budget; /* not owned; NULL: nothing charged */
     size_t charged;    /* to budget: the arena's bytes and the open windows' */
@@ -251,6 +258,8 @@ bp_metrics *bp_metrics_new(const bp_metrics_config *cfg, bp_error *err)
 {
     bp_metrics *m = calloc(1, sizeof(*m));
     if (!m) {
+        if (cfg->history.close)
+            cfg->history.close(cfg->history.ctx);
         bp_error_set(err, BP_ENOMEM, "out of memory");
         return NULL;
     }
@@ -292,6 +301,9 @@ void bp_metrics_free(bp_metrics *m)
     bp_keymap_release(&m->pairs);
     free(m->rows);
     bp_model_free(m->model);
+    free(m->live);
+    if (m->cfg.history.close)
+        m->cfg.history.close(m->cfg.history.ctx);
     bp_open_release(&m->open);
     free(m->d.blocks);
     free(m->ring);
@@ -458,13 +470,67 @@ static bool ring_ts(bp_metrics *m, uint64_t number, uint64_t *ts)
     return false;
 }
 
+/* The model's state before block number of chain, rebuilt (history.h) unless the model has
+ * just learnt the block below it. A failed read is said, and the model goes on from the
+ * batch's blocks: every transaction is still scored, not as an uninterrupted run would. */
+static int model_before(bp_metrics *m, const char *chain, uint64_t number, bool outputs_empty)
+{
+    if (m->model_valid && m->model_next == number)
+        return 0;
+    size_t first = m->nlive; /* the live blocks just below number */
+    while (first > 0 && m->live[first - 1]->number + (m->nlive - first) + 1 == number)
+        first--;
+    bp_error err = {0};
+    size_t learnt = 0;
+    bp_metrics_history none = {0}; /* an empty output has nothing to read */
+    int rc = bp_model_history_restore(m->model, outputs_empty ? &none : &m->cfg.history, chain,
+                                      number, m->live + first, m->nlive - first, &learnt, &err);
+    if (rc == BP_ENOMEM)
+        return rc;
+    if (rc != 0) {
+        bp_warn("ml_predictions: the model's window before block %" PRIu64
+                " could not be read back (%s): it learns again from block %" PRIu64
+                ", and the scores from there differ from an uninterrupted run's",
+                number, err.msg, number);
+        for (size_t i = first; i < m->nlive; i++)
+            if ((rc = bp_model_learn_block(m->model, m->live[i])) != 0)
+                return rc;
+    } else {
+        bp_debug("ml_predictions: the model's state before block %" PRIu64
+                 " rebuilt from %zu transactions",
+                 number, learnt);
+    }
+    m->model_valid = true;
+    m->model_next = number;
+    return 0;
+}
+
+static int score_block(bp_metrics *m, const char *chain, const bp_block *b, bp_block_derived *bd,
+                       bool outputs_empty)
+{
+    int rc = model_before(m, chain, b->number, outputs_empty);
+    if (rc == 0)
+        rc = bp_model_score_block(m->model, bd, m->arena, &bd->predictions, &bd->prediction_count);
+    if (rc == 0 && bp_grow((void **)&m->live, &m->live_cap, m->nlive + 1, sizeof(*m->live)) != 0)
+        rc = BP_ENOMEM;
+    if (rc != 0) {
+        m->model_valid = false;
+        return rc;
+    }
+    while (m->nlive && m->live[m->nlive - 1]->number >= b->number)
+        m->nlive--; /* the stream went back (a rejoin): they are not below b */
+    m->live[m->nlive++] = b;
+    m->model_next = b->number + 1;
+    return 0;
+}
+
 static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_block_derived *bd,
                        bool outputs_empty)
 {
     scratch s = {&m->senders, &m->contracts, &m->pairs, &m->rows, &m->rows_cap};
     int rc = derive_with(chain, b, m->arena, bd, &s);
     if (rc == 0 && m->model)
-        rc = bp_model_score_block(m->model, bd, m->arena, &bd->predictions, &bd->prediction_count);
+        rc = score_block(m, chain, b, bd, outputs_empty);
     const ring_entry *last = m->ring_len ? ring_at(m, m->ring_len - 1) : NULL;
     bool prev = last && last->number + 1 == b->number;
     /* The stream went back without REVERTs (an output set aside rejoins: the blocks from its
@@ -509,6 +575,7 @@ int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
     d->price_max_age = m->cfg.price_max_age;
     if (reserve_blocks(m, batch->count) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
+    m->nlive = 0; /* the batches before are written */
     for (size_t i = 0; i < batch->count; i++) {
         const bp_event *ev = &batch->events[i];
         const bp_block *b = ev->block;
@@ -517,6 +584,9 @@ int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
             bool known = ring_ts(m, b->number, &ts);
             bp_open_revert(&m->open, ts, known);
             ring_revert(m, b->number);
+            while (m->nlive && m->live[m->nlive - 1]->number >= b->number)
+                m->nlive--;
+            m->model_valid = false; /* it learnt the block: rebuilt before the next */
             continue;
         }
         int rc = apply_block(m, batch->chain, b, &d->blocks[d->count++], outputs_empty);

@@ -18,12 +18,24 @@
 
 typedef struct bp_prices bp_prices;
 
+/* Where the anomaly model reads back the transactions an output holds, to rebuild its state
+ * after a start, a reorg or a jump of the stream (metrics/history.h): bp_sink_read's contract
+ * on an output of the pipeline. read NULL: none (the model then starts from nothing there).
+ * The module owns ctx from bp_metrics_new on (close, when not NULL, is called once by
+ * bp_metrics_free, or by a bp_metrics_new that fails). */
+typedef struct bp_metrics_history {
+    int (*read)(void *ctx, const bp_read_query *q, bp_read_row_fn fn, void *fctx, bp_error *err);
+    void (*close)(void *ctx);
+    void *ctx;
+} bp_metrics_history;
+
 typedef struct bp_metrics_config {
-    uint64_t reorg_window;     /* the pipeline's: blocks below newest - this never change */
-    const char *native_symbol; /* "ETH" */
-    uint64_t price_max_age;    /* seconds */
-    bp_prices *prices;         /* not owned; NULL: no prices (USD stays NULL) */
-    bool predictions;          /* fill ml_predictions */
+    uint64_t reorg_window;      /* the pipeline's: blocks below newest - this never change */
+    const char *native_symbol;  /* "ETH" */
+    uint64_t price_max_age;     /* seconds */
+    bp_prices *prices;          /* not owned; NULL: no prices (USD stays NULL) */
+    bool predictions;           /* fill ml_predictions */
+    bp_metrics_history history; /* for predictions */
 } bp_metrics_config;
 
 typedef struct bp_metrics bp_metrics;

@@ -9,7 +9,9 @@ no TTL, no UInt256) through crashes, SIGKILLs and reorgs, then their retention.
    every derived table, read as a query sees it (FINAL, the rollups' newest versions), equals
    the recomputation from the node's blocks and receipts (tests/tools/metricscheck.py), and
    every per-block table's sign sum equals its FINAL row count. The issue's three example
-   queries run literally (with the `gtp.` prefix) and return the recomputed rows.
+   queries run literally (with the `gtp.` prefix) and return the recomputed rows. The follow
+   runs with --ml on: ml_predictions holds one row per canonical transaction of every block it
+   applied, each score the one an uninterrupted run gives.
 2. Crashes around the rollups: a reorg is written by a process that dies before the rollups
    (clickhouse.before_rollups) and by one that dies between the minutes' and the hours'
    (clickhouse.mid_rollups); the merges are forced (OPTIMIZE ... FINAL) before each restart;
@@ -77,6 +79,7 @@ def utc(w):
 
 def crash_around_rollups(sc, ch):
     """A reorg written by processes that die before and in the middle of the rollups."""
+    ml = ("--ml", "on") if sc.ml else ()
     for point, depth in (("clickhouse.before_rollups", 2), ("clickhouse.mid_rollups", 3)):
         sc.mine()
         sc.mine()
@@ -84,13 +87,13 @@ def crash_around_rollups(sc, ch):
         sc.node.rpc("anvil_reorg", [depth, []])
         sc.wl.after_reorg()
         sc.mine()
-        p = sc.spawn(sc.cmd("run", "--confirmations", "0", "--poll-interval", "0.2"),
+        p = sc.spawn(sc.cmd("run", "--confirmations", "0", "--poll-interval", "0.2", *ml),
                      {"BP_CRASHPOINT": point})
         rc = p.wait(120)
         if rc != 86:
             raise Mismatch(f"run armed with {point} exited {rc}, want 86:\n{tail(sc.err_path)}")
         ch.merge(DB, PER_BLOCK + ROLLUPS)
-        proc = sc.spawn(sc.cmd("run", "--confirmations", "0", "--poll-interval", "0.2"))
+        proc = sc.spawn(sc.cmd("run", "--confirmations", "0", "--poll-interval", "0.2", *ml))
         try:
             sc.wait_caught_up(proc, f"after a crash at {point}")
         finally:
@@ -176,13 +179,14 @@ def main():
     with ClickHouse() as ch, tempfile.TemporaryDirectory(prefix="bp-metrics-ch-") as tmp:
         version = ch.sql("SELECT version()")[0][0]
         print(f"ClickHouse {version}")
-        sc = Scenario(blockpipe, ChBackend(ch, DB), tmp, SEED)
+        sc = Scenario(blockpipe, ChBackend(ch, DB), tmp, SEED, ml=True)
         try:
             sc.run(utc)
             crash_around_rollups(sc, ch)
             ch.merge(DB, PER_BLOCK + ROLLUPS)
             exp = sc.check("all merged")
             sc.queries(exp, utc)
+            sc.ml_uninterrupted(sc.be.read(ORIGIN)["ml_predictions"])
         finally:
             sc.close()
         versions = ch.sql(f"SELECT version FROM {DB}.schema_migrations ORDER BY 1")

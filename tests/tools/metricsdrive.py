@@ -6,11 +6,12 @@ random times during its inserts, then finished; `run --confirmations 0` followin
 through reorgs of depth 1..5 and a SIGKILL; after each step every row of every derived table
 must equal tests/tools/metricscheck.py's recomputation from the node's own blocks and
 receipts; then the issue's three example queries, unchanged, must return the recomputed rows.
-With ml=True (test_metrics_sqlite.py, test_metrics_pg.py) the follow runs with `--ml on`: its
-first blocks carry ML_WARM transactions (more than the model's warm-up, docs/SCHEMA.md) so that
-the run scores every later block, and ml_predictions must hold one row per canonical transaction
-of each block the trained process applied (from the first after the warm-up to the SIGKILL),
-every block scored whole, none of a reverted block's transactions after the reorgs.
+With ml=True the follow runs with `--ml on`: its first blocks carry ML_WARM transactions (more
+than the model's warm-up, docs/SCHEMA.md), and ml_predictions must hold one row per canonical
+transaction of every block the follow applied - through the reorgs and across the SIGKILL and
+restart - and none of a reverted block's; at the end every score must equal the one a fresh,
+uninterrupted `backfill --ml on` of the final chain gives (the model's state is a function of
+the canonical transactions before a block, rebuilt from the output after a restart or a reorg).
 With prices (test_metrics_prices_reorg.py) every command gets prices.args (a CoinGecko-shaped
 server), prices.mined(ts) is told each block's timestamp before it is mined, and every check
 recomputes fees_paid_usd from the output's own prices table (backend.prices()) under
@@ -59,9 +60,8 @@ class Scenario:
         self.bp, self.be, self.tmp = blockpipe, backend, tmpdir
         self.ml = ml
         self.prices = prices
-        # the heights a run with a trained model applied: ml_first.. (ml_last excluded, None:
-        # up to the head)
-        self.ml_first, self.ml_last = None, None
+        # the heights a run with --ml on applied: ml_first up to the head
+        self.ml_first = None
         self.rng = random.Random(seed)
         self.node = Anvil()
         self.wl = Workload(self.node, seed=seed)
@@ -107,8 +107,7 @@ class Scenario:
         blocks, receipts = self.node_chain()
         got, priced = self.read()
         exp = Expected(blocks, receipts, ORIGIN, **priced)
-        scored = range(0) if self.ml_first is None else range(
-            self.ml_first, len(blocks) if self.ml_last is None else self.ml_last)
+        scored = range(0) if self.ml_first is None else range(self.ml_first, len(blocks))
         try:
             counts = compare(exp, got, label=f"{label}: ", scored=scored)
             if self.ml_first is not None and not counts["ml_predictions"]:
@@ -193,10 +192,10 @@ class Scenario:
                 *(("--ml", "on") if self.ml else ()))
         proc = self.spawn(self.cmd("run", *args))
         try:
-            if self.ml:  # the model learns from these (no rows), then scores every block
+            if self.ml:  # scored from the run's first block on, through the warm-up
+                self.ml_first = self.node.block_number() + 1
                 for _ in range(ML_WARM[0]):
                     self.mine(ML_WARM[1])
-                self.ml_first = self.node.block_number() + 1
             for _ in range(6):
                 self.mine()
             self.wait_caught_up(proc, "following")
@@ -212,12 +211,6 @@ class Scenario:
                            "data": "0x" + self.em.calldata("erc20")}, self.rng.randrange(depth)]]
                 self.node.rpc("anvil_reorg", [depth, pairs])
                 self.wl.after_reorg()
-                if depth >= 3 and self.ml_first is not None:
-                    # the SIGKILL below may come before the run applied this reorg, and the
-                    # run started again learns anew (no rows): from here no block must be
-                    # scored, the ones below stay as the trained run scored them
-                    low = before - depth + 1
-                    self.ml_last = low if self.ml_last is None else min(self.ml_last, low)
                 if self.node.block_number() != before:
                     raise Mismatch(f"anvil_reorg({depth}) moved the head")
                 for _ in range(depth % 3):
@@ -265,6 +258,31 @@ class Scenario:
             raise Mismatch(f"{QUERIES[2]}: {rows}, want the txs {want} of {totals}")
         print(f"the three example queries return the recomputed rows ({len(rows)} contracts)")
 
+    def ml_uninterrupted(self, preds):
+        """Every score of preds (the output's ml_predictions rows) equals the one a fresh
+        `backfill --ml on` of the node's chain from block 0, without kills, gives it."""
+        from metricscheck import read_sqlite
+        head = self.node.block_number()
+        ref = os.path.join(self.tmp, "ml-reference.db")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(ref + suffix):
+                os.unlink(ref + suffix)
+        cmd = [self.bp, "backfill", "--rpc", self.node.url, "--output", f"sqlite:{ref}",
+               "--chain", ORIGIN, "--from", "0", "--to", str(head), "--ml", "on",
+               *RETENTION_FOREVER]
+        p = self.spawn(cmd)
+        if p.wait(300) != 0:
+            raise Mismatch(f"reference backfill exited {p.returncode}:\n{tail(self.err_path)}")
+        want = {(n, i): (h, f) for n, i, h, f, _ in read_sqlite(ref, ORIGIN)["ml_predictions"]}
+        compared = 0
+        for n, i, h, f, _ in preds:
+            w = want.get((n, i))
+            if w is None or w[0] != h or abs(w[1] - f) > 1e-9:
+                raise Mismatch(f"ml_predictions ({n}, {i}, {h}): fraud_score {f!r}, an "
+                               f"uninterrupted run gives {w}")
+            compared += 1
+        print(f"ml_predictions: the {compared} scores equal an uninterrupted run's")
+
     def run(self, time_text):
         for _ in range(40):
             self.mine()
@@ -273,6 +291,8 @@ class Scenario:
         self.follow()
         exp = self.check("at the end")
         self.queries(exp, time_text)
+        if self.ml:
+            self.ml_uninterrupted(self.be.read(ORIGIN)["ml_predictions"])
 
     def close(self):
         self.node.stop()

@@ -27,6 +27,7 @@
 #include "sink_fixture.h"
 #include "testfile.h"
 #include "util/arena.h"
+#include "util/hex.h"
 
 #define ETL BP_CONFORMANCE_DIR "/ethereum-etl/"
 
@@ -714,7 +715,7 @@ static bp_block *traffic_block(uint64_t n, size_t txs, uint64_t *nonces)
 
 /* After ordinary traffic, four planted transactions - a huge value, a 200x gas price, a new
  * sender's failed call with 20 KB of calldata, a 24 KB contract creation - score above every
- * ordinary transaction of their block; nothing scores before the model's warm-up. */
+ * ordinary transaction of their block; the warm-up's transactions are scored too. */
 static void test_model_finds_planted_outliers(void **state)
 {
     (void)state;
@@ -730,12 +731,12 @@ static void test_model_finds_planted_outliers(void **state)
         bp_batch batch = {.chain = "main", .events = &ev, .count = 1};
         const bp_derived *d;
         assert_int_equal(bp_metrics_compute(m, &batch, false, &d, &err), 0);
-        if (n <= 2) /* 200 transactions: still below BP_MODEL_WARMUP */
-            assert_int_equal(d->blocks[0].prediction_count, 0);
+        /* warm-up (the first 256 transactions) included: every one scored */
+        assert_int_equal(d->blocks[0].prediction_count, 100);
         scored += d->blocks[0].prediction_count;
         bp_block_free(b);
     }
-    assert_int_equal(scored, 100 * 40 - 300); /* from the block after the warm-up on */
+    assert_int_equal(scored, 100 * 40);
     bp_block *b = traffic_block(41, 100, nonces);
     bp_tx *t = &b->txs[100];
     ordinary_tx(b, t, 100, nonces);
@@ -779,6 +780,156 @@ static void test_model_finds_planted_outliers(void **state)
     assert_true(sum / 100 < 0.6); /* ordinary traffic scores about 0.5 */
     bp_block_free(b);
     bp_metrics_free(m);
+}
+
+/* An output's transactions as its reader gives them back (bp_sink_read's contract): the blocks
+ * below `below`, each cell as text. */
+typedef struct fake_output {
+    bp_block **blocks; /* blocks[i] is block i + 1 */
+    size_t count;
+    uint64_t below;
+    int reads;
+} fake_output;
+
+static int fake_row(const bp_tx *t, bp_read_row_fn fn, void *fctx)
+{
+    size_t first, n = bp_table_columns(BP_TABLE_TRANSACTIONS, &first);
+    bp_read_cell cells[80] = {{0}};
+    char text[12][128];
+    assert_true(n <= 80);
+    bp_row r = {"main", NULL, t, NULL};
+    static const bp_col_id ids[] = {BP_C_TX_BLOCK_NUMBER,
+                                    BP_C_TX_TRANSACTION_INDEX,
+                                    BP_C_TX_FROM_ADDRESS,
+                                    BP_C_TX_TO_ADDRESS,
+                                    BP_C_TX_INPUT,
+                                    BP_C_TX_NONCE,
+                                    BP_C_TX_GAS,
+                                    BP_C_TX_VALUE,
+                                    BP_C_TX_GAS_PRICE,
+                                    BP_C_TX_RECEIPT_GAS_USED,
+                                    BP_C_TX_RECEIPT_STATUS,
+                                    BP_C_TX_RECEIPT_EFFECTIVE_GAS_PRICE};
+    for (size_t k = 0; k < sizeof(ids) / sizeof(ids[0]); k++) {
+        bp_value v = bp_value_of(ids[k], &r);
+        bp_read_cell *c = &cells[ids[k] - BP_C_TRANSACTIONS_FIRST];
+        if (v.kind == BP_VAL_U64)
+            snprintf(text[k], sizeof(text[k]), "%llu", (unsigned long long)v.u);
+        else if (v.kind == BP_VAL_U256)
+            bp_u256_to_dec(&v.q->v, text[k]);
+        if (v.kind == BP_VAL_STR)
+            *c = (bp_read_cell){v.s, strlen(v.s)};
+        else if (v.kind != BP_VAL_NULL)
+            *c = (bp_read_cell){text[k], strlen(text[k])};
+    }
+    return fn(fctx, cells, n);
+}
+
+static int fake_read(void *ctx, const bp_read_query *q, bp_read_row_fn fn, void *fctx,
+                     bp_error *err)
+{
+    (void)err;
+    fake_output *o = ctx;
+    o->reads++;
+    assert_int_equal(q->table, BP_TABLE_TRANSACTIONS);
+    assert_string_equal(q->chain, "main");
+    size_t sent = 0;
+    for (size_t k = 0; k < o->count; k++) {
+        size_t bi = q->ascending ? k : o->count - 1 - k;
+        const bp_block *b = o->blocks[bi];
+        if (b->number >= o->below || (q->has_min && b->number < q->min) ||
+            (q->has_max && b->number > q->max))
+            continue;
+        for (size_t j = 0; j < b->tx_count; j++) {
+            const bp_tx *t = &b->txs[q->ascending ? j : b->tx_count - 1 - j];
+            bool after = b->number > q->after_number ||
+                         (b->number == q->after_number && t->transaction_index > q->after_index);
+            if (q->has_after && (q->ascending ? !after : after))
+                continue;
+            if (q->limit && sent == q->limit)
+                return 0;
+            int rc = fake_row(t, fn, fctx);
+            if (rc != 0)
+                return rc;
+            sent++;
+        }
+    }
+    return 0;
+}
+
+/* The scores of the blocks of batch (APPLYs and REVERTs) into scores[number][index] for the
+ * blocks applied last. */
+static void score_batch(bp_metrics *m, const bp_event *ev, size_t n, bool empty,
+                        double (*scores)[200])
+{
+    bp_batch batch = {.chain = "main", .events = ev, .count = n};
+    const bp_derived *d;
+    bp_error err = {0};
+    assert_int_equal(bp_metrics_compute(m, &batch, empty, &d, &err), 0);
+    for (size_t i = 0; i < d->count; i++) {
+        const bp_block_derived *bd = &d->blocks[i];
+        assert_int_equal(bd->prediction_count, bd->block->tx_count);
+        for (size_t k = 0; k < bd->prediction_count; k++)
+            scores[bd->block->number][bd->predictions[k].transaction_index] =
+                bd->predictions[k].fraud_score.v;
+    }
+}
+
+/* A process started at any block, or a reorg, gives every transaction the score an
+ * uninterrupted run gives it: the model's state is rebuilt from what the output holds
+ * (metrics/history.c), the batch's own blocks not written yet included. Blocks of 0 to 170
+ * transactions, 14,000 in all: the restart at 150 replays only the last ~8,200 before its
+ * anchor, the one at 5 everything. */
+static void test_model_restart_scores_as_uninterrupted(void **state)
+{
+    (void)state;
+    enum { NB = 160 };
+    uint64_t nonces[40] = {0};
+    static bp_block *blocks[NB];
+    static double want[NB + 1][200], got[NB + 1][200];
+    size_t total = 0;
+    for (uint64_t n = 1; n <= NB; n++) {
+        blocks[n - 1] = traffic_block(n, n % 7 == 0 ? 0 : (size_t)(20 + n * 37 % 150), nonces);
+        total += blocks[n - 1]->tx_count;
+    }
+    assert_true(total > 2 * BP_MODEL_WINDOW + 4000);
+    bp_error err = {0};
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .predictions = true};
+    bp_metrics *ref = bp_metrics_new(&mc, &err);
+    assert_non_null(ref);
+    for (size_t i = 0; i < NB; i++) {
+        bp_event ev = {BP_EVENT_APPLY, blocks[i]};
+        score_batch(ref, &ev, 1, i == 0, want);
+    }
+    bp_metrics_free(ref);
+    static const uint64_t starts[] = {150, 5, 129};
+    for (size_t s = 0; s < sizeof(starts) / sizeof(starts[0]); s++) {
+        uint64_t from = starts[s];
+        fake_output out = {blocks, NB, from, 0};
+        mc.history = (bp_metrics_history){fake_read, NULL, &out};
+        bp_metrics *m = bp_metrics_new(&mc, &err);
+        assert_non_null(m);
+        memset(got, 0, sizeof(got));
+        /* the batch: from, from + 1, a reorg of from + 1 (the same block comes back), then on */
+        bp_event ev[8] = {{BP_EVENT_APPLY, blocks[from - 1]},
+                          {BP_EVENT_APPLY, blocks[from]},
+                          {BP_EVENT_REVERT, blocks[from]},
+                          {BP_EVENT_APPLY, blocks[from]}};
+        size_t n = 4;
+        for (uint64_t k = from + 2; k <= from + 5; k++)
+            ev[n++] = (bp_event){BP_EVENT_APPLY, blocks[k - 1]};
+        score_batch(m, ev, n, false, got);
+        for (uint64_t k = from; k <= from + 5; k++)
+            for (size_t j = 0; j < blocks[k - 1]->tx_count; j++)
+                if (got[k][j] != want[k][j])
+                    fail_msg("restart at %llu: block %llu tx %zu scored %.17g, uninterrupted %.17g",
+                             (unsigned long long)from, (unsigned long long)k, j, got[k][j],
+                             want[k][j]);
+        assert_true(out.reads >= 3); /* the start, and the reorg (the first in pages) */
+        bp_metrics_free(m);
+    }
+    for (size_t i = 0; i < NB; i++)
+        bp_block_free(blocks[i]);
 }
 
 /* Two SQLite outputs in fresh temporary files (their paths in pa and pb). */
@@ -952,6 +1103,7 @@ int main(void)
         cmocka_unit_test(test_minute_summaries_equal_raw),
         cmocka_unit_test(test_derived_late_equal),
         cmocka_unit_test(test_model_finds_planted_outliers),
+        cmocka_unit_test(test_model_restart_scores_as_uninterrupted),
         cmocka_unit_test(test_window_bound),
         cmocka_unit_test(test_replay_after_rejoin),
         cmocka_unit_test(test_upgrade_from_schema_1),
