@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "metrics/metrics.h"
 #include "sink/clickhouse_arch.h"
@@ -123,8 +124,55 @@ static long now_ms(void)
     return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 }
 
-/* version() and whether UInt256 exists (a probe: it was behind a setting before 21.x). */
-static int read_caps(bp_ch_http *h, bp_ch_caps *caps, bp_error *err)
+/* Whether a table can have a column of type: BP_EDB (the server's refusal) is "no". The table
+ * is TEMPORARY, so nothing is left in any database; over HTTP that needs a session ("There is
+ * no session" without one), ours alone, which ends with the probe. */
+static int table_holds(const bp_ch_target *t, const char *type, bool *yes, bp_error *err)
+{
+    *yes = false;
+    bp_ch_server srv = t->srv;
+    bp_ch_http *h = NULL;
+    bp_error probe = {0};
+    bp_buf settings, sql;
+    bp_buf_init(&settings, 0);
+    bp_buf_init(&sql, 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int rc = 0;
+    if (bp_buf_printf(&settings, "%s&session_id=blockpipe_probe_%ld_%ld%09ld&session_timeout=30",
+                      t->srv.settings ? t->srv.settings : "", (long)getpid(), (long)ts.tv_sec,
+                      ts.tv_nsec) != 0 ||
+        bp_buf_printf(&sql, "CREATE TEMPORARY TABLE blockpipe_probe (x %s) ENGINE = Memory",
+                      type) != 0) {
+        rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+        goto cleanup;
+    }
+    srv.settings = settings.data;
+    rc = bp_ch_http_new(&h, &srv, NULL, t->timeout_ms, 0, err);
+    if (rc != 0)
+        goto cleanup;
+    rc = bp_ch_query(h, sql.data, NULL, "probe", &probe);
+    if (rc == 0) {
+        *yes = true;
+        /* the session would drop it too; this only spares the server the wait */
+        (void)bp_ch_query(h, "DROP TEMPORARY TABLE blockpipe_probe", NULL, "probe", &probe);
+    } else if (rc == BP_EDB && bp_ch_retryable(bp_ch_http_exception(h))) {
+        /* a busy server is no answer: taken as "no" it would fix String for good */
+        rc = bp_error_set(err, BP_ETRANSPORT, "%s", probe.msg);
+    } else if (rc == BP_EDB) {
+        rc = 0;
+    } else {
+        rc = bp_error_set(err, rc, "%s", probe.msg);
+    }
+cleanup:
+    bp_ch_http_free(h);
+    bp_buf_release(&settings);
+    bp_buf_release(&sql);
+    return rc;
+}
+
+/* version() and whether a table can hold UInt256 (bp_ch_uint256_step). */
+static int read_caps(bp_ch_http *h, const bp_ch_target *t, bp_ch_caps *caps, bp_error *err)
 {
     bp_buf ans;
     bp_buf_init(&ans, 1 << 16);
@@ -139,9 +187,20 @@ static int read_caps(bp_ch_http *h, bp_ch_caps *caps, bp_error *err)
     if (rc == 0) {
         bp_error probe = {0};
         int prc = bp_ch_query(h, "SELECT toTypeName(toUInt256(1))", NULL, "probe", &probe);
-        caps->uint256 = prc == 0;
         if (prc != 0 && prc != BP_EDB)
             rc = bp_error_set(err, prc, "%s", probe.msg);
+        else
+            switch (bp_ch_uint256_step(caps, prc == 0)) {
+            case BP_CH_U256_NO:
+                caps->uint256 = false;
+                break;
+            case BP_CH_U256_YES:
+                caps->uint256 = true;
+                break;
+            case BP_CH_U256_ASK_TABLE:
+                rc = table_holds(t, "UInt256", &caps->uint256, err);
+                break;
+            }
     }
     bp_buf_release(&ans);
     return rc;
@@ -154,7 +213,7 @@ int bp_ch_connect(const bp_ch_target *t, bp_ch_http **out, bp_ch_caps *caps, bp_
     int rc = bp_ch_http_new(&h, &t->srv, NULL, t->timeout_ms, 0, err);
     long deadline = now_ms() + 1000L * t->wait_for_db, delay = BP_CH_BACKOFF_FIRST_MS;
     for (int attempt = 1; rc == 0; attempt++) {
-        rc = read_caps(h, caps, err);
+        rc = read_caps(h, t, caps, err);
         if (rc == 0 || !bp_ch_transient(h, rc))
             break;
         if (now_ms() + delay > deadline) {

@@ -64,6 +64,16 @@ int bp_ch_caps_from_version(const char *version, bp_ch_caps *caps)
     return 0;
 }
 
+bp_ch_u256 bp_ch_uint256_step(const bp_ch_caps *caps, bool function_ok)
+{
+    if (!function_ok)
+        return BP_CH_U256_NO;
+    if (caps->major > 21 || (caps->major == 21 && caps->minor >= 6))
+        return BP_CH_U256_YES;
+    /* ClickHouse#16050: toUInt256 answers on 20.8 .. 21.5 while a table cannot hold it */
+    return BP_CH_U256_ASK_TABLE;
+}
+
 /* ---- tables --------------------------------------------------------------------------------- */
 
 bp_ch_type bp_ch_type_of(const bp_column *c, const bp_ch_caps *caps, bool key)

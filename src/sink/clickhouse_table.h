@@ -54,11 +54,21 @@ typedef struct bp_ch_caps {
     int major, minor;
     bool ttl;     /* table TTL (19.6 and later): blockpipe uses none (clickhouse_derived.h), but
                      removes the TTL tables made by older versions have */
-    bool uint256; /* UInt256 (a probe: big integers were behind a setting in 20.x) */
+    bool uint256; /* a table column may be UInt256 (bp_ch_uint256_step) */
 } bp_ch_caps;
 
 /* Fills major, minor and ttl from version() text; -1 when it is not "N.N...". */
 int bp_ch_caps_from_version(const char *version, bp_ch_caps *caps);
+
+/* What decides caps->uint256 after the probe SELECT toUInt256(1) (function_ok: it ran). */
+typedef enum bp_ch_u256 {
+    BP_CH_U256_NO,        /* no such type (18.16 .. 20.7): amounts as decimal String */
+    BP_CH_U256_YES,       /* 21.6 and later: an ordinary type */
+    BP_CH_U256_ASK_TABLE, /* 20.8 .. 21.5: the function exists, but CREATE TABLE refuses the
+                             column unless allow_experimental_bigint_types=1 (a setting 21.6
+                             removed, so it cannot simply be sent): create one and see */
+} bp_ch_u256;
+bp_ch_u256 bp_ch_uint256_step(const bp_ch_caps *caps, bool function_ok);
 
 /* ---- tables --------------------------------------------------------------------------------- */
 

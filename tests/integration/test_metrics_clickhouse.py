@@ -72,6 +72,9 @@ class ChBackend:
     def address(self, text):
         return text
 
+    def view_columns(self, view):
+        return [r[0] for r in self.ch.sql(f"DESCRIBE TABLE {self.db}.{view}")]
+
 
 def utc(w):
     return datetime.datetime.fromtimestamp(w, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")

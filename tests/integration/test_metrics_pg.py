@@ -47,6 +47,11 @@ class PgBackend:
     def address(self, text):
         return "0x" + text[2:] if text.startswith("\\x") else text
 
+    def view_columns(self, view):
+        return [r[0] for r in self.pg.sql(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            f"current_schema() AND table_name = '{view}' ORDER BY ordinal_position")]
+
 
 def upgrade_in_place(pg, sc, blockpipe):
     """A schema holding blocks 0..10 at version 1 (no derived tables) is migrated to the current

@@ -51,6 +51,9 @@ class SqliteBackend:
     def address(self, text):
         return text
 
+    def view_columns(self, view):
+        return [r[1] for r in self.query(f"PRAGMA table_info({view})")]
+
 
 def main():
     print(__doc__)

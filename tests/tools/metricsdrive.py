@@ -5,7 +5,8 @@ malformed Transfer); a backfill crashed before its first COMMIT (crash point) an
 random times during its inserts, then finished; `run --confirmations 0` following the head
 through reorgs of depth 1..5 and a SIGKILL; after each step every row of every derived table
 must equal tests/tools/metricscheck.py's recomputation from the node's own blocks and
-receipts; then the issue's three example queries, unchanged, must return the recomputed rows.
+receipts; then the issue's three example queries, unchanged, and every window view whole must
+return the recomputed rows, every column as the database returns it (Scenario.view_rows).
 With ml=True the follow runs with `--ml on`: its first blocks carry ML_WARM transactions (more
 than the model's warm-up, docs/SCHEMA.md), and ml_predictions must hold one row per canonical
 transaction of every block the follow applied - through the reorgs and across the SIGKILL and
@@ -20,6 +21,7 @@ prices.max_age.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import signal
@@ -27,7 +29,7 @@ import subprocess
 import time
 
 from anvil import Anvil, Workload, log_calldata, wait_until
-from metricscheck import Expected, Mismatch, TokenEmitter, compare
+from metricscheck import FLOAT_COLUMNS, Expected, Mismatch, TokenEmitter, compare
 
 ORIGIN = "megaeth"  # so that the issue's queries run literally
 CATCH_UP_TIMEOUT = 90
@@ -234,29 +236,71 @@ class Scenario:
                            f"{tail(self.err_path)}")
 
     # --- the example queries ------------------------------------------------------------
+    def view_rows(self, sql, view, table, keys, time_text, rows):
+        """rows (text, NULL as None / PostgreSQL's '') of sql over view: every column the view
+        has must equal the recomputed row exp.tables[table][key] (keys: the expected keys, in
+        the order sql returns them), as each database returns it: origin_key, the time column
+        as UTC 'YYYY-MM-DD HH:MM:SS', contract_address as 0x-hex, integers (wei too) as exact
+        decimal text, the two floats (fees_paid_native, fees_paid_usd) within 1e-9 relative
+        (metricscheck's tolerance), a NULL only where the recomputation has None."""
+        cols = self.be.view_columns(view)
+        want_rows = self.exp.tables[table]
+        timecol = {"1m": "timestamp", "1h": "hour_ts", "1d": "day_ts"}[table[-2:]]
+        known = {"origin_key", timecol} | ({"contract_address"} if table.startswith("contract")
+                                            else set())
+        sample = set(next(iter(want_rows.values()))) - {"window_start"}  # the time column
+        if sorted(cols) != sorted(known | sample):
+            raise Mismatch(f"{view}: columns {cols}, want {sorted(known | sample)}")
+        if len(rows) != len(keys):
+            raise Mismatch(f"{sql}: {len(rows)} rows, want {len(keys)}")
+        for row, key in zip(rows, keys):
+            w, c = key if isinstance(key, tuple) else (key, None)
+            want = dict(want_rows[key], origin_key=ORIGIN, contract_address=c)
+            want[timecol] = time_text(w)
+            for name, text in zip(cols, row):
+                v = want[name]
+                h = None if text is None or (text == "" and self.be.label == "postgres") \
+                    else text
+                if name == "contract_address" and h is not None:
+                    h = self.be.address(h)
+                if name in FLOAT_COLUMNS:
+                    ok = (v is None and h is None) or (v is not None and h is not None and
+                                                       math.isclose(float(h), v, rel_tol=1e-9,
+                                                                    abs_tol=1e-12))
+                else:
+                    ok = h == (None if v is None else str(v))
+                if not ok:
+                    raise Mismatch(f"{sql}: {view}.{name} = {text!r} in the row of {key}, "
+                                   f"recomputed: {v!r} (row {dict(zip(cols, row))})")
+
     def queries(self, exp, time_text):
-        for q, table, n in ((QUERIES[0], "chain_metrics_1m", 10), (QUERIES[1], "chain_metrics_1h", 24)):
-            rows = self.be.query(q)
-            want = sorted(exp.tables[table].items(), reverse=True)[:n]
-            if len(rows) != len(want):
-                raise Mismatch(f"{q}: {len(rows)} rows, want {len(want)}")
-            # the view's columns: origin_key, the time, block_count, first_block, last_block,
-            # txcount, ... (docs/SCHEMA.md)
-            for row, (w, r) in zip(rows, want):
-                got = (row[0], row[1], int(row[2]), int(row[5]))
-                if got != (ORIGIN, time_text(w), r["block_count"], r["txcount"]):
-                    raise Mismatch(f"{q}: row {row[:6]}, want origin {ORIGIN}, time "
-                                   f"{time_text(w)}, {r['block_count']} blocks, txcount "
-                                   f"{r['txcount']}")
+        """The issue's three example queries, unchanged, then every view whole: each column
+        of each row against the recomputation (view_rows)."""
+        self.exp = exp
+        for q, table, n in ((QUERIES[0], "chain_metrics_1m", 10),
+                            (QUERIES[1], "chain_metrics_1h", 24)):
+            keys = sorted(exp.tables[table], reverse=True)[:n]
+            self.view_rows(q, table + "_v", table, keys, time_text, self.be.query(q))
         rows = self.be.query(QUERIES[2])
         totals = {}
         for (_, c), r in exp.tables["contract_metrics_1d"].items():
             totals[c] = totals.get(c, 0) + r["txcount"]
         want = sorted(totals.values(), reverse=True)[:20]
-        got = [int(r[1]) for r in rows]
-        if got != want or any(totals.get(self.be.address(r[0])) != int(r[1]) for r in rows):
+        got = [r[1] for r in rows]
+        # the txs as exact integer text; contracts of equal txs may come in any order
+        if got != [str(t) for t in want] or any(
+                totals.get(self.be.address(r[0])) != int(r[1]) for r in rows):
             raise Mismatch(f"{QUERIES[2]}: {rows}, want the txs {want} of {totals}")
-        print(f"the three example queries return the recomputed rows ({len(rows)} contracts)")
+        for g in ("1m", "1h", "1d"):
+            for kind in ("chain", "contract"):
+                table = f"{kind}_metrics_{g}"
+                timecol = {"1m": "timestamp", "1h": "hour_ts", "1d": "day_ts"}[g]
+                order = timecol + (", contract_address" if kind == "contract" else "")
+                sql = (f"SELECT * FROM {table}_v WHERE origin_key = '{ORIGIN}' ORDER BY {order}")
+                keys = sorted(exp.tables[table])
+                self.view_rows(sql, table + "_v", table, keys, time_text, self.be.query(sql))
+        print(f"the three example queries and the six views return the recomputed rows, every "
+              f"column ({len(rows)} contracts)")
 
     def ml_uninterrupted(self, preds):
         """Every score of preds (the output's ml_predictions rows) equals the one a fresh

@@ -82,6 +82,31 @@ static void test_types(void **state)
     assert_int_equal(bp_ch_caps_from_version("devel", &c), -1);
 }
 
+/* UInt256 is decided by what a table can hold: 20.8 .. 21.5 have toUInt256 but refuse the column
+ * without allow_experimental_bigint_types (ClickHouse#16050), so there a table is asked. */
+static void test_uint256_step(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *version;
+        bool function_ok;
+        bp_ch_u256 step;
+    } cases[] = {
+        {"18.16.1", false, BP_CH_U256_NO},        {"20.7.4.11", false, BP_CH_U256_NO},
+        {"20.8.2.3", true, BP_CH_U256_ASK_TABLE}, {"21.1.9.41", true, BP_CH_U256_ASK_TABLE},
+        {"21.5.9.4", true, BP_CH_U256_ASK_TABLE}, {"21.6.1.1", true, BP_CH_U256_YES},
+        {"21.12.4.1", true, BP_CH_U256_YES},      {"24.3.1.2672", true, BP_CH_U256_YES},
+        {"24.3.1.2672", false, BP_CH_U256_NO},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bp_ch_caps c;
+        assert_int_equal(bp_ch_caps_from_version(cases[i].version, &c), 0);
+        if (bp_ch_uint256_step(&c, cases[i].function_ok) != cases[i].step)
+            fail_msg("%s function_ok=%d: step %d, want %d", cases[i].version, cases[i].function_ok,
+                     bp_ch_uint256_step(&c, cases[i].function_ok), cases[i].step);
+    }
+}
+
 static const char *type_of(const bp_ch_table *t, const char *col)
 {
     static char name[48];
@@ -412,11 +437,11 @@ static void test_sql_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_server_parse), cmocka_unit_test(test_types),
-        cmocka_unit_test(test_raw_tables),   cmocka_unit_test(test_derived_tables),
-        cmocka_unit_test(test_float64),      cmocka_unit_test(test_rowbinary),
-        cmocka_unit_test(test_native),       cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_sql_text),
+        cmocka_unit_test(test_server_parse),   cmocka_unit_test(test_types),
+        cmocka_unit_test(test_uint256_step),   cmocka_unit_test(test_raw_tables),
+        cmocka_unit_test(test_derived_tables), cmocka_unit_test(test_float64),
+        cmocka_unit_test(test_rowbinary),      cmocka_unit_test(test_native),
+        cmocka_unit_test(test_refusals),       cmocka_unit_test(test_sql_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
