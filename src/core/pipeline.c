@@ -111,6 +111,7 @@ struct pipeline {
     uint64_t aws_epoch; /* its subscriptions already resynced (bp_arch_ws_epoch) */
     uint64_t aws_lost;  /* ... of which malformed events (what the log says) */
     uint64_t aws_lost_seen, aws_lost_upto; /* the last loss noticed, fetched below then */
+    bool aws_lost_told;                    /* its wait logged */
     int64_t aws_retry_ms;                  /* a failed resync is tried again from then, */
     size_t aws_tries;                      /* on the endpoint after the one that failed */
     /* The node's best finalized height last seen while the socket was subscribed: a block
@@ -2099,9 +2100,17 @@ static bool lost_wait(pipeline *p, uint64_t key, const bp_canon_entry *tip)
     if (key != p->aws_lost_seen) {
         p->aws_lost_seen = key;
         p->aws_lost_upto = p->next_fetch;
+        p->aws_lost_told = false;
     }
     uint64_t committed = tip ? tip->number + 1 : 0;
-    return committed < p->aws_lost_upto && p->next_fetch >= p->aws_lost_upto;
+    bool wait = committed < p->aws_lost_upto && p->next_fetch >= p->aws_lost_upto;
+    if (wait && !p->aws_lost_told) { /* once per loss: what the re-read waits for */
+        p->aws_lost_told = true;
+        bp_info("arch websocket: the rollback state is read again once blocks %" PRIu64 "..%" PRIu64
+                ", asked for before the events that may be lost, are committed",
+                committed, p->aws_lost_upto - 1);
+    }
+    return wait;
 }
 
 /* The socket was (re)subscribed: events the node sent while it was down (or to a process
