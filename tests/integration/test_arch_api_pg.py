@@ -6,10 +6,10 @@ PostgreSQL writer keeps, so the events' cursors page the same).
 One run follows simnode --chain-type arch (a block every 0.2 s, 1-6 transactions) with --ws
 into SQLite and PostgreSQL (tests/tools/pg.py) at once; once both hold block 40 the test rolls
 back a committed block, re-applies it and rolls it back again (simnode's control methods), each
-waited for in both outputs, and stops the run (SIGINT). `blockpipe serve` then serves each database; every list
-endpoint (both orders, paged by cursor, page sizes 1 and 13), its filters (rolled_back,
-account, transaction, topic) and the single-row endpoints must answer the same JSON from both,
-with rows in every table and some transactions rolled back.
+waited for in both outputs, and stops the run (SIGINT). `blockpipe serve` then serves each
+database; every list endpoint (both orders, paged by cursor, page sizes 1 and 13), its filters
+(rolled_back, account, transaction, topic) and the single-row endpoints must answer the same
+JSON from both, with rows in every table and some transactions rolled back.
 Stdlib only; needs BLOCKPIPE and a PostgreSQL server (tests/tools/pg.py).
 """
 
@@ -135,7 +135,9 @@ def main():
                         lambda: committed() > 40, run)
             # a rollback of a committed block, its re-apply and a rollback again (the events
             # of both kinds in the tables), each waited for in both outputs; then stopped
-            ws.episode_pair(node, committed(), stored, run, "the run")
+            r = ws.episode_pair(node, committed(), stored, run, "the run")
+            print(f"block {r['block_height']}: rolled back, re-applied and rolled back again, "
+                  "each stored in SQLite and PostgreSQL", flush=True)
             run.send_signal(signal.SIGINT)
             if run.wait(timeout=HANG) != 0:
                 fail(f"the run exited {run.returncode}")
