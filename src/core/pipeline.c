@@ -112,8 +112,15 @@ struct pipeline {
     uint64_t aws_lost;  /* ... of which malformed events (what the log says) */
     uint64_t aws_lost_seen, aws_lost_upto; /* the last loss noticed, fetched below then */
     bool aws_lost_told;                    /* its wait logged */
-    int64_t aws_retry_ms;                  /* a failed resync is tried again from then, */
-    size_t aws_tries;                      /* on the endpoint after the one that failed */
+    /* A start: the highest output checkpoint + 1 (0: none). The first re-read waits until the
+     * blocks below it are committed: the pipeline starts after the lowest checkpoint, and an
+     * output ahead of it holds blocks whose rollback state a re-read up to the lowest would
+     * leave as that output stored them (its ARCH_EVENTS entries reach it whatever its
+     * checkpoint, outputs.c filter_events). */
+    uint64_t aws_ahead;
+    bool aws_ahead_told;
+    int64_t aws_retry_ms; /* a failed resync is tried again from then, */
+    size_t aws_tries;     /* on the endpoint after the one that failed */
     /* The node's best finalized height last seen while the socket was subscribed: a block
      * above it may have been rolled back while the socket was down, even one final now. */
     bool aws_final_set;
@@ -1558,6 +1565,11 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
     bp_outputs_lowest(&p->out, &low, &idx, &any_unset);
     p->aws_floor_set = low.floor_set;
     p->aws_floor = low.floor;
+    p->aws_ahead = 0;
+    for (size_t i = 0; i < p->out.count; i++)
+        if (!(p->out.failed && p->out.failed[i]) && p->out.cps[i].set &&
+            p->out.cps[i].number + 1 > p->aws_ahead)
+            p->aws_ahead = p->out.cps[i].number + 1;
     /* low.number + 1, or lower where the outputs hold different blocks */
     uint64_t next = low.set ? bp_outputs_agreed(&p->out, idx) : 0;
     if (c->backfill) {
@@ -1583,6 +1595,8 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
         uint64_t h = p->head.number;
         *start = h > c->confirmations ? h - c->confirmations : 0;
     }
+    if (p->aws_ahead <= *start) /* no output holds blocks above where this start begins */
+        p->aws_ahead = 0;
     int rc = low.set && *start == next ? seed_canon(p, &low, idx, next, err) : 0;
     if (rc != 0)
         return rc;
@@ -2133,6 +2147,14 @@ static void resync_rollbacks(pipeline *p)
     bool only_lost = lost != p->aws_lost && epoch - p->aws_epoch <= lost - p->aws_lost;
     if (lost_wait(p, epoch + lost, tip))
         return;
+    if (p->aws_ahead && (tip ? tip->number + 1 : 0) < p->aws_ahead) {
+        if (!p->aws_ahead_told)
+            bp_info("arch websocket: the rollback state is read again once blocks up to %" PRIu64
+                    " (an output's checkpoint, above the lowest) are committed",
+                    p->aws_ahead - 1);
+        p->aws_ahead_told = true;
+        return;
+    }
     const char *why = only_lost ? "a malformed event was dropped" : "subscribed again";
     if (low && low->number > 0) /* no longer read again: the reorg window is above them */
         rolled_forget(p, 0, low->number - 1);
@@ -2145,6 +2167,7 @@ static void resync_rollbacks(pipeline *p)
         p->aws_epoch = epoch;
         p->aws_lost = lost;
         p->aws_floor_set = false;
+        p->aws_ahead = 0;
         return;
     }
     size_t n = (size_t)(tip->number - lo + 1);
@@ -2164,6 +2187,7 @@ static void resync_rollbacks(pipeline *p)
         p->aws_epoch = epoch;
         p->aws_lost = lost;
         p->aws_tries = 0;
+        p->aws_ahead = 0;
         /* Kept as the floor until the re-read's results are handed over (hand_over): they
          * may queue behind events held for blocks above the tip, while aws_final and the
          * followed rolled-back transactions below move on now; a crash before would leave no
