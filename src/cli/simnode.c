@@ -122,6 +122,8 @@ static const char USAGE[] =
     "  ws_corrupt_topic=T     the topics ws_corrupt_every counts, joined by '+'\n"
     "                         (e.g. rolledback_transactions); default every topic\n"
     "  error_method=M         error_rate hits the calls of method M only\n"
+    "  missing_method=M       calls of method M answered -32601 \"Method not found\" (a node\n"
+    "                         without it)\n"
     "  max_batch=N            a batch of more than N calls answered with one error object\n"
     "                         (-32600 \"batch of M exceeds the limit of N\"); 1: no batches\n"
     "  max_response_bytes=N   a batch's calls after its answers pass N bytes get -32003\n"

@@ -112,8 +112,16 @@ struct pipeline {
     uint64_t aws_epoch; /* its subscriptions already resynced (bp_arch_ws_epoch) */
     uint64_t aws_lost;  /* ... of which malformed events (what the log says) */
     uint64_t aws_lost_seen, aws_lost_upto; /* the last loss noticed, fetched below then */
-    int64_t aws_retry_ms;                  /* a failed resync is tried again from then, */
-    size_t aws_tries;                      /* on the endpoint after the one that failed */
+    bool aws_lost_told;                    /* its wait logged */
+    /* A start: the highest output checkpoint + 1 (0: none). The first re-read waits until the
+     * blocks below it are committed: the pipeline starts after the lowest checkpoint, and an
+     * output ahead of it holds blocks whose rollback state a re-read up to the lowest would
+     * leave as that output stored them (its ARCH_EVENTS entries reach it whatever its
+     * checkpoint, outputs.c filter_events). */
+    uint64_t aws_ahead;
+    bool aws_ahead_told;
+    int64_t aws_retry_ms; /* a failed resync is tried again from then, */
+    size_t aws_tries;     /* on the endpoint after the one that failed */
     /* The node's best finalized height last seen while the socket was subscribed: a block
      * above it may have been rolled back while the socket was down, even one final now. */
     bool aws_final_set;
@@ -1611,6 +1619,11 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
     bp_outputs_lowest(&p->out, &low, &idx, &any_unset);
     p->aws_floor_set = low.floor_set;
     p->aws_floor = low.floor;
+    p->aws_ahead = 0;
+    for (size_t i = 0; i < p->out.count; i++)
+        if (!(p->out.failed && p->out.failed[i]) && p->out.cps[i].set &&
+            p->out.cps[i].number + 1 > p->aws_ahead)
+            p->aws_ahead = p->out.cps[i].number + 1;
     /* low.number + 1, or lower where the outputs hold different blocks */
     uint64_t next = low.set ? bp_outputs_agreed(&p->out, idx) : 0;
     if (c->backfill) {
@@ -1636,6 +1649,8 @@ static int resume_point(pipeline *p, uint64_t *start, bp_error *err)
         uint64_t h = p->head.number;
         *start = h > c->confirmations ? h - c->confirmations : 0;
     }
+    if (p->aws_ahead <= *start) /* no output holds blocks above where this start begins */
+        p->aws_ahead = 0;
     int rc = low.set && *start == next ? seed_canon(p, &low, idx, next, err) : 0;
     if (rc != 0)
         return rc;
@@ -2155,9 +2170,17 @@ static bool lost_wait(pipeline *p, uint64_t key, const bp_canon_entry *tip)
     if (key != p->aws_lost_seen) {
         p->aws_lost_seen = key;
         p->aws_lost_upto = p->next_fetch;
+        p->aws_lost_told = false;
     }
     uint64_t committed = tip ? tip->number + 1 : 0;
-    return committed < p->aws_lost_upto && p->next_fetch >= p->aws_lost_upto;
+    bool wait = committed < p->aws_lost_upto && p->next_fetch >= p->aws_lost_upto;
+    if (wait && !p->aws_lost_told) { /* once per loss: what the re-read waits for */
+        p->aws_lost_told = true;
+        bp_info("arch websocket: the rollback state is read again once blocks %" PRIu64 "..%" PRIu64
+                ", asked for before the events that may be lost, are committed",
+                committed, p->aws_lost_upto - 1);
+    }
+    return wait;
 }
 
 /* The socket was (re)subscribed: events the node sent while it was down (or to a process
@@ -2180,6 +2203,14 @@ static void resync_rollbacks(pipeline *p)
     bool only_lost = lost != p->aws_lost && epoch - p->aws_epoch <= lost - p->aws_lost;
     if (lost_wait(p, epoch + lost, tip))
         return;
+    if (p->aws_ahead && (tip ? tip->number + 1 : 0) < p->aws_ahead) {
+        if (!p->aws_ahead_told)
+            bp_info("arch websocket: the rollback state is read again once blocks up to %" PRIu64
+                    " (an output's checkpoint, above the lowest) are committed",
+                    p->aws_ahead - 1);
+        p->aws_ahead_told = true;
+        return;
+    }
     const char *why = only_lost ? "a malformed event was dropped" : "subscribed again";
     if (low && low->number > 0) /* no longer read again: the reorg window is above them */
         rolled_forget(p, 0, low->number - 1);
@@ -2192,6 +2223,7 @@ static void resync_rollbacks(pipeline *p)
         p->aws_epoch = epoch;
         p->aws_lost = lost;
         p->aws_floor_set = false;
+        p->aws_ahead = 0;
         return;
     }
     size_t n = (size_t)(tip->number - lo + 1);
@@ -2211,6 +2243,7 @@ static void resync_rollbacks(pipeline *p)
         p->aws_epoch = epoch;
         p->aws_lost = lost;
         p->aws_tries = 0;
+        p->aws_ahead = 0;
         /* Kept as the floor until the re-read's results are handed over (hand_over): they
          * may queue behind events held for blocks above the tip, while aws_final and the
          * followed rolled-back transactions below move on now; a crash before would leave no

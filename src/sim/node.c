@@ -328,6 +328,11 @@ static int answer_call(bp_sim_request *r, yajl_val obj, bp_buf *out)
     /* a test's control call is not a provider's call: no injected error */
     if (r->control && bp_sim_control_method(method->u.string))
         return control_call(r, &c, method->u.string, params, out);
+    if (r->missing_method && r->missing_method[0] &&
+        strcmp(method->u.string, r->missing_method) == 0) {
+        fail(&c, E_METHOD, "Method not found: %.100s", method->u.string);
+        return put_error(out, &c);
+    }
     if (r->fail_call && r->fail_call(r->ud, method->u.string)) {
         fail(&c, E_INTERNAL, "%s", "internal error (injected by simnode)");
         return put_error(out, &c);

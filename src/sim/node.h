@@ -52,6 +52,9 @@ typedef struct bp_sim_request {
      * injection). May be NULL. */
     bool (*fail_call)(void *ud, const char *method);
     void *ud;
+    /* A method this endpoint does not have: its calls are answered -32601 "Method not found"
+     * as an unknown method's (a node without get_best_finalized_block_hash). NULL or "": none. */
+    const char *missing_method;
     bp_sim_scratch *scratch;
     const bp_sim_subs *subs; /* NULL: no subscriptions (HTTP) */
     /* A provider's limits (0: none): a batch of more calls than max_batch is refused whole

@@ -2,19 +2,22 @@
 tables and push (WebSocket and SSE) of its blocks, forks, rollbacks and re-applies.
 
 simnode --chain-type arch grows a block every 0.3 s from height 20 (1-6 transactions each),
-forks its last 2 blocks every 6 s and makes a rollback / re-apply episode every 4 s. blockpipe
-follows it with --ws into SQLite with --api; a WebSocket and an SSE subscriber
-(topics=blocks,transactions,reorgs) are attached from the start. Then:
+and changes only when the test asks (simnode's control methods). blockpipe follows it with --ws
+into SQLite with --api; a WebSocket and an SSE subscriber (topics=blocks,transactions,reorgs)
+are attached from the start. Once it has caught up the test forks the node below the run's
+checkpoint (simnode_fork), waited for on the new branch, then rolls back a committed block,
+re-applies it and rolls it back again (simnode_rollback / simnode_reapply), each waited for in
+the tables. Then:
 - both subscribers get blocks and transactions as `apply`, a fork as a `reorgs` message with
   `revert`s, and each rollback / re-apply as a transactions `revert` (reason rollback) /
   `apply` (reason reapply) of the listed transactions;
-- just after a rollback episode (its event stored): every transaction /api/arch/transactions
+- after the last rollback (its event stored): every transaction /api/arch/transactions
   lists (paged by cursor) in a block the node still has has the node's rollback_status as
   rolled_back, and the blocks below the forks have the node's hashes, previous hashes and
   transaction lists;
-- with the node stopped (SIGSTOP) once push is quiet, what each subscriber built from its
-  messages (blocks by height, transactions by txid with rolled_back) is exactly what
-  /api/arch/blocks and /api/arch/transactions answer for the heights it saw;
+- with the node stopped (SIGSTOP), what each subscriber built from its messages (blocks by
+  height, transactions by txid with rolled_back) becomes exactly what /api/arch/blocks and
+  /api/arch/transactions answer for the heights it saw (compared until it is: 90 s guard);
 - /api/arch/account_updates, /api/arch/events (both orders, paged) and the filters (account,
   transaction, topic, rolled_back), /api/arch/blocks/{height|hash|latest} and
   /api/arch/transactions/{txid} (with its account_updates) answer the SQLite rows; bad
@@ -44,7 +47,6 @@ import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 
 HANG = 90
-EPISODE_S = 4.0
 
 
 def fail(msg):
@@ -80,6 +82,26 @@ class Collector(threading.Thread):
         for m in list(self.msgs):
             k.add((m["topic"], m["type"], m.get("reason")))
         return k
+
+
+def stored(db, txids, back):
+    """Every one of txids stored with rolled_back = back."""
+    ids = ",".join(f"'{t}'" for t in txids)
+    return len(sql_rows(db, f"SELECT txid FROM arch_transactions WHERE rolled_back = {int(back)} "
+                            f"AND txid IN ({ids})")) == len(txids)
+
+
+def fork(node, db, cols, proc):
+    """A fork (simnode_fork) replacing a block the run committed (ws.fork_committed); waited
+    for until the run stored the new branch's first block and both subscribers got its
+    reorg."""
+    f = ws.fork_committed(node, lambda: arch.checkpoint(db)[0])
+    ws.wait_for(f"the fork at {f['fork_point']}: the run's tables on the new branch",
+                lambda: sql_rows(db, "SELECT hash FROM arch_blocks WHERE height = ?",
+                                 (f["fork_point"] + 1,)) == [{"hash": f["hashes"][0]}], proc)
+    ws.wait_for("the fork's reorg pushed to both subscribers",
+                lambda: all(("reorgs", "reorg", None) in c.kinds() for c in cols), proc)
+    print(f"fork: blocks above {f['fork_point']} replaced (depth {f['depth']})", flush=True)
 
 
 def replica(msgs):
@@ -133,8 +155,9 @@ def sql_rows(db, sql, args=()):
         con.close()
 
 
-def node_vs_rest(node, url, api, db, episode, since):
-    """Just after a rollback episode: REST's transactions and stable blocks are the node's."""
+def node_vs_rest(node, url, api, db, episode, r):
+    """After the rollback r (simnode_rollback's answer) is stored: REST's transactions and
+    stable blocks are the node's (the node makes no episode the test does not ask for)."""
     txs = pages(api, "/api/arch/transactions?order=asc", 500)
     # the blocks the node still has (one of the last few may be on a branch it just left)
     heights = sorted({t["block_height"] for t in txs})
@@ -148,8 +171,7 @@ def node_vs_rest(node, url, api, db, episode, since):
     hashes = arch.call(url, [("get_block_hash", [b["height"]]) for b in blocks])
     nblocks = arch.call(url, [("get_block", [h]) for h in hashes])
     if node.stats()["episodes"] != episode:
-        fail(f"the node made another episode {time.monotonic() - since:.1f} s after the one "
-             f"compared: raise EPISODE_S")
+        fail("the node made an episode the test did not ask for")
     wrong = [(t["txid"], t["rolled_back"]) for t, v in zip(txs, view)
              if t["rolled_back"] != (v["rollback_status"]["type"] == "rolledback")]
     if wrong:
@@ -167,11 +189,13 @@ def node_vs_rest(node, url, api, db, episode, since):
     back = sum(t["rolled_back"] for t in txs)
     print(f"REST vs node: {len(txs)} transactions ({back} rolled back) and {len(blocks)} blocks "
           f"as the node has them", flush=True)
-    if not back:
-        fail("no transaction rolled back just after a rollback episode")
+    if back != len(r["txids"]):
+        fail(f"{back} transactions rolled back, the node's last rollback {len(r['txids'])}")
 
 
 def replicas_vs_rest(api, cols):
+    """None when what each subscriber built from its messages is what REST answers for the
+    heights it saw; else what differs."""
     rest_blocks = {b["height"]: b["hash"] for b in pages(api, "/api/arch/blocks?order=asc", 500)}
     rest_txs = {t["txid"]: (t["block_height"], t["rolled_back"])
                 for t in pages(api, "/api/arch/transactions?order=asc", 500)}
@@ -182,13 +206,11 @@ def replicas_vs_rest(api, cols):
         want_t = {k: v for k, v in rest_txs.items() if v[0] >= lo}
         if blocks != want_b:
             diff = sorted(set(blocks.items()) ^ set(want_b.items()))[:4]
-            fail(f"{c.name}: its blocks from {lo} differ from /api/arch/blocks: {diff}")
+            return f"{c.name}: its blocks from {lo} differ from /api/arch/blocks: {diff}"
         if txs != want_t:
             diff = sorted(set(txs.items()) ^ set(want_t.items()))[:4]
-            fail(f"{c.name}: its transactions differ from /api/arch/transactions: {diff}")
-        print(f"{c.name}: {len(c.msgs)} messages make blocks {lo}..{max(blocks)} and "
-              f"{len(txs)} transactions ({sum(v[1] for v in txs.values())} rolled back), "
-              f"as REST answers them", flush=True)
+            return f"{c.name}: its transactions differ from /api/arch/transactions: {diff}"
+    return None
 
 
 def rest_vs_sql(api, db):
@@ -259,7 +281,8 @@ def follow(bp, node, tmp):
     url = node.urls[0]
     db = os.path.join(tmp, "api.db")
     port = free_port()
-    log = open(os.path.join(tmp, "api.log"), "w")
+    logpath = os.path.join(tmp, "api.log")
+    log = open(logpath, "w")
     proc = subprocess.Popen([bp, "run", "--chain-type", "arch", "--rpc", url, "--ws",
                              "ws://" + url.split("://", 1)[1], "--output", f"sqlite:{db}",
                              "--start-block", "0", "--api", f"127.0.0.1:{port}",
@@ -273,34 +296,39 @@ def follow(bp, node, tmp):
                 Collector("sse", SSE(port, "/api/events?topics=blocks,transactions,reorgs"))]
         for c in cols:
             c.start()
+        ws.wait_subscribed(logpath, proc, "api run")
+        arch.wait_caught_up(url, db, proc, "api run")
+        fork(node, db, cols, proc)
+        # a rollback of a committed block, its re-apply, a rollback again: each stored
+        r = ws.episode_pair(node, arch.checkpoint(db)[0], lambda txids, back: stored(
+            db, txids, back), proc, "api run")
+        episode = node.stats()["episodes"]
         want = {("reorgs", "reorg", None), ("blocks", "revert", None),
                 ("transactions", "revert", "rollback"), ("transactions", "apply", "reapply"),
                 ("blocks", "apply", None), ("transactions", "apply", None)}
-        deadline = time.monotonic() + HANG
-        while any(want - c.kinds() for c in cols):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                fail(f"missing push messages: {[sorted(want - c.kinds()) for c in cols]}")
-            time.sleep(0.2)
+        ws.wait_for("both subscribers' push messages (blocks, transactions, a fork, rollbacks, "
+                    "re-applies)", lambda: not any(want - c.kinds() for c in cols), proc)
         print("both subscribers got block and transaction applies, a fork (reorg, revert) and "
               "rollback / re-apply messages", flush=True)
-        arch.wait_caught_up(url, db, proc, "api run")
-        episode = ws.wait_episode(node, True)
-        t = time.monotonic()
-        # the re-apply before it cleared every row: a rolled-back row is this episode's
-        while not sql_rows(db, "SELECT txid FROM arch_transactions WHERE rolled_back = 1"):
-            if time.monotonic() - t > EPISODE_S / 2:
-                fail("the rollback episode's event was not stored in time")
-            time.sleep(0.05)
-        node_vs_rest(node, url, api, db, episode, t)
+        node_vs_rest(node, url, api, db, episode, r)
         os.kill(node.proc.pid, signal.SIGSTOP)
         stopped = True
-        cp = arch.checkpoint(db)
-        while True:  # push quiet: nothing new for 2 s, the checkpoint unchanged
-            time.sleep(0.5)
-            if all(time.monotonic() - c.last > 2 for c in cols) and arch.checkpoint(db) == cp:
-                break
+        # the node stands still: once the run committed what it fetched, what both
+        # subscribers built must become what REST answers (their last messages may still be
+        # on their way); compared again until it is, the checkpoint the same across a compare
+        last = [None]
+
+        def same():
             cp = arch.checkpoint(db)
-        replicas_vs_rest(api, cols)
+            last[0] = replicas_vs_rest(api, cols)
+            return last[0] is None and arch.checkpoint(db) == cp
+        try:
+            ws.wait_for("the subscribers' replicas as REST answers", same, proc)
+        except AssertionError as e:
+            fail(f"{e}: {last[0]}")
+        for c in cols:
+            print(f"{c.name}: {len(c.msgs)} messages make blocks and transactions as REST "
+                  "answers them", flush=True)
         rest_vs_sql(api, db)
         os.kill(node.proc.pid, signal.SIGCONT)
         stopped = False
@@ -351,8 +379,7 @@ def main():
     if not bp:
         fail("BLOCKPIPE is not set")
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.3", "--start-head", "20",
-                        "--txs-per-block", "1-6", "--rollback-every", str(EPISODE_S),
-                        "--reorg-every", "6", "--reorg-depth", "2", "--seed", "11"])
+                        "--txs-per-block", "1-6", "--seed", "11"])
     try:
         with tempfile.TemporaryDirectory(prefix="bp-arch-api-") as tmp:
             follow(bp, node, tmp)

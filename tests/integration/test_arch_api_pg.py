@@ -3,12 +3,13 @@ hashes are bytea there (read back as the same bare hex), rolled_back a boolean, 
 jsonb (compared parsed), received_at a double (the same value back to the microsecond the
 PostgreSQL writer keeps, so the events' cursors page the same).
 
-One run follows simnode --chain-type arch (a block every 0.2 s, 1-6 transactions, a rollback /
-re-apply episode every 1.5 s) with --ws into SQLite and PostgreSQL (tests/tools/pg.py) at once
-for ~5 s and is stopped (SIGINT) just after a rollback episode reached its tables. `blockpipe serve` then serves each database; every list
-endpoint (both orders, paged by cursor, page sizes 1 and 13), its filters (rolled_back,
-account, transaction, topic) and the single-row endpoints must answer the same JSON from both,
-with rows in every table and some transactions rolled back.
+One run follows simnode --chain-type arch (a block every 0.2 s, 1-6 transactions) with --ws
+into SQLite and PostgreSQL (tests/tools/pg.py) at once; once both hold block 40 the test rolls
+back a committed block, re-applies it and rolls it back again (simnode's control methods), each
+waited for in both outputs, and stops the run (SIGINT). `blockpipe serve` then serves each
+database; every list endpoint (both orders, paged by cursor, page sizes 1 and 13), its filters
+(rolled_back, account, transaction, topic) and the single-row endpoints must answer the same
+JSON from both, with rows in every table and some transactions rolled back.
 Stdlib only; needs BLOCKPIPE and a PostgreSQL server (tests/tools/pg.py).
 """
 
@@ -18,7 +19,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
@@ -37,15 +37,38 @@ def fail(msg):
     raise AssertionError(msg)
 
 
-def rolled_back(db):
+def sqlite_count(db, sql):
+    if not os.path.exists(db):
+        return 0
     con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
-        return con.execute("SELECT count(*) FROM arch_transactions WHERE rolled_back = 1"
-                           ).fetchone()[0]
+        return con.execute(sql).fetchone()[0]
     except sqlite3.OperationalError:
-        return 0
+        return 0  # the schema is not there yet
     finally:
         con.close()
+
+
+def checkpoint(db):
+    """The SQLite output's checkpoint height, or None."""
+    if not os.path.exists(db):
+        return None
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        row = con.execute("SELECT number FROM checkpoints WHERE chain = 'arch'").fetchone()
+        return row[0] if row else None
+    except sqlite3.OperationalError:
+        return None
+    finally:
+        con.close()
+
+
+def pg_checkpoint(pg):
+    try:
+        rows = pg.sql("SELECT number FROM checkpoints WHERE chain = 'arch'")
+    except RuntimeError:
+        return None  # the schema is not there yet
+    return int(rows[0][0]) if rows else None
 
 
 def serve(bp, out, log):
@@ -80,7 +103,7 @@ def main():
     if not bp:
         fail("BLOCKPIPE is not set")
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "30",
-                        "--txs-per-block", "1-6", "--rollback-every", "1.5", "--seed", "5"])
+                        "--txs-per-block", "1-6", "--seed", "5"])
     procs = []
     try:
         with Postgres() as pg, tempfile.TemporaryDirectory(prefix="bp-arch-apipg-") as tmp:
@@ -92,17 +115,29 @@ def main():
                                     "--output", pg.url(), "--start-block", "0",
                                     "--poll-interval", "0.2"], stdout=log, stderr=subprocess.STDOUT)
             procs.append(run)
-            time.sleep(5)
-            deadline = time.monotonic() + HANG
-            while True:  # stopped just after a rollback reached the tables
-                ws.wait_episode(node, True)
-                t = time.monotonic()
-                while time.monotonic() - t < 0.7 and not rolled_back(db):
-                    time.sleep(0.05)
-                if rolled_back(db):
-                    break
-                if time.monotonic() > deadline or run.poll() is not None:
-                    fail("no rollback reached the tables")
+
+            def stored(txids, back):
+                """Every one of txids stored with rolled_back = back in both outputs."""
+                ids = ",".join(f"'{t}'" for t in txids)
+                lite = sqlite_count(db, "SELECT count(*) FROM arch_transactions WHERE "
+                                    f"rolled_back = {int(back)} AND txid IN ({ids})")
+                pgids = ",".join(f"'\\x{t}'" for t in txids)
+                n = pg.sql(f"SELECT count(*) FROM arch_transactions WHERE rolled_back = "
+                           f"{'true' if back else 'false'} AND txid IN ({pgids})")
+                return lite == len(txids) and int(n[0][0]) == len(txids)
+
+            def committed():
+                """The height both outputs committed (0 before both have a checkpoint)."""
+                return min(checkpoint(db) or 0, pg_checkpoint(pg) or 0)
+
+            # past block 40 in both (the filters below read 10..40 and block 35)
+            ws.wait_for("the run past block 40 in SQLite and PostgreSQL",
+                        lambda: committed() > 40, run)
+            # a rollback of a committed block, its re-apply and a rollback again (the events
+            # of both kinds in the tables), each waited for in both outputs; then stopped
+            r = ws.episode_pair(node, committed(), stored, run, "the run")
+            print(f"block {r['block_height']}: rolled back, re-applied and rolled back again, "
+                  "each stored in SQLite and PostgreSQL", flush=True)
             run.send_signal(signal.SIGINT)
             if run.wait(timeout=HANG) != 0:
                 fail(f"the run exited {run.returncode}")

@@ -12,9 +12,11 @@ node's canonical chain (test_arch_pg.check_tables' checks), every row key once (
 nothing twice, nothing of an abandoned fork or a killed batch left), every column the value
 computed in Python from the node's answers (tests/tools/archcheck.py), and the same rows as a
 SQLite backfill of the canonical blocks.
-Part 2 (--ws, its own node, episodes 4 s apart): a run with --ws is SIGKILLed once it made
-progress and started again; after a re-apply then a rollback episode, the view
-arch_transactions_current must give every stored transaction the node's rollback_status,
+Part 2 (--ws, its own node, whose episodes the test makes on demand with simnode's control
+methods): a run with --ws rolls back a block it committed and is SIGKILLed at once (the event
+may be lost) and started again: the rollback must be stored (its re-read at the start); then
+its re-apply and a rollback of a block the second run committed, each waited for in the view;
+then arch_transactions_current must give every stored transaction the node's rollback_status,
 arch_events must hold the rollback and re-apply events, each key once.
 Stdlib only; needs BLOCKPIPE and a ClickHouse server (tests/tools/clickhouse.py).
 """
@@ -130,42 +132,57 @@ def check_same_as_sqlite(bp, url, ch, tmp, upto):
 
 def part_ws(bp, ch, tmp):
     """--ws into ClickHouse, SIGKILLed once and started again: the rollback state through the
-    view matches the node after a rollback episode; arch_events has one row per key."""
+    view matches the node after the test's rollback / re-apply / rollback (simnode's control
+    methods, each waited for in the view); arch_events has one row per key."""
     db = "archws"
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "60",
-                        "--txs-per-block", "1-8", "--rollback-every", str(ws.EPISODE_S),
-                        "--seed", str(SEED + 1)], endpoints=1)
+                        "--txs-per-block", "1-8", "--seed", str(SEED + 1)], endpoints=1)
     url = node.urls[0]
     head = node_head(url)
     out = ch.url(db)
     extra = ["--ws", "ws://" + url.split("://", 1)[1], "--start-block", str(head)]
     proc = None
     logpath = os.path.join(tmp, "ws.log")
+
+    def stored(txids, back):
+        """Every one of txids read through the view with rolled_back = back."""
+        ids = ",".join(f"'{t}'" for t in txids)
+        n = ch.sql(f"SELECT count() FROM {db}.arch_transactions_current WHERE chain = 'arch' "
+                   f"AND rolled_back = {int(back)} AND lower(hex(txid)) IN ({ids})")
+        return int(n[0][0]) == len(txids)
+
     try:
         with open(logpath, "w") as log:
             proc = arch.start(bp, [url, url], out, log, extra)
-            arch.wait_progress(lambda: checkpoint(ch, db), proc, head, "ws run 1")
-            ws.wait_episode(node, True)  # a rollback's event on its way: the kill may lose it
+            ws.wait_subscribed(logpath, proc, "ws run 1")
+            arch.wait_progress(lambda: checkpoint(ch, db), proc, head + 5, "ws run 1")
+            arch.wait_caught_up(url, lambda: checkpoint(ch, db), proc, "ws run 1")
+            # a rollback of a committed block (not final: the restart's re-read reaches it),
+            # its event on its way: the kill may lose it
+            r = node.control("simnode_rollback",
+                             {"height": ws.not_final(node, checkpoint(ch, db)[0])})
             time.sleep(random.Random(SEED).uniform(0.0, 0.4))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             last = checkpoint(ch, db)[0]
-            print(f"--ws: SIGKILL at checkpoint {last}", flush=True)
+            print(f"--ws: SIGKILL at checkpoint {last}, after the rollback of block "
+                  f"{r['block_height']}", flush=True)
+            mark = os.path.getsize(logpath)
             proc = arch.start(bp, [url, url], out, log, extra)
             arch.wait_progress(lambda: checkpoint(ch, db), proc, last, "ws run 2")
-            time.sleep(0.5)
-            ws.wait_episode(node, False)  # a re-apply,
-            q = (f"SELECT count() FROM {db}.arch_events FINAL "
-                 "WHERE topic = 'rolledback_transactions'")
-            n0 = int(ch.sql(q)[0][0])
-            e = ws.wait_episode(node, True)  # then a rollback: its event reaches the tables
-            t = time.monotonic()
-            while int(ch.sql(q)[0][0]) == n0:
-                if time.monotonic() - t > ws.EPISODE_S / 2:
-                    fail(f"the rollback episode's event was not stored within "
-                         f"{ws.EPISODE_S / 2} s")
-                time.sleep(0.05)
+            # the restart's re-read (or the event before the kill) stored it
+            ws.wait_for("ws run 2: the rollback made before the kill stored",
+                        lambda: stored(r["txids"], True), proc)
+            node.control("simnode_reapply")  # its re-apply,
+            ws.wait_for("ws run 2: the re-apply stored", lambda: stored(r["txids"], False), proc)
+            # then a rollback of a block this run committed: its event reaches the tables
+            r = node.control("simnode_rollback", {"height": checkpoint(ch, db)[0]})
+            ws.wait_for("ws run 2: the second rollback stored", lambda: stored(r["txids"], True),
+                        proc)
+            e = node.stats()["episodes"]
             ws.stop(proc, "ws run 2")
+            if "subscribed (subscribe (Arch topics))" not in open(logpath).read()[mark:]:
+                fail("ws run 2 never subscribed")
         rows = ch.sql(f"SELECT lower(hex(txid)), rolled_back FROM {db}.arch_transactions_current "
                       f"WHERE chain = 'arch' AND block_height > {head + 5} "
                       "ORDER BY block_height, tx_index")
@@ -173,16 +190,16 @@ def part_ws(bp, ch, tmp):
         for i in range(0, len(rows), 200):
             view += call(url, [("get_processed_transaction", [r[0]]) for r in rows[i:i + 200]])
         if node.stats()["episodes"] != e:
-            fail(f"the node made another episode before it was compared "
-                 f"({time.monotonic() - t:.1f} s after)")
+            fail("the node made an episode the test did not ask for")
         wrong = [(r, v["rollback_status"]) for r, v in zip(rows, view)
                  if (r[1] == "1") != (v["rollback_status"]["type"] == "rolledback")]
         if wrong:
             fail(f"{len(wrong)} of {len(rows)} transactions' rolled_back differ from the node: "
                  f"{wrong[:3]}")
-        back = sum(r[1] == "1" for r in rows)
-        if not back:
-            fail("no stored transaction is rolled back after a rollback episode")
+        back = sum(row[1] == "1" for row in rows)
+        if back != len(r["txids"]):
+            fail(f"{back} stored transactions rolled back, the node's last rollback "
+                 f"{len(r['txids'])}")
         topics = dict(ch.sql(f"SELECT topic, count() FROM {db}.arch_events FINAL "
                              "GROUP BY topic"))
         if not topics.get("rolledback_transactions") or not topics.get("reapplied_transactions"):

@@ -3,18 +3,18 @@
 the node's best finalized block, not only the last 64.
 
 simnode --chain-type arch grows a block every 0.2 s from height 200; its best finalized block
-is 160 below the head (--finality 160) and every 12 s a rollback / re-apply episode touches the
-newest block with transactions at least 100 below the head (--rollback-depth 100). Two runs
+is 160 below the head (--finality 160); it rolls back only when the test asks (simnode_rollback:
+the newest block with transactions at least 100 below the head, --rollback-depth 100). Two runs
 follow it with --ws through tests/tools/tcpproxy.py (HTTP goes to the node): A with
---reorg-window 1000, B with --reorg-window 32. Once both are caught up, 1.5 s before
-the next rollback, the proxy cuts the sockets (SIGUSR1); the node rolls back a block ~100 below the
-tip; the proxy lets the sockets through again (SIGUSR2). Then:
+--reorg-window 1000, B with --reorg-window 32. Once both are caught up and subscribed, the proxy
+cuts the sockets (SIGUSR1); the test rolls back a block ~100 below the tip; the proxy lets the
+sockets through again (SIGUSR2). Then:
 - A logs the re-read of blocks from the finalized block + 1 up to its tip (more than 64 blocks,
   the rolled-back block more than 64 below the tip among them) finding as many rolled back as
   the node had (asked while the socket was cut); a push subscriber of A (--api,
   /api/ws?topics=transactions, attached before the cut) gets a transactions `revert` (reason
-  rollback, resync true) for exactly those; and, when the node has not re-applied them yet,
-  every stored transaction's rolled_back equals the node's rollback_status;
+  rollback, resync true) for exactly those; and every stored transaction's rolled_back equals
+  the node's rollback_status (the node makes no other episode);
 - B, whose reorg window holds 32 blocks of the ~160 not final, warns that the rollback state of
   the blocks below it is not read again and stays missed (naming the span).
 Fails with the old re-read of the last 64 blocks (the rollback is ~100 below the tip).
@@ -43,7 +43,6 @@ import test_arch_ws as ws  # noqa: E402
 
 HANG = 90
 DEPTH = 100
-EVERY = 12.0  # seconds between episodes
 
 
 def fail(msg):
@@ -107,8 +106,8 @@ def main():
     if not bp:
         fail("BLOCKPIPE is not set")
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "200",
-                        "--txs-per-block", "1-8", "--rollback-every", str(EVERY),
-                        "--rollback-depth", str(DEPTH), "--finality", "160", "--seed", "7"])
+                        "--txs-per-block", "1-8", "--rollback-depth", str(DEPTH),
+                        "--finality", "160", "--seed", "7"])
     proxy = None
     procs = []
     try:
@@ -127,23 +126,20 @@ def main():
                 arch.wait_caught_up(url, dbs[i], procs[i], "ab"[i])
                 wait_log(logs[i], 0, r"subscribed \(subscribe \(Arch topics\)\)", procs[i],
                          "ab"[i])
-            ws.wait_episode(node, False)  # just after a re-apply: nothing rolled back now
-            # cut shortly before the rollback: the reconnect's backoff (doubling from 0.2 s
-            # while the proxy refuses) stays short, and the comparison fits before the re-apply
-            time.sleep(EVERY - 1.5)
             marks = [os.path.getsize(p) for p in logs]
             sub = WS(port, "/api/ws?topics=transactions")  # from now on: no rollback event
             proxy.signal(signal.SIGUSR1)
             print(f"cut: {proxy.expect('CUT', HANG)}", flush=True)
-            episode = ws.wait_episode(node, True)  # a rollback ~DEPTH below the head
+            # while the sockets are cut: a rollback ~DEPTH below the head (simnode_rollback's
+            # choice: the newest block with transactions at least --rollback-depth below it)
+            r = node.control("simnode_rollback")
+            episode = node.stats()["episodes"]
             t = time.monotonic()
             head = arch.node_head(url)
-            rolled = node_rolled(url, dbs[0], head - DEPTH - 64)  # while the socket is cut
-            if node.stats()["episodes"] != episode or not rolled:
-                fail(f"the node's rolled-back transactions ({len(rolled)}) not read within its "
-                     f"episode {episode}: raise EVERY")
+            rolled = node_rolled(url, dbs[0], head - DEPTH - 64)
+            if set(rolled) != set(r["txids"]):
+                fail(f"the node's rolled-back transactions {sorted(rolled)}, its answer {r}")
             deep = min(rolled.values())
-            time.sleep(0.3)
             proxy.signal(signal.SIGUSR2)
             print(f"reopen: {proxy.expect('OPEN', HANG)} (rollback episode {episode} at head "
                   f"{head}: {len(rolled)} transactions of block {deep} rolled back)", flush=True)
@@ -160,13 +156,11 @@ def main():
             if got != set(rolled):
                 fail(f"push: resync reverts of {sorted(got)}, rolled back {sorted(rolled)}")
             arch.wait_progress(dbs[0], procs[0], hi + 1, "a after the re-read")
-            if node.stats()["episodes"] == episode:  # the re-apply has not come yet
-                back, n = ws.compare_rollbacks(node, url, dbs[0], -1, episode, t)
-                print(f"a: all {n} transactions' rolled_back as the node's ({back} rolled back)",
-                      flush=True)
-            else:
-                print("a: (the node re-applied them before the tables could be compared: the "
-                      "re-read's count and the push messages show the catch)", flush=True)
+            back, n = ws.compare_rollbacks(node, url, dbs[0], -1, episode, t)
+            if back != len(rolled):
+                fail(f"a: {back} stored transactions rolled back, the node {len(rolled)}")
+            print(f"a: all {n} transactions' rolled_back as the node's ({back} rolled back)",
+                  flush=True)
             sub.close()
             print(f"a: re-read blocks {lo}..{hi} ({hi - lo + 1} not final), {nback} rolled back "
                   f"in block {deep} ({hi - deep} below the tip), each announced by push",

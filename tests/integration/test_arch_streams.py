@@ -4,12 +4,16 @@ JSON lines - and SQLite at once, against `blockpipe simnode --chain-type arch` w
 rollback / re-apply episodes (docs/ARCH.md "Stream and file outputs"). SQLite is the reference:
 what a consumer folds out of each output must be what the SQL tables hold.
 
-The node grows a block every 0.2 s from height 60 (1-6 transactions each), forks the top 3
-blocks every 2.5 s and makes a rollback / re-apply episode every 2 s (the even transactions of
-a recent block rolled back, then re-applied). Runs from block 0 (a backfill, then a follow)
-with all four outputs; KILLS of them are SIGKILLed at a random moment (seeded) after they
-committed past the last checkpoint, then a last run catches up, sees a rollback event and a
-fork, and stops on SIGINT. Then for Redis (streams from the first entry), Kafka (the records of
+The node grows a block every 0.2 s from height 60 (1-6 transactions each) and forks and rolls
+back only when the test asks (simnode's control methods: simnode_fork below the run's
+checkpoint, simnode_rollback of a committed block - its even transactions - and
+simnode_reapply). Runs from block 0 (a backfill, then a follow) with all four outputs; KILLS of
+them are SIGKILLed at a random moment (seeded) after they committed past the last checkpoint,
+run 1 just after a rollback, run 2 just after a fork. A last run catches up and must hold run
+1's rollback (a start's re-read catches it if the kill lost its event); then the test
+re-applies it, forks the node below the checkpoint and rolls back, re-applies and rolls back a
+block the run committed, each waited for in SQLite (the fork also in the log), and stops the
+run on SIGINT. Then for Redis (streams from the first entry), Kafka (the records of
 committed transactions) and JSONL (the arch_*.jsonl lines):
 - arch_blocks: every (height, hash) is applied, reverted, applied ... in turn (never applied
   twice without a revert between: exactly once), and the blocks applied and not reverted are
@@ -63,6 +67,26 @@ def start(bp, url, outs, log):
     for o in outs:
         cmd += ["--output", o]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stored(db, txids, back):
+    """Every one of txids stored in SQLite with rolled_back = back."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        return con.execute("SELECT count(*) FROM arch_transactions WHERE rolled_back = ? AND "
+                           f"txid IN ({','.join('?' * len(txids))})",
+                           (int(back), *txids)).fetchone()[0] == len(txids)
+    finally:
+        con.close()
+
+
+def block_hash(db, height):
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        row = con.execute("SELECT hash FROM arch_blocks WHERE height = ?", (height,)).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
 
 
 def sql_state(db):
@@ -265,8 +289,7 @@ def main():
     jdir = os.path.join(tmp.name, "jsonl")
     logpath = os.path.join(tmp.name, "run.log")
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "60",
-                        "--txs-per-block", "1-6", "--reorg-every", "2.5", "--reorg-depth", "3",
-                        "--rollback-every", "2", "--seed", str(SEED)], endpoints=1)
+                        "--txs-per-block", "1-6", "--seed", str(SEED)], endpoints=1)
     url = node.urls[0]
     proc = None
     try:
@@ -274,10 +297,22 @@ def main():
             outs = [f"sqlite:{db}", r.url(query=f"maxlen=0&entities={ENTITIES}"),
                     k.url(f"entities={ENTITIES}"), f"jsonl:{jdir}"]
             last = -1
+            r1 = None
             for n in range(KILLS):
                 proc = start(bp, url, outs, log)
-                arch.wait_progress(db, proc, last, f"run {n + 1}")
-                time.sleep(rng.uniform(0.3, 1.5))
+                # (run 2's fork is above run 1's rollback)
+                arch.wait_progress(db, proc, max(last, r1["block_height"] if r1 else 0) + 3,
+                                   f"run {n + 1}")
+                # run 1: a rollback of a committed block, run 2: a fork below the checkpoint,
+                # each just before a kill at a random moment (its outcome may be lost)
+                if n == 0:
+                    ws.wait_subscribed(logpath, proc, "run 1")
+                    arch.wait_caught_up(url, db, proc, "run 1")
+                    r1 = node.control("simnode_rollback",
+                                      {"height": ws.not_final(node, arch.checkpoint(db)[0])})
+                else:
+                    ws.fork_committed(node, lambda: arch.checkpoint(db)[0])
+                time.sleep(rng.uniform(0.0, 1.0))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 last = arch.checkpoint(db)[0]
@@ -286,10 +321,23 @@ def main():
             log.flush()
             mark = os.path.getsize(logpath)
             proc = start(bp, url, outs, log)
+            ws.wait_subscribed(logpath, proc, "last run")
             arch.wait_caught_up(url, db, proc, "last run")
+            # run 1's rollback, caught by a re-read at a start if its event was lost
+            ws.wait_for("last run: the rollback made in run 1 stored",
+                        lambda: stored(db, r1["txids"], True), proc)
+            node.control("simnode_reapply")  # its re-apply,
+            ws.wait_for("last run: the re-apply stored", lambda: stored(db, r1["txids"], False),
+                        proc)
+            # a fork below the checkpoint (a REVERT of committed blocks),
+            f = ws.fork_committed(node, lambda: arch.checkpoint(db)[0])
             arch.wait_reorg(logpath, mark, proc)
-            ws.wait_episode(node, True)  # a rollback: its event reaches the outputs
-            time.sleep(1.0)
+            ws.wait_for(f"last run: the fork at {f['fork_point']} stored", lambda: block_hash(
+                db, f["fork_point"] + 1) == f["hashes"][0], proc)
+            # and a rollback of a block this run committed, then its re-apply and a rollback
+            # again: the events of both kinds reach the outputs in this run
+            ws.episode_pair(node, arch.checkpoint(db)[0], lambda t, b: stored(db, t, b), proc,
+                            "last run")
             proc.send_signal(signal.SIGINT)
             if proc.wait(timeout=HANG) != 0:
                 fail(f"last run exited {proc.returncode} on SIGINT")

@@ -270,6 +270,54 @@ def part1(bp, node, tmp, rng):
           f"rollback_status ({back} rolled back) after 2 kills and the cuts")
 
 
+def wait_for(what, cond, proc=None, hang=HANG):
+    """Until cond() is true (a deadline that only guards against a hang); fails naming what
+    did not happen, or that blockpipe (proc) exited meanwhile."""
+    deadline = time.monotonic() + hang
+    while not cond():
+        if proc is not None and proc.poll() is not None:
+            fail(f"{what}: blockpipe exited {proc.returncode}")
+        if time.monotonic() > deadline:
+            fail(f"{what}: not within {hang} s")
+        time.sleep(0.05)
+
+
+def episode_pair(node, committed, stored, proc, label, ep=0):
+    """A rollback of the run's committed block `committed` (simnode_rollback by height), waited
+    for until stored(txids, True) says every one of its transactions is stored rolled back;
+    its re-apply, waited for until stored(txids, False); then a second rollback of the same
+    block, waited for as the first. Returns the second rollback's answer: the node changes no
+    more (but for new blocks) until the test asks."""
+    r = node.control("simnode_rollback", {"height": committed}, ep=ep)
+    wait_for(f"{label}: the rollback of block {committed} stored",
+             lambda: stored(r["txids"], True), proc)
+    node.control("simnode_reapply", ep=ep)
+    wait_for(f"{label}: the re-apply of block {committed} stored",
+             lambda: stored(r["txids"], False), proc)
+    r = node.control("simnode_rollback", {"height": committed}, ep=ep)
+    wait_for(f"{label}: the second rollback of block {committed} stored",
+             lambda: stored(r["txids"], True), proc)
+    return r
+
+
+def not_final(node, cp, ep=0):
+    """A height to roll back that the node does not hold final (a re-read after a loss
+    reaches it): the run's checkpoint cp, or 3 below the node's head if cp lags further."""
+    return max(cp, node.stats()["head"] - 3)
+
+
+def fork_committed(node, committed, ep=0):
+    """simnode_fork deep enough that its fork point is below committed() (the run's
+    checkpoint height, read before each try: the head moves on meanwhile), so a block the run
+    committed is replaced and it must walk back; the fork's answer."""
+    for _ in range(20):
+        cp = committed()
+        f = node.control("simnode_fork", node.stats()["head"] - cp + 2, ep=ep)
+        if f["fork_point"] < cp:
+            return f
+    fail(f"simnode_fork never replaced a committed block: {f}")
+
+
 def wait_episode(node, odd):
     """Until the node's --rollback-every timer has just made an episode (odd: a rollback);
     returns its number. (Other tests' helper: this one makes its episodes on demand.)"""

@@ -3,6 +3,7 @@ blockpipe runs (stdlib only, a thread per connection).
 
     g = RpcGate(upstream_url)     # listens on 127.0.0.1, a free port: g.url
     g.hold_from = N               # requests naming a block >= N wait until g.release()
+    g.hold_at = {N, ...}          # requests naming one of these blocks wait until g.release()
     g.fail_block = N              # requests naming block N answer HTTP 500 (None: healed)
     g.down = True                 # every request: the connection is closed, no answer
     g.hang = True                 # requests naming no block (eth_chainId, the head) are
@@ -17,6 +18,8 @@ blockpipe runs (stdlib only, a thread per connection).
                                   # of the first request that sees the change
     g.calls["eth_chainId"]        # calls of a method answered so far (batches counted per
                                   # call); g.blocks(): block requests answered
+    g.txids                       # Arch: the transactions get_processed_transaction was
+                                  # answered for (their state as the node had it then)
     g.log                         # every call answered: (arrival, method, block number
                                   # named or None); arrival numbers the requests as they
                                   # came in (g.arrivals: how many so far), so that a test
@@ -24,7 +27,7 @@ blockpipe runs (stdlib only, a thread per connection).
     g.close()
 
 "A block named" is the first parameter of eth_getBlockByNumber / eth_getBlockReceipts when
-it is a hex number (not "latest").
+it is a hex number (not "latest"), or an Arch get_block_hash's height (a bare number or [n]).
 """
 
 import collections
@@ -41,6 +44,8 @@ class RpcGate:
     def __init__(self, upstream):
         self.upstream = upstream
         self.hold_from = None
+        self.hold_at = set()
+        self.txids = set()
         self.fail_block = None
         self.down = False
         self.hang = False
@@ -102,6 +107,10 @@ class RpcGate:
             if c.get("method") in BLOCK_METHODS and p and isinstance(p[0], str) and \
                     p[0].startswith("0x"):
                 out.append(int(p[0], 16))
+            elif c.get("method") == "get_block_hash":
+                p = p[0] if isinstance(p, list) and p else p
+                if isinstance(p, int) and not isinstance(p, bool):
+                    out.append(p)
         return out
 
     def answer(self, h, body):
@@ -138,6 +147,10 @@ class RpcGate:
             with self._lock:
                 self.held += 1
             self._open.wait(120)
+        if self.hold_at and not self._open.is_set() and self.hold_at & set(named):
+            with self._lock:
+                self.held += 1
+            self._open.wait(120)
         if self.fail_block is not None and self.fail_block in named:
             with self._lock:
                 self.failed += 1
@@ -156,6 +169,11 @@ class RpcGate:
         with self._lock:
             for c in calls:
                 self.calls[c.get("method")] += 1
+                if c.get("method") == "get_processed_transaction" and status == 200:
+                    p = c.get("params")
+                    p = p[0] if isinstance(p, list) and p else p
+                    if isinstance(p, str):
+                        self.txids.add(p)
                 n = self._named_blocks([c])
                 self.log.append((arrival, c.get("method"), n[0] if n else None))
         self._reply(h, status, data)

@@ -114,6 +114,34 @@ static uint64_t chain_digest(const bp_sim_params *p)
 /* The default populations are the chain simnode always served: the digest was taken with
  * the code before --senders / --contracts / --zipf existed (tests elsewhere and people's
  * benchmark notes compare that chain), and spelling the defaults out changes nothing. */
+/* missing_method: that method's calls are answered -32601 as an unknown method's (a node
+ * without it), the other calls of the batch as usual. */
+static void test_missing_method(void **state)
+{
+    (void)state;
+    bp_sim_params p = params(1, 2);
+    bp_sim_chain c;
+    chain_init(&c, &p);
+    bp_sim_scratch s;
+    bp_sim_scratch_init(&s);
+    bp_sim_request r = {.chain = &c,
+                        .head = bp_sim_chain_head(&c, T0),
+                        .scratch = &s,
+                        .missing_method = "eth_blockNumber"};
+    const char *body =
+        "[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_chainId\",\"params\":[]},"
+        "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"eth_blockNumber\",\"params\":[]}]";
+    bp_buf out;
+    bp_buf_init(&out, 0);
+    assert_int_equal(bp_sim_answer(&r, body, strlen(body), &out), 0);
+    assert_non_null(strstr(out.data, "\"result\":\"0x539\""));
+    assert_non_null(
+        strstr(out.data, "{\"code\":-32601,\"message\":\"Method not found: eth_blockNumber\"}"));
+    bp_buf_release(&out);
+    bp_sim_scratch_release(&s);
+    bp_sim_chain_release(&c);
+}
+
 static void test_default_population_unchanged(void **state)
 {
     (void)state;
@@ -715,6 +743,10 @@ static void test_fault_syntax(void **state)
     assert_int_equal(f[1].ws_corrupt_every, 3);
     assert_int_equal(f[1].ws_corrupt_topics, (1u << 3) | (1u << 5));
     assert_string_equal(f[1].error_method, "get_block");
+    assert_int_equal(
+        bp_sim_faults_parse("ep3:missing_method=get_best_finalized_block_hash", f, 3, &err), 0);
+    assert_string_equal(f[2].missing_method, "get_best_finalized_block_hash");
+    assert_int_equal(bp_sim_faults_parse("ep3:missing_method=", f, 3, &err), BP_EINVAL);
     assert_int_equal(bp_sim_faults_parse("ep2:ws_corrupt_topic=rolledback", f, 3, &err), BP_EINVAL);
     assert_non_null(strstr(err.msg, "ws_corrupt_topic='rolledback'"));
 
@@ -794,6 +826,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_missing_method),
         cmocka_unit_test(test_default_population_unchanged),
         cmocka_unit_test(test_populations),
         cmocka_unit_test(test_parent_links_and_hash_coordinates),
