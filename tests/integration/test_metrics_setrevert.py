@@ -11,8 +11,8 @@ last 3 blocks: the same process REVERTs them inside the given-up hour and day (m
 senders sent nowhere else in the window, so the windows' counts must fall) and applies the new
 fork. After it, in each output, every hour's and day's active_addresses and every contract
 window's txcount and unique_senders must equal a recomputation from the raw transactions the
-same database holds (SQLite; and the rows of any set SQLite stored, with their first block),
-and PostgreSQL's numbers must equal SQLite's. The release binary runs it (tests
+same database holds (SQLite: test_metrics_memory.check, which also checks the rows of the sets
+SQLite stored, with their first block), and PostgreSQL's numbers must equal SQLite's. The release binary runs it (tests
 test_memory_budget.release_binary): 70,000 transactions under ASan are slow to no purpose.
 """
 
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pg import Postgres  # noqa: E402
 from simnode import Simnode  # noqa: E402
 from test_memory_budget import release_binary  # noqa: E402
-from test_metrics_memory import CONTRACT_OF, KEEP_ALL, SET_NUMBERS, fail, same  # noqa: E402
+from test_metrics_memory import KEEP_ALL, check, fail, pg_equals_sqlite  # noqa: E402
 
 BLOCKS = 70
 TXS = 1000
@@ -72,44 +72,6 @@ def tail(path, n=4000):
         return f.read()[-n:]
 
 
-def check_sqlite(db):
-    """The set-dependent numbers against the raw transactions the file holds."""
-    txs = ("SELECT t.block_number AS b, c.block_timestamp AS ts, t.from_address AS a, "
-           f"{CONTRACT_OF} AS k FROM transactions t JOIN chain_metrics_block c "
-           "ON c.block_number = t.block_number")
-    for grain, secs in (("1h", 3600), ("1d", 86400)):
-        win = f"(ts - ts % {secs})"
-        same(db, f"chain_metrics_{grain}.active_addresses",
-             f"SELECT window_start, active_addresses FROM chain_metrics_{grain}",
-             f"SELECT {win}, count(DISTINCT a) FROM ({txs}) GROUP BY 1")
-        same(db, f"contract_metrics_{grain} txcount and unique_senders",
-             f"SELECT window_start, contract_address, txcount, unique_senders "
-             f"FROM contract_metrics_{grain}",
-             f"SELECT {win}, k, count(*), count(DISTINCT a) FROM ({txs}) WHERE k IS NOT NULL "
-             "GROUP BY 1, 2")
-        same(db, f"active_addresses rows of {grain}",
-             f"SELECT window_start, address, first_block FROM active_addresses "
-             f"WHERE grain = '{grain}'",
-             f"SELECT {win}, a, min(b) FROM ({txs}) GROUP BY 1, 2", stored_only=True)
-        same(db, f"contract_senders rows of {grain}",
-             f"SELECT window_start, contract_address, address, first_block FROM contract_senders "
-             f"WHERE grain = '{grain}'",
-             f"SELECT {win}, k, a, min(b) FROM ({txs}) WHERE k IS NOT NULL GROUP BY 1, 2, 3",
-             stored_only=True)
-
-
-def check_pg(pg, db):
-    for q in SET_NUMBERS:
-        got = sorted(tuple(r) for r in pg.sql(
-            q.replace("CONTRACT", "'0x' || encode(contract_address, 'hex')")))
-        want = sorted(tuple(str(v) for v in r)
-                      for r in db.execute(q.replace("CONTRACT", "contract_address")))
-        if got != want:
-            fail(f"PostgreSQL {q}: {len(got)} rows, SQLite {len(want)}; first differences "
-                 f"{sorted(set(got) ^ set(want))[:5]}")
-        print(f"ok: PostgreSQL equals SQLite: {q} ({len(got)} rows)")
-
-
 def main():
     bp = release_binary()
     node = Simnode(bp, ["--length", str(BLOCKS), "--txs-per-block", str(TXS), "--block-time",
@@ -148,8 +110,8 @@ def main():
             print(f"ok: both outputs followed simnode_fork({DEPTH}) to {want}")
             db = sqlite3.connect(path)
             try:
-                check_sqlite(db)
-                check_pg(pg, db)
+                check(db)  # (a given-up window's set is stored in SQLite: rows to check)
+                pg_equals_sqlite(pg, db)
             finally:
                 db.close()
     finally:
