@@ -7,6 +7,7 @@
 #include "blockpipe/error.h"
 #include "metrics/keymap.h"
 #include "util/arena.h"
+#include "util/hex.h"
 
 #define INTERN_ARENA_KEEP (1u << 20)
 
@@ -99,15 +100,47 @@ size_t bp_u64map_bytes(const bp_u64map *m)
 
 /* ---- interned strings ------------------------------------------------------------------ */
 
+/* An address as nodes send it ("0x" and 40 lowercase hex digits) is kept as its 20 bytes: 20
+ * bytes an id instead of a 48-byte arena copy and an 8-byte pointer, which was most of what a
+ * busy minute held (docs/PERFORMANCE.md, metrics-sets). Any other string is copied whole. */
+static bool to_bin(const char *s, size_t n, unsigned char *out)
+{
+    if (n != 2 + 2 * BP_INTERN_BIN || s[0] != '0' || s[1] != 'x')
+        return false;
+    for (size_t i = 0; i < BP_INTERN_BIN; i++) {
+        int hi = bp_hex_digit((unsigned char)s[2 + 2 * i]);
+        int lo = bp_hex_digit((unsigned char)s[3 + 2 * i]);
+        /* uppercase digits would come back lowercase: such a string is kept whole */
+        if (hi < 0 || lo < 0 || (s[2 + 2 * i] >= 'A' && s[2 + 2 * i] <= 'F') ||
+            (s[3 + 2 * i] >= 'A' && s[3 + 2 * i] <= 'F'))
+            return false;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return true;
+}
+
+static uint64_t bin_hash(const unsigned char *b)
+{
+    return bp_hash_bytes(0x84222325cbf29ce4ull, (const char *)b, BP_INTERN_BIN);
+}
+
 static uint64_t str_hash(const char *s, size_t n)
 {
     return bp_hash_bytes(0xcbf29ce484222325ull, s, n);
 }
 
+/* The hash of id's key: its bytes, or its string. */
+static uint64_t id_hash(const bp_intern *t, uint32_t id)
+{
+    const char *odd = t->odd ? t->odd[id - 1] : NULL;
+    return odd ? str_hash(odd, strlen(odd)) : bin_hash(t->bin + (size_t)(id - 1) * BP_INTERN_BIN);
+}
+
 void bp_intern_release(bp_intern *t)
 {
     bp_arena_free(t->arena);
-    free(t->strs);
+    free(t->bin);
+    free(t->odd);
     free(t->slots);
     memset(t, 0, sizeof(*t));
 }
@@ -117,10 +150,12 @@ void bp_intern_clear(bp_intern *t)
     if (t->arena)
         bp_arena_recycle(t->arena, INTERN_ARENA_KEEP);
     free(t->slots);
-    free(t->strs);
+    free(t->bin);
+    free(t->odd);
     t->slots = NULL;
-    t->strs = NULL;
-    t->cap = t->n = t->cap_strs = 0;
+    t->bin = NULL;
+    t->odd = NULL;
+    t->cap = t->n = t->cap_ids = 0;
 }
 
 static int intern_grow(bp_intern *t)
@@ -132,9 +167,7 @@ static int intern_grow(bp_intern *t)
     for (size_t i = 0; i < t->cap; i++) {
         if (!t->slots[i])
             continue;
-        uint32_t id = (uint32_t)t->slots[i];
-        const char *str = t->strs[id - 1];
-        size_t j = str_hash(str, strlen(str)) & (cap - 1);
+        size_t j = id_hash(t, (uint32_t)t->slots[i]) & (cap - 1);
         while (s[j])
             j = (j + 1) & (cap - 1);
         s[j] = t->slots[i];
@@ -145,70 +178,112 @@ static int intern_grow(bp_intern *t)
     return 0;
 }
 
-static int intern_add(bp_intern *t, const char *s, size_t n, uint64_t *slot)
+/* A new id for the bytes bin, or (bin NULL) for a copy of s[0..n). */
+static int intern_add(bp_intern *t, const unsigned char *bin, const char *s, size_t n)
 {
     if (t->n >= BP_INTERN_MAX) /* ids leave the top bit of a pair key free */
         return BP_ENOMEM;
-    if (!t->arena && !(t->arena = bp_arena_new(1u << 16)))
-        return BP_ENOMEM;
-    if (t->n == t->cap_strs) {
-        size_t cap = t->cap_strs ? t->cap_strs * 2 : 512;
-        const char **p = realloc(t->strs, cap * sizeof(*p));
-        if (!p)
+    if (t->n == t->cap_ids) {
+        size_t cap = t->cap_ids ? t->cap_ids * 2 : 512;
+        unsigned char *b = realloc(t->bin, cap * BP_INTERN_BIN);
+        if (!b)
             return BP_ENOMEM;
-        t->strs = p;
-        t->cap_strs = cap;
+        t->bin = b;
+        if (t->odd) {
+            const char **o = realloc(t->odd, cap * sizeof(*o));
+            if (!o)
+                return BP_ENOMEM;
+            memset(o + t->cap_ids, 0, (cap - t->cap_ids) * sizeof(*o));
+            t->odd = o;
+        }
+        t->cap_ids = cap;
     }
-    char *copy = bp_arena_strndup(t->arena, s, n);
-    if (!copy)
-        return BP_ENOMEM;
-    t->strs[t->n++] = copy;
-    *slot |= (uint64_t)t->n;
+    if (!bin) {
+        if (!t->odd && !(t->odd = calloc(t->cap_ids, sizeof(*t->odd))))
+            return BP_ENOMEM;
+        if (!t->arena && !(t->arena = bp_arena_new(1u << 16)))
+            return BP_ENOMEM;
+        if (!(t->odd[t->n] = bp_arena_strndup(t->arena, s, n)))
+            return BP_ENOMEM;
+    } else {
+        memcpy(t->bin + t->n * BP_INTERN_BIN, bin, BP_INTERN_BIN);
+        if (t->odd)
+            t->odd[t->n] = NULL;
+    }
+    t->n++;
     return 0;
+}
+
+/* The slot of s (its id in the low 32 bits), or the empty slot it would take. */
+static size_t intern_slot(const bp_intern *t, const unsigned char *bin, const char *s, size_t n,
+                          uint64_t *tag)
+{
+    uint64_t h = bin ? bin_hash(bin) : str_hash(s, n);
+    *tag = h >> 32 << 32;
+    size_t j = h & (t->cap - 1);
+    for (; t->slots[j]; j = (j + 1) & (t->cap - 1)) {
+        if ((t->slots[j] & ~(uint64_t)UINT32_MAX) != *tag)
+            continue;
+        uint32_t k = (uint32_t)t->slots[j];
+        const char *odd = t->odd ? t->odd[k - 1] : NULL;
+        if (bin ? !odd && memcmp(t->bin + (size_t)(k - 1) * BP_INTERN_BIN, bin, BP_INTERN_BIN) == 0
+                : odd && strcmp(odd, s) == 0)
+            return j;
+    }
+    return j;
 }
 
 uint32_t bp_intern_find(const bp_intern *t, const char *s)
 {
     if (t->cap == 0)
         return 0;
+    unsigned char b[BP_INTERN_BIN];
     size_t n = strlen(s);
-    uint64_t h = str_hash(s, n), tag = h >> 32 << 32;
-    for (size_t j = h & (t->cap - 1); t->slots[j]; j = (j + 1) & (t->cap - 1)) {
-        uint32_t k = (uint32_t)t->slots[j];
-        if ((t->slots[j] & ~(uint64_t)UINT32_MAX) == tag && strcmp(t->strs[k - 1], s) == 0)
-            return k;
-    }
-    return 0;
+    uint64_t tag;
+    size_t j = intern_slot(t, to_bin(s, n, b) ? b : NULL, s, n, &tag);
+    return (uint32_t)t->slots[j];
 }
 
 int bp_intern_id(bp_intern *t, const char *s, uint32_t *id)
 {
     if (2 * (t->n + 1) > t->cap && intern_grow(t) != 0)
         return BP_ENOMEM;
+    unsigned char b[BP_INTERN_BIN];
     size_t n = strlen(s);
-    uint64_t h = str_hash(s, n), tag = h >> 32 << 32;
-    size_t j = h & (t->cap - 1);
-    for (; t->slots[j]; j = (j + 1) & (t->cap - 1)) {
-        if ((t->slots[j] & ~(uint64_t)UINT32_MAX) != tag)
-            continue;
-        uint32_t k = (uint32_t)t->slots[j];
-        if (strcmp(t->strs[k - 1], s) == 0) {
-            *id = k;
-            return 0;
-        }
+    const unsigned char *bin = to_bin(s, n, b) ? b : NULL;
+    uint64_t tag;
+    size_t j = intern_slot(t, bin, s, n, &tag);
+    if (t->slots[j]) {
+        *id = (uint32_t)t->slots[j];
+        return 0;
     }
-    t->slots[j] = tag;
-    int rc = intern_add(t, s, n, &t->slots[j]);
-    if (rc != 0) {
-        t->slots[j] = 0;
+    int rc = intern_add(t, bin, s, n);
+    if (rc != 0)
         return rc;
-    }
+    t->slots[j] = tag | (uint64_t)t->n;
     *id = (uint32_t)t->n;
     return 0;
 }
 
+const char *bp_intern_str(const bp_intern *t, uint32_t id, char buf[BP_INTERN_STR])
+{
+    const char *odd = t->odd ? t->odd[id - 1] : NULL;
+    if (odd)
+        return odd;
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *b = t->bin + (size_t)(id - 1) * BP_INTERN_BIN;
+    buf[0] = '0';
+    buf[1] = 'x';
+    for (size_t i = 0; i < BP_INTERN_BIN; i++) {
+        buf[2 + 2 * i] = digits[b[i] >> 4];
+        buf[3 + 2 * i] = digits[b[i] & 15];
+    }
+    buf[2 + 2 * BP_INTERN_BIN] = '\0';
+    return buf;
+}
+
 size_t bp_intern_bytes(const bp_intern *t)
 {
-    return (t->arena ? bp_arena_held(t->arena) : 0) + t->cap_strs * sizeof(*t->strs) +
-           t->cap * sizeof(*t->slots);
+    return (t->arena ? bp_arena_held(t->arena) : 0) + t->cap_ids * BP_INTERN_BIN +
+           (t->odd ? t->cap_ids * sizeof(*t->odd) : 0) + t->cap * sizeof(*t->slots);
 }

@@ -33,12 +33,17 @@ uint32_t *bp_u64map_find(const bp_u64map *m, uint64_t key, bool *found);
 /* The bytes the map holds. */
 size_t bp_u64map_bytes(const bp_u64map *m);
 
-/* Strings (addresses) to ids 1, 2, ... BP_INTERN_MAX and back; the strings are copied. */
+/* Strings (addresses) to ids 1, 2, ... BP_INTERN_MAX and back. An address as nodes send it
+ * ("0x" and 40 lowercase hex digits) is kept as its 20 bytes; any other string is copied. */
 #define BP_INTERN_MAX 0x7fffffffu
+#define BP_INTERN_BIN 20                          /* bytes of an address */
+#define BP_INTERN_STR (2 + 2 * BP_INTERN_BIN + 1) /* its text, NUL included */
 typedef struct bp_intern {
-    struct bp_arena *arena;
-    const char **strs; /* id - 1 -> the copy */
-    size_t n, cap_strs;
+    unsigned char *bin;     /* id - 1 -> the address's 20 bytes (unused for an odd string) */
+    const char **odd;       /* id - 1 -> the copy of a string that is not such an address, or
+                             * NULL; NULL until the first one */
+    struct bp_arena *arena; /* the copies */
+    size_t n, cap_ids;
     uint64_t *slots; /* (hash high 32 bits << 32) | id; 0: empty */
     size_t cap;
 } bp_intern;
@@ -50,11 +55,8 @@ void bp_intern_clear(bp_intern *t);
 int bp_intern_id(bp_intern *t, const char *s, uint32_t *id);
 /* The id of s, 0 when it is not interned. */
 uint32_t bp_intern_find(const bp_intern *t, const char *s);
-/* The interned copy of id's string. */
-static inline const char *bp_intern_str(const bp_intern *t, uint32_t id)
-{
-    return t->strs[id - 1];
-}
+/* id's string: written into buf, or the interned copy of an odd string. */
+const char *bp_intern_str(const bp_intern *t, uint32_t id, char buf[BP_INTERN_STR]);
 size_t bp_intern_bytes(const bp_intern *t);
 
 #endif

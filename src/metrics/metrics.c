@@ -641,9 +641,8 @@ static int cmp_u64(uint64_t a, uint64_t b)
     return (a > b) - (a < b);
 }
 
-static int cmp_set_rows(const void *pa, const void *pb)
+int bp_set_row_key_cmp(const bp_set_row *a, const bp_set_row *b)
 {
-    const bp_set_row *a = *(const bp_set_row *const *)pa, *b = *(const bp_set_row *const *)pb;
     int c = (a->contract_address != NULL) - (b->contract_address != NULL);
     if (c == 0)
         c = cmp_str(a->origin_key, b->origin_key);
@@ -653,8 +652,13 @@ static int cmp_set_rows(const void *pa, const void *pb)
         c = cmp_u64(a->window_start, b->window_start);
     if (c == 0)
         c = cmp_str(a->contract_address, b->contract_address);
-    if (c == 0)
-        c = cmp_str(a->address, b->address);
+    return c != 0 ? c : cmp_str(a->address, b->address);
+}
+
+static int cmp_set_rows(const void *pa, const void *pb)
+{
+    const bp_set_row *a = *(const bp_set_row *const *)pa, *b = *(const bp_set_row *const *)pb;
+    int c = bp_set_row_key_cmp(a, b);
     return c != 0 ? c : cmp_u64(a->first_block, b->first_block);
 }
 

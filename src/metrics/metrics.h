@@ -121,6 +121,8 @@ int bp_derived_set_grain(const bp_set_row *row);
  * BP_ENOMEM. */
 int bp_derived_sorted_set_rows(const bp_block_derived *const *blocks, size_t n,
                                const bp_set_row ***rows, size_t *cap, size_t *count);
+/* The order of bp_derived_sorted_set_rows' keys (first_block aside): 0 for one key. */
+int bp_set_row_key_cmp(const bp_set_row *a, const bp_set_row *b);
 
 /* The window of grain g holding timestamp ts. */
 static inline uint64_t bp_window_of(uint64_t ts, int g)

@@ -69,12 +69,24 @@ static int finish_minute(bp_open_windows *o, bp_open_window *w, bp_arena *batch)
     if (w->nrows && !(copy = bp_arena_calloc(batch, w->nrows, sizeof(*copy))))
         return BP_ENOMEM;
     for (size_t i = 0; i < w->nrows; i++) {
-        copy[i] = w->rows[i];
-        const char *a = w->rows[i].contract_address;
-        if (!(copy[i].contract_address = bp_arena_strndup(batch, a, strlen(a))))
+        const bp_open_row *r = &w->rows[i];
+        copy[i] = (bp_contract_row){.origin_key = w->origin_key,
+                                    .window_start = w->w,
+                                    .txcount = r->txcount,
+                                    .gas_used = r->gas_used,
+                                    .fees_paid_wei = {r->fees, true},
+                                    .fees_paid_native = {bp_u256_to_double(&r->fees) / 1e18, true},
+                                    .unique_senders = r->unique_senders};
+    }
+    /* the rows' contracts: the ids the window's contract map holds, written out */
+    for (size_t j = 0; j < w->contracts.cap; j++) {
+        if (!w->contracts.keys[j])
+            continue;
+        char buf[BP_INTERN_STR];
+        const char *a = bp_intern_str(&o->ids, (uint32_t)w->contracts.keys[j], buf);
+        bp_contract_row *r = &copy[w->contracts.vals[j]];
+        if (!(r->contract_address = bp_arena_strndup(batch, a, strlen(a))))
             return BP_ENOMEM;
-        copy[i].fees_paid_native =
-            (bp_opt_f64){bp_u256_to_double(&copy[i].fees_paid_wei.v) / 1e18, true};
     }
     o->done[o->ndone++] = (bp_minute_summary){w->w, w->senders, copy, w->nrows};
     return 0;
@@ -116,8 +128,7 @@ static void forget_ids(bp_open_windows *o)
 }
 
 /* The minute's row of contract id c (created empty). */
-static int minute_row(bp_open_windows *o, bp_open_window *w, const char *origin_key, uint32_t c,
-                      bp_contract_row **out)
+static int minute_row(bp_open_window *w, const char *origin_key, uint32_t c, bp_open_row **out)
 {
     bool added;
     uint32_t *i;
@@ -127,10 +138,8 @@ static int minute_row(bp_open_windows *o, bp_open_window *w, const char *origin_
     if (added) {
         if (bp_grow((void **)&w->rows, &w->cap, w->nrows + 1, sizeof(*w->rows)) != 0)
             return BP_ENOMEM;
-        w->rows[w->nrows++] = (bp_contract_row){.origin_key = origin_key,
-                                                .window_start = w->w,
-                                                .contract_address = bp_intern_str(&o->ids, c),
-                                                .fees_paid_wei = {.set = true}};
+        w->rows[w->nrows++] = (bp_open_row){0};
+        w->origin_key = origin_key;
     }
     *out = &w->rows[*i];
     return 0;
@@ -160,8 +169,7 @@ static int block_ids(bp_open_windows *o, const bp_block_derived *bd, uint32_t **
 }
 
 /* The minute takes the block's senders and contract sums. */
-static int add_to_minute(bp_open_windows *o, bp_open_window *w, const bp_block_derived *bd,
-                         const uint32_t *ids)
+static int add_to_minute(bp_open_window *w, const bp_block_derived *bd, const uint32_t *ids)
 {
     bool added;
     const uint32_t *pairs = ids + bd->sender_count, *contracts = pairs + 2 * bd->pair_count;
@@ -172,18 +180,18 @@ static int add_to_minute(bp_open_windows *o, bp_open_window *w, const bp_block_d
     }
     for (size_t i = 0; i < bd->contract_count; i++) {
         const bp_contract_row *c = &bd->contracts[i];
-        bp_contract_row *r;
-        if (minute_row(o, w, c->origin_key, contracts[i], &r) != 0)
+        bp_open_row *r;
+        if (minute_row(w, c->origin_key, contracts[i], &r) != 0)
             return BP_ENOMEM;
         r->txcount += c->txcount;
         r->gas_used += c->gas_used;
-        bp_u256_add(&r->fees_paid_wei.v, &r->fees_paid_wei.v, &c->fees_paid_wei.v);
+        bp_u256_add(&r->fees, &r->fees, &c->fees_paid_wei.v);
     }
     for (size_t i = 0; i < bd->pair_count; i++) {
-        bp_contract_row *r;
+        bp_open_row *r;
         if (bp_u64map_put(&w->members, pair_key(pairs[2 * i], pairs[2 * i + 1]), 0, &added, NULL) !=
                 0 ||
-            minute_row(o, w, bd->chain.origin_key, pairs[2 * i], &r) != 0)
+            minute_row(w, bd->chain.origin_key, pairs[2 * i], &r) != 0)
             return BP_ENOMEM;
         r->unique_senders += added;
     }
@@ -297,7 +305,7 @@ int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uin
     if (any && block_ids(o, bd, &ids) != 0)
         return BP_ENOMEM;
     bp_open_window *minute = &o->win[BP_GRAIN_1M];
-    if (minute->valid && add_to_minute(o, minute, bd, ids) != 0)
+    if (minute->valid && add_to_minute(minute, bd, ids) != 0)
         return BP_ENOMEM;
     int rc = set_rows(o, bd, ids, batch);
     bound(o);

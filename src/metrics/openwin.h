@@ -18,13 +18,21 @@
 
 struct bp_arena;
 
+/* A minute's per-contract sums (the window's contract map gives the contract's id): 56 bytes
+ * where a bp_contract_row is 120, and a busy minute has thousands of contracts. */
+typedef struct bp_open_row {
+    uint64_t txcount, gas_used, unique_senders;
+    bp_u256 fees;
+} bp_open_row;
+
 typedef struct bp_open_window {
     uint64_t w;
     bool used, valid;
-    bool touched;          /* by this batch (a minute: its summary goes with the batch) */
-    bp_u64map members;     /* sender ids, and (1 << 63 | contract id << 32 | sender id) */
-    bp_u64map contracts;   /* minute: contract id -> index in rows */
-    bp_contract_row *rows; /* minute: per-contract sums (contract_address: the interned copy) */
+    bool touched;           /* by this batch (a minute: its summary goes with the batch) */
+    bp_u64map members;      /* sender ids, and (1 << 63 | contract id << 32 | sender id) */
+    bp_u64map contracts;    /* minute: contract id -> index in rows */
+    bp_open_row *rows;      /* minute: per-contract sums */
+    const char *origin_key; /* minute: their chain (the batch's blocks') */
     size_t nrows, cap;
     uint64_t senders; /* minute: distinct senders */
 } bp_open_window;

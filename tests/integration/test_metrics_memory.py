@@ -126,15 +126,20 @@ def pg_same_as_sqlite(bp, url, db):
         _, log = backfill(bp, url, pg.url(), BLOCKS - 1, "--log-level", "info", *KEEP_ALL)
         if "outgrew the" not in log:
             fail(f"PostgreSQL: no open window was given up for memory: {log[-2000:]}")
-        for q in SET_NUMBERS:
-            got = sorted(tuple(r) for r in pg.sql(
-                q.replace("CONTRACT", "'0x' || encode(contract_address, 'hex')")))
-            want = sorted(tuple(str(v) for v in r)
-                          for r in db.execute(q.replace("CONTRACT", "contract_address")))
-            if got != want:
-                fail(f"PostgreSQL {q}: {len(got)} rows, SQLite {len(want)}; first differences "
-                     f"{sorted(set(got) ^ set(want))[:5]}")
-            print(f"ok: PostgreSQL equals SQLite: {q} ({len(got)} rows)")
+        pg_equals_sqlite(pg, db)
+
+
+def pg_equals_sqlite(pg, db):
+    """PostgreSQL's set-dependent numbers (SET_NUMBERS) equal those of the SQLite file db."""
+    for q in SET_NUMBERS:
+        got = sorted(tuple(r) for r in pg.sql(
+            q.replace("CONTRACT", "'0x' || encode(contract_address, 'hex')")))
+        want = sorted(tuple(str(v) for v in r)
+                      for r in db.execute(q.replace("CONTRACT", "contract_address")))
+        if got != want:
+            fail(f"PostgreSQL {q}: {len(got)} rows, SQLite {len(want)}; first differences "
+                 f"{sorted(set(got) ^ set(want))[:5]}")
+        print(f"ok: PostgreSQL equals SQLite: {q} ({len(got)} rows)")
 
 
 def main():

@@ -20,6 +20,7 @@
 #include "core/budget.h"
 #include "chain/json.h"
 #include "metrics/derive_job.h"
+#include "metrics/idset.h"
 #include "metrics/metrics.h"
 #include "metrics/model.h"
 #include "metrics/tokens.h"
@@ -1089,6 +1090,47 @@ static void test_upgrade_from_schema_1(void **state)
     unlink(path);
 }
 
+/* Interned addresses: one spelled as nodes send it is kept as its 20 bytes and written out the
+ * same; any other string (uppercase digits, another length) keeps its own id and text. */
+static void test_intern_addresses(void **state)
+{
+    (void)state;
+    bp_intern t = {0};
+    const char *plain = "0x00112233445566778899aabbccddeeff00112233";
+    const char *upper = "0x00112233445566778899AABBCCDDEEFF00112233";
+    const char *odd[] = {upper, "0xabc", "not an address", ""};
+    uint32_t id, again, ids[4];
+    char buf[BP_INTERN_STR];
+    assert_int_equal(bp_intern_find(&t, plain), 0);
+    assert_int_equal(bp_intern_id(&t, plain, &id), 0);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(bp_intern_id(&t, odd[i], &ids[i]), 0);
+        assert_int_not_equal(ids[i], id);
+    }
+    /* enough more to grow the tables (1,024 slots at first) past their first size */
+    for (unsigned i = 0; i < 3000; i++) {
+        char a[BP_INTERN_STR];
+        snprintf(a, sizeof(a), "0x%040x", i + 1);
+        assert_int_equal(bp_intern_id(&t, a, &again), 0);
+    }
+    assert_int_equal(bp_intern_id(&t, plain, &again), 0);
+    assert_int_equal(again, id);
+    assert_int_equal(bp_intern_find(&t, plain), id);
+    assert_string_equal(bp_intern_str(&t, id, buf), plain);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(bp_intern_find(&t, odd[i]), ids[i]);
+        assert_string_equal(bp_intern_str(&t, ids[i], buf), odd[i]);
+    }
+    assert_int_equal(bp_intern_find(&t, "0x0000000000000000000000000000000000000bb8"), 3000 + 5);
+    assert_string_equal(bp_intern_str(&t, 3000 + 5, buf),
+                        "0x0000000000000000000000000000000000000bb8");
+    bp_intern_clear(&t);
+    assert_int_equal(bp_intern_find(&t, plain), 0);
+    assert_int_equal(bp_intern_id(&t, upper, &again), 0);
+    assert_int_equal(again, 1);
+    bp_intern_release(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1107,6 +1149,7 @@ int main(void)
         cmocka_unit_test(test_window_bound),
         cmocka_unit_test(test_replay_after_rejoin),
         cmocka_unit_test(test_upgrade_from_schema_1),
+        cmocka_unit_test(test_intern_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
