@@ -247,21 +247,19 @@ def ejected_and_back(tmp, other_chain):
 
 
 def count_blocks(db):
-    try:
-        c = sqlite3.connect(db, timeout=10)
-        try:
-            return c.execute("SELECT COUNT(*) FROM blocks").fetchone()[0]
-        finally:
-            c.close()
-    except sqlite3.Error:
-        return None
+    return blocks_query(db, "SELECT COUNT(*) FROM blocks")
 
 
 def max_block(db):
+    return blocks_query(db, "SELECT MAX(number) FROM blocks")
+
+
+def blocks_query(db, sql):
+    """The one value sql answers, or None while the database or its table is not there yet."""
     try:
         c = sqlite3.connect(db, timeout=10)
         try:
-            return c.execute("SELECT MAX(number) FROM blocks").fetchone()[0]
+            return c.execute(sql).fetchone()[0]
         finally:
             c.close()
     except sqlite3.Error:
