@@ -313,10 +313,38 @@ def main():
         except TimeoutError as e:
             fail(f"{e}: " + ", ".join(f"{c.name} at {max(c.rep.blocks, default=None)}"
                                       for c in clients))
-        time.sleep(1)  # the head's transactions and logs follow its block message
-        for c in clients:
-            if c.error:
-                raise c.error
+        # the head's transactions and logs follow its block message: wait until every client
+        # holds at least what it will be checked for of the head (the checks below are exact)
+        hb = node.block(head, True)
+        head_logs = [lg for r in node.receipts(head) or [] for lg in r["logs"]]
+        head_want = {n: (len(hb["transactions"]), len(head_logs))
+                     for n in ("ws", "sse", "ws-reconnect", "sse-reconnect")}
+        head_want["ws-address"] = (sum(addr in (t["from"].lower(), (t.get("to") or "").lower())
+                                       for t in hb["transactions"]), 0)
+        head_want["sse-value"] = (sum(int(t["value"], 16) >= MIN_VALUE
+                                      for t in hb["transactions"]), 0)
+        head_want["ws-emitter"] = (0, sum(lg["address"].lower() == emitter for lg in head_logs))
+
+        def head_complete():
+            for c in clients:
+                if c.error:
+                    raise c.error
+                if c.name == "sse-status":
+                    if not c.status_heads or max(c.status_heads) < head:
+                        return False
+                    continue
+                txs, logs = head_want[c.name]
+                if len(c.rep.txs.get(head_hash, {})) < txs or \
+                        len(c.rep.logs.get(head_hash, {})) < logs:
+                    return False
+            return True
+        try:
+            wait_until(head_complete, HANG, "every client to hold the head's transactions, "
+                       "logs and status")
+        except TimeoutError as e:
+            fail(f"{e}: " + ", ".join(f"{c.name} {len(c.rep.txs.get(head_hash, {}))} txs "
+                                      f"{len(c.rep.logs.get(head_hash, {}))} logs"
+                                      for c in clients) + f"; want {head_want}")
         first = head0 + 1
         for c in clients[:4]:
             c.rep.check(node, head, first, c.name)

@@ -37,6 +37,7 @@ from rpcgate import RpcGate  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 BLOCKPIPE = os.environ.get("BLOCKPIPE")
+HANG = 60
 CHAIN = ["--seed", "5", "--txs-per-block", "3", "--block-time", "0.2"]
 
 
@@ -75,21 +76,43 @@ def check_chain(nodes, db):
 
 def scenario(tmp, b_chain_id):
     a = Simnode(BLOCKPIPE, CHAIN + ["--chain-id", "1337", "--start-head", "20"])
-    port = free_port()
+    # B's port, held until B binds it (SO_REUSEADDR, as simnode's listener): refused meanwhile,
+    # and no other test's free port or outgoing connection can take it
+    hold = socket.socket()
+    hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    hold.bind(("127.0.0.1", 0))
+    port = hold.getsockname()[1]
     db = os.path.join(tmp, f"out{b_chain_id}.db")
+    err_path = os.path.join(tmp, f"out{b_chain_id}.log")
     cmd = [BLOCKPIPE, "run", "--rpc", f'{{"url": "{a.urls[0]}", "priority": 1}}', "--rpc",
            f'{{"url": "http://127.0.0.1:{port}", "priority": 0}}', "--start-block", "0",
            "--poll-interval", "0.2", "--stats-interval", "0.3", "--output", f"sqlite:{db}"]
-    bp = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    errf = open(err_path, "w")
+    bp = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
     b = None
+
+    def log():
+        with open(err_path, errors="replace") as f:
+            return f.read()
     try:
-        time.sleep(1.5)
+        wait_for(lambda: re.search(r"rpc\[1\].*eth_chainId failed", log()), HANG,
+                 "the start check to find rpc[1] down", bp)
         # ahead of A by 20 blocks: the freshest blocks are B's to give, once it is trusted
         b = Simnode(BLOCKPIPE, CHAIN + ["--chain-id", str(b_chain_id), "--start-head", "48",
                                         "--listen", f"127.0.0.1:{port}"])
-        time.sleep(3.0)
+        hold.close()
+        if b_chain_id == 1337:
+            said, stats = "answers eth_chainId 1337 now: in use", r"state=\S+ .*? requests=[1-9]"
+        else:
+            said, stats = "serves chain id 999, not 1337", r"state=other-chain "
+        wait_for(lambda: said in log(), HANG, f"blockpipe to say {said!r}", bp)
+        wait_for(lambda: re.search(rf"stats rpc\[1\] \S+ {stats}", log()[log().index(said):]),
+                 HANG, f"a stats line of rpc[1] with {stats!r} after that", bp)
+        wait_for(lambda: (count_blocks(db) or 0) >= 10, HANG, "10 blocks stored", bp)
         bp.send_signal(signal.SIGINT)
-        _, err = bp.communicate(timeout=30)
+        bp.wait(30)
+        errf.close()
+        err = log()
         if bp.returncode != 0:
             fail(f"blockpipe run exited {bp.returncode}:\n{err[-3000:]}")
         if "rpc[1]" not in err or "eth_chainId failed" not in err:
@@ -99,6 +122,10 @@ def scenario(tmp, b_chain_id):
     finally:
         if bp.poll() is None:
             bp.kill()
+            bp.wait()
+        if not errf.closed:
+            errf.close()
+        hold.close()
         a.kill()
         if b:
             b.kill()
@@ -219,11 +246,20 @@ def ejected_and_back(tmp, other_chain):
             c.kill()
 
 
+def count_blocks(db):
+    return blocks_query(db, "SELECT COUNT(*) FROM blocks")
+
+
 def max_block(db):
+    return blocks_query(db, "SELECT MAX(number) FROM blocks")
+
+
+def blocks_query(db, sql):
+    """The one value sql answers, or None while the database or its table is not there yet."""
     try:
         c = sqlite3.connect(db, timeout=10)
         try:
-            return c.execute("SELECT MAX(number) FROM blocks").fetchone()[0]
+            return c.execute(sql).fetchone()[0]
         finally:
             c.close()
     except sqlite3.Error:

@@ -101,19 +101,20 @@ def reorg_in_backfill(bp, tmp, rng):
                "--workers", "2", "--batch-size", "3"] + outs.args()
         print("running:", " ".join(cmd), flush=True)
         proc = Proc(cmd, os.path.join(tmp, "backfill.log"))
-        # wait until the backfill has written what it can and waits at the gate
-        deadline, last, since = time.monotonic() + DEADLINE, None, time.monotonic()
+        # wait until the backfill has written what it can and waits at the gate: every block
+        # below the lowest one a held request names is written, in every output (it cannot
+        # write that block, so the held requests' lowest block can no longer go down either)
+        deadline = time.monotonic() + DEADLINE
         while True:
             proc.alive("waiting at the gate")
             cps = outs.checkpoints()
-            if cps != last:
-                last, since = cps, time.monotonic()
-            if gate.held and time.monotonic() - since > 1.5 and \
-                    len({cp for cp in cps.values()}) == 1 and cps["sqlite"]:
+            low = gate.held_min
+            if low is not None and len({cp for cp in cps.values()}) == 1 and cps["sqlite"] and \
+                    cps["sqlite"][0] == low - 1:
                 break
             if time.monotonic() > deadline:
-                raise Fail(f"the backfill never settled at the gate (held {gate.held}, outputs "
-                           f"{cps}):\n{proc.tail()}")
+                raise Fail(f"the backfill never settled at the gate (held {gate.held}, the "
+                           f"lowest block held {low}, outputs {cps}):\n{proc.tail()}")
             time.sleep(0.05)
         c = cps["sqlite"][0]
         if c < 3 or c >= head - 1:

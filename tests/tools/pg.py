@@ -100,18 +100,18 @@ class Postgres(ServerProcess):
             raise RuntimeError(f"initdb failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
 
     def start(self, timeout: float = 60.0):
-        """Starts the server on self.port (the same data dir and port after a stop/kill)."""
-        args = [os.path.join(self.bin, "postgres"), "-D", self.data, "-p", str(self.port),
-                "-k", self.tmpdir, "-c", "listen_addresses=127.0.0.1"]
-        for k, v in self.settings.items():
-            args += ["-c", f"{k}={v}"]
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, cwd=self.tmpdir, stdin=subprocess.DEVNULL,
-                                     stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_child_setup(self.uid, self.gid))
+        """Starts the server on self.port (the same data dir and port after a stop/kill). A
+        start whose port is still held (the killed server's socket not yet let go, or a
+        process that took the free port for a moment) is tried again until the timeout."""
         deadline = time.monotonic() + timeout
+        self._spawn()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                if "Address already in use" in self.log_tail(5) and \
+                        time.monotonic() + 1 < deadline:
+                    time.sleep(0.5)
+                    self._spawn()
+                    continue
                 raise RuntimeError(f"postgres exited with {self.proc.returncode} at start:\n"
                                    + self.log_tail())
             p = subprocess.run([os.path.join(self.bin, "pg_isready"), "-q", "-h", "127.0.0.1",
@@ -120,6 +120,18 @@ class Postgres(ServerProcess):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"postgres not ready within {timeout:.0f}s:\n" + self.log_tail())
+
+    def _spawn(self):
+        args = [os.path.join(self.bin, "postgres"), "-D", self.data, "-p", str(self.port),
+                "-k", self.tmpdir, "-c", "listen_addresses=127.0.0.1"]
+        for k, v in self.settings.items():
+            args += ["-c", f"{k}={v}"]
+        if self._log and not self._log.closed:
+            self._log.close()
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, cwd=self.tmpdir, stdin=subprocess.DEVNULL,
+                                     stdout=self._log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_child_setup(self.uid, self.gid))
 
     def _halt(self, sig, timeout: float = 30.0):
         had = self.proc is not None

@@ -4,6 +4,7 @@ blockpipe runs (stdlib only, a thread per connection).
     g = RpcGate(upstream_url)     # listens on 127.0.0.1, a free port: g.url
     g.hold_from = N               # requests naming a block >= N wait until g.release()
     g.hold_at = {N, ...}          # requests naming one of these blocks wait until g.release()
+    g.held, g.held_min            # how many were held, the lowest block any of them named
     g.fail_block = N              # requests naming block N answer HTTP 500 (None: healed)
     g.down = True                 # every request: the connection is closed, no answer
     g.hang = True                 # requests naming no block (eth_chainId, the head) are
@@ -54,6 +55,7 @@ class RpcGate:
         self.held_log = []
         self._closed = threading.Event()
         self.held = 0
+        self.held_min = None
         self.failed = 0
         self.calls = collections.Counter()
         self.log = []
@@ -146,6 +148,8 @@ class RpcGate:
                 any(n >= self.hold_from for n in named):
             with self._lock:
                 self.held += 1
+                low = min(named)
+                self.held_min = low if self.held_min is None else min(self.held_min, low)
             self._open.wait(120)
         if self.hold_at and not self._open.is_set() and self.hold_at & set(named):
             with self._lock:
