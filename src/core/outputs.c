@@ -527,6 +527,10 @@ static int write_outputs(bp_outputs *o, const bp_batch *batch, const bp_derived 
         int rc = filter_events(o, i, &cp, batch, &n, err);
         if (rc != 0)
             return rc;
+        if (n == 0 && !batch->more && o->sinks[i]->holds_open && o->sinks[i]->ops->flush &&
+            o->sinks[i]->ops->flush(o->sinks[i], err) != 0 &&
+            (rc = output_failed(o, i, batch, err)))
+            return rc; /* (a group it holds ends with the others' even without events of its own) */
         if (n == 0)
             continue;
         bp_batch mine = *batch;
@@ -580,9 +584,25 @@ static int write_all(bp_outputs *o, const bp_batch *batch, bp_error *err)
     return rc;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
 {
-    int rc = write_all(o, batch, err);
+    bp_batch b = *batch;
+    if (b.more) { /* the group's bounds, the same for every output */
+        int64_t now = now_ms();
+        if (o->group_batches == 0)
+            o->group_t0_ms = now;
+        b.more = !o->commit_each && o->group_batches + 1 < BP_GROUP_BATCHES &&
+                 now - o->group_t0_ms < BP_GROUP_MS;
+    }
+    o->group_batches = b.more ? o->group_batches + 1 : 0;
+    int rc = write_all(o, &b, err);
     if (o->metrics) /* the batch's derived rows were for its write only: their memory goes back */
         bp_metrics_written(o->metrics);
     return rc;
@@ -598,6 +618,7 @@ bool bp_outputs_holding(const bp_outputs *o)
 
 void bp_outputs_end_open(bp_outputs *o)
 {
+    o->group_batches = 0;
     for (size_t i = 0; i < o->count; i++) {
         bp_sink *s = o->sinks[i];
         bp_error e = {0};
@@ -612,6 +633,7 @@ void bp_outputs_end_open(bp_outputs *o)
 
 int bp_outputs_flush(bp_outputs *o, bp_error *err)
 {
+    o->group_batches = 0;
     for (size_t i = 0; i < o->count; i++) {
         bp_sink *s = o->sinks[i];
         if (o->failed[i])

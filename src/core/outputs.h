@@ -73,7 +73,19 @@ typedef struct bp_outputs {
     /* The derivation of the batch being written when it runs beside the raw rows' writes
      * (every output takes them late, bp_sink.derived_late). */
     bp_derived_job job;
+    /* Groups (bp_batch.more): every output that holds batches open commits at the same
+     * batches: the pipeline's `more` is cleared here at the group's bounds (BP_GROUP_BATCHES
+     * batches, BP_GROUP_MS), and always when commit_each (the API's push takes a batch's
+     * events once it is written, which must mean committed). */
+    bool commit_each;
+    unsigned group_batches;
+    int64_t group_t0_ms;
 } bp_outputs;
+
+/* A group of batches in one transaction ends at the first batch without bp_batch.more, at
+ * this many batches, or at the first batch this long after the group's first. */
+#define BP_GROUP_BATCHES 8
+#define BP_GROUP_MS 1000
 
 /* Reads every output's checkpoint for chain, and its newest blocks (the `recent` op). With
  * keep_going, an output whose checkpoint cannot be read is set aside (and probed) unless every

@@ -1893,6 +1893,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
         return rc;
     p->out.metrics = c->metrics;
     p->out.budget = &p->budget; /* what an output's buffers hold beyond its fixed part */
+    p->out.commit_each = c->batch_committed != NULL; /* the API's push: written = committed */
     rc = resume_point(p, start, err);
     if (rc != 0)
         return rc;
