@@ -85,13 +85,18 @@ typedef struct bp_batch {
     /* The pipeline is behind the chain's head (a backfill, a catch-up: the batch was full and
      * blocks up to the head are left) and hands over the chain's next batch as soon as it is
      * built. An output may then keep the batch's transaction open for later batches and commit
-     * them together (Kafka: sink/kafka.c), if it keeps to this: what write() accepted is
-     * committed by a later write, flush() or close(), written again by the output itself when
-     * that transaction fails (the pipeline counts it written: its stats, the API's push and the
-     * other outputs have it), or else never - its checkpoint op then reads the older
-     * checkpoint, and dropping what was not committed is where a set-aside output or a restart
-     * resumes. A crash between writes loses the open transaction whole, the checkpoint with it.
-     * false at the head: one transaction per batch, committed before write() returns. */
+     * them together (Kafka: sink/kafka.c; SQLite, PostgreSQL: docs/ARCHITECTURE.md "Groups"),
+     * if it keeps to this: what write() accepted is committed by a later write, flush() or
+     * close(), written again by the output itself when that transaction fails (the pipeline
+     * counts it written: its stats and the other outputs have it), or else never - its
+     * checkpoint op then reads the older checkpoint, and dropping what was not committed is
+     * where a set-aside output or a restart resumes. An output that cannot write it again (the
+     * SQL outputs: the blocks are freed) fails that write with an error that is not transient
+     * and refuses every later write until its checkpoint op is called: it stops the pipeline or
+     * is set aside, and is taken back at that checkpoint. A crash between writes loses the open
+     * transaction whole, the checkpoint with it. false at the head, with the API's push on, and
+     * at the pipeline's bounds of a group (core/outputs.h): one transaction per batch, or the
+     * group's end, committed before write() returns. */
     bool more;
     /* The batch takes the pipeline to its target (the chain's head less the confirmations, or
      * a backfill's last block): nothing is left to fetch when it is handed over. What an output

@@ -170,6 +170,10 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->count = count;
     o->chain = chain;
     o->keep_going = keep_going;
+    /* BP_GROUP_MS: the time bound for experiments (under valgrind a batch takes seconds, and
+     * the groups a real backfill has would not form) */
+    const char *ms = getenv("BP_GROUP_MS");
+    o->group_ms = ms && *ms ? strtoll(ms, NULL, 10) : BP_GROUP_MS;
     size_t n = count ? count : 1;
     o->cps = calloc(n, sizeof(*o->cps));
     o->failed = calloc(n, sizeof(*o->failed));
@@ -599,7 +603,7 @@ int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
         if (o->group_batches == 0)
             o->group_t0_ms = now;
         b.more = !o->commit_each && o->group_batches + 1 < BP_GROUP_BATCHES &&
-                 now - o->group_t0_ms < BP_GROUP_MS;
+                 now - o->group_t0_ms < o->group_ms;
     }
     o->group_batches = b.more ? o->group_batches + 1 : 0;
     int rc = write_all(o, &b, err);

@@ -80,6 +80,7 @@ typedef struct bp_outputs {
     bool commit_each;
     unsigned group_batches;
     int64_t group_t0_ms;
+    int64_t group_ms; /* BP_GROUP_MS, or the environment's BP_GROUP_MS (experiments) */
 } bp_outputs;
 
 /* A group of batches in one transaction ends at the first batch without bp_batch.more, at

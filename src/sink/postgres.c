@@ -1181,7 +1181,7 @@ const bp_sink_ops bp_sink_postgres_ops = {
     .title = "PostgreSQL",
     .usage = "postgres://user:pass@host:port/db",
     .description = "PostgreSQL: tables with numeric(78,0) amounts and bytea hashes, binary COPY, "
-                   "one transaction per batch",
+                   "one transaction per batch (per group of batches behind the head)",
     .options = g_options,
     .option_count = sizeof(g_options) / sizeof(g_options[0]),
     .open = pg_open,
