@@ -89,7 +89,7 @@ static void *probe_main(void *arg)
     free(arg);
     bp_outputs *o = a.o;
     bp_sink *s = o->sinks[a.i];
-    long delay = 1000;
+    long delay = s->rewind ? 0 : 1000; /* (a group rolled back: its checkpoint is there now) */
     while (probe_sleep(o, delay)) {
         bp_error e = {0};
         bp_checkpoint cp;
@@ -158,6 +158,15 @@ void bp_outputs_rejoin(bp_outputs *o, size_t i)
         o->failed[i] = false;
         o->failed_count--;
     }
+    if (o->rewound[i]) {
+        o->rewound[i] = false;
+        o->rewinding--;
+    }
+}
+
+bool bp_outputs_rewinding(const bp_outputs *o)
+{
+    return o->rewinding > 0;
 }
 
 /* ---- init ------------------------------------------------------------------------------- */
@@ -183,8 +192,9 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->back = calloc(n, sizeof(*o->back));
     o->probe_cp = calloc(n, sizeof(*o->probe_cp));
     o->write_us = calloc(n, sizeof(*o->write_us));
+    o->rewound = calloc(n, sizeof(*o->rewound));
     if (!o->cps || !o->failed || !o->held || !o->probing || !o->probes || !o->back ||
-        !o->probe_cp || !o->write_us)
+        !o->probe_cp || !o->write_us || !o->rewound)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
         atomic_init(&o->back[i], false);
@@ -219,6 +229,7 @@ void bp_outputs_release(bp_outputs *o)
         join_probe(o, i);
     free(o->failed);
     free(o->write_us);
+    free(o->rewound);
     free(o->cps);
     free(o->held);
     free(o->scratch);
@@ -413,6 +424,16 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
 {
     bp_sink *s = o->sinks[i];
     bp_error_prefix(err, "output '%s': ", s->url);
+    if (s->rewind && err->code != BP_ELOCKLOST) {
+        /* batches it held open were rolled back: the pipeline goes back to its checkpoint
+         * (bp_outputs_rejoin_point), whatever --output-failure says */
+        bp_warn("%s; going back to its checkpoint", err->msg);
+        set_aside(o, i);
+        o->rewound[i] = true;
+        o->rewinding++;
+        bp_error_clear(err);
+        return 0;
+    }
     /* a chain whose lock another process took is that process's to write, in every output */
     if (!o->keep_going || o->failed_count + 1 == o->count || err->code == BP_ELOCKLOST)
         return err->code;
@@ -628,10 +649,12 @@ void bp_outputs_end_open(bp_outputs *o)
         bp_error e = {0};
         if (o->failed[i] || !s->holds_open || !s->ops->flush)
             continue;
-        if (s->ops->flush(s, &e) != 0)
+        if (s->ops->flush(s, &e) != 0 && !s->rewind)
             bp_warn("output '%s': committing the batches it held open: %s (its next write or "
                     "its close tries again)",
                     s->url, e.msg);
+        else if (s->rewind)
+            (void)output_failed(o, i, NULL, &e); /* (set aside: the pipeline goes back) */
     }
 }
 

@@ -81,6 +81,10 @@ typedef struct bp_outputs {
     unsigned group_batches;
     int64_t group_t0_ms;
     int64_t group_ms; /* BP_GROUP_MS, or the environment's BP_GROUP_MS (experiments) */
+    /* outputs set aside because a group they held was rolled back (bp_sink.rewind), until
+     * taken back: a backfill is not done while one is */
+    size_t rewinding;
+    bool *rewound; /* per output: set aside so (bp_sink.rewind) */
 } bp_outputs;
 
 /* A group of batches in one transaction ends at the first batch without bp_batch.more, at
@@ -116,6 +120,8 @@ void bp_outputs_end_open(bp_outputs *o);
 /* A set-aside output that answers again: true with the lowest such checkpoint and its output.
  * Any thread (it reads what the probe threads published). */
 bool bp_outputs_rejoin_point(bp_outputs *o, bp_checkpoint *cp, size_t *index);
+/* Whether an output that lost a group it held open waits to be taken back. */
+bool bp_outputs_rewinding(const bp_outputs *o);
 /* Takes output i back at the checkpoint its probe read (the caller has rewound the event
  * stream to it). The writer must be idle. */
 void bp_outputs_rejoin(bp_outputs *o, size_t i);

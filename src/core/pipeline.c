@@ -1955,7 +1955,9 @@ static int take_back_outputs(pipeline *p, bp_error *err)
 {
     bp_checkpoint cp;
     size_t idx;
-    if (p->stopping || !p->cfg->output_keep_going || !bp_outputs_rejoin_point(&p->out, &cp, &idx))
+    /* (without --output-failure continue only an output that lost a group of batches it held
+     * open is set aside: bp_sink.rewind) */
+    if (p->stopping || !bp_outputs_rejoin_point(&p->out, &cp, &idx))
         return 0;
     return rejoin(p, idx, &cp, err);
 }
@@ -1964,7 +1966,9 @@ static int take_back_outputs(pipeline *p, bp_error *err)
 
 static bool backfill_done(const pipeline *p)
 {
-    return p->cfg->backfill && p->rb.base > p->cfg->to && p->nevents == 0;
+    /* (an output going back to its checkpoint is caught up first) */
+    return p->cfg->backfill && p->rb.base > p->cfg->to && p->nevents == 0 &&
+           !bp_outputs_rewinding(&p->out);
 }
 
 /* Seconds to the next HTTP head poll: the poll interval, or a sparse heartbeat while the

@@ -903,8 +903,7 @@ static bool stored_is(pg_sink *s, const char *chain, const bp_checkpoint *cp)
  * goes back to the checkpoint it reads then, as a restart would. */
 static int group_lost(pg_sink *s, bp_error *err)
 {
-    s->lost = true;
-    s->write_failed = true;
+    s->lost = s->base.rewind = true;
     bp_error_prefix(err,
                     "%s: the batches held in one transaction since block %" PRIu64
                     " were rolled back with this failure (written again from the checkpoint): ",
@@ -982,7 +981,7 @@ static int pg_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, b
 {
     pg_sink *s = (pg_sink *)base;
     memset(out, 0, sizeof(*out));
-    s->lost = false; /* the pipeline resumes from what this reads */
+    s->lost = s->base.rewind = false; /* the pipeline resumes from what this reads */
     const char *params[] = {chain, s->t.checkpoint};
     PGresult *r = NULL;
     int rc = query(s,

@@ -584,7 +584,7 @@ static int arch_tables(sqlite_sink *s, bp_error *err);
  * goes back to the checkpoint it reads then, as a restart would. */
 static int group_lost(sqlite_sink *s, bp_error *err)
 {
-    s->lost = true;
+    s->lost = s->base.rewind = true;
     bp_error_prefix(err,
                     "%s: the batches held in one transaction since block %" PRIu64
                     " were rolled back with this failure (written again from the checkpoint): ",
@@ -680,7 +680,7 @@ static int sqlite_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *ou
     sqlite_sink *s = (sqlite_sink *)base;
     sqlite3_stmt *st = s->st[ST_GET_CP];
     memset(out, 0, sizeof(*out));
-    s->lost = false; /* the pipeline resumes from what this reads */
+    s->lost = s->base.rewind = false; /* the pipeline resumes from what this reads */
     int rc = bind_text(st, 1, chain);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
