@@ -86,6 +86,9 @@ typedef struct pg_sink {
      * COMMIT); lost: one was rolled back with batches it held, so nothing more is written
      * until the pipeline asks for the checkpoint again (it goes back there). */
     bool in_group, lost;
+    /* another writer's rows were met (23505): every later batch goes through the staging
+     * tables (a group cannot be written again through them once one of its batches failed) */
+    bool conflicted;
     uint64_t group_first;
     bp_checkpoint group_cp;
 } pg_sink;
@@ -915,7 +918,7 @@ static int group_lost(pg_sink *s, bp_error *err)
 static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
 {
     pg_sink *s = (pg_sink *)base;
-    bool staging = s->t.staging;
+    bool staging = s->t.staging || s->conflicted;
     if (s->lost)
         return bp_error_set(err, BP_EDB,
                             "%s: batches this output held in one transaction were rolled back; "
@@ -934,6 +937,7 @@ static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
             make_lookup_indexes(s);
         if (rc == 0)
             return 0;
+        s->conflicted |= rc == BP_EDB && strcmp(s->sqlstate, "23505") == 0;
         if (group && !(bp_error_is_transient(rc) && stored_is(s, batch->chain, &batch->checkpoint)))
             return group_lost(s, err);
         if (group)
