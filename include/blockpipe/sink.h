@@ -85,13 +85,18 @@ typedef struct bp_batch {
     /* The pipeline is behind the chain's head (a backfill, a catch-up: the batch was full and
      * blocks up to the head are left) and hands over the chain's next batch as soon as it is
      * built. An output may then keep the batch's transaction open for later batches and commit
-     * them together (Kafka: sink/kafka.c), if it keeps to this: what write() accepted is
-     * committed by a later write, flush() or close(), written again by the output itself when
-     * that transaction fails (the pipeline counts it written: its stats, the API's push and the
-     * other outputs have it), or else never - its checkpoint op then reads the older
-     * checkpoint, and dropping what was not committed is where a set-aside output or a restart
-     * resumes. A crash between writes loses the open transaction whole, the checkpoint with it.
-     * false at the head: one transaction per batch, committed before write() returns. */
+     * them together (Kafka: sink/kafka.c; SQLite, PostgreSQL: docs/ARCHITECTURE.md "Groups"),
+     * if it keeps to this: what write() accepted is committed by a later write, flush() or
+     * close(), written again by the output itself when that transaction fails (the pipeline
+     * counts it written: its stats and the other outputs have it), or else never - its
+     * checkpoint op then reads the older checkpoint, and dropping what was not committed is
+     * where a set-aside output or a restart resumes. An output that cannot write it again (the
+     * SQL outputs: the blocks are freed) fails that write with an error that is not transient,
+     * sets bp_sink.rewind and refuses every later write until its checkpoint op is called: the
+     * pipeline sets it aside and takes it back at that checkpoint. A crash between writes loses the
+     * open transaction whole, the checkpoint with it. false at the head, with the API's push on,
+     * and at the pipeline's bounds of a group (core/outputs.h): one transaction per batch, or the
+     * group's end, committed before write() returns. */
     bool more;
     /* The batch takes the pipeline to its target (the chain's head less the confirmations, or
      * a backfill's last block): nothing is left to fetch when it is handed over. What an output
@@ -312,6 +317,11 @@ struct bp_sink {
      * batch came for BP_OPEN_BATCHES_MS: a transaction must not stay open while the pipeline
      * waits on a slow node (the broker would abort it). */
     bool holds_open;
+    /* Set by write() or flush() that failed with batches this output held open rolled back
+     * (it cannot write them again): the pipeline sets the output aside at once, whatever
+     * --output-failure says, and takes it back at the checkpoint its checkpoint op reads then,
+     * as a restart would (core/outputs.c); that op clears it. */
+    bool rewind;
 };
 
 /* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, postgres://...),

@@ -89,7 +89,7 @@ static void *probe_main(void *arg)
     free(arg);
     bp_outputs *o = a.o;
     bp_sink *s = o->sinks[a.i];
-    long delay = 1000;
+    long delay = s->rewind ? 0 : 1000; /* (a group rolled back: its checkpoint is there now) */
     while (probe_sleep(o, delay)) {
         bp_error e = {0};
         bp_checkpoint cp;
@@ -158,6 +158,15 @@ void bp_outputs_rejoin(bp_outputs *o, size_t i)
         o->failed[i] = false;
         o->failed_count--;
     }
+    if (o->rewound[i]) {
+        o->rewound[i] = false;
+        o->rewinding--;
+    }
+}
+
+bool bp_outputs_rewinding(const bp_outputs *o)
+{
+    return o->rewinding > 0;
 }
 
 /* ---- init ------------------------------------------------------------------------------- */
@@ -170,6 +179,10 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->count = count;
     o->chain = chain;
     o->keep_going = keep_going;
+    /* BP_GROUP_MS: the time bound for experiments (under valgrind a batch takes seconds, and
+     * the groups a real backfill has would not form) */
+    const char *ms = getenv("BP_GROUP_MS");
+    o->group_ms = ms && *ms ? strtoll(ms, NULL, 10) : BP_GROUP_MS;
     size_t n = count ? count : 1;
     o->cps = calloc(n, sizeof(*o->cps));
     o->failed = calloc(n, sizeof(*o->failed));
@@ -179,8 +192,9 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->back = calloc(n, sizeof(*o->back));
     o->probe_cp = calloc(n, sizeof(*o->probe_cp));
     o->write_us = calloc(n, sizeof(*o->write_us));
+    o->rewound = calloc(n, sizeof(*o->rewound));
     if (!o->cps || !o->failed || !o->held || !o->probing || !o->probes || !o->back ||
-        !o->probe_cp || !o->write_us)
+        !o->probe_cp || !o->write_us || !o->rewound)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
         atomic_init(&o->back[i], false);
@@ -215,6 +229,7 @@ void bp_outputs_release(bp_outputs *o)
         join_probe(o, i);
     free(o->failed);
     free(o->write_us);
+    free(o->rewound);
     free(o->cps);
     free(o->held);
     free(o->scratch);
@@ -409,6 +424,16 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
 {
     bp_sink *s = o->sinks[i];
     bp_error_prefix(err, "output '%s': ", s->url);
+    if (s->rewind && err->code != BP_ELOCKLOST) {
+        /* batches it held open were rolled back: the pipeline goes back to its checkpoint
+         * (bp_outputs_rejoin_point), whatever --output-failure says */
+        bp_warn("%s; going back to its checkpoint", err->msg);
+        set_aside(o, i);
+        o->rewound[i] = true;
+        o->rewinding++;
+        bp_error_clear(err);
+        return 0;
+    }
     /* a chain whose lock another process took is that process's to write, in every output */
     if (!o->keep_going || o->failed_count + 1 == o->count || err->code == BP_ELOCKLOST)
         return err->code;
@@ -527,6 +552,10 @@ static int write_outputs(bp_outputs *o, const bp_batch *batch, const bp_derived 
         int rc = filter_events(o, i, &cp, batch, &n, err);
         if (rc != 0)
             return rc;
+        if (n == 0 && !batch->more && o->sinks[i]->holds_open && o->sinks[i]->ops->flush &&
+            o->sinks[i]->ops->flush(o->sinks[i], err) != 0 &&
+            (rc = output_failed(o, i, batch, err)))
+            return rc; /* (a group it holds ends with the others' even without events of its own) */
         if (n == 0)
             continue;
         bp_batch mine = *batch;
@@ -580,9 +609,25 @@ static int write_all(bp_outputs *o, const bp_batch *batch, bp_error *err)
     return rc;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
 {
-    int rc = write_all(o, batch, err);
+    bp_batch b = *batch;
+    if (b.more) { /* the group's bounds, the same for every output */
+        int64_t now = now_ms();
+        if (o->group_batches == 0)
+            o->group_t0_ms = now;
+        b.more = !o->commit_each && o->group_batches + 1 < BP_GROUP_BATCHES &&
+                 now - o->group_t0_ms < o->group_ms;
+    }
+    o->group_batches = b.more ? o->group_batches + 1 : 0;
+    int rc = write_all(o, &b, err);
     if (o->metrics) /* the batch's derived rows were for its write only: their memory goes back */
         bp_metrics_written(o->metrics);
     return rc;
@@ -598,20 +643,24 @@ bool bp_outputs_holding(const bp_outputs *o)
 
 void bp_outputs_end_open(bp_outputs *o)
 {
+    o->group_batches = 0;
     for (size_t i = 0; i < o->count; i++) {
         bp_sink *s = o->sinks[i];
         bp_error e = {0};
         if (o->failed[i] || !s->holds_open || !s->ops->flush)
             continue;
-        if (s->ops->flush(s, &e) != 0)
+        if (s->ops->flush(s, &e) != 0 && !s->rewind)
             bp_warn("output '%s': committing the batches it held open: %s (its next write or "
                     "its close tries again)",
                     s->url, e.msg);
+        else if (s->rewind)
+            (void)output_failed(o, i, NULL, &e); /* (set aside: the pipeline goes back) */
     }
 }
 
 int bp_outputs_flush(bp_outputs *o, bp_error *err)
 {
+    o->group_batches = 0;
     for (size_t i = 0; i < o->count; i++) {
         bp_sink *s = o->sinks[i];
         if (o->failed[i])

@@ -73,7 +73,24 @@ typedef struct bp_outputs {
     /* The derivation of the batch being written when it runs beside the raw rows' writes
      * (every output takes them late, bp_sink.derived_late). */
     bp_derived_job job;
+    /* Groups (bp_batch.more): every output that holds batches open commits at the same
+     * batches: the pipeline's `more` is cleared here at the group's bounds (BP_GROUP_BATCHES
+     * batches, BP_GROUP_MS), and always when commit_each (the API's push takes a batch's
+     * events once it is written, which must mean committed). */
+    bool commit_each;
+    unsigned group_batches;
+    int64_t group_t0_ms;
+    int64_t group_ms; /* BP_GROUP_MS, or the environment's BP_GROUP_MS (experiments) */
+    /* outputs set aside because a group they held was rolled back (bp_sink.rewind), until
+     * taken back: a backfill is not done while one is */
+    size_t rewinding;
+    bool *rewound; /* per output: set aside so (bp_sink.rewind) */
 } bp_outputs;
+
+/* A group of batches in one transaction ends at the first batch without bp_batch.more, at
+ * this many batches, or at the first batch this long after the group's first. */
+#define BP_GROUP_BATCHES 8
+#define BP_GROUP_MS 1000
 
 /* Reads every output's checkpoint for chain, and its newest blocks (the `recent` op). With
  * keep_going, an output whose checkpoint cannot be read is set aside (and probed) unless every
@@ -103,6 +120,8 @@ void bp_outputs_end_open(bp_outputs *o);
 /* A set-aside output that answers again: true with the lowest such checkpoint and its output.
  * Any thread (it reads what the probe threads published). */
 bool bp_outputs_rejoin_point(bp_outputs *o, bp_checkpoint *cp, size_t *index);
+/* Whether an output that lost a group it held open waits to be taken back. */
+bool bp_outputs_rewinding(const bp_outputs *o);
 /* Takes output i back at the checkpoint its probe read (the caller has rewound the event
  * stream to it). The writer must be idle. */
 void bp_outputs_rejoin(bp_outputs *o, size_t i);

@@ -1964,6 +1964,7 @@ static int setup(pipeline *p, uint64_t *start, bp_error *err)
         return rc;
     p->out.metrics = c->metrics;
     p->out.budget = &p->budget; /* what an output's buffers hold beyond its fixed part */
+    p->out.commit_each = c->batch_committed != NULL; /* the API's push: written = committed */
     rc = resume_point(p, start, err);
     if (rc != 0)
         return rc;
@@ -2025,7 +2026,9 @@ static int take_back_outputs(pipeline *p, bp_error *err)
 {
     bp_checkpoint cp;
     size_t idx;
-    if (p->stopping || !p->cfg->output_keep_going || !bp_outputs_rejoin_point(&p->out, &cp, &idx))
+    /* (without --output-failure continue only an output that lost a group of batches it held
+     * open is set aside: bp_sink.rewind) */
+    if (p->stopping || !bp_outputs_rejoin_point(&p->out, &cp, &idx))
         return 0;
     return rejoin(p, idx, &cp, err);
 }
@@ -2034,7 +2037,9 @@ static int take_back_outputs(pipeline *p, bp_error *err)
 
 static bool backfill_done(const pipeline *p)
 {
-    return p->cfg->backfill && p->rb.base > p->cfg->to && p->nevents == 0;
+    /* (an output going back to its checkpoint is caught up first) */
+    return p->cfg->backfill && p->rb.base > p->cfg->to && p->nevents == 0 &&
+           !bp_outputs_rewinding(&p->out);
 }
 
 /* Seconds to the next HTTP head poll: the poll interval, or a sparse heartbeat while the

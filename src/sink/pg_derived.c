@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics/held.h"
 #include "metrics/keymap.h"
 #include "metrics/metrics.h"
 #include "metrics/windows.h"
@@ -124,6 +125,18 @@ struct bp_pg_derived {
     size_t order_cap, order_count;
     set_window *wins; /* the hour and day windows of the run's set rows */
     size_t nwins, wins_cap;
+    /* A group (postgres.c: batches of a backfill in one transaction): the runs' 1h and 1d
+     * contract increments folded and the latest batch's last minute (held.h), the touched 1h
+     * and 1d windows (win) with their set deltas (bp_d_aa_delta, kept), written at its end. */
+    bp_held held;
+    bool group;           /* a batch was held */
+    uint64_t batch_hi_ts; /* the newest block timestamp the batch applied */
+    bool skip_set;        /* the batch's minute skip_minute is held, not written */
+    uint64_t skip_minute;
+    bool use_held_minute;  /* the held minute is written with the batch's minutes */
+    char held_origin[128]; /* held_ret's chain */
+    bp_derived held_ret;   /* origin_key, newest_ts, frozen_ts of the latest batch held */
+    bool held_ret_set;
 };
 
 /* ---- schema --------------------------------------------------------------------------- */
@@ -193,6 +206,7 @@ void bp_pg_derived_free(bp_pg_derived *d)
     bp_derived_run_release(&d->run);
     free(d->origin);
     PQfreemem(d->origin_lit);
+    bp_held_release(&d->held);
     free(d->keep);
     free(d->order);
     free(d->wins);
@@ -204,6 +218,9 @@ void bp_pg_derived_reset(bp_pg_derived *d)
     d->have_temp = false;
     bp_buf_reset(&d->pend);
     d->pend_cuts = false;
+    bp_held_clear(&d->held); /* (the transaction that held them was rolled back) */
+    d->group = d->held_ret_set = d->use_held_minute = d->skip_set = false;
+    bp_windows_clear(&d->win);
 }
 
 const char *bp_pg_derived_pending(const bp_pg_derived *d)
@@ -310,7 +327,8 @@ typedef struct row_src {
     size_t nblocks;
     const bp_set_row *const *sorted; /* not NULL: the set rows from here */
     size_t nsorted;
-    const bp_derived *der;     /* not NULL: the contract rows of the summarized touched minutes */
+    const bp_pg_derived *mins; /* not NULL: the contract rows of the summarized touched minutes */
+    const bp_derived *der;     /* (their batch's summaries) */
     const bp_derived_run *run; /* not NULL: its hour and day increments, their grain after */
     const char *grain_name;    /* (run: the current row's) */
     const bp_windows *win;
@@ -326,6 +344,9 @@ typedef struct row_src {
 } row_src;
 
 static bool is_lazy(const bp_pg_derived *d, const bp_set_row *r);
+static const bp_minute_summary *minute_summary(const bp_pg_derived *d, const bp_derived *der,
+                                               uint64_t ws);
+static bool skipped(const bp_pg_derived *d, uint64_t ws);
 
 static bool set_row_of(const row_src *s, const bp_set_row *r)
 {
@@ -338,7 +359,9 @@ static bool set_row_of(const row_src *s, const bp_set_row *r)
 static const void *next_minute_row(row_src *s)
 {
     for (; s->i < s->win->n[BP_GRAIN_1M]; s->i++, s->k = 0) {
-        const bp_minute_summary *sum = bp_derived_minute(s->der, s->win->v[BP_GRAIN_1M][s->i].w);
+        uint64_t ws = s->win->v[BP_GRAIN_1M][s->i].w;
+        const bp_minute_summary *sum =
+            skipped(s->mins, ws) ? NULL : minute_summary(s->mins, s->der, ws);
         if (sum && s->k < sum->contract_count)
             return &sum->contracts[s->k++];
     }
@@ -357,7 +380,7 @@ static const void *next_row(row_src *s)
 
 static const void *next_row_of(row_src *s)
 {
-    if (s->der)
+    if (s->mins)
         return next_minute_row(s);
     for (; s->run && s->i < BP_GRAIN_COUNT; s->i++, s->k = 0)
         if (s->i >= BP_GRAIN_SETS && s->k < s->run->contract_count[s->i]) {
@@ -648,8 +671,8 @@ static int find_lazy_answer(bp_pg_derived *d, PGconn *c, bool *any_stored, bp_er
 
 static int temp_tables(bp_pg_derived *d, bp_error *err)
 {
-    if (d->have_temp && ++d->batches % TRUNCATE_EVERY != 0)
-        return 0;
+    if (d->have_temp && (d->group || ++d->batches % TRUNCATE_EVERY != 0))
+        return 0; /* (mid-group bp_d_aa_delta holds the group's set deltas) */
     if (d->have_temp) {
         bp_buf_reset(&d->sql);
         int rc = bp_buf_puts(
@@ -769,13 +792,17 @@ static int store_prices(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_e
 }
 
 int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const char *origin, const bp_derived *der,
-                        bp_error *err)
+                        bool settle, bp_error *err)
 {
     d->sqlstate[0] = '\0';
     d->foreign = false;
-    bp_buf_reset(&d->pend);
     d->pend_cuts = false;
-    bp_windows_clear(&d->win);
+    d->batch_hi_ts = 0;
+    if (!d->group) { /* else the held batch's statements still wait (sent with this one's) */
+        bp_buf_reset(&d->pend);
+        bp_windows_clear(&d->win);
+    }
+    bool locked = d->group; /* the group's transaction holds the lock */
     int rc = origin_literal(d, c, origin, err);
     if (rc == 0)
         rc = temp_tables(d, err);
@@ -785,7 +812,10 @@ int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const char *origin, const b
     snprintf(sql, sizeof(sql), "SELECT pg_advisory_xact_lock(hashtext('blockpipe metrics ' || %s))",
              d->origin_lit);
     /* taken with the batch's next round trip, before its rows (the output's raw COPY) */
-    rc = defer_sql(d, sql, err);
+    rc = locked ? 0 : defer_sql(d, sql, err);
+    /* a REVERT reads the windows the group's batches hold rows of: those written first */
+    if (rc == 0 && settle)
+        rc = bp_pg_derived_settle(d, c, err);
     return rc || !der ? rc : store_prices(d, c, der, err);
 }
 
@@ -939,7 +969,46 @@ static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *
         if (rc != 0)
             return rc;
     }
-    return copy_increments_of(d, c, err); /* (with their counts) */
+    if (d->cs_new) /* counts the server adds (bp_d_cs_new): merged with the run's increments */
+        return copy_increments_of(d, c, err); /* (with their counts) */
+    /* else folded into the held increments (held.h), COPYed and merged once: at the batch's
+     * end, or at its group's */
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+        for (size_t i = 0; i < r->contract_count[g]; i++)
+            if (bp_held_add(&d->held, g, &r->contracts[g][i], r->contracts[g][i].unique_senders))
+                return oom(err);
+        d->staged_contracts[g] = false;
+    }
+    return 0;
+}
+
+/* The held increments COPYed into bp_d_contract_inc and merged into their windows (SQL that
+ * waits for the next round trip); then nothing is held. */
+static int contract_merge_sql(bp_buf *q, int g, bool cs_new);
+
+static int write_held_contracts(bp_pg_derived *d, PGconn *c, bp_error *err)
+{
+    bp_derived_run held = {0};
+    bool any = false;
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+        held.contracts[g] = d->held.rows[g];
+        held.contract_count[g] = d->held.n[g];
+        any |= d->held.n[g] > 0;
+    }
+    if (!any)
+        return 0;
+    row_src src = {.run = &held};
+    int rc = copy_src(d, c, BP_DT_CONTRACT_1H, "bp_d_contract_inc", &src, err);
+    bp_buf_reset(&d->sql);
+    for (int g = BP_GRAIN_SETS; rc == 0 && g < BP_GRAIN_COUNT; g++)
+        if (d->held.n[g] && contract_merge_sql(&d->sql, g, false) != 0)
+            rc = oom(err);
+    if (rc == 0 && (bp_buf_puts(&d->sql, "DELETE FROM bp_d_contract_inc;") != 0 ||
+                    defer_sql(d, d->sql.data, err) != 0))
+        rc = oom(err);
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++)
+        bp_held_clear_grain(&d->held, g);
+    return rc;
 }
 
 /* Counts the new set rows, upserts the sets, adds the contract windows' increments: SQL that
@@ -974,34 +1043,9 @@ static int merge_increments(bp_pg_derived *d, uint64_t first, bp_error *err)
                   " RETURNING grain, window_start, contract_address)"
                   " INSERT INTO bp_d_cs_new SELECT grain, window_start, contract_address, count(*)"
                   " FROM ins GROUP BY 1, 2, 3;");
-    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
-        const char *t = bp_dtables[BP_DT_CONTRACT_1M + g].name;
-        if (!d->staged_contracts[g])
-            continue;
-        rc |= bp_buf_printf(q, "INSERT INTO %s(", t);
-        rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
-        rc |= bp_buf_puts(q, ") SELECT d.origin_key, d.window_start, d.contract_address,"
-                             " d.txcount, d.gas_used, d.fees_paid_wei, d.fees_paid_native,"
-                             " d.unique_senders");
-        /* the pairs known to be new are counted in d (count_known); those of staged rows
-         * inserted are in bp_d_cs_new, summed: a (window, contract) whose window the module
-         * gave up within the run has a count of both, and two joined rows would update the
-         * contract window twice (SQLSTATE 21000) */
-        if (d->cs_new)
-            rc |= bp_buf_puts(q, " + coalesce(n.n, 0) FROM bp_d_contract_inc d LEFT JOIN (SELECT"
-                                 " grain, window_start, contract_address, sum(n) AS n"
-                                 " FROM bp_d_cs_new GROUP BY 1, 2, 3) n ON n.grain = d.grain"
-                                 " AND n.window_start = d.window_start"
-                                 " AND n.contract_address = d.contract_address");
-        else
-            rc |= bp_buf_puts(q, " FROM bp_d_contract_inc d");
-        rc |= bp_buf_printf(q, " WHERE d.grain = '%s'", bp_grain_names[g]);
-        rc |= bp_buf_puts(
-            q, " ON CONFLICT(origin_key, window_start, contract_address) DO UPDATE SET ");
-        rc |= bp_sql_contract_combine(q, &g_dialect, t, '+', "excluded");
-        rc |=
-            bp_buf_printf(q, ", unique_senders = %s.unique_senders + excluded.unique_senders;", t);
-    }
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++)
+        if (d->staged_contracts[g])
+            rc |= contract_merge_sql(q, g, d->cs_new);
     /* (temp_tables says why DELETE) */
     rc |= d->cs_new ? bp_buf_puts(q, "DELETE FROM bp_d_cs_new;") : 0;
     for (size_t i = 0; i < N_STAGED && d->staged_sets; i++)
@@ -1009,6 +1053,35 @@ static int merge_increments(bp_pg_derived *d, uint64_t first, bp_error *err)
     if (d->staged_contracts[BP_GRAIN_1H] || d->staged_contracts[BP_GRAIN_1D])
         rc |= bp_buf_puts(q, "DELETE FROM bp_d_contract_inc;");
     return rc ? oom(err) : defer_sql(d, q->data, err);
+}
+
+/* The increments of grain g in bp_d_contract_inc added to their contract windows (cs_new:
+ * with the new pairs' counts in bp_d_cs_new). */
+static int contract_merge_sql(bp_buf *q, int g, bool cs_new)
+{
+    const char *t = bp_dtables[BP_DT_CONTRACT_1M + g].name;
+    int rc = bp_buf_printf(q, "INSERT INTO %s(", t);
+    rc |= bp_sql_dcolumns(q, BP_DS_CONTRACT_WINDOW, NULL);
+    rc |= bp_buf_puts(q, ") SELECT d.origin_key, d.window_start, d.contract_address,"
+                         " d.txcount, d.gas_used, d.fees_paid_wei, d.fees_paid_native,"
+                         " d.unique_senders");
+    /* the pairs known to be new are counted in d (count_known); those of staged rows
+     * inserted are in bp_d_cs_new, summed: a (window, contract) whose window the module
+     * gave up within the run has a count of both, and two joined rows would update the
+     * contract window twice (SQLSTATE 21000) */
+    if (cs_new)
+        rc |= bp_buf_puts(q, " + coalesce(n.n, 0) FROM bp_d_contract_inc d LEFT JOIN (SELECT"
+                             " grain, window_start, contract_address, sum(n) AS n"
+                             " FROM bp_d_cs_new GROUP BY 1, 2, 3) n ON n.grain = d.grain"
+                             " AND n.window_start = d.window_start"
+                             " AND n.contract_address = d.contract_address");
+    else
+        rc |= bp_buf_puts(q, " FROM bp_d_contract_inc d");
+    rc |= bp_buf_printf(q, " WHERE d.grain = '%s'", bp_grain_names[g]);
+    rc |= bp_buf_puts(q, " ON CONFLICT(origin_key, window_start, contract_address) DO UPDATE SET ");
+    rc |= bp_sql_contract_combine(q, &g_dialect, t, '+', "excluded");
+    rc |= bp_buf_printf(q, ", unique_senders = %s.unique_senders + excluded.unique_senders;", t);
+    return rc;
 }
 
 int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
@@ -1029,6 +1102,7 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
         uint64_t ts = blocks[i]->chain.block_timestamp;
         lo = ts < lo ? ts : lo;
         hi = ts > hi ? ts : hi;
+        d->batch_hi_ts = ts > d->batch_hi_ts ? ts : d->batch_hi_ts;
         if (bp_windows_touch(&d->win, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0) != 0)
             return oom(err);
     }
@@ -1114,6 +1188,9 @@ int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const 
         strspn(b->hash + 2, "0123456789abcdef") != strlen(b->hash + 2))
         return bp_error_set(err, BP_EINVAL, "revert block %" PRIu64 ": bad hash", b->number);
     int rc = origin_literal(d, c, origin, err);
+    /* the runs before it: their increments are in the windows it subtracts from */
+    if (rc == 0)
+        rc = write_held_contracts(d, c, err);
     snprintf(sql, sizeof(sql),
              "SELECT block_timestamp FROM chain_metrics_block WHERE origin_key = %s"
              " AND block_number = %" PRIu64 " AND block_hash = decode('%s', 'hex')",
@@ -1160,7 +1237,15 @@ static int contract_minute_sql(bp_pg_derived *d, bp_buf *q, const char *w)
 static const bp_minute_summary *minute_summary(const bp_pg_derived *d, const bp_derived *der,
                                                uint64_t ws)
 {
+    if (d->use_held_minute && d->held.minute_set && d->held.minute.window_start == ws)
+        return &d->held.minute; /* (a minute the batch did not continue: complete) */
     return !d->foreign && der ? bp_derived_minute(der, ws) : NULL;
+}
+
+/* The batch's last minute, held for the group's end or the next batch. */
+static bool skipped(const bp_pg_derived *d, uint64_t ws)
+{
+    return d->skip_set && d->skip_minute == ws;
 }
 
 /* The contract rows of the summarized touched minutes: their old rows deleted and theirs
@@ -1175,26 +1260,28 @@ static int copy_minutes(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_e
         uint64_t ws = d->win.v[BP_GRAIN_1M][i].w;
         char w[24];
         snprintf(w, sizeof(w), "%" PRIu64, ws);
-        if (minute_summary(d, der, ws))
+        if (!skipped(d, ws) && minute_summary(d, der, ws))
             rc |= bp_sql_contract_minute_delete(&d->sql, d->origin_lit, w) |
                   bp_buf_putc(&d->sql, ';');
     }
     if (rc != 0 || (d->sql.len && defer_sql(d, d->sql.data, err) != 0))
         return oom(err);
-    row_src src = {.der = d->foreign ? NULL : der, .win = &d->win};
+    row_src src = {.mins = d, .der = d->foreign ? NULL : der, .win = &d->win};
     return copy_src(d, c, BP_DT_CONTRACT_1M, bp_dtables[BP_DT_CONTRACT_1M].name, &src, err);
 }
 
 /* After copy_minutes: the touched windows recomputed (a minute without a summary with its
  * contract rows). */
-static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q)
+static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, int grains)
 {
     int rc = 0;
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+    for (int g = 0; g < grains; g++) {
         bp_dtable t = (bp_dtable)(BP_DT_CHAIN_1M + g);
         for (size_t i = 0; i < d->win.n[g]; i++) {
             char w[24], delta[200];
             uint64_t ws = d->win.v[g][i].w;
+            if (g == BP_GRAIN_1M && skipped(d, ws))
+                continue;
             const bp_minute_summary *sum = g == BP_GRAIN_1M ? minute_summary(d, der, ws) : NULL;
             snprintf(w, sizeof(w), "%" PRIu64, ws);
             if (sum)
@@ -1265,24 +1352,78 @@ static int big_lazy_sql(bp_pg_derived *d, bp_buf *q)
     return materialize_sql(q, where, 0);
 }
 
-int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
+static bool minute_touched(const bp_pg_derived *d, uint64_t w)
+{
+    for (size_t i = 0; i < d->win.n[BP_GRAIN_1M]; i++)
+        if (d->win.v[BP_GRAIN_1M][i].w == w)
+            return true;
+    return false;
+}
+
+int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bool hold,
+                         bp_error *err)
 {
     if (bp_windows_close(&d->win) != 0)
         return oom(err);
+    /* the minute held before: written now unless the batch continued it (its own summary, or
+     * its raw rows, are newer); the batch's last one held while the group goes on */
+    uint64_t last = bp_window_of(d->batch_hi_ts, BP_GRAIN_1M);
+    const bp_minute_summary *keep =
+        hold && der && !d->foreign && d->batch_hi_ts ? bp_derived_minute(der, last) : NULL;
+    d->use_held_minute = false;
+    if (d->held.minute_set && minute_touched(d, d->held.minute.window_start))
+        bp_held_drop_minute(&d->held);
+    else if (d->held.minute_set) {
+        d->use_held_minute = true;
+        if (bp_windows_touch(&d->win, BP_GRAIN_1M, d->held.minute.window_start, 0) != 0)
+            return oom(err);
+    }
+    d->skip_set = keep != NULL;
+    d->skip_minute = last;
     int rc = copy_minutes(d, c, der, err); /* none with metrics off (der NULL) */
+    if (rc == 0 && !hold)
+        rc = write_held_contracts(d, c, err);
     if (rc != 0)
         return rc;
-    /* (retention follows the rows written: none with metrics off) */
+    /* (retention follows the rows written: none with metrics off; at a group's end, the
+     * latest held batch's) */
+    const bp_derived *ret = der ? der : d->held_ret_set ? &d->held_ret : NULL;
     memcpy(d->pend_cut, d->last_cut, sizeof(d->pend_cut));
     bp_buf_reset(&d->sql);
-    if (rollups_sql(d, der, &d->sql) != 0 ||
-        (der &&
-         (big_lazy_sql(d, &d->sql) != 0 || retention_sql(d, der, &d->sql, d->pend_cut) != 0)))
+    if (rollups_sql(d, der, &d->sql, hold ? BP_GRAIN_1M + 1 : BP_GRAIN_COUNT) != 0 ||
+        (!hold && ret &&
+         (big_lazy_sql(d, &d->sql) != 0 || retention_sql(d, ret, &d->sql, d->pend_cut) != 0)))
         return oom(err);
-    if (bp_buf_puts(&d->sql, "DELETE FROM bp_d_aa_delta") != 0) /* (temp_tables) */
+    /* (temp_tables; a group keeps its set deltas for the 1h and 1d rollups at its end) */
+    if (!hold && bp_buf_puts(&d->sql, "DELETE FROM bp_d_aa_delta") != 0)
         return oom(err);
+    if (d->use_held_minute)
+        bp_held_drop_minute(&d->held);
+    d->use_held_minute = d->skip_set = false;
+    if (hold) {
+        bp_keymap_clear(&d->win.map[BP_GRAIN_1M]); /* written, or held */
+        d->win.n[BP_GRAIN_1M] = 0;
+        if (keep && bp_held_keep_minute(&d->held, d->origin, keep) != 0)
+            return oom(err);
+        if (der) {
+            snprintf(d->held_origin, sizeof(d->held_origin), "%s", der->origin_key);
+            d->held_ret = (bp_derived){.origin_key = d->held_origin,
+                                       .newest_ts = der->newest_ts,
+                                       .frozen_ts = der->frozen_ts};
+            d->held_ret_set = strlen(der->origin_key) < sizeof(d->held_origin);
+        }
+        d->group = true;
+        return d->sql.len ? defer_sql(d, d->sql.data, err) : 0;
+    }
+    d->group = d->held_ret_set = false;
+    bp_windows_clear(&d->win);
     /* with the output's checkpoint and COMMIT (bp_pg_derived_pending), whose success moves the
      * retention's cut on (bp_pg_derived_committed) */
     d->pend_cuts = true;
     return defer_sql(d, d->sql.data, err);
+}
+
+int bp_pg_derived_settle(bp_pg_derived *d, PGconn *c, bp_error *err)
+{
+    return d->group ? bp_pg_derived_finish(d, c, NULL, false, err) : 0;
 }

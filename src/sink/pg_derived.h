@@ -30,7 +30,8 @@ int bp_pg_derived_unlazy(PGconn *c, bp_error *err);
 
 int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *err);
 void bp_pg_derived_free(bp_pg_derived *d);
-/* The connection was replaced: its temporary tables are gone. */
+/* The connection was replaced, or the transaction rolled back: its temporary tables are gone,
+ * and what a group held with them. */
 void bp_pg_derived_reset(bp_pg_derived *d);
 /* The SQLSTATE of the last failure ("" when none). */
 const char *bp_pg_derived_sqlstate(const bp_pg_derived *d);
@@ -41,9 +42,10 @@ const char *bp_pg_derived_sqlstate(const bp_pg_derived *d);
  * before the raw rows go, finish (rollups, retention). der NULL (metrics off: the output
  * writes no derived rows): begin, the reverts and finish only, so that a REVERT still takes
  * its block's rows (written while metrics was on) out of every derived table and its windows
- * are recomputed; no prices, no retention. */
+ * are recomputed; no prices, no retention. settle: the batch has REVERTs, which read the
+ * windows: what a group held is written first (bp_pg_derived_settle). */
 int bp_pg_derived_begin(bp_pg_derived *d, PGconn *c, const char *origin, const bp_derived *der,
-                        bp_error *err);
+                        bool settle, bp_error *err);
 /* The prices of der, for a batch whose derived rows came after begin (with der NULL) and the
  * raw rows: before its first apply. */
 int bp_pg_derived_prices(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err);
@@ -52,8 +54,18 @@ int bp_pg_derived_apply(bp_pg_derived *d, PGconn *c, const bp_derived *der,
                         bp_error *err);
 int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const bp_block *b,
                          bp_error *err);
-/* Leaves the batch end's statements pending: they go with the checkpoint and COMMIT. */
-int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err);
+/* Leaves the batch end's statements pending: they go with the checkpoint and COMMIT. hold: the
+ * batch is not the last of its group (postgres.c: the transaction stays open for the next
+ * batches of a backfill): the 1h and 1d contract increments of its runs (folded per window and
+ * contract), its last minute (which the next batch usually continues), the 1h and 1d rollups
+ * and retention are held for the group's end (the finish of a batch without hold, or
+ * bp_pg_derived_settle); its other minutes are written as without hold, the statements going
+ * with the next batch's first round trip. */
+int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, bool hold,
+                         bp_error *err);
+/* Writes what a group's batches held (nothing when none was): before a batch with REVERTs and
+ * at the group's end without another batch (flush, close); pending like finish's. */
+int bp_pg_derived_settle(bp_pg_derived *d, PGconn *c, bp_error *err);
 
 /* Between begin and COMMIT, statements that return nothing wait for the batch's next round
  * trip (the chain's lock, the runs' merges, the batch end): the SQL the output's next round

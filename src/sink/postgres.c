@@ -81,6 +81,16 @@ typedef struct pg_sink {
     struct pg_claim *claims; /* the chains whose writer lock this session holds (or held) */
     size_t claim_count, claim_cap;
     bp_pg_arch *arch; /* the Arch tables (--chain-type arch) */
+    /* A group (bp_batch.more): the transaction is open across batches of a backfill, from
+     * the one of group_first on, group_cp the latest one's checkpoint (stored at the group's
+     * COMMIT); lost: one was rolled back with batches it held, so nothing more is written
+     * until the pipeline asks for the checkpoint again (it goes back there). */
+    bool in_group, lost;
+    /* another writer's rows were met (23505): every later batch goes through the staging
+     * tables (a group cannot be written again through them once one of its batches failed) */
+    bool conflicted;
+    uint64_t group_first;
+    bp_checkpoint group_cp;
 } pg_sink;
 
 /* A chain's writer lock: the session-level advisory lock (PG_LOCK_CLASS, key). */
@@ -450,9 +460,8 @@ static struct floor_text {
     return t;
 }
 
-static int commit(pg_sink *s, const bp_batch *batch, bp_error *err)
+static int commit(pg_sink *s, const bp_checkpoint *cp, bp_error *err)
 {
-    const bp_checkpoint *cp = &batch->checkpoint;
     bp_buf_reset(&s->sql);
     int rc;
     if (!cp->set)
@@ -540,7 +549,7 @@ static bool has_revert(const bp_batch *batch)
  * chain take their locks in the same order as before; only the prices wait for the rows.
  * A REVERT reads its block's derived rows and raw rows before they go: such a batch takes the
  * derived rows first. */
-static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
+static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bool hold, bp_error *err)
 {
     /* a chain's blocks are of one family; no derived rows: the analytics are EVM's */
     if (batch->count && batch->events[0].block->family == BP_FAMILY_ARCH)
@@ -554,7 +563,7 @@ static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bp_erro
     size_t hint = 0;
     int rc = metrics && !late ? bp_batch_derived(batch, &der, err) : 0;
     if (rc == 0 && derived)
-        rc = bp_pg_derived_begin(s->derived, s->conn, batch->chain, der, err);
+        rc = bp_pg_derived_begin(s->derived, s->conn, batch->chain, der, revert, err);
     for (size_t i = 0; rc == 0 && i < batch->count;) {
         size_t j = i + 1;
         while (j < batch->count && batch->events[j].kind == batch->events[i].kind)
@@ -569,27 +578,54 @@ static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bp_erro
         i = j;
     }
     if (rc == 0 && derived)
-        rc = bp_pg_derived_finish(s->derived, s->conn, der, err);
+        rc = bp_pg_derived_finish(s->derived, s->conn, der, hold, err);
     if (rc != 0 && derived && !s->sqlstate[0])
         snprintf(s->sqlstate, sizeof(s->sqlstate), "%s", bp_pg_derived_sqlstate(s->derived));
     return rc;
 }
 
+/* Ends the batch's (or group's) transaction after rc: on failure rolled back, and what the
+ * derived tables held with it forgotten. */
+static int end_transaction(pg_sink *s, int rc)
+{
+    if (rc != 0 && s->conn && PQstatus(s->conn) == CONNECTION_OK &&
+        PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+    if (rc != 0 && s->derived) /* temporary tables created in the rolled-back transaction */
+        bp_pg_derived_reset(s->derived);
+    if (rc != 0)
+        bp_pg_arch_reset(s->arch);
+    s->in_group = s->base.holds_open = false;
+    return rc;
+}
+
+/* Behind the head (bp_batch.more) several batches share one transaction: each one's raw and
+ * per-block rows are written as it comes (its blocks are freed as before), what the group's
+ * batches rewrite (the hot contracts' open hour and day, a minute two batches share, the 1h and
+ * 1d rollups) is held and written once, with the checkpoint, by the batch that ends the group
+ * (the first without more: at the head, a REVERT, the pipeline's bounds), flush or close. A
+ * crash mid-group loses the open transaction whole, its checkpoint with it. */
 static int write_once(pg_sink *s, const bp_batch *batch, bool staging, bp_error *err)
 {
-    bool done = false;
+    bool done = false, group = s->in_group;
+    bool hold = batch->more && !has_revert(batch) && batch->count &&
+                batch->events[0].block->family != BP_FAMILY_ARCH;
     s->sqlstate[0] = '\0';
     int rc = chain_literal(s, batch->chain, err);
-    if (rc == 0 && staging)
+    if (rc == 0 && staging && !group)
         rc = make_stage(s, err);
-    if (rc == 0)
+    if (rc == 0 && !group)
         rc = begin(s, batch, &done, err);
+    if (rc == 0 && group)
+        bp_crashpoint("postgres.mid_group");
+    if (rc == 0 && !group && batch->count)
+        s->group_first = batch->events[0].block->number;
     if (rc != 0)
         goto out;
     if (done && bp_pg_arch_has_events(batch)) { /* the checkpoint again: its resync floor */
         rc = bp_pg_arch_write_events(s->arch, s->conn, batch, s->sqlstate, err);
         if (rc == 0)
-            rc = commit(s, batch, err);
+            rc = commit(s, &batch->checkpoint, err);
         goto out;
     }
     if (done) {
@@ -598,20 +634,18 @@ static int write_once(pg_sink *s, const bp_batch *batch, bool staging, bp_error 
         rc = exec(s, "ROLLBACK", NULL, "ROLLBACK", err);
         goto out;
     }
-    rc = write_events(s, batch, staging, err);
+    rc = write_events(s, batch, staging, hold, err);
+    if (rc == 0 && hold) {
+        s->in_group = s->base.holds_open = true;
+        s->group_cp = batch->checkpoint;
+        return 0;
+    }
     if (rc == 0)
         bp_crashpoint("postgres.before_commit");
     if (rc == 0)
-        rc = commit(s, batch, err);
+        rc = commit(s, &batch->checkpoint, err);
 out:
-    if (rc != 0 && PQstatus(s->conn) == CONNECTION_OK &&
-        PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-        PQclear(PQexec(s->conn, "ROLLBACK"));
-    if (rc != 0 && s->derived) /* temporary tables created in the rolled-back transaction */
-        bp_pg_derived_reset(s->derived);
-    if (rc != 0)
-        bp_pg_arch_reset(s->arch);
-    return rc;
+    return end_transaction(s, rc);
 }
 
 /* ---- the chains' writer locks ---------------------------------------------------------- */
@@ -857,20 +891,57 @@ static bool lookup_due(const pg_sink *s, const bp_batch *batch)
     return s->base.derived && !s->lookup_tried && batch->head;
 }
 
+/* Whether the stored checkpoint is cp (a COMMIT whose reply was lost went through). */
+static bool stored_is(pg_sink *s, const char *chain, const bp_checkpoint *cp)
+{
+    bp_error e = {0};
+    bp_checkpoint now;
+    return cp->set && s->base.ops->checkpoint(&s->base, chain, &now, &e) == 0 && now.set &&
+           now.number == cp->number && strcmp(now.hash, cp->hash) == 0;
+}
+
+/* A failure with the transaction open since an earlier batch: that batch and every one after
+ * it are rolled back too, which the pipeline counts written. Not transient (a retry would
+ * write this batch alone, after a gap): the output stops or is set aside, and the pipeline
+ * goes back to the checkpoint it reads then, as a restart would. */
+static int group_lost(pg_sink *s, bp_error *err)
+{
+    s->lost = s->base.rewind = true;
+    bp_error_prefix(err,
+                    "%s: the batches held in one transaction since block %" PRIu64
+                    " were rolled back with this failure (written again from the checkpoint): ",
+                    s->t.where, s->group_first);
+    err->code = BP_EDB;
+    return BP_EDB;
+}
+
 static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
 {
     pg_sink *s = (pg_sink *)base;
-    bool staging = s->t.staging;
+    bool staging = s->t.staging || s->conflicted;
+    if (s->lost)
+        return bp_error_set(err, BP_EDB,
+                            "%s: batches this output held in one transaction were rolled back; "
+                            "it writes again once the pipeline went back to its checkpoint",
+                            s->t.where);
     for (int attempt = 1;; attempt++) {
+        bool group = s->in_group;
         int rc = ensure_conn(s, err);
         if (rc == 0)
             rc = check_claim(s, batch->chain, err);
         if (rc == 0)
             rc = write_once(s, batch, staging, err);
+        else if (group)
+            rc = end_transaction(s, rc);
         if (rc == 0 && lookup_due(s, batch))
             make_lookup_indexes(s);
         if (rc == 0)
             return 0;
+        s->conflicted |= rc == BP_EDB && strcmp(s->sqlstate, "23505") == 0;
+        if (group && !(bp_error_is_transient(rc) && stored_is(s, batch->chain, &batch->checkpoint)))
+            return group_lost(s, err);
+        if (group)
+            return 0; /* the group's COMMIT went through; its reply was lost */
         if (rc == BP_EDB && !staging && strcmp(s->sqlstate, "23505") == 0) {
             bp_info("postgres %s: blocks already stored (another writer?); writing the batch "
                     "again through the staging tables",
@@ -914,6 +985,7 @@ static int pg_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, b
 {
     pg_sink *s = (pg_sink *)base;
     memset(out, 0, sizeof(*out));
+    s->lost = s->base.rewind = false; /* the pipeline resumes from what this reads */
     const char *params[] = {chain, s->t.checkpoint};
     PGresult *r = NULL;
     int rc = query(s,
@@ -963,11 +1035,31 @@ static int pg_recent(bp_sink *base, const char *chain, bp_checkpoint *out, size_
 
 /* ---- open / close ----------------------------------------------------------------------- */
 
+/* Commits a group held open (the writer thread when no batch came for a while, a stop). */
+static int pg_flush(bp_sink *base, bp_error *err)
+{
+    pg_sink *s = (pg_sink *)base;
+    if (!s->in_group)
+        return 0;
+    int rc = s->derived ? bp_pg_derived_settle(s->derived, s->conn, err) : 0;
+    if (rc == 0)
+        bp_crashpoint("postgres.before_commit");
+    if (rc == 0)
+        rc = commit(s, &s->group_cp, err);
+    rc = end_transaction(s, rc);
+    if (rc != 0 && bp_error_is_transient(rc) && stored_is(s, s->chain, &s->group_cp))
+        return 0; /* the COMMIT went through; its reply was lost */
+    return rc ? group_lost(s, err) : 0;
+}
+
 static void pg_close(bp_sink *base)
 {
     pg_sink *s = (pg_sink *)base;
     if (!s)
         return;
+    bp_error e = {0};
+    if (s->in_group && pg_flush(base, &e) != 0)
+        bp_err("%s", e.msg);
     if (s->base.derived && s->conn && PQstatus(s->conn) == CONNECTION_OK &&
         PQtransactionStatus(s->conn) == PQTRANS_IDLE && !s->lookup_made && !s->write_failed)
         make_lookup_indexes(s);
@@ -1092,14 +1184,14 @@ const bp_sink_ops bp_sink_postgres_ops = {
     .title = "PostgreSQL",
     .usage = "postgres://user:pass@host:port/db",
     .description = "PostgreSQL: tables with numeric(78,0) amounts and bytea hashes, binary COPY, "
-                   "one transaction per batch",
+                   "one transaction per batch (per group of batches behind the head)",
     .options = g_options,
     .option_count = sizeof(g_options) / sizeof(g_options[0]),
     .open = pg_open,
     .checkpoint = pg_checkpoint,
     .recent = pg_recent,
     .write = pg_write,
-    .flush = NULL,
+    .flush = pg_flush,
     .close = pg_close,
     .claim = pg_claim_chain,
     .unclaim = pg_unclaim_chain,

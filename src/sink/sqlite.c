@@ -32,6 +32,7 @@
 #include "sink/sqlite_lock.h"
 #include "util/buf.h"
 #include "util/crashpoint.h"
+#include "util/log.h"
 #include "util/hex.h"
 
 /* 1: blocks, transactions, logs, checkpoints; 2: the derived tables (derived.h); 3: the OP-stack
@@ -154,6 +155,12 @@ typedef struct sqlite_sink {
     bp_sqlite_arch *arch;
     bool indexes;          /* the lookup indexes (option indexes): the Arch tables' too when made */
     bp_sqlite_locks locks; /* the chains' writer locks (sqlite_lock.h) */
+    /* A group (bp_batch.more): the transaction is open across batches of a backfill, from
+     * the one of group_first on; lost: one was rolled back with batches it held, so nothing
+     * more is written until the pipeline asks for the checkpoint again (it goes back there). */
+    bool in_group, lost;
+    uint64_t group_first;
+    char chain[64]; /* the group's chain (for the derived rows it holds) */
 } sqlite_sink;
 
 /* ---- binding ---------------------------------------------------------------------------- */
@@ -473,7 +480,7 @@ static bool has_revert(const bp_batch *batch)
  * read nothing of the raw rows but a minute's transactions at the end, so the order within
  * the transaction changes nothing. A REVERT reads the derived rows of its block and its raw
  * rows before they go, so a batch with one takes the derived rows first. */
-static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
+static int write_events(sqlite_sink *s, const bp_batch *batch, bool hold, bp_error *err)
 {
     bool derived = s->metrics && (batch->derived || batch->derived_job);
     bool revert = has_revert(batch);
@@ -483,7 +490,10 @@ static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
     const bp_derived *der = NULL;
     s->run_len = 0;
     s->foreign = false;
-    int rc = derived && !late ? bp_batch_derived(batch, &der, err) : 0;
+    /* a REVERT reads the windows the group's batches so far hold rows of: written first */
+    int rc = revert && s->derived ? bp_sqlite_derived_settle(s->derived, batch->chain, err) : 0;
+    if (rc == 0 && derived && !late)
+        rc = bp_batch_derived(batch, &der, err);
     if (rc == 0 && reverts && !late)
         rc = bp_sqlite_derived_begin(s->derived, der, err);
     rc = in_batch(batch, rc, err);
@@ -498,7 +508,7 @@ static int write_events(sqlite_sink *s, const bp_batch *batch, bp_error *err)
     if (rc == 0 && derived)
         rc = flush_run(s, der, err);
     if (rc == 0 && reverts)
-        rc = bp_sqlite_derived_finish(s->derived, batch->chain, der, err);
+        rc = bp_sqlite_derived_finish(s->derived, batch->chain, der, hold, err);
     rc = in_batch(batch, rc, err);
     return rc ? rc : save_checkpoint(s, batch->chain, &batch->checkpoint, err);
 }
@@ -563,29 +573,97 @@ static void fit_cache(sqlite_sink *s, const bp_batch *batch)
 
 static int arch_tables(sqlite_sink *s, bp_error *err);
 
+/* What a group's derived rows may hold before the output ends it at a batch of its own (the
+ * pipeline's bounds, core/outputs.c, come first on any ordinary chain): within the 8 MiB an
+ * output with derived tables has in the budget's fixed part. */
+#define GROUP_HELD_BYTES (2u << 20)
+
+/* A failure with the transaction open since an earlier batch: that batch and every one after
+ * it are rolled back too, which the pipeline counts written. Not transient (a retry would
+ * write this batch alone, after a gap): the output stops or is set aside, and the pipeline
+ * goes back to the checkpoint it reads then, as a restart would. */
+static int group_lost(sqlite_sink *s, bp_error *err)
+{
+    s->lost = s->base.rewind = true;
+    bp_error_prefix(err,
+                    "%s: the batches held in one transaction since block %" PRIu64
+                    " were rolled back with this failure (written again from the checkpoint): ",
+                    s->path, s->group_first);
+    err->code = BP_EDB;
+    return BP_EDB;
+}
+
+/* Ends the open transaction: commits it (with the group's held derived rows) or, rc != 0,
+ * rolls it back. */
+static int end_transaction(sqlite_sink *s, const bp_batch *batch, int rc, bool group, bp_error *err)
+{
+    if (rc == 0) {
+        bp_crashpoint("sqlite.before_commit");
+        if (run(s, ST_COMMIT) != SQLITE_OK)
+            rc = batch ? commit_failed(s, batch, err)
+                       : bp_error_set(err, BP_EDB, "%s: COMMIT: %s", s->path, s->lastmsg);
+    }
+    if (rc != 0 && !sqlite3_get_autocommit(s->db))
+        run(s, ST_ROLLBACK);
+    if (rc != 0 && s->derived)
+        bp_sqlite_derived_drop(s->derived);
+    if (rc != 0 && group)
+        rc = group_lost(s, err);
+    s->in_group = false;
+    s->base.holds_open = false;
+    return rc;
+}
+
+/* Behind the head (bp_batch.more) several batches share one transaction: each one's raw and
+ * per-block rows are written as it comes (its blocks are freed as before), what the group's
+ * batches rewrite (the hot contracts' open hour and day, a minute two batches share, the 1h and
+ * 1d rollups) is held and written once, with the checkpoint, by the batch that ends the group
+ * (the first without more: at the head, a REVERT, the pipeline's bounds), flush or close. A
+ * crash mid-group loses the open transaction whole, its checkpoint with it. */
 static int sqlite_write(bp_sink *base, const bp_batch *batch, bp_error *err)
 {
     sqlite_sink *s = (sqlite_sink *)base;
+    if (s->lost)
+        return bp_error_set(err, BP_EDB,
+                            "%s: batches this output held in one transaction were rolled back; "
+                            "it writes again once the pipeline went back to its checkpoint",
+                            s->path);
     /* a chain's blocks are of one family */
     if (!s->arch && batch->count && batch->events[0].block->family == BP_FAMILY_ARCH) {
         int rc = arch_tables(s, err);
         if (rc != 0)
-            return rc;
+            return end_transaction(s, NULL, rc, s->in_group, err);
     }
-    fit_cache(s, batch);
-    int rc = run(s, ST_BEGIN);
-    if (rc != SQLITE_OK)
-        return bp_error_set(err, BP_EDB, "%s: BEGIN IMMEDIATE: %s", s->path, s->lastmsg);
-    rc = write_events(s, batch, err);
-    if (rc != 0)
-        goto out;
-    bp_crashpoint("sqlite.before_commit");
-    if (run(s, ST_COMMIT) != SQLITE_OK)
-        rc = commit_failed(s, batch, err);
-out:
-    if (rc != 0 && !sqlite3_get_autocommit(s->db))
-        run(s, ST_ROLLBACK);
-    return rc;
+    bool group = s->in_group;
+    if (!group) {
+        fit_cache(s, batch);
+        if (run(s, ST_BEGIN) != SQLITE_OK)
+            return bp_error_set(err, BP_EDB, "%s: BEGIN IMMEDIATE: %s", s->path, s->lastmsg);
+        if (batch->count)
+            s->group_first = batch->events[0].block->number;
+        snprintf(s->chain, sizeof(s->chain), "%s", batch->chain);
+    } else {
+        bp_crashpoint("sqlite.mid_group");
+    }
+    bool hold = batch->more && !has_revert(batch) && strcmp(s->chain, batch->chain) == 0 &&
+                (!s->derived || bp_sqlite_derived_held_bytes(s->derived) < GROUP_HELD_BYTES);
+    int rc = write_events(s, batch, hold, err);
+    if (rc == 0 && hold) {
+        s->in_group = true;
+        s->base.holds_open = true;
+        return 0;
+    }
+    return end_transaction(s, batch, rc, group, err);
+}
+
+/* Commits a group held open (the writer thread when no batch came for a while, a stop). */
+static int sqlite_flush(bp_sink *base, bp_error *err)
+{
+    sqlite_sink *s = (sqlite_sink *)base;
+    if (!s->in_group)
+        return 0;
+    int rc = s->derived ? bp_sqlite_derived_settle(s->derived, s->chain, err) : 0;
+    return end_transaction(s, NULL, rc, true, err);
 }
 
 /* A u64 column: INTEGER, or the exact decimal digits stored for a value > INT64_MAX. */
@@ -602,6 +680,7 @@ static int sqlite_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *ou
     sqlite_sink *s = (sqlite_sink *)base;
     sqlite3_stmt *st = s->st[ST_GET_CP];
     memset(out, 0, sizeof(*out));
+    s->lost = s->base.rewind = false; /* the pipeline resumes from what this reads */
     int rc = bind_text(st, 1, chain);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(st);
@@ -648,6 +727,9 @@ static void sqlite_close(bp_sink *base)
     sqlite_sink *s = (sqlite_sink *)base;
     if (!s)
         return;
+    bp_error e = {0};
+    if (s->in_group && sqlite_flush(base, &e) != 0)
+        bp_err("%s", e.msg);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(s->st[i]);
     bp_sqlite_derived_close(s->derived);
@@ -982,7 +1064,7 @@ const bp_sink_ops bp_sink_sqlite_ops = {
     .checkpoint = sqlite_checkpoint,
     .recent = sqlite_recent,
     .write = sqlite_write,
-    .flush = NULL,
+    .flush = sqlite_flush,
     .close = sqlite_close,
     .claim = sqlite_claim,
     .unclaim = sqlite_unclaim,

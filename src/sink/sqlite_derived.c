@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics/held.h"
 #include "metrics/keymap.h"
 #include "metrics/metrics.h"
 #include "metrics/windows.h"
@@ -388,6 +389,17 @@ struct bp_sqlite_derived {
     size_t nwins, wins_cap;
     bool foreign; /* the batch met blocks another process stored: no minute summaries */
     char msg[256];
+    /* What a group (batches of a backfill in one transaction, sqlite.c) writes once, at its
+     * end: every run's 1h and 1d contract increments folded per (window, contract) (strings
+     * copied: the batches' memory goes back as each is written), the last minute of the
+     * latest batch (the next one usually continues it: its summary comes again, complete),
+     * the touched 1h and 1d chain windows (in win) and retention as of the latest batch. */
+    bp_held held;
+    char held_origin[64]; /* held_ret's chain */
+    bp_derived held_ret;  /* origin_key, newest_ts, frozen_ts of the latest batch held */
+    bool held_ret_set;
+    bool group;           /* a batch was held: the group's end writes the rest */
+    uint64_t batch_hi_ts; /* the newest block timestamp the batch applied */
 };
 
 void bp_sqlite_derived_foreign(bp_sqlite_derived *d)
@@ -580,6 +592,7 @@ void bp_sqlite_derived_close(bp_sqlite_derived *d)
         sqlite3_finalize(d->st[i]);
     for (int g = 0; g < BP_GRAIN_COUNT; g++)
         bp_keymap_release(&d->new_pairs[g]);
+    bp_held_release(&d->held);
     bp_windows_release(&d->win);
     bp_derived_run_release(&d->run);
     free(d->order);
@@ -638,8 +651,10 @@ static int store_prices(bp_sqlite_derived *d, const bp_derived *der, bp_error *e
 
 int bp_sqlite_derived_begin(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
 {
-    bp_windows_clear(&d->win);
+    if (!d->group) /* else the group's 1h and 1d windows so far stay touched */
+        bp_windows_clear(&d->win);
     d->foreign = false;
+    d->batch_hi_ts = 0;
     return der ? store_prices(d, der, err) : 0;
 }
 
@@ -830,22 +845,51 @@ static int upsert_sets(bp_sqlite_derived *d, const bp_block_derived *const *bloc
     return rc;
 }
 
-static int upsert_contracts(bp_sqlite_derived *d, int g, bp_error *err)
+/* ---- what a group holds ------------------------------------------------------------------ */
+
+/* The run's 1h and 1d increments (with their new senders) folded into the held ones (held.h). */
+static int fold_contracts(bp_sqlite_derived *d, int g, bp_error *err)
 {
     const bp_derived_run *r = &d->run;
-    sqlite3_stmt *st = d->st[S_UPS_KW + g];
-    for (size_t i = 0; i < r->contract_count[g]; i++) {
-        const bp_contract_row *c = &r->contracts[g][i];
-        bp_value fee = bp_val_qty(&c->fees_paid_wei);
-        int rc = bind_text(st, 1, c->origin_key) | bind_u64(st, 2, c->window_start) |
-                 bind_text(st, 3, c->contract_address) | bind_u64(st, 4, c->txcount) |
-                 bind_u64(st, 5, c->gas_used) | bind_value(st, 6, &fee) |
-                 bind_u64(st, 7, new_pairs_of(d, g, c));
-        if (rc != SQLITE_OK || run(st) != SQLITE_OK)
-            return db_error(d, err, "upsert into a contract window (window %" PRIu64 ")",
-                            c->window_start);
-    }
+    for (size_t i = 0; i < r->contract_count[g]; i++)
+        if (bp_held_add(&d->held, g, &r->contracts[g][i], new_pairs_of(d, g, &r->contracts[g][i])))
+            return bp_error_set(err, BP_ENOMEM, "out of memory");
     return 0;
+}
+
+/* The held increments upserted into their contract windows (then nothing is held). */
+static int write_contracts(bp_sqlite_derived *d, bp_error *err)
+{
+    int rc = 0;
+    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
+        sqlite3_stmt *st = d->st[S_UPS_KW + g];
+        for (size_t i = 0; rc == 0 && i < d->held.n[g]; i++) {
+            const bp_contract_row *c = &d->held.rows[g][i];
+            bp_value fee = bp_val_qty(&c->fees_paid_wei);
+            int brc = bind_text(st, 1, c->origin_key) | bind_u64(st, 2, c->window_start) |
+                      bind_text(st, 3, c->contract_address) | bind_u64(st, 4, c->txcount) |
+                      bind_u64(st, 5, c->gas_used) | bind_value(st, 6, &fee) |
+                      bind_u64(st, 7, c->unique_senders);
+            if (brc != SQLITE_OK || run(st) != SQLITE_OK)
+                rc = db_error(d, err, "upsert into a contract window (window %" PRIu64 ")",
+                              c->window_start);
+        }
+        bp_held_clear_grain(&d->held, g);
+    }
+    return rc;
+}
+
+size_t bp_sqlite_derived_held_bytes(const bp_sqlite_derived *d)
+{
+    return d->held.bytes;
+}
+
+void bp_sqlite_derived_drop(bp_sqlite_derived *d)
+{
+    bp_held_clear(&d->held);
+    d->held_ret_set = false;
+    d->group = false;
+    bp_windows_clear(&d->win);
 }
 
 int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
@@ -861,6 +905,7 @@ int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
         uint64_t ts = blocks[i]->chain.block_timestamp;
         lo = ts < lo ? ts : lo;
         hi = ts > hi ? ts : hi;
+        d->batch_hi_ts = ts > d->batch_hi_ts ? ts : d->batch_hi_ts;
         if (touch(d, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0) != 0)
             return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
@@ -870,7 +915,7 @@ int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
         bp_keymap_clear(&d->new_pairs[g]);
     int rc = upsert_sets(d, blocks, n, err);
     for (int g = BP_GRAIN_SETS; rc == 0 && g < BP_GRAIN_COUNT; g++)
-        rc = upsert_contracts(d, g, err);
+        rc = fold_contracts(d, g, err);
     if (rc != 0)
         return rc;
     if (price_blocks(d, der, lo, hi) != SQLITE_OK)
@@ -965,6 +1010,10 @@ int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_
         return db_error(d, err, "revert block %" PRIu64 ": reading chain_metrics_block", b->number);
     if (!has)
         return 0; /* written before the derived tables were (or without them) */
+    /* the runs before it: their increments are in the windows it subtracts from */
+    int wrc = write_contracts(d, err);
+    if (wrc != 0)
+        return wrc;
     /* its minute is recomputed from the raw rows at the end of the batch */
     if (touch(d, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0) != 0)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
@@ -1014,11 +1063,9 @@ static int contract_minute(bp_sqlite_derived *d, const char *origin, uint64_t w,
 
 /* Window w of grain g recomputed (delta: the change of its set, for 1h and 1d; der NULL: no
  * minute summaries, a minute is counted from its raw transactions). */
-static int rollup(bp_sqlite_derived *d, const char *origin, const bp_derived *der, int g,
-                  uint64_t w, int64_t delta)
+static int rollup_sum(bp_sqlite_derived *d, const char *origin, const bp_minute_summary *sum, int g,
+                      uint64_t w, int64_t delta)
 {
-    const bp_minute_summary *sum =
-        g == BP_GRAIN_1M && !d->foreign && der ? bp_derived_minute(der, w) : NULL;
     int which = sum ? S_ROLLUP_1M_N : S_ROLLUP + g;
     sqlite3_stmt *up = d->st[which], *prune = d->st[S_PRUNE + g];
     int rc = g == BP_GRAIN_1M ? contract_minute(d, origin, w, sum) : SQLITE_OK;
@@ -1030,6 +1077,14 @@ static int rollup(bp_sqlite_derived *d, const char *origin, const bp_derived *de
         return rc;
     rc = bind_text(prune, 1, origin) | bind_u64(prune, 2, w);
     return rc != SQLITE_OK ? rc : run(prune);
+}
+
+static int rollup(bp_sqlite_derived *d, const char *origin, const bp_derived *der, int g,
+                  uint64_t w, int64_t delta)
+{
+    const bp_minute_summary *sum =
+        g == BP_GRAIN_1M && !d->foreign && der ? bp_derived_minute(der, w) : NULL;
+    return rollup_sum(d, origin, sum, g, w, delta);
 }
 
 static int rollups(bp_sqlite_derived *d, const char *origin, const bp_derived *der, bp_error *err)
@@ -1132,10 +1187,93 @@ static int retention(bp_sqlite_derived *d, const bp_derived *der, bp_error *err)
     return 0;
 }
 
-int bp_sqlite_derived_finish(bp_sqlite_derived *d, const char *origin, const bp_derived *der,
-                             bp_error *err)
+static bool minute_touched(const bp_sqlite_derived *d, uint64_t w)
 {
-    int rc = rollups(d, origin, der, err);
+    for (size_t i = 0; i < d->win.n[BP_GRAIN_1M]; i++)
+        if (d->win.v[BP_GRAIN_1M][i].w == w)
+            return true;
+    return false;
+}
+
+/* The touched minutes recomputed, but the batch's last one while the group goes on (held:
+ * the next batch's summary of it supersedes the copy); a minute held before that this batch
+ * did not continue is written from its copy. Then no minute is touched. */
+static int minutes(bp_sqlite_derived *d, const char *origin, const bp_derived *der, bool hold,
+                   bp_error *err)
+{
+    int rc = SQLITE_OK;
+    uint64_t last = bp_window_of(d->batch_hi_ts, BP_GRAIN_1M);
+    const bp_minute_summary *keep =
+        hold && der && !d->foreign && d->batch_hi_ts ? bp_derived_minute(der, last) : NULL;
+    if (d->held.minute_set && !minute_touched(d, d->held.minute.window_start)) {
+        rc = rollup_sum(d, origin, &d->held.minute, BP_GRAIN_1M, d->held.minute.window_start, 0);
+        bp_held_drop_minute(&d->held);
+    }
+    for (size_t i = 0; rc == SQLITE_OK && i < d->win.n[BP_GRAIN_1M]; i++) {
+        uint64_t w = d->win.v[BP_GRAIN_1M][i].w;
+        if (keep && w == last)
+            continue;
+        if (d->held.minute_set && d->held.minute.window_start == w)
+            bp_held_drop_minute(&d->held); /* the batch's own summary (or raw rows) is newer */
+        rc = rollup(d, origin, der, BP_GRAIN_1M, w, d->win.v[BP_GRAIN_1M][i].delta);
+    }
+    if (rc != SQLITE_OK) {
+        db_error(d, err, "recomputing the window at %" PRIu64, last);
+        return bp_error_prefix(err, "%s: ", bp_dtables[BP_DT_CHAIN_1M].name);
+    }
+    bp_keymap_clear(&d->win.map[BP_GRAIN_1M]);
+    d->win.n[BP_GRAIN_1M] = 0;
+    if (keep && bp_held_keep_minute(&d->held, origin, keep) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Everything held written: the held minute, the contract increments, the touched 1h and 1d
+ * windows, retention (der's, else the latest held batch's). */
+static int settle(bp_sqlite_derived *d, const char *origin, const bp_derived *der, bp_error *err)
+{
+    int rc = SQLITE_OK;
+    if (d->held.minute_set) {
+        rc = rollup_sum(d, origin, &d->held.minute, BP_GRAIN_1M, d->held.minute.window_start, 0);
+        bp_held_drop_minute(&d->held);
+        if (rc != SQLITE_OK)
+            return db_error(d, err, "chain_metrics_1m: recomputing the window at %" PRIu64,
+                            d->held.minute.window_start);
+    }
+    rc = write_contracts(d, err);
+    if (rc == 0)
+        rc = rollups(d, origin, der, err);
     /* (retention follows the rows written: none with metrics off) */
-    return rc || !der ? rc : retention(d, der, err);
+    const bp_derived *ret = der ? der : d->held_ret_set ? &d->held_ret : NULL;
+    if (rc == 0 && ret)
+        rc = retention(d, ret, err);
+    bp_sqlite_derived_drop(d);
+    return rc;
+}
+
+int bp_sqlite_derived_finish(bp_sqlite_derived *d, const char *origin, const bp_derived *der,
+                             bool hold, bp_error *err)
+{
+    if (bp_windows_close(&d->win) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    int rc = minutes(d, origin, der, hold, err);
+    if (rc != 0 || !hold)
+        return rc ? rc : settle(d, origin, der, err);
+    if (der) {
+        snprintf(d->held_origin, sizeof(d->held_origin), "%s", origin);
+        d->held_ret = (bp_derived){
+            .origin_key = d->held_origin, .newest_ts = der->newest_ts, .frozen_ts = der->frozen_ts};
+        d->held_ret_set = strlen(origin) < sizeof(d->held_origin); /* else the next batch's */
+    }
+    d->group = true;
+    return 0;
+}
+
+int bp_sqlite_derived_settle(bp_sqlite_derived *d, const char *origin, bp_error *err)
+{
+    if (!d->group)
+        return 0;
+    if (bp_windows_close(&d->win) != 0)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    return settle(d, origin, NULL, err);
 }

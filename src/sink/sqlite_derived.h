@@ -32,8 +32,21 @@ int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
 /* Before the raw rows of b are deleted (the revert reads the block's senders from them). */
 int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_block *b,
                              bp_error *err);
+/* hold: the batch is not the last of its group (sqlite.c: the transaction stays open for the
+ * next batches of a backfill): the 1h and 1d contract increments of its runs (folded per
+ * window and contract, which every run does), its last minute (which the next batch usually
+ * continues) and the 1h and 1d rollups and retention are held for the group's end, the
+ * finish of a batch without hold, or bp_sqlite_derived_settle. Every touched minute but that
+ * one is written as without hold. */
 int bp_sqlite_derived_finish(bp_sqlite_derived *d, const char *origin, const bp_derived *der,
-                             bp_error *err);
+                             bool hold, bp_error *err);
+/* Writes what the batches held (nothing when none was): before a batch with REVERTs (which
+ * read the windows) and at the group's end without another batch (flush, close). */
+int bp_sqlite_derived_settle(bp_sqlite_derived *d, const char *origin, bp_error *err);
+/* Forgets what is held: the transaction holding the group's batches was rolled back. */
+void bp_sqlite_derived_drop(bp_sqlite_derived *d);
+/* About how many bytes the held rows take (the output ends a group past its bound). */
+size_t bp_sqlite_derived_held_bytes(const bp_sqlite_derived *d);
 
 /* The batch met a block already stored by another process (skipped): the module's minute
  * summaries do not describe this database's minutes then; they are counted from it. */

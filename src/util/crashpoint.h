@@ -3,7 +3,7 @@
  *
  * bp_crashpoint(name) does nothing unless the process is armed with that name: from the
  * environment (BP_CRASHPOINT=name, read once, so `blockpipe` itself can be crashed by a
- * script) or by bp_crashpoint_arm(). Armed, it ends the process at once with
+ * script; name:N dies at the N-th pass) or by bp_crashpoint_arm(). Armed, it ends the process at once with
  * _exit(BP_CRASHPOINT_EXIT): no atexit handler, no stdio flush, no COMMIT, no close() of
  * ours - what survives is what survives a crash (the kernel's page cache, a server's view of
  * a dropped connection). Power loss is not simulated. The exit status tells the test that

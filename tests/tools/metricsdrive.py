@@ -150,11 +150,13 @@ class Scenario:
             raise Mismatch(f"backfill armed with a crash point before COMMIT exited {rc}, want "
                            f"86:\n{tail(self.err_path)}")
         # SIGKILLs while it writes: one-block batches, killed as soon as the checkpoint moved
-        # (so mid-run, whatever the machine's speed), until a run finishes by itself
+        # (so mid-run, whatever the machine's speed), until a run finishes by itself; each
+        # batch committed alone (groups of batches would move the checkpoint a few times per
+        # run: kills inside groups are test_metrics_group.py's)
         args = ("--from", "0", "--to", str(head), "--batch-size", "1", "--workers", "2")
         kills, last = 0, self.be.checkpoint()
         while True:
-            p = self.spawn(self.cmd("backfill", *args))
+            p = self.spawn(self.cmd("backfill", *args), {"BP_GROUP_MS": "0"})
             deadline = time.monotonic() + 300
             while p.poll() is None and time.monotonic() < deadline:
                 cp = self.be.checkpoint()

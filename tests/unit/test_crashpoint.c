@@ -14,7 +14,7 @@
 #include "util/crashpoint.h"
 
 /* Runs in a child: env (NULL: unset) as BP_CRASHPOINT, arm (NULL: no call), then passes
- * the points "a.one" and "b.two" and exits 0. Returns the child's exit status. */
+ * the points "a.one", "b.two" and "a.one" again and exits 0. Returns the child's exit status. */
 static int child(const char *env, const char *arm)
 {
     pid_t pid = fork();
@@ -28,6 +28,7 @@ static int child(const char *env, const char *arm)
             bp_crashpoint_arm(arm);
         bp_crashpoint("a.one");
         bp_crashpoint("b.two");
+        bp_crashpoint("a.one");
         _exit(0);
     }
     int status = 0;
@@ -46,6 +47,10 @@ static void test_points(void **state)
     assert_int_equal(child(NULL, "a.one"), BP_CRASHPOINT_EXIT);
     assert_int_equal(child("a.one", "c.three"), 0); /* arm overrides the environment */
     assert_int_equal(child("a.one", NULL), BP_CRASHPOINT_EXIT);
+    assert_int_equal(child("a.one:2", NULL), BP_CRASHPOINT_EXIT); /* its second pass */
+    assert_int_equal(child("a.one:3", NULL), 0);                  /* no third */
+    assert_int_equal(child("b.two:1", NULL), BP_CRASHPOINT_EXIT);
+    assert_int_equal(child("a.on:1", NULL), 0);
 }
 
 int main(void)
