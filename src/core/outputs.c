@@ -431,6 +431,11 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
         set_aside(o, i);
         o->rewound[i] = true;
         o->rewinding++;
+        if (b && b->count) { /* the failed batch's blocks, at least: they commit alone next */
+            uint64_t top = b->events[b->count - 1].block->number;
+            o->solo_through = o->solo ? (top > o->solo_through ? top : o->solo_through) : top;
+            o->solo = true;
+        }
         bp_error_clear(err);
         return 0;
     }
@@ -619,11 +624,13 @@ static int64_t now_ms(void)
 int bp_outputs_write(bp_outputs *o, const bp_batch *batch, bp_error *err)
 {
     bp_batch b = *batch;
-    if (b.more) { /* the group's bounds, the same for every output */
+    if (o->solo && b.count && b.events[0].block->number > o->solo_through)
+        o->solo = false; /* past what the rolled-back group held */
+    if (b.more) {        /* the group's bounds, the same for every output */
         int64_t now = now_ms();
         if (o->group_batches == 0)
             o->group_t0_ms = now;
-        b.more = !o->commit_each && o->group_batches + 1 < BP_GROUP_BATCHES &&
+        b.more = !o->commit_each && !o->solo && o->group_batches + 1 < BP_GROUP_BATCHES &&
                  now - o->group_t0_ms < o->group_ms;
     }
     o->group_batches = b.more ? o->group_batches + 1 : 0;

@@ -78,6 +78,12 @@ typedef struct bp_outputs {
      * batches, BP_GROUP_MS), and always when commit_each (the API's push takes a batch's
      * events once it is written, which must mean committed). */
     bool commit_each;
+    /* After a group was rolled back by a failure, every batch commits alone until the blocks
+     * it held are written: a failure that comes again (a full disk, a row the database
+     * refuses) then fails one batch, which --output-failure and the retries treat as before,
+     * instead of rolling back a new group at the same place for ever. */
+    uint64_t solo_through;
+    bool solo;
     unsigned group_batches;
     int64_t group_t0_ms;
     int64_t group_ms; /* BP_GROUP_MS, or the environment's BP_GROUP_MS (experiments) */
