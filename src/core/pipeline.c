@@ -2035,11 +2035,13 @@ static int take_back_outputs(pipeline *p, bp_error *err)
 
 /* ---- main loop ---------------------------------------------------------------------- */
 
-static bool backfill_done(const pipeline *p)
+static bool backfill_done(pipeline *p)
 {
-    /* (an output going back to its checkpoint is caught up first) */
+    /* (an output going back to its checkpoint is caught up first; and the last batch must be
+     * written, not only handed to the writer: its write may lose a group and send the output
+     * back, which the counter below only shows once the write returned) */
     return p->cfg->backfill && p->rb.base > p->cfg->to && p->nevents == 0 &&
-           !bp_outputs_rewinding(&p->out);
+           !bp_writer_busy(&p->writer) && !bp_outputs_rewinding(&p->out);
 }
 
 /* Seconds to the next HTTP head poll: the poll interval, or a sparse heartbeat while the

@@ -13,8 +13,16 @@ static const char *origin_of(bp_held *h, const char *origin)
 {
     if (h->origin && strcmp(h->origin, origin) == 0)
         return h->origin;
-    if (h->origin) /* another chain's rows with some held: the outputs never group those */
+    bool any = h->minute_set;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++)
+        any |= h->n[g] > 0;
+    if (h->origin && any) /* another chain's rows with some held: the outputs never group those */
         return NULL;
+    if (h->origin) { /* nothing held: a chains: list's output takes every chain's batches */
+        h->bytes -= strlen(h->origin) + 1;
+        free(h->origin);
+        h->origin = NULL;
+    }
     h->origin = strdup(origin);
     if (h->origin)
         h->bytes += strlen(origin) + 1;
