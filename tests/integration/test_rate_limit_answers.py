@@ -13,7 +13,7 @@ and which blockpipe does not use), with no failed attempt in its log:
    the block failed after --max-retries.
 3. a 503 with a Retry-After (a provider shedding load) over a strict quota: a pause, as a 429.
 Parts 2 and 3 refuse JSON-RPC batches (max_batch=1): every block is a request of its own, so
-the backfill's requests outrun the limit whatever the machine's speed.
+the backfill's requests (two per block) outrun the limit whatever the machine's speed.
 """
 
 import os
@@ -89,10 +89,10 @@ def part(name, faults, last, spend=0, want_in_log=None):
 
 def main():
     print(__doc__.strip().splitlines()[0])
-    part("quota spent at start", "quota=20,quota_window=20s", 30, spend=21,
+    part("quota spent at start", "quota=20,quota_window=20s", 8, spend=21,
          want_in_log="asks for a pause")
-    part("QuickNode -32007", "rate_limit=6,limit_answer=rpc32007,max_batch=1", 40)
-    part("503 + Retry-After", "quota=8,quota_window=2s,limit_answer=http503,max_batch=1", 40)
+    part("QuickNode -32007", "rate_limit=6,limit_answer=rpc32007,max_batch=1", 12)
+    part("503 + Retry-After", "quota=8,quota_window=2s,limit_answer=http503,max_batch=1", 12)
 
 
 if __name__ == "__main__":
