@@ -751,22 +751,6 @@ static int set_secret(loader *ld, const opt *o, const char *v, const char *who, 
     return set_string(ld, o, v, who, err);
 }
 
-/* Registers the secret values of "name=value" pairs separated by one of seps. */
-static void add_setting_secrets(const char *s, const char *seps)
-{
-    while (*s && *s != '#') {
-        size_t seg = strcspn(s, seps);
-        const char *eq = memchr(s, '=', seg);
-        char *v = eq && bp_secret_name(s, (size_t)(eq - s))
-                      ? strndup(eq + 1, (size_t)(s + seg - eq - 1))
-                      : NULL;
-        if (v)
-            bp_secret_add(v);
-        free(v);
-        s += seg + (s[seg] != '\0');
-    }
-}
-
 static int set_level(loader *ld, const opt *o, const char *v, const char *who, bp_error *err)
 {
     int level = bp_log_level_parse(v);
@@ -977,7 +961,7 @@ static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp
                 bp_sink_option_check(&(*b)->options[i], v, who, &canon, err) != 0)
                 return err->code;
     if (strcmp(o->key, "kafka_set") == 0) /* librdkafka's K=V;... (sasl.password=...) */
-        add_setting_secrets(v, ";");
+        bp_secret_add_settings(v, ";");
     size_t k = 0;
     while (k < cfg->sink_setting_count && strcmp(cfg->sink_settings[k].key, o->key) != 0)
         k++;

@@ -268,13 +268,20 @@ void bp_secret_add_dsn(const char *url)
             add_n(colon + 1, (size_t)(at - colon - 1));
     }
     const char *q = strchr(url, '?');
-    while (q) { /* every name=value piece: "?a=1&b=2" and libpq's "key=value key=value" */
-        q++;
-        size_t seg = strcspn(q, "&# ");
-        const char *eq = memchr(q, '=', seg);
-        if (eq && secret_param(q, (size_t)(eq - q)))
-            add_n(eq + 1, (size_t)(q + seg - eq - 1));
-        q = q[seg] ? q + seg : NULL;
+    if (q) /* "?a=1&b=2" and libpq's "key=value key=value" */
+        bp_secret_add_settings(q + 1, "&# ");
+}
+
+void bp_secret_add_settings(const char *s, const char *seps)
+{
+    for (;;) {
+        size_t seg = strcspn(s, seps);
+        const char *eq = memchr(s, '=', seg);
+        if (eq && secret_param(s, (size_t)(eq - s)))
+            add_n(eq + 1, (size_t)(s + seg - eq - 1));
+        if (!s[seg])
+            return;
+        s += seg + 1;
     }
 }
 

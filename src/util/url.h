@@ -42,6 +42,9 @@ void bp_secret_add_url(const char *url);
 /* A database or broker URL (an output's): its password and the values of its secret-named
  * settings (bp_secret_name), not its path or its other settings, which say which database. */
 void bp_secret_add_dsn(const char *url);
+/* The values of the secret-named pieces of "name=value" text split at any of seps
+ * (librdkafka's "k=v;k=v", a URL's query). */
+void bp_secret_add_settings(const char *s, const char *seps);
 /* True when a setting named name[0..len) holds a secret (password, secret, token, key...). */
 bool bp_secret_name(const char *name, size_t len);
 void bp_secret_add_header(const char *header);
