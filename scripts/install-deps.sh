@@ -4,7 +4,8 @@
 #   bash scripts/install-deps.sh --test   the same plus the test extras
 # Idempotent: when everything is already there it makes no network access at all.
 # anvil (the EVM dev node) comes from npm into the project-local ./.local folder; with --test
-# so do ganache 7 and Hardhat Network 2 (the other node implementations the tests run).
+# so do ganache 7 and Hardhat Network 2 (the other node implementations the tests run) and
+# chDB's library (a current ClickHouse engine for test_clickhouse_current.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +13,10 @@ ANVIL_PKG="@foundry-rs/anvil-linux-amd64"
 ANVIL_VERSION="1.7.1"
 ANVIL_BIN="$ROOT/.local/node_modules/$ANVIL_PKG/bin/anvil"
 # Test-only nodes, pinned: hardhat 3 needs Node.js 22, Debian 12 has 18 (a 2.x it is).
-NODE_TEST_PKGS=("ganache@7.9.2" "hardhat@2.29.1")
+# chDB's libchdb.so is a current ClickHouse (26.5) engine in a library (166 MB download, 559 MB
+# on disk): tests/tools/chdb_http.py serves it over HTTP for test_clickhouse_current.py, the
+# schema on a current server (Debian's clickhouse-server is 18.16).
+NODE_TEST_PKGS=("ganache@7.9.2" "hardhat@2.29.1" "@chdb/lib-linux-x64-gnu@26.5.3")
 
 WITH_TEST=0
 for arg in "$@"; do
