@@ -1210,9 +1210,12 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
     if (rc == 0)
         rc = prepare_tables(s, err);
-    if (rc == 0)
-        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &s->caps, &s->t.ret,
-                               s->t.metrics, &s->derived, err);
+    if (rc == 0) {
+        bp_ch_caps dcaps = s->caps; /* ttl=off: the derived tables as on a server without TTL */
+        dcaps.ttl = dcaps.ttl && s->t.ttl;
+        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &dcaps, &s->t.ret, s->t.metrics,
+                               &s->derived, err);
+    }
     s->base.derived = s->derived != NULL && s->t.metrics;
     s->base.families = 1u << BP_FAMILY_ARCH;
     s->keep = keep_bytes(s->base.derived);
@@ -1298,6 +1301,14 @@ static const bp_sink_option g_options[] = {
      .arg = "on|off",
      .def = "off",
      .help = "HTTPS (default port 8443)"},
+    {.name = "ttl",
+     .type = BP_SINK_OPT_BOOL,
+     .arg = "on|off",
+     .def = "on",
+     .help = "derived tables with a retention get a TTL where the server has it (19.6 on; it "
+             "counts the server's clock; lifted while history older than a retention is "
+             "written); off: none, retention only drops partitions in chain time (several "
+             "processes share the database and one writes history)"},
     BP_METRICS_SINK_OPTIONS,
 };
 

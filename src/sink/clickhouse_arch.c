@@ -72,7 +72,8 @@ void bp_ch_arch_table(int k, bp_ch_table *out)
 /* A transaction as readers want it: rolled_back from its newest arch_rollbacks row (the fetched
  * value without one), rollback_reason the fetched one while rolled back. Both sides by name, so
  * that 18.16 (ANY LEFT JOIN: default values, s_set 0, where nothing matches) and current servers
- * read it alike. */
+ * read it alike; the subqueries have aliases, which current servers require
+ * (joined_subquery_requires_alias: "no alias for subquery", seen on 26.5) and 18.16 takes. */
 #define CH_ARCH_VIEW                                                                               \
     "CREATE VIEW IF NOT EXISTS arch_transactions_current AS SELECT chain, block_height, "          \
     "tx_index, txid, block_hash, status, failure_reason, toUInt8(if(s_set = 1, s_rolled_back, "    \
@@ -80,9 +81,9 @@ void bp_ch_arch_table(int k, bp_ch_table *out)
     "f_reason, CAST(NULL AS Nullable(String))) AS rollback_reason, program_ids, bitcoin_txids, "   \
     "fee, compute_units FROM (SELECT chain, block_height, tx_index, txid, block_hash, status, "    \
     "failure_reason, rolled_back AS f_rolled_back, rollback_reason AS f_reason, program_ids, "     \
-    "bitcoin_txids, fee, compute_units FROM arch_transactions FINAL) ANY LEFT JOIN (SELECT "       \
+    "bitcoin_txids, fee, compute_units FROM arch_transactions FINAL) AS f ANY LEFT JOIN (SELECT "  \
     "chain, txid, toUInt8(1) AS s_set, argMax(rolled_back, version) AS s_rolled_back FROM "        \
-    "arch_rollbacks GROUP BY chain, txid) USING (chain, txid)"
+    "arch_rollbacks GROUP BY chain, txid) AS s USING (chain, txid)"
 
 int bp_ch_arch_schema(bp_ch_http *h, bp_error *err)
 {

@@ -61,13 +61,14 @@ int bp_ch_target_init(bp_ch_target *t, const char *target, const bp_sink_opts *o
     memset(t, 0, sizeof(*t));
     const char *tls = bp_sink_opt(opts, "tls"), *db = bp_sink_opt(opts, "database");
     const char *format = bp_sink_opt(opts, "format"), *comp = bp_sink_opt(opts, "compression");
-    const char *tables = bp_sink_opt(opts, "tables");
+    const char *tables = bp_sink_opt(opts, "tables"), *ttl = bp_sink_opt(opts, "ttl");
     t->wait_for_db = bp_sink_opt(opts, "wait_for_db") ? (int)bp_sink_opt_int(opts, "wait_for_db")
                                                       : BP_CH_DEFAULT_WAIT;
     t->timeout_ms = 1000L * (bp_sink_opt(opts, "timeout") ? bp_sink_opt_int(opts, "timeout") : 300);
     t->format = format && strcmp(format, "rowbinary") == 0 ? BP_CH_ROWBINARY : BP_CH_NATIVE;
     t->gzip = comp && strcmp(comp, "gzip") == 0;
     t->metrics = opts && bp_sink_opt_int(opts, "metrics");
+    t->ttl = !ttl || strcmp(ttl, "0") != 0;
     if (opts && bp_sink_opt(opts, "retention_block"))
         bp_retention_from_opts(opts, &t->ret);
     int rc = bp_ch_server_parse(&t->srv, target, tls && strcmp(tls, "1") == 0, err);
@@ -271,12 +272,12 @@ static int v1(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps,
     return rc;
 }
 
-/* Version 2: the derived analytics tables, prices and the rollups' views
- * (clickhouse_derived.h; no TTL: retention drops partitions in chain time). */
+/* Version 2: the derived analytics tables, prices and the rollups' views (clickhouse_derived.h;
+ * with the TTL of the target's retention when it writes them, else none until an output that
+ * does opens: bp_ch_derived_sync_ttl). */
 static int v2(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err)
 {
-    (void)target;
-    return bp_ch_derived_schema(h, caps, err);
+    return bp_ch_derived_schema(h, caps, target->metrics && target->ttl ? &target->ret : NULL, err);
 }
 
 /* Whether table.name exists in the current database. */
@@ -464,8 +465,10 @@ int bp_ch_migrate(bp_ch_http *h, const bp_ch_target *t, const bp_ch_caps *caps, 
     for (size_t i = 0; rc == 0 && i < CH_MIGRATIONS; i++)
         if (g_migrations[i].version > before)
             rc = apply_migration(h, t, caps, i, err);
-    if (rc == 0)
-        rc = bp_ch_derived_remove_ttl(h, caps, t->where, err);
+    /* ttl=off removes the TTLs; with ttl on, the writer sets them by its first batch (it may be
+     * one of old history: bp_ch_derived_prepare); a migrate alone leaves them */
+    if (rc == 0 && t->metrics && !t->ttl)
+        rc = bp_ch_derived_sync_ttl(h, caps, NULL, t->where, err);
     if (rc != 0)
         return bp_error_prefix(err, "database \"%s\": ", t->database);
     if (before < BP_CH_SCHEMA_VERSION)

@@ -31,7 +31,8 @@ typedef struct bp_ch_target {
     bool gzip;
     bool tables[BP_TABLE_COUNT]; /* which raw tables are written */
     bool metrics;                /* the derived tables are written (the metrics option) */
-    bp_retention ret;            /* their retention (partition drops in chain time) */
+    bp_retention ret; /* their retention (partition drops; TTL where the server has it) */
+    bool ttl;         /* the ttl option: TTLs where the server has them */
 } bp_ch_target;
 
 /* From target (the URL without "clickhouse://" and our options) and the option values (NULL:

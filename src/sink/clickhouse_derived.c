@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "metrics/idset.h"
 #include "metrics/keymap.h"
@@ -72,9 +73,8 @@ static void add_hash(bp_ch_table *t, const char *name, const bp_ch_caps *caps)
     t->cols[t->ncols++].name = name;
 }
 
-/* No table has a TTL, on any server: TTL counts the server's clock, and a backfill of history
- * older than a retention would lose rows before their windows were complete; retention drops
- * partitions in chain time instead (bp_ch_derived_expire; docs/ARCHITECTURE.md). */
+/* TTLs are added by bp_ch_derived_ttl (servers with TTL); every server also drops partitions in
+ * chain time (bp_ch_derived_expire). */
 void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, bp_ch_table *out)
 {
     static const struct {
@@ -195,17 +195,61 @@ static int view_sql(int k, bp_buf *out)
                               chain ? "block_count" : "txcount");
 }
 
-int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, bp_buf *out)
+int bp_ch_derived_ttl(const char *table, const bp_ch_caps *caps, const bp_retention *ret,
+                      bp_buf *out)
+{
+    if (!caps->ttl || !ret)
+        return 0;
+    bp_retention r;
+    bp_retention_effective(ret, &r);
+    /* A row goes once the end of what the shared plan cuts by (metrics/windows.c) is its
+     * retention behind the clock: block rows by whole minutes, a chain rollup by whole
+     * windows of the next grain (it is recomputed from them), a contract rollup by its window,
+     * the sets by whole hours (the minutes' with the hours') or days. Only columns of the row:
+     * a -1 row has its +1's, so the two go together. */
+    if (strcmp(table, "chain_metrics_block") == 0 || strcmp(table, "contract_metrics_block") == 0)
+        return r.block ? bp_buf_printf(out,
+                                       " TTL toDateTime(intDiv(block_timestamp, 60) * 60 + 60) + "
+                                       "toIntervalSecond(%" PRIu64 ")",
+                                       r.block)
+                       : 0;
+    if (strcmp(table, "active_addresses") == 0 || strcmp(table, "contract_senders") == 0)
+        return r.sets ? bp_buf_printf(out,
+                                      " TTL toDateTime(intDiv(window_start, multiIf(grain = "
+                                      "'1d', 86400, 3600)) * multiIf(grain = '1d', 86400, 3600) "
+                                      "+ multiIf(grain = '1d', 86400, 3600)) + "
+                                      "toIntervalSecond(%" PRIu64 ")",
+                                      r.sets)
+                      : 0;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        uint64_t len = bp_grain_seconds[g];
+        uint64_t parent = g + 1 < BP_GRAIN_COUNT ? bp_grain_seconds[g + 1] : len;
+        if (r.grain[g] == 0)
+            continue;
+        if (strcmp(table, bp_dtables[BP_DT_CHAIN_1M + g].name) == 0)
+            return bp_buf_printf(out,
+                                 " TTL toDateTime(intDiv(window_start, %" PRIu64 ") * %" PRIu64
+                                 " + %" PRIu64 ") + toIntervalSecond(%" PRIu64 ")",
+                                 parent, parent, parent, r.grain[g]);
+        if (strcmp(table, bp_dtables[BP_DT_CONTRACT_1M + g].name) == 0)
+            return bp_buf_printf(
+                out, " TTL toDateTime(window_start + %" PRIu64 ") + toIntervalSecond(%" PRIu64 ")",
+                len, r.grain[g]);
+    }
+    return 0;
+}
+
+int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, bp_buf *out)
 {
     bp_ch_table t;
     if (i < BP_CHD_ROW_TABLES) {
         bp_ch_derived_row_table((int)i, caps, &t);
-        return bp_ch_create_sql(out, &t);
+        return bp_ch_create_sql(out, &t) | bp_ch_derived_ttl(t.name, caps, ret, out);
     }
     i -= BP_CHD_ROW_TABLES;
     if (i < BP_CHD_ROLLUPS) {
         bp_ch_derived_rollup_table((int)i, caps, &t);
-        return bp_ch_create_sql(out, &t);
+        return bp_ch_create_sql(out, &t) | bp_ch_derived_ttl(t.name, caps, ret, out);
     }
     i -= BP_CHD_ROLLUPS;
     if (i == 0)
@@ -216,14 +260,15 @@ int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, bp_buf *out)
     return i < BP_CHD_ROLLUPS ? view_sql((int)i, out) : 1;
 }
 
-int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err)
+int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
+                         bp_error *err)
 {
     bp_buf sql;
     bp_buf_init(&sql, 0);
     int rc = 0;
     for (size_t i = 0; rc == 0; i++) {
         bp_buf_reset(&sql);
-        int r = bp_ch_derived_ddl(i, caps, &sql);
+        int r = bp_ch_derived_ddl(i, caps, ret, &sql);
         if (r == 1)
             break;
         rc = r ? bp_error_set(err, BP_ENOMEM, "out of memory")
@@ -248,38 +293,74 @@ static int table_list(bp_buf *out, const bp_ch_caps *caps)
     return rc | bp_buf_putc(out, ')');
 }
 
-int bp_ch_derived_remove_ttl(bp_ch_http *h, const bp_ch_caps *caps, const char *where,
-                             bp_error *err)
+/* Whether the create statement's TTL clause is want (" TTL ...", "": none), spaces, backquotes
+ * and parentheses aside: the server writes the statement its own way (26.5:
+ * "toDateTime((intDiv(block_timestamp, 60) * 60) + 60)"), and a clause taken for changed would
+ * be applied again, a mutation of the whole table, at every start. */
+static bool ttl_is(const char *create, const char *want)
+{
+    bp_buf a, b;
+    bp_buf_init(&a, 0);
+    bp_buf_init(&b, 0);
+    int rc = 0;
+    const char *ttl = strstr(create, " TTL ");
+    for (const char *p = ttl ? ttl : ""; *p && strncmp(p, " SETTINGS ", 10) != 0; p++)
+        if (!strchr(" `()", *p))
+            rc |= bp_buf_putc(&a, *p);
+    for (const char *p = want; *p; p++)
+        if (!strchr(" `()", *p))
+            rc |= bp_buf_putc(&b, *p);
+    bool same = rc == 0 && strcmp(a.data ? a.data : "", b.data ? b.data : "") == 0;
+    bp_buf_release(&a);
+    bp_buf_release(&b);
+    return same;
+}
+
+int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
+                           const char *where, bp_error *err)
 {
     /* (asked of servers without TTL too: one query at open, and the one the tests' 18.16
-     * server checks) */
-    bp_buf sql, ans;
+     * server answers) */
+    bp_buf sql, ans, want;
     bp_buf_init(&sql, 0);
-    bp_buf_init(&ans, 1 << 12);
-    int rc = bp_buf_puts(&sql, "SELECT name FROM system.tables WHERE database = "
-                               "currentDatabase() AND match(create_table_query, "
-                               "'[[:space:]]TTL[[:space:]]')"
-                               " AND name IN ") |
+    bp_buf_init(&ans, 1 << 16);
+    bp_buf_init(&want, 0);
+    int rc = bp_buf_puts(&sql, "SELECT name, create_table_query FROM system.tables WHERE database "
+                               "= currentDatabase() AND name IN ") |
              table_list(&sql, caps);
     rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory")
             : bp_ch_query(h, sql.data, &ans, "reading the tables' TTL", err);
-    char *p = ans.data, *cell[1];
-    while (rc == 0 && bp_ch_tsv_row(&p, cell, 1) == 1 && cell[0]) {
+    char *p = ans.data, *cell[2];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 2) == 2 && cell[0] && cell[1]) {
         bp_error e = {0};
         bp_buf_reset(&sql);
-        if (bp_buf_printf(&sql, "ALTER TABLE %s REMOVE TTL", cell[0]) != 0)
+        bp_buf_reset(&want);
+        if (bp_ch_derived_ttl(cell[0], caps, ret, &want) != 0) {
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-        else if (bp_ch_query(h, sql.data, NULL, "REMOVE TTL", &e) != 0)
-            bp_warn("clickhouse %s: %s keeps the TTL an older blockpipe gave it, which counts the "
-                    "server's clock (a backfill of old history loses rows early): %s; remove it "
-                    "by hand",
-                    where, cell[0], e.msg);
-        else
-            bp_info("clickhouse %s: %s: TTL removed (retention drops partitions in chain time)",
-                    where, cell[0]);
+            break;
+        }
+        if (ttl_is(cell[1], want.data ? want.data : ""))
+            continue;
+        /* MODIFY TTL applies to the rows already there too (a mutation, once per change) */
+        if (bp_buf_printf(&sql, "ALTER TABLE %s %s", cell[0], want.len ? "MODIFY" : "REMOVE TTL") !=
+                0 ||
+            (want.len && bp_buf_puts(&sql, want.data) != 0)) {
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+        } else if (bp_ch_query(h, sql.data, NULL, "setting the TTL", &e) != 0) {
+            if (!want.len)
+                bp_warn("clickhouse %s: %s keeps its TTL, which should be gone (a retention of "
+                        "0, ttl=off, or history being written): %s; remove it by hand",
+                        where, cell[0], e.msg);
+            else
+                rc = bp_error_set(err, e.code ? e.code : BP_EDB, "%s", e.msg);
+        } else {
+            bp_info("clickhouse %s: %s: %s", where, cell[0],
+                    want.len ? want.data + 1 : "TTL removed (its retention is 0: forever)");
+        }
     }
     bp_buf_release(&sql);
     bp_buf_release(&ans);
+    bp_buf_release(&want);
     return rc;
 }
 
@@ -352,6 +433,11 @@ struct bp_ch_derived {
                           that change when it only adds blocks) */
     uint64_t ver;      /* the next rollup version */
     uint64_t last_cut[BP_EXPIRY_MAX + 1];
+    /* the server's clock minus ours (s), read at open where the server has TTL, and the
+     * tables' TTLs as this writer last set them (-1: not yet; ttl_for_batch) */
+    int64_t clock_off;
+    bool clock_known;
+    int ttl_on;
     /* rollup scratch */
     bp_keymap map;
     void *acc;
@@ -564,6 +650,20 @@ static int read_version(bp_ch_derived *d, bp_error *err)
     return rc;
 }
 
+/* The server's clock against ours: what its TTLs count (ttl_behind). */
+static int read_clock(bp_ch_derived *d, bp_error *err)
+{
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "SELECT toUnixTimestamp(now())")
+                 ? oom(err)
+                 : query(d, &d->ans, "reading the server's clock", err);
+    if (rc == 0) {
+        d->clock_off = (int64_t)strtoll(d->ans.data, NULL, 10) - (int64_t)time(NULL);
+        d->clock_known = true;
+    }
+    return rc;
+}
+
 int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format format,
                       const bp_ch_caps *caps, const bp_retention *ret, bool writes,
                       bp_ch_derived **out, bp_error *err)
@@ -574,6 +674,7 @@ int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format for
         return oom(err);
     d->h = h;
     d->writes = writes;
+    d->ttl_on = -1;
     d->caps = *caps;
     d->ret = *ret;
     bp_buf_init(&d->sql, 0);
@@ -601,6 +702,8 @@ int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format for
     }
     if (rc == 0)
         rc = read_version(d, err);
+    if (rc == 0 && caps->ttl && writes)
+        rc = read_clock(d, err);
     if (rc != 0) {
         bp_ch_derived_free(d);
         return rc;
@@ -973,11 +1076,61 @@ static int touch_reverted(bp_ch_derived *d, bp_error *err)
     return rc;
 }
 
+/* A batch writes blocks whose rows a TTL would remove at once, or about as soon as they are
+ * written, when its oldest block is less than the shortest retention with a TTL (plus
+ * TTL_MARGIN s: the batch's own writes, the next batches of its windows) behind the server's
+ * clock. */
+#define TTL_MARGIN 600
+static bool batch_is_old(const bp_ch_derived *d, const bp_block *const *applies, size_t napp)
+{
+    bp_retention r;
+    bp_retention_effective(&d->ret, &r);
+    uint64_t keep = 0, all[] = {r.block, r.sets, r.grain[0], r.grain[1], r.grain[2]};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        if (all[i] && (!keep || all[i] < keep))
+            keep = all[i];
+    uint64_t oldest = UINT64_MAX;
+    for (size_t i = 0; i < napp; i++)
+        if (applies[i]->timestamp < oldest)
+            oldest = applies[i]->timestamp;
+    int64_t now = (int64_t)time(NULL) + d->clock_off;
+    return keep && napp && (int64_t)(oldest + keep) < now + TTL_MARGIN;
+}
+
+/* The tables' TTLs count the server's clock. A batch of blocks older than a retention by it (a
+ * backfill of history) would have rows removed by the next merge before the windows recomputed
+ * from them are complete (a minute from block rows already gone: short; seen on 26.5): the
+ * TTLs are lifted (REMOVE TTL) before it writes, for the rest of the process's run (another
+ * chain of the output may still write history), and set again (MODIFY TTL, which the server
+ * applies to the rows there) by the first batch of a later run that is not old; meanwhile the
+ * partition drops keep retention in chain time. The writer's first batch sets them either way
+ * (a changed retention). */
+static int ttl_for_batch(bp_ch_derived *d, const bp_block *const *applies, size_t napp,
+                         bp_error *err)
+{
+    if (!d->caps.ttl || !d->writes || !d->clock_known || napp == 0 || d->ttl_on == 0)
+        return 0;
+    int want = batch_is_old(d, applies, napp) ? 0 : 1;
+    if (want == d->ttl_on)
+        return 0;
+    if (!want)
+        bp_info("clickhouse: chain %s: block %" PRIu64 " is older than a retention by the "
+                "server's clock: the derived tables' TTLs are lifted while such blocks are "
+                "written (retention by partition drops in chain time meanwhile)",
+                d->chain, applies[0]->number);
+    int rc = bp_ch_derived_sync_ttl(d->h, &d->caps, want ? &d->ret : NULL, d->chain, err);
+    if (rc == 0)
+        d->ttl_on = want;
+    return rc;
+}
+
 int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived *der,
                           const bp_block *const *reverts, size_t nrev,
                           const bp_block *const *applies, size_t napp, bp_error *err)
 {
     int rc = set_chain(d, chain, err);
+    if (rc == 0 && der)
+        rc = ttl_for_batch(d, applies, napp, err);
     if (rc != 0)
         return rc;
     bp_windows_clear(&d->win);

@@ -21,8 +21,10 @@
  *
  * Retention, on every server: partition drops (partitions of a day, 30 days or 360 days of
  * chain time, per chain) at the shared plan's cuts in chain time (metrics/windows.h), as SQLite
- * and PostgreSQL delete rows; never TTL, which counts the server's clock (a backfill of old
- * history would lose rows too early). */
+ * and PostgreSQL delete rows. Servers with TTL (19.6 on) also give each table with a retention
+ * a TTL on the same end as the plan's (bp_ch_derived_ttl), which the server counts by its
+ * clock: row by row, between merges, equal to the plan while the chain's newest block is at
+ * the clock (docs/ARCHITECTURE.md, "Chain analytics", ClickHouse, *Retention*). */
 #ifndef BP_SINK_CLICKHOUSE_DERIVED_H
 #define BP_SINK_CLICKHOUSE_DERIVED_H
 
@@ -46,21 +48,28 @@ enum {
 };
 
 /* Per-block table k (BP_CHD_*) / rollup k (0..5: chain 1m, 1h, 1d, contract 1m, 1h, 1d) as a
- * server with caps makes it (no TTL: see above). */
+ * server with caps makes it (its TTL: bp_ch_derived_ttl). */
 void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, bp_ch_table *out);
 #define BP_CHD_ROLLUPS 6
 void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, bp_ch_table *out);
 
-/* Statement i of the derived schema (tables, prices, views) into out (appended); 1 when there
- * is no statement i, BP_ENOMEM. */
-int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, bp_buf *out);
+/* " TTL <expression>" of the derived table named table under retention ret (effective: see
+ * bp_retention_effective) into out (appended); nothing on a server without TTL, for a table
+ * without retention (or ret 0: forever) or ret NULL. BP_ENOMEM. */
+int bp_ch_derived_ttl(const char *table, const bp_ch_caps *caps, const bp_retention *ret,
+                      bp_buf *out);
+/* Statement i of the derived schema (tables, with their TTL under ret, which may be NULL;
+ * prices; views) into out (appended); 1 when there is no statement i, BP_ENOMEM. */
+int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, bp_buf *out);
 /* Runs them all (migration 2). */
-int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, bp_error *err);
-/* Removes the TTL that derived tables made by blockpipe before 2026-12 have on servers with
- * TTL (it counted the server's clock); a server that cannot (before REMOVE TTL) keeps it, with
- * a warning naming the table. (On servers without TTL no table has one: the query finds none.) */
-int bp_ch_derived_remove_ttl(bp_ch_http *h, const bp_ch_caps *caps, const char *where,
-                             bp_error *err);
+int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
+                         bp_error *err);
+/* Brings each derived table's TTL to the one retention ret gives it (bp_ch_derived_ttl):
+ * ALTER TABLE ... MODIFY TTL when it differs (the server applies it to the rows there too),
+ * REMOVE TTL when it should have none (a server too old for REMOVE TTL keeps it, with a warning
+ * naming the table). Tables that exist only. */
+int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
+                           const char *where, bp_error *err);
 
 typedef struct bp_ch_derived bp_ch_derived;
 

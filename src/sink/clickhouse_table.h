@@ -52,8 +52,8 @@ void bp_ch_type_name(const bp_ch_type *t, char *out, size_t cap);
 typedef struct bp_ch_caps {
     char version[48];
     int major, minor;
-    bool ttl;     /* table TTL (19.6 and later): blockpipe uses none (clickhouse_derived.h), but
-                     removes the TTL tables made by older versions have */
+    bool ttl;     /* table TTL (19.6 and later): the derived tables' retention
+                     (bp_ch_derived_ttl) besides the partition drops */
     bool uint256; /* a table column may be UInt256 (bp_ch_uint256_step) */
 } bp_ch_caps;
 

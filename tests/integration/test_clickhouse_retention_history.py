@@ -6,13 +6,15 @@ anvil starts 400 days in the past (--timestamp); ~3 days of blocks (one about ev
 minutes, test_metrics_retention.py's chain) are backfilled with short retentions (block rows
 2 h, sets 1 h, 1m rows 4 h, 1h rows 30 h, 1d rows forever) and --reorg-window 10. Every block is
 older than every retention by the server's clock, so a TTL counted from now() (what the
-derived tables had on servers with TTL before) would take all of them at its next merge. After
+derived tables get on servers with TTL unless the output says ttl=off) would take all of them
+at its next merge. After
 the backfill the merges are forced (OPTIMIZE ... FINAL, which also applies any TTL); the rows
 left must be exactly the ones the chain-time rule keeps, rounded down to whole partitions
 (test_metrics_clickhouse.py's retention_kept_ch: a day of chain time for block rows, minutes
 and sets, 30 days for hours), each equal to the recomputation from the node's blocks: what is
 younger than its retention relative to the head stays, what is older went. And no derived table
-has a TTL clause (none is made, on any server).
+has a TTL clause (18.16 has none; test_clickhouse_current.py runs history() on ClickHouse 26.5,
+where the writer lifts the TTLs while it writes history, and with ttl=off).
 """
 import os
 import subprocess
@@ -31,11 +33,10 @@ DB = "history"
 AGO = 400 * 86400
 
 
-def main():
-    print(__doc__)
-    bp = os.environ["BLOCKPIPE"]
+def history(bp, ch, query="", db=DB):
+    """The backfill of old history into ch's database db (URL options query) and its checks."""
     start = int(time.time()) - AGO
-    with ClickHouse() as ch, Anvil(["--timestamp", start]) as node:
+    with Anvil(["--timestamp", start]) as node:
         wl = Workload(node, seed=5)
         wl.setup()
         R.mine(node, wl, 170, 1500)
@@ -45,16 +46,17 @@ def main():
         newest = int(blocks[-1]["timestamp"], 16)
         if newest > time.time() - 300 * 86400:
             raise Mismatch(f"the chain is not old history: newest block at {newest}")
-        p = subprocess.run([bp, "backfill", "--rpc", node.url, "--output", ch.url(DB), "--chain",
-                            R.ORIGIN, "--from", "0", "--to", str(head), "--batch-size", "20"]
-                           + R.FLAGS, capture_output=True, text=True, timeout=600)
+        p = subprocess.run([bp, "backfill", "--rpc", node.url, "--output",
+                            ch.url(db, query=query), "--chain", R.ORIGIN, "--from", "0", "--to",
+                            str(head), "--batch-size", "20"] + R.FLAGS,
+                           capture_output=True, text=True, timeout=600)
         if p.returncode != 0:
             raise Mismatch(f"backfill exit {p.returncode}:\n{p.stderr[-3000:]}")
-        ch.merge(DB, PER_BLOCK + ROLLUPS)
+        ch.merge(db, PER_BLOCK + ROLLUPS)
         full = Expected(blocks, receipts, R.ORIGIN)
         before = {t: len(full.tables[t]) for t in TABLES}
         exp = retention_kept_ch(full, blocks)
-        counts = compare(exp, read_clickhouse(ch, DB, R.ORIGIN), label="old history: ")
+        counts = compare(exp, read_clickhouse(ch, db, R.ORIGIN), label="old history: ")
         gone = {t: before[t] - counts[t] for t in TABLES if before[t] != counts[t]}
         for t in ("chain_metrics_block", "chain_metrics_1m", "active_addresses",
                   "contract_senders"):
@@ -62,14 +64,20 @@ def main():
                 raise Mismatch(f"nothing of {t} expired: the chain is too short")
             if not counts.get(t):
                 raise Mismatch(f"every row of {t} went: retention did not count chain time")
-        ttl = ch.sql(f"SELECT name FROM system.tables WHERE database = '{DB}'"
+        ttl = ch.sql(f"SELECT name FROM system.tables WHERE database = '{db}'"
                      " AND match(create_table_query, '[[:space:]]TTL[[:space:]]')")
         if ttl:
             raise Mismatch(f"tables with a TTL: {ttl}")
-        print(f"{ch.sql('SELECT version()')[0][0]}: blocks {newest - int(time.time())} s from "
-              "now; kept (relative to the head): "
+        print(f"{ch.sql('SELECT version()')[0][0]} {query}: blocks {newest - int(time.time())} s "
+              "from now; kept (relative to the head): "
               + " ".join(f"{t}={n}" for t, n in counts.items() if n)
               + "; expired: " + " ".join(f"{t}={n}" for t, n in gone.items()))
+
+
+def main():
+    print(__doc__)
+    with ClickHouse() as ch:
+        history(os.environ["BLOCKPIPE"], ch)
     print("PASS")
 
 

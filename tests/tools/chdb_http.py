@@ -307,12 +307,7 @@ class Chdb(ClickHouse):
         self.proc = None
         self._out = None
         self.version = None
-        self.register()
-        try:
-            self.start(start_timeout)
-        except BaseException:
-            self.stop()
-            raise
+        self.register_and_start(start_timeout)
 
     def start(self, timeout: float = 120.0):
         ready = os.path.join(self.tmpdir, "ready")

@@ -72,6 +72,15 @@ class ServerProcess:
         _hook()
         _LIVE.append(self)
 
+    def register_and_start(self, *args):
+        """register(), then start(*args); stopped again (by PID) when that fails."""
+        self.register()
+        try:
+            self.start(*args)
+        except BaseException:
+            self.stop()
+            raise
+
     def _halt(self, sig, timeout: float = 30.0):
         if self.proc is not None and self.proc.poll() is None:
             try:

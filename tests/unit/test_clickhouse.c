@@ -157,9 +157,8 @@ static void test_raw_tables(void **state)
 }
 
 /* The derived tables for 18.16 (no TTL, no UInt256: decimal text) and for a current server
- * (UInt256; TTL there, but none in ours: it counts the server's clock, and a backfill of old
- * history would lose rows early; retention drops partitions in chain time on every server);
- * the views the example queries read. */
+ * (UInt256, and a TTL on each table with a retention: the end the shared plan cuts by plus the
+ * effective retention; none for a retention of 0); the views the example queries read. */
 static void test_derived_tables(void **state)
 {
     (void)state;
@@ -203,16 +202,54 @@ static void test_derived_tables(void **state)
     bp_ch_derived_rollup_table(5, &old, &t);
     assert_string_equal(t.name, "contract_metrics_1d");
     assert_string_equal(t.order_by, "origin_key, window_start, contract_address");
-    size_t n = 0;
+    size_t n = 0, ttls = 0;
     bool view_1m = false, view_kd = false;
-    /* no statement has a TTL, for either server */
-    for (int rc; bp_buf_reset(&sql), (rc = bp_ch_derived_ddl(n, &now, &sql)) != 1; n++) {
+    /* block rows 600 s, sets 900 s, minutes 3000 s (effective: block + 1 h), hours 2 days,
+     * days forever */
+    bp_retention ret = {.block = 600, .sets = 900, .grain = {3000, 172800, 0}};
+    for (int rc; bp_buf_reset(&sql), (rc = bp_ch_derived_ddl(n, &now, &ret, &sql)) != 1; n++) {
         assert_int_equal(rc, 0);
+        const char *ttl = strstr(sql.data, " TTL ");
+        ttls += ttl != NULL;
+        if (strstr(sql.data, "EXISTS chain_metrics_block ") ||
+            strstr(sql.data, "EXISTS contract_metrics_block "))
+            assert_string_equal(ttl, " TTL toDateTime(intDiv(block_timestamp, 60) * 60 + 60) + "
+                                     "toIntervalSecond(600)");
+        else if (strstr(sql.data, "EXISTS contract_senders ") ||
+                 strstr(sql.data, "EXISTS active_addresses "))
+            assert_string_equal(ttl, " TTL toDateTime(intDiv(window_start, multiIf(grain = '1d', "
+                                     "86400, 3600)) * multiIf(grain = '1d', 86400, 3600) + "
+                                     "multiIf(grain = '1d', 86400, 3600)) + "
+                                     "toIntervalSecond(900)");
+        else if (strstr(sql.data, "EXISTS chain_metrics_1m "))
+            assert_string_equal(ttl, " TTL toDateTime(intDiv(window_start, 3600) * 3600 + 3600) + "
+                                     "toIntervalSecond(4200)");
+        else if (strstr(sql.data, "EXISTS contract_metrics_1m "))
+            assert_string_equal(ttl, " TTL toDateTime(window_start + 60) + toIntervalSecond(4200)");
+        else if (strstr(sql.data, "EXISTS chain_metrics_1h "))
+            assert_string_equal(ttl, " TTL toDateTime(intDiv(window_start, 86400) * 86400 + "
+                                     "86400) + toIntervalSecond(172800)");
+        else if (strstr(sql.data, "EXISTS contract_metrics_1h "))
+            assert_string_equal(ttl,
+                                " TTL toDateTime(window_start + 3600) + toIntervalSecond(172800)");
+        else
+            assert_null(ttl); /* token_transfers, ml_predictions, the days, prices, views */
+        /* none without a retention or on 18.16 */
+        bp_buf_reset(&sql);
+        assert_int_equal(bp_ch_derived_ddl(n, &now, NULL, &sql), 0);
+        assert_null(strstr(sql.data, "TTL"));
+        bp_buf_reset(&sql);
+        assert_int_equal(bp_ch_derived_ddl(n, &old, &ret, &sql), 0);
         assert_null(strstr(sql.data, "TTL"));
     }
     assert_int_equal(n, 19);
+    assert_int_equal(ttls, 8);
+    bp_retention forever = {0};
+    bp_buf_reset(&sql);
+    assert_int_equal(bp_ch_derived_ttl("chain_metrics_block", &now, &forever, &sql), 0);
+    assert_int_equal(sql.len, 0);
     n = 0;
-    for (int rc; bp_buf_reset(&sql), (rc = bp_ch_derived_ddl(n, &old, &sql)) != 1; n++) {
+    for (int rc; bp_buf_reset(&sql), (rc = bp_ch_derived_ddl(n, &old, NULL, &sql)) != 1; n++) {
         assert_int_equal(rc, 0);
         view_1m |= strstr(sql.data, "VIEW IF NOT EXISTS chain_metrics_1m_v AS SELECT origin_key, "
                                     "toDateTime(_w, 'UTC') AS timestamp, block_count") &&
