@@ -341,6 +341,24 @@ static int map_status(bp_rpc *rpc, long status, const bp_buf *resp, long retry_a
                         resp->len > BP_RPC_BODY_EXCERPT ? "..." : "");
 }
 
+/* The request's time (--rpc-timeout) ran out. Nothing received: the provider stalled, which
+ * says nothing of the block (the message must not send anyone looking at its size). */
+static int timed_out(bp_rpc *rpc, const char *why, bp_error *err)
+{
+    curl_off_t got = 0;
+    if (curl_easy_getinfo(rpc->curl, CURLINFO_SIZE_DOWNLOAD_T, &got) != CURLE_OK)
+        got = 0;
+    if (got <= 0)
+        return bp_error_set(err, BP_ETIMEOUT,
+                            "POST %s: no answer within the request timeout of %ld ms "
+                            "(--rpc-timeout): the provider stalled (%s)",
+                            rpc->shown_url, rpc->timeout_ms, why);
+    return bp_error_set(err, BP_ETIMEOUT,
+                        "POST %s: the answer was not complete within the request timeout of %ld ms "
+                        "(--rpc-timeout): %lld bytes received (%s)",
+                        rpc->shown_url, rpc->timeout_ms, (long long)got, why);
+}
+
 static int map_curl_error(bp_rpc *rpc, CURLcode cc, bp_error *err)
 {
     const char *why = rpc->curl_msg[0] ? rpc->curl_msg : curl_easy_strerror(cc);
@@ -366,8 +384,7 @@ static int map_curl_error(bp_rpc *rpc, CURLcode cc, bp_error *err)
     if (cc == CURLE_ABORTED_BY_CALLBACK)
         return bp_error_set(err, BP_ESTOPPED, "POST %s: stopped (shutting down)", rpc->shown_url);
     if (cc == CURLE_OPERATION_TIMEDOUT)
-        return bp_error_set(err, BP_ETIMEOUT, "POST %s: timed out (limit %ld ms): %s",
-                            rpc->shown_url, rpc->timeout_ms, why);
+        return timed_out(rpc, why, err);
     return bp_error_set(err, BP_ETRANSPORT, "POST %s: %s", rpc->shown_url, why);
 }
 

@@ -122,6 +122,7 @@ static const char USAGE[] =
     "  ws_corrupt_topic=T     the topics ws_corrupt_every counts, joined by '+'\n"
     "                         (e.g. rolledback_transactions); default every topic\n"
     "  error_method=M         error_rate hits the calls of method M only\n"
+    "  stall_method=M         stall_rate hits the requests that call method M only\n"
     "  missing_method=M       calls of method M answered -32601 \"Method not found\" (a node\n"
     "                         without it)\n"
     "  max_batch=N            a batch of more than N calls answered with one error object\n"

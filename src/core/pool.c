@@ -264,12 +264,18 @@ static void adapt_batch(bp_pool *p, bp_endpoint *e, size_t blocks, size_t bytes)
 /* A 429 / -32005: nobody sends to e before Retry-After has passed. */
 static void rate_limited(bp_endpoint *e, long retry_after_s, int64_t now)
 {
-    bool first = e->rl.rps <= 0;
-    if (bp_ratelimit_refused(&e->rl, retry_after_s, now))
-        bp_logf(first ? BP_LOG_INFO : BP_LOG_DEBUG,
+    bool first = e->rl.refusals == 0, unknown = e->rl.rps <= 0;
+    /* not fresh: a request already on its way, the pause in force was only extended */
+    bool fresh = bp_ratelimit_refused(&e->rl, retry_after_s, now);
+    if (fresh && e->rl.rps > 0)
+        bp_logf(first || unknown ? BP_LOG_INFO : BP_LOG_DEBUG,
                 "rpc %s answered 429 (not a failure): paused %ld ms as its Retry-After asks "
                 "(1 s without one), then held to %.2f requests/s",
                 e->url, bp_ratelimit_wait(&e->rl, now), e->rl.rps);
+    else if (fresh && first) /* nothing accepted before it: no rate to learn yet */
+        bp_info("rpc %s answered 429 (not a failure): paused %ld ms as its Retry-After asks "
+                "(1 s without one); the rate it accepts is measured after the pause",
+                e->url, bp_ratelimit_wait(&e->rl, now));
     if (e->rl.until_ms > e->not_before_ms)
         e->not_before_ms = e->rl.until_ms;
 }

@@ -24,38 +24,62 @@ void bp_ratelimit_start(bp_ratelimit *r, int64_t now)
     r->last_use_ms = now;
 }
 
-/* AIMD's decrease for a measurement of ok requests over span_ms. */
-static double rate_after(double before, uint64_t ok, int64_t span_ms)
+/* The rate a measurement of ok (> 0) requests over span_ms sets: what it measured, never
+ * above the rate before (growing is the quiet cycles' job) nor below half of it. */
+static double rate_after(double before, double measured)
 {
-    double measured = (double)ok * 1000.0 / (double)span_ms;
     double rate = before > 0 && before < measured ? before : measured;
     if (before > 0 && rate < before / 2)
         rate = before / 2;
-    if (rate <= 0)
-        rate = 1000.0 / (double)span_ms; /* refused at once: one request per such cycle */
     return rate < BP_RATELIMIT_MIN_RPS ? BP_RATELIMIT_MIN_RPS : rate;
 }
 
-static void set_rate(bp_ratelimit *r, double rps)
+/* The rate after the last measurement. Nothing accepted in it: nothing measured, the rate
+ * stays (one cut per episode: a 429 again at once when a pause ends, or a restart while the
+ * quota is spent, must not sink it, nor teach a rate that is only the pause's inverse). */
+static void measure(bp_ratelimit *r)
 {
-    r->rps = rps;
-    r->step = rps / 20;
+    if (r->ok == 0) {
+        r->rps = r->before;
+        return;
+    }
+    double measured = (double)r->ok * 1000.0 / (double)r->span_ms;
+    r->rps = rate_after(r->before, measured);
+    r->step = r->rps / 20;
+    r->good = measured; /* what the provider gave this time, not what it gave once */
+}
+
+/* The time a quiet cycle lasts: while the rate is below the last good one, long enough for
+ * two requests at it (and 1 s); at or above it, the span measured (a provider's window). */
+static int64_t cycle_len(const bp_ratelimit *r)
+{
+    if (r->rps >= r->good)
+        return r->span_ms;
+    double two = 2000.0 / r->rps;
+    int64_t len = two < (double)SPAN_MIN_MS ? SPAN_MIN_MS : (int64_t)two;
+    return len < r->span_ms ? len : r->span_ms;
 }
 
 void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now)
 {
     if (r->span_ms > 0 && started >= r->from_ms && started < r->to_ms) {
         /* on its way when the last pause began: it belongs to that measurement */
-        set_rate(r, rate_after(r->before, ++r->ok, r->span_ms));
+        r->ok++;
+        measure(r);
         return;
     }
     r->cycle_ok++;
     if (r->rps <= 0 || now < r->raise_ms)
         return;
-    if (r->starved)
-        r->rps += r->step; /* growing it while nothing waits would prove nothing */
+    /* growing it while nothing waits would prove nothing */
+    if (r->starved && r->rps < r->good) {
+        r->rps = 2 * r->rps < r->good ? 2 * r->rps : r->good; /* back to what it accepted */
+    } else if (r->starved) {
+        r->good = r->rps; /* held for a whole quiet cycle: accepted */
+        r->rps += r->step;
+    }
     r->starved = false;
-    r->raise_ms = now + r->span_ms;
+    r->raise_ms = now + cycle_len(r);
 }
 
 bool bp_ratelimit_refused(bp_ratelimit *r, long retry_after_s, int64_t now)
@@ -74,10 +98,10 @@ bool bp_ratelimit_refused(bp_ratelimit *r, long retry_after_s, int64_t now)
     r->to_ms = now;
     r->span_ms = span < SPAN_MIN_MS ? SPAN_MIN_MS : span > SPAN_MAX_MS ? SPAN_MAX_MS : span;
     r->ok = r->cycle_ok;
-    set_rate(r, rate_after(r->before, r->ok, r->span_ms));
+    measure(r);
     r->cycle_ms = until;
     r->cycle_ok = 0;
-    r->raise_ms = until + r->span_ms;
+    r->raise_ms = until + cycle_len(r);
     r->starved = false;
     return true;
 }

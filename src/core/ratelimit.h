@@ -5,10 +5,16 @@
  * to the endpoint until the instant its Retry-After names (1 s when absent). The first 429
  * of a pause also ends a measurement: the requests the endpoint accepted since the last pause
  * (by when they started, so answers still on their way count when they arrive) over the time
- * from then to this pause's end is the rate it accepts. The rate learnt is AIMD: on each new
- * pause it becomes that measurement, never above the rate before and never below half of it
- * (an idle stretch in the cycle must not sink it); after each quiet cycle in which requests
- * waited for the rate it grows by a step (a twentieth of the rate when it was learnt).
+ * from then to this pause's end is the rate it accepts. A pause in which nothing was accepted
+ * since the last one (a restart while the quota is spent, a 429 again at once when a pause
+ * ends) measured nothing: it belongs to the episode of the pause before and cuts nothing
+ * (before any measurement no rate is learnt at all: the pause alone holds the endpoint back,
+ * and the first cycle after it measures the provider's rate). A measurement sets the rate:
+ * what it measured, never above the rate before and never below half of it (an idle stretch
+ * in the cycle must not sink it). While no 429 comes, after each cycle in which requests
+ * waited for the rate it grows: doubling (one cycle = at least 1 s and two requests) up to
+ * the last rate the provider was seen to accept (measured, or held for a whole quiet
+ * cycle), then by a step (a twentieth of the rate when it was learnt) per measured span.
  * Plain data, no lock, times passed in (monotonic ms): the pool holds one per endpoint under
  * its own lock. */
 #ifndef BP_CORE_RATELIMIT_H
@@ -27,7 +33,8 @@ typedef struct bp_ratelimit {
     int64_t last_429_ms; /* 0: never */
     uint64_t refusals;   /* 429s counted */
     double rps;          /* the rate it accepts; 0: none learnt */
-    double step;         /* added to rps per quiet cycle */
+    double good;         /* the last rate it was seen to accept: rps doubles up to it */
+    double step;         /* added to rps per quiet cycle at or above good */
     bool starved;        /* a request waited for the rate since the last step */
     int64_t raise_ms;    /* the next step is due */
     int64_t cycle_ms;    /* the current measurement started (a pause ended, or work resumed) */

@@ -29,10 +29,10 @@ static const struct {
 };
 
 #define KEYS_TEXT                                                                                  \
-    "latency, error_rate, rate_limit, quota, quota_window, limit_answer, retry_after, http500_rate, "            \
-    "truncate_rate, garbage_rate, reset_rate, stall_rate, stall, lag, ws_drop_every, ws_silent, "  \
-    "ws_bad_every, ws_corrupt_every, ws_corrupt_topic, error_method, missing_method, max_batch, "  \
-    "max_response_bytes, bad"
+    "latency, error_rate, rate_limit, quota, quota_window, limit_answer, retry_after, "            \
+    "http500_rate, truncate_rate, garbage_rate, reset_rate, stall_rate, stall, lag, "              \
+    "ws_drop_every, ws_silent, ws_bad_every, ws_corrupt_every, ws_corrupt_topic, "                 \
+    "error_method, stall_method, missing_method, max_batch, max_response_bytes, bad"
 
 const char *bp_sim_fault_name(enum bp_sim_fault f)
 {
@@ -172,6 +172,12 @@ static int set_ws_key(bp_sim_faults *f, const char *ep, const char *key, const c
         if (!v[0] || strlen(v) >= sizeof(f->error_method))
             return bad_value(ep, key, v, "a method name (at most 63 characters)", err);
         snprintf(f->error_method, sizeof(f->error_method), "%s", v);
+        return 0;
+    }
+    if (strcmp(key, "stall_method") == 0) {
+        if (!v[0] || strlen(v) >= sizeof(f->stall_method))
+            return bad_value(ep, key, v, "a method name (at most 63 characters)", err);
+        snprintf(f->stall_method, sizeof(f->stall_method), "%s", v);
         return 0;
     }
     if (strcmp(key, "missing_method") == 0) {

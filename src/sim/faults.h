@@ -35,6 +35,8 @@
  *   ws_corrupt_topic=T the topics ws_corrupt_every counts, joined by '+'
  *                      (rolledback_transactions+reapplied_transactions); default every topic
  *   error_method=M     error_rate applies to the calls of method M only (default: every call)
+ *   stall_method=M     stall_rate applies to the requests that call method M only (default:
+ *                      every request): a provider that stalls on one kind of request
  *   missing_method=M   every call of method M answered -32601 "Method not found: M", as by a
  *                      node that does not have it
  *   max_batch=N        a provider's batch cap: a batch of more than N calls is answered with
@@ -92,6 +94,7 @@ typedef struct bp_sim_faults {
     uint64_t ws_corrupt_every;   /* Arch: every Nth event (of the topics below) broken; 0 = never */
     unsigned ws_corrupt_topics;  /* bit t: topic t (sim/arch.h) counts; 0 = every topic */
     char error_method[64];       /* error_rate for this method's calls only; "" = every call */
+    char stall_method[64];       /* stall_rate for requests calling this method; "" = every one */
     char missing_method[64];     /* a method this endpoint does not have; "" = none */
     uint64_t max_batch;          /* calls per batch, 0 = no cap */
     uint64_t max_response_bytes; /* of a batch answer, 0 = no cap */

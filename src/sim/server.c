@@ -247,8 +247,24 @@ static void reset_connection(struct MHD_Connection *mc)
 }
 
 /* Faults decided before any answer is built; MHD_NO closes the connection (a reset). */
+/* Whether the request body calls `method` ("": any request). The method's name in quotes is
+ * enough for simnode's own tests: no parameter of theirs is a method name. */
+static bool calls_method(const char *method, const char *body, size_t len)
+{
+    if (!method[0])
+        return true;
+    char quoted[72];
+    int n = snprintf(quoted, sizeof(quoted), "\"%s\"", method);
+    if (n <= 0 || (size_t)n >= sizeof(quoted))
+        return false;
+    for (size_t i = 0; i + (size_t)n <= len; i++)
+        if (memcmp(body + i, quoted, (size_t)n) == 0)
+            return true;
+    return false;
+}
+
 static bool early_fault(bp_sim_endpoint *ep, struct MHD_Connection *mc, uint64_t seq,
-                        enum MHD_Result *ret)
+                        const char *body, size_t len, enum MHD_Result *ret)
 {
     double left = over_limit(ep, bp_sim_now());
     if (left > 0) {
@@ -274,7 +290,7 @@ static bool early_fault(bp_sim_endpoint *ep, struct MHD_Connection *mc, uint64_t
         *ret = MHD_NO;
         return true;
     }
-    if (roll(ep, seq, BP_SIM_F_STALL)) {
+    if (roll(ep, seq, BP_SIM_F_STALL) && calls_method(ep->f.stall_method, body, len)) {
         count(ep, BP_SIM_F_STALL);
         nap(ep, ep->f.stall_s);
     }
@@ -301,7 +317,7 @@ static enum MHD_Result serve_rpc(bp_sim_endpoint *ep, struct MHD_Connection *mc,
     atomic_fetch_add(&ep->requests, 1);
     note_arrival(ep, c->arrived);
     enum MHD_Result ret;
-    if (early_fault(ep, mc, seq, &ret))
+    if (early_fault(ep, mc, seq, c->body.data ? c->body.data : "", c->body.len, &ret))
         return ret;
     bp_sim_chain *chain = &ep->srv->chain;
     double now = bp_sim_now();

@@ -4,19 +4,27 @@ Three providers, each the only endpoint of a backfill that must exit 0 with ever
 stored once and equal to the chain (read from simnode's second endpoint, which has no faults
 and which blockpipe does not use), with no failed attempt in its log:
 
-1. quota spent before the start: simnode ep1 serves 20 requests per 20 s window and the test
-   spends them first, so blockpipe's eth_chainId at start is answered 429 with a Retry-After
-   of about 20 s, longer than the start-up's five attempts (about 15 s) used to last: the
-   start must wait for it and say so ("asks for a pause"), not exit 1.
+1. quota spent before the start (a restart while the quota is spent): simnode ep1 serves 20
+   requests per 20 s window and the test spends them first, so blockpipe's eth_chainId at
+   start is answered 429 with a Retry-After of about 20 s, longer than the start-up's five
+   attempts (about 15 s) used to last: the start must wait for it and say so ("asks for a
+   pause", "a rate limit is no failed attempt"), not exit 1. The backfill (--fetch blocks:
+   one call per block) then needs more requests than one window serves, so it runs on at
+   the rate it learns from the next 429, which must be at least half of the quota's
+   1 request/s (the log's "held to X requests/s" and the stats lines' rps=), with at most
+   3 pauses in all: a 429 at start used to teach 1 request per Retry-After (0.05/s), and
+   9 blocks took 2 minutes.
 2. QuickNode's words: over 6 requests a second ep1 answers HTTP 200 with JSON-RPC -32007
    "15/second request limit reached" and no Retry-After. It used to be an ordinary error:
    the block failed after --max-retries.
 3. a 503 with a Retry-After (a provider shedding load) over a strict quota: a pause, as a 429.
-Parts 2 and 3 refuse JSON-RPC batches (max_batch=1): every block is a request of its own, so
-the backfill's requests (two per block) outrun the limit whatever the machine's speed.
+All three refuse JSON-RPC batches (max_batch=1): every call is a request of its own, so the
+backfill's requests (two per block in parts 2 and 3) outrun the limit whatever the machine's
+speed.
 """
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -45,12 +53,12 @@ def spend_quota(url, n):
             pass
 
 
-def backfill(sim, tmp, name, last, spend=0):
+def backfill(sim, tmp, name, last, spend=0, extra=()):
     db = os.path.join(tmp, f"{name}.db")
     if spend:
         spend_quota(sim.urls[0], spend)
     p = subprocess.run([BP, "backfill", "--rpc", sim.urls[0], "--from", "0", "--to", str(last),
-                        "--output", f"sqlite:{db}", "--stats-interval", "1"],
+                        "--output", f"sqlite:{db}", "--stats-interval", "1", *extra],
                        capture_output=True, text=True, timeout=600)
     log = p.stderr
     if p.returncode != 0:
@@ -67,30 +75,55 @@ def backfill(sim, tmp, name, last, spend=0):
         fail(f"{name}: blocks differ from the chain: {bad[:10]}")
     if "failed after" in log or "attempt " in log:
         fail(f"{name}: a rate limit was counted as a failed attempt:\n{log[-3000:]}")
-    limited = sim.stats()["endpoints"][0]["faults"]["rate_limit"]
+    stats = sim.stats()["endpoints"][0]
+    limited = stats["faults"]["rate_limit"]
     if limited < 1:
         fail(f"{name}: the provider never limited the backfill (nothing was tested)")
     print(f"ok {name}: {last + 1} blocks once each, {limited} limit answers")
-    return log
+    return log, stats
 
 
-def part(name, faults, last, spend=0, want_in_log=None):
+def part(name, faults, last, spend=0, want_in_log=(), extra=()):
     sim = Simnode(BP, ["--block-time", "0", "--length", "2000", "--txs-per-block", "2",
                        "--faults", f"ep1:{faults}"], endpoints=2)
     try:
         with tempfile.TemporaryDirectory(prefix="bp-ratelimit-") as tmp:
-            log = backfill(sim, tmp, name, last, spend)
+            log, stats = backfill(sim, tmp, name, last, spend, extra)
     finally:
         sim.stop()
         sim.kill()
-    if want_in_log and want_in_log not in log:
-        fail(f"{name}: the log never says {want_in_log!r}:\n{log[-3000:]}")
+    for want in want_in_log:
+        if want not in log:
+            fail(f"{name}: the log never says {want!r}:\n{log[-3000:]}")
+    return log, stats
+
+
+def rates_learnt(log):
+    """Every request rate the log says rpc[0] was held to (429 lines and stats lines)."""
+    held = [float(x) for x in re.findall(r"then held to (\d+\.\d+) requests/s", log)]
+    stats = [float(x) for x in re.findall(r"stats rpc\[0\] .* rps=(\d+\.\d+)", log)]
+    return held, stats
 
 
 def main():
     print(__doc__.strip().splitlines()[0])
-    part("quota spent at start", "quota=20,quota_window=20s", 8, spend=21,
-         want_in_log="asks for a pause")
+    name = "quota spent at start"
+    log, stats = part(name, "quota=20,quota_window=20s,max_batch=1", 23, spend=21,
+                      want_in_log=("asks for a pause", "a rate limit is no failed attempt"),
+                      extra=("--fetch", "blocks"))
+    held, shown = rates_learnt(log)
+    if not held:
+        fail(f"{name}: no rate was learnt (the backfill stayed within one window: nothing was "
+             f"tested):\n{log[-3000:]}")
+    if min(held + shown) < 0.5:
+        fail(f"{name}: held to {min(held + shown)} requests/s, below half of the quota's "
+             f"1 request/s (429 lines: {held}):\n{log[-3000:]}")
+    # the start's pause, the end of the first window after it; a rate learnt too high would
+    # run into more
+    if stats["waits"]["announced"] > 3:
+        fail(f"{name}: {stats['waits']['announced']} pauses: {stats}")
+    print(f"ok {name}: held to {held} requests/s after the start (quota: 1/s), "
+          f"{stats['waits']['announced']} pauses")
     part("QuickNode -32007", "rate_limit=6,limit_answer=rpc32007,max_batch=1", 12)
     part("503 + Retry-After", "quota=8,quota_window=2s,limit_answer=http503,max_batch=1", 12)
 

@@ -173,6 +173,17 @@ static void test_one_outage_one_ejection(void **state)
     bp_pool_release(&p);
 }
 
+static void succeed(bp_pool *p, int ep, int batch)
+{
+    bp_pool_done(p, ep,
+                 &(bp_pool_outcome){.rc = 0,
+                                    .latency_us = 100,
+                                    .blocks = (size_t)batch,
+                                    .bytes = 1000,
+                                    .need = 1,
+                                    .error_text = NULL});
+}
+
 static void test_rate_limited_pause(void **state)
 {
     (void)state;
@@ -181,6 +192,9 @@ static void test_rate_limited_pause(void **state)
     bp_pool p;
     make_pool(&p, specs, 2);
     int batch;
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    succeed(&p, 0, batch); /* accepted before the 429: the pause measures a rate */
+    int batch_before = p.eps[0].batch;
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
     int64_t t0 = mono_ms();
     bp_pool_done(&p, 0,
@@ -196,7 +210,8 @@ static void test_rate_limited_pause(void **state)
     assert_int_equal(p.eps[0].consecutive_failures, 0);
     assert_int_equal(p.eps[0].errors, 0);
     assert_int_equal(p.eps[0].limit, 4); /* about the number of requests: nothing shrinks */
-    assert_int_equal(p.eps[0].batch, 2);
+    assert_int_equal(p.eps[0].batch, batch_before);
+    assert_true(p.eps[0].rl.rps > 0);
     /* Retry-After: 3 -> the workers' pause lasts at least 3 s from before the 429 (then it is
      * pinned far ahead so the rest cannot race the clock); the other endpoint serves
      * meanwhile, and the coordinator's own requests (head polls, reorg walks) skip the paused
@@ -206,11 +221,14 @@ static void test_rate_limited_pause(void **state)
     long left = bp_pool_may_call(&p, 0);
     assert_true(left <= 3000 && left >= 3000 - (mono_ms() - t0));
     assert_int_equal(bp_pool_may_call(&p, 1), 0);
-    /* a 429 the coordinator got pauses the endpoint for the workers */
+    /* a 429 the coordinator got pauses the endpoint for the workers; with nothing accepted
+     * before it no rate is learnt (the first cycle after the pause measures it), so requests
+     * are not scarce yet */
     bp_pool_called(&p, 1, BP_ERATELIMIT, 0);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
     assert_true(bp_pool_may_call(&p, 1) > 0);
-    assert_true(bp_pool_requests_scarce(&p));
+    assert_true(p.eps[1].rl.rps == 0);
+    assert_false(bp_pool_requests_scarce(&p));
     static bp_stats st; /* what the stats line is made from */
     memset(&st, 0, sizeof(st));
     st.endpoint_count = bp_pool_stats(&p, st.endpoints, BP_STATS_MAX_ENDPOINTS);
@@ -230,17 +248,6 @@ static void test_rate_limited_pause(void **state)
     assert_non_null(strstr(line.data, "rps,rpc[1]@"));
     bp_buf_release(&line);
     bp_pool_release(&p);
-}
-
-static void succeed(bp_pool *p, int ep, int batch)
-{
-    bp_pool_done(p, ep,
-                 &(bp_pool_outcome){.rc = 0,
-                                    .latency_us = 100,
-                                    .blocks = (size_t)batch,
-                                    .bytes = 1000,
-                                    .need = 1,
-                                    .error_text = NULL});
 }
 
 /* Once a provider limits the request rate, requests are what is scarce: the last blocks are

@@ -1,6 +1,7 @@
 /* test_ratelimit.c - pauses and the learnt request rate of an endpoint (times are given, so
  * nothing here sleeps). */
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -58,9 +59,10 @@ static void test_learns_accepted_rate(void **state)
     bp_ratelimit_accepted(&r, 70, 130);
     assert_true(r.rps > 8 / 4.1 - 0.01 && r.rps < 8 / 4.1 + 0.01);
     assert_int_equal(r.cycle_ok, 0); /* they did not count for the next cycle */
-    /* the next cycle: paced at the rate, a request refused at once halves it at most */
+    /* the next cycle: one request accepted in a cycle of 4 s is far below the rate, which
+     * halves at most */
     double before = r.rps;
-    bp_ratelimit_start(&r, 4100);
+    serve(&r, 1, 4100, 0);
     assert_true(bp_ratelimit_refused(&r, 4, 4110));
     assert_true(r.rps > before / 2 - 0.001 && r.rps < before / 2 + 0.001);
     /* a cycle that accepted more than the rate does not raise it (that is the quiet cycles'
@@ -69,6 +71,193 @@ static void test_learns_accepted_rate(void **state)
     serve(&r, 40, 8110, 10);
     assert_true(bp_ratelimit_refused(&r, 1, 8600));
     assert_true(r.rps == before);
+}
+
+/* One cut per episode: a pause with nothing accepted since the one before measured nothing.
+ * A 429 again at once when a pause ends (its quota window not over yet) does not cut the rate,
+ * however often it comes; before any measurement (a restart while the quota is spent) no rate
+ * is learnt at all: the pause alone holds the endpoint back. (It used to halve the rate each
+ * time, and at start teach one request per Retry-After: 0.05 requests/s after a 20 s one.) */
+static void test_refused_at_once_cuts_nothing(void **state)
+{
+    (void)state;
+    bp_ratelimit r;
+    bp_ratelimit_init(&r, 0);
+    bp_ratelimit_start(&r, 0);
+    assert_true(bp_ratelimit_refused(&r, 20, 10));
+    assert_true(r.rps == 0);
+    assert_int_equal(bp_ratelimit_wait(&r, 10), 20000);
+    serve(&r, 10, 20010, 100); /* the first cycle after it measures: 10 over 1.99 s */
+    assert_true(bp_ratelimit_refused(&r, 1, 21000));
+    double rate = r.rps;
+    assert_true(rate > 10 / 1.99 - 0.01 && rate < 10 / 1.99 + 0.01);
+    for (int64_t t = 22000; t < 30000; t += 1000) {
+        bp_ratelimit_start(&r, t);
+        assert_true(bp_ratelimit_refused(&r, 1, t + 10));
+        assert_true(r.rps == rate);
+    }
+    /* an answer on its way when such a pause began is a measurement after all */
+    bp_ratelimit_start(&r, 31010);
+    bp_ratelimit_start(&r, 31020);
+    assert_true(bp_ratelimit_refused(&r, 1, 31030));
+    assert_true(r.rps == rate);
+    bp_ratelimit_accepted(&r, 31010, 31040); /* 1 over 1 s */
+    assert_true(r.rps > rate / 2 - 0.001 && r.rps < rate / 2 + 0.001);
+}
+
+/* Below the last rate the provider was seen to accept the rate doubles each quiet cycle (1 s
+ * or two requests long), then it grows by its step per measured span. */
+static void test_regrows_fast_to_last_good_rate(void **state)
+{
+    (void)state;
+    bp_ratelimit r;
+    bp_ratelimit_init(&r, 0);
+    serve(&r, 4, 0, 100);
+    assert_true(bp_ratelimit_refused(&r, 3, 1000)); /* 4 over 4 s: 1/s */
+    serve(&r, 40, 4000, 100);                       /* 40 over 5 s: 8/s accepted */
+    assert_true(bp_ratelimit_refused(&r, 1, 8000));
+    assert_true(r.rps > 0.99 && r.rps < 1.01); /* the cut never raises it */
+    assert_true(r.good > 7.99 && r.good < 8.01);
+    int64_t t = r.raise_ms, at = t;
+    int cycles = 0;
+    while (r.rps < r.good - 1e-9 && cycles < 10) {
+        r.starved = true;
+        at = t;
+        serve(&r, 1, t, 0);
+        t = r.raise_ms;
+        cycles++;
+    }
+    assert_int_equal(cycles, 3); /* 1 -> 2 -> 4 -> 8 */
+    /* after 2 s at 1/s, then 1 s at 2/s and at 4/s (each answer 10 ms after its request) */
+    assert_int_equal(at, 9000 + 4000 + 20);
+    double step = r.step;
+    r.starved = true;
+    serve(&r, 1, t, 0);
+    assert_true(r.rps > 8 + step - 1e-9 && r.rps < 8 + step + 1e-9); /* then additive */
+    assert_int_equal(r.raise_ms, t + 10 + r.span_ms);
+}
+
+/* A provider of `quota` requests per `window_ms` window (windows start at `window0`),
+ * answering 429 with the whole seconds left of the window, and one worker that sends as soon
+ * as the pause and the rate let it (a token bucket without burst, as the pool's), each answer
+ * 50 ms after its request. Time is simulated: the controller is driven deterministically. */
+typedef struct provider {
+    int64_t window0, window_ms;
+    int quota;
+    int64_t window; /* the window counted */
+    int used;
+    /* a token bucket instead (window_ms 0): `quota` requests/s, burst `quota`, no Retry-After */
+    double bucket;
+    int64_t bucket_ms;
+} provider;
+
+static bool provider_accepts(provider *p, int64_t t, long *retry_after_s)
+{
+    if (p->window_ms == 0) {
+        p->bucket += (double)(t - p->bucket_ms) * p->quota / 1000.0;
+        p->bucket = p->bucket > p->quota ? p->quota : p->bucket;
+        p->bucket_ms = t;
+        *retry_after_s = 0;
+        if (p->bucket < 1)
+            return false;
+        p->bucket -= 1;
+        return true;
+    }
+    int64_t w = (t - p->window0) / p->window_ms;
+    if (w != p->window) {
+        p->window = w;
+        p->used = 0;
+    }
+    if (p->used < p->quota) {
+        p->used++;
+        return true;
+    }
+    int64_t left = p->window0 + (w + 1) * p->window_ms - t;
+    *retry_after_s = (long)((left + 999) / 1000);
+    return false;
+}
+
+typedef struct drive_result {
+    int accepted, refused;
+} drive_result;
+
+/* Runs the worker from `from` to `to` (ms); the accepted and refused requests in [count_from,
+ * to). */
+static drive_result drive(bp_ratelimit *r, provider *p, int64_t from, int64_t to,
+                          int64_t count_from)
+{
+    drive_result res = {0, 0};
+    double tokens = 1;
+    int64_t tokens_ms = from, t = from;
+    while (t < to) {
+        if (t < r->until_ms)
+            t = r->until_ms;
+        if (r->rps > 0) {
+            tokens += (double)(t - tokens_ms) * r->rps / 1000.0;
+            tokens = tokens > 1 ? 1 : tokens;
+            tokens_ms = t;
+            if (tokens < 1) {
+                r->starved = true;
+                t += (int64_t)((1 - tokens) * 1000.0 / r->rps) + 1;
+                continue;
+            }
+            tokens -= 1;
+        }
+        bp_ratelimit_start(r, t);
+        long ra = 0;
+        bool ok = provider_accepts(p, t, &ra);
+        if (ok)
+            bp_ratelimit_accepted(r, t, t + 50);
+        else
+            bp_ratelimit_refused(r, ra, t + 50);
+        if (t >= count_from) {
+            res.accepted += ok;
+            res.refused += !ok;
+        }
+        t += 50;
+    }
+    return res;
+}
+
+/* blockpipe restarts while the quota (20 requests per 20 s) is spent: its first request is
+ * answered 429 with a Retry-After of 20 s. From the second window on the endpoint must get at
+ * least half of what the provider gives, and after a few windows be held to at least half of
+ * its rate, without hammering it (few refusals). The old controller learnt 0.05 requests/s
+ * from that first 429 and grew 5 % per 20 s: 1 request per 18 s after 5 minutes. */
+static void test_converges_after_spent_quota_start(void **state)
+{
+    (void)state;
+    provider p = {.window0 = -100, .window_ms = 20000, .quota = 20, .window = -1};
+    p.window = 0;
+    p.used = 20; /* spent before the start */
+    bp_ratelimit r;
+    bp_ratelimit_init(&r, 0);
+    drive_result res = drive(&r, &p, 0, 200000, 20000);
+    /* windows from 19.9 s to 199.9 s: 9 of them, 180 requests at most */
+    assert_true(res.accepted >= 90);
+    assert_true(res.refused <= res.accepted / 10);
+    assert_true(r.rps >= 0.5);
+    /* the rate was learnt in the first window after the pause */
+    provider q = {.window0 = -100, .window_ms = 20000, .quota = 20, .window = 0, .used = 20};
+    bp_ratelimit s;
+    bp_ratelimit_init(&s, 0);
+    drive(&s, &q, 0, 41000, 0);
+    assert_true(s.rps >= 0.5 && s.rps <= 1.5);
+}
+
+/* A provider that refills 5 requests/s and answers 429 without Retry-After: held to at least
+ * half of its rate within 10 s, and most requests accepted. */
+static void test_converges_on_token_bucket(void **state)
+{
+    (void)state;
+    provider p = {.quota = 5, .bucket = 0};
+    bp_ratelimit r;
+    bp_ratelimit_init(&r, 0);
+    drive(&r, &p, 0, 10000, 0);
+    assert_true(r.rps >= 2.5 && r.rps <= 7.5);
+    drive_result res = drive(&r, &p, 10000, 70000, 10000);
+    assert_true(res.accepted >= 150); /* of 300 */
+    assert_true(res.refused <= res.accepted / 10);
 }
 
 static void test_raised_only_when_starved(void **state)
@@ -105,11 +294,6 @@ static void test_idle_restarts_measurement(void **state)
     assert_int_equal(r.cycle_ok, 5);
     assert_true(bp_ratelimit_refused(&r, 1, 100500)); /* 5 over 1.5 s */
     assert_true(r.rps > 5 / 1.5 - 0.01 && r.rps < 5 / 1.5 + 0.01);
-    /* refused before anything was accepted: one request per cycle, never 0 */
-    bp_ratelimit s;
-    bp_ratelimit_init(&s, 0);
-    assert_true(bp_ratelimit_refused(&s, 2, 0));
-    assert_true(s.rps > 0.49 && s.rps < 0.51);
 }
 
 int main(void)
@@ -119,6 +303,10 @@ int main(void)
         cmocka_unit_test(test_learns_accepted_rate),
         cmocka_unit_test(test_raised_only_when_starved),
         cmocka_unit_test(test_idle_restarts_measurement),
+        cmocka_unit_test(test_refused_at_once_cuts_nothing),
+        cmocka_unit_test(test_regrows_fast_to_last_good_rate),
+        cmocka_unit_test(test_converges_after_spent_quota_start),
+        cmocka_unit_test(test_converges_on_token_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
