@@ -1265,12 +1265,12 @@ static int kafka_open(bp_sink **out, const char *target, const bp_sink_opts *opt
         kafka_close(&s->base);
         return rc;
     }
-    bp_info("kafka %s: topics %s{entity}, checkpoint %s key "
-            "%s:{chain}, transactional.id %s; messages waiting for delivery: up to %.1f MiB "
-            "(queue.buffering.max.kbytes), beyond %.1f MiB charged to the memory budget",
-            s->brokers, s->prefix, s->cp_topic, s->name,
-            s->txid[0] ? s->txid : "(blockpipe-{name}-{chain}, once the chain is known)",
-            (double)s->queue_cap / 1048576.0, (double)QUEUE_KEEP / 1048576.0);
+    bp_info("kafka %s: messages waiting for delivery up to %.1f MiB (queue.buffering.max.kbytes), "
+            "beyond %.1f MiB charged to the memory budget; topics %s{entity}, checkpoint %s key "
+            "%s:{chain}, transactional.id %s",
+            s->brokers, (double)s->queue_cap / 1048576.0, (double)QUEUE_KEEP / 1048576.0, s->prefix,
+            s->cp_topic, s->name,
+            s->txid[0] ? s->txid : "(blockpipe-{name}-{chain}, once the chain is known)");
     *out = &s->base;
     return 0;
 }

@@ -59,7 +59,7 @@ def main():
         with KafkaMock() as k:
             log1 = os.path.join(tmp.name, "1.log")
             text = backfill(bp, node, k, "q1_", log1, ["--kafka-set", "linger.ms=300"])
-            want = ("messages waiting for delivery: up to 64.0 MiB (queue.buffering.max.kbytes), "
+            want = ("messages waiting for delivery up to 64.0 MiB (queue.buffering.max.kbytes), "
                     "beyond 1.0 MiB charged to the memory budget")
             if want not in text:
                 raise Fail(f"1: no '{want}' at start:\n{tail(log1)}")
@@ -74,7 +74,7 @@ def main():
             log2 = os.path.join(tmp.name, "2.log")
             text = backfill(bp, node, k, "q2_", log2,
                             ["--kafka-set", "queue.buffering.max.kbytes=1024;linger.ms=300"])
-            if "messages waiting for delivery: up to 1.0 MiB" not in text:
+            if "messages waiting for delivery up to 1.0 MiB" not in text:
                 raise Fail(f"2: the user's queue.buffering.max.kbytes=1024 not kept:\n"
                            f"{tail(log2)}")
             blocks_once(k, "q2_", "2")
