@@ -966,11 +966,13 @@ static int finish(kafka_sink *s, const bp_checkpoint *cp, const bp_stream_recent
 }
 
 /* The write's end: what a group leaves in flight between writes is brought within the fixed
- * part (its deliveries awaited), and nothing stays charged (the next write may be another
+ * part (its deliveries awaited; without a budget nothing is counted: no wait), and nothing
+ * stays charged (the next write may be another
  * chain's budget, and the budget may be gone when the output is closed). */
 static void queue_settle(kafka_sink *s)
 {
-    for (int waited = 0; s->p && s->queued > QUEUE_KEEP && waited < s->timeout_ms; waited += 10)
+    for (int waited = 0; s->budget && s->p && s->queued > QUEUE_KEEP && waited < s->timeout_ms;
+         waited += 10)
         rd_kafka_poll(s->p, 10);
     if (s->budget && s->charged)
         bp_budget_refund(s->budget, s->charged);

@@ -27,7 +27,7 @@ from pgcheck import Fail, blockpipe_bin, checkpoint, tail, wait_for  # noqa: E40
 from rtcheck import Server  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
-LAST = 2999
+LAST = 1499
 CUT_AT = 300
 HANG = 150  # seconds: only a guard against a hang, never a measure
 LOST = "going back to its checkpoint"
