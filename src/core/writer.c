@@ -78,24 +78,27 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->busy && !w->closing) {
-            if (w->cfg.out && bp_outputs_rewinding(w->cfg.out) && w->rc == 0) {
-                /* An output sent back to its checkpoint that never answers: the coordinator
-                 * would wait for it for ever (a backfill is not done while one is). */
-                bp_error e = {0};
-                if (bp_outputs_given_up(w->cfg.out, &e) != 0) {
-                    w->rc = e.code;
-                    w->err = e;
-                    if (w->cfg.written) {
-                        pthread_mutex_unlock(&w->lock);
-                        w->cfg.written(w->cfg.ctx);
-                        pthread_mutex_lock(&w->lock);
-                    }
-                    continue;
+            /* An output sent back to its checkpoint that never answers: the coordinator would
+             * wait for it for ever (a backfill is not done while one is); looked at every
+             * 200 ms meanwhile. */
+            bool rewinding = w->cfg.out && bp_outputs_rewinding(w->cfg.out) && w->rc == 0;
+            bp_error e = {0};
+            if (rewinding && bp_outputs_given_up(w->cfg.out, &e) != 0) {
+                w->rc = e.code;
+                w->err = e;
+                if (w->cfg.written) {
+                    pthread_mutex_unlock(&w->lock);
+                    w->cfg.written(w->cfg.ctx);
+                    pthread_mutex_lock(&w->lock);
                 }
+                continue;
+            }
+            bool holding = w->cfg.out && bp_outputs_holding(w->cfg.out);
+            if (!holding && rewinding) {
                 timed_wait(w, 200);
                 continue;
             }
-            if (!w->cfg.out || !bp_outputs_holding(w->cfg.out)) {
+            if (!holding) {
                 pthread_cond_wait(&w->cv, &w->lock);
                 continue;
             }
