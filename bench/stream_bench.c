@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "blockpipe/sink.h"
+#include "core/budget.h"
 #include "sink/stream.h"
 #include "sink_fixture.h"
 #include "util/log.h"
@@ -82,6 +83,11 @@ static int bench_sink(const char *url, uint64_t blocks, size_t batch, bool more)
     }
     bp_block **bl = calloc(batch, sizeof(*bl));
     bp_event *ev = calloc(batch, sizeof(*ev));
+    /* BENCH_BUDGET=1: the writes carry a memory budget (1 GiB), as the pipeline's do: what an
+     * output charges to it (Kafka: its queue beyond its fixed part) is then counted */
+    bp_budget budget;
+    bool with_budget = getenv("BENCH_BUDGET") && atoi(getenv("BENCH_BUDGET")) != 0;
+    bp_budget_init(&budget, (size_t)1 << 30);
     uint64_t msgs = 0;
     double secs = 0;
     int rc = 0;
@@ -97,7 +103,8 @@ static int bench_sink(const char *url, uint64_t blocks, size_t batch, bool more)
                       .events = ev,
                       .count = n,
                       .checkpoint = fx_cp(bl[n - 1]->number, 0),
-                      .more = more && i + n < blocks};
+                      .more = more && i + n < blocks,
+                      .budget = with_budget ? &budget : NULL};
         double t0 = now_s();
         rc = s->ops->write(s, &b, &err);
         secs += now_s() - t0;
@@ -110,6 +117,7 @@ static int bench_sink(const char *url, uint64_t blocks, size_t batch, bool more)
     free(bl);
     free(ev);
     bp_sink_close(s);
+    bp_budget_release(&budget);
     return rc != 0;
 }
 

@@ -41,6 +41,10 @@ typedef struct loader {
     int outputs_layer;
     int alerts_layer, webhooks_layer;
     int rpc_headers_layer, ws_headers_layer;
+    /* where --clickhouse-url, --clickhouse-db and the outputs came from (layer, and the name
+     * used, for messages) */
+    int ch_url_layer, ch_db_layer;
+    char ch_url_who[WHO_MAX], ch_db_who[WHO_MAX], outputs_who[WHO_MAX];
     int chain_index; /* the chains: item applied last (bp_config_load_chain), or -1 */
     bool chain_pass; /* the file is read for that item only */
     /* the top level's price_coin_id and native token, held over the chain pass (chain_coin) */
@@ -70,6 +74,9 @@ struct opt {
     const bp_sink_option *sink; /* an output's option (set_sink) */
     const bp_sink_ops *backend; /* the first output that has it */
     const char *env3;           /* third name, read when env and env2 are unset */
+    /* env2 / env3 are names other programs read too (DATABASE_URL, REDIS_URL): taken in order,
+     * without the check that two names of one variable agree (check_env_names) */
+    bool env_ranked;
 };
 
 static int set_rpc(loader *ld, const opt *o, const char *v, const char *who, bp_error *err);
@@ -198,7 +205,7 @@ static const opt g_opts[] = {
              "lets go or dies; 0: refuse at once (the chain stops with an error naming the "
              "holder); verify --repair takes the same lock before it writes"},
     {"output", NULL, "URL", "OUTPUT", "DATABASE_URL", "output", set_output, .cmds = CMD_ALL,
-     .def = "sqlite:blockpipe.db", .env3 = "REDIS_URL",
+     .def = "sqlite:blockpipe.db", .env3 = "REDIS_URL", .env_ranked = true,
      .help = "where to write (the kinds are listed below); repeat for several, each keeps its "
              "own checkpoint. Config file: output, or outputs: [URL, ...]"},
     {"clickhouse-url", NULL, "URL", "CLICKHOUSE_URL", NULL, "clickhouse_url", set_ch_url,
@@ -962,6 +969,10 @@ static int set_sink(loader *ld, const opt *o, const char *v, const char *who, bp
                 return err->code;
     if (strcmp(o->key, "kafka_set") == 0) /* librdkafka's K=V;... (sasl.password=...) */
         bp_secret_add_settings(v, ";");
+    if (strcmp(o->key, "clickhouse_db") == 0) {
+        ld->ch_db_layer = ld->layer;
+        snprintf(ld->ch_db_who, sizeof(ld->ch_db_who), "%s", who);
+    }
     size_t k = 0;
     while (k < cfg->sink_setting_count && strcmp(cfg->sink_settings[k].key, o->key) != 0)
         k++;
@@ -1049,6 +1060,7 @@ static int set_output(loader *ld, const opt *o, const char *v, const char *who, 
         cfg->output_count = 0;
         ld->outputs_layer = ld->layer;
     }
+    snprintf(ld->outputs_who, sizeof(ld->outputs_who), "%s", who);
     if (cfg->output_count == BP_MAX_OUTPUTS)
         return bp_error_set(err, BP_EINVAL, "%s: too many outputs (at most %d)", who,
                             BP_MAX_OUTPUTS);
@@ -1078,19 +1090,88 @@ static int set_ch_url(loader *ld, const opt *o, const char *v, const char *who, 
     bp_secret_add_dsn(url);
     free(ld->cfg->clickhouse_url);
     ld->cfg->clickhouse_url = url;
+    ld->ch_url_layer = ld->layer;
+    snprintf(ld->ch_url_who, sizeof(ld->ch_url_who), "%s", who);
     return 0;
 }
 
+static const char *setting_value(const bp_config *cfg, const char *key)
+{
+    for (size_t k = 0; k < cfg->sink_setting_count; k++)
+        if (strcmp(cfg->sink_settings[k].key, key) == 0)
+            return cfg->sink_settings[k].value;
+    return NULL;
+}
+
+/* The database named by a ClickHouse output URL's path: *len 0 when it has none. */
+static const char *ch_path_database(const char *url, size_t *len)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : strchr(url, ':') + 1;
+    const char *end = p + strcspn(p, "?#");
+    for (const char *q = p; q < end; q++) /* the host follows the credentials, if any */
+        if (*q == '@')
+            p = q + 1;
+    const char *slash = memchr(p, '/', (size_t)(end - p));
+    const char *db = slash ? slash + 1 : end;
+    *len = (size_t)(end - db);
+    while (*len > 0 && db[*len - 1] == '/')
+        (*len)--;
+    return db;
+}
+
+/* --clickhouse-db and the database in a ClickHouse URL's path given at the same level (both
+ * flags, both variables, both in the file) and different: the path used to win silently. At
+ * different levels the path still wins, as documented (a CLICKHOUSE_DB in the environment is a
+ * default for URLs without one). */
+static int check_ch_database(loader *ld, const char *url, int url_layer, const char *url_who,
+                             bp_error *err)
+{
+    const bp_sink_ops *ch = bp_sink_find("clickhouse:");
+    const char *db = ld->ch_db_layer == url_layer ? setting_value(ld->cfg, "clickhouse_db") : NULL;
+    size_t len;
+    if (!ch || !db || bp_sink_find(url) != ch)
+        return 0;
+    const char *path = ch_path_database(url, &len);
+    if (len == 0 || (strlen(db) == len && strncmp(db, path, len) == 0))
+        return 0;
+    return bp_error_set(err, BP_EINVAL,
+                        "%s '%s' and the database '%.*s' in the path of the ClickHouse output of "
+                        "%s name two databases: give the database once",
+                        ld->ch_db_who, db, (int)len, path, url_who);
+}
+
+/* --clickhouse-url and an --output of a ClickHouse URL given at the same level are two names of
+ * the ClickHouse output: the same URL is one output; different ones are refused (two ClickHouse
+ * outputs are --output twice). At different levels --clickhouse-url adds its output, as
+ * documented. */
 static int add_clickhouse_output(loader *ld, bp_error *err)
 {
     bp_config *cfg = ld->cfg;
-    if (!cfg->clickhouse_url)
-        return 0;
+    const bp_sink_ops *ch = bp_sink_find("clickhouse:");
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < cfg->output_count; i++)
+        rc = check_ch_database(ld, cfg->outputs[i], ld->outputs_layer, ld->outputs_who, err);
+    if (rc != 0 || !cfg->clickhouse_url)
+        return rc;
+    rc = check_ch_database(ld, cfg->clickhouse_url, ld->ch_url_layer, ld->ch_url_who, err);
+    for (int i = 0; rc == 0 && ch && ld->ch_url_layer == ld->outputs_layer && i < cfg->output_count;
+         i++) {
+        if (strcmp(cfg->outputs[i], cfg->clickhouse_url) == 0)
+            return 0;
+        if (bp_sink_find(cfg->outputs[i]) == ch)
+            rc = bp_error_set(err, BP_EINVAL,
+                              "%s and %s both give the ClickHouse output, different ones: give "
+                              "it once (two ClickHouse outputs: --output twice)",
+                              ld->ch_url_who, ld->outputs_who);
+    }
+    if (rc != 0)
+        return rc;
     if (cfg->output_count == BP_MAX_OUTPUTS)
         return bp_error_set(err, BP_EINVAL, "--clickhouse-url: too many outputs (at most %d)",
                             BP_MAX_OUTPUTS);
     cfg->outputs[cfg->output_count] = NULL;
-    int rc = replace_string(&cfg->outputs[cfg->output_count], cfg->clickhouse_url, err);
+    rc = replace_string(&cfg->outputs[cfg->output_count], cfg->clickhouse_url, err);
     cfg->output_count += rc == 0;
     return rc;
 }
@@ -1634,24 +1715,144 @@ static int file_apply(file_ctx *fc, bp_error *err)
     return rc;
 }
 
+#define CONFIG_FILE_MAX (16u << 20)
+
+/* Offset of the first byte of s[0..n) that does not continue valid UTF-8, or n. */
+static size_t utf8_bad_at(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xE0) == 0xC0 ? 2
+                     : (c & 0xF0) == 0xE0 ? 3
+                     : (c & 0xF8) == 0xF0 ? 4
+                                          : 0;
+        if (len == 0 || (len == 2 && c < 0xC2) || (len == 4 && c > 0xF4) || i + len > n)
+            return i;
+        for (size_t k = 1; k < len; k++)
+            if ((s[i + k] & 0xC0) != 0x80)
+                return i;
+        uint32_t cp = len == 2   ? (c & 0x1Fu) << 6 | (s[i + 1] & 0x3Fu)
+                      : len == 3 ? (c & 0x0Fu) << 12 | (s[i + 1] & 0x3Fu) << 6 | (s[i + 2] & 0x3Fu)
+                      : len == 4 ? (c & 0x07u) << 18 | (s[i + 1] & 0x3Fu) << 12 |
+                                       (s[i + 2] & 0x3Fu) << 6 | (s[i + 3] & 0x3Fu)
+                                 : c;
+        if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+            (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+            return i;
+        i += len;
+    }
+    return n;
+}
+
+/* After a UTF-16 byte order mark (as PowerShell's > writes): whole code units, no U+0000, every
+ * surrogate paired. */
+static int check_utf16(const char *path, const unsigned char *s, size_t n, bp_error *err)
+{
+    bool le = s[0] == 0xFF;
+    if (n % 2)
+        return bp_error_set(err, BP_EINVAL,
+                            "config file %s: UTF-16 (its first bytes say) of an odd length, %zu "
+                            "bytes: not a text file",
+                            path, n);
+    for (size_t i = 2; i < n; i += 2) {
+        unsigned u = le ? s[i] | s[i + 1] << 8 : s[i] << 8 | s[i + 1];
+        unsigned next = i + 3 < n ? (le ? s[i + 2] | s[i + 3] << 8 : s[i + 2] << 8 | s[i + 3]) : 0;
+        if (u == 0)
+            return bp_error_set(err, BP_EINVAL,
+                                "config file %s: a NUL character at offset %zu (UTF-16): not a "
+                                "text file",
+                                path, i);
+        if (u >= 0xDC00 && u <= 0xDFFF)
+            return bp_error_set(err, BP_EINVAL,
+                                "config file %s: a lone UTF-16 surrogate at offset %zu: not a "
+                                "text file",
+                                path, i);
+        if (u >= 0xD800 && u <= 0xDBFF) {
+            if (next < 0xDC00 || next > 0xDFFF)
+                return bp_error_set(err, BP_EINVAL,
+                                    "config file %s: a lone UTF-16 surrogate at offset %zu: not "
+                                    "a text file",
+                                    path, i);
+            i += 2;
+        }
+    }
+    return 0;
+}
+
+/* A file that is not text (a binary, a compressed copy, the wrong path): libyaml stops at a NUL
+ * as at the end of its input, so such a file was read as empty and the run went on with the
+ * defaults. UTF-16 with its byte order mark is YAML libyaml reads; anything else must be
+ * UTF-8. */
+static int check_text(const char *path, const unsigned char *s, size_t n, bp_error *err)
+{
+    if (n >= 2 && ((s[0] == 0xFF && s[1] == 0xFE) || (s[0] == 0xFE && s[1] == 0xFF)))
+        return check_utf16(path, s, n, err);
+    const unsigned char *nul = n ? memchr(s, 0, n) : NULL;
+    if (nul)
+        return bp_error_set(err, BP_EINVAL,
+                            "config file %s: a NUL byte at offset %zu: not a text file (expected "
+                            "YAML or JSON)",
+                            path, (size_t)(nul - s));
+    size_t bad = utf8_bad_at(s, n);
+    if (bad < n)
+        return bp_error_set(err, BP_EINVAL,
+                            "config file %s: byte 0x%02x at offset %zu is not UTF-8: not a text "
+                            "file (expected YAML or JSON in UTF-8)",
+                            path, s[bad], bad);
+    return 0;
+}
+
+/* The whole file, NUL-terminated, at most CONFIG_FILE_MAX bytes. */
+static int read_config_text(const char *path, const char *who, unsigned char **out, size_t *n,
+                            bp_error *err)
+{
+    bp_buf b;
+    unsigned char chunk[8192];
+    size_t got;
+    int rc = 0;
+    bp_buf_init(&b, CONFIG_FILE_MAX);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return bp_error_set(err, BP_EINVAL, "%s: cannot open config file '%s': %s", who, path,
+                            strerror(errno));
+    while (rc == 0 && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        if (b.len + got > CONFIG_FILE_MAX)
+            rc = bp_error_set(err, BP_EINVAL, "config file %s: larger than %u MiB", path,
+                              CONFIG_FILE_MAX >> 20);
+        else if (bp_buf_append(&b, chunk, got) != 0)
+            rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+    if (rc == 0 && ferror(f))
+        rc = bp_error_set(err, BP_EINVAL, "%s: cannot read config file '%s': %s", who, path,
+                          strerror(errno));
+    fclose(f);
+    rc = rc ? rc : check_text(path, (const unsigned char *)b.data, b.len, err);
+    if (rc != 0) {
+        bp_buf_release(&b);
+        return rc;
+    }
+    *n = b.len;
+    *out = (unsigned char *)(b.data ? b.data : strdup(""));
+    return *out ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
+}
+
 static int load_file(loader *ld, const char *path, const char *who, bp_error *err)
 {
     yaml_parser_t parser;
     yaml_document_t doc;
     bool parser_ok = false, doc_ok = false;
-    int rc = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        rc = bp_error_set(err, BP_EINVAL, "%s: cannot open config file '%s': %s", who, path,
-                          strerror(errno));
+    unsigned char *text = NULL;
+    size_t len = 0;
+    int rc = read_config_text(path, who, &text, &len, err);
+    if (rc != 0)
         goto out;
-    }
     parser_ok = yaml_parser_initialize(&parser);
     if (!parser_ok) {
         rc = bp_error_set(err, BP_ENOMEM, "out of memory");
         goto out;
     }
-    yaml_parser_set_input_file(&parser, f);
+    yaml_parser_set_input_string(&parser, text, len);
     doc_ok = yaml_parser_load(&parser, &doc);
     if (!doc_ok) {
         rc = bp_error_set(err, BP_EINVAL, "config file %s: line %zu column %zu: %s", path,
@@ -1666,12 +1867,38 @@ out:
         yaml_document_delete(&doc);
     if (parser_ok)
         yaml_parser_delete(&parser);
-    if (f)
-        fclose(f);
+    free(text);
     return rc;
 }
 
 /* ---- environment ---- */
+
+/* Two names of one variable (RPC_URL and ANKR_RPC_URL, the name of the collector users come
+ * from) both set: the first used to win silently, so a stale ANKR_ value in a compose file was
+ * ignored without a word, or a new one was. Set to different values they are refused, naming
+ * both (not the values: they may hold a key); set to the same text they are one setting. */
+static int check_env_names(const opt *o, bp_error *err)
+{
+    const char *names[] = {o->env, o->env2, o->env3};
+    const char *first = NULL, *first_v = NULL;
+    if (o->env_ranked)
+        return 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const char *v = names[i] ? getenv(names[i]) : NULL;
+        if (!v || !*v)
+            continue;
+        if (!first) {
+            first = names[i];
+            first_v = v;
+        } else if (strcmp(v, first_v) != 0) {
+            return bp_error_set(err, BP_EINVAL,
+                                "%s and %s (environment) are two names of one setting (--%s) "
+                                "and are set to different values: set one of them",
+                                first, names[i], o->flag);
+        }
+    }
+    return 0;
+}
 
 static int apply_env(loader *ld, bp_error *err)
 {
@@ -1693,8 +1920,11 @@ static int apply_env(loader *ld, bp_error *err)
         /* An empty variable counts as unset, as most shells and compose files mean it. */
         if (!o->set || !opt_for(o, ld->cmd) || !v || !*v)
             continue;
+        int rc = check_env_names(o, err);
+        if (rc != 0)
+            return rc;
         snprintf(who, sizeof(who), "%s (environment)", name);
-        int rc = o->set(ld, o, v, who, err);
+        rc = o->set(ld, o, v, who, err);
         if (rc != 0)
             return rc;
     }
@@ -1761,6 +1991,23 @@ static bool wants_help(int argc, char **argv)
     return false;
 }
 
+/* --reorg-depth (the collector's name) and --confirmations given together with different
+ * values: the last used to win silently. The same value (as written) under both names passes;
+ * one name given twice still takes the last, as a flag repeated after a script's defaults does. */
+static int check_flag_names(const flag_value *fv, int i, bp_error *err)
+{
+    for (int j = 0; fv[i].o->alias && j < i; j++)
+        if (fv[j].o == fv[i].o &&
+            (fv[j].name_len != fv[i].name_len ||
+             strncmp(fv[j].name, fv[i].name, (size_t)fv[i].name_len) != 0) &&
+            strcmp(fv[j].value, fv[i].value) != 0)
+            return bp_error_set(err, BP_EINVAL,
+                                "%.*s and %.*s are two names of one setting and are given "
+                                "different values: give one of them",
+                                fv[j].name_len, fv[j].name, fv[i].name_len, fv[i].name);
+    return 0;
+}
+
 static int apply_flags(loader *ld, const flag_value *fv, int n, bp_error *err)
 {
     ld->layer = LAYER_FLAG;
@@ -1768,6 +2015,8 @@ static int apply_flags(loader *ld, const flag_value *fv, int n, bp_error *err)
         char who[WHO_MAX];
         if (!fv[i].o->set)
             continue;
+        if (check_flag_names(fv, i, err) != 0)
+            return err->code;
         snprintf(who, sizeof(who), "%.*s", fv[i].name_len, fv[i].name);
         int rc = fv[i].o->set(ld, fv[i].o, fv[i].value, who, err);
         if (rc != 0)

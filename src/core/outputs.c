@@ -89,8 +89,10 @@ static void *probe_main(void *arg)
     free(arg);
     bp_outputs *o = a.o;
     bp_sink *s = o->sinks[a.i];
-    long delay = s->rewind ? 0 : 1000; /* (a group rolled back: its checkpoint is there now) */
-    while (probe_sleep(o, delay)) {
+    /* (a group rolled back: its checkpoint is there now; the checkpoint op clears rewind) */
+    bool rewound = o->rewound[a.i];
+    long delay = rewound ? 0 : 1000;
+    for (int attempt = 1; probe_sleep(o, delay); attempt++) {
         bp_error e = {0};
         bp_checkpoint cp;
         if (s->ops->checkpoint(s, o->chain, &cp, &e) == 0) {
@@ -100,17 +102,21 @@ static void *probe_main(void *arg)
                     s->url, cp.set ? "" : "none, ", cp.set ? cp.number : 0);
             return NULL;
         }
+        long next = delay ? (delay * 2 > 30000 ? 30000 : delay * 2) : 1000;
+        if (rewound && attempt >= BP_OUTPUTS_REWIND_ATTEMPTS) {
+            o->probe_err[a.i] = e;
+            atomic_store(&o->gave_up[a.i], true);
+            return NULL;
+        }
         bp_info("output '%s' is still set aside: %s (asked again in %ld s)", s->url, e.msg,
-                delay * 2 > 30000 ? 30L : delay * 2 / 1000);
-        delay = delay * 2 > 30000 ? 30000 : delay * 2;
+                next / 1000);
+        delay = next;
     }
     return NULL;
 }
 
-static void set_aside(bp_outputs *o, size_t i)
+static void start_probe(bp_outputs *o, size_t i)
 {
-    o->failed[i] = true;
-    o->failed_count++;
     probe_arg *a = malloc(sizeof(*a));
     if (a) {
         *a = (probe_arg){o, i};
@@ -124,6 +130,13 @@ static void set_aside(bp_outputs *o, size_t i)
     }
 }
 
+static void set_aside(bp_outputs *o, size_t i)
+{
+    o->failed[i] = true;
+    o->failed_count++;
+    start_probe(o, i);
+}
+
 static void join_probe(bp_outputs *o, size_t i)
 {
     if (o->probing && o->probing[i]) {
@@ -132,9 +145,48 @@ static void join_probe(bp_outputs *o, size_t i)
     }
 }
 
+/* With keep_going, an output sent back to its checkpoint that did not answer stays set aside
+ * as any failed output does, probed until it answers; a backfill no longer waits for it. */
+static void rewind_given_up(bp_outputs *o, size_t i)
+{
+    join_probe(o, i);
+    atomic_store(&o->gave_up[i], false);
+    o->rewound[i] = false;
+    o->rewinding--;
+    bp_err("output '%s': sent back to its checkpoint, it has not answered in %d reads of it "
+           "(last: %s); it stays set aside (--output-failure continue) and is asked again every "
+           "few seconds: when it answers it is caught up from its checkpoint",
+           o->sinks[i]->url, BP_OUTPUTS_REWIND_ATTEMPTS, o->probe_err[i].msg);
+    start_probe(o, i);
+}
+
+/* Whether an output given up on stops the run: without --output-failure continue, or when no
+ * other output is left to go on with. */
+static bool give_up_stops(const bp_outputs *o)
+{
+    return !o->keep_going || o->failed_count >= o->count;
+}
+
+int bp_outputs_given_up(bp_outputs *o, bp_error *err)
+{
+    for (size_t i = 0; o->gave_up && give_up_stops(o) && i < o->count; i++)
+        if (atomic_load(&o->gave_up[i]))
+            return bp_error_set(
+                err, BP_ETIMEOUT,
+                "output '%s': batches it held open in one transaction were rolled back by a "
+                "failure, and it has not answered since: %d reads of its checkpoint failed "
+                "(last: %s); stopping, as waiting for it would never end. Its checkpoint is "
+                "where its last commit left it; the next run writes the rest again from there",
+                o->sinks[i]->url, BP_OUTPUTS_REWIND_ATTEMPTS, o->probe_err[i].msg);
+    return 0;
+}
+
 bool bp_outputs_rejoin_point(bp_outputs *o, bp_checkpoint *cp, size_t *index)
 {
     bool any = false;
+    for (size_t i = 0; !give_up_stops(o) && i < o->count; i++)
+        if (atomic_load(&o->gave_up[i]))
+            rewind_given_up(o, i);
     for (size_t i = 0; i < o->count; i++) {
         if (!atomic_load(&o->back[i]))
             continue;
@@ -193,11 +245,14 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->probe_cp = calloc(n, sizeof(*o->probe_cp));
     o->write_us = calloc(n, sizeof(*o->write_us));
     o->rewound = calloc(n, sizeof(*o->rewound));
+    o->gave_up = calloc(n, sizeof(*o->gave_up));
+    o->probe_err = calloc(n, sizeof(*o->probe_err));
     if (!o->cps || !o->failed || !o->held || !o->probing || !o->probes || !o->back ||
-        !o->probe_cp || !o->write_us || !o->rewound)
+        !o->probe_cp || !o->write_us || !o->rewound || !o->gave_up || !o->probe_err)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; i < count; i++) {
         atomic_init(&o->back[i], false);
+        atomic_init(&o->gave_up[i], false);
         bp_hist_init(&o->write_us[i]);
     }
     atomic_init(&o->stop_probes, false);
@@ -230,6 +285,8 @@ void bp_outputs_release(bp_outputs *o)
     free(o->failed);
     free(o->write_us);
     free(o->rewound);
+    free(o->gave_up);
+    free(o->probe_err);
     free(o->cps);
     free(o->held);
     free(o->scratch);
@@ -428,9 +485,9 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
         /* batches it held open were rolled back: the pipeline goes back to its checkpoint
          * (bp_outputs_rejoin_point), whatever --output-failure says */
         bp_warn("%s; going back to its checkpoint", err->msg);
-        set_aside(o, i);
-        o->rewound[i] = true;
+        o->rewound[i] = true; /* (before its probe starts: it reads it) */
         o->rewinding++;
+        set_aside(o, i);
         if (b && b->count) { /* the failed batch's blocks, at least: they commit alone next */
             uint64_t top = b->events[b->count - 1].block->number;
             o->solo_through = o->solo ? (top > o->solo_through ? top : o->solo_through) : top;

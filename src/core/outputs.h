@@ -91,7 +91,20 @@ typedef struct bp_outputs {
      * taken back: a backfill is not done while one is */
     size_t rewinding;
     bool *rewound; /* per output: set aside so (bp_sink.rewind) */
+    /* per output: its probe gave up on it (rewound, BP_OUTPUTS_REWIND_ATTEMPTS checkpoint
+     * reads failed), with the last read's error (written before the flag is set) */
+    atomic_bool *gave_up;
+    bp_error *probe_err;
 } bp_outputs;
+
+/* An output sent back to its checkpoint (bp_sink.rewind) gets as many reads of its checkpoint
+ * as a failed write gets attempts, each bounded by the output's own waits (--wait-for-db,
+ * --kafka-timeout), 0, 1, 2 and 4 s apart. If none answers, a backfill would wait for it for
+ * ever: without --output-failure continue the run stops with an error naming the output (its
+ * checkpoint is where its last commit left it: nothing the pipeline counted written is lost,
+ * the next run writes it again); with continue it stays set aside as any failed output does
+ * (unless no other output is left: the run stops then too). */
+#define BP_OUTPUTS_REWIND_ATTEMPTS 4
 
 /* A group of batches in one transaction ends at the first batch without bp_batch.more, at
  * this many batches, or at the first batch this long after the group's first. */
@@ -128,6 +141,10 @@ void bp_outputs_end_open(bp_outputs *o);
 bool bp_outputs_rejoin_point(bp_outputs *o, bp_checkpoint *cp, size_t *index);
 /* Whether an output that lost a group it held open waits to be taken back. */
 bool bp_outputs_rewinding(const bp_outputs *o);
+/* Without keep_going (or with every output set aside): BP_ETIMEOUT naming the first output sent
+ * back to its checkpoint whose probe gave up on it (BP_OUTPUTS_REWIND_ATTEMPTS), else 0. Any thread
+ * (the writer thread asks while it waits for batches). */
+int bp_outputs_given_up(bp_outputs *o, bp_error *err);
 /* Takes output i back at the checkpoint its probe read (the caller has rewound the event
  * stream to it). The writer must be idle. */
 void bp_outputs_rejoin(bp_outputs *o, size_t i);

@@ -61,24 +61,49 @@ static void snapshot_outputs(bp_writer *w)
     }
 }
 
+/* Under w->lock: waits for a signal or ms. */
+static int timed_wait(bp_writer *w, long ms)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += ms * 1000000L;
+    until.tv_sec += until.tv_nsec / 1000000000L;
+    until.tv_nsec %= 1000000000L;
+    return pthread_cond_timedwait(&w->cv, &w->lock, &until);
+}
+
 static void *writer_main(void *arg)
 {
     bp_writer *w = arg;
     pthread_mutex_lock(&w->lock);
     for (;;) {
         while (!w->busy && !w->closing) {
-            if (!w->cfg.out || !bp_outputs_holding(w->cfg.out)) {
+            /* An output sent back to its checkpoint that never answers: the coordinator would
+             * wait for it for ever (a backfill is not done while one is); looked at every
+             * 200 ms meanwhile. */
+            bool rewinding = w->cfg.out && bp_outputs_rewinding(w->cfg.out) && w->rc == 0;
+            bp_error e = {0};
+            if (rewinding && bp_outputs_given_up(w->cfg.out, &e) != 0) {
+                w->rc = e.code;
+                w->err = e;
+                if (w->cfg.written) {
+                    pthread_mutex_unlock(&w->lock);
+                    w->cfg.written(w->cfg.ctx);
+                    pthread_mutex_lock(&w->lock);
+                }
+                continue;
+            }
+            bool holding = w->cfg.out && bp_outputs_holding(w->cfg.out);
+            if (!holding && rewinding) {
+                timed_wait(w, 200);
+                continue;
+            }
+            if (!holding) {
                 pthread_cond_wait(&w->cv, &w->lock);
                 continue;
             }
             /* an output holds batches open (bp_batch.more): committed if none follows soon */
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += (long)BP_OPEN_BATCHES_MS * 1000000L;
-            until.tv_sec += until.tv_nsec / 1000000000L;
-            until.tv_nsec %= 1000000000L;
-            if (pthread_cond_timedwait(&w->cv, &w->lock, &until) == ETIMEDOUT && !w->busy &&
-                !w->closing) {
+            if (timed_wait(w, BP_OPEN_BATCHES_MS) == ETIMEDOUT && !w->busy && !w->closing) {
                 pthread_mutex_unlock(&w->lock);
                 bp_outputs_end_open(w->cfg.out);
                 pthread_mutex_lock(&w->lock);

@@ -49,6 +49,7 @@
 #include <unistd.h>
 #include <yajl/yajl_tree.h>
 
+#include "core/budget.h"
 #include "sink/options.h"
 #include "sink/stream.h"
 #include "util/buf.h"
@@ -68,6 +69,16 @@
 #define GROUP_BATCHES 8
 #define GROUP_BYTES ((size_t)2 << 20)
 #define GROUP_MS 500
+/* librdkafka's queue (messages produced, not yet delivered: a whole batch's at least, a
+ * group's in flight between writes) against the memory budget (core/budget.h). Its own cap,
+ * queue.buffering.max.kbytes, is 1 GiB by default: unless the user sets it, QUEUE_MAX_KB. What it
+ * holds is counted (each message's key and value and QUEUE_MSG_COST of librdkafka's own); up to
+ * QUEUE_KEEP is within the output's fixed 4 MiB (beside the group's kept copies), the rest is
+ * charged to the writing batch's budget while it is held, and a message that does not fit the
+ * budget waits for the deliveries of those before it. */
+#define QUEUE_MAX_KB 65536
+#define QUEUE_KEEP ((size_t)1 << 20)
+#define QUEUE_MSG_COST 256
 
 typedef struct kafka_sink {
     struct bp_sink base;
@@ -109,6 +120,11 @@ typedef struct kafka_sink {
     bool fenced;
     char txid[256];
     bp_buf data, msg, text;
+    /* librdkafka's queue: bytes produced and not delivered, what of them is charged beyond
+     * QUEUE_KEEP to `budget` (the last written batch's), and the queue's cap */
+    size_t queued, charged;
+    bp_budget *budget;
+    size_t queue_cap;
 } kafka_sink;
 
 /* ---- errors ----------------------------------------------------------------------------- */
@@ -191,10 +207,35 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
         bp_debug("librdkafka %s: %s", fac, buf);
 }
 
+/* The budget follows what librdkafka's queue holds beyond QUEUE_KEEP (memory in use: charged
+ * even past the limit; the fetches then wait for it). */
+static void queue_follow(kafka_sink *s)
+{
+    size_t now = s->queued > QUEUE_KEEP ? s->queued - QUEUE_KEEP : 0;
+    if (!s->budget) /* between writes: nothing is charged */
+        return;
+    if (now > s->charged)
+        bp_budget_charge(s->budget, now - s->charged);
+    else if (now < s->charged)
+        bp_budget_refund(s->budget, s->charged - now);
+    s->charged = now;
+    if (now > s->base.memory_peak)
+        s->base.memory_peak = now;
+}
+
+static size_t msg_cost(size_t key_len, size_t len)
+{
+    return key_len + len + QUEUE_MSG_COST;
+}
+
+/* Served on our thread (rd_kafka_poll, rd_kafka_flush): the message left the queue. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     kafka_sink *s = opaque;
+    size_t cost = msg_cost(m->key_len, m->len);
+    s->queued -= cost < s->queued ? cost : s->queued;
+    queue_follow(s);
     if (!m->err)
         return;
     if (s->dr_failed++ == 0)
@@ -347,8 +388,11 @@ static void drop_producer(kafka_sink *s)
         s->rkt[e] = NULL;
     }
     rd_kafka_purge(s->p, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_poll(s->p, 0); /* the purged messages' reports: out of the count */
     rd_kafka_destroy(s->p);
     s->p = NULL;
+    s->queued = 0; /* whatever was not reported is gone with the producer */
+    queue_follow(s);
     s->inited = false;
     s->txn_open = false; /* the group's batches go in the next producer's first transaction */
 }
@@ -625,14 +669,32 @@ static int kafka_recent(bp_sink *base, const char *chain, bp_checkpoint *out, si
 static int produce(kafka_sink *s, int t, int32_t partition, const char *key, const char *value,
                    size_t len, bp_error *err)
 {
+    size_t cost = msg_cost(strlen(key), len);
+    /* No room in the budget for it beyond the fixed part: the deliveries of the messages
+     * charged before it make some (with nothing of ours charged it goes anyway: it is one
+     * message, and what holds the budget is not ours to wait for). */
+    for (int waited = 0; s->budget && s->charged > 0 && s->queued + cost > QUEUE_KEEP &&
+                         bp_budget_free(s->budget) < cost;
+         waited += 100) {
+        if (waited > s->timeout_ms)
+            return bp_error_set(err, BP_ETIMEOUT,
+                                "kafka %s: %s: %zu bytes waiting for delivery for %d s hold the "
+                                "memory budget (--max-memory)",
+                                s->brokers, rd_kafka_topic_name(s->rkt[t]), s->queued,
+                                s->timeout_ms / 1000);
+        rd_kafka_poll(s->p, 100);
+    }
     for (int waited = 0;; waited += 100) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             s->p, RD_KAFKA_V_RKT(s->rkt[t]), RD_KAFKA_V_PARTITION(partition),
             RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE((void *)value, len),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER("bp-txn", s->txn, (ssize_t)strlen(s->txn)), RD_KAFKA_V_END);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR)
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            s->queued += cost;
+            queue_follow(s);
             return 0;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || waited > s->timeout_ms)
             return kerr(s, e, rd_kafka_topic_name(s->rkt[t]), err);
         rd_kafka_poll(s->p, 100);
@@ -903,6 +965,21 @@ static int finish(kafka_sink *s, const bp_checkpoint *cp, const bp_stream_recent
     return rc;
 }
 
+/* The write's end: what a group leaves in flight between writes is brought within the fixed
+ * part (its deliveries awaited; without a budget nothing is counted: no wait), and nothing
+ * stays charged (the next write may be another
+ * chain's budget, and the budget may be gone when the output is closed). */
+static void queue_settle(kafka_sink *s)
+{
+    for (int waited = 0; s->budget && s->p && s->queued > QUEUE_KEEP && waited < s->timeout_ms;
+         waited += 10)
+        rd_kafka_poll(s->p, 10);
+    if (s->budget && s->charged)
+        bp_budget_refund(s->budget, s->charged);
+    s->charged = 0;
+    s->budget = NULL;
+}
+
 /* Whether batch b (its messages produced) stays in the open transaction for a later one to
  * commit: the pipeline has more to write at once and the group is within its bounds. */
 static bool stays_open(const kafka_sink *s, const bp_batch *b)
@@ -997,6 +1074,8 @@ static int kafka_write(bp_sink *base, const bp_batch *b, bp_error *err)
     int rc = bp_stream_check_derived(s->entities, base->derived, b, err);
     if (rc != 0)
         return rc;
+    s->budget = b->budget;
+    queue_follow(s);
     if (s->grp.batches && strcmp(s->chain, b->chain) != 0)
         rc = end_group(s, err); /* a group is one chain's (a shared output gets no more) */
     if (rc == 0)
@@ -1012,6 +1091,7 @@ static int kafka_write(bp_sink *base, const bp_batch *b, bp_error *err)
     }
     if (rc != 0 && !s->inited)
         drop_producer(s); /* the next attempt makes a new one */
+    queue_settle(s);
     return rc;
 }
 
@@ -1081,6 +1161,18 @@ static uint64_t random_base(void)
     return v;
 }
 
+/* Whether the URL's parameters or --kafka-set set queue.buffering.max.kbytes. */
+static bool queue_cap_given(const char *query, const char *set)
+{
+    static const char key[] = "queue.buffering.max.kbytes=";
+    const char *texts[] = {query, set};
+    for (size_t i = 0; i < 2; i++)
+        for (const char *p = texts[i]; p && (p = strstr(p, key)) != NULL; p += sizeof(key) - 1)
+            if (p == texts[i] || p[-1] == '&' || p[-1] == ';' || p[-1] == ' ')
+                return true;
+    return false;
+}
+
 /* The producer's settings: ours, then the URL's other parameters and --kafka-set (they win). */
 static int producer_conf(kafka_sink *s, const char *query, const bp_sink_opts *o, bp_error *err)
 {
@@ -1115,6 +1207,15 @@ static int producer_conf(kafka_sink *s, const char *query, const bp_sink_opts *o
         rc = conf_list(s->conf, query, '&', true, err);
     if (rc == 0)
         rc = conf_list(s->conf, bp_sink_opt(o, "set"), ';', false, err);
+    char cap[32];
+    size_t cap_len = sizeof(cap);
+    if (rc == 0 && !queue_cap_given(query, bp_sink_opt(o, "set"))) {
+        snprintf(cap, sizeof(cap), "%d", QUEUE_MAX_KB);
+        rc = conf_set(s->conf, "queue.buffering.max.kbytes", cap, err);
+    }
+    if (rc == 0 &&
+        rd_kafka_conf_get(s->conf, "queue.buffering.max.kbytes", cap, &cap_len) == RD_KAFKA_CONF_OK)
+        s->queue_cap = (size_t)strtoull(cap, NULL, 10) << 10;
     size_t got = sizeof(s->txid); /* one given in the URL or --kafka-set wins: name it */
     if (rc == 0 &&
         rd_kafka_conf_get(s->conf, "transactional.id", s->txid, &got) != RD_KAFKA_CONF_OK)
@@ -1166,9 +1267,11 @@ static int kafka_open(bp_sink **out, const char *target, const bp_sink_opts *opt
         kafka_close(&s->base);
         return rc;
     }
-    bp_info("kafka %s: topics %s{entity}, checkpoint %s key "
+    bp_info("kafka %s: messages waiting for delivery up to %.1f MiB (queue.buffering.max.kbytes), "
+            "beyond %.1f MiB charged to the memory budget; topics %s{entity}, checkpoint %s key "
             "%s:{chain}, transactional.id %s",
-            s->brokers, s->prefix, s->cp_topic, s->name,
+            s->brokers, (double)s->queue_cap / 1048576.0, (double)QUEUE_KEEP / 1048576.0, s->prefix,
+            s->cp_topic, s->name,
             s->txid[0] ? s->txid : "(blockpipe-{name}-{chain}, once the chain is known)");
     *out = &s->base;
     return 0;

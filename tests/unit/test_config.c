@@ -58,6 +58,7 @@ static const char *const g_env[] = {
     "ALERT_WEBHOOK",
     "PRICE_COIN_ID",
     "NATIVE_TOKEN",
+    "REDIS_URL",
 };
 
 static int clear_env(void **state)
@@ -983,13 +984,189 @@ static void test_aliases(void **state)
     assert_true(r.cfg.poll_interval == 2.5);
     assert_int_equal(r.cfg.batch_size, 50);
     bp_config_release(&r.cfg);
-    /* the first name wins over the alias */
-    setenv("BATCH_SIZE", "70", 1);
+    /* both names of a variable set to the same text: one setting */
+    setenv("BATCH_SIZE", "50", 1);
     assert_int_equal(load(&r, BP_CMD_RUN, NULL), 0);
-    assert_int_equal(r.cfg.batch_size, 70);
+    assert_int_equal(r.cfg.batch_size, 50);
     bp_config_release(&r.cfg);
     load(&r, BP_CMD_RUN, "--reorg-depth", "x", NULL);
     expect_error(&r, "--reorg-depth: 'x' is not valid", NULL);
+}
+
+/* Two names of one setting at the same level with different values are refused, naming both
+ * (the last used to win silently); the same value passes; a flag still wins over a variable. */
+static void test_alias_conflicts(void **state)
+{
+    result r;
+    (void)state;
+    load(&r, BP_CMD_RUN, RPC, "--reorg-depth", "10", "--confirmations", "12", NULL);
+    expect_error(&r, "--reorg-depth and --confirmations", "different values", NULL);
+    load(&r, BP_CMD_RUN, RPC, "--confirmations=3", "--reorg-depth", "4", NULL);
+    expect_error(&r, "--confirmations and --reorg-depth", NULL);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--reorg-depth", "7", "--confirmations", "7", NULL),
+                     0);
+    assert_int_equal(r.cfg.confirmations, 7);
+    bp_config_release(&r.cfg);
+    /* one name repeated: the last, as before (scripts append to their defaults) */
+    assert_int_equal(
+        load(&r, BP_CMD_RUN, RPC, "--confirmations", "1", "--confirmations", "2", NULL), 0);
+    assert_int_equal(r.cfg.confirmations, 2);
+    bp_config_release(&r.cfg);
+    /* the variable loses to the flag without a word */
+    setenv("CONFIRMATIONS", "9", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--reorg-depth", "5", NULL), 0);
+    assert_int_equal(r.cfg.confirmations, 5);
+    bp_config_release(&r.cfg);
+    unsetenv("CONFIRMATIONS");
+
+    /* the environment: the collector's ANKR_ names beside ours */
+    setenv("RPC_URL", "http://a:1", 1);
+    setenv("ANKR_RPC_URL", "http://b:1", 1);
+    load(&r, BP_CMD_RUN, NULL);
+    expect_error(&r, "RPC_URL and ANKR_RPC_URL (environment)", "--rpc", NULL);
+    setenv("ANKR_RPC_URL", "http://a:1", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, NULL), 0);
+    assert_int_equal(r.cfg.rpc_count, 1);
+    bp_config_release(&r.cfg);
+    /* the variables disagree even when a flag overrides them: still refused (a run without
+     * the flag would take one of them) */
+    setenv("ANKR_RPC_URL", "http://b:1", 1);
+    setenv("POLLING_INTERVAL", "2", 1);
+    setenv("ANKR_POLLING_INTERVAL", "3", 1);
+    load(&r, BP_CMD_RUN, RPC, NULL);
+    expect_error(&r, "RPC_URL and ANKR_RPC_URL", NULL);
+    unsetenv("ANKR_RPC_URL");
+    load(&r, BP_CMD_RUN, NULL);
+    expect_error(&r, "POLLING_INTERVAL and ANKR_POLLING_INTERVAL", "--poll-interval", NULL);
+    unsetenv("ANKR_POLLING_INTERVAL");
+    setenv("BATCH_SIZE", "10", 1);
+    setenv("ANKR_BATCH_SIZE", "20", 1);
+    load(&r, BP_CMD_RUN, NULL);
+    expect_error(&r, "BATCH_SIZE and ANKR_BATCH_SIZE", "--batch-size", NULL);
+    unsetenv("ANKR_BATCH_SIZE");
+    setenv("ENABLE_REALTIME", "on", 1);
+    setenv("STREAMING_ENABLED", "off", 1);
+    load(&r, BP_CMD_RUN, NULL);
+    expect_error(&r, "ENABLE_REALTIME and STREAMING_ENABLED", NULL);
+    unsetenv("STREAMING_ENABLED");
+    /* OUTPUT, DATABASE_URL, REDIS_URL are read in that order: other programs read the last two */
+    setenv("OUTPUT", "jsonl:o/", 1);
+    setenv("DATABASE_URL", "sqlite:env.db", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, NULL), 0);
+    assert_string_equal(r.cfg.outputs[0], "jsonl:o/");
+    bp_config_release(&r.cfg);
+    unsetenv("OUTPUT");
+    unsetenv("DATABASE_URL");
+
+    /* --clickhouse-url and --output clickhouse:// are two names of the ClickHouse output */
+    load(&r, BP_CMD_RUN, "--clickhouse-url", "http://h:8123/a", "--output", "clickhouse://h:8123/b",
+         NULL);
+    expect_error(&r, "--clickhouse-url and --output both give the ClickHouse output", NULL);
+    assert_int_equal(load(&r, BP_CMD_RUN, "--clickhouse-url", "http://h:8123/a", "--output",
+                          "clickhouse://h:8123/a", NULL),
+                     0);
+    assert_int_equal(r.cfg.output_count, 1);
+    bp_config_release(&r.cfg);
+    setenv("CLICKHOUSE_URL", "http://h:8123/a", 1);
+    setenv("OUTPUT", "ch://h:8123/b", 1);
+    load(&r, BP_CMD_RUN, NULL);
+    expect_error(&r, "CLICKHOUSE_URL (environment) and OUTPUT (environment)", NULL);
+    unsetenv("OUTPUT");
+    /* at different levels it adds its output, as documented */
+    assert_int_equal(load(&r, BP_CMD_RUN, "--output", "clickhouse://h:8123/b", NULL), 0);
+    assert_int_equal(r.cfg.output_count, 2);
+    bp_config_release(&r.cfg);
+    unsetenv("CLICKHOUSE_URL");
+    char path[64];
+    temp_file(path, sizeof(path), ".yml",
+              "clickhouse_url: http://h:8123/a\noutputs: [clickhouse://h:8123/b]\n");
+    load(&r, BP_CMD_RUN, "--config", path, NULL);
+    expect_error(&r, "clickhouse_url (config file", "and output", NULL);
+    unlink(path);
+
+    /* --clickhouse-db and the database in the URL's path */
+    load(&r, BP_CMD_RUN, "--output", "clickhouse://u:p@h:8123/a?x=1", "--clickhouse-db", "b", NULL);
+    expect_error(&r, "--clickhouse-db 'b' and the database 'a'", "of --output", NULL);
+    load(&r, BP_CMD_RUN, "--clickhouse-url", "https://h/a/", "--clickhouse-db", "b", NULL);
+    expect_error(&r, "--clickhouse-db 'b' and the database 'a'", "of --clickhouse-url", NULL);
+    assert_int_equal(
+        load(&r, BP_CMD_RUN, "--output", "clickhouse://h:8123/a", "--clickhouse-db", "a", NULL), 0);
+    bp_config_release(&r.cfg);
+    assert_int_equal(
+        load(&r, BP_CMD_RUN, "--output", "clickhouse://h:8123", "--clickhouse-db", "b", NULL), 0);
+    bp_config_release(&r.cfg);
+    /* a variable is a default for URLs without a path: the path wins */
+    setenv("CLICKHOUSE_DB", "b", 1);
+    assert_int_equal(load(&r, BP_CMD_RUN, "--output", "clickhouse://h:8123/a", NULL), 0);
+    bp_config_release(&r.cfg);
+    setenv("OUTPUT", "clickhouse://h:8123/a", 1);
+    load(&r, BP_CMD_RUN, NULL);
+    expect_error(&r, "CLICKHOUSE_DB (environment) 'b' and the database 'a'", NULL);
+}
+
+/* A file that is not text is an error naming it and what is wrong, not an empty config. */
+static void test_binary_config_file(void **state)
+{
+    result r;
+    char path[64];
+    (void)state;
+    static const unsigned char gz[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x03};
+    static const unsigned char zeros[4096] = {0};
+    /* a UTF-16 byte order mark, then what is not UTF-16 */
+    static const unsigned char utf16_bin[] = {0xFF, 0xFE, 0x41, 0x00, 0x00, 0xDC, 0x42, 0x00};
+    static const unsigned char utf16_nul[] = {0xFE, 0xFF, 0x00, 0x00, 0x00, 0x41};
+    static const unsigned char nul_late[] = "rpc: http://f:1\nbatch_size: 7\n\0\0junk";
+    static const unsigned char latin1[] = "rpc: http://f:1\nchain: caf\xe9\n";
+    const struct {
+        const unsigned char *bytes;
+        size_t n;
+        const char *want;
+    } cases[] = {
+        {zeros, sizeof(zeros), "a NUL byte at offset 0"}, /* what a crash can leave */
+        {gz, sizeof(gz), "a NUL byte at offset 3"},
+        {nul_late, sizeof(nul_late) - 1, "a NUL byte at offset 30"},
+        {latin1, sizeof(latin1) - 1, "byte 0xe9 at offset 26 is not UTF-8"},
+        {utf16_bin, sizeof(utf16_bin), "a lone UTF-16 surrogate at offset 4"},
+        {utf16_nul, sizeof(utf16_nul), "a NUL character at offset 2 (UTF-16)"},
+        {utf16_nul, 3, "UTF-16 (its first bytes say) of an odd length, 3 bytes"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        temp_file(path, sizeof(path), ".yml", "");
+        FILE *f = fopen(path, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(cases[i].bytes, 1, cases[i].n, f), cases[i].n);
+        fclose(f);
+        load(&r, BP_CMD_RUN, RPC, "--config", path, NULL);
+        expect_error(&r, "config file ", path, cases[i].want, "not a text file", NULL);
+        unlink(path);
+    }
+    /* a directory */
+    load(&r, BP_CMD_RUN, RPC, "--config", "/tmp", NULL);
+    expect_error(&r, "cannot read config file '/tmp'", NULL);
+    /* UTF-16 with its byte order mark is text */
+    static const unsigned char utf16[] = {0xFF, 0xFE, 'c',  0,    'h',  0,    'a',  0,
+                                          'i',  0,    'n',  0,    ':',  0,    ' ',  0,
+                                          'x',  0,    0x3D, 0xD8, 0x00, 0xDE, '\n', 0};
+    temp_file(path, sizeof(path), ".yml", "");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(utf16, 1, sizeof(utf16), f), sizeof(utf16));
+    fclose(f);
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--config", path, NULL), 0);
+    assert_string_equal(r.cfg.chain, "x\xf0\x9f\x98\x80");
+    bp_config_release(&r.cfg);
+    unlink(path);
+    /* UTF-8 beyond ASCII is text */
+    temp_file(path, sizeof(path), ".yml", "rpc: http://f:1\nchain: caf\xc3\xa9\n");
+    assert_int_equal(load(&r, BP_CMD_RUN, "--config", path, NULL), 0);
+    assert_string_equal(r.cfg.chain, "caf\xc3\xa9");
+    bp_config_release(&r.cfg);
+    unlink(path);
+    /* an empty file still sets nothing */
+    temp_file(path, sizeof(path), ".yml", "");
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--config", path, NULL), 0);
+    bp_config_release(&r.cfg);
+    unlink(path);
 }
 
 /* --clickhouse-url adds a ClickHouse output to the others (the default SQLite one only when
@@ -1004,12 +1181,12 @@ static void test_clickhouse_url(void **state)
     assert_string_equal(r.cfg.outputs[0], "clickhouse://u:p@h:8123/db");
     bp_config_release(&r.cfg);
     setenv("CLICKHOUSE_URL", "https://h/db?max_threads=2", 1);
-    setenv("CLICKHOUSE_DB", "from_env", 1);
+    setenv("CLICKHOUSE_DB", "db", 1); /* another database than the path's: refused */
     assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--output", "sqlite:a.db", NULL), 0);
     assert_int_equal(r.cfg.output_count, 2);
     assert_string_equal(r.cfg.outputs[0], "sqlite:a.db");
     assert_string_equal(r.cfg.outputs[1], "clickhouse://h/db?max_threads=2&tls=on");
-    assert_string_equal(setting(&r.cfg, "clickhouse_db"), "from_env");
+    assert_string_equal(setting(&r.cfg, "clickhouse_db"), "db");
     bp_config_release(&r.cfg);
     /* the flag wins over the environment; ch:// stays as it is */
     assert_int_equal(load(&r, BP_CMD_MIGRATE, "--clickhouse-url", "ch://h:9/x", NULL), 0);
@@ -1237,6 +1414,8 @@ int main(void)
         cmocka_unit_test_setup(test_usage, clear_env),
         cmocka_unit_test_setup(test_output_options, clear_env),
         cmocka_unit_test_setup(test_aliases, clear_env),
+        cmocka_unit_test_setup(test_alias_conflicts, clear_env),
+        cmocka_unit_test_setup(test_binary_config_file, clear_env),
         cmocka_unit_test_setup(test_migrate, clear_env),
         cmocka_unit_test_setup(test_credentials, clear_env),
         cmocka_unit_test_setup(test_alert_webhooks, clear_env),
