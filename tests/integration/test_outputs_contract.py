@@ -97,8 +97,9 @@ def registered(prog):
     return set(p.stdout.split())
 
 
-def run(prog, name, url, points):
-    cmd = [prog, "--seed", SEED, "--kills", KILLS]
+def run(prog, name, url, points, extra=()):
+    """One run of the contract program on url: (its CompletedProcess, seconds it took)."""
+    cmd = [prog, "--seed", SEED, "--kills", KILLS, *extra]
     for point in points:
         cmd += ["--crash", point]
     t0 = time.monotonic()
