@@ -2,6 +2,9 @@
 BUILD      ?= build
 TEST_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
+# tests at a time in `make test`: two per core, most of them wait far more than they compute
+# (tests/CMakeLists.txt counts the ones that compute as two)
+TEST_JOBS  ?= $(shell echo $$(( $(JOBS) * 2 )))
 PREFIX     ?= /usr/local
 # DESTDIR (staged installs, packages) and CMAKE_ARGS (extra -D... for the release build) pass
 # through: make install PREFIX=/usr DESTDIR=/tmp/stage CMAKE_ARGS=-DBP_GIT_DESCRIBE=v1
@@ -34,7 +37,7 @@ test: test-deps
 	cmake --build build-clang -j $(JOBS)
 	cmake -S . -B $(TEST_BUILD) -DCMAKE_BUILD_TYPE=Debug -DBP_SANITIZE=ON -DBP_TESTS=ON >/dev/null
 	cmake --build $(TEST_BUILD) -j $(JOBS)
-	cd $(TEST_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	cd $(TEST_BUILD) && ctest --output-on-failure -j $(TEST_JOBS) --timeout 900
 
 bench: deps build
 	bash bench/run.sh

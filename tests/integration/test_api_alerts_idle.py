@@ -19,9 +19,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from apiclient import Api, wait_http  # noqa: E402
+from apiclient import API_ANY, Api, api_port, wait_http  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
-from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 from webhook import WebhookReceiver  # noqa: E402
 
@@ -53,16 +52,16 @@ def main():
     chain = ["--length", str(LENGTH), "--block-time", "0", "--chain-id", "774"]
     node, proc = Simnode(bp, chain), None
     log = os.path.join(tmp.name, "bp.log")
-    port = free_port()
-    api = Api(port)
     try:
         cmd = [bp, "run", "--rpc", node.urls[0], "--start-block", "0", "--output",
                f"sqlite:{tmp.name}/bp.db", "--poll-interval", "0.2", "--api",
-               f"127.0.0.1:{port}", "--alert", "endpoint_down", "--alert-webhook",
+               API_ANY, "--alert", "endpoint_down", "--alert-webhook",
                hook.url]
         print("running:", " ".join(cmd), flush=True)
         proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        port = api_port(log, HANG, proc)
         wait_http(port, HANG, proc)
+        api = Api(port)
 
         def chain_state():
             return (api.ok("/api/sync-status").get("chains") or [{}])[0]  # [] at first

@@ -31,9 +31,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from anvil import Anvil, Workload, unq, wait_until  # noqa: E402
 from apiclient import SSE, Api, wait_http  # noqa: E402
 from metricscheck import LAYOUT, read_pg, read_sqlite  # noqa: E402
-from pg import Postgres, free_port  # noqa: E402
+from pg import Postgres  # noqa: E402
 from redis import Redis  # noqa: E402
-from test_api_rest import expect_status, fail, start, stop, wait_head  # noqa: E402
+from test_api_rest import expect_status, fail, start_api, stop, wait_head  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "5151"))
 HANG = 180  # seconds: only a guard against a hang
@@ -293,12 +293,10 @@ def main():
         runs = []
         for label, out, store in (("sqlite", f"sqlite:{tmp}/bp.db", None),
                                   ("postgres", pg.url(), redis.url())):
-            port = free_port()
             args = ["run", "--rpc", node.url, "--start-block", "0", "--output", out, "--ml", "on",
-                    "--api", f"127.0.0.1:{port}", "--poll-interval", "0.2", "--api-rate-limit",
-                    "0", "--api-token", TOKEN]
-            p = start(args + (["--stream-store", store] if store else []),
-                      os.path.join(tmp, f"{label}.log"))
+                    "--poll-interval", "0.2", "--api-rate-limit", "0", "--api-token", TOKEN]
+            p, port = start_api(args + (["--stream-store", store] if store else []),
+                                os.path.join(tmp, f"{label}.log"))
             procs.append(p)
             runs.append((label, Api(port), p))
         answers, published = {}, {}
@@ -324,9 +322,9 @@ def main():
         final = runs[0][1].ok("/api/analytics?grain=1h&limit=1000&top=100")["data"]
         for label, _, p in runs:
             stop(p, f"blockpipe run ({label})")
-        port = free_port()  # a server without a token refuses to publish
-        sp = start(["serve", "--output", f"sqlite:{tmp}/bp.db", "--api", f"127.0.0.1:{port}"],
-                   os.path.join(tmp, "serve.log"))
+        # a server without a token refuses to publish
+        sp, port = start_api(["serve", "--output", f"sqlite:{tmp}/bp.db"],
+                             os.path.join(tmp, "serve.log"))
         procs.append(sp)
         wait_http(port, HANG, sp)
         api = Api(port)

@@ -35,9 +35,8 @@ from apiclient import Api, wait_http  # noqa: E402
 from clickhouse import ClickHouse  # noqa: E402
 from metricscheck import (LAYOUT, Expected, Mismatch, TokenEmitter, compare,  # noqa: E402
                           read_clickhouse)
-from pg import free_port  # noqa: E402
 from test_api_analytics import check_analytics, post  # noqa: E402
-from test_api_rest import fail, start, stop, wait_head  # noqa: E402
+from test_api_rest import fail, start_api, stop, wait_head  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "7171"))
 HANG = 180  # seconds: only a guard against a hang
@@ -184,11 +183,10 @@ def main():
                     em.send() if rng.random() < 0.3 else wl.random_tx()
                 node.mine()
                 wl.collect_deploys()
-            port = free_port()
-            p = start(["run", "--rpc", node.url, "--start-block", "0", "--output", ch.url(DB),
-                       "--output", f"sqlite:{tmp}/bp.db", "--ml", "on", "--confirmations", "0",
-                       "--api", f"127.0.0.1:{port}", "--poll-interval", "0.2",
-                       "--api-rate-limit", "0"], os.path.join(tmp, "run.log"))
+            p, port = start_api(["run", "--rpc", node.url, "--start-block", "0", "--output",
+                                 ch.url(DB), "--output", f"sqlite:{tmp}/bp.db", "--ml", "on",
+                                 "--confirmations", "0", "--poll-interval", "0.2",
+                                 "--api-rate-limit", "0"], os.path.join(tmp, "run.log"))
             procs.append(p)
             api = Api(port)
             wait_http(port, HANG, p)
@@ -223,9 +221,8 @@ def main():
             check_ml(api, ch, blocks, chain, gone, "clickhouse after the reorg")
             stop(p, "blockpipe run")
 
-            sport = free_port()
-            sp = start(["serve", "--output", f"sqlite:{tmp}/bp.db", "--api",
-                        f"127.0.0.1:{sport}"], os.path.join(tmp, "serve.log"))
+            sp, sport = start_api(["serve", "--output", f"sqlite:{tmp}/bp.db"],
+                                  os.path.join(tmp, "serve.log"))
             procs.append(sp)
             wait_http(sport, HANG, sp)
             ref = Api(sport)

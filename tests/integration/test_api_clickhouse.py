@@ -23,9 +23,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from anvil import Anvil, Workload  # noqa: E402
 from apiclient import Api, wait_http  # noqa: E402
 from clickhouse import ClickHouse  # noqa: E402
-from pg import free_port  # noqa: E402
 from test_api_rest import (check_blocks, check_errors, check_logs,  # noqa: E402
-                           check_transactions, fail, node_chain, start, stop, wait_head)
+                           check_transactions, fail, node_chain, start_api, stop,
+                           wait_head)
 
 SEED = int(os.environ.get("BP_SEED", "6161"))
 HANG = 180
@@ -91,11 +91,9 @@ def main():
                 wl.mine_batch(rng.randrange(1, 6))
             wl.big_transfer()
             node.mine()
-            port = free_port()
-            p = start(["run", "--rpc", node.url, "--start-block", "0", "--output", ch.url(),
-                       "--output", f"sqlite:{tmp}/bp.db", "--api", f"127.0.0.1:{port}",
-                       "--poll-interval", "0.2", "--api-rate-limit", "0"],
-                      os.path.join(tmp, "run.log"))
+            p, port = start_api(["run", "--rpc", node.url, "--start-block", "0", "--output",
+                                 ch.url(), "--output", f"sqlite:{tmp}/bp.db", "--poll-interval",
+                                 "0.2", "--api-rate-limit", "0"], os.path.join(tmp, "run.log"))
             procs.append(p)
             api = Api(port)
             wait_http(port, HANG, p)
@@ -118,9 +116,8 @@ def main():
                 fail(f"ClickHouse holds {raw} -1 rows of blocks: the reorg did not reach it")
             print(f"check: after a reorg of depth 3 ({raw} -1 block rows in ClickHouse) the "
                   f"API shows only the canonical chain up to {head}", flush=True)
-            sport = free_port()
-            sp = start(["serve", "--output", f"sqlite:{tmp}/bp.db", "--api",
-                        f"127.0.0.1:{sport}"], os.path.join(tmp, "serve.log"))
+            sp, sport = start_api(["serve", "--output", f"sqlite:{tmp}/bp.db"],
+                                  os.path.join(tmp, "serve.log"))
             procs.append(sp)
             wait_http(sport, HANG, sp)
             ntx = same_as_sqlite(api, Api(sport), chain)

@@ -25,8 +25,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, wait_until  # noqa: E402
-from apiclient import SSE, WS, Api, Closed, wait_http  # noqa: E402
-from pg import free_port  # noqa: E402
+from apiclient import API_ANY, SSE, WS, Api, Closed, api_port, wait_http  # noqa: E402
 
 N_WS, N_SSE, BLOCKS = 100, 50, 40
 N_FANOUT = 1000  # more WebSocket clients, on one epoll thread in C (bench_ws_fanout)
@@ -77,9 +76,8 @@ def main():
     try:
         wl = Workload(node, seed=11)
         wl.setup()
-        port = free_port()
         cmd = [os.environ["BLOCKPIPE"], "run", "--rpc", node.url, "--start-block", "0",
-               "--output", f"sqlite:{tmp.name}/bp.db", "--api", f"127.0.0.1:{port}",
+               "--output", f"sqlite:{tmp.name}/bp.db", "--api", API_ANY,
                "--poll-interval", "0.2", "--api-rate-limit", "0", "--api-push-queue", "16384",
                "--api-push-stall", "3"]
         print("running:", " ".join(cmd), flush=True)
@@ -88,6 +86,7 @@ def main():
         proc = subprocess.Popen(cmd, stdout=open(f"{tmp.name}/bp.log", "w"),
                                 stderr=subprocess.STDOUT, preexec_fn=lambda: resource.setrlimit(
                                     resource.RLIMIT_NOFILE, (1024, hard)))
+        port = api_port(f"{tmp.name}/bp.log", HANG, proc)
         wait_http(port, HANG, proc)
         api = Api(port)
         start = node.block_number()

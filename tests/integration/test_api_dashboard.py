@@ -24,9 +24,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, wait_until  # noqa: E402
-from apiclient import Api, wait_http  # noqa: E402
+from apiclient import API_ANY, Api, api_port, wait_http  # noqa: E402
 from browser import Browser  # noqa: E402
-from pg import free_port  # noqa: E402
 
 HANG = 180
 
@@ -46,13 +45,13 @@ def main():
     try:
         wl = Workload(node, seed=9)
         wl.setup()
-        port = free_port()
         cmd = [os.environ["BLOCKPIPE"], "run", "--rpc", node.url, "--ws",
                "ws://" + node.url.split("://", 1)[1], "--output", f"sqlite:{tmp.name}/bp.db",
-               "--api", f"127.0.0.1:{port}", "--poll-interval", "0.5"]
+               "--api", API_ANY, "--poll-interval", "0.5"]
         print("running:", " ".join(cmd), flush=True)
         proc = subprocess.Popen(cmd, stdout=open(f"{tmp.name}/bp.log", "w"),
                                 stderr=subprocess.STDOUT)
+        port = api_port(f"{tmp.name}/bp.log", HANG, proc)
         wait_http(port, HANG, proc)
         api = Api(port)
         st, hdrs, body = api.get("/", headers={"Accept": "text/html"})

@@ -26,8 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import wait_until  # noqa: E402
-from apiclient import SSE, WS, Api, Closed, wait_http  # noqa: E402
-from pg import free_port  # noqa: E402
+from apiclient import API_ANY, SSE, WS, Api, Closed, api_port, wait_http  # noqa: E402
 
 HANG = 60
 TOKEN = "s3cret-token"
@@ -38,12 +37,17 @@ def fail(msg):
 
 
 def serve(tmp, name, args):
-    port = free_port()
     cmd = [os.environ["BLOCKPIPE"], "serve", "--output", f"sqlite:{tmp}/bp.db", "--api",
-           f"127.0.0.1:{port}", *args]
+           API_ANY, *args]
     print("running:", " ".join(cmd), flush=True)
-    p = subprocess.Popen(cmd, stdout=open(os.path.join(tmp, f"{name}.log"), "w"),
-                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log = os.path.join(tmp, f"{name}.log")
+    p = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL)
+    try:
+        port = api_port(log, HANG, p)
+    except AssertionError:
+        p.kill()
+        raise
     wait_http(port, HANG, p)
     return p, port
 

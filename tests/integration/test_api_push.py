@@ -32,8 +32,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, log_calldata, wait_until  # noqa: E402
-from apiclient import SSE, WS, Api, Closed, Replica, wait_http  # noqa: E402
-from pg import free_port  # noqa: E402
+from apiclient import API_ANY, SSE, WS, Api, Closed, Replica, api_port, wait_http  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "777"))
 HANG = 180
@@ -244,14 +243,14 @@ def main():
         wl.setup()
         for _ in range(3):
             wl.mine_batch(rng.randrange(1, 4))
-        port = free_port()
         cmd = [os.environ["BLOCKPIPE"], "run", "--rpc", node.url, "--ws",
                "ws://" + node.url.split("://", 1)[1], "--start-block", "0", "--output",
-               f"sqlite:{tmp.name}/bp.db", "--api", f"127.0.0.1:{port}", "--poll-interval",
+               f"sqlite:{tmp.name}/bp.db", "--api", API_ANY, "--poll-interval",
                "0.2", "--api-rate-limit", "0"]
         print("running:", " ".join(cmd), flush=True)
         log = os.path.join(tmp.name, "bp.log")
         proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        port = api_port(log, HANG, proc)
         wait_http(port, HANG, proc)
         api = Api(port)
         head0 = node.block_number()

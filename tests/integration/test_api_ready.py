@@ -18,10 +18,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from apiclient import Api, wait_http  # noqa: E402
+from apiclient import API_ANY, Api, api_port, wait_http  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
 from rpcgate import RpcGate  # noqa: E402
-from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 HANG = 90  # a hang guard only
@@ -37,16 +36,16 @@ def main():
     gate = RpcGate(node.urls[0])
     gate.hold_from = HOLD
     log = os.path.join(tmp.name, "bp.log")
-    port = free_port()
-    api = Api(port)
     proc = None
     try:
         cmd = [bp, "run", "--rpc", gate.url, "--start-block", "0", "--poll-interval", "0.2",
                "--ready-lag", str(LAG), "--output", f"sqlite:{tmp.name}/bp.db", "--api",
-               f"127.0.0.1:{port}"]
+               API_ANY]
         print("running:", " ".join(cmd), flush=True)
         proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        port = api_port(log, HANG, proc)
         wait_http(port, HANG, proc)
+        api = Api(port)
 
         def state():
             st, _, body = api.get("/ready")

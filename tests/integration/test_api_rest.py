@@ -33,8 +33,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, unq, wait_until  # noqa: E402
-from apiclient import Api, wait_http  # noqa: E402
-from pg import Postgres, free_port  # noqa: E402
+from apiclient import API_ANY, Api, api_port, wait_http  # noqa: E402
+from pg import Postgres  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "4242"))
 HANG = 180  # seconds: only a guard against a hang
@@ -49,6 +49,17 @@ def start(args, log_path):
     print("running:", bp, " ".join(args), flush=True)
     return subprocess.Popen([bp, *args], stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
+
+
+def start_api(args, log_path):
+    """start() of args with --api API_ANY: (the process, the port its API listens on)."""
+    p = start(args + ["--api", API_ANY], log_path)
+    try:
+        return p, api_port(log_path, HANG, p)
+    except BaseException:
+        p.kill()
+        p.wait()
+        raise
 
 
 def stop(proc, what):
@@ -367,10 +378,9 @@ def main():
         head = node.block_number()
         runs = []
         for label, out in (("sqlite", f"sqlite:{tmp}/bp.db"), ("postgres", pg.url())):
-            port = free_port()
-            p = start(["run", "--rpc", node.url, "--start-block", "0", "--output", out,
-                       "--api", f"127.0.0.1:{port}", "--poll-interval", "0.2",
-                       "--api-rate-limit", "0"], os.path.join(tmp, f"{label}.log"))
+            p, port = start_api(["run", "--rpc", node.url, "--start-block", "0", "--output",
+                                 out, "--poll-interval", "0.2", "--api-rate-limit", "0"],
+                                os.path.join(tmp, f"{label}.log"))
             procs.append(p)
             runs.append((label, Api(port), p))
         chain = node_chain(node, head)
@@ -380,9 +390,8 @@ def main():
             check_api(api, node, chain, label, tmp)
         for (label, _, p) in runs:
             stop(p, f"blockpipe run ({label})")
-        port = free_port()
-        sp = start(["serve", "--output", f"sqlite:{tmp}/bp.db", "--api", f"127.0.0.1:{port}"],
-                   os.path.join(tmp, "serve.log"))
+        sp, port = start_api(["serve", "--output", f"sqlite:{tmp}/bp.db"],
+                             os.path.join(tmp, "serve.log"))
         procs.append(sp)
         wait_http(port, HANG, sp)
         api = Api(port)

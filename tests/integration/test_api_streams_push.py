@@ -27,10 +27,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from apiclient import SSE, WS, Api, wait_http  # noqa: E402
-from pg import free_port  # noqa: E402
 from redis import Redis  # noqa: E402
 from simnode import Simnode  # noqa: E402
-from test_api_rest import fail, start, stop  # noqa: E402
+from test_api_rest import fail, start_api, stop  # noqa: E402
 
 HANG = 120  # seconds: only a guard against a hang
 TOKEN = "push-token"
@@ -187,14 +186,12 @@ def main():
             db = f"sqlite:{tmp}/bp{n}.db"
             if cmd == "serve":  # a file another process made: the store's table is created
                 cli_publish(db, "seed", {"n": 0})
-            port = free_port()
-            args = [cmd, "--output", db, "--api", f"127.0.0.1:{port}", "--api-token", TOKEN,
-                    "--api-rate-limit", "0"]
+            args = [cmd, "--output", db, "--api-token", TOKEN, "--api-rate-limit", "0"]
             if cmd == "run":
                 args += ["--rpc", node.urls[0], "--start-block", "0", "--poll-interval", "0.2"]
             if store:
                 args += ["--stream-store", store]
-            p = start(args, os.path.join(tmp, f"{n}.log"))
+            p, port = start_api(args, os.path.join(tmp, f"{n}.log"))
             procs.append(p)
             wait_http(port, HANG, p)
             api = Api(port)

@@ -23,8 +23,7 @@ import zlib
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import wait_until  # noqa: E402
-from apiclient import WS  # noqa: E402
-from pg import free_port  # noqa: E402
+from apiclient import API_ANY, WS, api_port  # noqa: E402
 
 HANG = 60
 
@@ -89,12 +88,15 @@ def deflate_ack(port):
 
 
 def serve(tmp, name, extra):
-    port = free_port()
     cmd = [os.environ["BLOCKPIPE"], "serve", "--output", f"sqlite:{tmp}/bp.db", "--api",
-           f"127.0.0.1:{port}", *extra]
+           API_ANY, *extra]
     print("running:", " ".join(cmd), flush=True)
     p = subprocess.Popen(cmd, stdout=open(f"{tmp}/{name}.log", "w"), stderr=subprocess.STDOUT)
-    return p, port
+    try:
+        return p, api_port(f"{tmp}/{name}.log", HANG, p)
+    except AssertionError:
+        p.kill()
+        raise
 
 
 def main():

@@ -39,8 +39,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
-from apiclient import SSE, WS, Api, wait_http  # noqa: E402
-from server import free_port  # noqa: E402
+from apiclient import API_ANY, SSE, WS, Api, api_port, wait_http  # noqa: E402
 from simnode import Simnode  # noqa: E402
 import archcheck  # noqa: E402
 import test_arch_run as arch  # noqa: E402
@@ -280,16 +279,16 @@ def rest_vs_sql(api, db):
 def follow(bp, node, tmp):
     url = node.urls[0]
     db = os.path.join(tmp, "api.db")
-    port = free_port()
     logpath = os.path.join(tmp, "api.log")
     log = open(logpath, "w")
     proc = subprocess.Popen([bp, "run", "--chain-type", "arch", "--rpc", url, "--ws",
                              "ws://" + url.split("://", 1)[1], "--output", f"sqlite:{db}",
-                             "--start-block", "0", "--api", f"127.0.0.1:{port}",
+                             "--start-block", "0", "--api", API_ANY,
                              "--poll-interval", "0.2", "--ws-reconnect-interval", "0.2",
                              "--log-level", "info"], stdout=log, stderr=subprocess.STDOUT)
     stopped = False
     try:
+        port = api_port(logpath, HANG, proc)
         wait_http(port, HANG, proc)
         api = Api(port)
         cols = [Collector("websocket", WS(port, "/api/ws?topics=blocks,transactions,reorgs")),
@@ -345,15 +344,17 @@ def follow(bp, node, tmp):
 
 
 def chains_config(bp, node, tmp):
-    port = free_port()
     cfg = os.path.join(tmp, "chains.yaml")
     with open(cfg, "w") as f:
-        f.write(f"output: sqlite:{os.path.join(tmp, 'chains.db')}\napi: 127.0.0.1:{port}\n"
+        f.write(f"output: sqlite:{os.path.join(tmp, 'chains.db')}\napi: {API_ANY}\n"
                 f"chains:\n  - name: archnet\n    chain_type: arch\n    rpc: {node.urls[0]}\n"
                 f"    start_block: 0\n")
-    proc = subprocess.Popen([bp, "run", "--config", cfg], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    logpath = os.path.join(tmp, "chains.log")
+    with open(logpath, "w") as log:
+        proc = subprocess.Popen([bp, "run", "--config", cfg], stdout=log,
+                                stderr=subprocess.STDOUT)
     try:
+        port = api_port(logpath, HANG, proc)
         wait_http(port, HANG, proc)
         deadline = time.monotonic() + HANG
         while True:

@@ -23,9 +23,8 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
-from apiclient import Api, wait_http  # noqa: E402
+from apiclient import API_ANY, Api, api_port, log_size, wait_http  # noqa: E402
 from pg import Postgres  # noqa: E402
-from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 from test_arch_api import pages  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
@@ -72,10 +71,11 @@ def pg_checkpoint(pg):
 
 
 def serve(bp, out, log):
-    port = free_port()
-    proc = subprocess.Popen([bp, "serve", "--output", out, "--api", f"127.0.0.1:{port}",
-                             "--api-rate-limit", "0"],
-                            stdout=log, stderr=subprocess.STDOUT)
+    log.flush()
+    start = log_size(log.name)  # the log may hold another process's lines
+    proc = subprocess.Popen([bp, "serve", "--output", out, "--api", API_ANY, "--api-rate-limit",
+                             "0"], stdout=log, stderr=subprocess.STDOUT)
+    port = api_port(log.name, HANG, proc, start)
     wait_http(port, HANG, proc)
     return proc, Api(port)
 

@@ -35,9 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
 from simnode import Simnode  # noqa: E402
-from apiclient import WS, wait_http  # noqa: E402
+from apiclient import API_ANY, WS, api_port, wait_http  # noqa: E402
 from rtcheck import Server  # noqa: E402
-from server import free_port  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 
@@ -117,10 +116,10 @@ def main():
             dbs = [os.path.join(tmp, n) for n in ("a.db", "b.db")]
             logs = [os.path.join(tmp, n) for n in ("a.log", "b.log")]
             files = [open(p, "w") for p in logs]
-            port = free_port()
             procs = [start(bp, url, proxy.port, dbs[0], files[0], 1000,
-                           ("--api", f"127.0.0.1:{port}")),
+                           ("--api", API_ANY)),
                      start(bp, url, proxy.port, dbs[1], files[1], 32)]
+            port = api_port(logs[0], HANG, procs[0])
             wait_http(port, HANG, procs[0])
             for i in range(2):
                 arch.wait_caught_up(url, dbs[i], procs[i], "ab"[i])

@@ -41,7 +41,7 @@ from metricscheck import Expected, compare, read_pg, read_sqlite  # noqa: E402
 from outcheck import reorg_txs  # noqa: E402
 from pg import Postgres  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
-from server import free_port  # noqa: E402
+from apiclient import API_ANY, api_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1313"))
@@ -172,7 +172,6 @@ def main():
     db = os.path.join(tmp.name, "chains.db")
     cfg_path = os.path.join(tmp.name, "chains.json")
     err_path = os.path.join(tmp.name, "stderr.txt")
-    api_port = free_port()
     sim = Simnode(bp, ["--chain-id", "777", "--block-time", "0", "--length", str(SIM_LAST + 1),
                        "--txs-per-block", "0-12", "--seed", "7"])
     anvils, proc = [], None
@@ -186,9 +185,10 @@ def main():
                     wl.mine_batch(rng.randrange(0, 6))
             config_errors(bp, tmp.name, anvils[0].url)
             config(cfg_path, db, pg, anvils, sim)
-            cmd = [bp, "run", "--config", cfg_path, "--api", f"127.0.0.1:{api_port}"]
+            cmd = [bp, "run", "--config", cfg_path, "--api", API_ANY]
             print("running:", " ".join(cmd))
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+            port = api_port(err_path, 120, proc)
             names = ["a1", "a2", "a3"]
             want = {n: head_of(a.url) for n, a in zip(names, anvils)}
             want["sim"] = head_of(sim.urls[0])
@@ -201,7 +201,7 @@ def main():
             data["sim"] = rowcheck.fetch(sim.urls[0], range(SIM_LAST + 1))
             for name, d in data.items():
                 exact(db, pg, name, d, "initial sync")
-            st, body = api_get(api_port, "/ready")
+            st, body = api_get(port, "/ready")
             ready = {c["chain"]: c["ready"] for c in body.get("chains", [])}
             if st != 503 or ready.pop("wrongid", None) is not False or \
                     sorted(ready) != sorted(want) or not all(ready.values()):
@@ -247,35 +247,35 @@ def main():
                        if "[a3]" in ln and (" warn " in ln or " error " in ln)):
                 raise Fail(f"no warning or error line of chain a3 after its node died:\n"
                            f"{tail(err_path)}")
-            metrics = api_text(api_port, "/metrics?chain=a3")
+            metrics = api_text(port, "/metrics?chain=a3")
             up = [ln for ln in metrics.splitlines() if ln.startswith("blockpipe_rpc_up{")]
             if not up or any('chain="a3"' not in ln or not ln.endswith(" 0") for ln in up):
                 raise Fail(f"/metrics?chain=a3: want its endpoint down, got {up}")
-            st, body = api_get(api_port, "/api/sync-status?chain=sim")
+            st, body = api_get(port, "/api/sync-status?chain=sim")
             sim_chain = (body.get("chains") or [{}])[0]
             if st != 200 or sim_chain.get("chain") != "sim" or sim_chain.get("indexed") != SIM_LAST:
                 raise Fail(f"/api/sync-status?chain=sim: {st} {body}")
-            st, body = api_get(api_port, "/api/sync-status?chain=a2")
+            st, body = api_get(port, "/api/sync-status?chain=a2")
             a2_chain = (body.get("chains") or [{}])[0]
             if a2_chain.get("mode") != "waiting" or "stopped" not in a2_chain.get("waiting_error", ""):
                 raise Fail(f"/api/sync-status?chain=a2 after it stopped: {st} {body}")
-            st, body = api_get(api_port, "/ready")
+            st, body = api_get(port, "/ready")
             ready = {c["chain"]: c["ready"] for c in body.get("chains", [])}
             if st != 503 or ready.get("a2") is not False or ready.get("sim") is not True:
                 raise Fail(f"/ready with a2 stopped: {st} {body}")
-            st, _ = api_get(api_port, "/api/sync-status?chain=nope")
+            st, _ = api_get(port, "/api/sync-status?chain=nope")
             if st != 404:
                 raise Fail(f"/api/sync-status?chain=nope answered {st}, want 404")
             # REST over the shared outputs: ?chain= picks the chain's rows
             for name, last in (("sim", SIM_LAST), ("a1", anvils[0].block_number())):
-                st, body = api_get(api_port, f"/api/blocks/latest?chain={name}")
+                st, body = api_get(port, f"/api/blocks/latest?chain={name}")
                 if st != 200 or body["data"]["number"] != last:
                     raise Fail(f"/api/blocks/latest?chain={name}: {st} {body}, want block {last}")
-                st, body = api_get(api_port, f"/api/analytics?grain=1m&chain={name}")
+                st, body = api_get(port, f"/api/analytics?grain=1m&chain={name}")
                 rows = body.get("data", {}).get("chain_metrics") or []
                 if st != 200 or not rows or any(r["origin_key"] != name for r in rows):
                     raise Fail(f"/api/analytics?grain=1m&chain={name}: {st} {body}")
-            st, body = api_get(api_port, "/api/blocks?chain=nope")  # a filter matching no row
+            st, body = api_get(port, "/api/blocks?chain=nope")  # a filter matching no row
             if st != 200 or body.get("count") != 0:
                 raise Fail(f"/api/blocks?chain=nope answered {st} {body}, want no block")
             print(f"a3 down: {up}; a2 stopped: {a2_line[0][:160]}")

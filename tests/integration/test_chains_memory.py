@@ -19,6 +19,7 @@ would be what is measured otherwise.
 
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 
@@ -35,6 +36,41 @@ BUDGET_MIB = 256
 
 def fail(msg):
     raise AssertionError(msg)
+
+
+def chain_counts(db):
+    """{chain: (its checkpoints [(number, hash)], its blocks, the sum of their
+    transaction_count, its transactions)}, counted by SQLite. Reading every row of the 30
+    chains (450,000 transactions) into Python and filtering them once per chain cost as much
+    CPU as chains x rows: with 6 chains 3.5 s against 0.9 s for these counts."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        out = {}
+        for chain, number, h in con.execute("SELECT chain, number, hash FROM checkpoints"):
+            out.setdefault(chain, [[], 0, 0, 0])[0].append((number, h))
+        for chain, n, ntx in con.execute("SELECT chain, count(*), sum(transaction_count) FROM "
+                                         "blocks GROUP BY chain"):
+            out.setdefault(chain, [[], 0, 0, 0])[1:3] = [n, ntx]
+        for chain, n in con.execute("SELECT chain, count(*) FROM transactions GROUP BY chain"):
+            out.setdefault(chain, [[], 0, 0, 0])[3] = n
+        return {c: tuple(v) for c, v in out.items()}
+    finally:
+        con.close()
+
+
+def chain_rows(db, chains):
+    """Every row of the three tables of these chains, as rowcheck.sqlite_rows reads them."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+    try:
+        out = {}
+        marks = ",".join("?" * len(chains))
+        for table in ("blocks", "transactions", "logs"):
+            cur = con.execute(f"SELECT * FROM {table} WHERE chain IN ({marks})", chains)
+            names = [d[0] for d in cur.description]
+            out[table] = [dict(zip(names, row)) for row in cur]
+        return out
+    finally:
+        con.close()
 
 
 def main():
@@ -61,19 +97,17 @@ def main():
             finished = sum(f"chain 'c{i:02d}' finished" in log for i in range(CHAINS))
             if finished != CHAINS:
                 fail(f"{finished} of {CHAINS} chains said they finished: {log[-3000:]}")
-            rows = rowcheck.sqlite_rows(db)
+            stored = chain_counts(db)
             for i, node in enumerate(nodes):
                 name = f"c{i:02d}"
                 (last,) = node.rpc_batch([("eth_getBlockByNumber", [hex(LAST), False])])
-                cps = [(r["number"], r["hash"]) for r in rows["checkpoints"] if r["chain"] == name]
+                cps, nblocks, want_txs, txs = stored.get(name, ([], 0, 0, 0))
                 if cps != [(LAST, last["hash"])]:
                     fail(f"chain {name}: checkpoints {cps}, want [({LAST}, {last['hash']})]")
-                blocks = [r for r in rows["blocks"] if r["chain"] == name]
-                txs = sum(1 for r in rows["transactions"] if r["chain"] == name)
-                want_txs = sum(r["transaction_count"] for r in blocks)
-                if len(blocks) != LAST + 1 or txs != want_txs:
-                    fail(f"chain {name}: {len(blocks)} blocks and {txs} transactions stored, "
+                if nblocks != LAST + 1 or txs != want_txs:
+                    fail(f"chain {name}: {nblocks} blocks and {txs} transactions stored, "
                          f"want {LAST + 1} and {want_txs}")
+            rows = chain_rows(db, [f"c{i:02d}" for i in (0, CHAINS - 1)])
             for i in (0, CHAINS - 1):
                 name = f"c{i:02d}"
                 mine = {t: [r for r in rows[t] if r["chain"] == name]
@@ -82,7 +116,7 @@ def main():
                 counts = rowcheck._compare_all(f"sqlite chain {name}", mine, data,
                                                rowcheck.sqlite_value, name)
                 print(f"chain {name}: every row equals its node: {counts}")
-            ntx = len(rows["transactions"])
+            ntx = sum(c[3] for c in stored.values())
             print(f"{CHAINS} chains, {CHAINS * (LAST + 1)} blocks, {ntx} transactions: peak RSS "
                   f"{peak:.0f} MiB ({peak / CHAINS:.1f} MiB per chain), budget {BUDGET_MIB} MiB")
             if peak >= BUDGET_MIB:

@@ -13,9 +13,12 @@ included, must equal tests/tools/metricscheck.py's recomputation from the node's
 output's own prices table: blocks re-applied by a reorg are priced anew, reverted ones take
 their USD out of their windows, and the points learnt while blockpipe was down price the
 blocks after the restart. ClickHouse's rows are read as a query sees them (FINAL).
+The three backends run side by side, each in a process of its own (BP_BACKENDS=NAME: that one
+alone): each has its own node, price server, database and blockpipe, and mostly waits on them.
 """
 import datetime
 import os
+import subprocess
 import sys
 import tempfile
 
@@ -24,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from metricsdrive import Scenario  # noqa: E402
 from clickhouse import ClickHouse  # noqa: E402
 from pg import Postgres  # noqa: E402
+from server import _child_setup  # noqa: E402
 from test_metrics_clickhouse import ChBackend  # noqa: E402
 from test_metrics_prices import FakeGecko  # noqa: E402
 from test_metrics_rejoin import PgBackend as PgPrices  # noqa: E402
@@ -70,8 +74,36 @@ def scenario(blockpipe, backend, tmp, seed):
         prices.stop()
 
 
-def main():
+def side_by_side():
+    """Runs this test once per backend, all at once; their outputs in BACKENDS' order."""
     print(__doc__)
+    procs, failed = [], []
+    try:
+        for b in BACKENDS:  # each dies with this process (PR_SET_PDEATHSIG), its servers too
+            procs.append((b, subprocess.Popen(
+                [sys.executable, os.path.abspath(__file__)], preexec_fn=_child_setup(None, None),
+                env=dict(os.environ, BP_BACKENDS=b, BP_PART="1"), stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)))
+        for b, p in procs:
+            out, _ = p.communicate()
+            print(out, end="", flush=True)
+            if p.returncode != 0:
+                failed.append(f"{b} (exit {p.returncode})")
+    finally:
+        for _, p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    if failed:
+        sys.exit(f"FAIL: {', '.join(failed)}")
+    print("PASS")
+
+
+def main():
+    if len(BACKENDS) > 1:
+        return side_by_side()
+    if not os.environ.get("BP_PART"):
+        print(__doc__)
     blockpipe = os.environ["BLOCKPIPE"]
     if "sqlite" in BACKENDS:
         with tempfile.TemporaryDirectory(prefix="bp-prices-reorg-") as tmp:

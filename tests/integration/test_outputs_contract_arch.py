@@ -22,16 +22,15 @@ outputs whose name starts with NAME (no coverage check then).
 
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from test_outputs_contract import (  # noqa: E402
-    BACKENDS, CH_POINTS, FILE_POINTS, KILLS, PG_POINTS, SEED, SERVERS, program, registered)
+    BACKENDS, CH_POINTS, FILE_POINTS, PG_POINTS, SERVERS, program, registered)
+from test_outputs_contract import run as contract_run  # noqa: E402
 
 ARCH_STREAMS = "entities=arch_blocks,arch_transactions,arch_account_updates,arch_events"
 ONLY = os.environ.get("BP_CONTRACT_ONLY", "")
@@ -70,15 +69,10 @@ REFUSED = {"etl-csv": "etl-csv is ethereum-etl's EVM format"}
 
 
 def run(prog, name, url, points):
-    cmd = [prog, "--seed", SEED, "--kills", KILLS, "--family", "arch"]
+    extra = ["--family", "arch"]
     if url.split(":", 1)[0] in KEEP_CRASHED_EVENTS:
-        cmd.append("--no-crash-events")
-    for point in points:
-        cmd += ["--crash", point]
-    t0 = time.monotonic()
-    p = subprocess.run(cmd + [url], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                       timeout=600)
-    return p, time.monotonic() - t0
+        extra.append("--no-crash-events")
+    return contract_run(prog, name, url, points, extra)
 
 
 def check_refused(prog, tmp):

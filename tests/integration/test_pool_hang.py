@@ -23,10 +23,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from apiclient import Api, wait_http  # noqa: E402
+from apiclient import API_ANY, Api, api_port, wait_http  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, tail, wait_for  # noqa: E402
 from rpcgate import RpcGate  # noqa: E402
-from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 HANG = 60  # a hang guard only: half the RPC timeout, so a held probe is still held after it
@@ -41,17 +40,17 @@ def main():
     node = Simnode(bp, ["--block-time", "0.3", "--chain-id", "775", "--txs-per-block", "2"])
     gate = RpcGate(node.urls[0])
     log = os.path.join(tmp.name, "bp.log")
-    port = free_port()
-    api = Api(port)
     proc = None
     try:
         cmd = [bp, "run", "--rpc", json.dumps({"url": node.urls[0], "priority": 0}),
                "--rpc", json.dumps({"url": gate.url, "priority": 9, "max_workers": 1}),
                "--rpc-timeout", "120", "--start-block", "0", "--poll-interval", "0.2",
-               "--output", f"sqlite:{tmp.name}/bp.db", "--api", f"127.0.0.1:{port}"]
+               "--output", f"sqlite:{tmp.name}/bp.db", "--api", API_ANY]
         print("running:", " ".join(cmd), flush=True)
         proc = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        port = api_port(log, HANG, proc)
         wait_http(port, HANG, proc)
+        api = Api(port)
 
         def committed():
             chains = api.ok("/api/sync-status").get("chains") or [{}]

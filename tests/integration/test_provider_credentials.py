@@ -27,7 +27,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from apiclient import API_ANY, api_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 HANG = 120  # seconds: a guard against a hang, never a measure
@@ -52,12 +52,6 @@ PLANTED = [PATH_KEY, QUERY_KEY, PASSWORD, HDR_KEY, WRONG_KEY, WS_PATH_KEY, WS_QU
 API_PAGES = ["/metrics", "/api/sync-status", "/api/realtime/status", "/api/websocket/stats",
              "/api/streaming/stats", "/api/realtime/events"]
 SHOW_ENDPOINT = {"/metrics", "/api/realtime/status", "/api/websocket/stats"}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fail(msg):
@@ -189,15 +183,15 @@ def main():
 
         print("== (b) run with wss:// (basic auth, header, CA, client certificate)", flush=True)
         ws = f"wss://user:{PASSWORD}%21@localhost:{port}/ws/{WS_PATH_KEY}?token={WS_QUERY_KEY}"
-        api = f"127.0.0.1:{free_port()}"
         b = Run(bp, d, "run", ["run", *common, *tls, "--ws", ws, "--ws-header",
                                "X-Api-Key: ${HDR_KEY}", "--start-block", "30", "--output",
-                               f"jsonl:{d}/out_b", "--api", api, "--alert", "lag>100000",
+                               f"jsonl:{d}/out_b", "--api", API_ANY, "--alert", "lag>100000",
                                "--alert-webhook", f"http://127.0.0.1:9/hooks/{WS_PATH_KEY}"],
                 env)
         runs.append(b)
         b.wait_for("ws=subscribed")
         b.wait_for("stats rpc[0]")
+        api = f"127.0.0.1:{api_port(b.log, 60, b.proc)}"
         # what the API shows of the endpoints (status pages, /metrics labels), saved beside
         # the logs for the grep at the end
         for page in API_PAGES:

@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from pg import Postgres  # noqa: E402
 from pgcheck import Fail, blockpipe_bin, hx, tail, wait_for  # noqa: E402
 from pgcheck import RunProc  # noqa: E402
-from server import free_port  # noqa: E402
+from apiclient import API_ANY, api_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 from webhook import WebhookReceiver  # noqa: E402
 
@@ -145,13 +145,13 @@ def sqlite_part(bp, node, tmp):
             raise Fail(f"S2 (--lock-wait 0, SQLite) exited {rc}, want 1 naming process "
                        f"{s1.pid}:\n{out[-3000:]}")
         print("SQLite: S2 refused:", [ln for ln in out.splitlines() if "already written" in ln][0])
-        port = free_port()
         hook = WebhookReceiver()
-        s3 = Proc(bp, tmp, "S3", run + ["--lock-wait", "60", "--api", f"127.0.0.1:{port}",
+        s3 = Proc(bp, tmp, "S3", run + ["--lock-wait", "60", "--api", API_ANY,
                                         "--alert", "waiting_for_lock", "--alert-webhook",
                                         hook.url])
         wait_for(lambda: s3.alive() and "waiting for it to let go" in s3.text(), 60,
                  "S3 waiting for the SQLite chain")
+        port = api_port(s3.path, 60, s3.p)
         wait_for(lambda: api_get(port, "/api/sync-status")[0] == 200, 60, "S3's API")
         code, body = api_get(port, "/api/sync-status")
         st = (body.get("chains") or [{}])[0]

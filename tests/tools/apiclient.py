@@ -20,6 +20,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import socket
 import struct
 import time
@@ -58,6 +59,43 @@ class Api:
         if status != 200:
             raise AssertionError(f"GET {path}: {status} {body}")
         return body
+
+
+# --api for a test: the kernel picks the port when blockpipe binds it, and api_port() reads it
+# from the log. A port picked beforehand (free_port()) can be taken by another test between
+# the pick and blockpipe's bind.
+API_ANY = "127.0.0.1:0"
+_LISTENING = re.compile(rb"api: listening on https?://[^ ]*:(\d+)/")
+
+
+def log_size(path: str) -> int:
+    """The log's size now: api_port(..., start=) for a process that appends to it."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def api_port(log_path: str, timeout: float, proc=None, start: int = 0) -> int:
+    """The port of the API blockpipe started with --api HOST:0 writing its log to log_path:
+    from its line 'api: listening on http://HOST:PORT/' (logged once the port is bound), the
+    first one after byte start (a restart appending to the same log: log_size() before it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with open(log_path, "rb") as f:
+                f.seek(start)
+                m = _LISTENING.search(f.read())
+            if m:
+                return int(m.group(1))
+        except OSError:
+            pass
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"blockpipe exited with {proc.returncode} before its API "
+                                 f"listened (log {log_path})")
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"no 'api: listening on' in {log_path} within {timeout} s")
+        time.sleep(0.05)
 
 
 def wait_http(port: int, timeout: float, proc=None):
