@@ -1212,8 +1212,9 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc = prepare_tables(s, err);
     if (rc == 0)
         rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &s->caps, &s->t.ret,
-                               s->t.metrics, &s->derived, err);
+                               s->t.groups, &s->derived, err);
     s->base.derived = s->derived != NULL && s->t.metrics;
+    s->base.derived_groups = s->t.groups;
     s->base.families = 1u << BP_FAMILY_ARCH;
     s->keep = keep_bytes(s->base.derived);
     if (rc == 0)
