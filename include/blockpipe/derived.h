@@ -318,6 +318,10 @@ void bp_dgroups_format(unsigned groups, char *out, size_t cap);
  * with metrics on); *record: the record must be (re)written as *has. */
 int bp_dgroups_open(unsigned now, const unsigned *stored, bool written, unsigned *has, bool *record,
                     bp_error *err);
+/* bp_dgroups_open with the record as the database keeps it: stored_text NULL (no record) or
+ * the list; *record_out (cap bytes) the list to store, "" when the record stays. */
+int bp_dgroups_open_text(unsigned now, const char *stored_text, bool written, unsigned *has,
+                         char *record_out, size_t cap, bp_error *err);
 
 struct bp_block_derived;
 /* b as an output that writes the groups `has` takes it: b itself when it has no rows of the

@@ -223,6 +223,23 @@ int bp_dgroups_open(unsigned now, const unsigned *stored, bool written, unsigned
     return 0;
 }
 
+int bp_dgroups_open_text(unsigned now, const char *stored_text, bool written, unsigned *has,
+                         char *record_out, size_t cap, bp_error *err)
+{
+    unsigned stored = 0;
+    bp_error perr = {0}; /* a record this blockpipe cannot read counts as none */
+    bool known =
+        stored_text && bp_dgroups_parse(stored_text, "derived_groups", &stored, &perr) == 0;
+    bool record = false;
+    if (cap)
+        record_out[0] = '\0';
+    if (bp_dgroups_open(now, known ? &stored : NULL, written, has, &record, err) != 0)
+        return err->code;
+    if (record)
+        bp_dgroups_format(*has, record_out, cap);
+    return 0;
+}
+
 const bp_block_derived *bp_derived_trim(const bp_block_derived *b, unsigned has,
                                         bp_block_derived *copy)
 {

@@ -591,17 +591,12 @@ static int select_groups(bp_ch_derived *d, unsigned groups, bp_error *err)
     if (!tab2)
         return bp_error_set(err, BP_EDB, "reading derived_groups: unexpected answer '%.60s'", line);
     *tab1 = *tab2 = '\0';
-    unsigned stored = 0;
-    bp_error perr = {0};
-    bool has_record =
-        u64_of(line) > 0 && bp_dgroups_parse(tab1 + 1, "derived_groups", &stored, &perr) == 0;
-    bool written = u64_of(tab2 + 1) > 0, record = false;
-    if (bp_dgroups_open(groups, has_record ? &stored : NULL, written, &d->has, &record, err) != 0)
-        return err->code;
-    if (!record)
-        return 0;
     char list[160];
-    bp_dgroups_format(d->has, list, sizeof(list));
+    if (bp_dgroups_open_text(groups, u64_of(line) > 0 ? tab1 + 1 : NULL, u64_of(tab2 + 1) > 0,
+                             &d->has, list, sizeof(list), err) != 0)
+        return err->code;
+    if (!list[0])
+        return 0;
     bp_buf_reset(&d->sql);
     if (bp_buf_puts(&d->sql, "INSERT INTO derived_groups SELECT 1, ") | bp_ch_quote(&d->sql, list) |
         bp_buf_puts(&d->sql, ", (SELECT max(at) + 1 FROM derived_groups)"))

@@ -174,18 +174,13 @@ int bp_pg_derived_select(PGconn *c, unsigned groups, unsigned *has, bp_error *er
         PQclear(r);
         return rc;
     }
-    unsigned stored = 0;
-    bp_error perr = {0};
-    bool has_record = !PQgetisnull(r, 0, 0) &&
-                      bp_dgroups_parse(PQgetvalue(r, 0, 0), "derived_groups", &stored, &perr) == 0;
-    bool written = strcmp(PQgetvalue(r, 0, 1), "t") == 0, record = false;
-    PQclear(r);
-    if (bp_dgroups_open(groups, has_record ? &stored : NULL, written, has, &record, err) != 0)
-        return err->code;
-    if (!record)
-        return 0;
     char list[160];
-    bp_dgroups_format(*has, list, sizeof(list));
+    bool written = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    int orc = bp_dgroups_open_text(groups, PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0),
+                                   written, has, list, sizeof(list), err);
+    PQclear(r);
+    if (orc != 0 || !list[0])
+        return orc;
     const char *params[] = {list};
     r = PQexecParams(c,
                      "INSERT INTO derived_groups(id, groups) VALUES(1, $1)"

@@ -553,7 +553,7 @@ static int gen(bp_buf *b, int which)
 static int select_groups(bp_sqlite_derived *d, unsigned groups, bp_error *err)
 {
     sqlite3_stmt *st = NULL;
-    unsigned stored = 0;
+    char stored[160] = "", list[160] = "";
     bool has_record = false, written = false;
     int rc = sqlite3_prepare_v2(d->db,
                                 "SELECT (SELECT groups FROM derived_groups WHERE id = 1),"
@@ -562,25 +562,21 @@ static int select_groups(bp_sqlite_derived *d, unsigned groups, bp_error *err)
                                 -1, &st, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *text = (const char *)sqlite3_column_text(st, 0);
-        bp_error perr = {0};
-        has_record = text && bp_dgroups_parse(text, "derived_groups", &stored, &perr) == 0;
+        has_record = text != NULL;
+        snprintf(stored, sizeof(stored), "%s", text ? text : "");
         written = sqlite3_column_int(st, 1) != 0;
         rc = SQLITE_OK;
     }
-    if (rc != SQLITE_OK) {
-        int e = bp_error_set(err, BP_EDB, "%s: reading derived_groups: %s", d->path,
-                             sqlite3_errmsg(d->db));
-        sqlite3_finalize(st);
-        return e;
-    }
     sqlite3_finalize(st);
-    bool record = false;
-    if (bp_dgroups_open(groups, has_record ? &stored : NULL, written, &d->has, &record, err) != 0)
+    st = NULL;
+    if (rc != SQLITE_OK)
+        return bp_error_set(err, BP_EDB, "%s: reading derived_groups: %s", d->path,
+                            sqlite3_errmsg(d->db));
+    if (bp_dgroups_open_text(groups, has_record ? stored : NULL, written, &d->has, list,
+                             sizeof(list), err) != 0)
         return err->code;
-    if (!record)
+    if (!list[0])
         return 0;
-    char list[160];
-    bp_dgroups_format(d->has, list, sizeof(list));
     rc = sqlite3_prepare_v2(d->db,
                             "INSERT INTO derived_groups(id, groups) VALUES(1, ?1)"
                             " ON CONFLICT(id) DO UPDATE SET groups = excluded.groups",
