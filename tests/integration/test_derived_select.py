@@ -10,12 +10,17 @@ database whose derived tables hold rows cannot change (a group turned on later w
 only part of its windows): blockpipe refuses to open it, naming the group and the option.
 
 Per output (SQLite and ClickHouse without contract_metrics and token_transfers; PostgreSQL,
-which writes contract_metrics with chain_metrics, without token_transfers):
+which writes contract_metrics with chain_metrics, without token_transfers), written beside a
+second output, a SQLite file with every group, by the same process (so the metrics module
+computes every group, and the output under test must leave out the rows computed for the
+other one):
 1. anvil blocks spread over minutes, hours and days (tests/tools/metricsdrive.py's chain:
-   random workload and token events); a backfill with the selection: the selected tables equal
-   the recomputation from the node (tests/tools/metricscheck.py), the others hold no row.
-2. anvil reorgs the last 4 blocks and mines 2 more; `run --confirmations 0` with the
-   selection follows to the head: the same, from the canonical blocks.
+   random workload and token events); a backfill with the selection in the output's URL
+   (`?derived=...`): the selected tables equal the recomputation from the node
+   (tests/tools/metricscheck.py), the others hold no row; the other output's every table
+   equals the recomputation.
+2. anvil reorgs the last 4 blocks and mines 2 more; `run --confirmations 0` follows to the
+   head: the same, from the canonical blocks.
 3. `run` with every group (the default) exits 2 naming the first group it would add and the
    option; a list without a group's needs (`--derived chain_metrics,prices`) exits 2 naming
    what is missing. Neither wrote anything: the tables are as in 2.
@@ -30,7 +35,8 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from clickhouse import ClickHouse  # noqa: E402
-from metricscheck import TABLES, Expected, Mismatch, _expected_view, compare  # noqa: E402
+from metricscheck import (TABLES, Expected, Mismatch, _expected_view, compare,  # noqa: E402
+                          read_sqlite)
 from metricsdrive import ORIGIN, Scenario, tail  # noqa: E402
 from pg import Postgres  # noqa: E402
 from test_metrics_clickhouse import ChBackend  # noqa: E402
@@ -77,6 +83,25 @@ def check(sc, upto, label):
           + ", ".join(f"{t} empty (would hold {want[t]})" for t in left), flush=True)
 
 
+def check_all(sc, path, upto, label):
+    """The output with every group: every table equals the recomputation."""
+    blocks, receipts = sc.node_chain()
+    exp = Expected(blocks[:upto], receipts[:upto], ORIGIN)
+    try:
+        compare(exp, read_sqlite(path, ORIGIN), label=f"{sc.be.label}, beside it, {label}: ")
+    except Mismatch as e:
+        raise Mismatch(f"{e}\nblockpipe stderr:\n{tail(sc.err_path)}") from None
+
+
+def both(sc, path, verb, *extra):
+    """sc.cmd with the selection in the tested output's URL and the all-groups file beside."""
+    cmd = sc.cmd(verb, *extra)
+    i = cmd.index("--output") + 1
+    derived = ",".join(SELECT[sc.be.label])
+    cmd[i] += ("&" if "?" in cmd[i] else "?") + "derived=" + derived
+    return cmd + ["--output", f"sqlite:{path}"]
+
+
 def reorg(sc, depth, more):
     before = sc.node.block_number()
     pairs = [[{"from": sc.rng.choice(sc.wl.accounts), "to": sc.em.contracts[0],
@@ -89,8 +114,8 @@ def reorg(sc, depth, more):
     return before - depth + 1
 
 
-def follow(sc, derived, label):
-    proc = sc.spawn(sc.cmd("run", "--derived", derived, *FOLLOW))
+def follow(sc, path, label):
+    proc = sc.spawn(both(sc, path, "run", *FOLLOW))
     try:
         sc.wait_caught_up(proc, label)
     finally:
@@ -126,20 +151,22 @@ def refused(sc, args, says, label):
 
 def scenario(sc):
     label = sc.be.label
-    derived = ",".join(SELECT[label])
+    beside = os.path.join(sc.tmp, "all.db")
     for _ in range(24):
         sc.mine()
     head = sc.node.block_number()
-    p = sc.spawn(sc.cmd("backfill", "--from", "0", "--to", str(head), "--batch-size", "5",
-                        "--derived", derived))
+    p = sc.spawn(both(sc, beside, "backfill", "--from", "0", "--to", str(head), "--batch-size",
+                      "5"))
     if p.wait(300) != 0:
         raise Mismatch(f"{label}: backfill exited {p.returncode}:\n{tail(sc.err_path)}")
     check(sc, head + 1, "backfilled")
+    check_all(sc, beside, head + 1, "backfilled")
 
     reorg(sc, 4, 2)
-    follow(sc, derived, f"{label}, a reorg")
+    follow(sc, beside, f"{label}, a reorg")
     head = sc.node.block_number()
     check(sc, head + 1, "a reorg of 4 blocks followed")
+    check_all(sc, beside, head + 1, "a reorg of 4 blocks followed")
 
     first_left = "contract_metrics" if "contract_metrics" not in SELECT[label] else \
         "token_transfers"
