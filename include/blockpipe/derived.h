@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "blockpipe/columns.h"
+#include "blockpipe/error.h"
 #include "blockpipe/model.h"
 
 /* The shapes: tables of one shape have the same columns (the three grains of a rollup). */
@@ -248,6 +249,88 @@ extern const bp_dcolumn bp_dcolumns[BP_D_COUNT];
 size_t bp_dshape_columns(bp_dshape s, size_t *first);
 /* The table called name, BP_DT_COUNT when none. */
 bp_dtable bp_dtable_find(const char *name);
+
+/* ---- the selection of an output's derived tables (derived=LIST) ------------------------- */
+
+/* The groups an output selects its derived tables by (the option derived=, shared by the SQL
+ * outputs). A group is written whole or not at all, and needs the groups its tables are
+ * computed or reverted with:
+ *   chain_metrics     chain_metrics_block, _1m, _1h, _1d (+ views); needs active_addresses
+ *                     (the hours' and days' exact distinct senders are their sets) and prices
+ *                     (fees_paid_usd is priced from the output's prices table)
+ *   active_addresses  active_addresses; needs chain_metrics (a set row leaves with its block,
+ *                     found by its chain_metrics_block row)
+ *   contract_metrics  contract_metrics_1m, _1h, _1d (+ views), contract_senders; needs
+ *                     chain_metrics (a minute is counted from the raw transactions of the
+ *                     blocks that have a chain_metrics_block row, a REVERT finds its block's
+ *                     rows by it)
+ *   token_transfers   token_transfers; needs chain_metrics (REVERT, as above)
+ *   prices            prices
+ *   ml_predictions    ml_predictions (scored only with --ml); needs chain_metrics
+ * So every selection but "prices" alone holds chain_metrics, active_addresses and prices:
+ * chain_metrics_block stays the one record of which blocks the derived tables count. */
+#define BP_DGROUPS(X)                                                                              \
+    X(CHAIN_METRICS, "chain_metrics")                                                              \
+    X(CONTRACT_METRICS, "contract_metrics")                                                        \
+    X(ACTIVE_ADDRESSES, "active_addresses")                                                        \
+    X(TOKEN_TRANSFERS, "token_transfers")                                                          \
+    X(PRICES, "prices")                                                                            \
+    X(ML_PREDICTIONS, "ml_predictions")
+
+typedef enum bp_dgroup {
+#define BP_X_DG_ID(id, name) BP_DG_##id,
+    BP_DGROUPS(BP_X_DG_ID)
+#undef BP_X_DG_ID
+        BP_DG_COUNT
+} bp_dgroup;
+
+#define BP_DG_BIT(g) (1u << (g))
+#define BP_DG_ALL ((1u << BP_DG_COUNT) - 1u)
+/* The groups whose rows belong to a block (taken out by its REVERT): all but prices. */
+#define BP_DG_BLOCK_KEYED (BP_DG_ALL & ~BP_DG_BIT(BP_DG_PRICES))
+
+extern const char *const bp_dgroup_names[BP_DG_COUNT];
+
+/* The group table t belongs to. */
+bp_dgroup bp_dtable_group(bp_dtable t);
+/* Whether the selection groups (a mask of BP_DG_BIT) has table t. */
+static inline bool bp_dtable_selected(unsigned groups, bp_dtable t)
+{
+    return (groups & BP_DG_BIT(bp_dtable_group(t))) != 0;
+}
+/* "chain_metrics,token_transfers" (also "all", "none"; spaces ignored) into *groups; checks
+ * that each group's needs are in the list. who names the setting in messages (e.g. "derived
+ * (--derived)"). BP_EINVAL with err naming the group and what to add. */
+int bp_dgroups_parse(const char *list, const char *who, unsigned *groups, bp_error *err);
+/* groups as a list in BP_DGROUPS order ("none" for 0) into out[cap]. */
+void bp_dgroups_format(unsigned groups, char *out, size_t cap);
+/* What an output's derived tables hold once it opens with the selection `now` (0: metrics
+ * off), given the database's record of the groups its tables were written with (*stored;
+ * NULL: no record, i.e. a fresh database or one written before derived= existed, which had
+ * every group) and whether they hold rows (`written`: a chain_metrics_block or
+ * chain_metrics_1d row). The groups of blocks (all but prices) must stay what the rows were
+ * written with while chain_metrics is written (a group turned on later would count only the
+ * blocks from then on in windows that began before, one turned off would stop in the middle
+ * of its windows): else BP_EINVAL naming the group, its tables and what to do. With
+ * chain_metrics off (metrics=off, derived=prices or none) nothing of a block is written and
+ * the record stays (as for metrics=off; its blocks are in no window).
+ * *has: the groups the tables hold from now on (what a REVERT takes out, what is written
+ * with metrics on); *record: the record must be (re)written as *has. */
+int bp_dgroups_open(unsigned now, const unsigned *stored, bool written, unsigned *has, bool *record,
+                    bp_error *err);
+/* bp_dgroups_open with the record as the database keeps it: stored_text NULL (no record) or
+ * the list; *record_out (cap bytes) the list to store, "" when the record stays. */
+int bp_dgroups_open_text(unsigned now, const char *stored_text, bool written, unsigned *has,
+                         char *record_out, size_t cap, bp_error *err);
+
+struct bp_block_derived;
+/* b as an output that writes the groups `has` takes it: b itself when it has no rows of the
+ * others, else *copy made from it with their counts 0 (token_transfers, ml_predictions,
+ * contract rows and (contract, sender) pairs computed for another output; set_rows stay
+ * whole: an output without contract_metrics skips their contract_senders rows). Borrows b's
+ * arrays. */
+const struct bp_block_derived *bp_derived_trim(const struct bp_block_derived *b, unsigned has,
+                                               struct bp_block_derived *copy);
 
 /* ---- rows ------------------------------------------------------------------------------- */
 

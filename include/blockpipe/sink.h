@@ -300,6 +300,10 @@ struct bp_sink {
     char *url;    /* as given by the user but without credentials, for messages; owned by the
                      registry code */
     bool derived; /* set by open(): this output writes the derived tables (bp_batch.derived) */
+    /* set by open() with derived: the groups of derived tables it writes (blockpipe/derived.h
+     * BP_DG_BIT; its derived= option); 0: all of them (the stream outputs' metrics entity).
+     * The metrics module computes what some output wants (the union). */
+    unsigned derived_groups;
     /* set by open(): it can take them late (bp_batch.derived_job), after its raw rows */
     bool derived_late;
     /* set by open(): bit (1 << f) for each enum bp_family other than EVM whose blocks it

@@ -119,7 +119,8 @@ static int history_of(const bp_config *cfg, bp_metrics_history *out, bp_error *e
 }
 
 /* A chain's metrics module (the analytics of the outputs with derived tables). */
-int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, bp_error *err)
+int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, unsigned groups, bp_metrics **m,
+                           bp_error *err)
 {
     if (cfg->chain_type && strcmp(cfg->chain_type, "evm") != 0)
         return 0; /* the analytics are EVM's: an Arch chain writes its arch_* tables only */
@@ -127,7 +128,8 @@ int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, b
                             .native_symbol = cfg->native_token ? cfg->native_token : "ETH",
                             .price_max_age = cfg->price_max_age,
                             .prices = p,
-                            .predictions = cfg->ml};
+                            .predictions = cfg->ml && (groups & BP_DG_BIT(BP_DG_ML_PREDICTIONS)),
+                            .skip_groups = BP_DG_ALL & ~groups};
     if (history_of(cfg, &mc.history, err) != 0)
         return err->code;
     *m = bp_metrics_new(&mc, err);
@@ -137,13 +139,21 @@ int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, b
 /* The analytics of the outputs with derived tables: the metrics module and its price source,
  * made when one of them wants it (*m stays NULL otherwise); the price fetcher started when
  * `start`. */
+/* The derived groups some output writes (their union: one module computes for all of them). */
+static unsigned wanted_groups(const bp_config *cfg, bp_sink **sinks)
+{
+    unsigned groups = 0;
+    for (int i = 0; i < cfg->output_count; i++)
+        if (sinks[i]->derived)
+            groups |= sinks[i]->derived_groups ? sinks[i]->derived_groups : BP_DG_ALL;
+    return groups;
+}
+
 static int setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,
                          bool start, bp_error *err)
 {
-    bool wanted = false;
-    for (int i = 0; i < cfg->output_count; i++)
-        wanted |= sinks[i]->derived;
-    if (!wanted)
+    unsigned groups = wanted_groups(cfg, sinks);
+    if (!groups)
         return 0;
     unsigned need = BP_FETCH_TRANSACTIONS | BP_FETCH_RECEIPTS;
     if ((cfg->fetch & need) != need) {
@@ -176,7 +186,7 @@ static int setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, 
         if (cfg->prices_file)
             bp_info("prices: %zu %s points from %s", bp_prices_count(*p), symbol, cfg->prices_file);
     }
-    return bp_setup_chain_metrics(cfg, *p, m, err);
+    return bp_setup_chain_metrics(cfg, *p, groups, m, err);
 }
 
 int bp_setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,
@@ -360,7 +370,7 @@ int bp_chains_metrics(bp_chains *r, bp_sink **sinks, bp_prices **prices, bp_erro
         if (p != *prices && c->prices_file)
             bp_info("prices: %zu %s points from %s (chain %s)", bp_prices_count(p), c->native_token,
                     c->prices_file, c->chain);
-        rc = bp_setup_chain_metrics(c, p, &r->metrics[i], err);
+        rc = bp_setup_chain_metrics(c, p, wanted_groups(&r->cfgs[0], sinks), &r->metrics[i], err);
     }
     return rc == 0 && *prices ? bp_prices_start(*prices, err) : rc;
 }

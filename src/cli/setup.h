@@ -13,7 +13,8 @@
 #include "metrics/prices.h"
 
 /* A chain's metrics module (the analytics of the outputs with derived tables), reading p. */
-int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, bp_metrics **m, bp_error *err);
+int bp_setup_chain_metrics(const bp_config *cfg, bp_prices *p, unsigned groups, bp_metrics **m,
+                           bp_error *err);
 /* The metrics module and its price source when an output writes the derived tables (*m and
  * *p stay NULL otherwise); the caller frees both. */
 int bp_setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,

@@ -100,6 +100,7 @@ typedef struct scratch {
     bp_keymap *senders, *contracts, *pairs;
     bp_contract_row **rows;
     size_t *rows_cap;
+    unsigned skip; /* bp_metrics_config.skip_groups: the groups no output wants */
 } scratch;
 
 static int add_contract(bp_block_derived *d, scratch *s, const bp_tx *tx, const char *contract,
@@ -150,7 +151,9 @@ static int derive_txs(bp_block_derived *d, scratch *s, bp_u256 *prices, bp_u256 
             if (added)
                 d->senders[d->sender_count++] = tx->from_address;
         }
-        const char *contract = bp_metrics_contract_of(tx);
+        const char *contract = s->skip & BP_DG_BIT(BP_DG_CONTRACT_METRICS)
+                                   ? NULL /* no contract rows, no (contract, sender) pairs */
+                                   : bp_metrics_contract_of(tx);
         if (contract && add_contract(d, s, tx, contract, &fee) != 0)
             return BP_ENOMEM;
     }
@@ -175,8 +178,9 @@ static int derive_with(const char *origin_key, const bp_block *b, bp_arena *aren
     size_t n = b->tx_count;
     bp_u256 *prices = n ? bp_arena_calloc(arena, n, sizeof(*prices)) : NULL;
     d->senders = n ? bp_arena_calloc(arena, n, sizeof(*d->senders)) : NULL;
-    d->pairs = n ? bp_arena_calloc(arena, n, sizeof(*d->pairs)) : NULL;
-    if (n && (!prices || !d->senders || !d->pairs))
+    bool pairs = n && !(s->skip & BP_DG_BIT(BP_DG_CONTRACT_METRICS));
+    d->pairs = pairs ? bp_arena_calloc(arena, n, sizeof(*d->pairs)) : NULL;
+    if (n && (!prices || !d->senders || (pairs && !d->pairs)))
         return BP_ENOMEM;
     bp_keymap_clear(s->senders);
     bp_keymap_clear(s->contracts);
@@ -199,6 +203,8 @@ static int derive_with(const char *origin_key, const bp_block *b, bp_arena *aren
         qsort(prices, n, sizeof(*prices), cmp_u256);
         c->median_gas_price = (bp_qty){.v = prices[(n - 1) / 2], .set = true};
     }
+    if (s->skip & BP_DG_BIT(BP_DG_TOKEN_TRANSFERS))
+        return 0;
     return bp_tokens_decode(arena, origin_key, b, &d->transfers, &d->transfer_count);
 }
 
@@ -208,7 +214,7 @@ int bp_metrics_derive_block(const char *origin_key, const bp_block *b, bp_arena 
     bp_keymap maps[3] = {{0}};
     bp_contract_row *rows = NULL;
     size_t cap = 0;
-    scratch s = {&maps[0], &maps[1], &maps[2], &rows, &cap};
+    scratch s = {&maps[0], &maps[1], &maps[2], &rows, &cap, 0};
     int rc = derive_with(origin_key, b, arena, d, &s);
     for (int i = 0; i < 3; i++)
         bp_keymap_release(&maps[i]);
@@ -527,7 +533,7 @@ static int score_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
 static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_block_derived *bd,
                        bool outputs_empty)
 {
-    scratch s = {&m->senders, &m->contracts, &m->pairs, &m->rows, &m->rows_cap};
+    scratch s = {&m->senders, &m->contracts, &m->pairs, &m->rows, &m->rows_cap, m->cfg.skip_groups};
     int rc = derive_with(chain, b, m->arena, bd, &s);
     if (rc == 0 && m->model)
         rc = score_block(m, chain, b, bd, outputs_empty);
@@ -579,6 +585,14 @@ int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,
     for (size_t i = 0; i < batch->count; i++) {
         const bp_event *ev = &batch->events[i];
         const bp_block *b = ev->block;
+        if (m->cfg.skip_groups & BP_DG_BIT(BP_DG_CHAIN_METRICS)) {
+            /* no output writes rows of blocks (derived=prices): only the frontier */
+            if (ev->kind == BP_EVENT_REVERT)
+                ring_revert(m, b->number);
+            else
+                ring_apply(m, b->number, b->timestamp);
+            continue;
+        }
         if (ev->kind == BP_EVENT_REVERT) {
             uint64_t ts = 0;
             bool known = ring_ts(m, b->number, &ts);
@@ -719,6 +733,17 @@ int bp_derived_run_build(bp_derived_run *r, const bp_block_derived *const *block
                     return BP_ENOMEM;
         }
     return 0;
+}
+
+/* ---- the selection --------------------------------------------------------------------- */
+
+int bp_derived_groups_of(const bp_sink_opts *o, unsigned *groups, bp_error *err)
+{
+    *groups = 0;
+    const char *list = bp_sink_opt(o, "derived");
+    if (!bp_sink_opt_int(o, "metrics") || !list)
+        return 0;
+    return bp_dgroups_parse(list, "derived (--derived, DERIVED)", groups, err);
 }
 
 /* ---- retention ------------------------------------------------------------------------- */

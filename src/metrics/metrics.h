@@ -36,6 +36,10 @@ typedef struct bp_metrics_config {
     bp_prices *prices;          /* not owned; NULL: no prices (USD stays NULL) */
     bool predictions;           /* fill ml_predictions */
     bp_metrics_history history; /* for predictions */
+    /* The derived groups no output wants (blockpipe/derived.h BP_DG_BIT): their rows are not
+     * computed (contract rows and pairs, token transfers; predictions follow `predictions`).
+     * 0: all computed. */
+    unsigned skip_groups;
 } bp_metrics_config;
 
 typedef struct bp_metrics bp_metrics;
@@ -153,6 +157,16 @@ double bp_u256_to_double(const bp_u256 *v);
      .def = "on",                                                                                  \
      .help = "write the derived analytics tables (chain_metrics_*, contract_metrics_*, "           \
              "active_addresses, token_transfers, prices, ml_predictions) with every batch"},       \
+        {.name = "derived",                                                                        \
+         .flag = "derived",                                                                        \
+         .env = "DERIVED",                                                                         \
+         .key = "derived",                                                                         \
+         .type = BP_SINK_OPT_STRING,                                                               \
+         .arg = "LIST",                                                                            \
+         .def = "all",                                                                             \
+         .help = "the derived tables written with metrics on, a list of chain_metrics, "           \
+                 "active_addresses, prices (these three go together), contract_metrics, "          \
+                 "token_transfers, ml_predictions; or prices alone; all; none"},                   \
         BP_METRICS_RETENTION_OPTION("retention_block", "retention-block", "RETENTION_BLOCK",       \
                                     "43200", "chain_metrics_block rows"),                          \
         BP_METRICS_RETENTION_OPTION("retention_sets", "retention-sets", "RETENTION_SETS", "43200", \
@@ -163,6 +177,11 @@ double bp_u256_to_double(const bp_u256 *v);
                                     "1-hour rollup rows"),                                         \
         BP_METRICS_RETENTION_OPTION("retention_1d", "retention-1d", "RETENTION_1D", "0",           \
                                     "1-day rollup rows")
+
+/* The derived groups (blockpipe/derived.h) an output with BP_METRICS_SINK_OPTIONS writes:
+ * derived= when metrics is on, none when it is off. BP_EINVAL naming the option when the
+ * list is not valid (an unknown group, a group without what it needs). */
+int bp_derived_groups_of(const bp_sink_opts *o, unsigned *groups, bp_error *err);
 
 /* The retention options' values (opts of an output that lists BP_METRICS_SINK_OPTIONS). */
 void bp_retention_from_opts(const bp_sink_opts *o, bp_retention *r);

@@ -1213,10 +1213,11 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0) {
         bp_ch_caps dcaps = s->caps; /* ttl=off: the derived tables as on a server without TTL */
         dcaps.ttl = dcaps.ttl && s->t.ttl;
-        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &dcaps, &s->t.ret, s->t.metrics,
-                               &s->derived, err);
+        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &dcaps, &s->t.ret,
+                               s->t.groups, &s->derived, err);
     }
     s->base.derived = s->derived != NULL && s->t.metrics;
+    s->base.derived_groups = s->t.groups;
     s->base.families = 1u << BP_FAMILY_ARCH;
     s->keep = keep_bytes(s->base.derived);
     if (rc == 0)
@@ -1273,7 +1274,8 @@ static const bp_sink_option g_options[] = {
      .type = BP_SINK_OPT_STRING,
      .arg = "LIST",
      .def = "blocks,transactions,logs",
-     .help = "the tables written, a list of blocks (needed), transactions, logs"},
+     .help = "the raw tables written, a list of blocks (needed), transactions, logs (the "
+             "derived ones: derived=)"},
     {.name = "format",
      .flag = "clickhouse-format",
      .env = "CLICKHOUSE_FORMAT",

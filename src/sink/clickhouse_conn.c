@@ -67,7 +67,10 @@ int bp_ch_target_init(bp_ch_target *t, const char *target, const bp_sink_opts *o
     t->timeout_ms = 1000L * (bp_sink_opt(opts, "timeout") ? bp_sink_opt_int(opts, "timeout") : 300);
     t->format = format && strcmp(format, "rowbinary") == 0 ? BP_CH_ROWBINARY : BP_CH_NATIVE;
     t->gzip = comp && strcmp(comp, "gzip") == 0;
-    t->metrics = opts && bp_sink_opt_int(opts, "metrics");
+    int grc = opts ? bp_derived_groups_of(opts, &t->groups, err) : 0;
+    if (grc != 0)
+        return grc;
+    t->metrics = t->groups != 0;
     t->ttl = !ttl || strcmp(ttl, "0") != 0;
     if (opts && bp_sink_opt(opts, "retention_block"))
         bp_retention_from_opts(opts, &t->ret);

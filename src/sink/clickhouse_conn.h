@@ -31,6 +31,7 @@ typedef struct bp_ch_target {
     bool gzip;
     bool tables[BP_TABLE_COUNT]; /* which raw tables are written */
     bool metrics;                /* the derived tables are written (the metrics option) */
+    unsigned groups;             /* which of them (derived.h BP_DG_BIT: derived=; 0: off) */
     bp_retention ret; /* their retention (partition drops; TTL where the server has it) */
     bool ttl;         /* the ttl option: TTLs where the server has them */
 } bp_ch_target;

@@ -429,9 +429,11 @@ struct bp_ch_derived {
     bool check_prices; /* after a recovery: every block row is checked against the prices */
     bool shrinks;      /* the batch takes blocks away (reverts, a recovery) */
     bool writes;       /* metrics on: the output writes derived rows (else it only reverts) */
-    bp_keymap touched; /* the contracts the batch's blocks call (theirs are the windows' rows
-                          that change when it only adds blocks) */
-    uint64_t ver;      /* the next rollup version */
+    unsigned has;      /* the derived groups the tables hold (BP_DG_BIT; derived=) */
+    bp_block_derived trimmed; /* a block's rows as this output takes them (bp_derived_trim) */
+    bp_keymap touched;        /* the contracts the batch's blocks call (theirs are the windows' rows
+                                 that change when it only adds blocks) */
+    uint64_t ver;             /* the next rollup version */
     uint64_t last_cut[BP_EXPIRY_MAX + 1];
     /* the server's clock minus ours (s), read at open where the server has TTL, and the
      * tables' TTLs as this writer last set them (-1: not yet; ttl_for_batch) */
@@ -664,10 +666,49 @@ static int read_clock(bp_ch_derived *d, bp_error *err)
     return rc;
 }
 
+/* The database's record of the groups its derived tables hold, checked against groups
+ * (bp_dgroups_open). A ReplacingMergeTree of one key: the newest row is the record. */
+static int select_groups(bp_ch_derived *d, unsigned groups, bp_error *err)
+{
+    bp_buf_reset(&d->sql);
+    int rc = bp_buf_puts(&d->sql, "CREATE TABLE IF NOT EXISTS derived_groups (id UInt8, groups "
+                                  "String, at UInt64) ENGINE = ReplacingMergeTree(at) ORDER BY id")
+                 ? oom(err)
+                 : query(d, &d->ans, "creating derived_groups", err);
+    bp_buf_reset(&d->sql);
+    if (rc == 0 &&
+        bp_buf_puts(&d->sql, "SELECT (SELECT count() FROM derived_groups), (SELECT argMax(groups,"
+                             " at) FROM derived_groups), (SELECT count() FROM (SELECT 1 FROM"
+                             " chain_metrics_block LIMIT 1)) + (SELECT count() FROM (SELECT 1"
+                             " FROM chain_metrics_1d LIMIT 1)) FORMAT TabSeparated"))
+        rc = oom(err);
+    if (rc == 0)
+        rc = query(d, &d->ans, "reading derived_groups", err);
+    if (rc != 0)
+        return rc;
+    char *line = d->ans.data ? d->ans.data : "", *tab1 = strchr(line, '\t');
+    char *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+    if (!tab2)
+        return bp_error_set(err, BP_EDB, "reading derived_groups: unexpected answer '%.60s'", line);
+    *tab1 = *tab2 = '\0';
+    char list[160];
+    if (bp_dgroups_open_text(groups, u64_of(line) > 0 ? tab1 + 1 : NULL, u64_of(tab2 + 1) > 0,
+                             &d->has, list, sizeof(list), err) != 0)
+        return err->code;
+    if (!list[0])
+        return 0;
+    bp_buf_reset(&d->sql);
+    if (bp_buf_puts(&d->sql, "INSERT INTO derived_groups SELECT 1, ") | bp_ch_quote(&d->sql, list) |
+        bp_buf_puts(&d->sql, ", (SELECT max(at) + 1 FROM derived_groups)"))
+        return oom(err);
+    return query(d, &d->ans, "writing derived_groups", err);
+}
+
 int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format format,
-                      const bp_ch_caps *caps, const bp_retention *ret, bool writes,
+                      const bp_ch_caps *caps, const bp_retention *ret, unsigned groups,
                       bp_ch_derived **out, bp_error *err)
 {
+    bool writes = groups != 0;
     *out = NULL;
     bp_ch_derived *d = calloc(1, sizeof(*d));
     if (!d)
@@ -704,6 +745,8 @@ int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format for
         rc = read_version(d, err);
     if (rc == 0 && caps->ttl && writes)
         rc = read_clock(d, err);
+    if (rc == 0)
+        rc = select_groups(d, groups, err);
     if (rc != 0) {
         bp_ch_derived_free(d);
         return rc;
@@ -1150,6 +1193,8 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
     d->nreprice = 0;
     if (!der) /* metrics off: the reverted blocks' windows only (their sets read by rollups) */
         return rc;
+    if (!(d->has & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
+        napp = 0; /* derived=prices: no rows of blocks (the module computed none) */
     uint64_t lo = UINT64_MAX, hi = 0;
     size_t hint = 0;
     for (size_t i = 0; rc == 0 && i < napp; i++) {
@@ -1194,7 +1239,8 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
         rc = load_sets(d, g, err);
     hint = 0;
     for (size_t i = 0; rc == 0 && i < napp; i++)
-        if (block_sets(d, bp_derived_find(der, applies[i], &hint)) != 0)
+        if (block_sets(d, bp_derived_trim(bp_derived_find(der, applies[i], &hint), d->has,
+                                          &d->trimmed)) != 0)
             rc = oom(err);
     if (rc != 0)
         forget(d); /* half added to memory */
@@ -1290,11 +1336,14 @@ int bp_ch_derived_encode_part(bp_ch_derived *d, const bp_derived *der,
         enc_sets(d, k, seq, e, at, part);
         return 0;
     }
+    if (!(d->has & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
+        return 0; /* derived=prices: no rows of blocks */
     for (; at->blk < napp; at->blk++, at->row = 0) {
         const bp_block_derived *bd = bp_derived_find(der, applies[at->blk], &at->hint);
         if (!bd)
             return bp_error_set(err, BP_EINVAL, "block %" PRIu64 ": the batch has no derived rows",
                                 applies[at->blk]->number);
+        bd = bp_derived_trim(bd, d->has, &d->trimmed);
         for (size_t n = block_rows(k, bd); at->row < n && e->rc == 0;) {
             enc_row(d, der, bd, k, at->row, seq, e);
             if (++at->row % 64 == 0 && at->row < n && bp_ch_enc_bytes(e) >= part)
@@ -1780,7 +1829,7 @@ int bp_ch_derived_rollups(bp_ch_derived *d, uint64_t seq, bp_error *err)
         rc = load_sets(d, g, err); /* (a recovery's windows) */
         if (rc == 0)
             rc = chain_rollup(d, g, err);
-        if (rc == 0)
+        if (rc == 0 && (d->has & BP_DG_BIT(BP_DG_CONTRACT_METRICS)))
             rc = contract_rollup(d, g, err);
         if (rc == 0)
             bp_crashpoint("clickhouse.mid_rollups");

@@ -73,13 +73,15 @@ int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_reten
 
 typedef struct bp_ch_derived bp_ch_derived;
 
-/* h is borrowed (the output's connection, its database in use). writes: the output writes the
- * derived rows (metrics on); false (metrics off): it writes none, but a REVERT still takes the
- * reverted blocks' rows (those written while metrics was on) out of every derived table and
- * their windows are recomputed, so the tables hold exactly the canonical blocks among those
- * applied with metrics on (prepare with der NULL, then rollups). */
+/* h is borrowed (the output's connection, its database in use). groups: the derived groups
+ * the output writes (derived.h BP_DG_BIT: metrics on and derived=); 0 (metrics off): it writes
+ * none, but a REVERT still takes the reverted blocks' rows (those written while metrics was
+ * on) out of every derived table and their windows are recomputed, so the tables hold exactly
+ * the canonical blocks among those applied with metrics on (prepare with der NULL, then
+ * rollups). Checks groups against the database's record of the groups its tables were written
+ * with (table derived_groups; bp_dgroups_open) and refuses a change. */
 int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format format,
-                      const bp_ch_caps *caps, const bp_retention *ret, bool writes,
+                      const bp_ch_caps *caps, const bp_retention *ret, unsigned groups,
                       bp_ch_derived **out, bp_error *err);
 void bp_ch_derived_free(bp_ch_derived *d);
 

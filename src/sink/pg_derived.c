@@ -161,6 +161,38 @@ int bp_pg_derived_schema(bp_buf *sql)
 const char bp_pg_derived_lookup_indexes[] = "CREATE INDEX IF NOT EXISTS token_transfers_token_idx"
                                             " ON token_transfers(token_address, block_number)";
 
+int bp_pg_derived_select(PGconn *c, unsigned groups, unsigned *has, bp_error *err)
+{
+    /* made here, not by a migration: IF NOT EXISTS is enough for a one-row table */
+    PGresult *r = PQexec(c, "CREATE TABLE IF NOT EXISTS derived_groups(id int PRIMARY KEY"
+                            " CHECK (id = 1), groups text NOT NULL);"
+                            "SELECT (SELECT groups FROM derived_groups WHERE id = 1),"
+                            " EXISTS (SELECT 1 FROM chain_metrics_block)"
+                            " OR EXISTS (SELECT 1 FROM chain_metrics_1d)");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        int rc = bp_error_set(err, BP_EDB, "reading derived_groups: %s", PQerrorMessage(c));
+        PQclear(r);
+        return rc;
+    }
+    char list[160];
+    bool written = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+    int orc = bp_dgroups_open_text(groups, PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0),
+                                   written, has, list, sizeof(list), err);
+    PQclear(r);
+    if (orc != 0 || !list[0])
+        return orc;
+    const char *params[] = {list};
+    r = PQexecParams(c,
+                     "INSERT INTO derived_groups(id, groups) VALUES(1, $1)"
+                     " ON CONFLICT(id) DO UPDATE SET groups = excluded.groups",
+                     1, NULL, params, NULL, NULL, 0);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK
+                 ? 0
+                 : bp_error_set(err, BP_EDB, "writing derived_groups: %s", PQerrorMessage(c));
+    PQclear(r);
+    return rc;
+}
+
 int bp_pg_derived_schema_lazy(bp_buf *sql)
 {
     return bp_buf_puts(sql, "CREATE TABLE IF NOT EXISTS lazy_set_windows(origin_key text NOT NULL,"

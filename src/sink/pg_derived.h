@@ -24,6 +24,10 @@ extern const char bp_pg_derived_lookup_indexes[];
 /* Schema version 5: lazy_set_windows, the hour and day windows whose sets are not stored row by
  * row but are their blocks' raw transactions' (pg_derived.c, "lazy sets"). */
 int bp_pg_derived_schema_lazy(bp_buf *sql);
+/* The schema's record of the derived groups its tables were written with (table
+ * derived_groups, made here), checked against groups, the output's selection (derived.h
+ * bp_dgroups_open: a change is refused); *has: the groups the tables hold from now on. */
+int bp_pg_derived_select(PGconn *c, unsigned groups, unsigned *has, bp_error *err);
 /* Stores the sets of every lazy window (of every chain) and empties the list: for an output
  * opened with metrics off, whose blocks have raw rows but no derived rows. */
 int bp_pg_derived_unlazy(PGconn *c, bp_error *err);

@@ -77,7 +77,9 @@ typedef struct pg_sink {
     bool lookup_tried, lookup_made; /* make_lookup_indexes ran; and succeeded */
     bool write_failed;              /* a batch failed for good (the run stops with its error) */
     const bp_block_derived **run;   /* the derived rows of the APPLY run being written */
+    bp_block_derived *trimmed;      /* run's blocks trimmed to `has` (bp_derived_trim) */
     size_t run_cap;
+    unsigned has; /* the derived groups the tables hold (derived=, bp_pg_derived_select) */
     struct pg_claim *claims; /* the chains whose writer lock this session holds (or held) */
     size_t claim_count, claim_cap;
     bp_pg_arch *arch; /* the Arch tables (--chain-type arch) */
@@ -495,18 +497,26 @@ static int commit(pg_sink *s, const bp_checkpoint *cp, bp_error *err)
 static int derived_apply(pg_sink *s, const bp_derived *der, const bp_event *ev, size_t n,
                          bool staging, size_t *hint, bp_error *err)
 {
+    if (!(s->has & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
+        return 0; /* derived=prices: no rows of blocks */
     if (n > s->run_cap) {
         const bp_block_derived **p = realloc(s->run, n * sizeof(*p));
-        if (!p)
+        if (p)
+            s->run = p;
+        bp_block_derived *t = p ? realloc(s->trimmed, n * sizeof(*t)) : NULL;
+        if (!t)
             return bp_error_set(err, BP_ENOMEM, "out of memory");
-        s->run = p;
+        s->trimmed = t;
         s->run_cap = n;
     }
-    for (size_t i = 0; i < n; i++)
-        if (!(s->run[i] = bp_derived_find(der, ev[i].block, hint)))
+    for (size_t i = 0; i < n; i++) {
+        const bp_block_derived *b = bp_derived_find(der, ev[i].block, hint);
+        if (!b)
             return bp_error_set(err, BP_EINVAL,
                                 "block %" PRIu64 ": the batch has no derived rows for it",
                                 ev[i].block->number);
+        s->run[i] = bp_derived_trim(b, s->has, &s->trimmed[i]);
+    }
     return bp_pg_derived_apply(s->derived, s->conn, der, s->run, n, staging, err);
 }
 
@@ -1081,6 +1091,7 @@ static void pg_close(bp_sink *base)
     bp_pg_derived_free(s->derived);
     bp_pg_arch_free(s->arch);
     free(s->run);
+    free(s->trimmed);
     free(s);
 }
 
@@ -1111,12 +1122,26 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0) { /* also with metrics off: REVERTs take out the rows written while on */
         bp_retention ret;
         bp_retention_from_opts(opts, &ret);
-        s->metrics = bp_sink_opt_int(opts, "metrics");
-        rc = bp_pg_derived_new(&ret, &s->derived, err);
+        unsigned groups = 0;
+        rc = bp_derived_groups_of(opts, &groups, err);
+        /* the minutes, sets and REVERTs of contract_metrics are written from the raw
+         * transactions in pg_derived.c's SQL: not yet without them (SQLite's are) */
+        if (rc == 0 && groups && (groups & BP_DG_BIT(BP_DG_CHAIN_METRICS)) &&
+            !(groups & BP_DG_BIT(BP_DG_CONTRACT_METRICS)))
+            rc = bp_error_set(err, BP_EINVAL,
+                              "derived (--derived, DERIVED): a PostgreSQL output writes "
+                              "contract_metrics whenever it writes chain_metrics (not yet "
+                              "selectable here): add contract_metrics to the list");
+        s->metrics = groups != 0;
+        if (rc == 0)
+            rc = bp_pg_derived_select(s->conn, groups, &s->has, err);
+        if (rc == 0)
+            rc = bp_pg_derived_new(&ret, &s->derived, err);
         s->base.derived = rc == 0 && s->metrics;
+        s->base.derived_groups = groups;
         s->base.derived_late = s->base.derived;
         /* its blocks get no derived rows: a lazy window's set must not take their senders */
-        if (rc == 0 && !s->metrics)
+        if (rc == 0 && !(groups & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
             rc = bp_pg_derived_unlazy(s->conn, err);
     }
     if (rc == 0)

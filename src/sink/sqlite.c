@@ -142,6 +142,7 @@ typedef struct sqlite_sink {
      * reverted blocks' rows out (sqlite_derived.h) */
     bp_sqlite_derived *derived;
     bool metrics; /* metrics on: the output writes derived rows */
+    bool blocks;  /* ... and rows of blocks (derived= has chain_metrics; else prices only) */
     /* the APPLY run being written, for the derived tables: its blocks, and their derived rows
      * once the batch has them (bp_batch_derived) */
     const bp_block **run_blocks;
@@ -459,7 +460,7 @@ static int write_event(sqlite_sink *s, const bp_batch *batch, const bp_event *ev
         bool skip = false;
         int rc = apply_block(s, batch->chain, ev->block, &skip, err);
         s->foreign |= skip && derived;
-        return rc || skip || !derived ? rc : run_add(s, ev->block, err);
+        return rc || skip || !derived || !s->blocks ? rc : run_add(s, ev->block, err);
     }
     int rc = derived ? flush_run(s, der, err) : 0;
     if (rc == 0 && reverts)
@@ -1007,9 +1008,15 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
     if (rc == 0) { /* also with metrics off: REVERTs take out the rows written while on */
         bp_retention ret;
         bp_retention_from_opts(opts, &ret);
-        s->metrics = bp_sink_opt_int(opts, "metrics");
-        rc = bp_sqlite_derived_open(s->db, s->path, &ret, s->metrics, &s->derived, err);
+        unsigned groups = 0;
+        rc = bp_derived_groups_of(opts, &groups, err);
+        s->metrics = groups != 0;
+        if (rc == 0)
+            rc = bp_sqlite_derived_open(s->db, s->path, &ret, groups, &s->derived, err);
+        s->blocks = rc == 0 && (bp_sqlite_derived_groups(s->derived) & groups &
+                                BP_DG_BIT(BP_DG_CHAIN_METRICS));
         s->base.derived = rc == 0 && s->metrics;
+        s->base.derived_groups = groups;
         s->base.derived_late = s->base.derived;
     }
     if (rc == 0)

@@ -258,7 +258,10 @@ static const bp_sql_dialect g_dialect = {
 /* (the rollups and pricing read blocks by time; token_transfers' lookup by token is one of
  * the output's optional lookup indexes, sqlite.c) */
 static const char g_indexes[] = "CREATE INDEX IF NOT EXISTS chain_metrics_block_ts_idx"
-                                " ON chain_metrics_block(origin_key, block_timestamp);";
+                                " ON chain_metrics_block(origin_key, block_timestamp);"
+                                /* the groups the tables were written with (derived=) */
+                                "CREATE TABLE IF NOT EXISTS derived_groups(id INTEGER PRIMARY KEY"
+                                " CHECK (id = 1), groups TEXT NOT NULL);";
 
 int bp_sqlite_derived_schema(bp_buf *sql)
 {
@@ -400,7 +403,10 @@ struct bp_sqlite_derived {
     bool held_ret_set;
     bool group;           /* a batch was held: the group's end writes the rest */
     uint64_t batch_hi_ts; /* the newest block timestamp the batch applied */
+    unsigned has;         /* the derived groups the tables hold (BP_DG_BIT) */
 };
+
+#define HAS(d, g) (((d)->has & BP_DG_BIT(BP_DG_##g)) != 0)
 
 void bp_sqlite_derived_foreign(bp_sqlite_derived *d)
 {
@@ -543,9 +549,55 @@ static int gen(bp_buf *b, int which)
     return bp_buf_puts(b, g_fixed[which]);
 }
 
-int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret, bool writes,
+/* The file's record of the groups its tables hold, checked against groups (bp_dgroups_open). */
+static int select_groups(bp_sqlite_derived *d, unsigned groups, bp_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    char stored[160] = "", list[160] = "";
+    bool has_record = false, written = false;
+    int rc = sqlite3_prepare_v2(d->db,
+                                "SELECT (SELECT groups FROM derived_groups WHERE id = 1),"
+                                " EXISTS (SELECT 1 FROM chain_metrics_block)"
+                                " OR EXISTS (SELECT 1 FROM chain_metrics_1d)",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(st, 0);
+        has_record = text != NULL;
+        snprintf(stored, sizeof(stored), "%s", text ? text : "");
+        written = sqlite3_column_int(st, 1) != 0;
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (rc != SQLITE_OK)
+        return bp_error_set(err, BP_EDB, "%s: reading derived_groups: %s", d->path,
+                            sqlite3_errmsg(d->db));
+    if (bp_dgroups_open_text(groups, has_record ? stored : NULL, written, &d->has, list,
+                             sizeof(list), err) != 0)
+        return err->code;
+    if (!list[0])
+        return 0;
+    rc = sqlite3_prepare_v2(d->db,
+                            "INSERT INTO derived_groups(id, groups) VALUES(1, ?1)"
+                            " ON CONFLICT(id) DO UPDATE SET groups = excluded.groups",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = bind_text(st, 1, list)) == SQLITE_OK)
+        rc = run(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0
+                           : bp_error_set(err, BP_EDB, "%s: writing derived_groups: %s", d->path,
+                                          sqlite3_errmsg(d->db));
+}
+
+unsigned bp_sqlite_derived_groups(const bp_sqlite_derived *d)
+{
+    return d->has;
+}
+
+int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret, unsigned groups,
                            bp_sqlite_derived **out, bp_error *err)
 {
+    bool writes = groups != 0;
     *out = NULL;
     bp_sqlite_derived *d = calloc(1, sizeof(*d));
     if (!d)
@@ -576,6 +628,8 @@ int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *re
                               sqlite3_errmsg(db));
     }
     bp_buf_release(&sql);
+    if (rc == 0)
+        rc = select_groups(d, groups, err);
     if (rc != 0) {
         bp_sqlite_derived_close(d);
         return rc;
@@ -655,7 +709,7 @@ int bp_sqlite_derived_begin(bp_sqlite_derived *d, const bp_derived *der, bp_erro
         bp_windows_clear(&d->win);
     d->foreign = false;
     d->batch_hi_ts = 0;
-    return der ? store_prices(d, der, err) : 0;
+    return der && HAS(d, PRICES) ? store_prices(d, der, err) : 0;
 }
 
 /* ---- APPLY -------------------------------------------------------------------------------- */
@@ -665,10 +719,10 @@ static int insert_block_rows(bp_sqlite_derived *d, const bp_block_derived *b, bp
     uint64_t n = b->chain.block_number;
     if (insert_row(d, S_INS_CB, BP_DT_CHAIN_BLOCK, &b->chain) != SQLITE_OK)
         return db_error(d, err, "block %" PRIu64 ": insert into chain_metrics_block", n);
-    for (size_t i = 0; i < b->transfer_count; i++)
+    for (size_t i = 0; HAS(d, TOKEN_TRANSFERS) && i < b->transfer_count; i++)
         if (insert_row(d, S_INS_TT, BP_DT_TOKEN_TRANSFERS, &b->transfers[i]) != SQLITE_OK)
             return db_error(d, err, "block %" PRIu64 ": insert into token_transfers", n);
-    for (size_t i = 0; i < b->prediction_count; i++)
+    for (size_t i = 0; HAS(d, ML_PREDICTIONS) && i < b->prediction_count; i++)
         if (insert_row(d, S_INS_ML, BP_DT_ML_PREDICTIONS, &b->predictions[i]) != SQLITE_OK)
             return db_error(d, err, "block %" PRIu64 ": insert into ml_predictions", n);
     return 0;
@@ -696,7 +750,8 @@ static int set_stored(bp_sqlite_derived *d, const char *origin, int g, uint64_t 
 static int materialize(bp_sqlite_derived *d, const char *origin, int g, uint64_t w, uint64_t below)
 {
     int rc = SQLITE_OK;
-    for (int which = S_MAT_AA; rc == SQLITE_OK && which <= S_MAT_CS; which++) {
+    int last = HAS(d, CONTRACT_METRICS) ? S_MAT_CS : S_MAT_AA;
+    for (int which = S_MAT_AA; rc == SQLITE_OK && which <= last; which++) {
         sqlite3_stmt *st = d->st[which];
         rc = bind_text(st, 1, origin) | bind_text(st, 2, bp_grain_names[g]) | bind_u64(st, 3, w) |
              bind_u64(st, 4, w + bp_grain_seconds[g]) |
@@ -802,6 +857,8 @@ static uint64_t new_pairs_of(bp_sqlite_derived *d, int g, const bp_contract_row 
 static int upsert_set_row(bp_sqlite_derived *d, const bp_set_row *r, bp_error *err)
 {
     bool pair = r->contract_address != NULL, added = true;
+    if (pair && !HAS(d, CONTRACT_METRICS))
+        return 0; /* computed for another output */
     int g = bp_derived_set_grain(r);
     if (!row_fast(d, r) && upsert_set(d, pair ? S_UPS_CS : S_UPS_AA, r, &added) != SQLITE_OK)
         return db_error(d, err,
@@ -851,7 +908,7 @@ static int upsert_sets(bp_sqlite_derived *d, const bp_block_derived *const *bloc
 static int fold_contracts(bp_sqlite_derived *d, int g, bp_error *err)
 {
     const bp_derived_run *r = &d->run;
-    for (size_t i = 0; i < r->contract_count[g]; i++)
+    for (size_t i = 0; HAS(d, CONTRACT_METRICS) && i < r->contract_count[g]; i++)
         if (bp_held_add(&d->held, g, &r->contracts[g][i], new_pairs_of(d, g, &r->contracts[g][i])))
             return bp_error_set(err, BP_ENOMEM, "out of memory");
     return 0;
@@ -895,7 +952,7 @@ void bp_sqlite_derived_drop(bp_sqlite_derived *d)
 int bp_sqlite_derived_apply(bp_sqlite_derived *d, const bp_derived *der,
                             const bp_block_derived *const *blocks, size_t n, bp_error *err)
 {
-    if (n == 0)
+    if (n == 0 || !HAS(d, CHAIN_METRICS))
         return 0;
     uint64_t lo = UINT64_MAX, hi = 0;
     for (size_t i = 0; i < n; i++) {
@@ -992,7 +1049,10 @@ static int revert_contracts(bp_sqlite_derived *d, const char *origin, int g, uin
 static int delete_block_rows(bp_sqlite_derived *d, const char *origin, uint64_t number)
 {
     static const int dels[] = {S_DEL_CB, S_DEL_TT, S_DEL_ML};
+    const bool on[] = {true, HAS(d, TOKEN_TRANSFERS), HAS(d, ML_PREDICTIONS)};
     for (size_t i = 0; i < sizeof(dels) / sizeof(dels[0]); i++) {
+        if (!on[i])
+            continue;
         sqlite3_stmt *st = d->st[dels[i]];
         int rc = bind_text(st, 1, origin) | bind_u64(st, 2, number);
         if (rc != SQLITE_OK || (rc = run(st)) != SQLITE_OK)
@@ -1027,9 +1087,9 @@ int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_
             rc = materialize(d, origin, g, w, b->number + 1);
         if (rc == SQLITE_OK)
             rc = revert_addresses(d, origin, g, w, b->number, &removed);
-        if (rc == SQLITE_OK)
+        if (rc == SQLITE_OK && HAS(d, CONTRACT_METRICS))
             rc = revert_pairs(d, origin, g, w, b->number);
-        if (rc == SQLITE_OK)
+        if (rc == SQLITE_OK && HAS(d, CONTRACT_METRICS))
             rc = revert_contracts(d, origin, g, w, b->number);
         if (rc != SQLITE_OK)
             return db_error(d, err, "revert block %" PRIu64 ": derived tables", b->number);
@@ -1047,6 +1107,8 @@ int bp_sqlite_derived_revert(bp_sqlite_derived *d, const char *origin, const bp_
 static int contract_minute(bp_sqlite_derived *d, const char *origin, uint64_t w,
                            const bp_minute_summary *sum)
 {
+    if (!HAS(d, CONTRACT_METRICS))
+        return SQLITE_OK;
     for (int which = S_KW_MIN_DEL; which <= (sum ? S_KW_MIN_DEL : S_KW_MIN_INS); which++) {
         sqlite3_stmt *st = d->st[which];
         int rc = bind_text(st, 1, origin) | bind_u64(st, 2, w);

@@ -14,13 +14,17 @@ typedef struct bp_sqlite_derived bp_sqlite_derived;
 
 /* The derived tables, their indexes and views (IF NOT EXISTS) appended to sql. */
 int bp_sqlite_derived_schema(bp_buf *sql);
-/* Registers the SQL functions the derived writes use and prepares the statements. writes: the
- * output writes derived rows (metrics on); false (metrics off): it writes none, but a REVERT
- * still takes the reverted block's rows (written while metrics was on) out of every derived
- * table and the windows they were in are recomputed, so the tables hold exactly the canonical
- * blocks among those applied with metrics on (begin and finish with der NULL, revert). */
-int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret, bool writes,
+/* Registers the SQL functions the derived writes use and prepares the statements. groups: the
+ * derived groups the output writes (derived.h BP_DG_BIT; metrics on and derived=); 0 (metrics
+ * off): it writes none, but a REVERT still takes the reverted block's rows (written while
+ * metrics was on) out of every derived table and the windows they were in are recomputed, so
+ * the tables hold exactly the canonical blocks among those applied with metrics on (begin and
+ * finish with der NULL, revert). Checks groups against the file's record of the groups its
+ * tables were written with (table derived_groups; bp_dgroups_open), and refuses a change. */
+int bp_sqlite_derived_open(sqlite3 *db, const char *path, const bp_retention *ret, unsigned groups,
                            bp_sqlite_derived **out, bp_error *err);
+/* The groups the tables hold (what is written with metrics on, taken out by a REVERT). */
+unsigned bp_sqlite_derived_groups(const bp_sqlite_derived *d);
 void bp_sqlite_derived_close(bp_sqlite_derived *d);
 
 /* A batch: begin (prices learnt), the runs and reverts in event order, finish (rollups of the

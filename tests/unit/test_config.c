@@ -12,6 +12,8 @@
 
 #include "chain/fetch.h"
 #include "cli/config.h"
+#include "metrics/metrics.h"
+#include "sink/registry.h"
 #include "util/log.h"
 #include "util/url.h"
 
@@ -941,6 +943,48 @@ static const char *setting(const bp_config *c, const char *key)
     return NULL;
 }
 
+/* derived= (the SQL outputs' selection of derived tables) from the file, the flag over it, and
+ * an output's URL parameter over both; the groups it resolves to, each output its own. */
+static void test_derived_option(void **state)
+{
+    result r;
+    char path[128];
+    (void)state;
+    temp_file(path, sizeof(path), ".yaml", "derived: chain_metrics,active_addresses,prices\n");
+    assert_int_equal(load(&r, BP_CMD_RUN, RPC, "--config", path, NULL), 0);
+    assert_string_equal(setting(&r.cfg, "derived"), "chain_metrics,active_addresses,prices");
+    bp_sink_settings set = {r.cfg.sink_settings, r.cfg.sink_setting_count, NULL};
+    static const char *const urls[] = {"sqlite:x.db", "postgres://h/db", "clickhouse://h:8123/g",
+                                       "sqlite:x.db?derived=all", "sqlite:x.db?metrics=off"};
+    const unsigned core = BP_DG_BIT(BP_DG_CHAIN_METRICS) | BP_DG_BIT(BP_DG_ACTIVE_ADDRESSES) |
+                          BP_DG_BIT(BP_DG_PRICES);
+    const unsigned want[] = {core, core, core, BP_DG_ALL, 0};
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        bp_sink_resolved res;
+        bp_error err = {0};
+        unsigned groups = 1u << 30;
+        assert_int_equal(bp_sink_resolve(urls[i], &set, &res, &err), 0);
+        assert_int_equal(bp_derived_groups_of(&res.opts, &groups, &err), 0);
+        assert_int_equal(groups, want[i]);
+        bp_sink_resolved_release(&res);
+    }
+    bp_config_release(&r.cfg);
+    assert_int_equal(
+        load(&r, BP_CMD_RUN, RPC, "--config", path, "--derived", "chain_metrics", NULL), 0);
+    assert_string_equal(setting(&r.cfg, "derived"), "chain_metrics");
+    set = (bp_sink_settings){r.cfg.sink_settings, r.cfg.sink_setting_count, NULL};
+    bp_sink_resolved res;
+    bp_error err = {0};
+    unsigned groups = 0;
+    assert_int_equal(bp_sink_resolve("sqlite:x.db", &set, &res, &err), 0);
+    assert_int_equal(bp_derived_groups_of(&res.opts, &groups, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "derived (--derived, DERIVED): chain_metrics needs "
+                                    "active_addresses,prices selected with it"));
+    bp_sink_resolved_release(&res);
+    bp_config_release(&r.cfg);
+    unlink(path);
+}
+
 /* The outputs' own options come from flags, environment and file like the core ones. */
 static void test_output_options(void **state)
 {
@@ -1413,6 +1457,7 @@ int main(void)
         cmocka_unit_test_setup(test_help, clear_env),
         cmocka_unit_test_setup(test_usage, clear_env),
         cmocka_unit_test_setup(test_output_options, clear_env),
+        cmocka_unit_test_setup(test_derived_option, clear_env),
         cmocka_unit_test_setup(test_aliases, clear_env),
         cmocka_unit_test_setup(test_alias_conflicts, clear_env),
         cmocka_unit_test_setup(test_binary_config_file, clear_env),

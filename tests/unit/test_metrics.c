@@ -555,6 +555,179 @@ static void test_token_transfers_key(void **state)
     unlink(path);
 }
 
+/* One table's rows as text, in key order. */
+static char *table_text(const char *path, const char *table)
+{
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT * FROM %s ORDER BY 1, 2, 3, 4", table);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    bp_buf out;
+    bp_buf_init(&out, 0);
+    bp_buf_puts(&out, "");
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            const char *t = (const char *)sqlite3_column_text(st, c);
+            bp_buf_printf(&out, "%s%s", c ? "|" : "", t ? t : "NULL");
+        }
+        bp_buf_putc(&out, '\n');
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out.data;
+}
+
+static void open_fails(const char *url, const char *what1, const char *what2)
+{
+    bp_sink *s = NULL;
+    bp_error err = {0};
+    assert_int_not_equal(bp_sink_open_url(url, &s, &err), 0);
+    assert_null(s);
+    if (!strstr(err.msg, what1) || !strstr(err.msg, what2))
+        fail_msg("'%s' lacks '%s' or '%s'", err.msg, what1, what2);
+}
+
+/* derived=: one metrics module's rows (every group computed, as for several outputs) written
+ * into a file with every group and one with chain_metrics, active_addresses and prices only,
+ * through a reorg: the second's chain_metrics_* and active_addresses equal the first's, its
+ * other tables stay empty. Then the selection of a file that holds rows cannot change (in
+ * either direction: the error names the group and the option), metrics=off opens either, and
+ * a list without a group's needs is refused naming them. */
+static void test_derived_selection(void **state)
+{
+    (void)state;
+    char pa[64], pb[64], url[160];
+    bp_sink *sa, *sb;
+    bp_error err = {0};
+    temp_db(pa, sizeof(pa));
+    temp_db(pb, sizeof(pb));
+    snprintf(url, sizeof(url), "sqlite:%s", pa);
+    assert_int_equal(bp_sink_open_url(url, &sa, &err), 0);
+    assert_int_equal(sa->derived_groups, BP_DG_ALL);
+    snprintf(url, sizeof(url), "sqlite:%s?derived=chain_metrics,active_addresses,prices", pb);
+    assert_int_equal(bp_sink_open_url(url, &sb, &err), 0);
+    assert_true(sb->derived);
+    assert_int_equal(sb->derived_groups, BP_DG_BIT(BP_DG_CHAIN_METRICS) |
+                                             BP_DG_BIT(BP_DG_ACTIVE_ADDRESSES) |
+                                             BP_DG_BIT(BP_DG_PRICES));
+    bp_metrics_config mc = {
+        .reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60, .predictions = true};
+    bp_metrics *m = bp_metrics_new(&mc, &err);
+    bp_block *main[4], *fork[4];
+    for (int i = 1; i <= 3; i++) {
+        main[i] = fx_block((uint64_t)i, 0, true, true);
+        main[i]->timestamp = 1700000000 + 50 * (uint64_t)i;
+        fork[i] = fx_block((uint64_t)i, 1, true, true);
+        fork[i]->timestamp = 1700003600 + (uint64_t)i;
+        fork[i]->txs[2].input = "0x01";
+    }
+    bp_event e1[] = {
+        {BP_EVENT_APPLY, main[1]}, {BP_EVENT_APPLY, main[2]}, {BP_EVENT_APPLY, main[3]}};
+    bp_batch b1 = {.chain = "main", .events = e1, .count = 3, .checkpoint = fx_cp(3, 0)};
+    assert_int_equal(bp_metrics_compute(m, &b1, false, &b1.derived, &err), 0);
+    assert_int_equal(sa->ops->write(sa, &b1, &err), 0);
+    assert_int_equal(sb->ops->write(sb, &b1, &err), 0);
+    bp_block *h3 = bp_block_header_copy(main[3]), *h2 = bp_block_header_copy(main[2]);
+    bp_event e2[] = {{BP_EVENT_REVERT, h3},
+                     {BP_EVENT_REVERT, h2},
+                     {BP_EVENT_APPLY, fork[2]},
+                     {BP_EVENT_APPLY, fork[3]}};
+    bp_batch b2 = {.chain = "main", .events = e2, .count = 4, .checkpoint = fx_cp(3, 1)};
+    assert_int_equal(bp_metrics_compute(m, &b2, false, &b2.derived, &err), 0);
+    assert_int_equal(sa->ops->write(sa, &b2, &err), 0);
+    assert_int_equal(sb->ops->write(sb, &b2, &err), 0);
+    bp_sink_close(sa);
+    bp_sink_close(sb);
+    for (int t = 0; t < BP_DT_COUNT; t++) {
+        char *ta = table_text(pa, bp_dtables[t].name), *tb = table_text(pb, bp_dtables[t].name);
+        bp_dgroup g = bp_dtable_group((bp_dtable)t);
+        if (g == BP_DG_CHAIN_METRICS || g == BP_DG_ACTIVE_ADDRESSES || g == BP_DG_PRICES)
+            assert_string_equal(ta, tb);
+        else
+            assert_string_equal(tb, "");
+        if (t == BP_DT_CHAIN_1H || t == BP_DT_CONTRACT_1M || t == BP_DT_ML_PREDICTIONS)
+            assert_string_not_equal(ta, ""); /* the rows left out were there to leave out */
+        free(ta);
+        free(tb);
+    }
+    snprintf(url, sizeof(url), "sqlite:%s", pb); /* every group now: refused */
+    open_fails(url, "contract_metrics is selected", "derived (--derived");
+    snprintf(url, sizeof(url), "sqlite:%s?derived=chain_metrics,active_addresses,prices", pa);
+    open_fails(url, "contract_metrics is left out", "derived=chain_metrics,contract_metrics");
+    snprintf(url, sizeof(url), "sqlite:%s?derived=all,contract_metrics", pb);
+    open_fails(url, "contract_metrics", "Keep derived=chain_metrics,active_addresses,prices");
+    snprintf(url, sizeof(url), "sqlite:%s?metrics=off&derived=token_transfers", pb);
+    assert_int_equal(bp_sink_open_url(url, &sb, &err), 0); /* off: as before */
+    assert_false(sb->derived);
+    bp_sink_close(sb);
+    snprintf(url, sizeof(url), "sqlite:%s?derived=prices", pa); /* no rows of blocks */
+    assert_int_equal(bp_sink_open_url(url, &sa, &err), 0);
+    bp_sink_close(sa);
+    snprintf(url, sizeof(url), "sqlite:%s?derived=all", pa); /* the record stayed */
+    assert_int_equal(bp_sink_open_url(url, &sa, &err), 0);
+    bp_sink_close(sa);
+    snprintf(url, sizeof(url), "sqlite:%s?derived=chain_metrics,prices", pa);
+    open_fails(url, "chain_metrics needs active_addresses", "derived (--derived");
+    snprintf(url, sizeof(url), "sqlite:%s?derived=token_transfers", pa);
+    open_fails(url, "token_transfers needs chain_metrics", "add chain_metrics");
+    snprintf(url, sizeof(url), "sqlite:%s?derived=chain_metrics,blocks", pa);
+    open_fails(url, "'blocks' is not a group", "derived (--derived");
+    for (int i = 1; i <= 3; i++) {
+        bp_block_free(main[i]);
+        bp_block_free(fork[i]);
+    }
+    bp_block_free(h2);
+    bp_block_free(h3);
+    bp_metrics_free(m);
+    unlink(pa);
+    unlink(pb);
+}
+
+/* What no output wants is not computed: contract rows and pairs, token transfers; with
+ * chain_metrics skipped (derived=prices everywhere) no block's rows at all. */
+static void test_metrics_skip_groups(void **state)
+{
+    (void)state;
+    bp_error err = {0};
+    bp_block *b = fx_block(1, 0, true, true);
+    b->txs[2].input = "0x01";
+    bp_event ev = {BP_EVENT_APPLY, b};
+    bp_batch batch = {.chain = "main", .events = &ev, .count = 1};
+    bp_metrics_config all = {.reorg_window = 64, .native_symbol = "ETH"};
+    bp_metrics_config some = all, none = all;
+    some.skip_groups = BP_DG_BIT(BP_DG_CONTRACT_METRICS) | BP_DG_BIT(BP_DG_TOKEN_TRANSFERS);
+    none.skip_groups = BP_DG_ALL & ~BP_DG_BIT(BP_DG_PRICES);
+    bp_metrics *ma = bp_metrics_new(&all, &err), *ms = bp_metrics_new(&some, &err),
+               *mn = bp_metrics_new(&none, &err);
+    const bp_derived *da, *ds, *dn;
+    assert_int_equal(bp_metrics_compute(ma, &batch, false, &da, &err), 0);
+    assert_int_equal(bp_metrics_compute(ms, &batch, false, &ds, &err), 0);
+    assert_int_equal(bp_metrics_compute(mn, &batch, false, &dn, &err), 0);
+    assert_int_equal(da->count, 1);
+    assert_true(da->blocks[0].contract_count > 0 && da->blocks[0].pair_count > 0);
+    assert_int_equal(ds->count, 1);
+    assert_int_equal(ds->blocks[0].contract_count, 0);
+    assert_int_equal(ds->blocks[0].pair_count, 0);
+    assert_int_equal(ds->blocks[0].transfer_count, 0);
+    assert_int_equal(ds->blocks[0].chain.txcount, da->blocks[0].chain.txcount);
+    assert_int_equal(ds->blocks[0].chain.active_addresses, da->blocks[0].chain.active_addresses);
+    assert_int_equal(dn->count, 0);
+    /* an output without contract_metrics takes another's rows trimmed */
+    bp_block_derived copy;
+    const bp_block_derived *t =
+        bp_derived_trim(&da->blocks[0], BP_DG_ALL & ~BP_DG_BIT(BP_DG_CONTRACT_METRICS), &copy);
+    assert_ptr_equal(t, &copy);
+    assert_int_equal(t->contract_count, 0);
+    assert_int_equal(t->pair_count, 0);
+    assert_ptr_equal(bp_derived_trim(&da->blocks[0], BP_DG_ALL, &copy), &da->blocks[0]);
+    bp_metrics_free(ma);
+    bp_metrics_free(ms);
+    bp_metrics_free(mn);
+    bp_block_free(b);
+}
+
 /* write_batch with the derived rows computed on a bp_derived_job's thread while the output
  * writes the raw rows (bp_batch.derived_job, as core/outputs.c gives them to an output that
  * takes them late). */
@@ -1081,9 +1254,10 @@ static void test_upgrade_from_schema_1(void **state)
     assert_true(s->derived);
     assert_one(db, "PRAGMA user_version", "4");
     assert_one(db, "SELECT count(*) FROM chain_metrics_1d_v", "0");
-    /* 4 raw tables (blocks, transactions, logs, checkpoints) and the 12 derived ones (the
-     * arch_* ones only once an Arch chain writes) */
-    assert_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "16");
+    /* 4 raw tables (blocks, transactions, logs, checkpoints), the 12 derived ones and the
+     * record of their groups, derived_groups (the arch_* ones only once an Arch chain
+     * writes) */
+    assert_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table'", "17");
     assert_one(db, "SELECT count(*) FROM sqlite_master WHERE type = 'view'", "6");
     bp_sink_close(s);
     sqlite3_close(db);
@@ -1150,6 +1324,8 @@ int main(void)
         cmocka_unit_test(test_replay_after_rejoin),
         cmocka_unit_test(test_upgrade_from_schema_1),
         cmocka_unit_test(test_intern_addresses),
+        cmocka_unit_test(test_derived_selection),
+        cmocka_unit_test(test_metrics_skip_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "arch/arch_tables.h"
+#include "blockpipe/derived.h"
 #include "blockpipe/tableset.h"
 #include "core/source.h"
 #include "sink/rowjson.h"
@@ -185,6 +186,83 @@ static void test_sql(void **state)
     bp_buf_release(&sql);
 }
 
+/* The derived tables' groups (derived=, blockpipe/derived.h): every table in one group, the
+ * list's words, the needs of each group named in the error, and what an output whose tables
+ * hold rows may open with (bp_dgroups_open). */
+static void test_derived_groups(void **state)
+{
+    (void)state;
+    const unsigned core = BP_DG_BIT(BP_DG_CHAIN_METRICS) | BP_DG_BIT(BP_DG_ACTIVE_ADDRESSES) |
+                          BP_DG_BIT(BP_DG_PRICES);
+    unsigned found = 0, g = 0;
+    for (int t = 0; t < BP_DT_COUNT; t++)
+        found |= BP_DG_BIT(bp_dtable_group((bp_dtable)t));
+    assert_int_equal(found, BP_DG_ALL); /* every group has tables */
+    assert_int_equal(bp_dtable_group(BP_DT_CONTRACT_SENDERS), BP_DG_CONTRACT_METRICS);
+    assert_int_equal(bp_dtable_group(BP_DT_CHAIN_1D), BP_DG_CHAIN_METRICS);
+    bp_error err = {0};
+    assert_int_equal(bp_dgroups_parse("all", "derived", &g, &err), 0);
+    assert_int_equal(g, BP_DG_ALL);
+    assert_int_equal(bp_dgroups_parse("none", "derived", &g, &err), 0);
+    assert_int_equal(g, 0);
+    assert_int_equal(bp_dgroups_parse("prices", "derived", &g, &err), 0);
+    assert_int_equal(g, BP_DG_BIT(BP_DG_PRICES));
+    assert_int_equal(
+        bp_dgroups_parse(" chain_metrics, active_addresses,prices,token_transfers", "d", &g, &err),
+        0);
+    assert_int_equal(g, core | BP_DG_BIT(BP_DG_TOKEN_TRANSFERS));
+    char list[160];
+    bp_dgroups_format(g, list, sizeof(list));
+    assert_string_equal(list, "chain_metrics,active_addresses,token_transfers,prices");
+    bp_dgroups_format(0, list, sizeof(list));
+    assert_string_equal(list, "none");
+    static const struct {
+        const char *list, *says;
+    } bad[] = {
+        {"chain_metrics,prices", "chain_metrics needs active_addresses"},
+        {"chain_metrics,active_addresses", "chain_metrics needs prices"},
+        {"active_addresses,prices", "active_addresses needs chain_metrics"},
+        {"prices,contract_metrics", "contract_metrics needs chain_metrics"},
+        {"prices,ml_predictions", "ml_predictions needs chain_metrics"},
+        {"prices,token_transfers", "token_transfers needs chain_metrics"},
+        {"prices,logs", "'logs' is not a group of derived tables"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(bp_dgroups_parse(bad[i].list, "derived (--derived)", &g, &err), BP_EINVAL);
+        if (!strstr(err.msg, bad[i].says) || !strstr(err.msg, "derived (--derived)"))
+            fail_msg("%s: '%s'", bad[i].list, err.msg);
+    }
+    unsigned has = 0, all = BP_DG_ALL, some = core | BP_DG_BIT(BP_DG_ML_PREDICTIONS);
+    bool record = false;
+    /* nothing written: any selection, recorded */
+    assert_int_equal(bp_dgroups_open(core, &all, false, &has, &record, &err), 0);
+    assert_int_equal(has, core);
+    assert_true(record);
+    /* written without a record: by a blockpipe before derived=, which had every group */
+    assert_int_equal(bp_dgroups_open(BP_DG_ALL, NULL, true, &has, &record, &err), 0);
+    assert_int_equal(has, BP_DG_ALL);
+    assert_true(record);
+    assert_int_equal(bp_dgroups_open(core, NULL, true, &has, &record, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "contract_metrics is left out"));
+    /* written: the same groups of blocks only */
+    assert_int_equal(bp_dgroups_open(some, &some, true, &has, &record, &err), 0);
+    assert_false(record);
+    assert_int_equal(bp_dgroups_open(BP_DG_ALL, &some, true, &has, &record, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "contract_metrics is selected"));
+    assert_non_null(strstr(err.msg, "contract_metrics_1m, contract_metrics_1h, "
+                                    "contract_metrics_1d, contract_senders"));
+    assert_int_equal(bp_dgroups_open(core, &some, true, &has, &record, &err), BP_EINVAL);
+    assert_non_null(strstr(err.msg, "ml_predictions is left out"));
+    /* off, or prices alone: nothing of a block written, the record stays, REVERTs take out
+     * what the tables hold */
+    assert_int_equal(bp_dgroups_open(0, &some, true, &has, &record, &err), 0);
+    assert_int_equal(has, some & ~BP_DG_BIT(BP_DG_PRICES));
+    assert_false(record);
+    assert_int_equal(bp_dgroups_open(BP_DG_BIT(BP_DG_PRICES), &some, true, &has, &record, &err), 0);
+    assert_int_equal(has, some);
+    assert_false(record);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -193,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_evm_rows),
         cmocka_unit_test(test_evm_stream_entries),
         cmocka_unit_test(test_sql),
+        cmocka_unit_test(test_derived_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,216 @@
+"""derived=LIST (`--derived`): an output writes only the groups of derived tables it selects,
+exact, in every SQL output: SQLite, PostgreSQL and ClickHouse (a real Debian
+clickhouse-server). `python3 test_derived_select.py sqlite postgres clickhouse` (the default:
+all three) names the outputs to run.
+
+The rule (docs/ARCHITECTURE.md, "Chain analytics", "The selection"): the groups are
+chain_metrics, active_addresses, prices (these three go together), contract_metrics,
+token_transfers, ml_predictions; an unselected group's tables get no rows; the selection of a
+database whose derived tables hold rows cannot change (a group turned on later would count
+only part of its windows): blockpipe refuses to open it, naming the group and the option.
+
+Per output (SQLite and ClickHouse without contract_metrics and token_transfers; PostgreSQL,
+which writes contract_metrics with chain_metrics, without token_transfers), written beside a
+second output, a SQLite file with every group, by the same process (so the metrics module
+computes every group, and the output under test must leave out the rows computed for the
+other one):
+1. anvil blocks spread over minutes, hours and days (tests/tools/metricsdrive.py's chain:
+   random workload and token events); a backfill with the selection in the output's URL
+   (`?derived=...`): the selected tables equal the recomputation from the node
+   (tests/tools/metricscheck.py), the others hold no row; the other output's every table
+   equals the recomputation.
+2. anvil reorgs the last 4 blocks and mines 2 more; `run --confirmations 0` follows to the
+   head: the same, from the canonical blocks.
+3. `run` with every group (the default) exits 2 naming the first group it would add and the
+   option; a list without a group's needs (`--derived chain_metrics,prices`) exits 2 naming
+   what is missing. Neither wrote anything: the tables are as in 2.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from clickhouse import ClickHouse  # noqa: E402
+from metricscheck import (TABLES, Expected, Mismatch, _expected_view, compare,  # noqa: E402
+                          read_sqlite)
+from metricsdrive import ORIGIN, Scenario, tail  # noqa: E402
+from pg import Postgres  # noqa: E402
+from test_metrics_clickhouse import ChBackend  # noqa: E402
+from test_metrics_pg import PgBackend  # noqa: E402
+from test_metrics_sqlite import SqliteBackend  # noqa: E402
+
+SEED = int(os.environ.get("BP_SEED", "4545"))
+DB = "gtp"
+FOLLOW = ("--confirmations", "0", "--poll-interval", "0.2", "--batch-size", "4")
+CORE = ["chain_metrics", "active_addresses", "prices"]
+# the selection per output, and the tables it has (the rest must stay empty)
+SELECT = {"sqlite": CORE, "clickhouse": CORE, "postgres": CORE + ["contract_metrics"]}
+GROUP_OF = {"chain_metrics_block": "chain_metrics", "chain_metrics_1m": "chain_metrics",
+            "chain_metrics_1h": "chain_metrics", "chain_metrics_1d": "chain_metrics",
+            "contract_metrics_1m": "contract_metrics", "contract_metrics_1h": "contract_metrics",
+            "contract_metrics_1d": "contract_metrics", "contract_senders": "contract_metrics",
+            "active_addresses": "active_addresses", "token_transfers": "token_transfers"}
+
+
+def check(sc, upto, label):
+    """The selected tables equal the recomputation from blocks 0..upto-1; the others are
+    empty (and the recomputation has rows for them: the test leaves something out)."""
+    groups = SELECT[sc.be.label]
+    blocks, receipts = sc.node_chain()
+    exp = Expected(blocks[:upto], receipts[:upto], ORIGIN)
+    got = sc.be.read(ORIGIN)
+    selected = [t for t in TABLES if GROUP_OF[t] in groups]
+    try:
+        counts = compare(exp, got, only=selected, label=f"{sc.be.label}, {label}: ")
+    except Mismatch as e:
+        raise Mismatch(f"{e}\nblockpipe stderr:\n{tail(sc.err_path)}") from None
+    left = [t for t in TABLES if t not in selected]
+    for t in left:
+        if got[t]:
+            raise Mismatch(f"{sc.be.label}, {label}: {t} is not selected (derived="
+                           f"{','.join(groups)}) but holds {len(got[t])} rows")
+    want = {t: len(_expected_view(exp, t)) for t in left}
+    if not any(want.values()):
+        raise Mismatch(f"{sc.be.label}: the chain has no rows for {left}: nothing was left out")
+    if got.get("ml_predictions"):
+        raise Mismatch(f"{sc.be.label}: ml_predictions has rows without --ml")
+    print(f"{sc.be.label}, {label}: {', '.join(groups)} equal the recomputation from blocks "
+          f"0..{upto - 1} (" + " ".join(f"{t}={n}" for t, n in counts.items() if n) + "); "
+          + ", ".join(f"{t} empty (would hold {want[t]})" for t in left), flush=True)
+
+
+def check_all(sc, path, upto, label):
+    """The output with every group: every table equals the recomputation."""
+    blocks, receipts = sc.node_chain()
+    exp = Expected(blocks[:upto], receipts[:upto], ORIGIN)
+    try:
+        compare(exp, read_sqlite(path, ORIGIN), label=f"{sc.be.label}, beside it, {label}: ")
+    except Mismatch as e:
+        raise Mismatch(f"{e}\nblockpipe stderr:\n{tail(sc.err_path)}") from None
+
+
+def both(sc, path, verb, *extra):
+    """sc.cmd with the selection in the tested output's URL and the all-groups file beside."""
+    cmd = sc.cmd(verb, *extra)
+    i = cmd.index("--output") + 1
+    derived = ",".join(SELECT[sc.be.label])
+    cmd[i] += ("&" if "?" in cmd[i] else "?") + "derived=" + derived
+    return cmd + ["--output", f"sqlite:{path}"]
+
+
+def reorg(sc, depth, more):
+    before = sc.node.block_number()
+    pairs = [[{"from": sc.rng.choice(sc.wl.accounts), "to": sc.em.contracts[0],
+               "gas": hex(120000), "data": "0x" + sc.em.calldata("erc20")}, k]
+             for k in range(depth)]
+    sc.node.rpc("anvil_reorg", [depth, pairs])
+    sc.wl.after_reorg()
+    for _ in range(more):
+        sc.mine()
+    return before - depth + 1
+
+
+def follow(sc, path, label):
+    proc = sc.spawn(both(sc, path, "run", *FOLLOW))
+    try:
+        sc.wait_caught_up(proc, label)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if proc.returncode != 0:
+        raise Mismatch(f"{label}: run exited {proc.returncode}:\n{tail(sc.err_path)}")
+
+
+def refused(sc, args, says, label):
+    with open(sc.err_path) as f:
+        start = len(f.read())
+    p = sc.spawn(sc.cmd("run", *args, *FOLLOW))
+    try:
+        rc = p.wait(60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        rc = "nothing in 60 s"
+    with open(sc.err_path) as f:
+        err = f.read()[start:]
+    if rc != 2 or not all(s in err for s in says):
+        raise Mismatch(f"{sc.be.label}, {label}: run {' '.join(args)} exited {rc}, want 2 with "
+                       f"{says} in its message:\n{err[-2000:]}")
+    line = next((ln for ln in err.splitlines() if says[0] in ln), "")
+    print(f"{sc.be.label}, {label}: refused: {line.strip()[:240]}", flush=True)
+
+
+def scenario(sc):
+    label = sc.be.label
+    beside = os.path.join(sc.tmp, "all.db")
+    for _ in range(24):
+        sc.mine()
+    head = sc.node.block_number()
+    p = sc.spawn(both(sc, beside, "backfill", "--from", "0", "--to", str(head), "--batch-size",
+                      "5"))
+    if p.wait(300) != 0:
+        raise Mismatch(f"{label}: backfill exited {p.returncode}:\n{tail(sc.err_path)}")
+    check(sc, head + 1, "backfilled")
+    check_all(sc, beside, head + 1, "backfilled")
+
+    reorg(sc, 4, 2)
+    follow(sc, beside, f"{label}, a reorg")
+    head = sc.node.block_number()
+    check(sc, head + 1, "a reorg of 4 blocks followed")
+    check_all(sc, beside, head + 1, "a reorg of 4 blocks followed")
+
+    first_left = "contract_metrics" if "contract_metrics" not in SELECT[label] else \
+        "token_transfers"
+    refused(sc, (), [f"{first_left} is selected", "derived (--derived"], "every group")
+    refused(sc, ("--derived", "chain_metrics,prices"),
+            ["chain_metrics needs active_addresses", "derived (--derived"], "a need left out")
+    check(sc, head + 1, "after the refusals")
+
+
+def run_sqlite(bp, tmp):
+    sc = Scenario(bp, SqliteBackend(os.path.join(tmp, "bp.db")), tmp, SEED)
+    try:
+        scenario(sc)
+    finally:
+        sc.close()
+
+
+def run_postgres(bp, tmp):
+    with Postgres() as pg:
+        sc = Scenario(bp, PgBackend(pg), tmp, SEED)
+        try:
+            scenario(sc)
+        finally:
+            sc.close()
+
+
+def run_clickhouse(bp, tmp):
+    with ClickHouse() as ch:
+        sc = Scenario(bp, ChBackend(ch, DB), tmp, SEED)
+        try:
+            scenario(sc)
+        finally:
+            sc.close()
+
+
+def main():
+    print(__doc__)
+    blockpipe = os.environ["BLOCKPIPE"]
+    runs = {"sqlite": run_sqlite, "postgres": run_postgres, "clickhouse": run_clickhouse}
+    for name in sys.argv[1:] or list(runs):
+        with tempfile.TemporaryDirectory(prefix=f"bp-derived-{name}-") as tmp:
+            runs[name](blockpipe, tmp)
+    print("PASS")
+
+
+if __name__ == "__main__":
+    main()
