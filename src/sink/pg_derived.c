@@ -752,13 +752,13 @@ static int price_sql(bp_pg_derived *d, PGconn *c, const bp_derived *der, uint64_
                            " AND p.timestamp >= b.block_timestamp - %" PRIu64
                            " ORDER BY p.timestamp DESC LIMIT 1)",
                            sym, der->price_max_age);
-    rc |= rc ? rc
-             : bp_buf_printf(&d->sql,
-                             "UPDATE chain_metrics_block b SET fees_paid_usd = %s"
-                             " WHERE b.origin_key = %s AND b.block_timestamp >= %" PRIu64
-                             " AND b.block_timestamp <= %" PRIu64
-                             " AND b.fees_paid_usd IS DISTINCT FROM %s",
-                             usd->data, d->origin_lit, lo, hi, usd->data);
+    if (rc == 0)
+        rc = bp_buf_printf(&d->sql,
+                           "UPDATE chain_metrics_block b SET fees_paid_usd = %s"
+                           " WHERE b.origin_key = %s AND b.block_timestamp >= %" PRIu64
+                           " AND b.block_timestamp <= %" PRIu64
+                           " AND b.fees_paid_usd IS DISTINCT FROM %s",
+                           usd->data, d->origin_lit, lo, hi, usd->data);
     PQfreemem(sym);
     return rc ? oom(err) : defer_sql(d, d->sql.data, err);
 }
