@@ -4,12 +4,15 @@ binary B in one session (issue 10, part 6: backfill with the derived tables on >
 
     python3 bench/metrics_ab.py --binary before=OLD/blockpipe --binary after=build/blockpipe
     python3 bench/metrics_ab.py --output sqlite --blocks 1000 --binary ...
+    python3 bench/metrics_ab.py --output both --binary ...   (both outputs' ratios, one session)
 
 Backfills bench/metrics_bench.py's 12 s chain (600 simnode blocks of 200 transactions by
 default, 8 workers) with `--metrics off` and `--metrics on`, every binary and mode in every
 round, the order reversed every other round: into one private PostgreSQL server
 (tests/tools/pg.py, autovacuum off, a CHECKPOINT before each run), each backfill into a schema
-of its own, or into a new SQLite file in a temporary directory (run the whole script under
+of its own, or into a new SQLite file in a temporary directory, or (`--output both`) each round into
+both, one after the other, so that both outputs' ratios come from one session (run the whole
+script under
 `nice`: the server, simnode and blockpipe then share the same weight). Per run: wall seconds,
 blockpipe's CPU (user + system, wait4), the server's CPU (PostgreSQL: the postmaster's own and
 its children's, reaped or live, from /proc, 0.5 s after the run; SQLite: 0), peak RSS, the load
@@ -97,20 +100,21 @@ class SqliteTarget:
         return 0.0
 
 
-def rounds(a, bins, url, res, target):
+def rounds(a, bins, url, res, targets):
     for r in range(a.rounds):
-        order = [(n, p, m) for n, p in bins for m in ("off", "on")]
-        for name, path, mode in order if r % 2 == 0 else reversed(order):
-            load = os.getloadavg()[0]
-            s0, output = target.before(f"r{r}_{name}_{mode}".replace("-", "_"))
-            wall, cpu, rss = run([path, "backfill", "--rpc", url, "--from", "0", "--to",
-                                  str(a.blocks - 1), "--workers", str(a.workers), "--output",
-                                  output, "--metrics", mode, "--log-level", "warn"])
-            srv = target.after(s0)
-            res.setdefault((name, mode), []).append((wall, cpu, srv, rss, load))
-            print(f"round {r + 1} {name:>8} {mode:>3}: {wall:6.2f} s, blockpipe CPU "
-                  f"{cpu:5.2f} s, server CPU {srv:5.2f} s, peak RSS {rss:4.0f} MiB, "
-                  f"load {load:.1f}", flush=True)
+        for out, target in targets:
+            order = [(n, p, m) for n, p in bins for m in ("off", "on")]
+            for name, path, mode in order if r % 2 == 0 else reversed(order):
+                load = os.getloadavg()[0]
+                s0, output = target.before(f"r{r}_{name}_{mode}".replace("-", "_"))
+                wall, cpu, rss = run([path, "backfill", "--rpc", url, "--from", "0", "--to",
+                                      str(a.blocks - 1), "--workers", str(a.workers), "--output",
+                                      output, "--metrics", mode, "--log-level", "warn"])
+                srv = target.after(s0)
+                res.setdefault((out, name, mode), []).append((wall, cpu, srv, rss, load))
+                print(f"round {r + 1} {out:>8} {name:>8} {mode:>3}: {wall:6.2f} s, blockpipe CPU "
+                      f"{cpu:5.2f} s, server CPU {srv:5.2f} s, peak RSS {rss:4.0f} MiB, "
+                      f"load {load:.1f}", flush=True)
 
 
 def main():
@@ -119,7 +123,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--blocks", type=int, default=600)
     ap.add_argument("--workers", type=int, default=8)
-    ap.add_argument("--output", choices=("postgres", "sqlite"), default="postgres")
+    ap.add_argument("--output", choices=("postgres", "sqlite", "both"), default="postgres")
     a = ap.parse_args()
     bins = [b.split("=", 1) for b in a.binary]
     sim = subprocess.Popen([bins[0][1], "simnode", "--listen", "127.0.0.1:0", "--block-time",
@@ -128,31 +132,33 @@ def main():
     url = sim.stdout.readline().split()[-1]
     res = {}
     try:
-        if a.output == "sqlite":
-            with tempfile.TemporaryDirectory() as tmp:
-                rounds(a, bins, url, res, SqliteTarget(tmp))
-        else:
-            with Postgres(settings={"autovacuum": "off"}) as pg:
-                rounds(a, bins, url, res, PgTarget(pg))
+        with tempfile.TemporaryDirectory() as tmp:
+            targets = [("sqlite", SqliteTarget(tmp))] if a.output != "postgres" else []
+            if a.output == "sqlite":
+                rounds(a, bins, url, res, targets)
+            else:
+                with Postgres(settings={"autovacuum": "off"}) as pg:
+                    rounds(a, bins, url, res, [("postgres", PgTarget(pg))] + targets)
     finally:
         sim.terminate()
         sim.wait()
-    print("\nmedians: binary | wall off / on | ratio | blockpipe CPU off / on | server CPU off / "
-          "on | CPU ratio (both) | peak RSS off / on | load")
-    for name, _ in bins:
-        off, on = res[(name, "off")], res[(name, "on")]
+    print("\nmedians: output | binary | wall off / on | ratio | blockpipe CPU off / on | server CPU "
+          "off / on | CPU ratio (both) | peak RSS off / on | load")
+    for out in sorted({k[0] for k in res}):
+        for name, _ in bins:
+            off, on = res[(out, name, "off")], res[(out, name, "on")]
 
-        def med(rows, i):
-            return statistics.median(x[i] for x in rows)
-        loads = [x[4] for x in off + on]
-        print(f"{name} | {med(off, 0):.2f} / {med(on, 0):.2f} | **{med(off, 0) / med(on, 0):.2f}**"
-              f" | {med(off, 1):.2f} / {med(on, 1):.2f} | {med(off, 2):.2f} / {med(on, 2):.2f} | "
-              f"{(med(off, 1) + med(off, 2)) / (med(on, 1) + med(on, 2)):.2f} | "
-              f"{max(x[3] for x in off):.0f} / {max(x[3] for x in on):.0f} | "
-              f"{min(loads):.1f}-{max(loads):.1f}")
-        print(f"{name} per-round ratios: " + ", ".join(
-            f"{o[0] / n[0]:.2f}" for o, n in zip(off, on)))
-
+            def med(rows, i):
+                return statistics.median(x[i] for x in rows)
+            loads = [x[4] for x in off + on]
+            print(f"{out} | {name} | {med(off, 0):.2f} / {med(on, 0):.2f} | "
+                  f"**{med(off, 0) / med(on, 0):.2f}** | {med(off, 1):.2f} / {med(on, 1):.2f} | "
+                  f"{med(off, 2):.2f} / {med(on, 2):.2f} | "
+                  f"{(med(off, 1) + med(off, 2)) / (med(on, 1) + med(on, 2)):.2f} | "
+                  f"{max(x[3] for x in off):.0f} / {max(x[3] for x in on):.0f} | "
+                  f"{min(loads):.1f}-{max(loads):.1f}")
+            print(f"{out} {name} per-round ratios: " + ", ".join(
+                f"{o[0] / n[0]:.2f}" for o, n in zip(off, on)))
 
 if __name__ == "__main__":
     main()

@@ -765,23 +765,32 @@ static int touch_blocks_between(bp_pg_derived *d, PGconn *c, uint64_t lo, uint64
     return rc;
 }
 
-/* Prices the blocks with timestamps in [lo, hi] from the prices table. */
+/* Prices the blocks with timestamps in [lo, hi] from the prices table. Only the rows whose USD
+ * changes are written: the block rows were COPYed priced by the metrics module, which prices
+ * from the same points as a rule, and every row updated was a dead row version and two index
+ * entries more (the whole run's block rows, every run, when no price is known at all). */
 static int price_sql(bp_pg_derived *d, PGconn *c, const bp_derived *der, uint64_t lo, uint64_t hi,
                      bp_error *err)
 {
     char *sym = PQescapeLiteral(c, der->native_symbol, strlen(der->native_symbol));
     if (!sym)
         return oom(err);
+    bp_buf *usd = &d->cols; /* (free between COPYs) */
+    bp_buf_reset(usd);
     bp_buf_reset(&d->sql);
-    int rc =
-        bp_buf_printf(&d->sql,
-                      "UPDATE chain_metrics_block b SET fees_paid_usd = b.fees_paid_native *"
-                      " (SELECT usd FROM prices p WHERE p.symbol = %s"
-                      " AND p.timestamp <= b.block_timestamp"
-                      " AND p.timestamp >= b.block_timestamp - %" PRIu64
-                      " ORDER BY p.timestamp DESC LIMIT 1) WHERE b.origin_key = %s"
-                      " AND b.block_timestamp >= %" PRIu64 " AND b.block_timestamp <= %" PRIu64,
-                      sym, der->price_max_age, d->origin_lit, lo, hi);
+    int rc = bp_buf_printf(usd,
+                           "b.fees_paid_native * (SELECT usd FROM prices p WHERE p.symbol = %s"
+                           " AND p.timestamp <= b.block_timestamp"
+                           " AND p.timestamp >= b.block_timestamp - %" PRIu64
+                           " ORDER BY p.timestamp DESC LIMIT 1)",
+                           sym, der->price_max_age);
+    if (rc == 0)
+        rc = bp_buf_printf(&d->sql,
+                           "UPDATE chain_metrics_block b SET fees_paid_usd = %s"
+                           " WHERE b.origin_key = %s AND b.block_timestamp >= %" PRIu64
+                           " AND b.block_timestamp <= %" PRIu64
+                           " AND b.fees_paid_usd IS DISTINCT FROM %s",
+                           usd->data, d->origin_lit, lo, hi, usd->data);
     PQfreemem(sym);
     return rc ? oom(err) : defer_sql(d, d->sql.data, err);
 }

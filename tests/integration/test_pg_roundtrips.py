@@ -12,6 +12,10 @@ token_transfers, the contract increments and the minutes' contract rows; the cod
 SQLite (whose writes are statement by statement): the contract windows, the chain windows,
 their unique_senders and active_addresses (counted on the client now) included.
 
+Pricing writes only the block rows whose USD changes: with no price known, none (the block rows
+COPYed unpriced were each rewritten once per run before: a dead row version and two index
+entries per block).
+
 token_transfers_token_idx, which nothing blockpipe does reads, is not kept up during a backfill:
 the backfill makes it after its last COPY into token_transfers (at its last batch or its close),
 and a `run` makes it once it writes at the head (before any close: it is killed). A lookup by
@@ -105,6 +109,21 @@ def check_token_index(pg, log_text, lite):
           f"a lookup reads it ({got} rows of {token})")
 
 
+def check_no_rewrites(pg):
+    """No block row of the backfill without prices was updated (pricing left them as COPYed)."""
+    for _ in range(50):  # (the backend's counts reach pg_stat_user_tables as it exits)
+        ins, upd = (int(v) for v in pg.sql(
+            "SELECT n_tup_ins, n_tup_upd FROM pg_stat_user_tables WHERE schemaname = 'm_on'"
+            " AND relname = 'chain_metrics_block'")[0])
+        if ins >= BLOCKS:
+            break
+        time.sleep(0.1)
+    if ins != BLOCKS or upd != 0:
+        raise AssertionError(f"chain_metrics_block: {ins} rows inserted (want {BLOCKS}), {upd} "
+                             "updated (want 0: no price is known)")
+    print(f"chain_metrics_block: {ins} rows inserted, none rewritten by pricing")
+
+
 def index_at_head(bp, rpc, pg):
     """A run that reaches the head makes the index before it closes."""
     run = subprocess.Popen([bp, "run", "--rpc", rpc, "--start-block", str(BLOCKS - 30),
@@ -173,6 +192,7 @@ def main():
                     raise AssertionError(f"{t}: {len(got)} rows, want {len(want)}; first "
                                          f"difference {bad}")
                 print(f"{t}: {len(got)} rows equal SQLite's")
+            check_no_rewrites(pg)
             check_token_index(pg, logs["on"], lite)
             index_at_head(bp, rpc, pg)
     finally:
