@@ -1213,8 +1213,8 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0) {
         bp_ch_caps dcaps = s->caps; /* ttl=off: the derived tables as on a server without TTL */
         dcaps.ttl = dcaps.ttl && s->t.ttl;
-        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &dcaps, &s->t.ret,
-                               s->t.groups, &s->derived, err);
+        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &dcaps, &s->t.ret, s->t.groups,
+                               &s->derived, err);
     }
     s->base.derived = s->derived != NULL && s->t.metrics;
     s->base.derived_groups = s->t.groups;
@@ -1306,11 +1306,11 @@ static const bp_sink_option g_options[] = {
     {.name = "ttl",
      .type = BP_SINK_OPT_BOOL,
      .arg = "on|off",
-     .def = "on",
-     .help = "derived tables with a retention get a TTL where the server has it (19.6 on; it "
-             "counts the server's clock; lifted while history older than a retention is "
-             "written); off: none, retention only drops partitions in chain time (several "
-             "processes share the database and one writes history)"},
+     .def = "off",
+     .help = "on: the derived tables with a retention also get a TTL where the server has it "
+             "(20.10 on), so the server removes expired rows when blockpipe no longer runs; it "
+             "counts the server's clock, not chain time: for one process following the head "
+             "(docs/ARCHITECTURE.md); off: retention by partition drops in chain time"},
     BP_METRICS_SINK_OPTIONS,
 };
 

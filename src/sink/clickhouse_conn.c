@@ -71,7 +71,7 @@ int bp_ch_target_init(bp_ch_target *t, const char *target, const bp_sink_opts *o
     if (grc != 0)
         return grc;
     t->metrics = t->groups != 0;
-    t->ttl = !ttl || strcmp(ttl, "0") != 0;
+    t->ttl = ttl && strcmp(ttl, "0") != 0;
     if (opts && bp_sink_opt(opts, "retention_block"))
         bp_retention_from_opts(opts, &t->ret);
     int rc = bp_ch_server_parse(&t->srv, target, tls && strcmp(tls, "1") == 0, err);

@@ -347,12 +347,9 @@ int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_reten
             (want.len && bp_buf_puts(&sql, want.data) != 0)) {
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
         } else if (bp_ch_query(h, sql.data, NULL, "setting the TTL", &e) != 0) {
-            if (!want.len)
-                bp_warn("clickhouse %s: %s keeps its TTL, which should be gone (a retention of "
-                        "0, ttl=off, or history being written): %s; remove it by hand",
-                        where, cell[0], e.msg);
-            else
-                rc = bp_error_set(err, e.code ? e.code : BP_EDB, "%s", e.msg);
+            /* a TTL left in place would remove rows of history being written: the batch fails */
+            rc = bp_error_set(err, e.code ? e.code : BP_EDB, "clickhouse %s: %s: %s: %s", where,
+                              cell[0], sql.data, e.msg);
         } else {
             bp_info("clickhouse %s: %s: %s", where, cell[0],
                     want.len ? want.data + 1 : "TTL removed (its retention is 0: forever)");

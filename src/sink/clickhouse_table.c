@@ -60,7 +60,9 @@ int bp_ch_caps_from_version(const char *version, bp_ch_caps *caps)
     snprintf(caps->version, sizeof(caps->version), "%s", version);
     if (sscanf(version, "%d.%d", &caps->major, &caps->minor) != 2)
         return -1;
-    caps->ttl = caps->major > 19 || (caps->major == 19 && caps->minor >= 6);
+    /* 20.10: ALTER TABLE ... REMOVE TTL, without which a TTL could not be lifted for history
+     * (TTLs themselves are older: 19.6) */
+    caps->ttl = caps->major > 20 || (caps->major == 20 && caps->minor >= 10);
     return 0;
 }
 

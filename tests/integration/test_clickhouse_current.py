@@ -26,7 +26,7 @@ is missing (scripts/install-deps.sh --test installs it).
    part fails without the TTL. Then a run with other retentions changes the TTL (ALTER TABLE
    ... MODIFY TTL), and one with the hours kept forever removes theirs.
 4. test_clickhouse_retention_history's backfill of history 400 days old, with the TTLs (the
-   writer lifts them) and with the output option ttl=off: no table has a TTL, and exactly the
+   writer lifts them; ttl=on) and without (the default): no table has a TTL, and exactly the
    rows the chain-time rule keeps (rounded to partitions) are left, each equal to the
    recomputation.
 """
@@ -144,7 +144,7 @@ def check_ttl_clauses(ch, db, eff, label):
 
 
 def backfill(bp, node, ch, head, flags, label):
-    p = subprocess.run([bp, "backfill", "--rpc", node.url, "--output", ch.url(TTL_DB), "--chain",
+    p = subprocess.run([bp, "backfill", "--rpc", node.url, "--output", ch.url(TTL_DB, query="ttl=on"), "--chain",
                         R.ORIGIN, "--from", "0", "--to", str(head), "--batch-size", "20"] + flags,
                        capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
@@ -236,8 +236,8 @@ def main():
         if (major, minor) < (21, 6):
             raise Mismatch(f"version() {version}: not a current server")
         ttl(blockpipe, ch)
-        H.history(blockpipe, ch, "", "history")
-        H.history(blockpipe, ch, "ttl=off", "history_off")
+        H.history(blockpipe, ch, "ttl=on", "history")
+        H.history(blockpipe, ch, "", "history_off")
         sc = Scenario(blockpipe, ChBackend(ch, DB), tmp, SEED, ml=False)
         try:
             sc.run(utc)

@@ -75,6 +75,8 @@ static void test_types(void **state)
     assert_int_equal(bp_ch_caps_from_version("18.16.1", &c), 0);
     assert_false(c.ttl);
     assert_int_equal(bp_ch_caps_from_version("19.6.2.11", &c), 0);
+    assert_false(c.ttl); /* TTLs, but no REMOVE TTL to lift them for history */
+    assert_int_equal(bp_ch_caps_from_version("20.10.3.30", &c), 0);
     assert_true(c.ttl);
     assert_int_equal(bp_ch_caps_from_version("24.3.1.2672", &c), 0);
     assert_true(c.ttl);
