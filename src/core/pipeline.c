@@ -826,7 +826,10 @@ static long backoff_ms(int attempts)
     return ms > 10000 ? 10000 : ms;
 }
 
-static void fetch_failed(pipeline *p, uint64_t n, int rc, const bp_error *err, int ep, bp_slot *s)
+/* quiet: the same error was just said for the block before, of the same request (one timeout
+ * of a batch of N blocks is one warning, not N) */
+static void fetch_failed(pipeline *p, uint64_t n, int rc, const bp_error *err, int ep, bp_slot *s,
+                         bool quiet)
 {
     s->attempts++;
     s->last_ep = ep;
@@ -835,8 +838,9 @@ static void fetch_failed(pipeline *p, uint64_t n, int rc, const bp_error *err, i
     s->retry_at_ms = now_ms() + delay;
     int max = p->cfg->max_retries;
     if (s->attempts <= max) {
-        bp_warn("%s (attempt %d of %d, retrying in %ld ms%s)", err->msg, s->attempts, max + 1,
-                delay, p->cfg->endpoint_count > 1 ? " on another endpoint if one is free" : "");
+        if (!quiet)
+            bp_warn("%s (attempt %d of %d, retrying in %ld ms%s)", err->msg, s->attempts, max + 1,
+                    delay, p->cfg->endpoint_count > 1 ? " on another endpoint if one is free" : "");
         bp_reorder_set_state(&p->rb, s, BP_SLOT_RETRY);
         return;
     }
@@ -921,7 +925,9 @@ static void job_block_result(pipeline *p, bp_job *job, size_t i)
         bp_reorder_set_state(&p->rb, s, job->rcs[i] == BP_ESTOPPED ? BP_SLOT_EMPTY : BP_SLOT_RETRY);
         return;
     }
-    fetch_failed(p, n, job->rcs[i], &job->errs[i], job->ep, s);
+    bool same = i > 0 && job->rcs[i - 1] == job->rcs[i] &&
+                strcmp(job->errs[i - 1].msg, job->errs[i].msg) == 0;
+    fetch_failed(p, n, job->rcs[i], &job->errs[i], job->ep, s, same);
 }
 
 static void drain_results(pipeline *p, long wait_ms)
@@ -1272,7 +1278,7 @@ static int mismatch(pipeline *p, bp_slot *s, bp_error *err)
                  "block %" PRIu64 ": stale answer (parent %.66s is not the canonical %.66s)", n,
                  s->block->parent_hash, tip->hash);
     bp_reorder_discard(&p->rb, s);
-    fetch_failed(p, n, BP_EPARSE, &stale, s->served_ep, s);
+    fetch_failed(p, n, BP_EPARSE, &stale, s->served_ep, s, false);
     return 0;
 }
 
