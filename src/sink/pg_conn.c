@@ -2,9 +2,12 @@
 #include "sink/pg_conn.h"
 
 #include <errno.h>
+#include <libpq-events.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,6 +19,10 @@
 
 #define PG_BACKOFF_FIRST_MS 250
 #define PG_BACKOFF_MAX_MS 4000
+#define PG_WATCH_TICK_MS 100 /* how often the watchdog looks: a deadline is kept to +0.1 s */
+
+static long now_ms(void);
+static void sleep_ms(long ms);
 
 /* ---- the versioned schema ------------------------------------------------------------- */
 
@@ -150,7 +157,9 @@ int bp_pg_target_init(bp_pg_target *t, const char *target, const bp_sink_opts *o
 {
     memset(t, 0, sizeof(*t));
     const char *wait = bp_sink_opt(opts, "wait_for_db"), *mode = bp_sink_opt(opts, "mode");
+    const char *timeout = bp_sink_opt(opts, "timeout");
     t->wait_for_db = wait ? atoi(wait) : BP_PG_DEFAULT_WAIT;
+    t->timeout = timeout ? atoi(timeout) : BP_PG_DEFAULT_TIMEOUT;
     t->staging = mode && strcmp(mode, "staging") == 0;
     size_t n = strlen(target);
     t->conninfo = malloc(n + sizeof("postgresql://"));
@@ -211,6 +220,12 @@ static void one_line(char *out, size_t cap, const char *s)
 void bp_pg_errmsg(PGconn *c, const PGresult *r, char *out, size_t cap)
 {
     const char *prim = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    int timeout = bp_pg_timed_out(c);
+    if (!prim && timeout) {
+        snprintf(out, cap, "no answer within %d s (timeout=%d): the server stopped answering",
+                 timeout, timeout);
+        return;
+    }
     if (!prim) {
         one_line(out, cap, c ? PQerrorMessage(c) : "no connection");
         if (!out[0])
@@ -241,7 +256,9 @@ int bp_pg_run(PGconn *c, const char *sql, PGresult **res, char *sqlstate, const 
 {
     if (res)
         *res = NULL;
+    bp_pg_wait_begin(c);
     PGresult *r = PQexec(c, sql);
+    bp_pg_wait_end(c);
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (res)
@@ -260,6 +277,15 @@ int bp_pg_exec(PGconn *c, const char *sql, PGresult **res, const char *what, bp_
     return bp_pg_run(c, sql, res, NULL, what, err);
 }
 
+/* PQgetResult, which waits for the server, under the watchdog. */
+static PGresult *watched_result(PGconn *c)
+{
+    bp_pg_wait_begin(c);
+    PGresult *r = PQgetResult(c);
+    bp_pg_wait_end(c);
+    return r;
+}
+
 /* The COPY data line a failure names in its context ("COPY t, line 3"), or 0. */
 static long copy_line_of(const PGresult *r)
 {
@@ -270,11 +296,14 @@ static long copy_line_of(const PGresult *r)
 
 int bp_pg_copy_end(PGconn *c, char *sqlstate, long *line, const char *what, bp_error *err)
 {
-    if (PQputCopyEnd(c, NULL) != 1)
+    bp_pg_wait_begin(c);
+    int ended = PQputCopyEnd(c, NULL);
+    bp_pg_wait_end(c);
+    if (ended != 1)
         return result_error(c, NULL, sqlstate, what, err);
     int rc = 0;
     PGresult *r;
-    while ((r = PQgetResult(c)) != NULL) {
+    while ((r = watched_result(c)) != NULL) {
         if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK) {
             rc = result_error(c, r, sqlstate, what, err);
             if (line)
@@ -297,7 +326,9 @@ int bp_pg_copy_begin_after(PGconn *c, const char *before, const char *table, con
         bp_buf_release(&sql);
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     }
+    bp_pg_wait_begin(c);
     int sent = PQsendQuery(c, sql.data);
+    bp_pg_wait_end(c);
     bp_buf_release(&sql);
     if (!sent)
         return result_error(c, NULL, sqlstate, what, err);
@@ -306,7 +337,7 @@ int bp_pg_copy_begin_after(PGconn *c, const char *before, const char *table, con
     PGresult *r, *rows = NULL;
     int rc = 0;
     bool copying = false;
-    while (!copying && (r = PQgetResult(c)) != NULL) {
+    while (!copying && (r = watched_result(c)) != NULL) {
         ExecStatusType st = PQresultStatus(r);
         copying = st == PGRES_COPY_IN;
         if (st == PGRES_TUPLES_OK && rc == 0) {
@@ -337,9 +368,14 @@ int bp_pg_copy_put(PGconn *c, const bp_buf *data, char *sqlstate, const char *wh
 {
     for (size_t off = 0; off < data->len; off += BP_PG_COPY_CHUNK) {
         size_t n = data->len - off < BP_PG_COPY_CHUNK ? data->len - off : BP_PG_COPY_CHUNK;
-        if (PQputCopyData(c, data->data + off, (int)n) != 1) {
+        bp_pg_wait_begin(c); /* blocks while the server takes no more data */
+        int put = PQputCopyData(c, data->data + off, (int)n);
+        bp_pg_wait_end(c);
+        if (put != 1) {
             int rc = result_error(c, NULL, sqlstate, what, err);
+            bp_pg_wait_begin(c);
             PQputCopyEnd(c, "send failed");
+            bp_pg_wait_end(c);
             return rc;
         }
     }
@@ -349,8 +385,10 @@ int bp_pg_copy_put(PGconn *c, const bp_buf *data, char *sqlstate, const char *wh
 int bp_pg_copy_abort(PGconn *c, const char *why, int rc)
 {
     PGresult *r;
+    bp_pg_wait_begin(c);
     PQputCopyEnd(c, why);
-    while ((r = PQgetResult(c)) != NULL)
+    bp_pg_wait_end(c);
+    while ((r = watched_result(c)) != NULL)
         PQclear(r);
     return rc;
 }
@@ -364,6 +402,128 @@ int bp_pg_copy(PGconn *c, const char *table, const char *cols, const bp_buf *dat
     if (rc == 0)
         rc = bp_pg_copy_put(c, data, sqlstate, what, err);
     return rc ? rc : bp_pg_copy_end(c, sqlstate, line, what, err);
+}
+
+/* ---- the watchdog ------------------------------------------------------------------------ */
+
+/* A server that stops answering without closing the connection (SIGSTOP, a hung disk, a
+ * network black hole with nothing left to retransmit) leaves a blocking libpq call waiting
+ * forever, and statement_timeout is the stopped server's to enforce. So each call that waits
+ * for the server is bracketed by bp_pg_wait_begin / bp_pg_wait_end, and one thread watching
+ * every connection with a timeout shuts down the socket of a call that waited longer: libpq
+ * then sees the connection closed (CONNECTION_BAD) and the call returns with the failure any
+ * lost connection gives, which the callers already reconnect after. The thread only touches a
+ * socket while a call on it is in progress (so never one PQfinish closed and the kernel gave to
+ * something else): the owning thread sets and clears that under the lock. */
+typedef struct pg_watch {
+    struct pg_watch *next;
+    long timeout_ms;
+    long since_ms; /* start of the call waiting for the server; 0: none in progress */
+    int fd;        /* its socket, as the owning thread saw it at the call's start */
+    int fired;     /* the timeout in seconds once the watchdog cut the connection, else 0 */
+} pg_watch;
+
+static pthread_mutex_t g_watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pg_watch *g_watches;
+static bool g_watchdog_started;
+
+static void *watchdog(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        sleep_ms(PG_WATCH_TICK_MS);
+        long now = now_ms();
+        pthread_mutex_lock(&g_watch_mu);
+        for (pg_watch *w = g_watches; w; w = w->next)
+            if (w->since_ms && !w->fired && now - w->since_ms >= w->timeout_ms) {
+                w->fired = (int)(w->timeout_ms / 1000);
+                shutdown(w->fd, SHUT_RDWR);
+            }
+        pthread_mutex_unlock(&g_watch_mu);
+    }
+    return NULL;
+}
+
+/* libpq's event callback: the connection's watch goes with it (PQfinish). */
+static int watch_event(PGEventId id, void *info, void *pass)
+{
+    (void)pass;
+    if (id != PGEVT_CONNDESTROY)
+        return 1;
+    PGconn *c = ((PGEventConnDestroy *)info)->conn;
+    pg_watch *w = PQinstanceData(c, watch_event);
+    pthread_mutex_lock(&g_watch_mu);
+    for (pg_watch **p = &g_watches; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&g_watch_mu);
+    free(w);
+    return 1;
+}
+
+/* Puts c under the watchdog (started with the first connection that has a timeout). */
+static int watch(PGconn *c, int timeout, bp_error *err)
+{
+    pg_watch *w = calloc(1, sizeof(*w));
+    if (!w)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    w->timeout_ms = 1000L * timeout;
+    if (!PQregisterEventProc(c, watch_event, "blockpipe watchdog", NULL) ||
+        !PQsetInstanceData(c, watch_event, w)) {
+        free(w);
+        return bp_error_set(err, BP_ENOMEM, "cannot register the connection's watchdog");
+    }
+    int rc = 0;
+    pthread_mutex_lock(&g_watch_mu);
+    if (!g_watchdog_started) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        g_watchdog_started = pthread_create(&th, &attr, watchdog, NULL) == 0;
+        pthread_attr_destroy(&attr);
+        if (!g_watchdog_started)
+            rc = bp_error_set(err, BP_ENOMEM, "cannot start the connections' watchdog thread");
+    }
+    w->next = g_watches; /* listed even so: PQfinish's event unlists it */
+    g_watches = w;
+    pthread_mutex_unlock(&g_watch_mu);
+    return rc;
+}
+
+void bp_pg_wait_begin(PGconn *c)
+{
+    pg_watch *w = c ? PQinstanceData(c, watch_event) : NULL;
+    if (!w)
+        return;
+    int fd = PQsocket(c);
+    pthread_mutex_lock(&g_watch_mu);
+    w->fd = fd;
+    w->since_ms = fd >= 0 ? now_ms() : 0;
+    pthread_mutex_unlock(&g_watch_mu);
+}
+
+void bp_pg_wait_end(PGconn *c)
+{
+    pg_watch *w = c ? PQinstanceData(c, watch_event) : NULL;
+    if (!w)
+        return;
+    pthread_mutex_lock(&g_watch_mu);
+    w->since_ms = 0;
+    pthread_mutex_unlock(&g_watch_mu);
+}
+
+int bp_pg_timed_out(PGconn *c)
+{
+    pg_watch *w = c ? PQinstanceData(c, watch_event) : NULL;
+    if (!w)
+        return 0;
+    pthread_mutex_lock(&g_watch_mu);
+    int fired = w->fired;
+    pthread_mutex_unlock(&g_watch_mu);
+    return fired;
 }
 
 /* ---- connect ---------------------------------------------------------------------------- */
@@ -414,12 +574,31 @@ static void application_name(char *out, size_t cap)
     snprintf(out, cap, "blockpipe %.36s pid %ld", host, (long)getpid());
 }
 
+/* Before the URL ("dbname", expanded): what the URL gives wins. A server that does not answer
+ * the connection's start counts as down (connect_timeout, at most the round trips' timeout).
+ * Keepalives find a peer gone silent while nothing is in flight, tcp_user_timeout one that
+ * stops acknowledging what we sent (a network black hole), where the kernel would retransmit
+ * for about 15 minutes; both only on TCP (libpq skips them on a Unix socket). */
 static PGconn *connect_once(const bp_pg_target *t)
 {
-    char app[64];
+    char app[64], connect_timeout[16], user_timeout[24];
     application_name(app, sizeof(app));
-    const char *keys[] = {"application_name", "connect_timeout", "dbname", NULL};
-    const char *vals[] = {app, "10", t->conninfo, NULL};
+    int ct = t->timeout > 0 && t->timeout < 10 ? t->timeout : 10;
+    snprintf(connect_timeout, sizeof(connect_timeout), "%d", ct < 2 ? 2 : ct);
+    /* a little over the timeout: the watchdog, whose error names the cause, is first in a call */
+    snprintf(user_timeout, sizeof(user_timeout), "%ld",
+             t->timeout > 0 ? 1000L * t->timeout + 2000 : 0L);
+    const char *keys[] = {"application_name",
+                          "connect_timeout",
+                          "keepalives",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          "dbname",
+                          NULL};
+    const char *vals[] = {app, connect_timeout, "1",         "30", "10",
+                          "3", user_timeout,    t->conninfo, NULL};
     return PQconnectdbParams(keys, vals, 1);
 }
 
@@ -442,7 +621,9 @@ int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err)
         PGconn *c = connect_once(t);
         if (c && PQstatus(c) == CONNECTION_OK) {
             PQsetNoticeProcessor(c, on_notice, NULL);
-            int rc = set_search_path(c, t, err);
+            int rc = t->timeout > 0 ? watch(c, t->timeout, err) : 0;
+            if (rc == 0)
+                rc = set_search_path(c, t, err);
             if (rc == 0) {
                 *out = c;
                 return 0;
@@ -548,7 +729,9 @@ int bp_pg_migrate(PGconn *c, const bp_pg_target *t, int *from, int *to, bp_error
     if (rc == 0)
         rc = bp_pg_exec(c, "COMMIT", NULL, "COMMIT", err);
     if (rc != 0) {
+        bp_pg_wait_begin(c);
         PQclear(PQexec(c, "ROLLBACK"));
+        bp_pg_wait_end(c);
         return bp_error_prefix(err, "%s: schema \"%s\": ", t->where, t->schema);
     }
     if (before < BP_PG_SCHEMA_VERSION)

@@ -2,7 +2,7 @@
  * parameters, connecting with backoff, error classification, the versioned schema.
  *
  * URL: postgres://user:pass@host:port/db?schema=NAME&wait_for_db=SECONDS&checkpoint=NAME
- * (also postgresql://). schema, wait_for_db, checkpoint and mode are the output's options
+ * (also postgresql://). schema, wait_for_db, checkpoint, timeout and mode are the output's options
  * (postgres.c declares them): the registry takes them out of the URL before it reaches us
  * and libpq (which refuses parameters it does not know); every other parameter (sslmode,
  * connect_timeout, ...) is passed through. */
@@ -19,6 +19,7 @@
 
 #define BP_PG_DEFAULT_SCHEMA "public"
 #define BP_PG_DEFAULT_WAIT 30
+#define BP_PG_DEFAULT_TIMEOUT 300
 #define BP_PG_DEFAULT_CHECKPOINT "postgres"
 /* The newest schema version this program knows (schema_migrations.version). */
 #define BP_PG_SCHEMA_VERSION 7
@@ -29,6 +30,7 @@ typedef struct bp_pg_target {
     char *schema;     /* --pg-schema, default public */
     char *checkpoint; /* the checkpoints.output value this process owns */
     int wait_for_db;  /* seconds of connection retries at start and after a loss */
+    int timeout;      /* seconds a call may wait for the server (timeout=); 0: forever */
     bool staging;     /* mode=staging: always stage + INSERT ... ON CONFLICT (benchmarks) */
 } bp_pg_target;
 
@@ -42,6 +44,16 @@ void bp_pg_target_release(bp_pg_target *t);
  * fail at once (BP_EDB). Gives BP_ETRANSPORT when the server stayed unreachable. Sets the
  * session's search_path to the schema (created by bp_pg_migrate). */
 int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err);
+
+/* Every libpq call that waits for the server (PQexec, PQgetResult, PQputCopyData, PQputCopyEnd,
+ * PQsendQuery, ...) goes between these two: when it waits longer than the target's timeout, a
+ * watchdog thread shuts the socket down, the call fails as on a lost connection and
+ * bp_pg_errmsg says "no answer within N s (timeout=N)". Nothing on a connection without a
+ * timeout (timeout=0) or not made by bp_pg_connect. Not nested. */
+void bp_pg_wait_begin(PGconn *c);
+void bp_pg_wait_end(PGconn *c);
+/* The timeout in seconds when the watchdog cut c, else 0. */
+int bp_pg_timed_out(PGconn *c);
 
 /* PostgreSQL's type of a column (also what the COPY encoder writes for it). */
 const char *bp_pg_type(const bp_column *c);

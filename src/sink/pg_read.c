@@ -137,11 +137,15 @@ static int statement(pg_reader *r, int nparams, char *name, size_t cap, bp_error
     if (r->prep[slot].sql) {
         char sql[64];
         snprintf(sql, sizeof(sql), "DEALLOCATE %s", name);
+        bp_pg_wait_begin(r->conn);
         PQclear(PQexec(r->conn, sql));
+        bp_pg_wait_end(r->conn);
         free(r->prep[slot].sql);
         r->prep[slot] = (prepared){0};
     }
+    bp_pg_wait_begin(r->conn);
     PGresult *res = PQprepare(r->conn, name, r->sql.data, nparams, NULL);
+    bp_pg_wait_end(r->conn);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         return failed(r, &res, err);
     PQclear(res);
@@ -166,7 +170,9 @@ static int run(pg_reader *r, const bp_sql_params *p, PGresult **res, bp_error *e
     int rc = statement(r, p->n, name, sizeof(name), err);
     if (rc != 0)
         return rc;
+    bp_pg_wait_begin(r->conn);
     *res = PQexecPrepared(r->conn, name, p->n, values, NULL, NULL, 0);
+    bp_pg_wait_end(r->conn);
     return PQresultStatus(*res) == PGRES_TUPLES_OK ? 0 : failed(r, res, err);
 }
 

@@ -76,6 +76,7 @@ typedef struct pg_sink {
     bool metrics;                   /* metrics on: the output writes derived rows */
     bool lookup_tried, lookup_made; /* make_lookup_indexes ran; and succeeded */
     bool write_failed;              /* a batch failed for good (the run stops with its error) */
+    int timed_out; /* the last connection was cut after timed_out s without an answer; 0: no */
     const bp_block_derived **run;   /* the derived rows of the APPLY run being written */
     bp_block_derived *trimmed;      /* run's blocks trimmed to `has` (bp_derived_trim) */
     size_t run_cap;
@@ -599,8 +600,11 @@ static int write_events(pg_sink *s, const bp_batch *batch, bool staging, bool ho
 static int end_transaction(pg_sink *s, int rc)
 {
     if (rc != 0 && s->conn && PQstatus(s->conn) == CONNECTION_OK &&
-        PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+        bp_pg_wait_begin(s->conn);
         PQclear(PQexec(s->conn, "ROLLBACK"));
+        bp_pg_wait_end(s->conn);
+    }
     if (rc != 0 && s->derived) /* temporary tables created in the rolled-back transaction */
         bp_pg_derived_reset(s->derived);
     if (rc != 0)
@@ -688,6 +692,7 @@ static void lock_holder(pg_sink *s, int32_t key, char *out, size_t cap, int *pid
     char k[16];
     snprintf(k, sizeof(k), "%" PRId32, key);
     const char *params[] = {k};
+    bp_pg_wait_begin(s->conn);
     PGresult *r = PQexecParams(
         s->conn,
         "SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'),"
@@ -696,6 +701,7 @@ static void lock_holder(pg_sink *s, int32_t key, char *out, size_t cap, int *pid
         " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = " PG_LOCK_CLASS_TEXT
         " AND l.objid = $1::bigint::oid AND l.objsubid = 2 LIMIT 1",
         1, NULL, params, NULL, NULL, 0);
+    bp_pg_wait_end(s->conn);
     *pid = 0;
     if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         *pid = atoi(PQgetvalue(r, 0, 0));
@@ -760,15 +766,25 @@ static int ensure_conn(pg_sink *s, bp_error *err)
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
         return 0;
     int former = s->conn ? PQbackendPID(s->conn) : 0;
+    /* a server that stopped answering: said with each failure to reconnect that follows */
+    if (s->conn && bp_pg_timed_out(s->conn))
+        s->timed_out = bp_pg_timed_out(s->conn);
+    char why[96] = "connection lost";
+    if (s->timed_out)
+        snprintf(why, sizeof(why), "no answer within %d s (timeout=%d)", s->timed_out,
+                 s->timed_out);
     PQfinish(s->conn);
     s->conn = NULL;
     s->have_stage = false;
     if (s->derived)
         bp_pg_derived_reset(s->derived);
     bp_pg_arch_reset(s->arch);
-    bp_warn("postgres %s: connection lost; reconnecting (up to %d s)", s->t.where,
-            s->t.wait_for_db);
+    bp_warn("postgres %s: %s; reconnecting (up to %d s)", s->t.where, why, s->t.wait_for_db);
     int rc = bp_pg_connect(&s->t, &s->conn, err);
+    if (rc != 0 && s->timed_out)
+        bp_error_prefix(err, "%s, then ", why);
+    if (rc == 0)
+        s->timed_out = 0;
     return rc ? rc : relock(s, former, err);
 }
 
@@ -830,7 +846,9 @@ static void pg_unclaim_chain(bp_sink *base, const char *chain)
         char sql[96];
         snprintf(sql, sizeof(sql), "SELECT pg_advisory_unlock(%d, %" PRId32 ")", PG_LOCK_CLASS,
                  c->key);
+        bp_pg_wait_begin(s->conn);
         PQclear(PQexec(s->conn, sql));
+        bp_pg_wait_end(s->conn);
     }
     free(c->chain);
     *c = s->claims[--s->claim_count];
@@ -979,7 +997,9 @@ static int query(pg_sink *s, const char *sql, const char *const *params, int n, 
         int rc = ensure_conn(s, err);
         if (rc != 0)
             return bp_error_prefix(err, "%s: %s: ", s->t.where, what);
+        bp_pg_wait_begin(s->conn);
         PGresult *r = PQexecParams(s->conn, sql, n, NULL, params, NULL, NULL, 0);
+        bp_pg_wait_end(s->conn);
         if (r && PQresultStatus(r) == PGRES_TUPLES_OK) {
             *res = r;
             return 0;
@@ -1190,6 +1210,18 @@ static const bp_sink_option g_options[] = {
      .def = BP_PG_DEFAULT_SCHEMA,
      .help = "schema of the tables, created if missing"},
     BP_SINK_OPTION_WAIT_FOR_DB("30"),
+    {.name = "timeout",
+     .flag = "pg-timeout",
+     .env = "PG_TIMEOUT",
+     .key = "pg_timeout",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "300",
+     .min = 0,
+     .max = 86400,
+     .help = "seconds one round trip may wait for the server; longer counts as a lost "
+             "connection (a server that stopped answering: reconnect within wait_for_db, "
+             "then fail); 0: wait forever"},
     BP_SINK_OPTION_CHECKPOINT_NAME(BP_PG_DEFAULT_CHECKPOINT),
     {.name = "mode",
      .type = BP_SINK_OPT_ENUM,
