@@ -1263,6 +1263,11 @@ static size_t find_needs(bp_push_hub *h, uint64_t first, uint64_t next, need *ou
             uint64_t ord = s == c->pos_seq ? c->pos_ord : 0;
             if (cached(h, s, ord, parts))
                 continue;
+            /* A piece of an event ahead of this client is another client's, which is in it:
+             * this one has the event built when it gets there. */
+            const built *at = &h->cache[s % CACHE_MAX];
+            if (s != c->pos_seq && at->parts && at->seq == s && at->lo > 0)
+                continue;
             size_t k = 0;
             while (k < n && out[k].seq != s)
                 k++;

@@ -5,13 +5,12 @@ receipts is about 140 MB of JSON). `blockpipe run --start-block 0` follows it in
 the derived tables (the default), the default --max-memory (96 MiB for one chain) and the API
 on; a Server-Sent Events client subscribed to transactions and logs reads everything. The
 client must get exactly block 1: one message per transaction and per log the output holds, in
-order, each once (cursors strictly increasing). The process's
-peak resident set (VmHWM from /proc/PID/status, once the client has the whole block) must stay
-under PEAK_MIB.
+order, each once (cursors strictly increasing). The process's peak resident set (VmHWM from
+/proc/PID/status, once the client has the whole block) must stay under PEAK_MIB.
 
 What it caught: the push hub built an event's messages whole, so a client connected while a
 50,000-tx block was committed made the hub hold about 120 MiB of messages at once (its
---api-push-memory of 3 MiB notwithstanding; peak 265 MiB); and the decoded block held every
+--api-push-memory of 3 MiB notwithstanding: peak 233.6 MiB); and the decoded block held every
 address and topic once per use and its vectors' doubled room (116.7 MiB in its arena, 93.4
 MiB now; docs/PERFORMANCE.md "Memory per chain" has the numbers). The block alone is more than
 the 52 MiB the default budget leaves for blocks, so it is fetched beyond the budget, with a
