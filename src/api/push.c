@@ -28,6 +28,7 @@
 #define BUILD_PER_ROUND 16  /* events built before clients are filled again */
 #define EVENTS_MAX 128      /* /api/realtime/events entries */
 #define LOG_ORD (1ull << 32)
+#define ORD_END UINT64_MAX /* built.end of a piece that reaches the end of its event */
 #define REOPEN_MS 1000
 
 /* EV_TX_REVERT / EV_TX_APPLY: an Arch transaction rolled back / re-applied (hash: its txid). */
@@ -65,10 +66,11 @@ struct bp_push_msg {
     char json[];
 };
 
-/* The messages of one event, in ordinal order. */
+/* The messages of one event, in ordinal order: all of them, or a piece (see piece_bytes). */
 typedef struct built {
     uint64_t seq;
-    unsigned parts; /* topics built */
+    unsigned parts;   /* topics built */
+    uint64_t lo, end; /* the ordinals [lo, end) it has of the event; end ORD_END: to its end */
     bp_push_msg **msgs;
     size_t n, cap;
     size_t bytes; /* what its messages and their array take (msg_bytes) */
@@ -453,7 +455,20 @@ typedef struct build_ctx {
     int atable; /* an Arch table's rows (enum bp_arch_table), -1: table's */
     int rc;
     size_t rows;
+    size_t cap;    /* the piece is full once its messages take this much (0: no limit) */
+    bool full;     /* it is: the read was stopped after the message of ordinal last */
+    uint64_t last; /* the ordinal of the last message built */
 } build_ctx;
+
+/* An event's messages are built a piece at a time, each piece at most a quarter of the push
+ * share (and one message): a client gets a piece, and the next is built when a client needs
+ * it, as the share allows. Built whole, a 50,000-tx block's messages were about 120 MiB on
+ * top of the share, whatever --api-push-memory said (docs/API.md "Huge blocks"). A block's
+ * messages of the default share's 768 KiB are one piece: 200-tx blocks take about 0.7 MB. */
+static size_t piece_bytes(const bp_push_hub *h)
+{
+    return h->cfg.memory_bytes / 4;
+}
 
 /* {"topic":..,"type":..,"cursor":..,"block_number":..,"block_hash":..  (left open) */
 static void envelope(bp_push_hub *h, bp_jsonw *w, unsigned topic, const char *type,
@@ -531,6 +546,11 @@ static int build_row(void *ctx, const bp_read_cell *cells, size_t n)
     }
     c->rows++;
     c->rc = built_add(c->b, m);
+    c->last = ord;
+    if (c->rc == 0 && c->cap && c->b->bytes >= c->cap) {
+        c->full = true;
+        return BP_ESTOPPED;
+    }
     return c->rc;
 }
 
@@ -571,19 +591,25 @@ static int header_only(bp_push_hub *h, const ring_ev *e, built *b)
     return built_add(b, finish(h, &w, BP_TOPIC_BLOCKS, e, 0, cursor));
 }
 
-static int build_apply(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
+/* The piece of event e's messages from ordinal `from` on (the block's row, its transactions in
+ * index order, then its logs: ordinal order), ending once it holds piece_bytes (b->end says
+ * where the next starts). */
+static int build_apply(bp_push_hub *h, const ring_ev *e, unsigned parts, uint64_t from, built *b)
 {
     static const struct {
         unsigned topic;
         bp_table t;
-    } tables[] = {{BP_TOPIC_BLOCKS, BP_TABLE_BLOCKS},
-                  {BP_TOPIC_TRANSACTIONS, BP_TABLE_TRANSACTIONS},
-                  {BP_TOPIC_LOGS, BP_TABLE_LOGS}};
+        uint64_t base, top; /* its messages' ordinals: [base, top) */
+    } tables[] = {{BP_TOPIC_BLOCKS, BP_TABLE_BLOCKS, 0, 1},
+                  {BP_TOPIC_TRANSACTIONS, BP_TABLE_TRANSACTIONS, 1, LOG_ORD},
+                  {BP_TOPIC_LOGS, BP_TABLE_LOGS, LOG_ORD, ORD_END}};
+    b->lo = from;
+    b->end = ORD_END;
     bp_sink_reader *r = hub_reader(h);
     if (!r)
-        return parts & BP_TOPIC_BLOCKS ? header_only(h, e, b) : 0;
+        return parts & BP_TOPIC_BLOCKS && from == 0 ? header_only(h, e, b) : 0;
     for (size_t i = 0; i < 3; i++) {
-        if (!(parts & tables[i].topic))
+        if (!(parts & tables[i].topic) || from >= tables[i].top)
             continue;
         bp_read_query q = {.table = tables[i].t,
                            .chain = h->build_chain[0] ? h->build_chain : NULL,
@@ -596,9 +622,18 @@ static int build_apply(bp_push_hub *h, const ring_ev *e, unsigned parts, built *
             q.hash = e->hash;
         else
             q.block_hash = e->hash;
-        build_ctx c = {.h = h, .e = e, .b = b, .table = tables[i].t};
+        if (from > tables[i].base) { /* the rows from index from - base on */
+            q.has_after = true;
+            q.after_number = e->number;
+            q.after_index = from - tables[i].base - 1;
+        }
+        build_ctx c = {.h = h, .e = e, .b = b, .table = tables[i].t, .cap = piece_bytes(h)};
         bp_error err = {0};
         int rc = bp_sink_read(r, &q, build_row, &c, &err);
+        if (c.full) {
+            b->end = c.last + 1;
+            return 0;
+        }
         if (rc != 0 && c.rc == 0) {
             bp_warn("api push: reading block %" PRIu64 ": %s", e->number, err.msg);
             bp_sink_reader_close(h->reader); /* opened again for the next event */
@@ -815,17 +850,20 @@ static int build_arch_tx(bp_push_hub *h, const ring_ev *e, built *b)
     return built_add(b, m);
 }
 
-/* Builds the messages of event e for the topics in parts into b (b->parts says what is in). */
-static int build(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
+/* Builds the messages of event e for the topics in parts into b (b->parts says what is in):
+ * an applied EVM block's from ordinal `from` on, a piece of them; any other event's whole. */
+static int build(bp_push_hub *h, const ring_ev *e, unsigned parts, uint64_t from, built *b)
 {
     int rc = 0;
+    b->lo = 0;
+    b->end = ORD_END;
     if (e->kind == EV_TX_REVERT || e->kind == EV_TX_APPLY)
         rc = parts & BP_TOPIC_TRANSACTIONS ? build_arch_tx(h, e, b) : 0;
     else if (e->kind == EV_APPLY && e->arch)
         rc = build_arch_apply(h, e, parts & (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS), b);
     else if (e->kind == EV_APPLY)
-        rc =
-            build_apply(h, e, parts & (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS | BP_TOPIC_LOGS), b);
+        rc = build_apply(h, e, parts & (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS | BP_TOPIC_LOGS),
+                         from, b);
     else if (e->kind == EV_REVERT)
         rc = build_revert(h, e, parts, b);
     else if (parts & BP_TOPIC_REORGS)
@@ -849,10 +887,14 @@ static void cache_drop(bp_push_hub *h, built *b)
     built_clear(b);
 }
 
-static built *cached(bp_push_hub *h, uint64_t seq, unsigned needed)
+/* The built messages of event seq that have ordinal ord, for the topics needed; NULL: none. */
+static built *cached(bp_push_hub *h, uint64_t seq, uint64_t ord, unsigned needed)
 {
     built *b = &h->cache[seq % CACHE_MAX];
-    return b->parts && b->seq == seq && (b->parts & needed) == needed ? b : NULL;
+    return b->parts && b->seq == seq && (b->parts & needed) == needed && b->lo <= ord &&
+                   ord < b->end
+               ? b
+               : NULL;
 }
 
 static void flag(bp_push_hub *h, bp_push_client *c)
@@ -941,7 +983,7 @@ static void fill(bp_push_hub *h, bp_push_client *c, uint64_t next)
         return;
     }
     while (!c->drop && c->q_bytes < h->cfg.queue_bytes && c->pos_seq < next) {
-        built *b = cached(h, c->pos_seq, needed);
+        built *b = cached(h, c->pos_seq, c->pos_ord, needed);
         if (!b)
             return; /* built in the next round */
         for (size_t i = 0; i < b->n; i++) {
@@ -956,6 +998,10 @@ static void fill(bp_push_hub *h, bp_push_client *c, uint64_t next)
                 drop(h, c, "out of memory");
                 return;
             }
+        }
+        if (b->end != ORD_END) { /* a piece: the next one is built in the next round */
+            c->pos_ord = b->end;
+            continue;
         }
         c->pos_seq++;
         c->pos_ord = 0;
@@ -1196,6 +1242,7 @@ void bp_push_ready(bp_push_hub *h, void (*fn)(void *conn, void *ctx), void *ctx)
 typedef struct need {
     uint64_t seq;
     unsigned parts;
+    uint64_t ord; /* built from this ordinal on: the lowest a client waits for */
 } need;
 
 /* The events some client waits for that are not built (for its topics), at most max. */
@@ -1213,15 +1260,23 @@ static size_t find_needs(bp_push_hub *h, uint64_t first, uint64_t next, need *ou
         if (c->q_bytes >= h->cfg.queue_bytes)
             continue;
         for (uint64_t s = c->pos_seq; s < next && s < c->pos_seq + BUILD_PER_ROUND; s++) {
-            if (cached(h, s, parts))
+            uint64_t ord = s == c->pos_seq ? c->pos_ord : 0;
+            if (cached(h, s, ord, parts))
+                continue;
+            /* A piece of an event ahead of this client is another client's, which is in it:
+             * this one has the event built when it gets there. */
+            const built *at = &h->cache[s % CACHE_MAX];
+            if (s != c->pos_seq && at->parts && at->seq == s && at->lo > 0)
                 continue;
             size_t k = 0;
             while (k < n && out[k].seq != s)
                 k++;
-            if (k < n)
+            if (k < n) {
                 out[k].parts |= parts;
-            else if (n < max)
-                out[n++] = (need){s, parts};
+                out[k].ord = ord < out[k].ord ? ord : out[k].ord;
+            } else if (n < max) {
+                out[n++] = (need){s, parts, ord};
+            }
         }
     }
     return n;
@@ -1260,7 +1315,7 @@ static bool build_needs(bp_push_hub *h, const need *needs, size_t n)
         built *old = &h->cache[e.seq % CACHE_MAX];
         unsigned parts = needs[i].parts | (old->parts && old->seq == e.seq ? old->parts : 0);
         pthread_mutex_unlock(&h->lock);
-        if (build(h, &e, parts, &b) != 0) {
+        if (build(h, &e, parts, needs[i].ord, &b) != 0) {
             built_clear(&b);
             continue; /* tried again in the next round */
         }

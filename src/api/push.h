@@ -26,10 +26,11 @@
  * each freed once every client has passed it) and queued by reference. Everything alive (the
  * cache, the queues, messages being sent, each message counted once) is kept within
  * memory_bytes, a fixed share of the memory budget: no event is built while it is full (one
- * event's messages may go beyond it while they are built), the cache keeps at most half of it
- * (the oldest events are freed first, the newest is kept, and a freed one is built again from
- * the output when a client reaches it), and when it stays full the client whose queue stood still
- * the longest (1 s or more) is dropped.
+ * piece may go beyond it while it is built: an applied block's messages are built in pieces of
+ * at most a quarter of the share, the next once a client reached it), the cache keeps at most
+ * half of it (the oldest events are freed first, the newest is kept, and a freed one is built
+ * again from the output when a client reaches it), and when it stays full the client whose
+ * queue stood still the longest (1 s or more) is dropped.
  *
  * A revert message means: the block (number, hash) left the chain; drop it and every
  * transaction and log of it. */

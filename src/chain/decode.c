@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <yajl/yajl_gen.h>
@@ -220,15 +221,15 @@ static bool scan_hex(const char *s, size_t len, bool *upper)
 
 static size_t text_want(const bp_field *f, size_t len)
 {
-    return f->kind == K_HASH ? 66 : f->kind == K_ADDR ? 42 : len;
+    return f->kind == K_HASH || f->kind == K_TOPIC ? 66 : f->kind == K_ADDR ? 42 : len;
 }
 
 static int bad_text(dctx *c, const bp_field *f, const char *s)
 {
     return bp_error_set(c->err, BP_EPARSE, "field '%s': not %s: \"%.80s\"", f->key,
-                        f->kind == K_HASH   ? "a 32-byte hex hash"
-                        : f->kind == K_ADDR ? "a 20-byte hex address"
-                                            : "hex data",
+                        f->kind == K_HASH || f->kind == K_TOPIC ? "a 32-byte hex hash"
+                        : f->kind == K_ADDR                     ? "a 20-byte hex address"
+                                                                : "hex data",
                         s);
 }
 
@@ -254,6 +255,72 @@ static const char zero_bloom[] = "0x" Z64 Z64 Z64 Z64 Z64 Z64 Z64 Z64;
 #undef Z64
 #undef Z8
 
+void bp_intern_free(bp_intern *t)
+{
+    free(t->slots);
+    *t = (bp_intern){0};
+}
+
+static size_t intern_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 2; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return (size_t)(h ^ h >> 29);
+}
+
+/* The slot of the value p[0..len) (lower-case hex): where it is, or the empty one it goes to. */
+static const char **intern_slot(const bp_intern *t, const char *p, size_t len)
+{
+    size_t i = intern_hash(p, len) & (t->cap - 1);
+    while (t->slots[i] && memcmp(t->slots[i], p, len + 1) != 0)
+        i = (i + 1) & (t->cap - 1);
+    return &t->slots[i];
+}
+
+/* Room for one more value (the table doubles at half full); false when it may take no more. */
+static bool intern_room(bp_intern *t)
+{
+    if (t->n >= BP_INTERN_MAX)
+        return false;
+    if (2 * (t->n + 1) <= t->cap)
+        return true;
+    size_t cap = t->cap ? 2 * t->cap : 256;
+    bp_intern grown = {.slots = calloc(cap, sizeof(*grown.slots)), .cap = cap};
+    if (!grown.slots)
+        return false;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i])
+            *intern_slot(&grown, t->slots[i], strlen(t->slots[i])) = t->slots[i];
+    grown.n = t->n;
+    free(t->slots);
+    *t = grown;
+    return true;
+}
+
+/* An address or topic: the block's copy of it when it came before, else a new one (kept for
+ * the next). Returns NULL when out of memory, or (*bad) when s is not hex. */
+static const char *put_interned(dctx *c, const char *s, size_t len, bool *bad)
+{
+    char low[BP_HASH_STRLEN];
+    *bad = !copy_hex_lower(low, s, len);
+    if (*bad)
+        return NULL;
+    bp_intern *t = c->intern;
+    const char **slot = t->cap ? intern_slot(t, low, len) : NULL;
+    if (slot && *slot)
+        return *slot;
+    char *p = bp_arena_alloc(c->a, len + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, low, len + 1);
+    if (intern_room(t)) {
+        *intern_slot(t, p, len) = p; /* the table may have moved: its slot again */
+        t->n++;
+    }
+    return p;
+}
+
 static int put_text(dctx *c, const bp_field *f, yajl_val v, char *dst)
 {
     const char *s = v->u.string;
@@ -267,6 +334,16 @@ static int put_text(dctx *c, const bp_field *f, yajl_val v, char *dst)
         return BP_OK;
     }
     size_t want = text_want(f, len);
+    if (c->intern && len == want && (f->kind == K_ADDR || f->kind == K_TOPIC)) {
+        bool bad;
+        const char *p = put_interned(c, s, len, &bad);
+        if (bad)
+            return bad_text(c, f, s);
+        if (!p)
+            return bp_error_set(c->err, BP_ENOMEM, "field '%s': out of memory", f->key);
+        memcpy(dst, &p, sizeof(p));
+        return BP_OK;
+    }
     char *p = len == want ? bp_arena_alloc(c->a, len + 1) : NULL;
     if (len == want && !p)
         return bp_error_set(c->err, BP_ENOMEM, "field '%s': out of memory", f->key);
@@ -740,10 +817,13 @@ int bp_decode_block_in(yajl_val result, bool full_txs, const bp_body *body, bp_b
         return bp_error_set(err, BP_EPARSE, "block: expected an object, got %s",
                             bp_json_type_name(result));
     dctx c;
+    bp_intern intern = {0};
     bp_dec_ctx_init(&c, b, body, err);
+    c.intern = &intern;
     int rc = decode_block_body(&c, result, full_txs);
     if (c.g)
         yajl_gen_free(c.g);
+    bp_intern_free(&intern);
     if (rc != BP_OK)
         bp_dec_prefix_block(err, result, b);
     return rc;
@@ -776,7 +856,7 @@ static int decode_log(dctx *c, yajl_val v, const bp_tx *tx, bp_log *log)
     if (topics->u.array.len > 4)
         return bp_error_set(c->err, BP_EPARSE, "field 'topics': %zu topics, at most 4",
                             topics->u.array.len);
-    bp_field f = {"topics", K_HASH, MUST, 0, false};
+    bp_field f = {"topics", K_TOPIC, MUST, 0, false};
     for (size_t i = 0; i < topics->u.array.len; i++) {
         yajl_val t = topics->u.array.values[i];
         rc = YAJL_IS_STRING(t) ? put_text(c, &f, t, (char *)&log->topics[i])
@@ -916,7 +996,9 @@ static int decode_receipt_list(yajl_val const *receipts, size_t n, const bp_body
                                bp_error *err)
 {
     dctx c;
+    bp_intern intern = {0};
     bp_dec_ctx_init(&c, b, body, err);
+    c.intern = &intern;
     int rc = BP_OK;
     size_t ntx = b->transaction_count;
     if (n != ntx && n != ntx + 1) {
@@ -941,6 +1023,7 @@ static int decode_receipt_list(yajl_val const *receipts, size_t n, const bp_body
 out:
     if (c.g)
         yajl_gen_free(c.g);
+    bp_intern_free(&intern);
     if (rc != BP_OK)
         bp_error_prefix(err, "block %" PRIu64 ": ", b->number);
     return rc;

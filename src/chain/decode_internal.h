@@ -23,7 +23,8 @@ enum fkind {
     K_OPT_U64, /* quantity into bp_opt_u64 */
     K_QTY,     /* quantity into bp_qty (256 bits) */
     K_HASH,    /* 32-byte hex, lower-cased */
-    K_ADDR,    /* 20-byte hex, lower-cased */
+    K_TOPIC,   /* a log topic: K_HASH, one copy per value in a block (dctx.intern) */
+    K_ADDR,    /* 20-byte hex, lower-cased; one copy per value in a block (dctx.intern) */
     K_DATA,    /* any-length hex, lower-cased */
     K_JSON,    /* compact JSON text of an array */
     K_BOOL,
@@ -66,6 +67,19 @@ enum { FAM_NONE, FAM_OP, FAM_ARB };
     }
 #define NFIELDS(t) (sizeof(t) / sizeof((t)[0]))
 
+/* The addresses and topics already copied into one block's arena, so that a value that comes
+ * again (a busy contract, its event's topic0, a sender with many txs) is one copy: in
+ * simnode's 50,000-tx block 240,000 of them are 21,852 distinct values, 11.4 MB of text.
+ * Open addressing, at most half full; malloc'd while the block is decoded, freed with its
+ * stream (bp_intern_free), and once full (BP_INTERN_MAX values) a new value is copied as
+ * before. */
+typedef struct bp_intern {
+    const char **slots;
+    size_t cap, n;
+} bp_intern;
+#define BP_INTERN_MAX 16384 /* values: a table of at most 256 KiB */
+void bp_intern_free(bp_intern *t);
+
 typedef struct dctx {
     bp_block *b;
     bp_arena *a;
@@ -73,7 +87,8 @@ typedef struct dctx {
     bp_error *err;
     uintptr_t body; /* zero-copy: strings in [body, body + body_len) are kept in place */
     size_t body_len;
-    bool lens; /* every string node has its bp_json_strlen (a streamed element) */
+    bool lens;         /* every string node has its bp_json_strlen (a streamed element) */
+    bp_intern *intern; /* the block's addresses and topics (NULL: every value copied) */
 } dctx;
 
 /* The block's fields: the first ones are handed back (K_KEEP) at these positions. */

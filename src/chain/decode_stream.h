@@ -11,6 +11,7 @@
 #include "blockpipe/error.h"
 #include "blockpipe/model.h"
 #include "chain/decode.h"
+#include "chain/decode_internal.h"
 #include "chain/json.h"
 
 /* With bp_json_stream the objects of a block's "transactions" array and of a receipts array
@@ -43,6 +44,7 @@ typedef struct bp_block_stream {
     size_t n_seen; /* receipts handed in */
     bp_tx sync;    /* Polygon's state-sync receipt, one past the txs (has_sync) */
     bool has_sync;
+    bp_intern intern; /* the block's addresses and topics, one copy each */
 } bp_block_stream;
 
 void bp_block_stream_init(bp_block_stream *s, bp_block *b);
