@@ -4,11 +4,8 @@ binary B in one session (issue 10, part 6: backfill with the derived tables on >
 
     python3 bench/metrics_ab.py --binary before=OLD/blockpipe --binary after=build/blockpipe
     python3 bench/metrics_ab.py --output sqlite --blocks 1000 --binary ...
-<<<<<<< ours
     python3 bench/metrics_ab.py --output both --binary ...   (both outputs' ratios, one session)
-=======
     python3 bench/metrics_ab.py --output sqlite --busy --blocks 300 --binary ...
->>>>>>> theirs
 
 Backfills bench/metrics_bench.py's 12 s chain (600 simnode blocks of 200 transactions by
 default, 8 workers) with `--metrics off` and `--metrics on`, every binary and mode in every
@@ -127,15 +124,11 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--blocks", type=int, default=600)
     ap.add_argument("--workers", type=int, default=8)
-<<<<<<< ours
     ap.add_argument("--output", choices=("postgres", "sqlite", "both"), default="postgres")
-=======
-    ap.add_argument("--output", choices=("postgres", "sqlite"), default="postgres")
     ap.add_argument("--busy", action="store_true",
                     help="the busy chain instead: blocks of 1,000 transactions 1 s apart from "
                     "--senders 100000000 --contracts 100000 --zipf 1 (the hour's and day's sets "
                     "outgrow the default budget and are given up to the output)")
->>>>>>> theirs
     a = ap.parse_args()
     bins = [b.split("=", 1) for b in a.binary]
     chain = (["--block-time", "1", "--txs-per-block", "1000", "--senders", "100000000",
