@@ -24,6 +24,8 @@ other one):
 3. `run` with every group (the default) exits 2 naming the first group it would add and the
    option; a list without a group's needs (`--derived chain_metrics,prices`) exits 2 naming
    what is missing. Neither wrote anything: the tables are as in 2.
+Before them, once: a list naming ml_predictions without `--ml on` exits 2 at start naming both
+options (its table would be recorded as written while nothing scores it).
 """
 
 import os
@@ -200,9 +202,25 @@ def run_clickhouse(bp, tmp):
             sc.close()
 
 
+def ml_refused(bp, tmp):
+    """--derived with ml_predictions and --ml off: refused before any node is asked."""
+    p = subprocess.run([bp, "run", "--rpc", "http://127.0.0.1:9", "--output",
+                        "sqlite:" + os.path.join(tmp, "ml.db"), "--derived",
+                        ",".join(CORE + ["ml_predictions"])],
+                       capture_output=True, text=True, timeout=60)
+    says = ["selects ml_predictions", "--ml (ML_PREDICTIONS)", "derived (--derived, DERIVED)"]
+    if p.returncode != 2 or not all(s in p.stderr for s in says):
+        raise Mismatch(f"ml_predictions without --ml on: exited {p.returncode}, want 2 with "
+                       f"{says}:\n{p.stderr[-2000:]}")
+    print("ml_predictions without --ml on: refused: "
+          + next(ln for ln in p.stderr.splitlines() if says[0] in ln)[:200], flush=True)
+
+
 def main():
     print(__doc__)
     blockpipe = os.environ["BLOCKPIPE"]
+    with tempfile.TemporaryDirectory(prefix="bp-derived-ml-") as tmp:
+        ml_refused(blockpipe, tmp)
     runs = {"sqlite": run_sqlite, "postgres": run_postgres, "clickhouse": run_clickhouse}
     for name in sys.argv[1:] or list(runs):
         with tempfile.TemporaryDirectory(prefix=f"bp-derived-{name}-") as tmp:
