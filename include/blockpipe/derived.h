@@ -302,6 +302,13 @@ static inline bool bp_dtable_selected(unsigned groups, bp_dtable t)
  * that each group's needs are in the list. who names the setting in messages (e.g. "derived
  * (--derived)"). BP_EINVAL with err naming the group and what to add. */
 int bp_dgroups_parse(const char *list, const char *who, unsigned *groups, bp_error *err);
+/* Whether an output may write the selection groups with --ml on (ml) or off: a list that names
+ * ml_predictions (groups other than all) without --ml on is refused, BP_EINVAL naming both
+ * options (nothing would score its transactions, yet the database's record would say the table
+ * holds them: a later --ml on would leave a gap the record hides). all with --ml off keeps
+ * ml_predictions as metrics=off keeps every group: --ml on later scores the blocks from then on
+ * (docs/SCHEMA.md, ml_predictions). */
+int bp_dgroups_check_ml(unsigned groups, bool ml, bp_error *err);
 /* groups as a list in BP_DGROUPS order ("none" for 0) into out[cap]. */
 void bp_dgroups_format(unsigned groups, char *out, size_t cap);
 /* What an output's derived tables hold once it opens with the selection `now` (0: metrics

@@ -149,12 +149,24 @@ static unsigned wanted_groups(const bp_config *cfg, bp_sink **sinks)
     return groups;
 }
 
+/* An output that names ml_predictions in its list wants the chain scored (derived.h
+ * bp_dgroups_check_ml). */
+static int check_ml(const bp_config *cfg, bp_sink **sinks, bp_error *err)
+{
+    for (int i = 0; i < cfg->output_count; i++)
+        if (sinks[i]->derived && bp_dgroups_check_ml(sinks[i]->derived_groups, cfg->ml, err) != 0)
+            return bp_error_prefix(err, "output %d: ", i + 1);
+    return 0;
+}
+
 static int setup_metrics(const bp_config *cfg, bp_sink **sinks, bp_metrics **m, bp_prices **p,
                          bool start, bp_error *err)
 {
     unsigned groups = wanted_groups(cfg, sinks);
     if (!groups)
         return 0;
+    if (check_ml(cfg, sinks, err) != 0)
+        return err->code;
     unsigned need = BP_FETCH_TRANSACTIONS | BP_FETCH_RECEIPTS;
     if ((cfg->fetch & need) != need) {
         bp_warn("the derived analytics tables need transactions and receipts (--fetch); they "
@@ -364,6 +376,8 @@ int bp_chains_metrics(bp_chains *r, bp_sink **sinks, bp_prices **prices, bp_erro
     for (size_t i = 1; rc == 0 && r->metrics[0] && i < r->n; i++) {
         const bp_config *c = &r->cfgs[i];
         bp_prices *p = *prices;
+        if (check_ml(c, sinks, err) != 0)
+            return err->code;
         if (p && !(p = bp_prices_for(*prices, c->native_token ? c->native_token : "ETH",
                                      c->price_coin_id, err)))
             return err->code;

@@ -169,6 +169,18 @@ int bp_dgroups_parse(const char *list, const char *who, unsigned *groups, bp_err
     return 0;
 }
 
+int bp_dgroups_check_ml(unsigned groups, bool ml, bp_error *err)
+{
+    if (ml || !(groups & BP_DG_BIT(BP_DG_ML_PREDICTIONS)) || groups == BP_DG_ALL)
+        return 0;
+    return bp_error_set(err, BP_EINVAL,
+                        "derived (--derived, DERIVED) selects ml_predictions, but --ml "
+                        "(ML_PREDICTIONS) is off: nothing would score its transactions, and the "
+                        "database would record ml_predictions as written (a later --ml on would "
+                        "leave the blocks until then without rows). Add --ml on, or take "
+                        "ml_predictions out of the list");
+}
+
 /* The tables of group g, "a, b, c". */
 static void group_tables(int g, char *out, size_t cap)
 {

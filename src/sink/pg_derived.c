@@ -91,6 +91,10 @@ typedef struct set_window {
 
 struct bp_pg_derived {
     bp_retention ret;
+    /* contract_metrics is selected (derived=): else no statement writes contract_metrics_* or
+     * contract_senders, also not the ones that read the raw transactions (the sets, a minute
+     * without a summary, a REVERT) */
+    bool contracts;
     uint64_t lazy_max_txs; /* LAZY_MAX_TXS, or for tests BP_PG_LAZY_TXS */
     bool have_temp;        /* the temporary tables exist on this connection */
     unsigned batches;      /* since they were last truncated */
@@ -202,12 +206,13 @@ int bp_pg_derived_schema_lazy(bp_buf *sql)
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
-int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *err)
+int bp_pg_derived_new(const bp_retention *ret, unsigned has, bp_pg_derived **out, bp_error *err)
 {
     bp_pg_derived *d = calloc(1, sizeof(*d));
     if (!d)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     d->ret = *ret;
+    d->contracts = (has & BP_DG_BIT(BP_DG_CONTRACT_METRICS)) != 0;
     const char *v = getenv("BP_PG_LAZY_TXS");
     d->lazy_max_txs = v && *v ? strtoull(v, NULL, 10) : LAZY_MAX_TXS;
     bp_buf_init(&d->sql, 0);
@@ -541,8 +546,8 @@ static int lazy_from_sql(bp_buf *q)
 }
 
 /* SQL storing the sets of the lazy windows m that match where (on m) from their blocks below
- * hi (0: all) and taking them off the list. */
-static int materialize_sql(bp_buf *q, const char *where, uint64_t hi)
+ * hi (0: all) and taking them off the list (contracts: the contract_senders sets too). */
+static int materialize_sql(bp_buf *q, const char *where, uint64_t hi, bool contracts)
 {
     char below[48] = "";
     if (hi)
@@ -557,6 +562,8 @@ static int materialize_sql(bp_buf *q, const char *where, uint64_t hi)
                         " AND block_number <= r.hi%s) t WHERE %s AND t.a IS NOT NULL"
                         " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4;",
                         below, where);
+    if (!contracts)
+        return rc | bp_buf_printf(q, "DELETE FROM lazy_set_windows m WHERE %s;", where);
     rc |= bp_buf_puts(q, "INSERT INTO contract_senders(origin_key, grain, window_start,"
                          " contract_address, address, first_block) SELECT m.origin_key, m.grain,"
                          " m.window_start, t.c, t.a, min(t.b)");
@@ -578,14 +585,14 @@ static int materialize_window_sql(bp_pg_derived *d, bp_buf *q, int g, uint64_t w
     snprintf(where, sizeof(where),
              "m.origin_key = %s AND m.grain = '%s' AND m.window_start = %" PRIu64, d->origin_lit,
              bp_grain_names[g], w);
-    return materialize_sql(q, where, hi);
+    return materialize_sql(q, where, hi, d->contracts);
 }
 
-int bp_pg_derived_unlazy(PGconn *c, bp_error *err)
+int bp_pg_derived_unlazy(PGconn *c, unsigned has, bp_error *err)
 {
     bp_buf q;
     bp_buf_init(&q, 0);
-    int rc = materialize_sql(&q, "true", 0) != 0
+    int rc = materialize_sql(&q, "true", 0, (has & BP_DG_BIT(BP_DG_CONTRACT_METRICS)) != 0) != 0
                  ? bp_error_set(err, BP_ENOMEM, "out of memory")
                  : bp_pg_exec(c, q.data, NULL, "storing the lazy windows' sets", err);
     bp_buf_release(&q);
@@ -936,6 +943,8 @@ static int count_known(bp_pg_derived *d, const bp_block_derived *const *blocks, 
     }
     bp_keymap_clear(&d->pairs_new);
     size_t nk = 0;
+    if (!d->contracts) /* (its pairs were computed for another output) */
+        return rc ? BP_ENOMEM : 0;
     row_src cs = {.blocks = blocks,
                   .nblocks = n,
                   .table = BP_DT_CONTRACT_SENDERS,
@@ -989,7 +998,8 @@ static int copy_increments(bp_pg_derived *d, PGconn *c, const bp_block_derived *
             return oom(err);
         int rc = 0;
         for (int staged = 0; rc == 0 && staged < 2; staged++)
-            for (int pairs = 0; rc == 0 && pairs < 2 && (staged || stored); pairs++) {
+            for (int pairs = 0; rc == 0 && pairs < 1 + d->contracts && (staged || stored);
+                 pairs++) {
                 bp_dtable t = pairs ? BP_DT_CONTRACT_SENDERS : BP_DT_ACTIVE_ADDRESSES;
                 char name[64];
                 snprintf(name, sizeof(name), "%s%s", staged ? "bp_d_" : "", bp_dtables[t].name);
@@ -1197,6 +1207,8 @@ static int revert_grain_sql(bp_pg_derived *d, bp_buf *q, int g, uint64_t w, uint
                         " AND x.address = t.a AND x.first_block = %" PRIu64 " RETURNING 1)"
                         " INSERT INTO bp_d_aa_delta SELECT '%s', %" PRIu64 ", -count(*) FROM d;",
                         senders, key, number, gn, w);
+    if (!d->contracts)
+        return rc;
     rc |= bp_buf_printf(q,
                         "WITH d AS (DELETE FROM contract_senders x USING %s t WHERE %s"
                         " AND x.contract_address = t.c AND x.address = t.a"
@@ -1295,6 +1307,8 @@ static bool skipped(const bp_pg_derived *d, uint64_t ws)
  * other derived statement of the batch end). */
 static int copy_minutes(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_error *err)
 {
+    if (!d->contracts)
+        return 0;
     bp_buf_reset(&d->sql);
     int rc = 0;
     for (size_t i = 0; i < d->win.n[BP_GRAIN_1M]; i++) {
@@ -1332,7 +1346,7 @@ static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, int g
                          "coalesce((SELECT sum(n) FROM bp_d_aa_delta WHERE grain = '%s'"
                          " AND window_start = %s), 0)",
                          bp_grain_names[g], w);
-            if (g == BP_GRAIN_1M && !sum)
+            if (g == BP_GRAIN_1M && !sum && d->contracts)
                 rc |= contract_minute_sql(d, q, w);
             /* a minute without a summary counts the senders of its raw transactions */
             rc |= bp_sql_rollup(q, t, &g_dialect, d->origin_lit, w,
@@ -1362,7 +1376,7 @@ static int retention_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, uin
             bp_buf_init(&where, 0);
             rc |= bp_buf_printf(&where, "m.origin_key = %s AND m.window_start < %" PRIu64,
                                 d->origin_lit, plan[i].before);
-            rc |= rc ? rc : materialize_sql(q, where.data, 0);
+            rc |= rc ? rc : materialize_sql(q, where.data, 0, d->contracts);
             bp_buf_release(&where);
         }
         rc |= bp_buf_printf(q, "DELETE FROM %s WHERE origin_key = %s",
@@ -1390,7 +1404,7 @@ static int big_lazy_sql(bp_pg_derived *d, bp_buf *q)
              " WHERE h.origin_key = m.origin_key AND h.window_start = m.window_start) END, 0)"
              " > %" PRIu64,
              d->origin_lit, d->lazy_max_txs);
-    return materialize_sql(q, where, 0);
+    return materialize_sql(q, where, 0, d->contracts);
 }
 
 static bool minute_touched(const bp_pg_derived *d, uint64_t w)

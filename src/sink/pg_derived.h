@@ -29,10 +29,13 @@ int bp_pg_derived_schema_lazy(bp_buf *sql);
  * bp_dgroups_open: a change is refused); *has: the groups the tables hold from now on. */
 int bp_pg_derived_select(PGconn *c, unsigned groups, unsigned *has, bp_error *err);
 /* Stores the sets of every lazy window (of every chain) and empties the list: for an output
- * opened with metrics off, whose blocks have raw rows but no derived rows. */
-int bp_pg_derived_unlazy(PGconn *c, bp_error *err);
+ * opened with metrics off, whose blocks have raw rows but no derived rows. has: the groups the
+ * tables hold (bp_pg_derived_select; the contract_senders sets only with contract_metrics). */
+int bp_pg_derived_unlazy(PGconn *c, unsigned has, bp_error *err);
 
-int bp_pg_derived_new(const bp_retention *ret, bp_pg_derived **out, bp_error *err);
+/* has: the groups the tables hold (bp_pg_derived_select): without contract_metrics no statement
+ * writes its tables. */
+int bp_pg_derived_new(const bp_retention *ret, unsigned has, bp_pg_derived **out, bp_error *err);
 void bp_pg_derived_free(bp_pg_derived *d);
 /* The connection was replaced, or the transaction rolled back: its temporary tables are gone,
  * and what a group held with them. */

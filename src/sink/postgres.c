@@ -1144,25 +1144,17 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         bp_retention_from_opts(opts, &ret);
         unsigned groups = 0;
         rc = bp_derived_groups_of(opts, &groups, err);
-        /* the minutes, sets and REVERTs of contract_metrics are written from the raw
-         * transactions in pg_derived.c's SQL: not yet without them (SQLite's are) */
-        if (rc == 0 && groups && (groups & BP_DG_BIT(BP_DG_CHAIN_METRICS)) &&
-            !(groups & BP_DG_BIT(BP_DG_CONTRACT_METRICS)))
-            rc = bp_error_set(err, BP_EINVAL,
-                              "derived (--derived, DERIVED): a PostgreSQL output writes "
-                              "contract_metrics whenever it writes chain_metrics (not yet "
-                              "selectable here): add contract_metrics to the list");
         s->metrics = groups != 0;
         if (rc == 0)
             rc = bp_pg_derived_select(s->conn, groups, &s->has, err);
         if (rc == 0)
-            rc = bp_pg_derived_new(&ret, &s->derived, err);
+            rc = bp_pg_derived_new(&ret, s->has, &s->derived, err);
         s->base.derived = rc == 0 && s->metrics;
         s->base.derived_groups = groups;
         s->base.derived_late = s->base.derived;
         /* its blocks get no derived rows: a lazy window's set must not take their senders */
         if (rc == 0 && !(groups & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
-            rc = bp_pg_derived_unlazy(s->conn, err);
+            rc = bp_pg_derived_unlazy(s->conn, s->has, err);
     }
     if (rc == 0)
         rc = bp_pg_arch_new(&s->arch, err);

@@ -9,9 +9,9 @@ token_transfers, ml_predictions; an unselected group's tables get no rows; the s
 database whose derived tables hold rows cannot change (a group turned on later would count
 only part of its windows): blockpipe refuses to open it, naming the group and the option.
 
-Per output (SQLite and ClickHouse without contract_metrics and token_transfers; PostgreSQL,
-which writes contract_metrics with chain_metrics, without token_transfers), written beside a
-second output, a SQLite file with every group, by the same process (so the metrics module
+Per output (each without contract_metrics and token_transfers: the contract tables stay empty
+though the chain has rows for them, also through the reorg's REVERTs and the minutes counted
+from raw transactions), written beside a second output, a SQLite file with every group, by the same process (so the metrics module
 computes every group, and the output under test must leave out the rows computed for the
 other one):
 1. anvil blocks spread over minutes, hours and days (tests/tools/metricsdrive.py's chain:
@@ -24,6 +24,8 @@ other one):
 3. `run` with every group (the default) exits 2 naming the first group it would add and the
    option; a list without a group's needs (`--derived chain_metrics,prices`) exits 2 naming
    what is missing. Neither wrote anything: the tables are as in 2.
+Before them, once: a list naming ml_predictions without `--ml on` exits 2 at start naming both
+options (its table would be recorded as written while nothing scores it).
 """
 
 import os
@@ -48,7 +50,7 @@ DB = "gtp"
 FOLLOW = ("--confirmations", "0", "--poll-interval", "0.2", "--batch-size", "4")
 CORE = ["chain_metrics", "active_addresses", "prices"]
 # the selection per output, and the tables it has (the rest must stay empty)
-SELECT = {"sqlite": CORE, "clickhouse": CORE, "postgres": CORE + ["contract_metrics"]}
+SELECT = {"sqlite": CORE, "clickhouse": CORE, "postgres": CORE}
 GROUP_OF = {"chain_metrics_block": "chain_metrics", "chain_metrics_1m": "chain_metrics",
             "chain_metrics_1h": "chain_metrics", "chain_metrics_1d": "chain_metrics",
             "contract_metrics_1m": "contract_metrics", "contract_metrics_1h": "contract_metrics",
@@ -168,9 +170,7 @@ def scenario(sc):
     check(sc, head + 1, "a reorg of 4 blocks followed")
     check_all(sc, beside, head + 1, "a reorg of 4 blocks followed")
 
-    first_left = "contract_metrics" if "contract_metrics" not in SELECT[label] else \
-        "token_transfers"
-    refused(sc, (), [f"{first_left} is selected", "derived (--derived"], "every group")
+    refused(sc, (), ["contract_metrics is selected", "derived (--derived"], "every group")
     refused(sc, ("--derived", "chain_metrics,prices"),
             ["chain_metrics needs active_addresses", "derived (--derived"], "a need left out")
     check(sc, head + 1, "after the refusals")
@@ -202,9 +202,25 @@ def run_clickhouse(bp, tmp):
             sc.close()
 
 
+def ml_refused(bp, tmp):
+    """--derived with ml_predictions and --ml off: refused before any node is asked."""
+    p = subprocess.run([bp, "run", "--rpc", "http://127.0.0.1:9", "--output",
+                        "sqlite:" + os.path.join(tmp, "ml.db"), "--derived",
+                        ",".join(CORE + ["ml_predictions"])],
+                       capture_output=True, text=True, timeout=60)
+    says = ["selects ml_predictions", "--ml (ML_PREDICTIONS)", "derived (--derived, DERIVED)"]
+    if p.returncode != 2 or not all(s in p.stderr for s in says):
+        raise Mismatch(f"ml_predictions without --ml on: exited {p.returncode}, want 2 with "
+                       f"{says}:\n{p.stderr[-2000:]}")
+    print("ml_predictions without --ml on: refused: "
+          + next(ln for ln in p.stderr.splitlines() if says[0] in ln)[:200], flush=True)
+
+
 def main():
     print(__doc__)
     blockpipe = os.environ["BLOCKPIPE"]
+    with tempfile.TemporaryDirectory(prefix="bp-derived-ml-") as tmp:
+        ml_refused(blockpipe, tmp)
     runs = {"sqlite": run_sqlite, "postgres": run_postgres, "clickhouse": run_clickhouse}
     for name in sys.argv[1:] or list(runs):
         with tempfile.TemporaryDirectory(prefix=f"bp-derived-{name}-") as tmp:

@@ -348,6 +348,13 @@ LAZY_PG = {
 def read_pg(pg, origin, schema="public"):
     got = {}
     lit = "'" + origin.replace("'", "''") + "'"
+    # a lazy window's contract_senders rows are its raw transactions' pairs only when the
+    # database writes contract_metrics (its derived_groups record; none: every group)
+    record = pg.sql(f"SELECT groups FROM {schema}.derived_groups WHERE id = 1")
+    groups = record[0][0] if record and record[0] and record[0][0] else ""
+    lazy = dict(LAZY_PG)
+    if groups and "contract_metrics" not in groups.split(","):
+        del lazy["contract_senders"]
     for t in TABLES:
         keys, vals = LAYOUT[t]
         cols = []
@@ -358,8 +365,8 @@ def read_pg(pg, origin, schema="public"):
                 cols.append(f"{c}::text")
         rows = pg.sql(f"SELECT {', '.join(cols)} FROM {schema}.{t}"
                       f" WHERE {ORIGIN.get(t, 'origin_key')} = {lit}")
-        if t in LAZY_PG:
-            rows += pg.sql(LAZY_PG[t].format(s=schema, lit=lit))
+        if t in lazy:
+            rows += pg.sql(lazy[t].format(s=schema, lit=lit))
         got[t] = _rows(t, rows)
         if len(got[t]) != len(rows):
             raise Mismatch(f"{t}: {len(rows) - len(got[t])} rows both stored and in a window of "

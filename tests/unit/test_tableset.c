@@ -263,6 +263,30 @@ static void test_derived_groups(void **state)
     assert_false(record);
 }
 
+/* ml_predictions named in a list needs --ml on (bp_dgroups_check_ml): else the record would
+ * say the table holds the blocks nothing scored. all keeps it with --ml off (the --ml rule:
+ * turned on later, the blocks from then on are scored), a list without it takes either. */
+static void test_derived_ml(void **state)
+{
+    (void)state;
+    unsigned core = 0, with = 0;
+    bp_error err = {0};
+    assert_int_equal(bp_dgroups_parse("chain_metrics,active_addresses,prices", "d", &core, &err),
+                     0);
+    assert_int_equal(
+        bp_dgroups_parse("chain_metrics,active_addresses,prices,ml_predictions", "d", &with, &err),
+        0);
+    assert_int_equal(bp_dgroups_check_ml(with, false, &err), BP_EINVAL);
+    if (!strstr(err.msg, "ml_predictions") || !strstr(err.msg, "--ml (ML_PREDICTIONS)") ||
+        !strstr(err.msg, "derived (--derived, DERIVED)"))
+        fail_msg("the refusal names neither option: '%s'", err.msg);
+    assert_int_equal(bp_dgroups_check_ml(with, true, &err), 0);
+    assert_int_equal(bp_dgroups_check_ml(core, false, &err), 0);
+    assert_int_equal(bp_dgroups_check_ml(core, true, &err), 0);
+    assert_int_equal(bp_dgroups_check_ml(BP_DG_ALL, false, &err), 0);
+    assert_int_equal(bp_dgroups_check_ml(0, false, &err), 0); /* metrics=off, derived=none */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +296,7 @@ int main(void)
         cmocka_unit_test(test_evm_stream_entries),
         cmocka_unit_test(test_sql),
         cmocka_unit_test(test_derived_groups),
+        cmocka_unit_test(test_derived_ml),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
