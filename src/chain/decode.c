@@ -273,7 +273,9 @@ static size_t intern_hash(const char *s, size_t len)
 static const char **intern_slot(const bp_intern *t, const char *p, size_t len)
 {
     size_t i = intern_hash(p, len) & (t->cap - 1);
-    while (t->slots[i] && memcmp(t->slots[i], p, len + 1) != 0)
+    /* strcmp, not memcmp of len + 1: a slot may hold a shorter value (an address beside the
+     * topics), whose bytes end at its NUL */
+    while (t->slots[i] && strcmp(t->slots[i], p) != 0)
         i = (i + 1) & (t->cap - 1);
     return &t->slots[i];
 }
