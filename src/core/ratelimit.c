@@ -1,6 +1,7 @@
 /* ratelimit.c - pauses and the learnt request rate of one endpoint (see ratelimit.h). */
 #include "core/ratelimit.h"
 
+#include <math.h>
 #include <string.h>
 
 #define IDLE_MS 2000L
@@ -43,7 +44,11 @@ static double rate_after(double before, double measured)
 
 /* The rate after the last measurement. Nothing accepted in it: nothing measured, the rate
  * stays (one cut per episode: a 429 again at once when a pause ends, or a restart while the
- * quota is spent, must not sink it, nor teach a rate that is only the pause's inverse). */
+ * quota is spent, must not sink it, nor teach a rate that is only the pause's inverse). The
+ * first measurement (no rate before it) is a floor, not a ceiling: what a provider's window
+ * had left when we came (one request of it, after a restart) says nothing about its rate, so
+ * the rate doubles from it until the next 429 measures one (it used to stop doubling there:
+ * 1 request before a 20 s Retry-After held the endpoint to 0.05 requests/s, +5 % per 20 s). */
 static void measure(bp_ratelimit *r)
 {
     if (r->ok == 0) {
@@ -53,7 +58,8 @@ static void measure(bp_ratelimit *r)
     double measured = (double)r->ok * 1000.0 / (double)r->span_ms;
     r->rps = rate_after(r->before, measured);
     r->step = r->rps / 20;
-    r->good = measured; /* what the provider gave this time, not what it gave once */
+    /* what the provider gave this time, not what it gave once */
+    r->good = r->before > 0 ? measured : HUGE_VAL;
 }
 
 /* The time a quiet cycle lasts: while the rate is below the last good one, long enough for

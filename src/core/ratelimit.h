@@ -17,8 +17,9 @@
  * half of it (an idle stretch in the cycle must not sink it). While no 429 comes, after each
  * cycle in which requests waited for the rate it grows: doubling (one cycle = at least 1 s
  * and two requests) up to the last rate the provider was seen to accept (measured, or held
- * for a whole quiet cycle), then by a step (a twentieth of the rate when it was learnt) per
- * measured span.
+ * for a whole quiet cycle; the first measurement is only a floor: it doubles until the next
+ * 429, as a window may have had one request left when we came), then by a step (a twentieth
+ * of the rate when it was learnt) per measured span.
  * Plain data, no lock, times passed in (monotonic ms): the pool holds one per endpoint under
  * its own lock. */
 #ifndef BP_CORE_RATELIMIT_H

@@ -249,12 +249,9 @@ static drive_result drive(bp_ratelimit *r, provider *p, int64_t from, int64_t to
  * least half of what the provider gives, and after a few windows be held to at least half of
  * its rate, without hammering it (few refusals). The old controller learnt 0.05 requests/s
  * from that first 429 and grew 5 % per 20 s: 1 request per 18 s after 5 minutes. */
-static void test_converges_after_spent_quota_start(void **state)
+static void converges_after_restart(int used)
 {
-    (void)state;
-    provider p = {.window0 = -100, .window_ms = 20000, .quota = 20, .window = -1};
-    p.window = 0;
-    p.used = 20; /* spent before the start */
+    provider p = {.window0 = -100, .window_ms = 20000, .quota = 20, .window = 0, .used = used};
     bp_ratelimit r;
     bp_ratelimit_init(&r, 0);
     drive_result res = drive(&r, &p, 0, 200000, 20000);
@@ -262,12 +259,44 @@ static void test_converges_after_spent_quota_start(void **state)
     assert_true(res.accepted >= 90);
     assert_true(res.refused <= res.accepted / 10);
     assert_true(r.rps >= 0.5);
+}
+
+static void test_converges_after_spent_quota_start(void **state)
+{
+    (void)state;
+    converges_after_restart(20); /* spent before the start */
     /* the rate was learnt in the first window after the pause */
     provider q = {.window0 = -100, .window_ms = 20000, .quota = 20, .window = 0, .used = 20};
     bp_ratelimit s;
     bp_ratelimit_init(&s, 0);
     drive(&s, &q, 0, 41000, 0);
     assert_true(s.rps >= 0.5 && s.rps <= 1.5);
+}
+
+/* The same restart with one request left in the window: it is accepted, the next one gets a
+ * 429 with a Retry-After of 20 s. One request over 20 s is what the window had left, not the
+ * provider's rate: from the second window on the endpoint must get at least half of what the
+ * provider gives. (That measurement held the rate to 0.05 requests/s, +5 % per 20 s: 0.057
+ * two minutes later.) */
+static void test_converges_after_nearly_spent_quota_start(void **state)
+{
+    (void)state;
+    converges_after_restart(19);
+    /* the same when the accepted answer comes after the 429 (two workers) */
+    bp_ratelimit s;
+    bp_ratelimit_init(&s, 0);
+    bp_ratelimit_start(&s, 0);
+    bp_ratelimit_start(&s, 0);
+    assert_true(bp_ratelimit_refused(&s, 20, 50));
+    bp_ratelimit_accepted(&s, 0, 60);
+    assert_true(s.rps > 0.04 && s.rps < 0.06); /* a floor to start from */
+    int64_t t = s.until_ms;
+    for (int i = 0; i < 4; i++) { /* requests waiting for the rate: it doubles */
+        s.starved = true;
+        t = s.raise_ms > t ? s.raise_ms : t;
+        serve(&s, 1, t, 0);
+    }
+    assert_true(s.rps > 0.75);
 }
 
 /* A provider that refills 5 requests/s and answers 429 without Retry-After: held to at least
@@ -291,7 +320,9 @@ static void test_raised_only_when_starved(void **state)
     bp_ratelimit r;
     bp_ratelimit_init(&r, 0);
     serve(&r, 4, 0, 100);
-    assert_true(bp_ratelimit_refused(&r, 2, 1000)); /* 4 over 3 s */
+    assert_true(bp_ratelimit_refused(&r, 2, 1000)); /* the first measurement: a floor */
+    serve(&r, 4, 3000, 100);
+    assert_true(bp_ratelimit_refused(&r, 2, 4000)); /* 4 over 3 s, as before: held */
     double rate = r.rps, step = r.step;
     assert_true(step > 0 && step < rate);
     int64_t t = r.until_ms + r.span_ms; /* one quiet cycle later */
@@ -331,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_refused_at_once_backs_off),
         cmocka_unit_test(test_regrows_fast_to_last_good_rate),
         cmocka_unit_test(test_converges_after_spent_quota_start),
+        cmocka_unit_test(test_converges_after_nearly_spent_quota_start),
         cmocka_unit_test(test_converges_on_token_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
