@@ -145,7 +145,9 @@ static bool usable(bp_endpoint *e, uint64_t need, int64_t now, int64_t *wake)
             *wake = e->not_before_ms;
         return false;
     }
-    int limit = e->state == BP_EP_HEALTHY ? e->limit : 1; /* probing: one at a time */
+    /* probing, or a 429's pause over with nothing accepted since: one at a time (a provider
+     * still limiting gets one request at its pause's end, not every worker) */
+    int limit = e->state == BP_EP_HEALTHY && !bp_ratelimit_probing(&e->rl) ? e->limit : 1;
     if (e->in_flight >= limit)
         return false;
     return take_token_possible(e, now, wake);
@@ -269,12 +271,13 @@ static void rate_limited(bp_endpoint *e, long retry_after_s, int64_t now)
     bool fresh = bp_ratelimit_refused(&e->rl, retry_after_s, now);
     if (fresh && e->rl.rps > 0)
         bp_logf(first || unknown ? BP_LOG_INFO : BP_LOG_DEBUG,
-                "rpc %s answered 429 (not a failure): paused %ld ms as its Retry-After asks "
-                "(1 s without one), then held to %.2f requests/s",
+                "rpc %s answered 429 (not a failure): paused %ld ms (its Retry-After, 1 s "
+                "without one, longer after 429s with nothing accepted), then held to %.2f "
+                "requests/s",
                 e->url, bp_ratelimit_wait(&e->rl, now), e->rl.rps);
     else if (fresh && first) /* nothing accepted before it: no rate to learn yet */
-        bp_info("rpc %s answered 429 (not a failure): paused %ld ms as its Retry-After asks "
-                "(1 s without one); the rate it accepts is measured after the pause",
+        bp_info("rpc %s answered 429 (not a failure): paused %ld ms (its Retry-After, at least "
+                "2 s with nothing accepted); the rate it accepts is measured after the pause",
                 e->url, bp_ratelimit_wait(&e->rl, now));
     if (e->rl.until_ms > e->not_before_ms)
         e->not_before_ms = e->rl.until_ms;

@@ -1,6 +1,7 @@
 /* ratelimit.c - pauses and the learnt request rate of one endpoint (see ratelimit.h). */
 #include "core/ratelimit.h"
 
+#include <math.h>
 #include <string.h>
 
 #define IDLE_MS 2000L
@@ -8,11 +9,18 @@
 /* A measurement shorter than this says little; one longer is capped (a slow provider). */
 #define SPAN_MIN_MS 1000L
 #define SPAN_MAX_MS 60000L
+/* The longest pause grown after 429s with nothing accepted between them. */
+#define EMPTY_MAX_MS 60000L
 
 void bp_ratelimit_init(bp_ratelimit *r, int64_t now)
 {
     memset(r, 0, sizeof(*r));
     r->cycle_ms = r->last_use_ms = now;
+}
+
+bool bp_ratelimit_probing(const bp_ratelimit *r)
+{
+    return r->last_429_ms > 0 && !r->answered;
 }
 
 void bp_ratelimit_start(bp_ratelimit *r, int64_t now)
@@ -36,7 +44,11 @@ static double rate_after(double before, double measured)
 
 /* The rate after the last measurement. Nothing accepted in it: nothing measured, the rate
  * stays (one cut per episode: a 429 again at once when a pause ends, or a restart while the
- * quota is spent, must not sink it, nor teach a rate that is only the pause's inverse). */
+ * quota is spent, must not sink it, nor teach a rate that is only the pause's inverse). The
+ * first measurement (no rate before it) is a floor, not a ceiling: what a provider's window
+ * had left when we came (one request of it, after a restart) says nothing about its rate, so
+ * the rate doubles from it until the next 429 measures one (it used to stop doubling there:
+ * 1 request before a 20 s Retry-After held the endpoint to 0.05 requests/s, +5 % per 20 s). */
 static void measure(bp_ratelimit *r)
 {
     if (r->ok == 0) {
@@ -46,7 +58,8 @@ static void measure(bp_ratelimit *r)
     double measured = (double)r->ok * 1000.0 / (double)r->span_ms;
     r->rps = rate_after(r->before, measured);
     r->step = r->rps / 20;
-    r->good = measured; /* what the provider gave this time, not what it gave once */
+    /* what the provider gave this time, not what it gave once */
+    r->good = r->before > 0 ? measured : HUGE_VAL;
 }
 
 /* The time a quiet cycle lasts: while the rate is below the last good one, long enough for
@@ -69,6 +82,8 @@ void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now)
         return;
     }
     r->cycle_ok++;
+    r->answered = true;
+    r->empty = 0;
     if (r->rps <= 0 || now < r->raise_ms)
         return;
     /* growing it while nothing waits would prove nothing */
@@ -84,15 +99,30 @@ void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now)
 
 bool bp_ratelimit_refused(bp_ratelimit *r, long retry_after_s, int64_t now)
 {
-    int64_t until = now + (retry_after_s > 0 ? retry_after_s * 1000L : BP_RATELIMIT_DEFAULT_MS);
+    /* the instant the provider names; the measurement's span ends there */
+    int64_t asked = now + (retry_after_s > 0 ? retry_after_s * 1000L : BP_RATELIMIT_DEFAULT_MS);
+    int64_t until = asked;
     bool fresh = now >= r->until_ms;
     r->refusals++;
     r->last_429_ms = now;
+    if (fresh) {
+        /* k pauses in a row with nothing accepted between them: it may be a ban, a daily
+         * quota, an IP block; asking again each second (or each Retry-After) for ever can
+         * turn a limit into a ban, so the pause grows: 2^k s, at most 60 s (and never
+         * shorter than the provider asks) */
+        if (!r->answered) {
+            r->empty += r->empty < 6;
+            int64_t grown = BP_RATELIMIT_DEFAULT_MS << r->empty;
+            grown = grown > EMPTY_MAX_MS ? EMPTY_MAX_MS : grown;
+            until = now + grown > until ? now + grown : until;
+        }
+        r->answered = false;
+    }
     if (until > r->until_ms)
         r->until_ms = until;
     if (!fresh)
         return false;
-    int64_t span = until - r->cycle_ms;
+    int64_t span = asked - r->cycle_ms;
     r->before = r->rps;
     r->from_ms = r->cycle_ms;
     r->to_ms = now;

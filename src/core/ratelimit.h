@@ -9,12 +9,17 @@
  * since the last one (a restart while the quota is spent, a 429 again at once when a pause
  * ends) measured nothing: it belongs to the episode of the pause before and cuts nothing
  * (before any measurement no rate is learnt at all: the pause alone holds the endpoint back,
- * and the first cycle after it measures the provider's rate). A measurement sets the rate:
- * what it measured, never above the rate before and never below half of it (an idle stretch
- * in the cycle must not sink it). While no 429 comes, after each cycle in which requests
- * waited for the rate it grows: doubling (one cycle = at least 1 s and two requests) up to
- * the last rate the provider was seen to accept (measured, or held for a whole quiet
- * cycle), then by a step (a twentieth of the rate when it was learnt) per measured span.
+ * and the first cycle after it measures the provider's rate). Such pauses grow instead: after
+ * k in a row with nothing accepted, 2^k s (at most 60 s, never shorter than Retry-After), and
+ * after a pause the pool sends one request at a time (a probe) until one is accepted, so a
+ * provider that answers 429 for ever is not asked by every worker at each pause's end. A
+ * measurement sets the rate: what it measured, never above the rate before and never below
+ * half of it (an idle stretch in the cycle must not sink it). While no 429 comes, after each
+ * cycle in which requests waited for the rate it grows: doubling (one cycle = at least 1 s
+ * and two requests) up to the last rate the provider was seen to accept (measured, or held
+ * for a whole quiet cycle; the first measurement is only a floor: it doubles until the next
+ * 429, as a window may have had one request left when we came), then by a step (a twentieth
+ * of the rate when it was learnt) per measured span.
  * Plain data, no lock, times passed in (monotonic ms): the pool holds one per endpoint under
  * its own lock. */
 #ifndef BP_CORE_RATELIMIT_H
@@ -45,6 +50,10 @@ typedef struct bp_ratelimit {
     double before; /* rps before it */
     int64_t from_ms, to_ms, span_ms;
     uint64_t ok;
+    /* a request started since the last pause (or the start) was accepted: until then, once a
+     * pause has been, one request at a time (a probe) */
+    bool answered;
+    int empty; /* pauses in a row with nothing accepted since the one before (at most 6) */
 } bp_ratelimit;
 
 void bp_ratelimit_init(bp_ratelimit *r, int64_t now);
@@ -56,6 +65,9 @@ void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now);
 /* A 429 with Retry-After retry_after_s (0: none). Returns true when it began a new pause
  * (429s of requests that were already on their way only extend the one in force). */
 bool bp_ratelimit_refused(bp_ratelimit *r, long retry_after_s, int64_t now);
+/* True after a pause until a request started after it is accepted: the endpoint gets one
+ * request at a time (a probe), not every worker at each pause's end. */
+bool bp_ratelimit_probing(const bp_ratelimit *r);
 /* Ms left of the pause in force (0: none). */
 long bp_ratelimit_wait(const bp_ratelimit *r, int64_t now);
 /* A 429 in the last minute: the state and the stats line say rate-limited. */

@@ -282,6 +282,38 @@ static void test_rate_limited_batch_grows(void **state)
     bp_pool_release(&p);
 }
 
+/* When a 429's pause ends with nothing accepted since, one request goes (a probe), not every
+ * worker: a provider that answers 429 for ever (a ban, a daily quota) got all of them at each
+ * pause's end. Once one is accepted, every worker again. */
+static void test_rate_limited_probe(void **state)
+{
+    (void)state;
+    bp_endpoint_spec specs[] = {{.url = "http://a:1", .max_workers = 4}};
+    bp_pool p;
+    make_pool(&p, specs, 1);
+    int batch;
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    int64_t t0 = mono_ms();
+    bp_pool_done(&p, 0, &(bp_pool_outcome){.rc = BP_ERATELIMIT, .blocks = 1, .need = 1});
+    assert_true(p.eps[0].rl.rps == 0); /* nothing accepted: no rate, no token bucket */
+    /* no Retry-After, but nothing was accepted before it: at least 2 s */
+    assert_true(p.eps[0].rl.until_ms >= t0 + 2000);
+    p.eps[0].not_before_ms = p.eps[0].rl.until_ms = 0;          /* skip the wait */
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0); /* the probe */
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
+    int64_t t1 = mono_ms();
+    bp_pool_done(&p, 0, &(bp_pool_outcome){.rc = BP_ERATELIMIT, .blocks = 1, .need = 1});
+    assert_true(p.eps[0].rl.until_ms >= t1 + 4000); /* the probe refused too: grown to 4 s */
+    p.eps[0].not_before_ms = p.eps[0].rl.until_ms = 0;
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
+    succeed(&p, 0, batch); /* accepted: every worker again */
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
+    assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
+    bp_pool_release(&p);
+}
+
 typedef struct waiter_arg {
     bp_pool *p;
     uint64_t need;
@@ -519,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_eject_and_probe),
         cmocka_unit_test(test_rate_limited_pause),
         cmocka_unit_test(test_rate_limited_batch_grows),
+        cmocka_unit_test(test_rate_limited_probe),
         cmocka_unit_test(test_lowest_block_first),
         cmocka_unit_test(test_backoff_doubles_with_fallback),
         cmocka_unit_test(test_one_outage_one_ejection),

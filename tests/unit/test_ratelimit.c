@@ -38,7 +38,8 @@ static void test_pause_is_retry_after(void **state)
     assert_int_equal(r.refusals, 3);
     assert_true(bp_ratelimit_recent(&r, 60000));
     assert_false(bp_ratelimit_recent(&r, 61600));
-    /* no Retry-After: the default second */
+    /* no Retry-After: the default second (something was accepted since the last pause) */
+    serve(&r, 1, 5000, 0);
     assert_true(bp_ratelimit_refused(&r, 0, 10000));
     assert_int_equal(bp_ratelimit_wait(&r, 10000), BP_RATELIMIT_DEFAULT_MS);
 }
@@ -76,33 +77,57 @@ static void test_learns_accepted_rate(void **state)
 /* One cut per episode: a pause with nothing accepted since the one before measured nothing.
  * A 429 again at once when a pause ends (its quota window not over yet) does not cut the rate,
  * however often it comes; before any measurement (a restart while the quota is spent) no rate
- * is learnt at all: the pause alone holds the endpoint back. (It used to halve the rate each
- * time, and at start teach one request per Retry-After: 0.05 requests/s after a 20 s one.) */
-static void test_refused_at_once_cuts_nothing(void **state)
+ * is learnt at all. (It used to halve the rate each time, and at start teach one request per
+ * Retry-After: 0.05 requests/s after a 20 s one.) But such pauses grow, 2^k s after k of them
+ * in a row, at most 60 s and never shorter than the Retry-After, and after a pause one request
+ * at a time goes until one is accepted: a provider answering 429 for ever (a ban, a daily
+ * quota) used to get every worker's request at each pause's end, every second, for ever. */
+static void test_refused_at_once_backs_off(void **state)
 {
     (void)state;
     bp_ratelimit r;
     bp_ratelimit_init(&r, 0);
+    assert_false(bp_ratelimit_probing(&r)); /* no pause yet: every worker */
     bp_ratelimit_start(&r, 0);
     assert_true(bp_ratelimit_refused(&r, 20, 10));
     assert_true(r.rps == 0);
     assert_int_equal(bp_ratelimit_wait(&r, 10), 20000);
-    serve(&r, 10, 20010, 100); /* the first cycle after it measures: 10 over 1.99 s */
+    assert_true(bp_ratelimit_probing(&r)); /* one request when it ends */
+    serve(&r, 10, 20010, 100);             /* the first cycle after it measures: 10 over 1.99 s */
+    assert_false(bp_ratelimit_probing(&r));
     assert_true(bp_ratelimit_refused(&r, 1, 21000));
     double rate = r.rps;
     assert_true(rate > 10 / 1.99 - 0.01 && rate < 10 / 1.99 + 0.01);
-    for (int64_t t = 22000; t < 30000; t += 1000) {
-        bp_ratelimit_start(&r, t);
+    assert_int_equal(bp_ratelimit_wait(&r, 21000), 1000); /* something accepted: as asked */
+    static const long grown[] = {2000, 4000, 8000, 16000, 32000, 60000, 60000};
+    int64_t t = r.until_ms;
+    for (int k = 0; k < 7; k++) {
+        assert_true(bp_ratelimit_probing(&r));
+        bp_ratelimit_start(&r, t); /* the probe */
         assert_true(bp_ratelimit_refused(&r, 1, t + 10));
         assert_true(r.rps == rate);
+        assert_int_equal(bp_ratelimit_wait(&r, t + 10), grown[k]);
+        t = r.until_ms;
     }
-    /* an answer on its way when such a pause began is a measurement after all */
-    bp_ratelimit_start(&r, 31010);
-    bp_ratelimit_start(&r, 31020);
-    assert_true(bp_ratelimit_refused(&r, 1, 31030));
+    bp_ratelimit_start(&r, t);
+    assert_true(bp_ratelimit_refused(&r, 90, t + 10)); /* a longer Retry-After wins */
+    assert_int_equal(bp_ratelimit_wait(&r, t + 10), 90000);
+    t = r.until_ms;
+    /* an answer on its way when such a pause began is a measurement after all, but it was
+     * asked before the pause: the probing goes on */
+    bp_ratelimit_start(&r, t);
+    bp_ratelimit_start(&r, t + 10);
+    assert_true(bp_ratelimit_refused(&r, 1, t + 20));
     assert_true(r.rps == rate);
-    bp_ratelimit_accepted(&r, 31010, 31040); /* 1 over 1 s */
+    bp_ratelimit_accepted(&r, t, t + 30); /* 1 over 1.02 s */
     assert_true(r.rps > rate / 2 - 0.001 && r.rps < rate / 2 + 0.001);
+    assert_true(bp_ratelimit_probing(&r));
+    /* a probe accepted: every worker again, and the next pause is what it asks */
+    t = r.until_ms;
+    serve(&r, 1, t, 0);
+    assert_false(bp_ratelimit_probing(&r));
+    assert_true(bp_ratelimit_refused(&r, 0, t + 500));
+    assert_int_equal(bp_ratelimit_wait(&r, t + 500), BP_RATELIMIT_DEFAULT_MS);
 }
 
 /* Below the last rate the provider was seen to accept the rate doubles each quiet cycle (1 s
@@ -224,12 +249,9 @@ static drive_result drive(bp_ratelimit *r, provider *p, int64_t from, int64_t to
  * least half of what the provider gives, and after a few windows be held to at least half of
  * its rate, without hammering it (few refusals). The old controller learnt 0.05 requests/s
  * from that first 429 and grew 5 % per 20 s: 1 request per 18 s after 5 minutes. */
-static void test_converges_after_spent_quota_start(void **state)
+static void converges_after_restart(int used)
 {
-    (void)state;
-    provider p = {.window0 = -100, .window_ms = 20000, .quota = 20, .window = -1};
-    p.window = 0;
-    p.used = 20; /* spent before the start */
+    provider p = {.window0 = -100, .window_ms = 20000, .quota = 20, .window = 0, .used = used};
     bp_ratelimit r;
     bp_ratelimit_init(&r, 0);
     drive_result res = drive(&r, &p, 0, 200000, 20000);
@@ -237,12 +259,44 @@ static void test_converges_after_spent_quota_start(void **state)
     assert_true(res.accepted >= 90);
     assert_true(res.refused <= res.accepted / 10);
     assert_true(r.rps >= 0.5);
+}
+
+static void test_converges_after_spent_quota_start(void **state)
+{
+    (void)state;
+    converges_after_restart(20); /* spent before the start */
     /* the rate was learnt in the first window after the pause */
     provider q = {.window0 = -100, .window_ms = 20000, .quota = 20, .window = 0, .used = 20};
     bp_ratelimit s;
     bp_ratelimit_init(&s, 0);
     drive(&s, &q, 0, 41000, 0);
     assert_true(s.rps >= 0.5 && s.rps <= 1.5);
+}
+
+/* The same restart with one request left in the window: it is accepted, the next one gets a
+ * 429 with a Retry-After of 20 s. One request over 20 s is what the window had left, not the
+ * provider's rate: from the second window on the endpoint must get at least half of what the
+ * provider gives. (That measurement held the rate to 0.05 requests/s, +5 % per 20 s: 0.057
+ * two minutes later.) */
+static void test_converges_after_nearly_spent_quota_start(void **state)
+{
+    (void)state;
+    converges_after_restart(19);
+    /* the same when the accepted answer comes after the 429 (two workers) */
+    bp_ratelimit s;
+    bp_ratelimit_init(&s, 0);
+    bp_ratelimit_start(&s, 0);
+    bp_ratelimit_start(&s, 0);
+    assert_true(bp_ratelimit_refused(&s, 20, 50));
+    bp_ratelimit_accepted(&s, 0, 60);
+    assert_true(s.rps > 0.04 && s.rps < 0.06); /* a floor to start from */
+    int64_t t = s.until_ms;
+    for (int i = 0; i < 4; i++) { /* requests waiting for the rate: it doubles */
+        s.starved = true;
+        t = s.raise_ms > t ? s.raise_ms : t;
+        serve(&s, 1, t, 0);
+    }
+    assert_true(s.rps > 0.75);
 }
 
 /* A provider that refills 5 requests/s and answers 429 without Retry-After: held to at least
@@ -266,7 +320,9 @@ static void test_raised_only_when_starved(void **state)
     bp_ratelimit r;
     bp_ratelimit_init(&r, 0);
     serve(&r, 4, 0, 100);
-    assert_true(bp_ratelimit_refused(&r, 2, 1000)); /* 4 over 3 s */
+    assert_true(bp_ratelimit_refused(&r, 2, 1000)); /* the first measurement: a floor */
+    serve(&r, 4, 3000, 100);
+    assert_true(bp_ratelimit_refused(&r, 2, 4000)); /* 4 over 3 s, as before: held */
     double rate = r.rps, step = r.step;
     assert_true(step > 0 && step < rate);
     int64_t t = r.until_ms + r.span_ms; /* one quiet cycle later */
@@ -303,9 +359,10 @@ int main(void)
         cmocka_unit_test(test_learns_accepted_rate),
         cmocka_unit_test(test_raised_only_when_starved),
         cmocka_unit_test(test_idle_restarts_measurement),
-        cmocka_unit_test(test_refused_at_once_cuts_nothing),
+        cmocka_unit_test(test_refused_at_once_backs_off),
         cmocka_unit_test(test_regrows_fast_to_last_good_rate),
         cmocka_unit_test(test_converges_after_spent_quota_start),
+        cmocka_unit_test(test_converges_after_nearly_spent_quota_start),
         cmocka_unit_test(test_converges_on_token_bucket),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
