@@ -75,7 +75,8 @@ static void add_hash(bp_ch_table *t, const char *name, const bp_ch_caps *caps)
 
 /* Where the server has TTL the table also gets _written (the time of the row's insert, for
  * the TTL's slack: bp_ch_derived_ttl), which no insert sends. */
-#define WRITTEN ", " BP_CH_WRITTEN " DateTime DEFAULT now()"
+#define WRITTEN_DEF BP_CH_WRITTEN " DateTime DEFAULT now()"
+#define WRITTEN ", " WRITTEN_DEF
 
 /* TTLs are added by bp_ch_derived_ttl (servers with TTL); every server also drops partitions in
  * chain time (bp_ch_derived_expire). */
@@ -372,7 +373,7 @@ int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_reten
          * (a mutation, once per change). */
         const char *step = "adding " BP_CH_WRITTEN;
         int r =
-            bp_buf_printf(&sql, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s", cell[0], WRITTEN + 2);
+            bp_buf_printf(&sql, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s", cell[0], WRITTEN_DEF);
         if (r == 0 && want.len) {
             r = bp_ch_query(h, sql.data, NULL, "adding the column", &e);
             bp_buf_reset(&sql);

@@ -27,7 +27,9 @@ is missing (scripts/install-deps.sh --test installs it).
    gone, and every row left equals the recomputation. Partition drops alone (18.16's way)
    would leave rows of the current partitions (the hours' partitions are 30 days long), so this
    part fails without the TTL. Then runs with other retentions change the TTL (ALTER TABLE
-   ... MODIFY TTL), the hours kept forever remove theirs, and ttl=off removes them all.
+   ... MODIFY TTL), the hours kept forever remove theirs, and ttl=off removes them all; tables
+   without _written (made before it) get it and their TTLs, the rows there a _written no older
+   than the change.
 4. test_clickhouse_retention_history's backfill of history 400 days old, with the TTLs (the
    default: the slack keeps the history) and with ttl=off (no TTL): exactly the rows the
    chain-time rule keeps (rounded to partitions) are left, each equal to the recomputation.
@@ -255,6 +257,21 @@ def ttl(bp, ch):
         check_ttl_clauses(ch, TTL_DB, dict(effective(), **{"1h": 0}), "--retention-1h 0")
         backfill(bp, node, ch, mine_now(node, wl, 1), flags, "ttl=off", "ttl=off")
         check_ttl_clauses(ch, TTL_DB, {k: 0 for k in effective()}, "ttl=off")
+        # tables made before _written: a writer with ttl on adds it, then sets the TTLs; the rows
+        # there are kept (they read the column's default when the TTL is applied)
+        for t in PER_BLOCK + ROLLUPS:
+            ch.sql(f"ALTER TABLE {TTL_DB}.{t} DROP COLUMN IF EXISTS _written")
+        t0 = int(ch.sql("SELECT toUnixTimestamp(now())")[0][0])
+        backfill(bp, node, ch, mine_now(node, wl, 1), R.FLAGS, "tables without _written")
+        check_ttl_clauses(ch, TTL_DB, effective(), "tables without _written")
+        mutations_done(ch, TTL_DB)
+        ch.merge(TTL_DB, PER_BLOCK + ROLLUPS)
+        for t in (t for t in PER_BLOCK + ROLLUPS if show_ttl(ch, TTL_DB, t)):
+            first = ch.sql(f"SELECT count(), toUnixTimestamp(min(_written)) FROM {TTL_DB}.{t}")[0]
+            if int(first[0]) and int(first[1]) < t0:
+                raise Mismatch(f"{t}: a row written before the ALTER at {t0} has _written {first[1]}")
+        print("tables without _written: the column added, the TTLs set, every row's _written "
+              "at or after the ALTER (kept at least the slack)")
 
 
 def main():
