@@ -375,11 +375,12 @@ int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_reten
         int r =
             bp_buf_printf(&sql, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s", cell[0], WRITTEN_DEF);
         if (r == 0 && want.len) {
-            r = bp_ch_query(h, sql.data, NULL, "adding the column", &e);
-            bp_buf_reset(&sql);
-            step = "setting the TTL";
-            if (r == 0 && bp_buf_printf(&sql, "ALTER TABLE %s MODIFY%s", cell[0], want.data) != 0)
-                r = -1;
+            r = bp_ch_query(h, sql.data, NULL, step, &e);
+            if (r == 0) {
+                bp_buf_reset(&sql);
+                step = "setting the TTL";
+                r = bp_buf_printf(&sql, "ALTER TABLE %s MODIFY%s", cell[0], want.data);
+            }
         } else if (r == 0) {
             bp_buf_reset(&sql);
             step = "removing the TTL";
