@@ -1208,13 +1208,15 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc = tag_writes(s, err);
     if (rc == 0)
         rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
+    /* the TTLs of this writer's retention (once per change): with the slack they never take a
+     * row of a window still open, so no batch has to lift them (bp_ch_derived_ttl) */
+    if (rc == 0 && s->t.metrics && s->t.ttl)
+        rc = bp_ch_derived_sync_ttl(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, s->t.where, err);
     if (rc == 0)
         rc = prepare_tables(s, err);
     if (rc == 0) {
-        bp_ch_caps dcaps = s->caps; /* ttl=off: the derived tables as on a server without TTL */
-        dcaps.ttl = dcaps.ttl && s->t.ttl;
-        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &dcaps, &s->t.ret, s->t.groups,
-                               &s->derived, err);
+        rc = bp_ch_derived_new(s->http, s->t.database, s->t.format, &s->caps, &s->t.ret,
+                               s->t.groups, &s->derived, err);
     }
     s->base.derived = s->derived != NULL && s->t.metrics;
     s->base.derived_groups = s->t.groups;
@@ -1306,11 +1308,21 @@ static const bp_sink_option g_options[] = {
     {.name = "ttl",
      .type = BP_SINK_OPT_BOOL,
      .arg = "on|off",
-     .def = "off",
+     .def = "on",
      .help = "on: the derived tables with a retention also get a TTL where the server has it "
-             "(20.10 on), so the server removes expired rows when blockpipe no longer runs; it "
-             "counts the server's clock, not chain time: for one process following the head "
-             "(docs/ARCHITECTURE.md); off: retention by partition drops in chain time"},
+             "(20.10 on), so the server removes expired rows when blockpipe no longer runs: a "
+             "row goes once both its window's end plus the retention and its write plus "
+             "ttl_slack are past by the server's clock (docs/ARCHITECTURE.md); off: retention "
+             "by partition drops in chain time only"},
+    {.name = "ttl_slack",
+     .type = BP_SINK_OPT_INT,
+     .arg = "S",
+     .def = "604800",
+     .min = 1,
+     .max = 3153600000,
+     .help = "seconds a derived row lives at least after it was written, whatever its chain "
+             "time (ttl=on): the longest downtime, or pause of one chain, that cannot take rows "
+             "of a window still open"},
     BP_METRICS_SINK_OPTIONS,
 };
 

@@ -71,7 +71,10 @@ int bp_ch_target_init(bp_ch_target *t, const char *target, const bp_sink_opts *o
     if (grc != 0)
         return grc;
     t->metrics = t->groups != 0;
-    t->ttl = ttl && strcmp(ttl, "0") != 0;
+    t->ttl = !ttl || strcmp(ttl, "0") != 0;
+    t->ttl_slack = opts && bp_sink_opt(opts, "ttl_slack")
+                       ? (uint64_t)bp_sink_opt_int(opts, "ttl_slack")
+                       : BP_CH_TTL_SLACK;
     if (opts && bp_sink_opt(opts, "retention_block"))
         bp_retention_from_opts(opts, &t->ret);
     int rc = bp_ch_server_parse(&t->srv, target, tls && strcmp(tls, "1") == 0, err);
@@ -280,7 +283,8 @@ static int v1(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps,
  * does opens: bp_ch_derived_sync_ttl). */
 static int v2(bp_ch_http *h, const bp_ch_target *target, const bp_ch_caps *caps, bp_error *err)
 {
-    return bp_ch_derived_schema(h, caps, target->metrics && target->ttl ? &target->ret : NULL, err);
+    return bp_ch_derived_schema(h, caps, target->metrics && target->ttl ? &target->ret : NULL,
+                                target->ttl_slack, err);
 }
 
 /* Whether table.name exists in the current database. */
@@ -468,10 +472,10 @@ int bp_ch_migrate(bp_ch_http *h, const bp_ch_target *t, const bp_ch_caps *caps, 
     for (size_t i = 0; rc == 0 && i < CH_MIGRATIONS; i++)
         if (g_migrations[i].version > before)
             rc = apply_migration(h, t, caps, i, err);
-    /* ttl=off removes the TTLs; with ttl on, the writer sets them by its first batch (it may be
-     * one of old history: bp_ch_derived_prepare); a migrate alone leaves them */
+    /* ttl=off removes the TTLs; with ttl on, the writer sets them at open (ch_open: a migrate
+     * alone does not know the retentions and leaves them) */
     if (rc == 0 && t->metrics && !t->ttl)
-        rc = bp_ch_derived_sync_ttl(h, caps, NULL, t->where, err);
+        rc = bp_ch_derived_sync_ttl(h, caps, NULL, 0, t->where, err);
     if (rc != 0)
         return bp_error_prefix(err, "database \"%s\": ", t->database);
     if (before < BP_CH_SCHEMA_VERSION)

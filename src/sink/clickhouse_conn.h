@@ -17,6 +17,8 @@
 
 #define BP_CH_DEFAULT_DATABASE "gtp"
 #define BP_CH_DEFAULT_WAIT 30
+/* ttl_slack's default (s): the downtime (or pause of one chain) the TTLs tolerate */
+#define BP_CH_TTL_SLACK 604800
 #define BP_CH_OUTPUT "clickhouse" /* checkpoints.output of this output */
 /* The newest schema version this program knows (schema_migrations.version). */
 #define BP_CH_SCHEMA_VERSION 6
@@ -32,8 +34,9 @@ typedef struct bp_ch_target {
     bool tables[BP_TABLE_COUNT]; /* which raw tables are written */
     bool metrics;                /* the derived tables are written (the metrics option) */
     unsigned groups;             /* which of them (derived.h BP_DG_BIT: derived=; 0: off) */
-    bp_retention ret; /* their retention (partition drops; TTL where the server has it) */
-    bool ttl;         /* the ttl option: TTLs where the server has them */
+    bp_retention ret;   /* their retention (partition drops; TTL where the server has it) */
+    bool ttl;           /* the ttl option: TTLs where the server has them */
+    uint64_t ttl_slack; /* ttl_slack: how long a row lives at least after it was written (s) */
 } bp_ch_target;
 
 /* From target (the URL without "clickhouse://" and our options) and the option values (NULL:

@@ -73,6 +73,11 @@ static void add_hash(bp_ch_table *t, const char *name, const bp_ch_caps *caps)
     t->cols[t->ncols++].name = name;
 }
 
+/* Where the server has TTL the table also gets _written (the time of the row's insert, for
+ * the TTL's slack: bp_ch_derived_ttl), which no insert sends. */
+#define WRITTEN_DEF BP_CH_WRITTEN " DateTime DEFAULT now()"
+#define WRITTEN ", " WRITTEN_DEF
+
 /* TTLs are added by bp_ch_derived_ttl (servers with TTL); every server also drops partitions in
  * chain time (bp_ch_derived_expire). */
 void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, bp_ch_table *out)
@@ -113,6 +118,7 @@ void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, bp_ch_table *out)
     out->block_col = defs[k].block;
     out->hash_col = defs[k].hash;
     out->chain_col = defs[k].chain;
+    out->extra = caps->ttl ? WRITTEN : NULL;
     switch (k) {
     case BP_CHD_BLOCK:
         add_cols(out, BP_DS_CHAIN_BLOCK, 0, BP_D_COUNT, caps);
@@ -157,6 +163,7 @@ void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, bp_ch_table *out)
         chain ? "origin_key, window_start" : "origin_key, window_start, contract_address";
     out->partition_by = parts[g];
     out->chain_col = "origin_key";
+    out->extra = caps->ttl ? WRITTEN : NULL;
     add_cols(out, chain ? BP_DS_CHAIN_WINDOW : BP_DS_CONTRACT_WINDOW, 0, BP_D_COUNT, caps);
     out->cols[out->ncols++] = (bp_ch_col){VER, {.kind = BP_CH_UINT64}, false};
 }
@@ -195,61 +202,80 @@ static int view_sql(int k, bp_buf *out)
                               chain ? "block_count" : "txcount");
 }
 
+/* The end of what the shared plan cuts table's rows by, plus its retention (metrics/windows.c):
+ * block rows by whole minutes, a chain rollup by whole windows of the next grain (it is
+ * recomputed from them), a contract rollup by its window, the sets by whole hours (the
+ * minutes' with the hours') or days; nothing for a table without one. Only columns of the row:
+ * a -1 row has its +1's. */
+static int chain_end(const char *table, const bp_retention *r, bp_buf *out)
+{
+    if (strcmp(table, "chain_metrics_block") == 0 || strcmp(table, "contract_metrics_block") == 0)
+        return r->block ? bp_buf_printf(out,
+                                        "toDateTime(intDiv(block_timestamp, 60) * 60 + 60) + "
+                                        "toIntervalSecond(%" PRIu64 ")",
+                                        r->block)
+                        : 0;
+    if (strcmp(table, "active_addresses") == 0 || strcmp(table, "contract_senders") == 0)
+        return r->sets ? bp_buf_printf(out,
+                                       "toDateTime(intDiv(window_start, multiIf(grain = "
+                                       "'1d', 86400, 3600)) * multiIf(grain = '1d', 86400, 3600) "
+                                       "+ multiIf(grain = '1d', 86400, 3600)) + "
+                                       "toIntervalSecond(%" PRIu64 ")",
+                                       r->sets)
+                       : 0;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        uint64_t len = bp_grain_seconds[g];
+        uint64_t parent = g + 1 < BP_GRAIN_COUNT ? bp_grain_seconds[g + 1] : len;
+        if (r->grain[g] == 0)
+            continue;
+        if (strcmp(table, bp_dtables[BP_DT_CHAIN_1M + g].name) == 0)
+            return bp_buf_printf(out,
+                                 "toDateTime(intDiv(window_start, %" PRIu64 ") * %" PRIu64
+                                 " + %" PRIu64 ") + toIntervalSecond(%" PRIu64 ")",
+                                 parent, parent, parent, r->grain[g]);
+        if (strcmp(table, bp_dtables[BP_DT_CONTRACT_1M + g].name) == 0)
+            return bp_buf_printf(
+                out, "toDateTime(window_start + %" PRIu64 ") + toIntervalSecond(%" PRIu64 ")", len,
+                r->grain[g]);
+    }
+    return 0;
+}
+
 int bp_ch_derived_ttl(const char *table, const bp_ch_caps *caps, const bp_retention *ret,
-                      bp_buf *out)
+                      uint64_t slack, bp_buf *out)
 {
     if (!caps->ttl || !ret)
         return 0;
     bp_retention r;
     bp_retention_effective(ret, &r);
-    /* A row goes once the end of what the shared plan cuts by (metrics/windows.c) is its
-     * retention behind the clock: block rows by whole minutes, a chain rollup by whole
-     * windows of the next grain (it is recomputed from them), a contract rollup by its window,
-     * the sets by whole hours (the minutes' with the hours') or days. Only columns of the row:
-     * a -1 row has its +1's, so the two go together. */
-    if (strcmp(table, "chain_metrics_block") == 0 || strcmp(table, "contract_metrics_block") == 0)
-        return r.block ? bp_buf_printf(out,
-                                       " TTL toDateTime(intDiv(block_timestamp, 60) * 60 + 60) + "
-                                       "toIntervalSecond(%" PRIu64 ")",
-                                       r.block)
-                       : 0;
-    if (strcmp(table, "active_addresses") == 0 || strcmp(table, "contract_senders") == 0)
-        return r.sets ? bp_buf_printf(out,
-                                      " TTL toDateTime(intDiv(window_start, multiIf(grain = "
-                                      "'1d', 86400, 3600)) * multiIf(grain = '1d', 86400, 3600) "
-                                      "+ multiIf(grain = '1d', 86400, 3600)) + "
-                                      "toIntervalSecond(%" PRIu64 ")",
-                                      r.sets)
-                      : 0;
-    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
-        uint64_t len = bp_grain_seconds[g];
-        uint64_t parent = g + 1 < BP_GRAIN_COUNT ? bp_grain_seconds[g + 1] : len;
-        if (r.grain[g] == 0)
-            continue;
-        if (strcmp(table, bp_dtables[BP_DT_CHAIN_1M + g].name) == 0)
-            return bp_buf_printf(out,
-                                 " TTL toDateTime(intDiv(window_start, %" PRIu64 ") * %" PRIu64
-                                 " + %" PRIu64 ") + toIntervalSecond(%" PRIu64 ")",
-                                 parent, parent, parent, r.grain[g]);
-        if (strcmp(table, bp_dtables[BP_DT_CONTRACT_1M + g].name) == 0)
-            return bp_buf_printf(
-                out, " TTL toDateTime(window_start + %" PRIu64 ") + toIntervalSecond(%" PRIu64 ")",
-                len, r.grain[g]);
-    }
-    return 0;
+    /* The server counts its clock. The chain-time end alone would take, after a downtime
+     * longer than a retention (or with a chain of a chains: list behind, or history written
+     * beside a follower), rows of windows still open, which the windows are recomputed from:
+     * a row also lives slack after its insert. While blockpipe runs, the partition drops in
+     * chain time (bp_ch_derived_expire) stay the exact retention; the TTL is the backstop. */
+    bp_buf end;
+    bp_buf_init(&end, 0);
+    int rc = chain_end(table, &r, &end);
+    if (rc == 0 && end.len) /* (none: no retention, no TTL) */
+        rc = bp_buf_printf(out,
+                           " TTL greatest(%s, " BP_CH_WRITTEN " + toIntervalSecond(%" PRIu64 "))",
+                           end.data, slack);
+    bp_buf_release(&end);
+    return rc;
 }
 
-int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, bp_buf *out)
+int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, uint64_t slack,
+                      bp_buf *out)
 {
     bp_ch_table t;
     if (i < BP_CHD_ROW_TABLES) {
         bp_ch_derived_row_table((int)i, caps, &t);
-        return bp_ch_create_sql(out, &t) | bp_ch_derived_ttl(t.name, caps, ret, out);
+        return bp_ch_create_sql(out, &t) | bp_ch_derived_ttl(t.name, caps, ret, slack, out);
     }
     i -= BP_CHD_ROW_TABLES;
     if (i < BP_CHD_ROLLUPS) {
         bp_ch_derived_rollup_table((int)i, caps, &t);
-        return bp_ch_create_sql(out, &t) | bp_ch_derived_ttl(t.name, caps, ret, out);
+        return bp_ch_create_sql(out, &t) | bp_ch_derived_ttl(t.name, caps, ret, slack, out);
     }
     i -= BP_CHD_ROLLUPS;
     if (i == 0)
@@ -261,14 +287,14 @@ int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret,
 }
 
 int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
-                         bp_error *err)
+                         uint64_t slack, bp_error *err)
 {
     bp_buf sql;
     bp_buf_init(&sql, 0);
     int rc = 0;
     for (size_t i = 0; rc == 0; i++) {
         bp_buf_reset(&sql);
-        int r = bp_ch_derived_ddl(i, caps, ret, &sql);
+        int r = bp_ch_derived_ddl(i, caps, ret, slack, &sql);
         if (r == 1)
             break;
         rc = r ? bp_error_set(err, BP_ENOMEM, "out of memory")
@@ -317,7 +343,7 @@ static bool ttl_is(const char *create, const char *want)
 }
 
 int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
-                           const char *where, bp_error *err)
+                           uint64_t slack, const char *where, bp_error *err)
 {
     /* (asked of servers without TTL too: one query at open, and the one the tests' 18.16
      * server answers) */
@@ -335,21 +361,38 @@ int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_reten
         bp_error e = {0};
         bp_buf_reset(&sql);
         bp_buf_reset(&want);
-        if (bp_ch_derived_ttl(cell[0], caps, ret, &want) != 0) {
+        if (bp_ch_derived_ttl(cell[0], caps, ret, slack, &want) != 0) {
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
             break;
         }
         if (ttl_is(cell[1], want.data ? want.data : ""))
             continue;
-        /* MODIFY TTL applies to the rows already there too (a mutation, once per change) */
-        if (bp_buf_printf(&sql, "ALTER TABLE %s %s", cell[0], want.len ? "MODIFY" : "REMOVE TTL") !=
-                0 ||
-            (want.len && bp_buf_puts(&sql, want.data) != 0)) {
+        /* A table made before _written (or by a server without TTL, since upgraded) gets it
+         * first; a row there before is kept at least slack after this (the column's default,
+         * computed when the TTL is applied). MODIFY TTL applies to the rows already there too
+         * (a mutation, once per change). */
+        const char *step = "adding " BP_CH_WRITTEN;
+        int r =
+            bp_buf_printf(&sql, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s", cell[0], WRITTEN_DEF);
+        if (r == 0 && want.len) {
+            r = bp_ch_query(h, sql.data, NULL, step, &e);
+            if (r == 0) {
+                bp_buf_reset(&sql);
+                step = "setting the TTL";
+                r = bp_buf_printf(&sql, "ALTER TABLE %s MODIFY%s", cell[0], want.data);
+            }
+        } else if (r == 0) {
+            bp_buf_reset(&sql);
+            step = "removing the TTL";
+            r = bp_buf_printf(&sql, "ALTER TABLE %s REMOVE TTL", cell[0]);
+        }
+        if (r == 0)
+            r = bp_ch_query(h, sql.data, NULL, step, &e);
+        if (r != 0 && !e.code) {
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
-        } else if (bp_ch_query(h, sql.data, NULL, "setting the TTL", &e) != 0) {
-            /* a TTL left in place would remove rows of history being written: the batch fails */
-            rc = bp_error_set(err, e.code ? e.code : BP_EDB, "clickhouse %s: %s: %s: %s", where,
-                              cell[0], sql.data, e.msg);
+        } else if (r != 0) {
+            rc = bp_error_set(err, e.code ? e.code : BP_EDB, "clickhouse %s: %s: %s: %s: %s", where,
+                              cell[0], step, sql.data, e.msg);
         } else {
             bp_info("clickhouse %s: %s: %s", where, cell[0],
                     want.len ? want.data + 1 : "TTL removed (its retention is 0: forever)");
@@ -432,11 +475,6 @@ struct bp_ch_derived {
                                  that change when it only adds blocks) */
     uint64_t ver;             /* the next rollup version */
     uint64_t last_cut[BP_EXPIRY_MAX + 1];
-    /* the server's clock minus ours (s), read at open where the server has TTL, and the
-     * tables' TTLs as this writer last set them (-1: not yet; ttl_for_batch) */
-    int64_t clock_off;
-    bool clock_known;
-    int ttl_on;
     /* rollup scratch */
     bp_keymap map;
     void *acc;
@@ -649,20 +687,6 @@ static int read_version(bp_ch_derived *d, bp_error *err)
     return rc;
 }
 
-/* The server's clock against ours: what its TTLs count (ttl_behind). */
-static int read_clock(bp_ch_derived *d, bp_error *err)
-{
-    bp_buf_reset(&d->sql);
-    int rc = bp_buf_puts(&d->sql, "SELECT toUnixTimestamp(now())")
-                 ? oom(err)
-                 : query(d, &d->ans, "reading the server's clock", err);
-    if (rc == 0) {
-        d->clock_off = (int64_t)strtoll(d->ans.data, NULL, 10) - (int64_t)time(NULL);
-        d->clock_known = true;
-    }
-    return rc;
-}
-
 /* The database's record of the groups its derived tables hold, checked against groups
  * (bp_dgroups_open). A ReplacingMergeTree of one key: the newest row is the record. */
 static int select_groups(bp_ch_derived *d, unsigned groups, bp_error *err)
@@ -712,7 +736,6 @@ int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format for
         return oom(err);
     d->h = h;
     d->writes = writes;
-    d->ttl_on = -1;
     d->caps = *caps;
     d->ret = *ret;
     bp_buf_init(&d->sql, 0);
@@ -740,8 +763,6 @@ int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format for
     }
     if (rc == 0)
         rc = read_version(d, err);
-    if (rc == 0 && caps->ttl && writes)
-        rc = read_clock(d, err);
     if (rc == 0)
         rc = select_groups(d, groups, err);
     if (rc != 0) {
@@ -1116,61 +1137,11 @@ static int touch_reverted(bp_ch_derived *d, bp_error *err)
     return rc;
 }
 
-/* A batch writes blocks whose rows a TTL would remove at once, or about as soon as they are
- * written, when its oldest block is less than the shortest retention with a TTL (plus
- * TTL_MARGIN s: the batch's own writes, the next batches of its windows) behind the server's
- * clock. */
-#define TTL_MARGIN 600
-static bool batch_is_old(const bp_ch_derived *d, const bp_block *const *applies, size_t napp)
-{
-    bp_retention r;
-    bp_retention_effective(&d->ret, &r);
-    uint64_t keep = 0, all[] = {r.block, r.sets, r.grain[0], r.grain[1], r.grain[2]};
-    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-        if (all[i] && (!keep || all[i] < keep))
-            keep = all[i];
-    uint64_t oldest = UINT64_MAX;
-    for (size_t i = 0; i < napp; i++)
-        if (applies[i]->timestamp < oldest)
-            oldest = applies[i]->timestamp;
-    int64_t now = (int64_t)time(NULL) + d->clock_off;
-    return keep && napp && (int64_t)(oldest + keep) < now + TTL_MARGIN;
-}
-
-/* The tables' TTLs count the server's clock. A batch of blocks older than a retention by it (a
- * backfill of history) would have rows removed by the next merge before the windows recomputed
- * from them are complete (a minute from block rows already gone: short; seen on 26.5): the
- * TTLs are lifted (REMOVE TTL) before it writes, for the rest of the process's run (another
- * chain of the output may still write history), and set again (MODIFY TTL, which the server
- * applies to the rows there) by the first batch of a later run that is not old; meanwhile the
- * partition drops keep retention in chain time. The writer's first batch sets them either way
- * (a changed retention). */
-static int ttl_for_batch(bp_ch_derived *d, const bp_block *const *applies, size_t napp,
-                         bp_error *err)
-{
-    if (!d->caps.ttl || !d->writes || !d->clock_known || napp == 0 || d->ttl_on == 0)
-        return 0;
-    int want = batch_is_old(d, applies, napp) ? 0 : 1;
-    if (want == d->ttl_on)
-        return 0;
-    if (!want)
-        bp_info("clickhouse: chain %s: block %" PRIu64 " is older than a retention by the "
-                "server's clock: the derived tables' TTLs are lifted while such blocks are "
-                "written (retention by partition drops in chain time meanwhile)",
-                d->chain, applies[0]->number);
-    int rc = bp_ch_derived_sync_ttl(d->h, &d->caps, want ? &d->ret : NULL, d->chain, err);
-    if (rc == 0)
-        d->ttl_on = want;
-    return rc;
-}
-
 int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived *der,
                           const bp_block *const *reverts, size_t nrev,
                           const bp_block *const *applies, size_t napp, bp_error *err)
 {
     int rc = set_chain(d, chain, err);
-    if (rc == 0 && der)
-        rc = ttl_for_batch(d, applies, napp, err);
     if (rc != 0)
         return rc;
     bp_windows_clear(&d->win);

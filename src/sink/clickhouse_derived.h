@@ -21,10 +21,11 @@
  *
  * Retention, on every server: partition drops (partitions of a day, 30 days or 360 days of
  * chain time, per chain) at the shared plan's cuts in chain time (metrics/windows.h), as SQLite
- * and PostgreSQL delete rows. Servers with TTL (19.6 on) also give each table with a retention
- * a TTL on the same end as the plan's (bp_ch_derived_ttl), which the server counts by its
- * clock: row by row, between merges, equal to the plan while the chain's newest block is at
- * the clock (docs/ARCHITECTURE.md, "Chain analytics", ClickHouse, *Retention*). */
+ * and PostgreSQL delete rows. Servers with TTL (20.10 on; ttl=on, the default) also give each
+ * table with a retention a TTL on the same end as the plan's, and at least ttl_slack after the
+ * row's insert (bp_ch_derived_ttl), which the server counts by its clock: row by row, between
+ * merges; the slack keeps every row of a window still open unless a chain's writing pauses
+ * longer (docs/ARCHITECTURE.md, "Chain analytics", ClickHouse, *Retention*). */
 #ifndef BP_SINK_CLICKHOUSE_DERIVED_H
 #define BP_SINK_CLICKHOUSE_DERIVED_H
 
@@ -53,23 +54,30 @@ void bp_ch_derived_row_table(int k, const bp_ch_caps *caps, bp_ch_table *out);
 #define BP_CHD_ROLLUPS 6
 void bp_ch_derived_rollup_table(int k, const bp_ch_caps *caps, bp_ch_table *out);
 
-/* " TTL <expression>" of the derived table named table under retention ret (effective: see
- * bp_retention_effective) into out (appended); nothing on a server without TTL, for a table
- * without retention (or ret 0: forever) or ret NULL. BP_ENOMEM. */
+/* The column of the derived tables (servers with TTL) the server fills with the time of the
+ * row's insert: DateTime DEFAULT now(). */
+#define BP_CH_WRITTEN "_written"
+
+/* " TTL greatest(<end> + <retention>, _written + <slack>)" of the derived table named table
+ * under retention ret (effective: see bp_retention_effective; end: the end of what the plan
+ * cuts the row by) into out (appended): a row goes once both are past by the server's clock.
+ * Nothing on a server without TTL, for a table without retention (or ret 0: forever) or ret
+ * NULL. BP_ENOMEM. */
 int bp_ch_derived_ttl(const char *table, const bp_ch_caps *caps, const bp_retention *ret,
-                      bp_buf *out);
+                      uint64_t slack, bp_buf *out);
 /* Statement i of the derived schema (tables, with their TTL under ret, which may be NULL;
  * prices; views) into out (appended); 1 when there is no statement i, BP_ENOMEM. */
-int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, bp_buf *out);
+int bp_ch_derived_ddl(size_t i, const bp_ch_caps *caps, const bp_retention *ret, uint64_t slack,
+                      bp_buf *out);
 /* Runs them all (migration 2). */
 int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
-                         bp_error *err);
-/* Brings each derived table's TTL to the one retention ret gives it (bp_ch_derived_ttl):
- * ALTER TABLE ... MODIFY TTL when it differs (the server applies it to the rows there too),
- * REMOVE TTL when it should have none (a server too old for REMOVE TTL keeps it, with a warning
- * naming the table). Tables that exist only. */
+                         uint64_t slack, bp_error *err);
+/* Brings each derived table's TTL to the one retention ret and slack give it
+ * (bp_ch_derived_ttl): ALTER TABLE ... ADD COLUMN IF NOT EXISTS _written, then MODIFY TTL when
+ * it differs (the server applies it to the rows there too), REMOVE TTL when it should have none;
+ * a refused ALTER is an error naming the table. Tables that exist only. */
 int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
-                           const char *where, bp_error *err);
+                           uint64_t slack, const char *where, bp_error *err);
 
 typedef struct bp_ch_derived bp_ch_derived;
 

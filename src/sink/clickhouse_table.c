@@ -174,7 +174,7 @@ int bp_ch_create_sql(bp_buf *out, const bp_ch_table *t)
         bp_ch_type_name(&t->cols[i].type, type, sizeof(type));
         rc |= bp_buf_printf(out, "%s%s %s", i ? ", " : "", t->cols[i].name, type);
     }
-    rc |= bp_buf_printf(out, ") ENGINE = %s", t->engine);
+    rc |= bp_buf_printf(out, "%s) ENGINE = %s", t->extra ? t->extra : "", t->engine);
     if (t->partition_by)
         rc |= bp_buf_printf(out, " PARTITION BY %s", t->partition_by);
     return rc | bp_buf_printf(out, " ORDER BY (%s)", t->order_by);

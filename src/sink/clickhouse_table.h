@@ -52,7 +52,7 @@ void bp_ch_type_name(const bp_ch_type *t, char *out, size_t cap);
 typedef struct bp_ch_caps {
     char version[48];
     int major, minor;
-    bool ttl;     /* table TTL (19.6 and later): the derived tables' retention
+    bool ttl;     /* table TTL and REMOVE TTL (20.10 and later): the derived tables' retention
                      (bp_ch_derived_ttl) besides the partition drops */
     bool uint256; /* a table column may be UInt256 (bp_ch_uint256_step) */
 } bp_ch_caps;
@@ -90,6 +90,8 @@ typedef struct bp_ch_table {
     const char *block_col;    /* the block number and block hash columns: what a REVERT and */
     const char *hash_col;     /* the crash recovery select rows by */
     const char *chain_col;    /* the chain's column ("chain"; derived tables: origin_key) */
+    const char *extra;        /* more column definitions, filled by the server and never sent
+                                 (", _written DateTime DEFAULT now()"), or NULL */
 } bp_ch_table;
 
 /* The bookkeeping columns every table the output writes ends with: _sign (+1 a row written,

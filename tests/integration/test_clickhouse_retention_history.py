@@ -5,16 +5,16 @@ clickhouse-server, 18.16).
 anvil starts 400 days in the past (--timestamp); ~3 days of blocks (one about every 25
 minutes, test_metrics_retention.py's chain) are backfilled with short retentions (block rows
 2 h, sets 1 h, 1m rows 4 h, 1h rows 30 h, 1d rows forever) and --reorg-window 10. Every block is
-older than every retention by the server's clock, so a TTL counted from now() (what the
-derived tables get on servers with TTL unless the output says ttl=off) would take all of them
-at its next merge. After
+older than every retention by the server's clock, so a TTL counted from now() on the chain
+time alone would take all of them at its next merge (the derived tables' TTLs, ttl=on by
+default on servers from 20.10, also keep a row ttl_slack, 7 days, after it was written). After
 the backfill the merges are forced (OPTIMIZE ... FINAL, which also applies any TTL); the rows
 left must be exactly the ones the chain-time rule keeps, rounded down to whole partitions
 (test_metrics_clickhouse.py's retention_kept_ch: a day of chain time for block rows, minutes
 and sets, 30 days for hours), each equal to the recomputation from the node's blocks: what is
 younger than its retention relative to the head stays, what is older went. And no derived table
-has a TTL clause (18.16 has none; test_clickhouse_current.py runs history() on ClickHouse 26.5,
-where the writer lifts the TTLs while it writes history, and with ttl=off).
+has a TTL clause (18.16 has none; test_clickhouse_current.py runs history() on ClickHouse 26.5
+with the TTLs, the default, and with ttl=off).
 """
 import os
 import subprocess
@@ -33,8 +33,9 @@ DB = "history"
 AGO = 400 * 86400
 
 
-def history(bp, ch, query="", db=DB):
-    """The backfill of old history into ch's database db (URL options query) and its checks."""
+def history(bp, ch, query="", db=DB, ttl=False):
+    """The backfill of old history into ch's database db (URL options query) and its checks;
+    ttl: the tables with a retention have a TTL (current servers, ttl on)."""
     start = int(time.time()) - AGO
     with Anvil(["--timestamp", start]) as node:
         wl = Workload(node, seed=5)
@@ -64,10 +65,10 @@ def history(bp, ch, query="", db=DB):
                 raise Mismatch(f"nothing of {t} expired: the chain is too short")
             if not counts.get(t):
                 raise Mismatch(f"every row of {t} went: retention did not count chain time")
-        ttl = ch.sql(f"SELECT name FROM system.tables WHERE database = '{db}'"
-                     " AND match(create_table_query, '[[:space:]]TTL[[:space:]]')")
-        if ttl:
-            raise Mismatch(f"tables with a TTL: {ttl}")
+        with_ttl = ch.sql(f"SELECT name FROM system.tables WHERE database = '{db}'"
+                          " AND match(create_table_query, '[[:space:]]TTL[[:space:]]')")
+        if bool(with_ttl) != ttl:
+            raise Mismatch(f"tables with a TTL: {with_ttl}, want {'some' if ttl else 'none'}")
         print(f"{ch.sql('SELECT version()')[0][0]} {query}: blocks {newest - int(time.time())} s "
               "from now; kept (relative to the head): "
               + " ".join(f"{t}={n}" for t, n in counts.items() if n)

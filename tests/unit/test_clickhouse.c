@@ -75,7 +75,7 @@ static void test_types(void **state)
     assert_int_equal(bp_ch_caps_from_version("18.16.1", &c), 0);
     assert_false(c.ttl);
     assert_int_equal(bp_ch_caps_from_version("19.6.2.11", &c), 0);
-    assert_false(c.ttl); /* TTLs, but no REMOVE TTL to lift them for history */
+    assert_false(c.ttl); /* TTLs, but no REMOVE TTL (ttl=off) */
     assert_int_equal(bp_ch_caps_from_version("20.10.3.30", &c), 0);
     assert_true(c.ttl);
     assert_int_equal(bp_ch_caps_from_version("24.3.1.2672", &c), 0);
@@ -209,49 +209,66 @@ static void test_derived_tables(void **state)
     /* block rows 600 s, sets 900 s, minutes 3000 s (effective: block + 1 h), hours 2 days,
      * days forever */
     bp_retention ret = {.block = 600, .sets = 900, .grain = {3000, 172800, 0}};
-    for (int rc; bp_buf_reset(&sql), (rc = bp_ch_derived_ddl(n, &now, &ret, &sql)) != 1; n++) {
+    for (int rc; bp_buf_reset(&sql), (rc = bp_ch_derived_ddl(n, &now, &ret, 604800, &sql)) != 1;
+         n++) {
         assert_int_equal(rc, 0);
-        const char *ttl = strstr(sql.data, " TTL ");
+        /* the tables that may get a TTL have _written, filled by the server */
+        bool table = strstr(sql.data, "CREATE TABLE") && !strstr(sql.data, "EXISTS prices ");
+        assert_true(!table || strstr(sql.data, ", _written DateTime DEFAULT now()) ENGINE = "));
+        const char *ttl = strstr(sql.data, " TTL greatest(");
         ttls += ttl != NULL;
         if (strstr(sql.data, "EXISTS chain_metrics_block ") ||
             strstr(sql.data, "EXISTS contract_metrics_block "))
-            assert_string_equal(ttl, " TTL toDateTime(intDiv(block_timestamp, 60) * 60 + 60) + "
-                                     "toIntervalSecond(600)");
+            assert_string_equal(ttl,
+                                " TTL greatest(toDateTime(intDiv(block_timestamp, 60) * 60 + 60) + "
+                                "toIntervalSecond(600), "
+                                "_written + toIntervalSecond(604800))");
         else if (strstr(sql.data, "EXISTS contract_senders ") ||
                  strstr(sql.data, "EXISTS active_addresses "))
-            assert_string_equal(ttl, " TTL toDateTime(intDiv(window_start, multiIf(grain = '1d', "
-                                     "86400, 3600)) * multiIf(grain = '1d', 86400, 3600) + "
-                                     "multiIf(grain = '1d', 86400, 3600)) + "
-                                     "toIntervalSecond(900)");
+            assert_string_equal(
+                ttl, " TTL greatest(toDateTime(intDiv(window_start, multiIf(grain = '1d', "
+                     "86400, 3600)) * multiIf(grain = '1d', 86400, 3600) + "
+                     "multiIf(grain = '1d', 86400, 3600)) + "
+                     "toIntervalSecond(900), "
+                     "_written + toIntervalSecond(604800))");
         else if (strstr(sql.data, "EXISTS chain_metrics_1m "))
-            assert_string_equal(ttl, " TTL toDateTime(intDiv(window_start, 3600) * 3600 + 3600) + "
-                                     "toIntervalSecond(4200)");
+            assert_string_equal(
+                ttl, " TTL greatest(toDateTime(intDiv(window_start, 3600) * 3600 + 3600) + "
+                     "toIntervalSecond(4200), "
+                     "_written + toIntervalSecond(604800))");
         else if (strstr(sql.data, "EXISTS contract_metrics_1m "))
-            assert_string_equal(ttl, " TTL toDateTime(window_start + 60) + toIntervalSecond(4200)");
+            assert_string_equal(
+                ttl, " TTL greatest(toDateTime(window_start + 60) + toIntervalSecond(4200), "
+                     "_written + toIntervalSecond(604800))");
         else if (strstr(sql.data, "EXISTS chain_metrics_1h "))
-            assert_string_equal(ttl, " TTL toDateTime(intDiv(window_start, 86400) * 86400 + "
-                                     "86400) + toIntervalSecond(172800)");
-        else if (strstr(sql.data, "EXISTS contract_metrics_1h "))
             assert_string_equal(ttl,
-                                " TTL toDateTime(window_start + 3600) + toIntervalSecond(172800)");
+                                " TTL greatest(toDateTime(intDiv(window_start, 86400) * 86400 + "
+                                "86400) + toIntervalSecond(172800), "
+                                "_written + toIntervalSecond(604800))");
+        else if (strstr(sql.data, "EXISTS contract_metrics_1h "))
+            assert_string_equal(
+                ttl, " TTL greatest(toDateTime(window_start + 3600) + toIntervalSecond(172800), "
+                     "_written + toIntervalSecond(604800))");
         else
             assert_null(ttl); /* token_transfers, ml_predictions, the days, prices, views */
         /* none without a retention or on 18.16 */
         bp_buf_reset(&sql);
-        assert_int_equal(bp_ch_derived_ddl(n, &now, NULL, &sql), 0);
+        assert_int_equal(bp_ch_derived_ddl(n, &now, NULL, 604800, &sql), 0);
         assert_null(strstr(sql.data, "TTL"));
         bp_buf_reset(&sql);
-        assert_int_equal(bp_ch_derived_ddl(n, &old, &ret, &sql), 0);
+        assert_int_equal(bp_ch_derived_ddl(n, &old, &ret, 604800, &sql), 0);
         assert_null(strstr(sql.data, "TTL"));
+        assert_null(strstr(sql.data, "_written"));
     }
     assert_int_equal(n, 19);
     assert_int_equal(ttls, 8);
     bp_retention forever = {0};
     bp_buf_reset(&sql);
-    assert_int_equal(bp_ch_derived_ttl("chain_metrics_block", &now, &forever, &sql), 0);
+    assert_int_equal(bp_ch_derived_ttl("chain_metrics_block", &now, &forever, 604800, &sql), 0);
     assert_int_equal(sql.len, 0);
     n = 0;
-    for (int rc; bp_buf_reset(&sql), (rc = bp_ch_derived_ddl(n, &old, NULL, &sql)) != 1; n++) {
+    for (int rc; bp_buf_reset(&sql), (rc = bp_ch_derived_ddl(n, &old, NULL, 604800, &sql)) != 1;
+         n++) {
         assert_int_equal(rc, 0);
         view_1m |= strstr(sql.data, "VIEW IF NOT EXISTS chain_metrics_1m_v AS SELECT origin_key, "
                                     "toDateTime(_w, 'UTC') AS timestamp, block_count") &&
