@@ -5,7 +5,7 @@ which commits it whether or not anyone waits for the answer; a recovery that ran
 landed would leave its rows behind (seen in test_outputs_contract on a loaded machine:
 sum(_sign) 2 for keys of a batch written again). Every writer tags its queries with a query_id
 naming the database (bpw_<FNV-1a 64 of the name>_...). Here a query tagged as a dead writer's
-of this database (a 3 s sleep) runs when a backfill opens the output: the backfill must say it
+of this database (9 s of sleeps: a loaded machine takes seconds to open the output) runs when a backfill opens the output: the backfill must say it
 waits for that query and finish its recovery only after it ended; a query tagged for another
 database must not be waited for. The backfill must then hold every block of the node."""
 import os
@@ -35,7 +35,9 @@ def writers_prefix(db):
 
 
 def sleeper(ch, query_id, ended):
-    ch.post("SELECT sleep(3)", params={"query_id": query_id})
+    # sleep() stops at 3 s; it sleeps on each block, three blocks of one row
+    ch.post("SELECT sleep(3) FROM system.numbers LIMIT 3 SETTINGS max_block_size = 1",
+            params={"query_id": query_id})
     ended.append(time.time())
 
 
