@@ -118,7 +118,7 @@ def postgres_phase(bp, url_node, tmp):
     pg = Postgres()
     mounted = False
     try:
-        mount_tmpfs(small, 24)
+        mount_tmpfs(small, 48)  # room for a group of batches (up to 8) behind the head
         mounted = True
         pw = pwd.getpwnam("postgres") if pg.uid is not None else None
         space = os.path.join(small, "ts")
