@@ -133,6 +133,15 @@ void bp_budget_charge(bp_budget *b, size_t n)
     pthread_mutex_unlock(&b->lock);
 }
 
+void bp_budget_follow(bp_budget *b, size_t *charged, size_t now)
+{
+    if (now > *charged)
+        bp_budget_charge(b, now - *charged);
+    else if (now < *charged)
+        bp_budget_refund(b, *charged - now);
+    *charged = now;
+}
+
 void bp_budget_refund(bp_budget *b, size_t n)
 {
     pthread_mutex_lock(&b->lock);

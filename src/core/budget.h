@@ -103,6 +103,9 @@ bool bp_budget_try_charge(bp_budget *b, size_t n);
 /* Takes n bytes even past the limit: memory that is in use already. */
 void bp_budget_charge(bp_budget *b, size_t n);
 void bp_budget_refund(bp_budget *b, size_t n);
+/* Brings what a holder has charged (*charged) to now: charges or refunds the difference (memory
+ * in use: charged even past the limit; the fetches then wait for it). */
+void bp_budget_follow(bp_budget *b, size_t *charged, size_t now);
 /* Sets n bytes aside for a job whose memory is not free yet (see above). */
 void bp_budget_promise(bp_budget *b, size_t n);
 /* Takes n promised bytes once they fit under the limit: waits up to wait_ms, or until *stop.

@@ -362,12 +362,7 @@ static void charge(bp_metrics *m)
 {
     if (!m->budget)
         return;
-    size_t now = bp_metrics_held(m);
-    if (now > m->charged)
-        bp_budget_charge(m->budget, now - m->charged);
-    else if (now < m->charged)
-        bp_budget_refund(m->budget, m->charged - now);
-    m->charged = now;
+    bp_budget_follow(m->budget, &m->charged, bp_metrics_held(m));
 }
 
 /* Empties the batch arena. When the last batch needed more than the chunk it keeps, one

@@ -558,11 +558,7 @@ static void mem_follow(ch_sink *s)
         s->held_peak = held;
     if (!s->budget)
         return;
-    if (now > s->charged)
-        bp_budget_charge(s->budget, now - s->charged);
-    else if (now < s->charged)
-        bp_budget_refund(s->budget, s->charged - now);
-    s->charged = now;
+    bp_budget_follow(s->budget, &s->charged, now);
     if (now > s->base.memory_peak)
         s->base.memory_peak = now;
 }

@@ -214,11 +214,7 @@ static void queue_follow(kafka_sink *s)
     size_t now = s->queued > QUEUE_KEEP ? s->queued - QUEUE_KEEP : 0;
     if (!s->budget) /* between writes: nothing is charged */
         return;
-    if (now > s->charged)
-        bp_budget_charge(s->budget, now - s->charged);
-    else if (now < s->charged)
-        bp_budget_refund(s->budget, s->charged - now);
-    s->charged = now;
+    bp_budget_follow(s->budget, &s->charged, now);
     if (now > s->base.memory_peak)
         s->base.memory_peak = now;
 }
