@@ -25,6 +25,7 @@
 #define CMD_VERIFY (1u << BP_CMD_VERIFY)
 #define CMD_BOTH (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL | CMD_VERIFY)
 #define CMD_BACKFILL (1u << BP_CMD_BACKFILL)
+#define CMD_RUN (1u << BP_CMD_RUN)
 #define CMD_RANGE (CMD_BACKFILL | CMD_VERIFY)
 #define CMD_ALL (CMD_BOTH | 1u << BP_CMD_MIGRATE | 1u << BP_CMD_SERVE)
 #define CMD_API (1u << BP_CMD_RUN | 1u << BP_CMD_BACKFILL | 1u << BP_CMD_SERVE)
@@ -260,6 +261,11 @@ static const opt g_opts[] = {
     {"max-retries", NULL, "N", "MAX_RETRIES", NULL, "max_retries", set_int, RANGE(0, 1000),
      F(max_retries), .cmds = CMD_BOTH, .def = "5",
      .help = "failed attempts per block before it counts as failed (a 429 is not a failure)"},
+    {"failed-retry-interval", NULL, "S", "FAILED_RETRY_INTERVAL", NULL, "failed_retry_interval",
+     set_seconds, SECONDS(0.1, 3600), F(failed_retry_interval), .cmds = CMD_RUN, .def = "30",
+     .help = "seconds before `run` tries again a block that failed --max-retries times (the chain "
+             "waits on it; backfill stops instead); between its own attempts a block waits "
+             "0.2..10 s"},
     {"state-dir", NULL, "DIR", "STATE_DIR", NULL, "state_dir", set_string, F(state_dir),
      .cmds = CMD_BOTH, .def = "none",
      .help = "where the state of a run (failed blocks, the command) is kept; `blockpipe "
@@ -1548,6 +1554,7 @@ static const char *const g_chain_keys[] = {"rpc",
                                            "strict_node",
                                            "rpc_timeout",
                                            "max_retries",
+                                           "failed_retry_interval",
                                            "chain_id",
                                            "chain_type",
                                            "stats_interval",
@@ -2040,6 +2047,7 @@ static void set_defaults(bp_config *cfg, enum bp_command cmd)
     cfg->stats_interval = 10;
     cfg->fetch = BP_FETCH_ALL;
     cfg->max_retries = 5;
+    cfg->failed_retry_interval = BP_PIPELINE_FAILED_RETRY;
     cfg->rpc_timeout = 30;
     cfg->log_level = BP_LOG_INFO;
     cfg->realtime = true;

@@ -85,6 +85,8 @@ typedef struct bp_config {
     unsigned fetch;        /* enum bp_fetch_what */
     bool strict_node;      /* --strict-node */
     int max_retries;
+    /* seconds (--failed-retry-interval) */
+    double failed_retry_interval;
     double rpc_timeout; /* seconds */
     int log_level;      /* enum bp_log_level */
     bool log_json;

@@ -236,6 +236,7 @@ void bp_setup_pipeline(const bp_config *c, bp_sink **sinks, bp_endpoint_spec *ep
     pc->batch_size = c->batch_size;
     pc->max_memory = (size_t)c->max_memory; /* 0: the default (pipeline.h) */
     pc->max_retries = c->max_retries;
+    pc->failed_retry_interval = c->failed_retry_interval;
     pc->poll_interval = c->poll_interval;
     pc->stats_interval = c->stats_interval;
     pc->rpc_timeout = c->rpc_timeout;

@@ -857,10 +857,14 @@ static void fetch_failed(pipeline *p, uint64_t n, int rc, const bp_error *err, i
         p->stopping = true;
         return;
     }
-    /* Following the head we never skip a block: keep trying, slowly, and say so. */
-    s->retry_at_ms = now_ms() + 30000;
-    bp_err("block %" PRIu64 " failed %d times, the chain waits on it (next try in 30 s): %s", n,
-           s->attempts, err->msg);
+    /* Following the head we never skip a block: keep trying, slowly (a provider that fails a
+     * block --max-retries times in a row is not asked for it every backoff step), and say so. */
+    double pause = p->cfg->failed_retry_interval > 0 ? p->cfg->failed_retry_interval
+                                                     : BP_PIPELINE_FAILED_RETRY;
+    s->retry_at_ms = now_ms() + (int64_t)(pause * 1000.0);
+    bp_err("block %" PRIu64 " failed %d times, the chain waits on it (next try in %g s, "
+           "--failed-retry-interval): %s",
+           n, s->attempts, pause, err->msg);
 }
 
 /* Block i of the job outgrew the memory granted to it: not an attempt. It is fetched again

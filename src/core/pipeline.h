@@ -31,6 +31,8 @@
 /* ... or more when the fixed part below (many outputs, many workers) would leave blocks less
  * than this: the default never refuses a configuration. */
 #define BP_PIPELINE_DEFAULT_BLOCKS ((size_t)48 << 20)
+/* Seconds `run` waits before trying again a block that used up --max-retries. */
+#define BP_PIPELINE_FAILED_RETRY 30.0
 
 /* The memory of a process of `chains` chains when --max-memory is not given: the default per
  * chain, or their fixed part (`fixed` bytes) + BP_PIPELINE_DEFAULT_BLOCKS each when more. */
@@ -82,6 +84,9 @@ typedef struct bp_pipeline_config {
     int workers; /* concurrent requests per endpoint without its own max_workers */
     int batch_size;
     int max_retries;
+    /* s: run's pause before a block that used up max_retries is tried again; 0:
+     * BP_PIPELINE_FAILED_RETRY */
+    double failed_retry_interval;
     double poll_interval;       /* s */
     double stats_interval;      /* s */
     double rpc_timeout;         /* s */
