@@ -21,7 +21,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from kafka import KafkaMock, committed  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, tail  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, script_main, tail  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 LAST = 199
@@ -86,7 +86,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (Fail, subprocess.TimeoutExpired, TimeoutError, RuntimeError, AssertionError) as e:
-        sys.exit(f"FAIL: {e}")
+    script_main(main)

@@ -16,14 +16,15 @@ as before (no group lost): that attempt is made again on a new schema, up to 4 t
 
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, checkpoint, tail, wait_for  # noqa: E402
+from pgcheck import (Fail, backfill_proc, blockpipe_bin, broken_backfill,  # noqa: E402
+                     check_complete, check_prefix, checkpoint, last_error, run_to_end,
+                     script_main, tail)
 from rtcheck import Server  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
@@ -33,71 +34,37 @@ HANG = 150  # seconds: only a guard against a hang, never a measure
 LOST = "going back to its checkpoint"
 
 
-def backfill(bp, node, url, log):
-    return subprocess.Popen([bp, "backfill", "--rpc", node.urls[0], "--from", "0", "--to",
-                             str(LAST), "--batch-size", "5", "--output", url, "--wait-for-db", "1",
-                             "--log-level", "debug"], stdout=log, stderr=subprocess.STDOUT)
-
-
-def stored(pg, schema):
-    rows = pg.sql(f"SELECT count(*), coalesce(max(number), -1) FROM {schema}.blocks")
-    return int(rows[0][0]), int(rows[0][1])
-
-
 def attempt(bp, node, pg, proxy, tmp, n):
     """One cut; True when it landed in a group (the case under test), checked."""
     schema = f"g{n}"
     url = (f"postgres://bp:bp@127.0.0.1:{proxy.port}/bp?schema={schema}")
     log_path = os.path.join(tmp, f"{n}.log")
-    with open(log_path, "w") as log:
-        p = backfill(bp, node, url, log)
-        try:
-            wait_for(lambda: p.poll() is not None or
-                     (checkpoint(pg, schema) or (0,))[0] >= CUT_AT, HANG,
-                     f"{n}: checkpoint past {CUT_AT}", 0.05)
-            if p.poll() is not None:
-                raise Fail(f"{n}: backfill exited {p.returncode} before the cut:\n{tail(log_path)}")
-            proxy.signal(signal.SIGUSR1)
-            proxy.expect("CUT", 10)
-            try:
-                rc = p.wait(timeout=HANG)
-            except subprocess.TimeoutExpired:
-                raise Fail(f"{n}: backfill still waits {HANG} s after its output stopped "
-                           f"answering:\n{tail(log_path)}") from None
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+
+    def start(log):
+        return backfill_proc(bp, node.urls[0], LAST, url, log, "--log-level", "debug")
+
+    def cut():
+        proxy.signal(signal.SIGUSR1)
+        proxy.expect("CUT", 10)
+    rc = broken_backfill(start, log_path, lambda: (checkpoint(pg, schema) or (0,))[0], CUT_AT,
+                         cut, HANG, ("the cut", "its output stopped answering"), f"{n}: ")
     text = open(log_path).read()
     if LOST not in text:
         print(f"{n}: the cut landed between groups (exit {rc}); again", flush=True)
         return False
-    last = [ln for ln in text.splitlines() if " error " in ln][-1:]
-    if rc == 0 or not last or "has not answered since" not in last[0] \
-            or "postgres://" not in last[0] or "bp:bp@" in text:
+    last = last_error(text)
+    if rc == 0 or "has not answered since" not in last or "postgres://" not in last \
+            or "bp:bp@" in text:
         raise Fail(f"{n}: exit {rc}; want non-zero with an error naming the output (no "
                    f"password) that lost its batches and did not answer:\n{tail(log_path)}")
-    cp = checkpoint(pg, schema)
-    count, top = stored(pg, schema)
-    if not cp or count != cp[0] + 1 or top != cp[0]:
-        raise Fail(f"{n}: checkpoint {cp}, blocks table {count} rows up to {top}: want exactly "
-                   f"0..checkpoint")
-    print(f"{n}: group lost at the cut, exit {rc} naming the output; checkpoint {cp[0]}, "
-          f"blocks 0..{top} stored", flush=True)
+    cp = check_prefix(pg, schema, f"{n}: ")
+    print(f"{n}: group lost at the cut, exit {rc} naming the output; checkpoint {cp}, "
+          f"blocks 0..{cp} stored once each", flush=True)
     proxy.signal(signal.SIGUSR2)
     proxy.expect("OPEN", 10)
-    with open(log_path + ".2", "w") as log:
-        p = backfill(bp, node, url, log)
-        try:
-            rc = p.wait(timeout=HANG * 2)
-        finally:
-            if p.poll() is None:
-                p.kill()
-    count, top = stored(pg, schema)
-    if rc != 0 or count != LAST + 1 or top != LAST:
-        raise Fail(f"{n}: the backfill again: exit {rc}, blocks table {count} rows up to {top}"
-                   f":\n{tail(log_path + '.2')}")
-    print(f"{n}: again with the proxy open: blocks 0..{LAST}", flush=True)
+    rc = run_to_end(start, log_path + ".2", HANG * 2)
+    check_complete(pg, schema, LAST, rc, log_path + ".2", f"{n}: ")
+    print(f"{n}: again with the proxy open: blocks 0..{LAST}, each once", flush=True)
     return True
 
 
@@ -127,7 +94,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (Fail, subprocess.TimeoutExpired, TimeoutError, RuntimeError, AssertionError) as e:
-        sys.exit(f"FAIL: {e}")
+    script_main(main)

@@ -14,25 +14,20 @@ each once.
 
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, checkpoint, tail, wait_for  # noqa: E402
+from pgcheck import (Fail, backfill_proc, blockpipe_bin, broken_backfill,  # noqa: E402
+                     check_complete, check_prefix, checkpoint, last_error, run_to_end,
+                     script_main, tail)
 from simnode import Simnode  # noqa: E402
 
 LAST = 599
 STOP_AT = 100
 HANG = 120  # seconds: only a guard against a hang, never a measure
 SCHEMA = "stopped"
-
-
-def backfill(bp, node, url, log):
-    return subprocess.Popen([bp, "backfill", "--rpc", node.urls[0], "--from", "0", "--to",
-                             str(LAST), "--batch-size", "5", "--output", url, "--wait-for-db", "1"],
-                            stdout=log, stderr=subprocess.STDOUT)
 
 
 def server_pids(pg):
@@ -58,12 +53,6 @@ def signal_all(pids, sig):
             pass
 
 
-def stored(pg):
-    rows = pg.sql(f"SELECT count(*), count(DISTINCT number), coalesce(max(number), -1) "
-                  f"FROM {SCHEMA}.blocks")
-    return tuple(int(v) for v in rows[0])
-
-
 def main():
     print(__doc__.strip())
     bp = blockpipe_bin()
@@ -74,57 +63,29 @@ def main():
             url = pg.url(query=f"schema={SCHEMA}&timeout=3")
             log_path = os.path.join(tmp.name, "stopped.log")
             stopped = []
-            with open(log_path, "w") as log:
-                p = backfill(bp, node, url, log)
-                try:
-                    wait_for(lambda: p.poll() is not None or
-                             (checkpoint(pg, SCHEMA) or (0,))[0] >= STOP_AT, HANG,
-                             f"checkpoint past {STOP_AT}", 0.05)
-                    if p.poll() is not None:
-                        raise Fail(f"backfill exited {p.returncode} before the stop:\n"
-                                   f"{tail(log_path)}")
-                    stopped = server_pids(pg)
-                    signal_all(stopped, signal.SIGSTOP)
-                    print(f"server stopped ({len(stopped)} processes)", flush=True)
-                    try:
-                        rc = p.wait(timeout=HANG)
-                    except subprocess.TimeoutExpired:
-                        raise Fail(f"backfill still waits {HANG} s after the server stopped "
-                                   f"answering:\n{tail(log_path)}") from None
-                finally:
-                    signal_all(stopped, signal.SIGCONT)
-                    if p.poll() is None:
-                        p.kill()
-                        p.wait()
+
+            def start(log):
+                return backfill_proc(bp, node.urls[0], LAST, url, log)
+
+            def stop():
+                stopped.extend(server_pids(pg))
+                signal_all(stopped, signal.SIGSTOP)
+                print(f"server stopped ({len(stopped)} processes)", flush=True)
+            rc = broken_backfill(start, log_path, lambda: (checkpoint(pg, SCHEMA) or (0,))[0],
+                                 STOP_AT, stop, HANG,
+                                 ("the stop", "the server stopped answering"),
+                                 undo=lambda: signal_all(stopped, signal.SIGCONT))
             text = open(log_path).read()
-            errors = [ln for ln in text.splitlines() if " error " in ln]
-            last = errors[-1] if errors else ""
+            last = last_error(text)
             if rc != 1 or "no answer within 3 s (timeout=3)" not in last \
                     or f"127.0.0.1:{pg.port}/bp" not in last or "bp:bp@" in text:
                 raise Fail(f"exit {rc}; want 1 with an error naming the output (no password) "
                            f"and the timeout:\n{tail(log_path)}")
             print(f"exit {rc}: {last.strip()}", flush=True)
-            cp = checkpoint(pg, SCHEMA)
-            count, distinct, top = stored(pg)
-            if not cp or count != cp[0] + 1 or distinct != count or top != cp[0]:
-                raise Fail(f"checkpoint {cp}, blocks table {count} rows ({distinct} distinct) "
-                           f"up to {top}: want exactly 0..checkpoint, each once")
-            print(f"checkpoint {cp[0]}, blocks 0..{top} stored once each", flush=True)
-            with open(log_path + ".2", "w") as log:
-                p = backfill(bp, node, url, log)
-                try:
-                    rc = p.wait(timeout=HANG * 2)
-                finally:
-                    if p.poll() is None:
-                        p.kill()
-                        p.wait()
-            count, distinct, top = stored(pg)
-            cp = checkpoint(pg, SCHEMA)
-            if rc != 0 or count != LAST + 1 or distinct != count or top != LAST \
-                    or not cp or cp[0] != LAST:
-                raise Fail(f"the backfill again: exit {rc}, blocks table {count} rows "
-                           f"({distinct} distinct) up to {top}, checkpoint {cp}:\n"
-                           f"{tail(log_path + '.2')}")
+            cp = check_prefix(pg, SCHEMA)
+            print(f"checkpoint {cp}, blocks 0..{cp} stored once each", flush=True)
+            rc = run_to_end(start, log_path + ".2", HANG * 2)
+            check_complete(pg, SCHEMA, LAST, rc, log_path + ".2")
             print(f"again with the server continued: blocks 0..{LAST}, each once")
             print("OK: a server that stopped answering ends the backfill with the output's "
                   "name and the timeout; nothing lost")
@@ -134,7 +95,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (Fail, subprocess.TimeoutExpired, TimeoutError, RuntimeError, AssertionError) as e:
-        sys.exit(f"FAIL: {e}")
+    script_main(main)

@@ -1,12 +1,16 @@
 """pgcheck.py - helpers of the PostgreSQL output tests: the node's canonical chain, the same
-read back from blockpipe's tables (through psql), and running blockpipe. stdlib only."""
+read back from blockpipe's tables (through psql), and running blockpipe; and of any test
+script: its main (script_main), the tails of blockpipe's logs when it failed (print_tails).
+stdlib only."""
 
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
+import sys
 import time
+import traceback
 
 
 class Fail(AssertionError):
@@ -163,3 +167,120 @@ class RunProc:
             self.p.send_signal(signal.SIGCONT)
             self.p.kill()
             self.p.wait()
+
+
+# --- a backfill whose output breaks (test_pg_group_unanswered, test_pg_stopped_server) ------
+
+def backfill_proc(bp, rpc, last, url, log, *extra):
+    """`blockpipe backfill` of blocks 0..last in batches of 5 into url, waiting at most 1 s for
+    the database at start (--wait-for-db 1); its output into the open file log."""
+    return subprocess.Popen([bp, "backfill", "--rpc", rpc, "--from", "0", "--to", str(last),
+                             "--batch-size", "5", "--output", url, "--wait-for-db", "1", *extra],
+                            stdout=log, stderr=subprocess.STDOUT)
+
+
+def broken_backfill(start, log_path, passed, at, breaks, hang, what, label="", undo=None):
+    """Runs start(log) (a backfill's Popen) with its output in log_path; once passed() (its
+    checkpoint) is at least `at`, breaks() breaks what it writes to, and the backfill must exit
+    within hang s: a Fail when it exited before (nothing was broken) or still waits. undo()
+    runs always, before the backfill is killed (when it has to be). what: (the break, what it
+    did), for the messages. Returns the exit code."""
+    with open(log_path, "w") as log:
+        p = start(log)
+        try:
+            wait_for(lambda: p.poll() is not None or passed() >= at, hang,
+                     f"{label}checkpoint past {at}", 0.05)
+            if p.poll() is not None:
+                raise Fail(f"{label}backfill exited {p.returncode} before {what[0]}:\n"
+                           f"{tail(log_path)}")
+            breaks()
+            try:
+                return p.wait(timeout=hang)
+            except subprocess.TimeoutExpired:
+                raise Fail(f"{label}backfill still waits {hang} s after {what[1]}:\n"
+                           f"{tail(log_path)}") from None
+        finally:
+            try:
+                if undo:
+                    undo()
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+
+
+def run_to_end(start, log_path, timeout):
+    """start(log) (a blockpipe Popen) with its output in log_path, waited for: its exit code;
+    subprocess.TimeoutExpired after timeout s (it is killed)."""
+    with open(log_path, "w") as log:
+        p = start(log)
+        try:
+            return p.wait(timeout=timeout)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def last_error(text):
+    """The last line of blockpipe's log text at level error, "" when none."""
+    errors = [ln for ln in text.splitlines() if " error " in ln]
+    return errors[-1] if errors else ""
+
+
+def stored_blocks(pg, schema):
+    """(rows, distinct numbers, highest number or -1) of schema.blocks."""
+    rows = pg.sql(f"SELECT count(*), count(DISTINCT number), coalesce(max(number), -1) "
+                  f"FROM {schema}.blocks")
+    return tuple(int(v) for v in rows[0])
+
+
+def check_prefix(pg, schema, label=""):
+    """Nothing lost, nothing doubled: the blocks table holds exactly 0..checkpoint, each once.
+    Returns the checkpoint's number."""
+    cp = checkpoint(pg, schema)
+    count, distinct, top = stored_blocks(pg, schema)
+    if not cp or count != cp[0] + 1 or distinct != count or top != cp[0]:
+        raise Fail(f"{label}checkpoint {cp}, blocks table {count} rows ({distinct} distinct) "
+                   f"up to {top}: want exactly 0..checkpoint, each once")
+    return cp[0]
+
+
+def check_complete(pg, schema, last, rc, log_path, label=""):
+    """A backfill of 0..last that exited rc (with its log in log_path) succeeded: exit 0,
+    blocks 0..last each once, the checkpoint at last."""
+    count, distinct, top = stored_blocks(pg, schema)
+    cp = checkpoint(pg, schema)
+    if rc != 0 or count != last + 1 or distinct != count or top != last or not cp \
+            or cp[0] != last:
+        raise Fail(f"{label}the backfill again: exit {rc}, blocks table {count} rows "
+                   f"({distinct} distinct) up to {top}, checkpoint {cp}:\n{tail(log_path)}")
+
+
+# --- a test script's main ---------------------------------------------------------------
+
+FAILURES = (AssertionError, subprocess.TimeoutExpired, TimeoutError, RuntimeError)
+
+
+def script_main(main, failures=FAILURES):
+    """Runs a test script's main(): a failure it raises ends the script with "FAIL: why" and
+    exit 1 (with the traceback too when it is not a Fail or an AssertionError: a server that
+    did not start, a wait that ran out)."""
+    try:
+        main()
+    except failures as e:
+        if not isinstance(e, AssertionError):
+            traceback.print_exc()
+        sys.exit(f"FAIL: {e}")
+
+
+def print_tails(*paths, chars=4000):
+    """Prints the tail (chars) of each of blockpipe's logs that exists (a test that failed:
+    what blockpipe said before); a directory stands for all its *.log files."""
+    for path in paths:
+        if os.path.isdir(path):
+            print_tails(*(os.path.join(path, n) for n in sorted(os.listdir(path))
+                          if n.endswith(".log")), chars=chars)
+        elif os.path.exists(path):
+            with open(path, errors="replace") as f:
+                print(f"--- {os.path.basename(path)} (tail) ---\n" + f.read()[-chars:])
