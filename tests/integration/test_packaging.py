@@ -14,8 +14,8 @@ Containerfile and compose.yaml promise, checked by running what they run.
    shows appears in it; `man -w blockpipe` finds it under the prefix.
 4. yamllint passes compose.yaml and packaging/*.yaml (and fails a broken file: it runs).
 5. `systemd-analyze verify` of the installed unit: exit 0, nothing on stderr; `systemd-analyze
-   security --offline` rates its sandbox OK (exposure <= 2.0). Skipped, saying so, only
-   where systemd-analyze is absent.
+   security --offline` rates its sandbox OK (exposure <= 2.0). Where systemd-analyze is
+   absent the test fails naming it (install-deps.sh --test installs it): it never skips.
 6. The Containerfile: Debian 12 base, two stages, non-root USER, HEALTHCHECK on /health; its
    build stage's `make install ... PREFIX=P DESTDIR=D` is run (install step) into a staging
    root; the runtime stage's apt packages own every shared library the staged binary needs
