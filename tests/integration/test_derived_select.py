@@ -29,21 +29,15 @@ options (its table would be recorded as written while nothing scores it).
 """
 
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clickhouse import ClickHouse  # noqa: E402
 from metricscheck import (TABLES, Expected, Mismatch, _expected_view, compare,  # noqa: E402
                           read_sqlite)
-from metricsdrive import ORIGIN, Scenario, tail  # noqa: E402
-from pg import Postgres  # noqa: E402
-from test_metrics_clickhouse import ChBackend  # noqa: E402
-from test_metrics_pg import PgBackend  # noqa: E402
-from test_metrics_sqlite import SqliteBackend  # noqa: E402
+from metricsdrive import ORIGIN, each_output, tail  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "4545"))
 DB = "gtp"
@@ -104,44 +98,10 @@ def both(sc, path, verb, *extra):
     return cmd + ["--output", f"sqlite:{path}"]
 
 
-def reorg(sc, depth, more):
-    before = sc.node.block_number()
-    pairs = [[{"from": sc.rng.choice(sc.wl.accounts), "to": sc.em.contracts[0],
-               "gas": hex(120000), "data": "0x" + sc.em.calldata("erc20")}, k]
-             for k in range(depth)]
-    sc.node.rpc("anvil_reorg", [depth, pairs])
-    sc.wl.after_reorg()
-    for _ in range(more):
-        sc.mine()
-    return before - depth + 1
-
-
-def follow(sc, path, label):
-    proc = sc.spawn(both(sc, path, "run", *FOLLOW))
-    try:
-        sc.wait_caught_up(proc, label)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    if proc.returncode != 0:
-        raise Mismatch(f"{label}: run exited {proc.returncode}:\n{tail(sc.err_path)}")
-
-
 def refused(sc, args, says, label):
     with open(sc.err_path) as f:
         start = len(f.read())
-    p = sc.spawn(sc.cmd("run", *args, *FOLLOW))
-    try:
-        rc = p.wait(60)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        rc = "nothing in 60 s"
+    rc = sc.exit_code(sc.cmd("run", *args, *FOLLOW), 60)
     with open(sc.err_path) as f:
         err = f.read()[start:]
     if rc != 2 or not all(s in err for s in says):
@@ -151,7 +111,7 @@ def refused(sc, args, says, label):
     print(f"{sc.be.label}, {label}: refused: {line.strip()[:240]}", flush=True)
 
 
-def scenario(sc):
+def scenario(sc, server):
     label = sc.be.label
     beside = os.path.join(sc.tmp, "all.db")
     for _ in range(24):
@@ -164,8 +124,8 @@ def scenario(sc):
     check(sc, head + 1, "backfilled")
     check_all(sc, beside, head + 1, "backfilled")
 
-    reorg(sc, 4, 2)
-    follow(sc, beside, f"{label}, a reorg")
+    sc.reorg_tokens(4, 2)
+    sc.follow_to_head(both(sc, beside, "run", *FOLLOW), f"{label}, a reorg")
     head = sc.node.block_number()
     check(sc, head + 1, "a reorg of 4 blocks followed")
     check_all(sc, beside, head + 1, "a reorg of 4 blocks followed")
@@ -174,32 +134,6 @@ def scenario(sc):
     refused(sc, ("--derived", "chain_metrics,prices"),
             ["chain_metrics needs active_addresses", "derived (--derived"], "a need left out")
     check(sc, head + 1, "after the refusals")
-
-
-def run_sqlite(bp, tmp):
-    sc = Scenario(bp, SqliteBackend(os.path.join(tmp, "bp.db")), tmp, SEED)
-    try:
-        scenario(sc)
-    finally:
-        sc.close()
-
-
-def run_postgres(bp, tmp):
-    with Postgres() as pg:
-        sc = Scenario(bp, PgBackend(pg), tmp, SEED)
-        try:
-            scenario(sc)
-        finally:
-            sc.close()
-
-
-def run_clickhouse(bp, tmp):
-    with ClickHouse() as ch:
-        sc = Scenario(bp, ChBackend(ch, DB), tmp, SEED)
-        try:
-            scenario(sc)
-        finally:
-            sc.close()
 
 
 def ml_refused(bp, tmp):
@@ -221,10 +155,7 @@ def main():
     blockpipe = os.environ["BLOCKPIPE"]
     with tempfile.TemporaryDirectory(prefix="bp-derived-ml-") as tmp:
         ml_refused(blockpipe, tmp)
-    runs = {"sqlite": run_sqlite, "postgres": run_postgres, "clickhouse": run_clickhouse}
-    for name in sys.argv[1:] or list(runs):
-        with tempfile.TemporaryDirectory(prefix=f"bp-derived-{name}-") as tmp:
-            runs[name](blockpipe, tmp)
+    each_output(blockpipe, "derived", SEED, scenario, db=DB)
     print("PASS")
 
 

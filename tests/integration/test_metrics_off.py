@@ -24,20 +24,13 @@ Per output:
 """
 
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from clickhouse import ClickHouse  # noqa: E402
 from metricscheck import Expected, Mismatch, compare  # noqa: E402
-from metricsdrive import ORIGIN, Scenario, tail  # noqa: E402
-from pg import Postgres  # noqa: E402
-from test_metrics_clickhouse import PER_BLOCK, ROLLUPS, ChBackend  # noqa: E402
-from test_metrics_pg import PgBackend  # noqa: E402
-from test_metrics_sqlite import SqliteBackend  # noqa: E402
+from metricsdrive import ORIGIN, each_output, tail  # noqa: E402
+from test_metrics_clickhouse import PER_BLOCK, ROLLUPS  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "4242"))
 DB = "gtp"
@@ -59,37 +52,11 @@ def check_prefix(sc, fork, label):
           f"0..{fork - 1}: " + " ".join(f"{t}={n}" for t, n in counts.items() if n), flush=True)
 
 
-def reorg(sc, depth, more):
-    before = sc.node.block_number()
-    pairs = [[{"from": sc.rng.choice(sc.wl.accounts), "to": sc.em.contracts[0],
-               "gas": hex(120000), "data": "0x" + sc.em.calldata("erc20")}, k]
-             for k in range(depth)]
-    sc.node.rpc("anvil_reorg", [depth, pairs])
-    sc.wl.after_reorg()
-    if sc.node.block_number() != before:
-        raise Mismatch(f"anvil_reorg({depth}) moved the head")
-    for _ in range(more):
-        sc.mine()
-    return before - depth + 1  # the lowest block replaced
+def follow(sc, label):
+    sc.follow_to_head(sc.cmd("run", "--metrics", "off", *FOLLOW), label)
 
 
-def follow(sc, label, env=None):
-    proc = sc.spawn(sc.cmd("run", "--metrics", "off", *FOLLOW), env)
-    try:
-        sc.wait_caught_up(proc, label)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    if proc.returncode != 0:
-        raise Mismatch(f"{label}: run exited {proc.returncode}:\n{tail(sc.err_path)}")
-
-
-def scenario(sc, merge):
+def scenario(sc, server):
     label = sc.be.label
     for _ in range(24):
         sc.mine()
@@ -99,61 +66,28 @@ def scenario(sc, merge):
         raise Mismatch(f"{label}: backfill exited {p.returncode}:\n{tail(sc.err_path)}")
     sc.check(f"{label}, metrics on, backfilled")
 
-    fork = reorg(sc, 4, 2)
+    fork = sc.reorg_tokens(4, 2)
     follow(sc, f"{label}, metrics off, a reorg")
     check_prefix(sc, fork, f"reorg of blocks {fork}..{fork + 3} with metrics off")
 
     depth = sc.node.block_number() - fork + 3  # two blocks of metrics-on rows more
-    fork = reorg(sc, depth, 1)
-    p = sc.spawn(sc.cmd("run", "--metrics", "off", *FOLLOW), {"BP_CRASHPOINT": CRASH[label]})
-    try:
-        rc = p.wait(120)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-        rc = "nothing in 120 s"
+    fork = sc.reorg_tokens(depth, 1)
+    rc = sc.exit_code(sc.cmd("run", "--metrics", "off", *FOLLOW), 120,
+                      {"BP_CRASHPOINT": CRASH[label]})
     if rc != 86:
         raise Mismatch(f"{label}: run --metrics off armed with {CRASH[label]} exited {rc}, "
                        f"want 86:\n{tail(sc.err_path)}")
-    merge()
+    if label == "clickhouse":
+        server.merge(DB, PER_BLOCK + ROLLUPS)
     follow(sc, f"{label}, metrics off, after a crash")
     check_prefix(sc, fork, f"reorg of depth {depth} with metrics off, a crash at "
                  f"{CRASH[label]}, recovered")
 
 
-def run_sqlite(bp, tmp):
-    sc = Scenario(bp, SqliteBackend(os.path.join(tmp, "bp.db")), tmp, SEED)
-    try:
-        scenario(sc, lambda: None)
-    finally:
-        sc.close()
-
-
-def run_postgres(bp, tmp):
-    with Postgres() as pg:
-        sc = Scenario(bp, PgBackend(pg), tmp, SEED)
-        try:
-            scenario(sc, lambda: None)
-        finally:
-            sc.close()
-
-
-def run_clickhouse(bp, tmp):
-    with ClickHouse() as ch:
-        sc = Scenario(bp, ChBackend(ch, DB), tmp, SEED)
-        try:
-            scenario(sc, lambda: ch.merge(DB, PER_BLOCK + ROLLUPS))
-        finally:
-            sc.close()
-
-
 def main():
     print(__doc__)
     blockpipe = os.environ["BLOCKPIPE"]
-    runs = {"sqlite": run_sqlite, "postgres": run_postgres, "clickhouse": run_clickhouse}
-    for name in sys.argv[1:] or list(runs):
-        with tempfile.TemporaryDirectory(prefix=f"bp-metrics-off-{name}-") as tmp:
-            runs[name](blockpipe, tmp)
+    each_output(blockpipe, "metrics-off", SEED, scenario, db=DB)
     print("PASS")
 
 

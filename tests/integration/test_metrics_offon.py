@@ -19,15 +19,11 @@ metrics-off ones (tests/tools/metricscheck.py).
 
 import os
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from metricscheck import Expected, Mismatch, compare  # noqa: E402
-from metricsdrive import ORIGIN, Scenario, tail  # noqa: E402
-from pg import Postgres  # noqa: E402
-from test_metrics_pg import PgBackend  # noqa: E402
-from test_metrics_sqlite import SqliteBackend  # noqa: E402
+from metricsdrive import ORIGIN, each_output, tail  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "4343"))
 
@@ -52,7 +48,7 @@ def backfill(sc, lo, hi, metrics):
                        f"{p.returncode}:\n{tail(sc.err_path)}")
 
 
-def scenario(sc):
+def scenario(sc, server):
     label = sc.be.label
     minute = (sc.ts // 60 + 2) * 60
     mine_at(sc, minute + 1, 2, 1)
@@ -80,30 +76,10 @@ def scenario(sc):
           + " ".join(f"{t}={n}" for t, n in counts.items() if n), flush=True)
 
 
-def run_sqlite(bp, tmp):
-    sc = Scenario(bp, SqliteBackend(os.path.join(tmp, "bp.db")), tmp, SEED)
-    try:
-        scenario(sc)
-    finally:
-        sc.close()
-
-
-def run_postgres(bp, tmp):
-    with Postgres() as pg:
-        sc = Scenario(bp, PgBackend(pg), tmp, SEED)
-        try:
-            scenario(sc)
-        finally:
-            sc.close()
-
-
 def main():
     print(__doc__)
     blockpipe = os.environ["BLOCKPIPE"]
-    runs = {"sqlite": run_sqlite, "postgres": run_postgres}
-    for name in sys.argv[1:] or list(runs):
-        with tempfile.TemporaryDirectory(prefix=f"bp-metrics-offon-{name}-") as tmp:
-            runs[name](blockpipe, tmp)
+    each_output(blockpipe, "metrics-offon", SEED, scenario, ("sqlite", "postgres"))
     print("PASS")
 
 

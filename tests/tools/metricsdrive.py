@@ -21,11 +21,14 @@ prices.max_age.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 import signal
 import subprocess
+import sys
+import tempfile
 import time
 
 from anvil import Anvil, Workload, log_calldata, wait_until
@@ -52,6 +55,17 @@ def tail(path, n=30):
             return "".join(f.readlines()[-n:])
     except OSError:
         return ""
+
+
+def interrupt(proc, timeout):
+    """SIGINT to proc when it still runs, waited for at most timeout s, then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 class Scenario:
@@ -227,12 +241,7 @@ class Scenario:
                 self.wait_caught_up(proc, f"reorg depth {depth}")
                 self.check(f"reorg depth {depth}")
         finally:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-                try:
-                    proc.wait(30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            interrupt(proc, 30)
         if proc.returncode != 0:
             raise Mismatch(f"blockpipe run exited {proc.returncode} on SIGINT:\n"
                            f"{tail(self.err_path)}")
@@ -340,5 +349,87 @@ class Scenario:
         if self.ml:
             self.ml_uninterrupted(self.be.read(ORIGIN)["ml_predictions"])
 
+    # --- steps of the tests that drive one chain through every output --------------------
+    def reorg_tokens(self, depth, more):
+        """anvil reorgs the last depth blocks (an ERC-20 call in each new one; the head must
+        not move) and mines `more` blocks. Returns the lowest block replaced."""
+        before = self.node.block_number()
+        pairs = [[{"from": self.rng.choice(self.wl.accounts), "to": self.em.contracts[0],
+                   "gas": hex(120000), "data": "0x" + self.em.calldata("erc20")}, k]
+                 for k in range(depth)]
+        self.node.rpc("anvil_reorg", [depth, pairs])
+        self.wl.after_reorg()
+        if self.node.block_number() != before:
+            raise Mismatch(f"anvil_reorg({depth}) moved the head")
+        for _ in range(more):
+            self.mine()
+        return before - depth + 1
+
+    def exit_code(self, cmd, timeout, env=None):
+        """cmd's exit code, "nothing in T s" when it had not exited within timeout (killed)."""
+        p = self.spawn(cmd, env)
+        try:
+            return p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return f"nothing in {timeout} s"
+
+    def follow_to_head(self, cmd, label, env=None):
+        """cmd (a `run`) until the output's checkpoint is the node's head; then SIGINT, on
+        which it must exit 0."""
+        proc = self.spawn(cmd, env)
+        try:
+            self.wait_caught_up(proc, label)
+        finally:
+            interrupt(proc, 60)
+        if proc.returncode != 0:
+            raise Mismatch(f"{label}: run exited {proc.returncode}:\n{tail(self.err_path)}")
+
     def close(self):
         self.node.stop()
+
+
+# --- one scenario through several outputs -------------------------------------------------
+
+KINDS = ("sqlite", "postgres", "clickhouse")
+
+
+def _server(kind):
+    """The output's server, a context manager (nothing for SQLite)."""
+    if kind == "postgres":
+        from pg import Postgres
+        return Postgres()
+    if kind == "clickhouse":
+        from clickhouse import ClickHouse
+        return ClickHouse()
+    return contextlib.nullcontext()
+
+
+def _backend(kind, tmp, server, db):
+    """The output's backend, defined beside its own test (tests/integration/test_metrics_*.py,
+    on the caller's sys.path)."""
+    if kind == "sqlite":
+        from test_metrics_sqlite import SqliteBackend
+        return SqliteBackend(os.path.join(tmp, "bp.db"))
+    if kind == "postgres":
+        from test_metrics_pg import PgBackend
+        return PgBackend(server)
+    from test_metrics_clickhouse import ChBackend
+    return ChBackend(server, db)
+
+
+def each_output(blockpipe, prefix, seed, scenario, kinds=KINDS, db="gtp"):
+    """scenario(sc, server) on a fresh Scenario (a new anvil, the same seed) per output kind
+    named on the command line (default: all of kinds), each in a temp dir of its own with its
+    server (None for SQLite) started before and stopped after; ClickHouse's database is db."""
+    for kind in sys.argv[1:] or list(kinds):
+        if kind not in kinds:
+            raise SystemExit(f"unknown output {kind!r}: one of {', '.join(kinds)}")
+        with tempfile.TemporaryDirectory(prefix=f"bp-{prefix}-{kind}-") as tmp, \
+                _server(kind) as server:
+            sc = Scenario(blockpipe, _backend(kind, tmp, server, db), tmp, seed)
+            try:
+                scenario(sc, server)
+            finally:
+                sc.close()
