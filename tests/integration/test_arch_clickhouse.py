@@ -39,6 +39,7 @@ import test_arch_pg as archpg  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 from test_arch_run import DEPTH, HANG, call, fail, node_head  # noqa: E402
+from pgcheck import blockpipe_bin, print_tails, script_main  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1416"))
 DB = "archch"
@@ -222,9 +223,7 @@ def part_ws(bp, ch, tmp):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp:
-        fail("BLOCKPIPE is not set")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     tmp = tempfile.TemporaryDirectory(prefix="bp-arch-ch-")
     logpath = os.path.join(tmp.name, "run.log")
@@ -241,8 +240,7 @@ def main():
             part_ws(bp, ch, tmp.name)
         print("OK")
     except AssertionError:
-        if os.path.exists(logpath):
-            print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-4000:])
+        print_tails(logpath)
         raise
     finally:
         node.kill()
@@ -250,8 +248,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"FAIL: {e}")
-        sys.exit(1)
+    script_main(main)

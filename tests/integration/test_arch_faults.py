@@ -39,6 +39,7 @@ from simnode import Simnode  # noqa: E402
 import archcheck  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as aws  # noqa: E402
+from pgcheck import blockpipe_bin, print_tails, script_main  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1416"))
 HANG = 90
@@ -178,9 +179,7 @@ def part3(bp, node, clean, tmp):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp:
-        fail("BLOCKPIPE is not set")
+    bp = blockpipe_bin()
     tmp = tempfile.TemporaryDirectory(prefix="bp-arch-faults-")
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "150",
                         "--txs-per-block", "1-8", "--rollback-every", str(EPISODE_S),
@@ -193,9 +192,7 @@ def main():
         part3(bp, node, clean, tmp.name)
         print("OK")
     except AssertionError:
-        for name in sorted(os.listdir(tmp.name)):
-            if name.endswith(".log"):
-                print(f"--- {name} (tail) ---\n" + open(os.path.join(tmp.name, name)).read()[-3000:])
+        print_tails(tmp.name, chars=3000)
         raise
     finally:
         node.kill()
@@ -203,8 +200,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"FAIL: {e}")
-        sys.exit(1)
+    script_main(main)

@@ -42,6 +42,7 @@ import archcheck  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 from test_arch_resync import wait_log  # noqa: E402
+from pgcheck import blockpipe_bin, print_tails, script_main  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1417"))
 HANG = 90  # guards against a hang only
@@ -91,9 +92,7 @@ def fetched_above(url, gate, low, proc):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp:
-        fail("BLOCKPIPE is not set")
+    bp = blockpipe_bin()
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.5", "--start-head", "30",
                         "--txs-per-block", "1-6", "--finality", "50", "--seed", str(SEED)])
     url = node.urls[0]
@@ -165,8 +164,7 @@ def main():
               f"after the reconnect: the re-read {lo}..{hi} waited for it; all {n} "
               f"transactions' rolled_back as the node's ({back} rolled back)")
     except AssertionError:
-        if os.path.exists(logpath):
-            print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-5000:])
+        print_tails(logpath, chars=5000)
         raise
     finally:
         gate.release()
@@ -180,8 +178,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"FAIL: {e}")
-        sys.exit(1)
+    script_main(main)

@@ -47,6 +47,7 @@ from simnode import Simnode  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
 from test_arch_run import DEPTH, HANG, call, fail, node_head  # noqa: E402
+from pgcheck import blockpipe_bin, print_tails, script_main  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1415"))
 SCHEMA = "archpg"
@@ -256,9 +257,7 @@ def part_ws(bp, pg, tmp):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp:
-        fail("BLOCKPIPE is not set")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     tmp = tempfile.TemporaryDirectory(prefix="bp-arch-pg-")
     logpath = os.path.join(tmp.name, "run.log")
@@ -276,8 +275,7 @@ def main():
             part_ws(bp, pg, tmp.name)
         print("OK")
     except AssertionError:
-        if os.path.exists(logpath):
-            print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-4000:])
+        print_tails(logpath)
         raise
     finally:
         node.kill()
@@ -285,8 +283,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"FAIL: {e}")
-        sys.exit(1)
+    script_main(main)

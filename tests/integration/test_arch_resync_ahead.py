@@ -28,6 +28,7 @@ sys.path.insert(0, HERE)
 from simnode import Simnode  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
+from pgcheck import blockpipe_bin, script_main  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1419"))
 
@@ -47,9 +48,7 @@ def start(bp, url, dbs, log):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp:
-        fail("BLOCKPIPE is not set")
+    bp = blockpipe_bin()
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "40",
                         "--txs-per-block", "1-6", "--finality", "50", "--seed", str(SEED)])
     url = node.urls[0]
@@ -100,8 +99,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"FAIL: {e}")
-        sys.exit(1)
+    script_main(main)

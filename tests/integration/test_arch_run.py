@@ -45,6 +45,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from simnode import Simnode  # noqa: E402
 import archcheck  # noqa: E402
+from pgcheck import blockpipe_bin, print_tails, script_main  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1414"))
 KILLS = 3
@@ -331,9 +332,7 @@ def kill_and_follow(bp, node, out, where, log, logpath, rng, first_run=None):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp:
-        fail("BLOCKPIPE is not set")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     tmp = tempfile.TemporaryDirectory(prefix="bp-arch-run-")
     db = os.path.join(tmp.name, "arch.db")
@@ -351,8 +350,7 @@ def main():
         check_sqlite_upgrade(bp, url, tmp.name)
         print("OK")
     except AssertionError:
-        if os.path.exists(logpath):
-            print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-4000:])
+        print_tails(logpath)
         raise
     finally:
         node.kill()
@@ -360,8 +358,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"FAIL: {e}")
-        sys.exit(1)
+    script_main(main)

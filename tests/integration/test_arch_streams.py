@@ -47,6 +47,7 @@ from redis import Redis, entries  # noqa: E402
 from simnode import Simnode  # noqa: E402
 import test_arch_run as arch  # noqa: E402
 import test_arch_ws as ws  # noqa: E402
+from pgcheck import blockpipe_bin, print_tails, script_main  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1416"))
 KILLS = 2
@@ -280,9 +281,7 @@ def checkpoints(r, k, jdir):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp:
-        fail("BLOCKPIPE is not set")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     tmp = tempfile.TemporaryDirectory(prefix="bp-arch-streams-")
     db = os.path.join(tmp.name, "ref.db")
@@ -357,8 +356,7 @@ def main():
             check_latest(r, ref)
         print("OK")
     except AssertionError:
-        if os.path.exists(logpath):
-            print("--- blockpipe log (tail) ---\n" + open(logpath).read()[-5000:])
+        print_tails(logpath, chars=5000)
         raise
     finally:
         if proc and proc.poll() is None:
@@ -369,8 +367,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"FAIL: {e}")
-        sys.exit(1)
+    script_main(main)

@@ -55,6 +55,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
 from simnode import Simnode  # noqa: E402
 import test_arch_run as arch  # noqa: E402
+from pgcheck import blockpipe_bin, print_tails, script_main  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "1415"))
 HANG = 90  # guards against a hang only
@@ -437,9 +438,7 @@ def part3(bp, node, tmp):
 
 def main():
     print(__doc__.strip(), flush=True)
-    bp = os.environ.get("BLOCKPIPE")
-    if not bp:
-        fail("BLOCKPIPE is not set")
+    bp = blockpipe_bin()
     rng = random.Random(SEED)
     tmp = tempfile.TemporaryDirectory(prefix="bp-arch-ws-")
     node = Simnode(bp, ["--chain-type", "arch", "--block-time", "0.2", "--start-head", "60",
@@ -451,10 +450,8 @@ def main():
         part3(bp, node, tmp.name)
         print("OK")
     except AssertionError:
-        for name in ("ws.log", "rb.log", "fin.log"):
-            p = os.path.join(tmp.name, name)
-            if os.path.exists(p):
-                print(f"--- {name} (tail) ---\n" + open(p).read()[-3000:])
+        print_tails(*(os.path.join(tmp.name, n) for n in ("ws.log", "rb.log", "fin.log")),
+                    chars=3000)
         raise
     finally:
         node.kill()
@@ -462,8 +459,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except AssertionError as e:
-        print(f"FAIL: {e}")
-        sys.exit(1)
+    script_main(main)
