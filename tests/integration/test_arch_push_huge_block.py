@@ -30,8 +30,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from apiclient import API_ANY, SSE, Api, api_port, wait_http  # noqa: E402
+from apiclient import API_ANY, Api, api_port, wait_http  # noqa: E402
 from simnode import Simnode  # noqa: E402
+from test_memory_push_head import Reader  # noqa: E402
 
 TXS = 8000
 BLOCK_TIME = 10  # s: height 1 comes this long after the node starts
@@ -43,35 +44,22 @@ def fail(msg):
     raise AssertionError(msg)
 
 
-class Reader(threading.Thread):
-    """The SSE client: keeps (seq, ord, topic, height, tx_index, bytes) of each message."""
+class Seen(list):
+    """What the reading client keeps of each message: (seq, ord, topic, height, tx_index,
+    bytes); `done` once block 1's last transaction came."""
 
-    def __init__(self, port):
-        super().__init__(daemon=True)
-        self.sse = SSE(port, "/api/events?topics=blocks,transactions")
-        if self.sse.status != 200:
-            fail(f"subscribing: {self.sse.status_line}")
-        self.seen, self.stop, self.error = [], False, None
+    def __init__(self):
+        super().__init__()
         self.done = threading.Event()
 
-    def run(self):
-        try:
-            while not self.stop:
-                ev = self.sse.next_event(timeout=60)
-                if ev is None:
-                    self.error = "the server closed the stream"
-                    return
-                m = ev["data"]
-                _, seq, ord_ = m["cursor"].split("-")
-                tx = m["topic"] == "transactions"
-                idx = m["data"]["tx_index"] if tx else None
-                self.seen.append((int(seq), int(ord_), m["topic"], m["block_number"], idx,
-                                  len(json.dumps(m))))
-                if tx and m["block_number"] == 1 and idx == TXS - 1:
-                    self.done.set()
-        except OSError as e:
-            if not self.stop:
-                self.error = f"reading: {e}"
+    def append(self, m):
+        _, seq, ord_ = m["cursor"].split("-")
+        tx = m["topic"] == "transactions"
+        idx = m["data"]["tx_index"] if tx else None
+        super().append((int(seq), int(ord_), m["topic"], m["block_number"], idx,
+                        len(json.dumps(m))))
+        if tx and m["block_number"] == 1 and idx == TXS - 1:
+            self.done.set()
 
 
 def sync_status(api, proc):
@@ -136,7 +124,8 @@ def main():
             port = api_port(logpath, 60, proc)
             wait_http(port, 60, proc)
             api = Api(port)
-            reader = Reader(port)
+            reader = Reader(port, "blocks,transactions")
+            reader.msgs = seen = Seen()
             _, cp = sync_status(api, proc)
             if cp is not None and cp >= 1:
                 fail(f"the client attached after height 1 was stored "
@@ -145,18 +134,18 @@ def main():
             reader.start()
             peak, polls = 0, 0
             deadline = time.monotonic() + 600
-            while not reader.done.is_set():
+            while not seen.done.is_set():
                 m, _ = sync_status(api, proc)
                 if m["push"] != SHARE:
                     fail(f"memory.push is {m['push']}, not the {SHARE} asked for")
                 peak, polls = max(peak, m["push_held"]), polls + 1
                 if proc.poll() is not None or reader.error or time.monotonic() > deadline:
                     log.seek(0)
-                    fail(f"the client did not get block 1 whole ({len(reader.seen)} messages; "
+                    fail(f"the client did not get block 1 whole ({len(seen)} messages; "
                          f"{reader.error or ''}): {log.read()[-3000:]}")
                 time.sleep(0.02)
             reader.stop = True
-            block_bytes = check_exact(reader.seen, db)
+            block_bytes = check_exact(seen, db)
             bound = SHARE + PIECE + 64 * 1024  # the share, one piece beyond it, one message
             print(f"Arch block 1 of {TXS} txs, {block_bytes / 1048576:.1f} MiB of messages, read "
                   f"whole by an SSE client: the hub held at most {peak / 1048576:.2f} MiB "

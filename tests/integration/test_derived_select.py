@@ -116,8 +116,9 @@ def reorg(sc, depth, more):
     return before - depth + 1
 
 
-def follow(sc, path, label):
-    proc = sc.spawn(both(sc, path, "run", *FOLLOW))
+def follow(sc, path, label, cmd=None):
+    """`run` (cmd, or the selection beside the all-groups file at path) to the node's head."""
+    proc = sc.spawn(cmd or both(sc, path, "run", *FOLLOW))
     try:
         sc.wait_caught_up(proc, label)
     finally:

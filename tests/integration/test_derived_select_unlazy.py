@@ -25,8 +25,6 @@ contract_metrics, token_transfers) beside a SQLite file with every group, in one
 """
 
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 
@@ -35,11 +33,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from metricscheck import Mismatch  # noqa: E402
 from metricsdrive import ORIGIN, Scenario, tail  # noqa: E402
 from pg import Postgres  # noqa: E402
-from test_derived_select import both, check, check_all  # noqa: E402
+from test_derived_select import FOLLOW, both, check, check_all, follow  # noqa: E402
 from test_metrics_pg import PgBackend  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "4646"))
-FOLLOW = ("--confirmations", "0", "--poll-interval", "0.2", "--batch-size", "4")
 
 
 def listed(sc):
@@ -52,19 +49,7 @@ def restart_off(sc, beside, label):
     cmd = sc.cmd("run", *FOLLOW)
     i = cmd.index("--output") + 1
     cmd[i] += ("&" if "?" in cmd[i] else "?") + "metrics=off"
-    proc = sc.spawn(cmd + ["--output", f"sqlite:{beside}"])
-    try:
-        sc.wait_caught_up(proc, label)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-    if proc.returncode != 0:
-        raise Mismatch(f"{label}: run exited {proc.returncode}:\n{tail(sc.err_path)}")
+    follow(sc, beside, label, cmd + ["--output", f"sqlite:{beside}"])
 
 
 def scenario(sc):
