@@ -451,8 +451,8 @@ typedef struct build_ctx {
     bp_push_hub *h;
     const ring_ev *e;
     built *b;
-    bp_table table;
-    int atable; /* an Arch table's rows (enum bp_arch_table), -1: table's */
+    bp_table table; /* an EVM table's rows */
+    int atable;     /* an Arch table's rows (enum bp_arch_table) */
     int rc;
     size_t rows;
     size_t cap;    /* the piece is full once its messages take this much (0: no limit) */
@@ -516,6 +516,19 @@ static uint64_t cell_u64(const bp_read_cell *c)
     return c->s ? strtoull(c->s, NULL, 10) : 0;
 }
 
+/* Adds a row's message to the piece; stops the read once the piece is full. */
+static int add_row(build_ctx *c, bp_push_msg *m, uint64_t ord)
+{
+    c->rows++;
+    c->rc = built_add(c->b, m);
+    c->last = ord;
+    if (c->rc == 0 && c->cap && c->b->bytes >= c->cap) {
+        c->full = true;
+        return BP_ESTOPPED;
+    }
+    return c->rc;
+}
+
 static int build_row(void *ctx, const bp_read_cell *cells, size_t n)
 {
     build_ctx *c = ctx;
@@ -544,14 +557,7 @@ static int build_row(void *ctx, const bp_read_cell *cells, size_t n)
         key_copy(m->address, sizeof(m->address), bp_api_cell(t, cells, n, "address"));
         key_copy(m->topic0, sizeof(m->topic0), bp_api_cell(t, cells, n, "topic0"));
     }
-    c->rows++;
-    c->rc = built_add(c->b, m);
-    c->last = ord;
-    if (c->rc == 0 && c->cap && c->b->bytes >= c->cap) {
-        c->full = true;
-        return BP_ESTOPPED;
-    }
-    return c->rc;
+    return add_row(c, m, ord);
 }
 
 static bp_sink_reader *hub_reader(bp_push_hub *h)
@@ -591,58 +597,95 @@ static int header_only(bp_push_hub *h, const ring_ev *e, built *b)
     return built_add(b, finish(h, &w, BP_TOPIC_BLOCKS, e, 0, cursor));
 }
 
-/* The piece of event e's messages from ordinal `from` on (the block's row, its transactions in
- * index order, then its logs: ordinal order), ending once it holds piece_bytes (b->end says
- * where the next starts). */
+/* An applied Arch block's arch_blocks row (topic blocks) or one of its arch_transactions rows
+ * (topic transactions, ordinal 1 + tx_index), as /api/arch/... answers them. */
+static int arch_row(void *ctx, const bp_read_cell *cells, size_t n)
+{
+    build_ctx *c = ctx;
+    bool tx = c->atable == BP_ARCH_TRANSACTIONS;
+    unsigned topic = tx ? BP_TOPIC_TRANSACTIONS : BP_TOPIC_BLOCKS;
+    uint64_t ord = tx ? 1 + cell_u64(bp_api_acell(c->atable, cells, n, "tx_index")) : 0;
+    bp_jsonw w;
+    char cursor[BP_PUSH_CURSOR_MAX];
+    envelope(c->h, &w, topic, "apply", c->e, ord, cursor);
+    bp_jsonw_key(&w, "chain_type");
+    bp_jsonw_str(&w, "arch");
+    bp_jsonw_key(&w, "data");
+    bp_jsonw_begin_object(&w);
+    bp_api_arow_members(&w, c->atable, cells, n);
+    bp_jsonw_end_object(&w);
+    return add_row(c, finish(c->h, &w, topic, c->e, ord, cursor), ord);
+}
+
+/* The tables an applied block's messages are read from, in ordinal order. */
+typedef struct part {
+    unsigned topic;
+    bp_table t;         /* an EVM block's */
+    int arch;           /* an Arch block's: its enum bp_arch_table + 1 (bp_read_query.arch) */
+    uint64_t base, top; /* its messages' ordinals: [base, top) */
+} part;
+
+static const part g_evm_parts[] = {{BP_TOPIC_BLOCKS, BP_TABLE_BLOCKS, 0, 0, 1},
+                                   {BP_TOPIC_TRANSACTIONS, BP_TABLE_TRANSACTIONS, 0, 1, LOG_ORD},
+                                   {BP_TOPIC_LOGS, BP_TABLE_LOGS, 0, LOG_ORD, ORD_END}};
+static const part g_arch_parts[] = {
+    {BP_TOPIC_BLOCKS, BP_TABLE_BLOCKS, BP_ARCH_BLOCKS + 1, 0, 1},
+    {BP_TOPIC_TRANSACTIONS, BP_TABLE_BLOCKS, BP_ARCH_TRANSACTIONS + 1, 1, ORD_END}};
+
+/* The piece of applied block e's messages from ordinal `from` on (the block's row, its
+ * transactions in index order, then an EVM block's logs: ordinal order), ending once it holds
+ * piece_bytes (b->end says where the next starts). EVM and Arch blocks alike: a piece starts
+ * with the row after the last one of the piece before (keyset: block number, index). */
 static int build_apply(bp_push_hub *h, const ring_ev *e, unsigned parts, uint64_t from, built *b)
 {
-    static const struct {
-        unsigned topic;
-        bp_table t;
-        uint64_t base, top; /* its messages' ordinals: [base, top) */
-    } tables[] = {{BP_TOPIC_BLOCKS, BP_TABLE_BLOCKS, 0, 1},
-                  {BP_TOPIC_TRANSACTIONS, BP_TABLE_TRANSACTIONS, 1, LOG_ORD},
-                  {BP_TOPIC_LOGS, BP_TABLE_LOGS, LOG_ORD, ORD_END}};
+    const part *tables = e->arch ? g_arch_parts : g_evm_parts;
+    size_t count = e->arch ? sizeof(g_arch_parts) / sizeof(*g_arch_parts)
+                           : sizeof(g_evm_parts) / sizeof(*g_evm_parts);
     b->lo = from;
     b->end = ORD_END;
     bp_sink_reader *r = hub_reader(h);
     if (!r)
         return parts & BP_TOPIC_BLOCKS && from == 0 ? header_only(h, e, b) : 0;
-    for (size_t i = 0; i < 3; i++) {
-        if (!(parts & tables[i].topic) || from >= tables[i].top)
+    for (size_t i = 0; i < count; i++) {
+        const part *p = &tables[i];
+        if (!(parts & p->topic) || from >= p->top)
             continue;
-        bp_read_query q = {.table = tables[i].t,
+        bool blocks = p->topic == BP_TOPIC_BLOCKS;
+        bp_read_query q = {.table = p->t,
+                           .arch = p->arch,
                            .chain = h->build_chain[0] ? h->build_chain : NULL,
                            .has_min = true,
                            .has_max = true,
                            .min = e->number,
                            .max = e->number,
                            .ascending = true};
-        if (tables[i].t == BP_TABLE_BLOCKS)
+        if (blocks)
             q.hash = e->hash;
         else
             q.block_hash = e->hash;
-        if (from > tables[i].base) { /* the rows from index from - base on */
+        if (from > p->base) { /* the rows from index from - base on */
             q.has_after = true;
             q.after_number = e->number;
-            q.after_index = from - tables[i].base - 1;
+            q.after_index = from - p->base - 1;
         }
-        build_ctx c = {.h = h, .e = e, .b = b, .table = tables[i].t, .cap = piece_bytes(h)};
+        build_ctx c = {
+            .h = h, .e = e, .b = b, .table = p->t, .atable = p->arch - 1, .cap = piece_bytes(h)};
         bp_error err = {0};
-        int rc = bp_sink_read(r, &q, build_row, &c, &err);
+        int rc = bp_sink_read(r, &q, p->arch ? arch_row : build_row, &c, &err);
         if (c.full) {
             b->end = c.last + 1;
             return 0;
         }
         if (rc != 0 && c.rc == 0) {
-            bp_warn("api push: reading block %" PRIu64 ": %s", e->number, err.msg);
+            bp_warn("api push: reading %sblock %" PRIu64 ": %s", p->arch ? "Arch " : "", e->number,
+                    err.msg);
             bp_sink_reader_close(h->reader); /* opened again for the next event */
             h->reader = NULL;
             return rc;
         }
         if (rc != 0)
             return rc;
-        if (tables[i].t == BP_TABLE_BLOCKS && c.rows == 0 && header_only(h, e, b) != 0)
+        if (blocks && c.rows == 0 && header_only(h, e, b) != 0)
             return BP_ENOMEM;
     }
     return 0;
@@ -703,71 +746,7 @@ static int build_reorg(bp_push_hub *h, const ring_ev *e, built *b)
     return built_add(b, finish(h, &w, BP_TOPIC_REORGS, e, 0, cursor));
 }
 
-/* ---- Arch ---- */
-
-/* An applied Arch block's arch_blocks row (topic blocks) or one of its arch_transactions rows
- * (topic transactions, ordinal 1 + tx_index), as /api/arch/... answers them. */
-static int arch_row(void *ctx, const bp_read_cell *cells, size_t n)
-{
-    build_ctx *c = ctx;
-    bool tx = c->atable == BP_ARCH_TRANSACTIONS;
-    unsigned topic = tx ? BP_TOPIC_TRANSACTIONS : BP_TOPIC_BLOCKS;
-    uint64_t ord = tx ? 1 + cell_u64(bp_api_acell(c->atable, cells, n, "tx_index")) : 0;
-    bp_jsonw w;
-    char cursor[BP_PUSH_CURSOR_MAX];
-    envelope(c->h, &w, topic, "apply", c->e, ord, cursor);
-    bp_jsonw_key(&w, "chain_type");
-    bp_jsonw_str(&w, "arch");
-    bp_jsonw_key(&w, "data");
-    bp_jsonw_begin_object(&w);
-    bp_api_arow_members(&w, c->atable, cells, n);
-    bp_jsonw_end_object(&w);
-    c->rows++;
-    c->rc = built_add(c->b, finish(c->h, &w, topic, c->e, ord, cursor));
-    return c->rc;
-}
-
-static int read_arch(bp_push_hub *h, bp_sink_reader *r, const bp_read_query *q, build_ctx *c)
-{
-    bp_error err = {0};
-    int rc = bp_sink_read(r, q, arch_row, c, &err);
-    if (rc != 0 && c->rc == 0) {
-        bp_warn("api push: reading Arch block %" PRIu64 ": %s", c->e->number, err.msg);
-        bp_sink_reader_close(h->reader); /* opened again for the next event */
-        h->reader = NULL;
-    }
-    return rc;
-}
-
-static int build_arch_apply(bp_push_hub *h, const ring_ev *e, unsigned parts, built *b)
-{
-    bp_sink_reader *r = hub_reader(h);
-    if (!r)
-        return parts & BP_TOPIC_BLOCKS ? header_only(h, e, b) : 0;
-    for (int t = BP_ARCH_BLOCKS; t <= BP_ARCH_TRANSACTIONS; t++) {
-        bool blocks = t == BP_ARCH_BLOCKS;
-        if (!(parts & (blocks ? BP_TOPIC_BLOCKS : BP_TOPIC_TRANSACTIONS)))
-            continue;
-        bp_read_query q = {.arch = t + 1,
-                           .chain = h->build_chain[0] ? h->build_chain : NULL,
-                           .has_min = true,
-                           .has_max = true,
-                           .min = e->number,
-                           .max = e->number,
-                           .ascending = true};
-        if (blocks)
-            q.hash = e->hash;
-        else
-            q.block_hash = e->hash;
-        build_ctx c = {.h = h, .e = e, .b = b, .atable = t};
-        int rc = read_arch(h, r, &q, &c);
-        if (rc != 0)
-            return rc;
-        if (blocks && c.rows == 0 && header_only(h, e, b) != 0)
-            return BP_ENOMEM;
-    }
-    return 0;
-}
+/* ---- Arch transactions rolled back / re-applied ---- */
 
 /* A transaction's row for its rollback / re-apply message. */
 typedef struct tx_ctx {
@@ -851,7 +830,8 @@ static int build_arch_tx(bp_push_hub *h, const ring_ev *e, built *b)
 }
 
 /* Builds the messages of event e for the topics in parts into b (b->parts says what is in):
- * an applied EVM block's from ordinal `from` on, a piece of them; any other event's whole. */
+ * an applied block's (EVM or Arch) from ordinal `from` on, a piece of them; any other event's
+ * whole. */
 static int build(bp_push_hub *h, const ring_ev *e, unsigned parts, uint64_t from, built *b)
 {
     int rc = 0;
@@ -859,8 +839,6 @@ static int build(bp_push_hub *h, const ring_ev *e, unsigned parts, uint64_t from
     b->end = ORD_END;
     if (e->kind == EV_TX_REVERT || e->kind == EV_TX_APPLY)
         rc = parts & BP_TOPIC_TRANSACTIONS ? build_arch_tx(h, e, b) : 0;
-    else if (e->kind == EV_APPLY && e->arch)
-        rc = build_arch_apply(h, e, parts & (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS), b);
     else if (e->kind == EV_APPLY)
         rc = build_apply(h, e, parts & (BP_TOPIC_BLOCKS | BP_TOPIC_TRANSACTIONS | BP_TOPIC_LOGS),
                          from, b);

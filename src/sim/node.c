@@ -114,8 +114,7 @@ static bool full_flag(yajl_val v, bool *full)
     return true;
 }
 
-/* The block (n, fork) in the scratch, generated unless it is already there. */
-static int load_block(bp_sim_request *r, uint64_t n, uint32_t fork, const bp_sim_block **out)
+int bp_sim_load_block(bp_sim_request *r, uint64_t n, uint32_t fork, const bp_sim_block **out)
 {
     bp_sim_scratch *s = r->scratch;
     if (!s->valid || s->number != n || s->fork != fork) {
@@ -150,7 +149,7 @@ static int answer_block(bp_sim_request *r, call *c, bp_buf *out, uint64_t n, uin
     if (n > r->head)
         return bp_buf_puts(out, "null}");
     const bp_sim_block *b;
-    rc = load_block(r, n, fork, &b);
+    rc = bp_sim_load_block(r, n, fork, &b);
     if (rc == 0)
         rc = w == W_BLOCK ? bp_sim_render_block_as(r->chain, b, full, r->bad, out)
                           : bp_sim_render_receipts_as(b, r->bad, out);
@@ -211,7 +210,7 @@ static int tx_receipt(bp_sim_request *r, call *c, yajl_val params, bp_buf *out)
         bp_sim_chain_fork_at(r->chain, n) != fork)
         return bp_buf_puts(out, "null}");
     const bp_sim_block *b;
-    rc = load_block(r, n, fork, &b);
+    rc = bp_sim_load_block(r, n, fork, &b);
     if (rc == 0 && idx >= b->tx_count)
         return bp_buf_puts(out, "null}");
     if (rc == 0)

@@ -72,5 +72,8 @@ typedef struct bp_sim_request {
 /* Answers body[0..len) (NUL-terminated) into out (reset first). Protocol errors are answers,
  * not failures: returns 0, or BP_ENOMEM / BP_ETOOBIG when the answer cannot be built. */
 int bp_sim_answer(bp_sim_request *r, const char *body, size_t len, bp_buf *out);
+/* Block (n, fork) of r->chain in r->scratch, generated unless it is already there (a batch of
+ * calls about one block generates it once); *out is valid until the scratch's next block. */
+int bp_sim_load_block(bp_sim_request *r, uint64_t n, uint32_t fork, const bp_sim_block **out);
 
 #endif

@@ -51,11 +51,11 @@ def fail(msg):
 
 
 class Reader(threading.Thread):
-    """An SSE client of transactions and logs that reads as fast as they come."""
+    """An SSE client of transactions and logs (or topics) that reads as fast as they come."""
 
-    def __init__(self, port):
+    def __init__(self, port, topics="transactions,logs"):
         super().__init__(daemon=True)
-        self.sse = SSE(port, "/api/events?topics=transactions,logs")
+        self.sse = SSE(port, f"/api/events?topics={topics}")
         if self.sse.status != 200:
             fail(f"subscribing: {self.sse.status_line}")
         self.msgs = []
