@@ -1470,8 +1470,11 @@ static void log_stats(pipeline *p)
         secs = 1e-3;
     bp_buf lines;
     bp_buf_init(&lines, 0);
+    uint64_t t = 0, left = 0;
+    if (target(p, &t) && t + 1 > p->rb.base) /* rb.base: the next block to commit */
+        left = t + 1 - p->rb.base;
     bp_stats_lines(&p->snap, (double)(p->snap.done - p->stat_blocks) / secs,
-                   (double)(p->snap.txs - p->stat_txs) / secs, &lines);
+                   (double)(p->snap.txs - p->stat_txs) / secs, left, &lines);
     for (char *line = lines.data, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
