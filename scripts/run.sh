@@ -37,12 +37,18 @@ where() {
   esac
 }
 
+# An output URL's password (postgres://user:PASSWORD@host/db, redis://:PASSWORD@host) as ***.
+masked_output() {
+  local re='^([A-Za-z0-9+.-]+://[^:/@]*):[^@/]*@(.*)$'
+  if [[ "$1" =~ $re ]]; then echo "${BASH_REMATCH[1]}:***@${BASH_REMATCH[2]}"; else echo "$1"; fi
+}
+
 banner() { # $1: what the data comes from
   local db
   db="$(where)"
   echo "================================================================"
   echo " blockpipe: indexing $1"
-  echo " output:    $OUT"
+  echo " output:    $(masked_output "$OUT")"
   echo " dashboard: http://$API/  (open it in a browser: the chain moving, live)"
   echo " API:       http://$API/  (status: http://$API/api/sync-status, metrics: http://$API/metrics,"
   echo "            blocks: http://$API/api/blocks, live: http://$API/api/events?topics=blocks)"
@@ -57,8 +63,19 @@ banner() { # $1: what the data comes from
   echo "================================================================"
 }
 
+# A provider's URL often carries its key (https://host/v2/KEY, ?apikey=KEY, user:pass@):
+# the banner shows the scheme and host only, as blockpipe's own logs mask the rest.
+masked_url() {
+  local url="$1" scheme="" rest host
+  if [[ "$url" == *://* ]]; then scheme="${url%%://*}://"; rest="${url#*://}"; else rest="$url"; fi
+  host="${rest%%[/?#]*}"
+  host="${host##*@}"
+  rest="${rest#"${rest%%[/?#]*}"}"
+  if [ -n "$rest" ] && [ "$rest" != "/" ]; then echo "$scheme$host/***"; else echo "$scheme$host"; fi
+}
+
 if [ -n "${RPC_URL:-}" ]; then
-  banner "$RPC_URL"
+  banner "$(masked_url "$RPC_URL")"
   exec "$BIN" run --rpc "$RPC_URL" --output "$OUT" --stats-interval "$STATS" --api "$API"
 fi
 
