@@ -56,8 +56,9 @@ banner() { # $1: what the data comes from
     echo " look at it (from another terminal):"
     echo "   sqlite3 $db 'select count(*) from blocks'"
     echo "   sqlite3 $db 'select number, transaction_count, gas_used from blocks order by number desc limit 5'"
-    echo "   sqlite3 $db 'select * from chain_metrics_1m_v order by timestamp desc limit 5'  (per minute; the"
-    echo "            origin_key in docs/SCHEMA.md's examples is the chain's name: CHAIN, else its chain id)"
+    echo "   sqlite3 -header $db 'select * from chain_metrics_1m_v order by timestamp desc limit 5'"
+    echo "   (the analytics per minute; docs/SCHEMA.md's examples filter on origin_key, the chain's name:"
+    echo "   \$CHAIN, else its chain id, 31337 for the devnet)"
   fi
   echo " stop:      Ctrl-C"
   echo "================================================================"
