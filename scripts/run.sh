@@ -92,7 +92,7 @@ DB="$(where)"
 STATE="${ANVIL_STATE:-${DB:+$DB.anvil.json}}"
 STATE="${STATE:-$ROOT/anvil-state.json}"
 if [ -n "$DB" ] && [ -s "$DB" ] && [ ! -s "$STATE" ]; then
-  echo "run.sh: $DB holds blocks of an earlier devnet whose chain was not kept ($STATE is missing):" >&2
+  echo "run.sh: $DB holds blocks, but no devnet chain was kept beside it ($STATE is missing):" >&2
   echo "run.sh: a new devnet's blocks differ from them. Remove $DB (and $DB-wal, $DB-shm) to" >&2
   echo "run.sh: start afresh, or give another output: OUTPUT=sqlite:other.db make run" >&2
   exit 1
