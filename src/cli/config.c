@@ -268,8 +268,9 @@ static const opt g_opts[] = {
              "0.2..10 s"},
     {"state-dir", NULL, "DIR", "STATE_DIR", NULL, "state_dir", set_string, F(state_dir),
      .cmds = CMD_BOTH, .def = "none",
-     .help = "where the state of a run (failed blocks, the command) is kept; `blockpipe "
-             "retry-failed --state-dir DIR` runs it again"},
+     .help = "where the state of a run (failed blocks, the command) is kept, made at start "
+             "if missing (not its parents); `blockpipe retry-failed --state-dir DIR` runs it "
+             "again"},
     {"output-failure", NULL, "stop|continue", "OUTPUT_FAILURE", NULL, "output_failure",
      set_output_failure, .cmds = CMD_BOTH, .def = "stop",
      .help = "an output that keeps failing stops the run (stop), or is set aside while the "

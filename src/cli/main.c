@@ -261,6 +261,11 @@ static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *bas
     bp_chains_map(&r, sinks, &api, NULL);
     bp_multi_config mc;
     bp_chains_multi(base, &r, sinks, (size_t)base->output_count, &mc);
+    if (base->state_dir && (rc = bp_state_prepare(base->state_dir, &err)) != 0) {
+        bp_err("%s", err.msg);
+        status = rc == BP_EINVAL ? 2 : 1;
+        goto out;
+    }
     if (base->state_dir)
         bp_state_announce(base->state_dir);
     rc = bp_multi_run(&mc, &g_stop, &err);
@@ -380,6 +385,8 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
         pc.push_held = bp_push_hub_held;
     }
     pc.metrics = metrics;
+    if (cfg.state_dir && (rc = bp_state_prepare(cfg.state_dir, &err)) != 0)
+        goto fail;
     if (cfg.state_dir)
         bp_state_announce(cfg.state_dir);
     rc = bp_pipeline_run(&pc, &g_stop, &err);

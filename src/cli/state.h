@@ -15,6 +15,11 @@
  * itself resumes from its checkpoints, the failed blocks first). */
 int bp_state_save(const char *dir, const bp_pipeline_report *report, int argc, char **argv,
                   bp_error *err);
+/* Makes dir (not its parents) when missing and checks that it is a directory this process may
+ * write: run and backfill call it at start, so a --state-dir that cannot hold the state file
+ * is refused before the work it would record, not after it (the failed blocks it was for
+ * lost). */
+int bp_state_prepare(const char *dir, bp_error *err);
 /* Logs what the last runs left (failed blocks) when dir has state files. */
 void bp_state_announce(const char *dir);
 /* A state file's tree (NULL, with a warning when it is not one); yajl_tree_free it. */

@@ -127,6 +127,25 @@ static int write_atomic(const char *path, const unsigned char *data, size_t len,
     return 0;
 }
 
+int bp_state_prepare(const char *dir, bp_error *err)
+{
+    struct stat st;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+        if (errno != ENOENT)
+            return bp_error_set(err, BP_EIO, "--state-dir %s: cannot create it: %s", dir,
+                                strerror(errno));
+        return bp_error_set(err, BP_EINVAL,
+                            "--state-dir %s: cannot create it: its parent directory does not "
+                            "exist (blockpipe creates the state directory, not its parents)",
+                            dir);
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return bp_error_set(err, BP_EINVAL, "--state-dir %s: not a directory", dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return bp_error_set(err, BP_EIO, "--state-dir %s: not writable: %s", dir, strerror(errno));
+    return 0;
+}
+
 int bp_state_save(const char *dir, const bp_pipeline_report *report, int argc, char **argv,
                   bp_error *err)
 {

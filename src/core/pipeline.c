@@ -100,6 +100,7 @@ struct pipeline {
     bool have_head;
     bp_header head;
     bool said_short; /* a backfill's --to above what the head lets us fetch: said once */
+    bool said_below; /* the head more than the reorg window under our tip: said once */
     /* The node's finalized height last answered (bp_header.has_final): a poll whose finalized
      * call failed keeps it, rather than falling back to head - --confirmations (take_head). */
     bool final_seen;
@@ -324,6 +325,26 @@ static void say_short(pipeline *p)
             p->cfg->to, p->head.number, (uint64_t)p->cfg->confirmations);
 }
 
+/* A head more than the reorg window below the blocks the outputs hold: the node is far behind,
+ * or it serves another chain with the same id whose blocks those are not (a dev node started
+ * afresh under a database of the last one). Nothing below the window can be compared, so the
+ * pipeline can only wait for the head to come up; said once, else only the stats show it. */
+static void say_below(pipeline *p, const bp_header *h)
+{
+    const bp_canon_entry *tip = bp_canon_tip(&p->canon);
+    if (p->said_below || !tip || h->number + p->cfg->reorg_window >= tip->number)
+        return;
+    p->said_below = true;
+    bp_warn("the node's head %" PRIu64 " is %" PRIu64 " blocks below block %" PRIu64
+            ", the last the outputs hold (more than --reorg-window %" PRIu64
+            "): the node is far behind, or it serves another chain with the same chain id "
+            "(a dev node started afresh?) whose blocks the outputs' are not; waiting for its "
+            "head to pass block %" PRIu64
+            " (to index the node's chain from the start: a new output)",
+            h->number, tip->number - h->number, tip->number, (uint64_t)p->cfg->reorg_window,
+            tip->number);
+}
+
 static int take_head(pipeline *p, const bp_header *in, int64_t seen_ms, bp_error *err)
 {
     bp_header hf = with_final(p, in);
@@ -341,6 +362,7 @@ static int take_head(pipeline *p, const bp_header *in, int64_t seen_ms, bp_error
         p->head = *h;
         p->have_head = true;
         say_short(p);
+        say_below(p, h);
     } else if (h->number == prev || other_block || other_parent) {
         p->head = *h; /* same height, maybe another branch; or a shorter branch */
     }
@@ -1452,8 +1474,11 @@ static void log_stats(pipeline *p)
         secs = 1e-3;
     bp_buf lines;
     bp_buf_init(&lines, 0);
+    uint64_t t = 0, left = 0;
+    if (target(p, &t) && t + 1 > p->rb.base) /* rb.base: the next block to commit */
+        left = t + 1 - p->rb.base;
     bp_stats_lines(&p->snap, (double)(p->snap.done - p->stat_blocks) / secs,
-                   (double)(p->snap.txs - p->stat_txs) / secs, &lines);
+                   (double)(p->snap.txs - p->stat_txs) / secs, left, &lines);
     for (char *line = lines.data, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)

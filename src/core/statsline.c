@@ -4,7 +4,30 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-static void main_line(const bp_stats *s, double bps, double tps, bp_buf *out)
+/* "45s", "3m20s", "2h05m", "3d04h": how long the blocks left take at the rate now; "?" when
+ * nothing is committed at the moment (a stall, a start) and the rate says nothing. */
+static void eta_text(uint64_t left, double bps, char *out, size_t cap)
+{
+    if (bps <= 0) {
+        snprintf(out, cap, "?");
+        return;
+    }
+    if ((double)left / bps > 99.0 * 86400) {
+        snprintf(out, cap, ">99d");
+        return;
+    }
+    uint64_t t = (uint64_t)((double)left / bps + 0.5);
+    if (t < 60)
+        snprintf(out, cap, "%" PRIu64 "s", t);
+    else if (t < 3600)
+        snprintf(out, cap, "%" PRIu64 "m%02" PRIu64 "s", t / 60, t % 60);
+    else if (t < 86400)
+        snprintf(out, cap, "%" PRIu64 "h%02" PRIu64 "m", t / 3600, t % 3600 / 60);
+    else
+        snprintf(out, cap, "%" PRIu64 "d%02" PRIu64 "h", t / 86400, t % 86400 / 3600);
+}
+
+static void main_line(const bp_stats *s, double bps, double tps, uint64_t left, bp_buf *out)
 {
     bp_buf_printf(out,
                   "head=%" PRIu64 " indexed=%" PRIu64 " lag=%" PRIu64 " pending=%" PRIu64
@@ -12,6 +35,13 @@ static void main_line(const bp_stats *s, double bps, double tps, bp_buf *out)
                   " blocks/s=%.1f tx/s=%.1f workers=%d reorgs=%" PRIu64,
                   s->have_head ? s->head : 0, s->have_indexed ? s->indexed : 0, s->lag, s->pending,
                   s->processing, s->done, s->failed, bps, tps, s->workers, s->reorgs);
+    /* What a backfill (to --to) or a run catching up (to the head) has left, and when it is
+     * done at this line's rate: the first thing one asks of a long sync. At the head: none. */
+    if (left > 0) {
+        char eta[24];
+        eta_text(left, bps, eta, sizeof(eta));
+        bp_buf_printf(out, " left=%" PRIu64 " eta=%s", left, eta);
+    }
     if (s->memory_budget)
         bp_buf_printf(out, " mem=%.1f/%.0fMiB mem_blocks=%.0fMiB",
                       (double)s->memory_used / 1048576.0, (double)s->memory_budget / 1048576.0,
@@ -92,9 +122,10 @@ static void realtime_line(const bp_stats_realtime *r, bp_buf *out)
                   l->max_ms);
 }
 
-void bp_stats_lines(const bp_stats *s, double blocks_per_s, double txs_per_s, bp_buf *out)
+void bp_stats_lines(const bp_stats *s, double blocks_per_s, double txs_per_s, uint64_t left,
+                    bp_buf *out)
 {
-    main_line(s, blocks_per_s, txs_per_s, out);
+    main_line(s, blocks_per_s, txs_per_s, left, out);
     for (size_t i = 0; i < s->endpoint_count; i++)
         endpoint_line(i, &s->endpoints[i], out);
     if (s->following)

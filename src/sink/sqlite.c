@@ -985,8 +985,12 @@ static int sqlite_open(bp_sink **out, const char *target, const bp_sink_opts *op
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(target, &s->db, flags, NULL) != SQLITE_OK) {
+        char why[BP_ERROR_MSG_MAX];
+        bp_sqlite_open_failure(target, true, why, sizeof(why));
         rc = bp_error_set(err, BP_EDB, "%s: cannot open: %s", target,
-                          s->db ? sqlite3_errmsg(s->db) : "out of memory");
+                          why[0]  ? why
+                          : s->db ? sqlite3_errmsg(s->db)
+                                  : "out of memory");
         goto out;
     }
     sqlite3_extended_result_codes(s->db, 1);

@@ -2,11 +2,13 @@
  * made by sqlread.c and kept prepared per query shape. */
 #include "sink/sqlite_read.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "arch/arch_tables.h"
 #include "sink/sqlread.h"
@@ -56,6 +58,31 @@ static int arch_hash_expr(bp_buf *out, const char *column)
 static const bp_sql_dialect g_dialect = {
     .select_expr = select_expr, .param = param, .arch_hash_expr = arch_hash_expr};
 
+void bp_sqlite_open_failure(const char *path, bool create, char *out, size_t cap)
+{
+    out[0] = '\0';
+    struct stat st;
+    if (!create) {
+        if (stat(path, &st) != 0 && errno == ENOENT)
+            snprintf(out, cap, "no such file (a writer creates it: blockpipe run or backfill)");
+        return;
+    }
+    if (stat(path, &st) == 0)
+        return; /* it exists: SQLite's own words (a directory, not a database, ...) */
+    const char *slash = strrchr(path, '/');
+    if (!slash || slash == path)
+        return; /* the current or the root directory */
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    if (stat(dir, &st) != 0 && errno == ENOENT)
+        snprintf(out, cap,
+                 "the directory '%s' does not exist (blockpipe creates the file, not its "
+                 "directory)",
+                 dir);
+    else if (stat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        snprintf(out, cap, "'%s' is not a directory", dir);
+}
+
 int bp_sqlite_open_reader(bp_sink_reader **out, const char *target, const bp_sink_opts *opts,
                           bp_error *err)
 {
@@ -71,8 +98,12 @@ int bp_sqlite_open_reader(bp_sink_reader **out, const char *target, const bp_sin
      * last committed batch and never wait for the writer. */
     int flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX;
     if (sqlite3_open_v2(target, &r->db, flags, NULL) != SQLITE_OK) {
+        char why[BP_ERROR_MSG_MAX];
+        bp_sqlite_open_failure(target, false, why, sizeof(why));
         int rc = bp_error_set(err, BP_EDB, "%s: cannot open for reading: %s", target,
-                              r->db ? sqlite3_errmsg(r->db) : "out of memory");
+                              why[0]  ? why
+                              : r->db ? sqlite3_errmsg(r->db)
+                                      : "out of memory");
         bp_sqlite_close_reader(&r->base);
         return rc;
     }

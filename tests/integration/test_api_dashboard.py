@@ -7,7 +7,8 @@ shows:
 - the page connects its EventSource (status "live") and receives metrics messages;
 - the head number it shows rises (two readings, the second higher) and equals what
   /api/sync-status says at about that time (within a few blocks);
-- its charts drew points, and its endpoint and output tables have a row each;
+- its charts drew points, and its endpoint and output tables have a row each; their axes'
+  labels are round and distinct (window.bpAxis over some ranges);
 - the new-blocks list fills from the blocks topic;
 - the minute and hour charts (chain_metrics_1m / _1h from /api/analytics, then the minutes the
   metrics topic pushes) show the newest minute as the API has it, and every hour.
@@ -114,6 +115,17 @@ def main():
                                 "document.querySelectorAll('#newblocks li').length]")
         if rows[0] < 1 or rows[1] < 1 or rows[2] < 1:
             fail(f"endpoint / output / new-block rows: {rows}")
+        # the charts' axes: five distinct round labels over the range (106..109, the head
+        # chart of a make run, was labelled 109, 108, 108, 107, 106)
+        ranges = [[106, 109], [10, 178], [0.9, 3.2], [5, 5], [47.7, 47.8], [1796489763, 1796489770]]
+        axes = json.loads(browser.evaluate(
+            f"JSON.stringify({json.dumps(ranges)}.map((r) => window.bpAxis(r[0], r[1])))"))
+        for (lo, hi), ax in zip(ranges, axes):
+            labels = ax["labels"]
+            if len(set(labels)) != 5 or not ax["lo"] <= lo <= hi <= ax["hi"] or \
+                    float(labels[0]) < hi or float(labels[-1]) > lo:
+                fail(f"the axis of {lo}..{hi}: {ax}: not five distinct labels over the range")
+        print(f"check: chart axes: {[a['labels'] for a in axes[:2]]} ...", flush=True)
         shot = os.path.join(art, "dashboard.png")
         browser.screenshot(shot)
         if os.path.getsize(shot) < 10000:

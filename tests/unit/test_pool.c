@@ -239,7 +239,7 @@ static void test_rate_limited_pause(void **state)
     assert_int_equal(st.endpoints[0].rate_limits, 1);
     bp_buf line;
     bp_buf_init(&line, 0);
-    bp_stats_lines(&st, 0, 0, &line);
+    bp_stats_lines(&st, 0, 0, 0, &line);
     assert_non_null(strstr(line.data, "\nrpc[0] http://a:1 state=rate-limited "));
     assert_non_null(strstr(line.data, " rps=")); /* the rate it is held to */
     assert_null(strstr(line.data, "rpc[0] http://a:1 state=rate-limited head=? in_flight=0 "

@@ -53,7 +53,7 @@ static void lines(char *out, size_t cap)
 {
     bp_buf b;
     bp_buf_init(&b, 0);
-    bp_stats_lines(&g_st, 1.0, 4.125, &b);
+    bp_stats_lines(&g_st, 1.0, 4.125, 0, &b);
     snprintf(out, cap, "%s", b.data);
     bp_buf_release(&b);
 }
@@ -94,6 +94,39 @@ static void test_limits(void **state)
     lines(out, sizeof(out));
     assert_non_null(
         strstr(out, " limits=rpc[0]:batch<=10;rpc[1]:no-batches,no-eth_getBlockReceipts\n"));
+}
+
+/* What is left to commit and when it is done at the line's rate: absent at the head, "?"
+ * while nothing commits, then seconds, minutes, hours, days. */
+static void test_left_and_eta(void **state)
+{
+    (void)state;
+    char out[2048];
+    base();
+    g_st.endpoint_count = 0;
+    static const struct {
+        uint64_t left;
+        double bps;
+        const char *want;
+    } cases[] = {
+        {0, 1.0, "reorgs=2"},
+        {4, 0.0, "reorgs=2 left=4 eta=?"},
+        {59, 1.0, "reorgs=2 left=59 eta=59s"},
+        {200, 1.0, "reorgs=2 left=200 eta=3m20s"},
+        {7500, 2.0, "reorgs=2 left=7500 eta=1h02m"},
+        {19000000, 50.0, "reorgs=2 left=19000000 eta=4d09h"},
+        {19000000, 0.5, "reorgs=2 left=19000000 eta=>99d"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bp_buf b;
+        bp_buf_init(&b, 0);
+        bp_stats_lines(&g_st, cases[i].bps, 0, cases[i].left, &b);
+        snprintf(out, sizeof(out), "%s", b.data);
+        bp_buf_release(&b);
+        const char *at = strstr(out, "reorgs=2");
+        assert_non_null(at);
+        assert_string_equal(at, cases[i].want);
+    }
 }
 
 static void test_waiting_and_set_aside(void **state)
@@ -147,9 +180,8 @@ static void test_realtime_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backfill_lines),
-        cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_waiting_and_set_aside),
+        cmocka_unit_test(test_backfill_lines), cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_left_and_eta),   cmocka_unit_test(test_waiting_and_set_aside),
         cmocka_unit_test(test_realtime_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
