@@ -171,6 +171,9 @@ struct pipeline {
     size_t rate_next;
     uint64_t stat_blocks, stat_txs;
     int64_t started_ms, stat_ms, next_stats_ms;
+    int64_t bar_ms;    /* the terminal's progress line: when last drawn */
+    uint64_t bar_next; /* rb.base then */
+    double bar_bps;    /* blocks/s, smoothed over the draws */
 };
 
 static int64_t now_ms(void)
@@ -1491,6 +1494,28 @@ static void log_stats(pipeline *p)
     p->stat_ms = now;
 }
 
+/* The terminal's progress line (only where bp_log_status shows one), twice a second: how far
+ * a backfill or a catch-up is and when it ends, what an ethereum-etl or cryo user watches. */
+static void show_progress(pipeline *p)
+{
+    int64_t now = now_ms();
+    if (now < p->bar_ms + 500 || !bp_log_status_shown())
+        return;
+    if (p->bar_ms) {
+        double bps = (double)(p->rb.base - p->bar_next) * 1000.0 / (double)(now - p->bar_ms);
+        p->bar_bps = p->bar_bps > 0 ? 0.8 * p->bar_bps + 0.2 * bps : bps;
+    }
+    p->bar_ms = now;
+    p->bar_next = p->rb.base;
+    uint64_t t = 0;
+    bool have = target(p, &t);
+    uint64_t tip = p->rb.base ? p->rb.base - 1 : 0;
+    uint64_t lag = p->have_head && p->head.number > tip ? p->head.number - tip : 0;
+    char text[192];
+    bp_progress_text(have, p->first, p->rb.base, t, lag, p->bar_bps, text, sizeof(text));
+    bp_log_status(text);
+}
+
 /* ---- start-up ----------------------------------------------------------------------- */
 
 /* The shortest pause the endpoints' rate limits have left (0: one may be asked now). */
@@ -2348,6 +2373,7 @@ static int step(pipeline *p, bp_error *err)
     } else if (now_ms() >= p->next_publish_ms) {
         publish_stats(p);
     }
+    show_progress(p);
     return 0;
 }
 
@@ -2437,6 +2463,7 @@ static void release(pipeline *p)
     if (p->prober) /* so do the prober's threads */
         bp_prober_set_wake(p->prober, NULL, NULL);
     bp_fetcher_stop(p->fetcher);
+    bp_log_status(NULL); /* the summary lines that follow stay on the screen */
     free_batch(p);
     free(p->events);
     bp_reorder_release(&p->rb);

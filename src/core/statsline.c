@@ -27,6 +27,49 @@ static void eta_text(uint64_t left, double bps, char *out, size_t cap)
         snprintf(out, cap, "%" PRIu64 "d%02" PRIu64 "h", t / 86400, t % 86400 / 3600);
 }
 
+/* 12345678 -> "12,345,678": the progress line is read at a glance. */
+static void grouped(uint64_t v, char *out, size_t cap)
+{
+    char digits[24];
+    int n = snprintf(digits, sizeof(digits), "%" PRIu64, v);
+    size_t o = 0;
+    for (int i = 0; i < n && o + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = '\0';
+}
+
+void bp_progress_text(bool have_target, uint64_t start, uint64_t next, uint64_t target,
+                      uint64_t lag, double blocks_per_s, char *out, size_t cap)
+{
+    char a[32], b[32];
+    if (!have_target) {
+        snprintf(out, cap, "waiting for the node's head");
+        return;
+    }
+    if (next > target) {
+        grouped(target, a, sizeof(a));
+        snprintf(out, cap, "head %s  lag %" PRIu64 "  %.1f blocks/s", a, lag, blocks_per_s);
+        return;
+    }
+    uint64_t total = target >= start ? target - start + 1 : 1;
+    uint64_t done = next > start ? next - start : 0;
+    double frac = (double)done / (double)total;
+    char bar[21];
+    int full = (int)(frac * 20.0);
+    for (int i = 0; i < 20; i++)
+        bar[i] = i < full ? '#' : '.';
+    bar[20] = '\0';
+    char eta[24];
+    eta_text(total - done, blocks_per_s, eta, sizeof(eta));
+    grouped(done, a, sizeof(a));
+    grouped(total, b, sizeof(b));
+    snprintf(out, cap, "[%s] %5.1f%%  %s/%s blocks  %.1f blocks/s  eta %s", bar, frac * 100.0, a, b,
+             blocks_per_s, eta);
+}
+
 static void main_line(const bp_stats *s, double bps, double tps, uint64_t left, bp_buf *out)
 {
     bp_buf_printf(out,

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/buf.h"
 #include "util/jsonw.h"
@@ -17,6 +19,16 @@ static int g_json;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *const g_names[] = {"debug", "info", "warn", "error"};
 static _Thread_local char t_context[64];
+
+/* The progress line's parts, one per log context (chain), in the order they came. */
+#define STATUS_PARTS 32
+static struct {
+    char ctx[64];
+    char text[192];
+} g_status[STATUS_PARTS];
+static int g_status_n;
+static int g_status_tty = -1; /* unknown until the first progress call */
+static int g_status_drawn;    /* the line is on the screen (under g_lock) */
 
 void bp_log_set_context(const char *name)
 {
@@ -63,6 +75,64 @@ void bp_log_set_level(enum bp_log_level level)
 void bp_log_set_json(int json)
 {
     g_json = json;
+}
+
+int bp_log_status_shown(void)
+{
+    if (g_status_tty < 0) {
+        const char *term = getenv("TERM");
+        g_status_tty = !g_json && isatty(STDERR_FILENO) && term && strcmp(term, "dumb") != 0;
+    }
+    return g_status_tty;
+}
+
+/* Draws the parts on one line, cut to the terminal's width (a wrapped line could not be
+ * taken back with \r). Under g_lock. */
+static void status_draw(void)
+{
+    struct winsize ws;
+    size_t width = ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1 ? ws.ws_col : 80;
+    char line[1024];
+    size_t n = 0;
+    for (int i = 0; i < g_status_n && n < sizeof(line); i++)
+        n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s%s%s", i ? " | " : "",
+                              g_status[i].ctx[0] ? g_status[i].ctx : "",
+                              g_status[i].ctx[0] ? " " : "", g_status[i].text);
+    if (n >= sizeof(line))
+        n = sizeof(line) - 1;
+    if (n > width - 1)
+        n = width - 1;
+    fprintf(stderr, "\r\033[K%.*s", (int)n, line);
+    g_status_drawn = 1;
+}
+
+void bp_log_status(const char *text)
+{
+    if (!bp_log_status_shown())
+        return;
+    pthread_mutex_lock(&g_lock);
+    int i = 0;
+    while (i < g_status_n && strcmp(g_status[i].ctx, t_context) != 0)
+        i++;
+    if (!text) {
+        if (i < g_status_n) {
+            memmove(&g_status[i], &g_status[i + 1],
+                    (size_t)(g_status_n - i - 1) * sizeof(g_status[0]));
+            g_status_n--;
+        }
+    } else if (i < g_status_n || g_status_n < STATUS_PARTS) {
+        if (i == g_status_n)
+            snprintf(g_status[g_status_n++].ctx, sizeof(g_status[0].ctx), "%s", t_context);
+        snprintf(g_status[i].text, sizeof(g_status[i].text), "%s", text);
+    }
+    if (g_status_n)
+        status_draw();
+    else if (g_status_drawn) {
+        fputs("\r\033[K", stderr);
+        g_status_drawn = 0;
+    }
+    fflush(stderr);
+    pthread_mutex_unlock(&g_lock);
 }
 
 int bp_log_level_parse(const char *s)
@@ -126,8 +196,12 @@ void bp_logf(enum bp_log_level level, const char *fmt, ...)
     if (g_json) {
         put_json_line(when, ts.tv_nsec / 1000000, g_names[level], msg);
     } else {
+        if (g_status_drawn)
+            fputs("\r\033[K", stderr); /* the line goes above the progress line */
         fprintf(stderr, "%s.%03ldZ %-5s %s%s%s%s\n", when, ts.tv_nsec / 1000000, g_names[level],
                 t_context[0] ? "[" : "", t_context, t_context[0] ? "] " : "", msg);
+        if (g_status_drawn)
+            status_draw();
     }
     fflush(stderr);
     pthread_mutex_unlock(&g_lock);

@@ -21,6 +21,14 @@ const char *bp_log_context(void);
  * context. */
 int bp_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
+/* The progress line: on a terminal (stderr a tty, text logs, TERM not "dumb") the last line
+ * shows `text` for this thread's log context (one part per chain, joined), redrawn under
+ * every log line; elsewhere nothing is shown. NULL takes this context's part away (and the
+ * line with the last one). */
+void bp_log_status(const char *text);
+/* Whether bp_log_status shows anything here (decided at the first call of either). */
+int bp_log_status_shown(void);
+
 #define bp_debug(...) bp_logf(BP_LOG_DEBUG, __VA_ARGS__)
 #define bp_info(...) bp_logf(BP_LOG_INFO, __VA_ARGS__)
 #define bp_warn(...) bp_logf(BP_LOG_WARN, __VA_ARGS__)

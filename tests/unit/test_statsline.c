@@ -98,6 +98,25 @@ static void test_limits(void **state)
 
 /* What is left to commit and when it is done at the line's rate: absent at the head, "?"
  * while nothing commits, then seconds, minutes, hours, days. */
+/* The terminal's progress line: the bar, the share, grouped counts, the rate and the ETA; at
+ * the target the head and lag instead; no head yet: a wait. */
+static void test_progress_text(void **state)
+{
+    (void)state;
+    char out[192];
+    bp_progress_text(true, 1000, 13345, 28299, 0, 210.5, out, sizeof(out));
+    assert_string_equal(out, "[#########...........]  45.2%  12,345/27,300 blocks  210.5 blocks/s  "
+                             "eta 1m11s");
+    bp_progress_text(true, 0, 0, 99, 0, 0.0, out, sizeof(out));
+    assert_string_equal(out, "[....................]   0.0%  0/100 blocks  0.0 blocks/s  eta ?");
+    bp_progress_text(true, 5, 105, 104, 0, 3.0, out, sizeof(out));
+    assert_string_equal(out, "head 104  lag 0  3.0 blocks/s");
+    bp_progress_text(true, 5, 1000001, 1000000, 2, 0.5, out, sizeof(out));
+    assert_string_equal(out, "head 1,000,000  lag 2  0.5 blocks/s");
+    bp_progress_text(false, 0, 0, 0, 0, 0.0, out, sizeof(out));
+    assert_string_equal(out, "waiting for the node's head");
+}
+
 static void test_left_and_eta(void **state)
 {
     (void)state;
@@ -180,9 +199,9 @@ static void test_realtime_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backfill_lines), cmocka_unit_test(test_limits),
-        cmocka_unit_test(test_left_and_eta),   cmocka_unit_test(test_waiting_and_set_aside),
-        cmocka_unit_test(test_realtime_line),
+        cmocka_unit_test(test_backfill_lines),        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_left_and_eta),          cmocka_unit_test(test_progress_text),
+        cmocka_unit_test(test_waiting_and_set_aside), cmocka_unit_test(test_realtime_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
