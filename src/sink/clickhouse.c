@@ -1205,7 +1205,11 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0)
         rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
     /* the TTLs of this writer's retention (once per change): with the slack they never take a
-     * row of a window still open, so no batch has to lift them (bp_ch_derived_ttl) */
+     * row of a window still open, so no batch has to lift them (bp_ch_derived_ttl), unless a
+     * chain paused longer than the slack: checked first, against the TTLs there now */
+    if (rc == 0 && s->t.metrics && s->t.ttl)
+        rc = bp_ch_derived_check_pause(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, s->t.where,
+                                       err);
     if (rc == 0 && s->t.metrics && s->t.ttl)
         rc = bp_ch_derived_sync_ttl(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, s->t.where, err);
     if (rc == 0)
@@ -1317,8 +1321,9 @@ static const bp_sink_option g_options[] = {
      .min = 1,
      .max = 3153600000,
      .help = "seconds a derived row lives at least after it was written, whatever its chain "
-             "time (ttl=on): the longest downtime, or pause of one chain, that cannot take rows "
-             "of a window still open"},
+             "time (ttl=on): a downtime, or pause of one chain, longer than it less up to a day "
+             "can take rows of the windows still open (checked at open: a start that would "
+             "recompute them short is refused)"},
     BP_METRICS_SINK_OPTIONS,
 };
 
