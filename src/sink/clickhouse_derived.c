@@ -590,7 +590,8 @@ static uint64_t pause_windows(const pause *p, const bp_retention *r, uint64_t sl
 }
 
 int bp_ch_derived_check_pause(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
-                              uint64_t slack, const char *where, bp_error *err)
+                              uint64_t slack, const char *ours, const char *where, bp_buf *refused,
+                              bp_error *err)
 {
     if (!caps->ttl || !ret)
         return 0;
@@ -630,21 +631,27 @@ int bp_ch_derived_check_pause(bp_ch_http *h, const bp_ch_caps *caps, const bp_re
         if (!need && !lost)
             continue;
         /* A window recomputed from rows the server deleted comes out short, and a day so made
-         * is kept for ever. Unchanged options (nobody decided) stop here: the TTL would go on
-         * taking those rows while they are read; a run that sets ttl_slack (or ttl=off, which
-         * does not get here) is the decision, and is warned. */
-        if (need && before == slack) {
-            rc = bp_error_set(err, BP_EINVAL,
-                              "clickhouse %s: chain '%s' was last written %" PRIu64
-                              " s ago (server clock), longer than ttl_slack %" PRIu64
-                              " s allows: set ttl_slack above %" PRIu64
-                              " (or ttl=off) to keep what is left of its windows still open at "
-                              "block %" PRIu64 ", whose rows the server may delete or has "
-                              "deleted (recomputed without them they come out short): %s",
-                              where, p.chain, p.gap, slack,
-                              (uint64_t)(need < UINT64_MAX - DAY ? need + DAY : need), p.number,
-                              now);
-            break;
+         * is kept for ever. Unchanged options (nobody decided) refuse the chain: the TTL would
+         * go on taking those rows while they are read; a run that sets ttl_slack (or ttl=off,
+         * which does not get here) is the decision, and is warned. */
+        /* (a chain another process writes: its windows are recomputed there, refusing here
+         * keeps nothing) */
+        bool mine = !ours || bp_ch_in_list(ours, p.chain);
+        if (need && before == slack && mine) {
+            char msg[1024]; /* (bp_error keeps BP_ERROR_MSG_MAX of it) */
+            snprintf(
+                msg, sizeof(msg),
+                "clickhouse %s: chain '%s' was last written %" PRIu64
+                " s ago (server clock), longer than ttl_slack %" PRIu64
+                " s allows: set ttl_slack above %" PRIu64
+                " (or ttl=off) to keep what is left of its windows still open at block %" PRIu64
+                ", whose rows the server may delete or has deleted (recomputed without them "
+                "they come out short): %s",
+                where, p.chain, p.gap, slack,
+                (uint64_t)(need < UINT64_MAX - DAY ? need + DAY : need), p.number, now);
+            if (bp_buf_printf(refused, "%s\t%s\n", p.chain, msg) != 0)
+                rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+            continue;
         }
         if (lost)
             bp_warn("clickhouse %s: chain '%s' was last written %" PRIu64 " s ago (server "
@@ -656,8 +663,9 @@ int bp_ch_derived_check_pause(bp_ch_http *h, const bp_ch_caps *caps, const bp_re
             bp_warn("clickhouse %s: chain '%s' was last written %" PRIu64 " s ago (server "
                     "clock): with ttl_slack %" PRIu64 " s the server deletes rows of its windows "
                     "still open at block %" PRIu64 ": %s (they come out short; a ttl_slack above "
-                    "%" PRIu64 " keeps them)",
-                    where, p.chain, p.gap, slack, p.number, now, need);
+                    "%" PRIu64 " keeps them)%s",
+                    where, p.chain, p.gap, slack, p.number, now, need,
+                    mine ? "" : "; not a chain of this process: the one that writes it refuses");
     }
     bp_buf_release(&chains);
     return rc;

@@ -11,7 +11,8 @@ backfilled with short retentions (test_metrics_retention's: block rows 2 h, sets
 2. The pause: the chain's checkpoint (updated_at) and every derived row's _written set back
    8 days (ALTER ... UPDATE), longer than the default slack (7 days). The next open with the
    same options refuses (exit != 0) naming the chain, the pause, ttl_slack, the open windows
-   and what to set; nothing more is written (the checkpoint stays).
+   and what to set; nothing more is written (the checkpoint stays). A process writing another
+   chain of the database warns and goes on (the chain's own process is the one to refuse).
 3. The same with ttl_slack=30 days: it goes on, and warns that the chain's open windows may
    have lost rows under the previous slack (the tables' TTLs then have the new one).
 4. The pause again, with ttl=off: no check (the TTLs are removed), no refusal.
@@ -40,9 +41,9 @@ DERIVED = ("chain_metrics_block", "contract_metrics_block", "active_addresses",
            "contract_metrics_1m", "contract_metrics_1h", "contract_metrics_1d")
 
 
-def backfill(bp, node, ch, query=""):
+def backfill(bp, node, ch, query="", chain=CHAIN):
     p = subprocess.run([bp, "backfill", "--rpc", node.url, "--output", ch.url(DB, query=query),
-                        "--chain", CHAIN, "--from", "0", "--to", str(node.block_number()),
+                        "--chain", chain, "--from", "0", "--to", str(node.block_number()),
                         "--batch-size", "20"] + R.FLAGS,
                        capture_output=True, text=True, timeout=600)
     return p.returncode, p.stderr
@@ -106,6 +107,14 @@ def main():
             if checkpoint(ch) != before:
                 raise Mismatch(f"the refused open wrote: checkpoint {before} -> {checkpoint(ch)}")
             print(f"2. pause of {gap} s: refused: {text}")
+
+            # a process writing another chain of the database: its windows are not this
+            # chain's, so it warns and goes on (refusing it would keep nothing)
+            rc, err = backfill(bp, node, ch, chain="otherchain")
+            lines = pause_lines(err)
+            if rc != 0 or not lines or "not a chain of this process" not in lines[-1]:
+                raise Mismatch(f"another chain's process: exit {rc}, {lines}:\n{err[-3000:]}")
+            print(f"2b. a process of another chain: warned, went on: {lines[-1]}")
 
             slack = 30 * 86400
             R.mine(node, wl, 2, 30)
