@@ -92,8 +92,9 @@ typedef struct ch_sink {
     bp_ch_arch *arch;  /* arch_events and arch_rollbacks (clickhouse_arch.h) */
     ch_state st;
     bp_buf sql, ans, json, gz;
-    bp_buf intents;                      /* recovery: the intents read */
-    bp_buf refs;                         /* "number:hash ..." of the batch's reverts */
+    bp_buf intents; /* recovery: the intents read */
+    bp_buf refs;    /* "number:hash ..." of the batch's reverts */
+    bp_buf refused; /* "chain\tmessage\n": chains refused (bp_ch_derived_check_pause) */
     const bp_block **reverts, **applies; /* the batch reduced */
     size_t nrev, napp, cap;
     /* the derived tables: written with metrics on; with it off only their reverted blocks' rows
@@ -1083,10 +1084,39 @@ static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
 
 /* ---- reads ---- */
 
+/* The refusal bp_ch_derived_check_pause left for chain (NULL: the first), else 0. A process
+ * whose chains were not known at open writes one: once it names it, the others' refusals are
+ * theirs to make (their processes'), and are only warned here. */
+static int refused_chain(ch_sink *s, const char *chain, bp_error *err)
+{
+    for (const char *p = s->refused.data; p && *p;) {
+        const char *tab = strchr(p, '\t'), *end = tab ? strchr(tab, '\n') : NULL;
+        if (!end)
+            break;
+        if (!chain || ((size_t)(tab - p) == strlen(chain) && strncmp(p, chain, strlen(chain)) == 0))
+            return bp_error_set(err, BP_EINVAL, "%.*s", (int)(end - tab - 1), tab + 1);
+        p = end + 1;
+    }
+    for (const char *p = s->refused.data; p && *p;) {
+        const char *tab = strchr(p, '\t'), *end = tab ? strchr(tab, '\n') : NULL;
+        if (!end)
+            break;
+        bp_warn("%.*s; not a chain of this process: the one that writes it refuses",
+                (int)(end - tab - 1), tab + 1);
+        p = end + 1;
+    }
+    bp_buf_reset(&s->refused);
+    return 0;
+}
+
 static int ch_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
 {
     ch_sink *s = (ch_sink *)base;
-    int rc = load_state(s, chain, err);
+    *out = (bp_checkpoint){0};
+    int rc = refused_chain(s, chain, err);
+    if (rc != 0)
+        return rc;
+    rc = load_state(s, chain, err);
     *out = s->st.cp;
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
 }
@@ -1141,6 +1171,7 @@ static void ch_close(bp_sink *base)
     bp_buf_release(&s->gz);
     bp_buf_release(&s->intents);
     bp_buf_release(&s->refs);
+    bp_buf_release(&s->refused);
     free(s->st.chain);
     free(s->reverts);
     free(s->applies);
@@ -1195,6 +1226,7 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     bp_buf_init(&s->gz, 0);
     bp_buf_init(&s->intents, 256 << 20);
     bp_buf_init(&s->refs, 0);
+    bp_buf_init(&s->refused, 0);
     for (size_t k = 0; k < T_MAX; k++)
         bp_buf_init(&s->tabs[k].insert, 0);
     int rc = bp_ch_target_init(&s->t, target, opts, err);
@@ -1205,7 +1237,16 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0)
         rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
     /* the TTLs of this writer's retention (once per change): with the slack they never take a
-     * row of a window still open, so no batch has to lift them (bp_ch_derived_ttl) */
+     * row of a window still open, so no batch has to lift them (bp_ch_derived_ttl), unless a
+     * chain paused longer than the slack: checked first, against the TTLs there now */
+    const char *ours = opts ? opts->chains : NULL;
+    if (rc == 0 && s->t.metrics && s->t.ttl)
+        rc = bp_ch_derived_check_pause(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, ours,
+                                       s->t.where, &s->refused, err);
+    /* this process's chains known: refused at once; else (one chain) when it asks for its
+     * checkpoint (refused_chain) */
+    if (rc == 0 && ours && s->refused.len)
+        rc = refused_chain(s, NULL, err);
     if (rc == 0 && s->t.metrics && s->t.ttl)
         rc = bp_ch_derived_sync_ttl(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, s->t.where, err);
     if (rc == 0)
@@ -1317,8 +1358,9 @@ static const bp_sink_option g_options[] = {
      .min = 1,
      .max = 3153600000,
      .help = "seconds a derived row lives at least after it was written, whatever its chain "
-             "time (ttl=on): the longest downtime, or pause of one chain, that cannot take rows "
-             "of a window still open"},
+             "time (ttl=on): a downtime, or pause of one chain, longer than it less up to a day "
+             "can take rows of the windows still open (checked at open: a start that would "
+             "recompute them short is refused)"},
     BP_METRICS_SINK_OPTIONS,
 };
 

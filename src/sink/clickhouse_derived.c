@@ -319,6 +319,17 @@ static int table_list(bp_buf *out, const bp_ch_caps *caps)
     return rc | bp_buf_putc(out, ')');
 }
 
+/* Each derived table's name and create statement (TSV rows in ans; sql is scratch). */
+static int read_creates(bp_ch_http *h, const bp_ch_caps *caps, bp_buf *sql, bp_buf *ans,
+                        bp_error *err)
+{
+    int rc = bp_buf_puts(sql, "SELECT name, create_table_query FROM system.tables WHERE database "
+                              "= currentDatabase() AND name IN ") |
+             table_list(sql, caps);
+    return rc ? bp_error_set(err, BP_ENOMEM, "out of memory")
+              : bp_ch_query(h, sql->data, ans, "reading the tables' TTL", err);
+}
+
 /* Whether the create statement's TTL clause is want (" TTL ...", "": none), spaces, backquotes
  * and parentheses aside: the server writes the statement its own way (26.5:
  * "toDateTime((intDiv(block_timestamp, 60) * 60) + 60)"), and a clause taken for changed would
@@ -351,11 +362,7 @@ int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_reten
     bp_buf_init(&sql, 0);
     bp_buf_init(&ans, 1 << 16);
     bp_buf_init(&want, 0);
-    int rc = bp_buf_puts(&sql, "SELECT name, create_table_query FROM system.tables WHERE database "
-                               "= currentDatabase() AND name IN ") |
-             table_list(&sql, caps);
-    rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory")
-            : bp_ch_query(h, sql.data, &ans, "reading the tables' TTL", err);
+    int rc = read_creates(h, caps, &sql, &ans, err);
     char *p = ans.data, *cell[2];
     while (rc == 0 && bp_ch_tsv_row(&p, cell, 2) == 2 && cell[0] && cell[1]) {
         bp_error e = {0};
@@ -371,7 +378,7 @@ int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_reten
          * first; a row there before is kept at least slack after this (the column's default,
          * computed when the TTL is applied). MODIFY TTL applies to the rows already there too
          * (a mutation, once per change). */
-        const char *step = "adding " BP_CH_WRITTEN;
+        const char *step = "adding " BP_CH_WRITTEN, *set = NULL;
         int r =
             bp_buf_printf(&sql, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s", cell[0], WRITTEN_DEF);
         if (r == 0 && want.len) {
@@ -381,26 +388,286 @@ int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_reten
                 step = "setting the TTL";
                 r = bp_buf_printf(&sql, "ALTER TABLE %s MODIFY%s", cell[0], want.data);
             }
+            /* A table without a TTL (made before _written, or with ttl=off) skips the
+             * materialization, a rewrite of every part during which the ALTER (and so the
+             * open) waits: ~23 s a million block rows (docs/PERFORMANCE.md). Its parts have
+             * no TTL yet, so none is dropped by an old rule; each gets the new one at its next
+             * merge, and the partition drops keep the retention meanwhile. A changed TTL is
+             * materialized: a part whose old TTL had expired could otherwise be dropped whole
+             * by the old rule (a raised ttl_slack must keep those rows). The setting exists
+             * from 20.5, TTLs are made from 20.10. */
+            if (!strstr(cell[1], " TTL "))
+                set = "materialize_ttl_after_modify=0";
         } else if (r == 0) {
             bp_buf_reset(&sql);
             step = "removing the TTL";
             r = bp_buf_printf(&sql, "ALTER TABLE %s REMOVE TTL", cell[0]);
         }
         if (r == 0)
-            r = bp_ch_query(h, sql.data, NULL, step, &e);
+            r = bp_ch_query_set(h, set, sql.data, NULL, step, &e);
         if (r != 0 && !e.code) {
             rc = bp_error_set(err, BP_ENOMEM, "out of memory");
         } else if (r != 0) {
             rc = bp_error_set(err, e.code ? e.code : BP_EDB, "clickhouse %s: %s: %s: %s: %s", where,
                               cell[0], step, sql.data, e.msg);
         } else {
-            bp_info("clickhouse %s: %s: %s", where, cell[0],
-                    want.len ? want.data + 1 : "TTL removed (its retention is 0: forever)");
+            bp_info("clickhouse %s: %s: %s%s", where, cell[0],
+                    want.len ? want.data + 1 : "TTL removed (its retention is 0: forever)",
+                    set ? " (the rows there get it at their parts' next merge)" : "");
         }
     }
     bp_buf_release(&sql);
     bp_buf_release(&ans);
     bp_buf_release(&want);
+    return rc;
+}
+
+/* ---- a pause longer than the slack ------------------------------------------------------- */
+
+/* The windows a chain's next batches read again, by what they are recomputed from: the open
+ * minute from its block rows, the open hour from its minutes (and its sets), the open day from
+ * its hours (and the day's sets). table/col: where the oldest row of the window is read. */
+static const struct {
+    const char *name, *rows, *table, *col;
+    uint64_t len;
+} g_open[] = {
+    {"minute", "block rows", "chain_metrics_block", "block_timestamp", 60},
+    {"hour", "minutes, sets", "chain_metrics_1m", "window_start", 3600},
+    {"day", "hours, day sets", "chain_metrics_1h", "window_start", 86400},
+};
+#define OPEN_WINDOWS (sizeof(g_open) / sizeof(g_open[0]))
+
+/* The shortest retention (effective, not 0) of the tables whose rows window k's rows are: the
+ * chain-time half of their TTL (bp_ch_derived_ttl: every one ends at the window's end). 0:
+ * none of them has a TTL. */
+static uint64_t open_retention(size_t k, const bp_retention *r)
+{
+    uint64_t v[3] = {0};
+    if (k == 0) /* block rows; contract_metrics_1m's own minute */
+        v[0] = r->block, v[1] = r->grain[BP_GRAIN_1M];
+    else if (k == 1) /* chain_metrics_1m (the hour), minute and hour sets, contract_metrics_1h */
+        v[0] = r->grain[BP_GRAIN_1M], v[1] = r->sets, v[2] = r->grain[BP_GRAIN_1H];
+    else /* chain_metrics_1h and _1d (the day), day sets, contract_metrics_1d */
+        v[0] = r->grain[BP_GRAIN_1H], v[1] = r->sets, v[2] = r->grain[BP_GRAIN_1D];
+    uint64_t min = 0;
+    for (int i = 0; i < 3; i++)
+        if (v[i] && (!min || v[i] < min))
+            min = v[i];
+    return min;
+}
+
+/* The slack of the TTLs the derived tables have now (what governed the pause): the smallest;
+ * 0 for a TTL without one (blockpipe's first TTLs: the chain-time end alone), UINT64_MAX when
+ * no table has a TTL. */
+static int tables_slack(bp_ch_http *h, const bp_ch_caps *caps, uint64_t *slack, bp_error *err)
+{
+    bp_buf sql, ans;
+    bp_buf_init(&sql, 0);
+    bp_buf_init(&ans, 1 << 16);
+    *slack = UINT64_MAX;
+    int rc = read_creates(h, caps, &sql, &ans, err);
+    char *p = ans.data, *cell[2];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 2) == 2) {
+        const char *ttl = cell[1] ? strstr(cell[1], " TTL ") : NULL;
+        if (!ttl)
+            continue;
+        /* the server writes "_written + toIntervalSecond(N)", perhaps in backquotes */
+        const char *w = strstr(ttl, BP_CH_WRITTEN), *n = w ? strstr(w, "toIntervalSecond(") : NULL;
+        uint64_t v = n ? strtoull(n + strlen("toIntervalSecond("), NULL, 10) : 0;
+        if (v < *slack)
+            *slack = v;
+    }
+    bp_buf_release(&sql);
+    bp_buf_release(&ans);
+    return rc;
+}
+
+/* One answer's first cell as a number (0 when empty or NULL). */
+static int query_u64(bp_ch_http *h, const char *sql, bp_buf *ans, uint64_t *v, bp_error *err)
+{
+    int rc = bp_ch_query(h, sql, ans, "checking the pause against ttl_slack", err);
+    char *p = ans->data, *cell[1];
+    *v = rc == 0 && bp_ch_tsv_row(&p, cell, 1) == 1 && cell[0] ? strtoull(cell[0], NULL, 10) : 0;
+    return rc;
+}
+
+typedef struct pause {
+    const char *chain;
+    uint64_t now, gap;  /* the server's clock; since the chain's last checkpoint (s) */
+    uint64_t number, t; /* the checkpoint's block, its timestamp */
+    uint64_t
+        age[OPEN_WINDOWS]; /* how long before the checkpoint window k's oldest row was written */
+    bool written[OPEN_WINDOWS]; /* window k's table has _written (else the TTL's sync adds it:
+                                   every row there then counts as written now) */
+} pause;
+
+/* Which of the windows' tables have _written. */
+static int open_written(bp_ch_http *h, bool *written, bp_error *err)
+{
+    bp_buf sql, ans;
+    bp_buf_init(&sql, 0);
+    bp_buf_init(&ans, 1 << 12);
+    int rc = bp_buf_puts(&sql, "SELECT table FROM system.columns WHERE database = "
+                               "currentDatabase() AND name = '" BP_CH_WRITTEN "' AND table IN (");
+    for (size_t k = 0; k < OPEN_WINDOWS; k++)
+        rc |= bp_buf_printf(&sql, "%s'%s'", k ? ", " : "", g_open[k].table);
+    rc = rc | bp_buf_putc(&sql, ')') ? bp_error_set(err, BP_ENOMEM, "out of memory")
+                                     : bp_ch_query(h, sql.data, &ans, "reading the columns", err);
+    char *p = ans.data, *cell[1];
+    while (rc == 0 && bp_ch_tsv_row(&p, cell, 1) == 1)
+        for (size_t k = 0; cell[0] && k < OPEN_WINDOWS; k++)
+            if (strcmp(cell[0], g_open[k].table) == 0)
+                written[k] = true;
+    bp_buf_release(&sql);
+    bp_buf_release(&ans);
+    return rc;
+}
+
+/* Reads what p needs beyond chain, now, gap and number: the block's time and the ages. false
+ * when the chain has no block there (an Arch chain: no derived rows). */
+static int pause_read(bp_ch_http *h, pause *p, bool *found, bp_error *err)
+{
+    bp_buf sql, ans;
+    bp_buf_init(&sql, 0);
+    bp_buf_init(&ans, 1 << 12);
+    int rc = bp_buf_puts(&sql, "SELECT toUInt64(max(timestamp)) FROM blocks WHERE chain = ") |
+             bp_ch_quote(&sql, p->chain) | bp_buf_printf(&sql, " AND number = %" PRIu64, p->number);
+    rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory")
+            : query_u64(h, sql.data, &ans, &p->t, err);
+    *found = rc == 0 && p->t > 0;
+    for (size_t k = 0; rc == 0 && *found && k < OPEN_WINDOWS; k++) {
+        if (!p->written[k])
+            continue;
+        /* FINAL: a rollup's older versions were written before its newest; only this one is
+         * read again */
+        uint64_t w0 = p->t - p->t % g_open[k].len, first = 0;
+        bp_buf_reset(&sql);
+        rc = bp_buf_printf(&sql,
+                           "SELECT toUInt64(min(" BP_CH_WRITTEN ")) FROM %s%s WHERE origin_key = ",
+                           g_open[k].table, k ? " FINAL" : "") |
+             bp_ch_quote(&sql, p->chain) |
+             bp_buf_printf(&sql, " AND %s >= %" PRIu64, g_open[k].col, w0);
+        rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory")
+                : query_u64(h, sql.data, &ans, &first, err);
+        /* (none there: the rows are gone, or there are none; the pause alone then) */
+        uint64_t last = p->now - p->gap;
+        p->age[k] = first && first < last ? last - first : 0;
+    }
+    bp_buf_release(&sql);
+    bp_buf_release(&ans);
+    return rc;
+}
+
+/* Whether window k of p may lose rows under slack: its end plus retention is past by the
+ * server's clock, and its oldest row was written more than slack ago. */
+static bool pause_takes(const pause *p, size_t k, const bp_retention *r, uint64_t slack)
+{
+    uint64_t ret = open_retention(k, r), end = p->t - p->t % g_open[k].len + g_open[k].len;
+    return p->written[k] && ret && p->now > end + ret && p->gap + p->age[k] > slack;
+}
+
+/* The windows of p that may lose rows under slack, as text; the longest pause + age of them. */
+static uint64_t pause_windows(const pause *p, const bp_retention *r, uint64_t slack, char *out,
+                              size_t cap)
+{
+    uint64_t need = 0;
+    size_t n = 0;
+    out[0] = 0;
+    for (size_t k = OPEN_WINDOWS; k-- > 0;) {
+        if (!pause_takes(p, k, r, slack))
+            continue;
+        time_t w0 = (time_t)(p->t - p->t % g_open[k].len);
+        struct tm tm;
+        char when[32];
+        gmtime_r(&w0, &tm);
+        strftime(when, sizeof(when), k == 2 ? "%Y-%m-%d" : "%Y-%m-%d %H:%M", &tm);
+        n += (size_t)snprintf(out + n, n < cap ? cap - n : 0, "%s%s %s (%s)", need ? ", " : "",
+                              g_open[k].name, when, g_open[k].rows);
+        if (p->gap + p->age[k] > need)
+            need = p->gap + p->age[k];
+    }
+    return need;
+}
+
+int bp_ch_derived_check_pause(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
+                              uint64_t slack, const char *ours, const char *where, bp_buf *refused,
+                              bp_error *err)
+{
+    if (!caps->ttl || !ret)
+        return 0;
+    bp_retention r;
+    bp_retention_effective(ret, &r);
+    uint64_t before = 0;
+    bp_buf chains;
+    bp_buf_init(&chains, 1 << 20);
+    /* the checkpoint's updated_at is the server's now() when the chain's last batch was
+     * committed, after its rows: exact, one row per chain, and without a TTL of its own */
+    bool written[OPEN_WINDOWS] = {false};
+    int rc = tables_slack(h, caps, &before, err);
+    if (rc == 0)
+        rc = open_written(h, written, err);
+    if (rc == 0)
+        rc = bp_ch_query(h,
+                         "SELECT chain, toUInt64(now()), toUInt64(now()) - "
+                         "toUInt64(argMax(updated_at, seq)), argMax(number, seq) FROM checkpoints "
+                         "WHERE output = '" BP_CH_OUTPUT "' GROUP BY chain",
+                         &chains, "checking the pause against ttl_slack", err);
+    char *q = chains.data, *cell[4];
+    while (rc == 0 && bp_ch_tsv_row(&q, cell, 4) == 4) {
+        if (!cell[0] || !cell[1] || !cell[2] || !cell[3])
+            continue; /* (no block yet) */
+        pause p = {.chain = cell[0],
+                   .now = strtoull(cell[1], NULL, 10),
+                   .gap = strtoull(cell[2], NULL, 10),
+                   .number = strtoull(cell[3], NULL, 10)};
+        memcpy(p.written, written, sizeof(written));
+        bool found = false;
+        if ((rc = pause_read(h, &p, &found, err)) != 0 || !found)
+            continue;
+        char now[256], then[256];
+        uint64_t need = pause_windows(&p, &r, slack, now, sizeof(now));
+        uint64_t lost =
+            before == UINT64_MAX ? 0 : pause_windows(&p, &r, before, then, sizeof(then));
+        if (!need && !lost)
+            continue;
+        /* A window recomputed from rows the server deleted comes out short, and a day so made
+         * is kept for ever. Unchanged options (nobody decided) refuse the chain: the TTL would
+         * go on taking those rows while they are read; a run that sets ttl_slack (or ttl=off,
+         * which does not get here) is the decision, and is warned. */
+        /* (a chain another process writes: its windows are recomputed there, refusing here
+         * keeps nothing) */
+        bool mine = !ours || bp_ch_in_list(ours, p.chain);
+        if (need && before == slack && mine) {
+            char msg[1024]; /* (bp_error keeps BP_ERROR_MSG_MAX of it) */
+            snprintf(
+                msg, sizeof(msg),
+                "clickhouse %s: chain '%s' was last written %" PRIu64
+                " s ago (server clock), longer than ttl_slack %" PRIu64
+                " s allows: set ttl_slack above %" PRIu64
+                " (or ttl=off) to keep what is left of its windows still open at block %" PRIu64
+                ", whose rows the server may delete or has deleted (recomputed without them "
+                "they come out short): %s",
+                where, p.chain, p.gap, slack,
+                (uint64_t)(need < UINT64_MAX - DAY ? need + DAY : need), p.number, now);
+            if (bp_buf_printf(refused, "%s\t%s\n", p.chain, msg) != 0)
+                rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+            continue;
+        }
+        if (lost)
+            bp_warn("clickhouse %s: chain '%s' was last written %" PRIu64 " s ago (server "
+                    "clock), longer than the previous ttl_slack %" PRIu64 " s allowed for its "
+                    "windows still open at block %" PRIu64 ": %s may have lost rows (rows merged "
+                    "away are not restored; those windows come out short)",
+                    where, p.chain, p.gap, before, p.number, then);
+        if (need)
+            bp_warn("clickhouse %s: chain '%s' was last written %" PRIu64 " s ago (server "
+                    "clock): with ttl_slack %" PRIu64 " s the server deletes rows of its windows "
+                    "still open at block %" PRIu64 ": %s (they come out short; a ttl_slack above "
+                    "%" PRIu64 " keeps them)%s",
+                    where, p.chain, p.gap, slack, p.number, now, need,
+                    mine ? "" : "; not a chain of this process: the one that writes it refuses");
+    }
+    bp_buf_release(&chains);
     return rc;
 }
 

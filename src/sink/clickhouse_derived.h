@@ -78,6 +78,19 @@ int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retenti
  * a refused ALTER is an error naming the table. Tables that exist only. */
 int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
                            uint64_t slack, const char *where, bp_error *err);
+/* Before bp_ch_derived_sync_ttl, on a server with TTL: for each chain of the checkpoints, whether
+ * its pause (the server's now() against its checkpoint's, the last batch's) was long enough that
+ * the server may have deleted rows of the windows still open at the checkpoint, which the next
+ * batches recompute their windows from: a window's end plus retention past by the clock, and its
+ * oldest row written more than the slack ago. Under the tables' slack (the pause's): a warning
+ * that those windows may have lost rows. Under slack (this run's): a warning when slack is not
+ * the tables' (the run changed it) or the chain is not one of ours (this process's chains,
+ * bp_sink_opts.chains; NULL: unknown, any may be), else a line "chain\tmessage\n" appended to
+ * refused: the caller refuses that chain (the message names the chain, the pause, the windows
+ * and what to set) before anything is written for it. */
+int bp_ch_derived_check_pause(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
+                              uint64_t slack, const char *ours, const char *where, bp_buf *refused,
+                              bp_error *err);
 
 typedef struct bp_ch_derived bp_ch_derived;
 

@@ -414,7 +414,17 @@ static int make_url(bp_ch_http *h, const char *extra, bp_error *err)
 
 int bp_ch_query(bp_ch_http *h, const char *sql, bp_buf *out, const char *what, bp_error *err)
 {
-    int rc = make_url(h, "wait_end_of_query=1", err);
+    return bp_ch_query_set(h, NULL, sql, out, what, err);
+}
+
+int bp_ch_query_set(bp_ch_http *h, const char *set, const char *sql, bp_buf *out, const char *what,
+                    bp_error *err)
+{
+    char extra[128];
+    if (snprintf(extra, sizeof(extra), "wait_end_of_query=1%s%s", set ? "&" : "", set ? set : "") >=
+        (int)sizeof(extra))
+        return bp_error_set(err, BP_EINVAL, "%s: settings '%s' too long", what, set);
+    int rc = make_url(h, extra, err);
     if (rc != 0)
         return rc;
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, h->headers);

@@ -63,6 +63,10 @@ int bp_ch_http_exception(const bp_ch_http *h);
  * answer). out (may be NULL) receives the answer: TabSeparated unless the SQL names a FORMAT.
  * Failures are "what: message". */
 int bp_ch_query(bp_ch_http *h, const char *sql, bp_buf *out, const char *what, bp_error *err);
+/* bp_ch_query with settings of this statement alone ("name=value[&...]", URL-encoded; NULL:
+ * none) before the URL's own: for what a statement cannot say in a SETTINGS clause (an ALTER). */
+int bp_ch_query_set(bp_ch_http *h, const char *set, const char *sql, bp_buf *out, const char *what,
+                    bp_error *err);
 
 /* Runs one statement like bp_ch_query, its TabSeparated answer handed to row one row at a time
  * as it arrives (at most cells cells, at most BP_CH_ROW_CELLS, made as bp_ch_tsv_row makes them and
