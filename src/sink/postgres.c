@@ -498,8 +498,10 @@ static int commit(pg_sink *s, const bp_checkpoint *cp, bp_error *err)
 static int derived_apply(pg_sink *s, const bp_derived *der, const bp_event *ev, size_t n,
                          bool staging, size_t *hint, bp_error *err)
 {
-    if (!(s->has & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
-        return 0; /* derived=prices: no rows of blocks */
+    /* derived=prices: no rows of blocks, also where the tables hold chain_metrics' (they stay
+     * as they are: `has`) or another output has the module compute them */
+    if (!(s->has & s->base.derived_groups & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
+        return 0;
     if (n > s->run_cap) {
         const bp_block_derived **p = realloc(s->run, n * sizeof(*p));
         if (p)
