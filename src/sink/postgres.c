@@ -955,8 +955,9 @@ static int check_claim(pg_sink *s, const char *chain, bp_error *err)
         return 0;
     return bp_error_set(err, BP_ELOCKLOST,
                         "chain '%s': its writer lock went with a lost connection and %s holds it "
-                        "now: not writing it (its holder does)",
-                        chain, c->holder);
+                        "now: not writing it (%s)",
+                        chain, c->holder,
+                        c->own ? "nothing does until that session is gone" : "its holder does");
 }
 
 /* A session-level lock is ours while the session lives: one round trip tells, and a session
