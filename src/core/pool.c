@@ -399,8 +399,8 @@ void bp_pool_called(bp_pool *p, int ep, int rc, long retry_after_s)
     pthread_mutex_lock(&p->lock);
     bp_endpoint *e = &p->eps[ep];
     int64_t now = now_ms();
-    if (rc == 0)
-        bp_ratelimit_accepted(&e->rl, now, now);
+    if (rc == 0) /* a head poll let through ends no probe: block fetches may still be refused */
+        bp_ratelimit_accepted_aside(&e->rl, now, now);
     else if (rc == BP_ERATELIMIT)
         rate_limited(e, retry_after_s, now); /* makes no one's wait shorter: no wake-up */
     pthread_mutex_unlock(&p->lock);

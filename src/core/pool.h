@@ -139,7 +139,9 @@ long bp_pool_may_call(bp_pool *p, int ep);
  * without asking anything: 0 when it may be asked now. */
 long bp_pool_pause_left(bp_pool *p, int ep);
 /* What such a request got: a 429 / -32005 (rc BP_ERATELIMIT) pauses the endpoint for
- * everyone, as a worker's would; an accepted one counts for the rate it learns. */
+ * everyone, as a worker's would; an accepted one counts for the rate it learns, but ends no
+ * probe after a pause (bp_ratelimit_accepted_aside): a provider may let head polls through
+ * while it refuses every block fetch. */
 void bp_pool_called(bp_pool *p, int ep, int rc, long retry_after_s);
 
 void bp_pool_set_head(bp_pool *p, int ep, uint64_t head);

@@ -73,7 +73,9 @@ static int64_t cycle_len(const bp_ratelimit *r)
     return len < r->span_ms ? len : r->span_ms;
 }
 
-void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now)
+/* An accepted request; fetch: one of the requests a probe is about (blocks), which ends the
+ * probe and the pauses' growth. */
+static void accepted(bp_ratelimit *r, int64_t started, int64_t now, bool fetch)
 {
     if (r->span_ms > 0 && started >= r->from_ms && started < r->to_ms) {
         /* on its way when the last pause began: it belongs to that measurement */
@@ -82,8 +84,10 @@ void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now)
         return;
     }
     r->cycle_ok++;
-    r->answered = true;
-    r->empty = 0;
+    if (fetch) {
+        r->answered = true;
+        r->empty = 0;
+    }
     if (r->rps <= 0 || now < r->raise_ms)
         return;
     /* growing it while nothing waits would prove nothing */
@@ -95,6 +99,16 @@ void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now)
     }
     r->starved = false;
     r->raise_ms = now + cycle_len(r);
+}
+
+void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now)
+{
+    accepted(r, started, now, true);
+}
+
+void bp_ratelimit_accepted_aside(bp_ratelimit *r, int64_t started, int64_t now)
+{
+    accepted(r, started, now, false);
 }
 
 bool bp_ratelimit_refused(bp_ratelimit *r, long retry_after_s, int64_t now)

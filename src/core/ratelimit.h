@@ -62,6 +62,10 @@ void bp_ratelimit_init(bp_ratelimit *r, int64_t now);
 void bp_ratelimit_start(bp_ratelimit *r, int64_t now);
 /* A request started at `started` was accepted (answered, not with a 429). */
 void bp_ratelimit_accepted(bp_ratelimit *r, int64_t started, int64_t now);
+/* The same of a request the probe is not about (a head poll, eth_chainId, one header): a
+ * provider may let those through while it refuses every block fetch, so it counts for the rate
+ * measured (the provider accepted it) but ends no probe and leaves the pauses growing. */
+void bp_ratelimit_accepted_aside(bp_ratelimit *r, int64_t started, int64_t now);
 /* A 429 with Retry-After retry_after_s (0: none). Returns true when it began a new pause
  * (429s of requests that were already on their way only extend the one in force). */
 bool bp_ratelimit_refused(bp_ratelimit *r, long retry_after_s, int64_t now);

@@ -737,6 +737,7 @@ struct bp_ch_derived {
     bool shrinks;      /* the batch takes blocks away (reverts, a recovery) */
     bool writes;       /* metrics on: the output writes derived rows (else it only reverts) */
     unsigned has;      /* the derived groups the tables hold (BP_DG_BIT; derived=) */
+    bool blocks; /* it writes rows of blocks: the tables hold and derived= has chain_metrics */
     bp_block_derived trimmed; /* a block's rows as this output takes them (bp_derived_trim) */
     bp_keymap touched;        /* the contracts the batch's blocks call (theirs are the windows' rows
                                  that change when it only adds blocks) */
@@ -1032,6 +1033,8 @@ int bp_ch_derived_new(bp_ch_http *h, const char *database, enum bp_ch_format for
         rc = read_version(d, err);
     if (rc == 0)
         rc = select_groups(d, groups, err);
+    /* not `has` alone: derived=prices keeps a record of chain_metrics its tables hold */
+    d->blocks = (d->has & groups & BP_DG_BIT(BP_DG_CHAIN_METRICS)) != 0;
     if (rc != 0) {
         bp_ch_derived_free(d);
         return rc;
@@ -1428,8 +1431,8 @@ int bp_ch_derived_prepare(bp_ch_derived *d, const char *chain, const bp_derived 
     d->nreprice = 0;
     if (!der) /* metrics off: the reverted blocks' windows only (their sets read by rollups) */
         return rc;
-    if (!(d->has & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
-        napp = 0; /* derived=prices: no rows of blocks (the module computed none) */
+    if (!d->blocks)
+        napp = 0; /* derived=prices: no rows of blocks (whatever the module computed) */
     uint64_t lo = UINT64_MAX, hi = 0;
     size_t hint = 0;
     for (size_t i = 0; rc == 0 && i < napp; i++) {
@@ -1571,7 +1574,7 @@ int bp_ch_derived_encode_part(bp_ch_derived *d, const bp_derived *der,
         enc_sets(d, k, seq, e, at, part);
         return 0;
     }
-    if (!(d->has & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
+    if (!d->blocks)
         return 0; /* derived=prices: no rows of blocks */
     for (; at->blk < napp; at->blk++, at->row = 0) {
         const bp_block_derived *bd = bp_derived_find(der, applies[at->blk], &at->hint);

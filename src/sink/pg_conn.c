@@ -2,6 +2,7 @@
 #include "sink/pg_conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libpq-events.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -412,14 +413,20 @@ int bp_pg_copy(PGconn *c, const char *table, const char *cols, const bp_buf *dat
  * for the server is bracketed by bp_pg_wait_begin / bp_pg_wait_end, and one thread watching
  * every connection with a timeout shuts down the socket of a call that waited longer: libpq
  * then sees the connection closed (CONNECTION_BAD) and the call returns with the failure any
- * lost connection gives, which the callers already reconnect after. The thread only touches a
- * socket while a call on it is in progress (so never one PQfinish closed and the kernel gave to
- * something else): the owning thread sets and clears that under the lock. */
+ * lost connection gives, which the callers already reconnect after. The thread shuts down a
+ * dup() of the socket made at the call's start, never libpq's descriptor: libpq may close that
+ * inside the call (a lost connection) and the kernel give its number to another thread's file
+ * before the call ends; the dup keeps the socket itself alive until bp_pg_wait_end closes it.
+ * The slot (since_ms, fd) is set and cleared under the lock, so the thread cuts only a call
+ * still in progress. A call whose answer came just as its deadline passed may still be cut
+ * after it returned (between its return and bp_pg_wait_end): it keeps its result, and the
+ * connection is lost before the next call, which fails and reconnects as after any lost
+ * connection between calls. */
 typedef struct pg_watch {
     struct pg_watch *next;
     long timeout_ms;
     long since_ms; /* start of the call waiting for the server; 0: none in progress */
-    int fd;        /* its socket, as the owning thread saw it at the call's start */
+    int fd;        /* a dup of its socket while a call is in progress, else -1 */
     int fired;     /* the timeout in seconds once the watchdog cut the connection, else 0 */
 } pg_watch;
 
@@ -435,7 +442,7 @@ static void *watchdog(void *arg)
         long now = now_ms();
         pthread_mutex_lock(&g_watch_mu);
         for (pg_watch *w = g_watches; w; w = w->next)
-            if (w->since_ms && !w->fired && now - w->since_ms >= w->timeout_ms) {
+            if (w->since_ms && w->fd >= 0 && !w->fired && now - w->since_ms >= w->timeout_ms) {
                 w->fired = (int)(w->timeout_ms / 1000);
                 shutdown(w->fd, SHUT_RDWR);
             }
@@ -459,6 +466,8 @@ static int watch_event(PGEventId id, void *info, void *pass)
             break;
         }
     pthread_mutex_unlock(&g_watch_mu);
+    if (w && w->fd >= 0) /* a call without its bp_pg_wait_end */
+        close(w->fd);
     free(w);
     return 1;
 }
@@ -470,6 +479,7 @@ static int watch(PGconn *c, int timeout, bp_error *err)
     if (!w)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     w->timeout_ms = 1000L * timeout;
+    w->fd = -1;
     if (!PQregisterEventProc(c, watch_event, "blockpipe watchdog", NULL) ||
         !PQsetInstanceData(c, watch_event, w)) {
         free(w);
@@ -498,11 +508,16 @@ void bp_pg_wait_begin(PGconn *c)
     pg_watch *w = c ? PQinstanceData(c, watch_event) : NULL;
     if (!w)
         return;
-    int fd = PQsocket(c);
+    int sock = PQsocket(c);
+    /* F_DUPFD_CLOEXEC: a child the process starts must not keep the connection open */
+    int fd = sock >= 0 ? fcntl(sock, F_DUPFD_CLOEXEC, 0) : -1;
     pthread_mutex_lock(&g_watch_mu);
+    int old = w->fd; /* not nested: only after a begin without its end */
     w->fd = fd;
-    w->since_ms = fd >= 0 ? now_ms() : 0;
+    w->since_ms = fd >= 0 ? now_ms() : 0; /* no dup (out of descriptors): not watched */
     pthread_mutex_unlock(&g_watch_mu);
+    if (old >= 0)
+        close(old);
 }
 
 void bp_pg_wait_end(PGconn *c)
@@ -511,8 +526,12 @@ void bp_pg_wait_end(PGconn *c)
     if (!w)
         return;
     pthread_mutex_lock(&g_watch_mu);
+    int fd = w->fd;
     w->since_ms = 0;
+    w->fd = -1;
     pthread_mutex_unlock(&g_watch_mu);
+    if (fd >= 0)
+        close(fd);
 }
 
 int bp_pg_timed_out(PGconn *c)

@@ -168,13 +168,17 @@ const char bp_pg_derived_lookup_indexes[] = "CREATE INDEX IF NOT EXISTS token_tr
 int bp_pg_derived_select(PGconn *c, unsigned groups, unsigned *has, bp_error *err)
 {
     /* made here, not by a migration: IF NOT EXISTS is enough for a one-row table */
-    PGresult *r = PQexec(c, "CREATE TABLE IF NOT EXISTS derived_groups(id int PRIMARY KEY"
-                            " CHECK (id = 1), groups text NOT NULL);"
-                            "SELECT (SELECT groups FROM derived_groups WHERE id = 1),"
-                            " EXISTS (SELECT 1 FROM chain_metrics_block)"
-                            " OR EXISTS (SELECT 1 FROM chain_metrics_1d)");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-        int rc = bp_error_set(err, BP_EDB, "reading derived_groups: %s", PQerrorMessage(c));
+    PGresult *r = NULL;
+    int rc = bp_pg_exec(c,
+                        "CREATE TABLE IF NOT EXISTS derived_groups(id int PRIMARY KEY"
+                        " CHECK (id = 1), groups text NOT NULL);"
+                        "SELECT (SELECT groups FROM derived_groups WHERE id = 1),"
+                        " EXISTS (SELECT 1 FROM chain_metrics_block)"
+                        " OR EXISTS (SELECT 1 FROM chain_metrics_1d)",
+                        &r, "reading derived_groups", err);
+    if (rc == 0 && PQntuples(r) != 1)
+        rc = bp_error_set(err, BP_EDB, "reading derived_groups: %d rows", PQntuples(r));
+    if (rc != 0) {
         PQclear(r);
         return rc;
     }
@@ -186,13 +190,18 @@ int bp_pg_derived_select(PGconn *c, unsigned groups, unsigned *has, bp_error *er
     if (orc != 0 || !list[0])
         return orc;
     const char *params[] = {list};
+    bp_pg_wait_begin(c);
     r = PQexecParams(c,
                      "INSERT INTO derived_groups(id, groups) VALUES(1, $1)"
                      " ON CONFLICT(id) DO UPDATE SET groups = excluded.groups",
                      1, NULL, params, NULL, NULL, 0);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK
-                 ? 0
-                 : bp_error_set(err, BP_EDB, "writing derived_groups: %s", PQerrorMessage(c));
+    bp_pg_wait_end(c);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char msg[BP_ERROR_MSG_MAX];
+        bp_pg_errmsg(c, r, msg, sizeof(msg));
+        rc = bp_error_set(err, bp_pg_conn_lost(c, r) ? BP_ETRANSPORT : BP_EDB,
+                          "writing derived_groups: %s", msg);
+    }
     PQclear(r);
     return rc;
 }

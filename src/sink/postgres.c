@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "blockpipe/columns.h"
 #include "blockpipe/derived.h"
@@ -55,6 +56,14 @@ static const char *const g_stage[T_COUNT] = {
     [T_LOGS] = "bp_stage_logs",
 };
 
+/* A session on the server: its backend's pid and start (µs since the epoch, as text) tell it
+ * from a later one that got the same pid. Saved when it connects: libpq forgets the pid once
+ * the connection is bad, which is when it is needed (lock_again). */
+typedef struct pg_session {
+    int pid; /* 0: unknown */
+    char start[24];
+} pg_session;
+
 typedef struct pg_sink {
     struct bp_sink base;
     bp_pg_target t;
@@ -76,9 +85,10 @@ typedef struct pg_sink {
     bool metrics;                   /* metrics on: the output writes derived rows */
     bool lookup_tried, lookup_made; /* make_lookup_indexes ran; and succeeded */
     bool write_failed;              /* a batch failed for good (the run stops with its error) */
-    int timed_out; /* the last connection was cut after timed_out s without an answer; 0: no */
-    const bp_block_derived **run;   /* the derived rows of the APPLY run being written */
-    bp_block_derived *trimmed;      /* run's blocks trimmed to `has` (bp_derived_trim) */
+    int timed_out;      /* the last connection was cut after timed_out s without an answer; 0: no */
+    pg_session session; /* the server's session of conn, saved when it connected */
+    const bp_block_derived **run; /* the derived rows of the APPLY run being written */
+    bp_block_derived *trimmed;    /* run's blocks trimmed to `has` (bp_derived_trim) */
     size_t run_cap;
     unsigned has; /* the derived groups the tables hold (derived=, bp_pg_derived_select) */
     struct pg_claim *claims; /* the chains whose writer lock this session holds (or held) */
@@ -101,6 +111,7 @@ typedef struct pg_claim {
     char *chain;
     int32_t key;
     bool lost; /* the session that held it died, and another took it before we reconnected */
+    bool own;  /* lost to our own former session, which could not be ended (end_former) */
     char holder[200];
 } pg_claim;
 
@@ -498,8 +509,10 @@ static int commit(pg_sink *s, const bp_checkpoint *cp, bp_error *err)
 static int derived_apply(pg_sink *s, const bp_derived *der, const bp_event *ev, size_t n,
                          bool staging, size_t *hint, bp_error *err)
 {
-    if (!(s->has & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
-        return 0; /* derived=prices: no rows of blocks */
+    /* derived=prices: no rows of blocks, also where the tables hold chain_metrics' (they stay
+     * as they are: `has`) or another output has the module compute them */
+    if (!(s->has & s->base.derived_groups & BP_DG_BIT(BP_DG_CHAIN_METRICS)))
+        return 0;
     if (n > s->run_cap) {
         const bp_block_derived **p = realloc(s->run, n * sizeof(*p));
         if (p)
@@ -685,9 +698,9 @@ static int32_t lock_key(const pg_sink *s, const char *chain)
     return (int32_t)(h & 0x7fffffff); /* positive: objid is an oid */
 }
 
-/* Who holds lock key, as far as pg_stat_activity tells this role; *pid its backend (0: none
- * found, it let go meanwhile). */
-static void lock_holder(pg_sink *s, int32_t key, char *out, size_t cap, int *pid)
+/* Who holds lock key, as far as pg_stat_activity tells this role; *who its session (pid 0:
+ * none found, it let go meanwhile). */
+static void lock_holder(pg_sink *s, int32_t key, char *out, size_t cap, pg_session *who)
 {
     char k[16];
     snprintf(k, sizeof(k), "%" PRId32, key);
@@ -696,15 +709,17 @@ static void lock_holder(pg_sink *s, int32_t key, char *out, size_t cap, int *pid
     PGresult *r = PQexecParams(
         s->conn,
         "SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local'),"
-        " coalesce(to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ'), '?')"
+        " coalesce(to_char(a.backend_start, 'YYYY-MM-DD HH24:MI:SS TZ'), '?'),"
+        " coalesce((extract(epoch FROM a.backend_start) * 1000000)::bigint::text, '')"
         " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
         " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = " PG_LOCK_CLASS_TEXT
         " AND l.objid = $1::bigint::oid AND l.objsubid = 2 LIMIT 1",
         1, NULL, params, NULL, NULL, 0);
     bp_pg_wait_end(s->conn);
-    *pid = 0;
+    *who = (pg_session){0};
     if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-        *pid = atoi(PQgetvalue(r, 0, 0));
+        who->pid = atoi(PQgetvalue(r, 0, 0));
+        snprintf(who->start, sizeof(who->start), "%s", PQgetvalue(r, 0, 4));
         snprintf(out, cap, "'%s' (PostgreSQL backend %s, from %s, connected %s)",
                  PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 2),
                  PQgetvalue(r, 0, 3));
@@ -724,26 +739,82 @@ static int try_lock(pg_sink *s, int32_t key, bool *got, bp_error *err)
     return rc;
 }
 
-/* Takes key; when it is held by `former`, our own session before the connection dropped
- * (the server has not noticed yet), ends that session and tries once more. */
-static int lock_again(pg_sink *s, pg_claim *c, int former, bool *got, bp_error *err)
+/* How long lock_again waits for our former session to end: within the call's timeout. */
+static long end_wait_ms(const pg_sink *s)
 {
-    int pid = 0, rc = try_lock(s, c->key, got, err);
-    if (rc == 0 && !*got)
-        lock_holder(s, c->key, c->holder, sizeof(c->holder), &pid);
-    if (rc == 0 && !*got && pid != 0 && pid == former) {
-        char sql[64];
-        snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%d, 5000)", pid);
-        PGresult *r = NULL;
-        if (bp_pg_exec(s->conn, sql, &r, "ending our former session", err) == 0)
-            rc = try_lock(s, c->key, got, err);
-        PQclear(r);
+    long ms = s->t.timeout > 0 ? 500L * s->t.timeout : 5000;
+    return ms < 5000 ? ms : 5000;
+}
+
+/* Ends session `former` (pg_terminate_backend: allowed on a session of one's own role) and
+ * waits for its locks to go: *got once key is ours. The one-argument form, which every
+ * server has, and a poll: pg_terminate_backend(pid, timeout) is PostgreSQL 14's. */
+static int end_former(pg_sink *s, pg_claim *c, const pg_session *former, bool *got, bp_error *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid = %d AND"
+             " (extract(epoch FROM backend_start) * 1000000)::bigint::text = '%s'",
+             former->pid, former->start);
+    PGresult *r = NULL;
+    int rc = bp_pg_exec(s->conn, sql, &r, "ending our former session", err);
+    bool sent = rc == 0 && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    char why[BP_ERROR_MSG_MAX] = "";
+    if (rc != 0 && PQstatus(s->conn) == CONNECTION_OK) { /* refused: said below */
+        snprintf(why, sizeof(why), "%s", err->msg);
+        bp_error_clear(err);
+        rc = 0;
+    }
+    /* its locks go when it has exited: soon after the signal */
+    for (long waited = 0; rc == 0 && !*got; waited += 50) {
+        rc = try_lock(s, c->key, got, err);
+        if (rc != 0 || *got || !sent || waited >= end_wait_ms(s))
+            break;
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (rc == 0 && *got)
+        bp_warn("postgres %s: chain '%s': its writer lock was still held by this process's "
+                "session from before the connection was cut (PostgreSQL backend %d, which the "
+                "server had not yet seen go): ended it, and took the lock again",
+                s->t.where, c->chain, former->pid);
+    if (rc == 0 && !*got && (why[0] || sent)) { /* relock sets the claim lost: say what to do */
+        c->own = true;
+        snprintf(c->holder, sizeof(c->holder),
+                 "this process's own former session (PostgreSQL backend %d, whose connection "
+                 "was cut; end it with SELECT pg_terminate_backend(%d))",
+                 former->pid, former->pid);
+        bp_err("postgres %s: chain '%s': its writer lock is still held by this process's former "
+               "session (PostgreSQL backend %d), whose connection was cut and which the server "
+               "has not yet seen go; %s%s. End it as a role allowed to (SELECT "
+               "pg_terminate_backend(%d)); else it goes when its statement ends or the server "
+               "notices the connection is gone (tcp_keepalives_idle)",
+               s->t.where, c->chain, former->pid, why[0] ? "ending it failed: " : "",
+               why[0] ? why : "it did not end when told to", former->pid);
     }
     return rc;
 }
 
+/* Takes key; when it is held by `former`, our own session before the connection dropped
+ * (the server has not noticed yet: a statement the watchdog cut goes on, waiting for a lock
+ * or building an index), ends that session and tries again. Safe: nothing else of ours runs
+ * in it, its transaction is one we write again (a COMMIT that went through is found by the
+ * checkpoint), and the pid with its start names that session, never a later one. */
+static int lock_again(pg_sink *s, pg_claim *c, const pg_session *former, bool *got, bp_error *err)
+{
+    pg_session who = {0};
+    int rc = try_lock(s, c->key, got, err);
+    if (rc == 0 && !*got)
+        lock_holder(s, c->key, c->holder, sizeof(c->holder), &who);
+    if (rc == 0 && !*got && who.pid != 0 && who.pid == former->pid && former->start[0] &&
+        strcmp(who.start, former->start) == 0)
+        rc = end_former(s, c, former, got, err);
+    return rc;
+}
+
 /* After a reconnect: the locks went with the old session; take them again. */
-static int relock(pg_sink *s, int former, bp_error *err)
+static int relock(pg_sink *s, const pg_session *former, bp_error *err)
 {
     for (size_t i = 0; i < s->claim_count; i++) {
         pg_claim *c = &s->claims[i];
@@ -753,19 +824,39 @@ static int relock(pg_sink *s, int former, bp_error *err)
             return rc;
         if (!c->lost && !got) {
             c->lost = true;
-            bp_err("postgres %s: chain '%s': its writer lock went with the lost connection and "
-                   "%s took it meanwhile: this process no longer writes the chain",
-                   s->t.where, c->chain, c->holder);
+            if (!c->own) /* end_former said why */
+                bp_err("postgres %s: chain '%s': its writer lock went with the lost connection and "
+                       "%s took it meanwhile: this process no longer writes the chain",
+                       s->t.where, c->chain, c->holder);
         }
     }
     return 0;
+}
+
+/* Saves the new connection's session (lock_again ends it if a cut leaves it holding a lock).
+ * Not a failure when it cannot: the session is then not known as ours later, nothing more; and
+ * the locks are taken again after it all the same (ensure_conn). */
+static void remember_session(pg_sink *s)
+{
+    s->session = (pg_session){.pid = PQbackendPID(s->conn)};
+    PGresult *r = NULL;
+    bp_error e = {0};
+    if (bp_pg_exec(s->conn,
+                   "SELECT (extract(epoch FROM backend_start) * 1000000)::bigint::text"
+                   " FROM pg_stat_activity WHERE pid = pg_backend_pid()",
+                   &r, "reading our session's start", &e) == 0 &&
+        PQntuples(r) == 1)
+        snprintf(s->session.start, sizeof(s->session.start), "%s", PQgetvalue(r, 0, 0));
+    else
+        bp_debug("postgres %s: %s", s->t.where, e.msg[0] ? e.msg : "our session is not listed");
+    PQclear(r);
 }
 
 static int ensure_conn(pg_sink *s, bp_error *err)
 {
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
         return 0;
-    int former = s->conn ? PQbackendPID(s->conn) : 0;
+    pg_session former = s->session; /* PQbackendPID says 0 once the connection is bad */
     /* a server that stopped answering: said with each failure to reconnect that follows */
     if (s->conn && bp_pg_timed_out(s->conn))
         s->timed_out = bp_pg_timed_out(s->conn);
@@ -785,7 +876,9 @@ static int ensure_conn(pg_sink *s, bp_error *err)
         bp_error_prefix(err, "%s, then ", why);
     if (rc == 0)
         s->timed_out = 0;
-    return rc ? rc : relock(s, former, err);
+    if (rc == 0)
+        remember_session(s);
+    return rc ? rc : relock(s, &former, err);
 }
 
 static pg_claim *find_claim(pg_sink *s, const char *chain)
@@ -803,7 +896,7 @@ static int pg_claim_chain(bp_sink *base, const char *chain, char *holder, size_t
     if (c && !c->lost)
         return 0;
     int32_t key = lock_key(s, chain);
-    int pid = 0;
+    pg_session who;
     bool got = false;
     int rc = ensure_conn(s, err);
     if (rc == 0)
@@ -811,7 +904,7 @@ static int pg_claim_chain(bp_sink *base, const char *chain, char *holder, size_t
     if (rc != 0)
         return bp_error_prefix(err, "%s: ", s->t.where);
     if (!got) {
-        lock_holder(s, key, holder, cap, &pid);
+        lock_holder(s, key, holder, cap, &who);
         return bp_error_set(err, BP_EBUSY, "%s: chain '%s' is written by %s", s->t.where, chain,
                             holder);
     }
@@ -830,7 +923,7 @@ static int pg_claim_chain(bp_sink *base, const char *chain, char *holder, size_t
             return bp_error_set(err, BP_ENOMEM, "out of memory");
         s->claim_count++;
     }
-    c->lost = false;
+    c->lost = c->own = false;
     bp_info("postgres %s: chain '%s': writer lock taken (advisory lock %d/%" PRId32 ")", s->t.where,
             chain, PG_LOCK_CLASS, key);
     return 0;
@@ -862,8 +955,9 @@ static int check_claim(pg_sink *s, const char *chain, bp_error *err)
         return 0;
     return bp_error_set(err, BP_ELOCKLOST,
                         "chain '%s': its writer lock went with a lost connection and %s holds it "
-                        "now: not writing it (its holder does)",
-                        chain, c->holder);
+                        "now: not writing it (%s)",
+                        chain, c->holder,
+                        c->own ? "nothing does until that session is gone" : "its holder does");
 }
 
 /* A session-level lock is ours while the session lives: one round trip tells, and a session
@@ -1135,6 +1229,8 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0)
         rc = bp_pg_connect(&s->t, &s->conn, err);
     if (rc == 0)
+        remember_session(s);
+    if (rc == 0)
         rc = bp_pg_migrate(s->conn, &s->t, NULL, NULL, err);
     if (rc == 0 &&
         !(s->output_lit = PQescapeLiteral(s->conn, s->t.checkpoint, strlen(s->t.checkpoint))))
@@ -1145,8 +1241,8 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         unsigned groups = 0;
         rc = bp_derived_groups_of(opts, &groups, err);
         s->metrics = groups != 0;
-        if (rc == 0)
-            rc = bp_pg_derived_select(s->conn, groups, &s->has, err);
+        if (rc == 0 && bp_pg_derived_select(s->conn, groups, &s->has, err) != 0)
+            rc = bp_error_prefix(err, "%s: ", s->t.where);
         if (rc == 0)
             rc = bp_pg_derived_new(&ret, s->has, &s->derived, err);
         s->base.derived = rc == 0 && s->metrics;

@@ -284,7 +284,7 @@ static void test_rate_limited_batch_grows(void **state)
 
 /* When a 429's pause ends with nothing accepted since, one request goes (a probe), not every
  * worker: a provider that answers 429 for ever (a ban, a daily quota) got all of them at each
- * pause's end. Once one is accepted, every worker again. */
+ * pause's end. Once a block fetch is accepted, every worker again (a head poll is not one). */
 static void test_rate_limited_probe(void **state)
 {
     (void)state;
@@ -311,6 +311,19 @@ static void test_rate_limited_probe(void **state)
     for (int i = 0; i < 4; i++)
         assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), 0);
     assert_int_equal(bp_pool_acquire(&p, 1, -1, 0, &batch), -1);
+    /* a 429 again, then the coordinator's head poll let through: it ends no probe (the
+     * provider may refuse every block fetch still), so the probe refused next grows the pause
+     * to 2 s. Before, bp_pool_called counted it as the probe's answer: every worker again,
+     * and a pause of 1 s after each refusal for ever */
+    bp_pool_done(&p, 0, &(bp_pool_outcome){.rc = BP_ERATELIMIT, .blocks = 1, .need = 1});
+    p.eps[0].not_before_ms = p.eps[0].rl.until_ms = 0;
+    assert_true(bp_ratelimit_probing(&p.eps[0].rl));
+    assert_int_equal(bp_pool_may_call(&p, 0), 0);
+    bp_pool_called(&p, 0, 0, 0);
+    assert_true(bp_ratelimit_probing(&p.eps[0].rl));
+    int64_t t2 = mono_ms();
+    bp_pool_done(&p, 0, &(bp_pool_outcome){.rc = BP_ERATELIMIT, .blocks = 1, .need = 1});
+    assert_true(p.eps[0].rl.until_ms >= t2 + 2000);
     bp_pool_release(&p);
 }
 

@@ -130,6 +130,39 @@ static void test_refused_at_once_backs_off(void **state)
     assert_int_equal(bp_ratelimit_wait(&r, t + 500), BP_RATELIMIT_DEFAULT_MS);
 }
 
+/* A provider that refuses every block fetch but lets a head poll through after each pause: the
+ * head poll is accepted aside (it counts for the rate, not as the probe's answer), so the
+ * probing goes on and the pauses keep growing (2, 4, then 8 s). Before, it reset them to 1 s
+ * and let every worker loose again after each one. */
+static void test_head_poll_ends_no_probe(void **state)
+{
+    (void)state;
+    bp_ratelimit r;
+    bp_ratelimit_init(&r, 0);
+    bp_ratelimit_start(&r, 0);
+    assert_true(bp_ratelimit_refused(&r, 0, 10));
+    assert_int_equal(bp_ratelimit_wait(&r, 10), 2000); /* nothing accepted before it */
+    int64_t t = r.until_ms;
+    bp_ratelimit_start(&r, t); /* the probe: a block fetch, refused */
+    assert_true(bp_ratelimit_refused(&r, 0, t + 10));
+    assert_int_equal(bp_ratelimit_wait(&r, t + 10), 4000);
+    t = r.until_ms;
+    bp_ratelimit_start(&r, t); /* a head poll, let through */
+    uint64_t counted = r.cycle_ok;
+    bp_ratelimit_accepted_aside(&r, t, t + 20);
+    assert_int_equal(r.cycle_ok, counted + 1); /* the provider accepted it: the rate counts it */
+    assert_true(bp_ratelimit_probing(&r));
+    bp_ratelimit_start(&r, t + 30); /* the probe again, refused */
+    assert_true(bp_ratelimit_refused(&r, 0, t + 40));
+    assert_int_equal(bp_ratelimit_wait(&r, t + 40), 8000);
+    /* a block fetch accepted ends the probe: the next pause is what the provider asks */
+    t = r.until_ms;
+    serve(&r, 1, t, 0);
+    assert_false(bp_ratelimit_probing(&r));
+    assert_true(bp_ratelimit_refused(&r, 0, t + 500));
+    assert_int_equal(bp_ratelimit_wait(&r, t + 500), BP_RATELIMIT_DEFAULT_MS);
+}
+
 /* Below the last rate the provider was seen to accept the rate doubles each quiet cycle (1 s
  * or two requests long), then it grows by its step per measured span. */
 static void test_regrows_fast_to_last_good_rate(void **state)
@@ -360,6 +393,7 @@ int main(void)
         cmocka_unit_test(test_raised_only_when_starved),
         cmocka_unit_test(test_idle_restarts_measurement),
         cmocka_unit_test(test_refused_at_once_backs_off),
+        cmocka_unit_test(test_head_poll_ends_no_probe),
         cmocka_unit_test(test_regrows_fast_to_last_good_rate),
         cmocka_unit_test(test_converges_after_spent_quota_start),
         cmocka_unit_test(test_converges_after_nearly_spent_quota_start),
