@@ -399,6 +399,27 @@ static void test_bad_head_kept(void **state)
     bp_test_server_stop(&srv, SIGTERM);
 }
 
+/* A message nested 500,000 deep is refused as malformed (bp_json's depth bound) instead of
+ * being freed recursively off the client thread's stack (yajl_tree_free: a crash); the heads
+ * after it come on the same connection. */
+static void test_deep_message_kept(void **state)
+{
+    (void)state;
+    server srv = {0};
+    assert_int_equal(bad_start(&srv, "deep"), 0);
+    bp_ws_config cfg = {.reconnect_interval_s = 0.1};
+    bp_ws_heads *h = ws_start(srv.port, &cfg);
+    bp_ws_head head = next_head(h, HANG_MS);
+    assert_int_equal(head.number, 0x10);
+    bp_ws_status st;
+    bp_ws_heads_status(h, &st);
+    assert_int_equal(st.malformed, 1);
+    assert_int_equal(st.reconnects, 0);
+    assert_non_null(strstr(st.last_error, "nested deeper"));
+    bp_ws_heads_stop(h);
+    bp_test_server_stop(&srv, SIGTERM);
+}
+
 /* Messages split over continuation frames are put back together; a tiny queue drops the
  * oldest heads and counts them. */
 static void test_fragments_and_queue(void **state)
@@ -508,6 +529,7 @@ int main(void)
         cmocka_unit_test(test_anvil_announce_latency),
         cmocka_unit_test(test_bad_servers),
         cmocka_unit_test(test_bad_head_kept),
+        cmocka_unit_test(test_deep_message_kept),
         cmocka_unit_test(test_fragments_and_queue),
         cmocka_unit_test(test_wss),
     };
