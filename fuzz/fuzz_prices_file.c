@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "fuzz_file.h"
 #include "metrics/prices.h"
 #include "util/arena.h"
 
@@ -41,15 +41,7 @@ static void load(const char *path)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char path[] = "/tmp/bp_fuzz_prices_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return 0;
-    ssize_t w = write(fd, data, size);
-    close(fd);
-    if (w == (ssize_t)size)
-        load(path);
-    unlink(path);
+    bp_fuzz_with_file(data, size, load);
     char *text = malloc(size + 1);
     if (!text)
         return 0;
