@@ -46,13 +46,28 @@ fuzz: test-deps
 	CC=clang cmake -S . -B build-fuzz -DBP_FUZZ=ON -DBP_TESTS=OFF >/dev/null
 	cmake --build build-fuzz -j $(JOBS)
 	mkdir -p build-fuzz/corpus/rpc_block build-fuzz/corpus/json_tree build-fuzz/corpus/config \
-	  build-fuzz/corpus/arch_decode build-fuzz/corpus/api
+	  build-fuzz/corpus/arch_decode build-fuzz/corpus/api build-fuzz/corpus/prices_file \
+	  build-fuzz/corpus/prices_answer build-fuzz/corpus/tokens \
+	  build-fuzz/corpus/clickhouse_answer build-fuzz/corpus/ws_heads build-fuzz/corpus/wsframe \
+	  build-fuzz/corpus/rpc_error
 	./build-fuzz/fuzz/fuzz_rpc_block -max_total_time=60 build-fuzz/corpus/rpc_block fuzz/corpus/rpc_block
 	./build-fuzz/fuzz/fuzz_json_tree -max_total_time=60 build-fuzz/corpus/json_tree fuzz/corpus/json_tree
 	./build-fuzz/fuzz/fuzz_config -max_total_time=60 build-fuzz/corpus/config fuzz/corpus/config
 	./build-fuzz/fuzz/fuzz_arch_decode -max_total_time=60 build-fuzz/corpus/arch_decode \
 	  fuzz/corpus/arch_decode
 	./build-fuzz/fuzz/fuzz_api -max_total_time=60 build-fuzz/corpus/api fuzz/corpus/api
+	./build-fuzz/fuzz/fuzz_prices_file -max_total_time=60 build-fuzz/corpus/prices_file \
+	  fuzz/corpus/prices_file
+	./build-fuzz/fuzz/fuzz_prices_answer -max_total_time=60 build-fuzz/corpus/prices_answer \
+	  fuzz/corpus/prices_answer
+	./build-fuzz/fuzz/fuzz_tokens -max_total_time=60 build-fuzz/corpus/tokens fuzz/corpus/tokens
+	./build-fuzz/fuzz/fuzz_clickhouse_answer -max_total_time=60 \
+	  build-fuzz/corpus/clickhouse_answer fuzz/corpus/clickhouse_answer
+	./build-fuzz/fuzz/fuzz_ws_heads -max_total_time=60 build-fuzz/corpus/ws_heads \
+	  fuzz/corpus/ws_heads
+	./build-fuzz/fuzz/fuzz_wsframe -max_total_time=60 build-fuzz/corpus/wsframe fuzz/corpus/wsframe
+	./build-fuzz/fuzz/fuzz_rpc_error -max_total_time=60 build-fuzz/corpus/rpc_error \
+	  fuzz/corpus/rpc_error
 
 docs: build
 	python3 scripts/gen-cli-doc.py $(BUILD)/blockpipe

@@ -4,29 +4,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/config.h"
+#include "fuzz_file.h"
 #include "util/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void load(const char *path)
+{
+    char *argv[] = {"run", "--config", (char *)path, NULL};
+    bp_config cfg;
+    bp_error err = {0};
+    if (bp_config_load(&cfg, BP_CMD_RUN, 3, argv, &err) != 0 && !err.msg[0])
+        abort(); /* an error must say what was wrong */
+    bp_config_release(&cfg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char path[] = "/tmp/bp_fuzz_config_XXXXXX";
-    int fd = mkstemp(path);
-    if (fd < 0)
-        return 0;
-    ssize_t w = write(fd, data, size);
-    close(fd);
-    if (w == (ssize_t)size) {
-        char *argv[] = {"run", "--config", path, NULL};
-        bp_config cfg;
-        bp_error err = {0};
-        if (bp_config_load(&cfg, BP_CMD_RUN, 3, argv, &err) != 0 && !err.msg[0])
-            abort(); /* an error must say what was wrong */
-        bp_config_release(&cfg);
-    }
-    unlink(path);
+    bp_fuzz_with_file(data, size, load);
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "api/routes.h"
 #include "api/rows.h"
+#include "chain/json.h"
 #include "blockpipe/derived.h"
 
 #define STOP_READ 1
@@ -210,12 +211,11 @@ static int predict_one(bp_sink_reader *r, const char *chain, const char *hash, b
  * array inside the parsed tree (owned by *tree). */
 static int body_hashes(const bp_api_request *req, yajl_val *tree, yajl_val *list, bp_error *err)
 {
-    char msg[160] = "", *text = strndup(req->body ? req->body : "", req->body_len);
+    char msg[160] = "";
     const char *path[] = {"transaction_hashes", NULL};
-    if (!text)
-        return bp_error_set(err, BP_ENOMEM, "out of memory");
-    *tree = yajl_tree_parse(text, msg, sizeof(msg));
-    free(text);
+    /* bp_json, not yajl_tree: a body of 500,000 arrays in one another recursed yajl_tree_free
+     * off the worker's stack; bp_json refuses nesting past its bound */
+    *tree = bp_json_parse(req->body ? req->body : "", req->body_len, msg, sizeof(msg));
     if (!*tree)
         return bp_error_set(err, BP_EINVAL, "the body is not JSON: %.*s", (int)strcspn(msg, "\n"),
                             msg);
@@ -267,7 +267,7 @@ void bp_api_predictions(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *
     if (rc != 0 || !r) {
         if (rc != 0)
             bp_api_from_error(resp, &err);
-        yajl_tree_free(tree);
+        bp_json_free(tree);
         return;
     }
     const char *ch = bp_api_chain(c, wk, req, chain, sizeof(chain));
@@ -285,7 +285,7 @@ void bp_api_predictions(bp_api_ctx *c, bp_api_worker *wk, const bp_api_request *
     bp_jsonw_key(&w, "count");
     bp_jsonw_u64(&w, list->u.array.len);
     bp_jsonw_end_object(&w);
-    yajl_tree_free(tree);
+    bp_json_free(tree);
     if (rc != 0)
         bp_api_from_error(resp, &err);
     else

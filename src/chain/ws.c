@@ -1,5 +1,6 @@
 /* ws.c - eth_subscribe("newHeads") over libwebsockets on a thread of its own, reconnecting. */
 #include "chain/ws.h"
+#include "chain/ws_internal.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -15,6 +16,7 @@
 #include <libwebsockets.h>
 #include <yajl/yajl_tree.h>
 
+#include "chain/json.h"
 #include "chain/rpc_envelope.h"
 #include "util/hex.h"
 #include "util/jsonw.h"
@@ -390,7 +392,7 @@ static const char *str_of(yajl_val v)
 }
 
 /* A subscription id goes back into JSON on unsubscribe: keep it to harmless characters. */
-static bool id_is_safe(const char *s)
+bool bp_ws_id_is_safe(const char *s)
 {
     size_t n = strlen(s);
     if (n == 0 || n >= 128)
@@ -412,7 +414,7 @@ static void on_subscribe_answer(bp_ws_heads *w, yajl_val root)
         kill_conn(w, e.msg);
         return;
     }
-    if (!result || !id_is_safe(str_of(result))) {
+    if (!result || !bp_ws_id_is_safe(str_of(result))) {
         kill_conn(w, "eth_subscribe: the answer has no usable subscription id");
         return;
     }
@@ -447,7 +449,7 @@ static int hex_field(yajl_val obj, const char *name, char *text, size_t cap, uin
     return 0;
 }
 
-static int parse_header(yajl_val header, bp_ws_head *h, bp_error *err)
+int bp_ws_parse_header(yajl_val header, bp_ws_head *h, bp_error *err)
 {
     memset(h, 0, sizeof(*h));
     if (!YAJL_IS_OBJECT(header))
@@ -511,7 +513,7 @@ static void on_notification(bp_ws_heads *w, yajl_val root)
     }
     bp_ws_head h;
     bp_error e;
-    if (parse_header(yajl_tree_get(root, rpath, yajl_t_any), &h, &e) != 0) {
+    if (bp_ws_parse_header(yajl_tree_get(root, rpath, yajl_t_any), &h, &e) != 0) {
         count_malformed(w, e.msg);
         return;
     }
@@ -562,6 +564,13 @@ static void on_proto_message(bp_ws_heads *w, const char *text, size_t len)
     }
 }
 
+yajl_val bp_ws_parse_message(const char *text, size_t len, char *why, size_t cap)
+{
+    /* bp_json, not yajl_tree: a message nested half a million deep (1 MiB of [ then ])
+     * recursed yajl_tree_free off the stack; bp_json refuses nesting past its bound */
+    return bp_json_parse(text, len, why, cap);
+}
+
 static void on_message(bp_ws_heads *w, const char *text)
 {
     if (w->proto) {
@@ -570,7 +579,7 @@ static void on_message(bp_ws_heads *w, const char *text)
     }
     char yerr[128] = "";
     char msg[BP_ERROR_MSG_MAX];
-    yajl_val root = yajl_tree_parse(text, yerr, sizeof(yerr));
+    yajl_val root = bp_ws_parse_message(text, w->msg.len, yerr, sizeof(yerr));
     const char *mpath[] = {"method", NULL}, *ipath[] = {"id", NULL};
     if (!root || !YAJL_IS_OBJECT(root)) {
         yerr[strcspn(yerr, "\n")] = '\0'; /* yajl adds the text and a caret below */
@@ -588,7 +597,7 @@ static void on_message(bp_ws_heads *w, const char *text)
     else
         bp_debug("websocket %s: message ignored: %.80s", w->endpoint, text);
 out:
-    yajl_tree_free(root);
+    bp_json_free(root);
 }
 
 /* Fragments and partial frames are gathered into one capped buffer. */

@@ -34,6 +34,7 @@
 #define WANTED_MAX 64           /* spans wanted kept apart (more: the closest two are merged) */
 #define RATE_WAIT_MAX 60        /* seconds a history request waits out 429s */
 #define RATE_WAIT_DEFAULT 10
+#define TIME_END 18446744073709551616.0 /* 2^64 s: a time from here on fits no uint64_t */
 
 typedef struct answer {
     long status;
@@ -139,7 +140,9 @@ static int parse_current(bp_prices *s, yajl_val root, const answer *a, bp_error 
     if (!ok || !(usd >= 0))
         return bp_error_set(err, BP_EPARSE, "prices: /simple/price: no %s.usd in %.200s",
                             s->cfg.coin_id, a->body.data ? a->body.data : "");
-    return bp_prices_add(s, ok_ts && ts > 0 ? (uint64_t)ts : now_s(), usd, "coingecko");
+    /* a time past what a timestamp holds is none (converting it is undefined behaviour) */
+    bool ts_fits = ok_ts && ts > 0 && ts < TIME_END;
+    return bp_prices_add(s, ts_fits ? (uint64_t)ts : now_s(), usd, "coingecko");
 }
 
 /* {"prices": [[ms, usd], ...], ...}: *added points, *newest the newest one's time, *gap the
@@ -164,7 +167,7 @@ static int parse_range(bp_prices *p, const answer *a, size_t *added, uint64_t *n
             t = number_of(pt->u.array.values[0], &ok_t);
             u = number_of(pt->u.array.values[1], &ok_u);
         }
-        if (!ok_t || !ok_u || t < 0 || !(u >= 0)) {
+        if (!ok_t || !ok_u || t < 0 || !(t / 1000 < TIME_END) || !(u >= 0)) {
             rc = bp_error_set(err, BP_EPARSE,
                               "prices: market_chart/range: point %zu is not "
                               "[milliseconds, usd]",
@@ -195,10 +198,15 @@ static int fetch_current(bp_prices *p, answer *a, bp_error *err)
     rc = rc ? rc : bp_buf_printf(&url, "&vs_currencies=usd&include_last_updated_at=true");
     rc = rc ? bp_error_set(err, BP_ENOMEM, "out of memory") : get(p, url.data, a, err);
     bp_buf_release(&url);
-    if (rc == 0 && (a->status < 200 || a->status > 299))
-        rc = http_error("/simple/price", a, err);
-    if (rc != 0)
-        return rc;
+    return rc ? rc : bp_prices_take_current(p, a->status, &a->body, err);
+}
+
+int bp_prices_take_current(bp_prices *p, long status, const bp_buf *body, bp_error *err)
+{
+    const answer ans = {.status = status, .body = *body}, *a = &ans;
+    if (status < 200 || status > 299)
+        return http_error("/simple/price", a, err);
+    int rc = 0;
     yajl_val root = bp_json_parse(a->body.data, a->body.len, NULL, 0);
     /* a token CoinGecko did not answer leaves the others' prices stored */
     for (bp_prices *s = p; s; s = next_store(p, s)) {
@@ -334,7 +342,7 @@ static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, bool patient, uin
             return rc;
         if (a->status >= 200 && a->status <= 299) {
             size_t added;
-            rc = parse_range(p, a, &added, newest, gap, err);
+            rc = bp_prices_take_range(p, a->status, &a->body, &added, newest, gap, err);
             if (rc == 0)
                 bp_info("prices: %zu %s points for %llu..%llu from the range endpoint", added,
                         p->cfg.symbol, (unsigned long long)lo, (unsigned long long)hi);
@@ -346,6 +354,16 @@ static int fetch_range(bp_prices *p, uint64_t lo, uint64_t hi, bool patient, uin
         waited += wait;
         bp_info("prices: rate-limited (HTTP 429); asking again in %ld s", wait);
     }
+}
+
+int bp_prices_take_range(bp_prices *p, long status, const bp_buf *body, size_t *added,
+                         uint64_t *newest, uint64_t *gap, bp_error *err)
+{
+    const answer a = {.status = status, .body = *body};
+    *added = 0;
+    if (status < 200 || status > 299)
+        return http_error("market_chart/range", &a, err);
+    return parse_range(p, &a, added, newest, gap, err);
 }
 
 static void add_span(bp_price_span **v, size_t *n, size_t *cap, uint64_t lo, uint64_t hi)

@@ -6,6 +6,7 @@
 #include <pthread.h>
 
 #include "metrics/prices.h"
+#include "util/buf.h"
 
 typedef struct bp_price_point {
     uint64_t ts;
@@ -60,5 +61,15 @@ int bp_prices_add(bp_prices *p, uint64_t ts, double usd, const char *source);
 bool bp_prices_at_locked(const bp_prices *p, uint64_t ts, double *usd);
 /* Ends the fetcher thread if it runs. */
 void bp_prices_stop(bp_prices *p);
+
+/* What the fetcher makes of CoinGecko's answers (status, body as curl left it: NUL-terminated
+ * or data NULL when empty), apart from the requests so that tests and fuzz targets can feed
+ * them. A /simple/price answer: every store's current point (p first); the first store not
+ * answered is the error, the others' are logged. A market_chart/range answer: its points
+ * into p (*added of them, *newest the newest one's time, *gap the widest gap between two).
+ * A status that is not 2xx: an error naming it and CoinGecko's words. */
+int bp_prices_take_current(bp_prices *p, long status, const bp_buf *body, bp_error *err);
+int bp_prices_take_range(bp_prices *p, long status, const bp_buf *body, size_t *added,
+                         uint64_t *newest, uint64_t *gap, bp_error *err);
 
 #endif

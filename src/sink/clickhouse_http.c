@@ -1,6 +1,7 @@
 /* clickhouse_http.c - ClickHouse's HTTP interface: one reused libcurl easy handle (keep-alive),
  * statements in the body, INSERT data streamed from pieces, exceptions mapped to bp_errors. */
 #include "sink/clickhouse_http.h"
+#include "sink/clickhouse_http_internal.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -164,21 +165,26 @@ static int feed_rows(bp_ch_http *h, bool last)
     return h->row_rc;
 }
 
+/* A piece of a bp_ch_query_rows answer: n when taken, 0 stops the answer. */
+static size_t take_rows(bp_ch_http *h, const char *data, size_t n)
+{
+    if (h->line.len + n > h->max_answer) {
+        h->too_big = true;
+        return 0;
+    }
+    if (bp_buf_append(&h->line, data, n) != 0)
+        h->row_rc = BP_ENOMEM;
+    return h->row_rc == 0 && feed_rows(h, false) == 0 ? n : 0;
+}
+
 static size_t on_write(char *data, size_t size, size_t nmemb, void *user)
 {
     bp_ch_http *h = user;
     size_t n = size * nmemb;
     long status = 0;
     if (h->row && curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
-        status == 200) {
-        if (h->line.len + n > h->max_answer) {
-            h->too_big = true;
-            return 0;
-        }
-        if (bp_buf_append(&h->line, data, n) != 0)
-            h->row_rc = BP_ENOMEM;
-        return h->row_rc == 0 && feed_rows(h, false) == 0 ? n : 0;
-    }
+        status == 200)
+        return take_rows(h, data, n);
     if (h->into->len + n > h->max_answer) {
         h->too_big = true;
         return 0;
@@ -374,6 +380,13 @@ static int refused(bp_ch_http *h, long status, const bp_buf *body, const char *w
     return bp_error_set(err, BP_EDB, "%s: ClickHouse %s: %s", what, h->where, text);
 }
 
+int bp_ch_http_refused(bp_ch_http *h, long status, const bp_buf *body, const char *what,
+                       bp_error *err)
+{
+    h->exception = 0;
+    return refused(h, status, body, what, err);
+}
+
 static int perform(bp_ch_http *h, bp_buf *out, const char *what, bp_error *err)
 {
     h->exception = 0;
@@ -397,6 +410,9 @@ static int perform(bp_ch_http *h, bp_buf *out, const char *what, bp_error *err)
         return bp_error_set(err, BP_ETRANSPORT, "%s: ClickHouse %s: %s", what, h->where, why);
     if (status != 200)
         return refused(h, status, h->into, what, err);
+    /* an empty answer is "", never a NULL buffer: callers read answers as text (atoi, strcspn) */
+    if (bp_buf_append(h->into, "", 0) != 0)
+        return bp_error_set(err, BP_ENOMEM, "%s: ClickHouse %s: out of memory", what, h->where);
     return 0;
 }
 
@@ -451,6 +467,25 @@ int bp_ch_query_rows(bp_ch_http *h, const char *sql, int cells, bp_ch_row_fn row
     /* one row's room is kept; a long line's is not */
     if (h->line.cap > ((size_t)1 << 20))
         bp_buf_release(&h->line), bp_buf_init(&h->line, 0);
+    return rc;
+}
+
+int bp_ch_http_rows_from(bp_ch_http *h, const char *body, size_t len, size_t piece, int cells,
+                         bp_ch_row_fn row, void *ctx)
+{
+    h->row = row;
+    h->row_ctx = ctx;
+    h->row_cells = cells < BP_CH_ROW_CELLS ? cells : BP_CH_ROW_CELLS;
+    h->row_rc = 0;
+    h->too_big = false;
+    bp_buf_reset(&h->line);
+    int rc = 0;
+    for (size_t at = 0, n; rc == 0 && at < len; at += n) {
+        n = len - at < piece ? len - at : piece;
+        rc = take_rows(h, body + at, n) == n ? 0 : h->too_big ? BP_ETOOBIG : h->row_rc;
+    }
+    rc = rc ? rc : feed_rows(h, true);
+    h->row = NULL;
     return rc;
 }
 

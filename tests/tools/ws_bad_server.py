@@ -169,6 +169,10 @@ def serve(conn, mode):
             drain(conn)
         elif mode == "badhead":
             serve_heads(conn, first_bad=True, fragmented=False)
+        elif mode == "deep":
+            # 500,000 arrays in one another: 1,000,000 bytes, under the client's 1 MiB cap
+            send_frame(conn, "[" * 500_000 + "]" * 500_000)
+            serve_heads(conn, first_bad=False, fragmented=False)
 
 
 def handle(conn, mode, tls):

@@ -366,6 +366,36 @@ static void test_latency_buckets(void **state)
         assert_true(l.le[i] >= l.le[i - 1]);
 }
 
+/* POST /api/predictions with a body of 500,000 arrays in one another (1,000,000 bytes, under
+ * the default --api-max-body): refused as too deep (400) before any output is read, where
+ * yajl_tree_free's recursion took the worker off its stack. */
+static void test_predictions_deep_body(void **state)
+{
+    (void)state;
+    size_t depth = 500000;
+    char *body = malloc(2 * depth);
+    assert_non_null(body);
+    memset(body, '[', depth);
+    memset(body + depth, ']', depth);
+    static bp_api_config cfg; /* no output: the body is checked first */
+    bp_api_ctx ctx = {.cfg = &cfg};
+    bp_api_request *req = malloc(sizeof(*req));
+    assert_non_null(req);
+    bp_api_request_init(req, BP_API_POST, "/api/predictions", strlen("/api/predictions"));
+    req->body = body;
+    req->body_len = 2 * depth;
+    bp_api_worker w = {0};
+    bp_api_response resp = {0};
+    bp_buf_init(&resp.body, BP_API_BODY_MAX);
+    bp_api_route(&ctx, &w, req, &resp);
+    assert_int_equal(resp.status, 400);
+    assert_non_null(strstr(resp.body.data, "nested deeper"));
+    bp_buf_release(&resp.body);
+    bp_api_worker_release(&w);
+    free(req);
+    free(body);
+}
+
 static void test_metrics_text(void **state)
 {
     (void)state;
@@ -445,10 +475,15 @@ static void test_metrics_text(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_query_decoding), cmocka_unit_test(test_checked_values),
-        cmocka_unit_test(test_filter_params),  cmocka_unit_test(test_filter_json),
-        cmocka_unit_test(test_sqlread),        cmocka_unit_test(test_sqlread_dialects),
-        cmocka_unit_test(test_row_json),       cmocka_unit_test(test_latency_buckets),
+        cmocka_unit_test(test_query_decoding),
+        cmocka_unit_test(test_checked_values),
+        cmocka_unit_test(test_filter_params),
+        cmocka_unit_test(test_filter_json),
+        cmocka_unit_test(test_sqlread),
+        cmocka_unit_test(test_sqlread_dialects),
+        cmocka_unit_test(test_row_json),
+        cmocka_unit_test(test_latency_buckets),
+        cmocka_unit_test(test_predictions_deep_body),
         cmocka_unit_test(test_metrics_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

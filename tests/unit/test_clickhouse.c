@@ -1,17 +1,24 @@
 /* test_clickhouse.c - the clickhouse output's pieces that need no server: URL parsing, types,
- * the raw tables' DDL for old and current servers, RowBinary and Native bytes, TSV answers.
+ * the raw tables' DDL for old and current servers, RowBinary and Native bytes, TSV answers;
+ * and empty answers from a stand-in HTTP server (python3).
  * (tests/integration/test_clickhouse_*.py run the output against a real server.) */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "sink/clickhouse_conn.h"
 #include "sink/clickhouse_derived.h"
 #include "sink/clickhouse_http.h"
 #include "sink/clickhouse_table.h"
+#include "testproc.h"
 #include "util/hex.h"
 
 static void test_server_parse(void **state)
@@ -467,6 +474,55 @@ static void test_refusals(void **state)
     bp_ch_enc_release(&e);
 }
 
+/* An HTTP server that answers every request 200 with an empty body (a proxy gone wrong). */
+static const char g_empty_server[] =
+    "import http.server\n"
+    "class H(http.server.BaseHTTPRequestHandler):\n"
+    "    def do_POST(self):\n"
+    "        self.rfile.read(int(self.headers.get('Content-Length') or 0))\n"
+    "        self.send_response(200)\n"
+    "        self.send_header('Content-Length', '0')\n"
+    "        self.end_headers()\n"
+    "    def log_message(self, *a):\n"
+    "        pass\n"
+    "s = http.server.HTTPServer(('127.0.0.1', 0), H)\n"
+    "print('PORT', s.server_address[1], flush=True)\n"
+    "s.serve_forever()\n";
+
+/* Empty 200 answers are empty text, never a NULL buffer: version() was read through one
+ * (SIGSEGV on connecting); now it is refused as not N.N, and an answer taken is "". */
+static void test_empty_answers(void **state)
+{
+    (void)state;
+    bp_test_server srv = {0};
+    char log[] = "/tmp/bp_test_ch_empty_XXXXXX";
+    int fd = mkstemp(log);
+    assert_true(fd >= 0);
+    close(fd);
+    char *argv[] = {"python3", "-c", (char *)g_empty_server, NULL};
+    assert_int_equal(bp_test_server_start(&srv, log, argv, "PORT "), 0);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d/db", srv.port);
+    bp_ch_target t;
+    bp_error err = {0};
+    assert_int_equal(bp_ch_target_init(&t, target, NULL, &err), 0);
+    bp_ch_http *h = NULL;
+    bp_ch_caps caps;
+    assert_int_equal(bp_ch_connect(&t, &h, &caps, &err), BP_EDB);
+    assert_non_null(strstr(err.msg, "version() is '', not N.N"));
+    assert_int_equal(bp_ch_http_new(&h, &t.srv, "db", 10000, 0, &err), 0);
+    bp_buf ans;
+    bp_buf_init(&ans, 0);
+    assert_int_equal(bp_ch_query(h, "SELECT 1", &ans, "empty", &err), 0);
+    assert_non_null(ans.data);
+    assert_string_equal(ans.data, "");
+    bp_buf_release(&ans);
+    bp_ch_http_free(h);
+    bp_ch_target_release(&t);
+    bp_test_server_stop(&srv, SIGTERM);
+    unlink(log);
+}
+
 static void test_sql_text(void **state)
 {
     (void)state;
@@ -498,6 +554,7 @@ int main(void)
         cmocka_unit_test(test_derived_tables), cmocka_unit_test(test_float64),
         cmocka_unit_test(test_rowbinary),      cmocka_unit_test(test_native),
         cmocka_unit_test(test_refusals),       cmocka_unit_test(test_sql_text),
+        cmocka_unit_test(test_empty_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,7 @@
  * with its last value (PostgreSQL refuses an upsert that changes a row twice), a resend hands
  * everything again to that reader only, a reader that falls far behind is handed the whole
  * store, a --prices file's ticks in one second are one point, and each symbol in use has its
- * own store. (The fetcher, end to end:
+ * own store; CoinGecko's answers as the fetcher takes them. (The fetcher, end to end:
  * integration/test_metrics_prices*.py.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -196,6 +197,76 @@ static void test_store_per_symbol(void **state)
     bp_prices_free(p);
 }
 
+static bp_buf body_of(const char *text)
+{
+    bp_buf b;
+    bp_buf_init(&b, 0);
+    assert_int_equal(bp_buf_puts(&b, text), 0);
+    return b;
+}
+
+/* CoinGecko's range answer: its points stored; a time past what a timestamp holds (1e30 ms)
+ * refused like any point that is not [milliseconds, usd], where it was converted to an
+ * integer it does not fit (undefined behaviour: a point at a made-up time). */
+static void test_range_answer(void **state)
+{
+    (void)state;
+    bp_prices *p = store();
+    bp_error e = {0};
+    size_t added = 0;
+    uint64_t newest = 0, gap = 0;
+    bp_buf b = body_of("{\"prices\": [[1700000000000, 2000.5], [1700003600000, 2001]], "
+                       "\"market_caps\": [], \"total_volumes\": []}");
+    assert_int_equal(bp_prices_take_range(p, 200, &b, &added, &newest, &gap, &e), 0);
+    assert_int_equal(added, 2);
+    assert_int_equal(newest, 1700003600);
+    assert_int_equal(gap, 3600);
+    bp_buf_release(&b);
+    static const char *const bad[] = {"{\"prices\": [[1e30, 1]]}", "{\"prices\": [[-1, 1]]}",
+                                      "{\"prices\": [[1700000000000, -1]]}",
+                                      "{\"prices\": [[1700000000000]]}"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        b = body_of(bad[i]);
+        e = (bp_error){0};
+        assert_int_equal(bp_prices_take_range(p, 200, &b, &added, &newest, &gap, &e), BP_EPARSE);
+        assert_non_null(strstr(e.msg, "point 0 is not [milliseconds, usd]"));
+        bp_buf_release(&b);
+    }
+    assert_int_equal(bp_prices_count(p), 2);
+    b = body_of("{\"error\": {\"status\": {\"error_code\": 10012, \"error_message\": \"Your "
+                "request exceeds the allowed time range.\"}}}");
+    assert_int_equal(bp_prices_take_range(p, 401, &b, &added, &newest, &gap, &e), BP_EINVAL);
+    assert_string_equal(e.msg, "prices: market_chart/range: HTTP 401: Your request exceeds the "
+                               "allowed time range.");
+    bp_buf_release(&b);
+    bp_prices_free(p);
+}
+
+/* CoinGecko's current price: a last_updated_at past what a timestamp holds is no time (the
+ * point is now), never converted to an integer it does not fit. */
+static void test_current_answer(void **state)
+{
+    (void)state;
+    bp_prices *p = store();
+    bp_error e = {0};
+    bp_buf b = body_of("{\"ethereum\": {\"usd\": 2345.5, \"last_updated_at\": 1700000000}}");
+    assert_int_equal(bp_prices_take_current(p, 200, &b, &e), 0);
+    double usd = 0;
+    assert_true(bp_prices_at(p, 1700000000, &usd) && usd == 2345.5);
+    bp_buf_release(&b);
+    uint64_t before = (uint64_t)time(NULL);
+    b = body_of("{\"ethereum\": {\"usd\": 7, \"last_updated_at\": 1e30}}");
+    assert_int_equal(bp_prices_take_current(p, 200, &b, &e), 0);
+    bp_buf_release(&b);
+    assert_true(bp_prices_at(p, (uint64_t)time(NULL), &usd) && usd == 7);
+    assert_false(bp_prices_at(p, before - 601, &usd)); /* no point at a made-up time */
+    b = body_of("{\"status\": {\"error_code\": 429, \"error_message\": \"limit\"}}");
+    assert_int_equal(bp_prices_take_current(p, 429, &b, &e), BP_ETRANSPORT);
+    assert_string_equal(e.msg, "prices: /simple/price: HTTP 429: limit");
+    bp_buf_release(&b);
+    bp_prices_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -205,6 +276,8 @@ int main(void)
         cmocka_unit_test(test_idle_reader_bounded),
         cmocka_unit_test(test_file_ticks_in_one_second),
         cmocka_unit_test(test_store_per_symbol),
+        cmocka_unit_test(test_range_answer),
+        cmocka_unit_test(test_current_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

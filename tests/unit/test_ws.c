@@ -378,12 +378,12 @@ static void test_bad_servers(void **state)
     bad_case("badhead", "message larger than 100 bytes", &small, true);
 }
 
-/* A malformed head is reported and skipped; the connection stays. */
-static void test_bad_head_kept(void **state)
+/* The server in `mode` sends one malformed message (`want` in the error) before heads 0x10,
+ * 0x11, ...: it is reported and skipped, the connection stays. */
+static void malformed_kept(const char *mode, const char *want)
 {
-    (void)state;
     server srv = {0};
-    assert_int_equal(bad_start(&srv, "badhead"), 0);
+    assert_int_equal(bad_start(&srv, mode), 0);
     bp_ws_config cfg = {.reconnect_interval_s = 0.1};
     bp_ws_heads *h = ws_start(srv.port, &cfg);
     bp_ws_head head = next_head(h, HANG_MS);
@@ -394,9 +394,24 @@ static void test_bad_head_kept(void **state)
     bp_ws_heads_status(h, &st);
     assert_int_equal(st.malformed, 1);
     assert_int_equal(st.reconnects, 0);
-    assert_non_null(strstr(st.last_error, "field 'hash'"));
+    assert_non_null(strstr(st.last_error, want));
     bp_ws_heads_stop(h);
     bp_test_server_stop(&srv, SIGTERM);
+}
+
+/* A malformed head. */
+static void test_bad_head_kept(void **state)
+{
+    (void)state;
+    malformed_kept("badhead", "field 'hash'");
+}
+
+/* A message nested 500,000 deep is refused as malformed (bp_json's depth bound) instead of
+ * being freed recursively off the client thread's stack (yajl_tree_free: a crash). */
+static void test_deep_message_kept(void **state)
+{
+    (void)state;
+    malformed_kept("deep", "nested deeper");
 }
 
 /* Messages split over continuation frames are put back together; a tiny queue drops the
@@ -508,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_anvil_announce_latency),
         cmocka_unit_test(test_bad_servers),
         cmocka_unit_test(test_bad_head_kept),
+        cmocka_unit_test(test_deep_message_kept),
         cmocka_unit_test(test_fragments_and_queue),
         cmocka_unit_test(test_wss),
     };
