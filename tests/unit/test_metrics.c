@@ -23,6 +23,7 @@
 #include "metrics/idset.h"
 #include "metrics/metrics.h"
 #include "metrics/model.h"
+#include "metrics/openwin.h"
 #include "metrics/tokens.h"
 #include "sink/sqlite_derived.h"
 #include "sink_fixture.h"
@@ -1226,6 +1227,75 @@ static void test_window_bound(void **state)
     unlink(pb);
 }
 
+/* The day's set holds only its closed hours' members (the open hour's set has the others, so
+ * a day in its first hour costs nothing beyond its hour), and its rows stay exact: a sender or
+ * pair of an earlier hour of the day is new to the hour, not to the day. Blocks over three
+ * hours of one day, through a module that keeps its windows and one bounded to nothing (every
+ * window given up: the output's tables decide), give the same tables. */
+static void test_day_holds_closed_hours(void **state)
+{
+    (void)state;
+    char pa[64], pb[64];
+    bp_sink *s[2];
+    bp_metrics *m[2];
+    bp_error err = {0};
+    open_pair(pa, pb, s);
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
+    bp_budget budget;
+    bp_budget_init(&budget, (size_t)1 << 30);
+    for (int i = 0; i < 2; i++)
+        assert_non_null(m[i] = bp_metrics_new(&mc, &err));
+    bp_metrics_set_budget(m[1], &budget, 1);
+    uint64_t nonces[40] = {0};
+    bp_block *b[10] = {0};
+    const uint64_t day = 1699920000; /* a day's first second */
+    size_t repeats = 0;              /* blocks with a member new to the hour, not to the day */
+    for (uint64_t n = 1; n <= 9; n++) {
+        b[n] = traffic_block(n, 20, nonces);
+        b[n]->timestamp = day + 3600 * ((n - 1) / 3) + 100 * n; /* 3 blocks an hour */
+        bp_event ev = {BP_EVENT_APPLY, b[n]};
+        for (int i = 0; i < 2; i++) {
+            bp_batch batch = {
+                .chain = "main", .events = &ev, .count = 1, .checkpoint = fx_cp(n, 0)};
+            assert_int_equal(bp_metrics_compute(m[i], &batch, n == 1, &batch.derived, &err), 0);
+            const bp_block_derived *bd = &batch.derived->blocks[0];
+            size_t rows[BP_GRAIN_COUNT] = {0};
+            for (size_t j = 0; j < bd->set_row_count; j++) {
+                assert_true(bd->set_rows[j].known_new || i == 1); /* (the first block's are) */
+                rows[bp_derived_set_grain(&bd->set_rows[j])]++;
+            }
+            if (i == 0) {
+                assert_true(rows[BP_GRAIN_1D] <= rows[BP_GRAIN_1H]);
+                repeats += rows[BP_GRAIN_1D] < rows[BP_GRAIN_1H];
+                bp_open_peak now;
+                bp_metrics_sets_now(m[0], &now);
+                assert_true(now.members[BP_GRAIN_1H] > 0);
+                assert_true(now.members[BP_GRAIN_1D] >= now.members[BP_GRAIN_1H]);
+                /* in the day's first hour its table is empty; later it has the closed hours' */
+                if (n <= 3)
+                    assert_int_equal(now.stored[BP_GRAIN_1D], 0);
+                else
+                    assert_true(now.stored[BP_GRAIN_1D] > 0 &&
+                                now.stored[BP_GRAIN_1D] < now.members[BP_GRAIN_1D]);
+            }
+            assert_int_equal(s[i]->ops->write(s[i], &batch, &err), 0);
+        }
+    }
+    assert_true(repeats > 0);
+    assert_int_equal(bp_metrics_windows_dropped(m[0]), 0);
+    assert_same_tables(pa, pb);
+    bp_metrics_set_budget(m[1], NULL, 0);
+    bp_budget_release(&budget);
+    for (uint64_t n = 1; n <= 9; n++)
+        bp_block_free(b[n]);
+    for (int i = 0; i < 2; i++) {
+        bp_metrics_free(m[i]);
+        bp_sink_close(s[i]);
+    }
+    unlink(pa);
+    unlink(pb);
+}
+
 /* A database of schema 1 (raw tables only) gets the derived tables when opened. */
 static void test_upgrade_from_schema_1(void **state)
 {
@@ -1321,6 +1391,7 @@ int main(void)
         cmocka_unit_test(test_model_finds_planted_outliers),
         cmocka_unit_test(test_model_restart_scores_as_uninterrupted),
         cmocka_unit_test(test_window_bound),
+        cmocka_unit_test(test_day_holds_closed_hours),
         cmocka_unit_test(test_replay_after_rejoin),
         cmocka_unit_test(test_upgrade_from_schema_1),
         cmocka_unit_test(test_intern_addresses),
