@@ -1164,6 +1164,39 @@ static void test_replay_after_rejoin(void **state)
     unlink(pb);
 }
 
+/* Two SQLite files, each written by a module of its own: m[0] keeps its open windows, m[1]'s
+ * are bounded to nothing (every window given up as soon as it holds anything) and charged to
+ * budget. */
+typedef struct bounded_pair {
+    char pa[64], pb[64];
+    bp_sink *s[2];
+    bp_metrics *m[2];
+    bp_budget budget;
+} bounded_pair;
+
+static void bounded_pair_open(bounded_pair *p)
+{
+    bp_error err = {0};
+    open_pair(p->pa, p->pb, p->s);
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
+    bp_budget_init(&p->budget, (size_t)1 << 30);
+    for (int i = 0; i < 2; i++)
+        assert_non_null(p->m[i] = bp_metrics_new(&mc, &err));
+    bp_metrics_set_budget(p->m[1], &p->budget, 1);
+}
+
+static void bounded_pair_close(bounded_pair *p)
+{
+    bp_metrics_set_budget(p->m[1], NULL, 0);
+    bp_budget_release(&p->budget);
+    for (int i = 0; i < 2; i++) {
+        bp_metrics_free(p->m[i]);
+        bp_sink_close(p->s[i]);
+    }
+    unlink(p->pa);
+    unlink(p->pb);
+}
+
 /* Open windows bounded to nothing: every window is given up as soon as it holds anything, a
  * block's set rows are then all of its distinct ones (the outputs' tables decide what is new),
  * and the SQLite output holds exactly what it holds with unbounded windows; what the module
@@ -1172,17 +1205,11 @@ static void test_replay_after_rejoin(void **state)
 static void test_window_bound(void **state)
 {
     (void)state;
-    char pa[64], pb[64];
-    bp_sink *s[2];
-    bp_metrics *m[2];
+    bounded_pair bp;
+    bounded_pair_open(&bp);
+    bp_sink **s = bp.s;
+    bp_metrics **m = bp.m;
     bp_error err = {0};
-    open_pair(pa, pb, s);
-    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
-    bp_budget budget;
-    bp_budget_init(&budget, (size_t)1 << 30);
-    for (int i = 0; i < 2; i++)
-        assert_non_null(m[i] = bp_metrics_new(&mc, &err));
-    bp_metrics_set_budget(m[1], &budget, 1);
     uint64_t nonces[40] = {0};
     bp_block *b[7] = {0};
     for (uint64_t n = 1; n <= 6; n++) {
@@ -1197,34 +1224,28 @@ static void test_window_bound(void **state)
             if (i == 1) { /* given up: every distinct sender and pair, in the hour and the day */
                 assert_int_equal(bd->set_row_count, 2 * (bd->sender_count + bd->pair_count));
                 assert_int_equal(batch.derived->minute_count, 0);
-                assert_true(bp_budget_used(&budget) > 0);
+                assert_true(bp_budget_used(&bp.budget) > 0);
             }
             assert_int_equal(s[i]->ops->write(s[i], &batch, &err), 0);
         }
     }
     /* after the write the batch's rows are let go of; shedding frees the rest */
-    size_t held = bp_budget_used(&budget);
+    size_t held = bp_budget_used(&bp.budget);
     bp_metrics_written(m[1]);
-    assert_true(bp_budget_used(&budget) <= held);
+    assert_true(bp_budget_used(&bp.budget) <= held);
     assert_true(bp_metrics_shed(m[1]) > 0);
-    assert_int_equal(bp_budget_used(&budget), 0);
+    assert_int_equal(bp_budget_used(&bp.budget), 0);
     assert_true(bp_metrics_windows_dropped(m[1]) >= 3);
     assert_int_equal(bp_metrics_windows_dropped(m[0]), 0);
     /* given up, the hour's and day's sets are stored; seen whole, they need not be */
-    assert_int_equal(stored_set_windows(pa), 0);
-    assert_int_equal(stored_set_windows(pb), 2);
-    assert_same_tables(pa, pb);
+    assert_int_equal(stored_set_windows(bp.pa), 0);
+    assert_int_equal(stored_set_windows(bp.pb), 2);
+    assert_same_tables(bp.pa, bp.pb);
     bp_metrics_set_budget(m[1], NULL, 0);
-    assert_int_equal(bp_budget_used(&budget), 0);
-    bp_budget_release(&budget);
+    assert_int_equal(bp_budget_used(&bp.budget), 0);
     for (uint64_t n = 1; n <= 6; n++)
         bp_block_free(b[n]);
-    for (int i = 0; i < 2; i++) {
-        bp_metrics_free(m[i]);
-        bp_sink_close(s[i]);
-    }
-    unlink(pa);
-    unlink(pb);
+    bounded_pair_close(&bp);
 }
 
 /* The day's set holds only its closed hours' members (the open hour's set has the others, so
@@ -1235,17 +1256,11 @@ static void test_window_bound(void **state)
 static void test_day_holds_closed_hours(void **state)
 {
     (void)state;
-    char pa[64], pb[64];
-    bp_sink *s[2];
-    bp_metrics *m[2];
+    bounded_pair bp;
+    bounded_pair_open(&bp);
+    bp_sink **s = bp.s;
+    bp_metrics **m = bp.m;
     bp_error err = {0};
-    open_pair(pa, pb, s);
-    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
-    bp_budget budget;
-    bp_budget_init(&budget, (size_t)1 << 30);
-    for (int i = 0; i < 2; i++)
-        assert_non_null(m[i] = bp_metrics_new(&mc, &err));
-    bp_metrics_set_budget(m[1], &budget, 1);
     uint64_t nonces[40] = {0};
     bp_block *b[10] = {0};
     const uint64_t day = 1699920000; /* a day's first second */
@@ -1283,17 +1298,10 @@ static void test_day_holds_closed_hours(void **state)
     }
     assert_true(repeats > 0);
     assert_int_equal(bp_metrics_windows_dropped(m[0]), 0);
-    assert_same_tables(pa, pb);
-    bp_metrics_set_budget(m[1], NULL, 0);
-    bp_budget_release(&budget);
+    assert_same_tables(bp.pa, bp.pb);
     for (uint64_t n = 1; n <= 9; n++)
         bp_block_free(b[n]);
-    for (int i = 0; i < 2; i++) {
-        bp_metrics_free(m[i]);
-        bp_sink_close(s[i]);
-    }
-    unlink(pa);
-    unlink(pb);
+    bounded_pair_close(&bp);
 }
 
 /* A database of schema 1 (raw tables only) gets the derived tables when opened. */
