@@ -6,9 +6,11 @@ binary B in one session (issue 10, part 6: backfill with the derived tables on >
     python3 bench/metrics_ab.py --output sqlite --blocks 1000 --binary ...
     python3 bench/metrics_ab.py --output both --binary ...   (both outputs' ratios, one session)
     python3 bench/metrics_ab.py --output sqlite --busy --blocks 300 --binary ...
+    python3 bench/metrics_ab.py --output both --fast --blocks 1000 --binary ...
 
 Backfills bench/metrics_bench.py's 12 s chain (600 simnode blocks of 200 transactions by
-default, 8 workers) with `--metrics off` and `--metrics on`, every binary and mode in every
+default, 8 workers; `--fast`: its 1 s chain, whose hour and day hold 130,000 (contract, sender)
+pairs by block 1,000) with `--metrics off` and `--metrics on`, every binary and mode in every
 round, the order reversed every other round: into one private PostgreSQL server
 (tests/tools/pg.py, autovacuum off, a CHECKPOINT before each run), each backfill into a schema
 of its own, or into a new SQLite file in a temporary directory, or (`--output both`) each round into
@@ -129,13 +131,18 @@ def main():
                     help="the busy chain instead: blocks of 1,000 transactions 1 s apart from "
                     "--senders 100000000 --contracts 100000 --zipf 1 (the hour's and day's sets "
                     "outgrow the default budget and are given up to the output)")
+    ap.add_argument("--fast", action="store_true",
+                    help="bench/metrics_bench.py's 1 s chain instead: blocks of 200 transactions "
+                    "1 s apart (the same 4,096 senders and 256 contracts)")
     a = ap.parse_args()
     bins = [b.split("=", 1) for b in a.binary]
     chain = (["--block-time", "1", "--txs-per-block", "1000", "--senders", "100000000",
               "--contracts", "100000", "--zipf", "1"] if a.busy
              else ["--block-time", "12", "--txs-per-block", "200"])
-    sim = subprocess.Popen([bins[0][1], "simnode", "--listen", "127.0.0.1:0", "--start-head",
-                            str(a.blocks - 1)] + chain,
+    # simnode stamps blocks 1 s apart at --block-time 0, all of them there at once
+    head = (["--block-time", "0", "--length", str(a.blocks), "--txs-per-block", "200"] if a.fast
+            else ["--start-head", str(a.blocks - 1)] + chain)
+    sim = subprocess.Popen([bins[0][1], "simnode", "--listen", "127.0.0.1:0"] + head,
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     url = sim.stdout.readline().split()[-1]
     res = {}

@@ -291,7 +291,8 @@ def sets_text(a, sets):
         "In memory (SQLite output; the metrics module's own account of its sets at their "
         "largest, logged at the end of a backfill: interned addresses, then the members of the "
         "open minute's, hour's and day's sets, which are 8-byte keys in open-addressing tables "
-        "at most half full):",
+        "at most three quarters full; the day's table holds only its closed hours' members, the "
+        "open hour's are in the hour's, and its count is all of them):",
         "",
         "| backfill | --max-memory (sets' bound) | seconds | peak RSS | sets held at most | "
         "interned addresses (bytes each) | set members (bytes each) | windows given up |",

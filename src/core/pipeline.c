@@ -1813,6 +1813,11 @@ static int setup_budget(pipeline *p, bp_error *err)
     bp_budget_tune_malloc();
     if (derived) {
         p->derived_max = (limit - p->fixed_bytes) / BP_DERIVED_SHARE;
+        /* (tests: the sets' share in bytes, to see windows given up on a chain whose sets
+         * fit the share) */
+        const char *sets = getenv("BP_SETS_BYTES");
+        if (sets && *sets)
+            p->derived_max = (size_t)strtoull(sets, NULL, 10);
         bp_metrics_set_budget(c->metrics, &p->budget, p->derived_max);
     }
     p->batch_max_bytes = (limit - p->fixed_bytes) / BP_BATCH_SHARE;

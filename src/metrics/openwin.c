@@ -28,6 +28,7 @@ static void window_free(bp_open_window *w)
     w->rows = NULL;
     w->nrows = w->cap = 0;
     w->senders = 0;
+    w->total = 0;
 }
 
 void bp_open_release(bp_open_windows *o)
@@ -110,6 +111,7 @@ static int enter(bp_open_windows *o, int g, uint64_t w, bool prev_known, uint64_
         memset(win->contracts.keys, 0, win->contracts.cap * sizeof(*win->contracts.keys));
     win->nrows = 0;
     win->senders = 0;
+    win->total = 0;
     win->w = w;
     win->used = true;
     win->valid = prev_known && prev_ts < w;
@@ -125,6 +127,31 @@ static void forget_ids(bp_open_windows *o)
         if (o->win[g].members.count || o->win[g].nrows)
             return;
     bp_intern_clear(&o->ids);
+}
+
+/* The day's set is its closed hours' and the open hour's: without the hour it is not known. */
+static void day_needs_hour(bp_open_windows *o)
+{
+    bp_open_window *day = &o->win[BP_GRAIN_1D];
+    if (day->valid && !o->win[BP_GRAIN_1H].valid) {
+        day->valid = false;
+        window_free(day);
+    }
+}
+
+/* The hour ends inside the day: its members join the day's closed hours'. */
+static int close_hour(bp_open_windows *o, uint64_t ts)
+{
+    bp_open_window *hour = &o->win[BP_GRAIN_1H], *day = &o->win[BP_GRAIN_1D];
+    if (!hour->used || !hour->valid || !day->used || !day->valid ||
+        hour->w == bp_window_of(ts, BP_GRAIN_1H) || day->w != bp_window_of(ts, BP_GRAIN_1D))
+        return 0;
+    bool added;
+    for (size_t j = 0; j < hour->members.cap; j++)
+        if (hour->members.keys[j] &&
+            bp_u64map_put(&day->members, hour->members.keys[j], 0, &added, NULL) != 0)
+            return BP_ENOMEM;
+    return 0;
 }
 
 /* The minute's row of contract id c (created empty). */
@@ -198,7 +225,8 @@ static int add_to_minute(bp_open_window *w, const bp_block_derived *bd, const ui
     return 0;
 }
 
-/* The block's set rows of the hour and day: the new ones (window seen whole) or all. */
+/* The block's set rows of the hour and day: the new ones (window seen whole) or all. A
+ * member new to the day is one new to the hour that none of the day's closed hours had. */
 static int set_rows(bp_open_windows *o, bp_block_derived *bd, const uint32_t *ids, bp_arena *batch)
 {
     size_t n = bd->sender_count + bd->pair_count;
@@ -209,33 +237,57 @@ static int set_rows(bp_open_windows *o, bp_block_derived *bd, const uint32_t *id
         return BP_ENOMEM;
     const bp_chain_block_row *c = &bd->chain;
     const uint32_t *pairs = ids + bd->sender_count;
-    for (int g = BP_GRAIN_SETS; g < BP_GRAIN_COUNT; g++) {
-        bp_open_window *w = &o->win[g];
-        for (size_t i = 0; i < n; i++) {
-            bool pair = i >= bd->sender_count, added = true;
-            size_t k = i - bd->sender_count;
-            const char *addr = pair ? bd->pairs[k].address : bd->senders[i];
-            const char *contract = pair ? bd->pairs[k].contract_address : NULL;
-            if (w->valid &&
-                bp_u64map_put(&w->members, pair ? pair_key(pairs[2 * k], pairs[2 * k + 1]) : ids[i],
-                              0, &added, NULL) != 0)
-                return BP_ENOMEM;
-            if (added)
-                bd->set_rows[bd->set_row_count++] =
-                    (bp_set_row){c->origin_key, bp_grain_names[g], w->w,    contract,
-                                 addr,          c->block_number,   w->valid};
+    bp_open_window *hour = &o->win[BP_GRAIN_1H], *day = &o->win[BP_GRAIN_1D];
+    bp_set_row *hour_rows = bd->set_rows, *day_rows = bd->set_rows + n;
+    size_t nh = 0, nd = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool pair = i >= bd->sender_count, new_hour = true, new_day = true;
+        size_t k = i - bd->sender_count;
+        const char *addr = pair ? bd->pairs[k].address : bd->senders[i];
+        const char *contract = pair ? bd->pairs[k].contract_address : NULL;
+        uint64_t key = !hour->valid ? 0 /* (no ids) */
+                       : pair       ? pair_key(pairs[2 * k], pairs[2 * k + 1])
+                                    : ids[i];
+        if (hour->valid && bp_u64map_put(&hour->members, key, 0, &new_hour, NULL) != 0)
+            return BP_ENOMEM;
+        if (day->valid) { /* (so the hour is too) */
+            bool closed = false;
+            if (new_hour)
+                bp_u64map_find(&day->members, key, &closed);
+            new_day = new_hour && !closed;
+            day->total += new_day;
         }
+        if (new_hour)
+            hour_rows[nh++] = (bp_set_row){c->origin_key, bp_grain_names[BP_GRAIN_1H],
+                                           hour->w,       contract,
+                                           addr,          c->block_number,
+                                           hour->valid};
+        if (new_day)
+            day_rows[nd++] = (bp_set_row){
+                c->origin_key, bp_grain_names[BP_GRAIN_1D], day->w, contract, addr, c->block_number,
+                day->valid};
     }
+    /* the hour's rows, then the day's */
+    if (nd)
+        memmove(hour_rows + nh, day_rows, nd * sizeof(*day_rows));
+    bd->set_row_count = nh + nd;
     return 0;
 }
 
-/* Members (senders and pairs) of every open window: with the interned addresses, what the
- * bytes are paid for (the give-up message says both: bytes per member measured in place). */
+/* Window g's members (senders and pairs): the day's are its total, not the closed hours' its
+ * table holds. */
+static size_t members_of(const bp_open_windows *o, int g)
+{
+    return g == BP_GRAIN_1D ? o->win[g].total : o->win[g].members.count;
+}
+
+/* Members of every open window: with the interned addresses, what the bytes are paid for (the
+ * give-up message says both: bytes per member measured in place). */
 static size_t open_members(const bp_open_windows *o)
 {
     size_t n = 0;
     for (int g = 0; g < BP_GRAIN_COUNT; g++)
-        n += o->win[g].members.count;
+        n += members_of(o, g);
     return n;
 }
 
@@ -249,11 +301,12 @@ static void give_up(bp_open_windows *o, int g)
                 "sets may hold (%zu bytes: %zu members in it, %zu in all open windows, %zu "
                 "interned addresses); its set rows are checked against the outputs' tables "
                 "until the next one",
-                bp_grain_names[g], w->w, o->max_bytes >> 20, bp_open_bytes(o), w->members.count,
+                bp_grain_names[g], w->w, o->max_bytes >> 20, bp_open_bytes(o), members_of(o, g),
                 open_members(o), o->ids.n);
     }
     w->valid = false;
     window_free(w);
+    day_needs_hour(o);
     forget_ids(o);
 }
 
@@ -278,8 +331,10 @@ void bp_open_account(const bp_open_windows *o, bp_open_peak *now)
 {
     *now = (bp_open_peak){
         .bytes = bp_open_bytes(o), .id_bytes = bp_intern_bytes(&o->ids), .ids = o->ids.n};
-    for (int g = 0; g < BP_GRAIN_COUNT; g++)
-        now->members[g] = o->win[g].members.count;
+    for (int g = 0; g < BP_GRAIN_COUNT; g++) {
+        now->members[g] = members_of(o, g);
+        now->stored[g] = o->win[g].members.count;
+    }
 }
 
 static void note_peak(bp_open_windows *o)
@@ -292,11 +347,14 @@ int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uin
                   bp_arena *batch)
 {
     uint64_t ts = bd->chain.block_timestamp;
+    if (close_hour(o, ts) != 0)
+        return BP_ENOMEM;
     for (int g = 0; g < BP_GRAIN_COUNT; g++) {
         if (enter(o, g, bp_window_of(ts, g), prev_known, prev_ts, batch) != 0)
             return BP_ENOMEM;
         o->win[g].touched = true;
     }
+    day_needs_hour(o);
     forget_ids(o);
     bool any = false;
     for (int g = 0; g < BP_GRAIN_COUNT; g++)
@@ -322,6 +380,7 @@ void bp_open_revert(bp_open_windows *o, uint64_t ts, bool ts_known)
             window_free(w);
         }
     }
+    day_needs_hour(o);
     forget_ids(o);
     /* a minute this batch finished before the reorg reached back into it */
     size_t k = 0;

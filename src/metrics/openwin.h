@@ -28,13 +28,17 @@ typedef struct bp_open_row {
 typedef struct bp_open_window {
     uint64_t w;
     bool used, valid;
-    bool touched;           /* by this batch (a minute: its summary goes with the batch) */
-    bp_u64map members;      /* sender ids, and (1 << 63 | contract id << 32 | sender id) */
+    bool touched; /* by this batch (a minute: its summary goes with the batch) */
+    /* sender ids, and (1 << 63 | contract id << 32 | sender id); the day's: only the members
+     * of its closed hours (the open hour's set holds the rest: a day's member is in one or the
+     * other, so a busy hour is not held twice) */
+    bp_u64map members;
     bp_u64map contracts;    /* minute: contract id -> index in rows */
     bp_open_row *rows;      /* minute: per-contract sums */
     const char *origin_key; /* minute: their chain (the batch's blocks') */
     size_t nrows, cap;
     uint64_t senders; /* minute: distinct senders */
+    size_t total;     /* day: its distinct members (closed hours' and the open hour's) */
 } bp_open_window;
 
 /* What the windows held at their largest: what the sets cost per member, measured in place
@@ -43,12 +47,15 @@ typedef struct bp_open_peak {
     size_t bytes;                   /* bp_open_bytes */
     size_t id_bytes, ids;           /* of it, the interned addresses; how many */
     size_t members[BP_GRAIN_COUNT]; /* senders and (contract, sender) pairs per window */
+    size_t stored[BP_GRAIN_COUNT];  /* of them, in the window's own table (the day: its closed
+                                     * hours', the open hour's are in the hour's) */
 } bp_open_peak;
 
 /* The memory is bounded: when the windows and their interned addresses hold more than
  * max_bytes, the day, then the hour, then the minute are given up (no longer valid, their
  * members freed): the outputs fall back to their own tables for them, exactly as after a
- * restart, and the next window of that grain starts afresh. */
+ * restart, and the next window of that grain starts afresh. The day is valid only while its
+ * hour is (its set is the hour's and its closed hours'). */
 typedef struct bp_open_windows {
     bp_open_window win[BP_GRAIN_COUNT];
     bp_intern ids;           /* the addresses of the valid windows' members */

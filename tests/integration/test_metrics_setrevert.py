@@ -2,8 +2,10 @@
 keeps every set-dependent number exact, in SQLite and in PostgreSQL.
 
 simnode serves 70 blocks of 1,000 transactions one second apart whose senders do not run out
-(--senders 100000000 --zipf 1, as bench/metrics_bench.py's set case): at the default
---max-memory the day's and the hour's sets outgrow their bound within the first minute, so
+(--senders 100000000 --zipf 1, as bench/metrics_bench.py's set case): with the sets' share
+at 1 MiB (BP_SETS_BYTES, for tests; at the default, 6 MiB, the hour alone outgrows it after
+about 70 blocks now that the day does not hold the hour's members too) the day's and the
+hour's sets outgrow their bound within the first minute, so
 the module gives them up and the outputs fall back to their own tables for them until the
 next hour or day (docs/ARCHITECTURE.md, "The open windows"). One `blockpipe run
 --confirmations 0` writes both outputs, follows the head, and then simnode_fork replaces the
@@ -86,7 +88,8 @@ def main():
                     [bp, "run", "--rpc", node.urls[0], "--output", f"sqlite:{path}", "--output",
                      pg.url(), "--start-block", "0", "--confirmations", "0", "--poll-interval", "0.2",
                      "--rpc-timeout", "120", "--log-level", "info", *KEEP_ALL],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                    env=dict(os.environ, BP_SETS_BYTES=str(1 << 20)))
             head = node.rpc_batch([("eth_getBlockByNumber", [hex(BLOCKS - 1), False])])[0]
             want = (BLOCKS - 1, head["hash"])
             wait_for("the head", lambda: sqlite_head(path) == want and pg_head(pg) == want,

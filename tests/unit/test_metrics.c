@@ -23,6 +23,7 @@
 #include "metrics/idset.h"
 #include "metrics/metrics.h"
 #include "metrics/model.h"
+#include "metrics/openwin.h"
 #include "metrics/tokens.h"
 #include "sink/sqlite_derived.h"
 #include "sink_fixture.h"
@@ -1163,6 +1164,39 @@ static void test_replay_after_rejoin(void **state)
     unlink(pb);
 }
 
+/* Two SQLite files, each written by a module of its own: m[0] keeps its open windows, m[1]'s
+ * are bounded to nothing (every window given up as soon as it holds anything) and charged to
+ * budget. */
+typedef struct bounded_pair {
+    char pa[64], pb[64];
+    bp_sink *s[2];
+    bp_metrics *m[2];
+    bp_budget budget;
+} bounded_pair;
+
+static void bounded_pair_open(bounded_pair *p)
+{
+    bp_error err = {0};
+    open_pair(p->pa, p->pb, p->s);
+    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
+    bp_budget_init(&p->budget, (size_t)1 << 30);
+    for (int i = 0; i < 2; i++)
+        assert_non_null(p->m[i] = bp_metrics_new(&mc, &err));
+    bp_metrics_set_budget(p->m[1], &p->budget, 1);
+}
+
+static void bounded_pair_close(bounded_pair *p)
+{
+    bp_metrics_set_budget(p->m[1], NULL, 0);
+    bp_budget_release(&p->budget);
+    for (int i = 0; i < 2; i++) {
+        bp_metrics_free(p->m[i]);
+        bp_sink_close(p->s[i]);
+    }
+    unlink(p->pa);
+    unlink(p->pb);
+}
+
 /* Open windows bounded to nothing: every window is given up as soon as it holds anything, a
  * block's set rows are then all of its distinct ones (the outputs' tables decide what is new),
  * and the SQLite output holds exactly what it holds with unbounded windows; what the module
@@ -1171,17 +1205,11 @@ static void test_replay_after_rejoin(void **state)
 static void test_window_bound(void **state)
 {
     (void)state;
-    char pa[64], pb[64];
-    bp_sink *s[2];
-    bp_metrics *m[2];
+    bounded_pair bp;
+    bounded_pair_open(&bp);
+    bp_sink **s = bp.s;
+    bp_metrics **m = bp.m;
     bp_error err = {0};
-    open_pair(pa, pb, s);
-    bp_metrics_config mc = {.reorg_window = 64, .native_symbol = "ETH", .price_max_age = 60};
-    bp_budget budget;
-    bp_budget_init(&budget, (size_t)1 << 30);
-    for (int i = 0; i < 2; i++)
-        assert_non_null(m[i] = bp_metrics_new(&mc, &err));
-    bp_metrics_set_budget(m[1], &budget, 1);
     uint64_t nonces[40] = {0};
     bp_block *b[7] = {0};
     for (uint64_t n = 1; n <= 6; n++) {
@@ -1196,34 +1224,84 @@ static void test_window_bound(void **state)
             if (i == 1) { /* given up: every distinct sender and pair, in the hour and the day */
                 assert_int_equal(bd->set_row_count, 2 * (bd->sender_count + bd->pair_count));
                 assert_int_equal(batch.derived->minute_count, 0);
-                assert_true(bp_budget_used(&budget) > 0);
+                assert_true(bp_budget_used(&bp.budget) > 0);
             }
             assert_int_equal(s[i]->ops->write(s[i], &batch, &err), 0);
         }
     }
     /* after the write the batch's rows are let go of; shedding frees the rest */
-    size_t held = bp_budget_used(&budget);
+    size_t held = bp_budget_used(&bp.budget);
     bp_metrics_written(m[1]);
-    assert_true(bp_budget_used(&budget) <= held);
+    assert_true(bp_budget_used(&bp.budget) <= held);
     assert_true(bp_metrics_shed(m[1]) > 0);
-    assert_int_equal(bp_budget_used(&budget), 0);
+    assert_int_equal(bp_budget_used(&bp.budget), 0);
     assert_true(bp_metrics_windows_dropped(m[1]) >= 3);
     assert_int_equal(bp_metrics_windows_dropped(m[0]), 0);
     /* given up, the hour's and day's sets are stored; seen whole, they need not be */
-    assert_int_equal(stored_set_windows(pa), 0);
-    assert_int_equal(stored_set_windows(pb), 2);
-    assert_same_tables(pa, pb);
+    assert_int_equal(stored_set_windows(bp.pa), 0);
+    assert_int_equal(stored_set_windows(bp.pb), 2);
+    assert_same_tables(bp.pa, bp.pb);
     bp_metrics_set_budget(m[1], NULL, 0);
-    assert_int_equal(bp_budget_used(&budget), 0);
-    bp_budget_release(&budget);
+    assert_int_equal(bp_budget_used(&bp.budget), 0);
     for (uint64_t n = 1; n <= 6; n++)
         bp_block_free(b[n]);
-    for (int i = 0; i < 2; i++) {
-        bp_metrics_free(m[i]);
-        bp_sink_close(s[i]);
+    bounded_pair_close(&bp);
+}
+
+/* The day's set holds only its closed hours' members (the open hour's set has the others, so
+ * a day in its first hour costs nothing beyond its hour), and its rows stay exact: a sender or
+ * pair of an earlier hour of the day is new to the hour, not to the day. Blocks over three
+ * hours of one day, through a module that keeps its windows and one bounded to nothing (every
+ * window given up: the output's tables decide), give the same tables. */
+static void test_day_holds_closed_hours(void **state)
+{
+    (void)state;
+    bounded_pair bp;
+    bounded_pair_open(&bp);
+    bp_sink **s = bp.s;
+    bp_metrics **m = bp.m;
+    bp_error err = {0};
+    uint64_t nonces[40] = {0};
+    bp_block *b[10] = {0};
+    const uint64_t day = 1699920000; /* a day's first second */
+    size_t repeats = 0;              /* blocks with a member new to the hour, not to the day */
+    for (uint64_t n = 1; n <= 9; n++) {
+        b[n] = traffic_block(n, 20, nonces);
+        b[n]->timestamp = day + 3600 * ((n - 1) / 3) + 100 * n; /* 3 blocks an hour */
+        bp_event ev = {BP_EVENT_APPLY, b[n]};
+        for (int i = 0; i < 2; i++) {
+            bp_batch batch = {
+                .chain = "main", .events = &ev, .count = 1, .checkpoint = fx_cp(n, 0)};
+            assert_int_equal(bp_metrics_compute(m[i], &batch, n == 1, &batch.derived, &err), 0);
+            const bp_block_derived *bd = &batch.derived->blocks[0];
+            size_t rows[BP_GRAIN_COUNT] = {0};
+            for (size_t j = 0; j < bd->set_row_count; j++) {
+                assert_true(bd->set_rows[j].known_new || i == 1); /* (the first block's are) */
+                rows[bp_derived_set_grain(&bd->set_rows[j])]++;
+            }
+            if (i == 0) {
+                assert_true(rows[BP_GRAIN_1D] <= rows[BP_GRAIN_1H]);
+                repeats += rows[BP_GRAIN_1D] < rows[BP_GRAIN_1H];
+                bp_open_peak now;
+                bp_metrics_sets_now(m[0], &now);
+                assert_true(now.members[BP_GRAIN_1H] > 0);
+                assert_true(now.members[BP_GRAIN_1D] >= now.members[BP_GRAIN_1H]);
+                /* in the day's first hour its table is empty; later it has the closed hours' */
+                if (n <= 3)
+                    assert_int_equal(now.stored[BP_GRAIN_1D], 0);
+                else
+                    assert_true(now.stored[BP_GRAIN_1D] > 0 &&
+                                now.stored[BP_GRAIN_1D] < now.members[BP_GRAIN_1D]);
+            }
+            assert_int_equal(s[i]->ops->write(s[i], &batch, &err), 0);
+        }
     }
-    unlink(pa);
-    unlink(pb);
+    assert_true(repeats > 0);
+    assert_int_equal(bp_metrics_windows_dropped(m[0]), 0);
+    assert_same_tables(bp.pa, bp.pb);
+    for (uint64_t n = 1; n <= 9; n++)
+        bp_block_free(b[n]);
+    bounded_pair_close(&bp);
 }
 
 /* A database of schema 1 (raw tables only) gets the derived tables when opened. */
@@ -1321,6 +1399,7 @@ int main(void)
         cmocka_unit_test(test_model_finds_planted_outliers),
         cmocka_unit_test(test_model_restart_scores_as_uninterrupted),
         cmocka_unit_test(test_window_bound),
+        cmocka_unit_test(test_day_holds_closed_hours),
         cmocka_unit_test(test_replay_after_rejoin),
         cmocka_unit_test(test_upgrade_from_schema_1),
         cmocka_unit_test(test_intern_addresses),
