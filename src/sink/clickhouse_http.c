@@ -439,7 +439,7 @@ int bp_ch_query_set(bp_ch_http *h, const char *set, const char *sql, bp_buf *out
     char extra[128];
     if (snprintf(extra, sizeof(extra), "wait_end_of_query=1%s%s", set ? "&" : "", set ? set : "") >=
         (int)sizeof(extra))
-        return bp_error_set(err, BP_EINVAL, "%s: settings '%s' too long", what, set);
+        return bp_error_set(err, BP_EINVAL, "%s: settings '%s' too long", what, set ? set : "");
     int rc = make_url(h, extra, err);
     if (rc != 0)
         return rc;
