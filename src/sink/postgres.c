@@ -77,8 +77,8 @@ typedef struct pg_sink {
     bool lookup_tried, lookup_made; /* make_lookup_indexes ran; and succeeded */
     bool write_failed;              /* a batch failed for good (the run stops with its error) */
     int timed_out; /* the last connection was cut after timed_out s without an answer; 0: no */
-    const bp_block_derived **run;   /* the derived rows of the APPLY run being written */
-    bp_block_derived *trimmed;      /* run's blocks trimmed to `has` (bp_derived_trim) */
+    const bp_block_derived **run; /* the derived rows of the APPLY run being written */
+    bp_block_derived *trimmed;    /* run's blocks trimmed to `has` (bp_derived_trim) */
     size_t run_cap;
     unsigned has; /* the derived groups the tables hold (derived=, bp_pg_derived_select) */
     struct pg_claim *claims; /* the chains whose writer lock this session holds (or held) */
@@ -147,6 +147,15 @@ INLINE void enc_value(pg_sink *s, bp_pgcopy *c, bp_col_id id, const bp_value *v)
         else
             bp_pgcopy_hex(c, v->s, bp_columns[id].qname);
         return;
+    case BP_VAL_HEX: {
+        char hex[BP_HEXB_TEXT];
+        bp_hexb_text(hex, v->h);
+        if (type == BP_COL_TEXT)
+            bp_pgcopy_text(c, hex);
+        else
+            bp_pgcopy_hex(c, hex, bp_columns[id].qname);
+        return;
+    }
     case BP_VAL_WITHDRAWALS:
         enc_withdrawals(s, c, v->block);
         return;
