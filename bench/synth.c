@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "util/arena.h"
+#include "util/hex.h"
 
 double bench_now_s(void)
 {
@@ -48,6 +49,13 @@ static const char *rnd_hex(bp_block *b, uint64_t seed, size_t nbytes)
     return s;
 }
 
+/* The same kept as bytes, as the decoder keeps r, s and a receipt's bloom. */
+static const bp_hexb *rnd_hexb(bp_block *b, uint64_t seed, size_t nbytes)
+{
+    const char *s = rnd_hex(b, seed, nbytes);
+    return bp_hexb_make(b->arena, s, strlen(s));
+}
+
 static bp_qty qty(uint64_t lo, uint64_t hi)
 {
     bp_qty q = {.set = true};
@@ -76,8 +84,8 @@ static void fill_tx(bp_block *b, bp_tx *t, size_t i)
     t->chain_id = (bp_opt_u64){.v = 1, .set = true};
     t->input = i % 3 == 0 ? "0x" : rnd_hex(b, k * 7 + 2, 4 + mix(k + 6) % 196);
     t->v = "0x1";
-    t->r = rnd_hex(b, k * 7 + 3, 32);
-    t->s = rnd_hex(b, k * 7 + 4, 32);
+    t->r = rnd_hexb(b, k * 7 + 3, 32);
+    t->s = rnd_hexb(b, k * 7 + 4, 32);
     t->y_parity = "0x1";
     t->access_list_json = "[]";
     t->has_receipt = true;
@@ -85,7 +93,7 @@ static void fill_tx(bp_block *b, bp_tx *t, size_t i)
     t->receipt_gas_used = 21000;
     t->receipt_status = (bp_opt_u64){.v = 1, .set = true};
     t->receipt_effective_gas_price = t->gas_price;
-    t->receipt_logs_bloom = rnd_hex(b, k * 7 + 5, 256);
+    t->receipt_logs_bloom = rnd_hexb(b, k * 7 + 5, 256);
 }
 
 static void fill_logs(bp_block *b)

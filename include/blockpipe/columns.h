@@ -44,11 +44,12 @@ typedef enum bp_col_type {
 /* X(id, table, name, etl_name, type, src, rep, field, flags): every column, each table's in
  * its SQL order. etl_name is NULL for a column ethereum-etl does not have. The value is
  * `field` of src: BLOCK (bp_row.block), TX (bp_row.tx), RECEIPT (bp_row.tx, null when it has
- * no receipt), OP (bp_row.tx->op, null without it), OP_RECEIPT (both), ARB_RECEIPT (bp_row.tx->arb
+ * no receipt), RARE (bp_row.tx->rare, null without it), RARE_RECEIPT (both), OP (bp_row.tx->op,
+ * null without it), OP_RECEIPT (both), ARB_RECEIPT (bp_row.tx->arb
  * and a receipt), LOG (bp_row.log) or CHAIN
- * (bp_row.chain; field unused), read as rep: STR (const char *, NULL is null), U64, SIZE (size_t),
- * OPT_U64 (bp_opt_u64), QTY (bp_qty) or WITHDRAWALS (the block's withdrawals as a JSON array, null
- * when the node sent none). */
+ * (bp_row.chain; field unused), read as rep: STR (const char *, NULL is null), HEXB (const bp_hexb
+ * *: hex kept as bytes, NULL is null), U64, SIZE (size_t), OPT_U64 (bp_opt_u64), QTY (bp_qty) or
+ * WITHDRAWALS (the block's withdrawals as a JSON array, null when the node sent none). */
 #define BP_COLUMNS(X)                                                                              \
     X(BLOCK_CHAIN, blocks, "chain", NULL, TEXT, CHAIN, STR, number, BP_COL_NOTNULL | BP_COL_KEY)   \
     X(BLOCK_NUMBER, blocks, "number", "number", INT64, BLOCK, U64, number,                         \
@@ -112,38 +113,38 @@ typedef enum bp_col_type {
       max_fee_per_gas, 0)                                                                          \
     X(TX_MAX_PRIORITY_FEE_PER_GAS, transactions, "max_priority_fee_per_gas",                       \
       "max_priority_fee_per_gas", UINT256, TX, QTY, max_priority_fee_per_gas, 0)                   \
-    X(TX_MAX_FEE_PER_BLOB_GAS, transactions, "max_fee_per_blob_gas", NULL, UINT256, TX, QTY,       \
+    X(TX_MAX_FEE_PER_BLOB_GAS, transactions, "max_fee_per_blob_gas", NULL, UINT256, RARE, QTY,     \
       max_fee_per_blob_gas, 0)                                                                     \
     X(TX_TRANSACTION_TYPE, transactions, "transaction_type", "transaction_type", INT64, TX,        \
       OPT_U64, transaction_type, 0)                                                                \
     X(TX_CHAIN_ID, transactions, "chain_id", NULL, UINT64, TX, OPT_U64, chain_id, 0)               \
     X(TX_V, transactions, "v", NULL, TEXT, TX, STR, v, 0)                                          \
-    X(TX_R, transactions, "r", NULL, TEXT, TX, STR, r, 0)                                          \
-    X(TX_S, transactions, "s", NULL, TEXT, TX, STR, s, 0)                                          \
+    X(TX_R, transactions, "r", NULL, TEXT, TX, HEXB, r, 0)                                         \
+    X(TX_S, transactions, "s", NULL, TEXT, TX, HEXB, s, 0)                                         \
     X(TX_Y_PARITY, transactions, "y_parity", NULL, TEXT, TX, STR, y_parity, 0)                     \
     X(TX_ACCESS_LIST, transactions, "access_list", NULL, JSON, TX, STR, access_list_json, 0)       \
-    X(TX_BLOB_VERSIONED_HASHES, transactions, "blob_versioned_hashes", NULL, JSON, TX, STR,        \
+    X(TX_BLOB_VERSIONED_HASHES, transactions, "blob_versioned_hashes", NULL, JSON, RARE, STR,      \
       blob_versioned_hashes_json, 0)                                                               \
-    X(TX_AUTHORIZATION_LIST, transactions, "authorization_list", NULL, JSON, TX, STR,              \
+    X(TX_AUTHORIZATION_LIST, transactions, "authorization_list", NULL, JSON, RARE, STR,            \
       authorization_list_json, 0)                                                                  \
-    X(TX_RAW, transactions, "raw", NULL, JSON, TX, STR, raw_json, 0)                               \
+    X(TX_RAW, transactions, "raw", NULL, JSON, RARE, STR, raw_json, 0)                             \
     X(TX_RECEIPT_CUMULATIVE_GAS_USED, transactions, "receipt_cumulative_gas_used",                 \
       "cumulative_gas_used", INT64, RECEIPT, U64, receipt_cumulative_gas_used, BP_COL_RECEIPTS)    \
     X(TX_RECEIPT_GAS_USED, transactions, "receipt_gas_used", "gas_used", INT64, RECEIPT, U64,      \
       receipt_gas_used, BP_COL_RECEIPTS)                                                           \
     X(TX_RECEIPT_CONTRACT_ADDRESS, transactions, "receipt_contract_address", "contract_address",   \
       ADDRESS, RECEIPT, STR, receipt_contract_address, BP_COL_RECEIPTS)                            \
-    X(TX_RECEIPT_ROOT, transactions, "receipt_root", "root", HASH, RECEIPT, STR, receipt_root,     \
-      BP_COL_RECEIPTS)                                                                             \
+    X(TX_RECEIPT_ROOT, transactions, "receipt_root", "root", HASH, RARE_RECEIPT, STR,              \
+      receipt_root, BP_COL_RECEIPTS)                                                               \
     X(TX_RECEIPT_STATUS, transactions, "receipt_status", "status", INT64, RECEIPT, OPT_U64,        \
       receipt_status, BP_COL_RECEIPTS)                                                             \
     X(TX_RECEIPT_EFFECTIVE_GAS_PRICE, transactions, "receipt_effective_gas_price",                 \
       "effective_gas_price", UINT256, RECEIPT, QTY, receipt_effective_gas_price, BP_COL_RECEIPTS)  \
-    X(TX_RECEIPT_BLOB_GAS_USED, transactions, "receipt_blob_gas_used", NULL, INT64, RECEIPT,       \
+    X(TX_RECEIPT_BLOB_GAS_USED, transactions, "receipt_blob_gas_used", NULL, INT64, RARE_RECEIPT,  \
       OPT_U64, receipt_blob_gas_used, 0)                                                           \
-    X(TX_RECEIPT_BLOB_GAS_PRICE, transactions, "receipt_blob_gas_price", NULL, UINT256, RECEIPT,   \
-      QTY, receipt_blob_gas_price, 0)                                                              \
-    X(TX_RECEIPT_LOGS_BLOOM, transactions, "receipt_logs_bloom", NULL, BYTES, RECEIPT, STR,        \
+    X(TX_RECEIPT_BLOB_GAS_PRICE, transactions, "receipt_blob_gas_price", NULL, UINT256,            \
+      RARE_RECEIPT, QTY, receipt_blob_gas_price, 0)                                                \
+    X(TX_RECEIPT_LOGS_BLOOM, transactions, "receipt_logs_bloom", NULL, BYTES, RECEIPT, HEXB,       \
       receipt_logs_bloom, 0)                                                                       \
     X(TX_SOURCE_HASH, transactions, "source_hash", NULL, HASH, OP, STR, source_hash, 0)            \
     X(TX_MINT, transactions, "mint", NULL, UINT256, OP, QTY, mint, 0)                              \
@@ -231,6 +232,7 @@ enum bp_value_kind {
     BP_VAL_U64,
     BP_VAL_U256,        /* .q; a bp_qty that is set */
     BP_VAL_STR,         /* .s */
+    BP_VAL_HEX,         /* .h: hex kept as bytes, written as its text (bp_hexb_text) */
     BP_VAL_WITHDRAWALS, /* the withdrawals of .block (has_withdrawals) */
     BP_VAL_F64,         /* .f (derived tables) */
 };
@@ -240,6 +242,7 @@ typedef struct bp_value {
     uint64_t u;
     const bp_qty *q;
     const char *s;
+    const bp_hexb *h;
     const bp_block *block;
     double f;
 } bp_value;
@@ -252,6 +255,44 @@ static inline bp_value bp_val_null(void)
 static inline bp_value bp_val_str(const char *s)
 {
     return (bp_value){.kind = s ? BP_VAL_STR : BP_VAL_NULL, .s = s};
+}
+
+/* The text of a BP_VAL_HEX value: "0x" and its digits, at most BP_HEXB_TEXT bytes with the
+ * NUL. */
+#define BP_HEXB_TEXT (2 + BP_HEXB_MAX + 1)
+
+/* Writes h's text and a NUL at dst (room for BP_HEXB_TEXT bytes, or
+ * bp_hexb_text_len(h) + 1); returns its length. h holds at most BP_HEXB_MAX digits. */
+static inline size_t bp_hexb_text(char *dst, const bp_hexb *h)
+{
+    static const char digit[16] = "0123456789abcdef";
+    unsigned n = bp_hexb_digits(h);
+    dst[0] = '0';
+    dst[1] = 'x';
+    for (unsigned i = 0; i < n / 2; i++) {
+        dst[2 + 2 * i] = digit[h->b[i] >> 4];
+        dst[3 + 2 * i] = digit[h->b[i] & 15];
+    }
+    if (n & 1)
+        dst[1 + n] = digit[h->b[n / 2] >> 4];
+    dst[2 + n] = '\0';
+    return 2 + (size_t)n;
+}
+
+/* The length of h's text (BP_VAL_HEX: not BP_HEXB_IS_TEXT). */
+static inline size_t bp_hexb_text_len(const bp_hexb *h)
+{
+    return 2 + (size_t)bp_hexb_digits(h);
+}
+
+/* Hex kept as bytes, or as text when it was too long for that. */
+static inline bp_value bp_val_hexb(const bp_hexb *h)
+{
+    if (!h)
+        return (bp_value){.kind = BP_VAL_NULL};
+    if (bp_hexb_digits(h) == BP_HEXB_IS_TEXT)
+        return (bp_value){.kind = BP_VAL_STR, .s = (const char *)h->b};
+    return (bp_value){.kind = BP_VAL_HEX, .h = h};
 }
 
 static inline bp_value bp_val_u64(uint64_t u)
@@ -279,6 +320,9 @@ static inline bp_value bp_val_withdrawals(const bp_block *b)
 #define BP_GET_BLOCK(r, REP, f) REP((r)->block, f)
 #define BP_GET_TX(r, REP, f) REP((r)->tx, f)
 #define BP_GET_RECEIPT(r, REP, f) ((r)->tx->has_receipt ? REP((r)->tx, f) : bp_val_null())
+#define BP_GET_RARE(r, REP, f) ((r)->tx->rare ? REP((r)->tx->rare, f) : bp_val_null())
+#define BP_GET_RARE_RECEIPT(r, REP, f)                                                             \
+    ((r)->tx->has_receipt && (r)->tx->rare ? REP((r)->tx->rare, f) : bp_val_null())
 #define BP_GET_OP(r, REP, f) ((r)->tx->op ? REP((r)->tx->op, f) : bp_val_null())
 #define BP_GET_OP_RECEIPT(r, REP, f)                                                               \
     ((r)->tx->has_receipt && (r)->tx->op ? REP((r)->tx->op, f) : bp_val_null())
@@ -286,6 +330,7 @@ static inline bp_value bp_val_withdrawals(const bp_block *b)
     ((r)->tx->has_receipt && (r)->tx->arb ? REP((r)->tx->arb, f) : bp_val_null())
 #define BP_GET_LOG(r, REP, f) REP((r)->log, f)
 #define BP_REP_STR_OF(p, f) bp_val_str((p)->f)
+#define BP_REP_HEXB_OF(p, f) bp_val_hexb((p)->f)
 #define BP_REP_U64_OF(p, f) bp_val_u64((p)->f)
 #define BP_REP_SIZE_OF(p, f) bp_val_u64((uint64_t)(p)->f)
 #define BP_REP_OPT_U64_OF(p, f) bp_val_opt(&(p)->f)

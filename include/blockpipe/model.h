@@ -37,6 +37,24 @@ typedef struct bp_opt_u64 {
 /* Hash strings: "0x" + 64 hex digits + NUL. */
 #define BP_HASH_STRLEN 67
 
+/* Hex data kept as its bytes, half the size of its text: a receipt's logsBloom (258 bytes
+ * instead of 515: 7 MiB of a 50,000-tx block) and a transaction's r and s. The outputs write
+ * it back as the text the node sent, lower-cased: "0x" and bp_hexb_digits(h) hex digits, an
+ * odd count too (r and s are quantities: no leading zeros); columns.h bp_hexb_text. A value
+ * of more than BP_HEXB_MAX digits stays text: its digits read BP_HEXB_IS_TEXT and b holds
+ * the NUL-terminated text. Byte-aligned (no padding in the arena). */
+typedef struct bp_hexb {
+    unsigned char n[2]; /* the digit count, little-endian */
+    unsigned char b[];  /* two digits a byte, the first one high; an odd count's last low 0 */
+} bp_hexb;
+#define BP_HEXB_MAX 512 /* a logsBloom's digits */
+#define BP_HEXB_IS_TEXT 0xffffu
+
+static inline unsigned bp_hexb_digits(const bp_hexb *h)
+{
+    return (unsigned)h->n[0] | (unsigned)h->n[1] << 8;
+}
+
 typedef struct bp_log {
     uint64_t log_index;         /* block-wide logIndex */
     uint64_t transaction_index; /* index of the tx in the block */
@@ -87,6 +105,24 @@ typedef struct bp_tx_arb {
     bp_opt_u64 receipt_l1_block_number;
 } bp_tx_arb;
 
+/* What few of an L1 block's transactions have, kept out of bp_tx as the L2 parts are: blob
+ * transactions' fields (type 3), EIP-7702 authorizations (type 4), a pre-Byzantium receipt's
+ * root, the whole object of a type the decoder does not know. In bp_tx they took 120 bytes of
+ * every transaction (5.7 MiB of a 50,000-tx block); made by the decoder for a tx that has
+ * one of them. */
+typedef struct bp_tx_rare {
+    bp_qty max_fee_per_blob_gas;
+    const char *blob_versioned_hashes_json; /* compact JSON text of the list, NULL when absent */
+    const char *authorization_list_json;
+    /* For a type this decoder does not know (> 4): the whole tx object as compact JSON, so
+     * nothing the node said is lost. NULL for known types. */
+    const char *raw_json;
+    /* The receipt's. */
+    const char *receipt_root; /* pre-Byzantium state root, else NULL */
+    bp_opt_u64 receipt_blob_gas_used;
+    bp_qty receipt_blob_gas_price;
+} bp_tx_rare;
+
 typedef struct bp_tx {
     const char *hash;
     const char *block_hash;
@@ -101,20 +137,16 @@ typedef struct bp_tx {
     bp_qty gas_price;
     bp_qty max_fee_per_gas;
     bp_qty max_priority_fee_per_gas;
-    bp_qty max_fee_per_blob_gas;
     bp_opt_u64 transaction_type; /* unset if the node sent no "type" */
     bp_opt_u64 chain_id;
     const char *input; /* "0x" for empty */
-    const char *v, *r, *s, *y_parity;
-    /* Compact JSON text of the list fields, NULL when absent. */
+    const char *v, *y_parity;
+    const bp_hexb *r, *s;
+    /* Compact JSON text of the access list, NULL when absent. */
     const char *access_list_json;
-    const char *blob_versioned_hashes_json;
-    const char *authorization_list_json;
-    /* For a type this decoder does not know (> 4): the whole tx object as compact JSON, so
-     * nothing the node said is lost. NULL for known types. */
-    const char *raw_json;
-    /* What only OP-stack / Arbitrum chains send; NULL when the tx and its receipt have none of
-     * that family's fields. */
+    /* What few txs have (bp_tx_rare) and what only OP-stack / Arbitrum chains send; NULL when
+     * the tx and its receipt have none of those fields. */
+    bp_tx_rare *rare;
     bp_tx_op *op;
     bp_tx_arb *arb;
     /* The tx object's keys we do not model (a chain's own fields), one compact JSON object;
@@ -126,12 +158,9 @@ typedef struct bp_tx {
     uint64_t receipt_cumulative_gas_used;
     uint64_t receipt_gas_used;
     const char *receipt_contract_address; /* NULL unless a creation */
-    const char *receipt_root;             /* pre-Byzantium state root, else NULL */
     bp_opt_u64 receipt_status;            /* unset pre-Byzantium */
     bp_qty receipt_effective_gas_price;
-    bp_opt_u64 receipt_blob_gas_used;
-    bp_qty receipt_blob_gas_price;
-    const char *receipt_logs_bloom;
+    const bp_hexb *receipt_logs_bloom;
     /* The receipt object's keys we do not model, as extra_json. */
     const char *receipt_extra_json;
 

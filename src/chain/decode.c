@@ -74,14 +74,14 @@ static const bp_field tx_fields[] = {
     FLD("gasPrice", K_QTY, OPT, bp_tx, gas_price),
     FLD("maxFeePerGas", K_QTY, OPT, bp_tx, max_fee_per_gas),
     FLD("maxPriorityFeePerGas", K_QTY, OPT, bp_tx, max_priority_fee_per_gas),
-    FLD("maxFeePerBlobGas", K_QTY, OPT, bp_tx, max_fee_per_blob_gas),
+    FLD_RARE("maxFeePerBlobGas", K_QTY, max_fee_per_blob_gas),
     FLD("type", K_OPT_U64, OPT, bp_tx, transaction_type),
     FLD("chainId", K_OPT_U64, OPT, bp_tx, chain_id), FLD("input", K_DATA, REQ, bp_tx, input),
-    FLD("v", K_DATA, OPT, bp_tx, v), FLD("r", K_DATA, OPT, bp_tx, r),
-    FLD("s", K_DATA, OPT, bp_tx, s), FLD("yParity", K_DATA, OPT, bp_tx, y_parity),
+    FLD("v", K_DATA, OPT, bp_tx, v), FLD("r", K_HEXB, OPT, bp_tx, r),
+    FLD("s", K_HEXB, OPT, bp_tx, s), FLD("yParity", K_DATA, OPT, bp_tx, y_parity),
     FLD("accessList", K_JSON, OPT, bp_tx, access_list_json),
-    FLD("blobVersionedHashes", K_JSON, OPT, bp_tx, blob_versioned_hashes_json),
-    FLD("authorizationList", K_JSON, OPT, bp_tx, authorization_list_json),
+    FLD_RARE("blobVersionedHashes", K_JSON, blob_versioned_hashes_json),
+    FLD_RARE("authorizationList", K_JSON, authorization_list_json),
     /* OP-stack deposits (op-geth internal/ethapi RPCTransaction) */
     FLD_OP("sourceHash", K_HASH, source_hash), FLD_OP("mint", K_QTY, mint),
     FLD_OP("isSystemTx", K_OPT_BOOL, is_system_tx),
@@ -99,12 +99,12 @@ static const bp_field receipt_fields[] = {
     FLD("cumulativeGasUsed", K_U64, MUST, bp_tx, receipt_cumulative_gas_used),
     FLD("gasUsed", K_U64, MUST, bp_tx, receipt_gas_used),
     FLD("contractAddress", K_ADDR, OPT, bp_tx, receipt_contract_address),
-    FLD("root", K_DATA, OPT, bp_tx, receipt_root),
+    FLD_RARE("root", K_DATA, receipt_root),
     FLD("status", K_OPT_U64, OPT, bp_tx, receipt_status),
     FLD("effectiveGasPrice", K_QTY, OPT, bp_tx, receipt_effective_gas_price),
-    FLD("blobGasUsed", K_OPT_U64, OPT, bp_tx, receipt_blob_gas_used),
-    FLD("blobGasPrice", K_QTY, OPT, bp_tx, receipt_blob_gas_price),
-    FLD("logsBloom", K_DATA, OPT, bp_tx, receipt_logs_bloom),
+    FLD_RARE("blobGasUsed", K_OPT_U64, receipt_blob_gas_used),
+    FLD_RARE("blobGasPrice", K_QTY, receipt_blob_gas_price),
+    FLD("logsBloom", K_HEXB, OPT, bp_tx, receipt_logs_bloom),
     /* copies of the transaction's fields */
     FLD("from", K_SKIP, OPT, bp_tx, hash),
     FLD("to", K_SKIP, OPT, bp_tx, hash),
@@ -254,6 +254,9 @@ static int put_text_inplace(dctx *c, const bp_field *f, char *s, size_t len, cha
 static const char zero_bloom[] = "0x" Z64 Z64 Z64 Z64 Z64 Z64 Z64 Z64;
 #undef Z64
 #undef Z8
+/* The same as bytes (bp_hexb: 512 digits, all zero). */
+static const unsigned char zero_bloom_b[2 + BP_HEXB_MAX / 2] = {BP_HEXB_MAX & 0xff,
+                                                                BP_HEXB_MAX >> 8};
 
 void bp_intern_free(bp_intern *t)
 {
@@ -312,7 +315,7 @@ static const char *put_interned(dctx *c, const char *s, size_t len, bool *bad)
     const char **slot = t->cap ? intern_slot(t, low, len) : NULL;
     if (slot && *slot)
         return *slot;
-    char *p = bp_arena_alloc(c->a, len + 1);
+    char *p = bp_arena_alloc_bytes(c->a, len + 1);
     if (!p)
         return NULL;
     memcpy(p, low, len + 1);
@@ -346,12 +349,30 @@ static int put_text(dctx *c, const bp_field *f, yajl_val v, char *dst)
         memcpy(dst, &p, sizeof(p));
         return BP_OK;
     }
-    char *p = len == want ? bp_arena_alloc(c->a, len + 1) : NULL;
+    char *p = len == want ? bp_arena_alloc_bytes(c->a, len + 1) : NULL;
     if (len == want && !p)
         return bp_error_set(c->err, BP_ENOMEM, "field '%s': out of memory", f->key);
     if (!p || !copy_hex_lower(p, s, len))
         return bad_text(c, f, s);
     memcpy(dst, &p, sizeof(p));
+    return BP_OK;
+}
+
+/* Hex data as its bytes (bp_hexb), in the arena; a value of more than BP_HEXB_MAX digits as
+ * its lower-cased text. All-zero blooms share one. */
+static int put_hexb(dctx *c, const bp_field *f, yajl_val v, char *dst)
+{
+    const char *s = v->u.string;
+    size_t len = str_len(c, v);
+    bool upper;
+    if (!scan_hex(s, len, &upper))
+        return bad_text(c, f, s);
+    const bp_hexb *h = len == sizeof(zero_bloom) - 1 && memcmp(s, zero_bloom, len) == 0
+                           ? (const bp_hexb *)(const void *)zero_bloom_b
+                           : bp_hexb_make(c->a, s, len);
+    if (!h)
+        return bp_error_set(c->err, BP_ENOMEM, "field '%s': out of memory", f->key);
+    memcpy(dst, &h, sizeof(h));
     return BP_OK;
 }
 
@@ -435,9 +456,19 @@ static int put_plain_text(dctx *c, const bp_field *f, yajl_val v, const char **d
     return BP_OK;
 }
 
+/* tx's part for what few txs have, made on first use; NULL when out of memory. */
+static bp_tx_rare *rare_part(dctx *c, bp_tx *tx)
+{
+    if (!tx->rare)
+        tx->rare = bp_arena_calloc(c->a, 1, sizeof(*tx->rare));
+    return tx->rare;
+}
+
 /* The chain family's part of tx that f is in, made on first use; NULL when out of memory. */
 static char *family_part(dctx *c, const bp_field *f, bp_tx *tx)
 {
+    if (f->fam == FAM_RARE)
+        return (char *)rare_part(c, tx);
     if (f->fam == FAM_OP) {
         if (!tx->op)
             tx->op = bp_arena_calloc(c->a, 1, sizeof(*tx->op));
@@ -479,6 +510,8 @@ int bp_dec_put_field(dctx *c, const bp_field *f, yajl_val v, char *base, yajl_va
         return bp_dec_wrong_type(c, f->key, "a hex string", v);
     if (f->kind == K_U64 || f->kind == K_OPT_U64 || f->kind == K_QTY)
         return put_quantity(c, f, v, dst);
+    if (f->kind == K_HEXB)
+        return put_hexb(c, f, v, dst);
     return put_text(c, f, v, dst);
 }
 
@@ -687,7 +720,8 @@ static int decode_tx_body(dctx *c, yajl_val obj, size_t i, bp_tx *tx)
     if (rc == BP_OK)
         rc = check_u64_echo(c, "transactionIndex", keep[TK_TX_INDEX], i);
     if (rc == BP_OK && !known)
-        rc = json_text(c, "(raw transaction)", obj, &tx->raw_json);
+        rc = rare_part(c, tx) ? json_text(c, "(raw transaction)", obj, &tx->rare->raw_json)
+                              : bp_error_set(c->err, BP_ENOMEM, "(raw transaction): out of memory");
     if (rc == BP_OK && !tx->input)
         tx->input = "0x"; /* only reachable for unknown types, which may omit it */
     return rc;

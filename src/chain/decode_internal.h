@@ -26,6 +26,7 @@ enum fkind {
     K_TOPIC,   /* a log topic: K_HASH, one copy per value in a block (dctx.intern) */
     K_ADDR,    /* 20-byte hex, lower-cased; one copy per value in a block (dctx.intern) */
     K_DATA,    /* any-length hex, lower-cased */
+    K_HEXB,    /* any-length hex kept as its bytes (const bp_hexb *: model.h) */
     K_JSON,    /* compact JSON text of an array */
     K_BOOL,
     K_OPT_BOOL, /* true / false (or the strings "true" / "false") into bp_opt_u64 as 1 / 0 */
@@ -43,11 +44,11 @@ typedef struct bp_field {
     unsigned char req;
     unsigned short off;
     /* 0: off is into the object; else into a chain family's part of bp_tx, made on first
-     * use: FAM_OP (bp_tx.op) or FAM_ARB (bp_tx.arb) */
+     * use: FAM_OP (bp_tx.op), FAM_ARB (bp_tx.arb) or FAM_RARE (bp_tx.rare) */
     unsigned char fam;
 } bp_field;
 
-enum { FAM_NONE, FAM_OP, FAM_ARB };
+enum { FAM_NONE, FAM_OP, FAM_ARB, FAM_RARE };
 
 #define FLD(key, kind, req, type, member)                                                          \
     {                                                                                              \
@@ -60,6 +61,10 @@ enum { FAM_NONE, FAM_OP, FAM_ARB };
 #define FLD_ARB(key, kind, member)                                                                 \
     {                                                                                              \
         key, kind, OPT, (unsigned short)offsetof(bp_tx_arb, member), FAM_ARB                       \
+    }
+#define FLD_RARE(key, kind, member)                                                                \
+    {                                                                                              \
+        key, kind, OPT, (unsigned short)offsetof(bp_tx_rare, member), FAM_RARE                     \
     }
 #define KEEP(key, req)                                                                             \
     {                                                                                              \

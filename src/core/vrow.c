@@ -151,6 +151,10 @@ static int model_cell(bp_buf *out, bp_col_id id, const bp_row *r, bp_buf *tmp)
         if (bp_col_type_of(id) == BP_COL_JSON)
             return put_json(out, v.s, strlen(v.s));
         return put_text(out, v.s, strlen(v.s));
+    case BP_VAL_HEX: {
+        char hex[BP_HEXB_TEXT];
+        return put_text(out, hex, bp_hexb_text(hex, v.h));
+    }
     case BP_VAL_WITHDRAWALS: {
         bp_fmt f = {.buf = tmp};
         bp_buf_reset(tmp);

@@ -181,6 +181,15 @@ static inline __attribute__((always_inline)) void bp_ch_put_value(bp_ch_enc *e, 
         else
             bp_ch_put_hex(e, v->s);
         return;
+    case BP_VAL_HEX: {
+        char hex[BP_HEXB_TEXT];
+        size_t n = bp_hexb_text(hex, v->h);
+        if (type == BP_COL_TEXT)
+            bp_ch_put_text(e, hex, n);
+        else
+            bp_ch_put_hex(e, hex);
+        return;
+    }
     default:
         bp_ch_put_null(e);
     }

@@ -201,6 +201,10 @@ INLINE size_t measure(const csv_cell *layout, size_t n, const bp_row *r, cells *
             c->len[k] = strlen(c->v[k].s);
             room += cc->kind == K_QUOTED ? 2 * c->len[k] + 2 : c->len[k];
             break;
+        case BP_VAL_HEX: /* hex digits need no quotes */
+            c->len[k] = bp_hexb_text_len(c->v[k].h);
+            room += c->len[k] + 1; /* bp_hexb_text's NUL, written over by the next cell */
+            break;
         case BP_VAL_U64:
             room += BP_PUT_U64_MAX;
             break;
@@ -241,6 +245,8 @@ INLINE char *put_cell(char *p, const bp_value *v, size_t len)
     case BP_VAL_STR:
         memcpy(p, v->s, len);
         return p + len;
+    case BP_VAL_HEX:
+        return p + bp_hexb_text(p, v->h);
     case BP_VAL_U64:
         return bp_put_u64(p, v->u);
     case BP_VAL_U256:

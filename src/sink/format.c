@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "blockpipe/columns.h"
 #include "util/hex.h"
 #include "util/jsonw.h"
 
@@ -19,6 +20,17 @@ void bp_fmt_done(bp_fmt *f, char *end)
 {
     f->buf->len = (size_t)(end - f->buf->data);
     f->buf->data[f->buf->len] = '\0'; /* bp_buf's promise; the room had a byte for it */
+}
+
+void bp_fmt_hex_str(bp_fmt *f, const bp_hexb *h)
+{
+    char *p = bp_fmt_room(f, bp_hexb_text_len(h) + 3); /* the quotes and bp_hexb_text's NUL */
+    if (!p)
+        return;
+    *p++ = '"';
+    p += bp_hexb_text(p, h);
+    *p++ = '"';
+    bp_fmt_done(f, p);
 }
 
 /* The appends of a row are many and short: skip bp_buf_append's call and checks while the

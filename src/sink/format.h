@@ -23,6 +23,8 @@ typedef struct bp_fmt {
  * failed or the buffer cannot grow. */
 char *bp_fmt_room(bp_fmt *f, size_t n);
 void bp_fmt_done(bp_fmt *f, char *end); /* end: one past the last byte written */
+/* A BP_VAL_HEX value's text as a JSON string (quoted; hex digits need no escape). */
+void bp_fmt_hex_str(bp_fmt *f, const bp_hexb *h);
 
 #define BP_PUT_U64_MAX 20 /* digits of UINT64_MAX */
 #define BP_PUT_QTY_MAX 80 /* BP_U256_DEC_MAX: 78 digits and the NUL bp_u256_to_dec adds */

@@ -190,6 +190,9 @@ INLINE void value(bp_fmt *f, const bp_value *v, bp_col_type type)
     case BP_VAL_STR:
         bp_fmt_json_str(f, v->s);
         break;
+    case BP_VAL_HEX:
+        bp_fmt_hex_str(f, v->h);
+        break;
     case BP_VAL_WITHDRAWALS:
         bp_fmt_char(f, '[');
         bp_fmt_withdrawals(f, v->block, "\"");

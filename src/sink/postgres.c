@@ -158,6 +158,15 @@ INLINE void enc_value(pg_sink *s, bp_pgcopy *c, bp_col_id id, const bp_value *v)
         else
             bp_pgcopy_hex(c, v->s, bp_columns[id].qname);
         return;
+    case BP_VAL_HEX: {
+        char hex[BP_HEXB_TEXT];
+        bp_hexb_text(hex, v->h);
+        if (type == BP_COL_TEXT)
+            bp_pgcopy_text(c, hex);
+        else
+            bp_pgcopy_hex(c, hex, bp_columns[id].qname);
+        return;
+    }
     case BP_VAL_WITHDRAWALS:
         enc_withdrawals(s, c, v->block);
         return;

@@ -40,6 +40,9 @@ static inline __attribute__((always_inline)) void bp_rowjson_value(bp_fmt *f, bp
         else
             bp_fmt_json_str(f, v.s);
         return;
+    case BP_VAL_HEX: /* hex digits need no escape: written in place */
+        bp_fmt_hex_str(f, v.h);
+        return;
     case BP_VAL_WITHDRAWALS:
         bp_fmt_char(f, '[');
         bp_fmt_withdrawals(f, v.block, "\"");

@@ -209,6 +209,10 @@ static int bind_value(sqlite_sink *s, sqlite3_stmt *st, int i, const bp_value *v
         return bind_qty(st, i, v->q);
     case BP_VAL_STR:
         return sqlite3_bind_text(st, i, v->s, -1, SQLITE_STATIC);
+    case BP_VAL_HEX: { /* several a row: SQLite keeps its own copy */
+        char hex[BP_HEXB_TEXT];
+        return sqlite3_bind_text(st, i, hex, (int)bp_hexb_text(hex, v->h), SQLITE_TRANSIENT);
+    }
     case BP_VAL_WITHDRAWALS:
         return bind_withdrawals(s, st, i, v->block);
     default:

@@ -111,6 +111,12 @@ static void metric_value(bp_jsonw *w, bp_value v)
     case BP_VAL_STR:
         bp_jsonw_str(w, v.s);
         return;
+    case BP_VAL_HEX: {
+        char hex[BP_HEXB_TEXT];
+        bp_hexb_text(hex, v.h);
+        bp_jsonw_str(w, hex);
+        return;
+    }
     case BP_VAL_F64:
         if (isfinite(v.f)) { /* %.17g reads back as the same double */
             snprintf(num, sizeof(num), "%.17g", v.f);

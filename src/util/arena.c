@@ -114,24 +114,41 @@ static int arena_grow(bp_arena *a, size_t n)
     return 0;
 }
 
-void *bp_arena_alloc(bp_arena *a, size_t n)
+/* n bytes at an offset aligned to align (a power of two, at most BP_ARENA_ALIGN). */
+static void *arena_take(bp_arena *a, size_t n, size_t align)
 {
     if (!a || n > SIZE_MAX - BP_ARENA_ALIGN - sizeof(bp_chunk))
         return NULL;
-    size_t need = align_up(n ? n : 1);
+    n = n ? n : 1;
     bp_chunk *c = a->head;
-    if (!c || c->size - c->used < need) {
-        if (arena_grow(a, need) != 0)
+    size_t at = c ? (c->used + (align - 1)) & ~(align - 1) : 0;
+    if (!c || at > c->size || c->size - at < n) {
+        if (arena_grow(a, align_up(n)) != 0)
             return NULL;
         /* the new chunk is the head, or behind it when it was made for n alone */
-        c = a->head->size - a->head->used >= need ? a->head : a->head->prev;
+        c = a->head;
+        at = (c->used + (align - 1)) & ~(align - 1);
+        if (at > c->size || c->size - at < n) {
+            c = a->head->prev;
+            at = 0;
+        }
     }
-    void *p = c->mem + c->used;
-    c->used += need;
+    void *p = c->mem + at;
+    a->used += at + n - c->used;
+    c->used = at + n;
     if (c->used > c->touched)
         c->touched = c->used;
-    a->used += need;
     return p;
+}
+
+void *bp_arena_alloc(bp_arena *a, size_t n)
+{
+    return arena_take(a, n, BP_ARENA_ALIGN);
+}
+
+void *bp_arena_alloc_bytes(bp_arena *a, size_t n)
+{
+    return arena_take(a, n, 1);
 }
 
 void *bp_arena_calloc(bp_arena *a, size_t n, size_t sz)
@@ -148,7 +165,7 @@ char *bp_arena_strndup(bp_arena *a, const char *s, size_t len)
 {
     if (len == SIZE_MAX)
         return NULL;
-    char *p = bp_arena_alloc(a, len + 1);
+    char *p = bp_arena_alloc_bytes(a, len + 1);
     if (!p)
         return NULL;
     if (len)

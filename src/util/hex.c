@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "blockpipe/error.h"
+#include "util/arena.h"
 
 __extension__ typedef unsigned __int128 bp_u128;
 
@@ -264,4 +265,33 @@ size_t bp_u256_to_hex(const bp_u256 *v, char *out)
     }
     out[n] = '\0';
     return n;
+}
+
+bp_hexb *bp_hexb_make(bp_arena *a, const char *s, size_t len)
+{
+    size_t n = len - 2;
+    const unsigned char *d = (const unsigned char *)s + 2;
+    bp_hexb *h;
+    if (n > BP_HEXB_MAX) {
+        h = bp_arena_alloc_bytes(a, sizeof(*h) + len + 1);
+        if (!h)
+            return NULL;
+        h->n[0] = h->n[1] = 0xff;
+        h->b[0] = '0';
+        h->b[1] = 'x';
+        for (size_t i = 0; i < n; i++)
+            h->b[2 + i] = (unsigned char)(d[i] | 0x20); /* hex digits: | 0x20 lower-cases */
+        h->b[len] = '\0';
+        return h;
+    }
+    h = bp_arena_alloc_bytes(a, sizeof(*h) + (n + 1) / 2);
+    if (!h)
+        return NULL;
+    h->n[0] = (unsigned char)(n & 0xff);
+    h->n[1] = (unsigned char)(n >> 8);
+    for (size_t i = 0; i < n / 2; i++)
+        h->b[i] = (unsigned char)(bp_hex_digit(d[2 * i]) << 4 | bp_hex_digit(d[2 * i + 1]));
+    if (n & 1)
+        h->b[n / 2] = (unsigned char)(bp_hex_digit(d[n - 1]) << 4);
+    return h;
 }

@@ -30,6 +30,12 @@ bool bp_hex_is_data(const char *s, size_t len);
  * missing prefix, an odd digit count or a non-hex digit. */
 long bp_hex_to_bytes(const char *s, size_t len, unsigned char *out);
 
+/* s[0..len), "0x" and hex digits of either case (bp_hex_is_data: checked by the caller), as a
+ * bp_hexb (model.h) in arena a: its bytes, or, past BP_HEXB_MAX digits, its lower-cased text.
+ * NULL when out of memory. */
+struct bp_arena;
+bp_hexb *bp_hexb_make(struct bp_arena *a, const char *s, size_t len);
+
 /* Decimal text of v into out (at least BP_U256_DEC_MAX bytes); returns the length. */
 #define BP_U256_DEC_MAX 80
 size_t bp_u256_to_dec(const bp_u256 *v, char *out);

@@ -195,9 +195,10 @@ static void gen_tx(bp_block *b, unsigned branch, size_t i, uint64_t *rng)
     t->value = r % 3 == 0 ? fx_qty_dec("55340232221128654853") : fx_qty((r >> 8) % 1000000007u);
     t->transaction_type = fx_opt(2);
     t->receipt_gas_used = 21000 + (r >> 20) % 50000;
-    if ((r >> 40) % 7 == 0)
-        t->receipt_root = fx_hash(b, 0x2f, id);
-    else
+    if ((r >> 40) % 7 == 0) {
+        t->rare = bp_arena_calloc(b->arena, 1, sizeof(*t->rare));
+        t->rare->receipt_root = fx_hash(b, 0x2f, id);
+    } else
         t->receipt_status = fx_opt((r >> 44) % 4 != 0);
 }
 

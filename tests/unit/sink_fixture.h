@@ -54,6 +54,12 @@ static inline const char *fx_str(bp_block *b, const char *s)
     return bp_arena_strndup(b->arena, s, strlen(s));
 }
 
+/* Hex text kept as bytes, as the decoder keeps r, s and a receipt's bloom. */
+static inline const bp_hexb *fx_hexb(bp_block *b, const char *s)
+{
+    return bp_hexb_make(b->arena, s, strlen(s));
+}
+
 static inline bp_qty fx_qty(uint64_t v)
 {
     bp_qty q = {.set = true};
@@ -137,13 +143,13 @@ static inline void fx_tx_common(bp_block *b, bp_tx *t, size_t i)
     t->gas_price = fx_qty(50000000000u);
     t->input = fx_str(b, "0x");
     t->v = fx_str(b, "0x1b");
-    t->r = fx_hash(b, 0x01, i);
-    t->s = fx_hash(b, 0x02, i);
+    t->r = fx_hexb(b, fx_hash(b, 0x01, i));
+    t->s = fx_hexb(b, fx_hash(b, 0x02, i));
     t->has_receipt = b->has_receipts;
     t->receipt_cumulative_gas_used = 21000 * (i + 1);
     t->receipt_gas_used = 21000;
     t->receipt_effective_gas_price = t->gas_price;
-    t->receipt_logs_bloom = fx_str(b, "0x00");
+    t->receipt_logs_bloom = fx_hexb(b, "0x00");
 }
 
 /* tx0: type 2, value 3*2^64+5, nonce 2^64-1, 2 logs (0 and 1 topics);
@@ -174,18 +180,20 @@ static inline void fx_fill_txs(bp_block *b)
     t->receipt_contract_address = fx_addr(b, 0xcc, b->number);
     t->receipt_status = fx_opt(0);
     t = &b->txs[2];
-    t->receipt_root = fx_hash(b, 0x2f, b->number);
+    t->rare = bp_arena_calloc(b->arena, 1, sizeof(*t->rare));
+    t->rare->receipt_root = fx_hash(b, 0x2f, b->number);
     t = &b->txs[3];
     t->transaction_type = fx_opt(3);
     t->chain_id = fx_opt(1);
     t->max_fee_per_gas = fx_qty(3000000000u);
     t->max_priority_fee_per_gas = fx_qty(1000000000u);
-    t->max_fee_per_blob_gas = fx_qty(1);
-    t->blob_versioned_hashes_json = fx_str(b, "[\"0x0100000000000000000000000000000000000000"
-                                              "000000000000000000000001\"]");
+    t->rare = bp_arena_calloc(b->arena, 1, sizeof(*t->rare));
+    t->rare->max_fee_per_blob_gas = fx_qty(1);
+    t->rare->blob_versioned_hashes_json = fx_str(b, "[\"0x0100000000000000000000000000000000000000"
+                                                    "000000000000000000000001\"]");
     t->receipt_status = fx_opt(1);
-    t->receipt_blob_gas_used = fx_opt(131072);
-    t->receipt_blob_gas_price = fx_qty(1);
+    t->rare->receipt_blob_gas_used = fx_opt(131072);
+    t->rare->receipt_blob_gas_price = fx_qty(1);
 }
 
 static inline void fx_log(bp_block *b, bp_log *l, size_t index, size_t tx, unsigned topics)

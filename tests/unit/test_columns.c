@@ -18,6 +18,52 @@
 #include "sink_fixture.h"
 #include "testfile.h"
 
+/* Hex kept as bytes (r, s, a receipt's bloom) reads back as the text it was made from,
+ * lower-cased: an odd digit count (r and s are quantities), "0x" alone, a full bloom, and a value
+ * past BP_HEXB_MAX digits, kept as text. */
+static void test_hexb_values(void **state)
+{
+    (void)state;
+    bp_block *b = fx_block(7, 0, true, true);
+    char bloom[2 + BP_HEXB_MAX + 1], long_s[2 + BP_HEXB_MAX + 2 + 1], want[sizeof(long_s)];
+    bloom[0] = long_s[0] = '0';
+    bloom[1] = long_s[1] = 'x';
+    for (size_t i = 0; i < BP_HEXB_MAX + 2; i++) {
+        if (i < BP_HEXB_MAX)
+            bloom[2 + i] = "0123456789abcdef"[(i * 7) % 16];
+        long_s[2 + i] = "0123456789ABCDEF"[i % 16];
+    }
+    bloom[2 + BP_HEXB_MAX] = long_s[2 + BP_HEXB_MAX + 2] = '\0';
+    struct {
+        const char *text, *want;
+    } cases[] = {{"0x1", "0x1"},   {"0xAbC", "0xabc"}, {"0x", "0x"},
+                 {"0x00", "0x00"}, {bloom, bloom},     {long_s, want}};
+    for (size_t i = 0; i < sizeof(long_s); i++)
+        want[i] = (char)(i > 1 && long_s[i] >= 'A' ? long_s[i] | 0x20 : long_s[i]);
+    bp_tx *t = &b->txs[0];
+    bp_row r = {.chain = "main", .block = b, .tx = t};
+    for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        t->r = bp_hexb_make(b->arena, cases[k].text, strlen(cases[k].text));
+        t->receipt_logs_bloom = t->r;
+        for (int c = 0; c < 2; c++) {
+            bp_value v = bp_value_of(c ? BP_C_TX_RECEIPT_LOGS_BLOOM : BP_C_TX_R, &r);
+            char text[BP_HEXB_TEXT];
+            if (strlen(cases[k].text) > 2 + BP_HEXB_MAX) {
+                assert_int_equal(v.kind, BP_VAL_STR);
+                assert_string_equal(v.s, cases[k].want);
+                continue;
+            }
+            assert_int_equal(v.kind, BP_VAL_HEX);
+            assert_int_equal(bp_hexb_text(text, v.h), strlen(cases[k].want));
+            assert_int_equal(bp_hexb_text_len(v.h), strlen(cases[k].want));
+            assert_string_equal(text, cases[k].want);
+        }
+    }
+    t->r = NULL;
+    assert_int_equal(bp_value_of(BP_C_TX_R, &r).kind, BP_VAL_NULL);
+    bp_block_free(b);
+}
+
 static void test_table_shape(void **state)
 {
     (void)state;
@@ -298,9 +344,9 @@ static void test_jsonl_keys(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table_shape),   cmocka_unit_test(test_values),
-        cmocka_unit_test(test_sqlite_schema), cmocka_unit_test(test_etl_csv_headers),
-        cmocka_unit_test(test_jsonl_keys),
+        cmocka_unit_test(test_table_shape),     cmocka_unit_test(test_values),
+        cmocka_unit_test(test_hexb_values),     cmocka_unit_test(test_sqlite_schema),
+        cmocka_unit_test(test_etl_csv_headers), cmocka_unit_test(test_jsonl_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -409,7 +409,7 @@ static void test_replay_fallback(void **state)
     assert_int_equal(b->tx_count, 2);
     assert_true(b->has_receipts);
     assert_int_equal(b->log_count, 2);
-    assert_string_equal(b->txs[0].receipt_root,
+    assert_string_equal(b->txs[0].rare->receipt_root,
                         "0x4db3f06ff4e7283ab1187045ca78f4bd713b0737640180377b4d4a2e9a80c235");
     assert_false(b->txs[0].receipt_status.set);
     assert_int_equal(b->txs[1].receipt_cumulative_gas_used, 57418);

@@ -62,6 +62,12 @@ static void check_shape(yajl_val obj, bp_table t, const bp_row *r)
             else
                 assert_string_equal(YAJL_GET_STRING(v), want.s);
             break;
+        case BP_VAL_HEX: {
+            char text[BP_HEXB_TEXT];
+            bp_hexb_text(text, want.h);
+            assert_string_equal(YAJL_GET_STRING(v), text);
+            break;
+        }
         case BP_VAL_WITHDRAWALS:
             assert_true(YAJL_IS_ARRAY(v));
             assert_int_equal(v->u.array.len, r->block->withdrawal_count);

@@ -314,15 +314,15 @@ static void check_tx(const bp_tx *t, const bp_sim_tx *g, seen *s)
     s->types[g->type]++;
     s->big_values += g->value.w[1] != 0;
     if (g->type == 3) {
-        assert_true(t->max_fee_per_blob_gas.set);
-        assert_int_equal(t->max_fee_per_blob_gas.v.w[0], g->max_fee_per_blob_gas);
-        assert_non_null(t->blob_versioned_hashes_json);
-        assert_int_equal(t->receipt_blob_gas_used.v, g->blob_count * 131072ull);
+        assert_true(t->rare->max_fee_per_blob_gas.set);
+        assert_int_equal(t->rare->max_fee_per_blob_gas.v.w[0], g->max_fee_per_blob_gas);
+        assert_non_null(t->rare->blob_versioned_hashes_json);
+        assert_int_equal(t->rare->receipt_blob_gas_used.v, g->blob_count * 131072ull);
         s->blob_txs++;
     }
     if (g->type == 4) {
-        assert_non_null(t->authorization_list_json);
-        assert_non_null(strstr(t->authorization_list_json, "\"yParity\""));
+        assert_non_null(t->rare->authorization_list_json);
+        assert_non_null(strstr(t->rare->authorization_list_json, "\"yParity\""));
         s->auth_txs++;
     }
     if (!g->has_to) {

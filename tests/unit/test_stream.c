@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "blockpipe/columns.h"
 #include "chain/decode_stream.h"
 #include "chain/rpc_envelope.h"
 #include "chain/json.h"
@@ -27,6 +28,14 @@
 static void put_s(bp_buf *o, const char *k, const char *v)
 {
     bp_buf_printf(o, "%s=%s\n", k, v ? v : "(null)");
+}
+
+static void put_h(bp_buf *o, const char *k, const bp_hexb *v)
+{
+    char text[BP_HEXB_TEXT];
+    if (v && bp_hexb_digits(v) != BP_HEXB_IS_TEXT)
+        bp_hexb_text(text, v);
+    put_s(o, k, !v ? NULL : bp_hexb_digits(v) == BP_HEXB_IS_TEXT ? (const char *)v->b : text);
 }
 
 static void put_u(bp_buf *o, const char *k, uint64_t v)
@@ -48,6 +57,7 @@ static void put_o(bp_buf *o, const char *k, bp_opt_u64 v)
 
 static void dump_tx(bp_buf *o, const bp_tx *t)
 {
+    const bp_tx_rare *rare = t->rare ? t->rare : &(const bp_tx_rare){0};
     put_s(o, "hash", t->hash);
     put_s(o, "block_hash", t->block_hash);
     put_u(o, "block_number", t->block_number);
@@ -61,28 +71,28 @@ static void dump_tx(bp_buf *o, const bp_tx *t)
     put_q(o, "gas_price", t->gas_price);
     put_q(o, "max_fee", t->max_fee_per_gas);
     put_q(o, "max_prio", t->max_priority_fee_per_gas);
-    put_q(o, "max_blob", t->max_fee_per_blob_gas);
+    put_q(o, "max_blob", rare->max_fee_per_blob_gas);
     put_o(o, "type", t->transaction_type);
     put_o(o, "chain_id", t->chain_id);
     put_s(o, "input", t->input);
     put_s(o, "v", t->v);
-    put_s(o, "r", t->r);
-    put_s(o, "s", t->s);
+    put_h(o, "r", t->r);
+    put_h(o, "s", t->s);
     put_s(o, "y", t->y_parity);
     put_s(o, "access", t->access_list_json);
-    put_s(o, "blobs", t->blob_versioned_hashes_json);
-    put_s(o, "auth", t->authorization_list_json);
-    put_s(o, "raw", t->raw_json);
+    put_s(o, "blobs", rare->blob_versioned_hashes_json);
+    put_s(o, "auth", rare->authorization_list_json);
+    put_s(o, "raw", rare->raw_json);
     put_u(o, "has_receipt", t->has_receipt);
     put_u(o, "cum_gas", t->receipt_cumulative_gas_used);
     put_u(o, "gas_used", t->receipt_gas_used);
     put_s(o, "contract", t->receipt_contract_address);
-    put_s(o, "root", t->receipt_root);
+    put_s(o, "root", rare->receipt_root);
     put_o(o, "status", t->receipt_status);
     put_q(o, "eff_price", t->receipt_effective_gas_price);
-    put_o(o, "blob_gas", t->receipt_blob_gas_used);
-    put_q(o, "blob_price", t->receipt_blob_gas_price);
-    put_s(o, "bloom", t->receipt_logs_bloom);
+    put_o(o, "blob_gas", rare->receipt_blob_gas_used);
+    put_q(o, "blob_price", rare->receipt_blob_gas_price);
+    put_h(o, "bloom", t->receipt_logs_bloom);
     put_u(o, "log_offset", t->log_offset);
     put_u(o, "log_count", t->log_count);
 }
