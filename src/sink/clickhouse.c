@@ -176,6 +176,8 @@ static int load_state(ch_sink *s, const char *chain, bp_error *err)
     st->seq = 0;
     st->arch = false;
     if (bp_ch_tsv_row(&p, cells, 5) == 5) {
+        if (!cells[2]) /* only a hand-edited table has it: blockpipe always writes one */
+            return bp_error_set(err, BP_EPARSE, "reading the checkpoint: its seq is NULL");
         st->seq = strtoull(cells[2], NULL, 10);
         st->arch = cells[3] && strcmp(cells[3], "0") != 0;
         st->cp.set = cells[0] && cells[1];
