@@ -1501,7 +1501,9 @@ static void show_progress(pipeline *p)
     int64_t now = now_ms();
     if (now < p->bar_ms + 500 || !bp_log_status_shown())
         return;
-    if (p->bar_ms) {
+    if (p->rb.base < p->bar_next) { /* a reorg or a rejoin moved the next block back */
+        p->bar_bps = 0;
+    } else if (p->bar_ms) {
         double bps = (double)(p->rb.base - p->bar_next) * 1000.0 / (double)(now - p->bar_ms);
         p->bar_bps = p->bar_bps > 0 ? 0.8 * p->bar_bps + 0.2 * bps : bps;
     }

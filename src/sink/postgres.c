@@ -788,7 +788,13 @@ static int end_former(pg_sink *s, pg_claim *c, const pg_session *former, bool *g
                 "session from before the connection was cut (PostgreSQL backend %d, which the "
                 "server had not yet seen go): ended it, and took the lock again",
                 s->t.where, c->chain, former->pid);
-    if (rc == 0 && !*got && (why[0] || sent)) { /* relock sets the claim lost: say what to do */
+    bool still = false; /* the lock still held by that session, not by one that came after it */
+    if (rc == 0 && !*got) {
+        pg_session who = {0};
+        lock_holder(s, c->key, c->holder, sizeof(c->holder), &who);
+        still = who.pid == former->pid && strcmp(who.start, former->start) == 0;
+    }
+    if (rc == 0 && still && (why[0] || sent)) { /* relock sets the claim lost: say what to do */
         c->own = true;
         snprintf(c->holder, sizeof(c->holder),
                  "this process's own former session (PostgreSQL backend %d, whose connection "
