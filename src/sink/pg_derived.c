@@ -165,17 +165,28 @@ int bp_pg_derived_schema(bp_buf *sql)
 const char bp_pg_derived_lookup_indexes[] = "CREATE INDEX IF NOT EXISTS token_transfers_token_idx"
                                             " ON token_transfers(token_address, block_number)";
 
-int bp_pg_derived_select(PGconn *c, unsigned groups, unsigned *has, bp_error *err)
+/* The record read, checked and written in one transaction under the migrations' lock: two
+ * processes opening one database at once (a backfill beside a follower) both ran CREATE TABLE
+ * IF NOT EXISTS, and the second failed on the catalog's unique index (SQLSTATE 23505); two
+ * different lists would both have found none recorded. */
+static int select_locked(PGconn *c, const char *schema, unsigned groups, unsigned *has,
+                         bp_error *err)
 {
-    /* made here, not by a migration: IF NOT EXISTS is enough for a one-row table */
+    char *lit = PQescapeLiteral(c, schema, strlen(schema));
+    if (!lit)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    char sql[512];
+    snprintf(sql, sizeof(sql),
+             "SELECT pg_advisory_xact_lock(hashtext('blockpipe migrate ' || %s));"
+             "CREATE TABLE IF NOT EXISTS derived_groups(id int PRIMARY KEY CHECK (id = 1),"
+             " groups text NOT NULL);"
+             "SELECT (SELECT groups FROM derived_groups WHERE id = 1),"
+             " EXISTS (SELECT 1 FROM chain_metrics_block)"
+             " OR EXISTS (SELECT 1 FROM chain_metrics_1d)",
+             lit);
+    PQfreemem(lit);
     PGresult *r = NULL;
-    int rc = bp_pg_exec(c,
-                        "CREATE TABLE IF NOT EXISTS derived_groups(id int PRIMARY KEY"
-                        " CHECK (id = 1), groups text NOT NULL);"
-                        "SELECT (SELECT groups FROM derived_groups WHERE id = 1),"
-                        " EXISTS (SELECT 1 FROM chain_metrics_block)"
-                        " OR EXISTS (SELECT 1 FROM chain_metrics_1d)",
-                        &r, "reading derived_groups", err);
+    int rc = bp_pg_exec(c, sql, &r, "reading derived_groups", err);
     if (rc == 0 && PQntuples(r) != 1)
         rc = bp_error_set(err, BP_EDB, "reading derived_groups: %d rows", PQntuples(r));
     if (rc != 0) {
@@ -203,6 +214,21 @@ int bp_pg_derived_select(PGconn *c, unsigned groups, unsigned *has, bp_error *er
                           "writing derived_groups: %s", msg);
     }
     PQclear(r);
+    return rc;
+}
+
+int bp_pg_derived_select(PGconn *c, const char *schema, unsigned groups, unsigned *has,
+                         bp_error *err)
+{
+    int rc = bp_pg_exec(c, "BEGIN", NULL, "reading derived_groups", err);
+    if (rc == 0)
+        rc = select_locked(c, schema, groups, has, err);
+    if (rc == 0)
+        return bp_pg_exec(c, "COMMIT", NULL, "writing derived_groups", err);
+    if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE) {
+        bp_error ignored;
+        bp_pg_exec(c, "ROLLBACK", NULL, "reading derived_groups", &ignored);
+    }
     return rc;
 }
 

@@ -27,7 +27,8 @@ int bp_pg_derived_schema_lazy(bp_buf *sql);
 /* The schema's record of the derived groups its tables were written with (table
  * derived_groups, made here), checked against groups, the output's selection (derived.h
  * bp_dgroups_open: a change is refused); *has: the groups the tables hold from now on. */
-int bp_pg_derived_select(PGconn *c, unsigned groups, unsigned *has, bp_error *err);
+int bp_pg_derived_select(PGconn *c, const char *schema, unsigned groups, unsigned *has,
+                         bp_error *err);
 /* Stores the sets of every lazy window (of every chain) and empties the list: for an output
  * opened with metrics off, whose blocks have raw rows but no derived rows. has: the groups the
  * tables hold (bp_pg_derived_select; the contract_senders sets only with contract_metrics). */

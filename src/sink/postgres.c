@@ -1256,7 +1256,7 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         unsigned groups = 0;
         rc = bp_derived_groups_of(opts, &groups, err);
         s->metrics = groups != 0;
-        if (rc == 0 && bp_pg_derived_select(s->conn, groups, &s->has, err) != 0)
+        if (rc == 0 && bp_pg_derived_select(s->conn, s->t.schema, groups, &s->has, err) != 0)
             rc = bp_error_prefix(err, "%s: ", s->t.where);
         if (rc == 0)
             rc = bp_pg_derived_new(&ret, s->has, &s->derived, err);
