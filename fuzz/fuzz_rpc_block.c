@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blockpipe/columns.h"
 #include "blockpipe/model.h"
 #include "chain/decode.h"
 #include "chain/decode_stream.h"
@@ -32,6 +33,48 @@ static void same_str(const char *what, const char *a, const char *b)
         differ(what, a, b);
 }
 
+/* A value kept as bytes (bp_hexb), compared as the text every output writes of it. */
+static void same_hexb(const char *what, const bp_hexb *a, const bp_hexb *b)
+{
+    if (!a != !b)
+        differ(what, a ? "set" : NULL, b ? "set" : NULL);
+    if (!a)
+        return;
+    bool ta = bp_hexb_digits(a) == BP_HEXB_IS_TEXT, tb = bp_hexb_digits(b) == BP_HEXB_IS_TEXT;
+    if (ta || tb) {
+        same_str(what, ta ? (const char *)a->b : "(bytes)", tb ? (const char *)b->b : "(bytes)");
+        return;
+    }
+    char x[BP_HEXB_TEXT], y[BP_HEXB_TEXT];
+    bp_hexb_text(x, a);
+    bp_hexb_text(y, b);
+    same_str(what, x, y);
+}
+
+static void same_qty(const char *what, const bp_qty *a, const bp_qty *b)
+{
+    if (a->set != b->set || (a->set && memcmp(&a->v, &b->v, sizeof(a->v)) != 0))
+        differ(what, a->set ? "set" : NULL, b->set ? "set" : NULL);
+}
+
+/* What few txs have (bp_tx_rare): made by every decoder for the same txs, alike. */
+static void same_rare(const bp_tx_rare *a, const bp_tx_rare *b)
+{
+    if (!a != !b)
+        differ("rare part", a ? "made" : NULL, b ? "made" : NULL);
+    if (!a)
+        return;
+    same_qty("maxFeePerBlobGas", &a->max_fee_per_blob_gas, &b->max_fee_per_blob_gas);
+    same_qty("receipt blobGasPrice", &a->receipt_blob_gas_price, &b->receipt_blob_gas_price);
+    if (a->receipt_blob_gas_used.set != b->receipt_blob_gas_used.set ||
+        a->receipt_blob_gas_used.v != b->receipt_blob_gas_used.v)
+        differ("receipt blobGasUsed", NULL, "differs");
+    same_str("blobVersionedHashes", a->blob_versioned_hashes_json, b->blob_versioned_hashes_json);
+    same_str("authorizationList", a->authorization_list_json, b->authorization_list_json);
+    same_str("raw tx", a->raw_json, b->raw_json);
+    same_str("receipt root", a->receipt_root, b->receipt_root);
+}
+
 /* The strings a block points to; b's are read after its tree is gone (ASan). */
 static void same_block(const bp_block *a, const bp_block *b)
 {
@@ -46,6 +89,10 @@ static void same_block(const bp_block *a, const bp_block *b)
         same_str("tx input", a->txs[i].input, b->txs[i].input);
         same_str("tx extra", a->txs[i].extra_json, b->txs[i].extra_json);
         same_str("receipt extra", a->txs[i].receipt_extra_json, b->txs[i].receipt_extra_json);
+        same_hexb("tx r", a->txs[i].r, b->txs[i].r);
+        same_hexb("tx s", a->txs[i].s, b->txs[i].s);
+        same_hexb("receipt logsBloom", a->txs[i].receipt_logs_bloom, b->txs[i].receipt_logs_bloom);
+        same_rare(a->txs[i].rare, b->txs[i].rare);
         same_str("l1FeeScalar", a->txs[i].op ? a->txs[i].op->receipt_l1_fee_scalar : NULL,
                  b->txs[i].op ? b->txs[i].op->receipt_l1_fee_scalar : NULL);
     }
