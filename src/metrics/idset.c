@@ -67,6 +67,13 @@ int bp_u64map_put(bp_u64map *m, uint64_t key, uint32_t init, bool *added, uint32
     /* three quarters full at most: at half, a window's member took 16 to 32 bytes, and the
      * longer probes (linear, keys mixed by slot_hash) cost no CPU measurable against the
      * module's (bench_daysets, docs/PERFORMANCE.md metrics notes) */
+    bool found = false;
+    uint32_t *there = bp_u64map_find(m, key, &found);
+    if (found) { /* a member seen again: never grows the table (it could tip a window over) */
+        if (val)
+            *val = there;
+        return 0;
+    }
     if (4 * (m->count + 1) > 3 * m->cap && u64map_grow(m) != 0)
         return BP_ENOMEM;
     size_t j = slot_hash(key) & (m->cap - 1);

@@ -1248,6 +1248,31 @@ static void test_window_bound(void **state)
     bounded_pair_close(&bp);
 }
 
+/* A member seen again never grows its window's table: a table one new key short of doubling
+ * (three quarters full) keeps its bytes on a repeat, and doubles on the next new key. Before,
+ * it doubled on the repeat, which could tip a window over the sets' share and give it up. */
+static void test_u64map_repeat_keeps_size(void **state)
+{
+    (void)state;
+    bp_u64map m;
+    bp_u64map_init(&m, false);
+    bool added = false;
+    uint64_t k = 1;
+    for (;; k++) {
+        assert_int_equal(bp_u64map_put(&m, k, 0, &added, NULL), 0);
+        if (m.cap >= 64 && 4 * (m.count + 1) > 3 * m.cap)
+            break;
+    }
+    size_t bytes = bp_u64map_bytes(&m);
+    assert_int_equal(bp_u64map_put(&m, 1, 0, &added, NULL), 0);
+    assert_false(added);
+    assert_int_equal(bp_u64map_bytes(&m), bytes);
+    assert_int_equal(bp_u64map_put(&m, k + 1, 0, &added, NULL), 0);
+    assert_true(added);
+    assert_true(bp_u64map_bytes(&m) > bytes);
+    bp_u64map_release(&m);
+}
+
 /* The day's set holds only its closed hours' members (the open hour's set has the others, so
  * a day in its first hour costs nothing beyond its hour), and its rows stay exact: a sender or
  * pair of an earlier hour of the day is new to the hour, not to the day. Blocks over three
@@ -1400,6 +1425,7 @@ int main(void)
         cmocka_unit_test(test_model_restart_scores_as_uninterrupted),
         cmocka_unit_test(test_window_bound),
         cmocka_unit_test(test_day_holds_closed_hours),
+        cmocka_unit_test(test_u64map_repeat_keeps_size),
         cmocka_unit_test(test_replay_after_rejoin),
         cmocka_unit_test(test_upgrade_from_schema_1),
         cmocka_unit_test(test_intern_addresses),
