@@ -27,8 +27,9 @@ static struct {
     char text[192];
 } g_status[STATUS_PARTS];
 static int g_status_n;
-static int g_status_tty = -1; /* unknown until the first progress call */
-static int g_status_drawn;    /* the line is on the screen (under g_lock) */
+/* -1 until the first progress call decides; chains' threads may ask at once */
+static _Atomic int g_status_tty = -1;
+static int g_status_drawn; /* the line is on the screen (under g_lock) */
 
 void bp_log_set_context(const char *name)
 {
@@ -79,11 +80,13 @@ void bp_log_set_json(int json)
 
 int bp_log_status_shown(void)
 {
-    if (g_status_tty < 0) {
+    int shown = g_status_tty;
+    if (shown < 0) { /* every thread finds the same answer: a race to store it is harmless */
         const char *term = getenv("TERM");
-        g_status_tty = !g_json && isatty(STDERR_FILENO) && term && strcmp(term, "dumb") != 0;
+        shown = !g_json && isatty(STDERR_FILENO) && term && strcmp(term, "dumb") != 0;
+        g_status_tty = shown;
     }
-    return g_status_tty;
+    return shown;
 }
 
 /* Draws the parts on one line, cut to the terminal's width (a wrapped line could not be
@@ -96,8 +99,7 @@ static void status_draw(void)
     size_t n = 0;
     for (int i = 0; i < g_status_n && n < sizeof(line); i++)
         n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s%s%s", i ? " | " : "",
-                              g_status[i].ctx[0] ? g_status[i].ctx : "",
-                              g_status[i].ctx[0] ? " " : "", g_status[i].text);
+                              g_status[i].ctx, g_status[i].ctx[0] ? " " : "", g_status[i].text);
     if (n >= sizeof(line))
         n = sizeof(line) - 1;
     if (n > width - 1)
