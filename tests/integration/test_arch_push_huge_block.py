@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from apiclient import API_ANY, Api, api_port, wait_http  # noqa: E402
 from simnode import Simnode  # noqa: E402
-from test_memory_push_head import Reader  # noqa: E402
+from test_memory_push_head import Reader, stop_all  # noqa: E402
 
 TXS = 8000
 BLOCK_TIME = 10  # s: height 1 comes this long after the node starts
@@ -159,13 +159,7 @@ def main():
                      f"Arch block's messages were built whole")
             print("ok")
     finally:
-        if reader:
-            reader.stop = True
-            reader.sse.close()
-        if proc and proc.poll() is None:
-            proc.terminate()
-            proc.wait(60)
-        node.kill()
+        stop_all(reader, proc, node)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from pg import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 from test_memory_budget import release_binary  # noqa: E402
 from test_memory_budget_head import status_kib  # noqa: E402
-from test_memory_push_head import Reader  # noqa: E402
+from test_memory_push_head import Reader, stop_all  # noqa: E402
 
 TXS = 50000
 PEAK_MIB = 130
@@ -136,13 +136,7 @@ def main():
                      f"{PEAK_MIB} MiB")
             print("ok")
     finally:
-        if reader:
-            reader.stop = True
-            reader.sse.close()
-        if proc and proc.poll() is None:
-            proc.terminate()
-            proc.wait(60)
-        node.kill()
+        stop_all(reader, proc, node)
 
 
 if __name__ == "__main__":

@@ -75,6 +75,17 @@ class Reader(threading.Thread):
                 self.error = f"reading: {e}"
 
 
+def stop_all(reader, proc, node):
+    """The teardown of a push test: the reader's stream, blockpipe (by its PID), the node."""
+    if reader:
+        reader.stop = True
+        reader.sse.close()
+    if proc and proc.poll() is None:
+        proc.terminate()
+        proc.wait(60)
+    node.kill()
+
+
 def stalled_client(port):
     """A client that subscribes and never reads: the server's writes fill its socket, then the
     queue the hub keeps for it."""
@@ -204,15 +215,9 @@ def main():
             print(f"ok: within 20 MB with push clients; {len(whole)} whole blocks read exactly "
                   f"once; the stalled client was dropped")
     finally:
-        if reader:
-            reader.stop = True
-            reader.sse.close()
         if stalled:
             stalled.close()
-        if proc and proc.poll() is None:
-            proc.terminate()
-            proc.wait(60)
-        node.kill()
+        stop_all(reader, proc, node)
 
 
 if __name__ == "__main__":
