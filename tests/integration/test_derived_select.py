@@ -111,16 +111,23 @@ def refused(sc, args, says, label):
     print(f"{sc.be.label}, {label}: refused: {line.strip()[:240]}", flush=True)
 
 
-def scenario(sc, server):
-    label = sc.be.label
-    beside = os.path.join(sc.tmp, "all.db")
-    for _ in range(24):
+def mine_and_backfill(sc, beside, blocks):
+    """blocks mined, then blocks 0..head backfilled (the selection, the all-groups file at
+    beside); the head."""
+    for _ in range(blocks):
         sc.mine()
     head = sc.node.block_number()
     p = sc.spawn(both(sc, beside, "backfill", "--from", "0", "--to", str(head), "--batch-size",
                       "5"))
     if p.wait(300) != 0:
-        raise Mismatch(f"{label}: backfill exited {p.returncode}:\n{tail(sc.err_path)}")
+        raise Mismatch(f"{sc.be.label}: backfill exited {p.returncode}:\n{tail(sc.err_path)}")
+    return head
+
+
+def scenario(sc, server):
+    label = sc.be.label
+    beside = os.path.join(sc.tmp, "all.db")
+    head = mine_and_backfill(sc, beside, 24)
     check(sc, head + 1, "backfilled")
     check_all(sc, beside, head + 1, "backfilled")
 

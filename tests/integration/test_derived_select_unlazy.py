@@ -31,9 +31,9 @@ import tempfile
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from metricscheck import Mismatch  # noqa: E402
-from metricsdrive import ORIGIN, Scenario, tail  # noqa: E402
+from metricsdrive import ORIGIN, Scenario  # noqa: E402
 from pg import Postgres  # noqa: E402
-from test_derived_select import FOLLOW, both, check, check_all  # noqa: E402
+from test_derived_select import FOLLOW, check, check_all, mine_and_backfill  # noqa: E402
 from test_metrics_pg import PgBackend  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "4646"))
@@ -55,13 +55,7 @@ def restart_off(sc, beside, label):
 def scenario(sc):
     label = sc.be.label
     beside = os.path.join(sc.tmp, "all.db")
-    for _ in range(30):
-        sc.mine()
-    head = sc.node.block_number()
-    p = sc.spawn(both(sc, beside, "backfill", "--from", "0", "--to", str(head), "--batch-size",
-                      "5"))
-    if p.wait(300) != 0:
-        raise Mismatch(f"{label}: backfill exited {p.returncode}:\n{tail(sc.err_path)}")
+    head = mine_and_backfill(sc, beside, 30)
     lazy = listed(sc)
     if not lazy:
         raise Mismatch(f"{label}: no window is listed in lazy_set_windows after the backfill: "
