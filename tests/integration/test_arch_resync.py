@@ -35,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
 from simnode import Simnode  # noqa: E402
+from pgcheck import kill_running  # noqa: E402
 from apiclient import API_ANY, WS, api_port, wait_http  # noqa: E402
 from rtcheck import Server  # noqa: E402
 import test_arch_run as arch  # noqa: E402
@@ -176,10 +177,7 @@ def main():
             if errors:
                 fail("a logged errors:\n" + "\n".join(errors[:10]))
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+        kill_running(*procs)
         if proxy:
             proxy.stop()
         node.kill()

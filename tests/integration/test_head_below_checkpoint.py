@@ -18,7 +18,7 @@ import tempfile
 import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from pgcheck import Fail, blockpipe_bin, run, wait_for  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, kill_running, run, wait_for  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 HANG = 60  # a hang guard only
@@ -75,9 +75,7 @@ def main():
         print("".join(out[-40:]))
         sys.exit(f"FAIL: {e}")
     finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_running(proc)
         for node in (old, new):
             if node:
                 node.kill()

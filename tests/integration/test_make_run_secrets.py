@@ -23,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from apiclient import Api  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, wait_for  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, kill_running, wait_for  # noqa: E402
 from server import free_port  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
@@ -104,9 +104,7 @@ def main():
         print("".join(out[-40:]))
         sys.exit(f"FAIL: {e}")
     finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_running(proc)
         if node:
             node.kill()
         tmp.cleanup()

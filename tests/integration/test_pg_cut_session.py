@@ -37,7 +37,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import PASSWORD, USER, Postgres  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, checkpoint, tail, wait_for  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, checkpoint, kill_running, tail, wait_for  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 LAST = 40
@@ -104,9 +104,7 @@ def former_session(bp, node, pg, tmp):
                 lock.release()
                 rc = p.wait(HANG)
             finally:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+                kill_running(p)
     finally:
         lock.release()
     if rc != 0:
@@ -149,9 +147,7 @@ def stuck_session(bp, node, pg, tmp):
                     stopped.append(pid)
                 rc = p.wait(HANG)
             finally:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+                kill_running(p)
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)

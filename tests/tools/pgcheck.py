@@ -127,6 +127,15 @@ def wait_for(pred, timeout, what, step=0.1):
     raise Fail(f"timed out after {timeout}s waiting for {what}")
 
 
+def kill_running(*procs):
+    """Kills and reaps each process (a Popen) still running; None and ended ones are passed
+    over. A test's `finally`: no blockpipe it started outlives it, whatever failed."""
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait()
+
+
 def tail(path, n=40):
     try:
         with open(path, errors="replace") as f:
@@ -204,9 +213,7 @@ def broken_backfill(start, log_path, passed, at, breaks, hang, what, label="", u
                 if undo:
                     undo()
             finally:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
+                kill_running(p)
 
 
 def run_to_end(start, log_path, timeout):
@@ -217,9 +224,7 @@ def run_to_end(start, log_path, timeout):
         try:
             return p.wait(timeout=timeout)
         finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+            kill_running(p)
 
 
 def last_error(text):
