@@ -85,6 +85,12 @@ typedef struct bp_stats {
     uint64_t indexed; /* the newest block ordered and handed to the outputs: in a batch being
                        * written or written (what every output holds: their checkpoints) */
     uint64_t lag;     /* head - indexed */
+    /* Where the pipeline is going now: a backfill's --to (while the head, less the
+     * confirmations, has not reached it: that), a run's head less the confirmations; false
+     * while it is not known (no head yet, the node's finalized block not told yet). left: the
+     * blocks up to target not committed yet (0 at it), what an ETA counts. */
+    bool have_target;
+    uint64_t target, left;
     uint64_t pending, processing, done, failed;
     uint64_t txs, logs, reorgs;     /* committed since the start (reverted blocks subtracted) */
     double blocks_per_s, txs_per_s; /* over the last ~10 s */

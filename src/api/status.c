@@ -126,11 +126,15 @@ static void chain_json(bp_jsonw *w, const bp_stats *s, uint64_t ready_lag)
     u64(w, "lag", s->lag);
     num(w, "blocks_per_s", s->blocks_per_s);
     num(w, "txs_per_s", s->txs_per_s);
+    /* Counted to where the pipeline goes (a backfill's --to), not to the head: a backfill far
+     * below the head would be told the time to the head. */
+    opt_u64(w, "target", s->have_target, s->target);
+    opt_u64(w, "left", s->have_target, s->left);
     bp_jsonw_key(w, "eta_s");
-    if (s->lag == 0)
+    if (s->have_target && s->left == 0)
         bp_jsonw_u64(w, 0);
-    else if (s->blocks_per_s > 0)
-        bp_jsonw_u64(w, (uint64_t)ceil((double)s->lag / s->blocks_per_s));
+    else if (s->have_target && s->blocks_per_s > 0)
+        bp_jsonw_u64(w, (uint64_t)ceil((double)s->left / s->blocks_per_s));
     else
         bp_jsonw_null(w);
     str(w, "mode", mode_of(s, ready_lag));

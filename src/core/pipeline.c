@@ -1409,7 +1409,11 @@ static void fill_progress(pipeline *p, bp_stats *st)
     st->indexed = tip ? tip->number : 0;
     st->lag = st->head > st->indexed ? st->head - st->indexed : 0;
     uint64_t t = 0;
-    uint64_t unscheduled = target(p, &t) && t + 1 > p->next_fetch ? t + 1 - p->next_fetch : 0;
+    st->have_target = target(p, &t);
+    st->target = t;
+    /* rb.base: the next block to commit; the stats line and the progress line count the same */
+    st->left = st->have_target && t + 1 > p->rb.base ? t + 1 - p->rb.base : 0;
+    uint64_t unscheduled = st->have_target && t + 1 > p->next_fetch ? t + 1 - p->next_fetch : 0;
     size_t queued = bp_fetcher_queued(p->fetcher);
     st->pending = queued + p->rb.counts[BP_SLOT_RETRY] + unscheduled;
     st->processing = p->inflight > queued ? p->inflight - queued : 0;
@@ -1477,11 +1481,8 @@ static void log_stats(pipeline *p)
         secs = 1e-3;
     bp_buf lines;
     bp_buf_init(&lines, 0);
-    uint64_t t = 0, left = 0;
-    if (target(p, &t) && t + 1 > p->rb.base) /* rb.base: the next block to commit */
-        left = t + 1 - p->rb.base;
     bp_stats_lines(&p->snap, (double)(p->snap.done - p->stat_blocks) / secs,
-                   (double)(p->snap.txs - p->stat_txs) / secs, left, &lines);
+                   (double)(p->snap.txs - p->stat_txs) / secs, p->snap.left, &lines);
     for (char *line = lines.data, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)

@@ -472,6 +472,56 @@ static void test_metrics_text(void **state)
     free(c);
 }
 
+/* /api/sync-status's eta_s counts the blocks left to the pipeline's target (a backfill's --to),
+ * not to the head: a backfill of 100..200 far below a head of 1000 is told 10 s at 10 blocks/s,
+ * not 90 s. Unknown target: null; at the target: 0. */
+static void test_sync_status_eta(void **state)
+{
+    (void)state;
+    bp_stats *s = calloc(1, sizeof(*s));
+    assert_non_null(s);
+    s->version = 1;
+    s->backfill = true;
+    s->have_head = s->have_indexed = true;
+    s->head = 1000;
+    s->indexed = 100;
+    s->lag = 900;
+    s->have_target = true;
+    s->target = 200;
+    s->left = 100;
+    s->blocks_per_s = 10.0;
+    static const struct {
+        bool have_target;
+        uint64_t left;
+        double bps;
+        const char *want;
+    } cases[] = {
+        {true, 100, 10.0, "\"target\":200,\"left\":100,\"eta_s\":10,"},
+        {true, 101, 10.0, "\"left\":101,\"eta_s\":11,"}, /* rounded up */
+        {true, 0, 10.0, "\"left\":0,\"eta_s\":0,"},
+        {true, 100, 0.0, "\"eta_s\":null,"}, /* nothing committed lately */
+        {false, 0, 10.0, "\"target\":null,\"left\":null,\"eta_s\":null,"},
+    };
+    bp_buf b;
+    bp_buf_init(&b, 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        s->have_target = cases[i].have_target;
+        s->left = cases[i].left;
+        s->blocks_per_s = cases[i].bps;
+        bp_buf_reset(&b);
+        bp_jsonw w;
+        bp_jsonw_init(&w, &b, BP_JSONW_ESC_U);
+        bp_jsonw_begin_object(&w);
+        bp_api_sync_members(&w, s, 10);
+        bp_jsonw_end_object(&w);
+        assert_int_equal(bp_jsonw_finish(&w), 0);
+        if (!strstr(b.data, cases[i].want))
+            fail_msg("case %zu: sync-status lacks %s\n--- got:\n%s", i, cases[i].want, b.data);
+    }
+    bp_buf_release(&b);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -485,6 +535,7 @@ int main(void)
         cmocka_unit_test(test_latency_buckets),
         cmocka_unit_test(test_predictions_deep_body),
         cmocka_unit_test(test_metrics_text),
+        cmocka_unit_test(test_sync_status_eta),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

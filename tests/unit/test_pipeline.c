@@ -227,7 +227,7 @@ typedef struct reader {
     bp_stats_hub *hub;
     volatile int stop;
     uint64_t reads, last_version, last_done;
-    int bad;
+    int bad, bad_target;
 } reader;
 
 static void *read_loop(void *arg)
@@ -240,6 +240,9 @@ static void *read_loop(void *arg)
         if (st.version < r->last_version || st.done < r->last_done ||
             (st.have_indexed && st.have_head && st.indexed > st.head))
             r->bad++;
+        /* a backfill's target is its --to, not the head (eta_s counts to it) */
+        if (st.have_target && (st.target > TO || st.left > TO + 1))
+            r->bad_target++;
         r->last_version = st.version;
         r->last_done = st.done;
     }
@@ -266,6 +269,7 @@ static void test_stats_snapshot(void **state)
     r.stop = 1;
     pthread_join(tid, NULL);
     assert_int_equal(r.bad, 0);
+    assert_int_equal(r.bad_target, 0);
     assert_true(r.reads > 0);
 
     bp_stats_hub_read(r.hub, &st); /* the last one: published with the final stats line */
@@ -279,6 +283,9 @@ static void test_stats_snapshot(void **state)
     assert_int_equal(st.txs, 2 * TO); /* simnode: 2 txs a block, none in block 0 */
     assert_int_equal(st.failed, 0);
     assert_int_equal(st.pending, 0);
+    assert_true(st.have_target); /* the chain's head is 99: the target is the --to */
+    assert_int_equal(st.target, TO);
+    assert_int_equal(st.left, 0);
     assert_int_equal(st.endpoint_count, 1);
     assert_string_equal(st.endpoints[0].url, g_url);
     assert_string_equal(st.endpoints[0].state, "healthy");
