@@ -2,6 +2,7 @@
 #include "core/canon.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,18 +82,51 @@ bool bp_canon_extends(const bp_canon *c, uint64_t number, const char *parent_has
     return tip->number + 1 == number && strcmp(tip->hash, parent_hash) == 0;
 }
 
+/* No common ancestor in the window: which blocks were compared (one, a range, none: the
+ * window does not reach down to start_k), why that can happen and what lets it through. */
+static int too_deep(const bp_canon *c, uint64_t start_k, uint64_t k, bp_error *err)
+{
+    const bp_canon_entry *low = bp_canon_lowest(c), *tip = bp_canon_tip(c);
+    char what[160];
+    if (k == start_k) /* nothing compared */
+        snprintf(what, sizeof(what), "block %" PRIu64 ", where the walk starts, is not in it",
+                 start_k);
+    else if (k + 1 == start_k)
+        snprintf(what, sizeof(what),
+                 "block %" PRIu64 ", the lowest it holds, differs from the node's", start_k);
+    else
+        snprintf(what, sizeof(what),
+                 "blocks %" PRIu64 "..%" PRIu64 ", the lowest it holds and above, all differ "
+                 "from the node's",
+                 k + 1, start_k);
+    char held[128];
+    if (low && c->len == 1) /* after a start it begins with the outputs' recent blocks */
+        snprintf(held, sizeof(held), "it holds block %" PRIu64 " alone, of up to %zu", low->number,
+                 c->cap);
+    else if (low && c->len < c->cap)
+        snprintf(held, sizeof(held), "it holds %zu blocks, %" PRIu64 "..%" PRIu64 ", of up to %zu",
+                 c->len, low->number, tip->number, c->cap);
+    else if (low)
+        snprintf(held, sizeof(held), "%zu blocks, %" PRIu64 "..%" PRIu64, c->cap, low->number,
+                 tip->number);
+    else
+        snprintf(held, sizeof(held), "it holds no block yet");
+    return bp_error_set(err, BP_EREORG,
+                        "reorg deeper than the reorg window (%s): %s, so the "
+                        "common ancestor is below what can be compared; stopped rather than "
+                        "writing a fork, the outputs keep the old branch. Raise --reorg-window "
+                        "(reorg_window) to walk further back, or --confirmations to write only "
+                        "blocks that far below the head",
+                        held, what);
+}
+
 int bp_canon_find_ancestor(const bp_canon *c, uint64_t start_k, bp_canon_lookup_fn lookup,
                            void *ctx, uint64_t *ancestor, bp_error *err)
 {
-    const bp_canon_entry *low = bp_canon_lowest(c);
     for (uint64_t k = start_k;; k--) {
         const bp_canon_entry *e = bp_canon_at(c, k);
         if (!e)
-            return bp_error_set(err, BP_EREORG,
-                                "reorg deeper than the reorg window: no common ancestor "
-                                "between block %" PRIu64 " and block %" PRIu64
-                                " (a window of %zu blocks); stopping rather than forking",
-                                start_k, low ? low->number : start_k, c->cap);
+            return too_deep(c, start_k, k, err);
         char hash[67];
         int rc = lookup(ctx, k, hash, err);
         if (rc != 0)

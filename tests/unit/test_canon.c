@@ -122,8 +122,49 @@ static void test_find_ancestor_too_deep(void **state)
     bp_error err = {0};
     assert_int_equal(bp_canon_find_ancestor(&c, 120, node_lookup, &nd, &anc, &err), BP_EREORG);
     assert_non_null(strstr(err.msg, "deeper than the reorg window"));
-    assert_non_null(strstr(err.msg, "113"));
+    assert_non_null(strstr(err.msg, "(8 blocks, 113..120): blocks 113..120, the lowest it holds "
+                                    "and above, all differ from the node's"));
+    assert_non_null(strstr(err.msg, "Raise --reorg-window"));
     bp_canon_release(&c);
+}
+
+/* The message names what was compared as it was: one block (a window that a start seeded with
+ * an output's checkpoint alone: it used to read "between block 33 and block 33"), a range of a
+ * window not full yet, and a block the window does not reach. */
+static void test_find_ancestor_too_deep_message(void **state)
+{
+    (void)state;
+    static const struct {
+        uint64_t first, last, start_k;
+        const char *want;
+    } cases[] = {
+        {33, 33, 33,
+         "reorg deeper than the reorg window (it holds block 33 alone, of up to 8): block 33, the "
+         "lowest it holds, differs from the node's, so the common ancestor is below what can be "
+         "compared; stopped rather than writing a fork, the outputs keep the old branch. Raise "
+         "--reorg-window (reorg_window) to walk further back, or --confirmations to write only "
+         "blocks that far below the head"},
+        {30, 33, 33,
+         "(it holds 4 blocks, 30..33, of up to 8): blocks 30..33, the lowest it holds and above, "
+         "all differ from the node's"},
+        {30, 33, 29,
+         "(it holds 4 blocks, 30..33, of up to 8): block 29, where the walk starts, is not in it, "
+         "so the common ancestor"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bp_canon c;
+        assert_int_equal(bp_canon_init(&c, 8), 0);
+        push_chain(&c, cases[i].first, cases[i].last, 'a');
+        node nd = {.fork = 10, .fail_at = -1};
+        uint64_t anc = 0;
+        bp_error err = {0};
+        assert_int_equal(bp_canon_find_ancestor(&c, cases[i].start_k, node_lookup, &nd, &anc, &err),
+                         BP_EREORG);
+        if (!strstr(err.msg, cases[i].want))
+            fail_msg("case %zu: want ...%s...\n got: %s", i, cases[i].want, err.msg);
+        assert_null(strstr(err.msg, "and block")); /* the old "between block A and block B" */
+        bp_canon_release(&c);
+    }
 }
 
 static void test_find_ancestor_lookup_error(void **state)
@@ -148,6 +189,7 @@ int main(void)
         cmocka_unit_test(test_truncate_and_gap_restart),
         cmocka_unit_test(test_find_ancestor_depths),
         cmocka_unit_test(test_find_ancestor_too_deep),
+        cmocka_unit_test(test_find_ancestor_too_deep_message),
         cmocka_unit_test(test_find_ancestor_lookup_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
