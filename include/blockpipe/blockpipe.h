@@ -17,9 +17,11 @@
  * Config: the keys of blockpipe's config file (docs/CLI.md: rpc, ws, output, confirmations,
  * reorg_window, start_block, fetch, workers, max_memory, pg_schema, log_level, ...), each value
  * as text. A list key (rpc, output) is given once per item; rpc also takes the inline object
- * {"url": ..., "priority": ...}. Three more keys: "config" names a YAML/JSON config file read
+ * {"url": ..., "priority": ...}. Four more keys: "config" names a YAML/JSON config file read
  * first (the pairs win over its keys), "from" and "to" (with "to" the range [from, to] is
- * indexed and the pipeline ends; without it the chain head is followed). The environment is
+ * indexed and the pipeline ends; without it the chain head is followed), and "progress":
+ * "true" draws the command's progress line (bar, blocks, rate, ETA) on stderr when it is a
+ * terminal; by default ("false") the library draws none on your terminal. The environment is
  * not read (a value's ${NAME} still is), and there is no default output: with no output key
  * the callbacks are the only consumer. state_dir keeps each chain's failed blocks in
  * DIR/<chain>.json when the run ends (and says at the next start what the last run left), as

@@ -244,6 +244,7 @@ static int run_chains(enum bp_command cmd, int argc, char **argv, bp_config *bas
     }
     bp_log_set_level((enum bp_log_level)base->log_level);
     bp_log_set_json(base->log_json);
+    bp_log_set_status(1); /* the progress line on a terminal (the library's is opt-in) */
     rc = bp_rpc_global_init(&err);
     bp_budget_drop_file_pages(); /* what initialising the libraries touched: OpenSSL, gnutls */
     rc = rc ? rc : bp_cli_api_settings(base, &err);
@@ -348,6 +349,7 @@ static int run_command(enum bp_command cmd, int argc, char **argv)
     }
     bp_log_set_level((enum bp_log_level)cfg.log_level);
     bp_log_set_json(cfg.log_json);
+    bp_log_set_status(1); /* the progress line on a terminal (the library's is opt-in) */
     if (bp_rpc_global_init(&err) != 0)
         goto fail;
     bp_budget_drop_file_pages(); /* what initialising the libraries touched: OpenSSL, gnutls */

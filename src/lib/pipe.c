@@ -44,6 +44,7 @@ struct bp_pipe {
     atomic_bool done;
     int rc;
     bp_error err;
+    bool progress; /* the progress key: the command's progress line on a terminal */
 };
 
 const char *bp_version(void)
@@ -63,20 +64,38 @@ static int load_chain_pairs(void *ctx, int index, bp_config *cfg, bp_error *err)
     return bp_config_load_pairs_chain(cfg, pr->keys, pr->values, pr->n, index, err);
 }
 
+/* The library's own key progress: "true" draws the command's progress line on a terminal
+ * (off by default: the terminal is the embedding program's). */
+static int progress_key(bp_pipe *p, const char *v, bp_error *err)
+{
+    if (v && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0))
+        p->progress = true;
+    else if (v && (strcmp(v, "false") == 0 || strcmp(v, "0") == 0))
+        p->progress = false;
+    else
+        return bp_error_set(err, BP_EINVAL, "progress: '%s' is not valid: expected true or false",
+                            v ? v : "");
+    return 0;
+}
+
 /* The config (the top level with a chains: list, and then each chain's). */
 static int load_config(bp_pipe *p, const bp_option *opts, size_t n, bp_error *err)
 {
-    pairs pr = {calloc(n ? n : 1, sizeof(char *)), calloc(n ? n : 1, sizeof(char *)), n};
+    pairs pr = {calloc(n ? n : 1, sizeof(char *)), calloc(n ? n : 1, sizeof(char *)), 0};
     int rc = pr.keys && pr.values ? 0 : bp_error_set(err, BP_ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (!opts[i].key)
+        if (!opts[i].key) {
             rc = bp_error_set(err, BP_EINVAL, "option %zu has no key", i);
-        pr.keys[i] = opts[i].key;
-        pr.values[i] = opts[i].value;
+        } else if (strcmp(opts[i].key, "progress") == 0) {
+            rc = progress_key(p, opts[i].value, err);
+        } else {
+            pr.keys[pr.n] = opts[i].key;
+            pr.values[pr.n++] = opts[i].value;
+        }
     }
     if (rc == 0) {
         p->cfg_loaded = true;
-        rc = bp_config_load_pairs(&p->cfg, pr.keys, pr.values, n, err);
+        rc = bp_config_load_pairs(&p->cfg, pr.keys, pr.values, pr.n, err);
     }
     if (rc == 0 && p->cfg.chain_count > 0)
         rc = bp_chains_load(&p->cfg, load_chain_pairs, &pr, &p->chains, err);
@@ -129,6 +148,7 @@ static int setup(bp_pipe *p, const bp_callbacks *cb, bp_error *err)
     bp_config *cfg = &p->cfg;
     bp_log_set_level((enum bp_log_level)cfg->log_level);
     bp_log_set_json(cfg->log_json);
+    bp_log_set_status(p->progress);
     int rc = bp_rpc_global_init(err);
     p->curl = rc == 0;
     rc = rc ? rc : bp_cli_api_settings(cfg, err);

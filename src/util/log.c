@@ -29,6 +29,9 @@ static struct {
 static int g_status_n;
 /* -1 until the first progress call decides; chains' threads may ask at once */
 static _Atomic int g_status_tty = -1;
+/* The program wants the line (the CLI does; an embedding program only when it asks: the
+ * terminal is its own, and a line redrawn under its output would not be wanted) */
+static _Atomic int g_status_on;
 static int g_status_drawn; /* the line is on the screen (under g_lock) */
 
 void bp_log_set_context(const char *name)
@@ -78,8 +81,15 @@ void bp_log_set_json(int json)
     g_json = json;
 }
 
+void bp_log_set_status(int on)
+{
+    g_status_on = on;
+}
+
 int bp_log_status_shown(void)
 {
+    if (!g_status_on)
+        return 0;
     int shown = g_status_tty;
     if (shown < 0) { /* every thread finds the same answer: a race to store it is harmless */
         const char *term = getenv("TERM");

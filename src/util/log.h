@@ -21,12 +21,15 @@ const char *bp_log_context(void);
  * context. */
 int bp_thread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg);
 
-/* The progress line: on a terminal (stderr a tty, text logs, TERM not "dumb") the last line
- * shows `text` for this thread's log context (one part per chain, joined), redrawn under
- * every log line; elsewhere nothing is shown. NULL takes this context's part away (and the
- * line with the last one). */
+/* The progress line: once asked for (bp_log_set_status), on a terminal (stderr a tty, text
+ * logs, TERM not "dumb") the last line shows `text` for this thread's log context (one part
+ * per chain, joined), redrawn under every log line; elsewhere nothing is shown. NULL takes
+ * this context's part away (and the line with the last one). */
 void bp_log_status(const char *text);
-/* Whether bp_log_status shows anything here (decided at the first call of either). */
+/* Asks for the progress line (1) or not (0, the default: a program embedding the library
+ * draws nothing on its terminal unless it asks); the CLI asks. Process-wide. */
+void bp_log_set_status(int on);
+/* Whether bp_log_status shows anything here (the terminal decided at the first call). */
 int bp_log_status_shown(void);
 
 #define bp_debug(...) bp_logf(BP_LOG_DEBUG, __VA_ARGS__)

@@ -8,7 +8,10 @@ seconds):
   its share rises, and it reaches 120/120 or is taken away at the end;
 - every log line is whole: printed after the progress line is cleared, never mixed with it;
 - the run ends with the line cleared (the summary stays on the screen, no bar left behind);
-- with stderr a pipe, with --log-format json, and with TERM=dumb: no escape sequence at all.
+- with stderr a pipe, with --log-format json, and with TERM=dumb: no escape sequence at all;
+- a program embedding libblockpipe (examples/print_blocks, the same backfill) draws no
+  progress line on its terminal by default (the line used to be drawn by the shared pipeline
+  code for it too), and does with the library's key progress=true.
 """
 
 import os
@@ -80,6 +83,26 @@ def check_tty(text):
     return shares
 
 
+def embedding(node, env):
+    """print_blocks (libblockpipe) on a terminal: no progress line unless it asks."""
+    example = os.path.join(os.environ.get("BP_BUILD_DIR", ""), "print_blocks")
+    if not os.access(example, os.X_OK):
+        raise Fail(f"no print_blocks in $BP_BUILD_DIR ({example!r})")
+    cmd = [example, node.urls[0], "from=0", "to=119", "workers=1", "batch_size=4"]
+    rc, text = on_pty(cmd, env)
+    if rc != 0 or "\x1b[" in text or BAR.search(text):
+        raise Fail(f"an embedding program on a terminal: exit {rc}, escape sequences or a "
+                   f"progress line drawn on its terminal:\n{text[-2000:]!r}")
+    print("check: an embedding program (print_blocks) on a terminal: no progress line",
+          flush=True)
+    rc, text = on_pty(cmd + ["progress=true"], env)
+    bars = BAR.findall(text)
+    if rc != 0 or not bars or any(b[2] != "120" for b in bars):
+        raise Fail(f"print_blocks progress=true on a terminal: exit {rc}, progress lines "
+                   f"{bars[-3:]}:\n{text[-2000:]!r}")
+    print(f"check: with progress=true it draws one ({len(bars)} progress lines)", flush=True)
+
+
 def main():
     print(__doc__.strip(), flush=True)
     bp = blockpipe_bin()
@@ -121,6 +144,8 @@ def main():
                     raise Fail(f"{label} on a terminal: exit {rc}, escape sequences: {esc}:\n"
                                f"{text[-2000:]}")
                 print(f"check: {label} on a terminal: no progress line", flush=True)
+
+            embedding(node, env)
     except (Fail, AssertionError, OSError, subprocess.TimeoutExpired) as e:
         sys.exit(f"FAIL: {e}")
     finally:
