@@ -1185,6 +1185,24 @@ static void bounded_pair_open(bounded_pair *p)
     bp_metrics_set_budget(p->m[1], &p->budget, 1);
 }
 
+/* Block n (b) applied through both modules, one batch each: check (may be NULL) sees each
+ * module's batch between its computation and its write into that module's file. */
+typedef void (*pair_check_fn)(bounded_pair *p, int i, uint64_t n, const bp_batch *batch, void *ctx);
+
+static void bounded_pair_apply(bounded_pair *p, bp_block *b, uint64_t n, pair_check_fn check,
+                               void *ctx)
+{
+    bp_error err = {0};
+    bp_event ev = {BP_EVENT_APPLY, b};
+    for (int i = 0; i < 2; i++) {
+        bp_batch batch = {.chain = "main", .events = &ev, .count = 1, .checkpoint = fx_cp(n, 0)};
+        assert_int_equal(bp_metrics_compute(p->m[i], &batch, n == 1, &batch.derived, &err), 0);
+        if (check)
+            check(p, i, n, &batch, ctx);
+        assert_int_equal(p->s[i]->ops->write(p->s[i], &batch, &err), 0);
+    }
+}
+
 static void bounded_pair_close(bounded_pair *p)
 {
     bp_metrics_set_budget(p->m[1], NULL, 0);
@@ -1202,32 +1220,30 @@ static void bounded_pair_close(bounded_pair *p)
  * and the SQLite output holds exactly what it holds with unbounded windows; what the module
  * holds is charged to the budget, and refunded when it lets go of it (after the write, and
  * all of it when the pipeline waits for memory). */
+static void window_bound_check(bounded_pair *p, int i, uint64_t n, const bp_batch *batch, void *ctx)
+{
+    (void)n;
+    (void)ctx;
+    const bp_block_derived *bd = &batch->derived->blocks[0];
+    if (i == 1) { /* given up: every distinct sender and pair, in the hour and the day */
+        assert_int_equal(bd->set_row_count, 2 * (bd->sender_count + bd->pair_count));
+        assert_int_equal(batch->derived->minute_count, 0);
+        assert_true(bp_budget_used(&p->budget) > 0);
+    }
+}
+
 static void test_window_bound(void **state)
 {
     (void)state;
     bounded_pair bp;
     bounded_pair_open(&bp);
-    bp_sink **s = bp.s;
     bp_metrics **m = bp.m;
-    bp_error err = {0};
     uint64_t nonces[40] = {0};
     bp_block *b[7] = {0};
     for (uint64_t n = 1; n <= 6; n++) {
         b[n] = traffic_block(n, 30, nonces);
         b[n]->timestamp = 1700000000 + 20 * n;
-        bp_event ev = {BP_EVENT_APPLY, b[n]};
-        for (int i = 0; i < 2; i++) {
-            bp_batch batch = {
-                .chain = "main", .events = &ev, .count = 1, .checkpoint = fx_cp(n, 0)};
-            assert_int_equal(bp_metrics_compute(m[i], &batch, n == 1, &batch.derived, &err), 0);
-            const bp_block_derived *bd = &batch.derived->blocks[0];
-            if (i == 1) { /* given up: every distinct sender and pair, in the hour and the day */
-                assert_int_equal(bd->set_row_count, 2 * (bd->sender_count + bd->pair_count));
-                assert_int_equal(batch.derived->minute_count, 0);
-                assert_true(bp_budget_used(&bp.budget) > 0);
-            }
-            assert_int_equal(s[i]->ops->write(s[i], &batch, &err), 0);
-        }
+        bounded_pair_apply(&bp, b[n], n, window_bound_check, NULL);
     }
     /* after the write the batch's rows are let go of; shedding frees the rest */
     size_t held = bp_budget_used(&bp.budget);
@@ -1278,14 +1294,38 @@ static void test_u64map_repeat_keeps_size(void **state)
  * pair of an earlier hour of the day is new to the hour, not to the day. Blocks over three
  * hours of one day, through a module that keeps its windows and one bounded to nothing (every
  * window given up: the output's tables decide), give the same tables. */
+/* ctx: the count of blocks with a member new to the hour, not to the day */
+static void closed_hours_check(bounded_pair *p, int i, uint64_t n, const bp_batch *batch, void *ctx)
+{
+    size_t *repeats = ctx;
+    const bp_block_derived *bd = &batch->derived->blocks[0];
+    size_t rows[BP_GRAIN_COUNT] = {0};
+    for (size_t j = 0; j < bd->set_row_count; j++) {
+        assert_true(bd->set_rows[j].known_new || i == 1); /* (the first block's are) */
+        rows[bp_derived_set_grain(&bd->set_rows[j])]++;
+    }
+    if (i == 0) {
+        assert_true(rows[BP_GRAIN_1D] <= rows[BP_GRAIN_1H]);
+        *repeats += rows[BP_GRAIN_1D] < rows[BP_GRAIN_1H];
+        bp_open_peak now;
+        bp_metrics_sets_now(p->m[0], &now);
+        assert_true(now.members[BP_GRAIN_1H] > 0);
+        assert_true(now.members[BP_GRAIN_1D] >= now.members[BP_GRAIN_1H]);
+        /* in the day's first hour its table is empty; later it has the closed hours' */
+        if (n <= 3)
+            assert_int_equal(now.stored[BP_GRAIN_1D], 0);
+        else
+            assert_true(now.stored[BP_GRAIN_1D] > 0 &&
+                        now.stored[BP_GRAIN_1D] < now.members[BP_GRAIN_1D]);
+    }
+}
+
 static void test_day_holds_closed_hours(void **state)
 {
     (void)state;
     bounded_pair bp;
     bounded_pair_open(&bp);
-    bp_sink **s = bp.s;
     bp_metrics **m = bp.m;
-    bp_error err = {0};
     uint64_t nonces[40] = {0};
     bp_block *b[10] = {0};
     const uint64_t day = 1699920000; /* a day's first second */
@@ -1293,33 +1333,7 @@ static void test_day_holds_closed_hours(void **state)
     for (uint64_t n = 1; n <= 9; n++) {
         b[n] = traffic_block(n, 20, nonces);
         b[n]->timestamp = day + 3600 * ((n - 1) / 3) + 100 * n; /* 3 blocks an hour */
-        bp_event ev = {BP_EVENT_APPLY, b[n]};
-        for (int i = 0; i < 2; i++) {
-            bp_batch batch = {
-                .chain = "main", .events = &ev, .count = 1, .checkpoint = fx_cp(n, 0)};
-            assert_int_equal(bp_metrics_compute(m[i], &batch, n == 1, &batch.derived, &err), 0);
-            const bp_block_derived *bd = &batch.derived->blocks[0];
-            size_t rows[BP_GRAIN_COUNT] = {0};
-            for (size_t j = 0; j < bd->set_row_count; j++) {
-                assert_true(bd->set_rows[j].known_new || i == 1); /* (the first block's are) */
-                rows[bp_derived_set_grain(&bd->set_rows[j])]++;
-            }
-            if (i == 0) {
-                assert_true(rows[BP_GRAIN_1D] <= rows[BP_GRAIN_1H]);
-                repeats += rows[BP_GRAIN_1D] < rows[BP_GRAIN_1H];
-                bp_open_peak now;
-                bp_metrics_sets_now(m[0], &now);
-                assert_true(now.members[BP_GRAIN_1H] > 0);
-                assert_true(now.members[BP_GRAIN_1D] >= now.members[BP_GRAIN_1H]);
-                /* in the day's first hour its table is empty; later it has the closed hours' */
-                if (n <= 3)
-                    assert_int_equal(now.stored[BP_GRAIN_1D], 0);
-                else
-                    assert_true(now.stored[BP_GRAIN_1D] > 0 &&
-                                now.stored[BP_GRAIN_1D] < now.members[BP_GRAIN_1D]);
-            }
-            assert_int_equal(s[i]->ops->write(s[i], &batch, &err), 0);
-        }
+        bounded_pair_apply(&bp, b[n], n, closed_hours_check, &repeats);
     }
     assert_true(repeats > 0);
     assert_int_equal(bp_metrics_windows_dropped(m[0]), 0);
