@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from pg import Postgres  # noqa: E402
-from pgcheck import Fail, blockpipe_bin  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, script_body  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 ROUNDS, PROCS = 6, 6
@@ -28,10 +28,10 @@ ROUNDS, PROCS = 6, 6
 def main():
     print(__doc__.strip(), flush=True)
     bp = blockpipe_bin()
-    node = None
-    try:
+    with script_body("OK: processes opening one schema at once all start") as keep:
         with Postgres() as pg:
-            node = Simnode(bp, ["--block-time", "0", "--length", "40", "--txs-per-block", "2"])
+            node = keep(Simnode(bp, ["--block-time", "0", "--length", "40",
+                                     "--txs-per-block", "2"]))
             for rnd in range(ROUNDS):
                 schema = f"race{rnd}"
                 procs = [subprocess.Popen(
@@ -50,12 +50,6 @@ def main():
                     raise Fail(f"round {rnd}: {schema}.blocks holds {rows}, want 6 blocks 0..5")
                 print(f"check: round {rnd}: {PROCS} processes at once, all started and wrote "
                       "blocks 0..5 once", flush=True)
-    except (Fail, AssertionError, OSError, subprocess.TimeoutExpired) as e:
-        sys.exit(f"FAIL: {e}")
-    finally:
-        if node:
-            node.kill()
-    print("OK: processes opening one schema at once all start")
 
 
 if __name__ == "__main__":

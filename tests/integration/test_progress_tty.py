@@ -24,7 +24,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from pgcheck import Fail, blockpipe_bin  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, script_body  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 CLEAR = "\r\x1b[K"
@@ -106,11 +106,11 @@ def embedding(node, env):
 def main():
     print(__doc__.strip(), flush=True)
     bp = blockpipe_bin()
-    node = None
-    try:
+    with script_body("OK: a terminal gets a progress line; logs stay whole; pipes and JSON get "
+                     "none") as keep:
         with tempfile.TemporaryDirectory(prefix="bp-progress-") as tmp:
-            node = Simnode(bp, ["--block-time", "0", "--length", "130", "--txs-per-block", "2",
-                                "--faults", "ep1:latency=150ms"])
+            node = keep(Simnode(bp, ["--block-time", "0", "--length", "130",
+                                     "--txs-per-block", "2", "--faults", "ep1:latency=150ms"]))
 
             def cmd(db, *extra):
                 return [bp, "backfill", "--rpc", node.urls[0], "--from", "0", "--to", "119",
@@ -146,12 +146,6 @@ def main():
                 print(f"check: {label} on a terminal: no progress line", flush=True)
 
             embedding(node, env)
-    except (Fail, AssertionError, OSError, subprocess.TimeoutExpired) as e:
-        sys.exit(f"FAIL: {e}")
-    finally:
-        if node:
-            node.kill()
-    print("OK: a terminal gets a progress line; logs stay whole; pipes and JSON get none")
 
 
 if __name__ == "__main__":

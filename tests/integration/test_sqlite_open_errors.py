@@ -11,22 +11,21 @@ common case; before, the error was
 """
 
 import os
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from pgcheck import Fail, blockpipe_bin, run  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, run, script_body  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 
 def main():
     print(__doc__.strip(), flush=True)
     bp = blockpipe_bin()
-    node = None
-    try:
+    with script_body("OK: a SQLite path that cannot be opened is explained") as keep:
         with tempfile.TemporaryDirectory(prefix="bp-sqlite-open-") as tmp:
-            node = Simnode(bp, ["--block-time", "0", "--length", "10", "--txs-per-block", "1"])
+            node = keep(Simnode(bp, ["--block-time", "0", "--length", "10",
+                                     "--txs-per-block", "1"]))
             missing = os.path.join(tmp, "nodir")
             rc, text = run([bp, "backfill", "--rpc", node.urls[0], "--from", "0", "--to", "3",
                             "--output", f"sqlite:{missing}/bp.db"], timeout=120)
@@ -50,12 +49,6 @@ def main():
             if rc != 0:
                 raise Fail(f"migrate into {tmp}/bp.db: exit {rc}:\n{text[-2000:]}")
             print("check: an openable path: migrate exit 0", flush=True)
-    except (Fail, AssertionError, OSError, subprocess.TimeoutExpired) as e:
-        sys.exit(f"FAIL: {e}")
-    finally:
-        if node:
-            node.kill()
-    print("OK: a SQLite path that cannot be opened is explained")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,11 @@ only when the run ended: a --state-dir whose parent is missing (packaging/blockp
 
 import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from pgcheck import Fail, blockpipe_bin, run  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, run, script_body  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 
@@ -34,10 +33,10 @@ def blocks(db):
 def main():
     print(__doc__.strip(), flush=True)
     bp = blockpipe_bin()
-    node = None
-    try:
+    with script_body("OK: --state-dir is checked at start") as keep:
         with tempfile.TemporaryDirectory(prefix="bp-statedir-") as tmp:
-            node = Simnode(bp, ["--block-time", "0", "--length", "20", "--txs-per-block", "1"])
+            node = keep(Simnode(bp, ["--block-time", "0", "--length", "20",
+                                     "--txs-per-block", "1"]))
 
             def backfill(db, state_dir):
                 return run([bp, "backfill", "--rpc", node.urls[0], "--from", "0", "--to", "9",
@@ -69,12 +68,6 @@ def main():
                            f"{text[-2000:]}")
             print("check: a new directory under an existing one: made, the state file in it",
                   flush=True)
-    except (Fail, AssertionError, OSError, subprocess.TimeoutExpired) as e:
-        sys.exit(f"FAIL: {e}")
-    finally:
-        if node:
-            node.kill()
-    print("OK: --state-dir is checked at start")
 
 
 if __name__ == "__main__":

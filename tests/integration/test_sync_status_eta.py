@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from apiclient import API_ANY, Api, api_port  # noqa: E402
-from pgcheck import Fail, blockpipe_bin, kill_running, tail  # noqa: E402
+from pgcheck import Fail, blockpipe_bin, script_body, tail  # noqa: E402
 from simnode import Simnode  # noqa: E402
 
 TO = 200
@@ -53,18 +53,17 @@ def check(c):
 def main():
     print(__doc__.strip(), flush=True)
     bp = blockpipe_bin()
-    node = proc = None
-    try:
+    with script_body("OK: /api/sync-status's eta_s and the stats line count to --to") as keep:
         with tempfile.TemporaryDirectory(prefix="bp-sync-eta-") as tmp:
-            node = Simnode(bp, ["--block-time", "0", "--length", "2000", "--txs-per-block", "2",
-                                "--faults", "ep1:latency=150ms"])
+            node = keep(Simnode(bp, ["--block-time", "0", "--length", "2000",
+                                     "--txs-per-block", "2", "--faults", "ep1:latency=150ms"]))
             log_path = os.path.join(tmp, "run.log")
             with open(log_path, "w") as log:
-                proc = subprocess.Popen(
+                proc = keep(subprocess.Popen(
                     [bp, "backfill", "--rpc", node.urls[0], "--from", "0", "--to", str(TO),
                      "--workers", "1", "--batch-size", "4", "--stats-interval", "1",
                      "--output", f"sqlite:{tmp}/out.db", "--api", API_ANY],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT))
             api = Api(api_port(log_path, HANG, proc))
             seen = []
             deadline = time.monotonic() + HANG
@@ -91,13 +90,6 @@ def main():
             if not lefts or any(n > TO + 1 for n in lefts):
                 raise Fail(f"a stats line's left= counts past --to {TO}: {lefts}")
             print(f"check: the stats lines' left= ({lefts[:5]}...) count to --to", flush=True)
-    except (Fail, AssertionError, OSError, subprocess.TimeoutExpired) as e:
-        sys.exit(f"FAIL: {e}")
-    finally:
-        kill_running(proc)
-        if node:
-            node.kill()
-    print("OK: /api/sync-status's eta_s and the stats line count to --to")
 
 
 if __name__ == "__main__":

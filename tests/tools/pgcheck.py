@@ -1,10 +1,11 @@
 """pgcheck.py - helpers of the PostgreSQL output tests: the node's canonical chain, the same
 read back from blockpipe's tables (through psql), and running blockpipe; and of any test
-script: its main (script_main), the tails of blockpipe's logs when it failed (print_tails).
+script: its main (script_main, script_body), the tails of blockpipe's logs when it failed (print_tails).
 stdlib only."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -277,6 +278,32 @@ def script_main(main, failures=FAILURES):
         if not isinstance(e, AssertionError):
             traceback.print_exc()
         sys.exit(f"FAIL: {e}")
+
+
+@contextlib.contextmanager
+def script_body(ok):
+    """A test script's main body: `with script_body("OK: ...") as keep:`, then
+    `node = keep(Simnode(...))` (or a Popen) for each thing it starts. What keep() was given is
+    killed on the way out (the last first), whatever happened; a Fail, an AssertionError, an
+    OSError or a subprocess.TimeoutExpired ends the script with "FAIL: why" (exit 1); a body
+    that ends prints ok."""
+    started = []
+
+    def keep(thing):
+        started.append(thing)
+        return thing
+
+    try:
+        yield keep
+    except (AssertionError, OSError, subprocess.TimeoutExpired) as e:
+        sys.exit(f"FAIL: {e}")
+    finally:
+        for thing in reversed(started):
+            if isinstance(thing, subprocess.Popen):
+                kill_running(thing)
+            else:
+                thing.kill()
+    print(ok, flush=True)
 
 
 def print_tails(*paths, chars=4000):
