@@ -326,6 +326,17 @@ struct bp_sink {
      * --output-failure says, and takes it back at the checkpoint its checkpoint op reads then,
      * as a restart would (core/outputs.c); that op clears it. */
     bool rewind;
+    /* Set by open(): write() and check() try a transient failure again themselves, for as long
+     * as the output's own bound allows (PostgreSQL: a lost connection is reconnected within
+     * --wait-for-db of the loss, one deadline for the outage), so the pipeline does not try
+     * them again on top (that would multiply the bound: core/outputs.c). */
+    bool retries_own;
+    /* Set by the pipeline (may stay NULL): the backend calls it each time it waits to try
+     * again what failed (a lost connection, a try to reconnect that failed), with why, from
+     * the thread that called it; the status endpoints show the output as retrying with that
+     * error until the call ends. */
+    void (*on_retry)(void *ctx, const bp_sink *s, const bp_error *why);
+    void *on_retry_ctx;
 };
 
 /* Opens an output from its URL (sqlite:PATH, sqlite://PATH, etl-csv:DIR, postgres://...),

@@ -55,6 +55,14 @@ typedef struct bp_stats_output {
     uint64_t lag;           /* head - checkpoint, 0 when either is unknown */
     bool set_aside;         /* --output-failure continue: failed, skipped for the rest of the run */
     bp_stats_latency write; /* per batch written to it */
+    /* "ok"; "retrying": a write to it (or a read back to its checkpoint) failed and is tried
+     * again, error says why; "set-aside" (set_aside); "failed": it failed for good, the run
+     * stops with its error */
+    char state[16];
+    char error[BP_STATS_TEXT]; /* its last failure while not "ok", "" else */
+    /* its failure stops the run (without --output-failure continue, or no other output left):
+     * while it is retrying or failed the chain is not ready */
+    bool failure_stops;
 } bp_stats_output;
 
 typedef struct bp_stats_realtime {
@@ -82,8 +90,9 @@ typedef struct bp_stats {
     bool have_head;
     uint64_t head;
     bool have_indexed;
-    uint64_t indexed; /* the newest block ordered and handed to the outputs: in a batch being
-                       * written or written (what every output holds: their checkpoints) */
+    uint64_t indexed; /* the last block committed by every output not set aside: the lowest of
+                       * their checkpoints (have_indexed false until each has one); without
+                       * outputs, the newest block ordered */
     uint64_t lag;     /* head - indexed */
     /* Where the pipeline is going now: a backfill's --to (while the head, less the
      * confirmations, has not reached it: that), a run's head less the confirmations; false

@@ -92,9 +92,10 @@ static void chain_metrics(mw *m, const bp_stats *s, const char *cl)
         int kind; /* 0 u64, 1 double, 2 bool */
     } g[] = {
 #define U(f) offsetof(bp_stats, f), 0
-        {"blockpipe_indexed_block", "gauge", "The last block committed by every output",
+        {"blockpipe_indexed_block", "gauge",
+         "The last block committed by every output not set aside (the lowest checkpoint)",
          U(indexed)},
-        {"blockpipe_lag_blocks", "gauge", "Head minus the last committed block", U(lag)},
+        {"blockpipe_lag_blocks", "gauge", "Head minus blockpipe_indexed_block", U(lag)},
         {"blockpipe_blocks_total", "counter", "Blocks committed since the start", U(done)},
         {"blockpipe_transactions_total", "counter", "Transactions committed since the start",
          U(txs)},
@@ -212,6 +213,11 @@ static void output_metrics(mw *m, const bp_stats *s, const char *cl)
          "1 when the output failed and is skipped (--output-failure continue)");
     for (size_t i = 0; i < s->output_count; i++)
         value(m, "blockpipe_output_set_aside", labels[i], s->outputs[i].set_aside);
+    head(m, "blockpipe_output_retrying", "gauge",
+         "1 while a failed write to the output (or read back to its checkpoint) is tried again");
+    for (size_t i = 0; i < s->output_count; i++)
+        value(m, "blockpipe_output_retrying", labels[i],
+              strcmp(s->outputs[i].state, "retrying") == 0);
     head(m, "blockpipe_output_write_seconds", "histogram", "Time to write one batch to the output");
     for (size_t i = 0; i < s->output_count; i++)
         histogram(m, "blockpipe_output_write_seconds", labels[i], &s->outputs[i].write);
@@ -301,7 +307,8 @@ int bp_api_metrics(const bp_stats *s, uint64_t ready_lag, const bp_push_stats *p
         label(s->chain, chain, sizeof(chain));
         snprintf(cl, sizeof(cl), "chain=\"%s\"", chain);
         head(&m, "blockpipe_ready", "gauge",
-             "1 when every chain is within --ready-lag of its head");
+             "1 when the chain is within --ready-lag of its head, not stuck on a failing block "
+             "and no output whose failure stops the run is failing");
         value(&m, "blockpipe_ready", cl, bp_api_is_ready(s, ready_lag));
         chain_metrics(&m, s, cl);
         endpoint_metrics(&m, s, cl);

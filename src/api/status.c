@@ -24,10 +24,23 @@ bool bp_api_status_route(const char *path)
     return false;
 }
 
+/* An output whose failure would stop the run is failing: retrying (its write, or a read back
+ * to its checkpoint) or failed for good. Nothing it is handed commits meanwhile. */
+static bool output_failing(const bp_stats *s)
+{
+    for (size_t i = 0; i < s->output_count; i++) {
+        const bp_stats_output *o = &s->outputs[i];
+        if (o->failure_stops &&
+            (strcmp(o->state, "retrying") == 0 || strcmp(o->state, "failed") == 0))
+            return true;
+    }
+    return false;
+}
+
 bool bp_api_is_ready(const bp_stats *s, uint64_t lag)
 {
     return s->version && s->have_head && s->have_indexed && !s->waiting && !s->lock_waiting &&
-           (s->head <= s->indexed || s->head - s->indexed <= lag);
+           !output_failing(s) && (s->head <= s->indexed || s->head - s->indexed <= lag);
 }
 
 static void num(bp_jsonw *w, const char *key, double v)
@@ -89,6 +102,8 @@ static const char *mode_of(const bp_stats *s, uint64_t ready_lag)
         return "waiting";
     if (s->lock_waiting)
         return "waiting-for-lock";
+    if (output_failing(s))
+        return "output-failing";
     if (s->backfill)
         return "backfill";
     return bp_api_is_ready(s, ready_lag) ? "following" : "catching-up";
@@ -167,7 +182,8 @@ static void output_json(bp_jsonw *w, const bp_stats *s, const bp_stats_output *o
     opt_u64(w, "checkpoint", o->checkpoint_set, o->checkpoint);
     str(w, "checkpoint_hash", o->checkpoint_set ? o->checkpoint_hash : NULL);
     u64(w, "lag", o->lag);
-    str(w, "state", o->set_aside ? "set-aside" : "ok");
+    str(w, "state", o->state[0] ? o->state : o->set_aside ? "set-aside" : "ok");
+    str(w, "error", o->error[0] ? o->error : NULL);
     latency(w, "write", &o->write);
     bp_jsonw_end_object(w);
 }

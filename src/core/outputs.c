@@ -63,6 +63,62 @@ out:
     free(recent);
 }
 
+/* ---- health (the status endpoints) ------------------------------------------------------ */
+
+/* Output i's state and failure (why NULL: none). */
+static void health_set(bp_outputs *o, size_t i, enum bp_output_state state, const bp_error *why)
+{
+    pthread_mutex_lock(&o->health_lock);
+    o->health[i].state = state;
+    snprintf(o->health[i].error, sizeof(o->health[i].error), "%s", why ? why->msg : "");
+    pthread_mutex_unlock(&o->health_lock);
+}
+
+/* Whose failure stops the run, after failed_count changed. Writer thread (or before it runs). */
+static void health_stops(bp_outputs *o)
+{
+    pthread_mutex_lock(&o->health_lock);
+    for (size_t i = 0; i < o->count; i++)
+        o->health[i].stops = !o->keep_going || o->failed_count + !o->failed[i] >= o->count;
+    pthread_mutex_unlock(&o->health_lock);
+}
+
+/* bp_sink.on_retry: the sink waits to try again (inside a write, or a probe's read). An output
+ * set aside or failed keeps its state and takes the newer error. */
+static void on_retry(void *ctx, const bp_sink *s, const bp_error *why)
+{
+    bp_outputs *o = ctx;
+    for (size_t i = 0; i < o->count; i++) {
+        if (o->sinks[i] != s)
+            continue;
+        pthread_mutex_lock(&o->health_lock);
+        if (o->health[i].state == BP_OUTPUT_OK)
+            o->health[i].state = BP_OUTPUT_RETRYING;
+        snprintf(o->health[i].error, sizeof(o->health[i].error), "%s", why->msg);
+        pthread_mutex_unlock(&o->health_lock);
+        return;
+    }
+}
+
+void bp_outputs_health(bp_outputs *o, size_t i, bp_stats_output *so)
+{
+    static const char *const names[] = {
+        [BP_OUTPUT_OK] = "ok",
+        [BP_OUTPUT_RETRYING] = "retrying",
+        [BP_OUTPUT_SET_ASIDE] = "set-aside",
+        [BP_OUTPUT_FAILED] = "failed",
+    };
+    if (!o->health || i >= o->count)
+        return;
+    pthread_mutex_lock(&o->health_lock);
+    const bp_output_health *h = &o->health[i];
+    snprintf(so->state, sizeof(so->state), "%s", names[h->state]);
+    snprintf(so->error, sizeof(so->error), "%.*s", (int)sizeof(so->error) - 1,
+             h->state == BP_OUTPUT_OK ? "" : h->error);
+    so->failure_stops = h->stops;
+    pthread_mutex_unlock(&o->health_lock);
+}
+
 /* ---- set aside and probed ---------------------------------------------------------------- */
 
 typedef struct probe_arg {
@@ -110,6 +166,7 @@ static void *probe_main(void *arg)
         }
         bp_info("output '%s' is still set aside: %s (asked again in %ld s)", s->url, e.msg,
                 next / 1000);
+        on_retry(o, s, &e);
         delay = next;
     }
     return NULL;
@@ -130,10 +187,14 @@ static void start_probe(bp_outputs *o, size_t i)
     }
 }
 
-static void set_aside(bp_outputs *o, size_t i)
+/* why: the failure, shown while it is set aside. A rewound output (bp_sink.rewind) is
+ * "retrying": its probe reads its checkpoint until it answers, or the run stops. */
+static void set_aside(bp_outputs *o, size_t i, const bp_error *why)
 {
     o->failed[i] = true;
     o->failed_count++;
+    health_stops(o);
+    health_set(o, i, o->rewound[i] ? BP_OUTPUT_RETRYING : BP_OUTPUT_SET_ASIDE, why);
     start_probe(o, i);
 }
 
@@ -157,6 +218,7 @@ static void rewind_given_up(bp_outputs *o, size_t i)
            "(last: %s); it stays set aside (--output-failure continue) and is asked again every "
            "few seconds: when it answers it is caught up from its checkpoint",
            o->sinks[i]->url, BP_OUTPUTS_REWIND_ATTEMPTS, o->probe_err[i].msg);
+    health_set(o, i, BP_OUTPUT_SET_ASIDE, &o->probe_err[i]);
     start_probe(o, i);
 }
 
@@ -170,7 +232,8 @@ static bool give_up_stops(const bp_outputs *o)
 int bp_outputs_given_up(bp_outputs *o, bp_error *err)
 {
     for (size_t i = 0; o->gave_up && give_up_stops(o) && i < o->count; i++)
-        if (atomic_load(&o->gave_up[i]))
+        if (atomic_load(&o->gave_up[i])) {
+            health_set(o, i, BP_OUTPUT_FAILED, &o->probe_err[i]);
             return bp_error_set(
                 err, BP_ETIMEOUT,
                 "output '%s': batches it held open in one transaction were rolled back by a "
@@ -178,6 +241,7 @@ int bp_outputs_given_up(bp_outputs *o, bp_error *err)
                 "(last: %s); stopping, as waiting for it would never end. Its checkpoint is "
                 "where its last commit left it; the next run writes the rest again from there",
                 o->sinks[i]->url, BP_OUTPUTS_REWIND_ATTEMPTS, o->probe_err[i].msg);
+        }
     return 0;
 }
 
@@ -214,6 +278,8 @@ void bp_outputs_rejoin(bp_outputs *o, size_t i)
         o->rewound[i] = false;
         o->rewinding--;
     }
+    health_stops(o);
+    health_set(o, i, BP_OUTPUT_OK, NULL);
 }
 
 bool bp_outputs_rewinding(const bp_outputs *o)
@@ -227,6 +293,7 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
                     bool keep_going, bp_error *err)
 {
     memset(o, 0, sizeof(*o));
+    pthread_mutex_init(&o->health_lock, NULL); /* (destroyed by bp_outputs_release) */
     o->sinks = sinks;
     o->count = count;
     o->chain = chain;
@@ -247,9 +314,15 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     o->rewound = calloc(n, sizeof(*o->rewound));
     o->gave_up = calloc(n, sizeof(*o->gave_up));
     o->probe_err = calloc(n, sizeof(*o->probe_err));
+    o->health = calloc(n, sizeof(*o->health));
     if (!o->cps || !o->failed || !o->held || !o->probing || !o->probes || !o->back ||
-        !o->probe_cp || !o->write_us || !o->rewound || !o->gave_up || !o->probe_err)
+        !o->probe_cp || !o->write_us || !o->rewound || !o->gave_up || !o->probe_err || !o->health)
         return bp_error_set(err, BP_ENOMEM, "out of memory");
+    health_stops(o);
+    for (size_t i = 0; i < count; i++) {
+        sinks[i]->on_retry = on_retry;
+        sinks[i]->on_retry_ctx = o;
+    }
     for (size_t i = 0; i < count; i++) {
         atomic_init(&o->back[i], false);
         atomic_init(&o->gave_up[i], false);
@@ -270,7 +343,7 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
                "every few seconds; when it answers it is caught up from its checkpoint",
                err->msg);
         memset(&o->cps[i], 0, sizeof(o->cps[i]));
-        set_aside(o, i);
+        set_aside(o, i, err);
         bp_error_clear(err);
     }
     return 0;
@@ -282,6 +355,11 @@ void bp_outputs_release(bp_outputs *o)
         atomic_store(&o->stop_probes, true);
     for (size_t i = 0; o->probing && i < o->count; i++)
         join_probe(o, i);
+    for (size_t i = 0; o->health && i < o->count; i++) /* (the sinks are closed after) */
+        o->sinks[i]->on_retry = NULL;
+    if (o->count || o->health)
+        pthread_mutex_destroy(&o->health_lock);
+    free(o->health);
     free(o->failed);
     free(o->write_us);
     free(o->rewound);
@@ -460,16 +538,20 @@ static size_t count_reverts(const bp_batch *b)
     return n;
 }
 
-/* One output's write, tried again with backoff while the error is transient. */
+/* One output's write, tried again with backoff while the error is transient, unless the
+ * sink tries again itself (bp_sink.retries_own: its bound, e.g. --wait-for-db, is the whole
+ * wait; tries of it here would multiply it). */
 static int write_one(bp_sink *s, const bp_batch *b, bp_error *err)
 {
     long delay_ms = 500;
     for (int attempt = 1;; attempt++) {
         int rc = s->ops->write(s, b, err);
-        if (rc == 0 || !bp_error_is_transient(rc) || attempt == 4)
+        if (rc == 0 || !bp_error_is_transient(rc) || attempt == 4 || s->retries_own)
             return rc;
         bp_warn("output '%s': %s (attempt %d of 4, again in %ld ms)", s->url, err->msg, attempt,
                 delay_ms);
+        if (s->on_retry)
+            s->on_retry(s->on_retry_ctx, s, err);
         struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         delay_ms *= 2;
@@ -487,7 +569,7 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
         bp_warn("%s; going back to its checkpoint", err->msg);
         o->rewound[i] = true; /* (before its probe starts: it reads it) */
         o->rewinding++;
-        set_aside(o, i);
+        set_aside(o, i, err);
         if (b && b->count) { /* the failed batch's blocks, at least: they commit alone next */
             uint64_t top = b->events[b->count - 1].block->number;
             o->solo_through = o->solo ? (top > o->solo_through ? top : o->solo_through) : top;
@@ -497,12 +579,14 @@ static int output_failed(bp_outputs *o, size_t i, const bp_batch *b, bp_error *e
         return 0;
     }
     /* a chain whose lock another process took is that process's to write, in every output */
-    if (!o->keep_going || o->failed_count + 1 == o->count || err->code == BP_ELOCKLOST)
+    if (!o->keep_going || o->failed_count + 1 == o->count || err->code == BP_ELOCKLOST) {
+        health_set(o, i, BP_OUTPUT_FAILED, err);
         return err->code;
+    }
     bp_err("%s; this output is set aside (--output-failure continue) at its checkpoint %" PRIu64
            "; it is asked again every few seconds and, when it answers, caught up from there",
            err->msg, o->cps[i].set ? o->cps[i].number : 0);
-    set_aside(o, i);
+    set_aside(o, i, err);
     (void)b;
     bp_error_clear(err);
     return 0;
@@ -556,7 +640,7 @@ static int check_one(bp_sink *s, const char *chain, bp_error *err)
     long delay_ms = 500;
     for (int attempt = 1;; attempt++) {
         int rc = s->ops->check(s, chain, err);
-        if (rc == 0 || !bp_error_is_transient(rc) || attempt == 4)
+        if (rc == 0 || !bp_error_is_transient(rc) || attempt == 4 || s->retries_own)
             return rc;
         bp_warn("output '%s': checking the chain's writer lock: %s (attempt %d of 4, again in "
                 "%ld ms)",
@@ -582,6 +666,8 @@ static int check_locks(bp_outputs *o, const bp_batch *batch, bp_error *err)
         if (was_first || !s->ops->check)
             continue;
         int rc = check_one(s, batch->chain, err);
+        if (rc == 0) /* it answers (after a reconnect the check made, say) */
+            health_set(o, i, BP_OUTPUT_OK, NULL);
         if (rc != 0 && (rc = output_failed(o, i, batch, err)) != 0)
             return rc;
     }
@@ -648,6 +734,7 @@ static int write_outputs(bp_outputs *o, const bp_batch *batch, const bp_derived 
         }
         bp_debug("output '%s': written", o->sinks[i]->url);
         o->cps[i] = cp;
+        health_set(o, i, BP_OUTPUT_OK, NULL);
     }
     return 0;
 }

@@ -7,7 +7,9 @@
  * the pipeline (back-pressure) instead of growing memory.
  *
  * A write that fails with a transient error (bp_error_is_transient: a lost connection, I/O, a
- * timeout) is tried again with backoff (0.5, 1, 2 s). When it still fails: with keep_going
+ * timeout) is tried again with backoff (0.5, 1, 2 s), unless the sink tries again itself
+ * (bp_sink.retries_own: PostgreSQL reconnects within --wait-for-db of the loss, one wait per
+ * outage; tries here on top would multiply it). When it still fails: with keep_going
  * false (the default) the error stops the pipeline; every output keeps a consistent
  * checkpoint, so nothing is lost. With keep_going true the output is set aside, said loudly,
  * and the others go on; so is an output whose checkpoint cannot be read at start (unless every
@@ -26,6 +28,7 @@
 
 #include "blockpipe/model.h"
 #include "blockpipe/sink.h"
+#include "blockpipe/stats.h"
 #include "metrics/derive_job.h"
 #include "util/histogram.h"
 
@@ -45,6 +48,20 @@ typedef struct bp_own_revert {
     bp_block b;
     char hash[67], parent[67];
 } bp_own_revert;
+
+/* What the status endpoints show of an output (bp_outputs_health). */
+enum bp_output_state {
+    BP_OUTPUT_OK,        /* its last write went through (or none failed yet) */
+    BP_OUTPUT_RETRYING,  /* a write (or a read back to its checkpoint) failed and is tried again */
+    BP_OUTPUT_SET_ASIDE, /* --output-failure continue: skipped, probed until it answers */
+    BP_OUTPUT_FAILED     /* failed for good: the run stops with its error */
+};
+
+typedef struct bp_output_health {
+    enum bp_output_state state;
+    char error[BP_ERROR_MSG_MAX]; /* the last failure, "" once a write went through */
+    bool stops; /* its failure stops the run (no keep_going, or no other output left) */
+} bp_output_health;
 
 typedef struct bp_outputs {
     bp_sink **sinks; /* not owned */
@@ -95,6 +112,10 @@ typedef struct bp_outputs {
      * reads failed), with the last read's error (written before the flag is set) */
     atomic_bool *gave_up;
     bp_error *probe_err;
+    /* per output, under health_lock: the writer thread, the probes and the sinks (bp_sink.on_retry,
+     * from inside a write) set it, the stats publication reads it (bp_outputs_health) */
+    bp_output_health *health;
+    pthread_mutex_t health_lock;
 } bp_outputs;
 
 /* An output sent back to its checkpoint (bp_sink.rewind) gets as many reads of its checkpoint
@@ -145,6 +166,9 @@ bool bp_outputs_rewinding(const bp_outputs *o);
  * back to its checkpoint whose probe gave up on it (BP_OUTPUTS_REWIND_ATTEMPTS), else 0. Any thread
  * (the writer thread asks while it waits for batches). */
 int bp_outputs_given_up(bp_outputs *o, bp_error *err);
+/* Output i's state, its last failure and whether that stops the run, into so (state, error,
+ * failure_stops). Any thread: a write in progress tells it as it retries. */
+void bp_outputs_health(bp_outputs *o, size_t i, bp_stats_output *so);
 /* Takes output i back at the checkpoint its probe read (the caller has rewound the event
  * stream to it). The writer must be idle. */
 void bp_outputs_rejoin(bp_outputs *o, size_t i);

@@ -1437,6 +1437,28 @@ static void fill_progress(pipeline *p, bp_stats *st)
     st->memory_push_held = p->cfg->push_held ? p->cfg->push_held(p->cfg->batch_ctx) : 0;
 }
 
+/* With outputs, indexed is what every output not set aside committed (the lowest of their
+ * checkpoints), not the newest block handed to them: a batch an output keeps failing to write
+ * is not indexed, and the lag the health checks read grows while it fails. */
+static void committed_progress(bp_stats *st)
+{
+    bool any = false, unset = false;
+    uint64_t low = 0;
+    for (size_t i = 0; i < st->output_count; i++) {
+        const bp_stats_output *o = &st->outputs[i];
+        if (o->set_aside)
+            continue;
+        unset |= !o->checkpoint_set;
+        low = any && low < o->checkpoint ? low : o->checkpoint;
+        any = true;
+    }
+    if (!any)
+        return;
+    st->have_indexed = !unset;
+    st->indexed = unset ? 0 : low;
+    st->lag = st->have_head && st->head > st->indexed ? st->head - st->indexed : 0;
+}
+
 /* Publishes the pipeline's state into the stats hub (the stats line, the API and the metrics
  * read it there). Coordinator thread. */
 static void publish_stats(pipeline *p)
@@ -1463,6 +1485,7 @@ static void publish_stats(pipeline *p)
                                  ? st->head - o->checkpoint
                                  : 0;
     }
+    committed_progress(st);
     if (st->following && p->rt_started)
         bp_realtime_stats(&p->rt, &st->realtime);
     bp_stats_hub_publish(p->hub, st);

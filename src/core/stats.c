@@ -44,8 +44,10 @@ static void scrub(bp_stats *s)
 {
     for (size_t i = 0; i < s->endpoint_count && i < BP_STATS_MAX_ENDPOINTS; i++)
         bp_secret_scrub(s->endpoints[i].url);
-    for (size_t i = 0; i < s->output_count && i < BP_STATS_MAX_OUTPUTS; i++)
+    for (size_t i = 0; i < s->output_count && i < BP_STATS_MAX_OUTPUTS; i++) {
         bp_secret_scrub(s->outputs[i].url);
+        bp_secret_scrub(s->outputs[i].error);
+    }
     bp_secret_scrub(s->waiting_error);
     bp_secret_scrub(s->realtime.ws_endpoint);
     bp_secret_scrub(s->realtime.last_error);

@@ -241,6 +241,9 @@ size_t bp_writer_outputs(bp_writer *w, bp_stats_output *out, size_t max)
     pthread_mutex_lock(&w->lock);
     size_t n = w->nouts < max ? w->nouts : max;
     memcpy(out, w->outs, n * sizeof(*out));
+    /* their state as of now: a write that waits on a failing output tells it meanwhile */
+    for (size_t i = 0; i < n; i++)
+        bp_outputs_health(w->cfg.out, i, &out[i]);
     pthread_mutex_unlock(&w->lock);
     return n;
 }

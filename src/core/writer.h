@@ -75,7 +75,8 @@ int bp_writer_wait(bp_writer *w, bp_error *err);
 /* The sticky error without waiting (0 if none). */
 int bp_writer_error(bp_writer *w, bp_error *err);
 size_t bp_writer_set_aside(bp_writer *w);
-/* Each output's URL, checkpoint and state as of the last write (at most max); any thread. */
+/* Each output's URL and checkpoint as of the last write, its state (bp_outputs_health) as of
+ * now (at most max); any thread. */
 size_t bp_writer_outputs(bp_writer *w, bp_stats_output *out, size_t max);
 /* Writes what was handed over (unless a write failed), ends the thread, frees the rest.
  * Accepts what a failed start left behind. */

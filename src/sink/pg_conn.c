@@ -632,10 +632,13 @@ static int set_search_path(PGconn *c, const bp_pg_target *t, bp_error *err)
     return bp_pg_exec(c, sql, NULL, "SET search_path", err);
 }
 
-int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err)
+/* The connection loop of bp_pg_connect and bp_pg_reconnect: until deadline (CLOCK_MONOTONIC
+ * ms; at least one try), each failed try told to w when set. Errors without t->where. */
+static int connect_until(const bp_pg_target *t, long deadline, const bp_pg_waiter *w, PGconn **out,
+                         bp_error *err)
 {
     *out = NULL;
-    long deadline = now_ms() + 1000L * t->wait_for_db, delay = PG_BACKOFF_FIRST_MS;
+    long delay = PG_BACKOFF_FIRST_MS;
     for (int attempt = 1;; attempt++) {
         PGconn *c = connect_once(t);
         if (c && PQstatus(c) == CONNECTION_OK) {
@@ -648,23 +651,47 @@ int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err)
                 return 0;
             }
             PQfinish(c);
-            return bp_error_prefix(err, "%s: ", t->where);
+            return rc;
         }
         char msg[BP_ERROR_MSG_MAX];
         bp_pg_errmsg(c, NULL, msg, sizeof(msg));
         PQfinish(c);
         if (permanent(msg))
-            return bp_error_set(err, BP_EDB, "%s: cannot connect: %s", t->where, msg);
+            return bp_error_set(err, BP_EDB, "cannot connect: %s", msg);
         if (now_ms() + delay > deadline)
             return bp_error_set(err, BP_ETRANSPORT,
-                                "%s: cannot connect (gave up after %d attempts, wait_for_db=%d s): "
+                                "cannot connect (gave up after %d attempts, wait_for_db=%d s%s): "
                                 "%s",
-                                t->where, attempt, t->wait_for_db, msg);
+                                attempt, t->wait_for_db, w ? " since the connection was lost" : "",
+                                msg);
         bp_warn("postgres %s: cannot connect (attempt %d, retrying in %.2f s): %s", t->where,
                 attempt, (double)delay / 1000.0, msg);
+        if (w && w->retrying) {
+            bp_error e;
+            bp_error_set(&e, BP_ETRANSPORT, "cannot connect (attempt %d): %s", attempt, msg);
+            w->retrying(w->ctx, &e);
+        }
         sleep_ms(delay);
         delay = delay * 2 > PG_BACKOFF_MAX_MS ? PG_BACKOFF_MAX_MS : delay * 2;
     }
+}
+
+int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err)
+{
+    int rc = connect_until(t, now_ms() + 1000L * t->wait_for_db, NULL, out, err);
+    return rc ? bp_error_prefix(err, "%s: ", t->where) : 0;
+}
+
+long bp_pg_now_ms(void)
+{
+    return now_ms();
+}
+
+int bp_pg_reconnect(const bp_pg_target *t, long since_ms, const bp_pg_waiter *w, PGconn **out,
+                    bp_error *err)
+{
+    static const bp_pg_waiter none = {0};
+    return connect_until(t, since_ms + 1000L * t->wait_for_db, w ? w : &none, out, err);
 }
 
 /* ---- migrate ---------------------------------------------------------------------------- */

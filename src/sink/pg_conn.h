@@ -45,6 +45,22 @@ void bp_pg_target_release(bp_pg_target *t);
  * session's search_path to the schema (created by bp_pg_migrate). */
 int bp_pg_connect(const bp_pg_target *t, PGconn **out, bp_error *err);
 
+/* Who is told of each failed try of bp_pg_reconnect (retrying may be NULL). */
+typedef struct bp_pg_waiter {
+    void (*retrying)(void *ctx, const bp_error *why);
+    void *ctx;
+} bp_pg_waiter;
+
+/* CLOCK_MONOTONIC in ms, the clock of bp_pg_reconnect's since_ms. */
+long bp_pg_now_ms(void);
+
+/* Connects again after a lost connection, as bp_pg_connect does, but the wait_for_db seconds
+ * count from since_ms (bp_pg_now_ms when the connection was found lost): every reconnect of one
+ * outage shares that one deadline, however many writes and reads ask meanwhile, and one past
+ * it tries once. The errors do not name t->where (the caller's prefix does). */
+int bp_pg_reconnect(const bp_pg_target *t, long since_ms, const bp_pg_waiter *w, PGconn **out,
+                    bp_error *err);
+
 /* Every libpq call that waits for the server (PQexec, PQgetResult, PQputCopyData, PQputCopyEnd,
  * PQsendQuery, ...) goes between these two: when it waits longer than the target's timeout, a
  * watchdog thread shuts the socket down, the call fails as on a lost connection and

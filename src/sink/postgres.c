@@ -85,8 +85,12 @@ typedef struct pg_sink {
     bool metrics;                   /* metrics on: the output writes derived rows */
     bool lookup_tried, lookup_made; /* make_lookup_indexes ran; and succeeded */
     bool write_failed;              /* a batch failed for good (the run stops with its error) */
-    int timed_out;      /* the last connection was cut after timed_out s without an answer; 0: no */
-    pg_session session; /* the server's session of conn, saved when it connected */
+    int timed_out; /* the last connection was cut after timed_out s without an answer; 0: no */
+    /* when the connection was found lost (bp_pg_now_ms), until a reconnect succeeds: every
+     * reconnect of the outage waits within wait_for_db of it (bp_pg_reconnect), so that the
+     * batch's retries, the pipeline's and the probe's reads do not each wait anew; 0: none */
+    long down_since_ms;
+    pg_session session;           /* the server's session of conn, saved when it connected */
     const bp_block_derived **run; /* the derived rows of the APPLY run being written */
     bp_block_derived *trimmed;    /* run's blocks trimmed to `has` (bp_derived_trim) */
     size_t run_cap;
@@ -867,6 +871,19 @@ static void remember_session(pg_sink *s)
     PQclear(r);
 }
 
+/* The pipeline's health view (bp_sink.on_retry): the output waits to try again. */
+static void tell_retrying(pg_sink *s, const bp_error *why)
+{
+    if (s->base.on_retry)
+        s->base.on_retry(s->base.on_retry_ctx, &s->base, why);
+}
+
+static void retrying_cb(void *ctx, const bp_error *why)
+{
+    tell_retrying(ctx, why);
+}
+
+/* A connection, the lost one replaced. Errors do not name s->t.where (the callers' do). */
 static int ensure_conn(pg_sink *s, bp_error *err)
 {
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
@@ -885,14 +902,22 @@ static int ensure_conn(pg_sink *s, bp_error *err)
     if (s->derived)
         bp_pg_derived_reset(s->derived);
     bp_pg_arch_reset(s->arch);
-    bp_warn("postgres %s: %s; reconnecting (up to %d s)", s->t.where, why, s->t.wait_for_db);
-    int rc = bp_pg_connect(&s->t, &s->conn, err);
+    if (!s->down_since_ms) {
+        s->down_since_ms = bp_pg_now_ms();
+        bp_warn("postgres %s: %s; reconnecting (up to %d s)", s->t.where, why, s->t.wait_for_db);
+    }
+    bp_error lost;
+    bp_error_set(&lost, BP_ETRANSPORT, "%s; reconnecting", why);
+    tell_retrying(s, &lost);
+    bp_pg_waiter w = {.retrying = retrying_cb, .ctx = s};
+    int rc = bp_pg_reconnect(&s->t, s->down_since_ms, &w, &s->conn, err);
     if (rc != 0 && s->timed_out)
         bp_error_prefix(err, "%s, then ", why);
-    if (rc == 0)
+    if (rc == 0) {
         s->timed_out = 0;
-    if (rc == 0)
+        s->down_since_ms = 0;
         remember_session(s);
+    }
     return rc ? rc : relock(s, &former, err);
 }
 
@@ -1064,6 +1089,8 @@ static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
     for (int attempt = 1;; attempt++) {
         bool group = s->in_group;
         int rc = ensure_conn(s, err);
+        /* no connection within wait_for_db of the loss: another try would only try once more */
+        bool down = rc != 0 && !s->conn;
         if (rc == 0)
             rc = check_claim(s, batch->chain, err);
         if (rc == 0)
@@ -1086,13 +1113,15 @@ static int pg_write(bp_sink *base, const bp_batch *batch, bp_error *err)
             staging = true;
             continue;
         }
-        bool again = bp_error_is_transient(rc) || (rc == BP_EDB && bp_pg_retryable(s->sqlstate));
+        bool again =
+            !down && (bp_error_is_transient(rc) || (rc == BP_EDB && bp_pg_retryable(s->sqlstate)));
         if (!again || attempt >= PG_MAX_ATTEMPTS) {
             s->write_failed = true; /* no index made at close: the server just refused a write */
             return bp_error_prefix(err, "%s: ", s->t.where);
         }
         bp_warn("postgres %s: %s; writing the batch again (attempt %d of %d)", s->t.where, err->msg,
                 attempt + 1, PG_MAX_ATTEMPTS);
+        tell_retrying(s, err);
     }
 }
 
@@ -1270,6 +1299,7 @@ static int pg_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     if (rc == 0)
         rc = bp_pg_arch_new(&s->arch, err);
     s->base.families = 1u << BP_FAMILY_ARCH;
+    s->base.retries_own = true; /* a lost connection: reconnected within wait_for_db, once */
     if (rc != 0) {
         pg_close(&s->base);
         return rc;

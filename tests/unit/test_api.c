@@ -463,6 +463,19 @@ static void test_metrics_text(void **state)
             }
         }
     }
+    /* an output retrying whose failure stops the run: not ready, whatever the lag */
+    snprintf(s->outputs[0].state, sizeof(s->outputs[0].state), "retrying");
+    s->outputs[0].failure_stops = true;
+    bp_buf_reset(&b);
+    assert_int_equal(bp_api_metrics(s, 10, &p, c, &b), 0);
+    assert_non_null(strstr(b.data, "blockpipe_ready{chain=\"ma\\\"in\"} 0\n"));
+    assert_non_null(strstr(b.data, "blockpipe_output_retrying{chain=\"ma\\\"in\",output=\"sqlite:"
+                                   "x.db\"} 1\n"));
+    /* --output-failure continue with another output left: it is set aside if it keeps failing */
+    s->outputs[0].failure_stops = false;
+    bp_buf_reset(&b);
+    assert_int_equal(bp_api_metrics(s, 10, &p, c, &b), 0);
+    assert_non_null(strstr(b.data, "blockpipe_ready{chain=\"ma\\\"in\"} 1\n"));
     bp_buf_reset(&b);
     assert_int_equal(bp_api_metrics(NULL, 10, NULL, c, &b), 0); /* no pipeline: serve */
     assert_non_null(strstr(b.data, "blockpipe_up 1\n"));
