@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,23 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* glibc sets its heaps up at the first malloc, or at the first malloc_trim when nothing else
+ * called it: under ASan, whose allocator replaces malloc. It marks them set up before it does
+ * it, so two writers' first malloc_trim at once (a chains: list, two chains at the head) had
+ * one walk the other's half-made heap (a SEGV at 0x8 in mtrim). Once, first. */
+static pthread_once_t g_trim_once = PTHREAD_ONCE_INIT;
+
+static void trim_first(void)
+{
+    malloc_trim(0);
+}
+
+static void trim(void)
+{
+    pthread_once(&g_trim_once, trim_first);
+    malloc_trim(0);
 }
 
 static void free_events(bp_writer *w, bp_event *events, size_t count)
@@ -123,7 +141,7 @@ static void *writer_main(void *arg)
         bool head = w->batch.count > 0 && bp_budget_head_batch(&w->batch);
         free_events(w, w->events, w->batch.count);
         if (head)
-            malloc_trim(0);
+            trim();
         /* the first batch at the head, and any after bigger ones (a backfill of small blocks
          * may go from big batches to small ones often: not more than every 10 s) */
         if (head && !w->at_head && (!w->dropped_ms || now_ms() - w->dropped_ms >= 10000)) {

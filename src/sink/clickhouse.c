@@ -94,7 +94,11 @@ typedef struct ch_sink {
     bp_buf sql, ans, json, gz;
     bp_buf intents; /* recovery: the intents read */
     bp_buf refs;    /* "number:hash ..." of the batch's reverts */
-    bp_buf refused; /* "chain\tmessage\n": chains refused (bp_ch_derived_check_pause) */
+    /* chains paused longer than the slack (bp_ch_derived_check_pause): their batches are
+     * checked against the windows at risk (pause_check) */
+    bp_ch_pauses paused;
+    bool ours_known; /* the process's chains were given (bp_sink_opts.chains) */
+    bool ttl_due;    /* the TTLs are to be brought to this run's options (ttl_sync) */
     const bp_block **reverts, **applies; /* the batch reduced */
     size_t nrev, napp, cap;
     /* the derived tables: written with metrics on; with it off only their reverted blocks' rows
@@ -225,7 +229,7 @@ static int settle_run(ch_sink *s, const bp_ch_table *t, const char *what, bp_err
  * rows there, nothing of the batch reached the tables, or a recovery took them back and the
  * pairs merged away). */
 static int rollback(ch_sink *s, const char *chain, uint64_t seq, uint64_t from, uint64_t to,
-                    bp_error *err)
+                    long *found, bp_error *err)
 {
     char cond[160], *p, *cell[1];
     snprintf(cond, sizeof(cond),
@@ -236,6 +240,7 @@ static int rollback(ch_sink *s, const char *chain, uint64_t seq, uint64_t from, 
     long rows = rc == 0 && (p = s->ans.data, bp_ch_tsv_row(&p, cell, 1) == 1) && cell[0]
                     ? atol(cell[0])
                     : 0;
+    *found += rows;
     if (rc == 0 && rows > 0)
         bp_info("clickhouse %s: chain %s: taking back the rows of batch %" PRIu64
                 " (not committed)",
@@ -409,6 +414,7 @@ static int wait_for_orphans(ch_sink *s, bp_error *err)
 static int recover(ch_sink *s, const char *chain, bp_error *err)
 {
     ch_intent in;
+    long rows = 0; /* of the unfinished batch, taken back */
     int rc = load_state(s, chain, err);
     uint64_t seq = s->st.seq + 1, below = UINT64_MAX;
     if (rc == 0)
@@ -427,13 +433,25 @@ static int recover(ch_sink *s, const char *chain, bp_error *err)
                     s->t.where, chain, seq);
         }
     } else if (rc == 0) {
-        rc = rollback(s, chain, seq, s->st.cp.set ? s->st.cp.number + 1 : 0, UINT64_MAX, err);
+        rc =
+            rollback(s, chain, seq, s->st.cp.set ? s->st.cp.number + 1 : 0, UINT64_MAX, &rows, err);
         if (rc == 0 && in.found && in.from <= in.to)
-            rc = rollback(s, chain, seq, in.from, in.to, err);
+            rc = rollback(s, chain, seq, in.from, in.to, &rows, err);
     }
-    /* rollups written before a crash may count rows taken back since: recomputed */
-    if (rc == 0 && s->derived)
-        rc = bp_ch_derived_recover(s->derived, chain, below, err);
+    /* rollups written before a crash may count rows taken back since: recomputed, except the
+     * windows a pause put at risk (bp_ch_paused): unchanged since the chain's last batch
+     * unless an unfinished one is found at open (then recomputed, or left for the refusal
+     * when the chain's slack is unchanged) or a batch of this run wrote there */
+    bp_ch_paused *g = bp_ch_pauses_find(&s->paused, chain);
+    uint64_t after = g ? g->past : 0;
+    if (g && !g->opened && (in.found || rows > 0)) {
+        g->recompute = g->refuse;
+        after = 0;
+    }
+    if (g)
+        g->opened = true;
+    if (rc == 0 && s->derived && !(g && g->recompute))
+        rc = bp_ch_derived_recover(s->derived, chain, below, after, err);
     if (rc != 0)
         return bp_error_prefix(err, "chain %s: ", chain);
     s->st.recovering = false;
@@ -1045,10 +1063,69 @@ static bool give_up(ch_sink *s, const bp_batch *b, uint64_t seq)
     return done;
 }
 
+/* The TTLs brought to this run's retention and slack (once), unless a chain of this process
+ * may still be refused: a TTL changed before its refusal could delete rows of its windows at
+ * risk (a shorter retention, applied to the rows there), which the refusal is to keep. Then
+ * after its first block (pause_check). */
+static int ttl_sync(ch_sink *s, bp_error *err)
+{
+    if (!s->ttl_due)
+        return 0;
+    for (size_t i = 0; i < s->paused.n; i++)
+        if (s->paused.v[i].refuse && !s->paused.v[i].passed)
+            return 0;
+    s->ttl_due = false;
+    return bp_ch_derived_sync_ttl(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, s->t.where, err);
+}
+
+/* A chain paused longer than the slack (bp_ch_paused): a batch that reads a window at risk is
+ * refused before anything of it is written, when the slack is unchanged; else (a changed
+ * slack, warned at open) those windows are recomputed from what is left and the recovery
+ * must see them again. Checked at every batch: a reorg can reach back later. */
+static int pause_check(ch_sink *s, const bp_batch *b, bp_error *err)
+{
+    bp_ch_paused *g = bp_ch_pauses_find(&s->paused, b->chain);
+    if (!g)
+        return 0;
+    char why[160] = "";
+    const char *name = NULL;
+    const bp_block *past = NULL;
+    if (g->recompute)
+        snprintf(why, sizeof(why), "the recovery of an unfinished batch reads windows at risk");
+    for (size_t i = 0; !why[0] && i < b->count; i++) {
+        const bp_block *blk = b->events[i].block;
+        if (b->events[i].kind == BP_EVENT_REVERT && blk->number <= g->number)
+            snprintf(why, sizeof(why), "a revert of block %" PRIu64 " reads windows at risk",
+                     blk->number);
+        else if (b->events[i].kind != BP_EVENT_APPLY || blk->family != BP_FAMILY_EVM)
+            continue;
+        else if (bp_ch_paused_at(g, blk->timestamp, &name))
+            snprintf(why, sizeof(why), "block %" PRIu64 " (time %" PRIu64 ") falls in a %s at risk",
+                     blk->number, blk->timestamp, name);
+        else if (!past)
+            past = blk;
+    }
+    if (why[0] && g->refuse)
+        return bp_error_set(err, BP_EINVAL, "chain '%s': %s: %s", b->chain, why, g->msg);
+    if (why[0]) { /* read again now: a recovery recomputes them too */
+        g->past = 0;
+        return 0;
+    }
+    if (!past || !g->refuse || g->passed)
+        return 0;
+    g->passed = true;
+    bp_info("clickhouse %s: chain '%s': block %" PRIu64 " (time %" PRIu64 ") is past the windows "
+            "open at block %" PRIu64 " that its pause put at risk; no batch reads them again "
+            "(a reorg back to that block would be refused)",
+            s->t.where, b->chain, past->number, past->timestamp, g->number);
+    return ttl_sync(s, err);
+}
+
 static int write_batch(ch_sink *s, const bp_batch *b, bp_error *err)
 {
     bool known = s->st.chain && strcmp(s->st.chain, b->chain) == 0 && !s->st.recovering;
-    int rc = known ? 0 : recover(s, b->chain, err);
+    int rc = pause_check(s, b, err);
+    rc = rc || known ? rc : recover(s, b->chain, err);
     rc = rc ? rc : reduce(s, b, err);
     if (rc != 0)
         return bp_error_prefix(err, "%s: ", s->t.where);
@@ -1086,39 +1163,25 @@ static int ch_write(bp_sink *base, const bp_batch *b, bp_error *err)
 
 /* ---- reads ---- */
 
-/* The refusal bp_ch_derived_check_pause left for chain (NULL: the first), else 0. A process
- * whose chains were not known at open writes one: once it names it, the others' refusals are
- * theirs to make (their processes'), and are only warned here. */
-static int refused_chain(ch_sink *s, const char *chain, bp_error *err)
-{
-    for (const char *p = s->refused.data; p && *p;) {
-        const char *tab = strchr(p, '\t'), *end = tab ? strchr(tab, '\n') : NULL;
-        if (!end)
-            break;
-        if (!chain || ((size_t)(tab - p) == strlen(chain) && strncmp(p, chain, strlen(chain)) == 0))
-            return bp_error_set(err, BP_EINVAL, "%.*s", (int)(end - tab - 1), tab + 1);
-        p = end + 1;
-    }
-    for (const char *p = s->refused.data; p && *p;) {
-        const char *tab = strchr(p, '\t'), *end = tab ? strchr(tab, '\n') : NULL;
-        if (!end)
-            break;
-        bp_warn("%.*s; not a chain of this process: the one that writes it refuses",
-                (int)(end - tab - 1), tab + 1);
-        p = end + 1;
-    }
-    bp_buf_reset(&s->refused);
-    return 0;
-}
-
 static int ch_checkpoint(bp_sink *base, const char *chain, bp_checkpoint *out, bp_error *err)
 {
     ch_sink *s = (ch_sink *)base;
     *out = (bp_checkpoint){0};
-    int rc = refused_chain(s, chain, err);
-    if (rc != 0)
-        return rc;
-    rc = load_state(s, chain, err);
+    int rc = 0;
+    /* a process of one chain: the others' batches are their processes' to refuse */
+    for (size_t i = 0; !s->ours_known && i < s->paused.n; i++) {
+        bp_ch_paused *g = &s->paused.v[i];
+        if (!g->refuse || strcmp(g->chain, chain) == 0)
+            continue;
+        bp_warn("clickhouse %s: chain '%s': %s; not a chain of this process: the one that "
+                "writes it decides",
+                s->t.where, g->chain, g->msg);
+        g->refuse = false;
+    }
+    s->ours_known = true;
+    rc = ttl_sync(s, err);
+    if (rc == 0)
+        rc = load_state(s, chain, err);
     *out = s->st.cp;
     return rc ? bp_error_prefix(err, "%s: ", s->t.where) : 0;
 }
@@ -1173,7 +1236,7 @@ static void ch_close(bp_sink *base)
     bp_buf_release(&s->gz);
     bp_buf_release(&s->intents);
     bp_buf_release(&s->refs);
-    bp_buf_release(&s->refused);
+    bp_ch_pauses_release(&s->paused);
     free(s->st.chain);
     free(s->reverts);
     free(s->applies);
@@ -1228,7 +1291,6 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     bp_buf_init(&s->gz, 0);
     bp_buf_init(&s->intents, 256 << 20);
     bp_buf_init(&s->refs, 0);
-    bp_buf_init(&s->refused, 0);
     for (size_t k = 0; k < T_MAX; k++)
         bp_buf_init(&s->tabs[k].insert, 0);
     int rc = bp_ch_target_init(&s->t, target, opts, err);
@@ -1240,17 +1302,22 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
         rc = bp_ch_migrate(s->http, &s->t, &s->caps, NULL, NULL, err);
     /* the TTLs of this writer's retention (once per change): with the slack they never take a
      * row of a window still open, so no batch has to lift them (bp_ch_derived_ttl), unless a
-     * chain paused longer than the slack: checked first, against the TTLs there now */
+     * chain paused longer than the slack: checked first, against the TTLs there now; its
+     * batches are checked against the windows at risk (pause_check), and the TTLs wait for
+     * the ones that may be refused (ttl_sync) */
     const char *ours = opts ? opts->chains : NULL;
-    if (rc == 0 && s->t.metrics && s->t.ttl)
+    s->ours_known = ours != NULL;
+    s->ttl_due = s->t.metrics && s->t.ttl;
+    if (rc == 0 && s->ttl_due)
         rc = bp_ch_derived_check_pause(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, ours,
-                                       s->t.where, &s->refused, err);
-    /* this process's chains known: refused at once; else (one chain) when it asks for its
-     * checkpoint (refused_chain) */
-    if (rc == 0 && ours && s->refused.len)
-        rc = refused_chain(s, NULL, err);
-    if (rc == 0 && s->t.metrics && s->t.ttl)
-        rc = bp_ch_derived_sync_ttl(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, s->t.where, err);
+                                       s->t.where, &s->paused, err);
+    if (rc == 0)
+        rc = ttl_sync(s, err);
+    if (rc == 0 && s->ttl_due)
+        bp_info("clickhouse %s: the TTLs are brought to this run's retention and ttl_slack after "
+                "the paused chains' first blocks (a TTL changed before a refusal could delete the "
+                "rows it keeps)",
+                s->t.where);
     if (rc == 0)
         rc = prepare_tables(s, err);
     if (rc == 0) {
@@ -1361,8 +1428,8 @@ static const bp_sink_option g_options[] = {
      .max = 3153600000,
      .help = "seconds a derived row lives at least after it was written, whatever its chain "
              "time (ttl=on): a downtime, or pause of one chain, longer than it less up to a day "
-             "can take rows of the windows still open (checked at open: a start that would "
-             "recompute them short is refused)"},
+             "can take rows of the windows still open (checked per chain: a batch that would "
+             "recompute them short is refused; an idle chain goes on)"},
     BP_METRICS_SINK_OPTIONS,
 };
 

@@ -436,6 +436,7 @@ static const struct {
     {"day", "hours, day sets", "chain_metrics_1h", "window_start", 86400},
 };
 #define OPEN_WINDOWS (sizeof(g_open) / sizeof(g_open[0]))
+_Static_assert(OPEN_WINDOWS == BP_CH_OPEN_WINDOWS, "bp_ch_paused has a slot per open window");
 
 /* The shortest retention (effective, not 0) of the tables whose rows window k's rows are: the
  * chain-time half of their TTL (bp_ch_derived_ttl: every one ends at the window's end). 0:
@@ -589,9 +590,76 @@ static uint64_t pause_windows(const pause *p, const bp_retention *r, uint64_t sl
     return need;
 }
 
+bp_ch_paused *bp_ch_pauses_find(bp_ch_pauses *ps, const char *chain)
+{
+    for (size_t i = 0; chain && i < ps->n; i++)
+        if (strcmp(ps->v[i].chain, chain) == 0)
+            return &ps->v[i];
+    return NULL;
+}
+
+void bp_ch_pauses_release(bp_ch_pauses *ps)
+{
+    for (size_t i = 0; i < ps->n; i++)
+        free(ps->v[i].chain);
+    free(ps->v);
+    *ps = (bp_ch_pauses){0};
+}
+
+bool bp_ch_paused_at(const bp_ch_paused *g, uint64_t ts, const char **name)
+{
+    for (size_t k = 0; k < OPEN_WINDOWS; k++) /* the smallest: the hour holds the minute */
+        if (ts >= g->from[k] && ts < g->to[k]) {
+            *name = g_open[k].name;
+            return true;
+        }
+    return false;
+}
+
+/* Appends p's entry: the windows at risk under slack or before (the tables'). */
+static int paused_add(bp_ch_pauses *out, const pause *p, const bp_retention *r, uint64_t slack,
+                      uint64_t before, bool refuse, uint64_t need, bp_error *err)
+{
+    bp_ch_paused *v = realloc(out->v, (out->n + 1) * sizeof(*v));
+    if (!v)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    out->v = v;
+    bp_ch_paused *g = &v[out->n];
+    *g = (bp_ch_paused){.chain = strdup(p->chain), .number = p->number, .refuse = refuse};
+    if (!g->chain)
+        return bp_error_set(err, BP_ENOMEM, "out of memory");
+    out->n++;
+    char windows[96] = "";
+    size_t n = 0;
+    for (size_t k = OPEN_WINDOWS; k-- > 0;) {
+        if (!pause_takes(p, k, r, slack) && (before == UINT64_MAX || !pause_takes(p, k, r, before)))
+            continue;
+        g->from[k] = p->t - p->t % g_open[k].len;
+        g->to[k] = g->from[k] + g_open[k].len;
+        g->past = g->to[k] > g->past ? g->to[k] : g->past;
+        /* (compact: the refusal is one bp_error, whose callers prefix it) */
+        time_t w0 = (time_t)g->from[k];
+        struct tm tm;
+        char when[32];
+        gmtime_r(&w0, &tm);
+        strftime(when, sizeof(when), k == 2 ? "%Y-%m-%d" : k == 1 ? "%H:00" : "%H:%M", &tm);
+        n += (size_t)snprintf(windows + n, n < sizeof(windows) ? sizeof(windows) - n : 0, "%s%s %s",
+                              n ? ", " : "", g_open[k].name, when);
+    }
+    snprintf(g->msg, sizeof(g->msg),
+             "set ttl_slack above %" PRIu64 " (or ttl=off): last written %" PRIu64
+             " s ago (server clock), longer than ttl_slack %" PRIu64
+             " s allows for its windows still open at block %" PRIu64
+             " (%s), whose rows the server may delete (recomputed without them they come out "
+             "short)",
+             (uint64_t)(need < UINT64_MAX - DAY ? need + DAY : need), p->gap, slack, p->number,
+             windows);
+    return 0;
+}
+
 int bp_ch_derived_check_pause(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
-                              uint64_t slack, const char *ours, const char *where, bp_buf *refused,
-                              bp_error *err)
+                              uint64_t slack, const char *ours, const char *where,
+                              bp_ch_pauses *out, bp_error *err)
 {
     if (!caps->ttl || !ret)
         return 0;
@@ -630,42 +698,31 @@ int bp_ch_derived_check_pause(bp_ch_http *h, const bp_ch_caps *caps, const bp_re
             before == UINT64_MAX ? 0 : pause_windows(&p, &r, before, then, sizeof(then));
         if (!need && !lost)
             continue;
-        /* A window recomputed from rows the server deleted comes out short, and a day so made
-         * is kept for ever. Unchanged options (nobody decided) refuse the chain: the TTL would
-         * go on taking those rows while they are read; a run that sets ttl_slack (or ttl=off,
-         * which does not get here) is the decision, and is warned. */
-        /* (a chain another process writes: its windows are recomputed there, refusing here
-         * keeps nothing) */
+        /* Unchanged options (nobody decided) refuse a batch of the chain that would recompute
+         * those windows: the TTL would go on taking their rows while they are read. Decided
+         * there, not here: an idle chain's next blocks read none of them (bp_ch_paused). A run
+         * that sets ttl_slack (or ttl=off, which does not get here) is the decision, and is
+         * warned; so is a process of other chains (a chain another process writes: its windows
+         * are recomputed there, refusing here keeps nothing). */
         bool mine = !ours || bp_ch_in_list(ours, p.chain);
-        if (need && before == slack && mine) {
-            char msg[1024]; /* (bp_error keeps BP_ERROR_MSG_MAX of it) */
-            snprintf(
-                msg, sizeof(msg),
-                "clickhouse %s: chain '%s' was last written %" PRIu64
-                " s ago (server clock), longer than ttl_slack %" PRIu64
-                " s allows: set ttl_slack above %" PRIu64
-                " (or ttl=off) to keep what is left of its windows still open at block %" PRIu64
-                ", whose rows the server may delete or has deleted (recomputed without them "
-                "they come out short): %s",
-                where, p.chain, p.gap, slack,
-                (uint64_t)(need < UINT64_MAX - DAY ? need + DAY : need), p.number, now);
-            if (bp_buf_printf(refused, "%s\t%s\n", p.chain, msg) != 0)
-                rc = bp_error_set(err, BP_ENOMEM, "out of memory");
+        bool refuse = need && before == slack && mine;
+        rc = paused_add(out, &p, &r, slack, before, refuse, need, err);
+        if (rc != 0 || refuse)
             continue;
-        }
         if (lost)
             bp_warn("clickhouse %s: chain '%s' was last written %" PRIu64 " s ago (server "
                     "clock), longer than the previous ttl_slack %" PRIu64 " s allowed for its "
                     "windows still open at block %" PRIu64 ": %s may have lost rows (rows merged "
-                    "away are not restored; those windows come out short)",
+                    "away are not restored; those windows come out short if its next blocks "
+                    "fall in them)",
                     where, p.chain, p.gap, before, p.number, then);
         if (need)
             bp_warn("clickhouse %s: chain '%s' was last written %" PRIu64 " s ago (server "
                     "clock): with ttl_slack %" PRIu64 " s the server deletes rows of its windows "
-                    "still open at block %" PRIu64 ": %s (they come out short; a ttl_slack above "
-                    "%" PRIu64 " keeps them)%s",
+                    "still open at block %" PRIu64 ": %s (they come out short if its next blocks "
+                    "fall in them; a ttl_slack above %" PRIu64 " keeps them)%s",
                     where, p.chain, p.gap, slack, p.number, now, need,
-                    mine ? "" : "; not a chain of this process: the one that writes it refuses");
+                    mine ? "" : "; not a chain of this process: the one that writes it decides");
     }
     bp_buf_release(&chains);
     return rc;
@@ -2113,7 +2170,8 @@ static int stale_from(bp_ch_derived *d, uint64_t below, uint64_t *from, bool *fo
     return rc;
 }
 
-int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, bp_error *err)
+int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, uint64_t after,
+                          bp_error *err)
 {
     int rc = set_chain(d, chain, err);
     uint64_t from = 0;
@@ -2128,6 +2186,7 @@ int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, b
     if (rc == 0 && !d->writes && !found && below != UINT64_MAX)
         return 0;
     from = bp_window_of(from, BP_GRAIN_1M);
+    from = from < after ? after : from;
     /* every minute from there that has a rollup row or a block row (taken back or not) */
     bp_buf_reset(&d->sql);
     rc = rc ? rc

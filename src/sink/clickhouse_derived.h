@@ -78,19 +78,54 @@ int bp_ch_derived_schema(bp_ch_http *h, const bp_ch_caps *caps, const bp_retenti
  * a refused ALTER is an error naming the table. Tables that exist only. */
 int bp_ch_derived_sync_ttl(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
                            uint64_t slack, const char *where, bp_error *err);
-/* Before bp_ch_derived_sync_ttl, on a server with TTL: for each chain of the checkpoints, whether
- * its pause (the server's now() against its checkpoint's, the last batch's) was long enough that
- * the server may have deleted rows of the windows still open at the checkpoint, which the next
- * batches recompute their windows from: a window's end plus retention past by the clock, and its
- * oldest row written more than the slack ago. Under the tables' slack (the pause's): a warning
- * that those windows may have lost rows. Under slack (this run's): a warning when slack is not
- * the tables' (the run changed it) or the chain is not one of ours (this process's chains,
- * bp_sink_opts.chains; NULL: unknown, any may be), else a line "chain\tmessage\n" appended to
- * refused: the caller refuses that chain (the message names the chain, the pause, the windows
- * and what to set) before anything is written for it. */
+/* A chain whose pause (the server's now() against its checkpoint's updated_at, the last
+ * batch's) was long enough that the server may have deleted rows of windows still open at its
+ * checkpoint: their end plus retention past by the clock, and their oldest row written more
+ * than the slack ago. Recomputed from what is left they come out short, and a short day is
+ * kept for ever; but an idle chain's next blocks fall in later windows, which read none of
+ * them. So what is decided at open is only which windows are at risk; the chain's batches
+ * (clickhouse.c) are checked against them: a batch that reads one (a block applied in it, a
+ * revert of a block at or below the checkpoint's: every window of that block is recomputed,
+ * or the recovery of an unfinished batch from before the pause) is refused when refuse is set,
+ * and the recovery recomputes nothing before `past` unless a batch of this run wrote there. */
+#define BP_CH_OPEN_WINDOWS 3 /* the minute, the hour, the day */
+typedef struct bp_ch_paused {
+    char *chain;
+    uint64_t number;                   /* the checkpoint's block */
+    uint64_t from[BP_CH_OPEN_WINDOWS]; /* window k at risk: [from, to) in chain time; */
+    uint64_t to[BP_CH_OPEN_WINDOWS];   /* from == to: not at risk */
+    uint64_t past;                     /* the end of the largest window at risk; 0: none */
+    bool refuse;    /* ttl_slack is the tables' (unchanged) and the chain may be this
+                       process's: a batch reading a window at risk is refused */
+    bool recompute; /* the open's recovery found an unfinished batch: it left the windows to
+                       recompute, which a batch of the chain then refuses (refuse set) */
+    bool passed;    /* a block past the windows was written (refuse set) */
+    bool opened;    /* the open's recovery of the chain ran */
+    char msg[448];  /* the refusal's text after the batch's: what to set, the pause, the windows */
+} bp_ch_paused;
+
+typedef struct bp_ch_pauses {
+    bp_ch_paused *v;
+    size_t n;
+} bp_ch_pauses;
+
+/* The entry of chain in ps, NULL: none. */
+bp_ch_paused *bp_ch_pauses_find(bp_ch_pauses *ps, const char *chain);
+void bp_ch_pauses_release(bp_ch_pauses *ps);
+/* Whether a block of chain time ts falls in a window of g at risk; its name ("minute") in
+ * *name. */
+bool bp_ch_paused_at(const bp_ch_paused *g, uint64_t ts, const char **name);
+
+/* Before bp_ch_derived_sync_ttl, on a server with TTL: for each chain of the checkpoints, the
+ * windows open at its checkpoint that may lose rows (see bp_ch_paused) under the tables' slack
+ * (the pause's) and under slack (this run's), appended to out. refuse: under slack, when slack
+ * is the tables' (nobody changed it) and the chain may be ours (this process's chains,
+ * bp_sink_opts.chains; NULL: unknown, any may be). The others are warned here: a chain another
+ * process writes (its own process decides), a changed ttl_slack (the user's decision), windows
+ * that may have lost rows under the previous slack. */
 int bp_ch_derived_check_pause(bp_ch_http *h, const bp_ch_caps *caps, const bp_retention *ret,
-                              uint64_t slack, const char *ours, const char *where, bp_buf *refused,
-                              bp_error *err);
+                              uint64_t slack, const char *ours, const char *where,
+                              bp_ch_pauses *out, bp_error *err);
 
 typedef struct bp_ch_derived bp_ch_derived;
 
@@ -141,7 +176,10 @@ void bp_ch_derived_trim(bp_ch_derived *d);
  * UINT64_MAX: the chain has no checkpoint): every window from the one of the block at `below`
  * on is recomputed, so that rollups written before a crash match the blocks that stayed.
  * Without writes, nothing when no block row is near `below` (the derived rows end further
- * down: nothing the recovery took back had any). */
-int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, bp_error *err);
+ * down: nothing the recovery took back had any). after: no window before this chain time
+ * (bp_ch_paused.past: windows whose rows the server may have deleted, which no batch of this
+ * run wrote; 0: none). */
+int bp_ch_derived_recover(bp_ch_derived *d, const char *chain, uint64_t below, uint64_t after,
+                          bp_error *err);
 
 #endif
