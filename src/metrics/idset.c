@@ -31,9 +31,9 @@ void bp_u64map_release(bp_u64map *m)
     bp_u64map_init(m, v);
 }
 
-static int u64map_grow(bp_u64map *m)
+/* Rehashes into cap slots (a power of two that holds every key). */
+static int u64map_resize(bp_u64map *m, size_t cap)
 {
-    size_t cap = m->cap ? m->cap * 2 : 256;
     uint64_t *keys = calloc(cap, sizeof(*keys));
     uint32_t *vals = m->with_values ? malloc(cap * sizeof(*vals)) : NULL;
     if (!keys || (m->with_values && !vals)) {
@@ -59,27 +59,47 @@ static int u64map_grow(bp_u64map *m)
     return 0;
 }
 
+/* The slots n keys need: three quarters full at most. At half, a window's member took 16 to
+ * 32 bytes; the longer probes are measured in docs/PERFORMANCE.md (metrics notes). */
+static size_t cap_for(size_t n, size_t cap)
+{
+    for (cap = cap ? cap : 256; 4 * n > 3 * cap;)
+        cap *= 2;
+    return cap;
+}
+
+int bp_u64map_reserve(bp_u64map *m, size_t n)
+{
+    size_t cap = cap_for(n, m->cap);
+    return cap == m->cap ? 0 : u64map_resize(m, cap);
+}
+
+/* The slot holding key, or the empty one where it would go; the slots walked past its home
+ * are added to m->probes. */
+static size_t u64map_slot(bp_u64map *m, uint64_t key)
+{
+    size_t mask = m->cap - 1, home = slot_hash(key) & mask, j = home;
+    while (m->keys[j] && m->keys[j] != key)
+        j = (j + 1) & mask;
+    m->probes += (j - home) & mask;
+    return j;
+}
+
 int bp_u64map_put(bp_u64map *m, uint64_t key, uint32_t init, bool *added, uint32_t **val)
 {
     *added = false;
     if (val)
         *val = NULL;
-    /* three quarters full at most: at half, a window's member took 16 to 32 bytes, and the
-     * longer probes (linear, keys mixed by slot_hash) cost no CPU measurable against the
-     * module's (bench_daysets, docs/PERFORMANCE.md metrics notes) */
-    bool found = false;
-    uint32_t *there = bp_u64map_find(m, key, &found);
-    if (found) { /* a member seen again: never grows the table (it could tip a window over) */
-        if (val)
-            *val = there;
-        return 0;
-    }
-    if (4 * (m->count + 1) > 3 * m->cap && u64map_grow(m) != 0)
-        return BP_ENOMEM;
-    size_t j = slot_hash(key) & (m->cap - 1);
-    while (m->keys[j] && m->keys[j] != key)
-        j = (j + 1) & (m->cap - 1);
-    if (!m->keys[j]) {
+    /* one walk: a member seen again is found without growing the table (a repeat could tip a
+     * window over the sets' share), a new one goes where the walk stopped unless the table
+     * must double first */
+    size_t j = m->cap ? u64map_slot(m, key) : 0;
+    if (!m->cap || !m->keys[j]) {
+        if (4 * (m->count + 1) > 3 * m->cap) {
+            if (u64map_resize(m, cap_for(m->count + 1, m->cap)) != 0)
+                return BP_ENOMEM;
+            j = u64map_slot(m, key);
+        }
         m->keys[j] = key;
         if (m->vals)
             m->vals[j] = init;

@@ -146,6 +146,14 @@ static int close_hour(bp_open_windows *o, uint64_t ts)
     if (!hour->used || !hour->valid || !day->used || !day->valid ||
         hour->w == bp_window_of(ts, BP_GRAIN_1H) || day->w != bp_window_of(ts, BP_GRAIN_1D))
         return 0;
+    /* The day's table is sized for the merge first (day->total: its closed hours' members
+     * and the hour's new to it). The hour's keys come in its slot order, which is their hash
+     * order: into a smaller table with the same hash, growing as they come, the first of them
+     * filled its first slots twice over before it doubled, and each insert walked a cluster
+     * thousands of slots long (5,200 instructions a member, 0.19 G per hour's close on the
+     * 12 s chain: docs/PERFORMANCE.md, setscpu). */
+    if (bp_u64map_reserve(&day->members, day->total) != 0)
+        return BP_ENOMEM;
     bool added;
     for (size_t j = 0; j < hour->members.cap; j++)
         if (hour->members.keys[j] &&
