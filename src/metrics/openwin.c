@@ -146,6 +146,14 @@ static int close_hour(bp_open_windows *o, uint64_t ts)
     if (!hour->used || !hour->valid || !day->used || !day->valid ||
         hour->w == bp_window_of(ts, BP_GRAIN_1H) || day->w != bp_window_of(ts, BP_GRAIN_1D))
         return 0;
+    /* The day's table is sized for the merge first (day->total: its closed hours' members
+     * and the hour's new to it). The hour's keys come in its slot order, which is their hash
+     * order: into a smaller table with the same hash, growing as they come, the first of them
+     * filled its first slots twice over before it doubled, and each insert walked a cluster
+     * thousands of slots long (5,200 instructions a member, 0.19 G per hour's close on the
+     * 12 s chain: docs/PERFORMANCE.md, setscpu). */
+    if (bp_u64map_reserve(&day->members, day->total) != 0)
+        return BP_ENOMEM;
     bool added;
     for (size_t j = 0; j < hour->members.cap; j++)
         if (hour->members.keys[j] &&
@@ -172,8 +180,11 @@ static int minute_row(bp_open_window *w, const char *origin_key, uint32_t c, bp_
     return 0;
 }
 
-/* The ids of the block's senders (ids[0 .. senders)) and pairs (then contract, sender). */
-static int block_ids(bp_open_windows *o, const bp_block_derived *bd, uint32_t **out)
+/* The ids of the block's senders (ids[0 .. senders)) and pairs (then contract, sender), then
+ * of its contracts. With pair_at the pairs' ids are their contract's and sender's: a block's
+ * addresses are parsed and hashed once each, not again for every pair they are in. */
+static int block_ids(bp_open_windows *o, const bp_block_derived *bd, const uint32_t *pair_at,
+                     uint32_t **out)
 {
     size_t need = bd->sender_count + 2 * bd->pair_count + bd->contract_count;
     if (bp_grow((void **)&o->scratch, &o->scratch_cap, need, sizeof(*o->scratch)) != 0)
@@ -182,15 +193,19 @@ static int block_ids(bp_open_windows *o, const bp_block_derived *bd, uint32_t **
     for (size_t i = 0; i < bd->sender_count; i++)
         if (bp_intern_id(&o->ids, bd->senders[i], &ids[i]) != 0)
             return BP_ENOMEM;
-    uint32_t *p = ids + bd->sender_count;
-    for (size_t i = 0; i < bd->pair_count; i++)
-        if (bp_intern_id(&o->ids, bd->pairs[i].contract_address, &p[2 * i]) != 0 ||
-            bp_intern_id(&o->ids, bd->pairs[i].address, &p[2 * i + 1]) != 0)
-            return BP_ENOMEM;
-    uint32_t *c = p + 2 * bd->pair_count;
+    uint32_t *p = ids + bd->sender_count, *c = p + 2 * bd->pair_count;
     for (size_t i = 0; i < bd->contract_count; i++)
         if (bp_intern_id(&o->ids, bd->contracts[i].contract_address, &c[i]) != 0)
             return BP_ENOMEM;
+    for (size_t i = 0; i < bd->pair_count; i++) {
+        if (pair_at) {
+            p[2 * i] = c[pair_at[2 * i]];
+            p[2 * i + 1] = ids[pair_at[2 * i + 1]];
+        } else if (bp_intern_id(&o->ids, bd->pairs[i].contract_address, &p[2 * i]) != 0 ||
+                   bp_intern_id(&o->ids, bd->pairs[i].address, &p[2 * i + 1]) != 0) {
+            return BP_ENOMEM;
+        }
+    }
     *out = ids;
     return 0;
 }
@@ -343,8 +358,8 @@ static void note_peak(bp_open_windows *o)
         bp_open_account(o, &o->peak);
 }
 
-int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uint64_t prev_ts,
-                  bp_arena *batch)
+int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, const uint32_t *pair_at,
+                  bool prev_known, uint64_t prev_ts, bp_arena *batch)
 {
     uint64_t ts = bd->chain.block_timestamp;
     if (close_hour(o, ts) != 0)
@@ -360,7 +375,7 @@ int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uin
     for (int g = 0; g < BP_GRAIN_COUNT; g++)
         any |= o->win[g].valid;
     uint32_t *ids = NULL;
-    if (any && block_ids(o, bd, &ids) != 0)
+    if (any && block_ids(o, bd, pair_at, &ids) != 0)
         return BP_ENOMEM;
     bp_open_window *minute = &o->win[BP_GRAIN_1M];
     if (minute->valid && add_to_minute(minute, bd, ids) != 0)

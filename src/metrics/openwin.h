@@ -77,10 +77,12 @@ void bp_open_account(const bp_open_windows *o, bp_open_peak *now);
 void bp_open_shed(bp_open_windows *o);
 /* A batch begins. */
 void bp_open_begin(bp_open_windows *o);
-/* Block bd applied after a block at prev_ts (prev_known false: not known). Fills
- * bd->set_rows (in arena: the batch's). 0 or BP_ENOMEM. */
-int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, bool prev_known, uint64_t prev_ts,
-                  struct bp_arena *arena);
+/* Block bd applied after a block at prev_ts (prev_known false: not known). pair_at: pair i's
+ * contract's index in bd->contracts and its sender's in bd->senders at [2i], [2i + 1], or NULL
+ * (the pairs' addresses are interned). Fills bd->set_rows (in arena: the batch's). 0 or
+ * BP_ENOMEM. */
+int bp_open_apply(bp_open_windows *o, bp_block_derived *bd, const uint32_t *pair_at,
+                  bool prev_known, uint64_t prev_ts, struct bp_arena *arena);
 /* The block at ts (ts_known false: unknown, every window) was reverted. */
 void bp_open_revert(bp_open_windows *o, uint64_t ts, bool ts_known);
 /* The batch's minute summaries (copied into arena). 0 or BP_ENOMEM. */
