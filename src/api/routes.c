@@ -195,7 +195,7 @@ const char *bp_api_chain(const bp_api_ctx *c, bp_api_worker *w, const bp_api_req
     const char *v = bp_api_param_get(req, "chain");
     if (!v)
         v = c->cfg->chain;
-    if (!v && c->cfg->stats) {
+    if (!v && c->cfg->stats && !c->cfg->serving) { /* serve's snapshot is one chain of many */
         bp_stats *s = malloc(sizeof(*s));
         if (s) {
             bp_stats_hub_read(c->cfg->stats, s);
@@ -507,7 +507,7 @@ void bp_api_latest_release(bp_api_latest *l)
 /* With a pipeline the push hub counts its commits. */
 static bool commits_known(const bp_api_ctx *c)
 {
-    return c->cfg->stats && c->cfg->push;
+    return c->cfg->stats && c->cfg->push && !c->cfg->serving;
 }
 
 /* The commits so far, or 0 serving without a pipeline (then the TTL decides). */
@@ -746,7 +746,7 @@ void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req, bp
         bp_api_arch(c, w, req, resp, route);
         return;
     case BP_ROUTE_READY:
-        if (!c->cfg->stats) {
+        if (!c->cfg->stats || c->cfg->serving) {
             ready_db(c, w, resp);
             return;
         }

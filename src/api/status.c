@@ -24,8 +24,16 @@ bool bp_api_status_route(const char *path)
     return false;
 }
 
+/* serve's snapshot (cli/serve_follow.h): the database's newest block, no node, no workers */
+static bool serving(const bp_stats *s)
+{
+    return !s->endpoint_count && !s->workers && !s->have_head;
+}
+
 bool bp_api_is_ready(const bp_stats *s, uint64_t lag)
 {
+    if (s->version && serving(s)) /* as serve's /ready: the database answers, with the chain */
+        return s->have_indexed;
     return s->version && s->have_head && s->have_indexed && !s->waiting && !s->lock_waiting &&
            (s->head <= s->indexed || s->head - s->indexed <= lag);
 }
@@ -91,6 +99,8 @@ static const char *mode_of(const bp_stats *s, uint64_t ready_lag)
         return "waiting-for-lock";
     if (s->backfill)
         return "backfill";
+    if (serving(s))
+        return "serving";
     return bp_api_is_ready(s, ready_lag) ? "following" : "catching-up";
 }
 
