@@ -713,6 +713,12 @@ void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req, bp
         bp_api_streaming(c, w, req, resp);
         return;
     }
+    if (route == BP_ROUTE_OTHER) { /* whatever the method: there is nothing at that path */
+        char shown[300];
+        bp_api_printable(req->path, shown, sizeof(shown));
+        bp_api_error(resp, 404, "no such endpoint: %s", shown);
+        return;
+    }
     if (req->method != BP_API_GET && req->method != BP_API_HEAD) {
         bp_api_error(resp, 405, "%s takes GET only", req->path);
         snprintf(resp->headers, sizeof(resp->headers), "allow: GET, HEAD\r\n");
@@ -752,12 +758,6 @@ void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req, bp
         }
         bp_api_status(c, req, resp);
         return;
-    case BP_ROUTE_OTHER: {
-        char shown[300];
-        bp_api_printable(req->path, shown, sizeof(shown));
-        bp_api_error(resp, 404, "no such endpoint: %s", shown);
-        return;
-    }
     default:
         bp_api_status(c, req, resp);
         return;

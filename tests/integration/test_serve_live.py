@@ -6,7 +6,9 @@ while run writes it. Checked:
   existing database, read-only);
 - serve's /api/sync-status has the chain and the output's checkpoint as the database holds it;
 - an SSE client of serve (?topics=all) gets status messages and each new block as run commits
-  it, in order, the blocks' hashes the node's.
+  it, in order, the blocks' hashes the node's;
+- a POST without a body nor Content-Length is answered at once (405, 404, 400), not after the
+  request timeout.
 """
 
 import os
@@ -186,6 +188,8 @@ def main():
         print(f"check: serve pushed blocks {first}..{last} as run committed them, and status "
               f"({statuses} message(s))", flush=True)
 
+        check_edges(api, "serve")
+        check_edges(run_api, "run")
         for p in procs:
             stop(p)
             if p.returncode != 0:
