@@ -753,7 +753,8 @@ void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req, bp
         return;
     case BP_ROUTE_READY:
         if (!c->cfg->stats || c->cfg->serving) {
-            ready_db(c, w, resp);
+            if (!bp_api_status_other_chain(c, req, resp))
+                ready_db(c, w, resp);
             return;
         }
         bp_api_status(c, req, resp);

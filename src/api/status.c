@@ -428,6 +428,30 @@ static bp_stats_hub *hub_of(const bp_api_ctx *c, const bp_api_request *req)
     return NULL;
 }
 
+bool bp_api_status_other_chain(const bp_api_ctx *c, const bp_api_request *req,
+                               bp_api_response *resp)
+{
+    const char *v = bp_api_param_get(req, "chain");
+    if (!v || c->cfg->chain_count || !c->cfg->stats)
+        return false; /* several chains: hub_of knows them */
+    bp_stats *s = malloc(sizeof(*s));
+    if (!s) {
+        bp_api_error(resp, 500, "out of memory");
+        return true;
+    }
+    bp_stats_hub_read(c->cfg->stats, s);
+    /* before the first snapshot only --chain names it; unnamed yet, any name is taken */
+    const char *name = s->version && s->chain[0] ? s->chain : c->cfg->chain;
+    bool other = name && strcmp(v, name) != 0;
+    if (other) {
+        char shown[80];
+        bp_api_printable(v, shown, sizeof(shown));
+        bp_api_error(resp, 404, "no chain '%s' in this process", shown);
+    }
+    free(s);
+    return other;
+}
+
 /* /ready of a process running several chains: ready when every chain is, each listed. */
 static void ready_all(bp_api_ctx *c, bp_stats *s, bp_api_response *resp)
 {
@@ -455,6 +479,8 @@ static void ready_all(bp_api_ctx *c, bp_stats *s, bp_api_response *resp)
 
 void bp_api_status(bp_api_ctx *c, const bp_api_request *req, bp_api_response *resp)
 {
+    if (bp_api_status_other_chain(c, req, resp))
+        return;
     bp_stats *s = calloc(1, sizeof(*s));
     bp_push_stats p;
     bp_stats_hub *hub = hub_of(c, req);

@@ -8,7 +8,9 @@ while run writes it. Checked:
 - an SSE client of serve (?topics=all) gets status messages and each new block as run commits
   it, in order, the blocks' hashes the node's;
 - a POST without a body nor Content-Length is answered at once (405, 404, 400), not after the
-  request timeout.
+  request timeout;
+- ?chain= naming another chain is a 404 on /api/sync-status, /metrics and /ready, both for run
+  (one chain) and serve, and the chain's own name a 200.
 """
 
 import os
@@ -139,6 +141,7 @@ def main():
         wait_until(lambda: (checkpoint(db) or ("", -1))[1] >= head, HANG, "run at the head")
         chain = checkpoint(db)[0]
         wait_until(lambda: run_api.get("/ready")[0] == 200, HANG, "run's /ready")
+        check_chain_param(run_api, chain, "run")
 
         serve_log = os.path.join(tmp, "serve.log")
         sp = start(["serve", "--output", f"sqlite:{db}", "--api", API_ANY, "--api-rate-limit", "0",
@@ -188,6 +191,7 @@ def main():
         print(f"check: serve pushed blocks {first}..{last} as run committed them, and status "
               f"({statuses} message(s))", flush=True)
 
+        check_chain_param(api, chain, "serve")
         check_edges(api, "serve")
         check_edges(run_api, "run")
         for p in procs:
