@@ -366,15 +366,21 @@ int bp_api_list_range(const bp_api_request *req, bp_read_query *q, bp_error *err
         rc = bp_api_param_enum(req, "order", "desc|asc", &set, &order, err);
     q->ascending = rc == 0 && set && strcmp(order, "asc") == 0;
     static const char *const lo[] = {"from_block", "from"}, *const hi[] = {"to_block", "to"};
+    const char *lo_name = NULL, *hi_name = NULL; /* as the request spelt them */
     for (int i = 0; i < 2 && rc == 0; i++) {
         rc = bp_api_param_u64(req, lo[i], 0, INT64_MAX, &set, &v, err);
         if (rc == 0 && set)
-            q->has_min = true, q->min = v;
+            q->has_min = true, q->min = v, lo_name = lo[i];
         if (rc == 0)
             rc = bp_api_param_u64(req, hi[i], 0, INT64_MAX, &set, &v, err);
         if (rc == 0 && set)
-            q->has_max = true, q->max = v;
+            q->has_max = true, q->max = v, hi_name = hi[i];
     }
+    /* an empty range is a mistake, as /api/analytics says, not an empty answer */
+    if (rc == 0 && lo_name && hi_name && q->min > q->max)
+        rc = bp_error_set(err, BP_EINVAL,
+                          "%s: '%" PRIu64 "' is not valid: expected at most %s (%" PRIu64 ")",
+                          lo_name, q->min, hi_name, q->max);
     if (rc == 0)
         rc = bp_api_param_u64(req, "block", 0, INT64_MAX, &set, &v, err);
     if (rc == 0 && set)

@@ -348,12 +348,18 @@ static void root(bp_jsonw *w)
                                       "/api/blocks",
                                       "/api/transactions",
                                       "/api/logs",
+                                      "/api/analytics",
+                                      "/api/predictions",
+                                      "/api/v1/streaming/pairs",
+                                      "/api/v1/streaming/{key}/latest",
+                                      "/api/v1/streaming/{key}/history",
                                       "/api/arch/blocks",
                                       "/api/arch/transactions",
                                       "/api/arch/account_updates",
                                       "/api/arch/events",
                                       "/api/ws",
                                       "/api/events",
+                                      "/dashboard",
                                       NULL};
     for (const char *const *e = eps; *e; e++)
         bp_jsonw_str(w, *e);

@@ -10,7 +10,8 @@ while run writes it. Checked:
 - a POST without a body nor Content-Length is answered at once (405, 404, 400), not after the
   request timeout;
 - ?chain= naming another chain is a 404 on /api/sync-status, /metrics and /ready, both for run
-  (one chain) and serve, and the chain's own name a 200.
+  (one chain) and serve, and the chain's own name a 200;
+- /api/blocks?from=10&to=5 is a 400 naming from and to; / lists every endpoint.
 """
 
 import os
@@ -118,7 +119,16 @@ def check_edges(api, label):
         status, text = raw_post(api.port, path)
         if status != want:
             fail(f"{label}: POST {path} without a body answered {status}, not {want}: {text}")
-    print(f"check: {label}: POSTs without a body answered at once",
+    status, _, body = api.get("/api/blocks?from=10&to=5")
+    if status != 400 or "from" not in body.get("error", "") or "to" not in body["error"]:
+        fail(f"{label}: /api/blocks?from=10&to=5 answered {status} {body}")
+    index = api.ok("/")["endpoints"]
+    for path in ("/api/analytics", "/api/predictions", "/api/v1/streaming/pairs", "/dashboard",
+                 "/api/sync-status", "/metrics"):
+        if path not in index:
+            fail(f"{label}: / lists no {path}: {index}")
+    print(f"check: {label}: POSTs without a body answered at once; an empty range is a 400; "
+          "/ lists every endpoint",
           flush=True)
 
 
