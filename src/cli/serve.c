@@ -225,12 +225,12 @@ int bp_cmd_serve(int argc, char **argv, volatile sig_atomic_t *stop)
     int rc = bp_cli_api_settings(&cfg, &err);
     const char *url = read_url(&cfg);
     bp_sink_settings set = {cfg.sink_settings, cfg.sink_setting_count, NULL};
+    if (rc == 0) /* first: its usage errors (TLS files, the address) are exit 2 */
+        rc = bp_cli_api_start(&cfg, &api, &err);
     /* Read-only: serve reads what a writer made and changes nothing in it (no file made for a
      * mistyped path, no migration under a writer's feet: `blockpipe migrate` does that). */
     if (rc == 0 && url)
         rc = bp_serve_follow_new(url, &set, cfg.chain, &follow, &err);
-    if (rc == 0)
-        rc = bp_cli_api_start(&cfg, &api, &err);
     if (rc == 0 && follow && bp_serve_follow_poll(follow, api.stats, api.push, &err) != 0)
         bp_warn("serve: %s", err.msg);
     if (rc != 0) {

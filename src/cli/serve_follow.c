@@ -9,6 +9,7 @@
 
 #include "api/clock.h"
 #include "api/rows.h"
+#include "util/log.h"
 #include "util/url.h"
 
 /* The blocks pushed last, for a reorg's reverts: one deeper than this is pushed as the reverts of
@@ -98,14 +99,16 @@ int bp_serve_follow_new(const char *url, const bp_sink_settings *settings, const
     snprintf(f->chain, sizeof(f->chain), "%s", chain ? chain : "");
     bp_url_redact(url, f->url, sizeof(f->url));
     f->started_ms = bp_api_mono_ms();
+    /* A missing file is refused here: serve reads what a writer made, it creates nothing. A
+     * database whose blocks cannot be read yet (a keyed streams' store only, a schema older than
+     * the reader's) is served all the same, and said so: the poll reads it again and again. */
     int rc = bp_sink_reader_open(url, settings, &f->reader, err);
-    /* A file without the tables (not blockpipe's, or made by another program) is refused here,
-     * not answered with 503s: serve reads what a writer made, it creates nothing. */
-    if (rc == 0 && (rc = read_blocks(f, true, 0, 0, err)) != 0)
-        bp_error_prefix(err,
-                        "%s: cannot read its blocks table (not a blockpipe database, or one "
-                        "whose schema needs `blockpipe migrate`)",
-                        f->url);
+    bp_error probe = {0};
+    if (rc == 0 && read_blocks(f, true, 0, 0, &probe) != 0)
+        bp_warn("serve: %s: its blocks cannot be read (%s): the data endpoints answer 503 and "
+                "nothing is pushed until they can (serve never changes the schema: `blockpipe "
+                "migrate --output URL` makes or upgrades it)",
+                f->url, probe.msg);
     if (rc != 0) {
         bp_serve_follow_free(f);
         return rc;

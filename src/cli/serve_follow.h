@@ -20,7 +20,7 @@ typedef struct bp_serve_follow bp_serve_follow;
 
 /* A follower of the output at url (read-only: it opens a reader, never the writer's handle) for
  * chain (NULL: the chain of the newest block at the first poll). Fails naming the database when
- * it cannot be read (a missing file, a schema without the blocks table). */
+ * it cannot be opened (a missing file); one whose blocks cannot be read yet is warned about. */
 int bp_serve_follow_new(const char *url, const bp_sink_settings *settings, const char *chain,
                         bp_serve_follow **out, bp_error *err);
 /* One poll: reads the newest block, hands push (may be NULL) what changed since the last poll

@@ -6,7 +6,8 @@ while run writes it. Checked:
   existing database, read-only);
 - serve's /api/sync-status has the chain and the output's checkpoint as the database holds it;
 - an SSE client of serve (?topics=all) gets status messages and each new block as run commits
-  it, in order, the blocks' hashes the node's;
+  it, in order, the blocks' hashes the node's, and after anvil_reorg (depth 2) the reverts of
+  the blocks replaced and the new branch's blocks;
 - a POST without a body nor Content-Length is answered at once (405, 404, 400), not after the
   request timeout;
 - ?chain= naming another chain is a 404 on /api/sync-status, /metrics and /ready, both for run
@@ -177,29 +178,50 @@ def main():
         first = node.block_number() + 1
         node.mine(3)
         last = node.block_number()
-        seen, statuses = {}, 0
-        deadline = time.monotonic() + HANG  # status messages keep coming: a guard of its own
-        while len(seen) < last - first + 1 or not statuses:
-            if time.monotonic() > deadline:
-                fail(f"serve: blocks {first}..{last} not all pushed within {HANG} s: {seen}")
-            ev = sse.next_event(HANG)
-            if ev is None:
-                fail("serve: the SSE stream ended")
-            m = ev["data"]
-            if m["topic"] == "status" and m["data"]["chains"]:
-                statuses += 1
-            elif m["topic"] == "blocks" and m["type"] == "apply":
-                n = m["data"]["number"]
-                if n in seen or (seen and n != max(seen) + 1):
-                    fail(f"serve: block {n} pushed out of order after {sorted(seen)}")
-                seen[n] = m["data"]["hash"]
-        sse.close()
-        for n in range(first, last + 1):
-            want = node.block(n, False)["hash"]
-            if seen.get(n) != want:
-                fail(f"serve: block {n} pushed as {seen.get(n)}, the node has {want}")
+        seen, statuses, reverts = {}, 0, 0
+
+        def follow(done, what):
+            """Applies serve's messages to seen (apply adds, revert drops) until done()."""
+            nonlocal statuses, reverts
+            deadline = time.monotonic() + HANG  # status messages keep coming: a guard of its own
+            while not done():
+                if time.monotonic() > deadline:
+                    fail(f"serve: {what} not pushed within {HANG} s: {seen}")
+                ev = sse.next_event(HANG)
+                if ev is None:
+                    fail("serve: the SSE stream ended")
+                m = ev["data"]
+                if m["topic"] == "status" and m["data"]["chains"]:
+                    statuses += 1
+                elif m["topic"] == "blocks" and m["type"] == "apply":
+                    n = m["data"]["number"]
+                    if n in seen or (seen and n != max(seen) + 1):
+                        fail(f"serve: block {n} pushed out of order after {sorted(seen)}")
+                    seen[n] = m["data"]["hash"]
+                elif m["topic"] == "blocks" and m["type"] == "revert":
+                    reverts += 1
+                    if seen.get(m["block_number"]) != m["block_hash"] or \
+                            m["block_number"] != max(seen):
+                        fail(f"serve: revert of {m['block_number']} {m['block_hash']}, not the "
+                             f"newest block pushed: {seen}")
+                    del seen[m["block_number"]]
+
+        def canonical(lo, hi):
+            return all(seen.get(n) == node.block(n, False)["hash"] for n in range(lo, hi + 1))
+
+        follow(lambda: len(seen) == last - first + 1 and statuses, f"blocks {first}..{last}")
+        if not canonical(first, last):
+            fail(f"serve: blocks {first}..{last} pushed as {seen}, not the node's")
         print(f"check: serve pushed blocks {first}..{last} as run committed them, and status "
               f"({statuses} message(s))", flush=True)
+        node.rpc("anvil_reorg", [2, []])  # the last two blocks replaced
+        node.mine(1)
+        head = node.block_number()
+        follow(lambda: reverts and max(seen) == head and canonical(first, head),
+               f"the reorg's reverts and the new branch up to {head}")
+        sse.close()
+        print(f"check: serve pushed a reorg ({reverts} revert(s)) and the new branch up to "
+              f"{head}", flush=True)
 
         check_chain_param(api, chain, "serve")
         check_edges(api, "serve")
