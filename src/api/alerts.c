@@ -78,7 +78,7 @@ int bp_alert_parse(const char *spec, bp_alert_rule *out, bp_error *err)
             return 0;
         }
     return bp_error_set(err, BP_EINVAL,
-                        "--alert: '%s' is not valid: expected NAME>VALUE, NAME<VALUE or NAME, "
+                        "'%s' is not valid: expected NAME>VALUE, NAME<VALUE or NAME, "
                         "NAME one of lag, stalled, endpoint_down, output_failing, waiting, "
                         "waiting_for_lock, failed, pending, blocks_per_s, txs_per_s, memory_used, "
                         "head_to_commit_p99_ms, rpc_p99_ms, rpc_errors",

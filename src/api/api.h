@@ -31,6 +31,9 @@ typedef struct bp_api_config {
     const bp_sink_settings *settings; /* its options (flags, environment, config file) */
     const char *chain;                /* default chain filter; NULL: the snapshot's chain */
     bp_stats_hub *stats;              /* the pipeline's snapshot; NULL: serving without one */
+    /* `serve`: no pipeline; stats is the database's newest block, polled (cli/serve_follow.h),
+     * and /ready asks the database */
+    bool serving;
     /* Several chains in one process: each chain's snapshot by name (the status endpoints'
      * ?chain=NAME; stats is the first's). 0: one chain. */
     const char *const *chain_names;

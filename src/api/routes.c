@@ -195,7 +195,7 @@ const char *bp_api_chain(const bp_api_ctx *c, bp_api_worker *w, const bp_api_req
     const char *v = bp_api_param_get(req, "chain");
     if (!v)
         v = c->cfg->chain;
-    if (!v && c->cfg->stats) {
+    if (!v && c->cfg->stats && !c->cfg->serving) { /* serve's snapshot is one chain of many */
         bp_stats *s = malloc(sizeof(*s));
         if (s) {
             bp_stats_hub_read(c->cfg->stats, s);
@@ -366,15 +366,21 @@ int bp_api_list_range(const bp_api_request *req, bp_read_query *q, bp_error *err
         rc = bp_api_param_enum(req, "order", "desc|asc", &set, &order, err);
     q->ascending = rc == 0 && set && strcmp(order, "asc") == 0;
     static const char *const lo[] = {"from_block", "from"}, *const hi[] = {"to_block", "to"};
+    const char *lo_name = NULL, *hi_name = NULL; /* as the request spelt them */
     for (int i = 0; i < 2 && rc == 0; i++) {
         rc = bp_api_param_u64(req, lo[i], 0, INT64_MAX, &set, &v, err);
         if (rc == 0 && set)
-            q->has_min = true, q->min = v;
+            q->has_min = true, q->min = v, lo_name = lo[i];
         if (rc == 0)
             rc = bp_api_param_u64(req, hi[i], 0, INT64_MAX, &set, &v, err);
         if (rc == 0 && set)
-            q->has_max = true, q->max = v;
+            q->has_max = true, q->max = v, hi_name = hi[i];
     }
+    /* an empty range is a mistake, as /api/analytics says, not an empty answer */
+    if (rc == 0 && lo_name && hi_name && q->min > q->max)
+        rc = bp_error_set(err, BP_EINVAL,
+                          "%s: '%" PRIu64 "' is not valid: expected at most %s (%" PRIu64 ")",
+                          lo_name, q->min, hi_name, q->max);
     if (rc == 0)
         rc = bp_api_param_u64(req, "block", 0, INT64_MAX, &set, &v, err);
     if (rc == 0 && set)
@@ -507,7 +513,7 @@ void bp_api_latest_release(bp_api_latest *l)
 /* With a pipeline the push hub counts its commits. */
 static bool commits_known(const bp_api_ctx *c)
 {
-    return c->cfg->stats && c->cfg->push;
+    return c->cfg->stats && c->cfg->push && !c->cfg->serving;
 }
 
 /* The commits so far, or 0 serving without a pipeline (then the TTL decides). */
@@ -713,6 +719,12 @@ void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req, bp
         bp_api_streaming(c, w, req, resp);
         return;
     }
+    if (route == BP_ROUTE_OTHER) { /* whatever the method: there is nothing at that path */
+        char shown[300];
+        bp_api_printable(req->path, shown, sizeof(shown));
+        bp_api_error(resp, 404, "no such endpoint: %s", shown);
+        return;
+    }
     if (req->method != BP_API_GET && req->method != BP_API_HEAD) {
         bp_api_error(resp, 405, "%s takes GET only", req->path);
         snprintf(resp->headers, sizeof(resp->headers), "allow: GET, HEAD\r\n");
@@ -746,18 +758,13 @@ void bp_api_route(bp_api_ctx *c, bp_api_worker *w, const bp_api_request *req, bp
         bp_api_arch(c, w, req, resp, route);
         return;
     case BP_ROUTE_READY:
-        if (!c->cfg->stats) {
-            ready_db(c, w, resp);
+        if (!c->cfg->stats || c->cfg->serving) {
+            if (!bp_api_status_other_chain(c, req, resp))
+                ready_db(c, w, resp);
             return;
         }
         bp_api_status(c, req, resp);
         return;
-    case BP_ROUTE_OTHER: {
-        char shown[300];
-        bp_api_printable(req->path, shown, sizeof(shown));
-        bp_api_error(resp, 404, "no such endpoint: %s", shown);
-        return;
-    }
     default:
         bp_api_status(c, req, resp);
         return;

@@ -422,7 +422,10 @@ static int write_head(bp_api *a, conn *c, const bp_api_response *r, unsigned cha
            add_header(c->wsi, "content-type:", r->type ? r->type : "application/json", p, end) ||
            add_header(c->wsi, "content-length:", len, p, end) ||
            add_header(c->wsi, "cache-control:", "no-store", p, end) || cors_headers(a, c, p, end) ||
-           extra_headers(c->wsi, r->headers, p, end) || lws_finalize_http_header(c->wsi, p, end);
+           extra_headers(c->wsi, r->headers, p, end) ||
+           (c->close_after && !strstr(r->headers, "connection:") &&
+            add_header(c->wsi, "connection:", "close", p, end)) ||
+           lws_finalize_http_header(c->wsi, p, end);
 }
 
 /* One write of the answer: headers with the first bytes of the body, then the rest. */
@@ -841,6 +844,8 @@ static int preflight(bp_api *a, conn *c, job *j)
     return answer_now(a, c, j);
 }
 
+static int body_complete(bp_api *a, conn *c);
+
 static int body_request(bp_api *a, conn *c, job *j)
 {
     char len[32];
@@ -858,6 +863,15 @@ static int body_request(bp_api *a, conn *c, job *j)
                          "request body over the limit of %s bytes", limit);
     }
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)(a->cfg.request_timeout + 0.999));
+    /* Neither Content-Length nor Transfer-Encoding: the request has no body (RFC 9112 6.3), and
+     * libwebsockets then never calls HTTP_BODY_COMPLETION: answered now, not after the timeout.
+     * The connection ends with the answer, as libwebsockets' reading state is not a new
+     * request's. */
+    if (!lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) &&
+        !lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+        c->close_after = true;
+        return body_complete(a, c);
+    }
     return 0;
 }
 

@@ -37,8 +37,16 @@ static bool output_failing(const bp_stats *s)
     return false;
 }
 
+/* serve's snapshot (cli/serve_follow.h): the database's newest block, no node, no workers */
+static bool serving(const bp_stats *s)
+{
+    return !s->endpoint_count && !s->workers && !s->have_head;
+}
+
 bool bp_api_is_ready(const bp_stats *s, uint64_t lag)
 {
+    if (s->version && serving(s)) /* as serve's /ready: the database answers, with the chain */
+        return s->have_indexed;
     return s->version && s->have_head && s->have_indexed && !s->waiting && !s->lock_waiting &&
            !output_failing(s) && (s->head <= s->indexed || s->head - s->indexed <= lag);
 }
@@ -106,6 +114,8 @@ static const char *mode_of(const bp_stats *s, uint64_t ready_lag)
         return "output-failing";
     if (s->backfill)
         return "backfill";
+    if (serving(s))
+        return "serving";
     return bp_api_is_ready(s, ready_lag) ? "following" : "catching-up";
 }
 
@@ -358,12 +368,18 @@ static void root(bp_jsonw *w)
                                       "/api/blocks",
                                       "/api/transactions",
                                       "/api/logs",
+                                      "/api/analytics",
+                                      "/api/predictions",
+                                      "/api/v1/streaming/pairs",
+                                      "/api/v1/streaming/{key}/latest",
+                                      "/api/v1/streaming/{key}/history",
                                       "/api/arch/blocks",
                                       "/api/arch/transactions",
                                       "/api/arch/account_updates",
                                       "/api/arch/events",
                                       "/api/ws",
                                       "/api/events",
+                                      "/dashboard",
                                       NULL};
     for (const char *const *e = eps; *e; e++)
         bp_jsonw_str(w, *e);
@@ -438,6 +454,30 @@ static bp_stats_hub *hub_of(const bp_api_ctx *c, const bp_api_request *req)
     return NULL;
 }
 
+bool bp_api_status_other_chain(const bp_api_ctx *c, const bp_api_request *req,
+                               bp_api_response *resp)
+{
+    const char *v = bp_api_param_get(req, "chain");
+    if (!v || c->cfg->chain_count || !c->cfg->stats)
+        return false; /* several chains: hub_of knows them */
+    bp_stats *s = malloc(sizeof(*s));
+    if (!s) {
+        bp_api_error(resp, 500, "out of memory");
+        return true;
+    }
+    bp_stats_hub_read(c->cfg->stats, s);
+    /* before the first snapshot only --chain names it; unnamed yet, any name is taken */
+    const char *name = s->version && s->chain[0] ? s->chain : c->cfg->chain;
+    bool other = name && strcmp(v, name) != 0;
+    if (other) {
+        char shown[80];
+        bp_api_printable(v, shown, sizeof(shown));
+        bp_api_error(resp, 404, "no chain '%s' in this process", shown);
+    }
+    free(s);
+    return other;
+}
+
 /* /ready of a process running several chains: ready when every chain is, each listed. */
 static void ready_all(bp_api_ctx *c, bp_stats *s, bp_api_response *resp)
 {
@@ -465,6 +505,8 @@ static void ready_all(bp_api_ctx *c, bp_stats *s, bp_api_response *resp)
 
 void bp_api_status(bp_api_ctx *c, const bp_api_request *req, bp_api_response *resp)
 {
+    if (bp_api_status_other_chain(c, req, resp))
+        return;
     bp_stats *s = calloc(1, sizeof(*s));
     bp_push_stats p;
     bp_stats_hub *hub = hub_of(c, req);

@@ -17,6 +17,10 @@
 bool bp_api_status_route(const char *path);
 /* Answers a status path (and /, /health, /ready, /metrics). */
 void bp_api_status(bp_api_ctx *c, const bp_api_request *req, bp_api_response *resp);
+/* ?chain=NAME where the process runs one chain and NAME is not it: answers 404 and returns true
+ * (several chains: bp_api_status answers for the one named). */
+bool bp_api_status_other_chain(const bp_api_ctx *c, const bp_api_request *req,
+                               bp_api_response *resp);
 /* Is the snapshot within lag blocks of its head (and has it a head and a commit)? */
 bool bp_api_is_ready(const bp_stats *s, uint64_t lag);
 

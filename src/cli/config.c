@@ -260,7 +260,8 @@ static const opt g_opts[] = {
      F(rpc_timeout), .cmds = CMD_BOTH, .def = "30", .help = "seconds for one HTTP request"},
     {"max-retries", NULL, "N", "MAX_RETRIES", NULL, "max_retries", set_int, RANGE(0, 1000),
      F(max_retries), .cmds = CMD_BOTH, .def = "5",
-     .help = "failed attempts per block before it counts as failed (a 429 is not a failure)"},
+     .help = "retries of a block after its first failed attempt: it counts as failed after N + 1 "
+             "failed attempts (\"failed after N+1 attempts\"; a 429 is not a failure)"},
     {"failed-retry-interval", NULL, "S", "FAILED_RETRY_INTERVAL", NULL, "failed_retry_interval",
      set_seconds, SECONDS(0.1, 3600), F(failed_retry_interval), .cmds = CMD_RUN, .def = "30",
      .help = "seconds before `run` tries again a block that failed --max-retries times (the chain "

@@ -6,11 +6,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/clock.h"
 #include "blockpipe/sink.h"
+#include "cli/serve_follow.h"
 #include "util/log.h"
 #include "util/url.h"
 
 #define SERVE_DEFAULT_LISTEN "127.0.0.1:8080"
+/* How often serve reads the database's newest block (push's new blocks come this late at most;
+ * each poll is one indexed read, two when a block came). */
+#define SERVE_POLL_MS 250
 
 static bool api_on(const bp_config *cfg)
 {
@@ -65,7 +70,7 @@ static int start_alerts(const bp_config *cfg, bp_cli_api *out, bp_error *err)
     bp_alert_rule rules[BP_MAX_ALERTS];
     for (int i = 0; i < cfg->alert_count; i++)
         if (bp_alert_parse(cfg->alerts[i], &rules[i], err) != 0)
-            return err->code;
+            return bp_error_prefix(err, "--alert: ");
     /* every chain's snapshot when there are many, else the one */
     bp_stats_hub *const *hubs = out->chain_count ? out->chain_stats : &out->stats;
     size_t count = out->chain_count ? out->chain_count : 1;
@@ -113,8 +118,8 @@ static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cl
     bool alerts = cfg->alert_count && cfg->command != BP_CMD_SERVE;
     if (!alerts && !api_on(cfg))
         return 0;
-    /* the pipelines publish into these: `serve` has none */
-    if (cfg->command != BP_CMD_SERVE && !(out->stats = bp_stats_hub_new()))
+    /* the pipelines publish into these; `serve`, the database's newest block (serve_follow.h) */
+    if (!(out->stats = bp_stats_hub_new()))
         return bp_error_set(err, BP_ENOMEM, "out of memory");
     if (n > 0 && chain_hubs(out, n, err) != 0)
         return err->code;
@@ -154,6 +159,7 @@ static int start(const bp_config *cfg, const char *const *names, size_t n, bp_cl
         .settings = &set,
         .chain = cfg->chain,
         .stats = out->stats,
+        .serving = cfg->command == BP_CMD_SERVE,
         .chain_names = names,
         .chain_stats = out->chain_stats,
         .chain_count = out->chain_count,
@@ -215,30 +221,43 @@ int bp_cmd_serve(int argc, char **argv, volatile sig_atomic_t *stop)
     }
     bp_log_set_level((enum bp_log_level)cfg.log_level);
     bp_log_set_json(cfg.log_json);
+    bp_serve_follow *follow = NULL;
     int rc = bp_cli_api_settings(&cfg, &err);
     const char *url = read_url(&cfg);
-    char report[512];
     bp_sink_settings set = {cfg.sink_settings, cfg.sink_setting_count, NULL};
-    /* The schema (and SQLite's lookup indexes) as the API expects them. */
-    if (rc == 0 && url && bp_sink_migrate(url, &set, report, sizeof(report), &err) == 0)
-        bp_info("serve: %s", report);
-    else if (rc == 0 && url)
-        rc = err.code;
-    if (rc == 0)
+    if (rc == 0) /* first: its usage errors (TLS files, the address) are exit 2 */
         rc = bp_cli_api_start(&cfg, &api, &err);
+    /* Read-only: serve reads what a writer made and changes nothing in it (no file made for a
+     * mistyped path, no migration under a writer's feet: `blockpipe migrate` does that). */
+    if (rc == 0 && url)
+        rc = bp_serve_follow_new(url, &set, cfg.chain, &follow, &err);
+    if (rc == 0 && follow && bp_serve_follow_poll(follow, api.stats, api.push, &err) != 0)
+        bp_warn("serve: %s", err.msg);
     if (rc != 0) {
         bp_err("%s", err.msg);
         status = rc == BP_EINVAL ? 2 : 1;
         goto out;
     }
-    while (!*stop) {
-        struct timespec ts = {0, 100 * 1000 * 1000};
+    bool failing = false; /* a failed poll is logged once, until one succeeds */
+    for (int64_t next = bp_api_mono_ms() + SERVE_POLL_MS; !*stop;) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
+        if (!follow || bp_api_mono_ms() < next)
+            continue;
+        next = bp_api_mono_ms() + SERVE_POLL_MS;
+        bp_error perr = {0};
+        bool failed = bp_serve_follow_poll(follow, api.stats, api.push, &perr) != 0;
+        if (failed && !failing)
+            bp_warn("serve: %s (polled again every %d ms)", perr.msg, SERVE_POLL_MS);
+        else if (!failed && failing)
+            bp_info("serve: the database reads again");
+        failing = failed;
     }
     bp_info("serve: stopped by signal");
     status = 0;
 out:
     bp_cli_api_stop(&api);
+    bp_serve_follow_free(follow);
     bp_config_release(&cfg);
     return status;
 }

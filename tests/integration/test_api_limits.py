@@ -40,6 +40,9 @@ def serve(tmp, name, args):
     cmd = [os.environ["BLOCKPIPE"], "serve", "--output", f"sqlite:{tmp}/bp.db", "--api",
            API_ANY, *args]
     print("running:", " ".join(cmd), flush=True)
+    # serve reads an existing database: an empty one, its schema made by `migrate`
+    subprocess.run([os.environ["BLOCKPIPE"], "migrate", f"sqlite:{tmp}/bp.db"], check=True,
+                   capture_output=True, timeout=HANG)
     log = os.path.join(tmp, f"{name}.log")
     p = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL)

@@ -91,6 +91,9 @@ def serve(tmp, name, extra):
     cmd = [os.environ["BLOCKPIPE"], "serve", "--output", f"sqlite:{tmp}/bp.db", "--api",
            API_ANY, *extra]
     print("running:", " ".join(cmd), flush=True)
+    # serve reads an existing database: an empty one, its schema made by `migrate`
+    subprocess.run([os.environ["BLOCKPIPE"], "migrate", f"sqlite:{tmp}/bp.db"], check=True,
+                   capture_output=True, timeout=HANG)
     p = subprocess.Popen(cmd, stdout=open(f"{tmp}/{name}.log", "w"), stderr=subprocess.STDOUT)
     try:
         return p, api_port(f"{tmp}/{name}.log", HANG, p)

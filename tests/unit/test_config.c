@@ -240,6 +240,22 @@ static void test_repeated_flags(void **state)
     expect_error(&r, "--output", "at most 16", NULL);
 }
 
+/* A bad --alert rule is named once by where it came from ("--alert: 'x' is not valid", not
+ * "--alert: --alert: ..."). */
+static void test_alert_bad_rule_named_once(void **state)
+{
+    result r;
+    (void)state;
+    load(&r, BP_CMD_RUN, RPC, "--alert", "nonsense>5", NULL);
+    assert_true(strncmp(r.err.msg, "--alert: 'nonsense>5' is not valid", 34) == 0);
+    expect_error(&r, "NAME>VALUE", NULL);
+    setenv("ALERTS", "lag>5,nonsense", 1);
+    load(&r, BP_CMD_RUN, RPC, NULL);
+    unsetenv("ALERTS");
+    assert_null(strstr(r.err.msg, "--alert"));
+    expect_error(&r, "ALERTS", "'nonsense' is not valid", NULL);
+}
+
 /* --alert-webhook is repeatable: the environment's comma list, replaced by the flags; a
  * config file's list; at most BP_MAX_WEBHOOKS. */
 static void test_alert_webhooks(void **state)
@@ -1464,6 +1480,7 @@ int main(void)
         cmocka_unit_test_setup(test_migrate, clear_env),
         cmocka_unit_test_setup(test_credentials, clear_env),
         cmocka_unit_test_setup(test_alert_webhooks, clear_env),
+        cmocka_unit_test_setup(test_alert_bad_rule_named_once, clear_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
