@@ -1082,6 +1082,35 @@ static void test_hex_data_checked_and_lowered(void **state)
         bp_block_free(b);
         free(body);
     }
+    /* Past the 512 digits the short form holds, an odd count too: the long form, the same
+     * text back, and its bytes (calldata: what src/metrics measures). */
+    const size_t longs[] = {513, 514, 20001};
+    for (size_t i = 0; i < sizeof(longs) / sizeof(longs[0]); i++) {
+        size_t n = longs[i];
+        char *in = malloc(n + 3), *want = malloc(n + 3);
+        assert_true(in && want);
+        memcpy(in, "0x", 2);
+        memcpy(want, "0x", 2);
+        for (size_t k = 0; k < n; k++) {
+            in[2 + k] = "0123456789ABCDEF"[(k * 7) % 16];
+            want[2 + k] = "0123456789abcdef"[(k * 7) % 16];
+        }
+        in[2 + n] = want[2 + n] = '\0';
+        char *body = input_tx(in);
+        bp_block *b;
+        bp_error err = {0};
+        if (decode_block_text(body, true, &b, &err))
+            fail_msg("%zu digits: %s", n, err.msg);
+        const bp_hexb *h = b->txs[0].input;
+        assert_int_equal(bp_hexb_digits(h), BP_HEXB_IS_LONG);
+        assert_int_equal(bp_hexb_len(h), n);
+        assert_int_equal(bp_hexb_bytes(h)[0], 0x07);
+        assert_string_equal(hexb_str(h), want);
+        bp_block_free(b);
+        free(body);
+        free(in);
+        free(want);
+    }
     const char *bad[] = {"0x1g", "0x1G",     "0x1:", "0x1@", "0x1`", "0x1/",
                          "0x1 ", "0x\u00e9", "0xx1", "1x12", "0",    "x"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
