@@ -42,6 +42,10 @@ static bp_qty qty(uint64_t v)
  * receipts (senders, `to`, input empty or not, created contracts, gas, prices, status), with
  * the values simnode renders. Logs are left out: they make token_transfers rows, not set
  * members. */
+/* Inputs as the decoder keeps them (bp_hexb): "0x" and "0xa9059cbb". */
+static const unsigned char empty_input[2] = {0, 0};
+static const unsigned char call_input[6] = {8, 0, 0xa9, 0x05, 0x9c, 0xbb};
+
 static int decoded(const bp_sim_block *s, bp_block *b)
 {
     bp_arena *a = b->arena;
@@ -73,7 +77,9 @@ static int decoded(const bp_sim_block *s, bp_block *b)
                      .gas_price = qty(st->gas_price),
                      .transaction_type = {st->type, true},
                      /* only "0x" or not matters here (a call's contract) */
-                     .input = st->input_kind == BP_SIM_IN_EMPTY ? "0x" : "0xa9059cbb",
+                     .input = (const bp_hexb *)(const void *)(st->input_kind == BP_SIM_IN_EMPTY
+                                                                  ? empty_input
+                                                                  : call_input),
                      .has_receipt = true,
                      .receipt_cumulative_gas_used = st->cumulative_gas_used,
                      .receipt_gas_used = st->gas_used,

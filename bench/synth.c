@@ -82,7 +82,7 @@ static void fill_tx(bp_block *b, bp_tx *t, size_t i)
     t->max_priority_fee_per_gas = qty(1000000000, 0);
     t->transaction_type = (bp_opt_u64){.v = 2, .set = true};
     t->chain_id = (bp_opt_u64){.v = 1, .set = true};
-    t->input = i % 3 == 0 ? "0x" : rnd_hex(b, k * 7 + 2, 4 + mix(k + 6) % 196);
+    t->input = rnd_hexb(b, k * 7 + 2, i % 3 == 0 ? 0 : 4 + mix(k + 6) % 196);
     t->v = "0x1";
     t->r = rnd_hexb(b, k * 7 + 3, 32);
     t->s = rnd_hexb(b, k * 7 + 4, 32);

@@ -33,22 +33,28 @@ static void same_str(const char *what, const char *a, const char *b)
         differ(what, a, b);
 }
 
-/* A value kept as bytes (bp_hexb), compared as the text every output writes of it. */
+/* A value kept as bytes (bp_hexb), compared as the text every output writes of it (the value
+ * the outputs get: bp_val_hexb; a long one's text is in a buffer the next one reuses). */
 static void same_hexb(const char *what, const bp_hexb *a, const bp_hexb *b)
 {
     if (!a != !b)
         differ(what, a ? "set" : NULL, b ? "set" : NULL);
     if (!a)
         return;
-    bool ta = bp_hexb_digits(a) == BP_HEXB_IS_TEXT, tb = bp_hexb_digits(b) == BP_HEXB_IS_TEXT;
-    if (ta || tb) {
-        same_str(what, ta ? (const char *)a->b : "(bytes)", tb ? (const char *)b->b : "(bytes)");
-        return;
-    }
-    char x[BP_HEXB_TEXT], y[BP_HEXB_TEXT];
-    bp_hexb_text(x, a);
-    bp_hexb_text(y, b);
-    same_str(what, x, y);
+    bp_value va = bp_val_hexb(a);
+    char *x = malloc(va.kind == BP_VAL_STR ? strlen(va.s) + 1 : BP_HEXB_TEXT);
+    if (!x)
+        abort();
+    if (va.kind == BP_VAL_STR)
+        strcpy(x, va.s);
+    else
+        bp_hexb_text(x, va.h);
+    bp_value vb = bp_val_hexb(b);
+    char y[BP_HEXB_TEXT];
+    if (vb.kind == BP_VAL_HEX)
+        bp_hexb_text(y, vb.h);
+    same_str(what, x, vb.kind == BP_VAL_STR ? vb.s : y);
+    free(x);
 }
 
 static void same_qty(const char *what, const bp_qty *a, const bp_qty *b)
@@ -86,7 +92,7 @@ static void same_block(const bp_block *a, const bp_block *b)
     for (size_t i = 0; i < a->tx_count; i++) {
         same_str("tx hash", a->txs[i].hash, b->txs[i].hash);
         same_str("tx from", a->txs[i].from_address, b->txs[i].from_address);
-        same_str("tx input", a->txs[i].input, b->txs[i].input);
+        same_hexb("tx input", a->txs[i].input, b->txs[i].input);
         same_str("tx extra", a->txs[i].extra_json, b->txs[i].extra_json);
         same_str("receipt extra", a->txs[i].receipt_extra_json, b->txs[i].receipt_extra_json);
         same_hexb("tx r", a->txs[i].r, b->txs[i].r);

@@ -106,7 +106,7 @@ typedef enum bp_col_type {
     X(TX_VALUE, transactions, "value", "value", UINT256, TX, QTY, value, 0)                        \
     X(TX_GAS, transactions, "gas", "gas", INT64, TX, U64, gas, 0)                                  \
     X(TX_GAS_PRICE, transactions, "gas_price", "gas_price", UINT256, TX, QTY, gas_price, 0)        \
-    X(TX_INPUT, transactions, "input", "input", BYTES, TX, STR, input, 0)                          \
+    X(TX_INPUT, transactions, "input", "input", BYTES, TX, HEXB, input, 0)                         \
     X(TX_BLOCK_TIMESTAMP, transactions, "block_timestamp", "block_timestamp", INT64, TX, U64,      \
       block_timestamp, 0)                                                                          \
     X(TX_MAX_FEE_PER_GAS, transactions, "max_fee_per_gas", "max_fee_per_gas", UINT256, TX, QTY,    \
@@ -261,37 +261,47 @@ static inline bp_value bp_val_str(const char *s)
  * NUL. */
 #define BP_HEXB_TEXT (2 + BP_HEXB_MAX + 1)
 
-/* Writes h's text and a NUL at dst (room for BP_HEXB_TEXT bytes, or
- * bp_hexb_text_len(h) + 1); returns its length. h holds at most BP_HEXB_MAX digits. */
+/* Writes h's text and a NUL at dst (room for bp_hexb_text_len(h) + 1 bytes: at most
+ * BP_HEXB_TEXT for a BP_VAL_HEX value); returns its length. Not BP_HEXB_IS_TEXT. */
 static inline size_t bp_hexb_text(char *dst, const bp_hexb *h)
 {
     static const char digit[16] = "0123456789abcdef";
-    unsigned n = bp_hexb_digits(h);
+    size_t n = bp_hexb_len(h);
+    const unsigned char *b = bp_hexb_bytes(h);
     dst[0] = '0';
     dst[1] = 'x';
-    for (unsigned i = 0; i < n / 2; i++) {
-        dst[2 + 2 * i] = digit[h->b[i] >> 4];
-        dst[3 + 2 * i] = digit[h->b[i] & 15];
+    for (size_t i = 0; i < n / 2; i++) {
+        dst[2 + 2 * i] = digit[b[i] >> 4];
+        dst[3 + 2 * i] = digit[b[i] & 15];
     }
     if (n & 1)
-        dst[1 + n] = digit[h->b[n / 2] >> 4];
+        dst[1 + n] = digit[b[n / 2] >> 4];
     dst[2 + n] = '\0';
-    return 2 + (size_t)n;
+    return 2 + n;
 }
 
-/* The length of h's text (BP_VAL_HEX: not BP_HEXB_IS_TEXT). */
+/* The length of h's text (not BP_HEXB_IS_TEXT). */
 static inline size_t bp_hexb_text_len(const bp_hexb *h)
 {
-    return 2 + (size_t)bp_hexb_digits(h);
+    return 2 + bp_hexb_len(h);
 }
 
-/* Hex kept as bytes, or as text when it was too long for that. */
+/* The text of a long-form h (BP_HEXB_IS_LONG), in this thread's buffer: valid until the thread
+ * reads the next long value (a row has at most one: a transaction's input). NULL when out of
+ * memory. So that no output needs room for more than BP_HEXB_TEXT of a BP_VAL_HEX value. */
+const char *bp_hexb_long_text(const bp_hexb *h);
+
+/* Hex kept as bytes: BP_VAL_HEX for the short form, the text (BP_VAL_STR) for a long one or
+ * one kept as text. */
 static inline bp_value bp_val_hexb(const bp_hexb *h)
 {
     if (!h)
         return (bp_value){.kind = BP_VAL_NULL};
-    if (bp_hexb_digits(h) == BP_HEXB_IS_TEXT)
+    unsigned n = bp_hexb_digits(h);
+    if (n == BP_HEXB_IS_TEXT)
         return (bp_value){.kind = BP_VAL_STR, .s = (const char *)h->b};
+    if (n == BP_HEXB_IS_LONG)
+        return bp_val_str(bp_hexb_long_text(h));
     return (bp_value){.kind = BP_VAL_HEX, .h = h};
 }
 

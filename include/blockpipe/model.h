@@ -38,21 +38,40 @@ typedef struct bp_opt_u64 {
 #define BP_HASH_STRLEN 67
 
 /* Hex data kept as its bytes, half the size of its text: a receipt's logsBloom (258 bytes
- * instead of 515: 7 MiB of a 50,000-tx block) and a transaction's r and s. The outputs write
- * it back as the text the node sent, lower-cased: "0x" and bp_hexb_digits(h) hex digits, an
- * odd count too (r and s are quantities: no leading zeros); columns.h bp_hexb_text. A value
- * of more than BP_HEXB_MAX digits stays text: its digits read BP_HEXB_IS_TEXT and b holds
- * the NUL-terminated text. Byte-aligned (no padding in the arena). */
+ * instead of 515: 7 MiB of a 50,000-tx block), a transaction's r and s and its input (20.6 MiB
+ * of text in that block). The outputs write it back as the text the node sent, lower-cased:
+ * "0x" and bp_hexb_len(h) hex digits, an odd count too (r and s are quantities: no leading
+ * zeros); columns.h bp_hexb_text. A value of more than BP_HEXB_MAX digits (a long input) is
+ * the long form: its n reads BP_HEXB_IS_LONG, b[0..3] hold the digit count (little-endian)
+ * and the bytes follow. BP_HEXB_IS_TEXT (b holds the NUL-terminated text) is no longer made
+ * by the decoder; it is still read. Byte-aligned (no padding in the arena). */
 typedef struct bp_hexb {
     unsigned char n[2]; /* the digit count, little-endian */
     unsigned char b[];  /* two digits a byte, the first one high; an odd count's last low 0 */
 } bp_hexb;
-#define BP_HEXB_MAX 512 /* a logsBloom's digits */
+#define BP_HEXB_MAX 512 /* a logsBloom's digits: the most the short form holds */
 #define BP_HEXB_IS_TEXT 0xffffu
+#define BP_HEXB_IS_LONG 0xfffeu
 
+/* The n field: the digit count of the short form, or BP_HEXB_IS_LONG / BP_HEXB_IS_TEXT. */
 static inline unsigned bp_hexb_digits(const bp_hexb *h)
 {
     return (unsigned)h->n[0] | (unsigned)h->n[1] << 8;
+}
+
+/* The digit count of either form (not BP_HEXB_IS_TEXT). */
+static inline size_t bp_hexb_len(const bp_hexb *h)
+{
+    unsigned n = bp_hexb_digits(h);
+    if (n != BP_HEXB_IS_LONG)
+        return n;
+    return (size_t)h->b[0] | (size_t)h->b[1] << 8 | (size_t)h->b[2] << 16 | (size_t)h->b[3] << 24;
+}
+
+/* The bytes of either form. */
+static inline const unsigned char *bp_hexb_bytes(const bp_hexb *h)
+{
+    return bp_hexb_digits(h) == BP_HEXB_IS_LONG ? h->b + 4 : h->b;
 }
 
 typedef struct bp_log {
@@ -139,7 +158,7 @@ typedef struct bp_tx {
     bp_qty max_priority_fee_per_gas;
     bp_opt_u64 transaction_type; /* unset if the node sent no "type" */
     bp_opt_u64 chain_id;
-    const char *input; /* "0x" for empty */
+    const bp_hexb *input; /* "0x" (no digits) for empty */
     const char *v, *y_parity;
     const bp_hexb *r, *s;
     /* Compact JSON text of the access list, NULL when absent. */

@@ -76,7 +76,7 @@ static const bp_field tx_fields[] = {
     FLD("maxPriorityFeePerGas", K_QTY, OPT, bp_tx, max_priority_fee_per_gas),
     FLD_RARE("maxFeePerBlobGas", K_QTY, max_fee_per_blob_gas),
     FLD("type", K_OPT_U64, OPT, bp_tx, transaction_type),
-    FLD("chainId", K_OPT_U64, OPT, bp_tx, chain_id), FLD("input", K_DATA, REQ, bp_tx, input),
+    FLD("chainId", K_OPT_U64, OPT, bp_tx, chain_id), FLD("input", K_HEXB, REQ, bp_tx, input),
     FLD("v", K_DATA, OPT, bp_tx, v), FLD("r", K_HEXB, OPT, bp_tx, r),
     FLD("s", K_HEXB, OPT, bp_tx, s), FLD("yParity", K_DATA, OPT, bp_tx, y_parity),
     FLD("accessList", K_JSON, OPT, bp_tx, access_list_json),
@@ -257,6 +257,9 @@ static const char zero_bloom[] = "0x" Z64 Z64 Z64 Z64 Z64 Z64 Z64 Z64;
 /* The same as bytes (bp_hexb: 512 digits, all zero). */
 static const unsigned char zero_bloom_b[2 + BP_HEXB_MAX / 2] = {BP_HEXB_MAX & 0xff,
                                                                 BP_HEXB_MAX >> 8};
+/* "0x": no digits (an input a node may omit, a state-sync receipt's). */
+static const unsigned char empty_hexb[2] = {0, 0};
+#define EMPTY_HEXB ((const bp_hexb *)(const void *)empty_hexb)
 
 void bp_intern_free(bp_intern *t)
 {
@@ -358,8 +361,8 @@ static int put_text(dctx *c, const bp_field *f, yajl_val v, char *dst)
     return BP_OK;
 }
 
-/* Hex data as its bytes (bp_hexb), in the arena; a value of more than BP_HEXB_MAX digits as
- * its lower-cased text. All-zero blooms share one. */
+/* Hex data as its bytes (bp_hexb), in the arena; a value of more than BP_HEXB_MAX digits in
+ * the long form. All-zero blooms share one, and every empty "0x" one. */
 static int put_hexb(dctx *c, const bp_field *f, yajl_val v, char *dst)
 {
     const char *s = v->u.string;
@@ -367,7 +370,8 @@ static int put_hexb(dctx *c, const bp_field *f, yajl_val v, char *dst)
     bool upper;
     if (!scan_hex(s, len, &upper))
         return bad_text(c, f, s);
-    const bp_hexb *h = len == sizeof(zero_bloom) - 1 && memcmp(s, zero_bloom, len) == 0
+    const bp_hexb *h = len == 2 ? EMPTY_HEXB
+                       : len == sizeof(zero_bloom) - 1 && memcmp(s, zero_bloom, len) == 0
                            ? (const bp_hexb *)(const void *)zero_bloom_b
                            : bp_hexb_make(c->a, s, len);
     if (!h)
@@ -723,7 +727,7 @@ static int decode_tx_body(dctx *c, yajl_val obj, size_t i, bp_tx *tx)
         rc = rare_part(c, tx) ? json_text(c, "(raw transaction)", obj, &tx->rare->raw_json)
                               : bp_error_set(c->err, BP_ENOMEM, "(raw transaction): out of memory");
     if (rc == BP_OK && !tx->input)
-        tx->input = "0x"; /* only reachable for unknown types, which may omit it */
+        tx->input = EMPTY_HEXB; /* only reachable for unknown types, which may omit it */
     return rc;
 }
 
@@ -1008,7 +1012,7 @@ int bp_dec_state_sync(dctx *c, yajl_val r, size_t i, bp_tx *tx, size_t *log_pos)
     if (rc != BP_OK)
         return bp_error_prefix(c->err, "receipt %zu: ", i);
     tx->from_address = tx->to_address = ZERO_ADDRESS;
-    tx->input = "0x";
+    tx->input = EMPTY_HEXB;
     tx->transaction_type = (bp_opt_u64){.v = 0x7f, .set = true};
     return BP_OK;
 }

@@ -104,6 +104,7 @@ typedef struct bp_json_stream {
     const bp_json_stream_ops *ops;
     void *ud;
     size_t elem_depth; /* depth with the element open; 0 = none */
+    size_t skip_depth; /* depth with a skipped container open (ops->skip); 0 = none */
     void *elem_target;
     bp_arena *elem_arena;
     json_region saved;
@@ -211,6 +212,8 @@ static int push_item(json_ctx *c, const char *key, yajl_val v)
 
 static int add_value(json_ctx *c, yajl_val v)
 {
+    if (c->skip_depth)
+        return 1;
     if (!v)
         return stop(c, "out of memory");
     if (c->depth == 0) {
@@ -227,12 +230,16 @@ static int add_value(json_ctx *c, yajl_val v)
 static int on_null(void *ctx)
 {
     json_ctx *c = ctx;
+    if (c->skip_depth)
+        return 1;
     return add_value(c, node_new(c, yajl_t_null, 0));
 }
 
 static int on_boolean(void *ctx, int b)
 {
     json_ctx *c = ctx;
+    if (c->skip_depth)
+        return 1;
     return add_value(c, node_new(c, b ? yajl_t_true : yajl_t_false, 0));
 }
 
@@ -260,6 +267,8 @@ static long long number_int(const char *s, size_t len, bool *ok)
 static int on_number(void *ctx, const char *s, size_t len)
 {
     json_ctx *c = ctx;
+    if (c->skip_depth)
+        return 1;
     yajl_val v = node_new(c, yajl_t_number, len + 1);
     if (!v)
         return stop(c, "out of memory");
@@ -283,6 +292,8 @@ static int on_number(void *ctx, const char *s, size_t len)
 static int on_string(void *ctx, const unsigned char *s, size_t len)
 {
     json_ctx *c = ctx;
+    if (c->skip_depth)
+        return 1;
     char *in = in_text(c, s, len);
     yajl_val v = node_new(c, yajl_t_string, sizeof(size_t) + (in ? 0 : len + 1));
     if (!v)
@@ -302,6 +313,8 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
 static int on_map_key(void *ctx, const unsigned char *s, size_t len)
 {
     json_ctx *c = ctx;
+    if (c->skip_depth)
+        return 1;
     char *k = in_text(c, s, len);
     if (!k) {
         k = bump(c, len + 1);
@@ -339,7 +352,11 @@ static int open_container(json_ctx *c, bool array)
                                          .name = parent ? parent->key : NULL,
                                          .index = parent ? parent->count : 0,
                                          .array = array};
-    if (c->ops && !c->elem_depth && parent && parent->array) {
+    if (!c->ops || c->elem_depth || c->skip_depth)
+        return 1;
+    if (c->ops->skip && c->ops->skip(c->ud, c)) {
+        c->skip_depth = c->depth;
+    } else if (c->ops->want && parent && parent->array) {
         void *target = c->ops->want(c->ud, c);
         if (target)
             enter_elem(c, target);
@@ -370,6 +387,16 @@ static int hand_off(json_ctx *c, yajl_val v, size_t index)
  * allocated right after the container's node, in one piece. */
 static int close_container(json_ctx *c, yajl_type type)
 {
+    if (c->skip_depth) { /* no node: the skipped container counts as a child of its parent */
+        if (c->depth-- == c->skip_depth) {
+            c->skip_depth = 0;
+            if (c->depth) {
+                c->frames[c->depth - 1].key = NULL;
+                c->frames[c->depth - 1].count++;
+            }
+        }
+        return 1;
+    }
     bool elem = c->elem_depth && c->elem_depth == c->depth;
     size_t index = c->frames[c->depth - 1].index;
     size_t start = c->frames[--c->depth].start;
@@ -493,7 +520,7 @@ static yajl_val parse(char *text, size_t len, bool inplace, char *errbuf, size_t
         c->arena = bp_arena_new(c->r.slab);
     c->r.arena = c->arena;
     c->ops = NULL;
-    c->elem_depth = 0;
+    c->elem_depth = c->skip_depth = 0;
     c->r.cur = c->r.end = NULL;
     c->items = c->small;
     c->n_items = 0;

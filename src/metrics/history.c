@@ -93,6 +93,17 @@ static const char *cell_str(bp_arena *a, const bp_read_cell *c)
     return c->s ? bp_arena_strndup(a, c->s, c->len) : NULL;
 }
 
+/* Hex data as the decoder keeps it (bp_hexb); what is not "0x" and digits reads empty. */
+static const bp_hexb *cell_hexb(bp_arena *a, const bp_read_cell *c)
+{
+    static const unsigned char empty[2] = {0, 0};
+    if (!c->s)
+        return NULL;
+    if (!bp_hex_is_data(c->s, c->len))
+        return (const bp_hexb *)(const void *)empty;
+    return bp_hexb_make(a, c->s, c->len);
+}
+
 static bp_qty cell_qty(const bp_read_cell *c)
 {
     bp_qty q = {0};
@@ -126,7 +137,7 @@ static int take_tx(void *ctx, const bp_read_cell *cells, size_t n)
     tx->transaction_index = index;
     tx->from_address = cell_str(r->arena, &cells[CELL(FROM_ADDRESS)]);
     tx->to_address = cell_str(r->arena, &cells[CELL(TO_ADDRESS)]);
-    tx->input = cell_str(r->arena, &cells[CELL(INPUT)]);
+    tx->input = cell_hexb(r->arena, &cells[CELL(INPUT)]);
     (void)cell_u64(&cells[CELL(NONCE)], &tx->nonce);
     (void)cell_u64(&cells[CELL(GAS)], &tx->gas);
     tx->value = cell_qty(&cells[CELL(VALUE)]);

@@ -65,7 +65,7 @@ const char *bp_metrics_contract_of(const bp_tx *tx)
 {
     if (!tx->to_address)
         return tx->receipt_contract_address;
-    if (tx->input && strcmp(tx->input, "0x") != 0)
+    if (tx->input && bp_hexb_len(tx->input) != 0)
         return tx->to_address;
     return NULL;
 }

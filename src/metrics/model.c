@@ -306,7 +306,7 @@ void bp_model_features(const bp_model *m, const bp_block *b, const bp_tx *tx, do
     const bp_qty *p =
         tx->receipt_effective_gas_price.set ? &tx->receipt_effective_gas_price : &tx->gas_price;
     double price = p->set ? bp_u256_to_double(&p->v) : 0;
-    size_t input = tx->input && strlen(tx->input) > 2 ? (strlen(tx->input) - 2) / 2 : 0;
+    size_t input = tx->input ? bp_hexb_len(tx->input) / 2 : 0; /* calldata bytes */
     const sender_slot *s = find_sender(m, hash_str(tx->from_address));
     uint64_t first = s ? m->ring[s->first].block : b->number;
     out[0] = tx->value.set ? log10(1.0 + bp_u256_to_double(&tx->value.v)) : 0;

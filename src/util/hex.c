@@ -1,8 +1,11 @@
 /* hex.c - hex quantities and 256-bit integer arithmetic (no allocation: decoding hot path). */
 #include "util/hex.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "blockpipe/columns.h"
 #include "blockpipe/error.h"
 #include "util/arena.h"
 
@@ -267,11 +270,31 @@ size_t bp_u256_to_hex(const bp_u256 *v, char *out)
     return n;
 }
 
+/* The bytes of n digits d (either case) at out; an odd count's last digit high. */
+static void hexb_bytes(unsigned char *out, const unsigned char *d, size_t n)
+{
+    for (size_t i = 0; i < n / 2; i++)
+        out[i] = (unsigned char)(bp_hex_digit(d[2 * i]) << 4 | bp_hex_digit(d[2 * i + 1]));
+    if (n & 1)
+        out[n / 2] = (unsigned char)(bp_hex_digit(d[n - 1]) << 4);
+}
+
 bp_hexb *bp_hexb_make(bp_arena *a, const char *s, size_t len)
 {
     size_t n = len - 2;
     const unsigned char *d = (const unsigned char *)s + 2;
     bp_hexb *h;
+    if (n > BP_HEXB_MAX && n <= UINT32_MAX) {
+        h = bp_arena_alloc_bytes(a, sizeof(*h) + 4 + (n + 1) / 2);
+        if (!h)
+            return NULL;
+        h->n[0] = BP_HEXB_IS_LONG & 0xff;
+        h->n[1] = BP_HEXB_IS_LONG >> 8;
+        for (int i = 0; i < 4; i++)
+            h->b[i] = (unsigned char)(n >> (8 * i));
+        hexb_bytes(h->b + 4, d, n);
+        return h;
+    }
     if (n > BP_HEXB_MAX) {
         h = bp_arena_alloc_bytes(a, sizeof(*h) + len + 1);
         if (!h)
@@ -289,9 +312,37 @@ bp_hexb *bp_hexb_make(bp_arena *a, const char *s, size_t len)
         return NULL;
     h->n[0] = (unsigned char)(n & 0xff);
     h->n[1] = (unsigned char)(n >> 8);
-    for (size_t i = 0; i < n / 2; i++)
-        h->b[i] = (unsigned char)(bp_hex_digit(d[2 * i]) << 4 | bp_hex_digit(d[2 * i + 1]));
-    if (n & 1)
-        h->b[n / 2] = (unsigned char)(bp_hex_digit(d[n - 1]) << 4);
+    hexb_bytes(h->b, d, n);
     return h;
+}
+
+/* Grown to the longest value this thread wrote, freed with the thread (the key's
+ * destructor). */
+static _Thread_local char *long_text;
+static _Thread_local size_t long_cap;
+static pthread_key_t long_key;
+static pthread_once_t long_once = PTHREAD_ONCE_INIT;
+static bool long_key_ok;
+
+static void long_key_init(void)
+{
+    long_key_ok = pthread_key_create(&long_key, free) == 0;
+}
+
+const char *bp_hexb_long_text(const bp_hexb *h)
+{
+    size_t need = bp_hexb_text_len(h) + 1;
+    if (need > long_cap) {
+        size_t cap = need < 4096 ? 4096 : need + need / 2;
+        if (pthread_once(&long_once, long_key_init) != 0 || !long_key_ok)
+            return NULL;
+        char *p = realloc(long_text, cap);
+        if (!p)
+            return NULL;
+        (void)pthread_setspecific(long_key, p); /* fails only on its first call: then kept */
+        long_text = p;
+        long_cap = cap;
+    }
+    bp_hexb_text(long_text, h);
+    return long_text;
 }

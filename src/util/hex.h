@@ -31,8 +31,8 @@ bool bp_hex_is_data(const char *s, size_t len);
 long bp_hex_to_bytes(const char *s, size_t len, unsigned char *out);
 
 /* s[0..len), "0x" and hex digits of either case (bp_hex_is_data: checked by the caller), as a
- * bp_hexb (model.h) in arena a: its bytes, or, past BP_HEXB_MAX digits, its lower-cased text.
- * NULL when out of memory. */
+ * bp_hexb (model.h) in arena a: its bytes, in the long form past BP_HEXB_MAX digits (in the
+ * text form, lower-cased, past 2^32 - 1). NULL when out of memory. */
 struct bp_arena;
 bp_hexb *bp_hexb_make(struct bp_arena *a, const char *s, size_t len);
 

@@ -141,7 +141,7 @@ static inline void fx_tx_common(bp_block *b, bp_tx *t, size_t i)
     t->gas = 21000;
     t->value = fx_qty(0);
     t->gas_price = fx_qty(50000000000u);
-    t->input = fx_str(b, "0x");
+    t->input = fx_hexb(b, "0x");
     t->v = fx_str(b, "0x1b");
     t->r = fx_hexb(b, fx_hash(b, 0x01, i));
     t->s = fx_hexb(b, fx_hash(b, 0x02, i));
@@ -176,7 +176,7 @@ static inline void fx_fill_txs(bp_block *b)
     t = &b->txs[1];
     t->transaction_type = fx_opt(0);
     t->to_address = NULL;
-    t->input = fx_str(b, "0x6060604052");
+    t->input = fx_hexb(b, "0x6060604052");
     t->receipt_contract_address = fx_addr(b, 0xcc, b->number);
     t->receipt_status = fx_opt(0);
     t = &b->txs[2];

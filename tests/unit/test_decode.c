@@ -227,6 +227,17 @@ static void str_cell(const char *s, char *out)
     snprintf(out, 1024, "%s", s ? s : "");
 }
 
+/* The text the outputs write of a value kept as bytes (a long one's is valid until the next). */
+static const char *hexb_str(const bp_hexb *h)
+{
+    static char text[BP_HEXB_TEXT];
+    bp_value v = bp_val_hexb(h);
+    if (v.kind != BP_VAL_HEX)
+        return v.s;
+    bp_hexb_text(text, v.h);
+    return text;
+}
+
 static void block_cell(const bp_block *b, const char *col, char *out)
 {
     const struct {
@@ -296,7 +307,7 @@ static void tx_cell(const bp_tx *t, const char *col, char *out)
     else if (!strcmp(col, "gas_price"))
         qty_dec(&t->gas_price, out);
     else if (!strcmp(col, "input"))
-        str_cell(t->input, out);
+        str_cell(hexb_str(t->input), out);
     else if (!strcmp(col, "block_timestamp"))
         u64_dec(t->block_timestamp, out);
     else if (!strcmp(col, "max_fee_per_gas"))
@@ -921,7 +932,7 @@ static void test_unknown_type_raw_json(void **state)
     assert_non_null(strstr(t->rare->raw_json, "\"extra\":[1.5,null,{}]"));
     assert_string_equal(t->hash,
                         "0xab00000000000000000000000000000000000000000000000000000000000001");
-    assert_string_equal(t->input, "0x");
+    assert_string_equal(hexb_str(t->input), "0x");
     bp_block_free(b);
     free(body);
 }
@@ -1067,9 +1078,38 @@ static void test_hex_data_checked_and_lowered(void **state)
         bp_error err = {0};
         if (decode_block_text(body, true, &b, &err))
             fail_msg("%s: %s", good[i][0], err.msg);
-        assert_string_equal(b->txs[0].input, good[i][1]);
+        assert_string_equal(hexb_str(b->txs[0].input), good[i][1]);
         bp_block_free(b);
         free(body);
+    }
+    /* Past the 512 digits the short form holds, an odd count too: the long form, the same
+     * text back, and its bytes (calldata: what src/metrics measures). */
+    const size_t longs[] = {513, 514, 20001};
+    for (size_t i = 0; i < sizeof(longs) / sizeof(longs[0]); i++) {
+        size_t n = longs[i];
+        char *in = malloc(n + 3), *want = malloc(n + 3);
+        assert_true(in && want);
+        memcpy(in, "0x", 2);
+        memcpy(want, "0x", 2);
+        for (size_t k = 0; k < n; k++) {
+            in[2 + k] = "0123456789ABCDEF"[(k * 7) % 16];
+            want[2 + k] = "0123456789abcdef"[(k * 7) % 16];
+        }
+        in[2 + n] = want[2 + n] = '\0';
+        char *body = input_tx(in);
+        bp_block *b;
+        bp_error err = {0};
+        if (decode_block_text(body, true, &b, &err))
+            fail_msg("%zu digits: %s", n, err.msg);
+        const bp_hexb *h = b->txs[0].input;
+        assert_int_equal(bp_hexb_digits(h), BP_HEXB_IS_LONG);
+        assert_int_equal(bp_hexb_len(h), n);
+        assert_int_equal(bp_hexb_bytes(h)[0], 0x07);
+        assert_string_equal(hexb_str(h), want);
+        bp_block_free(b);
+        free(body);
+        free(in);
+        free(want);
     }
     const char *bad[] = {"0x1g", "0x1G",     "0x1:", "0x1@", "0x1`", "0x1/",
                          "0x1 ", "0x\u00e9", "0xx1", "1x12", "0",    "x"};

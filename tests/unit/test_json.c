@@ -491,6 +491,71 @@ static void test_comments_and_the_end(void **state)
 }
 
 /* Each kind of error, its offset and its excerpt, from the whole text and from pieces. */
+/* ops->skip: "transactions" under the result (level 2) and the array's element 1 of a top
+ * array leave no node and no key; what is around them is whole, in any piece size. */
+static bool skip_some(void *ud, const bp_json_stream *s)
+{
+    (void)ud;
+    size_t level = bp_json_stream_depth(s) - 1;
+    const char *name = bp_json_stream_name(s, level);
+    if (level == 2 && name && strcmp(name, "transactions") == 0)
+        return true;
+    return level == 1 && bp_json_stream_is_array(s, 0) && bp_json_stream_index(s, 1) == 1;
+}
+
+static yajl_val skip_parse(const char *text, size_t piece)
+{
+    static const bp_json_stream_ops ops = {.skip = skip_some};
+    bp_json_stream *s = bp_json_stream_new(&ops, NULL);
+    assert_non_null(s);
+    size_t len = strlen(text);
+    for (size_t at = 0; at < len; at += piece) {
+        size_t n = len - at < piece ? len - at : piece;
+        char *p = unterminated(text + at, n);
+        int rc = bp_json_stream_feed(s, p, n);
+        free(p);
+        assert_int_equal(rc, 0);
+    }
+    char eb[256];
+    yajl_val v = bp_json_stream_finish(s, eb, sizeof(eb));
+    bp_json_stream_free(s);
+    if (!v)
+        fail_msg("%s", eb);
+    return v;
+}
+
+static void test_stream_skip(void **state)
+{
+    (void)state;
+    const char *doc = "{\"id\":0,\"result\":{\"number\":\"0x1\",\"transactions\":[\"0xaa\",{\"a\":"
+                      "[1,{\"b\":null}],\"c\":true},[2.5,\"x\"],[]],\"hash\":\"0xbb\"},"
+                      "\"tail\":[{\"transactions\":[7]}]}";
+    const char *arr = "[{\"k\":1},{\"k\":[2,{\"z\":[]}]},{\"k\":3},4]";
+    const size_t pieces[] = {1, 3, 4096};
+    for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+        yajl_val v = skip_parse(doc, pieces[k]);
+        const char *res[] = {"result", NULL}, *tail[] = {"tail", NULL};
+        yajl_val r = yajl_tree_get(v, res, yajl_t_object);
+        assert_non_null(r);
+        assert_int_equal(r->u.object.len, 2);
+        assert_string_equal(r->u.object.keys[0], "number");
+        assert_string_equal(r->u.object.keys[1], "hash");
+        assert_string_equal(YAJL_GET_STRING(r->u.object.values[1]), "0xbb");
+        yajl_val t = yajl_tree_get(v, tail, yajl_t_array);
+        assert_non_null(t); /* "transactions" at level 3 stays */
+        assert_int_equal(t->u.array.len, 1);
+        assert_int_equal(t->u.array.values[0]->u.object.len, 1);
+        assert_int_equal(v->u.object.len, 3);
+        bp_json_free(v);
+
+        v = skip_parse(arr, pieces[k]);
+        assert_int_equal(v->u.array.len, 3);
+        assert_int_equal(YAJL_GET_INTEGER(v->u.array.values[1]->u.object.values[0]), 3);
+        assert_int_equal(YAJL_GET_INTEGER(v->u.array.values[2]), 4);
+        bp_json_free(v);
+    }
+}
+
 static void test_error_messages(void **state)
 {
     (void)state;
@@ -548,6 +613,7 @@ int main(void)
         cmocka_unit_test(test_escapes_and_surrogates),
         cmocka_unit_test(test_comments_and_the_end),
         cmocka_unit_test(test_error_messages),
+        cmocka_unit_test(test_stream_skip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

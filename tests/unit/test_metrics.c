@@ -487,8 +487,8 @@ static void test_apply_revert_roundtrip(void **state)
         main[i] = fx_block((uint64_t)i, 0, true, true);
         main[i]->timestamp = 1700000000 + 50 * (uint64_t)i; /* 2 windows of 1 minute */
         fork[i] = fx_block((uint64_t)i, 1, true, true);
-        fork[i]->timestamp = 1700003600 + (uint64_t)i; /* another hour */
-        fork[i]->txs[2].input = "0x01";                /* one contract call more */
+        fork[i]->timestamp = 1700003600 + (uint64_t)i;    /* another hour */
+        fork[i]->txs[2].input = fx_hexb(fork[i], "0x01"); /* one contract call more */
     }
     bp_event e1[] = {{BP_EVENT_APPLY, main[1]}};
     write_batch(s, m, e1, 1, fx_cp(1, 0));
@@ -622,7 +622,7 @@ static void test_derived_selection(void **state)
         main[i]->timestamp = 1700000000 + 50 * (uint64_t)i;
         fork[i] = fx_block((uint64_t)i, 1, true, true);
         fork[i]->timestamp = 1700003600 + (uint64_t)i;
-        fork[i]->txs[2].input = "0x01";
+        fork[i]->txs[2].input = fx_hexb(fork[i], "0x01");
     }
     bp_event e1[] = {
         {BP_EVENT_APPLY, main[1]}, {BP_EVENT_APPLY, main[2]}, {BP_EVENT_APPLY, main[3]}};
@@ -693,7 +693,7 @@ static void test_metrics_skip_groups(void **state)
     (void)state;
     bp_error err = {0};
     bp_block *b = fx_block(1, 0, true, true);
-    b->txs[2].input = "0x01";
+    b->txs[2].input = fx_hexb(b, "0x01");
     bp_event ev = {BP_EVENT_APPLY, b};
     bp_batch batch = {.chain = "main", .events = &ev, .count = 1};
     bp_metrics_config all = {.reorg_window = 64, .native_symbol = "ETH"};
@@ -850,14 +850,17 @@ static double unit_rand(void)
     return (double)(g_rng >> 11) / 9007199254740992.0;
 }
 
-static const char *hex_bytes(bp_block *b, size_t n)
+static const bp_hexb *hex_bytes(bp_block *b, size_t n)
 {
-    char *s = bp_arena_alloc(b->arena, 2 * n + 3);
+    char *s = malloc(2 * n + 3);
+    assert_non_null(s);
     strcpy(s, "0x");
     for (size_t i = 0; i < n; i++)
         memcpy(s + 2 + 2 * i, "ab", 2);
     s[2 * n + 2] = '\0';
-    return s;
+    const bp_hexb *h = fx_hexb(b, s);
+    free(s);
+    return h;
 }
 
 /* One ordinary transaction: one of 40 regular senders, about 0.1 ETH, a price near 20 gwei,
@@ -872,7 +875,7 @@ static void ordinary_tx(bp_block *b, bp_tx *t, size_t i, uint64_t *nonces)
     t->value.set = true;
     t->gas_price = t->receipt_effective_gas_price =
         fx_qty((uint64_t)(20e9 * (0.9 + 0.2 * unit_rand())));
-    t->input = unit_rand() < 0.5 ? "0x" : hex_bytes(b, 68);
+    t->input = unit_rand() < 0.5 ? fx_hexb(b, "0x") : hex_bytes(b, 68);
     t->gas = 100000;
     t->receipt_gas_used = 30000 + (uint64_t)(40000 * unit_rand());
     t->receipt_status = fx_opt(1);
@@ -970,7 +973,7 @@ static int fake_row(const bp_tx *t, bp_read_row_fn fn, void *fctx)
 {
     size_t first, n = bp_table_columns(BP_TABLE_TRANSACTIONS, &first);
     bp_read_cell cells[80] = {{0}};
-    char text[12][128];
+    char text[12][BP_HEXB_TEXT];
     assert_true(n <= 80);
     bp_row r = {"main", NULL, t, NULL};
     static const bp_col_id ids[] = {BP_C_TX_BLOCK_NUMBER,
@@ -992,6 +995,8 @@ static int fake_row(const bp_tx *t, bp_read_row_fn fn, void *fctx)
             snprintf(text[k], sizeof(text[k]), "%llu", (unsigned long long)v.u);
         else if (v.kind == BP_VAL_U256)
             bp_u256_to_dec(&v.q->v, text[k]);
+        else if (v.kind == BP_VAL_HEX)
+            bp_hexb_text(text[k], v.h);
         if (v.kind == BP_VAL_STR)
             *c = (bp_read_cell){v.s, strlen(v.s)};
         else if (v.kind != BP_VAL_NULL)

@@ -33,9 +33,10 @@ static void put_s(bp_buf *o, const char *k, const char *v)
 static void put_h(bp_buf *o, const char *k, const bp_hexb *v)
 {
     char text[BP_HEXB_TEXT];
-    if (v && bp_hexb_digits(v) != BP_HEXB_IS_TEXT)
-        bp_hexb_text(text, v);
-    put_s(o, k, !v ? NULL : bp_hexb_digits(v) == BP_HEXB_IS_TEXT ? (const char *)v->b : text);
+    bp_value x = bp_val_hexb(v); /* a long one as its text */
+    if (x.kind == BP_VAL_HEX)
+        bp_hexb_text(text, x.h);
+    put_s(o, k, x.kind == BP_VAL_HEX ? text : x.s);
 }
 
 static void put_u(bp_buf *o, const char *k, uint64_t v)
@@ -74,7 +75,7 @@ static void dump_tx(bp_buf *o, const bp_tx *t)
     put_q(o, "max_blob", rare->max_fee_per_blob_gas);
     put_o(o, "type", t->transaction_type);
     put_o(o, "chain_id", t->chain_id);
-    put_s(o, "input", t->input);
+    put_h(o, "input", t->input);
     put_s(o, "v", t->v);
     put_h(o, "r", t->r);
     put_h(o, "s", t->s);
