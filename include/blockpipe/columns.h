@@ -287,8 +287,9 @@ static inline size_t bp_hexb_text_len(const bp_hexb *h)
 }
 
 /* The text of a long-form h (BP_HEXB_IS_LONG), in this thread's buffer: valid until the thread
- * reads the next long value (a row has at most one: a transaction's input). NULL when out of
- * memory. So that no output needs room for more than BP_HEXB_TEXT of a BP_VAL_HEX value. */
+ * reads the next long value (a row has at most one: a transaction's input). Out of memory it
+ * stops the process (before the batch commits: nothing lost), never NULL. So that no output needs
+ * room for more than BP_HEXB_TEXT of a BP_VAL_HEX value. */
 const char *bp_hexb_long_text(const bp_hexb *h);
 
 /* Hex kept as bytes: BP_VAL_HEX for the short form, the text (BP_VAL_STR) for a long one or

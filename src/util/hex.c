@@ -2,6 +2,7 @@
 #include "util/hex.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -324,6 +325,17 @@ static pthread_key_t long_key;
 static pthread_once_t long_once = PTHREAD_ONCE_INIT;
 static bool long_key_ok;
 
+/* No bp_value can carry an error, and a NULL would write the row without its input: stop
+ * before the batch commits, so that the restart writes it again (nothing lost). */
+static _Noreturn void out_of_memory(size_t need)
+{
+    fprintf(stderr,
+            "blockpipe: out of memory for a transaction input's text (%zu bytes): "
+            "stopping before its row is written\n",
+            need);
+    abort();
+}
+
 static void long_key_init(void)
 {
     long_key_ok = pthread_key_create(&long_key, free) == 0;
@@ -334,11 +346,11 @@ const char *bp_hexb_long_text(const bp_hexb *h)
     size_t need = bp_hexb_text_len(h) + 1;
     if (need > long_cap) {
         size_t cap = need < 4096 ? 4096 : need + need / 2;
-        if (pthread_once(&long_once, long_key_init) != 0 || !long_key_ok)
-            return NULL;
-        char *p = realloc(long_text, cap);
+        char *p = NULL;
+        if (pthread_once(&long_once, long_key_init) == 0 && long_key_ok)
+            p = realloc(long_text, cap);
         if (!p)
-            return NULL;
+            out_of_memory(need);
         (void)pthread_setspecific(long_key, p); /* fails only on its first call: then kept */
         long_text = p;
         long_cap = cap;
