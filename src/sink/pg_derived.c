@@ -137,7 +137,8 @@ struct bp_pg_derived {
     uint64_t batch_hi_ts; /* the newest block timestamp the batch applied */
     bool skip_set;        /* the batch's minute skip_minute is held, not written */
     uint64_t skip_minute;
-    bool use_held_minute;  /* the held minute is written with the batch's minutes */
+    bool use_held_minute; /* the held minute is written with the batch's minutes */
+    bool reverted; /* a REVERT since the last 1h and 1d rollups: touched windows may be empty */
     char held_origin[128]; /* held_ret's chain */
     bp_derived held_ret;   /* origin_key, newest_ts, frozen_ts of the latest batch held */
     bool held_ret_set;
@@ -1292,6 +1293,7 @@ int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const 
     if (rc != 0 || !has) /* none: written before the derived tables were (or without them) */
         return rc ? bp_error_prefix(err, "revert block %" PRIu64 ": ", b->number) : 0;
     bp_buf_reset(&d->sql);
+    d->reverted = true;
     /* its minute is recomputed from the raw rows at the end of the batch */
     rc = bp_windows_touch(&d->win, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0);
     for (int g = BP_GRAIN_SETS; rc == 0 && g < BP_GRAIN_COUNT; g++)
@@ -1379,6 +1381,8 @@ static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, int g
         bp_buf_reset(&dl);
         rc |= bp_buf_puts(&ws, "'{") | bp_buf_puts(&dl, "'{");
         size_t k = 0;
+        bool counted = true; /* every minute's count is known (planning the raw transactions'
+                              * count for none took the server more than the whole upsert) */
         for (size_t i = 0; i < d->win.n[g]; i++) {
             uint64_t w = d->win.v[g][i].w;
             if (g == BP_GRAIN_1M && skipped(d, w))
@@ -1395,6 +1399,7 @@ static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, int g
                 rc |= bp_buf_printf(&dl, "%s%" PRIu64, k ? "," : "", sum->active_addresses);
             else
                 rc |= bp_buf_puts(&dl, k ? ",NULL" : "NULL");
+            counted &= sum != NULL;
             k++;
         }
         rc |= bp_buf_puts(&ws, "}'::bigint[]") | bp_buf_puts(&dl, "}'::bigint[]");
@@ -1406,10 +1411,19 @@ static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, int g
                  " AND window_start = bp_ws), 0)",
                  bp_grain_names[g]);
         rc |= bp_sql_rollup_set(q, t, &g_dialect, d->origin_lit, ws.data, dl.data,
-                                g == BP_GRAIN_1M ? NULL : delta);
+                                g != BP_GRAIN_1M ? delta
+                                : counted        ? "bp_dl"
+                                                 : NULL);
         rc |= bp_buf_putc(q, ';');
-        rc |= bp_sql_rollup_prune_set(q, t, d->origin_lit, ws.data);
-        rc |= bp_buf_putc(q, ';');
+        /* a window left without finer rows goes; only a REVERT leaves one (an applied or
+         * repriced block's windows have it, and then its minute's row), and it is rare: one
+         * statement per window, whose plan reads just that window */
+        for (size_t i = 0; d->reverted && i < d->win.n[g]; i++) {
+            char w[24];
+            snprintf(w, sizeof(w), "%" PRIu64, d->win.v[g][i].w);
+            if (!(g == BP_GRAIN_1M && skipped(d, d->win.v[g][i].w)))
+                rc |= bp_sql_rollup_prune(q, t, d->origin_lit, w) | bp_buf_putc(q, ';');
+        }
     }
     bp_buf_release(&ws);
     bp_buf_release(&dl);
@@ -1527,7 +1541,7 @@ int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, boo
         d->group = true;
         return d->sql.len ? defer_sql(d, d->sql.data, err) : 0;
     }
-    d->group = d->held_ret_set = false;
+    d->group = d->held_ret_set = d->reverted = false;
     bp_windows_clear(&d->win);
     /* with the output's checkpoint and COMMIT (bp_pg_derived_pending), whose success moves the
      * retention's cut on (bp_pg_derived_committed) */

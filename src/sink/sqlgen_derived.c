@@ -240,10 +240,16 @@ int bp_sql_rollup_set(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const c
     bp_buf from, delta;
     bp_buf_init(&from, 0);
     bp_buf_init(&delta, 0);
-    /* the join's ON is rollup_upsert's WHERE: the windows' list is scanned once, each window's
-     * finer rows read by the child's (origin_key, time) index as before */
-    int rc = bp_buf_printf(&from, "unnest(%s, %s) AS bp_w(bp_ws, bp_dl) CROSS JOIN %s", windows,
-                           deltas, bp_dtables[child].name);
+    /* each window's finer rows read by the child's (origin_key, time) index, as one window's
+     * statement reads them: a plain join was planned as a scan of all the origin's child rows
+     * (600 block rows read per batch after 600 blocks, growing with the table), so the rows
+     * are a LATERAL subquery per window that OFFSET 0 keeps from being flattened into one */
+    int rc = bp_buf_printf(&from,
+                           "unnest(%s, %s) AS bp_w(bp_ws, bp_dl) CROSS JOIN LATERAL (SELECT *"
+                           " FROM %s WHERE origin_key = %s AND %s >= bp_ws AND %s < bp_ws + %llu"
+                           " OFFSET 0) AS bp_c",
+                           windows, deltas, bp_dtables[child].name, origin, timecol, timecol,
+                           (unsigned long long)bp_dtables[t].grain);
     if (delta_of) {
         rc |= bp_buf_puts(&delta, delta_of);
     } else if (minute) { /* a minute without a count (NULL) counts its raw transactions' senders */
@@ -271,19 +277,6 @@ int bp_sql_rollup_prune(bp_buf *out, bp_dtable t, const char *origin, const char
         " (SELECT 1 FROM %s WHERE origin_key = %s AND %s >= %s AND %s < %s + %llu)",
         bp_dtables[t].name, origin, window, bp_dtables[child].name, origin, timecol, window,
         timecol, window, (unsigned long long)bp_dtables[t].grain);
-}
-
-int bp_sql_rollup_prune_set(bp_buf *out, bp_dtable t, const char *origin, const char *windows)
-{
-    const char *timecol;
-    bp_dtable child = bp_sql_rollup_child(t, &timecol);
-    const char *name = bp_dtables[t].name;
-    return bp_buf_printf(out,
-                         "DELETE FROM %s WHERE origin_key = %s AND window_start = ANY(%s) AND NOT"
-                         " EXISTS (SELECT 1 FROM %s c WHERE c.origin_key = %s AND c.%s >="
-                         " %s.window_start AND c.%s < %s.window_start + %llu)",
-                         name, origin, windows, bp_dtables[child].name, origin, timecol, name,
-                         timecol, name, (unsigned long long)bp_dtables[t].grain);
 }
 
 int bp_sql_contract_combine(bp_buf *out, const bp_sql_dialect *d, const char *lhs, char op,
