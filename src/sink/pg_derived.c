@@ -137,7 +137,8 @@ struct bp_pg_derived {
     uint64_t batch_hi_ts; /* the newest block timestamp the batch applied */
     bool skip_set;        /* the batch's minute skip_minute is held, not written */
     uint64_t skip_minute;
-    bool use_held_minute;  /* the held minute is written with the batch's minutes */
+    bool use_held_minute; /* the held minute is written with the batch's minutes */
+    bool reverted; /* a REVERT since the last 1h and 1d rollups: touched windows may be empty */
     char held_origin[128]; /* held_ret's chain */
     bp_derived held_ret;   /* origin_key, newest_ts, frozen_ts of the latest batch held */
     bool held_ret_set;
@@ -1292,6 +1293,7 @@ int bp_pg_derived_revert(bp_pg_derived *d, PGconn *c, const char *origin, const 
     if (rc != 0 || !has) /* none: written before the derived tables were (or without them) */
         return rc ? bp_error_prefix(err, "revert block %" PRIu64 ": ", b->number) : 0;
     bp_buf_reset(&d->sql);
+    d->reverted = true;
     /* its minute is recomputed from the raw rows at the end of the batch */
     rc = bp_windows_touch(&d->win, BP_GRAIN_1M, bp_window_of(ts, BP_GRAIN_1M), 0);
     for (int g = BP_GRAIN_SETS; rc == 0 && g < BP_GRAIN_COUNT; g++)
@@ -1344,16 +1346,19 @@ static int copy_minutes(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_e
 {
     if (!d->contracts)
         return 0;
+    /* their old rows go in one DELETE (window_start = ANY(list)) */
     bp_buf_reset(&d->sql);
-    int rc = 0;
+    bp_buf_reset(&d->cols);
+    int rc = bp_buf_puts(&d->cols, "ANY('{");
+    size_t k = 0;
     for (size_t i = 0; i < d->win.n[BP_GRAIN_1M]; i++) {
         uint64_t ws = d->win.v[BP_GRAIN_1M][i].w;
-        char w[24];
-        snprintf(w, sizeof(w), "%" PRIu64, ws);
         if (!skipped(d, ws) && minute_summary(d, der, ws))
-            rc |= bp_sql_contract_minute_delete(&d->sql, d->origin_lit, w) |
-                  bp_buf_putc(&d->sql, ';');
+            rc |= bp_buf_printf(&d->cols, "%s%" PRIu64, k++ ? "," : "", ws);
     }
+    rc |= bp_buf_puts(&d->cols, "}'::bigint[])");
+    if (rc == 0 && k)
+        rc = bp_sql_contract_minute_delete(&d->sql, d->origin_lit, d->cols.data);
     if (rc != 0 || (d->sql.len && defer_sql(d, d->sql.data, err) != 0))
         return oom(err);
     row_src src = {.mins = d, .der = d->foreign ? NULL : der, .win = &d->win};
@@ -1361,36 +1366,67 @@ static int copy_minutes(bp_pg_derived *d, PGconn *c, const bp_derived *der, bp_e
 }
 
 /* After copy_minutes: the touched windows recomputed (a minute without a summary with its
- * contract rows). */
+ * contract rows), each grain's in one upsert and one prune over the list of its windows: one
+ * statement pair per window was most of the batch end's statements (130 of them per 600 blocks
+ * of 12 s), each parsed and planned alone. */
 static int rollups_sql(bp_pg_derived *d, const bp_derived *der, bp_buf *q, int grains)
 {
+    bp_buf ws, dl;
+    bp_buf_init(&ws, 0);
+    bp_buf_init(&dl, 0);
     int rc = 0;
     for (int g = 0; g < grains; g++) {
         bp_dtable t = (bp_dtable)(BP_DT_CHAIN_1M + g);
+        bp_buf_reset(&ws);
+        bp_buf_reset(&dl);
+        rc |= bp_buf_puts(&ws, "'{") | bp_buf_puts(&dl, "'{");
+        size_t k = 0;
+        bool counted = true; /* every minute's count is known (planning the raw transactions'
+                              * count for none took the server more than the whole upsert) */
         for (size_t i = 0; i < d->win.n[g]; i++) {
-            char w[24], delta[200];
-            uint64_t ws = d->win.v[g][i].w;
-            if (g == BP_GRAIN_1M && skipped(d, ws))
+            uint64_t w = d->win.v[g][i].w;
+            if (g == BP_GRAIN_1M && skipped(d, w))
                 continue;
-            const bp_minute_summary *sum = g == BP_GRAIN_1M ? minute_summary(d, der, ws) : NULL;
-            snprintf(w, sizeof(w), "%" PRIu64, ws);
+            const bp_minute_summary *sum = g == BP_GRAIN_1M ? minute_summary(d, der, w) : NULL;
+            if (g == BP_GRAIN_1M && !sum && d->contracts) {
+                char lit[24];
+                snprintf(lit, sizeof(lit), "%" PRIu64, w);
+                rc |= contract_minute_sql(d, q, lit);
+            }
+            rc |= bp_buf_printf(&ws, "%s%" PRIu64, k ? "," : "", w);
+            /* a minute without a summary (NULL) counts the senders of its raw transactions */
             if (sum)
-                snprintf(delta, sizeof(delta), "%" PRIu64, sum->active_addresses);
+                rc |= bp_buf_printf(&dl, "%s%" PRIu64, k ? "," : "", sum->active_addresses);
             else
-                snprintf(delta, sizeof(delta),
-                         "coalesce((SELECT sum(n) FROM bp_d_aa_delta WHERE grain = '%s'"
-                         " AND window_start = %s), 0)",
-                         bp_grain_names[g], w);
-            if (g == BP_GRAIN_1M && !sum && d->contracts)
-                rc |= contract_minute_sql(d, q, w);
-            /* a minute without a summary counts the senders of its raw transactions */
-            rc |= bp_sql_rollup(q, t, &g_dialect, d->origin_lit, w,
-                                g == BP_GRAIN_1M && !sum ? NULL : delta);
-            rc |= bp_buf_putc(q, ';');
-            rc |= bp_sql_rollup_prune(q, t, d->origin_lit, w);
-            rc |= bp_buf_putc(q, ';');
+                rc |= bp_buf_puts(&dl, k ? ",NULL" : "NULL");
+            counted &= sum != NULL;
+            k++;
+        }
+        rc |= bp_buf_puts(&ws, "}'::bigint[]") | bp_buf_puts(&dl, "}'::bigint[]");
+        if (k == 0 || rc != 0)
+            continue;
+        char delta[200];
+        snprintf(delta, sizeof(delta),
+                 "coalesce((SELECT sum(n) FROM bp_d_aa_delta WHERE grain = '%s'"
+                 " AND window_start = bp_ws), 0)",
+                 bp_grain_names[g]);
+        rc |= bp_sql_rollup_set(q, t, &g_dialect, d->origin_lit, ws.data, dl.data,
+                                g != BP_GRAIN_1M ? delta
+                                : counted        ? "bp_dl"
+                                                 : NULL);
+        rc |= bp_buf_putc(q, ';');
+        /* a window left without finer rows goes; only a REVERT leaves one (an applied or
+         * repriced block's windows have it, and then its minute's row), and it is rare: one
+         * statement per window, whose plan reads just that window */
+        for (size_t i = 0; d->reverted && i < d->win.n[g]; i++) {
+            char w[24];
+            snprintf(w, sizeof(w), "%" PRIu64, d->win.v[g][i].w);
+            if (!(g == BP_GRAIN_1M && skipped(d, d->win.v[g][i].w)))
+                rc |= bp_sql_rollup_prune(q, t, d->origin_lit, w) | bp_buf_putc(q, ';');
         }
     }
+    bp_buf_release(&ws);
+    bp_buf_release(&dl);
     return rc;
 }
 
@@ -1505,7 +1541,7 @@ int bp_pg_derived_finish(bp_pg_derived *d, PGconn *c, const bp_derived *der, boo
         d->group = true;
         return d->sql.len ? defer_sql(d, d->sql.data, err) : 0;
     }
-    d->group = d->held_ret_set = false;
+    d->group = d->held_ret_set = d->reverted = false;
     bp_windows_clear(&d->win);
     /* with the output's checkpoint and COMMIT (bp_pg_derived_pending), whose success moves the
      * retention's cut on (bp_pg_derived_committed) */

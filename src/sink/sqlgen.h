@@ -85,6 +85,13 @@ int bp_sql_contract_minute_insert(bp_buf *out, const bp_sql_dialect *d, const ch
 int bp_sql_block_contracts(bp_buf *out, const bp_sql_dialect *d, const char *origin,
                            const char *number);
 int bp_sql_rollup_prune(bp_buf *out, bp_dtable t, const char *origin, const char *window);
+/* bp_sql_rollup of many windows of t in one statement (PostgreSQL: unnest): windows and deltas are
+ * bigint array expressions of equal length, the windows distinct (an upsert may change a row once);
+ * delta_of is the distinct count's expression over the window bp_ws and its deltas element bp_dl,
+ * NULL for bp_dl (for 1m: the minute's count, NULL: count its raw transactions' senders). Each
+ * window gets what the per-window statements give it, whatever the other windows are. */
+int bp_sql_rollup_set(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char *origin,
+                      const char *windows, const char *deltas, const char *delta_of);
 /* The SET list adding (op "+") or subtracting (op "-") the additive columns of contract
  * window t: "txcount = L.txcount + R.txcount, ...", lhs and rhs being table names or
  * aliases (unique_senders excluded: it follows the set). */

@@ -182,8 +182,11 @@ static int minute_senders(bp_buf *out, const char *origin, const char *window)
     return rc | bp_buf_putc(out, ')');
 }
 
-int bp_sql_rollup(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char *origin,
-                  const char *window, const char *delta)
+/* The rollup's upsert: the aggregates of the finer rows of origin in from (the child table, or
+ * a list of windows joined with it) grouped by group_by, window being the window's expression. */
+static int rollup_upsert(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char *origin,
+                         const char *window, const char *delta, const char *from,
+                         const char *group_by)
 {
     const char *timecol;
     bp_dtable child = bp_sql_rollup_child(t, &timecol);
@@ -204,9 +207,9 @@ int bp_sql_rollup(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char 
     bp_buf_release(&senders);
     rc |= bp_buf_printf(out,
                         " FROM %s WHERE origin_key = %s AND %s >= %s AND %s < %s + %llu"
-                        " GROUP BY origin_key ON CONFLICT(origin_key, window_start) DO UPDATE SET ",
-                        bp_dtables[child].name, origin, timecol, window, timecol, window,
-                        (unsigned long long)bp_dtables[t].grain);
+                        " GROUP BY %s ON CONFLICT(origin_key, window_start) DO UPDATE SET ",
+                        from, origin, timecol, window, timecol, window,
+                        (unsigned long long)bp_dtables[t].grain, group_by);
     for (size_t i = 0, k = 0; i < n; i++) {
         const bp_dcolumn *c = &bp_dcolumns[first + i];
         if (c->flags & BP_COL_KEY)
@@ -217,6 +220,50 @@ int bp_sql_rollup(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char 
         else
             rc |= bp_buf_printf(out, "%s = excluded.%s", c->name, c->name);
     }
+    return rc;
+}
+
+int bp_sql_rollup(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char *origin,
+                  const char *window, const char *delta)
+{
+    const char *timecol;
+    bp_dtable child = bp_sql_rollup_child(t, &timecol);
+    return rollup_upsert(out, t, d, origin, window, delta, bp_dtables[child].name, "origin_key");
+}
+
+int bp_sql_rollup_set(bp_buf *out, bp_dtable t, const bp_sql_dialect *d, const char *origin,
+                      const char *windows, const char *deltas, const char *delta_of)
+{
+    const char *timecol;
+    bp_dtable child = bp_sql_rollup_child(t, &timecol);
+    bool minute = child == BP_DT_CHAIN_BLOCK;
+    bp_buf from, delta;
+    bp_buf_init(&from, 0);
+    bp_buf_init(&delta, 0);
+    /* each window's finer rows read by the child's (origin_key, time) index, as one window's
+     * statement reads them: a plain join was planned as a scan of all the origin's child rows
+     * (600 block rows read per batch after 600 blocks, growing with the table), so the rows
+     * are a LATERAL subquery per window that OFFSET 0 keeps from being flattened into one */
+    int rc = bp_buf_printf(&from,
+                           "unnest(%s, %s) AS bp_w(bp_ws, bp_dl) CROSS JOIN LATERAL (SELECT *"
+                           " FROM %s WHERE origin_key = %s AND %s >= bp_ws AND %s < bp_ws + %llu"
+                           " OFFSET 0) AS bp_c",
+                           windows, deltas, bp_dtables[child].name, origin, timecol, timecol,
+                           (unsigned long long)bp_dtables[t].grain);
+    if (delta_of) {
+        rc |= bp_buf_puts(&delta, delta_of);
+    } else if (minute) { /* a minute without a count (NULL) counts its raw transactions' senders */
+        rc |= bp_buf_puts(&delta, "coalesce(bp_dl, ");
+        rc |= minute_senders(&delta, origin, "bp_ws");
+        rc |= bp_buf_putc(&delta, ')');
+    } else {
+        rc |= bp_buf_puts(&delta, "bp_dl");
+    }
+    if (rc == 0)
+        rc = rollup_upsert(out, t, d, origin, "bp_ws", delta.data, from.data,
+                           "origin_key, bp_ws, bp_dl");
+    bp_buf_release(&from);
+    bp_buf_release(&delta);
     return rc;
 }
 
