@@ -36,6 +36,10 @@ struct bp_serve_follow {
     size_t rows_n;
     char row_chain[64]; /* the chain of the first row read */
     seen_block gone[FOLLOW_WINDOW];
+    /* where the next apply starts when every remembered block was reverted before the new
+     * branch's blocks were there to read (a reorg whose reverts committed first) */
+    bool have_resume;
+    uint64_t resume_from;
     bp_block blocks[FOLLOW_WINDOW + FOLLOW_APPLY_MAX];
     bp_event events[FOLLOW_WINDOW + FOLLOW_APPLY_MAX];
     bp_stats snap;
@@ -167,9 +171,16 @@ static int push_changes(bp_serve_follow *f, bp_push_hub *push, const seen_block 
     if (rc != 0)
         return rc;
     size_t gone = f->window_n - kept;
-    uint64_t from = kept   ? f->window[kept - 1].number + 1
-                    : gone ? f->window[0].number
-                           : newest->number;
+    uint64_t from = kept             ? f->window[kept - 1].number + 1
+                    : gone           ? f->window[0].number
+                    : f->have_resume ? f->resume_from
+                                     : newest->number;
+    if (from > newest->number && !kept) { /* nothing to apply yet: start there next time */
+        f->have_resume = true;
+        f->resume_from = from;
+    } else {
+        f->have_resume = false;
+    }
     memcpy(f->gone, f->window + kept, gone * sizeof(f->gone[0]));
     f->window_n = kept;
     for (size_t i = gone; i-- > 0; n++) {
@@ -180,7 +191,8 @@ static int push_changes(bp_serve_follow *f, bp_push_hub *push, const seen_block 
         return rc;
     for (size_t i = 0; newest->number >= from && i < f->rows_n; i++, n++) {
         remember(f, &f->rows[i]);
-        block_of(&f->blocks[n], &f->window[f->window_n - 1]);
+        /* rows stay put through this call; the window moves once it is full */
+        block_of(&f->blocks[n], &f->rows[i]);
         f->events[n] = (bp_event){.kind = BP_EVENT_APPLY, .block = &f->blocks[n]};
     }
     if (n && push) {

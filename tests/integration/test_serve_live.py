@@ -219,9 +219,18 @@ def main():
         head = node.block_number()
         follow(lambda: reverts and max(seen) == head and canonical(first, head),
                f"the reorg's reverts and the new branch up to {head}")
-        sse.close()
         print(f"check: serve pushed a reorg ({reverts} revert(s)) and the new branch up to "
               f"{head}", flush=True)
+        # more blocks than serve remembers (128), committed in batches: each poll brings many,
+        # and every one must carry its own hash once the remembered window is full and moves
+        node.mine(300)
+        head = node.block_number()
+        follow(lambda: max(seen) == head, f"blocks up to {head}")
+        if not canonical(first, head):
+            bad = [n for n in range(first, head + 1) if seen.get(n) != node.block(n, False)["hash"]]
+            fail(f"serve: blocks {bad[:5]}... pushed with hashes not the node's")
+        sse.close()
+        print(f"check: serve pushed 300 more blocks, each with its own hash", flush=True)
 
         check_chain_param(api, chain, "serve")
         check_edges(api, "serve")
