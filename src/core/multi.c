@@ -34,6 +34,16 @@ typedef struct chain_sink {
     shared_output *out;
 } chain_sink;
 
+/* The shared output's waits reported to the chain whose call it is making (its outputs' state:
+ * /ready, /api/sync-status): the handle's own hook, with the handle as the output. */
+static void cs_on_retry(void *ctx, const bp_sink *inner, const bp_error *why)
+{
+    (void)inner;
+    bp_sink *h = ctx;
+    if (h->on_retry)
+        h->on_retry(h->on_retry_ctx, h, why);
+}
+
 static bp_sink *inner_take(bp_sink *s)
 {
     shared_output *o = ((chain_sink *)s)->out;
@@ -42,12 +52,16 @@ static bp_sink *inner_take(bp_sink *s)
     while (o->serving != mine)
         pthread_cond_wait(&o->cv, &o->lock);
     pthread_mutex_unlock(&o->lock);
+    o->sink->on_retry = cs_on_retry; /* ours alone until inner_give */
+    o->sink->on_retry_ctx = s;
     return o->sink;
 }
 
 static void inner_give(bp_sink *s)
 {
     shared_output *o = ((chain_sink *)s)->out;
+    o->sink->on_retry = NULL;
+    o->sink->on_retry_ctx = NULL;
     pthread_mutex_lock(&o->lock);
     o->serving++;
     pthread_cond_broadcast(&o->cv);
@@ -242,6 +256,7 @@ static int chain_handles(bp_multi_config *mc, shared_output *outs, bp_sink **han
                                  .url = outs[i].sink->url,
                                  .derived = outs[i].sink->derived,
                                  .families = outs[i].sink->families,
+                                 .retries_own = outs[i].sink->retries_own,
                                  .families_why = outs[i].sink->families_why};
             cs->out = &outs[i];
             handles[c * mc->sink_count + i] = &cs->base;
