@@ -1326,7 +1326,6 @@ static int ch_open(bp_sink **out, const char *target, const bp_sink_opts *opts, 
     }
     s->base.derived = s->derived != NULL && s->t.metrics;
     s->base.derived_groups = s->t.groups;
-    s->base.retries_own = true; /* write_batch retries within wait_for_db itself */
     s->base.families = 1u << BP_FAMILY_ARCH;
     s->keep = keep_bytes(s->base.derived);
     if (rc == 0)
