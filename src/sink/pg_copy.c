@@ -224,6 +224,15 @@ void bp_pgcopy_hex(bp_pgcopy *c, const char *s, const char *col)
     put_be32(p, (uint32_t)n);
 }
 
+void bp_pgcopy_bytes(bp_pgcopy *c, const unsigned char *b, size_t n)
+{
+    unsigned char *p = room(c, 4 + n);
+    if (!p)
+        return;
+    put_be32(p, (uint32_t)n);
+    memcpy(p + 4, b, n);
+}
+
 void bp_pgcopy_f64(bp_pgcopy *c, double v)
 {
     uint64_t bits;

@@ -43,6 +43,8 @@ void bp_pgcopy_opt_num_u64(bp_pgcopy *c, bp_opt_u64 v);
 void bp_pgcopy_qty(bp_pgcopy *c, const bp_qty *q);
 /* bytea from "0x" + even-length hex; NULL is SQL NULL; anything else fails naming col. */
 void bp_pgcopy_hex(bp_pgcopy *c, const char *s, const char *col);
+/* A bytea of n bytes already decoded (a bp_hexb's). */
+void bp_pgcopy_bytes(bp_pgcopy *c, const unsigned char *b, size_t n);
 /* double precision (float8): IEEE 754 bits, big-endian. */
 void bp_pgcopy_f64(bp_pgcopy *c, double v);
 

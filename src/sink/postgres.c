@@ -163,6 +163,13 @@ INLINE void enc_value(pg_sink *s, bp_pgcopy *c, bp_col_id id, const bp_value *v)
             bp_pgcopy_hex(c, v->s, bp_columns[id].qname);
         return;
     case BP_VAL_HEX: {
+        /* kept as bytes: a bytea takes them as they are (an odd digit count goes the text
+         * way, to be refused with the column named as before) */
+        size_t digits = bp_hexb_len(v->h);
+        if (type != BP_COL_TEXT && digits % 2 == 0) {
+            bp_pgcopy_bytes(c, bp_hexb_bytes(v->h), digits / 2);
+            return;
+        }
         char hex[BP_HEXB_TEXT];
         bp_hexb_text(hex, v->h);
         if (type == BP_COL_TEXT)
