@@ -1074,8 +1074,9 @@ static int ttl_sync(ch_sink *s, bp_error *err)
     for (size_t i = 0; i < s->paused.n; i++)
         if (s->paused.v[i].refuse && !s->paused.v[i].passed)
             return 0;
-    s->ttl_due = false;
-    return bp_ch_derived_sync_ttl(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, s->t.where, err);
+    int rc = bp_ch_derived_sync_ttl(s->http, &s->caps, &s->t.ret, s->t.ttl_slack, s->t.where, err);
+    s->ttl_due = rc != 0; /* a failed one is tried again by the next batch */
+    return rc;
 }
 
 /* A chain paused longer than the slack (bp_ch_paused): a batch that reads a window at risk is
