@@ -332,6 +332,7 @@ int bp_outputs_init(bp_outputs *o, bp_sink **sinks, size_t count, const char *ch
     for (size_t i = 0; i < count; i++) {
         int rc = sinks[i]->ops->checkpoint(sinks[i], chain, &o->cps[i], err);
         if (rc == 0) {
+            health_set(o, i, BP_OUTPUT_OK, NULL); /* it answered, after a reconnect maybe */
             held_load(&o->held[i], sinks[i], chain, &o->cps[i]);
             continue;
         }
