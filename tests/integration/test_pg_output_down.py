@@ -30,8 +30,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from apiclient import API_ANY, Api, api_port, wait_http  # noqa: E402
 from pg import Postgres  # noqa: E402
-from pgcheck import (Fail, blockpipe_bin, check_prefix, checkpoint, last_error,  # noqa: E402
-                     script_main, tail, wait_for)
+from pgcheck import (Fail, blockpipe_bin, check_prefix, checkpoint,  # noqa: E402
+                     kill_running, last_error, script_main, tail, wait_for)
 from simnode import Simnode  # noqa: E402
 
 HANG = 300  # seconds: only a guard against a hang, never a measure
@@ -125,9 +125,7 @@ def main():
         print(tail(log, 60))
         raise
     finally:
-        if proc and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_running(proc)
         node.kill()
         tmp.cleanup()
 
