@@ -2440,8 +2440,11 @@ static void log_summary(const pipeline *p)
         secs = 1e-3;
     bp_info("%s done: blocks=%" PRIu64 " txs=%" PRIu64 " logs=%" PRIu64
             " seconds=%.2f blocks/s=%.1f tx/s=%.1f reorgs=%" PRIu64,
-            p->cfg->backfill ? "backfill" : "run", p->blocks_done, p->txs_done, p->logs_done, secs,
-            (double)p->blocks_done / secs, (double)p->txs_done / secs, p->reorgs);
+            p->cfg->job        ? p->cfg->job
+            : p->cfg->backfill ? "backfill"
+                               : "run",
+            p->blocks_done, p->txs_done, p->logs_done, secs, (double)p->blocks_done / secs,
+            (double)p->txs_done / secs, p->reorgs);
     for (size_t i = 0; i < p->cfg->sink_count; i++) {
         const bp_sink *s = p->cfg->sinks[i];
         if (s->memory_peak)

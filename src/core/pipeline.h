@@ -75,7 +75,8 @@ typedef struct bp_pipeline_config {
     const struct bp_source_ops *source;
     bp_sink **sinks;
     size_t sink_count;
-    bool backfill; /* index [from, to] and return; else follow the head */
+    bool backfill;   /* index [from, to] and return; else follow the head */
+    const char *job; /* what the end's summary names ("verify"); NULL: backfill or run */
     uint64_t from, to;
     bool start_set; /* run: seed an empty output at start_block, else at the head */
     uint64_t start_block;

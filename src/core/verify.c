@@ -660,6 +660,7 @@ int bp_verify_run(const bp_pipeline_config *pc, const bp_verify_config *vc,
         c.sinks = sinks;
         c.sink_count = 1;
         c.backfill = true;
+        c.job = "verify"; /* its summary is not a backfill's */
         c.metrics = NULL;
         c.batch_committed = NULL;
         if (vc->repair) {

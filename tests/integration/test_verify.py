@@ -109,6 +109,9 @@ def check_report(label, rc, out, blocks, dup_key):
     if not re.search(r"5 blocks differ \(rows: 2 missing, 0 extra, 1 duplicated, 2 altered\)",
                      out):
         raise Fail(f"{label}: summary counts wrong:\n{out[-1500:]}")
+    if "verify done:" not in out or "backfill done:" in out:
+        raise Fail(f"{label}: the end's summary line should say verify, not backfill:\n"
+                   f"{out[-1500:]}")
     print(f"[{label}] edits found: " + "; ".join(
         ln for ln in out.splitlines() if ln.startswith("block "))[:600])
 
