@@ -33,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, Workload, unq, wait_until  # noqa: E402
-from apiclient import API_ANY, Api, api_port, wait_http  # noqa: E402
+from apiclient import API_ANY, Api, api_port, start_blockpipe as start, wait_http  # noqa: E402
 from pg import Postgres  # noqa: E402
 
 SEED = int(os.environ.get("BP_SEED", "4242"))
@@ -42,13 +42,6 @@ HANG = 180  # seconds: only a guard against a hang
 
 def fail(msg):
     raise AssertionError(msg)
-
-
-def start(args, log_path):
-    bp = os.environ["BLOCKPIPE"]
-    print("running:", bp, " ".join(args), flush=True)
-    return subprocess.Popen([bp, *args], stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
 
 
 def start_api(args, log_path):

@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from anvil import Anvil, wait_until  # noqa: E402
-from apiclient import API_ANY, SSE, Api, api_port, wait_http  # noqa: E402
+from apiclient import API_ANY, SSE, Api, api_port, start_blockpipe as start, wait_http  # noqa: E402
 
 HANG = 120  # seconds: only a guard against a hang
 # serve's request timeout: a POST left waiting for a body it never gets would wait this long,
@@ -36,13 +36,6 @@ REQUEST_TIMEOUT = "300"
 
 def fail(msg):
     raise AssertionError(msg)
-
-
-def start(args, log_path):
-    bp = os.environ["BLOCKPIPE"]
-    print("running:", bp, " ".join(args), flush=True)
-    return subprocess.Popen([bp, *args], stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL)
 
 
 def stop(proc):

@@ -23,6 +23,7 @@ import os
 import re
 import socket
 import struct
+import subprocess
 import time
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -74,6 +75,14 @@ def log_size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def start_blockpipe(args, log_path):
+    """$BLOCKPIPE with args, its output (both streams) in log_path, started: the Popen."""
+    bp = os.environ["BLOCKPIPE"]
+    print("running:", bp, " ".join(args), flush=True)
+    return subprocess.Popen([bp, *args], stdout=open(log_path, "w"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
 
 
 def api_port(log_path: str, timeout: float, proc=None, start: int = 0) -> int:
